@@ -1,0 +1,58 @@
+// Command shop-functions is the local multi-call binary: one build that serves
+// any function of stack.yml, chosen by its first argument (or OPENFAAS_NAME),
+// through fnserve, the same serving code as the template's main.go. The local
+// runtime starts one process of it per function replica.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"slices"
+	"syscall"
+
+	"github.com/shopfaas/shop/fnserve"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "shop-functions:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string) error {
+	name := getenv("OPENFAAS_NAME")
+	if len(args) > 0 {
+		name = args[0]
+	}
+	if name == "list" {
+		for _, n := range names() {
+			fmt.Println(n)
+		}
+		return nil
+	}
+	handle, ok := functions[name]
+	if !ok {
+		return fmt.Errorf("unknown function %q (known: %v)", name, names())
+	}
+	env := func(k string) string {
+		if k == "OPENFAAS_NAME" {
+			return name
+		}
+		return getenv(k)
+	}
+	return fnserve.Run(ctx, env, os.Stdout, handle, nil)
+}
+
+func names() []string {
+	out := make([]string, 0, len(functions))
+	for n := range functions {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}

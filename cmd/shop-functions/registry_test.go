@@ -1,0 +1,24 @@
+package main
+
+import (
+	"os"
+	"testing"
+
+	"github.com/shopfaas/shop/internal/stackfile"
+)
+
+// The registry must list exactly the functions of stack.yml: regenerate it
+// with `go generate ./cmd/shop-functions` after changing stack.yml.
+func TestRegistryMatchesStack(t *testing.T) {
+	want, err := stackfile.Registry("../../stack.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("registry_gen.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatal("registry_gen.go is stale: run `go generate ./cmd/shop-functions`")
+	}
+}

@@ -1,0 +1,186 @@
+// Package fnserve serves one function's Handle over HTTP. It is the single
+// serving path: the OpenFaaS template's main.go calls Main inside the image
+// (behind of-watchdog in mode=http), and the local multi-call binary calls Run
+// for the function it was started as. It lives outside internal/ because the
+// template's own module imports it.
+//
+// Configuration uses the watchdog's variable names, read from an injected
+// environment: read_timeout, write_timeout, exec_timeout (bare seconds or Go
+// durations), max_request_bytes, plus PORT (default 8082, the watchdog's
+// upstream) and BIND_HOST (default 127.0.0.1).
+package fnserve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/telemetry"
+)
+
+// Config is the serving configuration of one function process.
+type Config struct {
+	// Name is the function's name, for logs, traces and metrics
+	// (OPENFAAS_NAME, else the host name as on faasd).
+	Name string
+	// Addr is the listen address, BIND_HOST:PORT (default 127.0.0.1:8082).
+	Addr string
+	// ReadTimeout bounds reading a request (read_timeout, default 10s).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing a response (write_timeout, default 30s).
+	WriteTimeout time.Duration
+	// ExecTimeout is the deadline of the request's context (exec_timeout,
+	// default 30s); handlers see it as ctx.Done().
+	ExecTimeout time.Duration
+	// MaxRequestBytes caps any request body (max_request_bytes, default 1 MiB);
+	// handlers decode JSON with their own, smaller limit.
+	MaxRequestBytes int64
+	// LogLevel is debug, info, warn or error (LOG_LEVEL, default info).
+	LogLevel slog.Level
+}
+
+// LoadConfig reads Config from getenv, reporting every problem at once.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	c := config.New(getenv)
+	name := c.String("OPENFAAS_NAME", "")
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	cfg := Config{
+		Name:            name,
+		Addr:            net.JoinHostPort(c.String("BIND_HOST", "127.0.0.1"), strconv.Itoa(c.Int("PORT", 8082, 0, 65535))),
+		ReadTimeout:     c.Duration("read_timeout", 10*time.Second),
+		WriteTimeout:    c.Duration("write_timeout", 30*time.Second),
+		ExecTimeout:     c.Duration("exec_timeout", 30*time.Second),
+		MaxRequestBytes: int64(c.Int("max_request_bytes", 1<<20, 1, 1<<30)),
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(c.String("LOG_LEVEL", "info"))); err != nil {
+		return cfg, errors.Join(c.Err(), fmt.Errorf("LOG_LEVEL: %w", err))
+	}
+	return cfg, c.Err()
+}
+
+// Main is the template's entry point: it serves handle until SIGTERM or
+// SIGINT and exits non-zero when serving fails.
+func Main(handle http.HandlerFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := Run(ctx, os.Getenv, os.Stdout, handle, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "fatal:", err)
+		os.Exit(1)
+	}
+}
+
+// Run serves handle until ctx is done, then drains in-flight requests within
+// the write timeout. ready, when not nil, receives the bound address once the
+// listener is open (PORT=0 picks a free port).
+func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, handle http.HandlerFunc, ready func(addr string)) error {
+	cfg, err := LoadConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	log := telemetry.NewLogger(stdout, cfg.Name, cfg.LogLevel)
+	slog.SetDefault(log)
+
+	shutdownTracing, err := telemetry.Setup(ctx, cfg.Name, getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = shutdownTracing(sctx)
+	}()
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           Handler(cfg, log, prometheus.NewRegistry(), handle),
+		ReadTimeout:       cfg.ReadTimeout,
+		ReadHeaderTimeout: cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("function serving", "addr", ln.Addr().String())
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.WriteTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// Handler wraps handle with what every function gets: /_/health, /_/metrics,
+// tracing (W3C traceparent in and out), the call id, a request deadline, a
+// body limit, request metrics and panic recovery.
+func Handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http.HandlerFunc) http.Handler {
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "function_requests_total", Help: "Requests served by the function, by method and status code.",
+	}, []string{"method", "code"})
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "function_request_duration_seconds", Help: "Time to serve a request.", Buckets: prometheus.DefBuckets,
+	}, []string{"method", "code"})
+	reg.MustRegister(requests, duration)
+
+	fn := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				log.ErrorContext(r.Context(), "handler panicked", "panic", fmt.Sprint(p))
+				fnhttp.WriteProblem(w, fault.Internalf("panic: %v", p))
+			}
+		}()
+		ctx, cancel := context.WithTimeout(r.Context(), cfg.ExecTimeout)
+		defer cancel()
+		ctx = telemetry.WithCallID(ctx, r.Header.Get("X-Call-Id"))
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, cfg.MaxRequestBytes)
+		}
+		handle(w, r.WithContext(ctx))
+	})
+	traced := otelhttp.NewHandler(promhttp.InstrumentHandlerDuration(duration, promhttp.InstrumentHandlerCounter(requests, fn)), cfg.Name,
+		otelhttp.WithSpanNameFormatter(func(op string, r *http.Request) string { return op + " " + r.Method }))
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_/health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "OK")
+	})
+	mux.Handle("GET /_/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("/", traced)
+	return mux
+}

@@ -1,0 +1,139 @@
+// Package config reads a process's configuration from an injected environment
+// and from OpenFaaS secret files, collecting every problem before failing so an
+// operator sees them all at once.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultSecretsDir is where OpenFaaS (faasd and Kubernetes) mounts secrets.
+const DefaultSecretsDir = "/var/openfaas/secrets"
+
+// SecretsDirEnv names the variable that overrides DefaultSecretsDir; the local
+// runtime sets it for every function process.
+const SecretsDirEnv = "SECRETS_DIR"
+
+// Reader reads typed values and collects the problems it meets. Call Err once
+// after reading everything.
+type Reader struct {
+	getenv     func(string) string
+	secretsDir string
+	errs       []error
+}
+
+// New reads from getenv (os.Getenv in production, a map in tests).
+func New(getenv func(string) string) *Reader {
+	dir := getenv(SecretsDirEnv)
+	if dir == "" {
+		dir = DefaultSecretsDir
+	}
+	return &Reader{getenv: getenv, secretsDir: dir}
+}
+
+// FromOS reads the process environment.
+func FromOS() *Reader { return New(os.Getenv) }
+
+// Env returns a getenv function backed by the map, for tests.
+func Env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// Err reports every problem met so far, joined, or nil.
+func (c *Reader) Err() error { return errors.Join(c.errs...) }
+
+func (c *Reader) fail(format string, args ...any) { c.errs = append(c.errs, fmt.Errorf(format, args...)) }
+
+// String returns the variable or def when it is unset.
+func (c *Reader) String(name, def string) string {
+	if v := strings.TrimSpace(c.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+// Required returns the variable and records a problem when it is unset.
+func (c *Reader) Required(name string) string {
+	v := c.String(name, "")
+	if v == "" {
+		c.fail("%s is required", name)
+	}
+	return v
+}
+
+// Int returns the variable parsed as an integer within [min, max].
+func (c *Reader) Int(name string, def, min, max int) int {
+	raw := c.String(name, "")
+	if raw == "" {
+		return def
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < min || n > max {
+		c.fail("%s=%q must be an integer from %d to %d", name, raw, min, max)
+		return def
+	}
+	return n
+}
+
+// Bool returns the variable parsed as a boolean.
+func (c *Reader) Bool(name string, def bool) bool {
+	raw := c.String(name, "")
+	if raw == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(raw)
+	if err != nil {
+		c.fail("%s=%q must be true or false", name, raw)
+		return def
+	}
+	return b
+}
+
+// Duration returns the variable parsed as a duration; a bare number is seconds,
+// as in the OpenFaaS watchdog's variables.
+func (c *Reader) Duration(name string, def time.Duration) time.Duration {
+	raw := c.String(name, "")
+	if raw == "" {
+		return def
+	}
+	if n, err := strconv.Atoi(raw); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	d, err := time.ParseDuration(raw)
+	if err != nil || d < 0 {
+		c.fail("%s=%q must be a duration such as 10s", name, raw)
+		return def
+	}
+	return d
+}
+
+// Secret reads the secret file name from the secrets directory. Development
+// defaults are used only when dev is true; otherwise a missing secret is a
+// problem, so production refuses to start without real secrets.
+func (c *Reader) Secret(name, devDefault string, dev bool) string {
+	b, err := os.ReadFile(filepath.Join(c.secretsDir, name))
+	if err == nil {
+		if v := strings.TrimSpace(string(b)); v != "" {
+			return v
+		}
+	}
+	if dev && devDefault != "" {
+		return devDefault
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		c.fail("secret %s: %v", name, err)
+	} else {
+		c.fail("secret %s is missing from %s", name, c.secretsDir)
+	}
+	return ""
+}
+
+// Dev reports whether the process runs in development mode (SHOP_ENV=development),
+// where development secrets have defaults.
+func (c *Reader) Dev() bool { return c.String("SHOP_ENV", "production") == "development" }

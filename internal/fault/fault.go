@@ -1,0 +1,104 @@
+// Package fault is the project's error vocabulary: every error that can reach a
+// client carries a Kind (how the caller should react), a stable machine Code and
+// a Message that is safe to show. The cause stays wrapped for logs only.
+//
+// Domain packages return *Error values; the HTTP adapter in fnhttp is the single
+// place where a Kind becomes a status code.
+package fault
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies an error by what the caller can do about it. The zero value is
+// Internal, so an unclassified error is never mistaken for a client mistake.
+type Kind int
+
+// The kinds. Their HTTP mapping lives in fnhttp.
+const (
+	Internal        Kind = iota // a defect or an unexpected dependency failure
+	Malformed                   // the request could not be parsed (bad JSON, wrong types, unknown fields)
+	Invalid                     // the request parsed but a value is out of range or missing
+	Unauthenticated             // no valid credentials
+	Forbidden                   // authenticated, but not allowed
+	NotFound                    // no such resource, or not visible to this caller
+	Conflict                    // the state of the resource forbids the request
+	PaymentRequired             // the payment was declined
+	TooLarge                    // the request body exceeds the limit
+	RateLimited                 // too many requests
+	Unavailable                 // a dependency is down; retrying later may succeed
+	Timeout                     // a dependency did not answer in time
+	PreconditionFailed          // a conditional request's precondition did not hold
+)
+
+var kindNames = [...]string{"internal", "malformed", "invalid", "unauthenticated", "forbidden",
+	"not_found", "conflict", "payment_required", "too_large", "rate_limited", "unavailable", "timeout",
+	"precondition_failed"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// Error is a classified error. Code is stable and documented in API.md; Message
+// is safe to return to a client; Err is the cause and is never shown.
+type Error struct {
+	Kind    Kind
+	Code    string
+	Message string
+	Err     error
+}
+
+// E builds a classified error without a cause.
+func E(kind Kind, code, message string) *Error {
+	return &Error{Kind: kind, Code: code, Message: message}
+}
+
+// Wrap classifies cause. The cause is kept for logs and errors.Is/As.
+func Wrap(cause error, kind Kind, code, message string) *Error {
+	return &Error{Kind: kind, Code: code, Message: message, Err: cause}
+}
+
+// Internalf wraps an unexpected failure; clients see only a generic message.
+func Internalf(format string, args ...any) *Error {
+	return &Error{Kind: Internal, Code: "internal", Message: "internal error", Err: fmt.Errorf(format, args...)}
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// KindOf reports the Kind of err, Internal when err is not classified.
+func KindOf(err error) Kind {
+	var fe *Error
+	if errors.As(err, &fe) {
+		return fe.Kind
+	}
+	return Internal
+}
+
+// CodeOf reports the machine code of err, "internal" when it is not classified.
+func CodeOf(err error) string {
+	var fe *Error
+	if errors.As(err, &fe) && fe.Code != "" {
+		return fe.Code
+	}
+	return "internal"
+}
+
+// Is reports whether err is classified with kind and, when code is not empty, code.
+func Is(err error, kind Kind, code string) bool {
+	var fe *Error
+	if !errors.As(err, &fe) {
+		return kind == Internal && err != nil
+	}
+	return fe.Kind == kind && (code == "" || fe.Code == code)
+}

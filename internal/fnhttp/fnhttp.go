@@ -1,0 +1,222 @@
+// Package fnhttp is the HTTP edge of every function: strict JSON decoding,
+// encoding, and the one table that turns a fault.Kind into a status code and an
+// RFC 9457 problem body.
+package fnhttp
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+// MaxBody is the default request body limit, the edge's limit (64 KiB).
+const MaxBody = 64 << 10
+
+// statusOf is THE kind→status table.
+var statusOf = map[fault.Kind]int{
+	fault.Internal:           http.StatusInternalServerError,
+	fault.Malformed:          http.StatusBadRequest,
+	fault.Invalid:            http.StatusUnprocessableEntity,
+	fault.Unauthenticated:    http.StatusUnauthorized,
+	fault.Forbidden:          http.StatusForbidden,
+	fault.NotFound:           http.StatusNotFound,
+	fault.Conflict:           http.StatusConflict,
+	fault.PaymentRequired:    http.StatusPaymentRequired,
+	fault.TooLarge:           http.StatusRequestEntityTooLarge,
+	fault.RateLimited:        http.StatusTooManyRequests,
+	fault.Unavailable:        http.StatusServiceUnavailable,
+	fault.Timeout:            http.StatusGatewayTimeout,
+	fault.PreconditionFailed: http.StatusPreconditionFailed,
+}
+
+// Status is the HTTP status for err's kind.
+func Status(err error) int { return statusOf[fault.KindOf(err)] }
+
+// Problem is an RFC 9457 problem details body with the project's stable code.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Code     string `json:"code"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+}
+
+// ProblemFor builds the problem body for err. Internal errors get a generic
+// detail: the cause is never echoed to the client.
+func ProblemFor(err error) Problem {
+	status := Status(err)
+	p := Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Code: fault.CodeOf(err)}
+	var fe *fault.Error
+	if errors.As(err, &fe) && fe.Kind != fault.Internal {
+		p.Detail = fe.Message
+	} else {
+		p.Detail = "internal error"
+	}
+	return p
+}
+
+// WriteProblem writes err as application/problem+json.
+func WriteProblem(w http.ResponseWriter, err error) {
+	p := ProblemFor(err)
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// JSON writes v with status.
+func JSON(w http.ResponseWriter, status int, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fault.Internalf("encode response: %w", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+	return nil
+}
+
+// Decode reads at most limit bytes of JSON into dst, rejecting unknown fields,
+// trailing data, wrong types and oversized bodies with 4xx faults.
+func Decode(r *http.Request, dst any, limit int64) error {
+	if limit <= 0 {
+		limit = MaxBody
+	}
+	if r.Body == nil {
+		return fault.E(fault.Malformed, "invalid_json", "request body is required")
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, _ := strings.Cut(ct, ";")
+		if mt = strings.TrimSpace(strings.ToLower(mt)); mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+			return fault.E(fault.Malformed, "unsupported_media_type", "Content-Type must be application/json")
+		}
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return fault.Wrap(err, fault.Malformed, "invalid_json", "could not read request body")
+	}
+	if int64(len(body)) > limit {
+		return fault.E(fault.TooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", limit))
+	}
+	return DecodeBytes(body, dst)
+}
+
+// DecodeBytes is Decode for a body already in memory.
+func DecodeBytes(body []byte, dst any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return fault.E(fault.Malformed, "invalid_json", "request body is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn):
+			return fault.Wrap(err, fault.Malformed, "invalid_json", fmt.Sprintf("malformed JSON at offset %d", syn.Offset))
+		case errors.As(err, &typ):
+			return fault.Wrap(err, fault.Malformed, "invalid_json", fmt.Sprintf("field %q must be %s", typ.Field, typ.Type))
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return fault.Wrap(err, fault.Malformed, "invalid_json", "unknown field "+strings.TrimPrefix(err.Error(), "json: unknown field "))
+		default:
+			return fault.Wrap(err, fault.Malformed, "invalid_json", "malformed JSON")
+		}
+	}
+	if dec.More() {
+		return fault.E(fault.Malformed, "invalid_json", "unexpected data after the JSON value")
+	}
+	var extra json.RawMessage
+	if err := dec.Decode(&extra); err != io.EOF {
+		return fault.E(fault.Malformed, "invalid_json", "unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// HandlerFunc is a handler that reports failure by returning an error; Adapt
+// turns that error into a response.
+type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// Adapt serves h and turns its error into a problem response. The error is
+// logged once here: 5xx at error level with the cause, 4xx at debug level.
+func Adapt(log *slog.Logger, h HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		status := Status(err)
+		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", status, "code", fault.CodeOf(err)}
+		if id := r.Header.Get("X-Call-Id"); id != "" {
+			attrs = append(attrs, "call_id", id)
+		}
+		if sc := trace.SpanContextFromContext(r.Context()); sc.HasTraceID() {
+			attrs = append(attrs, "trace_id", sc.TraceID().String())
+		}
+		if status >= 500 {
+			log.ErrorContext(r.Context(), "request failed", append(attrs, "err", err.Error())...)
+		} else {
+			log.DebugContext(r.Context(), "request refused", append(attrs, "err", err.Error())...)
+		}
+		WriteProblem(w, err)
+	}
+}
+
+// Lazy builds a handler on first use and keeps it once built. A failed build is
+// answered 503 and retried on the next request, so a function whose database
+// is briefly down recovers without a restart.
+func Lazy(build func() (http.Handler, error)) http.Handler {
+	var mu sync.Mutex
+	var h http.Handler
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		if h == nil {
+			built, err := build()
+			if err != nil {
+				mu.Unlock()
+				slog.Default().Error("function not ready", "err", err.Error())
+				WriteProblem(w, fault.Wrap(err, fault.Unavailable, "unavailable", "service temporarily unavailable"))
+				return
+			}
+			h = built
+		}
+		mu.Unlock()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// QueryInt parses an optional integer query parameter within [min, max].
+func QueryInt(r *http.Request, name string, def, min, max int) (int, error) {
+	raw := r.URL.Query().Get(name)
+	if raw == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < min || n > max {
+		return 0, fault.E(fault.Invalid, "invalid_request", fmt.Sprintf("%s must be an integer from %d to %d", name, min, max))
+	}
+	return n, nil
+}
+
+// Routes serves mux, answering requests that match no pattern with a 404
+// problem instead of ServeMux's plain-text page.
+func Routes(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern == "" {
+			WriteProblem(w, fault.E(fault.NotFound, "not_found", "no such route"))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,57 @@
+// Package outbox writes domain events into the producing service's database in
+// the same transaction as the state change they describe. The outbox relay
+// (connectors/outbox-relay) publishes them to RabbitMQ afterwards, so an
+// event exists if and only if its change committed.
+package outbox
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopfaas/shop/internal/events"
+)
+
+// Schema is the outbox table every service database has. Service migrations
+// include it verbatim (a test checks that they do). transaction_id lets the
+// relay read only rows whose transaction is older than every running one, so
+// rows committed out of order are never skipped.
+const Schema = `CREATE TABLE IF NOT EXISTS outbox (
+	seq            bigserial PRIMARY KEY,
+	id             uuid NOT NULL UNIQUE,
+	type           text NOT NULL,
+	source         text NOT NULL,
+	subject        text NOT NULL DEFAULT '',
+	envelope       jsonb NOT NULL,
+	transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
+	created_at     timestamptz NOT NULL DEFAULT now(),
+	published_at   timestamptz
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (transaction_id, seq) WHERE published_at IS NULL;
+`
+
+// Channel is the LISTEN/NOTIFY channel that wakes the relay after a commit.
+const Channel = "outbox"
+
+// Append writes ev to the outbox on tx and notifies the relay when tx commits.
+func Append(ctx context.Context, tx pgx.Tx, ev events.Envelope) error {
+	_, err := tx.Exec(ctx, `INSERT INTO outbox (id, type, source, subject, envelope) VALUES ($1, $2, $3, $4, $5)`,
+		ev.ID, ev.Type, ev.Source, ev.Subject, ev)
+	if err != nil {
+		return fmt.Errorf("outbox append %s: %w", ev.Type, err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, Channel); err != nil {
+		return fmt.Errorf("outbox notify: %w", err)
+	}
+	return nil
+}
+
+// Publish builds the envelope for data and appends it on tx.
+func Publish(ctx context.Context, tx pgx.Tx, source, typ, subject string, data any) error {
+	ev, err := events.New(ctx, source, typ, subject, data)
+	if err != nil {
+		return err
+	}
+	return Append(ctx, tx, ev)
+}

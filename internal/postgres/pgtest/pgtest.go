@@ -1,0 +1,81 @@
+// Package pgtest gives each test its own freshly migrated database on the real
+// PostgreSQL server, dropped when the test ends.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io/fs"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopfaas/shop/internal/postgres"
+)
+
+// ServerURL is the PostgreSQL server tests use: $TEST_DATABASE_URL, or the local
+// server with trust authentication.
+func ServerURL() string {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+// URL returns the URL of database name on the test server.
+func URL(tb testing.TB, name string) string {
+	tb.Helper()
+	cc, err := pgx.ParseConfig(ServerURL())
+	if err != nil {
+		tb.Fatalf("TEST_DATABASE_URL: %v", err)
+	}
+	return "postgres://" + cc.User + "@" + cc.Host + ":" + strconv.Itoa(int(cc.Port)) + "/" + name + "?sslmode=disable"
+}
+
+// NewDatabase creates an empty database with a random name and drops it when
+// the test ends. The test fails (never skips) when PostgreSQL is unreachable,
+// unless it runs with -short.
+func NewDatabase(tb testing.TB) string {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("needs PostgreSQL; -short was asked for")
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, ServerURL())
+	if err != nil {
+		tb.Fatalf("PostgreSQL is required for this test (%s): %v", ServerURL(), err)
+	}
+	defer conn.Close(ctx)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "test_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		tb.Fatalf("create test database: %v", err)
+	}
+	tb.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), ServerURL())
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	return URL(tb, name)
+}
+
+// Open creates a fresh database, applies migrations and returns a pool closed
+// at the end of the test.
+func Open(tb testing.TB, migrations fs.FS) *pgxpool.Pool {
+	tb.Helper()
+	url := NewDatabase(tb)
+	pool, err := postgres.Open(context.Background(), postgres.Config{URL: url, Migrations: migrations, MaxConns: 8})
+	if err != nil {
+		tb.Fatalf("open test database: %v", err)
+	}
+	tb.Cleanup(pool.Close)
+	return pool
+}

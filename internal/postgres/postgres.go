@@ -1,0 +1,216 @@
+// Package postgres owns the connection to PostgreSQL: small lazy pools, the
+// database-per-service creation on demand, versioned migrations and the one
+// transaction helper every store uses.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Config describes one service database.
+type Config struct {
+	// URL is the service database's connection string, e.g.
+	// postgres://shop@127.0.0.1:5432/shop_users. Required.
+	URL string
+	// Password, when set, overrides the URL's password (read from a secret file).
+	Password string
+	// MaxConns bounds the pool; every function replica owns one pool, and
+	// PostgreSQL's default max_connections is 100. Default 4.
+	MaxConns int32
+	// Migrations holds the service's NNNN_name.sql files, applied in order.
+	Migrations fs.FS
+	// CreateDatabase creates the database when it does not exist yet (development
+	// and tests). Production databases are created by the compose file.
+	CreateDatabase bool
+}
+
+// Open connects to the service database, creating it when asked and applying
+// pending migrations under an advisory lock, so many replicas may start at once.
+func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if cfg.Password != "" {
+		pc.ConnConfig.Password = cfg.Password
+	}
+	pc.MaxConns = cfg.MaxConns
+	if pc.MaxConns <= 0 {
+		pc.MaxConns = 4
+	}
+	pc.MinConns = 0
+	pc.MaxConnIdleTime = 30 * time.Second
+	pc.MaxConnLifetime = 30 * time.Minute
+	pc.HealthCheckPeriod = 15 * time.Second
+	if cfg.CreateDatabase {
+		if err := ensureDatabase(ctx, pc.ConnConfig); err != nil {
+			return nil, err
+		}
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", pc.ConnConfig.Database, err)
+	}
+	if cfg.Migrations != nil {
+		if err := Migrate(ctx, pool, cfg.Migrations); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
+	return pool, nil
+}
+
+// ensureDatabase creates cc.Database through the maintenance database when missing.
+func ensureDatabase(ctx context.Context, cc *pgx.ConnConfig) error {
+	admin := cc.Copy()
+	admin.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, admin)
+	if err != nil {
+		return fmt.Errorf("connect to maintenance database: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, cc.Database).Scan(&exists); err != nil {
+		return fmt.Errorf("look up database: %w", err)
+	}
+	if exists {
+		return nil
+	}
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{cc.Database}.Sanitize())
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "23505") {
+		return nil // created concurrently by another replica
+	}
+	if err != nil {
+		return fmt.Errorf("create database %s: %w", cc.Database, err)
+	}
+	return nil
+}
+
+// migrationLockKey is the advisory lock that serialises migrations in a database.
+const migrationLockKey = 7_412_001
+
+// Migrate applies the files NNNN_name.sql of migrations that are not yet
+// recorded in schema_migrations, each in its own transaction, in order. It is
+// safe to call concurrently: an advisory lock serialises the callers.
+func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
+	type file struct {
+		version int
+		name    string
+	}
+	var files []file
+	err := fs.WalkDir(migrations, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".sql") {
+			return err
+		}
+		num, _, ok := strings.Cut(path.Base(p), "_")
+		v, convErr := strconv.Atoi(num)
+		if !ok || convErr != nil {
+			return fmt.Errorf("migration %s: name must be NNNN_description.sql", p)
+		}
+		files = append(files, file{v, p})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(files, func(a, b file) int { return a.version - b.version })
+	for i := 1; i < len(files); i++ {
+		if files[i].version == files[i-1].version {
+			return fmt.Errorf("migrations %s and %s share a version", files[i-1].name, files[i].name)
+		}
+	}
+
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+		return fmt.Errorf("migrate: lock: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLockKey) //nolint:errcheck
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version integer PRIMARY KEY,
+		name text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, f := range files {
+		var done bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, f.version).Scan(&done); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		if done {
+			continue
+		}
+		sql, err := fs.ReadFile(migrations, f.name)
+		if err != nil {
+			return err
+		}
+		err = pgx.BeginFunc(ctx, conn.Conn(), func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, string(sql)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, f.version, path.Base(f.name))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", f.name, err)
+		}
+	}
+	return nil
+}
+
+// Beginner is what Tx needs: a pool or a connection.
+type Beginner interface {
+	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
+}
+
+// Tx runs fn in a transaction: committed when fn returns nil, rolled back
+// otherwise. Commit and rollback use a context the caller cannot cancel, so a
+// client that hangs up never leaves a transaction half-finished.
+func Tx(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) error {
+	return TxWith(ctx, db, pgx.TxOptions{}, fn)
+}
+
+// TxWith is Tx with explicit options (isolation level, read-only).
+func TxWith(ctx context.Context, db Beginner, opts pgx.TxOptions, fn func(tx pgx.Tx) error) error {
+	tx, err := db.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return err
+	}
+	if err := tx.Commit(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// IsUniqueViolation reports whether err is a unique constraint violation, and
+// of constraint when it is not empty.
+func IsUniqueViolation(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && (constraint == "" || pgErr.ConstraintName == constraint)
+}
+
+// IsCheckViolation reports whether err is a CHECK constraint violation.
+func IsCheckViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23514"
+}
