@@ -48,7 +48,9 @@ func Env(m map[string]string) func(string) string {
 // Err reports every problem met so far, joined, or nil.
 func (c *Reader) Err() error { return errors.Join(c.errs...) }
 
-func (c *Reader) fail(format string, args ...any) { c.errs = append(c.errs, fmt.Errorf(format, args...)) }
+func (c *Reader) fail(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf(format, args...))
+}
 
 // String returns the variable or def when it is unset.
 func (c *Reader) String(name, def string) string {

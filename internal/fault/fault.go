@@ -17,19 +17,19 @@ type Kind int
 
 // The kinds. Their HTTP mapping lives in fnhttp.
 const (
-	Internal        Kind = iota // a defect or an unexpected dependency failure
-	Malformed                   // the request could not be parsed (bad JSON, wrong types, unknown fields)
-	Invalid                     // the request parsed but a value is out of range or missing
-	Unauthenticated             // no valid credentials
-	Forbidden                   // authenticated, but not allowed
-	NotFound                    // no such resource, or not visible to this caller
-	Conflict                    // the state of the resource forbids the request
-	PaymentRequired             // the payment was declined
-	TooLarge                    // the request body exceeds the limit
-	RateLimited                 // too many requests
-	Unavailable                 // a dependency is down; retrying later may succeed
-	Timeout                     // a dependency did not answer in time
-	PreconditionFailed          // a conditional request's precondition did not hold
+	Internal           Kind = iota // a defect or an unexpected dependency failure
+	Malformed                      // the request could not be parsed (bad JSON, wrong types, unknown fields)
+	Invalid                        // the request parsed but a value is out of range or missing
+	Unauthenticated                // no valid credentials
+	Forbidden                      // authenticated, but not allowed
+	NotFound                       // no such resource, or not visible to this caller
+	Conflict                       // the state of the resource forbids the request
+	PaymentRequired                // the payment was declined
+	TooLarge                       // the request body exceeds the limit
+	RateLimited                    // too many requests
+	Unavailable                    // a dependency is down; retrying later may succeed
+	Timeout                        // a dependency did not answer in time
+	PreconditionFailed             // a conditional request's precondition did not hold
 )
 
 var kindNames = [...]string{"internal", "malformed", "invalid", "unauthenticated", "forbidden",
