@@ -20,6 +20,10 @@ const (
 	argonThreads = 1
 	argonKeyLen  = 32
 	saltLen      = 16
+
+	// Bounds CheckPassword accepts, well above the parameters in use.
+	maxArgonTime   = 16
+	maxArgonMemory = 256 * 1024
 )
 
 // HashPassword returns an argon2id hash in the PHC string format.
@@ -49,6 +53,12 @@ func CheckPassword(hash, password string) (bool, error) {
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &mem, &iters, &threads); err != nil {
 		return false, fmt.Errorf("argon2 parameters: %w", err)
 	}
+	// argon2 panics on zero time or parallelism, and a huge memory cost would
+	// exhaust the process: refuse parameters outside what HashPassword could
+	// plausibly have written.
+	if iters < 1 || iters > maxArgonTime || threads < 1 || mem < 8*uint32(threads) || mem > maxArgonMemory {
+		return false, errors.New("argon2 parameters out of range")
+	}
 	salt, err := base64.RawStdEncoding.DecodeString(parts[4])
 	if err != nil {
 		return false, fmt.Errorf("argon2 salt: %w", err)
@@ -56,6 +66,9 @@ func CheckPassword(hash, password string) (bool, error) {
 	want, err := base64.RawStdEncoding.DecodeString(parts[5])
 	if err != nil {
 		return false, fmt.Errorf("argon2 key: %w", err)
+	}
+	if len(want) < 16 || len(salt) < 8 {
+		return false, errors.New("argon2 salt or key too short")
 	}
 	got := argon2.IDKey([]byte(password), salt, iters, mem, threads, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil

@@ -30,11 +30,12 @@ const (
 	Unavailable                    // a dependency is down; retrying later may succeed
 	Timeout                        // a dependency did not answer in time
 	PreconditionFailed             // a conditional request's precondition did not hold
+	MethodNotAllowed               // the route exists but not for this method
 )
 
 var kindNames = [...]string{"internal", "malformed", "invalid", "unauthenticated", "forbidden",
 	"not_found", "conflict", "payment_required", "too_large", "rate_limited", "unavailable", "timeout",
-	"precondition_failed"}
+	"precondition_failed", "method_not_allowed"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {

@@ -38,10 +38,17 @@ var statusOf = map[fault.Kind]int{
 	fault.Unavailable:        http.StatusServiceUnavailable,
 	fault.Timeout:            http.StatusGatewayTimeout,
 	fault.PreconditionFailed: http.StatusPreconditionFailed,
+	fault.MethodNotAllowed:   http.StatusMethodNotAllowed,
 }
 
-// Status is the HTTP status for err's kind.
-func Status(err error) int { return statusOf[fault.KindOf(err)] }
+// Status is the HTTP status for err's kind; a kind missing from the table is
+// a defect and answers 500.
+func Status(err error) int {
+	if s, ok := statusOf[fault.KindOf(err)]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
 
 // Problem is an RFC 9457 problem details body with the project's stable code.
 type Problem struct {
@@ -210,13 +217,51 @@ func QueryInt(r *http.Request, name string, def, min, max int) (int, error) {
 }
 
 // Routes serves mux, answering requests that match no pattern with a 404
-// problem instead of ServeMux's plain-text page.
+// problem, and requests whose path matches only under another method with a
+// 405 problem (keeping ServeMux's Allow header), instead of ServeMux's
+// plain-text pages.
 func Routes(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern == "" {
-			WriteProblem(w, fault.E(fault.NotFound, "not_found", "no such route"))
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
 			return
 		}
-		mux.ServeHTTP(w, r)
+		// The mux's own answer (404, 405 or a redirect) tells which it is; it
+		// has no side effects, so run it against a probe.
+		probe := &probeWriter{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		switch probe.status {
+		case http.StatusMethodNotAllowed:
+			if allow := probe.header.Get("Allow"); allow != "" {
+				w.Header().Set("Allow", allow)
+			}
+			WriteProblem(w, fault.E(fault.MethodNotAllowed, "method_not_allowed", "method not allowed on this route"))
+		case http.StatusNotFound, 0:
+			WriteProblem(w, fault.E(fault.NotFound, "not_found", "no such route"))
+		default:
+			mux.ServeHTTP(w, r) // a redirect to the canonical path
+		}
 	})
+}
+
+// probeWriter records the status a handler answers with and discards the body.
+type probeWriter struct {
+	header http.Header
+	status int
+}
+
+func (p *probeWriter) Header() http.Header { return p.header }
+
+func (p *probeWriter) Write(b []byte) (int, error) {
+	if p.status == 0 {
+		p.status = http.StatusOK
+	}
+	return len(b), nil
+}
+
+func (p *probeWriter) WriteHeader(status int) {
+	if p.status == 0 {
+		p.status = status
+	}
 }

@@ -1,0 +1,31 @@
+# Thin aliases of the commands documented in README.md.
+GO      ?= go
+STATE   ?= .local
+
+.PHONY: run test lint unit buildcheck generate bench clean
+
+## run: build every function and connector, start the local OpenFaaS runtime
+## (gateway 127.0.0.1:8080, edge 127.0.0.1:8000) and seed the development data.
+run:
+	$(GO) run ./cmd/faas-local -state $(STATE)
+
+## test: formatting, vet, every test (against the real PostgreSQL, Redis and
+## RabbitMQ) and the build check of every function of stack.yml.
+test: lint unit buildcheck
+
+lint:
+	@out="$$(gofmt -l $$(find . -name '*.go' -not -path './build/*' -not -path './.local/*'))"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 -timeout 15m ./...
+
+buildcheck:
+	$(GO) run ./cmd/buildcheck -stack stack.yml
+
+## generate: regenerate cmd/shop-functions/registry_gen.go from stack.yml.
+generate:
+	$(GO) generate ./cmd/shop-functions
+
+clean:
+	rm -rf build $(STATE)/bin

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/users"
+	"github.com/shopfaas/shop/internal/users/usersdb"
+)
+
+// Development defaults of the admin secrets (API.md); production has none and
+// refuses to seed without the secret files.
+const (
+	devAdminEmail    = "admin@example.com"
+	devAdminPassword = "admin-dev-password"
+)
+
+// seedAdmin makes the account named by the admin-email secret an admin with
+// the admin-password secret as its password, creating it when missing. It
+// reads USERS_DATABASE_URL, DATABASE_CREATE, the optional db-password secret
+// and ADMIN_NAME (default Administrator). It never logs the email or password.
+func seedAdmin(ctx context.Context, getenv func(string) string, log *slog.Logger) error {
+	c := config.New(getenv)
+	dev := c.Dev()
+	email := c.Secret("admin-email", devAdminEmail, dev)
+	password := c.Secret("admin-password", devAdminPassword, dev)
+	name := c.String("ADMIN_NAME", "Administrator")
+	dbCfg := usersdb.ConfigFrom(c)
+	dbCfg.MaxConns = 1
+	if err := c.Err(); err != nil {
+		return err
+	}
+	reg, err := users.NewRegistration(email, password, name)
+	if err != nil {
+		return fmt.Errorf("admin-email / admin-password / ADMIN_NAME: %w", err)
+	}
+	pool, err := postgres.Open(ctx, dbCfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	u, changed, err := usersdb.New(pool).EnsureAdmin(ctx, reg)
+	if err != nil {
+		return err
+	}
+	log.Info("admin ready", "user_id", u.ID.String(), "changed", changed)
+	return nil
+}

@@ -1,0 +1,215 @@
+package fnserve_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shopfaas/shop/fnserve"
+	"github.com/shopfaas/shop/internal/config"
+)
+
+// server is a running fnserve.Run.
+type server struct {
+	url    string
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // Run's result, valid once done is closed
+}
+
+// serve runs fnserve.Run on a free loopback port with env; the test's
+// cleanup cancels it and waits for Run to return.
+func serve(t *testing.T, env map[string]string, handle http.HandlerFunc) *server {
+	t.Helper()
+	base := map[string]string{"PORT": "0", "OPENFAAS_NAME": "fixture"}
+	for k, v := range env {
+		base[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{cancel: cancel, done: make(chan struct{})}
+	addr := make(chan string, 1)
+	go func() {
+		defer close(s.done)
+		s.err = fnserve.Run(ctx, config.Env(base), io.Discard, handle, func(a string) { addr <- a })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	})
+	select {
+	case a := <-addr:
+		s.url = "http://" + a
+	case <-s.done:
+		t.Fatalf("Run: %v", s.err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run never became ready")
+	}
+	return s
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestServing(t *testing.T) {
+	var deadline time.Duration
+	var mu sync.Mutex
+	url := serve(t, map[string]string{"exec_timeout": "7", "max_request_bytes": "100"},
+		func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/panic":
+				panic("kaboom secret-detail")
+			case "/deadline":
+				d, ok := r.Context().Deadline()
+				mu.Lock()
+				if ok {
+					deadline = time.Until(d)
+				}
+				mu.Unlock()
+			case "/body":
+				if _, err := io.ReadAll(r.Body); err != nil {
+					http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+					return
+				}
+			}
+			_, _ = io.WriteString(w, "hello")
+		}).url
+
+	if code, body := get(t, url+"/_/health"); code != 200 || body != "OK" {
+		t.Errorf("health: %d %q", code, body)
+	}
+	if code, body := get(t, url+"/hello"); code != 200 || body != "hello" {
+		t.Errorf("hello: %d %q", code, body)
+	}
+
+	code, _ := get(t, url+"/deadline")
+	mu.Lock()
+	d := deadline
+	mu.Unlock()
+	if code != 200 || d <= 6*time.Second || d > 7*time.Second {
+		t.Errorf("deadline seen by the handler: %v (status %d), want about exec_timeout=7s", d, code)
+	}
+
+	resp, err := http.Get(url + "/panic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var p struct {
+		Status int    `json:"status"`
+		Code   string `json:"code"`
+	}
+	if resp.StatusCode != 500 || resp.Header.Get("Content-Type") != "application/problem+json" ||
+		json.Unmarshal(b, &p) != nil || p.Status != 500 || strings.Contains(string(b), "secret-detail") {
+		t.Errorf("panic: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
+	if code, _ := get(t, url+"/hello"); code != 200 {
+		t.Errorf("after a panic the server answers %d", code)
+	}
+
+	for _, tc := range []struct {
+		size int
+		want int
+	}{{100, 200}, {101, 413}} {
+		resp, err := http.Post(url+"/body", "application/json", strings.NewReader(strings.Repeat("x", tc.size)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("body of %d bytes: %d, want %d", tc.size, resp.StatusCode, tc.want)
+		}
+	}
+
+	code, metrics := get(t, url+"/_/metrics")
+	if code != 200 || !strings.Contains(metrics, `function_requests_total{code="200",method="get"}`) ||
+		!strings.Contains(metrics, `function_requests_total{code="500",method="get"}`) {
+		t.Errorf("metrics: %d, function_requests_total lines: %q", code, grep(metrics, "function_requests_total{"))
+	}
+}
+
+func grep(s, sub string) []string {
+	var out []string
+	for l := range strings.SplitSeq(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func TestGracefulShutdown(t *testing.T) {
+	started := make(chan struct{})
+	release := make(chan struct{})
+	srv := serve(t, nil, func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		_, _ = io.WriteString(w, "finished")
+	})
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		resp, err := http.Get(srv.url + "/slow")
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		res <- result{code: resp.StatusCode, body: string(b)}
+	}()
+	<-started
+	srv.cancel()
+	select {
+	case <-srv.done:
+		t.Fatalf("Run returned (%v) while a request was in flight", srv.err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	r := <-res
+	if r.err != nil || r.code != 200 || r.body != "finished" {
+		t.Errorf("in-flight request: %+v", r)
+	}
+	select {
+	case <-srv.done:
+		if srv.err != nil {
+			t.Errorf("Run = %v, want nil after a graceful shutdown", srv.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after the last request")
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	cfg, err := fnserve.LoadConfig(config.Env(map[string]string{"OPENFAAS_NAME": "f", "exec_timeout": "2m", "BIND_HOST": "0.0.0.0", "PORT": "9000"}))
+	if err != nil || cfg.Addr != "0.0.0.0:9000" || cfg.ExecTimeout != 2*time.Minute || cfg.MaxRequestBytes != 1<<20 || cfg.Name != "f" {
+		t.Errorf("LoadConfig = %+v, %v", cfg, err)
+	}
+	_, err = fnserve.LoadConfig(config.Env(map[string]string{"PORT": "x", "exec_timeout": "never", "LOG_LEVEL": "loud"}))
+	for _, want := range []string{"PORT", "exec_timeout", "LOG_LEVEL"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("LoadConfig error %v lacks %s", err, want)
+		}
+	}
+}

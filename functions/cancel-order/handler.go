@@ -1,0 +1,62 @@
+// Package function is cancel-order: POST /api/v1/orders/{id}/cancel cancels a
+// confirmed order for its owner or an admin (404 for anyone else): the order
+// becomes cancelled with order.cancelled.v1, its stock is restocked and its
+// payment refunded. Only a confirmed order can be cancelled: a pending,
+// payment_failed or already cancelled order is 409 not_cancellable, so a
+// second cancel never refunds or restocks again.
+package function
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/orders"
+	"github.com/shopfaas/shop/internal/orders/ordersenv"
+)
+
+// handler is built on the first request, from the environment.
+var handler = fnhttp.Lazy(func() (http.Handler, error) {
+	env, err := ordersenv.Load(config.FromOS(), slog.Default(), true)
+	if err != nil {
+		return nil, err
+	}
+	return New(env.Tokens, env.Saga, slog.Default()), nil
+})
+
+// Handle serves the function (the OpenFaaS golang-middleware signature).
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+// Canceller cancels orders (saga.Saga).
+type Canceller interface {
+	Cancel(ctx context.Context, who auth.Identity, orderID uuid.UUID) (orders.Order, error)
+}
+
+// New returns the function's handler. The request has no body; one that is
+// sent is ignored.
+func New(tokens *auth.Tokens, saga Canceller, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /api/v1/orders/{id}/cancel", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
+		who, err := tokens.FromRequest(r)
+		if err != nil {
+			return err
+		}
+		id, err := uuid.Parse(r.PathValue("id"))
+		if err != nil {
+			return fault.E(fault.NotFound, "not_found", "no such order")
+		}
+		o, err := saga.Cancel(r.Context(), who, id)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		return fnhttp.JSON(w, http.StatusOK, o.View())
+	}))
+	return fnhttp.Routes(mux)
+}

@@ -1,0 +1,72 @@
+package function
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/orders"
+	"github.com/shopfaas/shop/internal/orders/ordersdb"
+	"github.com/shopfaas/shop/internal/orders/orderstest"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+func TestCancel(t *testing.T) {
+	store := ordersdb.New(pgtest.Open(t, ordersdb.Migrations()))
+	co := orderstest.NewCheckout(t, store, 10)
+	tokens := orderstest.Tokens(t)
+	h := New(tokens, co.Saga, slog.New(slog.DiscardHandler))
+	owner := orderstest.NewUser(t, tokens, auth.RoleCustomer)
+	other := orderstest.NewUser(t, tokens, auth.RoleCustomer)
+
+	place := func() uuid.UUID {
+		res, err := co.Saga.Place(t.Context(), owner.Identity, co.Request(2, "tok_visa"), "")
+		if err != nil || res.Status != http.StatusCreated {
+			t.Fatalf("place: %d %s %v", res.Status, res.Body, err)
+		}
+		var v orders.View
+		_ = json.Unmarshal(res.Body, &v)
+		return v.ID
+	}
+	cancel := func(u orderstest.User, id string) (*httptest.ResponseRecorder, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, u.Authorize(httptest.NewRequest(http.MethodPost, "/api/v1/orders/"+id+"/cancel", nil)))
+		var p struct{ Code, Status string }
+		_ = json.Unmarshal(rec.Body.Bytes(), &p)
+		return rec, p.Code + p.Status
+	}
+
+	id := place()
+	if rec, got := cancel(other, id.String()); rec.Code != 404 || got != "not_found" {
+		t.Fatalf("another user: %d %s", rec.Code, rec.Body)
+	}
+	if rec, _ := cancel(orderstest.User{}, id.String()); rec.Code != 401 {
+		t.Fatalf("no token: %d", rec.Code)
+	}
+	if rec, _ := cancel(owner, "nope"); rec.Code != 404 {
+		t.Fatalf("bad id: %d", rec.Code)
+	}
+	if c := co.Server.Counts(); c.Refunds != 0 || c.Releases != 0 {
+		t.Fatalf("refused cancels refunded or restocked: %+v", c)
+	}
+	if rec, got := cancel(owner, id.String()); rec.Code != 200 || got != "cancelled" {
+		t.Fatalf("owner: %d %s", rec.Code, rec.Body)
+	}
+	if rec, got := cancel(owner, id.String()); rec.Code != 409 || got != "not_cancellable" {
+		t.Fatalf("second cancel: %d %s", rec.Code, rec.Body)
+	}
+	if c := co.Server.Counts(); c.Refunds != 1 || c.Releases != 1 {
+		t.Fatalf("refunds %d releases %d, want 1 1", c.Refunds, c.Releases)
+	}
+	if onHand, reserved := co.Server.Stock(co.Product); onHand != 10 || reserved != 0 {
+		t.Fatalf("stock %d/%d after restock, want 10/0", onHand, reserved)
+	}
+	if got := co.Server.Payment(id); got != "refunded" {
+		t.Fatalf("payment %q", got)
+	}
+}

@@ -1,0 +1,77 @@
+// Package function is charge-payment, an internal function (POST /, internal
+// credential required): it charges an order once through the card processor.
+// The amount comes from the orders service, which priced the order from the
+// catalog, never from the end user. See docs/checkout.md.
+package function
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/payments"
+	"github.com/shopfaas/shop/internal/payments/paymentsdb"
+)
+
+// handler is built on the first request, from the environment.
+var handler = fnhttp.Lazy(build)
+
+// Handle serves charge-payment.
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+func build() (http.Handler, error) {
+	c := config.FromOS()
+	credential := c.Secret("internal-token", "", false)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	svc, err := paymentsdb.OpenService(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return New(svc, credential, slog.Default()), nil
+}
+
+// Charger charges orders; payments.Service implements it.
+type Charger interface {
+	Charge(ctx context.Context, req payments.ChargeRequest) (payments.Payment, error)
+}
+
+// maxBody bounds a charge request; it is a handful of short fields.
+const maxBody = 4 << 10
+
+type request struct {
+	OrderID uuid.UUID      `json:"order_id"`
+	UserID  uuid.UUID      `json:"user_id"`
+	Amount  payments.Money `json:"amount"`
+	Token   string         `json:"token"`
+}
+
+// New returns the charge-payment handler over svc; callers must present
+// credential in the X-Internal-Token header. Answers: 200 the captured
+// payment, 402 payment_declined, 422 invalid_request or invalid_payment_token,
+// 409 payment_mismatch, 503/504 processor_unavailable.
+func New(svc Charger, credential string, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
+		if err := auth.CheckInternal(r, credential); err != nil {
+			return err
+		}
+		var body request
+		if err := fnhttp.Decode(r, &body, maxBody); err != nil {
+			return err
+		}
+		p, err := svc.Charge(r.Context(), payments.ChargeRequest{
+			OrderID: body.OrderID, UserID: body.UserID, Amount: body.Amount, Token: body.Token})
+		if err != nil {
+			return err
+		}
+		return fnhttp.JSON(w, http.StatusOK, payments.ViewOf(p))
+	}))
+	return fnhttp.Routes(mux)
+}

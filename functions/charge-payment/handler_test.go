@@ -1,0 +1,130 @@
+package function
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/payments"
+	"github.com/shopfaas/shop/internal/payments/paymentsdb"
+	"github.com/shopfaas/shop/internal/payments/simulator"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+const credential = "test-internal-credential"
+
+func setup(t *testing.T) (http.Handler, *paymentsdb.SimLedger) {
+	t.Helper()
+	pool := pgtest.Open(t, paymentsdb.Migrations())
+	ledger := paymentsdb.NewSimLedger(pool)
+	svc := payments.NewService(paymentsdb.New(pool), simulator.New(ledger, simulator.Config{}), payments.ServiceConfig{})
+	return New(svc, credential, slog.New(slog.DiscardHandler)), ledger
+}
+
+func call(t *testing.T, h http.Handler, cred, body string) (int, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if cred != "" {
+		req.Header.Set(auth.InternalHeader, cred)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	raw, _ := io.ReadAll(rec.Body)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Errorf("status %d, body %q is not JSON", rec.Code, raw)
+	}
+	return rec.Code, out
+}
+
+func charge(order uuid.UUID, token string) string {
+	return `{"order_id":"` + order.String() + `","user_id":"` + uuid.NewString() +
+		`","amount":{"amount":2599,"currency":"EUR"},"token":"` + token + `"}`
+}
+
+func TestChargePayment(t *testing.T) {
+	h, ledger := setup(t)
+	order := uuid.Must(uuid.NewV7())
+	body := charge(order, "tok_visa")
+	if code, out := call(t, h, "", body); code != http.StatusUnauthorized || out["code"] != "unauthenticated" {
+		t.Errorf("no credential: %d %v", code, out)
+	}
+	var wg sync.WaitGroup
+	answers := make([]map[string]any, 20)
+	for i := range answers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, out := call(t, h, credential, body)
+			if code != http.StatusOK {
+				t.Errorf("charge: %d %v", code, out)
+			}
+			answers[i] = out
+		}()
+	}
+	wg.Wait()
+	first := answers[0]
+	if first["status"] != "captured" || first["provider_ref"] == "" || first["order_id"] != order.String() {
+		t.Fatalf("charge: %v", first)
+	}
+	if amount, _ := first["amount"].(map[string]any); amount["amount"] != 2599.0 || amount["currency"] != "EUR" {
+		t.Errorf("amount %v", first["amount"])
+	}
+	for i, a := range answers {
+		if a["id"] != first["id"] || a["provider_ref"] != first["provider_ref"] {
+			t.Errorf("answer %d differs: %v", i, a)
+		}
+	}
+	if n, err := ledger.Count(t.Context(), "charge"); err != nil || n != 1 {
+		t.Errorf("processor charges %d %v, want 1", n, err)
+	}
+
+	declined := charge(uuid.Must(uuid.NewV7()), "tok_chargeDeclinedInsufficientFunds")
+	for range 2 {
+		if code, out := call(t, h, credential, declined); code != http.StatusPaymentRequired || out["code"] != "payment_declined" {
+			t.Errorf("decline: %d %v", code, out)
+		}
+	}
+	if code, out := call(t, h, credential, charge(uuid.Must(uuid.NewV7()), "tok_unknown")); code != http.StatusUnprocessableEntity {
+		t.Errorf("invalid token: %d %v", code, out)
+	}
+}
+
+func TestChargePaymentRefusesBadInput(t *testing.T) {
+	h, _ := setup(t)
+	o, u := uuid.NewString(), uuid.NewString()
+	cases := map[string]string{
+		"unknown field":        `{"order_id":"` + o + `","user_id":"` + u + `","amount":{"amount":1,"currency":"USD"},"token":"tok_visa","card":"4242"}`,
+		"unknown amount field": `{"order_id":"` + o + `","user_id":"` + u + `","amount":{"amount":1,"currency":"USD","cents":1},"token":"tok_visa"}`,
+		"negative amount":      `{"order_id":"` + o + `","user_id":"` + u + `","amount":{"amount":-100,"currency":"USD"},"token":"tok_visa"}`,
+		"zero amount":          `{"order_id":"` + o + `","user_id":"` + u + `","amount":{"amount":0,"currency":"USD"},"token":"tok_visa"}`,
+		"float amount":         `{"order_id":"` + o + `","user_id":"` + u + `","amount":{"amount":12.99,"currency":"USD"},"token":"tok_visa"}`,
+		"string amount":        `{"order_id":"` + o + `","user_id":"` + u + `","amount":{"amount":"1299","currency":"USD"},"token":"tok_visa"}`,
+		"huge amount":          `{"order_id":"` + o + `","user_id":"` + u + `","amount":{"amount":1e30,"currency":"USD"},"token":"tok_visa"}`,
+		"bad currency":         `{"order_id":"` + o + `","user_id":"` + u + `","amount":{"amount":1,"currency":"dollars"},"token":"tok_visa"}`,
+		"amount as number":     `{"order_id":"` + o + `","user_id":"` + u + `","amount":1299,"token":"tok_visa"}`,
+		"no token":             `{"order_id":"` + o + `","user_id":"` + u + `","amount":{"amount":1,"currency":"USD"}}`,
+		"token wrong type":     `{"order_id":"` + o + `","user_id":"` + u + `","amount":{"amount":1,"currency":"USD"},"token":7}`,
+		"no user":              `{"order_id":"` + o + `","amount":{"amount":1,"currency":"USD"},"token":"tok_visa"}`,
+		"bad order id":         `{"order_id":"x","user_id":"` + u + `","amount":{"amount":1,"currency":"USD"},"token":"tok_visa"}`,
+		"not json":             `amount=1`,
+		"too large":            `{"token":"` + strings.Repeat("a", 5000) + `"}`,
+	}
+	for name, body := range cases {
+		t.Run(name, func(t *testing.T) {
+			code, out := call(t, h, credential, body)
+			if code < 400 || code >= 500 || out["code"] == nil {
+				t.Errorf("%d %v, want a 4xx problem", code, out)
+			}
+		})
+	}
+}

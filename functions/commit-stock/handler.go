@@ -1,0 +1,81 @@
+// Package function is commit-stock, an internal function (POST /, internal
+// credential required): it turns an order's stock hold into a sale (on_hand and reserved drop), re-taking the stock when the hold had expired; idempotent by order id. See docs/checkout.md.
+package function
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/inventory"
+	"github.com/shopfaas/shop/internal/inventory/inventorydb"
+	"github.com/shopfaas/shop/internal/postgres"
+)
+
+// handler is built on the first request, from the environment.
+var handler = fnhttp.Lazy(build)
+
+// Handle serves commit-stock.
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+func build() (http.Handler, error) {
+	c := config.FromOS()
+	dbCfg := inventorydb.ConfigFrom(c)
+	credential := c.Secret("internal-token", "", false)
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	pool, err := postgres.Open(ctx, dbCfg)
+	if err != nil {
+		return nil, err
+	}
+	return New(inventorydb.New(pool), credential, slog.Default()), nil
+}
+
+// Committer commits an order's reservation; inventorydb.Store implements it.
+type Committer interface {
+	Commit(ctx context.Context, orderID uuid.UUID) (inventory.Hold, error)
+}
+
+type request struct {
+	OrderID uuid.UUID `json:"order_id"`
+}
+
+// Response is the answer of commit-stock.
+type Response struct {
+	OrderID uuid.UUID            `json:"order_id"`
+	Status  inventory.HoldStatus `json:"status"`
+}
+
+// New returns the commit-stock handler over store; callers must present
+// credential in the X-Internal-Token header.
+func New(store Committer, credential string, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
+		if err := auth.CheckInternal(r, credential); err != nil {
+			return err
+		}
+		var body request
+		if err := fnhttp.Decode(r, &body, 0); err != nil {
+			return err
+		}
+		if body.OrderID == uuid.Nil {
+			return fault.E(fault.Invalid, "invalid_request", "order_id is required")
+		}
+		h, err := store.Commit(r.Context(), body.OrderID)
+		if err != nil {
+			return err
+		}
+		return fnhttp.JSON(w, http.StatusOK, Response{OrderID: h.OrderID, Status: h.Status})
+	}))
+	return fnhttp.Routes(mux)
+}

@@ -1,0 +1,86 @@
+// Package function is expire-reservations, the scheduled sweep (annotation
+// schedule "*/1 * * * *"; POST / with any body, internal credential required):
+// it gives back the stock of holds past their expiry, so an abandoned checkout
+// never keeps stock away from other customers. Concurrent sweeps are safe.
+package function
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/inventory/inventorydb"
+	"github.com/shopfaas/shop/internal/postgres"
+)
+
+// handler is built on the first request, from the environment.
+var handler = fnhttp.Lazy(build)
+
+// Handle serves expire-reservations.
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+func build() (http.Handler, error) {
+	c := config.FromOS()
+	dbCfg := inventorydb.ConfigFrom(c)
+	credential := c.Secret("internal-token", "", false)
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	pool, err := postgres.Open(ctx, dbCfg)
+	if err != nil {
+		return nil, err
+	}
+	return New(inventorydb.New(pool), credential, slog.Default()), nil
+}
+
+// Expirer gives back due holds; inventorydb.Store implements it.
+type Expirer interface {
+	Expire(ctx context.Context, asOf time.Time, limit int) (int, error)
+}
+
+// Batch is how many holds one transaction expires; MaxBatches bounds one run,
+// the next run (a minute later) picks up the rest.
+const (
+	Batch      = 500
+	MaxBatches = 20
+)
+
+// Response is the answer of expire-reservations.
+type Response struct {
+	Expired int `json:"expired"`
+}
+
+// New returns the sweep handler over store; callers must present credential
+// in the X-Internal-Token header. The body is ignored.
+func New(store Expirer, credential string, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
+		if err := auth.CheckInternal(r, credential); err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, fnhttp.MaxBody))
+		total := 0
+		for range MaxBatches {
+			n, err := store.Expire(r.Context(), time.Time{}, Batch)
+			total += n
+			if err != nil {
+				return err
+			}
+			if n < Batch {
+				break
+			}
+		}
+		if total > 0 {
+			log.InfoContext(r.Context(), "reservations expired", "expired", total)
+		}
+		return fnhttp.JSON(w, http.StatusOK, Response{Expired: total})
+	}))
+	return fnhttp.Routes(mux)
+}

@@ -1,0 +1,70 @@
+// Package function is get-cart: GET /api/v1/cart answers the caller's cart,
+// {items:[{product_id, quantity, unit_price, line_total}], total}, priced with
+// the catalog's current prices. Products that are no longer for sale are
+// dropped from the answer and from the cart. The caller is known only from
+// the verified access token.
+package function
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/cart"
+	"github.com/shopfaas/shop/internal/cart/cartredis"
+	"github.com/shopfaas/shop/internal/cart/cartsvc"
+	"github.com/shopfaas/shop/internal/catalogclient"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fnhttp"
+)
+
+// handler is built on the first request, from the environment.
+var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.FromOS(), slog.Default()) })
+
+// Handle serves the function (the OpenFaaS golang-middleware signature).
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	rc := cartredis.ConfigFrom(c)
+	key := c.Secret("jwt-secret", "", false)
+	cc := catalogclient.ConfigFrom(c)
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	tokens, err := auth.NewTokens(key, 0)
+	if err != nil {
+		return nil, err
+	}
+	catalog, err := catalogclient.New(cc)
+	if err != nil {
+		return nil, err
+	}
+	store := cartredis.New(cartredis.NewClient(rc), rc)
+	return New(tokens, cartsvc.New(store, catalog, log), log), nil
+}
+
+// Carts reads priced carts (cartsvc.Service).
+type Carts interface {
+	Get(ctx context.Context, user uuid.UUID) (cart.View, error)
+}
+
+// New returns the function's handler.
+func New(tokens *auth.Tokens, carts Carts, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /api/v1/cart", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
+		id, err := tokens.FromRequest(r)
+		if err != nil {
+			return err
+		}
+		view, err := carts.Get(r.Context(), id.UserID)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		return fnhttp.JSON(w, http.StatusOK, view)
+	}))
+	return fnhttp.Routes(mux)
+}

@@ -1,0 +1,183 @@
+package function
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/cart"
+	"github.com/shopfaas/shop/internal/cart/cartredis"
+	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
+	"github.com/shopfaas/shop/internal/cart/cartsvc"
+	"github.com/shopfaas/shop/internal/catalogclient/catalogtest"
+)
+
+const testKey = "test-jwt-key-0123456789abcdef0123456789"
+
+type env struct {
+	h       http.Handler
+	svc     *cartsvc.Service
+	store   *cartredis.Store
+	catalog *catalogtest.Server
+	tokens  *auth.Tokens
+}
+
+func setup(t *testing.T) env {
+	t.Helper()
+	store, _, _ := cartredistest.New(t, time.Hour)
+	catalog := catalogtest.New(t)
+	tokens, err := auth.NewTokens(testKey, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := cartsvc.New(store, catalog.Client(t), log)
+	return env{h: New(tokens, svc, log), svc: svc, store: store, catalog: catalog, tokens: tokens}
+}
+
+func (e env) user(t *testing.T) (uuid.UUID, string) {
+	t.Helper()
+	id := uuid.Must(uuid.NewV7())
+	tok, err := e.tokens.Issue(id, auth.RoleCustomer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, "Bearer " + tok
+}
+
+func (e env) get(t *testing.T, authz string) (int, cart.View) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/cart", nil)
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	var v cart.View
+	if rec.Code == http.StatusOK {
+		if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+			t.Fatalf("decode: %v; body %s", err, rec.Body)
+		}
+	}
+	return rec.Code, v
+}
+
+func (e env) add(t *testing.T, user, product uuid.UUID, q int) {
+	t.Helper()
+	if _, err := e.svc.SetItem(context.Background(), user, product, q); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func usd(n int64) cart.Money { return cart.Money{Amount: n, Currency: "USD"} }
+
+func TestEmptyCart(t *testing.T) {
+	e := setup(t)
+	_, alice := e.user(t)
+	status, v := e.get(t, alice)
+	want := cart.View{Items: []cart.ItemView{}, Total: usd(0)}
+	if diff := cmp.Diff(want, v); status != 200 || diff != "" {
+		t.Fatalf("status %d (-want +got):\n%s", status, diff)
+	}
+	if status, _ := e.get(t, ""); status != http.StatusUnauthorized {
+		t.Fatalf("without a token: status %d, want 401", status)
+	}
+}
+
+func TestPricesComeFromTheCatalog(t *testing.T) {
+	e := setup(t)
+	mug := e.catalog.Add("MUG", 1299, "USD")
+	pen := e.catalog.Add("PEN", 250, "USD")
+	aliceID, alice := e.user(t)
+	e.add(t, aliceID, mug.ID, 2)
+	e.add(t, aliceID, pen.ID, 4)
+
+	_, v := e.get(t, alice)
+	if v.Total != usd(2*1299+4*250) {
+		t.Fatalf("total = %+v", v.Total)
+	}
+	e.catalog.SetPrice(mug.ID, 999)
+	_, v = e.get(t, alice)
+	want := cart.View{Items: []cart.ItemView{
+		{ProductID: mug.ID, Quantity: 2, UnitPrice: usd(999), LineTotal: usd(1998)},
+		{ProductID: pen.ID, Quantity: 4, UnitPrice: usd(250), LineTotal: usd(1000)},
+	}, Total: usd(2998)}
+	if diff := cmp.Diff(want, v); diff != "" {
+		t.Fatalf("after the catalog's price change (-want +got):\n%s", diff)
+	}
+}
+
+func TestArchivedProductDisappears(t *testing.T) {
+	e := setup(t)
+	mug := e.catalog.Add("MUG", 1299, "USD")
+	pen := e.catalog.Add("PEN", 250, "USD")
+	aliceID, alice := e.user(t)
+	e.add(t, aliceID, mug.ID, 1)
+	e.add(t, aliceID, pen.ID, 1)
+	e.catalog.Archive(mug.ID)
+
+	status, v := e.get(t, alice)
+	want := cart.View{Items: []cart.ItemView{{ProductID: pen.ID, Quantity: 1, UnitPrice: usd(250), LineTotal: usd(250)}}, Total: usd(250)}
+	if diff := cmp.Diff(want, v); status != 200 || diff != "" {
+		t.Fatalf("status %d (-want +got):\n%s", status, diff)
+	}
+	// It is gone from the stored cart too, so it does not come back if the
+	// catalog is restored.
+	lines, err := e.store.Lines(context.Background(), aliceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]cart.Line{{ProductID: pen.ID, Quantity: 1}}, lines); diff != "" {
+		t.Fatalf("stored lines (-want +got):\n%s", diff)
+	}
+}
+
+func TestUsersSeeOnlyTheirOwnCart(t *testing.T) {
+	e := setup(t)
+	mug := e.catalog.Add("MUG", 1299, "USD")
+	pen := e.catalog.Add("PEN", 250, "USD")
+	aliceID, alice := e.user(t)
+	bobID, bob := e.user(t)
+	e.add(t, aliceID, mug.ID, 1)
+	e.add(t, bobID, pen.ID, 7)
+
+	_, va := e.get(t, alice)
+	_, vb := e.get(t, bob)
+	if len(va.Items) != 1 || va.Items[0].ProductID != mug.ID {
+		t.Fatalf("alice sees %+v", va)
+	}
+	if len(vb.Items) != 1 || vb.Items[0].ProductID != pen.ID || vb.Items[0].Quantity != 7 {
+		t.Fatalf("bob sees %+v", vb)
+	}
+	// A token for another user id signed with another key is refused.
+	other, _ := auth.NewTokens("another-key-0123456789abcdef0123456789", 0)
+	forged, _ := other.Issue(aliceID, auth.RoleCustomer)
+	if status, _ := e.get(t, "Bearer "+forged); status != http.StatusUnauthorized {
+		t.Fatalf("forged token: status %d, want 401", status)
+	}
+}
+
+func TestCatalogDownIsUnavailable(t *testing.T) {
+	e := setup(t)
+	mug := e.catalog.Add("MUG", 1299, "USD")
+	aliceID, alice := e.user(t)
+	e.add(t, aliceID, mug.ID, 1)
+	e.catalog.SetDown(true)
+	if status, _ := e.get(t, alice); status != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", status)
+	}
+	// Nothing was dropped because the catalog was down.
+	e.catalog.SetDown(false)
+	if _, v := e.get(t, alice); len(v.Items) != 1 {
+		t.Fatalf("cart after outage = %+v", v)
+	}
+}

@@ -1,0 +1,78 @@
+// Package function is the get-me function: GET /api/v1/users/me returns the
+// account of the verified caller.
+package function
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/users"
+	"github.com/shopfaas/shop/internal/users/usersdb"
+)
+
+// handler is built on the first request from the environment: the users
+// database and the jwt-secret secret.
+var handler = fnhttp.Lazy(func() (http.Handler, error) {
+	c := config.FromOS()
+	dbCfg := usersdb.ConfigFrom(c)
+	key := c.Secret("jwt-secret", "", false)
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	tokens, err := auth.NewTokens(key, 0)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	pool, err := postgres.Open(ctx, dbCfg)
+	if err != nil {
+		return nil, err
+	}
+	return New(usersdb.New(pool), tokens, slog.Default()), nil
+})
+
+// Handle is the OpenFaaS entry point.
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+// Getter loads an account; usersdb.Store is the real one. An unknown account
+// is fault.NotFound.
+type Getter interface {
+	Get(ctx context.Context, id uuid.UUID) (users.User, error)
+}
+
+// errGone answers a valid token whose account no longer exists: to the client
+// it is just an unusable token.
+var errGone = fault.E(fault.Unauthenticated, "unauthenticated", "missing, invalid or expired access token")
+
+// New serves GET /api/v1/users/me: 200 and the caller's account, 401
+// unauthenticated for a missing, invalid or expired token and for a token
+// whose account no longer exists. The caller is known only from the token.
+func New(store Getter, tokens *auth.Tokens, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /api/v1/users/me", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Cache-Control", "private, no-store")
+		id, err := tokens.FromRequest(r)
+		if err != nil {
+			return err
+		}
+		u, err := store.Get(r.Context(), id.UserID)
+		if fault.Is(err, fault.NotFound, "") {
+			return fault.Wrap(err, errGone.Kind, errGone.Code, errGone.Message)
+		}
+		if err != nil {
+			return err
+		}
+		return fnhttp.JSON(w, http.StatusOK, u)
+	}))
+	return fnhttp.Routes(mux)
+}

@@ -1,0 +1,72 @@
+// Package function is get-order-timeline: GET /api/v1/orders/{id}/timeline
+// answers every saga step and event of an order, oldest first, as
+// {steps:[{at, step, outcome, detail}]}, to its owner or an admin; 404 to
+// anyone else.
+package function
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/orders"
+	"github.com/shopfaas/shop/internal/orders/ordersenv"
+)
+
+// handler is built on the first request, from the environment.
+var handler = fnhttp.Lazy(func() (http.Handler, error) {
+	env, err := ordersenv.Load(config.FromOS(), slog.Default(), false)
+	if err != nil {
+		return nil, err
+	}
+	return New(env.Tokens, env.Store, slog.Default()), nil
+})
+
+// Handle serves the function (the OpenFaaS golang-middleware signature).
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+// Store reads orders and their timelines (ordersdb.Store).
+type Store interface {
+	Get(ctx context.Context, id uuid.UUID) (orders.Order, error)
+	Timeline(ctx context.Context, orderID uuid.UUID) ([]orders.Step, error)
+}
+
+var errNotFound = fault.E(fault.NotFound, "not_found", "no such order")
+
+// New returns the function's handler.
+func New(tokens *auth.Tokens, store Store, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /api/v1/orders/{id}/timeline", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
+		who, err := tokens.FromRequest(r)
+		if err != nil {
+			return err
+		}
+		id, err := uuid.Parse(r.PathValue("id"))
+		if err != nil {
+			return errNotFound
+		}
+		o, err := store.Get(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		if !o.VisibleTo(who.UserID, who.IsAdmin()) {
+			return errNotFound
+		}
+		steps, err := store.Timeline(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		if steps == nil {
+			steps = []orders.Step{}
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		return fnhttp.JSON(w, http.StatusOK, map[string]any{"steps": steps})
+	}))
+	return fnhttp.Routes(mux)
+}

@@ -1,0 +1,100 @@
+package function
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalog/catalogenv/envtest"
+)
+
+func decode(t *testing.T, b []byte) catalog.Product {
+	t.Helper()
+	var p catalog.Product
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	return p
+}
+
+// create → get → update → get: the change is visible at once, the ETag
+// follows the version, and a slow reader's stale write-back never sticks.
+func TestGetFollowsChanges(t *testing.T) {
+	env := envtest.New(t, envtest.Options{})
+	h := New(env.Deps)
+	p := env.Create(t, "LAMP-1", "Desk Lamp", "home", 2999)
+	path := "/api/v1/products/" + p.ID.String()
+
+	w := envtest.Do(t, h, http.MethodGet, path, "")
+	if w.Code != http.StatusOK || decode(t, w.Body.Bytes()).Name != "Desk Lamp" {
+		t.Fatalf("first get: %d %s", w.Code, w.Body)
+	}
+	tag := w.Header().Get("ETag")
+	if tag != p.ETag() {
+		t.Errorf("ETag %q, want %q", tag, p.ETag())
+	}
+	if n, _ := env.Redis.Exists(t.Context(), env.Prefix+p.ID.String()).Result(); n != 1 {
+		t.Error("the product was not cached")
+	}
+	w2 := envtest.Do(t, h, http.MethodGet, path, "") // from the cache
+	if w2.Code != http.StatusOK || w2.Body.String() != w.Body.String() {
+		t.Errorf("cached get differs: %s vs %s", w2.Body, w.Body)
+	}
+	if w := envtest.Do(t, h, http.MethodGet, path, "", "If-None-Match", tag); w.Code != http.StatusNotModified || w.Body.Len() != 0 {
+		t.Errorf("If-None-Match: %d", w.Code)
+	}
+
+	updated, err := env.Store.Update(t.Context(), p.ID, func(p catalog.Product, now time.Time) (catalog.Product, error) {
+		return catalog.Apply(p, catalog.Patch{Name: catalog.Optional[string]{Set: true, Value: "Reading Lamp"}}, now)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Committed(t.Context(), updated)
+	env.Remember(t.Context(), p) // a reader that loaded version 1 before the commit
+
+	w = envtest.Do(t, h, http.MethodGet, path, "", "If-None-Match", tag)
+	if w.Code != http.StatusOK || decode(t, w.Body.Bytes()).Name != "Reading Lamp" {
+		t.Fatalf("get after update: %d %s", w.Code, w.Body)
+	}
+	if got := w.Header().Get("ETag"); got == tag || got != updated.ETag() {
+		t.Errorf("ETag after update %q (before %q)", got, tag)
+	}
+	if w := envtest.Do(t, h, http.MethodGet, path, ""); decode(t, w.Body.Bytes()).Name != "Reading Lamp" {
+		t.Errorf("second get after update is stale: %s", w.Body)
+	}
+
+	archived, err := env.Store.Update(t.Context(), p.ID, catalog.Archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Committed(t.Context(), archived)
+	if w := envtest.Do(t, h, http.MethodGet, path, ""); w.Code != http.StatusNotFound {
+		t.Errorf("archived product: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestNotFound(t *testing.T) {
+	env := envtest.New(t, envtest.Options{})
+	h := New(env.Deps)
+	for _, path := range []string{"/api/v1/products/0190f5a0-0000-7000-8000-000000000000", "/api/v1/products/abc"} {
+		if w := envtest.Do(t, h, http.MethodGet, path, ""); w.Code != http.StatusNotFound {
+			t.Errorf("%s: %d", path, w.Code)
+		}
+	}
+}
+
+// With Redis down the product is served from PostgreSQL.
+func TestRedisDown(t *testing.T) {
+	env := envtest.New(t, envtest.Options{RedisAddr: "127.0.0.1:1"})
+	h := New(env.Deps)
+	p := env.Create(t, "LAMP-1", "Desk Lamp", "home", 2999)
+	for range 2 {
+		w := envtest.Do(t, h, http.MethodGet, "/api/v1/products/"+p.ID.String(), "")
+		if w.Code != http.StatusOK || decode(t, w.Body.Bytes()).ID != p.ID {
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+}

@@ -1,0 +1,64 @@
+// Package function is get-stock: GET /api/v1/inventory/{product_id} answers a
+// product's stock level {product_id, on_hand, reserved, available} to anyone.
+// A product that was never stocked (or an id that is not a UUID) is 404.
+package function
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/inventory"
+	"github.com/shopfaas/shop/internal/inventory/inventorydb"
+	"github.com/shopfaas/shop/internal/postgres"
+)
+
+// handler is built on the first request, from the environment.
+var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.FromOS(), slog.Default()) })
+
+// Handle serves the function (the OpenFaaS golang-middleware signature).
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	dbc := inventorydb.ConfigFrom(c)
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	pool, err := postgres.Open(ctx, dbc)
+	if err != nil {
+		return nil, err
+	}
+	return New(inventorydb.New(pool), log), nil
+}
+
+// Stock reads a product's stock level (inventorydb.Store): fault.NotFound when
+// it was never stocked.
+type Stock interface {
+	Get(ctx context.Context, productID uuid.UUID) (inventory.Stock, error)
+}
+
+// New returns the function's handler over stock.
+func New(stock Stock, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /api/v1/inventory/{product_id}", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
+		id, err := uuid.Parse(r.PathValue("product_id"))
+		if err != nil {
+			return fault.E(fault.NotFound, "not_found", "no stock for this product")
+		}
+		st, err := stock.Get(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		return fnhttp.JSON(w, http.StatusOK, inventory.ViewOf(st))
+	}))
+	return fnhttp.Routes(mux)
+}

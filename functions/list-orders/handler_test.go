@@ -1,0 +1,78 @@
+package function
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/orders"
+	"github.com/shopfaas/shop/internal/orders/ordersdb"
+	"github.com/shopfaas/shop/internal/orders/orderstest"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+type pageBody struct {
+	Items      []orders.View `json:"items"`
+	NextCursor *string       `json:"next_cursor"`
+}
+
+func TestListsOwnOrdersNewestFirstWithCursor(t *testing.T) {
+	store := ordersdb.New(pgtest.Open(t, ordersdb.Migrations()))
+	tokens := orderstest.Tokens(t)
+	h := New(tokens, store, slog.New(slog.DiscardHandler))
+	buyer := orderstest.NewUser(t, tokens, auth.RoleCustomer)
+	other := orderstest.NewUser(t, tokens, auth.RoleCustomer)
+	var want []uuid.UUID
+	for range 5 {
+		want = append([]uuid.UUID{orderstest.Seed(t, store, buyer.UserID, orders.Confirmed).ID}, want...)
+	}
+	orderstest.Seed(t, store, other.UserID, orders.Confirmed)
+
+	get := func(u orderstest.User, query string) (*httptest.ResponseRecorder, pageBody) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, u.Authorize(httptest.NewRequest(http.MethodGet, "/api/v1/orders"+query, nil)))
+		var p pageBody
+		_ = json.Unmarshal(rec.Body.Bytes(), &p)
+		return rec, p
+	}
+	var got []uuid.UUID
+	query := "?limit=2"
+	for pages := 0; ; pages++ {
+		rec, p := get(buyer, query)
+		if rec.Code != 200 || pages > 3 {
+			t.Fatalf("page %d: %d %s", pages, rec.Code, rec.Body)
+		}
+		for _, v := range p.Items {
+			got = append(got, v.ID)
+		}
+		if p.NextCursor == nil {
+			break
+		}
+		query = "?limit=2&cursor=" + url.QueryEscape(*p.NextCursor)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("orders (-want +got):\n%s", diff)
+	}
+
+	if rec, p := get(other, ""); rec.Code != 200 || len(p.Items) != 1 || p.NextCursor != nil {
+		t.Fatalf("other user: %d %s", rec.Code, rec.Body)
+	}
+	if rec, p := get(orderstest.NewUser(t, tokens, auth.RoleCustomer), ""); rec.Code != 200 || p.Items == nil || len(p.Items) != 0 {
+		t.Fatalf("no orders must be an empty list: %d %s", rec.Code, rec.Body)
+	}
+	for _, q := range []string{"?limit=0", "?limit=101", "?limit=x", "?cursor=nope"} {
+		if rec, _ := get(buyer, q); rec.Code != 422 {
+			t.Fatalf("%s: %d %s", q, rec.Code, rec.Body)
+		}
+	}
+	if rec, _ := get(orderstest.User{}, ""); rec.Code != 401 {
+		t.Fatalf("no token: %d", rec.Code)
+	}
+}

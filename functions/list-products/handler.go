@@ -1,0 +1,71 @@
+// Package function is list-products: GET /api/v1/products?category=&limit=&cursor=
+// lists live products to anyone, newest first (by UUIDv7 id, so the order is
+// stable while products are added), as {items, next_cursor}. next_cursor is
+// opaque and null on the last page; a cursor this API did not make is 422.
+package function
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalog/catalogenv"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fnhttp"
+)
+
+// handler is built on the first request, from the environment.
+var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.FromOS(), slog.Default()) })
+
+// Handle serves the function (the OpenFaaS golang-middleware signature).
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	d, err := catalogenv.Load(context.Background(), c, log, catalogenv.Needs{})
+	if err != nil {
+		return nil, err
+	}
+	return New(d), nil
+}
+
+// Page is the list response.
+type Page struct {
+	Items      []catalog.Product `json:"items"`
+	NextCursor *string           `json:"next_cursor"`
+}
+
+// New returns the function's handler over d (Store and Log).
+func New(d *catalogenv.Deps) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /api/v1/products", fnhttp.Adapt(d.Log, func(w http.ResponseWriter, r *http.Request) error {
+		q := r.URL.Query()
+		limit, err := fnhttp.QueryInt(r, "limit", catalog.DefaultLimit, 1, catalog.MaxLimit)
+		if err != nil {
+			return err
+		}
+		category := q.Get("category")
+		if err := catalog.ValidateCategory(category); err != nil {
+			return err
+		}
+		after, err := catalog.DecodeCursor(q.Get("cursor"))
+		if err != nil {
+			return err
+		}
+		items, more, err := d.Store.List(r.Context(), category, after, limit)
+		if err != nil {
+			return err
+		}
+		page := Page{Items: items}
+		if page.Items == nil {
+			page.Items = []catalog.Product{}
+		}
+		if more {
+			c := catalog.EncodeCursor(items[len(items)-1].ID)
+			page.NextCursor = &c
+		}
+		w.Header().Set("Cache-Control", "no-cache")
+		return fnhttp.JSON(w, http.StatusOK, page)
+	}))
+	return fnhttp.Routes(mux)
+}

@@ -1,0 +1,93 @@
+// Package function is the login-user function: POST /api/v1/auth/login trades
+// an email and password for a short-lived access token.
+package function
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/users"
+	"github.com/shopfaas/shop/internal/users/usersdb"
+)
+
+// handler is built on the first request from the environment: the users
+// database, the jwt-secret secret and ACCESS_TOKEN_TTL (default 15m).
+var handler = fnhttp.Lazy(func() (http.Handler, error) {
+	c := config.FromOS()
+	dbCfg := usersdb.ConfigFrom(c)
+	key := c.Secret("jwt-secret", "", false)
+	ttl := c.Duration("ACCESS_TOKEN_TTL", 15*time.Minute)
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	tokens, err := auth.NewTokens(key, ttl)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	pool, err := postgres.Open(ctx, dbCfg)
+	if err != nil {
+		return nil, err
+	}
+	return New(usersdb.New(pool), tokens, slog.Default()), nil
+})
+
+// Handle is the OpenFaaS entry point.
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+// Authenticator checks credentials; usersdb.Store is the real one. It must
+// answer an unknown email exactly like a wrong password.
+type Authenticator interface {
+	Authenticate(ctx context.Context, login users.Login) (users.User, error)
+}
+
+type request struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// Token is the body of a successful login (RFC 6749 section 5.1 names).
+type Token struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+}
+
+// New serves POST /api/v1/auth/login: 200 and a bearer token for valid
+// credentials, 401 invalid_credentials for an unknown email or a wrong
+// password alike, 422 for missing fields, 400 for malformed bodies.
+func New(store Authenticator, tokens *auth.Tokens, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /api/v1/auth/login", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Cache-Control", "no-store")
+		if err := fnhttp.RequireJSON(r); err != nil {
+			return err
+		}
+		var req request
+		if err := fnhttp.Decode(r, &req, fnhttp.MaxBody); err != nil {
+			return err
+		}
+		login, err := users.NewLogin(req.Email, req.Password)
+		if err != nil {
+			return err
+		}
+		u, err := store.Authenticate(r.Context(), login)
+		if err != nil {
+			return err
+		}
+		token, err := tokens.Issue(u.ID, u.Role)
+		if err != nil {
+			return fault.Internalf("issue token: %w", err)
+		}
+		return fnhttp.JSON(w, http.StatusOK, Token{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(tokens.TTL() / time.Second)})
+	}))
+	return fnhttp.Routes(mux)
+}

@@ -1,0 +1,60 @@
+// Package function is recover-orders, run every minute by the scheduler
+// (schedule "*/1 * * * *"): it drives forward every order left pending for
+// longer than RECOVER_AFTER (default 2m) — re-running the idempotent steps
+// reserve → charge → commit → confirm, or compensating when the charge is
+// declined or the stock is gone — settles owed compensations of cancelled
+// orders, and purges expired idempotency keys. Runs may overlap safely.
+// Internal: POST / (any path) with the internal credential, 401 otherwise.
+package function
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/orders/ordersenv"
+	"github.com/shopfaas/shop/internal/orders/saga"
+)
+
+// handler is built on the first request, from the environment.
+var handler = fnhttp.Lazy(func() (http.Handler, error) {
+	env, err := ordersenv.Load(config.FromOS(), slog.Default(), true)
+	if err != nil {
+		return nil, err
+	}
+	return New(env.InternalToken, env.Saga, slog.Default()), nil
+})
+
+// Handle serves the function (the OpenFaaS golang-middleware signature).
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+// Recoverer recovers unfinished sagas (saga.Saga).
+type Recoverer interface {
+	Recover(ctx context.Context, limit int) (saga.Report, error)
+}
+
+// batch bounds one run; the next run (a minute later) takes the rest.
+const batch = 100
+
+// New returns the function's handler.
+func New(internalToken string, rec Recoverer, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
+		if err := auth.CheckInternal(r, internalToken); err != nil {
+			return err
+		}
+		rep, err := rec.Recover(r.Context(), batch)
+		if err != nil {
+			return err
+		}
+		if rep.Driven > 0 || rep.Purged > 0 {
+			log.InfoContext(r.Context(), "recovered orders", "driven", rep.Driven, "confirmed", rep.Confirmed,
+				"failed", rep.Failed, "still_pending", rep.Pending, "purged_keys", rep.Purged)
+		}
+		return fnhttp.JSON(w, http.StatusOK, rep)
+	}))
+	return fnhttp.Routes(mux)
+}

@@ -1,0 +1,87 @@
+package function
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/payments"
+	"github.com/shopfaas/shop/internal/payments/paymentsdb"
+	"github.com/shopfaas/shop/internal/payments/simulator"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+const credential = "test-internal-credential"
+
+func call(t *testing.T, h http.Handler, cred, body string) (int, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if cred != "" {
+		req.Header.Set(auth.InternalHeader, cred)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	raw, _ := io.ReadAll(rec.Body)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("status %d, body %q is not JSON", rec.Code, raw)
+	}
+	return rec.Code, out
+}
+
+func TestRefundPayment(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, paymentsdb.Migrations())
+	ledger := paymentsdb.NewSimLedger(pool)
+	svc := payments.NewService(paymentsdb.New(pool), simulator.New(ledger, simulator.Config{}), payments.ServiceConfig{})
+	h := New(svc, credential, slog.New(slog.DiscardHandler))
+	captured := payments.ChargeRequest{OrderID: uuid.Must(uuid.NewV7()), UserID: uuid.New(),
+		Amount: payments.Money{Amount: 500, Currency: "USD"}, Token: simulator.TokenVisa}
+	charged, err := svc.Charge(ctx, captured)
+	if err != nil {
+		t.Fatal(err)
+	}
+	declined := captured
+	declined.OrderID, declined.Token = uuid.Must(uuid.NewV7()), simulator.TokenDeclined
+	if _, err := svc.Charge(ctx, declined); err == nil {
+		t.Fatal("decline expected")
+	}
+
+	body := `{"order_id":"` + captured.OrderID.String() + `"}`
+	if code, _ := call(t, h, "", body); code != http.StatusUnauthorized {
+		t.Errorf("no credential: %d", code)
+	}
+	for range 2 {
+		code, out := call(t, h, credential, body)
+		if code != http.StatusOK || out["status"] != "refunded" || out["provider_ref"] != charged.ProviderRef {
+			t.Fatalf("refund: %d %v", code, out)
+		}
+	}
+	if n, err := ledger.Count(ctx, "refund"); err != nil || n != 1 {
+		t.Errorf("processor refunds %d %v, want 1", n, err)
+	}
+	if code, out := call(t, h, credential, `{"order_id":"`+declined.OrderID.String()+`"}`); code != http.StatusOK || out["status"] != "declined" {
+		t.Errorf("declined: %d %v", code, out)
+	}
+	if code, out := call(t, h, credential, `{"order_id":"`+uuid.NewString()+`"}`); code != http.StatusOK || out["status"] != "none" {
+		t.Errorf("never charged: %d %v", code, out)
+	}
+	for name, bad := range map[string]string{
+		"unknown field": `{"order_id":"` + captured.OrderID.String() + `","amount":5}`,
+		"wrong type":    `{"order_id":1}`,
+		"missing":       `{}`,
+	} {
+		if code, out := call(t, h, credential, bad); code < 400 || code >= 500 || out["code"] == nil {
+			t.Errorf("%s: %d %v, want 4xx", name, code, out)
+		}
+	}
+}

@@ -1,0 +1,74 @@
+// Package function is the register-user function: POST /api/v1/users creates
+// a customer account and announces it with a user.registered.v1 event.
+package function
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/users"
+	"github.com/shopfaas/shop/internal/users/usersdb"
+)
+
+// handler is built on the first request, so a database that is briefly down
+// delays the function instead of crashing it.
+var handler = fnhttp.Lazy(func() (http.Handler, error) {
+	c := config.FromOS()
+	dbCfg := usersdb.ConfigFrom(c)
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	pool, err := postgres.Open(ctx, dbCfg)
+	if err != nil {
+		return nil, err
+	}
+	return New(usersdb.New(pool), slog.Default()), nil
+})
+
+// Handle is the OpenFaaS entry point.
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+// Registrar creates customer accounts; usersdb.Store is the real one.
+type Registrar interface {
+	Register(ctx context.Context, reg users.Registration) (users.User, error)
+}
+
+// request is the body of POST /api/v1/users. Any other field (a role, an id)
+// is refused by the decoder.
+type request struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	Name     string `json:"name"`
+}
+
+// New serves POST /api/v1/users with store: 201 and the user on success, 409
+// email_taken, 422 invalid_request, 400 for malformed bodies, 413 past 64 KiB.
+func New(store Registrar, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /api/v1/users", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
+		if err := fnhttp.RequireJSON(r); err != nil {
+			return err
+		}
+		var req request
+		if err := fnhttp.Decode(r, &req, fnhttp.MaxBody); err != nil {
+			return err
+		}
+		reg, err := users.NewRegistration(req.Email, req.Password, req.Name)
+		if err != nil {
+			return err
+		}
+		u, err := store.Register(r.Context(), reg)
+		if err != nil {
+			return err
+		}
+		return fnhttp.JSON(w, http.StatusCreated, u)
+	}))
+	return fnhttp.Routes(mux)
+}

@@ -1,0 +1,188 @@
+package function
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/users"
+	"github.com/shopfaas/shop/internal/users/usersdb"
+	"github.com/shopfaas/shop/internal/users/userstest"
+)
+
+const path = "/api/v1/users"
+
+func setup(t *testing.T) (http.Handler, *usersdb.Store) {
+	t.Helper()
+	store := userstest.Store(t)
+	return New(store, slog.New(slog.DiscardHandler)), store
+}
+
+func post(t *testing.T, h http.Handler, body string) (status int, u users.User, raw string) {
+	t.Helper()
+	w := userstest.Do(t, h, http.MethodPost, path, "application/json", body)
+	raw = w.Body.String()
+	if w.Code == http.StatusCreated {
+		u = userstest.JSON[users.User](t, w, http.StatusCreated)
+	}
+	return w.Code, u, raw
+}
+
+func TestRegister(t *testing.T) {
+	h, store := setup(t)
+	status, u, raw := post(t, h, `{"email":"  Alice@Example.COM ","password":"correct horse","name":" Alice "}`)
+	if status != http.StatusCreated {
+		t.Fatalf("status = %d, body %s", status, raw)
+	}
+	want := users.User{Email: "alice@example.com", Name: "Alice", Role: users.RoleCustomer}
+	if diff := cmp.Diff(want, u, cmpopts.IgnoreFields(users.User{}, "ID", "CreatedAt")); diff != "" {
+		t.Fatalf("user (-want +got):\n%s", diff)
+	}
+	if u.ID.Version() != 7 {
+		t.Fatalf("id %s is not a UUIDv7", u.ID)
+	}
+	for _, leak := range []string{"password", "hash", "argon2"} {
+		if strings.Contains(raw, leak) {
+			t.Fatalf("response %s mentions %q", raw, leak)
+		}
+	}
+	stored, err := store.Get(context.Background(), u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(u.ID, stored.ID); diff != "" {
+		t.Fatal(diff)
+	}
+	pending, err := store.PendingEvents(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].Type != events.UserRegistered || pending[0].Subject != u.ID.String() {
+		t.Fatalf("outbox = %+v, want one user.registered.v1 for %s", pending, u.ID)
+	}
+	// The new account can log in with the password it registered.
+	if _, err := store.Authenticate(context.Background(), users.Login{Email: "alice@example.com", Password: "correct horse"}); err != nil {
+		t.Fatalf("registered password refused: %v", err)
+	}
+}
+
+func TestRegisterDuplicateEmail(t *testing.T) {
+	h, _ := setup(t)
+	if status, _, raw := post(t, h, `{"email":"bob@example.com","password":"password-1","name":"Bob"}`); status != http.StatusCreated {
+		t.Fatalf("first registration: %d %s", status, raw)
+	}
+	for _, email := range []string{"bob@example.com", "BOB@Example.com", " bob@EXAMPLE.com "} {
+		w := userstest.Do(t, h, http.MethodPost, path, "application/json",
+			`{"email":"`+email+`","password":"password-2","name":"Bob Two"}`)
+		userstest.Problem(t, w, http.StatusConflict, "email_taken", "bob@example.com")
+	}
+}
+
+func TestRegisterRefusesBadRequests(t *testing.T) {
+	h, store := setup(t)
+	big := `{"email":"big@example.com","password":"password-1","name":"` + strings.Repeat("x", 64<<10) + `"}`
+	tests := []struct {
+		name, contentType, body string
+		status                  int
+		code                    string
+	}{
+		{"malformed JSON", "application/json", `{"email":"a@example.com",`, 400, "invalid_json"},
+		{"not an object", "application/json", `[1,2]`, 400, "invalid_json"},
+		{"empty body", "application/json", ``, 400, "invalid_json"},
+		{"trailing data", "application/json", `{"email":"a@example.com","password":"password-1","name":"A"} {}`, 400, "invalid_json"},
+		{"role is unknown", "application/json", `{"email":"a@example.com","password":"password-1","name":"A","role":"admin"}`, 400, "invalid_json"},
+		{"id is unknown", "application/json", `{"id":"` + uuid.NewString() + `","email":"a@example.com","password":"password-1","name":"A"}`, 400, "invalid_json"},
+		{"email of wrong type", "application/json", `{"email":5,"password":"password-1","name":"A"}`, 400, "invalid_json"},
+		{"name of wrong type", "application/json", `{"email":"a@example.com","password":"password-1","name":["A"]}`, 400, "invalid_json"},
+		{"no content type", "", `{"email":"a@example.com","password":"password-1","name":"A"}`, 400, "unsupported_media_type"},
+		{"form content type", "application/x-www-form-urlencoded", `email=a@example.com`, 400, "unsupported_media_type"},
+		{"oversized body", "application/json", big, 413, "body_too_large"},
+		{"missing fields", "application/json", `{}`, 422, "invalid_request"},
+		{"missing password", "application/json", `{"email":"a@example.com","name":"A"}`, 422, "invalid_request"},
+		{"invalid email", "application/json", `{"email":"not-an-email","password":"password-1","name":"A"}`, 422, "invalid_request"},
+		{"short password", "application/json", `{"email":"a@example.com","password":"short","name":"A"}`, 422, "invalid_request"},
+		{"long password", "application/json", `{"email":"a@example.com","password":"` + strings.Repeat("p", 129) + `","name":"A"}`, 422, "invalid_request"},
+		{"long name", "application/json", `{"email":"a@example.com","password":"password-1","name":"` + strings.Repeat("n", 101) + `"}`, 422, "invalid_request"},
+		{"null values", "application/json", `{"email":null,"password":null,"name":null}`, 422, "invalid_request"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := userstest.Do(t, h, http.MethodPost, path, tc.contentType, tc.body)
+			userstest.Problem(t, w, tc.status, tc.code, "password-1", "not-an-email")
+		})
+	}
+	// None of the refused requests created an account or an event.
+	pending, err := store.PendingEvents(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 0 {
+		t.Fatalf("refused requests wrote %d events", len(pending))
+	}
+}
+
+func TestRegisterUnknownRoute(t *testing.T) {
+	h, _ := setup(t)
+	userstest.Problem(t, userstest.Do(t, h, http.MethodPost, "/api/v1/users/x", "application/json", `{}`), http.StatusNotFound, "not_found")
+}
+
+// Twenty clients registering the same email at once: exactly one wins.
+func TestRegisterRace(t *testing.T) {
+	h, store := setup(t)
+	const n = 20
+	var wg sync.WaitGroup
+	codes := make([]int, n)
+	bodies := make([]string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := userstest.Do(t, h, http.MethodPost, path, "application/json",
+				`{"email":"Race@Example.com","password":"password-1","name":"Racer"}`)
+			codes[i], bodies[i] = w.Code, w.Body.String()
+		}()
+	}
+	wg.Wait()
+	count := map[int]int{}
+	for i, c := range codes {
+		count[c]++
+		if c == http.StatusConflict && !strings.Contains(bodies[i], `"code":"email_taken"`) {
+			t.Errorf("409 body %s lacks email_taken", bodies[i])
+		}
+	}
+	if diff := cmp.Diff(map[int]int{http.StatusCreated: 1, http.StatusConflict: n - 1}, count); diff != "" {
+		t.Fatalf("status counts (-want +got):\n%s", diff)
+	}
+	pending, err := store.PendingEvents(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 {
+		t.Fatalf("outbox has %d events, want 1", len(pending))
+	}
+}
+
+// Handle builds its dependencies from the environment on first use: without a
+// database URL it answers 503 and retries on the next request.
+func TestHandleWiring(t *testing.T) {
+	t.Setenv("USERS_DATABASE_URL", "")
+	t.Setenv("SECRETS_DIR", t.TempDir())
+	body := `{"email":"wired@example.com","password":"password-1","name":"Wired"}`
+	userstest.Problem(t, userstest.Do(t, http.HandlerFunc(Handle), http.MethodPost, path, "application/json", body),
+		http.StatusServiceUnavailable, "unavailable", "USERS_DATABASE_URL")
+
+	t.Setenv("USERS_DATABASE_URL", pgtest.NewDatabase(t))
+	w := userstest.Do(t, http.HandlerFunc(Handle), http.MethodPost, path, "application/json", body)
+	if u := userstest.JSON[users.User](t, w, http.StatusCreated); u.Email != "wired@example.com" {
+		t.Fatalf("user = %+v", u)
+	}
+}

@@ -1,0 +1,85 @@
+// Package function is reserve-stock, an internal function (POST /, internal
+// credential required): it holds stock for every line of an order in one
+// transaction, idempotently by order id. See docs/checkout.md.
+package function
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/inventory"
+	"github.com/shopfaas/shop/internal/inventory/inventorydb"
+	"github.com/shopfaas/shop/internal/postgres"
+)
+
+// handler is built on the first request, from the environment.
+var handler = fnhttp.Lazy(build)
+
+// Handle serves reserve-stock.
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+func build() (http.Handler, error) {
+	c := config.FromOS()
+	dbCfg := inventorydb.ConfigFrom(c)
+	credential := c.Secret("internal-token", "", false)
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	pool, err := postgres.Open(ctx, dbCfg)
+	if err != nil {
+		return nil, err
+	}
+	return New(inventorydb.New(pool), credential, slog.Default()), nil
+}
+
+// Reserver holds stock for orders; inventorydb.Store implements it.
+type Reserver interface {
+	Reserve(ctx context.Context, req inventory.HoldRequest) (inventory.Hold, error)
+}
+
+type request struct {
+	OrderID    uuid.UUID        `json:"order_id"`
+	Lines      []inventory.Line `json:"lines"`
+	TTLSeconds int              `json:"ttl_seconds"`
+}
+
+// Response is the answer of reserve-stock.
+type Response struct {
+	OrderID   uuid.UUID            `json:"order_id"`
+	Status    inventory.HoldStatus `json:"status"`
+	ExpiresAt time.Time            `json:"expires_at"`
+}
+
+// New returns the reserve-stock handler over store; callers must present
+// credential in the X-Internal-Token header.
+func New(store Reserver, credential string, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
+		if err := auth.CheckInternal(r, credential); err != nil {
+			return err
+		}
+		var body request
+		if err := fnhttp.Decode(r, &body, 0); err != nil {
+			return err
+		}
+		req, err := inventory.NewHoldRequest(body.OrderID, body.Lines, body.TTLSeconds)
+		if err != nil {
+			return err
+		}
+		h, err := store.Reserve(r.Context(), req)
+		if err != nil {
+			return err
+		}
+		return fnhttp.JSON(w, http.StatusOK, Response{OrderID: h.OrderID, Status: h.Status, ExpiresAt: h.ExpiresAt})
+	}))
+	return fnhttp.Routes(mux)
+}

@@ -1,0 +1,105 @@
+package function
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/inventory/inventorydb"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+const credential = "test-internal-credential"
+
+func setup(t *testing.T) (http.Handler, *inventorydb.Store, uuid.UUID) {
+	t.Helper()
+	store := inventorydb.New(pgtest.Open(t, inventorydb.Migrations()))
+	product := uuid.Must(uuid.NewV7())
+	if _, err := store.SetOnHand(context.Background(), product, 3); err != nil {
+		t.Fatal(err)
+	}
+	return New(store, credential, slog.New(slog.DiscardHandler)), store, product
+}
+
+func call(t *testing.T, h http.Handler, cred, body string) (int, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if cred != "" {
+		req.Header.Set(auth.InternalHeader, cred)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	raw, _ := io.ReadAll(rec.Body)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("status %d, body %q is not JSON", rec.Code, raw)
+	}
+	return rec.Code, out
+}
+
+func TestReserveStock(t *testing.T) {
+	h, store, product := setup(t)
+	order := uuid.Must(uuid.NewV7())
+	body := `{"order_id":"` + order.String() + `","lines":[{"product_id":"` + product.String() + `","quantity":2}],"ttl_seconds":60}`
+
+	if code, out := call(t, h, "", body); code != http.StatusUnauthorized || out["code"] != "unauthenticated" {
+		t.Errorf("no credential: %d %v", code, out)
+	}
+	if code, _ := call(t, h, "wrong", body); code != http.StatusUnauthorized {
+		t.Errorf("wrong credential: %d", code)
+	}
+	for range 2 {
+		code, out := call(t, h, credential, body)
+		if code != http.StatusOK || out["status"] != "held" || out["order_id"] != order.String() || out["expires_at"] == nil {
+			t.Fatalf("reserve: %d %v", code, out)
+		}
+	}
+	st, err := store.Get(context.Background(), product)
+	if err != nil || st.Reserved != 2 {
+		t.Errorf("reserved %d %v, want 2 (one hold)", st.Reserved, err)
+	}
+	other := `{"order_id":"` + uuid.NewString() + `","lines":[{"product_id":"` + product.String() + `","quantity":2}]}`
+	code, out := call(t, h, credential, other)
+	if code != http.StatusConflict || out["code"] != "out_of_stock" || !strings.Contains(out["detail"].(string), product.String()) {
+		t.Errorf("out of stock: %d %v", code, out)
+	}
+}
+
+func TestReserveStockRefusesBadInput(t *testing.T) {
+	h, _, product := setup(t)
+	p := product.String()
+	o := uuid.NewString()
+	cases := map[string]string{
+		"unknown field":     `{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":1}],"price":1}`,
+		"negative quantity": `{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":-1}]}`,
+		"zero quantity":     `{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":0}]}`,
+		"huge quantity":     `{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":1001}]}`,
+		"string quantity":   `{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":"1"}]}`,
+		"fraction":          `{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":1.5}]}`,
+		"bad order id":      `{"order_id":"nope","lines":[{"product_id":"` + p + `","quantity":1}]}`,
+		"no order id":       `{"lines":[{"product_id":"` + p + `","quantity":1}]}`,
+		"empty lines":       `{"order_id":"` + o + `","lines":[]}`,
+		"duplicate lines":   `{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":1},{"product_id":"` + p + `","quantity":1}]}`,
+		"ttl out of range":  `{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":1}],"ttl_seconds":5}`,
+		"not json":          `lines=1`,
+		"empty body":        ``,
+		"array":             `[]`,
+	}
+	for name, body := range cases {
+		t.Run(name, func(t *testing.T) {
+			code, out := call(t, h, credential, body)
+			if code < 400 || code >= 500 || out["code"] == nil {
+				t.Errorf("%d %v, want a 4xx problem", code, out)
+			}
+		})
+	}
+}

@@ -1,0 +1,91 @@
+// Package function is set-cart-item: PUT /api/v1/cart/items/{product_id}
+// {quantity} sets how many units of a product are in the caller's cart (0
+// removes the line; 1..99 per line; at most 50 lines) and answers the priced
+// cart. The product must be for sale in the catalog (404 otherwise). The body
+// carries only the quantity: a price sent by the client is an unknown field
+// (400), because prices always come from the catalog.
+package function
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/cart"
+	"github.com/shopfaas/shop/internal/cart/cartredis"
+	"github.com/shopfaas/shop/internal/cart/cartsvc"
+	"github.com/shopfaas/shop/internal/catalogclient"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
+)
+
+// handler is built on the first request, from the environment.
+var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.FromOS(), slog.Default()) })
+
+// Handle serves the function (the OpenFaaS golang-middleware signature).
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	rc := cartredis.ConfigFrom(c)
+	key := c.Secret("jwt-secret", "", false)
+	cc := catalogclient.ConfigFrom(c)
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	tokens, err := auth.NewTokens(key, 0)
+	if err != nil {
+		return nil, err
+	}
+	catalog, err := catalogclient.New(cc)
+	if err != nil {
+		return nil, err
+	}
+	store := cartredis.New(cartredis.NewClient(rc), rc)
+	return New(tokens, cartsvc.New(store, catalog, log), log), nil
+}
+
+// Carts changes carts (cartsvc.Service).
+type Carts interface {
+	SetItem(ctx context.Context, user, product uuid.UUID, quantity int) (cart.View, error)
+}
+
+// request is the body; quantity is kept raw so that a fraction is told apart
+// from a wrong type.
+type request struct {
+	Quantity json.RawMessage `json:"quantity"`
+}
+
+// New returns the function's handler.
+func New(tokens *auth.Tokens, carts Carts, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("PUT /api/v1/cart/items/{product_id}", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
+		id, err := tokens.FromRequest(r)
+		if err != nil {
+			return err
+		}
+		product, err := uuid.Parse(r.PathValue("product_id"))
+		if err != nil {
+			return fault.E(fault.NotFound, "not_found", "product not found")
+		}
+		var req request
+		if err := fnhttp.Decode(r, &req, 4<<10); err != nil {
+			return err
+		}
+		quantity, err := cart.ParseQuantity(req.Quantity)
+		if err != nil {
+			return err
+		}
+		view, err := carts.SetItem(r.Context(), id.UserID, product, quantity)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		return fnhttp.JSON(w, http.StatusOK, view)
+	}))
+	return fnhttp.Routes(mux)
+}

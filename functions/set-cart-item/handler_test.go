@@ -1,0 +1,192 @@
+package function
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/cart"
+	"github.com/shopfaas/shop/internal/cart/cartredis"
+	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
+	"github.com/shopfaas/shop/internal/cart/cartsvc"
+	"github.com/shopfaas/shop/internal/catalogclient/catalogtest"
+)
+
+const testKey = "test-jwt-key-0123456789abcdef0123456789"
+
+type env struct {
+	h       http.Handler
+	store   *cartredis.Store
+	catalog *catalogtest.Server
+	tokens  *auth.Tokens
+}
+
+func setup(t *testing.T) env {
+	t.Helper()
+	store, _, _ := cartredistest.New(t, time.Hour)
+	catalog := catalogtest.New(t)
+	tokens, err := auth.NewTokens(testKey, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return env{h: New(tokens, cartsvc.New(store, catalog.Client(t), log), log), store: store, catalog: catalog, tokens: tokens}
+}
+
+// user returns a new user id and its bearer header.
+func (e env) user(t *testing.T) (uuid.UUID, string) {
+	t.Helper()
+	id := uuid.Must(uuid.NewV7())
+	tok, err := e.tokens.Issue(id, auth.RoleCustomer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, "Bearer " + tok
+}
+
+// put sends the request and returns the status, the problem code (if any) and the cart.
+func (e env) put(t *testing.T, authz string, product string, body string) (int, string, cart.View) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPut, "/api/v1/cart/items/"+product, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	var v cart.View
+	var p struct{ Code string }
+	if rec.Code == http.StatusOK {
+		if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+			t.Fatalf("decode cart: %v; body %s", err, rec.Body)
+		}
+	} else if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+		t.Fatalf("decode problem: %v; body %s", err, rec.Body)
+	}
+	return rec.Code, p.Code, v
+}
+
+func usd(n int64) cart.Money { return cart.Money{Amount: n, Currency: "USD"} }
+
+func TestAddChangeRemove(t *testing.T) {
+	e := setup(t)
+	mug := e.catalog.Add("MUG", 1299, "USD")
+	pen := e.catalog.Add("PEN", 250, "USD")
+	_, alice := e.user(t)
+
+	status, code, v := e.put(t, alice, mug.ID.String(), `{"quantity":2}`)
+	if status != 200 {
+		t.Fatalf("add: status %d code %s", status, code)
+	}
+	want := cart.View{Items: []cart.ItemView{{ProductID: mug.ID, Quantity: 2, UnitPrice: usd(1299), LineTotal: usd(2598)}}, Total: usd(2598)}
+	if diff := cmp.Diff(want, v); diff != "" {
+		t.Fatalf("after add (-want +got):\n%s", diff)
+	}
+
+	e.put(t, alice, pen.ID.String(), `{"quantity":3}`)
+	status, _, v = e.put(t, alice, mug.ID.String(), `{"quantity":99}`)
+	want = cart.View{Items: []cart.ItemView{
+		{ProductID: mug.ID, Quantity: 99, UnitPrice: usd(1299), LineTotal: usd(128601)},
+		{ProductID: pen.ID, Quantity: 3, UnitPrice: usd(250), LineTotal: usd(750)},
+	}, Total: usd(129351)}
+	if diff := cmp.Diff(want, v); status != 200 || diff != "" {
+		t.Fatalf("after change: status %d (-want +got):\n%s", status, diff)
+	}
+
+	status, _, v = e.put(t, alice, mug.ID.String(), `{"quantity":0}`)
+	want = cart.View{Items: []cart.ItemView{{ProductID: pen.ID, Quantity: 3, UnitPrice: usd(250), LineTotal: usd(750)}}, Total: usd(750)}
+	if diff := cmp.Diff(want, v); status != 200 || diff != "" {
+		t.Fatalf("after remove: status %d (-want +got):\n%s", status, diff)
+	}
+	// Removing a line that is not there is fine and changes nothing.
+	status, _, v2 := e.put(t, alice, uuid.Must(uuid.NewV7()).String(), `{"quantity":0}`)
+	if diff := cmp.Diff(want, v2); status != 200 || diff != "" {
+		t.Fatalf("remove absent line: status %d (-want +got):\n%s", status, diff)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	e := setup(t)
+	mug := e.catalog.Add("MUG", 1299, "USD")
+	euro := e.catalog.Add("EUR-MUG", 1100, "EUR")
+	archived := e.catalog.Add("OLD", 100, "USD")
+	e.catalog.Archive(archived.ID)
+	userID, alice := e.user(t)
+	if status, code, _ := e.put(t, alice, mug.ID.String(), `{"quantity":1}`); status != 200 {
+		t.Fatalf("setup: %d %s", status, code)
+	}
+
+	tests := []struct {
+		name, auth, product, body string
+		wantStatus                int
+		wantCode                  string
+	}{
+		{"no token", "", mug.ID.String(), `{"quantity":1}`, 401, "unauthenticated"},
+		{"quantity 100", alice, mug.ID.String(), `{"quantity":100}`, 422, "invalid_quantity"},
+		{"negative", alice, mug.ID.String(), `{"quantity":-1}`, 422, "invalid_quantity"},
+		{"fraction", alice, mug.ID.String(), `{"quantity":1.5}`, 422, "invalid_quantity"},
+		{"missing", alice, mug.ID.String(), `{}`, 422, "invalid_request"},
+		{"string", alice, mug.ID.String(), `{"quantity":"2"}`, 400, "invalid_json"},
+		{"client price", alice, mug.ID.String(), `{"quantity":1,"unit_price":{"amount":1,"currency":"USD"}}`, 400, "invalid_json"},
+		{"unknown product", alice, uuid.Must(uuid.NewV7()).String(), `{"quantity":1}`, 404, "not_found"},
+		{"archived product", alice, archived.ID.String(), `{"quantity":1}`, 404, "not_found"},
+		{"not a uuid", alice, "mug", `{"quantity":1}`, 404, "not_found"},
+		{"other currency", alice, euro.ID.String(), `{"quantity":1}`, 409, "currency_mismatch"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, code, _ := e.put(t, tt.auth, tt.product, tt.body)
+			if status != tt.wantStatus || code != tt.wantCode {
+				t.Fatalf("got %d %q, want %d %q", status, code, tt.wantStatus, tt.wantCode)
+			}
+		})
+	}
+	// Nothing refused was written.
+	lines, err := e.store.Lines(context.Background(), userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]cart.Line{{ProductID: mug.ID, Quantity: 1}}, lines); diff != "" {
+		t.Fatalf("stored lines (-want +got):\n%s", diff)
+	}
+}
+
+func TestFiftyFirstLineIsRefused(t *testing.T) {
+	e := setup(t)
+	_, alice := e.user(t)
+	var ids []uuid.UUID
+	for i := range cart.MaxLines + 1 {
+		ids = append(ids, e.catalog.Add(fmt.Sprintf("SKU-%02d", i), 100, "USD").ID)
+	}
+	for i, id := range ids[:cart.MaxLines] {
+		if status, code, _ := e.put(t, alice, id.String(), `{"quantity":1}`); status != 200 {
+			t.Fatalf("line %d: %d %s", i+1, status, code)
+		}
+	}
+	status, code, _ := e.put(t, alice, ids[cart.MaxLines].String(), `{"quantity":1}`)
+	if status != 422 || code != "cart_full" {
+		t.Fatalf("51st line: %d %q, want 422 cart_full", status, code)
+	}
+	// Changing an existing line of a full cart is still allowed.
+	status, _, v := e.put(t, alice, ids[0].String(), `{"quantity":5}`)
+	if status != 200 || len(v.Items) != cart.MaxLines || v.Total.Amount != 100*(cart.MaxLines+4) {
+		t.Fatalf("change in full cart: %d, %d items, total %+v", status, len(v.Items), v.Total)
+	}
+	// Once a product is archived its line no longer counts: the new line fits.
+	e.catalog.Archive(ids[1])
+	status, code, v = e.put(t, alice, ids[cart.MaxLines].String(), `{"quantity":1}`)
+	if status != 200 || len(v.Items) != cart.MaxLines {
+		t.Fatalf("after archiving one: %d %q, %d items", status, code, len(v.Items))
+	}
+}

@@ -1,0 +1,107 @@
+// Package function is set-stock: PUT /api/v1/inventory/{product_id} {on_hand}
+// sets a product's on-hand level (admin only) and answers the new stock level.
+// The product must exist in the catalog (asked through the gateway); the level
+// must be an integer from 0 to inventory.MaxOnHand (else 422, or 400 for a
+// non-number) and may not go below the units reserved by orders in progress
+// (409 below_reserved). The change and its stock.changed.v1 event commit together.
+package function
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/catalogclient"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/inventory"
+	"github.com/shopfaas/shop/internal/inventory/inventorydb"
+	"github.com/shopfaas/shop/internal/postgres"
+)
+
+// handler is built on the first request, from the environment.
+var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.FromOS(), slog.Default()) })
+
+// Handle serves the function (the OpenFaaS golang-middleware signature).
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	dbc := inventorydb.ConfigFrom(c)
+	key := c.Secret("jwt-secret", "", false)
+	cc := catalogclient.ConfigFrom(c)
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	tokens, err := auth.NewTokens(key, 0)
+	if err != nil {
+		return nil, err
+	}
+	catalog, err := catalogclient.New(cc)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	pool, err := postgres.Open(ctx, dbc)
+	if err != nil {
+		return nil, err
+	}
+	return New(tokens, catalog, inventorydb.New(pool), log), nil
+}
+
+// Catalog tells whether a product exists (catalogclient.Client):
+// fault.NotFound when it is unknown or archived.
+type Catalog interface {
+	GetProduct(ctx context.Context, id uuid.UUID) (catalogclient.Product, error)
+}
+
+// Stock sets stock levels (inventorydb.Store).
+type Stock interface {
+	SetOnHand(ctx context.Context, productID uuid.UUID, onHand int) (inventory.Stock, error)
+}
+
+// request is the body; on_hand is kept raw so that a fraction is told apart
+// from a wrong type.
+type request struct {
+	OnHand json.RawMessage `json:"on_hand"`
+}
+
+// New returns the function's handler.
+func New(tokens *auth.Tokens, catalog Catalog, stock Stock, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("PUT /api/v1/inventory/{product_id}", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
+		if _, err := tokens.RequireAdmin(r); err != nil {
+			return err
+		}
+		id, err := uuid.Parse(r.PathValue("product_id"))
+		if err != nil {
+			return fault.E(fault.NotFound, "not_found", "product not found")
+		}
+		var req request
+		if err := fnhttp.Decode(r, &req, 4<<10); err != nil {
+			return err
+		}
+		onHand, err := inventory.ParseOnHand(req.OnHand)
+		if err != nil {
+			return err
+		}
+		if _, err := catalog.GetProduct(r.Context(), id); err != nil {
+			if fault.Is(err, fault.NotFound, "") {
+				return fault.Wrap(err, fault.NotFound, "not_found", "product not found")
+			}
+			return err
+		}
+		st, err := stock.SetOnHand(r.Context(), id, onHand)
+		if err != nil {
+			return err
+		}
+		return fnhttp.JSON(w, http.StatusOK, inventory.ViewOf(st))
+	}))
+	return fnhttp.Routes(mux)
+}

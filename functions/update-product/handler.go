@@ -1,0 +1,74 @@
+// Package function is update-product: PATCH /api/v1/products/{id} (admin)
+// changes the listed fields of a product with JSON merge patch semantics and
+// answers 200 with the product. An optional If-Match (the ETag of GET) makes
+// the update conditional: 412 when the product changed meanwhile. The change,
+// the search document and the product.changed.v1 event commit together; the
+// cached copy is invalidated after the commit, so the next GET shows it.
+package function
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalog/catalogenv"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
+)
+
+// handler is built on the first request, from the environment.
+var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.FromOS(), slog.Default()) })
+
+// Handle serves the function (the OpenFaaS golang-middleware signature).
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	d, err := catalogenv.Load(context.Background(), c, log, catalogenv.Needs{Tokens: true, Cache: true, Search: true})
+	if err != nil {
+		return nil, err
+	}
+	return New(d), nil
+}
+
+var errNotFound = fault.E(fault.NotFound, "not_found", "no such product")
+
+// New returns the function's handler over d.
+func New(d *catalogenv.Deps) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("PATCH /api/v1/products/{id}", fnhttp.Adapt(d.Log, func(w http.ResponseWriter, r *http.Request) error {
+		if _, err := d.Tokens.RequireAdmin(r); err != nil {
+			return err
+		}
+		id, err := uuid.Parse(r.PathValue("id"))
+		if err != nil {
+			return errNotFound
+		}
+		var patch catalog.Patch
+		if err := fnhttp.Decode(r, &patch, fnhttp.MaxBody); err != nil {
+			return err
+		}
+		ifMatch := strings.TrimSpace(r.Header.Get("If-Match"))
+		p, err := d.Store.Update(r.Context(), id, func(p catalog.Product, now time.Time) (catalog.Product, error) {
+			if p.Archived {
+				return p, errNotFound
+			}
+			if ifMatch != "" && ifMatch != "*" && !strings.Contains(ifMatch, p.ETag()) {
+				return p, fault.E(fault.PreconditionFailed, "precondition_failed", "the product changed since it was read")
+			}
+			return catalog.Apply(p, patch, now)
+		})
+		if err != nil {
+			return err
+		}
+		d.Committed(r.Context(), p)
+		w.Header().Set("ETag", p.ETag())
+		return fnhttp.JSON(w, http.StatusOK, p)
+	}))
+	return fnhttp.Routes(mux)
+}

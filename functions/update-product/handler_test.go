@@ -1,0 +1,98 @@
+package function
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalog/catalogenv/envtest"
+	"github.com/shopfaas/shop/internal/search"
+)
+
+func TestUpdate(t *testing.T) {
+	env := envtest.New(t, envtest.Options{})
+	h := New(env.Deps)
+	admin := env.Token(t, "admin")
+	p := env.Create(t, "LAMP-1", "Desk Lamp", "home", 2999)
+	env.Remember(t.Context(), p) // as a GET would have
+	path := "/api/v1/products/" + p.ID.String()
+
+	w := envtest.Do(t, h, http.MethodPatch, path, `{"name":"Reading Lamp","price":{"amount":3499},"description":null}`,
+		"Authorization", admin, "If-Match", p.ETag())
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	var got catalog.Product
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := p
+	want.Name, want.Price.Amount, want.Description, want.Version = "Reading Lamp", 3499, "", 2
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(catalog.Product{}, "CreatedAt", "UpdatedAt")); diff != "" {
+		t.Errorf("patched product (-want +got):\n%s", diff)
+	}
+	if w.Header().Get("ETag") != got.ETag() || got.ETag() == p.ETag() {
+		t.Errorf("ETag %q after update (before %q)", w.Header().Get("ETag"), p.ETag())
+	}
+	if _, _, ok := env.Cached(t.Context(), p.ID.String()); ok {
+		t.Error("cache still holds the product after the update")
+	}
+	env.Remember(t.Context(), p) // a slow reader writes the old version back
+	if _, _, ok := env.Cached(t.Context(), p.ID.String()); ok {
+		t.Error("stale write-back stuck in the cache")
+	}
+	if n := env.OutboxCount(t, p.ID); n != 2 {
+		t.Errorf("%d events, want 2 (create, update)", n)
+	}
+	res, err := env.Search.Search(t.Context(), search.Query{Text: "reading", Limit: 5, Sort: search.SortRelevance})
+	if err != nil || len(res.Hits) != 1 || res.Hits[0].Price.Amount != 3499 {
+		t.Errorf("search after update: %+v, %v", res, err)
+	}
+
+	// The old ETag no longer matches.
+	w = envtest.Do(t, h, http.MethodPatch, path, `{"name":"Other"}`, "Authorization", admin, "If-Match", p.ETag())
+	if w.Code != http.StatusPreconditionFailed {
+		t.Errorf("stale If-Match: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	env := envtest.New(t, envtest.Options{})
+	h := New(env.Deps)
+	admin := env.Token(t, "admin")
+	p := env.Create(t, "LAMP-1", "Desk Lamp", "home", 2999)
+	env.Create(t, "LAMP-2", "Floor Lamp", "home", 4999)
+	path := "/api/v1/products/" + p.ID.String()
+	cases := []struct {
+		name, path, body, auth string
+		status                 int
+	}{
+		{"no token", path, `{"name":"x"}`, "", http.StatusUnauthorized},
+		{"customer", path, `{"name":"x"}`, env.Token(t, "customer"), http.StatusForbidden},
+		{"unknown product", "/api/v1/products/0190f5a0-0000-7000-8000-000000000000", `{"name":"x"}`, admin, http.StatusNotFound},
+		{"not a uuid", "/api/v1/products/abc", `{"name":"x"}`, admin, http.StatusNotFound},
+		{"null name", path, `{"name":null}`, admin, http.StatusUnprocessableEntity},
+		{"empty patch", path, `{}`, admin, http.StatusUnprocessableEntity},
+		{"negative price", path, `{"price":{"amount":-1}}`, admin, http.StatusUnprocessableEntity},
+		{"float price", path, `{"price":{"amount":1.5}}`, admin, http.StatusBadRequest},
+		{"unknown field", path, `{"sold_count":100}`, admin, http.StatusBadRequest},
+		{"sku taken", path, `{"sku":"LAMP-2"}`, admin, http.StatusConflict},
+	}
+	for _, c := range cases {
+		w := envtest.Do(t, h, http.MethodPatch, c.path, c.body, "Authorization", c.auth)
+		if w.Code != c.status {
+			t.Errorf("%s: status %d, want %d: %s", c.name, w.Code, c.status, w.Body)
+		}
+	}
+	got, err := env.Store.Get(t.Context(), p.ID)
+	if err != nil || got.Version != 1 || got.Name != "Desk Lamp" {
+		t.Errorf("refused patches changed the product: %+v %v", got, err)
+	}
+	if n := env.OutboxCount(t, p.ID); n != 1 {
+		t.Errorf("%d events after refused patches, want 1", n)
+	}
+}

@@ -1,0 +1,142 @@
+// Package cache is a Redis cache-aside helper for versioned entities. Every
+// entry carries the entity's version, and writes are compare-and-set in Redis
+// (one Lua script), so a reader that loaded an old version from the database
+// can never overwrite a newer entry or the invalidation marker a writer left
+// after its commit: a stale write-back cannot stick.
+//
+// The cache is an optimisation only: callers treat every error as a miss and
+// serve from the database.
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Config configures a Cache.
+type Config struct {
+	// Addr is Redis's host:port (REDIS_ADDR). Required.
+	Addr string
+	// Password is Redis's password (optional secret).
+	Password string
+	// Prefix starts every key, so tests and services never collide. Required.
+	Prefix string
+	// TTL bounds how long an entry lives. Default 5 minutes.
+	TTL time.Duration
+	// Timeout bounds every Redis call, so a Redis that is down costs a request
+	// little. Default 200 ms.
+	Timeout time.Duration
+}
+
+// Cache stores versioned values under Prefix.
+type Cache struct {
+	rdb     *redis.Client
+	prefix  string
+	ttl     time.Duration
+	timeout time.Duration
+}
+
+// New returns a cache; it does not contact Redis (a Redis that is down only
+// makes every call fail fast).
+func New(cfg Config) (*Cache, error) {
+	if cfg.Addr == "" || cfg.Prefix == "" {
+		return nil, errors.New("cache: Addr and Prefix are required")
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = 5 * time.Minute
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 200 * time.Millisecond
+	}
+	rdb := redis.NewClient(&redis.Options{
+		Addr: cfg.Addr, Password: cfg.Password, DialTimeout: cfg.Timeout, ReadTimeout: cfg.Timeout,
+		WriteTimeout: cfg.Timeout, MaxRetries: -1, PoolSize: 4, MinIdleConns: 0,
+	})
+	return &Cache{rdb: rdb, prefix: cfg.Prefix, ttl: cfg.TTL, timeout: cfg.Timeout}, nil
+}
+
+// Close releases the connections.
+func (c *Cache) Close() error { return c.rdb.Close() }
+
+// Key is the Redis key of name, with the prefix.
+func (c *Cache) Key(name string) string { return c.prefix + name }
+
+// An entry is stored as "<version>:<payload>"; an invalidation marker has an
+// empty payload ("<version>:").
+func decode(raw string) (version int64, payload []byte, ok bool) {
+	v, p, found := strings.Cut(raw, ":")
+	n, err := strconv.ParseInt(v, 10, 64)
+	if !found || err != nil {
+		return 0, nil, false
+	}
+	return n, []byte(p), true
+}
+
+// Get returns the cached payload and its version. ok is false on a miss or
+// when only an invalidation marker is there; err reports Redis failures.
+func (c *Cache) Get(ctx context.Context, name string) (payload []byte, version int64, ok bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	raw, err := c.rdb.Get(ctx, c.Key(name)).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, 0, false, nil
+	}
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("cache get: %w", err)
+	}
+	version, payload, ok = decode(raw)
+	if !ok || len(payload) == 0 {
+		return nil, version, false, nil
+	}
+	return payload, version, true, nil
+}
+
+// setIfNewer stores ARGV[1] (version) + ":" + ARGV[2] (payload) with TTL
+// ARGV[3] ms unless the key holds a higher version, or the same version with
+// a payload already (an entry is never replaced by its own copy, and a marker
+// of version v is replaced only by a payload of version >= v).
+var setIfNewer = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur then
+	local sep = string.find(cur, ':', 1, true)
+	local v = sep and tonumber(string.sub(cur, 1, sep - 1))
+	local new = tonumber(ARGV[1])
+	if v and (v > new or (v == new and (#cur > sep or ARGV[2] == ''))) then
+		return 0
+	end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
+return 1`)
+
+// Put caches payload at version unless a newer entry or marker is there. It
+// reports whether the entry was written.
+func (c *Cache) Put(ctx context.Context, name string, version int64, payload []byte) (bool, error) {
+	if len(payload) == 0 {
+		return false, errors.New("cache put: empty payload")
+	}
+	return c.set(ctx, name, version, payload)
+}
+
+// Invalidate replaces the entry with a marker of version, after the change to
+// that version committed. Readers then miss, and only a value of at least that
+// version can be cached again.
+func (c *Cache) Invalidate(ctx context.Context, name string, version int64) error {
+	_, err := c.set(ctx, name, version, nil)
+	return err
+}
+
+func (c *Cache) set(ctx context.Context, name string, version int64, payload []byte) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	n, err := setIfNewer.Run(ctx, c.rdb, []string{c.Key(name)}, version, payload, c.ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("cache set: %w", err)
+	}
+	return n == 1, nil
+}

@@ -1,0 +1,106 @@
+package cache_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shopfaas/shop/internal/cache"
+)
+
+// newCache returns a cache on the real Redis under a random prefix, whose keys
+// are removed when the test ends. It fails when Redis is missing, unless -short.
+func newCache(t *testing.T) *cache.Cache {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs Redis; -short was asked for")
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("Redis is required at 127.0.0.1:6379: %v", err)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	prefix := "test:" + hex.EncodeToString(b) + ":"
+	t.Cleanup(func() {
+		keys, _ := rdb.Keys(context.Background(), prefix+"*").Result()
+		if len(keys) > 0 {
+			rdb.Del(context.Background(), keys...)
+		}
+		rdb.Close()
+	})
+	c, err := cache.New(cache.Config{Addr: "127.0.0.1:6379", Prefix: prefix, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func get(t *testing.T, c *cache.Cache, name string) (string, int64, bool) {
+	t.Helper()
+	p, v, ok, err := c.Get(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(p), v, ok
+}
+
+func TestVersionedWrites(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t)
+	if _, _, ok := get(t, c, "p"); ok {
+		t.Fatal("hit on an empty cache")
+	}
+	if ok, err := c.Put(ctx, "p", 1, []byte("v1")); err != nil || !ok {
+		t.Fatalf("Put v1 = %v, %v", ok, err)
+	}
+	if p, v, ok := get(t, c, "p"); !ok || p != "v1" || v != 1 {
+		t.Fatalf("Get = %q %d %v", p, v, ok)
+	}
+	// A writer commits version 2 and invalidates; a slow reader that loaded
+	// version 1 before the commit tries to write it back: refused.
+	if err := c.Invalidate(ctx, "p", 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := get(t, c, "p"); ok {
+		t.Fatal("hit after invalidation")
+	}
+	if ok, _ := c.Put(ctx, "p", 1, []byte("v1")); ok {
+		t.Fatal("stale write-back stuck")
+	}
+	if ok, _ := c.Put(ctx, "p", 2, []byte("v2")); !ok {
+		t.Fatal("current version not cached after invalidation")
+	}
+	if ok, _ := c.Put(ctx, "p", 1, []byte("v1")); ok {
+		t.Fatal("older version replaced newer entry")
+	}
+	if p, v, ok := get(t, c, "p"); !ok || p != "v2" || v != 2 {
+		t.Fatalf("Get = %q %d %v, want v2", p, v, ok)
+	}
+	// Invalidating an older version leaves the newer entry alone.
+	if err := c.Invalidate(ctx, "p", 1); err != nil {
+		t.Fatal(err)
+	}
+	if p, _, ok := get(t, c, "p"); !ok || p != "v2" {
+		t.Fatalf("older invalidation removed the entry: %q %v", p, ok)
+	}
+}
+
+func TestRedisDownIsAnError(t *testing.T) {
+	c, err := cache.New(cache.Config{Addr: "127.0.0.1:1", Prefix: "x:", Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, _, _, err := c.Get(context.Background(), "p"); err == nil {
+		t.Error("Get succeeded with Redis down")
+	}
+	if err := c.Invalidate(context.Background(), "p", 1); err == nil {
+		t.Error("Invalidate succeeded with Redis down")
+	}
+}

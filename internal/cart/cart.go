@@ -1,0 +1,158 @@
+// Package cart holds the rules of a shopper's cart: how many units of a
+// product a line may hold, how many lines a cart may have, and how a cart is
+// priced. Prices are never stored in the cart: they are read from the catalog
+// each time a cart is shown, so a cart always shows today's price. The package
+// does no I/O: cartredis stores the lines, the catalog client supplies prices.
+package cart
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+// Limits of a cart.
+const (
+	// MaxQuantity is the most units one line may hold.
+	MaxQuantity = 99
+	// MaxLines is the most distinct products a cart may hold.
+	MaxLines = 50
+)
+
+// DefaultCurrency is the currency of an empty cart's zero total.
+const DefaultCurrency = "USD"
+
+// Line is one product in a cart and how many units of it the shopper wants.
+type Line struct {
+	ProductID uuid.UUID
+	Quantity  int
+}
+
+// ParseQuantity interprets the raw JSON value of a quantity field: an integer
+// from 0 (remove the line) to MaxQuantity. A missing value, a fraction or an
+// out-of-range number is fault.Invalid (422); a value that is not a JSON number
+// (a string, a boolean) is fault.Malformed (400).
+func ParseQuantity(raw json.RawMessage) (int, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, fault.E(fault.Invalid, "invalid_request", "quantity is required")
+	}
+	if c := raw[0]; c != '-' && (c < '0' || c > '9') {
+		return 0, fault.E(fault.Malformed, "invalid_json", `field "quantity" must be an integer`)
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil || n < 0 || n > MaxQuantity {
+		return 0, fault.E(fault.Invalid, "invalid_quantity",
+			fmt.Sprintf("quantity must be an integer from 0 to %d (0 removes the line)", MaxQuantity))
+	}
+	return int(n), nil
+}
+
+// Set returns lines with product's quantity set to quantity (0 removes the
+// line), keeping the order of the other lines. A new line beyond MaxLines is
+// fault.Invalid "cart_full".
+func Set(lines []Line, product uuid.UUID, quantity int) ([]Line, error) {
+	if quantity < 0 || quantity > MaxQuantity {
+		return nil, fault.E(fault.Invalid, "invalid_quantity",
+			fmt.Sprintf("quantity must be an integer from 0 to %d", MaxQuantity))
+	}
+	out := slices.Clone(lines)
+	i := slices.IndexFunc(out, func(l Line) bool { return l.ProductID == product })
+	switch {
+	case quantity == 0 && i >= 0:
+		return slices.Delete(out, i, i+1), nil
+	case quantity == 0:
+		return out, nil
+	case i >= 0:
+		out[i].Quantity = quantity
+		return out, nil
+	case len(out) >= MaxLines:
+		return nil, ErrFull
+	default:
+		return append(out, Line{ProductID: product, Quantity: quantity}), nil
+	}
+}
+
+// ErrFull refuses a line beyond MaxLines.
+var ErrFull = fault.E(fault.Invalid, "cart_full", fmt.Sprintf("a cart holds at most %d different products", MaxLines))
+
+// Money is an amount in integer minor units of an ISO 4217 currency.
+type Money struct {
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+// ItemView is one priced line as the API shows it.
+type ItemView struct {
+	ProductID uuid.UUID `json:"product_id"`
+	Quantity  int       `json:"quantity"`
+	UnitPrice Money     `json:"unit_price"`
+	LineTotal Money     `json:"line_total"`
+}
+
+// View is a priced cart as the API shows it.
+type View struct {
+	Items []ItemView `json:"items"`
+	Total Money      `json:"total"`
+}
+
+// Price prices lines with the catalog's current unit prices. Lines whose
+// product has no price (unknown or archived) are left out of the view and returned in
+// dropped, so the caller can remove them from the stored cart. All remaining
+// products must share one currency: mixing is fault.Conflict
+// "currency_mismatch". Totals that would overflow are fault.Invalid.
+func Price(lines []Line, prices map[uuid.UUID]Money) (v View, dropped []uuid.UUID, err error) {
+	v = View{Items: []ItemView{}, Total: Money{Currency: DefaultCurrency}}
+	currency := ""
+	for _, l := range lines {
+		price, ok := prices[l.ProductID]
+		if !ok {
+			dropped = append(dropped, l.ProductID)
+			continue
+		}
+		if currency == "" {
+			currency = price.Currency
+		} else if price.Currency != currency {
+			return View{}, nil, fault.E(fault.Conflict, "currency_mismatch",
+				fmt.Sprintf("a cart holds products of one currency; it has %s and %s", currency, price.Currency))
+		}
+		lineTotal, ok := mul(price.Amount, int64(l.Quantity))
+		if !ok {
+			return View{}, nil, errOverflow
+		}
+		total, ok := add(v.Total.Amount, lineTotal)
+		if !ok {
+			return View{}, nil, errOverflow
+		}
+		v.Total.Amount = total
+		v.Items = append(v.Items, ItemView{ProductID: l.ProductID, Quantity: l.Quantity,
+			UnitPrice: price, LineTotal: Money{Amount: lineTotal, Currency: currency}})
+	}
+	if currency != "" {
+		v.Total.Currency = currency
+	}
+	return v, dropped, nil
+}
+
+var errOverflow = fault.E(fault.Invalid, "invalid_request", "the cart's total is too large")
+
+func mul(a, b int64) (int64, bool) {
+	if a < 0 || b < 0 || (b != 0 && a > math.MaxInt64/b) {
+		return 0, false
+	}
+	return a * b, true
+}
+
+func add(a, b int64) (int64, bool) {
+	if b > math.MaxInt64-a {
+		return 0, false
+	}
+	return a + b, true
+}

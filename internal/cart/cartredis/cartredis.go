@@ -1,0 +1,176 @@
+// Package cartredis stores carts in Redis: one hash per user (field = product
+// id, value = quantity) under a configurable key prefix, expiring after a TTL
+// that every write refreshes. Only quantities are stored, never prices.
+package cartredis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shopfaas/shop/internal/cart"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+// Config configures a Store.
+type Config struct {
+	// Addr is Redis's host:port (REDIS_ADDR). Required.
+	Addr string
+	// Password is Redis's password, if any (optional secret redis-password).
+	Password string
+	// KeyPrefix is put before the user id to name a cart's key
+	// (CART_KEY_PREFIX, default "cart:"). Tests use a random prefix.
+	KeyPrefix string
+	// TTL is how long an untouched cart lives (CART_TTL, default 30 days);
+	// every write restarts it.
+	TTL time.Duration
+}
+
+// ConfigFrom reads the cart store's settings from c; c collects the problems.
+func ConfigFrom(c *config.Reader) Config {
+	cfg := Config{
+		Addr:      c.Required("REDIS_ADDR"),
+		KeyPrefix: c.String("CART_KEY_PREFIX", "cart:"),
+		TTL:       c.Duration("CART_TTL", 30*24*time.Hour),
+	}
+	if cfg.TTL < time.Minute {
+		cfg.TTL = time.Minute
+	}
+	return cfg
+}
+
+// NewClient returns a small Redis client for cfg; a function replica needs few
+// connections.
+func NewClient(cfg Config) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr: cfg.Addr, Password: cfg.Password,
+		PoolSize: 4, MinIdleConns: 0,
+		DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
+	})
+}
+
+// Store reads and writes carts. It is safe for concurrent use.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+	ttl    time.Duration
+}
+
+// New returns a store over rdb with cfg's prefix and TTL.
+func New(rdb redis.UniversalClient, cfg Config) *Store {
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = "cart:"
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = 30 * 24 * time.Hour
+	}
+	return &Store{rdb: rdb, prefix: cfg.KeyPrefix, ttl: cfg.TTL}
+}
+
+func (s *Store) key(user uuid.UUID) string { return s.prefix + user.String() }
+
+// Lines returns the user's cart lines ordered by product id (an empty slice
+// for no cart). Fields that are not a product id and a valid quantity are
+// ignored. Redis failures are fault.Unavailable.
+func (s *Store) Lines(ctx context.Context, user uuid.UUID) ([]cart.Line, error) {
+	m, err := s.rdb.HGetAll(ctx, s.key(user)).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	lines := make([]cart.Line, 0, len(m))
+	for field, value := range m {
+		id, err1 := uuid.Parse(field)
+		q, err2 := strconv.Atoi(value)
+		if err1 != nil || err2 != nil || q < 1 || q > cart.MaxQuantity {
+			continue
+		}
+		lines = append(lines, cart.Line{ProductID: id, Quantity: q})
+	}
+	slices.SortFunc(lines, func(a, b cart.Line) int { return slices.Compare(a.ProductID[:], b.ProductID[:]) })
+	return lines, nil
+}
+
+// setScript sets or removes one line atomically, refusing a new line when the
+// cart already has maxLines lines, and restarts the TTL. It returns 0 when the
+// cart is full, 1 otherwise.
+var setScript = redis.NewScript(`
+local key, field, qty, maxLines, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+if qty == 0 then
+  redis.call('HDEL', key, field)
+else
+  if redis.call('HEXISTS', key, field) == 0 and redis.call('HLEN', key) >= maxLines then
+    return 0
+  end
+  redis.call('HSET', key, field, qty)
+end
+if redis.call('EXISTS', key) == 1 then
+  redis.call('PEXPIRE', key, ttl)
+end
+return 1
+`)
+
+// SetLine sets the quantity of one line (0 removes it) and restarts the
+// cart's TTL, atomically: concurrent writers can never push a cart past
+// maxLines, which is answered cart.ErrFull. Redis failures are fault.Unavailable.
+func (s *Store) SetLine(ctx context.Context, user, product uuid.UUID, quantity, maxLines int) error {
+	if quantity < 0 || quantity > cart.MaxQuantity {
+		return fault.E(fault.Invalid, "invalid_quantity", fmt.Sprintf("quantity must be from 0 to %d", cart.MaxQuantity))
+	}
+	ok, err := setScript.Run(ctx, s.rdb, []string{s.key(user)},
+		product.String(), quantity, maxLines, s.ttl.Milliseconds()).Int()
+	if err != nil {
+		return unavailable(err)
+	}
+	if ok == 0 {
+		return cart.ErrFull
+	}
+	return nil
+}
+
+// Remove deletes lines from the user's cart (lines that are absent are
+// ignored). Redis failures are fault.Unavailable.
+func (s *Store) Remove(ctx context.Context, user uuid.UUID, products ...uuid.UUID) error {
+	if len(products) == 0 {
+		return nil
+	}
+	fields := make([]string, len(products))
+	for i, p := range products {
+		fields[i] = p.String()
+	}
+	if err := s.rdb.HDel(ctx, s.key(user), fields...).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Clear deletes the user's cart; clearing an empty cart succeeds. Redis
+// failures are fault.Unavailable.
+func (s *Store) Clear(ctx context.Context, user uuid.UUID) error {
+	if err := s.rdb.Del(ctx, s.key(user)).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// TTL reports how long the user's cart still lives (negative when it does not exist).
+func (s *Store) TTL(ctx context.Context, user uuid.UUID) (time.Duration, error) {
+	d, err := s.rdb.PTTL(ctx, s.key(user)).Result()
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return d, nil
+}
+
+func unavailable(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fault.Wrap(err, fault.Timeout, "timeout", "cart store did not answer in time")
+	}
+	return fault.Wrap(fmt.Errorf("redis: %w", err), fault.Unavailable, "unavailable", "cart temporarily unavailable")
+}

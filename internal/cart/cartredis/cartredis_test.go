@@ -1,0 +1,94 @@
+package cartredis_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/cart"
+	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+func TestLinesRoundTripAndTTL(t *testing.T) {
+	s, rdb, cfg := cartredistest.New(t, time.Hour)
+	ctx := context.Background()
+	user := uuid.Must(uuid.NewV7())
+	a, b := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+
+	if err := s.SetLine(ctx, user, b, 2, 50); err != nil {
+		t.Fatal(err)
+	}
+	// Age the cart, then write again: the TTL must be restarted.
+	if err := rdb.PExpire(ctx, cfg.KeyPrefix+user.String(), time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetLine(ctx, user, a, 1, 50); err != nil {
+		t.Fatal(err)
+	}
+	if ttl, err := s.TTL(ctx, user); err != nil || ttl < 59*time.Minute {
+		t.Fatalf("TTL after write = %v, %v; want about an hour", ttl, err)
+	}
+	// Garbage in the hash is ignored, not fatal.
+	rdb.HSet(ctx, cfg.KeyPrefix+user.String(), "not-a-uuid", "3", uuid.NewString(), "lots")
+	lines, err := s.Lines(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]cart.Line{{ProductID: a, Quantity: 1}, {ProductID: b, Quantity: 2}}, lines); diff != "" {
+		t.Fatalf("lines (-want +got):\n%s", diff)
+	}
+	if err := s.Remove(ctx, user, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetLine(ctx, user, b, 0, 50); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Clear(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	if n := rdb.Exists(ctx, cfg.KeyPrefix+user.String()).Val(); n != 0 {
+		t.Fatal("cart key still exists after Clear")
+	}
+	if lines, err := s.Lines(ctx, user); err != nil || len(lines) != 0 {
+		t.Fatalf("lines of a cleared cart = %v, %v", lines, err)
+	}
+}
+
+// Many concurrent new lines never push a cart past the limit.
+func TestLineLimitIsAtomic(t *testing.T) {
+	s, _, _ := cartredistest.New(t, time.Hour)
+	ctx := context.Background()
+	user := uuid.Must(uuid.NewV7())
+	const limit, writers = 5, 20
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	full := 0
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.SetLine(ctx, user, uuid.Must(uuid.NewV7()), 1, limit)
+			if err != nil && !fault.Is(err, fault.Invalid, "cart_full") {
+				t.Errorf("SetLine: %v", err)
+			}
+			if err != nil {
+				mu.Lock()
+				full++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	lines, err := s.Lines(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != limit || full != writers-limit {
+		t.Fatalf("%d lines, %d refused; want %d and %d", len(lines), full, limit, writers-limit)
+	}
+}

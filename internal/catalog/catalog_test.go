@@ -1,0 +1,96 @@
+package catalog_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+func valid() catalog.Draft {
+	return catalog.Draft{SKU: "ab-12", Name: " Lamp ", Category: "home", Price: catalog.Money{Amount: 100}}
+}
+
+func TestNewProduct(t *testing.T) {
+	p, err := catalog.NewProduct(valid(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.SKU != "AB-12" || p.Name != "Lamp" || p.Price.Currency != "USD" || p.Version != 1 || p.ID.Version() != 7 {
+		t.Errorf("normalised product %+v", p)
+	}
+	cases := map[string]func(*catalog.Draft){
+		"short sku":       func(d *catalog.Draft) { d.SKU = "AB" },
+		"sku with space":  func(d *catalog.Draft) { d.SKU = "AB 12" },
+		"long sku":        func(d *catalog.Draft) { d.SKU = strings.Repeat("A", 33) },
+		"empty name":      func(d *catalog.Draft) { d.Name = "  " },
+		"long name":       func(d *catalog.Draft) { d.Name = strings.Repeat("é", 201) },
+		"long desc":       func(d *catalog.Draft) { d.Description = strings.Repeat("x", 5001) },
+		"no category":     func(d *catalog.Draft) { d.Category = "" },
+		"category case":   func(d *catalog.Draft) { d.Category = "Home" },
+		"zero price":      func(d *catalog.Draft) { d.Price.Amount = 0 },
+		"huge price":      func(d *catalog.Draft) { d.Price.Amount = 100_000_001 },
+		"lower currency":  func(d *catalog.Draft) { d.Price.Currency = "usd" },
+		"currency digits": func(d *catalog.Draft) { d.Price.Currency = "US1" },
+	}
+	for name, mutate := range cases {
+		d := valid()
+		mutate(&d)
+		if _, err := catalog.NewProduct(d, time.Now()); !fault.Is(err, fault.Invalid, "invalid_request") {
+			t.Errorf("%s: err %v, want invalid_request", name, err)
+		}
+	}
+}
+
+func TestApplyMergeSemantics(t *testing.T) {
+	p, _ := catalog.NewProduct(catalog.Draft{SKU: "AB-12", Name: "Lamp", Description: "old", Category: "home",
+		Price: catalog.Money{Amount: 100, Currency: "EUR"}}, time.Now())
+	var pt catalog.Patch
+	if err := json.Unmarshal([]byte(`{"description":null,"price":{"amount":250}}`), &pt); err != nil {
+		t.Fatal(err)
+	}
+	got, err := catalog.Apply(p, pt, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Description != "" || got.Price != (catalog.Money{Amount: 250, Currency: "EUR"}) || got.Name != "Lamp" || got.Version != 2 {
+		t.Errorf("patched %+v", got)
+	}
+	for _, body := range []string{`{"name":null}`, `{"price":null}`, `{"price":{"amount":null}}`, `{}`, `{"price":{"amount":0}}`} {
+		var pt catalog.Patch
+		if err := json.Unmarshal([]byte(body), &pt); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := catalog.Apply(p, pt, time.Now()); !fault.Is(err, fault.Invalid, "") {
+			t.Errorf("%s: err %v, want invalid", body, err)
+		}
+	}
+	archived, _ := catalog.Archive(p, time.Now())
+	if _, err := catalog.Apply(archived, pt, time.Now()); !fault.Is(err, fault.NotFound, "") {
+		t.Errorf("patching an archived product: %v", err)
+	}
+	if _, err := catalog.Archive(archived, time.Now()); !fault.Is(err, fault.NotFound, "") {
+		t.Errorf("archiving twice: %v", err)
+	}
+}
+
+func TestCursor(t *testing.T) {
+	id := uuid.Must(uuid.NewV7())
+	got, err := catalog.DecodeCursor(catalog.EncodeCursor(id))
+	if err != nil || got != id {
+		t.Fatalf("round trip: %v %v", got, err)
+	}
+	if got, err := catalog.DecodeCursor(""); err != nil || got != uuid.Nil {
+		t.Errorf("empty cursor: %v %v", got, err)
+	}
+	for _, c := range []string{"x", id.String(), "cDE6", "!!!"} {
+		if _, err := catalog.DecodeCursor(c); !fault.Is(err, fault.Invalid, "invalid_cursor") {
+			t.Errorf("%q: %v", c, err)
+		}
+	}
+}

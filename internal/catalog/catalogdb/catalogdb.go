@@ -1,0 +1,224 @@
+// Package catalogdb is the catalog's store: products in the catalog database,
+// their embedded search documents and their product.changed.v1 events, always
+// written in one transaction.
+package catalogdb
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/outbox"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/search"
+	"github.com/shopfaas/shop/internal/search/pgsearch"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations are the catalog database's versioned migrations.
+func Migrations() fs.FS {
+	sub, _ := fs.Sub(migrations, "migrations")
+	return sub
+}
+
+// Source is the CloudEvents source of the catalog's events.
+const Source = "/shop/catalog"
+
+// Store reads and writes the catalog database.
+type Store struct {
+	db  *pgxpool.Pool
+	now func() time.Time
+}
+
+// New returns a store over the catalog database pool.
+func New(db *pgxpool.Pool) *Store { return &Store{db: db, now: time.Now} }
+
+const columns = `id, sku, name, description, category, price_amount, price_currency, sold_count, in_stock,
+	archived, version, created_at, updated_at`
+
+func scan(row pgx.Row) (catalog.Product, error) {
+	var p catalog.Product
+	err := row.Scan(&p.ID, &p.SKU, &p.Name, &p.Description, &p.Category, &p.Price.Amount, &p.Price.Currency,
+		&p.SoldCount, &p.InStock, &p.Archived, &p.Version, &p.CreatedAt, &p.UpdatedAt)
+	return p, err
+}
+
+var errNotFound = fault.E(fault.NotFound, "not_found", "no such product")
+
+// ErrSKUTaken is returned when another product (archived ones included) has
+// the SKU.
+var ErrSKUTaken = fault.E(fault.Conflict, "sku_taken", "a product with this sku exists")
+
+// changed writes the consequences of a product change on tx: its search
+// document (removed once archived) and its product.changed.v1 event, whose
+// data is the full snapshot including archived.
+func changed(ctx context.Context, tx pgx.Tx, p catalog.Product) error {
+	var err error
+	if p.Archived {
+		err = pgsearch.DeleteTx(ctx, tx, p.ID)
+	} else {
+		err = pgsearch.UpsertTx(ctx, tx, search.FromProduct(p))
+	}
+	if err != nil {
+		return err
+	}
+	return outbox.Publish(ctx, tx, Source, events.ProductChanged, p.ID.String(), p)
+}
+
+// Create inserts p, its search document and its event in one transaction.
+// A duplicate SKU is ErrSKUTaken (fault.Conflict).
+func (s *Store) Create(ctx context.Context, p catalog.Product) (catalog.Product, error) {
+	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
+		row := tx.QueryRow(ctx, `INSERT INTO products (id, sku, name, description, category, price_amount,
+				price_currency, sold_count, in_stock, archived, version, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, 0, false, false, 1, $8, $8) RETURNING `+columns,
+			p.ID, p.SKU, p.Name, p.Description, p.Category, p.Price.Amount, p.Price.Currency, p.CreatedAt)
+		var err error
+		if p, err = scan(row); err != nil {
+			return err
+		}
+		return changed(ctx, tx, p)
+	})
+	if postgres.IsUniqueViolation(err, "products_sku_key") {
+		return p, ErrSKUTaken
+	}
+	if err != nil {
+		return p, fault.Internalf("create product: %w", err)
+	}
+	return p, nil
+}
+
+// Get returns a live product; a missing or archived one is fault.NotFound.
+func (s *Store) Get(ctx context.Context, id uuid.UUID) (catalog.Product, error) {
+	p, err := scan(s.db.QueryRow(ctx, `SELECT `+columns+` FROM products WHERE id = $1 AND NOT archived`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, errNotFound
+	}
+	if err != nil {
+		return p, fault.Internalf("get product: %w", err)
+	}
+	return p, nil
+}
+
+// Update locks the product (SELECT … FOR UPDATE), lets change decide the new
+// state, and writes it with its search document and event in the same
+// transaction. The domain owns the change (it bumps Version); errors from
+// change are returned as they are. A missing product is fault.NotFound; a SKU
+// taken by another product is ErrSKUTaken.
+func (s *Store) Update(ctx context.Context, id uuid.UUID, change func(catalog.Product, time.Time) (catalog.Product, error)) (catalog.Product, error) {
+	var out catalog.Product
+	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
+		p, err := scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM products WHERE id = $1 FOR UPDATE`, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if out, err = change(p, s.now()); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE products SET sku = $2, name = $3, description = $4, category = $5,
+				price_amount = $6, price_currency = $7, archived = $8, version = $9, updated_at = $10
+			WHERE id = $1`, id, out.SKU, out.Name, out.Description, out.Category, out.Price.Amount,
+			out.Price.Currency, out.Archived, out.Version, out.UpdatedAt)
+		if err != nil {
+			return err
+		}
+		return changed(ctx, tx, out)
+	})
+	var fe *fault.Error
+	switch {
+	case err == nil:
+		return out, nil
+	case postgres.IsUniqueViolation(err, "products_sku_key"):
+		return out, ErrSKUTaken
+	case errors.As(err, &fe):
+		return out, err
+	default:
+		return out, fault.Internalf("update product: %w", err)
+	}
+}
+
+// List returns up to limit live products newest first (by UUIDv7 id) after the
+// cursor id (uuid.Nil: from the start), in category when it is not empty, and
+// whether more follow.
+func (s *Store) List(ctx context.Context, category string, after uuid.UUID, limit int) ([]catalog.Product, bool, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+columns+` FROM products
+		WHERE NOT archived AND ($1 = '' OR category = $1) AND ($2 = '00000000-0000-0000-0000-000000000000'::uuid OR id < $2)
+		ORDER BY id DESC LIMIT $3`, category, after, limit+1)
+	if err != nil {
+		return nil, false, fault.Internalf("list products: %w", err)
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (catalog.Product, error) { return scan(r) })
+	if err != nil {
+		return nil, false, fault.Internalf("list products: %w", err)
+	}
+	if len(items) > limit {
+		return items[:limit], true, nil
+	}
+	return items, false, nil
+}
+
+// SetAvailability records whether the product can be bought (maintained from
+// inventory events). It bumps the version and emits product.changed.v1 only
+// when the value changes; the returned product is current. fault.NotFound when
+// the product does not exist.
+func (s *Store) SetAvailability(ctx context.Context, id uuid.UUID, inStock bool) (catalog.Product, error) {
+	return s.setCounter(ctx, id, `in_stock`, inStock)
+}
+
+// SetSoldCount records how many units were sold (maintained from order
+// events), with the same guarantees as SetAvailability. n must be >= 0.
+func (s *Store) SetSoldCount(ctx context.Context, id uuid.UUID, n int64) (catalog.Product, error) {
+	if n < 0 {
+		return catalog.Product{}, fault.E(fault.Invalid, "invalid_request", "sold count must not be negative")
+	}
+	return s.setCounter(ctx, id, `sold_count`, n)
+}
+
+func (s *Store) setCounter(ctx context.Context, id uuid.UUID, column string, value any) (catalog.Product, error) {
+	var out catalog.Product
+	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
+		// column is one of two constants above, never client input.
+		p, err := scan(tx.QueryRow(ctx, fmt.Sprintf(`UPDATE products SET %[1]s = $2, version = version + 1, updated_at = now()
+			WHERE id = $1 AND %[1]s IS DISTINCT FROM $2 RETURNING `+columns, column), id, value))
+		if errors.Is(err, pgx.ErrNoRows) {
+			if out, err = scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM products WHERE id = $1`, id)); errors.Is(err, pgx.ErrNoRows) {
+				return errNotFound
+			}
+			return err // unchanged (or a real error)
+		}
+		if err != nil {
+			return err
+		}
+		out = p
+		return changed(ctx, tx, p)
+	})
+	var fe *fault.Error
+	if err != nil && !errors.As(err, &fe) {
+		return out, fault.Internalf("set %s: %w", column, err)
+	}
+	return out, err
+}
+
+// CountEvents is how many product.changed.v1 events the outbox holds for the
+// product (published or not); tests and operators use it.
+func (s *Store) CountEvents(ctx context.Context, id uuid.UUID) (int, error) {
+	var n int
+	err := s.db.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE type = $1 AND subject = $2`,
+		events.ProductChanged, id.String()).Scan(&n)
+	return n, err
+}

@@ -1,0 +1,104 @@
+package catalogdb_test
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/outbox"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+func TestMigrationHasOutbox(t *testing.T) {
+	b, err := fs.ReadFile(catalogdb.Migrations(), "0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), outbox.Schema) {
+		t.Error("0001_init.sql does not include outbox.Schema verbatim")
+	}
+}
+
+func create(t *testing.T, s *catalogdb.Store, sku string) catalog.Product {
+	t.Helper()
+	p, err := catalog.NewProduct(catalog.Draft{SKU: sku, Name: "Lamp " + sku, Category: "home",
+		Price: catalog.Money{Amount: 100}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = s.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Twenty concurrent updates each apply once: the row lock serialises them, no
+// change is lost, and each writes its event.
+func TestConcurrentUpdates(t *testing.T) {
+	s := catalogdb.New(pgtest.Open(t, catalogdb.Migrations()))
+	p := create(t, s, "LAMP-1")
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.Update(context.Background(), p.ID, func(p catalog.Product, now time.Time) (catalog.Product, error) {
+				return catalog.Apply(p, catalog.Patch{Description: catalog.Optional[string]{Set: true,
+					Value: p.Description + fmt.Sprint(i%10)}}, now)
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := s.Get(context.Background(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != 21 || len(got.Description) != 20 {
+		t.Errorf("version %d, description %q: updates were lost", got.Version, got.Description)
+	}
+	if n, _ := s.CountEvents(context.Background(), p.ID); n != 21 {
+		t.Errorf("%d events, want 21", n)
+	}
+}
+
+func TestCounters(t *testing.T) {
+	ctx := context.Background()
+	s := catalogdb.New(pgtest.Open(t, catalogdb.Migrations()))
+	p := create(t, s, "LAMP-1")
+	got, err := s.SetAvailability(ctx, p.ID, true)
+	if err != nil || !got.InStock || got.Version != 2 {
+		t.Fatalf("SetAvailability: %+v %v", got, err)
+	}
+	if got, err = s.SetAvailability(ctx, p.ID, true); err != nil || got.Version != 2 {
+		t.Errorf("unchanged availability bumped the version: %+v %v", got, err)
+	}
+	if got, err = s.SetSoldCount(ctx, p.ID, 7); err != nil || got.SoldCount != 7 || got.Version != 3 {
+		t.Errorf("SetSoldCount: %+v %v", got, err)
+	}
+	if n, _ := s.CountEvents(ctx, p.ID); n != 3 {
+		t.Errorf("%d events, want 3", n)
+	}
+	if _, err := s.SetSoldCount(ctx, p.ID, -1); !fault.Is(err, fault.Invalid, "") {
+		t.Errorf("negative sold count: %v", err)
+	}
+	if _, err := s.SetAvailability(ctx, uuid.New(), true); !fault.Is(err, fault.NotFound, "") {
+		t.Errorf("unknown product: %v", err)
+	}
+	dup, _ := catalog.NewProduct(catalog.Draft{SKU: "lamp-1", Name: "Other", Category: "home",
+		Price: catalog.Money{Amount: 5}}, time.Now())
+	if _, err := s.Create(ctx, dup); !fault.Is(err, fault.Conflict, "sku_taken") {
+		t.Errorf("duplicate: %v", err)
+	}
+}

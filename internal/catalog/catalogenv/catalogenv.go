@@ -1,0 +1,191 @@
+// Package catalogenv wires the catalog functions (create-, update-,
+// archive-, list-, get- and search-products): it reads their configuration
+// from the environment and secrets, opens the catalog database, the product
+// cache and the search backend, and owns what happens after a catalog write
+// commits (cache invalidation, push to an external search index).
+//
+// Configuration: CATALOG_DATABASE_URL, DATABASE_CREATE, DATABASE_MAX_CONNS,
+// optional secret db-password; REDIS_ADDR, PRODUCT_CACHE_PREFIX (default
+// "shop:catalog:product:"), PRODUCT_CACHE_TTL (default 5m); MEILI_URL (when
+// set, search uses Meilisearch), MEILI_INDEX (default products), optional
+// secret meili-key; secret jwt-secret for the admin writes.
+package catalogenv
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/cache"
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/search"
+	"github.com/shopfaas/shop/internal/search/meili"
+	"github.com/shopfaas/shop/internal/search/pgsearch"
+)
+
+// Needs says which optional dependencies a function uses.
+type Needs struct {
+	Tokens bool // admin writes: the jwt-secret secret
+	Cache  bool // get-product and the writes: Redis
+	Search bool // search-products and the writes: the search backend
+}
+
+// Deps are a catalog function's dependencies. Fields a function does not
+// need are nil.
+type Deps struct {
+	Store  *catalogdb.Store
+	Tokens *auth.Tokens
+	Cache  *cache.Cache
+	// Search answers searches: Meilisearch when configured, else the
+	// embedded PostgreSQL index.
+	Search search.Index
+	// External is the search index that the catalog's transaction does not
+	// maintain (Meilisearch), nil for the embedded one. Writes push to it
+	// after commit until index-product does so from the events.
+	External search.Index
+	Log      *slog.Logger
+}
+
+// optionalSecret reads a secret whose absence is no problem.
+func optionalSecret(c *config.Reader, name string) string {
+	probe := config.New(func(k string) string {
+		if k == config.SecretsDirEnv {
+			return c.String(config.SecretsDirEnv, config.DefaultSecretsDir)
+		}
+		return ""
+	})
+	return probe.Secret(name, "", false)
+}
+
+// Load reads the configuration from c (every problem reported at once) and
+// builds the dependencies: it connects to and migrates the catalog database
+// and applies the external index's settings.
+func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
+	dbc := postgres.Config{
+		URL:            c.Required("CATALOG_DATABASE_URL"),
+		CreateDatabase: c.Bool("DATABASE_CREATE", false),
+		MaxConns:       int32(c.Int("DATABASE_MAX_CONNS", 3, 1, 20)),
+		Migrations:     catalogdb.Migrations(),
+		Password:       optionalSecret(c, "db-password"),
+	}
+	var cc cache.Config
+	if needs.Cache {
+		cc = cache.Config{Addr: c.Required("REDIS_ADDR"), Prefix: c.String("PRODUCT_CACHE_PREFIX", "shop:catalog:product:"),
+			TTL: c.Duration("PRODUCT_CACHE_TTL", 5*time.Minute)}
+	}
+	var mc meili.Config
+	if needs.Search {
+		mc = meili.Config{URL: c.String("MEILI_URL", ""), IndexUID: c.String("MEILI_INDEX", "products")}
+		if mc.URL != "" {
+			mc.APIKey = optionalSecret(c, "meili-key")
+		}
+	}
+	var key string
+	if needs.Tokens {
+		key = c.Secret("jwt-secret", "", false)
+	}
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	d := &Deps{Log: log}
+	if needs.Tokens {
+		t, err := auth.NewTokens(key, 0)
+		if err != nil {
+			return nil, err
+		}
+		d.Tokens = t
+	}
+	if needs.Cache {
+		ch, err := cache.New(cc)
+		if err != nil {
+			return nil, err
+		}
+		d.Cache = ch
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	pool, err := postgres.Open(ctx, dbc)
+	if err != nil {
+		return nil, err
+	}
+	d.Store = catalogdb.New(pool)
+	if needs.Search {
+		d.Search = pgsearch.New(pool)
+		if mc.URL != "" {
+			ix, err := meili.New(mc)
+			if err != nil {
+				pool.Close()
+				return nil, err
+			}
+			if err := ix.EnsureSettings(ctx); err != nil {
+				pool.Close()
+				return nil, err
+			}
+			d.Search, d.External = ix, ix
+		}
+	}
+	return d, nil
+}
+
+// CacheKey is the cache entry of a product.
+func CacheKey(p catalog.Product) string { return p.ID.String() }
+
+// Committed runs after a catalog write committed: it replaces the product's
+// cache entry with an invalidation marker of the new version (so the next GET
+// reads the database and no older copy can be written back), and pushes the
+// product to the external search index, if any. Failures are logged, never
+// returned: the write has happened, and the cache TTL and the
+// product.changed.v1 event (index-product) repair what was missed.
+func (d *Deps) Committed(ctx context.Context, p catalog.Product) {
+	ctx = context.WithoutCancel(ctx)
+	if d.Cache != nil {
+		if err := d.Cache.Invalidate(ctx, CacheKey(p), p.Version); err != nil {
+			d.Log.WarnContext(ctx, "product cache invalidation failed", "product_id", p.ID, "err", err.Error())
+		}
+	}
+	if d.External != nil {
+		var err error
+		if p.Archived {
+			err = d.External.Delete(ctx, p.ID)
+		} else {
+			err = d.External.Upsert(ctx, search.FromProduct(p))
+		}
+		if err != nil {
+			d.Log.WarnContext(ctx, "search index push failed", "product_id", p.ID, "err", err.Error())
+		}
+	}
+}
+
+// Cached returns the cached JSON of a product and its version; any Redis
+// failure is logged and is a miss.
+func (d *Deps) Cached(ctx context.Context, key string) ([]byte, int64, bool) {
+	if d.Cache == nil {
+		return nil, 0, false
+	}
+	body, version, ok, err := d.Cache.Get(ctx, key)
+	if err != nil {
+		d.Log.WarnContext(ctx, "product cache unavailable, reading the database", "err", err.Error())
+		return nil, 0, false
+	}
+	return body, version, ok
+}
+
+// Remember caches p (as JSON) unless a newer version or marker is there;
+// failures are logged.
+func (d *Deps) Remember(ctx context.Context, p catalog.Product) {
+	if d.Cache == nil {
+		return
+	}
+	body, err := json.Marshal(p)
+	if err != nil {
+		return
+	}
+	if _, err := d.Cache.Put(ctx, CacheKey(p), p.Version, body); err != nil {
+		d.Log.WarnContext(ctx, "product cache write failed", "product_id", p.ID, "err", err.Error())
+	}
+}

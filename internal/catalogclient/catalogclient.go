@@ -1,0 +1,219 @@
+// Package catalogclient reads products from the catalog service through the
+// OpenFaaS gateway ($GATEWAY_URL/function/get-product/api/v1/products/{id}),
+// the only way one function may reach another. It is what every service that
+// needs a price uses, because prices come from the catalog, never from a client.
+//
+// Guarantees: every call has a deadline; the caller's trace context travels in
+// the traceparent header; a 404 is fault.NotFound and is never retried; any
+// other failure (connection refused, timeout, 5xx, an answer that is not a
+// valid product) is fault.Unavailable after a bounded number of attempts.
+package catalogclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+// Money is an amount in integer minor units of an ISO 4217 currency.
+type Money struct {
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+// Product is what the catalog's get-product answers. Only products that are
+// currently for sale are ever returned: an archived product is NotFound.
+type Product struct {
+	ID          uuid.UUID `json:"id"`
+	SKU         string    `json:"sku"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	Category    string    `json:"category"`
+	Price       Money     `json:"price"`
+	SoldCount   int64     `json:"sold_count"`
+}
+
+// Config configures a Client.
+type Config struct {
+	// GatewayURL is the OpenFaaS gateway, e.g. http://gateway:8080. Required.
+	GatewayURL string
+	// Timeout bounds one attempt (default 3s); the caller's context bounds the whole call.
+	Timeout time.Duration
+	// Attempts is how many times a transient failure (connection error,
+	// timeout, 502, 503, 504) is tried in total (default 2). A 4xx is never retried.
+	Attempts int
+	// HTTP is the client to use; the default is instrumented with OpenTelemetry.
+	HTTP *http.Client
+}
+
+func (c *Config) setDefaults() {
+	if c.Timeout <= 0 {
+		c.Timeout = 3 * time.Second
+	}
+	if c.Attempts <= 0 {
+		c.Attempts = 2
+	}
+	if c.HTTP == nil {
+		c.HTTP = &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport)}
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	u, err := url.Parse(c.GatewayURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("catalog client: gateway URL %q must be an absolute http(s) URL", c.GatewayURL)
+	}
+	return nil
+}
+
+// ConfigFrom reads GATEWAY_URL (and optionally CATALOG_TIMEOUT) from c; c collects the problems.
+func ConfigFrom(c *config.Reader) Config {
+	return Config{
+		GatewayURL: c.Required("GATEWAY_URL"),
+		Timeout:    c.Duration("CATALOG_TIMEOUT", 3*time.Second),
+	}
+}
+
+// Client calls get-product through the gateway. It is safe for concurrent use.
+type Client struct {
+	cfg  Config
+	base string
+}
+
+// New returns a client for cfg.
+func New(cfg Config) (*Client, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Client{cfg: cfg, base: strings.TrimRight(cfg.GatewayURL, "/") + "/function/get-product/api/v1/products/"}, nil
+}
+
+// maxBody bounds a product answer; a product is well under 64 KiB.
+const maxBody = 256 << 10
+
+var (
+	errNotFound    = fault.E(fault.NotFound, "not_found", "product not found")
+	errUnavailable = "catalog temporarily unavailable"
+)
+
+// GetProduct returns the product id if it is for sale. It returns
+// fault.NotFound when the catalog answers 404 (unknown or archived), and
+// fault.Unavailable for every other failure.
+func (c *Client) GetProduct(ctx context.Context, id uuid.UUID) (Product, error) {
+	var last error
+	for attempt := 0; attempt < c.cfg.Attempts; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return Product{}, fault.Wrap(errors.Join(last, ctx.Err()), fault.Unavailable, "unavailable", errUnavailable)
+			case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+			}
+		}
+		p, retry, err := c.get(ctx, id)
+		if err == nil {
+			return p, nil
+		}
+		if !retry {
+			return Product{}, err
+		}
+		last = err
+	}
+	return Product{}, last
+}
+
+// get makes one attempt and reports whether a failure is worth retrying.
+func (c *Client) get(ctx context.Context, id uuid.UUID) (p Product, retry bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+id.String(), nil)
+	if err != nil {
+		return p, false, fault.Internalf("catalog request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
+	resp, err := c.cfg.HTTP.Do(req)
+	if err != nil {
+		return p, true, fault.Wrap(fmt.Errorf("get product %s: %w", id, err), fault.Unavailable, "unavailable", errUnavailable)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return p, true, fault.Wrap(fmt.Errorf("read product %s: %w", id, err), fault.Unavailable, "unavailable", errUnavailable)
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusNotFound:
+		return p, false, errNotFound
+	default:
+		transient := resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable ||
+			resp.StatusCode == http.StatusGatewayTimeout || resp.StatusCode == http.StatusTooManyRequests
+		return p, transient, fault.Wrap(fmt.Errorf("get product %s: catalog answered %d", id, resp.StatusCode),
+			fault.Unavailable, "unavailable", errUnavailable)
+	}
+	if len(body) > maxBody {
+		return p, false, fault.Wrap(fmt.Errorf("get product %s: answer over %d bytes", id, maxBody), fault.Unavailable, "unavailable", errUnavailable)
+	}
+	p, err = decode(body, id)
+	if errors.Is(err, errNotFound) {
+		return p, false, err
+	}
+	if err != nil {
+		return p, false, fault.Wrap(err, fault.Unavailable, "unavailable", errUnavailable)
+	}
+	return p, false, nil
+}
+
+// decode parses and checks a get-product answer. A product marked archived
+// (should the catalog ever answer one) is NotFound like a 404.
+func decode(body []byte, id uuid.UUID) (Product, error) {
+	var wire struct {
+		Product
+		Archived   bool            `json:"archived"`
+		ArchivedAt json.RawMessage `json:"archived_at"`
+	}
+	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&wire); err != nil {
+		return Product{}, fmt.Errorf("decode product %s: %w", id, err)
+	}
+	p := wire.Product
+	switch {
+	case p.ID != id:
+		return Product{}, fmt.Errorf("catalog answered product %s for %s", p.ID, id)
+	case p.Price.Amount < 0:
+		return Product{}, fmt.Errorf("product %s has a negative price", id)
+	case !validCurrency(p.Price.Currency):
+		return Product{}, fmt.Errorf("product %s has currency %q", id, p.Price.Currency)
+	}
+	if wire.Archived || (len(wire.ArchivedAt) > 0 && string(wire.ArchivedAt) != "null") {
+		return Product{}, errNotFound
+	}
+	return p, nil
+}
+
+func validCurrency(c string) bool {
+	if len(c) != 3 {
+		return false
+	}
+	for _, r := range c {
+		if r < 'A' || r > 'Z' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,116 @@
+// Package catalogtest serves the catalog's get-product contract over real
+// HTTP for tests of services that read the catalog through the gateway:
+// GET /function/get-product/api/v1/products/{id} answers the product's JSON,
+// or a 404 problem when the product is unknown or archived.
+package catalogtest
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/catalogclient"
+)
+
+// Server is a running fake gateway in front of a fake get-product. Its
+// products can be changed while tests run.
+type Server struct {
+	// URL is the gateway URL to configure clients with.
+	URL      string
+	mu       sync.Mutex
+	products map[uuid.UUID]catalogclient.Product
+	archived map[uuid.UUID]bool
+	down     atomic.Bool
+	calls    atomic.Int64
+}
+
+// New starts a server closed at the end of the test.
+func New(tb testing.TB) *Server {
+	tb.Helper()
+	s := &Server{products: map[uuid.UUID]catalogclient.Product{}, archived: map[uuid.UUID]bool{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /function/get-product/api/v1/products/{id}", s.getProduct)
+	srv := httptest.NewServer(mux)
+	tb.Cleanup(srv.Close)
+	s.URL = srv.URL
+	return s
+}
+
+// Client returns a catalog client pointed at the server.
+func (s *Server) Client(tb testing.TB) *catalogclient.Client {
+	tb.Helper()
+	c, err := catalogclient.New(catalogclient.Config{GatewayURL: s.URL})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// Add creates a product for sale with a new UUIDv7 and returns it.
+func (s *Server) Add(sku string, amount int64, currency string) catalogclient.Product {
+	p := catalogclient.Product{ID: uuid.Must(uuid.NewV7()), SKU: sku, Name: "Product " + sku,
+		Description: "Test product " + sku, Category: "test",
+		Price: catalogclient.Money{Amount: amount, Currency: currency}}
+	s.Put(p)
+	return p
+}
+
+// Put creates or replaces a product (un-archiving it).
+func (s *Server) Put(p catalogclient.Product) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.products[p.ID] = p
+	delete(s.archived, p.ID)
+}
+
+// SetPrice changes a product's price.
+func (s *Server) SetPrice(id uuid.UUID, amount int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.products[id]
+	p.Price.Amount = amount
+	s.products[id] = p
+}
+
+// Archive makes get-product answer 404 for the product, as the catalog does.
+func (s *Server) Archive(id uuid.UUID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.archived[id] = true
+}
+
+// SetDown makes every request answer 503 while down is true.
+func (s *Server) SetDown(down bool) { s.down.Store(down) }
+
+// Calls is the number of requests served so far.
+func (s *Server) Calls() int64 { return s.calls.Load() }
+
+func (s *Server) getProduct(w http.ResponseWriter, r *http.Request) {
+	s.calls.Add(1)
+	if s.down.Load() {
+		writeProblem(w, http.StatusServiceUnavailable, "unavailable")
+		return
+	}
+	id, err := uuid.Parse(r.PathValue("id"))
+	s.mu.Lock()
+	p, ok := s.products[id]
+	gone := s.archived[id]
+	s.mu.Unlock()
+	if err != nil || !ok || gone {
+		writeProblem(w, http.StatusNotFound, "not_found")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+func writeProblem(w http.ResponseWriter, status int, code string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "code": code})
+}

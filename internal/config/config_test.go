@@ -1,0 +1,132 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/shopfaas/shop/internal/config"
+)
+
+func TestEveryProblemCollected(t *testing.T) {
+	c := config.New(config.Env(map[string]string{
+		"SECRETS_DIR": t.TempDir(),
+		"PORT":        "99999",
+		"DEBUG":       "maybe",
+		"TIMEOUT":     "-3s",
+	}))
+	c.Required("DATABASE_URL")
+	c.Int("PORT", 8080, 1, 65535)
+	c.Bool("DEBUG", false)
+	c.Duration("TIMEOUT", time.Second)
+	c.Secret("jwt-secret", "dev-default", false)
+	err := c.Err()
+	if err == nil {
+		t.Fatal("Err() = nil")
+	}
+	for _, want := range []string{"DATABASE_URL is required", "PORT", "DEBUG", "TIMEOUT", "secret jwt-secret is missing"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != 5 {
+		t.Errorf("%d problems reported, want 5:\n%v", n, err)
+	}
+}
+
+func TestValues(t *testing.T) {
+	c := config.New(config.Env(map[string]string{
+		"NAME": "  shop ", "N": "7", "B": "true", "EMPTY": "   ",
+	}))
+	got := []any{c.String("NAME", "x"), c.String("EMPTY", "def"), c.String("UNSET", "def"), c.Int("N", 1, 0, 10),
+		c.Int("UNSET", 3, 0, 10), c.Bool("B", false), c.Bool("UNSET", true), c.Required("NAME")}
+	want := []any{"shop", "def", "def", 7, 3, true, true, "shop"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if err := c.Err(); err != nil {
+		t.Errorf("Err() = %v", err)
+	}
+}
+
+func TestDuration(t *testing.T) {
+	tests := []struct {
+		raw     string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"", 5 * time.Second, false},
+		{"10", 10 * time.Second, false}, // bare seconds, as the watchdog
+		{"0", 0, false},
+		{"1m30s", 90 * time.Second, false},
+		{"250ms", 250 * time.Millisecond, false},
+		{"-1", 5 * time.Second, true},
+		{"-2s", 5 * time.Second, true},
+		{"soon", 5 * time.Second, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			c := config.New(config.Env(map[string]string{"T": tt.raw}))
+			got := c.Duration("T", 5*time.Second)
+			if got != tt.want || (c.Err() != nil) != tt.wantErr {
+				t.Errorf("Duration = %v, err %v; want %v, err %v", got, c.Err(), tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestSecrets(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "jwt-secret"), []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "blank"), []byte("  \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "a-dir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, secret, devDefault string
+		dev                      bool
+		want                     string
+		wantErr                  bool
+	}{
+		{"file wins in production", "jwt-secret", "dev", false, "from-file", false},
+		{"file wins in development", "jwt-secret", "dev", true, "from-file", false},
+		{"missing in production fails", "admin-password", "dev-pw", false, "", true},
+		{"missing in development uses the default", "admin-password", "dev-pw", true, "dev-pw", false},
+		{"missing without a default fails even in development", "admin-password", "", true, "", true},
+		{"blank file counts as missing", "blank", "", false, "", true},
+		{"unreadable fails", "a-dir", "", false, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.New(config.Env(map[string]string{"SECRETS_DIR": dir}))
+			got := c.Secret(tt.secret, tt.devDefault, tt.dev)
+			if got != tt.want || (c.Err() != nil) != tt.wantErr {
+				t.Errorf("Secret = %q, err %v; want %q, err %v", got, c.Err(), tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestSecretsDirDefault(t *testing.T) {
+	c := config.New(config.Env(nil))
+	c.Secret("definitely-not-a-secret-here", "", false)
+	if err := c.Err(); err == nil || !strings.Contains(err.Error(), config.DefaultSecretsDir) {
+		t.Errorf("Err() = %v, want it to name %s", err, config.DefaultSecretsDir)
+	}
+}
+
+func TestDev(t *testing.T) {
+	for env, want := range map[string]bool{"": false, "production": false, "development": true, "dev": false} {
+		if got := config.New(config.Env(map[string]string{"SHOP_ENV": env})).Dev(); got != want {
+			t.Errorf("SHOP_ENV=%q: Dev() = %v, want %v", env, got, want)
+		}
+	}
+}

@@ -1,0 +1,83 @@
+// Command echofn is a tiny function process for the local runtime's tests
+// (deployed with fprocess): it serves /_/health like fnserve and answers every
+// other request with what it received, its pid, and, for /secret/<name>, the
+// secret from SECRETS_DIR. It logs one line per request to stdout.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Echo is the JSON answer to every request.
+type Echo struct {
+	Name   string            `json:"name"`
+	PID    int               `json:"pid"`
+	Method string            `json:"method"`
+	Path   string            `json:"path"`
+	Query  string            `json:"query"`
+	Header map[string]string `json:"header"`
+	Body   string            `json:"body"`
+	Secret string            `json:"secret,omitempty"`
+	Env    string            `json:"env,omitempty"`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "echofn:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, getenv func(string) string) error {
+	ln, err := net.Listen("tcp", net.JoinHostPort(getenv("BIND_HOST"), getenv("PORT")))
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_/health", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "OK") })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		e := Echo{Name: getenv("OPENFAAS_NAME"), PID: os.Getpid(), Method: r.Method, Path: r.URL.Path,
+			Query: r.URL.RawQuery, Header: map[string]string{}, Body: string(body)}
+		for k := range r.Header {
+			e.Header[k] = r.Header.Get(k)
+		}
+		if name, ok := strings.CutPrefix(r.URL.Path, "/secret/"); ok {
+			b, _ := os.ReadFile(filepath.Join(getenv("SECRETS_DIR"), filepath.Base(name)))
+			e.Secret = string(b)
+		}
+		if name, ok := strings.CutPrefix(r.URL.Path, "/env/"); ok {
+			e.Env = getenv(name)
+		}
+		if d, err := time.ParseDuration(r.URL.Query().Get("sleep")); err == nil {
+			time.Sleep(d)
+		}
+		fmt.Printf("echofn %s %s\n", r.Method, r.URL.Path)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Echo-Pid", fmt.Sprint(os.Getpid()))
+		_ = json.NewEncoder(w).Encode(e)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Shutdown(context.Background())
+	}()
+	fmt.Println("echofn listening on", ln.Addr())
+	if err := srv.Serve(ln); err != http.ErrServerClosed {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,197 @@
+package edge
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// upstream answers with the path it received and the service it plays.
+func upstream(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Method+" "+r.URL.RequestURI())
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+const doc = `
+_format_version: "3.0"
+services:
+  - name: short-prefix
+    url: http://gateway:8080/function/short-prefix
+    routes:
+      - name: short-prefix
+        paths: [/api]
+        strip_path: false
+  - name: long-prefix
+    url: http://gateway:8080/function/long-prefix
+    routes:
+      - name: long-prefix
+        paths: [/api/v1/products]
+        strip_path: false
+  - name: regex
+    url: http://gateway:8080/function/regex
+    routes:
+      - name: regex
+        paths: ["~/api/v1/products/[0-9a-f-]+$"]
+        methods: [GET]
+        strip_path: false
+  - name: stripped
+    url: http://gateway:8080/function/stripped
+    routes:
+      - name: stripped
+        paths: [/strip]
+  - name: stripped-regex
+    url: http://gateway:8080/svc/
+    routes:
+      - name: stripped-regex
+        paths: ["~/re/[a-z]+"]
+        strip_path: true
+plugins:
+  - name: correlation-id
+    config: {header_name: X-Correlation-ID, generator: uuid, echo_downstream: true}
+  - name: request-size-limiting
+    service: stripped
+    config: {allowed_payload_size: 10, size_unit: bytes}
+`
+
+func TestRoutingFollowsKongPriorities(t *testing.T) {
+	up := upstream(t)
+	decl, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(decl, Options{Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+
+	tests := []struct {
+		method, path, body string
+		wantStatus         int
+		want               string
+	}{
+		// regex before prefix, whatever the declaration order
+		{"GET", "/api/v1/products/0190-ab", "", 200, "GET /function/regex/api/v1/products/0190-ab"},
+		// regex anchored with $: a longer path falls back to the longest prefix
+		{"GET", "/api/v1/products/0190-ab/stock", "", 200, "GET /function/long-prefix/api/v1/products/0190-ab/stock"},
+		// methods restrict the regex route; the prefix route still matches
+		{"POST", "/api/v1/products/0190-ab", "", 200, "POST /function/long-prefix/api/v1/products/0190-ab"},
+		// longest prefix first, prefixes are plain string prefixes
+		{"GET", "/api/v1/products?limit=5", "", 200, "GET /function/long-prefix/api/v1/products?limit=5"},
+		{"GET", "/api/v1/productsx", "", 200, "GET /function/long-prefix/api/v1/productsx"},
+		{"GET", "/api/other", "", 200, "GET /function/short-prefix/api/other"},
+		// strip_path defaults to true
+		{"GET", "/strip/a/b", "", 200, "GET /function/stripped/a/b"},
+		{"GET", "/strip", "", 200, "GET /function/stripped"},
+		{"GET", "/re/abc/def", "", 200, "GET /svc/def"},
+		// service-scoped plugin applies to its service only
+		{"POST", "/strip/x", "01234567890", 413, ""},
+		{"POST", "/api/x", "01234567890", 200, "POST /function/short-prefix/api/x"},
+		{"GET", "/nothing", "", 404, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(tc.body))
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != tc.wantStatus {
+				t.Fatalf("status %d, want %d: %s", res.StatusCode, tc.wantStatus, b)
+			}
+			if tc.want != "" && string(b) != tc.want {
+				t.Errorf("upstream saw %q, want %q", b, tc.want)
+			}
+			if res.Header.Get("X-Correlation-ID") == "" {
+				t.Error("no correlation id")
+			}
+		})
+	}
+}
+
+func TestUpstreamDownIs502(t *testing.T) {
+	decl, err := Parse([]byte(`
+_format_version: "3.0"
+services:
+  - name: down
+    url: http://127.0.0.1:1/function/down
+    routes: [{name: down, paths: [/down]}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(decl, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest("GET", "/down", nil))
+	if rec.Code != http.StatusBadGateway || rec.Header().Get("Content-Type") != "application/problem+json" {
+		t.Errorf("got %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestRefusesWhatItCannotHonour(t *testing.T) {
+	bad := map[string]string{
+		"format": `_format_version: "2.1"`,
+		"hosts": `
+_format_version: "3.0"
+services:
+  - name: s
+    url: http://gateway:8080/function/s
+    routes: [{name: r, paths: [/a], hosts: [example.com]}]`,
+		"regex": `
+_format_version: "3.0"
+services:
+  - name: s
+    url: http://gateway:8080/function/s
+    routes: [{name: r, paths: ["~/a("]}]`,
+		"unknown plugin": `
+_format_version: "3.0"
+plugins: [{name: bot-detection}]`,
+		"unknown plugin field": `
+_format_version: "3.0"
+plugins: [{name: request-size-limiting, config: {allowed_payload_sise: 1}}]`,
+		"plugin for unknown service": `
+_format_version: "3.0"
+plugins: [{name: correlation-id, service: nope}]`,
+	}
+	for name, src := range bad {
+		t.Run(name, func(t *testing.T) {
+			decl, err := Parse([]byte(src))
+			if err == nil {
+				_, err = New(decl, Options{})
+			}
+			if err == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+}
+
+// The project's kong.yml loads and compiles.
+func TestProjectKongFile(t *testing.T) {
+	decl, err := Load("../../../gateway/kong.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(decl, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range decl.Services {
+		for _, r := range s.Routes {
+			if r.StripPath == nil || *r.StripPath {
+				t.Errorf("route %s must set strip_path: false", r.Name)
+			}
+		}
+	}
+}

@@ -1,0 +1,151 @@
+// Package edge is the local stand-in for Kong: it reads the same DB-less
+// declarative file (gateway/kong.yml), matches requests to routes with Kong's
+// priorities (regex paths before prefix paths, longer prefixes first), runs
+// the configured plugins and proxies to the service's upstream.
+//
+// Only what the project's kong.yml uses is supported; anything else in the
+// file (route hosts or headers, unknown plugins) is refused at load time, so
+// the local edge never silently routes differently from Kong.
+package edge
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Declarative is the subset of Kong's DB-less format (3.0) the edge reads.
+type Declarative struct {
+	// FormatVersion must be "3.0".
+	FormatVersion string `yaml:"_format_version"`
+	// Transform is Kong's _transform flag; accepted and ignored.
+	Transform *bool `yaml:"_transform"`
+	// Services are the upstreams with their routes and plugins.
+	Services []Service `yaml:"services"`
+	// Plugins are global plugins or, with Service/Route set, scoped ones.
+	Plugins []Plugin `yaml:"plugins"`
+	// Consumers are Kong consumers (for jwt and rate limiting by consumer);
+	// kept raw for the plugins that need them.
+	Consumers []map[string]any `yaml:"consumers"`
+}
+
+// Service is a Kong service: one upstream URL and the routes to it.
+type Service struct {
+	Name           string   `yaml:"name"`
+	URL            string   `yaml:"url"`
+	Retries        *int     `yaml:"retries"`
+	ConnectTimeout *int     `yaml:"connect_timeout"`
+	ReadTimeout    *int     `yaml:"read_timeout"`
+	WriteTimeout   *int     `yaml:"write_timeout"`
+	Tags           []string `yaml:"tags"`
+	Routes         []Route  `yaml:"routes"`
+	Plugins        []Plugin `yaml:"plugins"`
+}
+
+// Route is a Kong route: paths (plain = prefix, "~" = regex), methods and
+// whether the matched part is stripped before proxying.
+type Route struct {
+	Name          string   `yaml:"name"`
+	Paths         []string `yaml:"paths"`
+	Methods       []string `yaml:"methods"`
+	Protocols     []string `yaml:"protocols"`
+	StripPath     *bool    `yaml:"strip_path"`
+	PreserveHost  bool     `yaml:"preserve_host"`
+	RegexPriority int      `yaml:"regex_priority"`
+	PathHandling  string   `yaml:"path_handling"`
+	Tags          []string `yaml:"tags"`
+	Plugins       []Plugin `yaml:"plugins"`
+}
+
+// Plugin is a plugin instance. Service and Route scope a top-level plugin.
+type Plugin struct {
+	Name      string         `yaml:"name"`
+	Enabled   *bool          `yaml:"enabled"`
+	Service   string         `yaml:"service"`
+	Route     string         `yaml:"route"`
+	Consumer  string         `yaml:"consumer"`
+	Protocols []string       `yaml:"protocols"`
+	Tags      []string       `yaml:"tags"`
+	Config    map[string]any `yaml:"config"`
+}
+
+func (p Plugin) enabled() bool { return p.Enabled == nil || *p.Enabled }
+
+// Load reads and validates a declarative file.
+func Load(path string) (*Declarative, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("kong config: %w", err)
+	}
+	d, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("kong config %s: %w", path, err)
+	}
+	return d, nil
+}
+
+// Parse decodes and validates a declarative document; unknown fields are errors.
+func Parse(b []byte) (*Declarative, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var d Declarative
+	if err := dec.Decode(&d); err != nil {
+		return nil, err
+	}
+	return &d, d.validate()
+}
+
+func (d *Declarative) validate() error {
+	var errs []error
+	if d.FormatVersion != "3.0" {
+		errs = append(errs, fmt.Errorf("_format_version must be \"3.0\", got %q", d.FormatVersion))
+	}
+	services, routes := map[string]bool{}, map[string]bool{}
+	for _, s := range d.Services {
+		if s.Name == "" || services[s.Name] {
+			errs = append(errs, fmt.Errorf("service name %q is empty or repeated", s.Name))
+		}
+		services[s.Name] = true
+		if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("service %s: url %q must be http(s)://host[:port]/path", s.Name, s.URL))
+		}
+		for _, r := range s.Routes {
+			if r.Name != "" {
+				if routes[r.Name] {
+					errs = append(errs, fmt.Errorf("route name %q repeated", r.Name))
+				}
+				routes[r.Name] = true
+			}
+			if len(r.Paths) == 0 {
+				errs = append(errs, fmt.Errorf("service %s route %q: paths are required (hosts and headers are not supported locally)", s.Name, r.Name))
+			}
+			for _, p := range r.Paths {
+				if re, ok := strings.CutPrefix(p, "~"); ok {
+					if _, err := regexp.Compile(re); err != nil {
+						errs = append(errs, fmt.Errorf("route %q: regex path %q: %w", r.Name, p, err))
+					}
+				} else if !strings.HasPrefix(p, "/") {
+					errs = append(errs, fmt.Errorf("route %q: path %q must start with / or ~", r.Name, p))
+				}
+			}
+			if r.PathHandling != "" && r.PathHandling != "v0" && r.PathHandling != "v1" {
+				errs = append(errs, fmt.Errorf("route %q: path_handling %q", r.Name, r.PathHandling))
+			}
+		}
+	}
+	for _, p := range d.Plugins {
+		if p.Service != "" && !services[p.Service] {
+			errs = append(errs, fmt.Errorf("plugin %s: unknown service %q", p.Name, p.Service))
+		}
+		if p.Route != "" && !routes[p.Route] {
+			errs = append(errs, fmt.Errorf("plugin %s: unknown route %q", p.Name, p.Route))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,611 @@
+package faaslocal_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/openfaas/faas-provider/types"
+	sdk "github.com/openfaas/go-sdk"
+
+	"github.com/shopfaas/shop/internal/faaslocal"
+	"github.com/shopfaas/shop/internal/faaslocal/runtimetest"
+)
+
+type echo struct {
+	Name   string            `json:"name"`
+	PID    int               `json:"pid"`
+	Method string            `json:"method"`
+	Path   string            `json:"path"`
+	Query  string            `json:"query"`
+	Header map[string]string `json:"header"`
+	Body   string            `json:"body"`
+	Secret string            `json:"secret"`
+	Env    string            `json:"env"`
+}
+
+func client(t *testing.T, rt *runtimetest.Runtime) *sdk.Client {
+	t.Helper()
+	u, err := url.Parse(rt.GatewayURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sdk.NewClient(u, nil, &http.Client{Timeout: 30 * time.Second})
+}
+
+func deployEcho(t *testing.T, rt *runtimetest.Runtime, c *sdk.Client, spec types.FunctionDeployment) {
+	t.Helper()
+	spec.EnvProcess = runtimetest.EchoFunction(t)
+	if _, err := c.Deploy(context.Background(), spec); err != nil {
+		t.Fatalf("deploy %s: %v", spec.Service, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := rt.WaitReady(ctx, spec.Service); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func do(t *testing.T, method, u string, body io.Reader, header map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, b
+}
+
+func invoke(t *testing.T, method, u string, body io.Reader, header map[string]string) (int, echo, http.Header) {
+	t.Helper()
+	res, b := do(t, method, u, body, header)
+	var e echo
+	if res.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(b, &e); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, u, err, b)
+		}
+	}
+	return res.StatusCode, e, res.Header
+}
+
+func TestGatewayAPIWithGoSDK(t *testing.T) {
+	rt := runtimetest.Start(t, runtimetest.Options{})
+	c := client(t, rt)
+	ctx := context.Background()
+
+	// Secrets CRUD.
+	if _, err := c.CreateSecret(ctx, types.Secret{Name: "api-key", Value: "s3cret"}); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := c.CreateSecret(ctx, types.Secret{Name: "api-key", Value: "again"}); err == nil || code != http.StatusConflict {
+		t.Fatalf("duplicate secret: code %d err %v, want 409", code, err)
+	}
+	if _, err := c.UpdateSecret(ctx, types.Secret{Name: "api-key", Value: "updated"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UpdateSecret(ctx, types.Secret{Name: "missing", Value: "x"}); err == nil {
+		t.Fatal("updating a missing secret succeeded")
+	}
+	secrets, err := c.GetSecrets(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range secrets {
+		names = append(names, s.Name)
+	}
+	if diff := cmp.Diff([]string{"admin-email", "admin-password", "api-key", "internal-token", "jwt-secret"}, names); diff != "" {
+		t.Errorf("secrets (-want +got):\n%s", diff)
+	}
+	if got := rt.ReadSecret(t, "admin-email"); got != "admin@example.com" {
+		t.Errorf("admin-email = %q", got)
+	}
+	if jwt := rt.ReadSecret(t, "jwt-secret"); len(jwt) < 48 {
+		t.Errorf("jwt-secret too short: %d", len(jwt))
+	}
+
+	// Deploy errors.
+	if code, err := c.Deploy(ctx, types.FunctionDeployment{Service: "nothing-to-run", Image: "x"}); err == nil || code != http.StatusBadRequest {
+		t.Errorf("deploy without fprocess: code %d err %v, want 400", code, err)
+	}
+	if code, err := c.Deploy(ctx, types.FunctionDeployment{Service: "echo", EnvProcess: "true", Secrets: []string{"absent"}}); err == nil || code != http.StatusBadRequest {
+		t.Errorf("deploy with missing secret: code %d err %v, want 400", code, err)
+	}
+
+	labels := map[string]string{"com.openfaas.scale.min": "1", "team": "shop"}
+	annotations := map[string]string{"topic": "order.placed.v1"}
+	deployEcho(t, rt, c, types.FunctionDeployment{Service: "echo", Image: "echo:dev", Namespace: "openfaas-fn",
+		EnvVars: map[string]string{"GREETING": "hello"}, Secrets: []string{"api-key"}, Labels: &labels, Annotations: &annotations})
+
+	fns, err := c.GetFunctions(ctx, "openfaas-fn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fns) != 1 || fns[0].Name != "echo" {
+		t.Fatalf("functions = %+v", fns)
+	}
+	st, err := c.GetFunction(ctx, "echo", "openfaas-fn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := types.FunctionStatus{Name: "echo", Image: "echo:dev", Namespace: "openfaas-fn", EnvVars: map[string]string{"GREETING": "hello"},
+		Secrets: []string{"api-key"}, Labels: &labels, Annotations: &annotations, Replicas: 1, AvailableReplicas: 1}
+	if diff := cmp.Diff(want, st, cmpIgnore()...); diff != "" {
+		t.Errorf("function status (-want +got):\n%s", diff)
+	}
+
+	// Invoke through the gateway: path and query after /function/<name> reach the function.
+	code, e, _ := invoke(t, http.MethodPost, rt.GatewayURL+"/function/echo/a/b?x=1", strings.NewReader("hi"), nil)
+	if code != http.StatusOK || e.Path != "/a/b" || e.Query != "x=1" || e.Body != "hi" || e.Name != "echo" {
+		t.Errorf("invoke: %d %+v", code, e)
+	}
+	_, e, _ = invoke(t, http.MethodGet, rt.GatewayURL+"/function/echo/secret/api-key", nil, nil)
+	if e.Secret != "updated" {
+		t.Errorf("secret seen by the function = %q, want updated", e.Secret)
+	}
+	_, e, _ = invoke(t, http.MethodGet, rt.GatewayURL+"/function/echo/env/GATEWAY_URL", nil, nil)
+	if e.Env != rt.GatewayURL {
+		t.Errorf("GATEWAY_URL = %q, want %q", e.Env, rt.GatewayURL)
+	}
+	_, e, _ = invoke(t, http.MethodGet, rt.GatewayURL+"/function/echo/secret/jwt-secret", nil, nil)
+	if e.Secret != "" {
+		t.Errorf("function sees an undeclared secret")
+	}
+	// go-sdk invokes <name>.<namespace>.
+	req, _ := http.NewRequest(http.MethodGet, rt.GatewayURL+"/", nil)
+	res, err := c.InvokeFunction("echo", "", false, false, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("InvokeFunction status %d", res.StatusCode)
+	}
+	if code, _, _ := invoke(t, http.MethodGet, rt.GatewayURL+"/function/nope", nil, nil); code != http.StatusNotFound {
+		t.Errorf("unknown function: %d, want 404", code)
+	}
+	st, _ = c.GetFunction(ctx, "echo", "")
+	if st.InvocationCount < 5 {
+		t.Errorf("invocation count %v, want >= 5", st.InvocationCount)
+	}
+
+	// Logs: the replica's output, tail and follow=false.
+	msgs, err := c.GetLogs(ctx, "echo", "openfaas-fn", false, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for m := range msgs {
+		lines = append(lines, m.Text)
+	}
+	if !contains(lines, "echofn POST /a/b") {
+		t.Errorf("logs %q lack the invocation line", lines)
+	}
+	msgs, err = c.GetLogs(ctx, "echo", "", false, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range msgs {
+		n++
+	}
+	if n != 1 {
+		t.Errorf("tail=1 gave %d lines", n)
+	}
+	if _, err := c.GetLogs(ctx, "nope", "", false, 0, nil); err == nil {
+		t.Error("logs of an unknown function succeeded")
+	}
+
+	// Update = replace: new process, new environment.
+	oldPID := rt.Replicas("echo")[0].PID
+	spec := types.FunctionDeployment{Service: "echo", EnvProcess: runtimetest.EchoFunction(t), EnvVars: map[string]string{"GREETING": "bye"}}
+	if _, err := c.Update(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, rt, "echo")
+	_, e, _ = invoke(t, http.MethodGet, rt.GatewayURL+"/function/echo/env/GREETING", nil, nil)
+	if e.Env != "bye" || e.PID == oldPID {
+		t.Errorf("after update: env %q pid %d (old %d)", e.Env, e.PID, oldPID)
+	}
+	if code, err := c.Update(ctx, types.FunctionDeployment{Service: "ghost", EnvProcess: "true"}); err == nil || code != http.StatusNotFound {
+		t.Errorf("update of unknown function: %d %v", code, err)
+	}
+
+	info, err := c.GetInfo(ctx)
+	if err != nil || info.Provider.Provider != "faas-local" {
+		t.Errorf("info %+v %v", info, err)
+	}
+	nss, err := c.GetNamespaces(ctx)
+	if err != nil || !cmp.Equal(nss, []string{"openfaas-fn"}) {
+		t.Errorf("namespaces %v %v", nss, err)
+	}
+	if res, _ := do(t, http.MethodGet, rt.GatewayURL+"/healthz", nil, nil); res.StatusCode != http.StatusOK {
+		t.Errorf("healthz %d", res.StatusCode)
+	}
+
+	// Delete stops the process and forgets the function.
+	pid := rt.Replicas("echo")[0].PID
+	if err := c.DeleteFunction(ctx, "echo", ""); err != nil {
+		t.Fatal(err)
+	}
+	if alive(pid) {
+		t.Errorf("process %d survived delete", pid)
+	}
+	if _, err := c.GetFunction(ctx, "echo", ""); err == nil {
+		t.Error("deleted function still described")
+	}
+	if res, _ := do(t, http.MethodGet, rt.GatewayURL+"/system/function/echo", nil, nil); res.StatusCode != http.StatusNotFound {
+		t.Errorf("describe deleted: %d", res.StatusCode)
+	}
+	if err := c.DeleteFunction(ctx, "echo", ""); err == nil {
+		t.Error("second delete succeeded")
+	}
+	if err := c.DeleteSecret(ctx, "api-key", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteSecret(ctx, "api-key", ""); err == nil {
+		t.Error("deleting a deleted secret succeeded")
+	}
+}
+
+func cmpIgnore() []cmp.Option {
+	return []cmp.Option{cmp.FilterPath(func(p cmp.Path) bool {
+		s := p.String()
+		return s == "CreatedAt" || s == "InvocationCount" || s == "EnvProcess"
+	}, cmp.Ignore())}
+}
+
+func contains(lines []string, s string) bool {
+	for _, l := range lines {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func alive(pid int) bool {
+	return pid > 0 && !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}
+
+func waitReady(t *testing.T, rt *runtimetest.Runtime, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := rt.WaitReady(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The gateway API as faas-cli sends it: raw paths and faas-provider payloads.
+func TestGatewayRawPayloads(t *testing.T) {
+	rt := runtimetest.Start(t, runtimetest.Options{})
+	spec, _ := json.Marshal(types.FunctionDeployment{Service: "raw", EnvProcess: runtimetest.EchoFunction(t)})
+	if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/functions", bytes.NewReader(spec), nil); res.StatusCode != http.StatusAccepted {
+		t.Fatalf("deploy: %d %s", res.StatusCode, b)
+	}
+	waitReady(t, rt, "raw")
+	scale, _ := json.Marshal(types.ScaleServiceRequest{ServiceName: "raw", Replicas: 2})
+	if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/scale-function/raw", bytes.NewReader(scale), nil); res.StatusCode != http.StatusAccepted {
+		t.Fatalf("scale: %d %s", res.StatusCode, b)
+	}
+	if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/scale-function/ghost", bytes.NewReader(scale), nil); res.StatusCode != http.StatusNotFound {
+		t.Errorf("scale unknown: %d %s", res.StatusCode, b)
+	}
+	if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/functions", strings.NewReader("{"), nil); res.StatusCode != http.StatusBadRequest {
+		t.Errorf("malformed deploy: %d %s", res.StatusCode, b)
+	}
+	if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/functions", strings.NewReader(`{"service":"Bad_Name","envProcess":"true"}`), nil); res.StatusCode != http.StatusBadRequest {
+		t.Errorf("bad name: %d %s", res.StatusCode, b)
+	}
+	del, _ := json.Marshal(types.DeleteFunctionRequest{FunctionName: "raw"})
+	if res, b := do(t, http.MethodDelete, rt.GatewayURL+"/system/functions", bytes.NewReader(del), nil); res.StatusCode != http.StatusAccepted {
+		t.Errorf("delete: %d %s", res.StatusCode, b)
+	}
+	res, b := do(t, http.MethodGet, rt.GatewayURL+"/system/functions", nil, nil)
+	if res.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) != "[]" {
+		t.Errorf("list after delete: %d %s", res.StatusCode, b)
+	}
+}
+
+func TestScaleRoundRobinAndRestart(t *testing.T) {
+	rt := runtimetest.Start(t, runtimetest.Options{})
+	c := client(t, rt)
+	ctx := context.Background()
+	deployEcho(t, rt, c, types.FunctionDeployment{Service: "echo"})
+	if err := c.ScaleFunction(ctx, "echo", "", 2); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, rt, "echo")
+	reps := rt.Replicas("echo")
+	if len(reps) != 2 || reps[0].PID == reps[1].PID {
+		t.Fatalf("replicas %+v", reps)
+	}
+	st, _ := c.GetFunction(ctx, "echo", "")
+	if st.Replicas != 2 || st.AvailableReplicas != 2 {
+		t.Errorf("status replicas %d available %d", st.Replicas, st.AvailableReplicas)
+	}
+	pids := map[int]bool{}
+	for range 6 {
+		_, e, _ := invoke(t, http.MethodGet, rt.GatewayURL+"/function/echo", nil, nil)
+		pids[e.PID] = true
+	}
+	if len(pids) != 2 {
+		t.Errorf("requests served by processes %v, want 2", pids)
+	}
+	before := pids
+
+	// A killed replica is restarted and serves again.
+	victim := reps[0].PID
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := rt.Replicas("echo")[0]
+		if r.Available && r.PID != victim && r.PID != 0 {
+			if r.Restarts != 1 {
+				t.Errorf("restarts = %d, want 1", r.Restarts)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica not restarted: %+v", r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	pids = map[int]bool{}
+	for range 6 {
+		code, e, _ := invoke(t, http.MethodGet, rt.GatewayURL+"/function/echo", nil, nil)
+		if code != http.StatusOK {
+			t.Fatalf("after restart: %d", code)
+		}
+		pids[e.PID] = true
+	}
+	if len(pids) != 2 || cmp.Equal(pids, before) {
+		t.Errorf("after restart served by %v (before %v)", pids, before)
+	}
+
+	// Scale down stops the extra process.
+	last := rt.Replicas("echo")[1].PID
+	if err := c.ScaleFunction(ctx, "echo", "", 1); err != nil {
+		t.Fatal(err)
+	}
+	if alive(last) || len(rt.Replicas("echo")) != 1 {
+		t.Errorf("scale down left %+v (pid %d alive %v)", rt.Replicas("echo"), last, alive(last))
+	}
+}
+
+func TestAsyncInvocationWithCallback(t *testing.T) {
+	rt := runtimetest.Start(t, runtimetest.Options{})
+	c := client(t, rt)
+	deployEcho(t, rt, c, types.FunctionDeployment{Service: "echo"})
+
+	type callback struct {
+		header http.Header
+		body   []byte
+	}
+	got := make(chan callback, 1)
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- callback{r.Header.Clone(), b}
+	}))
+	defer cb.Close()
+
+	res, _ := do(t, http.MethodPost, rt.GatewayURL+"/async-function/echo/jobs?sleep=200ms", strings.NewReader("payload"),
+		map[string]string{"X-Callback-Url": cb.URL + "/done"})
+	callID := res.Header.Get("X-Call-Id")
+	if res.StatusCode != http.StatusAccepted || callID == "" {
+		t.Fatalf("async: %d call id %q", res.StatusCode, callID)
+	}
+	select {
+	case c := <-got:
+		var e echo
+		if err := json.Unmarshal(c.body, &e); err != nil {
+			t.Fatalf("callback body %s: %v", c.body, err)
+		}
+		if e.Path != "/jobs" || e.Body != "payload" || e.Header["X-Call-Id"] != callID {
+			t.Errorf("function saw %+v", e)
+		}
+		if c.header.Get("X-Call-Id") != callID || c.header.Get("X-Function-Status") != "200" || c.header.Get("X-Function-Name") != "echo" {
+			t.Errorf("callback headers %v", c.header)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no callback")
+	}
+	if res, _ := do(t, http.MethodPost, rt.GatewayURL+"/async-function/nope", nil, nil); res.StatusCode != http.StatusNotFound {
+		t.Errorf("async unknown: %d", res.StatusCode)
+	}
+	if res, _ := do(t, http.MethodPost, rt.GatewayURL+"/async-function/echo", nil, map[string]string{"X-Callback-Url": "file:///etc/passwd"}); res.StatusCode != http.StatusBadRequest {
+		t.Errorf("bad callback url: %d", res.StatusCode)
+	}
+}
+
+// The edge serves gateway/kong.yml: the users routes reach their functions
+// (here echo stand-ins deployed under the same names) with the public path.
+func TestEdgeServesKongRoutes(t *testing.T) {
+	rt := runtimetest.Start(t, runtimetest.Options{})
+	c := client(t, rt)
+	for _, name := range []string{"register-user", "login-user", "get-me", "reserve-stock"} {
+		deployEcho(t, rt, c, types.FunctionDeployment{Service: name})
+	}
+	tests := []struct {
+		method, path string
+		wantStatus   int
+		wantFn       string
+	}{
+		{http.MethodPost, "/api/v1/users", 200, "register-user"},
+		{http.MethodPost, "/api/v1/auth/login", 200, "login-user"},
+		{http.MethodGet, "/api/v1/users/me", 200, "get-me"},
+		{http.MethodGet, "/api/v1/users", 404, ""},
+		{http.MethodPost, "/api/v1/users/me", 404, ""},
+		{http.MethodPost, "/api/v1/users/extra", 404, ""},
+		{http.MethodGet, "/api/v1/nothing", 404, ""},
+		{http.MethodPost, "/function/reserve-stock", 404, ""},
+		{http.MethodPost, "/function/register-user", 404, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			res, b := do(t, tc.method, rt.EdgeURL+tc.path, strings.NewReader("{}"), map[string]string{"Content-Type": "application/json"})
+			if res.StatusCode != tc.wantStatus {
+				t.Fatalf("status %d, want %d: %s", res.StatusCode, tc.wantStatus, b)
+			}
+			if tc.wantStatus == 404 {
+				var p map[string]any
+				_ = json.Unmarshal(b, &p)
+				if res.Header.Get("Content-Type") != "application/problem+json" || p["code"] != "not_found" || p["status"] != 404.0 || p["title"] != "Not Found" || p["type"] != "about:blank" {
+					t.Errorf("404 body %s (%s)", b, res.Header.Get("Content-Type"))
+				}
+				return
+			}
+			var e echo
+			if err := json.Unmarshal(b, &e); err != nil {
+				t.Fatal(err)
+			}
+			if e.Name != tc.wantFn || e.Path != tc.path || e.Method != tc.method {
+				t.Errorf("reached %s %s %s, want %s %s %s", e.Name, e.Method, e.Path, tc.wantFn, tc.method, tc.path)
+			}
+		})
+	}
+
+	t.Run("request size limit", func(t *testing.T) {
+		res, _ := do(t, http.MethodPost, rt.EdgeURL+"/api/v1/users", bytes.NewReader(make([]byte, 64<<10)), nil)
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("64 KiB: %d", res.StatusCode)
+		}
+		res, b := do(t, http.MethodPost, rt.EdgeURL+"/api/v1/users", bytes.NewReader(make([]byte, 64<<10+1)), nil)
+		if res.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), `"status":413`) {
+			t.Errorf("64 KiB + 1: %d %s", res.StatusCode, b)
+		}
+		// Chunked (no Content-Length) is counted too.
+		res, _ = do(t, http.MethodPost, rt.EdgeURL+"/api/v1/users", io.MultiReader(bytes.NewReader(make([]byte, 70<<10))), nil)
+		if res.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("chunked 70 KiB: %d", res.StatusCode)
+		}
+	})
+
+	t.Run("correlation id", func(t *testing.T) {
+		code, e, h := invoke(t, http.MethodGet, rt.EdgeURL+"/api/v1/users/me", nil, nil)
+		id := h.Get("X-Correlation-Id")
+		if code != 200 || id == "" || e.Header["X-Correlation-Id"] != id {
+			t.Errorf("generated id: response %q, upstream %q", id, e.Header["X-Correlation-Id"])
+		}
+		_, e, h = invoke(t, http.MethodGet, rt.EdgeURL+"/api/v1/users/me", nil, map[string]string{"X-Correlation-ID": "abc-123"})
+		if h.Get("X-Correlation-Id") != "abc-123" || e.Header["X-Correlation-Id"] != "abc-123" {
+			t.Errorf("kept id: response %q upstream %q", h.Get("X-Correlation-Id"), e.Header["X-Correlation-Id"])
+		}
+		res, _ := do(t, http.MethodGet, rt.EdgeURL+"/nowhere", nil, nil)
+		if res.Header.Get("X-Correlation-Id") == "" {
+			t.Error("404 without correlation id")
+		}
+	})
+}
+
+// Close stops every process, so nothing survives the runtime.
+func TestCloseStopsEveryProcess(t *testing.T) {
+	echoBin := runtimetest.EchoFunction(t)
+	rt, err := faaslocal.Start(context.Background(), faaslocal.Config{
+		Root: runtimetest.Root(t), StateDir: t.TempDir(), GatewayAddr: "127.0.0.1:0", EdgeAddr: "127.0.0.1:0",
+		Quiet: true, Stdout: io.Discard, StopGrace: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(rt.GatewayURL())
+	c := sdk.NewClient(u, nil, http.DefaultClient)
+	labels := map[string]string{"com.openfaas.scale.min": "2"}
+	// The shell ignores SIGTERM: the process group still goes (SIGKILL after the grace).
+	if _, err := c.Deploy(context.Background(), types.FunctionDeployment{Service: "stubborn", Labels: &labels,
+		EnvProcess: "trap '' TERM; " + echoBin + " & wait"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := rt.WaitReady(ctx, "stubborn"); err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, r := range rt.Replicas("stubborn") {
+		pids = append(pids, r.PID)
+	}
+	res, err := http.Get(rt.GatewayURL() + "/function/stubborn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e echo
+	_ = json.NewDecoder(res.Body).Decode(&e)
+	res.Body.Close()
+	if e.PID == 0 {
+		t.Fatal("no echo child pid")
+	}
+	if err := rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range append(pids, e.PID) {
+		if alive(pid) {
+			t.Errorf("process %d survived Close", pid)
+		}
+	}
+	if _, err := http.Get(rt.GatewayURL() + "/healthz"); err == nil {
+		t.Error("gateway still listening after Close")
+	}
+}
+
+func TestLoopbackOnly(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:8080", ":8080", "10.1.2.3:80", "example.com:80"} {
+		if err := faaslocal.CheckLoopback(addr); err == nil {
+			t.Errorf("%s accepted", addr)
+		}
+	}
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:8080", "localhost:8000"} {
+		if err := faaslocal.CheckLoopback(addr); err != nil {
+			t.Errorf("%s refused: %v", addr, err)
+		}
+	}
+	_, err := faaslocal.Start(context.Background(), faaslocal.Config{GatewayAddr: "0.0.0.0:" + strconv.Itoa(0)})
+	if err == nil {
+		t.Error("runtime started on 0.0.0.0")
+	}
+}
+
+// The harness runs real stack.yml functions through the multi-call binary,
+// with their declared secrets only and Options.Env applied.
+func TestHarnessRunsStackFunctions(t *testing.T) {
+	rt := runtimetest.Start(t, runtimetest.Options{Functions: []string{"get-me"}, Env: map[string]string{"LOG_LEVEL": "debug"}})
+	if got := rt.Known(); !contains(got, "get-me") {
+		t.Fatalf("multi-call binary serves %v", got)
+	}
+	res, b := do(t, http.MethodGet, rt.EdgeURL+"/api/v1/users/me", nil, nil)
+	if res.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), `"code":"unauthenticated"`) {
+		t.Errorf("GET /api/v1/users/me without a token: %d %s", res.StatusCode, b)
+	}
+	st, err := client(t, rt).GetFunction(context.Background(), "get-me", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.EnvVars["SHOP_ENV"] != "development" || st.AvailableReplicas != 1 || !cmp.Equal(st.Secrets, []string{"jwt-secret"}) {
+		t.Errorf("get-me status %+v", st)
+	}
+}

@@ -1,0 +1,231 @@
+// Package runtimetest starts the local OpenFaaS runtime inside a test: real
+// function processes on loopback ports behind a real gateway and edge, a
+// temporary state directory, and everything stopped in t.Cleanup.
+//
+//	rt := runtimetest.Start(t, runtimetest.Options{
+//		Functions: []string{"register-user", "login-user"},
+//		Env:       map[string]string{"USERS_DATABASE_URL": db.URL},
+//	})
+//	res, err := http.Post(rt.EdgeURL+"/api/v1/users", "application/json", body)
+//
+// Binaries (cmd/shop-functions, and echofn for ad-hoc functions) are built
+// once per test process. A runtime that cannot start fails the test.
+package runtimetest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shopfaas/shop/internal/faaslocal"
+)
+
+// Options choose what the runtime runs.
+type Options struct {
+	// Functions are stack.yml functions to deploy; Start waits until each is available.
+	Functions []string
+	// Env overrides every function's environment (database URLs, REDIS_ADDR, ...).
+	Env map[string]string
+	// Connectors are connectors/<name> to build and supervise (none by default).
+	Connectors []string
+	// Verbose echoes every function's output to the test log.
+	Verbose bool
+	// ReadyTimeout bounds the wait for Functions (default 60s).
+	ReadyTimeout time.Duration
+}
+
+// Runtime is a running local runtime for one test.
+type Runtime struct {
+	*faaslocal.Runtime
+	// GatewayURL is the OpenFaaS gateway API, e.g. http://127.0.0.1:41234.
+	GatewayURL string
+	// EdgeURL serves the public routes of gateway/kong.yml.
+	EdgeURL string
+	// SecretsDir holds every secret (jwt-secret, internal-token, ...).
+	SecretsDir string
+}
+
+// ReadSecret returns a secret's value, failing the test when it is missing.
+func (r *Runtime) ReadSecret(t testing.TB, name string) string {
+	t.Helper()
+	v, err := r.Secret(name)
+	if err != nil {
+		t.Fatalf("secret %s: %v", name, err)
+	}
+	return v
+}
+
+// Root is the module root (the directory of go.mod), found via go env GOMOD.
+func Root(t testing.TB) string {
+	t.Helper()
+	root.once.Do(func() {
+		out, err := exec.Command("go", "env", "GOMOD").Output()
+		if err != nil {
+			root.err = fmt.Errorf("go env GOMOD: %w", err)
+			return
+		}
+		gomod := strings.TrimSpace(string(out))
+		if gomod == "" || gomod == os.DevNull {
+			root.err = fmt.Errorf("not inside the module")
+			return
+		}
+		root.path = filepath.Dir(gomod)
+	})
+	if root.err != nil {
+		t.Fatal(root.err)
+	}
+	return root.path
+}
+
+type built struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+var (
+	root     built
+	binsMu   sync.Mutex
+	binaries = map[string]*built{}
+)
+
+// Binary builds the main package pkg (module-relative, e.g. ./cmd/shop-functions)
+// once per test process into .local/testbin (gitignored) and returns the
+// executable's path. Test processes of several packages build under a file
+// lock, and go build leaves an up-to-date binary untouched.
+func Binary(t testing.TB, pkg string) string {
+	t.Helper()
+	r := Root(t)
+	binsMu.Lock()
+	b := binaries[pkg]
+	if b == nil {
+		b = &built{}
+		binaries[pkg] = b
+	}
+	binsMu.Unlock()
+	b.once.Do(func() { b.path, b.err = build(r, pkg) })
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
+func build(root, pkg string) (string, error) {
+	dir := filepath.Join(root, ".local", "testbin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("lock %s: %w", dir, err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	path := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", path, pkg)
+	cmd.Dir = root
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out.String())
+	}
+	return path, nil
+}
+
+// EchoFunction returns an fprocess that runs the echo test function (see
+// internal/faaslocal/echofn): deploy it with any service name to get a
+// function that answers with what it received.
+func EchoFunction(t testing.TB) string {
+	t.Helper()
+	return Binary(t, "./internal/faaslocal/echofn")
+}
+
+// Start runs a runtime for the test and stops it (and every process it
+// started) in t.Cleanup.
+func Start(t testing.TB, opts Options) *Runtime {
+	t.Helper()
+	cfg := faaslocal.Config{
+		Root:        Root(t),
+		KongFile:    "gateway/kong.yml",
+		StateDir:    t.TempDir(),
+		GatewayAddr: "127.0.0.1:0",
+		EdgeAddr:    "127.0.0.1:0",
+		Functions:   opts.Functions,
+		Connectors:  opts.Connectors,
+		Env:         opts.Env,
+		Quiet:       !opts.Verbose,
+		Stdout:      &testWriter{t: t},
+		StopGrace:   3 * time.Second,
+	}
+	if len(opts.Functions) > 0 {
+		cfg.Binary = Binary(t, "./cmd/shop-functions")
+	} else {
+		cfg.Binary = filepath.Join(cfg.StateDir, "no-multi-call-binary")
+	}
+	if len(opts.Connectors) > 0 {
+		cfg.Build = false
+		for _, c := range opts.Connectors {
+			bin := Binary(t, "./connectors/"+c)
+			if err := os.MkdirAll(filepath.Join(cfg.StateDir, "bin"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(bin, filepath.Join(cfg.StateDir, "bin", c)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rt, err := faaslocal.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("start local runtime: %v", err)
+	}
+	w := cfg.Stdout.(*testWriter)
+	t.Cleanup(func() {
+		if err := rt.Close(); err != nil {
+			t.Errorf("stop local runtime: %v", err)
+		}
+		w.close()
+	})
+	timeout := opts.ReadyTimeout
+	if timeout == 0 {
+		timeout = 60 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := rt.WaitReady(ctx, opts.Functions...); err != nil {
+		t.Fatalf("local runtime: %v", err)
+	}
+	return &Runtime{Runtime: rt, GatewayURL: rt.GatewayURL(), EdgeURL: rt.EdgeURL(), SecretsDir: rt.SecretsDir()}
+}
+
+// testWriter sends the runtime's output to the test log until the test ends.
+type testWriter struct {
+	mu     sync.Mutex
+	t      testing.TB
+	closed bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *testWriter) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+}

@@ -1,0 +1,302 @@
+package fnhttp_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
+)
+
+type payload struct {
+	Name  string `json:"name"`
+	Count int    `json:"count"`
+}
+
+func TestDecode(t *testing.T) {
+	tests := []struct {
+		name        string
+		body        string
+		contentType string
+		nilBody     bool
+		limit       int64
+		want        payload
+		wantKind    fault.Kind
+		wantCode    string
+	}{
+		{name: "valid", body: `{"name":"a","count":2}`, contentType: "application/json", want: payload{"a", 2}},
+		{name: "valid with charset", body: `{"name":"a"}`, contentType: "application/json; charset=utf-8", want: payload{Name: "a"}},
+		{name: "problem+json style suffix", body: `{"count":1}`, contentType: "application/merge-patch+json", want: payload{Count: 1}},
+		{name: "no content type is accepted", body: `{"count":1}`, want: payload{Count: 1}},
+		{name: "malformed", body: `{"name":`, wantKind: fault.Malformed, wantCode: "invalid_json"},
+		{name: "syntax error", body: `{"name" "a"}`, wantKind: fault.Malformed, wantCode: "invalid_json"},
+		{name: "unknown field", body: `{"name":"a","admin":true}`, wantKind: fault.Malformed, wantCode: "invalid_json"},
+		{name: "wrong type", body: `{"count":"many"}`, wantKind: fault.Malformed, wantCode: "invalid_json"},
+		{name: "trailing value", body: `{"name":"a"} {"name":"b"}`, wantKind: fault.Malformed, wantCode: "invalid_json"},
+		{name: "trailing garbage", body: `{"name":"a"} }`, wantKind: fault.Malformed, wantCode: "invalid_json"},
+		{name: "empty body", body: ``, wantKind: fault.Malformed, wantCode: "invalid_json"},
+		{name: "blank body", body: " \n\t", wantKind: fault.Malformed, wantCode: "invalid_json"},
+		{name: "nil body", nilBody: true, wantKind: fault.Malformed, wantCode: "invalid_json"},
+		{name: "oversized", body: `{"name":"` + strings.Repeat("x", 100) + `"}`, limit: 50, wantKind: fault.TooLarge, wantCode: "body_too_large"},
+		{name: "exactly the limit", body: `{"name":"abc"}`, limit: int64(len(`{"name":"abc"}`)), want: payload{Name: "abc"}},
+		{name: "wrong content type", body: `{"name":"a"}`, contentType: "text/plain", wantKind: fault.Malformed, wantCode: "unsupported_media_type"},
+		{name: "form content type", body: `name=a`, contentType: "application/x-www-form-urlencoded", wantKind: fault.Malformed, wantCode: "unsupported_media_type"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tt.body))
+			if tt.nilBody {
+				r.Body = nil
+			}
+			if tt.contentType != "" {
+				r.Header.Set("Content-Type", tt.contentType)
+			}
+			var got payload
+			err := fnhttp.Decode(r, &got, tt.limit)
+			if tt.wantCode == "" {
+				if err != nil {
+					t.Fatalf("Decode: %v", err)
+				}
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("(-want +got):\n%s", diff)
+				}
+				return
+			}
+			if fault.KindOf(err) != tt.wantKind || fault.CodeOf(err) != tt.wantCode {
+				t.Fatalf("err = %v (kind %v), want kind %v code %s", err, fault.KindOf(err), tt.wantKind, tt.wantCode)
+			}
+			if s := fnhttp.Status(err); s < 400 || s > 499 {
+				t.Errorf("status %d, want 4xx", s)
+			}
+		})
+	}
+}
+
+func TestDecodeOversizedIs413(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(strings.Repeat(" ", fnhttp.MaxBody+1)))
+	err := fnhttp.Decode(r, &payload{}, 0) // 0 means the default limit
+	if got := fnhttp.Status(err); got != http.StatusRequestEntityTooLarge {
+		t.Errorf("status %d, want 413 (err %v)", got, err)
+	}
+}
+
+func TestProblemFor(t *testing.T) {
+	secret := errors.New("password=hunter2 at db.internal:5432")
+	tests := []struct {
+		name string
+		err  error
+		want fnhttp.Problem
+	}{
+		{"internal from a plain error", secret,
+			fnhttp.Problem{Type: "about:blank", Title: "Internal Server Error", Status: 500, Code: "internal", Detail: "internal error"}},
+		{"Internalf hides its cause", fault.Internalf("query: %w", secret),
+			fnhttp.Problem{Type: "about:blank", Title: "Internal Server Error", Status: 500, Code: "internal", Detail: "internal error"}},
+		{"internal kind with a chatty message is still generic", fault.Wrap(secret, fault.Internal, "db", "db at db.internal failed"),
+			fnhttp.Problem{Type: "about:blank", Title: "Internal Server Error", Status: 500, Code: "db", Detail: "internal error"}},
+		{"client error shows its safe message, not the cause", fault.Wrap(secret, fault.Conflict, "email_taken", "email already registered"),
+			fnhttp.Problem{Type: "about:blank", Title: "Conflict", Status: 409, Code: "email_taken", Detail: "email already registered"}},
+		{"not found", fault.E(fault.NotFound, "not_found", "no such product"),
+			fnhttp.Problem{Type: "about:blank", Title: "Not Found", Status: 404, Code: "not_found", Detail: "no such product"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := fnhttp.ProblemFor(tt.err)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			b, _ := json.Marshal(got)
+			if bytes.Contains(b, []byte("hunter2")) {
+				t.Errorf("problem leaks the cause: %s", b)
+			}
+		})
+	}
+}
+
+func TestStatusTableCoversEveryKind(t *testing.T) {
+	for k := fault.Internal; k <= fault.MethodNotAllowed; k++ {
+		s := fnhttp.Status(fault.E(k, "x", "x"))
+		if s < 400 || s > 599 || (k != fault.Internal && k != fault.Unavailable && k != fault.Timeout && s >= 500) || fault.Kind(k).String() == fmt.Sprintf("kind(%d)", int(k)) {
+			t.Errorf("kind %v → status %d", k, s)
+		}
+	}
+}
+
+func TestUnknownKindIs500(t *testing.T) {
+	rec := httptest.NewRecorder()
+	fnhttp.WriteProblem(rec, fault.E(fault.Kind(999), "weird", "weird"))
+	if rec.Code != http.StatusInternalServerError {
+		t.Errorf("status %d body %q", rec.Code, rec.Body.String())
+	}
+}
+
+func TestAdapt(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        error
+		wantStatus int
+		wantLevel  slog.Level
+	}{
+		{"internal is logged at error with the cause", fault.Internalf("boom: %s", "cause-detail"), 500, slog.LevelError},
+		{"client error is logged at debug", fault.E(fault.Invalid, "invalid_request", "bad"), 422, slog.LevelDebug},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			h := fnhttp.Adapt(log, func(http.ResponseWriter, *http.Request) error { return tt.err })
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodGet, "/x", nil)
+			req.Header.Set("X-Call-Id", "call-1")
+			h.ServeHTTP(rec, req)
+
+			if rec.Code != tt.wantStatus {
+				t.Errorf("status %d, want %d", rec.Code, tt.wantStatus)
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			var p fnhttp.Problem
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || p.Status != tt.wantStatus || p.Code != fault.CodeOf(tt.err) {
+				t.Errorf("body %q (%v)", rec.Body.String(), err)
+			}
+			if strings.Contains(rec.Body.String(), "cause-detail") {
+				t.Errorf("body leaks the cause: %s", rec.Body.String())
+			}
+			lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+			if len(lines) != 1 {
+				t.Fatalf("logged %d lines, want exactly 1: %q", len(lines), lines)
+			}
+			var rec1 map[string]any
+			if err := json.Unmarshal([]byte(lines[0]), &rec1); err != nil {
+				t.Fatal(err)
+			}
+			if rec1["level"] != tt.wantLevel.String() || rec1["call_id"] != "call-1" || rec1["status"] != float64(tt.wantStatus) {
+				t.Errorf("log line %v", rec1)
+			}
+			if tt.wantStatus == 500 && !strings.Contains(lines[0], "cause-detail") {
+				t.Errorf("the cause of a 500 must be logged: %s", lines[0])
+			}
+		})
+	}
+	t.Run("success logs nothing", func(t *testing.T) {
+		var buf bytes.Buffer
+		log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		rec := httptest.NewRecorder()
+		fnhttp.Adapt(log, func(w http.ResponseWriter, _ *http.Request) error {
+			return fnhttp.JSON(w, http.StatusCreated, map[string]int{"n": 1})
+		}).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", nil))
+		if rec.Code != http.StatusCreated || rec.Header().Get("Content-Type") != "application/json" || buf.Len() != 0 {
+			t.Errorf("status %d ct %q log %q", rec.Code, rec.Header().Get("Content-Type"), buf.String())
+		}
+	})
+}
+
+func TestLazyRetriesAfterFailedBuild(t *testing.T) {
+	var builds atomic.Int32
+	h := fnhttp.Lazy(func() (http.Handler, error) {
+		if builds.Add(1) == 1 {
+			return nil, errors.New("database down: secret-host")
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) }), nil
+	})
+	serve := func() *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		return rec
+	}
+	first := serve()
+	if first.Code != http.StatusServiceUnavailable || first.Header().Get("Content-Type") != "application/problem+json" {
+		t.Errorf("first: %d %q", first.Code, first.Header().Get("Content-Type"))
+	}
+	if strings.Contains(first.Body.String(), "secret-host") {
+		t.Errorf("503 body leaks the build error: %s", first.Body.String())
+	}
+	got := []int{serve().Code, serve().Code}
+	if diff := cmp.Diff([]int{http.StatusTeapot, http.StatusTeapot}, got); diff != "" {
+		t.Errorf("after recovery (-want +got):\n%s", diff)
+	}
+	if n := builds.Load(); n != 2 {
+		t.Errorf("built %d times, want 2 (retry once, then keep)", n)
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/products/{id}", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.PathValue("id"))
+	})
+	h := fnhttp.Routes(mux)
+	tests := []struct {
+		method, path string
+		wantStatus   int
+		wantProblem  bool
+	}{
+		{"GET", "/api/v1/products/42", 200, false},
+		{"GET", "/api/v1/nothing", 404, true},
+		{"GET", "/", 404, true},
+		{"POST", "/api/v1/products/42", 405, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))
+			if rec.Code != tt.wantStatus {
+				t.Errorf("status %d, want %d", rec.Code, tt.wantStatus)
+			}
+			isProblem := rec.Header().Get("Content-Type") == "application/problem+json"
+			if isProblem != tt.wantProblem {
+				t.Errorf("problem body = %v, want %v (%q)", isProblem, tt.wantProblem, rec.Body.String())
+			}
+			if tt.wantStatus == 405 && (rec.Header().Get("Allow") == "" || !strings.Contains(rec.Body.String(), `"code":"method_not_allowed"`)) {
+				t.Errorf("405 without Allow or code: %v %q", rec.Header(), rec.Body.String())
+			}
+			if tt.wantStatus == 404 && !strings.Contains(rec.Body.String(), `"code":"not_found"`) {
+				t.Errorf("body %q", rec.Body.String())
+			}
+		})
+	}
+}
+
+func TestQueryInt(t *testing.T) {
+	tests := []struct {
+		query   string
+		want    int
+		wantErr bool
+	}{
+		{"", 20, false},
+		{"limit=1", 1, false},
+		{"limit=100", 100, false},
+		{"limit=0", 0, true},
+		{"limit=101", 0, true},
+		{"limit=-5", 0, true},
+		{"limit=ten", 0, true},
+		{"limit=1.5", 0, true},
+		{"limit=99999999999999999999999", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/?"+tt.query, nil)
+			got, err := fnhttp.QueryInt(r, "limit", 20, 1, 100)
+			if tt.wantErr {
+				if fault.KindOf(err) != fault.Invalid || fnhttp.Status(err) != 422 {
+					t.Errorf("err = %v, want an Invalid fault", err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("got %d, %v; want %d", got, err, tt.want)
+			}
+		})
+	}
+}

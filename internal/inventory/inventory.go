@@ -1,0 +1,110 @@
+// Package inventory holds the stock rules of the shop: how much of a product
+// is on hand, how much of it is reserved by orders in flight, and what an
+// administrator may set. It does no I/O; inventorydb stores what it decides.
+package inventory
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+// MaxOnHand is the largest stock level an administrator may set. Anything
+// larger is a typing mistake, not a warehouse.
+const MaxOnHand = 1_000_000
+
+// Source is the CloudEvents source of the events the inventory service emits.
+const Source = "shop/inventory"
+
+// Stock is the stock level of one product. The database guarantees
+// 0 <= Reserved <= OnHand, so Available is never negative.
+type Stock struct {
+	ProductID uuid.UUID
+	OnHand    int
+	Reserved  int
+	UpdatedAt time.Time
+}
+
+// Available is what can still be ordered: on hand minus reserved.
+func (s Stock) Available() int { return s.OnHand - s.Reserved }
+
+// SetOnHand returns s with OnHand set to n. n must already be a valid level
+// (see ParseOnHand). Setting the level below what orders in flight have
+// reserved is refused with fault.Conflict "below_reserved" (409): the
+// reservations must be released or committed first, never silently oversold.
+func (s Stock) SetOnHand(n int) (Stock, error) {
+	if err := ValidOnHand(n); err != nil {
+		return s, err
+	}
+	if n < s.Reserved {
+		return s, fault.E(fault.Conflict, "below_reserved",
+			fmt.Sprintf("on_hand %d is below the %d units reserved by orders in progress", n, s.Reserved))
+	}
+	s.OnHand = n
+	return s, nil
+}
+
+// ValidOnHand reports a fault.Invalid error unless 0 <= n <= MaxOnHand.
+func ValidOnHand(n int) error {
+	if n < 0 || n > MaxOnHand {
+		return errOnHandRange
+	}
+	return nil
+}
+
+var errOnHandRange = fault.E(fault.Invalid, "invalid_request",
+	fmt.Sprintf("on_hand must be an integer from 0 to %d", MaxOnHand))
+
+// ParseOnHand interprets the raw JSON value of an on_hand field. A missing or
+// null value, a fraction, an exponent or an out-of-range number is
+// fault.Invalid (422); a value that is not a JSON number at all (a string, a
+// boolean, an object) is fault.Malformed (400), like any other wrong type.
+func ParseOnHand(raw json.RawMessage) (int, error) {
+	n, err := parseInt(raw, "on_hand")
+	if err != nil {
+		return 0, err
+	}
+	if n < 0 || n > MaxOnHand {
+		return 0, errOnHandRange
+	}
+	return int(n), nil
+}
+
+// parseInt parses a JSON number literal that must be an integer; the range is
+// the caller's business.
+func parseInt(raw json.RawMessage, field string) (int64, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, fault.E(fault.Invalid, "invalid_request", field+" is required")
+	}
+	if c := raw[0]; c != '-' && (c < '0' || c > '9') {
+		return 0, fault.E(fault.Malformed, "invalid_json", fmt.Sprintf("field %q must be an integer", field))
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil {
+		// A valid JSON number that is not an int64: a fraction, an exponent
+		// or something huge. All are out of range rather than malformed.
+		return 0, fault.E(fault.Invalid, "invalid_request", field+" must be a whole number in range")
+	}
+	return n, nil
+}
+
+// View is the public JSON shape of a stock level, also the data of the
+// stock.changed.v1 event.
+type View struct {
+	ProductID uuid.UUID `json:"product_id"`
+	OnHand    int       `json:"on_hand"`
+	Reserved  int       `json:"reserved"`
+	Available int       `json:"available"`
+}
+
+// ViewOf returns the public shape of s.
+func ViewOf(s Stock) View {
+	return View{ProductID: s.ProductID, OnHand: s.OnHand, Reserved: s.Reserved, Available: s.Available()}
+}

@@ -1,0 +1,61 @@
+package inventory_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/inventory"
+)
+
+func TestParseOnHand(t *testing.T) {
+	tests := []struct {
+		raw      string
+		want     int
+		wantKind fault.Kind
+		wantErr  bool
+	}{
+		{"0", 0, 0, false},
+		{"42", 42, 0, false},
+		{"1000000", inventory.MaxOnHand, 0, false},
+		{"1000001", 0, fault.Invalid, true},
+		{"-1", 0, fault.Invalid, true},
+		{"1.5", 0, fault.Invalid, true},
+		{"1e3", 0, fault.Invalid, true},
+		{"123456789012345678901234567890", 0, fault.Invalid, true},
+		{"", 0, fault.Invalid, true},
+		{"null", 0, fault.Invalid, true},
+		{`"5"`, 0, fault.Malformed, true},
+		{"true", 0, fault.Malformed, true},
+		{"[1]", 0, fault.Malformed, true},
+	}
+	for _, tt := range tests {
+		got, err := inventory.ParseOnHand(json.RawMessage(tt.raw))
+		if tt.wantErr {
+			if err == nil || fault.KindOf(err) != tt.wantKind {
+				t.Errorf("ParseOnHand(%s) = %d, %v; want kind %v", tt.raw, got, err, tt.wantKind)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseOnHand(%s) = %d, %v; want %d", tt.raw, got, err, tt.want)
+		}
+	}
+}
+
+func TestSetOnHand(t *testing.T) {
+	s := inventory.Stock{OnHand: 10, Reserved: 4}
+	if _, err := s.SetOnHand(3); !fault.Is(err, fault.Conflict, "below_reserved") {
+		t.Fatalf("below reserved: %v", err)
+	}
+	if _, err := s.SetOnHand(-1); !fault.Is(err, fault.Invalid, "") {
+		t.Fatalf("negative: %v", err)
+	}
+	got, err := s.SetOnHand(4)
+	if err != nil || got.OnHand != 4 || got.Available() != 0 {
+		t.Fatalf("SetOnHand(4) = %+v, %v", got, err)
+	}
+	if s.OnHand != 10 {
+		t.Fatal("SetOnHand changed its receiver")
+	}
+}

@@ -1,0 +1,164 @@
+// Package inventorydb stores stock levels in the inventory service's own
+// PostgreSQL database. Every change of a level and its stock.changed.v1 event
+// are written in one transaction (the outbox), so the event exists if and only
+// if the change committed.
+package inventorydb
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/inventory"
+	"github.com/shopfaas/shop/internal/outbox"
+	"github.com/shopfaas/shop/internal/postgres"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations returns the inventory database's versioned migrations.
+func Migrations() fs.FS {
+	sub, _ := fs.Sub(migrationFiles, "migrations") // cannot fail: the directory is embedded
+	return sub
+}
+
+// ConfigFrom reads the inventory database settings (INVENTORY_DATABASE_URL,
+// DATABASE_CREATE and the optional db-password secret) from c; c collects
+// the problems.
+func ConfigFrom(c *config.Reader) postgres.Config {
+	cfg := postgres.Config{
+		URL:            c.Required("INVENTORY_DATABASE_URL"),
+		CreateDatabase: c.Bool("DATABASE_CREATE", false),
+		MaxConns:       int32(c.Int("DATABASE_MAX_CONNS", 3, 1, 20)),
+		Migrations:     Migrations(),
+	}
+	cfg.Password = optionalSecret(c, "db-password")
+	return cfg
+}
+
+// optionalSecret reads a secret that may be absent without it being a problem.
+func optionalSecret(c *config.Reader, name string) string {
+	probe := config.New(func(k string) string {
+		if k == config.SecretsDirEnv {
+			return c.String(config.SecretsDirEnv, config.DefaultSecretsDir)
+		}
+		return ""
+	})
+	return probe.Secret(name, "", false)
+}
+
+// Store reads and writes stock levels. It is safe for concurrent use.
+type Store struct {
+	db *pgxpool.Pool
+}
+
+// New returns a store over pool, whose database has Migrations applied.
+func New(pool *pgxpool.Pool) *Store { return &Store{db: pool} }
+
+// Get returns the stock level of a product. A product that was never stocked
+// is fault.NotFound (there is no implicit zero row); database failures are
+// fault.Unavailable.
+func (s *Store) Get(ctx context.Context, productID uuid.UUID) (inventory.Stock, error) {
+	st, err := scan(s.db.QueryRow(ctx,
+		`SELECT product_id, on_hand, reserved, updated_at FROM stock WHERE product_id = $1`, productID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return st, fault.E(fault.NotFound, "not_found", "no stock for this product")
+	}
+	if err != nil {
+		return st, unavailable(err)
+	}
+	return st, nil
+}
+
+// SetOnHand sets the on-hand level of a product, creating its stock row when
+// it has none, and appends stock.changed.v1 in the same transaction. The row is
+// locked while the domain decides, so a concurrent reservation cannot slip
+// under the new level: the result is fault.Conflict "below_reserved" when
+// onHand is below the reserved units, fault.Invalid when it is out of range.
+func (s *Store) SetOnHand(ctx context.Context, productID uuid.UUID, onHand int) (inventory.Stock, error) {
+	if err := inventory.ValidOnHand(onHand); err != nil {
+		return inventory.Stock{}, err
+	}
+	var out inventory.Stock
+	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx,
+			`INSERT INTO stock (product_id, on_hand, reserved) VALUES ($1, 0, 0) ON CONFLICT (product_id) DO NOTHING`,
+			productID); err != nil {
+			return unavailable(err)
+		}
+		cur, err := scan(tx.QueryRow(ctx,
+			`SELECT product_id, on_hand, reserved, updated_at FROM stock WHERE product_id = $1 FOR UPDATE`, productID))
+		if err != nil {
+			return unavailable(err)
+		}
+		next, err := cur.SetOnHand(onHand)
+		if err != nil {
+			return err
+		}
+		out, err = scan(tx.QueryRow(ctx,
+			`UPDATE stock SET on_hand = $2, updated_at = now() WHERE product_id = $1
+			 RETURNING product_id, on_hand, reserved, updated_at`, productID, next.OnHand))
+		if err != nil {
+			return unavailable(err)
+		}
+		return publish(ctx, tx, out)
+	})
+	return out, err
+}
+
+// Init gives a product its first stock level and reports whether it did: a
+// product that already has a stock row is left untouched (created is false),
+// which makes seeding idempotent. A created row emits stock.changed.v1 in the
+// same transaction.
+func (s *Store) Init(ctx context.Context, productID uuid.UUID, onHand int) (created bool, err error) {
+	if err := inventory.ValidOnHand(onHand); err != nil {
+		return false, err
+	}
+	err = postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
+		st, err := scan(tx.QueryRow(ctx,
+			`INSERT INTO stock (product_id, on_hand, reserved) VALUES ($1, $2, 0)
+			 ON CONFLICT (product_id) DO NOTHING
+			 RETURNING product_id, on_hand, reserved, updated_at`, productID, onHand))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return unavailable(err)
+		}
+		created = true
+		return publish(ctx, tx, st)
+	})
+	return created, err
+}
+
+func publish(ctx context.Context, tx pgx.Tx, st inventory.Stock) error {
+	if err := outbox.Publish(ctx, tx, inventory.Source, events.StockChanged, st.ProductID.String(), inventory.ViewOf(st)); err != nil {
+		return fault.Internalf("stock event: %w", err)
+	}
+	return nil
+}
+
+func scan(row pgx.Row) (inventory.Stock, error) {
+	var st inventory.Stock
+	err := row.Scan(&st.ProductID, &st.OnHand, &st.Reserved, &st.UpdatedAt)
+	return st, err
+}
+
+func unavailable(err error) error {
+	if postgres.IsCheckViolation(err) {
+		// The domain checks first; reaching a CHECK means a concurrent change
+		// made the request invalid, which is a conflict, not an outage.
+		return fault.Wrap(err, fault.Conflict, "stock_conflict", "the stock level changed concurrently; retry")
+	}
+	return fault.Wrap(fmt.Errorf("inventory database: %w", err), fault.Unavailable, "unavailable", "inventory temporarily unavailable")
+}

@@ -1,0 +1,257 @@
+package inventorydb_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/inventory"
+	"github.com/shopfaas/shop/internal/inventory/inventorydb"
+	"github.com/shopfaas/shop/internal/outbox"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+func openStore(t *testing.T) (*inventorydb.Store, *pgxpool.Pool) {
+	t.Helper()
+	pool := pgtest.Open(t, inventorydb.Migrations())
+	return inventorydb.New(pool), pool
+}
+
+func TestMigrationIncludesOutboxSchemaVerbatim(t *testing.T) {
+	b, err := inventorydb.ReadInitMigration()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b, outbox.Schema) {
+		t.Fatal("0001_init.sql must include outbox.Schema verbatim")
+	}
+}
+
+func TestGetNeverStockedIsNotFound(t *testing.T) {
+	s, _ := openStore(t)
+	_, err := s.Get(context.Background(), uuid.Must(uuid.NewV7()))
+	if !fault.Is(err, fault.NotFound, "not_found") {
+		t.Fatalf("Get of unstocked product: err = %v, want not_found", err)
+	}
+}
+
+func TestSetOnHandWritesStockAndEventInOneTransaction(t *testing.T) {
+	s, pool := openStore(t)
+	ctx := context.Background()
+	id := uuid.Must(uuid.NewV7())
+
+	st, err := s.SetOnHand(ctx, id, 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.OnHand != 12 || st.Reserved != 0 || st.Available() != 12 {
+		t.Fatalf("SetOnHand = %+v", st)
+	}
+	st, err = s.SetOnHand(ctx, id, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(inventory.ViewOf(st), inventory.ViewOf(got)); diff != "" {
+		t.Fatalf("Get after SetOnHand (-set +get):\n%s", diff)
+	}
+
+	var datas []inventory.View
+	rows, err := pool.Query(ctx, `SELECT type, subject, envelope FROM outbox ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var typ, subject string
+		var env events.Envelope
+		if err := rows.Scan(&typ, &subject, &env); err != nil {
+			t.Fatal(err)
+		}
+		if typ != events.StockChanged || subject != id.String() || env.Type != events.StockChanged || env.Source != inventory.Source {
+			t.Fatalf("outbox row type=%q subject=%q envelope=%+v", typ, subject, env)
+		}
+		var v inventory.View
+		if err := json.Unmarshal(env.Data, &v); err != nil {
+			t.Fatal(err)
+		}
+		datas = append(datas, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []inventory.View{
+		{ProductID: id, OnHand: 12, Reserved: 0, Available: 12},
+		{ProductID: id, OnHand: 7, Reserved: 0, Available: 7},
+	}
+	if diff := cmp.Diff(want, datas); diff != "" {
+		t.Fatalf("stock.changed.v1 events (-want +got):\n%s", diff)
+	}
+}
+
+func TestRefusedChangeWritesNoEvent(t *testing.T) {
+	s, pool := openStore(t)
+	ctx := context.Background()
+	id := uuid.Must(uuid.NewV7())
+	if _, err := s.SetOnHand(ctx, id, 10); err != nil {
+		t.Fatal(err)
+	}
+	// Orders in flight hold 6 units (the checkout's reservations do this).
+	if _, err := pool.Exec(ctx, `UPDATE stock SET reserved = 6 WHERE product_id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.SetOnHand(ctx, id, 5)
+	if !fault.Is(err, fault.Conflict, "below_reserved") {
+		t.Fatalf("SetOnHand below reserved: err = %v, want conflict below_reserved", err)
+	}
+	for _, bad := range []int{-1, inventory.MaxOnHand + 1} {
+		if _, err := s.SetOnHand(ctx, id, bad); !fault.Is(err, fault.Invalid, "") {
+			t.Fatalf("SetOnHand(%d): err = %v, want invalid", bad, err)
+		}
+	}
+	st, err := s.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.OnHand != 10 || st.Reserved != 6 || st.Available() != 4 {
+		t.Fatalf("stock after refused changes = %+v, want on_hand 10 reserved 6", st)
+	}
+	// Setting exactly the reserved amount is allowed.
+	if _, err := s.SetOnHand(ctx, id, 6); err != nil {
+		t.Fatalf("SetOnHand(reserved): %v", err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Fatalf("outbox rows = %d, want 2 (refused changes write none)", n)
+	}
+}
+
+func TestCheckConstraintsRejectImpossibleStock(t *testing.T) {
+	_, pool := openStore(t)
+	ctx := context.Background()
+	id := uuid.Must(uuid.NewV7())
+	if _, err := pool.Exec(ctx, `INSERT INTO stock (product_id, on_hand, reserved) VALUES ($1, 5, 2)`, id); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`UPDATE stock SET on_hand = -1, reserved = 0 WHERE product_id = $1`,
+		`UPDATE stock SET reserved = -1 WHERE product_id = $1`,
+		`UPDATE stock SET reserved = 6 WHERE product_id = $1`,
+		`UPDATE stock SET on_hand = 1 WHERE product_id = $1`,
+	} {
+		_, err := pool.Exec(ctx, stmt, id)
+		if !postgres.IsCheckViolation(err) {
+			t.Errorf("%s: err = %v, want a CHECK violation", stmt, err)
+		}
+	}
+	_, err := pool.Exec(ctx, `INSERT INTO stock (product_id, on_hand, reserved) VALUES ($1, -3, 0)`, uuid.Must(uuid.NewV7()))
+	if !postgres.IsCheckViolation(err) {
+		t.Errorf("insert negative on_hand: err = %v, want a CHECK violation", err)
+	}
+}
+
+func TestInitIsIdempotent(t *testing.T) {
+	s, pool := openStore(t)
+	ctx := context.Background()
+	id := uuid.Must(uuid.NewV7())
+	created, err := s.Init(ctx, id, 40)
+	if err != nil || !created {
+		t.Fatalf("first Init = %v, %v; want created", created, err)
+	}
+	created, err = s.Init(ctx, id, 99)
+	if err != nil || created {
+		t.Fatalf("second Init = %v, %v; want not created", created, err)
+	}
+	st, err := s.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.OnHand != 40 {
+		t.Fatalf("on_hand = %d, want 40 (second Init must not overwrite)", st.OnHand)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("outbox rows = %d, want 1", n)
+	}
+}
+
+// Concurrent first writes to the same product must neither fail nor lose the
+// row: the upsert plus row lock serialise them.
+func TestConcurrentSetOnHand(t *testing.T) {
+	s, pool := openStore(t)
+	ctx := context.Background()
+	id := uuid.Must(uuid.NewV7())
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.SetOnHand(ctx, id, i+1); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent SetOnHand: %v", err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = $1`, id.String()).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 8 {
+		t.Fatalf("events = %d, want 8", n)
+	}
+}
+
+// When the event cannot be written, the stock change must not commit either.
+func TestStockChangeRollsBackWithoutItsEvent(t *testing.T) {
+	s, pool := openStore(t)
+	ctx := context.Background()
+	id := uuid.Must(uuid.NewV7())
+	if _, err := s.SetOnHand(ctx, id, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `ALTER TABLE outbox ADD CONSTRAINT no_more_events CHECK (seq < 0) NOT VALID`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetOnHand(ctx, id, 20); err == nil {
+		t.Fatal("SetOnHand succeeded although its event could not be written")
+	}
+	if _, err := s.Init(ctx, uuid.Must(uuid.NewV7()), 5); err == nil {
+		t.Fatal("Init succeeded although its event could not be written")
+	}
+	st, err := s.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.OnHand != 10 {
+		t.Fatalf("on_hand = %d, want 10: the change committed without its event", st.OnHand)
+	}
+	var rows int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM stock`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1 {
+		t.Fatalf("stock rows = %d, want 1", rows)
+	}
+}

@@ -1,0 +1,324 @@
+package inventorydb_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/inventory"
+	"github.com/shopfaas/shop/internal/inventory/inventorydb"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+// reservationStore opens a fresh inventory database with products stocked at
+// the given levels.
+func reservationStore(t *testing.T, levels ...int) (*inventorydb.Store, []uuid.UUID) {
+	t.Helper()
+	s := inventorydb.New(pgtest.Open(t, inventorydb.Migrations()))
+	ids := make([]uuid.UUID, len(levels))
+	for i, n := range levels {
+		ids[i] = uuid.Must(uuid.NewV7())
+		if _, err := s.SetOnHand(context.Background(), ids[i], n); err != nil {
+			t.Fatalf("stock product: %v", err)
+		}
+	}
+	return s, ids
+}
+
+type level struct{ OnHand, Reserved int }
+
+func stockLevel(t *testing.T, s *inventorydb.Store, id uuid.UUID) level {
+	t.Helper()
+	st, err := s.Get(context.Background(), id)
+	if err != nil {
+		t.Fatalf("get stock: %v", err)
+	}
+	return level{st.OnHand, st.Reserved}
+}
+
+func holdReq(t *testing.T, orderID uuid.UUID, ttl int, lines ...inventory.Line) inventory.HoldRequest {
+	t.Helper()
+	req, err := inventory.NewHoldRequest(orderID, lines, ttl)
+	if err != nil {
+		t.Fatalf("hold request: %v", err)
+	}
+	return req
+}
+
+func newID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
+
+func TestReserveNeverOversells(t *testing.T) {
+	s, ids := reservationStore(t, 10)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	held, out, other := 0, 0, 0
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.Reserve(ctx, holdReq(t, newID(), 0, inventory.Line{ProductID: ids[0], Quantity: 1}))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				held++
+			case fault.Is(err, fault.Conflict, "out_of_stock"):
+				out++
+			default:
+				other++
+				t.Errorf("reserve: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if held != 10 || out != 40 || other != 0 {
+		t.Errorf("held %d, out_of_stock %d, other %d; want 10, 40, 0", held, out, other)
+	}
+	if diff := cmp.Diff(level{10, 10}, stockLevel(t, s, ids[0])); diff != "" {
+		t.Errorf("stock (-want +got):\n%s", diff)
+	}
+}
+
+func TestReserveIsAllOrNothing(t *testing.T) {
+	s, ids := reservationStore(t, 5, 1)
+	ctx := context.Background()
+	_, err := s.Reserve(ctx, holdReq(t, newID(), 0,
+		inventory.Line{ProductID: ids[0], Quantity: 2}, inventory.Line{ProductID: ids[1], Quantity: 2}))
+	if !fault.Is(err, fault.Conflict, "out_of_stock") {
+		t.Fatalf("err = %v, want out_of_stock", err)
+	}
+	var fe *fault.Error
+	if !errorsAs(err, &fe) || !contains(fe.Message, ids[1].String()) {
+		t.Errorf("detail %q does not name the product", fe.Message)
+	}
+	for i, want := range []level{{5, 0}, {1, 0}} {
+		if got := stockLevel(t, s, ids[i]); got != want {
+			t.Errorf("product %d: %+v, want %+v", i, got, want)
+		}
+	}
+	_, err = s.Reserve(ctx, holdReq(t, newID(), 0, inventory.Line{ProductID: newID(), Quantity: 1}))
+	if !fault.Is(err, fault.Conflict, "out_of_stock") {
+		t.Errorf("unknown product: err = %v, want out_of_stock", err)
+	}
+}
+
+func TestReserveTwiceHoldsOnce(t *testing.T) {
+	s, ids := reservationStore(t, 10)
+	ctx := context.Background()
+	order := newID()
+	req := holdReq(t, order, 0, inventory.Line{ProductID: ids[0], Quantity: 3})
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h, err := s.Reserve(ctx, req)
+			if err != nil || h.Status != inventory.StatusHeld {
+				t.Errorf("reserve: %v %v", h.Status, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := stockLevel(t, s, ids[0]); got != (level{10, 3}) {
+		t.Errorf("stock %+v, want one hold of 3", got)
+	}
+	if _, err := s.Commit(ctx, order); err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.Reserve(ctx, req)
+	if err != nil || h.Status != inventory.StatusCommitted {
+		t.Errorf("reserve after commit: %v %v, want committed", h.Status, err)
+	}
+	if got := stockLevel(t, s, ids[0]); got != (level{7, 0}) {
+		t.Errorf("stock %+v, want {7 0}", got)
+	}
+}
+
+func TestCommitThenReleaseRestocks(t *testing.T) {
+	s, ids := reservationStore(t, 10, 4)
+	ctx := context.Background()
+	order := newID()
+	if _, err := s.Reserve(ctx, holdReq(t, order, 0,
+		inventory.Line{ProductID: ids[0], Quantity: 3}, inventory.Line{ProductID: ids[1], Quantity: 4})); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		h, err := s.Commit(ctx, order)
+		if err != nil || h.Status != inventory.StatusCommitted {
+			t.Fatalf("commit: %v %v", h.Status, err)
+		}
+	}
+	if got := []level{stockLevel(t, s, ids[0]), stockLevel(t, s, ids[1])}; !cmp.Equal(got, []level{{7, 0}, {0, 0}}) {
+		t.Errorf("after commit %+v", got)
+	}
+	for range 2 {
+		h, err := s.Release(ctx, order)
+		if err != nil || h.Status != inventory.StatusRestocked {
+			t.Fatalf("release: %v %v", h.Status, err)
+		}
+	}
+	if got := []level{stockLevel(t, s, ids[0]), stockLevel(t, s, ids[1])}; !cmp.Equal(got, []level{{10, 0}, {4, 0}}) {
+		t.Errorf("after restock %+v", got)
+	}
+	if _, err := s.Commit(ctx, order); !fault.Is(err, fault.Conflict, "reservation_released") {
+		t.Errorf("commit after restock: %v", err)
+	}
+}
+
+func TestReleaseTwiceHasOneEffect(t *testing.T) {
+	s, ids := reservationStore(t, 10)
+	ctx := context.Background()
+	order := newID()
+	if _, err := s.Reserve(ctx, holdReq(t, order, 0, inventory.Line{ProductID: ids[0], Quantity: 6})); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if h, err := s.Release(ctx, order); err != nil || h.Status != inventory.StatusReleased {
+				t.Errorf("release: %v %v", h.Status, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := stockLevel(t, s, ids[0]); got != (level{10, 0}) {
+		t.Errorf("stock %+v, want {10 0}", got)
+	}
+	if _, err := s.Reserve(ctx, holdReq(t, order, 0, inventory.Line{ProductID: ids[0], Quantity: 6})); !fault.Is(err, fault.Conflict, "reservation_released") {
+		t.Errorf("reserve after release: %v", err)
+	}
+	h, err := s.Release(ctx, newID())
+	if err != nil || h.Status != inventory.StatusNone {
+		t.Errorf("release unknown: %v %v", h.Status, err)
+	}
+	if _, err := s.Commit(ctx, newID()); !fault.Is(err, fault.NotFound, "not_found") {
+		t.Errorf("commit unknown: %v", err)
+	}
+}
+
+func TestExpireReleasesEachHoldOnce(t *testing.T) {
+	s, ids := reservationStore(t, 100)
+	ctx := context.Background()
+	const orders = 30
+	for range orders {
+		if _, err := s.Reserve(ctx, holdReq(t, newID(), 30, inventory.Line{ProductID: ids[0], Quantity: 2})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := newID()
+	if _, err := s.Reserve(ctx, holdReq(t, live, 3600, inventory.Line{ProductID: ids[0], Quantity: 1})); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Expire(ctx, time.Time{}, 0); err != nil || n != 0 {
+		t.Fatalf("nothing is due yet: %d %v", n, err)
+	}
+	asOf := time.Now().Add(time.Minute)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	total := 0
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n, err := s.Expire(ctx, asOf, 7)
+				if err != nil {
+					t.Errorf("expire: %v", err)
+					return
+				}
+				mu.Lock()
+				total += n
+				mu.Unlock()
+				if n == 0 {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if total != orders {
+		t.Errorf("expired %d holds, want %d", total, orders)
+	}
+	if got := stockLevel(t, s, ids[0]); got != (level{100, 1}) {
+		t.Errorf("stock %+v, want only the live hold reserved", got)
+	}
+	if h, err := s.Hold(ctx, live); err != nil || h.Status != inventory.StatusHeld {
+		t.Errorf("live hold: %v %v", h.Status, err)
+	}
+}
+
+func TestCommitAfterExpiry(t *testing.T) {
+	s, ids := reservationStore(t, 5)
+	ctx := context.Background()
+	retaken, lost := newID(), newID()
+	for _, o := range []uuid.UUID{retaken, lost} {
+		if _, err := s.Reserve(ctx, holdReq(t, o, 30, inventory.Line{ProductID: ids[0], Quantity: 2})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.Expire(ctx, time.Now().Add(time.Minute), 0); err != nil || n != 2 {
+		t.Fatalf("expire: %d %v", n, err)
+	}
+	if h, err := s.Release(ctx, retaken); err != nil || h.Status != inventory.StatusExpired {
+		t.Errorf("release expired: %v %v", h.Status, err)
+	}
+	h, err := s.Commit(ctx, retaken)
+	if err != nil || h.Status != inventory.StatusCommitted {
+		t.Fatalf("commit after expiry: %v %v", h.Status, err)
+	}
+	if got := stockLevel(t, s, ids[0]); got != (level{3, 0}) {
+		t.Errorf("stock %+v, want {3 0}", got)
+	}
+	// Someone else takes the rest; the other expired order cannot be committed.
+	if _, err := s.Reserve(ctx, holdReq(t, newID(), 0, inventory.Line{ProductID: ids[0], Quantity: 2})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit(ctx, lost); !fault.Is(err, fault.Conflict, "out_of_stock") {
+		t.Errorf("commit with stock gone: %v, want out_of_stock", err)
+	}
+	if got := stockLevel(t, s, ids[0]); got != (level{3, 2}) {
+		t.Errorf("stock %+v, want {3 2}", got)
+	}
+	if h, err := s.Hold(ctx, lost); err != nil || h.Status != inventory.StatusExpired {
+		t.Errorf("lost order: %v %v, want still expired", h.Status, err)
+	}
+}
+
+func TestNewHoldRequestRefusesBadInput(t *testing.T) {
+	p := newID()
+	cases := map[string]struct {
+		order uuid.UUID
+		lines []inventory.Line
+		ttl   int
+	}{
+		"no order":       {uuid.Nil, []inventory.Line{{ProductID: p, Quantity: 1}}, 0},
+		"empty lines":    {newID(), nil, 0},
+		"zero quantity":  {newID(), []inventory.Line{{ProductID: p, Quantity: 0}}, 0},
+		"too many units": {newID(), []inventory.Line{{ProductID: p, Quantity: 1001}}, 0},
+		"duplicate line": {newID(), []inventory.Line{{ProductID: p, Quantity: 1}, {ProductID: p, Quantity: 2}}, 0},
+		"ttl too short":  {newID(), []inventory.Line{{ProductID: p, Quantity: 1}}, 29},
+		"ttl too long":   {newID(), []inventory.Line{{ProductID: p, Quantity: 1}}, 3601},
+		"nil product":    {newID(), []inventory.Line{{ProductID: uuid.Nil, Quantity: 1}}, 0},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := inventory.NewHoldRequest(c.order, c.lines, c.ttl); !fault.Is(err, fault.Invalid, "invalid_request") {
+				t.Errorf("err = %v, want invalid_request", err)
+			}
+		})
+	}
+}
+
+func errorsAs(err error, target **fault.Error) bool { return errors.As(err, target) }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

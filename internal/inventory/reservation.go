@@ -1,0 +1,156 @@
+package inventory
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+// Reservation limits. A hold lives DefaultHoldTTL unless the caller asks for a
+// TTL within [MinHoldTTL, MaxHoldTTL]; a line asks for 1..MaxLineQuantity units
+// and an order has at most MaxReservationLines lines.
+const (
+	DefaultHoldTTL      = 15 * time.Minute
+	MinHoldTTL          = 30 * time.Second
+	MaxHoldTTL          = time.Hour
+	MaxLineQuantity     = 1000
+	MaxReservationLines = 100
+)
+
+// HoldStatus is where an order's reservation stands. It only moves forward:
+// held → committed → restocked, held → released, held → expired. Released and
+// expired holds may still be committed by re-taking the stock (see Commit).
+type HoldStatus string
+
+// The reservation statuses. StatusNone is never stored: it answers a release
+// of an order that never reserved anything.
+const (
+	StatusHeld      HoldStatus = "held"      // units are counted in stock.reserved
+	StatusCommitted HoldStatus = "committed" // units left on_hand: the order is fulfilled
+	StatusReleased  HoldStatus = "released"  // the hold was given back before commit
+	StatusExpired   HoldStatus = "expired"   // the sweep gave the hold back after expires_at
+	StatusRestocked HoldStatus = "restocked" // a committed order was cancelled: units back on hand
+	StatusNone      HoldStatus = "none"      // no reservation exists for the order
+)
+
+// Line is one product of a reservation.
+type Line struct {
+	ProductID uuid.UUID `json:"product_id"`
+	Quantity  int       `json:"quantity"`
+}
+
+// Hold is the reservation of one order: every line is held, committed or
+// given back together, in one transaction.
+type Hold struct {
+	OrderID   uuid.UUID
+	Status    HoldStatus
+	ExpiresAt time.Time
+	Lines     []Line
+}
+
+// HoldRequest is a validated request to reserve stock for an order. Lines are
+// sorted by product id so that every transaction locks stock rows in the same
+// order and concurrent reservations cannot deadlock.
+type HoldRequest struct {
+	OrderID uuid.UUID
+	Lines   []Line
+	TTL     time.Duration
+}
+
+// NewHoldRequest validates a reservation request. ttlSeconds 0 means the
+// default. Every problem is fault.Invalid "invalid_request" (422): a nil order
+// id, no lines, too many lines, a quantity outside 1..MaxLineQuantity, a
+// product listed twice, or a TTL outside [MinHoldTTL, MaxHoldTTL].
+func NewHoldRequest(orderID uuid.UUID, lines []Line, ttlSeconds int) (HoldRequest, error) {
+	if orderID == uuid.Nil {
+		return HoldRequest{}, invalid("order_id is required")
+	}
+	if len(lines) == 0 {
+		return HoldRequest{}, invalid("lines must not be empty")
+	}
+	if len(lines) > MaxReservationLines {
+		return HoldRequest{}, invalid(fmt.Sprintf("at most %d lines per reservation", MaxReservationLines))
+	}
+	ttl := DefaultHoldTTL
+	if ttlSeconds != 0 {
+		ttl = time.Duration(ttlSeconds) * time.Second
+		if ttl < MinHoldTTL || ttl > MaxHoldTTL {
+			return HoldRequest{}, invalid(fmt.Sprintf("ttl_seconds must be from %d to %d",
+				int(MinHoldTTL/time.Second), int(MaxHoldTTL/time.Second)))
+		}
+	}
+	sorted := slices.Clone(lines)
+	SortLines(sorted)
+	for i, l := range sorted {
+		if l.ProductID == uuid.Nil {
+			return HoldRequest{}, invalid("every line needs a product_id")
+		}
+		if l.Quantity < 1 || l.Quantity > MaxLineQuantity {
+			return HoldRequest{}, invalid(fmt.Sprintf("quantity must be from 1 to %d", MaxLineQuantity))
+		}
+		if i > 0 && sorted[i-1].ProductID == l.ProductID {
+			return HoldRequest{}, invalid("product " + l.ProductID.String() + " is listed twice")
+		}
+	}
+	return HoldRequest{OrderID: orderID, Lines: sorted, TTL: ttl}, nil
+}
+
+// SortLines orders lines by product id, the lock order of every stock
+// transaction.
+func SortLines(lines []Line) {
+	slices.SortFunc(lines, func(a, b Line) int { return compareIDs(a.ProductID, b.ProductID) })
+}
+
+// compareIDs orders ids bytewise, as PostgreSQL orders uuid values.
+func compareIDs(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }
+
+// ReserveAgain decides a repeated reservation for an order that already has
+// one: a live hold or a commit is answered with its current state (the call is
+// idempotent); a hold that was given back is fault.Conflict
+// "reservation_released", because the order must not silently take stock again.
+func (h Hold) ReserveAgain() (Hold, error) {
+	switch h.Status {
+	case StatusHeld, StatusCommitted:
+		return h, nil
+	default:
+		return h, fault.E(fault.Conflict, "reservation_released",
+			"the reservation of this order was already "+string(h.Status))
+	}
+}
+
+// CanCommit reports how a commit proceeds from h's status: retake is true when
+// the units were given back (released or expired) and must be taken again
+// conditionally; done is true when the order is already committed. A restocked
+// order (committed, then cancelled) is fault.Conflict "reservation_released".
+func (h Hold) CanCommit() (retake, done bool, err error) {
+	switch h.Status {
+	case StatusHeld:
+		return false, false, nil
+	case StatusCommitted:
+		return false, true, nil
+	case StatusReleased, StatusExpired:
+		return true, false, nil
+	default:
+		return false, false, fault.E(fault.Conflict, "reservation_released",
+			"the order was cancelled and its stock restocked")
+	}
+}
+
+// ErrOutOfStock is the conflict answered when a product lacks available units.
+func ErrOutOfStock(productID uuid.UUID) error {
+	return fault.E(fault.Conflict, "out_of_stock", "not enough stock for product "+productID.String())
+}
+
+func invalid(msg string) error { return fault.E(fault.Invalid, "invalid_request", msg) }
+
+// ReservationsExpiredData is the data of the stock.reservations_expired.v1
+// event, emitted once per order whose hold the sweep gave back.
+type ReservationsExpiredData struct {
+	OrderID uuid.UUID `json:"order_id"`
+	Lines   []Line    `json:"lines"`
+}

@@ -1,0 +1,372 @@
+// Package orders is the orders service's domain: what an order is, which
+// checkout requests are acceptable, how lines and totals are priced, and the
+// state machine every order follows. It does no I/O; ordersdb stores what it
+// decides and the saga package drives orders through the other services.
+package orders
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+// Source is the CloudEvents source of every event the orders service emits.
+const Source = "shop/orders"
+
+// Limits on a checkout request.
+const (
+	MaxLines      = 100  // distinct products in one order
+	MaxQuantity   = 1000 // units of one product in one order (reserve-stock's limit)
+	MaxTokenBytes = 100
+	MaxKeyBytes   = 255 // Idempotency-Key length
+)
+
+// Status is where an order stands in the saga. It only moves forward:
+// pending → confirmed | payment_failed | cancelled, confirmed → cancelled.
+type Status string
+
+// The statuses of API.md; no other value is ever stored or exposed.
+const (
+	Pending       Status = "pending"
+	Confirmed     Status = "confirmed"
+	PaymentFailed Status = "payment_failed"
+	Cancelled     Status = "cancelled"
+)
+
+// Reasons explain a terminal status. An order refused for lack of stock ends
+// Cancelled with ReasonOutOfStock: it stays within API.md's statuses and is
+// distinguishable from a cancellation by its owner.
+const (
+	ReasonOutOfStock      = "out_of_stock"
+	ReasonPaymentDeclined = "payment_declined"
+	ReasonCancelled       = "cancelled_by_request"
+	ReasonInvalidToken    = "invalid_payment_token"
+	ReasonRejected        = "rejected"
+)
+
+// Valid reports whether s is one of the four statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case Pending, Confirmed, PaymentFailed, Cancelled:
+		return true
+	}
+	return false
+}
+
+// CanMoveTo reports whether the saga may move an order from s to next. A move
+// to the same status is not a move (callers treat it as already done).
+func (s Status) CanMoveTo(next Status) bool {
+	switch s {
+	case Pending:
+		return next == Confirmed || next == PaymentFailed || next == Cancelled
+	case Confirmed:
+		return next == Cancelled
+	}
+	return false
+}
+
+// Money is an amount in integer minor units of an ISO 4217 currency.
+type Money struct {
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+// Address is where an order ships. Every field is required.
+type Address struct {
+	Name       string `json:"name"`
+	Line1      string `json:"line1"`
+	City       string `json:"city"`
+	PostalCode string `json:"postal_code"`
+	Country    string `json:"country"`
+}
+
+// PaymentMethod carries the processor's payment token, never a card number.
+type PaymentMethod struct {
+	Token string `json:"token"`
+}
+
+// ItemRequest is one requested line: a product and a quantity, never a price.
+type ItemRequest struct {
+	ProductID uuid.UUID `json:"product_id"`
+	Quantity  int       `json:"quantity"`
+}
+
+// PlaceRequest is the body of POST /api/v1/orders. Its fields are the whole
+// contract: prices, totals, user ids and statuses are unknown fields and the
+// strict decoder refuses them. Items nil means "order my cart".
+type PlaceRequest struct {
+	Items           []ItemRequest `json:"items,omitempty"`
+	ShippingAddress Address       `json:"shipping_address"`
+	Payment         PaymentMethod `json:"payment"`
+}
+
+func invalid(msg string) error { return fault.E(fault.Invalid, "invalid_request", msg) }
+
+// Validate reports the first problem of r as fault.Invalid (422).
+func (r PlaceRequest) Validate() error {
+	if r.Items != nil {
+		if err := ValidateItems(r.Items); err != nil {
+			return err
+		}
+	}
+	a := r.ShippingAddress
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{{"name", a.Name, 200}, {"line1", a.Line1, 200}, {"city", a.City, 100}, {"postal_code", a.PostalCode, 20}} {
+		if strings.TrimSpace(f.v) == "" {
+			return invalid("shipping_address." + f.name + " is required")
+		}
+		if !utf8.ValidString(f.v) || utf8.RuneCountInString(f.v) > f.max {
+			return invalid(fmt.Sprintf("shipping_address.%s must be at most %d characters", f.name, f.max))
+		}
+	}
+	if len(a.Country) != 2 || !isUpperAlpha(a.Country) {
+		return invalid("shipping_address.country must be an ISO 3166-1 alpha-2 code such as US")
+	}
+	t := r.Payment.Token
+	if !strings.HasPrefix(t, "tok_") || len(t) > MaxTokenBytes || !isTokenChars(t) {
+		return invalid("payment.token must be a payment token such as tok_visa (card numbers are never accepted)")
+	}
+	return nil
+}
+
+// ValidateItems checks requested lines: 1..MaxLines distinct products, each
+// with a quantity from 1 to MaxQuantity. It applies to a cart as well.
+func ValidateItems(items []ItemRequest) error {
+	if len(items) == 0 {
+		return invalid("items must not be empty")
+	}
+	if len(items) > MaxLines {
+		return invalid(fmt.Sprintf("at most %d distinct products per order", MaxLines))
+	}
+	seen := make(map[uuid.UUID]bool, len(items))
+	for _, it := range items {
+		if it.ProductID == uuid.Nil {
+			return invalid("items[].product_id is required")
+		}
+		if it.Quantity < 1 || it.Quantity > MaxQuantity {
+			return invalid(fmt.Sprintf("items[].quantity must be from 1 to %d", MaxQuantity))
+		}
+		if seen[it.ProductID] {
+			return invalid("items must not repeat a product; add up the quantities instead")
+		}
+		seen[it.ProductID] = true
+	}
+	return nil
+}
+
+// Hash is the fingerprint of the canonical request (lines sorted by product),
+// used to tell a replay of an Idempotency-Key from a different request.
+func (r PlaceRequest) Hash() string {
+	c := r
+	if r.Items != nil {
+		c.Items = slices.Clone(r.Items)
+		slices.SortFunc(c.Items, func(a, b ItemRequest) int { return strings.Compare(a.ProductID.String(), b.ProductID.String()) })
+	}
+	b, _ := json.Marshal(struct {
+		Cart bool `json:"cart"`
+		PlaceRequest
+	}{r.Items == nil, c}) // cannot fail: plain fields only
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// ValidKey checks an Idempotency-Key header value: printable ASCII, 1..255 bytes.
+func ValidKey(key string) error {
+	if key == "" || len(key) > MaxKeyBytes {
+		return invalid(fmt.Sprintf("Idempotency-Key must be 1 to %d characters", MaxKeyBytes))
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x20 || key[i] > 0x7e {
+			return invalid("Idempotency-Key must be printable ASCII")
+		}
+	}
+	return nil
+}
+
+func isUpperAlpha(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+func isTokenChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Line is one priced line of an order. UnitPrice comes from the catalog at
+// checkout and never changes afterwards.
+type Line struct {
+	ProductID uuid.UUID `json:"product_id"`
+	Quantity  int       `json:"quantity"`
+	UnitPrice Money     `json:"unit_price"`
+}
+
+// Price turns requested items into priced lines and their total, using the
+// catalog's prices. Every line must have a price in the same currency;
+// otherwise, or when the total would overflow, the result is fault.Invalid.
+func Price(items []ItemRequest, prices map[uuid.UUID]Money) ([]Line, Money, error) {
+	if err := ValidateItems(items); err != nil {
+		return nil, Money{}, err
+	}
+	lines := make([]Line, 0, len(items))
+	var total Money
+	for _, it := range items {
+		p, ok := prices[it.ProductID]
+		if !ok {
+			return nil, Money{}, fault.E(fault.Invalid, "unknown_product", "unknown product "+it.ProductID.String())
+		}
+		if p.Amount < 0 || len(p.Currency) != 3 {
+			return nil, Money{}, fault.Internalf("catalog price of %s is invalid: %+v", it.ProductID, p)
+		}
+		if total.Currency == "" {
+			total.Currency = p.Currency
+		} else if total.Currency != p.Currency {
+			return nil, Money{}, invalid("all products of an order must be priced in the same currency")
+		}
+		if p.Amount > 0 && int64(it.Quantity) > (math.MaxInt64-total.Amount)/p.Amount {
+			return nil, Money{}, invalid("order total is too large")
+		}
+		total.Amount += p.Amount * int64(it.Quantity)
+		lines = append(lines, Line{ProductID: it.ProductID, Quantity: it.Quantity, UnitPrice: p})
+	}
+	return lines, total, nil
+}
+
+// Order is an order with its lines. Only the saga changes Status, through MoveTo.
+type Order struct {
+	ID              uuid.UUID
+	UserID          uuid.UUID
+	Status          Status
+	Reason          string
+	Items           []Line
+	Total           Money
+	ShippingAddress Address
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// New starts a pending order for userID with a fresh UUIDv7 id.
+func New(userID uuid.UUID, lines []Line, total Money, addr Address, now time.Time) (Order, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Order{}, fault.Internalf("order id: %w", err)
+	}
+	now = now.UTC().Truncate(time.Microsecond) // what timestamptz keeps
+	return Order{ID: id, UserID: userID, Status: Pending, Items: lines, Total: total,
+		ShippingAddress: addr, CreatedAt: now, UpdatedAt: now}, nil
+}
+
+// MoveTo moves the order forward to next with a reason. A move the state
+// machine forbids is fault.Conflict "not_cancellable" when next is Cancelled
+// and "invalid_transition" otherwise.
+func (o *Order) MoveTo(next Status, reason string, now time.Time) error {
+	if !o.Status.CanMoveTo(next) {
+		code := "invalid_transition"
+		if next == Cancelled {
+			code = "not_cancellable"
+		}
+		return fault.E(fault.Conflict, code, fmt.Sprintf("an order that is %s cannot become %s", o.Status, next))
+	}
+	o.Status, o.Reason, o.UpdatedAt = next, reason, now.UTC().Truncate(time.Microsecond)
+	return nil
+}
+
+// VisibleTo reports whether the caller may see the order: its owner or an admin.
+func (o Order) VisibleTo(userID uuid.UUID, admin bool) bool { return admin || o.UserID == userID }
+
+// View is an order as the API shows it.
+type View struct {
+	ID              uuid.UUID `json:"id"`
+	Status          Status    `json:"status"`
+	Reason          string    `json:"reason,omitempty"`
+	Items           []Line    `json:"items"`
+	Total           Money     `json:"total"`
+	ShippingAddress Address   `json:"shipping_address"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
+}
+
+// View returns the API representation of o.
+func (o Order) View() View {
+	items := o.Items
+	if items == nil {
+		items = []Line{}
+	}
+	return View{ID: o.ID, Status: o.Status, Reason: o.Reason, Items: items, Total: o.Total,
+		ShippingAddress: o.ShippingAddress, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
+}
+
+// EventData is the data of order.placed.v1, order.payment_failed.v1 and
+// order.cancelled.v1: enough for consumers to count (or un-count) sales and
+// notify the buyer without calling back.
+type EventData struct {
+	OrderID uuid.UUID `json:"order_id"`
+	UserID  uuid.UUID `json:"user_id"`
+	Status  Status    `json:"status"`
+	Reason  string    `json:"reason,omitempty"`
+	Items   []Line    `json:"items"`
+	Total   Money     `json:"total"`
+}
+
+// EventData returns the event payload describing o.
+func (o Order) EventData() EventData {
+	return EventData{OrderID: o.ID, UserID: o.UserID, Status: o.Status, Reason: o.Reason, Items: o.View().Items, Total: o.Total}
+}
+
+// Step is one entry of an order's timeline: a saga step or an event.
+type Step struct {
+	At      time.Time `json:"at"`
+	Step    string    `json:"step"`
+	Outcome string    `json:"outcome"`
+	Detail  string    `json:"detail"`
+}
+
+// Timeline steps and outcomes recorded by the saga.
+const (
+	StepCreated   = "order.created"
+	StepReserve   = "stock.reserve"
+	StepCharge    = "payment.charge"
+	StepCommit    = "stock.commit"
+	StepRelease   = "stock.release"
+	StepRefund    = "payment.refund"
+	StepConfirmed = "order.confirmed"
+	StepFailed    = "order.payment_failed"
+	StepCancelled = "order.cancelled"
+	StepCart      = "cart.clear"
+
+	OutcomeOK       = "ok"
+	OutcomeRefused  = "refused" // the other service said no (out of stock, declined)
+	OutcomeError    = "error"   // transient failure; the step will be retried
+	OutcomeRecorded = "recorded"
+)
+
+// ParseCursor reads a list cursor (the id of the last order of the previous
+// page). A bad cursor is fault.Invalid.
+func ParseCursor(s string) (uuid.UUID, error) {
+	id, err := uuid.Parse(s)
+	if err != nil {
+		return uuid.Nil, invalid("cursor is invalid")
+	}
+	return id, nil
+}

@@ -1,0 +1,116 @@
+package orders
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+func TestStatusOnlyMovesForward(t *testing.T) {
+	all := []Status{Pending, Confirmed, PaymentFailed, Cancelled}
+	allowed := map[[2]Status]bool{
+		{Pending, Confirmed}: true, {Pending, PaymentFailed}: true, {Pending, Cancelled}: true, {Confirmed, Cancelled}: true,
+	}
+	for _, from := range all {
+		for _, to := range all {
+			if got := from.CanMoveTo(to); got != allowed[[2]Status{from, to}] {
+				t.Errorf("%s → %s: %v", from, to, got)
+			}
+		}
+	}
+	o := Order{Status: PaymentFailed}
+	if err := o.MoveTo(Cancelled, "", time.Now()); !fault.Is(err, fault.Conflict, "not_cancellable") {
+		t.Fatalf("cancel payment_failed: %v", err)
+	}
+	o = Order{Status: Cancelled}
+	if err := o.MoveTo(Confirmed, "", time.Now()); !fault.Is(err, fault.Conflict, "invalid_transition") {
+		t.Fatalf("confirm cancelled: %v", err)
+	}
+}
+
+func validRequest() PlaceRequest {
+	return PlaceRequest{
+		Items:           []ItemRequest{{ProductID: uuid.MustParse("01900000-0000-7000-8000-000000000001"), Quantity: 2}},
+		ShippingAddress: Address{Name: "Ada", Line1: "1 Loop Rd", City: "Springfield", PostalCode: "12345", Country: "US"},
+		Payment:         PaymentMethod{Token: "tok_visa"},
+	}
+}
+
+func TestValidate(t *testing.T) {
+	p := validRequest().Items[0].ProductID
+	tests := []struct {
+		name string
+		mod  func(*PlaceRequest)
+		ok   bool
+	}{
+		{"valid", func(*PlaceRequest) {}, true},
+		{"cart (no items)", func(r *PlaceRequest) { r.Items = nil }, true},
+		{"empty items", func(r *PlaceRequest) { r.Items = []ItemRequest{} }, false},
+		{"zero quantity", func(r *PlaceRequest) { r.Items[0].Quantity = 0 }, false},
+		{"too many units", func(r *PlaceRequest) { r.Items[0].Quantity = MaxQuantity + 1 }, false},
+		{"duplicate product", func(r *PlaceRequest) { r.Items = append(r.Items, ItemRequest{p, 1}) }, false},
+		{"nil product", func(r *PlaceRequest) { r.Items[0].ProductID = uuid.Nil }, false},
+		{"blank name", func(r *PlaceRequest) { r.ShippingAddress.Name = "  " }, false},
+		{"long city", func(r *PlaceRequest) { r.ShippingAddress.City = string(make([]byte, 101)) }, false},
+		{"lowercase country", func(r *PlaceRequest) { r.ShippingAddress.Country = "us" }, false},
+		{"card number", func(r *PlaceRequest) { r.Payment.Token = "4242424242424242" }, false},
+		{"token with spaces", func(r *PlaceRequest) { r.Payment.Token = "tok_ visa" }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := validRequest()
+			tt.mod(&r)
+			err := r.Validate()
+			if tt.ok != (err == nil) {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tt.ok)
+			}
+			if err != nil && fault.KindOf(err) != fault.Invalid {
+				t.Fatalf("kind %s, want invalid", fault.KindOf(err))
+			}
+		})
+	}
+}
+
+func TestHashIsCanonical(t *testing.T) {
+	a, b := uuid.New(), uuid.New()
+	r1 := validRequest()
+	r1.Items = []ItemRequest{{a, 1}, {b, 2}}
+	r2 := r1
+	r2.Items = []ItemRequest{{b, 2}, {a, 1}}
+	if r1.Hash() != r2.Hash() {
+		t.Fatal("line order changed the hash")
+	}
+	r3 := r1
+	r3.Items = []ItemRequest{{a, 1}, {b, 3}}
+	cart := r1
+	cart.Items = nil
+	if r1.Hash() == r3.Hash() || r1.Hash() == cart.Hash() {
+		t.Fatal("different requests share a hash")
+	}
+}
+
+func TestPrice(t *testing.T) {
+	a, b := uuid.New(), uuid.New()
+	lines, total, err := Price([]ItemRequest{{a, 2}, {b, 1}}, map[uuid.UUID]Money{a: {1299, "USD"}, b: {500, "USD"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Line{{a, 2, Money{1299, "USD"}}, {b, 1, Money{500, "USD"}}}
+	if diff := cmp.Diff(want, lines); diff != "" || total != (Money{3098, "USD"}) {
+		t.Fatalf("lines (-want +got):\n%s total %v", diff, total)
+	}
+	if _, _, err := Price([]ItemRequest{{a, 1}, {b, 1}}, map[uuid.UUID]Money{a: {1, "USD"}, b: {1, "EUR"}}); fault.KindOf(err) != fault.Invalid {
+		t.Fatalf("mixed currencies: %v", err)
+	}
+	if _, _, err := Price([]ItemRequest{{a, 1000}}, map[uuid.UUID]Money{a: {math.MaxInt64 / 10, "USD"}}); fault.KindOf(err) != fault.Invalid {
+		t.Fatalf("overflow: %v", err)
+	}
+	if _, _, err := Price([]ItemRequest{{a, 1}}, map[uuid.UUID]Money{}); !fault.Is(err, fault.Invalid, "unknown_product") {
+		t.Fatalf("unknown product: %v", err)
+	}
+}

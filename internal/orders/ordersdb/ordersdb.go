@@ -1,0 +1,472 @@
+// Package ordersdb stores orders, their lines, their timeline, the saga's
+// state, the idempotency keys of checkouts and the outbox in the orders
+// service's own PostgreSQL database. Every status change, its timeline entry,
+// its event and the idempotent response it settles are written in ONE
+// transaction; no remote call ever runs inside one.
+package ordersdb
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/orders"
+	"github.com/shopfaas/shop/internal/outbox"
+	"github.com/shopfaas/shop/internal/postgres"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations returns the orders database's versioned migrations.
+func Migrations() fs.FS {
+	sub, _ := fs.Sub(migrationFiles, "migrations") // cannot fail: the directory is embedded
+	return sub
+}
+
+// ConfigFrom reads the orders database settings (ORDERS_DATABASE_URL,
+// DATABASE_CREATE, DATABASE_MAX_CONNS and the optional db-password secret)
+// from c; c collects the problems.
+func ConfigFrom(c *config.Reader) postgres.Config {
+	cfg := postgres.Config{
+		URL:            c.Required("ORDERS_DATABASE_URL"),
+		CreateDatabase: c.Bool("DATABASE_CREATE", false),
+		MaxConns:       int32(c.Int("DATABASE_MAX_CONNS", 4, 1, 20)),
+		Migrations:     Migrations(),
+	}
+	probe := config.New(func(k string) string {
+		if k == config.SecretsDirEnv {
+			return c.String(config.SecretsDirEnv, config.DefaultSecretsDir)
+		}
+		return ""
+	})
+	cfg.Password = probe.Secret("db-password", "", false) // optional: its absence is no problem
+	return cfg
+}
+
+// KeyTTL is how long an idempotency key is kept (at least 24 h, as promised).
+const KeyTTL = 24 * time.Hour
+
+// Store reads and writes orders. It is safe for concurrent use.
+type Store struct {
+	db *pgxpool.Pool
+}
+
+// New returns a store over pool, whose database has Migrations applied.
+func New(pool *pgxpool.Pool) *Store { return &Store{db: pool} }
+
+func unavailable(err error) error {
+	return fault.Wrap(fmt.Errorf("orders database: %w", err), fault.Unavailable, "unavailable", "orders temporarily unavailable")
+}
+
+// Response is a stored answer to an idempotent request.
+type Response struct {
+	Status int
+	Body   []byte
+}
+
+// Claim outcomes of ClaimKey.
+var (
+	ErrKeyReused     = fault.E(fault.Conflict, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
+	ErrKeyInProgress = fault.E(fault.Conflict, "request_in_progress", "a request with this Idempotency-Key is still in progress; retry later")
+)
+
+// ClaimKey claims (userID, key) for a request whose canonical hash is hash.
+// It returns (nil, nil) when the caller now owns the key and must run the
+// request; the stored response when the same request already finished;
+// ErrKeyReused when the key was used with another request; and, after
+// waiting up to wait for a running request with the key to finish,
+// ErrKeyInProgress. The claim is a unique insert, so exactly one of any number
+// of concurrent callers wins. An expired key is claimed anew.
+func (s *Store) ClaimKey(ctx context.Context, userID uuid.UUID, key, hash string, wait time.Duration) (*Response, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		var claimed bool
+		var gotHash string
+		var status *int
+		var body []byte
+		err := s.db.QueryRow(ctx, `
+			WITH ins AS (
+				INSERT INTO idempotency_keys (user_id, key, request_hash, expires_at)
+				VALUES ($1, $2, $3, now() + $4::float8 * interval '1 second')
+				ON CONFLICT (user_id, key) DO UPDATE
+					SET request_hash = EXCLUDED.request_hash, order_id = NULL, response_status = NULL,
+					    response_body = NULL, created_at = now(), expires_at = EXCLUDED.expires_at
+					WHERE idempotency_keys.expires_at < now()
+				RETURNING true AS claimed, request_hash, response_status, response_body)
+			SELECT claimed, request_hash, response_status, response_body FROM ins
+			UNION ALL
+			SELECT false, request_hash, response_status, response_body FROM idempotency_keys
+			WHERE user_id = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM ins)`,
+			userID, key, hash, KeyTTL.Seconds()).Scan(&claimed, &gotHash, &status, &body)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue // released between the insert and the read: try again
+		}
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		switch {
+		case claimed:
+			return nil, nil
+		case gotHash != hash:
+			return nil, ErrKeyReused
+		case status != nil:
+			return &Response{Status: *status, Body: body}, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, ErrKeyInProgress
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ErrKeyInProgress
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// ReleaseKey gives up a claim whose request failed before an order existed
+// (a validation or catalog error), so the client may retry with the same key.
+// A key that already has an order or a response is left alone.
+func (s *Store) ReleaseKey(ctx context.Context, userID uuid.UUID, key string) error {
+	_, err := s.db.Exec(context.WithoutCancel(ctx), `DELETE FROM idempotency_keys
+		WHERE user_id = $1 AND key = $2 AND order_id IS NULL AND response_status IS NULL`, userID, key)
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Saga is the persisted state a saga driver resumes from.
+type Saga struct {
+	Order        orders.Order
+	PaymentToken string // empty once the saga has ended
+	FromCart     bool
+	Compensation string // "", "pending" or "done"
+	Attempts     int
+}
+
+// Create writes a new pending order, its lines, its saga state (leased to the
+// caller until lease from now), its first timeline entry and, when key is not
+// empty, links the caller's idempotency key to it — in one transaction.
+func (s *Store) Create(ctx context.Context, o orders.Order, token string, fromCart bool, key string, lease time.Duration) error {
+	addr, err := json.Marshal(o.ShippingAddress)
+	if err != nil {
+		return fault.Internalf("encode address: %w", err)
+	}
+	return postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO orders (id, user_id, status, reason, total_amount, currency, shipping_address, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`,
+			o.ID, o.UserID, o.Status, o.Reason, o.Total.Amount, o.Total.Currency, addr, o.CreatedAt); err != nil {
+			return unavailable(err)
+		}
+		for i, l := range o.Items {
+			if _, err := tx.Exec(ctx, `INSERT INTO order_items (order_id, position, product_id, quantity, unit_amount)
+				VALUES ($1, $2, $3, $4, $5)`, o.ID, i, l.ProductID, l.Quantity, l.UnitPrice.Amount); err != nil {
+				return unavailable(err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO order_sagas (order_id, payment_token, from_cart, lease_until)
+			VALUES ($1, $2, $3, now() + $4::float8 * interval '1 second')`, o.ID, token, fromCart, lease.Seconds()); err != nil {
+			return unavailable(err)
+		}
+		if key != "" {
+			if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET order_id = $3 WHERE user_id = $1 AND key = $2`,
+				o.UserID, key, o.ID); err != nil {
+				return unavailable(err)
+			}
+		}
+		return record(ctx, tx, o.ID, orders.StepCreated, orders.OutcomeOK,
+			fmt.Sprintf("%d line(s), total %d %s", len(o.Items), o.Total.Amount, o.Total.Currency))
+	})
+}
+
+// Record appends a step to an order's timeline.
+func (s *Store) Record(ctx context.Context, orderID uuid.UUID, step, outcome, detail string) error {
+	return postgres.Tx(ctx, s.db, func(tx pgx.Tx) error { return record(ctx, tx, orderID, step, outcome, detail) })
+}
+
+func record(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, step, outcome, detail string) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO order_events (order_id, step, outcome, detail) VALUES ($1, $2, $3, $4)`,
+		orderID, step, outcome, detail); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+const orderColumns = `o.id, o.user_id, o.status, o.reason, o.total_amount, o.currency, o.shipping_address, o.created_at, o.updated_at`
+
+func scanOrder(row pgx.Row, extra ...any) (orders.Order, error) {
+	var o orders.Order
+	var addr []byte
+	dest := append([]any{&o.ID, &o.UserID, &o.Status, &o.Reason, &o.Total.Amount, &o.Total.Currency, &addr, &o.CreatedAt, &o.UpdatedAt}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return o, err
+	}
+	if err := json.Unmarshal(addr, &o.ShippingAddress); err != nil {
+		return o, fmt.Errorf("decode address: %w", err)
+	}
+	o.CreatedAt, o.UpdatedAt = o.CreatedAt.UTC(), o.UpdatedAt.UTC()
+	return o, nil
+}
+
+func loadItems(ctx context.Context, q querier, o *orders.Order) error {
+	rows, err := q.Query(ctx, `SELECT product_id, quantity, unit_amount FROM order_items WHERE order_id = $1 ORDER BY position`, o.ID)
+	if err != nil {
+		return err
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (orders.Line, error) {
+		l := orders.Line{UnitPrice: orders.Money{Currency: o.Total.Currency}}
+		err := r.Scan(&l.ProductID, &l.Quantity, &l.UnitPrice.Amount)
+		return l, err
+	})
+	o.Items = items
+	return err
+}
+
+var errNotFound = fault.E(fault.NotFound, "not_found", "no such order")
+
+// Get returns an order with its lines; fault.NotFound when it does not exist.
+// Visibility is the caller's business (orders.Order.VisibleTo).
+func (s *Store) Get(ctx context.Context, id uuid.UUID) (orders.Order, error) {
+	o, err := scanOrder(s.db.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders o WHERE o.id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return o, errNotFound
+	}
+	if err != nil {
+		return o, unavailable(err)
+	}
+	if err := loadItems(ctx, s.db, &o); err != nil {
+		return o, unavailable(err)
+	}
+	return o, nil
+}
+
+// List returns up to limit orders of userID, newest first, starting after the
+// order id before (uuid.Nil for the first page), and the cursor of the next
+// page (uuid.Nil when there is none). UUIDv7 ids sort by creation time.
+func (s *Store) List(ctx context.Context, userID, before uuid.UUID, limit int) ([]orders.Order, uuid.UUID, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+orderColumns+` FROM orders o
+		WHERE o.user_id = $1 AND ($2::uuid IS NULL OR o.id < $2)
+		ORDER BY o.id DESC LIMIT $3`, userID, nullable(before), limit+1)
+	if err != nil {
+		return nil, uuid.Nil, unavailable(err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (orders.Order, error) { return scanOrder(r) })
+	if err != nil {
+		return nil, uuid.Nil, unavailable(err)
+	}
+	next := uuid.Nil
+	if len(list) > limit {
+		list = list[:limit]
+		next = list[limit-1].ID
+	}
+	for i := range list {
+		if err := loadItems(ctx, s.db, &list[i]); err != nil {
+			return nil, uuid.Nil, unavailable(err)
+		}
+	}
+	return list, next, nil
+}
+
+func nullable(id uuid.UUID) *uuid.UUID {
+	if id == uuid.Nil {
+		return nil
+	}
+	return &id
+}
+
+// Timeline returns an order's steps in the order they happened.
+func (s *Store) Timeline(ctx context.Context, orderID uuid.UUID) ([]orders.Step, error) {
+	rows, err := s.db.Query(ctx, `SELECT at, step, outcome, detail FROM order_events WHERE order_id = $1 ORDER BY seq`, orderID)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	steps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (orders.Step, error) {
+		var st orders.Step
+		err := r.Scan(&st.At, &st.Step, &st.Outcome, &st.Detail)
+		st.At = st.At.UTC()
+		return st, err
+	})
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return steps, nil
+}
+
+// LoadSaga returns an order with its saga state; fault.NotFound when the order
+// does not exist.
+func (s *Store) LoadSaga(ctx context.Context, orderID uuid.UUID) (Saga, error) {
+	var sg Saga
+	var token *string
+	o, err := scanOrder(s.db.QueryRow(ctx, `SELECT `+orderColumns+`, s.payment_token, s.from_cart, s.compensation, s.attempts
+		FROM orders o JOIN order_sagas s ON s.order_id = o.id WHERE o.id = $1`, orderID),
+		&token, &sg.FromCart, &sg.Compensation, &sg.Attempts)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sg, errNotFound
+	}
+	if err != nil {
+		return sg, unavailable(err)
+	}
+	if err := loadItems(ctx, s.db, &o); err != nil {
+		return sg, unavailable(err)
+	}
+	sg.Order = o
+	if token != nil {
+		sg.PaymentToken = *token
+	}
+	return sg, nil
+}
+
+// Transition is one status change, written atomically by Move.
+type Transition struct {
+	// To is the status the order moves to; Reason explains it.
+	To     orders.Status
+	Reason string
+	// Step and Detail are the timeline entry of the change.
+	Step, Detail string
+	// Event, when not empty, is the type of the outbox event describing the
+	// order after the change (orders.Order.EventData).
+	Event string
+	// Compensation sets the saga's compensation state ("pending" when a
+	// release/refund is still owed, "done" when settled); empty leaves it.
+	Compensation string
+	// From, when not empty, is the only status the move may start from;
+	// any other current status is fault.Conflict "not_cancellable" (for
+	// cancellations) or "invalid_transition".
+	From orders.Status
+	// Respond renders the settled answer of the order's idempotency key, if
+	// it has one; nil leaves the key in progress.
+	Respond func(orders.Order) (int, []byte)
+}
+
+// Move changes an order's status in one transaction: it locks the order, asks
+// the state machine (orders.Order.MoveTo), updates the row, appends the
+// timeline entry and the outbox event, ends the saga (clears the payment token
+// and the lease) and settles the idempotency key's response. Moving to the
+// status the order already has changes nothing and returns the order (so
+// concurrent drivers may both finish); any other forbidden move is
+// fault.Conflict. fault.NotFound when the order does not exist.
+func (s *Store) Move(ctx context.Context, orderID uuid.UUID, t Transition) (orders.Order, error) {
+	var out orders.Order
+	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
+		o, err := scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders o WHERE o.id = $1 FOR UPDATE`, orderID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errNotFound
+		}
+		if err != nil {
+			return unavailable(err)
+		}
+		if err := loadItems(ctx, tx, &o); err != nil {
+			return unavailable(err)
+		}
+		if o.Status == t.To && t.From == "" {
+			out = o
+			return nil
+		}
+		if t.From != "" && o.Status != t.From {
+			code := "invalid_transition"
+			if t.To == orders.Cancelled {
+				code = "not_cancellable"
+			}
+			return fault.E(fault.Conflict, code, fmt.Sprintf("an order that is %s cannot become %s", o.Status, t.To))
+		}
+		if err := o.MoveTo(t.To, t.Reason, time.Now()); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE orders SET status = $2, reason = $3, updated_at = $4 WHERE id = $1`,
+			o.ID, o.Status, o.Reason, o.UpdatedAt); err != nil {
+			return unavailable(err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE order_sagas SET payment_token = NULL, updated_at = now(),
+			lease_until = CASE WHEN $2 = 'pending' THEN greatest(lease_until, now() + interval '1 minute') ELSE now() END,
+			compensation = CASE WHEN $2 = '' THEN compensation ELSE $2 END WHERE order_id = $1`, o.ID, t.Compensation); err != nil {
+			return unavailable(err)
+		}
+		if err := record(ctx, tx, o.ID, t.Step, orders.OutcomeOK, t.Detail); err != nil {
+			return err
+		}
+		if t.Event != "" {
+			if err := outbox.Publish(ctx, tx, orders.Source, t.Event, o.ID.String(), o.EventData()); err != nil {
+				return fault.Internalf("order event: %w", err)
+			}
+			if err := record(ctx, tx, o.ID, t.Event, orders.OutcomeRecorded, "event written to the outbox"); err != nil {
+				return err
+			}
+		}
+		if t.Respond != nil {
+			status, body := t.Respond(o)
+			if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET response_status = $2, response_body = $3
+				WHERE order_id = $1 AND response_status IS NULL`, o.ID, status, body); err != nil {
+				return unavailable(err)
+			}
+		}
+		out = o
+		return nil
+	})
+	return out, err
+}
+
+// SettleCompensation marks an order's owed release/refund as done.
+func (s *Store) SettleCompensation(ctx context.Context, orderID uuid.UUID) error {
+	if _, err := s.db.Exec(ctx, `UPDATE order_sagas SET compensation = 'done', updated_at = now()
+		WHERE order_id = $1 AND compensation = 'pending'`, orderID); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// ClaimStale leases up to limit orders whose saga is unfinished — pending
+// orders older than olderThan, or orders still owing a compensation — and
+// whose current lease has run out, to the caller for lease. Rows are taken
+// with FOR UPDATE SKIP LOCKED and leased in the same transaction, so
+// concurrent recoverers never drive the same order at once.
+func (s *Store) ClaimStale(ctx context.Context, olderThan, lease time.Duration, limit int) ([]uuid.UUID, error) {
+	var ids []uuid.UUID
+	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT s.order_id FROM order_sagas s JOIN orders o ON o.id = s.order_id
+			WHERE s.lease_until < now()
+			  AND ((o.status = 'pending' AND o.created_at < now() - $1::float8 * interval '1 second') OR s.compensation = 'pending')
+			ORDER BY o.created_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED`, olderThan.Seconds(), limit)
+		if err != nil {
+			return unavailable(err)
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil {
+			return unavailable(err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `UPDATE order_sagas SET lease_until = now() + $2::float8 * interval '1 second', attempts = attempts + 1, updated_at = now()
+			WHERE order_id = ANY($1)`, ids, lease.Seconds())
+		if err != nil {
+			return unavailable(err)
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// PurgeKeys deletes idempotency keys past their expiry and reports how many.
+func (s *Store) PurgeKeys(ctx context.Context) (int64, error) {
+	tag, err := s.db.Exec(ctx, `DELETE FROM idempotency_keys WHERE expires_at < now()`)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -1,0 +1,88 @@
+// Package ordersenv builds the dependencies of the orders functions from the
+// environment (config.Reader): the orders database, the token verifier, and —
+// for the functions that run sagas — the gateway client of the internal
+// checkout functions, the catalog client and the cart store. Every problem is
+// collected before failing.
+package ordersenv
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/cart/cartredis"
+	"github.com/shopfaas/shop/internal/catalogclient"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/orders/ordersdb"
+	"github.com/shopfaas/shop/internal/orders/saga"
+	"github.com/shopfaas/shop/internal/postgres"
+)
+
+// Env is what an orders function needs.
+type Env struct {
+	// Store is the orders database.
+	Store *ordersdb.Store
+	// Tokens verifies access tokens (secret jwt-secret).
+	Tokens *auth.Tokens
+	// InternalToken is the internal credential (secret internal-token); set
+	// only when the saga was asked for.
+	InternalToken string
+	// Saga drives checkouts; set only when the saga was asked for.
+	Saga *saga.Saga
+}
+
+// Load reads the environment and connects to the orders database. withSaga
+// also builds the saga (GATEWAY_URL, secret internal-token, REDIS_ADDR for
+// carts, SAGA_TIMEOUT default 20s, RECOVER_AFTER default 2m).
+func Load(c *config.Reader, log *slog.Logger, withSaga bool) (*Env, error) {
+	dbCfg := ordersdb.ConfigFrom(c)
+	key := c.Secret("jwt-secret", "", false)
+	var internal, gatewayURL string
+	var cartCfg cartredis.Config
+	var catCfg catalogclient.Config
+	var timeout, recoverAfter time.Duration
+	if withSaga {
+		internal = c.Secret("internal-token", "", false)
+		gatewayURL = c.Required("GATEWAY_URL")
+		cartCfg = cartredis.ConfigFrom(c)
+		catCfg = catalogclient.ConfigFrom(c)
+		timeout = c.Duration("SAGA_TIMEOUT", 20*time.Second)
+		recoverAfter = c.Duration("RECOVER_AFTER", 2*time.Minute)
+	}
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	tokens, err := auth.NewTokens(key, 0)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	pool, err := postgres.Open(ctx, dbCfg)
+	if err != nil {
+		return nil, err
+	}
+	env := &Env{Store: ordersdb.New(pool), Tokens: tokens}
+	if !withSaga {
+		return env, nil
+	}
+	gw, err := saga.NewGateway(gatewayURL, internal, nil, 0)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	catalog, err := catalogclient.New(catCfg)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	sg, err := saga.New(saga.Config{Store: env.Store, Stock: gw, Payments: gw, Catalog: catalog,
+		Cart: cartredis.New(cartredis.NewClient(cartCfg), cartCfg), Log: log, Timeout: timeout, RecoverAfter: recoverAfter})
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	env.Saga, env.InternalToken = sg, internal
+	return env, nil
+}

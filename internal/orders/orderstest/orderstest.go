@@ -1,0 +1,359 @@
+// Package orderstest serves the internal checkout contracts (reserve-stock,
+// commit-stock, release-stock, charge-payment, refund-payment, as written in
+// the checkout contract shared with the inventory and payments services) over
+// real HTTP behind a fake gateway, for tests of the orders saga. It keeps its
+// state in memory, follows the contract's idempotency rules (every call is
+// idempotent by order id) and counts what matters: processor charges,
+// refunds and restocks. Hooks inject slowness and failures.
+package orderstest
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/orders"
+)
+
+// Token is the internal credential the server expects.
+const Token = "test-internal-token-0123456789abcdef"
+
+// Counts are what the services did, for assertions.
+type Counts struct {
+	Charges  int // processor charges (captures and declines)
+	Captures int
+	Refunds  int // captured payments refunded
+	Releases int // holds released or committed stock restocked
+	Commits  int
+	Calls    map[string]int // calls per function, including repeats
+}
+
+type reservation struct {
+	lines  map[uuid.UUID]int
+	status string // held, committed, released, restocked
+}
+
+type payment struct {
+	status string // captured, declined, refunded
+	amount orders.Money
+}
+
+// Hook may delay or fail a call before it takes effect (fail > 0 answers that
+// status with nothing changed) or after (failAfter > 0: the effect happened
+// but the answer is lost).
+type Hook func(fn string, orderID uuid.UUID) (delay time.Duration, fail, failAfter int)
+
+// Server is a fake gateway in front of the internal checkout functions.
+type Server struct {
+	// URL is the gateway URL.
+	URL string
+
+	mu     sync.Mutex
+	stock  map[uuid.UUID][2]int // on_hand, reserved
+	res    map[uuid.UUID]*reservation
+	pay    map[uuid.UUID]*payment
+	counts Counts
+	hook   Hook
+}
+
+// New starts a server closed at the end of the test.
+func New(tb testing.TB) *Server {
+	tb.Helper()
+	s := &Server{stock: map[uuid.UUID][2]int{}, res: map[uuid.UUID]*reservation{}, pay: map[uuid.UUID]*payment{},
+		counts: Counts{Calls: map[string]int{}}}
+	mux := http.NewServeMux()
+	for name, h := range map[string]func(*http.Request, uuid.UUID, []byte) (any, error){
+		"reserve-stock": s.reserve, "commit-stock": s.commit, "release-stock": s.release,
+		"charge-payment": s.charge, "refund-payment": s.refund,
+	} {
+		mux.Handle("POST /function/"+name, s.serve(name, h))
+	}
+	srv := httptest.NewServer(mux)
+	tb.Cleanup(srv.Close)
+	s.URL = srv.URL
+	return s
+}
+
+// SetHook installs h (nil removes it).
+func (s *Server) SetHook(h Hook) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hook = h
+}
+
+// SetStock sets a product's on-hand level (reserved units are kept).
+func (s *Server) SetStock(product uuid.UUID, onHand int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stock[product]
+	st[0] = onHand
+	s.stock[product] = st
+}
+
+// Stock returns a product's on-hand and reserved units.
+func (s *Server) Stock(product uuid.UUID) (onHand, reserved int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stock[product][0], s.stock[product][1]
+}
+
+// Expire releases an order's hold as expire-reservations would.
+func (s *Server) Expire(orderID uuid.UUID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.res[orderID]; r != nil && r.status == "held" {
+		for p, q := range r.lines {
+			st := s.stock[p]
+			st[1] -= q
+			s.stock[p] = st
+		}
+		r.status = "released"
+	}
+}
+
+// Counts returns a copy of the counters.
+func (s *Server) Counts() Counts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.counts
+	c.Calls = map[string]int{}
+	for k, v := range s.counts.Calls {
+		c.Calls[k] = v
+	}
+	return c
+}
+
+// Payment returns the stored payment status of an order ("" when none).
+func (s *Server) Payment(orderID uuid.UUID) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.pay[orderID]; p != nil {
+		return p.status
+	}
+	return ""
+}
+
+// Reservation returns the reservation status of an order ("" when none).
+func (s *Server) Reservation(orderID uuid.UUID) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.res[orderID]; r != nil {
+		return r.status
+	}
+	return ""
+}
+
+func (s *Server) serve(name string, h func(*http.Request, uuid.UUID, []byte) (any, error)) http.Handler {
+	return fnhttp.Adapt(slog.New(slog.DiscardHandler), func(w http.ResponseWriter, r *http.Request) error {
+		if err := auth.CheckInternal(r, Token); err != nil {
+			return err
+		}
+		var probe struct {
+			OrderID uuid.UUID `json:"order_id"`
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, fnhttp.MaxBody))
+		if err != nil {
+			return fault.E(fault.Malformed, "invalid_json", "unreadable body")
+		}
+		if err := json.Unmarshal(body, &probe); err != nil || probe.OrderID == uuid.Nil {
+			return fault.E(fault.Invalid, "invalid_request", "order_id is required")
+		}
+		s.mu.Lock()
+		s.counts.Calls[name]++
+		hook := s.hook
+		s.mu.Unlock()
+		var failAfter int
+		if hook != nil {
+			delay, fail, after := hook(name, probe.OrderID)
+			if delay > 0 {
+				time.Sleep(delay)
+			}
+			if fail > 0 {
+				return fnhttp.JSON(w, fail, fnhttp.Problem{Type: "about:blank", Status: fail, Code: "processor_unavailable"})
+			}
+			failAfter = after
+		}
+		s.mu.Lock()
+		out, err := h(r, probe.OrderID, body)
+		s.mu.Unlock()
+		if failAfter > 0 {
+			return fnhttp.JSON(w, failAfter, fnhttp.Problem{Type: "about:blank", Status: failAfter, Code: "processor_unavailable"})
+		}
+		if err != nil {
+			return err
+		}
+		return fnhttp.JSON(w, http.StatusOK, out)
+	})
+}
+
+type status struct {
+	OrderID uuid.UUID `json:"order_id"`
+	Status  string    `json:"status"`
+}
+
+func (s *Server) reserve(r *http.Request, orderID uuid.UUID, body []byte) (any, error) {
+	var in struct {
+		OrderID    uuid.UUID `json:"order_id"`
+		TTLSeconds int       `json:"ttl_seconds"`
+		Lines      []struct {
+			ProductID uuid.UUID `json:"product_id"`
+			Quantity  int       `json:"quantity"`
+		} `json:"lines"`
+	}
+	if err := fnhttp.DecodeBytes(body, &in); err != nil {
+		return nil, err
+	}
+	if cur := s.res[orderID]; cur != nil {
+		switch cur.status {
+		case "held", "committed":
+			return status{orderID, cur.status}, nil
+		default:
+			return nil, fault.E(fault.Conflict, "reservation_released", "the reservation was released")
+		}
+	}
+	if len(in.Lines) == 0 {
+		return nil, fault.E(fault.Invalid, "invalid_request", "lines must not be empty")
+	}
+	lines := map[uuid.UUID]int{}
+	for _, l := range in.Lines {
+		if l.Quantity < 1 || l.Quantity > 1000 || lines[l.ProductID] != 0 {
+			return nil, fault.E(fault.Invalid, "invalid_request", "bad line")
+		}
+		lines[l.ProductID] = l.Quantity
+	}
+	for p, q := range lines {
+		if st := s.stock[p]; st[0]-st[1] < q {
+			return nil, fault.E(fault.Conflict, "out_of_stock", "not enough stock of product "+p.String())
+		}
+	}
+	for p, q := range lines {
+		st := s.stock[p]
+		st[1] += q
+		s.stock[p] = st
+	}
+	s.res[orderID] = &reservation{lines: lines, status: "held"}
+	return status{orderID, "held"}, nil
+}
+
+func (s *Server) commit(_ *http.Request, orderID uuid.UUID, _ []byte) (any, error) {
+	r := s.res[orderID]
+	if r == nil {
+		return nil, fault.E(fault.NotFound, "not_found", "no reservation for this order")
+	}
+	switch r.status {
+	case "committed", "restocked":
+		return status{orderID, "committed"}, nil
+	case "released":
+		for p, q := range r.lines {
+			if st := s.stock[p]; st[0]-st[1] < q {
+				return nil, fault.E(fault.Conflict, "out_of_stock", "the hold expired and the stock is gone")
+			}
+		}
+		for p, q := range r.lines {
+			st := s.stock[p]
+			st[0] -= q
+			s.stock[p] = st
+		}
+	default: // held
+		for p, q := range r.lines {
+			st := s.stock[p]
+			st[0] -= q
+			st[1] -= q
+			s.stock[p] = st
+		}
+	}
+	r.status = "committed"
+	s.counts.Commits++
+	return status{orderID, "committed"}, nil
+}
+
+func (s *Server) release(_ *http.Request, orderID uuid.UUID, _ []byte) (any, error) {
+	r := s.res[orderID]
+	if r == nil {
+		return status{orderID, "none"}, nil
+	}
+	switch r.status {
+	case "held":
+		for p, q := range r.lines {
+			st := s.stock[p]
+			st[1] -= q
+			s.stock[p] = st
+		}
+		r.status = "released"
+		s.counts.Releases++
+	case "committed":
+		for p, q := range r.lines {
+			st := s.stock[p]
+			st[0] += q
+			s.stock[p] = st
+		}
+		r.status = "restocked"
+		s.counts.Releases++
+	}
+	return status{orderID, "released"}, nil
+}
+
+type paymentView struct {
+	ID          uuid.UUID    `json:"id"`
+	OrderID     uuid.UUID    `json:"order_id"`
+	Status      string       `json:"status"`
+	Amount      orders.Money `json:"amount"`
+	ProviderRef string       `json:"provider_ref"`
+}
+
+func (s *Server) charge(_ *http.Request, orderID uuid.UUID, body []byte) (any, error) {
+	var in struct {
+		OrderID uuid.UUID    `json:"order_id"`
+		UserID  uuid.UUID    `json:"user_id"`
+		Amount  orders.Money `json:"amount"`
+		Token   string       `json:"token"`
+	}
+	if err := fnhttp.DecodeBytes(body, &in); err != nil {
+		return nil, err
+	}
+	if in.UserID == uuid.Nil || in.Amount.Amount < 0 || in.Token == "" {
+		return nil, fault.E(fault.Invalid, "invalid_request", "bad charge")
+	}
+	p := s.pay[orderID]
+	if p == nil && in.Token != "tok_visa" && in.Token != "tok_mastercard" && !strings.HasPrefix(in.Token, "tok_chargeDeclined") {
+		return nil, fault.E(fault.Invalid, "invalid_payment_token", "the processor does not accept this token")
+	}
+	if p == nil {
+		p = &payment{status: "captured", amount: in.Amount}
+		if strings.HasPrefix(in.Token, "tok_chargeDeclined") {
+			p.status = "declined"
+		}
+		s.pay[orderID] = p
+		s.counts.Charges++
+		if p.status == "captured" {
+			s.counts.Captures++
+		}
+	}
+	if p.status == "declined" {
+		return nil, fault.E(fault.PaymentRequired, "payment_declined", "the card was declined")
+	}
+	return paymentView{orderID, orderID, p.status, p.amount, "ch_" + orderID.String()[:8]}, nil
+}
+
+func (s *Server) refund(_ *http.Request, orderID uuid.UUID, _ []byte) (any, error) {
+	p := s.pay[orderID]
+	if p == nil {
+		return paymentView{OrderID: orderID, Status: "none"}, nil
+	}
+	if p.status == "captured" {
+		p.status = "refunded"
+		s.counts.Refunds++
+	}
+	return paymentView{orderID, orderID, p.status, p.amount, "ch_" + orderID.String()[:8]}, nil
+}

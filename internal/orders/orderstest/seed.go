@@ -1,0 +1,35 @@
+package orderstest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/orders"
+	"github.com/shopfaas/shop/internal/orders/ordersdb"
+)
+
+// Seed writes an order of userID for one unit of a new product at 5.00 USD
+// and moves it to status (through the store's state machine), for tests of
+// the read functions.
+func Seed(tb testing.TB, store *ordersdb.Store, userID uuid.UUID, status orders.Status) orders.Order {
+	tb.Helper()
+	ctx := context.Background()
+	price := orders.Money{Amount: 500, Currency: "USD"}
+	lines := []orders.Line{{ProductID: uuid.Must(uuid.NewV7()), Quantity: 1, UnitPrice: price}}
+	o, err := orders.New(userID, lines, price, orders.Address{Name: "Ada", Line1: "1 Loop Rd", City: "S", PostalCode: "1", Country: "US"}, time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := store.Create(ctx, o, "tok_visa", false, "", time.Minute); err != nil {
+		tb.Fatal(err)
+	}
+	if status != orders.Pending {
+		if o, err = store.Move(ctx, o.ID, ordersdb.Transition{To: status, Step: "order." + string(status)}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return o
+}

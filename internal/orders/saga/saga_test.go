@@ -1,0 +1,536 @@
+package saga_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/catalogclient"
+	"github.com/shopfaas/shop/internal/catalogclient/catalogtest"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/orders"
+	"github.com/shopfaas/shop/internal/orders/ordersdb"
+	"github.com/shopfaas/shop/internal/orders/orderstest"
+	"github.com/shopfaas/shop/internal/orders/saga"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+type env struct {
+	saga    *saga.Saga
+	store   *ordersdb.Store
+	pool    *pgxpool.Pool
+	svc     *orderstest.Server
+	catalog *catalogtest.Server
+	product catalogclient.Product
+	user    auth.Identity
+}
+
+// setup gives a saga over a fresh orders database, the internal contracts
+// served over HTTP, and one product priced 12.99 USD with 5 units in stock.
+func setup(t *testing.T, mod func(*saga.Config)) *env {
+	t.Helper()
+	pool := pgtest.Open(t, ordersdb.Migrations())
+	e := &env{pool: pool, store: ordersdb.New(pool), svc: orderstest.New(t), catalog: catalogtest.New(t),
+		user: auth.Identity{UserID: uuid.Must(uuid.NewV7()), Role: auth.RoleCustomer}}
+	e.product = e.catalog.Add("SKU-1", 1299, "USD")
+	e.svc.SetStock(e.product.ID, 5)
+	gw, err := saga.NewGateway(e.svc.URL, orderstest.Token, nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := saga.Config{Store: e.store, Stock: gw, Payments: gw, Catalog: e.catalog.Client(t),
+		Timeout: 10 * time.Second, Backoff: 20 * time.Millisecond, RecoverAfter: time.Minute}
+	if mod != nil {
+		mod(&cfg)
+	}
+	e.saga, err = saga.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) request(qty int, token string) orders.PlaceRequest {
+	return orders.PlaceRequest{
+		Items:           []orders.ItemRequest{{ProductID: e.product.ID, Quantity: qty}},
+		ShippingAddress: orders.Address{Name: "Ada", Line1: "1 Loop Rd", City: "Springfield", PostalCode: "12345", Country: "US"},
+		Payment:         orders.PaymentMethod{Token: token},
+	}
+}
+
+func decodeView(t *testing.T, r saga.Response) orders.View {
+	t.Helper()
+	var v orders.View
+	if err := json.Unmarshal(r.Body, &v); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+	return v
+}
+
+func problemCode(t *testing.T, r saga.Response) (code, instance string) {
+	t.Helper()
+	var p struct{ Code, Instance string }
+	if err := json.Unmarshal(r.Body, &p); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+	return p.Code, p.Instance
+}
+
+func orderIDFromInstance(t *testing.T, instance string) uuid.UUID {
+	t.Helper()
+	id, err := uuid.Parse(instance[len("/api/v1/orders/"):])
+	if err != nil {
+		t.Fatalf("instance %q: %v", instance, err)
+	}
+	return id
+}
+
+func (e *env) count(t *testing.T, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := e.pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (e *env) steps(t *testing.T, id uuid.UUID) []string {
+	t.Helper()
+	tl, err := e.store.Timeline(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, s := range tl {
+		out = append(out, s.Step+":"+s.Outcome)
+	}
+	return out
+}
+
+func TestPlaceConfirmsAndRecordsEveryStep(t *testing.T) {
+	e := setup(t, nil)
+	res, err := e.saga.Place(context.Background(), e.user, e.request(2, "tok_visa"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != http.StatusCreated {
+		t.Fatalf("status %d: %s", res.Status, res.Body)
+	}
+	v := decodeView(t, res)
+	if v.Status != orders.Confirmed || v.Total != (orders.Money{Amount: 2598, Currency: "USD"}) ||
+		len(v.Items) != 1 || v.Items[0].UnitPrice.Amount != 1299 {
+		t.Fatalf("order %+v", v)
+	}
+	if onHand, reserved := e.svc.Stock(e.product.ID); onHand != 3 || reserved != 0 {
+		t.Fatalf("stock on_hand %d reserved %d, want 3 0", onHand, reserved)
+	}
+	want := []string{"order.created:ok", "stock.reserve:ok", "payment.charge:ok", "stock.commit:ok",
+		"order.confirmed:ok", "order.placed.v1:recorded"}
+	if diff := cmp.Diff(want, e.steps(t, v.ID)); diff != "" {
+		t.Fatalf("timeline (-want +got):\n%s", diff)
+	}
+	if n := e.count(t, `SELECT count(*) FROM outbox WHERE type = 'order.placed.v1' AND subject = $1`, v.ID.String()); n != 1 {
+		t.Fatalf("%d order.placed.v1 events, want 1", n)
+	}
+	var tok *string
+	if err := e.pool.QueryRow(context.Background(), `SELECT payment_token FROM order_sagas WHERE order_id = $1`, v.ID).Scan(&tok); err != nil || tok != nil {
+		t.Fatalf("payment token kept after the saga: %v %v", tok, err)
+	}
+}
+
+func TestConcurrentSameKeyPlacesOneOrder(t *testing.T) {
+	e := setup(t, nil)
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			return 300 * time.Millisecond, 0, 0
+		}
+		return 0, 0, 0
+	})
+	const n = 20
+	results := make([]saga.Response, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "key-1")
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("request %d: %v", i, errs[i])
+		}
+		if results[i].Status != http.StatusCreated || string(results[i].Body) != string(results[0].Body) {
+			t.Fatalf("request %d answered %d %s, request 0 answered %d %s", i, results[i].Status, results[i].Body, results[0].Status, results[0].Body)
+		}
+	}
+	if got := e.count(t, `SELECT count(*) FROM orders`); got != 1 {
+		t.Fatalf("%d orders, want 1", got)
+	}
+	if c := e.svc.Counts(); c.Charges != 1 || c.Calls["charge-payment"] != 1 {
+		t.Fatalf("charges %d, charge calls %d, want 1 and 1", c.Charges, c.Calls["charge-payment"])
+	}
+	// A later replay answers the same, marked as a replay.
+	again, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "key-1")
+	if err != nil || !again.Replayed || string(again.Body) != string(results[0].Body) {
+		t.Fatalf("replay %+v %v", again, err)
+	}
+	// The key is scoped per user: another user's identical key is a new order.
+	other := auth.Identity{UserID: uuid.Must(uuid.NewV7()), Role: auth.RoleCustomer}
+	if res, err := e.saga.Place(context.Background(), other, e.request(1, "tok_visa"), "key-1"); err != nil || res.Replayed || res.Status != http.StatusCreated {
+		t.Fatalf("other user's key: %+v %v", res, err)
+	}
+}
+
+func TestSameKeyOtherBodyIsRefused(t *testing.T) {
+	e := setup(t, nil)
+	if _, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "k"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.saga.Place(context.Background(), e.user, e.request(2, "tok_visa"), "k")
+	if !fault.Is(err, fault.Conflict, "idempotency_key_reused") {
+		t.Fatalf("got %v, want idempotency_key_reused", err)
+	}
+}
+
+func TestSameKeyWhileRunningIsInProgress(t *testing.T) {
+	e := setup(t, func(c *saga.Config) { c.KeyWait = 200 * time.Millisecond })
+	release := make(chan struct{})
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			<-release
+		}
+		return 0, 0, 0
+	})
+	done := make(chan saga.Response)
+	go func() {
+		r, _ := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "slow")
+		done <- r
+	}()
+	time.Sleep(300 * time.Millisecond)
+	_, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "slow")
+	close(release)
+	if !fault.Is(err, fault.Conflict, "request_in_progress") {
+		t.Fatalf("got %v, want request_in_progress", err)
+	}
+	if r := <-done; r.Status != http.StatusCreated {
+		t.Fatalf("first request %d %s", r.Status, r.Body)
+	}
+}
+
+func TestDeclineReleasesStockAndFailsOrder(t *testing.T) {
+	e := setup(t, nil)
+	res, err := e.saga.Place(context.Background(), e.user, e.request(2, "tok_chargeDeclined"), "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, instance := problemCode(t, res)
+	if res.Status != http.StatusPaymentRequired || code != "payment_declined" {
+		t.Fatalf("got %d %s", res.Status, res.Body)
+	}
+	id := orderIDFromInstance(t, instance)
+	o, err := e.store.Get(context.Background(), id)
+	if err != nil || o.Status != orders.PaymentFailed {
+		t.Fatalf("order %+v %v", o, err)
+	}
+	if c := e.svc.Counts(); c.Releases != 1 || c.Captures != 0 {
+		t.Fatalf("releases %d captures %d, want 1 0", c.Releases, c.Captures)
+	}
+	if onHand, reserved := e.svc.Stock(e.product.ID); onHand != 5 || reserved != 0 {
+		t.Fatalf("stock %d/%d, want 5/0", onHand, reserved)
+	}
+	if n := e.count(t, `SELECT count(*) FROM outbox WHERE type = 'order.payment_failed.v1'`); n != 1 {
+		t.Fatalf("%d payment_failed events", n)
+	}
+	if n := e.count(t, `SELECT count(*) FROM order_sagas WHERE compensation = 'done'`); n != 1 {
+		t.Fatalf("compensation not settled")
+	}
+	// The key replays the 402.
+	again, err := e.saga.Place(context.Background(), e.user, e.request(2, "tok_chargeDeclined"), "d")
+	if err != nil || again.Status != http.StatusPaymentRequired || string(again.Body) != string(res.Body) {
+		t.Fatalf("replay %d %s %v", again.Status, again.Body, err)
+	}
+}
+
+func TestOutOfStockCancelsWithReasonAndNeverCharges(t *testing.T) {
+	e := setup(t, nil)
+	res, err := e.saga.Place(context.Background(), e.user, e.request(6, "tok_visa"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, instance := problemCode(t, res)
+	if res.Status != http.StatusConflict || code != "out_of_stock" {
+		t.Fatalf("got %d %s", res.Status, res.Body)
+	}
+	o, err := e.store.Get(context.Background(), orderIDFromInstance(t, instance))
+	if err != nil || o.Status != orders.Cancelled || o.Reason != orders.ReasonOutOfStock {
+		t.Fatalf("order %+v %v", o, err)
+	}
+	if c := e.svc.Counts(); c.Calls["charge-payment"] != 0 {
+		t.Fatalf("charged an order without stock")
+	}
+	if n := e.count(t, `SELECT count(*) FROM outbox`); n != 0 {
+		t.Fatalf("%d events for an order never placed", n)
+	}
+}
+
+func TestUnknownProductIs422AndFreesTheKey(t *testing.T) {
+	e := setup(t, nil)
+	req := e.request(1, "tok_visa")
+	req.Items[0].ProductID = uuid.Must(uuid.NewV7())
+	_, err := e.saga.Place(context.Background(), e.user, req, "u")
+	if !fault.Is(err, fault.Invalid, "unknown_product") {
+		t.Fatalf("got %v", err)
+	}
+	if n := e.count(t, `SELECT count(*) FROM idempotency_keys`); n != 0 {
+		t.Fatalf("key kept after a failure before the order existed")
+	}
+}
+
+func TestClientHangingUpMidCheckoutStillCompletes(t *testing.T) {
+	e := setup(t, nil)
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			return 500 * time.Millisecond, 0, 0
+		}
+		return 0, 0, 0
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(150*time.Millisecond, cancel)
+	res, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), "hangup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() == nil {
+		t.Fatal("the client context was never cancelled; the test proves nothing")
+	}
+	if res.Status != http.StatusCreated {
+		t.Fatalf("got %d %s", res.Status, res.Body)
+	}
+	if n := e.count(t, `SELECT count(*) FROM orders WHERE status = 'confirmed'`); n != 1 {
+		t.Fatalf("%d confirmed orders, want 1", n)
+	}
+	if c := e.svc.Counts(); c.Commits != 1 || c.Captures != 1 {
+		t.Fatalf("commits %d captures %d", c.Commits, c.Captures)
+	}
+}
+
+// age makes every pending order look older than RecoverAfter with an expired lease.
+func (e *env) age(t *testing.T) {
+	t.Helper()
+	if _, err := e.pool.Exec(context.Background(), `UPDATE orders SET created_at = created_at - interval '1 hour';
+		UPDATE order_sagas SET lease_until = now() - interval '1 second'`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRecoverFinishesAPendingOrderWhoseChargeCrashed(t *testing.T) {
+	e := setup(t, nil)
+	// The processor is down: nothing is captured, the order stays pending.
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			return 0, http.StatusServiceUnavailable, 0
+		}
+		return 0, 0, 0
+	})
+	res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := decodeView(t, res)
+	if res.Status != http.StatusAccepted || v.Status != orders.Pending {
+		t.Fatalf("got %d %s", res.Status, res.Body)
+	}
+	// Not yet stale: recovery leaves it alone.
+	if rep, err := e.saga.Recover(context.Background(), 10); err != nil || rep.Driven != 0 {
+		t.Fatalf("recovered a fresh order: %+v %v", rep, err)
+	}
+	e.svc.SetHook(nil)
+	e.age(t)
+	rep, err := e.saga.Recover(context.Background(), 10)
+	if err != nil || rep.Confirmed != 1 {
+		t.Fatalf("recover: %+v %v", rep, err)
+	}
+	o, _ := e.store.Get(context.Background(), v.ID)
+	if o.Status != orders.Confirmed {
+		t.Fatalf("status %s", o.Status)
+	}
+	if c := e.svc.Counts(); c.Charges != 1 || c.Commits != 1 {
+		t.Fatalf("charges %d commits %d, want 1 1", c.Charges, c.Commits)
+	}
+	// The key now replays the confirmed order.
+	again, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "r")
+	if err != nil || again.Status != http.StatusCreated || decodeView(t, again).Status != orders.Confirmed {
+		t.Fatalf("replay after recovery: %d %s %v", again.Status, again.Body, err)
+	}
+}
+
+func TestRecoverRefundsACaptureWhoseStockIsGone(t *testing.T) {
+	e := setup(t, nil)
+	// The charge is captured but its answer is lost, every time.
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			return 0, 0, http.StatusGatewayTimeout
+		}
+		return 0, 0, 0
+	})
+	res, err := e.saga.Place(context.Background(), e.user, e.request(2, "tok_visa"), "")
+	if err != nil || res.Status != http.StatusAccepted {
+		t.Fatalf("got %d %s %v", res.Status, res.Body, err)
+	}
+	id := decodeView(t, res).ID
+	// Meanwhile the hold expires and the stock is sold elsewhere.
+	e.svc.Expire(id)
+	e.svc.SetStock(e.product.ID, 0)
+	e.svc.SetHook(nil)
+	e.age(t)
+	rep, err := e.saga.Recover(context.Background(), 10)
+	if err != nil || rep.Failed != 1 {
+		t.Fatalf("recover: %+v %v", rep, err)
+	}
+	o, _ := e.store.Get(context.Background(), id)
+	if o.Status != orders.Cancelled || o.Reason != orders.ReasonOutOfStock {
+		t.Fatalf("order %s/%s", o.Status, o.Reason)
+	}
+	if got := e.svc.Payment(id); got != "refunded" {
+		t.Fatalf("payment %q: a capture without a confirmed order", got)
+	}
+	if c := e.svc.Counts(); c.Charges != 1 || c.Refunds != 1 {
+		t.Fatalf("charges %d refunds %d", c.Charges, c.Refunds)
+	}
+}
+
+func TestConcurrentRecoveryDrivesEachOrderOnce(t *testing.T) {
+	e := setup(t, nil)
+	e.svc.SetStock(e.product.ID, 100)
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			return 0, http.StatusServiceUnavailable, 0
+		}
+		return 0, 0, 0
+	})
+	for range 6 {
+		if res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), ""); err != nil || res.Status != http.StatusAccepted {
+			t.Fatalf("%d %v", res.Status, err)
+		}
+	}
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			return 50 * time.Millisecond, 0, 0
+		}
+		return 0, 0, 0
+	})
+	e.age(t)
+	before := e.svc.Counts().Calls["charge-payment"]
+	var wg sync.WaitGroup
+	reps := make([]saga.Report, 3)
+	for i := range 3 {
+		wg.Add(1)
+		go func() { defer wg.Done(); reps[i], _ = e.saga.Recover(context.Background(), 10) }()
+	}
+	wg.Wait()
+	total := reps[0].Driven + reps[1].Driven + reps[2].Driven
+	if total != 6 {
+		t.Fatalf("drove %d orders, want 6 (%+v)", total, reps)
+	}
+	if calls := e.svc.Counts().Calls["charge-payment"] - before; calls != 6 {
+		t.Fatalf("%d charge calls, want 6", calls)
+	}
+	if n := e.count(t, `SELECT count(*) FROM orders WHERE status = 'confirmed'`); n != 6 {
+		t.Fatalf("%d confirmed", n)
+	}
+}
+
+func TestCancelTwiceRefundsAndRestocksOnce(t *testing.T) {
+	e := setup(t, nil)
+	res, err := e.saga.Place(context.Background(), e.user, e.request(2, "tok_visa"), "")
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("%d %v", res.Status, err)
+	}
+	id := decodeView(t, res).ID
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() { defer wg.Done(); _, errs[i] = e.saga.Cancel(context.Background(), e.user, id) }()
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !fault.Is(err, fault.Conflict, "not_cancellable"):
+			t.Fatalf("cancel: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d cancels succeeded, want 1", ok)
+	}
+	if c := e.svc.Counts(); c.Refunds != 1 || c.Releases != 1 {
+		t.Fatalf("refunds %d releases %d, want 1 1", c.Refunds, c.Releases)
+	}
+	if onHand, _ := e.svc.Stock(e.product.ID); onHand != 5 {
+		t.Fatalf("on hand %d after restock, want 5", onHand)
+	}
+	if n := e.count(t, `SELECT count(*) FROM outbox WHERE type = 'order.cancelled.v1'`); n != 1 {
+		t.Fatalf("%d cancelled events", n)
+	}
+}
+
+func TestCancelByAnotherUserIsNotFoundAndAdminMayCancel(t *testing.T) {
+	e := setup(t, nil)
+	res, _ := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
+	id := decodeView(t, res).ID
+	other := auth.Identity{UserID: uuid.Must(uuid.NewV7()), Role: auth.RoleCustomer}
+	if _, err := e.saga.Cancel(context.Background(), other, id); fault.KindOf(err) != fault.NotFound {
+		t.Fatalf("other user: %v", err)
+	}
+	if c := e.svc.Counts(); c.Refunds != 0 {
+		t.Fatal("refunded on a refused cancel")
+	}
+	admin := auth.Identity{UserID: uuid.Must(uuid.NewV7()), Role: auth.RoleAdmin}
+	o, err := e.saga.Cancel(context.Background(), admin, id)
+	if err != nil || o.Status != orders.Cancelled {
+		t.Fatalf("admin cancel: %+v %v", o, err)
+	}
+}
+
+func TestCancelOfFailedOrderIsNotCancellable(t *testing.T) {
+	e := setup(t, nil)
+	res, _ := e.saga.Place(context.Background(), e.user, e.request(1, "tok_chargeDeclinedInsufficientFunds"), "")
+	_, instance := problemCode(t, res)
+	_, err := e.saga.Cancel(context.Background(), e.user, orderIDFromInstance(t, instance))
+	if !fault.Is(err, fault.Conflict, "not_cancellable") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestRefusedTokenFailsTheOrderAndReleasesStock(t *testing.T) {
+	e := setup(t, nil)
+	res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_unknown"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, instance := problemCode(t, res)
+	if res.Status != http.StatusUnprocessableEntity || code != "invalid_payment_token" {
+		t.Fatalf("got %d %s", res.Status, res.Body)
+	}
+	o, _ := e.store.Get(context.Background(), orderIDFromInstance(t, instance))
+	if o.Status != orders.PaymentFailed {
+		t.Fatalf("status %s", o.Status)
+	}
+	if _, reserved := e.svc.Stock(e.product.ID); reserved != 0 {
+		t.Fatalf("%d units still reserved", reserved)
+	}
+}

@@ -1,0 +1,82 @@
+package outbox_test
+
+import (
+	"context"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/outbox"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+func TestAppendVisibleOnlyAfterCommit(t *testing.T) {
+	pool := pgtest.Open(t, fstest.MapFS{"0001_outbox.sql": {Data: []byte(outbox.Schema)}})
+	ctx := context.Background()
+	count := func() int {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	listener, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Release()
+	if _, err := listener.Exec(ctx, "LISTEN "+outbox.Channel); err != nil {
+		t.Fatal(err)
+	}
+
+	var id string
+	var xid uint64
+	err = postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+		if err := outbox.Publish(ctx, tx, "orders", events.OrderPlaced, "order-1", map[string]string{"order_id": "order-1"}); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT id::text, pg_current_xact_id()::text::bigint FROM outbox`).Scan(&id, &xid); err != nil {
+			return err
+		}
+		if n := count(); n != 0 {
+			t.Errorf("%d outbox rows visible outside the transaction before commit", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d outbox rows after commit, want 1", n)
+	}
+	var typ, subject, envType string
+	var rowXid uint64
+	err = pool.QueryRow(ctx, `SELECT type, subject, envelope->>'type', transaction_id::text::bigint FROM outbox WHERE id = $1`, id).
+		Scan(&typ, &subject, &envType, &rowXid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typ != events.OrderPlaced || subject != "order-1" || envType != events.OrderPlaced || rowXid != xid {
+		t.Errorf("row: type %q subject %q envelope type %q transaction_id %d (writer's %d)", typ, subject, envType, rowXid, xid)
+	}
+	nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if n, err := listener.Conn().WaitForNotification(nctx); err != nil || n.Channel != outbox.Channel {
+		t.Errorf("no %s notification after commit: %v", outbox.Channel, err)
+	}
+
+	// A rolled-back transaction leaves nothing.
+	_ = postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+		if err := outbox.Publish(ctx, tx, "orders", events.OrderCancelled, "order-1", nil); err != nil {
+			return err
+		}
+		return context.Canceled
+	})
+	if n := count(); n != 1 {
+		t.Errorf("%d rows after a rollback, want 1", n)
+	}
+}

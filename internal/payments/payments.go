@@ -1,0 +1,209 @@
+// Package payments holds the payment rules of the shop: what a charge request
+// must contain, how a payment's status may move, and the Processor interface
+// behind which the card processor sits. It does no I/O: paymentsdb stores
+// payments, the simulator package is the built-in processor, and Service
+// (service.go) coordinates them so the processor is charged at most once per
+// order.
+package payments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+// Source is the CloudEvents source of the payments service.
+const Source = "shop/payments"
+
+// MaxAmount is the largest charge accepted, in minor units (one million of a
+// two-decimal currency). Anything larger is a defect upstream, not an order.
+const MaxAmount = 100_000_000
+
+// Money is an integer amount of minor units in an ISO 4217 currency.
+type Money struct {
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+var currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
+
+// Validate reports fault.Invalid "invalid_request" unless the amount is from 1
+// to MaxAmount and the currency is three upper-case letters.
+func (m Money) Validate() error {
+	if m.Amount < 1 || m.Amount > MaxAmount {
+		return invalid(fmt.Sprintf("amount.amount must be an integer from 1 to %d minor units", MaxAmount))
+	}
+	if !currencyPattern.MatchString(m.Currency) {
+		return invalid("amount.currency must be an ISO 4217 code such as USD")
+	}
+	return nil
+}
+
+// Status is where a payment stands. It only moves forward:
+// pending → captured | declined, captured → refunded.
+type Status string
+
+// The payment statuses. StatusNone is never stored: it answers a refund of an
+// order that was never charged.
+const (
+	StatusPending  Status = "pending"
+	StatusCaptured Status = "captured"
+	StatusDeclined Status = "declined"
+	StatusRefunded Status = "refunded"
+	StatusNone     Status = "none"
+)
+
+// Payment is the one payment of an order. It never holds a card token or card
+// data: only what the processor answered.
+type Payment struct {
+	ID          uuid.UUID
+	OrderID     uuid.UUID
+	UserID      uuid.UUID
+	Status      Status
+	Amount      Money
+	ProviderRef string // the processor's charge reference, empty until captured or declined
+	DeclineCode string // the processor's reason when declined
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// View is the JSON shape of a payment, in every answer that carries one.
+type View struct {
+	ID          uuid.UUID `json:"id"`
+	OrderID     uuid.UUID `json:"order_id"`
+	Status      Status    `json:"status"`
+	Amount      Money     `json:"amount"`
+	ProviderRef string    `json:"provider_ref"`
+}
+
+// ViewOf returns the JSON shape of p.
+func ViewOf(p Payment) View {
+	return View{ID: p.ID, OrderID: p.OrderID, Status: p.Status, Amount: p.Amount, ProviderRef: p.ProviderRef}
+}
+
+// ChargeRequest is a validated request to charge an order. The amount comes
+// from the orders service, which priced the order from the catalog; the token
+// goes to the processor and is never stored.
+type ChargeRequest struct {
+	OrderID uuid.UUID
+	UserID  uuid.UUID
+	Amount  Money
+	Token   string
+}
+
+// MaxTokenLength bounds a payment token; processors' tokens are short.
+const MaxTokenLength = 255
+
+// Validate reports fault.Invalid "invalid_request" for a missing order or user,
+// a bad amount or a missing or oversized token.
+func (r ChargeRequest) Validate() error {
+	if r.OrderID == uuid.Nil {
+		return invalid("order_id is required")
+	}
+	if r.UserID == uuid.Nil {
+		return invalid("user_id is required")
+	}
+	if err := r.Amount.Validate(); err != nil {
+		return err
+	}
+	if r.Token == "" || len(r.Token) > MaxTokenLength {
+		return invalid("token is required")
+	}
+	return nil
+}
+
+// SameCharge reports fault.Conflict "payment_mismatch" when a repeated charge
+// for an order asks for another user or amount than the stored payment: a
+// repeat must be the same request.
+func (p Payment) SameCharge(r ChargeRequest) error {
+	if p.UserID != r.UserID || p.Amount != r.Amount {
+		return fault.E(fault.Conflict, "payment_mismatch",
+			"this order was already charged with another amount or user")
+	}
+	return nil
+}
+
+// Outcome answers a charge request from its stored payment: captured (and
+// later refunded) payments are returned, a declined payment is
+// fault.PaymentRequired "payment_declined" every time it is asked.
+func (p Payment) Outcome() (Payment, error) {
+	if p.Status == StatusDeclined {
+		return p, ErrDeclined(p.DeclineCode)
+	}
+	return p, nil
+}
+
+// ErrDeclined is the 402 answered for a declined payment.
+func ErrDeclined(reason string) error {
+	msg := "the card was declined"
+	if reason != "" {
+		msg += " (" + reason + ")"
+	}
+	return fault.E(fault.PaymentRequired, "payment_declined", msg)
+}
+
+func invalid(msg string) error { return fault.E(fault.Invalid, "invalid_request", msg) }
+
+// Processor is the card processor. The built-in simulator implements it for
+// development and tests; a real processor (Stripe, Adyen, …) plugs in behind
+// the same interface with an adapter that maps its answers onto Result and
+// these errors. Every call carries an idempotency key, and the processor must
+// honour it: a repeated Charge or Refund with the same key answers the first
+// outcome and moves no money again.
+//
+// Errors: ErrUnavailable (fault.Unavailable, the processor refused or could
+// not be reached, nothing happened), ErrTimeout (fault.Timeout, the outcome is
+// unknown: ask Lookup later), ErrInvalidToken (fault.Invalid, the token is not
+// chargeable and nothing happened), ErrUnknownKey from Lookup.
+type Processor interface {
+	// Charge captures amount from the card behind token. A decline is a
+	// Result with OutcomeDeclined, not an error.
+	Charge(ctx context.Context, idempotencyKey string, amount Money, token string) (Result, error)
+	// Refund gives back amount of the charge providerRef in full.
+	Refund(ctx context.Context, idempotencyKey, providerRef string, amount Money) (Result, error)
+	// Lookup reports the outcome of an earlier Charge or Refund by its key,
+	// ErrUnknownKey when the processor never saw the key.
+	Lookup(ctx context.Context, idempotencyKey string) (Result, error)
+}
+
+// Outcome is what the processor did.
+type Outcome string
+
+// Processor outcomes.
+const (
+	OutcomeCaptured Outcome = "captured"
+	OutcomeDeclined Outcome = "declined"
+	OutcomeRefunded Outcome = "refunded"
+)
+
+// Result is the processor's answer.
+type Result struct {
+	Outcome Outcome
+	// Reference is the processor's id of the charge (for a refund, of the
+	// refund).
+	Reference string
+	// DeclineCode says why a charge was declined, e.g. "insufficient_funds".
+	DeclineCode string
+	Amount      Money
+}
+
+// Processor errors; see Processor.
+var (
+	ErrUnavailable  = fault.E(fault.Unavailable, "processor_unavailable", "the payment processor is unavailable; retry later")
+	ErrTimeout      = fault.E(fault.Timeout, "processor_unavailable", "the payment processor did not answer in time; retry later")
+	ErrInvalidToken = fault.E(fault.Invalid, "invalid_payment_token", "the payment token is not valid")
+	ErrUnknownKey   = errors.New("payments: the processor has no record of this idempotency key")
+)
+
+// ChargeKey and RefundKey are the idempotency keys of an order's charge and
+// refund at the processor: one of each per order, ever.
+func ChargeKey(orderID uuid.UUID) string { return orderID.String() }
+
+// RefundKey is the idempotency key of an order's refund.
+func RefundKey(orderID uuid.UUID) string { return "refund:" + orderID.String() }

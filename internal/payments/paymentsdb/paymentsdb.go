@@ -1,0 +1,180 @@
+// Package paymentsdb stores payments in the payments service's own PostgreSQL
+// database: one row per order, inserted pending before the processor is
+// called, with a lease that tells a live attempt from a crashed one. It also
+// holds the built-in processor simulator's ledger (SimLedger), a separate
+// table that stands for the processor's own records.
+package paymentsdb
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/payments"
+	"github.com/shopfaas/shop/internal/postgres"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations returns the payments database's versioned migrations.
+func Migrations() fs.FS {
+	sub, _ := fs.Sub(migrationFiles, "migrations") // cannot fail: the directory is embedded
+	return sub
+}
+
+// ConfigFrom reads the payments database settings (PAYMENTS_DATABASE_URL,
+// DATABASE_CREATE, DATABASE_MAX_CONNS and the optional db-password secret)
+// from c; c collects the problems.
+func ConfigFrom(c *config.Reader) postgres.Config {
+	return postgres.Config{
+		URL:            c.Required("PAYMENTS_DATABASE_URL"),
+		CreateDatabase: c.Bool("DATABASE_CREATE", false),
+		MaxConns:       int32(c.Int("DATABASE_MAX_CONNS", 3, 1, 20)),
+		Migrations:     Migrations(),
+		Password:       optionalSecret(c, "db-password"),
+	}
+}
+
+// optionalSecret reads a secret that may be absent without it being a problem.
+func optionalSecret(c *config.Reader, name string) string {
+	dir := c.String(config.SecretsDirEnv, config.DefaultSecretsDir)
+	probe := config.New(func(k string) string {
+		if k == config.SecretsDirEnv {
+			return dir
+		}
+		return ""
+	})
+	return probe.Secret(name, "", false)
+}
+
+// Store implements payments.Store. It is safe for concurrent use.
+type Store struct {
+	db *pgxpool.Pool
+}
+
+// New returns a store over pool, whose database has Migrations applied.
+func New(pool *pgxpool.Pool) *Store { return &Store{db: pool} }
+
+var _ payments.Store = (*Store)(nil)
+
+const columns = `id, order_id, user_id, status, amount, currency, provider_ref, decline_code, created_at, updated_at`
+
+// CreatePending inserts p as pending and claimed, unless the order already has
+// a payment, which is returned instead (created false). The unique order id
+// makes concurrent twins wait for the first insert to commit. Errors:
+// fault.Unavailable on database failure.
+func (s *Store) CreatePending(ctx context.Context, p payments.Payment, claim uuid.UUID, lease time.Duration) (payments.Payment, bool, error) {
+	stored, err := scan(s.db.QueryRow(ctx, `INSERT INTO payments
+			(id, order_id, user_id, status, amount, currency, attempts, claim_id, claim_until)
+		VALUES ($1, $2, $3, 'pending', $4, $5, 1, $6, now() + make_interval(secs => $7))
+		ON CONFLICT (order_id) DO NOTHING RETURNING `+columns,
+		p.ID, p.OrderID, p.UserID, p.Amount.Amount, p.Amount.Currency, claim, lease.Seconds()))
+	if err == nil {
+		return stored, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return p, false, unavailable(err)
+	}
+	stored, err = s.ByOrder(ctx, p.OrderID)
+	return stored, false, err
+}
+
+// Claim takes the order's payment in status from when no unexpired claim is
+// held on it, counting an attempt. ok is false when the payment is in another
+// status or claimed by a live attempt.
+func (s *Store) Claim(ctx context.Context, orderID uuid.UUID, from payments.Status, claim uuid.UUID, lease time.Duration) (payments.Payment, bool, error) {
+	p, err := scan(s.db.QueryRow(ctx, `UPDATE payments
+		SET claim_id = $3, claim_until = now() + make_interval(secs => $4), attempts = attempts + 1, updated_at = now()
+		WHERE order_id = $1 AND status = $2 AND (claim_until IS NULL OR claim_until <= now())
+		RETURNING `+columns, orderID, string(from), claim, lease.Seconds()))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, false, nil
+	}
+	if err != nil {
+		return p, false, unavailable(err)
+	}
+	return p, true, nil
+}
+
+// Finish records res on the payment held by claim and drops the claim: a
+// capture or decline of a pending payment, a refund of a captured one. When
+// claim no longer holds the payment, the stored payment is returned unchanged.
+// The database refuses any backward status move.
+func (s *Store) Finish(ctx context.Context, orderID, claim uuid.UUID, res payments.Result) (payments.Payment, error) {
+	var q string
+	switch res.Outcome {
+	case payments.OutcomeCaptured, payments.OutcomeDeclined:
+		q = `UPDATE payments SET status = $3, provider_ref = $4, decline_code = $5,
+			claim_id = NULL, claim_until = NULL, updated_at = now()
+			WHERE order_id = $1 AND claim_id = $2 AND status = 'pending' RETURNING ` + columns
+	case payments.OutcomeRefunded:
+		q = `UPDATE payments SET status = $3, refund_ref = $4,
+			claim_id = NULL, claim_until = NULL, updated_at = now()
+			WHERE order_id = $1 AND claim_id = $2 AND status = 'captured' AND $5::text IS NOT NULL RETURNING ` + columns
+	default:
+		return payments.Payment{}, fault.Internalf("finish payment: unknown outcome %q", res.Outcome)
+	}
+	p, err := scan(s.db.QueryRow(ctx, q, orderID, claim, string(res.Outcome), res.Reference, res.DeclineCode))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s.ByOrder(ctx, orderID)
+	}
+	if err != nil {
+		return p, unavailable(err)
+	}
+	return p, nil
+}
+
+// Unclaim drops claim, leaving the status as it is.
+func (s *Store) Unclaim(ctx context.Context, orderID, claim uuid.UUID) error {
+	if _, err := s.db.Exec(ctx, `UPDATE payments SET claim_id = NULL, claim_until = NULL
+		WHERE order_id = $1 AND claim_id = $2`, orderID, claim); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Discard deletes the order's payment if it is pending and held by claim.
+func (s *Store) Discard(ctx context.Context, orderID, claim uuid.UUID) error {
+	if _, err := s.db.Exec(ctx, `DELETE FROM payments WHERE order_id = $1 AND claim_id = $2 AND status = 'pending'`,
+		orderID, claim); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// ByOrder returns the order's payment; fault.NotFound "not_found" when the
+// order has none, fault.Unavailable on database failure.
+func (s *Store) ByOrder(ctx context.Context, orderID uuid.UUID) (payments.Payment, error) {
+	p, err := scan(s.db.QueryRow(ctx, `SELECT `+columns+` FROM payments WHERE order_id = $1`, orderID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, fault.E(fault.NotFound, "not_found", "no payment for this order")
+	}
+	if err != nil {
+		return p, unavailable(err)
+	}
+	return p, nil
+}
+
+func scan(row pgx.Row) (payments.Payment, error) {
+	var p payments.Payment
+	var status string
+	err := row.Scan(&p.ID, &p.OrderID, &p.UserID, &status, &p.Amount.Amount, &p.Amount.Currency,
+		&p.ProviderRef, &p.DeclineCode, &p.CreatedAt, &p.UpdatedAt)
+	p.Status = payments.Status(status)
+	return p, err
+}
+
+func unavailable(err error) error {
+	return fault.Wrap(fmt.Errorf("payments database: %w", err), fault.Unavailable, "unavailable",
+		"payments temporarily unavailable")
+}

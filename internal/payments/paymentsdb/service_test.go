@@ -1,0 +1,356 @@
+package paymentsdb_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/payments"
+	"github.com/shopfaas/shop/internal/payments/paymentsdb"
+	"github.com/shopfaas/shop/internal/payments/simulator"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+// counting wraps the real simulator and counts the calls that reach it.
+type counting struct {
+	payments.Processor
+	charges, refunds, lookups atomic.Int32
+}
+
+func (c *counting) Charge(ctx context.Context, key string, m payments.Money, token string) (payments.Result, error) {
+	c.charges.Add(1)
+	return c.Processor.Charge(ctx, key, m, token)
+}
+
+func (c *counting) Refund(ctx context.Context, key, ref string, m payments.Money) (payments.Result, error) {
+	c.refunds.Add(1)
+	return c.Processor.Refund(ctx, key, ref, m)
+}
+
+func (c *counting) Lookup(ctx context.Context, key string) (payments.Result, error) {
+	c.lookups.Add(1)
+	return c.Processor.Lookup(ctx, key)
+}
+
+type fixture struct {
+	pool   *pgxpool.Pool
+	store  *paymentsdb.Store
+	ledger *paymentsdb.SimLedger
+	proc   *counting
+	svc    *payments.Service
+}
+
+func newFixture(t *testing.T, sim simulator.Config, cfg payments.ServiceConfig) *fixture {
+	t.Helper()
+	pool := pgtest.Open(t, paymentsdb.Migrations())
+	f := &fixture{pool: pool, store: paymentsdb.New(pool), ledger: paymentsdb.NewSimLedger(pool)}
+	f.proc = &counting{Processor: simulator.New(f.ledger, sim)}
+	f.svc = payments.NewService(f.store, f.proc, cfg)
+	return f
+}
+
+// with returns a service over the same database and ledger but another
+// simulator configuration: the processor recovered, or started failing.
+func (f *fixture) with(sim simulator.Config, cfg payments.ServiceConfig) *payments.Service {
+	f.proc = &counting{Processor: simulator.New(f.ledger, sim)}
+	return payments.NewService(f.store, f.proc, cfg)
+}
+
+func (f *fixture) count(t *testing.T, kind string) int {
+	t.Helper()
+	n, err := f.ledger.Count(context.Background(), kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+var usd = payments.Money{Amount: 1299, Currency: "USD"}
+
+func chargeReq(token string) payments.ChargeRequest {
+	return payments.ChargeRequest{OrderID: uuid.Must(uuid.NewV7()), UserID: uuid.Must(uuid.NewV7()), Amount: usd, Token: token}
+}
+
+func TestChargeIsOncePerOrder(t *testing.T) {
+	f := newFixture(t, simulator.Config{Latency: 50 * time.Millisecond}, payments.ServiceConfig{PollInterval: 20 * time.Millisecond})
+	ctx := context.Background()
+	req := chargeReq(simulator.TokenVisa)
+	first, err := f.svc.Charge(ctx, req)
+	if err != nil || first.Status != payments.StatusCaptured || first.ProviderRef == "" {
+		t.Fatalf("charge: %+v %v", first, err)
+	}
+	again, err := f.svc.Charge(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(payments.ViewOf(first), payments.ViewOf(again)); diff != "" {
+		t.Errorf("repeat differs (-first +again):\n%s", diff)
+	}
+
+	// 20 concurrent twins of a new order.
+	req = chargeReq(simulator.TokenMastercard)
+	views := make([]payments.View, 20)
+	var wg sync.WaitGroup
+	for i := range views {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := f.svc.Charge(ctx, req)
+			if err != nil {
+				t.Errorf("twin %d: %v", i, err)
+			}
+			views[i] = payments.ViewOf(p)
+		}()
+	}
+	wg.Wait()
+	for i := range views {
+		if diff := cmp.Diff(views[0], views[i]); diff != "" {
+			t.Errorf("twin %d answered differently:\n%s", i, diff)
+		}
+	}
+	if got := f.proc.charges.Load(); got != 2 {
+		t.Errorf("processor charged %d times for 2 orders", got)
+	}
+	if got := f.count(t, "charge"); got != 2 {
+		t.Errorf("simulator recorded %d charges, want 2", got)
+	}
+}
+
+func TestDeclineIsStoredAndRepeated(t *testing.T) {
+	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
+	ctx := context.Background()
+	for _, tok := range []string{simulator.TokenDeclined, simulator.TokenDeclinedInsufficiency} {
+		req := chargeReq(tok)
+		for range 2 {
+			_, err := f.svc.Charge(ctx, req)
+			if !fault.Is(err, fault.PaymentRequired, "payment_declined") {
+				t.Fatalf("%s: err = %v, want payment_declined", tok, err)
+			}
+		}
+		p, err := f.store.ByOrder(ctx, req.OrderID)
+		if err != nil || p.Status != payments.StatusDeclined || p.DeclineCode == "" {
+			t.Errorf("%s: stored %+v %v", tok, p, err)
+		}
+		// Even another token cannot turn a declined order into a charge.
+		req.Token = simulator.TokenVisa
+		if _, err := f.svc.Charge(ctx, req); !fault.Is(err, fault.PaymentRequired, "payment_declined") {
+			t.Errorf("retry with a good token: %v", err)
+		}
+		if p, err := f.svc.Refund(ctx, req.OrderID); err != nil || p.Status != payments.StatusDeclined {
+			t.Errorf("refund of a decline: %v %v", p.Status, err)
+		}
+	}
+	if got := f.proc.charges.Load(); got != 2 {
+		t.Errorf("processor called %d times, want 2", got)
+	}
+}
+
+func TestRefundIsOnce(t *testing.T) {
+	f := newFixture(t, simulator.Config{Latency: 30 * time.Millisecond}, payments.ServiceConfig{PollInterval: 20 * time.Millisecond})
+	ctx := context.Background()
+	req := chargeReq(simulator.TokenVisa)
+	if _, err := f.svc.Charge(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := f.svc.Refund(ctx, req.OrderID)
+			if err != nil || p.Status != payments.StatusRefunded {
+				t.Errorf("refund: %v %v", p.Status, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if p, err := f.svc.Refund(ctx, req.OrderID); err != nil || p.Status != payments.StatusRefunded {
+		t.Errorf("refund again: %v %v", p.Status, err)
+	}
+	if got := f.proc.refunds.Load(); got != 1 {
+		t.Errorf("processor asked to refund %d times", got)
+	}
+	if got := f.count(t, "refund"); got != 1 {
+		t.Errorf("simulator recorded %d refunds", got)
+	}
+	// A charge repeated after the refund answers the stored payment: no new charge.
+	p, err := f.svc.Charge(ctx, req)
+	if err != nil || p.Status != payments.StatusRefunded {
+		t.Errorf("charge after refund: %v %v", p.Status, err)
+	}
+	if p, err := f.svc.Refund(ctx, uuid.Must(uuid.NewV7())); err != nil || p.Status != payments.StatusNone {
+		t.Errorf("refund of an order never charged: %v %v", p.Status, err)
+	}
+}
+
+// A process charged the card and died before recording it: its payment row is
+// pending with a lapsed lease. The retry must learn the outcome from the
+// processor, never charge again.
+func TestCrashAfterChargeIsResolvedByLookup(t *testing.T) {
+	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
+	ctx := context.Background()
+	req := chargeReq(simulator.TokenVisa)
+	crashed := payments.Payment{ID: uuid.Must(uuid.NewV7()), OrderID: req.OrderID, UserID: req.UserID,
+		Status: payments.StatusPending, Amount: req.Amount}
+	if _, created, err := f.store.CreatePending(ctx, crashed, uuid.New(), 0); err != nil || !created {
+		t.Fatalf("pending row: %v %v", created, err)
+	}
+	charged, err := f.proc.Processor.Charge(ctx, payments.ChargeKey(req.OrderID), req.Amount, req.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.svc.Charge(ctx, req)
+	if err != nil || p.Status != payments.StatusCaptured || p.ProviderRef != charged.Reference || p.ID != crashed.ID {
+		t.Fatalf("retry: %+v %v; want captured with %s", p, err, charged.Reference)
+	}
+	if f.proc.charges.Load() != 0 || f.proc.lookups.Load() != 1 || f.count(t, "charge") != 1 {
+		t.Errorf("charges %d lookups %d recorded %d; want 0 1 1",
+			f.proc.charges.Load(), f.proc.lookups.Load(), f.count(t, "charge"))
+	}
+
+	// Died before reaching the processor: Lookup knows nothing, so it charges once.
+	req = chargeReq(simulator.TokenVisa)
+	crashed.ID, crashed.OrderID, crashed.UserID = uuid.Must(uuid.NewV7()), req.OrderID, req.UserID
+	if _, _, err := f.store.CreatePending(ctx, crashed, uuid.New(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := f.svc.Charge(ctx, req); err != nil || p.Status != payments.StatusCaptured {
+		t.Fatalf("retry: %+v %v", p, err)
+	}
+	if f.proc.charges.Load() != 1 || f.count(t, "charge") != 2 {
+		t.Errorf("charges %d recorded %d; want 1 2", f.proc.charges.Load(), f.count(t, "charge"))
+	}
+
+	// A live attempt (unexpired lease) is waited for, not taken over.
+	req = chargeReq(simulator.TokenVisa)
+	crashed.ID, crashed.OrderID, crashed.UserID = uuid.Must(uuid.NewV7()), req.OrderID, req.UserID
+	if _, _, err := f.store.CreatePending(ctx, crashed, uuid.New(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
+	defer cancel()
+	if _, err := f.svc.Charge(short, req); !fault.Is(err, fault.Unavailable, "processor_unavailable") {
+		t.Errorf("charge while another attempt is live: %v", err)
+	}
+	if f.proc.charges.Load() != 1 {
+		t.Errorf("the processor was called while another attempt held the lease")
+	}
+}
+
+func TestProcessorFailures(t *testing.T) {
+	f := newFixture(t, simulator.Config{FailureRate: 1}, payments.ServiceConfig{})
+	ctx := context.Background()
+	req := chargeReq(simulator.TokenVisa)
+	if _, err := f.svc.Charge(ctx, req); !fault.Is(err, fault.Unavailable, "processor_unavailable") {
+		t.Fatalf("outage: %v", err)
+	}
+	if p, err := f.store.ByOrder(ctx, req.OrderID); err != nil || p.Status != payments.StatusPending {
+		t.Errorf("after outage: %v %v, want pending", p.Status, err)
+	}
+
+	// The processor does the work and hangs: the outcome is unknown (504).
+	hanging := f.with(simulator.Config{TimeoutRate: 1}, payments.ServiceConfig{ProcessorTimeout: 100 * time.Millisecond})
+	timed := chargeReq(simulator.TokenVisa)
+	if _, err := hanging.Charge(ctx, timed); !fault.Is(err, fault.Timeout, "processor_unavailable") {
+		t.Fatalf("hang: %v", err)
+	}
+
+	// The processor recovers: both orders end captured, each charged once.
+	healthy := f.with(simulator.Config{}, payments.ServiceConfig{})
+	for _, r := range []payments.ChargeRequest{req, timed} {
+		if p, err := healthy.Charge(ctx, r); err != nil || p.Status != payments.StatusCaptured {
+			t.Errorf("after recovery: %v %v", p.Status, err)
+		}
+	}
+	if got := f.count(t, "charge"); got != 2 {
+		t.Errorf("simulator recorded %d charges, want 2", got)
+	}
+	if got := f.proc.charges.Load(); got != 1 {
+		t.Errorf("recovered processor charged %d times, want 1 (the hung one is found by Lookup)", got)
+	}
+}
+
+func TestInvalidTokenStoresNothing(t *testing.T) {
+	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
+	ctx := context.Background()
+	req := chargeReq("4242424242424242")
+	if _, err := f.svc.Charge(ctx, req); !fault.Is(err, fault.Invalid, "invalid_payment_token") {
+		t.Fatalf("err = %v, want invalid_payment_token", err)
+	}
+	if _, err := f.store.ByOrder(ctx, req.OrderID); !fault.Is(err, fault.NotFound, "") {
+		t.Errorf("a payment was stored for an invalid token: %v", err)
+	}
+	var n int
+	if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM processor_sim_entries WHERE reference LIKE '%4242%' OR idempotency_key LIKE '%4242%'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("card data reached storage: %d %v", n, err)
+	}
+	req.Token = simulator.TokenVisa
+	if p, err := f.svc.Charge(ctx, req); err != nil || p.Status != payments.StatusCaptured {
+		t.Errorf("retry with a valid token: %v %v", p.Status, err)
+	}
+}
+
+func TestChargeMismatchAndValidation(t *testing.T) {
+	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
+	ctx := context.Background()
+	req := chargeReq(simulator.TokenVisa)
+	if _, err := f.svc.Charge(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	other := req
+	other.Amount.Amount++
+	if _, err := f.svc.Charge(ctx, other); !fault.Is(err, fault.Conflict, "payment_mismatch") {
+		t.Errorf("other amount: %v", err)
+	}
+	bad := []payments.ChargeRequest{
+		{OrderID: req.OrderID, UserID: req.UserID, Amount: payments.Money{Amount: -5, Currency: "USD"}, Token: "tok_visa"},
+		{OrderID: req.OrderID, UserID: req.UserID, Amount: payments.Money{Amount: 0, Currency: "USD"}, Token: "tok_visa"},
+		{OrderID: req.OrderID, UserID: req.UserID, Amount: payments.Money{Amount: 5, Currency: "usd"}, Token: "tok_visa"},
+		{OrderID: req.OrderID, UserID: req.UserID, Amount: usd},
+		{UserID: req.UserID, Amount: usd, Token: "tok_visa"},
+	}
+	for i, b := range bad {
+		if _, err := f.svc.Charge(ctx, b); !fault.Is(err, fault.Invalid, "invalid_request") {
+			t.Errorf("case %d: %v", i, err)
+		}
+	}
+}
+
+func TestGetIsOwnerOrAdminOnly(t *testing.T) {
+	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
+	ctx := context.Background()
+	req := chargeReq(simulator.TokenVisa)
+	if _, err := f.svc.Charge(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := f.svc.Get(ctx, req.OrderID, req.UserID, false); err != nil || p.OrderID != req.OrderID {
+		t.Errorf("owner: %v", err)
+	}
+	if _, err := f.svc.Get(ctx, req.OrderID, uuid.New(), true); err != nil {
+		t.Errorf("admin: %v", err)
+	}
+	if _, err := f.svc.Get(ctx, req.OrderID, uuid.New(), false); !fault.Is(err, fault.NotFound, "not_found") {
+		t.Errorf("stranger: %v", err)
+	}
+}
+
+func TestStatusOnlyMovesForward(t *testing.T) {
+	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
+	ctx := context.Background()
+	req := chargeReq(simulator.TokenVisa)
+	if _, err := f.svc.Charge(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	for _, back := range []string{"pending", "declined"} {
+		if _, err := f.pool.Exec(ctx, `UPDATE payments SET status = $2 WHERE order_id = $1`, req.OrderID, back); err == nil {
+			t.Errorf("captured -> %s was allowed", back)
+		}
+	}
+}

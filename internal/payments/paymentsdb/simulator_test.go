@@ -1,0 +1,108 @@
+package paymentsdb_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/outbox"
+	"github.com/shopfaas/shop/internal/payments"
+	"github.com/shopfaas/shop/internal/payments/paymentsdb"
+	"github.com/shopfaas/shop/internal/payments/simulator"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+func TestMigrationIncludesOutbox(t *testing.T) {
+	b, err := fs.ReadFile(paymentsdb.Migrations(), "0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), outbox.Schema) {
+		t.Fatal("0001_init.sql must include outbox.Schema verbatim")
+	}
+}
+
+// The simulator against the card processor's documented test-token
+// convention (API.md), and its per-key idempotency.
+func TestSimulatorFollowsTheTokenConvention(t *testing.T) {
+	ctx := context.Background()
+	ledger := paymentsdb.NewSimLedger(pgtest.Open(t, paymentsdb.Migrations()))
+	sim := simulator.New(ledger, simulator.Config{})
+	cases := []struct {
+		token   string
+		outcome payments.Outcome
+		decline string
+		err     error
+	}{
+		{simulator.TokenVisa, payments.OutcomeCaptured, "", nil},
+		{simulator.TokenMastercard, payments.OutcomeCaptured, "", nil},
+		{simulator.TokenDeclined, payments.OutcomeDeclined, "card_declined", nil},
+		{simulator.TokenDeclinedInsufficiency, payments.OutcomeDeclined, "insufficient_funds", nil},
+		{"tok_amex_unknown", "", "", payments.ErrInvalidToken},
+		{"4242424242424242", "", "", payments.ErrInvalidToken},
+	}
+	for _, c := range cases {
+		t.Run(c.token, func(t *testing.T) {
+			key := "key-" + c.token
+			res, err := sim.Charge(ctx, key, usd, c.token)
+			if !errors.Is(err, c.err) || res.Outcome != c.outcome || res.DeclineCode != c.decline {
+				t.Fatalf("charge: %+v %v", res, err)
+			}
+			if c.err != nil {
+				if _, err := sim.Lookup(ctx, key); !errors.Is(err, payments.ErrUnknownKey) {
+					t.Errorf("lookup after a refused token: %v", err)
+				}
+				return
+			}
+			again, err := sim.Charge(ctx, key, usd, simulator.TokenVisa)
+			if err != nil || again != res {
+				t.Errorf("same key again: %+v %v, want %+v", again, err, res)
+			}
+			if found, err := sim.Lookup(ctx, key); err != nil || found != res {
+				t.Errorf("lookup: %+v %v", found, err)
+			}
+		})
+	}
+	if _, err := sim.Refund(ctx, "refund-x", "ch_sim_nonexistent", usd); !fault.Is(err, fault.Invalid, "") {
+		t.Errorf("refund of an unknown charge: %v", err)
+	}
+}
+
+func TestSimulatorFaultInjection(t *testing.T) {
+	ctx := context.Background()
+	ledger := paymentsdb.NewSimLedger(pgtest.Open(t, paymentsdb.Migrations()))
+	if _, err := simulator.New(ledger, simulator.Config{FailureRate: 1}).Charge(ctx, "k1", usd, simulator.TokenVisa); !errors.Is(err, payments.ErrUnavailable) {
+		t.Errorf("failure rate 1: %v", err)
+	}
+	if _, err := simulator.New(ledger, simulator.Config{}).Lookup(ctx, "k1"); !errors.Is(err, payments.ErrUnknownKey) {
+		t.Errorf("an outage must not record a charge: %v", err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := simulator.New(ledger, simulator.Config{TimeoutRate: 1}).Charge(short, "k2", usd, simulator.TokenVisa); !fault.Is(err, fault.Timeout, "") {
+		t.Errorf("timeout rate 1: %v", err)
+	}
+	start := time.Now()
+	if _, err := simulator.New(ledger, simulator.Config{Latency: 100 * time.Millisecond}).Lookup(ctx, "k2"); err != nil {
+		t.Errorf("the hung charge must be recorded: %v", err)
+	}
+	if time.Since(start) < 100*time.Millisecond {
+		t.Errorf("latency not applied")
+	}
+
+	for env, ok := range map[string]bool{"0.5": true, "1": true, "1.5": false, "-0.1": false, "lots": false, "0.5x": false, "NaN": false} {
+		_, err := simulator.ConfigFrom(config.New(config.Env(map[string]string{"PAYMENT_SIM_FAILURE_RATE": env})))
+		if (err == nil) != ok {
+			t.Errorf("PAYMENT_SIM_FAILURE_RATE=%s: %v", env, err)
+		}
+	}
+	cfg, err := simulator.ConfigFrom(config.New(config.Env(map[string]string{"PAYMENT_SIM_LATENCY": "200ms", "PAYMENT_SIM_TIMEOUT_RATE": "0.25"})))
+	if err != nil || cfg.Latency != 200*time.Millisecond || cfg.TimeoutRate != 0.25 {
+		t.Errorf("config: %+v %v", cfg, err)
+	}
+}

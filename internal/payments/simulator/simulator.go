@@ -1,0 +1,254 @@
+// Package simulator is the built-in card processor of development and tests:
+// a payments.Processor that follows the card processor test-token convention
+// of API.md (tok_visa and tok_mastercard are captured, tok_chargeDeclined and
+// tok_chargeDeclinedInsufficientFunds are declined, any other token is refused
+// as invalid), honours idempotency keys like a real processor, and injects
+// latency, outages and hangs on demand.
+//
+// Its records live in a Ledger (paymentsdb.SimLedger keeps them in the
+// payments database's processor_sim_entries table), so a charge survives a
+// crash of the process that asked for it, exactly as it would at a real
+// processor. A real processor replaces the simulator behind the same
+// payments.Processor interface; nothing else changes.
+package simulator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"math"
+	mathrand "math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/payments"
+)
+
+// Test tokens of the card processor convention.
+const (
+	TokenVisa                  = "tok_visa"
+	TokenMastercard            = "tok_mastercard"
+	TokenDeclined              = "tok_chargeDeclined"
+	TokenDeclinedInsufficiency = "tok_chargeDeclinedInsufficientFunds"
+)
+
+// Entry is one record of the simulated processor: a charge or a refund under
+// an idempotency key.
+type Entry struct {
+	Key         string
+	Kind        string // "charge" or "refund"
+	Outcome     payments.Outcome
+	Reference   string // ch_sim_… or re_sim_…
+	DeclineCode string
+	ChargeRef   string // for a refund, the charge it gives back
+	Amount      payments.Money
+}
+
+// Ledger keeps the simulator's records durably.
+type Ledger interface {
+	// Record stores e unless its key is already recorded, and returns the
+	// entry stored under the key either way (the first one wins).
+	Record(ctx context.Context, e Entry) (Entry, error)
+	// Find returns the entry of key; found is false when there is none.
+	Find(ctx context.Context, key string) (e Entry, found bool, err error)
+	// FindReference returns the entry whose Reference is ref.
+	FindReference(ctx context.Context, ref string) (e Entry, found bool, err error)
+}
+
+// Config injects faults. The zero value is a fast, reliable processor.
+type Config struct {
+	// Latency is added to every call (PAYMENT_SIM_LATENCY, e.g. 200ms).
+	Latency time.Duration
+	// FailureRate is the share of calls, 0..1, refused as unavailable before
+	// anything happens (PAYMENT_SIM_FAILURE_RATE).
+	FailureRate float64
+	// TimeoutRate is the share of calls, 0..1, that do their work and then
+	// hang until the caller's deadline, so the caller never learns the
+	// outcome (PAYMENT_SIM_TIMEOUT_RATE). The outcome can be asked with Lookup.
+	TimeoutRate float64
+}
+
+// Validate reports rates outside 0..1 and a negative latency.
+func (c Config) Validate() error {
+	if c.Latency < 0 || c.FailureRate < 0 || c.FailureRate > 1 || c.TimeoutRate < 0 || c.TimeoutRate > 1 {
+		return fmt.Errorf("payment simulator: latency must be >= 0 and rates from 0 to 1")
+	}
+	return nil
+}
+
+// ConfigFrom reads PAYMENT_SIM_LATENCY, PAYMENT_SIM_FAILURE_RATE and
+// PAYMENT_SIM_TIMEOUT_RATE from c; c collects the problems.
+func ConfigFrom(c *config.Reader) (Config, error) {
+	cfg := Config{Latency: c.Duration("PAYMENT_SIM_LATENCY", 0)}
+	var err error
+	if cfg.FailureRate, err = rate(c.String("PAYMENT_SIM_FAILURE_RATE", "0")); err != nil {
+		return cfg, fmt.Errorf("PAYMENT_SIM_FAILURE_RATE: %w", err)
+	}
+	if cfg.TimeoutRate, err = rate(c.String("PAYMENT_SIM_TIMEOUT_RATE", "0")); err != nil {
+		return cfg, fmt.Errorf("PAYMENT_SIM_TIMEOUT_RATE: %w", err)
+	}
+	return cfg, cfg.Validate()
+}
+
+func rate(raw string) (float64, error) {
+	f, err := strconv.ParseFloat(raw, 64)
+	if err != nil || math.IsNaN(f) || f < 0 || f > 1 {
+		return 0, fmt.Errorf("%q must be a number from 0 to 1", raw)
+	}
+	return f, nil
+}
+
+// Simulator is the simulated processor. It is safe for concurrent use.
+type Simulator struct {
+	ledger Ledger
+	cfg    Config
+	mu     sync.Mutex
+	rnd    *mathrand.Rand
+}
+
+var _ payments.Processor = (*Simulator)(nil)
+
+// New returns a simulator keeping its records in ledger.
+func New(ledger Ledger, cfg Config) *Simulator {
+	var seed [16]byte
+	_, _ = rand.Read(seed[:])
+	src := mathrand.NewPCG(uint64FromBytes(seed[:8]), uint64FromBytes(seed[8:]))
+	return &Simulator{ledger: ledger, cfg: cfg, rnd: mathrand.New(src)}
+}
+
+func uint64FromBytes(b []byte) uint64 {
+	var v uint64
+	for _, c := range b {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}
+
+// Charge captures or declines by token, once per idempotency key: a repeated
+// key answers the recorded result whatever the token.
+func (s *Simulator) Charge(ctx context.Context, key string, amount payments.Money, token string) (payments.Result, error) {
+	hang, err := s.enter(ctx)
+	if err != nil {
+		return payments.Result{}, err
+	}
+	e, found, err := s.ledger.Find(ctx, key)
+	if err != nil {
+		return payments.Result{}, s.down(err)
+	}
+	if !found {
+		e = Entry{Key: key, Kind: "charge", Amount: amount, Reference: "ch_sim_" + randomHex()}
+		switch token {
+		case TokenVisa, TokenMastercard:
+			e.Outcome = payments.OutcomeCaptured
+		case TokenDeclined:
+			e.Outcome, e.DeclineCode = payments.OutcomeDeclined, "card_declined"
+		case TokenDeclinedInsufficiency:
+			e.Outcome, e.DeclineCode = payments.OutcomeDeclined, "insufficient_funds"
+		default:
+			return payments.Result{}, payments.ErrInvalidToken
+		}
+		if e, err = s.ledger.Record(ctx, e); err != nil {
+			return payments.Result{}, s.down(err)
+		}
+	}
+	if e.Kind != "charge" {
+		return payments.Result{}, fault.E(fault.Conflict, "idempotency_key_reused", "the key was used for a refund")
+	}
+	return s.leave(ctx, hang, result(e))
+}
+
+// Refund gives back a captured charge in full, once per idempotency key.
+// Refunding an unknown or declined charge, or another amount, is refused as
+// fault.Invalid.
+func (s *Simulator) Refund(ctx context.Context, key, chargeRef string, amount payments.Money) (payments.Result, error) {
+	hang, err := s.enter(ctx)
+	if err != nil {
+		return payments.Result{}, err
+	}
+	e, found, err := s.ledger.Find(ctx, key)
+	if err != nil {
+		return payments.Result{}, s.down(err)
+	}
+	if !found {
+		charge, ok, err := s.ledger.FindReference(ctx, chargeRef)
+		if err != nil {
+			return payments.Result{}, s.down(err)
+		}
+		if !ok || charge.Kind != "charge" || charge.Outcome != payments.OutcomeCaptured || charge.Amount != amount {
+			return payments.Result{}, fault.E(fault.Invalid, "invalid_refund", "no captured charge of that amount to refund")
+		}
+		e = Entry{Key: key, Kind: "refund", Outcome: payments.OutcomeRefunded, Reference: "re_sim_" + randomHex(),
+			ChargeRef: chargeRef, Amount: amount}
+		if e, err = s.ledger.Record(ctx, e); err != nil {
+			return payments.Result{}, s.down(err)
+		}
+	}
+	return s.leave(ctx, hang, result(e))
+}
+
+// Lookup answers the recorded result of key, payments.ErrUnknownKey when the
+// simulator never recorded it.
+func (s *Simulator) Lookup(ctx context.Context, key string) (payments.Result, error) {
+	hang, err := s.enter(ctx)
+	if err != nil {
+		return payments.Result{}, err
+	}
+	e, found, err := s.ledger.Find(ctx, key)
+	if err != nil {
+		return payments.Result{}, s.down(err)
+	}
+	if !found {
+		return payments.Result{}, payments.ErrUnknownKey
+	}
+	return s.leave(ctx, hang, result(e))
+}
+
+// enter applies latency and the failure rate, and decides whether this call
+// will hang after doing its work.
+func (s *Simulator) enter(ctx context.Context) (hang bool, err error) {
+	if s.cfg.Latency > 0 {
+		t := time.NewTimer(s.cfg.Latency)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false, fault.Wrap(ctx.Err(), fault.Timeout, payments.ErrTimeout.Code, payments.ErrTimeout.Message)
+		case <-t.C:
+		}
+	}
+	s.mu.Lock()
+	fail, hang := s.rnd.Float64() < s.cfg.FailureRate, s.rnd.Float64() < s.cfg.TimeoutRate
+	s.mu.Unlock()
+	if fail {
+		return false, payments.ErrUnavailable
+	}
+	return hang, nil
+}
+
+// leave answers r, or hangs until the caller gives up when the call was
+// chosen to time out.
+func (s *Simulator) leave(ctx context.Context, hang bool, r payments.Result) (payments.Result, error) {
+	if !hang {
+		return r, nil
+	}
+	<-ctx.Done()
+	return payments.Result{}, fault.Wrap(ctx.Err(), fault.Timeout, payments.ErrTimeout.Code, payments.ErrTimeout.Message)
+}
+
+// down reports a ledger failure as the processor being unavailable.
+func (s *Simulator) down(err error) error {
+	return fault.Wrap(err, fault.Unavailable, payments.ErrUnavailable.Code, payments.ErrUnavailable.Message)
+}
+
+func result(e Entry) payments.Result {
+	return payments.Result{Outcome: e.Outcome, Reference: e.Reference, DeclineCode: e.DeclineCode, Amount: e.Amount}
+}
+
+func randomHex() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

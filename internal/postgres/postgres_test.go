@@ -1,0 +1,217 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+func connect(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := postgres.Open(context.Background(), postgres.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func applied(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	rows, _ := pool.Query(context.Background(), `SELECT name FROM schema_migrations ORDER BY version`)
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+var migrations = fstest.MapFS{
+	// 0010 relies on 0002, so applying out of order fails.
+	"0010_add_col.sql":  {Data: []byte(`ALTER TABLE things ADD COLUMN colour text; INSERT INTO log VALUES ('10');`)},
+	"0002_things.sql":   {Data: []byte(`CREATE TABLE things (id int PRIMARY KEY); INSERT INTO log VALUES ('2');`)},
+	"0001_log.sql":      {Data: []byte(`CREATE TABLE log (step text);`)},
+	"README.md":         {Data: []byte(`not a migration`)},
+	"sub/0003_more.sql": {Data: []byte(`INSERT INTO log VALUES ('3');`)},
+}
+
+func TestMigrateInOrderAndIdempotent(t *testing.T) {
+	pool := connect(t, pgtest.NewDatabase(t))
+	ctx := context.Background()
+	for i := range 2 {
+		if err := postgres.Migrate(ctx, pool, migrations); err != nil {
+			t.Fatalf("Migrate #%d: %v", i+1, err)
+		}
+	}
+	if diff := cmp.Diff([]string{"0001_log.sql", "0002_things.sql", "0003_more.sql", "0010_add_col.sql"}, applied(t, pool)); diff != "" {
+		t.Errorf("schema_migrations (-want +got):\n%s", diff)
+	}
+	rows, _ := pool.Query(ctx, `SELECT step FROM log`)
+	steps, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"2", "3", "10"}, steps); diff != "" {
+		t.Errorf("each migration must run exactly once, in order (-want +got):\n%s", diff)
+	}
+}
+
+func TestMigrateConcurrently(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	const n = 4
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			pool, err := pgxpool.New(ctx, url)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer pool.Close()
+			errs[i] = postgres.Migrate(ctx, pool, migrations)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("concurrent Migrate: %v", err)
+	}
+	pool := connect(t, url)
+	var count int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM log`).Scan(&count); err != nil || count != 3 {
+		t.Errorf("log rows = %d (%v), want 3: a migration ran twice", count, err)
+	}
+}
+
+func TestFailingMigrationRollsBack(t *testing.T) {
+	pool := connect(t, pgtest.NewDatabase(t))
+	ctx := context.Background()
+	bad := fstest.MapFS{
+		"0001_log.sql":  {Data: []byte(`CREATE TABLE log (step text);`)},
+		"0002_half.sql": {Data: []byte(`CREATE TABLE half (id int); INSERT INTO nowhere VALUES (1);`)},
+		"0003_next.sql": {Data: []byte(`INSERT INTO log VALUES ('3');`)},
+	}
+	err := postgres.Migrate(ctx, pool, bad)
+	if err == nil || !strings.Contains(err.Error(), "0002_half.sql") {
+		t.Fatalf("Migrate = %v, want an error naming 0002_half.sql", err)
+	}
+	if diff := cmp.Diff([]string{"0001_log.sql"}, applied(t, pool)); diff != "" {
+		t.Errorf("schema_migrations (-want +got):\n%s", diff)
+	}
+	var half *string
+	if err := pool.QueryRow(ctx, `SELECT to_regclass('half')::text`).Scan(&half); err != nil || half != nil {
+		t.Errorf("table of the failed migration exists (%v, %v): not rolled back", half, err)
+	}
+	// Fixed, the same migration applies and the rest follow.
+	bad["0002_half.sql"] = &fstest.MapFile{Data: []byte(`CREATE TABLE half (id int);`)}
+	if err := postgres.Migrate(ctx, pool, bad); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(applied(t, pool)); got != 3 {
+		t.Errorf("%d migrations applied after the fix, want 3", got)
+	}
+}
+
+func TestMigrateRejectsBadNames(t *testing.T) {
+	pool := connect(t, pgtest.NewDatabase(t))
+	for name, fsys := range map[string]fstest.MapFS{
+		"no number":      {"init.sql": {Data: []byte(`SELECT 1`)}},
+		"shared version": {"0001_a.sql": {Data: []byte(`SELECT 1`)}, "0001_b.sql": {Data: []byte(`SELECT 1`)}},
+	} {
+		if err := postgres.Migrate(context.Background(), pool, fsys); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestTx(t *testing.T) {
+	pool := connect(t, pgtest.NewDatabase(t))
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `CREATE TABLE t (v int)`); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO t VALUES (1)`); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Errorf("Tx = %v, want fn's error", err)
+	}
+	if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO t VALUES (2)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A cancelled request context still commits what fn finished.
+	cctx, cancel := context.WithCancel(ctx)
+	if err := postgres.Tx(cctx, pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(cctx, `INSERT INTO t VALUES (3)`)
+		cancel()
+		return err
+	}); err != nil {
+		t.Errorf("Tx after cancellation: %v", err)
+	}
+	rows, _ := pool.Query(ctx, `SELECT v FROM t ORDER BY v`)
+	got, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]int32{2, 3}, got); diff != "" {
+		t.Errorf("rows (-want +got):\n%s", diff)
+	}
+	if _, err := pool.Exec(ctx, `CREATE UNIQUE INDEX t_v ON t (v)`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = pool.Exec(ctx, `INSERT INTO t VALUES (2)`)
+	if !postgres.IsUniqueViolation(err, "t_v") || !postgres.IsUniqueViolation(err, "") || postgres.IsUniqueViolation(err, "other") {
+		t.Errorf("IsUniqueViolation misclassifies %v", err)
+	}
+}
+
+func TestOpenCreatesDatabase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "test_create_" + hex.EncodeToString(b)
+	admin := connect(t, pgtest.ServerURL())
+	t.Cleanup(func() {
+		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	url := pgtest.URL(t, name)
+	// The pool is lazy: without CreateDatabase the first use fails.
+	if pool, err := postgres.Open(context.Background(), postgres.Config{URL: url}); err == nil {
+		if pool.Ping(context.Background()) == nil {
+			t.Fatal("the database exists before Open with CreateDatabase")
+		}
+		pool.Close()
+	}
+	for i := range 2 { // the second Open finds it existing
+		pool, err := postgres.Open(context.Background(), postgres.Config{URL: url, CreateDatabase: true, Migrations: migrations})
+		if err != nil {
+			t.Fatalf("Open #%d: %v", i+1, err)
+		}
+		if got := len(applied(t, pool)); got != 4 {
+			t.Errorf("Open #%d: %d migrations applied, want 4", i+1, got)
+		}
+		pool.Close()
+	}
+}

@@ -1,0 +1,404 @@
+package meili_test
+
+// This file is a FAKE OF A THIRD PARTY: a small in-memory HTTP server that
+// follows Meilisearch's documented HTTP API (v1.x) for exactly what the adapter
+// uses, because no Meilisearch can run on these machines. It is written from
+// the public API reference, not from Meilisearch's code:
+//   - POST /indexes/{uid}/documents[?primaryKey=] adds or replaces documents,
+//     PUT the same path merges them, DELETE /indexes/{uid}/documents/{id};
+//     each answers 202 with a summarized task {taskUid, indexUid, status:
+//     "enqueued", type, enqueuedAt}.
+//   - PATCH /indexes/{uid}/settings (202, task) stores the settings.
+//   - GET /tasks/{uid} answers the task with status "succeeded" (work is done
+//     synchronously here), or 404 task_not_found.
+//   - POST /indexes/{uid}/search with q, filter (AND-joined "attr op value"
+//     expressions, attributes must be filterable), facets, sort ("attr:asc"),
+//     limit (default 20), offset, matchingStrategy "all" → hits,
+//     estimatedTotalHits, facetDistribution. Filtering or sorting on an
+//     attribute that the settings do not declare fails with 400, as it does in
+//     Meilisearch, so the adapter's EnsureSettings is exercised.
+//   - Errors are {message, code, type, link}; with a key configured every
+//     request needs "Authorization: Bearer <key>".
+// Typo tolerance follows Meilisearch's defaults in spirit: one typo allowed in
+// words of 5+ letters, two in 9+, the last query word also matches as a prefix.
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+)
+
+type fakeMeili struct {
+	key   string
+	mu    sync.Mutex
+	tasks int64
+	docs  map[string]map[string]map[string]any // index → id → document
+	order map[string][]string                  // index → ids in insertion order
+	sets  map[string]map[string][]string       // index → setting → attributes
+}
+
+func newFakeMeili(key string) *fakeMeili {
+	return &fakeMeili{key: key, docs: map[string]map[string]map[string]any{}, order: map[string][]string{},
+		sets: map[string]map[string][]string{}}
+}
+
+func (f *fakeMeili) fail(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"message": msg, "code": code, "type": "invalid_request",
+		"link": "https://docs.meilisearch.com/errors#" + code})
+}
+
+func (f *fakeMeili) reply(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// enqueue answers a write with its summarized task (the caller holds f.mu).
+func (f *fakeMeili) enqueue(w http.ResponseWriter, index, typ string) {
+	f.tasks++
+	f.reply(w, http.StatusAccepted, map[string]any{"taskUid": f.tasks, "indexUid": index, "status": "enqueued",
+		"type": typ, "enqueuedAt": time.Now().UTC().Format(time.RFC3339Nano)})
+}
+
+func (f *fakeMeili) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.key != "" && r.Header.Get("Authorization") != "Bearer "+f.key {
+		f.fail(w, http.StatusUnauthorized, "missing_authorization_header", "The Authorization header is missing or invalid.")
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	switch {
+	case len(parts) == 2 && parts[0] == "tasks" && r.Method == http.MethodGet:
+		uid, err := strconv.ParseInt(parts[1], 10, 64)
+		if err != nil || uid < 1 || uid > f.tasks {
+			f.fail(w, http.StatusNotFound, "task_not_found", "Task not found.")
+			return
+		}
+		f.reply(w, http.StatusOK, map[string]any{"uid": uid, "status": "succeeded", "type": "documentAdditionOrUpdate",
+			"error": nil, "enqueuedAt": time.Now().UTC().Format(time.RFC3339Nano)})
+	case len(parts) == 3 && parts[0] == "indexes" && parts[2] == "documents" && (r.Method == http.MethodPost || r.Method == http.MethodPut):
+		var docs []map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&docs); err != nil {
+			f.fail(w, http.StatusBadRequest, "malformed_payload", "The payload is not an array of objects.")
+			return
+		}
+		pk := r.URL.Query().Get("primaryKey")
+		if pk == "" {
+			pk = "id"
+		}
+		index := parts[1]
+		if f.docs[index] == nil {
+			f.docs[index] = map[string]map[string]any{}
+		}
+		for _, d := range docs {
+			id := fmt.Sprint(d[pk])
+			old, exists := f.docs[index][id]
+			if exists && r.Method == http.MethodPut {
+				for k, v := range d {
+					old[k] = v
+				}
+				continue
+			}
+			if !exists {
+				f.order[index] = append(f.order[index], id)
+			}
+			f.docs[index][id] = d
+		}
+		f.enqueue(w, index, "documentAdditionOrUpdate")
+	case len(parts) == 4 && parts[0] == "indexes" && parts[2] == "documents" && r.Method == http.MethodDelete:
+		index, id := parts[1], parts[3]
+		delete(f.docs[index], id)
+		f.order[index] = slices.DeleteFunc(f.order[index], func(s string) bool { return s == id })
+		f.enqueue(w, index, "documentDeletion")
+	case len(parts) == 3 && parts[0] == "indexes" && parts[2] == "settings" && r.Method == http.MethodPatch:
+		var s map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&s); err != nil {
+			f.fail(w, http.StatusBadRequest, "bad_request", "The settings are not a JSON object.")
+			return
+		}
+		if f.sets[parts[1]] == nil {
+			f.sets[parts[1]] = map[string][]string{}
+		}
+		for k, v := range s {
+			list, _ := v.([]any)
+			attrs := []string{}
+			for _, a := range list {
+				attrs = append(attrs, fmt.Sprint(a))
+			}
+			f.sets[parts[1]][k] = attrs
+		}
+		f.enqueue(w, parts[1], "settingsUpdate")
+	case len(parts) == 3 && parts[0] == "indexes" && parts[2] == "search" && r.Method == http.MethodPost:
+		f.search(w, r, parts[1])
+	default:
+		f.fail(w, http.StatusNotFound, "not_found", "Route not handled by the fake.")
+	}
+}
+
+type searchBody struct {
+	Q                string   `json:"q"`
+	Filter           any      `json:"filter"`
+	Facets           []string `json:"facets"`
+	Sort             []string `json:"sort"`
+	Limit            *int     `json:"limit"`
+	Offset           int      `json:"offset"`
+	MatchingStrategy string   `json:"matchingStrategy"`
+}
+
+type condition struct {
+	attr, op string
+	value    any
+}
+
+func (f *fakeMeili) parseFilter(index string, filter any) ([]condition, error) {
+	expr, ok := filter.(string)
+	if filter == nil {
+		return nil, nil
+	}
+	if !ok {
+		return nil, fmt.Errorf("only string filters are supported by the fake")
+	}
+	var out []condition
+	for _, part := range strings.Split(expr, " AND ") {
+		fields := strings.Fields(part)
+		if len(fields) < 3 {
+			return nil, fmt.Errorf("bad condition %q", part)
+		}
+		attr, op, raw := fields[0], fields[1], strings.Join(fields[2:], " ")
+		if !slices.Contains(f.sets[index]["filterableAttributes"], attr) {
+			return nil, fmt.Errorf("attribute `%s` is not filterable", attr)
+		}
+		var v any
+		switch {
+		case strings.HasPrefix(raw, `"`):
+			s, err := strconv.Unquote(raw)
+			if err != nil {
+				return nil, fmt.Errorf("bad string %s", raw)
+			}
+			v = s
+		case raw == "true" || raw == "false":
+			v = raw == "true"
+		default:
+			n, err := strconv.ParseFloat(raw, 64)
+			if err != nil {
+				return nil, fmt.Errorf("bad value %s", raw)
+			}
+			v = n
+		}
+		switch op {
+		case "=", "!=", ">=", "<=", ">", "<":
+		default:
+			return nil, fmt.Errorf("operator %s not supported by the fake", op)
+		}
+		out = append(out, condition{attr, op, v})
+	}
+	return out, nil
+}
+
+func (c condition) holds(doc map[string]any) bool {
+	got := doc[c.attr]
+	if n, ok := c.value.(float64); ok {
+		g, ok := got.(float64)
+		if !ok {
+			return false
+		}
+		switch c.op {
+		case "=":
+			return g == n
+		case "!=":
+			return g != n
+		case ">=":
+			return g >= n
+		case "<=":
+			return g <= n
+		case ">":
+			return g > n
+		default:
+			return g < n
+		}
+	}
+	eq := fmt.Sprint(got) == fmt.Sprint(c.value)
+	switch c.op {
+	case "=":
+		return eq
+	case "!=":
+		return !eq
+	}
+	return false
+}
+
+func tokens(s string) []string {
+	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+}
+
+func distance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur := make([]int, len(rb)+1)
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(rb)]
+}
+
+// typos is how many typos turn word into tok, or -1 when too many.
+func typos(word, tok string, last bool) int {
+	if word == tok || last && strings.HasPrefix(tok, word) {
+		return 0
+	}
+	allowed := 0
+	switch n := len([]rune(word)); {
+	case n >= 9:
+		allowed = 2
+	case n >= 5:
+		allowed = 1
+	}
+	if d := distance(word, tok); d <= allowed {
+		return d
+	}
+	return -1
+}
+
+type scored struct {
+	doc          map[string]any
+	typos, attrs int
+	pos          int
+}
+
+func (f *fakeMeili) search(w http.ResponseWriter, r *http.Request, index string) {
+	var body searchBody
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		f.fail(w, http.StatusBadRequest, "bad_request", "The search body is not valid JSON.")
+		return
+	}
+	if body.MatchingStrategy != "" && body.MatchingStrategy != "all" {
+		f.fail(w, http.StatusBadRequest, "invalid_search_matching_strategy", "the fake implements only matchingStrategy all")
+		return
+	}
+	conds, err := f.parseFilter(index, body.Filter)
+	if err != nil {
+		f.fail(w, http.StatusBadRequest, "invalid_search_filter", err.Error())
+		return
+	}
+	for _, s := range body.Sort {
+		attr, dir, _ := strings.Cut(s, ":")
+		if !slices.Contains(f.sets[index]["sortableAttributes"], attr) || dir != "asc" && dir != "desc" {
+			f.fail(w, http.StatusBadRequest, "invalid_search_sort", fmt.Sprintf("attribute `%s` is not sortable", attr))
+			return
+		}
+	}
+	for _, facet := range body.Facets {
+		if !slices.Contains(f.sets[index]["filterableAttributes"], facet) {
+			f.fail(w, http.StatusBadRequest, "invalid_search_facets", fmt.Sprintf("attribute `%s` is not filterable", facet))
+			return
+		}
+	}
+	searchable := f.sets[index]["searchableAttributes"]
+	if len(searchable) == 0 {
+		f.fail(w, http.StatusBadRequest, "fake_unsupported", "the fake needs searchableAttributes")
+		return
+	}
+	words := tokens(body.Q)
+	var matched []scored
+	for pos, id := range f.order[index] {
+		doc := f.docs[index][id]
+		ok := true
+		for _, c := range conds {
+			ok = ok && c.holds(doc)
+		}
+		if !ok {
+			continue
+		}
+		s := scored{doc: doc, pos: pos}
+		for i, word := range words {
+			best, bestAttr := -1, 0
+			for a, attr := range searchable {
+				for _, tok := range tokens(fmt.Sprint(doc[attr])) {
+					if t := typos(word, tok, i == len(words)-1); t >= 0 && (best < 0 || t < best) {
+						best, bestAttr = t, a
+					}
+				}
+			}
+			if best < 0 {
+				ok = false
+				break
+			}
+			s.typos += best
+			s.attrs += bestAttr
+		}
+		if ok {
+			matched = append(matched, s)
+		}
+	}
+	// Ranking rules: sort first (when asked), then typo, attribute, insertion.
+	slices.SortStableFunc(matched, func(a, b scored) int {
+		for _, s := range body.Sort {
+			attr, dir, _ := strings.Cut(s, ":")
+			c := compare(a.doc[attr], b.doc[attr])
+			if dir == "desc" {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+		}
+		if a.typos != b.typos {
+			return a.typos - b.typos
+		}
+		if a.attrs != b.attrs {
+			return a.attrs - b.attrs
+		}
+		return a.pos - b.pos
+	})
+	facets := map[string]map[string]int{}
+	for _, facet := range body.Facets {
+		facets[facet] = map[string]int{}
+		for _, m := range matched {
+			facets[facet][fmt.Sprint(m.doc[facet])]++
+		}
+	}
+	limit := 20
+	if body.Limit != nil {
+		limit = *body.Limit
+	}
+	hits := []map[string]any{}
+	for i := body.Offset; i < len(matched) && i < body.Offset+limit; i++ {
+		hits = append(hits, matched[i].doc)
+	}
+	f.reply(w, http.StatusOK, map[string]any{"hits": hits, "query": body.Q, "processingTimeMs": 0, "limit": limit,
+		"offset": body.Offset, "estimatedTotalHits": len(matched), "facetDistribution": facets})
+}
+
+func compare(a, b any) int {
+	if x, ok := a.(float64); ok {
+		y, _ := b.(float64)
+		switch {
+		case x < y:
+			return -1
+		case x > y:
+			return 1
+		}
+		return 0
+	}
+	return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
+}

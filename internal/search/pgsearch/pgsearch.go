@@ -1,0 +1,156 @@
+// Package pgsearch is the embedded search backend: the search_documents table
+// of the catalog database (created by catalogdb's migrations), full-text
+// matching with tsvector and typo tolerance with pg_trgm. It needs no service
+// beyond PostgreSQL, and the catalog writes its documents in the same
+// transaction as the product (UpsertTx, DeleteTx), so search never lags.
+package pgsearch
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopfaas/shop/internal/search"
+)
+
+// Similarity is the pg_trgm word_similarity a query word needs with a
+// document's name, category or sku to count as a typo of one of them
+// ("hedphones" scores 0.62 against "headphones").
+const Similarity = 0.5
+
+// Execer is a pool or a transaction.
+type Execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// Index searches the catalog database.
+type Index struct {
+	db *pgxpool.Pool
+}
+
+var _ search.Index = (*Index)(nil)
+
+// New returns the index over the catalog database pool db.
+func New(db *pgxpool.Pool) *Index { return &Index{db: db} }
+
+// EnsureSettings checks that the schema is there (the migrations own it).
+func (ix *Index) EnsureSettings(ctx context.Context) error {
+	var ok bool
+	err := ix.db.QueryRow(ctx, `SELECT to_regclass('search_documents') IS NOT NULL`).Scan(&ok)
+	if err != nil {
+		return fmt.Errorf("pgsearch: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("pgsearch: table search_documents is missing (catalog migrations not applied)")
+	}
+	return nil
+}
+
+// Upsert writes docs outside any product transaction (reindexing).
+func (ix *Index) Upsert(ctx context.Context, docs ...search.Document) error {
+	return UpsertTx(ctx, ix.db, docs...)
+}
+
+// Delete removes a document; deleting a missing one is not an error.
+func (ix *Index) Delete(ctx context.Context, id uuid.UUID) error {
+	return DeleteTx(ctx, ix.db, id)
+}
+
+// UpsertTx writes docs on db, typically the product's own transaction.
+func UpsertTx(ctx context.Context, db Execer, docs ...search.Document) error {
+	for _, d := range docs {
+		_, err := db.Exec(ctx, `INSERT INTO search_documents
+			(id, sku, name, description, category, price_amount, price_currency, sold_count, in_stock)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			ON CONFLICT (id) DO UPDATE SET sku = EXCLUDED.sku, name = EXCLUDED.name,
+				description = EXCLUDED.description, category = EXCLUDED.category,
+				price_amount = EXCLUDED.price_amount, price_currency = EXCLUDED.price_currency,
+				sold_count = EXCLUDED.sold_count, in_stock = EXCLUDED.in_stock`,
+			d.ID, d.SKU, d.Name, d.Description, d.Category, d.Price.Amount, d.Price.Currency, d.SoldCount, d.InStock)
+		if err != nil {
+			return fmt.Errorf("pgsearch: upsert %s: %w", d.ID, err)
+		}
+	}
+	return nil
+}
+
+// DeleteTx removes the document of id on db, typically the archiving
+// transaction.
+func DeleteTx(ctx context.Context, db Execer, id uuid.UUID) error {
+	if _, err := db.Exec(ctx, `DELETE FROM search_documents WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("pgsearch: delete %s: %w", id, err)
+	}
+	return nil
+}
+
+// match is the WHERE clause shared by the facet and the hit queries. $1 is the
+// array of query words: every word must match the full-text vector (stemmed)
+// or be similar enough to a word of name, category or sku.
+const match = `
+	WHERE NOT EXISTS (
+		SELECT 1 FROM unnest($1::text[]) AS w
+		WHERE NOT (d.tsv @@ plainto_tsquery('english', w)
+			OR d.tsv @@ plainto_tsquery('simple', w)
+			OR word_similarity(w, d.words) >= $6))
+	AND ($2 = '' OR d.category = $2)
+	AND ($3::bigint IS NULL OR d.price_amount >= $3)
+	AND ($4::bigint IS NULL OR d.price_amount <= $4)
+	AND ($5::boolean IS NULL OR d.in_stock = $5)`
+
+// Search answers q with hits, total and category facets.
+func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, error) {
+	words := search.Words(q.Text)
+	if words == nil {
+		words = []string{}
+	}
+	args := []any{words, q.Category, q.MinPrice, q.MaxPrice, q.InStock, Similarity}
+	res := search.Result{Hits: []search.Document{}, Facets: map[string]map[string]int{"category": {}}}
+
+	rows, err := ix.db.Query(ctx, `SELECT d.category, count(*) FROM search_documents d`+match+` GROUP BY d.category`, args...)
+	if err != nil {
+		return res, fmt.Errorf("pgsearch: facets: %w", err)
+	}
+	var cat string
+	var n int
+	_, err = pgx.ForEachRow(rows, []any{&cat, &n}, func() error {
+		res.Facets["category"][cat] = n
+		res.Total += n // every document has exactly one category
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("pgsearch: facets: %w", err)
+	}
+
+	order := `relevance DESC, d.sold_count DESC, d.id DESC`
+	switch q.Sort {
+	case search.SortPriceAsc:
+		order = `d.price_amount ASC, d.id DESC`
+	case search.SortPriceDesc:
+		order = `d.price_amount DESC, d.id DESC`
+	case search.SortPopularity:
+		order = `d.sold_count DESC, d.id DESC`
+	}
+	rows, err = ix.db.Query(ctx, `SELECT d.id, d.sku, d.name, d.description, d.category, d.price_amount,
+			d.price_currency, d.sold_count, d.in_stock,
+			ts_rank(d.tsv, plainto_tsquery('english', $7)) + word_similarity($7, lower(d.name)) AS relevance
+		FROM search_documents d`+match+` ORDER BY `+order+` LIMIT $8 OFFSET $9`,
+		append(args, q.Text, q.Limit, q.Offset)...)
+	if err != nil {
+		return res, fmt.Errorf("pgsearch: search: %w", err)
+	}
+	var d search.Document
+	var relevance float64
+	_, err = pgx.ForEachRow(rows, []any{&d.ID, &d.SKU, &d.Name, &d.Description, &d.Category, &d.Price.Amount,
+		&d.Price.Currency, &d.SoldCount, &d.InStock, &relevance}, func() error {
+		res.Hits = append(res.Hits, d)
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("pgsearch: search: %w", err)
+	}
+	return res, nil
+}

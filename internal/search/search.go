@@ -1,0 +1,164 @@
+// Package search is the product search contract: the Index every backend
+// implements (pgsearch, the embedded PostgreSQL default, and meili, the
+// Meilisearch adapter), the query a client may ask and its validation. It does
+// no I/O. Every backend passes the same behaviour suite (searchtest).
+package search
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+// Document is what the index holds for one live (not archived) product; hits
+// are documents, in the product's JSON shape.
+type Document struct {
+	ID          uuid.UUID     `json:"id"`
+	SKU         string        `json:"sku"`
+	Name        string        `json:"name"`
+	Description string        `json:"description"`
+	Category    string        `json:"category"`
+	Price       catalog.Money `json:"price"`
+	SoldCount   int64         `json:"sold_count"`
+	InStock     bool          `json:"in_stock"`
+}
+
+// FromProduct is the search document of p.
+func FromProduct(p catalog.Product) Document {
+	return Document{ID: p.ID, SKU: p.SKU, Name: p.Name, Description: p.Description, Category: p.Category,
+		Price: p.Price, SoldCount: p.SoldCount, InStock: p.InStock}
+}
+
+// Sort orders of a search.
+const (
+	SortRelevance  = "relevance"
+	SortPriceAsc   = "price_asc"
+	SortPriceDesc  = "price_desc"
+	SortPopularity = "popularity" // sold_count, highest first
+)
+
+// Query limits.
+const (
+	DefaultLimit = 20
+	MaxLimit     = 100
+	MaxOffset    = 10_000
+	MaxText      = 200
+)
+
+// Query is a validated search. Text matches name, description, category and
+// sku, every word required, each exactly, by stem or with a typo. Nil pointers
+// mean "no filter". Ties always break by id, newest first, so paging is stable.
+type Query struct {
+	Text     string
+	Category string
+	MinPrice *int64
+	MaxPrice *int64
+	InStock  *bool
+	Sort     string
+	Limit    int
+	Offset   int
+}
+
+// Result is one page of hits, the total number of matching documents and the
+// category facet over all of them (with every filter applied).
+type Result struct {
+	Hits   []Document                `json:"hits"`
+	Total  int                       `json:"total"`
+	Facets map[string]map[string]int `json:"facets"`
+}
+
+// Index is a search backend. Upsert and Delete are idempotent and visible to
+// the next Search when they return (read-your-writes); EnsureSettings is
+// idempotent and called once at start.
+type Index interface {
+	Upsert(ctx context.Context, docs ...Document) error
+	Delete(ctx context.Context, id uuid.UUID) error
+	Search(ctx context.Context, q Query) (Result, error)
+	EnsureSettings(ctx context.Context) error
+}
+
+// Words splits text into the lower-case words a backend must all match.
+func Words(text string) []string {
+	return strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
+		return !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r > 127)
+	})
+}
+
+func invalid(format string, args ...any) error {
+	return fault.E(fault.Invalid, "invalid_request", fmt.Sprintf(format, args...))
+}
+
+// ParseQuery validates the query string of GET /search/products. Every bad
+// value is fault.Invalid (422) with code invalid_request.
+func ParseQuery(v url.Values) (Query, error) {
+	q := Query{Text: strings.TrimSpace(v.Get("q")), Category: v.Get("category"), Sort: v.Get("sort"),
+		Limit: DefaultLimit}
+	if utf8.RuneCountInString(q.Text) > MaxText {
+		return q, invalid("q must be at most %d characters", MaxText)
+	}
+	if err := catalog.ValidateCategory(q.Category); err != nil {
+		return q, err
+	}
+	price := func(name string) (*int64, error) {
+		raw := v.Get(name)
+		if raw == "" {
+			return nil, nil
+		}
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || n < 0 || n > catalog.MaxPrice {
+			return nil, invalid("%s must be an integer amount in minor units from 0 to %d", name, catalog.MaxPrice)
+		}
+		return &n, nil
+	}
+	var err error
+	if q.MinPrice, err = price("min_price"); err != nil {
+		return q, err
+	}
+	if q.MaxPrice, err = price("max_price"); err != nil {
+		return q, err
+	}
+	if q.MinPrice != nil && q.MaxPrice != nil && *q.MinPrice > *q.MaxPrice {
+		return q, invalid("min_price must not exceed max_price")
+	}
+	if raw := v.Get("in_stock"); raw != "" {
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return q, invalid("in_stock must be true or false")
+		}
+		q.InStock = &b
+	}
+	switch q.Sort {
+	case "":
+		q.Sort = SortRelevance
+	case SortRelevance, SortPriceAsc, SortPriceDesc, SortPopularity:
+	default:
+		return q, invalid("sort must be one of relevance, price_asc, price_desc, popularity")
+	}
+	if q.Limit, err = intParam(v, "limit", DefaultLimit, 1, MaxLimit); err != nil {
+		return q, err
+	}
+	if q.Offset, err = intParam(v, "offset", 0, 0, MaxOffset); err != nil {
+		return q, err
+	}
+	return q, nil
+}
+
+func intParam(v url.Values, name string, def, min, max int) (int, error) {
+	raw := v.Get(name)
+	if raw == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < min || n > max {
+		return 0, invalid("%s must be an integer from %d to %d", name, min, max)
+	}
+	return n, nil
+}

@@ -1,0 +1,41 @@
+package search_test
+
+import (
+	"net/url"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/search"
+)
+
+func TestParseQuery(t *testing.T) {
+	v, _ := url.ParseQuery("q=+red+lamp+&category=home&min_price=0&max_price=500&in_stock=true&sort=price_desc&limit=5&offset=10")
+	got, err := search.ParseQuery(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero, max, yes := int64(0), int64(500), true
+	want := search.Query{Text: "red lamp", Category: "home", MinPrice: &zero, MaxPrice: &max, InStock: &yes,
+		Sort: search.SortPriceDesc, Limit: 5, Offset: 10}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if got, _ := search.ParseQuery(url.Values{}); got.Sort != search.SortRelevance || got.Limit != search.DefaultLimit {
+		t.Errorf("defaults %+v", got)
+	}
+	for _, raw := range []string{"min_price=abc", "min_price=1.5", "max_price=-1", "min_price=9&max_price=1", "limit=1000",
+		"limit=0", "offset=-1", "offset=x", "sort=bogus", "in_stock=maybe", "category=A%20B"} {
+		v, _ := url.ParseQuery(raw)
+		if _, err := search.ParseQuery(v); !fault.Is(err, fault.Invalid, "") {
+			t.Errorf("%s: %v, want invalid", raw, err)
+		}
+	}
+}
+
+func TestWords(t *testing.T) {
+	if diff := cmp.Diff([]string{"usb-c", "cable", "2m"}, search.Words("USB-C  cable, 2m!")); diff != "" {
+		t.Error(diff)
+	}
+}

@@ -1,0 +1,213 @@
+// Package searchtest is the behaviour suite every search.Index must pass, so the
+// embedded PostgreSQL backend and the Meilisearch adapter answer alike.
+package searchtest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/search"
+)
+
+// NewIndex returns an empty index for one subtest, cleaned up by t.Cleanup.
+type NewIndex func(t *testing.T) search.Index
+
+func ptr[T any](v T) *T { return &v }
+
+type fixture struct {
+	headphones, earbuds, speaker, lamp, cable search.Document
+	all                                       []search.Document
+}
+
+func doc(name, desc, category string, price, sold int64, inStock bool) search.Document {
+	return search.Document{ID: uuid.Must(uuid.NewV7()), SKU: "SKU-" + uuid.NewString()[:8], Name: name,
+		Description: desc, Category: category, Price: catalog.Money{Amount: price, Currency: "USD"},
+		SoldCount: sold, InStock: inStock}
+}
+
+func seed(t *testing.T, ix search.Index) fixture {
+	t.Helper()
+	f := fixture{
+		headphones: doc("Studio Headphones", "Closed-back monitoring for the studio", "audio", 12999, 40, true),
+		earbuds:    doc("Wireless Earbuds", "Tiny, with a charging case", "audio", 5999, 90, false),
+		speaker:    doc("Bluetooth Speaker", "Loud enough for a garden party", "audio", 8999, 10, true),
+		lamp:       doc("Desk Lamp", "Warm light that pairs well with your headphones", "home", 2999, 5, true),
+		cable:      doc("Braided Cable", "Two metres, USB-C", "accessories", 999, 200, false),
+	}
+	f.all = []search.Document{f.headphones, f.earbuds, f.speaker, f.lamp, f.cable}
+	if err := ix.EnsureSettings(context.Background()); err != nil {
+		t.Fatalf("EnsureSettings: %v", err)
+	}
+	if err := ix.EnsureSettings(context.Background()); err != nil {
+		t.Fatalf("EnsureSettings is not idempotent: %v", err)
+	}
+	if err := ix.Upsert(context.Background(), f.all...); err != nil {
+		t.Fatalf("Upsert: %v", err)
+	}
+	return f
+}
+
+func run(t *testing.T, ix search.Index, q search.Query) search.Result {
+	t.Helper()
+	if q.Limit == 0 {
+		q.Limit = search.DefaultLimit
+	}
+	if q.Sort == "" {
+		q.Sort = search.SortRelevance
+	}
+	res, err := ix.Search(context.Background(), q)
+	if err != nil {
+		t.Fatalf("Search(%+v): %v", q, err)
+	}
+	return res
+}
+
+func ids(docs ...search.Document) []uuid.UUID {
+	out := make([]uuid.UUID, 0, len(docs))
+	for _, d := range docs {
+		out = append(out, d.ID)
+	}
+	return out
+}
+
+func names(docs []search.Document) []string {
+	out := make([]string, 0, len(docs))
+	for _, d := range docs {
+		out = append(out, d.Name)
+	}
+	return out
+}
+
+// Run runs the suite; newIndex gives every subtest its own empty index.
+func Run(t *testing.T, newIndex NewIndex) {
+	t.Run("misspelled word is found", func(t *testing.T) {
+		ix := newIndex(t)
+		f := seed(t, ix)
+		res := run(t, ix, search.Query{Text: "hedphones", Category: "audio"})
+		if diff := cmp.Diff(ids(f.headphones), ids(res.Hits...)); diff != "" {
+			t.Errorf("hits (-want +got):\n%s names %v", diff, names(res.Hits))
+		}
+		res = run(t, ix, search.Query{Text: "wireles earbuds"})
+		if diff := cmp.Diff(ids(f.earbuds), ids(res.Hits...)); diff != "" {
+			t.Errorf("two words, one misspelled (-want +got):\n%s names %v", diff, names(res.Hits))
+		}
+	})
+	t.Run("every word must match, in any field", func(t *testing.T) {
+		ix := newIndex(t)
+		f := seed(t, ix)
+		res := run(t, ix, search.Query{Text: "garden party"})
+		if diff := cmp.Diff(ids(f.speaker), ids(res.Hits...)); diff != "" {
+			t.Errorf("description words (-want +got):\n%s", diff)
+		}
+		res = run(t, ix, search.Query{Text: "headphones xylophone"})
+		if len(res.Hits) != 0 || res.Total != 0 {
+			t.Errorf("an unmatched word must exclude every document, got %v", names(res.Hits))
+		}
+	})
+	t.Run("name matches rank above description matches", func(t *testing.T) {
+		ix := newIndex(t)
+		f := seed(t, ix)
+		res := run(t, ix, search.Query{Text: "headphones"})
+		if diff := cmp.Diff(ids(f.headphones, f.lamp), ids(res.Hits...)); diff != "" {
+			t.Errorf("hits (-want +got):\n%s names %v", diff, names(res.Hits))
+		}
+	})
+	t.Run("empty query matches everything, total and facets", func(t *testing.T) {
+		ix := newIndex(t)
+		seed(t, ix)
+		res := run(t, ix, search.Query{})
+		if res.Total != 5 || len(res.Hits) != 5 {
+			t.Errorf("total %d, %d hits; want 5 and 5", res.Total, len(res.Hits))
+		}
+		want := map[string]map[string]int{"category": {"audio": 3, "home": 1, "accessories": 1}}
+		if diff := cmp.Diff(want, res.Facets); diff != "" {
+			t.Errorf("facets (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("filters", func(t *testing.T) {
+		ix := newIndex(t)
+		f := seed(t, ix)
+		cases := []struct {
+			name   string
+			q      search.Query
+			want   []search.Document
+			facets map[string]int
+		}{
+			{"category", search.Query{Category: "audio", Sort: search.SortPriceAsc}, []search.Document{f.earbuds, f.speaker, f.headphones}, map[string]int{"audio": 3}},
+			{"price range", search.Query{MinPrice: ptr[int64](2999), MaxPrice: ptr[int64](8999), Sort: search.SortPriceAsc}, []search.Document{f.lamp, f.earbuds, f.speaker}, map[string]int{"home": 1, "audio": 2}},
+			{"in stock", search.Query{InStock: ptr(true), Sort: search.SortPriceAsc}, []search.Document{f.lamp, f.speaker, f.headphones}, map[string]int{"home": 1, "audio": 2}},
+			{"out of stock audio", search.Query{InStock: ptr(false), Category: "audio", Sort: search.SortPriceAsc}, []search.Document{f.earbuds}, map[string]int{"audio": 1}},
+			{"text and filter", search.Query{Text: "headphones", Category: "home"}, []search.Document{f.lamp}, map[string]int{"home": 1}},
+			{"nothing", search.Query{Category: "garden"}, nil, map[string]int{}},
+		}
+		for _, c := range cases {
+			res := run(t, ix, c.q)
+			if diff := cmp.Diff(ids(c.want...), ids(res.Hits...)); diff != "" {
+				t.Errorf("%s: hits (-want +got):\n%s names %v", c.name, diff, names(res.Hits))
+			}
+			if res.Total != len(c.want) {
+				t.Errorf("%s: total %d, want %d", c.name, res.Total, len(c.want))
+			}
+			if diff := cmp.Diff(map[string]map[string]int{"category": c.facets}, res.Facets); diff != "" {
+				t.Errorf("%s: facets (-want +got):\n%s", c.name, diff)
+			}
+		}
+	})
+	t.Run("sort and paging", func(t *testing.T) {
+		ix := newIndex(t)
+		f := seed(t, ix)
+		cases := []struct {
+			q    search.Query
+			want []search.Document
+		}{
+			{search.Query{Sort: search.SortPriceAsc}, []search.Document{f.cable, f.lamp, f.earbuds, f.speaker, f.headphones}},
+			{search.Query{Sort: search.SortPriceDesc}, []search.Document{f.headphones, f.speaker, f.earbuds, f.lamp, f.cable}},
+			{search.Query{Sort: search.SortPopularity}, []search.Document{f.cable, f.earbuds, f.headphones, f.speaker, f.lamp}},
+			{search.Query{Sort: search.SortPriceAsc, Limit: 2, Offset: 2}, []search.Document{f.earbuds, f.speaker}},
+			{search.Query{Sort: search.SortPriceAsc, Limit: 2, Offset: 4}, []search.Document{f.headphones}},
+		}
+		for _, c := range cases {
+			res := run(t, ix, c.q)
+			if diff := cmp.Diff(ids(c.want...), ids(res.Hits...)); diff != "" {
+				t.Errorf("%+v (-want +got):\n%s names %v", c.q, diff, names(res.Hits))
+			}
+			if res.Total != 5 {
+				t.Errorf("%+v: total %d, want 5", c.q, res.Total)
+			}
+		}
+	})
+	t.Run("search follows updates and deletes", func(t *testing.T) {
+		ix := newIndex(t)
+		f := seed(t, ix)
+		renamed := f.speaker
+		renamed.Name = "Party Boombox"
+		renamed.Price.Amount = 100
+		if err := ix.Upsert(context.Background(), renamed); err != nil {
+			t.Fatal(err)
+		}
+		if res := run(t, ix, search.Query{Text: "bluetooth"}); len(res.Hits) != 0 {
+			t.Errorf("old name still found: %v", names(res.Hits))
+		}
+		res := run(t, ix, search.Query{Text: "boombox"})
+		if diff := cmp.Diff([]search.Document{renamed}, res.Hits); diff != "" {
+			t.Errorf("new name (-want +got):\n%s", diff)
+		}
+		if err := ix.Delete(context.Background(), f.headphones.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := ix.Delete(context.Background(), f.headphones.ID); err != nil {
+			t.Fatalf("deleting twice must succeed: %v", err)
+		}
+		res = run(t, ix, search.Query{Text: "headphones"})
+		if diff := cmp.Diff(ids(f.lamp), ids(res.Hits...)); diff != "" {
+			t.Errorf("deleted document still found (-want +got):\n%s", diff)
+		}
+		if res := run(t, ix, search.Query{}); res.Total != 4 {
+			t.Errorf("total after delete %d, want 4", res.Total)
+		}
+	})
+}

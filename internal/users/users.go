@@ -1,0 +1,209 @@
+// Package users is the users service's domain: what a user is, which
+// registrations and logins are acceptable, and the event a registration emits.
+// It does no I/O; the store (usersdb) persists what this package decides.
+package users
+
+import (
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+// Roles a user can have. They are the roles access tokens carry.
+const (
+	RoleCustomer = auth.RoleCustomer
+	RoleAdmin    = auth.RoleAdmin
+)
+
+// Limits on registration input. Passwords are counted in bytes (what the hash
+// consumes), names in runes (what a person sees).
+const (
+	MinPasswordBytes = 8
+	MaxPasswordBytes = 128
+	MaxNameRunes     = 100
+	MaxEmailBytes    = 254
+	maxLocalBytes    = 64
+)
+
+// EventSource is the CloudEvents source of every event the users service emits.
+const EventSource = "/shop/users"
+
+// User is a registered account as clients see it. It never carries the
+// password hash, which stays inside the store.
+type User struct {
+	ID        uuid.UUID `json:"id"`
+	Email     string    `json:"email"`
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Registered is the data of a user.registered.v1 event.
+type Registered struct {
+	UserID uuid.UUID `json:"user_id"`
+	Email  string    `json:"email"`
+	Name   string    `json:"name"`
+}
+
+// RegisteredEvent is the event data announcing u.
+func RegisteredEvent(u User) Registered {
+	return Registered{UserID: u.ID, Email: u.Email, Name: u.Name}
+}
+
+// Registration is a validated, normalised request to create an account. Only
+// NewRegistration builds one, so a Registration in hand is always acceptable.
+type Registration struct {
+	Email    string
+	Password string
+	Name     string
+}
+
+// NewRegistration validates and normalises the input of a registration: the
+// email is trimmed and lower-cased, the name trimmed; the password is kept
+// exactly as given. Every problem is reported at once as fault.Invalid with
+// code invalid_request; the message names fields, never values.
+func NewRegistration(email, password, name string) (Registration, error) {
+	var problems []string
+	normEmail, msg := normalizeEmail(email)
+	if msg != "" {
+		problems = append(problems, msg)
+	}
+	if msg := passwordProblem(password); msg != "" {
+		problems = append(problems, msg)
+	}
+	normName, msg := normalizeName(name)
+	if msg != "" {
+		problems = append(problems, msg)
+	}
+	if len(problems) > 0 {
+		return Registration{}, fault.E(fault.Invalid, "invalid_request", strings.Join(problems, "; "))
+	}
+	return Registration{Email: normEmail, Password: password, Name: normName}, nil
+}
+
+// NormalizeEmail trims and lower-cases email and checks a sane syntax: one @,
+// a non-empty local part of at most 64 bytes without spaces or control
+// characters, and a domain of dot-separated labels of letters, digits and
+// hyphens with at least one dot. Failures are fault.Invalid invalid_request.
+func NormalizeEmail(email string) (string, error) {
+	e, msg := normalizeEmail(email)
+	if msg != "" {
+		return "", fault.E(fault.Invalid, "invalid_request", msg)
+	}
+	return e, nil
+}
+
+func normalizeEmail(email string) (string, string) {
+	const invalid = "email must be a valid email address"
+	e := strings.ToLower(strings.TrimSpace(email))
+	if e == "" {
+		return "", "email is required"
+	}
+	if len(e) > MaxEmailBytes || !utf8.ValidString(e) {
+		return "", invalid
+	}
+	local, domain, ok := strings.Cut(e, "@")
+	if !ok || local == "" || len(local) > maxLocalBytes || strings.Contains(domain, "@") {
+		return "", invalid
+	}
+	for _, r := range local {
+		if r <= ' ' || r == 0x7f || unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(`"(),:;<>[\]`, r) {
+			return "", invalid
+		}
+	}
+	if strings.HasPrefix(local, ".") || strings.HasSuffix(local, ".") || strings.Contains(local, "..") {
+		return "", invalid
+	}
+	labels := strings.Split(domain, ".")
+	if len(labels) < 2 {
+		return "", invalid
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return "", invalid
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r > unicode.MaxASCII && unicode.IsLetter(r)) {
+				return "", invalid
+			}
+		}
+	}
+	return e, ""
+}
+
+func passwordProblem(p string) string {
+	switch {
+	case p == "":
+		return "password is required"
+	case len(p) < MinPasswordBytes:
+		return "password must be at least 8 bytes"
+	case len(p) > MaxPasswordBytes:
+		return "password must be at most 128 bytes"
+	}
+	return ""
+}
+
+func normalizeName(name string) (string, string) {
+	n := strings.TrimSpace(name)
+	switch {
+	case n == "":
+		return "", "name is required"
+	case !utf8.ValidString(n):
+		return "", "name must be valid UTF-8"
+	case utf8.RuneCountInString(n) > MaxNameRunes:
+		return "", "name must be at most 100 characters"
+	}
+	for _, r := range n {
+		if unicode.IsControl(r) {
+			return "", "name must not contain control characters"
+		}
+	}
+	return n, ""
+}
+
+// Login is a login attempt in the form the store checks. Unlike a
+// Registration it never fails on syntax: an email that could not have been
+// registered simply matches no account, so the caller answers it exactly like
+// a wrong password.
+type Login struct {
+	Email    string
+	Password string
+}
+
+// NewLogin normalises a login attempt. Missing fields are fault.Invalid
+// invalid_request; everything else is left to the credential check.
+func NewLogin(email, password string) (Login, error) {
+	e := strings.ToLower(strings.TrimSpace(email))
+	var problems []string
+	if e == "" {
+		problems = append(problems, "email is required")
+	}
+	if password == "" {
+		problems = append(problems, "password is required")
+	}
+	if len(problems) > 0 {
+		return Login{}, fault.E(fault.Invalid, "invalid_request", strings.Join(problems, "; "))
+	}
+	return Login{Email: e, Password: password}, nil
+}
+
+// Plausible reports whether the login could match an account at all (its
+// password length is within the registration limits). The store still spends
+// the time of a hash check on implausible logins, so timing reveals nothing.
+func (l Login) Plausible() bool {
+	return len(l.Password) >= MinPasswordBytes && len(l.Password) <= MaxPasswordBytes
+}
+
+// ErrInvalidCredentials is the one answer to an unknown email and to a wrong
+// password alike, so a client cannot probe which emails are registered.
+var ErrInvalidCredentials = fault.E(fault.Unauthenticated, "invalid_credentials", "invalid email or password")
+
+// ErrEmailTaken is returned when an account already uses the email (compared
+// case-insensitively).
+var ErrEmailTaken = fault.E(fault.Conflict, "email_taken", "an account with this email already exists")

@@ -1,0 +1,103 @@
+package users
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+func TestNewRegistrationNormalises(t *testing.T) {
+	got, err := NewRegistration("  Alice.Smith+shop@Example.COM \t", "correct horse", "  Alice Smith ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Registration{Email: "alice.smith+shop@example.com", Password: "correct horse", Name: "Alice Smith"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("registration (-want +got):\n%s", diff)
+	}
+}
+
+func TestNewRegistrationRejects(t *testing.T) {
+	ok := struct{ email, password, name string }{"a@example.com", "12345678", "A"}
+	tests := []struct {
+		name                  string
+		email, password, user string
+		wantMsg               string
+	}{
+		{"missing email", "", ok.password, ok.name, "email is required"},
+		{"blank email", "   ", ok.password, ok.name, "email is required"},
+		{"no at", "alice.example.com", ok.password, ok.name, "valid email"},
+		{"two ats", "a@b@example.com", ok.password, ok.name, "valid email"},
+		{"no local", "@example.com", ok.password, ok.name, "valid email"},
+		{"no dot in domain", "a@localhost", ok.password, ok.name, "valid email"},
+		{"space inside", "a b@example.com", ok.password, ok.name, "valid email"},
+		{"display name", "Alice <a@example.com>", ok.password, ok.name, "valid email"},
+		{"empty label", "a@example..com", ok.password, ok.name, "valid email"},
+		{"hyphen label", "a@-example.com", ok.password, ok.name, "valid email"},
+		{"dot local", ".a@example.com", ok.password, ok.name, "valid email"},
+		{"too long", strings.Repeat("a", 64) + "@" + strings.Repeat("b", 190) + ".com", ok.password, ok.name, "valid email"},
+		{"local too long", strings.Repeat("a", 65) + "@example.com", ok.password, ok.name, "valid email"},
+		{"missing password", ok.email, "", ok.name, "password is required"},
+		{"short password", ok.email, "1234567", ok.name, "at least 8"},
+		{"long password", ok.email, strings.Repeat("p", 129), ok.name, "at most 128"},
+		{"missing name", ok.email, ok.password, "", "name is required"},
+		{"blank name", ok.email, ok.password, " \t ", "name is required"},
+		{"long name", ok.email, ok.password, strings.Repeat("é", 101), "at most 100"},
+		{"control in name", ok.email, ok.password, "A\x00B", "control"},
+		{"everything", "", "", "", "email is required; password is required; name is required"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewRegistration(tc.email, tc.password, tc.user)
+			if !fault.Is(err, fault.Invalid, "invalid_request") {
+				t.Fatalf("err = %v, want invalid_request", err)
+			}
+			if msg := err.(*fault.Error).Message; !strings.Contains(msg, tc.wantMsg) {
+				t.Fatalf("message %q does not mention %q", msg, tc.wantMsg)
+			}
+			if tc.email != "" && strings.Contains(err.Error(), tc.email) {
+				t.Fatalf("error %q echoes the email", err)
+			}
+		})
+	}
+}
+
+func TestNewRegistrationBoundaries(t *testing.T) {
+	for _, tc := range []struct{ email, password, name string }{
+		{"a@b.co", strings.Repeat("p", 8), "A"},
+		{"a@b.co", strings.Repeat("p", 128), strings.Repeat("é", 100)},
+		{strings.Repeat("a", 64) + "@example.com", "12345678", "Zoë"},
+		{"o'brien@münchen.de", "12345678", "O'Brien"},
+	} {
+		if _, err := NewRegistration(tc.email, tc.password, tc.name); err != nil {
+			t.Errorf("NewRegistration(%q, len %d, %q) = %v, want ok", tc.email, len(tc.password), tc.name, err)
+		}
+	}
+}
+
+func TestNewLogin(t *testing.T) {
+	got, err := NewLogin(" Bob@Example.com ", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(Login{Email: "bob@example.com", Password: "pw"}, got); diff != "" {
+		t.Fatalf("login (-want +got):\n%s", diff)
+	}
+	if got.Plausible() {
+		t.Fatal("a 2-byte password cannot match any account")
+	}
+	if _, err := NewLogin("", ""); !fault.Is(err, fault.Invalid, "invalid_request") {
+		t.Fatalf("empty login: err = %v, want invalid_request", err)
+	}
+}
+
+func TestRegisteredEvent(t *testing.T) {
+	u := User{Email: "a@example.com", Name: "A", Role: RoleCustomer}
+	want := Registered{UserID: u.ID, Email: u.Email, Name: u.Name}
+	if diff := cmp.Diff(want, RegisteredEvent(u)); diff != "" {
+		t.Fatal(diff)
+	}
+}

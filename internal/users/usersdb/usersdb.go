@@ -1,0 +1,269 @@
+// Package usersdb stores the users service's accounts in its own PostgreSQL
+// database. Password hashes are computed, stored and checked here and never
+// leave the package; every account creation and its user.registered.v1 event
+// are written in one transaction (the outbox), so the event exists if and only
+// if the account does.
+package usersdb
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/outbox"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/users"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations returns the users database's versioned migrations.
+func Migrations() fs.FS {
+	sub, _ := fs.Sub(migrationFiles, "migrations") // cannot fail: the directory is embedded
+	return sub
+}
+
+// emailKey is the unique index that makes emails unique case-insensitively.
+const emailKey = "users_email_key"
+
+// ConfigFrom reads the users database settings (USERS_DATABASE_URL,
+// DATABASE_CREATE, DATABASE_MAX_CONNS and the optional db-password secret)
+// from c; c collects the problems.
+func ConfigFrom(c *config.Reader) postgres.Config {
+	cfg := postgres.Config{
+		URL:            c.Required("USERS_DATABASE_URL"),
+		CreateDatabase: c.Bool("DATABASE_CREATE", false),
+		MaxConns:       int32(c.Int("DATABASE_MAX_CONNS", 3, 1, 20)),
+		Migrations:     Migrations(),
+	}
+	cfg.Password = optionalSecret(c, "db-password")
+	return cfg
+}
+
+// optionalSecret reads a secret that may be absent without it being a problem.
+func optionalSecret(c *config.Reader, name string) string {
+	probe := config.New(func(k string) string {
+		if k == config.SecretsDirEnv {
+			return c.String(config.SecretsDirEnv, config.DefaultSecretsDir)
+		}
+		return ""
+	})
+	return probe.Secret(name, "", false)
+}
+
+// Store reads and writes accounts. It is safe for concurrent use.
+type Store struct {
+	db *pgxpool.Pool
+}
+
+// New returns a store over pool, whose database has Migrations applied.
+func New(pool *pgxpool.Pool) *Store { return &Store{db: pool} }
+
+const userColumns = `id, email, name, role, created_at`
+
+func scanUser(row pgx.Row) (users.User, error) {
+	var u users.User
+	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.CreatedAt)
+	return u, err
+}
+
+// unavailable classifies a database failure: the client may retry later.
+func unavailable(err error) error {
+	return fault.Wrap(err, fault.Unavailable, "unavailable", "the users database is unavailable")
+}
+
+// Register creates a customer account for reg and writes its
+// user.registered.v1 event (subject: the user id) in the same transaction.
+// The password is hashed before the transaction starts. An email already
+// used, in any letter case, is users.ErrEmailTaken (fault.Conflict) and
+// writes nothing; database failures are fault.Unavailable.
+func (s *Store) Register(ctx context.Context, reg users.Registration) (users.User, error) {
+	return s.create(ctx, reg, users.RoleCustomer)
+}
+
+func (s *Store) create(ctx context.Context, reg users.Registration, role string) (users.User, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return users.User{}, fault.Internalf("user id: %w", err)
+	}
+	hash, err := auth.HashPassword(reg.Password)
+	if err != nil {
+		return users.User{}, fault.Internalf("hash password: %w", err)
+	}
+	var u users.User
+	err = postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
+		var err error
+		u, err = scanUser(tx.QueryRow(ctx, `INSERT INTO users (id, email, name, role, password_hash)
+			VALUES ($1, $2, $3, $4, $5) RETURNING `+userColumns, id, reg.Email, reg.Name, role, hash))
+		if err != nil {
+			return err
+		}
+		return outbox.Publish(ctx, tx, users.EventSource, events.UserRegistered, u.ID.String(), users.RegisteredEvent(u))
+	})
+	switch {
+	case postgres.IsUniqueViolation(err, emailKey):
+		return users.User{}, users.ErrEmailTaken
+	case err != nil:
+		return users.User{}, unavailable(err)
+	}
+	return u, nil
+}
+
+// Authenticate returns the account whose email and password match login. An
+// unknown email and a wrong password are the same users.ErrInvalidCredentials,
+// and both cost one password-hash check (against auth.DummyHash for unknown
+// emails), so neither the answer nor its timing tells whether an email is
+// registered. Database failures are fault.Unavailable.
+func (s *Store) Authenticate(ctx context.Context, login users.Login) (users.User, error) {
+	var hash string
+	var u users.User
+	err := s.db.QueryRow(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE lower(email) = $1`, login.Email).
+		Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.CreatedAt, &hash)
+	found := err == nil
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return users.User{}, unavailable(err)
+	}
+	if !found {
+		hash = auth.DummyHash()
+	}
+	ok, err := auth.CheckPassword(hash, login.Password)
+	if err != nil {
+		return users.User{}, fault.Internalf("check password of %s: %w", u.ID, err)
+	}
+	if !found || !ok || !login.Plausible() {
+		return users.User{}, users.ErrInvalidCredentials
+	}
+	return u, nil
+}
+
+// Get returns the account with id. An unknown (or deleted) account is
+// fault.NotFound; database failures are fault.Unavailable.
+func (s *Store) Get(ctx context.Context, id uuid.UUID) (users.User, error) {
+	u, err := scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return u, fault.E(fault.NotFound, "not_found", "no such user")
+	}
+	if err != nil {
+		return u, unavailable(err)
+	}
+	return u, nil
+}
+
+// Delete removes the account with id; tokens issued to it stop being accepted
+// by functions that load the account. An unknown account is fault.NotFound.
+func (s *Store) Delete(ctx context.Context, id uuid.UUID) error {
+	tag, err := s.db.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
+	if err != nil {
+		return unavailable(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fault.E(fault.NotFound, "not_found", "no such user")
+	}
+	return nil
+}
+
+// EnsureAdmin makes the account of reg an admin whose password is
+// reg.Password, creating it (with its user.registered.v1 event) when no
+// account uses the email. It is idempotent: when the account already is an
+// admin with that password, nothing is written. It reports whether anything
+// changed. The check and the update hold the row lock, so concurrent callers
+// cannot lose an update.
+func (s *Store) EnsureAdmin(ctx context.Context, reg users.Registration) (users.User, bool, error) {
+	for attempt := 0; attempt < 2; attempt++ {
+		u, changed, err := s.promote(ctx, reg)
+		if !errors.Is(err, errNoAccount) {
+			return u, changed, err
+		}
+		u, err = s.create(ctx, reg, users.RoleAdmin)
+		if errors.Is(err, users.ErrEmailTaken) {
+			continue // created concurrently: promote it
+		}
+		return u, err == nil, err
+	}
+	return users.User{}, false, fault.Internalf("ensure admin: account keeps appearing and disappearing")
+}
+
+var errNoAccount = errors.New("no account with this email")
+
+// promote updates an existing account to admin with reg's password and name;
+// errNoAccount when there is none.
+func (s *Store) promote(ctx context.Context, reg users.Registration) (users.User, bool, error) {
+	var u users.User
+	changed := false
+	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
+		var hash string
+		err := tx.QueryRow(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE lower(email) = $1 FOR UPDATE`, reg.Email).
+			Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.CreatedAt, &hash)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errNoAccount
+		}
+		if err != nil {
+			return unavailable(err)
+		}
+		same, err := auth.CheckPassword(hash, reg.Password)
+		if err != nil {
+			same = false // an unreadable hash is replaced
+		}
+		if same && u.Role == users.RoleAdmin && u.Name == reg.Name {
+			return nil
+		}
+		if !same {
+			if hash, err = auth.HashPassword(reg.Password); err != nil {
+				return fault.Internalf("hash password: %w", err)
+			}
+		}
+		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET role = $2, name = $3, password_hash = $4, updated_at = now()
+			WHERE id = $1 RETURNING `+userColumns, u.ID, users.RoleAdmin, reg.Name, hash))
+		if err != nil {
+			return unavailable(err)
+		}
+		changed = true
+		return nil
+	})
+	if err != nil && !errors.Is(err, errNoAccount) && !isFault(err) {
+		return u, false, unavailable(err) // begin or commit failed
+	}
+	return u, changed, err
+}
+
+func isFault(err error) bool {
+	var fe *fault.Error
+	return errors.As(err, &fe)
+}
+
+// PendingEvent is one unpublished row of the outbox, for tests and diagnostics.
+type PendingEvent struct {
+	Type     string
+	Subject  string
+	Envelope events.Envelope
+}
+
+// PendingEvents returns the unpublished outbox rows in the order they were
+// written. The relay reads the outbox itself; this is for tests and for
+// operators checking the lag.
+func (s *Store) PendingEvents(ctx context.Context) ([]PendingEvent, error) {
+	rows, err := s.db.Query(ctx, `SELECT type, subject, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq`)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (PendingEvent, error) {
+		var o PendingEvent
+		err := row.Scan(&o.Type, &o.Subject, &o.Envelope)
+		return o, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", unavailable(err))
+	}
+	return out, nil
+}

@@ -1,0 +1,235 @@
+package usersdb_test
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/outbox"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/users"
+	"github.com/shopfaas/shop/internal/users/usersdb"
+)
+
+func newStore(t *testing.T) (*usersdb.Store, func(sql string, args ...any)) {
+	t.Helper()
+	pool := pgtest.Open(t, usersdb.Migrations())
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := pool.Exec(context.Background(), sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	return usersdb.New(pool), exec
+}
+
+func registration(t *testing.T, email, password, name string) users.Registration {
+	t.Helper()
+	reg, err := users.NewRegistration(email, password, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+func TestMigrationsIncludeOutboxSchema(t *testing.T) {
+	b, err := fs.ReadFile(usersdb.Migrations(), "0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), outbox.Schema) {
+		t.Fatal("0001_init.sql must contain outbox.Schema verbatim")
+	}
+}
+
+func TestRegisterWritesUserAndEventInOneTransaction(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	u, err := s.Register(ctx, registration(t, "Ann@Example.com", "password-1", "Ann"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.ID.Version() != 7 || u.Role != users.RoleCustomer || u.Email != "ann@example.com" || u.CreatedAt.IsZero() {
+		t.Fatalf("user = %+v, want a v7 id, role customer, the normalised email and a creation time", u)
+	}
+	got, err := s.Get(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(u, got); diff != "" {
+		t.Fatalf("Get (-registered +got):\n%s", diff)
+	}
+	pending, err := s.PendingEvents(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 {
+		t.Fatalf("outbox has %d rows, want 1", len(pending))
+	}
+	ev := pending[0]
+	if ev.Type != events.UserRegistered || ev.Subject != u.ID.String() || ev.Envelope.Source != users.EventSource ||
+		ev.Envelope.Type != events.UserRegistered || ev.Envelope.Subject != u.ID.String() || ev.Envelope.SpecVersion != "1.0" {
+		t.Fatalf("outbox row = %+v", ev)
+	}
+	var data users.Registered
+	if err := json.Unmarshal(ev.Envelope.Data, &data); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(users.Registered{UserID: u.ID, Email: "ann@example.com", Name: "Ann"}, data); diff != "" {
+		t.Fatalf("event data (-want +got):\n%s", diff)
+	}
+}
+
+func TestRegisterDuplicateEmailWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	if _, err := s.Register(ctx, registration(t, "bob@example.com", "password-1", "Bob")); err != nil {
+		t.Fatal(err)
+	}
+	for _, email := range []string{"bob@example.com", "BOB@example.COM"} {
+		_, err := s.Register(ctx, registration(t, email, "password-2", "Other Bob"))
+		if !fault.Is(err, fault.Conflict, "email_taken") {
+			t.Fatalf("Register(%s) err = %v, want email_taken", email, err)
+		}
+	}
+	pending, err := s.PendingEvents(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 {
+		t.Fatalf("outbox has %d rows after refused duplicates, want 1", len(pending))
+	}
+}
+
+// When the event cannot be written, the account must not exist either: both
+// are one transaction.
+func TestRegisterRollsBackUserWhenOutboxFails(t *testing.T) {
+	ctx := context.Background()
+	s, exec := newStore(t)
+	exec(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'outbox down'; END $$`)
+	exec(`CREATE TRIGGER refuse BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION refuse()`)
+	_, err := s.Register(ctx, registration(t, "carl@example.com", "password-1", "Carl"))
+	if fault.KindOf(err) != fault.Unavailable {
+		t.Fatalf("err = %v, want unavailable", err)
+	}
+	exec(`DROP TRIGGER refuse ON outbox`)
+	// The email is still free: the failed registration left no row behind.
+	u, err := s.Register(ctx, registration(t, "carl@example.com", "password-1", "Carl"))
+	if err != nil {
+		t.Fatalf("registering again after the rollback: %v", err)
+	}
+	pending, err := s.PendingEvents(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].Subject != u.ID.String() {
+		t.Fatalf("outbox = %+v, want only the second registration's event", pending)
+	}
+}
+
+func TestAuthenticate(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	u, err := s.Register(ctx, registration(t, "dora@example.com", "password-1", "Dora"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Authenticate(ctx, users.Login{Email: "dora@example.com", Password: "password-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(u, got); diff != "" {
+		t.Fatalf("Authenticate (-want +got):\n%s", diff)
+	}
+	for name, login := range map[string]users.Login{
+		"wrong password":     {Email: "dora@example.com", Password: "password-2"},
+		"unknown email":      {Email: "nobody@example.com", Password: "password-1"},
+		"short password":     {Email: "dora@example.com", Password: "pass"},
+		"other case in hash": {Email: "dora@example.com", Password: "PASSWORD-1"},
+	} {
+		if _, err := s.Authenticate(ctx, login); !fault.Is(err, fault.Unauthenticated, "invalid_credentials") {
+			t.Errorf("%s: err = %v, want invalid_credentials", name, err)
+		}
+	}
+}
+
+func TestGetAndDelete(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	if _, err := s.Get(ctx, uuid.New()); !fault.Is(err, fault.NotFound, "") {
+		t.Fatalf("Get(unknown) err = %v, want not found", err)
+	}
+	u, err := s.Register(ctx, registration(t, "eve@example.com", "password-1", "Eve"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, u.ID); !fault.Is(err, fault.NotFound, "") {
+		t.Fatalf("Get(deleted) err = %v, want not found", err)
+	}
+	if err := s.Delete(ctx, u.ID); !fault.Is(err, fault.NotFound, "") {
+		t.Fatalf("Delete(deleted) err = %v, want not found", err)
+	}
+}
+
+func TestEnsureAdmin(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	reg := registration(t, "Admin@Example.com", "admin-password-1", "Administrator")
+
+	created, changed, err := s.EnsureAdmin(ctx, reg)
+	if err != nil || !changed || created.Role != users.RoleAdmin {
+		t.Fatalf("first EnsureAdmin = %+v, %v, %v; want a new admin", created, changed, err)
+	}
+	again, changed, err := s.EnsureAdmin(ctx, reg)
+	if err != nil || changed {
+		t.Fatalf("second EnsureAdmin changed=%v err=%v; want no change", changed, err)
+	}
+	if diff := cmp.Diff(created, again); diff != "" {
+		t.Fatalf("second EnsureAdmin (-first +second):\n%s", diff)
+	}
+
+	// A new password is applied; the old one stops working.
+	newPw := registration(t, "admin@example.com", "admin-password-2", "Administrator")
+	if _, changed, err := s.EnsureAdmin(ctx, newPw); err != nil || !changed {
+		t.Fatalf("EnsureAdmin with a new password: changed=%v err=%v", changed, err)
+	}
+	if _, err := s.Authenticate(ctx, users.Login{Email: "admin@example.com", Password: "admin-password-2"}); err != nil {
+		t.Fatalf("new admin password refused: %v", err)
+	}
+	if _, err := s.Authenticate(ctx, users.Login{Email: "admin@example.com", Password: "admin-password-1"}); err == nil {
+		t.Fatal("old admin password still accepted")
+	}
+
+	// An existing customer is promoted, keeping its id.
+	cust, err := s.Register(ctx, registration(t, "boss@example.com", "password-1", "Boss"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	promoted, changed, err := s.EnsureAdmin(ctx, registration(t, "boss@example.com", "password-1", "Boss"))
+	if err != nil || !changed || promoted.ID != cust.ID || promoted.Role != users.RoleAdmin {
+		t.Fatalf("promote = %+v, %v, %v; want the customer %s as admin", promoted, changed, err, cust.ID)
+	}
+
+	// Only creations announce a registration.
+	pending, err := s.PendingEvents(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subjects []string
+	for _, p := range pending {
+		subjects = append(subjects, p.Subject)
+	}
+	if diff := cmp.Diff([]string{created.ID.String(), cust.ID.String()}, subjects); diff != "" {
+		t.Fatalf("outbox subjects (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,169 @@
+// Package integration runs the shop's functions as real processes behind the
+// local runtime (gateway and edge) against the real PostgreSQL and Redis.
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/cart"
+	"github.com/shopfaas/shop/internal/cart/cartredis"
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/faaslocal/runtimetest"
+	"github.com/shopfaas/shop/internal/inventory"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+// call sends a JSON request and decodes a JSON answer into out (when not nil).
+func call(t *testing.T, method, url, token string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if out != nil && res.StatusCode < 300 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: decode %s: %v", method, url, raw, err)
+		}
+	}
+	return res.StatusCode
+}
+
+// TestInventoryAndCartThroughTheEdge drives stock administration and the
+// cart through the public edge; the cart functions read prices from the
+// real get-product function through the gateway.
+func TestInventoryAndCartThroughTheEdge(t *testing.T) {
+	catalogURL := pgtest.NewDatabase(t)
+	inventoryURL := pgtest.NewDatabase(t)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	prefix := "itest:" + hex.EncodeToString(b) + ":"
+	t.Cleanup(func() {
+		rdb := cartredis.NewClient(cartredis.Config{Addr: "127.0.0.1:6379"})
+		defer rdb.Close()
+		ctx := context.Background()
+		iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
+		}
+	})
+	rt := runtimetest.Start(t, runtimetest.Options{
+		Functions: []string{"get-product", "get-stock", "set-stock", "get-cart", "set-cart-item", "clear-cart"},
+		Env: map[string]string{
+			"CATALOG_DATABASE_URL":   catalogURL,
+			"INVENTORY_DATABASE_URL": inventoryURL,
+			"REDIS_ADDR":             "127.0.0.1:6379",
+			"CART_KEY_PREFIX":        prefix + "cart:",
+			"PRODUCT_CACHE_PREFIX":   prefix + "product:",
+		},
+		ReadyTimeout: 3 * time.Minute,
+	})
+
+	// Products come from the catalog's own store (its events and search
+	// documents included), as create-product would write them.
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, postgres.Config{URL: catalogURL, Migrations: catalogdb.Migrations(), MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	products := catalogdb.New(pool)
+	create := func(sku string, amount int64) catalog.Product {
+		p, err := catalog.NewProduct(catalog.Draft{SKU: sku, Name: "Item " + sku, Category: "test",
+			Price: catalog.Money{Amount: amount, Currency: "USD"}}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, err = products.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	mug, pen := create("IT-MUG-1", 1299), create("IT-PEN-1", 250)
+
+	tokens, err := auth.NewTokens(rt.ReadSecret(t, "jwt-secret"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleAdmin)
+	alice, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+	bob, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+	edge := rt.EdgeURL + "/api/v1"
+
+	// Stock administration.
+	if got := call(t, http.MethodGet, edge+"/inventory/"+mug.ID.String(), "", nil, nil); got != 404 {
+		t.Fatalf("get-stock before stocking: %d, want 404", got)
+	}
+	if got := call(t, http.MethodPut, edge+"/inventory/"+mug.ID.String(), alice, map[string]any{"on_hand": 5}, nil); got != 403 {
+		t.Fatalf("set-stock as customer: %d, want 403", got)
+	}
+	if got := call(t, http.MethodPut, edge+"/inventory/"+uuid.Must(uuid.NewV7()).String(), admin, map[string]any{"on_hand": 5}, nil); got != 404 {
+		t.Fatalf("set-stock of unknown product: %d, want 404", got)
+	}
+	var st inventory.View
+	if got := call(t, http.MethodPut, edge+"/inventory/"+mug.ID.String(), admin, map[string]any{"on_hand": 30}, &st); got != 200 || st.Available != 30 {
+		t.Fatalf("set-stock: %d %+v", got, st)
+	}
+	if got := call(t, http.MethodGet, edge+"/inventory/"+mug.ID.String(), "", nil, &st); got != 200 || st.OnHand != 30 {
+		t.Fatalf("get-stock: %d %+v", got, st)
+	}
+
+	// The cart.
+	var v cart.View
+	if got := call(t, http.MethodPut, edge+"/cart/items/"+mug.ID.String(), alice, map[string]any{"quantity": 2}, &v); got != 200 {
+		t.Fatalf("add mug: %d", got)
+	}
+	if got := call(t, http.MethodPut, edge+"/cart/items/"+pen.ID.String(), alice, map[string]any{"quantity": 3}, &v); got != 200 {
+		t.Fatalf("add pen: %d", got)
+	}
+	if got := call(t, http.MethodPut, edge+"/cart/items/"+uuid.Must(uuid.NewV7()).String(), alice, map[string]any{"quantity": 1}, nil); got != 404 {
+		t.Fatalf("add unknown product: %d, want 404", got)
+	}
+	if got := call(t, http.MethodGet, edge+"/cart", alice, nil, &v); got != 200 || len(v.Items) != 2 || v.Total.Amount != 2*1299+3*250 {
+		t.Fatalf("get-cart: %d %+v", got, v)
+	}
+	if got := call(t, http.MethodGet, edge+"/cart", bob, nil, &v); got != 200 || len(v.Items) != 0 {
+		t.Fatalf("bob's cart: %d %+v", got, v)
+	}
+	if got := call(t, http.MethodGet, edge+"/cart", "", nil, nil); got != 401 {
+		t.Fatalf("get-cart without token: %d, want 401", got)
+	}
+	if got := call(t, http.MethodDelete, edge+"/cart", alice, nil, nil); got != 204 {
+		t.Fatalf("clear-cart: %d, want 204", got)
+	}
+	if got := call(t, http.MethodGet, edge+"/cart", alice, nil, &v); got != 200 || len(v.Items) != 0 || v.Total.Amount != 0 {
+		t.Fatalf("cart after clear: %d %+v", got, v)
+	}
+}

@@ -1,0 +1,168 @@
+package integration
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/faaslocal/runtimetest"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+// TestCheckoutThroughTheEdge runs the whole checkout as processes behind the
+// local gateway and edge: 50 buyers race for a product with 10 units, each
+// through create-order → reserve-stock → charge-payment → commit-stock. Exactly
+// 10 orders are confirmed, 40 are refused out_of_stock, and the stock ends
+// at zero with nothing left reserved. A cancellation then restocks one unit.
+func TestCheckoutThroughTheEdge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the local runtime; -short was asked for")
+	}
+	catalogURL := pgtest.NewDatabase(t)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	prefix := "test:checkout:" + hex.EncodeToString(b) + ":"
+	rt := runtimetest.Start(t, runtimetest.Options{
+		Functions: []string{"get-product", "get-stock", "set-stock", "reserve-stock", "commit-stock", "release-stock",
+			"charge-payment", "refund-payment", "create-order", "get-order", "get-order-timeline", "cancel-order"},
+		Env: map[string]string{
+			"CATALOG_DATABASE_URL":   catalogURL,
+			"INVENTORY_DATABASE_URL": pgtest.NewDatabase(t),
+			"PAYMENTS_DATABASE_URL":  pgtest.NewDatabase(t),
+			"ORDERS_DATABASE_URL":    pgtest.NewDatabase(t),
+			"REDIS_ADDR":             "127.0.0.1:6379",
+			"CART_KEY_PREFIX":        prefix + "cart:",
+			"PRODUCT_CACHE_PREFIX":   prefix + "product:",
+			"MEILI_URL":              "",
+		},
+		ReadyTimeout: 3 * time.Minute,
+	})
+
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, postgres.Config{URL: catalogURL, Migrations: catalogdb.Migrations(), MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	p, err := catalog.NewProduct(catalog.Draft{SKU: "IT-LAMP-1", Name: "Desk lamp", Category: "test",
+		Price: catalog.Money{Amount: 3499, Currency: "USD"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = catalogdb.New(pool).Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+
+	tokens, err := auth.NewTokens(rt.ReadSecret(t, "jwt-secret"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleAdmin)
+	stockPath := rt.EdgeURL + "/api/v1/inventory/" + p.ID.String()
+	if code := call(t, http.MethodPut, stockPath, admin, map[string]int{"on_hand": 10}, nil); code != http.StatusOK {
+		t.Fatalf("set stock: %d", code)
+	}
+
+	body := `{"items":[{"product_id":"` + p.ID.String() + `","quantity":1}],` +
+		`"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"Springfield","postal_code":"12345","country":"US"},` +
+		`"payment":{"token":"tok_visa"}}`
+	type result struct {
+		status int
+		code   string
+		id     uuid.UUID
+		token  string
+	}
+	const buyers = 50
+	results := make([]result, buyers)
+	var wg sync.WaitGroup
+	for i := range buyers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+			req, _ := http.NewRequest(http.MethodPost, rt.EdgeURL+"/api/v1/orders", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("Idempotency-Key", uuid.NewString())
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Errorf("buyer %d: %v", i, err)
+				return
+			}
+			defer res.Body.Close()
+			raw, _ := io.ReadAll(res.Body)
+			var out struct {
+				ID     uuid.UUID `json:"id"`
+				Status string    `json:"status"`
+				Code   string    `json:"code"`
+			}
+			_ = json.Unmarshal(raw, &out)
+			results[i] = result{status: res.StatusCode, code: out.Code, id: out.ID, token: tok}
+			if res.StatusCode == http.StatusCreated && out.Status != "confirmed" {
+				t.Errorf("buyer %d: 201 with status %q", i, out.Status)
+			}
+		}()
+	}
+	wg.Wait()
+	confirmed, outOfStock := 0, 0
+	var first result
+	for i, r := range results {
+		switch {
+		case r.status == http.StatusCreated:
+			confirmed++
+			first = r
+		case r.status == http.StatusConflict && r.code == "out_of_stock":
+			outOfStock++
+		default:
+			t.Errorf("buyer %d: %d %s", i, r.status, r.code)
+		}
+	}
+	if confirmed != 10 || outOfStock != 40 {
+		t.Fatalf("%d confirmed and %d out_of_stock, want 10 and 40", confirmed, outOfStock)
+	}
+	var stock struct{ OnHand, Reserved int }
+	var raw map[string]int
+	if code := call(t, http.MethodGet, stockPath, "", nil, &raw); code != http.StatusOK {
+		t.Fatalf("get stock: %d", code)
+	}
+	stock.OnHand, stock.Reserved = raw["on_hand"], raw["reserved"]
+	if stock.OnHand != 0 || stock.Reserved != 0 {
+		t.Fatalf("stock after the race: on_hand %d reserved %d, want 0 0", stock.OnHand, stock.Reserved)
+	}
+
+	// The timeline shows every step; a stranger sees nothing.
+	var tl struct {
+		Steps []struct{ Step, Outcome string } `json:"steps"`
+	}
+	orderPath := rt.EdgeURL + "/api/v1/orders/" + first.id.String()
+	if code := call(t, http.MethodGet, orderPath+"/timeline", first.token, nil, &tl); code != http.StatusOK || len(tl.Steps) < 5 {
+		t.Fatalf("timeline: %d %+v", code, tl)
+	}
+	stranger, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+	if code := call(t, http.MethodGet, orderPath, stranger, nil, nil); code != http.StatusNotFound {
+		t.Fatalf("stranger reads an order: %d", code)
+	}
+	// Cancelling restocks once; cancelling again is refused.
+	if code := call(t, http.MethodPost, orderPath+"/cancel", first.token, nil, nil); code != http.StatusOK {
+		t.Fatalf("cancel: %d", code)
+	}
+	if code := call(t, http.MethodPost, orderPath+"/cancel", first.token, nil, nil); code != http.StatusConflict {
+		t.Fatalf("second cancel: %d", code)
+	}
+	if code := call(t, http.MethodGet, stockPath, "", nil, &raw); code != http.StatusOK || raw["on_hand"] != 1 {
+		t.Fatalf("stock after a cancel: %d %v, want on_hand 1", code, raw)
+	}
+}
