@@ -20,6 +20,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -56,6 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	kong := fs.String("kong", env("FAAS_LOCAL_KONG", "gateway/kong.yml"), "Kong declarative config for the edge (empty disables the edge)")
 	only := fs.String("functions", env("FAAS_LOCAL_FUNCTIONS", ""), "comma-separated functions to deploy (default: all of the stack)")
 	connectors := fs.String("connectors", env("FAAS_LOCAL_CONNECTORS", strings.Join(faaslocal.DefaultConnectors(), ",")), "comma-separated connectors/<name> to run when present")
+	seed := fs.String("seed", env("FAAS_LOCAL_SEED", "./cmd/seed"), "Go package run once the functions are ready to seed development data (empty disables)")
 	quietDefault, _ := strconv.ParseBool(env("FAAS_LOCAL_QUIET", "false"))
 	quiet := fs.Bool("quiet", quietDefault, "do not echo function output (it stays in /system/logs)")
 	if err := fs.Parse(args); err != nil {
@@ -102,6 +104,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	secrets, _ := filepath.Abs(rt.SecretsDir())
+	if *seed != "" {
+		fmt.Fprintln(stdout, "seeding development data (admin account, demo catalog)…")
+		if err := runSeed(ctx, *seed, secrets, stdout); err != nil {
+			return err
+		}
+	}
 	statePath, _ := filepath.Abs(rt.StateDir())
 	fmt.Fprintf(stdout, "\nready: %d functions\n  gateway  %s   (OPENFAAS_URL for faas-cli)\n", len(functions), rt.GatewayURL())
 	if rt.EdgeURL() != "" {
@@ -112,6 +120,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	<-ctx.Done()
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
+	}
+	return nil
+}
+
+// runSeed runs the seed program with the development environment and the
+// runtime's secrets, so the admin account matches the admin-* secrets.
+func runSeed(ctx context.Context, pkg, secretsDir string, stdout io.Writer) error {
+	cmd := exec.CommandContext(ctx, "go", "run", pkg, "-env-file", "env/development.yml")
+	cmd.Env = append(os.Environ(), "SECRETS_DIR="+secretsDir, "SHOP_ENV=development")
+	cmd.Stdout, cmd.Stderr = stdout, stdout
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("seed: %w", err)
 	}
 	return nil
 }

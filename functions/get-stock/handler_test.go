@@ -37,7 +37,7 @@ func TestGetStock(t *testing.T) {
 			&inventory.View{ProductID: stocked, OnHand: 25, Reserved: 0, Available: 25}},
 		{"never stocked", http.MethodGet, "/api/v1/inventory/" + uuid.Must(uuid.NewV7()).String(), 404, "not_found", nil},
 		{"not a uuid", http.MethodGet, "/api/v1/inventory/abc", 404, "not_found", nil},
-		{"wrong method", http.MethodPost, "/api/v1/inventory/" + stocked.String(), 404, "not_found", nil},
+		{"wrong method", http.MethodPost, "/api/v1/inventory/" + stocked.String(), 405, "method_not_allowed", nil},
 		{"other path", http.MethodGet, "/api/v1/other", 404, "not_found", nil},
 	}
 	for _, tt := range tests {

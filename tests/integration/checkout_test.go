@@ -133,12 +133,13 @@ func TestCheckoutThroughTheEdge(t *testing.T) {
 	if confirmed != 10 || outOfStock != 40 {
 		t.Fatalf("%d confirmed and %d out_of_stock, want 10 and 40", confirmed, outOfStock)
 	}
-	var stock struct{ OnHand, Reserved int }
-	var raw map[string]int
-	if code := call(t, http.MethodGet, stockPath, "", nil, &raw); code != http.StatusOK {
+	var stock struct {
+		OnHand   int `json:"on_hand"`
+		Reserved int `json:"reserved"`
+	}
+	if code := call(t, http.MethodGet, stockPath, "", nil, &stock); code != http.StatusOK {
 		t.Fatalf("get stock: %d", code)
 	}
-	stock.OnHand, stock.Reserved = raw["on_hand"], raw["reserved"]
 	if stock.OnHand != 0 || stock.Reserved != 0 {
 		t.Fatalf("stock after the race: on_hand %d reserved %d, want 0 0", stock.OnHand, stock.Reserved)
 	}
@@ -162,7 +163,7 @@ func TestCheckoutThroughTheEdge(t *testing.T) {
 	if code := call(t, http.MethodPost, orderPath+"/cancel", first.token, nil, nil); code != http.StatusConflict {
 		t.Fatalf("second cancel: %d", code)
 	}
-	if code := call(t, http.MethodGet, stockPath, "", nil, &raw); code != http.StatusOK || raw["on_hand"] != 1 {
-		t.Fatalf("stock after a cancel: %d %v, want on_hand 1", code, raw)
+	if code := call(t, http.MethodGet, stockPath, "", nil, &stock); code != http.StatusOK || stock.OnHand != 1 {
+		t.Fatalf("stock after a cancel: %d %+v, want on_hand 1", code, stock)
 	}
 }

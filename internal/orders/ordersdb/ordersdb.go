@@ -57,6 +57,10 @@ func ConfigFrom(c *config.Reader) postgres.Config {
 // KeyTTL is how long an idempotency key is kept (at least 24 h, as promised).
 const KeyTTL = 24 * time.Hour
 
+// AbandonedAfter is when a claimed key that never got an order (its request
+// died before writing the order, which takes seconds) may be claimed again.
+const AbandonedAfter = time.Minute
+
 // Store reads and writes orders. It is safe for concurrent use.
 type Store struct {
 	db *pgxpool.Pool
@@ -87,7 +91,8 @@ var (
 // ErrKeyReused when the key was used with another request; and, after
 // waiting up to wait for a running request with the key to finish,
 // ErrKeyInProgress. The claim is a unique insert, so exactly one of any number
-// of concurrent callers wins. An expired key is claimed anew.
+// of concurrent callers wins. An expired key is claimed anew, and so is an
+// abandoned one (claimed more than AbandonedAfter ago and still without order).
 func (s *Store) ClaimKey(ctx context.Context, userID uuid.UUID, key, hash string, wait time.Duration) (*Response, error) {
 	deadline := time.Now().Add(wait)
 	for {
@@ -103,12 +108,14 @@ func (s *Store) ClaimKey(ctx context.Context, userID uuid.UUID, key, hash string
 					SET request_hash = EXCLUDED.request_hash, order_id = NULL, response_status = NULL,
 					    response_body = NULL, created_at = now(), expires_at = EXCLUDED.expires_at
 					WHERE idempotency_keys.expires_at < now()
+					   OR (idempotency_keys.order_id IS NULL AND idempotency_keys.response_status IS NULL
+					       AND idempotency_keys.created_at < now() - $5::float8 * interval '1 second')
 				RETURNING true AS claimed, request_hash, response_status, response_body)
 			SELECT claimed, request_hash, response_status, response_body FROM ins
 			UNION ALL
 			SELECT false, request_hash, response_status, response_body FROM idempotency_keys
 			WHERE user_id = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM ins)`,
-			userID, key, hash, KeyTTL.Seconds()).Scan(&claimed, &gotHash, &status, &body)
+			userID, key, hash, KeyTTL.Seconds(), AbandonedAfter.Seconds()).Scan(&claimed, &gotHash, &status, &body)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue // released between the insert and the read: try again
 		}

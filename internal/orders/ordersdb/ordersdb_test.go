@@ -72,6 +72,13 @@ func TestClaimKey(t *testing.T) {
 	if r, err := store.ClaimKey(ctx, user, "k", "h3", 0); err != nil || r != nil {
 		t.Fatalf("after release: %v %v", r, err)
 	}
+	// A claim whose request died before writing its order is abandoned after a while.
+	if _, err := pool.Exec(ctx, `UPDATE idempotency_keys SET created_at = now() - interval '2 minutes'`); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := store.ClaimKey(ctx, user, "k", "h3b", 0); err != nil || r != nil {
+		t.Fatalf("abandoned key: %v %v", r, err)
+	}
 	// Expired keys are purged, and claimable anew.
 	if _, err := pool.Exec(ctx, `UPDATE idempotency_keys SET expires_at = now() - interval '1 second'`); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,205 @@
+// Package broker holds the RabbitMQ topology shared by the outbox relay, the
+// RabbitMQ connector and the dead-letter tool, so every process declares the
+// same exchanges and queues with the same arguments (RabbitMQ refuses a
+// redeclaration whose arguments differ).
+package broker
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// DefaultURL is the broker of a developer machine.
+const DefaultURL = "amqp://guest:guest@127.0.0.1:5672/"
+
+// ContentType is the content type of every event message: a CloudEvents
+// structured-mode JSON envelope.
+const ContentType = "application/cloudevents+json"
+
+// Headers the connector sets on retried and dead-lettered messages.
+const (
+	// HeaderAttempts counts the failed invocations of a message so far.
+	HeaderAttempts = "shop-attempts"
+	// HeaderLastStatus is the HTTP status of the last failed invocation (0 when
+	// the gateway could not be reached).
+	HeaderLastStatus = "shop-last-status"
+	// HeaderLastError is a short reason for the last failure.
+	HeaderLastError = "shop-last-error"
+	// HeaderTopic keeps the original routing key (event type) once a message
+	// travels through the default exchange to a retry queue or a DLQ.
+	HeaderTopic = "shop-topic"
+	// HeaderFunction names the function a dead letter was meant for.
+	HeaderFunction = "shop-function"
+	// HeaderFailedAt is when the message was dead-lettered (RFC 3339).
+	HeaderFailedAt = "shop-failed-at"
+)
+
+// Names are the exchange and queue names. Prefix is empty in production;
+// tests set a unique prefix so they never touch each other's objects.
+type Names struct {
+	Prefix string
+}
+
+// Exchange is the durable topic exchange every event is published to, with
+// the event type as routing key.
+func (n Names) Exchange() string { return n.Prefix + "shop.events" }
+
+// Unrouted is the fanout alternate exchange of Exchange and the durable queue
+// bound to it: an event no function subscribes to lands there instead of
+// vanishing.
+func (n Names) Unrouted() string { return n.Prefix + "shop.unrouted" }
+
+// Queue is the function's own durable quorum queue.
+func (n Names) Queue(function string) string { return n.Prefix + "fn." + function }
+
+// DLQ is where the function's messages go after the last failed attempt.
+func (n Names) DLQ(function string) string { return n.Queue(function) + ".dlq" }
+
+// Retry is the function's delay queue for delay: messages wait there for the
+// queue's TTL and are dead-lettered back to Queue(function). The delay is in
+// the name, so changing the configured delays declares new queues instead of
+// failing on mismatched arguments.
+func (n Names) Retry(function string, delay time.Duration) string {
+	return n.Queue(function) + ".retry." + strconv.FormatInt(delay.Milliseconds(), 10) + "ms"
+}
+
+// DeclareExchange declares the events exchange with its alternate exchange
+// and the unrouted queue. It is idempotent; both publishers and consumers
+// call it so either may start first.
+func DeclareExchange(ch *amqp.Channel, n Names) error {
+	if err := ch.ExchangeDeclare(n.Unrouted(), amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", n.Unrouted(), err)
+	}
+	if _, err := ch.QueueDeclare(n.Unrouted(), true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		return fmt.Errorf("declare queue %s: %w", n.Unrouted(), err)
+	}
+	if err := ch.QueueBind(n.Unrouted(), "", n.Unrouted(), false, nil); err != nil {
+		return fmt.Errorf("bind queue %s: %w", n.Unrouted(), err)
+	}
+	args := amqp.Table{"alternate-exchange": n.Unrouted()}
+	if err := ch.ExchangeDeclare(n.Exchange(), amqp.ExchangeTopic, true, false, false, false, args); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", n.Exchange(), err)
+	}
+	return nil
+}
+
+// DeclareFunction declares the function's quorum queue, its dead-letter
+// queue and one retry queue per delay. Bindings are not touched.
+func DeclareFunction(ch *amqp.Channel, n Names, function string, delays []time.Duration) error {
+	if _, err := ch.QueueDeclare(n.Queue(function), true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		return fmt.Errorf("declare queue %s: %w", n.Queue(function), err)
+	}
+	if _, err := ch.QueueDeclare(n.DLQ(function), true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		return fmt.Errorf("declare queue %s: %w", n.DLQ(function), err)
+	}
+	for _, d := range delays {
+		args := amqp.Table{
+			"x-message-ttl":             d.Milliseconds(),
+			"x-dead-letter-exchange":    "",
+			"x-dead-letter-routing-key": n.Queue(function),
+		}
+		if _, err := ch.QueueDeclare(n.Retry(function, d), true, false, false, false, args); err != nil {
+			return fmt.Errorf("declare queue %s: %w", n.Retry(function, d), err)
+		}
+	}
+	return nil
+}
+
+// Dial connects with a bounded handshake so an unreachable broker fails fast
+// and the caller's backoff takes over.
+func Dial(ctx context.Context, url string) (*amqp.Connection, error) {
+	deadline := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < deadline {
+		deadline = time.Until(d)
+	}
+	conn, err := amqp.DialConfig(url, amqp.Config{
+		Heartbeat: 10 * time.Second,
+		Locale:    "en_US",
+		Dial:      amqp.DefaultDial(deadline),
+		Properties: amqp.Table{
+			"connection_name": "shop",
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to RabbitMQ: %w", err)
+	}
+	return conn, nil
+}
+
+// Backoff is a capped exponential delay for reconnect loops.
+type Backoff struct {
+	// Min is the first delay (default 200 ms).
+	Min time.Duration
+	// Max caps the delay (default 10 s).
+	Max time.Duration
+	cur time.Duration
+}
+
+// Wait sleeps for the next delay or until ctx ends; it reports whether the
+// caller should go on.
+func (b *Backoff) Wait(ctx context.Context) bool {
+	if b.Min <= 0 {
+		b.Min = 200 * time.Millisecond
+	}
+	if b.Max <= 0 {
+		b.Max = 10 * time.Second
+	}
+	if b.cur == 0 {
+		b.cur = b.Min
+	} else {
+		b.cur = min(b.cur*2, b.Max)
+	}
+	t := time.NewTimer(b.cur)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// Reset makes the next Wait start again from Min, after a success.
+func (b *Backoff) Reset() { b.cur = 0 }
+
+// HeaderInt reads an integer header that may have been encoded as any AMQP
+// integer type.
+func HeaderInt(h amqp.Table, key string) int {
+	switch v := h[key].(type) {
+	case int:
+		return v
+	case int8:
+		return int(v)
+	case int16:
+		return int(v)
+	case int32:
+		return int(v)
+	case int64:
+		return int(v)
+	case uint8:
+		return int(v)
+	case uint16:
+		return int(v)
+	case uint32:
+		return int(v)
+	case string:
+		n, _ := strconv.Atoi(v)
+		return n
+	}
+	return 0
+}
+
+// HeaderString reads a string header, or "".
+func HeaderString(h amqp.Table, key string) string {
+	switch v := h[key].(type) {
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	}
+	return ""
+}

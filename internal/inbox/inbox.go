@@ -1,0 +1,41 @@
+// Package inbox makes event consumers idempotent: a consumer claims an event id
+// in the same transaction as the event's effect, so a redelivered event (the
+// broker delivers at least once) finds its id taken and changes nothing.
+package inbox
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Schema is the table of processed events every consuming service database
+// has. Service migrations include it verbatim (a test checks that they do).
+// The key is (event_id, consumer): two consumers sharing a database each
+// process the same event once, without stealing it from each other.
+const Schema = `CREATE TABLE IF NOT EXISTS processed_events (
+	event_id     uuid NOT NULL,
+	consumer     text NOT NULL CHECK (consumer <> ''),
+	processed_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (event_id, consumer)
+);`
+
+// Claim records that consumer processed eventID, on tx. first is true when
+// this is the first claim: the caller then applies the effect on the same tx.
+// first is false for a duplicate delivery, whose effect (committed by an
+// earlier transaction) the caller must not apply again. A concurrent claim of
+// the same id waits for the other transaction and then reports false if it
+// committed, true if it rolled back, so exactly one effect ever commits.
+func Claim(ctx context.Context, tx pgx.Tx, eventID uuid.UUID, consumer string) (first bool, err error) {
+	if eventID == uuid.Nil || consumer == "" {
+		return false, fmt.Errorf("inbox: event id and consumer are required")
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO processed_events (event_id, consumer) VALUES ($1, $2)
+		ON CONFLICT DO NOTHING`, eventID, consumer)
+	if err != nil {
+		return false, fmt.Errorf("inbox: claim event: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
