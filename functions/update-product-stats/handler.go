@@ -1,0 +1,112 @@
+// Package function is update-product-stats, an event handler (topics
+// order.placed.v1 and order.cancelled.v1, POST / from the RabbitMQ connector
+// with the internal credential): it adds each placed order's quantities to
+// the products' sold_count and takes a cancelled order's back, once per event
+// (the event id is claimed in the same transaction). See docs/events.md.
+package function
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/catalog/catalogenv"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/inbox"
+	"github.com/shopfaas/shop/internal/orders"
+)
+
+// Consumer is this function's name in the inbox.
+const Consumer = "update-product-stats"
+
+// handler is built on the first request, from the environment.
+var handler = fnhttp.Lazy(build)
+
+// Handle serves update-product-stats.
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+func build() (http.Handler, error) {
+	c := config.FromOS()
+	credential := c.Secret("internal-token", "", false)
+	d, err := catalogenv.Load(context.Background(), c, slog.Default(), catalogenv.Needs{Cache: true})
+	if err != nil {
+		return nil, err
+	}
+	return New(d, credential), nil
+}
+
+// Response is the answer to a delivery.
+type Response struct {
+	EventID uuid.UUID `json:"event_id"`
+	// Duplicate is true when the event had already been processed: nothing
+	// was changed.
+	Duplicate bool `json:"duplicate"`
+	// Updated is how many products' counts changed.
+	Updated int `json:"updated"`
+}
+
+// New returns the handler over d (Store required; Cache optional); callers
+// must present credential in the X-Internal-Token header. It answers 200
+// only after the change committed, 4xx for an event it can never process,
+// 5xx when the database failed (the connector retries).
+func New(d *catalogenv.Deps, credential string) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /", fnhttp.Adapt(d.Log, func(w http.ResponseWriter, r *http.Request) error {
+		if err := auth.CheckInternal(r, credential); err != nil {
+			return err
+		}
+		ev, err := inbox.ReadDelivery(r, events.OrderPlaced, events.OrderCancelled)
+		if err != nil {
+			return err
+		}
+		ctx := ev.Context(r.Context())
+		var data orders.EventData
+		if err := ev.DecodeData(&data); err != nil {
+			return err
+		}
+		ds, err := deltas(ev.Type == events.OrderCancelled, data.Items)
+		if err != nil {
+			return err
+		}
+		changed, first, err := d.Store.AddSold(ctx, ev.EventID, Consumer, ds)
+		if err != nil {
+			return err
+		}
+		for _, p := range changed {
+			d.Committed(ctx, p)
+		}
+		if !first {
+			d.Log.InfoContext(ctx, "duplicate event ignored", "event_id", ev.EventID, "type", ev.Type)
+		}
+		return fnhttp.JSON(w, http.StatusOK, Response{EventID: ev.EventID, Duplicate: !first, Updated: len(changed)})
+	}))
+	return fnhttp.Routes(mux)
+}
+
+// deltas turns an order's lines into sold-count changes: positive for a
+// placed order, negative for a cancelled one. A line without a product or
+// with a non-positive quantity makes the event invalid (4xx).
+func deltas(cancelled bool, lines []orders.Line) ([]catalogdb.SoldDelta, error) {
+	if len(lines) == 0 {
+		return nil, fault.E(fault.Malformed, "invalid_event", "order event has no items")
+	}
+	out := make([]catalogdb.SoldDelta, 0, len(lines))
+	for _, l := range lines {
+		if l.ProductID == uuid.Nil || l.Quantity <= 0 {
+			return nil, fault.E(fault.Malformed, "invalid_event", "every item needs a product_id and a positive quantity")
+		}
+		d := int64(l.Quantity)
+		if cancelled {
+			d = -d
+		}
+		out = append(out, catalogdb.SoldDelta{ProductID: l.ProductID, Delta: d})
+	}
+	return out, nil
+}

@@ -1,0 +1,152 @@
+package function
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalog/catalogenv/envtest"
+	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/orders"
+)
+
+const credential = "test-internal-credential"
+
+func setup(t *testing.T) (*envtest.Env, http.Handler) {
+	t.Helper()
+	env := envtest.New(t, envtest.Options{})
+	return env, New(env.Deps, credential)
+}
+
+func orderEvent(t *testing.T, typ string, lines ...orders.Line) string {
+	t.Helper()
+	data := orders.EventData{OrderID: uuid.New(), UserID: uuid.New(), Status: orders.Confirmed, Items: lines,
+		Total: orders.Money{Amount: 100, Currency: "USD"}}
+	ev, err := events.New(context.Background(), orders.Source, typ, data.OrderID.String(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(ev)
+	return string(b)
+}
+
+func deliver(t *testing.T, h http.Handler, body string) (int, Response) {
+	t.Helper()
+	w := envtest.Do(t, h, http.MethodPost, "/", body, "X-Internal-Token", credential)
+	var resp Response
+	if w.Code == http.StatusOK {
+		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w.Code, resp
+}
+
+func sold(t *testing.T, env *envtest.Env, p catalog.Product) int64 {
+	t.Helper()
+	got, err := env.Store.Current(context.Background(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got.SoldCount
+}
+
+func TestPlacedThenCancelledRestores(t *testing.T) {
+	env, h := setup(t)
+	a := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
+	b := env.Create(t, "DESK-1", "Desk", "home", 5000)
+	lines := []orders.Line{{ProductID: a.ID, Quantity: 2}, {ProductID: b.ID, Quantity: 1}}
+	if code, resp := deliver(t, h, orderEvent(t, events.OrderPlaced, lines...)); code != 200 || resp.Updated != 2 {
+		t.Fatalf("placed: %d %+v", code, resp)
+	}
+	if sold(t, env, a) != 2 || sold(t, env, b) != 1 {
+		t.Fatalf("after placed: %d %d", sold(t, env, a), sold(t, env, b))
+	}
+	// The cache entry was replaced by an invalidation marker of the new version.
+	if _, v, _, err := env.Cache.Get(context.Background(), a.ID.String()); err != nil || v < 2 {
+		t.Errorf("cache not invalidated: version %d, %v", v, err)
+	}
+	if code, _ := deliver(t, h, orderEvent(t, events.OrderCancelled, lines...)); code != 200 {
+		t.Fatalf("cancelled: %d", code)
+	}
+	if sold(t, env, a) != 0 || sold(t, env, b) != 0 {
+		t.Errorf("after cancelled: %d %d, want 0 0", sold(t, env, a), sold(t, env, b))
+	}
+}
+
+// The same event delivered twice, then ten times concurrently, counts once.
+func TestDuplicateDeliveryCountsOnce(t *testing.T) {
+	env, h := setup(t)
+	a := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
+	body := orderEvent(t, events.OrderPlaced, orders.Line{ProductID: a.ID, Quantity: 3})
+	if code, resp := deliver(t, h, body); code != 200 || resp.Duplicate {
+		t.Fatalf("first: %d %+v", code, resp)
+	}
+	if code, resp := deliver(t, h, body); code != 200 || !resp.Duplicate || resp.Updated != 0 {
+		t.Fatalf("second: %d %+v", code, resp)
+	}
+	if n := sold(t, env, a); n != 3 {
+		t.Fatalf("sold %d, want 3", n)
+	}
+	body = orderEvent(t, events.OrderPlaced, orders.Line{ProductID: a.ID, Quantity: 1})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	firsts := 0
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, resp := deliver(t, h, body)
+			if code != 200 {
+				t.Errorf("concurrent delivery: %d", code)
+			}
+			mu.Lock()
+			if !resp.Duplicate {
+				firsts++
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if n := sold(t, env, a); n != 4 || firsts != 1 {
+		t.Errorf("sold %d (want 4), %d first deliveries (want 1)", n, firsts)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	env, h := setup(t)
+	a := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
+	good := orderEvent(t, events.OrderPlaced, orders.Line{ProductID: a.ID, Quantity: 1})
+	tests := []struct {
+		name   string
+		body   string
+		header []string
+		want   int
+	}{
+		{"no credential", good, nil, 401},
+		{"wrong credential", good, []string{"X-Internal-Token", "nope"}, 401},
+		{"not json", `{"specversion":`, []string{"X-Internal-Token", credential}, 400},
+		{"not an envelope", `{"order_id":"x"}`, []string{"X-Internal-Token", credential}, 400},
+		{"id not a uuid", `{"specversion":"1.0","id":"7","source":"s","type":"order.placed.v1","data":{}}`,
+			[]string{"X-Internal-Token", credential}, 400},
+		{"no items", orderEvent(t, events.OrderPlaced), []string{"X-Internal-Token", credential}, 400},
+		{"other type", orderEvent(t, events.OrderPaymentFailed, orders.Line{ProductID: a.ID, Quantity: 1}),
+			[]string{"X-Internal-Token", credential}, 422},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := envtest.Do(t, h, http.MethodPost, "/", tt.body, tt.header...)
+			if w.Code != tt.want {
+				t.Errorf("status %d, want %d: %s", w.Code, tt.want, w.Body)
+			}
+		})
+	}
+	if n := sold(t, env, a); n != 0 {
+		t.Errorf("a refused delivery changed sold_count to %d", n)
+	}
+}

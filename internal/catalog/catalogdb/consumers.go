@@ -1,0 +1,119 @@
+package catalogdb
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/inbox"
+	"github.com/shopfaas/shop/internal/postgres"
+)
+
+// SoldDelta is a change of one product's sold count.
+type SoldDelta struct {
+	ProductID uuid.UUID
+	Delta     int64
+}
+
+// AddSold applies the sold-count changes of one event (eventID, processed
+// by consumer) in ONE transaction with the event's inbox claim: a duplicate
+// delivery (first=false) changes nothing. Deltas of the same product are
+// summed; products are locked in id order, so concurrent events never
+// deadlock. A count never goes below zero. Unknown products are skipped. Each
+// changed product gets its search document and product.changed.v1 event in
+// the same transaction, and is returned for the after-commit step (cache
+// invalidation). Failures are fault.Internal.
+func (s *Store) AddSold(ctx context.Context, eventID uuid.UUID, consumer string, deltas []SoldDelta) (changedProducts []catalog.Product, first bool, err error) {
+	sum := map[uuid.UUID]int64{}
+	for _, d := range deltas {
+		sum[d.ProductID] += d.Delta
+	}
+	ids := make([]uuid.UUID, 0, len(sum))
+	for id, d := range sum {
+		if d != 0 {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return cmp.Compare(a.String(), b.String()) })
+	err = postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
+		changedProducts = nil
+		var err error
+		if first, err = inbox.Claim(ctx, tx, eventID, consumer); err != nil || !first {
+			return err
+		}
+		for _, id := range ids {
+			p, err := scan(tx.QueryRow(ctx, `UPDATE products SET sold_count = GREATEST(sold_count + $2, 0),
+					version = version + 1, updated_at = now()
+				WHERE id = $1 AND sold_count IS DISTINCT FROM GREATEST(sold_count + $2, 0) RETURNING `+columns, id, sum[id]))
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue // unknown product, or a decrement already at zero
+			}
+			if err != nil {
+				return err
+			}
+			if err := changed(ctx, tx, p); err != nil {
+				return err
+			}
+			changedProducts = append(changedProducts, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, fault.Internalf("add sold counts: %w", err)
+	}
+	return changedProducts, first, nil
+}
+
+// SetAvailabilityOnce is SetAvailability for the consumer of one event: the
+// change and the event's inbox claim commit together, and a duplicate
+// delivery (first=false) changes nothing. changedProduct is false when the
+// product already had the value (nothing written besides the claim).
+// fault.NotFound when the product does not exist (the claim is then not
+// kept); other failures are fault.Internal.
+func (s *Store) SetAvailabilityOnce(ctx context.Context, eventID uuid.UUID, consumer string, id uuid.UUID, inStock bool) (p catalog.Product, first, changedProduct bool, err error) {
+	err = postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
+		changedProduct = false
+		var err error
+		if first, err = inbox.Claim(ctx, tx, eventID, consumer); err != nil || !first {
+			return err
+		}
+		p, err = scan(tx.QueryRow(ctx, `UPDATE products SET in_stock = $2, version = version + 1, updated_at = now()
+			WHERE id = $1 AND in_stock IS DISTINCT FROM $2 RETURNING `+columns, id, inStock))
+		if errors.Is(err, pgx.ErrNoRows) {
+			if p, err = scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM products WHERE id = $1`, id)); errors.Is(err, pgx.ErrNoRows) {
+				return errNotFound
+			}
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		changedProduct = true
+		return changed(ctx, tx, p)
+	})
+	var fe *fault.Error
+	if err != nil && !errors.As(err, &fe) {
+		err = fault.Internalf("set availability: %w", err)
+	}
+	return p, first, changedProduct, err
+}
+
+// Current returns the product as stored now, archived or not, so a consumer
+// acting on a (possibly stale or reordered) product.changed.v1 event uses the
+// latest state. fault.NotFound when it does not exist.
+func (s *Store) Current(ctx context.Context, id uuid.UUID) (catalog.Product, error) {
+	p, err := scan(s.db.QueryRow(ctx, `SELECT `+columns+` FROM products WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, errNotFound
+	}
+	if err != nil {
+		return p, fault.Internalf("get product: %w", err)
+	}
+	return p, nil
+}

@@ -1,0 +1,72 @@
+package catalogdb_test
+
+import (
+	"context"
+	"io/fs"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/inbox"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+func TestMigrationHasInbox(t *testing.T) {
+	b, err := fs.ReadFile(catalogdb.Migrations(), "0002_inbox.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), inbox.Schema) {
+		t.Error("0002_inbox.sql does not include inbox.Schema verbatim")
+	}
+}
+
+func TestAddSoldOncePerEvent(t *testing.T) {
+	ctx := context.Background()
+	s := catalogdb.New(pgtest.Open(t, catalogdb.Migrations()))
+	a, b := create(t, s, "A-1"), create(t, s, "B-1")
+	placed, _ := uuid.NewV7()
+	deltas := []catalogdb.SoldDelta{{a.ID, 2}, {b.ID, 1}, {a.ID, 1}, {uuid.New(), 5}}
+	got, first, err := s.AddSold(ctx, placed, "stats", deltas)
+	if err != nil || !first || len(got) != 2 {
+		t.Fatalf("AddSold: %d products, first %v, %v", len(got), first, err)
+	}
+	if got, first, err = s.AddSold(ctx, placed, "stats", deltas); err != nil || first || len(got) != 0 {
+		t.Errorf("duplicate: %d products, first %v, %v", len(got), first, err)
+	}
+	pa, _ := s.Get(ctx, a.ID)
+	if pa.SoldCount != 3 {
+		t.Errorf("sold %d, want 3", pa.SoldCount)
+	}
+	cancelled, _ := uuid.NewV7()
+	if _, _, err := s.AddSold(ctx, cancelled, "stats", []catalogdb.SoldDelta{{a.ID, -10}}); err != nil {
+		t.Fatal(err)
+	}
+	if pa, _ = s.Get(ctx, a.ID); pa.SoldCount != 0 {
+		t.Errorf("sold %d after over-cancel, want 0", pa.SoldCount)
+	}
+}
+
+func TestSetAvailabilityOnce(t *testing.T) {
+	ctx := context.Background()
+	s := catalogdb.New(pgtest.Open(t, catalogdb.Migrations()))
+	p := create(t, s, "A-1")
+	ev, _ := uuid.NewV7()
+	got, first, changed, err := s.SetAvailabilityOnce(ctx, ev, "index", p.ID, true)
+	if err != nil || !first || !changed || !got.InStock {
+		t.Fatalf("first: %+v %v %v %v", got, first, changed, err)
+	}
+	if _, first, changed, err = s.SetAvailabilityOnce(ctx, ev, "index", p.ID, false); err != nil || first || changed {
+		t.Errorf("duplicate applied: %v %v %v", first, changed, err)
+	}
+	if cur, _ := s.Current(ctx, p.ID); !cur.InStock {
+		t.Error("duplicate changed in_stock")
+	}
+	other, _ := uuid.NewV7()
+	if _, _, _, err := s.SetAvailabilityOnce(ctx, other, "index", uuid.New(), true); !fault.Is(err, fault.NotFound, "") {
+		t.Errorf("unknown product: %v", err)
+	}
+}

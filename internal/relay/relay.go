@@ -1,0 +1,417 @@
+// Package relay publishes the rows of every service's outbox table to the
+// RabbitMQ events exchange. It reads only rows whose transaction is older than
+// every transaction still running, publishes them in transaction order with
+// publisher confirms and marks a batch published only after RabbitMQ confirmed
+// it, so every committed event is delivered at least once (consumers dedupe by
+// event id) and a row committed out of order is never skipped.
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/outbox"
+)
+
+// Database is one service database holding an outbox table.
+type Database struct {
+	// Name labels logs and metrics (users, catalog, orders, …).
+	Name string
+	// URL is the pgx connection string.
+	URL string
+	// Password, when set, overrides the URL's password (the db-password secret).
+	Password string
+}
+
+// Config configures a Relay. Zero values take the documented defaults.
+type Config struct {
+	// Databases are relayed concurrently, one goroutine each.
+	Databases []Database
+	// BrokerURL is the RabbitMQ URL (default broker.DefaultURL).
+	BrokerURL string
+	// Names are the exchange names (empty prefix in production).
+	Names broker.Names
+	// BatchSize is the number of rows published per confirm round (default 100).
+	BatchSize int
+	// PollInterval is the fallback when no NOTIFY arrives (default 1 s).
+	PollInterval time.Duration
+	// Retention is how long published rows are kept (default 7 days).
+	Retention time.Duration
+	// CleanupInterval is how often old published rows are deleted (default 10 min).
+	CleanupInterval time.Duration
+	// MaxBackoff caps the delay between reconnect attempts (default 10 s).
+	MaxBackoff time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.BrokerURL == "" {
+		c.BrokerURL = broker.DefaultURL
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 100
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Second
+	}
+	if c.Retention <= 0 {
+		c.Retention = 7 * 24 * time.Hour
+	}
+	if c.CleanupInterval <= 0 {
+		c.CleanupInterval = 10 * time.Minute
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 10 * time.Second
+	}
+}
+
+// Validate reports every configuration problem.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Databases) == 0 {
+		errs = append(errs, errors.New("relay: no database configured"))
+	}
+	for _, d := range c.Databases {
+		if d.Name == "" || d.URL == "" {
+			errs = append(errs, fmt.Errorf("relay: database %q needs a name and a URL", d.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Relay moves outbox rows to RabbitMQ. Build it with New and call Run.
+type Relay struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	// beforeMark, when set (tests), runs after a batch was confirmed and
+	// before it is marked published.
+	beforeMark func(ctx context.Context, database string, ids []string)
+}
+
+type metrics struct {
+	pending   *prometheus.GaugeVec
+	oldestAge *prometheus.GaugeVec
+	published *prometheus.CounterVec
+	errors    *prometheus.CounterVec
+}
+
+// New builds a relay whose lag metrics are registered on reg.
+func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Relay, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &metrics{
+		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shop_outbox_pending_events", Help: "Outbox rows not yet published, per database.",
+		}, []string{"database"}),
+		oldestAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shop_outbox_oldest_pending_age_seconds", Help: "Age of the oldest unpublished outbox row (0 when none).",
+		}, []string{"database"}),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shop_outbox_published_total", Help: "Outbox rows published and confirmed by RabbitMQ.",
+		}, []string{"database"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shop_outbox_relay_errors_total", Help: "Relay errors by database and side (database, broker).",
+		}, []string{"database", "side"}),
+	}
+	for _, c := range []prometheus.Collector{m.pending, m.oldestAge, m.published, m.errors} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("relay metrics: %w", err)
+		}
+	}
+	return &Relay{cfg: cfg, log: log, metrics: m}, nil
+}
+
+// Run relays every database until ctx ends. Transient failures (a database
+// or the broker down) are logged and retried with backoff; Run never returns
+// early because of them.
+func (r *Relay) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, db := range r.cfg.Databases {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &worker{relay: r, db: db, log: r.log.With("database", db.Name)}
+			w.run(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+type worker struct {
+	relay       *Relay
+	db          Database
+	log         *slog.Logger
+	pub         publisher
+	lastCleanup time.Time
+}
+
+// errDatabase marks a failure that needs a new database connection.
+type errDatabase struct{ err error }
+
+func (e errDatabase) Error() string { return e.err.Error() }
+func (e errDatabase) Unwrap() error { return e.err }
+
+func (w *worker) run(ctx context.Context) {
+	defer w.pub.close()
+	bo := broker.Backoff{Max: w.relay.cfg.MaxBackoff}
+	for ctx.Err() == nil {
+		err := w.session(ctx, &bo)
+		if ctx.Err() != nil {
+			return
+		}
+		w.relay.metrics.errors.WithLabelValues(w.db.Name, "database").Inc()
+		w.log.Warn("outbox database unavailable, retrying", "err", err)
+		if !bo.Wait(ctx) {
+			return
+		}
+	}
+}
+
+// session serves one database connection; it returns on a database error.
+func (w *worker) session(ctx context.Context, bo *broker.Backoff) error {
+	cc, err := pgx.ParseConfig(w.db.URL)
+	if err != nil {
+		return err
+	}
+	if w.db.Password != "" {
+		cc.Password = w.db.Password
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+outbox.Channel); err != nil {
+		return err
+	}
+	w.log.Info("relaying outbox")
+	brokerBackoff := broker.Backoff{Max: w.relay.cfg.MaxBackoff}
+	for ctx.Err() == nil {
+		more, err := w.drain(ctx, conn)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.As(err, new(errDatabase)) {
+				return err
+			}
+			w.relay.metrics.errors.WithLabelValues(w.db.Name, "broker").Inc()
+			w.log.Warn("publishing failed, rows stay pending", "err", err)
+			w.pub.close()
+			if err := w.observe(ctx, conn); err != nil {
+				return err
+			}
+			if !brokerBackoff.Wait(ctx) {
+				return nil
+			}
+			continue
+		}
+		bo.Reset()
+		brokerBackoff.Reset()
+		if err := w.observe(ctx, conn); err != nil {
+			return err
+		}
+		if err := w.cleanup(ctx, conn); err != nil {
+			return err
+		}
+		if more {
+			continue
+		}
+		wctx, cancel := context.WithTimeout(ctx, w.relay.cfg.PollInterval)
+		_, err = conn.WaitForNotification(wctx)
+		timedOut := wctx.Err() != nil
+		cancel()
+		if err != nil && !timedOut {
+			return err
+		}
+	}
+	return nil
+}
+
+type pending struct {
+	seq      int64
+	id       string
+	typ      string
+	envelope []byte
+}
+
+// drain publishes one batch and reports whether a full batch was read (more
+// rows may be waiting).
+func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	cfg := w.relay.cfg
+	rows, err := conn.Query(ctx, `SELECT seq, id::text, type, envelope::text FROM outbox
+		WHERE published_at IS NULL AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY transaction_id, seq LIMIT $1`, cfg.BatchSize)
+	if err != nil {
+		return false, errDatabase{fmt.Errorf("read outbox: %w", err)}
+	}
+	batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (pending, error) {
+		var p pending
+		var env string
+		err := row.Scan(&p.seq, &p.id, &p.typ, &env)
+		p.envelope = []byte(env)
+		return p, err
+	})
+	if err != nil {
+		return false, errDatabase{fmt.Errorf("read outbox: %w", err)}
+	}
+	if len(batch) == 0 {
+		return false, nil
+	}
+	ch, err := w.pub.channel(ctx, cfg.BrokerURL, cfg.Names)
+	if err != nil {
+		return false, err
+	}
+	confirms := make([]*amqp.DeferredConfirmation, 0, len(batch))
+	for _, p := range batch {
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, cfg.Names.Exchange(), p.typ, false, false, message(p))
+		if err != nil {
+			return false, fmt.Errorf("publish %s: %w", p.id, err)
+		}
+		confirms = append(confirms, dc)
+	}
+	// Mark only the confirmed prefix: a nacked row and everything after it
+	// are published again in order next round.
+	var seqs []int64
+	var ids []string
+	var nackErr error
+	for i, dc := range confirms {
+		ok, err := dc.WaitContext(ctx)
+		if err != nil {
+			return false, fmt.Errorf("confirm %s: %w", batch[i].id, err)
+		}
+		if !ok {
+			nackErr = fmt.Errorf("broker nacked event %s", batch[i].id)
+			break
+		}
+		seqs = append(seqs, batch[i].seq)
+		ids = append(ids, batch[i].id)
+	}
+	if len(seqs) > 0 {
+		if w.relay.beforeMark != nil {
+			w.relay.beforeMark(ctx, w.db.Name, ids)
+		}
+		if _, err := conn.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE seq = ANY($1)`, seqs); err != nil {
+			return false, errDatabase{fmt.Errorf("mark published: %w", err)}
+		}
+		w.relay.metrics.published.WithLabelValues(w.db.Name).Add(float64(len(seqs)))
+		w.log.Debug("published outbox batch", "count", len(seqs))
+	}
+	if nackErr != nil {
+		return false, nackErr
+	}
+	return len(batch) == cfg.BatchSize, nil
+}
+
+// message builds the persistent AMQP message of an outbox row, copying the
+// envelope's trace context into headers for consumers that read headers.
+func message(p pending) amqp.Publishing {
+	var trace struct {
+		Time        time.Time `json:"time"`
+		TraceParent string    `json:"traceparent"`
+		TraceState  string    `json:"tracestate"`
+	}
+	_ = json.Unmarshal(p.envelope, &trace) // a malformed envelope is still delivered as is
+	headers := amqp.Table{}
+	if trace.TraceParent != "" {
+		headers["traceparent"] = trace.TraceParent
+	}
+	if trace.TraceState != "" {
+		headers["tracestate"] = trace.TraceState
+	}
+	return amqp.Publishing{
+		Headers:      headers,
+		ContentType:  broker.ContentType,
+		DeliveryMode: amqp.Persistent,
+		MessageId:    p.id,
+		Type:         p.typ,
+		Timestamp:    trace.Time,
+		AppId:        "outbox-relay",
+		Body:         p.envelope,
+	}
+}
+
+// observe refreshes the lag metrics.
+func (w *worker) observe(ctx context.Context, conn *pgx.Conn) error {
+	var n int64
+	var age float64
+	err := conn.QueryRow(ctx, `SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
+		FROM outbox WHERE published_at IS NULL`).Scan(&n, &age)
+	if err != nil {
+		return errDatabase{fmt.Errorf("outbox lag: %w", err)}
+	}
+	w.relay.metrics.pending.WithLabelValues(w.db.Name).Set(float64(n))
+	w.relay.metrics.oldestAge.WithLabelValues(w.db.Name).Set(age)
+	return nil
+}
+
+// cleanup deletes published rows older than the retention, at most once per
+// CleanupInterval.
+func (w *worker) cleanup(ctx context.Context, conn *pgx.Conn) error {
+	cfg := w.relay.cfg
+	if time.Since(w.lastCleanup) < cfg.CleanupInterval {
+		return nil
+	}
+	tag, err := conn.Exec(ctx, `DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)`, cfg.Retention.Seconds())
+	if err != nil {
+		return errDatabase{fmt.Errorf("outbox cleanup: %w", err)}
+	}
+	w.lastCleanup = time.Now()
+	if tag.RowsAffected() > 0 {
+		w.log.Info("deleted old published outbox rows", "count", tag.RowsAffected())
+	}
+	return nil
+}
+
+// publisher is a lazily (re)opened confirm-mode channel.
+type publisher struct {
+	conn *amqp.Connection
+	ch   *amqp.Channel
+}
+
+func (p *publisher) channel(ctx context.Context, url string, names broker.Names) (*amqp.Channel, error) {
+	if p.ch != nil && !p.ch.IsClosed() && !p.conn.IsClosed() {
+		return p.ch, nil
+	}
+	p.close()
+	conn, err := broker.Dial(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	ch, err := conn.Channel()
+	if err == nil {
+		err = ch.Confirm(false)
+	}
+	if err == nil {
+		err = broker.DeclareExchange(ch, names)
+	}
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("open publisher channel: %w", err)
+	}
+	p.conn, p.ch = conn, ch
+	return ch, nil
+}
+
+func (p *publisher) close() {
+	if p.conn != nil {
+		_ = p.conn.Close()
+	}
+	p.conn, p.ch = nil, nil
+}

@@ -1,0 +1,374 @@
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/outbox"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+const rabbitURL = "amqp://guest:guest@127.0.0.1:5672/"
+
+func openOutbox(t *testing.T) (*pgxpool.Pool, string) {
+	t.Helper()
+	pool := pgtest.Open(t, fstest.MapFS{"0001_outbox.sql": {Data: []byte(outbox.Schema)}})
+	return pool, pool.Config().ConnString()
+}
+
+// capture declares the test's exchange (unique prefix) and a queue bound to
+// every routing key, and returns the deliveries.
+func capture(t *testing.T) (broker.Names, <-chan amqp.Delivery) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs RabbitMQ; -short was asked for")
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	names := broker.Names{Prefix: "test-" + hex.EncodeToString(b) + "."}
+	conn, err := amqp.Dial(rabbitURL)
+	if err != nil {
+		t.Fatalf("RabbitMQ is required for this test (%s): %v", rabbitURL, err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.DeclareExchange(ch, names); err != nil {
+		t.Fatal(err)
+	}
+	q := names.Prefix + "capture"
+	if _, err := ch.QueueDeclare(q, false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(q, "#", names.Exchange(), false, nil); err != nil {
+		t.Fatal(err)
+	}
+	deliveries, err := ch.Consume(q, "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := conn.Channel()
+		if err == nil {
+			_, _ = c.QueueDelete(q, false, false, false)
+			_, _ = c.QueueDelete(names.Unrouted(), false, false, false)
+			_ = c.ExchangeDelete(names.Exchange(), false, false)
+			_ = c.ExchangeDelete(names.Unrouted(), false, false)
+		}
+		_ = conn.Close()
+	})
+	return names, deliveries
+}
+
+func startRelay(t *testing.T, cfg Config, beforeMark func(context.Context, string, []string)) (*prometheus.Registry, context.CancelFunc, <-chan struct{}) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	cfg.PollInterval = 200 * time.Millisecond
+	cfg.MaxBackoff = 300 * time.Millisecond
+	r, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.beforeMark = beforeMark
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return reg, cancel, done
+}
+
+func insertEvent(t *testing.T, ctx context.Context, tx pgx.Tx, subject string) string {
+	t.Helper()
+	ev, err := events.New(ctx, "test", events.OrderPlaced, subject, map[string]string{"order_id": subject})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	if err := outbox.Append(ctx, tx, ev); err != nil {
+		t.Fatal(err)
+	}
+	return ev.ID
+}
+
+func receive(t *testing.T, deliveries <-chan amqp.Delivery, n int, within time.Duration) []amqp.Delivery {
+	t.Helper()
+	var got []amqp.Delivery
+	timeout := time.After(within)
+	for len(got) < n {
+		select {
+		case d := <-deliveries:
+			got = append(got, d)
+		case <-timeout:
+			t.Fatalf("received %d messages within %s, want %d", len(got), within, n)
+		}
+	}
+	return got
+}
+
+func noMore(t *testing.T, deliveries <-chan amqp.Delivery, wait time.Duration) {
+	t.Helper()
+	select {
+	case d := <-deliveries:
+		t.Errorf("unexpected extra message %s (%s)", d.MessageId, d.RoutingKey)
+	case <-time.After(wait):
+	}
+}
+
+func unpublished(t *testing.T, pool *pgxpool.Pool) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
+}
+
+func ids(ds []amqp.Delivery) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.MessageId
+	}
+	return out
+}
+
+// Two concurrent transactions, the later-started committing first: the relay
+// waits for the older one and publishes both exactly once, in transaction order.
+func TestOutOfOrderCommitsPublishedOnceInTransactionOrder(t *testing.T) {
+	names, deliveries := capture(t)
+	pool, url := openOutbox(t)
+	ctx := context.Background()
+	startRelay(t, Config{Databases: []Database{{Name: "orders", URL: url}}, BrokerURL: rabbitURL, Names: names}, nil)
+
+	older, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = older.Rollback(ctx) }()
+	first := insertEvent(t, ctx, older, "first")
+	var second string
+	if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+		second = insertEvent(t, ctx, tx, "second")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The younger transaction committed, but the older one is still open: its
+	// row must not be overtaken.
+	noMore(t, deliveries, 1200*time.Millisecond)
+	if err := older.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := receive(t, deliveries, 2, 10*time.Second)
+	if diff := cmp.Diff([]string{first, second}, ids(got)); diff != "" {
+		t.Errorf("published order (-want +got):\n%s", diff)
+	}
+	d := got[0]
+	if d.RoutingKey != events.OrderPlaced || d.ContentType != broker.ContentType || d.DeliveryMode != amqp.Persistent ||
+		d.Headers["traceparent"] != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" {
+		t.Errorf("message: routing key %q content type %q mode %d headers %v", d.RoutingKey, d.ContentType, d.DeliveryMode, d.Headers)
+	}
+	if ev, err := events.Decode(d.Body); err != nil || ev.ID != first {
+		t.Errorf("body is not the envelope of %s: %v %+v", first, err, ev)
+	}
+	noMore(t, deliveries, 800*time.Millisecond)
+	if n := unpublished(t, pool); n != 0 {
+		t.Errorf("%d rows still unpublished", n)
+	}
+}
+
+// A relay stopped between the confirms and the UPDATE leaves the rows
+// pending; the next relay publishes them again, so none is lost.
+func TestRelayKilledMidBatchRepublishes(t *testing.T) {
+	names, deliveries := capture(t)
+	pool, url := openOutbox(t)
+	ctx := context.Background()
+	var want []string
+	if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+		for _, s := range []string{"a", "b", "c"} {
+			want = append(want, insertEvent(t, ctx, tx, s))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Databases: []Database{{Name: "orders", URL: url}}, BrokerURL: rabbitURL, Names: names}
+	var once sync.Once
+	var cancelFirst context.CancelFunc
+	killed := make(chan []string, 1)
+	_, cancelFirst, done := startRelay(t, cfg, func(_ context.Context, _ string, batch []string) {
+		once.Do(func() {
+			killed <- batch
+			cancelFirst()
+		})
+	})
+	select {
+	case batch := <-killed:
+		if diff := cmp.Diff(want, batch); diff != "" {
+			t.Errorf("killed batch (-want +got):\n%s", diff)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay never reached the mark step")
+	}
+	<-done
+	if diff := cmp.Diff(want, ids(receive(t, deliveries, 3, 5*time.Second))); diff != "" {
+		t.Errorf("first delivery (-want +got):\n%s", diff)
+	}
+	if n := unpublished(t, pool); n != 3 {
+		t.Fatalf("%d rows unpublished after the kill, want 3", n)
+	}
+	startRelay(t, cfg, nil)
+	if diff := cmp.Diff(want, ids(receive(t, deliveries, 3, 10*time.Second))); diff != "" {
+		t.Errorf("republished (-want +got):\n%s", diff)
+	}
+	noMore(t, deliveries, 800*time.Millisecond)
+	if n := unpublished(t, pool); n != 0 {
+		t.Errorf("%d rows still unpublished", n)
+	}
+}
+
+// With the broker unreachable, rows stay pending (and the lag metric says so);
+// once it is reachable they are published.
+func TestBrokerUnavailableThenBack(t *testing.T) {
+	names, deliveries := capture(t)
+	pool, url := openOutbox(t)
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	reg, _, _ := startRelay(t, Config{Databases: []Database{{Name: "orders", URL: url}},
+		BrokerURL: "amqp://guest:guest@" + addr + "/", Names: names}, nil)
+	var id string
+	if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+		id = insertEvent(t, ctx, tx, "x")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if n := unpublished(t, pool); n != 1 {
+		t.Fatalf("%d rows pending while the broker is down, want 1", n)
+	}
+	if v := gauge(t, reg, "shop_outbox_pending_events"); v != 1 {
+		t.Errorf("pending gauge %v while the broker is down, want 1", v)
+	}
+	if v := gauge(t, reg, "shop_outbox_oldest_pending_age_seconds"); v < 1 {
+		t.Errorf("oldest pending age %v, want >= 1 s", v)
+	}
+	proxy(t, addr, "127.0.0.1:5672")
+	got := receive(t, deliveries, 1, 15*time.Second)
+	if got[0].MessageId != id {
+		t.Errorf("published %s, want %s", got[0].MessageId, id)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for unpublished(t, pool) != 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := unpublished(t, pool); n != 0 {
+		t.Errorf("%d rows still pending after the broker came back", n)
+	}
+}
+
+// A database that does not exist yet is retried, not fatal: the relay serves
+// the other databases meanwhile.
+func TestMissingDatabaseDoesNotStopOthers(t *testing.T) {
+	names, deliveries := capture(t)
+	pool, url := openOutbox(t)
+	ctx := context.Background()
+	startRelay(t, Config{Databases: []Database{
+		{Name: "missing", URL: pgtest.URL(t, "no_such_database_h7")},
+		{Name: "orders", URL: url},
+	}, BrokerURL: rabbitURL, Names: names}, nil)
+	var id string
+	if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+		id = insertEvent(t, ctx, tx, "y")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, deliveries, 1, 10*time.Second); got[0].MessageId != id {
+		t.Errorf("published %s, want %s", got[0].MessageId, id)
+	}
+}
+
+// proxy forwards TCP connections from addr to target until the test ends.
+func proxy(t *testing.T, addr, target string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("proxy listen %s: %v", addr, err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = in.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, in, out)
+			mu.Unlock()
+			wg.Add(2)
+			go func() { defer wg.Done(); _, _ = io.Copy(out, in); _ = out.Close() }()
+			go func() { defer wg.Done(); _, _ = io.Copy(in, out); _ = in.Close() }()
+		}
+	}()
+}
