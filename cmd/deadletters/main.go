@@ -1,0 +1,179 @@
+// Command deadletters is the operator tool for the functions' dead-letter
+// queues (fn.<name>.dlq):
+//
+//	deadletters list [function...]          DLQ counts and messages (id, type, attempts, last status)
+//	deadletters inspect <function> <id>     one message with all headers and its envelope
+//	deadletters replay <function> <id>|all  move back to the function's queue (fresh attempt count)
+//	deadletters purge <function> <id>|all   delete
+//
+// Without functions, list asks the gateway ($GATEWAY_URL) for the functions
+// with a `topic` annotation. Environment: RABBITMQ_URL
+// [amqp://guest:guest@127.0.0.1:5672/], GATEWAY_URL [http://127.0.0.1:8080],
+// EXCHANGE_PREFIX [""].
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	sdktypes "github.com/openfaas/connector-sdk/types"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/config"
+)
+
+const usage = `usage:
+  deadletters list [function...]
+  deadletters inspect <function> <event-id>
+  deadletters replay <function> <event-id>|all
+  deadletters purge <function> <event-id>|all`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "deadletters:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+	c := config.New(getenv)
+	url := c.String("RABBITMQ_URL", broker.DefaultURL)
+	gateway := c.String("GATEWAY_URL", "http://127.0.0.1:8080")
+	names := broker.Names{Prefix: c.String("EXCHANGE_PREFIX", "")}
+	if err := c.Err(); err != nil {
+		return err
+	}
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	cmd, rest := args[0], args[1:]
+	need := map[string]int{"inspect": 2, "replay": 2, "purge": 2}
+	if n, ok := need[cmd]; ok && len(rest) != n {
+		return errors.New(usage)
+	} else if !ok && cmd != "list" {
+		return errors.New(usage)
+	}
+	conn, err := broker.Dial(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	switch cmd {
+	case "list":
+		fns := rest
+		if len(fns) == 0 {
+			if fns, err = subscribed(gateway); err != nil {
+				return fmt.Errorf("discover functions (or name them): %w", err)
+			}
+		}
+		return list(conn, names, fns, out)
+	case "inspect":
+		return inspect(conn, names, rest[0], rest[1], out)
+	case "replay":
+		n, err := broker.ReplayDeadLetters(ctx, conn, names, rest[0], idArg(rest[1]))
+		fmt.Fprintf(out, "replayed %d message(s) to %s\n", n, names.Queue(rest[0]))
+		return err
+	default:
+		n, err := broker.PurgeDeadLetters(conn, names, rest[0], idArg(rest[1]))
+		fmt.Fprintf(out, "purged %d message(s) from %s\n", n, names.DLQ(rest[0]))
+		return err
+	}
+}
+
+func idArg(s string) string {
+	if s == "all" {
+		return ""
+	}
+	return s
+}
+
+// subscribed lists the functions with a topic annotation, as the connector
+// discovers them.
+func subscribed(gateway string) ([]string, error) {
+	byTopic, err := sdktypes.NewFunctionLookupBuilder(gateway, ",", &http.Client{Timeout: 5 * time.Second}, nil).Build()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, fns := range byTopic {
+		for _, fn := range fns {
+			name, _, _ := strings.Cut(fn, ".")
+			if !slices.Contains(out, name) {
+				out = append(out, name)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func list(conn *amqp.Connection, names broker.Names, fns []string, out io.Writer) error {
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	defer tw.Flush()
+	for _, fn := range fns {
+		n, err := broker.CountDeadLetters(conn, names, fn)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%s\t%d dead letter(s)\n", fn, n)
+		if n == 0 {
+			continue
+		}
+		dls, err := broker.PeekDeadLetters(conn, names, fn, 50)
+		if err != nil {
+			return err
+		}
+		for _, d := range dls {
+			fmt.Fprintf(tw, "  %s\t%s\tattempts=%d\tlast_status=%d\t%s\n", d.ID, cmpOr(d.Type, d.Topic), d.Attempts, d.LastStatus, d.FailedAt)
+		}
+		if n > len(dls) {
+			fmt.Fprintf(tw, "  … %d more\n", n-len(dls))
+		}
+	}
+	return nil
+}
+
+func inspect(conn *amqp.Connection, names broker.Names, fn, id string, out io.Writer) error {
+	dls, err := broker.PeekDeadLetters(conn, names, fn, 100000)
+	if err != nil {
+		return err
+	}
+	for _, d := range dls {
+		if d.ID != id {
+			continue
+		}
+		fmt.Fprintf(out, "id:          %s\ntype:        %s\ntopic:       %s\nattempts:    %d\nlast status: %d\nlast error:  %s\nfailed at:   %s\nheaders:\n",
+			d.ID, d.Type, d.Topic, d.Attempts, d.LastStatus, d.LastError, d.FailedAt)
+		keys := make([]string, 0, len(d.Headers))
+		for k := range d.Headers {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			fmt.Fprintf(out, "  %s: %v\n", k, d.Headers[k])
+		}
+		fmt.Fprintf(out, "envelope:\n%s\n", d.Body)
+		return nil
+	}
+	return fmt.Errorf("no message %s in %s", id, names.DLQ(fn))
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/config"
+)
+
+const rabbitURL = "amqp://guest:guest@127.0.0.1:5672/"
+
+func TestListInspectReplayPurge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs RabbitMQ; -short was asked for")
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	names := broker.Names{Prefix: "test-" + hex.EncodeToString(b) + "."}
+	conn, err := amqp.Dial(rabbitURL)
+	if err != nil {
+		t.Fatalf("RabbitMQ is required for this test: %v", err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = ch.QueueDelete(names.Queue("fn1"), false, false, false)
+		_, _ = ch.QueueDelete(names.DLQ("fn1"), false, false, false)
+		_ = conn.Close()
+	})
+	if err := broker.DeclareFunction(ch, names, "fn1", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"evt-1", "evt-2", "evt-3"} {
+		err := ch.PublishWithContext(context.Background(), "", names.DLQ("fn1"), false, false, amqp.Publishing{
+			MessageId: id, Type: "order.placed.v1", Body: []byte(`{"id":"` + id + `"}`),
+			Headers: amqp.Table{broker.HeaderAttempts: int32(5), broker.HeaderLastStatus: int32(500), broker.HeaderTopic: "order.placed.v1"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	getenv := config.Env(map[string]string{"RABBITMQ_URL": rabbitURL, "EXCHANGE_PREFIX": names.Prefix})
+	do := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := run(context.Background(), args, getenv, &out); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return out.String()
+	}
+	if out := do("list", "fn1"); !strings.Contains(out, "3 dead letter(s)") || !strings.Contains(out, "evt-2") ||
+		!strings.Contains(out, "attempts=5") || !strings.Contains(out, "last_status=500") {
+		t.Errorf("list:\n%s", out)
+	}
+	if out := do("inspect", "fn1", "evt-2"); !strings.Contains(out, `{"id":"evt-2"}`) {
+		t.Errorf("inspect:\n%s", out)
+	}
+	if out := do("replay", "fn1", "evt-2"); !strings.Contains(out, "replayed 1") {
+		t.Errorf("replay: %s", out)
+	}
+	d, ok, err := ch.Get(names.Queue("fn1"), true)
+	if err != nil || !ok || d.MessageId != "evt-2" || d.Headers[broker.HeaderAttempts] != nil || broker.HeaderString(d.Headers, broker.HeaderTopic) != "order.placed.v1" {
+		t.Errorf("replayed message: ok %v err %v id %q headers %v", ok, err, d.MessageId, d.Headers)
+	}
+	if out := do("purge", "fn1", "evt-1"); !strings.Contains(out, "purged 1") {
+		t.Errorf("purge one: %s", out)
+	}
+	if out := do("list", "fn1"); !strings.Contains(out, "1 dead letter(s)") || !strings.Contains(out, "evt-3") || strings.Contains(out, "evt-1") {
+		t.Errorf("list after replay and purge:\n%s", out)
+	}
+	if out := do("purge", "fn1", "all"); !strings.Contains(out, "purged 1") {
+		t.Errorf("purge all: %s", out)
+	}
+}

@@ -1,0 +1,99 @@
+// Command rabbitmq delivers events from RabbitMQ to the functions that
+// subscribe to them with a `topic` annotation (see internal/connector and
+// README.md in this directory for the configuration).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/connector"
+	"github.com/shopfaas/shop/internal/telemetry"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "rabbitmq-connector:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, getenv func(string) string) error {
+	c := config.New(getenv)
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("LOG_LEVEL", "info"))); err != nil {
+		level = slog.LevelInfo
+	}
+	log := telemetry.NewLogger(os.Stdout, "rabbitmq-connector", level)
+	cfg := connector.Config{
+		GatewayURL:      c.Required("GATEWAY_URL"),
+		BrokerURL:       c.String("RABBITMQ_URL", broker.DefaultURL),
+		Names:           broker.Names{Prefix: c.String("EXCHANGE_PREFIX", "")},
+		MaxAttempts:     c.Int("MAX_ATTEMPTS", 5, 1, 20),
+		RetryDelay:      c.Duration("RETRY_DELAY", 5*time.Second),
+		MaxRetryDelay:   c.Duration("MAX_RETRY_DELAY", 5*time.Minute),
+		Prefetch:        c.Int("PREFETCH", 10, 1, 1000),
+		Concurrency:     c.Int("CONCURRENCY", 0, 0, 1000),
+		RefreshInterval: c.Duration("REFRESH_INTERVAL", 5*time.Second),
+		InvokeTimeout:   c.Duration("INVOKE_TIMEOUT", 35*time.Second),
+	}
+	metricsAddr := c.String("METRICS_ADDR", "127.0.0.1:0")
+	if err := c.Err(); err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	conn, err := connector.New(cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	if err := serveMetrics(ctx, metricsAddr, reg, log); err != nil {
+		return err
+	}
+	log.Info("rabbitmq connector starting", "gateway", cfg.GatewayURL, "max_attempts", cfg.MaxAttempts)
+	conn.Run(ctx)
+	return nil
+}
+
+// serveMetrics serves reg at addr/metrics until ctx ends; "off" or "" disables it.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+	if addr == "" || addr == "off" || addr == "disabled" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("METRICS_ADDR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	return nil
+}

@@ -1,0 +1,182 @@
+package function
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/catalog/catalogenv/envtest"
+	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/inventory"
+	"github.com/shopfaas/shop/internal/search"
+)
+
+const credential = "test-internal-credential"
+
+// recorder stands in for Meilisearch (a third-party service that cannot run
+// here) at the search.Index contract: it records what was pushed.
+type recorder struct {
+	mu      sync.Mutex
+	docs    map[uuid.UUID]search.Document
+	deleted []uuid.UUID
+	fail    bool
+}
+
+func (r *recorder) Upsert(_ context.Context, docs ...search.Document) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail {
+		return errors.New("meilisearch down")
+	}
+	for _, d := range docs {
+		r.docs[d.ID] = d
+	}
+	return nil
+}
+
+func (r *recorder) Delete(_ context.Context, id uuid.UUID) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail {
+		return errors.New("meilisearch down")
+	}
+	delete(r.docs, id)
+	r.deleted = append(r.deleted, id)
+	return nil
+}
+
+func (r *recorder) Search(context.Context, search.Query) (search.Result, error) {
+	return search.Result{}, errors.New("not used")
+}
+func (r *recorder) EnsureSettings(context.Context) error { return nil }
+
+func envelope(t *testing.T, typ, source string, data any) string {
+	t.Helper()
+	ev, err := events.New(context.Background(), source, typ, "", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(ev)
+	return string(b)
+}
+
+func deliver(t *testing.T, h http.Handler, body string, want int) Response {
+	t.Helper()
+	w := envtest.Do(t, h, http.MethodPost, "/", body, "X-Internal-Token", credential)
+	if w.Code != want {
+		t.Fatalf("status %d, want %d: %s", w.Code, want, w.Body)
+	}
+	var resp Response
+	_ = json.Unmarshal(w.Body.Bytes(), &resp)
+	return resp
+}
+
+func inStockHits(t *testing.T, env *envtest.Env) int {
+	t.Helper()
+	yes := true
+	res, err := env.Search.Search(context.Background(), search.Query{InStock: &yes, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Total
+}
+
+func TestStockChangedOncePerEvent(t *testing.T) {
+	env := envtest.New(t, envtest.Options{})
+	ext := &recorder{docs: map[uuid.UUID]search.Document{}}
+	env.External = ext
+	h := New(env.Deps, credential)
+	p := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
+	body := envelope(t, events.StockChanged, inventory.Source, inventory.View{ProductID: p.ID, OnHand: 5, Available: 5})
+	if resp := deliver(t, h, body, 200); resp.Duplicate || !resp.Indexed {
+		t.Fatalf("first: %+v", resp)
+	}
+	if n := inStockHits(t, env); n != 1 {
+		t.Errorf("%d in-stock search hits, want 1", n)
+	}
+	if !ext.docs[p.ID].InStock {
+		t.Error("external index not updated")
+	}
+	// A later event says sold out; then the first one is redelivered: the
+	// duplicate must not flip the product back.
+	deliver(t, h, envelope(t, events.StockChanged, inventory.Source, inventory.View{ProductID: p.ID, OnHand: 0}), 200)
+	if resp := deliver(t, h, body, 200); !resp.Duplicate {
+		t.Errorf("redelivery not recognised: %+v", resp)
+	}
+	cur, _ := env.Store.Current(context.Background(), p.ID)
+	if cur.InStock || inStockHits(t, env) != 0 {
+		t.Errorf("in_stock %v after sold out and a duplicate", cur.InStock)
+	}
+	if resp := deliver(t, h, envelope(t, events.StockChanged, inventory.Source, inventory.View{ProductID: uuid.New(), Available: 1}), 200); resp.Skipped != "unknown_product" {
+		t.Errorf("unknown product: %+v", resp)
+	}
+}
+
+func TestProductChangedPushesCurrentState(t *testing.T) {
+	ctx := context.Background()
+	env := envtest.New(t, envtest.Options{})
+	ext := &recorder{docs: map[uuid.UUID]search.Document{}}
+	env.External = ext
+	h := New(env.Deps, credential)
+	p := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
+	stale := envelope(t, events.ProductChanged, catalogdb.Source, p)
+	if _, err := env.Store.SetSoldCount(ctx, p.ID, 7); err != nil {
+		t.Fatal(err)
+	}
+	if resp := deliver(t, h, stale, 200); !resp.Indexed {
+		t.Fatalf("not indexed: %+v", resp)
+	}
+	if got := ext.docs[p.ID]; got.SoldCount != 7 {
+		t.Errorf("indexed sold_count %d, want the current 7 (not the stale event's 0)", got.SoldCount)
+	}
+	if _, err := env.Store.Update(ctx, p.ID, func(p catalog.Product, now time.Time) (catalog.Product, error) {
+		p.Archived, p.Version, p.UpdatedAt = true, p.Version+1, now
+		return p, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, h, stale, 200)
+	if _, ok := ext.docs[p.ID]; ok {
+		t.Error("archived product still in the external index")
+	}
+	ext.fail = true
+	deliver(t, h, stale, http.StatusServiceUnavailable)
+}
+
+func TestRefusals(t *testing.T) {
+	env := envtest.New(t, envtest.Options{})
+	h := New(env.Deps, credential)
+	p := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
+	good := envelope(t, events.StockChanged, inventory.Source, inventory.View{ProductID: p.ID, Available: 1})
+	tests := []struct {
+		name   string
+		body   string
+		header []string
+		want   int
+	}{
+		{"no credential", good, nil, 401},
+		{"malformed", `{`, []string{"X-Internal-Token", credential}, 400},
+		{"stock without available", envelope(t, events.StockChanged, "s", map[string]string{"product_id": p.ID.String()}),
+			[]string{"X-Internal-Token", credential}, 400},
+		{"product without id", envelope(t, events.ProductChanged, "s", map[string]string{}), []string{"X-Internal-Token", credential}, 400},
+		{"other type", envelope(t, events.OrderPlaced, "s", map[string]string{}), []string{"X-Internal-Token", credential}, 422},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if w := envtest.Do(t, h, http.MethodPost, "/", tt.body, tt.header...); w.Code != tt.want {
+				t.Errorf("status %d, want %d: %s", w.Code, tt.want, w.Body)
+			}
+		})
+	}
+	if cur, _ := env.Store.Current(context.Background(), p.ID); cur.InStock {
+		t.Error("a refused delivery changed in_stock")
+	}
+}

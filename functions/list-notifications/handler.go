@@ -1,0 +1,96 @@
+// Package function is list-notifications: GET /api/v1/users/me/notifications
+// (?limit=, ?cursor=) lists the caller's own notifications, newest first, as
+// {items:[{id, type, subject, order_id?, created_at}], next_cursor}. The caller
+// is known only from the verified access token (secret jwt-secret).
+package function
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/notifications"
+	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/users/usersdb"
+)
+
+// handler is built on the first request, from the environment.
+var handler = fnhttp.Lazy(build)
+
+// Handle serves list-notifications.
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+func build() (http.Handler, error) {
+	c := config.FromOS()
+	dbCfg := usersdb.ConfigFrom(c)
+	key := c.Secret("jwt-secret", "", false)
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	tokens, err := auth.NewTokens(key, 0)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	pool, err := postgres.Open(ctx, dbCfg)
+	if err != nil {
+		return nil, err
+	}
+	return New(notificationsdb.New(pool), tokens, slog.Default()), nil
+}
+
+// Lister lists one user's notifications; notificationsdb.Store implements it.
+type Lister interface {
+	List(ctx context.Context, userID, after uuid.UUID, limit int) ([]notifications.Notification, bool, error)
+}
+
+// Page is one page of notifications.
+type Page struct {
+	Items      []notifications.View `json:"items"`
+	NextCursor *string              `json:"next_cursor"`
+}
+
+// New returns the handler over store, verifying callers with tokens.
+func New(store Lister, tokens *auth.Tokens, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /api/v1/users/me/notifications", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
+		who, err := tokens.FromRequest(r)
+		if err != nil {
+			return err
+		}
+		limit, err := fnhttp.QueryInt(r, "limit", 20, 1, 100)
+		if err != nil {
+			return err
+		}
+		after := uuid.Nil
+		if c := r.URL.Query().Get("cursor"); c != "" {
+			if after, err = uuid.Parse(c); err != nil {
+				return fault.E(fault.Invalid, "invalid_request", "cursor is invalid")
+			}
+		}
+		list, more, err := store.List(r.Context(), who.UserID, after, limit)
+		if err != nil {
+			return err
+		}
+		out := Page{Items: make([]notifications.View, 0, len(list))}
+		for _, n := range list {
+			out.Items = append(out.Items, n.View())
+		}
+		if more && len(list) > 0 {
+			s := list[len(list)-1].ID.String()
+			out.NextCursor = &s
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		return fnhttp.JSON(w, http.StatusOK, out)
+	}))
+	return fnhttp.Routes(mux)
+}

@@ -1,0 +1,87 @@
+package function
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/notifications"
+	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/users/usersdb"
+	"github.com/shopfaas/shop/internal/users/userstest"
+)
+
+func seed(t *testing.T, s *notificationsdb.Store, user uuid.UUID, typ string) notifications.Notification {
+	t.Helper()
+	id, _ := uuid.NewV7()
+	n, err := notifications.New(notifications.Event{ID: id, Type: typ, UserID: user, OrderID: uuid.New()}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _, err := s.Record(context.Background(), "test", n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stored
+}
+
+// Each user sees only their own notifications, newest first, page by page.
+func TestOwnNotificationsPaged(t *testing.T) {
+	store := notificationsdb.New(pgtest.Open(t, usersdb.Migrations()))
+	tokens, err := auth.NewTokens(userstest.JWTKey, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(store, tokens, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	alice, bob := uuid.New(), uuid.New()
+	var want []uuid.UUID
+	for _, typ := range []string{events.OrderPlaced, events.OrderCancelled, events.OrderPaymentFailed} {
+		want = append([]uuid.UUID{seed(t, store, alice, typ).ID}, want...)
+	}
+	bobs := seed(t, store, bob, events.OrderPlaced)
+	tok, _ := tokens.Issue(alice, auth.RoleCustomer)
+	var got []uuid.UUID
+	cursor := ""
+	for range 5 {
+		target := "/api/v1/users/me/notifications?limit=2"
+		if cursor != "" {
+			target += "&cursor=" + cursor
+		}
+		page := userstest.JSON[Page](t, userstest.Do(t, h, http.MethodGet, target, "", "", "Authorization", "Bearer "+tok), 200)
+		for _, it := range page.Items {
+			got = append(got, it.ID)
+			if it.OrderID == nil || it.Type == "" || it.Subject == "" || it.CreatedAt.IsZero() {
+				t.Errorf("incomplete item %+v", it)
+			}
+		}
+		if page.NextCursor == nil {
+			break
+		}
+		cursor = *page.NextCursor
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("alice's notifications (-want +got):\n%s", diff)
+	}
+	for _, id := range got {
+		if id == bobs.ID {
+			t.Error("alice saw bob's notification")
+		}
+	}
+	userstest.Problem(t, userstest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications", "", ""), 401, "unauthenticated")
+	userstest.Problem(t, userstest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications?cursor=nope", "", "", "Authorization", "Bearer "+tok), 422, "invalid_request")
+	userstest.Problem(t, userstest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications?limit=101", "", "", "Authorization", "Bearer "+tok), 422, "invalid_request")
+	empty, _ := tokens.Issue(uuid.New(), auth.RoleCustomer)
+	page := userstest.JSON[Page](t, userstest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications", "", "", "Authorization", "Bearer "+empty), 200)
+	if page.Items == nil || len(page.Items) != 0 || page.NextCursor != nil {
+		t.Errorf("empty page: %+v", page)
+	}
+}

@@ -1,0 +1,174 @@
+// Package function is notify-user, an event handler (topics
+// user.registered.v1, order.placed.v1, order.cancelled.v1 and
+// order.payment_failed.v1; POST / from the RabbitMQ connector with the
+// internal credential): it stores one notification per event for the user it
+// concerns (GET /users/me/notifications lists them) and, when SMTP_ADDR is
+// configured, emails it to the account's address. See docs/events.md.
+//
+// Configuration: USERS_DATABASE_URL, DATABASE_CREATE, DATABASE_MAX_CONNS,
+// optional secret db-password; secret internal-token; SMTP_ADDR (host:port,
+// optional), SMTP_FROM.
+package function
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/inbox"
+	"github.com/shopfaas/shop/internal/notifications"
+	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
+	"github.com/shopfaas/shop/internal/notifications/smtpmail"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/users"
+	"github.com/shopfaas/shop/internal/users/usersdb"
+)
+
+// Consumer is this function's name in the inbox.
+const Consumer = "notify-user"
+
+// handler is built on the first request, from the environment.
+var handler = fnhttp.Lazy(build)
+
+// Handle serves notify-user.
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+func build() (http.Handler, error) {
+	c := config.FromOS()
+	dbCfg := usersdb.ConfigFrom(c)
+	credential := c.Secret("internal-token", "", false)
+	smtpAddr := c.String("SMTP_ADDR", "")
+	smtpFrom := c.String("SMTP_FROM", "")
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	d := Deps{Credential: credential, Log: slog.Default()}
+	if smtpAddr != "" {
+		s, err := smtpmail.New(smtpmail.Config{Addr: smtpAddr, From: smtpFrom})
+		if err != nil {
+			return nil, err
+		}
+		d.Mailer = s
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	pool, err := postgres.Open(ctx, dbCfg)
+	if err != nil {
+		return nil, err
+	}
+	d.Store, d.Users = notificationsdb.New(pool), usersdb.New(pool)
+	return New(d), nil
+}
+
+// Accounts finds a user's account (for the email address); usersdb.Store
+// implements it.
+type Accounts interface {
+	Get(ctx context.Context, id uuid.UUID) (users.User, error)
+}
+
+// Mailer sends one email; smtpmail.Sender implements it.
+type Mailer interface {
+	From() string
+	Send(ctx context.Context, to string, msg []byte) error
+}
+
+// Deps are notify-user's dependencies.
+type Deps struct {
+	Store *notificationsdb.Store
+	Users Accounts
+	// Mailer is nil when no SMTP server is configured: notifications are
+	// then only stored.
+	Mailer Mailer
+	// Credential is the internal credential callers must present.
+	Credential string
+	Log        *slog.Logger
+}
+
+// Response is the answer to a delivery.
+type Response struct {
+	EventID        uuid.UUID `json:"event_id"`
+	Duplicate      bool      `json:"duplicate"`
+	NotificationID uuid.UUID `json:"notification_id"`
+	// Emailed is true when the notification's email has gone out (now or on
+	// an earlier delivery).
+	Emailed bool `json:"emailed"`
+}
+
+// eventData is what notify-user reads of its events' data: user.registered.v1
+// (users.Registered) and the order events (orders.EventData) both carry
+// user_id; the order events carry order_id.
+type eventData struct {
+	UserID  uuid.UUID `json:"user_id"`
+	OrderID uuid.UUID `json:"order_id"`
+}
+
+// New returns the handler. It answers 200 only after the notification is
+// committed (and, with a Mailer, its email sent): a failed send is 503 and the
+// redelivery sends the email still owed without storing a second
+// notification. Events it can never process are 4xx.
+func New(d Deps) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /", fnhttp.Adapt(d.Log, func(w http.ResponseWriter, r *http.Request) error {
+		if err := auth.CheckInternal(r, d.Credential); err != nil {
+			return err
+		}
+		ev, err := inbox.ReadDelivery(r, notifications.Types...)
+		if err != nil {
+			return err
+		}
+		ctx := ev.Context(r.Context())
+		var data eventData
+		if err := ev.DecodeData(&data); err != nil {
+			return err
+		}
+		n, err := notifications.New(notifications.Event{ID: ev.EventID, Type: ev.Type, UserID: data.UserID, OrderID: data.OrderID}, time.Now())
+		if err != nil {
+			return err
+		}
+		stored, first, err := d.Store.Record(ctx, Consumer, n)
+		if err != nil {
+			return err
+		}
+		if !first {
+			d.Log.InfoContext(ctx, "duplicate event", "event_id", ev.EventID, "type", ev.Type)
+		}
+		emailed := stored.EmailedAt != nil
+		if d.Mailer != nil && !emailed {
+			if emailed, err = email(ctx, d, stored); err != nil {
+				return err
+			}
+		}
+		return fnhttp.JSON(w, http.StatusOK, Response{EventID: ev.EventID, Duplicate: !first, NotificationID: stored.ID, Emailed: emailed})
+	}))
+	return fnhttp.Routes(mux)
+}
+
+// email sends n to its user's address and records it. A deleted account is
+// no error (nothing to send, reported false); a failed send is
+// fault.Unavailable so the connector retries.
+func email(ctx context.Context, d Deps, n notifications.Notification) (bool, error) {
+	u, err := d.Users.Get(ctx, n.UserID)
+	if fault.Is(err, fault.NotFound, "") {
+		d.Log.InfoContext(ctx, "no account to email", "user_id", n.UserID, "notification_id", n.ID)
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := d.Mailer.Send(ctx, u.Email, notifications.Message(d.Mailer.From(), u.Email, n)); err != nil {
+		d.Log.WarnContext(ctx, "email not sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID, "err", err.Error())
+		return false, fault.Wrap(err, fault.Unavailable, "unavailable", "the email could not be sent")
+	}
+	if err := d.Store.MarkEmailed(ctx, n.ID); err != nil {
+		return true, err
+	}
+	d.Log.InfoContext(ctx, "email sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID)
+	return true, nil
+}

@@ -1,0 +1,187 @@
+package function
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
+	"github.com/shopfaas/shop/internal/notifications/smtpmail"
+	"github.com/shopfaas/shop/internal/notifications/smtpmail/smtptest"
+	"github.com/shopfaas/shop/internal/orders"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/users"
+	"github.com/shopfaas/shop/internal/users/usersdb"
+	"github.com/shopfaas/shop/internal/users/userstest"
+)
+
+const credential = "test-internal-credential"
+
+type env struct {
+	h     http.Handler
+	store *notificationsdb.Store
+	users *usersdb.Store
+	sink  *smtptest.Sink
+}
+
+// setup serves notify-user over a fresh users database; with mail, emails go
+// to a loopback SMTP sink (a stand-in for the third-party mail server).
+func setup(t *testing.T, mail bool) env {
+	t.Helper()
+	pool := pgtest.Open(t, usersdb.Migrations())
+	e := env{store: notificationsdb.New(pool), users: usersdb.New(pool)}
+	d := Deps{Store: e.store, Users: e.users, Credential: credential, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if mail {
+		e.sink = smtptest.New(t)
+		s, err := smtpmail.New(smtpmail.Config{Addr: e.sink.Addr, From: "shop@example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Mailer = s
+	}
+	e.h = New(d)
+	return e
+}
+
+func envelope(t *testing.T, typ string, data any) string {
+	t.Helper()
+	ev, err := events.New(context.Background(), "test", typ, "", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(ev)
+	return string(b)
+}
+
+func deliver(t *testing.T, h http.Handler, body string) (int, Response) {
+	t.Helper()
+	w := userstest.Do(t, h, http.MethodPost, "/", "application/json", body, "X-Internal-Token", credential)
+	var resp Response
+	if w.Code == http.StatusOK {
+		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w.Code, resp
+}
+
+func count(t *testing.T, s *notificationsdb.Store, user uuid.UUID) int {
+	t.Helper()
+	items, _, err := s.List(context.Background(), user, uuid.Nil, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(items)
+}
+
+func TestWelcomeOnceWithOneEmail(t *testing.T) {
+	e := setup(t, true)
+	u := userstest.Register(t, e.users, "Alice@Example.com", "correct horse battery", "Alice")
+	body := envelope(t, events.UserRegistered, users.RegisteredEvent(u))
+	code, first := deliver(t, e.h, body)
+	if code != 200 || first.Duplicate || !first.Emailed {
+		t.Fatalf("first: %d %+v", code, first)
+	}
+	code, second := deliver(t, e.h, body)
+	if code != 200 || !second.Duplicate || second.NotificationID != first.NotificationID {
+		t.Fatalf("second: %d %+v", code, second)
+	}
+	if n := count(t, e.store, u.ID); n != 1 {
+		t.Errorf("%d notifications, want 1", n)
+	}
+	msgs := e.sink.Messages()
+	if len(msgs) != 1 || msgs[0].To[0] != "alice@example.com" || !strings.Contains(msgs[0].Data, "Subject: Welcome to the shop") {
+		t.Errorf("emails: %+v", msgs)
+	}
+}
+
+// Ten concurrent deliveries of one event store one notification.
+func TestConcurrentDuplicates(t *testing.T) {
+	e := setup(t, false)
+	user := uuid.New()
+	body := envelope(t, events.OrderPlaced, orders.EventData{OrderID: uuid.New(), UserID: user, Status: orders.Confirmed})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	firsts := 0
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, resp := deliver(t, e.h, body)
+			if code != 200 {
+				t.Errorf("status %d", code)
+			}
+			mu.Lock()
+			if !resp.Duplicate {
+				firsts++
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if n := count(t, e.store, user); n != 1 || firsts != 1 {
+		t.Errorf("%d notifications, %d first deliveries; want 1 and 1", n, firsts)
+	}
+}
+
+// A failed send is 503 (retried); the redelivery sends the owed email once
+// and stores no second notification.
+func TestFailedEmailIsRetried(t *testing.T) {
+	e := setup(t, true)
+	u := userstest.Register(t, e.users, "bob@example.com", "correct horse battery", "Bob")
+	body := envelope(t, events.OrderPaymentFailed, orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.PaymentFailed})
+	e.sink.FailNext(true)
+	if code, _ := deliver(t, e.h, body); code != http.StatusServiceUnavailable {
+		t.Fatalf("failed send answered %d, want 503", code)
+	}
+	e.sink.FailNext(false)
+	code, resp := deliver(t, e.h, body)
+	if code != 200 || !resp.Duplicate || !resp.Emailed {
+		t.Fatalf("redelivery: %d %+v", code, resp)
+	}
+	if code, resp = deliver(t, e.h, body); code != 200 || !resp.Emailed {
+		t.Fatalf("third delivery: %d %+v", code, resp)
+	}
+	if n, m := count(t, e.store, u.ID), len(e.sink.Messages()); n != 1 || m != 1 {
+		t.Errorf("%d notifications, %d emails; want 1 and 1", n, m)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	e := setup(t, false)
+	user := uuid.New()
+	good := envelope(t, events.OrderCancelled, orders.EventData{OrderID: uuid.New(), UserID: user})
+	tests := []struct {
+		name   string
+		body   string
+		header []string
+		want   int
+	}{
+		{"no credential", good, nil, 401},
+		{"wrong credential", good, []string{"X-Internal-Token", credential + "x"}, 401},
+		{"malformed", `not json`, []string{"X-Internal-Token", credential}, 400},
+		{"missing id", `{"specversion":"1.0","source":"s","type":"order.placed.v1","data":{}}`, []string{"X-Internal-Token", credential}, 400},
+		{"no user", envelope(t, events.OrderPlaced, map[string]string{"order_id": uuid.NewString()}), []string{"X-Internal-Token", credential}, 400},
+		{"data not an object", envelope(t, events.OrderPlaced, "text"), []string{"X-Internal-Token", credential}, 400},
+		{"unsubscribed type", envelope(t, events.StockChanged, map[string]string{}), []string{"X-Internal-Token", credential}, 422},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := userstest.Do(t, e.h, http.MethodPost, "/", "application/json", tt.body, tt.header...)
+			if w.Code != tt.want {
+				t.Errorf("status %d, want %d: %s", w.Code, tt.want, w.Body)
+			}
+		})
+	}
+	if n := count(t, e.store, user); n != 0 {
+		t.Errorf("a refused delivery stored %d notifications", n)
+	}
+}

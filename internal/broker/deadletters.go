@@ -1,0 +1,158 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// DeadLetter is a message in a function's dead-letter queue, as the
+// connector left it there.
+type DeadLetter struct {
+	// ID is the event id (AMQP message id).
+	ID string
+	// Type is the event type.
+	Type string
+	// Topic is the routing key the message was first delivered with.
+	Topic string
+	// Attempts is the number of failed invocations.
+	Attempts int
+	// LastStatus is the HTTP status of the last invocation (0: no response).
+	LastStatus int
+	// LastError is the connector's short reason for the last failure.
+	LastError string
+	// FailedAt is when the message was dead-lettered (RFC 3339).
+	FailedAt string
+	// Headers are all AMQP headers.
+	Headers amqp.Table
+	// Body is the CloudEvents envelope.
+	Body []byte
+}
+
+func deadLetter(d amqp.Delivery) DeadLetter {
+	return DeadLetter{
+		ID: d.MessageId, Type: d.Type, Topic: HeaderString(d.Headers, HeaderTopic),
+		Attempts: HeaderInt(d.Headers, HeaderAttempts), LastStatus: HeaderInt(d.Headers, HeaderLastStatus),
+		LastError: HeaderString(d.Headers, HeaderLastError), FailedAt: HeaderString(d.Headers, HeaderFailedAt),
+		Headers: d.Headers, Body: d.Body,
+	}
+}
+
+// CountDeadLetters returns the number of messages in the function's DLQ; a
+// function that never had a queue has 0.
+func CountDeadLetters(conn *amqp.Connection, n Names, function string) (int, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = ch.Close() }()
+	q, err := ch.QueueDeclarePassive(n.DLQ(function), true, false, false, false, nil)
+	if err != nil {
+		var ae *amqp.Error
+		if errors.As(err, &ae) && ae.Code == amqp.NotFound {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("inspect %s: %w", n.DLQ(function), err)
+	}
+	return q.Messages, nil
+}
+
+// PeekDeadLetters returns up to limit messages of the function's DLQ without
+// removing them: they are fetched unacknowledged and return to the queue when
+// the channel closes.
+func PeekDeadLetters(conn *amqp.Connection, n Names, function string, limit int) ([]DeadLetter, error) {
+	var out []DeadLetter
+	err := walk(conn, n.DLQ(function), false, func(_ *amqp.Channel, d amqp.Delivery) (bool, error) {
+		out = append(out, deadLetter(d))
+		return len(out) < limit, nil
+	})
+	return out, err
+}
+
+// ReplayDeadLetters moves the message with id (every message when id is "")
+// from the function's DLQ back to its queue with a fresh attempt count. Each
+// message is removed from the DLQ only after RabbitMQ confirmed the copy, so
+// a replay interrupted half-way duplicates at worst and never loses.
+func ReplayDeadLetters(ctx context.Context, conn *amqp.Connection, n Names, function, id string) (int, error) {
+	count := 0
+	err := walk(conn, n.DLQ(function), true, func(ch *amqp.Channel, d amqp.Delivery) (bool, error) {
+		if id != "" && d.MessageId != id {
+			return true, nil
+		}
+		headers := amqp.Table{}
+		maps.Copy(headers, d.Headers)
+		for _, k := range []string{HeaderAttempts, HeaderLastStatus, HeaderLastError, HeaderFunction, HeaderFailedAt, "x-death"} {
+			delete(headers, k)
+		}
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", n.Queue(function), false, false, amqp.Publishing{
+			Headers: headers, ContentType: d.ContentType, DeliveryMode: amqp.Persistent, MessageId: d.MessageId,
+			Type: d.Type, Timestamp: d.Timestamp, AppId: d.AppId, Body: d.Body,
+		})
+		if err != nil {
+			return false, err
+		}
+		if ok, err := dc.WaitContext(ctx); err != nil || !ok {
+			return false, fmt.Errorf("replay %s not confirmed: %v", d.MessageId, err)
+		}
+		if err := d.Ack(false); err != nil {
+			return false, err
+		}
+		count++
+		return id == "", nil
+	})
+	return count, err
+}
+
+// PurgeDeadLetters deletes the message with id (every message when id is "")
+// from the function's DLQ and returns how many were deleted.
+func PurgeDeadLetters(conn *amqp.Connection, n Names, function, id string) (int, error) {
+	if id == "" {
+		ch, err := conn.Channel()
+		if err != nil {
+			return 0, err
+		}
+		defer func() { _ = ch.Close() }()
+		return ch.QueuePurge(n.DLQ(function), false)
+	}
+	count := 0
+	err := walk(conn, n.DLQ(function), false, func(_ *amqp.Channel, d amqp.Delivery) (bool, error) {
+		if d.MessageId != id {
+			return true, nil
+		}
+		count++
+		return false, d.Ack(false)
+	})
+	return count, err
+}
+
+// walk fetches the queue's messages one by one, unacknowledged, until visit
+// says stop or the queue has no more; messages visit did not ack return to
+// the queue when the channel closes.
+func walk(conn *amqp.Connection, queue string, confirm bool, visit func(*amqp.Channel, amqp.Delivery) (bool, error)) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = ch.Close() }()
+	if confirm {
+		if err := ch.Confirm(false); err != nil {
+			return err
+		}
+	}
+	for {
+		d, ok, err := ch.Get(queue, false)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", queue, err)
+		}
+		if !ok {
+			return nil
+		}
+		more, err := visit(ch, d)
+		if err != nil || !more {
+			return err
+		}
+	}
+}

@@ -1,0 +1,538 @@
+// Package connector delivers events from RabbitMQ to OpenFaaS functions. It
+// discovers functions and their comma-separated `topic` annotations through
+// the gateway API (connector-sdk), gives every subscribed function its own
+// durable quorum queue bound to its topics on the events exchange, invokes the
+// function through the gateway and acks on any 2xx. A failed invocation is
+// retried after a growing delay (per-function TTL queues that dead-letter back
+// to the function's queue, so the queue itself is never blocked) and, after
+// MaxAttempts, moved to the function's dead-letter queue with headers saying
+// why. Nothing is requeued forever and nothing is dropped silently.
+package connector
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	sdktypes "github.com/openfaas/connector-sdk/types"
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopfaas/shop/internal/broker"
+)
+
+// Config configures a Connector. Zero values take the documented defaults.
+type Config struct {
+	// GatewayURL is the OpenFaaS gateway used for discovery and invocation.
+	GatewayURL string
+	// BrokerURL is the RabbitMQ URL (default broker.DefaultURL).
+	BrokerURL string
+	// Names are the exchange and queue names (empty prefix in production).
+	Names broker.Names
+	// MaxAttempts is the number of invocations before a message is
+	// dead-lettered (default 5).
+	MaxAttempts int
+	// RetryDelay is the delay before the first retry; each next retry waits
+	// twice as long (default 5 s).
+	RetryDelay time.Duration
+	// MaxRetryDelay caps the retry delay (default 5 min).
+	MaxRetryDelay time.Duration
+	// Prefetch bounds the unacked messages per function (default 10).
+	Prefetch int
+	// Concurrency bounds the parallel invocations per function (default Prefetch).
+	Concurrency int
+	// RefreshInterval is how often the gateway is asked for functions (default 5 s).
+	RefreshInterval time.Duration
+	// InvokeTimeout bounds one invocation (default 35 s, above exec_timeout).
+	InvokeTimeout time.Duration
+	// MaxBackoff caps the delay between broker reconnect attempts (default 10 s).
+	MaxBackoff time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.BrokerURL == "" {
+		c.BrokerURL = broker.DefaultURL
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 5
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = 5 * time.Second
+	}
+	if c.MaxRetryDelay <= 0 {
+		c.MaxRetryDelay = 5 * time.Minute
+	}
+	if c.Prefetch <= 0 {
+		c.Prefetch = 10
+	}
+	if c.Concurrency <= 0 || c.Concurrency > c.Prefetch {
+		c.Concurrency = c.Prefetch
+	}
+	if c.RefreshInterval <= 0 {
+		c.RefreshInterval = 5 * time.Second
+	}
+	if c.InvokeTimeout <= 0 {
+		c.InvokeTimeout = 35 * time.Second
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 10 * time.Second
+	}
+}
+
+// Validate reports every configuration problem.
+func (c Config) Validate() error {
+	var errs []error
+	if c.GatewayURL == "" {
+		errs = append(errs, errors.New("connector: GATEWAY_URL is required"))
+	}
+	if c.MaxAttempts > 20 {
+		errs = append(errs, errors.New("connector: MAX_ATTEMPTS must be at most 20"))
+	}
+	return errors.Join(errs...)
+}
+
+// Delays returns the retry delays: Delays()[i] is the wait after the
+// (i+1)-th failed invocation. There are MaxAttempts-1 of them.
+func (c Config) Delays() []time.Duration {
+	c.setDefaults()
+	out := make([]time.Duration, 0, c.MaxAttempts-1)
+	d := c.RetryDelay
+	for range c.MaxAttempts - 1 {
+		out = append(out, min(d, c.MaxRetryDelay))
+		d *= 2
+	}
+	return out
+}
+
+// Connector consumes the function queues. Build it with New and call Run.
+type Connector struct {
+	cfg     Config
+	delays  []time.Duration
+	log     *slog.Logger
+	lookup  *sdktypes.FunctionLookupBuilder
+	topics  sdktypes.TopicMap
+	client  *http.Client
+	metrics *metrics
+
+	// last is the last function→topics map the gateway returned, kept when a
+	// refresh fails; bound is what this process has bound, kept across
+	// broker reconnects so removed topics are unbound.
+	last  map[string][]string
+	bound map[string]map[string]bool
+}
+
+type metrics struct {
+	invocations *prometheus.CounterVec
+	unrouted    prometheus.Gauge
+	deadLetters *prometheus.GaugeVec
+	refreshErrs prometheus.Counter
+}
+
+// New builds a connector whose metrics are registered on reg.
+func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Connector, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &metrics{
+		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shop_connector_invocations_total",
+			Help: "Function invocations by outcome: ok, retry (failed, scheduled again), dead_letter.",
+		}, []string{"function", "outcome"}),
+		unrouted: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "shop_unrouted_messages", Help: "Events waiting in shop.unrouted: published with no subscriber.",
+		}),
+		deadLetters: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shop_dead_letters", Help: "Messages in each function's dead-letter queue.",
+		}, []string{"function"}),
+		refreshErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shop_connector_refresh_errors_total", Help: "Failed function discoveries (the last map is kept).",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.invocations, m.unrouted, m.deadLetters, m.refreshErrs} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("connector metrics: %w", err)
+		}
+	}
+	discovery := &http.Client{Timeout: 5 * time.Second}
+	return &Connector{
+		cfg:     cfg,
+		delays:  cfg.Delays(),
+		log:     log,
+		lookup:  sdktypes.NewFunctionLookupBuilder(cfg.GatewayURL, ",", discovery, nil),
+		topics:  sdktypes.NewTopicMap(),
+		client:  &http.Client{Timeout: cfg.InvokeTimeout},
+		metrics: m,
+		bound:   map[string]map[string]bool{},
+	}, nil
+}
+
+// Run consumes until ctx ends, reconnecting with backoff after a broker
+// failure. It returns only when ctx ends.
+func (c *Connector) Run(ctx context.Context) {
+	bo := broker.Backoff{Max: c.cfg.MaxBackoff}
+	for ctx.Err() == nil {
+		err := c.session(ctx, &bo)
+		if ctx.Err() != nil {
+			return
+		}
+		c.log.Warn("broker session ended, reconnecting", "err", err)
+		if !bo.Wait(ctx) {
+			return
+		}
+	}
+}
+
+// session runs on one broker connection until it fails or ctx ends.
+func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
+	conn, err := broker.Dial(ctx, c.cfg.BrokerURL)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	admin, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	if err := broker.DeclareExchange(admin, c.cfg.Names); err != nil {
+		return err
+	}
+	c.log.Info("connected to RabbitMQ")
+	bo.Reset()
+	subs := map[string]*subscription{}
+	defer func() {
+		for _, s := range subs {
+			s.stop()
+		}
+	}()
+	tick := time.NewTicker(c.cfg.RefreshInterval)
+	defer tick.Stop()
+	for {
+		if err := c.refresh(ctx, conn, admin, subs); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-closed:
+			return fmt.Errorf("connection closed: %v", err)
+		case <-tick.C:
+		}
+	}
+}
+
+// refresh asks the gateway for functions and reconciles queues, bindings and
+// consumers. A failed discovery keeps the last map; a broker error is returned.
+func (c *Connector) refresh(ctx context.Context, conn *amqp.Connection, admin *amqp.Channel, subs map[string]*subscription) error {
+	byTopic, err := c.lookup.Build()
+	if err != nil {
+		c.metrics.refreshErrs.Inc()
+		c.log.Warn("function discovery failed, keeping the last map", "err", err)
+	} else {
+		c.topics.Sync(&byTopic)
+		c.last = byFunction(byTopic)
+	}
+	names := c.cfg.Names
+	for fn, topics := range c.last {
+		s := subs[fn]
+		if s == nil {
+			if err := broker.DeclareFunction(admin, names, fn, c.delays); err != nil {
+				return err
+			}
+		}
+		bound := c.bound[fn]
+		if bound == nil {
+			bound = map[string]bool{}
+			c.bound[fn] = bound
+		}
+		for _, t := range topics {
+			if err := admin.QueueBind(names.Queue(fn), t, names.Exchange(), false, nil); err != nil {
+				return err
+			}
+			if !bound[t] {
+				c.log.Info("subscribed", "fn", fn, "topic", t)
+			}
+			bound[t] = true
+		}
+		for t := range bound {
+			if !slices.Contains(topics, t) {
+				if err := admin.QueueUnbind(names.Queue(fn), t, names.Exchange(), nil); err != nil {
+					return err
+				}
+				delete(bound, t)
+				c.log.Info("unsubscribed", "fn", fn, "topic", t)
+			}
+		}
+		if s == nil {
+			s, err = c.subscribe(ctx, conn, fn)
+			if err != nil {
+				return err
+			}
+			subs[fn] = s
+		}
+	}
+	for fn, bound := range c.bound {
+		if _, ok := c.last[fn]; ok {
+			continue
+		}
+		for t := range bound {
+			if err := admin.QueueUnbind(names.Queue(fn), t, names.Exchange(), nil); err != nil {
+				return err
+			}
+			c.log.Info("unsubscribed", "fn", fn, "topic", t)
+		}
+		delete(c.bound, fn)
+		if s := subs[fn]; s != nil {
+			s.stop()
+			delete(subs, fn)
+		}
+	}
+	c.observe(conn, subs)
+	return nil
+}
+
+// observe refreshes the unrouted and dead-letter gauges on a throwaway
+// channel (a failed passive declare closes its channel).
+func (c *Connector) observe(conn *amqp.Connection, subs map[string]*subscription) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return
+	}
+	defer func() { _ = ch.Close() }()
+	if q, err := ch.QueueDeclarePassive(c.cfg.Names.Unrouted(), true, false, false, false, nil); err == nil {
+		c.metrics.unrouted.Set(float64(q.Messages))
+		if q.Messages > 0 {
+			c.log.Warn("events without subscriber are waiting", "queue", c.cfg.Names.Unrouted(), "count", q.Messages)
+		}
+	}
+	for fn := range subs {
+		if q, err := ch.QueueDeclarePassive(c.cfg.Names.DLQ(fn), true, false, false, false, nil); err == nil {
+			c.metrics.deadLetters.WithLabelValues(fn).Set(float64(q.Messages))
+		}
+	}
+}
+
+// byFunction inverts connector-sdk's topic→functions map. Function names may
+// carry ".namespace"; queues and invocations use the bare name.
+func byFunction(byTopic map[string][]string) map[string][]string {
+	out := map[string][]string{}
+	for topic, fns := range byTopic {
+		for _, fn := range fns {
+			name, _, _ := strings.Cut(fn, ".")
+			if !slices.Contains(out[name], topic) {
+				out[name] = append(out[name], topic)
+			}
+		}
+	}
+	for _, ts := range out {
+		slices.Sort(ts)
+	}
+	return out
+}
+
+// subscription consumes one function's queue.
+type subscription struct {
+	c      *Connector
+	fn     string
+	ch     *amqp.Channel
+	pub    *amqp.Channel
+	pubMu  sync.Mutex
+	tag    string
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (c *Connector) subscribe(ctx context.Context, conn *amqp.Connection, fn string) (*subscription, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, err
+	}
+	pub, err := conn.Channel()
+	if err != nil {
+		return nil, err
+	}
+	if err := pub.Confirm(false); err != nil {
+		return nil, err
+	}
+	if err := ch.Qos(c.cfg.Prefetch, 0, false); err != nil {
+		return nil, err
+	}
+	s := &subscription{c: c, fn: fn, ch: ch, pub: pub, tag: "shop-connector-" + fn}
+	deliveries, err := ch.Consume(c.cfg.Names.Queue(fn), s.tag, false, false, false, false, nil)
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
+	for range c.cfg.Concurrency {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for d := range deliveries {
+				s.handle(wctx, d)
+			}
+		}()
+	}
+	return s, nil
+}
+
+// stop cancels the consumer and waits for in-flight invocations; unacked
+// messages return to the queue when the channel closes.
+func (s *subscription) stop() {
+	_ = s.ch.Cancel(s.tag, false)
+	s.cancel()
+	_ = s.ch.Close()
+	s.wg.Wait()
+	_ = s.pub.Close()
+}
+
+// handle invokes the function once for d and acks, schedules a retry or
+// dead-letters it. When the process is stopping, d is left unacked so the
+// broker redelivers it.
+func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
+	topic := broker.HeaderString(d.Headers, broker.HeaderTopic)
+	if topic == "" {
+		topic = d.RoutingKey
+	}
+	failures := broker.HeaderInt(d.Headers, broker.HeaderAttempts)
+	status, err := s.c.invoke(ctx, s.fn, topic, failures+1, d)
+	if ctx.Err() != nil {
+		return
+	}
+	if err == nil {
+		s.c.metrics.invocations.WithLabelValues(s.fn, "ok").Inc()
+		_ = d.Ack(false)
+		return
+	}
+	failures++
+	names := s.c.cfg.Names
+	headers := amqp.Table{}
+	maps.Copy(headers, d.Headers)
+	delete(headers, "x-death")
+	headers[broker.HeaderAttempts] = int32(failures)
+	headers[broker.HeaderLastStatus] = int32(status)
+	headers[broker.HeaderLastError] = truncate(err.Error(), 200)
+	headers[broker.HeaderTopic] = topic
+	target, outcome := "", ""
+	if failures >= s.c.cfg.MaxAttempts {
+		target, outcome = names.DLQ(s.fn), "dead_letter"
+		headers[broker.HeaderFunction] = s.fn
+		headers[broker.HeaderFailedAt] = time.Now().UTC().Format(time.RFC3339)
+	} else {
+		target, outcome = names.Retry(s.fn, s.c.delays[failures-1]), "retry"
+	}
+	msg := amqp.Publishing{
+		Headers: headers, ContentType: d.ContentType, DeliveryMode: amqp.Persistent, MessageId: d.MessageId,
+		Type: d.Type, Timestamp: d.Timestamp, AppId: d.AppId, Body: d.Body,
+	}
+	if err := s.publish(ctx, target, msg); err != nil {
+		// The broker did not take the copy: leave the original to be
+		// redelivered rather than lose it.
+		s.c.log.Warn("could not schedule retry, requeueing", "fn", s.fn, "id", d.MessageId, "err", err)
+		_ = d.Nack(false, true)
+		return
+	}
+	s.c.metrics.invocations.WithLabelValues(s.fn, outcome).Inc()
+	level := slog.LevelWarn
+	if outcome == "dead_letter" {
+		level = slog.LevelError
+	}
+	s.c.log.Log(ctx, level, "invocation failed", "fn", s.fn, "id", d.MessageId, "topic", topic,
+		"attempt", failures, "status", status, "err", err, "next", outcome)
+	_ = d.Ack(false)
+}
+
+func (s *subscription) publish(ctx context.Context, queue string, msg amqp.Publishing) error {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	dc, err := s.pub.PublishWithDeferredConfirmWithContext(ctx, "", queue, false, false, msg)
+	if err != nil {
+		return err
+	}
+	ok, err := dc.WaitContext(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("broker nacked")
+	}
+	return nil
+}
+
+// invoke POSTs the envelope to the function through the gateway. It returns
+// the status and an error for anything but 2xx (status 0: no response).
+func (c *Connector) invoke(ctx context.Context, fn, topic string, attempt int, d amqp.Delivery) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
+		strings.TrimRight(c.cfg.GatewayURL, "/")+"/function/"+fn, bytes.NewReader(d.Body))
+	if err != nil {
+		return 0, err
+	}
+	ct := d.ContentType
+	if ct == "" {
+		ct = broker.ContentType
+	}
+	id := d.MessageId
+	traceparent := broker.HeaderString(d.Headers, "traceparent")
+	tracestate := broker.HeaderString(d.Headers, "tracestate")
+	if id == "" || traceparent == "" {
+		var env struct {
+			ID          string `json:"id"`
+			TraceParent string `json:"traceparent"`
+			TraceState  string `json:"tracestate"`
+		}
+		_ = json.Unmarshal(d.Body, &env)
+		id = cmpOr(id, env.ID)
+		traceparent = cmpOr(traceparent, env.TraceParent)
+		tracestate = cmpOr(tracestate, env.TraceState)
+	}
+	req.Header.Set("Content-Type", ct)
+	req.Header.Set("User-Agent", "shop-rabbitmq-connector")
+	req.Header.Set("X-Connector", "shop-rabbitmq-connector")
+	req.Header.Set("X-Topic", topic)
+	req.Header.Set("Ce-Id", id)
+	req.Header.Set("X-Event-Id", id)
+	req.Header.Set("Ce-Type", topic)
+	req.Header.Set("X-Attempt", strconv.Itoa(attempt))
+	if traceparent != "" {
+		req.Header.Set("traceparent", traceparent)
+	}
+	if tracestate != "" {
+		req.Header.Set("tracestate", tracestate)
+	}
+	res, err := c.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("gateway unreachable: %w", err)
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		return res.StatusCode, fmt.Errorf("function answered %d", res.StatusCode)
+	}
+	return res.StatusCode, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

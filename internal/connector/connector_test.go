@@ -1,0 +1,492 @@
+package connector
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopfaas/shop/internal/broker"
+)
+
+const rabbitURL = "amqp://guest:guest@127.0.0.1:5672/"
+
+// call is one invocation the test gateway received.
+type call struct {
+	at      time.Time
+	id      string
+	headers http.Header
+	body    string
+}
+
+// gateway is the test stand-in for the OpenFaaS gateway: the functions list
+// with `topic` annotations, and /function/<name> answering with status(n)
+// for the n-th call (1-based) of an event id.
+type gateway struct {
+	mu     sync.Mutex
+	topics map[string]string // function → annotation ("" = none)
+	status map[string]func(n int) int
+	calls  map[string][]call
+	lists  int
+	srv    *httptest.Server
+}
+
+func newGateway(t *testing.T) *gateway {
+	g := &gateway{topics: map[string]string{}, status: map[string]func(int) int{}, calls: map[string][]call{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /system/namespaces", func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode([]string{"openfaas-fn"})
+	})
+	mux.HandleFunc("GET /system/functions", func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.lists++
+		type fn struct {
+			Name        string             `json:"name"`
+			Namespace   string             `json:"namespace"`
+			Annotations *map[string]string `json:"annotations,omitempty"`
+		}
+		var out []fn
+		for name, topic := range g.topics {
+			a := map[string]string{"com.openfaas.scale.min": "1"}
+			if topic != "" {
+				a["topic"] = topic
+			}
+			out = append(out, fn{Name: name, Namespace: "openfaas-fn", Annotations: &a})
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	})
+	mux.HandleFunc("POST /function/{name}", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		name := r.PathValue("name")
+		id := r.Header.Get("Ce-Id")
+		g.mu.Lock()
+		g.calls[name] = append(g.calls[name], call{at: time.Now(), id: id, headers: r.Header.Clone(), body: string(body)})
+		n := 0
+		for _, c := range g.calls[name] {
+			if c.id == id {
+				n++
+			}
+		}
+		st := g.status[name]
+		g.mu.Unlock()
+		code := http.StatusOK
+		if st != nil {
+			code = st(n)
+		}
+		w.WriteHeader(code)
+	})
+	g.srv = httptest.NewServer(mux)
+	t.Cleanup(g.srv.Close)
+	return g
+}
+
+func (g *gateway) set(fn, topic string, status func(int) int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.topics[fn] = topic
+	g.status[fn] = status
+}
+
+func (g *gateway) remove(fn string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.topics, fn)
+}
+
+func (g *gateway) callsOf(fn string) []call {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]call(nil), g.calls[fn]...)
+}
+
+// synced waits until the connector fetched the function list twice more,
+// so a change made before the call has been applied.
+func (g *gateway) synced(t *testing.T) {
+	t.Helper()
+	g.mu.Lock()
+	start := g.lists
+	g.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		g.mu.Lock()
+		n := g.lists
+		g.mu.Unlock()
+		if n >= start+2 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("connector did not refresh the function list")
+}
+
+// waitCalls waits until fn received n calls.
+func (g *gateway) waitCalls(t *testing.T, fn string, n int, within time.Duration) []call {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if c := g.callsOf(fn); len(c) >= n {
+			return c
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s received %d calls within %s, want %d", fn, len(g.callsOf(fn)), within, n)
+	return nil
+}
+
+type env struct {
+	names broker.Names
+	conn  *amqp.Connection
+	ch    *amqp.Channel
+	gw    *gateway
+	cfg   Config
+}
+
+// setup connects to the real RabbitMQ with a unique name prefix and deletes
+// every object the test's functions could have created when it ends.
+func setup(t *testing.T, functions ...string) *env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs RabbitMQ; -short was asked for")
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	names := broker.Names{Prefix: "test-" + hex.EncodeToString(b) + "."}
+	conn, err := amqp.Dial(rabbitURL)
+	if err != nil {
+		t.Fatalf("RabbitMQ is required for this test (%s): %v", rabbitURL, err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.DeclareExchange(ch, names); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{names: names, conn: conn, ch: ch, gw: newGateway(t)}
+	e.cfg = Config{
+		GatewayURL: e.gw.srv.URL, BrokerURL: rabbitURL, Names: names, MaxAttempts: 5,
+		RetryDelay: 100 * time.Millisecond, Prefetch: 4, RefreshInterval: 100 * time.Millisecond,
+		InvokeTimeout: 2 * time.Second, MaxBackoff: 300 * time.Millisecond,
+	}
+	t.Cleanup(func() {
+		c, err := conn.Channel()
+		if err == nil {
+			for _, fn := range functions {
+				_, _ = c.QueueDelete(names.Queue(fn), false, false, false)
+				_, _ = c.QueueDelete(names.DLQ(fn), false, false, false)
+				for _, d := range e.cfg.Delays() {
+					_, _ = c.QueueDelete(names.Retry(fn, d), false, false, false)
+				}
+			}
+			_, _ = c.QueueDelete(names.Unrouted(), false, false, false)
+			_ = c.ExchangeDelete(names.Exchange(), false, false)
+			_ = c.ExchangeDelete(names.Unrouted(), false, false)
+		}
+		_ = conn.Close()
+	})
+	return e
+}
+
+func (e *env) start(t *testing.T) *prometheus.Registry {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	c, err := New(e.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return reg
+}
+
+const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+// publish sends an event the way the outbox relay does.
+func (e *env) publish(t *testing.T, topic string) string {
+	t.Helper()
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	id := "evt-" + hex.EncodeToString(b)
+	body := `{"specversion":"1.0","id":"` + id + `","source":"test","type":"` + topic + `","data":{}}`
+	err := e.ch.PublishWithContext(context.Background(), e.names.Exchange(), topic, false, false, amqp.Publishing{
+		Headers: amqp.Table{"traceparent": traceparent}, ContentType: broker.ContentType,
+		DeliveryMode: amqp.Persistent, MessageId: id, Type: topic, Body: []byte(body),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func (e *env) queueLen(t *testing.T, q string) int {
+	t.Helper()
+	ch, err := e.conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ch.Close() }()
+	info, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("inspect %s: %v", q, err)
+	}
+	return info.Messages
+}
+
+func ids(cs []call) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.id
+	}
+	return out
+}
+
+func TestEachMessageOnceWithHeaders(t *testing.T) {
+	e := setup(t, "ok")
+	topic := e.names.Prefix + "order.placed.v1"
+	e.gw.set("ok", topic, nil)
+	e.start(t)
+	e.gw.synced(t)
+	want := []string{e.publish(t, topic), e.publish(t, topic), e.publish(t, topic)}
+	got := e.gw.waitCalls(t, "ok", 3, 10*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	got = e.gw.callsOf("ok")
+	gotIDs := ids(got)
+	if diff := cmp.Diff(want, gotIDs, cmpSorted); diff != "" {
+		t.Errorf("invocations (-want +got):\n%s", diff)
+	}
+	h := got[0].headers
+	if h.Get("traceparent") != traceparent || h.Get("X-Topic") != topic || h.Get("X-Event-Id") != got[0].id ||
+		h.Get("Content-Type") != broker.ContentType {
+		t.Errorf("invocation headers: %v", h)
+	}
+	if !strings.Contains(got[0].body, `"id":"`+got[0].id+`"`) {
+		t.Errorf("body is not the envelope: %s", got[0].body)
+	}
+}
+
+var cmpSorted = cmp.Transformer("sort", func(in []string) []string {
+	out := append([]string(nil), in...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+})
+
+// A function failing three times gets the message four times, with growing
+// delays, while another subscriber of the same topic gets it exactly once.
+func TestRetriesWithGrowingDelayIsolatedPerFunction(t *testing.T) {
+	e := setup(t, "flaky", "steady")
+	topic := e.names.Prefix + "stock.changed.v1"
+	e.gw.set("flaky", topic, func(n int) int {
+		if n <= 3 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusAccepted
+	})
+	e.gw.set("steady", "other.topic,"+topic, nil)
+	e.start(t)
+	e.gw.synced(t)
+	id := e.publish(t, topic)
+	got := e.gw.waitCalls(t, "flaky", 4, 15*time.Second)
+	time.Sleep(1 * time.Second)
+	got = e.gw.callsOf("flaky")
+	if len(got) != 4 {
+		t.Fatalf("flaky got %d calls, want 4", len(got))
+	}
+	delays := e.cfg.Delays()
+	var gaps []time.Duration
+	for i := 1; i < len(got); i++ {
+		gaps = append(gaps, got[i].at.Sub(got[i-1].at))
+		if got[i].id != id || got[i].headers.Get("X-Topic") != topic {
+			t.Errorf("retry %d: id %q topic %q", i, got[i].id, got[i].headers.Get("X-Topic"))
+		}
+	}
+	for i, g := range gaps {
+		if g < delays[i]*9/10 {
+			t.Errorf("gap %d = %s, want at least %s", i+1, g, delays[i])
+		}
+		if i > 0 && g <= gaps[i-1] {
+			t.Errorf("gaps do not grow: %v", gaps)
+		}
+	}
+	if s := e.gw.callsOf("steady"); len(s) != 1 || s[0].id != id {
+		t.Errorf("steady got %v, want exactly one call for %s", ids(s), id)
+	}
+	if n := e.queueLen(t, e.names.DLQ("flaky")); n != 0 {
+		t.Errorf("%d dead letters for a function that recovered", n)
+	}
+}
+
+// A function that always fails gets MaxAttempts calls; the message then sits
+// in its DLQ with the reason, and the dead-letter tool replays it.
+func TestDeadLetterAfterMaxAttemptsAndReplay(t *testing.T) {
+	e := setup(t, "broken")
+	e.cfg.MaxAttempts = 3
+	topic := e.names.Prefix + "user.registered.v1"
+	var mu sync.Mutex
+	healthy := false
+	e.gw.set("broken", topic, func(int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if healthy {
+			return http.StatusOK
+		}
+		return http.StatusServiceUnavailable
+	})
+	reg := e.start(t)
+	e.gw.synced(t)
+	id := e.publish(t, topic)
+	e.gw.waitCalls(t, "broken", 3, 10*time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for e.queueLen(t, e.names.DLQ("broken")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := len(e.gw.callsOf("broken")); n != 3 {
+		t.Errorf("%d calls, want MaxAttempts = 3", n)
+	}
+	dls, err := broker.PeekDeadLetters(e.conn, e.names, "broken", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dls))
+	}
+	dl := dls[0]
+	if dl.ID != id || dl.Attempts != 3 || dl.LastStatus != 503 || dl.Topic != topic || dl.FailedAt == "" {
+		t.Errorf("dead letter: %+v", dl)
+	}
+	// Peeking leaves it there.
+	if n, err := broker.CountDeadLetters(e.conn, e.names, "broken"); err != nil || n != 1 {
+		t.Errorf("after peek: %d dead letters (%v), want 1", n, err)
+	}
+	time.Sleep(300 * time.Millisecond) // a refresh updates the gauge
+	if v := gaugeValue(t, reg, "shop_dead_letters"); v != 1 {
+		t.Errorf("shop_dead_letters = %v, want 1", v)
+	}
+
+	mu.Lock()
+	healthy = true
+	mu.Unlock()
+	n, err := broker.ReplayDeadLetters(context.Background(), e.conn, e.names, "broken", id)
+	if err != nil || n != 1 {
+		t.Fatalf("replay: %d, %v", n, err)
+	}
+	calls := e.gw.waitCalls(t, "broken", 4, 10*time.Second)
+	if last := calls[3]; last.id != id || last.headers.Get("X-Topic") != topic || last.headers.Get("X-Attempt") != "1" {
+		t.Errorf("replayed call: id %q topic %q attempt %q", last.id, last.headers.Get("X-Topic"), last.headers.Get("X-Attempt"))
+	}
+	if n, err := broker.CountDeadLetters(e.conn, e.names, "broken"); err != nil || n != 0 {
+		t.Errorf("after replay: %d dead letters (%v), want 0", n, err)
+	}
+}
+
+// Topic annotations added and removed at the gateway are picked up without a
+// restart; an event nobody subscribes to lands in the unrouted queue.
+func TestAnnotationChangesAndUnrouted(t *testing.T) {
+	e := setup(t, "dyn")
+	topic := e.names.Prefix + "product.changed.v1"
+	e.gw.set("dyn", "", nil)
+	reg := e.start(t)
+	e.gw.synced(t)
+	e.publish(t, topic)
+	waitLen(t, e, e.names.Unrouted(), 1)
+
+	e.gw.set("dyn", topic, nil)
+	e.gw.synced(t)
+	id := e.publish(t, topic)
+	if got := e.gw.waitCalls(t, "dyn", 1, 10*time.Second); got[0].id != id {
+		t.Errorf("dyn got %s, want %s", got[0].id, id)
+	}
+
+	e.gw.set("dyn", "", nil)
+	e.gw.synced(t)
+	e.publish(t, topic)
+	waitLen(t, e, e.names.Unrouted(), 2)
+	e.gw.synced(t)
+	if v := gaugeValue(t, reg, "shop_unrouted_messages"); v != 2 {
+		t.Errorf("shop_unrouted_messages = %v, want 2", v)
+	}
+
+	// A function that disappears entirely is unsubscribed too.
+	e.gw.set("dyn", topic, nil)
+	e.gw.synced(t)
+	e.gw.remove("dyn")
+	e.gw.synced(t)
+	e.publish(t, topic)
+	waitLen(t, e, e.names.Unrouted(), 3)
+	if n := len(e.gw.callsOf("dyn")); n != 1 {
+		t.Errorf("dyn got %d calls, want 1", n)
+	}
+}
+
+func waitLen(t *testing.T, e *env, q string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if e.queueLen(t, q) == n {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s has %d messages, want %d", q, e.queueLen(t, q), n)
+}
+
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
+}
+
+// Gateway errors (502 while a function restarts) are retried until the
+// function answers.
+func TestGatewayErrorsRetried(t *testing.T) {
+	e := setup(t, "later")
+	topic := e.names.Prefix + "order.cancelled.v1"
+	e.gw.set("later", topic, func(n int) int {
+		if n <= 2 {
+			return http.StatusBadGateway
+		}
+		return http.StatusOK
+	})
+	e.start(t)
+	e.gw.synced(t)
+	id := e.publish(t, topic)
+	got := e.gw.waitCalls(t, "later", 3, 10*time.Second)
+	if got[2].id != id || got[2].headers.Get("X-Attempt") != "3" {
+		t.Errorf("third call: id %q attempt %q", got[2].id, got[2].headers.Get("X-Attempt"))
+	}
+}

@@ -1,0 +1,133 @@
+// Package notifications decides what the shop tells a user about the events
+// that concern them (registration, order placed, cancelled, payment failed):
+// the notification kept for GET /users/me/notifications and the email sent
+// when SMTP is configured. It does no I/O.
+package notifications
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+// Types of notification, stable strings of the API.
+const (
+	TypeWelcome       = "welcome"
+	TypeOrderPlaced   = "order_placed"
+	TypeOrderCanceled = "order_cancelled"
+	TypePaymentFailed = "order_payment_failed"
+)
+
+// Notification is one message to a user, created once per event.
+type Notification struct {
+	ID      uuid.UUID
+	UserID  uuid.UUID
+	EventID uuid.UUID
+	Type    string
+	Subject string
+	// OrderID is set for order notifications.
+	OrderID   *uuid.UUID
+	CreatedAt time.Time
+	// EmailedAt is when the email went out; nil while it is owed (or when no
+	// SMTP server is configured).
+	EmailedAt *time.Time
+}
+
+// View is the API shape of a notification.
+type View struct {
+	ID        uuid.UUID  `json:"id"`
+	Type      string     `json:"type"`
+	Subject   string     `json:"subject"`
+	OrderID   *uuid.UUID `json:"order_id,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+}
+
+// View returns the API shape of n.
+func (n Notification) View() View {
+	return View{ID: n.ID, Type: n.Type, Subject: n.Subject, OrderID: n.OrderID, CreatedAt: n.CreatedAt.UTC()}
+}
+
+// Event is what a notification is made from: the event's id and type and the
+// user (and order) it concerns.
+type Event struct {
+	ID      uuid.UUID
+	Type    string
+	UserID  uuid.UUID
+	OrderID uuid.UUID // uuid.Nil for user events
+}
+
+// Types are the event types that produce a notification.
+var Types = []string{events.UserRegistered, events.OrderPlaced, events.OrderCancelled, events.OrderPaymentFailed}
+
+// New decides the notification for ev at now. An event without a user, an
+// order event without an order, or an unknown type is fault.Malformed
+// "invalid_event": it can never be notified, so the consumer refuses it.
+func New(ev Event, now time.Time) (Notification, error) {
+	if ev.ID == uuid.Nil || ev.UserID == uuid.Nil {
+		return Notification{}, fault.E(fault.Malformed, "invalid_event", "event id and user_id are required")
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Notification{}, fault.Internalf("notification id: %w", err)
+	}
+	n := Notification{ID: id, UserID: ev.UserID, EventID: ev.ID, CreatedAt: now.UTC()}
+	short := ""
+	if ev.Type != events.UserRegistered {
+		if ev.OrderID == uuid.Nil {
+			return Notification{}, fault.E(fault.Malformed, "invalid_event", "order_id is required")
+		}
+		o := ev.OrderID
+		n.OrderID = &o
+		short = strings.SplitN(o.String(), "-", 2)[0]
+	}
+	switch ev.Type {
+	case events.UserRegistered:
+		n.Type, n.Subject = TypeWelcome, "Welcome to the shop"
+	case events.OrderPlaced:
+		n.Type, n.Subject = TypeOrderPlaced, fmt.Sprintf("Your order %s is confirmed", short)
+	case events.OrderCancelled:
+		n.Type, n.Subject = TypeOrderCanceled, fmt.Sprintf("Your order %s was cancelled and refunded", short)
+	case events.OrderPaymentFailed:
+		n.Type, n.Subject = TypePaymentFailed, fmt.Sprintf("The payment for your order %s was declined", short)
+	default:
+		return Notification{}, fault.E(fault.Invalid, "unsupported_event", "no notification for events of type "+ev.Type)
+	}
+	return n, nil
+}
+
+// Body is the plain-text email body of n.
+func (n Notification) Body() string {
+	var b strings.Builder
+	b.WriteString(n.Subject + ".\r\n\r\n")
+	if n.OrderID != nil {
+		fmt.Fprintf(&b, "Order: %s\r\n", n.OrderID)
+	}
+	b.WriteString("You can see all your notifications in your account.\r\n")
+	return b.String()
+}
+
+// Message is the RFC 5322 email for n, from and to the given addresses.
+// Header values come from the shop's own text and validated addresses only.
+func Message(from, to string, n Notification) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nSubject: %s\r\n", from, to, n.Subject)
+	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <%s@shop>\r\n", n.CreatedAt.UTC().Format(time.RFC1123Z), n.ID)
+	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n")
+	b.WriteString(n.Body())
+	return []byte(b.String())
+}
+
+// MaskEmail hides an address for logs: "a***@example.com". Full addresses
+// never appear in logs.
+func MaskEmail(email string) string {
+	local, domain, ok := strings.Cut(email, "@")
+	if !ok || local == "" {
+		return "***"
+	}
+	return local[:1] + "***@" + domain
+}

@@ -1,0 +1,104 @@
+// Package notificationsdb stores notifications in the users database (its
+// migrations are usersdb's: 0002_notifications.sql), each written in one
+// transaction with its event's inbox claim, so a redelivered event never
+// notifies twice.
+package notificationsdb
+
+import (
+	"context"
+	"errors"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/inbox"
+	"github.com/shopfaas/shop/internal/notifications"
+	"github.com/shopfaas/shop/internal/postgres"
+)
+
+// Store reads and writes notifications. It is safe for concurrent use.
+type Store struct {
+	db *pgxpool.Pool
+}
+
+// New returns a store over the users database pool (usersdb.Migrations applied).
+func New(pool *pgxpool.Pool) *Store { return &Store{db: pool} }
+
+const columns = `id, user_id, event_id, type, subject, order_id, created_at, emailed_at`
+
+func scan(row pgx.Row) (notifications.Notification, error) {
+	var n notifications.Notification
+	err := row.Scan(&n.ID, &n.UserID, &n.EventID, &n.Type, &n.Subject, &n.OrderID, &n.CreatedAt, &n.EmailedAt)
+	return n, err
+}
+
+// Record stores n for its event (n.EventID), claimed by consumer in the same
+// transaction. On the first delivery it returns n as stored and first=true;
+// on a duplicate it stores nothing and returns the notification the first
+// delivery stored (so a caller can finish an email still owed), first=false.
+// Failures are fault.Unavailable (retry later).
+func (s *Store) Record(ctx context.Context, consumer string, n notifications.Notification) (stored notifications.Notification, first bool, err error) {
+	err = postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
+		var err error
+		if first, err = inbox.Claim(ctx, tx, n.EventID, consumer); err != nil {
+			return err
+		}
+		if first {
+			stored, err = scan(tx.QueryRow(ctx, `INSERT INTO notifications (id, user_id, event_id, type, subject, order_id, created_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+columns,
+				n.ID, n.UserID, n.EventID, n.Type, n.Subject, n.OrderID, n.CreatedAt))
+			return err
+		}
+		stored, err = scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM notifications WHERE event_id = $1`, n.EventID))
+		return err
+	})
+	if err != nil {
+		return stored, false, fault.Wrap(err, fault.Unavailable, "unavailable", "notifications are unavailable")
+	}
+	return stored, first, nil
+}
+
+// MarkEmailed records that the email of notification id went out; doing it
+// again changes nothing. Failures are fault.Unavailable.
+func (s *Store) MarkEmailed(ctx context.Context, id uuid.UUID) error {
+	_, err := s.db.Exec(ctx, `UPDATE notifications SET emailed_at = now() WHERE id = $1 AND emailed_at IS NULL`, id)
+	if err != nil {
+		return fault.Wrap(err, fault.Unavailable, "unavailable", "notifications are unavailable")
+	}
+	return nil
+}
+
+// List returns up to limit of the user's notifications, newest first (by
+// UUIDv7 id), after the cursor id (uuid.Nil: from the start), and whether
+// more follow. Only the user's own notifications are ever returned.
+func (s *Store) List(ctx context.Context, userID, after uuid.UUID, limit int) ([]notifications.Notification, bool, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+columns+` FROM notifications
+		WHERE user_id = $1 AND ($2 = '00000000-0000-0000-0000-000000000000'::uuid OR id < $2)
+		ORDER BY id DESC LIMIT $3`, userID, after, limit+1)
+	if err != nil {
+		return nil, false, fault.Wrap(err, fault.Unavailable, "unavailable", "notifications are unavailable")
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (notifications.Notification, error) { return scan(r) })
+	if err != nil {
+		return nil, false, fault.Wrap(err, fault.Unavailable, "unavailable", "notifications are unavailable")
+	}
+	if len(items) > limit {
+		return items[:limit], true, nil
+	}
+	return items, false, nil
+}
+
+// Get returns one notification by id, for tests and operators.
+// fault.NotFound when there is none.
+func (s *Store) Get(ctx context.Context, id uuid.UUID) (notifications.Notification, error) {
+	n, err := scan(s.db.QueryRow(ctx, `SELECT `+columns+` FROM notifications WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return n, fault.E(fault.NotFound, "not_found", "no such notification")
+	}
+	if err != nil {
+		return n, fault.Wrap(err, fault.Unavailable, "unavailable", "notifications are unavailable")
+	}
+	return n, nil
+}
