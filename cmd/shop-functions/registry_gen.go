@@ -20,9 +20,12 @@ import (
 	getpayment "github.com/shopfaas/shop/functions/get-payment"
 	getproduct "github.com/shopfaas/shop/functions/get-product"
 	getstock "github.com/shopfaas/shop/functions/get-stock"
+	indexproduct "github.com/shopfaas/shop/functions/index-product"
+	listnotifications "github.com/shopfaas/shop/functions/list-notifications"
 	listorders "github.com/shopfaas/shop/functions/list-orders"
 	listproducts "github.com/shopfaas/shop/functions/list-products"
 	loginuser "github.com/shopfaas/shop/functions/login-user"
+	notifyuser "github.com/shopfaas/shop/functions/notify-user"
 	recoverorders "github.com/shopfaas/shop/functions/recover-orders"
 	refundpayment "github.com/shopfaas/shop/functions/refund-payment"
 	registeruser "github.com/shopfaas/shop/functions/register-user"
@@ -32,35 +35,40 @@ import (
 	setcartitem "github.com/shopfaas/shop/functions/set-cart-item"
 	setstock "github.com/shopfaas/shop/functions/set-stock"
 	updateproduct "github.com/shopfaas/shop/functions/update-product"
+	updateproductstats "github.com/shopfaas/shop/functions/update-product-stats"
 )
 
 // functions maps every function of stack.yml to its Handle.
 var functions = map[string]http.HandlerFunc{
-	"archive-product":     archiveproduct.Handle,
-	"cancel-order":        cancelorder.Handle,
-	"charge-payment":      chargepayment.Handle,
-	"clear-cart":          clearcart.Handle,
-	"commit-stock":        commitstock.Handle,
-	"create-order":        createorder.Handle,
-	"create-product":      createproduct.Handle,
-	"expire-reservations": expirereservations.Handle,
-	"get-cart":            getcart.Handle,
-	"get-me":              getme.Handle,
-	"get-order":           getorder.Handle,
-	"get-order-timeline":  getordertimeline.Handle,
-	"get-payment":         getpayment.Handle,
-	"get-product":         getproduct.Handle,
-	"get-stock":           getstock.Handle,
-	"list-orders":         listorders.Handle,
-	"list-products":       listproducts.Handle,
-	"login-user":          loginuser.Handle,
-	"recover-orders":      recoverorders.Handle,
-	"refund-payment":      refundpayment.Handle,
-	"register-user":       registeruser.Handle,
-	"release-stock":       releasestock.Handle,
-	"reserve-stock":       reservestock.Handle,
-	"search-products":     searchproducts.Handle,
-	"set-cart-item":       setcartitem.Handle,
-	"set-stock":           setstock.Handle,
-	"update-product":      updateproduct.Handle,
+	"archive-product":      archiveproduct.Handle,
+	"cancel-order":         cancelorder.Handle,
+	"charge-payment":       chargepayment.Handle,
+	"clear-cart":           clearcart.Handle,
+	"commit-stock":         commitstock.Handle,
+	"create-order":         createorder.Handle,
+	"create-product":       createproduct.Handle,
+	"expire-reservations":  expirereservations.Handle,
+	"get-cart":             getcart.Handle,
+	"get-me":               getme.Handle,
+	"get-order":            getorder.Handle,
+	"get-order-timeline":   getordertimeline.Handle,
+	"get-payment":          getpayment.Handle,
+	"get-product":          getproduct.Handle,
+	"get-stock":            getstock.Handle,
+	"index-product":        indexproduct.Handle,
+	"list-notifications":   listnotifications.Handle,
+	"list-orders":          listorders.Handle,
+	"list-products":        listproducts.Handle,
+	"login-user":           loginuser.Handle,
+	"notify-user":          notifyuser.Handle,
+	"recover-orders":       recoverorders.Handle,
+	"refund-payment":       refundpayment.Handle,
+	"register-user":        registeruser.Handle,
+	"release-stock":        releasestock.Handle,
+	"reserve-stock":        reservestock.Handle,
+	"search-products":      searchproducts.Handle,
+	"set-cart-item":        setcartitem.Handle,
+	"set-stock":            setstock.Handle,
+	"update-product":       updateproduct.Handle,
+	"update-product-stats": updateproductstats.Handle,
 }

@@ -52,6 +52,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		Concurrency:     c.Int("CONCURRENCY", 0, 0, 1000),
 		RefreshInterval: c.Duration("REFRESH_INTERVAL", 5*time.Second),
 		InvokeTimeout:   c.Duration("INVOKE_TIMEOUT", 35*time.Second),
+		InternalToken:   c.Secret("internal-token", "", false),
 	}
 	metricsAddr := c.String("METRICS_ADDR", "127.0.0.1:0")
 	if err := c.Err(); err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/broker"
 )
 
@@ -58,6 +59,10 @@ type Config struct {
 	InvokeTimeout time.Duration
 	// MaxBackoff caps the delay between broker reconnect attempts (default 10 s).
 	MaxBackoff time.Duration
+	// InternalToken is the internal service credential (secret internal-token)
+	// sent as X-Internal-Token with every invocation: event handlers refuse
+	// callers without it.
+	InternalToken string
 }
 
 func (c *Config) setDefaults() {
@@ -505,6 +510,9 @@ func (c *Connector) invoke(ctx context.Context, fn, topic string, attempt int, d
 	req.Header.Set("X-Event-Id", id)
 	req.Header.Set("Ce-Type", topic)
 	req.Header.Set("X-Attempt", strconv.Itoa(attempt))
+	if c.cfg.InternalToken != "" {
+		req.Header.Set(auth.InternalHeader, c.cfg.InternalToken)
+	}
 	if traceparent != "" {
 		req.Header.Set("traceparent", traceparent)
 	}

@@ -272,7 +272,7 @@ func (rt *Runtime) listSecrets() ([]types.Secret, error) {
 // DefaultConnectors are the connectors `make run` supervises when their
 // directories exist under connectors/.
 func DefaultConnectors() []string {
-	return []string{"rabbitmq-connector", "outbox-relay", "scheduler"}
+	return []string{"rabbitmq", "outbox-relay", "scheduler"}
 }
 
 type connector struct {

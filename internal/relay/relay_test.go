@@ -78,7 +78,7 @@ func capture(t *testing.T) (broker.Names, <-chan amqp.Delivery) {
 	return names, deliveries
 }
 
-func startRelay(t *testing.T, cfg Config, beforeMark func(context.Context, string, []string)) (*prometheus.Registry, context.CancelFunc, <-chan struct{}) {
+func startRelay(t *testing.T, parent context.Context, cfg Config, beforeMark func(context.Context, string, []string)) (*prometheus.Registry, <-chan struct{}) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	cfg.PollInterval = 200 * time.Millisecond
@@ -88,7 +88,7 @@ func startRelay(t *testing.T, cfg Config, beforeMark func(context.Context, strin
 		t.Fatal(err)
 	}
 	r.beforeMark = beforeMark
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(parent)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -98,7 +98,7 @@ func startRelay(t *testing.T, cfg Config, beforeMark func(context.Context, strin
 		cancel()
 		<-done
 	})
-	return reg, cancel, done
+	return reg, done
 }
 
 func insertEvent(t *testing.T, ctx context.Context, tx pgx.Tx, subject string) string {
@@ -175,7 +175,7 @@ func TestOutOfOrderCommitsPublishedOnceInTransactionOrder(t *testing.T) {
 	names, deliveries := capture(t)
 	pool, url := openOutbox(t)
 	ctx := context.Background()
-	startRelay(t, Config{Databases: []Database{{Name: "orders", URL: url}}, BrokerURL: rabbitURL, Names: names}, nil)
+	startRelay(t, ctx, Config{Databases: []Database{{Name: "orders", URL: url}}, BrokerURL: rabbitURL, Names: names}, nil)
 
 	older, err := pool.Begin(ctx)
 	if err != nil {
@@ -231,9 +231,10 @@ func TestRelayKilledMidBatchRepublishes(t *testing.T) {
 	}
 	cfg := Config{Databases: []Database{{Name: "orders", URL: url}}, BrokerURL: rabbitURL, Names: names}
 	var once sync.Once
-	var cancelFirst context.CancelFunc
+	firstCtx, cancelFirst := context.WithCancel(ctx)
+	defer cancelFirst()
 	killed := make(chan []string, 1)
-	_, cancelFirst, done := startRelay(t, cfg, func(_ context.Context, _ string, batch []string) {
+	_, done := startRelay(t, firstCtx, cfg, func(_ context.Context, _ string, batch []string) {
 		once.Do(func() {
 			killed <- batch
 			cancelFirst()
@@ -254,7 +255,7 @@ func TestRelayKilledMidBatchRepublishes(t *testing.T) {
 	if n := unpublished(t, pool); n != 3 {
 		t.Fatalf("%d rows unpublished after the kill, want 3", n)
 	}
-	startRelay(t, cfg, nil)
+	startRelay(t, ctx, cfg, nil)
 	if diff := cmp.Diff(want, ids(receive(t, deliveries, 3, 10*time.Second))); diff != "" {
 		t.Errorf("republished (-want +got):\n%s", diff)
 	}
@@ -276,7 +277,7 @@ func TestBrokerUnavailableThenBack(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
-	reg, _, _ := startRelay(t, Config{Databases: []Database{{Name: "orders", URL: url}},
+	reg, _ := startRelay(t, ctx, Config{Databases: []Database{{Name: "orders", URL: url}},
 		BrokerURL: "amqp://guest:guest@" + addr + "/", Names: names}, nil)
 	var id string
 	if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
@@ -315,7 +316,7 @@ func TestMissingDatabaseDoesNotStopOthers(t *testing.T) {
 	names, deliveries := capture(t)
 	pool, url := openOutbox(t)
 	ctx := context.Background()
-	startRelay(t, Config{Databases: []Database{
+	startRelay(t, ctx, Config{Databases: []Database{
 		{Name: "missing", URL: pgtest.URL(t, "no_such_database_h7")},
 		{Name: "orders", URL: url},
 	}, BrokerURL: rabbitURL, Names: names}, nil)

@@ -1,0 +1,83 @@
+// Command scheduler is the shop's cron connector: it discovers the functions
+// of the OpenFaaS gateway whose "schedule" annotation holds a 5-field cron
+// expression (with topic "cron-function" or no topic, the cron-connector's
+// convention), and invokes POST $GATEWAY_URL/function/<name> on schedule with
+// the internal credential, one run at a time per function. It never exits on
+// a transient error (faasd has no restart policy).
+//
+// Configuration: GATEWAY_URL (required), REFRESH_INTERVAL (default 10s),
+// INVOKE_TIMEOUT (default 2m), SCHEDULE_TZ (default UTC), LOG_LEVEL; secret
+// internal-token (required), optional secrets basic-auth-user and
+// basic-auth-password for the gateway API; SECRETS_DIR.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/telemetry"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "scheduler:", err)
+		os.Exit(1)
+	}
+}
+
+// optionalSecret reads a secret whose absence is no problem.
+func optionalSecret(c *config.Reader, name string) string {
+	probe := config.New(func(k string) string {
+		if k == config.SecretsDirEnv {
+			return c.String(config.SecretsDirEnv, config.DefaultSecretsDir)
+		}
+		return ""
+	})
+	return probe.Secret(name, "", false)
+}
+
+func run(ctx context.Context, getenv func(string) string) error {
+	c := config.New(getenv)
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("LOG_LEVEL", "info"))); err != nil {
+		level = slog.LevelInfo
+	}
+	log := telemetry.NewLogger(os.Stdout, "scheduler", level)
+	cfg := Config{
+		GatewayURL:      c.Required("GATEWAY_URL"),
+		Credential:      c.Secret("internal-token", "", false),
+		Username:        optionalSecret(c, "basic-auth-user"),
+		Password:        optionalSecret(c, "basic-auth-password"),
+		RefreshInterval: c.Duration("REFRESH_INTERVAL", 10*time.Second),
+		InvokeTimeout:   c.Duration("INVOKE_TIMEOUT", 2*time.Minute),
+	}
+	tz := c.String("SCHEDULE_TZ", "UTC")
+	if err := c.Err(); err != nil {
+		return err
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return fmt.Errorf("SCHEDULE_TZ: %w", err)
+	}
+	cfg.Location = loc
+	s, err := New(cfg, log)
+	if err != nil {
+		return err
+	}
+	ticker := time.NewTicker(time.Second) // due times are whole minutes; a second's lateness at most
+	defer ticker.Stop()
+	refresh := time.NewTicker(s.cfg.RefreshInterval)
+	defer refresh.Stop()
+	log.Info("scheduler starting", "gateway", cfg.GatewayURL, "refresh_interval", s.cfg.RefreshInterval.String(), "tz", loc.String())
+	s.Run(ctx, ticker.C, refresh.C)
+	log.Info("scheduler stopped")
+	return nil
+}

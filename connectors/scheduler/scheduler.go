@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/openfaas/faas-provider/types"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/schedule"
+)
+
+// Config configures the scheduler.
+type Config struct {
+	// GatewayURL is the OpenFaaS gateway (GATEWAY_URL).
+	GatewayURL string
+	// Credential is the internal credential sent in X-Internal-Token
+	// (secret internal-token): scheduled functions are internal.
+	Credential string
+	// Username and Password are the gateway's basic-auth credentials
+	// (secrets basic-auth-user, basic-auth-password), optional.
+	Username, Password string
+	// RefreshInterval is how often the functions are listed again
+	// (REFRESH_INTERVAL), default 10s.
+	RefreshInterval time.Duration
+	// InvokeTimeout bounds one invocation (INVOKE_TIMEOUT), default 2m.
+	InvokeTimeout time.Duration
+	// Location is the time zone of the cron expressions, default UTC.
+	Location *time.Location
+}
+
+func (c *Config) setDefaults() {
+	c.GatewayURL = strings.TrimRight(c.GatewayURL, "/")
+	if c.RefreshInterval <= 0 {
+		c.RefreshInterval = 10 * time.Second
+	}
+	if c.InvokeTimeout <= 0 {
+		c.InvokeTimeout = 2 * time.Minute
+	}
+	if c.Location == nil {
+		c.Location = time.UTC
+	}
+}
+
+// Validate reports every configuration problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if u, err := url.Parse(c.GatewayURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("GATEWAY_URL must be an http(s) URL"))
+	}
+	if c.Credential == "" {
+		errs = append(errs, fmt.Errorf("the internal-token secret is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// Scheduler invokes the gateway's scheduled functions (annotation
+// "schedule", cron-connector convention) on their schedules, one run at a time
+// per function: a tick that finds the previous run still going is skipped
+// and logged. It never stops on a transient error: a failed refresh keeps the
+// last known functions, a failed invocation is logged and retried at the next
+// scheduled time.
+type Scheduler struct {
+	cfg    Config
+	client *http.Client
+	log    *slog.Logger
+
+	mu   sync.Mutex
+	jobs map[string]*entry
+	runs sync.WaitGroup
+}
+
+type entry struct {
+	job     schedule.Job
+	next    time.Time
+	running bool
+}
+
+// New returns a scheduler; it contacts nothing until Refresh or Run.
+func New(cfg Config, log *slog.Logger) (*Scheduler, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Scheduler{cfg: cfg, log: log, jobs: map[string]*entry{},
+		client: &http.Client{Timeout: cfg.InvokeTimeout}}, nil
+}
+
+// Refresh lists the functions (GET /system/functions) and updates the
+// schedules as of now: a new or changed expression is next due at its first
+// time after now; a function that lost its annotation (or was removed) is no
+// longer invoked (a run in progress finishes). On failure the previous
+// schedules stay in force and the error is returned.
+func (s *Scheduler) Refresh(ctx context.Context, now time.Time) error {
+	fns, err := s.list(ctx)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, fn := range fns {
+		var ann map[string]string
+		if fn.Annotations != nil {
+			ann = *fn.Annotations
+		}
+		job, ok, err := schedule.FromAnnotations(fn.Name, ann)
+		if err != nil {
+			s.log.Warn("function has an invalid schedule, not scheduled", "function", fn.Name, "err", err.Error())
+		}
+		if !ok {
+			continue
+		}
+		seen[fn.Name] = true
+		e := s.jobs[fn.Name]
+		if e != nil && e.job.Schedule.String() == job.Schedule.String() {
+			continue
+		}
+		next := job.Schedule.Next(now.In(s.cfg.Location))
+		if e == nil {
+			s.jobs[fn.Name] = &entry{job: job, next: next}
+			s.log.Info("function scheduled", "function", fn.Name, "schedule", job.Schedule.String(), "next", next)
+			continue
+		}
+		e.job, e.next = job, next
+		s.log.Info("schedule changed", "function", fn.Name, "schedule", job.Schedule.String(), "next", next)
+	}
+	for name := range s.jobs {
+		if !seen[name] {
+			delete(s.jobs, name)
+			s.log.Info("function unscheduled", "function", name)
+		}
+	}
+	return nil
+}
+
+func (s *Scheduler) list(ctx context.Context) ([]types.FunctionStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RefreshInterval)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.GatewayURL+"/system/functions", nil)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.Username != "" {
+		req.SetBasicAuth(s.cfg.Username, s.cfg.Password)
+	}
+	res, err := s.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("list functions: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+		return nil, fmt.Errorf("list functions: gateway answered %s", res.Status)
+	}
+	var fns []types.FunctionStatus
+	if err := json.NewDecoder(io.LimitReader(res.Body, 16<<20)).Decode(&fns); err != nil {
+		return nil, fmt.Errorf("list functions: %w", err)
+	}
+	return fns, nil
+}
+
+// Scheduled is the functions scheduled now and their next run times.
+func (s *Scheduler) Scheduled() map[string]time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]time.Time, len(s.jobs))
+	for name, e := range s.jobs {
+		out[name] = e.next
+	}
+	return out
+}
+
+// Tick starts the runs due at now (in the background) and returns the names
+// of the functions started. A function whose previous run is still going is
+// skipped (logged). A tick that comes late runs a function once, never once
+// per missed time; its next time is the first after now.
+func (s *Scheduler) Tick(ctx context.Context, now time.Time) []string {
+	now = now.In(s.cfg.Location)
+	var started []string
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, e := range s.jobs {
+		if e.next.IsZero() || now.Before(e.next) {
+			continue
+		}
+		due := e.next
+		e.next = e.job.Schedule.Next(now)
+		if e.running {
+			s.log.Warn("previous run still going, tick skipped", "function", name, "due", due)
+			continue
+		}
+		e.running = true
+		started = append(started, name)
+		s.runs.Add(1)
+		go s.invoke(ctx, name, e, due)
+	}
+	return started
+}
+
+// invoke runs one scheduled invocation; ctx's cancellation does not cut it
+// short (a sweep in progress finishes, within InvokeTimeout).
+func (s *Scheduler) invoke(ctx context.Context, name string, e *entry, due time.Time) {
+	defer s.runs.Done()
+	defer func() {
+		s.mu.Lock()
+		e.running = false
+		s.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.InvokeTimeout)
+	defer cancel()
+	start := time.Now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.GatewayURL+"/function/"+url.PathEscape(name), strings.NewReader("{}"))
+	if err != nil {
+		s.log.Error("scheduled invocation not built", "function", name, "err", err.Error())
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(auth.InternalHeader, s.cfg.Credential)
+	req.Header.Set("X-Scheduled-At", due.UTC().Format(time.RFC3339))
+	res, err := s.client.Do(req)
+	if err != nil {
+		s.log.Warn("scheduled invocation failed", "function", name, "due", due, "err", err.Error())
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
+	res.Body.Close()
+	took := time.Since(start)
+	if res.StatusCode/100 != 2 {
+		s.log.Warn("scheduled invocation refused", "function", name, "due", due, "status", res.StatusCode, "took", took)
+		return
+	}
+	s.log.Info("scheduled invocation done", "function", name, "due", due, "status", res.StatusCode, "took", took)
+}
+
+// Run refreshes at once and then on every value of refresh, ticks on every
+// value of ticks, until ctx ends; then it waits for the runs in progress.
+// main feeds both from tickers; tests feed them by hand.
+func (s *Scheduler) Run(ctx context.Context, ticks, refresh <-chan time.Time) {
+	if err := s.Refresh(ctx, time.Now()); err != nil {
+		s.log.Warn("function refresh failed, keeping the last schedules", "err", err.Error())
+	}
+	defer s.runs.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-refresh:
+			if err := s.Refresh(ctx, now); err != nil {
+				s.log.Warn("function refresh failed, keeping the last schedules", "err", err.Error())
+			}
+		case now := <-ticks:
+			s.Tick(ctx, now)
+		}
+	}
+}
+
+// Wait blocks until the runs in progress have finished.
+func (s *Scheduler) Wait() { s.runs.Wait() }

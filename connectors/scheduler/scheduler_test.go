@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/openfaas/faas-provider/types"
+)
+
+const credential = "test-internal-credential"
+
+// gateway is a test OpenFaaS gateway: /system/functions lists the functions
+// with their annotations (faas-provider's types), /function/<name> counts
+// invocations and can be held to simulate a slow run.
+type gateway struct {
+	*httptest.Server
+	mu       sync.Mutex
+	fns      map[string]map[string]string
+	calls    map[string]int
+	badCreds int
+	down     bool
+	hold     chan struct{} // while non-nil, invocations wait for it to close
+}
+
+func newGateway(t *testing.T) *gateway {
+	g := &gateway{fns: map[string]map[string]string{}, calls: map[string]int{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /system/functions", func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.down {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		out := []types.FunctionStatus{}
+		for name, ann := range g.fns {
+			a := ann
+			out = append(out, types.FunctionStatus{Name: name, Image: "img", Replicas: 1, Annotations: &a})
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	})
+	mux.HandleFunc("POST /function/{name}", func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		if r.Header.Get("X-Internal-Token") != credential {
+			g.badCreds++
+		}
+		g.calls[r.PathValue("name")]++
+		hold := g.hold
+		g.mu.Unlock()
+		if hold != nil {
+			<-hold
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	g.Server = httptest.NewServer(mux)
+	t.Cleanup(g.Close)
+	return g
+}
+
+func (g *gateway) set(name string, ann map[string]string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if ann == nil {
+		delete(g.fns, name)
+		return
+	}
+	g.fns[name] = ann
+}
+
+func (g *gateway) counts() map[string]int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range g.calls {
+		out[k] = v
+	}
+	return out
+}
+
+func newScheduler(t *testing.T, g *gateway) *Scheduler {
+	t.Helper()
+	s, err := New(Config{GatewayURL: g.URL, Credential: credential, InvokeTimeout: 5 * time.Second},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+var t0 = time.Date(2026, 3, 1, 10, 0, 30, 0, time.UTC)
+
+func minute(n int) time.Time { return t0.Truncate(time.Minute).Add(time.Duration(n) * time.Minute) }
+
+func TestInvokedOnSchedule(t *testing.T) {
+	ctx := context.Background()
+	g := newGateway(t)
+	g.set("sweep", map[string]string{"schedule": "*/1 * * * *"})
+	g.set("hourly", map[string]string{"schedule": "0 * * * *", "topic": "cron-function"})
+	g.set("listener", map[string]string{"schedule": "*/1 * * * *", "topic": "order.placed.v1"})
+	g.set("plain", map[string]string{"topic": "order.placed.v1"})
+	g.set("broken", map[string]string{"schedule": "every minute"})
+	s := newScheduler(t, g)
+	if err := s.Refresh(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Time{"sweep": minute(1), "hourly": minute(60)}
+	if diff := cmp.Diff(want, s.Scheduled()); diff != "" {
+		t.Fatalf("scheduled (-want +got):\n%s", diff)
+	}
+	if got := s.Tick(ctx, t0.Add(10*time.Second)); len(got) != 0 {
+		t.Errorf("ran before its time: %v", got)
+	}
+	for i := 1; i <= 3; i++ {
+		s.Tick(ctx, minute(i))
+		s.Wait()
+	}
+	// A tick that comes five minutes late runs once, not five times.
+	s.Tick(ctx, minute(9))
+	s.Wait()
+	if diff := cmp.Diff(map[string]int{"sweep": 4}, g.counts()); diff != "" {
+		t.Errorf("invocations (-want +got):\n%s", diff)
+	}
+	if g.badCreds != 0 {
+		t.Errorf("%d invocations without the internal credential", g.badCreds)
+	}
+}
+
+// A run that outlasts the next tick is not overlapped: that tick is skipped.
+func TestSlowRunNotOverlapped(t *testing.T) {
+	ctx := context.Background()
+	g := newGateway(t)
+	g.set("slow", map[string]string{"schedule": "* * * * *"})
+	g.hold = make(chan struct{})
+	s := newScheduler(t, g)
+	if err := s.Refresh(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Tick(ctx, minute(1)); len(got) != 1 {
+		t.Fatalf("first tick started %v", got)
+	}
+	waitFor(t, func() bool { return g.counts()["slow"] == 1 })
+	if got := s.Tick(ctx, minute(2)); len(got) != 0 {
+		t.Errorf("second tick overlapped the running call: %v", got)
+	}
+	g.mu.Lock()
+	close(g.hold)
+	g.hold = nil
+	g.mu.Unlock()
+	s.Wait()
+	if got := s.Tick(ctx, minute(3)); len(got) != 1 {
+		t.Errorf("third tick after the run ended started %v", got)
+	}
+	s.Wait()
+	if n := g.counts()["slow"]; n != 2 {
+		t.Errorf("%d invocations, want 2", n)
+	}
+}
+
+// An annotation change is picked up at the next refresh; a failed refresh
+// keeps the last schedules; a removed annotation stops the invocations.
+func TestAnnotationChanges(t *testing.T) {
+	ctx := context.Background()
+	g := newGateway(t)
+	g.set("job", map[string]string{"schedule": "*/1 * * * *"})
+	s := newScheduler(t, g)
+	if err := s.Refresh(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	g.set("job", map[string]string{"schedule": "30 * * * *"})
+	if err := s.Refresh(ctx, minute(1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Scheduled()["job"]; !got.Equal(minute(30)) {
+		t.Fatalf("next run %v after the change, want %v", got, minute(30))
+	}
+	if got := s.Tick(ctx, minute(2)); len(got) != 0 {
+		t.Errorf("old schedule still used: %v", got)
+	}
+	g.mu.Lock()
+	g.down = true
+	g.mu.Unlock()
+	if err := s.Refresh(ctx, minute(3)); err == nil {
+		t.Error("refresh against a failing gateway reported success")
+	}
+	if _, ok := s.Scheduled()["job"]; !ok {
+		t.Fatal("a failed refresh dropped the schedules")
+	}
+	if got := s.Tick(ctx, minute(30)); len(got) != 1 {
+		t.Errorf("tick at the new time started %v", got)
+	}
+	s.Wait()
+	g.mu.Lock()
+	g.down = false
+	g.mu.Unlock()
+	g.set("job", map[string]string{})
+	if err := s.Refresh(ctx, minute(31)); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Tick(ctx, minute(90)); len(got) != 0 || len(s.Scheduled()) != 0 {
+		t.Errorf("unscheduled function still runs: %v %v", got, s.Scheduled())
+	}
+	if n := g.counts()["job"]; n != 1 {
+		t.Errorf("%d invocations, want 1", n)
+	}
+}
+
+// Run drives refreshes and ticks from its channels and survives a gateway
+// outage.
+func TestRun(t *testing.T) {
+	g := newGateway(t)
+	g.down = true
+	g.set("job", map[string]string{"schedule": "* * * * *"})
+	s := newScheduler(t, g)
+	ticks, refresh := make(chan time.Time), make(chan time.Time)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx, ticks, refresh); close(done) }()
+	now := time.Now()
+	ticks <- now.Add(2 * time.Minute) // nothing known yet: the gateway was down
+	g.mu.Lock()
+	g.down = false
+	g.mu.Unlock()
+	refresh <- now
+	ticks <- now.Add(2 * time.Minute)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("Run did not stop")
+	}
+	if n := g.counts()["job"]; n != 1 {
+		t.Errorf("%d invocations, want 1", n)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	if _, err := New(Config{GatewayURL: "gateway:8080"}, slog.Default()); err == nil {
+		t.Error("a URL without scheme and a missing credential were accepted")
+	}
+	err := run(context.Background(), func(k string) string { return map[string]string{"SECRETS_DIR": t.TempDir()}[k] })
+	if err == nil {
+		t.Error("run started without GATEWAY_URL and internal-token")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
