@@ -91,6 +91,7 @@ func New(d *catalogenv.Deps, credential string) http.Handler {
 		if err != nil {
 			return err
 		}
+		d.Log.InfoContext(ctx, "event processed", "event_id", ev.EventID, "type", ev.Type)
 		return fnhttp.JSON(w, http.StatusOK, resp)
 	}))
 	return fnhttp.Routes(mux)

@@ -138,6 +138,8 @@ func New(d Deps) http.Handler {
 		}
 		if !first {
 			d.Log.InfoContext(ctx, "duplicate event", "event_id", ev.EventID, "type", ev.Type)
+		} else {
+			d.Log.InfoContext(ctx, "event processed", "event_id", ev.EventID, "type", ev.Type, "notification_id", stored.ID)
 		}
 		emailed := stored.EmailedAt != nil
 		if d.Mailer != nil && !emailed {

@@ -84,6 +84,8 @@ func New(d *catalogenv.Deps, credential string) http.Handler {
 		}
 		if !first {
 			d.Log.InfoContext(ctx, "duplicate event ignored", "event_id", ev.EventID, "type", ev.Type)
+		} else {
+			d.Log.InfoContext(ctx, "event processed", "event_id", ev.EventID, "type", ev.Type, "products", len(changed))
 		}
 		return fnhttp.JSON(w, http.StatusOK, Response{EventID: ev.EventID, Duplicate: !first, Updated: len(changed)})
 	}))

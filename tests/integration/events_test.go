@@ -1,0 +1,223 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/connector"
+	"github.com/shopfaas/shop/internal/faaslocal/runtimetest"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+// eventHandlers are the functions subscribed to order events in this test.
+var eventHandlers = []string{"update-product-stats", "notify-user", "index-product"}
+
+// TestOrderEventsReachTheHandlers runs the whole event path as processes: a
+// confirmed order's order.placed.v1 goes from the orders outbox through the
+// outbox relay, RabbitMQ and the RabbitMQ connector to update-product-stats
+// and notify-user. Within 5 seconds the product's sold_count rises and the
+// customer has a notification; the handler's log carries the trace id that the
+// client sent with the order; a cancellation lowers sold_count again.
+func TestOrderEventsReachTheHandlers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the local runtime, RabbitMQ connectors; -short was asked for")
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	suffix := hex.EncodeToString(b)
+	names := broker.Names{Prefix: "test-" + suffix + "."}
+	cleanupBroker(t, names)
+	catalogURL := pgtest.NewDatabase(t)
+	rt := runtimetest.Start(t, runtimetest.Options{
+		Functions: []string{"register-user", "login-user", "get-product", "set-stock", "reserve-stock", "commit-stock",
+			"release-stock", "charge-payment", "refund-payment", "create-order", "cancel-order",
+			"update-product-stats", "notify-user", "index-product", "list-notifications"},
+		Connectors: []string{"outbox-relay", "rabbitmq"},
+		Env: map[string]string{
+			"USERS_DATABASE_URL":     pgtest.NewDatabase(t),
+			"CATALOG_DATABASE_URL":   catalogURL,
+			"INVENTORY_DATABASE_URL": pgtest.NewDatabase(t),
+			"PAYMENTS_DATABASE_URL":  pgtest.NewDatabase(t),
+			"ORDERS_DATABASE_URL":    pgtest.NewDatabase(t),
+			"REDIS_ADDR":             "127.0.0.1:6379",
+			"CART_KEY_PREFIX":        "test:events:" + suffix + ":cart:",
+			"PRODUCT_CACHE_PREFIX":   "test:events:" + suffix + ":product:",
+			"MEILI_URL":              "",
+			"EXCHANGE_PREFIX":        names.Prefix,
+			"RETRY_DELAY":            "1s",
+			"MAX_ATTEMPTS":           "3",
+			"REFRESH_INTERVAL":       "500ms",
+		},
+		ReadyTimeout: 3 * time.Minute,
+	})
+
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, postgres.Config{URL: catalogURL, Migrations: catalogdb.Migrations(), MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	p, err := catalog.NewProduct(catalog.Draft{SKU: "EV-MUG-1", Name: "Event mug", Category: "test",
+		Price: catalog.Money{Amount: 1250, Currency: "USD"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = catalogdb.New(pool).Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.NewTokens(rt.ReadSecret(t, "jwt-secret"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleAdmin)
+	if code := call(t, http.MethodPut, rt.EdgeURL+"/api/v1/inventory/"+p.ID.String(), admin, map[string]int{"on_hand": 5}, nil); code != http.StatusOK {
+		t.Fatalf("set stock: %d", code)
+	}
+
+	email := "events-" + suffix + "@example.com"
+	if code := call(t, http.MethodPost, rt.EdgeURL+"/api/v1/users", "",
+		map[string]string{"email": email, "password": "long enough password", "name": "Eve"}, nil); code != http.StatusCreated {
+		t.Fatalf("register: %d", code)
+	}
+	var login struct {
+		AccessToken string `json:"access_token"`
+	}
+	if code := call(t, http.MethodPost, rt.EdgeURL+"/api/v1/auth/login", "",
+		map[string]string{"email": email, "password": "long enough password"}, &login); code != http.StatusOK {
+		t.Fatalf("login: %d", code)
+	}
+
+	// The client starts the trace; every hop must keep its trace id.
+	tb := make([]byte, 16)
+	_, _ = rand.Read(tb)
+	traceID := hex.EncodeToString(tb)
+	body := `{"items":[{"product_id":"` + p.ID.String() + `","quantity":2}],` +
+		`"shipping_address":{"name":"Eve","line1":"1 Loop Rd","city":"Springfield","postal_code":"12345","country":"US"},` +
+		`"payment":{"token":"tok_visa"}}`
+	req, _ := http.NewRequest(http.MethodPost, rt.EdgeURL+"/api/v1/orders", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+login.AccessToken)
+	req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("create order: %d %s", res.StatusCode, raw)
+	}
+	orderID := strings.SplitN(strings.TrimPrefix(string(raw), `{"id":"`), `"`, 2)[0]
+	confirmed := time.Now()
+
+	waitFor(t, 5*time.Second, "sold_count 2 after order.placed.v1", func() bool { return soldCount(t, rt.EdgeURL, p.ID) == 2 })
+	waitFor(t, 5*time.Second-time.Since(confirmed), "the order notification", func() bool {
+		var list struct {
+			Items []struct {
+				Type    string `json:"type"`
+				OrderID string `json:"order_id"`
+			} `json:"items"`
+		}
+		call(t, http.MethodGet, rt.EdgeURL+"/api/v1/users/me/notifications", login.AccessToken, nil, &list)
+		for _, n := range list.Items {
+			if n.OrderID == orderID {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, 5*time.Second, "the trace id in update-product-stats' log", func() bool {
+		return logsContain(t, rt.GatewayURL, "update-product-stats", traceID)
+	})
+
+	if code := call(t, http.MethodPost, rt.EdgeURL+"/api/v1/orders/"+orderID+"/cancel", login.AccessToken, nil, nil); code != http.StatusOK {
+		t.Fatalf("cancel: %d", code)
+	}
+	waitFor(t, 5*time.Second, "sold_count 0 after order.cancelled.v1", func() bool { return soldCount(t, rt.EdgeURL, p.ID) == 0 })
+}
+
+func soldCount(t *testing.T, edge string, id uuid.UUID) int {
+	t.Helper()
+	var p struct {
+		SoldCount int `json:"sold_count"`
+	}
+	if code := call(t, http.MethodGet, edge+"/api/v1/products/"+id.String(), "", nil, &p); code != http.StatusOK {
+		t.Fatalf("get product: %d", code)
+	}
+	return p.SoldCount
+}
+
+// logsContain reads the function's logs through the gateway API (/system/logs).
+func logsContain(t *testing.T, gateway, fn, needle string) bool {
+	t.Helper()
+	res, err := http.Get(gateway + "/system/logs?name=" + fn + "&follow=false&tail=1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), needle) {
+			return true
+		}
+	}
+	return false
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if ok() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", within, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// cleanupBroker deletes the test's exchanges and queues when it ends.
+func cleanupBroker(t *testing.T, names broker.Names) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := broker.Dial(ctx, broker.DefaultURL)
+		if err != nil {
+			t.Logf("cleanup: %v", err)
+			return
+		}
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			return
+		}
+		delays := connector.Config{RetryDelay: time.Second, MaxAttempts: 3}.Delays()
+		for _, fn := range eventHandlers {
+			_, _ = ch.QueueDelete(names.Queue(fn), false, false, false)
+			_, _ = ch.QueueDelete(names.DLQ(fn), false, false, false)
+			for _, d := range delays {
+				_, _ = ch.QueueDelete(names.Retry(fn, d), false, false, false)
+			}
+		}
+		_, _ = ch.QueueDelete(names.Unrouted(), false, false, false)
+		_ = ch.ExchangeDelete(names.Exchange(), false, false)
+		_ = ch.ExchangeDelete(names.Unrouted(), false, false)
+	})
+}
