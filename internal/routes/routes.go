@@ -1,0 +1,170 @@
+// Package routes is the one table of every function of the shop: its service,
+// how it is reached (a public route of the edge, an internal call through the
+// gateway, an event topic or a schedule) and who may call it. gateway/kong.yml,
+// stack.yml and the bundled faasd-CE stack are checked against it, so the
+// three cannot drift apart.
+package routes
+
+import (
+	"regexp"
+	"strings"
+)
+
+// Kind says how a function is reached.
+type Kind int
+
+// The kinds of function.
+const (
+	Public    Kind = iota + 1 // routed by the edge under /api/v1
+	Internal                  // called by other functions through the gateway only
+	Event                     // invoked by the RabbitMQ connector for its topics
+	Scheduled                 // invoked by the scheduler on its cron schedule
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Public:
+		return "public"
+	case Internal:
+		return "internal"
+	case Event:
+		return "event"
+	case Scheduled:
+		return "scheduled"
+	}
+	return "unknown"
+}
+
+// Access levels of a public route.
+const (
+	Anyone = "anyone"
+	User   = "user"
+	Admin  = "admin"
+)
+
+// Route is one function and how it is reached.
+type Route struct {
+	// Function is the OpenFaaS function name (functions/<Function>).
+	Function string
+	// Service is the domain service the function belongs to; the faasd-CE
+	// stack bundles each service's functions into one function of this name.
+	Service string
+	// Kind says how the function is reached.
+	Kind Kind
+	// Method and Path are the public route (Public only), Path in Go ServeMux
+	// pattern form, e.g. /api/v1/products/{id}.
+	Method, Path string
+	// Access is Anyone, User or Admin (Public only).
+	Access string
+	// Idempotent is false for public writes the edge must never retry.
+	Idempotent bool
+	// Topics are the event types an Event function subscribes to.
+	Topics []string
+	// Schedule is the cron schedule of a Scheduled function.
+	Schedule string
+}
+
+// Table returns every function of the shop, in a stable order.
+func Table() []Route {
+	pub := func(fn, svc, method, path, access string) Route {
+		idem := method == "GET" || method == "PUT" || method == "DELETE"
+		return Route{Function: fn, Service: svc, Kind: Public, Method: method, Path: path, Access: access, Idempotent: idem}
+	}
+	return []Route{
+		pub("register-user", "users", "POST", "/api/v1/users", Anyone),
+		pub("login-user", "users", "POST", "/api/v1/auth/login", Anyone),
+		pub("get-me", "users", "GET", "/api/v1/users/me", User),
+		pub("list-notifications", "users", "GET", "/api/v1/users/me/notifications", User),
+		{Function: "notify-user", Service: "users", Kind: Event,
+			Topics: []string{"user.registered.v1", "order.placed.v1", "order.cancelled.v1", "order.payment_failed.v1"}},
+
+		pub("list-products", "catalog", "GET", "/api/v1/products", Anyone),
+		pub("get-product", "catalog", "GET", "/api/v1/products/{id}", Anyone),
+		pub("create-product", "catalog", "POST", "/api/v1/products", Admin),
+		pub("update-product", "catalog", "PATCH", "/api/v1/products/{id}", Admin),
+		pub("archive-product", "catalog", "DELETE", "/api/v1/products/{id}", Admin),
+		pub("search-products", "catalog", "GET", "/api/v1/search/products", Anyone),
+		{Function: "update-product-stats", Service: "catalog", Kind: Event, Topics: []string{"order.placed.v1", "order.cancelled.v1"}},
+		{Function: "index-product", Service: "catalog", Kind: Event, Topics: []string{"product.changed.v1", "stock.changed.v1"}},
+
+		pub("get-stock", "inventory", "GET", "/api/v1/inventory/{product_id}", Anyone),
+		pub("set-stock", "inventory", "PUT", "/api/v1/inventory/{product_id}", Admin),
+		{Function: "reserve-stock", Service: "inventory", Kind: Internal},
+		{Function: "commit-stock", Service: "inventory", Kind: Internal},
+		{Function: "release-stock", Service: "inventory", Kind: Internal},
+		{Function: "expire-reservations", Service: "inventory", Kind: Scheduled, Schedule: "*/1 * * * *"},
+
+		pub("get-cart", "cart", "GET", "/api/v1/cart", User),
+		pub("set-cart-item", "cart", "PUT", "/api/v1/cart/items/{product_id}", User),
+		pub("clear-cart", "cart", "DELETE", "/api/v1/cart", User),
+
+		pub("create-order", "orders", "POST", "/api/v1/orders", User),
+		pub("list-orders", "orders", "GET", "/api/v1/orders", User),
+		pub("get-order", "orders", "GET", "/api/v1/orders/{id}", User),
+		pub("cancel-order", "orders", "POST", "/api/v1/orders/{id}/cancel", User),
+		pub("get-order-timeline", "orders", "GET", "/api/v1/orders/{id}/timeline", User),
+		{Function: "recover-orders", Service: "orders", Kind: Scheduled, Schedule: "*/1 * * * *"},
+
+		pub("get-payment", "payments", "GET", "/api/v1/orders/{id}/payment", User),
+		{Function: "charge-payment", Service: "payments", Kind: Internal},
+		{Function: "refund-payment", Service: "payments", Kind: Internal},
+	}
+}
+
+// Lookup returns the function's route.
+func Lookup(function string) (Route, bool) {
+	for _, r := range Table() {
+		if r.Function == function {
+			return r, true
+		}
+	}
+	return Route{}, false
+}
+
+// Services returns the service names in table order.
+func Services() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, r := range Table() {
+		if !seen[r.Service] {
+			seen[r.Service] = true
+			out = append(out, r.Service)
+		}
+	}
+	return out
+}
+
+var wildcard = regexp.MustCompile(`\{[a-z_]+\}`)
+
+// KongPath is the route's Kong 3 path: an anchored regex in which every
+// {wildcard} matches one path segment, e.g. ~/api/v1/products/[^/]+$.
+func (r Route) KongPath() string {
+	if r.Kind != Public {
+		return ""
+	}
+	return "~" + wildcard.ReplaceAllString(r.Path, "[^/]+") + "$"
+}
+
+// Matches reports whether the public route serves method and path.
+func (r Route) Matches(method, path string) bool {
+	if r.Kind != Public || r.Method != method {
+		return false
+	}
+	want := strings.Split(strings.Trim(r.Path, "/"), "/")
+	got := strings.Split(strings.Trim(path, "/"), "/")
+	if len(want) != len(got) {
+		return false
+	}
+	for i := range want {
+		if strings.HasPrefix(want[i], "{") {
+			if got[i] == "" {
+				return false
+			}
+			continue
+		}
+		if want[i] != got[i] {
+			return false
+		}
+	}
+	return true
+}
