@@ -1,0 +1,224 @@
+package integration
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io/fs"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/faaslocal/runtimetest"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+// TestCrashedCheckoutsAreRecovered drives checkouts into the two failures the
+// saga must survive, with real processes: clients that hang up while the
+// payment processor is slow, and the charge-payment process killed with
+// SIGKILL while charges are in flight. After recover-orders has run, every
+// order is in a final state, and the three databases agree: a confirmed order
+// has exactly one captured payment and committed stock; any other order has
+// no captured payment and no held or committed stock; on_hand fell by exactly
+// the confirmed quantities and nothing stays reserved.
+func TestCrashedCheckoutsAreRecovered(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the local runtime; -short was asked for")
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	prefix := "test:recovery:" + hex.EncodeToString(b) + ":"
+	catalogURL, inventoryURL := pgtest.NewDatabase(t), pgtest.NewDatabase(t)
+	paymentsURL, ordersURL := pgtest.NewDatabase(t), pgtest.NewDatabase(t)
+	rt := runtimetest.Start(t, runtimetest.Options{
+		Functions: []string{"get-product", "set-stock", "reserve-stock", "commit-stock", "release-stock",
+			"charge-payment", "refund-payment", "create-order", "get-order", "recover-orders"},
+		Env: map[string]string{
+			"CATALOG_DATABASE_URL":   catalogURL,
+			"INVENTORY_DATABASE_URL": inventoryURL,
+			"PAYMENTS_DATABASE_URL":  paymentsURL,
+			"ORDERS_DATABASE_URL":    ordersURL,
+			"REDIS_ADDR":             "127.0.0.1:6379",
+			"CART_KEY_PREFIX":        prefix + "cart:",
+			"PRODUCT_CACHE_PREFIX":   prefix + "product:",
+			"MEILI_URL":              "",
+			"PAYMENT_SIM_LATENCY":    "1500ms",
+			"SAGA_TIMEOUT":           "6s",
+			"RECOVER_AFTER":          "7s",
+		},
+		ReadyTimeout: 3 * time.Minute,
+	})
+	ctx := context.Background()
+	catalogPool := openPool(t, catalogURL, catalogdb.Migrations())
+	p, err := catalog.NewProduct(catalog.Draft{SKU: "RC-KETTLE-1", Name: "Kettle", Category: "test",
+		Price: catalog.Money{Amount: 2500, Currency: "USD"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = catalogdb.New(catalogPool).Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.NewTokens(rt.ReadSecret(t, "jwt-secret"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleAdmin)
+	const onHand = 20
+	if code := call(t, http.MethodPut, rt.EdgeURL+"/api/v1/inventory/"+p.ID.String(), admin, map[string]int{"on_hand": onHand}, nil); code != http.StatusOK {
+		t.Fatalf("set stock: %d", code)
+	}
+	body := `{"items":[{"product_id":"` + p.ID.String() + `","quantity":2}],` +
+		`"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"Springfield","postal_code":"12345","country":"US"},` +
+		`"payment":{"token":"tok_visa"}}`
+	order := func(ctx context.Context, token string) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, rt.EdgeURL+"/api/v1/orders", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			res.Body.Close()
+		}
+	}
+
+	var wg sync.WaitGroup
+	// Three clients hang up 300 ms into their checkout, while the charge is slow.
+	for range 3 {
+		tok, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			defer cancel()
+			order(cctx, tok)
+		})
+	}
+	// Four clients wait, but charge-payment is killed while their charges run.
+	for range 4 {
+		tok, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+		wg.Go(func() { order(ctx, tok) })
+	}
+	time.Sleep(800 * time.Millisecond)
+	killed := 0
+	for _, r := range rt.Replicas("charge-payment") {
+		if r.PID > 0 && syscall.Kill(r.PID, syscall.SIGKILL) == nil {
+			killed++
+		}
+	}
+	if killed == 0 {
+		t.Fatal("no charge-payment process to kill")
+	}
+	wg.Wait()
+
+	ordersPool, paymentsPool, inventoryPool := openPool(t, ordersURL, nil), openPool(t, paymentsURL, nil), openPool(t, inventoryURL, nil)
+	credential := rt.ReadSecret(t, "internal-token")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var pending int
+		if err := ordersPool.QueryRow(ctx, `SELECT count(*) FROM orders WHERE status = 'pending'`).Scan(&pending); err != nil {
+			t.Fatal(err)
+		}
+		if pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d orders still pending after recovery", pending)
+		}
+		time.Sleep(time.Second)
+		if code, _ := internalCall(t, rt.GatewayURL, "recover-orders", credential, map[string]any{}); code != http.StatusOK {
+			t.Logf("recover-orders: %d", code)
+		}
+	}
+
+	type outcome struct{ order, payment, reservation string }
+	outcomes := map[string]*outcome{}
+	rows, err := ordersPool.Query(ctx, `SELECT id::text, status FROM orders`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id, status string
+		if err := rows.Scan(&id, &status); err != nil {
+			t.Fatal(err)
+		}
+		outcomes[id] = &outcome{order: status}
+	}
+	rows.Close()
+	if len(outcomes) != 7 {
+		t.Fatalf("%d orders were written, want 7", len(outcomes))
+	}
+	collect := func(pool *pgxpool.Pool, sql string, set func(o *outcome, v string)) {
+		rows, err := pool.Query(ctx, sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id, v string
+			if err := rows.Scan(&id, &v); err != nil {
+				t.Fatal(err)
+			}
+			o, ok := outcomes[id]
+			if !ok {
+				t.Errorf("%s row for order %s, which does not exist", v, id)
+				continue
+			}
+			set(o, v)
+		}
+	}
+	collect(paymentsPool, `SELECT order_id::text, status FROM payments`, func(o *outcome, v string) { o.payment = v })
+	collect(inventoryPool, `SELECT order_id::text, status FROM reservations`, func(o *outcome, v string) { o.reservation = v })
+
+	confirmed := 0
+	for id, o := range outcomes {
+		switch o.order {
+		case "confirmed":
+			confirmed++
+			if o.payment != "captured" || o.reservation != "committed" {
+				t.Errorf("order %s confirmed with payment %q and stock %q", id, o.payment, o.reservation)
+			}
+		case "payment_failed", "cancelled":
+			if o.payment == "captured" || o.reservation == "held" || o.reservation == "committed" {
+				t.Errorf("order %s %s but payment %q and stock %q", id, o.order, o.payment, o.reservation)
+			}
+		default:
+			t.Errorf("order %s ended %q", id, o.order)
+		}
+	}
+	var gotOnHand, reserved int
+	if err := inventoryPool.QueryRow(ctx, `SELECT on_hand, reserved FROM stock WHERE product_id = $1`, p.ID).Scan(&gotOnHand, &reserved); err != nil {
+		t.Fatal(err)
+	}
+	if gotOnHand != onHand-2*confirmed || reserved != 0 {
+		t.Errorf("stock on_hand %d reserved %d after %d confirmed orders of 2, want %d and 0", gotOnHand, reserved, confirmed, onHand-2*confirmed)
+	}
+	var charges int
+	if err := paymentsPool.QueryRow(ctx, `SELECT count(*) FROM processor_sim_entries WHERE kind = 'charge' AND outcome IN ('captured', 'refunded')`).Scan(&charges); err != nil {
+		t.Fatal(err)
+	}
+	var refunds int
+	if err := paymentsPool.QueryRow(ctx, `SELECT count(*) FROM processor_sim_entries WHERE kind = 'refund'`).Scan(&refunds); err != nil {
+		t.Fatal(err)
+	}
+	if charges-refunds != confirmed {
+		t.Errorf("the processor kept %d charges (%d charged, %d refunded) for %d confirmed orders", charges-refunds, charges, refunds, confirmed)
+	}
+	t.Logf("%d of 7 orders confirmed after recovery; %d processor charges, %d refunds", confirmed, charges, refunds)
+}
+
+// openPool connects to a test database, applying migrations when not nil.
+func openPool(t *testing.T, url string, migrations fs.FS) *pgxpool.Pool {
+	t.Helper()
+	pool, err := postgres.Open(context.Background(), postgres.Config{URL: url, MaxConns: 2, Migrations: migrations})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
