@@ -1,0 +1,270 @@
+package integration
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/faaslocal/runtimetest"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+// TestEventsSurviveBrokerOutageAndRelayCrash places a burst of orders while
+// the connection to RabbitMQ is cut for three seconds (every open connection
+// of the relay and the connector is dropped and new ones are refused, as when
+// the broker restarts) and the outbox relay is killed with SIGKILL mid-burst.
+// Afterwards every order.placed.v1 has been processed exactly once by every
+// handler: sold_count equals the units sold and each customer has one
+// notification per order.
+//
+// The outage is made by a TCP proxy in front of the real broker rather than by
+// restarting the machine's RabbitMQ, which other test packages use at the same
+// time; the queues are durable quorum queues either way.
+func TestEventsSurviveBrokerOutageAndRelayCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the local runtime and connectors; -short was asked for")
+	}
+	proxy := newCutProxy(t, "127.0.0.1:5672")
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	suffix := hex.EncodeToString(b)
+	names := broker.Names{Prefix: "test-" + suffix + "."}
+	cleanupBroker(t, names)
+	catalogURL := pgtest.NewDatabase(t)
+	rt := runtimetest.Start(t, runtimetest.Options{
+		Functions: []string{"get-product", "set-stock", "reserve-stock", "commit-stock", "release-stock",
+			"charge-payment", "refund-payment", "create-order", "update-product-stats", "notify-user", "index-product",
+			"list-notifications"},
+		Connectors: []string{"outbox-relay", "rabbitmq"},
+		Env: map[string]string{
+			"USERS_DATABASE_URL":     pgtest.NewDatabase(t),
+			"CATALOG_DATABASE_URL":   catalogURL,
+			"INVENTORY_DATABASE_URL": pgtest.NewDatabase(t),
+			"PAYMENTS_DATABASE_URL":  pgtest.NewDatabase(t),
+			"ORDERS_DATABASE_URL":    pgtest.NewDatabase(t),
+			"REDIS_ADDR":             "127.0.0.1:6379",
+			"CART_KEY_PREFIX":        "test:outage:" + suffix + ":cart:",
+			"PRODUCT_CACHE_PREFIX":   "test:outage:" + suffix + ":product:",
+			"MEILI_URL":              "",
+			"RABBITMQ_URL":           "amqp://guest:guest@" + proxy.addr + "/",
+			"EXCHANGE_PREFIX":        names.Prefix,
+			"RETRY_DELAY":            "1s",
+			"MAX_ATTEMPTS":           "3",
+			"REFRESH_INTERVAL":       "500ms",
+		},
+		ReadyTimeout: 3 * time.Minute,
+	})
+
+	pool := openPool(t, catalogURL, catalogdb.Migrations())
+	p, err := catalog.NewProduct(catalog.Draft{SKU: "OUT-LAMP-1", Name: "Outage lamp", Category: "test",
+		Price: catalog.Money{Amount: 990, Currency: "USD"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = catalogdb.New(pool).Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.NewTokens(rt.ReadSecret(t, "jwt-secret"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleAdmin)
+	if code := call(t, http.MethodPut, rt.EdgeURL+"/api/v1/inventory/"+p.ID.String(), admin, map[string]int{"on_hand": 100}, nil); code != http.StatusOK {
+		t.Fatalf("set stock: %d", code)
+	}
+	// The connector must have declared its queues before the first order.
+	waitFor(t, 20*time.Second, "the connector's queue for update-product-stats", func() bool {
+		return queueExists(t, names.Queue("update-product-stats")) && queueExists(t, names.Queue("notify-user"))
+	})
+
+	const customers, perCustomer = 4, 6
+	body := `{"items":[{"product_id":"` + p.ID.String() + `","quantity":1}],` +
+		`"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"Springfield","postal_code":"12345","country":"US"},` +
+		`"payment":{"token":"tok_visa"}}`
+	userTokens := make([]string, customers)
+	for i := range userTokens {
+		userTokens[i], _ = tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+	}
+	var wg sync.WaitGroup
+	placed := make(chan struct{}, customers*perCustomer)
+	for _, tok := range userTokens {
+		wg.Go(func() {
+			for range perCustomer {
+				req, _ := http.NewRequest(http.MethodPost, rt.EdgeURL+"/api/v1/orders", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+tok)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Errorf("order: %v", err)
+					return
+				}
+				raw, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusCreated {
+					t.Errorf("order: %d %s", res.StatusCode, raw)
+					return
+				}
+				placed <- struct{}{}
+				time.Sleep(150 * time.Millisecond)
+			}
+		})
+	}
+	// A few orders in, the broker goes away and the relay dies.
+	for range 5 {
+		<-placed
+	}
+	proxy.cut()
+	for _, r := range rt.ConnectorReplicas("outbox-relay") {
+		if r.PID > 0 {
+			_ = syscall.Kill(r.PID, syscall.SIGKILL)
+		}
+	}
+	time.Sleep(3 * time.Second)
+	proxy.restore()
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	const total = customers * perCustomer
+	waitFor(t, 45*time.Second, "sold_count to reach every unit sold", func() bool { return soldCount(t, rt.EdgeURL, p.ID) >= total })
+	time.Sleep(2 * time.Second) // redeliveries, if any, would land now
+	if got := soldCount(t, rt.EdgeURL, p.ID); got != total {
+		t.Errorf("sold_count %d, want exactly %d", got, total)
+	}
+	for i, tok := range userTokens {
+		var list struct {
+			Items []struct {
+				Type string `json:"type"`
+			} `json:"items"`
+		}
+		waitFor(t, 20*time.Second, "every notification", func() bool {
+			call(t, http.MethodGet, rt.EdgeURL+"/api/v1/users/me/notifications?limit=100", tok, nil, &list)
+			return len(list.Items) >= perCustomer
+		})
+		if len(list.Items) != perCustomer {
+			t.Errorf("customer %d has %d notifications, want exactly %d", i, len(list.Items), perCustomer)
+		}
+	}
+	if proxy.cuts() == 0 {
+		t.Fatal("the outage dropped no connection: the test did not test anything")
+	}
+}
+
+// queueExists reports whether the queue is declared on the real broker.
+func queueExists(t *testing.T, queue string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := broker.Dial(ctx, broker.DefaultURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	_, err = ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	return err == nil
+}
+
+// cutProxy forwards TCP connections to a target until cut: then it drops every
+// open connection and refuses new ones until restored.
+type cutProxy struct {
+	addr   string
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  map[net.Conn]struct{}
+	nCut   int
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{addr: ln.Addr().String(), target: target, conns: map[net.Conn]struct{}{}}
+	t.Cleanup(func() { _ = ln.Close(); p.cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) serve(c net.Conn) {
+	p.mu.Lock()
+	if p.down {
+		p.mu.Unlock()
+		_ = c.Close()
+		return
+	}
+	p.mu.Unlock()
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		_ = c.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.down {
+		p.mu.Unlock()
+		_ = c.Close()
+		_ = up.Close()
+		return
+	}
+	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+	p.mu.Unlock()
+	go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
+	_, _ = io.Copy(c, up)
+	_ = c.Close()
+	p.mu.Lock()
+	delete(p.conns, c)
+	delete(p.conns, up)
+	p.mu.Unlock()
+}
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for c := range p.conns {
+		_ = c.Close()
+		p.nCut++
+	}
+	clear(p.conns)
+}
+
+func (p *cutProxy) restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = false
+}
+
+func (p *cutProxy) cuts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.nCut
+}
