@@ -10,9 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/config"
-	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
@@ -46,10 +44,6 @@ type Committer interface {
 	Commit(ctx context.Context, orderID uuid.UUID) (inventory.Hold, error)
 }
 
-type request struct {
-	OrderID uuid.UUID `json:"order_id"`
-}
-
 // Response is the answer of commit-stock.
 type Response struct {
 	OrderID uuid.UUID            `json:"order_id"`
@@ -59,23 +53,11 @@ type Response struct {
 // New returns the commit-stock handler over store; callers must present
 // credential in the X-Internal-Token header.
 func New(store Committer, credential string, log *slog.Logger) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("POST /", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
-		if err := auth.CheckInternal(r, credential); err != nil {
-			return err
-		}
-		var body request
-		if err := fnhttp.Decode(r, &body, 0); err != nil {
-			return err
-		}
-		if body.OrderID == uuid.Nil {
-			return fault.E(fault.Invalid, "invalid_request", "order_id is required")
-		}
-		h, err := store.Commit(r.Context(), body.OrderID)
+	return fnhttp.OrderCall(log, credential, func(ctx context.Context, orderID uuid.UUID) (any, error) {
+		h, err := store.Commit(ctx, orderID)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return fnhttp.JSON(w, http.StatusOK, Response{OrderID: h.OrderID, Status: h.Status})
-	}))
-	return fnhttp.Routes(mux)
+		return Response{OrderID: h.OrderID, Status: h.Status}, nil
+	})
 }

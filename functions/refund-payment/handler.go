@@ -12,9 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/config"
-	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/payments"
 	"github.com/shopfaas/shop/internal/payments/paymentsdb"
@@ -43,10 +41,6 @@ type Refunder interface {
 	Refund(ctx context.Context, orderID uuid.UUID) (payments.Payment, error)
 }
 
-type request struct {
-	OrderID uuid.UUID `json:"order_id"`
-}
-
 // none is the answer for an order that was never charged.
 type none struct {
 	OrderID uuid.UUID       `json:"order_id"`
@@ -56,26 +50,14 @@ type none struct {
 // New returns the refund-payment handler over svc; callers must present
 // credential in the X-Internal-Token header.
 func New(svc Refunder, credential string, log *slog.Logger) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("POST /", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
-		if err := auth.CheckInternal(r, credential); err != nil {
-			return err
-		}
-		var body request
-		if err := fnhttp.Decode(r, &body, 0); err != nil {
-			return err
-		}
-		if body.OrderID == uuid.Nil {
-			return fault.E(fault.Invalid, "invalid_request", "order_id is required")
-		}
-		p, err := svc.Refund(r.Context(), body.OrderID)
+	return fnhttp.OrderCall(log, credential, func(ctx context.Context, orderID uuid.UUID) (any, error) {
+		p, err := svc.Refund(ctx, orderID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if p.Status == payments.StatusNone {
-			return fnhttp.JSON(w, http.StatusOK, none{OrderID: body.OrderID, Status: p.Status})
+			return none{OrderID: orderID, Status: p.Status}, nil
 		}
-		return fnhttp.JSON(w, http.StatusOK, payments.ViewOf(p))
-	}))
-	return fnhttp.Routes(mux)
+		return payments.ViewOf(p), nil
+	})
 }
