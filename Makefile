@@ -22,10 +22,18 @@ unit:
 
 buildcheck:
 	$(GO) run ./cmd/buildcheck -stack stack.yml
+	$(GO) run ./cmd/buildcheck -stack stack.ce.yml -starter=false -connectors=false
 
-## generate: regenerate cmd/shop-functions/registry_gen.go from stack.yml.
+## generate: regenerate the bundled faasd-CE stack (stack.ce.yml,
+## gateway/kong.ce.yml, functions/<service>/) and
+## cmd/shop-functions/registry_gen.go from both stacks.
 generate:
 	$(GO) generate ./cmd/shop-functions
+
+## bench: speed and memory figures of the local stack, each with its ratio to a
+## baseline measured in the same run (see docs/benchmarks.md).
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 6m ./tests/bench
 
 clean:
 	rm -rf build $(STATE)/bin

@@ -3,9 +3,13 @@
 // `faas-cli build --shrinkwrap` does, plus the template's starter handler
 // (what `faas-cli new --lang shop-go` creates), and runs in each build context
 // the RUN steps of the template Dockerfile's build stage after `COPY . .`
-// (gofmt gate, vet, short tests, build).
+// (gofmt gate, vet, short tests, build). It also builds every connector
+// image's build stage (connectors/<name>/Dockerfile) the same way, in a
+// context made of the project's go.mod, go.sum, internal/ and connectors/.
 //
-//	go run ./cmd/buildcheck [-stack stack.yml] [-only name,...] [-j 2] [-build ./build] [-starter=true]
+//	go run ./cmd/buildcheck [-stack stack.yml] [-only name,...] [-j 2] [-build ./build] [-starter=true] [-connectors=true]
+//
+// In -only, a connector is named connector/<name>.
 //
 // It exits 1 when any function fails, after printing each failure's output
 // and a summary line per function.
@@ -53,6 +57,7 @@ func run(ctx context.Context, args []string, out io.Writer) (failed bool, err er
 	parallel := fs.Int("j", 2, "build contexts checked at once")
 	buildDir := fs.String("build", builder.DefaultBuildDir, "directory for the build contexts, relative to the stack file's folder")
 	starter := fs.Bool("starter", true, "also check the template's starter handler as "+buildcheck.StarterName)
+	withConnectors := fs.Bool("connectors", true, "also check the build stage of every connectors/<name>/Dockerfile")
 	if err := fs.Parse(args); err != nil {
 		return false, err
 	}
@@ -75,35 +80,54 @@ func run(ctx context.Context, args []string, out io.Writer) (failed bool, err er
 	if err != nil {
 		return false, err
 	}
-	var names []string
+	var names, connectorNames []string
 	if *only != "" {
 		for n := range strings.SplitSeq(*only, ",") {
-			if n = strings.TrimSpace(n); n != "" {
+			n = strings.TrimSpace(n)
+			if c, ok := strings.CutPrefix(n, "connector/"); ok {
+				connectorNames = append(connectorNames, c)
+			} else if n != "" {
 				names = append(names, n)
 			}
 		}
 	}
-	targets, err := buildcheck.Targets(s, names)
-	if err != nil {
-		return false, err
+	var connectors []buildcheck.Connector
+	if *withConnectors && (*only == "" || len(connectorNames) > 0) {
+		if connectors, err = buildcheck.FindConnectors(".", connectorNames); err != nil {
+			return false, err
+		}
 	}
-	if *starter && (len(names) == 0 || slices.Contains(names, buildcheck.StarterName)) {
-		targets = append(targets, buildcheck.Starter(builder.DefaultTemplateDir))
-	}
-	if len(targets) == 0 {
-		return false, fmt.Errorf("no %s function to check", buildcheck.Lang)
+	var targets []buildcheck.Target
+	if *only == "" || len(names) > 0 {
+		if targets, err = buildcheck.Targets(s, names); err != nil {
+			return false, err
+		}
+		if *starter && (len(names) == 0 || slices.Contains(names, buildcheck.StarterName)) {
+			targets = append(targets, buildcheck.Starter(builder.DefaultTemplateDir))
+		}
+		if len(targets) == 0 {
+			return false, fmt.Errorf("no %s function to check", buildcheck.Lang)
+		}
 	}
 
-	fmt.Fprintf(out, "buildcheck: %d build contexts in %s, %d at a time\n", len(targets), *buildDir, *parallel)
+	fmt.Fprintf(out, "buildcheck: %d build contexts in %s, %d at a time\n", len(targets)+len(connectors), *buildDir, *parallel)
 	start := time.Now()
-	results := buildcheck.Check(ctx, buildcheck.Options{
+	opts := buildcheck.Options{
 		BuildDir: *buildDir,
 		Copy:     s.StackConfiguration.CopyExtraPaths,
 		Parallel: *parallel,
 		Progress: func(r buildcheck.Result) {
 			fmt.Fprintf(out, "  %-4s %s (%s)\n", status(r), r.Name, r.Duration.Round(100*time.Millisecond))
 		},
-	}, targets)
+	}
+	results := buildcheck.Check(ctx, opts, targets)
+	if len(connectors) > 0 {
+		wd, err := os.Getwd()
+		if err != nil {
+			return false, err
+		}
+		results = append(results, buildcheck.CheckConnectors(ctx, opts, wd, connectors)...)
+	}
 
 	for _, r := range results {
 		if r.OK() {

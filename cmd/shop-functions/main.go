@@ -1,6 +1,7 @@
 // Command shop-functions is the local multi-call binary: one build that serves
-// any function of stack.yml, chosen by its first argument (or OPENFAAS_NAME),
-// through fnserve, the same serving code as the template's main.go. The local
+// any function of stack.yml or of the bundled stack.ce.yml, chosen by its
+// first argument (or OPENFAAS_NAME), through fnserve, the same serving code as
+// the template's main.go. The local
 // runtime starts one process of it per function replica.
 package main
 

@@ -53,7 +53,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		level = slog.LevelInfo
 	}
 	log := telemetry.NewLogger(os.Stdout, "outbox-relay", level)
-	password := optionalSecret(c, "db-password")
+	password := c.OptionalSecret("db-password")
 	cfg := relay.Config{
 		BrokerURL:    c.String("RABBITMQ_URL", broker.DefaultURL),
 		Names:        broker.Names{Prefix: c.String("EXCHANGE_PREFIX", "")},
@@ -109,16 +109,4 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 		_ = srv.Shutdown(sctx)
 	}()
 	return nil
-}
-
-// optionalSecret reads a secret file that may be absent without recording a
-// configuration problem.
-func optionalSecret(c *config.Reader, name string) string {
-	probe := config.New(func(k string) string {
-		if k == config.SecretsDirEnv {
-			return c.String(config.SecretsDirEnv, config.DefaultSecretsDir)
-		}
-		return ""
-	})
-	return probe.Secret(name, "", false)
 }

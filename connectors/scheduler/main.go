@@ -33,17 +33,6 @@ func main() {
 	}
 }
 
-// optionalSecret reads a secret whose absence is no problem.
-func optionalSecret(c *config.Reader, name string) string {
-	probe := config.New(func(k string) string {
-		if k == config.SecretsDirEnv {
-			return c.String(config.SecretsDirEnv, config.DefaultSecretsDir)
-		}
-		return ""
-	})
-	return probe.Secret(name, "", false)
-}
-
 func run(ctx context.Context, getenv func(string) string) error {
 	c := config.New(getenv)
 	var level slog.Level
@@ -54,8 +43,8 @@ func run(ctx context.Context, getenv func(string) string) error {
 	cfg := Config{
 		GatewayURL:      c.Required("GATEWAY_URL"),
 		Credential:      c.Secret("internal-token", "", false),
-		Username:        optionalSecret(c, "basic-auth-user"),
-		Password:        optionalSecret(c, "basic-auth-password"),
+		Username:        c.OptionalSecret("basic-auth-user"),
+		Password:        c.OptionalSecret("basic-auth-password"),
 		RefreshInterval: c.Duration("REFRESH_INTERVAL", 10*time.Second),
 		InvokeTimeout:   c.Duration("INVOKE_TIMEOUT", 2*time.Minute),
 	}

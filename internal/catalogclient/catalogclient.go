@@ -18,7 +18,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/gatewayurl"
 )
 
 // Money is an amount in integer minor units of an ISO 4217 currency.
@@ -52,6 +52,9 @@ type Product struct {
 type Config struct {
 	// GatewayURL is the OpenFaaS gateway, e.g. http://gateway:8080. Required.
 	GatewayURL string
+	// Bundled locates get-product in its catalog bundle (the faasd-CE stack,
+	// FUNCTION_BUNDLES=true) instead of as its own function; see internal/gatewayurl.
+	Bundled bool
 	// Timeout bounds one attempt (default 3s); the caller's context bounds the whole call.
 	Timeout time.Duration
 	// Attempts is how many times a transient failure (connection error,
@@ -82,10 +85,12 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// ConfigFrom reads GATEWAY_URL (and optionally CATALOG_TIMEOUT) from c; c collects the problems.
+// ConfigFrom reads GATEWAY_URL (and optionally FUNCTION_BUNDLES and
+// CATALOG_TIMEOUT) from c; c collects the problems.
 func ConfigFrom(c *config.Reader) Config {
 	return Config{
 		GatewayURL: c.Required("GATEWAY_URL"),
+		Bundled:    gatewayurl.Bundled(c),
 		Timeout:    c.Duration("CATALOG_TIMEOUT", 3*time.Second),
 	}
 }
@@ -102,7 +107,7 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Client{cfg: cfg, base: strings.TrimRight(cfg.GatewayURL, "/") + "/function/get-product/api/v1/products/"}, nil
+	return &Client{cfg: cfg, base: gatewayurl.URL(cfg.GatewayURL, "get-product", cfg.Bundled) + "/api/v1/products/"}, nil
 }
 
 // maxBody bounds a product answer; a product is well under 64 KiB.

@@ -139,3 +139,14 @@ func (c *Reader) Secret(name, devDefault string, dev bool) string {
 // Dev reports whether the process runs in development mode (SHOP_ENV=development),
 // where development secrets have defaults.
 func (c *Reader) Dev() bool { return c.String("SHOP_ENV", "production") == "development" }
+
+// OptionalSecret reads the secret file name, or "" when it is missing or
+// empty; its absence is never a problem (e.g. db-password where PostgreSQL
+// trusts local connections).
+func (c *Reader) OptionalSecret(name string) string {
+	b, err := os.ReadFile(filepath.Join(c.secretsDir, name))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	sdktypes "github.com/openfaas/connector-sdk/types"
+	sdk "github.com/openfaas/go-sdk"
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -59,6 +60,10 @@ type Config struct {
 	InvokeTimeout time.Duration
 	// MaxBackoff caps the delay between broker reconnect attempts (default 10 s).
 	MaxBackoff time.Duration
+	// GatewayUser and GatewayPassword are the gateway API's basic-auth
+	// credentials (secrets basic-auth-user, basic-auth-password), for
+	// discovery on a gateway with basic_auth=true; empty means none.
+	GatewayUser, GatewayPassword string
 	// InternalToken is the internal service credential (secret internal-token)
 	// sent as X-Internal-Token with every invocation: event handlers refuse
 	// callers without it.
@@ -171,11 +176,15 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Connector, e
 		}
 	}
 	discovery := &http.Client{Timeout: 5 * time.Second}
+	var gatewayAuth sdk.ClientAuth
+	if cfg.GatewayUser != "" {
+		gatewayAuth = &sdk.BasicAuth{Username: cfg.GatewayUser, Password: cfg.GatewayPassword}
+	}
 	return &Connector{
 		cfg:     cfg,
 		delays:  cfg.Delays(),
 		log:     log,
-		lookup:  sdktypes.NewFunctionLookupBuilder(cfg.GatewayURL, ",", discovery, nil),
+		lookup:  sdktypes.NewFunctionLookupBuilder(cfg.GatewayURL, ",", discovery, gatewayAuth),
 		topics:  sdktypes.NewTopicMap(),
 		client:  &http.Client{Timeout: cfg.InvokeTimeout},
 		metrics: m,

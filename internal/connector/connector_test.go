@@ -46,10 +46,23 @@ type gateway struct {
 func newGateway(t *testing.T) *gateway {
 	g := &gateway{topics: map[string]string{}, status: map[string]func(int) int{}, calls: map[string][]call{}}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /system/namespaces", func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode([]string{"openfaas-fn"})
+	// The gateway API requires basic auth, as faasd's does.
+	authorized := func(w http.ResponseWriter, r *http.Request) bool {
+		if u, p, ok := r.BasicAuth(); !ok || u != "gw-admin" || p != "gw-password" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return false
+		}
+		return true
+	}
+	mux.HandleFunc("GET /system/namespaces", func(w http.ResponseWriter, r *http.Request) {
+		if authorized(w, r) {
+			_ = json.NewEncoder(w).Encode([]string{"openfaas-fn"})
+		}
 	})
 	mux.HandleFunc("GET /system/functions", func(w http.ResponseWriter, r *http.Request) {
+		if !authorized(w, r) {
+			return
+		}
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		g.lists++
@@ -180,7 +193,7 @@ func setup(t *testing.T, functions ...string) *env {
 		GatewayURL: e.gw.srv.URL, BrokerURL: rabbitURL, Names: names, MaxAttempts: 5,
 		RetryDelay: 100 * time.Millisecond, Prefetch: 4, RefreshInterval: 100 * time.Millisecond,
 		InvokeTimeout: 2 * time.Second, MaxBackoff: 300 * time.Millisecond,
-		InternalToken: "test-internal-token",
+		InternalToken: "test-internal-token", GatewayUser: "gw-admin", GatewayPassword: "gw-password",
 	}
 	t.Cleanup(func() {
 		c, err := conn.Channel()

@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
 	"github.com/openfaas/faas-provider/types"
 	sdk "github.com/openfaas/go-sdk"
 
+	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/faaslocal"
 	"github.com/shopfaas/shop/internal/faaslocal/runtimetest"
 )
@@ -116,7 +118,7 @@ func TestGatewayAPIWithGoSDK(t *testing.T) {
 	for _, s := range secrets {
 		names = append(names, s.Name)
 	}
-	if diff := cmp.Diff([]string{"admin-email", "admin-password", "api-key", "internal-token", "jwt-secret"}, names); diff != "" {
+	if diff := cmp.Diff([]string{"admin-email", "admin-password", "api-key", "db-password", "internal-token", "jwt-secret", "meili-key"}, names); diff != "" {
 		t.Errorf("secrets (-want +got):\n%s", diff)
 	}
 	if got := rt.ReadSecret(t, "admin-email"); got != "admin@example.com" {
@@ -451,6 +453,16 @@ func TestEdgeServesKongRoutes(t *testing.T) {
 	for _, name := range []string{"register-user", "login-user", "get-me", "reserve-stock"} {
 		deployEcho(t, rt, c, types.FunctionDeployment{Service: name})
 	}
+	// get-me needs a token the edge's jwt plugin accepts (the runtime's jwt-secret).
+	tokens, err := auth.NewTokens(rt.ReadSecret(t, "jwt-secret"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer := "Bearer " + tok
 	tests := []struct {
 		method, path string
 		wantStatus   int
@@ -468,7 +480,7 @@ func TestEdgeServesKongRoutes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
-			res, b := do(t, tc.method, rt.EdgeURL+tc.path, strings.NewReader("{}"), map[string]string{"Content-Type": "application/json"})
+			res, b := do(t, tc.method, rt.EdgeURL+tc.path, strings.NewReader("{}"), map[string]string{"Content-Type": "application/json", "Authorization": bearer})
 			if res.StatusCode != tc.wantStatus {
 				t.Fatalf("status %d, want %d: %s", res.StatusCode, tc.wantStatus, b)
 			}
@@ -507,12 +519,12 @@ func TestEdgeServesKongRoutes(t *testing.T) {
 	})
 
 	t.Run("correlation id", func(t *testing.T) {
-		code, e, h := invoke(t, http.MethodGet, rt.EdgeURL+"/api/v1/users/me", nil, nil)
+		code, e, h := invoke(t, http.MethodGet, rt.EdgeURL+"/api/v1/users/me", nil, map[string]string{"Authorization": bearer})
 		id := h.Get("X-Correlation-Id")
 		if code != 200 || id == "" || e.Header["X-Correlation-Id"] != id {
 			t.Errorf("generated id: response %q, upstream %q", id, e.Header["X-Correlation-Id"])
 		}
-		_, e, h = invoke(t, http.MethodGet, rt.EdgeURL+"/api/v1/users/me", nil, map[string]string{"X-Correlation-ID": "abc-123"})
+		_, e, h = invoke(t, http.MethodGet, rt.EdgeURL+"/api/v1/users/me", nil, map[string]string{"X-Correlation-ID": "abc-123", "Authorization": bearer})
 		if h.Get("X-Correlation-Id") != "abc-123" || e.Header["X-Correlation-Id"] != "abc-123" {
 			t.Errorf("kept id: response %q upstream %q", h.Get("X-Correlation-Id"), e.Header["X-Correlation-Id"])
 		}
@@ -605,7 +617,7 @@ func TestHarnessRunsStackFunctions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.EnvVars["SHOP_ENV"] != "development" || st.AvailableReplicas != 1 || !cmp.Equal(st.Secrets, []string{"jwt-secret"}) {
+	if st.EnvVars["SHOP_ENV"] != "development" || st.AvailableReplicas != 1 || !cmp.Equal(st.Secrets, []string{"jwt-secret", "db-password"}) {
 		t.Errorf("get-me status %+v", st)
 	}
 }

@@ -176,6 +176,7 @@ type Runtime struct {
 	cancel  context.CancelFunc
 	gateway net.Listener
 	edgeLn  net.Listener
+	edge    *edge.Edge
 	servers []*http.Server
 	async   sync.WaitGroup
 
@@ -278,12 +279,14 @@ func (rt *Runtime) start(ctx context.Context) error {
 			return err
 		}
 		h, err := edge.New(decl, edge.Options{
-			Upstreams: map[string]string{"gateway:8080": rt.gateway.Addr().String()},
+			Upstreams: map[string]string{"gateway:8080": rt.gateway.Addr().String(), "redis:6379": rt.redisAddr()},
 			Log:       rt.log,
+			Getenv:    rt.edgeEnv,
 		})
 		if err != nil {
 			return err
 		}
+		rt.edge = h
 		rt.edgeLn, err = net.Listen("tcp", rt.cfg.EdgeAddr)
 		if err != nil {
 			return fmt.Errorf("edge listen: %w", err)
@@ -420,6 +423,10 @@ func (rt *Runtime) ensureDevSecrets() error {
 		{"internal-token", random(32)},
 		{"admin-email", "admin@example.com"},
 		{"admin-password", "admin-dev-password"},
+		// Empty on a developer machine: PostgreSQL trusts local connections
+		// and no Meilisearch runs. Functions declare them for production.
+		{"db-password", ""},
+		{"meili-key", ""},
 	}
 	for _, d := range defaults {
 		p := filepath.Join(rt.SecretsDir(), d.name)
@@ -431,6 +438,30 @@ func (rt *Runtime) ensureDevSecrets() error {
 		}
 	}
 	return nil
+}
+
+// redisAddr is the Redis the edge's rate-limiting counters use: the
+// functions' REDIS_ADDR (Config.Env, then the host environment), else the
+// local default.
+func (rt *Runtime) redisAddr() string {
+	if v := rt.cfg.Env["REDIS_ADDR"]; v != "" {
+		return v
+	}
+	if v := rt.cfg.Getenv("REDIS_ADDR"); v != "" {
+		return v
+	}
+	return "127.0.0.1:6379"
+}
+
+// edgeEnv is the edge's environment for {vault://env/NAME} references in
+// the Kong file: SHOP_JWT_SECRET is the jwt-secret secret (what a production
+// deploy exports to Kong), anything else comes from the host environment.
+func (rt *Runtime) edgeEnv(name string) string {
+	if name == "SHOP_JWT_SECRET" {
+		v, _ := rt.Secret("jwt-secret")
+		return strings.TrimSpace(v) // as the functions read it (internal/config)
+	}
+	return rt.cfg.Getenv(name)
 }
 
 // Secret reads a secret's value from the state directory.
@@ -553,6 +584,9 @@ func (rt *Runtime) Close() error {
 	}
 	rt.cancel()
 	<-asyncDone
+	if rt.edge != nil {
+		_ = rt.edge.Close()
+	}
 	rt.opMu.Lock()
 	defer rt.opMu.Unlock()
 	rt.mu.Lock()

@@ -145,6 +145,21 @@ func (r Route) KongPath() string {
 	return "~" + wildcard.ReplaceAllString(r.Path, "[^/]+") + "$"
 }
 
+// KongMethods are the route's Kong methods: its own and OPTIONS, without
+// which Kong matches no route for a browser's CORS preflight.
+func (r Route) KongMethods() []string {
+	if r.Kind != Public {
+		return nil
+	}
+	return []string{r.Method, "OPTIONS"}
+}
+
+// NeedsToken reports whether the edge must require a verified token (the
+// jwt plugin) on the route: User and Admin routes.
+func (r Route) NeedsToken() bool {
+	return r.Kind == Public && (r.Access == User || r.Access == Admin)
+}
+
 // Matches reports whether the public route serves method and path.
 func (r Route) Matches(method, path string) bool {
 	if r.Kind != Public || r.Method != method {

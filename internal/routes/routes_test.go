@@ -89,7 +89,7 @@ func TestTableMatchesKong(t *testing.T) {
 		if want := "http://gateway:8080/function/" + s.Name; s.URL != want {
 			t.Errorf("%s: url %s, want %s", s.Name, s.URL, want)
 		}
-		if len(s.Routes) != 1 || !slices.Equal(s.Routes[0].Methods, []string{r.Method}) ||
+		if len(s.Routes) != 1 || !slices.Equal(s.Routes[0].Methods, r.KongMethods()) ||
 			!slices.Equal(s.Routes[0].Paths, []string{r.KongPath()}) {
 			t.Errorf("%s: routes %+v, want %s %s", s.Name, s.Routes, r.Method, r.KongPath())
 		}

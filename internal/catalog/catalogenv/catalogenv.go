@@ -51,17 +51,6 @@ type Deps struct {
 	Log      *slog.Logger
 }
 
-// optionalSecret reads a secret whose absence is no problem.
-func optionalSecret(c *config.Reader, name string) string {
-	probe := config.New(func(k string) string {
-		if k == config.SecretsDirEnv {
-			return c.String(config.SecretsDirEnv, config.DefaultSecretsDir)
-		}
-		return ""
-	})
-	return probe.Secret(name, "", false)
-}
-
 // Load reads the configuration from c (every problem reported at once) and
 // builds the dependencies: it connects to and migrates the catalog database
 // and applies the external index's settings.
@@ -71,7 +60,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		CreateDatabase: c.Bool("DATABASE_CREATE", false),
 		MaxConns:       int32(c.Int("DATABASE_MAX_CONNS", 3, 1, 20)),
 		Migrations:     catalogdb.Migrations(),
-		Password:       optionalSecret(c, "db-password"),
+		Password:       c.OptionalSecret("db-password"),
 	}
 	var cc cache.Config
 	if needs.Cache {
@@ -82,7 +71,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if needs.Search {
 		mc = meili.Config{URL: c.String("MEILI_URL", ""), IndexUID: c.String("MEILI_INDEX", "products")}
 		if mc.URL != "" {
-			mc.APIKey = optionalSecret(c, "meili-key")
+			mc.APIKey = c.OptionalSecret("meili-key")
 		}
 	}
 	var key string

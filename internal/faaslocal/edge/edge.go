@@ -2,24 +2,47 @@ package edge
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 )
 
 // Options are what the edge needs besides the declarative file.
 type Options struct {
 	// Upstreams rewrites a service URL's host:port (e.g. gateway:8080, the
-	// faasd gateway's name in compose) to a local address (127.0.0.1:8080).
+	// faasd gateway's name in compose) to a local address (127.0.0.1:8080);
+	// it maps the rate-limiting plugin's redis host:port (redis:6379) too.
 	Upstreams map[string]string
 	// Log receives upstream failures (default slog.Default()).
 	Log *slog.Logger
+	// Getenv resolves {vault://env/NAME} references in the file (Kong's env
+	// vault: NAME upper-cased, dashes as underscores), default os.Getenv.
+	Getenv func(string) string
+	// KeyPrefix prefixes every rate-limiting counter in Redis, so edges
+	// sharing one Redis (tests, several runtimes) never share counters;
+	// default "edge:<random>:".
+	KeyPrefix string
+	// Now is the clock of the rate-limiting windows (default time.Now).
+	Now func() time.Time
+
+	// scope is the route (or service) a plugin instance is built for.
+	scope string
+	// consumers are the file's consumers, for the jwt plugin.
+	consumers []Consumer
+	// shared holds what plugin instances of one edge share (Redis clients).
+	shared *shared
 }
 
 // route is a compiled Kong route.
@@ -46,14 +69,29 @@ type matcher struct {
 type Edge struct {
 	matchers []matcher
 	notFound http.Handler
+	shared   *shared
 }
+
+// Close releases the edge's Redis connections.
+func (e *Edge) Close() error { return e.shared.close() }
 
 // New compiles decl. Every plugin must be one the edge implements.
 func New(decl *Declarative, opts Options) (*Edge, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	e := &Edge{}
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.KeyPrefix == "" {
+		opts.KeyPrefix = "edge:" + uuid.NewString() + ":"
+	}
+	opts.consumers = decl.Consumers
+	opts.shared = &shared{upstreams: opts.Upstreams, redis: map[string]*redis.Client{}}
+	e := &Edge{shared: opts.shared}
 	known := kinds()
 	for _, p := range allPlugins(decl) {
 		if _, ok := known[p.Name]; !ok {
@@ -63,17 +101,17 @@ func New(decl *Declarative, opts Options) (*Edge, error) {
 			return nil, fmt.Errorf("plugin %q: consumer-scoped plugins are not supported by the local edge", p.Name)
 		}
 	}
-	global, err := chain(scoped(decl, "", ""), known, &opts)
+	global, err := chain(scoped(decl, "", ""), known, opts, "global")
 	if err != nil {
+		_ = e.shared.close()
 		return nil, err
 	}
 	e.notFound = global(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeProblem(w, http.StatusNotFound, "not_found", "no route matches the request")
 	}))
-	transport := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second,
-		ResponseHeaderTimeout: 5 * time.Minute}
 	order := 0
 	for _, s := range decl.Services {
+		transport := serviceTransport(s)
 		up, _ := url.Parse(s.URL)
 		if addr, ok := opts.Upstreams[up.Host]; ok {
 			up.Host = addr
@@ -87,8 +125,9 @@ func New(decl *Declarative, opts Options) (*Edge, error) {
 					rt.methods[strings.ToUpper(m)] = true
 				}
 			}
-			mw, err := chain(scoped(decl, s.Name, r.Name), known, &opts)
+			mw, err := chain(scoped(decl, s.Name, r.Name), known, opts, s.Name+":"+r.Name)
 			if err != nil {
+				_ = e.shared.close()
 				return nil, err
 			}
 			rt.handler = mw(proxyTo(rt, transport, opts.Log))
@@ -141,6 +180,12 @@ func allPlugins(d *Declarative) []Plugin {
 	return out
 }
 
+// PluginsFor returns the enabled plugins that apply to a route of a service,
+// as Kong resolves them: the most specific instance of each plugin name wins
+// (route, then service, then global). Empty service and route select the
+// global plugins.
+func (d *Declarative) PluginsFor(service, route string) []Plugin { return scoped(d, service, route) }
+
 // scoped returns the enabled plugins applying to a route of a service, the
 // most specific instance of each plugin name winning (route, then service,
 // then global), as Kong does. Empty service and route select global plugins.
@@ -187,11 +232,12 @@ func scoped(d *Declarative, service, route string) []Plugin {
 }
 
 // chain builds the plugins' middleware, highest priority outermost.
-func chain(ps []Plugin, known map[string]pluginKind, opts *Options) (Middleware, error) {
+func chain(ps []Plugin, known map[string]pluginKind, opts Options, scope string) (Middleware, error) {
 	slices.SortFunc(ps, func(a, b Plugin) int { return cmp.Compare(known[b.Name].priority, known[a.Name].priority) })
 	mws := make([]Middleware, 0, len(ps))
+	opts.scope = scope
 	for _, p := range ps {
-		mw, err := known[p.Name].build(p.Config, opts)
+		mw, err := known[p.Name].build(p.Config, &opts)
 		if err != nil {
 			return nil, err
 		}
@@ -267,7 +313,32 @@ func proxyTo(rt *route, transport http.RoundTripper, log *slog.Logger) http.Hand
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			log.Warn("edge: upstream failed", "service", rt.service, "route", rt.name, "err", err.Error())
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				writeProblem(w, http.StatusGatewayTimeout, "upstream_timeout", "the upstream did not answer in time")
+				return
+			}
 			writeProblem(w, http.StatusBadGateway, "bad_gateway", "the upstream did not answer")
 		},
+	}
+}
+
+// serviceTransport honours the service's Kong timeouts (milliseconds;
+// Kong's default is 60000 each): connect_timeout bounds the dial,
+// read_timeout the wait for the response headers. write_timeout has no
+// separate knob in net/http; the request body is already buffered by
+// request-size-limiting.
+func serviceTransport(s Service) *http.Transport {
+	ms := func(v *int) time.Duration {
+		if v == nil || *v <= 0 {
+			return 60 * time.Second
+		}
+		return time.Duration(*v) * time.Millisecond
+	}
+	return &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: ms(s.ConnectTimeout), KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       30 * time.Second,
+		ResponseHeaderTimeout: ms(s.ReadTimeout),
 	}
 }

@@ -30,9 +30,28 @@ type Declarative struct {
 	Services []Service `yaml:"services"`
 	// Plugins are global plugins or, with Service/Route set, scoped ones.
 	Plugins []Plugin `yaml:"plugins"`
-	// Consumers are Kong consumers (for jwt and rate limiting by consumer);
-	// kept raw for the plugins that need them.
-	Consumers []map[string]any `yaml:"consumers"`
+	// Consumers are Kong consumers with their jwt credentials.
+	Consumers []Consumer `yaml:"consumers"`
+}
+
+// Consumer is a Kong consumer: who a verified credential belongs to.
+type Consumer struct {
+	Username string   `yaml:"username"`
+	CustomID string   `yaml:"custom_id"`
+	Tags     []string `yaml:"tags"`
+	// JWTSecrets are the consumer's jwt credentials; Key is matched against
+	// the token's key claim (iss by default).
+	JWTSecrets []JWTSecret `yaml:"jwt_secrets"`
+}
+
+// JWTSecret is a jwt plugin credential. Secret may be a vault reference
+// ({vault://env/NAME}), resolved by the edge from its environment.
+type JWTSecret struct {
+	Key          string   `yaml:"key"`
+	Algorithm    string   `yaml:"algorithm"`
+	Secret       string   `yaml:"secret"`
+	RSAPublicKey string   `yaml:"rsa_public_key"`
+	Tags         []string `yaml:"tags"`
 }
 
 // Service is a Kong service: one upstream URL and the routes to it.
@@ -137,6 +156,18 @@ func (d *Declarative) validate() error {
 			if r.PathHandling != "" && r.PathHandling != "v0" && r.PathHandling != "v1" {
 				errs = append(errs, fmt.Errorf("route %q: path_handling %q", r.Name, r.PathHandling))
 			}
+		}
+	}
+	keys := map[string]bool{}
+	for _, c := range d.Consumers {
+		if c.Username == "" && c.CustomID == "" {
+			errs = append(errs, errors.New("consumer needs a username or custom_id"))
+		}
+		for _, j := range c.JWTSecrets {
+			if j.Key == "" || keys[j.Key] {
+				errs = append(errs, fmt.Errorf("consumer %s: jwt_secrets key %q is empty or repeated", c.Username, j.Key))
+			}
+			keys[j.Key] = true
 		}
 	}
 	for _, p := range d.Plugins {

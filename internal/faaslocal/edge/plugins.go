@@ -25,15 +25,24 @@ type pluginKind struct {
 	build    func(cfg map[string]any, env *Options) (Middleware, error)
 }
 
-// kinds is the table of supported plugins. To add one (jwt, rate-limiting,
-// cors, ...), add its entry here with Kong's priority and a builder that
-// decodes its config with decodeConfig.
+// kinds is the table of supported plugins, with Kong 3.9's priorities. To
+// add one, add its entry here and a builder that decodes its config with
+// decodeConfig.
 func kinds() map[string]pluginKind {
 	return map[string]pluginKind{
 		"correlation-id":        {priority: 100001, build: correlationID},
+		"cors":                  {priority: 2000, build: cors},
+		"jwt":                   {priority: 1450, build: jwtAuth},
 		"request-size-limiting": {priority: 951, build: requestSizeLimiting},
+		"rate-limiting":         {priority: 910, build: rateLimiting},
+		"opentelemetry":         {priority: 14, build: openTelemetry},
+		"prometheus":            {priority: 13, build: prometheus},
 	}
 }
+
+// Plugins lists the plugin names the local edge implements, sorted: a Kong
+// file using any other plugin is refused.
+func Plugins() []string { return pluginNames(kinds()) }
 
 // decodeConfig fills dst (already holding Kong's defaults) from a plugin's
 // config, refusing fields the plugin does not know.

@@ -40,6 +40,12 @@ type Options struct {
 	Verbose bool
 	// ReadyTimeout bounds the wait for Functions (default 60s).
 	ReadyTimeout time.Duration
+	// StackFile is the stack file, module-relative (default stack.yml); the
+	// bundled faasd-CE stack is stack.ce.yml.
+	StackFile string
+	// KongFile is the edge's Kong config, module-relative (default
+	// gateway/kong.yml; gateway/kong.ce.yml for the bundled stack).
+	KongFile string
 }
 
 // Runtime is a running local runtime for one test.
@@ -157,6 +163,7 @@ func Start(t testing.TB, opts Options) *Runtime {
 	t.Helper()
 	cfg := faaslocal.Config{
 		Root:        Root(t),
+		StackFile:   opts.StackFile,
 		KongFile:    "gateway/kong.yml",
 		StateDir:    t.TempDir(),
 		GatewayAddr: "127.0.0.1:0",
@@ -167,6 +174,9 @@ func Start(t testing.TB, opts Options) *Runtime {
 		Quiet:       !opts.Verbose,
 		Stdout:      &testWriter{t: t},
 		StopGrace:   3 * time.Second,
+	}
+	if opts.KongFile != "" {
+		cfg.KongFile = opts.KongFile
 	}
 	if len(opts.Functions) > 0 {
 		cfg.Binary = Binary(t, "./cmd/shop-functions")

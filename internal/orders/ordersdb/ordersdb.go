@@ -44,13 +44,7 @@ func ConfigFrom(c *config.Reader) postgres.Config {
 		MaxConns:       int32(c.Int("DATABASE_MAX_CONNS", 4, 1, 20)),
 		Migrations:     Migrations(),
 	}
-	probe := config.New(func(k string) string {
-		if k == config.SecretsDirEnv {
-			return c.String(config.SecretsDirEnv, config.DefaultSecretsDir)
-		}
-		return ""
-	})
-	cfg.Password = probe.Secret("db-password", "", false) // optional: its absence is no problem
+	cfg.Password = c.OptionalSecret("db-password")
 	return cfg
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/shopfaas/shop/internal/cart/cartredis"
 	"github.com/shopfaas/shop/internal/catalogclient"
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/gatewayurl"
 	"github.com/shopfaas/shop/internal/orders/ordersdb"
 	"github.com/shopfaas/shop/internal/orders/saga"
 	"github.com/shopfaas/shop/internal/postgres"
@@ -38,13 +39,14 @@ type Env struct {
 func Load(c *config.Reader, log *slog.Logger, withSaga bool) (*Env, error) {
 	dbCfg := ordersdb.ConfigFrom(c)
 	key := c.Secret("jwt-secret", "", false)
-	var internal, gatewayURL string
+	var internal string
+	var loc gatewayurl.Locator
 	var cartCfg cartredis.Config
 	var catCfg catalogclient.Config
 	var timeout, recoverAfter time.Duration
 	if withSaga {
 		internal = c.Secret("internal-token", "", false)
-		gatewayURL = c.Required("GATEWAY_URL")
+		loc = gatewayurl.FromConfig(c)
 		cartCfg = cartredis.ConfigFrom(c)
 		catCfg = catalogclient.ConfigFrom(c)
 		timeout = c.Duration("SAGA_TIMEOUT", 20*time.Second)
@@ -67,7 +69,7 @@ func Load(c *config.Reader, log *slog.Logger, withSaga bool) (*Env, error) {
 	if !withSaga {
 		return env, nil
 	}
-	gw, err := saga.NewGateway(gatewayURL, internal, nil, 0)
+	gw, err := saga.NewGatewayAt(loc, internal, nil, 0)
 	if err != nil {
 		pool.Close()
 		return nil, err

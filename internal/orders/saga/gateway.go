@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,12 +17,14 @@ import (
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/gatewayurl"
 	"github.com/shopfaas/shop/internal/orders"
 )
 
 // Gateway calls the internal checkout functions (reserve-stock, commit-stock,
 // release-stock, charge-payment, refund-payment) through the OpenFaaS gateway
-// at $GATEWAY_URL/function/<name>, with the internal credential in
+// at $GATEWAY_URL/function/<name> (or, in the bundled faasd-CE stack, at the
+// member path internal/gatewayurl locates), with the internal credential in
 // X-Internal-Token and the caller's trace context in traceparent. It
 // implements Stock and Payments and is safe for concurrent use.
 //
@@ -35,7 +36,7 @@ import (
 // order id); any other answer (401 included: a misconfigured credential) is
 // fault.Internal.
 type Gateway struct {
-	base  string
+	loc   gatewayurl.Locator
 	token string
 	hc    *http.Client
 	// CallTimeout bounds one call.
@@ -45,6 +46,13 @@ type Gateway struct {
 // NewGateway returns a client of the gateway at baseURL using the internal
 // credential token. hc may be nil (an OpenTelemetry-instrumented client).
 func NewGateway(baseURL, token string, hc *http.Client, callTimeout time.Duration) (*Gateway, error) {
+	return NewGatewayAt(gatewayurl.Locator{Gateway: baseURL}, token, hc, callTimeout)
+}
+
+// NewGatewayAt is NewGateway for functions located by loc, so the same code
+// calls unbundled functions (stack.yml) or bundle members (stack.ce.yml).
+func NewGatewayAt(loc gatewayurl.Locator, token string, hc *http.Client, callTimeout time.Duration) (*Gateway, error) {
+	baseURL := loc.Gateway
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("gateway URL %q must be an absolute http(s) URL", baseURL)
@@ -58,7 +66,7 @@ func NewGateway(baseURL, token string, hc *http.Client, callTimeout time.Duratio
 	if callTimeout <= 0 {
 		callTimeout = 10 * time.Second
 	}
-	return &Gateway{base: strings.TrimRight(baseURL, "/") + "/function/", token: token, hc: hc, callTimeout: callTimeout}, nil
+	return &Gateway{loc: loc, token: token, hc: hc, callTimeout: callTimeout}, nil
 }
 
 type line struct {
@@ -114,7 +122,7 @@ func (g *Gateway) call(ctx context.Context, fn string, in any) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.callTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.base+fn, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.loc.URL(fn), bytes.NewReader(body))
 	if err != nil {
 		return fault.Internalf("%s request: %w", fn, err)
 	}

@@ -41,20 +41,8 @@ func ConfigFrom(c *config.Reader) postgres.Config {
 		CreateDatabase: c.Bool("DATABASE_CREATE", false),
 		MaxConns:       int32(c.Int("DATABASE_MAX_CONNS", 3, 1, 20)),
 		Migrations:     Migrations(),
-		Password:       optionalSecret(c, "db-password"),
+		Password:       c.OptionalSecret("db-password"),
 	}
-}
-
-// optionalSecret reads a secret that may be absent without it being a problem.
-func optionalSecret(c *config.Reader, name string) string {
-	dir := c.String(config.SecretsDirEnv, config.DefaultSecretsDir)
-	probe := config.New(func(k string) string {
-		if k == config.SecretsDirEnv {
-			return dir
-		}
-		return ""
-	})
-	return probe.Secret(name, "", false)
 }
 
 // Store implements payments.Store. It is safe for concurrent use.

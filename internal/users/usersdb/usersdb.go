@@ -47,19 +47,8 @@ func ConfigFrom(c *config.Reader) postgres.Config {
 		MaxConns:       int32(c.Int("DATABASE_MAX_CONNS", 3, 1, 20)),
 		Migrations:     Migrations(),
 	}
-	cfg.Password = optionalSecret(c, "db-password")
+	cfg.Password = c.OptionalSecret("db-password")
 	return cfg
-}
-
-// optionalSecret reads a secret that may be absent without it being a problem.
-func optionalSecret(c *config.Reader, name string) string {
-	probe := config.New(func(k string) string {
-		if k == config.SecretsDirEnv {
-			return c.String(config.SecretsDirEnv, config.DefaultSecretsDir)
-		}
-		return ""
-	})
-	return probe.Secret(name, "", false)
 }
 
 // Store reads and writes accounts. It is safe for concurrent use.

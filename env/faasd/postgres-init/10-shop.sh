@@ -1,0 +1,33 @@
+#!/bin/sh
+# First start of the postgres service (docker-compose.yml): the official image
+# runs this once, when the data directory is empty, as the superuser. It
+# creates the login role `shop` with the password of the secret file
+# /run/secrets/db-password and one database per service owned by it, with
+# pg_trgm (catalog search) available. Schemas are created by the functions'
+# migrations at start (DATABASE_CREATE=false in production).
+set -eu
+
+password_file=/run/secrets/db-password
+if [ ! -s "$password_file" ]; then
+	echo "10-shop.sh: $password_file is missing or empty" >&2
+	exit 1
+fi
+
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
+	--set=password="$(cat "$password_file")" <<'SQL'
+CREATE ROLE shop LOGIN PASSWORD :'password';
+CREATE DATABASE shop_users OWNER shop;
+CREATE DATABASE shop_catalog OWNER shop;
+CREATE DATABASE shop_orders OWNER shop;
+CREATE DATABASE shop_inventory OWNER shop;
+CREATE DATABASE shop_payments OWNER shop;
+SQL
+
+for db in shop_users shop_catalog shop_orders shop_inventory shop_payments; do
+	psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$db" <<'SQL'
+REVOKE ALL ON SCHEMA public FROM PUBLIC;
+GRANT ALL ON SCHEMA public TO shop;
+ALTER SCHEMA public OWNER TO shop;
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+SQL
+done

@@ -1,0 +1,176 @@
+// Package bundle serves several functions of one service as ONE OpenFaaS
+// function, for the faasd-CE stack (stack.ce.yml), which may deploy at most 15
+// functions. The member functions' Handle run unchanged; the bundle only
+// decides which member a request is for, from the route table
+// (internal/routes):
+//
+//  1. POST /_fn/<member>[/rest] (routes.InternalPrefix) is a call from another
+//     function, located by internal/gatewayurl: it reaches <member> with the
+//     path rewritten to /rest, or / when there is no rest.
+//  2. A request whose method and path match a member's public route (the edge
+//     forwards the public path, strip_path: false) reaches that member as is.
+//     When several routes match, the one with the most literal segments wins.
+//  3. A request to / with X-Topic (the RabbitMQ connector) reaches the member
+//     subscribed to that topic; an unknown topic is 404.
+//  4. A request to / with X-Scheduled-At (the scheduler) reaches the service's
+//     one scheduled member.
+//  5. Anything else is answered 404 with a not_found problem.
+//
+// Members keep their own checks (token, internal credential, body limits):
+// the bundle adds no trust, it only routes.
+package bundle
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/routes"
+)
+
+// Bundle dispatches requests to the members of one service. It is safe for
+// concurrent use.
+type Bundle struct {
+	service   string
+	byName    map[string]http.Handler
+	public    []member
+	topics    map[string]string // topic -> member
+	scheduled string
+	log       *slog.Logger
+}
+
+type member struct {
+	route    routes.Route
+	literals int
+}
+
+// New returns the bundle of service for the route table: handlers must hold
+// exactly the Handle of every function of service in table. It fails when a
+// handler is missing or extra, or when the service's routes cannot be bundled
+// (see routes.CheckBundles).
+func New(service string, table []routes.Route, handlers map[string]http.HandlerFunc, log *slog.Logger) (*Bundle, error) {
+	var own []routes.Route
+	for _, r := range table {
+		if r.Service == service {
+			own = append(own, r)
+		}
+	}
+	if len(own) == 0 {
+		return nil, fmt.Errorf("bundle %s: no function of the route table belongs to it", service)
+	}
+	if err := routes.CheckBundles(own); err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", service, err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	b := &Bundle{service: service, byName: map[string]http.Handler{}, topics: map[string]string{}, log: log}
+	var errs []error
+	for _, r := range own {
+		h, ok := handlers[r.Function]
+		if !ok || h == nil {
+			errs = append(errs, fmt.Errorf("bundle %s: no handler for %s", service, r.Function))
+			continue
+		}
+		b.byName[r.Function] = h
+		switch r.Kind {
+		case routes.Public:
+			b.public = append(b.public, member{route: r, literals: literals(r.Path)})
+		case routes.Event:
+			for _, t := range r.Topics {
+				b.topics[t] = r.Function
+			}
+		case routes.Scheduled:
+			b.scheduled = r.Function
+		}
+	}
+	for name := range handlers {
+		if !contains(own, name) {
+			errs = append(errs, fmt.Errorf("bundle %s: handler %s is not a function of the service", service, name))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func contains(rs []routes.Route, fn string) bool {
+	for _, r := range rs {
+		if r.Function == fn {
+			return true
+		}
+	}
+	return false
+}
+
+// literals counts a path's non-wildcard segments: the more, the more specific.
+func literals(path string) int {
+	n := 0
+	for _, s := range strings.Split(strings.Trim(path, "/"), "/") {
+		if !strings.HasPrefix(s, "{") {
+			n++
+		}
+	}
+	return n
+}
+
+// Member returns the member a request is for and the request to hand it
+// (rewritten for an internal call), or false when no member serves it.
+func (b *Bundle) Member(r *http.Request) (string, *http.Request, bool) {
+	if rest, ok := strings.CutPrefix(r.URL.Path, routes.InternalPrefix); ok {
+		name, sub, _ := strings.Cut(rest, "/")
+		if _, ok := b.byName[name]; !ok {
+			return "", nil, false
+		}
+		return name, rewrite(r, "/"+sub), true
+	}
+	best, found := member{literals: -1}, false
+	for _, m := range b.public {
+		if m.route.Matches(r.Method, r.URL.Path) && m.literals > best.literals {
+			best, found = m, true
+		}
+	}
+	if found {
+		return best.route.Function, r, true
+	}
+	if r.URL.Path != "/" && r.URL.Path != "" {
+		return "", nil, false
+	}
+	if topic := r.Header.Get(routes.TopicHeader); topic != "" {
+		name, ok := b.topics[topic]
+		return name, r, ok
+	}
+	if r.Header.Get(routes.ScheduleHeader) != "" && b.scheduled != "" {
+		return b.scheduled, r, true
+	}
+	return "", nil, false
+}
+
+// ServeHTTP hands the request to its member, or answers 404 not_found.
+func (b *Bundle) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name, req, ok := b.Member(r)
+	if !ok {
+		b.log.DebugContext(r.Context(), "no member of the bundle serves the request",
+			"bundle", b.service, "method", r.Method, "path", r.URL.Path)
+		fnhttp.WriteProblem(w, fault.E(fault.NotFound, "not_found", "no such route"))
+		return
+	}
+	b.byName[name].ServeHTTP(w, req)
+}
+
+// rewrite returns a copy of r whose path is path (same body and context).
+func rewrite(r *http.Request, path string) *http.Request {
+	r2 := r.Clone(r.Context())
+	r2.URL.Path = path
+	r2.URL.RawPath = ""
+	r2.RequestURI = path
+	if r.URL.RawQuery != "" {
+		r2.RequestURI += "?" + r.URL.RawQuery
+	}
+	return r2
+}

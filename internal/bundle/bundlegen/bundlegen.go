@@ -1,0 +1,470 @@
+// Package bundlegen renders the bundled faasd-CE stack from the one route
+// table (internal/routes) and the unbundled stack: stack.ce.yml (one function
+// per service), gateway/kong.ce.yml (kong.yml with every service pointed at
+// its bundle) and functions/<service>/handler.go + handler_test.go (each
+// bundle's member table). cmd/gen-bundles writes the files; its test fails
+// when the committed files differ from what Render produces, so the two stacks
+// and the two route sets cannot drift apart.
+package bundlegen
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"go/format"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/shopfaas/shop/internal/routes"
+)
+
+// Module is the Go module path of the project.
+const Module = "github.com/shopfaas/shop"
+
+// Input paths, relative to the module root.
+const (
+	StackFile = "stack.yml"
+	KongFile  = "gateway/kong.yml"
+	// StackCEFile and KongCEFile are generated.
+	StackCEFile = "stack.ce.yml"
+	KongCEFile  = "gateway/kong.ce.yml"
+)
+
+// MaxFunctions is the function cap of faasd CE and OpenFaaS CE.
+const MaxFunctions = 15
+
+// Files reads stack.yml and gateway/kong.yml under root and renders every
+// generated file, keyed by its module-relative path.
+func Files(root string) (map[string][]byte, error) {
+	stack, err := os.ReadFile(filepath.Join(root, StackFile))
+	if err != nil {
+		return nil, err
+	}
+	kong, err := os.ReadFile(filepath.Join(root, KongFile))
+	if err != nil {
+		return nil, err
+	}
+	return Render(routes.Table(), stack, kong)
+}
+
+// Render returns every generated file for the route table, the unbundled
+// stack file and its Kong config. It fails when the table cannot be bundled
+// (routes.CheckBundles), when stack.yml and the table disagree on the
+// functions, when members' settings conflict (environment files, environment
+// values, labels), when kong.yml routes a function that is not public, or
+// when the bundled stack would exceed MaxFunctions.
+func Render(table []routes.Route, stackYAML, kongYAML []byte) (map[string][]byte, error) {
+	if err := routes.CheckBundles(table); err != nil {
+		return nil, err
+	}
+	var st stackDoc
+	if err := yaml.Unmarshal(stackYAML, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", StackFile, err)
+	}
+	services := servicesOf(table)
+	if len(services) > MaxFunctions {
+		return nil, fmt.Errorf("%d bundles exceed the CE cap of %d functions", len(services), MaxFunctions)
+	}
+	out := map[string][]byte{}
+	var stackCE bytes.Buffer
+	stackCE.WriteString(stackHeader(st))
+	var errs []error
+	for _, svc := range services {
+		var members []routes.Route
+		for _, r := range table {
+			if r.Service == svc {
+				members = append(members, r)
+			}
+		}
+		fn, err := bundleFunction(svc, members, st)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		stackCE.WriteString(fn)
+		for name, src := range goFiles(svc, members) {
+			b, err := format.Source(src)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				continue
+			}
+			out[name] = b
+		}
+	}
+	for name := range st.Functions {
+		if !slices.ContainsFunc(table, func(r routes.Route) bool { return r.Function == name }) {
+			errs = append(errs, fmt.Errorf("%s: function %s is not in the route table", StackFile, name))
+		}
+	}
+	kong, err := kongCE(table, kongYAML)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	out[StackCEFile] = stackCE.Bytes()
+	out[KongCEFile] = kong
+	return out, nil
+}
+
+func servicesOf(table []routes.Route) []string {
+	var out []string
+	for _, r := range table {
+		if !slices.Contains(out, r.Service) {
+			out = append(out, r.Service)
+		}
+	}
+	return out
+}
+
+// stackDoc is the part of stack.yml the bundles are derived from, read
+// without ${VAR} substitution so the variables survive into stack.ce.yml.
+type stackDoc struct {
+	Provider struct {
+		Name    string `yaml:"name"`
+		Gateway string `yaml:"gateway"`
+	} `yaml:"provider"`
+	Configuration struct {
+		Templates []struct {
+			Name   string `yaml:"name"`
+			Source string `yaml:"source,omitempty"`
+		} `yaml:"templates"`
+		Copy []string `yaml:"copy"`
+	} `yaml:"configuration"`
+	Functions map[string]stackFunction `yaml:"functions"`
+}
+
+type stackFunction struct {
+	Lang            string            `yaml:"lang"`
+	Handler         string            `yaml:"handler"`
+	Image           string            `yaml:"image"`
+	EnvironmentFile []string          `yaml:"environment_file"`
+	Environment     map[string]string `yaml:"environment"`
+	Secrets         []string          `yaml:"secrets"`
+	Labels          map[string]string `yaml:"labels"`
+	Annotations     map[string]string `yaml:"annotations"`
+	Limits          struct {
+		Memory string `yaml:"memory"`
+	} `yaml:"limits"`
+}
+
+func stackHeader(st stackDoc) string {
+	var b strings.Builder
+	b.WriteString(`# Code generated by cmd/gen-bundles from stack.yml and internal/routes; DO NOT EDIT.
+#
+# The bundled stack for faasd CE and OpenFaaS CE (at most 15 functions): ONE
+# function per service, built from the same handler code as stack.yml. Each
+# bundle (functions/<service>) dispatches to its members' Handle by public
+# route, by the internal prefix /_fn/<member>, by X-Topic and by
+# X-Scheduled-At (docs/bundled-stack.md). FUNCTION_BUNDLES=true makes
+# functions call each other at /function/<service>/_fn/<member>. The edge
+# config for this stack is gateway/kong.ce.yml.
+#
+#   go run ./cmd/buildcheck -stack stack.ce.yml
+#   go run ./cmd/faas-local -stack stack.ce.yml -kong gateway/kong.ce.yml
+#   faas-cli up -f stack.ce.yml
+version: 1.0
+provider:
+`)
+	fmt.Fprintf(&b, "  name: %s\n  gateway: %s\n\nconfiguration:\n  templates:\n", st.Provider.Name, st.Provider.Gateway)
+	for _, t := range st.Configuration.Templates {
+		fmt.Fprintf(&b, "    - name: %s\n", t.Name)
+		if t.Source != "" {
+			fmt.Fprintf(&b, "      source: %s\n", t.Source)
+		}
+	}
+	b.WriteString("  copy:\n")
+	copies := slices.Clone(st.Configuration.Copy)
+	if !slices.Contains(copies, "functions") {
+		copies = append(copies, "functions") // the members' packages
+	}
+	for _, c := range copies {
+		fmt.Fprintf(&b, "    - %s\n", c)
+	}
+	b.WriteString("\nfunctions:\n")
+	return b.String()
+}
+
+// bundleFunction renders the stack.ce.yml entry of one bundle: the union of
+// its members' secrets, topics, labels and annotations; the largest scale
+// bounds; memory of the largest member plus 32Mi per other member (each
+// member keeps its own small pool and handler state).
+func bundleFunction(svc string, members []routes.Route, st stackDoc) (string, error) {
+	var errs []error
+	var envFiles []string
+	env := map[string]string{}
+	labels := map[string]string{}
+	annotations := map[string]string{}
+	var secrets, topics []string
+	var schedule, image, lang string
+	scaleMin, scaleMax, memMax := 0, 0, 0
+	for i, m := range members {
+		fn, ok := st.Functions[m.Function]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: %s is in the route table but not in %s", svc, m.Function, StackFile))
+			continue
+		}
+		if i == 0 || envFiles == nil {
+			envFiles, lang = fn.EnvironmentFile, fn.Lang
+			image = strings.Replace(fn.Image, "/"+m.Function+":", "/"+svc+":", 1)
+			if image == fn.Image {
+				errs = append(errs, fmt.Errorf("%s: image %q of %s is not <registry>/%s:<tag>", svc, fn.Image, m.Function, m.Function))
+			}
+		} else if !slices.Equal(envFiles, fn.EnvironmentFile) || lang != fn.Lang {
+			errs = append(errs, fmt.Errorf("%s: %s has another lang or environment_file than the other members", svc, m.Function))
+		}
+		for k, v := range fn.Environment {
+			if old, dup := env[k]; dup && old != v {
+				errs = append(errs, fmt.Errorf("%s: members disagree on environment %s", svc, k))
+			}
+			env[k] = v
+		}
+		for _, s := range fn.Secrets {
+			if !slices.Contains(secrets, s) {
+				secrets = append(secrets, s)
+			}
+		}
+		for k, v := range fn.Labels {
+			switch k {
+			case "com.openfaas.scale.min", "com.openfaas.scale.max":
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 0 {
+					errs = append(errs, fmt.Errorf("%s: %s label %s=%q is not a count", svc, m.Function, k, v))
+				}
+				if k == "com.openfaas.scale.min" {
+					scaleMin = max(scaleMin, n)
+				} else {
+					scaleMax = max(scaleMax, n)
+				}
+			default:
+				if old, dup := labels[k]; dup && old != v {
+					errs = append(errs, fmt.Errorf("%s: members disagree on label %s", svc, k))
+				}
+				labels[k] = v
+			}
+		}
+		for k, v := range fn.Annotations {
+			switch k {
+			case "topic", "schedule": // from the route table, checked in routes_test
+			default:
+				if old, dup := annotations[k]; dup && old != v {
+					errs = append(errs, fmt.Errorf("%s: members disagree on annotation %s", svc, k))
+				}
+				annotations[k] = v
+			}
+		}
+		topics = append(topics, m.Topics...)
+		if m.Kind == routes.Scheduled {
+			schedule = m.Schedule
+		}
+		mem, ok := strings.CutSuffix(fn.Limits.Memory, "Mi")
+		n, err := strconv.Atoi(mem)
+		if !ok || err != nil || n <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %s limits.memory %q is not <n>Mi", svc, m.Function, fn.Limits.Memory))
+		}
+		memMax = max(memMax, n)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return "", err
+	}
+	env["FUNCTION_BUNDLES"] = "true"
+	if len(topics) > 0 {
+		annotations["topic"] = strings.Join(topics, ",")
+	}
+	if schedule != "" {
+		annotations["schedule"] = schedule
+	}
+	var b strings.Builder
+	names := make([]string, len(members))
+	for i, m := range members {
+		names[i] = m.Function
+	}
+	fmt.Fprintf(&b, "  # members: %s\n", strings.Join(names, ", "))
+	fmt.Fprintf(&b, "  %s:\n    lang: %s\n    handler: ./functions/%s\n    image: %s\n", svc, lang, svc, image)
+	if len(envFiles) > 0 {
+		b.WriteString("    environment_file:\n")
+		for _, f := range envFiles {
+			fmt.Fprintf(&b, "      - %s\n", f)
+		}
+	}
+	writeMap(&b, "environment", env)
+	if len(secrets) > 0 {
+		b.WriteString("    secrets:\n")
+		for _, s := range secrets {
+			fmt.Fprintf(&b, "      - %s\n", s)
+		}
+	}
+	labels["com.openfaas.scale.min"] = strconv.Itoa(max(scaleMin, 1))
+	labels["com.openfaas.scale.max"] = strconv.Itoa(max(scaleMax, scaleMin, 1))
+	writeMap(&b, "labels", labels)
+	writeMap(&b, "annotations", annotations)
+	fmt.Fprintf(&b, "    limits:\n      memory: %dMi\n\n", memMax+32*(len(members)-1))
+	return b.String(), nil
+}
+
+func writeMap(b *strings.Builder, name string, m map[string]string) {
+	if len(m) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "    %s:\n", name)
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		fmt.Fprintf(b, "      %s: %s\n", k, strconv.Quote(m[k]))
+	}
+}
+
+// goFiles returns the bundle package's sources, unformatted.
+func goFiles(svc string, members []routes.Route) map[string][]byte {
+	var imports, entries, list bytes.Buffer
+	for i, m := range members {
+		alias := strings.ReplaceAll(m.Function, "-", "")
+		fmt.Fprintf(&imports, "\t%s %q\n", alias, Module+"/functions/"+m.Function)
+		fmt.Fprintf(&entries, "\t%q: %s.Handle,\n", m.Function, alias)
+		if i > 0 {
+			list.WriteString(", ")
+		}
+		list.WriteString(m.Function)
+	}
+	handler := fmt.Sprintf(`// Code generated by cmd/gen-bundles from internal/routes; DO NOT EDIT.
+
+// Package function is the %[1]s bundle of the faasd-CE stack (stack.ce.yml):
+// one OpenFaaS function that serves these functions through their own,
+// unchanged Handle:
+// %[2]s.
+//
+// internal/bundle decides which member a request is for (public route,
+// /_fn/<member>, X-Topic, X-Scheduled-At); see docs/bundled-stack.md.
+package function
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/shopfaas/shop/internal/bundle"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/routes"
+
+%[3]s)
+
+// members maps every function of the %[1]s service to its Handle.
+var members = map[string]http.HandlerFunc{
+%[4]s}
+
+// handler is built on the first request; each member builds its own
+// dependencies on its own first request.
+var handler = fnhttp.Lazy(func() (http.Handler, error) { return New(members, slog.Default()) })
+
+// Handle is the OpenFaaS entry point.
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+// New returns the %[1]s bundle over handlers, which must hold exactly the
+// functions of the %[1]s service in the route table (tests pass recorders).
+func New(handlers map[string]http.HandlerFunc, log *slog.Logger) (http.Handler, error) {
+	return bundle.New(%[1]q, routes.Table(), handlers, log)
+}
+`, svc, wrap(list.String()), imports.String(), entries.String())
+	test := fmt.Sprintf(`// Code generated by cmd/gen-bundles from internal/routes; DO NOT EDIT.
+
+package function
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+// The bundle's members are exactly the %[1]s functions of the route table.
+func TestMembers(t *testing.T) {
+	if _, err := New(members, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A request no member serves is a 404 problem, never a member's.
+func TestUnknownRoute(t *testing.T) {
+	h, err := New(members, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"/api/v1/no-such-route", "/_fn/no-such-function"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, target, nil))
+		if rec.Code != http.StatusNotFound || rec.Header().Get("Content-Type") != "application/problem+json" {
+			t.Errorf("POST %%s: %%d %%s, want a 404 problem", target, rec.Code, rec.Header().Get("Content-Type"))
+		}
+	}
+}
+`, svc)
+	return map[string][]byte{
+		"functions/" + svc + "/handler.go":      []byte(handler),
+		"functions/" + svc + "/handler_test.go": []byte(test),
+	}
+}
+
+// wrap breaks a comma-separated list into comment lines of about 70 columns.
+func wrap(s string) string {
+	var b strings.Builder
+	col := 0
+	for i, w := range strings.Split(s, " ") {
+		if i > 0 {
+			if col+len(w) > 74 {
+				b.WriteString("\n// ")
+				col = 0
+			} else {
+				b.WriteString(" ")
+				col++
+			}
+		}
+		b.WriteString(w)
+		col += len(w)
+	}
+	return b.String()
+}
+
+var kongURL = regexp.MustCompile(`^(\s*url:\s*)http://gateway:8080/function/([a-z0-9-]+)(\s*(#.*)?)$`)
+
+// kongCE rewrites kong.yml for the bundled stack: every Kong service keeps
+// its name, routes, plugins and retries (so the edge policy is identical) and
+// its url points at /function/<service> instead of /function/<function>.
+func kongCE(table []routes.Route, kongYAML []byte) ([]byte, error) {
+	public := map[string]string{}
+	for _, r := range table {
+		if r.Kind == routes.Public {
+			public[r.Function] = r.Service
+		}
+	}
+	var b bytes.Buffer
+	b.WriteString("# Code generated by cmd/gen-bundles from gateway/kong.yml and internal/routes; DO NOT EDIT.\n")
+	b.WriteString("# The edge of the bundled faasd-CE stack (stack.ce.yml): kong.yml with every\n")
+	b.WriteString("# service's url pointed at its service's bundle, /function/<service>.\n")
+	var errs []error
+	routed := map[string]bool{}
+	for _, line := range strings.SplitAfter(string(kongYAML), "\n") {
+		body := strings.TrimSuffix(line, "\n")
+		if m := kongURL.FindStringSubmatch(body); m != nil {
+			svc, ok := public[m[2]]
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s routes %s, which is not a public function", KongFile, m[2]))
+				continue
+			}
+			routed[m[2]] = true
+			line = m[1] + "http://gateway:8080/function/" + svc + m[3] + line[len(body):]
+		} else if strings.Contains(body, "/function/") && !strings.HasPrefix(strings.TrimSpace(body), "#") {
+			errs = append(errs, fmt.Errorf("%s: cannot bundle the line %q", KongFile, strings.TrimSpace(body)))
+		}
+		b.WriteString(line)
+	}
+	for fn := range public {
+		if !routed[fn] {
+			errs = append(errs, fmt.Errorf("%s has no route for the public function %s", KongFile, fn))
+		}
+	}
+	return b.Bytes(), errors.Join(errs...)
+}

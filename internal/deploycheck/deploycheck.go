@@ -1,0 +1,501 @@
+// Package deploycheck checks the deployment files that no service here can
+// run (faasd's docker-compose.yml, Kong's vault references, Prometheus'
+// targets) against what the functions and connectors expect: every host and
+// port they are configured with is a declared service, every image is
+// pinned, nothing but Kong is published on all interfaces, volumes are bind
+// mounts under faasd's directory, and every secret file is in the documented
+// layout. Each Check function returns one error per finding, so a test can
+// show every problem at once and a fixture can prove each check fails.
+package deploycheck
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// FaasdDir is faasd's working directory: every bind volume lives under it.
+const FaasdDir = "/var/lib/faasd"
+
+// SecretsDir holds the secret files the compose services mount.
+const SecretsDir = FaasdDir + "/secrets"
+
+// ProjectDir holds the copy of the project's configuration folders (gateway/,
+// monitoring/, env/) that the compose services mount.
+const ProjectDir = FaasdDir + "/shop"
+
+// Compose is the part of a compose file the checks read.
+type Compose struct {
+	// Services maps a service name to its definition.
+	Services map[string]Service `yaml:"services"`
+}
+
+// Service is one compose service.
+type Service struct {
+	// Image is the image reference, as written (variables unresolved).
+	Image string `yaml:"image"`
+	// Command is the service's command, as a list.
+	Command StringList `yaml:"command"`
+	// Environment holds the service's variables (list or map form).
+	Environment Env `yaml:"environment"`
+	// Ports are the published ports in short syntax.
+	Ports []string `yaml:"ports"`
+	// Expose lists the container ports the service listens on.
+	Expose []string `yaml:"expose"`
+	// Volumes are the service's mounts.
+	Volumes []Volume `yaml:"volumes"`
+	// DependsOn lists the services started first.
+	DependsOn []string `yaml:"depends_on"`
+	// Restart is the restart policy, which faasd ignores.
+	Restart string `yaml:"restart"`
+}
+
+// StringList is a compose list that may also be written as one string.
+type StringList []string
+
+// UnmarshalYAML accepts a sequence of strings or a single string.
+func (l *StringList) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*l = StringList{n.Value}
+		return nil
+	}
+	var s []string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	*l = s
+	return nil
+}
+
+// Env is a compose environment, written as a map or as KEY=value items.
+type Env map[string]string
+
+// UnmarshalYAML accepts both compose forms.
+func (e *Env) UnmarshalYAML(n *yaml.Node) error {
+	out := Env{}
+	if n.Kind == yaml.SequenceNode {
+		var items []string
+		if err := n.Decode(&items); err != nil {
+			return err
+		}
+		for _, it := range items {
+			k, v, _ := strings.Cut(it, "=")
+			out[k] = v
+		}
+		*e = out
+		return nil
+	}
+	var m map[string]*string
+	if err := n.Decode(&m); err != nil {
+		return err
+	}
+	for k, v := range m {
+		if v != nil {
+			out[k] = *v
+		} else {
+			out[k] = ""
+		}
+	}
+	*e = out
+	return nil
+}
+
+// Volume is a mount in long syntax (type, source, target) or short syntax.
+type Volume struct {
+	// Type is bind or volume (short syntax: bind when Source is a path).
+	Type string `yaml:"type"`
+	// Source is the host path (bind) or the volume name.
+	Source string `yaml:"source"`
+	// Target is the path inside the container.
+	Target string `yaml:"target"`
+}
+
+// UnmarshalYAML accepts the long syntax and `source:target[:mode]`.
+func (v *Volume) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		parts := strings.Split(n.Value, ":")
+		v.Source, v.Type = parts[0], "volume"
+		if len(parts) > 1 {
+			v.Target = parts[1]
+		}
+		if strings.HasPrefix(v.Source, "/") || strings.HasPrefix(v.Source, ".") || strings.HasPrefix(v.Source, "~") {
+			v.Type = "bind"
+		}
+		return nil
+	}
+	type plain Volume
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*v = Volume(p)
+	return nil
+}
+
+// LoadCompose parses a compose file.
+func LoadCompose(b []byte) (Compose, error) {
+	var c Compose
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		return Compose{}, fmt.Errorf("compose file: %w", err)
+	}
+	if len(c.Services) == 0 {
+		return Compose{}, fmt.Errorf("compose file: no services")
+	}
+	return c, nil
+}
+
+var defaultVar = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-([^}]*))?\}`)
+
+// Resolve substitutes ${VAR:-default} and ${VAR-default} with their default
+// and ${VAR} with nothing: what faasd does with every variable but
+// ARCH_SUFFIX, which also resolves to nothing on amd64.
+func Resolve(s string) string {
+	return defaultVar.ReplaceAllStringFunc(s, func(m string) string {
+		return defaultVar.FindStringSubmatch(m)[1]
+	})
+}
+
+// CheckImagesPinned reports every image without an explicit tag or digest,
+// with the tag latest, or whose reference is incomplete once variables are
+// resolved as faasd resolves them.
+func CheckImagesPinned(c Compose) []error {
+	var errs []error
+	for _, name := range sortedNames(c) {
+		img := Resolve(c.Services[name].Image)
+		if img == "" {
+			errs = append(errs, fmt.Errorf("service %s: no image", name))
+			continue
+		}
+		if strings.HasPrefix(img, "/") || strings.Contains(img, "//") {
+			errs = append(errs, fmt.Errorf("service %s: image %q is incomplete once variables are resolved", name, img))
+			continue
+		}
+		if _, digest, ok := strings.Cut(img, "@"); ok {
+			if !strings.HasPrefix(digest, "sha256:") {
+				errs = append(errs, fmt.Errorf("service %s: image %q: bad digest", name, img))
+			}
+			continue
+		}
+		last := path.Base(img)
+		_, tag, ok := strings.Cut(last, ":")
+		switch {
+		case !ok || tag == "":
+			errs = append(errs, fmt.Errorf("service %s: image %q has no tag (pin a version)", name, img))
+		case tag == "latest" || tag == "stable" || tag == "edge":
+			errs = append(errs, fmt.Errorf("service %s: image %q uses the moving tag %q (pin a version)", name, img, tag))
+		}
+	}
+	return errs
+}
+
+// CheckPublishedPorts reports every port published on all interfaces by a
+// service not in public (short syntax without a host address, or with
+// 0.0.0.0 or ::), and any port in a syntax the check cannot read.
+func CheckPublishedPorts(c Compose, public ...string) []error {
+	var errs []error
+	for _, name := range sortedNames(c) {
+		for _, p := range c.Services[name].Ports {
+			p = Resolve(p)
+			host, ok := publishedHost(p)
+			if !ok {
+				errs = append(errs, fmt.Errorf("service %s: port %q: use HOST_IP:HOST_PORT:CONTAINER_PORT", name, p))
+				continue
+			}
+			if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+				continue
+			}
+			if !slices.Contains(public, name) {
+				errs = append(errs, fmt.Errorf("service %s: port %q is published on all interfaces; bind it to 127.0.0.1 (only %s may be public)", name, p, strings.Join(public, ", ")))
+			}
+		}
+	}
+	return errs
+}
+
+// publishedHost returns the host address of a short-syntax port: empty when
+// it listens on every interface.
+func publishedHost(p string) (string, bool) {
+	p, _, _ = strings.Cut(p, "/")  // protocol
+	if strings.HasPrefix(p, "[") { // [::1]:8080:8080
+		end := strings.Index(p, "]")
+		if end < 0 {
+			return "", false
+		}
+		return p[1:end], strings.Count(p[end+1:], ":") == 2
+	}
+	parts := strings.Split(p, ":")
+	switch len(parts) {
+	case 1, 2:
+		return "", parts[0] != ""
+	case 3:
+		if parts[0] == "0.0.0.0" {
+			return "", true
+		}
+		return parts[0], net.ParseIP(parts[0]) != nil
+	}
+	return "", false
+}
+
+// Endpoint is a host and port a function or connector is configured to
+// reach, and where that configuration comes from.
+type Endpoint struct {
+	// Host is the service name.
+	Host string
+	// Port is the TCP port.
+	Port string
+	// From names the setting, e.g. "env/production.yml REDIS_ADDR".
+	From string
+}
+
+// Endpoints extracts the endpoints of an environment: URL values
+// (postgres://, amqp://, http://, ...) and host:port values of variables whose
+// name ends in _ADDR. Loopback and wildcard hosts (local listeners such as
+// METRICS_ADDR) are not endpoints. Default ports are filled in for the
+// schemes the shop uses.
+func Endpoints(env map[string]string, from string) []Endpoint {
+	var out []Endpoint
+	for _, k := range sortedKeys(env) {
+		v := Resolve(env[k])
+		var host, port string
+		if u, err := url.Parse(v); err == nil && u.Scheme != "" && u.Host != "" {
+			host, port = u.Hostname(), u.Port()
+			if port == "" {
+				port = map[string]string{"http": "80", "https": "443", "postgres": "5432", "postgresql": "5432", "amqp": "5672", "redis": "6379"}[u.Scheme]
+			}
+		} else if strings.HasSuffix(k, "_ADDR") {
+			h, p, err := net.SplitHostPort(v)
+			if err != nil {
+				continue
+			}
+			host, port = h, p
+		} else {
+			continue
+		}
+		if host == "" || host == "localhost" || host == "0.0.0.0" || host == "::" {
+			continue
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			continue
+		}
+		out = append(out, Endpoint{Host: host, Port: port, From: from + " " + k})
+	}
+	return out
+}
+
+// CheckEndpoints reports every endpoint whose host is not a service of c, or
+// whose port the service does not declare (in expose or as a published
+// port's container port). faasd names the OpenFaaS provider faasd-provider
+// itself, so that host is always declared.
+func CheckEndpoints(c Compose, endpoints []Endpoint) []error {
+	var errs []error
+	for _, e := range endpoints {
+		if e.Host == "faasd-provider" {
+			continue
+		}
+		s, ok := c.Services[e.Host]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: host %s is not a service of the compose file", e.From, e.Host))
+			continue
+		}
+		if !slices.Contains(declaredPorts(s), e.Port) {
+			errs = append(errs, fmt.Errorf("%s: service %s does not declare port %s (expose: %v)", e.From, e.Host, e.Port, s.Expose))
+		}
+	}
+	return errs
+}
+
+func declaredPorts(s Service) []string {
+	out := slices.Clone(s.Expose)
+	for _, p := range s.Ports {
+		p, _, _ = strings.Cut(Resolve(p), "/")
+		parts := strings.Split(p, ":")
+		out = append(out, parts[len(parts)-1])
+	}
+	return out
+}
+
+// CheckVolumes reports every volume that is not a bind mount of an absolute
+// path under FaasdDir (faasd supports bind volumes only, and its directory is
+// what an operator backs up), and every restart policy (faasd ignores them:
+// the services must retry on their own).
+func CheckVolumes(c Compose) []error {
+	var errs []error
+	for _, name := range sortedNames(c) {
+		s := c.Services[name]
+		if s.Restart != "" {
+			errs = append(errs, fmt.Errorf("service %s: restart: %s is ignored by faasd; remove it", name, s.Restart))
+		}
+		for _, v := range s.Volumes {
+			switch {
+			case v.Type != "bind":
+				errs = append(errs, fmt.Errorf("service %s: volume %q is not a bind mount (faasd supports bind volumes only)", name, v.Source))
+			case !strings.HasPrefix(path.Clean(v.Source)+"/", FaasdDir+"/") || path.Clean(v.Source) == FaasdDir:
+				errs = append(errs, fmt.Errorf("service %s: bind source %q is not under %s", name, v.Source, FaasdDir))
+			}
+		}
+	}
+	return errs
+}
+
+// CheckSecretFiles reports every bind source under SecretsDir whose file
+// name is not in the documented layout.
+func CheckSecretFiles(c Compose, layout []string) []error {
+	var errs []error
+	for _, name := range sortedNames(c) {
+		for _, v := range c.Services[name].Volumes {
+			rel, ok := strings.CutPrefix(path.Clean(v.Source), SecretsDir+"/")
+			if !ok {
+				continue
+			}
+			if !slices.Contains(layout, rel) {
+				errs = append(errs, fmt.Errorf("service %s: secret file %s is not in the documented secrets layout %v", name, v.Source, layout))
+			}
+		}
+	}
+	return errs
+}
+
+// CheckProjectFiles reports every bind source under ProjectDir that has no
+// counterpart in the project at root (the guide copies gateway/, monitoring/
+// and env/ there).
+func CheckProjectFiles(c Compose, root string) []error {
+	var errs []error
+	for _, name := range sortedNames(c) {
+		for _, v := range c.Services[name].Volumes {
+			rel, ok := strings.CutPrefix(path.Clean(v.Source), ProjectDir+"/")
+			if !ok {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(rel))); err != nil {
+				errs = append(errs, fmt.Errorf("service %s: %s is the copy of %s, which the project lacks", name, v.Source, rel))
+			}
+		}
+	}
+	return errs
+}
+
+// CheckDependsOn reports every depends_on entry that is not a service.
+func CheckDependsOn(c Compose) []error {
+	var errs []error
+	for _, name := range sortedNames(c) {
+		for _, d := range c.Services[name].DependsOn {
+			if _, ok := c.Services[d]; !ok {
+				errs = append(errs, fmt.Errorf("service %s: depends_on %s, which is not a service", name, d))
+			}
+		}
+	}
+	return errs
+}
+
+var vaultEnv = regexp.MustCompile(`\{vault://env/([A-Za-z0-9_-]+)`)
+
+// KongVaultEnv returns the environment variables that the {vault://env/...}
+// references of a Kong declarative file read (Kong's env vault upper-cases
+// the name and turns dashes into underscores), sorted and without repeats.
+func KongVaultEnv(kongYML []byte) []string {
+	var out []string
+	for _, m := range vaultEnv.FindAllSubmatch(kongYML, -1) {
+		name := strings.ToUpper(strings.ReplaceAll(string(m[1]), "-", "_"))
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// CheckKongVault reports every variable of vars that the kong service does
+// not set, either in its environment or with `export NAME=` in its command
+// (how the compose file turns a secret file into a variable).
+func CheckKongVault(c Compose, service string, vars []string) []error {
+	s, ok := c.Services[service]
+	if !ok {
+		return []error{fmt.Errorf("no %s service", service)}
+	}
+	cmd := strings.Join(s.Command, " ")
+	var errs []error
+	for _, v := range vars {
+		if _, ok := s.Environment[v]; ok {
+			continue
+		}
+		if regexp.MustCompile(`export\s+(?:[A-Z0-9_]+=\S+\s+)*` + regexp.QuoteMeta(v) + `=`).MatchString(cmd) {
+			continue
+		}
+		errs = append(errs, fmt.Errorf("service %s: kong.yml reads {vault://env/...} %s, which the service does not set", service, v))
+	}
+	return errs
+}
+
+// PrometheusConfig is the part of prometheus.yml the checks read.
+type PrometheusConfig struct {
+	// ScrapeConfigs are the scrape jobs.
+	ScrapeConfigs []struct {
+		// JobName names the job.
+		JobName string `yaml:"job_name"`
+		// StaticConfigs hold the targets.
+		StaticConfigs []struct {
+			// Targets are host:port (or, for relabelled jobs, names).
+			Targets []string `yaml:"targets"`
+		} `yaml:"static_configs"`
+	} `yaml:"scrape_configs"`
+}
+
+// JobTargets parses prometheus.yml and returns each job's static targets.
+func JobTargets(b []byte) (map[string][]string, error) {
+	var p PrometheusConfig
+	if err := yaml.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("prometheus config: %w", err)
+	}
+	out := map[string][]string{}
+	for _, sc := range p.ScrapeConfigs {
+		for _, st := range sc.StaticConfigs {
+			out[sc.JobName] = append(out[sc.JobName], st.Targets...)
+		}
+	}
+	return out, nil
+}
+
+// SecretsLayout reads the documented secrets layout: the table rows
+// "| `name` | ..." between the markers <!-- secrets-layout:begin --> and
+// <!-- secrets-layout:end --> of the deploy guide.
+func SecretsLayout(doc []byte) ([]string, error) {
+	_, rest, ok := bytes.Cut(doc, []byte("<!-- secrets-layout:begin -->"))
+	if !ok {
+		return nil, fmt.Errorf("no <!-- secrets-layout:begin --> marker")
+	}
+	block, _, ok := bytes.Cut(rest, []byte("<!-- secrets-layout:end -->"))
+	if !ok {
+		return nil, fmt.Errorf("no <!-- secrets-layout:end --> marker")
+	}
+	row := regexp.MustCompile("(?m)^\\|\\s*`([^`]+)`\\s*\\|")
+	var out []string
+	for _, m := range row.FindAllSubmatch(block, -1) {
+		out = append(out, string(m[1]))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("the secrets layout table is empty")
+	}
+	return out, nil
+}
+
+func sortedNames(c Compose) []string {
+	return sortedKeys(c.Services)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,344 @@
+package deploycheck
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"gopkg.in/yaml.v3"
+
+	"github.com/shopfaas/shop/internal/stackfile"
+)
+
+func root(tb testing.TB) string {
+	tb.Helper()
+	r, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r
+}
+
+func read(tb testing.TB, rel string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join(root(tb), rel))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func realCompose(tb testing.TB) Compose {
+	tb.Helper()
+	c, err := LoadCompose(read(tb, "docker-compose.yml"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// tool returns the path of a CI tool: a missing one fails the test (CI
+// installs it, see .ci/run) unless -short was asked for.
+func tool(t *testing.T, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if testing.Short() {
+			t.Skipf("%s not installed (-short)", name)
+		}
+		t.Fatalf("%s is required: apt-get install -y %s (.ci/run installs it)", name, pkg)
+	}
+	return p
+}
+
+func runTool(t *testing.T, dir string, name string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func errStrings(errs []error) []string {
+	var out []string
+	for _, e := range errs {
+		out = append(out, e.Error())
+	}
+	return out
+}
+
+func wantFindings(t *testing.T, what string, errs []error, substrings ...string) {
+	t.Helper()
+	if len(errs) != len(substrings) {
+		t.Fatalf("%s: got %d findings %q, want %d", what, len(errs), errStrings(errs), len(substrings))
+	}
+	for i, s := range substrings {
+		if !strings.Contains(errs[i].Error(), s) {
+			t.Errorf("%s: finding %q lacks %q", what, errs[i], s)
+		}
+	}
+}
+
+func TestDockerComposeConfig(t *testing.T) {
+	dc := tool(t, "docker-compose", "docker-compose")
+	dir := t.TempDir() // no .env file of the project may leak in
+	if out, err := runTool(t, dir, dc, "-f", filepath.Join(root(t), "docker-compose.yml"), "config", "-q"); err != nil {
+		t.Fatalf("docker-compose config: %v\n%s", err, out)
+	}
+	broken := strings.Replace(string(read(t, "docker-compose.yml")), "    expose: [\"6379\"]\n", "    expose: [\"6379\"]\n    restart_policy: always\n", 1)
+	if !strings.Contains(broken, "restart_policy") {
+		t.Fatal("fixture: redis no longer exposes 6379")
+	}
+	f := filepath.Join(dir, "docker-compose.yml")
+	if err := os.WriteFile(f, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runTool(t, dir, dc, "-f", f, "config", "-q"); err == nil {
+		t.Fatalf("docker-compose config accepted an unknown key:\n%s", out)
+	}
+}
+
+func TestPromtool(t *testing.T) {
+	pt := tool(t, "promtool", "prometheus")
+	r := root(t)
+	for _, args := range [][]string{
+		{"check", "config", "monitoring/prometheus.yml"},
+		{"check", "rules", "monitoring/rules/shop.yml"},
+		{"test", "rules", "monitoring/rules/tests/shop_test.yml"},
+	} {
+		if out, err := runTool(t, r, pt, args...); err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	// A broken rule and a broken config fail.
+	dir := t.TempDir()
+	bad := strings.Replace(string(read(t, "monitoring/rules/shop.yml")), "> 0.05", "> > 0.05", 1)
+	if err := os.WriteFile(filepath.Join(dir, "bad.yml"), []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runTool(t, dir, pt, "check", "rules", "bad.yml"); err == nil {
+		t.Errorf("promtool accepted a broken rule:\n%s", out)
+	}
+	badCfg := strings.Replace(string(read(t, "monitoring/prometheus.yml")), "scrape_interval:", "scrape_intervall:", 1)
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(badCfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runTool(t, dir, pt, "check", "config", "prometheus.yml"); err == nil {
+		t.Errorf("promtool accepted an unknown key:\n%s", out)
+	}
+}
+
+// TestComposeDeclaresWhatTheStackExpects is the contract between the compose
+// file and the services' configuration.
+func TestComposeDeclaresWhatTheStackExpects(t *testing.T) {
+	c := realCompose(t)
+	var prod struct {
+		Environment map[string]string `yaml:"environment"`
+	}
+	if err := yaml.Unmarshal(read(t, "env/production.yml"), &prod); err != nil {
+		t.Fatal(err)
+	}
+	eps := Endpoints(prod.Environment, "env/production.yml")
+	var got []string
+	for _, e := range eps {
+		got = append(got, e.Host+":"+e.Port)
+	}
+	slices.Sort(got)
+	got = slices.Compact(got)
+	want := []string{"gateway:8080", "jaeger:4318", "meilisearch:7700", "postgres:5432", "redis:6379"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("endpoints of env/production.yml (-want +got):\n%s", diff)
+	}
+	for _, name := range []string{"outbox-relay", "rabbitmq-connector", "scheduler"} {
+		s, ok := c.Services[name]
+		if !ok {
+			t.Errorf("no %s service", name)
+			continue
+		}
+		eps = append(eps, Endpoints(s.Environment, "service "+name)...)
+		if strings.Contains(strings.Join(s.Command, " "), "RABBITMQ_URL=") {
+			eps = append(eps, Endpoint{Host: "rabbitmq", Port: "5672", From: "service " + name + " RABBITMQ_URL"})
+		}
+	}
+	if errs := CheckEndpoints(c, eps); len(errs) > 0 {
+		t.Errorf("undeclared endpoints:\n%s", strings.Join(errStrings(errs), "\n"))
+	}
+	for _, core := range []string{"gateway", "nats", "queue-worker", "prometheus", "postgres", "rabbitmq", "redis", "meilisearch", "kong", "jaeger", "grafana"} {
+		if _, ok := c.Services[core]; !ok {
+			t.Errorf("no %s service", core)
+		}
+	}
+}
+
+func TestComposeRules(t *testing.T) {
+	c := realCompose(t)
+	layout, err := SecretsLayout(read(t, "docs/deploy-faasd.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errs []error
+	errs = append(errs, CheckImagesPinned(c)...)
+	errs = append(errs, CheckPublishedPorts(c, "kong")...)
+	errs = append(errs, CheckVolumes(c)...)
+	errs = append(errs, CheckSecretFiles(c, layout)...)
+	errs = append(errs, CheckProjectFiles(c, root(t))...)
+	errs = append(errs, CheckDependsOn(c)...)
+	if len(errs) > 0 {
+		t.Errorf("docker-compose.yml:\n%s", strings.Join(errStrings(errs), "\n"))
+	}
+	if diff := cmp.Diff([]string{"8000:8000", "8443:8443"}, c.Services["kong"].Ports); diff != "" {
+		t.Errorf("kong's ports (-want +got):\n%s", diff)
+	}
+	if !slices.Contains(c.Services["kong"].DependsOn, "gateway") {
+		t.Error("kong must depend on gateway (it reads /etc/hosts once)")
+	}
+	if got := c.Services["gateway"].Ports; !slices.Equal(got, []string{"127.0.0.1:8080:8080"}) {
+		t.Errorf("gateway ports %q, want 127.0.0.1:8080:8080 only", got)
+	}
+}
+
+func TestKongVaultReferencesAreSet(t *testing.T) {
+	c := realCompose(t)
+	vars := KongVaultEnv(read(t, "gateway/kong.yml"))
+	t.Logf("kong.yml vault variables: %v", vars)
+	if errs := CheckKongVault(c, "kong", vars); len(errs) > 0 {
+		t.Error(strings.Join(errStrings(errs), "\n"))
+	}
+	if errs := CheckKongVault(c, "kong", []string{"SHOP_NOT_SET"}); len(errs) != 1 {
+		t.Errorf("an unset vault variable: %v, want one finding", errs)
+	}
+}
+
+func TestPrometheusTargets(t *testing.T) {
+	jobs, err := JobTargets(read(t, "monitoring/prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := stackfile.LoadEnv(filepath.Join(root(t), "stack.yml"), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fns []string
+	for name := range s.Functions {
+		fns = append(fns, name)
+	}
+	slices.Sort(fns)
+	got := slices.Sorted(slices.Values(jobs["functions"]))
+	if diff := cmp.Diff(fns, got); diff != "" {
+		t.Errorf("job functions vs stack.yml's functions (-stack +prometheus):\n%s", diff)
+	}
+	c := realCompose(t)
+	var eps []Endpoint
+	for job, targets := range jobs {
+		if job == "functions" {
+			continue
+		}
+		for _, tg := range targets {
+			host, port, _ := strings.Cut(tg, ":")
+			if host != "localhost" {
+				eps = append(eps, Endpoint{Host: host, Port: port, From: "prometheus job " + job})
+			}
+		}
+	}
+	if errs := CheckEndpoints(c, eps); len(errs) > 0 {
+		t.Error(strings.Join(errStrings(errs), "\n"))
+	}
+}
+
+func TestGrafanaProvisioning(t *testing.T) {
+	var ds struct {
+		Datasources []struct{ UID, Type string } `yaml:"datasources"`
+	}
+	if err := yaml.Unmarshal(read(t, "monitoring/grafana/provisioning/datasources/shop.yml"), &ds); err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, d := range ds.Datasources {
+		types = append(types, d.Type+"/"+d.UID)
+	}
+	if diff := cmp.Diff([]string{"prometheus/prometheus", "jaeger/jaeger"}, types); diff != "" {
+		t.Errorf("datasources (-want +got):\n%s", diff)
+	}
+	var dash struct {
+		UID    string `yaml:"uid"`
+		Panels []struct {
+			Title   string `yaml:"title"`
+			Targets []struct {
+				Expr string `yaml:"expr"`
+			} `yaml:"targets"`
+		} `yaml:"panels"`
+	}
+	if err := yaml.Unmarshal(read(t, "monitoring/grafana/dashboards/shop-overview.json"), &dash); err != nil {
+		t.Fatal(err)
+	}
+	var exprs []string
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			exprs = append(exprs, tg.Expr)
+		}
+	}
+	all := strings.Join(exprs, "\n")
+	for _, metric := range []string{"function_requests_total", "function_request_duration_seconds_bucket", "shop_outbox_oldest_pending_age_seconds", "shop_dead_letters", `function="create-order",code="201"`} {
+		if !strings.Contains(all, metric) {
+			t.Errorf("the dashboard shows no %s", metric)
+		}
+	}
+}
+
+// TestChecksFail proves each check reports what it exists for.
+func TestChecksFail(t *testing.T) {
+	fixture := `
+services:
+  api:
+    image: example/api
+    ports: ["8080:8080", "127.0.0.1:9000:9000", "0.0.0.0:7000:7000"]
+    restart: always
+    volumes:
+      - data:/var/lib/data
+      - /etc/api:/etc/api
+      - type: bind
+        source: /var/lib/faasd/secrets/unknown
+        target: /run/secrets/unknown
+      - type: bind
+        source: /var/lib/faasd/shop/monitoring/missing.yml
+        target: /x
+    depends_on: [ghost]
+  db:
+    image: postgres:latest
+    expose: ["5432"]
+  relay:
+    image: ${REGISTRY}/relay:${TAG:-dev}
+    environment:
+      - DB=postgres://shop@db:5433/x
+      - CACHE_ADDR=cache:6379
+      - METRICS_ADDR=0.0.0.0:9464
+      - LOCAL=http://127.0.0.1:8080
+  kong:
+    image: kong:3.9.0
+    ports: ["8000:8000"]
+    command: ["sh", "-c", "export A_SET=$$(cat f); exec kong"]
+`
+	c, err := LoadCompose([]byte(fixture))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFindings(t, "images", CheckImagesPinned(c), `"example/api" has no tag`, `moving tag "latest"`, "incomplete")
+	wantFindings(t, "ports", CheckPublishedPorts(c, "kong"), `"8080:8080" is published on all interfaces`, `"0.0.0.0:7000:7000" is published on all interfaces`)
+	wantFindings(t, "volumes", CheckVolumes(c), "restart: always", "not a bind mount", `"/etc/api" is not under /var/lib/faasd`)
+	wantFindings(t, "secrets", CheckSecretFiles(c, []string{"jwt-secret"}), "secret file /var/lib/faasd/secrets/unknown")
+	wantFindings(t, "project files", CheckProjectFiles(c, root(t)), "monitoring/missing.yml")
+	wantFindings(t, "depends_on", CheckDependsOn(c), "ghost")
+	eps := Endpoints(c.Services["relay"].Environment, "relay")
+	if diff := cmp.Diff([]Endpoint{{Host: "cache", Port: "6379", From: "relay CACHE_ADDR"}, {Host: "db", Port: "5433", From: "relay DB"}}, eps); diff != "" {
+		t.Errorf("Endpoints (-want +got):\n%s", diff)
+	}
+	wantFindings(t, "endpoints", CheckEndpoints(c, eps), "host cache is not a service", "does not declare port 5433")
+	wantFindings(t, "kong vault", CheckKongVault(c, "kong", KongVaultEnv([]byte("secret: {vault://env/a-set}\nother: {vault://env/b-missing}"))), "B_MISSING")
+	if _, err := SecretsLayout([]byte("no markers")); err == nil {
+		t.Error("SecretsLayout without markers: no error")
+	}
+}

@@ -1,0 +1,277 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+)
+
+// policyDoc is a small file with the project's policy shapes.
+const policyDoc = `
+_format_version: "3.0"
+services:
+  - name: open
+    url: http://gateway:8080/function/open
+    routes: [{name: open, paths: ["~/open$"], methods: [POST, OPTIONS], strip_path: false}]
+    plugins:
+      - name: rate-limiting
+        config: {minute: 3, limit_by: ip, policy: redis, redis: {host: redis, port: 6379}}
+  - name: private
+    url: http://gateway:8080/function/private
+    routes: [{name: private, paths: ["~/private$"], methods: [GET, POST, OPTIONS], strip_path: false}]
+    plugins:
+      - name: jwt
+        config: {claims_to_verify: [exp], uri_param_names: []}
+      - name: rate-limiting
+        config: {minute: 2, limit_by: header, header_name: Authorization, policy: local}
+consumers:
+  - username: issuer
+    jwt_secrets: [{key: shop-users, algorithm: HS256, secret: "{vault://env/shop-jwt-secret}"}]
+plugins:
+  - name: correlation-id
+    config: {header_name: X-Correlation-ID, generator: uuid, echo_downstream: true}
+  - name: cors
+    config:
+      origins: [http://localhost:3000]
+      methods: [GET, POST]
+      headers: [Authorization, Idempotency-Key, X-Correlation-ID]
+      max_age: 600
+  - name: opentelemetry
+    config: {traces_endpoint: http://jaeger:4318/v1/traces, propagation: {default_format: w3c}}
+  - name: prometheus
+    config: {status_code_metrics: true}
+`
+
+// seen is what the upstream received.
+type seen struct {
+	Path, Consumer, Traceparent string
+}
+
+// policyEdge serves policyDoc in front of a recording upstream, with its
+// own Redis key prefix (removed at cleanup) and a settable clock.
+func policyEdge(t *testing.T, now *time.Time) *httptest.Server {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(seen{r.URL.Path, r.Header.Get("X-Consumer-Username"), r.Header.Get("Traceparent")})
+	}))
+	t.Cleanup(up.Close)
+	decl, err := Parse([]byte(policyDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "test:edge:" + uuid.NewString() + ":"
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("redis at 127.0.0.1:6379 is required: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
+		if len(keys) > 0 {
+			rdb.Del(ctx, keys...)
+		}
+		rdb.Close()
+	})
+	e, err := New(decl, Options{
+		Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://"), "redis:6379": "127.0.0.1:6379"},
+		Getenv:    testEnv, KeyPrefix: prefix, Now: func() time.Time { return *now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func send(t *testing.T, method, url string, header map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader("{}"))
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, b
+}
+
+func token(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestJWT(t *testing.T) {
+	now := time.Now()
+	srv := policyEdge(t, &now)
+	exp := now.Add(time.Hour).Unix()
+	valid := token(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"iss": "shop-users", "sub": "u1", "exp": exp})
+	tests := []struct {
+		name   string
+		header map[string]string
+		query  string
+		want   int
+	}{
+		{"valid", map[string]string{"Authorization": "Bearer " + valid}, "", 200},
+		{"lower-case bearer", map[string]string{"Authorization": "bearer " + valid}, "", 200},
+		{"no token", nil, "", 401},
+		{"not bearer", map[string]string{"Authorization": "Basic " + valid}, "", 401},
+		{"query token not configured", nil, "?jwt=" + valid, 401},
+		{"forged", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodHS256,
+			[]byte("another-secret-another-secret-!!"), jwt.MapClaims{"iss": "shop-users", "exp": exp})}, "", 401},
+		{"unknown issuer", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodHS256,
+			[]byte(testSecret), jwt.MapClaims{"iss": "someone", "exp": exp})}, "", 401},
+		{"other algorithm", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodHS512,
+			[]byte(testSecret), jwt.MapClaims{"iss": "shop-users", "exp": exp})}, "", 401},
+		{"none algorithm", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodNone,
+			jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{"iss": "shop-users", "exp": exp})}, "", 401},
+		{"expired", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodHS256,
+			[]byte(testSecret), jwt.MapClaims{"iss": "shop-users", "exp": now.Add(-time.Second).Unix()})}, "", 401},
+		{"no exp", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodHS256,
+			[]byte(testSecret), jwt.MapClaims{"iss": "shop-users"})}, "", 401},
+		{"garbage", map[string]string{"Authorization": "Bearer abc.def.ghi"}, "", 401},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, b := send(t, "GET", srv.URL+"/private"+tc.query, tc.header)
+			if res.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d: %s", res.StatusCode, tc.want, b)
+			}
+			if res.Header.Get("X-Correlation-ID") == "" {
+				t.Error("no correlation id")
+			}
+			if tc.want == 401 {
+				var p map[string]any
+				_ = json.Unmarshal(b, &p)
+				if p["code"] != "unauthenticated" || res.Header.Get("Content-Type") != "application/problem+json" ||
+					res.Header.Get("WWW-Authenticate") == "" {
+					t.Errorf("401 answer %s %v", b, res.Header)
+				}
+				return
+			}
+			var s seen
+			_ = json.Unmarshal(b, &s)
+			if s.Consumer != "issuer" {
+				t.Errorf("upstream saw consumer %q", s.Consumer)
+			}
+		})
+	}
+}
+
+func TestJWTSecretMustResolve(t *testing.T) {
+	decl, err := Parse([]byte(policyDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(decl, Options{Getenv: func(string) string { return "" }}); err == nil ||
+		!strings.Contains(err.Error(), "SHOP_JWT_SECRET") {
+		t.Errorf("an unset SHOP_JWT_SECRET was accepted: %v", err)
+	}
+}
+
+func TestRateLimitByIPInRedis(t *testing.T) {
+	now := time.Date(2026, 1, 1, 10, 0, 15, 0, time.UTC)
+	srv := policyEdge(t, &now)
+	for i := 1; i <= 3; i++ {
+		res, b := send(t, "POST", srv.URL+"/open", nil)
+		if res.StatusCode != 200 {
+			t.Fatalf("request %d: %d %s", i, res.StatusCode, b)
+		}
+		got := []string{res.Header.Get("X-RateLimit-Limit-Minute"), res.Header.Get("X-RateLimit-Remaining-Minute"),
+			res.Header.Get("RateLimit-Limit"), res.Header.Get("RateLimit-Remaining"), res.Header.Get("RateLimit-Reset")}
+		if diff := cmp.Diff([]string{"3", strconv.Itoa(3 - i), "3", strconv.Itoa(3 - i), "45"}, got); diff != "" {
+			t.Errorf("request %d headers (-want +got):\n%s", i, diff)
+		}
+	}
+	res, b := send(t, "POST", srv.URL+"/open", nil)
+	var p map[string]any
+	_ = json.Unmarshal(b, &p)
+	if res.StatusCode != 429 || res.Header.Get("Retry-After") != "45" || p["code"] != "rate_limited" ||
+		res.Header.Get("X-Correlation-ID") == "" {
+		t.Errorf("4th request: %d Retry-After %q %s", res.StatusCode, res.Header.Get("Retry-After"), b)
+	}
+	now = now.Add(45 * time.Second) // the next minute's window
+	if res, b := send(t, "POST", srv.URL+"/open", nil); res.StatusCode != 200 {
+		t.Errorf("next minute: %d %s", res.StatusCode, b)
+	}
+}
+
+func TestRateLimitByToken(t *testing.T) {
+	now := time.Now()
+	srv := policyEdge(t, &now)
+	a := token(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"iss": "shop-users", "sub": "a", "exp": now.Add(time.Hour).Unix()})
+	b := token(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"iss": "shop-users", "sub": "b", "exp": now.Add(time.Hour).Unix()})
+	var codes []int
+	for _, tok := range []string{a, a, a, b, b} {
+		res, _ := send(t, "POST", srv.URL+"/private", map[string]string{"Authorization": "Bearer " + tok})
+		codes = append(codes, res.StatusCode)
+	}
+	if diff := cmp.Diff([]int{200, 200, 429, 200, 200}, codes); diff != "" {
+		t.Errorf("per-token limit of 2 (-want +got):\n%s", diff)
+	}
+}
+
+func TestCORS(t *testing.T) {
+	now := time.Now()
+	srv := policyEdge(t, &now)
+	preflight := func(origin string) *http.Response {
+		res, _ := send(t, "OPTIONS", srv.URL+"/private", map[string]string{"Origin": origin,
+			"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"})
+		return res
+	}
+	res := preflight("http://localhost:3000")
+	got := []string{strconv.Itoa(res.StatusCode), res.Header.Get("Access-Control-Allow-Origin"), res.Header.Get("Vary"),
+		res.Header.Get("Access-Control-Allow-Methods"), res.Header.Get("Access-Control-Allow-Headers"), res.Header.Get("Access-Control-Max-Age")}
+	if diff := cmp.Diff([]string{"200", "http://localhost:3000", "Origin", "GET,POST", "Authorization,Idempotency-Key,X-Correlation-ID", "600"}, got); diff != "" {
+		t.Errorf("allowed preflight (-want +got):\n%s", diff)
+	}
+	res = preflight("http://evil.example")
+	if res.StatusCode != 200 || res.Header.Get("Access-Control-Allow-Origin") != "" || res.Header.Get("Vary") != "Origin" {
+		t.Errorf("other origin: %d %v", res.StatusCode, res.Header)
+	}
+	// Actual requests, including a plugin's error, carry the headers.
+	res, _ = send(t, "GET", srv.URL+"/private", map[string]string{"Origin": "http://localhost:3000"})
+	if res.StatusCode != 401 || res.Header.Get("Access-Control-Allow-Origin") != "http://localhost:3000" {
+		t.Errorf("401 from an allowed origin: %d %v", res.StatusCode, res.Header)
+	}
+	res, _ = send(t, "POST", srv.URL+"/open", map[string]string{"Origin": "http://evil.example"})
+	if res.Header.Get("Access-Control-Allow-Origin") != "" || res.Header.Get("Vary") != "Origin" {
+		t.Errorf("other origin: %v", res.Header)
+	}
+}
+
+func TestTraceparent(t *testing.T) {
+	now := time.Now()
+	srv := policyEdge(t, &now)
+	_, b := send(t, "POST", srv.URL+"/open", nil)
+	var s seen
+	_ = json.Unmarshal(b, &s)
+	if !traceparent.MatchString(s.Traceparent) {
+		t.Errorf("created traceparent %q", s.Traceparent)
+	}
+	in := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	_, b = send(t, "POST", srv.URL+"/open", map[string]string{"Traceparent": in})
+	_ = json.Unmarshal(b, &s)
+	if !strings.HasPrefix(s.Traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-") || s.Traceparent == in {
+		t.Errorf("continued traceparent %q", s.Traceparent)
+	}
+}

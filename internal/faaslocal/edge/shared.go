@@ -1,0 +1,124 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// shared is what the plugin instances of one edge share.
+type shared struct {
+	upstreams map[string]string
+	mu        sync.Mutex
+	redis     map[string]*redis.Client
+}
+
+// redisClient returns the edge's client for host:port (after the Upstreams
+// rewrite), created on first use; go-redis connects lazily.
+func (s *shared) redisClient(hostport string, db int) *redis.Client {
+	if addr, ok := s.upstreams[hostport]; ok {
+		hostport = addr
+	}
+	key := fmt.Sprintf("%s/%d", hostport, db)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.redis[key]
+	if !ok {
+		c = redis.NewClient(&redis.Options{Addr: hostport, DB: db, PoolSize: 4})
+		s.redis[key] = c
+	}
+	return c
+}
+
+func (s *shared) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for k, c := range s.redis {
+		errs = append(errs, c.Close())
+		delete(s.redis, k)
+	}
+	return errors.Join(errs...)
+}
+
+// resolve returns a field's value: a Kong env vault reference
+// {vault://env/NAME} is read from the environment variable NAME upper-cased
+// with dashes as underscores (Kong's env vault convention); anything else is
+// returned as is. An unset variable is an error, as Kong refuses an
+// unresolvable reference.
+func resolve(v string, getenv func(string) string) (string, error) {
+	ref, ok := strings.CutPrefix(v, "{vault://")
+	if !ok || !strings.HasSuffix(ref, "}") {
+		return v, nil
+	}
+	ref = strings.TrimSuffix(ref, "}")
+	name, ok := strings.CutPrefix(ref, "env/")
+	if !ok || name == "" || strings.ContainsAny(name, "/?#") {
+		return "", fmt.Errorf("vault reference %s: only {vault://env/NAME} is supported", v)
+	}
+	env := strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	val := getenv(env)
+	if val == "" {
+		return "", fmt.Errorf("vault reference %s: environment variable %s is not set", v, env)
+	}
+	return val, nil
+}
+
+// ctxKey keys what one plugin tells a later one about the request.
+type ctxKey int
+
+const identityKey ctxKey = 1
+
+// identity is the consumer and credential the jwt plugin authenticated.
+type identity struct {
+	consumer, credential string
+}
+
+func withIdentity(r *http.Request, id identity) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), identityKey, id))
+}
+
+func identityOf(r *http.Request) (identity, bool) {
+	id, ok := r.Context().Value(identityKey).(identity)
+	return id, ok
+}
+
+// responseHook runs before once before the response headers are written,
+// whoever writes them (a plugin's error or the upstream's answer).
+type responseHook struct {
+	http.ResponseWriter
+	before func(h http.Header, status int)
+	wrote  bool
+}
+
+func (h *responseHook) WriteHeader(status int) {
+	if !h.wrote {
+		h.wrote = true
+		h.before(h.Header(), status)
+	}
+	h.ResponseWriter.WriteHeader(status)
+}
+
+func (h *responseHook) Write(b []byte) (int, error) {
+	if !h.wrote {
+		h.WriteHeader(http.StatusOK)
+	}
+	return h.ResponseWriter.Write(b)
+}
+
+func (h *responseHook) Flush() {
+	if !h.wrote {
+		h.WriteHeader(http.StatusOK)
+	}
+	if f, ok := h.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (h *responseHook) Unwrap() http.ResponseWriter { return h.ResponseWriter }

@@ -1,0 +1,155 @@
+// Package kongcheck is the CI check of a Kong declarative file against the
+// route table (internal/routes) and a stack file: Kong cannot run here, so
+// every mistake that would only show on a real deploy — an unknown key or
+// plugin, a route to a missing function, a public endpoint without a route,
+// an internal function exposed, a user route without jwt — fails a test.
+package kongcheck
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/faaslocal/edge"
+	"github.com/shopfaas/shop/internal/routes"
+	"github.com/shopfaas/shop/internal/stackfile"
+)
+
+// Options parameterise the check for one pair of files.
+type Options struct {
+	// Function names the stack function that serves a route of the table.
+	// Default: the route's own function (gateway/kong.yml with stack.yml);
+	// the bundled faasd-CE stack passes func(r) string { return r.Service }.
+	Function func(routes.Route) string
+	// Table is the route table (default routes.Table()).
+	Table []routes.Route
+}
+
+func (o *Options) setDefaults() {
+	if o.Function == nil {
+		o.Function = func(r routes.Route) string { return r.Function }
+	}
+	if o.Table == nil {
+		o.Table = routes.Table()
+	}
+}
+
+// Plugins is exactly the set of plugins the shop's Kong files may use: the
+// ones the local edge implements, so development and production apply the
+// same policy.
+func Plugins() []string { return edge.Plugins() }
+
+var serviceURL = regexp.MustCompile(`^http://gateway:8080/function/([a-z0-9][a-z0-9-]*)$`)
+
+// Check validates kongFile against stackFile and the route table and
+// returns every problem found, joined (nil when the pair is consistent).
+func Check(kongFile, stackFile string, opts Options) error {
+	opts.setDefaults()
+	decl, err := edge.Load(kongFile) // unknown keys, format, paths
+	if err != nil {
+		return err
+	}
+	stack, err := stackfile.Load(stackFile)
+	if err != nil {
+		return fmt.Errorf("stack %s: %w", stackFile, err)
+	}
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	// Plugins and their fields: the local edge refuses unknown ones. Vault
+	// references resolve to a placeholder here.
+	placeholder := func(string) string { return strings.Repeat("x", auth.MinKeyBytes) }
+	if e, err := edge.New(decl, edge.Options{Getenv: placeholder}); err != nil {
+		fail("%s: %w", kongFile, err)
+	} else {
+		_ = e.Close()
+	}
+
+	// What the table says each stack function serves.
+	public := map[string][]routes.Route{} // function -> its public routes
+	served := map[string]bool{}           // function serves some route of the table
+	for _, r := range opts.Table {
+		fn := opts.Function(r)
+		served[fn] = true
+		if r.Kind == routes.Public {
+			public[fn] = append(public[fn], r)
+		}
+	}
+
+	covered := map[string]bool{} // table route key -> routed
+	usesJWT := false
+	for _, s := range decl.Services {
+		m := serviceURL.FindStringSubmatch(s.URL)
+		if m == nil {
+			fail("service %s: url %q is not http://gateway:8080/function/<name>", s.Name, s.URL)
+			continue
+		}
+		fn := m[1]
+		if _, ok := stack.Functions[fn]; !ok {
+			fail("service %s routes to function %s, which is not in %s", s.Name, fn, stackFile)
+		}
+		if served[fn] && len(public[fn]) == 0 {
+			fail("service %s exposes %s, which has no public route (internal, event or scheduled functions are never routed by the edge)", s.Name, fn)
+			continue
+		}
+		for _, kr := range s.Routes {
+			methods := slices.DeleteFunc(slices.Clone(kr.Methods), func(m string) bool { return m == "OPTIONS" })
+			if len(methods) == 0 {
+				fail("route %s: methods are required (a route without methods exposes every method of %s)", kr.Name, fn)
+			}
+			jwt := slices.ContainsFunc(decl.PluginsFor(s.Name, kr.Name), func(p edge.Plugin) bool { return p.Name == "jwt" })
+			usesJWT = usesJWT || jwt
+			for _, method := range methods {
+				for _, path := range kr.Paths {
+					i := slices.IndexFunc(public[fn], func(r routes.Route) bool {
+						return r.Method == method && r.KongPath() == path
+					})
+					if i < 0 {
+						fail("route %s: %s %s is not a public route of the table served by %s", kr.Name, method, path, fn)
+						continue
+					}
+					r := public[fn][i]
+					covered[r.Method+" "+r.Path] = true
+					if r.NeedsToken() && !jwt {
+						fail("route %s: %s %s is for %s access but has no jwt plugin", kr.Name, method, r.Path, r.Access)
+					}
+					if !r.Idempotent && (s.Retries == nil || *s.Retries != 0) {
+						fail("service %s: %s %s is not idempotent: it needs retries: 0", s.Name, method, r.Path)
+					}
+				}
+			}
+		}
+	}
+	for _, r := range opts.Table {
+		if r.Kind == routes.Public && !covered[r.Method+" "+r.Path] {
+			fail("public route %s %s (%s) has no route in %s", r.Method, r.Path, opts.Function(r), kongFile)
+		}
+	}
+	if usesJWT {
+		errs = append(errs, checkIssuer(decl))
+	}
+	return errors.Join(errs...)
+}
+
+// checkIssuer requires the credential that verifies login-user's tokens:
+// key = auth.Issuer, HS256, the secret a vault reference, never a literal.
+func checkIssuer(decl *edge.Declarative) error {
+	for _, c := range decl.Consumers {
+		for _, j := range c.JWTSecrets {
+			if j.Key != auth.Issuer {
+				continue
+			}
+			if j.Algorithm != "HS256" {
+				return fmt.Errorf("consumer %s: the %s credential must use HS256, not %q", c.Username, auth.Issuer, j.Algorithm)
+			}
+			if !strings.HasPrefix(j.Secret, "{vault://env/") || !strings.HasSuffix(j.Secret, "}") {
+				return fmt.Errorf("consumer %s: the %s credential's secret must be a {vault://env/NAME} reference, not a value", c.Username, auth.Issuer)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("jwt is used but no consumer has a jwt_secrets credential with key %q (internal/auth.Issuer)", auth.Issuer)
+}

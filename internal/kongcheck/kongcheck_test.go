@@ -1,0 +1,129 @@
+package kongcheck_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/shopfaas/shop/internal/kongcheck"
+	"github.com/shopfaas/shop/internal/routes"
+)
+
+// table is the fixtures' route table.
+func table() []routes.Route {
+	return []routes.Route{
+		{Function: "hello", Service: "greet", Kind: routes.Public, Method: "GET", Path: "/api/v1/hello", Access: routes.Anyone, Idempotent: true},
+		{Function: "me", Service: "greet", Kind: routes.Public, Method: "GET", Path: "/api/v1/me", Access: routes.User, Idempotent: true},
+		{Function: "post-note", Service: "notes", Kind: routes.Public, Method: "POST", Path: "/api/v1/notes", Access: routes.User},
+		{Function: "secret-fn", Service: "notes", Kind: routes.Internal},
+	}
+}
+
+func fixture(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// write stores a variant of a fixture and returns its path.
+func write(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestProjectFilesPass(t *testing.T) {
+	if err := kongcheck.Check("../../gateway/kong.yml", "../../stack.yml", kongcheck.Options{}); err != nil {
+		t.Error(err)
+	}
+}
+
+// The bundled faasd-CE pair: one function per service serves its routes.
+func TestBundledFilesPass(t *testing.T) {
+	bySvc := kongcheck.Options{Function: func(r routes.Route) string { return r.Service }}
+	if err := kongcheck.Check("../../gateway/kong.ce.yml", "../../stack.ce.yml", bySvc); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestFixturePasses(t *testing.T) {
+	if err := kongcheck.Check("testdata/kong.yml", "testdata/stack.yml", kongcheck.Options{Table: table()}); err != nil {
+		t.Error(err)
+	}
+}
+
+// Each mistake is caught, with a message naming it.
+func TestEachMistakeFails(t *testing.T) {
+	kong, stack := fixture(t, "kong.yml"), fixture(t, "stack.yml")
+	secretService := `
+  - name: secret-fn
+    url: http://gateway:8080/function/secret-fn
+    routes: [{name: secret-fn, paths: ["~/api/v1/secret$"], methods: [POST], strip_path: false}]
+plugins:`
+	tests := []struct {
+		name        string
+		kong, stack string
+		want        string
+	}{
+		{"unknown top-level key", "upstreams: []\n" + kong, stack, "field upstreams not found"},
+		{"unknown service field", strings.Replace(kong, "    retries: 0", "    retries: 0\n    retry: 1", 1), stack, "field retry not found"},
+		{"unknown route field", strings.Replace(kong, "        strip_path: false", "        strip_path: false\n        hosts: [a.example]", 1), stack, "field hosts not found"},
+		{"unknown plugin field", strings.Replace(kong, "echo_downstream: true", "echo_downstream: true, echo: true", 1), stack, "unknown field"},
+		{"unknown plugin", strings.Replace(kong, "  - name: correlation-id", "  - name: key-auth\n  - name: correlation-id", 1), stack, `plugin "key-auth"`},
+		{"route to a function missing from the stack", kong, strings.Replace(stack, "  hello:", "  hallo:", 1), "hello, which is not in"},
+		{"public function without a route", strings.Replace(kong, `paths: ["~/api/v1/hello$"]`, `paths: ["~/api/v1/hallo$"]`, 1), stack, "public route GET /api/v1/hello (hello) has no route"},
+		{"internal function reachable", strings.Replace(kong, "\nplugins:", secretService, 1), stack, "exposes secret-fn, which has no public route"},
+		{"internal path on a public function", strings.Replace(kong, `paths: ["~/api/v1/hello$"]`, `paths: ["~/api/v1/hello$", "/api/v1/"]`, 1), stack, "GET /api/v1/ is not a public route"},
+		{"route without methods", strings.Replace(kong, "        methods: [GET, OPTIONS]\n", "", 1), stack, "methods are required"},
+		{"service url", strings.Replace(kong, "url: http://gateway:8080/function/hello", "url: http://127.0.0.1:8080/function/hello", 1), stack, "is not http://gateway:8080/function/<name>"},
+		{"user route without jwt (service plugin removed)", strings.Replace(kong, "    plugins:\n      - name: jwt\n        config: {claims_to_verify: [exp]}\n", "", 1), stack, "/api/v1/me is for user access but has no jwt"},
+		{"user route without jwt (top-level plugin removed)", strings.Replace(kong, "  - name: jwt\n    route: post-note\n    config: {claims_to_verify: [exp]}\n", "", 1), stack, "/api/v1/notes is for user access but has no jwt"},
+		{"jwt disabled", strings.Replace(kong, "    route: post-note\n", "    route: post-note\n    enabled: false\n", 1), stack, "has no jwt"},
+		{"retries on a non-idempotent route", strings.Replace(kong, "    retries: 0\n", "", 1), stack, "needs retries: 0"},
+		{"literal jwt secret", strings.Replace(kong, `"{vault://env/shop-jwt-secret}"`, `"not-a-reference-but-a-real-secret"`, 1), stack, "must be a {vault://env/NAME} reference"},
+		{"no issuer credential", strings.Replace(kong, "key: shop-users", "key: someone-else", 1), stack, `key "shop-users"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.kong == kong && tc.stack == stack {
+				t.Fatal("the fixture was not changed")
+			}
+			err := kongcheck.Check(write(t, "kong.yml", tc.kong), write(t, "stack.yml", tc.stack), kongcheck.Options{Table: table()})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// The bundled stack's mapping: one function per service serves its routes.
+func TestFunctionMapping(t *testing.T) {
+	kong := fixture(t, "kong.yml")
+	for _, fn := range []string{"hello", "me"} {
+		kong = strings.ReplaceAll(kong, "function/"+fn+"\n", "function/greet\n")
+	}
+	kong = strings.ReplaceAll(kong, "function/post-note\n", "function/notes\n")
+	stack := strings.NewReplacer("  hello:", "  greet:", "  post-note:", "  notes:").Replace(fixture(t, "stack.yml"))
+	bySvc := kongcheck.Options{Table: table(), Function: func(r routes.Route) string { return r.Service }}
+	if err := kongcheck.Check(write(t, "kong.yml", kong), write(t, "stack.yml", stack), bySvc); err != nil {
+		t.Errorf("bundled files: %v", err)
+	}
+	// Per-function mapping on the bundled files fails.
+	if err := kongcheck.Check(write(t, "kong.yml", kong), write(t, "stack.yml", stack), kongcheck.Options{Table: table()}); err == nil {
+		t.Error("per-function mapping accepted bundled files")
+	}
+}
+
+func TestPlugins(t *testing.T) {
+	want := "correlation-id cors jwt opentelemetry prometheus rate-limiting request-size-limiting"
+	if got := strings.Join(kongcheck.Plugins(), " "); got != want {
+		t.Errorf("plugins %s, want %s", got, want)
+	}
+}

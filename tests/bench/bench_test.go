@@ -1,0 +1,663 @@
+// Package bench is `make bench`: the project's speed and memory figures,
+// measured against the real function processes behind the local gateway and
+// edge (internal/faaslocal/runtimetest) on loopback ports of their own, with
+// fresh databases and a random Redis key prefix, so a running `make run` on
+// 8080/8000 is never disturbed.
+//
+// The machine is shared and noisy, so no figure is judged on its own: every
+// scenario is compared with a baseline measured in the same run (a trivial
+// echo function deployed through the gateway API with fprocess), and the
+// table prints the figures and their ratio to that baseline. Nothing here
+// fails on a speed or memory target; it fails only when a scenario cannot run
+// or a sanity check (no oversell, no 5xx) does not hold.
+//
+//	go test -run '^$' -bench . -benchtime 1x -timeout 6m ./tests/bench
+//
+// BENCH_DURATION (default 4s) is each scenario's length and BENCH_WORKERS
+// (default 8) the number of closed-loop workers.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode"
+
+	"github.com/google/uuid"
+	"github.com/openfaas/faas-provider/types"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shopfaas/shop/cmd/loadgen/load"
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/demo"
+	"github.com/shopfaas/shop/internal/faaslocal/runtimetest"
+	"github.com/shopfaas/shop/internal/inventory/inventorydb"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+// echoName is the baseline function, deployed through the gateway API.
+const echoName = "bench-echo"
+
+// hotStock is the stock of the product every fifth order asks for: it sells
+// out during the checkout scenario, so the no-oversell check sees contention.
+const hotStock = 20
+
+// functions are the stack.yml functions the scenarios need.
+var functions = []string{"get-product", "search-products", "set-stock", "reserve-stock", "commit-stock",
+	"release-stock", "charge-payment", "refund-payment", "create-order"}
+
+// row is one line of the table.
+type row struct {
+	name   string
+	res    load.Result
+	errors int
+	note   string
+}
+
+// bench holds what the scenarios share.
+type bench struct {
+	b        *testing.B
+	rt       *runtimetest.Runtime
+	workers  int
+	duration time.Duration
+	client   *http.Client
+	tokens   *auth.Tokens
+	products []uuid.UUID
+	names    []string
+	inv      *inventorydb.Store
+	rows     []row
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 256 {
+		b.Fatalf("%s=%q: want an integer from 1 to 256", name, v)
+	}
+	return n
+}
+
+func envDuration(b *testing.B, name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 || d > time.Minute {
+		b.Fatalf("%s=%q: want a duration from 1ns to 1m", name, v)
+	}
+	return d
+}
+
+// BenchmarkShop runs every scenario once, whatever b.N is (one run takes
+// far longer than any -benchtime, so the framework does not call it again),
+// and prints the table and the memory figures to stdout.
+func BenchmarkShop(b *testing.B) {
+	if testing.Short() {
+		b.Skip("starts the local runtime; -short was asked for")
+	}
+	ctx := context.Background()
+	rnd := make([]byte, 6)
+	_, _ = rand.Read(rnd)
+	prefix := "bench:" + hex.EncodeToString(rnd) + ":"
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	b.Cleanup(func() { _ = rdb.Close() })
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		b.Fatalf("redis 127.0.0.1:6379: %v", err)
+	}
+	b.Cleanup(func() { deleteKeys(b, rdb, prefix) })
+
+	catalogURL, inventoryURL := pgtest.NewDatabase(b), pgtest.NewDatabase(b)
+	rt := runtimetest.Start(b, runtimetest.Options{
+		Functions: functions,
+		Env: map[string]string{
+			"CATALOG_DATABASE_URL":   catalogURL,
+			"INVENTORY_DATABASE_URL": inventoryURL,
+			"PAYMENTS_DATABASE_URL":  pgtest.NewDatabase(b),
+			"ORDERS_DATABASE_URL":    pgtest.NewDatabase(b),
+			"REDIS_ADDR":             "127.0.0.1:6379",
+			"CART_KEY_PREFIX":        prefix + "cart:",
+			"PRODUCT_CACHE_PREFIX":   prefix + "product:",
+			"MEILI_URL":              "",
+			"PAYMENT_SIM_LATENCY":    "0s",
+			"LOG_LEVEL":              "warn",
+		},
+		ReadyTimeout: 3 * time.Minute,
+	})
+	s := &bench{b: b, rt: rt, workers: envInt(b, "BENCH_WORKERS", 8),
+		duration: envDuration(b, "BENCH_DURATION", 4*time.Second)}
+	s.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: 4 * s.workers, MaxIdleConnsPerHost: 2 * s.workers, IdleConnTimeout: 30 * time.Second}}
+	tokens, err := auth.NewTokens(rt.ReadSecret(b, "jwt-secret"), time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.tokens = tokens
+	s.seed(ctx, catalogURL, inventoryURL)
+	s.deployEcho(ctx)
+
+	var baseline, warm load.Result
+	scenario := func(name string, f func(ctx context.Context) load.Result) load.Result {
+		var res load.Result
+		b.Run(name, func(sb *testing.B) {
+			s.b = sb
+			defer func() { s.b = b }()
+			res = f(ctx)
+			sb.ReportMetric(res.RPS(), "req/s")
+			sb.ReportMetric(float64(res.Latency.Quantile(0.5).Microseconds())/1000, "p50-ms")
+			sb.ReportMetric(float64(res.Latency.Quantile(0.99).Microseconds())/1000, "p99-ms")
+			if baseline.RPS() > 0 {
+				sb.ReportMetric(res.RPS()/baseline.RPS(), "rps-x-baseline")
+			}
+		})
+		return res
+	}
+	baseline = scenario("baseline", s.baseline)
+	warm = scenario("get-product-warm-edge", s.getProductWarm)
+	scenario("get-product-warm-gateway", s.getProductWarmGateway)
+	scenario("get-product-cold-edge", func(ctx context.Context) load.Result { return s.getProductCold(ctx, rdb, prefix) })
+	scenario("search-products", s.search)
+	scenario("create-order", s.checkout)
+	mem := s.memory()
+	s.print(os.Stdout, baseline, warm, mem)
+}
+
+// seed creates the demo catalog in the fresh databases and stocks it.
+func (s *bench) seed(ctx context.Context, catalogURL, inventoryURL string) {
+	b := s.b
+	products, err := demo.Products()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cat, err := postgres.Open(ctx, postgres.Config{URL: catalogURL, Migrations: catalogdb.Migrations(), MaxConns: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(cat.Close)
+	inv, err := postgres.Open(ctx, postgres.Config{URL: inventoryURL, Migrations: inventorydb.Migrations(), MaxConns: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(inv.Close)
+	store := catalogdb.New(cat)
+	s.inv = inventorydb.New(inv)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if _, err := demo.Seed(ctx, products, store, s.inv, log); err != nil {
+		b.Fatalf("seed the demo catalog: %v", err)
+	}
+	for _, d := range products {
+		p, err := store.GetBySKU(ctx, d.SKU)
+		if err != nil {
+			b.Fatalf("demo product %s: %v", d.SKU, err)
+		}
+		s.products = append(s.products, p.ID)
+		s.names = append(s.names, p.Name)
+	}
+	if len(s.products) < 2 {
+		b.Fatalf("the demo catalog has %d products, the scenarios need 2", len(s.products))
+	}
+}
+
+// deployEcho deploys the baseline through the gateway API, as faas-cli
+// deploy --fprocess would. exec makes the replica's pid the echo process
+// itself, so its RSS is the echo's, not a shell's.
+func (s *bench) deployEcho(ctx context.Context) {
+	spec := types.FunctionDeployment{Service: echoName, EnvProcess: "exec '" + runtimetest.EchoFunction(s.b) + "'"}
+	s.system(http.MethodPost, "/system/functions", spec, nil)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.rt.WaitReady(wctx, echoName); err != nil {
+		s.b.Fatal(err)
+	}
+}
+
+// system calls the gateway API and decodes its answer into out.
+func (s *bench) system(method, path string, in, out any) {
+	s.b.Helper()
+	var body io.Reader
+	if in != nil {
+		raw, err := json.Marshal(in)
+		if err != nil {
+			s.b.Fatal(err)
+		}
+		body = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, s.rt.GatewayURL+path, body)
+	if err != nil {
+		s.b.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := s.client.Do(req)
+	if err != nil {
+		s.b.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode >= 300 {
+		s.b.Fatalf("%s %s: %d %s", method, path, res.StatusCode, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			s.b.Fatalf("%s %s: %v", method, path, err)
+		}
+	}
+}
+
+// run drives one scenario and adds its row; a scenario with 5xx answers or
+// transport failures fails the benchmark after printing its row.
+func (s *bench) run(ctx context.Context, name, note string, ok func(int) bool, cfg load.Config) load.Result {
+	s.b.Helper()
+	cfg.Workers, cfg.Duration, cfg.Client = s.workers, s.duration, s.client
+	res, err := load.Run(ctx, cfg)
+	if err != nil {
+		s.b.Fatalf("%s: %v", name, err)
+	}
+	r := row{name: name, res: res, errors: res.Errors(ok), note: note}
+	s.rows = append(s.rows, r)
+	s.b.Logf("%s: %d requests, %.1f req/s, p50 %v p99 %v, %s", name, res.Requests, res.RPS(),
+		res.Latency.Quantile(0.5), res.Latency.Quantile(0.99), res.StatusSummary())
+	if r.errors > 0 {
+		s.b.Errorf("%s: %d unexpected outcomes (%s), first error: %v", name, r.errors, res.StatusSummary(), res.FirstError)
+	}
+	if res.Requests == 0 {
+		s.b.Errorf("%s: no request completed", name)
+	}
+	return res
+}
+
+func get(url string) func(int, int) (*http.Request, error) {
+	return func(int, int) (*http.Request, error) { return http.NewRequest(http.MethodGet, url, nil) }
+}
+
+// baseline: the echo function through the gateway (client → gateway →
+// process and back), the hop every function call pays.
+func (s *bench) baseline(ctx context.Context) load.Result {
+	return s.run(ctx, "baseline echo (gateway)", "fprocess echo, same hop as every function", load.Success,
+		load.Config{Request: get(s.rt.GatewayURL + "/function/" + echoName + "/ping")})
+}
+
+// productURL requests the demo products in turn under base.
+func (s *bench) productURL(base string) func(int, int) (*http.Request, error) {
+	return func(_, n int) (*http.Request, error) {
+		return http.NewRequest(http.MethodGet, base+s.products[n%len(s.products)].String(), nil)
+	}
+}
+
+// getProductWarm reads every product once (filling the cache and proving
+// each answers), then measures get-product through the edge: Redis hits.
+func (s *bench) getProductWarm(ctx context.Context) load.Result {
+	edge := s.rt.EdgeURL + "/api/v1/products/"
+	if _, err := load.Run(ctx, load.Config{Workers: 2, Requests: len(s.products), Client: s.client, Request: s.productURL(edge),
+		Check: func(res *http.Response, _ []byte) error { return statusIs(res, http.StatusOK) }}); err != nil {
+		s.b.Fatal(err)
+	}
+	return s.run(ctx, "get-product warm (edge)", "Redis hit", load.Success, load.Config{Request: s.productURL(edge)})
+}
+
+// getProductWarmGateway is the same through the gateway: the difference to
+// getProductWarm is the edge's own cost (JWT, correlation id, proxy hop).
+func (s *bench) getProductWarmGateway(ctx context.Context) load.Result {
+	return s.run(ctx, "get-product warm (gateway)", "no edge hop", load.Success,
+		load.Config{Request: s.productURL(s.rt.GatewayURL + "/function/get-product/api/v1/products/")})
+}
+
+// getProductCold redeploys get-product through the gateway API with a 1 ms
+// cache TTL and empties its cache: every read then misses, reads PostgreSQL
+// and writes the entry back (the cold path), measured through the edge.
+func (s *bench) getProductCold(ctx context.Context, rdb *redis.Client, prefix string) load.Result {
+	var st types.FunctionStatus
+	s.system(http.MethodGet, "/system/function/get-product", nil, &st)
+	env := map[string]string{}
+	for k, v := range st.EnvVars {
+		env[k] = v
+	}
+	env["PRODUCT_CACHE_TTL"] = "1ms"
+	s.system(http.MethodPut, "/system/functions", types.FunctionDeployment{Service: st.Name, Image: st.Image,
+		EnvProcess: st.EnvProcess, EnvVars: env, Secrets: st.Secrets, Labels: st.Labels, Annotations: st.Annotations,
+		Limits: st.Limits, Requests: st.Requests}, nil)
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := s.rt.WaitReady(wctx, "get-product"); err != nil {
+		s.b.Fatal(err)
+	}
+	deleteKeys(s.b, rdb, prefix+"product:")
+	return s.run(ctx, "get-product cold (edge)", "miss: PostgreSQL + refill", load.Success,
+		load.Config{Request: s.productURL(s.rt.EdgeURL + "/api/v1/products/")})
+}
+
+func statusIs(res *http.Response, want int) error {
+	if res.StatusCode != want {
+		return fmt.Errorf("status %d, want %d", res.StatusCode, want)
+	}
+	return nil
+}
+
+// typoQueries turns words of the demo product names into queries with one
+// typo each (a letter dropped, doubled or two swapped), deterministically.
+func typoQueries(names []string) []string {
+	rng := mrand.New(mrand.NewPCG(7, 11))
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range names {
+		for _, w := range strings.FieldsFunc(strings.ToLower(n), func(r rune) bool { return !unicode.IsLetter(r) }) {
+			if len(w) < 5 || seen[w] {
+				continue
+			}
+			seen[w] = true
+			i := 1 + rng.IntN(len(w)-2)
+			switch rng.IntN(3) {
+			case 0:
+				w = w[:i] + w[i+1:]
+			case 1:
+				w = w[:i] + w[i:i+1] + w[i:]
+			default:
+				w = w[:i] + w[i+1:i+2] + w[i:i+1] + w[i+2:]
+			}
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// search runs typo queries against search-products (PostgreSQL backend)
+// through the edge and reports how many found something.
+func (s *bench) search(ctx context.Context) load.Result {
+	queries := typoQueries(s.names)
+	if len(queries) == 0 {
+		s.b.Fatal("no search queries from the demo catalog")
+	}
+	var mu sync.Mutex
+	found, total := 0, 0
+	base := s.rt.EdgeURL + "/api/v1/search/products?limit=20&q="
+	res := s.run(ctx, "search-products typo (edge)", "", load.Success, load.Config{
+		Request: func(_, n int) (*http.Request, error) {
+			return http.NewRequest(http.MethodGet, base+queries[n%len(queries)], nil)
+		},
+		Check: func(res *http.Response, body []byte) error {
+			if res.StatusCode != http.StatusOK {
+				return nil
+			}
+			var out struct {
+				Total *int `json:"total"`
+			}
+			if err := json.Unmarshal(body, &out); err != nil || out.Total == nil {
+				return fmt.Errorf("not a search answer: %.100s", body)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			total++
+			if *out.Total > 0 {
+				found++
+			}
+			return nil
+		},
+	})
+	if total > 0 {
+		s.rows[len(s.rows)-1].note = fmt.Sprintf("%d queries, %.0f%% found", len(queries), 100*float64(found)/float64(total))
+	}
+	return res
+}
+
+// checkout places one-line orders through the gateway (create-order →
+// reserve-stock → charge-payment → commit-stock, payment simulator at 0
+// latency), each by a new customer so no per-consumer limit applies. Every
+// fifth order asks for a product with only hotStock units; the others for
+// products with ample stock. Afterwards the stock consumed must equal the
+// confirmed orders, product by product, with nothing left reserved.
+func (s *bench) checkout(ctx context.Context) load.Result {
+	const ample = 1_000_000
+	hot := s.products[0]
+	s.setStock(ctx, hot, hotStock)
+	for _, p := range s.products[1:] {
+		s.setStock(ctx, p, ample)
+	}
+	var mu sync.Mutex
+	confirmed := map[uuid.UUID]int{}
+	outOfStock := 0
+	url := s.rt.GatewayURL + "/function/create-order/api/v1/orders"
+	ok := func(st int) bool { return st == http.StatusCreated || st == http.StatusConflict }
+	res := s.run(ctx, "create-order (gateway)", "", ok, load.Config{
+		Request: func(_, n int) (*http.Request, error) {
+			p := hot
+			if n%5 != 0 {
+				p = s.products[1+n%(len(s.products)-1)]
+			}
+			tok, err := s.tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+			if err != nil {
+				return nil, err
+			}
+			body := `{"items":[{"product_id":"` + p.String() + `","quantity":1}],` +
+				`"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"Springfield","postal_code":"12345","country":"US"},` +
+				`"payment":{"token":"tok_visa"}}`
+			req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+			if err != nil {
+				return nil, err
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("Idempotency-Key", uuid.NewString())
+			return req, nil
+		},
+		Check: func(res *http.Response, body []byte) error {
+			var out struct {
+				Status string `json:"status"`
+				Code   string `json:"code"`
+				Items  []struct {
+					ProductID uuid.UUID `json:"product_id"`
+					Quantity  int       `json:"quantity"`
+				} `json:"items"`
+			}
+			_ = json.Unmarshal(body, &out)
+			mu.Lock()
+			defer mu.Unlock()
+			switch res.StatusCode {
+			case http.StatusCreated:
+				if out.Status != "confirmed" || len(out.Items) != 1 {
+					return fmt.Errorf("201 with status %q and %d items", out.Status, len(out.Items))
+				}
+				confirmed[out.Items[0].ProductID] += out.Items[0].Quantity
+			case http.StatusConflict:
+				if out.Code != "out_of_stock" {
+					return fmt.Errorf("409 %q", out.Code)
+				}
+				outOfStock++
+			}
+			return nil
+		},
+	})
+	orders, consumed, reserved := 0, 0, 0
+	for i, p := range s.products {
+		initial := ample
+		if i == 0 {
+			initial = hotStock
+		}
+		st, err := s.inv.Get(ctx, p)
+		if err != nil {
+			s.b.Fatalf("stock of %s: %v", p, err)
+		}
+		orders += confirmed[p]
+		consumed += initial - st.OnHand
+		reserved += st.Reserved
+		if initial-st.OnHand != confirmed[p] || st.OnHand < 0 {
+			s.b.Errorf("product %s: %d units consumed, %d confirmed", p, initial-st.OnHand, confirmed[p])
+		}
+	}
+	verdict := "OK"
+	if orders != consumed || reserved != 0 || confirmed[hot] > hotStock {
+		verdict = "FAILED"
+		s.b.Errorf("oversell check: %d confirmed, %d consumed, %d reserved, hot product %d/%d",
+			orders, consumed, reserved, confirmed[hot], hotStock)
+	}
+	s.rows[len(s.rows)-1].note = fmt.Sprintf("no-oversell %s: %d confirmed = %d consumed, %d reserved, hot %d/%d, %d out_of_stock",
+		verdict, orders, consumed, reserved, confirmed[hot], hotStock, outOfStock)
+	return res
+}
+
+// setStock sets a product's on-hand level through the edge as an admin.
+func (s *bench) setStock(ctx context.Context, p uuid.UUID, onHand int) {
+	admin, err := s.tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleAdmin)
+	if err != nil {
+		s.b.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, s.rt.EdgeURL+"/api/v1/inventory/"+p.String(),
+		strings.NewReader(fmt.Sprintf(`{"on_hand":%d}`, onHand)))
+	if err != nil {
+		s.b.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+admin)
+	res, err := s.client.Do(req)
+	if err != nil {
+		s.b.Fatal(err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		s.b.Fatalf("set stock of %s: %d %s", p, res.StatusCode, raw)
+	}
+}
+
+// rss is one function's resident memory after the run.
+type rss struct {
+	name     string
+	replicas int
+	kib      int
+}
+
+// memory reads VmRSS of every replica process (and its children) of the
+// baseline and of each function.
+func (s *bench) memory() []rss {
+	var out []rss
+	for _, name := range append([]string{echoName}, functions...) {
+		r := rss{name: name}
+		for _, rep := range s.rt.Replicas(name) {
+			kib, err := treeRSS(rep.PID)
+			if err != nil {
+				s.b.Errorf("rss of %s (pid %d): %v", name, rep.PID, err)
+				continue
+			}
+			r.replicas++
+			r.kib += kib
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// treeRSS sums VmRSS (KiB) of pid and its descendants.
+func treeRSS(pid int) (int, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	kib := -1
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kib, err = strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			if err != nil {
+				return 0, fmt.Errorf("VmRSS %q", v)
+			}
+		}
+	}
+	if kib < 0 {
+		return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, t := range tasks {
+		children, _ := os.ReadFile(t)
+		for _, c := range strings.Fields(string(children)) {
+			if cpid, err := strconv.Atoi(c); err == nil {
+				if ck, err := treeRSS(cpid); err == nil {
+					kib += ck
+				}
+			}
+		}
+	}
+	return kib, nil
+}
+
+func msf(d time.Duration) string {
+	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64)
+}
+
+// print writes the table: throughput and latency with their ratios to the
+// baseline, then memory with its ratio to the echo process.
+func (s *bench) print(w io.Writer, baseline, warm load.Result, mem []rss) {
+	fmt.Fprintf(w, "\nshop benchmarks: %d workers, %v per scenario, closed loop, all on 127.0.0.1\n", s.workers, s.duration)
+	fmt.Fprintf(w, "%-28s %9s %9s %9s %7s %9s %9s  %s\n", "scenario", "req/s", "p50 ms", "p99 ms", "errors",
+		"rps ratio", "p50 ratio", "notes")
+	bp50 := baseline.Latency.Quantile(0.5)
+	for _, r := range s.rows {
+		p50 := r.res.Latency.Quantile(0.5)
+		rr, pr := "-", "-"
+		if baseline.RPS() > 0 {
+			rr = fmt.Sprintf("%.2f", r.res.RPS()/baseline.RPS())
+		}
+		if bp50 > 0 {
+			pr = fmt.Sprintf("%.2f", float64(p50)/float64(bp50))
+		}
+		fmt.Fprintf(w, "%-28s %9.1f %9s %9s %7d %9s %9s  %s\n", r.name, r.res.RPS(), msf(p50),
+			msf(r.res.Latency.Quantile(0.99)), r.errors, rr, pr, strings.TrimSpace(r.note+" ["+r.res.StatusSummary()+"]"))
+	}
+	for _, r := range s.rows {
+		if r.name == "get-product cold (edge)" && r.res.RPS() > 0 {
+			fmt.Fprintf(w, "cache benefit (get-product warm / cold, edge): %.2fx req/s, p50 %.2fx lower\n",
+				warm.RPS()/r.res.RPS(), float64(r.res.Latency.Quantile(0.5))/float64(max(warm.Latency.Quantile(0.5), 1)))
+		}
+	}
+	fmt.Fprintf(w, "\n%-28s %8s %9s %9s\n", "memory after the run", "replicas", "RSS MiB", "x echo")
+	base := 0.0
+	if len(mem) > 0 && mem[0].replicas > 0 {
+		base = float64(mem[0].kib) / float64(mem[0].replicas)
+	}
+	for _, m := range mem {
+		ratio := "-"
+		if base > 0 && m.replicas > 0 {
+			ratio = fmt.Sprintf("%.1f", float64(m.kib)/float64(m.replicas)/base)
+		}
+		fmt.Fprintf(w, "%-28s %8d %9.1f %9s\n", m.name, m.replicas, float64(m.kib)/1024, ratio)
+	}
+	fmt.Fprintln(w, "(ratios: scenario / baseline measured in this run; memory ratio per replica)")
+}
+
+// deleteKeys removes every Redis key under prefix (SCAN, bounded batches).
+func deleteKeys(b testing.TB, rdb *redis.Client, prefix string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	iter := rdb.Scan(ctx, 0, prefix+"*", 500).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		b.Errorf("scan %s*: %v", prefix, err)
+		return
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), 500)
+		if err := rdb.Del(ctx, keys[:n]...).Err(); err != nil {
+			b.Errorf("delete %s*: %v", prefix, err)
+			return
+		}
+		keys = keys[n:]
+	}
+}
