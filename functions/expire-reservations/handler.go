@@ -28,12 +28,7 @@ func build() (http.Handler, error) {
 	c := config.FromOS()
 	dbCfg := inventorydb.ConfigFrom(c)
 	credential := c.Secret("internal-token", "", false)
-	if err := c.Err(); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	pool, err := postgres.Open(ctx, dbCfg)
+	pool, err := postgres.Connect(c, dbCfg)
 	if err != nil {
 		return nil, err
 	}

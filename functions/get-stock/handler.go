@@ -7,7 +7,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -27,12 +26,7 @@ func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
 
 func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	dbc := inventorydb.ConfigFrom(c)
-	if err := c.Err(); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	pool, err := postgres.Open(ctx, dbc)
+	pool, err := postgres.Connect(c, dbc)
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -39,9 +38,7 @@ func build() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	pool, err := postgres.Open(ctx, dbCfg)
+	pool, err := postgres.Connect(c, dbCfg)
 	if err != nil {
 		return nil, err
 	}

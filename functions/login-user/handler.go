@@ -31,9 +31,7 @@ var handler = fnhttp.Lazy(func() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	pool, err := postgres.Open(ctx, dbCfg)
+	pool, err := postgres.Connect(c, dbCfg)
 	if err != nil {
 		return nil, err
 	}

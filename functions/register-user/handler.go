@@ -6,7 +6,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
@@ -20,12 +19,7 @@ import (
 var handler = fnhttp.Lazy(func() (http.Handler, error) {
 	c := config.FromOS()
 	dbCfg := usersdb.ConfigFrom(c)
-	if err := c.Err(); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	pool, err := postgres.Open(ctx, dbCfg)
+	pool, err := postgres.Connect(c, dbCfg)
 	if err != nil {
 		return nil, err
 	}

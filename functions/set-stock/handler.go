@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -46,9 +45,7 @@ func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	pool, err := postgres.Open(ctx, dbc)
+	pool, err := postgres.Connect(c, dbc)
 	if err != nil {
 		return nil, err
 	}

@@ -214,3 +214,19 @@ func IsCheckViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23514"
 }
+
+// OpenTimeout bounds connecting to and migrating a database while a function
+// builds its dependencies.
+const OpenTimeout = 15 * time.Second
+
+// Connect is how a function opens its service database: it first reports the
+// configuration problems collected so far (every one of them, so an operator
+// sees them all), then opens cfg within OpenTimeout.
+func Connect(problems interface{ Err() error }, cfg Config) (*pgxpool.Pool, error) {
+	if err := problems.Err(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), OpenTimeout)
+	defer cancel()
+	return Open(ctx, cfg)
+}
