@@ -440,7 +440,7 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 	headers[broker.HeaderLastError] = truncate(err.Error(), 200)
 	headers[broker.HeaderTopic] = topic
 	target, outcome := "", ""
-	if failures >= s.c.cfg.MaxAttempts {
+	if failures >= s.c.cfg.MaxAttempts || permanent(status) {
 		target, outcome = names.DLQ(s.fn), "dead_letter"
 		headers[broker.HeaderFunction] = s.fn
 		headers[broker.HeaderFailedAt] = time.Now().UTC().Format(time.RFC3339)
@@ -466,6 +466,19 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 	s.c.log.Log(ctx, level, "invocation failed", "fn", s.fn, "id", d.MessageId, "topic", topic,
 		"attempt", failures, "status", status, "err", err, "next", outcome)
 	_ = d.Ack(false)
+}
+
+// permanent reports whether a function's answer says the event itself is bad
+// (undecodable, too large, unsupported or invalid), so retrying cannot help and
+// the message goes to the dead-letter queue at once. Every other failure,
+// including 401/403 (a credential to fix), 404 (a function being redeployed)
+// and 429, is retried.
+func permanent(status int) bool {
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
+		return true
+	}
+	return false
 }
 
 func (s *subscription) publish(ctx context.Context, queue string, msg amqp.Publishing) error {

@@ -419,6 +419,29 @@ func TestDeadLetterAfterMaxAttemptsAndReplay(t *testing.T) {
 	}
 }
 
+// A function that calls the event itself invalid (400, 413, 415, 422) is not
+// retried: the message goes to its dead-letter queue after the first call.
+func TestInvalidEventDeadLetteredAtOnce(t *testing.T) {
+	e := setup(t, "strict")
+	topic := e.names.Prefix + "order.placed.v1"
+	e.gw.set("strict", topic, func(int) int { return http.StatusUnprocessableEntity })
+	e.start(t)
+	e.gw.synced(t)
+	id := e.publish(t, topic)
+	waitLen(t, e, e.names.DLQ("strict"), 1)
+	time.Sleep(1500 * time.Millisecond) // a retry, if one were scheduled, would arrive now
+	if n := len(e.gw.callsOf("strict")); n != 1 {
+		t.Errorf("%d calls for an invalid event, want 1", n)
+	}
+	dls, err := broker.PeekDeadLetters(e.conn, e.names, "strict", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 1 || dls[0].ID != id || dls[0].LastStatus != http.StatusUnprocessableEntity || dls[0].Attempts != 1 {
+		t.Errorf("dead letters: %+v", dls)
+	}
+}
+
 // Topic annotations added and removed at the gateway are picked up without a
 // restart; an event nobody subscribes to lands in the unrouted queue.
 func TestAnnotationChangesAndUnrouted(t *testing.T) {
