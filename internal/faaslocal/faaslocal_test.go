@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -619,5 +620,74 @@ func TestHarnessRunsStackFunctions(t *testing.T) {
 	}
 	if st.EnvVars["SHOP_ENV"] != "development" || st.AvailableReplicas != 1 || !cmp.Equal(st.Secrets, []string{"jwt-secret", "db-password"}) {
 		t.Errorf("get-me status %+v", st)
+	}
+}
+
+// An async call accepted (202) is not lost when the runtime stops before it
+// ran to the end: the journal in the state directory replays it at the next
+// start, and the callback arrives with the original call id.
+func TestAsyncCallsSurviveARestart(t *testing.T) {
+	echoBin := runtimetest.EchoFunction(t)
+	state := t.TempDir()
+	start := func() *faaslocal.Runtime {
+		rt, err := faaslocal.Start(context.Background(), faaslocal.Config{
+			Root: runtimetest.Root(t), StateDir: state, GatewayAddr: "127.0.0.1:0", EdgeAddr: "127.0.0.1:0",
+			Quiet: true, Stdout: io.Discard, StopGrace: 2 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := url.Parse(rt.GatewayURL())
+		if _, err := sdk.NewClient(u, nil, http.DefaultClient).Deploy(context.Background(),
+			types.FunctionDeployment{Service: "echo", EnvProcess: echoBin}); err != nil {
+			t.Fatal(err)
+		}
+		return rt
+	}
+	callbacks := make(chan http.Header, 4)
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		callbacks <- r.Header.Clone()
+	}))
+	defer cb.Close()
+
+	first := start()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := first.WaitReady(ctx, "echo"); err != nil {
+		t.Fatal(err)
+	}
+	res, _ := do(t, http.MethodPost, first.GatewayURL()+"/async-function/echo/slow?sleep=7s", strings.NewReader("job"),
+		map[string]string{"X-Callback-Url": cb.URL})
+	callID := res.Header.Get("X-Call-Id")
+	if res.StatusCode != http.StatusAccepted || callID == "" {
+		t.Fatalf("async: %d %q", res.StatusCode, callID)
+	}
+	if err := first.Close(); err != nil { // waits 5 s for the call, then stops it
+		t.Fatal(err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(state, "async", "*.json")); len(files) != 1 {
+		t.Fatalf("journal after an interrupted call: %v, want one entry", files)
+	}
+
+	second := start()
+	defer second.Close()
+	select {
+	case h := <-callbacks:
+		if h.Get("X-Call-Id") != callID || h.Get("X-Function-Status") != "200" {
+			t.Errorf("replayed callback headers %v, want call id %s and status 200", h, callID)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the accepted call was never replayed")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		files, _ := filepath.Glob(filepath.Join(state, "async", "*.json"))
+		if len(files) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("journal still holds %v after the call completed", files)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

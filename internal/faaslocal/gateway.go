@@ -354,7 +354,8 @@ func (rt *Runtime) invokeHandler() http.HandlerFunc {
 // asyncInvoke queues an invocation in memory and answers 202 with its call
 // id; the result is POSTed to X-Callback-Url when given, with X-Call-Id,
 // X-Function-Name, X-Function-Status and X-Duration-Seconds, as the
-// OpenFaaS queue-worker does. Queued calls are lost when the runtime stops.
+// OpenFaaS queue-worker does. Accepted calls are journaled in the state
+// directory first and replayed after a restart (asyncjournal.go).
 func (rt *Runtime) asyncInvoke(w http.ResponseWriter, r *http.Request) {
 	vars := mux.Vars(r)
 	name, ok := splitName(vars["name"])
@@ -397,6 +398,11 @@ func (rt *Runtime) asyncInvoke(w http.ResponseWriter, r *http.Request) {
 	header.Set("X-Start-Time", strconv.FormatInt(time.Now().UnixNano(), 10))
 	call := asyncCall{name: name, method: r.Method, path: "/" + vars["params"], query: r.URL.RawQuery,
 		header: header, body: body, callback: callback, callID: callID}
+	if err := rt.journal(call); err != nil {
+		rt.log.Error("async journal", "call_id", callID, "err", err.Error())
+		http.Error(w, "could not queue the call", http.StatusServiceUnavailable)
+		return
+	}
 	rt.async.Go(func() { rt.runAsync(call) })
 	w.Header().Set("X-Call-Id", callID)
 	w.WriteHeader(http.StatusAccepted)
@@ -414,6 +420,10 @@ func (rt *Runtime) runAsync(c asyncCall) {
 	defer cancel()
 	start := time.Now()
 	status, respHeader, respBody := rt.invokeDirect(ctx, c)
+	if rt.ctx.Err() != nil {
+		return // stopping: the journal keeps the call for the next start
+	}
+	defer rt.forget(c)
 	rt.log.Debug("async invocation done", "function", c.name, "call_id", c.callID, "status", status)
 	if c.callback == "" {
 		return

@@ -307,6 +307,7 @@ func (rt *Runtime) start(ctx context.Context) error {
 	for _, c := range connectors {
 		rt.startConnector(c)
 	}
+	rt.replayJournal()
 	return nil
 }
 
