@@ -9,6 +9,7 @@
 //	RELAY_BATCH_SIZE        rows per confirm round [100]
 //	RELAY_POLL_INTERVAL     fallback poll when no NOTIFY arrives [1s]
 //	OUTBOX_RETENTION        how long published rows are kept [168h]
+//	INBOX_RETENTION         how long consumers' processed-event ids are kept [720h]
 //	METRICS_ADDR            Prometheus /metrics listen address [127.0.0.1:0]; "off" disables
 //	LOG_LEVEL               debug, info, warn, error [info]
 //	SECRETS_DIR             optional secret db-password [/var/openfaas/secrets]
@@ -55,11 +56,12 @@ func run(ctx context.Context, getenv func(string) string) error {
 	log := telemetry.NewLogger(os.Stdout, "outbox-relay", level)
 	password := c.OptionalSecret("db-password")
 	cfg := relay.Config{
-		BrokerURL:    c.String("RABBITMQ_URL", broker.DefaultURL),
-		Names:        broker.Names{Prefix: c.String("EXCHANGE_PREFIX", "")},
-		BatchSize:    c.Int("RELAY_BATCH_SIZE", 100, 1, 10000),
-		PollInterval: c.Duration("RELAY_POLL_INTERVAL", time.Second),
-		Retention:    c.Duration("OUTBOX_RETENTION", 7*24*time.Hour),
+		BrokerURL:      c.String("RABBITMQ_URL", broker.DefaultURL),
+		Names:          broker.Names{Prefix: c.String("EXCHANGE_PREFIX", "")},
+		BatchSize:      c.Int("RELAY_BATCH_SIZE", 100, 1, 10000),
+		PollInterval:   c.Duration("RELAY_POLL_INTERVAL", time.Second),
+		Retention:      c.Duration("OUTBOX_RETENTION", 7*24*time.Hour),
+		InboxRetention: c.Duration("INBOX_RETENTION", 30*24*time.Hour),
 	}
 	for _, name := range []string{"users", "catalog", "orders", "inventory", "payments"} {
 		if url := c.String(strings.ToUpper(name)+"_DATABASE_URL", ""); url != "" {

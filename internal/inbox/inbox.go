@@ -6,9 +6,11 @@ package inbox
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Schema is the table of processed events every consuming service database
@@ -38,4 +40,24 @@ func Claim(ctx context.Context, tx pgx.Tx, eventID uuid.UUID, consumer string) (
 		return false, fmt.Errorf("inbox: claim event: %w", err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// Prune deletes processed-event records older than olderThan from the
+// database behind db, when it has the table (not every service consumes
+// events). The outbox relay calls it with its inbox retention; a delivery
+// older than that (e.g. a dead letter replayed months later) would no longer
+// be recognised as a duplicate, so keep it far above any replay window.
+func Prune(ctx context.Context, db interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}, olderThan time.Duration) (int64, error) {
+	var exists bool
+	if err := db.QueryRow(ctx, `SELECT to_regclass('processed_events') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+		return 0, err
+	}
+	tag, err := db.Exec(ctx, `DELETE FROM processed_events WHERE processed_at < now() - make_interval(secs => $1)`, olderThan.Seconds())
+	if err != nil {
+		return 0, fmt.Errorf("prune processed events: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }

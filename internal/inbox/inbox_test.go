@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -99,5 +100,40 @@ func TestRolledBackClaimIsRetried(t *testing.T) {
 	})
 	if err == nil {
 		t.Error("nil event id accepted")
+	}
+}
+
+// Prune deletes only records older than the retention, and is a no-op in a
+// database without the table.
+func TestPrune(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, migrations())
+	old, fresh := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	for _, id := range []uuid.UUID{old, fresh} {
+		if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error { _, err := inbox.Claim(ctx, tx, id, "c"); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pool.Exec(ctx, `UPDATE processed_events SET processed_at = now() - interval '40 days' WHERE event_id = $1`, old); err != nil {
+		t.Fatal(err)
+	}
+	n, err := inbox.Prune(ctx, pool, 30*24*time.Hour)
+	if err != nil || n != 1 {
+		t.Fatalf("Prune = %d, %v; want 1 record deleted", n, err)
+	}
+	var left []uuid.UUID
+	rows, _ := pool.Query(ctx, `SELECT event_id FROM processed_events`)
+	for rows.Next() {
+		var id uuid.UUID
+		_ = rows.Scan(&id)
+		left = append(left, id)
+	}
+	rows.Close()
+	if len(left) != 1 || left[0] != fresh {
+		t.Errorf("left %v, want only %v", left, fresh)
+	}
+	empty := pgtest.Open(t, fstest.MapFS{"0001_none.sql": {Data: []byte(`CREATE TABLE other (n int);`)}})
+	if n, err := inbox.Prune(ctx, empty, time.Hour); err != nil || n != 0 {
+		t.Errorf("Prune without the table = %d, %v; want 0, nil", n, err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/outbox"
 )
 
@@ -47,6 +48,10 @@ type Config struct {
 	PollInterval time.Duration
 	// Retention is how long published rows are kept (default 7 days).
 	Retention time.Duration
+	// InboxRetention is how long consumers' processed-event records
+	// (internal/inbox) are kept in the same databases (default 30 days): a
+	// dead letter replayed later than that would be processed again.
+	InboxRetention time.Duration
 	// CleanupInterval is how often old published rows are deleted (default 10 min).
 	CleanupInterval time.Duration
 	// MaxBackoff caps the delay between reconnect attempts (default 10 s).
@@ -65,6 +70,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Retention <= 0 {
 		c.Retention = 7 * 24 * time.Hour
+	}
+	if c.InboxRetention <= 0 {
+		c.InboxRetention = 30 * 24 * time.Hour
 	}
 	if c.CleanupInterval <= 0 {
 		c.CleanupInterval = 10 * time.Minute
@@ -372,9 +380,13 @@ func (w *worker) cleanup(ctx context.Context, conn *pgx.Conn) error {
 	if err != nil {
 		return errDatabase{fmt.Errorf("outbox cleanup: %w", err)}
 	}
+	pruned, err := inbox.Prune(ctx, conn, cfg.InboxRetention)
+	if err != nil {
+		return errDatabase{err}
+	}
 	w.lastCleanup = time.Now()
-	if tag.RowsAffected() > 0 {
-		w.log.Info("deleted old published outbox rows", "count", tag.RowsAffected())
+	if tag.RowsAffected() > 0 || pruned > 0 {
+		w.log.Info("deleted old rows", "outbox", tag.RowsAffected(), "processed_events", pruned)
 	}
 	return nil
 }
