@@ -40,6 +40,11 @@ func run(ctx context.Context, getenv func(string) string) error {
 		level = slog.LevelInfo
 	}
 	log := telemetry.NewLogger(os.Stdout, "scheduler", level)
+	shutdown, err := telemetry.Setup(ctx, "scheduler", getenv)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = shutdown(context.WithoutCancel(ctx)) }()
 	cfg := Config{
 		GatewayURL:      c.Required("GATEWAY_URL"),
 		Credential:      c.Secret("internal-token", "", false),

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"io"
 	"log/slog"
 	"net/http"
@@ -218,6 +221,10 @@ func (s *Scheduler) invoke(ctx context.Context, name string, e *entry, due time.
 	}()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.InvokeTimeout)
 	defer cancel()
+	// Each run starts a trace of its own; traceparent carries it into the function.
+	ctx, span := otel.Tracer("scheduler").Start(ctx, "schedule "+name, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithNewRoot())
+	defer span.End()
 	start := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.GatewayURL+"/function/"+url.PathEscape(name), strings.NewReader("{}"))
 	if err != nil {
@@ -227,6 +234,7 @@ func (s *Scheduler) invoke(ctx context.Context, name string, e *entry, due time.
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(auth.InternalHeader, s.cfg.Credential)
 	req.Header.Set("X-Scheduled-At", due.UTC().Format(time.RFC3339))
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	res, err := s.client.Do(req)
 	if err != nil {
 		s.log.Warn("scheduled invocation failed", "function", name, "due", due, "err", err.Error())

@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,12 +30,13 @@ type gateway struct {
 	fns      map[string]map[string]string
 	calls    map[string]int
 	badCreds int
+	traces   map[string]bool // trace ids seen in traceparent headers
 	down     bool
 	hold     chan struct{} // while non-nil, invocations wait for it to close
 }
 
 func newGateway(t *testing.T) *gateway {
-	g := &gateway{fns: map[string]map[string]string{}, calls: map[string]int{}}
+	g := &gateway{fns: map[string]map[string]string{}, calls: map[string]int{}, traces: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /system/functions", func(w http.ResponseWriter, r *http.Request) {
 		g.mu.Lock()
@@ -51,6 +56,9 @@ func newGateway(t *testing.T) *gateway {
 		g.mu.Lock()
 		if r.Header.Get("X-Internal-Token") != credential {
 			g.badCreds++
+		}
+		if tp := strings.Split(r.Header.Get("traceparent"), "-"); len(tp) == 4 {
+			g.traces[tp[1]] = true
 		}
 		g.calls[r.PathValue("name")]++
 		hold := g.hold
@@ -100,6 +108,8 @@ var t0 = time.Date(2026, 3, 1, 10, 0, 30, 0, time.UTC)
 func minute(n int) time.Time { return t0.Truncate(time.Minute).Add(time.Duration(n) * time.Minute) }
 
 func TestInvokedOnSchedule(t *testing.T) {
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	otel.SetTracerProvider(sdktrace.NewTracerProvider())
 	ctx := context.Background()
 	g := newGateway(t)
 	g.set("sweep", map[string]string{"schedule": "*/1 * * * *"})
@@ -130,6 +140,9 @@ func TestInvokedOnSchedule(t *testing.T) {
 	}
 	if g.badCreds != 0 {
 		t.Errorf("%d invocations without the internal credential", g.badCreds)
+	}
+	if len(g.traces) != 4 {
+		t.Errorf("%d distinct traces for 4 runs: each run must start its own trace and send traceparent", len(g.traces))
 	}
 }
 
