@@ -65,6 +65,8 @@ type productData struct {
 type stockData struct {
 	ProductID uuid.UUID `json:"product_id"`
 	Available *int      `json:"available"`
+	// Version orders the stock events of a product (inventory.Changed).
+	Version int64 `json:"version"`
 }
 
 // New returns the handler over d (Store required; Cache and External
@@ -133,11 +135,11 @@ func stockChanged(ctx context.Context, d *catalogenv.Deps, ev inbox.Delivery) (R
 	if err := ev.DecodeData(&data); err != nil {
 		return Response{}, err
 	}
-	if data.ProductID == uuid.Nil || data.Available == nil {
-		return Response{}, fault.E(fault.Malformed, "invalid_event", "product_id and available are required")
+	if data.ProductID == uuid.Nil || data.Available == nil || data.Version < 1 {
+		return Response{}, fault.E(fault.Malformed, "invalid_event", "product_id, available and version are required")
 	}
 	resp := Response{EventID: ev.EventID, ProductID: data.ProductID}
-	p, first, changed, err := d.Store.SetAvailabilityOnce(ctx, ev.EventID, Consumer, data.ProductID, *data.Available > 0)
+	p, first, changed, err := d.Store.SetAvailabilityOnce(ctx, ev.EventID, Consumer, data.ProductID, *data.Available > 0, data.Version)
 	if fault.Is(err, fault.NotFound, "") {
 		// Stock of a product the catalog does not know: nothing to index, and
 		// retrying cannot help.

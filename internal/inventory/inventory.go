@@ -29,6 +29,9 @@ type Stock struct {
 	OnHand    int
 	Reserved  int
 	UpdatedAt time.Time
+	// Version grows with every change of the row (a trigger bumps it), so
+	// consumers can order stock events.
+	Version int64
 }
 
 // Available is what can still be ordered: on hand minus reserved.
@@ -103,6 +106,17 @@ type View struct {
 	Reserved  int       `json:"reserved"`
 	Available int       `json:"available"`
 }
+
+// Changed is the data of stock.changed.v1: the view plus the row's version,
+// which orders the events of one product (a larger version is newer), so a
+// consumer can ignore one that arrives late.
+type Changed struct {
+	View
+	Version int64 `json:"version"`
+}
+
+// ChangedOf returns the stock.changed.v1 data for s.
+func ChangedOf(s Stock) Changed { return Changed{View: ViewOf(s), Version: s.Version} }
 
 // ViewOf returns the public shape of s.
 func ViewOf(s Stock) View {

@@ -70,27 +70,44 @@ func (s *Store) AddSold(ctx context.Context, eventID uuid.UUID, consumer string,
 	return changedProducts, first, nil
 }
 
-// SetAvailabilityOnce is SetAvailability for the consumer of one event: the
-// change and the event's inbox claim commit together, and a duplicate
-// delivery (first=false) changes nothing. changedProduct is false when the
-// product already had the value (nothing written besides the claim).
-// fault.NotFound when the product does not exist (the claim is then not
-// kept); other failures are fault.Internal.
-func (s *Store) SetAvailabilityOnce(ctx context.Context, eventID uuid.UUID, consumer string, id uuid.UUID, inStock bool) (p catalog.Product, first, changedProduct bool, err error) {
+// SetAvailabilityOnce is SetAvailability for the consumer of one
+// stock.changed.v1 event of the given stock version: the change and the
+// event's inbox claim commit together, and a duplicate delivery (first=false)
+// changes nothing. An event whose version is not newer than the last one
+// applied (a late, reordered delivery) is claimed but changes nothing, so
+// in_stock always follows the newest stock level. changedProduct is false when
+// nothing but the claim (and the version) was written. fault.NotFound when the
+// product does not exist (the claim is then not kept); other failures are
+// fault.Internal.
+func (s *Store) SetAvailabilityOnce(ctx context.Context, eventID uuid.UUID, consumer string, id uuid.UUID, inStock bool, version int64) (p catalog.Product, first, changedProduct bool, err error) {
 	err = postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
 		changedProduct = false
 		var err error
 		if first, err = inbox.Claim(ctx, tx, eventID, consumer); err != nil || !first {
 			return err
 		}
-		p, err = scan(tx.QueryRow(ctx, `UPDATE products SET in_stock = $2, version = version + 1, updated_at = now()
-			WHERE id = $1 AND in_stock IS DISTINCT FROM $2 RETURNING `+columns, id, inStock))
+		var current bool
+		var applied int64
+		err = tx.QueryRow(ctx, `SELECT in_stock, stock_version FROM products WHERE id = $1 FOR UPDATE`, id).Scan(&current, &applied)
 		if errors.Is(err, pgx.ErrNoRows) {
-			if p, err = scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM products WHERE id = $1`, id)); errors.Is(err, pgx.ErrNoRows) {
-				return errNotFound
+			return errNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if version <= applied {
+			p, err = scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM products WHERE id = $1`, id))
+			return err
+		}
+		if current == inStock {
+			_, err = tx.Exec(ctx, `UPDATE products SET stock_version = $2 WHERE id = $1`, id, version)
+			if err == nil {
+				p, err = scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM products WHERE id = $1`, id))
 			}
 			return err
 		}
+		p, err = scan(tx.QueryRow(ctx, `UPDATE products SET in_stock = $2, stock_version = $3, version = version + 1,
+			updated_at = now() WHERE id = $1 RETURNING `+columns, id, inStock, version))
 		if err != nil {
 			return err
 		}

@@ -55,18 +55,31 @@ func TestSetAvailabilityOnce(t *testing.T) {
 	s := catalogdb.New(pgtest.Open(t, catalogdb.Migrations()))
 	p := create(t, s, "A-1")
 	ev, _ := uuid.NewV7()
-	got, first, changed, err := s.SetAvailabilityOnce(ctx, ev, "index", p.ID, true)
+	got, first, changed, err := s.SetAvailabilityOnce(ctx, ev, "index", p.ID, true, 5)
 	if err != nil || !first || !changed || !got.InStock {
 		t.Fatalf("first: %+v %v %v %v", got, first, changed, err)
 	}
-	if _, first, changed, err = s.SetAvailabilityOnce(ctx, ev, "index", p.ID, false); err != nil || first || changed {
+	if _, first, changed, err = s.SetAvailabilityOnce(ctx, ev, "index", p.ID, false, 6); err != nil || first || changed {
 		t.Errorf("duplicate applied: %v %v %v", first, changed, err)
 	}
 	if cur, _ := s.Current(ctx, p.ID); !cur.InStock {
 		t.Error("duplicate changed in_stock")
 	}
+	// An older stock event delivered late is claimed but changes nothing.
+	late, _ := uuid.NewV7()
+	if _, first, changed, err = s.SetAvailabilityOnce(ctx, late, "index", p.ID, false, 4); err != nil || !first || changed {
+		t.Errorf("late event: first %v changed %v err %v", first, changed, err)
+	}
+	if cur, _ := s.Current(ctx, p.ID); !cur.InStock {
+		t.Error("a late, older stock event overwrote in_stock")
+	}
+	// A newer one applies.
+	newer, _ := uuid.NewV7()
+	if got, _, changed, err = s.SetAvailabilityOnce(ctx, newer, "index", p.ID, false, 7); err != nil || !changed || got.InStock {
+		t.Errorf("newer event: %+v changed %v err %v", got, changed, err)
+	}
 	other, _ := uuid.NewV7()
-	if _, _, _, err := s.SetAvailabilityOnce(ctx, other, "index", uuid.New(), true); !fault.Is(err, fault.NotFound, "") {
+	if _, _, _, err := s.SetAvailabilityOnce(ctx, other, "index", uuid.New(), true, 1); !fault.Is(err, fault.NotFound, "") {
 		t.Errorf("unknown product: %v", err)
 	}
 }

@@ -59,7 +59,7 @@ func New(pool *pgxpool.Pool) *Store { return &Store{db: pool} }
 // fault.Unavailable.
 func (s *Store) Get(ctx context.Context, productID uuid.UUID) (inventory.Stock, error) {
 	st, err := scan(s.db.QueryRow(ctx,
-		`SELECT product_id, on_hand, reserved, updated_at FROM stock WHERE product_id = $1`, productID))
+		`SELECT product_id, on_hand, reserved, updated_at, version FROM stock WHERE product_id = $1`, productID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, fault.E(fault.NotFound, "not_found", "no stock for this product")
 	}
@@ -86,7 +86,7 @@ func (s *Store) SetOnHand(ctx context.Context, productID uuid.UUID, onHand int) 
 			return unavailable(err)
 		}
 		cur, err := scan(tx.QueryRow(ctx,
-			`SELECT product_id, on_hand, reserved, updated_at FROM stock WHERE product_id = $1 FOR UPDATE`, productID))
+			`SELECT product_id, on_hand, reserved, updated_at, version FROM stock WHERE product_id = $1 FOR UPDATE`, productID))
 		if err != nil {
 			return unavailable(err)
 		}
@@ -96,7 +96,7 @@ func (s *Store) SetOnHand(ctx context.Context, productID uuid.UUID, onHand int) 
 		}
 		out, err = scan(tx.QueryRow(ctx,
 			`UPDATE stock SET on_hand = $2, updated_at = now() WHERE product_id = $1
-			 RETURNING product_id, on_hand, reserved, updated_at`, productID, next.OnHand))
+			 RETURNING product_id, on_hand, reserved, updated_at, version`, productID, next.OnHand))
 		if err != nil {
 			return unavailable(err)
 		}
@@ -117,7 +117,7 @@ func (s *Store) Init(ctx context.Context, productID uuid.UUID, onHand int) (crea
 		st, err := scan(tx.QueryRow(ctx,
 			`INSERT INTO stock (product_id, on_hand, reserved) VALUES ($1, $2, 0)
 			 ON CONFLICT (product_id) DO NOTHING
-			 RETURNING product_id, on_hand, reserved, updated_at`, productID, onHand))
+			 RETURNING product_id, on_hand, reserved, updated_at, version`, productID, onHand))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -131,7 +131,7 @@ func (s *Store) Init(ctx context.Context, productID uuid.UUID, onHand int) (crea
 }
 
 func publish(ctx context.Context, tx pgx.Tx, st inventory.Stock) error {
-	if err := outbox.Publish(ctx, tx, inventory.Source, events.StockChanged, st.ProductID.String(), inventory.ViewOf(st)); err != nil {
+	if err := outbox.Publish(ctx, tx, inventory.Source, events.StockChanged, st.ProductID.String(), inventory.ChangedOf(st)); err != nil {
 		return fault.Internalf("stock event: %w", err)
 	}
 	return nil
@@ -139,7 +139,7 @@ func publish(ctx context.Context, tx pgx.Tx, st inventory.Stock) error {
 
 func scan(row pgx.Row) (inventory.Stock, error) {
 	var st inventory.Stock
-	err := row.Scan(&st.ProductID, &st.OnHand, &st.Reserved, &st.UpdatedAt)
+	err := row.Scan(&st.ProductID, &st.OnHand, &st.Reserved, &st.UpdatedAt, &st.Version)
 	return st, err
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -68,7 +69,7 @@ func TestSetOnHandWritesStockAndEventInOneTransaction(t *testing.T) {
 		t.Fatalf("Get after SetOnHand (-set +get):\n%s", diff)
 	}
 
-	var datas []inventory.View
+	var datas []inventory.Changed
 	rows, err := pool.Query(ctx, `SELECT type, subject, envelope FROM outbox ORDER BY seq`)
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +83,7 @@ func TestSetOnHandWritesStockAndEventInOneTransaction(t *testing.T) {
 		if typ != events.StockChanged || subject != id.String() || env.Type != events.StockChanged || env.Source != inventory.Source {
 			t.Fatalf("outbox row type=%q subject=%q envelope=%+v", typ, subject, env)
 		}
-		var v inventory.View
+		var v inventory.Changed
 		if err := json.Unmarshal(env.Data, &v); err != nil {
 			t.Fatal(err)
 		}
@@ -91,11 +92,14 @@ func TestSetOnHandWritesStockAndEventInOneTransaction(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	want := []inventory.View{
-		{ProductID: id, OnHand: 12, Reserved: 0, Available: 12},
-		{ProductID: id, OnHand: 7, Reserved: 0, Available: 7},
+	want := []inventory.Changed{
+		{View: inventory.View{ProductID: id, OnHand: 12, Reserved: 0, Available: 12}},
+		{View: inventory.View{ProductID: id, OnHand: 7, Reserved: 0, Available: 7}},
 	}
-	if diff := cmp.Diff(want, datas); diff != "" {
+	if len(datas) == 2 && (datas[0].Version < 1 || datas[1].Version <= datas[0].Version) {
+		t.Errorf("event versions %d then %d: each change must carry a larger version", datas[0].Version, datas[1].Version)
+	}
+	if diff := cmp.Diff(want, datas, cmpopts.IgnoreFields(inventory.Changed{}, "Version")); diff != "" {
 		t.Fatalf("stock.changed.v1 events (-want +got):\n%s", diff)
 	}
 }

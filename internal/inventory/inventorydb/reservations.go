@@ -53,7 +53,7 @@ func (s *Store) Reserve(ctx context.Context, req inventory.HoldRequest) (invento
 		for _, l := range lines {
 			st, err := scan(tx.QueryRow(ctx, `UPDATE stock SET reserved = reserved + $2, updated_at = now()
 				WHERE product_id = $1 AND on_hand - reserved >= $2
-				RETURNING product_id, on_hand, reserved, updated_at`, l.ProductID, l.Quantity))
+				RETURNING product_id, on_hand, reserved, updated_at, version`, l.ProductID, l.Quantity))
 			if errors.Is(err, pgx.ErrNoRows) {
 				return inventory.ErrOutOfStock(l.ProductID)
 			}
@@ -98,14 +98,14 @@ func (s *Store) Commit(ctx context.Context, orderID uuid.UUID) (inventory.Hold, 
 			if retake {
 				st, err = scan(tx.QueryRow(ctx, `UPDATE stock SET on_hand = on_hand - $2, updated_at = now()
 					WHERE product_id = $1 AND on_hand - reserved >= $2
-					RETURNING product_id, on_hand, reserved, updated_at`, l.ProductID, l.Quantity))
+					RETURNING product_id, on_hand, reserved, updated_at, version`, l.ProductID, l.Quantity))
 				if errors.Is(err, pgx.ErrNoRows) {
 					return inventory.ErrOutOfStock(l.ProductID)
 				}
 			} else {
 				st, err = scan(tx.QueryRow(ctx, `UPDATE stock SET on_hand = on_hand - $2, reserved = reserved - $2, updated_at = now()
 					WHERE product_id = $1
-					RETURNING product_id, on_hand, reserved, updated_at`, l.ProductID, l.Quantity))
+					RETURNING product_id, on_hand, reserved, updated_at, version`, l.ProductID, l.Quantity))
 			}
 			if err != nil {
 				return unavailable(err)
@@ -142,10 +142,10 @@ func (s *Store) Release(ctx context.Context, orderID uuid.UUID) (inventory.Hold,
 		switch h.Status {
 		case inventory.StatusHeld:
 			next, query = inventory.StatusReleased, `UPDATE stock SET reserved = reserved - $2, updated_at = now()
-				WHERE product_id = $1 RETURNING product_id, on_hand, reserved, updated_at`
+				WHERE product_id = $1 RETURNING product_id, on_hand, reserved, updated_at, version`
 		case inventory.StatusCommitted:
 			next, query = inventory.StatusRestocked, `UPDATE stock SET on_hand = on_hand + $2, updated_at = now()
-				WHERE product_id = $1 RETURNING product_id, on_hand, reserved, updated_at`
+				WHERE product_id = $1 RETURNING product_id, on_hand, reserved, updated_at, version`
 		default:
 			out = h
 			return nil
@@ -225,7 +225,7 @@ func (s *Store) Expire(ctx context.Context, asOf time.Time, limit int) (int, err
 		}
 		for _, p := range products {
 			st, err := scan(tx.QueryRow(ctx, `UPDATE stock SET reserved = reserved - $2, updated_at = now()
-				WHERE product_id = $1 RETURNING product_id, on_hand, reserved, updated_at`, p.ProductID, p.Quantity))
+				WHERE product_id = $1 RETURNING product_id, on_hand, reserved, updated_at, version`, p.ProductID, p.Quantity))
 			if err != nil {
 				return unavailable(err)
 			}
