@@ -75,7 +75,7 @@ func New(d *catalogenv.Deps, credential string) http.Handler {
 		if err != nil {
 			return err
 		}
-		changed, first, err := d.Store.AddSold(ctx, ev.EventID, Consumer, ds)
+		changed, first, err := d.Store.AddSold(ctx, ev.EventID, Consumer, data.OrderID, ev.Type == events.OrderCancelled, ds)
 		if err != nil {
 			return err
 		}

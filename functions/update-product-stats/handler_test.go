@@ -23,9 +23,9 @@ func setup(t *testing.T) (*envtest.Env, http.Handler) {
 	return env, New(env.Deps, credential)
 }
 
-func orderEvent(t *testing.T, typ string, lines ...orders.Line) string {
+func orderEvent(t *testing.T, typ string, order uuid.UUID, lines ...orders.Line) string {
 	t.Helper()
-	data := orders.EventData{OrderID: uuid.New(), UserID: uuid.New(), Status: orders.Confirmed, Items: lines,
+	data := orders.EventData{OrderID: order, UserID: uuid.New(), Status: orders.Confirmed, Items: lines,
 		Total: orders.Money{Amount: 100, Currency: "USD"}}
 	ev, err := events.New(context.Background(), orders.Source, typ, data.OrderID.String(), data)
 	if err != nil {
@@ -61,7 +61,8 @@ func TestPlacedThenCancelledRestores(t *testing.T) {
 	a := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
 	b := env.Create(t, "DESK-1", "Desk", "home", 5000)
 	lines := []orders.Line{{ProductID: a.ID, Quantity: 2}, {ProductID: b.ID, Quantity: 1}}
-	if code, resp := deliver(t, h, orderEvent(t, events.OrderPlaced, lines...)); code != 200 || resp.Updated != 2 {
+	order := uuid.New()
+	if code, resp := deliver(t, h, orderEvent(t, events.OrderPlaced, order, lines...)); code != 200 || resp.Updated != 2 {
 		t.Fatalf("placed: %d %+v", code, resp)
 	}
 	if sold(t, env, a) != 2 || sold(t, env, b) != 1 {
@@ -71,7 +72,7 @@ func TestPlacedThenCancelledRestores(t *testing.T) {
 	if _, v, _, err := env.Cache.Get(context.Background(), a.ID.String()); err != nil || v < 2 {
 		t.Errorf("cache not invalidated: version %d, %v", v, err)
 	}
-	if code, _ := deliver(t, h, orderEvent(t, events.OrderCancelled, lines...)); code != 200 {
+	if code, _ := deliver(t, h, orderEvent(t, events.OrderCancelled, order, lines...)); code != 200 {
 		t.Fatalf("cancelled: %d", code)
 	}
 	if sold(t, env, a) != 0 || sold(t, env, b) != 0 {
@@ -83,7 +84,7 @@ func TestPlacedThenCancelledRestores(t *testing.T) {
 func TestDuplicateDeliveryCountsOnce(t *testing.T) {
 	env, h := setup(t)
 	a := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
-	body := orderEvent(t, events.OrderPlaced, orders.Line{ProductID: a.ID, Quantity: 3})
+	body := orderEvent(t, events.OrderPlaced, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 3})
 	if code, resp := deliver(t, h, body); code != 200 || resp.Duplicate {
 		t.Fatalf("first: %d %+v", code, resp)
 	}
@@ -93,7 +94,7 @@ func TestDuplicateDeliveryCountsOnce(t *testing.T) {
 	if n := sold(t, env, a); n != 3 {
 		t.Fatalf("sold %d, want 3", n)
 	}
-	body = orderEvent(t, events.OrderPlaced, orders.Line{ProductID: a.ID, Quantity: 1})
+	body = orderEvent(t, events.OrderPlaced, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 1})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	firsts := 0
@@ -121,7 +122,7 @@ func TestDuplicateDeliveryCountsOnce(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	env, h := setup(t)
 	a := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
-	good := orderEvent(t, events.OrderPlaced, orders.Line{ProductID: a.ID, Quantity: 1})
+	good := orderEvent(t, events.OrderPlaced, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 1})
 	tests := []struct {
 		name   string
 		body   string
@@ -134,8 +135,8 @@ func TestRefusals(t *testing.T) {
 		{"not an envelope", `{"order_id":"x"}`, []string{"X-Internal-Token", credential}, 400},
 		{"id not a uuid", `{"specversion":"1.0","id":"7","source":"s","type":"order.placed.v1","data":{}}`,
 			[]string{"X-Internal-Token", credential}, 400},
-		{"no items", orderEvent(t, events.OrderPlaced), []string{"X-Internal-Token", credential}, 400},
-		{"other type", orderEvent(t, events.OrderPaymentFailed, orders.Line{ProductID: a.ID, Quantity: 1}),
+		{"no items", orderEvent(t, events.OrderPlaced, uuid.New()), []string{"X-Internal-Token", credential}, 400},
+		{"other type", orderEvent(t, events.OrderPaymentFailed, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 1}),
 			[]string{"X-Internal-Token", credential}, 422},
 	}
 	for _, tt := range tests {

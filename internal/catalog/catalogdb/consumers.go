@@ -21,15 +21,19 @@ type SoldDelta struct {
 	Delta     int64
 }
 
-// AddSold applies the sold-count changes of one event (eventID, processed
-// by consumer) in ONE transaction with the event's inbox claim: a duplicate
-// delivery (first=false) changes nothing. Deltas of the same product are
-// summed; products are locked in id order, so concurrent events never
+// AddSold applies the sold-count changes of one order event (eventID,
+// processed by consumer; positive deltas for order.placed.v1, negative for
+// order.cancelled.v1 of orderID) in ONE transaction with the event's inbox
+// claim: a duplicate delivery (first=false) changes nothing. The order's sale
+// is tracked (order_sales), so a placement counts once, a cancellation
+// subtracts only a counted placement, and a cancellation delivered before its
+// placement makes the late placement count nothing. Deltas of the same product
+// are summed; products are locked in id order, so concurrent events never
 // deadlock. A count never goes below zero. Unknown products are skipped. Each
-// changed product gets its search document and product.changed.v1 event in
-// the same transaction, and is returned for the after-commit step (cache
+// changed product gets its search document and product.changed.v1 event in the
+// same transaction, and is returned for the after-commit step (cache
 // invalidation). Failures are fault.Internal.
-func (s *Store) AddSold(ctx context.Context, eventID uuid.UUID, consumer string, deltas []SoldDelta) (changedProducts []catalog.Product, first bool, err error) {
+func (s *Store) AddSold(ctx context.Context, eventID uuid.UUID, consumer string, orderID uuid.UUID, cancelled bool, deltas []SoldDelta) (changedProducts []catalog.Product, first bool, err error) {
 	sum := map[uuid.UUID]int64{}
 	for _, d := range deltas {
 		sum[d.ProductID] += d.Delta
@@ -45,6 +49,10 @@ func (s *Store) AddSold(ctx context.Context, eventID uuid.UUID, consumer string,
 		changedProducts = nil
 		var err error
 		if first, err = inbox.Claim(ctx, tx, eventID, consumer); err != nil || !first {
+			return err
+		}
+		counts, err := recordSale(ctx, tx, orderID, cancelled)
+		if err != nil || !counts {
 			return err
 		}
 		for _, id := range ids {
@@ -68,6 +76,29 @@ func (s *Store) AddSold(ctx context.Context, eventID uuid.UUID, consumer string,
 		return nil, false, fault.Internalf("add sold counts: %w", err)
 	}
 	return changedProducts, first, nil
+}
+
+// recordSale moves the order's sale along placed → cancelled (or straight to
+// cancelled_first when the cancellation comes first) and reports whether this
+// event changes the sold counts.
+func recordSale(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, cancelled bool) (bool, error) {
+	var state string
+	var err error
+	if !cancelled {
+		err = tx.QueryRow(ctx, `INSERT INTO order_sales (order_id, state) VALUES ($1, 'placed')
+			ON CONFLICT (order_id) DO NOTHING RETURNING state`, orderID).Scan(&state)
+	} else {
+		err = tx.QueryRow(ctx, `INSERT INTO order_sales (order_id, state) VALUES ($1, 'cancelled_first')
+			ON CONFLICT (order_id) DO UPDATE SET state = 'cancelled', updated_at = now()
+			WHERE order_sales.state = 'placed' RETURNING state`, orderID).Scan(&state)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil // already placed, already cancelled, or cancelled before it was placed
+	}
+	if err != nil {
+		return false, err
+	}
+	return state == "placed" || state == "cancelled", nil
 }
 
 // SetAvailabilityOnce is SetAvailability for the consumer of one

@@ -28,13 +28,14 @@ func TestAddSoldOncePerEvent(t *testing.T) {
 	ctx := context.Background()
 	s := catalogdb.New(pgtest.Open(t, catalogdb.Migrations()))
 	a, b := create(t, s, "A-1"), create(t, s, "B-1")
+	order := uuid.Must(uuid.NewV7())
 	placed, _ := uuid.NewV7()
 	deltas := []catalogdb.SoldDelta{{a.ID, 2}, {b.ID, 1}, {a.ID, 1}, {uuid.New(), 5}}
-	got, first, err := s.AddSold(ctx, placed, "stats", deltas)
+	got, first, err := s.AddSold(ctx, placed, "stats", order, false, deltas)
 	if err != nil || !first || len(got) != 2 {
 		t.Fatalf("AddSold: %d products, first %v, %v", len(got), first, err)
 	}
-	if got, first, err = s.AddSold(ctx, placed, "stats", deltas); err != nil || first || len(got) != 0 {
+	if got, first, err = s.AddSold(ctx, placed, "stats", order, false, deltas); err != nil || first || len(got) != 0 {
 		t.Errorf("duplicate: %d products, first %v, %v", len(got), first, err)
 	}
 	pa, _ := s.Get(ctx, a.ID)
@@ -42,11 +43,43 @@ func TestAddSoldOncePerEvent(t *testing.T) {
 		t.Errorf("sold %d, want 3", pa.SoldCount)
 	}
 	cancelled, _ := uuid.NewV7()
-	if _, _, err := s.AddSold(ctx, cancelled, "stats", []catalogdb.SoldDelta{{a.ID, -10}}); err != nil {
+	if _, _, err := s.AddSold(ctx, cancelled, "stats", order, true, []catalogdb.SoldDelta{{a.ID, -3}, {b.ID, -1}}); err != nil {
 		t.Fatal(err)
 	}
 	if pa, _ = s.Get(ctx, a.ID); pa.SoldCount != 0 {
-		t.Errorf("sold %d after over-cancel, want 0", pa.SoldCount)
+		t.Errorf("sold %d after the cancellation, want 0", pa.SoldCount)
+	}
+	// A second cancellation event of the same order (another event id)
+	// subtracts nothing more.
+	b2 := create(t, s, "C-1")
+	other := uuid.Must(uuid.NewV7())
+	if _, _, err := s.AddSold(ctx, uuid.Must(uuid.NewV7()), "stats", other, false, []catalogdb.SoldDelta{{b2.ID, 4}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.AddSold(ctx, uuid.Must(uuid.NewV7()), "stats", order, true, []catalogdb.SoldDelta{{b2.ID, -4}}); err != nil {
+		t.Fatal(err)
+	}
+	if pb2, _ := s.Get(ctx, b2.ID); pb2.SoldCount != 4 {
+		t.Errorf("sold %d: a repeated cancellation subtracted again", pb2.SoldCount)
+	}
+}
+
+// A cancellation delivered before its placement makes the late placement count
+// nothing: sold_count ends where it started.
+func TestAddSoldCancellationFirst(t *testing.T) {
+	ctx := context.Background()
+	s := catalogdb.New(pgtest.Open(t, catalogdb.Migrations()))
+	a := create(t, s, "A-1")
+	order := uuid.Must(uuid.NewV7())
+	if _, _, err := s.AddSold(ctx, uuid.Must(uuid.NewV7()), "stats", order, true, []catalogdb.SoldDelta{{a.ID, -2}}); err != nil {
+		t.Fatal(err)
+	}
+	got, first, err := s.AddSold(ctx, uuid.Must(uuid.NewV7()), "stats", order, false, []catalogdb.SoldDelta{{a.ID, 2}})
+	if err != nil || !first || len(got) != 0 {
+		t.Fatalf("late placement: %d products changed, first %v, %v", len(got), first, err)
+	}
+	if pa, _ := s.Get(ctx, a.ID); pa.SoldCount != 0 {
+		t.Errorf("sold %d after cancel-then-place, want 0", pa.SoldCount)
 	}
 }
 
