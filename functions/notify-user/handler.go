@@ -150,6 +150,10 @@ func New(d Deps) http.Handler {
 	return fnhttp.Routes(mux)
 }
 
+// emailLease bounds how long a delivery may hold the sending of an email
+// before another may take it over (above the SMTP deadline).
+const emailLease = time.Minute
+
 // email sends n to its user's address and records it. A deleted account is
 // no error (nothing to send, reported false); a failed send is
 // fault.Unavailable so the connector retries.
@@ -162,8 +166,18 @@ func email(ctx context.Context, d Deps, n notifications.Notification) (bool, err
 	if err != nil {
 		return false, err
 	}
+	claimed, err := d.Store.ClaimEmail(ctx, n.ID, emailLease)
+	if err != nil {
+		return false, err
+	}
+	if !claimed {
+		// Sent already, or another delivery of the same event is sending it
+		// right now (and is retried itself if it fails).
+		return false, nil
+	}
 	if err := d.Mailer.Send(ctx, u.Email, notifications.Message(d.Mailer.From(), u.Email, n)); err != nil {
 		d.Log.WarnContext(ctx, "email not sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID, "err", err.Error())
+		_ = d.Store.ReleaseEmail(context.WithoutCancel(ctx), n.ID)
 		return false, fault.Wrap(err, fault.Unavailable, "unavailable", "the email could not be sent")
 	}
 	if err := d.Store.MarkEmailed(ctx, n.ID); err != nil {

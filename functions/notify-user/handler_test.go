@@ -132,6 +132,26 @@ func TestConcurrentDuplicates(t *testing.T) {
 	}
 }
 
+// Ten concurrent deliveries of one event send its email once: the sending is
+// claimed, not just checked.
+func TestConcurrentDuplicatesSendOneEmail(t *testing.T) {
+	e := setup(t, true)
+	u := userstest.Register(t, e.users, "carol@example.com", "correct horse battery", "Carol")
+	body := envelope(t, events.OrderPlaced, orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			if code, _ := deliver(t, e.h, body); code != 200 {
+				t.Errorf("status %d", code)
+			}
+		})
+	}
+	wg.Wait()
+	if m := len(e.sink.Messages()); m != 1 {
+		t.Errorf("%d emails for one event delivered 10 times at once, want 1", m)
+	}
+}
+
 // A failed send is 503 (retried); the redelivery sends the owed email once
 // and stores no second notification.
 func TestFailedEmailIsRetried(t *testing.T) {

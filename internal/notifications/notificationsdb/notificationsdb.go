@@ -7,6 +7,7 @@ package notificationsdb
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -58,6 +59,29 @@ func (s *Store) Record(ctx context.Context, consumer string, n notifications.Not
 		return stored, false, fault.Wrap(err, fault.Unavailable, "unavailable", "notifications are unavailable")
 	}
 	return stored, first, nil
+}
+
+// ClaimEmail reserves the sending of notification id's email for lease: it
+// reports false when the email already went out or another delivery holds an
+// unexpired claim, so two concurrent deliveries never both send it. A claim
+// whose sender died expires and can be taken again. Failures are
+// fault.Unavailable.
+func (s *Store) ClaimEmail(ctx context.Context, id uuid.UUID, lease time.Duration) (bool, error) {
+	tag, err := s.db.Exec(ctx, `UPDATE notifications SET email_claimed_until = now() + make_interval(secs => $2)
+		WHERE id = $1 AND emailed_at IS NULL AND (email_claimed_until IS NULL OR email_claimed_until < now())`, id, lease.Seconds())
+	if err != nil {
+		return false, fault.Wrap(err, fault.Unavailable, "unavailable", "notifications are unavailable")
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// ReleaseEmail gives up a claim after a failed send, so a retry need not wait
+// for the lease to expire. Failures are fault.Unavailable.
+func (s *Store) ReleaseEmail(ctx context.Context, id uuid.UUID) error {
+	if _, err := s.db.Exec(ctx, `UPDATE notifications SET email_claimed_until = NULL WHERE id = $1 AND emailed_at IS NULL`, id); err != nil {
+		return fault.Wrap(err, fault.Unavailable, "unavailable", "notifications are unavailable")
+	}
+	return nil
 }
 
 // MarkEmailed records that the email of notification id went out; doing it
