@@ -2,7 +2,7 @@
 GO      ?= go
 STATE   ?= .local
 
-.PHONY: run test lint unit buildcheck generate bench clean
+.PHONY: run test lint unit broker-restart-test buildcheck generate bench clean
 
 ## run: build every function and connector, start the local OpenFaaS runtime
 ## (gateway 127.0.0.1:8080, edge 127.0.0.1:8000) and seed the development data.
@@ -11,7 +11,7 @@ run:
 
 ## test: formatting, vet, every test (against the real PostgreSQL, Redis and
 ## RabbitMQ) and the build check of every function of stack.yml.
-test: lint unit buildcheck
+test: lint unit broker-restart-test buildcheck
 
 lint:
 	@out="$$(gofmt -l $$(find . -name '*.go' -not -path './build/*' -not -path './.local/*'))"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -19,6 +19,11 @@ lint:
 
 unit:
 	$(GO) test -count=1 -timeout 15m ./...
+
+## broker-restart-test: restarts the machine's RabbitMQ in the middle of a
+## burst of orders, so it runs alone, after the parallel suites.
+broker-restart-test:
+	$(GO) test -count=1 -tags brokerrestart -run TestEventsSurviveRabbitMQRestart ./tests/integration
 
 buildcheck:
 	$(GO) run ./cmd/buildcheck -stack stack.yml

@@ -31,14 +31,29 @@ import (
 // handler: sold_count equals the units sold and each customer has one
 // notification per order.
 //
-// The outage is made by a TCP proxy in front of the real broker rather than by
-// restarting the machine's RabbitMQ, which other test packages use at the same
-// time; the queues are durable quorum queues either way.
+// The outage is made by a TCP proxy in front of the real broker, so test
+// packages running in parallel keep their broker; restart_test.go restarts
+// the real RabbitMQ in the same scenario, run on its own by `make test`.
 func TestEventsSurviveBrokerOutageAndRelayCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the local runtime and connectors; -short was asked for")
 	}
 	proxy := newCutProxy(t, "127.0.0.1:5672")
+	burstThroughOutage(t, "amqp://guest:guest@"+proxy.addr+"/", func() {
+		proxy.cut()
+		time.Sleep(3 * time.Second)
+		proxy.restore()
+	})
+	if proxy.cuts() == 0 {
+		t.Fatal("the outage dropped no connection: the test did not test anything")
+	}
+}
+
+// burstThroughOutage places orders from several customers through the edge
+// while outage runs (the relay is SIGKILLed as it starts), then checks that
+// every handler processed every order.placed.v1 exactly once.
+func burstThroughOutage(t *testing.T, rabbitURL string, outage func()) {
+	t.Helper()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	suffix := hex.EncodeToString(b)
@@ -60,7 +75,7 @@ func TestEventsSurviveBrokerOutageAndRelayCrash(t *testing.T) {
 			"CART_KEY_PREFIX":        "test:outage:" + suffix + ":cart:",
 			"PRODUCT_CACHE_PREFIX":   "test:outage:" + suffix + ":product:",
 			"MEILI_URL":              "",
-			"RABBITMQ_URL":           "amqp://guest:guest@" + proxy.addr + "/",
+			"RABBITMQ_URL":           rabbitURL,
 			"EXCHANGE_PREFIX":        names.Prefix,
 			"RETRY_DELAY":            "1s",
 			"MAX_ATTEMPTS":           "3",
@@ -127,14 +142,12 @@ func TestEventsSurviveBrokerOutageAndRelayCrash(t *testing.T) {
 	for range 5 {
 		<-placed
 	}
-	proxy.cut()
 	for _, r := range rt.ConnectorReplicas("outbox-relay") {
 		if r.PID > 0 {
 			_ = syscall.Kill(r.PID, syscall.SIGKILL)
 		}
 	}
-	time.Sleep(3 * time.Second)
-	proxy.restore()
+	outage()
 	wg.Wait()
 	if t.Failed() {
 		return
@@ -159,9 +172,6 @@ func TestEventsSurviveBrokerOutageAndRelayCrash(t *testing.T) {
 		if len(list.Items) != perCustomer {
 			t.Errorf("customer %d has %d notifications, want exactly %d", i, len(list.Items), perCustomer)
 		}
-	}
-	if proxy.cuts() == 0 {
-		t.Fatal("the outage dropped no connection: the test did not test anything")
 	}
 }
 
