@@ -16,6 +16,7 @@ test: lint unit broker-restart-test buildcheck
 lint:
 	@out="$$(gofmt -l $$(find . -name '*.go' -not -path './build/*' -not -path './.local/*'))"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags brokerrestart ./tests/integration
 
 unit:
 	$(GO) test -count=1 -timeout 15m ./...
