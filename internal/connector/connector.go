@@ -32,6 +32,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/events"
 )
 
 // Config configures a Connector. Zero values take the documented defaults.
@@ -60,6 +61,11 @@ type Config struct {
 	InvokeTimeout time.Duration
 	// MaxBackoff caps the delay between broker reconnect attempts (default 10 s).
 	MaxBackoff time.Duration
+	// KnownTopics are the topics that may be bound from an earlier run
+	// (default events.Types()): when a function is first seen, those it no
+	// longer subscribes to are unbound, since the broker keeps bindings across
+	// connector restarts.
+	KnownTopics []string
 	// GatewayUser and GatewayPassword are the gateway API's basic-auth
 	// credentials (secrets basic-auth-user, basic-auth-password), for
 	// discovery on a gateway with basic_auth=true; empty means none.
@@ -97,6 +103,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 10 * time.Second
+	}
+	if c.KnownTopics == nil {
+		c.KnownTopics = events.Types()
 	}
 }
 
@@ -270,6 +279,15 @@ func (c *Connector) refresh(ctx context.Context, conn *amqp.Connection, admin *a
 		if bound == nil {
 			bound = map[string]bool{}
 			c.bound[fn] = bound
+			// Bindings outlive this process: drop known topics the function
+			// gave up while no connector was running.
+			for _, t := range c.cfg.KnownTopics {
+				if !slices.Contains(topics, t) {
+					if err := admin.QueueUnbind(names.Queue(fn), t, names.Exchange(), nil); err != nil {
+						return err
+					}
+				}
+			}
 		}
 		for _, t := range topics {
 			if err := admin.QueueBind(names.Queue(fn), t, names.Exchange(), false, nil); err != nil {

@@ -481,6 +481,38 @@ func TestAnnotationChangesAndUnrouted(t *testing.T) {
 	}
 }
 
+// A topic removed from a function's annotation while no connector ran stays
+// bound on the broker; the next connector unbinds it when it starts.
+func TestStaleBindingRemovedAtStart(t *testing.T) {
+	e := setup(t, "shifty")
+	keep, drop := e.names.Prefix+"order.placed.v1", e.names.Prefix+"order.cancelled.v1"
+	e.cfg.KnownTopics = []string{keep, drop}
+	e.gw.set("shifty", keep+","+drop, nil)
+	first, err := New(e.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); first.Run(ctx) }()
+	e.gw.synced(t)
+	e.publish(t, drop)
+	e.gw.waitCalls(t, "shifty", 1, 10*time.Second)
+	cancel()
+	<-done
+
+	e.gw.set("shifty", keep, nil) // changed while no connector runs
+	e.start(t)
+	e.gw.synced(t)
+	e.publish(t, drop)
+	waitLen(t, e, e.names.Unrouted(), 1)
+	id := e.publish(t, keep)
+	calls := e.gw.waitCalls(t, "shifty", 2, 10*time.Second)
+	if calls[1].id != id {
+		t.Errorf("second call is %s, want the kept topic's %s", calls[1].id, id)
+	}
+}
+
 func waitLen(t *testing.T, e *env, q string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

@@ -81,3 +81,11 @@ func Decode(body []byte) (Envelope, error) {
 	}
 	return e, nil
 }
+
+// Types lists every event type the shop publishes. The RabbitMQ connector
+// unbinds the ones a function no longer subscribes to when it starts, so a
+// topic removed while it was down does not stay bound.
+func Types() []string {
+	return []string{UserRegistered, ProductChanged, OrderPlaced, OrderPaymentFailed, OrderCancelled, StockChanged,
+		ReservationsExpired}
+}
