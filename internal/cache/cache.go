@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shopfaas/shop/internal/telemetry"
 	"strconv"
 	"strings"
 	"time"
@@ -58,6 +59,7 @@ func New(cfg Config) (*Cache, error) {
 		Addr: cfg.Addr, Password: cfg.Password, DialTimeout: cfg.Timeout, ReadTimeout: cfg.Timeout,
 		WriteTimeout: cfg.Timeout, MaxRetries: -1, PoolSize: 4, MinIdleConns: 0,
 	})
+	rdb.AddHook(telemetry.RedisHook())
 	return &Cache{rdb: rdb, prefix: cfg.Prefix, ttl: cfg.TTL, timeout: cfg.Timeout}, nil
 }
 

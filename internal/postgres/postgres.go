@@ -54,6 +54,7 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	pc.MaxConnIdleTime = 30 * time.Second
 	pc.MaxConnLifetime = 30 * time.Minute
 	pc.HealthCheckPeriod = 15 * time.Second
+	pc.ConnConfig.Tracer = newQueryTracer()
 	if cfg.CreateDatabase {
 		if err := ensureDatabase(ctx, pc.ConnConfig); err != nil {
 			return nil, err

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shopfaas/shop/internal/telemetry"
 	"slices"
 	"strconv"
 	"time"
@@ -49,11 +50,13 @@ func ConfigFrom(c *config.Reader) Config {
 // NewClient returns a small Redis client for cfg; a function replica needs few
 // connections.
 func NewClient(cfg Config) *redis.Client {
-	return redis.NewClient(&redis.Options{
+	c := redis.NewClient(&redis.Options{
 		Addr: cfg.Addr, Password: cfg.Password,
 		PoolSize: 4, MinIdleConns: 0,
 		DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
 	})
+	c.AddHook(telemetry.RedisHook())
+	return c
 }
 
 // Store reads and writes carts. It is safe for concurrent use.

@@ -1,0 +1,60 @@
+package telemetry_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/shopfaas/shop/internal/telemetry"
+)
+
+// A Redis command made inside a request becomes a client span of the
+// request's trace, named after the command, without its arguments.
+func TestRedisHookTracesCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Redis; -short was asked for")
+	}
+	rec := tracetest.NewSpanRecorder()
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	rdb.AddHook(telemetry.RedisHook())
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx, parent := otel.Tracer("test").Start(context.Background(), "request")
+	key := "test:telemetry:" + parent.SpanContext().TraceID().String()
+	if err := rdb.Set(ctx, key, "secret-cart-contents", 0).Err(); err != nil {
+		t.Fatalf("Redis is required for this test: %v", err)
+	}
+	if err := rdb.Get(ctx, "test:telemetry:missing").Err(); err != redis.Nil {
+		t.Fatalf("get missing: %v", err)
+	}
+	_ = rdb.Del(ctx, key).Err()
+	parent.End()
+
+	names := map[string]sdktrace.ReadOnlySpan{}
+	for _, s := range rec.Ended() {
+		names[s.Name()] = s
+	}
+	set, ok := names["redis set"]
+	if !ok {
+		t.Fatalf("no span for SET among %v", rec.Ended())
+	}
+	if set.Parent().SpanID() != parent.SpanContext().SpanID() || set.SpanContext().TraceID() != parent.SpanContext().TraceID() {
+		t.Error("the Redis span is not a child of the request's span")
+	}
+	for _, a := range set.Attributes() {
+		if strings.Contains(a.Value.Emit(), "secret-cart-contents") || strings.Contains(a.Value.Emit(), key) {
+			t.Errorf("span attribute %s leaks the command's arguments", a.Key)
+		}
+	}
+	if get := names["redis get"]; get == nil || get.Status().Code != 0 {
+		t.Errorf("a missing key must not mark the span failed: %+v", get)
+	}
+}
