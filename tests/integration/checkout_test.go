@@ -1,25 +1,16 @@
 package integration
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/auth"
-	"github.com/shopfaas/shop/internal/catalog"
-	"github.com/shopfaas/shop/internal/catalog/catalogdb"
-	"github.com/shopfaas/shop/internal/faaslocal/runtimetest"
-	"github.com/shopfaas/shop/internal/postgres"
-	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
 // TestCheckoutThroughTheEdge runs the whole checkout as processes behind the
@@ -28,53 +19,11 @@ import (
 // 10 orders are confirmed, 40 are refused out_of_stock, and the stock ends
 // at zero with nothing left reserved. A cancellation then restocks one unit.
 func TestCheckoutThroughTheEdge(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts the local runtime; -short was asked for")
-	}
-	catalogURL := pgtest.NewDatabase(t)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	prefix := "test:checkout:" + hex.EncodeToString(b) + ":"
-	rt := runtimetest.Start(t, runtimetest.Options{
-		Functions: []string{"get-product", "get-stock", "set-stock", "reserve-stock", "commit-stock", "release-stock",
-			"charge-payment", "refund-payment", "create-order", "get-order", "get-order-timeline", "cancel-order"},
-		Env: map[string]string{
-			"CATALOG_DATABASE_URL":   catalogURL,
-			"INVENTORY_DATABASE_URL": pgtest.NewDatabase(t),
-			"PAYMENTS_DATABASE_URL":  pgtest.NewDatabase(t),
-			"ORDERS_DATABASE_URL":    pgtest.NewDatabase(t),
-			"REDIS_ADDR":             "127.0.0.1:6379",
-			"CART_KEY_PREFIX":        prefix + "cart:",
-			"PRODUCT_CACHE_PREFIX":   prefix + "product:",
-			"MEILI_URL":              "",
-		},
-		ReadyTimeout: 3 * time.Minute,
-	})
-
-	ctx := context.Background()
-	pool, err := postgres.Open(ctx, postgres.Config{URL: catalogURL, Migrations: catalogdb.Migrations(), MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	p, err := catalog.NewProduct(catalog.Draft{SKU: "IT-LAMP-1", Name: "Desk lamp", Category: "test",
-		Price: catalog.Money{Amount: 3499, Currency: "USD"}}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, err = catalogdb.New(pool).Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-
-	tokens, err := auth.NewTokens(rt.ReadSecret(t, "jwt-secret"), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleAdmin)
+	s := startShop(t, []string{"get-product", "get-stock", "set-stock", "reserve-stock", "commit-stock", "release-stock",
+		"charge-payment", "refund-payment", "create-order", "get-order", "get-order-timeline", "cancel-order"}, nil, nil)
+	rt, tokens := s.Runtime, s.Tokens
+	p := s.product(t, "IT-LAMP-1", 3499, 10)
 	stockPath := rt.EdgeURL + "/api/v1/inventory/" + p.ID.String()
-	if code := call(t, http.MethodPut, stockPath, admin, map[string]int{"on_hand": 10}, nil); code != http.StatusOK {
-		t.Fatalf("set stock: %d", code)
-	}
 
 	body := `{"items":[{"product_id":"` + p.ID.String() + `","quantity":1}],` +
 		`"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"Springfield","postal_code":"12345","country":"US"},` +

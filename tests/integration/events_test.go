@@ -13,14 +13,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/broker"
-	"github.com/shopfaas/shop/internal/catalog"
-	"github.com/shopfaas/shop/internal/catalog/catalogdb"
 	"github.com/shopfaas/shop/internal/connector"
-	"github.com/shopfaas/shop/internal/faaslocal/runtimetest"
-	"github.com/shopfaas/shop/internal/postgres"
-	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
 // eventHandlers are the functions subscribed to order events in this test.
@@ -33,70 +27,23 @@ var eventHandlers = []string{"update-product-stats", "notify-user", "index-produ
 // customer has a notification; the handler's log carries the trace id that the
 // client sent with the order; a cancellation lowers sold_count again.
 func TestOrderEventsReachTheHandlers(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts the local runtime, RabbitMQ connectors; -short was asked for")
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	suffix := hex.EncodeToString(b)
-	names := broker.Names{Prefix: "test-" + suffix + "."}
-	cleanupBroker(t, names)
-	catalogURL := pgtest.NewDatabase(t)
-	rt := runtimetest.Start(t, runtimetest.Options{
-		Functions: []string{"register-user", "login-user", "get-product", "set-stock", "reserve-stock", "commit-stock",
-			"release-stock", "charge-payment", "refund-payment", "create-order", "cancel-order",
-			"update-product-stats", "notify-user", "index-product", "list-notifications"},
-		Connectors: []string{"outbox-relay", "rabbitmq"},
-		Env: map[string]string{
-			"USERS_DATABASE_URL":     pgtest.NewDatabase(t),
-			"CATALOG_DATABASE_URL":   catalogURL,
-			"INVENTORY_DATABASE_URL": pgtest.NewDatabase(t),
-			"PAYMENTS_DATABASE_URL":  pgtest.NewDatabase(t),
-			"ORDERS_DATABASE_URL":    pgtest.NewDatabase(t),
-			"REDIS_ADDR":             "127.0.0.1:6379",
-			"CART_KEY_PREFIX":        "test:events:" + suffix + ":cart:",
-			"PRODUCT_CACHE_PREFIX":   "test:events:" + suffix + ":product:",
-			"MEILI_URL":              "",
-			"EXCHANGE_PREFIX":        names.Prefix,
-			"RETRY_DELAY":            "1s",
-			"MAX_ATTEMPTS":           "3",
-			"REFRESH_INTERVAL":       "500ms",
-		},
-		ReadyTimeout: 3 * time.Minute,
-	})
-
-	ctx := context.Background()
-	pool, err := postgres.Open(ctx, postgres.Config{URL: catalogURL, Migrations: catalogdb.Migrations(), MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	p, err := catalog.NewProduct(catalog.Draft{SKU: "EV-MUG-1", Name: "Event mug", Category: "test",
-		Price: catalog.Money{Amount: 1250, Currency: "USD"}}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, err = catalogdb.New(pool).Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := auth.NewTokens(rt.ReadSecret(t, "jwt-secret"), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleAdmin)
-	if code := call(t, http.MethodPut, rt.EdgeURL+"/api/v1/inventory/"+p.ID.String(), admin, map[string]int{"on_hand": 5}, nil); code != http.StatusOK {
-		t.Fatalf("set stock: %d", code)
-	}
+	_, env := eventEnv(t)
+	s := startShop(t, []string{"register-user", "login-user", "get-product", "set-stock", "reserve-stock", "commit-stock",
+		"release-stock", "charge-payment", "refund-payment", "create-order", "cancel-order",
+		"update-product-stats", "notify-user", "index-product", "list-notifications"},
+		[]string{"outbox-relay", "rabbitmq"}, env)
+	p := s.product(t, "EV-MUG-1", 1250, 5)
+	suffix := s.Suffix
 
 	email := "events-" + suffix + "@example.com"
-	if code := call(t, http.MethodPost, rt.EdgeURL+"/api/v1/users", "",
+	if code := call(t, http.MethodPost, s.EdgeURL+"/api/v1/users", "",
 		map[string]string{"email": email, "password": "long enough password", "name": "Eve"}, nil); code != http.StatusCreated {
 		t.Fatalf("register: %d", code)
 	}
 	var login struct {
 		AccessToken string `json:"access_token"`
 	}
-	if code := call(t, http.MethodPost, rt.EdgeURL+"/api/v1/auth/login", "",
+	if code := call(t, http.MethodPost, s.EdgeURL+"/api/v1/auth/login", "",
 		map[string]string{"email": email, "password": "long enough password"}, &login); code != http.StatusOK {
 		t.Fatalf("login: %d", code)
 	}
@@ -108,7 +55,7 @@ func TestOrderEventsReachTheHandlers(t *testing.T) {
 	body := `{"items":[{"product_id":"` + p.ID.String() + `","quantity":2}],` +
 		`"shipping_address":{"name":"Eve","line1":"1 Loop Rd","city":"Springfield","postal_code":"12345","country":"US"},` +
 		`"payment":{"token":"tok_visa"}}`
-	req, _ := http.NewRequest(http.MethodPost, rt.EdgeURL+"/api/v1/orders", strings.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, s.EdgeURL+"/api/v1/orders", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+login.AccessToken)
 	req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
@@ -124,7 +71,7 @@ func TestOrderEventsReachTheHandlers(t *testing.T) {
 	orderID := strings.SplitN(strings.TrimPrefix(string(raw), `{"id":"`), `"`, 2)[0]
 	confirmed := time.Now()
 
-	waitFor(t, 5*time.Second, "sold_count 2 after order.placed.v1", func() bool { return soldCount(t, rt.EdgeURL, p.ID) == 2 })
+	waitFor(t, 5*time.Second, "sold_count 2 after order.placed.v1", func() bool { return soldCount(t, s.EdgeURL, p.ID) == 2 })
 	waitFor(t, 5*time.Second-time.Since(confirmed), "the order notification", func() bool {
 		var list struct {
 			Items []struct {
@@ -132,7 +79,7 @@ func TestOrderEventsReachTheHandlers(t *testing.T) {
 				OrderID string `json:"order_id"`
 			} `json:"items"`
 		}
-		call(t, http.MethodGet, rt.EdgeURL+"/api/v1/users/me/notifications", login.AccessToken, nil, &list)
+		call(t, http.MethodGet, s.EdgeURL+"/api/v1/users/me/notifications", login.AccessToken, nil, &list)
 		for _, n := range list.Items {
 			if n.OrderID == orderID {
 				return true
@@ -141,13 +88,13 @@ func TestOrderEventsReachTheHandlers(t *testing.T) {
 		return false
 	})
 	waitFor(t, 5*time.Second, "the trace id in update-product-stats' log", func() bool {
-		return logsContain(t, rt.GatewayURL, "update-product-stats", traceID)
+		return logsContain(t, s.GatewayURL, "update-product-stats", traceID)
 	})
 
-	if code := call(t, http.MethodPost, rt.EdgeURL+"/api/v1/orders/"+orderID+"/cancel", login.AccessToken, nil, nil); code != http.StatusOK {
+	if code := call(t, http.MethodPost, s.EdgeURL+"/api/v1/orders/"+orderID+"/cancel", login.AccessToken, nil, nil); code != http.StatusOK {
 		t.Fatalf("cancel: %d", code)
 	}
-	waitFor(t, 5*time.Second, "sold_count 0 after order.cancelled.v1", func() bool { return soldCount(t, rt.EdgeURL, p.ID) == 0 })
+	waitFor(t, 5*time.Second, "sold_count 0 after order.cancelled.v1", func() bool { return soldCount(t, s.EdgeURL, p.ID) == 0 })
 }
 
 func soldCount(t *testing.T, edge string, id uuid.UUID) int {

@@ -2,20 +2,13 @@ package integration
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/auth"
-	"github.com/shopfaas/shop/internal/catalog"
-	"github.com/shopfaas/shop/internal/catalog/catalogdb"
-	"github.com/shopfaas/shop/internal/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
-	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
 // TestOrderListAndReservationExpiry runs list-orders and expire-reservations
@@ -23,60 +16,18 @@ import (
 // customer sees none of them; a hold past its expiry is released by
 // expire-reservations invoked through the gateway, as the scheduler does.
 func TestOrderListAndReservationExpiry(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts the local runtime; -short was asked for")
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	prefix := "test:jobs:" + hex.EncodeToString(b) + ":"
-	catalogURL, inventoryURL := pgtest.NewDatabase(t), pgtest.NewDatabase(t)
-	rt := runtimetest.Start(t, runtimetest.Options{
-		Functions: []string{"get-product", "get-stock", "set-stock", "reserve-stock", "commit-stock", "release-stock",
-			"expire-reservations", "charge-payment", "refund-payment", "create-order", "list-orders"},
-		Env: map[string]string{
-			"CATALOG_DATABASE_URL":   catalogURL,
-			"INVENTORY_DATABASE_URL": inventoryURL,
-			"PAYMENTS_DATABASE_URL":  pgtest.NewDatabase(t),
-			"ORDERS_DATABASE_URL":    pgtest.NewDatabase(t),
-			"REDIS_ADDR":             "127.0.0.1:6379",
-			"CART_KEY_PREFIX":        prefix + "cart:",
-			"PRODUCT_CACHE_PREFIX":   prefix + "product:",
-			"MEILI_URL":              "",
-		},
-		ReadyTimeout: 3 * time.Minute,
-	})
+	s := startShop(t, []string{"get-product", "get-stock", "set-stock", "reserve-stock", "commit-stock", "release-stock",
+		"expire-reservations", "charge-payment", "refund-payment", "create-order", "list-orders"}, nil, nil)
 	ctx := context.Background()
-	p, err := catalog.NewProduct(catalog.Draft{SKU: "JOB-CUP-1", Name: "Cup", Category: "test",
-		Price: catalog.Money{Amount: 800, Currency: "USD"}}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, err = catalogdb.New(openPool(t, catalogURL, catalogdb.Migrations())).Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := auth.NewTokens(rt.ReadSecret(t, "jwt-secret"), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleAdmin)
-	stockURL := rt.EdgeURL + "/api/v1/inventory/" + p.ID.String()
-	if code := call(t, http.MethodPut, stockURL, admin, map[string]int{"on_hand": 10}, nil); code != http.StatusOK {
-		t.Fatalf("set stock: %d", code)
-	}
-
-	alice, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
-	bob, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
-	body := map[string]any{
-		"items":            []map[string]any{{"product_id": p.ID, "quantity": 1}},
-		"shipping_address": map[string]string{"name": "Alice", "line1": "1 Loop Rd", "city": "Springfield", "postal_code": "12345", "country": "US"},
-		"payment":          map[string]string{"token": "tok_visa"},
-	}
+	p := s.product(t, "JOB-CUP-1", 800, 10)
+	stockURL := s.EdgeURL + "/api/v1/inventory/" + p.ID.String()
+	alice, bob := s.token(t, auth.RoleCustomer), s.token(t, auth.RoleCustomer)
 	var placed []string
 	for range 3 {
 		var o struct {
 			ID string `json:"id"`
 		}
-		if code := call(t, http.MethodPost, rt.EdgeURL+"/api/v1/orders", alice, body, &o); code != http.StatusCreated {
+		if code := call(t, http.MethodPost, s.EdgeURL+"/api/v1/orders", alice, orderBody(p.ID, 1), &o); code != http.StatusCreated {
 			t.Fatalf("create order: %d", code)
 		}
 		placed = append(placed, o.ID)
@@ -89,27 +40,27 @@ func TestOrderListAndReservationExpiry(t *testing.T) {
 		NextCursor *string `json:"next_cursor"`
 	}
 	var first, second page
-	if code := call(t, http.MethodGet, rt.EdgeURL+"/api/v1/orders?limit=2", alice, nil, &first); code != http.StatusOK {
+	if code := call(t, http.MethodGet, s.EdgeURL+"/api/v1/orders?limit=2", alice, nil, &first); code != http.StatusOK {
 		t.Fatalf("list orders: %d", code)
 	}
 	if len(first.Items) != 2 || first.NextCursor == nil || first.Items[0].ID != placed[2] || first.Items[1].ID != placed[1] {
 		t.Fatalf("first page %+v, want the two newest of %v and a cursor", first, placed)
 	}
-	if code := call(t, http.MethodGet, rt.EdgeURL+"/api/v1/orders?limit=2&cursor="+*first.NextCursor, alice, nil, &second); code != http.StatusOK {
+	if code := call(t, http.MethodGet, s.EdgeURL+"/api/v1/orders?limit=2&cursor="+*first.NextCursor, alice, nil, &second); code != http.StatusOK {
 		t.Fatalf("second page: %d", code)
 	}
 	if len(second.Items) != 1 || second.Items[0].ID != placed[0] || second.NextCursor != nil {
 		t.Errorf("second page %+v, want only %s and no cursor", second, placed[0])
 	}
 	var others page
-	if code := call(t, http.MethodGet, rt.EdgeURL+"/api/v1/orders", bob, nil, &others); code != http.StatusOK || len(others.Items) != 0 {
+	if code := call(t, http.MethodGet, s.EdgeURL+"/api/v1/orders", bob, nil, &others); code != http.StatusOK || len(others.Items) != 0 {
 		t.Errorf("another customer's list: %d %+v, want 200 and no orders", code, others)
 	}
 
 	// A hold whose order never went further expires.
-	credential := rt.ReadSecret(t, "internal-token")
+	credential := s.ReadSecret(t, "internal-token")
 	order := uuid.Must(uuid.NewV7())
-	if code, out := internalCall(t, rt.GatewayURL, "reserve-stock", credential, map[string]any{
+	if code, out := internalCall(t, s.GatewayURL, "reserve-stock", credential, map[string]any{
 		"order_id": order, "lines": []map[string]any{{"product_id": p.ID, "quantity": 4}},
 	}); code != http.StatusOK {
 		t.Fatalf("reserve: %d %v", code, out)
@@ -122,14 +73,14 @@ func TestOrderListAndReservationExpiry(t *testing.T) {
 	if call(t, http.MethodGet, stockURL, "", nil, &stock); stock.Reserved != 4 || stock.Available != 3 {
 		t.Fatalf("after the hold: %+v, want 4 reserved and 3 available (7 on hand)", stock)
 	}
-	inventory := openPool(t, inventoryURL, inventorydb.Migrations())
+	inventory := openPool(t, s.DB["INVENTORY_DATABASE_URL"], inventorydb.Migrations())
 	if _, err := inventory.Exec(ctx, `UPDATE reservations SET expires_at = now() - interval '1 minute' WHERE order_id = $1`, order); err != nil {
 		t.Fatal(err)
 	}
-	if code, out := internalCall(t, rt.GatewayURL, "expire-reservations", "", map[string]any{}); code != http.StatusUnauthorized {
+	if code, out := internalCall(t, s.GatewayURL, "expire-reservations", "", map[string]any{}); code != http.StatusUnauthorized {
 		t.Errorf("expire-reservations without the credential: %d %v", code, out)
 	}
-	code, out := internalCall(t, rt.GatewayURL, "expire-reservations", credential, map[string]any{})
+	code, out := internalCall(t, s.GatewayURL, "expire-reservations", credential, map[string]any{})
 	if code != http.StatusOK || out["expired"] != float64(1) {
 		t.Fatalf("expire-reservations: %d %v, want 1 expired", code, out)
 	}

@@ -2,8 +2,6 @@ package integration
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"net"
 	"net/http"
@@ -13,14 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/broker"
-	"github.com/shopfaas/shop/internal/catalog"
-	"github.com/shopfaas/shop/internal/catalog/catalogdb"
-	"github.com/shopfaas/shop/internal/faaslocal/runtimetest"
-	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
 // TestEventsSurviveBrokerOutageAndRelayCrash places a burst of orders while
@@ -54,53 +46,12 @@ func TestEventsSurviveBrokerOutageAndRelayCrash(t *testing.T) {
 // every handler processed every order.placed.v1 exactly once.
 func burstThroughOutage(t *testing.T, rabbitURL string, outage func()) {
 	t.Helper()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	suffix := hex.EncodeToString(b)
-	names := broker.Names{Prefix: "test-" + suffix + "."}
-	cleanupBroker(t, names)
-	catalogURL := pgtest.NewDatabase(t)
-	rt := runtimetest.Start(t, runtimetest.Options{
-		Functions: []string{"get-product", "set-stock", "reserve-stock", "commit-stock", "release-stock",
-			"charge-payment", "refund-payment", "create-order", "update-product-stats", "notify-user", "index-product",
-			"list-notifications"},
-		Connectors: []string{"outbox-relay", "rabbitmq"},
-		Env: map[string]string{
-			"USERS_DATABASE_URL":     pgtest.NewDatabase(t),
-			"CATALOG_DATABASE_URL":   catalogURL,
-			"INVENTORY_DATABASE_URL": pgtest.NewDatabase(t),
-			"PAYMENTS_DATABASE_URL":  pgtest.NewDatabase(t),
-			"ORDERS_DATABASE_URL":    pgtest.NewDatabase(t),
-			"REDIS_ADDR":             "127.0.0.1:6379",
-			"CART_KEY_PREFIX":        "test:outage:" + suffix + ":cart:",
-			"PRODUCT_CACHE_PREFIX":   "test:outage:" + suffix + ":product:",
-			"MEILI_URL":              "",
-			"RABBITMQ_URL":           rabbitURL,
-			"EXCHANGE_PREFIX":        names.Prefix,
-			"RETRY_DELAY":            "1s",
-			"MAX_ATTEMPTS":           "3",
-			"REFRESH_INTERVAL":       "500ms",
-		},
-		ReadyTimeout: 3 * time.Minute,
-	})
-
-	pool := openPool(t, catalogURL, catalogdb.Migrations())
-	p, err := catalog.NewProduct(catalog.Draft{SKU: "OUT-LAMP-1", Name: "Outage lamp", Category: "test",
-		Price: catalog.Money{Amount: 990, Currency: "USD"}}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, err = catalogdb.New(pool).Create(context.Background(), p); err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := auth.NewTokens(rt.ReadSecret(t, "jwt-secret"), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleAdmin)
-	if code := call(t, http.MethodPut, rt.EdgeURL+"/api/v1/inventory/"+p.ID.String(), admin, map[string]int{"on_hand": 100}, nil); code != http.StatusOK {
-		t.Fatalf("set stock: %d", code)
-	}
+	names, env := eventEnv(t)
+	env["RABBITMQ_URL"] = rabbitURL
+	s := startShop(t, []string{"get-product", "set-stock", "reserve-stock", "commit-stock", "release-stock",
+		"charge-payment", "refund-payment", "create-order", "update-product-stats", "notify-user", "index-product",
+		"list-notifications"}, []string{"outbox-relay", "rabbitmq"}, env)
+	p := s.product(t, "OUT-LAMP-1", 990, 100)
 	// The connector must have declared its queues before the first order.
 	waitFor(t, 20*time.Second, "the connector's queue for update-product-stats", func() bool {
 		return queueExists(t, names.Queue("update-product-stats")) && queueExists(t, names.Queue("notify-user"))
@@ -112,14 +63,14 @@ func burstThroughOutage(t *testing.T, rabbitURL string, outage func()) {
 		`"payment":{"token":"tok_visa"}}`
 	userTokens := make([]string, customers)
 	for i := range userTokens {
-		userTokens[i], _ = tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+		userTokens[i] = s.token(t, auth.RoleCustomer)
 	}
 	var wg sync.WaitGroup
 	placed := make(chan struct{}, customers*perCustomer)
 	for _, tok := range userTokens {
 		wg.Go(func() {
 			for range perCustomer {
-				req, _ := http.NewRequest(http.MethodPost, rt.EdgeURL+"/api/v1/orders", strings.NewReader(body))
+				req, _ := http.NewRequest(http.MethodPost, s.EdgeURL+"/api/v1/orders", strings.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Authorization", "Bearer "+tok)
 				res, err := http.DefaultClient.Do(req)
@@ -142,7 +93,7 @@ func burstThroughOutage(t *testing.T, rabbitURL string, outage func()) {
 	for range 5 {
 		<-placed
 	}
-	for _, r := range rt.ConnectorReplicas("outbox-relay") {
+	for _, r := range s.ConnectorReplicas("outbox-relay") {
 		if r.PID > 0 {
 			_ = syscall.Kill(r.PID, syscall.SIGKILL)
 		}
@@ -154,9 +105,9 @@ func burstThroughOutage(t *testing.T, rabbitURL string, outage func()) {
 	}
 
 	const total = customers * perCustomer
-	waitFor(t, 45*time.Second, "sold_count to reach every unit sold", func() bool { return soldCount(t, rt.EdgeURL, p.ID) >= total })
+	waitFor(t, 45*time.Second, "sold_count to reach every unit sold", func() bool { return soldCount(t, s.EdgeURL, p.ID) >= total })
 	time.Sleep(2 * time.Second) // redeliveries, if any, would land now
-	if got := soldCount(t, rt.EdgeURL, p.ID); got != total {
+	if got := soldCount(t, s.EdgeURL, p.ID); got != total {
 		t.Errorf("sold_count %d, want exactly %d", got, total)
 	}
 	for i, tok := range userTokens {
@@ -166,7 +117,7 @@ func burstThroughOutage(t *testing.T, rabbitURL string, outage func()) {
 			} `json:"items"`
 		}
 		waitFor(t, 20*time.Second, "every notification", func() bool {
-			call(t, http.MethodGet, rt.EdgeURL+"/api/v1/users/me/notifications?limit=100", tok, nil, &list)
+			call(t, http.MethodGet, s.EdgeURL+"/api/v1/users/me/notifications?limit=100", tok, nil, &list)
 			return len(list.Items) >= perCustomer
 		})
 		if len(list.Items) != perCustomer {

@@ -2,8 +2,6 @@ package integration
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io/fs"
 	"net/http"
 	"strings"
@@ -12,15 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopfaas/shop/internal/auth"
-	"github.com/shopfaas/shop/internal/catalog"
-	"github.com/shopfaas/shop/internal/catalog/catalogdb"
-	"github.com/shopfaas/shop/internal/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/internal/postgres"
-	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
 // TestCrashedCheckoutsAreRecovered drives checkouts into the two failures the
@@ -32,56 +25,20 @@ import (
 // no captured payment and no held or committed stock; on_hand fell by exactly
 // the confirmed quantities and nothing stays reserved.
 func TestCrashedCheckoutsAreRecovered(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts the local runtime; -short was asked for")
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	prefix := "test:recovery:" + hex.EncodeToString(b) + ":"
-	catalogURL, inventoryURL := pgtest.NewDatabase(t), pgtest.NewDatabase(t)
-	paymentsURL, ordersURL := pgtest.NewDatabase(t), pgtest.NewDatabase(t)
-	rt := runtimetest.Start(t, runtimetest.Options{
-		Functions: []string{"get-product", "set-stock", "reserve-stock", "commit-stock", "release-stock",
-			"charge-payment", "refund-payment", "create-order", "get-order", "recover-orders"},
-		Env: map[string]string{
-			"CATALOG_DATABASE_URL":   catalogURL,
-			"INVENTORY_DATABASE_URL": inventoryURL,
-			"PAYMENTS_DATABASE_URL":  paymentsURL,
-			"ORDERS_DATABASE_URL":    ordersURL,
-			"REDIS_ADDR":             "127.0.0.1:6379",
-			"CART_KEY_PREFIX":        prefix + "cart:",
-			"PRODUCT_CACHE_PREFIX":   prefix + "product:",
-			"MEILI_URL":              "",
-			"PAYMENT_SIM_LATENCY":    "1500ms",
-			"SAGA_TIMEOUT":           "6s",
-			"RECOVER_AFTER":          "7s",
-		},
-		ReadyTimeout: 3 * time.Minute,
+	s := startShop(t, []string{"get-product", "set-stock", "reserve-stock", "commit-stock", "release-stock",
+		"charge-payment", "refund-payment", "create-order", "get-order", "recover-orders"}, nil, map[string]string{
+		"PAYMENT_SIM_LATENCY": "1500ms",
+		"SAGA_TIMEOUT":        "6s",
+		"RECOVER_AFTER":       "7s",
 	})
 	ctx := context.Background()
-	catalogPool := openPool(t, catalogURL, catalogdb.Migrations())
-	p, err := catalog.NewProduct(catalog.Draft{SKU: "RC-KETTLE-1", Name: "Kettle", Category: "test",
-		Price: catalog.Money{Amount: 2500, Currency: "USD"}}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, err = catalogdb.New(catalogPool).Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := auth.NewTokens(rt.ReadSecret(t, "jwt-secret"), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleAdmin)
 	const onHand = 20
-	if code := call(t, http.MethodPut, rt.EdgeURL+"/api/v1/inventory/"+p.ID.String(), admin, map[string]int{"on_hand": onHand}, nil); code != http.StatusOK {
-		t.Fatalf("set stock: %d", code)
-	}
+	p := s.product(t, "RC-KETTLE-1", 2500, onHand)
 	body := `{"items":[{"product_id":"` + p.ID.String() + `","quantity":2}],` +
 		`"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"Springfield","postal_code":"12345","country":"US"},` +
 		`"payment":{"token":"tok_visa"}}`
 	order := func(ctx context.Context, token string) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, rt.EdgeURL+"/api/v1/orders", strings.NewReader(body))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.EdgeURL+"/api/v1/orders", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+token)
 		if res, err := http.DefaultClient.Do(req); err == nil {
@@ -92,7 +49,7 @@ func TestCrashedCheckoutsAreRecovered(t *testing.T) {
 	var wg sync.WaitGroup
 	// Three clients hang up 300 ms into their checkout, while the charge is slow.
 	for range 3 {
-		tok, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+		tok := s.token(t, auth.RoleCustomer)
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 			defer cancel()
@@ -101,12 +58,12 @@ func TestCrashedCheckoutsAreRecovered(t *testing.T) {
 	}
 	// Four clients wait, but charge-payment is killed while their charges run.
 	for range 4 {
-		tok, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+		tok := s.token(t, auth.RoleCustomer)
 		wg.Go(func() { order(ctx, tok) })
 	}
 	time.Sleep(800 * time.Millisecond)
 	killed := 0
-	for _, r := range rt.Replicas("charge-payment") {
+	for _, r := range s.Replicas("charge-payment") {
 		if r.PID > 0 && syscall.Kill(r.PID, syscall.SIGKILL) == nil {
 			killed++
 		}
@@ -116,8 +73,8 @@ func TestCrashedCheckoutsAreRecovered(t *testing.T) {
 	}
 	wg.Wait()
 
-	ordersPool, paymentsPool, inventoryPool := openPool(t, ordersURL, nil), openPool(t, paymentsURL, nil), openPool(t, inventoryURL, nil)
-	credential := rt.ReadSecret(t, "internal-token")
+	ordersPool, paymentsPool, inventoryPool := openPool(t, s.DB["ORDERS_DATABASE_URL"], nil), openPool(t, s.DB["PAYMENTS_DATABASE_URL"], nil), openPool(t, s.DB["INVENTORY_DATABASE_URL"], nil)
+	credential := s.ReadSecret(t, "internal-token")
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var pending int
@@ -131,7 +88,7 @@ func TestCrashedCheckoutsAreRecovered(t *testing.T) {
 			t.Fatalf("%d orders still pending after recovery", pending)
 		}
 		time.Sleep(time.Second)
-		if code, _ := internalCall(t, rt.GatewayURL, "recover-orders", credential, map[string]any{}); code != http.StatusOK {
+		if code, _ := internalCall(t, s.GatewayURL, "recover-orders", credential, map[string]any{}); code != http.StatusOK {
 			t.Logf("recover-orders: %d", code)
 		}
 	}
