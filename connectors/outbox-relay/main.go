@@ -54,6 +54,11 @@ func run(ctx context.Context, getenv func(string) string) error {
 		level = slog.LevelInfo
 	}
 	log := telemetry.NewLogger(os.Stdout, "outbox-relay", level)
+	shutdownTracing, err := telemetry.Setup(ctx, "outbox-relay", getenv)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = shutdownTracing(context.WithoutCancel(ctx)) }()
 	password := c.OptionalSecret("db-password")
 	cfg := relay.Config{
 		BrokerURL:      c.String("RABBITMQ_URL", broker.DefaultURL),

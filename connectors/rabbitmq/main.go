@@ -41,6 +41,11 @@ func run(ctx context.Context, getenv func(string) string) error {
 		level = slog.LevelInfo
 	}
 	log := telemetry.NewLogger(os.Stdout, "rabbitmq-connector", level)
+	shutdownTracing, err := telemetry.Setup(ctx, "rabbitmq-connector", getenv)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = shutdownTracing(context.WithoutCancel(ctx)) }()
 	cfg := connector.Config{
 		GatewayURL:      c.Required("GATEWAY_URL"),
 		BrokerURL:       c.String("RABBITMQ_URL", broker.DefaultURL),

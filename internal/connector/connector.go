@@ -15,6 +15,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"io"
 	"log/slog"
 	"maps"
@@ -439,7 +444,14 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 		topic = d.RoutingKey
 	}
 	failures := broker.HeaderInt(d.Headers, broker.HeaderAttempts)
-	status, err := s.c.invoke(ctx, s.fn, topic, failures+1, d)
+	ictx, span := s.c.deliverySpan(ctx, s.fn, topic, failures+1, d)
+	status, err := s.c.invoke(ictx, s.fn, topic, failures+1, d)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "invocation failed")
+	}
+	span.SetAttributes(attribute.Int("http.response.status_code", status))
+	span.End()
 	if ctx.Err() != nil {
 		return
 	}
@@ -516,6 +528,24 @@ func (s *subscription) publish(ctx context.Context, queue string, msg amqp.Publi
 	return nil
 }
 
+// deliverySpan starts the consumer span of one invocation, a child of the
+// relay's publish span named in the message's headers.
+func (c *Connector) deliverySpan(ctx context.Context, fn, topic string, attempt int, d amqp.Delivery) (context.Context, trace.Span) {
+	carrier := propagation.MapCarrier{}
+	for _, k := range []string{"traceparent", "tracestate"} {
+		if v := broker.HeaderString(d.Headers, k); v != "" {
+			carrier[k] = v
+		}
+	}
+	ctx = otel.GetTextMapPropagator().Extract(ctx, carrier)
+	return otel.Tracer("github.com/shopfaas/shop/connector").Start(ctx, "deliver "+topic+" to "+fn,
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
+			attribute.String("messaging.system", "rabbitmq"),
+			attribute.String("messaging.message.id", d.MessageId),
+			attribute.String("faas.invoked_name", fn),
+			attribute.Int("messaging.rabbitmq.attempt", attempt)))
+}
+
 // invoke POSTs the envelope to the function through the gateway. It returns
 // the status and an error for anything but 2xx (status 0: no response).
 func (c *Connector) invoke(ctx context.Context, fn, topic string, attempt int, d amqp.Delivery) (int, error) {
@@ -553,11 +583,14 @@ func (c *Connector) invoke(ctx context.Context, fn, topic string, attempt int, d
 	if c.cfg.InternalToken != "" {
 		req.Header.Set(auth.InternalHeader, c.cfg.InternalToken)
 	}
-	if traceparent != "" {
+	// The delivery span's context continues the trace; without a propagator
+	// (tests) the message's own trace context is passed on unchanged.
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
+	if req.Header.Get("traceparent") == "" && traceparent != "" {
 		req.Header.Set("traceparent", traceparent)
-	}
-	if tracestate != "" {
-		req.Header.Set("tracestate", tracestate)
+		if tracestate != "" {
+			req.Header.Set("tracestate", tracestate)
+		}
 	}
 	res, err := c.client.Do(req)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Event types: past tense and versioned. They are also the RabbitMQ routing
@@ -64,10 +65,18 @@ func New(ctx context.Context, source, typ, subject string, data any) (Envelope, 
 }
 
 // Context returns ctx carrying the envelope's trace context, so a consumer's
-// spans join the producer's trace.
+// spans join the producer's trace. When ctx already carries a span of that
+// same trace (the relay and the connector propagated it hop by hop through
+// message and request headers), ctx is kept, so the consumer's spans hang
+// under the delivery rather than directly under the producer.
 func (e Envelope) Context(ctx context.Context) context.Context {
 	carrier := propagation.MapCarrier{"traceparent": e.TraceParent, "tracestate": e.TraceState}
-	return otel.GetTextMapPropagator().Extract(ctx, carrier)
+	extracted := otel.GetTextMapPropagator().Extract(ctx, carrier)
+	own, theirs := trace.SpanContextFromContext(ctx), trace.SpanContextFromContext(extracted)
+	if own.IsValid() && theirs.IsValid() && own.TraceID() == theirs.TraceID() {
+		return ctx
+	}
+	return extracted
 }
 
 // Decode parses an envelope and checks the attributes every consumer relies on.

@@ -87,3 +87,28 @@ func TestDecodeRejectsIncomplete(t *testing.T) {
 		t.Errorf("minimal complete envelope refused: %v", err)
 	}
 }
+
+// A consumer whose request already continues the event's trace (the relay
+// and the connector propagated it hop by hop) keeps its own span; a request
+// of another trace, or none, takes the envelope's.
+func TestContextKeepsAPropagatedSpanOfTheSameTrace(t *testing.T) {
+	useTraceContext(t)
+	tp := sdktrace.NewTracerProvider()
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	pctx, produce := tp.Tracer("test").Start(context.Background(), "produce")
+	ev, err := events.New(pctx, "orders", events.OrderPlaced, "o", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce.End()
+	deliverCtx, deliver := tp.Tracer("test").Start(pctx, "deliver")
+	defer deliver.End()
+	if got := trace.SpanContextFromContext(ev.Context(deliverCtx)); got.SpanID() != deliver.SpanContext().SpanID() {
+		t.Errorf("a span of the same trace was replaced: got span %v, want %v", got.SpanID(), deliver.SpanContext().SpanID())
+	}
+	otherCtx, other := tp.Tracer("test").Start(context.Background(), "unrelated")
+	defer other.End()
+	if got := trace.SpanContextFromContext(ev.Context(otherCtx)); got.SpanID() != produce.SpanContext().SpanID() {
+		t.Errorf("a span of another trace was kept: got span %v, want the producer's %v", got.SpanID(), produce.SpanContext().SpanID())
+	}
+}

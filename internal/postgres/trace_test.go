@@ -44,4 +44,12 @@ func TestQueriesAreTraced(t *testing.T) {
 	if !found {
 		t.Errorf("no postgres SELECT span under the request among %d spans", len(rec.Ended()))
 	}
+	// Background queries (no request, no trace) make no root spans.
+	before := len(rec.Ended())
+	if err := pool.QueryRow(context.Background(), `SELECT 1`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if after := len(rec.Ended()); after != before {
+		t.Errorf("a query outside any trace made %d spans", after-before)
+	}
 }

@@ -11,6 +11,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"sync"
 	"time"
@@ -287,9 +292,18 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		return false, err
 	}
 	confirms := make([]*amqp.DeferredConfirmation, 0, len(batch))
+	spans := make([]trace.Span, 0, len(batch))
+	defer func() {
+		for _, span := range spans {
+			span.End() // ended spans ignore this
+		}
+	}()
 	for _, p := range batch {
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, cfg.Names.Exchange(), p.typ, false, false, message(p))
+		msg := message(p)
+		spans = append(spans, w.publishSpan(ctx, cfg.Names.Exchange(), p, msg))
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, cfg.Names.Exchange(), p.typ, false, false, msg)
 		if err != nil {
+			spans[len(spans)-1].RecordError(err)
 			return false, fmt.Errorf("publish %s: %w", p.id, err)
 		}
 		confirms = append(confirms, dc)
@@ -306,8 +320,10 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		}
 		if !ok {
 			nackErr = fmt.Errorf("broker nacked event %s", batch[i].id)
+			spans[i].SetStatus(codes.Error, "nacked")
 			break
 		}
+		spans[i].End()
 		seqs = append(seqs, batch[i].seq)
 		ids = append(ids, batch[i].id)
 	}
@@ -325,6 +341,33 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		return false, nackErr
 	}
 	return len(batch) == cfg.BatchSize, nil
+}
+
+// publishSpan starts the producer span of one event's publication, a child of
+// the span that wrote the event, and puts its trace context in msg's headers
+// so the connector's delivery (and then the handler) hang under it. Without a
+// tracer provider it is a no-op span carrying the writer's context.
+func (w *worker) publishSpan(ctx context.Context, exchange string, p pending, msg amqp.Publishing) trace.Span {
+	carrier := propagation.MapCarrier{}
+	for _, k := range []string{"traceparent", "tracestate"} {
+		if v, ok := msg.Headers[k].(string); ok {
+			carrier[k] = v
+		}
+	}
+	prop := otel.GetTextMapPropagator()
+	pctx, span := otel.Tracer("github.com/shopfaas/shop/relay").Start(prop.Extract(ctx, carrier), "publish "+p.typ,
+		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
+			attribute.String("messaging.system", "rabbitmq"),
+			attribute.String("messaging.destination.name", exchange),
+			attribute.String("messaging.rabbitmq.destination.routing_key", p.typ),
+			attribute.String("messaging.message.id", p.id),
+			attribute.String("db.name", w.db.Name)))
+	out := propagation.MapCarrier{}
+	prop.Inject(pctx, out)
+	for k, v := range out {
+		msg.Headers[k] = v
+	}
+	return span
 }
 
 // message builds the persistent AMQP message of an outbox row, copying the
