@@ -5,11 +5,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shopfaas/shop/internal/broker"
 	"github.com/shopfaas/shop/internal/config"
@@ -36,10 +31,7 @@ func main() {
 
 func run(ctx context.Context, getenv func(string) string) error {
 	c := config.New(getenv)
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("LOG_LEVEL", "info"))); err != nil {
-		level = slog.LevelInfo
-	}
+	level := telemetry.Level(c.String("LOG_LEVEL", "info"))
 	log := telemetry.NewLogger(os.Stdout, "rabbitmq-connector", level)
 	shutdownTracing, err := telemetry.Setup(ctx, "rabbitmq-connector", getenv)
 	if err != nil {
@@ -71,37 +63,10 @@ func run(ctx context.Context, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	if err := serveMetrics(ctx, metricsAddr, reg, log); err != nil {
+	if err := telemetry.ServeMetrics(ctx, metricsAddr, reg, log); err != nil {
 		return err
 	}
 	log.Info("rabbitmq connector starting", "gateway", cfg.GatewayURL, "max_attempts", cfg.MaxAttempts)
 	conn.Run(ctx)
-	return nil
-}
-
-// serveMetrics serves reg at addr/metrics until ctx ends; "off" or "" disables it.
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
-	if addr == "" || addr == "off" || addr == "disabled" {
-		return nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("METRICS_ADDR: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	log.Info("metrics listening", "addr", ln.Addr().String())
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server", "err", err)
-		}
-	}()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
 	return nil
 }

@@ -14,7 +14,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -35,10 +34,7 @@ func main() {
 
 func run(ctx context.Context, getenv func(string) string) error {
 	c := config.New(getenv)
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("LOG_LEVEL", "info"))); err != nil {
-		level = slog.LevelInfo
-	}
+	level := telemetry.Level(c.String("LOG_LEVEL", "info"))
 	log := telemetry.NewLogger(os.Stdout, "scheduler", level)
 	shutdown, err := telemetry.Setup(ctx, "scheduler", getenv)
 	if err != nil {
