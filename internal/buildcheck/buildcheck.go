@@ -155,25 +155,30 @@ func checkOne(ctx context.Context, opts Options, t Target) (res Result) {
 		res.Step, res.Err = "shrinkwrap", err
 		return res
 	}
-	df, err := os.ReadFile(filepath.Join(dir, "Dockerfile"))
+	res.Step, res.Output, res.Err = runDockerfileSteps(ctx, opts, dir, "Dockerfile")
+	return res
+}
+
+// runDockerfileSteps runs, in the build context dir, the RUN steps of the
+// Dockerfile's build stage that follow `COPY . .`, as the image build would.
+// It reports the failing step (or what kept the steps from running), its
+// output and the error.
+func runDockerfileSteps(ctx context.Context, opts Options, dir, dockerfile string) (step, output string, err error) {
+	df, err := os.ReadFile(filepath.Join(dir, dockerfile))
 	if err != nil {
-		res.Step, res.Err = "read Dockerfile", err
-		return res
+		return "read Dockerfile", "", err
 	}
 	stage, err := ParseDockerfile(df)
 	if err != nil {
-		res.Step, res.Err = "parse Dockerfile", err
-		return res
+		return "parse Dockerfile", "", err
 	}
 	env := StepEnv(opts.Env, stage)
 	for _, step := range stage.Steps {
-		out, err := run(ctx, dir, env, step)
-		if err != nil {
-			res.Step, res.Output, res.Err = step, out, err
-			return res
+		if out, err := run(ctx, dir, env, step); err != nil {
+			return step, out, err
 		}
 	}
-	return res
+	return "", "", nil
 }
 
 // StepEnv is the environment the steps run with: base, then the stage's ENV,

@@ -131,24 +131,7 @@ func checkConnector(ctx context.Context, opts Options, projectDir string, c Conn
 		res.Step, res.Err = "prepare context", err
 		return res
 	}
-	df, err := os.ReadFile(filepath.Join(dir, c.Dockerfile))
-	if err != nil {
-		res.Step, res.Err = "read Dockerfile", err
-		return res
-	}
-	stage, err := ParseDockerfile(df)
-	if err != nil {
-		res.Step, res.Err = "parse Dockerfile", err
-		return res
-	}
-	env := StepEnv(opts.Env, stage)
-	for _, step := range stage.Steps {
-		out, err := run(ctx, dir, env, step)
-		if err != nil {
-			res.Step, res.Output, res.Err = step, out, err
-			return res
-		}
-	}
+	res.Step, res.Output, res.Err = runDockerfileSteps(ctx, opts, dir, c.Dockerfile)
 	return res
 }
 
