@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -65,9 +66,9 @@ func CountDeadLetters(conn *amqp.Connection, n Names, function string) (int, err
 // the channel closes.
 func PeekDeadLetters(conn *amqp.Connection, n Names, function string, limit int) ([]DeadLetter, error) {
 	var out []DeadLetter
-	err := walk(conn, n.DLQ(function), false, func(_ *amqp.Channel, d amqp.Delivery) (bool, error) {
+	err := walk(conn, n.DLQ(function), false, func(_ *amqp.Channel, d amqp.Delivery) (bool, bool, error) {
 		out = append(out, deadLetter(d))
-		return len(out) < limit, nil
+		return len(out) < limit, false, nil
 	})
 	return out, err
 }
@@ -78,9 +79,9 @@ func PeekDeadLetters(conn *amqp.Connection, n Names, function string, limit int)
 // a replay interrupted half-way duplicates at worst and never loses.
 func ReplayDeadLetters(ctx context.Context, conn *amqp.Connection, n Names, function, id string) (int, error) {
 	count := 0
-	err := walk(conn, n.DLQ(function), true, func(ch *amqp.Channel, d amqp.Delivery) (bool, error) {
+	err := walk(conn, n.DLQ(function), true, func(ch *amqp.Channel, d amqp.Delivery) (bool, bool, error) {
 		if id != "" && d.MessageId != id {
-			return true, nil
+			return true, false, nil
 		}
 		headers := amqp.Table{}
 		maps.Copy(headers, d.Headers)
@@ -92,16 +93,16 @@ func ReplayDeadLetters(ctx context.Context, conn *amqp.Connection, n Names, func
 			Type: d.Type, Timestamp: d.Timestamp, AppId: d.AppId, Body: d.Body,
 		})
 		if err != nil {
-			return false, err
+			return false, false, err
 		}
 		if ok, err := dc.WaitContext(ctx); err != nil || !ok {
-			return false, fmt.Errorf("replay %s not confirmed: %v", d.MessageId, err)
+			return false, false, fmt.Errorf("replay %s not confirmed: %v", d.MessageId, err)
 		}
 		if err := d.Ack(false); err != nil {
-			return false, err
+			return false, false, err
 		}
 		count++
-		return id == "", nil
+		return id == "", true, nil
 	})
 	return count, err
 }
@@ -118,41 +119,79 @@ func PurgeDeadLetters(conn *amqp.Connection, n Names, function, id string) (int,
 		return ch.QueuePurge(n.DLQ(function), false)
 	}
 	count := 0
-	err := walk(conn, n.DLQ(function), false, func(_ *amqp.Channel, d amqp.Delivery) (bool, error) {
+	err := walk(conn, n.DLQ(function), false, func(_ *amqp.Channel, d amqp.Delivery) (bool, bool, error) {
 		if d.MessageId != id {
-			return true, nil
+			return true, false, nil
 		}
 		count++
-		return false, d.Ack(false)
+		return false, true, d.Ack(false)
 	})
 	return count, err
 }
 
 // walk fetches the queue's messages one by one, unacknowledged, until visit
-// says stop or the queue has no more; messages visit did not ack return to
-// the queue when the channel closes.
-func walk(conn *amqp.Connection, queue string, confirm bool, visit func(*amqp.Channel, amqp.Delivery) (bool, error)) error {
+// says stop or the queue has no more; visit reports whether it settled
+// (acked) the message. The others return to the queue when the channel
+// closes, which RabbitMQ does asynchronously, so walk waits (up to 5 s) until
+// they are back: the next command then sees every message.
+func walk(conn *amqp.Connection, queue string, confirm bool, visit func(*amqp.Channel, amqp.Delivery) (more, settled bool, err error)) error {
 	ch, err := conn.Channel()
 	if err != nil {
 		return err
 	}
-	defer func() { _ = ch.Close() }()
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", queue, err)
+	}
+	settled, err := fetch(ch, queue, confirm, visit)
+	_ = ch.Close()
+	if err != nil {
+		return err
+	}
+	return waitReady(conn, queue, q.Messages-settled, 5*time.Second)
+}
+
+func fetch(ch *amqp.Channel, queue string, confirm bool, visit func(*amqp.Channel, amqp.Delivery) (bool, bool, error)) (int, error) {
 	if confirm {
 		if err := ch.Confirm(false); err != nil {
-			return err
+			return 0, err
 		}
 	}
+	settled := 0
 	for {
 		d, ok, err := ch.Get(queue, false)
 		if err != nil {
-			return fmt.Errorf("read %s: %w", queue, err)
+			return settled, fmt.Errorf("read %s: %w", queue, err)
 		}
 		if !ok {
-			return nil
+			return settled, nil
 		}
-		more, err := visit(ch, d)
+		more, done, err := visit(ch, d)
+		if done {
+			settled++
+		}
 		if err != nil || !more {
+			return settled, err
+		}
+	}
+}
+
+// waitReady waits until queue holds at least want ready messages.
+func waitReady(conn *amqp.Connection, queue string, want int, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		ch, err := conn.Channel()
+		if err != nil {
 			return err
 		}
+		q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+		_ = ch.Close()
+		if err != nil {
+			return fmt.Errorf("inspect %s: %w", queue, err)
+		}
+		if q.Messages >= want || time.Now().After(deadline) {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
