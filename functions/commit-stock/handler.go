@@ -13,7 +13,6 @@ import (
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
-	"github.com/shopfaas/shop/internal/postgres"
 )
 
 // handler is built on the first request, from the environment.
@@ -24,13 +23,12 @@ func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
 
 func build() (http.Handler, error) {
 	c := config.FromOS()
-	dbCfg := inventorydb.ConfigFrom(c)
 	credential := c.Secret("internal-token", "", false)
-	pool, err := postgres.Connect(c, dbCfg)
+	store, err := inventorydb.Connect(c)
 	if err != nil {
 		return nil, err
 	}
-	return New(inventorydb.New(pool), credential, slog.Default()), nil
+	return New(store, credential, slog.Default()), nil
 }
 
 // Committer commits an order's reservation; inventorydb.Store implements it.

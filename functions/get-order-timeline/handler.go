@@ -33,7 +33,7 @@ func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
 
 // Store reads orders and their timelines (ordersdb.Store).
 type Store interface {
-	Get(ctx context.Context, id uuid.UUID) (orders.Order, error)
+	GetVisible(ctx context.Context, id uuid.UUID, who auth.Identity) (orders.Order, error)
 	Timeline(ctx context.Context, orderID uuid.UUID) ([]orders.Step, error)
 }
 
@@ -51,12 +51,8 @@ func New(tokens *auth.Tokens, store Store, log *slog.Logger) http.Handler {
 		if err != nil {
 			return errNotFound
 		}
-		o, err := store.Get(r.Context(), id)
-		if err != nil {
+		if _, err := store.GetVisible(r.Context(), id, who); err != nil {
 			return err
-		}
-		if !o.VisibleTo(who.UserID, who.IsAdmin()) {
-			return errNotFound
 		}
 		steps, err := store.Timeline(r.Context(), id)
 		if err != nil {

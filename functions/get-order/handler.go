@@ -31,7 +31,7 @@ func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
 
 // Getter reads orders (ordersdb.Store).
 type Getter interface {
-	Get(ctx context.Context, id uuid.UUID) (orders.Order, error)
+	GetVisible(ctx context.Context, id uuid.UUID, who auth.Identity) (orders.Order, error)
 }
 
 var errNotFound = fault.E(fault.NotFound, "not_found", "no such order")
@@ -48,12 +48,9 @@ func New(tokens *auth.Tokens, store Getter, log *slog.Logger) http.Handler {
 		if err != nil {
 			return errNotFound
 		}
-		o, err := store.Get(r.Context(), id)
+		o, err := store.GetVisible(r.Context(), id, who)
 		if err != nil {
 			return err
-		}
-		if !o.VisibleTo(who.UserID, who.IsAdmin()) {
-			return errNotFound
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		return fnhttp.JSON(w, http.StatusOK, o.View())

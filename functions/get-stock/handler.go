@@ -15,7 +15,6 @@ import (
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
-	"github.com/shopfaas/shop/internal/postgres"
 )
 
 // handler is built on the first request, from the environment.
@@ -25,12 +24,11 @@ var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.Fro
 func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
 
 func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
-	dbc := inventorydb.ConfigFrom(c)
-	pool, err := postgres.Connect(c, dbc)
+	store, err := inventorydb.Connect(c)
 	if err != nil {
 		return nil, err
 	}
-	return New(inventorydb.New(pool), log), nil
+	return New(store, log), nil
 }
 
 // Stock reads a product's stock level (inventorydb.Store): fault.NotFound when

@@ -16,9 +16,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/cart"
-	"github.com/shopfaas/shop/internal/cart/cartredis"
 	"github.com/shopfaas/shop/internal/cart/cartsvc"
-	"github.com/shopfaas/shop/internal/catalogclient"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
@@ -31,22 +29,11 @@ var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.Fro
 func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
 
 func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
-	rc := cartredis.ConfigFrom(c)
-	key := c.Secret("jwt-secret", "", false)
-	cc := catalogclient.ConfigFrom(c)
-	if err := c.Err(); err != nil {
-		return nil, err
-	}
-	tokens, err := auth.NewTokens(key, 0)
+	tokens, carts, err := cartsvc.FromEnv(c, log)
 	if err != nil {
 		return nil, err
 	}
-	catalog, err := catalogclient.New(cc)
-	if err != nil {
-		return nil, err
-	}
-	store := cartredis.New(cartredis.NewClient(rc), rc)
-	return New(tokens, cartsvc.New(store, catalog, log), log), nil
+	return New(tokens, carts, log), nil
 }
 
 // Carts changes carts (cartsvc.Service).

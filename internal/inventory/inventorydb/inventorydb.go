@@ -46,6 +46,16 @@ func ConfigFrom(c *config.Reader) postgres.Config {
 	return cfg
 }
 
+// Connect opens the inventory store from c's configuration (ConfigFrom), after
+// reporting every configuration problem c collected, the caller's included.
+func Connect(c *config.Reader) (*Store, error) {
+	pool, err := postgres.Connect(c, ConfigFrom(c))
+	if err != nil {
+		return nil, err
+	}
+	return New(pool), nil
+}
+
 // Store reads and writes stock levels. It is safe for concurrent use.
 type Store struct {
 	db *pgxpool.Pool

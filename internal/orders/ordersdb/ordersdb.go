@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/orders"
@@ -240,6 +241,20 @@ func loadItems(ctx context.Context, q querier, o *orders.Order) error {
 }
 
 var errNotFound = fault.E(fault.NotFound, "not_found", "no such order")
+
+// GetVisible returns order id if who may see it (its owner or an admin). Any
+// other caller gets the same fault.NotFound as for an order that does not
+// exist, so order ids leak nothing.
+func (s *Store) GetVisible(ctx context.Context, id uuid.UUID, who auth.Identity) (orders.Order, error) {
+	o, err := s.Get(ctx, id)
+	if err != nil {
+		return orders.Order{}, err
+	}
+	if !o.VisibleTo(who.UserID, who.IsAdmin()) {
+		return orders.Order{}, errNotFound
+	}
+	return o, nil
+}
 
 // Get returns an order with its lines; fault.NotFound when it does not exist.
 // Visibility is the caller's business (orders.Order.VisibleTo).
