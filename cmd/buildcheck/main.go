@@ -30,8 +30,8 @@ import (
 
 	"github.com/openfaas/go-sdk/builder"
 
-	"github.com/shopfaas/shop/internal/buildcheck"
-	"github.com/shopfaas/shop/internal/stackfile"
+	"github.com/shopfaas/shop/dev/buildcheck"
+	"github.com/shopfaas/shop/dev/stackfile"
 )
 
 func main() {

@@ -28,8 +28,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/shopfaas/shop/internal/faaslocal"
-	"github.com/shopfaas/shop/internal/stackfile"
+	"github.com/shopfaas/shop/dev/faaslocal"
+	"github.com/shopfaas/shop/dev/stackfile"
 )
 
 func main() {

@@ -17,7 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/shopfaas/shop/internal/bundle/bundlegen"
+	"github.com/shopfaas/shop/dev/bundlegen"
 )
 
 func main() {

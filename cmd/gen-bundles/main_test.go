@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shopfaas/shop/internal/bundle/bundlegen"
+	"github.com/shopfaas/shop/dev/bundlegen"
 )
 
 // The committed bundled stack (stack.ce.yml, gateway/kong.ce.yml and

@@ -12,7 +12,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/shopfaas/shop/internal/stackfile"
+	"github.com/shopfaas/shop/dev/stackfile"
 )
 
 func main() {

@@ -4,14 +4,14 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/shopfaas/shop/dev/demo"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv"
 	"github.com/shopfaas/shop/internal/config"
-	"github.com/shopfaas/shop/internal/demo"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
 	"github.com/shopfaas/shop/internal/postgres"
 )
 
-// seedDemoCatalog creates the demo products (internal/demo) through the
+// seedDemoCatalog creates the demo products (dev/demo) through the
 // catalog store, so their product.changed.v1 events and search documents are
 // written, and gives them their initial stock through the inventory store.
 // Products whose SKU exists are not touched and stock rows that exist are

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shopfaas/shop/dev/demo"
 	"github.com/shopfaas/shop/internal/catalog/catalogdb"
-	"github.com/shopfaas/shop/internal/demo"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"

@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/shopfaas/shop/internal/stackfile"
+	"github.com/shopfaas/shop/dev/stackfile"
 )
 
 // The registry must list exactly the functions of stack.yml and of the

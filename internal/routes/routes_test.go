@@ -8,8 +8,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/shopfaas/shop/dev/stackfile"
 	"github.com/shopfaas/shop/internal/routes"
-	"github.com/shopfaas/shop/internal/stackfile"
 )
 
 // Every function of stack.yml is in the table and every function of the table

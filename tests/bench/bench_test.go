@@ -1,6 +1,6 @@
 // Package bench is `make bench`: the project's speed and memory figures,
 // measured against the real function processes behind the local gateway and
-// edge (internal/faaslocal/runtimetest) on loopback ports of their own, with
+// edge (dev/faaslocal/runtimetest) on loopback ports of their own, with
 // fresh databases and a random Redis key prefix, so a running `make run` on
 // 8080/8000 is never disturbed.
 //
@@ -42,10 +42,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shopfaas/shop/cmd/loadgen/load"
+	"github.com/shopfaas/shop/dev/demo"
+	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/catalog/catalogdb"
-	"github.com/shopfaas/shop/internal/demo"
-	"github.com/shopfaas/shop/internal/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/internal/auth"
-	"github.com/shopfaas/shop/internal/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 

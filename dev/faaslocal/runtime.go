@@ -32,8 +32,8 @@ import (
 	"github.com/openfaas/faas-provider/types"
 	"github.com/openfaas/go-sdk/stack"
 
-	"github.com/shopfaas/shop/internal/faaslocal/edge"
-	"github.com/shopfaas/shop/internal/stackfile"
+	"github.com/shopfaas/shop/dev/faaslocal/edge"
+	"github.com/shopfaas/shop/dev/stackfile"
 )
 
 // Config is what the runtime runs and where. Zero values get the defaults

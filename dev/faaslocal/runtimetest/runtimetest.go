@@ -25,7 +25,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopfaas/shop/internal/faaslocal"
+	"github.com/shopfaas/shop/dev/faaslocal"
 )
 
 // Options choose what the runtime runs.
@@ -150,11 +150,11 @@ func build(root, pkg string) (string, error) {
 }
 
 // EchoFunction returns an fprocess that runs the echo test function (see
-// internal/faaslocal/echofn): deploy it with any service name to get a
+// dev/faaslocal/echofn): deploy it with any service name to get a
 // function that answers with what it received.
 func EchoFunction(t testing.TB) string {
 	t.Helper()
-	return Binary(t, "./internal/faaslocal/echofn")
+	return Binary(t, "./dev/faaslocal/echofn")
 }
 
 // Start runs a runtime for the test and stops it (and every process it

@@ -12,10 +12,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/shopfaas/shop/dev/faaslocal/edge"
+	"github.com/shopfaas/shop/dev/stackfile"
 	"github.com/shopfaas/shop/internal/auth"
-	"github.com/shopfaas/shop/internal/faaslocal/edge"
 	"github.com/shopfaas/shop/internal/routes"
-	"github.com/shopfaas/shop/internal/stackfile"
 )
 
 // Options parameterise the check for one pair of files.

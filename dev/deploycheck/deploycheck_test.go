@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
 
-	"github.com/shopfaas/shop/internal/stackfile"
+	"github.com/shopfaas/shop/dev/stackfile"
 )
 
 func root(tb testing.TB) string {

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopfaas/shop/dev/demo"
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogdb"
-	"github.com/shopfaas/shop/internal/demo"
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"

@@ -21,9 +21,9 @@ import (
 	"github.com/openfaas/faas-provider/types"
 	sdk "github.com/openfaas/go-sdk"
 
+	"github.com/shopfaas/shop/dev/faaslocal"
+	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/internal/auth"
-	"github.com/shopfaas/shop/internal/faaslocal"
-	"github.com/shopfaas/shop/internal/faaslocal/runtimetest"
 )
 
 type echo struct {

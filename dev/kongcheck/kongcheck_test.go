@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shopfaas/shop/internal/kongcheck"
+	"github.com/shopfaas/shop/dev/kongcheck"
 	"github.com/shopfaas/shop/internal/routes"
 )
 

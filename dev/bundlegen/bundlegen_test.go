@@ -6,17 +6,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shopfaas/shop/internal/bundle/bundlegen"
+	"github.com/shopfaas/shop/dev/bundlegen"
 	"github.com/shopfaas/shop/internal/routes"
 )
 
 func inputs(t *testing.T) (stack, kong []byte) {
 	t.Helper()
-	stack, err := os.ReadFile("../../../stack.yml")
+	stack, err := os.ReadFile("../../stack.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	kong, err = os.ReadFile("../../../gateway/kong.yml")
+	kong, err = os.ReadFile("../../gateway/kong.yml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/openfaas/faas-provider/types"
 	"github.com/openfaas/go-sdk/stack"
 
-	"github.com/shopfaas/shop/internal/stackfile"
+	"github.com/shopfaas/shop/dev/stackfile"
 )
 
 // Errors of the function and secret operations; the gateway maps them to

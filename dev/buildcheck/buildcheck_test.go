@@ -10,10 +10,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/shopfaas/shop/internal/stackfile"
+	"github.com/shopfaas/shop/dev/stackfile"
 )
 
-// repoRoot is the project's directory (this package is internal/buildcheck).
+// repoRoot is the project's directory (this package is dev/buildcheck).
 func repoRoot(tb testing.TB) string {
 	tb.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
