@@ -152,8 +152,8 @@ func New(d Deps) http.Handler {
 }
 
 // emailLease bounds how long a delivery may hold the sending of an email
-// before another may take it over: above the longest send (about twice
-// smtpmail.MaxTimeout).
+// before another may take it over: above the longest send
+// (smtpmail.MaxTimeout).
 const emailLease = time.Minute
 
 // email sends n to its user's address and records it. A deleted account is

@@ -1,8 +1,8 @@
 // Package smtpmail sends the shop's notification emails through
 // github.com/wneessen/go-mail: SMTP AUTH with the provider's credentials, TLS
 // (STARTTLS or implicit) with the server's certificate verified, the message
-// composed and encoded by the library, and a deadline on every send so a
-// stuck server never holds an event delivery.
+// composed and encoded by the library, and one deadline on the whole
+// conversation so a slow or stuck server never holds an event delivery.
 package smtpmail
 
 import (
@@ -49,11 +49,9 @@ const (
 	DefaultFrom = "no-reply@shop.invalid"
 	// DefaultTimeout is SMTP_TIMEOUT's default.
 	DefaultTimeout = 10 * time.Second
-	// MaxTimeout bounds SMTP_TIMEOUT. Timeout applies to each of the two
-	// phases of a send (connect, TLS and AUTH; then the message), so a send
-	// lasts at most about twice Timeout: under the minute for which
-	// notify-user claims an email before another delivery may send it.
-	MaxTimeout = 25 * time.Second
+	// MaxTimeout bounds SMTP_TIMEOUT: half the minute for which notify-user
+	// claims an email before another delivery may send it.
+	MaxTimeout = 30 * time.Second
 )
 
 // Config configures the sender.
@@ -63,8 +61,9 @@ type Config struct {
 	// From is the sender address (SMTP_FROM), default DefaultFrom.
 	From string
 	// Username turns SMTP AUTH on (SMTP_USERNAME): the sender logs in with
-	// it and Password, choosing the strongest mechanism the server offers
-	// over TLS (SCRAM, CRAM-MD5, PLAIN, LOGIN); PLAIN over plain text.
+	// it and Password, with the first mechanism of SCRAM-SHA-256,
+	// SCRAM-SHA-1, CRAM-MD5, PLAIN, LOGIN the server offers; PLAIN and LOGIN
+	// only inside TLS unless AllowPlaintextAuth.
 	Username string
 	// Password is the SMTP password (secret smtp-password), required with
 	// Username and read only then. It appears in no log and no error.
@@ -77,9 +76,9 @@ type Config struct {
 	// (SMTP_ALLOW_PLAINTEXT_AUTH), only to a loopback host (localhost,
 	// 127.0.0.0/8, ::1): a relay or tunnel on the same machine.
 	AllowPlaintextAuth bool
-	// Timeout bounds each phase of a send (SMTP_TIMEOUT), default
-	// DefaultTimeout, at most MaxTimeout; a shorter deadline of the caller's
-	// context wins.
+	// Timeout bounds a whole send, from connecting to the end of the
+	// message (SMTP_TIMEOUT), default DefaultTimeout, at most MaxTimeout; a
+	// shorter deadline of the caller's context wins.
 	Timeout time.Duration
 	// RootCAs verifies the server's certificate; nil means the system's
 	// roots. Tests give their server's certificate.
@@ -181,15 +180,20 @@ func New(cfg Config) (*Sender, error) {
 }
 
 // Send delivers e: connect, TLS as configured, AUTH when a Username is set,
-// then the message, within the deadline. Any failure is an error (nothing
-// is known to be delivered), whose text masks the recipient's address; a
-// malformed recipient is an error before any connection is made.
+// then the message, all within Timeout (or ctx's earlier deadline). Any
+// failure is an error (the email may not have been delivered), whose text
+// masks the recipient's address; a malformed recipient is an error before any
+// connection is made.
 func (s *Sender) Send(ctx context.Context, e notifications.Email) error {
 	msg, err := s.message(e)
 	if err != nil {
 		return err
 	}
-	client, err := s.client(ctx)
+	deadline := time.Now().Add(s.cfg.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	client, err := s.client(deadline)
 	if err != nil {
 		return maskedError{err: err, to: e.To}
 	}
@@ -218,45 +222,96 @@ func (s *Sender) message(e notifications.Email) (*gomail.Msg, error) {
 	return m, nil
 }
 
-// client is a go-mail client for one send, its timeout cut to ctx's
-// deadline.
-func (s *Sender) client(ctx context.Context) (*gomail.Client, error) {
-	timeout := s.cfg.Timeout
-	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
-		timeout = time.Until(d)
-	}
+// client is a go-mail client for one send that ends by deadline.
+func (s *Sender) client(deadline time.Time) (*gomail.Client, error) {
+	timeout := time.Until(deadline)
 	if timeout <= 0 {
 		return nil, context.DeadlineExceeded
 	}
 	host, portText, _ := net.SplitHostPort(s.cfg.Addr)
 	port, _ := strconv.Atoi(portText)
+	tlsCfg := &tls.Config{ServerName: host, RootCAs: s.cfg.RootCAs, MinVersion: tls.VersionTLS12}
 	opts := []gomail.Option{
 		gomail.WithPort(port),
 		gomail.WithTimeout(timeout),
-		gomail.WithTLSConfig(&tls.Config{ServerName: host, RootCAs: s.cfg.RootCAs, MinVersion: tls.VersionTLS12}),
+		gomail.WithTLSConfig(tlsCfg),
+		gomail.WithDialContextFunc(s.dial(deadline, tlsCfg)),
 	}
 	switch s.cfg.TLS {
-	case TLSImplicit:
-		opts = append(opts, gomail.WithSSL())
 	case TLSStartTLS:
 		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
 	case TLSOpportunistic:
 		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSOpportunistic))
-	case TLSNone:
+	case TLSNone, TLSImplicit: // dial did the TLS of TLSImplicit
 		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
 	}
 	if s.cfg.Username != "" {
-		auth := gomail.SMTPAuthAutoDiscover
-		if s.cfg.TLS == TLSNone { // allowed by Validate on loopback only
-			auth = gomail.SMTPAuthPlainNoEnc
-		}
-		opts = append(opts, gomail.WithSMTPAuth(auth), gomail.WithUsername(s.cfg.Username), gomail.WithPassword(s.cfg.Password))
+		opts = append(opts, gomail.WithOpportunisticSMTPAuth(mechanisms(s.cfg.TLS == TLSNone)...),
+			gomail.WithUsername(s.cfg.Username), gomail.WithPassword(s.cfg.Password))
 	}
 	if strings.Contains(host, ":") { // go-mail joins host and port itself
 		host = "[" + host + "]"
 	}
 	return gomail.NewClient(host, opts...)
 }
+
+// mechanisms are the SASL mechanisms tried, in order, the first the server
+// offers is used. go-mail's PLAIN and LOGIN refuse to run outside TLS (except
+// to localhost); their -NOENC forms are used only for TLSNone, which
+// Validate allows with AUTH only to a loopback host.
+func mechanisms(plaintext bool) []gomail.SMTPAuthType {
+	if plaintext {
+		return []gomail.SMTPAuthType{gomail.SMTPAuthSCRAMSHA256, gomail.SMTPAuthSCRAMSHA1, gomail.SMTPAuthCramMD5,
+			gomail.SMTPAuthPlainNoEnc, gomail.SMTPAuthLoginNoEnc}
+	}
+	return []gomail.SMTPAuthType{gomail.SMTPAuthSCRAMSHA256, gomail.SMTPAuthSCRAMSHA1, gomail.SMTPAuthCramMD5,
+		gomail.SMTPAuthPlain, gomail.SMTPAuthLogin}
+}
+
+// dial connects for one send. go-mail renews the connection's deadline at
+// every phase (greeting, TLS and AUTH, the message); the connection caps
+// each renewal at deadline, so the whole conversation ends by it. For
+// TLSImplicit it also does the TLS handshake (a custom dialer replaces
+// go-mail's TLS dialer).
+func (s *Sender) dial(deadline time.Time, tlsCfg *tls.Config) gomail.DialContextFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		raw, err := (&net.Dialer{Deadline: deadline}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		conn := &cappedConn{Conn: raw, deadline: deadline}
+		if err := conn.SetDeadline(deadline); err != nil {
+			raw.Close()
+			return nil, err
+		}
+		if s.cfg.TLS != TLSImplicit {
+			return conn, nil
+		}
+		tc := tls.Client(conn, tlsCfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
+}
+
+// cappedConn never lets a deadline be set later than its own.
+type cappedConn struct {
+	net.Conn
+	deadline time.Time
+}
+
+func (c *cappedConn) cap(t time.Time) time.Time {
+	if t.IsZero() || t.After(c.deadline) {
+		return c.deadline
+	}
+	return t
+}
+
+func (c *cappedConn) SetDeadline(t time.Time) error      { return c.Conn.SetDeadline(c.cap(t)) }
+func (c *cappedConn) SetReadDeadline(t time.Time) error  { return c.Conn.SetReadDeadline(c.cap(t)) }
+func (c *cappedConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.cap(t)) }
 
 // maskedError hides the recipient's address in the text of err (servers echo
 // it in their answers and go-mail lists it; logs show only masked

@@ -230,3 +230,26 @@ func TestConfigFrom(t *testing.T) {
 		t.Errorf("SMTP_USERNAME without the smtp-password secret: %v", err)
 	}
 }
+
+// SMTP_TIMEOUT bounds the whole send, not each step: a server whose greeting
+// and EHLO answer each take 70% of it makes the send fail (go-mail alone
+// renews its deadline at every phase, and would wait for both), and nothing
+// is delivered.
+func TestTimeoutBoundsTheWholeSend(t *testing.T) {
+	const timeout = time.Second
+	srv := smtptest.New(t, smtptest.StartTLS)
+	srv.SlowReplies(2, timeout*7/10)
+	s := authenticated(t, srv, func(c *smtpmail.Config) { c.Timeout = timeout })
+	err := s.Send(context.Background(), email("bob@example.com"))
+	if err == nil {
+		t.Fatal("a send that outlasted SMTP_TIMEOUT succeeded")
+	}
+	if n := len(srv.Messages()); n != 0 {
+		t.Errorf("%d messages accepted, want 0", n)
+	}
+	// The same server within the timeout: the delays alone are no error.
+	s = authenticated(t, srv, func(c *smtpmail.Config) { c.Timeout = 3 * timeout })
+	if err := s.Send(context.Background(), email("bob@example.com")); err != nil {
+		t.Fatalf("within the timeout: %v", err)
+	}
+}

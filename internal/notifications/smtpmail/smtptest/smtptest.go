@@ -68,6 +68,8 @@ type Server struct {
 	msgs         []Message
 	authFailures int
 	refuseRcpt   bool
+	slowReplies  int           // the first replies of each new connection that come late
+	replyDelay   time.Duration // how late
 }
 
 // New starts a server in mode, stopped at the end of the test.
@@ -81,10 +83,11 @@ func New(t testing.TB, mode Mode) *Server {
 	srv.MaxMessageBytes = 1 << 20
 	srv.ErrorLog = log.New(io.Discard, "", 0)
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var ln net.Listener = slowListener{Listener: raw, srv: s}
 	switch mode {
 	case StartTLS:
 		srv.TLSConfig = tlsCfg
@@ -93,7 +96,7 @@ func New(t testing.TB, mode Mode) *Server {
 	case Plain:
 		srv.AllowInsecureAuth = true
 	}
-	s.Addr = ln.Addr().String()
+	s.Addr = raw.Addr().String()
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return s
@@ -104,6 +107,15 @@ func New(t testing.TB, mode Mode) *Server {
 func (s *Server) RefuseRecipients(refuse bool) {
 	s.mu.Lock()
 	s.refuseRcpt = refuse
+	s.mu.Unlock()
+}
+
+// SlowReplies makes the first n writes of every new connection come d late:
+// a slow or overloaded server. They are the SMTP replies, the greeting
+// first; under ImplicitTLS the TLS handshake's writes come first.
+func (s *Server) SlowReplies(n int, d time.Duration) {
+	s.mu.Lock()
+	s.slowReplies, s.replyDelay = n, d
 	s.mu.Unlock()
 }
 
@@ -186,6 +198,38 @@ func (ss *session) Data(r io.Reader) error {
 func (ss *session) Reset() { ss.cur = Message{} }
 
 func (ss *session) Logout() error { return nil }
+
+// slowListener gives each accepted connection the server's current reply
+// delay.
+type slowListener struct {
+	net.Listener
+	srv *Server
+}
+
+func (l slowListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.srv.mu.Lock()
+	defer l.srv.mu.Unlock()
+	return &slowConn{Conn: c, left: l.srv.slowReplies, delay: l.srv.replyDelay}, nil
+}
+
+// slowConn delays its first writes; go-smtp writes each reply at once.
+type slowConn struct {
+	net.Conn
+	left  int
+	delay time.Duration
+}
+
+func (c *slowConn) Write(b []byte) (int, error) {
+	if c.left > 0 {
+		c.left--
+		time.Sleep(c.delay)
+	}
+	return c.Conn.Write(b)
+}
 
 // certificate makes a self-signed certificate for the loopback names and the
 // pool that trusts it.
