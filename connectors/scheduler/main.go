@@ -1,9 +1,11 @@
 // Command scheduler is the shop's cron connector: it discovers the functions
-// of the OpenFaaS gateway whose "schedule" annotation holds a 5-field cron
-// expression (with topic "cron-function" or no topic, the cron-connector's
-// convention), and invokes POST $GATEWAY_URL/function/<name> on schedule with
-// the internal credential, one run at a time per function. It never exits on
-// a transient error (faasd has no restart policy).
+// of the OpenFaaS gateway whose "schedule" annotation holds a cron expression
+// as openfaas/cron-connector reads it (robfig/cron/v3: five fields, names,
+// @hourly, @every 5m, CRON_TZ=; see internal/schedule), with topic
+// "cron-function" or no topic (the cron-connector's convention), and invokes
+// POST $GATEWAY_URL/function/<name> on schedule with the internal credential,
+// one run at a time per function. It never exits on a transient error (faasd
+// has no restart policy).
 //
 // Configuration: GATEWAY_URL (required), REFRESH_INTERVAL (default 10s),
 // INVOKE_TIMEOUT (default 2m), SCHEDULE_TZ (default UTC), LOG_LEVEL; secret
@@ -62,7 +64,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	ticker := time.NewTicker(time.Second) // due times are whole minutes; a second's lateness at most
+	ticker := time.NewTicker(time.Second) // due times are whole seconds; a second's lateness at most
 	defer ticker.Stop()
 	refresh := time.NewTicker(s.cfg.RefreshInterval)
 	defer refresh.Stop()

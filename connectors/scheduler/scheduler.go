@@ -37,7 +37,8 @@ type Config struct {
 	RefreshInterval time.Duration
 	// InvokeTimeout bounds one invocation (INVOKE_TIMEOUT), default 2m.
 	InvokeTimeout time.Duration
-	// Location is the time zone of the cron expressions, default UTC.
+	// Location is the time zone of the cron expressions (SCHEDULE_TZ),
+	// default UTC; an expression's own CRON_TZ= prefix wins.
 	Location *time.Location
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -143,6 +144,50 @@ func TestInvokedOnSchedule(t *testing.T) {
 	}
 	if len(g.traces) != 4 {
 		t.Errorf("%d distinct traces for 4 runs: each run must start its own trace and send traceparent", len(g.traces))
+	}
+}
+
+// The expressions openfaas/cron-connector accepts (descriptors, @every, day
+// and month names) are scheduled, in Config.Location (SCHEDULE_TZ); one it
+// refuses is logged and ignored while the others run.
+func TestCronConnectorExpressionsScheduledInTimeZone(t *testing.T) {
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	g := newGateway(t)
+	g.set("every", map[string]string{"schedule": "@every 5m"})
+	g.set("hourly", map[string]string{"schedule": "@hourly", "topic": "cron-function"})
+	g.set("weekdays", map[string]string{"schedule": "0 9 * * MON-FRI"})
+	g.set("sunday-seven", map[string]string{"schedule": "0 0 * * 7"}) // cron-connector refuses 7
+	s, err := New(Config{GatewayURL: g.URL, Credential: credential, InvokeTimeout: 5 * time.Second, Location: paris},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 27, 9, 0, 30, 0, time.UTC) // Friday, 10:00:30 in Paris
+	if err := s.Refresh(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	monday9 := time.Date(2026, 3, 30, 9, 0, 0, 0, paris) // summer time since Sunday: 07:00 UTC
+	want := map[string]time.Time{
+		"every":    now.Add(5 * time.Minute),
+		"hourly":   time.Date(2026, 3, 27, 11, 0, 0, 0, paris),
+		"weekdays": monday9,
+	}
+	if diff := cmp.Diff(want, s.Scheduled()); diff != "" {
+		t.Fatalf("scheduled (-want +got):\n%s", diff)
+	}
+	if got := s.Tick(ctx, monday9.UTC()); !slices.Contains(got, "weekdays") {
+		t.Errorf("tick at Monday 09:00 Paris started %v", got)
+	}
+	s.Wait()
+	if got, want := s.Scheduled()["weekdays"], time.Date(2026, 3, 31, 9, 0, 0, 0, paris); !got.Equal(want) {
+		t.Errorf("after Monday's run, next %v, want %v", got, want)
+	}
+	if n := g.counts()["weekdays"]; n != 1 {
+		t.Errorf("%d invocations of weekdays, want 1", n)
 	}
 }
 

@@ -424,10 +424,12 @@ func (rt *Runtime) ensureDevSecrets() error {
 		{"internal-token", random(32)},
 		{"admin-email", "admin@example.com"},
 		{"admin-password", "admin-dev-password"},
-		// Empty on a developer machine: PostgreSQL trusts local connections
-		// and no Meilisearch runs. Functions declare them for production.
+		// Empty on a developer machine: PostgreSQL trusts local connections,
+		// no Meilisearch runs and no SMTP server needs a login. Functions
+		// declare them for production.
 		{"db-password", ""},
 		{"meili-key", ""},
+		{"smtp-password", ""},
 	}
 	for _, d := range defaults {
 		p := filepath.Join(rt.SecretsDir(), d.name)

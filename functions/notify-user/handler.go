@@ -6,8 +6,10 @@
 // configured, emails it to the account's address. See docs/events.md.
 //
 // Configuration: USERS_DATABASE_URL, DATABASE_CREATE, DATABASE_MAX_CONNS,
-// optional secret db-password; secret internal-token; SMTP_ADDR (host:port,
-// optional), SMTP_FROM.
+// optional secret db-password; secret internal-token; the mail settings of
+// smtpmail.ConfigFrom: SMTP_ADDR (host:port, optional: no email without it),
+// SMTP_FROM, SMTP_USERNAME with secret smtp-password, SMTP_TLS,
+// SMTP_ALLOW_PLAINTEXT_AUTH, SMTP_TIMEOUT.
 package function
 
 import (
@@ -44,14 +46,13 @@ func build() (http.Handler, error) {
 	c := config.FromOS()
 	dbCfg := usersdb.ConfigFrom(c)
 	credential := c.Secret("internal-token", "", false)
-	smtpAddr := c.String("SMTP_ADDR", "")
-	smtpFrom := c.String("SMTP_FROM", "")
+	mailCfg := smtpmail.ConfigFrom(c)
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
 	d := Deps{Credential: credential, Log: slog.Default()}
-	if smtpAddr != "" {
-		s, err := smtpmail.New(smtpmail.Config{Addr: smtpAddr, From: smtpFrom})
+	if mailCfg.Addr != "" {
+		s, err := smtpmail.New(mailCfg)
 		if err != nil {
 			return nil, err
 		}
@@ -71,10 +72,10 @@ type Accounts interface {
 	Get(ctx context.Context, id uuid.UUID) (users.User, error)
 }
 
-// Mailer sends one email; smtpmail.Sender implements it.
+// Mailer sends one email; smtpmail.Sender implements it. An error means the
+// email may not have been delivered.
 type Mailer interface {
-	From() string
-	Send(ctx context.Context, to string, msg []byte) error
+	Send(ctx context.Context, e notifications.Email) error
 }
 
 // Deps are notify-user's dependencies.
@@ -151,7 +152,8 @@ func New(d Deps) http.Handler {
 }
 
 // emailLease bounds how long a delivery may hold the sending of an email
-// before another may take it over (above the SMTP deadline).
+// before another may take it over: above the longest send
+// (smtpmail.MaxTimeout).
 const emailLease = time.Minute
 
 // email sends n to its user's address and records it. A deleted account is
@@ -175,7 +177,7 @@ func email(ctx context.Context, d Deps, n notifications.Notification) (bool, err
 		// right now (and is retried itself if it fails).
 		return false, nil
 	}
-	if err := d.Mailer.Send(ctx, u.Email, notifications.Message(d.Mailer.From(), u.Email, n)); err != nil {
+	if err := d.Mailer.Send(ctx, n.Email(u.Email)); err != nil {
 		d.Log.WarnContext(ctx, "email not sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID, "err", err.Error())
 		_ = d.Store.ReleaseEmail(context.WithoutCancel(ctx), n.ID)
 		return false, fault.Wrap(err, fault.Unavailable, "unavailable", "the email could not be sent")

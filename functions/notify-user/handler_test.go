@@ -6,9 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -29,26 +32,40 @@ type env struct {
 	h     http.Handler
 	store *notificationsdb.Store
 	users *usersdb.Store
-	sink  *smtptest.Sink
+	smtp  *smtptest.Server
 }
 
 // setup serves notify-user over a fresh users database; with mail, emails go
-// to a loopback SMTP sink (a stand-in for the third-party mail server).
+// to a loopback SMTP server that requires STARTTLS and AUTH (a stand-in for
+// the third-party mail provider), with the right password.
 func setup(t *testing.T, mail bool) env {
 	t.Helper()
 	pool := pgtest.Open(t, usersdb.Migrations())
 	e := env{store: notificationsdb.New(pool), users: usersdb.New(pool)}
-	d := Deps{Store: e.store, Users: e.users, Credential: credential, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	var m Mailer
 	if mail {
-		e.sink = smtptest.New(t)
-		s, err := smtpmail.New(smtpmail.Config{Addr: e.sink.Addr, From: "shop@example.com"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.Mailer = s
+		e.smtp = smtptest.New(t, smtptest.StartTLS)
+		m = sender(t, e.smtp, smtptest.Password)
 	}
-	e.h = New(d)
+	e.h = e.handler(m)
 	return e
+}
+
+// handler is notify-user over e's database sending with m (nil: no email).
+func (e env) handler(m Mailer) http.Handler {
+	return New(Deps{Store: e.store, Users: e.users, Mailer: m, Credential: credential, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+}
+
+// sender logs in to srv with password over STARTTLS, trusting srv's test
+// certificate.
+func sender(t *testing.T, srv *smtptest.Server, password string) *smtpmail.Sender {
+	t.Helper()
+	s, err := smtpmail.New(smtpmail.Config{Addr: srv.Addr, From: "shop@example.com", Username: smtptest.Username,
+		Password: password, RootCAs: srv.RootCAs, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func envelope(t *testing.T, typ string, data any) string {
@@ -97,7 +114,7 @@ func TestWelcomeOnceWithOneEmail(t *testing.T) {
 	if n := count(t, e.store, u.ID); n != 1 {
 		t.Errorf("%d notifications, want 1", n)
 	}
-	msgs := e.sink.Messages()
+	msgs := e.smtp.Messages()
 	if len(msgs) != 1 || msgs[0].To[0] != "alice@example.com" || !strings.Contains(msgs[0].Data, "Subject: Welcome to the shop") {
 		t.Errorf("emails: %+v", msgs)
 	}
@@ -147,7 +164,7 @@ func TestConcurrentDuplicatesSendOneEmail(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if m := len(e.sink.Messages()); m != 1 {
+	if m := len(e.smtp.Messages()); m != 1 {
 		t.Errorf("%d emails for one event delivered 10 times at once, want 1", m)
 	}
 }
@@ -158,11 +175,11 @@ func TestFailedEmailIsRetried(t *testing.T) {
 	e := setup(t, true)
 	u := userstest.Register(t, e.users, "bob@example.com", "correct horse battery", "Bob")
 	body := envelope(t, events.OrderPaymentFailed, orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.PaymentFailed})
-	e.sink.FailNext(true)
+	e.smtp.RefuseRecipients(true)
 	if code, _ := deliver(t, e.h, body); code != http.StatusServiceUnavailable {
 		t.Fatalf("failed send answered %d, want 503", code)
 	}
-	e.sink.FailNext(false)
+	e.smtp.RefuseRecipients(false)
 	code, resp := deliver(t, e.h, body)
 	if code != 200 || !resp.Duplicate || !resp.Emailed {
 		t.Fatalf("redelivery: %d %+v", code, resp)
@@ -170,8 +187,60 @@ func TestFailedEmailIsRetried(t *testing.T) {
 	if code, resp = deliver(t, e.h, body); code != 200 || !resp.Emailed {
 		t.Fatalf("third delivery: %d %+v", code, resp)
 	}
-	if n, m := count(t, e.store, u.ID), len(e.sink.Messages()); n != 1 || m != 1 {
+	if n, m := count(t, e.store, u.ID), len(e.smtp.Messages()); n != 1 || m != 1 {
 		t.Errorf("%d notifications, %d emails; want 1 and 1", n, m)
+	}
+}
+
+// A wrong SMTP password is 503 (the connector retries), nothing is marked
+// sent and the claim is released: once the password is fixed, the
+// redelivery sends the email owed, once.
+func TestWrongSMTPPasswordIsRetriedAndNothingMarkedSent(t *testing.T) {
+	e := setup(t, true)
+	u := userstest.Register(t, e.users, "dave@example.com", "correct horse battery", "Dave")
+	body := envelope(t, events.OrderPlaced, orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
+	wrong := e.handler(sender(t, e.smtp, "not-the-password"))
+	if code, _ := deliver(t, wrong, body); code != http.StatusServiceUnavailable {
+		t.Fatalf("a refused SMTP login answered %d, want 503", code)
+	}
+	if e.smtp.AuthFailures() != 1 || len(e.smtp.Messages()) != 0 {
+		t.Fatalf("%d refused logins, %d emails; want 1 and 0", e.smtp.AuthFailures(), len(e.smtp.Messages()))
+	}
+	items, _, err := e.store.List(context.Background(), u.ID, uuid.Nil, 10)
+	if err != nil || len(items) != 1 {
+		t.Fatalf("notifications %v, %v; want 1", items, err)
+	}
+	if items[0].EmailedAt != nil {
+		t.Fatalf("the notification is marked emailed at %v after a refused login", items[0].EmailedAt)
+	}
+	code, resp := deliver(t, e.h, body) // the redelivery, password fixed
+	if code != 200 || !resp.Duplicate || !resp.Emailed {
+		t.Fatalf("redelivery: %d %+v", code, resp)
+	}
+	if n, m := count(t, e.store, u.ID), len(e.smtp.Messages()); n != 1 || m != 1 {
+		t.Errorf("%d notifications, %d emails; want 1 and 1", n, m)
+	}
+}
+
+// A configuration that would send the SMTP password in plain text to
+// another machine stops the function at start, before any event.
+func TestPlaintextSMTPAuthToRemoteHostRefusedAtStart(t *testing.T) {
+	secrets := t.TempDir()
+	for name, value := range map[string]string{"internal-token": credential, "smtp-password": "s3cret-smtp-password"} {
+		if err := os.WriteFile(filepath.Join(secrets, name), []byte(value), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, v := range map[string]string{"SECRETS_DIR": secrets, "USERS_DATABASE_URL": pgtest.NewDatabase(t), "SMTP_ADDR": "smtp.example.com:25",
+		"SMTP_USERNAME": "shop", "SMTP_TLS": "none", "SMTP_ALLOW_PLAINTEXT_AUTH": "true"} {
+		t.Setenv(k, v)
+	}
+	_, err := build()
+	if err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("build() = %v, want a refusal of a password in plain text to a remote host", err)
+	}
+	if strings.Contains(err.Error(), "s3cret-smtp-password") {
+		t.Errorf("the error shows the password: %v", err)
 	}
 }
 

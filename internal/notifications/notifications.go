@@ -111,15 +111,25 @@ func (n Notification) Body() string {
 	return b.String()
 }
 
-// Message is the RFC 5322 email for n, from and to the given addresses.
-// Header values come from the shop's own text and validated addresses only.
-func Message(from, to string, n Notification) []byte {
-	var b strings.Builder
-	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nSubject: %s\r\n", from, to, n.Subject)
-	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <%s@shop>\r\n", n.CreatedAt.UTC().Format(time.RFC1123Z), n.ID)
-	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n")
-	b.WriteString(n.Body())
-	return []byte(b.String())
+// Email is a notification's email: what a mail transport needs to send it.
+// The transport composes and encodes the message itself.
+type Email struct {
+	// To is the recipient's address.
+	To string
+	// Subject is the notification's subject.
+	Subject string
+	// Text is the plain-text body.
+	Text string
+	// MessageID is the Message-ID without angle brackets, the same for every
+	// attempt to send one notification.
+	MessageID string
+	// Date is when the notification was created.
+	Date time.Time
+}
+
+// Email is the email of n to the address to.
+func (n Notification) Email(to string) Email {
+	return Email{To: to, Subject: n.Subject, Text: n.Body(), MessageID: n.ID.String() + "@shop", Date: n.CreatedAt.UTC()}
 }
 
 // MaskEmail hides an address for logs: "a***@example.com". Full addresses

@@ -67,12 +67,14 @@ func TestMaskEmail(t *testing.T) {
 	}
 }
 
-func TestMessage(t *testing.T) {
-	n, _ := notifications.New(notifications.Event{ID: uuid.New(), Type: events.UserRegistered, UserID: uuid.New()}, time.Now())
-	msg := string(notifications.Message("shop@example.com", "bob@example.com", n))
-	for _, want := range []string{"From: shop@example.com\r\n", "To: bob@example.com\r\n", "Subject: Welcome to the shop\r\n", "\r\n\r\nWelcome to the shop."} {
-		if !strings.Contains(msg, want) {
-			t.Errorf("message lacks %q:\n%s", want, msg)
-		}
+func TestEmail(t *testing.T) {
+	n, _ := notifications.New(notifications.Event{ID: uuid.New(), Type: events.OrderPlaced, UserID: uuid.New(), OrderID: uuid.New()}, time.Now())
+	got := n.Email("bob@example.com")
+	want := notifications.Email{To: "bob@example.com", Subject: n.Subject, Text: n.Body(), MessageID: n.ID.String() + "@shop", Date: n.CreatedAt}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if !strings.Contains(got.Text, "Order: "+n.OrderID.String()) {
+		t.Errorf("the body does not name the order:\n%s", got.Text)
 	}
 }

@@ -2,36 +2,254 @@ package smtpmail_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/notifications"
 	"github.com/shopfaas/shop/internal/notifications/smtpmail"
 	"github.com/shopfaas/shop/internal/notifications/smtpmail/smtptest"
 )
 
-func TestSend(t *testing.T) {
-	sink := smtptest.New(t)
-	s, err := smtpmail.New(smtpmail.Config{Addr: sink.Addr, From: "shop@example.com"})
+// authenticated is the configuration of a sender that logs in to srv and
+// trusts its test certificate; change adjusts it.
+func authenticated(t *testing.T, srv *smtptest.Server, change func(*smtpmail.Config)) *smtpmail.Sender {
+	t.Helper()
+	cfg := smtpmail.Config{Addr: srv.Addr, From: "shop@example.com", Username: smtptest.Username,
+		Password: smtptest.Password, RootCAs: srv.RootCAs, Timeout: 5 * time.Second}
+	if change != nil {
+		change(&cfg)
+	}
+	s, err := smtpmail.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := []byte("Subject: hi\r\n\r\nhello\r\n.leading dot\r\n")
-	if err := s.Send(context.Background(), "bob@example.com", msg); err != nil {
+	return s
+}
+
+func email(to string) notifications.Email {
+	return notifications.Email{To: to, Subject: "Your order 0190 is confirmed – merci", Text: "Hello.\r\n.leading dot\r\n",
+		MessageID: "0190-test@shop", Date: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+}
+
+// With SMTP_USERNAME the sender upgrades to TLS (STARTTLS by default, or
+// implicit TLS) and logs in before the server accepts the message.
+func TestSendsWithAuthOverTLS(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		mode smtptest.Mode
+		tls  smtpmail.TLSMode
+	}{
+		{"starttls by default", smtptest.StartTLS, ""},
+		{"starttls", smtptest.StartTLS, smtpmail.TLSStartTLS},
+		{"implicit tls", smtptest.ImplicitTLS, smtpmail.TLSImplicit},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := smtptest.New(t, tt.mode)
+			s := authenticated(t, srv, func(c *smtpmail.Config) { c.TLS = tt.tls })
+			if err := s.Send(context.Background(), email("bob@example.com")); err != nil {
+				t.Fatal(err)
+			}
+			got := srv.Messages()
+			if len(got) != 1 {
+				t.Fatalf("%d messages accepted, want 1", len(got))
+			}
+			if diff := cmp.Diff(smtptest.Message{From: "shop@example.com", To: []string{"bob@example.com"}, Data: got[0].Data}, got[0]); diff != "" {
+				t.Errorf("envelope (-want +got):\n%s", diff)
+			}
+			for _, want := range []string{"From: <shop@example.com>\r\n", "To: <bob@example.com>\r\n", "Message-ID: <0190-test@shop>\r\n",
+				"Date: Sun, 01 Mar 2026 10:00:00 +0000\r\n", "Subject: =?UTF-8?q?Your_order_0190_is_confirmed_=E2=80=93_merci?=\r\n",
+				"Content-Type: text/plain; charset=UTF-8\r\n", "\r\n.leading dot\r\n"} {
+				if !strings.Contains(got[0].Data, want) {
+					t.Errorf("message lacks %q:\n%s", want, got[0].Data)
+				}
+			}
+		})
+	}
+}
+
+// A wrong password is an error (the delivery answers 503 and is retried),
+// the server accepted nothing, and the password is in no error text.
+func TestWrongPasswordSendsNothing(t *testing.T) {
+	srv := smtptest.New(t, smtptest.StartTLS)
+	s := authenticated(t, srv, func(c *smtpmail.Config) { c.Password = "not-the-password" })
+	err := s.Send(context.Background(), email("bob@example.com"))
+	if err == nil {
+		t.Fatal("a refused login was reported as sent")
+	}
+	if srv.AuthFailures() != 1 || len(srv.Messages()) != 0 {
+		t.Errorf("%d refused logins, %d messages; want 1 and 0", srv.AuthFailures(), len(srv.Messages()))
+	}
+	if strings.Contains(err.Error(), "not-the-password") {
+		t.Errorf("the error shows the password: %v", err)
+	}
+}
+
+// The password never travels in plain text by accident: with credentials,
+// a server that does not offer STARTTLS (or was stripped of it) gets no AUTH,
+// and a certificate the sender does not trust ends the conversation.
+func TestNoAuthWithoutTrustedTLS(t *testing.T) {
+	t.Run("no STARTTLS offered", func(t *testing.T) {
+		srv := smtptest.New(t, smtptest.Plain)
+		s := authenticated(t, srv, nil)
+		if err := s.Send(context.Background(), email("bob@example.com")); err == nil {
+			t.Error("sent without TLS")
+		}
+		if srv.AuthFailures() != 0 || len(srv.Messages()) != 0 {
+			t.Errorf("the server saw %d logins and %d messages", srv.AuthFailures(), len(srv.Messages()))
+		}
+	})
+	t.Run("untrusted certificate", func(t *testing.T) {
+		srv := smtptest.New(t, smtptest.StartTLS)
+		s := authenticated(t, srv, func(c *smtpmail.Config) { c.RootCAs = nil }) // the system's roots
+		err := s.Send(context.Background(), email("bob@example.com"))
+		if err == nil || !strings.Contains(err.Error(), "certificate") {
+			t.Errorf("err = %v, want a certificate error", err)
+		}
+		if srv.AuthFailures() != 0 || len(srv.Messages()) != 0 {
+			t.Errorf("the server saw %d logins and %d messages", srv.AuthFailures(), len(srv.Messages()))
+		}
+	})
+}
+
+// AUTH in plain text works only where explicitly allowed, to a loopback host.
+func TestPlaintextAuthOnLoopbackWhenAllowed(t *testing.T) {
+	srv := smtptest.New(t, smtptest.Plain)
+	s := authenticated(t, srv, func(c *smtpmail.Config) { c.TLS, c.AllowPlaintextAuth = smtpmail.TLSNone, true })
+	if err := s.Send(context.Background(), email("bob@example.com")); err != nil {
 		t.Fatal(err)
 	}
-	got := sink.Messages()
-	if len(got) != 1 || got[0].From != "shop@example.com" || got[0].To[0] != "bob@example.com" ||
-		!strings.Contains(got[0].Data, "\r\n.leading dot\r\n") {
-		t.Fatalf("sink got %+v", got)
+	if n := len(srv.Messages()); n != 1 {
+		t.Errorf("%d messages, want 1", n)
 	}
-	sink.FailNext(true)
-	if err := s.Send(context.Background(), "bob@example.com", msg); err == nil {
-		t.Error("a refused recipient was reported as sent")
+}
+
+// Without credentials nothing is sent to a server that requires AUTH, and a
+// refused recipient is an error whose text masks the address (servers and
+// go-mail echo it; logs show only masked addresses).
+func TestRefusalsAreErrorsWithMaskedAddresses(t *testing.T) {
+	srv := smtptest.New(t, smtptest.StartTLS)
+	anonymous := authenticated(t, srv, func(c *smtpmail.Config) { c.Username, c.Password = "", "" })
+	if err := anonymous.Send(context.Background(), email("bob@example.com")); err == nil {
+		t.Error("a server that requires AUTH accepted a message without it")
 	}
-	if err := s.Send(context.Background(), "not an address", msg); err == nil {
-		t.Error("malformed recipient accepted")
+	srv.RefuseRecipients(true)
+	err := authenticated(t, srv, nil).Send(context.Background(), email("bob@example.com"))
+	if err == nil {
+		t.Fatal("a refused recipient was reported as sent")
 	}
-	if _, err := smtpmail.New(smtpmail.Config{Addr: "nohost"}); err == nil {
-		t.Error("address without port accepted")
+	if strings.Contains(err.Error(), "bob@example.com") || !strings.Contains(err.Error(), "b***@example.com") {
+		t.Errorf("error text %q: want the address masked", err)
+	}
+	if n := len(srv.Messages()); n != 0 {
+		t.Errorf("%d messages accepted, want 0", n)
+	}
+}
+
+func TestConfigRefusals(t *testing.T) {
+	good := smtpmail.Config{Addr: "smtp.example.com:587", From: "shop@example.com", Username: "u", Password: "config-test-password"}
+	tests := []struct {
+		name   string
+		change func(*smtpmail.Config)
+		want   string // in the error; "" means accepted
+	}{
+		{"starttls with auth", nil, ""},
+		{"implicit tls", func(c *smtpmail.Config) { c.Addr, c.TLS = "smtp.example.com:465", smtpmail.TLSImplicit }, ""},
+		{"no auth in plain text", func(c *smtpmail.Config) { c.Username, c.Password, c.TLS = "", "", smtpmail.TLSNone }, ""},
+		{"no auth, opportunistic", func(c *smtpmail.Config) { c.Username, c.Password, c.TLS = "", "", smtpmail.TLSOpportunistic }, ""},
+		{"plain-text auth to a remote host", func(c *smtpmail.Config) { c.TLS = smtpmail.TLSNone }, "SMTP_TLS=none"},
+		{"plain-text auth to a remote host, allowed", func(c *smtpmail.Config) { c.TLS, c.AllowPlaintextAuth = smtpmail.TLSNone, true }, "loopback"},
+		{"plain-text auth to loopback, not allowed", func(c *smtpmail.Config) { c.Addr, c.TLS = "127.0.0.1:25", smtpmail.TLSNone }, "SMTP_ALLOW_PLAINTEXT_AUTH"},
+		{"plain-text auth to 127.0.0.1, allowed", func(c *smtpmail.Config) { c.Addr, c.TLS, c.AllowPlaintextAuth = "127.0.0.1:25", smtpmail.TLSNone, true }, ""},
+		{"plain-text auth to localhost, allowed", func(c *smtpmail.Config) { c.Addr, c.TLS, c.AllowPlaintextAuth = "localhost:25", smtpmail.TLSNone, true }, ""},
+		{"plain-text auth to ::1, allowed", func(c *smtpmail.Config) { c.Addr, c.TLS, c.AllowPlaintextAuth = "[::1]:25", smtpmail.TLSNone, true }, ""},
+		{"opportunistic with auth", func(c *smtpmail.Config) { c.TLS = smtpmail.TLSOpportunistic }, "SMTP_TLS=opportunistic"},
+		{"username without password", func(c *smtpmail.Config) { c.Password = "" }, "smtp-password"},
+		{"unknown tls mode", func(c *smtpmail.Config) { c.TLS = "ssl" }, "SMTP_TLS"},
+		{"address without port", func(c *smtpmail.Config) { c.Addr = "smtp.example.com" }, "SMTP_ADDR"},
+		{"port out of range", func(c *smtpmail.Config) { c.Addr = "smtp.example.com:70000" }, "SMTP_ADDR"},
+		{"sender not an address", func(c *smtpmail.Config) { c.From = "shop" }, "SMTP_FROM"},
+		{"timeout above the limit", func(c *smtpmail.Config) { c.Timeout = time.Minute }, "SMTP_TIMEOUT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := good
+			if tt.change != nil {
+				tt.change(&cfg)
+			}
+			_, err := smtpmail.New(cfg)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tt.want != "" && err == nil:
+				t.Errorf("accepted, want an error about %s", tt.want)
+			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
+				t.Errorf("error %q does not mention %s", err, tt.want)
+			}
+			if err != nil && strings.Contains(err.Error(), cfg.Password) && cfg.Password != "" {
+				t.Errorf("the error shows the password: %v", err)
+			}
+		})
+	}
+}
+
+// ConfigFrom reads the SMTP_* variables and the smtp-password secret, which
+// is required only with SMTP_USERNAME; without SMTP_ADDR nothing is needed.
+func TestConfigFrom(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "smtp-password"), []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := config.New(config.Env(map[string]string{
+		"SECRETS_DIR": dir, "SMTP_ADDR": "smtp.example.com:587", "SMTP_FROM": "shop@example.com",
+		"SMTP_USERNAME": "apikey", "SMTP_TLS": "STARTTLS", "SMTP_TIMEOUT": "20s", "SMTP_ALLOW_PLAINTEXT_AUTH": "false",
+	}))
+	got := smtpmail.ConfigFrom(c)
+	if err := c.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := smtpmail.Config{Addr: "smtp.example.com:587", From: "shop@example.com", Username: "apikey", Password: "s3cret",
+		TLS: smtpmail.TLSStartTLS, Timeout: 20 * time.Second}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+
+	empty := t.TempDir()
+	c = config.New(config.Env(map[string]string{"SECRETS_DIR": empty}))
+	if got := smtpmail.ConfigFrom(c); got.Addr != "" || c.Err() != nil {
+		t.Errorf("without SMTP_ADDR: %+v, %v", got, c.Err())
+	}
+	c = config.New(config.Env(map[string]string{"SECRETS_DIR": empty, "SMTP_ADDR": "smtp.example.com:587", "SMTP_USERNAME": "apikey"}))
+	smtpmail.ConfigFrom(c)
+	if err := c.Err(); err == nil || !strings.Contains(err.Error(), "smtp-password") {
+		t.Errorf("SMTP_USERNAME without the smtp-password secret: %v", err)
+	}
+}
+
+// SMTP_TIMEOUT bounds the whole send, not each step: a server whose greeting
+// and EHLO answer each take 70% of it makes the send fail (go-mail alone
+// renews its deadline at every phase, and would wait for both), and nothing
+// is delivered.
+func TestTimeoutBoundsTheWholeSend(t *testing.T) {
+	const timeout = time.Second
+	srv := smtptest.New(t, smtptest.StartTLS)
+	srv.SlowReplies(2, timeout*7/10)
+	s := authenticated(t, srv, func(c *smtpmail.Config) { c.Timeout = timeout })
+	err := s.Send(context.Background(), email("bob@example.com"))
+	if err == nil {
+		t.Fatal("a send that outlasted SMTP_TIMEOUT succeeded")
+	}
+	if n := len(srv.Messages()); n != 0 {
+		t.Errorf("%d messages accepted, want 0", n)
+	}
+	// The same server within the timeout: the delays alone are no error.
+	s = authenticated(t, srv, func(c *smtpmail.Config) { c.Timeout = 3 * timeout })
+	if err := s.Send(context.Background(), email("bob@example.com")); err != nil {
+		t.Fatalf("within the timeout: %v", err)
 	}
 }

@@ -1,139 +1,265 @@
-// Package smtptest is a minimal SMTP sink on loopback for tests: a stand-in
-// for a third-party mail server (postfix's smtp-sink is not installed here).
-// It speaks the RFC 5321 subset net/smtp uses (EHLO/HELO, MAIL, RCPT, DATA,
-// RSET, NOOP, QUIT) and records every accepted message.
+// Package smtptest runs a real SMTP server (github.com/emersion/go-smtp) on
+// loopback for tests: the stand-in for the third-party mail provider, which
+// cannot run here. Like a provider's submission port it requires AUTH (PLAIN,
+// with a known username and password) before it accepts a message, and it
+// offers AUTH only over TLS: after STARTTLS, or from the first byte on an
+// implicit-TLS port, with a certificate generated for the test (trust it with
+// Server.RootCAs). It records every accepted message.
 package smtptest
 
 import (
-	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"log"
+	"math/big"
 	"net"
-	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// Mode is how the server offers TLS.
+type Mode int
+
+const (
+	// StartTLS offers STARTTLS and AUTH only after it (a submission port,
+	// usually 587).
+	StartTLS Mode = iota
+	// ImplicitTLS speaks TLS from the first byte (usually 465).
+	ImplicitTLS
+	// Plain offers no TLS and accepts AUTH in plain text: a relay on
+	// loopback, or a server a man in the middle has stripped of STARTTLS.
+	Plain
+)
+
+// Username and Password are the credentials the server accepts.
+const (
+	Username = "shop-mailer"
+	Password = "test-smtp-password"
 )
 
 // Message is one accepted email.
 type Message struct {
+	// From is the envelope sender (MAIL FROM).
 	From string
-	To   []string
+	// To are the envelope recipients (RCPT TO).
+	To []string
+	// Data is the message as received, headers and body.
 	Data string
 }
 
-// Sink is a running SMTP sink.
-type Sink struct {
-	// Addr is the sink's host:port.
+// Server is a running SMTP server.
+type Server struct {
+	// Addr is the server's host:port on 127.0.0.1.
 	Addr string
-	ln   net.Listener
-	mu   sync.Mutex
-	msgs []Message
-	fail bool
+	// RootCAs holds the server's certificate (valid for 127.0.0.1, ::1 and
+	// localhost): the pool a client trusts to talk to it.
+	RootCAs *x509.CertPool
+
+	mu           sync.Mutex
+	msgs         []Message
+	authFailures int
+	refuseRcpt   bool
+	slowReplies  int           // the first replies of each new connection that come late
+	replyDelay   time.Duration // how late
 }
 
-// New starts a sink closed at the end of the test.
-func New(t testing.TB) *Sink {
+// New starts a server in mode, stopped at the end of the test.
+func New(t testing.TB, mode Mode) *Server {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	cert, pool := certificate(t)
+	s := &Server{RootCAs: pool}
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &session{srv: s}, nil }))
+	srv.Domain = "smtptest.localhost"
+	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
+	srv.MaxMessageBytes = 1 << 20
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Sink{Addr: ln.Addr().String(), ln: ln}
-	go s.serve()
-	t.Cleanup(func() { ln.Close() })
+	var ln net.Listener = slowListener{Listener: raw, srv: s}
+	switch mode {
+	case StartTLS:
+		srv.TLSConfig = tlsCfg
+	case ImplicitTLS:
+		ln = tls.NewListener(ln, tlsCfg)
+	case Plain:
+		srv.AllowInsecureAuth = true
+	}
+	s.Addr = raw.Addr().String()
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
 	return s
 }
 
-// FailNext makes the sink refuse messages with a 451 (temporary failure)
-// until called with false.
-func (s *Sink) FailNext(fail bool) {
+// RefuseRecipients makes the server answer RCPT TO with 451 (a temporary
+// failure), echoing the address as real servers do, until called with false.
+func (s *Server) RefuseRecipients(refuse bool) {
 	s.mu.Lock()
-	s.fail = fail
+	s.refuseRcpt = refuse
+	s.mu.Unlock()
+}
+
+// SlowReplies makes the first n writes of every new connection come d late:
+// a slow or overloaded server. They are the SMTP replies, the greeting
+// first; under ImplicitTLS the TLS handshake's writes come first.
+func (s *Server) SlowReplies(n int, d time.Duration) {
+	s.mu.Lock()
+	s.slowReplies, s.replyDelay = n, d
 	s.mu.Unlock()
 }
 
 // Messages returns the accepted messages so far.
-func (s *Sink) Messages() []Message {
+func (s *Server) Messages() []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Message(nil), s.msgs...)
 }
 
-func (s *Sink) serve() {
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		go s.session(c)
-	}
+// AuthFailures is how many AUTH attempts were refused so far.
+func (s *Server) AuthFailures() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.authFailures
 }
 
-func (s *Sink) session(c net.Conn) {
-	defer c.Close()
-	r := bufio.NewReader(c)
-	say := func(line string) { _, _ = c.Write([]byte(line + "\r\n")) }
-	say("220 smtptest ESMTP")
-	var cur Message
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		line = strings.TrimRight(line, "\r\n")
-		verb := strings.ToUpper(strings.SplitN(line, " ", 2)[0])
-		switch {
-		case verb == "EHLO":
-			say("250-smtptest")
-			say("250 8BITMIME")
-		case verb == "HELO", verb == "NOOP":
-			say("250 ok")
-		case verb == "RSET":
-			cur = Message{}
-			say("250 ok")
-		case strings.HasPrefix(strings.ToUpper(line), "MAIL FROM:"):
-			cur = Message{From: path(line[len("MAIL FROM:"):])}
-			say("250 ok")
-		case strings.HasPrefix(strings.ToUpper(line), "RCPT TO:"):
-			s.mu.Lock()
-			fail := s.fail
-			s.mu.Unlock()
-			if fail {
-				say("451 try again later")
-				continue
-			}
-			cur.To = append(cur.To, path(line[len("RCPT TO:"):]))
-			say("250 ok")
-		case verb == "DATA":
-			say("354 end with .")
-			var b strings.Builder
-			for {
-				l, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if l == ".\r\n" {
-					break
-				}
-				b.WriteString(strings.TrimPrefix(l, "."))
-			}
-			cur.Data = b.String()
-			s.mu.Lock()
-			s.msgs = append(s.msgs, cur)
-			s.mu.Unlock()
-			say("250 queued")
-		case verb == "QUIT":
-			say("221 bye")
-			return
-		default:
-			say("502 not implemented")
-		}
-	}
+// errAuthRequired is RFC 4954's answer to a transaction before AUTH.
+var errAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
+
+// session is one SMTP connection.
+type session struct {
+	srv    *Server
+	authed bool
+	cur    Message
 }
 
-// path is the address of a MAIL or RCPT argument, without its parameters.
-func path(arg string) string {
-	arg = strings.TrimSpace(arg)
-	if i := strings.IndexByte(arg, '>'); strings.HasPrefix(arg, "<") && i > 0 {
-		return arg[1:i]
+func (ss *session) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (ss *session) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, username, password string) error {
+		if username != Username || password != Password {
+			ss.srv.mu.Lock()
+			ss.srv.authFailures++
+			ss.srv.mu.Unlock()
+			return smtp.ErrAuthFailed
+		}
+		ss.authed = true
+		return nil
+	}), nil
+}
+
+func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+	if !ss.authed {
+		return errAuthRequired
 	}
-	return strings.Fields(arg + " ")[0]
+	ss.cur = Message{From: from}
+	return nil
+}
+
+func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if !ss.authed {
+		return errAuthRequired
+	}
+	ss.srv.mu.Lock()
+	refuse := ss.srv.refuseRcpt
+	ss.srv.mu.Unlock()
+	if refuse {
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "<" + to + ">: try again later"}
+	}
+	ss.cur.To = append(ss.cur.To, to)
+	return nil
+}
+
+func (ss *session) Data(r io.Reader) error {
+	if !ss.authed {
+		return errAuthRequired
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	ss.cur.Data = string(b)
+	ss.srv.mu.Lock()
+	ss.srv.msgs = append(ss.srv.msgs, ss.cur)
+	ss.srv.mu.Unlock()
+	return nil
+}
+
+func (ss *session) Reset() { ss.cur = Message{} }
+
+func (ss *session) Logout() error { return nil }
+
+// slowListener gives each accepted connection the server's current reply
+// delay.
+type slowListener struct {
+	net.Listener
+	srv *Server
+}
+
+func (l slowListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.srv.mu.Lock()
+	defer l.srv.mu.Unlock()
+	return &slowConn{Conn: c, left: l.srv.slowReplies, delay: l.srv.replyDelay}, nil
+}
+
+// slowConn delays its first writes; go-smtp writes each reply at once.
+type slowConn struct {
+	net.Conn
+	left  int
+	delay time.Duration
+}
+
+func (c *slowConn) Write(b []byte) (int, error) {
+	if c.left > 0 {
+		c.left--
+		time.Sleep(c.delay)
+	}
+	return c.Conn.Write(b)
+}
+
+// certificate makes a self-signed certificate for the loopback names and the
+// pool that trusts it.
+func certificate(t testing.TB) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "smtptest"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
