@@ -25,8 +25,7 @@ type ReplicaInfo struct {
 	PID int
 	// Port is the loopback port the current process serves on.
 	Port int
-	// Available is true while the replica answers its health check and is in
-	// rotation (not being stopped).
+	// Available is true while the replica's process answers its health check.
 	Available bool
 	// Restarts counts unexpected exits that led to a restart.
 	Restarts int
@@ -52,7 +51,6 @@ type replica struct {
 	done     chan struct{} // closed when run returned and the process group is gone
 
 	healthy atomic.Bool // the current process answers its health check
-	retired atomic.Bool // taken out of rotation by stop; never reset
 
 	mu       sync.Mutex
 	pid      int
@@ -69,7 +67,7 @@ func (s *Supervisor) launch(group, instance string, spec Spec) *replica {
 	return r
 }
 
-func (r *replica) available() bool { return r.healthy.Load() && !r.retired.Load() }
+func (r *replica) available() bool { return r.healthy.Load() }
 
 func (r *replica) info() ReplicaInfo {
 	r.mu.Lock()
@@ -86,9 +84,6 @@ func (r *replica) addr() (string, bool) {
 	defer r.mu.Unlock()
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)), true
 }
-
-// retire takes the replica out of rotation for good.
-func (r *replica) retire() { r.retired.Store(true) }
 
 // terminate ends the replica's process group (SIGTERM, SIGKILL after the
 // grace period) and waits until it is gone.

@@ -172,17 +172,16 @@ func (s *Supervisor) stopAll(rs []*replica) error {
 	return errors.Join(errs...)
 }
 
-// stop takes r out of service in the order a graceful stop needs:
+// stop ends a replica that is already out of rotation: every caller first
+// removes it from its group's list under s.mu (Scale, Remove, Close), so
+// Pick can no longer return it, and calls already sent to it go on. Then:
 //
-//  1. retire: Pick never returns r again (calls already sent to it go on);
-//  2. drain: waiting for r's calls in flight belongs here, between the two
-//     steps, so that a replica stopped by scale-down, redeploy or removal
-//     finishes its work before it is signalled;
-//  3. terminate: SIGTERM to r's process group, SIGKILL after Grace, and wait
+//  1. drain: waiting for r's calls in flight belongs here, so that a replica
+//     stopped by scale-down, redeploy or removal finishes its work before it
+//     is signalled;
+//  2. terminate: SIGTERM to r's process group, SIGKILL after Grace, and wait
 //     until the group is gone.
 func (s *Supervisor) stop(r *replica) error {
-	r.retire()
-	s.notify()
 	return r.terminate()
 }
 
