@@ -31,7 +31,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -81,17 +80,51 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 }
 
 func (rt *Runtime) start(ctx context.Context) error {
+	deployments, err := loadStack(rt.path(rt.cfg.StackFile), rt.cfg.Getenv, rt.cfg.Functions)
+	if err != nil {
+		return err
+	}
+	known, err := listKnown(ctx, rt.cfg.Binary)
+	if err != nil {
+		return err
+	}
+	gatewayLn, err := net.Listen("tcp", rt.cfg.GatewayAddr)
+	if err != nil {
+		return fmt.Errorf("gateway listen: %w", err)
+	}
+	if err := rt.open(known, "http://"+gatewayLn.Addr().String()); err != nil {
+		_ = gatewayLn.Close()
+		return err
+	}
+	rt.serveGateway(gatewayLn)
+	if rt.cfg.KongFile != "" {
+		if err := rt.startEdge(); err != nil {
+			return err
+		}
+	}
+	rt.out.printf("starting %d functions…\n", len(deployments))
+	for _, spec := range deployments {
+		if err := rt.functions.Deploy(spec); err != nil {
+			return fmt.Errorf("deploy %s: %w", spec.Service, err)
+		}
+	}
+	for _, c := range rt.cfg.Connectors {
+		if err := rt.startConnector(c); err != nil {
+			return err
+		}
+	}
+	if err := rt.queue.Replay(); err != nil {
+		rt.cfg.Log.Warn("async journal", "err", err.Error())
+	}
+	return nil
+}
+
+// open creates the stores, the supervisors and the async worker;
+// gatewayURL is what processes get as GATEWAY_URL.
+func (rt *Runtime) open(known map[string]bool, gatewayURL string) error {
 	cfg := rt.cfg
 	var err error
 	if rt.secrets, err = secrets.Open(cfg.StateDir); err != nil {
-		return err
-	}
-	deployments, err := loadStack(rt.path(cfg.StackFile), cfg.Getenv, cfg.Functions)
-	if err != nil {
-		return err
-	}
-	known, err := listKnown(ctx, cfg.Binary)
-	if err != nil {
 		return err
 	}
 	journal, err := queue.OpenJournal(filepath.Join(cfg.StateDir, "async"))
@@ -101,62 +134,20 @@ func (rt *Runtime) start(ctx context.Context) error {
 	rt.logs = logstore.New(cfg.LogLines, provider.Namespace)
 	rt.replicas = supervisor.New(supervisor.Config{Grace: cfg.StopGrace, Output: rt.output})
 	rt.connectors = supervisor.New(supervisor.Config{Grace: cfg.StopGrace, Output: rt.output})
-	gatewayLn, err := net.Listen("tcp", cfg.GatewayAddr)
-	if err != nil {
-		return fmt.Errorf("gateway listen: %w", err)
-	}
 	rt.launcher = &launcher{root: cfg.Root, binary: cfg.Binary, known: known, host: hostVars(cfg.Getenv),
-		overrides: cfg.Env, gatewayURL: "http://" + gatewayLn.Addr().String()}
+		overrides: cfg.Env, gatewayURL: gatewayURL}
 	rt.functions = functions.New(functions.Config{Namespace: provider.Namespace, MaxReplicas: cfg.MaxReplicas,
 		Supervisor: rt.replicas, Secrets: rt.secrets, Launcher: rt.launcher, Logs: rt.logs})
 	rt.queue = queue.NewWorker(queue.Config{Journal: journal, Functions: rt.functions, Replicas: rt.replicas,
 		ResolveWait: cfg.ResolveWait, Log: cfg.Log})
-	api := provider.New(provider.Deps{Functions: rt.functions, Secrets: rt.secrets, Logs: rt.logs,
-		Replicas: rt.replicas, Queue: rt.queue, ResolveWait: cfg.ResolveWait, Log: cfg.Log})
-	rt.gateway = serve(gatewayLn, api.Router(), cfg.Log)
-	if cfg.KongFile != "" {
-		if err := rt.startEdge(); err != nil {
-			return err
-		}
-	}
-
-	rt.out.printf("starting %d functions…\n", len(deployments))
-	for _, spec := range deployments {
-		if err := rt.functions.Deploy(spec); err != nil {
-			return fmt.Errorf("deploy %s: %w", spec.Service, err)
-		}
-	}
-	for _, c := range cfg.Connectors {
-		if err := rt.startConnector(c); err != nil {
-			return err
-		}
-	}
-	if err := rt.queue.Replay(); err != nil {
-		cfg.Log.Warn("async journal", "err", err.Error())
-	}
 	return nil
 }
 
-// startEdge serves the Kong file on EdgeAddr.
-func (rt *Runtime) startEdge() error {
-	decl, err := edge.Load(rt.path(rt.cfg.KongFile))
-	if err != nil {
-		return err
-	}
-	rt.edge, err = edge.New(decl, edge.Options{
-		Upstreams: map[string]string{"gateway:8080": rt.gateway.addr(), "redis:6379": rt.redisAddr()},
-		Log:       rt.cfg.Log,
-		Getenv:    rt.edgeEnv,
-	})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", rt.cfg.EdgeAddr)
-	if err != nil {
-		return fmt.Errorf("edge listen: %w", err)
-	}
-	rt.edgeServer = serve(ln, rt.edge, rt.cfg.Log)
-	return nil
+// serveGateway serves the gateway API (the provider's handlers) on ln.
+func (rt *Runtime) serveGateway(ln net.Listener) {
+	api := provider.New(provider.Deps{Functions: rt.functions, Secrets: rt.secrets, Logs: rt.logs,
+		Replicas: rt.replicas, Queue: rt.queue, ResolveWait: rt.cfg.ResolveWait, Log: rt.cfg.Log})
+	rt.gateway = serve(ln, api.Router(), rt.cfg.Log)
 }
 
 // startConnector supervises c like a one-replica function: restarted when it
@@ -263,30 +254,6 @@ func (rt *Runtime) Replicas(name string) []supervisor.ReplicaInfo { return rt.re
 // use it to kill a connector mid-work and watch it restart).
 func (rt *Runtime) ConnectorReplicas(name string) []supervisor.ReplicaInfo {
 	return rt.connectors.Replicas(name)
-}
-
-// redisAddr is the Redis the edge's rate-limiting counters use: the
-// functions' REDIS_ADDR (Config.Env, then the host environment), else the
-// local default.
-func (rt *Runtime) redisAddr() string {
-	if v := rt.cfg.Env["REDIS_ADDR"]; v != "" {
-		return v
-	}
-	if v := rt.cfg.Getenv("REDIS_ADDR"); v != "" {
-		return v
-	}
-	return "127.0.0.1:6379"
-}
-
-// edgeEnv is the edge's environment for {vault://env/NAME} references in
-// the Kong file: SHOP_JWT_SECRET is the jwt-secret secret (what a production
-// deploy exports to Kong), anything else comes from the host environment.
-func (rt *Runtime) edgeEnv(name string) string {
-	if name == "SHOP_JWT_SECRET" {
-		v, _ := rt.Secret("jwt-secret")
-		return strings.TrimSpace(v) // as the functions read it (internal/config)
-	}
-	return rt.cfg.Getenv(name)
 }
 
 // server is one HTTP listener of the runtime.

@@ -83,8 +83,11 @@ type Handlers struct {
 	AsyncFunction http.HandlerFunc
 }
 
-// New builds every handler from d.
+// New builds every handler from d (Log defaults to slog.Default()).
 func New(d Deps) *Handlers {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
 	return &Handlers{
 		FaaSHandlers: types.FaaSHandlers{
 			FunctionLister: listHandler(d.Functions, d.Log),

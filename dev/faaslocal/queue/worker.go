@@ -81,7 +81,7 @@ type Worker struct {
 	ctx     context.Context // cancelled by Close once CloseWait is over
 	cancel  context.CancelFunc
 	calls   sync.WaitGroup
-	running atomic.Int64 // calls between Enqueue (or Replay) and their end
+	running atomic.Int64 // calls being invoked or answered
 }
 
 // NewWorker returns a worker with no calls.
