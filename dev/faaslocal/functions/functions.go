@@ -21,8 +21,8 @@ import (
 	"github.com/shopfaas/shop/internal/fault"
 )
 
-// ScaleMinLabel sets a function's replica count when it is deployed.
-const ScaleMinLabel = "com.openfaas.scale.min"
+// scaleMinLabel sets a function's replica count when it is deployed.
+const scaleMinLabel = "com.openfaas.scale.min"
 
 // Error codes of the store's classified errors.
 const (
@@ -175,13 +175,13 @@ func (s *Store) replicas(spec types.FunctionDeployment) (int, error) {
 	if spec.Labels == nil {
 		return 1, nil
 	}
-	v, ok := (*spec.Labels)[ScaleMinLabel]
+	v, ok := (*spec.Labels)[scaleMinLabel]
 	if !ok {
 		return 1, nil
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 || n > s.cfg.MaxReplicas {
-		return 0, invalid("label %s must be an integer from 0 to %d", ScaleMinLabel, s.cfg.MaxReplicas)
+		return 0, invalid("label %s must be an integer from 0 to %d", scaleMinLabel, s.cfg.MaxReplicas)
 	}
 	return n, nil
 }

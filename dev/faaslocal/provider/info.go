@@ -7,8 +7,8 @@ import (
 	"github.com/openfaas/faas-provider/types"
 )
 
-// Version is the runtime's version in /system/info.
-const Version = "0.1.0"
+// version is the runtime's version in /system/info.
+const version = "0.1.0"
 
 // systemInfo is the gateway's /system/info shape (what go-sdk's GetInfo
 // decodes): the provider's types.ProviderInfo wrapped with the gateway version.
@@ -20,7 +20,7 @@ type systemInfo struct {
 
 // infoHandler is GET /system/info: provider faas-local, orchestration process.
 func infoHandler() http.HandlerFunc {
-	v := types.VersionInfo{Release: Version, SHA: "local"}
+	v := types.VersionInfo{Release: version, SHA: "local"}
 	info := systemInfo{Arch: runtime.GOARCH, Version: v,
 		Provider: types.ProviderInfo{Name: "faas-local", Orchestration: "process", Version: &v}}
 	return func(w http.ResponseWriter, _ *http.Request) {

@@ -34,8 +34,8 @@ const (
 // that is also a safe file name).
 var name = regexp.MustCompile(`^[a-zA-Z0-9]([-._a-zA-Z0-9]{0,251}[a-zA-Z0-9])?$`)
 
-// ValidName reports whether n may name a secret.
-func ValidName(n string) bool { return name.MatchString(n) && !strings.Contains(n, "..") }
+// validName reports whether n may name a secret.
+func validName(n string) bool { return name.MatchString(n) && !strings.Contains(n, "..") }
 
 // tmpSuffix marks a value being written; such files are never listed.
 const tmpSuffix = ".tmp"
@@ -83,7 +83,7 @@ func (s *Store) Update(n string, value []byte) error {
 }
 
 func (s *Store) put(n string, value []byte, create bool) error {
-	if !ValidName(n) {
+	if !validName(n) {
 		return invalidName(n)
 	}
 	s.mu.Lock()
@@ -113,7 +113,7 @@ func writeFile(p string, value []byte) error {
 // Delete removes a secret; fault.NotFound when it does not exist. Functions
 // that declared it keep their copy until they are redeployed.
 func (s *Store) Delete(n string) error {
-	if !ValidName(n) {
+	if !validName(n) {
 		return invalidName(n)
 	}
 	s.mu.Lock()
@@ -135,7 +135,7 @@ func (s *Store) Names() ([]string, error) {
 	}
 	out := []string{}
 	for _, e := range entries {
-		if e.Type().IsRegular() && ValidName(e.Name()) && !strings.HasSuffix(e.Name(), tmpSuffix) {
+		if e.Type().IsRegular() && validName(e.Name()) && !strings.HasSuffix(e.Name(), tmpSuffix) {
 			out = append(out, e.Name())
 		}
 	}
@@ -144,7 +144,7 @@ func (s *Store) Names() ([]string, error) {
 
 // Read returns a secret's value.
 func (s *Store) Read(n string) ([]byte, error) {
-	if !ValidName(n) {
+	if !validName(n) {
 		return nil, invalidName(n)
 	}
 	b, err := os.ReadFile(s.path(n))
@@ -159,7 +159,7 @@ func (s *Store) Read(n string) ([]byte, error) {
 func (s *Store) Check(names []string) error {
 	var errs []error
 	for _, n := range names {
-		if !ValidName(n) {
+		if !validName(n) {
 			errs = append(errs, invalidName(n))
 			continue
 		}
@@ -212,7 +212,7 @@ func (s *Store) CreateMissing(values map[string]string) error {
 	defer s.mu.Unlock()
 	var errs []error
 	for _, n := range slices.Sorted(maps.Keys(values)) {
-		if !ValidName(n) {
+		if !validName(n) {
 			errs = append(errs, invalidName(n))
 			continue
 		}
