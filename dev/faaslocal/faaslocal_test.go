@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -689,5 +690,74 @@ func TestAsyncCallsSurviveARestart(t *testing.T) {
 			t.Fatalf("journal still holds %v after the call completed", files)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// syncBuffer is an io.Writer safe for the runtime's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Close stops the connectors while the gateway still serves, so a
+// connector finishing its work on SIGTERM can still reach the functions.
+func TestCloseStopsConnectorsWhileTheGatewayStillServes(t *testing.T) {
+	out := &syncBuffer{}
+	rt, err := faaslocal.Start(context.Background(), faaslocal.Config{
+		Root: runtimetest.Root(t), StateDir: t.TempDir(), GatewayAddr: "127.0.0.1:0", EdgeAddr: "127.0.0.1:0",
+		Connectors: []faaslocal.Connector{{Name: "probe", Path: runtimetest.EchoFunction(t)}},
+		Env:        map[string]string{"ECHOFN_TERM_PROBE": "/healthz"},
+		Stdout:     out, StopGrace: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for r := rt.ConnectorReplicas("probe"); len(r) != 1 || !r[0].Available; r = rt.ConnectorReplicas("probe") {
+		if time.Now().After(deadline) {
+			t.Fatalf("connector not available: %+v", r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "probe | echofn: gateway answered 200") {
+		t.Errorf("the connector could not reach the gateway while stopping:\n%s", out)
+	}
+}
+
+// An update the runtime refuses (a secret that does not exist) is refused
+// before anything running is touched: the old process keeps serving.
+func TestRefusedUpdateLeavesTheRunningFunctionAlone(t *testing.T) {
+	rt := runtimetest.Start(t, runtimetest.Options{})
+	c := client(t, rt)
+	deployEcho(t, rt, c, types.FunctionDeployment{Service: "echo", EnvVars: map[string]string{"GREETING": "hello"}})
+	_, first, _ := invoke(t, http.MethodGet, rt.GatewayURL+"/function/echo", nil, nil)
+	before := first.PID
+	for name, spec := range map[string]types.FunctionDeployment{
+		"missing secret": {Service: "echo", EnvProcess: runtimetest.EchoFunction(t), Secrets: []string{"absent"}},
+		"nothing to run": {Service: "echo"},
+		"bad label":      {Service: "echo", EnvProcess: "true", Labels: &map[string]string{"com.openfaas.scale.min": "lots"}},
+	} {
+		if code, err := c.Update(context.Background(), spec); err == nil || code != http.StatusBadRequest {
+			t.Errorf("%s: update answered %d %v, want 400", name, code, err)
+		}
+	}
+	code, e, _ := invoke(t, http.MethodGet, rt.GatewayURL+"/function/echo/env/GREETING", nil, nil)
+	if code != http.StatusOK || e.PID != before || e.Env != "hello" {
+		t.Errorf("after refused updates: %d pid %d (before %d) GREETING %q", code, e.PID, before, e.Env)
 	}
 }

@@ -1,262 +1,132 @@
 package faaslocal
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
+	"maps"
 	"os"
 	"os/exec"
-	"strconv"
-	"sync"
-	"sync/atomic"
-	"syscall"
-	"time"
+	"slices"
+	"strings"
+
+	"github.com/openfaas/faas-provider/types"
+	"github.com/openfaas/go-sdk/stack"
+
+	"github.com/shopfaas/shop/dev/faaslocal/supervisor"
+	"github.com/shopfaas/shop/dev/stackfile"
+	"github.com/shopfaas/shop/internal/fault"
 )
 
-// procSpec is how to start one replica: the command and its environment
-// without PORT, which is chosen per start.
-type procSpec struct {
-	path string
-	args []string
-	env  []string
-	dir  string
+// hostEnv are the host variables every process inherits: enough for sh, go
+// and the toolchain, nothing that would leak the developer's credentials.
+var hostEnv = []string{"PATH", "HOME", "TMPDIR", "LANG", "TZ", "GOCOVERDIR", "GOCACHE", "GOPATH", "GOMODCACHE"}
+
+// codeNothingToRun is the error code of a deployment no process can serve.
+const codeNothingToRun = "nothing_to_run"
+
+// launcher decides the command and the environment of every process the
+// runtime starts: function replicas (functions.Launcher) and connectors.
+type launcher struct {
+	root       string            // working directory
+	binary     string            // the multi-call binary, "" when none
+	known      map[string]bool   // functions the binary serves
+	host       map[string]string // hostEnv values
+	overrides  map[string]string // Config.Env
+	gatewayURL string            // the gateway API, for GATEWAY_URL
 }
 
-// replica is one supervised process slot of a function. Its goroutine starts
-// the process, marks it available once /_/health answers 200, restarts it
-// with capped backoff when it exits unexpectedly, and stops it (SIGTERM to
-// the process group, SIGKILL after the grace period) when cancelled.
-type replica struct {
-	fn        string
-	instance  string
-	cancel    context.CancelFunc
-	done      chan struct{}
-	available atomic.Bool
-	mu        sync.Mutex
-	pid       int
-	port      int
-	restarts  int
-}
-
-// ReplicaInfo describes a running replica, for tests and diagnostics.
-type ReplicaInfo struct {
-	// Instance names the replica in log messages (<function>-<n>).
-	Instance string
-	// PID is the process id of the replica's current process (0 between restarts).
-	PID int
-	// Port is the loopback port the current process serves on.
-	Port int
-	// Available is true once the process answered its health check.
-	Available bool
-	// Restarts counts unexpected exits that led to a restart.
-	Restarts int
-}
-
-func (r *replica) info() ReplicaInfo {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return ReplicaInfo{Instance: r.instance, PID: r.pid, Port: r.port, Available: r.available.Load(), Restarts: r.restarts}
-}
-
-func (r *replica) addr() (string, bool) {
-	if !r.available.Load() {
-		return "", false
+// listKnown asks the multi-call binary which functions it serves.
+func listKnown(ctx context.Context, binary string) (map[string]bool, error) {
+	known := map[string]bool{}
+	if binary == "" {
+		return known, nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)), true
-}
-
-// supervisor runs replicas; it is shared by every function of a Runtime.
-type supervisor struct {
-	grace   time.Duration
-	sink    func(fn, instance, line string)
-	onState func()
-	health  *http.Client
-}
-
-// start launches a replica goroutine and returns at once.
-func (s *supervisor) start(parent context.Context, fn, instance string, spec procSpec) *replica {
-	ctx, cancel := context.WithCancel(parent)
-	r := &replica{fn: fn, instance: instance, cancel: cancel, done: make(chan struct{})}
-	go s.loop(ctx, r, spec)
-	return r
-}
-
-// stop cancels the replica and waits until its process group is gone.
-func (r *replica) stop() {
-	r.cancel()
-	<-r.done
-}
-
-func (s *supervisor) loop(ctx context.Context, r *replica, spec procSpec) {
-	defer close(r.done)
-	backoff := 250 * time.Millisecond
-	for {
-		started := time.Now()
-		err := s.runOnce(ctx, r, spec)
-		if ctx.Err() != nil {
-			return
-		}
-		if time.Since(started) > 30*time.Second {
-			backoff = 250 * time.Millisecond
-		}
-		s.sink(r.fn, r.instance, fmt.Sprintf("faas-local: replica exited (%v), restarting in %s", err, backoff))
-		r.mu.Lock()
-		r.restarts++
-		r.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 10*time.Second)
+	if _, err := os.Stat(binary); err != nil {
+		return nil, fmt.Errorf("multi-call binary: %w", err)
 	}
-}
-
-// runOnce runs one process of the replica until it exits or ctx is done.
-func (s *supervisor) runOnce(ctx context.Context, r *replica, spec procSpec) error {
-	port, err := freePort()
+	out, err := exec.CommandContext(ctx, binary, "list").Output()
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("%s list: %w", binary, err)
 	}
-	cmd := exec.Command(spec.path, spec.args...)
-	cmd.Dir = spec.dir
-	cmd.Env = append(append([]string(nil), spec.env...), "PORT="+strconv.Itoa(port))
-	// Own process group, so stopping reaches every child (sh -c, go run...);
-	// Pdeathsig kills the leader if the runtime itself dies without cleanup.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	// An *os.File pipe: Wait returns when the leader exits, even while
-	// children still hold the write end; the reader ends when all are gone.
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return err
+	for _, n := range strings.Fields(string(out)) {
+		known[n] = true
 	}
-	cmd.Stdout, cmd.Stderr = pw, pw
-	err = cmd.Start()
-	_ = pw.Close()
-	if err != nil {
-		_ = pr.Close()
-		return fmt.Errorf("start %s: %w", spec.path, err)
-	}
-	r.mu.Lock()
-	r.pid, r.port = cmd.Process.Pid, port
-	r.mu.Unlock()
-
-	go func() {
-		defer pr.Close()
-		s.copyLines(r, pr)
-	}()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	healthCtx, stopHealth := context.WithCancel(ctx)
-	defer stopHealth()
-	go s.probe(healthCtx, r, port)
-
-	select {
-	case err := <-exited:
-		s.markDown(r)
-		// The leader is gone: take its process group with it, so a
-		// restarted replica never competes with orphans.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		return exitError(err)
-	case <-ctx.Done():
-	}
-	s.markDown(r)
-	pgid := cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(s.grace):
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-exited
-	}
-	// Children that ignored SIGTERM and outlived the leader.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	return ctx.Err()
+	return known, nil
 }
 
-func exitError(err error) error {
-	if err == nil {
-		return errors.New("exit status 0")
-	}
-	return err
-}
+// HostEnv is the part of getenv's environment that every process the
+// runtime starts inherits (PATH, HOME, TMPDIR, LANG, TZ and the Go
+// toolchain's directories), as KEY=value: nothing that would leak the
+// developer's credentials.
+func HostEnv(getenv func(string) string) []string { return envList(hostVars(getenv)) }
 
-func (s *supervisor) markDown(r *replica) {
-	r.available.Store(false)
-	r.mu.Lock()
-	r.pid = 0
-	r.mu.Unlock()
-	s.onState()
-}
-
-// probe polls /_/health until it answers 200, then keeps checking every
-// second so a wedged process stops receiving traffic.
-func (s *supervisor) probe(ctx context.Context, r *replica, port int) {
-	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/_/health"
-	interval := 50 * time.Millisecond
-	failures := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(interval):
-		}
-		ok := s.healthy(ctx, url)
-		switch {
-		case ok:
-			failures = 0
-			if !r.available.Swap(true) {
-				s.onState()
-			}
-			interval = time.Second
-		case r.available.Load():
-			if failures++; failures >= 3 {
-				r.available.Store(false)
-				s.onState()
-				interval = 50 * time.Millisecond
-			}
-		default:
-			interval = min(interval*2, 500*time.Millisecond)
+// hostVars picks hostEnv out of getenv.
+func hostVars(getenv func(string) string) map[string]string {
+	env := map[string]string{}
+	for _, k := range hostEnv {
+		if v := getenv(k); v != "" {
+			env[k] = v
 		}
 	}
+	return env
 }
 
-func (s *supervisor) healthy(ctx context.Context, url string) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return false
+// Process implements functions.Launcher: a function of the multi-call
+// binary runs as `<binary> <name>`, anything else as its envProcess under
+// sh -c. Its environment is, later entries winning: the host variables, the
+// deployment's envVars, GATEWAY_URL, Config.Env, then OPENFAAS_NAME,
+// BIND_HOST=127.0.0.1 and SECRETS_DIR, which nothing overrides.
+func (l *launcher) Process(spec types.FunctionDeployment, secretsDir string) (supervisor.Spec, error) {
+	var p supervisor.Spec
+	switch {
+	case l.known[spec.Service]:
+		p = supervisor.Spec{Path: l.binary, Args: []string{spec.Service}}
+	case spec.EnvProcess != "":
+		p = supervisor.Spec{Path: "/bin/sh", Args: []string{"-c", spec.EnvProcess}}
+	default:
+		return p, fault.E(fault.Invalid, codeNothingToRun, fmt.Sprintf(
+			"%q is not a function of the multi-call binary (known: %v) and has no envProcess (fprocess) to run",
+			spec.Service, l.Known()))
 	}
-	res, err := s.health.Do(req)
-	if err != nil {
-		return false
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4096))
-	_ = res.Body.Close()
-	return res.StatusCode == http.StatusOK
+	env := maps.Clone(l.host)
+	maps.Copy(env, spec.EnvVars)
+	env["GATEWAY_URL"] = l.gatewayURL
+	maps.Copy(env, l.overrides)
+	env["OPENFAAS_NAME"] = spec.Service
+	env["BIND_HOST"] = "127.0.0.1"
+	env["SECRETS_DIR"] = secretsDir
+	p.Env, p.Dir = envList(env), l.root
+	return p, nil
 }
 
-func (s *supervisor) copyLines(r *replica, out io.Reader) {
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		s.sink(r.fn, r.instance, sc.Text())
+// Known lists the functions the multi-call binary serves, sorted.
+func (l *launcher) Known() []string { return slices.Sorted(maps.Keys(l.known)) }
+
+// connectorEnvFile is the environment file every connector reads, as their
+// compose services do in production.
+const connectorEnvFile = "env/development.yml"
+
+// connector is how connector c runs: its environment is, later entries
+// winning, the host variables, env/development.yml, GATEWAY_URL and
+// SECRETS_DIR (every secret), Config.Env, then BIND_HOST=127.0.0.1.
+func (l *launcher) connector(c Connector, secretsDir string) (supervisor.Spec, error) {
+	fileEnv, err := stackfile.Environment(l.root, stack.Function{EnvironmentFile: []string{connectorEnvFile}})
+	if err != nil {
+		return supervisor.Spec{}, fmt.Errorf("connector %s: %w", c.Name, err)
 	}
-	_, _ = io.Copy(io.Discard, out)
+	env := maps.Clone(l.host)
+	maps.Copy(env, fileEnv)
+	env["GATEWAY_URL"] = l.gatewayURL
+	env["SECRETS_DIR"] = secretsDir
+	maps.Copy(env, l.overrides)
+	env["BIND_HOST"] = "127.0.0.1"
+	return supervisor.Spec{Path: c.Path, Env: envList(env), Dir: l.root}, nil
 }
 
-// freePort asks the kernel for a free loopback port. Another process may take
-// it before the replica binds; the replica then exits and is restarted.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
+func envList(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, k+"="+m[k])
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return out
 }

@@ -2,6 +2,12 @@
 // (deployed with fprocess): it serves /_/health like fnserve and answers every
 // other request with what it received, its pid, and, for /secret/<name>, the
 // secret from SECRETS_DIR. It logs one line per request to stdout.
+//
+// On SIGTERM it stops at once, unless told otherwise:
+//   - ECHOFN_TERM_DELAY=<duration> keeps it serving that long first, as the
+//     of-watchdog keeps routing to a handler for healthcheck_interval;
+//   - ECHOFN_TERM_PROBE=<path> makes it GET $GATEWAY_URL<path> first and log
+//     "echofn: gateway answered <status>" (or the error).
 package main
 
 import (
@@ -73,6 +79,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
+		onTerm(getenv)
 		_ = srv.Shutdown(context.Background())
 	}()
 	fmt.Println("echofn listening on", ln.Addr())
@@ -80,4 +87,21 @@ func run(ctx context.Context, getenv func(string) string) error {
 		return err
 	}
 	return nil
+}
+
+// onTerm does what the environment asks for between SIGTERM and shutdown.
+func onTerm(getenv func(string) string) {
+	if path := getenv("ECHOFN_TERM_PROBE"); path != "" {
+		c := &http.Client{Timeout: 2 * time.Second}
+		if res, err := c.Get(getenv("GATEWAY_URL") + path); err != nil {
+			fmt.Println("echofn: gateway unreachable:", err)
+		} else {
+			_ = res.Body.Close()
+			fmt.Println("echofn: gateway answered", res.StatusCode)
+		}
+	}
+	if d, err := time.ParseDuration(getenv("ECHOFN_TERM_DELAY")); err == nil && d > 0 {
+		fmt.Println("echofn: SIGTERM, serving", d, "more")
+		time.Sleep(d)
+	}
 }

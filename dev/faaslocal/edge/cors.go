@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -8,90 +9,131 @@ import (
 	"strings"
 )
 
-// cors is Kong's cors plugin for exact origins (or "*"): a preflight
-// (OPTIONS with Access-Control-Request-Method) is answered by the edge with
-// 200 unless preflight_continue; every other response gets
-// Access-Control-Allow-Origin only for an allow-listed Origin, and Vary:
-// Origin whenever the allow-list is not "*". Errors from later plugins
-// (401, 413, 429) carry the same headers, as the plugin's header filter runs
-// for them in Kong.
-func cors(cfg map[string]any, _ *Options) (Middleware, error) {
-	c := struct {
-		Origins           []string `json:"origins"`
-		Headers           []string `json:"headers"`
-		ExposedHeaders    []string `json:"exposed_headers"`
-		Methods           []string `json:"methods"`
-		MaxAge            *int     `json:"max_age"`
-		Credentials       bool     `json:"credentials"`
-		PrivateNetwork    bool     `json:"private_network"`
-		PreflightContinue bool     `json:"preflight_continue"`
-		AllowOriginAbsent bool     `json:"allow_origin_absent"`
-	}{Methods: []string{"GET", "HEAD", "PUT", "PATCH", "POST", "DELETE", "OPTIONS", "TRACE", "CONNECT"}, AllowOriginAbsent: true}
-	if err := decodeConfig(cfg, &c); err != nil {
-		return nil, fmt.Errorf("cors: %w", err)
-	}
-	any := len(c.Origins) == 0 || slices.Contains(c.Origins, "*")
+// CORSConfig is the config of Kong's cors plugin. Origins are exact
+// origins or "*"; Kong's regex origins are refused by the local edge.
+type CORSConfig struct {
+	// Origins may call the API from a browser; empty or "*" allows any.
+	Origins []string `json:"origins"`
+	// Headers answer a preflight's Access-Control-Allow-Headers; empty
+	// echoes the preflight's Access-Control-Request-Headers.
+	Headers []string `json:"headers"`
+	// ExposedHeaders is Access-Control-Expose-Headers of actual responses.
+	ExposedHeaders []string `json:"exposed_headers"`
+	// Methods is a preflight's Access-Control-Allow-Methods (default: every method).
+	Methods []string `json:"methods"`
+	// MaxAge is a preflight's Access-Control-Max-Age in seconds, when set.
+	MaxAge *int `json:"max_age"`
+	// Credentials sets Access-Control-Allow-Credentials: true.
+	Credentials bool `json:"credentials"`
+	// PrivateNetwork answers Access-Control-Request-Private-Network preflights.
+	PrivateNetwork bool `json:"private_network"`
+	// PreflightContinue sends preflights to the upstream instead of
+	// answering them at the edge.
+	PreflightContinue bool `json:"preflight_continue"`
+	// AllowOriginAbsent is Kong's flag for requests without Origin
+	// (default true); accepted, with no effect here.
+	AllowOriginAbsent bool `json:"allow_origin_absent"`
+}
+
+func (c *CORSConfig) setDefaults() {
+	c.Methods = []string{"GET", "HEAD", "PUT", "PATCH", "POST", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+	c.AllowOriginAbsent = true
+}
+
+// Validate reports regex origins and a negative max_age.
+func (c *CORSConfig) Validate() error {
+	var errs []error
 	for _, o := range c.Origins {
 		if o != "*" && strings.ContainsAny(o, `^$()[]{}|\+?`) {
-			return nil, fmt.Errorf("cors: origin %q: regex origins are not supported by the local edge", o)
+			errs = append(errs, fmt.Errorf("origin %q: regex origins are not supported by the local edge", o))
 		}
 	}
-	allowed := func(origin string) string {
-		switch {
-		case any && c.Credentials && origin != "":
-			return origin
-		case any:
-			return "*"
-		case origin != "" && slices.Contains(c.Origins, origin):
-			return origin
-		}
-		return ""
+	if c.MaxAge != nil && *c.MaxAge < 0 {
+		errs = append(errs, fmt.Errorf("max_age %d must not be negative", *c.MaxAge))
 	}
-	methods := strings.Join(c.Methods, ",")
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			origin := r.Header.Get("Origin")
-			set := func(h http.Header) {
-				if !any {
-					h.Add("Vary", "Origin")
-				}
-				if a := allowed(origin); a != "" {
-					h.Set("Access-Control-Allow-Origin", a)
-					if c.Credentials {
-						h.Set("Access-Control-Allow-Credentials", "true")
-					}
-				} else {
-					h.Del("Access-Control-Allow-Origin")
-					h.Del("Access-Control-Allow-Credentials")
-				}
+	return errors.Join(errs...)
+}
+
+// cors is Kong's cors plugin: a preflight (OPTIONS with
+// Access-Control-Request-Method) is answered by the edge with 200 unless
+// preflight_continue; every other response gets Access-Control-Allow-Origin
+// only for an allowed Origin, and Vary: Origin whenever the allow-list is
+// not "*". Errors from later plugins (401, 413, 429) carry the same
+// headers, as the plugin's header filter runs for them in Kong.
+type cors struct {
+	cfg       CORSConfig
+	anyOrigin bool
+	methods   string
+}
+
+func newCORS(c CORSConfig, _ *scope) (plugin, error) {
+	return &cors{cfg: c, anyOrigin: len(c.Origins) == 0 || slices.Contains(c.Origins, "*"),
+		methods: strings.Join(c.Methods, ",")}, nil
+}
+
+// allowed is the Access-Control-Allow-Origin for origin, "" when refused.
+func (p *cors) allowed(origin string) string {
+	switch {
+	case p.anyOrigin && p.cfg.Credentials && origin != "":
+		return origin
+	case p.anyOrigin:
+		return "*"
+	case origin != "" && slices.Contains(p.cfg.Origins, origin):
+		return origin
+	}
+	return ""
+}
+
+// setOrigin sets (or removes) the origin headers every response gets.
+func (p *cors) setOrigin(h http.Header, origin string) {
+	if !p.anyOrigin {
+		h.Add("Vary", "Origin")
+	}
+	if a := p.allowed(origin); a != "" {
+		h.Set("Access-Control-Allow-Origin", a)
+		if p.cfg.Credentials {
+			h.Set("Access-Control-Allow-Credentials", "true")
+		}
+		return
+	}
+	h.Del("Access-Control-Allow-Origin")
+	h.Del("Access-Control-Allow-Credentials")
+}
+
+func (p *cors) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" && !p.cfg.PreflightContinue {
+			p.preflight(w, r, origin)
+			return
+		}
+		w = &responseHook{ResponseWriter: w, before: func(h http.Header, _ int) {
+			p.setOrigin(h, origin)
+			if len(p.cfg.ExposedHeaders) > 0 && p.allowed(origin) != "" {
+				h.Set("Access-Control-Expose-Headers", strings.Join(p.cfg.ExposedHeaders, ","))
 			}
-			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" && !c.PreflightContinue {
-				h := w.Header()
-				set(h)
-				if allowed(origin) != "" {
-					if len(c.Headers) > 0 {
-						h.Set("Access-Control-Allow-Headers", strings.Join(c.Headers, ","))
-					} else if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
-						h.Set("Access-Control-Allow-Headers", req)
-					}
-					h.Set("Access-Control-Allow-Methods", methods)
-					if c.MaxAge != nil {
-						h.Set("Access-Control-Max-Age", strconv.Itoa(*c.MaxAge))
-					}
-					if c.PrivateNetwork && r.Header.Get("Access-Control-Request-Private-Network") == "true" {
-						h.Set("Access-Control-Allow-Private-Network", "true")
-					}
-				}
-				w.WriteHeader(http.StatusOK)
-				return
-			}
-			w = &responseHook{ResponseWriter: w, before: func(h http.Header, _ int) {
-				set(h)
-				if len(c.ExposedHeaders) > 0 && allowed(origin) != "" {
-					h.Set("Access-Control-Expose-Headers", strings.Join(c.ExposedHeaders, ","))
-				}
-			}}
-			next.ServeHTTP(w, r)
-		})
-	}, nil
+		}}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// preflight answers a preflight at the edge.
+func (p *cors) preflight(w http.ResponseWriter, r *http.Request, origin string) {
+	h := w.Header()
+	p.setOrigin(h, origin)
+	if p.allowed(origin) != "" {
+		if len(p.cfg.Headers) > 0 {
+			h.Set("Access-Control-Allow-Headers", strings.Join(p.cfg.Headers, ","))
+		} else if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+			h.Set("Access-Control-Allow-Headers", req)
+		}
+		h.Set("Access-Control-Allow-Methods", p.methods)
+		if p.cfg.MaxAge != nil {
+			h.Set("Access-Control-Max-Age", strconv.Itoa(*p.cfg.MaxAge))
+		}
+		if p.cfg.PrivateNetwork && r.Header.Get("Access-Control-Request-Private-Network") == "true" {
+			h.Set("Access-Control-Allow-Private-Network", "true")
+		}
+	}
+	w.WriteHeader(http.StatusOK)
 }

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"cmp"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -9,9 +10,62 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
+
+// JWTConfig is the config of Kong's jwt plugin, for HMAC credentials.
+type JWTConfig struct {
+	// URIParamNames are query parameters a token is read from (default jwt).
+	URIParamNames []string `json:"uri_param_names"`
+	// CookieNames are cookies a token is read from.
+	CookieNames []string `json:"cookie_names"`
+	// HeaderNames are headers a Bearer token is read from (default authorization).
+	HeaderNames []string `json:"header_names"`
+	// ClaimsToVerify are checked against the clock: exp and/or nbf.
+	ClaimsToVerify []string `json:"claims_to_verify"`
+	// KeyClaimName is the claim that selects the consumer's credential (default iss).
+	KeyClaimName string `json:"key_claim_name"`
+	// SecretIsBase64 means credentials' secrets are base64-encoded.
+	SecretIsBase64 bool `json:"secret_is_base64"`
+	// Anonymous would let unauthenticated requests through as a consumer;
+	// not supported locally.
+	Anonymous *string `json:"anonymous"`
+	// RunOnPreflight checks tokens on OPTIONS requests too (default true).
+	RunOnPreflight bool `json:"run_on_preflight"`
+	// MaximumExpiration refuses tokens whose exp is further away, in
+	// seconds (0: no limit).
+	MaximumExpiration int64 `json:"maximum_expiration"`
+	// Realm is announced in WWW-Authenticate.
+	Realm *string `json:"realm"`
+}
+
+func (c *JWTConfig) setDefaults() {
+	c.URIParamNames, c.HeaderNames = []string{"jwt"}, []string{"authorization"}
+	c.KeyClaimName, c.RunOnPreflight = "iss", true
+}
+
+// Validate reports anonymous consumers, claims other than exp and nbf, a
+// missing key claim and a negative maximum expiration.
+func (c *JWTConfig) Validate() error {
+	var errs []error
+	if c.Anonymous != nil && *c.Anonymous != "" {
+		errs = append(errs, errors.New("anonymous consumers are not supported by the local edge"))
+	}
+	for _, claim := range c.ClaimsToVerify {
+		if claim != "exp" && claim != "nbf" {
+			errs = append(errs, fmt.Errorf("claims_to_verify %q (exp or nbf)", claim))
+		}
+	}
+	if c.KeyClaimName == "" {
+		errs = append(errs, errors.New("key_claim_name is required"))
+	}
+	if c.MaximumExpiration < 0 {
+		errs = append(errs, fmt.Errorf("maximum_expiration %d must not be negative", c.MaximumExpiration))
+	}
+	return errors.Join(errs...)
+}
 
 // jwtCredential is one consumer's jwt_secrets entry, its secret resolved.
 type jwtCredential struct {
@@ -29,158 +83,152 @@ var bearer = regexp.MustCompile(`^\s*[Bb]earer\s+(.+)$`)
 // Kong answers {"message": "Unauthorized"} or a similar message. The
 // upstream receives X-Consumer-Username and X-Credential-Identifier as from
 // Kong; functions still verify the token themselves.
-func jwtAuth(cfg map[string]any, o *Options) (Middleware, error) {
-	c := struct {
-		URIParamNames     []string `json:"uri_param_names"`
-		CookieNames       []string `json:"cookie_names"`
-		HeaderNames       []string `json:"header_names"`
-		ClaimsToVerify    []string `json:"claims_to_verify"`
-		KeyClaimName      string   `json:"key_claim_name"`
-		SecretIsBase64    bool     `json:"secret_is_base64"`
-		Anonymous         *string  `json:"anonymous"`
-		RunOnPreflight    bool     `json:"run_on_preflight"`
-		MaximumExpiration int64    `json:"maximum_expiration"`
-		Realm             *string  `json:"realm"`
-	}{URIParamNames: []string{"jwt"}, HeaderNames: []string{"authorization"}, KeyClaimName: "iss", RunOnPreflight: true}
-	if err := decodeConfig(cfg, &c); err != nil {
-		return nil, fmt.Errorf("jwt: %w", err)
-	}
-	if c.Anonymous != nil && *c.Anonymous != "" {
-		return nil, errors.New("jwt: anonymous consumers are not supported by the local edge")
-	}
-	for _, claim := range c.ClaimsToVerify {
-		if claim != "exp" && claim != "nbf" {
-			return nil, fmt.Errorf("jwt: claims_to_verify %q (exp or nbf)", claim)
-		}
-	}
-	creds := map[string]jwtCredential{}
-	for _, cons := range o.consumers {
-		for _, s := range cons.JWTSecrets {
-			alg := s.Algorithm
-			if alg == "" {
-				alg = "HS256"
-			}
-			if !strings.HasPrefix(alg, "HS") {
-				return nil, fmt.Errorf("jwt: consumer %s: algorithm %s is not supported locally (HS256/384/512)", cons.Username, alg)
-			}
-			secret, err := resolve(s.Secret, o.Getenv)
-			if err != nil {
-				return nil, fmt.Errorf("jwt: consumer %s: %w", cons.Username, err)
-			}
-			key := []byte(secret)
-			if c.SecretIsBase64 {
-				if key, err = base64.StdEncoding.DecodeString(secret); err != nil {
-					return nil, fmt.Errorf("jwt: consumer %s: secret is not base64", cons.Username)
-				}
-			}
-			if len(key) == 0 {
-				return nil, fmt.Errorf("jwt: consumer %s credential %s has no secret", cons.Username, s.Key)
-			}
-			creds[s.Key] = jwtCredential{consumer: cmpOr(cons.Username, cons.CustomID), key: s.Key, algorithm: alg, secret: key}
-		}
-	}
-	headers := make([]string, len(c.HeaderNames))
-	for i, h := range c.HeaderNames {
-		headers[i] = http.CanonicalHeaderKey(h)
-	}
-	challenge := "Bearer"
-	if c.Realm != nil && *c.Realm != "" {
-		challenge += ` realm="` + *c.Realm + `"`
-	}
-	now := o.Now
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !c.RunOnPreflight && r.Method == http.MethodOptions {
-				next.ServeHTTP(w, r)
-				return
-			}
-			deny := func(detail string) {
-				w.Header().Set("WWW-Authenticate", challenge)
-				writeProblem(w, http.StatusUnauthorized, "unauthenticated", detail)
-			}
-			var tokens []string
-			q := r.URL.Query()
-			for _, n := range c.URIParamNames {
-				if v := q.Get(n); v != "" {
-					tokens = append(tokens, v)
-				}
-			}
-			for _, n := range c.CookieNames {
-				if ck, err := r.Cookie(n); err == nil && ck.Value != "" {
-					tokens = append(tokens, ck.Value)
-				}
-			}
-			for _, h := range headers {
-				for _, v := range r.Header.Values(h) {
-					if m := bearer.FindStringSubmatch(v); m != nil {
-						tokens = append(tokens, strings.TrimSpace(m[1]))
-					}
-				}
-			}
-			slices.Sort(tokens)
-			tokens = slices.Compact(tokens)
-			switch len(tokens) {
-			case 0:
-				deny("a bearer token is required")
-				return
-			case 1:
-			default:
-				deny("multiple tokens provided")
-				return
-			}
-			var cred jwtCredential
-			claims := jwt.MapClaims{}
-			_, err := jwt.ParseWithClaims(tokens[0], claims, func(t *jwt.Token) (any, error) {
-				key, _ := claims[c.KeyClaimName].(string)
-				if key == "" {
-					return nil, fmt.Errorf("no mandatory %q in claims", c.KeyClaimName)
-				}
-				var ok bool
-				if cred, ok = creds[key]; !ok {
-					return nil, fmt.Errorf("no credentials found for given %q", c.KeyClaimName)
-				}
-				if t.Method.Alg() != cred.algorithm {
-					return nil, errors.New("invalid algorithm")
-				}
-				return cred.secret, nil
-			}, jwt.WithoutClaimsValidation(), jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"}))
-			if err != nil {
-				deny("the bearer token is not valid")
-				return
-			}
-			at := float64(now().Unix())
-			for _, name := range c.ClaimsToVerify {
-				v, ok := claims[name].(float64)
-				switch {
-				case !ok || math.IsNaN(v):
-					deny("the token's " + name + " claim must be a number")
-					return
-				case name == "exp" && v <= at:
-					deny("the token has expired")
-					return
-				case name == "nbf" && v > at:
-					deny("the token is not valid yet")
-					return
-				}
-			}
-			if c.MaximumExpiration > 0 {
-				exp, ok := claims["exp"].(float64)
-				if !ok || exp-at > float64(c.MaximumExpiration) {
-					deny("the token's exp exceeds maximum_expiration")
-					return
-				}
-			}
-			r.Header.Set("X-Consumer-Username", cred.consumer)
-			r.Header.Set("X-Credential-Identifier", cred.key)
-			r.Header.Del("X-Anonymous-Consumer")
-			next.ServeHTTP(w, withIdentity(r, identity{consumer: cred.consumer, credential: cred.key}))
-		})
-	}, nil
+type jwtAuth struct {
+	cfg       JWTConfig
+	creds     map[string]jwtCredential // by key
+	headers   []string                 // canonical HeaderNames
+	challenge string                   // WWW-Authenticate
+	now       func() time.Time
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
+func newJWT(c JWTConfig, sc *scope) (plugin, error) {
+	p := &jwtAuth{cfg: c, creds: map[string]jwtCredential{}, challenge: "Bearer", now: sc.now}
+	for _, cons := range sc.consumers {
+		for _, s := range cons.JWTSecrets {
+			cred, err := credential(cons, s, c.SecretIsBase64, sc.getenv)
+			if err != nil {
+				return nil, err
+			}
+			p.creds[s.Key] = cred
+		}
 	}
-	return b
+	for _, h := range c.HeaderNames {
+		p.headers = append(p.headers, http.CanonicalHeaderKey(h))
+	}
+	if c.Realm != nil && *c.Realm != "" {
+		p.challenge += ` realm="` + *c.Realm + `"`
+	}
+	return p, nil
+}
+
+// credential resolves a consumer's HMAC credential.
+func credential(cons Consumer, s JWTSecret, base64Secret bool, getenv func(string) string) (jwtCredential, error) {
+	alg := cmp.Or(s.Algorithm, "HS256")
+	if !strings.HasPrefix(alg, "HS") {
+		return jwtCredential{}, fmt.Errorf("consumer %s: algorithm %s is not supported locally (HS256/384/512)", cons.Username, alg)
+	}
+	secret, err := resolve(s.Secret, getenv)
+	if err != nil {
+		return jwtCredential{}, fmt.Errorf("consumer %s: %w", cons.Username, err)
+	}
+	key := []byte(secret)
+	if base64Secret {
+		if key, err = base64.StdEncoding.DecodeString(secret); err != nil {
+			return jwtCredential{}, fmt.Errorf("consumer %s: secret is not base64", cons.Username)
+		}
+	}
+	if len(key) == 0 {
+		return jwtCredential{}, fmt.Errorf("consumer %s credential %s has no secret", cons.Username, s.Key)
+	}
+	return jwtCredential{consumer: cmp.Or(cons.Username, cons.CustomID), key: s.Key, algorithm: alg, secret: key}, nil
+}
+
+func (p *jwtAuth) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !p.cfg.RunOnPreflight && r.Method == http.MethodOptions {
+			next.ServeHTTP(w, r)
+			return
+		}
+		cred, detail := p.authenticate(r)
+		if detail != "" {
+			w.Header().Set("WWW-Authenticate", p.challenge)
+			writeProblem(w, http.StatusUnauthorized, "unauthenticated", detail)
+			return
+		}
+		r.Header.Set("X-Consumer-Username", cred.consumer)
+		r.Header.Set("X-Credential-Identifier", cred.key)
+		r.Header.Del("X-Anonymous-Consumer")
+		next.ServeHTTP(w, withIdentity(r, identity{consumer: cred.consumer, credential: cred.key}))
+	})
+}
+
+// authenticate returns the credential of r's one valid token, or why there
+// is none.
+func (p *jwtAuth) authenticate(r *http.Request) (jwtCredential, string) {
+	tokens := p.tokens(r)
+	switch len(tokens) {
+	case 0:
+		return jwtCredential{}, "a bearer token is required"
+	case 1:
+	default:
+		return jwtCredential{}, "multiple tokens provided"
+	}
+	var cred jwtCredential
+	claims := jwt.MapClaims{}
+	_, err := jwt.ParseWithClaims(tokens[0], claims, func(t *jwt.Token) (any, error) {
+		key, _ := claims[p.cfg.KeyClaimName].(string)
+		if key == "" {
+			return nil, fmt.Errorf("no mandatory %q in claims", p.cfg.KeyClaimName)
+		}
+		var ok bool
+		if cred, ok = p.creds[key]; !ok {
+			return nil, fmt.Errorf("no credentials found for given %q", p.cfg.KeyClaimName)
+		}
+		if t.Method.Alg() != cred.algorithm {
+			return nil, errors.New("invalid algorithm")
+		}
+		return cred.secret, nil
+	}, jwt.WithoutClaimsValidation(), jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"}))
+	if err != nil {
+		return jwtCredential{}, "the bearer token is not valid"
+	}
+	return cred, p.checkClaims(claims)
+}
+
+// tokens collects the distinct tokens of r from every configured place.
+func (p *jwtAuth) tokens(r *http.Request) []string {
+	var tokens []string
+	q := r.URL.Query()
+	for _, n := range p.cfg.URIParamNames {
+		if v := q.Get(n); v != "" {
+			tokens = append(tokens, v)
+		}
+	}
+	for _, n := range p.cfg.CookieNames {
+		if ck, err := r.Cookie(n); err == nil && ck.Value != "" {
+			tokens = append(tokens, ck.Value)
+		}
+	}
+	for _, h := range p.headers {
+		for _, v := range r.Header.Values(h) {
+			if m := bearer.FindStringSubmatch(v); m != nil {
+				tokens = append(tokens, strings.TrimSpace(m[1]))
+			}
+		}
+	}
+	slices.Sort(tokens)
+	return slices.Compact(tokens)
+}
+
+// checkClaims checks claims_to_verify and maximum_expiration; "" when they hold.
+func (p *jwtAuth) checkClaims(claims jwt.MapClaims) string {
+	at := float64(p.now().Unix())
+	for _, name := range p.cfg.ClaimsToVerify {
+		v, ok := claims[name].(float64)
+		switch {
+		case !ok || math.IsNaN(v):
+			return "the token's " + name + " claim must be a number"
+		case name == "exp" && v <= at:
+			return "the token has expired"
+		case name == "nbf" && v > at:
+			return "the token is not valid yet"
+		}
+	}
+	if p.cfg.MaximumExpiration > 0 {
+		exp, ok := claims["exp"].(float64)
+		if !ok || exp-at > float64(p.cfg.MaximumExpiration) {
+			return "the token's exp exceeds maximum_expiration"
+		}
+	}
+	return ""
 }

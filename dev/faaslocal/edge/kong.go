@@ -4,8 +4,14 @@
 // the configured plugins and proxies to the service's upstream.
 //
 // Only what the project's kong.yml uses is supported; anything else in the
-// file (route hosts or headers, unknown plugins) is refused at load time, so
-// the local edge never silently routes differently from Kong.
+// file (route hosts or headers, unknown plugins or plugin fields) is refused
+// at load time, so the local edge never silently routes differently from
+// Kong.
+//
+// This file is the loader. Routing is in route.go; each plugin is a type in
+// a file of its own with its config type (one documented field per Kong
+// field, setDefaults with Kong's defaults, Validate), and kinds in plugin.go
+// is the table of supported plugins with Kong's priorities.
 package edge
 
 import (

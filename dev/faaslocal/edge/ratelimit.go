@@ -1,233 +1,263 @@
 package edge
 
 import (
-	"context"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
+	"strings"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
-// counter increments a fixed-window counter and returns its new value.
-type counter interface {
-	incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
+// RateLimitingConfig is the config of Kong's rate-limiting plugin. At least
+// one window limit is required.
+type RateLimitingConfig struct {
+	// Second is the limit per second, when set.
+	Second *int64 `json:"second"`
+	// Minute is the limit per minute, when set.
+	Minute *int64 `json:"minute"`
+	// Hour is the limit per hour, when set.
+	Hour *int64 `json:"hour"`
+	// Day is the limit per day, when set.
+	Day *int64 `json:"day"`
+	// LimitBy is what is counted: ip, consumer (default), credential,
+	// header, service or path.
+	LimitBy string `json:"limit_by"`
+	// HeaderName is the header counted with limit_by header.
+	HeaderName string `json:"header_name"`
+	// Path is the path counted with limit_by path.
+	Path string `json:"path"`
+	// Policy is where counters live: local (default, this edge's memory) or
+	// redis (shared); DB-less Kong has no cluster policy.
+	Policy string `json:"policy"`
+	// FaultTolerant lets requests through when the counters fail (default true).
+	FaultTolerant bool `json:"fault_tolerant"`
+	// HideClientHeaders drops the X-RateLimit-* and RateLimit-* headers.
+	HideClientHeaders bool `json:"hide_client_headers"`
+	// ErrorCode answers a request over the limit (default 429).
+	ErrorCode int `json:"error_code"`
+	// ErrorMessage is the detail of that answer (default "API rate limit exceeded").
+	ErrorMessage string `json:"error_message"`
+	// SyncRate is Kong's counter sync interval; accepted, unused locally.
+	SyncRate float64 `json:"sync_rate"`
+	// Redis is the shared Redis of policy redis.
+	Redis *RateLimitingRedis `json:"redis"`
 }
 
-// redisCounter is Kong's redis policy: INCR plus EXPIRE on a shared Redis.
-type redisCounter struct{ c *redis.Client }
+// RateLimitingRedis is the redis block of the rate-limiting plugin. The
+// local edge connects without authentication or TLS.
+type RateLimitingRedis struct {
+	// Host is Redis's host, rewritten by Options.Upstreams (required).
+	Host string `json:"host"`
+	// Port is Redis's port (default 6379).
+	Port int `json:"port"`
+	// Database is the Redis database number.
+	Database int `json:"database"`
+	// Timeout is Kong's Redis timeout (ms); unused locally.
+	Timeout int `json:"timeout"`
+	// Username is not supported locally.
+	Username string `json:"username"`
+	// Password is not supported locally.
+	Password string `json:"password"`
+	// SSL is not supported locally.
+	SSL bool `json:"ssl"`
+	// SSLVerify is accepted and unused.
+	SSLVerify bool `json:"ssl_verify"`
+	// ServerName is accepted and unused.
+	ServerName string `json:"server_name"`
+}
 
-func (r redisCounter) incr(ctx context.Context, key string, ttl time.Duration) (int64, error) {
-	pipe := r.c.TxPipeline()
-	n := pipe.Incr(ctx, key)
-	pipe.Expire(ctx, key, ttl)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, err
+func (c *RateLimitingConfig) setDefaults() {
+	c.LimitBy, c.Policy, c.FaultTolerant = "consumer", "local", true
+	c.ErrorCode, c.ErrorMessage, c.SyncRate = http.StatusTooManyRequests, "API rate limit exceeded", -1
+}
+
+// Validate reports missing or non-positive limits, an unknown limit_by or
+// policy (and what each needs), Redis authentication or TLS, and an error
+// code that is not 4xx or 5xx.
+func (c *RateLimitingConfig) Validate() error {
+	var errs []error
+	if len(c.periods()) == 0 {
+		errs = append(errs, errors.New("at least one of second, minute, hour, day is required"))
 	}
-	return n.Val(), nil
-}
-
-// localCounter is Kong's local policy: in-memory counters of one edge.
-type localCounter struct {
-	mu   sync.Mutex
-	n    map[string]int64
-	exp  map[string]time.Time
-	now  func() time.Time
-	seen int
-}
-
-func (l *localCounter) incr(_ context.Context, key string, ttl time.Duration) (int64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	if l.seen++; l.seen%1000 == 0 {
-		for k, e := range l.exp {
-			if now.After(e) {
-				delete(l.n, k)
-				delete(l.exp, k)
-			}
+	for _, p := range c.periods() {
+		if p.limit <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive", strings.ToLower(p.name)))
 		}
 	}
-	if e, ok := l.exp[key]; ok && now.After(e) {
-		delete(l.n, key)
+	switch c.LimitBy {
+	case "ip", "consumer", "credential", "service":
+	case "header":
+		if c.HeaderName == "" {
+			errs = append(errs, errors.New("limit_by header needs header_name"))
+		}
+	case "path":
+		if c.Path == "" {
+			errs = append(errs, errors.New("limit_by path needs path"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("limit_by %q is not supported", c.LimitBy))
 	}
-	l.n[key]++
-	l.exp[key] = now.Add(ttl)
-	return l.n[key], nil
+	switch c.Policy {
+	case "local":
+	case "redis":
+		switch {
+		case c.Redis == nil || c.Redis.Host == "":
+			errs = append(errs, errors.New("policy redis needs redis.host"))
+		case c.Redis.Password != "" || c.Redis.Username != "" || c.Redis.SSL:
+			errs = append(errs, errors.New("redis authentication and TLS are not supported by the local edge"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("policy %q (local or redis; DB-less Kong has no cluster policy)", c.Policy))
+	}
+	if c.ErrorCode < 400 || c.ErrorCode > 599 {
+		errs = append(errs, fmt.Errorf("error_code %d", c.ErrorCode))
+	}
+	return errors.Join(errs...)
 }
 
-// period is one rate-limiting window of Kong's plugin.
+// period is one rate-limiting window.
 type period struct {
 	name  string // Kong's header suffix: Second, Minute, ...
 	size  time.Duration
 	limit int64
 }
 
-// rateLimiting is Kong's rate-limiting plugin (fixed windows aligned on
-// the clock, counters in Redis for policy redis or in memory for local).
-// Identifiers follow limit_by: ip, consumer or credential (from the jwt
-// plugin; the client IP when none), header (its value, hashed before it is
-// used in a key; the client IP when absent), service or path. Responses
-// carry X-RateLimit-Limit-<Period>, X-RateLimit-Remaining-<Period>,
-// RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset; past a limit
-// the answer is error_code (429) with Retry-After and a problem body with
-// code "rate_limited" (Kong: {"message":"API rate limit exceeded"}). With
-// fault_tolerant a counter failure lets the request through, as in Kong.
-func rateLimiting(cfg map[string]any, o *Options) (Middleware, error) {
-	type redisConf struct {
-		Host       string `json:"host"`
-		Port       int    `json:"port"`
-		Database   int    `json:"database"`
-		Timeout    int    `json:"timeout"`
-		Username   string `json:"username"`
-		Password   string `json:"password"`
-		SSL        bool   `json:"ssl"`
-		SSLVerify  bool   `json:"ssl_verify"`
-		ServerName string `json:"server_name"`
-	}
-	c := struct {
-		Second, Minute, Hour, Day *int64
-		LimitBy                   string     `json:"limit_by"`
-		HeaderName                string     `json:"header_name"`
-		Path                      string     `json:"path"`
-		Policy                    string     `json:"policy"`
-		FaultTolerant             bool       `json:"fault_tolerant"`
-		HideClientHeaders         bool       `json:"hide_client_headers"`
-		ErrorCode                 int        `json:"error_code"`
-		ErrorMessage              string     `json:"error_message"`
-		SyncRate                  float64    `json:"sync_rate"`
-		Redis                     *redisConf `json:"redis"`
-	}{LimitBy: "consumer", Policy: "local", FaultTolerant: true, ErrorCode: 429,
-		ErrorMessage: "API rate limit exceeded", SyncRate: -1}
-	if err := decodeConfig(cfg, &c); err != nil {
-		return nil, fmt.Errorf("rate-limiting: %w", err)
-	}
-	var periods []period
+// periods are the configured windows, shortest first.
+func (c *RateLimitingConfig) periods() []period {
+	var out []period
 	for _, p := range []struct {
 		name  string
 		size  time.Duration
 		limit *int64
 	}{{"Second", time.Second, c.Second}, {"Minute", time.Minute, c.Minute}, {"Hour", time.Hour, c.Hour}, {"Day", 24 * time.Hour, c.Day}} {
 		if p.limit != nil {
-			if *p.limit <= 0 {
-				return nil, fmt.Errorf("rate-limiting: %s must be positive", p.name)
-			}
-			periods = append(periods, period{p.name, p.size, *p.limit})
+			out = append(out, period{p.name, p.size, *p.limit})
 		}
 	}
-	if len(periods) == 0 {
-		return nil, fmt.Errorf("rate-limiting: at least one of second, minute, hour, day is required")
+	return out
+}
+
+// rateLimiting is Kong's rate-limiting plugin: fixed windows aligned on the
+// clock, counters in Redis (policy redis) or in memory (local). Identifiers
+// follow limit_by: ip, consumer or credential (from the jwt plugin; the
+// client IP when none), header (its value, hashed before it is used in a
+// key; the client IP when absent), service or path. Responses carry
+// X-RateLimit-Limit-<Period>, X-RateLimit-Remaining-<Period>,
+// RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset; past a limit the
+// answer is error_code (429) with Retry-After and a problem body with code
+// "rate_limited" (Kong: {"message":"API rate limit exceeded"}). With
+// fault_tolerant a counter failure lets the request through, as in Kong.
+type rateLimiting struct {
+	cfg     RateLimitingConfig
+	periods []period
+	store   counter
+	scope   string // separates the counters of different routes
+	prefix  string // separates the counters of different edges
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+func newRateLimiting(c RateLimitingConfig, sc *scope) (plugin, error) {
+	p := &rateLimiting{cfg: c, periods: c.periods(), scope: sc.name, prefix: sc.keyPrefix, now: sc.now, log: sc.log}
+	if c.Policy == "redis" {
+		port := cmp.Or(c.Redis.Port, 6379)
+		p.store = redisCounter{sc.redis.client(net.JoinHostPort(c.Redis.Host, strconv.Itoa(port)), c.Redis.Database)}
+	} else {
+		p.store = newLocalCounter(sc.now)
 	}
-	switch c.LimitBy {
-	case "ip", "consumer", "credential", "service":
+	return p, nil
+}
+
+// identifier is what r is counted by; "" lets r through uncounted (a
+// limit_by path plugin on another path).
+func (p *rateLimiting) identifier(r *http.Request) string {
+	ident := clientIP(r)
+	switch p.cfg.LimitBy {
+	case "consumer", "credential":
+		if id, ok := identityOf(r); ok {
+			ident = "c:" + id.consumer
+			if p.cfg.LimitBy == "credential" {
+				ident = "k:" + id.credential
+			}
+		}
 	case "header":
-		if c.HeaderName == "" {
-			return nil, fmt.Errorf("rate-limiting: limit_by header needs header_name")
+		if v := r.Header.Get(p.cfg.HeaderName); v != "" {
+			sum := sha256.Sum256([]byte(v))
+			ident = "h:" + hex.EncodeToString(sum[:16])
 		}
+	case "service":
+		ident = "service"
 	case "path":
-		if c.Path == "" {
-			return nil, fmt.Errorf("rate-limiting: limit_by path needs path")
+		if r.URL.Path != p.cfg.Path {
+			return ""
 		}
-	default:
-		return nil, fmt.Errorf("rate-limiting: limit_by %q is not supported", c.LimitBy)
+		ident = "path:" + p.cfg.Path
 	}
-	var store counter
-	switch c.Policy {
-	case "local":
-		store = &localCounter{n: map[string]int64{}, exp: map[string]time.Time{}, now: o.Now}
-	case "redis":
-		if c.Redis == nil || c.Redis.Host == "" {
-			return nil, fmt.Errorf("rate-limiting: policy redis needs redis.host")
-		}
-		if c.Redis.Password != "" || c.Redis.Username != "" || c.Redis.SSL {
-			return nil, fmt.Errorf("rate-limiting: redis authentication and TLS are not supported by the local edge")
-		}
-		port := c.Redis.Port
-		if port == 0 {
-			port = 6379
-		}
-		store = redisCounter{o.shared.redisClient(net.JoinHostPort(c.Redis.Host, strconv.Itoa(port)), c.Redis.Database)}
-	default:
-		return nil, fmt.Errorf("rate-limiting: policy %q (local or redis; DB-less Kong has no cluster policy)", c.Policy)
-	}
-	if c.ErrorCode < 400 || c.ErrorCode > 599 {
-		return nil, fmt.Errorf("rate-limiting: error_code %d", c.ErrorCode)
-	}
-	scope, prefix, now, log := o.scope, o.KeyPrefix, o.Now, o.Log
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ident := clientIP(r)
-			switch c.LimitBy {
-			case "consumer", "credential":
-				if id, ok := identityOf(r); ok {
-					ident = "c:" + id.consumer
-					if c.LimitBy == "credential" {
-						ident = "k:" + id.credential
-					}
-				}
-			case "header":
-				if v := r.Header.Get(c.HeaderName); v != "" {
-					sum := sha256.Sum256([]byte(v))
-					ident = "h:" + hex.EncodeToString(sum[:16])
-				}
-			case "service":
-				ident = "service"
-			case "path":
-				if r.URL.Path != c.Path {
-					next.ServeHTTP(w, r)
-					return
-				}
-				ident = "path:" + c.Path
-			}
-			t := now()
-			exceeded := false
-			var retryAfter int64
-			minRemaining, minLimit, minReset := int64(-1), int64(0), int64(0)
-			for _, p := range periods {
-				start := t.Truncate(p.size)
-				reset := int64((start.Add(p.size).Sub(t) + time.Second - 1) / time.Second)
-				key := fmt.Sprintf("%sratelimit:%s:%s:%d:%s", prefix, scope, ident, start.Unix(), p.name)
-				n, err := store.incr(r.Context(), key, p.size+time.Second)
-				if err != nil {
-					if !c.FaultTolerant {
-						writeProblem(w, http.StatusInternalServerError, "internal", "rate limiting is unavailable")
-						return
-					}
-					log.Warn("edge: rate-limiting counter failed; request let through", "scope", scope, "err", err.Error())
-					next.ServeHTTP(w, r)
-					return
-				}
-				remaining := max(p.limit-n, 0)
-				if n > p.limit {
-					exceeded = true
-					retryAfter = max(retryAfter, reset)
-				}
-				if !c.HideClientHeaders {
-					w.Header().Set("X-RateLimit-Limit-"+p.name, strconv.FormatInt(p.limit, 10))
-					w.Header().Set("X-RateLimit-Remaining-"+p.name, strconv.FormatInt(remaining, 10))
-				}
-				if minRemaining < 0 || remaining < minRemaining {
-					minRemaining, minLimit, minReset = remaining, p.limit, reset
-				}
-			}
-			if !c.HideClientHeaders {
-				w.Header().Set("RateLimit-Limit", strconv.FormatInt(minLimit, 10))
-				w.Header().Set("RateLimit-Remaining", strconv.FormatInt(minRemaining, 10))
-				w.Header().Set("RateLimit-Reset", strconv.FormatInt(minReset, 10))
-			}
-			if exceeded {
-				w.Header().Set("Retry-After", strconv.FormatInt(retryAfter, 10))
-				writeProblem(w, c.ErrorCode, "rate_limited", c.ErrorMessage)
-				return
-			}
+	return ident
+}
+
+func (p *rateLimiting) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ident := p.identifier(r)
+		if ident == "" {
 			next.ServeHTTP(w, r)
-		})
-	}, nil
+			return
+		}
+		retryAfter, err := p.count(w, r, ident)
+		switch {
+		case err != nil && !p.cfg.FaultTolerant:
+			writeProblem(w, http.StatusInternalServerError, "internal", "rate limiting is unavailable")
+		case err != nil:
+			p.log.Warn("edge: rate-limiting counter failed; request let through", "scope", p.scope, "err", err.Error())
+			next.ServeHTTP(w, r)
+		case retryAfter > 0:
+			w.Header().Set("Retry-After", strconv.FormatInt(retryAfter, 10))
+			writeProblem(w, p.cfg.ErrorCode, "rate_limited", p.cfg.ErrorMessage)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// count counts r in every window and sets the rate-limit headers; it
+// returns the seconds until the request may be retried when a limit is
+// exceeded (0 when none is).
+func (p *rateLimiting) count(w http.ResponseWriter, r *http.Request, ident string) (int64, error) {
+	t := p.now()
+	var retryAfter int64
+	minRemaining, minLimit, minReset := int64(-1), int64(0), int64(0)
+	for _, pd := range p.periods {
+		start := t.Truncate(pd.size)
+		reset := int64((start.Add(pd.size).Sub(t) + time.Second - 1) / time.Second)
+		key := fmt.Sprintf("%sratelimit:%s:%s:%d:%s", p.prefix, p.scope, ident, start.Unix(), pd.name)
+		n, err := p.store.incr(r.Context(), key, pd.size+time.Second)
+		if err != nil {
+			return 0, err
+		}
+		remaining := max(pd.limit-n, 0)
+		if n > pd.limit {
+			retryAfter = max(retryAfter, reset)
+		}
+		if !p.cfg.HideClientHeaders {
+			w.Header().Set("X-RateLimit-Limit-"+pd.name, strconv.FormatInt(pd.limit, 10))
+			w.Header().Set("X-RateLimit-Remaining-"+pd.name, strconv.FormatInt(remaining, 10))
+		}
+		if minRemaining < 0 || remaining < minRemaining {
+			minRemaining, minLimit, minReset = remaining, pd.limit, reset
+		}
+	}
+	if !p.cfg.HideClientHeaders {
+		w.Header().Set("RateLimit-Limit", strconv.FormatInt(minLimit, 10))
+		w.Header().Set("RateLimit-Remaining", strconv.FormatInt(minRemaining, 10))
+		w.Header().Set("RateLimit-Reset", strconv.FormatInt(minReset, 10))
+	}
+	return retryAfter, nil
 }
 
 // clientIP is the connection's peer address (Kong's client IP when no

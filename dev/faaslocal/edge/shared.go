@@ -11,37 +11,42 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// shared is what the plugin instances of one edge share.
-type shared struct {
-	upstreams map[string]string
+// redisPool holds the Redis clients of one edge's plugin instances.
+type redisPool struct {
+	upstreams map[string]string // Options.Upstreams
 	mu        sync.Mutex
-	redis     map[string]*redis.Client
+	clients   map[string]*redis.Client
 }
 
-// redisClient returns the edge's client for host:port (after the Upstreams
-// rewrite), created on first use; go-redis connects lazily.
-func (s *shared) redisClient(hostport string, db int) *redis.Client {
-	if addr, ok := s.upstreams[hostport]; ok {
+func newRedisPool(upstreams map[string]string) *redisPool {
+	return &redisPool{upstreams: upstreams, clients: map[string]*redis.Client{}}
+}
+
+// client returns the client for host:port (after the Upstreams rewrite)
+// and database, created on first use; go-redis connects lazily.
+func (p *redisPool) client(hostport string, db int) *redis.Client {
+	if addr, ok := p.upstreams[hostport]; ok {
 		hostport = addr
 	}
 	key := fmt.Sprintf("%s/%d", hostport, db)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.redis[key]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.clients[key]
 	if !ok {
 		c = redis.NewClient(&redis.Options{Addr: hostport, DB: db, PoolSize: 4})
-		s.redis[key] = c
+		p.clients[key] = c
 	}
 	return c
 }
 
-func (s *shared) close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// close closes every client and reports their errors, joined.
+func (p *redisPool) close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	var errs []error
-	for k, c := range s.redis {
+	for k, c := range p.clients {
 		errs = append(errs, c.Close())
-		delete(s.redis, k)
+		delete(p.clients, k)
 	}
 	return errors.Join(errs...)
 }
@@ -88,8 +93,9 @@ func identityOf(r *http.Request) (identity, bool) {
 	return id, ok
 }
 
-// responseHook runs before once before the response headers are written,
-// whoever writes them (a plugin's error or the upstream's answer).
+// responseHook runs before once, just before the response headers are
+// written, whoever writes them (a plugin's error or the upstream's answer),
+// so what it sets is never duplicated by the upstream's headers.
 type responseHook struct {
 	http.ResponseWriter
 	before func(h http.Header, status int)

@@ -14,6 +14,7 @@ package runtimetest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/shopfaas/shop/dev/faaslocal"
+	"github.com/shopfaas/shop/dev/faaslocal/secrets"
 )
 
 // Options choose what the runtime runs.
@@ -157,60 +159,49 @@ func EchoFunction(t testing.TB) string {
 	return Binary(t, "./dev/faaslocal/echofn")
 }
 
-// Start runs a runtime for the test and stops it (and every process it
-// started) in t.Cleanup.
+// Start runs a runtime for the test, with the development secrets in a
+// state directory of its own, and stops it (and every process it started)
+// in t.Cleanup, failing the test when stopping fails.
 func Start(t testing.TB, opts Options) *Runtime {
 	t.Helper()
+	out := &testWriter{t: t}
 	cfg := faaslocal.Config{
 		Root:        Root(t),
 		StackFile:   opts.StackFile,
-		KongFile:    "gateway/kong.yml",
+		KongFile:    cmp.Or(opts.KongFile, "gateway/kong.yml"),
 		StateDir:    t.TempDir(),
 		GatewayAddr: "127.0.0.1:0",
 		EdgeAddr:    "127.0.0.1:0",
 		Functions:   opts.Functions,
-		Connectors:  opts.Connectors,
 		Env:         opts.Env,
 		Quiet:       !opts.Verbose,
-		Stdout:      &testWriter{t: t},
+		Stdout:      out,
 		StopGrace:   3 * time.Second,
-	}
-	if opts.KongFile != "" {
-		cfg.KongFile = opts.KongFile
 	}
 	if len(opts.Functions) > 0 {
 		cfg.Binary = Binary(t, "./cmd/shop-functions")
-	} else {
-		cfg.Binary = filepath.Join(cfg.StateDir, "no-multi-call-binary")
 	}
-	if len(opts.Connectors) > 0 {
-		cfg.Build = false
-		for _, c := range opts.Connectors {
-			bin := Binary(t, "./connectors/"+c)
-			if err := os.MkdirAll(filepath.Join(cfg.StateDir, "bin"), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Symlink(bin, filepath.Join(cfg.StateDir, "bin", c)); err != nil {
-				t.Fatal(err)
-			}
-		}
+	for _, c := range opts.Connectors {
+		cfg.Connectors = append(cfg.Connectors, faaslocal.Connector{Name: c, Path: Binary(t, "./connectors/"+c)})
+	}
+	store, err := secrets.Open(cfg.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CreateMissing(secrets.Development()); err != nil {
+		t.Fatal(err)
 	}
 	rt, err := faaslocal.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("start local runtime: %v", err)
 	}
-	w := cfg.Stdout.(*testWriter)
 	t.Cleanup(func() {
 		if err := rt.Close(); err != nil {
 			t.Errorf("stop local runtime: %v", err)
 		}
-		w.close()
+		out.close()
 	})
-	timeout := opts.ReadyTimeout
-	if timeout == 0 {
-		timeout = 60 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), cmp.Or(opts.ReadyTimeout, 60*time.Second))
 	defer cancel()
 	if err := rt.WaitReady(ctx, opts.Functions...); err != nil {
 		t.Fatalf("local runtime: %v", err)

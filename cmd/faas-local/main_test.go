@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Addresses are checked before anything is built or written.
+func TestRunRefusesNonLoopbackAddressesBeforeBuilding(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	err := run(context.Background(), []string{"-gateway", "0.0.0.0:18080", "-edge", ":18000", "-state", state, "-functions", "get-me"},
+		os.Getenv, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "-gateway") || !strings.Contains(err.Error(), "-edge") {
+		t.Fatalf("run: %v, want both addresses refused", err)
+	}
+	if _, err := os.Stat(state); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the state directory was created (%v) before the options were checked", err)
+	}
+}
+
+// syncBuffer is an io.Writer safe for the runtime's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var readyURLs = regexp.MustCompile(`(?s)ready: .*gateway  (http://\S+).*edge     (http://\S+)/api/v1`)
+
+// run writes the development secrets, builds, serves the gateway API and the
+// edge until its context ends, then stops every process it started and
+// returns nil.
+func TestRunServesUntilCancelledAndLeavesNoProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds cmd/shop-functions and starts the local runtime; -short was asked for")
+	}
+	t.Chdir("../..") // run serves the module in its working directory
+	state := t.TempDir()
+	out := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-gateway", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-state", state,
+			"-functions", "get-me", "-connectors", "", "-seed", "", "-quiet"}, os.Getenv, out)
+	}()
+
+	var gateway, edge string
+	deadline := time.After(4 * time.Minute)
+	for gateway == "" {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned before it was ready: %v\n%s", err, out)
+		case <-deadline:
+			t.Fatalf("not ready:\n%s", out)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if m := readyURLs.FindStringSubmatch(out.String()); m != nil {
+			gateway, edge = m[1], m[2]
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(state, "secrets", "jwt-secret")); err != nil || len(b) < 48 {
+		t.Errorf("jwt-secret: %d bytes, %v; want a development key written on the first run", len(b), err)
+	}
+	if code, body := get(t, gateway+"/system/function/get-me"); code != http.StatusOK || !strings.Contains(body, `"availableReplicas":1`) {
+		t.Errorf("gateway describes get-me: %d %s", code, body)
+	}
+	if code, body := get(t, edge+"/api/v1/users/me"); code != http.StatusUnauthorized || !strings.Contains(body, `"code":"unauthenticated"`) {
+		t.Errorf("edge without a token: %d %s", code, body)
+	}
+	binary := filepath.Join(state, "bin", "shop-functions")
+	if pids := processesOf(t, binary); len(pids) == 0 {
+		t.Fatalf("no process runs %s", binary)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run after cancel: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("run did not return after cancel")
+	}
+	if pids := processesOf(t, binary); len(pids) > 0 {
+		t.Errorf("processes %v of %s survived", pids, binary)
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// processesOf lists the processes whose executable is path.
+func processesOf(t *testing.T, path string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []string
+	for _, e := range entries {
+		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && exe == path {
+			pids = append(pids, e.Name())
+		}
+	}
+	return pids
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/shopfaas/shop/dev/faaslocal"
+	"github.com/shopfaas/shop/dev/stackfile"
+)
+
+// options are the program's settings: each flag defaults to its
+// FAAS_LOCAL_* environment variable, then to the value shown.
+type options struct {
+	// GatewayAddr is the gateway API's address (loopback only; 127.0.0.1:8080).
+	GatewayAddr string
+	// EdgeAddr is the edge's address (loopback only; 127.0.0.1:8000).
+	EdgeAddr string
+	// StateDir holds binaries, secrets and the async journal (.local).
+	StateDir string
+	// StackFile is the stack to run (stack.yml).
+	StackFile string
+	// KongFile is the edge's configuration; empty disables the edge (gateway/kong.yml).
+	KongFile string
+	// Functions are the functions to deploy (default: every function of the stack).
+	Functions []string
+	// Connectors are connectors/<name> to build and run when they exist
+	// (rabbitmq, outbox-relay, scheduler).
+	Connectors []string
+	// Seed is the Go package run once the functions are ready; empty disables seeding (./cmd/seed).
+	Seed string
+	// Quiet stops echoing function output; /system/logs still has it.
+	Quiet bool
+}
+
+// defaultConnectors are the connectors `make run` supervises when their
+// directories exist under connectors/.
+var defaultConnectors = []string{"rabbitmq", "outbox-relay", "scheduler"}
+
+// parseOptions reads args over the environment and checks the result,
+// reporting every problem at once. Without -functions, the stack's
+// functions are listed.
+func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (options, error) {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var o options
+	var functions, connectors string
+	fs := flag.NewFlagSet("faas-local", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.StringVar(&o.GatewayAddr, "gateway", env("FAAS_LOCAL_GATEWAY_ADDR", "127.0.0.1:8080"), "gateway API listen address (loopback only)")
+	fs.StringVar(&o.EdgeAddr, "edge", env("FAAS_LOCAL_EDGE_ADDR", "127.0.0.1:8000"), "edge listen address (loopback only)")
+	fs.StringVar(&o.StateDir, "state", env("FAAS_LOCAL_STATE_DIR", ".local"), "state directory (binaries, secrets, async journal)")
+	fs.StringVar(&o.StackFile, "stack", env("FAAS_LOCAL_STACK", "stack.yml"), "stack file")
+	fs.StringVar(&o.KongFile, "kong", env("FAAS_LOCAL_KONG", "gateway/kong.yml"), "Kong declarative config for the edge (empty disables the edge)")
+	fs.StringVar(&functions, "functions", env("FAAS_LOCAL_FUNCTIONS", ""), "comma-separated functions to deploy (default: all of the stack)")
+	fs.StringVar(&connectors, "connectors", env("FAAS_LOCAL_CONNECTORS", strings.Join(defaultConnectors, ",")), "comma-separated connectors/<name> to run when present")
+	fs.StringVar(&o.Seed, "seed", env("FAAS_LOCAL_SEED", "./cmd/seed"), "Go package run once the functions are ready to seed development data (empty disables)")
+	quiet, _ := strconv.ParseBool(env("FAAS_LOCAL_QUIET", "false"))
+	fs.BoolVar(&o.Quiet, "quiet", quiet, "do not echo function output (it stays in /system/logs)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	o.Functions, o.Connectors = split(functions), split(connectors)
+	if err := o.validate(); err != nil {
+		return o, err
+	}
+	if o.Functions == nil {
+		s, err := stackfile.LoadEnv(o.StackFile, func(k string) string {
+			if k == "SHOP_ENV" {
+				return "development"
+			}
+			return getenv(k)
+		})
+		if err != nil {
+			return o, err
+		}
+		o.Functions = stackfile.Names(s)
+	}
+	return o, nil
+}
+
+// validate reports every problem that would stop the runtime later, before
+// anything is built.
+func (o options) validate() error {
+	var errs []error
+	for _, a := range []struct{ flag, addr string }{{"-gateway", o.GatewayAddr}, {"-edge", o.EdgeAddr}} {
+		if err := faaslocal.CheckLoopback(a.addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", a.flag, err))
+		}
+	}
+	if o.StateDir == "" {
+		errs = append(errs, errors.New("-state must not be empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// split parses a comma-separated list; empty means nil.
+func split(s string) []string {
+	var out []string
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

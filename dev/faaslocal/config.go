@@ -1,0 +1,151 @@
+package faaslocal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Config is what the runtime runs and where. Zero values get the defaults
+// documented per field; Validate reports every problem at once.
+type Config struct {
+	// Root is the module root: processes run there, and relative paths are
+	// resolved against it (default ".").
+	Root string
+	// StackFile is the stack file, relative to Root unless absolute (default stack.yml).
+	StackFile string
+	// KongFile is the edge's Kong declarative config, relative to Root unless
+	// absolute; empty disables the edge.
+	KongFile string
+	// StateDir holds the secrets, each function's mounted secrets and the
+	// async journal (default Root/.local).
+	StateDir string
+	// GatewayAddr is the gateway API's listen address; it must be loopback
+	// (default 127.0.0.1:8080; port 0 picks a free port).
+	GatewayAddr string
+	// EdgeAddr is the edge's listen address; it must be loopback (default 127.0.0.1:8000).
+	EdgeAddr string
+	// Functions are the stack.yml functions deployed at Start.
+	Functions []string
+	// Binary is the multi-call binary (cmd/shop-functions) that serves the
+	// stack's functions. Empty: only deployments with an envProcess
+	// (fprocess) run, and Functions must be empty.
+	Binary string
+	// Connectors are the connector programs to supervise, already built.
+	Connectors []Connector
+	// Env overrides every function's and connector's environment (tests point
+	// database URLs at their own databases).
+	Env map[string]string
+	// Stdout receives progress and, unless Quiet, every replica's output
+	// prefixed with its function name (default os.Stdout).
+	Stdout io.Writer
+	// Quiet stops echoing replica output to Stdout; /system/logs still has it.
+	Quiet bool
+	// StopGrace is how long a stopped process gets between SIGTERM and SIGKILL (default 10s).
+	StopGrace time.Duration
+	// ResolveWait is how long an invocation waits for an available replica
+	// before answering 503 (default 5s).
+	ResolveWait time.Duration
+	// LogLines is the per-function log ring size (default 2000).
+	LogLines int
+	// MaxReplicas caps scale requests and scale-min labels (default 20).
+	MaxReplicas int
+	// Log receives the runtime's own diagnostics (default slog.Default()).
+	Log *slog.Logger
+	// Getenv is the environment for ${VAR} substitution in stack.yml and for
+	// the host variables passed to processes (PATH, HOME, ...); default
+	// os.Getenv. SHOP_ENV is always development.
+	Getenv func(string) string
+}
+
+// Connector is a built connector program (connectors/<name>) that the
+// runtime supervises like a one-replica function.
+type Connector struct {
+	// Name names its replica and its logs.
+	Name string
+	// Path is its executable.
+	Path string
+}
+
+func (c *Config) setDefaults() {
+	if c.Root == "" {
+		c.Root = "."
+	}
+	if c.StackFile == "" {
+		c.StackFile = "stack.yml"
+	}
+	if c.StateDir == "" {
+		c.StateDir = filepath.Join(c.Root, ".local")
+	}
+	if c.GatewayAddr == "" {
+		c.GatewayAddr = "127.0.0.1:8080"
+	}
+	if c.EdgeAddr == "" {
+		c.EdgeAddr = "127.0.0.1:8000"
+	}
+	if c.Stdout == nil {
+		c.Stdout = os.Stdout
+	}
+	if c.StopGrace <= 0 {
+		c.StopGrace = 10 * time.Second
+	}
+	if c.ResolveWait <= 0 {
+		c.ResolveWait = 5 * time.Second
+	}
+	if c.LogLines <= 0 {
+		c.LogLines = 2000
+	}
+	if c.MaxReplicas <= 0 {
+		c.MaxReplicas = 20
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.Getenv == nil {
+		c.Getenv = os.Getenv
+	}
+}
+
+// Validate reports every configuration problem, joined.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, a := range []struct{ name, addr string }{{"gateway address", c.GatewayAddr}, {"edge address", c.EdgeAddr}} {
+		if err := CheckLoopback(a.addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", a.name, err))
+		}
+	}
+	if len(c.Functions) > 0 && c.Binary == "" {
+		errs = append(errs, errors.New("functions of the stack need the multi-call binary (Binary)"))
+	}
+	for _, cn := range c.Connectors {
+		if cn.Name == "" || cn.Path == "" {
+			errs = append(errs, fmt.Errorf("connector %q needs a name and a path", cn.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CheckLoopback accepts host:port addresses whose host is a loopback IP or
+// localhost: the runtime never listens on another interface.
+func CheckLoopback(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%q: bad port", addr)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q: only loopback addresses are allowed", addr)
+	}
+	return nil
+}

@@ -1,0 +1,53 @@
+package faaslocal
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/shopfaas/shop/dev/faaslocal/edge"
+	"github.com/shopfaas/shop/dev/faaslocal/secrets"
+)
+
+// startEdge serves the Kong file on EdgeAddr, in front of the gateway API.
+func (rt *Runtime) startEdge() error {
+	decl, err := edge.Load(rt.path(rt.cfg.KongFile))
+	if err != nil {
+		return err
+	}
+	if rt.edge, err = edge.New(decl, edgeOptions(rt.cfg, rt.secrets, rt.gateway.addr())); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", rt.cfg.EdgeAddr)
+	if err != nil {
+		return fmt.Errorf("edge listen: %w", err)
+	}
+	rt.edgeServer = serve(ln, rt.edge, rt.cfg.Log)
+	return nil
+}
+
+// edgeOptions points the Kong file's names at this runtime: its services'
+// gateway:8080 is the gateway API's address, the rate-limiting plugin's
+// redis:6379 is the functions' REDIS_ADDR (Config.Env, then the host
+// environment, else 127.0.0.1:6379), and {vault://env/SHOP_JWT_SECRET} is
+// the jwt-secret secret, as a production deploy exports it to Kong; other
+// vault references come from the host environment.
+func edgeOptions(cfg Config, store *secrets.Store, gatewayAddr string) edge.Options {
+	redisAddr := "127.0.0.1:6379"
+	if v := cfg.Env["REDIS_ADDR"]; v != "" {
+		redisAddr = v
+	} else if v := cfg.Getenv("REDIS_ADDR"); v != "" {
+		redisAddr = v
+	}
+	return edge.Options{
+		Upstreams: map[string]string{"gateway:8080": gatewayAddr, "redis:6379": redisAddr},
+		Log:       cfg.Log,
+		Getenv: func(name string) string {
+			if name == "SHOP_JWT_SECRET" {
+				v, _ := store.Read("jwt-secret")
+				return strings.TrimSpace(string(v)) // as the functions read it (internal/config)
+			}
+			return cfg.Getenv(name)
+		},
+	}
+}

@@ -1,0 +1,92 @@
+package edge
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// testScope is a build scope without consumers or Redis.
+func testScope(t *testing.T) *scope {
+	t.Helper()
+	pool := newRedisPool(nil)
+	t.Cleanup(func() { _ = pool.close() })
+	return &scope{name: "test", getenv: testEnv, now: time.Now, log: slog.Default(), keyPrefix: "test:", redis: pool}
+}
+
+// Every plugin refuses, at load time, a config Kong would refuse or the
+// local edge cannot honour, and names every problem at once.
+func TestPluginConfigsRefuseWhatTheyCannotHonour(t *testing.T) {
+	tests := []struct {
+		plugin string
+		config map[string]any
+		want   []string
+	}{
+		{"correlation-id", map[string]any{"generator": "snowflake", "header_name": ""}, []string{`generator "snowflake"`, "header_name is required"}},
+		{"correlation-id", map[string]any{"header": "X"}, []string{`unknown field "header"`}},
+		{"request-size-limiting", map[string]any{"allowed_payload_size": 0, "size_unit": "gigabytes"}, []string{"allowed_payload_size 0", `size_unit "gigabytes"`}},
+		{"jwt", map[string]any{"claims_to_verify": []any{"iat"}, "anonymous": "guest", "key_claim_name": ""},
+			[]string{`claims_to_verify "iat"`, "anonymous consumers", "key_claim_name is required"}},
+		{"jwt", map[string]any{"maximum_expiration": -1}, []string{"maximum_expiration -1"}},
+		{"rate-limiting", map[string]any{}, []string{"at least one of second, minute, hour, day"}},
+		{"rate-limiting", map[string]any{"minute": 0, "hour": -1}, []string{"minute must be positive", "hour must be positive"}},
+		{"rate-limiting", map[string]any{"minute": 5, "limit_by": "header"}, []string{"needs header_name"}},
+		{"rate-limiting", map[string]any{"minute": 5, "limit_by": "path"}, []string{"needs path"}},
+		{"rate-limiting", map[string]any{"minute": 5, "limit_by": "consumer-group"}, []string{`limit_by "consumer-group"`}},
+		{"rate-limiting", map[string]any{"minute": 5, "policy": "cluster", "error_code": 200}, []string{`policy "cluster"`, "error_code 200"}},
+		{"rate-limiting", map[string]any{"minute": 5, "policy": "redis"}, []string{"needs redis.host"}},
+		{"rate-limiting", map[string]any{"minute": 5, "policy": "redis", "redis": map[string]any{"host": "redis", "password": "x"}}, []string{"authentication and TLS"}},
+		{"cors", map[string]any{"origins": []any{`https://.*\.example\.com`}, "max_age": -1}, []string{"regex origins", "max_age -1"}},
+		{"opentelemetry", map[string]any{}, []string{"traces_endpoint is required"}},
+		{"opentelemetry", map[string]any{"traces_endpoint": "http://jaeger:4318/v1/traces", "propagation": map[string]any{"default_format": "b3"}, "sampling_rate": 2},
+			[]string{"only w3c", "sampling_rate 2"}},
+		{"prometheus", map[string]any{"per_consumer": "yes"}, []string{"cannot unmarshal"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.plugin+" "+strings.Join(tc.want, ", "), func(t *testing.T) {
+			_, err := kinds()[tc.plugin].build(tc.config, testScope(t))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// A config gets Kong's defaults for what the file leaves out, and keeps
+// what the file sets, including a list set empty (uri_param_names: [] turns
+// query tokens off).
+func TestPluginConfigsDefaultToKongsAndKeepTheFilesValues(t *testing.T) {
+	decodeJWT := func(raw map[string]any) JWTConfig {
+		var c JWTConfig
+		c.setDefaults()
+		if err := decodeConfig(raw, &c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	want := JWTConfig{URIParamNames: []string{"jwt"}, HeaderNames: []string{"authorization"}, KeyClaimName: "iss", RunOnPreflight: true}
+	if diff := cmp.Diff(want, decodeJWT(nil)); diff != "" {
+		t.Errorf("jwt defaults (-want +got):\n%s", diff)
+	}
+	want.URIParamNames, want.ClaimsToVerify, want.RunOnPreflight = []string{}, []string{"exp"}, false
+	got := decodeJWT(map[string]any{"uri_param_names": []any{}, "claims_to_verify": []any{"exp"}, "run_on_preflight": false})
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("jwt with the file's values (-want +got):\n%s", diff)
+	}
+
+	var rl RateLimitingConfig
+	rl.setDefaults()
+	wantRL := RateLimitingConfig{LimitBy: "consumer", Policy: "local", FaultTolerant: true, ErrorCode: 429,
+		ErrorMessage: "API rate limit exceeded", SyncRate: -1}
+	if diff := cmp.Diff(wantRL, rl); diff != "" {
+		t.Errorf("rate-limiting defaults (-want +got):\n%s", diff)
+	}
+}

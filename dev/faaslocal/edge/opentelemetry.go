@@ -1,0 +1,110 @@
+package edge
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+)
+
+// OpenTelemetryConfig is the config of Kong's opentelemetry plugin. The
+// local edge only propagates W3C trace context; the exporter fields are
+// checked and unused (the functions export their own spans).
+type OpenTelemetryConfig struct {
+	// Endpoint is the pre-3.8 name of TracesEndpoint.
+	Endpoint string `json:"endpoint"`
+	// TracesEndpoint is the OTLP/HTTP traces URL (one of the two is required).
+	TracesEndpoint string `json:"traces_endpoint"`
+	// LogsEndpoint is the OTLP/HTTP logs URL.
+	LogsEndpoint string `json:"logs_endpoint"`
+	// Headers are sent to the collector.
+	Headers map[string]string `json:"headers"`
+	// ResourceAttributes are added to every span.
+	ResourceAttributes map[string]string `json:"resource_attributes"`
+	// Queue tunes Kong's batch queue.
+	Queue map[string]any `json:"queue"`
+	// ConnectTimeout bounds the exporter's connection (ms).
+	ConnectTimeout int `json:"connect_timeout"`
+	// SendTimeout bounds the exporter's sending (ms).
+	SendTimeout int `json:"send_timeout"`
+	// ReadTimeout bounds the exporter's wait for the collector (ms).
+	ReadTimeout int `json:"read_timeout"`
+	// HTTPResponseHeaderForTraceID names a response header carrying the trace id.
+	HTTPResponseHeaderForTraceID string `json:"http_response_header_for_traceid"`
+	// HeaderType is the pre-3.7 propagation setting.
+	HeaderType string `json:"header_type"`
+	// SamplingRate is the share of traces sampled, from 0 to 1.
+	SamplingRate *float64 `json:"sampling_rate"`
+	// Propagation chooses the trace-context formats; only w3c is supported.
+	Propagation *OpenTelemetryPropagation `json:"propagation"`
+}
+
+// OpenTelemetryPropagation is the propagation block of the opentelemetry plugin.
+type OpenTelemetryPropagation struct {
+	// Extract lists the formats read from the request.
+	Extract []string `json:"extract"`
+	// Inject lists the formats written to the upstream request.
+	Inject []string `json:"inject"`
+	// Clear lists headers removed from the upstream request.
+	Clear []string `json:"clear"`
+	// DefaultFormat is the format injected (w3c).
+	DefaultFormat string `json:"default_format"`
+}
+
+func (c *OpenTelemetryConfig) setDefaults() {}
+
+// Validate reports a missing traces endpoint, a propagation format other
+// than w3c and a sampling rate outside [0, 1].
+func (c *OpenTelemetryConfig) Validate() error {
+	var errs []error
+	if c.Endpoint == "" && c.TracesEndpoint == "" {
+		errs = append(errs, errors.New("traces_endpoint is required"))
+	}
+	if p := c.Propagation; p != nil && p.DefaultFormat != "" && p.DefaultFormat != "w3c" {
+		errs = append(errs, errors.New("only w3c propagation is supported by the local edge"))
+	}
+	if r := c.SamplingRate; r != nil && (*r < 0 || *r > 1) {
+		errs = append(errs, fmt.Errorf("sampling_rate %v must be between 0 and 1", *r))
+	}
+	return errors.Join(errs...)
+}
+
+var traceparent = regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$`)
+
+// zeroTrace is the invalid all-zero trace id.
+const zeroTrace = "00000000000000000000000000000000"
+
+// openTelemetry is Kong's opentelemetry plugin reduced to W3C propagation:
+// the upstream always receives a traceparent that continues the caller's
+// trace (a new span id under the caller's trace id) or starts one.
+type openTelemetry struct {
+	traceIDHeader string
+}
+
+func newOpenTelemetry(c OpenTelemetryConfig, _ *scope) (plugin, error) {
+	return &openTelemetry{traceIDHeader: c.HTTPResponseHeaderForTraceID}, nil
+}
+
+func (p *openTelemetry) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var trace, flags string
+		if m := traceparent.FindStringSubmatch(r.Header.Get("Traceparent")); m != nil && m[1] != zeroTrace {
+			trace, flags = m[1], m[3]
+		} else {
+			trace, flags = randomHex(16), "01"
+		}
+		r.Header.Set("Traceparent", "00-"+trace+"-"+randomHex(8)+"-"+flags)
+		if p.traceIDHeader != "" {
+			w.Header().Set(p.traceIDHeader, trace)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

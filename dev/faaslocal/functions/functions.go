@@ -1,0 +1,278 @@
+// Package functions is the local runtime's function store: the deployed
+// functions (their faas-provider deployment, creation time and invocation
+// count) and the rules of deploying, updating, scaling and removing one.
+// What runs is decided here; running it is the supervisor's job, reached
+// through the small interfaces below.
+package functions
+
+import (
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/openfaas/faas-provider/types"
+
+	"github.com/shopfaas/shop/dev/faaslocal/supervisor"
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+// scaleMinLabel sets a function's replica count when it is deployed.
+const scaleMinLabel = "com.openfaas.scale.min"
+
+// Error codes of the store's classified errors.
+const (
+	codeInvalid  = "invalid_deployment"
+	codeNotFound = "function_not_found"
+)
+
+// serviceName is what a function name may be (a DNS label, as OpenFaaS requires).
+var serviceName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// Supervisor runs the replicas of each function (supervisor.Supervisor).
+type Supervisor interface {
+	Start(name string, spec supervisor.Spec, n int) error
+	Scale(name string, n int) error
+	Remove(name string) error
+	Count(name string) (replicas, available int)
+}
+
+// Secrets gives each function its declared secrets (secrets.Store).
+type Secrets interface {
+	// Check fails with fault.Invalid for a secret that does not exist.
+	Check(names []string) error
+	// MountDir is where Mount puts function's secrets.
+	MountDir(function string) string
+	// Mount fills MountDir(function) with exactly the named secrets.
+	Mount(function string, names []string) error
+}
+
+// Launcher decides the process that serves a deployment: its command and
+// its environment, given where its secrets are mounted.
+type Launcher interface {
+	// Process fails with fault.Invalid when nothing can run spec.
+	Process(spec types.FunctionDeployment, secretsDir string) (supervisor.Spec, error)
+}
+
+// Logs keeps each function's output (logstore.Store).
+type Logs interface {
+	Open(name string)
+}
+
+// Config is what a Store needs. MaxReplicas defaults to 20.
+type Config struct {
+	// Namespace is the one namespace every function lives in.
+	Namespace string
+	// MaxReplicas caps the replicas of one function (scale requests and the
+	// scale-min label).
+	MaxReplicas int
+	// Supervisor runs the replicas.
+	Supervisor Supervisor
+	// Secrets mounts each function's secrets.
+	Secrets Secrets
+	// Launcher turns a deployment into a process.
+	Launcher Launcher
+	// Logs is opened for each deployed function, so its logs can be queried
+	// before it wrote anything.
+	Logs Logs
+}
+
+// Store holds the deployed functions. Deploy, Update, Remove and Scale are
+// serialised; readers never wait for them.
+type Store struct {
+	cfg Config
+	ops sync.Mutex // serialises changes, held while replicas stop and start
+
+	mu  sync.Mutex // guards fns
+	fns map[string]*function
+}
+
+// function is one deployed function.
+type function struct {
+	spec    types.FunctionDeployment
+	created time.Time
+	invoked *atomic.Uint64 // kept across updates
+}
+
+// New returns an empty store.
+func New(cfg Config) *Store {
+	if cfg.MaxReplicas <= 0 {
+		cfg.MaxReplicas = 20
+	}
+	return &Store{cfg: cfg, fns: map[string]*function{}}
+}
+
+func notFound(name string) error {
+	return fault.E(fault.NotFound, codeNotFound, fmt.Sprintf("function %q not found", name))
+}
+
+func invalid(format string, args ...any) error {
+	return fault.E(fault.Invalid, codeInvalid, fmt.Sprintf(format, args...))
+}
+
+// Deploy runs spec, replacing the function of the same name if there is one
+// (faas-cli deploy over an existing function replaces it, as on faasd).
+// Errors: fault.Invalid for a spec that cannot run (checked before anything
+// running is touched).
+func (s *Store) Deploy(spec types.FunctionDeployment) error { return s.deploy(spec, false) }
+
+// Update replaces a deployed function with spec: its replicas are stopped,
+// then new ones start (update = delete + create, as on faasd). Errors:
+// fault.NotFound when it is not deployed, fault.Invalid as Deploy.
+func (s *Store) Update(spec types.FunctionDeployment) error { return s.deploy(spec, true) }
+
+func (s *Store) deploy(spec types.FunctionDeployment, mustExist bool) error {
+	name := spec.Service
+	n, err := s.replicas(spec)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Secrets.Check(spec.Secrets); err != nil {
+		return err
+	}
+	proc, err := s.cfg.Launcher.Process(spec, s.cfg.Secrets.MountDir(name))
+	if err != nil {
+		return err
+	}
+	spec.Namespace = s.cfg.Namespace
+
+	s.ops.Lock()
+	defer s.ops.Unlock()
+	old := s.take(name)
+	if old == nil && mustExist {
+		return notFound(name)
+	}
+	invoked := new(atomic.Uint64)
+	if old != nil {
+		invoked = old.invoked
+		if err := s.cfg.Supervisor.Remove(name); err != nil {
+			return fmt.Errorf("stop %s: %w", name, err)
+		}
+	}
+	if err := s.cfg.Secrets.Mount(name, spec.Secrets); err != nil {
+		return err
+	}
+	s.cfg.Logs.Open(name)
+	if err := s.cfg.Supervisor.Start(name, proc, n); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	s.mu.Lock()
+	s.fns[name] = &function{spec: spec, created: time.Now().UTC(), invoked: invoked}
+	s.mu.Unlock()
+	return nil
+}
+
+// replicas validates spec's name and returns its replica count: the
+// scale-min label, 1 without it.
+func (s *Store) replicas(spec types.FunctionDeployment) (int, error) {
+	if !serviceName.MatchString(spec.Service) {
+		return 0, invalid("service name %q must be lower-case letters, digits and '-' (at most 63)", spec.Service)
+	}
+	if spec.Labels == nil {
+		return 1, nil
+	}
+	v, ok := (*spec.Labels)[scaleMinLabel]
+	if !ok {
+		return 1, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > s.cfg.MaxReplicas {
+		return 0, invalid("label %s must be an integer from 0 to %d", scaleMinLabel, s.cfg.MaxReplicas)
+	}
+	return n, nil
+}
+
+// take removes name from the map and returns it (nil when absent).
+func (s *Store) take(name string) *function {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn := s.fns[name]
+	delete(s.fns, name)
+	return fn
+}
+
+func (s *Store) get(name string) *function {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fns[name]
+}
+
+// Remove stops a function's replicas and forgets it; fault.NotFound when it
+// is not deployed.
+func (s *Store) Remove(name string) error {
+	s.ops.Lock()
+	defer s.ops.Unlock()
+	if s.take(name) == nil {
+		return notFound(name)
+	}
+	return s.cfg.Supervisor.Remove(name)
+}
+
+// Scale sets a deployed function's replica count and returns once surplus
+// replicas are gone (new ones start in the background). Errors:
+// fault.Invalid above MaxReplicas, fault.NotFound when it is not deployed.
+func (s *Store) Scale(name string, replicas uint64) error {
+	if replicas > uint64(s.cfg.MaxReplicas) {
+		return invalid("replicas must be at most %d", s.cfg.MaxReplicas)
+	}
+	s.ops.Lock()
+	defer s.ops.Unlock()
+	if s.get(name) == nil {
+		return notFound(name)
+	}
+	return s.cfg.Supervisor.Scale(name, int(replicas))
+}
+
+// Exists reports whether name is deployed.
+func (s *Store) Exists(name string) bool { return s.get(name) != nil }
+
+// Invoked counts one invocation of name; false when it is not deployed.
+func (s *Store) Invoked(name string) bool {
+	fn := s.get(name)
+	if fn == nil {
+		return false
+	}
+	fn.invoked.Add(1)
+	return true
+}
+
+// Status describes a deployed function as faas-provider's FunctionStatus;
+// fault.NotFound when it is not deployed.
+func (s *Store) Status(name string) (types.FunctionStatus, error) {
+	fn := s.get(name)
+	if fn == nil {
+		return types.FunctionStatus{}, notFound(name)
+	}
+	return s.status(fn), nil
+}
+
+// List describes every deployed function, sorted by name.
+func (s *Store) List() []types.FunctionStatus {
+	s.mu.Lock()
+	fns := make([]*function, 0, len(s.fns))
+	for _, name := range slices.Sorted(maps.Keys(s.fns)) {
+		fns = append(fns, s.fns[name])
+	}
+	s.mu.Unlock()
+	out := make([]types.FunctionStatus, 0, len(fns))
+	for _, fn := range fns {
+		out = append(out, s.status(fn))
+	}
+	return out
+}
+
+func (s *Store) status(fn *function) types.FunctionStatus {
+	sp := fn.spec
+	replicas, available := s.cfg.Supervisor.Count(sp.Service)
+	return types.FunctionStatus{
+		Name: sp.Service, Image: sp.Image, Namespace: sp.Namespace, EnvProcess: sp.EnvProcess, EnvVars: sp.EnvVars,
+		Constraints: sp.Constraints, Secrets: sp.Secrets, Labels: sp.Labels, Annotations: sp.Annotations,
+		Limits: sp.Limits, Requests: sp.Requests, ReadOnlyRootFilesystem: sp.ReadOnlyRootFilesystem,
+		InvocationCount: float64(fn.invoked.Load()), Replicas: uint64(replicas),
+		AvailableReplicas: uint64(available), CreatedAt: fn.created,
+	}
+}

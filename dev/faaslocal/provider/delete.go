@@ -1,0 +1,36 @@
+package provider
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/openfaas/faas-provider/types"
+
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+// remover stops a function and forgets it (functions.Store).
+type remover interface {
+	Remove(name string) error
+}
+
+// deleteHandler is DELETE /system/functions: 202 once the function's
+// processes are gone; 404 for a function that is not deployed.
+func deleteHandler(fns remover, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req types.DeleteFunctionRequest
+		if err := decode(r, &req); err != nil {
+			fail(w, log, err)
+			return
+		}
+		if req.FunctionName == "" {
+			fail(w, log, fault.E(fault.Invalid, codeInvalid, "functionName is required"))
+			return
+		}
+		if err := fns.Remove(req.FunctionName); err != nil {
+			fail(w, log, err)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}
+}

@@ -1,0 +1,136 @@
+// Package provider is the local runtime's OpenFaaS gateway API in the shape
+// of faas-provider: one handler per endpoint, one file each, each built from
+// the narrow part of the runtime it needs (the function store, the secret
+// store, the log store, the supervisor's replica choice, the async queue).
+// New collects them in faas-provider's types.FaaSHandlers, plus the gateway's
+// own /async-function route; Router mounts them as bootstrap.Serve does, but
+// on a handler the caller serves on a loopback listener of its own
+// (bootstrap.Serve listens on every interface and keeps a global router).
+//
+// Cross-cutting rules belong around the handlers, not inside them: decorate
+// the FaaSHandlers fields before Router (as bootstrap decorates them with
+// basic auth), or wrap what Router returns.
+package provider
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/openfaas/faas-provider/logs"
+	"github.com/openfaas/faas-provider/types"
+
+	"github.com/shopfaas/shop/dev/faaslocal/queue"
+)
+
+// Namespace is the only namespace the local runtime has, as on faasd.
+const Namespace = "openfaas-fn"
+
+// Functions is everything the handlers ask of the function store
+// (functions.Store); each handler takes only its own part.
+type Functions interface {
+	deployer
+	updater
+	remover
+	scaler
+	describer
+	lister
+	finder
+	invocationCounter
+}
+
+// Logs is the log store (logstore.Store).
+type Logs interface {
+	logs.Requester
+	// Has reports whether name has logs (it is or was deployed).
+	Has(name string) bool
+}
+
+// Replicas chooses the replica an invocation goes to (supervisor.Supervisor).
+type Replicas interface {
+	// Pick returns an available replica's host:port, waiting until ctx is done.
+	Pick(ctx context.Context, name string) (string, error)
+}
+
+// Queue accepts asynchronous calls (queue.Worker).
+type Queue interface {
+	// Enqueue stores c durably and runs it later; an error means c was not accepted.
+	Enqueue(c queue.Call) error
+}
+
+// Deps are the runtime pieces behind the handlers.
+type Deps struct {
+	Functions Functions
+	Secrets   Secrets
+	Logs      Logs
+	Replicas  Replicas
+	Queue     Queue
+	// ResolveWait is how long an invocation waits for an available replica
+	// before it is answered 503.
+	ResolveWait time.Duration
+	// Log receives failures the handlers cannot explain to the client.
+	Log *slog.Logger
+}
+
+// Handlers is the gateway API: faas-provider's handler set (what faasd's
+// provider fills) and the gateway's /async-function route, which the real
+// gateway hands to its queue-worker.
+type Handlers struct {
+	types.FaaSHandlers
+	// AsyncFunction accepts a call for later (/async-function/{name}[/path]).
+	AsyncFunction http.HandlerFunc
+}
+
+// New builds every handler from d (Log defaults to slog.Default()).
+func New(d Deps) *Handlers {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	return &Handlers{
+		FaaSHandlers: types.FaaSHandlers{
+			FunctionLister: listHandler(d.Functions, d.Log),
+			DeployFunction: deployHandler(d.Functions, d.Log),
+			UpdateFunction: updateHandler(d.Functions, d.Log),
+			DeleteFunction: deleteHandler(d.Functions, d.Log),
+			FunctionStatus: statusHandler(d.Functions, d.Log),
+			ScaleFunction:  scaleHandler(d.Functions, d.Log),
+			Secrets:        secretsHandler(d.Secrets, d.Log),
+			Logs:           logsHandler(d.Logs, d.Log),
+			Info:           infoHandler(),
+			ListNamespaces: namespacesHandler(),
+			Health:         healthHandler(),
+			FunctionProxy:  proxyHandler(d.Functions, resolver{replicas: d.Replicas, wait: d.ResolveWait}),
+		},
+		AsyncFunction: asyncHandler(d.Functions, d.Queue, d.Log),
+	}
+}
+
+// nameExpr is faas-provider's NameExpression: what a function path segment may hold.
+const nameExpr = "{name:[-a-zA-Z_0-9.]+}"
+
+// Router routes the gateway API as faas-provider's bootstrap.Serve does
+// (same paths, methods and mux variables), plus /async-function.
+func (h *Handlers) Router() http.Handler {
+	r := mux.NewRouter()
+	r.HandleFunc("/system/functions", h.FunctionLister).Methods(http.MethodGet)
+	r.HandleFunc("/system/functions", h.DeployFunction).Methods(http.MethodPost)
+	r.HandleFunc("/system/functions", h.UpdateFunction).Methods(http.MethodPut)
+	r.HandleFunc("/system/functions", h.DeleteFunction).Methods(http.MethodDelete)
+	r.HandleFunc("/system/function/"+nameExpr, h.FunctionStatus).Methods(http.MethodGet)
+	r.HandleFunc("/system/scale-function/"+nameExpr, h.ScaleFunction).Methods(http.MethodPost)
+	r.HandleFunc("/system/info", h.Info).Methods(http.MethodGet)
+	r.HandleFunc("/system/namespaces", h.ListNamespaces).Methods(http.MethodGet)
+	r.HandleFunc("/system/secrets", h.Secrets).Methods(http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete)
+	r.HandleFunc("/system/logs", h.Logs).Methods(http.MethodGet)
+
+	r.HandleFunc("/function/"+nameExpr, h.FunctionProxy)
+	r.HandleFunc("/function/"+nameExpr+"/", h.FunctionProxy)
+	r.HandleFunc("/function/"+nameExpr+"/{params:.*}", h.FunctionProxy)
+	async := []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodGet}
+	r.HandleFunc("/async-function/"+nameExpr, h.AsyncFunction).Methods(async...)
+	r.HandleFunc("/async-function/"+nameExpr+"/{params:.*}", h.AsyncFunction).Methods(async...)
+	r.HandleFunc("/healthz", h.Health).Methods(http.MethodGet, http.MethodHead)
+	return r
+}

@@ -1,0 +1,254 @@
+// Package secrets is the local runtime's secret store: one 0600 file per
+// secret under <state>/secrets, and for each function a directory holding
+// copies of only the secrets it declares (<state>/functions/<name>/secrets),
+// which the function reads as faasd's /var/openfaas/secrets.
+//
+// Values never appear in errors or logs.
+package secrets
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+// Error codes of the store's classified errors.
+const (
+	codeInvalidName = "invalid_secret_name"
+	codeMissing     = "secret_missing"
+	codeNotFound    = "secret_not_found"
+	codeExists      = "secret_exists"
+)
+
+// name is what a secret name may be (faas-provider's rule: a DNS-ish name
+// that is also a safe file name).
+var name = regexp.MustCompile(`^[a-zA-Z0-9]([-._a-zA-Z0-9]{0,251}[a-zA-Z0-9])?$`)
+
+// validName reports whether n may name a secret.
+func validName(n string) bool { return name.MatchString(n) && !strings.Contains(n, "..") }
+
+// tmpSuffix marks a value being written; such files are never listed.
+const tmpSuffix = ".tmp"
+
+// Store is the secret store of one state directory. Its methods are safe for
+// concurrent use.
+type Store struct {
+	dir    string // one file per secret
+	mounts string // <mounts>/<function>/secrets
+
+	mu sync.Mutex // serialises writes
+}
+
+// Open returns the store of stateDir, creating its directories (0700).
+func Open(stateDir string) (*Store, error) {
+	s := &Store{dir: filepath.Join(stateDir, "secrets"), mounts: filepath.Join(stateDir, "functions")}
+	for _, d := range []string{s.dir, s.mounts} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("secret store: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Dir is the directory holding every secret, one file each (what connectors
+// and the seed program read as SECRETS_DIR).
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) path(n string) string { return filepath.Join(s.dir, n) }
+
+func invalidName(n string) error {
+	return fault.E(fault.Invalid, codeInvalidName, fmt.Sprintf("secret name %q is not valid", n))
+}
+
+// Create stores a new secret; fault.Conflict when it exists, fault.Invalid
+// for a bad name.
+func (s *Store) Create(n string, value []byte) error {
+	return s.put(n, value, true)
+}
+
+// Update replaces a secret's value; fault.NotFound when it does not exist.
+// Running functions see the new value once they are redeployed, as on faasd.
+func (s *Store) Update(n string, value []byte) error {
+	return s.put(n, value, false)
+}
+
+func (s *Store) put(n string, value []byte, create bool) error {
+	if !validName(n) {
+		return invalidName(n)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := os.Stat(s.path(n))
+	switch {
+	case create && err == nil:
+		return fault.E(fault.Conflict, codeExists, fmt.Sprintf("secret %q already exists", n))
+	case !create && err != nil:
+		return fault.E(fault.NotFound, codeNotFound, fmt.Sprintf("secret %q not found", n))
+	}
+	return writeFile(s.path(n), value)
+}
+
+// writeFile replaces p atomically (write to a temporary file, rename).
+func writeFile(p string, value []byte) error {
+	tmp := p + tmpSuffix
+	if err := os.WriteFile(tmp, value, 0o600); err != nil {
+		return fmt.Errorf("write secret: %w", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return fmt.Errorf("write secret: %w", err)
+	}
+	return nil
+}
+
+// Delete removes a secret; fault.NotFound when it does not exist. Functions
+// that declared it keep their copy until they are redeployed.
+func (s *Store) Delete(n string) error {
+	if !validName(n) {
+		return invalidName(n)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := os.Remove(s.path(n)); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fault.E(fault.NotFound, codeNotFound, fmt.Sprintf("secret %q not found", n))
+		}
+		return fmt.Errorf("delete secret: %w", err)
+	}
+	return nil
+}
+
+// Names lists the stored secrets, sorted.
+func (s *Store) Names() ([]string, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list secrets: %w", err)
+	}
+	out := []string{}
+	for _, e := range entries {
+		if e.Type().IsRegular() && validName(e.Name()) && !strings.HasSuffix(e.Name(), tmpSuffix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// Read returns a secret's value.
+func (s *Store) Read(n string) ([]byte, error) {
+	if !validName(n) {
+		return nil, invalidName(n)
+	}
+	b, err := os.ReadFile(s.path(n))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fault.E(fault.NotFound, codeNotFound, fmt.Sprintf("secret %q not found", n))
+	}
+	return b, err
+}
+
+// Check reports, as one fault.Invalid error, every name that is not a
+// stored secret: a function may only declare secrets that exist.
+func (s *Store) Check(names []string) error {
+	var errs []error
+	for _, n := range names {
+		if !validName(n) {
+			errs = append(errs, invalidName(n))
+			continue
+		}
+		if _, err := os.Stat(s.path(n)); err != nil {
+			errs = append(errs, fault.E(fault.Invalid, codeMissing, fmt.Sprintf("secret %q does not exist, create it first", n)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// MountDir is the directory Mount fills for function.
+func (s *Store) MountDir(function string) string {
+	return filepath.Join(s.mounts, function, "secrets")
+}
+
+// Mount gives function a directory (MountDir) holding copies of exactly the
+// named secrets, replacing what it held. A missing secret is a
+// fault.Invalid error and leaves the directory as it was.
+func (s *Store) Mount(function string, names []string) error {
+	if function == "" || strings.ContainsAny(function, `/\`) || strings.Contains(function, "..") {
+		return fmt.Errorf("mount secrets: bad function name %q", function)
+	}
+	if err := s.Check(names); err != nil {
+		return err
+	}
+	dir := s.MountDir(function)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("mount secrets: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("mount secrets: %w", err)
+	}
+	for _, n := range names {
+		b, err := os.ReadFile(s.path(n))
+		if err != nil {
+			return fmt.Errorf("mount secret %q: %w", n, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, n), b, 0o600); err != nil {
+			return fmt.Errorf("mount secret %q: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// CreateMissing stores each of values whose secret does not exist yet;
+// existing secrets keep their value (so tokens issued before a restart stay
+// valid).
+func (s *Store) CreateMissing(values map[string]string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, n := range slices.Sorted(maps.Keys(values)) {
+		if !validName(n) {
+			errs = append(errs, invalidName(n))
+			continue
+		}
+		if _, err := os.Stat(s.path(n)); err == nil {
+			continue
+		}
+		if err := writeFile(s.path(n), []byte(values[n])); err != nil {
+			errs = append(errs, fmt.Errorf("secret %s: %w", n, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Development returns the secrets a development stack needs, with fresh
+// random keys: jwt-secret and internal-token, the seeded admin's
+// admin-email and admin-password, and db-password, meili-key and
+// smtp-password empty (PostgreSQL trusts local connections, no Meilisearch
+// runs and no SMTP server needs a login; functions declare them for
+// production). cmd/faas-local and runtimetest store them
+// with CreateMissing before starting a runtime; the runtime itself never
+// writes a secret on its own.
+func Development() map[string]string {
+	return map[string]string{
+		"jwt-secret":     randomKey(48),
+		"internal-token": randomKey(32),
+		"admin-email":    "admin@example.com",
+		"admin-password": "admin-dev-password",
+		"db-password":    "",
+		"meili-key":      "",
+		"smtp-password":  "",
+	}
+}
+
+// randomKey is n random bytes, base64-encoded.
+func randomKey(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}

@@ -1,0 +1,159 @@
+package secrets_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/shopfaas/shop/dev/faaslocal/secrets"
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+func open(t *testing.T) (*secrets.Store, string) {
+	t.Helper()
+	state := t.TempDir()
+	s, err := secrets.Open(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, state
+}
+
+func names(t *testing.T, s *secrets.Store) []string {
+	t.Helper()
+	n, err := s.Names()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Each refused operation says why with a kind the gateway API maps to a
+// status (409, 404, 400).
+func TestSecretOperationsClassifyTheirFailures(t *testing.T) {
+	s, _ := open(t)
+	if err := s.Create("api-key", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		err  error
+		want fault.Kind
+	}{
+		{"create an existing secret", s.Create("api-key", []byte("two")), fault.Conflict},
+		{"update a missing secret", s.Update("missing", []byte("x")), fault.NotFound},
+		{"delete a missing secret", s.Delete("missing"), fault.NotFound},
+		{"read a missing secret", func() error { _, err := s.Read("missing"); return err }(), fault.NotFound},
+		{"a path as a name", s.Create("../escape", []byte("x")), fault.Invalid},
+		{"a dot-dot name", s.Delete("a..b"), fault.Invalid},
+		{"declare a missing secret", s.Check([]string{"api-key", "missing"}), fault.Invalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := fault.KindOf(tc.err); got != tc.want {
+				t.Errorf("%v: kind %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+	if v, _ := s.Read("api-key"); string(v) != "one" {
+		t.Errorf("a refused create changed the value to %q", v)
+	}
+}
+
+func TestSecretLifecycle(t *testing.T) {
+	s, state := open(t)
+	if err := s.Create("api-key", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update("api-key", []byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Read("api-key"); err != nil || string(v) != "two" {
+		t.Errorf("read %q %v", v, err)
+	}
+	info, err := os.Stat(filepath.Join(state, "secrets", "api-key"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("secret file %v %v, want mode 0600", info, err)
+	}
+	// A value being written is never listed.
+	if err := os.WriteFile(filepath.Join(s.Dir(), "half.tmp"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"api-key"}, names(t, s)); diff != "" {
+		t.Errorf("names (-want +got):\n%s", diff)
+	}
+	if err := s.Delete("api-key"); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{}, names(t, s)); diff != "" {
+		t.Errorf("names after delete (-want +got):\n%s", diff)
+	}
+}
+
+// A function's directory holds exactly the secrets it declares now; a
+// mount that names a missing secret changes nothing.
+func TestMountHoldsExactlyTheDeclaredSecrets(t *testing.T) {
+	s, _ := open(t)
+	for _, n := range []string{"a", "b"} {
+		if err := s.Create(n, []byte("value of "+n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := s.MountDir("fn")
+	mounted := func() map[string]string {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, e := range entries {
+			b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+			out[e.Name()] = string(b)
+		}
+		return out
+	}
+	if err := s.Mount("fn", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Mount("fn", []string{"b"}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"b": "value of b"}, mounted()); diff != "" {
+		t.Errorf("after remounting with b only (-want +got):\n%s", diff)
+	}
+	if err := s.Mount("fn", []string{"a", "missing"}); fault.KindOf(err) != fault.Invalid {
+		t.Errorf("mount with a missing secret: %v, want invalid", err)
+	}
+	if diff := cmp.Diff(map[string]string{"b": "value of b"}, mounted()); diff != "" {
+		t.Errorf("a refused mount changed the directory (-want +got):\n%s", diff)
+	}
+	if err := s.Mount("../fn", nil); err == nil {
+		t.Error("a path as a function name was mounted")
+	}
+}
+
+// The development secrets are written once: a second start keeps the first
+// values, so tokens issued before a restart stay valid.
+func TestCreateMissingKeepsExistingValues(t *testing.T) {
+	s, _ := open(t)
+	if err := s.CreateMissing(secrets.Development()); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := s.Read("jwt-secret")
+	if len(first) < 48 {
+		t.Fatalf("jwt-secret %d bytes, want a random key of at least 48", len(first))
+	}
+	if err := s.CreateMissing(secrets.Development()); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := s.Read("jwt-secret")
+	if string(first) != string(second) {
+		t.Error("a second CreateMissing replaced jwt-secret")
+	}
+	want := []string{"admin-email", "admin-password", "db-password", "internal-token", "jwt-secret", "meili-key", "smtp-password"}
+	if diff := cmp.Diff(want, names(t, s)); diff != "" {
+		t.Errorf("development secrets (-want +got):\n%s", diff)
+	}
+}

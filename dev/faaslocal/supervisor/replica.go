@@ -1,0 +1,282 @@
+package supervisor
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// ReplicaInfo describes a replica, for tests and diagnostics.
+type ReplicaInfo struct {
+	// Instance names the replica in log messages (<group>-<n>).
+	Instance string
+	// PID is the process id of the replica's current process (0 between restarts).
+	PID int
+	// Port is the loopback port the current process serves on.
+	Port int
+	// Available is true while the replica's process answers its health check.
+	Available bool
+	// Restarts counts unexpected exits that led to a restart.
+	Restarts int
+}
+
+// Restart backoff: the first restart waits minBackoff, each following one
+// twice as long up to maxBackoff; a process that ran for stableAfter resets it.
+const (
+	minBackoff  = 250 * time.Millisecond
+	maxBackoff  = 10 * time.Second
+	stableAfter = 30 * time.Second
+)
+
+// replica is one supervised process slot. Its goroutine (run) starts the
+// process, restarts it when it exits, and ends it when the replica is
+// terminated.
+type replica struct {
+	s        *Supervisor
+	group    string
+	instance string
+	spec     Spec
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when run returned and the process group is gone
+
+	healthy atomic.Bool // the current process answers its health check
+
+	mu       sync.Mutex
+	pid      int
+	port     int
+	restarts int
+	stopErr  error // what ending the last process failed with
+}
+
+// launch starts a replica's goroutine and returns at once.
+func (s *Supervisor) launch(group, instance string, spec Spec) *replica {
+	ctx, cancel := context.WithCancel(s.ctx)
+	r := &replica{s: s, group: group, instance: instance, spec: spec, cancel: cancel, done: make(chan struct{})}
+	go r.run(ctx)
+	return r
+}
+
+func (r *replica) available() bool { return r.healthy.Load() }
+
+func (r *replica) info() ReplicaInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return ReplicaInfo{Instance: r.instance, PID: r.pid, Port: r.port, Available: r.available(), Restarts: r.restarts}
+}
+
+// addr is the replica's host:port while it is available.
+func (r *replica) addr() (string, bool) {
+	if !r.available() {
+		return "", false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)), true
+}
+
+// terminate ends the replica's process group (SIGTERM, SIGKILL after the
+// grace period) and waits until it is gone.
+func (r *replica) terminate() error {
+	r.cancel()
+	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopErr
+}
+
+func (r *replica) notice(format string, args ...any) {
+	r.s.cfg.Output(r.group, r.instance, "faas-local: "+fmt.Sprintf(format, args...))
+}
+
+// run starts the process again after every unexpected exit, waiting a
+// growing backoff in between, until ctx is done.
+func (r *replica) run(ctx context.Context) {
+	defer close(r.done)
+	backoff := minBackoff
+	for {
+		started := time.Now()
+		err := r.runOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > stableAfter {
+			backoff = minBackoff
+		}
+		r.notice("replica exited (%v), restarting in %s", err, backoff)
+		r.mu.Lock()
+		r.restarts++
+		r.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+// runOnce runs one process until it exits or ctx is done.
+func (r *replica) runOnce(ctx context.Context) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(r.spec.Path, r.spec.Args...)
+	cmd.Dir = r.spec.Dir
+	cmd.Env = append(append([]string(nil), r.spec.Env...), "PORT="+strconv.Itoa(port))
+	// Own process group, so stopping reaches every child (sh -c, go run...);
+	// Pdeathsig kills the leader if the runtime itself dies without cleanup.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// An *os.File pipe: Wait returns when the leader exits, even while
+	// children still hold the write end; the reader ends when all are gone.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	err = cmd.Start()
+	_ = pw.Close()
+	if err != nil {
+		_ = pr.Close()
+		return fmt.Errorf("start %s: %w", r.spec.Path, err)
+	}
+	r.mu.Lock()
+	r.pid, r.port = cmd.Process.Pid, port
+	r.mu.Unlock()
+
+	go r.copyLines(pr)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	defer stopProbe()
+	go r.probe(probeCtx, port)
+
+	pgid := cmd.Process.Pid
+	select {
+	case err := <-exited:
+		r.markDown()
+		// The leader is gone: take its process group with it, so a
+		// restarted replica never competes with orphans.
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		if err == nil {
+			err = errors.New("exit status 0")
+		}
+		return err
+	case <-ctx.Done():
+	}
+	r.markDown()
+	r.setStopErr(signalGroup(pgid, syscall.SIGTERM))
+	select {
+	case <-exited:
+	case <-time.After(r.s.cfg.Grace):
+		r.notice("still running %s after SIGTERM, killed", r.s.cfg.Grace)
+		_ = signalGroup(pgid, syscall.SIGKILL)
+		<-exited
+	}
+	// Children that ignored SIGTERM and outlived the leader.
+	_ = signalGroup(pgid, syscall.SIGKILL)
+	return ctx.Err()
+}
+
+// signalGroup signals a process group; a group that is already gone is not
+// an error.
+func signalGroup(pgid int, sig syscall.Signal) error {
+	if err := syscall.Kill(-pgid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("signal process group %d: %w", pgid, err)
+	}
+	return nil
+}
+
+func (r *replica) setStopErr(err error) {
+	r.mu.Lock()
+	r.stopErr = err
+	r.mu.Unlock()
+}
+
+// markDown records that the current process is gone.
+func (r *replica) markDown() {
+	r.healthy.Store(false)
+	r.mu.Lock()
+	r.pid = 0
+	r.mu.Unlock()
+	r.s.notify()
+}
+
+// probe polls the health path until it answers 200, then keeps checking
+// every second so a wedged process stops receiving traffic after three
+// failures in a row.
+func (r *replica) probe(ctx context.Context, port int) {
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + r.s.cfg.HealthPath
+	interval := 50 * time.Millisecond
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+		switch {
+		case r.s.healthy(ctx, url):
+			failures = 0
+			if !r.healthy.Swap(true) {
+				r.s.notify()
+			}
+			interval = time.Second
+		case r.healthy.Load():
+			if failures++; failures >= 3 {
+				r.healthy.Store(false)
+				r.s.notify()
+				interval = 50 * time.Millisecond
+			}
+		default:
+			interval = min(interval*2, 500*time.Millisecond)
+		}
+	}
+}
+
+func (s *Supervisor) healthy(ctx context.Context, url string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	res, err := s.health.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4096))
+	_ = res.Body.Close()
+	return res.StatusCode == http.StatusOK
+}
+
+// copyLines hands every output line of the process group to Output.
+func (r *replica) copyLines(out *os.File) {
+	defer out.Close()
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		r.s.cfg.Output(r.group, r.instance, sc.Text())
+	}
+	_, _ = io.Copy(io.Discard, out)
+}
+
+// freePort asks the kernel for a free loopback port. Another process may take
+// it before the replica binds; the replica then exits and is restarted.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,232 @@
+package supervisor_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
+	"github.com/shopfaas/shop/dev/faaslocal/supervisor"
+)
+
+// output collects what the supervised processes print.
+type output struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (o *output) add(group, instance, line string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.lines = append(o.lines, instance+" | "+line)
+}
+
+// waitFor waits until a line of instance contains text.
+func (o *output) waitFor(t *testing.T, instance, text string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		o.mu.Lock()
+		for _, l := range o.lines {
+			if strings.HasPrefix(l, instance+" | ") && strings.Contains(l, text) {
+				o.mu.Unlock()
+				return
+			}
+		}
+		o.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s never printed %q", instance, text)
+}
+
+// start returns a supervisor whose processes print into out, closed at cleanup.
+func start(t *testing.T, grace time.Duration) (*supervisor.Supervisor, *output) {
+	t.Helper()
+	out := &output{}
+	s := supervisor.New(supervisor.Config{Grace: grace, Output: out.add})
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return s, out
+}
+
+// echo is a spec running the echo test function with extra environment.
+func echo(t *testing.T, env ...string) supervisor.Spec {
+	t.Helper()
+	return supervisor.Spec{Path: runtimetest.EchoFunction(t), Env: append([]string{"BIND_HOST=127.0.0.1"}, env...)}
+}
+
+func waitReady(t *testing.T, s *supervisor.Supervisor, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.WaitReady(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func pick(t *testing.T, s *supervisor.Supervisor, name string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	addr, err := s.Pick(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+func alive(pid int) bool { return pid > 0 && !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) }
+
+func TestPickRoundRobinsOverTheReplicas(t *testing.T) {
+	s, _ := start(t, 2*time.Second)
+	if err := s.Start("echo", echo(t), 3); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, s, "echo")
+	var got []string
+	for range 6 {
+		got = append(got, pick(t, s, "echo"))
+	}
+	for i := range 3 {
+		if got[i] != got[i+3] || got[i] == got[(i+1)%3] {
+			t.Fatalf("picks %v do not cycle through 3 replicas", got)
+		}
+	}
+}
+
+// A replica whose process dies comes back as a new process on its own.
+func TestCrashedReplicaRestarts(t *testing.T) {
+	s, out := start(t, 2*time.Second)
+	if err := s.Start("echo", echo(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, s, "echo")
+	victim := s.Replicas("echo")[0].PID
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	out.waitFor(t, "echo-1", "replica exited")
+	waitReady(t, s, "echo")
+	r := s.Replicas("echo")[0]
+	if r.PID == victim || !r.Available || r.Restarts != 1 {
+		t.Errorf("after a crash: %+v (killed pid %d), want a new available process and 1 restart", r, victim)
+	}
+}
+
+// Stopping a replica takes it out of rotation before it is signalled: while
+// it still serves after SIGTERM (as of-watchdog does for
+// healthcheck_interval), Pick never returns it. Drain-before-stop relies on
+// this order.
+func TestStoppedReplicaLeavesRotationBeforeSIGTERM(t *testing.T) {
+	s, out := start(t, 10*time.Second)
+	if err := s.Start("echo", echo(t, "ECHOFN_TERM_DELAY=2s"), 2); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, s, "echo")
+	leaving := s.Replicas("echo")[1]
+	scaled := make(chan error, 1)
+	go func() { scaled <- s.Scale("echo", 1) }()
+	out.waitFor(t, "echo-2", "SIGTERM, serving")
+
+	res, err := http.Get("http://127.0.0.1:" + itoa(leaving.Port) + "/still-serving")
+	if err != nil {
+		t.Fatalf("the stopping replica should still serve: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	for range 10 {
+		if addr := pick(t, s, "echo"); strings.HasSuffix(addr, ":"+itoa(leaving.Port)) {
+			t.Fatalf("Pick returned the replica being stopped (%s)", addr)
+		}
+	}
+	if err := <-scaled; err != nil {
+		t.Fatal(err)
+	}
+	if alive(leaving.PID) || len(s.Replicas("echo")) != 1 {
+		t.Errorf("after scale-down: pid %d alive %v, replicas %+v", leaving.PID, alive(leaving.PID), s.Replicas("echo"))
+	}
+}
+
+// Stopping reaches the whole process group: a shell that ignores SIGTERM
+// and outlives its child is killed after the grace period, and the child it
+// started is gone too.
+func TestRemoveStopsTheWholeProcessGroup(t *testing.T) {
+	s, out := start(t, time.Second)
+	spec := supervisor.Spec{Path: "/bin/sh", Args: []string{"-c", "trap '' TERM; " + runtimetest.EchoFunction(t) + " & while :; do sleep 0.2; done"},
+		Env: []string{"BIND_HOST=127.0.0.1", "PATH=" + os.Getenv("PATH")}}
+	if err := s.Start("stubborn", spec, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, s, "stubborn")
+	shell := s.Replicas("stubborn")[0].PID
+	res, err := http.Get("http://" + pick(t, s, "stubborn") + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := res.Header.Get("X-Echo-Pid")
+	res.Body.Close()
+	if err := s.Remove("stubborn"); err != nil {
+		t.Fatal(err)
+	}
+	out.waitFor(t, "stubborn-1", "killed")
+	for _, pid := range []int{shell, atoi(t, child)} {
+		if alive(pid) {
+			t.Errorf("process %d survived Remove", pid)
+		}
+	}
+	if s.Replicas("stubborn") != nil {
+		t.Error("removed group still listed")
+	}
+}
+
+func TestGroupLifecycleErrors(t *testing.T) {
+	s, _ := start(t, time.Second)
+	if err := s.Start("echo", echo(t), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start("echo", echo(t), 1); !errors.Is(err, supervisor.ErrExists) {
+		t.Errorf("second Start: %v, want ErrExists", err)
+	}
+	for name, err := range map[string]error{
+		"Scale":     s.Scale("ghost", 1),
+		"Remove":    s.Remove("ghost"),
+		"WaitReady": s.WaitReady(context.Background(), "ghost"),
+	} {
+		if !errors.Is(err, supervisor.ErrUnknown) {
+			t.Errorf("%s of an unknown group: %v, want ErrUnknown", name, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := s.Pick(ctx, "echo"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Pick with no replica: %v, want the deadline", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start("late", echo(t), 1); !errors.Is(err, supervisor.ErrClosed) {
+		t.Errorf("Start after Close: %v, want ErrClosed", err)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("not a pid: %q", s)
+	}
+	return n
+}
