@@ -22,6 +22,7 @@ import (
 	"github.com/shopfaas/shop/internal/catalogclient/catalogtest"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersdb"
+	"github.com/shopfaas/shop/internal/orders/ordersgw"
 	"github.com/shopfaas/shop/internal/orders/orderstest"
 	"github.com/shopfaas/shop/internal/orders/saga"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
@@ -46,7 +47,7 @@ func setup(t *testing.T) *fixture {
 	cat := catalogtest.New(t)
 	p := cat.Add("SKU-1", 1299, "USD")
 	svc.SetStock(p.ID, 10)
-	gw, err := saga.NewGateway(svc.URL, orderstest.Token, nil, 5*time.Second)
+	gw, err := ordersgw.New(svc.URL, orderstest.Token, nil, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

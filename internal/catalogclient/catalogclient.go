@@ -114,7 +114,7 @@ func New(cfg Config) (*Client, error) {
 const maxBody = 256 << 10
 
 var (
-	errNotFound    = fault.E(fault.NotFound, "not_found", "product not found")
+	errNotFound    = fault.E(fault.NotFound, fault.CodeNotFound, "product not found")
 	errUnavailable = "catalog temporarily unavailable"
 )
 
@@ -127,7 +127,7 @@ func (c *Client) GetProduct(ctx context.Context, id uuid.UUID) (Product, error) 
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
-				return Product{}, fault.Wrap(errors.Join(last, ctx.Err()), fault.Unavailable, "unavailable", errUnavailable)
+				return Product{}, fault.Wrap(errors.Join(last, ctx.Err()), fault.Unavailable, fault.CodeUnavailable, errUnavailable)
 			case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
 			}
 		}
@@ -155,12 +155,12 @@ func (c *Client) get(ctx context.Context, id uuid.UUID) (p Product, retry bool, 
 	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := c.cfg.HTTP.Do(req)
 	if err != nil {
-		return p, true, fault.Wrap(fmt.Errorf("get product %s: %w", id, err), fault.Unavailable, "unavailable", errUnavailable)
+		return p, true, fault.Wrap(fmt.Errorf("get product %s: %w", id, err), fault.Unavailable, fault.CodeUnavailable, errUnavailable)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
-		return p, true, fault.Wrap(fmt.Errorf("read product %s: %w", id, err), fault.Unavailable, "unavailable", errUnavailable)
+		return p, true, fault.Wrap(fmt.Errorf("read product %s: %w", id, err), fault.Unavailable, fault.CodeUnavailable, errUnavailable)
 	}
 	switch {
 	case resp.StatusCode == http.StatusOK:
@@ -170,17 +170,17 @@ func (c *Client) get(ctx context.Context, id uuid.UUID) (p Product, retry bool, 
 		transient := resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable ||
 			resp.StatusCode == http.StatusGatewayTimeout || resp.StatusCode == http.StatusTooManyRequests
 		return p, transient, fault.Wrap(fmt.Errorf("get product %s: catalog answered %d", id, resp.StatusCode),
-			fault.Unavailable, "unavailable", errUnavailable)
+			fault.Unavailable, fault.CodeUnavailable, errUnavailable)
 	}
 	if len(body) > maxBody {
-		return p, false, fault.Wrap(fmt.Errorf("get product %s: answer over %d bytes", id, maxBody), fault.Unavailable, "unavailable", errUnavailable)
+		return p, false, fault.Wrap(fmt.Errorf("get product %s: answer over %d bytes", id, maxBody), fault.Unavailable, fault.CodeUnavailable, errUnavailable)
 	}
 	p, err = decode(body, id)
 	if errors.Is(err, errNotFound) {
 		return p, false, err
 	}
 	if err != nil {
-		return p, false, fault.Wrap(err, fault.Unavailable, "unavailable", errUnavailable)
+		return p, false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, errUnavailable)
 	}
 	return p, false, nil
 }

@@ -164,10 +164,10 @@ func (s *Server) serve(name string, h func(*http.Request, uuid.UUID, []byte) (an
 		}
 		body, err := io.ReadAll(io.LimitReader(r.Body, fnhttp.MaxBody))
 		if err != nil {
-			return fault.E(fault.Malformed, "invalid_json", "unreadable body")
+			return fault.E(fault.Malformed, fault.CodeInvalidJSON, "unreadable body")
 		}
 		if err := json.Unmarshal(body, &probe); err != nil || probe.OrderID == uuid.Nil {
-			return fault.E(fault.Invalid, "invalid_request", "order_id is required")
+			return fault.E(fault.Invalid, fault.CodeInvalidRequest, "order_id is required")
 		}
 		s.mu.Lock()
 		s.counts.Calls[name]++
@@ -219,22 +219,22 @@ func (s *Server) reserve(r *http.Request, orderID uuid.UUID, body []byte) (any, 
 		case "held", "committed":
 			return status{orderID, cur.status}, nil
 		default:
-			return nil, fault.E(fault.Conflict, "reservation_released", "the reservation was released")
+			return nil, fault.E(fault.Conflict, fault.CodeReservationReleased, "the reservation was released")
 		}
 	}
 	if len(in.Lines) == 0 {
-		return nil, fault.E(fault.Invalid, "invalid_request", "lines must not be empty")
+		return nil, fault.E(fault.Invalid, fault.CodeInvalidRequest, "lines must not be empty")
 	}
 	lines := map[uuid.UUID]int{}
 	for _, l := range in.Lines {
 		if l.Quantity < 1 || l.Quantity > 1000 || lines[l.ProductID] != 0 {
-			return nil, fault.E(fault.Invalid, "invalid_request", "bad line")
+			return nil, fault.E(fault.Invalid, fault.CodeInvalidRequest, "bad line")
 		}
 		lines[l.ProductID] = l.Quantity
 	}
 	for p, q := range lines {
 		if st := s.stock[p]; st[0]-st[1] < q {
-			return nil, fault.E(fault.Conflict, "out_of_stock", "not enough stock of product "+p.String())
+			return nil, fault.E(fault.Conflict, fault.CodeOutOfStock, "not enough stock of product "+p.String())
 		}
 	}
 	for p, q := range lines {
@@ -249,7 +249,7 @@ func (s *Server) reserve(r *http.Request, orderID uuid.UUID, body []byte) (any, 
 func (s *Server) commit(_ *http.Request, orderID uuid.UUID, _ []byte) (any, error) {
 	r := s.res[orderID]
 	if r == nil {
-		return nil, fault.E(fault.NotFound, "not_found", "no reservation for this order")
+		return nil, fault.E(fault.NotFound, fault.CodeNotFound, "no reservation for this order")
 	}
 	switch r.status {
 	case "committed", "restocked":
@@ -257,7 +257,7 @@ func (s *Server) commit(_ *http.Request, orderID uuid.UUID, _ []byte) (any, erro
 	case "released":
 		for p, q := range r.lines {
 			if st := s.stock[p]; st[0]-st[1] < q {
-				return nil, fault.E(fault.Conflict, "out_of_stock", "the hold expired and the stock is gone")
+				return nil, fault.E(fault.Conflict, fault.CodeOutOfStock, "the hold expired and the stock is gone")
 			}
 		}
 		for p, q := range r.lines {
@@ -323,11 +323,11 @@ func (s *Server) charge(_ *http.Request, orderID uuid.UUID, body []byte) (any, e
 		return nil, err
 	}
 	if in.UserID == uuid.Nil || in.Amount.Amount < 0 || in.Token == "" {
-		return nil, fault.E(fault.Invalid, "invalid_request", "bad charge")
+		return nil, fault.E(fault.Invalid, fault.CodeInvalidRequest, "bad charge")
 	}
 	p := s.pay[orderID]
 	if p == nil && in.Token != "tok_visa" && in.Token != "tok_mastercard" && !strings.HasPrefix(in.Token, "tok_chargeDeclined") {
-		return nil, fault.E(fault.Invalid, "invalid_payment_token", "the processor does not accept this token")
+		return nil, fault.E(fault.Invalid, fault.CodeInvalidPaymentToken, "the processor does not accept this token")
 	}
 	if p == nil {
 		p = &payment{status: "captured", amount: in.Amount}
@@ -341,7 +341,7 @@ func (s *Server) charge(_ *http.Request, orderID uuid.UUID, body []byte) (any, e
 		}
 	}
 	if p.status == "declined" {
-		return nil, fault.E(fault.PaymentRequired, "payment_declined", "the card was declined")
+		return nil, fault.E(fault.PaymentRequired, fault.CodePaymentDeclined, "the card was declined")
 	}
 	return paymentView{orderID, orderID, p.status, p.amount, "ch_" + orderID.String()[:8]}, nil
 }
