@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -59,19 +60,20 @@ type Server struct {
 	// URL is the gateway URL.
 	URL string
 
-	mu     sync.Mutex
-	stock  map[uuid.UUID][2]int // on_hand, reserved
-	res    map[uuid.UUID]*reservation
-	pay    map[uuid.UUID]*payment
-	counts Counts
-	hook   Hook
+	mu      sync.Mutex
+	stock   map[uuid.UUID][2]int // on_hand, reserved
+	res     map[uuid.UUID]*reservation
+	pay     map[uuid.UUID]*payment
+	counts  Counts
+	hook    Hook
+	missing map[string]bool
 }
 
 // New starts a server closed at the end of the test.
 func New(tb testing.TB) *Server {
 	tb.Helper()
 	s := &Server{stock: map[uuid.UUID][2]int{}, res: map[uuid.UUID]*reservation{}, pay: map[uuid.UUID]*payment{},
-		counts: Counts{Calls: map[string]int{}}}
+		counts: Counts{Calls: map[string]int{}}, missing: map[string]bool{}}
 	mux := http.NewServeMux()
 	for name, h := range map[string]func(*http.Request, uuid.UUID, []byte) (any, error){
 		"reserve-stock": s.reserve, "commit-stock": s.commit, "release-stock": s.release,
@@ -90,6 +92,16 @@ func (s *Server) SetHook(h Hook) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hook = h
+}
+
+// SetMissing makes the gateway answer calls of fn as the OpenFaaS gateway
+// answers a function that is not deployed (faasd deletes and recreates a
+// function to update it): 404 with a plain-text body, nothing done. false
+// deploys it again.
+func (s *Server) SetMissing(fn string, missing bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.missing[fn] = missing
 }
 
 // SetStock sets a product's on-hand level (reserved units are kept).
@@ -170,9 +182,16 @@ func (s *Server) serve(name string, h func(*http.Request, uuid.UUID, []byte) (an
 			return fault.E(fault.Invalid, fault.CodeInvalidRequest, "order_id is required")
 		}
 		s.mu.Lock()
-		s.counts.Calls[name]++
+		missing := s.missing[name]
+		if !missing {
+			s.counts.Calls[name]++
+		}
 		hook := s.hook
 		s.mu.Unlock()
+		if missing {
+			http.Error(w, "function "+strconv.Quote(name)+" not found", http.StatusNotFound)
+			return nil
+		}
 		var failAfter int
 		if hook != nil {
 			delay, fail, after := hook(name, probe.OrderID)
@@ -180,7 +199,7 @@ func (s *Server) serve(name string, h func(*http.Request, uuid.UUID, []byte) (an
 				time.Sleep(delay)
 			}
 			if fail > 0 {
-				return fnhttp.JSON(w, fail, fnhttp.Problem{Type: "about:blank", Status: fail, Code: "processor_unavailable"})
+				return fnhttp.JSON(w, fail, fnhttp.Problem{Type: "about:blank", Status: fail, Code: string(fault.CodeProcessorUnavailable)})
 			}
 			failAfter = after
 		}
@@ -188,7 +207,7 @@ func (s *Server) serve(name string, h func(*http.Request, uuid.UUID, []byte) (an
 		out, err := h(r, probe.OrderID, body)
 		s.mu.Unlock()
 		if failAfter > 0 {
-			return fnhttp.JSON(w, failAfter, fnhttp.Problem{Type: "about:blank", Status: failAfter, Code: "processor_unavailable"})
+			return fnhttp.JSON(w, failAfter, fnhttp.Problem{Type: "about:blank", Status: failAfter, Code: string(fault.CodeProcessorUnavailable)})
 		}
 		if err != nil {
 			return err

@@ -515,3 +515,27 @@ func TestRefusedTokenFailsTheOrderAndReleasesStock(t *testing.T) {
 		t.Fatalf("%d units still reserved", reserved)
 	}
 }
+
+// A function the gateway does not have (404 without a problem body: faasd
+// deletes and recreates a function to update it) is an outage, not a refusal:
+// the order stays pending, nothing is refunded, and recovery confirms it once
+// the function is back.
+func TestAMissingFunctionLeavesTheOrderPendingUntilItIsBack(t *testing.T) {
+	e := setup(t, nil)
+	e.svc.SetMissing("commit-stock", true)
+	res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
+	if err != nil || res.Outcome() != orders.OutcomePending {
+		t.Fatalf("got %+v %v, want a pending order", res, err)
+	}
+	if c := e.svc.Counts(); c.Captures != 1 || c.Refunds != 0 || c.Releases != 0 {
+		t.Fatalf("captures %d refunds %d releases %d, want 1 0 0", c.Captures, c.Refunds, c.Releases)
+	}
+	e.svc.SetMissing("commit-stock", false)
+	e.age(t)
+	if rep, err := e.saga.Recover(context.Background(), 10); err != nil || rep.Confirmed != 1 {
+		t.Fatalf("recover: %+v %v", rep, err)
+	}
+	if c := e.svc.Counts(); c.Charges != 1 || c.Commits != 1 || c.Refunds != 0 {
+		t.Fatalf("charges %d commits %d refunds %d, want 1 1 0", c.Charges, c.Commits, c.Refunds)
+	}
+}
