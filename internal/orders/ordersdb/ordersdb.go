@@ -158,7 +158,7 @@ func (s *Store) settledCheckout(ctx context.Context, orderID uuid.UUID, st settl
 
 // ReleaseKey gives up a claim whose request failed before an order existed
 // (a validation or catalog error), so the client may retry with the same key.
-// A key that already has an order or a response is left alone.
+// A key that already has an order or a settled checkout is left alone.
 func (s *Store) ReleaseKey(ctx context.Context, userID uuid.UUID, key string) error {
 	_, err := s.db.Exec(context.WithoutCancel(ctx), `DELETE FROM idempotency_keys
 		WHERE user_id = $1 AND key = $2 AND order_id IS NULL AND settled_status IS NULL`, userID, key)
