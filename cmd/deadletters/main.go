@@ -13,6 +13,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -137,7 +138,7 @@ func list(conn *amqp.Connection, names broker.Names, fns []string, out io.Writer
 			return err
 		}
 		for _, d := range dls {
-			fmt.Fprintf(tw, "  %s\t%s\tattempts=%d\tlast_status=%d\t%s\n", d.ID, cmpOr(d.Type, d.Topic), d.Attempts, d.LastStatus, d.FailedAt)
+			fmt.Fprintf(tw, "  %s\t%s\tattempts=%d\tlast_status=%d\t%s\n", d.ID, cmp.Or(d.Type, d.Topic), d.Attempts, d.LastStatus, d.FailedAt)
 		}
 		if n > len(dls) {
 			fmt.Fprintf(tw, "  … %d more\n", n-len(dls))
@@ -169,11 +170,4 @@ func inspect(conn *amqp.Connection, names broker.Names, fn, id string, out io.Wr
 		return nil
 	}
 	return fmt.Errorf("no message %s in %s", id, names.DLQ(fn))
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

@@ -43,7 +43,7 @@ func New(d *catalogenv.Deps) http.Handler {
 		}
 		id, err := uuid.Parse(r.PathValue("id"))
 		if err != nil {
-			return fault.E(fault.NotFound, "not_found", "no such product")
+			return fault.E(fault.NotFound, fault.CodeNotFound, "no such product")
 		}
 		p, err := d.Store.Update(r.Context(), id, catalog.Archive)
 		if err != nil {

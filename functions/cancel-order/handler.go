@@ -49,7 +49,7 @@ func New(tokens *auth.Tokens, saga Canceller, log *slog.Logger) http.Handler {
 		}
 		id, err := uuid.Parse(r.PathValue("id"))
 		if err != nil {
-			return fault.E(fault.NotFound, "not_found", "no such order")
+			return fault.E(fault.NotFound, fault.CodeNotFound, "no such order")
 		}
 		o, err := saga.Cancel(r.Context(), who, id)
 		if err != nil {

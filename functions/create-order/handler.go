@@ -12,16 +12,17 @@
 package function
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersenv"
-	"github.com/shopfaas/shop/internal/orders/saga"
 )
 
 // handler is built on the first request, from the environment.
@@ -38,7 +39,7 @@ func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
 
 // Placer runs checkouts (saga.Saga).
 type Placer interface {
-	Place(ctx context.Context, who auth.Identity, req orders.PlaceRequest, key string) (saga.Response, error)
+	Place(ctx context.Context, who auth.Identity, req orders.PlaceRequest, key string) (orders.Checkout, error)
 }
 
 // New returns the function's handler.
@@ -53,22 +54,43 @@ func New(tokens *auth.Tokens, placer Placer, log *slog.Logger) http.Handler {
 		if err := fnhttp.Decode(r, &req, fnhttp.MaxBody); err != nil {
 			return err
 		}
-		res, err := placer.Place(r.Context(), who, req, r.Header.Get("Idempotency-Key"))
+		c, err := placer.Place(r.Context(), who, req, r.Header.Get("Idempotency-Key"))
 		if err != nil {
 			return err
 		}
-		ct := "application/json"
-		if res.Status >= 400 {
-			ct = "application/problem+json"
-		}
-		w.Header().Set("Content-Type", ct)
 		w.Header().Set("Cache-Control", "no-store")
-		if res.Replayed {
+		if c.Replayed {
 			w.Header().Set("Idempotent-Replayed", "true")
 		}
-		w.WriteHeader(res.Status)
-		_, _ = w.Write(res.Body)
-		return nil
+		return answer(w, c)
 	}))
 	return fnhttp.Routes(mux)
+}
+
+// answer renders a checkout: 201 with the confirmed order, 202 with a
+// still-pending one, or a problem naming the order in its instance member (so
+// the client can read its timeline). It is a function of the checkout alone,
+// so a replay is answered the very bytes of the first answer.
+func answer(w http.ResponseWriter, c orders.Checkout) error {
+	var err error
+	switch c.Outcome() {
+	case orders.OutcomeConfirmed:
+		return fnhttp.JSON(w, http.StatusCreated, c.Order.View())
+	case orders.OutcomePending:
+		return fnhttp.JSON(w, http.StatusAccepted, c.Order.View())
+	case orders.OutcomeDeclined:
+		err = fault.E(fault.PaymentRequired, fault.CodePaymentDeclined, cmp.Or(c.Detail, "the payment was declined"))
+	case orders.OutcomeTokenRefused:
+		err = fault.E(fault.Invalid, fault.CodeInvalidPaymentToken, cmp.Or(c.Detail, "the payment token was refused"))
+	case orders.OutcomeOutOfStock:
+		err = fault.E(fault.Conflict, fault.CodeOutOfStock, cmp.Or(c.Detail, "not enough stock"))
+	case orders.OutcomeCancelled:
+		err = fault.E(fault.Conflict, fault.CodeNotCancellable, "the order was cancelled")
+	default:
+		err = fault.E(fault.Invalid, fault.CodeOrderRejected, cmp.Or(c.Detail, "the order was refused"))
+	}
+	p := fnhttp.ProblemFor(err)
+	p.Instance = "/api/v1/orders/" + c.Order.ID.String()
+	p.Write(w)
+	return nil
 }

@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,13 +24,16 @@ import (
 	"github.com/shopfaas/shop/internal/catalogclient/catalogtest"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersdb"
+	"github.com/shopfaas/shop/internal/orders/ordersgw"
 	"github.com/shopfaas/shop/internal/orders/orderstest"
 	"github.com/shopfaas/shop/internal/orders/saga"
+	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
 type fixture struct {
 	h       http.Handler
+	saga    *saga.Saga
 	pool    *pgxpool.Pool
 	svc     *orderstest.Server
 	carts   *cartredis.Store
@@ -46,7 +51,7 @@ func setup(t *testing.T) *fixture {
 	cat := catalogtest.New(t)
 	p := cat.Add("SKU-1", 1299, "USD")
 	svc.SetStock(p.ID, 10)
-	gw, err := saga.NewGateway(svc.URL, orderstest.Token, nil, 5*time.Second)
+	gw, err := ordersgw.New(svc.URL, orderstest.Token, nil, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +61,7 @@ func setup(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	tokens := orderstest.Tokens(t)
-	return &fixture{h: New(tokens, sg, slog.New(slog.DiscardHandler)), pool: pool, svc: svc, carts: carts, tokens: tokens, product: p.ID}
+	return &fixture{h: New(tokens, sg, slog.New(slog.DiscardHandler)), saga: sg, pool: pool, svc: svc, carts: carts, tokens: tokens, product: p.ID}
 }
 
 func (f *fixture) body(qty int, token string) string {
@@ -240,4 +245,101 @@ func TestClientThatHangsUpDoesNotStopTheSaga(t *testing.T) {
 	if c := f.svc.Counts(); c.Commits != 1 || c.Captures != 1 {
 		t.Fatalf("commits %d captures %d", c.Commits, c.Captures)
 	}
+}
+
+// A replay answers what the first request was answered, even after the order
+// changed since: a cancelled order's key still replays its 201 confirmed.
+func TestReplayAnswersTheFirstAnswerAfterTheOrderChanged(t *testing.T) {
+	f := setup(t)
+	u := orderstest.NewUser(t, f.tokens, auth.RoleCustomer)
+	first := f.post(u, f.body(1, "tok_visa"), "k-cancel")
+	var v orders.View
+	if err := json.Unmarshal(first.Body.Bytes(), &v); err != nil || first.Code != http.StatusCreated {
+		t.Fatalf("place: %d %s", first.Code, first.Body)
+	}
+	if _, err := f.saga.Cancel(context.Background(), u.Identity, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	replay := f.post(u, f.body(1, "tok_visa"), "k-cancel")
+	if replay.Code != http.StatusCreated || replay.Body.String() != first.Body.String() ||
+		replay.Header().Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay %d %s, first answer %s", replay.Code, replay.Body, first.Body)
+	}
+}
+
+// legacyAnswer is an answer stored by the version that kept rendered bytes in
+// idempotency_keys (captured from it), with the order it answered.
+type legacyAnswer struct {
+	key, status, reason, created, updated string
+	order                                 uuid.UUID
+	quantity                              int
+	httpStatus                            int
+	body                                  string
+}
+
+// Answers settled before migration 0002 replay byte for byte after it.
+func TestAnswersStoredBeforeTheUpgradeReplayByteForByte(t *testing.T) {
+	user := uuid.MustParse("01a22ad6-5703-79e5-bd25-06df75abd8e6")
+	product := uuid.MustParse("01a22ad6-5703-79e9-b9f1-f06080880343")
+	addr := `{"name":"Ada","line1":"1 Loop Rd","city":"Springfield","postal_code":"12345","country":"US"}`
+	answers := []legacyAnswer{
+		{"k-confirmed", "confirmed", "", "2026-11-30T05:03:39.802362Z", "2026-11-30T05:03:39.838168Z",
+			uuid.MustParse("01a22ad6-571a-7596-9d1b-5add9b830f28"), 2, 201,
+			`{"id":"01a22ad6-571a-7596-9d1b-5add9b830f28","status":"confirmed","items":[{"product_id":"01a22ad6-5703-79e9-b9f1-f06080880343","quantity":2,"unit_price":{"amount":1299,"currency":"USD"}}],"total":{"amount":2598,"currency":"USD"},"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"Springfield","postal_code":"12345","country":"US"},"created_at":"2026-11-30T05:03:39.802362Z","updated_at":"2026-11-30T05:03:39.838168Z"}`},
+		{"k-declined", "payment_failed", "payment_declined", "2026-11-30T05:03:39.869132Z", "2026-11-30T05:03:39.88851Z",
+			uuid.MustParse("01a22ad6-575d-7214-996c-b5416f902359"), 1, 402,
+			`{"type":"about:blank","title":"Payment Required","status":402,"code":"payment_declined","detail":"the payment was declined","instance":"/api/v1/orders/01a22ad6-575d-7214-996c-b5416f902359"}`},
+		{"k-oos", "cancelled", "out_of_stock", "2026-11-30T05:03:39.903964Z", "2026-11-30T05:03:39.912785Z",
+			uuid.MustParse("01a22ad6-577f-7ee2-9cb8-3142189f5347"), 9, 409,
+			`{"type":"about:blank","title":"Conflict","status":409,"code":"out_of_stock","detail":"not enough stock of product 01a22ad6-5703-79e9-b9f1-f06080880343","instance":"/api/v1/orders/01a22ad6-577f-7ee2-9cb8-3142189f5347"}`},
+		{"k-token", "payment_failed", "invalid_payment_token", "2026-11-30T05:03:39.931657Z", "2026-11-30T05:03:39.942809Z",
+			uuid.MustParse("01a22ad6-579b-7a19-9265-af4a045bea52"), 1, 422,
+			`{"type":"about:blank","title":"Unprocessable Entity","status":422,"code":"invalid_payment_token","detail":"the payment token was refused","instance":"/api/v1/orders/01a22ad6-579b-7a19-9265-af4a045bea52"}`},
+	}
+	ctx := context.Background()
+	pool := pgtest.Open(t, fstest.MapFS{"0001_init.sql": mustRead(t, ordersdb.Migrations(), "0001_init.sql")})
+	for _, a := range answers {
+		for _, sql := range []struct {
+			q    string
+			args []any
+		}{
+			{`INSERT INTO orders (id, user_id, status, reason, total_amount, currency, shipping_address, created_at, updated_at)
+				VALUES ($1, $2, $3, $4, $5, 'USD', $6, $7, $8)`, []any{a.order, user, a.status, a.reason, 1299 * a.quantity, addr, a.created, a.updated}},
+			{`INSERT INTO order_items (order_id, position, product_id, quantity, unit_amount) VALUES ($1, 0, $2, $3, 1299)`,
+				[]any{a.order, product, a.quantity}},
+			{`INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, response_status, response_body, expires_at)
+				VALUES ($1, $2, 'h', $3, $4, convert_to($5, 'UTF8'), now() + interval '1 day')`,
+				[]any{user, a.key, a.order, a.httpStatus, a.body + "\n"}},
+		} {
+			if _, err := pool.Exec(ctx, sql.q, sql.args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := postgres.Migrate(ctx, pool, ordersdb.Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	store := ordersdb.New(pool)
+	for _, a := range answers {
+		c, err := store.ClaimKey(ctx, user, a.key, "h", 0)
+		if err != nil || c == nil {
+			t.Fatalf("%s: claim %v %v, want the stored answer", a.key, c, err)
+		}
+		rec := httptest.NewRecorder()
+		if err := answer(rec, *c); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Code != a.httpStatus || rec.Body.String() != a.body+"\n" {
+			t.Errorf("%s: replays %d\n%s\nwant %d\n%s", a.key, rec.Code, rec.Body, a.httpStatus, a.body)
+		}
+	}
+}
+
+func mustRead(t *testing.T, fsys fs.FS, name string) *fstest.MapFile {
+	t.Helper()
+	b, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fstest.MapFile{Data: b}
 }

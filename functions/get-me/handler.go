@@ -49,7 +49,7 @@ type Getter interface {
 
 // errGone answers a valid token whose account no longer exists: to the client
 // it is just an unusable token.
-var errGone = fault.E(fault.Unauthenticated, "unauthenticated", "missing, invalid or expired access token")
+var errGone = fault.E(fault.Unauthenticated, fault.CodeUnauthenticated, "missing, invalid or expired access token")
 
 // New serves GET /api/v1/users/me: 200 and the caller's account, 401
 // unauthenticated for a missing, invalid or expired token and for a token

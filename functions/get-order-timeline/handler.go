@@ -37,7 +37,7 @@ type Store interface {
 	Timeline(ctx context.Context, orderID uuid.UUID) ([]orders.Step, error)
 }
 
-var errNotFound = fault.E(fault.NotFound, "not_found", "no such order")
+var errNotFound = fault.E(fault.NotFound, fault.CodeNotFound, "no such order")
 
 // New returns the function's handler.
 func New(tokens *auth.Tokens, store Store, log *slog.Logger) http.Handler {

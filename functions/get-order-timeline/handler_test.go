@@ -24,7 +24,7 @@ func TestTimeline(t *testing.T) {
 	other := orderstest.NewUser(t, tokens, auth.RoleCustomer)
 	admin := orderstest.NewUser(t, tokens, auth.RoleAdmin)
 	o := orderstest.Seed(t, store, owner.UserID, orders.Confirmed)
-	if err := store.Record(t.Context(), o.ID, orders.StepRefund, orders.OutcomeOK, "note"); err != nil {
+	if err := store.Record(t.Context(), o.ID, orders.StepRefund, orders.StepOK, "note"); err != nil {
 		t.Fatal(err)
 	}
 	path := "/api/v1/orders/" + o.ID.String() + "/timeline"

@@ -34,7 +34,7 @@ type Getter interface {
 	GetVisible(ctx context.Context, id uuid.UUID, who auth.Identity) (orders.Order, error)
 }
 
-var errNotFound = fault.E(fault.NotFound, "not_found", "no such order")
+var errNotFound = fault.E(fault.NotFound, fault.CodeNotFound, "no such order")
 
 // New returns the function's handler.
 func New(tokens *auth.Tokens, store Getter, log *slog.Logger) http.Handler {

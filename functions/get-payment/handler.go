@@ -46,7 +46,7 @@ type Getter interface {
 	Get(ctx context.Context, orderID, reader uuid.UUID, admin bool) (payments.Payment, error)
 }
 
-var errNotFound = fault.E(fault.NotFound, "not_found", "no payment for this order")
+var errNotFound = fault.E(fault.NotFound, fault.CodeNotFound, "no payment for this order")
 
 // New returns the get-payment handler; the caller's identity comes only from
 // the bearer token verified by tokens.

@@ -75,7 +75,7 @@ func New(d *catalogenv.Deps) http.Handler {
 	mux.Handle("GET /api/v1/products/{id}", fnhttp.Adapt(d.Log, func(w http.ResponseWriter, r *http.Request) error {
 		id, err := uuid.Parse(r.PathValue("id"))
 		if err != nil {
-			return fault.E(fault.NotFound, "not_found", "no such product")
+			return fault.E(fault.NotFound, fault.CodeNotFound, "no such product")
 		}
 		if body, version, ok := d.Cached(r.Context(), id.String()); ok {
 			write(w, r, etag(id, version), body)

@@ -43,7 +43,7 @@ func New(stock Stock, log *slog.Logger) http.Handler {
 	mux.Handle("GET /api/v1/inventory/{product_id}", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		id, err := uuid.Parse(r.PathValue("product_id"))
 		if err != nil {
-			return fault.E(fault.NotFound, "not_found", "no stock for this product")
+			return fault.E(fault.NotFound, fault.CodeNotFound, "no stock for this product")
 		}
 		st, err := stock.Get(r.Context(), id)
 		if err != nil {

@@ -105,7 +105,7 @@ func productChanged(ctx context.Context, d *catalogenv.Deps, ev inbox.Delivery) 
 		return Response{}, err
 	}
 	if data.ID == uuid.Nil {
-		return Response{}, fault.E(fault.Malformed, "invalid_event", "product id is required")
+		return Response{}, fault.E(fault.Malformed, fault.CodeInvalidEvent, "product id is required")
 	}
 	resp := Response{EventID: ev.EventID, ProductID: data.ID}
 	if d.External == nil {
@@ -124,7 +124,7 @@ func productChanged(ctx context.Context, d *catalogenv.Deps, ev inbox.Delivery) 
 		err = d.External.Upsert(ctx, search.FromProduct(p))
 	}
 	if err != nil {
-		return resp, fault.Wrap(err, fault.Unavailable, "unavailable", "the search index is unavailable")
+		return resp, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the search index is unavailable")
 	}
 	resp.Indexed = true
 	return resp, nil
@@ -136,7 +136,7 @@ func stockChanged(ctx context.Context, d *catalogenv.Deps, ev inbox.Delivery) (R
 		return Response{}, err
 	}
 	if data.ProductID == uuid.Nil || data.Available == nil || data.Version < 1 {
-		return Response{}, fault.E(fault.Malformed, "invalid_event", "product_id, available and version are required")
+		return Response{}, fault.E(fault.Malformed, fault.CodeInvalidEvent, "product_id, available and version are required")
 	}
 	resp := Response{EventID: ev.EventID, ProductID: data.ProductID}
 	p, first, changed, err := d.Store.SetAvailabilityOnce(ctx, ev.EventID, Consumer, data.ProductID, *data.Available > 0, data.Version)

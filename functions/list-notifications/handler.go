@@ -71,7 +71,7 @@ func New(store Lister, tokens *auth.Tokens, log *slog.Logger) http.Handler {
 		after := uuid.Nil
 		if c := r.URL.Query().Get("cursor"); c != "" {
 			if after, err = uuid.Parse(c); err != nil {
-				return fault.E(fault.Invalid, "invalid_request", "cursor is invalid")
+				return fault.E(fault.Invalid, fault.CodeInvalidRequest, "cursor is invalid")
 			}
 		}
 		list, more, err := store.List(r.Context(), who.UserID, after, limit)

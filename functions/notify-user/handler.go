@@ -180,7 +180,7 @@ func email(ctx context.Context, d Deps, n notifications.Notification) (bool, err
 	if err := d.Mailer.Send(ctx, n.Email(u.Email)); err != nil {
 		d.Log.WarnContext(ctx, "email not sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID, "err", err.Error())
 		_ = d.Store.ReleaseEmail(context.WithoutCancel(ctx), n.ID)
-		return false, fault.Wrap(err, fault.Unavailable, "unavailable", "the email could not be sent")
+		return false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the email could not be sent")
 	}
 	if err := d.Store.MarkEmailed(ctx, n.ID); err != nil {
 		return true, err

@@ -34,11 +34,10 @@ func TestRecoversPendingOrders(t *testing.T) {
 		return 0, 0, 0
 	})
 	res, err := co.Saga.Place(t.Context(), user, co.Request(1, "tok_visa"), "k")
-	if err != nil || res.Status != http.StatusAccepted {
-		t.Fatalf("place: %d %s %v", res.Status, res.Body, err)
+	if err != nil || res.Outcome() != orders.OutcomePending {
+		t.Fatalf("place: %+v %v", res, err)
 	}
-	var pending orders.View
-	_ = json.Unmarshal(res.Body, &pending)
+	pending := res.Order.View()
 	co.Server.SetHook(nil)
 	for _, sql := range []string{
 		`UPDATE orders SET created_at = now() - interval '10 minutes'`,

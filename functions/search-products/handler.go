@@ -42,7 +42,7 @@ func New(index search.Index, log *slog.Logger) http.Handler {
 		}
 		res, err := index.Search(r.Context(), q)
 		if err != nil {
-			return fault.Wrap(err, fault.Unavailable, "search_unavailable", "search is temporarily unavailable")
+			return fault.Wrap(err, fault.Unavailable, fault.CodeSearchUnavailable, "search is temporarily unavailable")
 		}
 		w.Header().Set("Cache-Control", "no-cache")
 		return fnhttp.JSON(w, http.StatusOK, res)

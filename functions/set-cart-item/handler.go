@@ -57,7 +57,7 @@ func New(tokens *auth.Tokens, carts Carts, log *slog.Logger) http.Handler {
 		}
 		product, err := uuid.Parse(r.PathValue("product_id"))
 		if err != nil {
-			return fault.E(fault.NotFound, "not_found", "product not found")
+			return fault.E(fault.NotFound, fault.CodeNotFound, "product not found")
 		}
 		var req request
 		if err := fnhttp.Decode(r, &req, 4<<10); err != nil {

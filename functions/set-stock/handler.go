@@ -78,7 +78,7 @@ func New(tokens *auth.Tokens, catalog Catalog, stock Stock, log *slog.Logger) ht
 		}
 		id, err := uuid.Parse(r.PathValue("product_id"))
 		if err != nil {
-			return fault.E(fault.NotFound, "not_found", "product not found")
+			return fault.E(fault.NotFound, fault.CodeNotFound, "product not found")
 		}
 		var req request
 		if err := fnhttp.Decode(r, &req, 4<<10); err != nil {
@@ -90,7 +90,7 @@ func New(tokens *auth.Tokens, catalog Catalog, stock Stock, log *slog.Logger) ht
 		}
 		if _, err := catalog.GetProduct(r.Context(), id); err != nil {
 			if fault.Is(err, fault.NotFound, "") {
-				return fault.Wrap(err, fault.NotFound, "not_found", "product not found")
+				return fault.Wrap(err, fault.NotFound, fault.CodeNotFound, "product not found")
 			}
 			return err
 		}

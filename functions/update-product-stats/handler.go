@@ -97,12 +97,12 @@ func New(d *catalogenv.Deps, credential string) http.Handler {
 // with a non-positive quantity makes the event invalid (4xx).
 func deltas(cancelled bool, lines []orders.Line) ([]catalogdb.SoldDelta, error) {
 	if len(lines) == 0 {
-		return nil, fault.E(fault.Malformed, "invalid_event", "order event has no items")
+		return nil, fault.E(fault.Malformed, fault.CodeInvalidEvent, "order event has no items")
 	}
 	out := make([]catalogdb.SoldDelta, 0, len(lines))
 	for _, l := range lines {
 		if l.ProductID == uuid.Nil || l.Quantity <= 0 {
-			return nil, fault.E(fault.Malformed, "invalid_event", "every item needs a product_id and a positive quantity")
+			return nil, fault.E(fault.Malformed, fault.CodeInvalidEvent, "every item needs a product_id and a positive quantity")
 		}
 		d := int64(l.Quantity)
 		if cancelled {

@@ -36,7 +36,7 @@ func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	return New(d), nil
 }
 
-var errNotFound = fault.E(fault.NotFound, "not_found", "no such product")
+var errNotFound = fault.E(fault.NotFound, fault.CodeNotFound, "no such product")
 
 // New returns the function's handler over d.
 func New(d *catalogenv.Deps) http.Handler {
@@ -59,7 +59,7 @@ func New(d *catalogenv.Deps) http.Handler {
 				return p, errNotFound
 			}
 			if ifMatch != "" && ifMatch != "*" && !strings.Contains(ifMatch, p.ETag()) {
-				return p, fault.E(fault.PreconditionFailed, "precondition_failed", "the product changed since it was read")
+				return p, fault.E(fault.PreconditionFailed, fault.CodePreconditionFailed, "the product changed since it was read")
 			}
 			return catalog.Apply(p, patch, now)
 		})

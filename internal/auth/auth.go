@@ -95,7 +95,7 @@ func (t *Tokens) Issue(userID uuid.UUID, role string) (string, error) {
 }
 
 // errToken is what every bad token becomes: the reason is never told to the client.
-var errToken = fault.E(fault.Unauthenticated, "unauthenticated", "missing, invalid or expired access token")
+var errToken = fault.E(fault.Unauthenticated, fault.CodeUnauthenticated, "missing, invalid or expired access token")
 
 // Verify checks signature, algorithm, issuer, audience and lifetime, and
 // returns the identity. Every failure is fault.Unauthenticated.
@@ -136,7 +136,7 @@ func (t *Tokens) RequireAdmin(r *http.Request) (Identity, error) {
 		return id, err
 	}
 	if !id.IsAdmin() {
-		return id, fault.E(fault.Forbidden, "forbidden", "admin role required")
+		return id, fault.E(fault.Forbidden, fault.CodeForbidden, "admin role required")
 	}
 	return id, nil
 }
@@ -149,7 +149,7 @@ const InternalHeader = "X-Internal-Token"
 func CheckInternal(r *http.Request, credential string) error {
 	got := r.Header.Get(InternalHeader)
 	if credential == "" || subtle.ConstantTimeCompare([]byte(got), []byte(credential)) != 1 {
-		return fault.E(fault.Unauthenticated, "unauthenticated", "internal credential required")
+		return fault.E(fault.Unauthenticated, fault.CodeUnauthenticated, "internal credential required")
 	}
 	return nil
 }

@@ -157,7 +157,7 @@ func (b *Bundle) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		b.log.DebugContext(r.Context(), "no member of the bundle serves the request",
 			"bundle", b.service, "method", r.Method, "path", r.URL.Path)
-		fnhttp.WriteProblem(w, fault.E(fault.NotFound, "not_found", "no such route"))
+		fnhttp.WriteProblem(w, fault.E(fault.NotFound, fault.CodeNotFound, "no such route"))
 		return
 	}
 	b.byName[name].ServeHTTP(w, req)

@@ -42,14 +42,14 @@ type Line struct {
 func ParseQuantity(raw json.RawMessage) (int, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
-		return 0, fault.E(fault.Invalid, "invalid_request", "quantity is required")
+		return 0, fault.E(fault.Invalid, fault.CodeInvalidRequest, "quantity is required")
 	}
 	if c := raw[0]; c != '-' && (c < '0' || c > '9') {
-		return 0, fault.E(fault.Malformed, "invalid_json", `field "quantity" must be an integer`)
+		return 0, fault.E(fault.Malformed, fault.CodeInvalidJSON, `field "quantity" must be an integer`)
 	}
 	n, err := strconv.ParseInt(string(raw), 10, 64)
 	if err != nil || n < 0 || n > MaxQuantity {
-		return 0, fault.E(fault.Invalid, "invalid_quantity",
+		return 0, fault.E(fault.Invalid, fault.CodeInvalidQuantity,
 			fmt.Sprintf("quantity must be an integer from 0 to %d (0 removes the line)", MaxQuantity))
 	}
 	return int(n), nil
@@ -60,7 +60,7 @@ func ParseQuantity(raw json.RawMessage) (int, error) {
 // fault.Invalid "cart_full".
 func Set(lines []Line, product uuid.UUID, quantity int) ([]Line, error) {
 	if quantity < 0 || quantity > MaxQuantity {
-		return nil, fault.E(fault.Invalid, "invalid_quantity",
+		return nil, fault.E(fault.Invalid, fault.CodeInvalidQuantity,
 			fmt.Sprintf("quantity must be an integer from 0 to %d", MaxQuantity))
 	}
 	out := slices.Clone(lines)
@@ -81,7 +81,7 @@ func Set(lines []Line, product uuid.UUID, quantity int) ([]Line, error) {
 }
 
 // ErrFull refuses a line beyond MaxLines.
-var ErrFull = fault.E(fault.Invalid, "cart_full", fmt.Sprintf("a cart holds at most %d different products", MaxLines))
+var ErrFull = fault.E(fault.Invalid, fault.CodeCartFull, fmt.Sprintf("a cart holds at most %d different products", MaxLines))
 
 // Money is an amount in integer minor units of an ISO 4217 currency.
 type Money struct {
@@ -120,7 +120,7 @@ func Price(lines []Line, prices map[uuid.UUID]Money) (v View, dropped []uuid.UUI
 		if currency == "" {
 			currency = price.Currency
 		} else if price.Currency != currency {
-			return View{}, nil, fault.E(fault.Conflict, "currency_mismatch",
+			return View{}, nil, fault.E(fault.Conflict, fault.CodeCurrencyMismatch,
 				fmt.Sprintf("a cart holds products of one currency; it has %s and %s", currency, price.Currency))
 		}
 		lineTotal, ok := mul(price.Amount, int64(l.Quantity))
@@ -141,7 +141,7 @@ func Price(lines []Line, prices map[uuid.UUID]Money) (v View, dropped []uuid.UUI
 	return v, dropped, nil
 }
 
-var errOverflow = fault.E(fault.Invalid, "invalid_request", "the cart's total is too large")
+var errOverflow = fault.E(fault.Invalid, fault.CodeInvalidRequest, "the cart's total is too large")
 
 func mul(a, b int64) (int64, bool) {
 	if a < 0 || b < 0 || (b != 0 && a > math.MaxInt64/b) {

@@ -111,7 +111,7 @@ func (p Product) Validate() error {
 		problems = append(problems, "price.currency must be an ISO 4217 code such as USD")
 	}
 	if len(problems) > 0 {
-		return fault.E(fault.Invalid, "invalid_request", strings.Join(problems, "; "))
+		return fault.E(fault.Invalid, fault.CodeInvalidRequest, strings.Join(problems, "; "))
 	}
 	return nil
 }
@@ -122,7 +122,7 @@ func ValidateCategory(c string) error {
 		return nil
 	}
 	if len(c) > MaxCategory || !categoryPattern.MatchString(c) {
-		return fault.E(fault.Invalid, "invalid_request", "category must be a slug such as home-audio")
+		return fault.E(fault.Invalid, fault.CodeInvalidRequest, "category must be a slug such as home-audio")
 	}
 	return nil
 }
@@ -176,10 +176,10 @@ func (pt Patch) Empty() bool {
 // no longer exists for the API).
 func Apply(p Product, pt Patch, now time.Time) (Product, error) {
 	if p.Archived {
-		return p, fault.E(fault.NotFound, "not_found", "no such product")
+		return p, fault.E(fault.NotFound, fault.CodeNotFound, "no such product")
 	}
 	if pt.Empty() {
-		return p, fault.E(fault.Invalid, "invalid_request", "the patch changes nothing")
+		return p, fault.E(fault.Invalid, fault.CodeInvalidRequest, "the patch changes nothing")
 	}
 	var nulls []string
 	str := func(name string, f Optional[string], dst *string, upper bool) {
@@ -215,7 +215,7 @@ func Apply(p Product, pt Patch, now time.Time) (Product, error) {
 		}
 	}
 	if len(nulls) > 0 {
-		return p, fault.E(fault.Invalid, "invalid_request", strings.Join(nulls, ", ")+" cannot be null")
+		return p, fault.E(fault.Invalid, fault.CodeInvalidRequest, strings.Join(nulls, ", ")+" cannot be null")
 	}
 	if err := p.Validate(); err != nil {
 		return p, err
@@ -229,7 +229,7 @@ func Apply(p Product, pt Patch, now time.Time) (Product, error) {
 // product no longer exists for the API.
 func Archive(p Product, now time.Time) (Product, error) {
 	if p.Archived {
-		return p, fault.E(fault.NotFound, "not_found", "no such product")
+		return p, fault.E(fault.NotFound, fault.CodeNotFound, "no such product")
 	}
 	p.Archived = true
 	p.Version++
@@ -261,7 +261,7 @@ func DecodeCursor(s string) (uuid.UUID, error) {
 	if s == "" {
 		return uuid.Nil, nil
 	}
-	bad := fault.E(fault.Invalid, "invalid_cursor", "cursor is not one this API returned")
+	bad := fault.E(fault.Invalid, fault.CodeInvalidCursor, "cursor is not one this API returned")
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil || !strings.HasPrefix(string(raw), cursorPrefix) {
 		return uuid.Nil, bad

@@ -4,9 +4,12 @@
 // needs a price uses, because prices come from the catalog, never from a client.
 //
 // Guarantees: every call has a deadline; the caller's trace context travels in
-// the traceparent header; a 404 is fault.NotFound and is never retried; any
-// other failure (connection refused, timeout, 5xx, an answer that is not a
-// valid product) is fault.Unavailable after a bounded number of attempts.
+// the traceparent header; get-product's 404 is fault.NotFound and is never
+// retried; any other failure (no answer, a failed answer, an answer that is
+// not a valid product) is fault.Unavailable, after a bounded number of
+// attempts when fault.Retryable allows another (the answer is mapped back by
+// fnhttp.ErrorFrom: a 5xx, 429, or the gateway's 404 for a get-product that
+// is not deployed are tried again; a 400 is not).
 package catalogclient
 
 import (
@@ -27,6 +30,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/gatewayurl"
 )
 
@@ -57,8 +61,8 @@ type Config struct {
 	Bundled bool
 	// Timeout bounds one attempt (default 3s); the caller's context bounds the whole call.
 	Timeout time.Duration
-	// Attempts is how many times a transient failure (connection error,
-	// timeout, 502, 503, 504) is tried in total (default 2). A 4xx is never retried.
+	// Attempts is how many times a call is tried in total while it fails
+	// retryably (fault.Retryable: no answer, 5xx, 429; default 2).
 	Attempts int
 	// HTTP is the client to use; the default is instrumented with OpenTelemetry.
 	HTTP *http.Client
@@ -113,10 +117,12 @@ func New(cfg Config) (*Client, error) {
 // maxBody bounds a product answer; a product is well under 64 KiB.
 const maxBody = 256 << 10
 
-var (
-	errNotFound    = fault.E(fault.NotFound, "not_found", "product not found")
-	errUnavailable = "catalog temporarily unavailable"
-)
+var errNotFound = fault.E(fault.NotFound, fault.CodeNotFound, "product not found")
+
+// unavailable is what every failure other than a missing product becomes.
+func unavailable(cause error) error {
+	return fault.Wrap(cause, fault.Unavailable, fault.CodeUnavailable, "catalog temporarily unavailable")
+}
 
 // GetProduct returns the product id if it is for sale. It returns
 // fault.NotFound when the catalog answers 404 (unknown or archived), and
@@ -127,7 +133,7 @@ func (c *Client) GetProduct(ctx context.Context, id uuid.UUID) (Product, error) 
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
-				return Product{}, fault.Wrap(errors.Join(last, ctx.Err()), fault.Unavailable, "unavailable", errUnavailable)
+				return Product{}, unavailable(errors.Join(last, ctx.Err()))
 			case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
 			}
 		}
@@ -155,32 +161,29 @@ func (c *Client) get(ctx context.Context, id uuid.UUID) (p Product, retry bool, 
 	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := c.cfg.HTTP.Do(req)
 	if err != nil {
-		return p, true, fault.Wrap(fmt.Errorf("get product %s: %w", id, err), fault.Unavailable, "unavailable", errUnavailable)
+		return p, true, unavailable(fmt.Errorf("get product %s: %w", id, err)) // no answer: an outage
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
-		return p, true, fault.Wrap(fmt.Errorf("read product %s: %w", id, err), fault.Unavailable, "unavailable", errUnavailable)
+		return p, true, unavailable(fmt.Errorf("read product %s: %w", id, err))
 	}
-	switch {
-	case resp.StatusCode == http.StatusOK:
-	case resp.StatusCode == http.StatusNotFound:
-		return p, false, errNotFound
-	default:
-		transient := resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable ||
-			resp.StatusCode == http.StatusGatewayTimeout || resp.StatusCode == http.StatusTooManyRequests
-		return p, transient, fault.Wrap(fmt.Errorf("get product %s: catalog answered %d", id, resp.StatusCode),
-			fault.Unavailable, "unavailable", errUnavailable)
+	if resp.StatusCode/100 != 2 {
+		answered := fnhttp.ErrorFrom(resp.StatusCode, body)
+		if answered.Kind == fault.NotFound {
+			return p, false, errNotFound
+		}
+		return p, fault.Retryable(answered), unavailable(fmt.Errorf("get product %s: %w", id, answered))
 	}
 	if len(body) > maxBody {
-		return p, false, fault.Wrap(fmt.Errorf("get product %s: answer over %d bytes", id, maxBody), fault.Unavailable, "unavailable", errUnavailable)
+		return p, false, unavailable(fmt.Errorf("get product %s: answer over %d bytes", id, maxBody))
 	}
 	p, err = decode(body, id)
 	if errors.Is(err, errNotFound) {
 		return p, false, err
 	}
 	if err != nil {
-		return p, false, fault.Wrap(err, fault.Unavailable, "unavailable", errUnavailable)
+		return p, false, unavailable(err)
 	}
 	return p, false, nil
 }

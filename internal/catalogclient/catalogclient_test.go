@@ -85,8 +85,12 @@ func TestFailuresAreUnavailable(t *testing.T) {
 		wantKind  fault.Kind
 	}{
 		{"server error is retried", http.StatusServiceUnavailable, `{}`, 2, fault.Unavailable},
-		{"internal error is not retried", http.StatusInternalServerError, `{}`, 1, fault.Unavailable},
+		// fault.Retryable: an unexplained failure may be transient.
+		{"internal error is retried", http.StatusInternalServerError, `{}`, 2, fault.Unavailable},
 		{"bad request is not retried", http.StatusBadRequest, `{}`, 1, fault.Unavailable},
+		// The gateway's 404 for a get-product that is not deployed (no
+		// problem body) is an outage, not an unknown product.
+		{"missing function is an outage", http.StatusNotFound, `function "get-product" not found`, 2, fault.Unavailable},
 		{"garbage", http.StatusOK, `<html>`, 1, fault.Unavailable},
 		{"other product", http.StatusOK, product(other, 100, "USD"), 1, fault.Unavailable},
 		{"negative price", http.StatusOK, product(id, -1, "USD"), 1, fault.Unavailable},

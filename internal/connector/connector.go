@@ -38,6 +38,8 @@ import (
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/broker"
 	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
 )
 
 // Config configures a Connector. Zero values take the documented defaults.
@@ -498,17 +500,15 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 	_ = d.Ack(false)
 }
 
-// permanent reports whether a function's answer says the event itself is bad
-// (undecodable, too large, unsupported or invalid), so retrying cannot help and
-// the message goes to the dead-letter queue at once. Every other failure,
-// including 401/403 (a credential to fix), 404 (a function being redeployed)
-// and 429, is retried.
+// permanent reports whether a function's answer says retrying cannot help,
+// so the message goes to the dead-letter queue at once: the answer's status
+// mapped back to an error (fnhttp.ErrorFrom) is not fault.Retryable. That is
+// an event the function calls bad (400, 413, 415, 422) or a decision it made
+// on it (409, 402, 412). Failures of the moment (no answer, 5xx, 429) and of
+// configuration (401/403: a credential to fix) are retried, and so is a 404:
+// without its body it is the gateway's answer for a function being redeployed.
 func permanent(status int) bool {
-	switch status {
-	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
-		return true
-	}
-	return false
+	return !fault.Retryable(fnhttp.ErrorFrom(status, nil))
 }
 
 func (s *subscription) publish(ctx context.Context, queue string, msg amqp.Publishing) error {

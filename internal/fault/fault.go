@@ -44,28 +44,29 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", int(k))
 }
 
-// Error is a classified error. Code is stable and documented in API.md; Message
-// is safe to return to a client; Err is the cause and is never shown.
+// Error is a classified error. Code is stable (one of the constants in
+// codes.go); Message is safe to return to a client; Err is the cause and is
+// never shown.
 type Error struct {
 	Kind    Kind
-	Code    string
+	Code    Code
 	Message string
 	Err     error
 }
 
 // E builds a classified error without a cause.
-func E(kind Kind, code, message string) *Error {
+func E(kind Kind, code Code, message string) *Error {
 	return &Error{Kind: kind, Code: code, Message: message}
 }
 
 // Wrap classifies cause. The cause is kept for logs and errors.Is/As.
-func Wrap(cause error, kind Kind, code, message string) *Error {
+func Wrap(cause error, kind Kind, code Code, message string) *Error {
 	return &Error{Kind: kind, Code: code, Message: message, Err: cause}
 }
 
 // Internalf wraps an unexpected failure; clients see only a generic message.
 func Internalf(format string, args ...any) *Error {
-	return &Error{Kind: Internal, Code: "internal", Message: "internal error", Err: fmt.Errorf(format, args...)}
+	return &Error{Kind: Internal, Code: CodeInternal, Message: "internal error", Err: fmt.Errorf(format, args...)}
 }
 
 func (e *Error) Error() string {
@@ -86,20 +87,42 @@ func KindOf(err error) Kind {
 	return Internal
 }
 
-// CodeOf reports the machine code of err, "internal" when it is not classified.
-func CodeOf(err error) string {
+// CodeOf reports the machine code of err, CodeInternal when it is not classified.
+func CodeOf(err error) Code {
 	var fe *Error
 	if errors.As(err, &fe) && fe.Code != "" {
 		return fe.Code
 	}
-	return "internal"
+	return CodeInternal
 }
 
 // Is reports whether err is classified with kind and, when code is not empty, code.
-func Is(err error, kind Kind, code string) bool {
+func Is(err error, kind Kind, code Code) bool {
 	var fe *Error
 	if !errors.As(err, &fe) {
 		return kind == Internal && err != nil
 	}
 	return fe.Kind == kind && (code == "" || fe.Code == code)
+}
+
+// Retryable reports whether the call that failed with err may succeed if it
+// is made again unchanged, later: this is THE rule every caller of another
+// service follows (the saga's steps, the catalog client, the RabbitMQ
+// connector). It holds for failures of the moment — Internal (unexplained,
+// so possibly transient), Unavailable, Timeout, RateLimited — and for
+// Unauthenticated and Forbidden, because between services a credential is
+// configuration an operator fixes without the caller changing anything. It
+// does not hold for the answers that judge the request or decide on the
+// resource (Malformed, Invalid, TooLarge, NotFound, Conflict,
+// PaymentRequired, PreconditionFailed, MethodNotAllowed): the same call gets
+// the same answer. A nil err is not retryable.
+func Retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch KindOf(err) {
+	case Internal, Unavailable, Timeout, RateLimited, Unauthenticated, Forbidden:
+		return true
+	}
+	return false
 }

@@ -17,7 +17,7 @@ func TestClassificationThroughWrapping(t *testing.T) {
 		name     string
 		err      error
 		wantKind fault.Kind
-		wantCode string
+		wantCode fault.Code
 	}{
 		{"nil", nil, fault.Internal, "internal"},
 		{"plain error is internal", cause, fault.Internal, "internal"},
@@ -34,11 +34,11 @@ func TestClassificationThroughWrapping(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got := struct {
 				Kind fault.Kind
-				Code string
+				Code fault.Code
 			}{fault.KindOf(tt.err), fault.CodeOf(tt.err)}
 			want := struct {
 				Kind fault.Kind
-				Code string
+				Code fault.Code
 			}{tt.wantKind, tt.wantCode}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
@@ -53,7 +53,7 @@ func TestIs(t *testing.T) {
 		name string
 		err  error
 		kind fault.Kind
-		code string
+		code fault.Code
 		want bool
 	}{
 		{"kind and code", conflict, fault.Conflict, "out_of_stock", true},
@@ -90,5 +90,27 @@ func TestKindString(t *testing.T) {
 	want := []string{"internal", "not_found", "precondition_failed", "kind(99)"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// Retryable is the one rule for "may the same call succeed later": failures
+// of the moment and of configuration are, answers about the request or the
+// resource are not.
+func TestOnlyFailuresOfTheMomentOrOfConfigurationAreRetryable(t *testing.T) {
+	retryable := map[fault.Kind]bool{
+		fault.Internal: true, fault.Unavailable: true, fault.Timeout: true, fault.RateLimited: true,
+		fault.Unauthenticated: true, fault.Forbidden: true,
+	}
+	for k := fault.Internal; k <= fault.MethodNotAllowed; k++ {
+		err := fmt.Errorf("call: %w", fault.E(k, "x", "m"))
+		if got := fault.Retryable(err); got != retryable[k] {
+			t.Errorf("Retryable(%v) = %v, want %v", k, got, retryable[k])
+		}
+	}
+	if !fault.Retryable(errors.New("connection reset")) {
+		t.Error("an unclassified error is Internal and must be retryable")
+	}
+	if fault.Retryable(nil) {
+		t.Error("nil is not a failure")
 	}
 }

@@ -5,6 +5,7 @@ package fnhttp
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +51,61 @@ func Status(err error) int {
 	return http.StatusInternalServerError
 }
 
+// kindOf is THE way back, status→kind: the inverse of statusOf, plus the
+// statuses no kind is answered with but the gateway, the watchdog or a proxy
+// between two functions may answer (408, 411, 415, 502).
+var kindOf = map[int]fault.Kind{
+	http.StatusInternalServerError:   fault.Internal,
+	http.StatusBadRequest:            fault.Malformed,
+	http.StatusLengthRequired:        fault.Malformed,
+	http.StatusUnsupportedMediaType:  fault.Malformed,
+	http.StatusUnprocessableEntity:   fault.Invalid,
+	http.StatusUnauthorized:          fault.Unauthenticated,
+	http.StatusForbidden:             fault.Forbidden,
+	http.StatusNotFound:              fault.NotFound,
+	http.StatusConflict:              fault.Conflict,
+	http.StatusPaymentRequired:       fault.PaymentRequired,
+	http.StatusRequestEntityTooLarge: fault.TooLarge,
+	http.StatusTooManyRequests:       fault.RateLimited,
+	http.StatusServiceUnavailable:    fault.Unavailable,
+	http.StatusBadGateway:            fault.Unavailable,
+	http.StatusGatewayTimeout:        fault.Timeout,
+	http.StatusRequestTimeout:        fault.Timeout,
+	http.StatusPreconditionFailed:    fault.PreconditionFailed,
+	http.StatusMethodNotAllowed:      fault.MethodNotAllowed,
+}
+
+// ErrorFrom turns a failed answer of another function — its status (not
+// 2xx) and its body — back into the error it stands for, so that a caller
+// decides on kinds and codes (and fault.Retryable) exactly as if the
+// function had been called in process:
+//   - the kind is the status's (kindOf; Internal for a status it does not know);
+//   - the code and message are the problem body's code and detail;
+//   - an answer without a problem body came from the gateway, the watchdog or
+//     a proxy, not from a function: its code is the kind's name and its
+//     message the status text, and its 404 means the function itself is
+//     missing (faasd deletes and recreates a function to update it), so it is
+//     Unavailable, not NotFound.
+//
+// The cause (for logs only) names the status and the code, or the start of a
+// body that is not a problem.
+func ErrorFrom(status int, body []byte) *fault.Error {
+	kind, ok := kindOf[status]
+	if !ok {
+		kind = fault.Internal
+	}
+	var p Problem
+	if json.Unmarshal(body, &p) != nil || p.Code == "" {
+		if kind == fault.NotFound {
+			kind = fault.Unavailable
+		}
+		cause := fmt.Errorf("answered %d without a problem body: %.200q", status, body)
+		return fault.Wrap(cause, kind, fault.Code(kind.String()), cmp.Or(http.StatusText(status), "unexpected answer"))
+	}
+	cause := fmt.Errorf("answered %d %s", status, p.Code)
+	return fault.Wrap(cause, kind, fault.Code(p.Code), cmp.Or(p.Detail, http.StatusText(status), "unexpected answer"))
+}
+
 // Problem is an RFC 9457 problem details body with the project's stable code.
 type Problem struct {
 	Type     string `json:"type"`
@@ -64,7 +120,7 @@ type Problem struct {
 // detail: the cause is never echoed to the client.
 func ProblemFor(err error) Problem {
 	status := Status(err)
-	p := Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Code: fault.CodeOf(err)}
+	p := Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Code: string(fault.CodeOf(err))}
 	var fe *fault.Error
 	if errors.As(err, &fe) && fe.Kind != fault.Internal {
 		p.Detail = fe.Message
@@ -75,8 +131,10 @@ func ProblemFor(err error) Problem {
 }
 
 // WriteProblem writes err as application/problem+json.
-func WriteProblem(w http.ResponseWriter, err error) {
-	p := ProblemFor(err)
+func WriteProblem(w http.ResponseWriter, err error) { ProblemFor(err).Write(w) }
+
+// Write answers p as application/problem+json, never cached.
+func (p Problem) Write(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(p.Status)
@@ -102,20 +160,20 @@ func Decode(r *http.Request, dst any, limit int64) error {
 		limit = MaxBody
 	}
 	if r.Body == nil {
-		return fault.E(fault.Malformed, "invalid_json", "request body is required")
+		return fault.E(fault.Malformed, fault.CodeInvalidJSON, "request body is required")
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, _ := strings.Cut(ct, ";")
 		if mt = strings.TrimSpace(strings.ToLower(mt)); mt != "application/json" && !strings.HasSuffix(mt, "+json") {
-			return fault.E(fault.Malformed, "unsupported_media_type", "Content-Type must be application/json")
+			return fault.E(fault.Malformed, fault.CodeUnsupportedMediaType, "Content-Type must be application/json")
 		}
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		return fault.Wrap(err, fault.Malformed, "invalid_json", "could not read request body")
+		return fault.Wrap(err, fault.Malformed, fault.CodeInvalidJSON, "could not read request body")
 	}
 	if int64(len(body)) > limit {
-		return fault.E(fault.TooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", limit))
+		return fault.E(fault.TooLarge, fault.CodeBodyTooLarge, fmt.Sprintf("request body exceeds %d bytes", limit))
 	}
 	return DecodeBytes(body, dst)
 }
@@ -123,7 +181,7 @@ func Decode(r *http.Request, dst any, limit int64) error {
 // DecodeBytes is Decode for a body already in memory.
 func DecodeBytes(body []byte, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return fault.E(fault.Malformed, "invalid_json", "request body is required")
+		return fault.E(fault.Malformed, fault.CodeInvalidJSON, "request body is required")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -132,21 +190,21 @@ func DecodeBytes(body []byte, dst any) error {
 		var typ *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &syn):
-			return fault.Wrap(err, fault.Malformed, "invalid_json", fmt.Sprintf("malformed JSON at offset %d", syn.Offset))
+			return fault.Wrap(err, fault.Malformed, fault.CodeInvalidJSON, fmt.Sprintf("malformed JSON at offset %d", syn.Offset))
 		case errors.As(err, &typ):
-			return fault.Wrap(err, fault.Malformed, "invalid_json", fmt.Sprintf("field %q must be %s", typ.Field, typ.Type))
+			return fault.Wrap(err, fault.Malformed, fault.CodeInvalidJSON, fmt.Sprintf("field %q must be %s", typ.Field, typ.Type))
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return fault.Wrap(err, fault.Malformed, "invalid_json", "unknown field "+strings.TrimPrefix(err.Error(), "json: unknown field "))
+			return fault.Wrap(err, fault.Malformed, fault.CodeInvalidJSON, "unknown field "+strings.TrimPrefix(err.Error(), "json: unknown field "))
 		default:
-			return fault.Wrap(err, fault.Malformed, "invalid_json", "malformed JSON")
+			return fault.Wrap(err, fault.Malformed, fault.CodeInvalidJSON, "malformed JSON")
 		}
 	}
 	if dec.More() {
-		return fault.E(fault.Malformed, "invalid_json", "unexpected data after the JSON value")
+		return fault.E(fault.Malformed, fault.CodeInvalidJSON, "unexpected data after the JSON value")
 	}
 	var extra json.RawMessage
 	if err := dec.Decode(&extra); err != io.EOF {
-		return fault.E(fault.Malformed, "invalid_json", "unexpected data after the JSON value")
+		return fault.E(fault.Malformed, fault.CodeInvalidJSON, "unexpected data after the JSON value")
 	}
 	return nil
 }
@@ -193,7 +251,7 @@ func Lazy(build func() (http.Handler, error)) http.Handler {
 			if err != nil {
 				mu.Unlock()
 				slog.Default().Error("function not ready", "err", err.Error())
-				WriteProblem(w, fault.Wrap(err, fault.Unavailable, "unavailable", "service temporarily unavailable"))
+				WriteProblem(w, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "service temporarily unavailable"))
 				return
 			}
 			h = built
@@ -211,7 +269,7 @@ func QueryInt(r *http.Request, name string, def, min, max int) (int, error) {
 	}
 	n, err := strconv.Atoi(raw)
 	if err != nil || n < min || n > max {
-		return 0, fault.E(fault.Invalid, "invalid_request", fmt.Sprintf("%s must be an integer from %d to %d", name, min, max))
+		return 0, fault.E(fault.Invalid, fault.CodeInvalidRequest, fmt.Sprintf("%s must be an integer from %d to %d", name, min, max))
 	}
 	return n, nil
 }
@@ -236,9 +294,9 @@ func Routes(mux *http.ServeMux) http.Handler {
 			if allow := probe.header.Get("Allow"); allow != "" {
 				w.Header().Set("Allow", allow)
 			}
-			WriteProblem(w, fault.E(fault.MethodNotAllowed, "method_not_allowed", "method not allowed on this route"))
+			WriteProblem(w, fault.E(fault.MethodNotAllowed, fault.CodeMethodNotAllowed, "method not allowed on this route"))
 		case http.StatusNotFound, 0:
-			WriteProblem(w, fault.E(fault.NotFound, "not_found", "no such route"))
+			WriteProblem(w, fault.E(fault.NotFound, fault.CodeNotFound, "no such route"))
 		default:
 			mux.ServeHTTP(w, r) // a redirect to the canonical path
 		}

@@ -33,7 +33,7 @@ func TestDecode(t *testing.T) {
 		limit       int64
 		want        payload
 		wantKind    fault.Kind
-		wantCode    string
+		wantCode    fault.Code
 	}{
 		{name: "valid", body: `{"name":"a","count":2}`, contentType: "application/json", want: payload{"a", 2}},
 		{name: "valid with charset", body: `{"name":"a"}`, contentType: "application/json; charset=utf-8", want: payload{Name: "a"}},
@@ -167,7 +167,7 @@ func TestAdapt(t *testing.T) {
 				t.Errorf("Content-Type %q", ct)
 			}
 			var p fnhttp.Problem
-			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || p.Status != tt.wantStatus || p.Code != fault.CodeOf(tt.err) {
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || p.Status != tt.wantStatus || p.Code != string(fault.CodeOf(tt.err)) {
 				t.Errorf("body %q (%v)", rec.Body.String(), err)
 			}
 			if strings.Contains(rec.Body.String(), "cause-detail") {
@@ -296,6 +296,56 @@ func TestQueryInt(t *testing.T) {
 			}
 			if err != nil || got != tt.want {
 				t.Errorf("got %d, %v; want %d", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// Every problem a function answers maps back to the error it was written
+// from: same kind, same code, same message.
+func TestErrorFromInvertsEveryProblemAnswer(t *testing.T) {
+	for k := fault.Internal + 1; k <= fault.MethodNotAllowed; k++ {
+		sent := fault.E(k, "some_code", "what happened")
+		rec := httptest.NewRecorder()
+		fnhttp.WriteProblem(rec, sent)
+		got := fnhttp.ErrorFrom(rec.Code, rec.Body.Bytes())
+		if got.Kind != sent.Kind || got.Code != sent.Code || got.Message != sent.Message {
+			t.Errorf("%v answered %d: back as %v %q %q", k, rec.Code, got.Kind, got.Code, got.Message)
+		}
+	}
+	rec := httptest.NewRecorder()
+	fnhttp.WriteProblem(rec, errors.New("secret cause"))
+	if got := fnhttp.ErrorFrom(rec.Code, rec.Body.Bytes()); got.Kind != fault.Internal || got.Code != fault.CodeInternal {
+		t.Errorf("500 back as %v %q", got.Kind, got.Code)
+	}
+}
+
+// Answers that no function wrote (the gateway's, the watchdog's, a proxy's)
+// map by status alone; a 404 without a problem body is a missing function,
+// which may come back, not a missing resource.
+func TestErrorFromAnswersWithoutAProblemBody(t *testing.T) {
+	tests := []struct {
+		status int
+		body   string
+		kind   fault.Kind
+		code   fault.Code
+	}{
+		{http.StatusNotFound, `function "reserve-stock" not found`, fault.Unavailable, fault.CodeUnavailable},
+		{http.StatusNotFound, `{"status":404,"code":"not_found","detail":"no such order"}`, fault.NotFound, fault.CodeNotFound},
+		{http.StatusBadGateway, "function unreachable", fault.Unavailable, fault.CodeUnavailable},
+		{http.StatusServiceUnavailable, "no replica available", fault.Unavailable, fault.CodeUnavailable},
+		{http.StatusGatewayTimeout, "", fault.Timeout, fault.CodeTimeout},
+		{http.StatusRequestTimeout, "", fault.Timeout, fault.CodeTimeout},
+		{http.StatusTooManyRequests, "slow down", fault.RateLimited, fault.CodeRateLimited},
+		{http.StatusInternalServerError, "<html>oops</html>", fault.Internal, fault.CodeInternal},
+		{http.StatusUnsupportedMediaType, "", fault.Malformed, "malformed"},
+		{http.StatusTeapot, `{"code":"teapot"}`, fault.Internal, "teapot"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d %.20s", tt.status, tt.body), func(t *testing.T) {
+			got := fnhttp.ErrorFrom(tt.status, []byte(tt.body))
+			if got.Kind != tt.kind || got.Code != tt.code || got.Message == "" {
+				t.Errorf("ErrorFrom = %v %q %q, want %v %q", got.Kind, got.Code, got.Message, tt.kind, tt.code)
 			}
 		})
 	}

@@ -28,7 +28,7 @@ func OrderCall(log *slog.Logger, credential string, do func(ctx context.Context,
 			return err
 		}
 		if body.OrderID == uuid.Nil {
-			return fault.E(fault.Invalid, "invalid_request", "order_id is required")
+			return fault.E(fault.Invalid, fault.CodeInvalidRequest, "order_id is required")
 		}
 		out, err := do(r.Context(), body.OrderID)
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 // (400 unsupported_media_type) instead of relying on a lenient default.
 func RequireJSON(r *http.Request) error {
 	if r.Header.Get("Content-Type") == "" {
-		return fault.E(fault.Malformed, "unsupported_media_type", "Content-Type must be application/json")
+		return fault.E(fault.Malformed, fault.CodeUnsupportedMediaType, "Content-Type must be application/json")
 	}
 	return nil // Decode checks the declared type itself
 }

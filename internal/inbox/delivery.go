@@ -28,29 +28,29 @@ type Delivery struct {
 // retrying what can never succeed.
 func ReadDelivery(r *http.Request, types ...string) (Delivery, error) {
 	if r.Body == nil {
-		return Delivery{}, fault.E(fault.Malformed, "invalid_event", "event body is required")
+		return Delivery{}, fault.E(fault.Malformed, fault.CodeInvalidEvent, "event body is required")
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxEvent+1))
 	if err != nil {
-		return Delivery{}, fault.Wrap(err, fault.Malformed, "invalid_event", "could not read the event")
+		return Delivery{}, fault.Wrap(err, fault.Malformed, fault.CodeInvalidEvent, "could not read the event")
 	}
 	if len(body) > MaxEvent {
-		return Delivery{}, fault.E(fault.TooLarge, "body_too_large", "event exceeds 1 MiB")
+		return Delivery{}, fault.E(fault.TooLarge, fault.CodeBodyTooLarge, "event exceeds 1 MiB")
 	}
 	env, err := events.Decode(body)
 	if err != nil {
-		return Delivery{}, fault.Wrap(err, fault.Malformed, "invalid_event", "body is not a valid event envelope")
+		return Delivery{}, fault.Wrap(err, fault.Malformed, fault.CodeInvalidEvent, "body is not a valid event envelope")
 	}
 	id, err := uuid.Parse(env.ID)
 	if err != nil || id == uuid.Nil {
-		return Delivery{}, fault.Wrap(err, fault.Malformed, "invalid_event", "event id must be a UUID")
+		return Delivery{}, fault.Wrap(err, fault.Malformed, fault.CodeInvalidEvent, "event id must be a UUID")
 	}
 	for _, t := range types {
 		if env.Type == t {
 			return Delivery{Envelope: env, EventID: id}, nil
 		}
 	}
-	return Delivery{}, fault.E(fault.Invalid, "unsupported_event", "this function does not handle events of type "+env.Type)
+	return Delivery{}, fault.E(fault.Invalid, fault.CodeUnsupportedEvent, "this function does not handle events of type "+env.Type)
 }
 
 // DecodeData decodes the event's data into dst, tolerating fields this
@@ -58,10 +58,10 @@ func ReadDelivery(r *http.Request, types ...string) (Delivery, error) {
 // missing or malformed data is fault.Malformed "invalid_event".
 func (d Delivery) DecodeData(dst any) error {
 	if len(d.Data) == 0 || string(d.Data) == "null" {
-		return fault.E(fault.Malformed, "invalid_event", "event data is required")
+		return fault.E(fault.Malformed, fault.CodeInvalidEvent, "event data is required")
 	}
 	if err := json.Unmarshal(d.Data, dst); err != nil {
-		return fault.Wrap(err, fault.Malformed, "invalid_event", "event data does not match its type")
+		return fault.Wrap(err, fault.Malformed, fault.CodeInvalidEvent, "event data does not match its type")
 	}
 	return nil
 }

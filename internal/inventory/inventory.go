@@ -46,7 +46,7 @@ func (s Stock) SetOnHand(n int) (Stock, error) {
 		return s, err
 	}
 	if n < s.Reserved {
-		return s, fault.E(fault.Conflict, "below_reserved",
+		return s, fault.E(fault.Conflict, fault.CodeBelowReserved,
 			fmt.Sprintf("on_hand %d is below the %d units reserved by orders in progress", n, s.Reserved))
 	}
 	s.OnHand = n
@@ -61,7 +61,7 @@ func ValidOnHand(n int) error {
 	return nil
 }
 
-var errOnHandRange = fault.E(fault.Invalid, "invalid_request",
+var errOnHandRange = fault.E(fault.Invalid, fault.CodeInvalidRequest,
 	fmt.Sprintf("on_hand must be an integer from 0 to %d", MaxOnHand))
 
 // ParseOnHand interprets the raw JSON value of an on_hand field. A missing or
@@ -84,16 +84,16 @@ func ParseOnHand(raw json.RawMessage) (int, error) {
 func parseInt(raw json.RawMessage, field string) (int64, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
-		return 0, fault.E(fault.Invalid, "invalid_request", field+" is required")
+		return 0, fault.E(fault.Invalid, fault.CodeInvalidRequest, field+" is required")
 	}
 	if c := raw[0]; c != '-' && (c < '0' || c > '9') {
-		return 0, fault.E(fault.Malformed, "invalid_json", fmt.Sprintf("field %q must be an integer", field))
+		return 0, fault.E(fault.Malformed, fault.CodeInvalidJSON, fmt.Sprintf("field %q must be an integer", field))
 	}
 	n, err := strconv.ParseInt(string(raw), 10, 64)
 	if err != nil {
 		// A valid JSON number that is not an int64: a fraction, an exponent
 		// or something huge. All are out of range rather than malformed.
-		return 0, fault.E(fault.Invalid, "invalid_request", field+" must be a whole number in range")
+		return 0, fault.E(fault.Invalid, fault.CodeInvalidRequest, field+" must be a whole number in range")
 	}
 	return n, nil
 }

@@ -118,7 +118,7 @@ func (h Hold) ReserveAgain() (Hold, error) {
 	case StatusHeld, StatusCommitted:
 		return h, nil
 	default:
-		return h, fault.E(fault.Conflict, "reservation_released",
+		return h, fault.E(fault.Conflict, fault.CodeReservationReleased,
 			"the reservation of this order was already "+string(h.Status))
 	}
 }
@@ -136,17 +136,17 @@ func (h Hold) CanCommit() (retake, done bool, err error) {
 	case StatusReleased, StatusExpired:
 		return true, false, nil
 	default:
-		return false, false, fault.E(fault.Conflict, "reservation_released",
+		return false, false, fault.E(fault.Conflict, fault.CodeReservationReleased,
 			"the order was cancelled and its stock restocked")
 	}
 }
 
 // ErrOutOfStock is the conflict answered when a product lacks available units.
 func ErrOutOfStock(productID uuid.UUID) error {
-	return fault.E(fault.Conflict, "out_of_stock", "not enough stock for product "+productID.String())
+	return fault.E(fault.Conflict, fault.CodeOutOfStock, "not enough stock for product "+productID.String())
 }
 
-func invalid(msg string) error { return fault.E(fault.Invalid, "invalid_request", msg) }
+func invalid(msg string) error { return fault.E(fault.Invalid, fault.CodeInvalidRequest, msg) }
 
 // ReservationsExpiredData is the data of the stock.reservations_expired.v1
 // event, emitted once per order whose hold the sweep gave back.

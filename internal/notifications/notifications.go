@@ -69,7 +69,7 @@ var Types = []string{events.UserRegistered, events.OrderPlaced, events.OrderCanc
 // "invalid_event": it can never be notified, so the consumer refuses it.
 func New(ev Event, now time.Time) (Notification, error) {
 	if ev.ID == uuid.Nil || ev.UserID == uuid.Nil {
-		return Notification{}, fault.E(fault.Malformed, "invalid_event", "event id and user_id are required")
+		return Notification{}, fault.E(fault.Malformed, fault.CodeInvalidEvent, "event id and user_id are required")
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -79,7 +79,7 @@ func New(ev Event, now time.Time) (Notification, error) {
 	short := ""
 	if ev.Type != events.UserRegistered {
 		if ev.OrderID == uuid.Nil {
-			return Notification{}, fault.E(fault.Malformed, "invalid_event", "order_id is required")
+			return Notification{}, fault.E(fault.Malformed, fault.CodeInvalidEvent, "order_id is required")
 		}
 		o := ev.OrderID
 		n.OrderID = &o
@@ -95,7 +95,7 @@ func New(ev Event, now time.Time) (Notification, error) {
 	case events.OrderPaymentFailed:
 		n.Type, n.Subject = TypePaymentFailed, fmt.Sprintf("The payment for your order %s was declined", short)
 	default:
-		return Notification{}, fault.E(fault.Invalid, "unsupported_event", "no notification for events of type "+ev.Type)
+		return Notification{}, fault.E(fault.Invalid, fault.CodeUnsupportedEvent, "no notification for events of type "+ev.Type)
 	}
 	return n, nil
 }

@@ -110,7 +110,7 @@ type PlaceRequest struct {
 	Payment         PaymentMethod `json:"payment"`
 }
 
-func invalid(msg string) error { return fault.E(fault.Invalid, "invalid_request", msg) }
+func invalid(msg string) error { return fault.E(fault.Invalid, fault.CodeInvalidRequest, msg) }
 
 // Validate reports the first problem of r as fault.Invalid (422).
 func (r PlaceRequest) Validate() error {
@@ -234,7 +234,7 @@ func Price(items []ItemRequest, prices map[uuid.UUID]Money) ([]Line, Money, erro
 	for _, it := range items {
 		p, ok := prices[it.ProductID]
 		if !ok {
-			return nil, Money{}, fault.E(fault.Invalid, "unknown_product", "unknown product "+it.ProductID.String())
+			return nil, Money{}, fault.E(fault.Invalid, fault.CodeUnknownProduct, "unknown product "+it.ProductID.String())
 		}
 		if p.Amount < 0 || len(p.Currency) != 3 {
 			return nil, Money{}, fault.Internalf("catalog price of %s is invalid: %+v", it.ProductID, p)
@@ -253,7 +253,8 @@ func Price(items []ItemRequest, prices map[uuid.UUID]Money) ([]Line, Money, erro
 	return lines, total, nil
 }
 
-// Order is an order with its lines. Only the saga changes Status, through MoveTo.
+// Order is an order with its lines. Its status changes only through the
+// decisions of lifecycle.go (Confirm, Fail, Cancel), which ordersdb writes.
 type Order struct {
 	ID              uuid.UUID
 	UserID          uuid.UUID
@@ -282,9 +283,9 @@ func New(userID uuid.UUID, lines []Line, total Money, addr Address, now time.Tim
 // and "invalid_transition" otherwise.
 func (o *Order) MoveTo(next Status, reason string, now time.Time) error {
 	if !o.Status.CanMoveTo(next) {
-		code := "invalid_transition"
+		code := fault.CodeInvalidTransition
 		if next == Cancelled {
-			code = "not_cancellable"
+			code = fault.CodeNotCancellable
 		}
 		return fault.E(fault.Conflict, code, fmt.Sprintf("an order that is %s cannot become %s", o.Status, next))
 	}
@@ -342,23 +343,26 @@ type Step struct {
 	Detail  string    `json:"detail"`
 }
 
-// Timeline steps and outcomes recorded by the saga.
+// Timeline steps recorded by the saga (the Step of a timeline entry).
 const (
-	StepCreated   = "order.created"
-	StepReserve   = "stock.reserve"
-	StepCharge    = "payment.charge"
-	StepCommit    = "stock.commit"
-	StepRelease   = "stock.release"
-	StepRefund    = "payment.refund"
-	StepConfirmed = "order.confirmed"
-	StepFailed    = "order.payment_failed"
-	StepCancelled = "order.cancelled"
-	StepCart      = "cart.clear"
+	StepCreated       = "order.created"
+	StepReserve       = "stock.reserve"
+	StepCharge        = "payment.charge"
+	StepCommit        = "stock.commit"
+	StepRelease       = "stock.release"
+	StepRefund        = "payment.refund"
+	StepConfirmed     = "order.confirmed"
+	StepPaymentFailed = "order.payment_failed"
+	StepCancelled     = "order.cancelled"
+	StepCart          = "cart.clear"
+)
 
-	OutcomeOK       = "ok"
-	OutcomeRefused  = "refused" // the other service said no (out of stock, declined)
-	OutcomeError    = "error"   // transient failure; the step will be retried
-	OutcomeRecorded = "recorded"
+// How a timeline step went (the Outcome of a timeline entry).
+const (
+	StepOK       = "ok"
+	StepRefused  = "refused" // the other service said no (out of stock, declined)
+	StepError    = "error"   // transient failure; the step will be retried
+	StepRecorded = "recorded"
 )
 
 // ParseCursor reads a list cursor (the id of the last order of the previous

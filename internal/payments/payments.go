@@ -123,7 +123,7 @@ func (r ChargeRequest) Validate() error {
 // repeat must be the same request.
 func (p Payment) SameCharge(r ChargeRequest) error {
 	if p.UserID != r.UserID || p.Amount != r.Amount {
-		return fault.E(fault.Conflict, "payment_mismatch",
+		return fault.E(fault.Conflict, fault.CodePaymentMismatch,
 			"this order was already charged with another amount or user")
 	}
 	return nil
@@ -145,10 +145,10 @@ func ErrDeclined(reason string) error {
 	if reason != "" {
 		msg += " (" + reason + ")"
 	}
-	return fault.E(fault.PaymentRequired, "payment_declined", msg)
+	return fault.E(fault.PaymentRequired, fault.CodePaymentDeclined, msg)
 }
 
-func invalid(msg string) error { return fault.E(fault.Invalid, "invalid_request", msg) }
+func invalid(msg string) error { return fault.E(fault.Invalid, fault.CodeInvalidRequest, msg) }
 
 // Processor is the card processor. The built-in simulator implements it for
 // development and tests; a real processor (Stripe, Adyen, …) plugs in behind
@@ -195,9 +195,9 @@ type Result struct {
 
 // Processor errors; see Processor.
 var (
-	ErrUnavailable  = fault.E(fault.Unavailable, "processor_unavailable", "the payment processor is unavailable; retry later")
-	ErrTimeout      = fault.E(fault.Timeout, "processor_unavailable", "the payment processor did not answer in time; retry later")
-	ErrInvalidToken = fault.E(fault.Invalid, "invalid_payment_token", "the payment token is not valid")
+	ErrUnavailable  = fault.E(fault.Unavailable, fault.CodeProcessorUnavailable, "the payment processor is unavailable; retry later")
+	ErrTimeout      = fault.E(fault.Timeout, fault.CodeProcessorUnavailable, "the payment processor did not answer in time; retry later")
+	ErrInvalidToken = fault.E(fault.Invalid, fault.CodeInvalidPaymentToken, "the payment token is not valid")
 	ErrUnknownKey   = errors.New("payments: the processor has no record of this idempotency key")
 )
 

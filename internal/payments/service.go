@@ -79,7 +79,7 @@ func NewService(store Store, proc Processor, cfg ServiceConfig) *Service {
 	return &Service{store: store, proc: proc, cfg: cfg}
 }
 
-var errInProgress = fault.E(fault.Unavailable, "processor_unavailable",
+var errInProgress = fault.E(fault.Unavailable, fault.CodeProcessorUnavailable,
 	"a payment for this order is in progress; retry later")
 
 // Charge charges the order once. The payment row is inserted pending first
@@ -292,7 +292,7 @@ func (s *Service) Get(ctx context.Context, orderID, reader uuid.UUID, admin bool
 		return Payment{}, err
 	}
 	if !admin && p.UserID != reader {
-		return Payment{}, fault.E(fault.NotFound, "not_found", "no payment for this order")
+		return Payment{}, fault.E(fault.NotFound, fault.CodeNotFound, "no payment for this order")
 	}
 	return p, nil
 }

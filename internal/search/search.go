@@ -93,7 +93,7 @@ func Words(text string) []string {
 }
 
 func invalid(format string, args ...any) error {
-	return fault.E(fault.Invalid, "invalid_request", fmt.Sprintf(format, args...))
+	return fault.E(fault.Invalid, fault.CodeInvalidRequest, fmt.Sprintf(format, args...))
 }
 
 // ParseQuery validates the query string of GET /search/products. Every bad

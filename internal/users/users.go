@@ -82,7 +82,7 @@ func NewRegistration(email, password, name string) (Registration, error) {
 		problems = append(problems, msg)
 	}
 	if len(problems) > 0 {
-		return Registration{}, fault.E(fault.Invalid, "invalid_request", strings.Join(problems, "; "))
+		return Registration{}, fault.E(fault.Invalid, fault.CodeInvalidRequest, strings.Join(problems, "; "))
 	}
 	return Registration{Email: normEmail, Password: password, Name: normName}, nil
 }
@@ -94,7 +94,7 @@ func NewRegistration(email, password, name string) (Registration, error) {
 func NormalizeEmail(email string) (string, error) {
 	e, msg := normalizeEmail(email)
 	if msg != "" {
-		return "", fault.E(fault.Invalid, "invalid_request", msg)
+		return "", fault.E(fault.Invalid, fault.CodeInvalidRequest, msg)
 	}
 	return e, nil
 }
@@ -188,7 +188,7 @@ func NewLogin(email, password string) (Login, error) {
 		problems = append(problems, "password is required")
 	}
 	if len(problems) > 0 {
-		return Login{}, fault.E(fault.Invalid, "invalid_request", strings.Join(problems, "; "))
+		return Login{}, fault.E(fault.Invalid, fault.CodeInvalidRequest, strings.Join(problems, "; "))
 	}
 	return Login{Email: e, Password: password}, nil
 }
@@ -202,8 +202,8 @@ func (l Login) Plausible() bool {
 
 // ErrInvalidCredentials is the one answer to an unknown email and to a wrong
 // password alike, so a client cannot probe which emails are registered.
-var ErrInvalidCredentials = fault.E(fault.Unauthenticated, "invalid_credentials", "invalid email or password")
+var ErrInvalidCredentials = fault.E(fault.Unauthenticated, fault.CodeInvalidCredentials, "invalid email or password")
 
 // ErrEmailTaken is returned when an account already uses the email (compared
 // case-insensitively).
-var ErrEmailTaken = fault.E(fault.Conflict, "email_taken", "an account with this email already exists")
+var ErrEmailTaken = fault.E(fault.Conflict, fault.CodeEmailTaken, "an account with this email already exists")

@@ -124,7 +124,7 @@ return 1
 // maxLines, which is answered cart.ErrFull. Redis failures are fault.Unavailable.
 func (s *Store) SetLine(ctx context.Context, user, product uuid.UUID, quantity, maxLines int) error {
 	if quantity < 0 || quantity > cart.MaxQuantity {
-		return fault.E(fault.Invalid, "invalid_quantity", fmt.Sprintf("quantity must be from 0 to %d", cart.MaxQuantity))
+		return fault.E(fault.Invalid, fault.CodeInvalidQuantity, fmt.Sprintf("quantity must be from 0 to %d", cart.MaxQuantity))
 	}
 	ok, err := setScript.Run(ctx, s.rdb, []string{s.key(user)},
 		product.String(), quantity, maxLines, s.ttl.Milliseconds()).Int()
@@ -173,7 +173,7 @@ func (s *Store) TTL(ctx context.Context, user uuid.UUID) (time.Duration, error) 
 
 func unavailable(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fault.Wrap(err, fault.Timeout, "timeout", "cart store did not answer in time")
+		return fault.Wrap(err, fault.Timeout, fault.CodeTimeout, "cart store did not answer in time")
 	}
-	return fault.Wrap(fmt.Errorf("redis: %w", err), fault.Unavailable, "unavailable", "cart temporarily unavailable")
+	return fault.Wrap(fmt.Errorf("redis: %w", err), fault.Unavailable, fault.CodeUnavailable, "cart temporarily unavailable")
 }

@@ -82,7 +82,7 @@ func (s *Service) SetItem(ctx context.Context, user, product uuid.UUID, quantity
 	}
 	p, err := s.catalog.GetProduct(ctx, product)
 	if fault.Is(err, fault.NotFound, "") {
-		return cart.View{}, fault.Wrap(err, fault.NotFound, "not_found", "product not found")
+		return cart.View{}, fault.Wrap(err, fault.NotFound, fault.CodeNotFound, "product not found")
 	}
 	if err != nil {
 		return cart.View{}, err

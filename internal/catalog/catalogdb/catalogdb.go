@@ -55,11 +55,11 @@ func scan(row pgx.Row) (catalog.Product, error) {
 	return p, err
 }
 
-var errNotFound = fault.E(fault.NotFound, "not_found", "no such product")
+var errNotFound = fault.E(fault.NotFound, fault.CodeNotFound, "no such product")
 
 // ErrSKUTaken is returned when another product (archived ones included) has
 // the SKU.
-var ErrSKUTaken = fault.E(fault.Conflict, "sku_taken", "a product with this sku exists")
+var ErrSKUTaken = fault.E(fault.Conflict, fault.CodeSKUTaken, "a product with this sku exists")
 
 // changed writes the consequences of a product change on tx: its search
 // document (removed once archived) and its product.changed.v1 event, whose
@@ -184,7 +184,7 @@ func (s *Store) SetAvailability(ctx context.Context, id uuid.UUID, inStock bool)
 // events), with the same guarantees as SetAvailability. n must be >= 0.
 func (s *Store) SetSoldCount(ctx context.Context, id uuid.UUID, n int64) (catalog.Product, error) {
 	if n < 0 {
-		return catalog.Product{}, fault.E(fault.Invalid, "invalid_request", "sold count must not be negative")
+		return catalog.Product{}, fault.E(fault.Invalid, fault.CodeInvalidRequest, "sold count must not be negative")
 	}
 	return s.setCounter(ctx, id, `sold_count`, n)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/catalogclient"
+	"github.com/shopfaas/shop/internal/fault"
 )
 
 // Server is a running fake gateway in front of a fake get-product. Its
@@ -93,7 +94,7 @@ func (s *Server) Calls() int64 { return s.calls.Load() }
 func (s *Server) getProduct(w http.ResponseWriter, r *http.Request) {
 	s.calls.Add(1)
 	if s.down.Load() {
-		writeProblem(w, http.StatusServiceUnavailable, "unavailable")
+		writeProblem(w, http.StatusServiceUnavailable, fault.CodeUnavailable)
 		return
 	}
 	id, err := uuid.Parse(r.PathValue("id"))
@@ -102,14 +103,14 @@ func (s *Server) getProduct(w http.ResponseWriter, r *http.Request) {
 	gone := s.archived[id]
 	s.mu.Unlock()
 	if err != nil || !ok || gone {
-		writeProblem(w, http.StatusNotFound, "not_found")
+		writeProblem(w, http.StatusNotFound, fault.CodeNotFound)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(p)
 }
 
-func writeProblem(w http.ResponseWriter, status int, code string) {
+func writeProblem(w http.ResponseWriter, status int, code fault.Code) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "code": code})

@@ -71,7 +71,7 @@ func (s *Store) Get(ctx context.Context, productID uuid.UUID) (inventory.Stock, 
 	st, err := scan(s.db.QueryRow(ctx,
 		`SELECT product_id, on_hand, reserved, updated_at, version FROM stock WHERE product_id = $1`, productID))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return st, fault.E(fault.NotFound, "not_found", "no stock for this product")
+		return st, fault.E(fault.NotFound, fault.CodeNotFound, "no stock for this product")
 	}
 	if err != nil {
 		return st, unavailable(err)
@@ -157,7 +157,7 @@ func unavailable(err error) error {
 	if postgres.IsCheckViolation(err) {
 		// The domain checks first; reaching a CHECK means a concurrent change
 		// made the request invalid, which is a conflict, not an outage.
-		return fault.Wrap(err, fault.Conflict, "stock_conflict", "the stock level changed concurrently; retry")
+		return fault.Wrap(err, fault.Conflict, fault.CodeStockConflict, "the stock level changed concurrently; retry")
 	}
-	return fault.Wrap(fmt.Errorf("inventory database: %w", err), fault.Unavailable, "unavailable", "inventory temporarily unavailable")
+	return fault.Wrap(fmt.Errorf("inventory database: %w", err), fault.Unavailable, fault.CodeUnavailable, "inventory temporarily unavailable")
 }

@@ -270,7 +270,7 @@ func readHold(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, lock bool) (inv
 	var status string
 	err := tx.QueryRow(ctx, q, orderID).Scan(&status, &h.ExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return h, fault.E(fault.NotFound, "not_found", "no reservation for this order")
+		return h, fault.E(fault.NotFound, fault.CodeNotFound, "no reservation for this order")
 	}
 	if err != nil {
 		return h, unavailable(err)

@@ -56,7 +56,7 @@ func (s *Store) Record(ctx context.Context, consumer string, n notifications.Not
 		return err
 	})
 	if err != nil {
-		return stored, false, fault.Wrap(err, fault.Unavailable, "unavailable", "notifications are unavailable")
+		return stored, false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
 	}
 	return stored, first, nil
 }
@@ -70,7 +70,7 @@ func (s *Store) ClaimEmail(ctx context.Context, id uuid.UUID, lease time.Duratio
 	tag, err := s.db.Exec(ctx, `UPDATE notifications SET email_claimed_until = now() + make_interval(secs => $2)
 		WHERE id = $1 AND emailed_at IS NULL AND (email_claimed_until IS NULL OR email_claimed_until < now())`, id, lease.Seconds())
 	if err != nil {
-		return false, fault.Wrap(err, fault.Unavailable, "unavailable", "notifications are unavailable")
+		return false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
 	}
 	return tag.RowsAffected() == 1, nil
 }
@@ -79,7 +79,7 @@ func (s *Store) ClaimEmail(ctx context.Context, id uuid.UUID, lease time.Duratio
 // for the lease to expire. Failures are fault.Unavailable.
 func (s *Store) ReleaseEmail(ctx context.Context, id uuid.UUID) error {
 	if _, err := s.db.Exec(ctx, `UPDATE notifications SET email_claimed_until = NULL WHERE id = $1 AND emailed_at IS NULL`, id); err != nil {
-		return fault.Wrap(err, fault.Unavailable, "unavailable", "notifications are unavailable")
+		return fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
 	}
 	return nil
 }
@@ -89,7 +89,7 @@ func (s *Store) ReleaseEmail(ctx context.Context, id uuid.UUID) error {
 func (s *Store) MarkEmailed(ctx context.Context, id uuid.UUID) error {
 	_, err := s.db.Exec(ctx, `UPDATE notifications SET emailed_at = now() WHERE id = $1 AND emailed_at IS NULL`, id)
 	if err != nil {
-		return fault.Wrap(err, fault.Unavailable, "unavailable", "notifications are unavailable")
+		return fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
 	}
 	return nil
 }
@@ -102,11 +102,11 @@ func (s *Store) List(ctx context.Context, userID, after uuid.UUID, limit int) ([
 		WHERE user_id = $1 AND ($2 = '00000000-0000-0000-0000-000000000000'::uuid OR id < $2)
 		ORDER BY id DESC LIMIT $3`, userID, after, limit+1)
 	if err != nil {
-		return nil, false, fault.Wrap(err, fault.Unavailable, "unavailable", "notifications are unavailable")
+		return nil, false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
 	}
 	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (notifications.Notification, error) { return scan(r) })
 	if err != nil {
-		return nil, false, fault.Wrap(err, fault.Unavailable, "unavailable", "notifications are unavailable")
+		return nil, false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
 	}
 	if len(items) > limit {
 		return items[:limit], true, nil
@@ -119,10 +119,10 @@ func (s *Store) List(ctx context.Context, userID, after uuid.UUID, limit int) ([
 func (s *Store) Get(ctx context.Context, id uuid.UUID) (notifications.Notification, error) {
 	n, err := scan(s.db.QueryRow(ctx, `SELECT `+columns+` FROM notifications WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return n, fault.E(fault.NotFound, "not_found", "no such notification")
+		return n, fault.E(fault.NotFound, fault.CodeNotFound, "no such notification")
 	}
 	if err != nil {
-		return n, fault.Wrap(err, fault.Unavailable, "unavailable", "notifications are unavailable")
+		return n, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
 	}
 	return n, nil
 }

@@ -1,8 +1,9 @@
 // Package ordersdb stores orders, their lines, their timeline, the saga's
 // state, the idempotency keys of checkouts and the outbox in the orders
-// service's own PostgreSQL database. Every status change, its timeline entry,
-// its event and the idempotent response it settles are written in ONE
-// transaction; no remote call ever runs inside one.
+// service's own PostgreSQL database. A status change is decided by the domain
+// (orders.Order.Confirm, Fail, Cancel) under the row lock Update holds, and
+// written with its timeline entry, its event, the saga's state and the
+// checkout it settles in ONE transaction; no remote call ever runs inside one.
 package ordersdb
 
 import (
@@ -65,52 +66,50 @@ type Store struct {
 func New(pool *pgxpool.Pool) *Store { return &Store{db: pool} }
 
 func unavailable(err error) error {
-	return fault.Wrap(fmt.Errorf("orders database: %w", err), fault.Unavailable, "unavailable", "orders temporarily unavailable")
-}
-
-// Response is a stored answer to an idempotent request.
-type Response struct {
-	Status int
-	Body   []byte
+	return fault.Wrap(fmt.Errorf("orders database: %w", err), fault.Unavailable, fault.CodeUnavailable, "orders temporarily unavailable")
 }
 
 // Claim outcomes of ClaimKey.
 var (
-	ErrKeyReused     = fault.E(fault.Conflict, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
-	ErrKeyInProgress = fault.E(fault.Conflict, "request_in_progress", "a request with this Idempotency-Key is still in progress; retry later")
+	ErrKeyReused     = fault.E(fault.Conflict, fault.CodeIdempotencyKeyReused, "this Idempotency-Key was used with a different request")
+	ErrKeyInProgress = fault.E(fault.Conflict, fault.CodeRequestInProgress, "a request with this Idempotency-Key is still in progress; retry later")
 )
 
 // ClaimKey claims (userID, key) for a request whose canonical hash is hash.
 // It returns (nil, nil) when the caller now owns the key and must run the
-// request; the stored response when the same request already finished;
+// request; the settled checkout (Replayed, the order as it was answered) when
+// the same request already finished;
 // ErrKeyReused when the key was used with another request; and, after
 // waiting up to wait for a running request with the key to finish,
 // ErrKeyInProgress. The claim is a unique insert, so exactly one of any number
 // of concurrent callers wins. An expired key is claimed anew, and so is an
 // abandoned one (claimed more than AbandonedAfter ago and still without order).
-func (s *Store) ClaimKey(ctx context.Context, userID uuid.UUID, key, hash string, wait time.Duration) (*Response, error) {
+func (s *Store) ClaimKey(ctx context.Context, userID uuid.UUID, key, hash string, wait time.Duration) (*orders.Checkout, error) {
 	deadline := time.Now().Add(wait)
 	for {
 		var claimed bool
 		var gotHash string
-		var status *int
-		var body []byte
+		var orderID *uuid.UUID
+		var settled settlement
 		err := s.db.QueryRow(ctx, `
 			WITH ins AS (
 				INSERT INTO idempotency_keys (user_id, key, request_hash, expires_at)
 				VALUES ($1, $2, $3, now() + $4::float8 * interval '1 second')
 				ON CONFLICT (user_id, key) DO UPDATE
-					SET request_hash = EXCLUDED.request_hash, order_id = NULL, response_status = NULL,
-					    response_body = NULL, created_at = now(), expires_at = EXCLUDED.expires_at
+					SET request_hash = EXCLUDED.request_hash, order_id = NULL, settled_status = NULL,
+					    settled_reason = NULL, settled_detail = NULL, settled_at = NULL,
+					    created_at = now(), expires_at = EXCLUDED.expires_at
 					WHERE idempotency_keys.expires_at < now()
-					   OR (idempotency_keys.order_id IS NULL AND idempotency_keys.response_status IS NULL
+					   OR (idempotency_keys.order_id IS NULL AND idempotency_keys.settled_status IS NULL
 					       AND idempotency_keys.created_at < now() - $5::float8 * interval '1 second')
-				RETURNING true AS claimed, request_hash, response_status, response_body)
-			SELECT claimed, request_hash, response_status, response_body FROM ins
+				RETURNING true AS claimed, request_hash, order_id, settled_status, settled_reason, settled_detail, settled_at)
+			SELECT * FROM ins
 			UNION ALL
-			SELECT false, request_hash, response_status, response_body FROM idempotency_keys
+			SELECT false, request_hash, order_id, settled_status, settled_reason, settled_detail, settled_at
+			FROM idempotency_keys
 			WHERE user_id = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM ins)`,
-			userID, key, hash, KeyTTL.Seconds(), AbandonedAfter.Seconds()).Scan(&claimed, &gotHash, &status, &body)
+			userID, key, hash, KeyTTL.Seconds(), AbandonedAfter.Seconds()).
+			Scan(&claimed, &gotHash, &orderID, &settled.status, &settled.reason, &settled.detail, &settled.at)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue // released between the insert and the read: try again
 		}
@@ -122,8 +121,8 @@ func (s *Store) ClaimKey(ctx context.Context, userID uuid.UUID, key, hash string
 			return nil, nil
 		case gotHash != hash:
 			return nil, ErrKeyReused
-		case status != nil:
-			return &Response{Status: *status, Body: body}, nil
+		case settled.status != nil && orderID != nil:
+			return s.settledCheckout(ctx, *orderID, settled)
 		}
 		if time.Now().After(deadline) {
 			return nil, ErrKeyInProgress
@@ -136,12 +135,33 @@ func (s *Store) ClaimKey(ctx context.Context, userID uuid.UUID, key, hash string
 	}
 }
 
+// settlement is the checkout an idempotency key was settled with: the order's
+// status, reason and updated_at when it was answered, and the detail of the
+// change that ended it. Nil fields: not settled yet.
+type settlement struct {
+	status *orders.Status
+	reason *string
+	detail *string
+	at     *time.Time
+}
+
+// settledCheckout rebuilds the checkout a key was settled with: the order
+// (whose lines, total and address never change) as it stood then.
+func (s *Store) settledCheckout(ctx context.Context, orderID uuid.UUID, st settlement) (*orders.Checkout, error) {
+	o, err := s.Get(ctx, orderID)
+	if err != nil {
+		return nil, err
+	}
+	o.Status, o.Reason, o.UpdatedAt = *st.status, *st.reason, st.at.UTC()
+	return &orders.Checkout{Order: o, Detail: *st.detail, Replayed: true}, nil
+}
+
 // ReleaseKey gives up a claim whose request failed before an order existed
 // (a validation or catalog error), so the client may retry with the same key.
-// A key that already has an order or a response is left alone.
+// A key that already has an order or a settled checkout is left alone.
 func (s *Store) ReleaseKey(ctx context.Context, userID uuid.UUID, key string) error {
 	_, err := s.db.Exec(context.WithoutCancel(ctx), `DELETE FROM idempotency_keys
-		WHERE user_id = $1 AND key = $2 AND order_id IS NULL AND response_status IS NULL`, userID, key)
+		WHERE user_id = $1 AND key = $2 AND order_id IS NULL AND settled_status IS NULL`, userID, key)
 	if err != nil {
 		return unavailable(err)
 	}
@@ -153,7 +173,7 @@ type Saga struct {
 	Order        orders.Order
 	PaymentToken string // empty once the saga has ended
 	FromCart     bool
-	Compensation string // "", "pending" or "done"
+	Compensation orders.Compensation
 	Attempts     int
 }
 
@@ -187,12 +207,14 @@ func (s *Store) Create(ctx context.Context, o orders.Order, token string, fromCa
 				return unavailable(err)
 			}
 		}
-		return record(ctx, tx, o.ID, orders.StepCreated, orders.OutcomeOK,
+		return record(ctx, tx, o.ID, orders.StepCreated, orders.StepOK,
 			fmt.Sprintf("%d line(s), total %d %s", len(o.Items), o.Total.Amount, o.Total.Currency))
 	})
 }
 
-// Record appends a step to an order's timeline.
+// Record appends a step to an order's timeline, in a transaction of its own
+// (a step's outcome is known only after its remote call, which never runs
+// inside a transaction). outcome is one of the orders.Step* outcomes.
 func (s *Store) Record(ctx context.Context, orderID uuid.UUID, step, outcome, detail string) error {
 	return postgres.Tx(ctx, s.db, func(tx pgx.Tx) error { return record(ctx, tx, orderID, step, outcome, detail) })
 }
@@ -240,7 +262,7 @@ func loadItems(ctx context.Context, q querier, o *orders.Order) error {
 	return err
 }
 
-var errNotFound = fault.E(fault.NotFound, "not_found", "no such order")
+var errNotFound = fault.E(fault.NotFound, fault.CodeNotFound, "no such order")
 
 // GetVisible returns order id if who may see it (its owner or an admin). Any
 // other caller gets the same fault.NotFound as for an order that does not
@@ -348,36 +370,25 @@ func (s *Store) LoadSaga(ctx context.Context, orderID uuid.UUID) (Saga, error) {
 	return sg, nil
 }
 
-// Transition is one status change, written atomically by Move.
-type Transition struct {
-	// To is the status the order moves to; Reason explains it.
-	To     orders.Status
-	Reason string
-	// Step and Detail are the timeline entry of the change.
-	Step, Detail string
-	// Event, when not empty, is the type of the outbox event describing the
-	// order after the change (orders.Order.EventData).
-	Event string
-	// Compensation sets the saga's compensation state ("pending" when a
-	// release/refund is still owed, "done" when settled); empty leaves it.
-	Compensation string
-	// From, when not empty, is the only status the move may start from;
-	// any other current status is fault.Conflict "not_cancellable" (for
-	// cancellations) or "invalid_transition".
-	From orders.Status
-	// Respond renders the settled answer of the order's idempotency key, if
-	// it has one; nil leaves the key in progress.
-	Respond func(orders.Order) (int, []byte)
-}
-
-// Move changes an order's status in one transaction: it locks the order, asks
-// the state machine (orders.Order.MoveTo), updates the row, appends the
-// timeline entry and the outbox event, ends the saga (clears the payment token
-// and the lease) and settles the idempotency key's response. Moving to the
-// status the order already has changes nothing and returns the order (so
-// concurrent drivers may both finish); any other forbidden move is
-// fault.Conflict. fault.NotFound when the order does not exist.
-func (s *Store) Move(ctx context.Context, orderID uuid.UUID, t Transition) (orders.Order, error) {
+// Update is the one way an order changes. In one transaction it locks the
+// order (SELECT … FOR UPDATE), lets decide change it — decide is the domain's
+// decision (orders.Order.Confirm, Fail, Cancel) and sees the order with its
+// lines — and writes what decide did:
+//   - the order's status, reason and updated_at;
+//   - the timeline entry of the change (Change.Step and Detail) and, for an
+//     event, the outbox row and its own "recorded" timeline entry;
+//   - the saga's state: the payment token is cleared, the lease released (or
+//     kept for at least a minute more while a compensation is owed, so that
+//     recovery does not race the driver settling it), and the compensation
+//     state set when the change names one;
+//   - when the order leaves pending, the checkout its idempotency key (if
+//     any) is settled with: the order as it is now and Change.Detail.
+//
+// A decision that changes nothing (Change.None) writes nothing and returns the
+// order as it is. decide's error is returned as is and nothing is written.
+// fault.NotFound when the order does not exist; fault.Unavailable when the
+// database fails.
+func (s *Store) Update(ctx context.Context, orderID uuid.UUID, decide func(*orders.Order) (orders.Change, error)) (orders.Order, error) {
 	var out orders.Order
 	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
 		o, err := scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders o WHERE o.id = $1 FOR UPDATE`, orderID))
@@ -390,45 +401,14 @@ func (s *Store) Move(ctx context.Context, orderID uuid.UUID, t Transition) (orde
 		if err := loadItems(ctx, tx, &o); err != nil {
 			return unavailable(err)
 		}
-		if o.Status == t.To && t.From == "" {
-			out = o
-			return nil
-		}
-		if t.From != "" && o.Status != t.From {
-			code := "invalid_transition"
-			if t.To == orders.Cancelled {
-				code = "not_cancellable"
-			}
-			return fault.E(fault.Conflict, code, fmt.Sprintf("an order that is %s cannot become %s", o.Status, t.To))
-		}
-		if err := o.MoveTo(t.To, t.Reason, time.Now()); err != nil {
+		was := o.Status
+		change, err := decide(&o)
+		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE orders SET status = $2, reason = $3, updated_at = $4 WHERE id = $1`,
-			o.ID, o.Status, o.Reason, o.UpdatedAt); err != nil {
-			return unavailable(err)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE order_sagas SET payment_token = NULL, updated_at = now(),
-			lease_until = CASE WHEN $2 = 'pending' THEN greatest(lease_until, now() + interval '1 minute') ELSE now() END,
-			compensation = CASE WHEN $2 = '' THEN compensation ELSE $2 END WHERE order_id = $1`, o.ID, t.Compensation); err != nil {
-			return unavailable(err)
-		}
-		if err := record(ctx, tx, o.ID, t.Step, orders.OutcomeOK, t.Detail); err != nil {
-			return err
-		}
-		if t.Event != "" {
-			if err := outbox.Publish(ctx, tx, orders.Source, t.Event, o.ID.String(), o.EventData()); err != nil {
-				return fault.Internalf("order event: %w", err)
-			}
-			if err := record(ctx, tx, o.ID, t.Event, orders.OutcomeRecorded, "event written to the outbox"); err != nil {
+		if !change.None() {
+			if err := write(ctx, tx, o, change, was == orders.Pending); err != nil {
 				return err
-			}
-		}
-		if t.Respond != nil {
-			status, body := t.Respond(o)
-			if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET response_status = $2, response_body = $3
-				WHERE order_id = $1 AND response_status IS NULL`, o.ID, status, body); err != nil {
-				return unavailable(err)
 			}
 		}
 		out = o
@@ -437,10 +417,45 @@ func (s *Store) Move(ctx context.Context, orderID uuid.UUID, t Transition) (orde
 	return out, err
 }
 
+// write stores a decided change of o (see Update); settle also settles the
+// order's idempotency key.
+func write(ctx context.Context, tx pgx.Tx, o orders.Order, c orders.Change, settle bool) error {
+	if _, err := tx.Exec(ctx, `UPDATE orders SET status = $2, reason = $3, updated_at = $4 WHERE id = $1`,
+		o.ID, o.Status, o.Reason, o.UpdatedAt); err != nil {
+		return unavailable(err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE order_sagas SET payment_token = NULL, updated_at = now(),
+		lease_until = CASE WHEN $2::text = $3::text THEN greatest(lease_until, now() + interval '1 minute') ELSE now() END,
+		compensation = CASE WHEN $2::text = '' THEN compensation ELSE $2::text END WHERE order_id = $1`,
+		o.ID, c.Compensation, orders.CompensationOwed); err != nil {
+		return unavailable(err)
+	}
+	if err := record(ctx, tx, o.ID, c.Step, orders.StepOK, c.Detail); err != nil {
+		return err
+	}
+	if c.Event != "" {
+		if err := outbox.Publish(ctx, tx, orders.Source, c.Event, o.ID.String(), o.EventData()); err != nil {
+			return fault.Internalf("order event: %w", err)
+		}
+		if err := record(ctx, tx, o.ID, c.Event, orders.StepRecorded, "event written to the outbox"); err != nil {
+			return err
+		}
+	}
+	if !settle {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE idempotency_keys
+		SET settled_status = $2, settled_reason = $3, settled_detail = $4, settled_at = $5
+		WHERE order_id = $1 AND settled_status IS NULL`, o.ID, o.Status, o.Reason, c.Detail, o.UpdatedAt); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
 // SettleCompensation marks an order's owed release/refund as done.
 func (s *Store) SettleCompensation(ctx context.Context, orderID uuid.UUID) error {
-	if _, err := s.db.Exec(ctx, `UPDATE order_sagas SET compensation = 'done', updated_at = now()
-		WHERE order_id = $1 AND compensation = 'pending'`, orderID); err != nil {
+	if _, err := s.db.Exec(ctx, `UPDATE order_sagas SET compensation = $2, updated_at = now()
+		WHERE order_id = $1 AND compensation = $3`, orderID, orders.CompensationDone, orders.CompensationOwed); err != nil {
 		return unavailable(err)
 	}
 	return nil
@@ -456,8 +471,8 @@ func (s *Store) ClaimStale(ctx context.Context, olderThan, lease time.Duration, 
 	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT s.order_id FROM order_sagas s JOIN orders o ON o.id = s.order_id
 			WHERE s.lease_until < now()
-			  AND ((o.status = 'pending' AND o.created_at < now() - $1::float8 * interval '1 second') OR s.compensation = 'pending')
-			ORDER BY o.created_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED`, olderThan.Seconds(), limit)
+			  AND ((o.status = $3 AND o.created_at < now() - $1::float8 * interval '1 second') OR s.compensation = $4)
+			ORDER BY o.created_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED`, olderThan.Seconds(), limit, orders.Pending, orders.CompensationOwed)
 		if err != nil {
 			return unavailable(err)
 		}

@@ -101,11 +101,15 @@ func TestClaimKey(t *testing.T) {
 	}
 }
 
-func TestMoveIsAtomicAndForwardOnly(t *testing.T) {
+// Status changes are decided by the domain under the row lock and written
+// whole: of 10 concurrent confirmations one changes the order and writes one
+// event, the others change nothing.
+func TestStatusChangesAreAtomicAndForwardOnly(t *testing.T) {
 	pool := pgtest.Open(t, ordersdb.Migrations())
 	store := ordersdb.New(pool)
 	ctx := context.Background()
 	o := orderstest.Seed(t, store, uuid.New(), orders.Pending)
+	confirm := func(o *orders.Order) (orders.Change, error) { return o.Confirm(time.Now()) }
 
 	// 10 concurrent confirmations: one change, one event.
 	var wg sync.WaitGroup
@@ -113,7 +117,7 @@ func TestMoveIsAtomicAndForwardOnly(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := store.Move(ctx, o.ID, ordersdb.Transition{To: orders.Confirmed, Step: orders.StepConfirmed, Event: "order.placed.v1"}); err != nil {
+			if _, err := store.Update(ctx, o.ID, confirm); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -123,10 +127,13 @@ func TestMoveIsAtomicAndForwardOnly(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&events); err != nil || events != 1 {
 		t.Fatalf("%d events (%v), want 1", events, err)
 	}
-	if _, err := store.Move(ctx, o.ID, ordersdb.Transition{To: orders.PaymentFailed, Step: "x"}); !fault.Is(err, fault.Conflict, "invalid_transition") {
+	decline := func(o *orders.Order) (orders.Change, error) {
+		return o.Fail(orders.Failure{Status: orders.PaymentFailed, Reason: orders.ReasonPaymentDeclined}, time.Now())
+	}
+	if _, err := store.Update(ctx, o.ID, decline); !fault.Is(err, fault.Conflict, "invalid_transition") {
 		t.Fatalf("confirmed → payment_failed: %v", err)
 	}
-	if _, err := store.Move(ctx, uuid.New(), ordersdb.Transition{To: orders.Confirmed}); fault.KindOf(err) != fault.NotFound {
+	if _, err := store.Update(ctx, uuid.New(), confirm); fault.KindOf(err) != fault.NotFound {
 		t.Fatalf("unknown order: %v", err)
 	}
 	got, err := store.Get(ctx, o.ID)

@@ -16,6 +16,7 @@ import (
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/gatewayurl"
 	"github.com/shopfaas/shop/internal/orders/ordersdb"
+	"github.com/shopfaas/shop/internal/orders/ordersgw"
 	"github.com/shopfaas/shop/internal/orders/saga"
 	"github.com/shopfaas/shop/internal/postgres"
 )
@@ -69,7 +70,7 @@ func Load(c *config.Reader, log *slog.Logger, withSaga bool) (*Env, error) {
 	if !withSaga {
 		return env, nil
 	}
-	gw, err := saga.NewGatewayAt(loc, internal, nil, 0)
+	gw, err := ordersgw.NewAt(loc, internal, nil, 0)
 	if err != nil {
 		pool.Close()
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -59,19 +60,20 @@ type Server struct {
 	// URL is the gateway URL.
 	URL string
 
-	mu     sync.Mutex
-	stock  map[uuid.UUID][2]int // on_hand, reserved
-	res    map[uuid.UUID]*reservation
-	pay    map[uuid.UUID]*payment
-	counts Counts
-	hook   Hook
+	mu      sync.Mutex
+	stock   map[uuid.UUID][2]int // on_hand, reserved
+	res     map[uuid.UUID]*reservation
+	pay     map[uuid.UUID]*payment
+	counts  Counts
+	hook    Hook
+	missing map[string]bool
 }
 
 // New starts a server closed at the end of the test.
 func New(tb testing.TB) *Server {
 	tb.Helper()
 	s := &Server{stock: map[uuid.UUID][2]int{}, res: map[uuid.UUID]*reservation{}, pay: map[uuid.UUID]*payment{},
-		counts: Counts{Calls: map[string]int{}}}
+		counts: Counts{Calls: map[string]int{}}, missing: map[string]bool{}}
 	mux := http.NewServeMux()
 	for name, h := range map[string]func(*http.Request, uuid.UUID, []byte) (any, error){
 		"reserve-stock": s.reserve, "commit-stock": s.commit, "release-stock": s.release,
@@ -90,6 +92,16 @@ func (s *Server) SetHook(h Hook) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hook = h
+}
+
+// SetMissing makes the gateway answer calls of fn as the OpenFaaS gateway
+// answers a function that is not deployed (faasd deletes and recreates a
+// function to update it): 404 with a plain-text body, nothing done. false
+// deploys it again.
+func (s *Server) SetMissing(fn string, missing bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.missing[fn] = missing
 }
 
 // SetStock sets a product's on-hand level (reserved units are kept).
@@ -164,15 +176,22 @@ func (s *Server) serve(name string, h func(*http.Request, uuid.UUID, []byte) (an
 		}
 		body, err := io.ReadAll(io.LimitReader(r.Body, fnhttp.MaxBody))
 		if err != nil {
-			return fault.E(fault.Malformed, "invalid_json", "unreadable body")
+			return fault.E(fault.Malformed, fault.CodeInvalidJSON, "unreadable body")
 		}
 		if err := json.Unmarshal(body, &probe); err != nil || probe.OrderID == uuid.Nil {
-			return fault.E(fault.Invalid, "invalid_request", "order_id is required")
+			return fault.E(fault.Invalid, fault.CodeInvalidRequest, "order_id is required")
 		}
 		s.mu.Lock()
-		s.counts.Calls[name]++
+		missing := s.missing[name]
+		if !missing {
+			s.counts.Calls[name]++
+		}
 		hook := s.hook
 		s.mu.Unlock()
+		if missing {
+			http.Error(w, "function "+strconv.Quote(name)+" not found", http.StatusNotFound)
+			return nil
+		}
 		var failAfter int
 		if hook != nil {
 			delay, fail, after := hook(name, probe.OrderID)
@@ -180,7 +199,7 @@ func (s *Server) serve(name string, h func(*http.Request, uuid.UUID, []byte) (an
 				time.Sleep(delay)
 			}
 			if fail > 0 {
-				return fnhttp.JSON(w, fail, fnhttp.Problem{Type: "about:blank", Status: fail, Code: "processor_unavailable"})
+				return fnhttp.JSON(w, fail, fnhttp.Problem{Type: "about:blank", Status: fail, Code: string(fault.CodeProcessorUnavailable)})
 			}
 			failAfter = after
 		}
@@ -188,7 +207,7 @@ func (s *Server) serve(name string, h func(*http.Request, uuid.UUID, []byte) (an
 		out, err := h(r, probe.OrderID, body)
 		s.mu.Unlock()
 		if failAfter > 0 {
-			return fnhttp.JSON(w, failAfter, fnhttp.Problem{Type: "about:blank", Status: failAfter, Code: "processor_unavailable"})
+			return fnhttp.JSON(w, failAfter, fnhttp.Problem{Type: "about:blank", Status: failAfter, Code: string(fault.CodeProcessorUnavailable)})
 		}
 		if err != nil {
 			return err
@@ -219,22 +238,22 @@ func (s *Server) reserve(r *http.Request, orderID uuid.UUID, body []byte) (any, 
 		case "held", "committed":
 			return status{orderID, cur.status}, nil
 		default:
-			return nil, fault.E(fault.Conflict, "reservation_released", "the reservation was released")
+			return nil, fault.E(fault.Conflict, fault.CodeReservationReleased, "the reservation was released")
 		}
 	}
 	if len(in.Lines) == 0 {
-		return nil, fault.E(fault.Invalid, "invalid_request", "lines must not be empty")
+		return nil, fault.E(fault.Invalid, fault.CodeInvalidRequest, "lines must not be empty")
 	}
 	lines := map[uuid.UUID]int{}
 	for _, l := range in.Lines {
 		if l.Quantity < 1 || l.Quantity > 1000 || lines[l.ProductID] != 0 {
-			return nil, fault.E(fault.Invalid, "invalid_request", "bad line")
+			return nil, fault.E(fault.Invalid, fault.CodeInvalidRequest, "bad line")
 		}
 		lines[l.ProductID] = l.Quantity
 	}
 	for p, q := range lines {
 		if st := s.stock[p]; st[0]-st[1] < q {
-			return nil, fault.E(fault.Conflict, "out_of_stock", "not enough stock of product "+p.String())
+			return nil, fault.E(fault.Conflict, fault.CodeOutOfStock, "not enough stock of product "+p.String())
 		}
 	}
 	for p, q := range lines {
@@ -249,7 +268,7 @@ func (s *Server) reserve(r *http.Request, orderID uuid.UUID, body []byte) (any, 
 func (s *Server) commit(_ *http.Request, orderID uuid.UUID, _ []byte) (any, error) {
 	r := s.res[orderID]
 	if r == nil {
-		return nil, fault.E(fault.NotFound, "not_found", "no reservation for this order")
+		return nil, fault.E(fault.NotFound, fault.CodeNotFound, "no reservation for this order")
 	}
 	switch r.status {
 	case "committed", "restocked":
@@ -257,7 +276,7 @@ func (s *Server) commit(_ *http.Request, orderID uuid.UUID, _ []byte) (any, erro
 	case "released":
 		for p, q := range r.lines {
 			if st := s.stock[p]; st[0]-st[1] < q {
-				return nil, fault.E(fault.Conflict, "out_of_stock", "the hold expired and the stock is gone")
+				return nil, fault.E(fault.Conflict, fault.CodeOutOfStock, "the hold expired and the stock is gone")
 			}
 		}
 		for p, q := range r.lines {
@@ -323,11 +342,11 @@ func (s *Server) charge(_ *http.Request, orderID uuid.UUID, body []byte) (any, e
 		return nil, err
 	}
 	if in.UserID == uuid.Nil || in.Amount.Amount < 0 || in.Token == "" {
-		return nil, fault.E(fault.Invalid, "invalid_request", "bad charge")
+		return nil, fault.E(fault.Invalid, fault.CodeInvalidRequest, "bad charge")
 	}
 	p := s.pay[orderID]
 	if p == nil && in.Token != "tok_visa" && in.Token != "tok_mastercard" && !strings.HasPrefix(in.Token, "tok_chargeDeclined") {
-		return nil, fault.E(fault.Invalid, "invalid_payment_token", "the processor does not accept this token")
+		return nil, fault.E(fault.Invalid, fault.CodeInvalidPaymentToken, "the processor does not accept this token")
 	}
 	if p == nil {
 		p = &payment{status: "captured", amount: in.Amount}
@@ -341,7 +360,7 @@ func (s *Server) charge(_ *http.Request, orderID uuid.UUID, body []byte) (any, e
 		}
 	}
 	if p.status == "declined" {
-		return nil, fault.E(fault.PaymentRequired, "payment_declined", "the card was declined")
+		return nil, fault.E(fault.PaymentRequired, fault.CodePaymentDeclined, "the card was declined")
 	}
 	return paymentView{orderID, orderID, p.status, p.amount, "ch_" + orderID.String()[:8]}, nil
 }

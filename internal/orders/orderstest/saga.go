@@ -10,6 +10,7 @@ import (
 	"github.com/shopfaas/shop/internal/catalogclient/catalogtest"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersdb"
+	"github.com/shopfaas/shop/internal/orders/ordersgw"
 	"github.com/shopfaas/shop/internal/orders/saga"
 )
 
@@ -29,7 +30,7 @@ func NewCheckout(tb testing.TB, store *ordersdb.Store, stock int) *Checkout {
 	c := &Checkout{Server: New(tb), Catalog: catalogtest.New(tb)}
 	c.Product = c.Catalog.Add("SKU-"+uuid.NewString()[:8], 1299, "USD").ID
 	c.Server.SetStock(c.Product, stock)
-	gw, err := saga.NewGateway(c.Server.URL, Token, nil, 5*time.Second)
+	gw, err := ordersgw.New(c.Server.URL, Token, nil, 5*time.Second)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -2,13 +2,13 @@ package saga_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -18,6 +18,7 @@ import (
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersdb"
+	"github.com/shopfaas/shop/internal/orders/ordersgw"
 	"github.com/shopfaas/shop/internal/orders/orderstest"
 	"github.com/shopfaas/shop/internal/orders/saga"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
@@ -42,7 +43,7 @@ func setup(t *testing.T, mod func(*saga.Config)) *env {
 		user: auth.Identity{UserID: uuid.Must(uuid.NewV7()), Role: auth.RoleCustomer}}
 	e.product = e.catalog.Add("SKU-1", 1299, "USD")
 	e.svc.SetStock(e.product.ID, 5)
-	gw, err := saga.NewGateway(e.svc.URL, orderstest.Token, nil, 5*time.Second)
+	gw, err := ordersgw.New(e.svc.URL, orderstest.Token, nil, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,31 +67,13 @@ func (e *env) request(qty int, token string) orders.PlaceRequest {
 	}
 }
 
-func decodeView(t *testing.T, r saga.Response) orders.View {
+// same fails unless a and b are the same checkout result: the same order as
+// answered and the same detail (create-order renders them into the same bytes).
+func same(t *testing.T, a, b orders.Checkout) {
 	t.Helper()
-	var v orders.View
-	if err := json.Unmarshal(r.Body, &v); err != nil {
-		t.Fatalf("decode %s: %v", r.Body, err)
+	if diff := cmp.Diff(a, b, cmpopts.IgnoreFields(orders.Checkout{}, "Replayed")); diff != "" {
+		t.Fatalf("checkouts differ (-a +b):\n%s", diff)
 	}
-	return v
-}
-
-func problemCode(t *testing.T, r saga.Response) (code, instance string) {
-	t.Helper()
-	var p struct{ Code, Instance string }
-	if err := json.Unmarshal(r.Body, &p); err != nil {
-		t.Fatalf("decode %s: %v", r.Body, err)
-	}
-	return p.Code, p.Instance
-}
-
-func orderIDFromInstance(t *testing.T, instance string) uuid.UUID {
-	t.Helper()
-	id, err := uuid.Parse(instance[len("/api/v1/orders/"):])
-	if err != nil {
-		t.Fatalf("instance %q: %v", instance, err)
-	}
-	return id
 }
 
 func (e *env) count(t *testing.T, sql string, args ...any) int {
@@ -121,10 +104,10 @@ func TestPlaceConfirmsAndRecordsEveryStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != http.StatusCreated {
-		t.Fatalf("status %d: %s", res.Status, res.Body)
+	if res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("outcome %s: %+v", res.Outcome(), res)
 	}
-	v := decodeView(t, res)
+	v := res.Order.View()
 	if v.Status != orders.Confirmed || v.Total != (orders.Money{Amount: 2598, Currency: "USD"}) ||
 		len(v.Items) != 1 || v.Items[0].UnitPrice.Amount != 1299 {
 		t.Fatalf("order %+v", v)
@@ -155,7 +138,7 @@ func TestConcurrentSameKeyPlacesOneOrder(t *testing.T) {
 		return 0, 0, 0
 	})
 	const n = 20
-	results := make([]saga.Response, n)
+	results := make([]orders.Checkout, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -170,9 +153,10 @@ func TestConcurrentSameKeyPlacesOneOrder(t *testing.T) {
 		if errs[i] != nil {
 			t.Fatalf("request %d: %v", i, errs[i])
 		}
-		if results[i].Status != http.StatusCreated || string(results[i].Body) != string(results[0].Body) {
-			t.Fatalf("request %d answered %d %s, request 0 answered %d %s", i, results[i].Status, results[i].Body, results[0].Status, results[0].Body)
+		if results[i].Outcome() != orders.OutcomeConfirmed {
+			t.Fatalf("request %d: outcome %s", i, results[i].Outcome())
 		}
+		same(t, results[i], results[0])
 	}
 	if got := e.count(t, `SELECT count(*) FROM orders`); got != 1 {
 		t.Fatalf("%d orders, want 1", got)
@@ -182,12 +166,13 @@ func TestConcurrentSameKeyPlacesOneOrder(t *testing.T) {
 	}
 	// A later replay answers the same, marked as a replay.
 	again, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "key-1")
-	if err != nil || !again.Replayed || string(again.Body) != string(results[0].Body) {
+	if err != nil || !again.Replayed {
 		t.Fatalf("replay %+v %v", again, err)
 	}
+	same(t, again, results[0])
 	// The key is scoped per user: another user's identical key is a new order.
 	other := auth.Identity{UserID: uuid.Must(uuid.NewV7()), Role: auth.RoleCustomer}
-	if res, err := e.saga.Place(context.Background(), other, e.request(1, "tok_visa"), "key-1"); err != nil || res.Replayed || res.Status != http.StatusCreated {
+	if res, err := e.saga.Place(context.Background(), other, e.request(1, "tok_visa"), "key-1"); err != nil || res.Replayed || res.Outcome() != orders.OutcomeConfirmed {
 		t.Fatalf("other user's key: %+v %v", res, err)
 	}
 }
@@ -212,7 +197,7 @@ func TestSameKeyWhileRunningIsInProgress(t *testing.T) {
 		}
 		return 0, 0, 0
 	})
-	done := make(chan saga.Response)
+	done := make(chan orders.Checkout)
 	go func() {
 		r, _ := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "slow")
 		done <- r
@@ -223,8 +208,8 @@ func TestSameKeyWhileRunningIsInProgress(t *testing.T) {
 	if !fault.Is(err, fault.Conflict, "request_in_progress") {
 		t.Fatalf("got %v, want request_in_progress", err)
 	}
-	if r := <-done; r.Status != http.StatusCreated {
-		t.Fatalf("first request %d %s", r.Status, r.Body)
+	if r := <-done; r.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("first request: outcome %s", r.Outcome())
 	}
 }
 
@@ -234,12 +219,10 @@ func TestDeclineReleasesStockAndFailsOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, instance := problemCode(t, res)
-	if res.Status != http.StatusPaymentRequired || code != "payment_declined" {
-		t.Fatalf("got %d %s", res.Status, res.Body)
+	if res.Outcome() != orders.OutcomeDeclined || res.Detail != "the payment was declined" {
+		t.Fatalf("got %s %q", res.Outcome(), res.Detail)
 	}
-	id := orderIDFromInstance(t, instance)
-	o, err := e.store.Get(context.Background(), id)
+	o, err := e.store.Get(context.Background(), res.Order.ID)
 	if err != nil || o.Status != orders.PaymentFailed {
 		t.Fatalf("order %+v %v", o, err)
 	}
@@ -257,9 +240,10 @@ func TestDeclineReleasesStockAndFailsOrder(t *testing.T) {
 	}
 	// The key replays the 402.
 	again, err := e.saga.Place(context.Background(), e.user, e.request(2, "tok_chargeDeclined"), "d")
-	if err != nil || again.Status != http.StatusPaymentRequired || string(again.Body) != string(res.Body) {
-		t.Fatalf("replay %d %s %v", again.Status, again.Body, err)
+	if err != nil || !again.Replayed || again.Outcome() != orders.OutcomeDeclined {
+		t.Fatalf("replay %+v %v", again, err)
 	}
+	same(t, again, res)
 }
 
 func TestOutOfStockCancelsWithReasonAndNeverCharges(t *testing.T) {
@@ -268,11 +252,10 @@ func TestOutOfStockCancelsWithReasonAndNeverCharges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, instance := problemCode(t, res)
-	if res.Status != http.StatusConflict || code != "out_of_stock" {
-		t.Fatalf("got %d %s", res.Status, res.Body)
+	if res.Outcome() != orders.OutcomeOutOfStock {
+		t.Fatalf("got %s %q", res.Outcome(), res.Detail)
 	}
-	o, err := e.store.Get(context.Background(), orderIDFromInstance(t, instance))
+	o, err := e.store.Get(context.Background(), res.Order.ID)
 	if err != nil || o.Status != orders.Cancelled || o.Reason != orders.ReasonOutOfStock {
 		t.Fatalf("order %+v %v", o, err)
 	}
@@ -314,8 +297,8 @@ func TestClientHangingUpMidCheckoutStillCompletes(t *testing.T) {
 	if ctx.Err() == nil {
 		t.Fatal("the client context was never cancelled; the test proves nothing")
 	}
-	if res.Status != http.StatusCreated {
-		t.Fatalf("got %d %s", res.Status, res.Body)
+	if res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("got %s", res.Outcome())
 	}
 	if n := e.count(t, `SELECT count(*) FROM orders WHERE status = 'confirmed'`); n != 1 {
 		t.Fatalf("%d confirmed orders, want 1", n)
@@ -347,9 +330,9 @@ func TestRecoverFinishesAPendingOrderWhoseChargeCrashed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := decodeView(t, res)
-	if res.Status != http.StatusAccepted || v.Status != orders.Pending {
-		t.Fatalf("got %d %s", res.Status, res.Body)
+	v := res.Order.View()
+	if res.Outcome() != orders.OutcomePending || v.Status != orders.Pending {
+		t.Fatalf("got %s %+v", res.Outcome(), v)
 	}
 	// Not yet stale: recovery leaves it alone.
 	if rep, err := e.saga.Recover(context.Background(), 10); err != nil || rep.Driven != 0 {
@@ -370,8 +353,8 @@ func TestRecoverFinishesAPendingOrderWhoseChargeCrashed(t *testing.T) {
 	}
 	// The key now replays the confirmed order.
 	again, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "r")
-	if err != nil || again.Status != http.StatusCreated || decodeView(t, again).Status != orders.Confirmed {
-		t.Fatalf("replay after recovery: %d %s %v", again.Status, again.Body, err)
+	if err != nil || !again.Replayed || again.Outcome() != orders.OutcomeConfirmed || again.Order.View().Status != orders.Confirmed {
+		t.Fatalf("replay after recovery: %+v %v", again, err)
 	}
 }
 
@@ -385,10 +368,10 @@ func TestRecoverRefundsACaptureWhoseStockIsGone(t *testing.T) {
 		return 0, 0, 0
 	})
 	res, err := e.saga.Place(context.Background(), e.user, e.request(2, "tok_visa"), "")
-	if err != nil || res.Status != http.StatusAccepted {
-		t.Fatalf("got %d %s %v", res.Status, res.Body, err)
+	if err != nil || res.Outcome() != orders.OutcomePending {
+		t.Fatalf("got %+v %v", res, err)
 	}
-	id := decodeView(t, res).ID
+	id := res.Order.View().ID
 	// Meanwhile the hold expires and the stock is sold elsewhere.
 	e.svc.Expire(id)
 	e.svc.SetStock(e.product.ID, 0)
@@ -420,8 +403,8 @@ func TestConcurrentRecoveryDrivesEachOrderOnce(t *testing.T) {
 		return 0, 0, 0
 	})
 	for range 6 {
-		if res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), ""); err != nil || res.Status != http.StatusAccepted {
-			t.Fatalf("%d %v", res.Status, err)
+		if res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), ""); err != nil || res.Outcome() != orders.OutcomePending {
+			t.Fatalf("%s %v", res.Outcome(), err)
 		}
 	}
 	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
@@ -454,10 +437,10 @@ func TestConcurrentRecoveryDrivesEachOrderOnce(t *testing.T) {
 func TestCancelTwiceRefundsAndRestocksOnce(t *testing.T) {
 	e := setup(t, nil)
 	res, err := e.saga.Place(context.Background(), e.user, e.request(2, "tok_visa"), "")
-	if err != nil || res.Status != http.StatusCreated {
-		t.Fatalf("%d %v", res.Status, err)
+	if err != nil || res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("%s %v", res.Outcome(), err)
 	}
-	id := decodeView(t, res).ID
+	id := res.Order.View().ID
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	for i := range errs {
@@ -491,7 +474,7 @@ func TestCancelTwiceRefundsAndRestocksOnce(t *testing.T) {
 func TestCancelByAnotherUserIsNotFoundAndAdminMayCancel(t *testing.T) {
 	e := setup(t, nil)
 	res, _ := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
-	id := decodeView(t, res).ID
+	id := res.Order.View().ID
 	other := auth.Identity{UserID: uuid.Must(uuid.NewV7()), Role: auth.RoleCustomer}
 	if _, err := e.saga.Cancel(context.Background(), other, id); fault.KindOf(err) != fault.NotFound {
 		t.Fatalf("other user: %v", err)
@@ -509,8 +492,7 @@ func TestCancelByAnotherUserIsNotFoundAndAdminMayCancel(t *testing.T) {
 func TestCancelOfFailedOrderIsNotCancellable(t *testing.T) {
 	e := setup(t, nil)
 	res, _ := e.saga.Place(context.Background(), e.user, e.request(1, "tok_chargeDeclinedInsufficientFunds"), "")
-	_, instance := problemCode(t, res)
-	_, err := e.saga.Cancel(context.Background(), e.user, orderIDFromInstance(t, instance))
+	_, err := e.saga.Cancel(context.Background(), e.user, res.Order.ID)
 	if !fault.Is(err, fault.Conflict, "not_cancellable") {
 		t.Fatalf("got %v", err)
 	}
@@ -522,15 +504,38 @@ func TestRefusedTokenFailsTheOrderAndReleasesStock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, instance := problemCode(t, res)
-	if res.Status != http.StatusUnprocessableEntity || code != "invalid_payment_token" {
-		t.Fatalf("got %d %s", res.Status, res.Body)
+	if res.Outcome() != orders.OutcomeTokenRefused {
+		t.Fatalf("got %s %q", res.Outcome(), res.Detail)
 	}
-	o, _ := e.store.Get(context.Background(), orderIDFromInstance(t, instance))
+	o, _ := e.store.Get(context.Background(), res.Order.ID)
 	if o.Status != orders.PaymentFailed {
 		t.Fatalf("status %s", o.Status)
 	}
 	if _, reserved := e.svc.Stock(e.product.ID); reserved != 0 {
 		t.Fatalf("%d units still reserved", reserved)
+	}
+}
+
+// A function the gateway does not have (404 without a problem body: faasd
+// deletes and recreates a function to update it) is an outage, not a refusal:
+// the order stays pending, nothing is refunded, and recovery confirms it once
+// the function is back.
+func TestAMissingFunctionLeavesTheOrderPendingUntilItIsBack(t *testing.T) {
+	e := setup(t, nil)
+	e.svc.SetMissing("commit-stock", true)
+	res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
+	if err != nil || res.Outcome() != orders.OutcomePending {
+		t.Fatalf("got %+v %v, want a pending order", res, err)
+	}
+	if c := e.svc.Counts(); c.Captures != 1 || c.Refunds != 0 || c.Releases != 0 {
+		t.Fatalf("captures %d refunds %d releases %d, want 1 0 0", c.Captures, c.Refunds, c.Releases)
+	}
+	e.svc.SetMissing("commit-stock", false)
+	e.age(t)
+	if rep, err := e.saga.Recover(context.Background(), 10); err != nil || rep.Confirmed != 1 {
+		t.Fatalf("recover: %+v %v", rep, err)
+	}
+	if c := e.svc.Counts(); c.Charges != 1 || c.Commits != 1 || c.Refunds != 0 {
+		t.Fatalf("charges %d commits %d refunds %d, want 1 1 0", c.Charges, c.Commits, c.Refunds)
 	}
 }

@@ -145,7 +145,7 @@ func (s *Store) Discard(ctx context.Context, orderID, claim uuid.UUID) error {
 func (s *Store) ByOrder(ctx context.Context, orderID uuid.UUID) (payments.Payment, error) {
 	p, err := scan(s.db.QueryRow(ctx, `SELECT `+columns+` FROM payments WHERE order_id = $1`, orderID))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return p, fault.E(fault.NotFound, "not_found", "no payment for this order")
+		return p, fault.E(fault.NotFound, fault.CodeNotFound, "no payment for this order")
 	}
 	if err != nil {
 		return p, unavailable(err)
@@ -163,6 +163,6 @@ func scan(row pgx.Row) (payments.Payment, error) {
 }
 
 func unavailable(err error) error {
-	return fault.Wrap(fmt.Errorf("payments database: %w", err), fault.Unavailable, "unavailable",
+	return fault.Wrap(fmt.Errorf("payments database: %w", err), fault.Unavailable, fault.CodeUnavailable,
 		"payments temporarily unavailable")
 }

@@ -156,7 +156,7 @@ func (s *Simulator) Charge(ctx context.Context, key string, amount payments.Mone
 		}
 	}
 	if e.Kind != "charge" {
-		return payments.Result{}, fault.E(fault.Conflict, "idempotency_key_reused", "the key was used for a refund")
+		return payments.Result{}, fault.E(fault.Conflict, fault.CodeIdempotencyKeyReused, "the key was used for a refund")
 	}
 	return s.leave(ctx, hang, result(e))
 }
@@ -179,7 +179,7 @@ func (s *Simulator) Refund(ctx context.Context, key, chargeRef string, amount pa
 			return payments.Result{}, s.down(err)
 		}
 		if !ok || charge.Kind != "charge" || charge.Outcome != payments.OutcomeCaptured || charge.Amount != amount {
-			return payments.Result{}, fault.E(fault.Invalid, "invalid_refund", "no captured charge of that amount to refund")
+			return payments.Result{}, fault.E(fault.Invalid, fault.CodeInvalidRefund, "no captured charge of that amount to refund")
 		}
 		e = Entry{Key: key, Kind: "refund", Outcome: payments.OutcomeRefunded, Reference: "re_sim_" + randomHex(),
 			ChargeRef: chargeRef, Amount: amount}

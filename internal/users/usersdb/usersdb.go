@@ -69,7 +69,7 @@ func scanUser(row pgx.Row) (users.User, error) {
 
 // unavailable classifies a database failure: the client may retry later.
 func unavailable(err error) error {
-	return fault.Wrap(err, fault.Unavailable, "unavailable", "the users database is unavailable")
+	return fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the users database is unavailable")
 }
 
 // Register creates a customer account for reg and writes its
@@ -141,7 +141,7 @@ func (s *Store) Authenticate(ctx context.Context, login users.Login) (users.User
 func (s *Store) Get(ctx context.Context, id uuid.UUID) (users.User, error) {
 	u, err := scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return u, fault.E(fault.NotFound, "not_found", "no such user")
+		return u, fault.E(fault.NotFound, fault.CodeNotFound, "no such user")
 	}
 	if err != nil {
 		return u, unavailable(err)
@@ -157,7 +157,7 @@ func (s *Store) Delete(ctx context.Context, id uuid.UUID) error {
 		return unavailable(err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fault.E(fault.NotFound, "not_found", "no such user")
+		return fault.E(fault.NotFound, fault.CodeNotFound, "no such user")
 	}
 	return nil
 }

@@ -1,4 +1,8 @@
-package saga
+// Package ordersgw is the orders service's client of the internal checkout
+// functions (reserve-stock, commit-stock, release-stock, charge-payment,
+// refund-payment), which it reaches through the OpenFaaS gateway like any
+// other function: it implements the saga's Stock and Payments.
+package ordersgw
 
 import (
 	"bytes"
@@ -17,8 +21,10 @@ import (
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/gatewayurl"
 	"github.com/shopfaas/shop/internal/orders"
+	"github.com/shopfaas/shop/internal/orders/saga"
 )
 
 // Gateway calls the internal checkout functions (reserve-stock, commit-stock,
@@ -28,13 +34,12 @@ import (
 // X-Internal-Token and the caller's trace context in traceparent. It
 // implements Stock and Payments and is safe for concurrent use.
 //
-// Answers map to faults as the contract says: 409 out_of_stock and
-// reservation_released are fault.Conflict with those codes, 402 is
-// fault.PaymentRequired "payment_declined", 404 is fault.NotFound, 422 is
-// fault.Invalid; a connection failure, a timeout or a 5xx is
-// fault.Unavailable (the step may be retried: every call is idempotent by
-// order id); any other answer (401 included: a misconfigured credential) is
-// fault.Internal.
+// A failed answer is the error the function answered, mapped back by
+// fnhttp.ErrorFrom (409 out_of_stock is fault.Conflict "out_of_stock", 402
+// fault.PaymentRequired, …), so the saga decides on kinds and codes and on
+// fault.Retryable, as if it had called the function in process. A call that
+// gets no answer (connection refused, timeout) is fault.Unavailable; every
+// call is idempotent by order id, so it may be retried.
 type Gateway struct {
 	loc   gatewayurl.Locator
 	token string
@@ -43,15 +48,15 @@ type Gateway struct {
 	callTimeout time.Duration
 }
 
-// NewGateway returns a client of the gateway at baseURL using the internal
+// New returns a client of the gateway at baseURL using the internal
 // credential token. hc may be nil (an OpenTelemetry-instrumented client).
-func NewGateway(baseURL, token string, hc *http.Client, callTimeout time.Duration) (*Gateway, error) {
-	return NewGatewayAt(gatewayurl.Locator{Gateway: baseURL}, token, hc, callTimeout)
+func New(baseURL, token string, hc *http.Client, callTimeout time.Duration) (*Gateway, error) {
+	return NewAt(gatewayurl.Locator{Gateway: baseURL}, token, hc, callTimeout)
 }
 
-// NewGatewayAt is NewGateway for functions located by loc, so the same code
-// calls unbundled functions (stack.yml) or bundle members (stack.ce.yml).
-func NewGatewayAt(loc gatewayurl.Locator, token string, hc *http.Client, callTimeout time.Duration) (*Gateway, error) {
+// NewAt is New for functions located by loc, so the same code calls
+// unbundled functions (stack.yml) or bundle members (stack.ce.yml).
+func NewAt(loc gatewayurl.Locator, token string, hc *http.Client, callTimeout time.Duration) (*Gateway, error) {
 	baseURL := loc.Gateway
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -97,7 +102,7 @@ func (g *Gateway) Release(ctx context.Context, orderID uuid.UUID) error {
 }
 
 // Charge calls charge-payment.
-func (g *Gateway) Charge(ctx context.Context, c Charge) error {
+func (g *Gateway) Charge(ctx context.Context, c saga.Charge) error {
 	return g.call(ctx, "charge-payment", struct {
 		OrderID uuid.UUID    `json:"order_id"`
 		UserID  uuid.UUID    `json:"user_id"`
@@ -132,37 +137,12 @@ func (g *Gateway) call(ctx context.Context, fn string, in any) error {
 	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := g.hc.Do(req)
 	if err != nil {
-		return fault.Wrap(fmt.Errorf("%s: %w", fn, err), fault.Unavailable, "unavailable", fn+" is unavailable")
+		return fault.Wrap(fmt.Errorf("%s: %w", fn, err), fault.Unavailable, fault.CodeUnavailable, fn+" is unavailable")
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 == 2 {
 		return nil
 	}
-	var p struct {
-		Code   string `json:"code"`
-		Detail string `json:"detail"`
-	}
-	_ = json.Unmarshal(raw, &p)
-	cause := fmt.Errorf("%s answered %d %s: %s", fn, resp.StatusCode, p.Code, p.Detail)
-	switch {
-	case resp.StatusCode == http.StatusConflict && (p.Code == "out_of_stock" || p.Code == "reservation_released"):
-		msg := "not enough stock"
-		if p.Code == "reservation_released" {
-			msg = "the reservation was released"
-		}
-		if p.Detail != "" && p.Code == "out_of_stock" {
-			msg = p.Detail
-		}
-		return fault.Wrap(cause, fault.Conflict, p.Code, msg)
-	case resp.StatusCode == http.StatusPaymentRequired:
-		return fault.Wrap(cause, fault.PaymentRequired, "payment_declined", "the payment was declined")
-	case resp.StatusCode == http.StatusNotFound:
-		return fault.Wrap(cause, fault.NotFound, "not_found", fn+": not found")
-	case resp.StatusCode == http.StatusUnprocessableEntity:
-		return fault.Wrap(cause, fault.Invalid, "invalid_request", fn+" refused the request")
-	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout:
-		return fault.Wrap(cause, fault.Unavailable, "unavailable", fn+" is unavailable")
-	}
-	return fault.Internalf("%w", cause)
+	return fmt.Errorf("%s: %w", fn, fnhttp.ErrorFrom(resp.StatusCode, raw))
 }
