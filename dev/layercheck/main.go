@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, out io.Writer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	violations := Check(module, pkgs)
+	violations := Check(module, pkgs, known)
 	for _, v := range violations {
 		fmt.Fprintln(out, v)
 	}
