@@ -2,7 +2,11 @@
 GO      ?= go
 STATE   ?= .local
 
-.PHONY: run test lint unit broker-restart-test buildcheck generate bench clean
+# Every Go file of the repository except the build contexts and the local
+# runtime's state.
+GOFILES  = $(shell find . -name '*.go' -not -path './build/*' -not -path './.local/*')
+
+.PHONY: run test lint fmt unit broker-restart-test buildcheck generate bench clean
 
 ## run: build every function and connector, start the local OpenFaaS runtime
 ## (gateway 127.0.0.1:8080, edge 127.0.0.1:8000) and seed the development data.
@@ -13,10 +17,23 @@ run:
 ## RabbitMQ) and the build check of every function of stack.yml.
 test: lint unit broker-restart-test buildcheck
 
+## lint: gofmt, imports in three groups (stdlib, third party, the shop), vet,
+## staticcheck and the layer rules of docs/architecture.md; each also reads the
+## files behind the brokerrestart build tag.
 lint:
-	@out="$$(gofmt -l $$(find . -name '*.go' -not -path './build/*' -not -path './.local/*'))"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@out="$$(gofmt -l $(GOFILES))"; if [ -n "$$out" ]; then echo "gofmt would change (make fmt):"; echo "$$out"; exit 1; fi
+	@out="$$($(GO) run ./dev/importgroups $(GOFILES))" || { echo "imports not in three groups (make fmt):"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags brokerrestart ./tests/integration
+	$(GO) tool staticcheck ./...
+	$(GO) tool staticcheck -tags brokerrestart ./tests/integration
+	$(GO) run ./dev/layercheck -tags brokerrestart
+
+## fmt: gofmt and regroup the imports of every Go file (re-run it after a
+## rebase instead of resolving import blocks by hand).
+fmt:
+	gofmt -w $(GOFILES)
+	$(GO) run ./dev/importgroups -w $(GOFILES)
 
 unit:
 	$(GO) test -count=1 -timeout 15m ./...
