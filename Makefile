@@ -34,11 +34,11 @@ lint:
 	$(GO) tool staticcheck -tags brokerrestart ./tests/integration
 	$(GO) run ./dev/layercheck -tags brokerrestart
 
-## fmt: gofmt and regroup the imports of every Go file (re-run it after a
-## rebase instead of resolving import blocks by hand).
+## fmt: gofmt and regroup the imports of every Go file, listing the files it
+## changes (re-run it after a rebase instead of resolving import blocks by hand).
 fmt:
-	gofmt -w $(GOFILES)
-	$(GO) run ./dev/importgroups -w $(GOFILES)
+	@gofmt -l -w $(GOFILES)
+	@$(GO) run ./dev/importgroups -w $(GOFILES)
 
 ## unit: the tests of every package outside tests/, with the race detector.
 unit:
