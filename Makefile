@@ -6,10 +6,6 @@ STATE   ?= .local
 # runtime's state.
 GOFILES  = $(shell find . -name '*.go' -not -path './build/*' -not -path './.local/*')
 
-# The unit packages: everything but the suites of tests/, which drive the
-# whole local stack.
-UNIT     = $(shell $(GO) list ./... | grep -v '^github.com/shopfaas/shop/tests/')
-
 .PHONY: run test lint fmt unit integration broker-restart-test buildcheck generate bench clean
 
 ## run: build every function and connector, start the local OpenFaaS runtime
@@ -40,9 +36,10 @@ fmt:
 	@gofmt -l -w $(GOFILES)
 	@$(GO) run ./dev/importgroups -w $(GOFILES)
 
-## unit: the tests of every package outside tests/, with the race detector.
+## unit: the tests of every package outside tests/ (whose suites drive the
+## whole local stack), with the race detector.
 unit:
-	$(GO) test -race -count=1 -timeout 15m $(UNIT)
+	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v '^github.com/shopfaas/shop/tests/')
 
 ## integration: the integration suite through the local runtime and the bench
 ## package's tests (without -race: they measure and drive separate processes).
