@@ -2,24 +2,49 @@
 GO      ?= go
 STATE   ?= .local
 
-.PHONY: run test lint unit broker-restart-test buildcheck generate bench clean
+# Every Go file of the repository except the build contexts and the local
+# runtime's state.
+GOFILES  = $(shell find . -name '*.go' -not -path './build/*' -not -path './.local/*')
+
+.PHONY: run test lint fmt unit integration broker-restart-test buildcheck generate bench clean
 
 ## run: build every function and connector, start the local OpenFaaS runtime
 ## (gateway 127.0.0.1:8080, edge 127.0.0.1:8000) and seed the development data.
 run:
 	$(GO) run ./cmd/faas-local -state $(STATE)
 
-## test: formatting, vet, every test (against the real PostgreSQL, Redis and
-## RabbitMQ) and the build check of every function of stack.yml.
-test: lint unit broker-restart-test buildcheck
+## test: lint, every test (against the real PostgreSQL, Redis and RabbitMQ;
+## the unit packages with the race detector) and the build check of every
+## function of stack.yml.
+test: lint unit integration broker-restart-test buildcheck
 
+## lint: gofmt, imports in three groups (stdlib, third party, the shop), vet,
+## staticcheck and the layer rules of docs/architecture.md; each also reads the
+## files behind the brokerrestart build tag.
 lint:
-	@out="$$(gofmt -l $$(find . -name '*.go' -not -path './build/*' -not -path './.local/*'))"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@out="$$(gofmt -l $(GOFILES))"; if [ -n "$$out" ]; then echo "gofmt would change (make fmt):"; echo "$$out"; exit 1; fi
+	@out="$$($(GO) run ./dev/importgroups $(GOFILES))" || { echo "imports not in three groups (make fmt):"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags brokerrestart ./tests/integration
+	$(GO) tool staticcheck ./...
+	$(GO) tool staticcheck -tags brokerrestart ./tests/integration
+	$(GO) run ./dev/layercheck -tags brokerrestart
 
+## fmt: gofmt and regroup the imports of every Go file, listing the files it
+## changes (re-run it after a rebase instead of resolving import blocks by hand).
+fmt:
+	@gofmt -l -w $(GOFILES)
+	@$(GO) run ./dev/importgroups -w $(GOFILES)
+
+## unit: the tests of every package outside tests/ (whose suites drive the
+## whole local stack), with the race detector.
 unit:
-	$(GO) test -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v '^github.com/shopfaas/shop/tests/')
+
+## integration: the integration suite through the local runtime and the bench
+## package's tests (without -race: they measure and drive separate processes).
+integration:
+	$(GO) test -count=1 -timeout 15m ./tests/...
 
 ## broker-restart-test: restarts the machine's RabbitMQ in the middle of a
 ## burst of orders, so it runs alone, after the parallel suites.

@@ -27,7 +27,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/shopfaas/shop/cmd/loadgen/load"
+	"github.com/shopfaas/shop/dev/load"
 )
 
 func main() {

@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +15,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/openfaas/faas-provider/types"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 const credential = "test-internal-credential"

@@ -9,6 +9,7 @@ package buildcheck
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -67,7 +68,7 @@ func ParseDockerfile(src []byte) (Stage, error) {
 		case "COPY":
 			if isContextCopy(in.args) {
 				if found {
-					return Stage{}, fmt.Errorf("dockerfile line %d: more than one COPY . .", in.line)
+					return Stage{}, fmt.Errorf("dockerfile line %d: the context is copied a second time (COPY . .)", in.line)
 				}
 				found, copied, inBuild = true, true, true
 			}
@@ -83,7 +84,7 @@ func ParseDockerfile(src []byte) (Stage, error) {
 	}
 	finish()
 	if !found {
-		return Stage{}, fmt.Errorf("dockerfile: no stage has COPY . .")
+		return Stage{}, errors.New("dockerfile: no stage copies the context (COPY . .)")
 	}
 	return result, nil
 }

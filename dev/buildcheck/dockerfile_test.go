@@ -42,8 +42,8 @@ RUN echo ship
 				Env:   []string{"CGO_ENABLED=0", "A=x y", "LEGACY=value here"},
 				Steps: []string{"echo one     && echo two", "echo three     four"}},
 		},
-		{name: "no COPY . .", src: "FROM alpine\nRUN true\n", wantErr: "no stage has COPY . ."},
-		{name: "two COPY . .", src: "FROM a\nCOPY . .\nFROM b\nCOPY . .\n", wantErr: "more than one"},
+		{name: "no COPY . .", src: "FROM alpine\nRUN true\n", wantErr: "no stage copies the context"},
+		{name: "two COPY . .", src: "FROM a\nCOPY . .\nFROM b\nCOPY . .\n", wantErr: "copied a second time"},
 		{name: "exec form", src: "FROM a\nCOPY . .\nRUN [\"go\", \"build\"]\n", wantErr: "exec form"},
 		{name: "COPY of something else does not count", src: "FROM a\nCOPY go.mod .\nRUN true\n", wantErr: "no stage"},
 	}

@@ -12,12 +12,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/shopfaas/shop/internal/telemetry"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // Config configures a Cache.

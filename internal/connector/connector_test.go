@@ -282,9 +282,9 @@ func TestEachMessageOnceWithHeaders(t *testing.T) {
 	e.start(t)
 	e.gw.synced(t)
 	want := []string{e.publish(t, topic), e.publish(t, topic), e.publish(t, topic)}
-	got := e.gw.waitCalls(t, "ok", 3, 10*time.Second)
+	e.gw.waitCalls(t, "ok", 3, 10*time.Second)
 	time.Sleep(500 * time.Millisecond)
-	got = e.gw.callsOf("ok")
+	got := e.gw.callsOf("ok")
 	gotIDs := ids(got)
 	if diff := cmp.Diff(want, gotIDs, cmpSorted); diff != "" {
 		t.Errorf("invocations (-want +got):\n%s", diff)
@@ -326,9 +326,9 @@ func TestRetriesWithGrowingDelayIsolatedPerFunction(t *testing.T) {
 	e.start(t)
 	e.gw.synced(t)
 	id := e.publish(t, topic)
-	got := e.gw.waitCalls(t, "flaky", 4, 15*time.Second)
+	e.gw.waitCalls(t, "flaky", 4, 15*time.Second)
 	time.Sleep(1 * time.Second)
-	got = e.gw.callsOf("flaky")
+	got := e.gw.callsOf("flaky")
 	if len(got) != 4 {
 		t.Fatalf("flaky got %d calls, want 4", len(got))
 	}

@@ -3,59 +3,12 @@ package routes_test
 import (
 	"os"
 	"slices"
-	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/shopfaas/shop/dev/stackfile"
 	"github.com/shopfaas/shop/internal/routes"
 )
-
-// Every function of stack.yml is in the table and every function of the table
-// is in stack.yml, with the annotations its kind needs.
-func TestTableMatchesStack(t *testing.T) {
-	s, err := stackfile.Load("../../stack.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var inTable []string
-	for _, r := range routes.Table() {
-		inTable = append(inTable, r.Function)
-		fn, ok := s.Functions[r.Function]
-		if !ok {
-			t.Errorf("%s is in the route table but not in stack.yml", r.Function)
-			continue
-		}
-		var ann map[string]string
-		if fn.Annotations != nil {
-			ann = *fn.Annotations
-		}
-		switch r.Kind {
-		case routes.Event:
-			got := strings.Split(ann["topic"], ",")
-			if !slices.Equal(got, r.Topics) {
-				t.Errorf("%s: topic annotation %q, table says %v", r.Function, ann["topic"], r.Topics)
-			}
-		case routes.Scheduled:
-			if ann["schedule"] != r.Schedule {
-				t.Errorf("%s: schedule annotation %q, table says %q", r.Function, ann["schedule"], r.Schedule)
-			}
-		default:
-			if ann["topic"] != "" || ann["schedule"] != "" {
-				t.Errorf("%s is %s but has topic/schedule annotations %v", r.Function, r.Kind, ann)
-			}
-		}
-		if r.Kind != routes.Public && !slices.Contains(fn.Secrets, "internal-token") {
-			t.Errorf("%s is %s but does not get the internal-token secret", r.Function, r.Kind)
-		}
-	}
-	for _, name := range stackfile.Names(s) {
-		if !slices.Contains(inTable, name) {
-			t.Errorf("%s is in stack.yml but not in the route table", name)
-		}
-	}
-}
 
 // gateway/kong.yml routes exactly the public functions, each with the table's
 // method and path, retries 0 on non-idempotent writes.

@@ -41,9 +41,9 @@ import (
 	"github.com/openfaas/faas-provider/types"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shopfaas/shop/cmd/loadgen/load"
 	"github.com/shopfaas/shop/dev/demo"
 	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
+	"github.com/shopfaas/shop/dev/load"
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/catalog/catalogdb"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/shopfaas/shop/internal/telemetry"
 	"slices"
 	"strconv"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/shopfaas/shop/internal/cart"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // Config configures a Store.

@@ -1,0 +1,5 @@
+// Package flags belongs to cmd/tool.
+package flags
+
+// Parse does nothing.
+func Parse() {}
