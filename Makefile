@@ -19,8 +19,8 @@ run:
 test: lint unit integration broker-restart-test buildcheck
 
 ## lint: gofmt, imports in three groups (stdlib, third party, the shop), vet,
-## staticcheck and the layer rules of docs/architecture.md; each also reads the
-## files behind the brokerrestart build tag.
+## staticcheck and the layer rules of docs/architecture.md (each also reads the
+## files behind the brokerrestart build tag), and no stale generated file.
 lint:
 	@out="$$(gofmt -l $(GOFILES))"; if [ -n "$$out" ]; then echo "gofmt would change (make fmt):"; echo "$$out"; exit 1; fi
 	@out="$$($(GO) run ./dev/importgroups $(GOFILES))" || { echo "imports not in three groups (make fmt):"; echo "$$out"; exit 1; }
@@ -29,6 +29,7 @@ lint:
 	$(GO) tool staticcheck ./...
 	$(GO) tool staticcheck -tags brokerrestart ./tests/integration
 	$(GO) run ./dev/layercheck -tags brokerrestart
+	$(GO) run ./cmd/generate -check
 
 ## fmt: gofmt and regroup the imports of every Go file, listing the files it
 ## changes (re-run it after a rebase instead of resolving import blocks by hand).
@@ -55,11 +56,11 @@ buildcheck:
 	$(GO) run ./cmd/buildcheck -stack stack.yml
 	$(GO) run ./cmd/buildcheck -stack stack.ce.yml -starter=false -connectors=false
 
-## generate: regenerate the bundled faasd-CE stack (stack.ce.yml,
-## gateway/kong.ce.yml, functions/<service>/) and
-## cmd/shop-functions/registry_gen.go from both stacks.
+## generate: write every generated file (the bundled faasd-CE stack
+## stack.ce.yml, gateway/kong.ce.yml and bundles/<service>/, and
+## cmd/shop-functions/registry_gen.go); make lint checks they are current.
 generate:
-	$(GO) generate ./cmd/shop-functions
+	$(GO) run ./cmd/generate
 
 ## bench: speed and memory figures of the local stack, each with its ratio to a
 ## baseline measured in the same run (see docs/benchmarks.md).

@@ -36,7 +36,7 @@ func TestRender(t *testing.T) {
 		if !strings.Contains(ce, "\n  "+svc+":\n") {
 			t.Errorf("stack.ce.yml has no function %s", svc)
 		}
-		if _, ok := files["functions/"+svc+"/handler.go"]; !ok {
+		if _, ok := files[bundlegen.Dir+"/"+svc+"/handler.go"]; !ok {
 			t.Errorf("no bundle package for %s", svc)
 		}
 	}
