@@ -6,7 +6,7 @@
 //
 // Configuration uses the watchdog's variable names, read from an injected
 // environment: read_timeout, write_timeout, exec_timeout (bare seconds or Go
-// durations), max_request_bytes, plus PORT (default 8082, the watchdog's
+// durations), max_request_bytes, healthcheck_interval, plus PORT (default 8082, the watchdog's
 // upstream) and BIND_HOST (default 127.0.0.1).
 package fnserve
 
@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -54,6 +55,13 @@ type Config struct {
 	MaxRequestBytes int64
 	// LogLevel is debug, info, warn or error (LOG_LEVEL, default info).
 	LogLevel slog.Level
+	// DrainInterval is how long the function keeps serving after SIGTERM
+	// while /_/health answers 503 (healthcheck_interval, default the write
+	// timeout, as in OpenFaaS's golang-middleware template; 0 stops at once).
+	// of-watchdog waits the same interval before it stops forwarding, and a
+	// load balancer or the local runtime takes the replica out of rotation on
+	// the 503, so no request finds the port closed.
+	DrainInterval time.Duration
 }
 
 // LoadConfig reads Config from getenv, reporting every problem at once.
@@ -71,6 +79,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		ExecTimeout:     c.Duration("exec_timeout", 30*time.Second),
 		MaxRequestBytes: int64(c.Int("max_request_bytes", 1<<20, 1, 1<<30)),
 	}
+	cfg.DrainInterval = c.Duration("healthcheck_interval", cfg.WriteTimeout)
 	if err := cfg.LogLevel.UnmarshalText([]byte(c.String("LOG_LEVEL", "info"))); err != nil {
 		return cfg, errors.Join(c.Err(), fmt.Errorf("LOG_LEVEL: %w", err))
 	}
@@ -88,8 +97,10 @@ func Main(handle http.HandlerFunc) {
 	}
 }
 
-// Run serves handle until ctx is done, then drains in-flight requests within
-// the write timeout. ready, when not nil, receives the bound address once the
+// Run serves handle until ctx is done, then drains: for DrainInterval
+// /_/health answers 503 while every other request is still served (keep-alive
+// off, so clients reconnect elsewhere), then it stops accepting and waits for
+// the requests in flight within the write timeout. ready, when not nil, receives the bound address once the
 // listener is open (PORT=0 picks a free port).
 func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, handle http.HandlerFunc, ready func(addr string)) error {
 	cfg, err := LoadConfig(getenv)
@@ -113,8 +124,9 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, hand
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	var draining atomic.Bool
 	srv := &http.Server{
-		Handler:           Handler(cfg, log, prometheus.NewRegistry(), handle),
+		Handler:           handler(cfg, log, prometheus.NewRegistry(), handle, &draining),
 		ReadTimeout:       cfg.ReadTimeout,
 		ReadHeaderTimeout: cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
@@ -132,6 +144,16 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, hand
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	if cfg.DrainInterval > 0 {
+		draining.Store(true)
+		srv.SetKeepAlivesEnabled(false)
+		log.Info("draining: health check failing, still serving", "for", cfg.DrainInterval.String())
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve: %w", err)
+		case <-time.After(cfg.DrainInterval):
+		}
+	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.WriteTimeout)
 	defer cancel()
@@ -145,6 +167,11 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, hand
 // tracing (W3C traceparent in and out), the call id, a request deadline, a
 // body limit, request metrics and panic recovery.
 func Handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http.HandlerFunc) http.Handler {
+	return handler(cfg, log, reg, handle, nil)
+}
+
+// handler is Handler whose /_/health answers 503 while draining is true.
+func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http.HandlerFunc, draining *atomic.Bool) http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "function_requests_total", Help: "Requests served by the function, by method and status code.",
@@ -178,6 +205,11 @@ func Handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_/health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
+		if draining != nil && draining.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "draining")
+			return
+		}
 		_, _ = io.WriteString(w, "OK")
 	})
 	mux.Handle("GET /_/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))

@@ -26,7 +26,8 @@ type server struct {
 // cleanup cancels it and waits for Run to return.
 func serve(t *testing.T, env map[string]string, handle http.HandlerFunc) *server {
 	t.Helper()
-	base := map[string]string{"PORT": "0", "OPENFAAS_NAME": "fixture"}
+	// No drain unless a test asks for one: cleanup cancels and waits.
+	base := map[string]string{"PORT": "0", "OPENFAAS_NAME": "fixture", "healthcheck_interval": "0"}
 	for k, v := range env {
 		base[k] = v
 	}
@@ -201,9 +202,48 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
+// TestDrainOnSIGTERM: once Run's context ends (SIGTERM), the health check
+// answers 503 at once while requests are still served for
+// healthcheck_interval; only then does the port close.
+func TestDrainOnSIGTERM(t *testing.T) {
+	srv := serve(t, map[string]string{"healthcheck_interval": "1500ms"}, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "served")
+	})
+	if code, _ := get(t, srv.url+"/_/health"); code != http.StatusOK {
+		t.Fatalf("health before SIGTERM = %d", code)
+	}
+	stopped := time.Now()
+	srv.cancel()
+	time.Sleep(100 * time.Millisecond)
+	if code, body := get(t, srv.url+"/_/health"); code != http.StatusServiceUnavailable {
+		t.Errorf("health while draining = %d %q, want 503", code, body)
+	}
+	for time.Since(stopped) < time.Second {
+		if code, body := get(t, srv.url+"/work"); code != http.StatusOK || body != "served" {
+			t.Fatalf("request %s after SIGTERM = %d %q, want 200", time.Since(stopped), code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case <-srv.done:
+		if srv.err != nil {
+			t.Errorf("Run = %v", srv.err)
+		}
+		if d := time.Since(stopped); d < 1500*time.Millisecond {
+			t.Errorf("Run returned %s after SIGTERM, before the 1.5s drain", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after the drain")
+	}
+	if _, err := http.Get(srv.url + "/work"); err == nil {
+		t.Error("port still open after the drain")
+	}
+}
+
 func TestLoadConfig(t *testing.T) {
 	cfg, err := fnserve.LoadConfig(config.Env(map[string]string{"OPENFAAS_NAME": "f", "exec_timeout": "2m", "BIND_HOST": "0.0.0.0", "PORT": "9000"}))
-	if err != nil || cfg.Addr != "0.0.0.0:9000" || cfg.ExecTimeout != 2*time.Minute || cfg.MaxRequestBytes != 1<<20 || cfg.Name != "f" {
+	if err != nil || cfg.Addr != "0.0.0.0:9000" || cfg.ExecTimeout != 2*time.Minute || cfg.MaxRequestBytes != 1<<20 || cfg.Name != "f" ||
+		cfg.DrainInterval != cfg.WriteTimeout {
 		t.Errorf("LoadConfig = %+v, %v", cfg, err)
 	}
 	_, err = fnserve.LoadConfig(config.Env(map[string]string{"PORT": "x", "exec_timeout": "never", "LOG_LEVEL": "loud"}))

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -760,4 +761,130 @@ func TestRefusedUpdateLeavesTheRunningFunctionAlone(t *testing.T) {
 	if code != http.StatusOK || e.PID != before || e.Env != "hello" {
 		t.Errorf("after refused updates: %d pid %d (before %d) GREETING %q", code, e.PID, before, e.Env)
 	}
+}
+
+// TestReplacementAnswersOnly2xx: steady calls through the gateway while a
+// function served by fnserve is scaled from 2 replicas to 1, redeployed, and
+// one of its replicas gets SIGTERM from outside. Every call must succeed:
+// replicas leave the rotation before they stop, a redeploy starts the new
+// replicas before stopping the old ones, and fnserve keeps serving through
+// its drain while its health check says 503.
+func TestReplacementAnswersOnly2xx(t *testing.T) {
+	rt := runtimetest.Start(t, runtimetest.Options{})
+	c := client(t, rt)
+	ctx := context.Background()
+	labels := map[string]string{"com.openfaas.scale.min": "2"}
+	spec := types.FunctionDeployment{Service: "steady", Labels: &labels,
+		EnvVars: map[string]string{"ECHOFN_FNSERVE": "1", "VERSION": "1"}}
+	deployEcho(t, rt, c, spec)
+
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var failures []string
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	hc := &http.Client{Timeout: 30 * time.Second}
+	for range 3 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				res, err := hc.Post(rt.GatewayURL+"/function/steady", "text/plain", strings.NewReader("x"))
+				mu.Lock()
+				if err != nil {
+					failures = append(failures, err.Error())
+				} else {
+					codes[res.StatusCode]++
+					if res.StatusCode/100 != 2 {
+						b, _ := io.ReadAll(res.Body)
+						failures = append(failures, strconv.Itoa(res.StatusCode)+" "+string(b))
+					}
+					_ = res.Body.Close()
+				}
+				mu.Unlock()
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	pause := func() { time.Sleep(700 * time.Millisecond) }
+	pause()
+
+	// 1. Scale from 2 to 1.
+	if err := c.ScaleFunction(ctx, "steady", "", 1); err != nil {
+		t.Fatal(err)
+	}
+	pause()
+	if err := c.ScaleFunction(ctx, "steady", "", 2); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, rt, "steady")
+	pause()
+
+	// 2. Redeploy (faas-cli deploy of a changed function).
+	before := rt.Replicas("steady")
+	spec.EnvVars = map[string]string{"ECHOFN_FNSERVE": "1", "VERSION": "2"}
+	spec.EnvProcess = runtimetest.EchoFunction(t)
+	if _, err := c.Update(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, rt, "steady")
+	for _, r := range before {
+		if alive(r.PID) {
+			t.Errorf("replica %s (pid %d) of the old version still running", r.Instance, r.PID)
+		}
+	}
+	pause()
+
+	// 3. SIGTERM to one replica's function process from outside.
+	victim := functionProcess(t, rt.Replicas("steady")[0].PID)
+	if err := syscall.Kill(victim, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for alive(victim) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitReady(t, rt, "steady")
+	pause()
+
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("answers: %v", codes)
+	if codes[http.StatusOK] < 50 {
+		t.Errorf("only %d calls succeeded: the load did not run", codes[http.StatusOK])
+	}
+	if len(failures) > 0 {
+		t.Errorf("%d calls failed, first: %v", len(failures), failures[:min(5, len(failures))])
+	}
+}
+
+// functionProcess is the process serving in a replica's process group: the
+// replica's leader is `sh -c <fprocess>`, which may have exec'd it or may be
+// its parent.
+func functionProcess(t *testing.T, leader int) int {
+	t.Helper()
+	for range 3 {
+		comm, err := os.ReadFile("/proc/" + strconv.Itoa(leader) + "/comm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(string(comm)) != "sh" {
+			return leader
+		}
+		kids, err := os.ReadFile("/proc/" + strconv.Itoa(leader) + "/task/" + strconv.Itoa(leader) + "/children")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(string(kids))
+		if len(f) == 0 {
+			t.Fatalf("sh %d has no child", leader)
+		}
+		leader, _ = strconv.Atoi(f[0])
+	}
+	return leader
 }

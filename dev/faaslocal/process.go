@@ -71,10 +71,16 @@ func hostVars(getenv func(string) string) map[string]string {
 	return env
 }
 
+// localDrain is the healthcheck_interval a function gets locally unless its
+// deployment sets one: long enough for the supervisor's one-second health
+// probe to see the 503, short enough to keep scale-downs and redeploys quick.
+const localDrain = "2s"
+
 // Process implements functions.Launcher: a function of the multi-call
 // binary runs as `<binary> <name>`, anything else as its envProcess under
 // sh -c. Its environment is, later entries winning: the host variables, the
-// deployment's envVars, GATEWAY_URL, Config.Env, then OPENFAAS_NAME,
+// deployment's envVars, GATEWAY_URL, Config.Env, healthcheck_interval
+// (localDrain when none of those set it), then OPENFAAS_NAME,
 // BIND_HOST=127.0.0.1 and SECRETS_DIR, which nothing overrides.
 func (l *launcher) Process(spec types.FunctionDeployment, secretsDir string) (supervisor.Spec, error) {
 	var p supervisor.Spec
@@ -92,6 +98,12 @@ func (l *launcher) Process(spec types.FunctionDeployment, secretsDir string) (su
 	maps.Copy(env, spec.EnvVars)
 	env["GATEWAY_URL"] = l.gatewayURL
 	maps.Copy(env, l.overrides)
+	if env["healthcheck_interval"] == "" {
+		// fnserve's drain after SIGTERM: the supervisor takes a replica out
+		// of rotation before signalling it, or on its first 503 when
+		// something else sent the signal (it probes every second).
+		env["healthcheck_interval"] = localDrain
+	}
 	env["OPENFAAS_NAME"] = spec.Service
 	env["BIND_HOST"] = "127.0.0.1"
 	env["SECRETS_DIR"] = secretsDir

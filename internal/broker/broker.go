@@ -59,12 +59,39 @@ func (n Names) Queue(function string) string { return n.Prefix + "fn." + functio
 // DLQ is where the function's messages go after the last failed attempt.
 func (n Names) DLQ(function string) string { return n.Queue(function) + ".dlq" }
 
-// Retry is the function's delay queue for delay: messages wait there for the
-// queue's TTL and are dead-lettered back to Queue(function). The delay is in
-// the name, so changing the configured delays declares new queues instead of
-// failing on mismatched arguments.
+// Retry is the function's delay queue for delay: a durable quorum queue
+// where messages wait for the queue's TTL and are then dead-lettered back to
+// Queue(function) at least once (see RetryArgs). The delay is in the name, so
+// changing the configured delays declares new queues instead of failing on
+// mismatched arguments; so is the version (v2): the classic retry queues of
+// earlier releases (LegacyRetry) had other arguments.
 func (n Names) Retry(function string, delay time.Duration) string {
+	return n.Queue(function) + ".retry.v2." + strconv.FormatInt(delay.Milliseconds(), 10) + "ms"
+}
+
+// LegacyRetry is the name of the classic retry queue earlier releases
+// declared for delay (x-message-ttl, dead-lettering at most once).
+// MigrateRetryQueues empties and deletes it.
+func (n Names) LegacyRetry(function string, delay time.Duration) string {
 	return n.Queue(function) + ".retry." + strconv.FormatInt(delay.Milliseconds(), 10) + "ms"
+}
+
+// RetryArgs are the arguments of the function's retry queue for delay. A
+// classic queue dead-letters expired messages at most once: a message that
+// expires while the broker stops, or while the target queue is unavailable,
+// is dropped. A quorum queue with x-dead-letter-strategy=at-least-once keeps
+// each expired message until the target queue confirmed it, across broker
+// restarts and crashes; RabbitMQ (3.10+) honours that strategy only with
+// x-overflow=reject-publish.
+func (n Names) RetryArgs(function string, delay time.Duration) amqp.Table {
+	return amqp.Table{
+		"x-queue-type":              "quorum",
+		"x-message-ttl":             delay.Milliseconds(),
+		"x-dead-letter-exchange":    "",
+		"x-dead-letter-routing-key": n.Queue(function),
+		"x-dead-letter-strategy":    "at-least-once",
+		"x-overflow":                "reject-publish",
+	}
 }
 
 // DeclareExchange declares the events exchange with its alternate exchange
@@ -88,7 +115,9 @@ func DeclareExchange(ch *amqp.Channel, n Names) error {
 }
 
 // DeclareFunction declares the function's quorum queue, its dead-letter
-// queue and one retry queue per delay. Bindings are not touched.
+// queue and one quorum retry queue per delay (RetryArgs). Bindings are not
+// touched. Call MigrateRetryQueues afterwards to move what the retry queues of
+// an earlier release still hold.
 func DeclareFunction(ch *amqp.Channel, n Names, function string, delays []time.Duration) error {
 	if _, err := ch.QueueDeclare(n.Queue(function), true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
 		return fmt.Errorf("declare queue %s: %w", n.Queue(function), err)
@@ -97,12 +126,7 @@ func DeclareFunction(ch *amqp.Channel, n Names, function string, delays []time.D
 		return fmt.Errorf("declare queue %s: %w", n.DLQ(function), err)
 	}
 	for _, d := range delays {
-		args := amqp.Table{
-			"x-message-ttl":             d.Milliseconds(),
-			"x-dead-letter-exchange":    "",
-			"x-dead-letter-routing-key": n.Queue(function),
-		}
-		if _, err := ch.QueueDeclare(n.Retry(function, d), true, false, false, false, args); err != nil {
+		if _, err := ch.QueueDeclare(n.Retry(function, d), true, false, false, false, n.RetryArgs(function, d)); err != nil {
 			return fmt.Errorf("declare queue %s: %w", n.Retry(function, d), err)
 		}
 	}

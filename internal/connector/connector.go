@@ -3,8 +3,9 @@
 // the gateway API (connector-sdk), gives every subscribed function its own
 // durable quorum queue bound to its topics on the events exchange, invokes the
 // function through the gateway and acks on any 2xx. A failed invocation is
-// retried after a growing delay (per-function TTL queues that dead-letter back
-// to the function's queue, so the queue itself is never blocked) and, after
+// retried after a growing delay (per-function quorum TTL queues that
+// dead-letter back to the function's queue at least once, so the queue itself
+// is never blocked and a broker restart loses no waiting retry) and, after
 // MaxAttempts, moved to the function's dead-letter queue with headers saying
 // why. Nothing is requeued forever and nothing is dropped silently.
 package connector
@@ -156,6 +157,8 @@ type Connector struct {
 	// broker reconnects so removed topics are unbound.
 	last  map[string][]string
 	bound map[string]map[string]bool
+	// migrated lists the functions whose legacy retry queues are gone.
+	migrated map[string]bool
 }
 
 type metrics struct {
@@ -205,6 +208,8 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Connector, e
 		client:  &http.Client{Timeout: cfg.InvokeTimeout},
 		metrics: m,
 		bound:   map[string]map[string]bool{},
+
+		migrated: map[string]bool{},
 	}, nil
 }
 
@@ -280,6 +285,18 @@ func (c *Connector) refresh(ctx context.Context, conn *amqp.Connection, admin *a
 		if s == nil {
 			if err := broker.DeclareFunction(admin, names, fn, c.delays); err != nil {
 				return err
+			}
+		}
+		if !c.migrated[fn] {
+			// Upgrade from classic retry queues: move what they hold.
+			moved, err := broker.MigrateRetryQueues(ctx, conn, names, fn, c.delays)
+			if err != nil {
+				c.log.Warn("could not migrate the legacy retry queues yet", "fn", fn, "moved", moved, "err", err)
+			} else {
+				c.migrated[fn] = true
+				if moved > 0 {
+					c.log.Info("moved messages from legacy retry queues", "fn", fn, "count", moved)
+				}
 			}
 		}
 		bound := c.bound[fn]

@@ -3,7 +3,11 @@
 // other request with what it received, its pid, and, for /secret/<name>, the
 // secret from SECRETS_DIR. It logs one line per request to stdout.
 //
-// On SIGTERM it stops at once, unless told otherwise:
+// With ECHOFN_FNSERVE=1 it serves the same answers through fnserve instead,
+// with fnserve's health check, metrics and drain after SIGTERM
+// (healthcheck_interval), as every function of the shop does.
+//
+// Otherwise, on SIGTERM it stops at once, unless told otherwise:
 //   - ECHOFN_TERM_DELAY=<duration> keeps it serving that long first, as the
 //     of-watchdog keeps routing to a handler for healthcheck_interval;
 //   - ECHOFN_TERM_PROBE=<path> makes it GET $GATEWAY_URL<path> first and log
@@ -23,6 +27,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/shopfaas/shop/fnserve"
 )
 
 // Echo is the JSON answer to every request.
@@ -48,13 +54,32 @@ func main() {
 }
 
 func run(ctx context.Context, getenv func(string) string) error {
+	if getenv("ECHOFN_FNSERVE") != "" {
+		return fnserve.Run(ctx, getenv, os.Stdout, echo(getenv), nil)
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(getenv("BIND_HOST"), getenv("PORT")))
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_/health", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "OK") })
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/", echo(getenv))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		onTerm(getenv)
+		_ = srv.Shutdown(context.Background())
+	}()
+	fmt.Println("echofn listening on", ln.Addr())
+	if err := srv.Serve(ln); err != http.ErrServerClosed {
+		return err
+	}
+	return nil
+}
+
+// echo answers a request with what it received.
+func echo(getenv func(string) string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		e := Echo{Name: getenv("OPENFAAS_NAME"), PID: os.Getpid(), Method: r.Method, Path: r.URL.Path,
 			Query: r.URL.RawQuery, Header: map[string]string{}, Body: string(body)}
@@ -75,18 +100,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Echo-Pid", fmt.Sprint(os.Getpid()))
 		_ = json.NewEncoder(w).Encode(e)
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		onTerm(getenv)
-		_ = srv.Shutdown(context.Background())
-	}()
-	fmt.Println("echofn listening on", ln.Addr())
-	if err := srv.Serve(ln); err != http.ErrServerClosed {
-		return err
 	}
-	return nil
 }
 
 // onTerm does what the environment asks for between SIGTERM and shutdown.

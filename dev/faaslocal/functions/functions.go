@@ -6,6 +6,7 @@
 package functions
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"regexp"
@@ -20,6 +21,10 @@ import (
 	"github.com/shopfaas/shop/dev/faaslocal/supervisor"
 	"github.com/shopfaas/shop/internal/fault"
 )
+
+// replaceWait bounds how long a redeploy waits for the new replicas to
+// become available before the old ones stop anyway.
+const replaceWait = 2 * time.Minute
 
 // scaleMinLabel sets a function's replica count when it is deployed.
 const scaleMinLabel = "com.openfaas.scale.min"
@@ -36,6 +41,7 @@ var serviceName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 // Supervisor runs the replicas of each function (supervisor.Supervisor).
 type Supervisor interface {
 	Start(name string, spec supervisor.Spec, n int) error
+	Replace(ctx context.Context, name string, spec supervisor.Spec, n int) error
 	Scale(name string, n int) error
 	Remove(name string) error
 	Count(name string) (replicas, available int)
@@ -142,22 +148,27 @@ func (s *Store) deploy(spec types.FunctionDeployment, mustExist bool) error {
 
 	s.ops.Lock()
 	defer s.ops.Unlock()
-	old := s.take(name)
+	old := s.get(name)
 	if old == nil && mustExist {
 		return notFound(name)
-	}
-	invoked := new(atomic.Uint64)
-	if old != nil {
-		invoked = old.invoked
-		if err := s.cfg.Supervisor.Remove(name); err != nil {
-			return fmt.Errorf("stop %s: %w", name, err)
-		}
 	}
 	if err := s.cfg.Secrets.Mount(name, spec.Secrets); err != nil {
 		return err
 	}
 	s.cfg.Logs.Open(name)
-	if err := s.cfg.Supervisor.Start(name, proc, n); err != nil {
+	invoked := new(atomic.Uint64)
+	if old != nil {
+		// A redeploy: the new replicas take over before the old ones stop
+		// (each out of rotation first, then drained), so calls keep
+		// succeeding throughout; the function stays deployed meanwhile.
+		invoked = old.invoked
+		ctx, cancel := context.WithTimeout(context.Background(), replaceWait)
+		err := s.cfg.Supervisor.Replace(ctx, name, proc, n)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("replace %s: %w", name, err)
+		}
+	} else if err := s.cfg.Supervisor.Start(name, proc, n); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	s.mu.Lock()

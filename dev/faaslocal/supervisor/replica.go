@@ -214,8 +214,8 @@ func (r *replica) markDown() {
 }
 
 // probe polls the health path until it answers 200, then keeps checking
-// every second so a wedged process stops receiving traffic after three
-// failures in a row.
+// every second: a 503 (a draining process) takes it out of rotation at once,
+// and a wedged process stops receiving traffic after three failures in a row.
 func (r *replica) probe(ctx context.Context, port int) {
 	url := "http://127.0.0.1:" + strconv.Itoa(port) + r.s.cfg.HealthPath
 	interval := 50 * time.Millisecond
@@ -226,13 +226,20 @@ func (r *replica) probe(ctx context.Context, port int) {
 			return
 		case <-time.After(interval):
 		}
+		status := r.s.healthStatus(ctx, url)
 		switch {
-		case r.s.healthy(ctx, url):
+		case status == http.StatusOK:
 			failures = 0
 			if !r.healthy.Swap(true) {
 				r.s.notify()
 			}
 			interval = time.Second
+		case status == http.StatusServiceUnavailable && r.healthy.Load():
+			// A definite answer: the process is draining (fnserve after
+			// SIGTERM) and still serves, so take it out of rotation now.
+			r.healthy.Store(false)
+			r.s.notify()
+			interval = 50 * time.Millisecond
 		case r.healthy.Load():
 			if failures++; failures >= 3 {
 				r.healthy.Store(false)
@@ -245,18 +252,19 @@ func (r *replica) probe(ctx context.Context, port int) {
 	}
 }
 
-func (s *Supervisor) healthy(ctx context.Context, url string) bool {
+// healthStatus is the health path's status code, 0 without an answer.
+func (s *Supervisor) healthStatus(ctx context.Context, url string) int {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return false
+		return 0
 	}
 	res, err := s.health.Do(req)
 	if err != nil {
-		return false
+		return 0
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4096))
 	_ = res.Body.Close()
-	return res.StatusCode == http.StatusOK
+	return res.StatusCode
 }
 
 // copyLines hands every output line of the process group to Output.

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -139,6 +140,72 @@ func (s *Supervisor) Scale(name string, n int) error {
 	s.notifyLocked()
 	s.mu.Unlock()
 	return s.stopAll(surplus)
+}
+
+// Replace runs name from spec with n replicas without a moment where no
+// replica answers: the new replicas start next to the running ones and join
+// the rotation as their health checks pass; once all of them are available
+// (or ctx ends first, e.g. a new version that never becomes healthy), the old
+// replicas leave the rotation and are stopped, each as stop describes. A name
+// that is not running is simply started.
+func (s *Supervisor) Replace(ctx context.Context, name string, spec Spec, n int) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	g := s.groups[name]
+	if g == nil {
+		g = &group{spec: spec}
+		s.groups[name] = g
+		s.growLocked(name, g, n)
+		s.notifyLocked()
+		s.mu.Unlock()
+		return nil
+	}
+	old := g.replicas
+	g.spec = spec
+	g.replicas = nil
+	s.growLocked(name, g, n)
+	fresh := g.replicas
+	g.replicas = append(slices.Clone(old), fresh...)
+	s.notifyLocked()
+	s.mu.Unlock()
+
+	if err := s.waitAvailable(ctx, fresh); err != nil {
+		s.cfg.Output(name, name, "faas-local: replacing without waiting any longer: "+err.Error())
+	}
+	s.mu.Lock()
+	if s.groups[name] == g {
+		g.replicas = slices.DeleteFunc(slices.Clone(g.replicas), func(r *replica) bool { return slices.Contains(old, r) })
+	}
+	s.notifyLocked()
+	s.mu.Unlock()
+	return s.stopAll(old)
+}
+
+// waitAvailable waits until every replica of rs is available.
+func (s *Supervisor) waitAvailable(ctx context.Context, rs []*replica) error {
+	for {
+		s.mu.Lock()
+		changed := s.changed
+		s.mu.Unlock()
+		pending := 0
+		for _, r := range rs {
+			if !r.available() {
+				pending++
+			}
+		}
+		if pending == 0 {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-time.After(250 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("%d new replicas not available: %w", pending, ctx.Err())
+		}
+	}
 }
 
 // Remove stops every replica of name and forgets the group.

@@ -1,0 +1,306 @@
+// Package rabbitnode runs a private RabbitMQ node for tests and the chaos
+// suite: its own Erlang node name, AMQP and distribution ports on 127.0.0.1,
+// data, log and cookie in a directory of its own and no plugins, so stopping,
+// restarting or killing it disturbs nobody else on the machine.
+//
+// Ports are chosen below the kernel's ephemeral range (32768 and up on
+// Linux): a listener on an ephemeral port can find its port taken by some
+// outgoing connection's local end, and RabbitMQ then fails to start with
+// eaddrinuse.
+package rabbitnode
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Options configure a node. Zero values take the defaults.
+type Options struct {
+	// Dir holds the node's data, logs and cookie (default: a new temporary
+	// directory, removed by Close).
+	Dir string
+	// Port is the AMQP port on 127.0.0.1 and DistPort the Erlang distribution
+	// port (default: free ports between 20000 and 32000).
+	Port, DistPort int
+	// BinDir holds rabbitmq-server and rabbitmqctl (default
+	// /usr/lib/rabbitmq/bin, where Debian's package puts the scripts that run
+	// as the calling user, else $PATH).
+	BinDir string
+	// StartTimeout bounds each start (default 3 min: a loaded 2-core machine
+	// boots a node in 15-60 s).
+	StartTimeout time.Duration
+	// Log receives the node's console output (default: Dir/console.log).
+	Log *os.File
+}
+
+// Node is a running private RabbitMQ node.
+type Node struct {
+	opts    Options
+	name    string
+	tempDir bool
+	console *os.File
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Start prepares the node's directory and boots the node, returning once it
+// accepts AMQP connections.
+func Start(ctx context.Context, opts Options) (*Node, error) {
+	n := &Node{opts: opts}
+	if n.opts.Dir == "" {
+		d, err := os.MkdirTemp("", "shop-rabbit-")
+		if err != nil {
+			return nil, err
+		}
+		n.opts.Dir, n.tempDir = d, true
+	}
+	if n.opts.BinDir == "" {
+		n.opts.BinDir = "/usr/lib/rabbitmq/bin"
+		if _, err := os.Stat(filepath.Join(n.opts.BinDir, "rabbitmq-server")); err != nil {
+			p, err := exec.LookPath("rabbitmq-server")
+			if err != nil {
+				return nil, errors.New("rabbitnode: rabbitmq-server not found (apt-get install rabbitmq-server)")
+			}
+			n.opts.BinDir = filepath.Dir(p)
+		}
+	}
+	if n.opts.StartTimeout <= 0 {
+		n.opts.StartTimeout = 3 * time.Minute
+	}
+	var err error
+	if n.opts.Port == 0 {
+		if n.opts.Port, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	if n.opts.DistPort == 0 {
+		for n.opts.DistPort == 0 || n.opts.DistPort == n.opts.Port {
+			if n.opts.DistPort, err = FreePort(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	n.name = "shop-" + hex.EncodeToString(b) + "@localhost"
+	if err := n.prepare(); err != nil {
+		return nil, err
+	}
+	if err := n.Start(ctx); err != nil {
+		_ = n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// FreePort returns a TCP port between 20000 and 32000 that is free on
+// 127.0.0.1 right now.
+func FreePort() (int, error) {
+	for range 200 {
+		b := make([]byte, 2)
+		_, _ = rand.Read(b)
+		p := 20000 + (int(b[0])<<8|int(b[1]))%12000
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		return p, nil
+	}
+	return 0, errors.New("rabbitnode: no free port between 20000 and 32000")
+}
+
+func (n *Node) prepare() error {
+	d := n.opts.Dir
+	files := map[string]string{
+		"enabled_plugins": "[].\n",
+		"rabbitmq.conf": "listeners.tcp.1 = 127.0.0.1:" + strconv.Itoa(n.opts.Port) + "\n" +
+			"loopback_users = none\n" +
+			"log.console = true\nlog.file = false\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(d, name), []byte(content), 0o600); err != nil {
+			return err
+		}
+	}
+	cookie := filepath.Join(d, ".erlang.cookie")
+	if _, err := os.Stat(cookie); err != nil {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		if err := os.WriteFile(cookie, []byte(hex.EncodeToString(b)), 0o400); err != nil {
+			return err
+		}
+	}
+	if n.opts.Log != nil {
+		n.console = n.opts.Log
+		return nil
+	}
+	f, err := os.OpenFile(filepath.Join(d, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	n.console = f
+	return nil
+}
+
+func (n *Node) env() []string {
+	d := n.opts.Dir
+	return append(os.Environ(),
+		"HOME="+d,
+		"RABBITMQ_NODENAME="+n.name,
+		"RABBITMQ_DIST_PORT="+strconv.Itoa(n.opts.DistPort),
+		"RABBITMQ_CONFIG_FILE="+filepath.Join(d, "rabbitmq"),
+		"RABBITMQ_ADVANCED_CONFIG_FILE="+filepath.Join(d, "advanced.config"),
+		"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(d, "enabled_plugins"),
+		"RABBITMQ_MNESIA_BASE="+filepath.Join(d, "mnesia"),
+		"RABBITMQ_LOG_BASE="+filepath.Join(d, "log"),
+		"RABBITMQ_PID_FILE="+filepath.Join(d, "pid"),
+		"RABBITMQ_PLUGINS_EXPAND_DIR="+filepath.Join(d, "plugins-expand"),
+		"RABBITMQ_FEATURE_FLAGS_FILE="+filepath.Join(d, "feature_flags"),
+		"RABBITMQ_QUORUM_DIR="+filepath.Join(d, "quorum"),
+	)
+}
+
+// URL is the node's AMQP URL.
+func (n *Node) URL() string {
+	return "amqp://guest:guest@127.0.0.1:" + strconv.Itoa(n.opts.Port) + "/"
+}
+
+// Port is the node's AMQP port.
+func (n *Node) Port() int { return n.opts.Port }
+
+// Name is the Erlang node name.
+func (n *Node) Name() string { return n.name }
+
+// Dir is the node's directory.
+func (n *Node) Dir() string { return n.opts.Dir }
+
+// Start boots the node's process (after Kill or Stop) and waits until it
+// accepts AMQP connections.
+func (n *Node) Start(ctx context.Context) error {
+	n.mu.Lock()
+	if n.cmd != nil {
+		n.mu.Unlock()
+		return errors.New("rabbitnode: already running")
+	}
+	cmd := exec.Command(filepath.Join(n.opts.BinDir, "rabbitmq-server"))
+	cmd.Env = n.env()
+	cmd.Dir = n.opts.Dir
+	cmd.Stdout, cmd.Stderr = n.console, n.console
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		n.mu.Unlock()
+		return fmt.Errorf("rabbitnode: start: %w", err)
+	}
+	done := make(chan struct{})
+	n.cmd, n.done = cmd, done
+	n.mu.Unlock()
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	return n.waitReady(ctx, done)
+}
+
+func (n *Node) waitReady(ctx context.Context, exited <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(ctx, n.opts.StartTimeout)
+	defer cancel()
+	for {
+		conn, err := amqp.DialConfig(n.URL(), amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
+		if err == nil {
+			_ = conn.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("rabbitnode: %s not ready after %s (see %s): %w", n.name, n.opts.StartTimeout,
+				filepath.Join(n.opts.Dir, "console.log"), err)
+		case <-exited:
+			return fmt.Errorf("rabbitnode: %s exited while starting (see %s)", n.name, filepath.Join(n.opts.Dir, "console.log"))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// ctl runs rabbitmqctl against the node.
+func (n *Node) ctl(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(n.opts.BinDir, "rabbitmqctl"), append([]string{"-n", n.name}, args...)...)
+	cmd.Env = n.env()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("rabbitmqctl %v: %w\n%s", args, err, out)
+	}
+	return nil
+}
+
+// StopApp stops the RabbitMQ application and leaves the Erlang node running
+// (`rabbitmqctl stop_app`): every connection is closed.
+func (n *Node) StopApp(ctx context.Context) error { return n.ctl(ctx, "stop_app") }
+
+// StartApp starts the application again (`rabbitmqctl start_app`) and waits
+// until it accepts connections.
+func (n *Node) StartApp(ctx context.Context) error {
+	if err := n.ctl(ctx, "start_app"); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	done := n.done
+	n.mu.Unlock()
+	return n.waitReady(ctx, done)
+}
+
+// Kill sends SIGKILL to the node's process group (beam and its helpers) and
+// waits until it is gone: nothing is flushed, as in a crash.
+func (n *Node) Kill() error { return n.signal(syscall.SIGKILL, 30*time.Second) }
+
+// Stop shuts the node down cleanly (SIGTERM) and waits for it.
+func (n *Node) Stop() error { return n.signal(syscall.SIGTERM, 60*time.Second) }
+
+func (n *Node) signal(sig syscall.Signal, within time.Duration) error {
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	n.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, sig)
+	select {
+	case <-done:
+	case <-time.After(within):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+	// Helpers of the group (erl_child_setup) may outlive the shell.
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	n.mu.Lock()
+	n.cmd, n.done = nil, nil
+	n.mu.Unlock()
+	return nil
+}
+
+// Close stops the node and removes a temporary directory.
+func (n *Node) Close() error {
+	err := n.Stop()
+	if n.console != nil && n.opts.Log == nil {
+		_ = n.console.Close()
+	}
+	if n.tempDir {
+		_ = os.RemoveAll(n.opts.Dir)
+	}
+	return err
+}

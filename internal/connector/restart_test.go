@@ -1,0 +1,316 @@
+package connector
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/broker/rabbitnode"
+)
+
+// failFirst answers 503 to the first k calls of each event id, then 200.
+func failFirst(k int) func(int) int {
+	return func(n int) int {
+		if n <= k {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	}
+}
+
+// publishConfirmed publishes n events of topic to the exchange with
+// publisher confirms, on a connection of its own.
+func publishConfirmed(t *testing.T, url string, names broker.Names, topic string, n int) []string {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for range n {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		id := "evt-" + hex.EncodeToString(b)
+		body := `{"specversion":"1.0","id":"` + id + `","source":"test","type":"` + topic + `","data":{}}`
+		dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), names.Exchange(), topic, false, false, amqp.Publishing{
+			ContentType: broker.ContentType, DeliveryMode: amqp.Persistent, MessageId: id, Type: topic, Body: []byte(body),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !dc.Wait() {
+			t.Fatalf("publish of %s nacked", id)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// waitAttempts waits until every id had at least n calls of fn.
+func (g *gateway) waitAttempts(t *testing.T, fn string, ids []string, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		missing := 0
+		count := map[string]int{}
+		for _, c := range g.callsOf(fn) {
+			count[c.id]++
+		}
+		for _, id := range ids {
+			if count[id] < n {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d of %d events had fewer than %d calls after %s", fn, missing, len(ids), n, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRetriesSurviveBrokerRestartAndCrash is issue 9's loss: deliveries
+// waiting in retry queues while the broker is stopped and started
+// (stop_app/start_app), and again while the node is killed with SIGKILL and
+// booted again. Every event must reach every handler: on classic retry
+// queues (at-most-once dead-lettering) events expiring around the restart
+// are dropped. It runs a private RabbitMQ node, so it disturbs nobody.
+func TestRetriesSurviveBrokerRestartAndCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a private RabbitMQ node; -short was asked for")
+	}
+	ctx := context.Background()
+	start := time.Now()
+	node, err := rabbitnode.Start(ctx, rabbitnode.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Close() })
+	t.Logf("private node %s on port %d up in %s", node.Name(), node.Port(), time.Since(start).Round(time.Millisecond))
+
+	names := broker.Names{Prefix: "t."}
+	conn, err := amqp.Dial(node.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.DeclareExchange(ch, names); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close()
+
+	const topic = "thing.happened.v1"
+	gw := newGateway(t)
+	// Two handlers of the same event, failing a different number of times.
+	failures := map[string]int{"fail-once": 1, "fail-twice": 2}
+	for fn, k := range failures {
+		gw.set(fn, topic, failFirst(k))
+	}
+	cfg := Config{
+		GatewayURL: gw.srv.URL, BrokerURL: node.URL(), Names: names, MaxAttempts: 6,
+		RetryDelay: 3 * time.Second, Prefetch: 10, RefreshInterval: 200 * time.Millisecond,
+		InvokeTimeout: 5 * time.Second, MaxBackoff: 500 * time.Millisecond,
+		InternalToken: "test-internal-token", GatewayUser: "gw-admin", GatewayPassword: "gw-password",
+	}
+	logw := io.Discard
+	if testing.Verbose() {
+		logw = os.Stderr
+	}
+	c, err := New(cfg, slog.New(slog.NewTextHandler(logw, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(cctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	gw.synced(t)
+	// The queues exist once the connector subscribed.
+	waitQueue(t, node.URL(), names.Queue("fail-twice"))
+
+	restarts := []struct {
+		name    string
+		restart func() error
+	}{
+		{"stop_app/start_app", func() error {
+			if err := node.StopApp(ctx); err != nil {
+				return err
+			}
+			// Longer than the first retry delay: the waiting deliveries
+			// expire while the broker is down.
+			time.Sleep(2 * cfg.RetryDelay)
+			return node.StartApp(ctx)
+		}},
+		{"SIGKILL and boot", func() error {
+			if err := node.Kill(); err != nil {
+				return err
+			}
+			time.Sleep(2 * cfg.RetryDelay)
+			return node.Start(ctx)
+		}},
+	}
+	var all []string
+	for _, r := range restarts {
+		ids := publishConfirmed(t, node.URL(), names, topic, 40)
+		all = append(all, ids...)
+		// Every delivery failed once: all 40 wait in the retry queues.
+		for fn := range failures {
+			gw.waitAttempts(t, fn, ids, 1, 60*time.Second)
+		}
+		begin := time.Now()
+		if err := r.restart(); err != nil {
+			t.Fatalf("%s: %v", r.name, err)
+		}
+		t.Logf("%s took %s", r.name, time.Since(begin).Round(time.Millisecond))
+		for fn, k := range failures {
+			gw.waitAttempts(t, fn, ids, k+1, 3*time.Minute)
+		}
+	}
+	// Exactly once per handler: each event reached its successful call
+	// (attempt k+1) once; a further call would be a redelivery that an
+	// idempotent handler answers as a duplicate.
+	for fn, k := range failures {
+		count := map[string]int{}
+		for _, c := range gw.callsOf(fn) {
+			count[c.id]++
+		}
+		dups := 0
+		for _, id := range all {
+			if count[id] < k+1 {
+				t.Errorf("%s: event %s never succeeded (%d calls)", fn, id, count[id])
+			}
+			dups += max(0, count[id]-(k+1))
+		}
+		t.Logf("%s: %d events processed, %d redeliveries after success (idempotent duplicates)", fn, len(all), dups)
+		if n := deadLetterCount(t, node.URL(), names, fn); n != 0 {
+			t.Errorf("%s: %d dead letters, want 0", fn, n)
+		}
+	}
+}
+
+func waitQueue(t *testing.T, url, queue string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := amqp.Dial(url)
+		if err == nil {
+			ch, err := conn.Channel()
+			if err == nil {
+				_, err = ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+			}
+			_ = conn.Close()
+			if err == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue %s not declared: %v", queue, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func deadLetterCount(t *testing.T, url string, names broker.Names, fn string) int {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	n, err := broker.CountDeadLetters(conn, names, fn)
+	if err != nil {
+		t.Fatal(fmt.Errorf("count dead letters of %s: %w", fn, err))
+	}
+	return n
+}
+
+// TestUpgradeFromClassicRetryQueues starts the connector where an earlier
+// release left classic retry queues holding deliveries: nothing fails on
+// redeclaration, every waiting delivery moves to the quorum retry queue of
+// its delay, and the legacy queues are deleted.
+func TestUpgradeFromClassicRetryQueues(t *testing.T) {
+	e := setup(t, "upgraded")
+	e.cfg.RetryDelay = 20 * time.Second
+	e.cfg.MaxAttempts = 3
+	const topic = "thing.happened.v1"
+	e.gw.set("upgraded", topic, nil)
+	// What the previous release declared and left behind.
+	legacy := map[time.Duration]int{20 * time.Second: 3, 40 * time.Second: 2}
+	for d, n := range legacy {
+		q := e.names.LegacyRetry("upgraded", d)
+		args := amqp.Table{"x-message-ttl": d.Milliseconds(), "x-dead-letter-exchange": "",
+			"x-dead-letter-routing-key": e.names.Queue("upgraded")}
+		if _, err := e.ch.QueueDeclare(q, true, false, false, false, args); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if c, err := e.conn.Channel(); err == nil {
+				_, _ = c.QueueDelete(q, false, false, false)
+				_ = c.Close()
+			}
+		})
+		for i := range n {
+			err := e.ch.PublishWithContext(context.Background(), "", q, false, false, amqp.Publishing{
+				ContentType: broker.ContentType, DeliveryMode: amqp.Persistent, MessageId: fmt.Sprintf("old-%d-%d", d/time.Second, i),
+				Headers: amqp.Table{broker.HeaderAttempts: int32(1), broker.HeaderTopic: topic}, Body: []byte(`{}`),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitLen(t, e, q, n)
+	}
+	e.start(t)
+	e.gw.synced(t)
+	for d, n := range legacy {
+		waitLen(t, e, e.names.Retry("upgraded", d), n)
+		ch, err := e.conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ch.QueueDeclarePassive(e.names.LegacyRetry("upgraded", d), true, false, false, false, nil)
+		if err == nil {
+			t.Errorf("legacy queue %s still exists", e.names.LegacyRetry("upgraded", d))
+			_ = ch.Close()
+		}
+	}
+	// The new queues are the at-least-once kind: a redeclaration with
+	// RetryArgs succeeds (it would fail with PRECONDITION_FAILED otherwise).
+	ch, err := e.conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.DeclareFunction(ch, e.names, "upgraded", e.cfg.Delays()); err != nil {
+		t.Fatalf("redeclare after upgrade: %v", err)
+	}
+}
