@@ -1,7 +1,8 @@
 // Package function is get-order-timeline: GET /api/v1/orders/{id}/timeline
 // answers every saga step and event of an order, oldest first, as
-// {steps:[{at, step, outcome, detail}]}, to its owner or an admin; 404 to
-// anyone else.
+// {steps:[{at, step, outcome, detail, trace_id}]}, to its owner or an admin;
+// 404 to anyone else. trace_id names the trace that wrote the step ("" when
+// none was active), so a stuck order leads to its trace and its log lines.
 package function
 
 import (

@@ -5,9 +5,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/orders"
@@ -24,7 +26,11 @@ func TestTimeline(t *testing.T) {
 	other := orderstest.NewUser(t, tokens, auth.RoleCustomer)
 	admin := orderstest.NewUser(t, tokens, auth.RoleAdmin)
 	o := orderstest.Seed(t, store, owner.UserID, orders.Confirmed)
-	if err := store.Record(t.Context(), o.ID, orders.StepRefund, orders.StepOK, "note"); err != nil {
+	// The refund is recorded inside a trace, the seeded steps outside any.
+	tid := trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
+	traced := trace.ContextWithSpanContext(t.Context(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: tid, SpanID: trace.SpanID{0, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7}, TraceFlags: trace.FlagsSampled}))
+	if err := store.Record(traced, o.ID, orders.StepRefund, orders.StepOK, "note"); err != nil {
 		t.Fatal(err)
 	}
 	path := "/api/v1/orders/" + o.ID.String() + "/timeline"
@@ -48,12 +54,15 @@ func TestTimeline(t *testing.T) {
 			}
 			var names []string
 			for i, s := range got.Steps {
-				names = append(names, s.Step+":"+s.Outcome)
+				names = append(names, s.Step+":"+s.Outcome+":"+s.TraceID)
 				if s.At.IsZero() || (i > 0 && s.At.Before(got.Steps[i-1].At)) {
 					t.Fatalf("step %d at %v is out of order", i, s.At)
 				}
 			}
-			want := []string{"order.created:ok", "order.confirmed:ok", "payment.refund:ok"}
+			want := []string{"order.created:ok:", "order.confirmed:ok:", "payment.refund:ok:4bf92f3577b34da6a3ce929d0e0e4736"}
+			if !strings.Contains(rec.Body.String(), `"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"`) {
+				t.Fatalf("the answer does not name the trace: %s", rec.Body)
+			}
 			if diff := cmp.Diff(want, names); diff != "" {
 				t.Fatalf("steps (-want +got):\n%s", diff)
 			}

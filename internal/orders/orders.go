@@ -341,6 +341,10 @@ type Step struct {
 	Step    string    `json:"step"`
 	Outcome string    `json:"outcome"`
 	Detail  string    `json:"detail"`
+	// TraceID is the W3C trace id (32 hex digits) of the request, recovery
+	// run or event delivery that wrote the entry — the key to its trace in
+	// Jaeger and to its log lines (trace_id) — or "" when none was active.
+	TraceID string `json:"trace_id"`
 }
 
 // Timeline steps recorded by the saga (the Step of a timeline entry).

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/config"
@@ -214,17 +215,26 @@ func (s *Store) Create(ctx context.Context, o orders.Order, token string, fromCa
 
 // Record appends a step to an order's timeline, in a transaction of its own
 // (a step's outcome is known only after its remote call, which never runs
-// inside a transaction). outcome is one of the orders.Step* outcomes.
+// inside a transaction). outcome is one of the orders.Step* outcomes. Like
+// every timeline entry, it records the trace id of ctx's span (none: '').
 func (s *Store) Record(ctx context.Context, orderID uuid.UUID, step, outcome, detail string) error {
 	return postgres.Tx(ctx, s.db, func(tx pgx.Tx) error { return record(ctx, tx, orderID, step, outcome, detail) })
 }
 
 func record(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, step, outcome, detail string) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO order_events (order_id, step, outcome, detail) VALUES ($1, $2, $3, $4)`,
-		orderID, step, outcome, detail); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO order_events (order_id, step, outcome, detail, trace_id) VALUES ($1, $2, $3, $4, $5)`,
+		orderID, step, outcome, detail, traceID(ctx)); err != nil {
 		return unavailable(err)
 	}
 	return nil
+}
+
+// traceID is the W3C trace id of ctx's span, '' outside any trace.
+func traceID(ctx context.Context) string {
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		return sc.TraceID().String()
+	}
+	return ""
 }
 
 type querier interface {
@@ -328,15 +338,16 @@ func nullable(id uuid.UUID) *uuid.UUID {
 	return &id
 }
 
-// Timeline returns an order's steps in the order they happened.
+// Timeline returns an order's steps in the order they happened, each with the
+// trace id it was written in.
 func (s *Store) Timeline(ctx context.Context, orderID uuid.UUID) ([]orders.Step, error) {
-	rows, err := s.db.Query(ctx, `SELECT at, step, outcome, detail FROM order_events WHERE order_id = $1 ORDER BY seq`, orderID)
+	rows, err := s.db.Query(ctx, `SELECT at, step, outcome, detail, trace_id FROM order_events WHERE order_id = $1 ORDER BY seq`, orderID)
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	steps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (orders.Step, error) {
 		var st orders.Step
-		err := r.Scan(&st.At, &st.Step, &st.Outcome, &st.Detail)
+		err := r.Scan(&st.At, &st.Step, &st.Outcome, &st.Detail, &st.TraceID)
 		st.At = st.At.UTC()
 		return st, err
 	})
