@@ -8,6 +8,11 @@
 // environment: read_timeout, write_timeout, exec_timeout (bare seconds or Go
 // durations), max_request_bytes, plus PORT (default 8082, the watchdog's
 // upstream) and BIND_HOST (default 127.0.0.1).
+//
+// Profiling, only when asked for: with PPROF_CPU_DIR set, the process writes
+// a pprof CPU profile of its whole life to PPROF_CPU_DIR/<name>.<pid>.pprof
+// when it shuts down; PPROF_FUNCTIONS (comma-separated names, default every
+// function) chooses which functions do. No profiling endpoint is opened.
 package fnserve
 
 import (
@@ -20,7 +25,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -54,6 +63,10 @@ type Config struct {
 	MaxRequestBytes int64
 	// LogLevel is debug, info, warn or error (LOG_LEVEL, default info).
 	LogLevel slog.Level
+	// CPUProfile, when not empty, is the file the process writes its CPU
+	// profile to at shutdown (PPROF_CPU_DIR/<name>.<pid>.pprof, when
+	// PPROF_FUNCTIONS is empty or names this function).
+	CPUProfile string
 }
 
 // LoadConfig reads Config from getenv, reporting every problem at once.
@@ -70,6 +83,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		WriteTimeout:    c.Duration("write_timeout", 30*time.Second),
 		ExecTimeout:     c.Duration("exec_timeout", 30*time.Second),
 		MaxRequestBytes: int64(c.Int("max_request_bytes", 1<<20, 1, 1<<30)),
+	}
+	if dir := c.String("PPROF_CPU_DIR", ""); dir != "" {
+		chosen := c.String("PPROF_FUNCTIONS", "")
+		if chosen == "" || slices.Contains(strings.Split(chosen, ","), name) {
+			cfg.CPUProfile = filepath.Join(dir, fmt.Sprintf("%s.%d.pprof", name, os.Getpid()))
+		}
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(c.String("LOG_LEVEL", "info"))); err != nil {
 		return cfg, errors.Join(c.Err(), fmt.Errorf("LOG_LEVEL: %w", err))
@@ -98,6 +117,18 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, hand
 	}
 	log := telemetry.NewLogger(stdout, cfg.Name, cfg.LogLevel)
 	slog.SetDefault(log)
+	if cfg.CPUProfile != "" {
+		stop, err := startCPUProfile(cfg.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := stop(); err != nil {
+				log.Error("cpu profile", "err", err)
+			}
+		}()
+		log.Info("writing a CPU profile at shutdown", "file", cfg.CPUProfile)
+	}
 
 	shutdownTracing, err := telemetry.Setup(ctx, cfg.Name, getenv)
 	if err != nil {
@@ -183,4 +214,20 @@ func Handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 	mux.Handle("GET /_/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.Handle("/", traced)
 	return mux
+}
+
+// startCPUProfile starts the CPU profiler; stop writes the profile to path.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
