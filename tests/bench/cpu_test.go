@@ -34,8 +34,9 @@ type cpuSnapshot struct {
 	machine time.Duration
 }
 
-// cpuSample reads /proc for every group. A process (and its descendants)
-// counts with what it used since it started; the delta of two snapshots
+// cpuSample reads /proc for every group. A process counts with what it
+// used since it started (its own threads only: the benchmark process is the
+// parent of every function process, the postmaster of every backend); the delta of two snapshots
 // counts only what processes alive at the second one used in between (a
 // process that exits inside the window takes its time with it: the
 // scenarios keep their processes running).
@@ -44,10 +45,8 @@ func cpuSample(groups []procGroup) cpuSnapshot {
 	for _, g := range groups {
 		m := map[int]time.Duration{}
 		for _, pid := range g.pids() {
-			for _, p := range descendants(pid) {
-				if t, ok := procCPU(p); ok {
-					m[p] = t
-				}
+			if t, ok := procCPU(pid); ok {
+				m[pid] = t
 			}
 		}
 		snap.procs[g.name] = m
@@ -106,21 +105,6 @@ func procCPU(pid int) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(ut+st) * clockTick, true
-}
-
-// descendants is pid and every process below it.
-func descendants(pid int) []int {
-	out := []int{pid}
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, t := range tasks {
-		children, _ := os.ReadFile(t)
-		for _, c := range strings.Fields(string(children)) {
-			if cpid, err := strconv.Atoi(c); err == nil {
-				out = append(out, descendants(cpid)...)
-			}
-		}
-	}
-	return out
 }
 
 // machineBusy is the machine's non-idle CPU time over all cores, from /proc/stat.
