@@ -8,6 +8,11 @@
 // environment: read_timeout, write_timeout, exec_timeout (bare seconds or Go
 // durations), max_request_bytes, healthcheck_interval, plus PORT (default 8082, the watchdog's
 // upstream) and BIND_HOST (default 127.0.0.1).
+//
+// Profiling, only when asked for: with PPROF_CPU_DIR set, the process writes
+// a pprof CPU profile of its whole life to PPROF_CPU_DIR/<name>.<pid>.pprof
+// when it shuts down; PPROF_FUNCTIONS (comma-separated names, default every
+// function) chooses which functions do. No profiling endpoint is opened.
 package fnserve
 
 import (
@@ -20,8 +25,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
 	"strconv"
 	"sync/atomic"
+	"strings"
 	"syscall"
 	"time"
 
@@ -62,6 +71,10 @@ type Config struct {
 	// load balancer or the local runtime takes the replica out of rotation on
 	// the 503, so no request finds the port closed.
 	DrainInterval time.Duration
+	// CPUProfile, when not empty, is the file the process writes its CPU
+	// profile to at shutdown (PPROF_CPU_DIR/<name>.<pid>.pprof, when
+	// PPROF_FUNCTIONS is empty or names this function).
+	CPUProfile string
 }
 
 // LoadConfig reads Config from getenv, reporting every problem at once.
@@ -80,6 +93,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		MaxRequestBytes: int64(c.Int("max_request_bytes", 1<<20, 1, 1<<30)),
 	}
 	cfg.DrainInterval = c.Duration("healthcheck_interval", cfg.WriteTimeout)
+	if dir := c.String("PPROF_CPU_DIR", ""); dir != "" {
+		chosen := c.String("PPROF_FUNCTIONS", "")
+		if chosen == "" || slices.Contains(strings.Split(chosen, ","), name) {
+			cfg.CPUProfile = filepath.Join(dir, fmt.Sprintf("%s.%d.pprof", name, os.Getpid()))
+		}
+	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(c.String("LOG_LEVEL", "info"))); err != nil {
 		return cfg, errors.Join(c.Err(), fmt.Errorf("LOG_LEVEL: %w", err))
 	}
@@ -109,6 +128,18 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, hand
 	}
 	log := telemetry.NewLogger(stdout, cfg.Name, cfg.LogLevel)
 	slog.SetDefault(log)
+	if cfg.CPUProfile != "" {
+		stop, err := startCPUProfile(cfg.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := stop(); err != nil {
+				log.Error("cpu profile", "err", err)
+			}
+		}()
+		log.Info("writing a CPU profile at shutdown", "file", cfg.CPUProfile)
+	}
 
 	shutdownTracing, err := telemetry.Setup(ctx, cfg.Name, getenv)
 	if err != nil {
@@ -215,4 +246,20 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 	mux.Handle("GET /_/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.Handle("/", traced)
 	return mux
+}
+
+// startCPUProfile starts the CPU profiler; stop writes the profile to path.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -251,5 +253,48 @@ func TestLoadConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("LoadConfig error %v lacks %s", err, want)
 		}
+	}
+}
+
+// TestCPUProfileOnlyWhenAsked: PPROF_CPU_DIR makes the chosen function write a
+// CPU profile at shutdown; a function PPROF_FUNCTIONS does not name, or any
+// function without PPROF_CPU_DIR, writes none.
+func TestCPUProfileOnlyWhenAsked(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want int
+	}{
+		{"not asked", map[string]string{}, 0},
+		{"every function", map[string]string{"PPROF_CPU_DIR": "DIR"}, 1},
+		{"chosen", map[string]string{"PPROF_CPU_DIR": "DIR", "PPROF_FUNCTIONS": "other,fixture"}, 1},
+		{"another function chosen", map[string]string{"PPROF_CPU_DIR": "DIR", "PPROF_FUNCTIONS": "other"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			env := map[string]string{}
+			for k, v := range tc.env {
+				env[k] = strings.ReplaceAll(v, "DIR", dir)
+			}
+			srv := serve(t, env, func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+			if code, _ := get(t, srv.url+"/"); code != http.StatusOK {
+				t.Fatalf("status %d", code)
+			}
+			srv.cancel()
+			<-srv.done
+			if srv.err != nil {
+				t.Fatal(srv.err)
+			}
+			files, _ := filepath.Glob(filepath.Join(dir, "fixture.*.pprof"))
+			if len(files) != tc.want {
+				t.Fatalf("profiles %v, want %d", files, tc.want)
+			}
+			for _, f := range files {
+				// A pprof profile is a gzip-compressed protocol buffer.
+				if raw, err := os.ReadFile(f); err != nil || len(raw) < 2 || raw[0] != 0x1f || raw[1] != 0x8b {
+					t.Errorf("%s is not a pprof profile (%v)", f, err)
+				}
+			}
+		})
 	}
 }

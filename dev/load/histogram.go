@@ -116,10 +116,10 @@ func (h *Histogram) Mean() time.Duration {
 // Quantile returns the q-quantile (0 <= q <= 1) by the nearest-rank method:
 // the smallest recorded value v such that at least q of all values are <= v,
 // reported as its bucket's upper bound, clamped to [Min, Max]. So it is
-// exact below 1.024 ms and at most 0.2% high above. An empty histogram
-// answers 0; q outside [0, 1] is clamped.
+// exact below 1.024 ms and at most 0.2% high above. An empty (or nil)
+// histogram answers 0; q outside [0, 1] is clamped.
 func (h *Histogram) Quantile(q float64) time.Duration {
-	if h.total == 0 {
+	if h == nil || h.total == 0 {
 		return 0
 	}
 	q = math.Max(0, math.Min(1, q))

@@ -19,6 +19,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -26,10 +27,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +41,7 @@ import (
 	"unicode"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/openfaas/faas-provider/types"
 	"github.com/redis/go-redis/v9"
 
@@ -127,20 +131,21 @@ func BenchmarkShop(b *testing.B) {
 	b.Cleanup(func() { deleteKeys(b, rdb, prefix) })
 
 	catalogURL, inventoryURL := pgtest.NewDatabase(b), pgtest.NewDatabase(b)
+	paymentsURL, ordersURL := pgtest.NewDatabase(b), pgtest.NewDatabase(b)
 	rt := runtimetest.Start(b, runtimetest.Options{
 		Functions: functions,
-		Env: map[string]string{
+		Env: withProfiling(map[string]string{
 			"CATALOG_DATABASE_URL":   catalogURL,
 			"INVENTORY_DATABASE_URL": inventoryURL,
-			"PAYMENTS_DATABASE_URL":  pgtest.NewDatabase(b),
-			"ORDERS_DATABASE_URL":    pgtest.NewDatabase(b),
+			"PAYMENTS_DATABASE_URL":  paymentsURL,
+			"ORDERS_DATABASE_URL":    ordersURL,
 			"REDIS_ADDR":             "127.0.0.1:6379",
 			"CART_KEY_PREFIX":        prefix + "cart:",
 			"PRODUCT_CACHE_PREFIX":   prefix + "product:",
 			"MEILI_URL":              "",
 			"PAYMENT_SIM_LATENCY":    "0s",
 			"LOG_LEVEL":              "warn",
-		},
+		}),
 		ReadyTimeout: 3 * time.Minute,
 	})
 	s := &bench{b: b, rt: rt, workers: envInt(b, "BENCH_WORKERS", 8),
@@ -152,7 +157,7 @@ func BenchmarkShop(b *testing.B) {
 		b.Fatal(err)
 	}
 	s.tokens = tokens
-	s.seed(ctx, catalogURL, inventoryURL)
+	s.products, s.names, s.inv = s.seed(ctx, catalogURL, inventoryURL)
 	s.deployEcho(ctx)
 
 	var baseline, warm load.Result
@@ -176,13 +181,151 @@ func BenchmarkShop(b *testing.B) {
 	scenario("get-product-warm-gateway", s.getProductWarmGateway)
 	scenario("get-product-cold-edge", func(ctx context.Context) load.Result { return s.getProductCold(ctx, rdb, prefix) })
 	scenario("search-products", s.search)
-	scenario("create-order", s.checkout)
-	mem := s.memory()
+
+	r3URL := pgtest.NewDatabase(b)
+	ref := s.newR3(ctx, r3URL, s.workers)
+	pg := s.cluster(ctx, catalogURL, inventoryURL, paymentsURL, ordersURL, r3URL)
+	pgGroups := []procGroup{
+		{"PostgreSQL backends of this run", pg.pids(true)},
+		{"PostgreSQL background + other sessions", pg.pids(false)},
+		{"bench process (loadgen + gateway + edge)", selfPid},
+	}
+	var checkoutGroups []procGroup
+	for _, n := range checkoutFunctions {
+		checkoutGroups = append(checkoutGroups, procGroup{"function " + n, functionPids(rt, n)})
+	}
+	checkoutGroups = append(checkoutGroups, pgGroups...)
+	var cpuCols []cpuColumn
+	measured := func(col string, groups []procGroup, f func(ctx context.Context) load.Result) func(ctx context.Context) load.Result {
+		return func(ctx context.Context) load.Result {
+			before := cpuSample(groups)
+			res := f(ctx)
+			cpuCols = append(cpuCols, cpuColumn{name: col, orders: res.Requests, use: cpuDelta(before, cpuSample(groups), groups)})
+			return res
+		}
+	}
+	r3Many := scenario("r3", measured(fmt.Sprintf("R3 %d clients", s.workers), pgGroups,
+		func(ctx context.Context) load.Result { return s.r3Row(ctx, ref, s.workers) }))
+	sync := scenario("create-order", measured(fmt.Sprintf("checkout %dw", s.workers), checkoutGroups,
+		func(ctx context.Context) load.Result { return s.checkout(ctx, s.workers) }))
+	r3One := scenario("r3-1-client", func(ctx context.Context) load.Result { return s.r3Row(ctx, ref, 1) })
+	one := scenario("create-order-1-worker", func(ctx context.Context) load.Result { return s.checkout(ctx, 1) })
+	mem := s.memory(rt, append([]string{echoName}, functions...))
+
+	var fs *fullStack
+	if os.Getenv("BENCH_FULLSTACK") != "off" {
+		b.Run("full-stack", func(sb *testing.B) {
+			s.b = sb
+			defer func() { s.b = b }()
+			fs = s.startFullStack(ctx, prefix)
+			fpg := s.cluster(ctx, slices.Collect(maps.Values(fs.db))...)
+			s.runFullStack(ctx, fs, fpg)
+			cpuCols = append(cpuCols, cpuColumn{name: "full stack", orders: fs.full.Requests, use: fs.cpu})
+		})
+	}
 	s.print(os.Stdout, baseline, warm, mem)
+	printTargets(os.Stdout, targets{baseline: baseline, warm: warm, r3: r3Many, r3One: r3One, sync: sync, one: one, fs: fs,
+		workers: s.workers})
+	printCPU(os.Stdout, cpuCols)
+	printFullStack(os.Stdout, fs, r3Many)
+	printRSS(os.Stdout, fs)
+	fmt.Fprintf(os.Stdout, "load average at the end: %s\n", loadAverage())
+}
+
+// r3Row runs the reference with clients for the scenario's duration and adds
+// its row to the table.
+func (s *bench) r3Row(ctx context.Context, ref *r3, clients int) load.Result {
+	name := fmt.Sprintf("R3 reference, %d clients", clients)
+	if clients == 1 {
+		name = "R3 reference, 1 client"
+	}
+	res, err := ref.run(ctx, clients, s.duration)
+	if err != nil {
+		s.b.Fatal(err)
+	}
+	r := row{name: name, res: res, errors: res.Errors(load.Success), note: "Go + pgx, 3 sync-commit transactions per order"}
+	s.rows = append(s.rows, r)
+	if r.errors > 0 {
+		s.b.Errorf("%s: %d failed orders, first: %v", name, r.errors, res.FirstError)
+	}
+	return res
+}
+
+// cluster opens a connection to the PostgreSQL server of the databases at
+// urls, to tell their backends from the server's other processes.
+func (s *bench) cluster(ctx context.Context, urls ...string) *pgCluster {
+	conn, err := pgx.Connect(ctx, pgtest.ServerURL())
+	if err != nil {
+		s.b.Fatal(err)
+	}
+	s.b.Cleanup(func() { _ = conn.Close(context.Background()) })
+	c := &pgCluster{conn: conn, databases: map[string]bool{}}
+	for _, u := range urls {
+		cfg, err := pgx.ParseConfig(u)
+		if err != nil {
+			s.b.Fatal(err)
+		}
+		c.databases[cfg.Database] = true
+	}
+	return c
+}
+
+// targets are the figures issue 11 sets targets for, each as a ratio to its
+// reference in the same run.
+type targets struct {
+	baseline, warm, r3, r3One, sync, one load.Result
+	fs                                   *fullStack
+	workers                              int
+}
+
+// printTargets writes each target with its figure and reference.
+func printTargets(w io.Writer, t targets) {
+	ratio := func(a, b float64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return a / b
+	}
+	p50 := func(r load.Result) float64 { return float64(r.Latency.Quantile(0.5)) }
+	fmt.Fprintf(w, "\nagainst the references of this run (target in brackets):\n")
+	fmt.Fprintf(w, "  R3 (Go + pgx, 3 sync-commit transactions): %d clients %.0f orders/s, p50 %s ms; 1 client p50 %s ms\n",
+		t.workers, t.r3.RPS(), msf(t.r3.Latency.Quantile(0.5)), msf(t.r3One.Latency.Quantile(0.5)))
+	fmt.Fprintf(w, "  synchronous checkout, %d workers:     %6.3f x R3 orders/s      [>= 0.40]\n", t.workers, ratio(t.sync.RPS(), t.r3.RPS()))
+	fmt.Fprintf(w, "  unloaded checkout p50 (1 worker):     %6.2f x R3 1-client p50  [<= 3]\n", ratio(p50(t.one), p50(t.r3One)))
+	if t.fs != nil {
+		fmt.Fprintf(w, "  full-stack checkout, events flowing:  %6.3f x R3 orders/s      [>= 0.15]\n", ratio(t.fs.full.RPS(), t.r3.RPS()))
+		worst := time.Duration(0)
+		for _, l := range t.fs.lagHalf {
+			worst = max(worst, l.lag.Quantile(0.99))
+		}
+		fmt.Fprintf(w, "  event lag p99 at half the full rate:  %6s ms (worst handler) [< 1000]\n", msf(worst))
+	}
+	fmt.Fprintf(w, "  warm get-product through the edge:    %6.2f x echo baseline    [>= 0.6]\n", ratio(t.warm.RPS(), t.baseline.RPS()))
+	if t.fs != nil {
+		var idle []float64
+		for _, m := range t.fs.idleRSS {
+			if m.replicas > 0 {
+				idle = append(idle, float64(m.kib)/1024/float64(m.replicas))
+			}
+		}
+		fmt.Fprintf(w, "  median idle function RSS:             %6.1f MiB                [<= 15]\n", median(idle))
+	}
+}
+
+// withProfiling adds fnserve's CPU profile switch to a runtime's function
+// environment when BENCH_PPROF_DIR is set: every function named in
+// BENCH_PPROF_FUNCTIONS (comma-separated; default every function) writes
+// BENCH_PPROF_DIR/<function>.<pid>.pprof when the runtime stops it.
+func withProfiling(env map[string]string) map[string]string {
+	if dir := os.Getenv("BENCH_PPROF_DIR"); dir != "" {
+		env["PPROF_CPU_DIR"] = dir
+		env["PPROF_FUNCTIONS"] = os.Getenv("BENCH_PPROF_FUNCTIONS")
+	}
+	return env
 }
 
 // seed creates the demo catalog in the fresh databases and stocks it.
-func (s *bench) seed(ctx context.Context, catalogURL, inventoryURL string) {
+func (s *bench) seed(ctx context.Context, catalogURL, inventoryURL string) (ids []uuid.UUID, names []string, stock *inventorydb.Store) {
 	b := s.b
 	products, err := demo.Products()
 	if err != nil {
@@ -198,10 +341,9 @@ func (s *bench) seed(ctx context.Context, catalogURL, inventoryURL string) {
 		b.Fatal(err)
 	}
 	b.Cleanup(inv.Close)
-	store := catalogdb.New(cat)
-	s.inv = inventorydb.New(inv)
+	store, invStore := catalogdb.New(cat), inventorydb.New(inv)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if _, err := demo.Seed(ctx, products, store, s.inv, log); err != nil {
+	if _, err := demo.Seed(ctx, products, store, invStore, log); err != nil {
 		b.Fatalf("seed the demo catalog: %v", err)
 	}
 	for _, d := range products {
@@ -209,12 +351,13 @@ func (s *bench) seed(ctx context.Context, catalogURL, inventoryURL string) {
 		if err != nil {
 			b.Fatalf("demo product %s: %v", d.SKU, err)
 		}
-		s.products = append(s.products, p.ID)
-		s.names = append(s.names, p.Name)
+		ids = append(ids, p.ID)
+		names = append(names, p.Name)
 	}
-	if len(s.products) < 2 {
-		b.Fatalf("the demo catalog has %d products, the scenarios need 2", len(s.products))
+	if len(ids) < 2 {
+		b.Fatalf("the demo catalog has %d products, the scenarios need 2", len(ids))
 	}
+	return ids, names, invStore
 }
 
 // deployEcho deploys the baseline through the gateway API, as faas-cli
@@ -266,7 +409,7 @@ func (s *bench) system(method, path string, in, out any) {
 // transport failures fails the benchmark after printing its row.
 func (s *bench) run(ctx context.Context, name, note string, ok func(int) bool, cfg load.Config) load.Result {
 	s.b.Helper()
-	cfg.Workers, cfg.Duration, cfg.Client = s.workers, s.duration, s.client
+	cfg.Workers, cfg.Duration, cfg.Client = cmp.Or(cfg.Workers, s.workers), s.duration, s.client
 	res, err := load.Run(ctx, cfg)
 	if err != nil {
 		s.b.Fatalf("%s: %v", name, err)
@@ -423,40 +566,29 @@ func (s *bench) search(ctx context.Context) load.Result {
 // fifth order asks for a product with only hotStock units; the others for
 // products with ample stock. Afterwards the stock consumed must equal the
 // confirmed orders, product by product, with nothing left reserved.
-func (s *bench) checkout(ctx context.Context) load.Result {
+func (s *bench) checkout(ctx context.Context, workers int) load.Result {
 	const ample = 1_000_000
 	hot := s.products[0]
-	s.setStock(ctx, hot, hotStock)
+	s.setStockAt(ctx, s.rt, hot, hotStock)
 	for _, p := range s.products[1:] {
-		s.setStock(ctx, p, ample)
+		s.setStockAt(ctx, s.rt, p, ample)
 	}
 	var mu sync.Mutex
 	confirmed := map[uuid.UUID]int{}
 	outOfStock := 0
-	url := s.rt.GatewayURL + "/function/create-order/api/v1/orders"
 	ok := func(st int) bool { return st == http.StatusCreated || st == http.StatusConflict }
-	res := s.run(ctx, "create-order (gateway)", "", ok, load.Config{
-		Request: func(_, n int) (*http.Request, error) {
-			p := hot
-			if n%5 != 0 {
-				p = s.products[1+n%(len(s.products)-1)]
+	name := "create-order (gateway)"
+	if workers == 1 {
+		name = "create-order 1 worker"
+	}
+	res := s.run(ctx, name, "", ok, load.Config{
+		Workers: workers,
+		Request: s.orderRequest(s.rt.GatewayURL+"/function/create-order/api/v1/orders", func(n int) uuid.UUID {
+			if n%5 == 0 {
+				return hot
 			}
-			tok, err := s.tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
-			if err != nil {
-				return nil, err
-			}
-			body := `{"items":[{"product_id":"` + p.String() + `","quantity":1}],` +
-				`"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"Springfield","postal_code":"12345","country":"US"},` +
-				`"payment":{"token":"tok_visa"}}`
-			req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-			if err != nil {
-				return nil, err
-			}
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", "Bearer "+tok)
-			req.Header.Set("Idempotency-Key", uuid.NewString())
-			return req, nil
-		},
+			return s.products[1+n%(len(s.products)-1)]
+		}),
 		Check: func(res *http.Response, body []byte) error {
 			var out struct {
 				Status string `json:"status"`
@@ -512,13 +644,36 @@ func (s *bench) checkout(ctx context.Context) load.Result {
 	return res
 }
 
-// setStock sets a product's on-hand level through the edge as an admin.
-func (s *bench) setStock(ctx context.Context, p uuid.UUID, onHand int) {
+// orderRequest builds one-line orders for url, each by a new customer (so no
+// per-consumer limit applies) with its own Idempotency-Key, for the product
+// productFor(n).
+func (s *bench) orderRequest(url string, productFor func(n int) uuid.UUID) func(int, int) (*http.Request, error) {
+	return func(_, n int) (*http.Request, error) {
+		tok, err := s.tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+		if err != nil {
+			return nil, err
+		}
+		body := `{"items":[{"product_id":"` + productFor(n).String() + `","quantity":1}],` +
+			`"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"Springfield","postal_code":"12345","country":"US"},` +
+			`"payment":{"token":"tok_visa"}}`
+		req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Idempotency-Key", uuid.NewString())
+		return req, nil
+	}
+}
+
+// setStockAt sets a product's on-hand level through rt's edge as an admin.
+func (s *bench) setStockAt(ctx context.Context, rt *runtimetest.Runtime, p uuid.UUID, onHand int) {
 	admin, err := s.tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleAdmin)
 	if err != nil {
 		s.b.Fatal(err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, s.rt.EdgeURL+"/api/v1/inventory/"+p.String(),
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, rt.EdgeURL+"/api/v1/inventory/"+p.String(),
 		strings.NewReader(fmt.Sprintf(`{"on_hand":%d}`, onHand)))
 	if err != nil {
 		s.b.Fatal(err)
@@ -543,13 +698,13 @@ type rss struct {
 	kib      int
 }
 
-// memory reads VmRSS of every replica process (and its children) of the
-// baseline and of each function.
-func (s *bench) memory() []rss {
+// memory reads VmRSS of every replica process (and its children) of each
+// of the named functions of rt.
+func (s *bench) memory(rt *runtimetest.Runtime, names []string) []rss {
 	var out []rss
-	for _, name := range append([]string{echoName}, functions...) {
+	for _, name := range names {
 		r := rss{name: name}
-		for _, rep := range s.rt.Replicas(name) {
+		for _, rep := range rt.Replicas(name) {
 			kib, err := treeRSS(rep.PID)
 			if err != nil {
 				s.b.Errorf("rss of %s (pid %d): %v", name, rep.PID, err)

@@ -1,0 +1,329 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
+)
+
+// clockTick is USER_HZ, the unit of utime and stime in /proc/<pid>/stat
+// (100 on every Linux this runs on).
+const clockTick = 10 * time.Millisecond
+
+// procGroup names a set of processes whose CPU time is summed: pids is asked
+// at the start and at the end of the measured window.
+type procGroup struct {
+	name string
+	pids func() []int
+}
+
+// cpuSnapshot is the CPU time (user + system) of every process of every
+// group, by group and pid, and the machine's busy time.
+type cpuSnapshot struct {
+	at      time.Time
+	procs   map[string]map[int]time.Duration
+	machine time.Duration
+}
+
+// cpuSample reads /proc for every group. A process counts with what it
+// used since it started (its own threads only: the benchmark process is the
+// parent of every function process, the postmaster of every backend); the delta of two snapshots
+// counts only what processes alive at the second one used in between (a
+// process that exits inside the window takes its time with it: the
+// scenarios keep their processes running).
+func cpuSample(groups []procGroup) cpuSnapshot {
+	snap := cpuSnapshot{at: time.Now(), procs: map[string]map[int]time.Duration{}, machine: machineBusy()}
+	for _, g := range groups {
+		m := map[int]time.Duration{}
+		for _, pid := range g.pids() {
+			if t, ok := procCPU(pid); ok {
+				m[pid] = t
+			}
+		}
+		snap.procs[g.name] = m
+	}
+	return snap
+}
+
+// cpuUse is each group's CPU time between two snapshots.
+type cpuUse struct {
+	wall    time.Duration
+	machine time.Duration
+	groups  []string
+	by      map[string]time.Duration
+}
+
+func cpuDelta(a, b cpuSnapshot, groups []procGroup) cpuUse {
+	u := cpuUse{wall: b.at.Sub(a.at), machine: b.machine - a.machine, by: map[string]time.Duration{}}
+	for _, g := range groups {
+		u.groups = append(u.groups, g.name)
+		var d time.Duration
+		for pid, t := range b.procs[g.name] {
+			d += t - a.procs[g.name][pid]
+		}
+		u.by[g.name] = d
+	}
+	return u
+}
+
+// total is the CPU time of every group.
+func (u cpuUse) total() time.Duration {
+	var t time.Duration
+	for _, d := range u.by {
+		t += d
+	}
+	return t
+}
+
+// procCPU is utime + stime of one process, from /proc/<pid>/stat.
+func procCPU(pid int) (time.Duration, bool) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// The command name (field 2) may hold spaces; fields after its ')' count from 3.
+	i := strings.LastIndexByte(string(raw), ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(ut+st) * clockTick, true
+}
+
+// machineBusy is the machine's non-idle CPU time over all cores, from /proc/stat.
+func machineBusy() time.Duration {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	f := strings.Fields(line)
+	var busy int64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		busy += n
+	}
+	return time.Duration(busy) * clockTick
+}
+
+// loadAverage is the first three fields of /proc/loadavg.
+func loadAverage() string {
+	raw, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(raw))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// functionPids are the replica processes of the named functions.
+func functionPids(rt *runtimetest.Runtime, names ...string) func() []int {
+	return func() []int {
+		var out []int
+		for _, n := range names {
+			for _, r := range rt.Replicas(n) {
+				out = append(out, r.PID)
+			}
+		}
+		return out
+	}
+}
+
+// connectorPids are the processes of a connector.
+func connectorPids(rt *runtimetest.Runtime, name string) func() []int {
+	return func() []int {
+		var out []int
+		for _, r := range rt.ConnectorReplicas(name) {
+			out = append(out, r.PID)
+		}
+		return out
+	}
+}
+
+// pgCluster finds the PostgreSQL cluster the benchmark's databases live on
+// (the parent of a backend of conn) and splits its processes into the
+// backends serving the named databases and the rest (background writers,
+// WAL writer, autovacuum, other users' sessions).
+type pgCluster struct {
+	conn      *pgx.Conn
+	databases map[string]bool
+}
+
+func (c *pgCluster) pids(ours bool) func() []int {
+	return func() []int {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var self int
+		if err := c.conn.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&self); err != nil {
+			return nil
+		}
+		post := parentPid(self)
+		rows, err := c.conn.Query(ctx, `SELECT pid, coalesce(datname, '') FROM pg_stat_activity`)
+		if err != nil {
+			return nil
+		}
+		db := map[int]string{}
+		for rows.Next() {
+			var pid int
+			var name string
+			if rows.Scan(&pid, &name) == nil {
+				db[pid] = name
+			}
+		}
+		rows.Close()
+		var out []int
+		if !ours && post > 0 {
+			out = append(out, post)
+		}
+		children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", post, post))
+		for _, f := range strings.Fields(string(children)) {
+			pid, err := strconv.Atoi(f)
+			if err != nil || pid == self {
+				continue
+			}
+			if c.databases[db[pid]] == ours {
+				out = append(out, pid)
+			}
+		}
+		return out
+	}
+}
+
+// parentPid is field 4 of /proc/<pid>/stat.
+func parentPid(pid int) int {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := strings.LastIndexByte(string(raw), ')')
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	p, _ := strconv.Atoi(f[1])
+	return p
+}
+
+// rabbitPids are the machine's RabbitMQ node (the beam.smp whose home is
+// /var/lib/rabbitmq; private test nodes of other suites are not counted).
+func rabbitPids() []int {
+	var out []int
+	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, d := range dirs {
+		raw, err := os.ReadFile(d)
+		if err != nil || !strings.Contains(string(raw), "beam.smp") || !strings.Contains(string(raw), "/var/lib/rabbitmq") {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(d))); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// selfPid is the benchmark process: the load generator and the local
+// runtime's gateway and edge, which run inside it.
+func selfPid() []int { return []int{os.Getpid()} }
+
+// cpuColumn is one scenario's CPU use and the number of orders it completed.
+type cpuColumn struct {
+	name   string
+	orders int
+	use    cpuUse
+}
+
+// printCPU writes CPU milliseconds per order by process group, one column
+// per scenario; groups a scenario did not measure print "-".
+func printCPU(w io.Writer, cols []cpuColumn) {
+	if len(cols) == 0 {
+		return
+	}
+	seen := map[string]bool{}
+	var groups []string
+	for _, c := range cols {
+		for _, g := range c.use.groups {
+			if !seen[g] {
+				seen[g] = true
+				groups = append(groups, g)
+			}
+		}
+	}
+	fmt.Fprintf(w, "\n%-44s", "CPU ms per order (from /proc)")
+	for _, c := range cols {
+		fmt.Fprintf(w, " %14s", c.name)
+	}
+	fmt.Fprintln(w)
+	per := func(c cpuColumn, d time.Duration) string {
+		if c.orders == 0 {
+			return "-"
+		}
+		return strconv.FormatFloat(float64(d.Microseconds())/1000/float64(c.orders), 'f', 2, 64)
+	}
+	for _, g := range groups {
+		fmt.Fprintf(w, "%-44s", g)
+		for _, c := range cols {
+			if _, ok := c.use.by[g]; !ok {
+				fmt.Fprintf(w, " %14s", "-")
+				continue
+			}
+			fmt.Fprintf(w, " %14s", per(c, c.use.by[g]))
+		}
+		fmt.Fprintln(w)
+	}
+	rows := []struct {
+		name string
+		f    func(cpuColumn) time.Duration
+	}{
+		{"sum of the above", func(c cpuColumn) time.Duration { return c.use.total() }},
+		{"rest of the machine (other users, noise)", func(c cpuColumn) time.Duration { return max(c.use.machine-c.use.total(), 0) }},
+	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "%-44s", r.name)
+		for _, c := range cols {
+			fmt.Fprintf(w, " %14s", per(c, r.f(c)))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "%-44s", "orders / CPU busy % of the machine")
+	for _, c := range cols {
+		busy := 0.0
+		if c.use.wall > 0 {
+			busy = 100 * c.use.machine.Seconds() / c.use.wall.Seconds() / float64(numCPU())
+		}
+		fmt.Fprintf(w, " %14s", fmt.Sprintf("%d/%.0f%%", c.orders, busy))
+	}
+	fmt.Fprintln(w)
+}
+
+// numCPU counts the cpuN lines of /proc/stat (the machine's, not the
+// process's affinity).
+func numCPU() int {
+	raw, _ := os.ReadFile("/proc/stat")
+	n := 0
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if strings.HasPrefix(line, "cpu") && !strings.HasPrefix(line, "cpu ") {
+			n++
+		}
+	}
+	return max(n, 1)
+}
