@@ -196,7 +196,8 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, hand
 
 // Handler wraps handle with what every function gets: /_/health, /_/metrics,
 // tracing (W3C traceparent in and out), the call id, a request deadline, a
-// body limit, request metrics and panic recovery.
+// body limit, the text rule for the path and query (422 invalid_text), request
+// metrics and panic recovery.
 func Handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http.HandlerFunc) http.Handler {
 	return handler(cfg, log, reg, handle, nil)
 }
@@ -227,6 +228,12 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 		ctx = telemetry.WithCallID(ctx, r.Header.Get("X-Call-Id"))
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, cfg.MaxRequestBytes)
+		}
+		// The text rule for the path and every query parameter, before any
+		// handler reads them (bodies get it in fnhttp.Decode).
+		if err := fnhttp.CheckRequestText(r); err != nil {
+			fnhttp.WriteProblem(w, err)
+			return
 		}
 		handle(w, r.WithContext(ctx))
 	})

@@ -127,6 +127,14 @@ func TestServing(t *testing.T) {
 		t.Errorf("after a panic the server answers %d", code)
 	}
 
+	// The text rule runs before every handler: a NUL or invalid UTF-8 in the
+	// query or path is a 422 problem, never the handler's business.
+	for _, target := range []string{"/hello?q=%00", "/hello?q=%FF", "/hello?q=%C0%AF", "/hello/%00"} {
+		if code, body := get(t, url+target); code != 422 || !strings.Contains(body, `"invalid_text"`) {
+			t.Errorf("%s: %d %q, want 422 invalid_text", target, code, body)
+		}
+	}
+
 	for _, tc := range []struct {
 		size int
 		want int

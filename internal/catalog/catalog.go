@@ -65,7 +65,7 @@ type Product struct {
 type Draft struct {
 	SKU         string `json:"sku"`
 	Name        string `json:"name"`
-	Description string `json:"description"`
+	Description string `json:"description" text:"multiline"`
 	Category    string `json:"category"`
 	Price       Money  `json:"price"`
 }
@@ -161,7 +161,7 @@ type PricePatch struct {
 type Patch struct {
 	SKU         Optional[string]     `json:"sku"`
 	Name        Optional[string]     `json:"name"`
-	Description Optional[string]     `json:"description"`
+	Description Optional[string]     `json:"description" text:"multiline"`
 	Category    Optional[string]     `json:"category"`
 	Price       Optional[PricePatch] `json:"price"`
 }

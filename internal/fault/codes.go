@@ -20,6 +20,10 @@ const (
 	// CodeInvalidRequest: the request parsed but a value is missing or out of
 	// range (422; the local edge also answers it, 400, for an unreadable body).
 	CodeInvalidRequest Code = "invalid_request"
+	// CodeInvalidText: a string of the body, a query parameter or the path is
+	// not valid UTF-8 or holds a NUL or another control character (the text
+	// rule of internal/fnhttp), or a database refused the text (422).
+	CodeInvalidText Code = "invalid_text"
 	// CodeUnauthenticated: no bearer token or internal credential, or an
 	// invalid or expired one (401).
 	CodeUnauthenticated Code = "unauthenticated"

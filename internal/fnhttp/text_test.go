@@ -1,0 +1,159 @@
+package fnhttp_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+type textBody struct {
+	Name    string            `json:"name"`
+	Note    string            `json:"note" text:"multiline"`
+	Tags    []string          `json:"tags"`
+	Labels  map[string]string `json:"labels"`
+	Address *struct {
+		Line1 string `json:"line1"`
+	} `json:"address"`
+	Patch catalog.Patch `json:"patch"`
+}
+
+func TestDecodeAppliesTheTextRule(t *testing.T) {
+	tests := []struct {
+		name, body string
+		ok         bool
+		field      string // named in the problem's detail
+	}{
+		{name: "plain text", body: `{"name":"Café ☕ 東京","note":"a\nb\r\n\tc"}`, ok: true},
+		{name: "newline in a multiline field", body: `{"patch":{"description":"line 1\nline 2"}}`, ok: true},
+		{name: "NUL escape", body: `{"name":"a\u0000b"}`, field: `"name"`},
+		{name: "invalid UTF-8", body: "{\"name\":\"\xff\"}", field: "body"},
+		{name: "overlong encoding", body: "{\"name\":\"\xc0\xaf\"}", field: "body"},
+		{name: "surrogate encoded as UTF-8", body: "{\"name\":\"\xed\xa0\x80\"}", field: "body"},
+		{name: "escape character", body: `{"name":"a\u001bb"}`, field: `"name"`},
+		{name: "DEL", body: `{"name":"a` + "\x7f" + `"}`, field: `"name"`},
+		{name: "C1 control", body: `{"name":"a\u0085"}`, field: `"name"`},
+		{name: "newline in a single-line field", body: `{"name":"a\nb"}`, field: `"name"`},
+		{name: "tab in a single-line field", body: `{"name":"a\tb"}`, field: `"name"`},
+		{name: "NUL in a multiline field", body: `{"note":"a\u0000"}`, field: `"note"`},
+		{name: "NUL in a slice", body: `{"tags":["ok","\u0000"]}`, field: `"tags[1]"`},
+		{name: "NUL in a map value", body: `{"labels":{"k":"\u0000"}}`, field: `"labels.k"`},
+		{name: "NUL in a map key", body: `{"labels":{"\u0000":"v"}}`, field: `"labels" key`},
+		{name: "NUL in a nested struct", body: `{"address":{"line1":"\u0000"}}`, field: `"address.line1"`},
+		{name: "NUL in a merge-patch field", body: `{"patch":{"name":"\u0000"}}`, field: `"patch.name"`},
+		{name: "NUL in a multiline merge-patch field", body: `{"patch":{"description":"\u0000"}}`, field: `"patch.description"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got textBody
+			err := fnhttp.DecodeBytes([]byte(tt.body), &got)
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("DecodeBytes: %v", err)
+				}
+				return
+			}
+			if !fault.Is(err, fault.Invalid, fault.CodeInvalidText) || fnhttp.Status(err) != http.StatusUnprocessableEntity {
+				t.Fatalf("err = %v (status %d), want 422 invalid_text", err, fnhttp.Status(err))
+			}
+			if d := fnhttp.ProblemFor(err).Detail; !strings.Contains(d, tt.field) {
+				t.Errorf("detail %q does not name %s", d, tt.field)
+			}
+		})
+	}
+}
+
+func TestRawControlBytesAreMalformedJSON(t *testing.T) {
+	var got textBody
+	err := fnhttp.DecodeBytes([]byte("{\"name\":\"a\x00b\"}"), &got)
+	if !fault.Is(err, fault.Malformed, fault.CodeInvalidJSON) {
+		t.Fatalf("err = %v, want 400 invalid_json (JSON forbids raw control characters in strings)", err)
+	}
+}
+
+func TestCatalogDescriptionsMayHoldNewlines(t *testing.T) {
+	var d catalog.Draft
+	if err := fnhttp.DecodeBytes([]byte(`{"name":"x","description":"one\ntwo"}`), &d); err != nil {
+		t.Fatalf("description with a newline: %v", err)
+	}
+	if err := fnhttp.DecodeBytes([]byte(`{"name":"x\ny"}`), &d); !fault.Is(err, fault.Invalid, fault.CodeInvalidText) {
+		t.Fatalf("name with a newline: %v, want invalid_text", err)
+	}
+}
+
+func TestCheckRequestText(t *testing.T) {
+	tests := []struct {
+		target string
+		status int // 0: accepted
+	}{
+		{"/api/v1/search?q=caf%C3%A9&category=home-audio", 0},
+		{"/api/v1/search?q=%00", 422},
+		{"/api/v1/search?q=%FF", 422},
+		{"/api/v1/search?q=%C0%AF", 422},
+		{"/api/v1/search?q=%ED%A0%80", 422},
+		{"/api/v1/search?q=a%0Ab", 422},
+		{"/api/v1/search?%00=x", 422},
+		{"/api/v1/products/%00", 422},
+		{"/api/v1/search?q=%zz", 400},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest(http.MethodGet, tt.target, nil)
+		err := fnhttp.CheckRequestText(r)
+		switch {
+		case tt.status == 0 && err != nil:
+			t.Errorf("%s: %v", tt.target, err)
+		case tt.status != 0 && fnhttp.Status(err) != tt.status:
+			t.Errorf("%s: err %v (status %d), want %d", tt.target, err, fnhttp.Status(err), tt.status)
+		}
+	}
+}
+
+func TestQueryHelpersApplyTheTextRule(t *testing.T) {
+	r := httptest.NewRequest(http.MethodGet, "/?cursor=%00&limit=%FF", nil)
+	if _, err := fnhttp.Query(r, "cursor"); !fault.Is(err, fault.Invalid, fault.CodeInvalidText) {
+		t.Errorf("Query: %v, want invalid_text", err)
+	}
+	if _, err := fnhttp.QueryInt(r, "limit", 1, 1, 10); fnhttp.Status(err) != http.StatusUnprocessableEntity {
+		t.Errorf("QueryInt: %v, want 422", err)
+	}
+}
+
+// TestBadTextFromPostgreSQLIs422 is the second net: text PostgreSQL refuses
+// (here a NUL byte, SQLSTATE 22021) that a store wrapped as unavailable is
+// answered 422 and logged below ERROR.
+func TestBadTextFromPostgreSQLIs422(t *testing.T) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgtest.ServerURL())
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	var s string
+	dbErr := conn.QueryRow(ctx, `SELECT $1::text`, "a\x00b").Scan(&s)
+	if !fnhttp.IsBadText(dbErr) {
+		t.Fatalf("PostgreSQL answered %v, want a bad-text SQLSTATE", dbErr)
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := fnhttp.Adapt(log, func(http.ResponseWriter, *http.Request) error {
+		return fault.Wrap(dbErr, fault.Unavailable, fault.CodeUnavailable, "the users database is unavailable")
+	})
+	rec := httptest.NewRecorder()
+	h(rec, httptest.NewRequest(http.MethodPost, "/", nil))
+	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(rec.Body.String(), `"invalid_text"`) {
+		t.Errorf("answer %d %s, want 422 invalid_text", rec.Code, rec.Body)
+	}
+	if strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("logged %q, want one WARN line", logs.String())
+	}
+}
