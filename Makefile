@@ -6,7 +6,7 @@ STATE   ?= .local
 # runtime's state.
 GOFILES  = $(shell find . -name '*.go' -not -path './build/*' -not -path './.local/*')
 
-.PHONY: run test lint fmt unit integration broker-restart-test buildcheck generate bench clean
+.PHONY: run test lint fmt unit integration broker-restart-test buildcheck chaos chaos-short generate bench clean
 
 ## run: build every function and connector, start the local OpenFaaS runtime
 ## (gateway 127.0.0.1:8080, edge 127.0.0.1:8000) and seed the development data.
@@ -14,9 +14,10 @@ run:
 	$(GO) run ./cmd/faas-local -state $(STATE)
 
 ## test: lint, every test (against the real PostgreSQL, Redis and RabbitMQ;
-## the unit packages with the race detector) and the build check of every
-## function of stack.yml.
+## the unit packages with the race detector), the build check of every
+## function of stack.yml and, last and alone, the short chaos run.
 test: lint unit integration broker-restart-test buildcheck
+	$(MAKE) chaos-short
 
 ## lint: gofmt, imports in three groups (stdlib, third party, the shop), vet,
 ## staticcheck and the layer rules of docs/architecture.md (each also reads the
@@ -51,6 +52,16 @@ integration:
 ## burst of orders, so it runs alone, after the parallel suites.
 broker-restart-test:
 	$(GO) test -count=1 -tags brokerrestart -run TestEventsSurviveRabbitMQRestart ./tests/integration
+
+## chaos: the long chaos run (docs/chaos.md): the whole local stack against a
+## private PostgreSQL cluster and RabbitMQ node, processes SIGKILLed, both
+## services restarted, then every invariant. Flags: CHAOS_FLAGS="-duration 5m".
+chaos:
+	$(GO) run ./cmd/chaos $(CHAOS_FLAGS)
+
+## chaos-short: the CI form of chaos (about 2 minutes).
+chaos-short:
+	$(GO) run ./cmd/chaos -short
 
 buildcheck:
 	$(GO) run ./cmd/buildcheck -stack stack.yml

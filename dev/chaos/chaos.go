@@ -1,0 +1,543 @@
+// Package chaos runs the whole local stack against a private PostgreSQL
+// cluster and a private RabbitMQ node, drives customers through the edge
+// (orders with idempotency keys, some cards declined, some cancellations)
+// while it SIGKILLs random function and connector processes and restarts
+// PostgreSQL and RabbitMQ (stop_app/start_app and a hard kill), then waits for
+// the shop to settle and checks its invariants through the API and the
+// databases. cmd/chaos is its command line; `make chaos` and
+// `make chaos-short` call it.
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/dev/faaslocal"
+	"github.com/shopfaas/shop/dev/faaslocal/secrets"
+	"github.com/shopfaas/shop/dev/stackfile"
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/broker/rabbitnode"
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/postgres"
+)
+
+// Options tune a run. Zero values take the defaults of the long form.
+type Options struct {
+	// Root is the repository (default: the working directory).
+	Root string
+	// Duration is how long customers place orders under chaos (default 3m).
+	Duration time.Duration
+	// Customers is the number of concurrent customers (default 6).
+	Customers int
+	// KillEvery is the mean interval between process kills (default 1.5s).
+	KillEvery time.Duration
+	// PGRestarts and RabbitRestarts are spread over Duration (default 3 each).
+	PGRestarts, RabbitRestarts int
+	// Settle bounds the wait for the shop to settle afterwards (default 5m).
+	Settle time.Duration
+	// Products is the number of products (default 5), each with Stock units.
+	Products, Stock int
+	// GatewayAddr and EdgeAddr are the local runtime's listeners (default
+	// 127.0.0.1:8200 and 127.0.0.1:8201).
+	GatewayAddr, EdgeAddr string
+	// Out receives progress and the summary (default os.Stdout).
+	Out io.Writer
+	// Verbose echoes every process's output.
+	Verbose bool
+}
+
+func (o *Options) defaults() {
+	if o.Root == "" {
+		o.Root, _ = os.Getwd()
+	}
+	if o.Duration <= 0 {
+		o.Duration = 3 * time.Minute
+	}
+	if o.Customers <= 0 {
+		o.Customers = 6
+	}
+	if o.KillEvery <= 0 {
+		o.KillEvery = 1500 * time.Millisecond
+	}
+	if o.Settle <= 0 {
+		o.Settle = 5 * time.Minute
+	}
+	if o.Products <= 0 {
+		o.Products = 5
+	}
+	if o.Stock <= 0 {
+		o.Stock = 100000
+	}
+	if o.GatewayAddr == "" {
+		o.GatewayAddr = "127.0.0.1:8200"
+	}
+	if o.EdgeAddr == "" {
+		o.EdgeAddr = "127.0.0.1:8201"
+	}
+	if o.Out == nil {
+		o.Out = os.Stdout
+	}
+}
+
+// consumers are the event-driven functions: their queues must be empty once
+// the shop has settled.
+var consumers = []string{"notify-user", "update-product-stats", "index-product"}
+
+// Counters are what the run did.
+type Counters struct {
+	Kills, PGRestarts, RabbitStops, RabbitKills atomic.Int64
+	Requests, Responses5xx, TransportErrors     atomic.Int64
+}
+
+// order is one customer's checkout as the client saw it.
+type order struct {
+	user     uuid.UUID
+	token    string
+	key      string
+	product  uuid.UUID
+	quantity int
+	declined bool // paid with a card the simulator declines
+	status   int  // the definite answer to POST /orders
+	id       uuid.UUID
+	cancel   int // the definite answer to the cancel, 0 when not cancelled
+}
+
+// Run runs the chaos suite and reports whether every invariant held.
+func Run(ctx context.Context, o Options) (bool, error) {
+	o.defaults()
+	r := &run{o: o, log: o.Out}
+	defer r.cleanup()
+	if err := r.setup(ctx); err != nil {
+		return false, err
+	}
+	r.drive(ctx)
+	return r.check(ctx)
+}
+
+type run struct {
+	o       Options
+	log     io.Writer
+	logMu   sync.Mutex
+	tmp     string
+	pg      *cluster
+	rabbit  *rabbitnode.Node
+	rt      *faaslocal.Runtime
+	tokens  *auth.Tokens
+	n       Counters
+	mu      sync.Mutex
+	orders  []*order
+	stock   map[uuid.UUID]int
+	closers []func()
+}
+
+func (r *run) printf(format string, args ...any) {
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	fmt.Fprintf(r.log, "chaos %s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05")}, args...)...)
+}
+
+func (r *run) cleanup() {
+	for _, c := range slices.Backward(r.closers) {
+		c()
+	}
+	if r.tmp != "" {
+		_ = os.RemoveAll(r.tmp)
+	}
+}
+
+func (r *run) setup(ctx context.Context) error {
+	var err error
+	if r.tmp, err = os.MkdirTemp("", "shop-chaos-"); err != nil {
+		return err
+	}
+	_ = os.Chmod(r.tmp, 0o755)
+	pgPort, err := rabbitnode.FreePort()
+	if err != nil {
+		return err
+	}
+	r.printf("starting a private PostgreSQL on 127.0.0.1:%d", pgPort)
+	if r.pg, err = startCluster(ctx, filepath.Join(r.tmp, "pg"), pgPort); err != nil {
+		return err
+	}
+	r.closers = append(r.closers, func() {
+		if err := r.pg.Close(); err != nil {
+			r.printf("stop PostgreSQL: %v", err)
+		}
+	})
+	// The node boots and the binaries build at the same time.
+	r.printf("starting a private RabbitMQ node; building the functions and connectors")
+	rabbitErr := make(chan error, 1)
+	go func() {
+		var err error
+		r.rabbit, err = rabbitnode.Start(ctx, rabbitnode.Options{Dir: mkdir(filepath.Join(r.tmp, "rabbit"))})
+		rabbitErr <- err
+	}()
+	bin := filepath.Join(r.tmp, "bin")
+	build := func(pkg string) (string, error) {
+		out := filepath.Join(bin, filepath.Base(pkg))
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+		cmd.Dir = r.o.Root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+		}
+		return out, nil
+	}
+	fnBin, buildErr := build("./cmd/shop-functions")
+	var connectors []faaslocal.Connector
+	for _, c := range []string{"rabbitmq", "outbox-relay", "scheduler"} {
+		if buildErr != nil {
+			break
+		}
+		var p string
+		p, buildErr = build("./connectors/" + c)
+		connectors = append(connectors, faaslocal.Connector{Name: c, Path: p})
+	}
+	if err := <-rabbitErr; err != nil {
+		return err
+	}
+	r.closers = append(r.closers, func() { _ = r.rabbit.Close() })
+	if buildErr != nil {
+		return buildErr
+	}
+	r.printf("RabbitMQ %s on 127.0.0.1:%d", r.rabbit.Name(), r.rabbit.Port())
+	state := mkdir(filepath.Join(r.tmp, "state"))
+	store, err := secrets.Open(state)
+	if err != nil {
+		return err
+	}
+	if err := store.CreateMissing(secrets.Development()); err != nil {
+		return err
+	}
+	prefix := "chaos:" + uuid.NewString()[:8] + ":"
+	env := map[string]string{
+		"USERS_DATABASE_URL":     r.pg.URL("shop_users"),
+		"CATALOG_DATABASE_URL":   r.pg.URL("shop_catalog"),
+		"ORDERS_DATABASE_URL":    r.pg.URL("shop_orders"),
+		"INVENTORY_DATABASE_URL": r.pg.URL("shop_inventory"),
+		"PAYMENTS_DATABASE_URL":  r.pg.URL("shop_payments"),
+		"RABBITMQ_URL":           r.rabbit.URL(),
+		"CART_KEY_PREFIX":        prefix + "cart:",
+		"PRODUCT_CACHE_PREFIX":   prefix + "product:",
+		"MEILI_URL":              "",
+		"METRICS_ADDR":           "off",
+		// Outages last seconds: retry often enough, long enough, that no
+		// event is dead-lettered by a restart.
+		"RETRY_DELAY":     "1s",
+		"MAX_RETRY_DELAY": "15s",
+		"MAX_ATTEMPTS":    "12",
+	}
+	var out io.Writer = io.Discard
+	if r.o.Verbose {
+		out = r.o.Out
+	} else {
+		// faas-provider's proxy logs every failed call with the standard
+		// logger: under chaos that is thousands of lines.
+		log.SetOutput(io.Discard)
+	}
+	stack, err := stackfile.Load(filepath.Join(r.o.Root, "stack.yml"))
+	if err != nil {
+		return err
+	}
+	cfg := faaslocal.Config{Functions: stackfile.Names(stack),
+		Root: r.o.Root, StackFile: "stack.yml", KongFile: "gateway/kong.yml", StateDir: state,
+		GatewayAddr: r.o.GatewayAddr, EdgeAddr: r.o.EdgeAddr, Binary: fnBin, Connectors: connectors,
+		Env: env, Quiet: !r.o.Verbose, Stdout: out, StopGrace: 5 * time.Second,
+		Log: slog.New(slog.NewTextHandler(out, nil)),
+	}
+	r.printf("starting the local runtime (gateway %s, edge %s)", r.o.GatewayAddr, r.o.EdgeAddr)
+	if r.rt, err = faaslocal.Start(ctx, cfg); err != nil {
+		return err
+	}
+	r.closers = append(r.closers, func() {
+		if err := r.rt.Close(); err != nil {
+			r.printf("stop the local runtime: %v", err)
+		}
+	})
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	if err := r.rt.WaitReady(wctx, r.deployed()...); err != nil {
+		return err
+	}
+	r.printf("%d functions ready", len(r.deployed()))
+	jwt, err := r.rt.Secret("jwt-secret")
+	if err != nil {
+		return err
+	}
+	if r.tokens, err = auth.NewTokens(jwt, 24*time.Hour); err != nil {
+		return err
+	}
+	return r.seed(ctx)
+}
+
+// deployed lists the functions the runtime runs.
+func (r *run) deployed() []string {
+	var out []string
+	for _, fn := range r.rt.Known() {
+		if r.rt.Replicas(fn) != nil {
+			out = append(out, fn)
+		}
+	}
+	return out
+}
+
+func mkdir(p string) string {
+	_ = os.MkdirAll(p, 0o755)
+	return p
+}
+
+// seed creates the products in the catalog and stocks them through the edge.
+func (r *run) seed(ctx context.Context) error {
+	pool, err := postgres.Open(ctx, postgres.Config{URL: r.pg.URL("shop_catalog"), MaxConns: 2, Migrations: catalogdb.Migrations(), CreateDatabase: true})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	admin, err := r.tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	r.stock = map[uuid.UUID]int{}
+	for i := range r.o.Products {
+		p, err := catalog.NewProduct(catalog.Draft{SKU: fmt.Sprintf("CHAOS-%d", i), Name: fmt.Sprintf("Chaos item %d", i),
+			Category: "chaos", Price: catalog.Money{Amount: int64(500 + 100*i), Currency: "USD"}}, time.Now())
+		if err != nil {
+			return err
+		}
+		if p, err = catalogdb.New(pool).Create(ctx, p); err != nil {
+			return err
+		}
+		code, _, err := r.call(ctx, http.MethodPut, "/api/v1/inventory/"+p.ID.String(), admin, "", map[string]int{"on_hand": r.o.Stock})
+		if err != nil || code != http.StatusOK {
+			return fmt.Errorf("stock %s: %d %v", p.ID, code, err)
+		}
+		r.stock[p.ID] = r.o.Stock
+	}
+	r.printf("seeded %d products with %d units each", r.o.Products, r.o.Stock)
+	return nil
+}
+
+// call sends one request through the edge.
+func (r *run) call(ctx context.Context, method, path, token, key string, body any) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.rt.EdgeURL()+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	r.n.Requests.Add(1)
+	res, err := httpClient.Do(req)
+	if err != nil {
+		r.n.TransportErrors.Add(1)
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if res.StatusCode >= 500 {
+		r.n.Responses5xx.Add(1)
+	}
+	return res.StatusCode, b, nil
+}
+
+var httpClient = &http.Client{Timeout: 60 * time.Second}
+
+// definite calls until the answer is neither a transport error, a 5xx nor a
+// 429: the same request (and Idempotency-Key) is sent again, as a careful
+// client does.
+func (r *run) definite(ctx context.Context, method, path, token, key string, body any) (int, []byte) {
+	for {
+		code, b, err := r.call(ctx, method, path, token, key, body)
+		if err == nil && code < 500 && code != http.StatusTooManyRequests {
+			return code, b
+		}
+		if ctx.Err() != nil {
+			return 0, nil
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// drive runs the customers and the chaos for Duration.
+func (r *run) drive(ctx context.Context) {
+	r.printf("customers: %d for %s; a kill every ~%s, %d PostgreSQL and %d RabbitMQ restarts",
+		r.o.Customers, r.o.Duration, r.o.KillEvery, r.o.PGRestarts, r.o.RabbitRestarts)
+	dctx, stop := context.WithTimeout(ctx, r.o.Duration)
+	defer stop()
+	var wg sync.WaitGroup
+	for range r.o.Customers {
+		wg.Go(func() { r.customer(dctx, ctx) })
+	}
+	var chaos sync.WaitGroup
+	chaos.Go(func() { r.killer(dctx) })
+	chaos.Go(func() { r.restarts(dctx) })
+	chaos.Wait()
+	wg.Wait()
+	r.printf("load over: %d orders placed", len(r.orders))
+}
+
+// customer places orders until dctx ends; a checkout already begun is
+// finished (to a definite answer) on ctx.
+func (r *run) customer(dctx, ctx context.Context) {
+	products := make([]uuid.UUID, 0, len(r.stock))
+	for id := range r.stock {
+		products = append(products, id)
+	}
+	slices.SortFunc(products, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	for dctx.Err() == nil {
+		o := &order{user: uuid.Must(uuid.NewV7()), key: uuid.NewString(), product: products[rand.IntN(len(products))],
+			quantity: 1 + rand.IntN(3), declined: rand.IntN(5) == 0}
+		tok, err := r.tokens.Issue(o.user, auth.RoleCustomer)
+		if err != nil {
+			r.printf("token: %v", err)
+			return
+		}
+		o.token = tok
+		card := "tok_visa"
+		if o.declined {
+			card = "tok_chargeDeclined"
+		}
+		body := map[string]any{
+			"items":            []map[string]any{{"product_id": o.product, "quantity": o.quantity}},
+			"shipping_address": map[string]string{"name": "Chaos", "line1": "1 Loop Rd", "city": "Springfield", "postal_code": "12345", "country": "US"},
+			"payment":          map[string]string{"token": card},
+		}
+		r.mu.Lock()
+		r.orders = append(r.orders, o)
+		r.mu.Unlock()
+		code, b := r.definite(ctx, http.MethodPost, "/api/v1/orders", o.token, o.key, body)
+		o.status = code
+		var v struct {
+			ID uuid.UUID `json:"id"`
+		}
+		_ = json.Unmarshal(b, &v)
+		o.id = v.ID
+		if (code == http.StatusCreated || code == http.StatusAccepted) && rand.IntN(4) == 0 {
+			o.cancel, _ = r.definite(ctx, http.MethodPost, "/api/v1/orders/"+o.id.String()+"/cancel", o.token, "", nil)
+		}
+	}
+}
+
+// killer SIGKILLs a random function replica or connector process about
+// every KillEvery.
+func (r *run) killer(ctx context.Context) {
+	for {
+		d := r.o.KillEvery/2 + rand.N(r.o.KillEvery)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d):
+		}
+		var pids []int
+		for _, fn := range r.deployed() {
+			for _, rep := range r.rt.Replicas(fn) {
+				if rep.PID > 0 {
+					pids = append(pids, rep.PID)
+				}
+			}
+		}
+		for _, c := range []string{"rabbitmq", "outbox-relay", "scheduler"} {
+			for _, rep := range r.rt.ConnectorReplicas(c) {
+				if rep.PID > 0 {
+					// Connectors are few: weigh them up so each is killed
+					// several times per run.
+					pids = append(pids, rep.PID, rep.PID, rep.PID)
+				}
+			}
+		}
+		if len(pids) == 0 {
+			continue
+		}
+		if err := syscall.Kill(-pids[rand.IntN(len(pids))], syscall.SIGKILL); err == nil {
+			r.n.Kills.Add(1)
+		}
+	}
+}
+
+// restarts restarts PostgreSQL and RabbitMQ at evenly spread moments,
+// alternating RabbitMQ's stop_app/start_app with a SIGKILL of the node.
+func (r *run) restarts(ctx context.Context) {
+	type event struct {
+		at time.Duration
+		pg bool
+		i  int
+	}
+	var evs []event
+	for i := range r.o.PGRestarts {
+		evs = append(evs, event{at: r.o.Duration * time.Duration(2*i+1) / time.Duration(2*r.o.PGRestarts+1), pg: true, i: i})
+	}
+	for i := range r.o.RabbitRestarts {
+		evs = append(evs, event{at: r.o.Duration * time.Duration(2*i+2) / time.Duration(2*r.o.RabbitRestarts+2), i: i})
+	}
+	slices.SortFunc(evs, func(a, b event) int { return int(a.at - b.at) })
+	start := time.Now()
+	bg := context.WithoutCancel(ctx)
+	for _, e := range evs {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(start.Add(e.at))):
+		}
+		if e.pg {
+			t := time.Now()
+			if err := r.pg.Restart(bg); err != nil {
+				r.printf("PostgreSQL restart failed: %v", err)
+				continue
+			}
+			r.n.PGRestarts.Add(1)
+			r.printf("PostgreSQL restarted (%s)", time.Since(t).Round(time.Millisecond))
+			continue
+		}
+		t := time.Now()
+		if e.i%2 == 0 {
+			if err := r.rabbit.StopApp(bg); err != nil {
+				r.printf("rabbitmqctl stop_app failed: %v", err)
+				continue
+			}
+			time.Sleep(3 * time.Second)
+			if err := r.rabbit.StartApp(bg); err != nil {
+				r.printf("rabbitmqctl start_app failed: %v", err)
+				continue
+			}
+			r.n.RabbitStops.Add(1)
+			r.printf("RabbitMQ stop_app, 3s, start_app (%s)", time.Since(t).Round(time.Millisecond))
+			continue
+		}
+		if err := r.rabbit.Kill(); err != nil {
+			r.printf("RabbitMQ kill failed: %v", err)
+			continue
+		}
+		if err := r.rabbit.Start(bg); err != nil {
+			r.printf("RabbitMQ did not come back: %v", err)
+			continue
+		}
+		r.n.RabbitKills.Add(1)
+		r.printf("RabbitMQ node SIGKILLed and booted again (%s)", time.Since(t).Round(time.Millisecond))
+	}
+}

@@ -1,0 +1,456 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/connector"
+)
+
+// retryDelays are the connector's delays under the run's settings (see the
+// RETRY_DELAY, MAX_RETRY_DELAY and MAX_ATTEMPTS of setup).
+func retryDelays() []time.Duration {
+	return connector.Config{GatewayURL: "x", RetryDelay: time.Second, MaxRetryDelay: 15 * time.Second, MaxAttempts: 12}.Delays()
+}
+
+// query runs fn on a fresh connection to database name.
+func (r *run) query(ctx context.Context, name string, fn func(*pgx.Conn) error) error {
+	conn, err := pgx.Connect(ctx, r.pg.URL(name))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	return fn(conn)
+}
+
+func (r *run) count(ctx context.Context, db, sql string, args ...any) (int, error) {
+	n := 0
+	err := r.query(ctx, db, func(c *pgx.Conn) error { return c.QueryRow(ctx, sql, args...).Scan(&n) })
+	return n, err
+}
+
+// backlog is what is still to do: pending orders, held reservations,
+// unpublished outbox rows, messages waiting in the consumers' queues.
+func (r *run) backlog(ctx context.Context) (string, error) {
+	var parts []string
+	add := func(what string, n int) {
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", what, n))
+		}
+	}
+	n, err := r.count(ctx, "shop_orders", `SELECT count(*) FROM orders WHERE status = 'pending'`)
+	if err != nil {
+		return "", err
+	}
+	add("pending_orders", n)
+	if n, err = r.count(ctx, "shop_inventory", `SELECT count(*) FROM reservations WHERE status = 'held'`); err != nil {
+		return "", err
+	}
+	add("held_reservations", n)
+	for _, db := range []string{"shop_users", "shop_catalog", "shop_orders", "shop_inventory", "shop_payments"} {
+		if n, err = r.count(ctx, db, `SELECT count(*) FROM outbox WHERE published_at IS NULL`); err != nil {
+			return "", err
+		}
+		add("outbox_"+strings.TrimPrefix(db, "shop_"), n)
+	}
+	conn, err := amqp.Dial(r.rabbit.URL())
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = conn.Close() }()
+	names := broker.Names{}
+	for _, fn := range consumers {
+		queues := []string{names.Queue(fn)}
+		for _, d := range retryDelays() {
+			queues = append(queues, names.Retry(fn, d))
+		}
+		for _, q := range queues {
+			ch, err := conn.Channel()
+			if err != nil {
+				return "", err
+			}
+			qi, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
+			_ = ch.Close()
+			if err != nil {
+				continue // not declared yet: nothing waits there
+			}
+			add(q, qi.Messages)
+		}
+	}
+	return strings.Join(parts, " "), nil
+}
+
+// settle waits until nothing is left to do, three checks in a row.
+func (r *run) settle(ctx context.Context) error {
+	deadline := time.Now().Add(r.o.Settle)
+	quiet := 0
+	last := ""
+	for {
+		b, err := r.backlog(ctx)
+		switch {
+		case err != nil:
+			quiet = 0
+			last = err.Error()
+		case b == "":
+			quiet++
+			if quiet >= 3 {
+				return nil
+			}
+		default:
+			quiet = 0
+			if b != last {
+				r.printf("settling: %s", b)
+			}
+			last = b
+			// The scheduler runs the recovery and the reservation sweep
+			// once a minute; run them now, as an operator would, so the
+			// short form stays short. Both are idempotent.
+			if strings.Contains(b, "pending_orders") || strings.Contains(b, "held_reservations") {
+				r.sweep(ctx)
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not settled after %s: %s", r.o.Settle, last)
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// sweep invokes recover-orders and expire-reservations through the gateway
+// with the internal credential, as the scheduler does.
+func (r *run) sweep(ctx context.Context) {
+	tok, err := r.rt.Secret("internal-token")
+	if err != nil {
+		return
+	}
+	for _, fn := range []string{"recover-orders", "expire-reservations"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.rt.GatewayURL()+"/function/"+fn, strings.NewReader("{}"))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(auth.InternalHeader, tok)
+		if res, err := httpClient.Do(req); err == nil {
+			_ = res.Body.Close()
+		}
+	}
+}
+
+type verdict struct {
+	name   string
+	ok     bool
+	detail string
+}
+
+// check settles, then evaluates every invariant and prints the summary.
+func (r *run) check(ctx context.Context) (bool, error) {
+	settled := r.settle(ctx)
+	if settled != nil {
+		r.printf("%v", settled)
+	}
+	var vs []verdict
+	add := func(name string, problems []string, detail string) {
+		v := verdict{name: name, ok: len(problems) == 0, detail: detail}
+		if !v.ok {
+			if len(problems) > 5 {
+				problems = append(problems[:5], fmt.Sprintf("… %d more", len(problems)-5))
+			}
+			v.detail = strings.Join(problems, "; ")
+		}
+		vs = append(vs, v)
+	}
+	add("settled (no pending order, held reservation, unpublished event or queued delivery)", errs(settled), "")
+
+	type dbOrder struct {
+		user   uuid.UUID
+		status string
+		lines  map[uuid.UUID]int
+	}
+	orders := map[uuid.UUID]*dbOrder{}
+	payments := map[uuid.UUID]string{}
+	reservations := map[uuid.UUID]string{}
+	onHand, reserved, sold := map[uuid.UUID]int{}, map[uuid.UUID]int{}, map[uuid.UUID]int{}
+	events := map[uuid.UUID]string{}
+	notified := map[uuid.UUID]int{}
+	load := []struct {
+		db, sql string
+		scan    func(pgx.Rows) error
+	}{
+		{"shop_orders", `SELECT id, user_id, status FROM orders`, func(rows pgx.Rows) error {
+			var id, user uuid.UUID
+			var st string
+			if err := rows.Scan(&id, &user, &st); err != nil {
+				return err
+			}
+			orders[id] = &dbOrder{user: user, status: st, lines: map[uuid.UUID]int{}}
+			return nil
+		}},
+		{"shop_orders", `SELECT order_id, product_id, quantity FROM order_items`, func(rows pgx.Rows) error {
+			var id, p uuid.UUID
+			var q int
+			if err := rows.Scan(&id, &p, &q); err != nil {
+				return err
+			}
+			if o := orders[id]; o != nil {
+				o.lines[p] += q
+			}
+			return nil
+		}},
+		{"shop_orders", `SELECT id, type FROM outbox WHERE type IN ('order.placed.v1', 'order.cancelled.v1', 'order.payment_failed.v1')`, func(rows pgx.Rows) error {
+			var id uuid.UUID
+			var t string
+			if err := rows.Scan(&id, &t); err != nil {
+				return err
+			}
+			events[id] = t
+			return nil
+		}},
+		{"shop_payments", `SELECT order_id, status FROM payments`, func(rows pgx.Rows) error {
+			var id uuid.UUID
+			var st string
+			if err := rows.Scan(&id, &st); err != nil {
+				return err
+			}
+			payments[id] = st
+			return nil
+		}},
+		{"shop_inventory", `SELECT order_id, status FROM reservations`, func(rows pgx.Rows) error {
+			var id uuid.UUID
+			var st string
+			if err := rows.Scan(&id, &st); err != nil {
+				return err
+			}
+			reservations[id] = st
+			return nil
+		}},
+		{"shop_inventory", `SELECT product_id, on_hand, reserved FROM stock`, func(rows pgx.Rows) error {
+			var p uuid.UUID
+			var h, rs int
+			if err := rows.Scan(&p, &h, &rs); err != nil {
+				return err
+			}
+			onHand[p], reserved[p] = h, rs
+			return nil
+		}},
+		{"shop_catalog", `SELECT id, sold_count FROM products`, func(rows pgx.Rows) error {
+			var p uuid.UUID
+			var n int
+			if err := rows.Scan(&p, &n); err != nil {
+				return err
+			}
+			sold[p] = n
+			return nil
+		}},
+		{"shop_users", `SELECT event_id FROM notifications`, func(rows pgx.Rows) error {
+			var id uuid.UUID
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			notified[id]++
+			return nil
+		}},
+	}
+	for _, l := range load {
+		err := r.query(ctx, l.db, func(c *pgx.Conn) error {
+			rows, err := c.Query(ctx, l.sql)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				if err := l.scan(rows); err != nil {
+					return err
+				}
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return false, fmt.Errorf("read %s: %w", l.db, err)
+		}
+	}
+
+	// Every order final, through the API as well as the database.
+	var p []string
+	byStatus := map[string]int{}
+	for id, o := range orders {
+		byStatus[o.status]++
+		if o.status == "pending" {
+			p = append(p, "order "+id.String()+" still pending")
+		}
+	}
+	apiChecked := 0
+	for _, o := range r.orders {
+		if o.status == 0 {
+			p = append(p, "key "+o.key+" never got a definite answer")
+			continue
+		}
+		if o.id == uuid.Nil || apiChecked >= 200 {
+			continue
+		}
+		apiChecked++
+		code, b := r.definite(ctx, http.MethodGet, "/api/v1/orders/"+o.id.String(), o.token, "", nil)
+		if code != http.StatusOK || strings.Contains(string(b), `"status":"pending"`) {
+			p = append(p, fmt.Sprintf("GET order %s: %d %s", o.id, code, b))
+		}
+	}
+	add("every order final", p, fmt.Sprintf("%d orders: %v; %d read back through the API", len(orders), byStatus, apiChecked))
+
+	// One order per key: each checkout had its own user and key.
+	p = nil
+	perUser := map[uuid.UUID][]uuid.UUID{}
+	for id, o := range orders {
+		perUser[o.user] = append(perUser[o.user], id)
+	}
+	clients := map[uuid.UUID]bool{}
+	for _, o := range r.orders {
+		clients[o.user] = true
+		ids := perUser[o.user]
+		switch {
+		case len(ids) > 1:
+			p = append(p, fmt.Sprintf("key %s made %d orders", o.key, len(ids)))
+		case (o.status == http.StatusCreated || o.status == http.StatusAccepted) && (len(ids) != 1 || ids[0] != o.id):
+			p = append(p, fmt.Sprintf("key %s answered %d with order %s, database has %v", o.key, o.status, o.id, ids))
+		case o.status == http.StatusPaymentRequired && len(ids) != 1:
+			p = append(p, fmt.Sprintf("key %s declined but %d orders", o.key, len(ids)))
+		}
+	}
+	for user := range perUser {
+		if !clients[user] {
+			p = append(p, "order of unknown user "+user.String())
+		}
+	}
+	add("one order per idempotency key", p, fmt.Sprintf("%d keys", len(r.orders)))
+
+	// confirmed ⇔ payment captured and stock committed.
+	p = nil
+	for id, o := range orders {
+		pay, res := payments[id], reservations[id]
+		if (o.status == "confirmed") != (pay == "captured") || (o.status == "confirmed") != (res == "committed") {
+			p = append(p, fmt.Sprintf("order %s %s: payment %q reservation %q", id, o.status, pay, res))
+		}
+	}
+	for id := range payments {
+		if orders[id] == nil {
+			p = append(p, "payment for unknown order "+id.String())
+		}
+	}
+	add("confirmed ⇔ payment captured and stock committed", p, "")
+
+	// declined or cancelled ⇒ nothing captured kept, nothing held.
+	p = nil
+	for id, o := range orders {
+		if o.status != "payment_failed" && o.status != "cancelled" {
+			continue
+		}
+		if pay := payments[id]; pay == "captured" || pay == "pending" {
+			p = append(p, fmt.Sprintf("order %s %s keeps payment %s", id, o.status, pay))
+		}
+		if res := reservations[id]; res == "held" || res == "committed" {
+			p = append(p, fmt.Sprintf("order %s %s keeps reservation %s", id, o.status, res))
+		}
+	}
+	add("declined or cancelled ⇒ nothing captured or held", p, fmt.Sprintf("payments: %v", countValues(payments)))
+
+	// Stock conserved, nothing reserved; sold_count = confirmed units.
+	confirmedUnits := map[uuid.UUID]int{}
+	for _, o := range orders {
+		if o.status == "confirmed" {
+			for prod, q := range o.lines {
+				confirmedUnits[prod] += q
+			}
+		}
+	}
+	p = nil
+	var q []string
+	for prod, initial := range r.stock {
+		if onHand[prod]+confirmedUnits[prod] != initial || reserved[prod] != 0 {
+			p = append(p, fmt.Sprintf("product %s: on_hand %d + confirmed %d != %d, reserved %d",
+				prod, onHand[prod], confirmedUnits[prod], initial, reserved[prod]))
+		}
+		if sold[prod] != confirmedUnits[prod] {
+			q = append(q, fmt.Sprintf("product %s: sold_count %d, confirmed units %d", prod, sold[prod], confirmedUnits[prod]))
+		}
+	}
+	add("stock conserved per product, nothing left reserved", p, fmt.Sprintf("%d products", len(r.stock)))
+	add("sold_count equals confirmed units", q, "")
+
+	// Exactly one notification per order event.
+	p = nil
+	for id, t := range events {
+		if notified[id] != 1 {
+			p = append(p, fmt.Sprintf("%s %s: %d notifications", t, id, notified[id]))
+		}
+	}
+	add("exactly one notification per order event", p, fmt.Sprintf("%d order events: %v", len(events), countValues(events)))
+
+	// Every dead letter accounted for.
+	p = nil
+	conn, err := amqp.Dial(r.rabbit.URL())
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = conn.Close() }()
+	for _, fn := range consumers {
+		dls, err := broker.PeekDeadLetters(conn, broker.Names{}, fn, 20)
+		if err != nil && !strings.Contains(err.Error(), "NOT_FOUND") {
+			return false, err
+		}
+		for _, d := range dls {
+			p = append(p, fmt.Sprintf("%s: %s %s after %d attempts (last %d %s)", fn, d.Type, d.ID, d.Attempts, d.LastStatus, d.LastError))
+		}
+	}
+	unrouted := 0
+	if ch, err := conn.Channel(); err == nil {
+		if qi, err := ch.QueueDeclarePassive(broker.Names{}.Unrouted(), true, false, false, false, nil); err == nil {
+			unrouted = qi.Messages
+		}
+		_ = ch.Close()
+	}
+	add("every dead letter accounted for (none in any .dlq)", p, fmt.Sprintf("%d events without subscriber in shop.unrouted (kept, by design)", unrouted))
+
+	ok := true
+	fmt.Fprintf(r.log, "\nchaos summary: duration=%s kills=%d pg_restarts=%d rabbitmq_restarts=%d (stop_app/start_app=%d, sigkill=%d) requests=%d 5xx=%d transport_errors=%d\n",
+		r.o.Duration, r.n.Kills.Load(), r.n.PGRestarts.Load(), r.n.RabbitStops.Load()+r.n.RabbitKills.Load(),
+		r.n.RabbitStops.Load(), r.n.RabbitKills.Load(), r.n.Requests.Load(), r.n.Responses5xx.Load(), r.n.TransportErrors.Load())
+	for _, v := range vs {
+		mark := "PASS"
+		if !v.ok {
+			mark, ok = "FAIL", false
+		}
+		fmt.Fprintf(r.log, "  %s  %s", mark, v.name)
+		if v.detail != "" {
+			fmt.Fprintf(r.log, " — %s", v.detail)
+		}
+		fmt.Fprintln(r.log)
+	}
+	if ok {
+		fmt.Fprintln(r.log, "chaos: PASS")
+	} else {
+		fmt.Fprintln(r.log, "chaos: FAIL")
+	}
+	return ok, nil
+}
+
+func errs(err error) []string {
+	if err == nil {
+		return nil
+	}
+	return []string{err.Error()}
+}
+
+func countValues[K comparable](m map[K]string) map[string]int {
+	out := map[string]int{}
+	for _, v := range m {
+		out[v]++
+	}
+	return out
+}
