@@ -129,6 +129,9 @@ func Run(ctx context.Context, o Options) (bool, error) {
 		return false, err
 	}
 	r.drive(ctx)
+	if ctx.Err() != nil {
+		return false, fmt.Errorf("interrupted: %w", ctx.Err())
+	}
 	return r.check(ctx)
 }
 
@@ -384,19 +387,29 @@ func (r *run) definite(ctx context.Context, method, path, token, key string, bod
 	}
 }
 
-// drive runs the customers and the chaos for Duration.
+// drive runs the customers and the chaos for Duration, and longer when a
+// planned restart has not happened yet (a loaded machine boots RabbitMQ in
+// a minute or more): the load and the kills go on until every restart is done.
 func (r *run) drive(ctx context.Context) {
 	r.printf("customers: %d for %s; a kill every ~%s, %d PostgreSQL and %d RabbitMQ restarts",
 		r.o.Customers, r.o.Duration, r.o.KillEvery, r.o.PGRestarts, r.o.RabbitRestarts)
-	dctx, stop := context.WithTimeout(ctx, r.o.Duration)
+	lctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
 	for range r.o.Customers {
-		wg.Go(func() { r.customer(dctx, ctx) })
+		wg.Go(func() { r.customer(lctx, ctx) })
 	}
 	var chaos sync.WaitGroup
-	chaos.Go(func() { r.killer(dctx) })
-	chaos.Go(func() { r.restarts(dctx) })
+	chaos.Go(func() { r.killer(lctx) })
+	var restarts sync.WaitGroup
+	restarts.Go(func() { r.restartPG(ctx) })
+	restarts.Go(func() { r.restartRabbit(ctx) })
+	select {
+	case <-ctx.Done():
+	case <-time.After(r.o.Duration):
+	}
+	restarts.Wait()
+	stop()
 	chaos.Wait()
 	wg.Wait()
 	r.printf("load over: %d orders placed", len(r.orders))
@@ -480,42 +493,46 @@ func (r *run) killer(ctx context.Context) {
 	}
 }
 
-// restarts restarts PostgreSQL and RabbitMQ at evenly spread moments,
-// alternating RabbitMQ's stop_app/start_app with a SIGKILL of the node.
-func (r *run) restarts(ctx context.Context) {
-	type event struct {
-		at time.Duration
-		pg bool
-		i  int
+// at sleeps until the moment i of n spread evenly over Duration (offset
+// shifts PostgreSQL's moments from RabbitMQ's); false when ctx ended.
+func (r *run) at(ctx context.Context, start time.Time, i, n int, offset float64) bool {
+	when := start.Add(time.Duration((float64(i) + offset) / float64(n) * float64(r.o.Duration)))
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(time.Until(when)):
+		return true
 	}
-	var evs []event
-	for i := range r.o.PGRestarts {
-		evs = append(evs, event{at: r.o.Duration * time.Duration(2*i+1) / time.Duration(2*r.o.PGRestarts+1), pg: true, i: i})
-	}
-	for i := range r.o.RabbitRestarts {
-		evs = append(evs, event{at: r.o.Duration * time.Duration(2*i+2) / time.Duration(2*r.o.RabbitRestarts+2), i: i})
-	}
-	slices.SortFunc(evs, func(a, b event) int { return int(a.at - b.at) })
+}
+
+// restartPG restarts PostgreSQL PGRestarts times (pg_ctl restart -m fast).
+func (r *run) restartPG(ctx context.Context) {
 	start := time.Now()
-	bg := context.WithoutCancel(ctx)
-	for _, e := range evs {
-		select {
-		case <-ctx.Done():
+	for i := range r.o.PGRestarts {
+		if !r.at(ctx, start, i, r.o.PGRestarts, 0.25) {
 			return
-		case <-time.After(time.Until(start.Add(e.at))):
-		}
-		if e.pg {
-			t := time.Now()
-			if err := r.pg.Restart(bg); err != nil {
-				r.printf("PostgreSQL restart failed: %v", err)
-				continue
-			}
-			r.n.PGRestarts.Add(1)
-			r.printf("PostgreSQL restarted (%s)", time.Since(t).Round(time.Millisecond))
-			continue
 		}
 		t := time.Now()
-		if e.i%2 == 0 {
+		if err := r.pg.Restart(context.WithoutCancel(ctx)); err != nil {
+			r.printf("PostgreSQL restart failed: %v", err)
+			continue
+		}
+		r.n.PGRestarts.Add(1)
+		r.printf("PostgreSQL restarted (%s)", time.Since(t).Round(time.Millisecond))
+	}
+}
+
+// restartRabbit restarts RabbitMQ RabbitRestarts times, alternating
+// stop_app, 3 s, start_app with a SIGKILL of the node and a boot.
+func (r *run) restartRabbit(ctx context.Context) {
+	start := time.Now()
+	bg := context.WithoutCancel(ctx)
+	for i := range r.o.RabbitRestarts {
+		if !r.at(ctx, start, i, r.o.RabbitRestarts, 0.5) {
+			return
+		}
+		t := time.Now()
+		if i%2 == 0 {
 			if err := r.rabbit.StopApp(bg); err != nil {
 				r.printf("rabbitmqctl stop_app failed: %v", err)
 				continue
