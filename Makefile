@@ -53,13 +53,13 @@ integration:
 broker-restart-test:
 	$(GO) test -count=1 -tags brokerrestart -run TestEventsSurviveRabbitMQRestart ./tests/integration
 
-## chaos: the long chaos run (docs/chaos.md): the whole local stack against a
+## chaos: the long chaos run (README, "Chaos"): the whole local stack against a
 ## private PostgreSQL cluster and RabbitMQ node, processes SIGKILLed, both
 ## services restarted, then every invariant. Flags: CHAOS_FLAGS="-duration 5m".
 chaos:
 	$(GO) run ./cmd/chaos $(CHAOS_FLAGS)
 
-## chaos-short: the CI form of chaos (about 2 minutes).
+## chaos-short: the CI form of chaos (30 s of load; about 3 minutes on 2 loaded cores).
 chaos-short:
 	$(GO) run ./cmd/chaos -short
 
