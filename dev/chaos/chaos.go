@@ -377,7 +377,10 @@ var httpClient = &http.Client{Timeout: 60 * time.Second}
 func (r *run) definite(ctx context.Context, method, path, token, key string, body any) (int, []byte) {
 	for {
 		code, b, err := r.call(ctx, method, path, token, key, body)
-		if err == nil && code < 500 && code != http.StatusTooManyRequests {
+		// 409 request_in_progress says "retry later" (the first attempt
+		// with this key may have died with its process).
+		if err == nil && code < 500 && code != http.StatusTooManyRequests &&
+			(code != http.StatusConflict || !bytes.Contains(b, []byte("request_in_progress"))) {
 			return code, b
 		}
 		if ctx.Err() != nil {

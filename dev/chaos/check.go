@@ -328,7 +328,11 @@ func (r *run) check(ctx context.Context) (bool, error) {
 			p = append(p, "order of unknown user "+user.String())
 		}
 	}
-	add("one order per idempotency key", p, fmt.Sprintf("%d keys", len(r.orders)))
+	answers := map[int]int{}
+	for _, o := range r.orders {
+		answers[o.status]++
+	}
+	add("one order per idempotency key", p, fmt.Sprintf("%d keys, answers %v", len(r.orders), answers))
 
 	// confirmed ⇔ payment captured and stock committed.
 	p = nil
