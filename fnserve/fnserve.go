@@ -143,7 +143,8 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, hand
 
 // Handler wraps handle with what every function gets: /_/health, /_/metrics,
 // tracing (W3C traceparent in and out), the call id, a request deadline, a
-// body limit, request metrics and panic recovery.
+// body limit, request metrics, the shop's domain metrics on reg in the
+// request's context (telemetry.ShopFrom) and panic recovery.
 func Handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http.HandlerFunc) http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -153,6 +154,7 @@ func Handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 		Name: "function_request_duration_seconds", Help: "Time to serve a request.", Buckets: prometheus.DefBuckets,
 	}, []string{"method", "code"})
 	reg.MustRegister(requests, duration)
+	shop := telemetry.NewShop(reg)
 
 	fn := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -166,7 +168,7 @@ func Handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 		}()
 		ctx, cancel := context.WithTimeout(r.Context(), cfg.ExecTimeout)
 		defer cancel()
-		ctx = telemetry.WithCallID(ctx, r.Header.Get("X-Call-Id"))
+		ctx = telemetry.WithShop(telemetry.WithCallID(ctx, r.Header.Get("X-Call-Id")), shop)
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, cfg.MaxRequestBytes)
 		}
