@@ -216,7 +216,8 @@ func (s *Store) Create(ctx context.Context, o orders.Order, token string, fromCa
 // Record appends a step to an order's timeline, in a transaction of its own
 // (a step's outcome is known only after its remote call, which never runs
 // inside a transaction). outcome is one of the orders.Step* outcomes. Like
-// every timeline entry, it records the trace id of ctx's span (none: empty).
+// every timeline entry, it records the trace id of ctx's span (empty outside
+// any trace).
 func (s *Store) Record(ctx context.Context, orderID uuid.UUID, step, outcome, detail string) error {
 	return postgres.Tx(ctx, s.db, func(tx pgx.Tx) error { return record(ctx, tx, orderID, step, outcome, detail) })
 }
