@@ -237,7 +237,7 @@ func (s *Store) Record(ctx context.Context, orderID uuid.UUID, notes ...Note) er
 }
 
 // queueNotes adds the timeline entries to b. Like every timeline entry, each
-// records the trace id of ctx's span (none: ''): a saga run's notes are
+// records the trace id of ctx's span (none: ”): a saga run's notes are
 // written in the run's own context.
 func queueNotes(ctx context.Context, b *pgx.Batch, orderID uuid.UUID, notes ...Note) {
 	trace := traceID(ctx)
@@ -251,7 +251,7 @@ func queueNotes(ctx context.Context, b *pgx.Batch, orderID uuid.UUID, notes ...N
 	}
 }
 
-// traceID is the W3C trace id of ctx's span, '' outside any trace.
+// traceID is the W3C trace id of ctx's span, ” outside any trace.
 func traceID(ctx context.Context) string {
 	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
 		return sc.TraceID().String()
