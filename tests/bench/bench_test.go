@@ -696,6 +696,8 @@ type rss struct {
 	name     string
 	replicas int
 	kib      int
+	anonKiB  int // RssAnon: memory of the process's own (heap, stacks, data)
+	pssKiB   int // Pss: RSS with pages shared by n processes counted 1/n
 }
 
 // memory reads VmRSS of every replica process (and its children) of each
@@ -712,10 +714,28 @@ func (s *bench) memory(rt *runtimetest.Runtime, names []string) []rss {
 			}
 			r.replicas++
 			r.kib += kib
+			r.anonKiB += procField(fmt.Sprintf("/proc/%d/status", rep.PID), "RssAnon:")
+			r.pssKiB += procField(fmt.Sprintf("/proc/%d/smaps_rollup", rep.PID), "Pss:")
 		}
 		out = append(out, r)
 	}
 	return out
+}
+
+// procField is the kB value of the line starting with field in a /proc
+// file (0 when missing).
+func procField(path, field string) int {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, field); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
 }
 
 // treeRSS sums VmRSS (KiB) of pid and its descendants.
