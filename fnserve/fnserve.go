@@ -29,8 +29,8 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
-	"sync/atomic"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
