@@ -160,7 +160,9 @@ func (s *bench) runFullStack(ctx context.Context, fs *fullStack, pg *pgCluster) 
 	})
 	created := func(st int) bool { return st == http.StatusCreated }
 
-	// Wait until the seeding's own events have been handled.
+	s.warmUp(ctx, fs.rt.GatewayURL+"/function/create-order/api/v1/orders", products)
+	// Wait until the seeding's and the warm-up's events have been handled
+	// (which also warms the handlers up).
 	s.drain(ctx, fs, time.Time{})
 	since := time.Now()
 	before := cpuSample(groups)
