@@ -30,7 +30,7 @@ func TestTimeline(t *testing.T) {
 	tid := trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
 	traced := trace.ContextWithSpanContext(t.Context(), trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID: tid, SpanID: trace.SpanID{0, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7}, TraceFlags: trace.FlagsSampled}))
-	if err := store.Record(traced, o.ID, orders.StepRefund, orders.StepOK, "note"); err != nil {
+	if err := store.Record(traced, o.ID, ordersdb.Note{Step: orders.StepRefund, Outcome: orders.StepOK, Detail: "note"}); err != nil {
 		t.Fatal(err)
 	}
 	path := "/api/v1/orders/" + o.ID.String() + "/timeline"

@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 
@@ -76,7 +75,7 @@ func (c *Config) setDefaults() {
 		c.Attempts = 2
 	}
 	if c.HTTP == nil {
-		c.HTTP = &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport)}
+		c.HTTP = gatewayurl.NewClient()
 	}
 }
 

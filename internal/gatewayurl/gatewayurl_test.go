@@ -1,7 +1,14 @@
 package gatewayurl_test
 
 import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/gatewayurl"
@@ -42,5 +49,43 @@ func TestFromConfig(t *testing.T) {
 	c = config.New(config.Env(map[string]string{}))
 	if l := gatewayurl.FromConfig(c); l.Bundled || c.Err() == nil {
 		t.Errorf("empty environment: %+v, err %v; want unbundled and a missing GATEWAY_URL", l, c.Err())
+	}
+}
+
+// TestClientReusesConnectionsUnderConcurrency: a function that makes 8 calls
+// at once, round after round, keeps reusing its connections to the gateway
+// instead of opening new ones (Go's default transport keeps only 2 idle).
+func TestClientReusesConnectionsUnderConcurrency(t *testing.T) {
+	var opened atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(2 * time.Millisecond) // keep the 8 calls overlapping
+		_, _ = io.WriteString(w, "ok")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	client := gatewayurl.NewClient()
+	const concurrent, rounds = 8, 20
+	for range rounds {
+		var wg sync.WaitGroup
+		for range concurrent {
+			wg.Go(func() {
+				res, err := client.Get(srv.URL)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			})
+		}
+		wg.Wait()
+	}
+	if n := opened.Load(); n > 2*concurrent {
+		t.Errorf("%d connections opened for %d rounds of %d concurrent calls, want at most %d", n, rounds, concurrent, 2*concurrent)
 	}
 }

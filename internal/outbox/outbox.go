@@ -36,15 +36,21 @@ const Channel = "outbox"
 
 // Append writes ev to the outbox on tx and notifies the relay when tx commits.
 func Append(ctx context.Context, tx pgx.Tx, ev events.Envelope) error {
-	_, err := tx.Exec(ctx, `INSERT INTO outbox (id, type, source, subject, envelope) VALUES ($1, $2, $3, $4, $5)`,
-		ev.ID, ev.Type, ev.Source, ev.Subject, ev)
-	if err != nil {
+	b := &pgx.Batch{}
+	Queue(b, ev)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("outbox append %s: %w", ev.Type, err)
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, Channel); err != nil {
-		return fmt.Errorf("outbox notify: %w", err)
-	}
 	return nil
+}
+
+// Queue adds Append's statements for ev to b, for a caller that sends the
+// rest of its transaction's writes in the same batch (one round trip). The
+// batch must run inside the transaction of the change ev describes.
+func Queue(b *pgx.Batch, ev events.Envelope) {
+	b.Queue(`INSERT INTO outbox (id, type, source, subject, envelope) VALUES ($1, $2, $3, $4, $5)`,
+		ev.ID, ev.Type, ev.Source, ev.Subject, ev)
+	b.Queue(`SELECT pg_notify($1, '')`, Channel)
 }
 
 // Publish builds the envelope for data and appends it on tx.

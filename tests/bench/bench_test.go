@@ -569,6 +569,10 @@ func (s *bench) search(ctx context.Context) load.Result {
 func (s *bench) checkout(ctx context.Context, workers int) load.Result {
 	const ample = 1_000_000
 	hot := s.products[0]
+	for _, p := range s.products[1:] {
+		s.setStockAt(ctx, s.rt, p, ample)
+	}
+	s.warmUp(ctx, s.rt.GatewayURL+"/function/create-order/api/v1/orders", s.products[1:])
 	s.setStockAt(ctx, s.rt, hot, hotStock)
 	for _, p := range s.products[1:] {
 		s.setStockAt(ctx, s.rt, p, ample)
@@ -644,6 +648,21 @@ func (s *bench) checkout(ctx context.Context, workers int) load.Result {
 	return res
 }
 
+// warmUp places 2 orders per worker (at that concurrency) for products, not
+// measured: each function of the saga builds its handler, opens its pool and
+// checks its migrations on its first request, which under load takes seconds
+// and is no part of a checkout's steady cost.
+func (s *bench) warmUp(ctx context.Context, url string, products []uuid.UUID) {
+	res, err := load.Run(ctx, load.Config{Workers: s.workers, Requests: 2 * s.workers, Client: s.client,
+		Request: s.orderRequest(url, func(n int) uuid.UUID { return products[n%len(products)] })})
+	if err != nil {
+		s.b.Fatal(err)
+	}
+	if n := res.Errors(func(st int) bool { return st == http.StatusCreated }); n > 0 {
+		s.b.Fatalf("checkout warm-up: %s, first error %v", res.StatusSummary(), res.FirstError)
+	}
+}
+
 // orderRequest builds one-line orders for url, each by a new customer (so no
 // per-consumer limit applies) with its own Idempotency-Key, for the product
 // productFor(n).
@@ -696,6 +715,8 @@ type rss struct {
 	name     string
 	replicas int
 	kib      int
+	anonKiB  int // RssAnon: memory of the process's own (heap, stacks, data)
+	pssKiB   int // Pss: RSS with pages shared by n processes counted 1/n
 }
 
 // memory reads VmRSS of every replica process (and its children) of each
@@ -712,10 +733,28 @@ func (s *bench) memory(rt *runtimetest.Runtime, names []string) []rss {
 			}
 			r.replicas++
 			r.kib += kib
+			r.anonKiB += procField(fmt.Sprintf("/proc/%d/status", rep.PID), "RssAnon:")
+			r.pssKiB += procField(fmt.Sprintf("/proc/%d/smaps_rollup", rep.PID), "Pss:")
 		}
 		out = append(out, r)
 	}
 	return out
+}
+
+// procField is the kB value of the line starting with field in a /proc
+// file (0 when missing).
+func procField(path, field string) int {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, field); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
 }
 
 // treeRSS sums VmRSS (KiB) of pid and its descendants.

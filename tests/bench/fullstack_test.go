@@ -160,7 +160,9 @@ func (s *bench) runFullStack(ctx context.Context, fs *fullStack, pg *pgCluster) 
 	})
 	created := func(st int) bool { return st == http.StatusCreated }
 
-	// Wait until the seeding's own events have been handled.
+	s.warmUp(ctx, fs.rt.GatewayURL+"/function/create-order/api/v1/orders", products)
+	// Wait until the seeding's and the warm-up's events have been handled
+	// (which also warms the handlers up).
 	s.drain(ctx, fs, time.Time{})
 	since := time.Now()
 	before := cpuSample(groups)
@@ -350,28 +352,39 @@ func printFullStack(w io.Writer, fs *fullStack, ref load.Result) {
 	}
 }
 
-// printRSS writes the idle and after-load RSS of every function and their medians.
+// printRSS writes the idle and after-load memory of every function replica
+// and the medians: RSS, and of it the process's own memory (RssAnon) and its
+// proportional share (Pss) — the functions run one multi-call binary whose
+// file-backed pages are in every replica's RSS but in memory once.
 func printRSS(w io.Writer, fs *fullStack) {
 	if fs == nil || len(fs.idleRSS) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\n%-28s %10s %10s\n", "RSS MiB per replica", "idle", "after load")
-	var idle, after []float64
+	fmt.Fprintf(w, "\n%-28s %10s %10s %10s %10s %10s %10s\n", "MiB per replica", "idle RSS", "anon", "PSS",
+		"load RSS", "anon", "PSS")
+	mib := func(kib, n int) float64 { return float64(kib) / 1024 / float64(n) }
+	var cols [6][]float64
 	for i, m := range fs.idleRSS {
 		if m.replicas == 0 {
 			continue
 		}
-		a := "-"
+		v := []float64{mib(m.kib, m.replicas), mib(m.anonKiB, m.replicas), mib(m.pssKiB, m.replicas)}
 		if i < len(fs.loadRSS) && fs.loadRSS[i].replicas > 0 {
-			v := float64(fs.loadRSS[i].kib) / 1024 / float64(fs.loadRSS[i].replicas)
-			after = append(after, v)
-			a = fmt.Sprintf("%.1f", v)
+			l := fs.loadRSS[i]
+			v = append(v, mib(l.kib, l.replicas), mib(l.anonKiB, l.replicas), mib(l.pssKiB, l.replicas))
 		}
-		v := float64(m.kib) / 1024 / float64(m.replicas)
-		idle = append(idle, v)
-		fmt.Fprintf(w, "%-28s %10.1f %10s\n", m.name, v, a)
+		fmt.Fprintf(w, "%-28s", m.name)
+		for j, x := range v {
+			cols[j] = append(cols[j], x)
+			fmt.Fprintf(w, " %10.1f", x)
+		}
+		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "%-28s %10.1f %10.1f  (%d functions)\n", "median", median(idle), median(after), len(idle))
+	fmt.Fprintf(w, "%-28s", fmt.Sprintf("median (%d functions)", len(cols[0])))
+	for _, c := range cols {
+		fmt.Fprintf(w, " %10.1f", median(c))
+	}
+	fmt.Fprintln(w)
 }
 
 func median(v []float64) float64 {

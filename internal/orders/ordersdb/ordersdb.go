@@ -22,6 +22,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/outbox"
@@ -186,48 +187,68 @@ func (s *Store) Create(ctx context.Context, o orders.Order, token string, fromCa
 	if err != nil {
 		return fault.Internalf("encode address: %w", err)
 	}
-	return postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO orders (id, user_id, status, reason, total_amount, currency, shipping_address, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`,
-			o.ID, o.UserID, o.Status, o.Reason, o.Total.Amount, o.Total.Currency, addr, o.CreatedAt); err != nil {
-			return unavailable(err)
-		}
-		for i, l := range o.Items {
-			if _, err := tx.Exec(ctx, `INSERT INTO order_items (order_id, position, product_id, quantity, unit_amount)
-				VALUES ($1, $2, $3, $4, $5)`, o.ID, i, l.ProductID, l.Quantity, l.UnitPrice.Amount); err != nil {
-				return unavailable(err)
-			}
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO order_sagas (order_id, payment_token, from_cart, lease_until)
-			VALUES ($1, $2, $3, now() + $4::float8 * interval '1 second')`, o.ID, token, fromCart, lease.Seconds()); err != nil {
-			return unavailable(err)
-		}
-		if key != "" {
-			if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET order_id = $3 WHERE user_id = $1 AND key = $2`,
-				o.UserID, key, o.ID); err != nil {
-				return unavailable(err)
-			}
-		}
-		return record(ctx, tx, o.ID, orders.StepCreated, orders.StepOK,
-			fmt.Sprintf("%d line(s), total %d %s", len(o.Items), o.Total.Amount, o.Total.Currency))
-	})
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO orders (id, user_id, status, reason, total_amount, currency, shipping_address, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`,
+		o.ID, o.UserID, o.Status, o.Reason, o.Total.Amount, o.Total.Currency, addr, o.CreatedAt)
+	for i, l := range o.Items {
+		b.Queue(`INSERT INTO order_items (order_id, position, product_id, quantity, unit_amount)
+			VALUES ($1, $2, $3, $4, $5)`, o.ID, i, l.ProductID, l.Quantity, l.UnitPrice.Amount)
+	}
+	b.Queue(`INSERT INTO order_sagas (order_id, payment_token, from_cart, lease_until)
+		VALUES ($1, $2, $3, now() + $4::float8 * interval '1 second')`, o.ID, token, fromCart, lease.Seconds())
+	if key != "" {
+		b.Queue(`UPDATE idempotency_keys SET order_id = $3 WHERE user_id = $1 AND key = $2`, o.UserID, key, o.ID)
+	}
+	queueNotes(ctx, b, o.ID, Note{Step: orders.StepCreated, Outcome: orders.StepOK,
+		Detail: fmt.Sprintf("%d line(s), total %d %s", len(o.Items), o.Total.Amount, o.Total.Currency)})
+	return postgres.Tx(ctx, s.db, func(tx pgx.Tx) error { return send(ctx, tx, b) })
 }
 
-// Record appends a step to an order's timeline, in a transaction of its own
-// (a step's outcome is known only after its remote call, which never runs
-// inside a transaction). outcome is one of the orders.Step* outcomes. Like
-// every timeline entry, it records the trace id of ctx's span (empty outside
-// any trace).
-func (s *Store) Record(ctx context.Context, orderID uuid.UUID, step, outcome, detail string) error {
-	return postgres.Tx(ctx, s.db, func(tx pgx.Tx) error { return record(ctx, tx, orderID, step, outcome, detail) })
-}
-
-func record(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, step, outcome, detail string) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO order_events (order_id, step, outcome, detail, trace_id) VALUES ($1, $2, $3, $4, $5)`,
-		orderID, step, outcome, detail, traceID(ctx)); err != nil {
+// send runs the statements of b on tx in one round trip.
+func send(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return unavailable(err)
 	}
 	return nil
+}
+
+// Note is a timeline entry. A saga step's outcome is known only after its
+// remote call, which never runs inside a transaction, so the saga keeps the
+// notes of a run and writes them with the order's next change (Update) or,
+// when the run ends without one, with Record. At is when it happened (zero:
+// when it is written).
+type Note struct {
+	At      time.Time
+	Step    string
+	Outcome string // one of the orders.Step* outcomes
+	Detail  string
+}
+
+// Record appends notes to an order's timeline, in order, in one transaction
+// (and one round trip) of their own.
+func (s *Store) Record(ctx context.Context, orderID uuid.UUID, notes ...Note) error {
+	if len(notes) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	queueNotes(ctx, b, orderID, notes...)
+	return postgres.Tx(ctx, s.db, func(tx pgx.Tx) error { return send(ctx, tx, b) })
+}
+
+// queueNotes adds the timeline entries to b. Like every timeline entry, each
+// records the trace id of ctx's span (empty outside any trace): a saga run's notes are
+// written in the run's own context.
+func queueNotes(ctx context.Context, b *pgx.Batch, orderID uuid.UUID, notes ...Note) {
+	trace := traceID(ctx)
+	for _, n := range notes {
+		var at *time.Time
+		if !n.At.IsZero() {
+			at = &n.At
+		}
+		b.Queue(`INSERT INTO order_events (order_id, at, step, outcome, detail, trace_id)
+			VALUES ($1, coalesce($2, clock_timestamp()), $3, $4, $5, $6)`, orderID, at, n.Step, n.Outcome, n.Detail, trace)
+	}
 }
 
 // traceID is the W3C trace id of ctx's span, empty outside any trace.
@@ -396,11 +417,13 @@ func (s *Store) LoadSaga(ctx context.Context, orderID uuid.UUID) (Saga, error) {
 //   - when the order leaves pending, the checkout its idempotency key (if
 //     any) is settled with: the order as it is now and Change.Detail.
 //
-// A decision that changes nothing (Change.None) writes nothing and returns the
-// order as it is. decide's error is returned as is and nothing is written.
+// notes, the timeline entries of what happened before the decision (see
+// Note), are written first, whatever it decides. All writes go in one round
+// trip. A decision that changes nothing (Change.None) writes nothing else and
+// returns the order as it is. decide's error is returned as is and nothing is written.
 // fault.NotFound when the order does not exist; fault.Unavailable when the
 // database fails.
-func (s *Store) Update(ctx context.Context, orderID uuid.UUID, decide func(*orders.Order) (orders.Change, error)) (orders.Order, error) {
+func (s *Store) Update(ctx context.Context, orderID uuid.UUID, decide func(*orders.Order) (orders.Change, error), notes ...Note) (orders.Order, error) {
 	var out orders.Order
 	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
 		o, err := scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders o WHERE o.id = $1 FOR UPDATE`, orderID))
@@ -418,8 +441,15 @@ func (s *Store) Update(ctx context.Context, orderID uuid.UUID, decide func(*orde
 		if err != nil {
 			return err
 		}
+		b := &pgx.Batch{}
+		queueNotes(ctx, b, o.ID, notes...)
 		if !change.None() {
-			if err := write(ctx, tx, o, change, was == orders.Pending); err != nil {
+			if err := queueWrite(ctx, b, o, change, was == orders.Pending); err != nil {
+				return err
+			}
+		}
+		if b.Len() > 0 {
+			if err := send(ctx, tx, b); err != nil {
 				return err
 			}
 		}
@@ -429,37 +459,28 @@ func (s *Store) Update(ctx context.Context, orderID uuid.UUID, decide func(*orde
 	return out, err
 }
 
-// write stores a decided change of o (see Update); settle also settles the
-// order's idempotency key.
-func write(ctx context.Context, tx pgx.Tx, o orders.Order, c orders.Change, settle bool) error {
-	if _, err := tx.Exec(ctx, `UPDATE orders SET status = $2, reason = $3, updated_at = $4 WHERE id = $1`,
-		o.ID, o.Status, o.Reason, o.UpdatedAt); err != nil {
-		return unavailable(err)
-	}
-	if _, err := tx.Exec(ctx, `UPDATE order_sagas SET payment_token = NULL, updated_at = now(),
+// queueWrite adds the writes of a decided change of o (see Update) to b;
+// settle also settles the order's idempotency key.
+func queueWrite(ctx context.Context, b *pgx.Batch, o orders.Order, c orders.Change, settle bool) error {
+	b.Queue(`UPDATE orders SET status = $2, reason = $3, updated_at = $4 WHERE id = $1`,
+		o.ID, o.Status, o.Reason, o.UpdatedAt)
+	b.Queue(`UPDATE order_sagas SET payment_token = NULL, updated_at = now(),
 		lease_until = CASE WHEN $2::text = $3::text THEN greatest(lease_until, now() + interval '1 minute') ELSE now() END,
 		compensation = CASE WHEN $2::text = '' THEN compensation ELSE $2::text END WHERE order_id = $1`,
-		o.ID, c.Compensation, orders.CompensationOwed); err != nil {
-		return unavailable(err)
-	}
-	if err := record(ctx, tx, o.ID, c.Step, orders.StepOK, c.Detail); err != nil {
-		return err
-	}
+		o.ID, c.Compensation, orders.CompensationOwed)
+	queueNotes(ctx, b, o.ID, Note{Step: c.Step, Outcome: orders.StepOK, Detail: c.Detail})
 	if c.Event != "" {
-		if err := outbox.Publish(ctx, tx, orders.Source, c.Event, o.ID.String(), o.EventData()); err != nil {
+		ev, err := events.New(ctx, orders.Source, c.Event, o.ID.String(), o.EventData())
+		if err != nil {
 			return fault.Internalf("order event: %w", err)
 		}
-		if err := record(ctx, tx, o.ID, c.Event, orders.StepRecorded, "event written to the outbox"); err != nil {
-			return err
-		}
+		outbox.Queue(b, ev)
+		queueNotes(ctx, b, o.ID, Note{Step: c.Event, Outcome: orders.StepRecorded, Detail: "event written to the outbox"})
 	}
-	if !settle {
-		return nil
-	}
-	if _, err := tx.Exec(ctx, `UPDATE idempotency_keys
-		SET settled_status = $2, settled_reason = $3, settled_detail = $4, settled_at = $5
-		WHERE order_id = $1 AND settled_status IS NULL`, o.ID, o.Status, o.Reason, c.Detail, o.UpdatedAt); err != nil {
-		return unavailable(err)
+	if settle {
+		b.Queue(`UPDATE idempotency_keys
+			SET settled_status = $2, settled_reason = $3, settled_detail = $4, settled_at = $5
+			WHERE order_id = $1 AND settled_status IS NULL`, o.ID, o.Status, o.Reason, c.Detail, o.UpdatedAt)
 	}
 	return nil
 }

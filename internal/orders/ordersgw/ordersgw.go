@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 
@@ -66,7 +65,7 @@ func NewAt(loc gatewayurl.Locator, token string, hc *http.Client, callTimeout ti
 		return nil, fmt.Errorf("the internal credential is empty")
 	}
 	if hc == nil {
-		hc = &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport)}
+		hc = gatewayurl.NewClient()
 	}
 	if callTimeout <= 0 {
 		callTimeout = 10 * time.Second

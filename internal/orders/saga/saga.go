@@ -175,7 +175,7 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 	// From here on the client may hang up: nothing of the checkout depends on it.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
 	defer cancel()
-	o, err := s.create(ctx, who.UserID, req, key)
+	sg, err := s.create(ctx, who.UserID, req, key)
 	if err != nil {
 		if key != "" {
 			if rerr := s.db.ReleaseKey(ctx, who.UserID, key); rerr != nil {
@@ -184,22 +184,23 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 		}
 		return orders.Checkout{}, err
 	}
-	return s.drive(ctx, o.ID)
+	return s.drive(ctx, sg.Order.ID, &sg)
 }
 
-// create prices the request and writes the pending order.
-func (s *Saga) create(ctx context.Context, userID uuid.UUID, req orders.PlaceRequest, key string) (orders.Order, error) {
+// create prices the request and writes the pending order; it returns the
+// saga as written.
+func (s *Saga) create(ctx context.Context, userID uuid.UUID, req orders.PlaceRequest, key string) (ordersdb.Saga, error) {
 	items, fromCart := req.Items, false
 	if items == nil {
 		if s.cfg.Cart == nil {
-			return orders.Order{}, fault.E(fault.Invalid, fault.CodeInvalidRequest, "items are required")
+			return ordersdb.Saga{}, fault.E(fault.Invalid, fault.CodeInvalidRequest, "items are required")
 		}
 		lines, err := s.cfg.Cart.Lines(ctx, userID)
 		if err != nil {
-			return orders.Order{}, err
+			return ordersdb.Saga{}, err
 		}
 		if len(lines) == 0 {
-			return orders.Order{}, fault.E(fault.Invalid, fault.CodeCartEmpty, "the cart is empty; add items or send items")
+			return ordersdb.Saga{}, fault.E(fault.Invalid, fault.CodeCartEmpty, "the cart is empty; add items or send items")
 		}
 		for _, l := range lines {
 			items = append(items, orders.ItemRequest{ProductID: l.ProductID, Quantity: l.Quantity})
@@ -207,31 +208,31 @@ func (s *Saga) create(ctx context.Context, userID uuid.UUID, req orders.PlaceReq
 		fromCart = true
 	}
 	if err := orders.ValidateItems(items); err != nil {
-		return orders.Order{}, err
+		return ordersdb.Saga{}, err
 	}
 	prices := make(map[uuid.UUID]orders.Money, len(items))
 	for _, it := range items {
 		p, err := s.cfg.Catalog.GetProduct(ctx, it.ProductID)
 		if fault.KindOf(err) == fault.NotFound {
-			return orders.Order{}, fault.Wrap(err, fault.Invalid, fault.CodeUnknownProduct, "unknown product "+it.ProductID.String())
+			return ordersdb.Saga{}, fault.Wrap(err, fault.Invalid, fault.CodeUnknownProduct, "unknown product "+it.ProductID.String())
 		}
 		if err != nil {
-			return orders.Order{}, err
+			return ordersdb.Saga{}, err
 		}
 		prices[it.ProductID] = orders.Money{Amount: p.Price.Amount, Currency: p.Price.Currency}
 	}
 	lines, total, err := orders.Price(items, prices)
 	if err != nil {
-		return orders.Order{}, err
+		return ordersdb.Saga{}, err
 	}
 	o, err := orders.New(userID, lines, total, req.ShippingAddress, time.Now())
 	if err != nil {
-		return o, err
+		return ordersdb.Saga{}, err
 	}
 	if err := s.db.Create(ctx, o, req.Payment.Token, fromCart, key, s.lease()); err != nil {
-		return o, err
+		return ordersdb.Saga{}, err
 	}
-	return o, nil
+	return ordersdb.Saga{Order: o, PaymentToken: req.Payment.Token, FromCart: fromCart}, nil
 }
 
 // Drive resumes the saga of an order from its persisted state and returns the
@@ -242,7 +243,7 @@ func (s *Saga) create(ctx context.Context, userID uuid.UUID, req orders.PlaceReq
 func (s *Saga) Drive(ctx context.Context, orderID uuid.UUID) (orders.Order, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
 	defer cancel()
-	c, err := s.drive(ctx, orderID)
+	c, err := s.drive(ctx, orderID, nil)
 	return c.Order, err
 }
 
@@ -263,7 +264,9 @@ func (s *Saga) Cancel(ctx context.Context, who auth.Identity, orderID uuid.UUID)
 	if err != nil {
 		return orders.Order{}, err
 	}
-	s.compensate(ctx, o, releaseAndRefund)
+	tl := &timeline{}
+	defer s.flush(ctx, orderID, tl)
+	s.compensate(ctx, tl, o, releaseAndRefund)
 	return o, nil
 }
 

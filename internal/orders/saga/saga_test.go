@@ -3,6 +3,7 @@ package saga_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopfaas/shop/internal/auth"
@@ -32,6 +34,7 @@ type env struct {
 	catalog *catalogtest.Server
 	product catalogclient.Product
 	user    auth.Identity
+	cfg     saga.Config
 }
 
 // setup gives a saga over a fresh orders database, the internal contracts
@@ -52,6 +55,7 @@ func setup(t *testing.T, mod func(*saga.Config)) *env {
 	if mod != nil {
 		mod(&cfg)
 	}
+	e.cfg = cfg
 	e.saga, err = saga.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -537,5 +541,77 @@ func TestAMissingFunctionLeavesTheOrderPendingUntilItIsBack(t *testing.T) {
 	}
 	if c := e.svc.Counts(); c.Charges != 1 || c.Commits != 1 || c.Refunds != 0 {
 		t.Fatalf("charges %d commits %d refunds %d, want 1 1 0", c.Charges, c.Commits, c.Refunds)
+	}
+}
+
+// roundTrips counts what a pool sends PostgreSQL: statements and batches
+// (each one round trip) and commits.
+type roundTrips struct {
+	mu             sync.Mutex
+	trips, commits int
+}
+
+func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.trips++
+	if strings.EqualFold(strings.TrimSpace(d.SQL), "commit") {
+		r.commits++
+	}
+	return ctx
+}
+
+func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.trips++
+	return ctx
+}
+
+func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+// TestCheckoutIsThreeOrdersTransactions: a confirmed checkout with an
+// Idempotency-Key costs the orders database the claim of the key, one
+// transaction for the pending order and one for the confirmation — which
+// carries the steps' timeline entries, the event and the settled key — in at
+// most 9 round trips; every step's outcome still shows in the timeline.
+func TestCheckoutIsThreeOrdersTransactions(t *testing.T) {
+	e := setup(t, nil)
+	pc := e.pool.Config()
+	rt := &roundTrips{}
+	pc.ConnConfig.Tracer = rt
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	cfg := e.cfg
+	cfg.Store = ordersdb.New(pool)
+	s, err := saga.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.Ping(context.Background()); err != nil { // connect before counting
+		t.Fatal(err)
+	}
+	*rt = roundTrips{}
+	res, err := s.Place(context.Background(), e.user, e.request(1, "tok_visa"), uuid.NewString())
+	if err != nil || res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("place: %+v %v", res, err)
+	}
+	rt.mu.Lock()
+	trips, commits := rt.trips, rt.commits
+	rt.mu.Unlock()
+	if commits > 2 || trips > 9 {
+		t.Errorf("checkout: %d round trips and %d explicit commits (+ the key's claim) in the orders database, want at most 9 and 2", trips, commits)
+	}
+	want := []string{"order.created:ok", "stock.reserve:ok", "payment.charge:ok", "stock.commit:ok",
+		"order.confirmed:ok", "order.placed.v1:recorded"}
+	if diff := cmp.Diff(want, e.steps(t, res.Order.ID)); diff != "" {
+		t.Fatalf("timeline (-want +got):\n%s", diff)
 	}
 }

@@ -100,24 +100,35 @@ func (s *Saga) checkout(sg ordersdb.Saga) []step {
 // the order as the first final refusal says, or confirms it. A step that
 // stays unavailable leaves the order pending for a later run. Only the
 // orders database failing to load the saga is an error.
-func (s *Saga) drive(ctx context.Context, orderID uuid.UUID) (orders.Checkout, error) {
-	sg, err := s.db.LoadSaga(ctx, orderID)
-	if err != nil {
-		return orders.Checkout{}, err
+//
+// loaded, when not nil, is the saga as the caller just wrote it (Place), so
+// it is not read back. The steps' timeline entries ride in the order's next
+// transaction (see timeline).
+func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Saga) (orders.Checkout, error) {
+	var sg ordersdb.Saga
+	if loaded != nil {
+		sg = *loaded
+	} else {
+		var err error
+		if sg, err = s.db.LoadSaga(ctx, orderID); err != nil {
+			return orders.Checkout{}, err
+		}
 	}
+	tl := &timeline{}
+	defer s.flush(ctx, orderID, tl)
 	o := sg.Order
 	if sg.Compensation == orders.CompensationOwed {
-		s.compensate(ctx, o, releaseAndRefund)
+		s.compensate(ctx, tl, o, releaseAndRefund)
 	}
 	if o.Status != orders.Pending {
 		return orders.Checkout{Order: o}, nil
 	}
 	if sg.PaymentToken == "" { // cannot happen: the token is cleared only when the order leaves pending
-		return s.fail(ctx, o, refusal{undo: releaseAndRefund, fail: orders.Failure{Status: orders.Cancelled,
+		return s.fail(ctx, tl, o, refusal{undo: releaseAndRefund, fail: orders.Failure{Status: orders.Cancelled,
 			Reason: orders.ReasonRejected, Detail: "the saga lost its payment token"}}, nil), nil
 	}
 	for _, st := range s.checkout(sg) {
-		err := s.attempt(ctx, o.ID, st.name, st.call)
+		err := s.attempt(ctx, tl, o.ID, st.name, st.call)
 		if err == nil {
 			continue
 		}
@@ -128,9 +139,9 @@ func (s *Saga) drive(ctx context.Context, orderID uuid.UUID) (orders.Checkout, e
 		if r.proceed {
 			continue
 		}
-		return s.fail(ctx, o, r, err), nil
+		return s.fail(ctx, tl, o, r, err), nil
 	}
-	return s.confirm(ctx, sg), nil
+	return s.confirm(ctx, tl, sg), nil
 }
 
 // refused is the first refusal of st that matches err.
@@ -146,8 +157,8 @@ func (st step) refused(err error) refusal {
 // confirm confirms the order, then empties the cart it was ordered from.
 // When the orders database fails, the order stays pending: recovery confirms
 // it (every step before is idempotent).
-func (s *Saga) confirm(ctx context.Context, sg ordersdb.Saga) orders.Checkout {
-	c, err := s.decide(ctx, sg.Order.ID, func(o *orders.Order) (orders.Change, error) { return o.Confirm(time.Now()) })
+func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orders.Checkout {
+	c, err := s.decide(ctx, tl, sg.Order.ID, func(o *orders.Order) (orders.Change, error) { return o.Confirm(time.Now()) })
 	if err != nil {
 		s.cfg.Log.ErrorContext(ctx, "confirm order", "order_id", sg.Order.ID, "err", err.Error())
 		return orders.Checkout{Order: sg.Order}
@@ -158,7 +169,7 @@ func (s *Saga) confirm(ctx context.Context, sg ordersdb.Saga) orders.Checkout {
 			outcome, detail = orders.StepError, "the cart could not be emptied"
 			s.cfg.Log.WarnContext(ctx, "clear cart", "order_id", c.Order.ID, "err", err.Error())
 		}
-		s.note(ctx, c.Order.ID, orders.StepCart, outcome, detail)
+		tl.note(orders.StepCart, outcome, detail)
 	}
 	return c
 }
@@ -168,30 +179,34 @@ func (s *Saga) confirm(ctx context.Context, sg ordersdb.Saga) orders.Checkout {
 // settled leaves it to recover-orders. cause is the refusal (nil when none),
 // whose message is the detail when r has none. When the orders database
 // fails, the order stays pending: recovery re-drives it.
-func (s *Saga) fail(ctx context.Context, o orders.Order, r refusal, cause error) orders.Checkout {
+func (s *Saga) fail(ctx context.Context, tl *timeline, o orders.Order, r refusal, cause error) orders.Checkout {
 	f := r.fail
 	if f.Detail == "" {
 		f.Detail = safeMessage(cause)
 	}
-	c, err := s.decide(ctx, o.ID, func(o *orders.Order) (orders.Change, error) { return o.Fail(f, time.Now()) })
+	c, err := s.decide(ctx, tl, o.ID, func(o *orders.Order) (orders.Change, error) { return o.Fail(f, time.Now()) })
 	if err != nil {
 		s.cfg.Log.ErrorContext(ctx, "fail order", "order_id", o.ID, "err", err.Error())
 		return orders.Checkout{Order: o, Detail: f.Detail}
 	}
-	s.compensate(ctx, c.Order, r.undo)
+	s.compensate(ctx, tl, c.Order, r.undo)
 	return c
 }
 
-// decide writes one decision about an order (ordersdb.Store.Update) and
-// returns the checkout it comes to: the order after it and the detail of the
-// change (empty when the decision changed nothing).
-func (s *Saga) decide(ctx context.Context, orderID uuid.UUID, decision func(*orders.Order) (orders.Change, error)) (orders.Checkout, error) {
+// decide writes one decision about an order (ordersdb.Store.Update), with the
+// timeline entries tl holds, and returns the checkout it comes to: the order
+// after it and the detail of the change (empty when the decision changed
+// nothing). When it fails, tl keeps its entries.
+func (s *Saga) decide(ctx context.Context, tl *timeline, orderID uuid.UUID, decision func(*orders.Order) (orders.Change, error)) (orders.Checkout, error) {
 	var change orders.Change
 	o, err := s.db.Update(ctx, orderID, func(o *orders.Order) (orders.Change, error) {
 		var err error
 		change, err = decision(o)
 		return change, err
-	})
+	}, tl.notes...)
+	if err == nil {
+		tl.notes = nil
+	}
 	return orders.Checkout{Order: o, Detail: change.Detail}, err
 }
 
@@ -199,10 +214,10 @@ func (s *Saga) decide(ctx context.Context, orderID uuid.UUID, decision func(*ord
 // releaseAndRefund — then marks the compensation settled. Both calls are
 // idempotent, so compensating twice restocks and refunds once. A call that
 // fails leaves the compensation owed: recover-orders settles it.
-func (s *Saga) compensate(ctx context.Context, o orders.Order, u undo) {
-	err := s.attempt(ctx, o.ID, orders.StepRelease, func(ctx context.Context) error { return s.cfg.Stock.Release(ctx, o.ID) })
+func (s *Saga) compensate(ctx context.Context, tl *timeline, o orders.Order, u undo) {
+	err := s.attempt(ctx, tl, o.ID, orders.StepRelease, func(ctx context.Context) error { return s.cfg.Stock.Release(ctx, o.ID) })
 	if err == nil && u == releaseAndRefund {
-		err = s.attempt(ctx, o.ID, orders.StepRefund, func(ctx context.Context) error { return s.cfg.Payments.Refund(ctx, o.ID) })
+		err = s.attempt(ctx, tl, o.ID, orders.StepRefund, func(ctx context.Context) error { return s.cfg.Payments.Refund(ctx, o.ID) })
 	}
 	if err != nil {
 		telemetry.ShopFrom(ctx).Compensation(false)
@@ -216,9 +231,9 @@ func (s *Saga) compensate(ctx context.Context, o orders.Order, u undo) {
 }
 
 // attempt makes one remote call, trying it again while it fails retryably
-// (fault.Retryable) up to Attempts times with a doubling backoff, and records
-// each try's outcome in the timeline. It returns the last error.
-func (s *Saga) attempt(ctx context.Context, orderID uuid.UUID, name string, call func(context.Context) error) error {
+// (fault.Retryable) up to Attempts times with a doubling backoff, and notes
+// each try's outcome in tl. It returns the last error.
+func (s *Saga) attempt(ctx context.Context, tl *timeline, orderID uuid.UUID, name string, call func(context.Context) error) error {
 	var err error
 	for try := 1; try <= s.cfg.Attempts; try++ {
 		if try > 1 {
@@ -241,22 +256,43 @@ func (s *Saga) attempt(ctx context.Context, orderID uuid.UUID, name string, call
 		telemetry.ShopFrom(ctx).Step(name, outcome, time.Since(began).Seconds(), name == orders.StepCharge, name == orders.StepReserve)
 		switch outcome {
 		case orders.StepOK:
-			s.note(ctx, orderID, name, orders.StepOK, "")
+			tl.note(name, orders.StepOK, "")
 			return nil
 		case orders.StepRefused:
-			s.note(ctx, orderID, name, orders.StepRefused, safeMessage(err))
+			tl.note(name, orders.StepRefused, safeMessage(err))
 			return err
 		}
 		s.cfg.Log.WarnContext(ctx, "saga step failed", "order_id", orderID, "step", name, "attempt", try, "err", err.Error())
-		s.note(ctx, orderID, name, orders.StepError, fmt.Sprintf("attempt %d: %s", try, safeMessage(err)))
+		tl.note(name, orders.StepError, fmt.Sprintf("attempt %d: %s", try, safeMessage(err)))
 	}
 	return err
 }
 
-func (s *Saga) note(ctx context.Context, orderID uuid.UUID, step, outcome, detail string) {
-	if err := s.db.Record(ctx, orderID, step, outcome, detail); err != nil {
-		s.cfg.Log.ErrorContext(ctx, "record timeline", "order_id", orderID, "step", step, "err", err.Error())
+// timeline holds the timeline entries of one saga run that are not written
+// yet. A step's outcome cannot share the transaction of the change it records
+// (that change is another service's), so instead of a transaction of its own
+// it rides in the order's next one: the decision that confirms or fails the
+// order (Update), or, when the run ends without one, a single Record (flush).
+// A crash before then loses the entries of steps that the next run makes
+// again, idempotently, and notes anew.
+type timeline struct {
+	notes []ordersdb.Note
+}
+
+// note remembers a step's outcome, now.
+func (tl *timeline) note(step, outcome, detail string) {
+	tl.notes = append(tl.notes, ordersdb.Note{At: time.Now(), Step: step, Outcome: outcome, Detail: detail})
+}
+
+// flush writes what tl still holds, in one transaction.
+func (s *Saga) flush(ctx context.Context, orderID uuid.UUID, tl *timeline) {
+	if len(tl.notes) == 0 {
+		return
 	}
+	if err := s.db.Record(ctx, orderID, tl.notes...); err != nil {
+		s.cfg.Log.ErrorContext(ctx, "record timeline", "order_id", orderID, "steps", len(tl.notes), "err", err.Error())
+	}
+	tl.notes = nil
 }
 
 // safeMessage is the client-safe message of err (never the cause).
