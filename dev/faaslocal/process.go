@@ -102,7 +102,8 @@ func (l *launcher) Process(spec types.FunctionDeployment, secretsDir string) (su
 		p = supervisor.Spec{Path: "/bin/sh", Args: []string{"-c", spec.EnvProcess}}
 	default:
 		return p, fault.E(fault.Invalid, codeNothingToRun, fmt.Sprintf(
-			"%q is not a function of the multi-call binary (known: %v) and has no envProcess (fprocess) to run",
+			"%q is not a function of the multi-call binary and has no envProcess (fprocess) to run: "+
+				"if it is new, add it to the route table and run make generate (docs/adding-a-function.md); known: %v",
 			spec.Service, l.Known()))
 	}
 	env := maps.Clone(l.host)
