@@ -6,7 +6,15 @@ STATE   ?= .local
 # runtime's state.
 GOFILES  = $(shell find . -name '*.go' -not -path './build/*' -not -path './.local/*')
 
-.PHONY: run test lint fmt unit integration broker-restart-test buildcheck chaos chaos-short generate bench clean jaeger jaeger-build
+.DEFAULT_GOAL := run
+
+.PHONY: services run test lint fmt unit integration broker-restart-test buildcheck chaos chaos-short generate bench clean jaeger jaeger-build
+
+## services: start PostgreSQL, Redis and RabbitMQ on 127.0.0.1 when they are
+## not running, with the PostgreSQL authentication the shop needs (trust for
+## postgres from 127.0.0.1); .ci/run does the same.
+services:
+	bash dev/services.sh
 
 # Jaeger v2 (2.13.0) is built from the Go module proxy, where its module
 # carries the v1 line's tag of the same release.
@@ -15,7 +23,8 @@ JAEGER_VERSION ?= v1.76.0
 JAEGER_BIN     = $(abspath $(STATE))/bin/jaeger
 
 ## run: build every function and connector, start the local OpenFaaS runtime
-## (gateway 127.0.0.1:8080, edge 127.0.0.1:8000) and seed the development data.
+## (gateway 127.0.0.1:8080, edge 127.0.0.1:8000) and seed the development data;
+## it first names any service that does not answer (make services starts them).
 run:
 	$(GO) run ./cmd/faas-local -state $(STATE)
 

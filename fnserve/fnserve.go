@@ -195,10 +195,11 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, hand
 }
 
 // Handler wraps handle with what every function gets: /_/health, /_/metrics,
-// tracing (W3C traceparent in and out), the call id, a request deadline, a
-// body limit, the text rule for the path and query (422 invalid_text), request
-// metrics, the shop's domain metrics on reg in the request's context
-// (telemetry.ShopFrom) and panic recovery.
+// the root of a public function (AtRoot), tracing (W3C traceparent in and
+// out), the call id, a request deadline, a body limit, the text rule for the
+// path and query (422 invalid_text), request metrics, the shop's domain
+// metrics on reg in the request's context (telemetry.ShopFrom) and panic
+// recovery.
 func Handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http.HandlerFunc) http.Handler {
 	return handler(cfg, log, reg, handle, nil)
 }
@@ -215,6 +216,7 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 	reg.MustRegister(requests, duration)
 	shop := telemetry.NewShop(reg)
 
+	served := AtRoot(cfg.Name, handle)
 	fn := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if p := recover(); p != nil {
@@ -237,7 +239,7 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 			fnhttp.WriteProblem(w, err)
 			return
 		}
-		handle(w, r.WithContext(ctx))
+		served.ServeHTTP(w, r.WithContext(ctx))
 	})
 	traced := otelhttp.NewHandler(promhttp.InstrumentHandlerDuration(duration, promhttp.InstrumentHandlerCounter(requests, fn)), cfg.Name,
 		otelhttp.WithSpanNameFormatter(func(op string, r *http.Request) string { return op + " " + r.Method }))

@@ -57,6 +57,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	if err := faaslocal.Preflight(ctx, root, getenv); err != nil {
+		return err
+	}
 	state, err := filepath.Abs(opts.StateDir)
 	if err != nil {
 		return err

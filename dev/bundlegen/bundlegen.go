@@ -255,8 +255,9 @@ func bundleFunction(svc string, members []routes.Route, st stackDoc) (string, er
 			}
 		}
 		for k, v := range fn.Annotations {
-			switch k {
-			case "topic", "schedule": // from the route table, checked in routes_test
+			switch {
+			case k == "topic" || k == "schedule": // from the route table, checked in routes_test
+			case strings.HasPrefix(k, "shop."): // one function's route and root call; a bundle serves several
 			default:
 				if old, dup := annotations[k]; dup && old != v {
 					errs = append(errs, fmt.Errorf("%s: members disagree on annotation %s", svc, k))

@@ -54,7 +54,8 @@ type Config struct {
 	ResolveWait time.Duration
 	// LogLines is the per-function log ring size (default 2000).
 	LogLines int
-	// MaxReplicas caps scale requests and scale-min labels (default 20).
+	// MaxReplicas caps scale requests (clamped) and scale-min labels
+	// (refused above it); default 5, OpenFaaS CE's maximum.
 	MaxReplicas int
 	// Log receives the runtime's own diagnostics (default slog.Default()).
 	Log *slog.Logger
@@ -109,7 +110,7 @@ func (c *Config) setDefaults() {
 		c.LogLines = 2000
 	}
 	if c.MaxReplicas <= 0 {
-		c.MaxReplicas = 20
+		c.MaxReplicas = 5
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()

@@ -24,6 +24,11 @@ var hostEnv = []string{"PATH", "HOME", "TMPDIR", "LANG", "TZ", "GOCOVERDIR", "GO
 // codeNothingToRun is the error code of a deployment no process can serve.
 const codeNothingToRun = "nothing_to_run"
 
+// templateProcess is the fprocess of the shop-go template's image
+// (template/shop-go/template.yml): a handler binary inside an image, which
+// does not exist in the repository the local runtime runs from.
+const templateProcess = "./handler"
+
 // launcher decides the command and the environment of every process the
 // runtime starts: function replicas (functions.Launcher) and connectors.
 type launcher struct {
@@ -110,11 +115,18 @@ func (l *launcher) Process(spec types.FunctionDeployment, secretsDir string) (su
 	switch {
 	case l.known[spec.Service]:
 		p = supervisor.Spec{Path: l.binary, Args: []string{spec.Service}}
+	case spec.EnvProcess == templateProcess:
+		return p, fault.E(fault.Invalid, codeNothingToRun, fmt.Sprintf(
+			"%q was made from the shop-go template (fprocess %s), which the local runtime cannot run from an image: "+
+				"add it to stack.yml and the route table, run make generate and restart make run, "+
+				"and it runs from the multi-call binary (docs/adding-a-function.md); known: %v",
+			spec.Service, templateProcess, l.Known()))
 	case spec.EnvProcess != "":
 		p = supervisor.Spec{Path: "/bin/sh", Args: []string{"-c", spec.EnvProcess}}
 	default:
 		return p, fault.E(fault.Invalid, codeNothingToRun, fmt.Sprintf(
-			"%q is not a function of the multi-call binary (known: %v) and has no envProcess (fprocess) to run",
+			"%q is not a function of the multi-call binary and has no envProcess (fprocess) to run: "+
+				"if it is new, add it to the route table and run make generate (docs/adding-a-function.md); known: %v",
 			spec.Service, l.Known()))
 	}
 	env := maps.Clone(l.host)

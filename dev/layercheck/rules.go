@@ -16,13 +16,14 @@ import (
 // import the packages of its own unit (see unit).
 var areas = map[string][]string{
 	"internal":   {"internal"},
+	"api":        {},
 	"fnserve":    {"internal"},
 	"functions":  {"internal"},
 	"bundles":    {"internal", "functions"},
 	"connectors": {"internal"},
-	"cmd":        {"internal", "fnserve", "functions", "bundles", "connectors", "dev"},
-	"dev":        {"internal", "fnserve", "functions", "bundles", "connectors", "dev"},
-	"tests":      {"internal", "fnserve", "functions", "bundles", "connectors", "dev"},
+	"cmd":        {"api", "internal", "fnserve", "functions", "bundles", "connectors", "dev"},
+	"dev":        {"api", "internal", "fnserve", "functions", "bundles", "connectors", "dev"},
+	"tests":      {"api", "internal", "fnserve", "functions", "bundles", "connectors", "dev"},
 }
 
 // ownUnits are the areas whose first-level folders are separate units: one

@@ -43,6 +43,20 @@ func TestStackMatchesRouteTable(t *testing.T) {
 				t.Errorf("%s is %s but has topic/schedule annotations %v", r.Function, r.Kind, ann)
 			}
 		}
+		if r.Kind == routes.Public {
+			// What faas-cli describe shows: the public route, the root call
+			// faas-cli invoke makes, and who may call (docs/faas-cli.md).
+			invoke := r.Method + " /function/" + r.Function
+			if ps := pathParams(r.Path); len(ps) > 0 {
+				invoke += "?" + strings.Join(ps, "=&") + "="
+			}
+			want := map[string]string{"shop.route": r.Method + " " + r.Path, "shop.invoke": invoke, "shop.access": r.Access}
+			for k, v := range want {
+				if ann[k] != v {
+					t.Errorf("%s: annotation %s is %q, the route table says %q", r.Function, k, ann[k], v)
+				}
+			}
+		}
 		if r.Kind != routes.Public && !slices.Contains(fn.Secrets, "internal-token") {
 			t.Errorf("%s is %s but does not get the internal-token secret", r.Function, r.Kind)
 		}
@@ -52,4 +66,15 @@ func TestStackMatchesRouteTable(t *testing.T) {
 			t.Errorf("%s is in stack.yml but not in the route table", name)
 		}
 	}
+}
+
+// pathParams are the {names} of a route path, in order.
+func pathParams(path string) []string {
+	var out []string
+	for seg := range strings.SplitSeq(path, "/") {
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+			out = append(out, strings.Trim(seg, "{}"))
+		}
+	}
+	return out
 }

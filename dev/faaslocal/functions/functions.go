@@ -69,7 +69,8 @@ type Logs interface {
 	Open(name string)
 }
 
-// Config is what a Store needs. MaxReplicas defaults to 20.
+// Config is what a Store needs. MaxReplicas defaults to 5, OpenFaaS CE's
+// maximum.
 type Config struct {
 	// Namespace is the one namespace every function lives in.
 	Namespace string
@@ -107,7 +108,7 @@ type function struct {
 // New returns an empty store.
 func New(cfg Config) *Store {
 	if cfg.MaxReplicas <= 0 {
-		cfg.MaxReplicas = 20
+		cfg.MaxReplicas = 5
 	}
 	return &Store{cfg: cfg, fns: map[string]*function{}}
 }
@@ -224,12 +225,12 @@ func (s *Store) Remove(name string) error {
 }
 
 // Scale sets a deployed function's replica count and returns once surplus
-// replicas are gone (new ones start in the background). Errors:
-// fault.Invalid above MaxReplicas, fault.NotFound when it is not deployed.
+// replicas are gone (new ones start in the background). A count above
+// MaxReplicas is clamped to it, as OpenFaaS CE clamps scale requests to its
+// maximum of 5; 0 is allowed (the gateway wakes the function on its next
+// call). Errors: fault.NotFound when it is not deployed.
 func (s *Store) Scale(name string, replicas uint64) error {
-	if replicas > uint64(s.cfg.MaxReplicas) {
-		return invalid("replicas must be at most %d", s.cfg.MaxReplicas)
-	}
+	replicas = min(replicas, uint64(s.cfg.MaxReplicas))
 	s.ops.Lock()
 	defer s.ops.Unlock()
 	if s.get(name) == nil {

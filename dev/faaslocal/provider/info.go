@@ -18,12 +18,21 @@ type systemInfo struct {
 	Version  types.VersionInfo  `json:"version"`
 }
 
-// infoHandler is GET /system/info: provider faas-local, orchestration process.
+// infoHandler is GET /system/info: provider faas-local, orchestration
+// process. The runtime is both a gateway (to faas-cli and go-sdk, which read
+// the gateway's shape) and a provider (to a real OpenFaaS gateway put in
+// front of it, which reads faas-provider's types.ProviderInfo and wraps it
+// itself). The gateway forwards the call with X-Forwarded-Host, which a
+// direct client does not send: such a call is answered the provider's shape.
 func infoHandler() http.HandlerFunc {
 	v := types.VersionInfo{Release: version, SHA: "local"}
-	info := systemInfo{Arch: runtime.GOARCH, Version: v,
-		Provider: types.ProviderInfo{Name: "faas-local", Orchestration: "process", Version: &v}}
-	return func(w http.ResponseWriter, _ *http.Request) {
+	provider := types.ProviderInfo{Name: "faas-local", Orchestration: "process", Version: &v}
+	info := systemInfo{Arch: runtime.GOARCH, Version: v, Provider: provider}
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Forwarded-Host") != "" {
+			writeJSON(w, http.StatusOK, provider)
+			return
+		}
 		writeJSON(w, http.StatusOK, info)
 	}
 }

@@ -8,3 +8,10 @@ func namespacesHandler() http.HandlerFunc {
 		writeJSON(w, http.StatusOK, []string{Namespace})
 	}
 }
+
+// namespaceNotImplemented is GET /system/namespace/{name}, answered as
+// faas-provider's bootstrap answers it for a provider without namespace
+// management (faasd among them): 501 Not Implemented.
+func namespaceNotImplemented(w http.ResponseWriter, _ *http.Request) {
+	http.Error(w, "Feature not implemented in this version of OpenFaaS", http.StatusNotImplemented)
+}

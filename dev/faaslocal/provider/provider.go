@@ -101,7 +101,8 @@ func New(d Deps) *Handlers {
 			Info:           infoHandler(),
 			ListNamespaces: namespacesHandler(),
 			Health:         healthHandler(),
-			FunctionProxy:  proxyHandler(d.Functions, resolver{replicas: d.Replicas, wait: d.ResolveWait}),
+			FunctionProxy: callHeaders(wake(d.Functions, watchdog(d.Functions,
+				proxyHandler(d.Functions, resolver{replicas: d.Replicas, wait: d.ResolveWait})))),
 		},
 		AsyncFunction: asyncHandler(d.Functions, d.Queue, d.Log),
 	}
@@ -122,6 +123,7 @@ func (h *Handlers) Router() http.Handler {
 	r.HandleFunc("/system/scale-function/"+nameExpr, h.ScaleFunction).Methods(http.MethodPost)
 	r.HandleFunc("/system/info", h.Info).Methods(http.MethodGet)
 	r.HandleFunc("/system/namespaces", h.ListNamespaces).Methods(http.MethodGet)
+	r.HandleFunc("/system/namespace/{name:[-a-zA-Z_0-9.]*}", namespaceNotImplemented).Methods(http.MethodGet)
 	r.HandleFunc("/system/secrets", h.Secrets).Methods(http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete)
 	r.HandleFunc("/system/logs", h.Logs).Methods(http.MethodGet)
 

@@ -1,0 +1,221 @@
+// Package contract holds the shop's public contract, api/openapi.yaml, to
+// account: its test checks the document against the route table
+// (internal/routes) and the error codes (internal/fault), and Transport
+// validates every request a test makes to the public API, and the answer it
+// gets, against the document with libopenapi-validator.
+package contract
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/pb33f/libopenapi"
+	validator "github.com/pb33f/libopenapi-validator"
+	"github.com/pb33f/libopenapi-validator/config"
+	verrors "github.com/pb33f/libopenapi-validator/errors"
+	"gopkg.in/yaml.v3"
+
+	"github.com/shopfaas/shop/api"
+)
+
+// Prefix is where the public routes live; requests elsewhere (the gateway
+// API, /function/…, the edge's own pages) are not part of the contract.
+const Prefix = "/api/"
+
+// Contract is the parsed document and its validator. Its methods are safe
+// for concurrent use.
+type Contract struct {
+	doc libopenapi.Document
+	mu  sync.Mutex // the validator caches per request path; one call at a time keeps it simple
+	val validator.Validator
+	raw document
+}
+
+// document is the part of the YAML the drift checks read.
+type document struct {
+	Paths      map[string]map[string]yaml.Node `yaml:"paths"` // path → method (or parameters, …) → operation
+	Components struct {
+		Schemas struct {
+			Problem struct {
+				Properties struct {
+					Code struct {
+						Enum []string `yaml:"enum"`
+					} `yaml:"code"`
+				} `yaml:"properties"`
+			} `yaml:"Problem"`
+		} `yaml:"schemas"`
+	} `yaml:"components"`
+}
+
+// operation is the part of an operation the drift checks read.
+type operation struct {
+	OperationID string                `yaml:"operationId"`
+	Security    []map[string][]string `yaml:"security"`
+	Responses   map[string]any        `yaml:"responses"`
+}
+
+// Load parses api/openapi.yaml and builds its validator, with format
+// assertions (uuid, date-time) on.
+func Load() (*Contract, error) {
+	spec := api.OpenAPI()
+	c := &Contract{}
+	if err := yaml.Unmarshal(spec, &c.raw); err != nil {
+		return nil, fmt.Errorf("api/openapi.yaml: %w", err)
+	}
+	doc, err := libopenapi.NewDocument(spec)
+	if err != nil {
+		return nil, fmt.Errorf("api/openapi.yaml: %w", err)
+	}
+	val, errs := validator.NewValidator(doc, config.WithFormatAssertions())
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("api/openapi.yaml: %w", errors.Join(errs...))
+	}
+	c.doc, c.val = doc, val
+	return c, nil
+}
+
+// Validate checks the document against the OpenAPI 3.1 schema.
+func (c *Contract) Validate() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ok, errs := c.val.ValidateDocument()
+	if ok {
+		return nil
+	}
+	return joinValidation(errs)
+}
+
+// Operation is one operation of the document.
+type Operation struct {
+	Method   string // upper case, e.g. GET
+	Path     string // e.g. /api/v1/products/{id}
+	ID       string // the operationId: the function's name
+	Secured  bool   // a security requirement is declared
+	Statuses []string
+}
+
+// Operations lists every operation of the document.
+func (c *Contract) Operations() []Operation {
+	var out []Operation
+	for path, item := range c.raw.Paths {
+		for method := range item {
+			switch method {
+			case "get", "put", "post", "delete", "patch", "head", "options", "trace":
+			default:
+				continue // parameters, summary, …
+			}
+			var op operation
+			node := item[method]
+			if err := node.Decode(&op); err != nil {
+				continue // Load's validator reports a malformed operation
+			}
+			o := Operation{Method: strings.ToUpper(method), Path: path, ID: op.OperationID, Secured: len(op.Security) > 0}
+			for status := range op.Responses {
+				o.Statuses = append(o.Statuses, status)
+			}
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// ProblemCodes are the codes Problem.code enumerates.
+func (c *Contract) ProblemCodes() []string {
+	return c.raw.Components.Schemas.Problem.Properties.Code.Enum
+}
+
+// Check validates one exchange with the public API: the request against its
+// operation, the answer against the operation's responses. A request the
+// document refuses (no token, an unknown field, a wrong type) must be answered
+// 4xx; a path or method the document does not have must be answered with a 4xx
+// problem. reqBody and resBody are the bodies already read.
+func (c *Contract) Check(req *http.Request, reqBody []byte, res *http.Response, resBody []byte) error {
+	if req.Method == http.MethodOptions || req.Method == http.MethodHead {
+		return nil // CORS preflights and HEAD are the edge's, not operations
+	}
+	r := req.Clone(req.Context())
+	r.Body = io.NopCloser(bytes.NewReader(reqBody))
+	r.ContentLength = int64(len(reqBody))
+	a := *res
+	a.Body = io.NopCloser(bytes.NewReader(resBody))
+	a.Request = r
+
+	if !c.hasOperation(req.Method, req.URL.Path) {
+		if res.StatusCode < 400 || res.StatusCode > 499 || !isProblem(res) {
+			return fmt.Errorf("%s %s is not in the contract but was answered %d %s", req.Method, req.URL.Path,
+				res.StatusCode, res.Header.Get("Content-Type"))
+		}
+		return nil
+	}
+
+	c.mu.Lock()
+	reqOK, reqErrs := c.val.ValidateHttpRequestSync(r)
+	r.Body = io.NopCloser(bytes.NewReader(reqBody))
+	resOK, resErrs := c.val.ValidateHttpResponse(r, &a)
+	c.mu.Unlock()
+
+	var errs []error
+	if !reqOK && (res.StatusCode < 400 || res.StatusCode > 499) {
+		errs = append(errs, fmt.Errorf("a request the contract refuses was answered %d: %w", res.StatusCode, joinValidation(reqErrs)))
+	}
+	if !resOK {
+		errs = append(errs, fmt.Errorf("the answer %d breaks the contract: %w", res.StatusCode, joinValidation(resErrs)))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s %s: %w", req.Method, req.URL.RequestURI(), errors.Join(errs...))
+}
+
+// hasOperation reports whether the document has an operation for method at
+// the concrete path (templates match one non-empty segment).
+func (c *Contract) hasOperation(method, path string) bool {
+	got := strings.Split(strings.Trim(path, "/"), "/")
+	for tmpl, item := range c.raw.Paths {
+		if _, ok := item[strings.ToLower(method)]; !ok {
+			continue
+		}
+		want := strings.Split(strings.Trim(tmpl, "/"), "/")
+		if len(want) != len(got) {
+			continue
+		}
+		match := true
+		for i := range want {
+			if strings.HasPrefix(want[i], "{") {
+				match = match && got[i] != ""
+			} else {
+				match = match && want[i] == got[i]
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
+}
+
+func isProblem(res *http.Response) bool {
+	mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
+	return mt == "application/problem+json"
+}
+
+func joinValidation(errs []*verrors.ValidationError) error {
+	var out []error
+	for _, e := range errs {
+		msg := e.Message
+		if e.Reason != "" {
+			msg += ": " + e.Reason
+		}
+		for _, s := range e.SchemaValidationErrors {
+			msg += fmt.Sprintf(" [%s: %s]", s.FieldPath, s.Reason)
+		}
+		out = append(out, errors.New(msg))
+	}
+	return errors.Join(out...)
+}

@@ -1,0 +1,186 @@
+package contract_test
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/shopfaas/shop/dev/contract"
+	"github.com/shopfaas/shop/internal/routes"
+)
+
+func load(t *testing.T) *contract.Contract {
+	t.Helper()
+	c, err := contract.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestDocumentIsValidOpenAPI(t *testing.T) {
+	if err := load(t).Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDocumentMatchesTheRouteTable: every public route of internal/routes is
+// exactly one operation (same method, path and function name as operationId),
+// and nothing else is; token routes declare a security requirement and 401,
+// admin routes 403.
+func TestDocumentMatchesTheRouteTable(t *testing.T) {
+	ops := map[string]contract.Operation{}
+	for _, op := range load(t).Operations() {
+		ops[op.Method+" "+op.Path] = op
+	}
+	for _, r := range routes.Table() {
+		if r.Kind != routes.Public {
+			for _, op := range ops {
+				if op.ID == r.Function {
+					t.Errorf("%s is %s, not public, but is operation %s %s", r.Function, r.Kind, op.Method, op.Path)
+				}
+			}
+			continue
+		}
+		key := r.Method + " " + r.Path
+		op, ok := ops[key]
+		if !ok {
+			t.Errorf("route %s (%s) is missing from api/openapi.yaml", key, r.Function)
+			continue
+		}
+		delete(ops, key)
+		if op.ID != r.Function {
+			t.Errorf("%s: operationId %q, the route table says %q", key, op.ID, r.Function)
+		}
+		if op.Secured != r.NeedsToken() {
+			t.Errorf("%s: security declared %v, the route needs a token: %v", key, op.Secured, r.NeedsToken())
+		}
+		if r.NeedsToken() && !slices.Contains(op.Statuses, "401") {
+			t.Errorf("%s: a token route must declare 401", key)
+		}
+		if r.Access == routes.Admin && !slices.Contains(op.Statuses, "403") {
+			t.Errorf("%s: an admin route must declare 403", key)
+		}
+		if !slices.ContainsFunc(op.Statuses, func(s string) bool { return strings.HasPrefix(s, "2") || s == "304" }) {
+			t.Errorf("%s: no success status declared", key)
+		}
+	}
+	for key, op := range ops {
+		t.Errorf("api/openapi.yaml has %s (%s), which is not a public route of internal/routes", key, op.ID)
+	}
+}
+
+// TestProblemCodesAreTheFaultCodes: Problem.code lists exactly the Code
+// constants of internal/fault/codes.go.
+func TestProblemCodesAreTheFaultCodes(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "../../internal/fault/codes.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		vs, ok := n.(*ast.ValueSpec)
+		if !ok || len(vs.Values) != 1 {
+			return true
+		}
+		if id, ok := vs.Type.(*ast.Ident); !ok || id.Name != "Code" {
+			return true
+		}
+		if lit, ok := vs.Values[0].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+			s, _ := strconv.Unquote(lit.Value)
+			codes = append(codes, s)
+		}
+		return true
+	})
+	if len(codes) < 10 {
+		t.Fatalf("read only %d codes from internal/fault/codes.go", len(codes))
+	}
+	doc := load(t).ProblemCodes()
+	for _, c := range codes {
+		if !slices.Contains(doc, c) {
+			t.Errorf("fault code %q is missing from Problem.code in api/openapi.yaml", c)
+		}
+	}
+	for _, c := range doc {
+		if !slices.Contains(codes, c) {
+			t.Errorf("Problem.code %q is not a code of internal/fault/codes.go", c)
+		}
+	}
+}
+
+// TestRecorderCatchesWhatBreaksTheContract drives the recorder with a fake
+// edge whose answers are right or wrong in known ways.
+func TestRecorderCatchesWhatBreaksTheContract(t *testing.T) {
+	const product = `{"id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f","sku":"A-1","name":"A","description":"","category":"c","price":{"amount":100,"currency":"USD"},"sold_count":0}`
+	answers := map[string]struct {
+		status      int
+		contentType string
+		body        string
+	}{
+		"/api/v1/products/good":        {200, "application/json", product},
+		"/api/v1/products/no-sku":      {200, "application/json", strings.Replace(product, `"sku":"A-1",`, "", 1)},
+		"/api/v1/products/bad-uuid":    {200, "application/json", strings.Replace(product, "01936a6e-", "zz", 1)},
+		"/api/v1/products/teapot":      {418, "application/problem+json", `{"type":"about:blank","title":"x","status":418,"code":"not_found"}`},
+		"/api/v1/products/bad-code":    {404, "application/problem+json", `{"type":"about:blank","title":"x","status":404,"code":"nope"}`},
+		"/api/v1/products/missing":     {404, "application/problem+json", `{"type":"about:blank","title":"Not Found","status":404,"code":"not_found"}`},
+		"/api/v1/nowhere":              {404, "application/problem+json", `{"type":"about:blank","title":"Not Found","status":404,"code":"not_found"}`},
+		"/api/v1/elsewhere":            {200, "application/json", `{}`},
+		"/api/v1/users/me":             {200, "application/json", `{"id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f","email":"a@b.c","name":"A","role":"customer"}`},
+		"/api/v1/inventory/refused":    {200, "application/json", `{"product_id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f","on_hand":1,"reserved":0,"available":1}`},
+		"/api/v1/inventory/refused400": {400, "application/problem+json", `{"type":"about:blank","title":"Bad Request","status":400,"code":"invalid_json"}`},
+	}
+	edge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := answers[r.URL.Path]
+		w.Header().Set("Content-Type", a.contentType)
+		w.WriteHeader(a.status)
+		_, _ = w.Write([]byte(a.body))
+	}))
+	defer edge.Close()
+
+	cases := []struct {
+		method, path, token, body string
+		broken                    bool
+	}{
+		{"GET", "/api/v1/products/good", "", "", false},
+		{"GET", "/api/v1/products/missing", "", "", false},
+		{"GET", "/api/v1/nowhere", "", "", false},
+		{"GET", "/api/v1/products/no-sku", "", "", true},
+		{"GET", "/api/v1/products/bad-uuid", "", "", true},
+		{"GET", "/api/v1/products/teapot", "", "", true},
+		{"GET", "/api/v1/products/bad-code", "", "", true},
+		{"GET", "/api/v1/elsewhere", "", "", true},
+		{"GET", "/api/v1/users/me", "", "", true},          // no token, yet 200
+		{"GET", "/api/v1/users/me", "Bearer x", "", false}, // the token's validity is the edge's business
+		{"PUT", "/api/v1/inventory/refused", "Bearer x", `{"on_hand":1,"price":3}`, true},
+		{"PUT", "/api/v1/inventory/refused400", "Bearer x", `{"on_hand":1,"price":3}`, false},
+	}
+	for _, tc := range cases {
+		rec := &contract.Recorder{Contract: load(t)}
+		client := &http.Client{Transport: rec}
+		req, err := http.NewRequest(tc.method, edge.URL+tc.path, strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if tc.token != "" {
+			req.Header.Set("Authorization", tc.token)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		got := rec.Violations()
+		if rec.Checked() != 1 || (len(got) > 0) != tc.broken {
+			t.Errorf("%s %s: checked %d, broken %v, want broken %v: %q", tc.method, tc.path, rec.Checked(), len(got) > 0, tc.broken, got)
+		}
+	}
+}

@@ -1,0 +1,81 @@
+package contract
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// Recorder is an http.RoundTripper that checks every exchange under Prefix
+// against the contract and keeps what breaks it. The integration suite
+// installs one as http.DefaultClient's transport and fails when it recorded
+// anything, so every request a test makes to the public API is validated.
+type Recorder struct {
+	// Contract is the document to check against.
+	Contract *Contract
+	// Next sends the requests (http.DefaultTransport when nil).
+	Next http.RoundTripper
+
+	mu         sync.Mutex
+	violations []string
+	checked    int
+}
+
+// RoundTrip sends req through Next and, for a path under Prefix, checks the
+// exchange. The answer's body is read whole and handed back unchanged.
+func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	next := r.Next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	if !strings.HasPrefix(req.URL.Path, Prefix) {
+		return next.RoundTrip(req)
+	}
+	var reqBody []byte
+	out := req
+	if req.Body != nil && req.Body != http.NoBody {
+		b, err := io.ReadAll(req.Body)
+		_ = req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		reqBody = b
+		out = req.Clone(req.Context())
+		out.Body = io.NopCloser(bytes.NewReader(b))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	}
+	res, err := next.RoundTrip(out)
+	if err != nil {
+		return res, err
+	}
+	resBody, err := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	res.Body = io.NopCloser(bytes.NewReader(resBody))
+	if err != nil {
+		return res, nil // the caller sees the short body; a cut answer is not a contract matter
+	}
+	cerr := r.Contract.Check(req, reqBody, res, resBody)
+	r.mu.Lock()
+	r.checked++
+	if cerr != nil {
+		r.violations = append(r.violations, cerr.Error())
+	}
+	r.mu.Unlock()
+	return res, nil
+}
+
+// Violations returns what broke the contract so far.
+func (r *Recorder) Violations() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.violations...)
+}
+
+// Checked is the number of exchanges checked so far.
+func (r *Recorder) Checked() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.checked
+}

@@ -1,0 +1,140 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+)
+
+// servedBy is the X-Served-By of every synchronous call, as the OpenFaaS CE
+// gateway answers openfaas-ce/<version>.
+const servedBy = "faas-local/" + version
+
+// callHeaders is what the OpenFaaS gateway does to every synchronous call
+// (its call-id middleware): an X-Call-Id, kept when the caller sent one,
+// and X-Start-Time (Unix nanoseconds) on the request and the answer, and
+// X-Served-By on the answer. fnserve puts the call id in every log line.
+func callHeaders(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := strconv.FormatInt(time.Now().UTC().UnixNano(), 10)
+		if r.Header.Get("X-Call-Id") == "" {
+			id := uuid.NewString()
+			r.Header.Set("X-Call-Id", id)
+			w.Header().Set("X-Call-Id", id)
+		}
+		r.Header.Set("X-Start-Time", start)
+		w.Header().Set("X-Start-Time", start)
+		w.Header().Set("X-Served-By", servedBy)
+		next(w, r)
+	}
+}
+
+// watchdog is what of-watchdog (mode=http) does in front of each function's
+// process: the call gets the function's exec_timeout (its environment, as
+// the watchdog reads it), shortened by an X-Timeout header of a Go duration
+// no longer than exec_timeout (ignored when exec_timeout is 0 or unset); a
+// call past it is answered 504 with an empty body and X-OpenFaaS-Internal:
+// of-watchdog; every answer carries X-Duration-Seconds.
+func watchdog(fns describer, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		started := time.Now()
+		timeout := execTimeout(fns, mux.Vars(r)["name"], r.Header.Get("X-Timeout"))
+		ctx, cancel := r.Context(), context.CancelFunc(func() {})
+		if timeout > 0 {
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+		}
+		defer cancel()
+		ww := &watchdogWriter{ResponseWriter: w, ctx: ctx, started: started}
+		next(ww, r.WithContext(ctx))
+	}
+}
+
+// execTimeout is the timeout of one call of the function named raw.
+func execTimeout(fns describer, raw, header string) time.Duration {
+	name, ok := splitName(raw)
+	if !ok {
+		return 0
+	}
+	st, err := fns.Status(name)
+	if err != nil {
+		return 0
+	}
+	limit := parseTimeout(st.EnvVars["exec_timeout"])
+	if limit <= 0 {
+		return 0
+	}
+	if d, err := time.ParseDuration(header); err == nil && d > 0 && d <= limit {
+		return d
+	}
+	return limit
+}
+
+// parseTimeout reads a watchdog duration: a Go duration or bare seconds.
+func parseTimeout(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		return time.Duration(n) * time.Second
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0
+	}
+	return d
+}
+
+// watchdogWriter sets X-Duration-Seconds on the answer and turns the
+// proxy's failure after the deadline into the watchdog's 504.
+type watchdogWriter struct {
+	http.ResponseWriter
+	ctx      context.Context
+	started  time.Time
+	wrote    bool
+	timedOut bool
+}
+
+func (w *watchdogWriter) WriteHeader(status int) {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	h := w.Header()
+	h.Set("X-Duration-Seconds", fmt.Sprintf("%f", time.Since(w.started).Seconds()))
+	if status >= 500 && errors.Is(w.ctx.Err(), context.DeadlineExceeded) {
+		w.timedOut = true
+		h.Del("Content-Type")
+		h.Del("Content-Length")
+		h.Del("X-Content-Type-Options")
+		h.Set("X-OpenFaaS-Internal", "of-watchdog")
+		w.ResponseWriter.WriteHeader(http.StatusGatewayTimeout)
+		return
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *watchdogWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.timedOut {
+		return len(b), nil // the watchdog's 504 has no body
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush lets streamed answers through.
+func (w *watchdogWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap gives http.ResponseController the writer underneath.
+func (w *watchdogWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

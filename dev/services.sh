@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# make services: start PostgreSQL, Redis and RabbitMQ on 127.0.0.1 when they
+# are not running (installing Debian's packages when missing), and set up the
+# PostgreSQL authentication the shop needs explicitly: trust for the postgres
+# user over TCP from 127.0.0.1 (a development machine and CI only). .ci/run
+# sources it; production gets its services from docker-compose.yml.
+set -euo pipefail
+
+log() { printf '[services] %s\n' "$*"; }
+
+port_open() { (echo >"/dev/tcp/127.0.0.1/$1") >/dev/null 2>&1; }
+
+wait_port() { # name port seconds
+	local i
+	for ((i = 0; i < $3 * 2; i++)); do
+		port_open "$2" && { log "$1 is up on 127.0.0.1:$2"; return 0; }
+		sleep 0.5
+	done
+	log "$1 did not come up on 127.0.0.1:$2"; return 1
+}
+
+ensure_postgres() {
+	port_open 5432 && return 0
+	log "starting PostgreSQL"
+	if ! command -v pg_ctlcluster >/dev/null; then
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+	fi
+	pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+	wait_port PostgreSQL 5432 60
+}
+
+ensure_redis() {
+	port_open 6379 && return 0
+	log "starting Redis"
+	if ! command -v redis-server >/dev/null; then
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+	fi
+	mkdir -p /var/lib/redis /var/log/redis
+	redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+		--dir /var/lib/redis --logfile /var/log/redis/ci.log
+	wait_port Redis 6379 30
+}
+
+ensure_rabbitmq() {
+	port_open 5672 && return 0
+	log "starting RabbitMQ"
+	if ! command -v rabbitmq-server >/dev/null; then
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+	fi
+	rabbitmq-server -detached || true
+	wait_port RabbitMQ 5672 120
+}
+
+# ensure_pg_auth: the postgres user logs in without a password from
+# 127.0.0.1, as env/development.yml's URLs expect. Only when it does not
+# already: then a trust line goes first in pg_hba.conf and the cluster reloads.
+ensure_pg_auth() {
+	psql -h 127.0.0.1 -U postgres -d postgres -w -Atc 'select 1' >/dev/null 2>&1 && return 0
+	local ver hba
+	ver="$(ls /etc/postgresql | head -n1)"
+	hba="/etc/postgresql/$ver/main/pg_hba.conf"
+	log "setting trust for postgres from 127.0.0.1 in $hba"
+	sed -i '1i host all postgres 127.0.0.1/32 trust\nhost all postgres ::1/128 trust' "$hba"
+	pg_ctlcluster --skip-systemctl-redirect "$ver" main reload
+	psql -h 127.0.0.1 -U postgres -d postgres -w -Atc 'select 1' >/dev/null || { log "PostgreSQL still refuses postgres from 127.0.0.1"; return 1; }
+}
+
+ensure_services() {
+	ensure_postgres
+	ensure_pg_auth
+	ensure_redis
+	ensure_rabbitmq
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	ensure_services
+	log "PostgreSQL, Redis and RabbitMQ answer on 127.0.0.1"
+fi
