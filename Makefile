@@ -6,7 +6,7 @@ STATE   ?= .local
 # runtime's state.
 GOFILES  = $(shell find . -name '*.go' -not -path './build/*' -not -path './.local/*')
 
-.PHONY: run test lint fmt unit integration broker-restart-test buildcheck chaos chaos-short generate bench clean
+.PHONY: run test lint fmt unit integration broker-restart-test buildcheck fuzz chaos chaos-short generate bench clean
 
 ## run: build every function and connector, start the local OpenFaaS runtime
 ## (gateway 127.0.0.1:8080, edge 127.0.0.1:8000) and seed the development data.
@@ -15,8 +15,9 @@ run:
 
 ## test: lint, every test (against the real PostgreSQL, Redis and RabbitMQ;
 ## the unit packages with the race detector), the build check of every
-## function of stack.yml and, last and alone, the short chaos run.
-test: lint unit integration broker-restart-test buildcheck
+## function of stack.yml, a short fuzz run and, last and alone, the short
+## chaos run.
+test: lint unit integration broker-restart-test buildcheck fuzz
 	$(MAKE) chaos-short
 
 ## lint: gofmt, imports in three groups (stdlib, third party, the shop), vet,
@@ -62,6 +63,14 @@ chaos:
 ## chaos-short: the CI form of chaos (30 s of load; about 3 minutes on 2 loaded cores).
 chaos-short:
 	$(GO) run ./cmd/chaos -short
+
+## fuzz: a short run of every fuzz test (their seeds, in testdata/fuzz, also
+## run in make unit); FUZZTIME each, one package at a time (go test -fuzz
+## takes one target per run).
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBytes$$' -fuzztime $(FUZZTIME) ./internal/fnhttp
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckRequestText$$' -fuzztime $(FUZZTIME) ./internal/fnhttp
 
 buildcheck:
 	$(GO) run ./cmd/buildcheck -stack stack.yml
