@@ -147,7 +147,7 @@ func (rt *Runtime) open(known map[string]bool, gatewayURL string) error {
 func (rt *Runtime) serveGateway(ln net.Listener) {
 	api := provider.New(provider.Deps{Functions: rt.functions, Secrets: rt.secrets, Logs: rt.logs,
 		Replicas: rt.replicas, Queue: rt.queue, ResolveWait: rt.cfg.ResolveWait, Log: rt.cfg.Log})
-	rt.gateway = serve(ln, api.Router(), rt.cfg.Log)
+	rt.gateway = serve(ln, provider.Guard(api.Router()), rt.cfg.Log)
 }
 
 // startConnector supervises c like a one-replica function: restarted when it
