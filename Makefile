@@ -67,10 +67,13 @@ chaos-short:
 ## fuzz: a short run of every fuzz test (their seeds, in testdata/fuzz, also
 ## run in make unit); FUZZTIME each, one package at a time (go test -fuzz
 ## takes one target per run).
-FUZZTIME ?= 10s
+FUZZTIME ?= 8s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBytes$$' -fuzztime $(FUZZTIME) ./internal/fnhttp
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckRequestText$$' -fuzztime $(FUZZTIME) ./internal/fnhttp
+	$(GO) test -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME) ./internal/search
+	$(GO) test -run '^$$' -fuzz '^FuzzValidKey$$' -fuzztime $(FUZZTIME) ./internal/orders
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCursor$$' -fuzztime $(FUZZTIME) ./internal/orders
 
 buildcheck:
 	$(GO) run ./cmd/buildcheck -stack stack.yml
