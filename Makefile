@@ -8,7 +8,7 @@ GOFILES  = $(shell find . -name '*.go' -not -path './build/*' -not -path './.loc
 
 .DEFAULT_GOAL := run
 
-.PHONY: services run test lint fmt unit integration broker-restart-test buildcheck chaos chaos-short generate bench clean jaeger jaeger-build
+.PHONY: services run test lint fmt unit integration broker-restart-test buildcheck fuzz chaos chaos-short generate bench clean jaeger jaeger-build
 
 ## services: start PostgreSQL, Redis and RabbitMQ on 127.0.0.1 when they are
 ## not running, with the PostgreSQL authentication the shop needs (trust for
@@ -30,8 +30,9 @@ run:
 
 ## test: lint, every test (against the real PostgreSQL, Redis and RabbitMQ;
 ## the unit packages with the race detector), the build check of every
-## function of stack.yml and, last and alone, the short chaos run.
-test: lint unit integration broker-restart-test buildcheck
+## function of stack.yml, a short fuzz run and, last and alone, the short
+## chaos run.
+test: lint unit integration broker-restart-test buildcheck fuzz
 	$(MAKE) chaos-short
 
 ## lint: gofmt, imports in three groups (stdlib, third party, the shop), vet,
@@ -77,6 +78,17 @@ chaos:
 ## chaos-short: the CI form of chaos (30 s of load; about 3 minutes on 2 loaded cores).
 chaos-short:
 	$(GO) run ./cmd/chaos -short
+
+## fuzz: a short run of every fuzz test (their seeds, in testdata/fuzz, also
+## run in make unit); FUZZTIME each, one package at a time (go test -fuzz
+## takes one target per run).
+FUZZTIME ?= 8s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBytes$$' -fuzztime $(FUZZTIME) ./internal/fnhttp
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckRequestText$$' -fuzztime $(FUZZTIME) ./internal/fnhttp
+	$(GO) test -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME) ./internal/search
+	$(GO) test -run '^$$' -fuzz '^FuzzValidKey$$' -fuzztime $(FUZZTIME) ./internal/orders
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCursor$$' -fuzztime $(FUZZTIME) ./internal/orders
 
 buildcheck:
 	$(GO) run ./cmd/buildcheck -stack stack.yml

@@ -190,7 +190,7 @@ func TestComposeRules(t *testing.T) {
 	if len(errs) > 0 {
 		t.Errorf("docker-compose.yml:\n%s", strings.Join(errStrings(errs), "\n"))
 	}
-	if diff := cmp.Diff([]string{"8000:8000", "8443:8443"}, c.Services["kong"].Ports); diff != "" {
+	if diff := cmp.Diff([]string{"127.0.0.1:8000:8000", "8443:8443"}, c.Services["kong"].Ports); diff != "" {
 		t.Errorf("kong's ports (-want +got):\n%s", diff)
 	}
 	if !slices.Contains(c.Services["kong"].DependsOn, "gateway") {

@@ -150,7 +150,7 @@ func (rt *Runtime) open(known map[string]bool, gatewayURL string) error {
 func (rt *Runtime) serveGateway(ln net.Listener) {
 	api := provider.New(provider.Deps{Functions: rt.functions, Secrets: rt.secrets, Logs: rt.logs,
 		Replicas: rt.replicas, Queue: rt.queue, ResolveWait: rt.cfg.ResolveWait, Log: rt.cfg.Log})
-	rt.gateway = serve(ln, api.Router(), rt.cfg.Log)
+	rt.gateway = serve(ln, provider.Guard(api.Router()), rt.cfg.Log)
 }
 
 // startConnector supervises c like a one-replica function: restarted when it
@@ -270,10 +270,25 @@ type server struct {
 	srv *http.Server
 }
 
+// Read timeouts of the gateway and the edge: a client has readHeaderTimeout
+// to send its headers and readTimeout to send the whole request, so a
+// client trickling a body a byte at a time cannot hold a connection (and a
+// function's body read) open; the bodies these listeners take are small
+// (the edge caps them at 64 KiB, the system API's are JSON documents).
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 15 * time.Second
+)
+
 // serve serves h on ln until shutdown.
 func serve(ln net.Listener, h http.Handler, log *slog.Logger) *server {
+	return serveWith(ln, h, log, readHeaderTimeout, readTimeout)
+}
+
+// serveWith is serve with explicit read timeouts (tests shorten them).
+func serveWith(ln net.Listener, h http.Handler, log *slog.Logger, headerTimeout, bodyTimeout time.Duration) *server {
 	s := &server{ln: ln, srv: &http.Server{Handler: h,
-		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ReadHeaderTimeout: headerTimeout, ReadTimeout: bodyTimeout, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

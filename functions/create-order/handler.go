@@ -32,7 +32,7 @@ var handler = fnhttp.Lazy(func() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(env.Tokens, env.Saga, slog.Default()), nil
+	return New(env.Tokens, env.Checkout, slog.Default()), nil
 })
 
 // Handle serves the function (the OpenFaaS golang-middleware signature).

@@ -33,6 +33,12 @@ const Audience = "shop-api"
 // MinKeyBytes is the shortest HMAC key accepted (256 bits).
 const MinKeyBytes = 32
 
+// MaxLifetime caps a token's lifetime (exp − iat): a token signed with the
+// key but meant to live longer is refused, and NewTokens refuses to issue
+// such tokens. gateway/kong.yml's jwt plugins carry the same cap
+// (maximum_expiration, seconds).
+const MaxLifetime = 24 * time.Hour
+
 // Identity is the verified caller.
 type Identity struct {
 	UserID uuid.UUID
@@ -56,6 +62,9 @@ func NewTokens(key string, ttl time.Duration) (*Tokens, error) {
 	}
 	if ttl <= 0 {
 		ttl = 15 * time.Minute
+	}
+	if ttl > MaxLifetime {
+		return nil, fmt.Errorf("token lifetime %s exceeds the cap of %s", ttl, MaxLifetime)
 	}
 	return &Tokens{key: []byte(key), ttl: ttl, now: time.Now}, nil
 }
@@ -97,8 +106,9 @@ func (t *Tokens) Issue(userID uuid.UUID, role string) (string, error) {
 // errToken is what every bad token becomes: the reason is never told to the client.
 var errToken = fault.E(fault.Unauthenticated, fault.CodeUnauthenticated, "missing, invalid or expired access token")
 
-// Verify checks signature, algorithm, issuer, audience and lifetime, and
-// returns the identity. Every failure is fault.Unauthenticated.
+// Verify checks signature, algorithm, issuer, audience and lifetime (exp and
+// iat required, exp − iat at most MaxLifetime), and returns the identity.
+// Every failure is fault.Unauthenticated.
 func (t *Tokens) Verify(token string) (Identity, error) {
 	var c claims
 	parsed, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.key, nil },
@@ -108,6 +118,9 @@ func (t *Tokens) Verify(token string) (Identity, error) {
 		jwt.WithTimeFunc(t.now), jwt.WithLeeway(5*time.Second))
 	if err != nil || !parsed.Valid {
 		return Identity{}, fault.Wrap(err, fault.Unauthenticated, errToken.Code, errToken.Message)
+	}
+	if c.IssuedAt == nil || c.ExpiresAt.Sub(c.IssuedAt.Time) > MaxLifetime {
+		return Identity{}, fault.Wrap(errors.New("token lifetime missing or above the cap"), fault.Unauthenticated, errToken.Code, errToken.Message)
 	}
 	id, err := uuid.Parse(c.Subject)
 	if err != nil {

@@ -42,6 +42,15 @@ func TestNewTokensRefusesShortKey(t *testing.T) {
 	}
 }
 
+func TestNewTokensRefusesLifetimeAboveTheCap(t *testing.T) {
+	if _, err := auth.NewTokens(key, auth.MaxLifetime+time.Second); err == nil {
+		t.Error("a lifetime above MaxLifetime was accepted")
+	}
+	if _, err := auth.NewTokens(key, auth.MaxLifetime); err != nil {
+		t.Errorf("a lifetime of exactly MaxLifetime: %v", err)
+	}
+}
+
 func TestRoundTrip(t *testing.T) {
 	now := time.Now()
 	tk := newTokens(t, now)
@@ -99,6 +108,9 @@ func TestVerifyRefuses(t *testing.T) {
 		{"expired", sign(t, jwt.SigningMethodHS256, []byte(key), with("exp", now.Add(-time.Minute).Unix()))},
 		{"no expiry", sign(t, jwt.SigningMethodHS256, []byte(key), with("exp", nil))},
 		{"not yet valid", sign(t, jwt.SigningMethodHS256, []byte(key), with("nbf", now.Add(time.Minute).Unix()))},
+		{"lives ten years", sign(t, jwt.SigningMethodHS256, []byte(key), with("exp", now.AddDate(10, 0, 0).Unix()))},
+		{"lives just over the cap", sign(t, jwt.SigningMethodHS256, []byte(key), with("exp", now.Add(auth.MaxLifetime+time.Second).Unix()))},
+		{"no issued-at", sign(t, jwt.SigningMethodHS256, []byte(key), with("iat", nil))},
 		{"issued in the future", sign(t, jwt.SigningMethodHS256, []byte(key), with("iat", now.Add(time.Minute).Unix()))},
 		{"forged signature", forged},
 		{"payload swapped under a valid signature", tampered},

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/payments"
 )
 
 // Source is the CloudEvents source of every event the orders service emits.
@@ -224,7 +225,9 @@ type Line struct {
 
 // Price turns requested items into priced lines and their total, using the
 // catalog's prices. Every line must have a price in the same currency;
-// otherwise, or when the total would overflow, the result is fault.Invalid.
+// otherwise, or when the total would overflow or exceed the largest charge
+// payments accept (payments.MaxAmount), the result is fault.Invalid
+// (invalid_request, naming the limit) and no order is written.
 func Price(items []ItemRequest, prices map[uuid.UUID]Money) ([]Line, Money, error) {
 	if err := ValidateItems(items); err != nil {
 		return nil, Money{}, err
@@ -249,6 +252,9 @@ func Price(items []ItemRequest, prices map[uuid.UUID]Money) ([]Line, Money, erro
 		}
 		total.Amount += p.Amount * int64(it.Quantity)
 		lines = append(lines, Line{ProductID: it.ProductID, Quantity: it.Quantity, UnitPrice: p})
+	}
+	if total.Amount > payments.MaxAmount {
+		return nil, Money{}, invalid(fmt.Sprintf("order total %d exceeds the largest payment accepted, %d minor units", total.Amount, payments.MaxAmount))
 	}
 	return lines, total, nil
 }

@@ -2,6 +2,7 @@ package orders
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/payments"
 )
 
 func TestStatusOnlyMovesForward(t *testing.T) {
@@ -112,5 +114,14 @@ func TestPrice(t *testing.T) {
 	}
 	if _, _, err := Price([]ItemRequest{{a, 1}}, map[uuid.UUID]Money{}); !fault.Is(err, fault.Invalid, "unknown_product") {
 		t.Fatalf("unknown product: %v", err)
+	}
+	// A total payments would refuse is refused here, before any order is
+	// written, with a message naming the limit (issue 12, finding 6).
+	if _, total, err := Price([]ItemRequest{{a, 1}}, map[uuid.UUID]Money{a: {payments.MaxAmount, "USD"}}); err != nil || total.Amount != payments.MaxAmount {
+		t.Fatalf("a total of exactly payments.MaxAmount: %v %v", total, err)
+	}
+	_, _, err = Price([]ItemRequest{{a, 2}}, map[uuid.UUID]Money{a: {payments.MaxAmount/2 + 1, "USD"}})
+	if !fault.Is(err, fault.Invalid, fault.CodeInvalidRequest) || !strings.Contains(err.Error(), "largest payment") {
+		t.Fatalf("a total above payments.MaxAmount: %v", err)
 	}
 }

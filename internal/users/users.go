@@ -145,9 +145,33 @@ func passwordProblem(p string) string {
 		return "password must be at least 8 bytes"
 	case len(p) > MaxPasswordBytes:
 		return "password must be at most 128 bytes"
+	case commonPasswords[strings.ToLower(p)]:
+		return "password is one of the most common passwords; choose another"
 	}
 	return ""
 }
+
+// commonPasswords are the most used passwords long enough to pass the length
+// rule (from the public top-password lists), compared without letter case.
+// It is a short blocklist, not a breached-password service: that (a
+// k-anonymity lookup) is out of scope, see docs/security.md.
+var commonPasswords = func() map[string]bool {
+	m := map[string]bool{}
+	for _, p := range strings.Fields(`
+		password password1 password12 password123 password1234 password! password1! passw0rd p@ssw0rd p@ssword
+		1password mypassword 12345678 123456789 1234567890 0123456789 87654321 987654321 11111111 00000000
+		88888888 12341234 12121212 11223344 123123123 123321123 147258369 1q2w3e4r 1q2w3e4r5t 1qaz2wsx
+		qazwsxedc zaq12wsx zaq1zaq1 qwertyui qwertyuiop qwerty12 qwerty123 qwe12345 123qweasd asdfghjk
+		asdfasdf asdf1234 zxcvbnm1 zxcvbnm123 abc12345 abcd1234 abcdefgh aaaaaaaa iloveyou iloveyou1
+		sunshine princess football football1 baseball baseball1 welcome1 welcome123 trustno1 superman
+		starwars whatever letmein1 letmein123 admin123 administrator changeme computer internet michelle
+		jennifer corvette mercedes mustang1 dragon12 monkey12 shadow12 master12 secret123 hello123
+		samsung1 google123 qwerty1234 1234qwer q1w2e3r4 q1w2e3r4t5 shopshop
+	`) {
+		m[p] = true
+	}
+	return m
+}()
 
 func normalizeName(name string) (string, string) {
 	n := strings.TrimSpace(name)

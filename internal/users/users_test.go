@@ -21,7 +21,7 @@ func TestNewRegistrationNormalises(t *testing.T) {
 }
 
 func TestNewRegistrationRejects(t *testing.T) {
-	ok := struct{ email, password, name string }{"a@example.com", "12345678", "A"}
+	ok := struct{ email, password, name string }{"a@example.com", "hunter-2-x", "A"}
 	tests := []struct {
 		name                  string
 		email, password, user string
@@ -42,6 +42,9 @@ func TestNewRegistrationRejects(t *testing.T) {
 		{"local too long", strings.Repeat("a", 65) + "@example.com", ok.password, ok.name, "valid email"},
 		{"missing password", ok.email, "", ok.name, "password is required"},
 		{"short password", ok.email, "1234567", ok.name, "at least 8"},
+		{"common password", ok.email, "password", ok.name, "most common passwords"},
+		{"common password in another case", ok.email, "PassWord123", ok.name, "most common passwords"},
+		{"common digits", ok.email, "12345678", ok.name, "most common passwords"},
 		{"long password", ok.email, strings.Repeat("p", 129), ok.name, "at most 128"},
 		{"missing name", ok.email, ok.password, "", "name is required"},
 		{"blank name", ok.email, ok.password, " \t ", "name is required"},
@@ -69,8 +72,8 @@ func TestNewRegistrationBoundaries(t *testing.T) {
 	for _, tc := range []struct{ email, password, name string }{
 		{"a@b.co", strings.Repeat("p", 8), "A"},
 		{"a@b.co", strings.Repeat("p", 128), strings.Repeat("é", 100)},
-		{strings.Repeat("a", 64) + "@example.com", "12345678", "Zoë"},
-		{"o'brien@münchen.de", "12345678", "O'Brien"},
+		{strings.Repeat("a", 64) + "@example.com", "hunter-2-x", "Zoë"},
+		{"o'brien@münchen.de", "hunter-2-x", "O'Brien"},
 	} {
 		if _, err := NewRegistration(tc.email, tc.password, tc.name); err != nil {
 			t.Errorf("NewRegistration(%q, len %d, %q) = %v, want ok", tc.email, len(tc.password), tc.name, err)

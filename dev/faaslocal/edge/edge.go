@@ -131,7 +131,11 @@ func (e *Edge) Close() error { return e.redis.close() }
 // ServeHTTP routes r to the first matching route in Kong's order; a request
 // no route matches gets the global plugins and a 404 problem.
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := r.URL.Path
+	// Kong normalises the path (RFC 3986 dot-segment removal) before it
+	// matches routes and proxies the normalised path; so does this edge, so
+	// /api/v1/products/.. never reaches a function, whose mux would answer
+	// it with a redirect naming its internal /function/<name> path.
+	path := removeDotSegments(r.URL.Path)
 	for _, m := range e.matchers {
 		matched, ok := m.match(path)
 		if !ok || (m.route.methods != nil && !m.route.methods[r.Method]) {
@@ -160,6 +164,36 @@ func publicPath(r *http.Request) string {
 		return p
 	}
 	return r.URL.Path
+}
+
+// removeDotSegments is RFC 3986 section 5.2.4 for an absolute path: "." and
+// ".." segments are resolved ("/a/b/../c/." is "/a/c/"); other segments,
+// empty ones included, are kept.
+func removeDotSegments(p string) string {
+	if !strings.Contains(p, ".") {
+		return p
+	}
+	segs := strings.Split(p, "/")[1:] // p starts with "/"
+	out := make([]string, 0, len(segs))
+	for i, s := range segs {
+		last := i == len(segs)-1
+		switch s {
+		case ".":
+			if last {
+				out = append(out, "")
+			}
+		case "..":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+			if last {
+				out = append(out, "")
+			}
+		default:
+			out = append(out, s)
+		}
+	}
+	return "/" + strings.Join(out, "/")
 }
 
 // writeProblem answers with the project's problem body.

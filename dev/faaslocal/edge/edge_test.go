@@ -95,6 +95,14 @@ func TestRoutingFollowsKongPriorities(t *testing.T) {
 		{"POST", "/strip/x", "01234567890", 413, ""},
 		{"POST", "/api/x", "01234567890", 200, "POST /function/short-prefix/api/x"},
 		{"GET", "/nothing", "", 404, ""},
+		// dot segments are resolved before matching, as Kong does, so no
+		// function sees them (issue 12: its mux answered 301 with an
+		// internal Location)
+		{"GET", "/api/v1/products/0190-ab/..", "", 200, "GET /function/long-prefix/api/v1/products/"},
+		{"GET", "/api/v1/products/../../x/./y", "", 200, "GET /function/short-prefix/api/x/y"},
+		{"GET", "/nothing/../api/v1/products/0190-ab", "", 200, "GET /function/regex/api/v1/products/0190-ab"},
+		{"GET", "/api/v1/products/%2e%2e/%2E%2E/z", "", 200, "GET /function/short-prefix/api/z"},
+		{"GET", "/../..", "", 404, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {

@@ -15,10 +15,12 @@ import (
 	"github.com/shopfaas/shop/internal/catalogclient"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/gatewayurl"
+	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersdb"
 	"github.com/shopfaas/shop/internal/orders/ordersgw"
 	"github.com/shopfaas/shop/internal/orders/saga"
 	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/ratelimit"
 )
 
 // Env is what an orders function needs.
@@ -32,11 +34,37 @@ type Env struct {
 	InternalToken string
 	// Saga drives checkouts; set only when the saga was asked for.
 	Saga *saga.Saga
+	// Checkout is Saga behind the per-customer limit on checkouts
+	// (ORDER_RATE_LIMIT per minute and verified subject, default 30); set
+	// only when the saga was asked for.
+	Checkout *LimitedPlacer
+}
+
+// LimitedPlacer runs a checkout only while the caller's subject is within the
+// limit: the edge cannot key a limit on the verified subject (see
+// internal/ratelimit), so create-order does.
+type LimitedPlacer struct {
+	// Next runs the checkouts (the saga).
+	Next interface {
+		Place(ctx context.Context, who auth.Identity, req orders.PlaceRequest, key string) (orders.Checkout, error)
+	}
+	// Limit counts checkouts per subject.
+	Limit *ratelimit.Limiter
+}
+
+// Place counts the checkout against who's subject, then runs it; past the
+// limit it is fault.RateLimited (429 with Retry-After) and nothing is written.
+func (p *LimitedPlacer) Place(ctx context.Context, who auth.Identity, req orders.PlaceRequest, key string) (orders.Checkout, error) {
+	if err := p.Limit.Allow(ctx, who.UserID.String()); err != nil {
+		return orders.Checkout{}, err
+	}
+	return p.Next.Place(ctx, who, req, key)
 }
 
 // Load reads the environment and connects to the orders database. withSaga
 // also builds the saga (GATEWAY_URL, secret internal-token, REDIS_ADDR for
-// carts, SAGA_TIMEOUT default 20s, RECOVER_AFTER default 2m).
+// carts and the checkout limit, SAGA_TIMEOUT default 20s, RECOVER_AFTER
+// default 2m, ORDER_RATE_LIMIT default 30 checkouts per minute per customer).
 func Load(c *config.Reader, log *slog.Logger, withSaga bool) (*Env, error) {
 	dbCfg := ordersdb.ConfigFrom(c)
 	key := c.Secret("jwt-secret", "", false)
@@ -45,7 +73,9 @@ func Load(c *config.Reader, log *slog.Logger, withSaga bool) (*Env, error) {
 	var cartCfg cartredis.Config
 	var catCfg catalogclient.Config
 	var timeout, recoverAfter time.Duration
+	var orderLimit int
 	if withSaga {
+		orderLimit = c.Int("ORDER_RATE_LIMIT", 30, 1, 1_000_000)
 		internal = c.Secret("internal-token", "", false)
 		loc = gatewayurl.FromConfig(c)
 		cartCfg = cartredis.ConfigFrom(c)
@@ -80,12 +110,19 @@ func Load(c *config.Reader, log *slog.Logger, withSaga bool) (*Env, error) {
 		pool.Close()
 		return nil, err
 	}
+	rdb := cartredis.NewClient(cartCfg)
 	sg, err := saga.New(saga.Config{Store: env.Store, Stock: gw, Payments: gw, Catalog: catalog,
-		Cart: cartredis.New(cartredis.NewClient(cartCfg), cartCfg), Log: log, Timeout: timeout, RecoverAfter: recoverAfter})
+		Cart: cartredis.New(rdb, cartCfg), Log: log, Timeout: timeout, RecoverAfter: recoverAfter})
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	limit, err := ratelimit.New(rdb, ratelimit.Config{Prefix: "shop:ratelimit:create-order:", Limit: int64(orderLimit)}, log)
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
 	env.Saga, env.InternalToken = sg, internal
+	env.Checkout = &LimitedPlacer{Next: sg, Limit: limit}
 	return env, nil
 }

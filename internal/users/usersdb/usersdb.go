@@ -53,11 +53,12 @@ func ConfigFrom(c *config.Reader) postgres.Config {
 
 // Store reads and writes accounts. It is safe for concurrent use.
 type Store struct {
-	db *pgxpool.Pool
+	db   *pgxpool.Pool
+	hash func(password string) (string, error) // auth.HashPassword; tests count calls
 }
 
 // New returns a store over pool, whose database has Migrations applied.
-func New(pool *pgxpool.Pool) *Store { return &Store{db: pool} }
+func New(pool *pgxpool.Pool) *Store { return &Store{db: pool, hash: auth.HashPassword} }
 
 const userColumns = `id, email, name, role, created_at`
 
@@ -74,9 +75,11 @@ func unavailable(err error) error {
 
 // Register creates a customer account for reg and writes its
 // user.registered.v1 event (subject: the user id) in the same transaction.
-// The password is hashed before the transaction starts. An email already
-// used, in any letter case, is users.ErrEmailTaken (fault.Conflict) and
-// writes nothing; database failures are fault.Unavailable.
+// An email already used, in any letter case, is users.ErrEmailTaken
+// (fault.Conflict) and writes nothing; it is looked up before the password is
+// hashed, so a flood of registrations for taken emails costs no argon2 work
+// (the unique index still decides a race). The password is hashed before the
+// transaction starts. Database failures are fault.Unavailable.
 func (s *Store) Register(ctx context.Context, reg users.Registration) (users.User, error) {
 	return s.create(ctx, reg, users.RoleCustomer)
 }
@@ -86,7 +89,14 @@ func (s *Store) create(ctx context.Context, reg users.Registration, role string)
 	if err != nil {
 		return users.User{}, fault.Internalf("user id: %w", err)
 	}
-	hash, err := auth.HashPassword(reg.Password)
+	var taken bool
+	if err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1))`, reg.Email).Scan(&taken); err != nil {
+		return users.User{}, unavailable(err)
+	}
+	if taken {
+		return users.User{}, users.ErrEmailTaken
+	}
+	hash, err := s.hash(reg.Password)
 	if err != nil {
 		return users.User{}, fault.Internalf("hash password: %w", err)
 	}

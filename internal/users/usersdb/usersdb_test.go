@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/outbox"
@@ -105,6 +106,26 @@ func TestRegisterDuplicateEmailWritesNothing(t *testing.T) {
 	}
 	if len(pending) != 1 {
 		t.Fatalf("outbox has %d rows after refused duplicates, want 1", len(pending))
+	}
+}
+
+// A registration for a taken email is refused before the password is hashed:
+// a flood of them costs no argon2 work (issue 12, finding 4).
+func TestRegisterDuplicateEmailHashesNothing(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	hashes := 0
+	usersdb.SetHasher(s, func(p string) (string, error) { hashes++; return auth.HashPassword(p) })
+	if _, err := s.Register(ctx, registration(t, "carol@example.com", "password-1", "Carol")); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := s.Register(ctx, registration(t, "Carol@Example.com", "password-2", "Other")); !fault.Is(err, fault.Conflict, "email_taken") {
+			t.Fatalf("err = %v, want email_taken", err)
+		}
+	}
+	if hashes != 1 {
+		t.Errorf("%d password hashes for 1 account and 3 refused duplicates, want 1", hashes)
 	}
 }
 

@@ -1,0 +1,44 @@
+package orders
+
+import (
+	"testing"
+
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+// FuzzValidKey: an Idempotency-Key is accepted only when it is 1 to
+// MaxKeyBytes of printable ASCII, and refused as fault.Invalid otherwise.
+func FuzzValidKey(f *testing.F) {
+	for _, s := range []string{"order-1", "", " ", "k\x00", "\xff", "ключ", string(make([]byte, MaxKeyBytes+1))} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		printable := len(key) >= 1 && len(key) <= MaxKeyBytes
+		for i := 0; i < len(key); i++ {
+			if key[i] < 0x20 || key[i] > 0x7e {
+				printable = false
+			}
+		}
+		err := ValidKey(key)
+		if (err == nil) != printable {
+			t.Fatalf("ValidKey(%q) = %v, printable ASCII within the limit: %v", key, err, printable)
+		}
+		if err != nil && fault.KindOf(err) != fault.Invalid {
+			t.Fatalf("ValidKey(%q) = %v, want fault.Invalid", key, err)
+		}
+	})
+}
+
+// FuzzParseCursor: a cursor either parses or is refused as a client error.
+func FuzzParseCursor(f *testing.F) {
+	for _, s := range []string{"", "0190a1b2-0000-7000-8000-000000000001", "not-a-cursor", "%00", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if _, err := ParseCursor(s); err != nil {
+			if k := fault.KindOf(err); k != fault.Invalid && k != fault.Malformed {
+				t.Fatalf("ParseCursor(%q) = %v, want a client error", s, err)
+			}
+		}
+	})
+}

@@ -1,0 +1,91 @@
+package ratelimit_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/ratelimit"
+)
+
+// limiter returns a limiter on the real Redis under a random prefix whose
+// keys are deleted when the test ends.
+func limiter(t *testing.T, limit int64, window time.Duration) *ratelimit.Limiter {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs Redis")
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	prefix := "test:" + hex.EncodeToString(b) + ":ratelimit:"
+	rdb := redis.NewClient(&redis.Options{Addr: cartredistest.Addr()})
+	ctx := context.Background()
+	t.Cleanup(func() {
+		defer rdb.Close()
+		iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
+		}
+	})
+	l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: prefix, Limit: limit, Window: window}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestLimitPerKeyAcrossConcurrentCallers(t *testing.T) {
+	l := limiter(t, 30, time.Hour)
+	var allowed, refused atomic.Int64
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			err := l.Allow(context.Background(), "user-a")
+			var ex *ratelimit.Exceeded
+			switch {
+			case err == nil:
+				allowed.Add(1)
+			case fault.Is(err, fault.RateLimited, fault.CodeRateLimited) && errors.As(err, &ex) && ex.RetryAfter() > 0:
+				refused.Add(1)
+			default:
+				t.Errorf("Allow: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if allowed.Load() != 30 || refused.Load() != 20 {
+		t.Errorf("allowed %d refused %d, want 30 and 20", allowed.Load(), refused.Load())
+	}
+	if err := l.Allow(context.Background(), "user-b"); err != nil {
+		t.Errorf("another key shares the budget: %v", err)
+	}
+}
+
+func TestFailsOpenWithoutRedis(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	defer rdb.Close()
+	l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: "x:", Limit: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := l.Allow(context.Background(), "k"); err != nil {
+			t.Fatalf("Allow with Redis down: %v, want the request let through", err)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if _, err := ratelimit.New(nil, ratelimit.Config{}, nil); err == nil {
+		t.Error("an empty config was accepted")
+	}
+}
