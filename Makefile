@@ -75,7 +75,7 @@ broker-restart-test:
 chaos:
 	$(GO) run ./cmd/chaos $(CHAOS_FLAGS)
 
-## chaos-short: the CI form of chaos (30 s of load; about 3 minutes on 2 loaded cores).
+## chaos-short: the CI form of chaos (30 s of load; about 4 minutes on 2 loaded cores).
 chaos-short:
 	$(GO) run ./cmd/chaos -short
 
