@@ -6,12 +6,14 @@
 // gateway/kong.yml behind a local edge, seeds the development data, and stops
 // every process it started on Ctrl-C.
 //
-//	go run ./cmd/faas-local [-gateway 127.0.0.1:8080] [-edge 127.0.0.1:8000] [-state .local] [-quiet]
+//	go run ./cmd/faas-local [-gateway 127.0.0.1:8080] [-edge 127.0.0.1:8000] [-state .local] [-quiet] [-otlp http://127.0.0.1:4318]
 //
 // Every flag has an environment override (FAAS_LOCAL_GATEWAY_ADDR,
 // FAAS_LOCAL_EDGE_ADDR, FAAS_LOCAL_STATE_DIR, FAAS_LOCAL_STACK, FAAS_LOCAL_KONG,
 // FAAS_LOCAL_FUNCTIONS, FAAS_LOCAL_CONNECTORS, FAAS_LOCAL_SEED,
-// FAAS_LOCAL_QUIET); only loopback addresses are accepted.
+// FAAS_LOCAL_QUIET, FAAS_LOCAL_OTLP); only loopback addresses are accepted.
+// Every process inherits the host's OTEL_* variables; -otlp points them all,
+// and the edge, at one OTLP/HTTP collector.
 package main
 
 import (
@@ -75,7 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	rt, err := faaslocal.Start(ctx, faaslocal.Config{
 		Root: root, StackFile: opts.StackFile, KongFile: opts.KongFile, StateDir: state,
 		GatewayAddr: opts.GatewayAddr, EdgeAddr: opts.EdgeAddr, Functions: opts.Functions,
-		Binary: bins.functions, Connectors: bins.connectors, Stdout: stdout, Quiet: opts.Quiet,
+		Binary: bins.functions, Connectors: bins.connectors, Stdout: stdout, Quiet: opts.Quiet, OTLPEndpoint: opts.OTLP,
 		Log: slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: slog.LevelInfo})), Getenv: getenv,
 	})
 	if err != nil {

@@ -23,6 +23,10 @@ func TestRunRefusesNonLoopbackAddressesBeforeBuilding(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "-gateway") || !strings.Contains(err.Error(), "-edge") {
 		t.Fatalf("run: %v, want both addresses refused", err)
 	}
+	err = run(context.Background(), []string{"-otlp", "127.0.0.1:4318", "-state", state, "-functions", "get-me"}, os.Getenv, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "-otlp") {
+		t.Fatalf("run: %v, want the OTLP URL without a scheme refused", err)
+	}
 	if _, err := os.Stat(state); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the state directory was created (%v) before the options were checked", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -34,6 +35,10 @@ type options struct {
 	Seed string
 	// Quiet stops echoing function output; /system/logs still has it.
 	Quiet bool
+	// OTLP is an OTLP/HTTP collector's base URL (e.g. http://127.0.0.1:4318,
+	// `make jaeger`) that every function, connector and the edge export
+	// their spans to; empty leaves the host's OTEL_* variables in charge.
+	OTLP string
 }
 
 // defaultConnectors are the connectors `make run` supervises when their
@@ -62,6 +67,7 @@ func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 	fs.StringVar(&functions, "functions", env("FAAS_LOCAL_FUNCTIONS", ""), "comma-separated functions to deploy (default: all of the stack)")
 	fs.StringVar(&connectors, "connectors", env("FAAS_LOCAL_CONNECTORS", strings.Join(defaultConnectors, ",")), "comma-separated connectors/<name> to run when present")
 	fs.StringVar(&o.Seed, "seed", env("FAAS_LOCAL_SEED", "./cmd/seed"), "Go package run once the functions are ready to seed development data (empty disables)")
+	fs.StringVar(&o.OTLP, "otlp", env("FAAS_LOCAL_OTLP", ""), "OTLP/HTTP collector URL every process exports spans to, e.g. http://127.0.0.1:4318 (default: the host's OTEL_* variables)")
 	quiet, _ := strconv.ParseBool(env("FAAS_LOCAL_QUIET", "false"))
 	fs.BoolVar(&o.Quiet, "quiet", quiet, "do not echo function output (it stays in /system/logs)")
 	if err := fs.Parse(args); err != nil {
@@ -97,6 +103,11 @@ func (o options) validate() error {
 	}
 	if o.StateDir == "" {
 		errs = append(errs, errors.New("-state must not be empty"))
+	}
+	if o.OTLP != "" {
+		if u, err := url.Parse(o.OTLP); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("-otlp %q is not an http(s) URL", o.OTLP))
+		}
 	}
 	return errors.Join(errs...)
 }

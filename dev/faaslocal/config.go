@@ -62,6 +62,13 @@ type Config struct {
 	// the host variables passed to processes (PATH, HOME, ...); default
 	// os.Getenv. SHOP_ENV is always development.
 	Getenv func(string) string
+	// Environ lists the host environment (KEY=value) whose OTEL_* variables
+	// every process inherits (see TelemetryEnv); default os.Environ.
+	Environ func() []string
+	// OTLPEndpoint, when set, points every function, connector and the edge
+	// at this OTLP/HTTP collector (e.g. http://127.0.0.1:4318 for `make
+	// jaeger`), over any OTEL_EXPORTER_OTLP_* endpoint of the host.
+	OTLPEndpoint string
 }
 
 // Connector is a built connector program (connectors/<name>) that the
@@ -109,6 +116,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Getenv == nil {
 		c.Getenv = os.Getenv
+	}
+	if c.Environ == nil {
+		c.Environ = os.Environ
 	}
 }
 

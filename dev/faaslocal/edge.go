@@ -1,21 +1,39 @@
 package faaslocal
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strings"
 
 	"github.com/shopfaas/shop/dev/faaslocal/edge"
 	"github.com/shopfaas/shop/dev/faaslocal/secrets"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
+// edgeService is the service.name of the edge's spans, as gateway/kong.yml
+// names Kong's (the opentelemetry plugin's resource_attributes).
+const edgeService = "kong"
+
 // startEdge serves the Kong file on EdgeAddr, in front of the gateway API.
-func (rt *Runtime) startEdge() error {
+// With Config.OTLPEndpoint its opentelemetry plugin exports a server span per
+// request there, as Kong does.
+func (rt *Runtime) startEdge(ctx context.Context) error {
 	decl, err := edge.Load(rt.path(rt.cfg.KongFile))
 	if err != nil {
 		return err
 	}
-	if rt.edge, err = edge.New(decl, edgeOptions(rt.cfg, rt.secrets, rt.gateway.addr())); err != nil {
+	opts := edgeOptions(rt.cfg, rt.secrets, rt.gateway.addr())
+	if rt.cfg.OTLPEndpoint != "" {
+		rt.edgeSpans, err = telemetry.NewProvider(ctx, edgeService, func(k string) string {
+			return TelemetryEnv(nil, rt.cfg.OTLPEndpoint)[k]
+		})
+		if err != nil {
+			return fmt.Errorf("edge spans: %w", err)
+		}
+		opts.TracerProvider = rt.edgeSpans
+	}
+	if rt.edge, err = edge.New(decl, opts); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", rt.cfg.EdgeAddr)

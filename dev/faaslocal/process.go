@@ -31,6 +31,7 @@ type launcher struct {
 	binary     string            // the multi-call binary, "" when none
 	known      map[string]bool   // functions the binary serves
 	host       map[string]string // hostEnv values
+	telemetry  map[string]string // TelemetryEnv of the host and Config.OTLPEndpoint
 	overrides  map[string]string // Config.Env
 	gatewayURL string            // the gateway API, for GATEWAY_URL
 }
@@ -76,12 +77,35 @@ func hostVars(getenv func(string) string) map[string]string {
 // probe to see the 503, short enough to keep scale-downs and redeploys quick.
 const localDrain = "2s"
 
+// TelemetryEnv is the OpenTelemetry part of the host environment that every
+// process the runtime starts inherits: each OTEL_* variable of environ
+// (KEY=value) except OTEL_SERVICE_NAME, which would give every process the
+// same name. A non-empty otlp points every process at that OTLP/HTTP
+// collector (OTEL_EXPORTER_OTLP_ENDPOINT, e.g. http://127.0.0.1:4318): it
+// replaces the host's endpoint and drops its traces-only endpoint, which
+// would take precedence in the exporter.
+func TelemetryEnv(environ []string, otlp string) map[string]string {
+	env := map[string]string{}
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && strings.HasPrefix(k, "OTEL_") && k != "OTEL_SERVICE_NAME" {
+			env[k] = v
+		}
+	}
+	if otlp != "" {
+		env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp
+		delete(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	}
+	return env
+}
+
 // Process implements functions.Launcher: a function of the multi-call
 // binary runs as `<binary> <name>`, anything else as its envProcess under
 // sh -c. Its environment is, later entries winning: the host variables, the
-// deployment's envVars, GATEWAY_URL, Config.Env, healthcheck_interval
-// (localDrain when none of those set it), then OPENFAAS_NAME,
-// BIND_HOST=127.0.0.1 and SECRETS_DIR, which nothing overrides.
+// deployment's envVars, the OpenTelemetry variables (TelemetryEnv),
+// GATEWAY_URL, Config.Env, healthcheck_interval (localDrain when none of
+// those set it), then OPENFAAS_NAME, BIND_HOST=127.0.0.1 and SECRETS_DIR,
+// which nothing overrides.
 func (l *launcher) Process(spec types.FunctionDeployment, secretsDir string) (supervisor.Spec, error) {
 	var p supervisor.Spec
 	switch {
@@ -96,6 +120,7 @@ func (l *launcher) Process(spec types.FunctionDeployment, secretsDir string) (su
 	}
 	env := maps.Clone(l.host)
 	maps.Copy(env, spec.EnvVars)
+	maps.Copy(env, l.telemetry)
 	env["GATEWAY_URL"] = l.gatewayURL
 	maps.Copy(env, l.overrides)
 	if env["healthcheck_interval"] == "" {
@@ -119,8 +144,9 @@ func (l *launcher) Known() []string { return slices.Sorted(maps.Keys(l.known)) }
 const connectorEnvFile = "env/development.yml"
 
 // connector is how connector c runs: its environment is, later entries
-// winning, the host variables, env/development.yml, GATEWAY_URL and
-// SECRETS_DIR (every secret), Config.Env, then BIND_HOST=127.0.0.1.
+// winning, the host variables, env/development.yml, the OpenTelemetry
+// variables (TelemetryEnv), GATEWAY_URL and SECRETS_DIR (every secret),
+// Config.Env, then BIND_HOST=127.0.0.1.
 func (l *launcher) connector(c Connector, secretsDir string) (supervisor.Spec, error) {
 	fileEnv, err := stackfile.Environment(l.root, stack.Function{EnvironmentFile: []string{connectorEnvFile}})
 	if err != nil {
@@ -128,6 +154,7 @@ func (l *launcher) connector(c Connector, secretsDir string) (supervisor.Spec, e
 	}
 	env := maps.Clone(l.host)
 	maps.Copy(env, fileEnv)
+	maps.Copy(env, l.telemetry)
 	env["GATEWAY_URL"] = l.gatewayURL
 	env["SECRETS_DIR"] = secretsDir
 	maps.Copy(env, l.overrides)

@@ -34,6 +34,8 @@ import (
 	"sync"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/shopfaas/shop/dev/faaslocal/edge"
 	"github.com/shopfaas/shop/dev/faaslocal/functions"
 	"github.com/shopfaas/shop/dev/faaslocal/logstore"
@@ -56,6 +58,7 @@ type Runtime struct {
 	functions  *functions.Store
 	queue      *queue.Worker
 	edge       *edge.Edge
+	edgeSpans  *sdktrace.TracerProvider // the edge's exporter, nil without Config.OTLPEndpoint
 	gateway    *server
 	edgeServer *server
 
@@ -98,7 +101,7 @@ func (rt *Runtime) start(ctx context.Context) error {
 	}
 	rt.serveGateway(gatewayLn)
 	if rt.cfg.KongFile != "" {
-		if err := rt.startEdge(); err != nil {
+		if err := rt.startEdge(ctx); err != nil {
 			return err
 		}
 	}
@@ -135,7 +138,7 @@ func (rt *Runtime) open(known map[string]bool, gatewayURL string) error {
 	rt.replicas = supervisor.New(supervisor.Config{Grace: cfg.StopGrace, Output: rt.output})
 	rt.connectors = supervisor.New(supervisor.Config{Grace: cfg.StopGrace, Output: rt.output})
 	rt.launcher = &launcher{root: cfg.Root, binary: cfg.Binary, known: known, host: hostVars(cfg.Getenv),
-		overrides: cfg.Env, gatewayURL: gatewayURL}
+		telemetry: TelemetryEnv(cfg.Environ(), cfg.OTLPEndpoint), overrides: cfg.Env, gatewayURL: gatewayURL}
 	rt.functions = functions.New(functions.Config{Namespace: provider.Namespace, MaxReplicas: cfg.MaxReplicas,
 		Supervisor: rt.replicas, Secrets: rt.secrets, Launcher: rt.launcher, Logs: rt.logs})
 	rt.queue = queue.NewWorker(queue.Config{Journal: journal, Functions: rt.functions, Replicas: rt.replicas,
@@ -177,7 +180,7 @@ func (rt *Runtime) output(name, instance, line string) {
 //  3. the gateway API stops listening;
 //  4. async calls get a few seconds to finish (unfinished ones stay in the journal);
 //  5. the function replicas stop (SIGTERM, SIGKILL after StopGrace);
-//  6. the edge's Redis connections close.
+//  6. the edge's Redis connections close and its last spans are exported.
 //
 // Close is safe on a runtime that failed to start and returns the same
 // result when called again.
@@ -202,6 +205,11 @@ func (rt *Runtime) Close() error {
 		}
 		if rt.edge != nil {
 			add("edge", rt.edge.Close())
+		}
+		if rt.edgeSpans != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			add("edge spans", rt.edgeSpans.Shutdown(sctx))
+			cancel()
 		}
 		rt.closeErr = errors.Join(errs...)
 	})

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/fnhttp"
 )
@@ -32,6 +34,10 @@ type Options struct {
 	KeyPrefix string
 	// Now is the clock of tokens and rate-limiting windows (default time.Now).
 	Now func() time.Time
+	// TracerProvider, when set, makes the opentelemetry plugin record a
+	// server span per request, as Kong does, and continue the trace from it;
+	// nil only propagates W3C trace context.
+	TracerProvider trace.TracerProvider
 }
 
 func (o *Options) setDefaults() {
@@ -70,11 +76,11 @@ func New(decl *Declarative, opts Options) (*Edge, error) {
 		}
 	}
 	e := &Edge{redis: newRedisPool(opts.Upstreams)}
-	scopeOf := func(name string) *scope {
+	scopeOf := func(name, route string) *scope {
 		return &scope{name: name, consumers: decl.Consumers, getenv: opts.Getenv, now: opts.Now, log: opts.Log,
-			keyPrefix: opts.KeyPrefix, redis: e.redis}
+			keyPrefix: opts.KeyPrefix, redis: e.redis, route: route, tracing: opts.TracerProvider}
 	}
-	global, err := chain(decl.PluginsFor("", ""), known, scopeOf("global"))
+	global, err := chain(decl.PluginsFor("", ""), known, scopeOf("global", ""))
 	if err != nil {
 		return nil, closeOnError(e, err)
 	}
@@ -88,7 +94,7 @@ func New(decl *Declarative, opts Options) (*Edge, error) {
 		}
 		transport := serviceTransport(s)
 		for _, r := range s.Routes {
-			mw, err := chain(decl.PluginsFor(s.Name, r.Name), known, scopeOf(s.Name+":"+r.Name))
+			mw, err := chain(decl.PluginsFor(s.Name, r.Name), known, scopeOf(s.Name+":"+r.Name, routeTemplate(r.Paths)))
 			if err != nil {
 				return nil, closeOnError(e, err)
 			}
@@ -99,6 +105,17 @@ func New(decl *Declarative, opts Options) (*Edge, error) {
 	}
 	sortMatchers(e.matchers)
 	return e, nil
+}
+
+// routeTemplate turns a route's first path (a Kong regex such as
+// ~/api/v1/orders/[^/]+/timeline$) into the template a span names it by
+// (/api/v1/orders/{id}/timeline).
+func routeTemplate(paths []string) string {
+	if len(paths) == 0 {
+		return ""
+	}
+	p := strings.TrimSuffix(strings.TrimPrefix(paths[0], "~"), "$")
+	return strings.ReplaceAll(p, "[^/]+", "{id}")
 }
 
 func closeOnError(e *Edge, err error) error {
@@ -124,13 +141,25 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if m.route.strip {
 			rest = strings.TrimPrefix(path, matched)
 		}
-		r2 := r.Clone(r.Context())
+		r2 := r.Clone(context.WithValue(r.Context(), publicPathKey{}, path))
 		r2.URL.Path = joinPath(m.route.upstream.Path, rest)
 		r2.URL.RawPath = ""
 		m.route.handler.ServeHTTP(w, r2)
 		return
 	}
 	e.notFound.ServeHTTP(w, r)
+}
+
+// publicPathKey holds, in a routed request's context, the path the client
+// asked for (the request's own path is already the upstream's).
+type publicPathKey struct{}
+
+// publicPath is the path the client asked for.
+func publicPath(r *http.Request) string {
+	if p, ok := r.Context().Value(publicPathKey{}).(string); ok {
+		return p
+	}
+	return r.URL.Path
 }
 
 // writeProblem answers with the project's problem body.

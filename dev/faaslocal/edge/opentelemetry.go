@@ -7,11 +7,19 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // OpenTelemetryConfig is the config of Kong's opentelemetry plugin. The
-// local edge only propagates W3C trace context; the exporter fields are
-// checked and unused (the functions export their own spans).
+// local edge propagates W3C trace context and, given a tracer provider
+// (Options.TracerProvider), records a server span per request; the exporter
+// fields are checked and unused (the provider exports to the local runtime's
+// collector, faas-local -otlp).
 type OpenTelemetryConfig struct {
 	// Endpoint is the pre-3.8 name of TracesEndpoint.
 	Endpoint string `json:"endpoint"`
@@ -76,18 +84,29 @@ var traceparent = regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f
 // zeroTrace is the invalid all-zero trace id.
 const zeroTrace = "00000000000000000000000000000000"
 
-// openTelemetry is Kong's opentelemetry plugin reduced to W3C propagation:
-// the upstream always receives a traceparent that continues the caller's
-// trace (a new span id under the caller's trace id) or starts one.
+// openTelemetry is Kong's opentelemetry plugin reduced to W3C propagation
+// and one server span: the upstream always receives a traceparent that
+// continues the caller's trace (a new span id under the caller's trace id)
+// or starts one. With a tracer, that span id is the edge's recorded span,
+// named and described by the HTTP semantic conventions.
 type openTelemetry struct {
 	traceIDHeader string
+	route         string
+	tracer        trace.Tracer // nil: propagation only
 }
 
-func newOpenTelemetry(c OpenTelemetryConfig, _ *scope) (plugin, error) {
-	return &openTelemetry{traceIDHeader: c.HTTPResponseHeaderForTraceID}, nil
+func newOpenTelemetry(c OpenTelemetryConfig, s *scope) (plugin, error) {
+	p := &openTelemetry{traceIDHeader: c.HTTPResponseHeaderForTraceID, route: s.route}
+	if s.tracing != nil {
+		p.tracer = s.tracing.Tracer("github.com/shopfaas/shop/dev/faaslocal/edge")
+	}
+	return p, nil
 }
 
 func (p *openTelemetry) wrap(next http.Handler) http.Handler {
+	if p.tracer != nil {
+		return p.traced(next)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var trace, flags string
 		if m := traceparent.FindStringSubmatch(r.Header.Get("Traceparent")); m != nil && m[1] != zeroTrace {
@@ -102,6 +121,52 @@ func (p *openTelemetry) wrap(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// traced records the request as a server span (a child of the caller's
+// traceparent, if any) and passes the span's context upstream.
+func (p *openTelemetry) traced(next http.Handler) http.Handler {
+	prop := propagation.TraceContext{}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := r.Method
+		attrs := []attribute.KeyValue{
+			semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(publicPath(r)), semconv.URLScheme("http"),
+			semconv.ServerAddress(r.Host), semconv.UserAgentOriginal(r.UserAgent()), semconv.NetworkProtocolVersion(fmt.Sprintf("%d.%d", r.ProtoMajor, r.ProtoMinor)),
+		}
+		if p.route != "" {
+			name += " " + p.route
+			attrs = append(attrs, semconv.HTTPRoute(p.route))
+		}
+		ctx, span := p.tracer.Start(prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header)), name,
+			trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+		defer span.End()
+		r = r.WithContext(ctx)
+		r.Header.Del("Traceparent")
+		prop.Inject(ctx, propagation.HeaderCarrier(r.Header))
+		if p.traceIDHeader != "" {
+			w.Header().Set(p.traceIDHeader, span.SpanContext().TraceID().String())
+		}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		span.SetAttributes(semconv.HTTPResponseStatusCode(sw.status))
+		if sw.status >= 500 {
+			span.SetStatus(codes.Error, "")
+		}
+	})
+}
+
+// statusWriter remembers the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func randomHex(n int) string {
 	b := make([]byte, n)

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // plugin is one configured instance of a Kong plugin, on one route or in
@@ -44,6 +46,11 @@ type scope struct {
 	keyPrefix string
 	// redis holds the edge's Redis clients.
 	redis *redisPool
+	// route is the route's path as a template (/api/v1/orders/{id}), the
+	// http.route of its spans; "" in the global chain.
+	route string
+	// tracing makes the opentelemetry plugin's spans (Options.TracerProvider).
+	tracing trace.TracerProvider
 }
 
 // kind is a plugin the edge implements: Kong 3.9's PRIORITY (a higher

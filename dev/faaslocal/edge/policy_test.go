@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // policyDoc is a small file with the project's policy shapes.
@@ -62,6 +66,13 @@ type seen struct {
 // own Redis key prefix (removed at cleanup) and a settable clock.
 func policyEdge(t *testing.T, now *time.Time) *httptest.Server {
 	t.Helper()
+	return tracedPolicyEdge(t, now, nil)
+}
+
+// tracedPolicyEdge is policyEdge whose opentelemetry plugin records spans
+// with tp (nil: propagation only).
+func tracedPolicyEdge(t *testing.T, now *time.Time, tp trace.TracerProvider) *httptest.Server {
+	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(seen{r.URL.Path, r.Header.Get("X-Consumer-Username"), r.Header.Get("Traceparent")})
 	}))
@@ -85,7 +96,7 @@ func policyEdge(t *testing.T, now *time.Time) *httptest.Server {
 	})
 	e, err := New(decl, Options{
 		Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://"), "redis:6379": "127.0.0.1:6379"},
-		Getenv:    testEnv, KeyPrefix: prefix, Now: func() time.Time { return *now },
+		Getenv:    testEnv, KeyPrefix: prefix, Now: func() time.Time { return *now }, TracerProvider: tp,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -273,5 +284,41 @@ func TestTraceparent(t *testing.T) {
 	_ = json.Unmarshal(b, &s)
 	if !strings.HasPrefix(s.Traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-") || s.Traceparent == in {
 		t.Errorf("continued traceparent %q", s.Traceparent)
+	}
+}
+
+func TestOpenTelemetryRecordsAServerSpan(t *testing.T) {
+	spans := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+	now := time.Now()
+	srv := tracedPolicyEdge(t, &now, tp)
+	in := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	res, b := send(t, "POST", srv.URL+"/open", map[string]string{"Traceparent": in})
+	var s seen
+	_ = json.Unmarshal(b, &s)
+	got := spans.GetSpans()
+	if len(got) != 1 {
+		t.Fatalf("%d spans, want 1", len(got))
+	}
+	sp := got[0]
+	if sp.Name != "POST /open" || sp.SpanKind != trace.SpanKindServer {
+		t.Errorf("span %q kind %v, want server span POST /open", sp.Name, sp.SpanKind)
+	}
+	if sp.Parent.SpanID().String() != "00f067aa0ba902b7" || sp.SpanContext.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Errorf("span parent %s trace %s, want the caller's span and trace", sp.Parent.SpanID(), sp.SpanContext.TraceID())
+	}
+	want := "00-4bf92f3577b34da6a3ce929d0e0e4736-" + sp.SpanContext.SpanID().String() + "-01"
+	if s.Traceparent != want {
+		t.Errorf("upstream traceparent %q, want the edge span's %q", s.Traceparent, want)
+	}
+	attrs := map[string]string{}
+	for _, kv := range sp.Attributes {
+		attrs[string(kv.Key)] = fmt.Sprint(kv.Value.AsInterface())
+	}
+	for k, v := range map[string]string{"http.request.method": "POST", "http.route": "/open", "url.path": "/open",
+		"http.response.status_code": strconv.Itoa(res.StatusCode)} {
+		if attrs[k] != v {
+			t.Errorf("attribute %s = %q, want %q (all: %v)", k, attrs[k], v, attrs)
+		}
 	}
 }

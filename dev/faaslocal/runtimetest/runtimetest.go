@@ -48,6 +48,9 @@ type Options struct {
 	// KongFile is the edge's Kong config, module-relative (default
 	// gateway/kong.yml; gateway/kong.ce.yml for the bundled stack).
 	KongFile string
+	// OTLPEndpoint points every process and the edge at an OTLP/HTTP
+	// receiver (faaslocal.Config.OTLPEndpoint), e.g. an otlpsink's URL.
+	OTLPEndpoint string
 }
 
 // Runtime is a running local runtime for one test.
@@ -166,17 +169,18 @@ func Start(t testing.TB, opts Options) *Runtime {
 	t.Helper()
 	out := &testWriter{t: t}
 	cfg := faaslocal.Config{
-		Root:        Root(t),
-		StackFile:   opts.StackFile,
-		KongFile:    cmp.Or(opts.KongFile, "gateway/kong.yml"),
-		StateDir:    t.TempDir(),
-		GatewayAddr: "127.0.0.1:0",
-		EdgeAddr:    "127.0.0.1:0",
-		Functions:   opts.Functions,
-		Env:         opts.Env,
-		Quiet:       !opts.Verbose,
-		Stdout:      out,
-		StopGrace:   3 * time.Second,
+		Root:         Root(t),
+		StackFile:    opts.StackFile,
+		KongFile:     cmp.Or(opts.KongFile, "gateway/kong.yml"),
+		StateDir:     t.TempDir(),
+		GatewayAddr:  "127.0.0.1:0",
+		EdgeAddr:     "127.0.0.1:0",
+		Functions:    opts.Functions,
+		Env:          opts.Env,
+		Quiet:        !opts.Verbose,
+		Stdout:       out,
+		StopGrace:    3 * time.Second,
+		OTLPEndpoint: opts.OTLPEndpoint,
 	}
 	if len(opts.Functions) > 0 {
 		cfg.Binary = Binary(t, "./cmd/shop-functions")
