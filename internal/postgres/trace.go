@@ -6,13 +6,16 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
-// queryTracer makes every query made within a trace a client span of it, with
-// the SQL text (never the arguments, which hold user data) and the database.
+// queryTracer makes every query made within a trace a client span of it,
+// named and described by the OpenTelemetry database semantic conventions
+// (v1.37): span "<OPERATION> <database>", db.system.name postgresql,
+// db.operation.name, db.namespace, db.query.text with the SQL text (never
+// the arguments, which hold user data), server.address and server.port.
 type queryTracer struct{ tracer trace.Tracer }
 
 func newQueryTracer() pgx.QueryTracer {
@@ -27,10 +30,12 @@ func (t queryTracer) TraceQueryStart(ctx context.Context, conn *pgx.Conn, data p
 		return ctx // background work (polling, migrations) makes no root spans
 	}
 	op, _, _ := strings.Cut(strings.TrimSpace(data.SQL), " ")
+	op = strings.ToUpper(strings.TrimSpace(op))
+	cfg := conn.Config()
 	ctx = context.WithValue(ctx, tracedQuery{}, true)
-	ctx, _ = t.tracer.Start(ctx, "postgres "+strings.ToUpper(op), trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("db.system", "postgresql"), attribute.String("db.name", conn.Config().Database),
-			attribute.String("db.statement", data.SQL)))
+	ctx, _ = t.tracer.Start(ctx, op+" "+cfg.Database, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(semconv.DBSystemNamePostgreSQL, semconv.DBOperationName(op), semconv.DBNamespace(cfg.Database),
+			semconv.DBQueryText(data.SQL), semconv.ServerAddress(cfg.Host), semconv.ServerPort(int(cfg.Port))))
 	return ctx
 }
 

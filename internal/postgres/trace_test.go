@@ -2,11 +2,14 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
@@ -28,21 +31,30 @@ func TestQueriesAreTraced(t *testing.T) {
 	parent.End()
 	var found bool
 	for _, s := range rec.Ended() {
-		if s.Name() != "postgres SELECT" || s.Parent().SpanID() != parent.SpanContext().SpanID() {
+		if !strings.HasPrefix(s.Name(), "SELECT ") || s.Parent().SpanID() != parent.SpanContext().SpanID() {
 			continue
 		}
 		found = true
+		attrs := map[string]string{}
 		for _, a := range s.Attributes() {
-			if a.Value.String() == "user-secret" {
+			if fmt.Sprint(a.Value.AsInterface()) == "user-secret" {
 				t.Errorf("span attribute %s holds a query argument", a.Key)
 			}
-			if a.Key == "db.statement" && a.Value.AsString() != `SELECT length($1::text)` {
-				t.Errorf("db.statement = %q", a.Value.AsString())
+			attrs[string(a.Key)] = fmt.Sprint(a.Value.AsInterface())
+		}
+		db := strings.TrimPrefix(s.Name(), "SELECT ")
+		for k, v := range map[string]string{"db.system.name": "postgresql", "db.operation.name": "SELECT",
+			"db.namespace": db, "db.query.text": `SELECT length($1::text)`} {
+			if attrs[k] != v || v == "" {
+				t.Errorf("%s = %q, want %q", k, attrs[k], v)
 			}
+		}
+		if s.SpanKind() != trace.SpanKindClient {
+			t.Errorf("kind %v, want client", s.SpanKind())
 		}
 	}
 	if !found {
-		t.Errorf("no postgres SELECT span under the request among %d spans", len(rec.Ended()))
+		t.Errorf("no SELECT <database> span under the request among %d spans", len(rec.Ended()))
 	}
 	// Background queries (no request, no trace) make no root spans.
 	before := len(rec.Ended())

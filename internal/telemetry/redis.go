@@ -4,16 +4,19 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
 // RedisHook traces every Redis command (and pipeline) as a client span of
-// the request's trace. Only the command name is recorded, never its
+// the request's trace, with the database semantic conventions' db.system.name
+// (redis) and db.operation.name (SET, PIPELINE). Only the command name is recorded, never its
 // arguments, which may hold cart contents or keys of users. Add it with
 // client.AddHook(telemetry.RedisHook()).
 func RedisHook() redis.Hook { return redisHook{tracer: otel.Tracer("github.com/shopfaas/shop/redis")} }
@@ -47,7 +50,7 @@ func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 
 func (h redisHook) start(ctx context.Context, name, op string) (context.Context, trace.Span) {
 	return h.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("db.system", "redis"), attribute.String("db.operation", op)))
+		trace.WithAttributes(semconv.DBSystemNameRedis, semconv.DBOperationName(strings.ToUpper(op))))
 }
 
 // record marks span failed for a real error (a missing key, redis.Nil, is an

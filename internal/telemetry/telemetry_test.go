@@ -11,6 +11,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/shopfaas/shop/internal/telemetry"
+	"github.com/shopfaas/shop/internal/telemetry/otlpsink"
 )
 
 func TestLoggerAddsRequestContext(t *testing.T) {
@@ -77,5 +78,35 @@ func TestSetupWithoutExporter(t *testing.T) {
 	}
 	if err := shutdown(context.Background()); err != nil {
 		t.Errorf("shutdown: %v", err)
+	}
+}
+
+func TestProviderExportsToTheEndpointOfGetenv(t *testing.T) {
+	sink := otlpsink.Start(t)
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+	}{
+		{"base endpoint", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": sink.URL() + "/"}},
+		{"traces endpoint wins", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": sink.URL() + "/v1/traces"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tp, err := telemetry.NewProvider(t.Context(), "svc-"+tt.name, func(k string) string { return tt.env[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, span := tp.Tracer("test").Start(t.Context(), "op")
+			span.End()
+			if err := tp.Shutdown(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			var found bool
+			for _, sp := range sink.Spans() {
+				found = found || (sp.Service == "svc-"+tt.name && sp.Name == "op" && sp.TraceID == span.SpanContext().TraceID().String())
+			}
+			if !found {
+				t.Fatalf("span not received: %v", sink.Spans())
+			}
+		})
 	}
 }
