@@ -197,7 +197,8 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, hand
 // Handler wraps handle with what every function gets: /_/health, /_/metrics,
 // tracing (W3C traceparent in and out), the call id, a request deadline, a
 // body limit, the text rule for the path and query (422 invalid_text), request
-// metrics and panic recovery.
+// metrics, the shop's domain metrics on reg in the request's context
+// (telemetry.ShopFrom) and panic recovery.
 func Handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http.HandlerFunc) http.Handler {
 	return handler(cfg, log, reg, handle, nil)
 }
@@ -212,6 +213,7 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 		Name: "function_request_duration_seconds", Help: "Time to serve a request.", Buckets: prometheus.DefBuckets,
 	}, []string{"method", "code"})
 	reg.MustRegister(requests, duration)
+	shop := telemetry.NewShop(reg)
 
 	fn := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -225,7 +227,7 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 		}()
 		ctx, cancel := context.WithTimeout(r.Context(), cfg.ExecTimeout)
 		defer cancel()
-		ctx = telemetry.WithCallID(ctx, r.Header.Get("X-Call-Id"))
+		ctx = telemetry.WithShop(telemetry.WithCallID(ctx, r.Header.Get("X-Call-Id")), shop)
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, cfg.MaxRequestBytes)
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersenv"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // handler is built on the first request, from the environment.
@@ -61,6 +62,8 @@ func New(tokens *auth.Tokens, placer Placer, log *slog.Logger) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		if c.Replayed {
 			w.Header().Set("Idempotent-Replayed", "true")
+		} else {
+			telemetry.ShopFrom(r.Context()).Order(string(c.Outcome()))
 		}
 		return answer(w, c)
 	}))

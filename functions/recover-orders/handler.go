@@ -17,6 +17,7 @@ import (
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/orders/ordersenv"
 	"github.com/shopfaas/shop/internal/orders/saga"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // handler is built on the first request, from the environment.
@@ -47,6 +48,7 @@ func New(internalToken string, rec Recoverer, log *slog.Logger) http.Handler {
 			return err
 		}
 		rep, err := rec.Recover(r.Context(), batch)
+		telemetry.ShopFrom(r.Context()).Recovery(err != nil, rep.Confirmed, rep.Failed, rep.Pending)
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersdb"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // undo is the compensation a failed order owes: what must be given back.
@@ -204,11 +205,14 @@ func (s *Saga) compensate(ctx context.Context, o orders.Order, u undo) {
 		err = s.attempt(ctx, o.ID, orders.StepRefund, func(ctx context.Context) error { return s.cfg.Payments.Refund(ctx, o.ID) })
 	}
 	if err != nil {
+		telemetry.ShopFrom(ctx).Compensation(false)
 		return
 	}
 	if err := s.db.SettleCompensation(ctx, o.ID); err != nil {
 		s.cfg.Log.ErrorContext(ctx, "settle compensation", "order_id", o.ID, "err", err.Error())
+		return
 	}
+	telemetry.ShopFrom(ctx).Compensation(true)
 }
 
 // attempt makes one remote call, trying it again while it fails retryably
@@ -224,12 +228,22 @@ func (s *Saga) attempt(ctx context.Context, orderID uuid.UUID, name string, call
 			case <-time.After(s.cfg.Backoff << (try - 2)):
 			}
 		}
+		began := time.Now()
 		err = call(ctx)
+		outcome := orders.StepOK
 		switch {
 		case err == nil:
+		case !fault.Retryable(err):
+			outcome = orders.StepRefused
+		default:
+			outcome = orders.StepError
+		}
+		telemetry.ShopFrom(ctx).Step(name, outcome, time.Since(began).Seconds(), name == orders.StepCharge, name == orders.StepReserve)
+		switch outcome {
+		case orders.StepOK:
 			s.note(ctx, orderID, name, orders.StepOK, "")
 			return nil
-		case !fault.Retryable(err):
+		case orders.StepRefused:
 			s.note(ctx, orderID, name, orders.StepRefused, safeMessage(err))
 			return err
 		}

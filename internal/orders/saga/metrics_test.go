@@ -1,0 +1,53 @@
+package saga_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/shopfaas/shop/internal/orders"
+	"github.com/shopfaas/shop/internal/telemetry"
+)
+
+// The saga's steps feed the shop's domain metrics carried by the request's
+// context: a declined charge is a payment decline, a reservation without
+// stock a reservation conflict, each attempt a step duration, and the
+// releases that follow the decline and the conflict settled compensations.
+func TestStepsFeedTheDomainMetrics(t *testing.T) {
+	e := setup(t, nil)
+	reg := prometheus.NewRegistry()
+	ctx := telemetry.WithShop(context.Background(), telemetry.NewShop(reg))
+
+	if res, err := e.saga.Place(ctx, e.user, e.request(1, "tok_chargeDeclined"), ""); err != nil || res.Outcome() != orders.OutcomeDeclined {
+		t.Fatalf("declined checkout: %v %v", res.Outcome(), err)
+	}
+	if res, err := e.saga.Place(ctx, e.user, e.request(6, "tok_visa"), ""); err != nil || res.Outcome() != orders.OutcomeOutOfStock {
+		t.Fatalf("out-of-stock checkout: %v %v", res.Outcome(), err)
+	}
+	want := `
+# HELP shop_payment_declines_total Charges the payment processor declined or refused, seen by the checkout saga (create-order and recover-orders).
+# TYPE shop_payment_declines_total counter
+shop_payment_declines_total 1
+# HELP shop_reservation_conflicts_total Reservations refused for want of stock, seen by the checkout saga.
+# TYPE shop_reservation_conflicts_total counter
+shop_reservation_conflicts_total 1
+# HELP shop_saga_compensations_total Compensations (release, refund) by result: owed when one is left for recover-orders, settled when it is done.
+# TYPE shop_saga_compensations_total counter
+shop_saga_compensations_total{result="settled"} 2
+# HELP shop_saga_step_failures_total Saga step attempts that failed, by step and kind: refused (the other service said no) or error (transient; retried).
+# TYPE shop_saga_step_failures_total counter
+shop_saga_step_failures_total{kind="refused",step="payment.charge"} 1
+shop_saga_step_failures_total{kind="refused",step="stock.reserve"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "shop_payment_declines_total", "shop_reservation_conflicts_total",
+		"shop_saga_compensations_total", "shop_saga_step_failures_total"); err != nil {
+		t.Error(err)
+	}
+	// reserve ok + charge refused + release ok, then reserve refused.
+	if n := testutil.CollectAndCount(reg, "shop_saga_step_duration_seconds"); n != 4 {
+		t.Errorf("%d step duration series, want 4 (stock.reserve ok and refused, payment.charge refused, stock.release ok)", n)
+	}
+}

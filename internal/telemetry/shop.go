@@ -1,0 +1,134 @@
+package telemetry
+
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Shop is the shop owner's metrics: what a function process observes about
+// orders, payments, stock and the checkout saga, registered on the process's
+// own registry (fnserve creates one per process and serves it at /_/metrics).
+// Every function process has the set; each series appears once it is
+// observed, in the function that observes it. A nil *Shop records nothing,
+// so code that runs outside fnserve (tests, tools) needs no stand-in.
+type Shop struct {
+	orders         *prometheus.CounterVec
+	declines       prometheus.Counter
+	conflicts      prometheus.Counter
+	stepDuration   *prometheus.HistogramVec
+	stepFailures   *prometheus.CounterVec
+	compensations  *prometheus.CounterVec
+	recoveryRuns   *prometheus.CounterVec
+	recoveredTotal *prometheus.CounterVec
+}
+
+// NewShop registers the shop's metrics on reg.
+func NewShop(reg prometheus.Registerer) *Shop {
+	m := &Shop{
+		orders: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shop_orders_total",
+			Help: "Checkouts answered by create-order (replays excluded), by outcome: confirmed, pending, payment_declined, invalid_payment_token, out_of_stock, cancelled, rejected.",
+		}, []string{"outcome"}),
+		declines: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shop_payment_declines_total",
+			Help: "Charges the payment processor declined or refused, seen by the checkout saga (create-order and recover-orders).",
+		}),
+		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shop_reservation_conflicts_total",
+			Help: "Reservations refused for want of stock, seen by the checkout saga.",
+		}),
+		stepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "shop_saga_step_duration_seconds",
+			Help:    "Time of one attempt of a saga step (stock.reserve, payment.charge, stock.commit, stock.release, payment.refund), by outcome: ok, refused, error.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"step", "outcome"}),
+		stepFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shop_saga_step_failures_total",
+			Help: "Saga step attempts that failed, by step and kind: refused (the other service said no) or error (transient; retried).",
+		}, []string{"step", "kind"}),
+		compensations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shop_saga_compensations_total",
+			Help: "Compensations (release, refund) by result: owed when one is left for recover-orders, settled when it is done.",
+		}, []string{"result"}),
+		recoveryRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shop_recovery_runs_total",
+			Help: "recover-orders runs, by result: ok or error.",
+		}, []string{"result"}),
+		recoveredTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shop_recovered_orders_total",
+			Help: "Orders recover-orders drove, by how they ended the run: confirmed, failed, still_pending.",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(m.orders, m.declines, m.conflicts, m.stepDuration, m.stepFailures, m.compensations, m.recoveryRuns, m.recoveredTotal)
+	return m
+}
+
+// Order counts one checkout answered with outcome.
+func (m *Shop) Order(outcome string) {
+	if m != nil {
+		m.orders.WithLabelValues(outcome).Inc()
+	}
+}
+
+// Step records one attempt of a saga step: its duration, and a failure when
+// outcome is refused or error. A refused charge is a payment decline, a
+// refused reservation a reservation conflict.
+func (m *Shop) Step(step, outcome string, seconds float64, charge, reserve bool) {
+	if m == nil {
+		return
+	}
+	m.stepDuration.WithLabelValues(step, outcome).Observe(seconds)
+	if outcome == "ok" {
+		return
+	}
+	m.stepFailures.WithLabelValues(step, outcome).Inc()
+	if outcome == "refused" && charge {
+		m.declines.Inc()
+	}
+	if outcome == "refused" && reserve {
+		m.conflicts.Inc()
+	}
+}
+
+// Compensation counts a compensation left owed (settled false) or settled.
+func (m *Shop) Compensation(settled bool) {
+	if m == nil {
+		return
+	}
+	if settled {
+		m.compensations.WithLabelValues("settled").Inc()
+	} else {
+		m.compensations.WithLabelValues("owed").Inc()
+	}
+}
+
+// Recovery counts a recover-orders run (failed: it returned an error) and
+// the orders it drove to each end.
+func (m *Shop) Recovery(failed bool, confirmed, failedOrders, pending int) {
+	if m == nil {
+		return
+	}
+	result := "ok"
+	if failed {
+		result = "error"
+	}
+	m.recoveryRuns.WithLabelValues(result).Inc()
+	m.recoveredTotal.WithLabelValues("confirmed").Add(float64(confirmed))
+	m.recoveredTotal.WithLabelValues("failed").Add(float64(failedOrders))
+	m.recoveredTotal.WithLabelValues("still_pending").Add(float64(pending))
+}
+
+type shopKey struct{}
+
+// WithShop returns ctx carrying m; fnserve puts its process's set into every
+// request, and it survives context.WithoutCancel (the saga's detached runs).
+func WithShop(ctx context.Context, m *Shop) context.Context {
+	return context.WithValue(ctx, shopKey{}, m)
+}
+
+// ShopFrom returns the metrics ctx carries, nil (recording nothing) if none.
+func ShopFrom(ctx context.Context) *Shop {
+	m, _ := ctx.Value(shopKey{}).(*Shop)
+	return m
+}
