@@ -34,6 +34,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/auth"
@@ -545,8 +546,10 @@ func (s *subscription) publish(ctx context.Context, queue string, msg amqp.Publi
 	return nil
 }
 
-// deliverySpan starts the consumer span of one invocation, a child of the
-// relay's publish span named in the message's headers.
+// deliverySpan starts the consumer span of one invocation (messaging
+// semantic conventions: messaging.system rabbitmq, messaging.operation.type
+// process), a child of the relay's publish span named in the message's
+// headers.
 func (c *Connector) deliverySpan(ctx context.Context, fn, topic string, attempt int, d amqp.Delivery) (context.Context, trace.Span) {
 	carrier := propagation.MapCarrier{}
 	for _, k := range []string{"traceparent", "tracestate"} {
@@ -557,8 +560,9 @@ func (c *Connector) deliverySpan(ctx context.Context, fn, topic string, attempt 
 	ctx = otel.GetTextMapPropagator().Extract(ctx, carrier)
 	return otel.Tracer("github.com/shopfaas/shop/connector").Start(ctx, "deliver "+topic+" to "+fn,
 		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
-			attribute.String("messaging.system", "rabbitmq"),
-			attribute.String("messaging.message.id", d.MessageId),
+			semconv.MessagingSystemRabbitMQ, semconv.MessagingOperationTypeProcess, semconv.MessagingOperationName("deliver"),
+			semconv.MessagingDestinationName(d.Exchange), semconv.MessagingRabbitMQDestinationRoutingKey(topic),
+			semconv.MessagingMessageID(d.MessageId),
 			attribute.String("faas.invoked_name", fn),
 			attribute.Int("messaging.rabbitmq.attempt", attempt)))
 }

@@ -19,9 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/broker"
@@ -343,8 +343,10 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	return len(batch) == cfg.BatchSize, nil
 }
 
-// publishSpan starts the producer span of one event's publication, a child of
-// the span that wrote the event, and puts its trace context in msg's headers
+// publishSpan starts the producer span of one event's publication ("publish
+// <event type>", messaging semantic conventions: messaging.system rabbitmq,
+// messaging.operation.type send, the exchange as destination, the event type
+// as routing key), a child of the span that wrote the event, and puts its trace context in msg's headers
 // so the connector's delivery (and then the handler) hang under it. Without a
 // tracer provider it is a no-op span carrying the writer's context.
 func (w *worker) publishSpan(ctx context.Context, exchange string, p pending, msg amqp.Publishing) trace.Span {
@@ -357,11 +359,9 @@ func (w *worker) publishSpan(ctx context.Context, exchange string, p pending, ms
 	prop := otel.GetTextMapPropagator()
 	pctx, span := otel.Tracer("github.com/shopfaas/shop/relay").Start(prop.Extract(ctx, carrier), "publish "+p.typ,
 		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
-			attribute.String("messaging.system", "rabbitmq"),
-			attribute.String("messaging.destination.name", exchange),
-			attribute.String("messaging.rabbitmq.destination.routing_key", p.typ),
-			attribute.String("messaging.message.id", p.id),
-			attribute.String("db.name", w.db.Name)))
+			semconv.MessagingSystemRabbitMQ, semconv.MessagingOperationTypeSend, semconv.MessagingOperationName("publish"),
+			semconv.MessagingDestinationName(exchange), semconv.MessagingRabbitMQDestinationRoutingKey(p.typ),
+			semconv.MessagingMessageID(p.id), semconv.DBNamespace(w.db.Name)))
 	out := propagation.MapCarrier{}
 	prop.Inject(pctx, out)
 	for k, v := range out {
