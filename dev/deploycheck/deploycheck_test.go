@@ -282,7 +282,7 @@ func TestGrafanaProvisioning(t *testing.T) {
 		}
 	}
 	all := strings.Join(exprs, "\n")
-	for _, metric := range []string{"function_requests_total", "function_request_duration_seconds_bucket", "shop_outbox_oldest_pending_age_seconds", "shop_dead_letters", `function="create-order",code="201"`} {
+	for _, metric := range []string{"function_requests_total", "function_request_duration_seconds_bucket", "shop_outbox_oldest_pending_age_seconds", "shop_dead_letters", "shop_orders_total", "shop_saga_step_duration_seconds_bucket"} {
 		if !strings.Contains(all, metric) {
 			t.Errorf("the dashboard shows no %s", metric)
 		}

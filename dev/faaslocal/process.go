@@ -81,6 +81,7 @@ func hostVars(getenv func(string) string) map[string]string {
 // deployment sets one: long enough for the supervisor's one-second health
 // probe to see the 503, short enough to keep scale-downs and redeploys quick.
 const localDrain = "2s"
+
 // TelemetryEnv is the OpenTelemetry part of the host environment that every
 // process the runtime starts inherits: each OTEL_* variable of environ
 // (KEY=value) except OTEL_SERVICE_NAME, which would give every process the

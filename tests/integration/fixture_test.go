@@ -35,6 +35,13 @@ type shop struct {
 // service, random Redis key prefixes, no Meilisearch, and env on top.
 func startShop(t *testing.T, functions, connectors []string, env map[string]string) *shop {
 	t.Helper()
+	return startTracedShop(t, functions, connectors, env, "")
+}
+
+// startTracedShop is startShop with every function, connector and the edge
+// exporting their spans to the OTLP/HTTP receiver at otlp ("" exports none).
+func startTracedShop(t *testing.T, functions, connectors []string, env map[string]string, otlp string) *shop {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts the local runtime; -short was asked for")
 	}
@@ -54,7 +61,7 @@ func startShop(t *testing.T, functions, connectors []string, env map[string]stri
 	maps.Copy(all, s.DB)
 	maps.Copy(all, env)
 	s.Runtime = runtimetest.Start(t, runtimetest.Options{Functions: functions, Connectors: connectors, Env: all,
-		ReadyTimeout: 3 * time.Minute})
+		ReadyTimeout: 3 * time.Minute, OTLPEndpoint: otlp})
 	tokens, err := auth.NewTokens(s.ReadSecret(t, "jwt-secret"), time.Hour)
 	if err != nil {
 		t.Fatal(err)
