@@ -28,7 +28,7 @@ func seedAdmin(ctx context.Context, getenv func(string) string, log *slog.Logger
 	email := c.Secret("admin-email", devAdminEmail, dev)
 	password := c.Secret("admin-password", devAdminPassword, dev)
 	name := c.String("ADMIN_NAME", "Administrator")
-	dbCfg := usersdb.ConfigFrom(c)
+	dbCfg := postgres.ConfigFrom(c, "users", usersdb.Migrations())
 	dbCfg.MaxConns = 1
 	if err := c.Err(); err != nil {
 		return err

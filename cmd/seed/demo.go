@@ -28,7 +28,7 @@ func seedDemoCatalog(ctx context.Context, getenv func(string) string, log *slog.
 	if err != nil {
 		return err
 	}
-	invCfg := inventorydb.ConfigFrom(c)
+	invCfg := postgres.ConfigFrom(c, "inventory", inventorydb.Migrations())
 	invCfg.MaxConns = 1
 	// Load reports every configuration problem read so far, the inventory's included.
 	deps, err := catalogenv.Load(ctx, c, log, catalogenv.Needs{})

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/auth"
-	"github.com/shopfaas/shop/internal/cart/cartredis"
+	"github.com/shopfaas/shop/internal/cart/cartenv"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
 )
@@ -22,17 +22,13 @@ var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.Fro
 // Handle serves the function (the OpenFaaS golang-middleware signature).
 func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
 
+// build reads the function's configuration from c and builds its handler.
 func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
-	rc := cartredis.ConfigFrom(c)
-	key := c.Secret("jwt-secret", "", false)
-	if err := c.Err(); err != nil {
-		return nil, err
-	}
-	tokens, err := auth.NewTokens(key, 0)
+	d, err := cartenv.Load(context.Background(), c, log, cartenv.Needs{})
 	if err != nil {
 		return nil, err
 	}
-	return New(tokens, cartredis.New(cartredis.NewClient(rc), rc), log), nil
+	return New(d.Tokens, d.Carts, log), nil
 }
 
 // Carts empties carts (cartredis.Store).

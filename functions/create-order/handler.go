@@ -27,16 +27,19 @@ import (
 )
 
 // handler is built on the first request, from the environment.
-var handler = fnhttp.Lazy(func() (http.Handler, error) {
-	env, err := ordersenv.Load(config.FromOS(), slog.Default(), true)
-	if err != nil {
-		return nil, err
-	}
-	return New(env.Tokens, env.Checkout, slog.Default()), nil
-})
+var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.FromOS(), slog.Default()) })
 
 // Handle serves the function (the OpenFaaS golang-middleware signature).
 func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+// build reads the function's configuration from c and builds its handler.
+func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	d, err := ordersenv.Load(context.Background(), c, log, ordersenv.Needs{Saga: true})
+	if err != nil {
+		return nil, err
+	}
+	return New(d.Tokens, d.Checkout, log), nil
+}
 
 // Placer runs checkouts (saga.Saga).
 type Placer interface {

@@ -13,33 +13,24 @@ import (
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
-	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/users"
-	"github.com/shopfaas/shop/internal/users/usersdb"
+	"github.com/shopfaas/shop/internal/users/usersenv"
 )
 
-// handler is built on the first request from the environment: the users
-// database and the jwt-secret secret.
-var handler = fnhttp.Lazy(func() (http.Handler, error) {
-	c := config.FromOS()
-	dbCfg := usersdb.ConfigFrom(c)
-	key := c.Secret("jwt-secret", "", false)
-	if err := c.Err(); err != nil {
-		return nil, err
-	}
-	tokens, err := auth.NewTokens(key, 0)
-	if err != nil {
-		return nil, err
-	}
-	pool, err := postgres.Connect(c, dbCfg)
-	if err != nil {
-		return nil, err
-	}
-	return New(usersdb.New(pool), tokens, slog.Default()), nil
-})
+// handler is built on the first request, from the environment.
+var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.FromOS(), slog.Default()) })
 
-// Handle is the OpenFaaS entry point.
+// Handle serves the function (the OpenFaaS golang-middleware signature).
 func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+// build reads the function's configuration from c and builds its handler.
+func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	d, err := usersenv.Load(context.Background(), c, log, usersenv.Needs{Tokens: true})
+	if err != nil {
+		return nil, err
+	}
+	return New(d.Store, d.Tokens, log), nil
+}
 
 // Getter loads an account; usersdb.Store is the real one. An unknown account
 // is fault.NotFound.

@@ -7,7 +7,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -16,29 +15,22 @@ import (
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/payments"
-	"github.com/shopfaas/shop/internal/payments/paymentsdb"
+	"github.com/shopfaas/shop/internal/payments/paymentsenv"
 )
 
 // handler is built on the first request, from the environment.
-var handler = fnhttp.Lazy(build)
+var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.FromOS(), slog.Default()) })
 
-// Handle serves get-payment.
+// Handle serves the function (the OpenFaaS golang-middleware signature).
 func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
 
-func build() (http.Handler, error) {
-	c := config.FromOS()
-	key := c.Secret("jwt-secret", "", false)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	svc, err := paymentsdb.OpenService(ctx, c)
+// build reads the function's configuration from c and builds its handler.
+func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	d, err := paymentsenv.Load(context.Background(), c, log, paymentsenv.Needs{Tokens: true})
 	if err != nil {
 		return nil, err
 	}
-	tokens, err := auth.NewTokens(key, 0)
-	if err != nil {
-		return nil, err
-	}
-	return New(svc, tokens, slog.Default()), nil
+	return New(d.Service, d.Tokens, log), nil
 }
 
 // Getter reads an order's payment for a reader; payments.Service implements it.

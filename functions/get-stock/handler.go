@@ -14,7 +14,7 @@ import (
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/inventory"
-	"github.com/shopfaas/shop/internal/inventory/inventorydb"
+	"github.com/shopfaas/shop/internal/inventory/inventoryenv"
 )
 
 // handler is built on the first request, from the environment.
@@ -23,12 +23,13 @@ var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.Fro
 // Handle serves the function (the OpenFaaS golang-middleware signature).
 func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
 
+// build reads the function's configuration from c and builds its handler.
 func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
-	store, err := inventorydb.Connect(c)
+	d, err := inventoryenv.Load(context.Background(), c, log, inventoryenv.Needs{})
 	if err != nil {
 		return nil, err
 	}
-	return New(store, log), nil
+	return New(d.Store, log), nil
 }
 
 // Stock reads a product's stock level (inventorydb.Store): fault.NotFound when

@@ -16,33 +16,22 @@ import (
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/notifications"
-	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
-	"github.com/shopfaas/shop/internal/postgres"
-	"github.com/shopfaas/shop/internal/users/usersdb"
+	"github.com/shopfaas/shop/internal/notifications/notificationsenv"
 )
 
 // handler is built on the first request, from the environment.
-var handler = fnhttp.Lazy(build)
+var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.FromOS(), slog.Default()) })
 
-// Handle serves list-notifications.
+// Handle serves the function (the OpenFaaS golang-middleware signature).
 func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
 
-func build() (http.Handler, error) {
-	c := config.FromOS()
-	dbCfg := usersdb.ConfigFrom(c)
-	key := c.Secret("jwt-secret", "", false)
-	if err := c.Err(); err != nil {
-		return nil, err
-	}
-	tokens, err := auth.NewTokens(key, 0)
+// build reads the function's configuration from c and builds its handler.
+func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	d, err := notificationsenv.Load(context.Background(), c, log, notificationsenv.Needs{Tokens: true})
 	if err != nil {
 		return nil, err
 	}
-	pool, err := postgres.Connect(c, dbCfg)
-	if err != nil {
-		return nil, err
-	}
-	return New(notificationsdb.New(pool), tokens, slog.Default()), nil
+	return New(d.Store, d.Tokens, log), nil
 }
 
 // Lister lists one user's notifications; notificationsdb.Store implements it.

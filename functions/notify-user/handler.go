@@ -27,43 +27,36 @@ import (
 	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/notifications"
 	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
+	"github.com/shopfaas/shop/internal/notifications/notificationsenv"
 	"github.com/shopfaas/shop/internal/notifications/smtpmail"
-	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/users"
-	"github.com/shopfaas/shop/internal/users/usersdb"
 )
 
 // Consumer is this function's name in the inbox.
 const Consumer = "notify-user"
 
 // handler is built on the first request, from the environment.
-var handler = fnhttp.Lazy(build)
+var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.FromOS(), slog.Default()) })
 
-// Handle serves notify-user.
+// Handle serves the function (the OpenFaaS golang-middleware signature).
 func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
 
-func build() (http.Handler, error) {
-	c := config.FromOS()
-	dbCfg := usersdb.ConfigFrom(c)
-	credential := c.Secret("internal-token", "", false)
-	mailCfg := smtpmail.ConfigFrom(c)
-	if err := c.Err(); err != nil {
-		return nil, err
-	}
-	d := Deps{Credential: credential, Log: slog.Default()}
-	if mailCfg.Addr != "" {
-		s, err := smtpmail.New(mailCfg)
-		if err != nil {
-			return nil, err
-		}
-		d.Mailer = s
-	}
-	pool, err := postgres.Connect(c, dbCfg)
+// build reads the function's configuration from c and builds its handler.
+func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	d, err := notificationsenv.Load(context.Background(), c, log, notificationsenv.Needs{Internal: true, Mail: true})
 	if err != nil {
 		return nil, err
 	}
-	d.Store, d.Users = notificationsdb.New(pool), usersdb.New(pool)
-	return New(d), nil
+	return New(Deps{Store: d.Store, Users: d.Users, Mailer: mailer(d.Mailer), Credential: d.InternalToken, Log: log}), nil
+}
+
+// mailer keeps "no SMTP server" a nil Mailer: an interface holding a nil
+// *smtpmail.Sender would not be nil.
+func mailer(s *smtpmail.Sender) Mailer {
+	if s == nil {
+		return nil
+	}
+	return s
 }
 
 // Accounts finds a user's account (for the email address); usersdb.Store

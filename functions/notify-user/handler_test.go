@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
 	"github.com/shopfaas/shop/internal/notifications/smtpmail"
@@ -231,13 +232,11 @@ func TestPlaintextSMTPAuthToRemoteHostRefusedAtStart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for k, v := range map[string]string{"SECRETS_DIR": secrets, "USERS_DATABASE_URL": pgtest.NewDatabase(t), "SMTP_ADDR": "smtp.example.com:25",
-		"SMTP_USERNAME": "shop", "SMTP_TLS": "none", "SMTP_ALLOW_PLAINTEXT_AUTH": "true"} {
-		t.Setenv(k, v)
-	}
-	_, err := build()
+	env := map[string]string{"SECRETS_DIR": secrets, "USERS_DATABASE_URL": pgtest.NewDatabase(t), "SMTP_ADDR": "smtp.example.com:25",
+		"SMTP_USERNAME": "shop", "SMTP_TLS": "none", "SMTP_ALLOW_PLAINTEXT_AUTH": "true"}
+	_, err := build(config.New(config.Env(env)), slog.Default())
 	if err == nil || !strings.Contains(err.Error(), "loopback") {
-		t.Fatalf("build() = %v, want a refusal of a password in plain text to a remote host", err)
+		t.Fatalf("build = %v, want a refusal of a password in plain text to a remote host", err)
 	}
 	if strings.Contains(err.Error(), "s3cret-smtp-password") {
 		t.Errorf("the error shows the password: %v", err)

@@ -21,16 +21,19 @@ import (
 )
 
 // handler is built on the first request, from the environment.
-var handler = fnhttp.Lazy(func() (http.Handler, error) {
-	env, err := ordersenv.Load(config.FromOS(), slog.Default(), true)
-	if err != nil {
-		return nil, err
-	}
-	return New(env.InternalToken, env.Saga, slog.Default()), nil
-})
+var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.FromOS(), slog.Default()) })
 
 // Handle serves the function (the OpenFaaS golang-middleware signature).
 func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+// build reads the function's configuration from c and builds its handler.
+func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	d, err := ordersenv.Load(context.Background(), c, log, ordersenv.Needs{Saga: true})
+	if err != nil {
+		return nil, err
+	}
+	return New(d.InternalToken, d.Saga, log), nil
+}
 
 // Recoverer recovers unfinished sagas (saga.Saga).
 type Recoverer interface {

@@ -8,32 +8,28 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/payments"
-	"github.com/shopfaas/shop/internal/payments/paymentsdb"
+	"github.com/shopfaas/shop/internal/payments/paymentsenv"
 )
 
 // handler is built on the first request, from the environment.
-var handler = fnhttp.Lazy(build)
+var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.FromOS(), slog.Default()) })
 
-// Handle serves refund-payment.
+// Handle serves the function (the OpenFaaS golang-middleware signature).
 func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
 
-func build() (http.Handler, error) {
-	c := config.FromOS()
-	credential := c.Secret("internal-token", "", false)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	svc, err := paymentsdb.OpenService(ctx, c)
+// build reads the function's configuration from c and builds its handler.
+func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	d, err := paymentsenv.Load(context.Background(), c, log, paymentsenv.Needs{Internal: true})
 	if err != nil {
 		return nil, err
 	}
-	return New(svc, credential, slog.Default()), nil
+	return New(d.Service, d.InternalToken, log), nil
 }
 
 // Refunder refunds orders; payments.Service implements it.

@@ -9,25 +9,24 @@ import (
 
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
-	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/users"
-	"github.com/shopfaas/shop/internal/users/usersdb"
+	"github.com/shopfaas/shop/internal/users/usersenv"
 )
 
-// handler is built on the first request, so a database that is briefly down
-// delays the function instead of crashing it.
-var handler = fnhttp.Lazy(func() (http.Handler, error) {
-	c := config.FromOS()
-	dbCfg := usersdb.ConfigFrom(c)
-	pool, err := postgres.Connect(c, dbCfg)
+// handler is built on the first request, from the environment.
+var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.FromOS(), slog.Default()) })
+
+// Handle serves the function (the OpenFaaS golang-middleware signature).
+func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+
+// build reads the function's configuration from c and builds its handler.
+func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	d, err := usersenv.Load(context.Background(), c, log, usersenv.Needs{})
 	if err != nil {
 		return nil, err
 	}
-	return New(usersdb.New(pool), slog.Default()), nil
-})
-
-// Handle is the OpenFaaS entry point.
-func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+	return New(d.Store, log), nil
+}
 
 // Registrar creates customer accounts; usersdb.Store is the real one.
 type Registrar interface {

@@ -15,23 +15,22 @@ import (
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/inventory"
-	"github.com/shopfaas/shop/internal/inventory/inventorydb"
+	"github.com/shopfaas/shop/internal/inventory/inventoryenv"
 )
 
 // handler is built on the first request, from the environment.
-var handler = fnhttp.Lazy(build)
+var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.FromOS(), slog.Default()) })
 
-// Handle serves reserve-stock.
+// Handle serves the function (the OpenFaaS golang-middleware signature).
 func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
 
-func build() (http.Handler, error) {
-	c := config.FromOS()
-	credential := c.Secret("internal-token", "", false)
-	store, err := inventorydb.Connect(c)
+// build reads the function's configuration from c and builds its handler.
+func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	d, err := inventoryenv.Load(context.Background(), c, log, inventoryenv.Needs{Internal: true})
 	if err != nil {
 		return nil, err
 	}
-	return New(store, credential, slog.Default()), nil
+	return New(d.Store, d.InternalToken, log), nil
 }
 
 // Reserver holds stock for orders; inventorydb.Store implements it.

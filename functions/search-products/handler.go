@@ -24,6 +24,7 @@ var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.Fro
 // Handle serves the function (the OpenFaaS golang-middleware signature).
 func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
 
+// build reads the function's configuration from c and builds its handler.
 func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	d, err := catalogenv.Load(context.Background(), c, log, catalogenv.Needs{Search: true})
 	if err != nil {

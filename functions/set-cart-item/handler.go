@@ -16,7 +16,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/cart"
-	"github.com/shopfaas/shop/internal/cart/cartsvc"
+	"github.com/shopfaas/shop/internal/cart/cartenv"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
@@ -28,12 +28,13 @@ var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.Fro
 // Handle serves the function (the OpenFaaS golang-middleware signature).
 func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
 
+// build reads the function's configuration from c and builds its handler.
 func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
-	tokens, carts, err := cartsvc.FromEnv(c, log)
+	d, err := cartenv.Load(context.Background(), c, log, cartenv.Needs{Pricing: true})
 	if err != nil {
 		return nil, err
 	}
-	return New(tokens, carts, log), nil
+	return New(d.Tokens, d.Service, log), nil
 }
 
 // Carts changes carts (cartsvc.Service).

@@ -20,8 +20,7 @@ import (
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/inventory"
-	"github.com/shopfaas/shop/internal/inventory/inventorydb"
-	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/inventory/inventoryenv"
 )
 
 // handler is built on the first request, from the environment.
@@ -30,26 +29,13 @@ var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.Fro
 // Handle serves the function (the OpenFaaS golang-middleware signature).
 func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
 
+// build reads the function's configuration from c and builds its handler.
 func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
-	dbc := inventorydb.ConfigFrom(c)
-	key := c.Secret("jwt-secret", "", false)
-	cc := catalogclient.ConfigFrom(c)
-	if err := c.Err(); err != nil {
-		return nil, err
-	}
-	tokens, err := auth.NewTokens(key, 0)
+	d, err := inventoryenv.Load(context.Background(), c, log, inventoryenv.Needs{Tokens: true, Catalog: true})
 	if err != nil {
 		return nil, err
 	}
-	catalog, err := catalogclient.New(cc)
-	if err != nil {
-		return nil, err
-	}
-	pool, err := postgres.Connect(c, dbc)
-	if err != nil {
-		return nil, err
-	}
-	return New(tokens, catalog, inventorydb.New(pool), log), nil
+	return New(d.Tokens, d.Catalog, d.Store, log), nil
 }
 
 // Catalog tells whether a product exists (catalogclient.Client):

@@ -27,19 +27,18 @@ import (
 const Consumer = "update-product-stats"
 
 // handler is built on the first request, from the environment.
-var handler = fnhttp.Lazy(build)
+var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.FromOS(), slog.Default()) })
 
-// Handle serves update-product-stats.
+// Handle serves the function (the OpenFaaS golang-middleware signature).
 func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
 
-func build() (http.Handler, error) {
-	c := config.FromOS()
-	credential := c.Secret("internal-token", "", false)
-	d, err := catalogenv.Load(context.Background(), c, slog.Default(), catalogenv.Needs{Cache: true})
+// build reads the function's configuration from c and builds its handler.
+func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	d, err := catalogenv.Load(context.Background(), c, log, catalogenv.Needs{Cache: true, Internal: true})
 	if err != nil {
 		return nil, err
 	}
-	return New(d, credential), nil
+	return New(d, d.InternalToken), nil
 }
 
 // Response is the answer to a delivery.

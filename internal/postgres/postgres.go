@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopfaas/shop/internal/config"
 )
 
 // Config describes one service database.
@@ -220,14 +222,17 @@ func IsCheckViolation(err error) bool {
 // builds its dependencies.
 const OpenTimeout = 15 * time.Second
 
-// Connect is how a function opens its service database: it first reports the
-// configuration problems collected so far (every one of them, so an operator
-// sees them all), then opens cfg within OpenTimeout.
-func Connect(problems interface{ Err() error }, cfg Config) (*pgxpool.Pool, error) {
-	if err := problems.Err(); err != nil {
-		return nil, err
+// ConfigFrom is how every service reads the settings of its database from c:
+// <SERVICE>_DATABASE_URL (required; service is "users", "orders", …),
+// DATABASE_CREATE (default false), DATABASE_MAX_CONNS (default 3, 1 to 20) and
+// the optional db-password secret; c collects the problems. migrations are
+// the service's own. Open the result with Open, under OpenTimeout.
+func ConfigFrom(c *config.Reader, service string, migrations fs.FS) Config {
+	return Config{
+		URL:            c.Required(strings.ToUpper(service) + "_DATABASE_URL"),
+		CreateDatabase: c.Bool("DATABASE_CREATE", false),
+		MaxConns:       int32(c.Int("DATABASE_MAX_CONNS", 3, 1, 20)),
+		Migrations:     migrations,
+		Password:       c.OptionalSecret("db-password"),
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), OpenTimeout)
-	defer cancel()
-	return Open(ctx, cfg)
 }

@@ -4,11 +4,11 @@
 // cache and the search backend, and owns what happens after a catalog write
 // commits (cache invalidation, push to an external search index).
 //
-// Configuration: CATALOG_DATABASE_URL, DATABASE_CREATE, DATABASE_MAX_CONNS,
-// optional secret db-password; REDIS_ADDR, PRODUCT_CACHE_PREFIX (default
+// Configuration: the catalog database (postgres.ConfigFrom: CATALOG_…); REDIS_ADDR, PRODUCT_CACHE_PREFIX (default
 // "shop:catalog:product:"), PRODUCT_CACHE_TTL (default 5m); MEILI_URL (when
 // set, search uses Meilisearch), MEILI_INDEX (default products), optional
-// secret meili-key; secret jwt-secret for the admin writes.
+// secret meili-key; secret jwt-secret for the admin writes; secret
+// internal-token for the event functions.
 package catalogenv
 
 import (
@@ -33,6 +33,9 @@ type Needs struct {
 	Tokens bool // admin writes: the jwt-secret secret
 	Cache  bool // get-product and the writes: Redis
 	Search bool // search-products and the writes: the search backend
+	// Internal: event functions check the internal credential (the
+	// internal-token secret).
+	Internal bool
 }
 
 // Deps are a catalog function's dependencies. Fields a function does not
@@ -48,20 +51,16 @@ type Deps struct {
 	// maintain (Meilisearch), nil for the embedded one. Writes push to it
 	// after commit until index-product does so from the events.
 	External search.Index
-	Log      *slog.Logger
+	// InternalToken is the internal credential, set with Needs.Internal.
+	InternalToken string
+	Log           *slog.Logger
 }
 
 // Load reads the configuration from c (every problem reported at once) and
 // builds the dependencies: it connects to and migrates the catalog database
 // and applies the external index's settings.
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
-	dbc := postgres.Config{
-		URL:            c.Required("CATALOG_DATABASE_URL"),
-		CreateDatabase: c.Bool("DATABASE_CREATE", false),
-		MaxConns:       int32(c.Int("DATABASE_MAX_CONNS", 3, 1, 20)),
-		Migrations:     catalogdb.Migrations(),
-		Password:       c.OptionalSecret("db-password"),
-	}
+	dbc := postgres.ConfigFrom(c, "catalog", catalogdb.Migrations())
 	var cc cache.Config
 	if needs.Cache {
 		cc = cache.Config{Addr: c.Required("REDIS_ADDR"), Prefix: c.String("PRODUCT_CACHE_PREFIX", "shop:catalog:product:"),
@@ -78,10 +77,13 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if needs.Tokens {
 		key = c.Secret("jwt-secret", "", false)
 	}
+	d := &Deps{Log: log}
+	if needs.Internal {
+		d.InternalToken = c.Secret("internal-token", "", false)
+	}
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
-	d := &Deps{Log: log}
 	if needs.Tokens {
 		t, err := auth.NewTokens(key, 0)
 		if err != nil {
@@ -96,7 +98,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		}
 		d.Cache = ch
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, postgres.OpenTimeout)
 	defer cancel()
 	pool, err := postgres.Open(ctx, dbc)
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/inventory"
@@ -30,30 +29,6 @@ var migrationFiles embed.FS
 func Migrations() fs.FS {
 	sub, _ := fs.Sub(migrationFiles, "migrations") // cannot fail: the directory is embedded
 	return sub
-}
-
-// ConfigFrom reads the inventory database settings (INVENTORY_DATABASE_URL,
-// DATABASE_CREATE and the optional db-password secret) from c; c collects
-// the problems.
-func ConfigFrom(c *config.Reader) postgres.Config {
-	cfg := postgres.Config{
-		URL:            c.Required("INVENTORY_DATABASE_URL"),
-		CreateDatabase: c.Bool("DATABASE_CREATE", false),
-		MaxConns:       int32(c.Int("DATABASE_MAX_CONNS", 3, 1, 20)),
-		Migrations:     Migrations(),
-	}
-	cfg.Password = c.OptionalSecret("db-password")
-	return cfg
-}
-
-// Connect opens the inventory store from c's configuration (ConfigFrom), after
-// reporting every configuration problem c collected, the caller's included.
-func Connect(c *config.Reader) (*Store, error) {
-	pool, err := postgres.Connect(c, ConfigFrom(c))
-	if err != nil {
-		return nil, err
-	}
-	return New(pool), nil
 }
 
 // Store reads and writes stock levels. It is safe for concurrent use.

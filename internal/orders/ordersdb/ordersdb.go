@@ -21,7 +21,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/auth"
-	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/orders"
@@ -36,20 +35,6 @@ var migrationFiles embed.FS
 func Migrations() fs.FS {
 	sub, _ := fs.Sub(migrationFiles, "migrations") // cannot fail: the directory is embedded
 	return sub
-}
-
-// ConfigFrom reads the orders database settings (ORDERS_DATABASE_URL,
-// DATABASE_CREATE, DATABASE_MAX_CONNS and the optional db-password secret)
-// from c; c collects the problems.
-func ConfigFrom(c *config.Reader) postgres.Config {
-	cfg := postgres.Config{
-		URL:            c.Required("ORDERS_DATABASE_URL"),
-		CreateDatabase: c.Bool("DATABASE_CREATE", false),
-		MaxConns:       int32(c.Int("DATABASE_MAX_CONNS", 4, 1, 20)),
-		Migrations:     Migrations(),
-	}
-	cfg.Password = c.OptionalSecret("db-password")
-	return cfg
 }
 
 // KeyTTL is how long an idempotency key is kept (at least 24 h, as promised).

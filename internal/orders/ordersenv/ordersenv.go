@@ -23,16 +23,21 @@ import (
 	"github.com/shopfaas/shop/internal/ratelimit"
 )
 
-// Env is what an orders function needs.
-type Env struct {
+// Needs says which optional dependencies a function uses.
+type Needs struct {
+	Saga bool // runs checkouts: the saga and the internal credential
+}
+
+// Deps are an orders function's dependencies.
+type Deps struct {
 	// Store is the orders database.
 	Store *ordersdb.Store
 	// Tokens verifies access tokens (secret jwt-secret).
 	Tokens *auth.Tokens
 	// InternalToken is the internal credential (secret internal-token); set
-	// only when the saga was asked for.
+	// only with Needs.Saga.
 	InternalToken string
-	// Saga drives checkouts; set only when the saga was asked for.
+	// Saga drives checkouts; set only with Needs.Saga.
 	Saga *saga.Saga
 	// Checkout is Saga behind the per-customer limit on checkouts
 	// (ORDER_RATE_LIMIT per minute and verified subject, default 30); set
@@ -61,12 +66,15 @@ func (p *LimitedPlacer) Place(ctx context.Context, who auth.Identity, req orders
 	return p.Next.Place(ctx, who, req, key)
 }
 
-// Load reads the environment and connects to the orders database. withSaga
-// also builds the saga (GATEWAY_URL, secret internal-token, REDIS_ADDR for
-// carts and the checkout limit, SAGA_TIMEOUT default 20s, RECOVER_AFTER
-// default 2m, ORDER_RATE_LIMIT default 30 checkouts per minute per customer).
-func Load(c *config.Reader, log *slog.Logger, withSaga bool) (*Env, error) {
-	dbCfg := ordersdb.ConfigFrom(c)
+// Load reads the configuration from c (every problem reported at once) and
+// connects to and migrates the orders database (postgres.ConfigFrom:
+// ORDERS_…) within postgres.OpenTimeout. Needs.Saga also builds the saga
+// (GATEWAY_URL, secret internal-token, REDIS_ADDR for carts and the checkout
+// limit, SAGA_TIMEOUT default 20s, RECOVER_AFTER default 2m, ORDER_RATE_LIMIT
+// default 30 checkouts per minute per customer).
+func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
+	withSaga := needs.Saga
+	dbCfg := postgres.ConfigFrom(c, "orders", ordersdb.Migrations())
 	key := c.Secret("jwt-secret", "", false)
 	var internal string
 	var loc gatewayurl.Locator
@@ -90,13 +98,13 @@ func Load(c *config.Reader, log *slog.Logger, withSaga bool) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, postgres.OpenTimeout)
 	defer cancel()
 	pool, err := postgres.Open(ctx, dbCfg)
 	if err != nil {
 		return nil, err
 	}
-	env := &Env{Store: ordersdb.New(pool), Tokens: tokens}
+	env := &Deps{Store: ordersdb.New(pool), Tokens: tokens}
 	if !withSaga {
 		return env, nil
 	}

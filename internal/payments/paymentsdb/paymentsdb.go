@@ -17,10 +17,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/payments"
-	"github.com/shopfaas/shop/internal/postgres"
 )
 
 //go:embed migrations/*.sql
@@ -30,19 +28,6 @@ var migrationFiles embed.FS
 func Migrations() fs.FS {
 	sub, _ := fs.Sub(migrationFiles, "migrations") // cannot fail: the directory is embedded
 	return sub
-}
-
-// ConfigFrom reads the payments database settings (PAYMENTS_DATABASE_URL,
-// DATABASE_CREATE, DATABASE_MAX_CONNS and the optional db-password secret)
-// from c; c collects the problems.
-func ConfigFrom(c *config.Reader) postgres.Config {
-	return postgres.Config{
-		URL:            c.Required("PAYMENTS_DATABASE_URL"),
-		CreateDatabase: c.Bool("DATABASE_CREATE", false),
-		MaxConns:       int32(c.Int("DATABASE_MAX_CONNS", 3, 1, 20)),
-		Migrations:     Migrations(),
-		Password:       c.OptionalSecret("db-password"),
-	}
 }
 
 // Store implements payments.Store. It is safe for concurrent use.

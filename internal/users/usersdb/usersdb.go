@@ -17,7 +17,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopfaas/shop/internal/auth"
-	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/outbox"
@@ -36,20 +35,6 @@ func Migrations() fs.FS {
 
 // emailKey is the unique index that makes emails unique case-insensitively.
 const emailKey = "users_email_key"
-
-// ConfigFrom reads the users database settings (USERS_DATABASE_URL,
-// DATABASE_CREATE, DATABASE_MAX_CONNS and the optional db-password secret)
-// from c; c collects the problems.
-func ConfigFrom(c *config.Reader) postgres.Config {
-	cfg := postgres.Config{
-		URL:            c.Required("USERS_DATABASE_URL"),
-		CreateDatabase: c.Bool("DATABASE_CREATE", false),
-		MaxConns:       int32(c.Int("DATABASE_MAX_CONNS", 3, 1, 20)),
-		Migrations:     Migrations(),
-	}
-	cfg.Password = c.OptionalSecret("db-password")
-	return cfg
-}
 
 // Store reads and writes accounts. It is safe for concurrent use.
 type Store struct {

@@ -1,0 +1,58 @@
+// Package cartenv builds the dependencies of the cart functions (get-cart,
+// set-cart-item, clear-cart) from their configuration. Every problem is
+// collected before failing.
+//
+// Configuration: secret jwt-secret; the Redis carts (cartredis.ConfigFrom:
+// REDIS_ADDR, …); GATEWAY_URL (catalogclient.ConfigFrom) for Needs.Pricing.
+package cartenv
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/cart/cartredis"
+	"github.com/shopfaas/shop/internal/cart/cartsvc"
+	"github.com/shopfaas/shop/internal/catalogclient"
+	"github.com/shopfaas/shop/internal/config"
+)
+
+// Needs says which optional dependencies a function uses.
+type Needs struct {
+	Pricing bool // prices carts from the catalog: the cart service
+}
+
+// Deps are a cart function's dependencies. Service is nil unless
+// Needs.Pricing.
+type Deps struct {
+	Tokens  *auth.Tokens
+	Carts   *cartredis.Store
+	Service *cartsvc.Service
+}
+
+// Load reads the configuration from c (every problem reported at once) and
+// builds the dependencies; Redis is connected lazily, on first use.
+func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
+	rc := cartredis.ConfigFrom(c)
+	key := c.Secret("jwt-secret", "", false)
+	var cc catalogclient.Config
+	if needs.Pricing {
+		cc = catalogclient.ConfigFrom(c)
+	}
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	tokens, err := auth.NewTokens(key, 0)
+	if err != nil {
+		return nil, err
+	}
+	d := &Deps{Tokens: tokens, Carts: cartredis.New(cartredis.NewClient(rc), rc)}
+	if needs.Pricing {
+		catalog, err := catalogclient.New(cc)
+		if err != nil {
+			return nil, err
+		}
+		d.Service = cartsvc.New(d.Carts, catalog, log)
+	}
+	return d, nil
+}

@@ -1,0 +1,76 @@
+// Package inventoryenv builds the dependencies of the inventory functions
+// (get-, set-, reserve-, commit- and release-stock, expire-reservations) from
+// their configuration. Every problem is collected before failing.
+//
+// Configuration: the inventory database (postgres.ConfigFrom: INVENTORY_…);
+// secret jwt-secret for Needs.Tokens; secret internal-token for
+// Needs.Internal; GATEWAY_URL (catalogclient.ConfigFrom) for Needs.Catalog.
+package inventoryenv
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/catalogclient"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/inventory/inventorydb"
+	"github.com/shopfaas/shop/internal/postgres"
+)
+
+// Needs says which optional dependencies a function uses.
+type Needs struct {
+	Tokens   bool // verifies access tokens: the jwt-secret secret
+	Internal bool // checks the internal credential: the internal-token secret
+	Catalog  bool // reads products from the catalog function
+}
+
+// Deps are an inventory function's dependencies. Fields a function does not
+// need are zero.
+type Deps struct {
+	Store         *inventorydb.Store
+	Tokens        *auth.Tokens
+	InternalToken string
+	Catalog       *catalogclient.Client
+}
+
+// Load reads the configuration from c (every problem reported at once), then
+// connects to and migrates the inventory database within
+// postgres.OpenTimeout.
+func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
+	dbc := postgres.ConfigFrom(c, "inventory", inventorydb.Migrations())
+	var key string
+	if needs.Tokens {
+		key = c.Secret("jwt-secret", "", false)
+	}
+	d := &Deps{}
+	if needs.Internal {
+		d.InternalToken = c.Secret("internal-token", "", false)
+	}
+	var cc catalogclient.Config
+	if needs.Catalog {
+		cc = catalogclient.ConfigFrom(c)
+	}
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	var err error
+	if needs.Tokens {
+		if d.Tokens, err = auth.NewTokens(key, 0); err != nil {
+			return nil, err
+		}
+	}
+	if needs.Catalog {
+		if d.Catalog, err = catalogclient.New(cc); err != nil {
+			return nil, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, postgres.OpenTimeout)
+	defer cancel()
+	pool, err := postgres.Open(ctx, dbc)
+	if err != nil {
+		return nil, err
+	}
+	d.Store = inventorydb.New(pool)
+	return d, nil
+}

@@ -1,0 +1,79 @@
+// Package notificationsenv builds the dependencies of the notifications
+// functions (notify-user, list-notifications) from their configuration.
+// Notifications live in the users database, next to the accounts they are
+// for. Every problem is collected before failing.
+//
+// Configuration: the users database (postgres.ConfigFrom: USERS_…); secret
+// jwt-secret for Needs.Tokens; secret internal-token for Needs.Internal;
+// SMTP_* (smtpmail.ConfigFrom) for Needs.Mail, where an empty SMTP_ADDR
+// means no mail is sent.
+package notificationsenv
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
+	"github.com/shopfaas/shop/internal/notifications/smtpmail"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/users/usersdb"
+)
+
+// Needs says which optional dependencies a function uses.
+type Needs struct {
+	Tokens   bool // verifies access tokens: the jwt-secret secret
+	Internal bool // checks the internal credential: the internal-token secret
+	Mail     bool // sends mail when SMTP_ADDR is set
+}
+
+// Deps are a notifications function's dependencies. Fields a function does
+// not need are zero; Mailer is also nil when SMTP_ADDR is empty.
+type Deps struct {
+	Store         *notificationsdb.Store
+	Users         *usersdb.Store
+	Tokens        *auth.Tokens
+	InternalToken string
+	Mailer        *smtpmail.Sender
+}
+
+// Load reads the configuration from c (every problem reported at once), then
+// connects to and migrates the users database within postgres.OpenTimeout.
+func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
+	dbc := postgres.ConfigFrom(c, "users", usersdb.Migrations())
+	var key string
+	if needs.Tokens {
+		key = c.Secret("jwt-secret", "", false)
+	}
+	d := &Deps{}
+	if needs.Internal {
+		d.InternalToken = c.Secret("internal-token", "", false)
+	}
+	var mc smtpmail.Config
+	if needs.Mail {
+		mc = smtpmail.ConfigFrom(c)
+	}
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	var err error
+	if needs.Tokens {
+		if d.Tokens, err = auth.NewTokens(key, 0); err != nil {
+			return nil, err
+		}
+	}
+	if needs.Mail && mc.Addr != "" {
+		if d.Mailer, err = smtpmail.New(mc); err != nil {
+			return nil, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, postgres.OpenTimeout)
+	defer cancel()
+	pool, err := postgres.Open(ctx, dbc)
+	if err != nil {
+		return nil, err
+	}
+	d.Store, d.Users = notificationsdb.New(pool), usersdb.New(pool)
+	return d, nil
+}

@@ -1,0 +1,43 @@
+package postgres_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/postgres"
+)
+
+// Every service reads its database settings the same way: its own URL
+// variable, the shared pool settings and the db-password secret.
+func TestConfigFrom(t *testing.T) {
+	secrets := t.TempDir()
+	if err := os.WriteFile(filepath.Join(secrets, "db-password"), []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	migrations := fstest.MapFS{"0001_init.sql": {Data: []byte("SELECT 1;")}}
+	c := config.New(config.Env(map[string]string{config.SecretsDirEnv: secrets,
+		"ORDERS_DATABASE_URL": "postgres://shop@127.0.0.1:5432/shop_orders", "DATABASE_CREATE": "true", "DATABASE_MAX_CONNS": "7"}))
+	got := postgres.ConfigFrom(c, "orders", migrations)
+	if err := c.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got.URL != "postgres://shop@127.0.0.1:5432/shop_orders" || !got.CreateDatabase || got.MaxConns != 7 || got.Password != "pw" || got.Migrations == nil {
+		t.Errorf("config %+v", got)
+	}
+
+	c = config.New(config.Env(map[string]string{config.SecretsDirEnv: t.TempDir(), "DATABASE_MAX_CONNS": "99"}))
+	got = postgres.ConfigFrom(c, "users", migrations)
+	err := c.Err()
+	for _, want := range []string{"USERS_DATABASE_URL", "DATABASE_MAX_CONNS"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not name %s", err, want)
+		}
+	}
+	if got.Password != "" {
+		t.Errorf("password %q without a db-password secret", got.Password)
+	}
+}

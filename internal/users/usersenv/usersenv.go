@@ -1,0 +1,65 @@
+// Package usersenv builds the dependencies of the users functions
+// (register-user, login-user, get-me) from their configuration. Every
+// problem is collected before failing.
+//
+// Configuration: the users database (postgres.ConfigFrom: USERS_…); secret
+// jwt-secret for Needs.Tokens, and ACCESS_TOKEN_TTL (default 15m) when the
+// function also issues tokens (Needs.Issue).
+package usersenv
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/users/usersdb"
+)
+
+// Needs says which optional dependencies a function uses.
+type Needs struct {
+	Tokens bool // verifies access tokens: the jwt-secret secret
+	Issue  bool // also issues them (implies Tokens): ACCESS_TOKEN_TTL
+}
+
+// Deps are a users function's dependencies. Fields a function does not need
+// are nil.
+type Deps struct {
+	Store  *usersdb.Store
+	Tokens *auth.Tokens
+}
+
+// Load reads the configuration from c (every problem reported at once), then
+// connects to and migrates the users database within postgres.OpenTimeout.
+func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
+	dbc := postgres.ConfigFrom(c, "users", usersdb.Migrations())
+	var key string
+	var ttl time.Duration
+	if needs.Tokens || needs.Issue {
+		key = c.Secret("jwt-secret", "", false)
+	}
+	if needs.Issue {
+		ttl = c.Duration("ACCESS_TOKEN_TTL", 15*time.Minute)
+	}
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	d := &Deps{}
+	if needs.Tokens || needs.Issue {
+		t, err := auth.NewTokens(key, ttl)
+		if err != nil {
+			return nil, err
+		}
+		d.Tokens = t
+	}
+	ctx, cancel := context.WithTimeout(ctx, postgres.OpenTimeout)
+	defer cancel()
+	pool, err := postgres.Open(ctx, dbc)
+	if err != nil {
+		return nil, err
+	}
+	d.Store = usersdb.New(pool)
+	return d, nil
+}
