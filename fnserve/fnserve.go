@@ -117,8 +117,9 @@ func Main(handle http.HandlerFunc) {
 }
 
 // Run serves handle until ctx is done, then drains: for DrainInterval
-// /_/health answers 503 while every other request is still served (keep-alive
-// off, so clients reconnect elsewhere), then it stops accepting and waits for
+// /_/health answers 503 while every other request is still served (each answer
+// with Connection: close, so clients reconnect elsewhere; idle connections are
+// not closed under a client that may be sending on them), then it stops accepting and waits for
 // the requests in flight within the write timeout. ready, when not nil, receives the bound address once the
 // listener is open (PORT=0 picks a free port).
 func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, handle http.HandlerFunc, ready func(addr string)) error {
@@ -177,7 +178,6 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, hand
 	}
 	if cfg.DrainInterval > 0 {
 		draining.Store(true)
-		srv.SetKeepAlivesEnabled(false)
 		log.Info("draining: health check failing, still serving", "for", cfg.DrainInterval.String())
 		select {
 		case err := <-errc:
@@ -256,7 +256,17 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 	})
 	mux.Handle("GET /_/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.Handle("/", traced)
-	return mux
+	if draining == nil {
+		return mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			// Closing idle keep-alive connections instead would race with a
+			// request already on its way over one (connection reset).
+			w.Header().Set("Connection", "close")
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // startCPUProfile starts the CPU profiler; stop writes the profile to path.

@@ -79,8 +79,8 @@ func hostVars(getenv func(string) string) map[string]string {
 
 // localDrain is the healthcheck_interval a function gets locally unless its
 // deployment sets one: long enough for the supervisor's one-second health
-// probe to see the 503, short enough to keep scale-downs and redeploys quick.
-const localDrain = "2s"
+// probe to see the 503 even on a loaded machine (the image sets the same 5s).
+const localDrain = "5s"
 
 // TelemetryEnv is the OpenTelemetry part of the host environment that every
 // process the runtime starts inherits: each OTEL_* variable of environ
