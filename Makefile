@@ -8,7 +8,7 @@ GOFILES  = $(shell find . -name '*.go' -not -path './build/*' -not -path './.loc
 
 .DEFAULT_GOAL := run
 
-.PHONY: services run test lint fmt unit integration broker-restart-test buildcheck fuzz chaos chaos-short generate bench clean jaeger jaeger-build
+.PHONY: services run test lint fmt unit integration broker-restart-test replacement-test buildcheck fuzz chaos chaos-short generate bench clean jaeger jaeger-build
 
 ## services: start PostgreSQL, Redis and RabbitMQ on 127.0.0.1 when they are
 ## not running, with the PostgreSQL authentication the shop needs (trust for
@@ -32,7 +32,7 @@ run:
 ## the unit packages with the race detector), the build check of every
 ## function of stack.yml, a short fuzz run and, last and alone, the short
 ## chaos run.
-test: lint unit integration broker-restart-test buildcheck fuzz
+test: lint unit integration broker-restart-test replacement-test buildcheck fuzz
 	$(MAKE) chaos-short
 
 ## lint: gofmt, imports in three groups (stdlib, third party, the shop), vet,
@@ -68,6 +68,11 @@ integration:
 ## burst of orders, so it runs alone, after the parallel suites.
 broker-restart-test:
 	$(GO) test -count=1 -tags brokerrestart -run TestEventsSurviveRabbitMQRestart ./tests/integration
+
+## replacement-test: steady calls during a scale-down, a redeploy and a SIGTERM
+## must all answer 2xx; it counts every answer, so it runs alone.
+replacement-test:
+	SHOP_ALONE=1 $(GO) test -count=1 -run TestReplacementAnswersOnly2xx ./dev/faaslocal
 
 ## chaos: the long chaos run (README, "Chaos"): the whole local stack against a
 ## private PostgreSQL cluster and RabbitMQ node, processes SIGKILLed, both
