@@ -40,6 +40,11 @@ func New(getenv func(string) string) *Reader {
 // FromOS reads the process environment.
 func FromOS() *Reader { return New(os.Getenv) }
 
+// Fresh returns a new Reader over c's environment without c's problems: a
+// build that failed and is tried again reads the environment anew (a variable
+// or secret file may have appeared since) instead of reporting the old errors.
+func (c *Reader) Fresh() *Reader { return New(c.getenv) }
+
 // Env returns a getenv function backed by the map, for tests.
 func Env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
