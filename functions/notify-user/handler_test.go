@@ -19,6 +19,7 @@ import (
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
+	"github.com/shopfaas/shop/internal/notifications/notifysvc"
 	"github.com/shopfaas/shop/internal/notifications/smtpmail"
 	"github.com/shopfaas/shop/internal/notifications/smtpmail/smtptest"
 	"github.com/shopfaas/shop/internal/orders"
@@ -44,7 +45,7 @@ func setup(t *testing.T, mail bool) env {
 	t.Helper()
 	pool := pgtest.Open(t, usersdb.Migrations())
 	e := env{store: notificationsdb.New(pool), users: usersdb.New(pool)}
-	var m Mailer
+	var m notifysvc.Mailer
 	if mail {
 		e.smtp = smtptest.New(t, smtptest.StartTLS)
 		m = sender(t, e.smtp, smtptest.Password)
@@ -54,7 +55,7 @@ func setup(t *testing.T, mail bool) env {
 }
 
 // handler is notify-user over e's database sending with m (nil: no email).
-func (e env) handler(m Mailer) http.Handler {
+func (e env) handler(m notifysvc.Mailer) http.Handler {
 	return New(Deps{Store: e.store, Users: e.users, Mailer: m, Credential: credential, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 }
 
