@@ -1,7 +1,8 @@
 // Package fntest holds the helpers every function's tests share: a request
 // against a handler, the internal call of another function or the connector
-// (POST / with the internal credential), an event envelope as the connector
-// delivers it, and the checks every problem and JSON answer must pass. Only
+// (POST / with the internal credential), a bearer token, an event envelope as
+// the connector delivers it, and the checks every problem and JSON answer must
+// pass. Only
 // tests import it.
 package fntest
 
@@ -13,6 +14,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/events"
@@ -55,6 +58,17 @@ func Call(tb testing.TB, h http.Handler, credential, body string) (int, map[stri
 		tb.Fatalf("status %d, body %q is not JSON", w.Code, w.Body)
 	}
 	return w.Code, out
+}
+
+// Bearer issues a token for user with role and returns it as an
+// Authorization header value ("Bearer <token>").
+func Bearer(tb testing.TB, tokens *auth.Tokens, user uuid.UUID, role string) string {
+	tb.Helper()
+	tok, err := tokens.Issue(user, role)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return "Bearer " + tok
 }
 
 // Envelope returns the JSON of a new event of type typ from source about

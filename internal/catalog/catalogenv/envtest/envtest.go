@@ -90,11 +90,7 @@ func New(t *testing.T, opts Options) *Env {
 // Token issues a bearer token with role ("admin" or "customer").
 func (e *Env) Token(t *testing.T, role string) string {
 	t.Helper()
-	tok, err := e.Tokens.Issue(uuid.New(), role)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "Bearer " + tok
+	return fntest.Bearer(t, e.Tokens, uuid.New(), role)
 }
 
 // Do serves one request; header is name, value pairs. A non-empty body is
