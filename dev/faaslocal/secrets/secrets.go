@@ -227,7 +227,9 @@ func (s *Store) CreateMissing(values map[string]string) error {
 }
 
 // Development returns the secrets a development stack needs, with fresh
-// random keys: jwt-secret and internal-token, the seeded admin's
+// random keys: the gateway API's basic-auth-user (admin) and
+// basic-auth-password, as faasd generates them on install; jwt-secret and
+// internal-token; the seeded admin's
 // admin-email and admin-password, and db-password, meili-key and
 // smtp-password empty (PostgreSQL trusts local connections, no Meilisearch
 // runs and no SMTP server needs a login; functions declare them for
@@ -236,13 +238,15 @@ func (s *Store) CreateMissing(values map[string]string) error {
 // writes a secret on its own.
 func Development() map[string]string {
 	return map[string]string{
-		"jwt-secret":     randomKey(48),
-		"internal-token": randomKey(32),
-		"admin-email":    "admin@example.com",
-		"admin-password": "admin-dev-password",
-		"db-password":    "",
-		"meili-key":      "",
-		"smtp-password":  "",
+		"basic-auth-user":     "admin",
+		"basic-auth-password": randomKey(24),
+		"jwt-secret":          randomKey(48),
+		"internal-token":      randomKey(32),
+		"admin-email":         "admin@example.com",
+		"admin-password":      "admin-dev-password",
+		"db-password":         "",
+		"meili-key":           "",
+		"smtp-password":       "",
 	}
 }
 

@@ -135,7 +135,8 @@ func TestMountHoldsExactlyTheDeclaredSecrets(t *testing.T) {
 }
 
 // The development secrets are written once: a second start keeps the first
-// values, so tokens issued before a restart stay valid.
+// values, so tokens issued before a restart stay valid and faas-cli stays
+// logged in (the gateway API's random password is reused).
 func TestCreateMissingKeepsExistingValues(t *testing.T) {
 	s, _ := open(t)
 	if err := s.CreateMissing(secrets.Development()); err != nil {
@@ -145,6 +146,10 @@ func TestCreateMissingKeepsExistingValues(t *testing.T) {
 	if len(first) < 48 {
 		t.Fatalf("jwt-secret %d bytes, want a random key of at least 48", len(first))
 	}
+	firstPassword, _ := s.Read("basic-auth-password")
+	if user, _ := s.Read("basic-auth-user"); string(user) != "admin" || len(firstPassword) < 32 {
+		t.Fatalf("basic-auth-user %q, basic-auth-password %d bytes; want admin and a random password", user, len(firstPassword))
+	}
 	if err := s.CreateMissing(secrets.Development()); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +157,11 @@ func TestCreateMissingKeepsExistingValues(t *testing.T) {
 	if string(first) != string(second) {
 		t.Error("a second CreateMissing replaced jwt-secret")
 	}
-	want := []string{"admin-email", "admin-password", "db-password", "internal-token", "jwt-secret", "meili-key", "smtp-password"}
+	if again, _ := s.Read("basic-auth-password"); string(again) != string(firstPassword) {
+		t.Error("a second CreateMissing replaced basic-auth-password")
+	}
+	want := []string{"admin-email", "admin-password", "basic-auth-password", "basic-auth-user", "db-password", "internal-token",
+		"jwt-secret", "meili-key", "smtp-password"}
 	if diff := cmp.Diff(want, names(t, s)); diff != "" {
 		t.Errorf("development secrets (-want +got):\n%s", diff)
 	}
