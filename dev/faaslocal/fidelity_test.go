@@ -24,6 +24,33 @@ func TestProviderFidelity(t *testing.T) {
 	deployEcho(t, rt, c, types.FunctionDeployment{Service: "echo",
 		EnvVars: map[string]string{"exec_timeout": "2s"}})
 
+	// faas-cli login -g <gateway> -u admin --password-stdin checks the
+	// credentials with GET /system/functions and basic auth: 200 logs in,
+	// 401 is "either username or password is incorrect". Without a login,
+	// faas-cli's calls get 401 with a Basic challenge.
+	login := func(user, password string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, rt.GatewayURL+"/system/functions", nil)
+		req.Header.Set("User-Agent", "faas-cli/0.17.4")
+		if user != "" {
+			req.SetBasicAuth(user, password)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	creds := rt.GatewayCredentials()
+	if res := login("admin", creds.Password); creds.User != "admin" || res.StatusCode != http.StatusOK {
+		t.Errorf("faas-cli login as %s: %d", creds.User, res.StatusCode)
+	}
+	for _, tc := range []struct{ user, password string }{{"admin", creds.Password + "x"}, {"root", creds.Password}, {"", ""}} {
+		if res := login(tc.user, tc.password); res.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Basic realm=") {
+			t.Errorf("login as %q with a wrong password or none: %d %q", tc.user, res.StatusCode, res.Header.Get("WWW-Authenticate"))
+		}
+	}
+
 	// /system/info: the gateway's shape to faas-cli; the provider's shape
 	// to a gateway, which forwards the call with X-Forwarded-Host.
 	res, b := do(t, http.MethodGet, rt.GatewayURL+"/system/info", nil, authz(rt.Runtime))
