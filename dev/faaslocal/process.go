@@ -116,8 +116,9 @@ func TelemetryEnv(environ []string, otlp string) map[string]string {
 // else as its envProcess under sh -c, and only when the runtime was started
 // with Config.AllowExec (faas-local -allow-exec): otherwise whoever holds the
 // gateway's credentials could run any command as the developer, in the
-// repository, next to every secret (issue 12, finding 1). Its environment is, later entries winning: the host variables, the
-// deployment's envVars, the OpenTelemetry variables (TelemetryEnv),
+// repository, next to every secret (issue 12, finding 1). Its environment
+// is, later entries winning: the host variables, the deployment's envVars,
+// the OpenTelemetry variables (TelemetryEnv),
 // GATEWAY_URL, Config.Env, healthcheck_interval (localDrain when none of
 // those set it), then OPENFAAS_NAME, BIND_HOST=127.0.0.1 and SECRETS_DIR,
 // which nothing overrides.

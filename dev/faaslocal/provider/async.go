@@ -31,7 +31,8 @@ type finder interface {
 // answered 202 with its X-Call-Id (the client's, or a new one); the queue
 // runs it later and POSTs the answer to X-Callback-Url when given. 404 for
 // a function that is not deployed, 400 for a callback that is not an
-// http(s) URL or not an allowed target (Callbacks), 413 above 8 MiB, 503 when the call could not be stored.
+// http(s) URL or not an allowed target (Callbacks), 413 above 8 MiB, 503
+// when the call could not be stored.
 func asyncHandler(fns finder, q Queue, callbacks Callbacks, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		vars := mux.Vars(r)
@@ -75,6 +76,10 @@ type Callbacks struct {
 	Allow []string
 }
 
+// errCallbackRefused is the answer to every callback Callbacks refuses.
+var errCallbackRefused = errors.New("X-Callback-Url must be an http(s) URL naming this gateway's /function/* " +
+	"or a target faas-local was started with (-callback-allow host:port)")
+
 // check returns raw when it may be posted to: empty, the gateway's own
 // /function/* over http on a loopback host, or an http(s) URL whose
 // host:port (the scheme's default port when none is written) is in Allow.
@@ -82,11 +87,9 @@ func (c Callbacks) check(raw string) (string, error) {
 	if raw == "" {
 		return "", nil
 	}
-	refused := errors.New("X-Callback-Url must be an http(s) URL naming this gateway's /function/* " +
-		"or a target faas-local was started with (-callback-allow host:port)")
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return "", refused
+		return "", errCallbackRefused
 	}
 	port := u.Port()
 	if port == "" {
@@ -102,7 +105,7 @@ func (c Callbacks) check(raw string) (string, error) {
 			return raw, nil
 		}
 	}
-	return "", refused
+	return "", errCallbackRefused
 }
 
 // readAsyncBody reads at most maxAsyncBody; a non-zero status refuses the call.
