@@ -1,8 +1,11 @@
 package secrets_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -28,6 +31,40 @@ func names(t *testing.T, s *secrets.Store) []string {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// The gateway API's credentials are in the directory (connectors read them
+// there) but not function secrets: the secret API can neither list nor
+// change them, and no function may declare them.
+func TestGatewayCredentialsAreNotFunctionSecrets(t *testing.T) {
+	s, _ := open(t)
+	if err := s.CreateMissing(secrets.Development()); err != nil {
+		t.Fatal(err)
+	}
+	password, err := s.Read("basic-auth-password")
+	if err != nil || len(password) == 0 {
+		t.Fatalf("Read: %d bytes, %v", len(password), err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), "basic-auth-user")); err != nil {
+		t.Errorf("basic-auth-user not in the directory connectors read: %v", err)
+	}
+	if slices.Contains(names(t, s), "basic-auth-password") || slices.Contains(names(t, s), "basic-auth-user") {
+		t.Errorf("Names lists the gateway's credentials: %v", names(t, s))
+	}
+	for what, err := range map[string]error{
+		"create": s.Create("basic-auth-user", []byte("root")),
+		"update": s.Update("basic-auth-password", []byte("guessed")),
+		"delete": s.Delete("basic-auth-password"),
+		"check":  s.Check([]string{"jwt-secret", "basic-auth-password"}),
+		"mount":  s.Mount("fn", []string{"basic-auth-password"}),
+	} {
+		if fault.KindOf(err) != fault.Invalid || !strings.Contains(fmt.Sprint(err), "gateway API's credential") {
+			t.Errorf("%s: %v, want Invalid naming the gateway API's credential", what, err)
+		}
+	}
+	if again, _ := s.Read("basic-auth-password"); string(again) != string(password) {
+		t.Error("the password changed")
+	}
 }
 
 // Each refused operation says why with a kind the gateway API maps to a
@@ -160,8 +197,7 @@ func TestCreateMissingKeepsExistingValues(t *testing.T) {
 	if again, _ := s.Read("basic-auth-password"); string(again) != string(firstPassword) {
 		t.Error("a second CreateMissing replaced basic-auth-password")
 	}
-	want := []string{"admin-email", "admin-password", "basic-auth-password", "basic-auth-user", "db-password", "internal-token",
-		"jwt-secret", "meili-key", "smtp-password"}
+	want := []string{"admin-email", "admin-password", "db-password", "internal-token", "jwt-secret", "meili-key", "smtp-password"}
 	if diff := cmp.Diff(want, names(t, s)); diff != "" {
 		t.Errorf("development secrets (-want +got):\n%s", diff)
 	}
