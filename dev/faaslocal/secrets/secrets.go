@@ -28,7 +28,23 @@ const (
 	codeMissing     = "secret_missing"
 	codeNotFound    = "secret_not_found"
 	codeExists      = "secret_exists"
+	codeReserved    = "secret_reserved"
 )
+
+// reserved are the runtime's own secrets: the gateway API's credentials.
+// faasd keeps them in /var/lib/faasd/secrets, apart from the functions'
+// secrets, so the secret API never lists or changes them and no function
+// can declare them; here they share the directory (the connectors read it
+// as SECRETS_DIR), so the store keeps them apart: Names skips them, Create,
+// Update, Delete and Check refuse them; Read and CreateMissing serve the
+// runtime.
+var reserved = map[string]bool{"basic-auth-user": true, "basic-auth-password": true}
+
+func reservedName(n string) error {
+	return fault.E(fault.Invalid, codeReserved, fmt.Sprintf(
+		"secret %q is the gateway API's credential, not a function secret: change the file in the state "+
+			"directory's secrets and restart faas-local", n))
+}
 
 // name is what a secret name may be (faas-provider's rule: a DNS-ish name
 // that is also a safe file name).
@@ -86,6 +102,9 @@ func (s *Store) put(n string, value []byte, create bool) error {
 	if !validName(n) {
 		return invalidName(n)
 	}
+	if reserved[n] {
+		return reservedName(n)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, err := os.Stat(s.path(n))
@@ -116,6 +135,9 @@ func (s *Store) Delete(n string) error {
 	if !validName(n) {
 		return invalidName(n)
 	}
+	if reserved[n] {
+		return reservedName(n)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := os.Remove(s.path(n)); err != nil {
@@ -127,7 +149,7 @@ func (s *Store) Delete(n string) error {
 	return nil
 }
 
-// Names lists the stored secrets, sorted.
+// Names lists the stored secrets, sorted, except the reserved ones.
 func (s *Store) Names() ([]string, error) {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
@@ -135,7 +157,7 @@ func (s *Store) Names() ([]string, error) {
 	}
 	out := []string{}
 	for _, e := range entries {
-		if e.Type().IsRegular() && validName(e.Name()) && !strings.HasSuffix(e.Name(), tmpSuffix) {
+		if e.Type().IsRegular() && validName(e.Name()) && !reserved[e.Name()] && !strings.HasSuffix(e.Name(), tmpSuffix) {
 			out = append(out, e.Name())
 		}
 	}
@@ -155,12 +177,17 @@ func (s *Store) Read(n string) ([]byte, error) {
 }
 
 // Check reports, as one fault.Invalid error, every name that is not a
-// stored secret: a function may only declare secrets that exist.
+// stored secret or is reserved: a function may only declare secrets that
+// exist and are its kind.
 func (s *Store) Check(names []string) error {
 	var errs []error
 	for _, n := range names {
 		if !validName(n) {
 			errs = append(errs, invalidName(n))
+			continue
+		}
+		if reserved[n] {
+			errs = append(errs, reservedName(n))
 			continue
 		}
 		if _, err := os.Stat(s.path(n)); err != nil {
@@ -227,7 +254,9 @@ func (s *Store) CreateMissing(values map[string]string) error {
 }
 
 // Development returns the secrets a development stack needs, with fresh
-// random keys: jwt-secret and internal-token, the seeded admin's
+// random keys: the gateway API's basic-auth-user (admin) and
+// basic-auth-password, as faasd generates them on install; jwt-secret and
+// internal-token; the seeded admin's
 // admin-email and admin-password, and db-password, meili-key and
 // smtp-password empty (PostgreSQL trusts local connections, no Meilisearch
 // runs and no SMTP server needs a login; functions declare them for
@@ -236,13 +265,15 @@ func (s *Store) CreateMissing(values map[string]string) error {
 // writes a secret on its own.
 func Development() map[string]string {
 	return map[string]string{
-		"jwt-secret":     randomKey(48),
-		"internal-token": randomKey(32),
-		"admin-email":    "admin@example.com",
-		"admin-password": "admin-dev-password",
-		"db-password":    "",
-		"meili-key":      "",
-		"smtp-password":  "",
+		"basic-auth-user":     "admin",
+		"basic-auth-password": randomKey(24),
+		"jwt-secret":          randomKey(48),
+		"internal-token":      randomKey(32),
+		"admin-email":         "admin@example.com",
+		"admin-password":      "admin-dev-password",
+		"db-password":         "",
+		"meili-key":           "",
+		"smtp-password":       "",
 	}
 }
 
