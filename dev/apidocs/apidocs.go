@@ -41,8 +41,11 @@ const (
 
 // CSP is the Content-Security-Policy of every answer under /docs: only the
 // edge's own origin (images may also be data: URLs, which Swagger UI's
-// style sheet uses for its icons; they load nothing).
-const CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+// style sheet uses for its icons; they load nothing). The page repeats it
+// in a meta tag without frame-ancestors, which a meta tag cannot carry.
+const CSP = metaCSP + "; frame-ancestors 'none'"
+
+const metaCSP = "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'"
 
 // assets are the files of the package the page needs, with the licence.
 var assets = []string{"swagger-ui-bundle.js", "swagger-ui.css", "LICENSE", "NOTICE"}
@@ -244,7 +247,7 @@ const pageHTML = `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="` + CSP + `">
+<meta http-equiv="Content-Security-Policy" content="` + metaCSP + `">
 <title>shop API reference</title>
 <link rel="stylesheet" href="/docs/swagger-ui.css">
 </head>

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -77,13 +78,22 @@ func TestAPIReferencePageCallsTheEdge(t *testing.T) {
 	bctx, cancelBrowser := chromedp.NewContext(alloc)
 	defer cancelBrowser()
 
+	// Every request the browser sends, and every security message it logs:
+	// a load the CSP blocked never becomes a request, only such a message.
 	var mu sync.Mutex
-	var requested []string
+	var requested, blocked []string
 	if err := chromedp.Listen(bctx, func(ev any) {
-		if e, ok := ev.(*network.EventRequestWillBeSent); ok && e.Request != nil {
-			mu.Lock()
-			requested = append(requested, e.Request.URL)
-			mu.Unlock()
+		mu.Lock()
+		defer mu.Unlock()
+		switch e := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			if e.Request != nil {
+				requested = append(requested, e.Request.URL)
+			}
+		case *cdplog.EventEntryAdded:
+			if e.Entry != nil && e.Entry.Source == "security" {
+				blocked = append(blocked, e.Entry.Text)
+			}
 		}
 	}); err != nil {
 		t.Fatalf("starting chromium: %v", err)
@@ -121,6 +131,9 @@ func TestAPIReferencePageCallsTheEdge(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
+	for _, m := range blocked {
+		t.Errorf("the page tried to load something its CSP forbids: %s", m)
+	}
 	sawAPI := false
 	for _, u := range requested {
 		ru, err := url.Parse(u)
