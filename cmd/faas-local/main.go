@@ -40,6 +40,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shopfaas/shop/dev/apidocs"
 	"github.com/shopfaas/shop/dev/faaslocal"
 	"github.com/shopfaas/shop/dev/faaslocal/secrets"
 )
@@ -88,6 +89,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	vendorDocs(ctx, root, stdout)
 
 	rt, err := faaslocal.Start(ctx, faaslocal.Config{
 		Root: root, StackFile: opts.StackFile, KongFile: opts.KongFile, StateDir: state,
@@ -123,11 +125,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return nil
 }
 
+// vendorDocs fetches the API reference page's assets (make api-docs) when
+// they are missing. Without npm or the registry the stack still starts: the
+// page then says how to get them.
+func vendorDocs(ctx context.Context, root string, stdout io.Writer) {
+	dir := apidocs.Dir(root)
+	if apidocs.Present(dir) {
+		return
+	}
+	fmt.Fprintf(stdout, "vendoring the API reference page (%s@%s, npm pack)…\n", apidocs.Package, apidocs.Version)
+	if err := apidocs.Vendor(ctx, dir); err != nil {
+		fmt.Fprintf(stdout, "API reference page not available (%v); /docs says how to get it\n", err)
+	}
+}
+
 // printReady tells the developer where everything is.
 func printReady(stdout io.Writer, rt *faaslocal.Runtime, functions int) {
 	fmt.Fprintf(stdout, "\nready: %d functions\n  gateway  %s   (OPENFAAS_URL for faas-cli)\n", functions, rt.GatewayURL())
 	if rt.EdgeURL() != "" {
-		fmt.Fprintf(stdout, "  edge     %s/api/v1\n", rt.EdgeURL())
+		fmt.Fprintf(stdout, "  edge     %s/api/v1\n  docs     %s/docs   (the API reference; the contract at %s/openapi.yaml)\n",
+			rt.EdgeURL(), rt.EdgeURL(), rt.EdgeURL())
 	}
 	fmt.Fprintf(stdout, "  state    %s\n  secrets  %s (basic-auth-user, basic-auth-password, jwt-secret, internal-token, admin-email, admin-password)\n",
 		rt.StateDir(), rt.SecretsDir())

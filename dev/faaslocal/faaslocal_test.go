@@ -986,3 +986,61 @@ func functionProcess(t *testing.T, leader int) int {
 	}
 	return leader
 }
+
+// TestRemoveLeavesNoLogsOrState: faas-cli remove (DELETE /system/functions)
+// takes the function's logs and its state folder with it, so faas-cli logs
+// (GET /system/logs) after a redeploy of the same name shows no line from
+// before, as on faasd.
+func TestRemoveLeavesNoLogsOrState(t *testing.T) {
+	rt := runtimetest.Start(t, runtimetest.Options{})
+	c := client(t, rt)
+	ctx := context.Background()
+	if _, err := c.CreateSecret(ctx, types.Secret{Name: "api-key", Value: "s3cret"}); err != nil {
+		t.Fatal(err)
+	}
+	spec := types.FunctionDeployment{Service: "echo", Secrets: []string{"api-key"}}
+	logLines := func() []string {
+		t.Helper()
+		// The exact call faas-cli logs echo --tail=false makes.
+		res, body := do(t, http.MethodGet, rt.GatewayURL+"/system/logs?name=echo&namespace=openfaas-fn&follow=false", nil, nil)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("GET /system/logs: %d %s", res.StatusCode, body)
+		}
+		return strings.Split(strings.TrimSpace(string(body)), "\n")
+	}
+	stateDir := filepath.Join(rt.StateDir(), "functions", "echo")
+
+	deployEcho(t, rt, c, spec)
+	if code, _, _ := invoke(t, http.MethodGet, rt.GatewayURL+"/function/echo/before-remove", nil, nil); code != http.StatusOK {
+		t.Fatalf("invoke: %d", code)
+	}
+	if lines := logLines(); !contains(lines, "/before-remove") {
+		t.Fatalf("logs before remove %q lack the call", lines)
+	}
+	if _, err := os.Stat(stateDir); err != nil {
+		t.Fatalf("state folder of a deployed function: %v", err)
+	}
+
+	res, body := do(t, http.MethodDelete, rt.GatewayURL+"/system/functions", strings.NewReader(`{"functionName":"echo"}`), nil)
+	if res.StatusCode != http.StatusAccepted {
+		t.Fatalf("DELETE /system/functions: %d %s", res.StatusCode, body)
+	}
+	if _, err := os.Stat(stateDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state folder %s after remove: %v, want it gone", stateDir, err)
+	}
+	if res, _ := do(t, http.MethodGet, rt.GatewayURL+"/system/logs?name=echo&follow=false", nil, nil); res.StatusCode != http.StatusNotFound {
+		t.Errorf("logs of a removed function: %d, want 404", res.StatusCode)
+	}
+
+	deployEcho(t, rt, c, spec)
+	if code, _, _ := invoke(t, http.MethodGet, rt.GatewayURL+"/function/echo/after-redeploy", nil, nil); code != http.StatusOK {
+		t.Fatalf("invoke after redeploy: %d", code)
+	}
+	lines := logLines()
+	if contains(lines, "/before-remove") {
+		t.Errorf("logs after redeploy still show the removed function's lines: %q", lines)
+	}
+	if !contains(lines, "/after-redeploy") {
+		t.Errorf("logs after redeploy %q lack the new call", lines)
+	}
+}

@@ -231,6 +231,19 @@ func (s *Store) Mount(function string, names []string) error {
 	return nil
 }
 
+// Unmount removes function's state folder (the parent of MountDir, with
+// the copies of its secrets), so nothing of a removed function stays on
+// disk; a function without one is not an error.
+func (s *Store) Unmount(function string) error {
+	if function == "" || strings.ContainsAny(function, `/\`) || strings.Contains(function, "..") {
+		return fmt.Errorf("unmount secrets: bad function name %q", function)
+	}
+	if err := os.RemoveAll(filepath.Join(s.mounts, function)); err != nil {
+		return fmt.Errorf("unmount secrets: %w", err)
+	}
+	return nil
+}
+
 // CreateMissing stores each of values whose secret does not exist yet;
 // existing secrets keep their value (so tokens issued before a restart stay
 // valid).
