@@ -19,6 +19,8 @@ type operation struct {
 	routes.Route
 	// Query are the query parameters, by name, with their schema type.
 	Query map[string]string
+	// Headers are the header parameters the contract declares (If-Match, Idempotency-Key, …).
+	Headers []string
 	// Body is the request body's JSON schema (references resolved), nil
 	// when the operation takes none.
 	Body map[string]any
@@ -58,6 +60,9 @@ func operations(t testing.TB) []operation {
 		more, _ := op["parameters"].([]any)
 		for _, p := range append(slices.Clone(params), more...) {
 			pm, _ := resolve(doc, p).(map[string]any)
+			if pm["in"] == "header" {
+				o.Headers = append(o.Headers, pm["name"].(string))
+			}
 			if pm["in"] != "query" {
 				continue
 			}

@@ -106,9 +106,16 @@ var hostilePath = []string{
 	"00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff", "1", "-1", "%20",
 }
 
+// hostileHeader are header values (a client cannot send NUL, CR or LF in
+// one; bytes above 0x7f it can).
+var hostileHeader = []string{
+	"\xff\xfe", "\xc0\xaf", "\xed\xa0\x80", "\t", strings.Repeat("A", 7000), "' OR 1=1--", "*", "W/\"x\"", `"`, ",,,,", "",
+	"00000000-0000-0000-0000-000000000000", "-1", "99999999999999999999",
+}
+
 // probeHostileInput sends the hostile corpus to every public route: each
 // body field (the route's example with that one field replaced), each query
-// parameter, each path parameter. No answer is a 5xx, and every 4xx is a
+// parameter, each header parameter, each path parameter. No answer is a 5xx, and every 4xx is a
 // problem with the shop's code.
 func (f *fixture) probeHostileInput(t *testing.T) {
 	var reqs []probe
@@ -134,6 +141,12 @@ func (f *fixture) probeHostileInput(t *testing.T) {
 			// The parameter twice, and next to a hostile unknown one.
 			reqs = append(reqs, probe{o: o, what: "?" + n + " twice", req: request{Method: o.Method,
 				URL: f.url(o, f.values()) + "?" + n + "=1&" + n + "=2&%00=%FF", Token: f.tokenFor(t, o), Body: f.bodyOf(t, o)}})
+		}
+		for _, h := range o.Headers {
+			for _, v := range hostileHeader {
+				reqs = append(reqs, probe{o: o, what: fmt.Sprintf("%s: %.40q", h, v), req: request{Method: o.Method,
+					URL: f.url(o, f.values()), Token: f.tokenFor(t, o), Body: f.bodyOf(t, o), Header: map[string]string{h: v}}})
+			}
 		}
 		if strings.Contains(o.Path, "{") {
 			for _, v := range hostilePath {
