@@ -47,6 +47,7 @@ type fixture struct {
 
 // TestOWASPAPITop10 starts the shop once and runs every probe against it.
 func TestOWASPAPITop10(t *testing.T) {
+	started := time.Now()
 	var fns []string
 	for _, r := range routes.Table() {
 		fns = append(fns, r.Function)
@@ -62,6 +63,7 @@ func TestOWASPAPITop10(t *testing.T) {
 	t.Run("API4 resource consumption: sizes, pages, nesting", f.probeResourceLimits)
 	t.Run("API8 hostile input on every field and parameter", f.probeHostileInput)
 	t.Run("API1 BOLA: another user's objects", f.probeBOLA) // last: an admin cancels A's order
+	t.Run("no client input logged at ERROR", func(t *testing.T) { f.checkNoErrorLogged(t, started) })
 }
 
 // url is the operation's address with path values filled in: the edge's,
