@@ -62,6 +62,8 @@ type Runtime struct {
 	gateway    *server
 	edgeServer *server
 
+	connectorMetrics connectorMetrics // where each connector serves /metrics
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -136,7 +138,10 @@ func (rt *Runtime) open(known map[string]bool, gatewayURL string) error {
 	}
 	rt.logs = logstore.New(cfg.LogLines, provider.Namespace)
 	rt.replicas = supervisor.New(supervisor.Config{Grace: cfg.StopGrace, Output: rt.output})
-	rt.connectors = supervisor.New(supervisor.Config{Grace: cfg.StopGrace, Output: rt.output})
+	rt.connectors = supervisor.New(supervisor.Config{Grace: cfg.StopGrace, Output: func(name, instance, line string) {
+		rt.connectorMetrics.observe(name, line)
+		rt.output(name, instance, line)
+	}})
 	rt.launcher = &launcher{root: cfg.Root, binary: cfg.Binary, known: known, host: hostVars(cfg.Getenv),
 		telemetry: TelemetryEnv(cfg.Environ(), cfg.OTLPEndpoint), overrides: cfg.Env, gatewayURL: gatewayURL}
 	rt.functions = functions.New(functions.Config{Namespace: provider.Namespace, MaxReplicas: cfg.MaxReplicas,
@@ -150,7 +155,7 @@ func (rt *Runtime) open(known map[string]bool, gatewayURL string) error {
 func (rt *Runtime) serveGateway(ln net.Listener) {
 	api := provider.New(provider.Deps{Functions: rt.functions, Secrets: rt.secrets, Logs: rt.logs,
 		Replicas: rt.replicas, Queue: rt.queue, ResolveWait: rt.cfg.ResolveWait, Log: rt.cfg.Log})
-	rt.gateway = serve(ln, provider.Guard(api.Router()), rt.cfg.Log)
+	rt.gateway = serve(ln, provider.Guard(rt.metricsRoutes(api.Router())), rt.cfg.Log)
 }
 
 // startConnector supervises c like a one-replica function: restarted when it
