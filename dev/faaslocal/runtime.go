@@ -64,6 +64,8 @@ type Runtime struct {
 	edgeServer *server
 	creds      provider.Credentials // the gateway API's basic auth
 
+	connectorMetrics connectorMetrics // where each connector serves /metrics
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -141,7 +143,10 @@ func (rt *Runtime) open(known map[string]bool, gatewayURL string) error {
 	}
 	rt.logs = logstore.New(cfg.LogLines, provider.Namespace)
 	rt.replicas = supervisor.New(supervisor.Config{Grace: cfg.StopGrace, Output: rt.output})
-	rt.connectors = supervisor.New(supervisor.Config{Grace: cfg.StopGrace, Output: rt.output})
+	rt.connectors = supervisor.New(supervisor.Config{Grace: cfg.StopGrace, Output: func(name, instance, line string) {
+		rt.connectorMetrics.observe(name, line)
+		rt.output(name, instance, line)
+	}})
 	rt.launcher = &launcher{root: cfg.Root, binary: cfg.Binary, known: known, host: hostVars(cfg.Getenv),
 		telemetry: TelemetryEnv(cfg.Environ(), cfg.OTLPEndpoint), overrides: cfg.Env, gatewayURL: gatewayURL,
 		allowExec: cfg.AllowExec}
@@ -157,7 +162,7 @@ func (rt *Runtime) serveGateway(ln net.Listener) {
 	api := provider.New(provider.Deps{Functions: rt.functions, Secrets: rt.secrets, Logs: rt.logs,
 		Replicas: rt.replicas, Queue: rt.queue, ResolveWait: rt.cfg.ResolveWait, Log: rt.cfg.Log,
 		Callbacks: provider.Callbacks{Gateway: ln.Addr().String(), Allow: rt.cfg.CallbackAllow}})
-	rt.gateway = serve(ln, provider.Guard(provider.RequireBasicAuth(rt.creds, api.Router())), rt.cfg.Log)
+	rt.gateway = serve(ln, provider.Guard(provider.RequireBasicAuth(rt.creds, rt.metricsRoutes(api.Router()))), rt.cfg.Log)
 }
 
 // Names of the secrets holding the gateway API's credentials, as on faasd

@@ -28,6 +28,13 @@ type headerFilter interface {
 	headerFilter()
 }
 
+// logPhase is a plugin with work in Kong's log phase, which runs after the
+// response whichever plugin answered it (a jwt 401 included): log wraps the
+// whole chain, outside every plugin's wrap.
+type logPhase interface {
+	log(next http.Handler) http.Handler
+}
+
 // pluginConfig is what every plugin's config struct offers: setDefaults
 // sets Kong's defaults before the file's values are decoded over them (so a
 // list the file sets empty stays empty), and Validate checks the decoded
@@ -59,6 +66,8 @@ type scope struct {
 	route string
 	// tracing makes the opentelemetry plugin's spans (Options.TracerProvider).
 	tracing trace.TracerProvider
+	// metrics are the edge's Kong metrics (the prometheus plugin).
+	metrics *edgeMetrics
 }
 
 // kind is a plugin the edge implements: Kong 3.9's PRIORITY (a higher
@@ -150,6 +159,11 @@ func chain(ps []Plugin, known map[string]kind, sc *scope) (func(http.Handler) ht
 	return func(next http.Handler) http.Handler {
 		for _, inst := range slices.Backward(instances) {
 			next = inst.wrap(next)
+		}
+		for _, inst := range instances {
+			if l, ok := inst.(logPhase); ok {
+				next = l.log(next)
+			}
 		}
 		return next
 	}, nil
