@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
 )
@@ -117,4 +118,28 @@ func (d Delivery) DecodeData(dst any) error {
 		return fault.Wrap(err, fault.Malformed, fault.CodeInvalidEvent, "event data does not match its type")
 	}
 	return nil
+}
+
+// EventsConfig is a consumer function's event configuration.
+type EventsConfig struct {
+	// VerifyKey is the secret event-verify-key: the PEM public key(s) of the
+	// outbox relay's event-signing-key.
+	VerifyKey string
+	// AcceptUnsigned is EVENT_ACCEPT_UNSIGNED (default false), for upgrading
+	// a deployment whose queues still hold unsigned events (docs/events.md).
+	AcceptUnsigned bool
+}
+
+// EventsConfigFrom reads an EventsConfig from c; problems are collected in c.
+func EventsConfigFrom(c *config.Reader) EventsConfig {
+	return EventsConfig{VerifyKey: c.Secret("event-verify-key", "", false), AcceptUnsigned: c.Bool("EVENT_ACCEPT_UNSIGNED", false)}
+}
+
+// Events builds the Events of the configuration.
+func (ec EventsConfig) Events() (Events, error) {
+	v, err := events.ParseVerifier(ec.VerifyKey)
+	if err != nil {
+		return Events{}, err
+	}
+	return NewEvents(v, ec.AcceptUnsigned)
 }
