@@ -23,7 +23,6 @@ import (
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fnhttp"
-	"github.com/shopfaas/shop/internal/inbox"
 )
 
 // Consumer is this function's name in the inbox.
@@ -32,7 +31,7 @@ const Consumer = "index-product"
 // Build reads the function's configuration from c and builds its handler.
 // fnserve calls it on the first request, and again after a failed build.
 func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
-	d, err := catalogenv.Load(context.Background(), c, log, catalogenv.Needs{Cache: true, Search: true, Internal: true})
+	d, err := catalogenv.Load(context.Background(), c, log, catalogenv.Needs{Cache: true, Search: true, Internal: true, Events: true})
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +54,7 @@ func New(d *catalogenv.Deps, credential string) http.Handler {
 		if err := auth.CheckInternal(r, credential); err != nil {
 			return err
 		}
-		ev, err := inbox.ReadDelivery(r, events.ProductChanged, events.StockChanged)
+		ev, err := d.Events.Read(r, events.ProductChanged, events.StockChanged)
 		if err != nil {
 			return err
 		}

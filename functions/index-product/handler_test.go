@@ -61,7 +61,7 @@ func (r *recorder) EnsureSettings(context.Context) error { return nil }
 
 func deliver(t *testing.T, h http.Handler, body string, want int) Response {
 	t.Helper()
-	w := envtest.Do(t, h, http.MethodPost, "/", body, "X-Internal-Token", credential)
+	w := envtest.Do(t, h, http.MethodPost, "/", body, "X-Internal-Token", credential, "Shop-Signature", fntest.Sign(body))
 	if w.Code != want {
 		t.Fatalf("status %d, want %d: %s", w.Code, want, w.Body)
 	}
@@ -167,10 +167,16 @@ func TestRefusals(t *testing.T) {
 			[]string{"X-Internal-Token", credential}, 400},
 		{"product without id", fntest.Envelope(t, "s", events.ProductChanged, "", map[string]string{}), []string{"X-Internal-Token", credential}, 400},
 		{"other type", fntest.Envelope(t, "s", events.OrderPlaced, "", map[string]string{}), []string{"X-Internal-Token", credential}, 422},
+		{"unsigned", good, []string{"X-Internal-Token", credential, "Shop-Signature", ""}, 403},
+		{"signature of another event", good, []string{"X-Internal-Token", credential, "Shop-Signature", fntest.Sign(`{}`)}, 403},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if w := envtest.Do(t, h, http.MethodPost, "/", tt.body, tt.header...); w.Code != tt.want {
+			header := tt.header
+			if len(header) == 2 { // the connector passes on the relay's signature
+				header = append(header, "Shop-Signature", fntest.Sign(tt.body))
+			}
+			if w := envtest.Do(t, h, http.MethodPost, "/", tt.body, header...); w.Code != tt.want {
 				t.Errorf("status %d, want %d: %s", w.Code, tt.want, w.Body)
 			}
 		})

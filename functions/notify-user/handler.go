@@ -35,11 +35,11 @@ const Consumer = "notify-user"
 // Build reads the function's configuration from c and builds its handler.
 // fnserve calls it on the first request, and again after a failed build.
 func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
-	d, err := notificationsenv.Load(context.Background(), c, log, notificationsenv.Needs{Internal: true, Mail: true})
+	d, err := notificationsenv.Load(context.Background(), c, log, notificationsenv.Needs{Internal: true, Mail: true, Events: true})
 	if err != nil {
 		return nil, err
 	}
-	deps := Deps{Store: d.Store, Users: d.Users, Credential: d.InternalToken, Log: log}
+	deps := Deps{Store: d.Store, Users: d.Users, Events: d.Events, Credential: d.InternalToken, Log: log}
 	if d.Mailer != nil { // a nil *smtpmail.Sender in the interface would not be nil
 		deps.Mailer = d.Mailer
 	}
@@ -53,6 +53,8 @@ type Deps struct {
 	// Mailer is nil when no SMTP server is configured: notifications are
 	// then only stored.
 	Mailer notifysvc.Mailer
+	// Events reads the connector's deliveries, checking the relay's signature.
+	Events inbox.Events
 	// Credential is the internal credential callers must present.
 	Credential string
 	Log        *slog.Logger
@@ -79,7 +81,7 @@ func New(d Deps) http.Handler {
 		if err := auth.CheckInternal(r, d.Credential); err != nil {
 			return err
 		}
-		ev, err := inbox.ReadDelivery(r, notifications.Types...)
+		ev, err := d.Events.Read(r, notifications.Types...)
 		if err != nil {
 			return err
 		}

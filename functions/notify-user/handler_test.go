@@ -56,7 +56,7 @@ func setup(t *testing.T, mail bool) env {
 
 // handler is notify-user over e's database sending with m (nil: no email).
 func (e env) handler(m notifysvc.Mailer) http.Handler {
-	return New(Deps{Store: e.store, Users: e.users, Mailer: m, Credential: credential, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return New(Deps{Store: e.store, Users: e.users, Mailer: m, Events: fntest.Events(), Credential: credential, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 }
 
 // sender logs in to srv with password over STARTTLS, trusting srv's test
@@ -73,7 +73,7 @@ func sender(t *testing.T, srv *smtptest.Server, password string) *smtpmail.Sende
 
 func deliver(t *testing.T, h http.Handler, body string) (int, Response) {
 	t.Helper()
-	w := fntest.Do(t, h, http.MethodPost, "/", "application/json", body, "X-Internal-Token", credential)
+	w := fntest.Do(t, h, http.MethodPost, "/", "application/json", body, "X-Internal-Token", credential, "Shop-Signature", fntest.Sign(body))
 	var resp Response
 	if w.Code == http.StatusOK {
 		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
@@ -219,7 +219,8 @@ func TestWrongSMTPPasswordIsRetriedAndNothingMarkedSent(t *testing.T) {
 // another machine stops the function at start, before any event.
 func TestPlaintextSMTPAuthToRemoteHostRefusedAtStart(t *testing.T) {
 	secrets := t.TempDir()
-	for name, value := range map[string]string{"internal-token": credential, "smtp-password": "s3cret-smtp-password"} {
+	for name, value := range map[string]string{"internal-token": credential, "smtp-password": "s3cret-smtp-password",
+		"event-verify-key": fntest.VerifyKey()} {
 		if err := os.WriteFile(filepath.Join(secrets, name), []byte(value), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -252,10 +253,16 @@ func TestRefusals(t *testing.T) {
 		{"no user", fntest.Envelope(t, "test", events.OrderPlaced, "", map[string]string{"order_id": uuid.NewString()}), []string{"X-Internal-Token", credential}, 400},
 		{"data not an object", fntest.Envelope(t, "test", events.OrderPlaced, "", "text"), []string{"X-Internal-Token", credential}, 400},
 		{"unsubscribed type", fntest.Envelope(t, "test", events.StockChanged, "", map[string]string{}), []string{"X-Internal-Token", credential}, 422},
+		{"unsigned", good, []string{"X-Internal-Token", credential, "Shop-Signature", ""}, 403},
+		{"signature of another event", good, []string{"X-Internal-Token", credential, "Shop-Signature", fntest.Sign(`{}`)}, 403},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := fntest.Do(t, e.h, http.MethodPost, "/", "application/json", tt.body, tt.header...)
+			header := tt.header
+			if len(header) == 2 { // the connector passes on the relay's signature
+				header = append(header, "Shop-Signature", fntest.Sign(tt.body))
+			}
+			w := fntest.Do(t, e.h, http.MethodPost, "/", "application/json", tt.body, header...)
 			if w.Code != tt.want {
 				t.Errorf("status %d, want %d: %s", w.Code, tt.want, w.Body)
 			}

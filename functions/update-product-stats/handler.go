@@ -18,7 +18,6 @@ import (
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fnhttp"
-	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/orders"
 )
 
@@ -28,7 +27,7 @@ const Consumer = "update-product-stats"
 // Build reads the function's configuration from c and builds its handler.
 // fnserve calls it on the first request, and again after a failed build.
 func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
-	d, err := catalogenv.Load(context.Background(), c, log, catalogenv.Needs{Cache: true, Internal: true})
+	d, err := catalogenv.Load(context.Background(), c, log, catalogenv.Needs{Cache: true, Internal: true, Events: true})
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +54,7 @@ func New(d *catalogenv.Deps, credential string) http.Handler {
 		if err := auth.CheckInternal(r, credential); err != nil {
 			return err
 		}
-		ev, err := inbox.ReadDelivery(r, events.OrderPlaced, events.OrderCancelled)
+		ev, err := d.Events.Read(r, events.OrderPlaced, events.OrderCancelled)
 		if err != nil {
 			return err
 		}

@@ -33,7 +33,7 @@ func orderEvent(t *testing.T, typ string, order uuid.UUID, lines ...orders.Line)
 
 func deliver(t *testing.T, h http.Handler, body string) (int, Response) {
 	t.Helper()
-	w := envtest.Do(t, h, http.MethodPost, "/", body, "X-Internal-Token", credential)
+	w := envtest.Do(t, h, http.MethodPost, "/", body, "X-Internal-Token", credential, "Shop-Signature", fntest.Sign(body))
 	var resp Response
 	if w.Code == http.StatusOK {
 		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
@@ -134,10 +134,20 @@ func TestRefusals(t *testing.T) {
 		{"no items", orderEvent(t, events.OrderPlaced, uuid.New()), []string{"X-Internal-Token", credential}, 400},
 		{"other type", orderEvent(t, events.OrderPaymentFailed, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 1}),
 			[]string{"X-Internal-Token", credential}, 422},
+		// Issue 12, finding 5: the internal credential alone no longer makes
+		// an event (sold_count went from 1 to 1,000,000 with a forged one).
+		{"unsigned", orderEvent(t, events.OrderPlaced, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 1000000}),
+			[]string{"X-Internal-Token", credential, "Shop-Signature", ""}, 403},
+		{"forged with a genuine event's signature", orderEvent(t, events.OrderPlaced, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 1000000}),
+			[]string{"X-Internal-Token", credential, "Shop-Signature", fntest.Sign(good)}, 403},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := envtest.Do(t, h, http.MethodPost, "/", tt.body, tt.header...)
+			header := tt.header
+			if len(header) == 2 { // the connector passes on the relay's signature
+				header = append(header, "Shop-Signature", fntest.Sign(tt.body))
+			}
+			w := envtest.Do(t, h, http.MethodPost, "/", tt.body, header...)
 			if w.Code != tt.want {
 				t.Errorf("status %d, want %d: %s", w.Code, tt.want, w.Body)
 			}

@@ -1,7 +1,7 @@
 // Package fntest holds the helpers every function's tests share: a request
 // against a handler, the internal call of another function or the connector
 // (POST / with the internal credential), a bearer token, an event envelope as
-// the connector delivers it, and the checks every problem and JSON answer must
+// the connector delivers it with the relay's signature, and the checks every problem and JSON answer must
 // pass. Only
 // tests import it.
 package fntest
@@ -20,6 +20,7 @@ import (
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/inbox"
 )
 
 // Do sends a request to h and returns the recorded response. An empty
@@ -85,6 +86,51 @@ func Envelope(tb testing.TB, source, typ, subject string, data any) string {
 	}
 	return string(b)
 }
+
+// The tests' event keys: one Ed25519 pair per test binary, standing in for
+// the outbox relay's event-signing-key and the consumers' event-verify-key.
+var eventSigner, eventVerifier = func() (*events.Signer, *events.Verifier) {
+	key, err := events.GenerateSigner()
+	if err != nil {
+		panic(err)
+	}
+	s, err := events.ParseSigner(key)
+	if err != nil {
+		panic(err)
+	}
+	pub, err := s.Public()
+	if err != nil {
+		panic(err)
+	}
+	v, err := events.ParseVerifier(pub)
+	if err != nil {
+		panic(err)
+	}
+	return s, v
+}()
+
+// Events is a consumer's event reader that trusts Sign's key only.
+func Events() inbox.Events {
+	ev, err := inbox.NewEvents(eventVerifier, false)
+	if err != nil {
+		panic(err) // only without a verifier
+	}
+	return ev
+}
+
+// VerifyKey is the PEM public key Events trusts, the content of the
+// event-verify-key secret of a consumer built from configuration in a test.
+func VerifyKey() string {
+	pub, err := eventSigner.Public()
+	if err != nil {
+		panic(err)
+	}
+	return pub
+}
+
+// Sign returns the Shop-Signature header value the outbox relay would give
+// body, with the key Events trusts.
+func Sign(body string) string { return eventSigner.Sign([]byte(body)) }
 
 // leaks are fragments that must never reach a client: driver, SQL and Go
 // internals.

@@ -44,8 +44,12 @@ func NewEvents(verifier *events.Verifier, acceptUnsigned bool) (Events, error) {
 }
 
 // Read checks the request's events.SignatureHeader against its body, then
-// reads it as ReadDelivery does. A missing or wrong signature is
-// fault.Forbidden "invalid_signature".
+// reads the body as a CloudEvents envelope (internal/events) whose type is one
+// of types. Every problem is a 4xx fault: a missing or wrong signature is
+// fault.Forbidden "invalid_signature" (retried, then dead-lettered); the
+// others (fault.Malformed "invalid_event", fault.TooLarge, fault.Invalid
+// "unsupported_event") make the connector dead-letter the message at once
+// instead of retrying what can never succeed.
 func (e Events) Read(r *http.Request, types ...string) (Delivery, error) {
 	if e.verifier == nil {
 		return Delivery{}, fault.Internalf("inbox: Events used without NewEvents")
@@ -59,19 +63,6 @@ func (e Events) Read(r *http.Request, types ...string) (Delivery, error) {
 	default:
 		return Delivery{}, fault.Wrap(err, fault.Forbidden, fault.CodeInvalidSignature,
 			"the event is not signed by the outbox relay")
-	}
-	return decodeDelivery(body, types)
-}
-
-// ReadDelivery reads the request body as a CloudEvents envelope
-// (internal/events) whose type is one of types. Every problem is a 4xx fault
-// (fault.Malformed "invalid_event", fault.TooLarge, fault.Invalid
-// "unsupported_event"), so the connector dead-letters the message instead of
-// retrying what can never succeed.
-func ReadDelivery(r *http.Request, types ...string) (Delivery, error) {
-	body, err := readBody(r)
-	if err != nil {
-		return Delivery{}, err
 	}
 	return decodeDelivery(body, types)
 }

@@ -82,7 +82,7 @@ func New(t *testing.T, opts Options) *Env {
 		t.Fatal(err)
 	}
 	return &Env{Deps: &catalogenv.Deps{
-		Store: catalogdb.New(pool), Tokens: tokens, Cache: ch, Search: pgsearch.New(pool),
+		Store: catalogdb.New(pool), Tokens: tokens, Cache: ch, Search: pgsearch.New(pool), Events: fntest.Events(),
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 	}, Prefix: prefix, Redis: rdb}
 }
