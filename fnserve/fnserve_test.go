@@ -180,10 +180,16 @@ func TestServing(t *testing.T) {
 	}
 
 	// The text rule runs before every handler: a NUL or invalid UTF-8 in the
-	// query or path is a 422 problem, never the handler's business.
-	for _, target := range []string{"/hello?q=%00", "/hello?q=%FF", "/hello?q=%C0%AF", "/hello/%00"} {
+	// query is a 422 problem, in the path a 404 (it names nothing), never the
+	// handler's business.
+	for _, target := range []string{"/hello?q=%00", "/hello?q=%FF", "/hello?q=%C0%AF"} {
 		if code, body := get(t, url+target); code != 422 || !strings.Contains(body, `"invalid_text"`) {
 			t.Errorf("%s: %d %q, want 422 invalid_text", target, code, body)
+		}
+	}
+	for _, target := range []string{"/hello/%00", "/hello/%FF"} {
+		if code, body := get(t, url+target); code != 404 || !strings.Contains(body, `"not_found"`) {
+			t.Errorf("%s: %d %q, want 404 not_found", target, code, body)
 		}
 	}
 

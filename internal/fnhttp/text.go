@@ -76,10 +76,12 @@ func CheckValues(what string, v url.Values) error {
 
 // CheckRequestText applies the text rule to r's path and query. fnserve runs
 // it before every function, so no handler sees a query parameter that breaks
-// the rule; a query that does not parse is refused too (400).
+// the rule; a query that does not parse is refused too (400). A path that
+// breaks the rule names nothing (every path parameter of the contract is an
+// id, and "anything else is answered 404"): fault.NotFound.
 func CheckRequestText(r *http.Request) error {
 	if err := CheckText("the path", r.URL.Path, false); err != nil {
-		return err
+		return fault.Wrap(err, fault.NotFound, fault.CodeNotFound, "no such resource")
 	}
 	if r.URL.RawQuery == "" {
 		return nil

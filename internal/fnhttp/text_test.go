@@ -103,7 +103,9 @@ func TestCheckRequestText(t *testing.T) {
 		{"/api/v1/search?q=%ED%A0%80", 422},
 		{"/api/v1/search?q=a%0Ab", 422},
 		{"/api/v1/search?%00=x", 422},
-		{"/api/v1/products/%00", 422},
+		{"/api/v1/products/%00", 404},
+		{"/api/v1/products/%FF", 404},
+		{"/api/v1/orders/%01/payment", 404},
 		{"/api/v1/search?q=%zz", 400},
 	}
 	for _, tt := range tests {

@@ -119,8 +119,9 @@ var hostileHeader = []string{
 
 // probeHostileInput sends the hostile corpus to every public route: each
 // body field (the route's example with that one field replaced), each query
-// parameter, each header parameter, each path parameter. No answer is a 5xx, and every 4xx is a
-// problem with the shop's code.
+// parameter, each header parameter, each path parameter. No answer is a
+// 5xx, every 4xx is a problem with the shop's code, and a path parameter
+// that is not an id is 404, as the contract promises.
 func (f *fixture) probeHostileInput(t *testing.T) {
 	var reqs []probe
 	for _, o := range f.ops {
@@ -154,7 +155,7 @@ func (f *fixture) probeHostileInput(t *testing.T) {
 		}
 		if strings.Contains(o.Path, "{") {
 			for _, v := range hostilePath {
-				reqs = append(reqs, probe{o: o, what: "path " + v, req: request{Method: o.Method,
+				reqs = append(reqs, probe{o: o, what: "path " + v, want: http.StatusNotFound, req: request{Method: o.Method,
 					URL: f.url(o, map[string]string{"id": v, "product_id": v}), Token: f.tokenFor(t, o), Body: f.bodyOf(t, o)}})
 			}
 		}
@@ -162,6 +163,9 @@ func (f *fixture) probeHostileInput(t *testing.T) {
 	failures := f.run(reqs, func(p probe, a answer) string {
 		if a.Status >= 500 {
 			return "a server error"
+		}
+		if p.want != 0 && a.Status != p.want {
+			return fmt.Sprintf("want %d", p.want)
 		}
 		if a.Status >= 400 {
 			return a.problem()
@@ -184,6 +188,8 @@ type probe struct {
 	o    operation
 	what string
 	req  request
+	// want is the status the contract promises (0: any but a 5xx).
+	want int
 }
 
 // run sends the probes four at a time and returns a line for each whose
