@@ -23,7 +23,7 @@ func TestClearCart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := New(tokens, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := New(store, tokens, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx := context.Background()
 	alice, bob := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
 	product := uuid.Must(uuid.NewV7())

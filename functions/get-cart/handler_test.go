@@ -42,7 +42,7 @@ func setup(t *testing.T) env {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := cartsvc.New(store, catalog.Client(t), log)
-	return env{h: New(tokens, svc, log), svc: svc, store: store, catalog: catalog, tokens: tokens}
+	return env{h: New(svc, tokens, log), svc: svc, store: store, catalog: catalog, tokens: tokens}
 }
 
 func (e env) user(t *testing.T) (uuid.UUID, string) {

@@ -42,7 +42,7 @@ func setup(t *testing.T) env {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return env{h: New(tokens, cartsvc.New(store, catalog.Client(t), log), log), store: store, catalog: catalog, tokens: tokens}
+	return env{h: New(cartsvc.New(store, catalog.Client(t), log), tokens, log), store: store, catalog: catalog, tokens: tokens}
 }
 
 // user returns a new user id and its bearer header.

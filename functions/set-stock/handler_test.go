@@ -31,7 +31,7 @@ func TestSetStock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := New(tokens, catalog.Client(t), store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := New(catalog.Client(t), store, tokens, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	product := catalog.Add("MUG-1", 1299, "USD")
 	reservedProduct := catalog.Add("MUG-2", 1299, "USD")
 	if _, err := store.SetOnHand(context.Background(), reservedProduct.ID, 10); err != nil {
@@ -122,7 +122,7 @@ func TestSetStockCatalogDown(t *testing.T) {
 	store := inventorydb.New(pgtest.Open(t, inventorydb.Migrations()))
 	catalog := catalogtest.New(t)
 	tokens, _ := auth.NewTokens(testKey, 0)
-	h := New(tokens, catalog.Client(t), store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := New(catalog.Client(t), store, tokens, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	p := catalog.Add("X-1", 100, "USD")
 	catalog.SetDown(true)
 	req := httptest.NewRequest(http.MethodPut, "/api/v1/inventory/"+p.ID.String(), strings.NewReader(`{"on_hand":5}`))
