@@ -132,6 +132,72 @@ func TestPromtool(t *testing.T) {
 	}
 }
 
+// TestEveryAlertIsTestedFiringAndNot: monitoring/rules/tests/shop_test.yml
+// (run by TestPromtool) has, for every alert of monitoring/rules/shop.yml, a
+// case where it fires and one where it does not, and names no alert the
+// rules lack.
+func TestEveryAlertIsTestedFiringAndNot(t *testing.T) {
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string `yaml:"alert"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(read(t, "monitoring/rules/shop.yml"), &rules); err != nil {
+		t.Fatal(err)
+	}
+	var tests struct {
+		Tests []struct {
+			AlertRuleTest []struct {
+				Alertname string `yaml:"alertname"`
+				ExpAlerts []any  `yaml:"exp_alerts"`
+			} `yaml:"alert_rule_test"`
+		} `yaml:"tests"`
+	}
+	if err := yaml.Unmarshal(read(t, "monitoring/rules/tests/shop_test.yml"), &tests); err != nil {
+		t.Fatal(err)
+	}
+	firing, quiet := map[string]bool{}, map[string]bool{}
+	for _, tc := range tests.Tests {
+		for _, a := range tc.AlertRuleTest {
+			if len(a.ExpAlerts) > 0 {
+				firing[a.Alertname] = true
+			} else {
+				quiet[a.Alertname] = true
+			}
+		}
+	}
+	alerts := map[string]bool{}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			alerts[r.Alert] = true
+			if !firing[r.Alert] {
+				t.Errorf("alert %s: no promtool test where it fires", r.Alert)
+			}
+			if !quiet[r.Alert] {
+				t.Errorf("alert %s: no promtool test where it stays quiet", r.Alert)
+			}
+		}
+	}
+	if len(alerts) == 0 {
+		t.Fatal("no alert in monitoring/rules/shop.yml")
+	}
+	for name := range firing {
+		if !alerts[name] {
+			t.Errorf("the promtool tests name alert %s, which the rules lack", name)
+		}
+	}
+	for name := range quiet {
+		if !alerts[name] {
+			t.Errorf("the promtool tests name alert %s, which the rules lack", name)
+		}
+	}
+}
+
 // TestComposeDeclaresWhatTheStackExpects is the contract between the compose
 // file and the services' configuration.
 func TestComposeDeclaresWhatTheStackExpects(t *testing.T) {

@@ -145,6 +145,18 @@ func (c *Reader) Secret(name, devDefault string, dev bool) string {
 // where development secrets have defaults.
 func (c *Reader) Dev() bool { return c.String("SHOP_ENV", "production") == "development" }
 
+// GatewayBasicAuth reads the OpenFaaS gateway API's credentials as the
+// OpenFaaS connectors do: when basic_auth is true (as on faasd and under
+// faas-local), the secrets basic-auth-user and basic-auth-password are
+// required; otherwise there are none ("", ""). They come only from files,
+// never from environment values.
+func (c *Reader) GatewayBasicAuth() (user, password string) {
+	if !c.Bool("basic_auth", false) {
+		return "", ""
+	}
+	return c.Secret("basic-auth-user", "", false), c.Secret("basic-auth-password", "", false)
+}
+
 // OptionalSecret reads the secret file name, or "" when it is missing or
 // empty; its absence is never a problem (e.g. db-password where PostgreSQL
 // trusts local connections).

@@ -60,6 +60,7 @@ type Edge struct {
 	matchers []matcher
 	notFound http.Handler
 	redis    *redisPool
+	metrics  *edgeMetrics
 }
 
 // New compiles decl: every plugin must be one the edge implements, with a
@@ -75,10 +76,10 @@ func New(decl *Declarative, opts Options) (*Edge, error) {
 			return nil, fmt.Errorf("plugin %q: consumer-scoped plugins are not supported by the local edge", p.Name)
 		}
 	}
-	e := &Edge{redis: newRedisPool(opts.Upstreams)}
+	e := &Edge{redis: newRedisPool(opts.Upstreams), metrics: newEdgeMetrics()}
 	scopeOf := func(name, route string) *scope {
 		return &scope{name: name, consumers: decl.Consumers, getenv: opts.Getenv, now: opts.Now, log: opts.Log,
-			keyPrefix: opts.KeyPrefix, redis: e.redis, route: route, tracing: opts.TracerProvider}
+			keyPrefix: opts.KeyPrefix, redis: e.redis, route: route, tracing: opts.TracerProvider, metrics: e.metrics}
 	}
 	global, err := chain(decl.PluginsFor("", ""), known, scopeOf("global", ""))
 	if err != nil {

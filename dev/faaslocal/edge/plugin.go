@@ -20,6 +20,21 @@ type plugin interface {
 	wrap(next http.Handler) http.Handler
 }
 
+// headerFilter marks a plugin that works in Kong's header_filter phase
+// only: Kong runs that phase on every answer, including the ones an
+// earlier plugin gives itself (a 401, a 429, a preflight), so chain applies
+// such a plugin around all the others, whatever its priority.
+type headerFilter interface {
+	headerFilter()
+}
+
+// logPhase is a plugin with work in Kong's log phase, which runs after the
+// response whichever plugin answered it (a jwt 401 included): log wraps the
+// whole chain, outside every plugin's wrap.
+type logPhase interface {
+	log(next http.Handler) http.Handler
+}
+
 // pluginConfig is what every plugin's config struct offers: setDefaults
 // sets Kong's defaults before the file's values are decoded over them (so a
 // list the file sets empty stays empty), and Validate checks the decoded
@@ -51,6 +66,8 @@ type scope struct {
 	route string
 	// tracing makes the opentelemetry plugin's spans (Options.TracerProvider).
 	tracing trace.TracerProvider
+	// metrics are the edge's Kong metrics (the prometheus plugin).
+	metrics *edgeMetrics
 }
 
 // kind is a plugin the edge implements: Kong 3.9's PRIORITY (a higher
@@ -90,6 +107,7 @@ func kinds() map[string]kind {
 		"jwt":                   newKind(1450, newJWT),
 		"request-size-limiting": newKind(951, newRequestSizeLimiting),
 		"rate-limiting":         newKind(910, newRateLimiting),
+		"response-transformer":  newKind(800, newResponseTransformer),
 		"opentelemetry":         newKind(14, newOpenTelemetry),
 		"prometheus":            newKind(13, newPrometheus),
 	}
@@ -126,9 +144,26 @@ func chain(ps []Plugin, known map[string]kind, sc *scope) (func(http.Handler) ht
 		}
 		instances = append(instances, inst)
 	}
+	// Header filters first in the slice, so they wrap outermost.
+	slices.SortStableFunc(instances, func(a, b plugin) int {
+		_, fa := a.(headerFilter)
+		_, fb := b.(headerFilter)
+		switch {
+		case fa && !fb:
+			return -1
+		case fb && !fa:
+			return 1
+		}
+		return 0
+	})
 	return func(next http.Handler) http.Handler {
 		for _, inst := range slices.Backward(instances) {
 			next = inst.wrap(next)
+		}
+		for _, inst := range instances {
+			if l, ok := inst.(logPhase); ok {
+				next = l.log(next)
+			}
 		}
 		return next
 	}, nil

@@ -1,10 +1,17 @@
 package edge
 
-import "net/http"
+import (
+	"net/http"
+	"strconv"
+	"strings"
 
-// PrometheusConfig is the config of Kong's prometheus plugin. It is checked
-// and has no effect locally: Kong serves its metrics on its status
-// listener, and the local runtime's functions serve theirs on /_/metrics.
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// PrometheusConfig is the config of Kong's prometheus plugin. Locally
+// status_code_metrics is honoured (kong_http_requests_total, served by
+// Edge.Metrics); the other flags are checked and have no effect.
 type PrometheusConfig struct {
 	// PerConsumer labels metrics with the consumer.
 	PerConsumer bool `json:"per_consumer"`
@@ -25,9 +32,65 @@ func (c *PrometheusConfig) setDefaults() {}
 // Validate accepts every combination of the flags.
 func (c *PrometheusConfig) Validate() error { return nil }
 
-// prometheus is Kong's prometheus plugin: the request passes unchanged.
-type prometheus struct{}
+// edgeMetrics is the registry of the edge's Kong metrics.
+type edgeMetrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+}
 
-func newPrometheus(PrometheusConfig, *scope) (plugin, error) { return prometheus{}, nil }
+func newEdgeMetrics() *edgeMetrics {
+	m := &edgeMetrics{
+		reg: prometheus.NewRegistry(),
+		// Kong 3.x's kong_http_requests_total; locally without the source
+		// label (whether Kong or the upstream answered).
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kong_http_requests_total",
+			Help: "HTTP status codes per consumer/service/route in Kong",
+		}, []string{"service", "route", "code", "workspace", "consumer"}),
+	}
+	m.reg.MustRegister(m.requests)
+	return m
+}
 
-func (prometheus) wrap(next http.Handler) http.Handler { return next }
+// Metrics serves the edge's metrics in the Prometheus text format, as Kong's
+// status listener serves /metrics: kong_http_requests_total by service,
+// route and code when the prometheus plugin has status_code_metrics.
+func (e *Edge) Metrics() http.Handler {
+	return promhttp.HandlerFor(e.metrics.reg, promhttp.HandlerOpts{Registry: e.metrics.reg})
+}
+
+// promPlugin is Kong's prometheus plugin. Its work is in Kong's log phase,
+// after the response whichever plugin answered, so it counts from outside
+// the whole chain (logPhase).
+type promPlugin struct {
+	cfg      PrometheusConfig
+	service  string
+	route    string
+	requests *prometheus.CounterVec
+}
+
+func newPrometheus(c PrometheusConfig, s *scope) (plugin, error) {
+	p := &promPlugin{cfg: c}
+	if s.metrics != nil {
+		p.requests = s.metrics.requests
+	}
+	// The scope of a route is "<service>:<route>", of the global chain "global".
+	if svc, rt, ok := strings.Cut(s.name, ":"); ok {
+		p.service, p.route = svc, rt
+	}
+	return p, nil
+}
+
+func (p *promPlugin) wrap(next http.Handler) http.Handler { return next }
+
+// log counts every response of the chain it wraps.
+func (p *promPlugin) log(next http.Handler) http.Handler {
+	if !p.cfg.StatusCodeMetrics || p.requests == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		p.requests.WithLabelValues(p.service, p.route, strconv.Itoa(sw.status), "default", "").Inc()
+	})
+}
