@@ -28,7 +28,7 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(d.Tokens, d.Saga, log), nil
+	return New(d.Saga, d.Tokens, log), nil
 }
 
 // Canceller cancels orders (saga.Saga).
@@ -38,7 +38,7 @@ type Canceller interface {
 
 // New returns the function's handler. The request has no body; one that is
 // sent is ignored.
-func New(tokens *auth.Tokens, saga Canceller, log *slog.Logger) http.Handler {
+func New(saga Canceller, tokens *auth.Tokens, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /api/v1/orders/{id}/cancel", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		who, err := tokens.FromRequest(r)

@@ -20,7 +20,7 @@ func TestCancel(t *testing.T) {
 	store := ordersdb.New(pgtest.Open(t, ordersdb.Migrations()))
 	co := orderstest.NewCheckout(t, store, 10)
 	tokens := orderstest.Tokens(t)
-	h := New(tokens, co.Saga, slog.New(slog.DiscardHandler))
+	h := New(co.Saga, tokens, slog.New(slog.DiscardHandler))
 	owner := orderstest.NewUser(t, tokens, auth.RoleCustomer)
 	other := orderstest.NewUser(t, tokens, auth.RoleCustomer)
 

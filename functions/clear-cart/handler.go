@@ -23,7 +23,7 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(d.Tokens, d.Carts, log), nil
+	return New(d.Carts, d.Tokens, log), nil
 }
 
 // Carts empties carts (cartredis.Store).
@@ -32,7 +32,7 @@ type Carts interface {
 }
 
 // New returns the function's handler.
-func New(tokens *auth.Tokens, carts Carts, log *slog.Logger) http.Handler {
+func New(carts Carts, tokens *auth.Tokens, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("DELETE /api/v1/cart", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		id, err := tokens.FromRequest(r)

@@ -13,17 +13,13 @@ import (
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
+	"github.com/shopfaas/shop/internal/fntest"
 )
-
-const testKey = "test-jwt-key-0123456789abcdef0123456789"
 
 func TestClearCart(t *testing.T) {
 	store, _, _ := cartredistest.New(t, time.Hour)
-	tokens, err := auth.NewTokens(testKey, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := New(tokens, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tokens := fntest.Tokens(t, 0)
+	h := New(store, tokens, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx := context.Background()
 	alice, bob := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
 	product := uuid.Must(uuid.NewV7())

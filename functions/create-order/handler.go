@@ -33,7 +33,7 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(d.Tokens, d.Checkout, log), nil
+	return New(d.Checkout, d.Tokens, log), nil
 }
 
 // Placer runs checkouts (saga.Saga).
@@ -42,7 +42,7 @@ type Placer interface {
 }
 
 // New returns the function's handler.
-func New(tokens *auth.Tokens, placer Placer, log *slog.Logger) http.Handler {
+func New(placer Placer, tokens *auth.Tokens, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /api/v1/orders", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		who, err := tokens.FromRequest(r)

@@ -61,7 +61,7 @@ func setup(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	tokens := orderstest.Tokens(t)
-	return &fixture{h: New(tokens, sg, slog.New(slog.DiscardHandler)), saga: sg, pool: pool, svc: svc, carts: carts, tokens: tokens, product: p.ID}
+	return &fixture{h: New(sg, tokens, slog.New(slog.DiscardHandler)), saga: sg, pool: pool, svc: svc, carts: carts, tokens: tokens, product: p.ID}
 }
 
 func (f *fixture) body(qty int, token string) string {

@@ -22,8 +22,6 @@ import (
 	"github.com/shopfaas/shop/internal/fntest"
 )
 
-const testKey = "test-jwt-key-0123456789abcdef0123456789"
-
 type env struct {
 	h       http.Handler
 	svc     *cartsvc.Service
@@ -36,13 +34,10 @@ func setup(t *testing.T) env {
 	t.Helper()
 	store, _, _ := cartredistest.New(t, time.Hour)
 	catalog := catalogtest.New(t)
-	tokens, err := auth.NewTokens(testKey, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tokens := fntest.Tokens(t, 0)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := cartsvc.New(store, catalog.Client(t), log)
-	return env{h: New(tokens, svc, log), svc: svc, store: store, catalog: catalog, tokens: tokens}
+	return env{h: New(svc, tokens, log), svc: svc, store: store, catalog: catalog, tokens: tokens}
 }
 
 func (e env) user(t *testing.T) (uuid.UUID, string) {

@@ -30,10 +30,7 @@ const path = "/api/v1/users/me"
 func setup(t *testing.T) (http.Handler, *usersdb.Store, *auth.Tokens) {
 	t.Helper()
 	store := userstest.Store(t)
-	tokens, err := auth.NewTokens(userstest.JWTKey, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tokens := fntest.Tokens(t, time.Minute)
 	return New(store, tokens, slog.New(slog.DiscardHandler)), store, tokens
 }
 
@@ -94,7 +91,7 @@ func TestGetMeRefusesBadTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs512, err := jwt.NewWithClaims(jwt.SigningMethodHS512, claims).SignedString([]byte(userstest.JWTKey))
+	hs512, err := jwt.NewWithClaims(jwt.SigningMethodHS512, claims).SignedString([]byte(fntest.JWTKey))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,10 +135,7 @@ func TestBuildWiring(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "jwt-secret"), []byte("too-short"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tokens, err := auth.NewTokens(userstest.JWTKey, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tokens := fntest.Tokens(t, time.Minute)
 	pool, err := postgres.Open(context.Background(), postgres.Config{URL: url, Migrations: usersdb.Migrations(), MaxConns: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +145,7 @@ func TestBuildWiring(t *testing.T) {
 	bearer := "Bearer " + issue(t, tokens, u.ID, users.RoleCustomer)
 	fntest.Problem(t, getMe(t, h, bearer), http.StatusServiceUnavailable, "unavailable", "jwt")
 
-	if err := os.WriteFile(filepath.Join(dir, "jwt-secret"), []byte(userstest.JWTKey), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "jwt-secret"), []byte(fntest.JWTKey), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if got := fntest.JSON[users.User](t, getMe(t, h, bearer), http.StatusOK); got.ID != u.ID {

@@ -27,7 +27,7 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(d.Tokens, d.Store, log), nil
+	return New(d.Store, d.Tokens, log), nil
 }
 
 // Store reads orders and their timelines (ordersdb.Store).
@@ -39,7 +39,7 @@ type Store interface {
 var errNotFound = fault.E(fault.NotFound, fault.CodeNotFound, "no such order")
 
 // New returns the function's handler.
-func New(tokens *auth.Tokens, store Store, log *slog.Logger) http.Handler {
+func New(store Store, tokens *auth.Tokens, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/orders/{id}/timeline", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		who, err := tokens.FromRequest(r)

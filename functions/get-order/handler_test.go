@@ -20,7 +20,7 @@ import (
 func TestGetOrder(t *testing.T) {
 	store := ordersdb.New(pgtest.Open(t, ordersdb.Migrations()))
 	tokens := orderstest.Tokens(t)
-	h := New(tokens, store, slog.New(slog.DiscardHandler))
+	h := New(store, tokens, slog.New(slog.DiscardHandler))
 	owner := orderstest.NewUser(t, tokens, auth.RoleCustomer)
 	other := orderstest.NewUser(t, tokens, auth.RoleCustomer)
 	admin := orderstest.NewUser(t, tokens, auth.RoleAdmin)

@@ -23,10 +23,7 @@ func TestGetPayment(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.Open(t, paymentsdb.Migrations())
 	svc := payments.NewService(paymentsdb.New(pool), simulator.New(paymentsdb.NewSimLedger(pool), simulator.Config{}), payments.ServiceConfig{})
-	tokens, err := auth.NewTokens("a-test-signing-key-of-at-least-32-bytes!", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tokens := fntest.Tokens(t, time.Minute)
 	h := New(svc, tokens, slog.New(slog.DiscardHandler))
 	owner := uuid.Must(uuid.NewV7())
 	req := payments.ChargeRequest{OrderID: uuid.Must(uuid.NewV7()), UserID: owner,

@@ -18,7 +18,6 @@ import (
 	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 	"github.com/shopfaas/shop/internal/users/usersdb"
-	"github.com/shopfaas/shop/internal/users/userstest"
 )
 
 func seed(t *testing.T, s *notificationsdb.Store, user uuid.UUID, typ string) notifications.Notification {
@@ -38,10 +37,7 @@ func seed(t *testing.T, s *notificationsdb.Store, user uuid.UUID, typ string) no
 // Each user sees only their own notifications, newest first, page by page.
 func TestOwnNotificationsPaged(t *testing.T) {
 	store := notificationsdb.New(pgtest.Open(t, usersdb.Migrations()))
-	tokens, err := auth.NewTokens(userstest.JWTKey, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tokens := fntest.Tokens(t, time.Hour)
 	h := New(store, tokens, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	alice, bob := uuid.New(), uuid.New()
 	var want []uuid.UUID

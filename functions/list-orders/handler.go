@@ -25,7 +25,7 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(d.Tokens, d.Store, log), nil
+	return New(d.Store, d.Tokens, log), nil
 }
 
 // Lister lists a user's orders (ordersdb.Store).
@@ -39,7 +39,7 @@ type page struct {
 }
 
 // New returns the function's handler.
-func New(tokens *auth.Tokens, store Lister, log *slog.Logger) http.Handler {
+func New(store Lister, tokens *auth.Tokens, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/orders", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		who, err := tokens.FromRequest(r)

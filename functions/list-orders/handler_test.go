@@ -26,7 +26,7 @@ type pageBody struct {
 func TestListsOwnOrdersNewestFirstWithCursor(t *testing.T) {
 	store := ordersdb.New(pgtest.Open(t, ordersdb.Migrations()))
 	tokens := orderstest.Tokens(t)
-	h := New(tokens, store, slog.New(slog.DiscardHandler))
+	h := New(store, tokens, slog.New(slog.DiscardHandler))
 	buyer := orderstest.NewUser(t, tokens, auth.RoleCustomer)
 	other := orderstest.NewUser(t, tokens, auth.RoleCustomer)
 	var want []uuid.UUID

@@ -29,10 +29,7 @@ func setup(t *testing.T, ttl time.Duration) (http.Handler, *auth.Tokens, users.U
 	t.Helper()
 	store := userstest.Store(t)
 	u := userstest.Register(t, store, "carol@example.com", "password-1", "Carol")
-	tokens, err := auth.NewTokens(userstest.JWTKey, ttl)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tokens := fntest.Tokens(t, ttl)
 	return New(store, tokens, slog.New(slog.DiscardHandler)), tokens, u
 }
 
@@ -153,7 +150,7 @@ func TestBuildWiring(t *testing.T) {
 	fntest.Problem(t, fntest.Do(t, h, http.MethodPost, path, "application/json", body),
 		http.StatusServiceUnavailable, "unavailable", "jwt-secret")
 
-	if err := os.WriteFile(filepath.Join(dir, "jwt-secret"), []byte(userstest.JWTKey), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "jwt-secret"), []byte(fntest.JWTKey), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	pool, err := postgres.Open(context.Background(), postgres.Config{URL: url, Migrations: usersdb.Migrations(), MaxConns: 1})

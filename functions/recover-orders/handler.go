@@ -27,7 +27,7 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(d.InternalToken, d.Saga, log), nil
+	return New(d.Saga, d.InternalToken, log), nil
 }
 
 // Recoverer recovers unfinished sagas (saga.Saga).
@@ -39,10 +39,10 @@ type Recoverer interface {
 const batch = 100
 
 // New returns the function's handler.
-func New(internalToken string, rec Recoverer, log *slog.Logger) http.Handler {
+func New(rec Recoverer, credential string, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
-		if err := auth.CheckInternal(r, internalToken); err != nil {
+		if err := auth.CheckInternal(r, credential); err != nil {
 			return err
 		}
 		rep, err := rec.Recover(r.Context(), batch)

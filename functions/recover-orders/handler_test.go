@@ -23,7 +23,7 @@ func TestRecoversPendingOrders(t *testing.T) {
 	pool := pgtest.Open(t, ordersdb.Migrations())
 	store := ordersdb.New(pool)
 	co := orderstest.NewCheckout(t, store, 10)
-	h := New(orderstest.Token, co.Saga, slog.New(slog.DiscardHandler))
+	h := New(co.Saga, orderstest.Token, slog.New(slog.DiscardHandler))
 	user := auth.Identity{UserID: uuid.Must(uuid.NewV7()), Role: auth.RoleCustomer}
 
 	// The processor is down while the order is placed: it stays pending.

@@ -29,7 +29,7 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(d.Tokens, d.Service, log), nil
+	return New(d.Service, d.Tokens, log), nil
 }
 
 // Carts changes carts (cartsvc.Service).
@@ -44,7 +44,7 @@ type request struct {
 }
 
 // New returns the function's handler.
-func New(tokens *auth.Tokens, carts Carts, log *slog.Logger) http.Handler {
+func New(carts Carts, tokens *auth.Tokens, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("PUT /api/v1/cart/items/{product_id}", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		id, err := tokens.FromRequest(r)

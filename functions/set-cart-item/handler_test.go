@@ -24,8 +24,6 @@ import (
 	"github.com/shopfaas/shop/internal/fntest"
 )
 
-const testKey = "test-jwt-key-0123456789abcdef0123456789"
-
 type env struct {
 	h       http.Handler
 	store   *cartredis.Store
@@ -37,12 +35,9 @@ func setup(t *testing.T) env {
 	t.Helper()
 	store, _, _ := cartredistest.New(t, time.Hour)
 	catalog := catalogtest.New(t)
-	tokens, err := auth.NewTokens(testKey, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tokens := fntest.Tokens(t, 0)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return env{h: New(tokens, cartsvc.New(store, catalog.Client(t), log), log), store: store, catalog: catalog, tokens: tokens}
+	return env{h: New(cartsvc.New(store, catalog.Client(t), log), tokens, log), store: store, catalog: catalog, tokens: tokens}
 }
 
 // user returns a new user id and its bearer header.

@@ -30,7 +30,7 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(d.Tokens, d.Catalog, d.Store, log), nil
+	return New(d.Catalog, d.Store, d.Tokens, log), nil
 }
 
 // Catalog tells whether a product exists (catalogclient.Client):
@@ -51,7 +51,7 @@ type request struct {
 }
 
 // New returns the function's handler.
-func New(tokens *auth.Tokens, catalog Catalog, stock Stock, log *slog.Logger) http.Handler {
+func New(catalog Catalog, stock Stock, tokens *auth.Tokens, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("PUT /api/v1/inventory/{product_id}", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		if _, err := tokens.RequireAdmin(r); err != nil {

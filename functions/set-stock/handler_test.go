@@ -21,17 +21,12 @@ import (
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
-const testKey = "test-jwt-key-0123456789abcdef0123456789"
-
 func TestSetStock(t *testing.T) {
 	pool := pgtest.Open(t, inventorydb.Migrations())
 	store := inventorydb.New(pool)
 	catalog := catalogtest.New(t)
-	tokens, err := auth.NewTokens(testKey, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := New(tokens, catalog.Client(t), store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tokens := fntest.Tokens(t, 0)
+	h := New(catalog.Client(t), store, tokens, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	product := catalog.Add("MUG-1", 1299, "USD")
 	reservedProduct := catalog.Add("MUG-2", 1299, "USD")
 	if _, err := store.SetOnHand(context.Background(), reservedProduct.ID, 10); err != nil {
@@ -121,8 +116,8 @@ func TestSetStock(t *testing.T) {
 func TestSetStockCatalogDown(t *testing.T) {
 	store := inventorydb.New(pgtest.Open(t, inventorydb.Migrations()))
 	catalog := catalogtest.New(t)
-	tokens, _ := auth.NewTokens(testKey, 0)
-	h := New(tokens, catalog.Client(t), store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tokens := fntest.Tokens(t, 0)
+	h := New(catalog.Client(t), store, tokens, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	p := catalog.Add("X-1", 100, "USD")
 	catalog.SetDown(true)
 	req := httptest.NewRequest(http.MethodPut, "/api/v1/inventory/"+p.ID.String(), strings.NewReader(`{"on_hand":5}`))

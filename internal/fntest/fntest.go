@@ -1,7 +1,8 @@
 // Package fntest holds the helpers every function's tests share: a request
 // against a handler, the internal call of another function or the connector
-// (POST / with the internal credential), a bearer token, an event envelope as
-// the connector delivers it with the relay's signature, and the checks every problem and JSON answer must
+// (POST / with the internal credential), a token service and a bearer token,
+// an event envelope as the connector delivers it with the relay's signature,
+// and the checks every problem and JSON answer must
 // pass. Only
 // tests import it.
 package fntest
@@ -14,6 +15,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -59,6 +61,20 @@ func Call(tb testing.TB, h http.Handler, credential, body string) (int, map[stri
 		tb.Fatalf("status %d, body %q is not JSON", w.Code, w.Body)
 	}
 	return w.Code, out
+}
+
+// JWTKey is the HS256 key of Tokens (32 bytes or more, as auth requires).
+const JWTKey = "test-jwt-key-0123456789abcdef0123456789"
+
+// Tokens returns a token service over JWTKey whose tokens live ttl (0: the
+// service's default).
+func Tokens(tb testing.TB, ttl time.Duration) *auth.Tokens {
+	tb.Helper()
+	tokens, err := auth.NewTokens(JWTKey, ttl)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tokens
 }
 
 // Bearer issues a token for user with role and returns it as an

@@ -12,9 +12,6 @@ import (
 	"github.com/shopfaas/shop/internal/users/usersdb"
 )
 
-// JWTKey is a 32-byte signing key for test tokens.
-const JWTKey = "test-jwt-key-0123456789abcdefghij"
-
 // Store returns a store on a freshly migrated database of its own, dropped
 // when the test ends. It fails the test when PostgreSQL is unreachable.
 func Store(tb testing.TB) *usersdb.Store {
