@@ -63,6 +63,7 @@ type Runtime struct {
 	gateway    *server
 	edgeServer *server
 	creds      provider.Credentials // the gateway API's basic auth
+	callbacks  provider.Callbacks   // where async answers may be posted
 
 	connectorMetrics connectorMetrics // where each connector serves /metrics
 
@@ -152,8 +153,9 @@ func (rt *Runtime) open(known map[string]bool, gatewayURL string) error {
 		allowExec: cfg.AllowExec}
 	rt.functions = functions.New(functions.Config{Namespace: provider.Namespace, MaxReplicas: cfg.MaxReplicas,
 		Supervisor: rt.replicas, Secrets: rt.secrets, Launcher: rt.launcher, Logs: rt.logs})
+	rt.callbacks = provider.Callbacks{Gateway: strings.TrimPrefix(gatewayURL, "http://"), Allow: cfg.CallbackAllow}
 	rt.queue = queue.NewWorker(queue.Config{Journal: journal, Functions: rt.functions, Replicas: rt.replicas,
-		ResolveWait: cfg.ResolveWait, Log: cfg.Log})
+		ResolveWait: cfg.ResolveWait, Log: cfg.Log, CallbackAllowed: rt.callbacks.Allowed})
 	return nil
 }
 
@@ -161,7 +163,7 @@ func (rt *Runtime) open(known map[string]bool, gatewayURL string) error {
 func (rt *Runtime) serveGateway(ln net.Listener) {
 	api := provider.New(provider.Deps{Functions: rt.functions, Secrets: rt.secrets, Logs: rt.logs,
 		Replicas: rt.replicas, Queue: rt.queue, ResolveWait: rt.cfg.ResolveWait, Log: rt.cfg.Log,
-		Callbacks: provider.Callbacks{Gateway: ln.Addr().String(), Allow: rt.cfg.CallbackAllow}})
+		Callbacks: rt.callbacks})
 	rt.gateway = serve(ln, provider.Guard(provider.RequireBasicAuth(rt.creds, rt.metricsRoutes(api.Router()))), rt.cfg.Log)
 }
 

@@ -76,6 +76,13 @@ type Callbacks struct {
 	Allow []string
 }
 
+// Allowed reports whether raw may be posted to (nil) or why not; the
+// queue rechecks replayed calls with it.
+func (c Callbacks) Allowed(raw string) error {
+	_, err := c.check(raw)
+	return err
+}
+
 // errCallbackRefused is the answer to every callback Callbacks refuses.
 var errCallbackRefused = errors.New("X-Callback-Url must be an http(s) URL naming this gateway's /function/* " +
 	"or a target faas-local was started with (-callback-allow host:port)")

@@ -54,6 +54,11 @@ type Config struct {
 	CloseWait time.Duration
 	// Log receives the worker's diagnostics (default slog.Default()).
 	Log *slog.Logger
+	// CallbackAllowed checks, at Replay, the callback of a call a previous
+	// run accepted against today's rules (the gateway checks new calls
+	// before Enqueue): a callback it refuses is dropped and the call still
+	// runs. Nil allows every callback.
+	CallbackAllowed func(callback string) error
 }
 
 func (c *Config) setDefaults() {
@@ -108,6 +113,13 @@ func (w *Worker) Replay() error {
 	calls, err := w.cfg.Journal.Pending()
 	for _, c := range calls {
 		w.cfg.Log.Info("replaying an async call accepted by a previous run", "function", c.Function, "call_id", c.CallID)
+		if c.Callback != "" && w.cfg.CallbackAllowed != nil {
+			if err := w.cfg.CallbackAllowed(c.Callback); err != nil {
+				w.cfg.Log.Warn("replayed async call: its callback is no longer allowed and is dropped",
+					"function", c.Function, "call_id", c.CallID, "err", err.Error())
+				c.Callback = ""
+			}
+		}
 		w.calls.Go(func() {
 			ctx, cancel := context.WithTimeout(w.ctx, w.cfg.ReplayWait)
 			defer cancel()
