@@ -113,7 +113,7 @@ func TestDashboardAndAlertsHaveData(t *testing.T) {
 
 	// Wait for scrapes and rule evaluations: every check must have data
 	// before the deadline.
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	var missing []string
 	for {
 		missing = missing[:0]
@@ -414,22 +414,22 @@ type prometheus struct {
 
 // startPrometheus runs bin on a free loopback port with a temporary
 // storage and a configuration that discovers the runtime's metrics
-// endpoints every second and loads monitoring/rules; it is stopped when the
+// endpoints every 2 seconds and loads monitoring/rules; it is stopped when the
 // test ends.
 func startPrometheus(t *testing.T, bin, gatewayURL string) *prometheus {
 	t.Helper()
 	dir := t.TempDir()
 	config := fmt.Sprintf(`global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
+  scrape_interval: 2s
+  scrape_timeout: 2s
+  evaluation_interval: 2s
 rule_files:
   - %q
 scrape_configs:
   - job_name: shop-local
     http_sd_configs:
       - url: %q
-        refresh_interval: 1s
+        refresh_interval: 2s
 `, filepath.Join(runtimetest.Root(t), "monitoring", "rules", "*.yml"), gatewayURL+"/system/metrics-targets")
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
@@ -505,7 +505,7 @@ func (p *prometheus) series(query string) (int, error) {
 func waitTargets(t *testing.T, p *prometheus, want map[string]int) {
 	t.Helper()
 	var last string
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
 		res, err := p.client.Get(p.url + "/api/v1/targets?state=active")
 		if err != nil {
 			t.Fatal(err)
@@ -544,7 +544,7 @@ func waitTargets(t *testing.T, p *prometheus, want map[string]int) {
 			return
 		}
 	}
-	t.Fatalf("prometheus does not scrape %v healthy targets within 60s; targets:\n%s", want, last)
+	t.Fatalf("prometheus does not scrape %v healthy targets within 2m; targets:\n%s", want, last)
 }
 
 // syncBuffer is a bytes.Buffer safe for a process's output and the test.
