@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -28,8 +29,10 @@ var jaegerServices = []string{"kong", "create-order", "reserve-stock", "charge-p
 // for make test). It runs Jaeger with monitoring/jaeger/local.yaml, every
 // listener moved to a free loopback port, points the local stack at it and
 // checks that one checkout through the edge is ONE trace in Jaeger's query
-// API whose spans come from every hop (jaegerServices) and whose parents are
-// all in the trace but the edge's, the client's span.
+// API whose spans come from every hop (jaegerServices), whose parents are
+// all in the trace but the edge's (the client's span), with each saga
+// function's server span and each handler's server span under a delivery
+// span of the connector.
 func TestCheckoutTraceInJaeger(t *testing.T) {
 	bin := os.Getenv("JAEGER_BIN")
 	if bin == "" {
@@ -106,11 +109,24 @@ func TestCheckoutTraceInJaeger(t *testing.T) {
 	}
 
 	type span struct {
-		SpanID     string `json:"spanID"`
-		ProcessID  string `json:"processID"`
-		References []struct {
+		SpanID        string `json:"spanID"`
+		OperationName string `json:"operationName"`
+		ProcessID     string `json:"processID"`
+		References    []struct {
 			SpanID string `json:"spanID"`
 		} `json:"references"`
+		Tags []struct {
+			Key   string `json:"key"`
+			Value any    `json:"value"`
+		} `json:"tags"`
+	}
+	kind := func(sp span) string {
+		for _, tag := range sp.Tags {
+			if tag.Key == "span.kind" {
+				return fmt.Sprint(tag.Value)
+			}
+		}
+		return ""
 	}
 	type jaegerTrace struct {
 		TraceID   string                                  `json:"traceID"`
@@ -174,6 +190,34 @@ func TestCheckoutTraceInJaeger(t *testing.T) {
 			}
 		case !ids[sp.References[0].SpanID]:
 			t.Errorf("span %s of %s has a parent outside the trace (a broken link)", sp.SpanID, svc)
+		}
+	}
+	// Each function's server span, and each handler's under a delivery span
+	// of the connector (not only spans continued from the event's envelope).
+	byID := map[string]span{}
+	for _, sp := range tr.Spans {
+		byID[sp.SpanID] = sp
+	}
+	for _, svc := range []string{"kong", "create-order", "reserve-stock", "charge-payment", "commit-stock"} {
+		found := false
+		for _, sp := range tr.Spans {
+			found = found || (tr.Processes[sp.ProcessID].ServiceName == svc && kind(sp) == "server")
+		}
+		if !found {
+			t.Errorf("no server span of %s in the trace", svc)
+		}
+	}
+	for _, fn := range traceHandlers {
+		found := false
+		for _, sp := range tr.Spans {
+			if tr.Processes[sp.ProcessID].ServiceName != fn || kind(sp) != "server" || len(sp.References) == 0 {
+				continue
+			}
+			parent := byID[sp.References[0].SpanID]
+			found = found || (tr.Processes[parent.ProcessID].ServiceName == "rabbitmq-connector" && kind(parent) == "consumer")
+		}
+		if !found {
+			t.Errorf("no server span of %s under a delivery span of the connector in the trace", fn)
 		}
 	}
 	t.Logf("Jaeger: trace %s, %d spans from %d services %v", traceID, len(tr.Spans), len(services), services)
