@@ -8,7 +8,7 @@ GOFILES  = $(shell find . -name '*.go' -not -path './build/*' -not -path './.loc
 
 .DEFAULT_GOAL := run
 
-.PHONY: services run test lint fmt unit integration broker-restart-test replacement-test buildcheck fuzz chaos chaos-short generate bench clean jaeger jaeger-build
+.PHONY: api-docs services run test lint fmt unit integration broker-restart-test replacement-test buildcheck fuzz chaos chaos-short generate bench clean jaeger jaeger-build
 
 ## services: start PostgreSQL, Redis and RabbitMQ on 127.0.0.1 when they are
 ## not running, with the PostgreSQL authentication the shop needs (trust for
@@ -27,6 +27,13 @@ JAEGER_BIN     = $(abspath $(STATE))/bin/jaeger
 ## it first names any service that does not answer (make services starts them).
 run:
 	$(GO) run ./cmd/faas-local -state $(STATE)
+
+## api-docs: vendor the API reference page's assets (the npm package
+## swagger-ui-dist, version pinned in dev/apidocs) into build/api-docs with
+## npm pack; make run does it when they are missing. The local edge serves
+## the page at /docs and the contract at /openapi.yaml.
+api-docs:
+	$(GO) run ./dev/vendordocs
 
 ## test: lint, every test (against the real PostgreSQL, Redis and RabbitMQ;
 ## the unit packages with the race detector), the build check of every
@@ -94,6 +101,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME) ./internal/search
 	$(GO) test -run '^$$' -fuzz '^FuzzValidKey$$' -fuzztime $(FUZZTIME) ./internal/orders
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCursor$$' -fuzztime $(FUZZTIME) ./internal/orders
+	$(GO) test -run '^$$' -fuzz '^FuzzReadDelivery$$' -fuzztime $(FUZZTIME) ./internal/inbox
+	$(GO) test -run '^$$' -fuzz '^FuzzEventsRead$$' -fuzztime $(FUZZTIME) ./internal/inbox
 
 buildcheck:
 	$(GO) run ./cmd/buildcheck -stack stack.yml

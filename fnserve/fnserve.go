@@ -1,8 +1,11 @@
-// Package fnserve serves one function's Handle over HTTP. It is the single
-// serving path: the OpenFaaS template's main.go calls Main inside the image
-// (behind of-watchdog in mode=http), and the local multi-call binary calls Run
-// for the function it was started as. It lives outside internal/ because the
-// template's own module imports it.
+// Package fnserve serves one function over HTTP from its Build (the
+// constructor every function package exports, fnhttp.Builder). It is the
+// single serving path: the OpenFaaS template's main.go calls Main(function.Build)
+// inside the image (behind of-watchdog in mode=http), and the local
+// multi-call binary calls Run for the function it was started as. The handler
+// is built on the first request, from a fresh reading of the environment, and
+// built again on the next request when that failed (503 meanwhile). It lives
+// outside internal/ because the template's own module imports it.
 //
 // Configuration uses the watchdog's variable names, read from an injected
 // environment: read_timeout, write_timeout, exec_timeout (bare seconds or Go
@@ -105,24 +108,27 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	return cfg, c.Err()
 }
 
-// Main is the template's entry point: it serves handle until SIGTERM or
-// SIGINT and exits non-zero when serving fails.
-func Main(handle http.HandlerFunc) {
+// Main is the template's entry point: it serves the function that build
+// builds (its package's Build) until SIGTERM or SIGINT and exits non-zero when
+// serving fails.
+func Main(build fnhttp.Builder) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := Run(ctx, os.Getenv, os.Stdout, handle, nil); err != nil {
+	if err := Run(ctx, os.Getenv, os.Stdout, build, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "fatal:", err)
 		os.Exit(1)
 	}
 }
 
-// Run serves handle until ctx is done, then drains: for DrainInterval
+// Run serves the function that build builds until ctx is done, then drains: for DrainInterval
 // /_/health answers 503 while every other request is still served (each answer
 // with Connection: close, so clients reconnect elsewhere; idle connections are
 // not closed under a client that may be sending on them), then it stops accepting and waits for
 // the requests in flight within the write timeout. ready, when not nil, receives the bound address once the
-// listener is open (PORT=0 picks a free port).
-func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, handle http.HandlerFunc, ready func(addr string)) error {
+// listener is open (PORT=0 picks a free port). build gets the process's
+// logger and a config.Reader over getenv, on the first request and again after
+// a failed build (fnhttp.Lazy).
+func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, build fnhttp.Builder, ready func(addr string)) error {
 	cfg, err := LoadConfig(getenv)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -157,6 +163,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, hand
 		return fmt.Errorf("listen: %w", err)
 	}
 	var draining atomic.Bool
+	handle := fnhttp.Lazy(build, config.New(getenv), log)
 	srv := &http.Server{
 		Handler:           handler(cfg, log, prometheus.NewRegistry(), handle, &draining),
 		ReadTimeout:       cfg.ReadTimeout,
@@ -200,12 +207,12 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, hand
 // path and query (422 invalid_text), request metrics, the shop's domain
 // metrics on reg in the request's context (telemetry.ShopFrom) and panic
 // recovery.
-func Handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http.HandlerFunc) http.Handler {
+func Handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http.Handler) http.Handler {
 	return handler(cfg, log, reg, handle, nil)
 }
 
 // handler is Handler whose /_/health answers 503 while draining is true.
-func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http.HandlerFunc, draining *atomic.Bool) http.Handler {
+func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http.Handler, draining *atomic.Bool) http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "function_requests_total", Help: "Requests served by the function, by method and status code.",

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,7 +40,8 @@ func serve(t *testing.T, env map[string]string, handle http.HandlerFunc) *server
 	addr := make(chan string, 1)
 	go func() {
 		defer close(s.done)
-		s.err = fnserve.Run(ctx, config.Env(base), io.Discard, handle, func(a string) { addr <- a })
+		build := func(*config.Reader, *slog.Logger) (http.Handler, error) { return handle, nil }
+		s.err = fnserve.Run(ctx, config.Env(base), io.Discard, build, func(a string) { addr <- a })
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -68,6 +71,55 @@ func get(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// Run builds the function from its own environment on the first request,
+// and builds it again after a failed build instead of keeping the error.
+func TestRunBuildsFromItsEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	var builds atomic.Int32
+	done := make(chan struct{})
+	ready := make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	env := config.Env(map[string]string{"PORT": "0", "OPENFAAS_NAME": "fixture", "healthcheck_interval": "0",
+		"FIXTURE_GREETING": "hello", config.SecretsDirEnv: dir})
+	build := func(c *config.Reader, _ *slog.Logger) (http.Handler, error) {
+		builds.Add(1)
+		greeting, key := c.String("FIXTURE_GREETING", ""), c.Secret("fixture-key", "", false)
+		if err := c.Err(); err != nil {
+			return nil, err
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, greeting+" "+key) }), nil
+	}
+	var err error
+	go func() {
+		defer close(done)
+		err = fnserve.Run(ctx, env, io.Discard, build, func(a string) { ready <- a })
+	}()
+	defer func() { cancel(); <-done }()
+	var url string
+	select {
+	case a := <-ready:
+		url = "http://" + a
+	case <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	if n := builds.Load(); n != 0 {
+		t.Errorf("built %d times before any request, want 0", n)
+	}
+	if code, body := get(t, url+"/"); code != http.StatusServiceUnavailable || strings.Contains(body, "fixture-key") {
+		t.Errorf("without the secret: %d %q, want a 503 that does not name it", code, body)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "fixture-key"), []byte("k1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(t, url+"/"); code != http.StatusOK || body != "hello k1" {
+		t.Errorf("with the secret: %d %q, want 200 \"hello k1\"", code, body)
+	}
+	get(t, url+"/")
+	if n := builds.Load(); n != 2 {
+		t.Errorf("built %d times, want 2 (one failure, then kept)", n)
+	}
 }
 
 func TestServing(t *testing.T) {

@@ -2,7 +2,7 @@
 
 // Package function is the cart bundle of the faasd-CE stack (stack.ce.yml):
 // one OpenFaaS function that serves these functions through their own,
-// unchanged Handle:
+// unchanged Build:
 // get-cart, set-cart-item, clear-cart.
 //
 // internal/bundle decides which member a request is for (public route,
@@ -14,6 +14,7 @@ import (
 	"net/http"
 
 	"github.com/shopfaas/shop/internal/bundle"
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/routes"
 
@@ -22,19 +23,19 @@ import (
 	setcartitem "github.com/shopfaas/shop/functions/set-cart-item"
 )
 
-// members maps every function of the cart service to its Handle.
-var members = map[string]http.HandlerFunc{
-	"get-cart":      getcart.Handle,
-	"set-cart-item": setcartitem.Handle,
-	"clear-cart":    clearcart.Handle,
+// members maps every function of the cart service to its Build.
+var members = map[string]fnhttp.Builder{
+	"get-cart":      getcart.Build,
+	"set-cart-item": setcartitem.Build,
+	"clear-cart":    clearcart.Build,
 }
 
-// handler is built on the first request; each member builds its own
-// dependencies on its own first request.
-var handler = fnhttp.Lazy(func() (http.Handler, error) { return New(members, slog.Default()) })
-
-// Handle is the OpenFaaS entry point.
-func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+// Build returns the cart bundle, the entry point fnserve calls like any
+// function's Build. Each member builds its own dependencies on its own first
+// request (bundle.Lazy).
+func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	return New(bundle.Lazy(members, c, log), log)
+}
 
 // New returns the cart bundle over handlers, which must hold exactly the
 // functions of the cart service in the route table (tests pass recorders).

@@ -2,7 +2,7 @@
 
 // Package function is the catalog bundle of the faasd-CE stack (stack.ce.yml):
 // one OpenFaaS function that serves these functions through their own,
-// unchanged Handle:
+// unchanged Build:
 // list-products, get-product, create-product, update-product,
 // archive-product, search-products, update-product-stats, index-product.
 //
@@ -15,6 +15,7 @@ import (
 	"net/http"
 
 	"github.com/shopfaas/shop/internal/bundle"
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/routes"
 
@@ -28,24 +29,24 @@ import (
 	updateproductstats "github.com/shopfaas/shop/functions/update-product-stats"
 )
 
-// members maps every function of the catalog service to its Handle.
-var members = map[string]http.HandlerFunc{
-	"list-products":        listproducts.Handle,
-	"get-product":          getproduct.Handle,
-	"create-product":       createproduct.Handle,
-	"update-product":       updateproduct.Handle,
-	"archive-product":      archiveproduct.Handle,
-	"search-products":      searchproducts.Handle,
-	"update-product-stats": updateproductstats.Handle,
-	"index-product":        indexproduct.Handle,
+// members maps every function of the catalog service to its Build.
+var members = map[string]fnhttp.Builder{
+	"list-products":        listproducts.Build,
+	"get-product":          getproduct.Build,
+	"create-product":       createproduct.Build,
+	"update-product":       updateproduct.Build,
+	"archive-product":      archiveproduct.Build,
+	"search-products":      searchproducts.Build,
+	"update-product-stats": updateproductstats.Build,
+	"index-product":        indexproduct.Build,
 }
 
-// handler is built on the first request; each member builds its own
-// dependencies on its own first request.
-var handler = fnhttp.Lazy(func() (http.Handler, error) { return New(members, slog.Default()) })
-
-// Handle is the OpenFaaS entry point.
-func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+// Build returns the catalog bundle, the entry point fnserve calls like any
+// function's Build. Each member builds its own dependencies on its own first
+// request (bundle.Lazy).
+func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	return New(bundle.Lazy(members, c, log), log)
+}
 
 // New returns the catalog bundle over handlers, which must hold exactly the
 // functions of the catalog service in the route table (tests pass recorders).

@@ -2,7 +2,7 @@
 
 // Package function is the inventory bundle of the faasd-CE stack (stack.ce.yml):
 // one OpenFaaS function that serves these functions through their own,
-// unchanged Handle:
+// unchanged Build:
 // get-stock, set-stock, reserve-stock, commit-stock, release-stock,
 // expire-reservations.
 //
@@ -15,6 +15,7 @@ import (
 	"net/http"
 
 	"github.com/shopfaas/shop/internal/bundle"
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/routes"
 
@@ -26,22 +27,22 @@ import (
 	setstock "github.com/shopfaas/shop/functions/set-stock"
 )
 
-// members maps every function of the inventory service to its Handle.
-var members = map[string]http.HandlerFunc{
-	"get-stock":           getstock.Handle,
-	"set-stock":           setstock.Handle,
-	"reserve-stock":       reservestock.Handle,
-	"commit-stock":        commitstock.Handle,
-	"release-stock":       releasestock.Handle,
-	"expire-reservations": expirereservations.Handle,
+// members maps every function of the inventory service to its Build.
+var members = map[string]fnhttp.Builder{
+	"get-stock":           getstock.Build,
+	"set-stock":           setstock.Build,
+	"reserve-stock":       reservestock.Build,
+	"commit-stock":        commitstock.Build,
+	"release-stock":       releasestock.Build,
+	"expire-reservations": expirereservations.Build,
 }
 
-// handler is built on the first request; each member builds its own
-// dependencies on its own first request.
-var handler = fnhttp.Lazy(func() (http.Handler, error) { return New(members, slog.Default()) })
-
-// Handle is the OpenFaaS entry point.
-func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+// Build returns the inventory bundle, the entry point fnserve calls like any
+// function's Build. Each member builds its own dependencies on its own first
+// request (bundle.Lazy).
+func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	return New(bundle.Lazy(members, c, log), log)
+}
 
 // New returns the inventory bundle over handlers, which must hold exactly the
 // functions of the inventory service in the route table (tests pass recorders).

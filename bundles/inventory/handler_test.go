@@ -6,18 +6,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/shopfaas/shop/internal/config"
 )
 
 // The bundle's members are exactly the inventory functions of the route table.
 func TestMembers(t *testing.T) {
-	if _, err := New(members, nil); err != nil {
+	if _, err := Build(config.New(config.Env(nil)), nil); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // A request no member serves is a 404 problem, never a member's.
 func TestUnknownRoute(t *testing.T) {
-	h, err := New(members, nil)
+	h, err := Build(config.New(config.Env(nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,7 @@
 
 // Package function is the orders bundle of the faasd-CE stack (stack.ce.yml):
 // one OpenFaaS function that serves these functions through their own,
-// unchanged Handle:
+// unchanged Build:
 // create-order, list-orders, get-order, cancel-order, get-order-timeline,
 // recover-orders.
 //
@@ -15,6 +15,7 @@ import (
 	"net/http"
 
 	"github.com/shopfaas/shop/internal/bundle"
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/routes"
 
@@ -26,22 +27,22 @@ import (
 	recoverorders "github.com/shopfaas/shop/functions/recover-orders"
 )
 
-// members maps every function of the orders service to its Handle.
-var members = map[string]http.HandlerFunc{
-	"create-order":       createorder.Handle,
-	"list-orders":        listorders.Handle,
-	"get-order":          getorder.Handle,
-	"cancel-order":       cancelorder.Handle,
-	"get-order-timeline": getordertimeline.Handle,
-	"recover-orders":     recoverorders.Handle,
+// members maps every function of the orders service to its Build.
+var members = map[string]fnhttp.Builder{
+	"create-order":       createorder.Build,
+	"list-orders":        listorders.Build,
+	"get-order":          getorder.Build,
+	"cancel-order":       cancelorder.Build,
+	"get-order-timeline": getordertimeline.Build,
+	"recover-orders":     recoverorders.Build,
 }
 
-// handler is built on the first request; each member builds its own
-// dependencies on its own first request.
-var handler = fnhttp.Lazy(func() (http.Handler, error) { return New(members, slog.Default()) })
-
-// Handle is the OpenFaaS entry point.
-func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+// Build returns the orders bundle, the entry point fnserve calls like any
+// function's Build. Each member builds its own dependencies on its own first
+// request (bundle.Lazy).
+func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	return New(bundle.Lazy(members, c, log), log)
+}
 
 // New returns the orders bundle over handlers, which must hold exactly the
 // functions of the orders service in the route table (tests pass recorders).

@@ -2,7 +2,7 @@
 
 // Package function is the payments bundle of the faasd-CE stack (stack.ce.yml):
 // one OpenFaaS function that serves these functions through their own,
-// unchanged Handle:
+// unchanged Build:
 // get-payment, charge-payment, refund-payment.
 //
 // internal/bundle decides which member a request is for (public route,
@@ -14,6 +14,7 @@ import (
 	"net/http"
 
 	"github.com/shopfaas/shop/internal/bundle"
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/routes"
 
@@ -22,19 +23,19 @@ import (
 	refundpayment "github.com/shopfaas/shop/functions/refund-payment"
 )
 
-// members maps every function of the payments service to its Handle.
-var members = map[string]http.HandlerFunc{
-	"get-payment":    getpayment.Handle,
-	"charge-payment": chargepayment.Handle,
-	"refund-payment": refundpayment.Handle,
+// members maps every function of the payments service to its Build.
+var members = map[string]fnhttp.Builder{
+	"get-payment":    getpayment.Build,
+	"charge-payment": chargepayment.Build,
+	"refund-payment": refundpayment.Build,
 }
 
-// handler is built on the first request; each member builds its own
-// dependencies on its own first request.
-var handler = fnhttp.Lazy(func() (http.Handler, error) { return New(members, slog.Default()) })
-
-// Handle is the OpenFaaS entry point.
-func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+// Build returns the payments bundle, the entry point fnserve calls like any
+// function's Build. Each member builds its own dependencies on its own first
+// request (bundle.Lazy).
+func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	return New(bundle.Lazy(members, c, log), log)
+}
 
 // New returns the payments bundle over handlers, which must hold exactly the
 // functions of the payments service in the route table (tests pass recorders).

@@ -2,7 +2,7 @@
 
 // Package function is the users bundle of the faasd-CE stack (stack.ce.yml):
 // one OpenFaaS function that serves these functions through their own,
-// unchanged Handle:
+// unchanged Build:
 // register-user, login-user, get-me, list-notifications, notify-user.
 //
 // internal/bundle decides which member a request is for (public route,
@@ -14,6 +14,7 @@ import (
 	"net/http"
 
 	"github.com/shopfaas/shop/internal/bundle"
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/routes"
 
@@ -24,21 +25,21 @@ import (
 	registeruser "github.com/shopfaas/shop/functions/register-user"
 )
 
-// members maps every function of the users service to its Handle.
-var members = map[string]http.HandlerFunc{
-	"register-user":      registeruser.Handle,
-	"login-user":         loginuser.Handle,
-	"get-me":             getme.Handle,
-	"list-notifications": listnotifications.Handle,
-	"notify-user":        notifyuser.Handle,
+// members maps every function of the users service to its Build.
+var members = map[string]fnhttp.Builder{
+	"register-user":      registeruser.Build,
+	"login-user":         loginuser.Build,
+	"get-me":             getme.Build,
+	"list-notifications": listnotifications.Build,
+	"notify-user":        notifyuser.Build,
 }
 
-// handler is built on the first request; each member builds its own
-// dependencies on its own first request.
-var handler = fnhttp.Lazy(func() (http.Handler, error) { return New(members, slog.Default()) })
-
-// Handle is the OpenFaaS entry point.
-func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+// Build returns the users bundle, the entry point fnserve calls like any
+// function's Build. Each member builds its own dependencies on its own first
+// request (bundle.Lazy).
+func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	return New(bundle.Lazy(members, c, log), log)
+}
 
 // New returns the users bundle over handlers, which must hold exactly the
 // functions of the users service in the route table (tests pass recorders).

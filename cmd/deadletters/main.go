@@ -7,9 +7,14 @@
 //	deadletters purge <function> <id>|all   delete
 //
 // Without functions, list asks the gateway ($GATEWAY_URL) for the functions
-// with a `topic` annotation. Environment: RABBITMQ_URL
+// with a `topic` annotation; with basic_auth=true it sends the gateway API's
+// credentials from SECRETS_DIR (basic-auth-user, basic-auth-password), as
+// the connectors do. Environment: RABBITMQ_URL
 // [amqp://guest:guest@127.0.0.1:5672/], GATEWAY_URL [http://127.0.0.1:8080],
-// EXCHANGE_PREFIX [""].
+// EXCHANGE_PREFIX [""], basic_auth [false], SECRETS_DIR
+// [/var/openfaas/secrets]. Locally:
+//
+//	basic_auth=true SECRETS_DIR=.local/secrets go run ./cmd/deadletters list
 package main
 
 import (
@@ -28,6 +33,7 @@ import (
 	"time"
 
 	sdktypes "github.com/openfaas/connector-sdk/types"
+	sdk "github.com/openfaas/go-sdk"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopfaas/shop/internal/broker"
@@ -54,6 +60,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	url := c.String("RABBITMQ_URL", broker.DefaultURL)
 	gateway := c.String("GATEWAY_URL", "http://127.0.0.1:8080")
 	names := broker.Names{Prefix: c.String("EXCHANGE_PREFIX", "")}
+	var gatewayAuth sdk.ClientAuth
+	if user, password := c.GatewayBasicAuth(); user != "" {
+		gatewayAuth = &sdk.BasicAuth{Username: user, Password: password}
+	}
 	if err := c.Err(); err != nil {
 		return err
 	}
@@ -76,7 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	case "list":
 		fns := rest
 		if len(fns) == 0 {
-			if fns, err = subscribed(gateway); err != nil {
+			if fns, err = subscribed(gateway, gatewayAuth); err != nil {
 				return fmt.Errorf("discover functions (or name them): %w", err)
 			}
 		}
@@ -103,8 +113,8 @@ func idArg(s string) string {
 
 // subscribed lists the functions with a topic annotation, as the connector
 // discovers them.
-func subscribed(gateway string) ([]string, error) {
-	byTopic, err := sdktypes.NewFunctionLookupBuilder(gateway, ",", &http.Client{Timeout: 5 * time.Second}, nil).Build()
+func subscribed(gateway string, auth sdk.ClientAuth) ([]string, error) {
+	byTopic, err := sdktypes.NewFunctionLookupBuilder(gateway, ",", &http.Client{Timeout: 5 * time.Second}, auth).Build()
 	if err != nil {
 		return nil, err
 	}

@@ -7,11 +7,23 @@
 // every process it started on Ctrl-C.
 //
 //	go run ./cmd/faas-local [-gateway 127.0.0.1:8080] [-edge 127.0.0.1:8000] [-state .local] [-quiet] [-otlp http://127.0.0.1:4318]
+//	                        [-allow-exec] [-callback-allow host:port,...]
 //
 // Every flag has an environment override (FAAS_LOCAL_GATEWAY_ADDR,
 // FAAS_LOCAL_EDGE_ADDR, FAAS_LOCAL_STATE_DIR, FAAS_LOCAL_STACK, FAAS_LOCAL_KONG,
 // FAAS_LOCAL_FUNCTIONS, FAAS_LOCAL_CONNECTORS, FAAS_LOCAL_SEED,
-// FAAS_LOCAL_QUIET, FAAS_LOCAL_OTLP); only loopback addresses are accepted.
+// FAAS_LOCAL_QUIET, FAAS_LOCAL_OTLP, FAAS_LOCAL_ALLOW_EXEC,
+// FAAS_LOCAL_CALLBACK_ALLOW); only loopback addresses are accepted.
+//
+// The gateway API's /system/* routes need basic auth, as on faasd: the first
+// run writes <state>/secrets/basic-auth-user (admin) and basic-auth-password
+// (random, 0600) and later runs reuse them; log faas-cli in with
+//
+//	cat .local/secrets/basic-auth-password | faas-cli login -g http://127.0.0.1:8080 -u admin --password-stdin
+//
+// A deployment whose envProcess is a shell command is refused unless
+// -allow-exec is given, and an async call's X-Callback-Url may name only the
+// gateway's own /function/* or a -callback-allow target.
 // Every process inherits the host's OTEL_* variables; -otlp points them all,
 // and the edge, at one OTLP/HTTP collector.
 package main
@@ -28,6 +40,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shopfaas/shop/dev/apidocs"
 	"github.com/shopfaas/shop/dev/faaslocal"
 	"github.com/shopfaas/shop/dev/faaslocal/secrets"
 )
@@ -76,11 +89,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	vendorDocs(ctx, root, stdout)
 
 	rt, err := faaslocal.Start(ctx, faaslocal.Config{
 		Root: root, StackFile: opts.StackFile, KongFile: opts.KongFile, StateDir: state,
 		GatewayAddr: opts.GatewayAddr, EdgeAddr: opts.EdgeAddr, Functions: opts.Functions,
 		Binary: bins.functions, Connectors: bins.connectors, Stdout: stdout, Quiet: opts.Quiet, OTLPEndpoint: opts.OTLP,
+		AllowExec: opts.AllowExec, CallbackAllow: opts.CallbackAllow,
 		Log: slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: slog.LevelInfo})), Getenv: getenv,
 	})
 	if err != nil {
@@ -110,12 +125,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return nil
 }
 
+// vendorDocs fetches the API reference page's assets (make api-docs) when
+// they are missing. Without npm or the registry the stack still starts: the
+// page then says how to get them.
+func vendorDocs(ctx context.Context, root string, stdout io.Writer) {
+	dir := apidocs.Dir(root)
+	if apidocs.Present(dir) {
+		return
+	}
+	fmt.Fprintf(stdout, "vendoring the API reference page (%s@%s, npm pack)…\n", apidocs.Package, apidocs.Version)
+	if err := apidocs.Vendor(ctx, dir); err != nil {
+		fmt.Fprintf(stdout, "API reference page not available (%v); /docs says how to get it\n", err)
+	}
+}
+
 // printReady tells the developer where everything is.
 func printReady(stdout io.Writer, rt *faaslocal.Runtime, functions int) {
 	fmt.Fprintf(stdout, "\nready: %d functions\n  gateway  %s   (OPENFAAS_URL for faas-cli)\n", functions, rt.GatewayURL())
 	if rt.EdgeURL() != "" {
-		fmt.Fprintf(stdout, "  edge     %s/api/v1\n", rt.EdgeURL())
+		fmt.Fprintf(stdout, "  edge     %s/api/v1\n  docs     %s/docs   (the API reference; the contract at %s/openapi.yaml)\n",
+			rt.EdgeURL(), rt.EdgeURL(), rt.EdgeURL())
 	}
-	fmt.Fprintf(stdout, "  state    %s\n  secrets  %s (jwt-secret, internal-token, admin-email, admin-password)\nCtrl-C stops everything.\n",
+	fmt.Fprintf(stdout, "  state    %s\n  secrets  %s (basic-auth-user, basic-auth-password, jwt-secret, internal-token, admin-email, admin-password)\n",
 		rt.StateDir(), rt.SecretsDir())
+	fmt.Fprintf(stdout, "  login    cat %s | faas-cli login -g %s -u %s --password-stdin\nCtrl-C stops everything.\n",
+		filepath.Join(rt.SecretsDir(), "basic-auth-password"), rt.GatewayURL(), rt.GatewayCredentials().User)
 }

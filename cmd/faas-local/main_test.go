@@ -87,7 +87,18 @@ func TestRunServesUntilCancelledAndLeavesNoProcess(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(state, "secrets", "jwt-secret")); err != nil || len(b) < 48 {
 		t.Errorf("jwt-secret: %d bytes, %v; want a development key written on the first run", len(b), err)
 	}
-	if code, body := get(t, gateway+"/system/function/get-me"); code != http.StatusOK || !strings.Contains(body, `"availableReplicas":1`) {
+	// The gateway API's credentials were generated on the first run, as
+	// faasd's: admin and a random password, 0600; /system/* needs them.
+	user, _ := os.ReadFile(filepath.Join(state, "secrets", "basic-auth-user"))
+	password, _ := os.ReadFile(filepath.Join(state, "secrets", "basic-auth-password"))
+	if fi, err := os.Stat(filepath.Join(state, "secrets", "basic-auth-password")); err != nil || fi.Mode().Perm() != 0o600 ||
+		string(user) != "admin" || len(password) < 24 {
+		t.Errorf("basic-auth-user %q, basic-auth-password %d bytes %v %v; want admin and a random 0600 password", user, len(password), fi.Mode(), err)
+	}
+	if code, _ := get(t, gateway+"/system/function/get-me"); code != http.StatusUnauthorized {
+		t.Errorf("gateway without credentials: %d, want 401", code)
+	}
+	if code, body := getAuth(t, gateway+"/system/function/get-me", string(user), string(password)); code != http.StatusOK || !strings.Contains(body, `"availableReplicas":1`) {
 		t.Errorf("gateway describes get-me: %d %s", code, body)
 	}
 	if code, body := get(t, edge+"/api/v1/users/me"); code != http.StatusUnauthorized || !strings.Contains(body, `"code":"unauthenticated"`) {
@@ -114,7 +125,20 @@ func TestRunServesUntilCancelledAndLeavesNoProcess(t *testing.T) {
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
-	res, err := http.Get(url)
+	return getAuth(t, url, "", "")
+}
+
+// getAuth is get with basic auth when user is not empty.
+func getAuth(t *testing.T, url, user, password string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user != "" {
+		req.SetBasicAuth(user, password)
+	}
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,12 @@ type options struct {
 	// `make jaeger`) that every function, connector and the edge export
 	// their spans to; empty leaves the host's OTEL_* variables in charge.
 	OTLP string
+	// AllowExec lets a deployment run its envProcess (fprocess) as a shell
+	// command; without it only the multi-call binary's functions deploy.
+	AllowExec bool
+	// CallbackAllow lists the host:port targets an X-Callback-Url may name
+	// besides the gateway's own /function/*.
+	CallbackAllow []string
 }
 
 // defaultConnectors are the connectors `make run` supervises when their
@@ -56,7 +62,7 @@ func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 		return def
 	}
 	var o options
-	var functions, connectors string
+	var functions, connectors, callbacks string
 	fs := flag.NewFlagSet("faas-local", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	fs.StringVar(&o.GatewayAddr, "gateway", env("FAAS_LOCAL_GATEWAY_ADDR", "127.0.0.1:8080"), "gateway API listen address (loopback only)")
@@ -68,12 +74,15 @@ func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 	fs.StringVar(&connectors, "connectors", env("FAAS_LOCAL_CONNECTORS", strings.Join(defaultConnectors, ",")), "comma-separated connectors/<name> to run when present")
 	fs.StringVar(&o.Seed, "seed", env("FAAS_LOCAL_SEED", "./cmd/seed"), "Go package run once the functions are ready to seed development data (empty disables)")
 	fs.StringVar(&o.OTLP, "otlp", env("FAAS_LOCAL_OTLP", ""), "OTLP/HTTP collector URL every process exports spans to, e.g. http://127.0.0.1:4318 (default: the host's OTEL_* variables)")
+	fs.StringVar(&callbacks, "callback-allow", env("FAAS_LOCAL_CALLBACK_ALLOW", ""), "comma-separated host:port targets an async call's X-Callback-Url may name besides this gateway's /function/*")
 	quiet, _ := strconv.ParseBool(env("FAAS_LOCAL_QUIET", "false"))
+	allowExec, _ := strconv.ParseBool(env("FAAS_LOCAL_ALLOW_EXEC", "false"))
+	fs.BoolVar(&o.AllowExec, "allow-exec", allowExec, "let a deployment run its envProcess (fprocess) as a shell command (refused by default)")
 	fs.BoolVar(&o.Quiet, "quiet", quiet, "do not echo function output (it stays in /system/logs)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	o.Functions, o.Connectors = split(functions), split(connectors)
+	o.Functions, o.Connectors, o.CallbackAllow = split(functions), split(connectors), split(callbacks)
 	if err := o.validate(); err != nil {
 		return o, err
 	}

@@ -1,7 +1,7 @@
 // Command shop-functions is the local multi-call binary: one build that serves
 // any function of stack.yml or of the bundled stack.ce.yml, chosen by its
-// first argument (or OPENFAAS_NAME), through fnserve, the same serving code as
-// the template's main.go. The local
+// first argument (or OPENFAAS_NAME), by its package's Build through fnserve,
+// the same serving code as the template's main.go. The local
 // runtime starts one process of it per function replica.
 package main
 
@@ -36,7 +36,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		}
 		return nil
 	}
-	handle, ok := functions[name]
+	build, ok := functions[name]
 	if !ok {
 		return fmt.Errorf("unknown function %q (known: %v)", name, names())
 	}
@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		}
 		return getenv(k)
 	}
-	return fnserve.Run(ctx, env, os.Stdout, handle, nil)
+	return fnserve.Run(ctx, env, os.Stdout, build, nil)
 }
 
 func names() []string {

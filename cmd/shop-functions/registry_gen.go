@@ -3,7 +3,7 @@
 package main
 
 import (
-	"net/http"
+	"github.com/shopfaas/shop/internal/fnhttp"
 
 	cart "github.com/shopfaas/shop/bundles/cart"
 	catalog "github.com/shopfaas/shop/bundles/catalog"
@@ -44,43 +44,43 @@ import (
 	updateproductstats "github.com/shopfaas/shop/functions/update-product-stats"
 )
 
-// functions maps every function of stack.yml and stack.ce.yml to its Handle.
-var functions = map[string]http.HandlerFunc{
-	"archive-product":      archiveproduct.Handle,
-	"cancel-order":         cancelorder.Handle,
-	"cart":                 cart.Handle,
-	"catalog":              catalog.Handle,
-	"charge-payment":       chargepayment.Handle,
-	"clear-cart":           clearcart.Handle,
-	"commit-stock":         commitstock.Handle,
-	"create-order":         createorder.Handle,
-	"create-product":       createproduct.Handle,
-	"expire-reservations":  expirereservations.Handle,
-	"get-cart":             getcart.Handle,
-	"get-me":               getme.Handle,
-	"get-order":            getorder.Handle,
-	"get-order-timeline":   getordertimeline.Handle,
-	"get-payment":          getpayment.Handle,
-	"get-product":          getproduct.Handle,
-	"get-stock":            getstock.Handle,
-	"index-product":        indexproduct.Handle,
-	"inventory":            inventory.Handle,
-	"list-notifications":   listnotifications.Handle,
-	"list-orders":          listorders.Handle,
-	"list-products":        listproducts.Handle,
-	"login-user":           loginuser.Handle,
-	"notify-user":          notifyuser.Handle,
-	"orders":               orders.Handle,
-	"payments":             payments.Handle,
-	"recover-orders":       recoverorders.Handle,
-	"refund-payment":       refundpayment.Handle,
-	"register-user":        registeruser.Handle,
-	"release-stock":        releasestock.Handle,
-	"reserve-stock":        reservestock.Handle,
-	"search-products":      searchproducts.Handle,
-	"set-cart-item":        setcartitem.Handle,
-	"set-stock":            setstock.Handle,
-	"update-product":       updateproduct.Handle,
-	"update-product-stats": updateproductstats.Handle,
-	"users":                users.Handle,
+// functions maps every function of stack.yml and stack.ce.yml to its Build.
+var functions = map[string]fnhttp.Builder{
+	"archive-product":      archiveproduct.Build,
+	"cancel-order":         cancelorder.Build,
+	"cart":                 cart.Build,
+	"catalog":              catalog.Build,
+	"charge-payment":       chargepayment.Build,
+	"clear-cart":           clearcart.Build,
+	"commit-stock":         commitstock.Build,
+	"create-order":         createorder.Build,
+	"create-product":       createproduct.Build,
+	"expire-reservations":  expirereservations.Build,
+	"get-cart":             getcart.Build,
+	"get-me":               getme.Build,
+	"get-order":            getorder.Build,
+	"get-order-timeline":   getordertimeline.Build,
+	"get-payment":          getpayment.Build,
+	"get-product":          getproduct.Build,
+	"get-stock":            getstock.Build,
+	"index-product":        indexproduct.Build,
+	"inventory":            inventory.Build,
+	"list-notifications":   listnotifications.Build,
+	"list-orders":          listorders.Build,
+	"list-products":        listproducts.Build,
+	"login-user":           loginuser.Build,
+	"notify-user":          notifyuser.Build,
+	"orders":               orders.Build,
+	"payments":             payments.Build,
+	"recover-orders":       recoverorders.Build,
+	"refund-payment":       refundpayment.Build,
+	"register-user":        registeruser.Build,
+	"release-stock":        releasestock.Build,
+	"reserve-stock":        reservestock.Build,
+	"search-products":      searchproducts.Build,
+	"set-cart-item":        setcartitem.Build,
+	"set-stock":            setstock.Build,
+	"update-product":       updateproduct.Build,
+	"update-product-stats": updateproductstats.Build,
+	"users":                users.Build,
 }

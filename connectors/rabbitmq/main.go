@@ -50,9 +50,8 @@ func run(ctx context.Context, getenv func(string) string) error {
 		RefreshInterval: c.Duration("REFRESH_INTERVAL", 5*time.Second),
 		InvokeTimeout:   c.Duration("INVOKE_TIMEOUT", 35*time.Second),
 		InternalToken:   c.Secret("internal-token", "", false),
-		GatewayUser:     c.OptionalSecret("basic-auth-user"),
-		GatewayPassword: c.OptionalSecret("basic-auth-password"),
 	}
+	cfg.GatewayUser, cfg.GatewayPassword = c.GatewayBasicAuth()
 	metricsAddr := c.String("METRICS_ADDR", "127.0.0.1:0")
 	if err := c.Err(); err != nil {
 		return err

@@ -9,8 +9,9 @@
 //
 // Configuration: GATEWAY_URL (required), REFRESH_INTERVAL (default 10s),
 // INVOKE_TIMEOUT (default 2m), SCHEDULE_TZ (default UTC), LOG_LEVEL; secret
-// internal-token (required), optional secrets basic-auth-user and
-// basic-auth-password for the gateway API; SECRETS_DIR.
+// internal-token (required); basic_auth=true (faasd, faas-local) requires the
+// secrets basic-auth-user and basic-auth-password for the gateway API, as
+// the OpenFaaS connectors do; SECRETS_DIR.
 package main
 
 import (
@@ -46,11 +47,10 @@ func run(ctx context.Context, getenv func(string) string) error {
 	cfg := Config{
 		GatewayURL:      c.Required("GATEWAY_URL"),
 		Credential:      c.Secret("internal-token", "", false),
-		Username:        c.OptionalSecret("basic-auth-user"),
-		Password:        c.OptionalSecret("basic-auth-password"),
 		RefreshInterval: c.Duration("REFRESH_INTERVAL", 10*time.Second),
 		InvokeTimeout:   c.Duration("INVOKE_TIMEOUT", 2*time.Minute),
 	}
+	cfg.Username, cfg.Password = c.GatewayBasicAuth()
 	tz := c.String("SCHEDULE_TZ", "UTC")
 	if err := c.Err(); err != nil {
 		return err

@@ -107,14 +107,15 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
 )
 
-// Handle greets.
-func Handle(w http.ResponseWriter, r *http.Request) {
-	fnhttp.Adapt(slog.Default(), func(w http.ResponseWriter, r *http.Request) error {
+// Build returns a handler that greets.
+func Build(_ *config.Reader, log *slog.Logger) (http.Handler, error) {
+	return fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		return fnhttp.JSON(w, http.StatusOK, map[string]string{"ok": "yes"})
-	}).ServeHTTP(w, r)
+	}), nil
 }
 `
 
@@ -127,7 +128,7 @@ func TestCheckFixtures(t *testing.T) {
 	}
 	handlers := map[string]string{
 		"good":        goodHandler,
-		"unformatted": strings.Replace(goodHandler, "func Handle(w", "func   Handle(w", 1),
+		"unformatted": strings.Replace(goodHandler, "func Build(c", "func   Build(c", 1),
 		"broken":      strings.Replace(goodHandler, "fnhttp.JSON(", "fnhttp.NoSuchJSON(", 1),
 		"vet-error": strings.Replace(goodHandler, `map[string]string{"ok": "yes"})`,
 			`map[string]string{"ok": fmt.Sprintf("%d", "yes")})`, 1),

@@ -165,7 +165,7 @@ func stackHeader(st stackDoc) string {
 #
 # The bundled stack for faasd CE and OpenFaaS CE (at most 15 functions): ONE
 # function per service, built from the same handler code as stack.yml. Each
-# bundle (bundles/<service>) dispatches to its members' Handle by public
+# bundle (bundles/<service>) dispatches to its members' Build by public
 # route, by the internal prefix /_fn/<member>, by X-Topic and by
 # X-Scheduled-At (docs/bundled-stack.md). FUNCTION_BUNDLES=true makes
 # functions call each other at /function/<service>/_fn/<member>. The edge
@@ -330,7 +330,7 @@ func goFiles(svc string, members []routes.Route) map[string][]byte {
 	for i, m := range members {
 		alias := strings.ReplaceAll(m.Function, "-", "")
 		fmt.Fprintf(&imports, "\t%s %q\n", alias, Module+"/functions/"+m.Function)
-		fmt.Fprintf(&entries, "\t%q: %s.Handle,\n", m.Function, alias)
+		fmt.Fprintf(&entries, "\t%q: %s.Build,\n", m.Function, alias)
 		if i > 0 {
 			list.WriteString(", ")
 		}
@@ -340,7 +340,7 @@ func goFiles(svc string, members []routes.Route) map[string][]byte {
 
 // Package function is the %[1]s bundle of the faasd-CE stack (stack.ce.yml):
 // one OpenFaaS function that serves these functions through their own,
-// unchanged Handle:
+// unchanged Build:
 // %[2]s.
 //
 // internal/bundle decides which member a request is for (public route,
@@ -352,21 +352,22 @@ import (
 	"net/http"
 
 	"github.com/shopfaas/shop/internal/bundle"
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/routes"
 
 %[3]s)
 
-// members maps every function of the %[1]s service to its Handle.
-var members = map[string]http.HandlerFunc{
+// members maps every function of the %[1]s service to its Build.
+var members = map[string]fnhttp.Builder{
 %[4]s}
 
-// handler is built on the first request; each member builds its own
-// dependencies on its own first request.
-var handler = fnhttp.Lazy(func() (http.Handler, error) { return New(members, slog.Default()) })
-
-// Handle is the OpenFaaS entry point.
-func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
+// Build returns the %[1]s bundle, the entry point fnserve calls like any
+// function's Build. Each member builds its own dependencies on its own first
+// request (bundle.Lazy).
+func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+	return New(bundle.Lazy(members, c, log), log)
+}
 
 // New returns the %[1]s bundle over handlers, which must hold exactly the
 // functions of the %[1]s service in the route table (tests pass recorders).
@@ -382,18 +383,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/shopfaas/shop/internal/config"
 )
 
 // The bundle's members are exactly the %[1]s functions of the route table.
 func TestMembers(t *testing.T) {
-	if _, err := New(members, nil); err != nil {
+	if _, err := Build(config.New(config.Env(nil)), nil); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // A request no member serves is a 404 problem, never a member's.
 func TestUnknownRoute(t *testing.T) {
-	h, err := New(members, nil)
+	h, err := Build(config.New(config.Env(nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

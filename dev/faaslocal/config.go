@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/shopfaas/shop/dev/apidocs"
 )
 
 // Config is what the runtime runs and where. Zero values get the defaults
@@ -31,12 +33,28 @@ type Config struct {
 	GatewayAddr string
 	// EdgeAddr is the edge's listen address; it must be loopback (default 127.0.0.1:8000).
 	EdgeAddr string
+	// APIDocsDir holds the API reference page's vendored assets, which the
+	// edge serves at /docs beside the contract at /openapi.yaml (default
+	// apidocs.Dir under Root, where make api-docs puts them); relative to
+	// Root unless absolute.
+	APIDocsDir string
 	// Functions are the stack.yml functions deployed at Start.
 	Functions []string
 	// Binary is the multi-call binary (cmd/shop-functions) that serves the
 	// stack's functions. Empty: only deployments with an envProcess
 	// (fprocess) run, and Functions must be empty.
 	Binary string
+	// AllowExec lets a deployment that is not a function of Binary run its
+	// envProcess (fprocess) as a shell command (sh -c), as tests deploying
+	// ad-hoc functions need. Without it such a deployment is refused with
+	// 400: anyone holding the gateway's credentials could otherwise run any
+	// command as the developer, next to every secret.
+	AllowExec bool
+	// CallbackAllow lists the host:port targets an async call's
+	// X-Callback-Url may name besides the gateway's own /function/* on
+	// loopback, which is always allowed; any other callback is refused with
+	// 400. The OpenFaaS CE queue-worker posts to any URL.
+	CallbackAllow []string
 	// Connectors are the connector programs to supervise, already built.
 	Connectors []Connector
 	// Env overrides every function's and connector's environment (tests point
@@ -97,6 +115,9 @@ func (c *Config) setDefaults() {
 	if c.EdgeAddr == "" {
 		c.EdgeAddr = "127.0.0.1:8000"
 	}
+	if c.APIDocsDir == "" {
+		c.APIDocsDir = apidocs.Dir("")
+	}
 	if c.Stdout == nil {
 		c.Stdout = os.Stdout
 	}
@@ -134,12 +155,29 @@ func (c *Config) Validate() error {
 	if len(c.Functions) > 0 && c.Binary == "" {
 		errs = append(errs, errors.New("functions of the stack need the multi-call binary (Binary)"))
 	}
+	for _, hp := range c.CallbackAllow {
+		if err := checkHostPort(hp); err != nil {
+			errs = append(errs, fmt.Errorf("callback target: %w", err))
+		}
+	}
 	for _, cn := range c.Connectors {
 		if cn.Name == "" || cn.Path == "" {
 			errs = append(errs, fmt.Errorf("connector %q needs a name and a path", cn.Name))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkHostPort accepts host:port with a host and a numeric port.
+func checkHostPort(hp string) error {
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil || host == "" {
+		return fmt.Errorf("%q is not host:port", hp)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%q: bad port", hp)
+	}
+	return nil
 }
 
 // CheckLoopback accepts host:port addresses whose host is a loopback IP or

@@ -3,9 +3,11 @@ package faaslocal_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -46,7 +48,24 @@ func client(t *testing.T, rt *runtimetest.Runtime) *sdk.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sdk.NewClient(u, nil, &http.Client{Timeout: 30 * time.Second})
+	return sdk.NewClient(u, basicAuth(rt.Runtime), &http.Client{Timeout: 30 * time.Second})
+}
+
+// basicAuth is what faas-cli login stores: the gateway API's credentials.
+func basicAuth(rt *faaslocal.Runtime) *sdk.BasicAuth {
+	c := rt.GatewayCredentials()
+	return &sdk.BasicAuth{Username: c.User, Password: c.Password}
+}
+
+// authz is a header carrying the gateway API's credentials (for do), plus
+// the entries of more.
+func authz(rt *faaslocal.Runtime, more ...map[string]string) map[string]string {
+	c := rt.GatewayCredentials()
+	h := map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(c.User+":"+c.Password))}
+	for _, m := range more {
+		maps.Copy(h, m)
+	}
+	return h
 }
 
 func deployEcho(t *testing.T, rt *runtimetest.Runtime, c *sdk.Client, spec types.FunctionDeployment) {
@@ -96,7 +115,7 @@ func invoke(t *testing.T, method, u string, body io.Reader, header map[string]st
 }
 
 func TestGatewayAPIWithGoSDK(t *testing.T) {
-	rt := runtimetest.Start(t, runtimetest.Options{})
+	rt := runtimetest.Start(t, runtimetest.Options{AllowExec: true})
 	c := client(t, rt)
 	ctx := context.Background()
 
@@ -261,7 +280,7 @@ func TestGatewayAPIWithGoSDK(t *testing.T) {
 	if _, err := c.GetFunction(ctx, "echo", ""); err == nil {
 		t.Error("deleted function still described")
 	}
-	if res, _ := do(t, http.MethodGet, rt.GatewayURL+"/system/function/echo", nil, nil); res.StatusCode != http.StatusNotFound {
+	if res, _ := do(t, http.MethodGet, rt.GatewayURL+"/system/function/echo", nil, authz(rt.Runtime)); res.StatusCode != http.StatusNotFound {
 		t.Errorf("describe deleted: %d", res.StatusCode)
 	}
 	if err := c.DeleteFunction(ctx, "echo", ""); err == nil {
@@ -306,37 +325,37 @@ func waitReady(t *testing.T, rt *runtimetest.Runtime, name string) {
 
 // The gateway API as faas-cli sends it: raw paths and faas-provider payloads.
 func TestGatewayRawPayloads(t *testing.T) {
-	rt := runtimetest.Start(t, runtimetest.Options{})
+	rt := runtimetest.Start(t, runtimetest.Options{AllowExec: true})
 	spec, _ := json.Marshal(types.FunctionDeployment{Service: "raw", EnvProcess: runtimetest.EchoFunction(t)})
-	if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/functions", bytes.NewReader(spec), nil); res.StatusCode != http.StatusAccepted {
+	if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/functions", bytes.NewReader(spec), authz(rt.Runtime)); res.StatusCode != http.StatusAccepted {
 		t.Fatalf("deploy: %d %s", res.StatusCode, b)
 	}
 	waitReady(t, rt, "raw")
 	scale, _ := json.Marshal(types.ScaleServiceRequest{ServiceName: "raw", Replicas: 2})
-	if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/scale-function/raw", bytes.NewReader(scale), nil); res.StatusCode != http.StatusAccepted {
+	if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/scale-function/raw", bytes.NewReader(scale), authz(rt.Runtime)); res.StatusCode != http.StatusAccepted {
 		t.Fatalf("scale: %d %s", res.StatusCode, b)
 	}
-	if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/scale-function/ghost", bytes.NewReader(scale), nil); res.StatusCode != http.StatusNotFound {
+	if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/scale-function/ghost", bytes.NewReader(scale), authz(rt.Runtime)); res.StatusCode != http.StatusNotFound {
 		t.Errorf("scale unknown: %d %s", res.StatusCode, b)
 	}
-	if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/functions", strings.NewReader("{"), nil); res.StatusCode != http.StatusBadRequest {
+	if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/functions", strings.NewReader("{"), authz(rt.Runtime)); res.StatusCode != http.StatusBadRequest {
 		t.Errorf("malformed deploy: %d %s", res.StatusCode, b)
 	}
-	if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/functions", strings.NewReader(`{"service":"Bad_Name","envProcess":"true"}`), nil); res.StatusCode != http.StatusBadRequest {
+	if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/functions", strings.NewReader(`{"service":"Bad_Name","envProcess":"true"}`), authz(rt.Runtime)); res.StatusCode != http.StatusBadRequest {
 		t.Errorf("bad name: %d %s", res.StatusCode, b)
 	}
 	del, _ := json.Marshal(types.DeleteFunctionRequest{FunctionName: "raw"})
-	if res, b := do(t, http.MethodDelete, rt.GatewayURL+"/system/functions", bytes.NewReader(del), nil); res.StatusCode != http.StatusAccepted {
+	if res, b := do(t, http.MethodDelete, rt.GatewayURL+"/system/functions", bytes.NewReader(del), authz(rt.Runtime)); res.StatusCode != http.StatusAccepted {
 		t.Errorf("delete: %d %s", res.StatusCode, b)
 	}
-	res, b := do(t, http.MethodGet, rt.GatewayURL+"/system/functions", nil, nil)
+	res, b := do(t, http.MethodGet, rt.GatewayURL+"/system/functions", nil, authz(rt.Runtime))
 	if res.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) != "[]" {
 		t.Errorf("list after delete: %d %s", res.StatusCode, b)
 	}
 }
 
 func TestScaleRoundRobinAndRestart(t *testing.T) {
-	rt := runtimetest.Start(t, runtimetest.Options{})
+	rt := runtimetest.Start(t, runtimetest.Options{AllowExec: true})
 	c := client(t, rt)
 	ctx := context.Background()
 	deployEcho(t, rt, c, types.FunctionDeployment{Service: "echo"})
@@ -404,10 +423,6 @@ func TestScaleRoundRobinAndRestart(t *testing.T) {
 }
 
 func TestAsyncInvocationWithCallback(t *testing.T) {
-	rt := runtimetest.Start(t, runtimetest.Options{})
-	c := client(t, rt)
-	deployEcho(t, rt, c, types.FunctionDeployment{Service: "echo"})
-
 	type callback struct {
 		header http.Header
 		body   []byte
@@ -418,6 +433,9 @@ func TestAsyncInvocationWithCallback(t *testing.T) {
 		got <- callback{r.Header.Clone(), b}
 	}))
 	defer cb.Close()
+	rt := runtimetest.Start(t, runtimetest.Options{AllowExec: true, CallbackAllow: []string{cb.Listener.Addr().String()}})
+	c := client(t, rt)
+	deployEcho(t, rt, c, types.FunctionDeployment{Service: "echo"})
 
 	res, _ := do(t, http.MethodPost, rt.GatewayURL+"/async-function/echo/jobs?sleep=200ms", strings.NewReader("payload"),
 		map[string]string{"X-Callback-Url": cb.URL + "/done"})
@@ -443,15 +461,82 @@ func TestAsyncInvocationWithCallback(t *testing.T) {
 	if res, _ := do(t, http.MethodPost, rt.GatewayURL+"/async-function/nope", nil, nil); res.StatusCode != http.StatusNotFound {
 		t.Errorf("async unknown: %d", res.StatusCode)
 	}
-	if res, _ := do(t, http.MethodPost, rt.GatewayURL+"/async-function/echo", nil, map[string]string{"X-Callback-Url": "file:///etc/passwd"}); res.StatusCode != http.StatusBadRequest {
-		t.Errorf("bad callback url: %d", res.StatusCode)
+}
+
+// An async call's answer goes only to the gateway's own /function/* on
+// loopback or to a target the runtime was started with (CallbackAllow):
+// anything else is refused with 400 before the call is queued.
+func TestAsyncCallbacksOnlyToAllowedTargets(t *testing.T) {
+	rt := runtimetest.Start(t, runtimetest.Options{AllowExec: true, CallbackAllow: []string{"hooks.example:8443"}})
+	deployEcho(t, rt, client(t, rt), types.FunctionDeployment{Service: "echo"})
+	gw, _ := url.Parse(rt.GatewayURL)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("a refused callback target was called: %s %s", r.Method, r.URL)
+	}))
+	defer other.Close()
+	for target, want := range map[string]int{
+		"":                                    http.StatusAccepted,
+		rt.GatewayURL + "/function/echo/done": http.StatusAccepted,
+		"http://localhost:" + gw.Port() + "/function/echo": http.StatusAccepted,
+		"https://hooks.example:8443/done":                  http.StatusAccepted,
+		"http://HOOKS.example:8443/x":                      http.StatusAccepted,
+		"https://hooks.example/done":                       http.StatusBadRequest, // port 443, not 8443
+		other.URL + "/done":                                http.StatusBadRequest, // loopback, but not allowed
+		rt.GatewayURL + "/system/functions":                http.StatusBadRequest,
+		rt.GatewayURL + "/function/../system/secrets":      http.StatusBadRequest,
+		rt.GatewayURL + "/function/%2e%2e/system/secrets":  http.StatusBadRequest,
+		"http://admin:pw@" + gw.Host + "/function/echo":    http.StatusBadRequest,
+		"http://169.254.169.254/latest/meta-data":          http.StatusBadRequest,
+		"file:///etc/passwd":                               http.StatusBadRequest,
+	} {
+		res, b := do(t, http.MethodPost, rt.GatewayURL+"/async-function/echo", nil, map[string]string{"X-Callback-Url": target})
+		if res.StatusCode != want {
+			t.Errorf("X-Callback-Url %q: %d %s, want %d", target, res.StatusCode, b, want)
+		}
+		if want == http.StatusBadRequest && !strings.Contains(string(b), "-callback-allow") {
+			t.Errorf("X-Callback-Url %q: refusal %q does not name the flag", target, b)
+		}
+	}
+}
+
+// A deployment whose envProcess is a shell command runs only when the
+// runtime was started with AllowExec (faas-local -allow-exec); without it,
+// it is refused with 400 naming the flag, and nothing runs.
+func TestShellEnvProcessOnlyWhenAllowed(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "ran")
+	spec := types.FunctionDeployment{Service: "shell", EnvProcess: "touch " + marker + "; exec " + runtimetest.EchoFunction(t)}
+	refusing := runtimetest.Start(t, runtimetest.Options{})
+	for _, deploy := range []func(context.Context, types.FunctionDeployment) (int, error){
+		client(t, refusing).Deploy, client(t, refusing).Update,
+	} {
+		code, err := deploy(context.Background(), spec)
+		if code != http.StatusBadRequest || err == nil || !strings.Contains(err.Error(), "-allow-exec") {
+			t.Errorf("shell envProcess without -allow-exec: %d %v, want 400 naming -allow-exec", code, err)
+		}
+	}
+	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused envProcess ran (%v)", err)
+	}
+
+	allowing := runtimetest.Start(t, runtimetest.Options{AllowExec: true})
+	deployEcho(t, allowing, client(t, allowing), types.FunctionDeployment{Service: "echo"})
+	if code, err := client(t, allowing).Deploy(context.Background(), spec); code != http.StatusAccepted || err != nil {
+		t.Fatalf("shell envProcess with -allow-exec: %d %v", code, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := allowing.WaitReady(ctx, "shell"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("the allowed envProcess did not run: %v", err)
 	}
 }
 
 // The edge serves gateway/kong.yml: the users routes reach their functions
 // (here echo stand-ins deployed under the same names) with the public path.
 func TestEdgeServesKongRoutes(t *testing.T) {
-	rt := runtimetest.Start(t, runtimetest.Options{})
+	rt := runtimetest.Start(t, runtimetest.Options{AllowExec: true})
 	c := client(t, rt)
 	for _, name := range []string{"register-user", "login-user", "get-me", "reserve-stock"} {
 		deployEcho(t, rt, c, types.FunctionDeployment{Service: name})
@@ -486,6 +571,10 @@ func TestEdgeServesKongRoutes(t *testing.T) {
 			res, b := do(t, tc.method, rt.EdgeURL+tc.path, strings.NewReader("{}"), map[string]string{"Content-Type": "application/json", "Authorization": bearer})
 			if res.StatusCode != tc.wantStatus {
 				t.Fatalf("status %d, want %d: %s", res.StatusCode, tc.wantStatus, b)
+			}
+			// gateway/kong.yml's response-transformer, on every answer.
+			if res.Header.Get("X-Content-Type-Options") != "nosniff" || res.Header.Get("Strict-Transport-Security") == "" {
+				t.Errorf("security headers missing: %v", res.Header)
 			}
 			if tc.wantStatus == 404 {
 				var p map[string]any
@@ -542,14 +631,14 @@ func TestEdgeServesKongRoutes(t *testing.T) {
 func TestCloseStopsEveryProcess(t *testing.T) {
 	echoBin := runtimetest.EchoFunction(t)
 	rt, err := faaslocal.Start(context.Background(), faaslocal.Config{
-		Root: runtimetest.Root(t), StateDir: t.TempDir(), GatewayAddr: "127.0.0.1:0", EdgeAddr: "127.0.0.1:0",
-		Quiet: true, Stdout: io.Discard, StopGrace: 2 * time.Second,
+		Root: runtimetest.Root(t), StateDir: runtimetest.StateDir(t), GatewayAddr: "127.0.0.1:0", EdgeAddr: "127.0.0.1:0",
+		Quiet: true, Stdout: io.Discard, StopGrace: 2 * time.Second, AllowExec: true,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	u, _ := url.Parse(rt.GatewayURL())
-	c := sdk.NewClient(u, nil, http.DefaultClient)
+	c := sdk.NewClient(u, basicAuth(rt), http.DefaultClient)
 	labels := map[string]string{"com.openfaas.scale.min": "2"}
 	// The shell ignores SIGTERM: the process group still goes (SIGKILL after the grace).
 	if _, err := c.Deploy(context.Background(), types.FunctionDeployment{Service: "stubborn", Labels: &labels,
@@ -630,27 +719,28 @@ func TestHarnessRunsStackFunctions(t *testing.T) {
 // start, and the callback arrives with the original call id.
 func TestAsyncCallsSurviveARestart(t *testing.T) {
 	echoBin := runtimetest.EchoFunction(t)
-	state := t.TempDir()
-	start := func() *faaslocal.Runtime {
-		rt, err := faaslocal.Start(context.Background(), faaslocal.Config{
-			Root: runtimetest.Root(t), StateDir: state, GatewayAddr: "127.0.0.1:0", EdgeAddr: "127.0.0.1:0",
-			Quiet: true, Stdout: io.Discard, StopGrace: 2 * time.Second,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		u, _ := url.Parse(rt.GatewayURL())
-		if _, err := sdk.NewClient(u, nil, http.DefaultClient).Deploy(context.Background(),
-			types.FunctionDeployment{Service: "echo", EnvProcess: echoBin}); err != nil {
-			t.Fatal(err)
-		}
-		return rt
-	}
+	state := runtimetest.StateDir(t)
 	callbacks := make(chan http.Header, 4)
 	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		callbacks <- r.Header.Clone()
 	}))
 	defer cb.Close()
+	start := func() *faaslocal.Runtime {
+		rt, err := faaslocal.Start(context.Background(), faaslocal.Config{
+			Root: runtimetest.Root(t), StateDir: state, GatewayAddr: "127.0.0.1:0", EdgeAddr: "127.0.0.1:0",
+			Quiet: true, Stdout: io.Discard, StopGrace: 2 * time.Second, AllowExec: true,
+			CallbackAllow: []string{cb.Listener.Addr().String()},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := url.Parse(rt.GatewayURL())
+		if _, err := sdk.NewClient(u, basicAuth(rt), http.DefaultClient).Deploy(context.Background(),
+			types.FunctionDeployment{Service: "echo", EnvProcess: echoBin}); err != nil {
+			t.Fatal(err)
+		}
+		return rt
+	}
 
 	first := start()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -717,7 +807,7 @@ func (s *syncBuffer) String() string {
 func TestCloseStopsConnectorsWhileTheGatewayStillServes(t *testing.T) {
 	out := &syncBuffer{}
 	rt, err := faaslocal.Start(context.Background(), faaslocal.Config{
-		Root: runtimetest.Root(t), StateDir: t.TempDir(), GatewayAddr: "127.0.0.1:0", EdgeAddr: "127.0.0.1:0",
+		Root: runtimetest.Root(t), StateDir: runtimetest.StateDir(t), GatewayAddr: "127.0.0.1:0", EdgeAddr: "127.0.0.1:0",
 		Connectors: []faaslocal.Connector{{Name: "probe", Path: runtimetest.EchoFunction(t)}},
 		Env:        map[string]string{"ECHOFN_TERM_PROBE": "/healthz"},
 		Stdout:     out, StopGrace: 5 * time.Second,
@@ -743,7 +833,7 @@ func TestCloseStopsConnectorsWhileTheGatewayStillServes(t *testing.T) {
 // An update the runtime refuses (a secret that does not exist) is refused
 // before anything running is touched: the old process keeps serving.
 func TestRefusedUpdateLeavesTheRunningFunctionAlone(t *testing.T) {
-	rt := runtimetest.Start(t, runtimetest.Options{})
+	rt := runtimetest.Start(t, runtimetest.Options{AllowExec: true})
 	c := client(t, rt)
 	deployEcho(t, rt, c, types.FunctionDeployment{Service: "echo", EnvVars: map[string]string{"GREETING": "hello"}})
 	_, first, _ := invoke(t, http.MethodGet, rt.GatewayURL+"/function/echo", nil, nil)
@@ -778,7 +868,7 @@ func TestReplacementAnswersOnly2xx(t *testing.T) {
 	if os.Getenv("SHOP_ALONE") == "" {
 		t.Skip("runs alone: make replacement-test")
 	}
-	rt := runtimetest.Start(t, runtimetest.Options{})
+	rt := runtimetest.Start(t, runtimetest.Options{AllowExec: true})
 	c := client(t, rt)
 	ctx := context.Background()
 	labels := map[string]string{"com.openfaas.scale.min": "2"}
@@ -895,4 +985,62 @@ func functionProcess(t *testing.T, leader int) int {
 		leader, _ = strconv.Atoi(f[0])
 	}
 	return leader
+}
+
+// TestRemoveLeavesNoLogsOrState: faas-cli remove (DELETE /system/functions)
+// takes the function's logs and its state folder with it, so faas-cli logs
+// (GET /system/logs) after a redeploy of the same name shows no line from
+// before, as on faasd.
+func TestRemoveLeavesNoLogsOrState(t *testing.T) {
+	rt := runtimetest.Start(t, runtimetest.Options{})
+	c := client(t, rt)
+	ctx := context.Background()
+	if _, err := c.CreateSecret(ctx, types.Secret{Name: "api-key", Value: "s3cret"}); err != nil {
+		t.Fatal(err)
+	}
+	spec := types.FunctionDeployment{Service: "echo", Secrets: []string{"api-key"}}
+	logLines := func() []string {
+		t.Helper()
+		// The exact call faas-cli logs echo --tail=false makes.
+		res, body := do(t, http.MethodGet, rt.GatewayURL+"/system/logs?name=echo&namespace=openfaas-fn&follow=false", nil, nil)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("GET /system/logs: %d %s", res.StatusCode, body)
+		}
+		return strings.Split(strings.TrimSpace(string(body)), "\n")
+	}
+	stateDir := filepath.Join(rt.StateDir(), "functions", "echo")
+
+	deployEcho(t, rt, c, spec)
+	if code, _, _ := invoke(t, http.MethodGet, rt.GatewayURL+"/function/echo/before-remove", nil, nil); code != http.StatusOK {
+		t.Fatalf("invoke: %d", code)
+	}
+	if lines := logLines(); !contains(lines, "/before-remove") {
+		t.Fatalf("logs before remove %q lack the call", lines)
+	}
+	if _, err := os.Stat(stateDir); err != nil {
+		t.Fatalf("state folder of a deployed function: %v", err)
+	}
+
+	res, body := do(t, http.MethodDelete, rt.GatewayURL+"/system/functions", strings.NewReader(`{"functionName":"echo"}`), nil)
+	if res.StatusCode != http.StatusAccepted {
+		t.Fatalf("DELETE /system/functions: %d %s", res.StatusCode, body)
+	}
+	if _, err := os.Stat(stateDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state folder %s after remove: %v, want it gone", stateDir, err)
+	}
+	if res, _ := do(t, http.MethodGet, rt.GatewayURL+"/system/logs?name=echo&follow=false", nil, nil); res.StatusCode != http.StatusNotFound {
+		t.Errorf("logs of a removed function: %d, want 404", res.StatusCode)
+	}
+
+	deployEcho(t, rt, c, spec)
+	if code, _, _ := invoke(t, http.MethodGet, rt.GatewayURL+"/function/echo/after-redeploy", nil, nil); code != http.StatusOK {
+		t.Fatalf("invoke after redeploy: %d", code)
+	}
+	lines := logLines()
+	if contains(lines, "/before-remove") {
+		t.Errorf("logs after redeploy still show the removed function's lines: %q", lines)
+	}
+	if !contains(lines, "/after-redeploy") {
+		t.Errorf("logs after redeploy %q lack the new call", lines)
+	}
 }

@@ -19,14 +19,41 @@ import (
 // gateway make (recorded below) and expects the answers faas-provider,
 // the OpenFaaS CE gateway and of-watchdog give.
 func TestProviderFidelity(t *testing.T) {
-	rt := runtimetest.Start(t, runtimetest.Options{})
+	rt := runtimetest.Start(t, runtimetest.Options{AllowExec: true})
 	c := client(t, rt)
 	deployEcho(t, rt, c, types.FunctionDeployment{Service: "echo",
 		EnvVars: map[string]string{"exec_timeout": "2s"}})
 
+	// faas-cli login -g <gateway> -u admin --password-stdin checks the
+	// credentials with GET /system/functions and basic auth: 200 logs in,
+	// 401 is "either username or password is incorrect". Without a login,
+	// faas-cli's calls get 401 with a Basic challenge.
+	login := func(user, password string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, rt.GatewayURL+"/system/functions", nil)
+		req.Header.Set("User-Agent", "faas-cli/0.17.4")
+		if user != "" {
+			req.SetBasicAuth(user, password)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	creds := rt.GatewayCredentials()
+	if res := login("admin", creds.Password); creds.User != "admin" || res.StatusCode != http.StatusOK {
+		t.Errorf("faas-cli login as %s: %d", creds.User, res.StatusCode)
+	}
+	for _, tc := range []struct{ user, password string }{{"admin", creds.Password + "x"}, {"root", creds.Password}, {"", ""}} {
+		if res := login(tc.user, tc.password); res.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Basic realm=") {
+			t.Errorf("login as %q with a wrong password or none: %d %q", tc.user, res.StatusCode, res.Header.Get("WWW-Authenticate"))
+		}
+	}
+
 	// /system/info: the gateway's shape to faas-cli; the provider's shape
 	// to a gateway, which forwards the call with X-Forwarded-Host.
-	res, b := do(t, http.MethodGet, rt.GatewayURL+"/system/info", nil, nil)
+	res, b := do(t, http.MethodGet, rt.GatewayURL+"/system/info", nil, authz(rt.Runtime))
 	var gw struct {
 		Provider types.ProviderInfo `json:"provider"`
 	}
@@ -34,14 +61,14 @@ func TestProviderFidelity(t *testing.T) {
 		t.Errorf("gateway-shaped info: %v %s", err, b)
 	}
 	res, b = do(t, http.MethodGet, rt.GatewayURL+"/system/info", nil,
-		map[string]string{"X-Forwarded-Host": "127.0.0.1:8080", "X-Forwarded-For": "127.0.0.1:5555"})
+		authz(rt.Runtime, map[string]string{"X-Forwarded-Host": "127.0.0.1:8080", "X-Forwarded-For": "127.0.0.1:5555"}))
 	var prov types.ProviderInfo
 	if err := json.Unmarshal(b, &prov); res.StatusCode != http.StatusOK || err != nil || prov.Name != "faas-local" || prov.Orchestration != "process" {
 		t.Errorf("provider-shaped info: %v %s", err, b)
 	}
 
 	// faas-cli namespace get: faas-provider answers 501 without namespace management.
-	if res, b := do(t, http.MethodGet, rt.GatewayURL+"/system/namespace/openfaas-fn", nil, nil); res.StatusCode != http.StatusNotImplemented {
+	if res, b := do(t, http.MethodGet, rt.GatewayURL+"/system/namespace/openfaas-fn", nil, authz(rt.Runtime)); res.StatusCode != http.StatusNotImplemented {
 		t.Errorf("namespace get: %d %s", res.StatusCode, b)
 	}
 
@@ -91,7 +118,7 @@ func TestProviderFidelity(t *testing.T) {
 	// at once with what to do, never accepted to fail later.
 	newFn := []byte(`{"service":"my-fn","image":"my-fn:latest","envProcess":"./handler","namespace":"openfaas-fn",` +
 		`"labels":{"com.openfaas.scale.min":"1"},"annotations":{}}`)
-	res, b = do(t, http.MethodPost, rt.GatewayURL+"/system/functions", bytes.NewReader(newFn), nil)
+	res, b = do(t, http.MethodPost, rt.GatewayURL+"/system/functions", bytes.NewReader(newFn), authz(rt.Runtime))
 	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "make generate") || !strings.Contains(string(b), "adding-a-function.md") {
 		t.Errorf("deploy of a template-made function: %d %s", res.StatusCode, b)
 	}
@@ -99,7 +126,7 @@ func TestProviderFidelity(t *testing.T) {
 	// Scale: clamped to OpenFaaS CE's 5; from zero, the next call wakes it.
 	scale := func(n uint64) {
 		body, _ := json.Marshal(types.ScaleServiceRequest{ServiceName: "echo", Replicas: n})
-		if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/scale-function/echo", bytes.NewReader(body), nil); res.StatusCode != http.StatusAccepted {
+		if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/scale-function/echo", bytes.NewReader(body), authz(rt.Runtime)); res.StatusCode != http.StatusAccepted {
 			t.Fatalf("scale %d: %d %s", n, res.StatusCode, b)
 		}
 	}

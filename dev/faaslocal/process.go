@@ -21,8 +21,14 @@ import (
 // and the toolchain, nothing that would leak the developer's credentials.
 var hostEnv = []string{"PATH", "HOME", "TMPDIR", "LANG", "TZ", "GOCOVERDIR", "GOCACHE", "GOPATH", "GOMODCACHE"}
 
-// codeNothingToRun is the error code of a deployment no process can serve.
-const codeNothingToRun = "nothing_to_run"
+// Error codes of deployments the launcher refuses.
+const (
+	// codeNothingToRun: no process can serve the deployment.
+	codeNothingToRun = "nothing_to_run"
+	// codeExecRefused: the deployment's envProcess is a shell command and
+	// the runtime was not started with Config.AllowExec.
+	codeExecRefused = "exec_not_allowed"
+)
 
 // templateProcess is the fprocess of the shop-go template's image
 // (template/shop-go/template.yml): a handler binary inside an image, which
@@ -39,6 +45,7 @@ type launcher struct {
 	telemetry  map[string]string // TelemetryEnv of the host and Config.OTLPEndpoint
 	overrides  map[string]string // Config.Env
 	gatewayURL string            // the gateway API, for GATEWAY_URL
+	allowExec  bool              // Config.AllowExec: envProcess may run under sh -c
 }
 
 // listKnown asks the multi-call binary which functions it serves.
@@ -105,9 +112,13 @@ func TelemetryEnv(environ []string, otlp string) map[string]string {
 }
 
 // Process implements functions.Launcher: a function of the multi-call
-// binary runs as `<binary> <name>`, anything else as its envProcess under
-// sh -c. Its environment is, later entries winning: the host variables, the
-// deployment's envVars, the OpenTelemetry variables (TelemetryEnv),
+// binary runs as `<binary> <name>` (its envProcess is ignored), anything
+// else as its envProcess under sh -c, and only when the runtime was started
+// with Config.AllowExec (faas-local -allow-exec): otherwise whoever holds the
+// gateway's credentials could run any command as the developer, in the
+// repository, next to every secret (issue 12, finding 1). Its environment
+// is, later entries winning: the host variables, the deployment's envVars,
+// the OpenTelemetry variables (TelemetryEnv),
 // GATEWAY_URL, Config.Env, healthcheck_interval (localDrain when none of
 // those set it), then OPENFAAS_NAME, BIND_HOST=127.0.0.1 and SECRETS_DIR,
 // which nothing overrides.
@@ -122,6 +133,11 @@ func (l *launcher) Process(spec types.FunctionDeployment, secretsDir string) (su
 				"add it to stack.yml and the route table, run make generate and restart make run, "+
 				"and it runs from the multi-call binary (docs/adding-a-function.md); known: %v",
 			spec.Service, templateProcess, l.Known()))
+	case spec.EnvProcess != "" && !l.allowExec:
+		return p, fault.E(fault.Invalid, codeExecRefused, fmt.Sprintf(
+			"%q has an envProcess (fprocess) to run as a shell command, which faas-local refuses unless started "+
+				"with -allow-exec (FAAS_LOCAL_ALLOW_EXEC=true); functions of the multi-call binary need no envProcess; known: %v",
+			spec.Service, l.Known()))
 	case spec.EnvProcess != "":
 		p = supervisor.Spec{Path: "/bin/sh", Args: []string{"-c", spec.EnvProcess}}
 	default:
@@ -157,7 +173,9 @@ const connectorEnvFile = "env/development.yml"
 
 // connector is how connector c runs: its environment is, later entries
 // winning, the host variables, env/development.yml, the OpenTelemetry
-// variables (TelemetryEnv), GATEWAY_URL and SECRETS_DIR (every secret),
+// variables (TelemetryEnv), GATEWAY_URL, SECRETS_DIR (every secret) and
+// basic_auth=true (the connectors read the gateway API's credentials from
+// SECRETS_DIR, as OpenFaaS connectors read them from secret_mount_path),
 // Config.Env, then BIND_HOST=127.0.0.1.
 func (l *launcher) connector(c Connector, secretsDir string) (supervisor.Spec, error) {
 	fileEnv, err := stackfile.Environment(l.root, stack.Function{EnvironmentFile: []string{connectorEnvFile}})
@@ -169,6 +187,7 @@ func (l *launcher) connector(c Connector, secretsDir string) (supervisor.Spec, e
 	maps.Copy(env, l.telemetry)
 	env["GATEWAY_URL"] = l.gatewayURL
 	env["SECRETS_DIR"] = secretsDir
+	env["basic_auth"] = "true"
 	maps.Copy(env, l.overrides)
 	env["BIND_HOST"] = "127.0.0.1"
 	return supervisor.Spec{Path: c.Path, Env: envList(env), Dir: l.root}, nil

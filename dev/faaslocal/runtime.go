@@ -31,6 +31,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,6 +62,7 @@ type Runtime struct {
 	edgeSpans  *sdktrace.TracerProvider // the edge's exporter, nil without Config.OTLPEndpoint
 	gateway    *server
 	edgeServer *server
+	creds      provider.Credentials // the gateway API's basic auth
 
 	connectorMetrics connectorMetrics // where each connector serves /metrics
 
@@ -132,6 +134,9 @@ func (rt *Runtime) open(known map[string]bool, gatewayURL string) error {
 	if rt.secrets, err = secrets.Open(cfg.StateDir); err != nil {
 		return err
 	}
+	if rt.creds, err = readCredentials(rt.secrets); err != nil {
+		return err
+	}
 	journal, err := queue.OpenJournal(filepath.Join(cfg.StateDir, "async"))
 	if err != nil {
 		return err
@@ -143,7 +148,8 @@ func (rt *Runtime) open(known map[string]bool, gatewayURL string) error {
 		rt.output(name, instance, line)
 	}})
 	rt.launcher = &launcher{root: cfg.Root, binary: cfg.Binary, known: known, host: hostVars(cfg.Getenv),
-		telemetry: TelemetryEnv(cfg.Environ(), cfg.OTLPEndpoint), overrides: cfg.Env, gatewayURL: gatewayURL}
+		telemetry: TelemetryEnv(cfg.Environ(), cfg.OTLPEndpoint), overrides: cfg.Env, gatewayURL: gatewayURL,
+		allowExec: cfg.AllowExec}
 	rt.functions = functions.New(functions.Config{Namespace: provider.Namespace, MaxReplicas: cfg.MaxReplicas,
 		Supervisor: rt.replicas, Secrets: rt.secrets, Launcher: rt.launcher, Logs: rt.logs})
 	rt.queue = queue.NewWorker(queue.Config{Journal: journal, Functions: rt.functions, Replicas: rt.replicas,
@@ -154,8 +160,39 @@ func (rt *Runtime) open(known map[string]bool, gatewayURL string) error {
 // serveGateway serves the gateway API (the provider's handlers) on ln.
 func (rt *Runtime) serveGateway(ln net.Listener) {
 	api := provider.New(provider.Deps{Functions: rt.functions, Secrets: rt.secrets, Logs: rt.logs,
-		Replicas: rt.replicas, Queue: rt.queue, ResolveWait: rt.cfg.ResolveWait, Log: rt.cfg.Log})
-	rt.gateway = serve(ln, provider.Guard(rt.metricsRoutes(api.Router())), rt.cfg.Log)
+		Replicas: rt.replicas, Queue: rt.queue, ResolveWait: rt.cfg.ResolveWait, Log: rt.cfg.Log,
+		Callbacks: provider.Callbacks{Gateway: ln.Addr().String(), Allow: rt.cfg.CallbackAllow}})
+	rt.gateway = serve(ln, provider.Guard(provider.RequireBasicAuth(rt.creds, rt.metricsRoutes(api.Router()))), rt.cfg.Log)
+}
+
+// Names of the secrets holding the gateway API's credentials, as on faasd
+// (/var/lib/faasd/secrets/basic-auth-user and basic-auth-password).
+const (
+	secretBasicAuthUser     = "basic-auth-user"
+	secretBasicAuthPassword = "basic-auth-password"
+)
+
+// readCredentials reads the gateway API's credentials from the secret store
+// (surrounding white space trimmed, as faas-provider reads them); a missing
+// or empty one stops the runtime: the API is never served without them.
+func readCredentials(s *secrets.Store) (provider.Credentials, error) {
+	var c provider.Credentials
+	var errs []error
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{secretBasicAuthUser, &c.User}, {secretBasicAuthPassword, &c.Password}} {
+		b, err := s.Read(f.name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("gateway credentials: secret %s in %s: %w (cmd/faas-local creates it)", f.name, s.Dir(), err))
+			continue
+		}
+		*f.dst = strings.TrimSpace(string(b))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
 }
 
 // startConnector supervises c like a one-replica function: restarted when it
@@ -239,6 +276,10 @@ func (rt *Runtime) Secret(name string) (string, error) {
 	b, err := rt.secrets.Read(name)
 	return string(b), err
 }
+
+// GatewayCredentials are the gateway API's basic-auth credentials, which
+// every call under /system/ needs.
+func (rt *Runtime) GatewayCredentials() provider.Credentials { return rt.creds }
 
 // GatewayURL is the gateway API's base URL, e.g. http://127.0.0.1:8080.
 func (rt *Runtime) GatewayURL() string { return "http://" + rt.gateway.addr() }

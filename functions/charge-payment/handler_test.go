@@ -1,18 +1,15 @@
 package function
 
 import (
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/uuid"
 
-	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/payments"
 	"github.com/shopfaas/shop/internal/payments/paymentsdb"
 	"github.com/shopfaas/shop/internal/payments/simulator"
@@ -29,23 +26,6 @@ func setup(t *testing.T) (http.Handler, *paymentsdb.SimLedger) {
 	return New(svc, credential, slog.New(slog.DiscardHandler)), ledger
 }
 
-func call(t *testing.T, h http.Handler, cred, body string) (int, map[string]any) {
-	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if cred != "" {
-		req.Header.Set(auth.InternalHeader, cred)
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	raw, _ := io.ReadAll(rec.Body)
-	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Errorf("status %d, body %q is not JSON", rec.Code, raw)
-	}
-	return rec.Code, out
-}
-
 func charge(order uuid.UUID, token string) string {
 	return `{"order_id":"` + order.String() + `","user_id":"` + uuid.NewString() +
 		`","amount":{"amount":2599,"currency":"EUR"},"token":"` + token + `"}`
@@ -55,7 +35,7 @@ func TestChargePayment(t *testing.T) {
 	h, ledger := setup(t)
 	order := uuid.Must(uuid.NewV7())
 	body := charge(order, "tok_visa")
-	if code, out := call(t, h, "", body); code != http.StatusUnauthorized || out["code"] != "unauthenticated" {
+	if code, out := fntest.Call(t, h, "", body); code != http.StatusUnauthorized || out["code"] != "unauthenticated" {
 		t.Errorf("no credential: %d %v", code, out)
 	}
 	var wg sync.WaitGroup
@@ -64,7 +44,7 @@ func TestChargePayment(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			code, out := call(t, h, credential, body)
+			code, out := fntest.Call(t, h, credential, body)
 			if code != http.StatusOK {
 				t.Errorf("charge: %d %v", code, out)
 			}
@@ -90,11 +70,11 @@ func TestChargePayment(t *testing.T) {
 
 	declined := charge(uuid.Must(uuid.NewV7()), "tok_chargeDeclinedInsufficientFunds")
 	for range 2 {
-		if code, out := call(t, h, credential, declined); code != http.StatusPaymentRequired || out["code"] != "payment_declined" {
+		if code, out := fntest.Call(t, h, credential, declined); code != http.StatusPaymentRequired || out["code"] != "payment_declined" {
 			t.Errorf("decline: %d %v", code, out)
 		}
 	}
-	if code, out := call(t, h, credential, charge(uuid.Must(uuid.NewV7()), "tok_unknown")); code != http.StatusUnprocessableEntity {
+	if code, out := fntest.Call(t, h, credential, charge(uuid.Must(uuid.NewV7()), "tok_unknown")); code != http.StatusUnprocessableEntity {
 		t.Errorf("invalid token: %d %v", code, out)
 	}
 }
@@ -121,7 +101,7 @@ func TestChargePaymentRefusesBadInput(t *testing.T) {
 	}
 	for name, body := range cases {
 		t.Run(name, func(t *testing.T) {
-			code, out := call(t, h, credential, body)
+			code, out := fntest.Call(t, h, credential, body)
 			if code < 400 || code >= 500 || out["code"] == nil {
 				t.Errorf("%d %v, want a 4xx problem", code, out)
 			}

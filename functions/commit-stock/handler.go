@@ -15,14 +15,9 @@ import (
 	"github.com/shopfaas/shop/internal/inventory/inventoryenv"
 )
 
-// handler is built on the first request, from the environment.
-var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.FromOS(), slog.Default()) })
-
-// Handle serves the function (the OpenFaaS golang-middleware signature).
-func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
-
-// build reads the function's configuration from c and builds its handler.
-func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+// Build reads the function's configuration from c and builds its handler.
+// fnserve calls it on the first request, and again after a failed build.
+func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	d, err := inventoryenv.Load(context.Background(), c, log, inventoryenv.Needs{Internal: true})
 	if err != nil {
 		return nil, err

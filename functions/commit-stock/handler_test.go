@@ -2,41 +2,20 @@ package function
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
 const credential = "test-internal-credential"
-
-func call(t *testing.T, h http.Handler, cred, body string) (int, map[string]any) {
-	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if cred != "" {
-		req.Header.Set(auth.InternalHeader, cred)
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	raw, _ := io.ReadAll(rec.Body)
-	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("status %d, body %q is not JSON", rec.Code, raw)
-	}
-	return rec.Code, out
-}
 
 func TestCommitStock(t *testing.T) {
 	ctx := context.Background()
@@ -58,18 +37,18 @@ func TestCommitStock(t *testing.T) {
 	order, late := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
 	reserve(order)
 	body := `{"order_id":"` + order.String() + `"}`
-	if code, _ := call(t, h, "", body); code != http.StatusUnauthorized {
+	if code, _ := fntest.Call(t, h, "", body); code != http.StatusUnauthorized {
 		t.Errorf("no credential: %d", code)
 	}
 	for range 2 {
-		if code, out := call(t, h, credential, body); code != http.StatusOK || out["status"] != "committed" {
+		if code, out := fntest.Call(t, h, credential, body); code != http.StatusOK || out["status"] != "committed" {
 			t.Fatalf("commit: %d %v", code, out)
 		}
 	}
 	if st, _ := store.Get(ctx, product); st.OnHand != 0 || st.Reserved != 0 {
 		t.Errorf("stock %+v after commit", st)
 	}
-	if code, out := call(t, h, credential, `{"order_id":"`+uuid.NewString()+`"}`); code != http.StatusNotFound || out["code"] != "not_found" {
+	if code, out := fntest.Call(t, h, credential, `{"order_id":"`+uuid.NewString()+`"}`); code != http.StatusNotFound || out["code"] != "not_found" {
 		t.Errorf("unknown order: %d %v", code, out)
 	}
 	// A hold that expired while the stock was sold meanwhile: out_of_stock.
@@ -83,7 +62,7 @@ func TestCommitStock(t *testing.T) {
 	if _, err := store.SetOnHand(ctx, product, 1); err != nil {
 		t.Fatal(err)
 	}
-	if code, out := call(t, h, credential, `{"order_id":"`+late.String()+`"}`); code != http.StatusConflict || out["code"] != "out_of_stock" {
+	if code, out := fntest.Call(t, h, credential, `{"order_id":"`+late.String()+`"}`); code != http.StatusConflict || out["code"] != "out_of_stock" {
 		t.Errorf("expired hold, stock gone: %d %v", code, out)
 	}
 	for name, bad := range map[string]string{
@@ -92,7 +71,7 @@ func TestCommitStock(t *testing.T) {
 		"missing":       `{}`,
 		"not json":      `order`,
 	} {
-		if code, out := call(t, h, credential, bad); code < 400 || code >= 500 || out["code"] == nil {
+		if code, out := fntest.Call(t, h, credential, bad); code < 400 || code >= 500 || out["code"] == nil {
 			t.Errorf("%s: %d %v, want 4xx", name, code, out)
 		}
 	}

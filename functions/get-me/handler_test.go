@@ -15,6 +15,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 	"github.com/shopfaas/shop/internal/users"
@@ -49,7 +52,7 @@ func getMe(t *testing.T, h http.Handler, authorization string) *httptest.Respons
 	if authorization != "" {
 		hdr = []string{"Authorization", authorization}
 	}
-	return userstest.Do(t, h, http.MethodGet, path, "", "", hdr...)
+	return fntest.Do(t, h, http.MethodGet, path, "", "", hdr...)
 }
 
 func TestGetMe(t *testing.T) {
@@ -58,13 +61,13 @@ func TestGetMe(t *testing.T) {
 	userstest.Register(t, store, "other@example.com", "password-1", "Other")
 
 	w := getMe(t, h, "Bearer "+issue(t, tokens, u.ID, users.RoleCustomer))
-	got := userstest.JSON[users.User](t, w, http.StatusOK)
+	got := fntest.JSON[users.User](t, w, http.StatusOK)
 	if diff := cmp.Diff(u, got); diff != "" {
 		t.Fatalf("user (-want +got):\n%s", diff)
 	}
 	// The scheme is case-insensitive.
 	w = getMe(t, h, "bearer "+issue(t, tokens, u.ID, users.RoleCustomer))
-	if got := userstest.JSON[users.User](t, w, http.StatusOK); got.ID != u.ID {
+	if got := fntest.JSON[users.User](t, w, http.StatusOK); got.ID != u.ID {
 		t.Fatalf("got user %s, want %s", got.ID, u.ID)
 	}
 }
@@ -115,23 +118,23 @@ func TestGetMeRefusesBadTokens(t *testing.T) {
 		"admin of nobody":  "Bearer " + issue(t, tokens, uuid.New(), users.RoleAdmin),
 	} {
 		t.Run(name, func(t *testing.T) {
-			userstest.Problem(t, getMe(t, h, header), http.StatusUnauthorized, "unauthenticated", "erin", "gone@")
+			fntest.Problem(t, getMe(t, h, header), http.StatusUnauthorized, "unauthenticated", "erin", "gone@")
 		})
 	}
 }
 
 func TestGetMeOnlyServesItsRoute(t *testing.T) {
 	h, _, _ := setup(t)
-	userstest.Problem(t, userstest.Do(t, h, http.MethodGet, "/api/v1/users/me/x", "", ""), http.StatusNotFound, "not_found")
+	fntest.Problem(t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/x", "", ""), http.StatusNotFound, "not_found")
 }
 
-// Handle builds its dependencies from the environment on first use: a key
+// Build reads its dependencies from the configuration, served the way
+// fnserve serves it (built on first use, again after a failure): a key
 // shorter than 32 bytes is refused (503), a proper one serves the caller.
-func TestHandleWiring(t *testing.T) {
+func TestBuildWiring(t *testing.T) {
 	dir := t.TempDir()
 	url := pgtest.NewDatabase(t)
-	t.Setenv("SECRETS_DIR", dir)
-	t.Setenv("USERS_DATABASE_URL", url)
+	h := fnhttp.Lazy(Build, config.New(config.Env(map[string]string{"SECRETS_DIR": dir, "USERS_DATABASE_URL": url})), slog.Default())
 	if err := os.WriteFile(filepath.Join(dir, "jwt-secret"), []byte("too-short"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -146,12 +149,12 @@ func TestHandleWiring(t *testing.T) {
 	defer pool.Close()
 	u := userstest.Register(t, usersdb.New(pool), "wired@example.com", "password-1", "Wired")
 	bearer := "Bearer " + issue(t, tokens, u.ID, users.RoleCustomer)
-	userstest.Problem(t, getMe(t, http.HandlerFunc(Handle), bearer), http.StatusServiceUnavailable, "unavailable", "jwt")
+	fntest.Problem(t, getMe(t, h, bearer), http.StatusServiceUnavailable, "unavailable", "jwt")
 
 	if err := os.WriteFile(filepath.Join(dir, "jwt-secret"), []byte(userstest.JWTKey), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got := userstest.JSON[users.User](t, getMe(t, http.HandlerFunc(Handle), bearer), http.StatusOK); got.ID != u.ID {
+	if got := fntest.JSON[users.User](t, getMe(t, h, bearer), http.StatusOK); got.ID != u.ID {
 		t.Fatalf("got user %s, want %s", got.ID, u.ID)
 	}
 }

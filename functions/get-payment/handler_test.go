@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/payments"
 	"github.com/shopfaas/shop/internal/payments/paymentsdb"
 	"github.com/shopfaas/shop/internal/payments/simulator"
@@ -34,13 +35,6 @@ func TestGetPayment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bearer := func(user uuid.UUID, role string) string {
-		tok, err := tokens.Issue(user, role)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return "Bearer " + tok
-	}
 	get := func(path, authz string) (int, map[string]any) {
 		r := httptest.NewRequest(http.MethodGet, path, nil)
 		if authz != "" {
@@ -56,15 +50,15 @@ func TestGetPayment(t *testing.T) {
 	}
 	path := "/api/v1/orders/" + req.OrderID.String() + "/payment"
 	for name, authz := range map[string]string{
-		"owner": bearer(owner, auth.RoleCustomer),
-		"admin": bearer(uuid.New(), auth.RoleAdmin),
+		"owner": fntest.Bearer(t, tokens, owner, auth.RoleCustomer),
+		"admin": fntest.Bearer(t, tokens, uuid.New(), auth.RoleAdmin),
 	} {
 		code, out := get(path, authz)
 		if code != http.StatusOK || out["id"] != charged.ID.String() || out["status"] != "captured" || out["provider_ref"] != charged.ProviderRef {
 			t.Errorf("%s: %d %v", name, code, out)
 		}
 	}
-	if code, out := get(path, bearer(uuid.New(), auth.RoleCustomer)); code != http.StatusNotFound || out["code"] != "not_found" {
+	if code, out := get(path, fntest.Bearer(t, tokens, uuid.New(), auth.RoleCustomer)); code != http.StatusNotFound || out["code"] != "not_found" {
 		t.Errorf("another user: %d %v", code, out)
 	}
 	if code, _ := get(path, ""); code != http.StatusUnauthorized {
@@ -73,10 +67,10 @@ func TestGetPayment(t *testing.T) {
 	if code, _ := get(path, "Bearer forged.token.value"); code != http.StatusUnauthorized {
 		t.Errorf("forged token: %d", code)
 	}
-	if code, _ := get("/api/v1/orders/not-a-uuid/payment", bearer(owner, auth.RoleCustomer)); code != http.StatusNotFound {
+	if code, _ := get("/api/v1/orders/not-a-uuid/payment", fntest.Bearer(t, tokens, owner, auth.RoleCustomer)); code != http.StatusNotFound {
 		t.Errorf("bad id: %d", code)
 	}
-	if code, _ := get("/api/v1/orders/"+uuid.NewString()+"/payment", bearer(owner, auth.RoleCustomer)); code != http.StatusNotFound {
+	if code, _ := get("/api/v1/orders/"+uuid.NewString()+"/payment", fntest.Bearer(t, tokens, owner, auth.RoleCustomer)); code != http.StatusNotFound {
 		t.Errorf("unknown order: %d", code)
 	}
 }

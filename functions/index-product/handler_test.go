@@ -15,6 +15,7 @@ import (
 	"github.com/shopfaas/shop/internal/catalog/catalogdb"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv/envtest"
 	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/search"
 )
@@ -58,16 +59,6 @@ func (r *recorder) Search(context.Context, search.Query) (search.Result, error) 
 }
 func (r *recorder) EnsureSettings(context.Context) error { return nil }
 
-func envelope(t *testing.T, typ, source string, data any) string {
-	t.Helper()
-	ev, err := events.New(context.Background(), source, typ, "", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(ev)
-	return string(b)
-}
-
 func deliver(t *testing.T, h http.Handler, body string, want int) Response {
 	t.Helper()
 	w := envtest.Do(t, h, http.MethodPost, "/", body, "X-Internal-Token", credential)
@@ -95,7 +86,7 @@ func TestStockChangedOncePerEvent(t *testing.T) {
 	env.External = ext
 	h := New(env.Deps, credential)
 	p := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
-	body := envelope(t, events.StockChanged, inventory.Source, inventory.Changed{View: inventory.View{ProductID: p.ID, OnHand: 5, Available: 5}, Version: 2})
+	body := fntest.Envelope(t, inventory.Source, events.StockChanged, "", inventory.Changed{View: inventory.View{ProductID: p.ID, OnHand: 5, Available: 5}, Version: 2})
 	if resp := deliver(t, h, body, 200); resp.Duplicate || !resp.Indexed {
 		t.Fatalf("first: %+v", resp)
 	}
@@ -107,7 +98,7 @@ func TestStockChangedOncePerEvent(t *testing.T) {
 	}
 	// A later event says sold out; then the first one is redelivered: the
 	// duplicate must not flip the product back.
-	deliver(t, h, envelope(t, events.StockChanged, inventory.Source, inventory.Changed{View: inventory.View{ProductID: p.ID, OnHand: 0}, Version: 4}), 200)
+	deliver(t, h, fntest.Envelope(t, inventory.Source, events.StockChanged, "", inventory.Changed{View: inventory.View{ProductID: p.ID, OnHand: 0}, Version: 4}), 200)
 	if resp := deliver(t, h, body, 200); !resp.Duplicate {
 		t.Errorf("redelivery not recognised: %+v", resp)
 	}
@@ -117,13 +108,13 @@ func TestStockChangedOncePerEvent(t *testing.T) {
 	}
 	// An older event (version 3) that was never delivered before arrives
 	// late: it is claimed but must not flip the product back in stock.
-	if resp := deliver(t, h, envelope(t, events.StockChanged, inventory.Source, inventory.Changed{View: inventory.View{ProductID: p.ID, OnHand: 2, Available: 2}, Version: 3}), 200); resp.Duplicate {
+	if resp := deliver(t, h, fntest.Envelope(t, inventory.Source, events.StockChanged, "", inventory.Changed{View: inventory.View{ProductID: p.ID, OnHand: 2, Available: 2}, Version: 3}), 200); resp.Duplicate {
 		t.Errorf("late event taken for a duplicate: %+v", resp)
 	}
 	if cur, _ := env.Store.Current(context.Background(), p.ID); cur.InStock {
 		t.Error("a late, older stock event put the product back in stock")
 	}
-	if resp := deliver(t, h, envelope(t, events.StockChanged, inventory.Source, inventory.Changed{View: inventory.View{ProductID: uuid.New(), Available: 1}, Version: 1}), 200); resp.Skipped != "unknown_product" {
+	if resp := deliver(t, h, fntest.Envelope(t, inventory.Source, events.StockChanged, "", inventory.Changed{View: inventory.View{ProductID: uuid.New(), Available: 1}, Version: 1}), 200); resp.Skipped != "unknown_product" {
 		t.Errorf("unknown product: %+v", resp)
 	}
 }
@@ -135,7 +126,7 @@ func TestProductChangedPushesCurrentState(t *testing.T) {
 	env.External = ext
 	h := New(env.Deps, credential)
 	p := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
-	stale := envelope(t, events.ProductChanged, catalogdb.Source, p)
+	stale := fntest.Envelope(t, catalogdb.Source, events.ProductChanged, "", p)
 	if _, err := env.Store.SetSoldCount(ctx, p.ID, 7); err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +154,7 @@ func TestRefusals(t *testing.T) {
 	env := envtest.New(t, envtest.Options{})
 	h := New(env.Deps, credential)
 	p := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
-	good := envelope(t, events.StockChanged, inventory.Source, inventory.Changed{View: inventory.View{ProductID: p.ID, Available: 1}, Version: 1})
+	good := fntest.Envelope(t, inventory.Source, events.StockChanged, "", inventory.Changed{View: inventory.View{ProductID: p.ID, Available: 1}, Version: 1})
 	tests := []struct {
 		name   string
 		body   string
@@ -172,10 +163,10 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"no credential", good, nil, 401},
 		{"malformed", `{`, []string{"X-Internal-Token", credential}, 400},
-		{"stock without available", envelope(t, events.StockChanged, "s", map[string]string{"product_id": p.ID.String()}),
+		{"stock without available", fntest.Envelope(t, "s", events.StockChanged, "", map[string]string{"product_id": p.ID.String()}),
 			[]string{"X-Internal-Token", credential}, 400},
-		{"product without id", envelope(t, events.ProductChanged, "s", map[string]string{}), []string{"X-Internal-Token", credential}, 400},
-		{"other type", envelope(t, events.OrderPlaced, "s", map[string]string{}), []string{"X-Internal-Token", credential}, 422},
+		{"product without id", fntest.Envelope(t, "s", events.ProductChanged, "", map[string]string{}), []string{"X-Internal-Token", credential}, 400},
+		{"other type", fntest.Envelope(t, "s", events.OrderPlaced, "", map[string]string{}), []string{"X-Internal-Token", credential}, 422},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/notifications"
 	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
@@ -56,7 +57,7 @@ func TestOwnNotificationsPaged(t *testing.T) {
 		if cursor != "" {
 			target += "&cursor=" + cursor
 		}
-		page := userstest.JSON[Page](t, userstest.Do(t, h, http.MethodGet, target, "", "", "Authorization", "Bearer "+tok), 200)
+		page := fntest.JSON[Page](t, fntest.Do(t, h, http.MethodGet, target, "", "", "Authorization", "Bearer "+tok), 200)
 		for _, it := range page.Items {
 			got = append(got, it.ID)
 			if it.OrderID == nil || it.Type == "" || it.Subject == "" || it.CreatedAt.IsZero() {
@@ -76,11 +77,11 @@ func TestOwnNotificationsPaged(t *testing.T) {
 			t.Error("alice saw bob's notification")
 		}
 	}
-	userstest.Problem(t, userstest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications", "", ""), 401, "unauthenticated")
-	userstest.Problem(t, userstest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications?cursor=nope", "", "", "Authorization", "Bearer "+tok), 422, "invalid_request")
-	userstest.Problem(t, userstest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications?limit=101", "", "", "Authorization", "Bearer "+tok), 422, "invalid_request")
+	fntest.Problem(t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications", "", ""), 401, "unauthenticated")
+	fntest.Problem(t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications?cursor=nope", "", "", "Authorization", "Bearer "+tok), 422, "invalid_request")
+	fntest.Problem(t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications?limit=101", "", "", "Authorization", "Bearer "+tok), 422, "invalid_request")
 	empty, _ := tokens.Issue(uuid.New(), auth.RoleCustomer)
-	page := userstest.JSON[Page](t, userstest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications", "", "", "Authorization", "Bearer "+empty), 200)
+	page := fntest.JSON[Page](t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications", "", "", "Authorization", "Bearer "+empty), 200)
 	if page.Items == nil || len(page.Items) != 0 || page.NextCursor != nil {
 		t.Errorf("empty page: %+v", page)
 	}

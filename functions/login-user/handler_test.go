@@ -13,6 +13,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 	"github.com/shopfaas/shop/internal/users"
@@ -35,15 +38,15 @@ func setup(t *testing.T, ttl time.Duration) (http.Handler, *auth.Tokens, users.U
 
 func login(t *testing.T, h http.Handler, body string) (int, string) {
 	t.Helper()
-	w := userstest.Do(t, h, http.MethodPost, path, "application/json", body)
+	w := fntest.Do(t, h, http.MethodPost, path, "application/json", body)
 	return w.Code, w.Body.String()
 }
 
 func TestLogin(t *testing.T) {
 	h, tokens, u := setup(t, 5*time.Minute)
 	for _, email := range []string{"carol@example.com", "  Carol@EXAMPLE.com "} {
-		w := userstest.Do(t, h, http.MethodPost, path, "application/json", `{"email":"`+email+`","password":"password-1"}`)
-		tok := userstest.JSON[Token](t, w, http.StatusOK)
+		w := fntest.Do(t, h, http.MethodPost, path, "application/json", `{"email":"`+email+`","password":"password-1"}`)
+		tok := fntest.JSON[Token](t, w, http.StatusOK)
 		if tok.TokenType != "Bearer" || tok.ExpiresIn != 300 || tok.AccessToken == "" {
 			t.Fatalf("token = %+v, want a Bearer token expiring in 300 s", tok)
 		}
@@ -62,8 +65,8 @@ func TestLogin(t *testing.T) {
 
 func TestLoginDefaultTTL(t *testing.T) {
 	h, _, _ := setup(t, 0)
-	w := userstest.Do(t, h, http.MethodPost, path, "application/json", `{"email":"carol@example.com","password":"password-1"}`)
-	if tok := userstest.JSON[Token](t, w, http.StatusOK); tok.ExpiresIn != 900 {
+	w := fntest.Do(t, h, http.MethodPost, path, "application/json", `{"email":"carol@example.com","password":"password-1"}`)
+	if tok := fntest.JSON[Token](t, w, http.StatusOK); tok.ExpiresIn != 900 {
 		t.Fatalf("expires_in = %d, want 900 (15m)", tok.ExpiresIn)
 	}
 }
@@ -79,8 +82,8 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 		"short password":      `{"email":"carol@example.com","password":"x"}`,
 		"password other case": `{"email":"carol@example.com","password":"PASSWORD-1"}`,
 	} {
-		w := userstest.Do(t, h, http.MethodPost, path, "application/json", body)
-		userstest.Problem(t, w, http.StatusUnauthorized, "invalid_credentials", "carol", "nobody", "password-")
+		w := fntest.Do(t, h, http.MethodPost, path, "application/json", body)
+		fntest.Problem(t, w, http.StatusUnauthorized, "invalid_credentials", "carol", "nobody", "password-")
 		bodies[name] = w.Body.String()
 	}
 	for name, b := range bodies {
@@ -131,23 +134,23 @@ func TestLoginRefusesBadRequests(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			w := userstest.Do(t, h, http.MethodPost, path, tc.contentType, tc.body)
-			userstest.Problem(t, w, tc.status, tc.code, "password-1")
+			w := fntest.Do(t, h, http.MethodPost, path, tc.contentType, tc.body)
+			fntest.Problem(t, w, tc.status, tc.code, "password-1")
 		})
 	}
 }
 
-// Handle builds its dependencies from the environment on first use: without
-// the jwt-secret secret it answers 503; with it, ACCESS_TOKEN_TTL sets the
-// token lifetime.
-func TestHandleWiring(t *testing.T) {
+// Build reads its dependencies from the configuration, served the way
+// fnserve serves it (built on first use, again after a failure): without the
+// jwt-secret secret it answers 503; with it, ACCESS_TOKEN_TTL sets the token
+// lifetime.
+func TestBuildWiring(t *testing.T) {
 	dir := t.TempDir()
 	url := pgtest.NewDatabase(t)
-	t.Setenv("SECRETS_DIR", dir)
-	t.Setenv("USERS_DATABASE_URL", url)
-	t.Setenv("ACCESS_TOKEN_TTL", "2m")
+	env := map[string]string{"SECRETS_DIR": dir, "USERS_DATABASE_URL": url, "ACCESS_TOKEN_TTL": "2m"}
+	h := fnhttp.Lazy(Build, config.New(config.Env(env)), slog.Default())
 	body := `{"email":"wired@example.com","password":"password-1"}`
-	userstest.Problem(t, userstest.Do(t, http.HandlerFunc(Handle), http.MethodPost, path, "application/json", body),
+	fntest.Problem(t, fntest.Do(t, h, http.MethodPost, path, "application/json", body),
 		http.StatusServiceUnavailable, "unavailable", "jwt-secret")
 
 	if err := os.WriteFile(filepath.Join(dir, "jwt-secret"), []byte(userstest.JWTKey), 0o600); err != nil {
@@ -159,8 +162,8 @@ func TestHandleWiring(t *testing.T) {
 	}
 	defer pool.Close()
 	userstest.Register(t, usersdb.New(pool), "wired@example.com", "password-1", "Wired")
-	w := userstest.Do(t, http.HandlerFunc(Handle), http.MethodPost, path, "application/json", body)
-	if tok := userstest.JSON[Token](t, w, http.StatusOK); tok.ExpiresIn != 120 {
+	w := fntest.Do(t, h, http.MethodPost, path, "application/json", body)
+	if tok := fntest.JSON[Token](t, w, http.StatusOK); tok.ExpiresIn != 120 {
 		t.Fatalf("expires_in = %d, want 120 from ACCESS_TOKEN_TTL=2m", tok.ExpiresIn)
 	}
 }

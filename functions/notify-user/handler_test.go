@@ -17,7 +17,9 @@ import (
 
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
+	"github.com/shopfaas/shop/internal/notifications/notifysvc"
 	"github.com/shopfaas/shop/internal/notifications/smtpmail"
 	"github.com/shopfaas/shop/internal/notifications/smtpmail/smtptest"
 	"github.com/shopfaas/shop/internal/orders"
@@ -43,7 +45,7 @@ func setup(t *testing.T, mail bool) env {
 	t.Helper()
 	pool := pgtest.Open(t, usersdb.Migrations())
 	e := env{store: notificationsdb.New(pool), users: usersdb.New(pool)}
-	var m Mailer
+	var m notifysvc.Mailer
 	if mail {
 		e.smtp = smtptest.New(t, smtptest.StartTLS)
 		m = sender(t, e.smtp, smtptest.Password)
@@ -53,7 +55,7 @@ func setup(t *testing.T, mail bool) env {
 }
 
 // handler is notify-user over e's database sending with m (nil: no email).
-func (e env) handler(m Mailer) http.Handler {
+func (e env) handler(m notifysvc.Mailer) http.Handler {
 	return New(Deps{Store: e.store, Users: e.users, Mailer: m, Credential: credential, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 }
 
@@ -69,19 +71,9 @@ func sender(t *testing.T, srv *smtptest.Server, password string) *smtpmail.Sende
 	return s
 }
 
-func envelope(t *testing.T, typ string, data any) string {
-	t.Helper()
-	ev, err := events.New(context.Background(), "test", typ, "", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(ev)
-	return string(b)
-}
-
 func deliver(t *testing.T, h http.Handler, body string) (int, Response) {
 	t.Helper()
-	w := userstest.Do(t, h, http.MethodPost, "/", "application/json", body, "X-Internal-Token", credential)
+	w := fntest.Do(t, h, http.MethodPost, "/", "application/json", body, "X-Internal-Token", credential)
 	var resp Response
 	if w.Code == http.StatusOK {
 		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
@@ -103,7 +95,7 @@ func count(t *testing.T, s *notificationsdb.Store, user uuid.UUID) int {
 func TestWelcomeOnceWithOneEmail(t *testing.T) {
 	e := setup(t, true)
 	u := userstest.Register(t, e.users, "Alice@Example.com", "correct horse battery", "Alice")
-	body := envelope(t, events.UserRegistered, users.RegisteredEvent(u))
+	body := fntest.Envelope(t, "test", events.UserRegistered, "", users.RegisteredEvent(u))
 	code, first := deliver(t, e.h, body)
 	if code != 200 || first.Duplicate || !first.Emailed {
 		t.Fatalf("first: %d %+v", code, first)
@@ -125,7 +117,7 @@ func TestWelcomeOnceWithOneEmail(t *testing.T) {
 func TestConcurrentDuplicates(t *testing.T) {
 	e := setup(t, false)
 	user := uuid.New()
-	body := envelope(t, events.OrderPlaced, orders.EventData{OrderID: uuid.New(), UserID: user, Status: orders.Confirmed})
+	body := fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: uuid.New(), UserID: user, Status: orders.Confirmed})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	firsts := 0
@@ -155,7 +147,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 func TestConcurrentDuplicatesSendOneEmail(t *testing.T) {
 	e := setup(t, true)
 	u := userstest.Register(t, e.users, "carol@example.com", "correct horse battery", "Carol")
-	body := envelope(t, events.OrderPlaced, orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
+	body := fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Go(func() {
@@ -175,7 +167,7 @@ func TestConcurrentDuplicatesSendOneEmail(t *testing.T) {
 func TestFailedEmailIsRetried(t *testing.T) {
 	e := setup(t, true)
 	u := userstest.Register(t, e.users, "bob@example.com", "correct horse battery", "Bob")
-	body := envelope(t, events.OrderPaymentFailed, orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.PaymentFailed})
+	body := fntest.Envelope(t, "test", events.OrderPaymentFailed, "", orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.PaymentFailed})
 	e.smtp.RefuseRecipients(true)
 	if code, _ := deliver(t, e.h, body); code != http.StatusServiceUnavailable {
 		t.Fatalf("failed send answered %d, want 503", code)
@@ -199,7 +191,7 @@ func TestFailedEmailIsRetried(t *testing.T) {
 func TestWrongSMTPPasswordIsRetriedAndNothingMarkedSent(t *testing.T) {
 	e := setup(t, true)
 	u := userstest.Register(t, e.users, "dave@example.com", "correct horse battery", "Dave")
-	body := envelope(t, events.OrderPlaced, orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
+	body := fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
 	wrong := e.handler(sender(t, e.smtp, "not-the-password"))
 	if code, _ := deliver(t, wrong, body); code != http.StatusServiceUnavailable {
 		t.Fatalf("a refused SMTP login answered %d, want 503", code)
@@ -234,9 +226,9 @@ func TestPlaintextSMTPAuthToRemoteHostRefusedAtStart(t *testing.T) {
 	}
 	env := map[string]string{"SECRETS_DIR": secrets, "USERS_DATABASE_URL": pgtest.NewDatabase(t), "SMTP_ADDR": "smtp.example.com:25",
 		"SMTP_USERNAME": "shop", "SMTP_TLS": "none", "SMTP_ALLOW_PLAINTEXT_AUTH": "true"}
-	_, err := build(config.New(config.Env(env)), slog.Default())
+	_, err := Build(config.New(config.Env(env)), slog.Default())
 	if err == nil || !strings.Contains(err.Error(), "loopback") {
-		t.Fatalf("build = %v, want a refusal of a password in plain text to a remote host", err)
+		t.Fatalf("Build = %v, want a refusal of a password in plain text to a remote host", err)
 	}
 	if strings.Contains(err.Error(), "s3cret-smtp-password") {
 		t.Errorf("the error shows the password: %v", err)
@@ -246,7 +238,7 @@ func TestPlaintextSMTPAuthToRemoteHostRefusedAtStart(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	e := setup(t, false)
 	user := uuid.New()
-	good := envelope(t, events.OrderCancelled, orders.EventData{OrderID: uuid.New(), UserID: user})
+	good := fntest.Envelope(t, "test", events.OrderCancelled, "", orders.EventData{OrderID: uuid.New(), UserID: user})
 	tests := []struct {
 		name   string
 		body   string
@@ -257,13 +249,13 @@ func TestRefusals(t *testing.T) {
 		{"wrong credential", good, []string{"X-Internal-Token", credential + "x"}, 401},
 		{"malformed", `not json`, []string{"X-Internal-Token", credential}, 400},
 		{"missing id", `{"specversion":"1.0","source":"s","type":"order.placed.v1","data":{}}`, []string{"X-Internal-Token", credential}, 400},
-		{"no user", envelope(t, events.OrderPlaced, map[string]string{"order_id": uuid.NewString()}), []string{"X-Internal-Token", credential}, 400},
-		{"data not an object", envelope(t, events.OrderPlaced, "text"), []string{"X-Internal-Token", credential}, 400},
-		{"unsubscribed type", envelope(t, events.StockChanged, map[string]string{}), []string{"X-Internal-Token", credential}, 422},
+		{"no user", fntest.Envelope(t, "test", events.OrderPlaced, "", map[string]string{"order_id": uuid.NewString()}), []string{"X-Internal-Token", credential}, 400},
+		{"data not an object", fntest.Envelope(t, "test", events.OrderPlaced, "", "text"), []string{"X-Internal-Token", credential}, 400},
+		{"unsubscribed type", fntest.Envelope(t, "test", events.StockChanged, "", map[string]string{}), []string{"X-Internal-Token", credential}, 422},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := userstest.Do(t, e.h, http.MethodPost, "/", "application/json", tt.body, tt.header...)
+			w := fntest.Do(t, e.h, http.MethodPost, "/", "application/json", tt.body, tt.header...)
 			if w.Code != tt.want {
 				t.Errorf("status %d, want %d: %s", w.Code, tt.want, w.Body)
 			}

@@ -2,17 +2,13 @@ package function
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 
-	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/payments"
 	"github.com/shopfaas/shop/internal/payments/paymentsdb"
 	"github.com/shopfaas/shop/internal/payments/simulator"
@@ -20,23 +16,6 @@ import (
 )
 
 const credential = "test-internal-credential"
-
-func call(t *testing.T, h http.Handler, cred, body string) (int, map[string]any) {
-	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if cred != "" {
-		req.Header.Set(auth.InternalHeader, cred)
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	raw, _ := io.ReadAll(rec.Body)
-	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("status %d, body %q is not JSON", rec.Code, raw)
-	}
-	return rec.Code, out
-}
 
 func TestRefundPayment(t *testing.T) {
 	ctx := context.Background()
@@ -57,11 +36,11 @@ func TestRefundPayment(t *testing.T) {
 	}
 
 	body := `{"order_id":"` + captured.OrderID.String() + `"}`
-	if code, _ := call(t, h, "", body); code != http.StatusUnauthorized {
+	if code, _ := fntest.Call(t, h, "", body); code != http.StatusUnauthorized {
 		t.Errorf("no credential: %d", code)
 	}
 	for range 2 {
-		code, out := call(t, h, credential, body)
+		code, out := fntest.Call(t, h, credential, body)
 		if code != http.StatusOK || out["status"] != "refunded" || out["provider_ref"] != charged.ProviderRef {
 			t.Fatalf("refund: %d %v", code, out)
 		}
@@ -69,10 +48,10 @@ func TestRefundPayment(t *testing.T) {
 	if n, err := ledger.Count(ctx, "refund"); err != nil || n != 1 {
 		t.Errorf("processor refunds %d %v, want 1", n, err)
 	}
-	if code, out := call(t, h, credential, `{"order_id":"`+declined.OrderID.String()+`"}`); code != http.StatusOK || out["status"] != "declined" {
+	if code, out := fntest.Call(t, h, credential, `{"order_id":"`+declined.OrderID.String()+`"}`); code != http.StatusOK || out["status"] != "declined" {
 		t.Errorf("declined: %d %v", code, out)
 	}
-	if code, out := call(t, h, credential, `{"order_id":"`+uuid.NewString()+`"}`); code != http.StatusOK || out["status"] != "none" {
+	if code, out := fntest.Call(t, h, credential, `{"order_id":"`+uuid.NewString()+`"}`); code != http.StatusOK || out["status"] != "none" {
 		t.Errorf("never charged: %d %v", code, out)
 	}
 	for name, bad := range map[string]string{
@@ -80,7 +59,7 @@ func TestRefundPayment(t *testing.T) {
 		"wrong type":    `{"order_id":1}`,
 		"missing":       `{}`,
 	} {
-		if code, out := call(t, h, credential, bad); code < 400 || code >= 500 || out["code"] == nil {
+		if code, out := fntest.Call(t, h, credential, bad); code < 400 || code >= 500 || out["code"] == nil {
 			t.Errorf("%s: %d %v, want 4xx", name, code, out)
 		}
 	}

@@ -12,7 +12,10 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 	"github.com/shopfaas/shop/internal/users"
 	"github.com/shopfaas/shop/internal/users/usersdb"
@@ -29,10 +32,10 @@ func setup(t *testing.T) (http.Handler, *usersdb.Store) {
 
 func post(t *testing.T, h http.Handler, body string) (status int, u users.User, raw string) {
 	t.Helper()
-	w := userstest.Do(t, h, http.MethodPost, path, "application/json", body)
+	w := fntest.Do(t, h, http.MethodPost, path, "application/json", body)
 	raw = w.Body.String()
 	if w.Code == http.StatusCreated {
-		u = userstest.JSON[users.User](t, w, http.StatusCreated)
+		u = fntest.JSON[users.User](t, w, http.StatusCreated)
 	}
 	return w.Code, u, raw
 }
@@ -81,9 +84,9 @@ func TestRegisterDuplicateEmail(t *testing.T) {
 		t.Fatalf("first registration: %d %s", status, raw)
 	}
 	for _, email := range []string{"bob@example.com", "BOB@Example.com", " bob@EXAMPLE.com "} {
-		w := userstest.Do(t, h, http.MethodPost, path, "application/json",
+		w := fntest.Do(t, h, http.MethodPost, path, "application/json",
 			`{"email":"`+email+`","password":"password-2","name":"Bob Two"}`)
-		userstest.Problem(t, w, http.StatusConflict, "email_taken", "bob@example.com")
+		fntest.Problem(t, w, http.StatusConflict, "email_taken", "bob@example.com")
 	}
 }
 
@@ -116,8 +119,8 @@ func TestRegisterRefusesBadRequests(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			w := userstest.Do(t, h, http.MethodPost, path, tc.contentType, tc.body)
-			userstest.Problem(t, w, tc.status, tc.code, "password-1", "not-an-email")
+			w := fntest.Do(t, h, http.MethodPost, path, tc.contentType, tc.body)
+			fntest.Problem(t, w, tc.status, tc.code, "password-1", "not-an-email")
 		})
 	}
 	// None of the refused requests created an account or an event.
@@ -132,7 +135,7 @@ func TestRegisterRefusesBadRequests(t *testing.T) {
 
 func TestRegisterUnknownRoute(t *testing.T) {
 	h, _ := setup(t)
-	userstest.Problem(t, userstest.Do(t, h, http.MethodPost, "/api/v1/users/x", "application/json", `{}`), http.StatusNotFound, "not_found")
+	fntest.Problem(t, fntest.Do(t, h, http.MethodPost, "/api/v1/users/x", "application/json", `{}`), http.StatusNotFound, "not_found")
 }
 
 // Twenty clients registering the same email at once: exactly one wins.
@@ -146,7 +149,7 @@ func TestRegisterRace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := userstest.Do(t, h, http.MethodPost, path, "application/json",
+			w := fntest.Do(t, h, http.MethodPost, path, "application/json",
 				`{"email":"Race@Example.com","password":"password-1","name":"Racer"}`)
 			codes[i], bodies[i] = w.Code, w.Body.String()
 		}()
@@ -171,18 +174,19 @@ func TestRegisterRace(t *testing.T) {
 	}
 }
 
-// Handle builds its dependencies from the environment on first use: without a
+// Build reads its dependencies from the configuration, served the way
+// fnserve serves it (built on first use, again after a failure): without a
 // database URL it answers 503 and retries on the next request.
-func TestHandleWiring(t *testing.T) {
-	t.Setenv("USERS_DATABASE_URL", "")
-	t.Setenv("SECRETS_DIR", t.TempDir())
+func TestBuildWiring(t *testing.T) {
+	env := map[string]string{"USERS_DATABASE_URL": "", "SECRETS_DIR": t.TempDir()}
+	h := fnhttp.Lazy(Build, config.New(config.Env(env)), slog.Default())
 	body := `{"email":"wired@example.com","password":"password-1","name":"Wired"}`
-	userstest.Problem(t, userstest.Do(t, http.HandlerFunc(Handle), http.MethodPost, path, "application/json", body),
+	fntest.Problem(t, fntest.Do(t, h, http.MethodPost, path, "application/json", body),
 		http.StatusServiceUnavailable, "unavailable", "USERS_DATABASE_URL")
 
-	t.Setenv("USERS_DATABASE_URL", pgtest.NewDatabase(t))
-	w := userstest.Do(t, http.HandlerFunc(Handle), http.MethodPost, path, "application/json", body)
-	if u := userstest.JSON[users.User](t, w, http.StatusCreated); u.Email != "wired@example.com" {
+	env["USERS_DATABASE_URL"] = pgtest.NewDatabase(t)
+	w := fntest.Do(t, h, http.MethodPost, path, "application/json", body)
+	if u := fntest.JSON[users.User](t, w, http.StatusCreated); u.Email != "wired@example.com" {
 		t.Fatalf("user = %+v", u)
 	}
 }

@@ -2,40 +2,19 @@ package function
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 
-	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
 const credential = "test-internal-credential"
-
-func call(t *testing.T, h http.Handler, cred, body string) (int, map[string]any) {
-	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if cred != "" {
-		req.Header.Set(auth.InternalHeader, cred)
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	raw, _ := io.ReadAll(rec.Body)
-	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("status %d, body %q is not JSON", rec.Code, raw)
-	}
-	return rec.Code, out
-}
 
 func TestReleaseStock(t *testing.T) {
 	ctx := context.Background()
@@ -53,18 +32,18 @@ func TestReleaseStock(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := `{"order_id":"` + order.String() + `"}`
-	if code, _ := call(t, h, "", body); code != http.StatusUnauthorized {
+	if code, _ := fntest.Call(t, h, "", body); code != http.StatusUnauthorized {
 		t.Errorf("no credential: %d", code)
 	}
 	for range 2 {
-		if code, out := call(t, h, credential, body); code != http.StatusOK || out["status"] != "released" {
+		if code, out := fntest.Call(t, h, credential, body); code != http.StatusOK || out["status"] != "released" {
 			t.Fatalf("release: %d %v", code, out)
 		}
 	}
 	if st, _ := store.Get(ctx, product); st.OnHand != 5 || st.Reserved != 0 {
 		t.Errorf("stock %+v after release, want 5/0", st)
 	}
-	if code, out := call(t, h, credential, `{"order_id":"`+uuid.NewString()+`"}`); code != http.StatusOK || out["status"] != "none" {
+	if code, out := fntest.Call(t, h, credential, `{"order_id":"`+uuid.NewString()+`"}`); code != http.StatusOK || out["status"] != "none" {
 		t.Errorf("unknown order: %d %v", code, out)
 	}
 	for name, bad := range map[string]string{
@@ -72,7 +51,7 @@ func TestReleaseStock(t *testing.T) {
 		"wrong type":    `{"order_id":["x"]}`,
 		"missing":       `{}`,
 	} {
-		if code, out := call(t, h, credential, bad); code < 400 || code >= 500 || out["code"] == nil {
+		if code, out := fntest.Call(t, h, credential, bad); code < 400 || code >= 500 || out["code"] == nil {
 			t.Errorf("%s: %d %v, want 4xx", name, code, out)
 		}
 	}

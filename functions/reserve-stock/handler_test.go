@@ -2,17 +2,14 @@ package function
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 
-	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
@@ -29,36 +26,19 @@ func setup(t *testing.T) (http.Handler, *inventorydb.Store, uuid.UUID) {
 	return New(store, credential, slog.New(slog.DiscardHandler)), store, product
 }
 
-func call(t *testing.T, h http.Handler, cred, body string) (int, map[string]any) {
-	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if cred != "" {
-		req.Header.Set(auth.InternalHeader, cred)
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	raw, _ := io.ReadAll(rec.Body)
-	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("status %d, body %q is not JSON", rec.Code, raw)
-	}
-	return rec.Code, out
-}
-
 func TestReserveStock(t *testing.T) {
 	h, store, product := setup(t)
 	order := uuid.Must(uuid.NewV7())
 	body := `{"order_id":"` + order.String() + `","lines":[{"product_id":"` + product.String() + `","quantity":2}],"ttl_seconds":60}`
 
-	if code, out := call(t, h, "", body); code != http.StatusUnauthorized || out["code"] != "unauthenticated" {
+	if code, out := fntest.Call(t, h, "", body); code != http.StatusUnauthorized || out["code"] != "unauthenticated" {
 		t.Errorf("no credential: %d %v", code, out)
 	}
-	if code, _ := call(t, h, "wrong", body); code != http.StatusUnauthorized {
+	if code, _ := fntest.Call(t, h, "wrong", body); code != http.StatusUnauthorized {
 		t.Errorf("wrong credential: %d", code)
 	}
 	for range 2 {
-		code, out := call(t, h, credential, body)
+		code, out := fntest.Call(t, h, credential, body)
 		if code != http.StatusOK || out["status"] != "held" || out["order_id"] != order.String() || out["expires_at"] == nil {
 			t.Fatalf("reserve: %d %v", code, out)
 		}
@@ -68,7 +48,7 @@ func TestReserveStock(t *testing.T) {
 		t.Errorf("reserved %d %v, want 2 (one hold)", st.Reserved, err)
 	}
 	other := `{"order_id":"` + uuid.NewString() + `","lines":[{"product_id":"` + product.String() + `","quantity":2}]}`
-	code, out := call(t, h, credential, other)
+	code, out := fntest.Call(t, h, credential, other)
 	if code != http.StatusConflict || out["code"] != "out_of_stock" || !strings.Contains(out["detail"].(string), product.String()) {
 		t.Errorf("out of stock: %d %v", code, out)
 	}
@@ -96,7 +76,7 @@ func TestReserveStockRefusesBadInput(t *testing.T) {
 	}
 	for name, body := range cases {
 		t.Run(name, func(t *testing.T) {
-			code, out := call(t, h, credential, body)
+			code, out := fntest.Call(t, h, credential, body)
 			if code < 400 || code >= 500 || out["code"] == nil {
 				t.Errorf("%d %v, want a 4xx problem", code, out)
 			}

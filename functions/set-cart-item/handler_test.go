@@ -21,6 +21,7 @@ import (
 	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
 	"github.com/shopfaas/shop/internal/cart/cartsvc"
 	"github.com/shopfaas/shop/internal/catalogclient/catalogtest"
+	"github.com/shopfaas/shop/internal/fntest"
 )
 
 const testKey = "test-jwt-key-0123456789abcdef0123456789"
@@ -48,11 +49,7 @@ func setup(t *testing.T) env {
 func (e env) user(t *testing.T) (uuid.UUID, string) {
 	t.Helper()
 	id := uuid.Must(uuid.NewV7())
-	tok, err := e.tokens.Issue(id, auth.RoleCustomer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id, "Bearer " + tok
+	return id, fntest.Bearer(t, e.tokens, id, auth.RoleCustomer)
 }
 
 // put sends the request and returns the status, the problem code (if any) and the cart.

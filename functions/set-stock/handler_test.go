@@ -15,21 +15,13 @@ import (
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/catalogclient/catalogtest"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
 const testKey = "test-jwt-key-0123456789abcdef0123456789"
-
-func token(t *testing.T, tokens *auth.Tokens, role string) string {
-	t.Helper()
-	tok, err := tokens.Issue(uuid.Must(uuid.NewV7()), role)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "Bearer " + tok
-}
 
 func TestSetStock(t *testing.T) {
 	pool := pgtest.Open(t, inventorydb.Migrations())
@@ -51,8 +43,8 @@ func TestSetStock(t *testing.T) {
 	archived := catalog.Add("OLD-1", 500, "USD")
 	catalog.Archive(archived.ID)
 
-	admin := token(t, tokens, auth.RoleAdmin)
-	customer := token(t, tokens, auth.RoleCustomer)
+	admin := fntest.Bearer(t, tokens, uuid.Must(uuid.NewV7()), auth.RoleAdmin)
+	customer := fntest.Bearer(t, tokens, uuid.Must(uuid.NewV7()), auth.RoleCustomer)
 	path := func(id uuid.UUID) string { return "/api/v1/inventory/" + id.String() }
 	tests := []struct {
 		name       string
@@ -134,7 +126,7 @@ func TestSetStockCatalogDown(t *testing.T) {
 	p := catalog.Add("X-1", 100, "USD")
 	catalog.SetDown(true)
 	req := httptest.NewRequest(http.MethodPut, "/api/v1/inventory/"+p.ID.String(), strings.NewReader(`{"on_hand":5}`))
-	req.Header.Set("Authorization", token(t, tokens, auth.RoleAdmin))
+	req.Header.Set("Authorization", fntest.Bearer(t, tokens, uuid.Must(uuid.NewV7()), auth.RoleAdmin))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusServiceUnavailable {

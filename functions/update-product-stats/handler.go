@@ -13,11 +13,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/auth"
-	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
-	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/orders"
@@ -26,14 +25,9 @@ import (
 // Consumer is this function's name in the inbox.
 const Consumer = "update-product-stats"
 
-// handler is built on the first request, from the environment.
-var handler = fnhttp.Lazy(func() (http.Handler, error) { return build(config.FromOS(), slog.Default()) })
-
-// Handle serves the function (the OpenFaaS golang-middleware signature).
-func Handle(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }
-
-// build reads the function's configuration from c and builds its handler.
-func build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
+// Build reads the function's configuration from c and builds its handler.
+// fnserve calls it on the first request, and again after a failed build.
+func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	d, err := catalogenv.Load(context.Background(), c, log, catalogenv.Needs{Cache: true, Internal: true})
 	if err != nil {
 		return nil, err
@@ -70,7 +64,7 @@ func New(d *catalogenv.Deps, credential string) http.Handler {
 		if err := ev.DecodeData(&data); err != nil {
 			return err
 		}
-		ds, err := deltas(ev.Type == events.OrderCancelled, data.Items)
+		ds, err := catalog.SoldDeltas(ev.Type == events.OrderCancelled, data.Items)
 		if err != nil {
 			return err
 		}
@@ -89,25 +83,4 @@ func New(d *catalogenv.Deps, credential string) http.Handler {
 		return fnhttp.JSON(w, http.StatusOK, Response{EventID: ev.EventID, Duplicate: !first, Updated: len(changed)})
 	}))
 	return fnhttp.Routes(mux)
-}
-
-// deltas turns an order's lines into sold-count changes: positive for a
-// placed order, negative for a cancelled one. A line without a product or
-// with a non-positive quantity makes the event invalid (4xx).
-func deltas(cancelled bool, lines []orders.Line) ([]catalogdb.SoldDelta, error) {
-	if len(lines) == 0 {
-		return nil, fault.E(fault.Malformed, fault.CodeInvalidEvent, "order event has no items")
-	}
-	out := make([]catalogdb.SoldDelta, 0, len(lines))
-	for _, l := range lines {
-		if l.ProductID == uuid.Nil || l.Quantity <= 0 {
-			return nil, fault.E(fault.Malformed, fault.CodeInvalidEvent, "every item needs a product_id and a positive quantity")
-		}
-		d := int64(l.Quantity)
-		if cancelled {
-			d = -d
-		}
-		out = append(out, catalogdb.SoldDelta{ProductID: l.ProductID, Delta: d})
-	}
-	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv/envtest"
 	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/orders"
 )
 
@@ -27,12 +28,7 @@ func orderEvent(t *testing.T, typ string, order uuid.UUID, lines ...orders.Line)
 	t.Helper()
 	data := orders.EventData{OrderID: order, UserID: uuid.New(), Status: orders.Confirmed, Items: lines,
 		Total: orders.Money{Amount: 100, Currency: "USD"}}
-	ev, err := events.New(context.Background(), orders.Source, typ, data.OrderID.String(), data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(ev)
-	return string(b)
+	return fntest.Envelope(t, orders.Source, typ, data.OrderID.String(), data)
 }
 
 func deliver(t *testing.T, h http.Handler, body string) (int, Response) {

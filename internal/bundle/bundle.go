@@ -1,6 +1,6 @@
 // Package bundle serves several functions of one service as ONE OpenFaaS
 // function, for the faasd-CE stack (stack.ce.yml), which may deploy at most 15
-// functions. The member functions' Handle run unchanged; the bundle only
+// functions. The member functions' Build run unchanged; the bundle only
 // decides which member a request is for, from the route table
 // (internal/routes):
 //
@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/routes"
@@ -48,8 +49,20 @@ type member struct {
 	literals int
 }
 
+// Lazy returns, for every member, a handler that builds the member with its
+// Build on the member's own first request (fnhttp.Lazy, from a fresh reading
+// of c's environment each time): a member whose dependency is down answers
+// 503 and is built again later, while its siblings serve.
+func Lazy(members map[string]fnhttp.Builder, c *config.Reader, log *slog.Logger) map[string]http.HandlerFunc {
+	out := make(map[string]http.HandlerFunc, len(members))
+	for name, build := range members {
+		out[name] = fnhttp.Lazy(build, c, log).ServeHTTP
+	}
+	return out
+}
+
 // New returns the bundle of service for the route table: handlers must hold
-// exactly the Handle of every function of service in table. It fails when a
+// exactly the handler of every function of service in table (Lazy builds them). It fails when a
 // handler is missing or extra, or when the service's routes cannot be bundled
 // (see routes.CheckBundles).
 func New(service string, table []routes.Route, handlers map[string]http.HandlerFunc, log *slog.Logger) (*Bundle, error) {

@@ -2,7 +2,9 @@ package bundle_test
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/shopfaas/shop/internal/bundle"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/routes"
 )
 
@@ -43,6 +47,39 @@ func inventory(t *testing.T) *bundle.Bundle {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Each member is built on its own first request: one whose build fails
+// answers 503 while a sibling serves, and neither is built before it is asked.
+func TestLazyMembersBuildAlone(t *testing.T) {
+	built := map[string]int{}
+	members := map[string]fnhttp.Builder{
+		"get-stock": func(*config.Reader, *slog.Logger) (http.Handler, error) {
+			built["get-stock"]++
+			return recorder("get-stock")["get-stock"], nil
+		},
+		"set-stock": func(*config.Reader, *slog.Logger) (http.Handler, error) {
+			built["set-stock"]++
+			return nil, errors.New("catalog down")
+		},
+	}
+	handlers := bundle.Lazy(members, config.New(config.Env(nil)), slog.New(slog.DiscardHandler))
+	if len(built) != 0 {
+		t.Fatalf("built before any request: %v", built)
+	}
+	rec := httptest.NewRecorder()
+	handlers["set-stock"](rec, httptest.NewRequest(http.MethodPut, "/api/v1/inventory/x", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("failing member: %d, want 503", rec.Code)
+	}
+	rec = httptest.NewRecorder()
+	handlers["get-stock"](rec, httptest.NewRequest(http.MethodGet, "/api/v1/inventory/x", nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("sibling: %d, want 200", rec.Code)
+	}
+	if diff := cmp.Diff(map[string]int{"get-stock": 1, "set-stock": 1}, built); diff != "" {
+		t.Errorf("builds (-want +got):\n%s", diff)
+	}
 }
 
 func TestDispatch(t *testing.T) {

@@ -40,6 +40,11 @@ func New(getenv func(string) string) *Reader {
 // FromOS reads the process environment.
 func FromOS() *Reader { return New(os.Getenv) }
 
+// Fresh returns a new Reader over c's environment without c's problems: a
+// build that failed and is tried again reads the environment anew (a variable
+// or secret file may have appeared since) instead of reporting the old errors.
+func (c *Reader) Fresh() *Reader { return New(c.getenv) }
+
 // Env returns a getenv function backed by the map, for tests.
 func Env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
@@ -139,6 +144,18 @@ func (c *Reader) Secret(name, devDefault string, dev bool) string {
 // Dev reports whether the process runs in development mode (SHOP_ENV=development),
 // where development secrets have defaults.
 func (c *Reader) Dev() bool { return c.String("SHOP_ENV", "production") == "development" }
+
+// GatewayBasicAuth reads the OpenFaaS gateway API's credentials as the
+// OpenFaaS connectors do: when basic_auth is true (as on faasd and under
+// faas-local), the secrets basic-auth-user and basic-auth-password are
+// required; otherwise there are none ("", ""). They come only from files,
+// never from environment values.
+func (c *Reader) GatewayBasicAuth() (user, password string) {
+	if !c.Bool("basic_auth", false) {
+		return "", ""
+	}
+	return c.Secret("basic-auth-user", "", false), c.Secret("basic-auth-password", "", false)
+}
 
 // OptionalSecret reads the secret file name, or "" when it is missing or
 // empty; its absence is never a problem (e.g. db-password where PostgreSQL

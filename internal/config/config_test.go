@@ -115,6 +115,30 @@ func TestSecrets(t *testing.T) {
 	}
 }
 
+// With basic_auth=true, a connector does not start without the gateway's
+// credentials (it would only collect 401s); without it, it sends none.
+func TestGatewayBasicAuthFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "basic-auth-user"), []byte("admin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := config.New(config.Env(map[string]string{"SECRETS_DIR": dir, "basic_auth": "true"}))
+	if u, p := c.GatewayBasicAuth(); u != "admin" || p != "" || c.Err() == nil || !strings.Contains(c.Err().Error(), "basic-auth-password") {
+		t.Errorf("password missing: %q %q %v; want an error naming basic-auth-password", u, p, c.Err())
+	}
+	if err := os.WriteFile(filepath.Join(dir, "basic-auth-password"), []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c = config.New(config.Env(map[string]string{"SECRETS_DIR": dir, "basic_auth": "true", "basic-auth-password": "from-env"}))
+	if u, p := c.GatewayBasicAuth(); u != "admin" || p != "pw" || c.Err() != nil {
+		t.Errorf("both files: %q %q %v", u, p, c.Err())
+	}
+	c = config.New(config.Env(map[string]string{"SECRETS_DIR": dir}))
+	if u, p := c.GatewayBasicAuth(); u != "" || p != "" || c.Err() != nil {
+		t.Errorf("basic_auth unset: %q %q %v; want none", u, p, c.Err())
+	}
+}
+
 func TestSecretsDirDefault(t *testing.T) {
 	c := config.New(config.Env(nil))
 	c.Secret("definitely-not-a-secret-here", "", false)

@@ -16,7 +16,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -259,29 +258,6 @@ func Adapt(log *slog.Logger, h HandlerFunc) http.HandlerFunc {
 		}
 		WriteProblem(w, netted)
 	}
-}
-
-// Lazy builds a handler on first use and keeps it once built. A failed build is
-// answered 503 and retried on the next request, so a function whose database
-// is briefly down recovers without a restart.
-func Lazy(build func() (http.Handler, error)) http.Handler {
-	var mu sync.Mutex
-	var h http.Handler
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		if h == nil {
-			built, err := build()
-			if err != nil {
-				mu.Unlock()
-				slog.Default().Error("function not ready", "err", err.Error())
-				WriteProblem(w, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "service temporarily unavailable"))
-				return
-			}
-			h = built
-		}
-		mu.Unlock()
-		h.ServeHTTP(w, r)
-	})
 }
 
 // QueryInt parses an optional integer query parameter within [min, max].

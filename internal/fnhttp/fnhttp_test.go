@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 )
@@ -204,12 +205,12 @@ func TestAdapt(t *testing.T) {
 
 func TestLazyRetriesAfterFailedBuild(t *testing.T) {
 	var builds atomic.Int32
-	h := fnhttp.Lazy(func() (http.Handler, error) {
+	h := fnhttp.Lazy(func(*config.Reader, *slog.Logger) (http.Handler, error) {
 		if builds.Add(1) == 1 {
 			return nil, errors.New("database down: secret-host")
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) }), nil
-	})
+	}, config.New(config.Env(nil)), slog.New(slog.DiscardHandler))
 	serve := func() *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
@@ -228,6 +229,32 @@ func TestLazyRetriesAfterFailedBuild(t *testing.T) {
 	}
 	if n := builds.Load(); n != 2 {
 		t.Errorf("built %d times, want 2 (retry once, then keep)", n)
+	}
+}
+
+// A retried build reads the environment anew: a variable that was missing
+// at the first request and set before the second is seen, not the first
+// attempt's "required" error again.
+func TestLazyRetryReadsTheEnvironmentAnew(t *testing.T) {
+	env := map[string]string{}
+	h := fnhttp.Lazy(func(c *config.Reader, _ *slog.Logger) (http.Handler, error) {
+		dsn := c.Required("FIXTURE_DATABASE_URL")
+		if err := c.Err(); err != nil {
+			return nil, err
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, dsn) }), nil
+	}, config.New(config.Env(env)), slog.New(slog.DiscardHandler))
+	serve := func() *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		return rec
+	}
+	if got := serve(); got.Code != http.StatusServiceUnavailable {
+		t.Fatalf("without the variable: %d, want 503", got.Code)
+	}
+	env["FIXTURE_DATABASE_URL"] = "postgres://fixture"
+	if got := serve(); got.Code != http.StatusOK || got.Body.String() != "postgres://fixture" {
+		t.Fatalf("after the variable was set: %d %q, want 200 with its value", got.Code, got.Body.String())
 	}
 }
 

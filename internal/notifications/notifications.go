@@ -55,10 +55,13 @@ func (n Notification) View() View {
 // Event is what a notification is made from: the event's id and type and the
 // user (and order) it concerns.
 type Event struct {
-	ID      uuid.UUID
-	Type    string
-	UserID  uuid.UUID
-	OrderID uuid.UUID // uuid.Nil for user events
+	ID   uuid.UUID `json:"-"` // the envelope's id
+	Type string    `json:"-"` // the envelope's type
+	// UserID and OrderID are read from the event's data: user.registered.v1
+	// (users.Registered) and the order events (orders.EventData) both carry
+	// user_id; the order events carry order_id.
+	UserID  uuid.UUID `json:"user_id"`
+	OrderID uuid.UUID `json:"order_id"` // uuid.Nil for user events
 }
 
 // Types are the event types that produce a notification.

@@ -9,7 +9,7 @@ import (
 
 // InternalPrefix is the reserved path prefix by which a bundle of the
 // faasd-CE stack (stack.ce.yml) receives a call meant for one of its members:
-// POST /function/<service>/_fn/<member>[/rest] reaches <member>'s Handle with
+// POST /function/<service>/_fn/<member>[/rest] reaches <member>'s handler with
 // the path rewritten to /rest (or /). No public route starts with it.
 const InternalPrefix = "/_fn/"
 

@@ -1,6 +1,7 @@
 // Command handler serves the function in ./function (the project's module,
-// whose root package is the function's handler) through fnserve, the same
-// serving code the local runtime runs.
+// whose root package is the function) through fnserve, the same serving code
+// the local runtime runs: fnserve builds the handler with the package's Build
+// on the first request.
 package main
 
 import (
@@ -9,5 +10,5 @@ import (
 )
 
 func main() {
-	fnserve.Main(function.Handle)
+	fnserve.Main(function.Build)
 }

@@ -134,6 +134,7 @@ func BenchmarkShop(b *testing.B) {
 	paymentsURL, ordersURL := pgtest.NewDatabase(b), pgtest.NewDatabase(b)
 	rt := runtimetest.Start(b, runtimetest.Options{
 		Functions: functions,
+		AllowExec: true, // the baseline echo function runs from its envProcess
 		Env: withProfiling(map[string]string{
 			"CATALOG_DATABASE_URL":   catalogURL,
 			"INVENTORY_DATABASE_URL": inventoryURL,
@@ -389,6 +390,7 @@ func (s *bench) system(method, path string, in, out any) {
 		s.b.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	s.rt.Authorize(req)
 	res, err := s.client.Do(req)
 	if err != nil {
 		s.b.Fatalf("%s %s: %v", method, path, err)

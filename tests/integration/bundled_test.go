@@ -51,7 +51,12 @@ func TestBundledStackThroughTheEdge(t *testing.T) {
 
 	// The gateway knows the bundles, not their members, with the union of
 	// the members' topics and the scheduled member's schedule.
-	res, err := http.Get(rt.GatewayURL + "/system/functions")
+	req, err := http.NewRequest(http.MethodGet, rt.GatewayURL+"/system/functions", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.Authorize(req)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

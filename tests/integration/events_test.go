@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/internal/broker"
 	"github.com/shopfaas/shop/internal/connector"
 )
@@ -88,7 +89,7 @@ func TestOrderEventsReachTheHandlers(t *testing.T) {
 		return false
 	})
 	waitFor(t, 5*time.Second, "the trace id in update-product-stats' log", func() bool {
-		return logsContain(t, s.GatewayURL, "update-product-stats", traceID)
+		return logsContain(t, s.Runtime, "update-product-stats", traceID)
 	})
 
 	if code := call(t, http.MethodPost, s.EdgeURL+"/api/v1/orders/"+orderID+"/cancel", login.AccessToken, nil, nil); code != http.StatusOK {
@@ -109,9 +110,14 @@ func soldCount(t *testing.T, edge string, id uuid.UUID) int {
 }
 
 // logsContain reads the function's logs through the gateway API (/system/logs).
-func logsContain(t *testing.T, gateway, fn, needle string) bool {
+func logsContain(t *testing.T, rt *runtimetest.Runtime, fn, needle string) bool {
 	t.Helper()
-	res, err := http.Get(gateway + "/system/logs?name=" + fn + "&follow=false&tail=1000")
+	req, err := http.NewRequest(http.MethodGet, rt.GatewayURL+"/system/logs?name="+fn+"&follow=false&tail=1000", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.Authorize(req)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,31 +4,22 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"maps"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/broker"
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogdb"
-	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/tests/stack"
 )
 
-// shop is a local runtime running some functions against databases and
-// Redis keys of the test's own, with helpers to stock a product and issue
-// tokens.
+// shop is the shared fixture of tests/stack with the helpers of this suite.
 type shop struct {
-	*runtimetest.Runtime
-	// DB holds each service's database URL by environment name
-	// (CATALOG_DATABASE_URL, …).
-	DB     map[string]string
-	Suffix string
-	Tokens *auth.Tokens
+	*stack.Shop
 }
 
 // startShop starts functions (and connectors) with a fresh database per
@@ -42,42 +33,13 @@ func startShop(t *testing.T, functions, connectors []string, env map[string]stri
 // exporting their spans to the OTLP/HTTP receiver at otlp ("" exports none).
 func startTracedShop(t *testing.T, functions, connectors []string, env map[string]string, otlp string) *shop {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts the local runtime; -short was asked for")
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	s := &shop{Suffix: hex.EncodeToString(b), DB: map[string]string{}}
-	for _, name := range []string{"USERS", "CATALOG", "INVENTORY", "PAYMENTS", "ORDERS"} {
-		s.DB[name+"_DATABASE_URL"] = pgtest.NewDatabase(t)
-	}
-	prefix := "test:" + s.Suffix + ":"
-	all := map[string]string{
-		"REDIS_ADDR":           "127.0.0.1:6379",
-		"CART_KEY_PREFIX":      prefix + "cart:",
-		"PRODUCT_CACHE_PREFIX": prefix + "product:",
-		"MEILI_URL":            "",
-	}
-	maps.Copy(all, s.DB)
-	maps.Copy(all, env)
-	s.Runtime = runtimetest.Start(t, runtimetest.Options{Functions: functions, Connectors: connectors, Env: all,
-		ReadyTimeout: 3 * time.Minute, OTLPEndpoint: otlp})
-	tokens, err := auth.NewTokens(s.ReadSecret(t, "jwt-secret"), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Tokens = tokens
-	return s
+	return &shop{stack.Start(t, stack.Options{Functions: functions, Connectors: connectors, Env: env, OTLPEndpoint: otlp})}
 }
 
 // token issues a token for a new user with role.
 func (s *shop) token(t *testing.T, role string) string {
 	t.Helper()
-	tok, err := s.Tokens.Issue(uuid.Must(uuid.NewV7()), role)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return s.Token(t, role)
 }
 
 // product creates a product straight in the catalog database and sets its

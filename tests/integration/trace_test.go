@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/telemetry/otlpsink"
 )
@@ -46,7 +47,7 @@ func TestOneCheckoutIsOneTrace(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, fn := range append(traceCheckout, "outbox-relay", "rabbitmq", "scheduler") {
-				t.Logf("last log lines of %s:\n%s", fn, lastLogs(s.GatewayURL, fn, 15))
+				t.Logf("last log lines of %s:\n%s", fn, lastLogs(s.Runtime, fn, 15))
 			}
 		}
 	})
@@ -208,8 +209,13 @@ func scheduledRun(all []otlpsink.Span, checkout string) string {
 }
 
 // lastLogs returns the last n log lines of a function or connector.
-func lastLogs(gateway, name string, n int) string {
-	res, err := http.Get(fmt.Sprintf("%s/system/logs?name=%s&follow=false&tail=%d", gateway, name, n))
+func lastLogs(rt *runtimetest.Runtime, name string, n int) string {
+	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/system/logs?name=%s&follow=false&tail=%d", rt.GatewayURL, name, n), nil)
+	if err != nil {
+		return err.Error()
+	}
+	rt.Authorize(req)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err.Error()
 	}

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -29,6 +30,7 @@ import (
 	"time"
 
 	"github.com/shopfaas/shop/fnserve"
+	"github.com/shopfaas/shop/internal/config"
 )
 
 // Echo is the JSON answer to every request.
@@ -55,7 +57,8 @@ func main() {
 
 func run(ctx context.Context, getenv func(string) string) error {
 	if getenv("ECHOFN_FNSERVE") != "" {
-		return fnserve.Run(ctx, getenv, os.Stdout, echo(getenv), nil)
+		build := func(*config.Reader, *slog.Logger) (http.Handler, error) { return echo(getenv), nil }
+		return fnserve.Run(ctx, getenv, os.Stdout, build, nil)
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(getenv("BIND_HOST"), getenv("PORT")))
 	if err != nil {

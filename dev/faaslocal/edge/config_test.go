@@ -44,6 +44,11 @@ func TestPluginConfigsRefuseWhatTheyCannotHonour(t *testing.T) {
 		{"opentelemetry", map[string]any{"traces_endpoint": "http://jaeger:4318/v1/traces", "propagation": map[string]any{"default_format": "b3"}, "sampling_rate": 2},
 			[]string{"only w3c", "sampling_rate 2"}},
 		{"prometheus", map[string]any{"per_consumer": "yes"}, []string{"cannot unmarshal"}},
+		{"response-transformer", map[string]any{"add": map[string]any{"headers": []any{"nosniff", "Bad Name:x", "X-Empty:"}}},
+			[]string{`"nosniff" is not Name:value`, `"Bad Name:x": bad header name`, `"X-Empty:" is not Name:value`}},
+		{"response-transformer", map[string]any{"remove": map[string]any{"headers": []any{"Server"}}, "add": map[string]any{"json": []any{"a:b"}}},
+			[]string{"remove is not implemented", "add.json is not implemented"}},
+		{"response-transformer", map[string]any{"add": map[string]any{"cookies": []any{"a"}}}, []string{`unknown field "cookies"`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.plugin+" "+strings.Join(tc.want, ", "), func(t *testing.T) {

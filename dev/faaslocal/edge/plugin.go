@@ -20,6 +20,14 @@ type plugin interface {
 	wrap(next http.Handler) http.Handler
 }
 
+// headerFilter marks a plugin that works in Kong's header_filter phase
+// only: Kong runs that phase on every answer, including the ones an
+// earlier plugin gives itself (a 401, a 429, a preflight), so chain applies
+// such a plugin around all the others, whatever its priority.
+type headerFilter interface {
+	headerFilter()
+}
+
 // logPhase is a plugin with work in Kong's log phase, which runs after the
 // response whichever plugin answered it (a jwt 401 included): log wraps the
 // whole chain, outside every plugin's wrap.
@@ -99,6 +107,7 @@ func kinds() map[string]kind {
 		"jwt":                   newKind(1450, newJWT),
 		"request-size-limiting": newKind(951, newRequestSizeLimiting),
 		"rate-limiting":         newKind(910, newRateLimiting),
+		"response-transformer":  newKind(800, newResponseTransformer),
 		"opentelemetry":         newKind(14, newOpenTelemetry),
 		"prometheus":            newKind(13, newPrometheus),
 	}
@@ -135,6 +144,18 @@ func chain(ps []Plugin, known map[string]kind, sc *scope) (func(http.Handler) ht
 		}
 		instances = append(instances, inst)
 	}
+	// Header filters first in the slice, so they wrap outermost.
+	slices.SortStableFunc(instances, func(a, b plugin) int {
+		_, fa := a.(headerFilter)
+		_, fb := b.(headerFilter)
+		switch {
+		case fa && !fb:
+			return -1
+		case fb && !fa:
+			return 1
+		}
+		return 0
+	})
 	return func(next http.Handler) http.Handler {
 		for _, inst := range slices.Backward(instances) {
 			next = inst.wrap(next)

@@ -55,6 +55,8 @@ plugins:
     config: {traces_endpoint: http://jaeger:4318/v1/traces, propagation: {default_format: w3c}}
   - name: prometheus
     config: {status_code_metrics: true}
+  - name: response-transformer
+    config: {add: {headers: ["X-Content-Type-Options:nosniff", "Strict-Transport-Security: max-age=31536000"]}}
 `
 
 // seen is what the upstream received.
@@ -238,6 +240,40 @@ func TestRateLimitByToken(t *testing.T) {
 	}
 	if diff := cmp.Diff([]int{200, 200, 429, 200, 200}, codes); diff != "" {
 		t.Errorf("per-token limit of 2 (-want +got):\n%s", diff)
+	}
+}
+
+// The global response-transformer adds its headers to every answer: the
+// upstream's and the ones plugins of higher priority give themselves (a jwt
+// 401, a rate-limiting 429, a cors preflight) and the 404 of no route, as
+// Kong's header_filter phase does.
+func TestResponseTransformerHeadersOnEveryAnswer(t *testing.T) {
+	now := time.Now()
+	srv := policyEdge(t, &now)
+	tok := "Bearer " + token(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"iss": "shop-users", "sub": "h", "exp": now.Add(time.Hour).Unix()})
+	for _, tc := range []struct {
+		name, method, path string
+		header             map[string]string
+		status             int
+	}{
+		{"upstream", "POST", "/open", nil, 200},
+		{"jwt", "GET", "/private", nil, 401},
+		{"no route", "GET", "/nowhere", nil, 404},
+		{"preflight", "OPTIONS", "/private", map[string]string{"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"}, 200},
+		{"proxied with a token", "POST", "/private", map[string]string{"Authorization": tok}, 200},
+		{"second call", "POST", "/private", map[string]string{"Authorization": tok}, 200},
+		{"rate limited", "POST", "/private", map[string]string{"Authorization": tok}, 429},
+	} {
+		res, b := send(t, tc.method, srv.URL+tc.path, tc.header)
+		if res.StatusCode != tc.status {
+			t.Errorf("%s: status %d %s, want %d", tc.name, res.StatusCode, b, tc.status)
+		}
+		if got := res.Header.Values("X-Content-Type-Options"); len(got) != 1 || got[0] != "nosniff" {
+			t.Errorf("%s: X-Content-Type-Options %q", tc.name, got)
+		}
+		if got := res.Header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+			t.Errorf("%s: Strict-Transport-Security %q", tc.name, got)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ package functions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -55,6 +56,8 @@ type Secrets interface {
 	MountDir(function string) string
 	// Mount fills MountDir(function) with exactly the named secrets.
 	Mount(function string, names []string) error
+	// Unmount removes function's state folder, MountDir included.
+	Unmount(function string) error
 }
 
 // Launcher decides the process that serves a deployment: its command and
@@ -67,6 +70,8 @@ type Launcher interface {
 // Logs keeps each function's output (logstore.Store).
 type Logs interface {
 	Open(name string)
+	// Forget drops name's lines (a removed function leaves no logs behind).
+	Forget(name string)
 }
 
 // Config is what a Store needs. MaxReplicas defaults to 5, OpenFaaS CE's
@@ -213,15 +218,19 @@ func (s *Store) get(name string) *function {
 	return s.fns[name]
 }
 
-// Remove stops a function's replicas and forgets it; fault.NotFound when it
-// is not deployed.
+// Remove stops a function's replicas and forgets it: once its processes are
+// gone, its logs and its state folder (mounted secrets) go too, so a later
+// deploy of the same name starts clean, as on faasd where the container and
+// its log stream go with it. fault.NotFound when it is not deployed.
 func (s *Store) Remove(name string) error {
 	s.ops.Lock()
 	defer s.ops.Unlock()
 	if s.take(name) == nil {
 		return notFound(name)
 	}
-	return s.cfg.Supervisor.Remove(name)
+	err := s.cfg.Supervisor.Remove(name)
+	s.cfg.Logs.Forget(name)
+	return errors.Join(err, s.cfg.Secrets.Unmount(name))
 }
 
 // Scale sets a deployed function's replica count and returns once surplus

@@ -48,6 +48,19 @@ func (s *Store) Open(name string) {
 	}
 }
 
+// Forget drops every line kept for name and ends its followers' queries, so
+// a function deployed again under the same name starts with no logs; lines
+// of name are dropped until it is opened again.
+func (s *Store) Forget(name string) {
+	s.mu.Lock()
+	r := s.rings[name]
+	delete(s.rings, name)
+	s.mu.Unlock()
+	if r != nil {
+		r.end()
+	}
+}
+
 // Has reports whether name was opened.
 func (s *Store) Has(name string) bool {
 	s.mu.Lock()
@@ -88,6 +101,7 @@ type ring struct {
 	next      int
 	full      bool
 	followers map[chan logs.Message]struct{}
+	ended     bool // Forget was called: no new followers, the old ones ended
 }
 
 func newRing(size int) *ring {
@@ -97,6 +111,9 @@ func newRing(size int) *ring {
 func (r *ring) add(m logs.Message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.ended {
+		return
+	}
 	r.lines[r.next] = m
 	r.next = (r.next + 1) % len(r.lines)
 	if r.next == 0 {
@@ -137,7 +154,7 @@ func (r *ring) query(ctx context.Context, req logs.Request) <-chan logs.Message 
 		past = past[len(past)-req.Tail:]
 	}
 	var live chan logs.Message
-	if req.Follow {
+	if req.Follow && !r.ended {
 		live = make(chan logs.Message, followBuffer)
 		r.followers[live] = struct{}{}
 	}
@@ -156,7 +173,10 @@ func (r *ring) query(ctx context.Context, req logs.Request) <-chan logs.Message 
 		}
 		for live != nil {
 			select {
-			case m := <-live:
+			case m, ok := <-live:
+				if !ok {
+					return
+				}
 				if match(m) && !send(ctx, out, m) {
 					return
 				}
@@ -166,6 +186,17 @@ func (r *ring) query(ctx context.Context, req logs.Request) <-chan logs.Message 
 		}
 	}()
 	return out
+}
+
+// end closes the ring: every follower's query finishes.
+func (r *ring) end() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ended = true
+	for ch := range r.followers {
+		close(ch)
+		delete(r.followers, ch)
+	}
 }
 
 func (r *ring) unfollow(ch chan logs.Message) {

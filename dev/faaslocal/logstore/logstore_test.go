@@ -157,3 +157,36 @@ func TestUnopenedNameHasNoLogs(t *testing.T) {
 		t.Errorf("lines %v, want only the line appended after Open", got)
 	}
 }
+
+// Forget drops a name's lines and ends the queries that follow it; the name
+// opened again starts empty.
+func TestForgetDropsLinesAndEndsFollowers(t *testing.T) {
+	s := logstore.New(10, "openfaas-fn")
+	s.Open("fn")
+	s.Append("fn", "fn-1", "old")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ch, err := s.Query(ctx, logs.Request{Name: "fn", Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := <-ch; m.Text != "old" {
+		t.Fatalf("first line %q", m.Text)
+	}
+	s.Forget("fn")
+	for m := range ch { // ends when Forget ended the follower, not at the deadline
+		t.Errorf("line after Forget: %q", m.Text)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the follower ran until its deadline")
+	}
+	if _, err := s.Query(context.Background(), logs.Request{Name: "fn"}); fault.KindOf(err) != fault.NotFound {
+		t.Errorf("query of a forgotten name: %v, want not found", err)
+	}
+	s.Append("fn", "fn-1", "dropped")
+	s.Open("fn")
+	s.Append("fn", "fn-1", "new")
+	if diff := cmp.Diff([]string{"fn-1 new"}, collect(t, s, logs.Request{Name: "fn"})); diff != "" {
+		t.Errorf("after Forget and Open (-want +got):\n%s", diff)
+	}
+}

@@ -1,12 +1,16 @@
 package provider
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,8 +31,9 @@ type finder interface {
 // answered 202 with its X-Call-Id (the client's, or a new one); the queue
 // runs it later and POSTs the answer to X-Callback-Url when given. 404 for
 // a function that is not deployed, 400 for a callback that is not an
-// http(s) URL, 413 above 8 MiB, 503 when the call could not be stored.
-func asyncHandler(fns finder, q Queue, log *slog.Logger) http.HandlerFunc {
+// http(s) URL or not an allowed target (Callbacks), 413 above 8 MiB, 503
+// when the call could not be stored.
+func asyncHandler(fns finder, q Queue, callbacks Callbacks, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		vars := mux.Vars(r)
 		name, ok := splitName(vars["name"])
@@ -36,7 +41,7 @@ func asyncHandler(fns finder, q Queue, log *slog.Logger) http.HandlerFunc {
 			http.Error(w, fmt.Sprintf("function %q not found", vars["name"]), http.StatusNotFound)
 			return
 		}
-		callback, err := callbackURL(r.Header.Get("X-Callback-Url"))
+		callback, err := callbacks.check(r.Header.Get("X-Callback-Url"))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -57,16 +62,50 @@ func asyncHandler(fns finder, q Queue, log *slog.Logger) http.HandlerFunc {
 	}
 }
 
-// callbackURL checks an X-Callback-Url: empty, or an absolute http(s) URL.
-func callbackURL(raw string) (string, error) {
+// Callbacks decides where an async call's answer may be posted
+// (X-Callback-Url): the gateway's own /function/* on loopback (a function
+// that takes the answer), and the host:port targets the runtime was started
+// with. Anything else could make the runtime post a function's answer to any
+// service the developer's machine reaches (issue 12, finding 1). The
+// OpenFaaS CE queue-worker posts to any URL; faasd's gateway is not reachable
+// from outside the host, and ours is behind the same rule plus this one.
+type Callbacks struct {
+	// Gateway is the gateway API's own listen address (host:port).
+	Gateway string
+	// Allow lists further host:port targets (faas-local -callback-allow).
+	Allow []string
+}
+
+// errCallbackRefused is the answer to every callback Callbacks refuses.
+var errCallbackRefused = errors.New("X-Callback-Url must be an http(s) URL naming this gateway's /function/* " +
+	"or a target faas-local was started with (-callback-allow host:port)")
+
+// check returns raw when it may be posted to: empty, the gateway's own
+// /function/* over http on a loopback host, or an http(s) URL whose
+// host:port (the scheme's default port when none is written) is in Allow.
+func (c Callbacks) check(raw string) (string, error) {
 	if raw == "" {
 		return "", nil
 	}
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("X-Callback-Url must be an http(s) URL")
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return "", errCallbackRefused
 	}
-	return raw, nil
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	target := net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+	if _, gwPort, err := net.SplitHostPort(c.Gateway); err == nil && port == gwPort && u.Scheme == "http" &&
+		loopbackHost(u.Host) && strings.HasPrefix(u.Path, "/function/") && path.Clean(u.Path) == strings.TrimSuffix(u.Path, "/") {
+		return raw, nil
+	}
+	for _, a := range c.Allow {
+		if h, p, err := net.SplitHostPort(a); err == nil && net.JoinHostPort(strings.ToLower(h), p) == target {
+			return raw, nil
+		}
+	}
+	return "", errCallbackRefused
 }
 
 // readAsyncBody reads at most maxAsyncBody; a non-zero status refuses the call.

@@ -9,13 +9,15 @@ import (
 	"github.com/shopfaas/shop/internal/fault"
 )
 
-// remover stops a function and forgets it (functions.Store).
+// remover stops a function and forgets it, logs and state included
+// (functions.Store).
 type remover interface {
 	Remove(name string) error
 }
 
 // deleteHandler is DELETE /system/functions: 202 once the function's
-// processes are gone; 404 for a function that is not deployed.
+// processes, its logs and its state folder are gone; 404 for a function
+// that is not deployed.
 func deleteHandler(fns remover, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req types.DeleteFunctionRequest

@@ -67,6 +67,8 @@ type Deps struct {
 	Logs      Logs
 	Replicas  Replicas
 	Queue     Queue
+	// Callbacks are the targets async answers may be posted to.
+	Callbacks Callbacks
 	// ResolveWait is how long an invocation waits for an available replica
 	// before it is answered 503.
 	ResolveWait time.Duration
@@ -104,7 +106,7 @@ func New(d Deps) *Handlers {
 			FunctionProxy: callHeaders(wake(d.Functions, watchdog(d.Functions,
 				proxyHandler(d.Functions, resolver{replicas: d.Replicas, wait: d.ResolveWait})))),
 		},
-		AsyncFunction: asyncHandler(d.Functions, d.Queue, d.Log),
+		AsyncFunction: asyncHandler(d.Functions, d.Queue, d.Callbacks, d.Log),
 	}
 }
 

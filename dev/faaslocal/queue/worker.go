@@ -88,7 +88,7 @@ type Worker struct {
 func NewWorker(cfg Config) *Worker {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Worker{cfg: cfg, client: &http.Client{}, ctx: ctx, cancel: cancel}
+	return &Worker{cfg: cfg, client: &http.Client{CheckRedirect: noRedirects}, ctx: ctx, cancel: cancel}
 }
 
 // Enqueue journals c and runs it in the background; the caller acknowledges
@@ -219,3 +219,8 @@ func (w *Worker) invoke(ctx context.Context, c Call) (int, http.Header, []byte) 
 	b, _ := io.ReadAll(io.LimitReader(res.Body, maxResponse))
 	return res.StatusCode, res.Header, b
 }
+
+// noRedirects makes the worker's client return a redirect as the answer, as
+// the gateway's proxy does: neither a function's answer nor a callback
+// target can send the worker elsewhere.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

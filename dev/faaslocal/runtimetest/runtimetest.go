@@ -17,6 +17,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,6 +52,12 @@ type Options struct {
 	// OTLPEndpoint points every process and the edge at an OTLP/HTTP
 	// receiver (faaslocal.Config.OTLPEndpoint), e.g. an otlpsink's URL.
 	OTLPEndpoint string
+	// AllowExec lets deployments run an envProcess (faaslocal.Config.AllowExec),
+	// as the ad-hoc functions of EchoFunction need.
+	AllowExec bool
+	// CallbackAllow lists further X-Callback-Url targets, host:port
+	// (faaslocal.Config.CallbackAllow).
+	CallbackAllow []string
 }
 
 // Runtime is a running local runtime for one test.
@@ -62,6 +69,13 @@ type Runtime struct {
 	EdgeURL string
 	// SecretsDir holds every secret (jwt-secret, internal-token, ...).
 	SecretsDir string
+}
+
+// Authorize adds the gateway API's basic-auth credentials to req, as
+// faas-cli does after faas-cli login: every call under /system/ needs them.
+func (r *Runtime) Authorize(req *http.Request) {
+	c := r.GatewayCredentials()
+	req.SetBasicAuth(c.User, c.Password)
 }
 
 // ReadSecret returns a secret's value, failing the test when it is missing.
@@ -162,6 +176,22 @@ func EchoFunction(t testing.TB) string {
 	return Binary(t, "./dev/faaslocal/echofn")
 }
 
+// StateDir returns a new state directory for the test holding the
+// development secrets (secrets.Development: the gateway API's credentials,
+// jwt-secret, ...), as cmd/faas-local writes them on a first run.
+func StateDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := secrets.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CreateMissing(secrets.Development()); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // Start runs a runtime for the test, with the development secrets in a
 // state directory of its own, and stops it (and every process it started)
 // in t.Cleanup, failing the test when stopping fails.
@@ -169,18 +199,20 @@ func Start(t testing.TB, opts Options) *Runtime {
 	t.Helper()
 	out := &testWriter{t: t}
 	cfg := faaslocal.Config{
-		Root:         Root(t),
-		StackFile:    opts.StackFile,
-		KongFile:     cmp.Or(opts.KongFile, "gateway/kong.yml"),
-		StateDir:     t.TempDir(),
-		GatewayAddr:  "127.0.0.1:0",
-		EdgeAddr:     "127.0.0.1:0",
-		Functions:    opts.Functions,
-		Env:          opts.Env,
-		Quiet:        !opts.Verbose,
-		Stdout:       out,
-		StopGrace:    3 * time.Second,
-		OTLPEndpoint: opts.OTLPEndpoint,
+		Root:          Root(t),
+		StackFile:     opts.StackFile,
+		KongFile:      cmp.Or(opts.KongFile, "gateway/kong.yml"),
+		StateDir:      t.TempDir(),
+		GatewayAddr:   "127.0.0.1:0",
+		EdgeAddr:      "127.0.0.1:0",
+		Functions:     opts.Functions,
+		Env:           opts.Env,
+		Quiet:         !opts.Verbose,
+		Stdout:        out,
+		StopGrace:     3 * time.Second,
+		OTLPEndpoint:  opts.OTLPEndpoint,
+		AllowExec:     opts.AllowExec,
+		CallbackAllow: opts.CallbackAllow,
 	}
 	if len(opts.Functions) > 0 {
 		cfg.Binary = Binary(t, "./cmd/shop-functions")
@@ -188,13 +220,7 @@ func Start(t testing.TB, opts Options) *Runtime {
 	for _, c := range opts.Connectors {
 		cfg.Connectors = append(cfg.Connectors, faaslocal.Connector{Name: c, Path: Binary(t, "./connectors/"+c)})
 	}
-	store, err := secrets.Open(cfg.StateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.CreateMissing(secrets.Development()); err != nil {
-		t.Fatal(err)
-	}
+	cfg.StateDir = StateDir(t)
 	rt, err := faaslocal.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("start local runtime: %v", err)

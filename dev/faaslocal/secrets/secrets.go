@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
 )
 
@@ -28,7 +29,23 @@ const (
 	codeMissing     = "secret_missing"
 	codeNotFound    = "secret_not_found"
 	codeExists      = "secret_exists"
+	codeReserved    = "secret_reserved"
 )
+
+// reserved are the runtime's own secrets: the gateway API's credentials.
+// faasd keeps them in /var/lib/faasd/secrets, apart from the functions'
+// secrets, so the secret API never lists or changes them and no function
+// can declare them; here they share the directory (the connectors read it
+// as SECRETS_DIR), so the store keeps them apart: Names skips them, Create,
+// Update, Delete and Check refuse them; Read and CreateMissing serve the
+// runtime.
+var reserved = map[string]bool{"basic-auth-user": true, "basic-auth-password": true}
+
+func reservedName(n string) error {
+	return fault.E(fault.Invalid, codeReserved, fmt.Sprintf(
+		"secret %q is the gateway API's credential, not a function secret: change the file in the state "+
+			"directory's secrets and restart faas-local", n))
+}
 
 // name is what a secret name may be (faas-provider's rule: a DNS-ish name
 // that is also a safe file name).
@@ -86,6 +103,9 @@ func (s *Store) put(n string, value []byte, create bool) error {
 	if !validName(n) {
 		return invalidName(n)
 	}
+	if reserved[n] {
+		return reservedName(n)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, err := os.Stat(s.path(n))
@@ -116,6 +136,9 @@ func (s *Store) Delete(n string) error {
 	if !validName(n) {
 		return invalidName(n)
 	}
+	if reserved[n] {
+		return reservedName(n)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := os.Remove(s.path(n)); err != nil {
@@ -127,7 +150,7 @@ func (s *Store) Delete(n string) error {
 	return nil
 }
 
-// Names lists the stored secrets, sorted.
+// Names lists the stored secrets, sorted, except the reserved ones.
 func (s *Store) Names() ([]string, error) {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
@@ -135,7 +158,7 @@ func (s *Store) Names() ([]string, error) {
 	}
 	out := []string{}
 	for _, e := range entries {
-		if e.Type().IsRegular() && validName(e.Name()) && !strings.HasSuffix(e.Name(), tmpSuffix) {
+		if e.Type().IsRegular() && validName(e.Name()) && !reserved[e.Name()] && !strings.HasSuffix(e.Name(), tmpSuffix) {
 			out = append(out, e.Name())
 		}
 	}
@@ -155,12 +178,17 @@ func (s *Store) Read(n string) ([]byte, error) {
 }
 
 // Check reports, as one fault.Invalid error, every name that is not a
-// stored secret: a function may only declare secrets that exist.
+// stored secret or is reserved: a function may only declare secrets that
+// exist and are its kind.
 func (s *Store) Check(names []string) error {
 	var errs []error
 	for _, n := range names {
 		if !validName(n) {
 			errs = append(errs, invalidName(n))
+			continue
+		}
+		if reserved[n] {
+			errs = append(errs, reservedName(n))
 			continue
 		}
 		if _, err := os.Stat(s.path(n)); err != nil {
@@ -204,6 +232,19 @@ func (s *Store) Mount(function string, names []string) error {
 	return nil
 }
 
+// Unmount removes function's state folder (the parent of MountDir, with
+// the copies of its secrets), so nothing of a removed function stays on
+// disk; a function without one is not an error.
+func (s *Store) Unmount(function string) error {
+	if function == "" || strings.ContainsAny(function, `/\`) || strings.Contains(function, "..") {
+		return fmt.Errorf("unmount secrets: bad function name %q", function)
+	}
+	if err := os.RemoveAll(filepath.Join(s.mounts, function)); err != nil {
+		return fmt.Errorf("unmount secrets: %w", err)
+	}
+	return nil
+}
+
 // CreateMissing stores each of values whose secret does not exist yet;
 // existing secrets keep their value (so tokens issued before a restart stay
 // valid).
@@ -227,7 +268,10 @@ func (s *Store) CreateMissing(values map[string]string) error {
 }
 
 // Development returns the secrets a development stack needs, with fresh
-// random keys: jwt-secret and internal-token, the seeded admin's
+// random keys: the gateway API's basic-auth-user (admin) and
+// basic-auth-password, as faasd generates them on install; jwt-secret and
+// internal-token; the outbox relay's event-signing-key and the consumers'
+// matching event-verify-key (an Ed25519 pair, internal/events); the seeded admin's
 // admin-email and admin-password, and db-password, meili-key and
 // smtp-password empty (PostgreSQL trusts local connections, no Meilisearch
 // runs and no SMTP server needs a login; functions declare them for
@@ -235,15 +279,39 @@ func (s *Store) CreateMissing(values map[string]string) error {
 // with CreateMissing before starting a runtime; the runtime itself never
 // writes a secret on its own.
 func Development() map[string]string {
+	signing, verify := eventKeys()
 	return map[string]string{
-		"jwt-secret":     randomKey(48),
-		"internal-token": randomKey(32),
-		"admin-email":    "admin@example.com",
-		"admin-password": "admin-dev-password",
-		"db-password":    "",
-		"meili-key":      "",
-		"smtp-password":  "",
+		"basic-auth-user":     "admin",
+		"basic-auth-password": randomKey(24),
+		"jwt-secret":          randomKey(48),
+		"internal-token":      randomKey(32),
+		"event-signing-key":   signing,
+		"event-verify-key":    verify,
+		"admin-email":         "admin@example.com",
+		"admin-password":      "admin-dev-password",
+		"db-password":         "",
+		"meili-key":           "",
+		"smtp-password":       "",
 	}
+}
+
+// eventKeys returns a new Ed25519 pair as the relay's PEM private key and the
+// consumers' PEM public key (both empty if the system has no randomness,
+// which the relay then reports at start-up).
+func eventKeys() (signing, verify string) {
+	signing, err := events.GenerateSigner()
+	if err != nil {
+		return "", ""
+	}
+	s, err := events.ParseSigner(signing)
+	if err != nil {
+		return "", ""
+	}
+	verify, err = s.Public()
+	if err != nil {
+		return "", ""
+	}
+	return signing, verify
 }
 
 // randomKey is n random bytes, base64-encoded.

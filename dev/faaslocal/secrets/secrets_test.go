@@ -1,8 +1,11 @@
 package secrets_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -28,6 +31,40 @@ func names(t *testing.T, s *secrets.Store) []string {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// The gateway API's credentials are in the directory (connectors read them
+// there) but not function secrets: the secret API can neither list nor
+// change them, and no function may declare them.
+func TestGatewayCredentialsAreNotFunctionSecrets(t *testing.T) {
+	s, _ := open(t)
+	if err := s.CreateMissing(secrets.Development()); err != nil {
+		t.Fatal(err)
+	}
+	password, err := s.Read("basic-auth-password")
+	if err != nil || len(password) == 0 {
+		t.Fatalf("Read: %d bytes, %v", len(password), err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), "basic-auth-user")); err != nil {
+		t.Errorf("basic-auth-user not in the directory connectors read: %v", err)
+	}
+	if slices.Contains(names(t, s), "basic-auth-password") || slices.Contains(names(t, s), "basic-auth-user") {
+		t.Errorf("Names lists the gateway's credentials: %v", names(t, s))
+	}
+	for what, err := range map[string]error{
+		"create": s.Create("basic-auth-user", []byte("root")),
+		"update": s.Update("basic-auth-password", []byte("guessed")),
+		"delete": s.Delete("basic-auth-password"),
+		"check":  s.Check([]string{"jwt-secret", "basic-auth-password"}),
+		"mount":  s.Mount("fn", []string{"basic-auth-password"}),
+	} {
+		if fault.KindOf(err) != fault.Invalid || !strings.Contains(fmt.Sprint(err), "gateway API's credential") {
+			t.Errorf("%s: %v, want Invalid naming the gateway API's credential", what, err)
+		}
+	}
+	if again, _ := s.Read("basic-auth-password"); string(again) != string(password) {
+		t.Error("the password changed")
+	}
 }
 
 // Each refused operation says why with a kind the gateway API maps to a
@@ -135,7 +172,8 @@ func TestMountHoldsExactlyTheDeclaredSecrets(t *testing.T) {
 }
 
 // The development secrets are written once: a second start keeps the first
-// values, so tokens issued before a restart stay valid.
+// values, so tokens issued before a restart stay valid and faas-cli stays
+// logged in (the gateway API's random password is reused).
 func TestCreateMissingKeepsExistingValues(t *testing.T) {
 	s, _ := open(t)
 	if err := s.CreateMissing(secrets.Development()); err != nil {
@@ -145,6 +183,10 @@ func TestCreateMissingKeepsExistingValues(t *testing.T) {
 	if len(first) < 48 {
 		t.Fatalf("jwt-secret %d bytes, want a random key of at least 48", len(first))
 	}
+	firstPassword, _ := s.Read("basic-auth-password")
+	if user, _ := s.Read("basic-auth-user"); string(user) != "admin" || len(firstPassword) < 32 {
+		t.Fatalf("basic-auth-user %q, basic-auth-password %d bytes; want admin and a random password", user, len(firstPassword))
+	}
 	if err := s.CreateMissing(secrets.Development()); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +194,11 @@ func TestCreateMissingKeepsExistingValues(t *testing.T) {
 	if string(first) != string(second) {
 		t.Error("a second CreateMissing replaced jwt-secret")
 	}
-	want := []string{"admin-email", "admin-password", "db-password", "internal-token", "jwt-secret", "meili-key", "smtp-password"}
+	if again, _ := s.Read("basic-auth-password"); string(again) != string(firstPassword) {
+		t.Error("a second CreateMissing replaced basic-auth-password")
+	}
+	want := []string{"admin-email", "admin-password", "db-password", "event-signing-key", "event-verify-key", "internal-token",
+		"jwt-secret", "meili-key", "smtp-password"}
 	if diff := cmp.Diff(want, names(t, s)); diff != "" {
 		t.Errorf("development secrets (-want +got):\n%s", diff)
 	}

@@ -15,12 +15,6 @@ import (
 	"github.com/shopfaas/shop/internal/postgres"
 )
 
-// SoldDelta is a change of one product's sold count.
-type SoldDelta struct {
-	ProductID uuid.UUID
-	Delta     int64
-}
-
 // AddSold applies the sold-count changes of one order event (eventID,
 // processed by consumer; positive deltas for order.placed.v1, negative for
 // order.cancelled.v1 of orderID) in ONE transaction with the event's inbox
@@ -33,7 +27,7 @@ type SoldDelta struct {
 // changed product gets its search document and product.changed.v1 event in the
 // same transaction, and is returned for the after-commit step (cache
 // invalidation). Failures are fault.Internal.
-func (s *Store) AddSold(ctx context.Context, eventID uuid.UUID, consumer string, orderID uuid.UUID, cancelled bool, deltas []SoldDelta) (changedProducts []catalog.Product, first bool, err error) {
+func (s *Store) AddSold(ctx context.Context, eventID uuid.UUID, consumer string, orderID uuid.UUID, cancelled bool, deltas []catalog.SoldDelta) (changedProducts []catalog.Product, first bool, err error) {
 	sum := map[uuid.UUID]int64{}
 	for _, d := range deltas {
 		sum[d.ProductID] += d.Delta

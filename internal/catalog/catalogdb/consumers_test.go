@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogdb"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/inbox"
@@ -30,7 +31,7 @@ func TestAddSoldOncePerEvent(t *testing.T) {
 	a, b := create(t, s, "A-1"), create(t, s, "B-1")
 	order := uuid.Must(uuid.NewV7())
 	placed, _ := uuid.NewV7()
-	deltas := []catalogdb.SoldDelta{{a.ID, 2}, {b.ID, 1}, {a.ID, 1}, {uuid.New(), 5}}
+	deltas := []catalog.SoldDelta{{ProductID: a.ID, Delta: 2}, {ProductID: b.ID, Delta: 1}, {ProductID: a.ID, Delta: 1}, {ProductID: uuid.New(), Delta: 5}}
 	got, first, err := s.AddSold(ctx, placed, "stats", order, false, deltas)
 	if err != nil || !first || len(got) != 2 {
 		t.Fatalf("AddSold: %d products, first %v, %v", len(got), first, err)
@@ -43,7 +44,7 @@ func TestAddSoldOncePerEvent(t *testing.T) {
 		t.Errorf("sold %d, want 3", pa.SoldCount)
 	}
 	cancelled, _ := uuid.NewV7()
-	if _, _, err := s.AddSold(ctx, cancelled, "stats", order, true, []catalogdb.SoldDelta{{a.ID, -3}, {b.ID, -1}}); err != nil {
+	if _, _, err := s.AddSold(ctx, cancelled, "stats", order, true, []catalog.SoldDelta{{ProductID: a.ID, Delta: -3}, {ProductID: b.ID, Delta: -1}}); err != nil {
 		t.Fatal(err)
 	}
 	if pa, _ = s.Get(ctx, a.ID); pa.SoldCount != 0 {
@@ -53,10 +54,10 @@ func TestAddSoldOncePerEvent(t *testing.T) {
 	// subtracts nothing more.
 	b2 := create(t, s, "C-1")
 	other := uuid.Must(uuid.NewV7())
-	if _, _, err := s.AddSold(ctx, uuid.Must(uuid.NewV7()), "stats", other, false, []catalogdb.SoldDelta{{b2.ID, 4}}); err != nil {
+	if _, _, err := s.AddSold(ctx, uuid.Must(uuid.NewV7()), "stats", other, false, []catalog.SoldDelta{{ProductID: b2.ID, Delta: 4}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.AddSold(ctx, uuid.Must(uuid.NewV7()), "stats", order, true, []catalogdb.SoldDelta{{b2.ID, -4}}); err != nil {
+	if _, _, err := s.AddSold(ctx, uuid.Must(uuid.NewV7()), "stats", order, true, []catalog.SoldDelta{{ProductID: b2.ID, Delta: -4}}); err != nil {
 		t.Fatal(err)
 	}
 	if pb2, _ := s.Get(ctx, b2.ID); pb2.SoldCount != 4 {
@@ -71,10 +72,10 @@ func TestAddSoldCancellationFirst(t *testing.T) {
 	s := catalogdb.New(pgtest.Open(t, catalogdb.Migrations()))
 	a := create(t, s, "A-1")
 	order := uuid.Must(uuid.NewV7())
-	if _, _, err := s.AddSold(ctx, uuid.Must(uuid.NewV7()), "stats", order, true, []catalogdb.SoldDelta{{a.ID, -2}}); err != nil {
+	if _, _, err := s.AddSold(ctx, uuid.Must(uuid.NewV7()), "stats", order, true, []catalog.SoldDelta{{ProductID: a.ID, Delta: -2}}); err != nil {
 		t.Fatal(err)
 	}
-	got, first, err := s.AddSold(ctx, uuid.Must(uuid.NewV7()), "stats", order, false, []catalogdb.SoldDelta{{a.ID, 2}})
+	got, first, err := s.AddSold(ctx, uuid.Must(uuid.NewV7()), "stats", order, false, []catalog.SoldDelta{{ProductID: a.ID, Delta: 2}})
 	if err != nil || !first || len(got) != 0 {
 		t.Fatalf("late placement: %d products changed, first %v, %v", len(got), first, err)
 	}

@@ -8,12 +8,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +23,7 @@ import (
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogdb"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 	"github.com/shopfaas/shop/internal/search/pgsearch"
 )
@@ -91,31 +90,18 @@ func New(t *testing.T, opts Options) *Env {
 // Token issues a bearer token with role ("admin" or "customer").
 func (e *Env) Token(t *testing.T, role string) string {
 	t.Helper()
-	tok, err := e.Tokens.Issue(uuid.New(), role)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "Bearer " + tok
+	return fntest.Bearer(t, e.Tokens, uuid.New(), role)
 }
 
 // Do serves one request; header is name, value pairs. A non-empty body is
 // sent as application/json.
 func Do(t *testing.T, h http.Handler, method, target, body string, header ...string) *httptest.ResponseRecorder {
 	t.Helper()
-	var rd io.Reader
+	contentType := ""
 	if body != "" {
-		rd = strings.NewReader(body)
+		contentType = "application/json"
 	}
-	r := httptest.NewRequest(method, target, rd)
-	if body != "" {
-		r.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		r.Header.Set(header[i], header[i+1])
-	}
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
-	return w
+	return fntest.Do(t, h, method, target, contentType, body, header...)
 }
 
 // Create stores a valid product through the store and the after-commit path

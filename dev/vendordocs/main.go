@@ -1,0 +1,45 @@
+// Command vendordocs vendors the API reference page's assets (the pinned npm
+// package of dev/apidocs) into build/api-docs with npm pack, unless they are
+// there already (-force fetches them again). make api-docs runs it; make run
+// (cmd/faas-local) does the same when they are missing.
+//
+//	go run ./dev/vendordocs [-force]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"github.com/shopfaas/shop/dev/apidocs"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "vendordocs:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("vendordocs", flag.ContinueOnError)
+	force := fs.Bool("force", false, "fetch the package again even when its assets are present")
+	root := fs.String("C", ".", "the module root")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir := apidocs.Dir(*root)
+	if apidocs.Present(dir) && !*force {
+		fmt.Printf("%s@%s already in %s\n", apidocs.Package, apidocs.Version, dir)
+		return nil
+	}
+	if err := apidocs.Vendor(ctx, dir); err != nil {
+		return err
+	}
+	fmt.Printf("%s@%s vendored into %s\n", apidocs.Package, apidocs.Version, dir)
+	return nil
+}

@@ -1,0 +1,137 @@
+// Package fntest holds the helpers every function's tests share: a request
+// against a handler, the internal call of another function or the connector
+// (POST / with the internal credential), a bearer token, an event envelope as
+// the connector delivers it, and the checks every problem and JSON answer must
+// pass. Only
+// tests import it.
+package fntest
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/fnhttp"
+)
+
+// Do sends a request to h and returns the recorded response. An empty
+// contentType sends no Content-Type header; header adds more headers as name,
+// value pairs.
+func Do(tb testing.TB, h http.Handler, method, target, contentType, body string, header ...string) *httptest.ResponseRecorder {
+	tb.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	r := httptest.NewRequest(method, target, rd)
+	if contentType != "" {
+		r.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Set(header[i], header[i+1])
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+// Call is an internal call: POST / with a JSON body and, when credential is
+// not empty, the internal credential header. It returns the status and the
+// body decoded as a JSON object, and fails the test when the body is not JSON.
+func Call(tb testing.TB, h http.Handler, credential, body string) (int, map[string]any) {
+	tb.Helper()
+	var header []string
+	if credential != "" {
+		header = []string{auth.InternalHeader, credential}
+	}
+	w := Do(tb, h, http.MethodPost, "/", "application/json", body, header...)
+	var out map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
+		tb.Fatalf("status %d, body %q is not JSON", w.Code, w.Body)
+	}
+	return w.Code, out
+}
+
+// Bearer issues a token for user with role and returns it as an
+// Authorization header value ("Bearer <token>").
+func Bearer(tb testing.TB, tokens *auth.Tokens, user uuid.UUID, role string) string {
+	tb.Helper()
+	tok, err := tokens.Issue(user, role)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return "Bearer " + tok
+}
+
+// Envelope returns the JSON of a new event of type typ from source about
+// subject (may be empty), as the connector delivers it.
+func Envelope(tb testing.TB, source, typ, subject string, data any) string {
+	tb.Helper()
+	ev, err := events.New(context.Background(), source, typ, subject, data)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(b)
+}
+
+// leaks are fragments that must never reach a client: driver, SQL and Go
+// internals.
+var leaks = []string{"SQLSTATE", "pgx", "pq:", "json:", "duplicate key", "violates", "argon2", "panic", "goroutine", "users_email_key", "password_hash"}
+
+// Problem checks that w is an application/problem+json response with status
+// and code and no internal detail, and returns it. Any extra strings are
+// also forbidden in the body (e.g. the email a request carried).
+func Problem(tb testing.TB, w *httptest.ResponseRecorder, status int, code string, forbidden ...string) fnhttp.Problem {
+	tb.Helper()
+	if w.Code != status {
+		tb.Fatalf("status = %d, want %d; body: %s", w.Code, status, w.Body)
+	}
+	if ct := w.Header().Get("Content-Type"); ct != "application/problem+json" {
+		tb.Fatalf("Content-Type = %q, want application/problem+json", ct)
+	}
+	body := w.Body.String()
+	var p fnhttp.Problem
+	dec := json.NewDecoder(strings.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		tb.Fatalf("problem body %q: %v", body, err)
+	}
+	if p.Status != status || p.Code != code || p.Title == "" || p.Type == "" {
+		tb.Fatalf("problem = %+v, want status %d code %q with a type and title", p, status, code)
+	}
+	for _, s := range append(leaks, forbidden...) {
+		if s != "" && strings.Contains(strings.ToLower(body), strings.ToLower(s)) {
+			tb.Fatalf("problem body leaks %q: %s", s, body)
+		}
+	}
+	return p
+}
+
+// JSON checks that w has status and an application/json body, and decodes
+// the body into a value of type T (fields T does not have are ignored).
+func JSON[T any](tb testing.TB, w *httptest.ResponseRecorder, status int) T {
+	tb.Helper()
+	var v T
+	if w.Code != status {
+		tb.Fatalf("status = %d, want %d; body: %s", w.Code, status, w.Body)
+	}
+	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
+		tb.Fatalf("Content-Type = %q, want application/json", ct)
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
+		tb.Fatalf("body %q: %v", w.Body, err)
+	}
+	return v
+}

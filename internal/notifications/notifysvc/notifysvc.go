@@ -1,0 +1,135 @@
+// Package notifysvc runs notify-user's use case: one notification per event
+// for the user it concerns, stored once (the event id is claimed in the same
+// transaction), and, when a mail server is configured, its email sent to the
+// account's address, at most one delivery at a time. The function notify-user
+// is its HTTP wrapper.
+package notifysvc
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/notifications"
+	"github.com/shopfaas/shop/internal/users"
+)
+
+// Store keeps the notifications and their email state; notificationsdb.Store
+// implements it.
+type Store interface {
+	// Record stores n once per event for consumer; first is false for a
+	// redelivery, which returns the notification stored the first time.
+	Record(ctx context.Context, consumer string, n notifications.Notification) (stored notifications.Notification, first bool, err error)
+	// ClaimEmail takes the sending of n's email for lease; false when it is
+	// sent already or another delivery holds an unexpired claim.
+	ClaimEmail(ctx context.Context, id uuid.UUID, lease time.Duration) (bool, error)
+	// ReleaseEmail gives a claim back after a failed send.
+	ReleaseEmail(ctx context.Context, id uuid.UUID) error
+	// MarkEmailed records that the email went out.
+	MarkEmailed(ctx context.Context, id uuid.UUID) error
+}
+
+// Accounts finds a user's account (for the email address); usersdb.Store
+// implements it.
+type Accounts interface {
+	Get(ctx context.Context, id uuid.UUID) (users.User, error)
+}
+
+// Mailer sends one email; smtpmail.Sender implements it. An error means the
+// email may not have been delivered.
+type Mailer interface {
+	Send(ctx context.Context, e notifications.Email) error
+}
+
+// EmailLease bounds how long a delivery may hold the sending of an email
+// before another may take it over: above the longest send
+// (smtpmail.MaxTimeout).
+const EmailLease = time.Minute
+
+// Service notifies users of events.
+type Service struct {
+	store  Store
+	users  Accounts
+	mailer Mailer
+	log    *slog.Logger
+}
+
+// New returns the service. mailer is nil when no mail server is configured:
+// notifications are then only stored.
+func New(store Store, accounts Accounts, mailer Mailer, log *slog.Logger) *Service {
+	return &Service{store: store, users: accounts, mailer: mailer, log: log}
+}
+
+// Result is what Notify did.
+type Result struct {
+	Notification notifications.Notification
+	// Duplicate is true when the event had been recorded before.
+	Duplicate bool
+	// Emailed is true when the notification's email has gone out (now or on
+	// an earlier delivery).
+	Emailed bool
+}
+
+// Notify records the notification of event e for consumer and, with a
+// Mailer, sends the email still owed. It returns only after the notification
+// is committed (and its email sent): a failed send is fault.Unavailable, and
+// the redelivery sends the email without storing a second notification. An
+// event it can never process is fault.Invalid or fault.Malformed.
+func (s *Service) Notify(ctx context.Context, consumer string, e notifications.Event, now time.Time) (Result, error) {
+	n, err := notifications.New(e, now)
+	if err != nil {
+		return Result{}, err
+	}
+	stored, first, err := s.store.Record(ctx, consumer, n)
+	if err != nil {
+		return Result{}, err
+	}
+	if !first {
+		s.log.InfoContext(ctx, "duplicate event", "event_id", e.ID, "type", e.Type)
+	} else {
+		s.log.InfoContext(ctx, "event processed", "event_id", e.ID, "type", e.Type, "notification_id", stored.ID)
+	}
+	res := Result{Notification: stored, Duplicate: !first, Emailed: stored.EmailedAt != nil}
+	if s.mailer != nil && !res.Emailed {
+		if res.Emailed, err = s.email(ctx, stored); err != nil {
+			return Result{}, err
+		}
+	}
+	return res, nil
+}
+
+// email sends n to its user's address and records it. A deleted account is
+// no error (nothing to send, reported false); a failed send is
+// fault.Unavailable so the connector retries.
+func (s *Service) email(ctx context.Context, n notifications.Notification) (bool, error) {
+	u, err := s.users.Get(ctx, n.UserID)
+	if fault.Is(err, fault.NotFound, "") {
+		s.log.InfoContext(ctx, "no account to email", "user_id", n.UserID, "notification_id", n.ID)
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	claimed, err := s.store.ClaimEmail(ctx, n.ID, EmailLease)
+	if err != nil {
+		return false, err
+	}
+	if !claimed {
+		// Sent already, or another delivery of the same event is sending it
+		// right now (and is retried itself if it fails).
+		return false, nil
+	}
+	if err := s.mailer.Send(ctx, n.Email(u.Email)); err != nil {
+		s.log.WarnContext(ctx, "email not sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID, "err", err.Error())
+		_ = s.store.ReleaseEmail(context.WithoutCancel(ctx), n.ID)
+		return false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the email could not be sent")
+	}
+	if err := s.store.MarkEmailed(ctx, n.ID); err != nil {
+		return true, err
+	}
+	s.log.InfoContext(ctx, "email sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID)
+	return true, nil
+}
