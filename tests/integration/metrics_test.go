@@ -43,7 +43,7 @@ func TestDashboardAndAlertsHaveData(t *testing.T) {
 	bin := prometheusBinary(t)
 	_, env := eventEnv(t)
 	s := startShop(t, metricsFunctions, []string{"outbox-relay", "rabbitmq"}, env)
-	prom := startPrometheus(t, bin, s.GatewayURL)
+	prom := startPrometheus(t, bin, s.GatewayURL, s.GatewayCredentials().User, filepath.Join(s.SecretsDir, "basic-auth-password"))
 
 	// Prometheus sees every function, both connectors and the edge.
 	waitTargets(t, prom, map[string]int{"functions": len(metricsFunctions), "connectors": 2, "kong": 1})
@@ -414,9 +414,10 @@ type prometheus struct {
 
 // startPrometheus runs bin on a free loopback port with a temporary
 // storage and a configuration that discovers the runtime's metrics
-// endpoints every 2 seconds and loads monitoring/rules; it is stopped when the
-// test ends.
-func startPrometheus(t *testing.T, bin, gatewayURL string) *prometheus {
+// endpoints every 2 seconds (with the gateway API's basic-auth user and
+// password file) and loads monitoring/rules; it is stopped when the test
+// ends.
+func startPrometheus(t *testing.T, bin, gatewayURL, user, passwordFile string) *prometheus {
 	t.Helper()
 	dir := t.TempDir()
 	config := fmt.Sprintf(`global:
@@ -430,7 +431,10 @@ scrape_configs:
     http_sd_configs:
       - url: %q
         refresh_interval: 2s
-`, filepath.Join(runtimetest.Root(t), "monitoring", "rules", "*.yml"), gatewayURL+"/system/metrics-targets")
+        basic_auth:
+          username: %q
+          password_file: %q
+`, filepath.Join(runtimetest.Root(t), "monitoring", "rules", "*.yml"), gatewayURL+"/system/metrics-targets", user, passwordFile)
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
