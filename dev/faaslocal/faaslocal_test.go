@@ -1045,3 +1045,46 @@ func TestRemoveLeavesNoLogsOrState(t *testing.T) {
 		t.Errorf("logs after redeploy %q lack the new call", lines)
 	}
 }
+
+// Prometheus finds the local stack through the gateway:
+// /system/metrics-targets (behind the basic auth) lists each function in
+// job functions with its /function/<name>/_/metrics path, which answers the
+// function's metrics, and the edge in job kong, whose /metrics counts the
+// edge's answers (a jwt 401 included).
+func TestMetricsDiscovery(t *testing.T) {
+	rt := runtimetest.Start(t, runtimetest.Options{Functions: []string{"get-me"}})
+	if res, _ := do(t, http.MethodGet, rt.GatewayURL+"/system/metrics-targets", nil, nil); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("metrics targets without credentials: %d", res.StatusCode)
+	}
+	res, b := do(t, http.MethodGet, rt.GatewayURL+"/system/metrics-targets", nil, authz(rt.Runtime))
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("metrics targets: %d %s", res.StatusCode, b)
+	}
+	var groups []struct {
+		Targets []string          `json:"targets"`
+		Labels  map[string]string `json:"labels"`
+	}
+	if err := json.Unmarshal(b, &groups); err != nil {
+		t.Fatal(err)
+	}
+	jobs := map[string]map[string]string{}
+	for _, g := range groups {
+		if len(g.Targets) != 1 || g.Targets[0] != strings.TrimPrefix(rt.GatewayURL, "http://") {
+			t.Errorf("target group %+v is not the gateway", g)
+		}
+		jobs[g.Labels["job"]+"/"+g.Labels["function"]] = g.Labels
+	}
+	fn, edge := jobs["functions/get-me"], jobs["kong/"]
+	if fn == nil || fn["__metrics_path__"] != "/function/get-me/_/metrics" || edge == nil || edge["__metrics_path__"] != "/metrics" || len(jobs) != 2 {
+		t.Fatalf("targets %s", b)
+	}
+	if res, _ := do(t, http.MethodGet, rt.EdgeURL+"/api/v1/users/me", nil, nil); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET /api/v1/users/me without a token: %d", res.StatusCode)
+	}
+	for path, want := range map[string]string{fn["__metrics_path__"]: "shop_payment_declines_total", "/metrics": `kong_http_requests_total{code="401"`} {
+		res, b := do(t, http.MethodGet, rt.GatewayURL+path, nil, nil)
+		if res.StatusCode != http.StatusOK || !strings.Contains(string(b), want) {
+			t.Errorf("GET %s: %d, no %s in:\n%s", path, res.StatusCode, want, b)
+		}
+	}
+}

@@ -100,21 +100,27 @@ func (rt *Runtime) MetricsTargets() []targetGroup {
 	return out
 }
 
-// metricsRoutes serves /metrics and /system/metrics-targets in front of the
-// gateway API.
+// metricsRoutes serves GET /metrics and GET /system/metrics-targets in
+// front of the gateway API, and passes every other request to it untouched
+// (no ServeMux: its path cleaning would redirect paths the API answers).
 func (rt *Runtime) metricsRoutes(api http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/", api)
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		if rt.edge == nil {
-			http.Error(w, "the edge is disabled", http.StatusNotFound)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			api.ServeHTTP(w, r)
 			return
 		}
-		rt.edge.Metrics().ServeHTTP(w, r)
+		switch r.URL.Path {
+		case "/metrics":
+			if rt.edge == nil {
+				http.Error(w, "the edge is disabled", http.StatusNotFound)
+				return
+			}
+			rt.edge.Metrics().ServeHTTP(w, r)
+		case "/system/metrics-targets":
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(rt.MetricsTargets())
+		default:
+			api.ServeHTTP(w, r)
+		}
 	})
-	mux.HandleFunc("GET /system/metrics-targets", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(rt.MetricsTargets())
-	})
-	return mux
 }

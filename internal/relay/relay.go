@@ -150,6 +150,13 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Relay, error
 			return nil, fmt.Errorf("relay metrics: %w", err)
 		}
 	}
+	// Every database's counters exist from the start (0 until something
+	// happens), so an alert on their rate reads 0, not "no data".
+	for _, db := range cfg.Databases {
+		m.published.WithLabelValues(db.Name)
+		m.errors.WithLabelValues(db.Name, "database")
+		m.errors.WithLabelValues(db.Name, "broker")
+	}
 	return &Relay{cfg: cfg, log: log, metrics: m}, nil
 }
 

@@ -96,10 +96,13 @@ func (m *Shop) Compensation(settled bool) {
 	if m == nil {
 		return
 	}
+	// Both series exist from the first compensation on, so "owed" reads 0
+	// (not "no data") in a shop that owes nothing.
+	owed, done := m.compensations.WithLabelValues("owed"), m.compensations.WithLabelValues("settled")
 	if settled {
-		m.compensations.WithLabelValues("settled").Inc()
+		done.Inc()
 	} else {
-		m.compensations.WithLabelValues("owed").Inc()
+		owed.Inc()
 	}
 }
 
@@ -109,11 +112,14 @@ func (m *Shop) Recovery(failed bool, confirmed, failedOrders, pending int) {
 	if m == nil {
 		return
 	}
-	result := "ok"
+	// Both results exist from the first run on, so "error" reads 0 (not "no
+	// data") while runs succeed.
+	ok, bad := m.recoveryRuns.WithLabelValues("ok"), m.recoveryRuns.WithLabelValues("error")
 	if failed {
-		result = "error"
+		bad.Inc()
+	} else {
+		ok.Inc()
 	}
-	m.recoveryRuns.WithLabelValues(result).Inc()
 	m.recoveredTotal.WithLabelValues("confirmed").Add(float64(confirmed))
 	m.recoveredTotal.WithLabelValues("failed").Add(float64(failedOrders))
 	m.recoveredTotal.WithLabelValues("still_pending").Add(float64(pending))

@@ -36,6 +36,7 @@ shop_payment_declines_total 1
 shop_reservation_conflicts_total 1
 # HELP shop_saga_compensations_total Compensations (release, refund) by result: owed when one is left for recover-orders, settled when it is done.
 # TYPE shop_saga_compensations_total counter
+shop_saga_compensations_total{result="owed"} 0
 shop_saga_compensations_total{result="settled"} 2
 # HELP shop_saga_step_failures_total Saga step attempts that failed, by step and kind: refused (the other service said no) or error (transient; retried).
 # TYPE shop_saga_step_failures_total counter

@@ -1,0 +1,33 @@
+package telemetry
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// TestShopExportsTheQuietSeries: from the first recovery run and the first
+// compensation on, the error and owed series exist at 0, so the alerts on
+// them (RecoveryRunsFailing, CompensationsOwed) and the dashboard read 0 in
+// a healthy shop instead of "no data".
+func TestShopExportsTheQuietSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewShop(reg)
+	m.Recovery(false, 1, 0, 0)
+	m.Compensation(true)
+	want := `
+# HELP shop_recovery_runs_total recover-orders runs, by result: ok or error.
+# TYPE shop_recovery_runs_total counter
+shop_recovery_runs_total{result="error"} 0
+shop_recovery_runs_total{result="ok"} 1
+# HELP shop_saga_compensations_total Compensations (release, refund) by result: owed when one is left for recover-orders, settled when it is done.
+# TYPE shop_saga_compensations_total counter
+shop_saga_compensations_total{result="owed"} 0
+shop_saga_compensations_total{result="settled"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "shop_recovery_runs_total", "shop_saga_compensations_total"); err != nil {
+		t.Error(err)
+	}
+}
