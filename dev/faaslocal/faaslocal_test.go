@@ -992,7 +992,7 @@ func functionProcess(t *testing.T, leader int) int {
 // (GET /system/logs) after a redeploy of the same name shows no line from
 // before, as on faasd.
 func TestRemoveLeavesNoLogsOrState(t *testing.T) {
-	rt := runtimetest.Start(t, runtimetest.Options{})
+	rt := runtimetest.Start(t, runtimetest.Options{AllowExec: true})
 	c := client(t, rt)
 	ctx := context.Background()
 	if _, err := c.CreateSecret(ctx, types.Secret{Name: "api-key", Value: "s3cret"}); err != nil {
@@ -1002,7 +1002,7 @@ func TestRemoveLeavesNoLogsOrState(t *testing.T) {
 	logLines := func() []string {
 		t.Helper()
 		// The exact call faas-cli logs echo --tail=false makes.
-		res, body := do(t, http.MethodGet, rt.GatewayURL+"/system/logs?name=echo&namespace=openfaas-fn&follow=false", nil, nil)
+		res, body := do(t, http.MethodGet, rt.GatewayURL+"/system/logs?name=echo&namespace=openfaas-fn&follow=false", nil, authz(rt.Runtime))
 		if res.StatusCode != http.StatusOK {
 			t.Fatalf("GET /system/logs: %d %s", res.StatusCode, body)
 		}
@@ -1021,14 +1021,14 @@ func TestRemoveLeavesNoLogsOrState(t *testing.T) {
 		t.Fatalf("state folder of a deployed function: %v", err)
 	}
 
-	res, body := do(t, http.MethodDelete, rt.GatewayURL+"/system/functions", strings.NewReader(`{"functionName":"echo"}`), nil)
+	res, body := do(t, http.MethodDelete, rt.GatewayURL+"/system/functions", strings.NewReader(`{"functionName":"echo"}`), authz(rt.Runtime))
 	if res.StatusCode != http.StatusAccepted {
 		t.Fatalf("DELETE /system/functions: %d %s", res.StatusCode, body)
 	}
 	if _, err := os.Stat(stateDir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("state folder %s after remove: %v, want it gone", stateDir, err)
 	}
-	if res, _ := do(t, http.MethodGet, rt.GatewayURL+"/system/logs?name=echo&follow=false", nil, nil); res.StatusCode != http.StatusNotFound {
+	if res, _ := do(t, http.MethodGet, rt.GatewayURL+"/system/logs?name=echo&follow=false", nil, authz(rt.Runtime)); res.StatusCode != http.StatusNotFound {
 		t.Errorf("logs of a removed function: %d, want 404", res.StatusCode)
 	}
 
