@@ -12,7 +12,7 @@
 //	INBOX_RETENTION         how long consumers' processed-event ids are kept [720h]
 //	METRICS_ADDR            Prometheus /metrics listen address [127.0.0.1:0]; "off" disables
 //	LOG_LEVEL               debug, info, warn, error [info]
-//	SECRETS_DIR             optional secret db-password [/var/openfaas/secrets]
+//	SECRETS_DIR             secret event-signing-key (required), optional secret db-password [/var/openfaas/secrets]
 package main
 
 import (
@@ -29,6 +29,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/broker"
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/relay"
 	"github.com/shopfaas/shop/internal/telemetry"
 )
@@ -52,6 +53,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	}
 	defer func() { _ = shutdownTracing(context.WithoutCancel(ctx)) }()
 	password := c.OptionalSecret("db-password")
+	signingKey := c.Secret("event-signing-key", "", false)
 	cfg := relay.Config{
 		BrokerURL:      c.String("RABBITMQ_URL", broker.DefaultURL),
 		Names:          broker.Names{Prefix: c.String("EXCHANGE_PREFIX", "")},
@@ -67,6 +69,9 @@ func run(ctx context.Context, getenv func(string) string) error {
 	}
 	metricsAddr := c.String("METRICS_ADDR", "127.0.0.1:0")
 	if err := c.Err(); err != nil {
+		return err
+	}
+	if cfg.Signer, err = events.ParseSigner(signingKey); err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()

@@ -601,6 +601,11 @@ func (c *Connector) invoke(ctx context.Context, fn, topic string, attempt int, d
 	req.Header.Set("X-Event-Id", id)
 	req.Header.Set("Ce-Type", topic)
 	req.Header.Set("X-Attempt", strconv.Itoa(attempt))
+	// The relay's signature of the body (internal/events) goes on unchanged:
+	// the function checks it, so the connector needs no key.
+	if sig := broker.HeaderString(d.Headers, strings.ToLower(events.SignatureHeader)); sig != "" {
+		req.Header.Set(events.SignatureHeader, sig)
+	}
 	if c.cfg.InternalToken != "" {
 		req.Header.Set(auth.InternalHeader, c.cfg.InternalToken)
 	}

@@ -244,7 +244,7 @@ func (e *env) publish(t *testing.T, topic string) string {
 	id := "evt-" + hex.EncodeToString(b)
 	body := `{"specversion":"1.0","id":"` + id + `","source":"test","type":"` + topic + `","data":{}}`
 	err := e.ch.PublishWithContext(context.Background(), e.names.Exchange(), topic, false, false, amqp.Publishing{
-		Headers: amqp.Table{"traceparent": traceparent}, ContentType: broker.ContentType,
+		Headers: amqp.Table{"traceparent": traceparent, "shop-signature": "ed25519=sig-of-" + id}, ContentType: broker.ContentType,
 		DeliveryMode: amqp.Persistent, MessageId: id, Type: topic, Body: []byte(body),
 	})
 	if err != nil {
@@ -291,7 +291,8 @@ func TestEachMessageOnceWithHeaders(t *testing.T) {
 	}
 	h := got[0].headers
 	if h.Get("traceparent") != traceparent || h.Get("X-Topic") != topic || h.Get("X-Event-Id") != got[0].id ||
-		h.Get("Content-Type") != broker.ContentType || h.Get("X-Internal-Token") != "test-internal-token" {
+		h.Get("Content-Type") != broker.ContentType || h.Get("X-Internal-Token") != "test-internal-token" ||
+		h.Get("Shop-Signature") != "ed25519=sig-of-"+got[0].id {
 		t.Errorf("invocation headers: %v", h)
 	}
 	if !strings.Contains(got[0].body, `"id":"`+got[0].id+`"`) {

@@ -148,4 +148,8 @@ const (
 	// CodeUnsupportedEvent: an event type the function does not subscribe to
 	// (422: dead-lettered at once).
 	CodeUnsupportedEvent Code = "unsupported_event"
+	// CodeInvalidSignature: an event without the outbox relay's signature, or
+	// with one no configured key verifies (403: retried like any credential
+	// problem, then dead-lettered; see docs/events.md, "Signed events").
+	CodeInvalidSignature Code = "invalid_signature"
 )

@@ -2,11 +2,13 @@ package inbox
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
 )
@@ -21,22 +23,74 @@ type Delivery struct {
 	EventID uuid.UUID
 }
 
+// Events reads the events the RabbitMQ connector delivers to one consumer
+// function, refusing any whose body the outbox relay did not sign: a caller
+// that can reach the function (anyone holding the internal credential) cannot
+// make it act on a forged event.
+type Events struct {
+	verifier *events.Verifier
+	unsigned bool
+}
+
+// NewEvents returns an Events checking signatures with verifier. With
+// acceptUnsigned (EVENT_SIGNATURES=optional, for the upgrade of a deployment
+// whose queues still hold events published before the relay signed them),
+// an event without a signature is accepted; a wrong signature never is.
+func NewEvents(verifier *events.Verifier, acceptUnsigned bool) (Events, error) {
+	if verifier == nil {
+		return Events{}, errors.New("inbox: an event verifier is required")
+	}
+	return Events{verifier: verifier, unsigned: acceptUnsigned}, nil
+}
+
+// Read checks the request's events.SignatureHeader against its body, then
+// reads it as ReadDelivery does. A missing or wrong signature is
+// fault.Forbidden "invalid_signature".
+func (e Events) Read(r *http.Request, types ...string) (Delivery, error) {
+	if e.verifier == nil {
+		return Delivery{}, fault.Internalf("inbox: Events used without NewEvents")
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return Delivery{}, err
+	}
+	switch err := e.verifier.Verify(body, r.Header.Get(events.SignatureHeader)); {
+	case err == nil, errors.Is(err, events.ErrUnsigned) && e.unsigned:
+	default:
+		return Delivery{}, fault.Wrap(err, fault.Forbidden, fault.CodeInvalidSignature,
+			"the event is not signed by the outbox relay")
+	}
+	return decodeDelivery(body, types)
+}
+
 // ReadDelivery reads the request body as a CloudEvents envelope
 // (internal/events) whose type is one of types. Every problem is a 4xx fault
 // (fault.Malformed "invalid_event", fault.TooLarge, fault.Invalid
 // "unsupported_event"), so the connector dead-letters the message instead of
 // retrying what can never succeed.
 func ReadDelivery(r *http.Request, types ...string) (Delivery, error) {
+	body, err := readBody(r)
+	if err != nil {
+		return Delivery{}, err
+	}
+	return decodeDelivery(body, types)
+}
+
+func readBody(r *http.Request) ([]byte, error) {
 	if r.Body == nil {
-		return Delivery{}, fault.E(fault.Malformed, fault.CodeInvalidEvent, "event body is required")
+		return nil, fault.E(fault.Malformed, fault.CodeInvalidEvent, "event body is required")
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxEvent+1))
 	if err != nil {
-		return Delivery{}, fault.Wrap(err, fault.Malformed, fault.CodeInvalidEvent, "could not read the event")
+		return nil, fault.Wrap(err, fault.Malformed, fault.CodeInvalidEvent, "could not read the event")
 	}
 	if len(body) > MaxEvent {
-		return Delivery{}, fault.E(fault.TooLarge, fault.CodeBodyTooLarge, "event exceeds 1 MiB")
+		return nil, fault.E(fault.TooLarge, fault.CodeBodyTooLarge, "event exceeds 1 MiB")
 	}
+	return body, nil
+}
+
+func decodeDelivery(body []byte, types []string) (Delivery, error) {
 	env, err := events.Decode(body)
 	if err != nil {
 		return Delivery{}, fault.Wrap(err, fault.Malformed, fault.CodeInvalidEvent, "body is not a valid event envelope")
@@ -64,4 +118,28 @@ func (d Delivery) DecodeData(dst any) error {
 		return fault.Wrap(err, fault.Malformed, fault.CodeInvalidEvent, "event data does not match its type")
 	}
 	return nil
+}
+
+// EventsConfig is a consumer function's event configuration.
+type EventsConfig struct {
+	// VerifyKey is the secret event-verify-key: the PEM public key(s) of the
+	// outbox relay's event-signing-key.
+	VerifyKey string
+	// AcceptUnsigned is EVENT_ACCEPT_UNSIGNED (default false), for upgrading
+	// a deployment whose queues still hold unsigned events (docs/events.md).
+	AcceptUnsigned bool
+}
+
+// EventsConfigFrom reads an EventsConfig from c; problems are collected in c.
+func EventsConfigFrom(c *config.Reader) EventsConfig {
+	return EventsConfig{VerifyKey: c.Secret("event-verify-key", "", false), AcceptUnsigned: c.Bool("EVENT_ACCEPT_UNSIGNED", false)}
+}
+
+// Events builds the Events of the configuration.
+func (ec EventsConfig) Events() (Events, error) {
+	v, err := events.ParseVerifier(ec.VerifyKey)
+	if err != nil {
+		return Events{}, err
+	}
+	return NewEvents(v, ec.AcceptUnsigned)
 }

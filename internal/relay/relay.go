@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/outbox"
 )
@@ -61,6 +63,11 @@ type Config struct {
 	CleanupInterval time.Duration
 	// MaxBackoff caps the delay between reconnect attempts (default 10 s).
 	MaxBackoff time.Duration
+	// Signer signs every event body (events.SignatureHeader), so consumers
+	// can refuse events that did not come through the relay. nil publishes
+	// unsigned events (tests of the relay alone); connectors/outbox-relay
+	// always sets it.
+	Signer *events.Signer
 }
 
 func (c *Config) setDefaults() {
@@ -299,7 +306,7 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		}
 	}()
 	for _, p := range batch {
-		msg := message(p)
+		msg := message(p, cfg.Signer)
 		spans = append(spans, w.publishSpan(ctx, cfg.Names.Exchange(), p, msg))
 		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, cfg.Names.Exchange(), p.typ, false, false, msg)
 		if err != nil {
@@ -371,8 +378,9 @@ func (w *worker) publishSpan(ctx context.Context, exchange string, p pending, ms
 }
 
 // message builds the persistent AMQP message of an outbox row, copying the
-// envelope's trace context into headers for consumers that read headers.
-func message(p pending) amqp.Publishing {
+// envelope's trace context into headers for consumers that read headers and
+// adding the signature of its body when signer is set.
+func message(p pending, signer *events.Signer) amqp.Publishing {
 	var trace struct {
 		Time        time.Time `json:"time"`
 		TraceParent string    `json:"traceparent"`
@@ -385,6 +393,9 @@ func message(p pending) amqp.Publishing {
 	}
 	if trace.TraceState != "" {
 		headers["tracestate"] = trace.TraceState
+	}
+	if signer != nil {
+		headers[strings.ToLower(events.SignatureHeader)] = signer.Sign(p.envelope)
 	}
 	return amqp.Publishing{
 		Headers:      headers,

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
 )
 
@@ -269,7 +270,8 @@ func (s *Store) CreateMissing(values map[string]string) error {
 // Development returns the secrets a development stack needs, with fresh
 // random keys: the gateway API's basic-auth-user (admin) and
 // basic-auth-password, as faasd generates them on install; jwt-secret and
-// internal-token; the seeded admin's
+// internal-token; the outbox relay's event-signing-key and the consumers'
+// matching event-verify-key (an Ed25519 pair, internal/events); the seeded admin's
 // admin-email and admin-password, and db-password, meili-key and
 // smtp-password empty (PostgreSQL trusts local connections, no Meilisearch
 // runs and no SMTP server needs a login; functions declare them for
@@ -277,17 +279,39 @@ func (s *Store) CreateMissing(values map[string]string) error {
 // with CreateMissing before starting a runtime; the runtime itself never
 // writes a secret on its own.
 func Development() map[string]string {
+	signing, verify := eventKeys()
 	return map[string]string{
 		"basic-auth-user":     "admin",
 		"basic-auth-password": randomKey(24),
 		"jwt-secret":          randomKey(48),
 		"internal-token":      randomKey(32),
+		"event-signing-key":   signing,
+		"event-verify-key":    verify,
 		"admin-email":         "admin@example.com",
 		"admin-password":      "admin-dev-password",
 		"db-password":         "",
 		"meili-key":           "",
 		"smtp-password":       "",
 	}
+}
+
+// eventKeys returns a new Ed25519 pair as the relay's PEM private key and the
+// consumers' PEM public key (both empty if the system has no randomness,
+// which the relay then reports at start-up).
+func eventKeys() (signing, verify string) {
+	signing, err := events.GenerateSigner()
+	if err != nil {
+		return "", ""
+	}
+	s, err := events.ParseSigner(signing)
+	if err != nil {
+		return "", ""
+	}
+	verify, err = s.Public()
+	if err != nil {
+		return "", ""
+	}
+	return signing, verify
 }
 
 // randomKey is n random bytes, base64-encoded.

@@ -197,7 +197,8 @@ func TestCreateMissingKeepsExistingValues(t *testing.T) {
 	if again, _ := s.Read("basic-auth-password"); string(again) != string(firstPassword) {
 		t.Error("a second CreateMissing replaced basic-auth-password")
 	}
-	want := []string{"admin-email", "admin-password", "db-password", "internal-token", "jwt-secret", "meili-key", "smtp-password"}
+	want := []string{"admin-email", "admin-password", "db-password", "event-signing-key", "event-verify-key", "internal-token",
+		"jwt-secret", "meili-key", "smtp-password"}
 	if diff := cmp.Diff(want, names(t, s)); diff != "" {
 		t.Errorf("development secrets (-want +got):\n%s", diff)
 	}

@@ -8,7 +8,8 @@
 // "shop:catalog:product:"), PRODUCT_CACHE_TTL (default 5m); MEILI_URL (when
 // set, search uses Meilisearch), MEILI_INDEX (default products), optional
 // secret meili-key; secret jwt-secret for the admin writes; secret
-// internal-token for the event functions.
+// internal-token for the event functions; secret event-verify-key and
+// EVENT_ACCEPT_UNSIGNED for Needs.Events.
 package catalogenv
 
 import (
@@ -22,6 +23,7 @@ import (
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogdb"
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/search"
 	"github.com/shopfaas/shop/internal/search/meili"
@@ -36,6 +38,9 @@ type Needs struct {
 	// Internal: event functions check the internal credential (the
 	// internal-token secret).
 	Internal bool
+	// Events: the function consumes events and checks the relay's signature
+	// (the event-verify-key secret, inbox.EventsConfigFrom).
+	Events bool
 }
 
 // Deps are a catalog function's dependencies. Fields a function does not
@@ -53,7 +58,9 @@ type Deps struct {
 	External search.Index
 	// InternalToken is the internal credential, set with Needs.Internal.
 	InternalToken string
-	Log           *slog.Logger
+	// Events reads signed events, set with Needs.Events.
+	Events inbox.Events
+	Log    *slog.Logger
 }
 
 // Load reads the configuration from c (every problem reported at once) and
@@ -81,8 +88,19 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if needs.Internal {
 		d.InternalToken = c.Secret("internal-token", "", false)
 	}
+	var ec inbox.EventsConfig
+	if needs.Events {
+		ec = inbox.EventsConfigFrom(c)
+	}
 	if err := c.Err(); err != nil {
 		return nil, err
+	}
+	if needs.Events {
+		ev, err := ec.Events()
+		if err != nil {
+			return nil, err
+		}
+		d.Events = ev
 	}
 	if needs.Tokens {
 		t, err := auth.NewTokens(key, 0)

@@ -5,6 +5,7 @@
 //
 // Configuration: the users database (postgres.ConfigFrom: USERS_…); secret
 // jwt-secret for Needs.Tokens; secret internal-token for Needs.Internal;
+// secret event-verify-key and EVENT_ACCEPT_UNSIGNED for Needs.Events;
 // SMTP_* (smtpmail.ConfigFrom) for Needs.Mail, where an empty SMTP_ADDR
 // means no mail is sent.
 package notificationsenv
@@ -15,6 +16,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
 	"github.com/shopfaas/shop/internal/notifications/smtpmail"
 	"github.com/shopfaas/shop/internal/postgres"
@@ -26,6 +28,9 @@ type Needs struct {
 	Tokens   bool // verifies access tokens: the jwt-secret secret
 	Internal bool // checks the internal credential: the internal-token secret
 	Mail     bool // sends mail when SMTP_ADDR is set
+	// Events: the function consumes events and checks the relay's signature
+	// (the event-verify-key secret, inbox.EventsConfigFrom).
+	Events bool
 }
 
 // Deps are a notifications function's dependencies. Fields a function does
@@ -36,6 +41,8 @@ type Deps struct {
 	Tokens        *auth.Tokens
 	InternalToken string
 	Mailer        *smtpmail.Sender
+	// Events reads signed events, set with Needs.Events.
+	Events inbox.Events
 }
 
 // Load reads the configuration from c (every problem reported at once), then
@@ -54,10 +61,19 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if needs.Mail {
 		mc = smtpmail.ConfigFrom(c)
 	}
+	var ec inbox.EventsConfig
+	if needs.Events {
+		ec = inbox.EventsConfigFrom(c)
+	}
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
 	var err error
+	if needs.Events {
+		if d.Events, err = ec.Events(); err != nil {
+			return nil, err
+		}
+	}
 	if needs.Tokens {
 		if d.Tokens, err = auth.NewTokens(key, 0); err != nil {
 			return nil, err

@@ -16,11 +16,11 @@ import (
 // Load names every missing setting at once.
 func TestLoadReportsEveryProblem(t *testing.T) {
 	c := config.New(config.Env(map[string]string{config.SecretsDirEnv: t.TempDir()}))
-	_, err := notificationsenv.Load(context.Background(), c, slog.New(slog.DiscardHandler), notificationsenv.Needs{Tokens: true, Internal: true, Mail: true})
+	_, err := notificationsenv.Load(context.Background(), c, slog.New(slog.DiscardHandler), notificationsenv.Needs{Tokens: true, Internal: true, Mail: true, Events: true})
 	if err == nil {
 		t.Fatal("Load succeeded without configuration")
 	}
-	for _, want := range []string{"USERS_DATABASE_URL", "jwt-secret", "internal-token"} {
+	for _, want := range []string{"USERS_DATABASE_URL", "jwt-secret", "internal-token", "event-verify-key"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}

@@ -100,14 +100,31 @@ func (g *Gateway) Release(ctx context.Context, orderID uuid.UUID) error {
 	return g.call(ctx, "release-stock", orderRef{orderID})
 }
 
-// Charge calls charge-payment.
+// Charge calls charge-payment and accepts only an answer that is the capture
+// of this order for this amount: a 2xx that is not (a wrong function behind
+// the name, a defect) is fault.Internal, so the saga neither confirms the
+// order nor compensates a charge that may exist; it retries, and the order
+// stays pending for recovery and the stuck-order alert.
 func (g *Gateway) Charge(ctx context.Context, c saga.Charge) error {
-	return g.call(ctx, "charge-payment", struct {
+	raw, err := g.do(ctx, "charge-payment", struct {
 		OrderID uuid.UUID    `json:"order_id"`
 		UserID  uuid.UUID    `json:"user_id"`
 		Amount  orders.Money `json:"amount"`
 		Token   string       `json:"token"`
 	}{c.OrderID, c.UserID, c.Amount, c.Token})
+	if err != nil {
+		return err
+	}
+	var p struct {
+		OrderID uuid.UUID    `json:"order_id"`
+		Status  string       `json:"status"`
+		Amount  orders.Money `json:"amount"`
+	}
+	if err := json.Unmarshal(raw, &p); err != nil || p.OrderID != c.OrderID || p.Status != "captured" || p.Amount != c.Amount {
+		return fault.Internalf("charge-payment answered success without the capture of order %s for %d %s: %.200q",
+			c.OrderID, c.Amount.Amount, c.Amount.Currency, raw)
+	}
+	return nil
 }
 
 // Refund calls refund-payment.
@@ -120,15 +137,21 @@ type orderRef struct {
 }
 
 func (g *Gateway) call(ctx context.Context, fn string, in any) error {
+	_, err := g.do(ctx, fn, in)
+	return err
+}
+
+// do POSTs in to fn and returns the body of a 2xx answer (at most 64 KiB).
+func (g *Gateway) do(ctx context.Context, fn string, in any) ([]byte, error) {
 	body, err := json.Marshal(in)
 	if err != nil {
-		return fault.Internalf("encode %s request: %w", fn, err)
+		return nil, fault.Internalf("encode %s request: %w", fn, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.callTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.loc.URL(fn), bytes.NewReader(body))
 	if err != nil {
-		return fault.Internalf("%s request: %w", fn, err)
+		return nil, fault.Internalf("%s request: %w", fn, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -136,12 +159,12 @@ func (g *Gateway) call(ctx context.Context, fn string, in any) error {
 	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := g.hc.Do(req)
 	if err != nil {
-		return fault.Wrap(fmt.Errorf("%s: %w", fn, err), fault.Unavailable, fault.CodeUnavailable, fn+" is unavailable")
+		return nil, fault.Wrap(fmt.Errorf("%s: %w", fn, err), fault.Unavailable, fault.CodeUnavailable, fn+" is unavailable")
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 == 2 {
-		return nil
+		return raw, nil
 	}
-	return fmt.Errorf("%s: %w", fn, fnhttp.ErrorFrom(resp.StatusCode, raw))
+	return nil, fmt.Errorf("%s: %w", fn, fnhttp.ErrorFrom(resp.StatusCode, raw))
 }

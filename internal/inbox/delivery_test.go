@@ -1,0 +1,149 @@
+package inbox_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/inbox"
+)
+
+// keys returns a signer and the Events of a consumer that trusts it.
+func keys(t testing.TB, acceptUnsigned bool) (*events.Signer, inbox.Events) {
+	t.Helper()
+	key, err := events.GenerateSigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := events.ParseSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	public, err := signer.Public()
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := events.ParseVerifier(public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := inbox.NewEvents(verifier, acceptUnsigned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer, ev
+}
+
+func eventBody(t testing.TB, quantity string) []byte {
+	t.Helper()
+	env, err := events.New(context.Background(), "orders", events.OrderPlaced, "order-1",
+		map[string]any{"quantity": quantity})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := json.Marshal(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+func post(body []byte, signature string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(string(body)))
+	if signature != "" {
+		r.Header.Set(events.SignatureHeader, signature)
+	}
+	return r
+}
+
+// Finding 5 of issue 12: anyone holding the internal credential could post a
+// forged order.placed.v1 to update-product-stats. A consumer now acts only on
+// bodies the relay signed.
+func TestEventsAcceptOnlyWhatTheRelaySigned(t *testing.T) {
+	signer, ev := keys(t, false)
+	forger, _ := keys(t, false)
+	body := eventBody(t, "1")
+	forged := eventBody(t, "1000000")
+
+	d, err := ev.Read(post(body, signer.Sign(body)), events.OrderPlaced)
+	if err != nil || d.Type != events.OrderPlaced {
+		t.Fatalf("the relay's event: %+v, %v", d, err)
+	}
+	for name, r := range map[string]*http.Request{
+		"unsigned":                  post(forged, ""),
+		"signature of another body": post(forged, signer.Sign(body)),
+		"signed by another key":     post(forged, forger.Sign(forged)),
+		"garbage signature":         post(body, "ed25519=AAAA"),
+	} {
+		_, err := ev.Read(r, events.OrderPlaced)
+		if !fault.Is(err, fault.Forbidden, fault.CodeInvalidSignature) {
+			t.Errorf("%s: Read = %v, want Forbidden invalid_signature", name, err)
+		}
+	}
+
+	// During an upgrade (EVENT_SIGNATURES=optional) an unsigned event is
+	// accepted, a wrongly signed one still is not.
+	_, lenient := keys(t, true)
+	if _, err := lenient.Read(post(body, ""), events.OrderPlaced); err != nil {
+		t.Errorf("optional signatures, unsigned event: %v", err)
+	}
+	if _, err := lenient.Read(post(body, forger.Sign(body)), events.OrderPlaced); !fault.Is(err, fault.Forbidden, fault.CodeInvalidSignature) {
+		t.Errorf("optional signatures, foreign signature: %v", err)
+	}
+	if _, err := inbox.NewEvents(nil, true); err == nil {
+		t.Error("NewEvents without a verifier must fail")
+	}
+}
+
+// FuzzEventsRead: whatever body and signature a caller posts, Read never
+// panics, answers only 4xx faults, and accepts nothing the relay did not sign.
+func FuzzEventsRead(f *testing.F) {
+	signer, ev := keys(f, false)
+	body := eventBody(f, "1")
+	f.Add(body, signer.Sign(body))
+	f.Add(body, "")
+	f.Add([]byte(`{"specversion":"1.0","id":"x","type":"order.placed.v1","source":"s"}`), "ed25519=")
+	f.Add([]byte("\x00{"), "ed25519=\x00")
+	f.Fuzz(func(t *testing.T, b []byte, sig string) {
+		d, err := ev.Read(post(b, sig), events.OrderPlaced)
+		if err == nil {
+			if string(b) != string(body) {
+				t.Fatalf("accepted an event the relay did not sign: %q", b)
+			}
+			if d.Type != events.OrderPlaced {
+				t.Fatalf("accepted type %q", d.Type)
+			}
+			return
+		}
+		if k := fault.KindOf(err); k == fault.Internal || k == fault.Unavailable {
+			t.Fatalf("a caller's event caused %v", err)
+		}
+	})
+}
+
+// FuzzReadDelivery: the envelope decoder never panics and refuses with 4xx
+// faults only.
+func FuzzReadDelivery(f *testing.F) {
+	f.Add(eventBody(f, "1"))
+	f.Add([]byte(`{"specversion":"1.0","id":"00000000-0000-0000-0000-000000000000","type":"order.placed.v1","source":"s"}`))
+	f.Add([]byte(`{"specversion":"1.0","id":"0190c7a0-0000-7000-8000-000000000000","type":"order.placed.v1","source":"s","data":null}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := inbox.ReadDelivery(post(b, ""), events.OrderPlaced)
+		if err != nil {
+			if k := fault.KindOf(err); k == fault.Internal || k == fault.Unavailable {
+				t.Fatalf("a caller's event caused %v", err)
+			}
+			return
+		}
+		var data map[string]any
+		if err := d.DecodeData(&data); err != nil && fault.KindOf(err) != fault.Malformed {
+			t.Fatalf("DecodeData: %v", err)
+		}
+	})
+}

@@ -1,0 +1,73 @@
+package ordersgw_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/orders"
+	"github.com/shopfaas/shop/internal/orders/ordersgw"
+	"github.com/shopfaas/shop/internal/orders/saga"
+)
+
+// Finding 5 of issue 12: the saga took any 2xx from charge-payment as a
+// capture. Only the capture of this order for this amount is one now;
+// anything else is a retryable fault, so the order is neither confirmed nor
+// compensated.
+func TestChargeAcceptsOnlyTheCaptureOfThisOrder(t *testing.T) {
+	order := uuid.New()
+	amount := orders.Money{Amount: 1999, Currency: "EUR"}
+	capture := `{"id":"` + uuid.NewString() + `","order_id":"` + order.String() +
+		`","status":"captured","amount":{"amount":1999,"currency":"EUR"},"provider_ref":"sim_1"}`
+	for _, c := range []struct {
+		name   string
+		status int
+		body   string
+		want   fault.Kind // when not ok
+		ok     bool
+	}{
+		{"the capture", 200, capture, 0, true},
+		{"empty success", 200, ``, fault.Internal, false},
+		{"an empty object", 200, `{}`, fault.Internal, false},
+		{"not JSON", 200, `ok`, fault.Internal, false},
+		{"declined with 200", 200, `{"order_id":"` + order.String() + `","status":"declined","amount":{"amount":1999,"currency":"EUR"}}`, fault.Internal, false},
+		{"another order", 200, `{"order_id":"` + uuid.NewString() + `","status":"captured","amount":{"amount":1999,"currency":"EUR"}}`, fault.Internal, false},
+		{"another amount", 200, `{"order_id":"` + order.String() + `","status":"captured","amount":{"amount":1,"currency":"EUR"}}`, fault.Internal, false},
+		{"another currency", 200, `{"order_id":"` + order.String() + `","status":"captured","amount":{"amount":1999,"currency":"USD"}}`, fault.Internal, false},
+		{"declined", 402, `{"type":"about:blank","title":"Payment Required","status":402,"code":"payment_declined","detail":"declined"}`, fault.PaymentRequired, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/function/charge-payment" || r.Header.Get("X-Internal-Token") != "internal" {
+					http.Error(w, "unexpected call", http.StatusTeapot)
+					return
+				}
+				if c.status != 200 {
+					w.Header().Set("Content-Type", "application/problem+json")
+				}
+				w.WriteHeader(c.status)
+				_, _ = w.Write([]byte(c.body))
+			}))
+			defer srv.Close()
+			gw, err := ordersgw.New(srv.URL, "internal", srv.Client(), time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = gw.Charge(context.Background(), saga.Charge{OrderID: order, UserID: uuid.New(), Amount: amount, Token: "tok_visa"})
+			switch {
+			case c.ok && err != nil:
+				t.Fatalf("Charge = %v, want success", err)
+			case c.ok:
+			case err == nil || fault.KindOf(err) != c.want:
+				t.Fatalf("Charge = %v (kind %v), want kind %v", err, fault.KindOf(err), c.want)
+			case c.want == fault.Internal && !fault.Retryable(err):
+				t.Fatalf("Charge = %v must be retryable, so the order stays pending", err)
+			}
+		})
+	}
+}
