@@ -140,7 +140,7 @@ func TestGatewayAPIWithGoSDK(t *testing.T) {
 	for _, s := range secrets {
 		names = append(names, s.Name)
 	}
-	if diff := cmp.Diff([]string{"admin-email", "admin-password", "api-key", "db-password", "internal-token", "jwt-secret", "meili-key", "smtp-password"}, names); diff != "" {
+	if diff := cmp.Diff([]string{"admin-email", "admin-password", "api-key", "db-password", "event-signing-key", "event-verify-key", "internal-token", "jwt-secret", "meili-key", "smtp-password"}, names); diff != "" {
 		t.Errorf("secrets (-want +got):\n%s", diff)
 	}
 	if got := rt.ReadSecret(t, "admin-email"); got != "admin@example.com" {
