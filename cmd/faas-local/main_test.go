@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -10,9 +9,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 )
 
 // Addresses are checked before anything is built or written.
@@ -32,24 +32,6 @@ func TestRunRefusesNonLoopbackAddressesBeforeBuilding(t *testing.T) {
 	}
 }
 
-// syncBuffer is an io.Writer safe for the runtime's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 var readyURLs = regexp.MustCompile(`(?s)ready: .*gateway  (http://\S+).*edge     (http://\S+)/api/v1`)
 
 // run writes the development secrets, builds, serves the gateway API and the
@@ -61,7 +43,7 @@ func TestRunServesUntilCancelledAndLeavesNoProcess(t *testing.T) {
 	}
 	t.Chdir("../..") // run serves the module in its working directory
 	state := t.TempDir()
-	out := &syncBuffer{}
+	out := &runtimetest.Output{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)

@@ -785,28 +785,10 @@ func TestAsyncCallsSurviveARestart(t *testing.T) {
 	}
 }
 
-// syncBuffer is an io.Writer safe for the runtime's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Close stops the connectors while the gateway still serves, so a
 // connector finishing its work on SIGTERM can still reach the functions.
 func TestCloseStopsConnectorsWhileTheGatewayStillServes(t *testing.T) {
-	out := &syncBuffer{}
+	out := &runtimetest.Output{}
 	rt, err := faaslocal.Start(context.Background(), faaslocal.Config{
 		Root: runtimetest.Root(t), StateDir: runtimetest.StateDir(t), GatewayAddr: "127.0.0.1:0", EdgeAddr: "127.0.0.1:0",
 		Connectors: []faaslocal.Connector{{Name: "probe", Path: runtimetest.EchoFunction(t)}},

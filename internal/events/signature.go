@@ -124,16 +124,40 @@ func (v *Verifier) Verify(body []byte, signature string) error {
 	return ErrBadSignature
 }
 
-// GenerateSigner returns a new random signing key as its PEM PRIVATE KEY
-// block (the local runtime writes it as the relay's development secret).
-func GenerateSigner() (string, error) {
-	_, priv, err := ed25519.GenerateKey(nil)
+// NewKeys returns a new random key pair as PEM blocks: the relay's
+// event-signing-key (PRIVATE KEY) and the consumers' event-verify-key
+// (PUBLIC KEY). The local runtime writes them as development secrets.
+func NewKeys() (signing, verify string, err error) {
+	pub, priv, err := ed25519.GenerateKey(nil)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), nil
+	pubDER, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})), nil
+}
+
+// NewTestKeys returns a new signer and a verifier of its signatures, for
+// tests; it panics if the system has no randomness.
+func NewTestKeys() (*Signer, *Verifier) {
+	signing, verify, err := NewKeys()
+	if err != nil {
+		panic(err)
+	}
+	s, err := ParseSigner(signing)
+	if err != nil {
+		panic(err)
+	}
+	v, err := ParseVerifier(verify)
+	if err != nil {
+		panic(err)
+	}
+	return s, v
 }

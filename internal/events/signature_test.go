@@ -32,14 +32,7 @@ func TestSignatureVerifiesOnlyTheSignedBodyWithTheRightKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherPEM, err := GenerateSigner()
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := ParseSigner(otherPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other, _ := NewTestKeys()
 
 	body := []byte(`{"specversion":"1.0","id":"0190","type":"order.placed.v1","source":"orders","data":{"quantity":1}}`)
 	sig := signer.Sign(body)

@@ -105,25 +105,7 @@ func Envelope(tb testing.TB, source, typ, subject string, data any) string {
 
 // The tests' event keys: one Ed25519 pair per test binary, standing in for
 // the outbox relay's event-signing-key and the consumers' event-verify-key.
-var eventSigner, eventVerifier = func() (*events.Signer, *events.Verifier) {
-	key, err := events.GenerateSigner()
-	if err != nil {
-		panic(err)
-	}
-	s, err := events.ParseSigner(key)
-	if err != nil {
-		panic(err)
-	}
-	pub, err := s.Public()
-	if err != nil {
-		panic(err)
-	}
-	v, err := events.ParseVerifier(pub)
-	if err != nil {
-		panic(err)
-	}
-	return s, v
-}()
+var eventSigner, eventVerifier = events.NewTestKeys()
 
 // Events is a consumer's event reader that trusts Sign's key only.
 func Events() inbox.Events {

@@ -16,22 +16,7 @@ import (
 // keys returns a signer and the Events of a consumer that trusts it.
 func keys(t testing.TB, acceptUnsigned bool) (*events.Signer, inbox.Events) {
 	t.Helper()
-	key, err := events.GenerateSigner()
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := events.ParseSigner(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	public, err := signer.Public()
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier, err := events.ParseVerifier(public)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, verifier := events.NewTestKeys()
 	ev, err := inbox.NewEvents(verifier, acceptUnsigned)
 	if err != nil {
 		t.Fatal(err)

@@ -59,7 +59,7 @@ func TestCheckoutTraceInJaeger(t *testing.T) {
 	for k, v := range addrs {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	out := &syncBuffer{}
+	out := &runtimetest.Output{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

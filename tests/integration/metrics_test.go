@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -409,7 +408,7 @@ func prometheusBinary(t *testing.T) string {
 type prometheus struct {
 	url    string
 	client *http.Client
-	out    *syncBuffer
+	out    *runtimetest.Output
 }
 
 // startPrometheus runs bin on a free loopback port with a temporary
@@ -445,7 +444,7 @@ scrape_configs:
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	p := &prometheus{url: "http://" + addr, client: &http.Client{Timeout: 10 * time.Second}, out: &syncBuffer{}}
+	p := &prometheus{url: "http://" + addr, client: &http.Client{Timeout: 10 * time.Second}, out: &runtimetest.Output{}}
 	cmd := exec.Command(bin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--log.level=warn")
 	cmd.Stdout, cmd.Stderr = p.out, p.out
@@ -549,22 +548,4 @@ func waitTargets(t *testing.T, p *prometheus, want map[string]int) {
 		}
 	}
 	t.Fatalf("prometheus does not scrape %v healthy targets within 2m; targets:\n%s", want, last)
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's output and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -299,15 +299,7 @@ func Development() map[string]string {
 // consumers' PEM public key (both empty if the system has no randomness,
 // which the relay then reports at start-up).
 func eventKeys() (signing, verify string) {
-	signing, err := events.GenerateSigner()
-	if err != nil {
-		return "", ""
-	}
-	s, err := events.ParseSigner(signing)
-	if err != nil {
-		return "", ""
-	}
-	verify, err = s.Public()
+	signing, verify, err := events.NewKeys()
 	if err != nil {
 		return "", ""
 	}
