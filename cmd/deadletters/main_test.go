@@ -39,13 +39,21 @@ func TestListInspectReplayPurge(t *testing.T) {
 	if err := broker.DeclareFunction(ch, names, "fn1", nil); err != nil {
 		t.Fatal(err)
 	}
+	// Confirmed publishes: the messages are in the queue before the first
+	// list (without confirms it sometimes listed 0 on a loaded machine).
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
 	for _, id := range []string{"evt-1", "evt-2", "evt-3"} {
-		err := ch.PublishWithContext(context.Background(), "", names.DLQ("fn1"), false, false, amqp.Publishing{
+		dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "", names.DLQ("fn1"), false, false, amqp.Publishing{
 			MessageId: id, Type: "order.placed.v1", Body: []byte(`{"id":"` + id + `"}`),
 			Headers: amqp.Table{broker.HeaderAttempts: int32(5), broker.HeaderLastStatus: int32(500), broker.HeaderTopic: "order.placed.v1"},
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if ok, err := dc.WaitContext(context.Background()); err != nil || !ok {
+			t.Fatalf("publish %s not confirmed: %v", id, err)
 		}
 	}
 	getenv := config.Env(map[string]string{"RABBITMQ_URL": rabbitURL, "EXCHANGE_PREFIX": names.Prefix})

@@ -128,7 +128,7 @@ func TestCheckFixtures(t *testing.T) {
 	}
 	handlers := map[string]string{
 		"good":        goodHandler,
-		"unformatted": strings.Replace(goodHandler, "func Build(c", "func   Build(c", 1),
+		"unformatted": strings.Replace(goodHandler, "func Build(", "func   Build(", 1),
 		"broken":      strings.Replace(goodHandler, "fnhttp.JSON(", "fnhttp.NoSuchJSON(", 1),
 		"vet-error": strings.Replace(goodHandler, `map[string]string{"ok": "yes"})`,
 			`map[string]string{"ok": fmt.Sprintf("%d", "yes")})`, 1),
