@@ -80,14 +80,8 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 			mc.APIKey = c.OptionalSecret("meili-key")
 		}
 	}
-	var key string
-	if needs.Tokens {
-		key = c.Secret("jwt-secret", "", false)
-	}
-	d := &Deps{Log: log}
-	if needs.Internal {
-		d.InternalToken = c.Secret("internal-token", "", false)
-	}
+	callers := auth.CallersFrom(c, needs.Tokens, needs.Internal)
+	d := &Deps{Log: log, InternalToken: callers.Internal}
 	var ec inbox.EventsConfig
 	if needs.Events {
 		ec = inbox.EventsConfigFrom(c)
@@ -102,13 +96,11 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		}
 		d.Events = ev
 	}
-	if needs.Tokens {
-		t, err := auth.NewTokens(key, 0)
-		if err != nil {
-			return nil, err
-		}
-		d.Tokens = t
+	t, err := callers.Tokens()
+	if err != nil {
+		return nil, err
 	}
+	d.Tokens = t
 	if needs.Cache {
 		ch, err := cache.New(cc)
 		if err != nil {

@@ -39,14 +39,8 @@ type Deps struct {
 // postgres.OpenTimeout.
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
 	dbc := postgres.ConfigFrom(c, "inventory", inventorydb.Migrations())
-	var key string
-	if needs.Tokens {
-		key = c.Secret("jwt-secret", "", false)
-	}
-	d := &Deps{}
-	if needs.Internal {
-		d.InternalToken = c.Secret("internal-token", "", false)
-	}
+	callers := auth.CallersFrom(c, needs.Tokens, needs.Internal)
+	d := &Deps{InternalToken: callers.Internal}
 	var cc catalogclient.Config
 	if needs.Catalog {
 		cc = catalogclient.ConfigFrom(c)
@@ -55,10 +49,8 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		return nil, err
 	}
 	var err error
-	if needs.Tokens {
-		if d.Tokens, err = auth.NewTokens(key, 0); err != nil {
-			return nil, err
-		}
+	if d.Tokens, err = callers.Tokens(); err != nil {
+		return nil, err
 	}
 	if needs.Catalog {
 		if d.Catalog, err = catalogclient.New(cc); err != nil {

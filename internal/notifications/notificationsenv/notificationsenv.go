@@ -49,14 +49,8 @@ type Deps struct {
 // connects to and migrates the users database within postgres.OpenTimeout.
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
 	dbc := postgres.ConfigFrom(c, "users", usersdb.Migrations())
-	var key string
-	if needs.Tokens {
-		key = c.Secret("jwt-secret", "", false)
-	}
-	d := &Deps{}
-	if needs.Internal {
-		d.InternalToken = c.Secret("internal-token", "", false)
-	}
+	callers := auth.CallersFrom(c, needs.Tokens, needs.Internal)
+	d := &Deps{InternalToken: callers.Internal}
 	var mc smtpmail.Config
 	if needs.Mail {
 		mc = smtpmail.ConfigFrom(c)
@@ -74,10 +68,8 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 			return nil, err
 		}
 	}
-	if needs.Tokens {
-		if d.Tokens, err = auth.NewTokens(key, 0); err != nil {
-			return nil, err
-		}
+	if d.Tokens, err = callers.Tokens(); err != nil {
+		return nil, err
 	}
 	if needs.Mail && mc.Addr != "" {
 		if d.Mailer, err = smtpmail.New(mc); err != nil {

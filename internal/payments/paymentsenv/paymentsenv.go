@@ -53,23 +53,14 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if name != "simulator" {
 		procErr = fmt.Errorf("PAYMENT_PROCESSOR=%q: only the built-in \"simulator\" is available", name)
 	}
-	var key string
-	if needs.Tokens {
-		key = c.Secret("jwt-secret", "", false)
-	}
-	d := &Deps{}
-	if needs.Internal {
-		d.InternalToken = c.Secret("internal-token", "", false)
-	}
+	callers := auth.CallersFrom(c, needs.Tokens, needs.Internal)
 	if err := errors.Join(c.Err(), simErr, procErr); err != nil {
 		return nil, err
 	}
-	if needs.Tokens {
-		t, err := auth.NewTokens(key, 0)
-		if err != nil {
-			return nil, err
-		}
-		d.Tokens = t
+	d := &Deps{InternalToken: callers.Internal}
+	var err error
+	if d.Tokens, err = callers.Tokens(); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, postgres.OpenTimeout)
 	defer cancel()
