@@ -17,7 +17,7 @@ import (
 // payment (the no-op insert of the pending row, then a read). The counts are limits: a round trip added back
 // fails this test.
 func TestChargeRoundTrips(t *testing.T) {
-	const maxTrips, maxCommits, maxRepeat = 5, 3, 2
+	const maxTrips, maxCommits, maxRepeat = 3, 3, 2
 	pool := pgtest.Open(t, paymentsdb.Migrations())
 	counted, rt := pgtest.Counted(t, pool)
 	svc := payments.NewService(paymentsdb.New(counted), simulator.New(paymentsdb.NewSimLedger(counted), simulator.Config{}),
