@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -38,7 +37,8 @@ func Setup(ctx context.Context, service string, getenv func(string) string) (shu
 // (the full URL) or OTEL_EXPORTER_OTLP_ENDPOINT (the base URL, to which
 // /v1/traces is added); without either it exports nothing. The exporter's
 // other settings (headers, timeout, compression) are the standard
-// OTEL_EXPORTER_OTLP_* variables of the process. Shut it down to flush.
+// OTEL_EXPORTER_OTLP_* variables, also read from getenv (otlp.go). Shut it
+// down to flush.
 func NewProvider(ctx context.Context, service string, getenv func(string) string) (*sdktrace.TracerProvider, error) {
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(service)))
 	if err != nil {
@@ -50,7 +50,7 @@ func NewProvider(ctx context.Context, service string, getenv func(string) string
 		endpoint = strings.TrimSuffix(base, "/") + "/v1/traces"
 	}
 	if endpoint != "" {
-		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
+		exp, err := newOTLPExporter(endpoint, getenv)
 		if err != nil {
 			return nil, fmt.Errorf("otlp exporter: %w", err)
 		}
