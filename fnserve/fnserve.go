@@ -33,6 +33,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -135,16 +136,24 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, buil
 	}
 	log := telemetry.NewLogger(stdout, cfg.Name, cfg.LogLevel)
 	slog.SetDefault(log)
+	// The profile is written as soon as the process is asked to stop, before
+	// the drain: a supervisor may kill a draining process (the local
+	// runtime's tests give it 3s), and the drain serves no profiled load.
+	stopProfile := func() {}
 	if cfg.CPUProfile != "" {
 		stop, err := startCPUProfile(cfg.CPUProfile)
 		if err != nil {
 			return err
 		}
-		defer func() {
-			if err := stop(); err != nil {
-				log.Error("cpu profile", "err", err)
-			}
-		}()
+		var once sync.Once
+		stopProfile = func() {
+			once.Do(func() {
+				if err := stop(); err != nil {
+					log.Error("cpu profile", "err", err)
+				}
+			})
+		}
+		defer stopProfile()
 		log.Info("writing a CPU profile at shutdown", "file", cfg.CPUProfile)
 	}
 
@@ -183,6 +192,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, buil
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	stopProfile()
 	if cfg.DrainInterval > 0 {
 		draining.Store(true)
 		log.Info("draining: health check failing, still serving", "for", cfg.DrainInterval.String())

@@ -372,6 +372,38 @@ func TestCPUProfileOnlyWhenAsked(t *testing.T) {
 	}
 }
 
+// TestCPUProfileWrittenBeforeTheDrain: the profile is complete as soon as
+// the function is asked to stop, while it still drains — a supervisor that
+// kills a draining function (the local runtime's tests wait 3s, the drain is
+// 5s) still gets it.
+func TestCPUProfileWrittenBeforeTheDrain(t *testing.T) {
+	dir := t.TempDir()
+	srv := serve(t, map[string]string{"PPROF_CPU_DIR": dir, "healthcheck_interval": "3s"},
+		func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+	if code, _ := get(t, srv.url+"/"); code != http.StatusOK {
+		t.Fatalf("status %d", code)
+	}
+	srv.cancel()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		files, _ := filepath.Glob(filepath.Join(dir, "fixture.*.pprof"))
+		if len(files) == 1 {
+			if raw, _ := os.ReadFile(files[0]); len(raw) > 2 && raw[0] == 0x1f && raw[1] == 0x8b {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no complete profile 2s into a 3s drain: %v", files)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case <-srv.done:
+		t.Fatal("Run returned before its drain ended; the test proves nothing")
+	default:
+	}
+}
+
 // TestMiddlewareIsCheapWithoutExporter: with no trace exporter configured,
 // what every function wraps around its handler (tracing, request metrics,
 // deadline, call id, text rule) costs a bounded number of allocations per
