@@ -43,14 +43,21 @@ api-docs:
 test: lint unit integration broker-restart-test replacement-test buildcheck fuzz
 	$(MAKE) chaos-short
 
+# STACKENV: what is not built with -race (which needs cgo) builds static and
+# path-independent, exactly as faaslocal.GoBuild builds the local runtime's
+# programs and make buildcheck builds every function's context: one build
+# cache then serves lint, the suites, the runtime's binaries, buildcheck and
+# a fresh clone of the repository.
+STACKENV = CGO_ENABLED=0 GOFLAGS=-trimpath
+
 ## lint: gofmt, imports in three groups (stdlib, third party, the shop), vet,
 ## staticcheck and the layer rules of docs/architecture.md (each also reads the
 ## files behind the brokerrestart build tag), and no stale generated file.
 lint:
 	@out="$$(gofmt -l $(GOFILES))"; if [ -n "$$out" ]; then echo "gofmt would change (make fmt):"; echo "$$out"; exit 1; fi
 	@out="$$($(GO) run ./dev/importgroups $(GOFILES))" || { echo "imports not in three groups (make fmt):"; echo "$$out"; exit 1; }
-	$(GO) vet -tags brokerrestart ./...
-	$(GO) tool staticcheck -tags brokerrestart ./...
+	$(STACKENV) $(GO) vet -tags brokerrestart ./...
+	$(STACKENV) $(GO) tool staticcheck -tags brokerrestart ./...
 	$(GO) run ./dev/layercheck -tags brokerrestart
 	$(GO) run ./cmd/generate -check
 
@@ -68,17 +75,17 @@ unit:
 ## integration: the integration suite through the local runtime and the bench
 ## package's tests (without -race: they measure and drive separate processes).
 integration:
-	$(GO) test -count=1 -timeout 15m ./tests/...
+	$(STACKENV) $(GO) test -count=1 -timeout 15m ./tests/...
 
 ## broker-restart-test: restarts the machine's RabbitMQ in the middle of a
 ## burst of orders, so it runs alone, after the parallel suites.
 broker-restart-test:
-	$(GO) test -count=1 -tags brokerrestart -run TestEventsSurviveRabbitMQRestart ./tests/integration
+	$(STACKENV) $(GO) test -count=1 -tags brokerrestart -run TestEventsSurviveRabbitMQRestart ./tests/integration
 
 ## replacement-test: steady calls during a scale-down, a redeploy and a SIGTERM
 ## must all answer 2xx; it counts every answer, so it runs alone.
 replacement-test:
-	SHOP_ALONE=1 $(GO) test -count=1 -run TestReplacementAnswersOnly2xx ./dev/faaslocal
+	SHOP_ALONE=1 $(STACKENV) $(GO) test -count=1 -run TestReplacementAnswersOnly2xx ./dev/faaslocal
 
 ## chaos: the long chaos run (README, "Chaos"): the whole local stack against a
 ## private PostgreSQL cluster and RabbitMQ node, processes SIGKILLed, both
