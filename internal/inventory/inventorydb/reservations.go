@@ -1,10 +1,9 @@
 package inventorydb
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,10 +23,9 @@ import (
 // stock change also appends stock.changed.v1 in that transaction.
 //
 // Round trips (docs/performance.md, TestCheckoutRoundTrips): whatever the
-// number of lines, a method sends one statement that moves every line's
-// stock (moveStock: the rows are locked in product-id order by a
-// SELECT … ORDER BY product_id FOR UPDATE before the UPDATE touches them),
-// then one batch with the outbox rows and their single NOTIFY.
+// number of lines, a method sends every line's stock UPDATE in one batch
+// (moveStock, in product-id order), then one batch with the outbox rows and
+// their single NOTIFY.
 
 // Reserve holds every line of req in one transaction with conditional updates
 // (on_hand - reserved >= quantity), so stock is never oversold. It is
@@ -41,49 +39,14 @@ func (s *Store) Reserve(ctx context.Context, req inventory.HoldRequest) (invento
 	lines := sortedLines(req.Lines)
 	ids, qty := lineArrays(lines)
 	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
-		// One statement: the header (a concurrent twin waits on the unique
-		// key until the first commits, then inserts nothing), every line's
-		// conditional update (nothing is touched when the order already
-		// reserved) and the lines of the updated products.
-		rows, err := tx.Query(ctx, `WITH hold AS (
-				INSERT INTO reservations (order_id, status, expires_at)
-				VALUES ($3, 'held', now() + make_interval(secs => $4))
-				ON CONFLICT (order_id) DO NOTHING RETURNING expires_at),
-			`+lockLines("EXISTS (SELECT 1 FROM hold)")+`,
-			moved AS (`+updateLines("reserved = s.reserved + req.quantity", true)+`),
-			held_lines AS (
-				INSERT INTO reservation_lines (order_id, product_id, quantity)
-				SELECT $3, req.product_id, req.quantity FROM req JOIN moved USING (product_id))
-			SELECT h.expires_at, m.product_id, m.on_hand, m.reserved, m.updated_at, m.version
-			FROM hold h LEFT JOIN moved m ON true`, ids, qty, req.OrderID, req.TTL.Seconds())
-		if err != nil {
-			return unavailable(err)
-		}
 		var expiresAt time.Time
-		var moved []inventory.Stock
-		n := 0
-		for rows.Next() {
-			n++
-			var id *uuid.UUID
-			var st inventory.Stock
-			var onHand, reserved *int
-			var updatedAt *time.Time
-			var version *int64
-			if err := rows.Scan(&expiresAt, &id, &onHand, &reserved, &updatedAt, &version); err != nil {
-				rows.Close()
-				return unavailable(err)
-			}
-			if id != nil {
-				st.ProductID, st.OnHand, st.Reserved, st.UpdatedAt, st.Version = *id, *onHand, *reserved, *updatedAt, *version
-				moved = append(moved, st)
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return unavailable(err)
-		}
-		if n == 0 {
-			// The order already reserved.
+		err := tx.QueryRow(ctx, `INSERT INTO reservations (order_id, status, expires_at)
+			VALUES ($1, 'held', now() + make_interval(secs => $2))
+			ON CONFLICT (order_id) DO NOTHING RETURNING expires_at`,
+			req.OrderID, req.TTL.Seconds()).Scan(&expiresAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// The order already reserved (a concurrent twin waited on the
+			// unique key until the first committed).
 			h, err := loadHold(ctx, tx, req.OrderID)
 			if err != nil {
 				return err
@@ -91,7 +54,14 @@ func (s *Store) Reserve(ctx context.Context, req inventory.HoldRequest) (invento
 			out, err = h.ReserveAgain()
 			return err
 		}
-		if err := refused(lines, moved); err != nil {
+		if err != nil {
+			return unavailable(err)
+		}
+		moved, err := moveStock(ctx, tx, lines, "reserved = reserved + $2", true, func(b *pgx.Batch) {
+			b.Queue(`INSERT INTO reservation_lines (order_id, product_id, quantity)
+				SELECT $1, * FROM unnest($2::uuid[], $3::int[])`, req.OrderID, ids, qty)
+		})
+		if err != nil {
 			return err
 		}
 		if err := appendChanged(ctx, tx, &pgx.Batch{}, moved); err != nil {
@@ -124,9 +94,9 @@ func (s *Store) Commit(ctx context.Context, orderID uuid.UUID) (inventory.Hold, 
 		}
 		var moved []inventory.Stock
 		if retake {
-			moved, err = moveStock(ctx, tx, h.Lines, "on_hand = s.on_hand - req.quantity", true)
+			moved, err = moveStock(ctx, tx, h.Lines, "on_hand = on_hand - $2", true, nil)
 		} else {
-			moved, err = moveStock(ctx, tx, h.Lines, "on_hand = s.on_hand - req.quantity, reserved = s.reserved - req.quantity", false)
+			moved, err = moveStock(ctx, tx, h.Lines, "on_hand = on_hand - $2, reserved = reserved - $2", false, nil)
 		}
 		if err != nil {
 			return err
@@ -158,14 +128,14 @@ func (s *Store) Release(ctx context.Context, orderID uuid.UUID) (inventory.Hold,
 		var set string
 		switch h.Status {
 		case inventory.StatusHeld:
-			next, set = inventory.StatusReleased, "reserved = s.reserved - req.quantity"
+			next, set = inventory.StatusReleased, "reserved = reserved - $2"
 		case inventory.StatusCommitted:
-			next, set = inventory.StatusRestocked, "on_hand = s.on_hand + req.quantity"
+			next, set = inventory.StatusRestocked, "on_hand = on_hand + $2"
 		default:
 			out = h
 			return nil
 		}
-		moved, err := moveStock(ctx, tx, h.Lines, set, false)
+		moved, err := moveStock(ctx, tx, h.Lines, set, false, nil)
 		if err != nil {
 			return err
 		}
@@ -233,7 +203,7 @@ func (s *Store) Expire(ctx context.Context, asOf time.Time, limit int) (int, err
 		if err := rows.Err(); err != nil {
 			return unavailable(err)
 		}
-		moved, err := moveStock(ctx, tx, products, "reserved = s.reserved - req.quantity", false)
+		moved, err := moveStock(ctx, tx, products, "reserved = reserved - $2", false, nil)
 		if err != nil {
 			return err
 		}
@@ -352,71 +322,56 @@ func changedEvents(ctx context.Context, moved []inventory.Stock) ([]events.Envel
 	return evs, nil
 }
 
-// lockLines is the start of a WITH clause: req holds the lines ($1 product
-// ids, $2 quantities) and locked the stock rows of their products (where cond
-// holds, when given), locked in product-id order (ORDER BY is applied before
-// FOR UPDATE locks the rows), so two transactions moving the same products
-// never deadlock.
-func lockLines(cond string) string {
-	if cond != "" {
-		cond = " AND " + cond
-	}
-	return `req AS (SELECT * FROM unnest($1::uuid[], $2::int[]) AS r(product_id, quantity)),
-		locked AS MATERIALIZED (SELECT product_id FROM stock WHERE product_id = ANY($1::uuid[])` + cond + `
-			ORDER BY product_id FOR UPDATE)`
-}
-
-// updateLines is the UPDATE of every locked line's stock row by set
-// (expressions over s, the row, and req.quantity), only where the available
-// units cover the line when conditional; it returns the rows it changed.
-func updateLines(set string, conditional bool) string {
-	q := `UPDATE stock s SET ` + set + `, updated_at = now()
-		FROM req JOIN locked USING (product_id) WHERE s.product_id = req.product_id`
+// moveStock changes the stock of every line ($1 its product, $2 its
+// quantity in set, the SET expressions), only where the available units cover
+// the line when conditional, and returns the changed rows in product order.
+// The per-line UPDATEs (simple primary-key statements, cheap to plan) go in
+// ONE batch, followed by what extra queues; PostgreSQL runs them in order, so
+// the stock rows are locked in the lines' product-id order and two
+// transactions moving the same products never deadlock. When conditional and
+// a line's units are not available, the answer is fault.Conflict
+// "out_of_stock" naming the first such product: the caller's transaction
+// must then roll back (nothing has changed once it has).
+func moveStock(ctx context.Context, tx pgx.Tx, lines []inventory.Line, set string, conditional bool, extra func(*pgx.Batch)) ([]inventory.Stock, error) {
+	q := `UPDATE stock SET ` + set + `, updated_at = now() WHERE product_id = $1`
 	if conditional {
-		q += ` AND s.on_hand - s.reserved >= req.quantity`
+		q += ` AND on_hand - reserved >= $2`
 	}
-	return q + ` RETURNING s.product_id, s.on_hand, s.reserved, s.updated_at, s.version`
-}
-
-// moveStock changes the stock of every line in one statement (see
-// updateLines) and returns the changed rows in product order. When
-// conditional and a line's units are not available, the answer is
-// fault.Conflict "out_of_stock" naming the first such product: the caller's
-// transaction must then roll back (nothing has changed once it has).
-func moveStock(ctx context.Context, tx pgx.Tx, lines []inventory.Line, set string, conditional bool) ([]inventory.Stock, error) {
-	ids, qty := lineArrays(lines)
-	rows, err := tx.Query(ctx, `WITH `+lockLines("")+` `+updateLines(set, conditional), ids, qty)
-	if err != nil {
-		return nil, unavailable(err)
+	q += ` RETURNING product_id, on_hand, reserved, updated_at, version`
+	b := &pgx.Batch{}
+	for _, l := range lines {
+		b.Queue(q, l.ProductID, l.Quantity)
 	}
-	moved, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (inventory.Stock, error) { return scan(row) })
-	if err != nil {
-		return nil, unavailable(err)
+	if extra != nil {
+		extra(b)
 	}
-	if err := refused(lines, moved); err != nil {
-		if !conditional {
-			return nil, unavailable(fmt.Errorf("stock rows missing: %w", err))
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	var moved []inventory.Stock
+	var refusal error
+	for _, l := range lines {
+		st, err := scan(br.QueryRow())
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			if refusal == nil {
+				refusal = inventory.ErrOutOfStock(l.ProductID)
+			}
+		case err != nil:
+			return nil, unavailable(err)
+		default:
+			moved = append(moved, st)
 		}
-		return nil, err
+	}
+	err := br.Close() // what extra queued may fail on a refused line (no stock row): the refusal wins
+	switch {
+	case refusal != nil && !conditional:
+		return nil, unavailable(fmt.Errorf("stock rows missing: %w", refusal))
+	case refusal != nil:
+		return nil, refusal
+	case err != nil:
+		return nil, unavailable(err)
 	}
 	return moved, nil
-}
-
-// refused sorts moved by product and answers out_of_stock for the first line
-// (in product order) that has no moved row.
-func refused(lines []inventory.Line, moved []inventory.Stock) error {
-	slices.SortFunc(moved, func(a, b inventory.Stock) int { return bytes.Compare(a.ProductID[:], b.ProductID[:]) })
-	if len(moved) == len(lines) {
-		return nil
-	}
-	for _, l := range lines {
-		if _, ok := slices.BinarySearchFunc(moved, l.ProductID, func(st inventory.Stock, id uuid.UUID) int {
-			return bytes.Compare(st.ProductID[:], id[:])
-		}); !ok {
-			return inventory.ErrOutOfStock(l.ProductID)
-		}
-	}
-	return nil
 }
 
 func lineArrays(lines []inventory.Line) ([]uuid.UUID, []int32) {
