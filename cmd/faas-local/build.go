@@ -67,6 +67,10 @@ func (b builder) build(ctx context.Context, pkg, out, what string) error {
 	tmp := out + ".tmp" + strconv.Itoa(os.Getpid())
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", tmp, pkg)
 	cmd.Dir = b.root
+	// Static, as the images build them (CGO_ENABLED=0 in the template's and
+	// connectors' Dockerfiles): no libc mapped into each of the ~31 function
+	// processes, 1.3 MiB less RSS apiece (docs/performance.md, "Memory").
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stdout, cmd.Stderr = b.stdout, b.stdout
 	if err := cmd.Run(); err != nil {
 		_ = os.Remove(tmp)

@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -58,7 +57,8 @@ func Endpoint(getenv func(string) string) string {
 // (the full URL) or OTEL_EXPORTER_OTLP_ENDPOINT (the base URL, to which
 // /v1/traces is added); without either it exports nothing. The exporter's
 // other settings (headers, timeout, compression) are the standard
-// OTEL_EXPORTER_OTLP_* variables of the process. Shut it down to flush.
+// OTEL_EXPORTER_OTLP_* variables, also read from getenv (otlp.go). Shut it
+// down to flush.
 func NewProvider(ctx context.Context, service string, getenv func(string) string) (*sdktrace.TracerProvider, error) {
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(service)))
 	if err != nil {
@@ -66,7 +66,7 @@ func NewProvider(ctx context.Context, service string, getenv func(string) string
 	}
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	if endpoint := Endpoint(getenv); endpoint != "" {
-		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
+		exp, err := newOTLPExporter(endpoint, getenv)
 		if err != nil {
 			return nil, fmt.Errorf("otlp exporter: %w", err)
 		}

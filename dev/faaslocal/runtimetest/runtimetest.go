@@ -160,6 +160,10 @@ func build(root, pkg string) (string, error) {
 	path := filepath.Join(dir, filepath.Base(pkg))
 	cmd := exec.Command("go", "build", "-o", path, pkg)
 	cmd.Dir = root
+	// Static, as the images build them (CGO_ENABLED=0 in the template's and
+	// connectors' Dockerfiles): no libc mapped into every function process
+	// (docs/performance.md, "Memory").
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// deniedDeps are packages (or prefixes ending in /) that must never be linked
+// into a function process: test and development code, the browser and the
+// OpenAPI tooling of the dev tools, and gRPC, which no function speaks — the
+// OTLP exporter of otlptracehttp linked it (66 gRPC packages and their
+// package initialisation, in every function's resident memory;
+// docs/performance.md, "Memory (item 5)").
+var deniedDeps = []string{
+	"testing",
+	"net/http/httptest",
+	"google.golang.org/grpc",
+	"google.golang.org/grpc/",
+	"github.com/grpc-ecosystem/",
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc",
+	"go.opentelemetry.io/proto/otlp/collector/",
+	"github.com/chromedp/",
+	"github.com/getkin/kin-openapi/",
+	"github.com/shopfaas/shop/dev/",
+	"github.com/shopfaas/shop/tests/",
+}
+
+// TestFunctionBinariesLinkNoDeniedPackage checks the multi-call binary the
+// local runtime runs and fnserve, which the template's main links into every
+// function image.
+func TestFunctionBinariesLinkNoDeniedPackage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list; -short was asked for")
+	}
+	for _, pkg := range []string{"github.com/shopfaas/shop/cmd/shop-functions", "github.com/shopfaas/shop/fnserve"} {
+		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+		}
+		for dep := range strings.FieldsSeq(string(out)) {
+			for _, d := range deniedDeps {
+				if dep == d || (strings.HasSuffix(d, "/") && strings.HasPrefix(dep, d)) {
+					t.Errorf("%s links %s (denied: %s)", pkg, dep, d)
+				}
+			}
+		}
+	}
+}
