@@ -29,9 +29,10 @@ run:
 	$(GO) run ./cmd/faas-local -state $(STATE)
 
 ## api-docs: vendor the API reference page's assets (the npm package
-## swagger-ui-dist, version pinned in dev/apidocs) into build/api-docs with
-## npm pack; make run does it when they are missing. The local edge serves
-## the page at /docs and the contract at /openapi.yaml.
+## swagger-ui-dist, version pinned in internal/apidocs) into
+## functions/api-docs/assets with npm pack; the api-docs function embeds them,
+## so run it before faas-cli build (make run does it when they are missing).
+## Kong (and the local edge) route /docs and /openapi.yaml to api-docs.
 api-docs:
 	$(GO) run ./dev/vendordocs
 

@@ -33,6 +33,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -135,16 +136,24 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, buil
 	}
 	log := telemetry.NewLogger(stdout, cfg.Name, cfg.LogLevel)
 	slog.SetDefault(log)
+	// The profile is written as soon as the process is asked to stop, before
+	// the drain: a supervisor may kill a draining process (the local
+	// runtime's tests give it 3s), and the drain serves no profiled load.
+	stopProfile := func() {}
 	if cfg.CPUProfile != "" {
 		stop, err := startCPUProfile(cfg.CPUProfile)
 		if err != nil {
 			return err
 		}
-		defer func() {
-			if err := stop(); err != nil {
-				log.Error("cpu profile", "err", err)
-			}
-		}()
+		var once sync.Once
+		stopProfile = func() {
+			once.Do(func() {
+				if err := stop(); err != nil {
+					log.Error("cpu profile", "err", err)
+				}
+			})
+		}
+		defer stopProfile()
 		log.Info("writing a CPU profile at shutdown", "file", cfg.CPUProfile)
 	}
 
@@ -183,6 +192,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, buil
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	stopProfile()
 	if cfg.DrainInterval > 0 {
 		draining.Store(true)
 		log.Info("draining: health check failing, still serving", "for", cfg.DrainInterval.String())
@@ -248,7 +258,7 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 		}
 		served.ServeHTTP(w, r.WithContext(ctx))
 	})
-	traced := otelhttp.NewHandler(promhttp.InstrumentHandlerDuration(duration, promhttp.InstrumentHandlerCounter(requests, fn)), cfg.Name,
+	traced := telemetry.Server(instrument(requests, duration, fn), cfg.Name,
 		otelhttp.WithSpanNameFormatter(func(op string, r *http.Request) string { return op + " " + r.Method }))
 
 	mux := http.NewServeMux()
@@ -275,6 +285,90 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 		mux.ServeHTTP(w, r)
 	})
 }
+
+// instrument counts and times every request of next by method and status
+// code, with the label values promhttp's InstrumentHandlerCounter and
+// InstrumentHandlerDuration give (method lower-case, "unknown" for others;
+// the status, 200 when none was written), through one status-recording
+// writer and without the labels map those build per request.
+func instrument(requests *prometheus.CounterVec, duration *prometheus.HistogramVec, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		began := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		method, code := methodLabel(r.Method), codeLabel(sw.status)
+		requests.WithLabelValues(method, code).Inc()
+		duration.WithLabelValues(method, code).Observe(time.Since(began).Seconds())
+	})
+}
+
+// methodLabel is promhttp's method label value.
+func methodLabel(m string) string {
+	switch m {
+	case "GET", "get":
+		return "get"
+	case "PUT", "put":
+		return "put"
+	case "HEAD", "head":
+		return "head"
+	case "POST", "post":
+		return "post"
+	case "DELETE", "delete":
+		return "delete"
+	case "CONNECT", "connect":
+		return "connect"
+	case "OPTIONS", "options":
+		return "options"
+	case "NOTIFY", "notify":
+		return "notify"
+	case "TRACE", "trace":
+		return "trace"
+	case "PATCH", "patch":
+		return "patch"
+	}
+	return "unknown"
+}
+
+// codeLabel is promhttp's code label value.
+func codeLabel(status int) string {
+	switch {
+	case status == 0:
+		return "200"
+	case status >= 100 && status <= 599:
+		return strconv.Itoa(status)
+	}
+	return "unknown"
+}
+
+// statusWriter records the status a handler answers with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush lets streamed answers through.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap gives http.ResponseController the writer underneath.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // startCPUProfile starts the CPU profiler; stop writes the profile to path.
 func startCPUProfile(path string) (stop func() error, err error) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,8 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/shopfaas/shop/fnserve"
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // server is a running fnserve.Run.
@@ -362,5 +369,122 @@ func TestCPUProfileOnlyWhenAsked(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCPUProfileWrittenBeforeTheDrain: the profile is complete as soon as
+// the function is asked to stop, while it still drains — a supervisor that
+// kills a draining function (the local runtime's tests wait 3s, the drain is
+// 5s) still gets it.
+func TestCPUProfileWrittenBeforeTheDrain(t *testing.T) {
+	dir := t.TempDir()
+	srv := serve(t, map[string]string{"PPROF_CPU_DIR": dir, "healthcheck_interval": "3s"},
+		func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+	if code, _ := get(t, srv.url+"/"); code != http.StatusOK {
+		t.Fatalf("status %d", code)
+	}
+	srv.cancel()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		files, _ := filepath.Glob(filepath.Join(dir, "fixture.*.pprof"))
+		if len(files) == 1 {
+			if raw, _ := os.ReadFile(files[0]); len(raw) > 2 && raw[0] == 0x1f && raw[1] == 0x8b {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no complete profile 2s into a 3s drain: %v", files)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case <-srv.done:
+		t.Fatal("Run returned before its drain ended; the test proves nothing")
+	default:
+	}
+}
+
+// TestMiddlewareIsCheapWithoutExporter: with no trace exporter configured,
+// what every function wraps around its handler (tracing, request metrics,
+// deadline, call id, text rule) costs a bounded number of allocations per
+// request — no span attributes, metric attribute sets or per-request label
+// maps that nothing reads — while the request still continues the caller's
+// trace and is counted with promhttp's label values.
+func TestMiddlewareIsCheapWithoutExporter(t *testing.T) {
+	prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
+	t.Cleanup(func() { otel.SetTracerProvider(prevTP); otel.SetTextMapPropagator(prevProp) })
+	shutdown, err := telemetry.Setup(t.Context(), "fixture", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = shutdown(context.Background()) }()
+
+	const traceID = "0af7651916cd43dd8448eb211c80319c"
+	var seen trace.SpanContext
+	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = trace.SpanContextFromContext(r.Context())
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/silent" {
+			return // no WriteHeader, no body: counted as 200
+		}
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	})
+	reg := prometheus.NewRegistry()
+	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	h := fnserve.Handler(fnserve.Config{Name: "fixture", ExecTimeout: time.Minute, MaxRequestBytes: 1 << 20}, log, reg, bare)
+	serve := func(h http.Handler, method, path string) func() {
+		return func() {
+			r := httptest.NewRequest(method, path, strings.NewReader(`{"a":1}`))
+			r.Header.Set("traceparent", "00-"+traceID+"-b7ad6b7169203331-01")
+			h.ServeHTTP(httptest.NewRecorder(), r)
+		}
+	}
+
+	serve(h, http.MethodPost, "/api/v1/orders")()
+	if seen.TraceID().String() != traceID || seen.SpanID().String() == "b7ad6b7169203331" || !seen.IsSampled() {
+		t.Errorf("handler's span context %v: want a child of the caller's span", seen)
+	}
+	serve(h, http.MethodGet, "/silent")()
+	serve(h, "PROPFIND", "/x")()
+	want := map[string]float64{"post/201": 1, "get/200": 1, "unknown/201": 1}
+	got := map[string]float64{}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "function_requests_total" && f.GetName() != "function_request_duration_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			var method, code string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "method":
+					method = l.GetValue()
+				case "code":
+					code = l.GetValue()
+				}
+			}
+			n := m.GetCounter().GetValue()
+			if f.GetName() == "function_request_duration_seconds" {
+				if c := float64(m.GetHistogram().GetSampleCount()); c != want[method+"/"+code] {
+					t.Errorf("duration %s/%s: %v observations", method, code, c)
+				}
+				continue
+			}
+			got[method+"/"+code] = n
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("function_requests_total (-want +got):\n%s", diff)
+	}
+
+	overhead := testing.AllocsPerRun(200, serve(h, http.MethodPost, "/api/v1/orders")) -
+		testing.AllocsPerRun(200, serve(bare, http.MethodPost, "/api/v1/orders"))
+	t.Logf("middleware: %.0f allocations per request", overhead)
+	if overhead > 25 {
+		t.Errorf("the middleware costs %.0f allocations per request, want at most 25", overhead)
 	}
 }

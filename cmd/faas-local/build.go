@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shopfaas/shop/dev/faaslocal"
@@ -62,19 +63,12 @@ func (b builder) buildAll(ctx context.Context, o options) (binaries, error) {
 // build runs go build for pkg into out (replaced only when the build
 // succeeded), showing progress.
 func (b builder) build(ctx context.Context, pkg, out, what string) error {
-	fmt.Fprintf(b.stdout, "building %s… (go build -o %s %s)\n", what, out, pkg)
+	fmt.Fprintf(b.stdout, "building %s… (go build %s -o %s %s)\n", what, strings.Join(faaslocal.BuildFlags, " "), out, pkg)
 	start := time.Now()
 	tmp := out + ".tmp" + strconv.Itoa(os.Getpid())
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", tmp, pkg)
-	cmd.Dir = b.root
-	// Static, as the images build them (CGO_ENABLED=0 in the template's and
-	// connectors' Dockerfiles): no libc mapped into each of the ~31 function
-	// processes, 1.3 MiB less RSS apiece (docs/performance.md, "Memory").
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	cmd.Stdout, cmd.Stderr = b.stdout, b.stdout
-	if err := cmd.Run(); err != nil {
+	if err := faaslocal.GoBuild(ctx, b.root, pkg, tmp, b.stdout); err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("go build %s: %w", pkg, err)
+		return err
 	}
 	if err := os.Rename(tmp, out); err != nil {
 		return fmt.Errorf("install %s: %w", out, err)

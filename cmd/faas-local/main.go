@@ -84,12 +84,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := store.CreateMissing(secrets.Development()); err != nil {
 		return fmt.Errorf("development secrets: %w", err)
 	}
+	vendorDocs(ctx, root, stdout) // before the build: api-docs embeds them
 	b := builder{root: root, bin: filepath.Join(state, "bin"), stdout: stdout}
 	bins, err := b.buildAll(ctx, opts)
 	if err != nil {
 		return err
 	}
-	vendorDocs(ctx, root, stdout)
 
 	rt, err := faaslocal.Start(ctx, faaslocal.Config{
 		Root: root, StackFile: opts.StackFile, KongFile: opts.KongFile, StateDir: state,
@@ -126,8 +126,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 }
 
 // vendorDocs fetches the API reference page's assets (make api-docs) when
-// they are missing. Without npm or the registry the stack still starts: the
-// page then says how to get them.
+// they are missing, into the api-docs function's folder, which embeds them.
+// Without npm or the registry the stack still starts: the page then says
+// how to get them.
 func vendorDocs(ctx context.Context, root string, stdout io.Writer) {
 	dir := apidocs.Dir(root)
 	if apidocs.Present(dir) {

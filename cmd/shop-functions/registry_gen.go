@@ -7,10 +7,12 @@ import (
 
 	cart "github.com/shopfaas/shop/bundles/cart"
 	catalog "github.com/shopfaas/shop/bundles/catalog"
+	docs "github.com/shopfaas/shop/bundles/docs"
 	inventory "github.com/shopfaas/shop/bundles/inventory"
 	orders "github.com/shopfaas/shop/bundles/orders"
 	payments "github.com/shopfaas/shop/bundles/payments"
 	users "github.com/shopfaas/shop/bundles/users"
+	apidocs "github.com/shopfaas/shop/functions/api-docs"
 	archiveproduct "github.com/shopfaas/shop/functions/archive-product"
 	cancelorder "github.com/shopfaas/shop/functions/cancel-order"
 	chargepayment "github.com/shopfaas/shop/functions/charge-payment"
@@ -46,6 +48,7 @@ import (
 
 // functions maps every function of stack.yml and stack.ce.yml to its Build.
 var functions = map[string]fnhttp.Builder{
+	"api-docs":             apidocs.Build,
 	"archive-product":      archiveproduct.Build,
 	"cancel-order":         cancelorder.Build,
 	"cart":                 cart.Build,
@@ -55,6 +58,7 @@ var functions = map[string]fnhttp.Builder{
 	"commit-stock":         commitstock.Build,
 	"create-order":         createorder.Build,
 	"create-product":       createproduct.Build,
+	"docs":                 docs.Build,
 	"expire-reservations":  expirereservations.Build,
 	"get-cart":             getcart.Build,
 	"get-me":               getme.Build,

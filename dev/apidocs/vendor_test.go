@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shopfaas/shop/internal/apidocs"
 )
 
 // tarball is an npm-style .tgz holding files (path → content).
@@ -38,7 +40,7 @@ func tarball(t *testing.T, files map[string]string) []byte {
 // without one of them is refused.
 func TestExtractWritesOnlyTheAssets(t *testing.T) {
 	files := map[string]string{"package/package.json": "{}", "package/index.html": "<html>", "../escape": "x"}
-	for _, a := range assets {
+	for a := range apidocs.Assets {
 		files["package/"+a] = a
 	}
 	dir := filepath.Join(t.TempDir(), "out")
@@ -49,8 +51,8 @@ func TestExtractWritesOnlyTheAssets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != len(assets) || !Present(dir) {
-		t.Errorf("extracted %v, want exactly %v", entries, assets)
+	if len(entries) != len(apidocs.Assets) || !Present(dir) {
+		t.Errorf("extracted %v, want exactly %v", entries, apidocs.Assets)
 	}
 
 	delete(files, "package/swagger-ui.css")
@@ -65,7 +67,7 @@ func TestExtractWritesOnlyTheAssets(t *testing.T) {
 func TestVendorRefusesAnotherTarball(t *testing.T) {
 	bin := t.TempDir()
 	files := map[string]string{}
-	for _, a := range assets {
+	for a := range apidocs.Assets {
 		files["package/"+a] = "tampered " + a
 	}
 	tgz := filepath.Join(bin, "fake.tgz")

@@ -19,7 +19,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -196,10 +195,9 @@ func (r *run) setup(ctx context.Context) error {
 	bin := filepath.Join(r.tmp, "bin")
 	build := func(pkg string) (string, error) {
 		out := filepath.Join(bin, filepath.Base(pkg))
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
-		cmd.Dir = r.o.Root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+		var b bytes.Buffer
+		if err := faaslocal.GoBuild(ctx, r.o.Root, pkg, out, &b); err != nil {
+			return "", fmt.Errorf("%w\n%s", err, b.String())
 		}
 		return out, nil
 	}

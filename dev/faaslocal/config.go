@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
-
-	"github.com/shopfaas/shop/dev/apidocs"
 )
 
 // Config is what the runtime runs and where. Zero values get the defaults
@@ -33,11 +31,6 @@ type Config struct {
 	GatewayAddr string
 	// EdgeAddr is the edge's listen address; it must be loopback (default 127.0.0.1:8000).
 	EdgeAddr string
-	// APIDocsDir holds the API reference page's vendored assets, which the
-	// edge serves at /docs beside the contract at /openapi.yaml (default
-	// apidocs.Dir under Root, where make api-docs puts them); relative to
-	// Root unless absolute.
-	APIDocsDir string
 	// Functions are the stack.yml functions deployed at Start.
 	Functions []string
 	// Binary is the multi-call binary (cmd/shop-functions) that serves the
@@ -114,9 +107,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.EdgeAddr == "" {
 		c.EdgeAddr = "127.0.0.1:8000"
-	}
-	if c.APIDocsDir == "" {
-		c.APIDocsDir = apidocs.Dir("")
 	}
 	if c.Stdout == nil {
 		c.Stdout = os.Stdout

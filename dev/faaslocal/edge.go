@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"strings"
 
-	"github.com/shopfaas/shop/api"
-	"github.com/shopfaas/shop/dev/apidocs"
 	"github.com/shopfaas/shop/dev/faaslocal/edge"
 	"github.com/shopfaas/shop/dev/faaslocal/secrets"
 	"github.com/shopfaas/shop/internal/telemetry"
@@ -39,29 +36,12 @@ func (rt *Runtime) startEdge(ctx context.Context) error {
 	if rt.edge, err = edge.New(decl, opts); err != nil {
 		return err
 	}
-	docs, err := apidocs.Handler(api.OpenAPI(), rt.path(rt.cfg.APIDocsDir))
-	if err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", rt.cfg.EdgeAddr)
 	if err != nil {
 		return fmt.Errorf("edge listen: %w", err)
 	}
-	rt.edgeServer = serve(ln, withDocs(docs, rt.edge), rt.cfg.Log)
+	rt.edgeServer = serve(ln, rt.edge, rt.cfg.Log)
 	return nil
-}
-
-// withDocs serves the edge's own pages (the contract at /openapi.yaml and
-// the API reference at /docs, see dev/apidocs) and everything else through
-// the Kong routes.
-func withDocs(docs, routes http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if apidocs.Serves(r.URL.Path) {
-			docs.ServeHTTP(w, r)
-			return
-		}
-		routes.ServeHTTP(w, r)
-	})
 }
 
 // edgeOptions points the Kong file's names at this runtime: its services'

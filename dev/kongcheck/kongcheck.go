@@ -105,14 +105,14 @@ func Check(kongFile, stackFile string, opts Options) error {
 			for _, method := range methods {
 				for _, path := range kr.Paths {
 					i := slices.IndexFunc(public[fn], func(r routes.Route) bool {
-						return r.Method == method && r.KongPath() == path
+						return r.Method == method && slices.Contains(r.KongPaths(), path)
 					})
 					if i < 0 {
 						fail("route %s: %s %s is not a public route of the table served by %s", kr.Name, method, path, fn)
 						continue
 					}
 					r := public[fn][i]
-					covered[r.Method+" "+r.Path] = true
+					covered[r.Function+" "+r.Method+" "+path] = true
 					if r.NeedsToken() && !jwt {
 						fail("route %s: %s %s is for %s access but has no jwt plugin", kr.Name, method, r.Path, r.Access)
 					}
@@ -124,8 +124,10 @@ func Check(kongFile, stackFile string, opts Options) error {
 		}
 	}
 	for _, r := range opts.Table {
-		if r.Kind == routes.Public && !covered[r.Method+" "+r.Path] {
-			fail("public route %s %s (%s) has no route in %s", r.Method, r.Path, opts.Function(r), kongFile)
+		for i, kp := range r.KongPaths() { // Path, then Also
+			if !covered[r.Function+" "+r.Method+" "+kp] {
+				fail("public route %s %s (%s) has no route in %s", r.Method, append([]string{r.Path}, r.Also...)[i], opts.Function(r), kongFile)
+			}
 		}
 	}
 	if usesJWT {

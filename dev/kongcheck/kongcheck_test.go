@@ -13,7 +13,7 @@ import (
 // table is the fixtures' route table.
 func table() []routes.Route {
 	return []routes.Route{
-		{Function: "hello", Service: "greet", Kind: routes.Public, Method: "GET", Path: "/api/v1/hello", Access: routes.Anyone, Idempotent: true},
+		{Function: "hello", Service: "greet", Kind: routes.Public, Method: "GET", Path: "/api/v1/hello", Also: []string{"/hello.txt"}, Access: routes.Anyone, Idempotent: true},
 		{Function: "me", Service: "greet", Kind: routes.Public, Method: "GET", Path: "/api/v1/me", Access: routes.User, Idempotent: true},
 		{Function: "post-note", Service: "notes", Kind: routes.Public, Method: "POST", Path: "/api/v1/notes", Access: routes.User},
 		{Function: "secret-fn", Service: "notes", Kind: routes.Internal},
@@ -78,9 +78,11 @@ plugins:`
 		{"unknown plugin field", strings.Replace(kong, "echo_downstream: true", "echo_downstream: true, echo: true", 1), stack, "unknown field"},
 		{"unknown plugin", strings.Replace(kong, "  - name: correlation-id", "  - name: key-auth\n  - name: correlation-id", 1), stack, `plugin "key-auth"`},
 		{"route to a function missing from the stack", kong, strings.Replace(stack, "  hello:", "  hallo:", 1), "hello, which is not in"},
-		{"public function without a route", strings.Replace(kong, `paths: ["~/api/v1/hello$"]`, `paths: ["~/api/v1/hallo$"]`, 1), stack, "public route GET /api/v1/hello (hello) has no route"},
+		{"public function without a route", strings.Replace(kong, `"~/api/v1/hello$"`, `"~/api/v1/hallo$"`, 1), stack, "public route GET /api/v1/hello (hello) has no route"},
+		{"further path of a public route without a route", strings.Replace(kong, `, "~/hello\\.txt$"`, "", 1), stack, "public route GET /hello.txt (hello) has no route"},
+		{"further path unescaped", strings.Replace(kong, `"~/hello\\.txt$"`, `"~/hello.txt$"`, 1), stack, "GET ~/hello.txt$ is not a public route"},
 		{"internal function reachable", strings.Replace(kong, "\nplugins:", secretService, 1), stack, "exposes secret-fn, which has no public route"},
-		{"internal path on a public function", strings.Replace(kong, `paths: ["~/api/v1/hello$"]`, `paths: ["~/api/v1/hello$", "/api/v1/"]`, 1), stack, "GET /api/v1/ is not a public route"},
+		{"internal path on a public function", strings.Replace(kong, `"~/api/v1/hello$"`, `"~/api/v1/hello$", "/api/v1/"`, 1), stack, "GET /api/v1/ is not a public route"},
 		{"route without methods", strings.Replace(kong, "        methods: [GET, OPTIONS]\n", "", 1), stack, "methods are required"},
 		{"service url", strings.Replace(kong, "url: http://gateway:8080/function/hello", "url: http://127.0.0.1:8080/function/hello", 1), stack, "is not http://gateway:8080/function/<name>"},
 		{"user route without jwt (service plugin removed)", strings.Replace(kong, "    plugins:\n      - name: jwt\n        config: {claims_to_verify: [exp]}\n", "", 1), stack, "/api/v1/me is for user access but has no jwt"},

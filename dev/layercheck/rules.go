@@ -18,7 +18,7 @@ var areas = map[string][]string{
 	"internal":   {"internal"},
 	"api":        {},
 	"fnserve":    {"internal"},
-	"functions":  {"internal"},
+	"functions":  {"api", "internal"},
 	"bundles":    {"internal", "functions"},
 	"connectors": {"internal"},
 	"cmd":        {"api", "internal", "fnserve", "functions", "bundles", "connectors", "dev"},

@@ -1,7 +1,8 @@
-// Command vendordocs vendors the API reference page's assets (the pinned npm
-// package of dev/apidocs) into build/api-docs with npm pack, unless they are
-// there already (-force fetches them again). make api-docs runs it; make run
-// (cmd/faas-local) does the same when they are missing.
+// Command vendordocs vendors the API reference page's assets (the npm
+// package pinned in internal/apidocs) into functions/api-docs/assets with npm
+// pack, unless they are there already (-force fetches them again); the
+// api-docs function embeds them. make api-docs runs it (before faas-cli
+// build); make run (cmd/faas-local) does the same when they are missing.
 //
 //	go run ./dev/vendordocs [-force]
 package main

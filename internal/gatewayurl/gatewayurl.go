@@ -11,10 +11,9 @@ import (
 	"net/http"
 	"strings"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/routes"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // Locator turns function names into invocation URLs on one gateway. The zero
@@ -60,11 +59,11 @@ func URL(gateway, function string, bundled bool) string {
 // accepting) a new one for nearly every call, as Go's default of 2 does.
 const MaxIdlePerHost = 64
 
-// NewClient returns the HTTP client for calls through the gateway: an
-// OpenTelemetry-instrumented transport (traceparent goes out with every call)
-// that keeps up to MaxIdlePerHost idle connections to it.
+// NewClient returns the HTTP client for calls through the gateway: a traced
+// transport (telemetry.Client: every call a client span, traceparent goes out
+// with it) that keeps up to MaxIdlePerHost idle connections to it.
 func NewClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns, t.MaxIdleConnsPerHost = MaxIdlePerHost, MaxIdlePerHost
-	return &http.Client{Transport: otelhttp.NewTransport(t)}
+	return &http.Client{Transport: telemetry.Client(t)}
 }

@@ -53,6 +53,33 @@ func Queue(b *pgx.Batch, ev events.Envelope) {
 	b.Queue(`SELECT pg_notify($1, '')`, Channel)
 }
 
+// QueueAll adds to b the statements that append every event of evs, in
+// order, with one INSERT and one NOTIFY for them all: the relay reads every
+// pending row when it wakes, so one notification per transaction is enough
+// (PostgreSQL folds identical notifications of a transaction into one
+// anyway; QueueAll saves the statements). Nothing is queued when evs is
+// empty. Like Queue, the batch must run inside the transaction of the change
+// the events describe.
+func QueueAll(b *pgx.Batch, evs ...events.Envelope) {
+	switch len(evs) {
+	case 0:
+		return
+	case 1:
+		Queue(b, evs[0])
+		return
+	}
+	ids, types, sources, subjects := make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs))
+	for i, ev := range evs {
+		ids[i], types[i], sources[i], subjects[i] = ev.ID, ev.Type, ev.Source, ev.Subject
+	}
+	b.Queue(`INSERT INTO outbox (id, type, source, subject, envelope)
+		SELECT id, type, source, subject, envelope
+		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[]) WITH ORDINALITY
+			AS e(id, type, source, subject, envelope, n)
+		ORDER BY n`, ids, types, sources, subjects, evs)
+	b.Queue(`SELECT pg_notify($1, '')`, Channel)
+}
+
 // Publish builds the envelope for data and appends it on tx.
 func Publish(ctx context.Context, tx pgx.Tx, source, typ, subject string, data any) error {
 	ev, err := events.New(ctx, source, typ, subject, data)

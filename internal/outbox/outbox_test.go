@@ -2,6 +2,9 @@ package outbox_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strconv"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -78,5 +81,60 @@ func TestAppendVisibleOnlyAfterCommit(t *testing.T) {
 	})
 	if n := count(); n != 1 {
 		t.Errorf("%d rows after a rollback, want 1", n)
+	}
+}
+
+// QueueAll appends every event in the order given, with one notification.
+func TestQueueAllAppendsInOrderWithOneNotification(t *testing.T) {
+	pool := pgtest.Open(t, fstest.MapFS{"0001_outbox.sql": {Data: []byte(outbox.Schema)}})
+	ctx := context.Background()
+	listener, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Release()
+	if _, err := listener.Exec(ctx, "LISTEN "+outbox.Channel); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	err = postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		var evs []events.Envelope
+		for i := range 3 {
+			ev, err := events.New(ctx, "inventory", events.StockChanged, fmt.Sprintf("product-%d", i), map[string]int{"n": i})
+			if err != nil {
+				return err
+			}
+			evs = append(evs, ev)
+			want = append(want, ev.ID+" product-"+strconv.Itoa(i))
+		}
+		outbox.QueueAll(b, evs...)
+		outbox.QueueAll(b) // nothing
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(ctx, `SELECT id::text || ' ' || subject FROM outbox
+		WHERE envelope->>'id' = id::text AND type = envelope->>'type' ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("outbox rows %q, want %q", got, want)
+	}
+	nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := listener.Conn().WaitForNotification(nctx); err != nil {
+		t.Fatalf("no notification: %v", err)
+	}
+	nctx, cancel = context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if n, err := listener.Conn().WaitForNotification(nctx); err == nil {
+		t.Errorf("a second notification %+v for one transaction", n)
 	}
 }

@@ -57,6 +57,10 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	pc.MaxConnLifetime = 30 * time.Minute
 	pc.HealthCheckPeriod = 15 * time.Second
 	pc.ConnConfig.Tracer = newQueryTracer()
+	pc.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		RegisterUUID(c.TypeMap())
+		return nil
+	}
 	if cfg.CreateDatabase {
 		if err := ensureDatabase(ctx, pc.ConnConfig); err != nil {
 			return nil, err

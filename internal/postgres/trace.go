@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // queryTracer makes every query made within a trace a client span of it,
@@ -16,6 +18,7 @@ import (
 // (v1.37): span "<OPERATION> <database>", db.system.name postgresql,
 // db.operation.name, db.namespace, db.query.text with the SQL text (never
 // the arguments, which hold user data), server.address and server.port.
+// When the process exports no spans (telemetry.Exporting), queries make none.
 type queryTracer struct{ tracer trace.Tracer }
 
 func newQueryTracer() pgx.QueryTracer {
@@ -28,6 +31,11 @@ type tracedQuery struct{}
 func (t queryTracer) TraceQueryStart(ctx context.Context, conn *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return ctx // background work (polling, migrations) makes no root spans
+	}
+	if !telemetry.Exporting() {
+		// Nothing would read the span: no id of it leaves the process, and
+		// conn.Config() copies the connection's configuration.
+		return ctx
 	}
 	op, _, _ := strings.Cut(strings.TrimSpace(data.SQL), " ")
 	op = strings.ToUpper(strings.TrimSpace(op))

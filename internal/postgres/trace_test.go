@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // A query made inside a request becomes a client span of the request's trace
@@ -63,5 +64,34 @@ func TestQueriesAreTraced(t *testing.T) {
 	}
 	if after := len(rec.Ended()); after != before {
 		t.Errorf("a query outside any trace made %d spans", after-before)
+	}
+}
+
+// TestQueriesCostNothingToTraceWithoutExporter: when the process exports no
+// spans, a query inside a request costs no more allocations than one outside
+// any trace (no span, attributes or copy of the connection's configuration).
+func TestQueriesCostNothingToTraceWithoutExporter(t *testing.T) {
+	prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
+	t.Cleanup(func() { otel.SetTracerProvider(prevTP); otel.SetTextMapPropagator(prevProp) })
+	if _, err := telemetry.Setup(t.Context(), "svc", func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	pool := pgtest.Open(t, nil)
+	traced, span := otel.Tracer("test").Start(context.Background(), "request")
+	defer span.End()
+	query := func(ctx context.Context) func() {
+		return func() {
+			var n int
+			if err := pool.QueryRow(ctx, `SELECT length($1::text)`, "x").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	query(traced)() // prepare the statement
+	plain := testing.AllocsPerRun(50, query(context.Background()))
+	inTrace := testing.AllocsPerRun(50, query(traced))
+	t.Logf("allocations per query: %.0f untraced, %.0f in a trace", plain, inTrace)
+	if inTrace > plain {
+		t.Errorf("a query in a trace costs %.0f allocations, outside one %.0f: want no more", inTrace, plain)
 	}
 }

@@ -15,7 +15,7 @@ type Kind int
 
 // The kinds of function.
 const (
-	Public    Kind = iota + 1 // routed by the edge under /api/v1
+	Public    Kind = iota + 1 // routed by the edge: under /api/v1, and api-docs' document and page
 	Internal                  // called by other functions through the gateway only
 	Event                     // invoked by the RabbitMQ connector for its topics
 	Scheduled                 // invoked by the scheduler on its cron schedule
@@ -54,6 +54,11 @@ type Route struct {
 	// Method and Path are the public route (Public only), Path in Go ServeMux
 	// pattern form, e.g. /api/v1/products/{id}.
 	Method, Path string
+	// Also are further paths of a public route, in the same form, served
+	// by the same function with the same Method and Access, routed by the
+	// edge with Path but, unlike Path, not operations of the contract
+	// (api-docs' page at /docs and its assets beside its document).
+	Also []string
 	// Access is Anyone, User or Admin (Public only).
 	Access string
 	// Idempotent is false for public writes the edge must never retry.
@@ -108,6 +113,9 @@ func Table() []Route {
 		pub("get-payment", "payments", "GET", "/api/v1/orders/{id}/payment", User),
 		{Function: "charge-payment", Service: "payments", Kind: Internal},
 		{Function: "refund-payment", Service: "payments", Kind: Internal},
+
+		{Function: "api-docs", Service: "docs", Kind: Public, Method: "GET", Path: "/openapi.yaml",
+			Also: []string{"/docs", "/docs/{file}"}, Access: Anyone, Idempotent: true},
 	}
 }
 
@@ -137,12 +145,37 @@ func Services() []string {
 var wildcard = regexp.MustCompile(`\{[a-z_]+\}`)
 
 // KongPath is the route's Kong 3 path: an anchored regex in which every
-// {wildcard} matches one path segment, e.g. ~/api/v1/products/[^/]+$.
+// {wildcard} matches one path segment, e.g. ~/api/v1/products/[^/]+$, and
+// everything else itself.
 func (r Route) KongPath() string {
 	if r.Kind != Public {
 		return ""
 	}
-	return "~" + wildcard.ReplaceAllString(r.Path, "[^/]+") + "$"
+	return kongPath(r.Path)
+}
+
+// KongPaths are the Kong paths of Path and of Also, in that order.
+func (r Route) KongPaths() []string {
+	if r.Kind != Public {
+		return nil
+	}
+	out := []string{kongPath(r.Path)}
+	for _, p := range r.Also {
+		out = append(out, kongPath(p))
+	}
+	return out
+}
+
+// kongPath turns a ServeMux pattern into a Kong regex path: each {wildcard}
+// one segment, every other character literal (the dot of /openapi.yaml too).
+func kongPath(path string) string {
+	var b strings.Builder
+	last := 0
+	for _, m := range wildcard.FindAllStringIndex(path, -1) {
+		b.WriteString(regexp.QuoteMeta(path[last:m[0]]) + "[^/]+")
+		last = m[1]
+	}
+	return "~" + b.String() + regexp.QuoteMeta(path[last:]) + "$"
 }
 
 // KongMethods are the route's Kong methods: its own and OPTIONS, without
@@ -160,12 +193,27 @@ func (r Route) NeedsToken() bool {
 	return r.Kind == Public && (r.Access == User || r.Access == Admin)
 }
 
-// Matches reports whether the public route serves method and path.
+// Matches reports whether the public route serves method and path (its
+// Path or one of Also).
 func (r Route) Matches(method, path string) bool {
 	if r.Kind != Public || r.Method != method {
 		return false
 	}
-	want := strings.Split(strings.Trim(r.Path, "/"), "/")
+	if matches(r.Path, path) {
+		return true
+	}
+	for _, p := range r.Also {
+		if matches(p, path) {
+			return true
+		}
+	}
+	return false
+}
+
+// matches reports whether path fits pattern, a {wildcard} taking one
+// non-empty segment.
+func matches(pattern, path string) bool {
+	want := strings.Split(strings.Trim(pattern, "/"), "/")
 	got := strings.Split(strings.Trim(path, "/"), "/")
 	if len(want) != len(got) {
 		return false

@@ -43,8 +43,8 @@ func TestTableMatchesKong(t *testing.T) {
 			t.Errorf("%s: url %s, want %s", s.Name, s.URL, want)
 		}
 		if len(s.Routes) != 1 || !slices.Equal(s.Routes[0].Methods, r.KongMethods()) ||
-			!slices.Equal(s.Routes[0].Paths, []string{r.KongPath()}) {
-			t.Errorf("%s: routes %+v, want %s %s", s.Name, s.Routes, r.Method, r.KongPath())
+			!slices.Equal(s.Routes[0].Paths, r.KongPaths()) {
+			t.Errorf("%s: routes %+v, want %s %s", s.Name, s.Routes, r.Method, r.KongPaths())
 		}
 		if !r.Idempotent && (s.Retries == nil || *s.Retries != 0) {
 			t.Errorf("%s is not idempotent: it needs retries: 0", s.Name)
@@ -75,5 +75,30 @@ func TestMatches(t *testing.T) {
 	}
 	if got := r.KongPath(); got != "~/api/v1/orders/[^/]+/cancel$" {
 		t.Errorf("KongPath = %s", got)
+	}
+}
+
+// api-docs serves its document and, with the same method and access, its
+// page and the page's assets (Also), and nothing under them.
+func TestAlsoPathsAreServedByTheSameRoute(t *testing.T) {
+	r, _ := routes.Lookup("api-docs")
+	for _, tc := range []struct {
+		method, path string
+		want         bool
+	}{
+		{"GET", "/openapi.yaml", true},
+		{"GET", "/docs", true},
+		{"GET", "/docs/swagger-ui.css", true},
+		{"POST", "/docs", false},
+		{"GET", "/docs/a/b", false},
+		{"GET", "/openapiXyaml", false},
+		{"GET", "/api/v1/products", false},
+	} {
+		if got := r.Matches(tc.method, tc.path); got != tc.want {
+			t.Errorf("Matches(%s %s) = %v, want %v", tc.method, tc.path, got, tc.want)
+		}
+	}
+	if got := r.KongPaths(); !slices.Equal(got, []string{`~/openapi\.yaml$`, "~/docs$", "~/docs/[^/]+$"}) {
+		t.Errorf("KongPaths = %q", got)
 	}
 }

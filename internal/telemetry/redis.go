@@ -17,7 +17,8 @@ import (
 // RedisHook traces every Redis command (and pipeline) as a client span of
 // the request's trace, with the database semantic conventions' db.system.name
 // (redis) and db.operation.name (SET, PIPELINE). Only the command name is recorded, never its
-// arguments, which may hold cart contents or keys of users. Add it with
+// arguments, which may hold cart contents or keys of users. When the process
+// exports no spans (Exporting), commands make none. Add it with
 // client.AddHook(telemetry.RedisHook()).
 func RedisHook() redis.Hook { return redisHook{tracer: otel.Tracer("github.com/shopfaas/shop/redis")} }
 
@@ -29,6 +30,9 @@ func (h redisHook) DialHook(next redis.DialHook) redis.DialHook {
 
 func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !Exporting() {
+			return next(ctx, cmd)
+		}
 		ctx, span := h.start(ctx, "redis "+cmd.Name(), cmd.Name())
 		defer span.End()
 		err := next(ctx, cmd)
@@ -39,6 +43,9 @@ func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if !Exporting() {
+			return next(ctx, cmds)
+		}
 		ctx, span := h.start(ctx, "redis pipeline", "pipeline")
 		span.SetAttributes(attribute.Int("db.redis.num_cmd", len(cmds)))
 		defer span.End()

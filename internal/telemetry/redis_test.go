@@ -58,3 +58,35 @@ func TestRedisHookTracesCommands(t *testing.T) {
 		t.Errorf("a missing key must not mark the span failed: %+v", get)
 	}
 }
+
+// TestRedisCommandsCostNothingToTraceWithoutExporter: when the process
+// exports no spans, a command inside a request costs no more allocations
+// than one outside any trace.
+func TestRedisCommandsCostNothingToTraceWithoutExporter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Redis; -short was asked for")
+	}
+	prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
+	t.Cleanup(func() { otel.SetTracerProvider(prevTP); otel.SetTextMapPropagator(prevProp) })
+	if _, err := telemetry.Setup(t.Context(), "svc", func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	rdb.AddHook(telemetry.RedisHook())
+	t.Cleanup(func() { _ = rdb.Close() })
+	traced, span := otel.Tracer("test").Start(context.Background(), "request")
+	defer span.End()
+	get := func(ctx context.Context) func() {
+		return func() {
+			if err := rdb.Get(ctx, "test:telemetry:missing").Err(); err != redis.Nil {
+				t.Fatalf("Redis is required for this test: %v", err)
+			}
+		}
+	}
+	get(traced)()
+	plain := testing.AllocsPerRun(50, get(context.Background()))
+	inTrace := testing.AllocsPerRun(50, get(traced))
+	if inTrace > plain {
+		t.Errorf("a command in a trace costs %.0f allocations, outside one %.0f: want no more", inTrace, plain)
+	}
+}

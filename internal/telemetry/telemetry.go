@@ -1,7 +1,8 @@
 // Package telemetry sets up tracing and structured logs for a process. Traces
 // are exported over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT (or
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set; otherwise spans are still created
-// and propagated, so trace ids appear in logs and events, but nothing is sent.
+// and propagated, so trace ids appear in logs and events, but they record
+// nothing and nothing is sent.
 package telemetry
 
 import (
@@ -19,17 +20,36 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Setup installs the global tracer provider (NewProvider) and W3C
-// propagators for service. The returned shutdown flushes pending spans; defer
-// it in run.
+// Setup installs the global tracer provider and W3C propagators for
+// service: NewProvider's when an endpoint is configured; without one, a
+// provider whose spans carry ids (trace id, span id, sampled flag, as the
+// SDK's would) but record nothing, since nothing would read what they
+// record — every request of every function starts a server span, every call
+// and query a client span. The returned shutdown flushes pending spans;
+// defer it in run.
 func Setup(ctx context.Context, service string, getenv func(string) string) (shutdown func(context.Context) error, err error) {
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	if Endpoint(getenv) == "" {
+		otel.SetTracerProvider(idsOnly{})
+		return func(context.Context) error { return nil }, nil
+	}
 	tp, err := NewProvider(ctx, service, getenv)
 	if err != nil {
 		return nil, err
 	}
 	otel.SetTracerProvider(tp)
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	return tp.Shutdown, nil
+}
+
+// Endpoint is the OTLP/HTTP traces URL of getenv's configuration:
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the full URL), else
+// OTEL_EXPORTER_OTLP_ENDPOINT (the base URL) + /v1/traces, else empty.
+func Endpoint(getenv func(string) string) string {
+	endpoint := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	if base := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); endpoint == "" && base != "" {
+		endpoint = strings.TrimSuffix(base, "/") + "/v1/traces"
+	}
+	return endpoint
 }
 
 // NewProvider returns a tracer provider whose spans name service. It exports
@@ -45,11 +65,7 @@ func NewProvider(ctx context.Context, service string, getenv func(string) string
 		return nil, fmt.Errorf("telemetry resource: %w", err)
 	}
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
-	endpoint := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-	if base := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); endpoint == "" && base != "" {
-		endpoint = strings.TrimSuffix(base, "/") + "/v1/traces"
-	}
-	if endpoint != "" {
+	if endpoint := Endpoint(getenv); endpoint != "" {
 		exp, err := newOTLPExporter(endpoint, getenv)
 		if err != nil {
 			return nil, fmt.Errorf("otlp exporter: %w", err)

@@ -5,10 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/telemetry"
 	"github.com/shopfaas/shop/internal/telemetry/otlpsink"
@@ -79,6 +84,66 @@ func TestSetupWithoutExporter(t *testing.T) {
 	if err := shutdown(context.Background()); err != nil {
 		t.Errorf("shutdown: %v", err)
 	}
+}
+
+// TestSpansWithoutExporterCarryIDsButRecordNothing: without an exporter,
+// Setup's spans record nothing (no attributes, events or span processing on
+// the request path) but carry the ids the SDK would give them, so trace ids
+// still reach logs and the next hop's traceparent.
+func TestSpansWithoutExporterCarryIDsButRecordNothing(t *testing.T) {
+	prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
+	t.Cleanup(func() { otel.SetTracerProvider(prevTP); otel.SetTextMapPropagator(prevProp) })
+	shutdown, err := telemetry.Setup(t.Context(), "svc", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = shutdown(context.Background()) }()
+	tr := otel.Tracer("test")
+
+	ctx, root := tr.Start(context.Background(), "root")
+	rsc := root.SpanContext()
+	if root.IsRecording() {
+		t.Error("a span records although nothing exports it")
+	}
+	if !rsc.IsValid() || !rsc.IsSampled() {
+		t.Errorf("root span context %v: want valid and sampled, as the SDK's default sampler", rsc)
+	}
+	ctx, child := tr.Start(ctx, "child")
+	csc := child.SpanContext()
+	if csc.TraceID() != rsc.TraceID() || csc.SpanID() == rsc.SpanID() || !csc.SpanID().IsValid() || !csc.IsSampled() {
+		t.Errorf("child %v of root %v: want the root's trace id and a new span id", csc, rsc)
+	}
+	// Instrumentation (otelhttp's transport) starts client spans from the
+	// provider of the span in the context: they get new span ids too.
+	_, client := trace.SpanFromContext(ctx).TracerProvider().Tracer("client").Start(ctx, "call")
+	if client.SpanContext().TraceID() != rsc.TraceID() || client.SpanContext().SpanID() == csc.SpanID() {
+		t.Errorf("client span %v of %v: want the same trace and a new span id", client.SpanContext(), csc)
+	}
+	if _, fresh := tr.Start(ctx, "new root", trace.WithNewRoot()); fresh.SpanContext().TraceID() == rsc.TraceID() {
+		t.Error("WithNewRoot kept the parent's trace id")
+	}
+
+	h := http.Header{}
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(h))
+	if want := "00-" + rsc.TraceID().String() + "-" + csc.SpanID().String() + "-01"; h.Get("traceparent") != want {
+		t.Errorf("traceparent %q, want %q", h.Get("traceparent"), want)
+	}
+
+	// A remote parent that was not sampled stays not sampled, as with the
+	// SDK's parent-based sampler.
+	h.Set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00")
+	remote := otel.GetTextMapPropagator().Extract(context.Background(), propagation.HeaderCarrier(h))
+	_, sp := tr.Start(remote, "server")
+	if sc := sp.SpanContext(); sc.TraceID().String() != "0af7651916cd43dd8448eb211c80319c" || sc.IsSampled() || sc.SpanID().String() == "b7ad6b7169203331" {
+		t.Errorf("span of an unsampled remote parent: %v", sc)
+	}
+
+	var buf bytes.Buffer
+	telemetry.NewLogger(&buf, "fn", slog.LevelInfo).InfoContext(ctx, "hello")
+	if !strings.Contains(buf.String(), `"trace_id":"`+rsc.TraceID().String()+`"`) {
+		t.Errorf("log line without the trace id: %s", buf.String())
+	}
+
 }
 
 func TestProviderExportsToTheEndpointOfGetenv(t *testing.T) {

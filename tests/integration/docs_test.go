@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,6 +16,7 @@ import (
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"gopkg.in/yaml.v3"
 
 	"github.com/shopfaas/shop/dev/apidocs"
 	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
@@ -35,8 +38,9 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// TestAPIReferencePageCallsTheEdge opens the local edge's API reference
-// (/docs, Swagger UI vendored from npm) in headless Chromium, waits for it to
+// TestAPIReferencePageCallsTheEdge opens the API reference the local edge
+// routes to the api-docs function as Kong does (/docs, Swagger UI vendored
+// from npm and embedded in the function) in headless Chromium, waits for it to
 // render the operations of api/openapi.yaml, runs GET /api/v1/products with
 // its "Try it out" and finds the product the test made in the answer the
 // page shows; every request the browser made stayed on the edge's own
@@ -44,14 +48,10 @@ func chromium(t *testing.T) string {
 // 'self'.
 func TestAPIReferencePageCallsTheEdge(t *testing.T) {
 	browser := chromium(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	if dir := apidocs.Dir(runtimetest.Root(t)); !apidocs.Present(dir) {
-		if err := apidocs.Vendor(ctx, dir); err != nil {
-			t.Fatalf("vendoring the page's assets (make api-docs): %v", err)
-		}
+	if !apidocs.Present(apidocs.Dir(runtimetest.Root(t))) {
+		t.Fatal("the page's assets are missing: TestMain vendors them when Chromium is installed")
 	}
-	s := startShop(t, []string{"list-products", "get-product", "set-stock"}, nil, nil)
+	s := startShop(t, []string{"list-products", "get-product", "set-stock", "api-docs"}, nil, nil)
 	p := s.product(t, "DOCS-"+s.Suffix, 1999, 3)
 	edge, err := url.Parse(s.EdgeURL)
 	if err != nil {
@@ -149,6 +149,82 @@ func TestAPIReferencePageCallsTheEdge(t *testing.T) {
 	}
 	if !sawAPI {
 		t.Errorf("no request of the page reached /api/v1/products: %q", requested)
+	}
+}
+
+// vendorDocs vendors the page's assets (make api-docs) before any test
+// builds the functions binary, which embeds them in api-docs: when they are
+// missing and Chromium is there to test the page (or SHOP_REQUIRE_BROWSER
+// asks for it). Without them api-docs still serves the document.
+func vendorDocs() error {
+	_, err1 := exec.LookPath("chromium")
+	_, err2 := exec.LookPath("chromium-browser")
+	if err1 != nil && err2 != nil && os.Getenv("SHOP_REQUIRE_BROWSER") == "" {
+		return nil
+	}
+	if dir := apidocs.Dir("../.."); !apidocs.Present(dir) { // the module root
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		if err := apidocs.Vendor(ctx, dir); err != nil {
+			return fmt.Errorf("vendoring the API reference page's assets (make api-docs): %w", err)
+		}
+	}
+	return nil
+}
+
+// The api-docs function through the gateway, as faas-cli invoke and the
+// edge reach it, and through the edge's Kong route: the document names the
+// origin each caller used (the edge's, from its X-Forwarded-Host, which the
+// gateway passes on), and the page comes with its CSP and the headers of
+// Kong's global plugins.
+func TestAPIDocsThroughTheGatewayAndTheEdge(t *testing.T) {
+	s := startShop(t, []string{"api-docs"}, nil, nil)
+	for _, tc := range []struct{ base, path, server string }{
+		{s.GatewayURL, "/function/api-docs/openapi.yaml", s.GatewayURL},
+		{s.GatewayURL, "/function/api-docs", s.GatewayURL}, // the root, as faas-cli invoke calls it
+		{s.EdgeURL, "/openapi.yaml", s.EdgeURL},
+	} {
+		res, err := http.Get(tc.base + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		var doc struct {
+			Servers []struct{ URL string } `yaml:"servers"`
+			Paths   map[string]any         `yaml:"paths"`
+		}
+		if err := yaml.Unmarshal(body, &doc); err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s%s: %d %v: %.300s", tc.base, tc.path, res.StatusCode, err, body)
+		}
+		if len(doc.Servers) != 1 || doc.Servers[0].URL != tc.server || doc.Paths["/api/v1/products"] == nil {
+			t.Errorf("GET %s%s: servers %+v, want only %s (and every path)", tc.base, tc.path, doc.Servers, tc.server)
+		}
+	}
+	want := http.StatusServiceUnavailable // an image built before make api-docs
+	if apidocs.Present(apidocs.Dir(runtimetest.Root(t))) {
+		want = http.StatusOK
+	}
+	for _, path := range []string{"/docs", "/docs/swagger-ui.css"} {
+		res, err := http.Get(s.EdgeURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want || !strings.HasPrefix(res.Header.Get("Content-Security-Policy"), "default-src 'self';") ||
+			res.Header.Get("Strict-Transport-Security") == "" || res.Header.Get("X-Correlation-ID") == "" {
+			t.Errorf("GET %s through the edge: %d %v, want %d with the CSP and Kong's global headers", path, res.StatusCode, res.Header, want)
+		}
+	}
+	for _, path := range []string{"/docs/a/b", "/openapi.yml", "/docs/package.json"} {
+		res, err := http.Get(s.EdgeURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s through the edge: %d, want 404", path, res.StatusCode)
+		}
 	}
 }
 

@@ -14,6 +14,10 @@ import (
 // every helper of the suite uses, goes through a contract.Recorder, and the
 // run fails when anything broke the contract.
 func TestMain(m *testing.M) {
+	if err := vendorDocs(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	c, err := contract.Load()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "contract:", err)

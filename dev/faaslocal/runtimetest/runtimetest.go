@@ -158,16 +158,9 @@ func build(root, pkg string) (string, error) {
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 	path := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", path, pkg)
-	cmd.Dir = root
-	// Static, as the images build them (CGO_ENABLED=0 in the template's and
-	// connectors' Dockerfiles): no libc mapped into every function process
-	// (docs/performance.md, "Memory").
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out.String())
+	if err := faaslocal.GoBuild(context.Background(), root, pkg, path, &out); err != nil {
+		return "", fmt.Errorf("%w\n%s", err, out.String())
 	}
 	return path, nil
 }

@@ -15,10 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/inventory"
-	"github.com/shopfaas/shop/internal/outbox"
 	"github.com/shopfaas/shop/internal/postgres"
 )
 
@@ -85,7 +83,7 @@ func (s *Store) SetOnHand(ctx context.Context, productID uuid.UUID, onHand int) 
 		if err != nil {
 			return unavailable(err)
 		}
-		return publish(ctx, tx, out)
+		return appendChanged(ctx, tx, &pgx.Batch{}, []inventory.Stock{out})
 	})
 	return out, err
 }
@@ -110,16 +108,9 @@ func (s *Store) Init(ctx context.Context, productID uuid.UUID, onHand int) (crea
 			return unavailable(err)
 		}
 		created = true
-		return publish(ctx, tx, st)
+		return appendChanged(ctx, tx, &pgx.Batch{}, []inventory.Stock{st})
 	})
 	return created, err
-}
-
-func publish(ctx context.Context, tx pgx.Tx, st inventory.Stock) error {
-	if err := outbox.Publish(ctx, tx, inventory.Source, events.StockChanged, st.ProductID.String(), inventory.ChangedOf(st)); err != nil {
-		return fault.Internalf("stock event: %w", err)
-	}
-	return nil
 }
 
 func scan(row pgx.Row) (inventory.Stock, error) {

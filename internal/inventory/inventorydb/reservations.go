@@ -1,8 +1,10 @@
 package inventorydb
 
 import (
+	"bytes"
 	"context"
-	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,6 +22,12 @@ import (
 // the stock rows of its lines in product-id order, so concurrent calls for the
 // same order serialise and calls for different orders cannot deadlock. Every
 // stock change also appends stock.changed.v1 in that transaction.
+//
+// Round trips (docs/performance.md, TestCheckoutRoundTrips): whatever the
+// number of lines, a method sends one statement that moves every line's
+// stock (moveStock: the rows are locked in product-id order by a
+// SELECT … ORDER BY product_id FOR UPDATE before the UPDATE touches them),
+// then one batch with the outbox rows and their single NOTIFY.
 
 // Reserve holds every line of req in one transaction with conditional updates
 // (on_hand - reserved >= quantity), so stock is never oversold. It is
@@ -30,15 +38,52 @@ import (
 // fault.Unavailable when the database fails.
 func (s *Store) Reserve(ctx context.Context, req inventory.HoldRequest) (inventory.Hold, error) {
 	var out inventory.Hold
+	lines := sortedLines(req.Lines)
+	ids, qty := lineArrays(lines)
 	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
+		// One statement: the header (a concurrent twin waits on the unique
+		// key until the first commits, then inserts nothing), every line's
+		// conditional update (nothing is touched when the order already
+		// reserved) and the lines of the updated products.
+		rows, err := tx.Query(ctx, `WITH hold AS (
+				INSERT INTO reservations (order_id, status, expires_at)
+				VALUES ($3, 'held', now() + make_interval(secs => $4))
+				ON CONFLICT (order_id) DO NOTHING RETURNING expires_at),
+			`+lockLines("EXISTS (SELECT 1 FROM hold)")+`,
+			moved AS (`+updateLines("reserved = s.reserved + req.quantity", true)+`),
+			held_lines AS (
+				INSERT INTO reservation_lines (order_id, product_id, quantity)
+				SELECT $3, req.product_id, req.quantity FROM req JOIN moved USING (product_id))
+			SELECT h.expires_at, m.product_id, m.on_hand, m.reserved, m.updated_at, m.version
+			FROM hold h LEFT JOIN moved m ON true`, ids, qty, req.OrderID, req.TTL.Seconds())
+		if err != nil {
+			return unavailable(err)
+		}
 		var expiresAt time.Time
-		err := tx.QueryRow(ctx, `INSERT INTO reservations (order_id, status, expires_at)
-			VALUES ($1, 'held', now() + make_interval(secs => $2))
-			ON CONFLICT (order_id) DO NOTHING RETURNING expires_at`,
-			req.OrderID, req.TTL.Seconds()).Scan(&expiresAt)
-		if errors.Is(err, pgx.ErrNoRows) {
-			// The order already reserved (a concurrent twin waited on the
-			// unique key until the first committed).
+		var moved []inventory.Stock
+		n := 0
+		for rows.Next() {
+			n++
+			var id *uuid.UUID
+			var st inventory.Stock
+			var onHand, reserved *int
+			var updatedAt *time.Time
+			var version *int64
+			if err := rows.Scan(&expiresAt, &id, &onHand, &reserved, &updatedAt, &version); err != nil {
+				rows.Close()
+				return unavailable(err)
+			}
+			if id != nil {
+				st.ProductID, st.OnHand, st.Reserved, st.UpdatedAt, st.Version = *id, *onHand, *reserved, *updatedAt, *version
+				moved = append(moved, st)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return unavailable(err)
+		}
+		if n == 0 {
+			// The order already reserved.
 			h, err := loadHold(ctx, tx, req.OrderID)
 			if err != nil {
 				return err
@@ -46,27 +91,11 @@ func (s *Store) Reserve(ctx context.Context, req inventory.HoldRequest) (invento
 			out, err = h.ReserveAgain()
 			return err
 		}
-		if err != nil {
-			return unavailable(err)
+		if err := refused(lines, moved); err != nil {
+			return err
 		}
-		lines := sortedLines(req.Lines)
-		for _, l := range lines {
-			st, err := scan(tx.QueryRow(ctx, `UPDATE stock SET reserved = reserved + $2, updated_at = now()
-				WHERE product_id = $1 AND on_hand - reserved >= $2
-				RETURNING product_id, on_hand, reserved, updated_at, version`, l.ProductID, l.Quantity))
-			if errors.Is(err, pgx.ErrNoRows) {
-				return inventory.ErrOutOfStock(l.ProductID)
-			}
-			if err != nil {
-				return unavailable(err)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO reservation_lines (order_id, product_id, quantity) VALUES ($1, $2, $3)`,
-				req.OrderID, l.ProductID, l.Quantity); err != nil {
-				return unavailable(err)
-			}
-			if err := publish(ctx, tx, st); err != nil {
-				return err
-			}
+		if err := appendChanged(ctx, tx, &pgx.Batch{}, moved); err != nil {
+			return err
 		}
 		out = inventory.Hold{OrderID: req.OrderID, Status: inventory.StatusHeld, ExpiresAt: expiresAt, Lines: lines}
 		return nil
@@ -93,28 +122,16 @@ func (s *Store) Commit(ctx context.Context, orderID uuid.UUID) (inventory.Hold, 
 			out = h
 			return err
 		}
-		for _, l := range h.Lines {
-			var st inventory.Stock
-			if retake {
-				st, err = scan(tx.QueryRow(ctx, `UPDATE stock SET on_hand = on_hand - $2, updated_at = now()
-					WHERE product_id = $1 AND on_hand - reserved >= $2
-					RETURNING product_id, on_hand, reserved, updated_at, version`, l.ProductID, l.Quantity))
-				if errors.Is(err, pgx.ErrNoRows) {
-					return inventory.ErrOutOfStock(l.ProductID)
-				}
-			} else {
-				st, err = scan(tx.QueryRow(ctx, `UPDATE stock SET on_hand = on_hand - $2, reserved = reserved - $2, updated_at = now()
-					WHERE product_id = $1
-					RETURNING product_id, on_hand, reserved, updated_at, version`, l.ProductID, l.Quantity))
-			}
-			if err != nil {
-				return unavailable(err)
-			}
-			if err := publish(ctx, tx, st); err != nil {
-				return err
-			}
+		var moved []inventory.Stock
+		if retake {
+			moved, err = moveStock(ctx, tx, h.Lines, "on_hand = s.on_hand - req.quantity", true)
+		} else {
+			moved, err = moveStock(ctx, tx, h.Lines, "on_hand = s.on_hand - req.quantity, reserved = s.reserved - req.quantity", false)
 		}
-		out, err = setStatus(ctx, tx, h, inventory.StatusCommitted)
+		if err != nil {
+			return err
+		}
+		out, err = s.finish(ctx, tx, h, inventory.StatusCommitted, moved)
 		return err
 	})
 	return out, err
@@ -138,28 +155,21 @@ func (s *Store) Release(ctx context.Context, orderID uuid.UUID) (inventory.Hold,
 			return err
 		}
 		var next inventory.HoldStatus
-		var query string
+		var set string
 		switch h.Status {
 		case inventory.StatusHeld:
-			next, query = inventory.StatusReleased, `UPDATE stock SET reserved = reserved - $2, updated_at = now()
-				WHERE product_id = $1 RETURNING product_id, on_hand, reserved, updated_at, version`
+			next, set = inventory.StatusReleased, "reserved = s.reserved - req.quantity"
 		case inventory.StatusCommitted:
-			next, query = inventory.StatusRestocked, `UPDATE stock SET on_hand = on_hand + $2, updated_at = now()
-				WHERE product_id = $1 RETURNING product_id, on_hand, reserved, updated_at, version`
+			next, set = inventory.StatusRestocked, "on_hand = s.on_hand + req.quantity"
 		default:
 			out = h
 			return nil
 		}
-		for _, l := range h.Lines {
-			st, err := scan(tx.QueryRow(ctx, query, l.ProductID, l.Quantity))
-			if err != nil {
-				return unavailable(err)
-			}
-			if err := publish(ctx, tx, st); err != nil {
-				return err
-			}
+		moved, err := moveStock(ctx, tx, h.Lines, set, false)
+		if err != nil {
+			return err
 		}
-		out, err = setStatus(ctx, tx, h, next)
+		out, err = s.finish(ctx, tx, h, next, moved)
 		return err
 	})
 	return out, err
@@ -223,21 +233,26 @@ func (s *Store) Expire(ctx context.Context, asOf time.Time, limit int) (int, err
 		if err := rows.Err(); err != nil {
 			return unavailable(err)
 		}
-		for _, p := range products {
-			st, err := scan(tx.QueryRow(ctx, `UPDATE stock SET reserved = reserved - $2, updated_at = now()
-				WHERE product_id = $1 RETURNING product_id, on_hand, reserved, updated_at, version`, p.ProductID, p.Quantity))
-			if err != nil {
-				return unavailable(err)
-			}
-			if err := publish(ctx, tx, st); err != nil {
-				return err
-			}
+		moved, err := moveStock(ctx, tx, products, "reserved = s.reserved - req.quantity", false)
+		if err != nil {
+			return err
+		}
+		evs, err := changedEvents(ctx, moved)
+		if err != nil {
+			return err
 		}
 		for _, orderID := range orders {
 			data := inventory.ReservationsExpiredData{OrderID: orderID, Lines: byOrder[orderID]}
-			if err := outbox.Publish(ctx, tx, inventory.Source, events.ReservationsExpired, orderID.String(), data); err != nil {
+			ev, err := events.New(ctx, inventory.Source, events.ReservationsExpired, orderID.String(), data)
+			if err != nil {
 				return fault.Internalf("reservations expired event: %w", err)
 			}
+			evs = append(evs, ev)
+		}
+		b := &pgx.Batch{}
+		outbox.QueueAll(b, evs...)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return unavailable(err)
 		}
 		return nil
 	})
@@ -262,42 +277,154 @@ func loadHold(ctx context.Context, tx pgx.Tx, orderID uuid.UUID) (inventory.Hold
 }
 
 func readHold(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, lock bool) (inventory.Hold, error) {
-	q := `SELECT status, expires_at FROM reservations WHERE order_id = $1`
+	q := `SELECT r.status, r.expires_at, l.product_id, l.quantity
+		FROM reservations r LEFT JOIN reservation_lines l ON l.order_id = r.order_id
+		WHERE r.order_id = $1 ORDER BY l.product_id`
 	if lock {
-		q += ` FOR UPDATE`
+		q += ` FOR UPDATE OF r`
 	}
 	h := inventory.Hold{OrderID: orderID}
-	var status string
-	err := tx.QueryRow(ctx, q, orderID).Scan(&status, &h.ExpiresAt)
-	if errors.Is(err, pgx.ErrNoRows) {
+	rows, err := tx.Query(ctx, q, orderID)
+	if err != nil {
+		return h, unavailable(err)
+	}
+	defer rows.Close()
+	found := false
+	for rows.Next() {
+		found = true
+		var status string
+		var product *uuid.UUID
+		var quantity *int
+		if err := rows.Scan(&status, &h.ExpiresAt, &product, &quantity); err != nil {
+			return h, unavailable(err)
+		}
+		h.Status = inventory.HoldStatus(status)
+		if product != nil {
+			h.Lines = append(h.Lines, inventory.Line{ProductID: *product, Quantity: *quantity})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return h, unavailable(err)
+	}
+	if !found {
 		return h, fault.E(fault.NotFound, fault.CodeNotFound, "no reservation for this order")
-	}
-	if err != nil {
-		return h, unavailable(err)
-	}
-	h.Status = inventory.HoldStatus(status)
-	rows, err := tx.Query(ctx, `SELECT product_id, quantity FROM reservation_lines WHERE order_id = $1 ORDER BY product_id`, orderID)
-	if err != nil {
-		return h, unavailable(err)
-	}
-	h.Lines, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (inventory.Line, error) {
-		var l inventory.Line
-		err := row.Scan(&l.ProductID, &l.Quantity)
-		return l, err
-	})
-	if err != nil {
-		return h, unavailable(err)
 	}
 	return h, nil
 }
 
-func setStatus(ctx context.Context, tx pgx.Tx, h inventory.Hold, next inventory.HoldStatus) (inventory.Hold, error) {
-	if _, err := tx.Exec(ctx, `UPDATE reservations SET status = $2, updated_at = now() WHERE order_id = $1`,
-		h.OrderID, string(next)); err != nil {
-		return h, unavailable(err)
+// finish sets the hold's status and appends the stock changes' events, in one
+// batch.
+func (s *Store) finish(ctx context.Context, tx pgx.Tx, h inventory.Hold, next inventory.HoldStatus, moved []inventory.Stock) (inventory.Hold, error) {
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE reservations SET status = $2, updated_at = now() WHERE order_id = $1`, h.OrderID, string(next))
+	if err := appendChanged(ctx, tx, b, moved); err != nil {
+		return h, err
 	}
 	h.Status = next
 	return h, nil
+}
+
+// appendChanged queues stock.changed.v1 for every moved row into b (one
+// INSERT and one NOTIFY, outbox.QueueAll) and sends b on tx: the events are
+// written in the transaction of the change and go with the caller's other
+// writes in one round trip.
+func appendChanged(ctx context.Context, tx pgx.Tx, b *pgx.Batch, moved []inventory.Stock) error {
+	evs, err := changedEvents(ctx, moved)
+	if err != nil {
+		return err
+	}
+	outbox.QueueAll(b, evs...)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+func changedEvents(ctx context.Context, moved []inventory.Stock) ([]events.Envelope, error) {
+	evs := make([]events.Envelope, 0, len(moved))
+	for _, st := range moved {
+		ev, err := events.New(ctx, inventory.Source, events.StockChanged, st.ProductID.String(), inventory.ChangedOf(st))
+		if err != nil {
+			return nil, fault.Internalf("stock event: %w", err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs, nil
+}
+
+// lockLines is the start of a WITH clause: req holds the lines ($1 product
+// ids, $2 quantities) and locked the stock rows of their products (where cond
+// holds, when given), locked in product-id order (ORDER BY is applied before
+// FOR UPDATE locks the rows), so two transactions moving the same products
+// never deadlock.
+func lockLines(cond string) string {
+	if cond != "" {
+		cond = " AND " + cond
+	}
+	return `req AS (SELECT * FROM unnest($1::uuid[], $2::int[]) AS r(product_id, quantity)),
+		locked AS MATERIALIZED (SELECT product_id FROM stock WHERE product_id = ANY($1::uuid[])` + cond + `
+			ORDER BY product_id FOR UPDATE)`
+}
+
+// updateLines is the UPDATE of every locked line's stock row by set
+// (expressions over s, the row, and req.quantity), only where the available
+// units cover the line when conditional; it returns the rows it changed.
+func updateLines(set string, conditional bool) string {
+	q := `UPDATE stock s SET ` + set + `, updated_at = now()
+		FROM req JOIN locked USING (product_id) WHERE s.product_id = req.product_id`
+	if conditional {
+		q += ` AND s.on_hand - s.reserved >= req.quantity`
+	}
+	return q + ` RETURNING s.product_id, s.on_hand, s.reserved, s.updated_at, s.version`
+}
+
+// moveStock changes the stock of every line in one statement (see
+// updateLines) and returns the changed rows in product order. When
+// conditional and a line's units are not available, the answer is
+// fault.Conflict "out_of_stock" naming the first such product: the caller's
+// transaction must then roll back (nothing has changed once it has).
+func moveStock(ctx context.Context, tx pgx.Tx, lines []inventory.Line, set string, conditional bool) ([]inventory.Stock, error) {
+	ids, qty := lineArrays(lines)
+	rows, err := tx.Query(ctx, `WITH `+lockLines("")+` `+updateLines(set, conditional), ids, qty)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	moved, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (inventory.Stock, error) { return scan(row) })
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if err := refused(lines, moved); err != nil {
+		if !conditional {
+			return nil, unavailable(fmt.Errorf("stock rows missing: %w", err))
+		}
+		return nil, err
+	}
+	return moved, nil
+}
+
+// refused sorts moved by product and answers out_of_stock for the first line
+// (in product order) that has no moved row.
+func refused(lines []inventory.Line, moved []inventory.Stock) error {
+	slices.SortFunc(moved, func(a, b inventory.Stock) int { return bytes.Compare(a.ProductID[:], b.ProductID[:]) })
+	if len(moved) == len(lines) {
+		return nil
+	}
+	for _, l := range lines {
+		if _, ok := slices.BinarySearchFunc(moved, l.ProductID, func(st inventory.Stock, id uuid.UUID) int {
+			return bytes.Compare(st.ProductID[:], id[:])
+		}); !ok {
+			return inventory.ErrOutOfStock(l.ProductID)
+		}
+	}
+	return nil
+}
+
+func lineArrays(lines []inventory.Line) ([]uuid.UUID, []int32) {
+	ids, qty := make([]uuid.UUID, len(lines)), make([]int32, len(lines))
+	for i, l := range lines {
+		ids[i], qty[i] = l.ProductID, int32(l.Quantity)
+	}
+	return ids, qty
 }
 
 func sortedLines(lines []inventory.Line) []inventory.Line {

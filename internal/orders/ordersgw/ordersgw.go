@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fault"
@@ -48,7 +46,8 @@ type Gateway struct {
 }
 
 // New returns a client of the gateway at baseURL using the internal
-// credential token. hc may be nil (an OpenTelemetry-instrumented client).
+// credential token. hc may be nil (gatewayurl.NewClient); its transport is
+// what sends the caller's trace context (telemetry.Client), once per call.
 func New(baseURL, token string, hc *http.Client, callTimeout time.Duration) (*Gateway, error) {
 	return NewAt(gatewayurl.Locator{Gateway: baseURL}, token, hc, callTimeout)
 }
@@ -156,7 +155,6 @@ func (g *Gateway) do(ctx context.Context, fn string, in any) ([]byte, error) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set(auth.InternalHeader, g.token)
-	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := g.hc.Do(req)
 	if err != nil {
 		return nil, fault.Wrap(fmt.Errorf("%s: %w", fn, err), fault.Unavailable, fault.CodeUnavailable, fn+" is unavailable")

@@ -4,15 +4,18 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel"
 
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersgw"
 	"github.com/shopfaas/shop/internal/orders/saga"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // Finding 5 of issue 12: the saga took any 2xx from charge-payment as a
@@ -69,5 +72,46 @@ func TestChargeAcceptsOnlyTheCaptureOfThisOrder(t *testing.T) {
 				t.Fatalf("Charge = %v must be retryable, so the order stays pending", err)
 			}
 		})
+	}
+}
+
+// TestEveryCallCarriesTheCallersTrace: each saga call goes out with one
+// traceparent, of the caller's trace (sent by the client's transport, not
+// injected a second time by the gateway client).
+func TestEveryCallCarriesTheCallersTrace(t *testing.T) {
+	prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
+	t.Cleanup(func() { otel.SetTracerProvider(prevTP); otel.SetTextMapPropagator(prevProp) })
+	if _, err := telemetry.Setup(t.Context(), "create-order", func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	var got [][]string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Header.Values("traceparent"))
+	}))
+	defer srv.Close()
+	gw, err := ordersgw.New(srv.URL, "internal", nil, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, span := otel.Tracer("test").Start(context.Background(), "POST /api/v1/orders")
+	defer span.End()
+	order := uuid.New()
+	for _, call := range []func() error{
+		func() error { return gw.Reserve(ctx, order, []orders.Line{{ProductID: uuid.New(), Quantity: 1}}) },
+		func() error { return gw.Commit(ctx, order) },
+		func() error { return gw.Release(ctx, order) },
+	} {
+		if err := call(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	trace := span.SpanContext().TraceID().String()
+	for i, h := range got {
+		if len(h) != 1 || !strings.HasPrefix(h[0], "00-"+trace+"-") {
+			t.Errorf("call %d: traceparent %q, want one of trace %s", i, h, trace)
+		}
+	}
+	if len(got) != 3 {
+		t.Errorf("%d calls arrived, want 3", len(got))
 	}
 }

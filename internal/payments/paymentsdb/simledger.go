@@ -28,14 +28,22 @@ var _ simulator.Ledger = (*SimLedger)(nil)
 const simColumns = `idempotency_key, kind, outcome, reference, decline_code, charge_ref, amount, currency`
 
 // Record stores e unless its key is recorded; the stored entry is returned
-// either way, so concurrent twins agree on one outcome.
+// either way, so concurrent twins agree on one outcome. One statement inserts
+// and answers the stored entry; only when a concurrent twin inserted the key
+// after the statement's snapshot was taken (it waited for that insert to
+// commit, then saw neither row) is the entry read again.
 func (l *SimLedger) Record(ctx context.Context, e simulator.Entry) (simulator.Entry, error) {
-	if _, err := l.db.Exec(ctx, `INSERT INTO processor_sim_entries (`+simColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency_key) DO NOTHING`,
-		e.Key, e.Kind, string(e.Outcome), e.Reference, e.DeclineCode, e.ChargeRef, e.Amount.Amount, e.Amount.Currency); err != nil {
-		return e, fmt.Errorf("simulator ledger: %w", err)
+	stored, found, err := l.find(ctx, `WITH ins AS (
+			INSERT INTO processor_sim_entries (`+simColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency_key) DO NOTHING
+			RETURNING `+simColumns+`)
+		SELECT `+simColumns+` FROM ins
+		UNION ALL
+		SELECT `+simColumns+` FROM processor_sim_entries WHERE idempotency_key = $1 AND NOT EXISTS (SELECT 1 FROM ins)`,
+		e.Key, e.Kind, string(e.Outcome), e.Reference, e.DeclineCode, e.ChargeRef, e.Amount.Amount, e.Amount.Currency)
+	if err == nil && !found {
+		stored, found, err = l.Find(ctx, e.Key)
 	}
-	stored, found, err := l.Find(ctx, e.Key)
 	if err == nil && !found {
 		err = fmt.Errorf("simulator ledger: entry %s vanished", e.Key)
 	}
@@ -60,10 +68,10 @@ func (l *SimLedger) Count(ctx context.Context, kind string) (int, error) {
 	return n, err
 }
 
-func (l *SimLedger) find(ctx context.Context, q, arg string) (simulator.Entry, bool, error) {
+func (l *SimLedger) find(ctx context.Context, q string, args ...any) (simulator.Entry, bool, error) {
 	var e simulator.Entry
 	var outcome string
-	err := l.db.QueryRow(ctx, q, arg).Scan(&e.Key, &e.Kind, &outcome, &e.Reference, &e.DeclineCode, &e.ChargeRef,
+	err := l.db.QueryRow(ctx, q, args...).Scan(&e.Key, &e.Kind, &outcome, &e.Reference, &e.DeclineCode, &e.ChargeRef,
 		&e.Amount.Amount, &e.Amount.Currency)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return e, false, nil

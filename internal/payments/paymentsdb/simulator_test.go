@@ -3,8 +3,10 @@ package paymentsdb_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,6 +65,9 @@ func TestSimulatorFollowsTheTokenConvention(t *testing.T) {
 			if err != nil || again != res {
 				t.Errorf("same key again: %+v %v, want %+v", again, err, res)
 			}
+			if again, err := sim.Charge(ctx, key, usd, "tok_unknown"); err != nil || again != res {
+				t.Errorf("same key, unknown token: %+v %v, want %+v", again, err, res)
+			}
 			if found, err := sim.Lookup(ctx, key); err != nil || found != res {
 				t.Errorf("lookup: %+v %v", found, err)
 			}
@@ -70,6 +75,34 @@ func TestSimulatorFollowsTheTokenConvention(t *testing.T) {
 	}
 	if _, err := sim.Refund(ctx, "refund-x", "ch_sim_nonexistent", usd); !fault.Is(err, fault.Invalid, "") {
 		t.Errorf("refund of an unknown charge: %v", err)
+	}
+}
+
+// Concurrent twins recording one key agree on the first entry, even the ones
+// whose insert waited for the first to commit (their statement's snapshot
+// sees neither row).
+func TestSimLedgerTwinsAgreeOnOneEntry(t *testing.T) {
+	ctx := context.Background()
+	ledger := paymentsdb.NewSimLedger(pgtest.Open(t, paymentsdb.Migrations()))
+	for round := range 5 {
+		key := fmt.Sprintf("twins-%d", round)
+		got := make([]simulator.Entry, 8)
+		errs := make([]error, len(got))
+		var wg sync.WaitGroup
+		for i := range got {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got[i], errs[i] = ledger.Record(ctx, simulator.Entry{Key: key, Kind: "charge",
+					Outcome: payments.OutcomeCaptured, Reference: fmt.Sprintf("ch_sim_%s_%d", key, i), Amount: usd})
+			}()
+		}
+		wg.Wait()
+		for i := range got {
+			if errs[i] != nil || got[i] != got[0] {
+				t.Fatalf("twin %d: %+v %v, want %+v", i, got[i], errs[i], got[0])
+			}
+		}
 	}
 }
 

@@ -129,31 +129,37 @@ func uint64FromBytes(b []byte) uint64 {
 }
 
 // Charge captures or declines by token, once per idempotency key: a repeated
-// key answers the recorded result whatever the token.
+// key answers the recorded result whatever the token. A known token goes
+// straight to the ledger's Record, which answers the entry already stored
+// under the key when there is one (one ledger call for a new charge, not a
+// look-up first); an unknown token looks the key up and is refused only when
+// the key was never recorded.
 func (s *Simulator) Charge(ctx context.Context, key string, amount payments.Money, token string) (payments.Result, error) {
 	hang, err := s.enter(ctx)
 	if err != nil {
 		return payments.Result{}, err
 	}
-	e, found, err := s.ledger.Find(ctx, key)
+	e := Entry{Key: key, Kind: "charge", Amount: amount, Reference: "ch_sim_" + randomHex()}
+	switch token {
+	case TokenVisa, TokenMastercard:
+		e.Outcome = payments.OutcomeCaptured
+	case TokenDeclined:
+		e.Outcome, e.DeclineCode = payments.OutcomeDeclined, "card_declined"
+	case TokenDeclinedInsufficiency:
+		e.Outcome, e.DeclineCode = payments.OutcomeDeclined, "insufficient_funds"
+	}
+	var found bool
+	if e.Outcome != "" {
+		e, err = s.ledger.Record(ctx, e)
+		found = err == nil
+	} else {
+		e, found, err = s.ledger.Find(ctx, key)
+	}
 	if err != nil {
 		return payments.Result{}, s.down(err)
 	}
 	if !found {
-		e = Entry{Key: key, Kind: "charge", Amount: amount, Reference: "ch_sim_" + randomHex()}
-		switch token {
-		case TokenVisa, TokenMastercard:
-			e.Outcome = payments.OutcomeCaptured
-		case TokenDeclined:
-			e.Outcome, e.DeclineCode = payments.OutcomeDeclined, "card_declined"
-		case TokenDeclinedInsufficiency:
-			e.Outcome, e.DeclineCode = payments.OutcomeDeclined, "insufficient_funds"
-		default:
-			return payments.Result{}, payments.ErrInvalidToken
-		}
-		if e, err = s.ledger.Record(ctx, e); err != nil {
-			return payments.Result{}, s.down(err)
-		}
+		return payments.Result{}, payments.ErrInvalidToken
 	}
 	if e.Kind != "charge" {
 		return payments.Result{}, fault.E(fault.Conflict, fault.CodeIdempotencyKeyReused, "the key was used for a refund")

@@ -1,0 +1,45 @@
+package paymentsdb_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/shopfaas/shop/internal/payments"
+	"github.com/shopfaas/shop/internal/payments/paymentsdb"
+	"github.com/shopfaas/shop/internal/payments/simulator"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+// TestChargeRoundTrips: a successful charge costs the payments database —
+// the simulator's ledger included, since it runs in our PostgreSQL — a fixed
+// number of round trips and commits (docs/performance.md): the pending row,
+// the processor's record, the captured row. A repeat answers from the stored
+// payment (the no-op insert of the pending row, then a read). The counts are limits: a round trip added back
+// fails this test.
+func TestChargeRoundTrips(t *testing.T) {
+	const maxTrips, maxCommits, maxRepeat = 3, 3, 2
+	pool := pgtest.Open(t, paymentsdb.Migrations())
+	counted, rt := pgtest.Counted(t, pool)
+	svc := payments.NewService(paymentsdb.New(counted), simulator.New(paymentsdb.NewSimLedger(counted), simulator.Config{}),
+		payments.ServiceConfig{})
+	ctx := context.Background()
+	req := chargeReq(simulator.TokenVisa)
+	p, err := svc.Charge(ctx, req)
+	if err != nil || p.Status != payments.StatusCaptured {
+		t.Fatalf("charge: %+v %v", p, err)
+	}
+	charge := rt.Counts()
+	rt.Reset()
+	again, err := svc.Charge(ctx, req)
+	if err != nil || again.ProviderRef != p.ProviderRef {
+		t.Fatalf("repeat: %+v %v, want %s", again, err, p.ProviderRef)
+	}
+	repeat := rt.Counts()
+	t.Logf("charge %+v, repeat %+v", charge, repeat)
+	if charge.Trips > maxTrips || charge.Commits > maxCommits {
+		t.Errorf("charge: %+v, want at most %d round trips and %d commits", charge, maxTrips, maxCommits)
+	}
+	if repeat.Trips > maxRepeat {
+		t.Errorf("repeat: %+v, want at most %d round trips", repeat, maxRepeat)
+	}
+}

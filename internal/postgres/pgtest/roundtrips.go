@@ -1,0 +1,115 @@
+package pgtest
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// RoundTrips is a pgx tracer that counts what a pool sends PostgreSQL: round
+// trips (a statement, or a whole batch), statements (each query of a batch
+// counts) and commits: explicit COMMITs, and writes sent outside a
+// transaction (a statement or batch that commits on its own). Ping is not
+// traced by pgx and costs nothing here.
+type RoundTrips struct {
+	mu                         sync.Mutex
+	trips, statements, commits int
+}
+
+// Counts is a snapshot of a RoundTrips.
+type Counts struct{ Trips, Statements, Commits int }
+
+// Counted returns a pool over the same database as pool whose every query is
+// counted by the returned tracer, connected already (connecting is not
+// counted), and closed when the test ends.
+func Counted(tb testing.TB, pool *pgxpool.Pool) (*pgxpool.Pool, *RoundTrips) {
+	tb.Helper()
+	pc := pool.Config()
+	rt := &RoundTrips{}
+	pc.ConnConfig.Tracer = rt
+	counted, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		tb.Fatalf("counted pool: %v", err)
+	}
+	tb.Cleanup(counted.Close)
+	if err := counted.Ping(context.Background()); err != nil {
+		tb.Fatalf("counted pool: %v", err)
+	}
+	rt.Reset()
+	return counted, rt
+}
+
+// Reset sets every count to zero.
+func (r *RoundTrips) Reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.trips, r.statements, r.commits = 0, 0, 0
+}
+
+// Counts returns the counts since the last Reset.
+func (r *RoundTrips) Counts() Counts {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return Counts{Trips: r.trips, Statements: r.statements, Commits: r.commits}
+}
+
+// TraceQueryStart counts one round trip and statement, and a commit.
+func (r *RoundTrips) TraceQueryStart(ctx context.Context, c *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.trips++
+	r.statements++
+	if strings.EqualFold(strings.TrimSpace(d.SQL), "commit") || (idle(c) && writes(d.SQL)) {
+		r.commits++
+	}
+	return ctx
+}
+
+// TraceQueryEnd does nothing.
+func (r *RoundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// TraceBatchStart counts one round trip for the whole batch.
+func (r *RoundTrips) TraceBatchStart(ctx context.Context, c *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.trips++
+	if idle(c) && d.Batch != nil {
+		for _, q := range d.Batch.QueuedQueries {
+			if writes(q.SQL) {
+				r.commits++ // a batch outside a transaction runs as one
+				break
+			}
+		}
+	}
+	return ctx
+}
+
+// TraceBatchQuery counts one statement of a batch.
+func (r *RoundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.statements++
+}
+
+// TraceBatchEnd does nothing.
+func (r *RoundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+// idle reports whether c is outside a transaction block.
+func idle(c *pgx.Conn) bool { return c != nil && c.PgConn().TxStatus() == 'I' }
+
+// writes reports whether sql changes data (and so commits when it runs
+// outside a transaction).
+func writes(sql string) bool {
+	s := strings.ToLower(strings.TrimSpace(sql))
+	for _, w := range []string{"insert", "update", "delete"} {
+		if strings.HasPrefix(s, w) {
+			return true
+		}
+	}
+	return strings.HasPrefix(s, "with") &&
+		(strings.Contains(s, "insert into") || strings.Contains(s, "update ") || strings.Contains(s, "delete from"))
+}

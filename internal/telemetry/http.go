@@ -1,0 +1,67 @@
+package telemetry
+
+import (
+	"net/http"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+)
+
+// Exporting reports whether the process's spans go anywhere: false after
+// Setup without an endpoint (the global provider records nothing), true
+// otherwise — also when Setup was never called, so tests and tools that
+// install their own provider keep full instrumentation.
+func Exporting() bool {
+	_, idsOnly := otel.GetTracerProvider().(idsOnly)
+	return !idsOnly
+}
+
+// Server wraps next with a server span per request, continuing the trace of
+// the request's traceparent. While Exporting it is otelhttp's handler (span
+// attributes and status, otelhttp's metrics) with opts; otherwise the
+// request only gets the span's ids in its context — otelhttp computes a dozen
+// attributes and metric sets per request that nothing would read.
+func Server(next http.Handler, operation string, opts ...otelhttp.Option) http.Handler {
+	full := otelhttp.NewHandler(next, operation, opts...)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if Exporting() {
+			full.ServeHTTP(w, r)
+			return
+		}
+		ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := idsTracer{}.Start(ctx, operation)
+		defer span.End()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// Client wraps base (http.DefaultTransport when nil) so that every call
+// is a client span of the caller's trace and carries its traceparent. While
+// Exporting it is otelhttp's transport; otherwise the call gets a span id
+// and the header, nothing else.
+func Client(base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return clientTransport{base: base, full: otelhttp.NewTransport(base)}
+}
+
+type clientTransport struct{ base, full http.RoundTripper }
+
+// RoundTrip implements http.RoundTripper. Like otelhttp's, it leaves the
+// caller's request untouched and sends a copy with the header.
+func (t clientTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if Exporting() {
+		return t.full.RoundTrip(r)
+	}
+	ctx, span := idsTracer{}.Start(r.Context(), "")
+	defer span.End()
+	out := r.WithContext(ctx)
+	out.Header = r.Header.Clone()
+	if out.Header == nil {
+		out.Header = http.Header{}
+	}
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(out.Header))
+	return t.base.RoundTrip(out)
+}
