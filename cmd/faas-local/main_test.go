@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"debug/elf"
 	"errors"
 	"io"
 	"net/http"
@@ -89,6 +90,18 @@ func TestRunServesUntilCancelledAndLeavesNoProcess(t *testing.T) {
 	binary := filepath.Join(state, "bin", "shop-functions")
 	if pids := processesOf(t, binary); len(pids) == 0 {
 		t.Fatalf("no process runs %s", binary)
+	}
+	// Static, as the images build it: no dynamic loader (and libc) mapped into
+	// every function process (docs/performance.md, "Memory").
+	if f, err := elf.Open(binary); err != nil {
+		t.Error(err)
+	} else {
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_INTERP {
+				t.Errorf("%s is dynamically linked (PT_INTERP); want CGO_ENABLED=0", binary)
+			}
+		}
+		f.Close()
 	}
 
 	cancel()
