@@ -46,7 +46,7 @@ func TestServesTheContractAndThePageBehindKong(t *testing.T) {
 	h := build(t, assets)
 	kong := []string{"X-Forwarded-Proto", "https", "X-Forwarded-Host", "shop.example.com", "X-Forwarded-Port", "8443"}
 	w := do(t, h, http.MethodGet, "/openapi.yaml", kong...)
-	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "url: https://shop.example.com:8443\n") ||
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `url: "https://shop.example.com:8443"`+"\n") ||
 		!strings.Contains(w.Body.String(), "operationId: create-order") {
 		t.Errorf("GET /openapi.yaml: %d %.300s", w.Code, w.Body)
 	}
