@@ -3,7 +3,6 @@ package saga_test
 import (
 	"context"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopfaas/shop/internal/auth"
@@ -544,36 +542,6 @@ func TestAMissingFunctionLeavesTheOrderPendingUntilItIsBack(t *testing.T) {
 	}
 }
 
-// roundTrips counts what a pool sends PostgreSQL: statements and batches
-// (each one round trip) and commits.
-type roundTrips struct {
-	mu             sync.Mutex
-	trips, commits int
-}
-
-func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.trips++
-	if strings.EqualFold(strings.TrimSpace(d.SQL), "commit") {
-		r.commits++
-	}
-	return ctx
-}
-
-func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
-func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.trips++
-	return ctx
-}
-
-func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
-
-func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
-
 // TestCheckoutIsThreeOrdersTransactions: a confirmed checkout with an
 // Idempotency-Key costs the orders database the claim of the key, one
 // transaction for the pending order and one for the confirmation — which
@@ -581,33 +549,20 @@ func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEnd
 // most 9 round trips; every step's outcome still shows in the timeline.
 func TestCheckoutIsThreeOrdersTransactions(t *testing.T) {
 	e := setup(t, nil)
-	pc := e.pool.Config()
-	rt := &roundTrips{}
-	pc.ConnConfig.Tracer = rt
-	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool, rt := pgtest.Counted(t, e.pool)
 	cfg := e.cfg
 	cfg.Store = ordersdb.New(pool)
 	s, err := saga.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pool.Ping(context.Background()); err != nil { // connect before counting
-		t.Fatal(err)
-	}
-	*rt = roundTrips{}
+	rt.Reset()
 	res, err := s.Place(context.Background(), e.user, e.request(1, "tok_visa"), uuid.NewString())
 	if err != nil || res.Outcome() != orders.OutcomeConfirmed {
 		t.Fatalf("place: %+v %v", res, err)
 	}
-	rt.mu.Lock()
-	trips, commits := rt.trips, rt.commits
-	rt.mu.Unlock()
-	if commits > 2 || trips > 9 {
-		t.Errorf("checkout: %d round trips and %d explicit commits (+ the key's claim) in the orders database, want at most 9 and 2", trips, commits)
+	if c := rt.Counts(); c.Commits > 3 || c.Trips > 9 {
+		t.Errorf("checkout: %d round trips and %d commits in the orders database, want at most 9 and 3 (the key's claim, the pending order, the confirmation)", c.Trips, c.Commits)
 	}
 	want := []string{"order.created:ok", "stock.reserve:ok", "payment.charge:ok", "stock.commit:ok",
 		"order.confirmed:ok", "order.placed.v1:recorded"}
