@@ -1,9 +1,7 @@
 package telemetry
 
 import (
-	"compress/gzip"
 	"encoding/hex"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -17,7 +15,8 @@ import (
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/proto"
+
+	"github.com/shopfaas/shop/internal/telemetry/otlpsink"
 )
 
 // collector decodes what the exporter sends with the collector's own
@@ -37,23 +36,13 @@ func startCollector(t *testing.T) *collector {
 			http.Error(w, "busy", http.StatusServiceUnavailable)
 			return
 		}
-		var body io.Reader = r.Body
-		if r.Header.Get("Content-Encoding") == "gzip" {
-			zr, err := gzip.NewReader(r.Body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			body = zr
-		}
-		raw, _ := io.ReadAll(body)
-		var req coltrace.ExportTraceServiceRequest
-		if err := proto.Unmarshal(raw, &req); err != nil {
+		req, err := otlpsink.Decode(r)
+		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		c.mu.Lock()
-		c.reqs = append(c.reqs, &req)
+		c.reqs = append(c.reqs, req)
 		c.headers = append(c.headers, r.Header.Clone())
 		c.mu.Unlock()
 	}))

@@ -72,22 +72,8 @@ func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "only application/x-protobuf, not "+ct, http.StatusUnsupportedMediaType)
 		return
 	}
-	var body io.Reader = r.Body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		body = zr
-	}
-	raw, err := io.ReadAll(body)
+	req, err := Decode(r)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	var req coltrace.ExportTraceServiceRequest
-	if err := proto.Unmarshal(raw, &req); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
@@ -166,4 +152,26 @@ func (s *Sink) Wait(timeout time.Duration, done func([]Span) bool) ([]Span, bool
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// Decode reads the ExportTraceServiceRequest of an OTLP/HTTP protobuf
+// request, gzip-compressed or not.
+func Decode(r *http.Request) (*coltrace.ExportTraceServiceRequest, error) {
+	var body io.Reader = r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		body = zr
+	}
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return nil, err
+	}
+	var req coltrace.ExportTraceServiceRequest
+	if err := proto.Unmarshal(raw, &req); err != nil {
+		return nil, err
+	}
+	return &req, nil
 }
