@@ -244,6 +244,11 @@ func (r *run) setup(ctx context.Context) error {
 		"RETRY_DELAY":     "1s",
 		"MAX_RETRY_DELAY": "15s",
 		"MAX_ATTEMPTS":    "12",
+		// An order left pending by a killed create-order is driven by
+		// recover-orders (every minute) once it is this old: 30s instead of
+		// the default 2m (it must exceed SAGA_TIMEOUT, 20s), so the shop
+		// settles a minute or two sooner after the load.
+		"RECOVER_AFTER": "30s",
 	}
 	var out io.Writer = io.Discard
 	if r.o.Verbose {
