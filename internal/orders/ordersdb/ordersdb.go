@@ -263,18 +263,24 @@ func scanOrder(row pgx.Row, extra ...any) (orders.Order, error) {
 	return o, nil
 }
 
+const itemsQuery = `SELECT product_id, quantity, unit_amount FROM order_items WHERE order_id = $1 ORDER BY position`
+
 func loadItems(ctx context.Context, q querier, o *orders.Order) error {
-	rows, err := q.Query(ctx, `SELECT product_id, quantity, unit_amount FROM order_items WHERE order_id = $1 ORDER BY position`, o.ID)
+	rows, err := q.Query(ctx, itemsQuery, o.ID)
 	if err != nil {
 		return err
 	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (orders.Line, error) {
-		l := orders.Line{UnitPrice: orders.Money{Currency: o.Total.Currency}}
+	o.Items, err = collectItems(rows, o.Total.Currency)
+	return err
+}
+
+// collectItems reads an order's lines (itemsQuery) and closes rows.
+func collectItems(rows pgx.Rows, currency string) ([]orders.Line, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (orders.Line, error) {
+		l := orders.Line{UnitPrice: orders.Money{Currency: currency}}
 		err := r.Scan(&l.ProductID, &l.Quantity, &l.UnitPrice.Amount)
 		return l, err
 	})
-	o.Items = items
-	return err
 }
 
 var errNotFound = fault.E(fault.NotFound, fault.CodeNotFound, "no such order")
@@ -407,39 +413,66 @@ func (s *Store) LoadSaga(ctx context.Context, orderID uuid.UUID) (Saga, error) {
 // fault.NotFound when the order does not exist; fault.Unavailable when the
 // database fails.
 func (s *Store) Update(ctx context.Context, orderID uuid.UUID, decide func(*orders.Order) (orders.Change, error), notes ...Note) (orders.Order, error) {
-	var out orders.Order
-	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
-		o, err := scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders o WHERE o.id = $1 FOR UPDATE`, orderID))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return errNotFound
+	// BEGIN, the locked order and its lines in one round trip (pgx
+	// Batch.BeginTx); then the writes in one, then COMMIT.
+	read := &pgx.Batch{}
+	read.BeginTx(pgx.TxOptions{})
+	read.Queue(`SELECT `+orderColumns+` FROM orders o WHERE o.id = $1 FOR UPDATE`, orderID)
+	read.Queue(itemsQuery, orderID)
+	br := s.db.SendBatch(ctx, read)
+	tx := br.Tx()
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // a no-op once committed
+	o, err := readLocked(br)
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = unavailable(cerr)
+	}
+	if err != nil {
+		return orders.Order{}, err
+	}
+	was := o.Status
+	change, err := decide(&o)
+	if err != nil {
+		return orders.Order{}, err
+	}
+	b := &pgx.Batch{}
+	queueNotes(ctx, b, o.ID, notes...)
+	if !change.None() {
+		if err := queueWrite(ctx, b, o, change, was == orders.Pending); err != nil {
+			return orders.Order{}, err
 		}
-		if err != nil {
-			return unavailable(err)
+	}
+	if b.Len() > 0 {
+		if err := send(ctx, tx, b); err != nil {
+			return orders.Order{}, err
 		}
-		if err := loadItems(ctx, tx, &o); err != nil {
-			return unavailable(err)
-		}
-		was := o.Status
-		change, err := decide(&o)
-		if err != nil {
-			return err
-		}
-		b := &pgx.Batch{}
-		queueNotes(ctx, b, o.ID, notes...)
-		if !change.None() {
-			if err := queueWrite(ctx, b, o, change, was == orders.Pending); err != nil {
-				return err
-			}
-		}
-		if b.Len() > 0 {
-			if err := send(ctx, tx, b); err != nil {
-				return err
-			}
-		}
-		out = o
-		return nil
-	})
-	return out, err
+	}
+	if err := tx.Commit(context.WithoutCancel(ctx)); err != nil {
+		return orders.Order{}, unavailable(fmt.Errorf("commit: %w", err))
+	}
+	return o, nil
+}
+
+// readLocked reads the results of Update's first batch: BEGIN, the order
+// (locked) and its lines.
+func readLocked(br pgx.BatchResults) (orders.Order, error) {
+	if _, err := br.Exec(); err != nil {
+		return orders.Order{}, unavailable(err)
+	}
+	o, err := scanOrder(br.QueryRow())
+	if errors.Is(err, pgx.ErrNoRows) {
+		return o, errNotFound
+	}
+	if err != nil {
+		return o, unavailable(err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return o, unavailable(err)
+	}
+	if o.Items, err = collectItems(rows, o.Total.Currency); err != nil {
+		return o, unavailable(err)
+	}
+	return o, nil
 }
 
 // queueWrite adds the writes of a decided change of o (see Update) to b;

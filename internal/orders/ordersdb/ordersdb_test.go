@@ -173,6 +173,12 @@ func TestStatusChangesAreAtomicAndForwardOnly(t *testing.T) {
 	if _, err := store.Update(ctx, uuid.New(), confirm); fault.KindOf(err) != fault.NotFound {
 		t.Fatalf("unknown order: %v", err)
 	}
+	// Update begins its transaction in its first batch: a refused decision or
+	// an unknown order must still roll back and give the connection back.
+	time.Sleep(50 * time.Millisecond) // the pool releases connections asynchronously
+	if n := pool.Stat().AcquiredConns(); n != 0 {
+		t.Fatalf("%d connections still acquired after refused updates, want 0", n)
+	}
 	got, err := store.Get(ctx, o.ID)
 	if err != nil || got.Status != orders.Confirmed || len(got.Items) != 1 {
 		t.Fatalf("order %+v %v", got, err)
