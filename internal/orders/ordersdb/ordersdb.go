@@ -300,17 +300,28 @@ func (s *Store) GetVisible(ctx context.Context, id uuid.UUID, who auth.Identity)
 }
 
 // Get returns an order with its lines; fault.NotFound when it does not exist.
-// Visibility is the caller's business (orders.Order.VisibleTo).
+// Visibility is the caller's business (orders.Order.VisibleTo). One round
+// trip: the order and its lines are read in one batch (one snapshot).
 func (s *Store) Get(ctx context.Context, id uuid.UUID) (orders.Order, error) {
-	o, err := scanOrder(s.db.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders o WHERE o.id = $1`, id))
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+orderColumns+` FROM orders o WHERE o.id = $1`, id)
+	b.Queue(itemsQuery, id)
+	br := s.db.SendBatch(ctx, b)
+	o, err := scanOrder(br.QueryRow())
+	if err == nil {
+		var rows pgx.Rows
+		if rows, err = br.Query(); err == nil {
+			o.Items, err = collectItems(rows, o.Total.Currency)
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		return o, errNotFound
+		return orders.Order{}, errNotFound
 	}
 	if err != nil {
-		return o, unavailable(err)
-	}
-	if err := loadItems(ctx, s.db, &o); err != nil {
-		return o, unavailable(err)
+		return orders.Order{}, unavailable(err)
 	}
 	return o, nil
 }
