@@ -321,7 +321,7 @@ func TestAnswersStoredBeforeTheUpgradeReplayByteForByte(t *testing.T) {
 	}
 	store := ordersdb.New(pool)
 	for _, a := range answers {
-		c, err := store.ClaimKey(ctx, user, a.key, "h", 0)
+		c, err := store.CheckKey(ctx, user, a.key, "h", 0)
 		if err != nil || c == nil {
 			t.Fatalf("%s: claim %v %v, want the stored answer", a.key, c, err)
 		}

@@ -40,8 +40,9 @@ func Migrations() fs.FS {
 // KeyTTL is how long an idempotency key is kept (at least 24 h, as promised).
 const KeyTTL = 24 * time.Hour
 
-// AbandonedAfter is when a claimed key that never got an order (its request
-// died before writing the order, which takes seconds) may be claimed again.
+// AbandonedAfter is when a key that has no order and no settled checkout may
+// be claimed again. Create writes a key together with its order, so such a key
+// is one claimed by an earlier version that died before writing the order.
 const AbandonedAfter = time.Minute
 
 // Store reads and writes orders. It is safe for concurrent use.
@@ -56,55 +57,45 @@ func unavailable(err error) error {
 	return fault.Wrap(fmt.Errorf("orders database: %w", err), fault.Unavailable, fault.CodeUnavailable, "orders temporarily unavailable")
 }
 
-// Claim outcomes of ClaimKey.
+// Outcomes of CheckKey and Create for a key that is not free.
 var (
 	ErrKeyReused     = fault.E(fault.Conflict, fault.CodeIdempotencyKeyReused, "this Idempotency-Key was used with a different request")
 	ErrKeyInProgress = fault.E(fault.Conflict, fault.CodeRequestInProgress, "a request with this Idempotency-Key is still in progress; retry later")
+	// ErrKeyTaken is Create's answer when another request holds the key:
+	// nothing was written, and CheckKey tells what the caller answers.
+	ErrKeyTaken = errors.New("ordersdb: the idempotency key is held by another request")
 )
 
-// ClaimKey claims (userID, key) for a request whose canonical hash is hash.
-// It returns (nil, nil) when the caller now owns the key and must run the
-// request; the settled checkout (Replayed, the order as it was answered) when
-// the same request already finished;
-// ErrKeyReused when the key was used with another request; and, after
-// waiting up to wait for a running request with the key to finish,
-// ErrKeyInProgress. The claim is a unique insert, so exactly one of any number
-// of concurrent callers wins. An expired key is claimed anew, and so is an
-// abandoned one (claimed more than AbandonedAfter ago and still without order).
-func (s *Store) ClaimKey(ctx context.Context, userID uuid.UUID, key, hash string, wait time.Duration) (*orders.Checkout, error) {
+// keyFree is the condition under which an existing key may be taken anew:
+// expired, or abandoned (no order, no settled checkout, older than
+// AbandonedAfter). CheckKey reads it and Create deletes such a key before
+// inserting its own; $3 is AbandonedAfter in seconds.
+const keyFree = `(expires_at < now() OR (order_id IS NULL AND settled_status IS NULL
+	AND created_at < now() - $3::float8 * interval '1 second'))`
+
+// CheckKey reads (userID, key) for a request whose canonical hash is hash. It
+// returns (nil, nil) when the key is free — absent, expired or abandoned — and
+// the caller may write its order with it (Create); the settled checkout
+// (Replayed, the order as it was answered) when the same request already
+// finished; ErrKeyReused when the key was used with another request; and,
+// after waiting up to wait for a running request with the key to finish,
+// ErrKeyInProgress. It only reads: one round trip, no commit.
+func (s *Store) CheckKey(ctx context.Context, userID uuid.UUID, key, hash string, wait time.Duration) (*orders.Checkout, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		var claimed bool
+		var free bool
 		var gotHash string
 		var orderID *uuid.UUID
 		var settled settlement
-		err := s.db.QueryRow(ctx, `
-			WITH ins AS (
-				INSERT INTO idempotency_keys (user_id, key, request_hash, expires_at)
-				VALUES ($1, $2, $3, now() + $4::float8 * interval '1 second')
-				ON CONFLICT (user_id, key) DO UPDATE
-					SET request_hash = EXCLUDED.request_hash, order_id = NULL, settled_status = NULL,
-					    settled_reason = NULL, settled_detail = NULL, settled_at = NULL,
-					    created_at = now(), expires_at = EXCLUDED.expires_at
-					WHERE idempotency_keys.expires_at < now()
-					   OR (idempotency_keys.order_id IS NULL AND idempotency_keys.settled_status IS NULL
-					       AND idempotency_keys.created_at < now() - $5::float8 * interval '1 second')
-				RETURNING true AS claimed, request_hash, order_id, settled_status, settled_reason, settled_detail, settled_at)
-			SELECT * FROM ins
-			UNION ALL
-			SELECT false, request_hash, order_id, settled_status, settled_reason, settled_detail, settled_at
-			FROM idempotency_keys
-			WHERE user_id = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM ins)`,
-			userID, key, hash, KeyTTL.Seconds(), AbandonedAfter.Seconds()).
-			Scan(&claimed, &gotHash, &orderID, &settled.status, &settled.reason, &settled.detail, &settled.at)
-		if errors.Is(err, pgx.ErrNoRows) {
-			continue // released between the insert and the read: try again
-		}
-		if err != nil {
-			return nil, unavailable(err)
-		}
+		err := s.db.QueryRow(ctx, `SELECT `+keyFree+`, request_hash, order_id, settled_status, settled_reason, settled_detail, settled_at
+			FROM idempotency_keys WHERE user_id = $1 AND key = $2`, userID, key, AbandonedAfter.Seconds()).
+			Scan(&free, &gotHash, &orderID, &settled.status, &settled.reason, &settled.detail, &settled.at)
 		switch {
-		case claimed:
+		case errors.Is(err, pgx.ErrNoRows):
+			return nil, nil
+		case err != nil:
+			return nil, unavailable(err)
+		case free:
 			return nil, nil
 		case gotHash != hash:
 			return nil, ErrKeyReused
@@ -143,18 +134,6 @@ func (s *Store) settledCheckout(ctx context.Context, orderID uuid.UUID, st settl
 	return &orders.Checkout{Order: o, Detail: *st.detail, Replayed: true}, nil
 }
 
-// ReleaseKey gives up a claim whose request failed before an order existed
-// (a validation or catalog error), so the client may retry with the same key.
-// A key that already has an order or a settled checkout is left alone.
-func (s *Store) ReleaseKey(ctx context.Context, userID uuid.UUID, key string) error {
-	_, err := s.db.Exec(context.WithoutCancel(ctx), `DELETE FROM idempotency_keys
-		WHERE user_id = $1 AND key = $2 AND order_id IS NULL AND settled_status IS NULL`, userID, key)
-	if err != nil {
-		return unavailable(err)
-	}
-	return nil
-}
-
 // Saga is the persisted state a saga driver resumes from.
 type Saga struct {
 	Order        orders.Order
@@ -166,8 +145,14 @@ type Saga struct {
 
 // Create writes a new pending order, its lines, its saga state (leased to the
 // caller until lease from now), its first timeline entry and, when key is not
-// empty, links the caller's idempotency key to it — in one transaction.
-func (s *Store) Create(ctx context.Context, o orders.Order, token string, fromCart bool, key string, lease time.Duration) error {
+// empty, the caller's idempotency key (request hash hash, kept KeyTTL) linked
+// to the order — all in one batch, which PostgreSQL runs as one implicit
+// transaction: one round trip, one commit. A free key (expired or abandoned,
+// see CheckKey) is taken anew. A key held by another request — settled,
+// running, or being written right now (the unique index makes this batch
+// wait for that request's transaction) — is ErrKeyTaken, and nothing is
+// written.
+func (s *Store) Create(ctx context.Context, o orders.Order, token string, fromCart bool, key, hash string, lease time.Duration) error {
 	addr, err := json.Marshal(o.ShippingAddress)
 	if err != nil {
 		return fault.Internalf("encode address: %w", err)
@@ -176,18 +161,31 @@ func (s *Store) Create(ctx context.Context, o orders.Order, token string, fromCa
 	b.Queue(`INSERT INTO orders (id, user_id, status, reason, total_amount, currency, shipping_address, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`,
 		o.ID, o.UserID, o.Status, o.Reason, o.Total.Amount, o.Total.Currency, addr, o.CreatedAt)
+	if key != "" {
+		// After the order (the key references it), before the rest: a
+		// request that loses the key stops here.
+		b.Queue(`DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND `+keyFree,
+			o.UserID, key, AbandonedAfter.Seconds())
+		b.Queue(`INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, expires_at)
+			VALUES ($1, $2, $3, $4, now() + $5::float8 * interval '1 second')`,
+			o.UserID, key, hash, o.ID, KeyTTL.Seconds())
+	}
 	for i, l := range o.Items {
 		b.Queue(`INSERT INTO order_items (order_id, position, product_id, quantity, unit_amount)
 			VALUES ($1, $2, $3, $4, $5)`, o.ID, i, l.ProductID, l.Quantity, l.UnitPrice.Amount)
 	}
 	b.Queue(`INSERT INTO order_sagas (order_id, payment_token, from_cart, lease_until)
 		VALUES ($1, $2, $3, now() + $4::float8 * interval '1 second')`, o.ID, token, fromCart, lease.Seconds())
-	if key != "" {
-		b.Queue(`UPDATE idempotency_keys SET order_id = $3 WHERE user_id = $1 AND key = $2`, o.UserID, key, o.ID)
-	}
 	queueNotes(ctx, b, o.ID, Note{Step: orders.StepCreated, Outcome: orders.StepOK,
 		Detail: fmt.Sprintf("%d line(s), total %d %s", len(o.Items), o.Total.Amount, o.Total.Currency)})
-	return postgres.Tx(ctx, s.db, func(tx pgx.Tx) error { return send(ctx, tx, b) })
+	err = s.db.SendBatch(ctx, b).Close()
+	switch {
+	case key != "" && postgres.IsUniqueViolation(err, "idempotency_keys_pkey"):
+		return ErrKeyTaken
+	case err != nil:
+		return unavailable(err)
+	}
+	return nil
 }
 
 // send runs the statements of b on tx in one round trip.
@@ -265,18 +263,24 @@ func scanOrder(row pgx.Row, extra ...any) (orders.Order, error) {
 	return o, nil
 }
 
+const itemsQuery = `SELECT product_id, quantity, unit_amount FROM order_items WHERE order_id = $1 ORDER BY position`
+
 func loadItems(ctx context.Context, q querier, o *orders.Order) error {
-	rows, err := q.Query(ctx, `SELECT product_id, quantity, unit_amount FROM order_items WHERE order_id = $1 ORDER BY position`, o.ID)
+	rows, err := q.Query(ctx, itemsQuery, o.ID)
 	if err != nil {
 		return err
 	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (orders.Line, error) {
-		l := orders.Line{UnitPrice: orders.Money{Currency: o.Total.Currency}}
+	o.Items, err = collectItems(rows, o.Total.Currency)
+	return err
+}
+
+// collectItems reads an order's lines (itemsQuery) and closes rows.
+func collectItems(rows pgx.Rows, currency string) ([]orders.Line, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (orders.Line, error) {
+		l := orders.Line{UnitPrice: orders.Money{Currency: currency}}
 		err := r.Scan(&l.ProductID, &l.Quantity, &l.UnitPrice.Amount)
 		return l, err
 	})
-	o.Items = items
-	return err
 }
 
 var errNotFound = fault.E(fault.NotFound, fault.CodeNotFound, "no such order")
@@ -296,17 +300,28 @@ func (s *Store) GetVisible(ctx context.Context, id uuid.UUID, who auth.Identity)
 }
 
 // Get returns an order with its lines; fault.NotFound when it does not exist.
-// Visibility is the caller's business (orders.Order.VisibleTo).
+// Visibility is the caller's business (orders.Order.VisibleTo). One round
+// trip: the order and its lines are read in one batch (one snapshot).
 func (s *Store) Get(ctx context.Context, id uuid.UUID) (orders.Order, error) {
-	o, err := scanOrder(s.db.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders o WHERE o.id = $1`, id))
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+orderColumns+` FROM orders o WHERE o.id = $1`, id)
+	b.Queue(itemsQuery, id)
+	br := s.db.SendBatch(ctx, b)
+	o, err := scanOrder(br.QueryRow())
+	if err == nil {
+		var rows pgx.Rows
+		if rows, err = br.Query(); err == nil {
+			o.Items, err = collectItems(rows, o.Total.Currency)
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		return o, errNotFound
+		return orders.Order{}, errNotFound
 	}
 	if err != nil {
-		return o, unavailable(err)
-	}
-	if err := loadItems(ctx, s.db, &o); err != nil {
-		return o, unavailable(err)
+		return orders.Order{}, unavailable(err)
 	}
 	return o, nil
 }
@@ -409,39 +424,66 @@ func (s *Store) LoadSaga(ctx context.Context, orderID uuid.UUID) (Saga, error) {
 // fault.NotFound when the order does not exist; fault.Unavailable when the
 // database fails.
 func (s *Store) Update(ctx context.Context, orderID uuid.UUID, decide func(*orders.Order) (orders.Change, error), notes ...Note) (orders.Order, error) {
-	var out orders.Order
-	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
-		o, err := scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders o WHERE o.id = $1 FOR UPDATE`, orderID))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return errNotFound
+	// BEGIN, the locked order and its lines in one round trip (pgx
+	// Batch.BeginTx); then the writes in one, then COMMIT.
+	read := &pgx.Batch{}
+	read.BeginTx(pgx.TxOptions{})
+	read.Queue(`SELECT `+orderColumns+` FROM orders o WHERE o.id = $1 FOR UPDATE`, orderID)
+	read.Queue(itemsQuery, orderID)
+	br := s.db.SendBatch(ctx, read)
+	tx := br.Tx()
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // a no-op once committed
+	o, err := readLocked(br)
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = unavailable(cerr)
+	}
+	if err != nil {
+		return orders.Order{}, err
+	}
+	was := o.Status
+	change, err := decide(&o)
+	if err != nil {
+		return orders.Order{}, err
+	}
+	b := &pgx.Batch{}
+	queueNotes(ctx, b, o.ID, notes...)
+	if !change.None() {
+		if err := queueWrite(ctx, b, o, change, was == orders.Pending); err != nil {
+			return orders.Order{}, err
 		}
-		if err != nil {
-			return unavailable(err)
+	}
+	if b.Len() > 0 {
+		if err := send(ctx, tx, b); err != nil {
+			return orders.Order{}, err
 		}
-		if err := loadItems(ctx, tx, &o); err != nil {
-			return unavailable(err)
-		}
-		was := o.Status
-		change, err := decide(&o)
-		if err != nil {
-			return err
-		}
-		b := &pgx.Batch{}
-		queueNotes(ctx, b, o.ID, notes...)
-		if !change.None() {
-			if err := queueWrite(ctx, b, o, change, was == orders.Pending); err != nil {
-				return err
-			}
-		}
-		if b.Len() > 0 {
-			if err := send(ctx, tx, b); err != nil {
-				return err
-			}
-		}
-		out = o
-		return nil
-	})
-	return out, err
+	}
+	if err := tx.Commit(context.WithoutCancel(ctx)); err != nil {
+		return orders.Order{}, unavailable(fmt.Errorf("commit: %w", err))
+	}
+	return o, nil
+}
+
+// readLocked reads the results of Update's first batch: BEGIN, the order
+// (locked) and its lines.
+func readLocked(br pgx.BatchResults) (orders.Order, error) {
+	if _, err := br.Exec(); err != nil {
+		return orders.Order{}, unavailable(err)
+	}
+	o, err := scanOrder(br.QueryRow())
+	if errors.Is(err, pgx.ErrNoRows) {
+		return o, errNotFound
+	}
+	if err != nil {
+		return o, unavailable(err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return o, unavailable(err)
+	}
+	if o.Items, err = collectItems(rows, o.Total.Currency); err != nil {
+		return o, unavailable(err)
+	}
+	return o, nil
 }
 
 // queueWrite adds the writes of a decided change of o (see Update) to b;

@@ -2,6 +2,7 @@ package ordersdb_test
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"strings"
 	"sync"
@@ -28,63 +29,99 @@ func TestMigrationIncludesTheOutboxVerbatim(t *testing.T) {
 	}
 }
 
-func TestClaimKey(t *testing.T) {
+// newOrder is a pending order of user, not written yet.
+func newOrder(t *testing.T, user uuid.UUID) orders.Order {
+	t.Helper()
+	price := orders.Money{Amount: 500, Currency: "USD"}
+	o, err := orders.New(user, []orders.Line{{ProductID: uuid.Must(uuid.NewV7()), Quantity: 1, UnitPrice: price}}, price,
+		orders.Address{Name: "Ada", Line1: "1 Loop Rd", City: "S", PostalCode: "1", Country: "US"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// The key is written with its order, in one transaction: of 20 concurrent
+// creates with one key exactly one writes an order, the others write nothing
+// and are told the key is taken; CheckKey then reads it as running, reused or
+// settled, and a free key (absent, expired, abandoned) is taken anew.
+func TestKeys(t *testing.T) {
 	pool := pgtest.Open(t, ordersdb.Migrations())
 	store := ordersdb.New(pool)
 	ctx := context.Background()
 	user := uuid.New()
 
-	// 20 concurrent claims: exactly one wins, the others wait and give up.
+	if r, err := store.CheckKey(ctx, user, "k", "h1", 0); err != nil || r != nil {
+		t.Fatalf("absent key: %v %v", r, err)
+	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	won, busy := 0, 0
+	won, taken := 0, 0
+	var first orders.Order
 	for range 20 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := store.ClaimKey(ctx, user, "k", "h1", 100*time.Millisecond)
+			o := newOrder(t, user)
+			err := store.Create(ctx, o, "tok", false, "k", "h1", time.Minute)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
-			case err == nil && r == nil:
+			case err == nil:
 				won++
-			case err == ordersdb.ErrKeyInProgress:
-				busy++
+				first = o
+			case errors.Is(err, ordersdb.ErrKeyTaken):
+				taken++
 			default:
-				t.Errorf("claim: %v %v", r, err)
+				t.Errorf("create: %v", err)
 			}
 		}()
 	}
 	wg.Wait()
-	if won != 1 || busy != 19 {
-		t.Fatalf("won %d busy %d, want 1 19", won, busy)
+	if won != 1 || taken != 19 {
+		t.Fatalf("won %d taken %d, want 1 19", won, taken)
 	}
-	if _, err := store.ClaimKey(ctx, user, "k", "h2", 0); !fault.Is(err, fault.Conflict, "idempotency_key_reused") {
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM orders) + (SELECT count(*) FROM order_items) + (SELECT count(*) FROM order_sagas) + (SELECT count(*) FROM order_events)`).Scan(&n); err != nil || n != 4 {
+		t.Fatalf("%d rows of orders, lines, sagas and timeline entries (%v), want 4: the losers must write nothing", n, err)
+	}
+	if _, err := store.CheckKey(ctx, user, "k", "h1", 100*time.Millisecond); err != ordersdb.ErrKeyInProgress {
+		t.Fatalf("running: %v, want ErrKeyInProgress", err)
+	}
+	if _, err := store.CheckKey(ctx, user, "k", "h2", 0); !fault.Is(err, fault.Conflict, "idempotency_key_reused") {
 		t.Fatalf("other hash: %v", err)
 	}
-	if r, err := store.ClaimKey(ctx, uuid.New(), "k", "h2", 0); err != nil || r != nil {
+	if r, err := store.CheckKey(ctx, uuid.New(), "k", "h2", 0); err != nil || r != nil {
 		t.Fatalf("another user's key must be free: %v %v", r, err)
 	}
-	// Released (no order yet): claimable again.
-	if err := store.ReleaseKey(ctx, user, "k"); err != nil {
+	// Settled with the order's end: the same request replays it.
+	if _, err := store.Update(ctx, first.ID, func(o *orders.Order) (orders.Change, error) { return o.Confirm(time.Now()) }); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := store.ClaimKey(ctx, user, "k", "h3", 0); err != nil || r != nil {
-		t.Fatalf("after release: %v %v", r, err)
+	if r, err := store.CheckKey(ctx, user, "k", "h1", 0); err != nil || r == nil || !r.Replayed || r.Order.ID != first.ID || r.Order.Status != orders.Confirmed {
+		t.Fatalf("settled: %+v %v", r, err)
 	}
-	// A claim whose request died before writing its order is abandoned after a while.
-	if _, err := pool.Exec(ctx, `UPDATE idempotency_keys SET created_at = now() - interval '2 minutes'`); err != nil {
+	// A key claimed by an earlier version whose request died before writing
+	// its order is abandoned after a while, and taken anew.
+	if _, err := pool.Exec(ctx, `INSERT INTO idempotency_keys (user_id, key, request_hash, expires_at, created_at)
+		VALUES ($1, 'old', 'h0', now() + interval '1 day', now() - interval '2 minutes')`, user); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := store.ClaimKey(ctx, user, "k", "h3b", 0); err != nil || r != nil {
+	if r, err := store.CheckKey(ctx, user, "old", "h3", 0); err != nil || r != nil {
 		t.Fatalf("abandoned key: %v %v", r, err)
 	}
-	// Expired keys are purged, and claimable anew.
-	if _, err := pool.Exec(ctx, `UPDATE idempotency_keys SET expires_at = now() - interval '1 second'`); err != nil {
+	if err := store.Create(ctx, newOrder(t, user), "tok", false, "old", "h3", time.Minute); err != nil {
+		t.Fatalf("abandoned key: %v", err)
+	}
+	// An expired key is free, taken anew, and purged.
+	if _, err := pool.Exec(ctx, `UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = 'k'`); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := store.ClaimKey(ctx, user, "k", "h4", 0); err != nil || r != nil {
+	if r, err := store.CheckKey(ctx, user, "k", "h4", 0); err != nil || r != nil {
 		t.Fatalf("expired key: %v %v", r, err)
+	}
+	if err := store.Create(ctx, newOrder(t, user), "tok", false, "k", "h4", time.Minute); err != nil {
+		t.Fatalf("expired key: %v", err)
 	}
 	if _, err := pool.Exec(ctx, `UPDATE idempotency_keys SET expires_at = now() - interval '1 second'`); err != nil {
 		t.Fatal(err)
@@ -93,7 +130,7 @@ func TestClaimKey(t *testing.T) {
 		t.Fatalf("purged %d %v, want 2", n, err)
 	}
 	var ttl time.Duration
-	if r, err := store.ClaimKey(ctx, user, "fresh", "h", 0); err != nil || r != nil {
+	if err := store.Create(ctx, newOrder(t, user), "tok", false, "fresh", "h", time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if err := pool.QueryRow(ctx, `SELECT extract(epoch FROM expires_at - now())::bigint * 1000000000 FROM idempotency_keys WHERE key = 'fresh'`).Scan(&ttl); err != nil || ttl < 24*time.Hour-time.Minute {
@@ -135,6 +172,12 @@ func TestStatusChangesAreAtomicAndForwardOnly(t *testing.T) {
 	}
 	if _, err := store.Update(ctx, uuid.New(), confirm); fault.KindOf(err) != fault.NotFound {
 		t.Fatalf("unknown order: %v", err)
+	}
+	// Update begins its transaction in its first batch: a refused decision or
+	// an unknown order must still roll back and give the connection back.
+	time.Sleep(50 * time.Millisecond) // the pool releases connections asynchronously
+	if n := pool.Stat().AcquiredConns(); n != 0 {
+		t.Fatalf("%d connections still acquired after refused updates, want 0", n)
 	}
 	got, err := store.Get(ctx, o.ID)
 	if err != nil || got.Status != orders.Confirmed || len(got.Items) != 1 {

@@ -1,5 +1,5 @@
 // Package saga drives an order through the checkout: write it pending (with
-// its idempotency key) → reserve-stock → charge-payment → commit-stock →
+// its idempotency key, in one transaction) → reserve-stock → charge-payment → commit-stock →
 // confirmed + order.placed.v1, in that order, recording every step in the
 // order's timeline; and compensates (release-stock, refund-payment) when a
 // step is refused. Every remote step is idempotent by order id, so a saga may
@@ -154,42 +154,72 @@ func (s *Saga) lease() time.Duration { return s.cfg.Timeout + 10*time.Second }
 // stays pending: recover-orders finishes it). Otherwise the result is the
 // checkout: the order confirmed, failed for a reason (orders.Outcome), or
 // still pending when a service stayed unavailable. With a key, the same
-// request gets the same checkout (Replayed): the key is settled in the same
-// transaction as the order's final status.
+// request gets the same checkout (Replayed): the key is written with the
+// pending order, in its transaction, and settled in the same transaction as
+// the order's final status.
+//
+// A key is read before anything is priced (ordersdb.Store.CheckKey: one read,
+// no commit), so a replay, a reused key or one still running costs no
+// get-product call and does not depend on the catalog or the cart. When two
+// requests with a free key race, the unique index lets one write its order;
+// the other's write (ordersdb.Store.Create) finds the key taken, writes
+// nothing, and reads the key again: it replays the winner's checkout or,
+// after KeyWait, answers request_in_progress.
 func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceRequest, key string) (orders.Checkout, error) {
 	if err := req.Validate(); err != nil {
 		return orders.Checkout{}, err
 	}
+	var hash string
+	deadline := time.Now().Add(s.cfg.KeyWait)
 	if key != "" {
 		if err := orders.ValidKey(key); err != nil {
 			return orders.Checkout{}, err
 		}
-		settled, err := s.db.ClaimKey(ctx, who.UserID, key, req.Hash(), s.cfg.KeyWait)
-		if err != nil {
-			return orders.Checkout{}, err
-		}
-		if settled != nil {
-			return *settled, nil
+		hash = req.Hash()
+		settled, err := s.db.CheckKey(ctx, who.UserID, key, hash, s.cfg.KeyWait)
+		if err != nil || settled != nil {
+			return checkout(settled), err
 		}
 	}
 	// From here on the client may hang up: nothing of the checkout depends on it.
+	reqCtx := ctx
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
 	defer cancel()
-	sg, err := s.create(ctx, who.UserID, req, key)
+	sg, err := s.price(ctx, who.UserID, req)
 	if err != nil {
-		if key != "" {
-			if rerr := s.db.ReleaseKey(ctx, who.UserID, key); rerr != nil {
-				s.cfg.Log.ErrorContext(ctx, "release idempotency key", "err", rerr.Error())
-			}
-		}
 		return orders.Checkout{}, err
 	}
-	return s.drive(ctx, sg.Order.ID, &sg)
+	for {
+		err := s.db.Create(ctx, sg.Order, sg.PaymentToken, sg.FromCart, key, hash, s.lease())
+		if !errors.Is(err, ordersdb.ErrKeyTaken) {
+			if err != nil {
+				return orders.Checkout{}, err
+			}
+			return s.drive(ctx, sg.Order.ID, &sg)
+		}
+		// Another request holds the key: replay it, refuse, or wait for it.
+		settled, err := s.db.CheckKey(reqCtx, who.UserID, key, hash, max(time.Until(deadline), 0))
+		if err != nil || settled != nil {
+			return checkout(settled), err
+		}
+		if time.Now().After(deadline) {
+			return orders.Checkout{}, ordersdb.ErrKeyInProgress
+		}
+		// Free again (the holder's key expired or was purged): try once more.
+	}
 }
 
-// create prices the request and writes the pending order; it returns the
-// saga as written.
-func (s *Saga) create(ctx context.Context, userID uuid.UUID, req orders.PlaceRequest, key string) (ordersdb.Saga, error) {
+func checkout(c *orders.Checkout) orders.Checkout {
+	if c == nil {
+		return orders.Checkout{}
+	}
+	return *c
+}
+
+// price prices the request — its items, or the caller's cart — and returns
+// the pending order's saga, not written yet. Nothing is written: a failure
+// here leaves no trace, and the key stays free.
+func (s *Saga) price(ctx context.Context, userID uuid.UUID, req orders.PlaceRequest) (ordersdb.Saga, error) {
 	items, fromCart := req.Items, false
 	if items == nil {
 		if s.cfg.Cart == nil {
@@ -227,9 +257,6 @@ func (s *Saga) create(ctx context.Context, userID uuid.UUID, req orders.PlaceReq
 	}
 	o, err := orders.New(userID, lines, total, req.ShippingAddress, time.Now())
 	if err != nil {
-		return ordersdb.Saga{}, err
-	}
-	if err := s.db.Create(ctx, o, req.Payment.Token, fromCart, key, s.lease()); err != nil {
 		return ordersdb.Saga{}, err
 	}
 	return ordersdb.Saga{Order: o, PaymentToken: req.Payment.Token, FromCart: fromCart}, nil

@@ -179,6 +179,67 @@ func TestConcurrentSameKeyPlacesOneOrder(t *testing.T) {
 	}
 }
 
+// TestConcurrentSameKeyWithShortWaitNeverPlacesTwo: N concurrent requests
+// with one key while the first is still charging, and a KeyWait shorter than
+// the charge: exactly one order, one charge, and every answer is that
+// checkout or 409 request_in_progress — never a second order, never another
+// error.
+func TestConcurrentSameKeyWithShortWaitNeverPlacesTwo(t *testing.T) {
+	e := setup(t, func(c *saga.Config) { c.KeyWait = 100 * time.Millisecond })
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			return 400 * time.Millisecond, 0, 0
+		}
+		return 0, 0, 0
+	})
+	const n = 16
+	results := make([]orders.Checkout, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i], errs[i] = e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "key-short")
+		}()
+	}
+	close(start)
+	wg.Wait()
+	var placed []orders.Checkout
+	inProgress := 0
+	for i := range n {
+		switch {
+		case errs[i] == nil && !results[i].Replayed:
+			placed = append(placed, results[i])
+		case errs[i] == nil:
+			// A replay: checked against the placed checkout below.
+		case fault.Is(errs[i], fault.Conflict, "request_in_progress"):
+			inProgress++
+		default:
+			t.Fatalf("request %d: %v, want the checkout or request_in_progress", i, errs[i])
+		}
+	}
+	if len(placed) != 1 || placed[0].Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("%d requests placed an order, want 1: %+v", len(placed), placed)
+	}
+	for i := range n {
+		if errs[i] == nil {
+			same(t, results[i], placed[0])
+		}
+	}
+	if inProgress == 0 {
+		t.Errorf("no request was answered request_in_progress: the race this test is about did not happen")
+	}
+	if got := e.count(t, `SELECT count(*) FROM orders`); got != 1 {
+		t.Fatalf("%d orders, want 1", got)
+	}
+	if c := e.svc.Counts(); c.Charges != 1 || c.Calls["charge-payment"] != 1 {
+		t.Fatalf("charges %d, charge calls %d, want 1 and 1", c.Charges, c.Calls["charge-payment"])
+	}
+}
+
 func TestSameKeyOtherBodyIsRefused(t *testing.T) {
 	e := setup(t, nil)
 	if _, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "k"); err != nil {
@@ -542,12 +603,14 @@ func TestAMissingFunctionLeavesTheOrderPendingUntilItIsBack(t *testing.T) {
 	}
 }
 
-// TestCheckoutIsThreeOrdersTransactions: a confirmed checkout with an
-// Idempotency-Key costs the orders database the claim of the key, one
-// transaction for the pending order and one for the confirmation — which
-// carries the steps' timeline entries, the event and the settled key — in at
-// most 9 round trips; every step's outcome still shows in the timeline.
-func TestCheckoutIsThreeOrdersTransactions(t *testing.T) {
+// TestCheckoutIsTwoOrdersTransactions: a confirmed checkout with an
+// Idempotency-Key costs the orders database a read of the key (no commit),
+// one transaction for the pending order with its key (one round trip) and one
+// for the confirmation (BEGIN with the locked order and its lines, the
+// writes, COMMIT: three round trips) — which carries the steps' timeline
+// entries, the event and the settled key — in at most 5 round trips; every
+// step's outcome still shows in the timeline.
+func TestCheckoutIsTwoOrdersTransactions(t *testing.T) {
 	e := setup(t, nil)
 	pool, rt := pgtest.Counted(t, e.pool)
 	cfg := e.cfg
@@ -556,17 +619,35 @@ func TestCheckoutIsThreeOrdersTransactions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	key := uuid.NewString()
 	rt.Reset()
-	res, err := s.Place(context.Background(), e.user, e.request(1, "tok_visa"), uuid.NewString())
+	res, err := s.Place(context.Background(), e.user, e.request(1, "tok_visa"), key)
 	if err != nil || res.Outcome() != orders.OutcomeConfirmed {
 		t.Fatalf("place: %+v %v", res, err)
 	}
-	if c := rt.Counts(); c.Commits > 3 || c.Trips > 9 {
-		t.Errorf("checkout: %d round trips and %d commits in the orders database, want at most 9 and 3 (the key's claim, the pending order, the confirmation)", c.Trips, c.Commits)
+	c := rt.Counts()
+	t.Logf("keyed checkout: %d round trips, %d statements, %d commits", c.Trips, c.Statements, c.Commits)
+	if c.Commits > 2 || c.Trips > 5 {
+		t.Errorf("checkout: %d round trips and %d commits in the orders database, want at most 5 and 2 (the pending order with its key, the confirmation)", c.Trips, c.Commits)
 	}
 	want := []string{"order.created:ok", "stock.reserve:ok", "payment.charge:ok", "stock.commit:ok",
 		"order.confirmed:ok", "order.placed.v1:recorded"}
 	if diff := cmp.Diff(want, e.steps(t, res.Order.ID)); diff != "" {
 		t.Fatalf("timeline (-want +got):\n%s", diff)
+	}
+	// A replay reads the key, then the order with its lines (2 round trips): no commit, and no
+	// get-product call — it does not depend on the catalog.
+	calls := e.catalog.Calls()
+	e.catalog.SetDown(true)
+	rt.Reset()
+	again, err := s.Place(context.Background(), e.user, e.request(1, "tok_visa"), key)
+	if err != nil || !again.Replayed {
+		t.Fatalf("replay: %+v %v", again, err)
+	}
+	same(t, again, res)
+	c = rt.Counts()
+	t.Logf("replay: %d round trips, %d commits", c.Trips, c.Commits)
+	if c.Commits != 0 || c.Trips > 2 || e.catalog.Calls() != calls {
+		t.Errorf("replay: %d round trips, %d commits, %d get-product calls; want at most 2, 0, 0", c.Trips, c.Commits, e.catalog.Calls()-calls)
 	}
 }
