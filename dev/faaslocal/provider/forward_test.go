@@ -1,0 +1,144 @@
+package provider
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/openfaas/faas-provider/types"
+)
+
+// oneFunction is a function store holding one deployed function, "fn".
+type oneFunction struct{ Functions }
+
+func (oneFunction) Invoked(name string) bool { return name == "fn" }
+func (oneFunction) Status(name string) (types.FunctionStatus, error) {
+	return types.FunctionStatus{Name: name, Replicas: 1}, nil
+}
+func (oneFunction) Scale(string, uint64) error { return nil }
+
+// fixedReplicas always picks the same address.
+type fixedReplicas string
+
+func (a fixedReplicas) Pick(context.Context, string) (string, error) { return string(a), nil }
+
+// serveLoopback serves h on a loopback port until the test ends and returns host:port.
+func serveLoopback(tb testing.TB, h http.Handler) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	tb.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+// gateway serves the gateway API (Guard around Router, as the runtime
+// mounts it) over replicas and returns its base URL.
+func gateway(tb testing.TB, replicas Replicas) string {
+	tb.Helper()
+	h := New(Deps{Functions: oneFunction{}, Replicas: replicas, ResolveWait: time.Second})
+	return "http://" + serveLoopback(tb, Guard(h.Router()))
+}
+
+// closingReplica is a replica that answers the first request of each
+// connection with keep-alive, then closes the connection the moment the
+// next request arrives on it, without answering: what a server does when it
+// closes an idle connection (Shutdown, IdleTimeout) just as a client reuses it.
+func closingReplica(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, req.Body)
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+				_, _ = br.Peek(1) // the next request: close without answering
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestProxyRetriesAReusedConnectionClosedByTheReplica: a POST written on a
+// kept-alive connection that the replica closes (issue 9) is sent again on
+// a new connection, so the caller sees only 2xx.
+func TestProxyRetriesAReusedConnectionClosedByTheReplica(t *testing.T) {
+	gw := gateway(t, fixedReplicas(closingReplica(t)))
+	for i := range 20 {
+		res, err := http.Post(gw+"/function/fn", "text/plain", strings.NewReader("call"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusOK || string(b) != "ok" {
+			t.Fatalf("call %d: %d %q, want 200 \"ok\"", i, res.StatusCode, b)
+		}
+	}
+}
+
+// BenchmarkGatewayHop is one call through the gateway API (Guard, router,
+// call headers, watchdog, proxy) to a replica that answers a small JSON
+// body, as a checkout hop does; cpu-ns/op is the whole process's CPU time
+// (client, gateway and replica) per call.
+func BenchmarkGatewayHop(b *testing.B) {
+	replica := serveLoopback(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"0b5e3c1a-8f0e-4a43-9a57-6f1f4f1d2b11","status":"reserved","lines":3}`)
+	}))
+	gw := gateway(b, fixedReplicas(replica))
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	body := `{"order_id":"0b5e3c1a-8f0e-4a43-9a57-6f1f4f1d2b11","lines":[{"sku":"A-1","qty":2},{"sku":"B-7","qty":1}]}`
+	call := func() {
+		req, _ := http.NewRequest(http.MethodPost, gw+"/function/fn/reserve", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		res, err := c.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			b.Fatalf("status %d", res.StatusCode)
+		}
+	}
+	call()
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for b.Loop() {
+		call()
+	}
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
