@@ -845,9 +845,10 @@ func TestRefusedUpdateLeavesTheRunningFunctionAlone(t *testing.T) {
 // its drain while its health check says 503.
 //
 // It counts every answer, so it runs alone (make replacement-test, after the
-// parallel suites; SHOP_ALONE=1): under the race detector beside every other
-// package, one call in a few thousand was seen to fail with a connection reset
-// or EOF from a replica's keep-alive connection (docs/local-runtime.md, open).
+// parallel suites; SHOP_ALONE=1). One call in a few thousand used to fail with
+// a connection reset or EOF: a scale-down or redeploy killed the function
+// process with its sh -c leader instead of letting it drain (issue 9,
+// docs/local-runtime.md; TestReplacementStress is the stress variant).
 func TestReplacementAnswersOnly2xx(t *testing.T) {
 	if os.Getenv("SHOP_ALONE") == "" {
 		t.Skip("runs alone: make replacement-test")
