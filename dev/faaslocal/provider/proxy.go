@@ -168,6 +168,13 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, fmt.Sprintf("No endpoints available for: %s.", name), http.StatusServiceUnavailable)
 			return
 		}
+		if attempt > 0 {
+			// The failed attempt's request may still be read by the
+			// Transport's goroutines: the retry is a copy.
+			again, u := *out, *out.URL
+			again.URL = &u
+			out = &again
+		}
 		out.URL.Host = addr.Host
 		out.Host = addr.Host
 		out.Body, out.ContentLength = body.attempt()
