@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -82,21 +83,54 @@ func closingReplica(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// TestProxyRetriesAReusedConnectionClosedByTheReplica: a POST written on a
-// kept-alive connection that the replica closes (issue 9) is sent again on
-// a new connection, so the caller sees only 2xx.
+// TestProxyRetriesAReusedConnectionClosedByTheReplica: a call written on a
+// kept-alive connection that the replica closes (issue 9) is sent again on a
+// new connection under Go's rule: a POST with an Idempotency-Key (or
+// X-Idempotency-Key) and a GET are retried and answer 200; a POST without a
+// key is not (it may have run) and answers faas-provider's 500.
 func TestProxyRetriesAReusedConnectionClosedByTheReplica(t *testing.T) {
-	gw := gateway(t, fixedReplicas(closingReplica(t)))
-	for i := range 20 {
-		res, err := http.Post(gw+"/function/fn", "text/plain", strings.NewReader("call"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(res.Body)
-		_ = res.Body.Close()
-		if res.StatusCode != http.StatusOK || string(b) != "ok" {
-			t.Fatalf("call %d: %d %q, want 200 \"ok\"", i, res.StatusCode, b)
-		}
+	for _, tc := range []struct {
+		name, method, key string
+		want              int
+	}{
+		{"POST with Idempotency-Key", http.MethodPost, "Idempotency-Key", http.StatusOK},
+		{"POST with X-Idempotency-Key", http.MethodPost, "X-Idempotency-Key", http.StatusOK},
+		{"GET", http.MethodGet, "", http.StatusOK},
+		{"POST without a key", http.MethodPost, "", http.StatusInternalServerError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gw := gateway(t, fixedReplicas(closingReplica(t)))
+			c := &http.Client{Transport: &http.Transport{}}
+			for i := range 5 {
+				var body io.Reader
+				if tc.method == http.MethodPost {
+					body = strings.NewReader("call")
+				}
+				req, _ := http.NewRequest(tc.method, gw+"/function/fn", body)
+				if tc.key != "" {
+					req.Header.Set(tc.key, "call-"+strconv.Itoa(i))
+				}
+				res, err := c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(res.Body)
+				_ = res.Body.Close()
+				want := tc.want
+				if i == 0 {
+					want = http.StatusOK // a new connection: nothing to close under it
+				}
+				if res.StatusCode != want {
+					t.Fatalf("call %d: %d %q, want %d", i, res.StatusCode, b, want)
+				}
+				if want == http.StatusInternalServerError {
+					if got := res.Header.Get("X-OpenFaaS-Internal"); got != "proxy" || string(b) != "Can't reach service for: fn.\n" {
+						t.Errorf("call %d: X-OpenFaaS-Internal %q, body %q, want faas-provider's 500", i, got, b)
+					}
+					return
+				}
+			}
+		})
 	}
 }
 

@@ -9,11 +9,9 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -73,13 +71,15 @@ func proxyHandler(fns invocationCounter, resolver proxy.BaseURLResolver, log *sl
 // replica cannot be reached (both with X-OpenFaaS-Internal: proxy). Streams
 // (SSE, NDJSON, websocket) still go through faas-provider's proxy.
 //
-// Unlike faas-provider's, it sends a call again, once, when it failed on a
-// reused keep-alive connection before any answer came back and its body is
-// at most replayLimit bytes (issue 9): a replica closes an idle connection
-// (fnserve's Shutdown after its drain, its IdleTimeout) at the moment the
-// gateway writes the next call on it, and Go's Transport retries only
-// idempotent methods. The second attempt goes to the replica the resolver
-// picks then, on a new or another pooled connection.
+// Unlike faas-provider's, it lets the Transport send a call again under Go's
+// own rule (net/http.Transport: on a reused keep-alive connection, when
+// nothing was written yet, or when the call is idempotent — GET, HEAD,
+// OPTIONS, TRACE, or an Idempotency-Key / X-Idempotency-Key header — and
+// failed before an answer) by making bodies up to replayLimit replayable
+// (GetBody); faas-provider's streamed body made no POST replayable. A POST
+// without a key that was written on a connection the replica then closed
+// still answers 500, as the OpenFaaS gateway would: running it twice could
+// do its work twice.
 type forwarder struct {
 	resolver  proxy.BaseURLResolver
 	transport *http.Transport
@@ -153,41 +153,20 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if out.Header.Get("X-Forwarded-For") == "" {
 		out.Header["X-Forwarded-For"] = []string{r.RemoteAddr}
 	}
-	var reused atomic.Bool
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		GotConn: func(info httptrace.GotConnInfo) { reused.Store(info.Reused) },
-	})
 	out = out.WithContext(ctx)
 
-	var res *http.Response
-	for attempt := 0; ; attempt++ {
-		addr, err := f.resolver.Resolve(name)
-		if err != nil {
-			f.log.Warn("resolver error: no endpoints", "function", name, "err", err)
-			w.Header().Add(internalHeader, "proxy")
-			http.Error(w, fmt.Sprintf("No endpoints available for: %s.", name), http.StatusServiceUnavailable)
-			return
-		}
-		if attempt > 0 {
-			// The failed attempt's request may still be read by the
-			// Transport's goroutines: the retry is a copy.
-			again, u := *out, *out.URL
-			again.URL = &u
-			out = &again
-		}
-		out.URL.Host = addr.Host
-		out.Host = addr.Host
-		out.Body, out.ContentLength = body.attempt()
-		reused.Store(false)
-		res, err = f.transport.RoundTrip(out)
-		if err == nil {
-			break
-		}
-		if attempt == 0 && reused.Load() && body.replayable() && ctx.Err() == nil {
-			f.log.Info("call failed on a reused connection, sending it again",
-				"function", name, "replica", addr.Host, "err", err)
-			continue
-		}
+	addr, err := f.resolver.Resolve(name)
+	if err != nil {
+		f.log.Warn("resolver error: no endpoints", "function", name, "err", err)
+		w.Header().Add(internalHeader, "proxy")
+		http.Error(w, fmt.Sprintf("No endpoints available for: %s.", name), http.StatusServiceUnavailable)
+		return
+	}
+	out.URL.Host = addr.Host
+	out.Host = addr.Host
+	out.Body, out.ContentLength, out.GetBody = body.request()
+	res, err := f.transport.RoundTrip(out)
+	if err != nil {
 		f.unreachable(w, name, addr.Host, err)
 		return
 	}
@@ -277,18 +256,20 @@ func readReplayable(r *http.Request) (replayable, error) {
 	return replayable{body: b}, nil
 }
 
-// replayable reports whether the body can be sent again.
-func (p replayable) replayable() bool { return p.rest == nil }
-
-// attempt is the body of one attempt and its length (-1 when unknown).
-func (p replayable) attempt() (io.ReadCloser, int64) {
+// request is the outgoing request's Body, ContentLength and GetBody: a
+// body read ahead goes through an in-memory reader with its length and can
+// be read again (GetBody), so the Transport may send it once more under Go's
+// own rule; a longer one streams once (-1: length unknown, no GetBody).
+func (p replayable) request() (io.ReadCloser, int64, func() (io.ReadCloser, error)) {
 	switch {
 	case p.body == nil:
-		return nil, 0
+		return nil, 0, nil
 	case p.rest != nil:
-		return io.NopCloser(io.MultiReader(bytes.NewReader(p.body), p.rest)), -1
+		return io.NopCloser(io.MultiReader(bytes.NewReader(p.body), p.rest)), -1, nil
 	}
-	return io.NopCloser(bytes.NewReader(p.body)), int64(len(p.body))
+	get := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(p.body)), nil }
+	rc, _ := get()
+	return rc, int64(len(p.body)), get
 }
 
 // resolver is faas-provider's BaseURLResolver over the supervisor: an
