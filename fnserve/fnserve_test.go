@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"strings"
@@ -313,6 +314,47 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	if _, err := http.Get(srv.url + "/work"); err == nil {
 		t.Error("port still open after the drain")
 	}
+}
+
+// TestDrainAnswersConnectionClose: while draining, every answer carries
+// Connection: close, so a client's kept-alive connection to the replica is
+// closed after its next call instead of staying in the client's pool until
+// Shutdown closes it under a call (issue 9).
+func TestDrainAnswersConnectionClose(t *testing.T) {
+	srv := serve(t, map[string]string{"healthcheck_interval": "1s"}, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "served")
+	})
+	c := &http.Client{Transport: &http.Transport{}}
+	call := func() (res *http.Response, reused bool) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.url+"/work", strings.NewReader("x"))
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused },
+		}))
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
+		return res, reused
+	}
+	if res, _ := call(); res.Close {
+		t.Fatal("Connection: close before SIGTERM")
+	}
+	srv.cancel()
+	time.Sleep(100 * time.Millisecond)
+	res, reused := call()
+	if !reused {
+		t.Error("the kept-alive connection was not reused for the first call of the drain")
+	}
+	if res.StatusCode != http.StatusOK || !res.Close {
+		t.Errorf("answer while draining: %d, close %t, want 200 with Connection: close", res.StatusCode, res.Close)
+	}
+	if _, reused := call(); reused {
+		t.Error("a connection answered with Connection: close was used again")
+	}
+	<-srv.done
 }
 
 func TestLoadConfig(t *testing.T) {

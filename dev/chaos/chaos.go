@@ -254,8 +254,9 @@ func (r *run) setup(ctx context.Context) error {
 	if r.o.Verbose {
 		out = r.o.Out
 	} else {
-		// faas-provider's proxy logs every failed call with the standard
-		// logger: under chaos that is thousands of lines.
+		// faas-provider (its proxy still carries streams) logs every
+		// failed call with the standard logger: under chaos that is
+		// thousands of lines. The gateway's own forwarder logs to Log.
 		log.SetOutput(io.Discard)
 	}
 	stack, err := stackfile.Load(filepath.Join(r.o.Root, "stack.yml"))

@@ -104,7 +104,7 @@ func New(d Deps) *Handlers {
 			ListNamespaces: namespacesHandler(),
 			Health:         healthHandler(),
 			FunctionProxy: callHeaders(wake(d.Functions, watchdog(d.Functions,
-				proxyHandler(d.Functions, resolver{replicas: d.Replicas, wait: d.ResolveWait})))),
+				proxyHandler(d.Functions, resolver{replicas: d.Replicas, wait: d.ResolveWait}, d.Log)))),
 		},
 		AsyncFunction: asyncHandler(d.Functions, d.Queue, d.Callbacks, d.Log),
 	}

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -177,16 +179,71 @@ func (r *replica) runOnce(ctx context.Context) error {
 	}
 	r.markDown()
 	r.setStopErr(signalGroup(pgid, syscall.SIGTERM))
+	grace := time.NewTimer(r.s.cfg.Grace)
+	defer grace.Stop()
 	select {
 	case <-exited:
-	case <-time.After(r.s.cfg.Grace):
+	case <-grace.C:
 		r.notice("still running %s after SIGTERM, killed", r.s.cfg.Grace)
 		_ = signalGroup(pgid, syscall.SIGKILL)
 		<-exited
+		return ctx.Err()
 	}
-	// Children that ignored SIGTERM and outlived the leader.
+	// A leader that exits at once on SIGTERM (sh -c <fprocess> when the
+	// shell does not exec it, as dash does not) leaves the function process
+	// draining in the group: it gets the rest of the grace period too, then
+	// whatever is left (children that ignored SIGTERM) is killed. Killing
+	// it at once reset the calls it was still serving (issue 9).
+	if !waitGroupGone(pgid, grace.C) {
+		r.notice("children still running %s after SIGTERM, killed", r.s.cfg.Grace)
+	}
 	_ = signalGroup(pgid, syscall.SIGKILL)
 	return ctx.Err()
+}
+
+// waitGroupGone polls until process group pgid has no live member (a zombie
+// left to a parent that does not reap it counts as gone) or until deadline
+// fires; false when it fired first.
+func waitGroupGone(pgid int, deadline <-chan time.Time) bool {
+	for groupAlive(pgid) {
+		select {
+		case <-deadline:
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return true
+}
+
+// groupAlive reports whether process group pgid has a member that is not a
+// zombie (Linux: /proc/<pid>/stat).
+func groupAlive(pgid int) bool {
+	if errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) {
+		return false
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	for _, e := range entries {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) >= 3 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+			return true
+		}
+	}
+	return false
 }
 
 // signalGroup signals a process group; a group that is already gone is not

@@ -158,6 +158,39 @@ func TestStoppedReplicaLeavesRotationBeforeSIGTERM(t *testing.T) {
 	}
 }
 
+// A replica run by a shell that does not exec its command (sh -c, dash)
+// drains too: the shell dies at once on SIGTERM, and the function process
+// it started keeps serving its drain within the grace period instead of
+// being killed with the shell's group (which reset the calls it was still
+// serving, issue 9).
+func TestStoppedShellChildStillDrains(t *testing.T) {
+	s, out := start(t, 10*time.Second)
+	spec := supervisor.Spec{Path: "/bin/sh", Args: []string{"-c", runtimetest.EchoFunction(t) + "; exit $?"},
+		Env: []string{"BIND_HOST=127.0.0.1", "ECHOFN_TERM_DELAY=1s", "PATH=" + os.Getenv("PATH")}}
+	if err := s.Start("shell", spec, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, s, "shell")
+	port := s.Replicas("shell")[0].Port
+	stopped := time.Now()
+	removed := make(chan error, 1)
+	go func() { removed <- s.Remove("shell") }()
+	out.waitFor(t, "shell-1", "SIGTERM, serving")
+	time.Sleep(300 * time.Millisecond)
+	res, err := http.Get("http://127.0.0.1:" + itoa(port) + "/still-serving")
+	if err != nil {
+		t.Fatalf("the draining function process was not serving 300ms into its 1s drain: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if err := <-removed; err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(stopped); d < time.Second || d > 5*time.Second {
+		t.Errorf("Remove returned after %s, want after the 1s drain and well before the 10s grace", d)
+	}
+}
+
 // Stopping reaches the whole process group: a shell that ignores SIGTERM
 // and outlives its child is killed after the grace period, and the child it
 // started is gone too.
