@@ -15,7 +15,7 @@ import (
 // Load names every missing setting at once.
 func TestLoadReportsEveryProblem(t *testing.T) {
 	c := config.New(config.Env(map[string]string{config.SecretsDirEnv: t.TempDir()}))
-	_, err := cartenv.Load(context.Background(), c, slog.New(slog.DiscardHandler), cartenv.Needs{Pricing: true})
+	_, err := cartenv.Load(context.Background(), c, slog.New(slog.DiscardHandler), cartenv.Needs{Tokens: true, Pricing: true})
 	if err == nil {
 		t.Fatal("Load succeeded without configuration")
 	}
@@ -35,7 +35,7 @@ func TestLoad(t *testing.T) {
 		}
 	}
 	env := map[string]string{config.SecretsDirEnv: secrets, "REDIS_ADDR": "127.0.0.1:6379", "GATEWAY_URL": "http://127.0.0.1:1"}
-	d, err := cartenv.Load(context.Background(), config.New(config.Env(env)), slog.New(slog.DiscardHandler), cartenv.Needs{Pricing: true})
+	d, err := cartenv.Load(context.Background(), config.New(config.Env(env)), slog.New(slog.DiscardHandler), cartenv.Needs{Tokens: true, Pricing: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 
 func TestLoadReportsEveryProblem(t *testing.T) {
 	dir := t.TempDir()
-	_, err := Load(context.Background(), config.New(config.Env(map[string]string{config.SecretsDirEnv: dir})), slog.Default(), Needs{Saga: true})
+	_, err := Load(context.Background(), config.New(config.Env(map[string]string{config.SecretsDirEnv: dir})), slog.Default(), Needs{Tokens: true, Saga: true})
 	if err == nil {
 		t.Fatal("loaded without configuration")
 	}
@@ -34,7 +34,7 @@ func TestLoad(t *testing.T) {
 	}
 	env := map[string]string{config.SecretsDirEnv: dir, "ORDERS_DATABASE_URL": pgtest.NewDatabase(t),
 		"GATEWAY_URL": "http://127.0.0.1:1", "REDIS_ADDR": "127.0.0.1:6379", "RECOVER_AFTER": "90s"}
-	e, err := Load(context.Background(), config.New(config.Env(env)), slog.Default(), Needs{Saga: true})
+	e, err := Load(context.Background(), config.New(config.Env(env)), slog.Default(), Needs{Tokens: true, Saga: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("env %+v", e)
 	}
 	env["RECOVER_AFTER"] = "5s" // below the saga timeout: recovery would race live requests
-	if _, err := Load(context.Background(), config.New(config.Env(env)), slog.Default(), Needs{Saga: true}); err == nil {
+	if _, err := Load(context.Background(), config.New(config.Env(env)), slog.Default(), Needs{Tokens: true, Saga: true}); err == nil {
 		t.Fatal("accepted RECOVER_AFTER below SAGA_TIMEOUT")
 	}
 }
