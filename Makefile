@@ -40,8 +40,9 @@ run:
 
 ## api-docs: vendor the API reference page's assets (the npm package
 ## swagger-ui-dist, version pinned in internal/apidocs) into
-## functions/api-docs/assets with npm pack; the api-docs function embeds them,
-## so run it before faas-cli build (make run does it when they are missing).
+## functions/api-docs/assets with npm pack (dev/vendordocs, dev/docassets); the
+## api-docs function embeds them, so run it before faas-cli build (make run
+## does it when they are missing).
 ## Kong (and the local edge) route /docs and /openapi.yaml to api-docs.
 api-docs:
 	$(GO) run ./dev/vendordocs

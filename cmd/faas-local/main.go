@@ -40,7 +40,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/shopfaas/shop/dev/apidocs"
+	"github.com/shopfaas/shop/dev/docassets"
 	"github.com/shopfaas/shop/dev/faaslocal"
 	"github.com/shopfaas/shop/dev/faaslocal/secrets"
 )
@@ -130,12 +130,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 // Without npm or the registry the stack still starts: the page then says
 // how to get them.
 func vendorDocs(ctx context.Context, root string, stdout io.Writer) {
-	dir := apidocs.Dir(root)
-	if apidocs.Present(dir) {
+	dir := docassets.Dir(root)
+	if docassets.Present(dir) {
 		return
 	}
-	fmt.Fprintf(stdout, "vendoring the API reference page (%s@%s, npm pack)…\n", apidocs.Package, apidocs.Version)
-	if err := apidocs.Vendor(ctx, dir); err != nil {
+	fmt.Fprintf(stdout, "vendoring the API reference page (%s@%s, npm pack)…\n", docassets.Package, docassets.Version)
+	if err := docassets.Vendor(ctx, dir); err != nil {
 		fmt.Fprintf(stdout, "API reference page not available (%v); /docs says how to get it\n", err)
 	}
 }

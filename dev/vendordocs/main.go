@@ -14,7 +14,7 @@ import (
 	"os"
 	"os/signal"
 
-	"github.com/shopfaas/shop/dev/apidocs"
+	"github.com/shopfaas/shop/dev/docassets"
 )
 
 func main() {
@@ -33,14 +33,14 @@ func run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	dir := apidocs.Dir(*root)
-	if apidocs.Present(dir) && !*force {
-		fmt.Printf("%s@%s already in %s\n", apidocs.Package, apidocs.Version, dir)
+	dir := docassets.Dir(*root)
+	if docassets.Present(dir) && !*force {
+		fmt.Printf("%s@%s already in %s\n", docassets.Package, docassets.Version, dir)
 		return nil
 	}
-	if err := apidocs.Vendor(ctx, dir); err != nil {
+	if err := docassets.Vendor(ctx, dir); err != nil {
 		return err
 	}
-	fmt.Printf("%s@%s vendored into %s\n", apidocs.Package, apidocs.Version, dir)
+	fmt.Printf("%s@%s vendored into %s\n", docassets.Package, docassets.Version, dir)
 	return nil
 }

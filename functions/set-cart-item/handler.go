@@ -25,7 +25,7 @@ import (
 // Build reads the function's configuration from c and builds its handler.
 // fnserve calls it on the first request, and again after a failed build.
 func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
-	d, err := cartenv.Load(context.Background(), c, log, cartenv.Needs{Pricing: true})
+	d, err := cartenv.Load(context.Background(), c, log, cartenv.Needs{Tokens: true, Pricing: true})
 	if err != nil {
 		return nil, err
 	}

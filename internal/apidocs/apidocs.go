@@ -5,7 +5,7 @@
 // local edge in development: one implementation for both.
 //
 // Swagger UI comes from the npm package swagger-ui-dist (Apache-2.0), pinned
-// to Version and checked against Integrity when dev/apidocs vendors it at
+// to Version and checked against Integrity when dev/docassets vendors it at
 // build time (make api-docs); the assets reach Handler as a file system
 // (the function embeds them). The page loads nothing from outside: its
 // script, style sheet and the document all come from the same origin, and

@@ -1,6 +1,10 @@
 package auth
 
-import "github.com/shopfaas/shop/internal/config"
+import (
+	"time"
+
+	"github.com/shopfaas/shop/internal/config"
+)
 
 // Callers is what a function reads from its configuration to check its
 // callers: the jwt-secret key when it verifies access tokens, and the
@@ -28,9 +32,13 @@ func CallersFrom(c *config.Reader, tokens, internal bool) Callers {
 
 // Tokens builds the token service with the default lifetime, or returns nil
 // when tokens were not asked for.
-func (cs Callers) Tokens() (*Tokens, error) {
+func (cs Callers) Tokens() (*Tokens, error) { return cs.TokensWithTTL(0) }
+
+// TokensWithTTL is Tokens with the lifetime of the tokens the function
+// issues (0: the default).
+func (cs Callers) TokensWithTTL(ttl time.Duration) (*Tokens, error) {
 	if !cs.tokens {
 		return nil, nil
 	}
-	return NewTokens(cs.key, 0)
+	return NewTokens(cs.key, ttl)
 }

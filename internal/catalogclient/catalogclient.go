@@ -4,7 +4,8 @@
 // needs a price uses, because prices come from the catalog, never from a client.
 //
 // Guarantees: every call has a deadline; the caller's trace context travels in
-// the traceparent header; get-product's 404 is fault.NotFound and is never
+// the traceparent header (put there by the default client's transport,
+// telemetry.Client, once per attempt); get-product's 404 is fault.NotFound and is never
 // retried; any other failure (no answer, a failed answer, an answer that is
 // not a valid product) is fault.Unavailable, after a bounded number of
 // attempts when fault.Retryable allows another (the answer is mapped back by
@@ -24,8 +25,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
@@ -63,7 +62,9 @@ type Config struct {
 	// Attempts is how many times a call is tried in total while it fails
 	// retryably (fault.Retryable: no answer, 5xx, 429; default 2).
 	Attempts int
-	// HTTP is the client to use; the default is instrumented with OpenTelemetry.
+	// HTTP is the client to use; the default (gatewayurl.NewClient) is
+	// instrumented with OpenTelemetry and sends the traceparent header, which
+	// the client does not add itself: another client must send it.
 	HTTP *http.Client
 }
 
@@ -157,7 +158,6 @@ func (c *Client) get(ctx context.Context, id uuid.UUID) (p Product, retry bool, 
 		return p, false, fault.Internalf("catalog request: %w", err)
 	}
 	req.Header.Set("Accept", "application/json")
-	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := c.cfg.HTTP.Do(req)
 	if err != nil {
 		return p, true, unavailable(fmt.Errorf("get product %s: %w", id, err)) // no answer: an outage

@@ -18,7 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"gopkg.in/yaml.v3"
 
-	"github.com/shopfaas/shop/dev/apidocs"
+	"github.com/shopfaas/shop/dev/docassets"
 	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 )
 
@@ -48,7 +48,7 @@ func chromium(t *testing.T) string {
 // 'self'.
 func TestAPIReferencePageCallsTheEdge(t *testing.T) {
 	browser := chromium(t)
-	if !apidocs.Present(apidocs.Dir(runtimetest.Root(t))) {
+	if !docassets.Present(docassets.Dir(runtimetest.Root(t))) {
 		t.Fatal("the page's assets are missing: TestMain vendors them when Chromium is installed")
 	}
 	s := startShop(t, []string{"list-products", "get-product", "set-stock", "api-docs"}, nil, nil)
@@ -162,10 +162,10 @@ func vendorDocs() error {
 	if err1 != nil && err2 != nil && os.Getenv("SHOP_REQUIRE_BROWSER") == "" {
 		return nil
 	}
-	if dir := apidocs.Dir("../.."); !apidocs.Present(dir) { // the module root
+	if dir := docassets.Dir("../.."); !docassets.Present(dir) { // the module root
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		if err := apidocs.Vendor(ctx, dir); err != nil {
+		if err := docassets.Vendor(ctx, dir); err != nil {
 			return fmt.Errorf("vendoring the API reference page's assets (make api-docs): %w", err)
 		}
 	}
@@ -202,7 +202,7 @@ func TestAPIDocsThroughTheGatewayAndTheEdge(t *testing.T) {
 		}
 	}
 	want := http.StatusServiceUnavailable // an image built before make api-docs
-	if apidocs.Present(apidocs.Dir(runtimetest.Root(t))) {
+	if docassets.Present(docassets.Dir(runtimetest.Root(t))) {
 		want = http.StatusOK
 	}
 	for _, path := range []string{"/docs", "/docs/swagger-ui.css"} {

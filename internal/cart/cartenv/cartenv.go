@@ -2,7 +2,7 @@
 // set-cart-item, clear-cart) from their configuration. Every problem is
 // collected before failing.
 //
-// Configuration: secret jwt-secret; the Redis carts (cartredis.ConfigFrom:
+// Configuration: secret jwt-secret for Needs.Tokens; the Redis carts (cartredis.ConfigFrom:
 // REDIS_ADDR, …); GATEWAY_URL (catalogclient.ConfigFrom) for Needs.Pricing.
 package cartenv
 
@@ -19,11 +19,12 @@ import (
 
 // Needs says which optional dependencies a function uses.
 type Needs struct {
+	Tokens  bool // verifies access tokens: the jwt-secret secret
 	Pricing bool // prices carts from the catalog: the cart service
 }
 
-// Deps are a cart function's dependencies. Service is nil unless
-// Needs.Pricing.
+// Deps are a cart function's dependencies. Tokens is nil unless
+// Needs.Tokens, Service unless Needs.Pricing.
 type Deps struct {
 	Tokens  *auth.Tokens
 	Carts   *cartredis.Store
@@ -34,7 +35,7 @@ type Deps struct {
 // builds the dependencies; Redis is connected lazily, on first use.
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
 	rc := cartredis.ConfigFrom(c)
-	key := c.Secret("jwt-secret", "", false)
+	callers := auth.CallersFrom(c, needs.Tokens, false)
 	var cc catalogclient.Config
 	if needs.Pricing {
 		cc = catalogclient.ConfigFrom(c)
@@ -42,7 +43,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
-	tokens, err := auth.NewTokens(key, 0)
+	tokens, err := callers.Tokens()
 	if err != nil {
 		return nil, err
 	}

@@ -3,44 +3,30 @@ package inventoryenv_test
 import (
 	"context"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/config/configtest"
 	"github.com/shopfaas/shop/internal/inventory/inventoryenv"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
-// Load names every missing setting at once.
-func TestLoadReportsEveryProblem(t *testing.T) {
-	c := config.New(config.Env(map[string]string{config.SecretsDirEnv: t.TempDir()}))
-	_, err := inventoryenv.Load(context.Background(), c, slog.New(slog.DiscardHandler), inventoryenv.Needs{Tokens: true, Internal: true, Catalog: true})
-	if err == nil {
-		t.Fatal("Load succeeded without configuration")
-	}
-	for _, want := range []string{"INVENTORY_DATABASE_URL", "jwt-secret", "internal-token", "GATEWAY_URL"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not mention %s", err, want)
-		}
-	}
-}
-
-// With its configuration, Load builds every dependency asked for.
+// Load names every missing setting at once and builds every dependency asked
+// for.
 func TestLoad(t *testing.T) {
-	secrets := t.TempDir()
-	for name, v := range map[string]string{"jwt-secret": strings.Repeat("k", 32), "internal-token": "internal"} {
-		if err := os.WriteFile(filepath.Join(secrets, name), []byte(v+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	env := map[string]string{config.SecretsDirEnv: secrets, "INVENTORY_DATABASE_URL": pgtest.NewDatabase(t), "GATEWAY_URL": "http://127.0.0.1:1"}
-	d, err := inventoryenv.Load(context.Background(), config.New(config.Env(env)), slog.New(slog.DiscardHandler), inventoryenv.Needs{Tokens: true, Internal: true, Catalog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.Store == nil || d.Tokens == nil || d.Catalog == nil || d.InternalToken != "internal" {
-		t.Errorf("deps %+v: want every dependency", d)
-	}
+	configtest.Run(t, configtest.Case[*inventoryenv.Deps]{
+		Name: "everything",
+		Load: func(c *config.Reader) (*inventoryenv.Deps, error) {
+			return inventoryenv.Load(context.Background(), c, slog.New(slog.DiscardHandler),
+				inventoryenv.Needs{Tokens: true, Internal: true, Catalog: true})
+		},
+		Missing: []string{"INVENTORY_DATABASE_URL", "jwt-secret", "internal-token", "GATEWAY_URL"},
+		Env:     map[string]string{"INVENTORY_DATABASE_URL": pgtest.NewDatabase(t), "GATEWAY_URL": "http://127.0.0.1:1"},
+		Secrets: configtest.CallerSecrets,
+		Check: func(t *testing.T, d *inventoryenv.Deps) {
+			if d.Store == nil || d.Tokens == nil || d.Catalog == nil || d.InternalToken != "internal" {
+				t.Errorf("deps %+v: want every dependency", d)
+			}
+		},
+	})
 }

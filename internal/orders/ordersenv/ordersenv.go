@@ -25,14 +25,16 @@ import (
 
 // Needs says which optional dependencies a function uses.
 type Needs struct {
-	Saga bool // runs checkouts: the saga and the internal credential
+	Tokens bool // verifies access tokens: the jwt-secret secret
+	Saga   bool // runs checkouts: the saga and the internal credential
 }
 
 // Deps are an orders function's dependencies.
 type Deps struct {
 	// Store is the orders database.
 	Store *ordersdb.Store
-	// Tokens verifies access tokens (secret jwt-secret).
+	// Tokens verifies access tokens (secret jwt-secret); set only with
+	// Needs.Tokens.
 	Tokens *auth.Tokens
 	// InternalToken is the internal credential (secret internal-token); set
 	// only with Needs.Saga.
@@ -68,15 +70,16 @@ func (p *LimitedPlacer) Place(ctx context.Context, who auth.Identity, req orders
 
 // Load reads the configuration from c (every problem reported at once) and
 // connects to and migrates the orders database (postgres.ConfigFrom:
-// ORDERS_…) within postgres.OpenTimeout. Needs.Saga also builds the saga
+// ORDERS_…) within postgres.OpenTimeout. Needs.Tokens reads the secret
+// jwt-secret. Needs.Saga also builds the saga
 // (GATEWAY_URL, secret internal-token, REDIS_ADDR for carts and the checkout
 // limit, SAGA_TIMEOUT default 20s, RECOVER_AFTER default 2m, ORDER_RATE_LIMIT
 // default 30 checkouts per minute per customer).
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
 	withSaga := needs.Saga
 	dbCfg := postgres.ConfigFrom(c, "orders", ordersdb.Migrations())
-	key := c.Secret("jwt-secret", "", false)
-	var internal string
+	callers := auth.CallersFrom(c, needs.Tokens, withSaga)
+	internal := callers.Internal
 	var loc gatewayurl.Locator
 	var cartCfg cartredis.Config
 	var catCfg catalogclient.Config
@@ -84,7 +87,6 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	var orderLimit int
 	if withSaga {
 		orderLimit = c.Int("ORDER_RATE_LIMIT", 30, 1, 1_000_000)
-		internal = c.Secret("internal-token", "", false)
 		loc = gatewayurl.FromConfig(c)
 		cartCfg = cartredis.ConfigFrom(c)
 		catCfg = catalogclient.ConfigFrom(c)
@@ -94,7 +96,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
-	tokens, err := auth.NewTokens(key, 0)
+	tokens, err := callers.Tokens()
 	if err != nil {
 		return nil, err
 	}

@@ -3,46 +3,46 @@ package ordersenv
 import (
 	"context"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/config/configtest"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
-func TestLoadReportsEveryProblem(t *testing.T) {
-	dir := t.TempDir()
-	_, err := Load(context.Background(), config.New(config.Env(map[string]string{config.SecretsDirEnv: dir})), slog.Default(), Needs{Saga: true})
-	if err == nil {
-		t.Fatal("loaded without configuration")
-	}
-	for _, want := range []string{"ORDERS_DATABASE_URL", "jwt-secret", "internal-token", "GATEWAY_URL", "REDIS_ADDR"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not name %s", err, want)
-		}
-	}
-}
-
+// Load names every missing setting at once, builds every dependency asked
+// for, reads no secret it was not asked for, and refuses a RECOVER_AFTER
+// below the saga timeout.
 func TestLoad(t *testing.T) {
-	dir := t.TempDir()
-	for name, v := range map[string]string{"jwt-secret": strings.Repeat("k", 32), "internal-token": "internal"} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(v+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	load := func(needs Needs) func(*config.Reader) (*Deps, error) {
+		return func(c *config.Reader) (*Deps, error) { return Load(context.Background(), c, slog.Default(), needs) }
 	}
-	env := map[string]string{config.SecretsDirEnv: dir, "ORDERS_DATABASE_URL": pgtest.NewDatabase(t),
-		"GATEWAY_URL": "http://127.0.0.1:1", "REDIS_ADDR": "127.0.0.1:6379", "RECOVER_AFTER": "90s"}
-	e, err := Load(context.Background(), config.New(config.Env(env)), slog.Default(), Needs{Saga: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.Saga == nil || e.Store == nil || e.Tokens == nil || e.InternalToken != "internal" {
-		t.Fatalf("env %+v", e)
-	}
+	db := pgtest.NewDatabase(t)
+	env := map[string]string{"ORDERS_DATABASE_URL": db, "GATEWAY_URL": "http://127.0.0.1:1", "REDIS_ADDR": "127.0.0.1:6379",
+		"RECOVER_AFTER": "90s"}
+	configtest.Run(t, Case{
+		Name: "saga", Load: load(Needs{Tokens: true, Saga: true}),
+		Missing: []string{"ORDERS_DATABASE_URL", "jwt-secret", "internal-token", "GATEWAY_URL", "REDIS_ADDR"},
+		Env:     env, Secrets: configtest.CallerSecrets,
+		Check: func(t *testing.T, e *Deps) {
+			if e.Saga == nil || e.Store == nil || e.Tokens == nil || e.InternalToken != "internal" {
+				t.Fatalf("env %+v", e)
+			}
+		},
+	}, Case{
+		Name: "nothing optional", Load: load(Needs{}),
+		Env: map[string]string{"ORDERS_DATABASE_URL": db},
+		Check: func(t *testing.T, e *Deps) {
+			if e.Store == nil || e.Tokens != nil || e.Saga != nil || e.InternalToken != "" {
+				t.Errorf("env %+v: want the store only", e)
+			}
+		},
+	})
 	env["RECOVER_AFTER"] = "5s" // below the saga timeout: recovery would race live requests
-	if _, err := Load(context.Background(), config.New(config.Env(env)), slog.Default(), Needs{Saga: true}); err == nil {
+	if _, err := load(Needs{Tokens: true, Saga: true})(configtest.Reader(t, env, configtest.CallerSecrets)); err == nil {
 		t.Fatal("accepted RECOVER_AFTER below SAGA_TIMEOUT")
 	}
 }
+
+// Case is a test case of Load.
+type Case = configtest.Case[*Deps]

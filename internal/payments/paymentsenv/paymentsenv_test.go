@@ -3,44 +3,29 @@ package paymentsenv_test
 import (
 	"context"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/config/configtest"
 	"github.com/shopfaas/shop/internal/payments/paymentsenv"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
-// Load names every missing setting at once.
-func TestLoadReportsEveryProblem(t *testing.T) {
-	c := config.New(config.Env(map[string]string{config.SecretsDirEnv: t.TempDir()}))
-	_, err := paymentsenv.Load(context.Background(), c, slog.New(slog.DiscardHandler), paymentsenv.Needs{Tokens: true, Internal: true})
-	if err == nil {
-		t.Fatal("Load succeeded without configuration")
-	}
-	for _, want := range []string{"PAYMENTS_DATABASE_URL", "jwt-secret", "internal-token"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not mention %s", err, want)
-		}
-	}
-}
-
-// With its configuration, Load builds every dependency asked for.
+// Load names every missing setting at once and builds every dependency asked
+// for.
 func TestLoad(t *testing.T) {
-	secrets := t.TempDir()
-	for name, v := range map[string]string{"jwt-secret": strings.Repeat("k", 32), "internal-token": "internal"} {
-		if err := os.WriteFile(filepath.Join(secrets, name), []byte(v+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	env := map[string]string{config.SecretsDirEnv: secrets, "PAYMENTS_DATABASE_URL": pgtest.NewDatabase(t)}
-	d, err := paymentsenv.Load(context.Background(), config.New(config.Env(env)), slog.New(slog.DiscardHandler), paymentsenv.Needs{Tokens: true, Internal: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.Service == nil || d.Tokens == nil || d.InternalToken != "internal" {
-		t.Errorf("deps %+v: want every dependency", d)
-	}
+	configtest.Run(t, configtest.Case[*paymentsenv.Deps]{
+		Name: "everything",
+		Load: func(c *config.Reader) (*paymentsenv.Deps, error) {
+			return paymentsenv.Load(context.Background(), c, slog.New(slog.DiscardHandler), paymentsenv.Needs{Tokens: true, Internal: true})
+		},
+		Missing: []string{"PAYMENTS_DATABASE_URL", "jwt-secret", "internal-token"},
+		Env:     map[string]string{"PAYMENTS_DATABASE_URL": pgtest.NewDatabase(t)},
+		Secrets: configtest.CallerSecrets,
+		Check: func(t *testing.T, d *paymentsenv.Deps) {
+			if d.Service == nil || d.Tokens == nil || d.InternalToken != "internal" {
+				t.Errorf("deps %+v: want every dependency", d)
+			}
+		},
+	})
 }

@@ -35,25 +35,19 @@ type Deps struct {
 // connects to and migrates the users database within postgres.OpenTimeout.
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
 	dbc := postgres.ConfigFrom(c, "users", usersdb.Migrations())
-	var key string
 	var ttl time.Duration
-	if needs.Tokens || needs.Issue {
-		key = c.Secret("jwt-secret", "", false)
-	}
+	callers := auth.CallersFrom(c, needs.Tokens || needs.Issue, false)
 	if needs.Issue {
 		ttl = c.Duration("ACCESS_TOKEN_TTL", 15*time.Minute)
 	}
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
-	d := &Deps{}
-	if needs.Tokens || needs.Issue {
-		t, err := auth.NewTokens(key, ttl)
-		if err != nil {
-			return nil, err
-		}
-		d.Tokens = t
+	t, err := callers.TokensWithTTL(ttl)
+	if err != nil {
+		return nil, err
 	}
+	d := &Deps{Tokens: t}
 	ctx, cancel := context.WithTimeout(ctx, postgres.OpenTimeout)
 	defer cancel()
 	pool, err := postgres.Open(ctx, dbc)

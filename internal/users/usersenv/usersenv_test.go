@@ -3,44 +3,40 @@ package usersenv_test
 import (
 	"context"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/config/configtest"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 	"github.com/shopfaas/shop/internal/users/usersenv"
 )
 
-// Load names every missing setting at once.
-func TestLoadReportsEveryProblem(t *testing.T) {
-	c := config.New(config.Env(map[string]string{config.SecretsDirEnv: t.TempDir()}))
-	_, err := usersenv.Load(context.Background(), c, slog.New(slog.DiscardHandler), usersenv.Needs{Tokens: true, Issue: true})
-	if err == nil {
-		t.Fatal("Load succeeded without configuration")
-	}
-	for _, want := range []string{"USERS_DATABASE_URL", "jwt-secret"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not mention %s", err, want)
-		}
-	}
-}
-
-// With its configuration, Load builds every dependency asked for.
+// Load names every missing setting at once, builds every dependency asked
+// for, and reads no secret it was not asked for.
 func TestLoad(t *testing.T) {
-	secrets := t.TempDir()
-	for name, v := range map[string]string{"jwt-secret": strings.Repeat("k", 32), "internal-token": "internal"} {
-		if err := os.WriteFile(filepath.Join(secrets, name), []byte(v+"\n"), 0o600); err != nil {
-			t.Fatal(err)
+	load := func(needs usersenv.Needs) func(*config.Reader) (*usersenv.Deps, error) {
+		return func(c *config.Reader) (*usersenv.Deps, error) {
+			return usersenv.Load(context.Background(), c, slog.New(slog.DiscardHandler), needs)
 		}
 	}
-	env := map[string]string{config.SecretsDirEnv: secrets, "USERS_DATABASE_URL": pgtest.NewDatabase(t), "ACCESS_TOKEN_TTL": "2m"}
-	d, err := usersenv.Load(context.Background(), config.New(config.Env(env)), slog.New(slog.DiscardHandler), usersenv.Needs{Tokens: true, Issue: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.Store == nil || d.Tokens == nil {
-		t.Errorf("deps %+v: want every dependency", d)
-	}
+	db := pgtest.NewDatabase(t)
+	configtest.Run(t, configtest.Case[*usersenv.Deps]{
+		Name: "everything", Load: load(usersenv.Needs{Tokens: true, Issue: true}),
+		Missing: []string{"USERS_DATABASE_URL", "jwt-secret"},
+		Env:     map[string]string{"USERS_DATABASE_URL": db, "ACCESS_TOKEN_TTL": "2m"},
+		Secrets: configtest.CallerSecrets,
+		Check: func(t *testing.T, d *usersenv.Deps) {
+			if d.Store == nil || d.Tokens == nil {
+				t.Errorf("deps %+v: want every dependency", d)
+			}
+		},
+	}, configtest.Case[*usersenv.Deps]{
+		Name: "nothing optional", Load: load(usersenv.Needs{}),
+		Env: map[string]string{"USERS_DATABASE_URL": db},
+		Check: func(t *testing.T, d *usersenv.Deps) {
+			if d.Store == nil || d.Tokens != nil {
+				t.Errorf("deps %+v: want the store only", d)
+			}
+		},
+	})
 }

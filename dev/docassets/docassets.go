@@ -1,10 +1,10 @@
-// Package apidocs vendors the API reference page's assets at build time:
+// Package docassets vendors the API reference page's assets at build time:
 // the npm package of internal/apidocs (swagger-ui-dist, pinned to
 // apidocs.Version and checked against apidocs.Integrity), fetched with npm
 // pack into functions/api-docs/assets/<package>-<version>, which git
 // ignores and the api-docs function embeds (make api-docs, make run and the
 // browser test do it). The page itself is internal/apidocs.
-package apidocs
+package docassets
 
 import (
 	"archive/tar"

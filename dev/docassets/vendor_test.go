@@ -1,4 +1,4 @@
-package apidocs
+package docassets
 
 import (
 	"archive/tar"

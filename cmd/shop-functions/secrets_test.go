@@ -1,0 +1,105 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/shopfaas/shop/dev/stackfile"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/fntest"
+)
+
+// secretValues are valid values of every secret a function may declare.
+var secretValues = map[string]string{
+	"jwt-secret":       strings.Repeat("k", 32),
+	"internal-token":   "internal-test-token",
+	"db-password":      "unused-with-trust",
+	"meili-key":        "unused-without-meili",
+	"smtp-password":    "unused-without-smtp",
+	"event-verify-key": fntest.VerifyKey(),
+}
+
+// callerSecrets are the secrets a loader reads only when the function needs
+// them, and then requires: a function must declare exactly those it reads.
+// The others are optional where they are read (db-password without a
+// password in the URL, meili-key without MEILI_URL, smtp-password without
+// SMTP_ADDR), so declaring one that goes unread cannot be seen here.
+var callerSecrets = []string{"jwt-secret", "internal-token", "event-verify-key"}
+
+// Every function of stack.yml builds with ONLY the secrets its entry lists
+// (what faasd mounts), on the development environment and the real
+// PostgreSQL and Redis: a loader reading a secret the function does not
+// declare fails here, as it would on first request in a deployment. And each
+// declared caller secret is needed: without it the build fails naming it.
+func TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds every function against PostgreSQL and Redis; -short was asked for")
+	}
+	s, err := stackfile.LoadEnv("../../stack.yml", func(k string) string {
+		if k == "SHOP_ENV" {
+			return "development"
+		}
+		return "" // the stack's defaults, not the caller's environment
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, name := range stackfile.Names(s) {
+		fn := s.Functions[name]
+		build, ok := functions[name]
+		if !ok {
+			t.Errorf("%s is in stack.yml but not in the registry", name)
+			continue
+		}
+		env, err := stackfile.Environment("../..", fn)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := buildWith(build, name, env, fn.Secrets, log); err != nil {
+			t.Errorf("%s (secrets %v) does not build: %v", name, fn.Secrets, err)
+		}
+		for _, secret := range fn.Secrets {
+			if !slices.Contains(callerSecrets, secret) {
+				continue
+			}
+			without := slices.DeleteFunc(slices.Clone(fn.Secrets), func(s string) bool { return s == secret })
+			if err := buildWith(build, name, env, without, log); err == nil || !strings.Contains(err.Error(), secret) {
+				t.Errorf("%s declares %s but builds without it (error %v): remove it from its secrets in stack.yml",
+					name, secret, err)
+			}
+		}
+	}
+}
+
+// buildWith builds a function with env and only the given secrets.
+func buildWith(build fnhttp.Builder, name string, env map[string]string, secrets []string, log *slog.Logger) error {
+	dir, err := os.MkdirTemp("", "secrets-"+name)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	for _, secret := range secrets {
+		v, ok := secretValues[secret]
+		if !ok {
+			return fmt.Errorf("secret %s has no value in this test (known: %v)", secret, slices.Sorted(maps.Keys(secretValues)))
+		}
+		if err := os.WriteFile(filepath.Join(dir, secret), []byte(v), 0o600); err != nil {
+			return err
+		}
+	}
+	e := maps.Clone(env)
+	e[config.SecretsDirEnv] = dir
+	e["OPENFAAS_NAME"] = name
+	e["DATABASE_MAX_CONNS"] = "1" // one connection per function's pool, 30-odd in all
+	_, err = build(config.New(config.Env(e)), log)
+	return err
+}
