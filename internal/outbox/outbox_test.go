@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -84,8 +85,16 @@ func TestAppendVisibleOnlyAfterCommit(t *testing.T) {
 	}
 }
 
-// QueueAll appends every event in the order given, with one notification.
+// QueueAll appends every event in the order given, with one notification,
+// in both of its shapes: Queue's single-row INSERT for one event, the unnest
+// of arrays for several.
 func TestQueueAllAppendsInOrderWithOneNotification(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) { testQueueAll(t, n) })
+	}
+}
+
+func testQueueAll(t *testing.T, n int) {
 	pool := pgtest.Open(t, fstest.MapFS{"0001_outbox.sql": {Data: []byte(outbox.Schema)}})
 	ctx := context.Background()
 	listener, err := pool.Acquire(ctx)
@@ -100,7 +109,7 @@ func TestQueueAllAppendsInOrderWithOneNotification(t *testing.T) {
 	err = postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		var evs []events.Envelope
-		for i := range 3 {
+		for i := range n {
 			ev, err := events.New(ctx, "inventory", events.StockChanged, fmt.Sprintf("product-%d", i), map[string]int{"n": i})
 			if err != nil {
 				return err
@@ -110,6 +119,12 @@ func TestQueueAllAppendsInOrderWithOneNotification(t *testing.T) {
 		}
 		outbox.QueueAll(b, evs...)
 		outbox.QueueAll(b) // nothing
+		if len(b.QueuedQueries) != 2 {
+			t.Fatalf("%d statements queued, want the INSERT and one NOTIFY", len(b.QueuedQueries))
+		}
+		if unnest := strings.Contains(b.QueuedQueries[0].SQL, "unnest"); unnest != (n > 1) {
+			t.Errorf("%d events: INSERT %q, want the unnest shape only for several", n, b.QueuedQueries[0].SQL)
+		}
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
