@@ -14,6 +14,7 @@ import (
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/broker"
 	"github.com/shopfaas/shop/internal/connector"
+	"github.com/shopfaas/shop/internal/orders"
 )
 
 // retryDelays are the connector's delays under the run's settings (see the
@@ -38,8 +39,9 @@ func (r *run) count(ctx context.Context, db, sql string, args ...any) (int, erro
 	return n, err
 }
 
-// backlog is what is still to do: pending orders, held reservations,
-// unpublished outbox rows, messages waiting in the consumers' queues.
+// backlog is what is still to do: pending orders, owed compensations, held
+// reservations, unpublished outbox rows, messages waiting in the consumers'
+// queues.
 func (r *run) backlog(ctx context.Context) (string, error) {
 	var parts []string
 	add := func(what string, n int) {
@@ -52,6 +54,14 @@ func (r *run) backlog(ctx context.Context) (string, error) {
 		return "", err
 	}
 	add("pending_orders", n)
+	// A compensation still owed (a cancelled or failed order whose release
+	// or refund was cut short by a kill) is finished by recover-orders once
+	// its lease has run out (a minute): until then the order is final but
+	// its money or stock is not.
+	if n, err = r.count(ctx, "shop_orders", `SELECT count(*) FROM order_sagas WHERE compensation = $1`, string(orders.CompensationOwed)); err != nil {
+		return "", err
+	}
+	add("owed_compensations", n)
 	if n, err = r.count(ctx, "shop_inventory", `SELECT count(*) FROM reservations WHERE status = 'held'`); err != nil {
 		return "", err
 	}
@@ -114,7 +124,7 @@ func (r *run) settle(ctx context.Context) error {
 			// The scheduler runs the recovery and the reservation sweep
 			// once a minute; run them now, as an operator would, so the
 			// short form stays short. Both are idempotent.
-			if strings.Contains(b, "pending_orders") || strings.Contains(b, "held_reservations") {
+			if strings.Contains(b, "pending_orders") || strings.Contains(b, "owed_compensations") || strings.Contains(b, "held_reservations") {
 				r.sweep(ctx)
 			}
 		}
