@@ -853,96 +853,9 @@ func TestReplacementAnswersOnly2xx(t *testing.T) {
 	if os.Getenv("SHOP_ALONE") == "" {
 		t.Skip("runs alone: make replacement-test")
 	}
-	rt := runtimetest.Start(t, runtimetest.Options{AllowExec: true})
-	c := client(t, rt)
-	ctx := context.Background()
-	labels := map[string]string{"com.openfaas.scale.min": "2"}
-	spec := types.FunctionDeployment{Service: "steady", Labels: &labels,
-		EnvVars: map[string]string{"ECHOFN_FNSERVE": "1", "VERSION": "1"}}
-	deployEcho(t, rt, c, spec)
-
-	var mu sync.Mutex
-	codes := map[int]int{}
-	var failures []string
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	hc := &http.Client{Timeout: 30 * time.Second}
-	for range 3 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				res, err := hc.Post(rt.GatewayURL+"/function/steady", "text/plain", strings.NewReader("x"))
-				mu.Lock()
-				if err != nil {
-					failures = append(failures, err.Error())
-				} else {
-					codes[res.StatusCode]++
-					if res.StatusCode/100 != 2 {
-						b, _ := io.ReadAll(res.Body)
-						failures = append(failures, strconv.Itoa(res.StatusCode)+" "+string(b))
-					}
-					_ = res.Body.Close()
-				}
-				mu.Unlock()
-				time.Sleep(5 * time.Millisecond)
-			}
-		})
-	}
-	pause := func() { time.Sleep(700 * time.Millisecond) }
-	pause()
-
-	// 1. Scale from 2 to 1.
-	if err := c.ScaleFunction(ctx, "steady", "", 1); err != nil {
-		t.Fatal(err)
-	}
-	pause()
-	if err := c.ScaleFunction(ctx, "steady", "", 2); err != nil {
-		t.Fatal(err)
-	}
-	waitReady(t, rt, "steady")
-	pause()
-
-	// 2. Redeploy (faas-cli deploy of a changed function).
-	before := rt.Replicas("steady")
-	spec.EnvVars = map[string]string{"ECHOFN_FNSERVE": "1", "VERSION": "2"}
-	spec.EnvProcess = runtimetest.EchoFunction(t)
-	if _, err := c.Update(ctx, spec); err != nil {
-		t.Fatal(err)
-	}
-	waitReady(t, rt, "steady")
-	for _, r := range before {
-		if alive(r.PID) {
-			t.Errorf("replica %s (pid %d) of the old version still running", r.Instance, r.PID)
-		}
-	}
-	pause()
-
-	// 3. SIGTERM to one replica's function process from outside.
-	victim := functionProcess(t, rt.Replicas("steady")[0].PID)
-	if err := syscall.Kill(victim, syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for alive(victim) && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	waitReady(t, rt, "steady")
-	pause()
-
-	close(stop)
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	t.Logf("answers: %v", codes)
-	if codes[http.StatusOK] < 50 {
-		t.Errorf("only %d calls succeeded: the load did not run", codes[http.StatusOK])
-	}
-	if len(failures) > 0 {
-		t.Errorf("%d calls failed, first: %v", len(failures), failures[:min(5, len(failures))])
+	ok := replaceUnderLoad(t, replacementLoad{callers: 3, gap: 5 * time.Millisecond, pause: 700 * time.Millisecond, rounds: 1})
+	if ok < 50 {
+		t.Errorf("only %d calls succeeded: the load did not run", ok)
 	}
 }
 
@@ -957,6 +870,27 @@ func TestReplacementStress(t *testing.T) {
 	if rounds <= 0 {
 		t.Skip("stress run only when asked: SHOP_STRESS=<rounds>")
 	}
+	replaceUnderLoad(t, replacementLoad{callers: 8, pause: 300 * time.Millisecond, rounds: rounds})
+}
+
+// replacementLoad is how replaceUnderLoad drives a function: callers calling
+// without end (gap between two calls of one caller), and rounds of the
+// three replacements, pause apart.
+type replacementLoad struct {
+	callers int
+	gap     time.Duration
+	pause   time.Duration
+	rounds  int
+}
+
+// replaceUnderLoad deploys "steady" (echofn behind fnserve, 2 replicas) and,
+// while l.callers call it through the gateway, runs l.rounds rounds of: a
+// scale from 2 to 1 and back, a redeploy (no replica of the old version may
+// survive it) and a SIGTERM to one replica's function process from outside.
+// Every call must answer 2xx; a failure is reported with a timeline of the
+// replicas (a 10 ms poll of the supervisor) and of the rounds' steps. It
+// returns how many calls succeeded.
+func replaceUnderLoad(t *testing.T, l replacementLoad) int {
 	rt := runtimetest.Start(t, runtimetest.Options{AllowExec: true})
 	c := client(t, rt)
 	ctx := context.Background()
@@ -970,6 +904,11 @@ func TestReplacementStress(t *testing.T) {
 	var mu sync.Mutex
 	var timeline, failures []string
 	ok := 0
+	mark := func(format string, args ...any) {
+		mu.Lock()
+		timeline = append(timeline, at()+" "+fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -986,20 +925,18 @@ func TestReplacementStress(t *testing.T) {
 			}
 			if b.String() != last {
 				last = b.String()
-				mu.Lock()
-				timeline = append(timeline, at()+last)
-				mu.Unlock()
+				mark("%s", last)
 			}
 		}
 	})
 	hc := &http.Client{Timeout: 30 * time.Second}
-	for range 8 {
+	for range l.callers {
 		wg.Go(func() {
 			for {
 				select {
 				case <-stop:
 					return
-				default:
+				case <-time.After(l.gap):
 				}
 				res, err := hc.Post(rt.GatewayURL+"/function/steady", "text/plain", strings.NewReader("x"))
 				msg := ""
@@ -1023,11 +960,11 @@ func TestReplacementStress(t *testing.T) {
 			}
 		})
 	}
-	pause := func() { time.Sleep(300 * time.Millisecond) }
-	for round := range rounds {
-		mu.Lock()
-		timeline = append(timeline, fmt.Sprintf("%s round %d: scale 2 -> 1 -> 2", at(), round))
-		mu.Unlock()
+	pause := func() { time.Sleep(l.pause) }
+	pause()
+	for round := range l.rounds {
+		// 1. Scale from 2 to 1, and back.
+		mark("round %d: scale 2 -> 1 -> 2", round)
 		if err := c.ScaleFunction(ctx, "steady", "", 1); err != nil {
 			t.Fatal(err)
 		}
@@ -1037,20 +974,26 @@ func TestReplacementStress(t *testing.T) {
 		}
 		waitReady(t, rt, "steady")
 		pause()
-		mu.Lock()
-		timeline = append(timeline, fmt.Sprintf("%s round %d: redeploy", at(), round))
-		mu.Unlock()
+
+		// 2. Redeploy (faas-cli deploy of a changed function).
+		mark("round %d: redeploy", round)
+		before := rt.Replicas("steady")
 		spec.EnvVars = map[string]string{"ECHOFN_FNSERVE": "1", "VERSION": strconv.Itoa(round + 2)}
 		spec.EnvProcess = runtimetest.EchoFunction(t)
 		if _, err := c.Update(ctx, spec); err != nil {
 			t.Fatal(err)
 		}
 		waitReady(t, rt, "steady")
+		for _, r := range before {
+			if alive(r.PID) {
+				t.Errorf("replica %s (pid %d) of the old version still running", r.Instance, r.PID)
+			}
+		}
 		pause()
+
+		// 3. SIGTERM to one replica's function process from outside.
 		victim := functionProcess(t, rt.Replicas("steady")[round%2].PID)
-		mu.Lock()
-		timeline = append(timeline, fmt.Sprintf("%s round %d: SIGTERM pid %d", at(), round, victim))
-		mu.Unlock()
+		mark("round %d: SIGTERM pid %d", round, victim)
 		if err := syscall.Kill(victim, syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
@@ -1069,6 +1012,7 @@ func TestReplacementStress(t *testing.T) {
 	if len(failures) > 0 {
 		t.Errorf("%d calls failed, first: %v\ntimeline:\n%s", len(failures), failures[:min(5, len(failures))], strings.Join(timeline, "\n"))
 	}
+	return ok
 }
 
 // functionProcess is the process serving in a replica's process group: the
