@@ -142,7 +142,7 @@ type run struct {
 	pg      *cluster
 	rabbit  *rabbitnode.Node
 	rt      *faaslocal.Runtime
-	tokens  *auth.Tokens
+	tokens  *auth.Verifier
 	n       Counters
 	mu      sync.Mutex
 	orders  []*order

@@ -47,8 +47,9 @@ func (rt *Runtime) startEdge(ctx context.Context) error {
 // edgeOptions points the Kong file's names at this runtime: its services'
 // gateway:8080 is the gateway API's address, the rate-limiting plugin's
 // redis:6379 is the functions' REDIS_ADDR (Config.Env, then the host
-// environment, else 127.0.0.1:6379), and {vault://env/SHOP_JWT_SECRET} is
-// the jwt-secret secret, as a production deploy exports it to Kong; other
+// environment, else 127.0.0.1:6379), and {vault://env/SHOP_JWT_VERIFY_KEY}
+// is the jwt-verify-key secret (the public key), as a production deploy
+// renders it for Kong; other
 // vault references come from the host environment.
 func edgeOptions(cfg Config, store *secrets.Store, gatewayAddr string) edge.Options {
 	redisAddr := "127.0.0.1:6379"
@@ -61,8 +62,8 @@ func edgeOptions(cfg Config, store *secrets.Store, gatewayAddr string) edge.Opti
 		Upstreams: map[string]string{"gateway:8080": gatewayAddr, "redis:6379": redisAddr},
 		Log:       cfg.Log,
 		Getenv: func(name string) string {
-			if name == "SHOP_JWT_SECRET" {
-				v, _ := store.Read("jwt-secret")
+			if name == "SHOP_JWT_VERIFY_KEY" {
+				v, _ := store.Read("jwt-verify-key")
 				return strings.TrimSpace(string(v)) // as the functions read it (internal/config)
 			}
 			return cfg.Getenv(name)

@@ -60,8 +60,14 @@ func Check(kongFile, stackFile string, opts Options) error {
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
 	// Plugins and their fields: the local edge refuses unknown ones. Vault
-	// references resolve to a placeholder here.
-	placeholder := func(string) string { return strings.Repeat("x", auth.MinKeyBytes) }
+	// references resolve to a placeholder here: a fresh Ed25519 public key,
+	// what the jwt credential's rsa_public_key must parse as (Kong's schema
+	// loads it with openssl at start-up).
+	_, placeholderKey, err := auth.NewKeys()
+	if err != nil {
+		return err
+	}
+	placeholder := func(string) string { return placeholderKey }
 	if e, err := edge.New(decl, edge.Options{Getenv: placeholder}); err != nil {
 		fail("%s: %w", kongFile, err)
 	} else {
@@ -137,18 +143,23 @@ func Check(kongFile, stackFile string, opts Options) error {
 }
 
 // checkIssuer requires the credential that verifies login-user's tokens:
-// key = auth.Issuer, HS256, the secret a vault reference, never a literal.
+// key = auth.Issuer, algorithm auth.Algorithm (EdDSA), the public key a vault
+// reference (rendered from jwt-verify-key at deploy), never a literal, and no
+// HMAC secret at all: the edge must hold nothing that can sign a token.
 func checkIssuer(decl *edge.Declarative) error {
 	for _, c := range decl.Consumers {
 		for _, j := range c.JWTSecrets {
 			if j.Key != auth.Issuer {
 				continue
 			}
-			if j.Algorithm != "HS256" {
-				return fmt.Errorf("consumer %s: the %s credential must use HS256, not %q", c.Username, auth.Issuer, j.Algorithm)
+			if j.Algorithm != auth.Algorithm {
+				return fmt.Errorf("consumer %s: the %s credential must use %s, not %q", c.Username, auth.Issuer, auth.Algorithm, j.Algorithm)
 			}
-			if !strings.HasPrefix(j.Secret, "{vault://env/") || !strings.HasSuffix(j.Secret, "}") {
-				return fmt.Errorf("consumer %s: the %s credential's secret must be a {vault://env/NAME} reference, not a value", c.Username, auth.Issuer)
+			if !strings.HasPrefix(j.RSAPublicKey, "{vault://env/") || !strings.HasSuffix(j.RSAPublicKey, "}") {
+				return fmt.Errorf("consumer %s: the %s credential's rsa_public_key must be a {vault://env/NAME} reference, not a value", c.Username, auth.Issuer)
+			}
+			if j.Secret != "" {
+				return fmt.Errorf("consumer %s: the %s credential must have no secret (EdDSA verifies with the public key only)", c.Username, auth.Issuer)
 			}
 			return nil
 		}

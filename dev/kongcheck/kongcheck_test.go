@@ -89,7 +89,9 @@ plugins:`
 		{"user route without jwt (top-level plugin removed)", strings.Replace(kong, "  - name: jwt\n    route: post-note\n    config: {claims_to_verify: [exp]}\n", "", 1), stack, "/api/v1/notes is for user access but has no jwt"},
 		{"jwt disabled", strings.Replace(kong, "    route: post-note\n", "    route: post-note\n    enabled: false\n", 1), stack, "has no jwt"},
 		{"retries on a non-idempotent route", strings.Replace(kong, "    retries: 0\n", "", 1), stack, "needs retries: 0"},
-		{"literal jwt secret", strings.Replace(kong, `"{vault://env/shop-jwt-secret}"`, `"not-a-reference-but-a-real-secret"`, 1), stack, "must be a {vault://env/NAME} reference"},
+		{"literal jwt public key", strings.Replace(kong, `"{vault://env/shop-jwt-verify-key}"`, `"-----BEGIN PUBLIC KEY-----"`, 1), stack, "must be a {vault://env/NAME} reference"},
+		{"HS256 credential", strings.Replace(kong, "algorithm: EdDSA\n        rsa_public_key: \"{vault://env/shop-jwt-verify-key}\"", "algorithm: HS256\n        secret: \"{vault://env/shop-jwt-secret}\"", 1), stack, "must use EdDSA, not \"HS256\""},
+		{"an HMAC secret beside the public key", strings.Replace(kong, "algorithm: EdDSA\n", "algorithm: EdDSA\n        secret: \"{vault://env/shop-jwt-secret}\"\n", 1), stack, "must have no secret"},
 		{"no issuer credential", strings.Replace(kong, "key: shop-users", "key: someone-else", 1), stack, `key "shop-users"`},
 	}
 	for _, tc := range tests {

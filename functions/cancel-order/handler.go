@@ -38,7 +38,7 @@ type Canceller interface {
 
 // New returns the function's handler. The request has no body; one that is
 // sent is ignored.
-func New(saga Canceller, tokens *auth.Tokens, log *slog.Logger) http.Handler {
+func New(saga Canceller, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /api/v1/orders/{id}/cancel", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		who, err := tokens.FromRequest(r)

@@ -28,7 +28,7 @@ func TestClearCart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tok, _ := tokens.Issue(alice, auth.RoleCustomer)
+	tok := fntest.Issue(t, tokens, alice, auth.RoleCustomer)
 
 	del := func(authz string) int {
 		req := httptest.NewRequest(http.MethodDelete, "/api/v1/cart", nil)

@@ -42,7 +42,7 @@ type Placer interface {
 }
 
 // New returns the function's handler.
-func New(placer Placer, tokens *auth.Tokens, log *slog.Logger) http.Handler {
+func New(placer Placer, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /api/v1/orders", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		who, err := tokens.FromRequest(r)

@@ -37,7 +37,7 @@ type fixture struct {
 	pool    *pgxpool.Pool
 	svc     *orderstest.Server
 	carts   *cartredis.Store
-	tokens  *auth.Tokens
+	tokens  *auth.Verifier
 	product uuid.UUID
 }
 

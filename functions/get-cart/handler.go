@@ -35,7 +35,7 @@ type Carts interface {
 }
 
 // New returns the function's handler.
-func New(carts Carts, tokens *auth.Tokens, log *slog.Logger) http.Handler {
+func New(carts Carts, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/cart", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		id, err := tokens.FromRequest(r)

@@ -27,7 +27,7 @@ type env struct {
 	svc     *cartsvc.Service
 	store   *cartredis.Store
 	catalog *catalogtest.Server
-	tokens  *auth.Tokens
+	tokens  *auth.Verifier
 }
 
 func setup(t *testing.T) env {
@@ -151,7 +151,7 @@ func TestUsersSeeOnlyTheirOwnCart(t *testing.T) {
 		t.Fatalf("bob sees %+v", vb)
 	}
 	// A token for another user id signed with another key is refused.
-	other, _ := auth.NewTokens("another-key-0123456789abcdef0123456789", 0)
+	other, _, _ := auth.NewTestKeys(0)
 	forged, _ := other.Issue(aliceID, auth.RoleCustomer)
 	if status, _ := e.get(t, "Bearer "+forged); status != http.StatusUnauthorized {
 		t.Fatalf("forged token: status %d, want 401", status)

@@ -40,7 +40,7 @@ var errGone = fault.E(fault.Unauthenticated, fault.CodeUnauthenticated, "missing
 // New serves GET /api/v1/users/me: 200 and the caller's account, 401
 // unauthenticated for a missing, invalid or expired token and for a token
 // whose account no longer exists. The caller is known only from the token.
-func New(store Getter, tokens *auth.Tokens, log *slog.Logger) http.Handler {
+func New(store Getter, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/users/me", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Cache-Control", "private, no-store")

@@ -27,20 +27,16 @@ import (
 
 const path = "/api/v1/users/me"
 
-func setup(t *testing.T) (http.Handler, *usersdb.Store, *auth.Tokens) {
+func setup(t *testing.T) (http.Handler, *usersdb.Store, *auth.Verifier) {
 	t.Helper()
 	store := userstest.Store(t)
 	tokens := fntest.Tokens(t, time.Minute)
 	return New(store, tokens, slog.New(slog.DiscardHandler)), store, tokens
 }
 
-func issue(t *testing.T, tokens *auth.Tokens, id uuid.UUID, role string) string {
+func issue(t *testing.T, tokens *auth.Verifier, id uuid.UUID, role string) string {
 	t.Helper()
-	tok, err := tokens.Issue(id, role)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return fntest.Issue(t, tokens, id, role)
 }
 
 func getMe(t *testing.T, h http.Handler, authorization string) *httptest.ResponseRecorder {
@@ -78,12 +74,15 @@ func TestGetMeRefusesBadTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	expired := issue(t, tokens.WithClock(func() time.Time { return time.Now().Add(-2 * time.Hour) }), u.ID, users.RoleCustomer)
-	otherKey, err := auth.NewTokens("another-key-0123456789abcdefghijk", time.Minute)
+	expired, err := fntest.Signer(t, time.Minute).WithClock(func() time.Time { return time.Now().Add(-2 * time.Hour) }).Issue(u.ID, users.RoleCustomer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	foreign := issue(t, otherKey, u.ID, users.RoleCustomer)
+	otherKey, _, _ := auth.NewTestKeys(time.Minute)
+	foreign, err := otherKey.Issue(u.ID, users.RoleCustomer)
+	if err != nil {
+		t.Fatal(err)
+	}
 	now := time.Now()
 	claims := jwt.MapClaims{"iss": auth.Issuer, "aud": auth.Audience, "sub": u.ID.String(), "role": users.RoleCustomer,
 		"iat": now.Unix(), "nbf": now.Add(-time.Second).Unix(), "exp": now.Add(time.Minute).Unix()}
@@ -91,7 +90,8 @@ func TestGetMeRefusesBadTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs512, err := jwt.NewWithClaims(jwt.SigningMethodHS512, claims).SignedString([]byte(fntest.JWTKey))
+	// Algorithm confusion: an HMAC keyed with the public key every verifier holds.
+	hs256, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(fntest.JWTVerifyKey))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestGetMeRefusesBadTokens(t *testing.T) {
 		"expired":          "Bearer " + expired,
 		"other key":        "Bearer " + foreign,
 		"alg none":         "Bearer " + none,
-		"alg HS512":        "Bearer " + hs512,
+		"alg HS256 keyed with the public key": "Bearer " + hs256,
 		"tampered":         "Bearer " + tampered,
 		"unknown role":     "Bearer " + issue(t, tokens, u.ID, "superuser"),
 		"deleted user":     "Bearer " + goneToken,
@@ -126,13 +126,14 @@ func TestGetMeOnlyServesItsRoute(t *testing.T) {
 }
 
 // Build reads its dependencies from the configuration, served the way
-// fnserve serves it (built on first use, again after a failure): a key
-// shorter than 32 bytes is refused (503), a proper one serves the caller.
+// fnserve serves it (built on first use, again after a failure): a
+// jwt-verify-key that is not a PEM Ed25519 public key is refused (503), a
+// proper one serves the caller.
 func TestBuildWiring(t *testing.T) {
 	dir := t.TempDir()
 	url := pgtest.NewDatabase(t)
 	h := fnhttp.Lazy(Build, config.New(config.Env(map[string]string{"SECRETS_DIR": dir, "USERS_DATABASE_URL": url})), slog.Default())
-	if err := os.WriteFile(filepath.Join(dir, "jwt-secret"), []byte("too-short"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "jwt-verify-key"), []byte("not-a-pem-key"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tokens := fntest.Tokens(t, time.Minute)
@@ -145,7 +146,7 @@ func TestBuildWiring(t *testing.T) {
 	bearer := "Bearer " + issue(t, tokens, u.ID, users.RoleCustomer)
 	fntest.Problem(t, getMe(t, h, bearer), http.StatusServiceUnavailable, "unavailable", "jwt")
 
-	if err := os.WriteFile(filepath.Join(dir, "jwt-secret"), []byte(fntest.JWTKey), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "jwt-verify-key"), []byte(fntest.JWTVerifyKey), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if got := fntest.JSON[users.User](t, getMe(t, h, bearer), http.StatusOK); got.ID != u.ID {

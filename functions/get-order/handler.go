@@ -35,7 +35,7 @@ type Getter interface {
 var errNotFound = fault.E(fault.NotFound, fault.CodeNotFound, "no such order")
 
 // New returns the function's handler.
-func New(store Getter, tokens *auth.Tokens, log *slog.Logger) http.Handler {
+func New(store Getter, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/orders/{id}", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		who, err := tokens.FromRequest(r)

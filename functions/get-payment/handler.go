@@ -37,7 +37,7 @@ var errNotFound = fault.E(fault.NotFound, fault.CodeNotFound, "no payment for th
 
 // New returns the get-payment handler; the caller's identity comes only from
 // the bearer token verified by tokens.
-func New(svc Getter, tokens *auth.Tokens, log *slog.Logger) http.Handler {
+func New(svc Getter, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/orders/{id}/payment", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		id, err := tokens.FromRequest(r)

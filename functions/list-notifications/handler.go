@@ -1,7 +1,7 @@
 // Package function is list-notifications: GET /api/v1/users/me/notifications
 // (?limit=, ?cursor=) lists the caller's own notifications, newest first, as
 // {items:[{id, type, subject, order_id?, created_at}], next_cursor}. The caller
-// is known only from the verified access token (secret jwt-secret).
+// is known only from the verified access token (secret jwt-verify-key).
 package function
 
 import (
@@ -41,7 +41,7 @@ type Page struct {
 }
 
 // New returns the handler over store, verifying callers with tokens.
-func New(store Lister, tokens *auth.Tokens, log *slog.Logger) http.Handler {
+func New(store Lister, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/users/me/notifications", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		who, err := tokens.FromRequest(r)

@@ -45,7 +45,7 @@ func TestOwnNotificationsPaged(t *testing.T) {
 		want = append([]uuid.UUID{seed(t, store, alice, typ).ID}, want...)
 	}
 	bobs := seed(t, store, bob, events.OrderPlaced)
-	tok, _ := tokens.Issue(alice, auth.RoleCustomer)
+	tok := fntest.Issue(t, tokens, alice, auth.RoleCustomer)
 	var got []uuid.UUID
 	cursor := ""
 	for range 5 {
@@ -76,7 +76,7 @@ func TestOwnNotificationsPaged(t *testing.T) {
 	fntest.Problem(t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications", "", ""), 401, "unauthenticated")
 	fntest.Problem(t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications?cursor=nope", "", "", "Authorization", "Bearer "+tok), 422, "invalid_request")
 	fntest.Problem(t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications?limit=101", "", "", "Authorization", "Bearer "+tok), 422, "invalid_request")
-	empty, _ := tokens.Issue(uuid.New(), auth.RoleCustomer)
+	empty := fntest.Issue(t, tokens, uuid.New(), auth.RoleCustomer)
 	page := fntest.JSON[Page](t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications", "", "", "Authorization", "Bearer "+empty), 200)
 	if page.Items == nil || len(page.Items) != 0 || page.NextCursor != nil {
 		t.Errorf("empty page: %+v", page)

@@ -39,7 +39,7 @@ type page struct {
 }
 
 // New returns the function's handler.
-func New(store Lister, tokens *auth.Tokens, log *slog.Logger) http.Handler {
+func New(store Lister, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/orders", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		who, err := tokens.FromRequest(r)

@@ -23,7 +23,7 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(d.Store, d.Tokens, log), nil
+	return New(d.Store, d.Signer, log), nil
 }
 
 // Authenticator checks credentials; usersdb.Store is the real one. It must
@@ -47,7 +47,7 @@ type Token struct {
 // New serves POST /api/v1/auth/login: 200 and a bearer token for valid
 // credentials, 401 invalid_credentials for an unknown email or a wrong
 // password alike, 422 for missing fields, 400 for malformed bodies.
-func New(store Authenticator, tokens *auth.Tokens, log *slog.Logger) http.Handler {
+func New(store Authenticator, tokens *auth.Signer, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /api/v1/auth/login", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Cache-Control", "no-store")

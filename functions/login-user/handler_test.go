@@ -25,12 +25,11 @@ import (
 
 const path = "/api/v1/auth/login"
 
-func setup(t *testing.T, ttl time.Duration) (http.Handler, *auth.Tokens, users.User) {
+func setup(t *testing.T, ttl time.Duration) (http.Handler, *auth.Verifier, users.User) {
 	t.Helper()
 	store := userstest.Store(t)
 	u := userstest.Register(t, store, "carol@example.com", "password-1", "Carol")
-	tokens := fntest.Tokens(t, ttl)
-	return New(store, tokens, slog.New(slog.DiscardHandler)), tokens, u
+	return New(store, fntest.Signer(t, ttl), slog.New(slog.DiscardHandler)), fntest.Tokens(t, ttl), u
 }
 
 func login(t *testing.T, h http.Handler, body string) (int, string) {
@@ -139,8 +138,9 @@ func TestLoginRefusesBadRequests(t *testing.T) {
 
 // Build reads its dependencies from the configuration, served the way
 // fnserve serves it (built on first use, again after a failure): without the
-// jwt-secret secret it answers 503; with it, ACCESS_TOKEN_TTL sets the token
-// lifetime.
+// jwt-signing-key secret it answers 503 (the public jwt-verify-key is not
+// enough: a verifier's key cannot sign); with it, ACCESS_TOKEN_TTL sets the
+// token lifetime and the token verifies with the matching public key.
 func TestBuildWiring(t *testing.T) {
 	dir := t.TempDir()
 	url := pgtest.NewDatabase(t)
@@ -148,9 +148,14 @@ func TestBuildWiring(t *testing.T) {
 	h := fnhttp.Lazy(Build, config.New(config.Env(env)), slog.Default())
 	body := `{"email":"wired@example.com","password":"password-1"}`
 	fntest.Problem(t, fntest.Do(t, h, http.MethodPost, path, "application/json", body),
-		http.StatusServiceUnavailable, "unavailable", "jwt-secret")
+		http.StatusServiceUnavailable, "unavailable", "jwt-signing-key")
+	if err := os.WriteFile(filepath.Join(dir, "jwt-verify-key"), []byte(fntest.JWTVerifyKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fntest.Problem(t, fntest.Do(t, h, http.MethodPost, path, "application/json", body),
+		http.StatusServiceUnavailable, "unavailable", "jwt-signing-key")
 
-	if err := os.WriteFile(filepath.Join(dir, "jwt-secret"), []byte(fntest.JWTKey), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "jwt-signing-key"), []byte(fntest.JWTSigningKey), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	pool, err := postgres.Open(context.Background(), postgres.Config{URL: url, Migrations: usersdb.Migrations(), MaxConns: 1})
@@ -160,7 +165,11 @@ func TestBuildWiring(t *testing.T) {
 	defer pool.Close()
 	userstest.Register(t, usersdb.New(pool), "wired@example.com", "password-1", "Wired")
 	w := fntest.Do(t, h, http.MethodPost, path, "application/json", body)
-	if tok := fntest.JSON[Token](t, w, http.StatusOK); tok.ExpiresIn != 120 {
+	tok := fntest.JSON[Token](t, w, http.StatusOK)
+	if tok.ExpiresIn != 120 {
 		t.Fatalf("expires_in = %d, want 120 from ACCESS_TOKEN_TTL=2m", tok.ExpiresIn)
+	}
+	if _, err := fntest.Tokens(t, 0).Verify(tok.AccessToken); err != nil {
+		t.Fatalf("the token does not verify with jwt-verify-key: %v", err)
 	}
 }

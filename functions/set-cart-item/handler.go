@@ -44,7 +44,7 @@ type request struct {
 }
 
 // New returns the function's handler.
-func New(carts Carts, tokens *auth.Tokens, log *slog.Logger) http.Handler {
+func New(carts Carts, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("PUT /api/v1/cart/items/{product_id}", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		id, err := tokens.FromRequest(r)

@@ -28,7 +28,7 @@ type env struct {
 	h       http.Handler
 	store   *cartredis.Store
 	catalog *catalogtest.Server
-	tokens  *auth.Tokens
+	tokens  *auth.Verifier
 }
 
 func setup(t *testing.T) env {

@@ -51,7 +51,7 @@ type request struct {
 }
 
 // New returns the function's handler.
-func New(catalog Catalog, stock Stock, tokens *auth.Tokens, log *slog.Logger) http.Handler {
+func New(catalog Catalog, stock Stock, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("PUT /api/v1/inventory/{product_id}", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		if _, err := tokens.RequireAdmin(r); err != nil {

@@ -1,6 +1,13 @@
 package auth_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,15 +22,32 @@ import (
 	"github.com/shopfaas/shop/internal/fault"
 )
 
-const key = "0123456789abcdef0123456789abcdef" // 32 bytes
+// The test key pair: signer is login-user's side (jwt-signing-key), verifyPEM
+// every verifier's (jwt-verify-key).
+var signer, signingPEM, verifyPEM = auth.NewTestKeys(15 * time.Minute)
 
-func newTokens(t *testing.T, now time.Time) *auth.Tokens {
+// key is the private key that signs the test's hand-made EdDSA tokens.
+var key = func() ed25519.PrivateKey {
+	b, _ := pem.Decode([]byte(signingPEM))
+	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+	if err != nil {
+		panic(err)
+	}
+	return k.(ed25519.PrivateKey)
+}()
+
+var eddsa = jwt.SigningMethodEdDSA
+
+// newTokens returns the signer and a verifier of its tokens, both reading
+// the clock now.
+func newTokens(t *testing.T, now time.Time) (*auth.Signer, *auth.Verifier) {
 	t.Helper()
-	tk, err := auth.NewTokens(key, 15*time.Minute)
+	v, err := auth.ParseVerifier(verifyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tk.WithClock(func() time.Time { return now })
+	clock := func() time.Time { return now }
+	return signer.WithClock(clock), v.WithClock(clock)
 }
 
 // sign builds a token with arbitrary claims, method and key.
@@ -36,29 +60,81 @@ func sign(t *testing.T, method jwt.SigningMethod, signKey any, c jwt.MapClaims) 
 	return s
 }
 
-func TestNewTokensRefusesShortKey(t *testing.T) {
-	if _, err := auth.NewTokens(strings.Repeat("k", auth.MinKeyBytes-1), time.Minute); err == nil {
-		t.Error("a 31-byte key was accepted")
+func TestParseSignerRefusesLifetimeAboveTheCap(t *testing.T) {
+	if _, err := auth.ParseSigner(signingPEM, auth.MaxLifetime+time.Second); err == nil {
+		t.Error("a lifetime above MaxLifetime was accepted")
+	}
+	if _, err := auth.ParseSigner(signingPEM, auth.MaxLifetime); err != nil {
+		t.Errorf("a lifetime of exactly MaxLifetime: %v", err)
 	}
 }
 
-func TestNewTokensRefusesLifetimeAboveTheCap(t *testing.T) {
-	if _, err := auth.NewTokens(key, auth.MaxLifetime+time.Second); err == nil {
-		t.Error("a lifetime above MaxLifetime was accepted")
+// Only Ed25519 keys in the expected PEM blocks are accepted: a verifier
+// cannot be built from a private key nor a signer from a public one.
+func TestParseKeysRefuse(t *testing.T) {
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := auth.NewTokens(key, auth.MaxLifetime); err != nil {
-		t.Errorf("a lifetime of exactly MaxLifetime: %v", err)
+	rsaPriv, _ := x509.MarshalPKCS8PrivateKey(rsaKey)
+	rsaPub, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
+	pemOf := func(typ string, der []byte) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+	}
+	for name, text := range map[string]string{
+		"empty": "", "not PEM": "secret", "HMAC secret": strings.Repeat("k", 48),
+		"private key": signingPEM, "RSA public key": pemOf("PUBLIC KEY", rsaPub),
+		"trailing garbage": verifyPEM + "garbage",
+	} {
+		if _, err := auth.ParseVerifier(text); err == nil {
+			t.Errorf("ParseVerifier(%s) accepted", name)
+		}
+	}
+	for name, text := range map[string]string{
+		"empty": "", "HMAC secret": strings.Repeat("k", 48), "public key": verifyPEM,
+		"RSA private key": pemOf("PRIVATE KEY", rsaPriv), "two keys": signingPEM + signingPEM,
+	} {
+		if _, err := auth.ParseSigner(text, 0); err == nil {
+			t.Errorf("ParseSigner(%s) accepted", name)
+		}
+	}
+}
+
+// A verify file with several public keys (a rotation) accepts tokens of
+// each, and only of those.
+func TestVerifierRotation(t *testing.T) {
+	next, _, nextPEM := auth.NewTestKeys(0)
+	other, _, _ := auth.NewTestKeys(0)
+	both, err := auth.ParseVerifier(verifyPEM + nextPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*auth.Signer{"current": signer, "next": next} {
+		tok, err := s.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := both.Verify(tok); err != nil {
+			t.Errorf("%s key's token refused: %v", name, err)
+		}
+	}
+	tok, _ := other.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+	if _, err := both.Verify(tok); err == nil {
+		t.Error("a token of a key not in the verify file was accepted")
 	}
 }
 
 func TestRoundTrip(t *testing.T) {
 	now := time.Now()
-	tk := newTokens(t, now)
+	sg, tk := newTokens(t, now)
 	user := uuid.Must(uuid.NewV7())
 	for _, role := range []string{auth.RoleCustomer, auth.RoleAdmin} {
-		s, err := tk.Issue(user, role)
+		s, err := sg.Issue(user, role)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if alg := strings.Split(s, ".")[0]; alg != "eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCJ9" {
+			t.Errorf("header %s, want {\"alg\":\"EdDSA\",\"typ\":\"JWT\"}", alg)
 		}
 		got, err := tk.Verify(s)
 		if err != nil {
@@ -68,14 +144,14 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("(-want +got):\n%s", diff)
 		}
 	}
-	if tk.TTL() != 15*time.Minute {
-		t.Errorf("TTL = %v", tk.TTL())
+	if sg.TTL() != 15*time.Minute {
+		t.Errorf("TTL = %v", sg.TTL())
 	}
 }
 
 func TestVerifyRefuses(t *testing.T) {
 	now := time.Now()
-	tk := newTokens(t, now)
+	sg, tk := newTokens(t, now)
 	user := uuid.Must(uuid.NewV7()).String()
 	valid := func() jwt.MapClaims {
 		return jwt.MapClaims{"iss": auth.Issuer, "aud": []string{auth.Audience}, "sub": user, "role": auth.RoleCustomer,
@@ -90,46 +166,68 @@ func TestVerifyRefuses(t *testing.T) {
 		}
 		return c
 	}
-	issued, err := tk.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+	issued, err := sg.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
 	if err != nil {
 		t.Fatal(err)
 	}
 	parts := strings.Split(issued, ".")
 	forged := parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
 	// Swap the payload for one claiming admin, keeping the customer's signature.
-	adminPayload := strings.Split(sign(t, jwt.SigningMethodHS256, []byte(key), with("role", auth.RoleAdmin)), ".")[1]
+	adminPayload := strings.Split(sign(t, eddsa, key, with("role", auth.RoleAdmin)), ".")[1]
 	tampered := parts[0] + "." + adminPayload + "." + parts[2]
+	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
+	block, _ := pem.Decode([]byte(verifyPEM))
+	pubDER := block.Bytes
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	// The header says EdDSA but the signature is an HMAC of the public key's
+	// PEM: a verifier that let the key decide the algorithm would accept it.
+	hs := strings.Split(sign(t, jwt.SigningMethodHS256, []byte(verifyPEM), valid()), ".")
+	confused := parts[0] + "." + hs[1] + "." + hs[2]
 
 	tests := []struct {
 		name  string
 		token string
 	}{
 		{"control: valid claims pass", ""},
-		{"expired", sign(t, jwt.SigningMethodHS256, []byte(key), with("exp", now.Add(-time.Minute).Unix()))},
-		{"no expiry", sign(t, jwt.SigningMethodHS256, []byte(key), with("exp", nil))},
-		{"not yet valid", sign(t, jwt.SigningMethodHS256, []byte(key), with("nbf", now.Add(time.Minute).Unix()))},
-		{"lives ten years", sign(t, jwt.SigningMethodHS256, []byte(key), with("exp", now.AddDate(10, 0, 0).Unix()))},
-		{"lives just over the cap", sign(t, jwt.SigningMethodHS256, []byte(key), with("exp", now.Add(auth.MaxLifetime+time.Second).Unix()))},
-		{"no issued-at", sign(t, jwt.SigningMethodHS256, []byte(key), with("iat", nil))},
-		{"issued in the future", sign(t, jwt.SigningMethodHS256, []byte(key), with("iat", now.Add(time.Minute).Unix()))},
+		{"expired", sign(t, eddsa, key, with("exp", now.Add(-time.Minute).Unix()))},
+		{"no expiry", sign(t, eddsa, key, with("exp", nil))},
+		{"not yet valid", sign(t, eddsa, key, with("nbf", now.Add(time.Minute).Unix()))},
+		{"lives ten years", sign(t, eddsa, key, with("exp", now.AddDate(10, 0, 0).Unix()))},
+		{"lives just over the cap", sign(t, eddsa, key, with("exp", now.Add(auth.MaxLifetime+time.Second).Unix()))},
+		{"no issued-at", sign(t, eddsa, key, with("iat", nil))},
+		{"issued in the future", sign(t, eddsa, key, with("iat", now.Add(time.Minute).Unix()))},
 		{"forged signature", forged},
 		{"payload swapped under a valid signature", tampered},
-		{"signed with another key", sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("z", 32)), valid())},
+		{"signed with another Ed25519 key", sign(t, eddsa, otherKey, valid())},
 		{"alg none", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, valid())},
-		{"HS512 is not HS256", sign(t, jwt.SigningMethodHS512, []byte(key), valid())},
-		{"wrong issuer", sign(t, jwt.SigningMethodHS256, []byte(key), with("iss", "someone-else"))},
-		{"no issuer", sign(t, jwt.SigningMethodHS256, []byte(key), with("iss", nil))},
-		{"wrong audience", sign(t, jwt.SigningMethodHS256, []byte(key), with("aud", []string{"other-api"}))},
-		{"unknown role", sign(t, jwt.SigningMethodHS256, []byte(key), with("role", "superuser"))},
-		{"no role", sign(t, jwt.SigningMethodHS256, []byte(key), with("role", nil))},
-		{"subject not a uuid", sign(t, jwt.SigningMethodHS256, []byte(key), with("sub", "alice"))},
+		// Algorithm confusion: HMAC keyed with what every verifier holds.
+		{"HS256 keyed with the public key's PEM", sign(t, jwt.SigningMethodHS256, []byte(verifyPEM), valid())},
+		{"HS256 keyed with the public key's DER", sign(t, jwt.SigningMethodHS256, pubDER, valid())},
+		{"HS256 keyed with the raw public key", sign(t, jwt.SigningMethodHS256, []byte(key.Public().(ed25519.PublicKey)), valid())},
+		{"HS512 keyed with the public key's PEM", sign(t, jwt.SigningMethodHS512, []byte(verifyPEM), valid())},
+		{"HS256 with a guessed secret", sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("z", 32)), valid())},
+		{"RS256", sign(t, jwt.SigningMethodRS256, rsaKey, valid())},
+		{"ES256 (P-256)", sign(t, jwt.SigningMethodES256, p256, valid())},
+		{"ES384 (P-384)", sign(t, jwt.SigningMethodES384, p384, valid())},
+		{"EdDSA header, HS256 signature with the PEM", confused},
+		{"wrong issuer", sign(t, eddsa, key, with("iss", "someone-else"))},
+		{"no issuer", sign(t, eddsa, key, with("iss", nil))},
+		{"wrong audience", sign(t, eddsa, key, with("aud", []string{"other-api"}))},
+		{"unknown role", sign(t, eddsa, key, with("role", "superuser"))},
+		{"no role", sign(t, eddsa, key, with("role", nil))},
+		{"subject not a uuid", sign(t, eddsa, key, with("sub", "alice"))},
 		{"garbage", "not.a.token"},
 		{"empty", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.name == "control: valid claims pass" {
-				if _, err := tk.Verify(sign(t, jwt.SigningMethodHS256, []byte(key), valid())); err != nil {
+				if _, err := tk.Verify(sign(t, eddsa, key, valid())); err != nil {
 					t.Fatalf("the valid control token failed: %v", err)
 				}
 				return
@@ -147,22 +245,25 @@ func TestVerifyRefuses(t *testing.T) {
 
 func TestExpiresWithTheClock(t *testing.T) {
 	start := time.Now()
-	s, err := newTokens(t, start).Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+	sg, _ := newTokens(t, start)
+	s, err := sg.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newTokens(t, start.Add(14*time.Minute)).Verify(s); err != nil {
+	_, before := newTokens(t, start.Add(14*time.Minute))
+	if _, err := before.Verify(s); err != nil {
 		t.Errorf("valid before expiry: %v", err)
 	}
-	if _, err := newTokens(t, start.Add(16*time.Minute)).Verify(s); err == nil {
+	_, after := newTokens(t, start.Add(16*time.Minute))
+	if _, err := after.Verify(s); err == nil {
 		t.Error("accepted after expiry")
 	}
 }
 
 func TestFromRequestAndRequireAdmin(t *testing.T) {
-	tk := newTokens(t, time.Now())
-	customer, _ := tk.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
-	admin, _ := tk.Issue(uuid.Must(uuid.NewV7()), auth.RoleAdmin)
+	sg, tk := newTokens(t, time.Now())
+	customer, _ := sg.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+	admin, _ := sg.Issue(uuid.Must(uuid.NewV7()), auth.RoleAdmin)
 	tests := []struct {
 		name      string
 		header    string

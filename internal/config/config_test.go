@@ -23,12 +23,12 @@ func TestEveryProblemCollected(t *testing.T) {
 	c.Int("PORT", 8080, 1, 65535)
 	c.Bool("DEBUG", false)
 	c.Duration("TIMEOUT", time.Second)
-	c.Secret("jwt-secret", "dev-default", false)
+	c.Secret("jwt-verify-key", "dev-default", false)
 	err := c.Err()
 	if err == nil {
 		t.Fatal("Err() = nil")
 	}
-	for _, want := range []string{"DATABASE_URL is required", "PORT", "DEBUG", "TIMEOUT", "secret jwt-secret is missing"} {
+	for _, want := range []string{"DATABASE_URL is required", "PORT", "DEBUG", "TIMEOUT", "secret jwt-verify-key is missing"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
@@ -81,7 +81,7 @@ func TestDuration(t *testing.T) {
 
 func TestSecrets(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "jwt-secret"), []byte("from-file\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "jwt-verify-key"), []byte("from-file\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "blank"), []byte("  \n"), 0o600); err != nil {
@@ -96,8 +96,8 @@ func TestSecrets(t *testing.T) {
 		want                     string
 		wantErr                  bool
 	}{
-		{"file wins in production", "jwt-secret", "dev", false, "from-file", false},
-		{"file wins in development", "jwt-secret", "dev", true, "from-file", false},
+		{"file wins in production", "jwt-verify-key", "dev", false, "from-file", false},
+		{"file wins in development", "jwt-verify-key", "dev", true, "from-file", false},
 		{"missing in production fails", "admin-password", "dev-pw", false, "", true},
 		{"missing in development uses the default", "admin-password", "dev-pw", true, "dev-pw", false},
 		{"missing without a default fails even in development", "admin-password", "", true, "", true},

@@ -1,6 +1,7 @@
 // Package fntest holds the helpers every function's tests share: a request
 // against a handler, the internal call of another function or the connector
-// (POST / with the internal credential), a token service and a bearer token,
+// (POST / with the internal credential), a token verifier and a bearer token
+// signed with the test key pair,
 // an event envelope as the connector delivers it with the relay's signature,
 // and the checks every problem and JSON answer must
 // pass. Only
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,29 +65,60 @@ func Call(tb testing.TB, h http.Handler, credential, body string) (int, map[stri
 	return w.Code, out
 }
 
-// JWTKey is the HS256 key of Tokens (32 bytes or more, as auth requires).
-const JWTKey = "test-jwt-key-0123456789abcdef0123456789"
+// The tests' token keys: one Ed25519 pair per test binary, standing in for
+// login-user's jwt-signing-key and every verifier's jwt-verify-key.
+// JWTSigningKey and JWTVerifyKey are the PEM texts, for tests that build a
+// function from a secrets directory.
+var jwtSigner, JWTSigningKey, JWTVerifyKey = auth.NewTestKeys(0)
 
-// Tokens returns a token service over JWTKey whose tokens live ttl (0: the
-// service's default).
-func Tokens(tb testing.TB, ttl time.Duration) *auth.Tokens {
+// signers maps each *auth.Verifier that Tokens returned to the signer of its
+// tokens' lifetime, so that Bearer can sign for it: a verifier itself cannot.
+var signers sync.Map
+
+// Tokens returns the verifier of the test key pair; Bearer signs tokens for
+// it that live ttl (0: the default, 15 minutes).
+func Tokens(tb testing.TB, ttl time.Duration) *auth.Verifier {
 	tb.Helper()
-	tokens, err := auth.NewTokens(JWTKey, ttl)
+	s, err := auth.ParseSigner(JWTSigningKey, ttl)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return tokens
+	v := s.Verifier()
+	signers.Store(v, s)
+	return v
+}
+
+// Signer returns the signer of the test key pair whose tokens live ttl (0:
+// the default), for login-user's tests.
+func Signer(tb testing.TB, ttl time.Duration) *auth.Signer {
+	tb.Helper()
+	s, err := auth.ParseSigner(JWTSigningKey, ttl)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// Issue signs a token for user with role, for tokens (a verifier Tokens
+// returned), and returns it.
+func Issue(tb testing.TB, tokens *auth.Verifier, user uuid.UUID, role string) string {
+	tb.Helper()
+	s, ok := signers.Load(tokens)
+	if !ok {
+		tb.Fatal("fntest.Issue: the verifier does not come from fntest.Tokens")
+	}
+	tok, err := s.(*auth.Signer).Issue(user, role)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok
 }
 
 // Bearer issues a token for user with role and returns it as an
 // Authorization header value ("Bearer <token>").
-func Bearer(tb testing.TB, tokens *auth.Tokens, user uuid.UUID, role string) string {
+func Bearer(tb testing.TB, tokens *auth.Verifier, user uuid.UUID, role string) string {
 	tb.Helper()
-	tok, err := tokens.Issue(user, role)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return "Bearer " + tok
+	return "Bearer " + Issue(tb, tokens, user, role)
 }
 
 // Envelope returns the JSON of a new event of type typ from source about

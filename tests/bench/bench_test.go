@@ -81,7 +81,7 @@ type bench struct {
 	workers  int
 	duration time.Duration
 	client   *http.Client
-	tokens   *auth.Tokens
+	tokens   *auth.Verifier
 	products []uuid.UUID
 	names    []string
 	inv      *inventorydb.Store

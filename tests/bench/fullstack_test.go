@@ -146,7 +146,7 @@ func (s *bench) runFullStack(ctx context.Context, fs *fullStack, pg *pgCluster) 
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer func(t *auth.Tokens) { s.tokens = t }(s.tokens)
+	defer func(t *auth.Verifier) { s.tokens = t }(s.tokens)
 	s.tokens = tokens
 	time.Sleep(2 * time.Second) // let start-up settle before the idle figure
 	fs.idleRSS = s.memory(fs.rt, fs.all)

@@ -45,7 +45,7 @@ func signJWT(header, claims map[string]any, alg string, key []byte) string {
 	return input + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// claimsFor are the claims auth.Tokens.Issue writes, for user with role,
+// claimsFor are the claims auth.Verifier.Issue writes, for user with role,
 // valid for ten minutes from now.
 func claimsFor(user uuid.UUID, role string) map[string]any {
 	now := time.Now()

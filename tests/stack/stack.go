@@ -33,7 +33,7 @@ type Shop struct {
 	// Suffix is random and names the test's Redis keys (test:<Suffix>:…).
 	Suffix string
 	// Tokens issues tokens the edge and the functions accept.
-	Tokens *auth.Tokens
+	Tokens *auth.Verifier
 }
 
 // Options choose what Start runs.

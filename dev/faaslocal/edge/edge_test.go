@@ -1,6 +1,10 @@
 package edge
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -208,10 +212,28 @@ func TestProjectKongFile(t *testing.T) {
 
 // testEnv resolves the Kong file's vault references in tests.
 func testEnv(name string) string {
-	if name == "SHOP_JWT_SECRET" {
-		return testSecret
+	if name == "SHOP_JWT_VERIFY_KEY" {
+		return testVerifyKey
 	}
 	return ""
 }
 
-const testSecret = "0123456789abcdef0123456789abcdef-test-secret"
+// testKey signs the tests' tokens; testVerifyKey is its PEM public key, the
+// jwt-verify-key the Kong file's credential resolves to.
+var testKey, testVerifyKey = func() (ed25519.PrivateKey, string) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		panic(err)
+	}
+	return priv, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}()
+
+// testVerifyDER is the DER (PKIX) bytes of testVerifyKey.
+func testVerifyDER() []byte {
+	b, _ := pem.Decode([]byte(testVerifyKey))
+	return b.Bytes
+}

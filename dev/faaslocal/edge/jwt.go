@@ -2,7 +2,10 @@ package edge
 
 import (
 	"cmp"
+	"crypto/ed25519"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math"
@@ -15,7 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// JWTConfig is the config of Kong's jwt plugin, for HMAC credentials.
+// JWTConfig is the config of Kong's jwt plugin.
 type JWTConfig struct {
 	// URIParamNames are query parameters a token is read from (default jwt).
 	URIParamNames []string `json:"uri_param_names"`
@@ -67,18 +70,35 @@ func (c *JWTConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// jwtCredential is one consumer's jwt_secrets entry, its secret resolved.
+// jwtCredential is one consumer's jwt_secrets entry, its key resolved: the
+// HMAC secret (HS256/384/512) or the Ed25519 public key (EdDSA).
 type jwtCredential struct {
 	consumer, key, algorithm string
 	secret                   []byte
+	publicKey                ed25519.PublicKey
 }
+
+// verifyKey is what the credential verifies a signature with.
+func (c jwtCredential) verifyKey() any {
+	if c.algorithm == "EdDSA" {
+		return c.publicKey
+	}
+	return c.secret
+}
+
+// jwtAlgorithms are the credential algorithms the local edge implements, of
+// the ones Kong 3.9 knows (HS/RS/ES/PS 256-512, EdDSA): the shop's credential
+// is EdDSA.
+var jwtAlgorithms = []string{"HS256", "HS384", "HS512", "EdDSA"}
 
 var bearer = regexp.MustCompile(`^\s*[Bb]earer\s+(.+)$`)
 
-// jwtAuth is Kong's jwt plugin for HMAC credentials: the token is taken
-// from the configured query parameters, cookies and headers (Bearer); the
-// key claim (iss) selects the consumer's credential, whose algorithm must be
-// the token's; the signature and claims_to_verify (exp, nbf) are checked.
+// jwtAuth is Kong's jwt plugin for HMAC and EdDSA credentials: the token is
+// taken from the configured query parameters, cookies and headers (Bearer);
+// the key claim (iss) selects the consumer's credential, whose algorithm must
+// be the token's header alg exactly (so an HS256 token keyed with an EdDSA
+// credential's public key is refused, as by Kong's handler); the signature
+// and claims_to_verify (exp, nbf) are checked.
 // Any failure is 401 — a problem body with code "unauthenticated" where
 // Kong answers {"message": "Unauthorized"} or a similar message. The
 // upstream receives X-Consumer-Username and X-Credential-Identifier as from
@@ -111,11 +131,24 @@ func newJWT(c JWTConfig, sc *scope) (plugin, error) {
 	return p, nil
 }
 
-// credential resolves a consumer's HMAC credential.
+// credential resolves a consumer's credential: for EdDSA its rsa_public_key
+// (one PEM PUBLIC KEY block of an Ed25519 key: Kong loads one key per
+// credential), for HS256/384/512 its secret.
 func credential(cons Consumer, s JWTSecret, base64Secret bool, getenv func(string) string) (jwtCredential, error) {
 	alg := cmp.Or(s.Algorithm, "HS256")
-	if !strings.HasPrefix(alg, "HS") {
-		return jwtCredential{}, fmt.Errorf("consumer %s: algorithm %s is not supported locally (HS256/384/512)", cons.Username, alg)
+	if !slices.Contains(jwtAlgorithms, alg) {
+		return jwtCredential{}, fmt.Errorf("consumer %s: algorithm %s is not supported locally (%s)", cons.Username, alg, strings.Join(jwtAlgorithms, ", "))
+	}
+	if alg == "EdDSA" {
+		text, err := resolve(s.RSAPublicKey, getenv)
+		if err != nil {
+			return jwtCredential{}, fmt.Errorf("consumer %s: %w", cons.Username, err)
+		}
+		pub, err := ed25519PublicKey(text)
+		if err != nil {
+			return jwtCredential{}, fmt.Errorf("consumer %s credential %s: rsa_public_key: %w", cons.Username, s.Key, err)
+		}
+		return jwtCredential{consumer: cmp.Or(cons.Username, cons.CustomID), key: s.Key, algorithm: alg, publicKey: pub}, nil
 	}
 	secret, err := resolve(s.Secret, getenv)
 	if err != nil {
@@ -131,6 +164,27 @@ func credential(cons Consumer, s JWTSecret, base64Secret bool, getenv func(strin
 		return jwtCredential{}, fmt.Errorf("consumer %s credential %s has no secret", cons.Username, s.Key)
 	}
 	return jwtCredential{consumer: cmp.Or(cons.Username, cons.CustomID), key: s.Key, algorithm: alg, secret: key}, nil
+}
+
+// ed25519PublicKey parses exactly one PEM PUBLIC KEY block holding an
+// Ed25519 key.
+func ed25519PublicKey(text string) (ed25519.PublicKey, error) {
+	block, rest := pem.Decode([]byte(text))
+	if block == nil || block.Type != "PUBLIC KEY" {
+		return nil, errors.New("want a PEM PUBLIC KEY block")
+	}
+	if strings.TrimSpace(string(rest)) != "" {
+		return nil, errors.New("want exactly one PEM PUBLIC KEY block (Kong loads one key per credential)")
+	}
+	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	pub, ok := k.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("want an Ed25519 key, got %T", k)
+	}
+	return pub, nil
 }
 
 func (p *jwtAuth) wrap(next http.Handler) http.Handler {
@@ -177,8 +231,8 @@ func (p *jwtAuth) authenticate(r *http.Request) (jwtCredential, string) {
 		if t.Method.Alg() != cred.algorithm {
 			return nil, errors.New("invalid algorithm")
 		}
-		return cred.secret, nil
-	}, jwt.WithoutClaimsValidation(), jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"}))
+		return cred.verifyKey(), nil
+	}, jwt.WithoutClaimsValidation(), jwt.WithValidMethods(jwtAlgorithms))
 	if err != nil {
 		return jwtCredential{}, "the bearer token is not valid"
 	}

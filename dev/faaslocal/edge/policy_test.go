@@ -2,7 +2,14 @@ package edge
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -41,7 +48,7 @@ services:
         config: {minute: 2, limit_by: header, header_name: Authorization, policy: local}
 consumers:
   - username: issuer
-    jwt_secrets: [{key: shop-users, algorithm: HS256, secret: "{vault://env/shop-jwt-secret}"}]
+    jwt_secrets: [{key: shop-users, algorithm: EdDSA, rsa_public_key: "{vault://env/shop-jwt-verify-key}"}]
 plugins:
   - name: correlation-id
     config: {header_name: X-Correlation-ID, generator: uuid, echo_downstream: true}
@@ -137,7 +144,13 @@ func TestJWT(t *testing.T) {
 	now := time.Now()
 	srv := policyEdge(t, &now)
 	exp := now.Add(time.Hour).Unix()
-	valid := token(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"iss": "shop-users", "sub": "u1", "exp": exp})
+	valid := token(t, jwt.SigningMethodEdDSA, testKey, jwt.MapClaims{"iss": "shop-users", "sub": "u1", "exp": exp})
+	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tests := []struct {
 		name   string
 		header map[string]string
@@ -149,18 +162,27 @@ func TestJWT(t *testing.T) {
 		{"no token", nil, "", 401},
 		{"not bearer", map[string]string{"Authorization": "Basic " + valid}, "", 401},
 		{"query token not configured", nil, "?jwt=" + valid, 401},
-		{"forged", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodHS256,
-			[]byte("another-secret-another-secret-!!"), jwt.MapClaims{"iss": "shop-users", "exp": exp})}, "", 401},
-		{"unknown issuer", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodHS256,
-			[]byte(testSecret), jwt.MapClaims{"iss": "someone", "exp": exp})}, "", 401},
-		{"other algorithm", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodHS512,
-			[]byte(testSecret), jwt.MapClaims{"iss": "shop-users", "exp": exp})}, "", 401},
+		{"forged", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodEdDSA,
+			otherKey, jwt.MapClaims{"iss": "shop-users", "exp": exp})}, "", 401},
+		{"unknown issuer", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodEdDSA,
+			testKey, jwt.MapClaims{"iss": "someone", "exp": exp})}, "", 401},
+		// Algorithm confusion: HMAC keyed with the public key the edge holds.
+		{"HS256 keyed with the public key's PEM", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodHS256,
+			[]byte(testVerifyKey), jwt.MapClaims{"iss": "shop-users", "exp": exp})}, "", 401},
+		{"HS256 keyed with the public key's DER", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodHS256,
+			testVerifyDER(), jwt.MapClaims{"iss": "shop-users", "exp": exp})}, "", 401},
+		{"HS512 keyed with the public key's PEM", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodHS512,
+			[]byte(testVerifyKey), jwt.MapClaims{"iss": "shop-users", "exp": exp})}, "", 401},
+		{"RS256", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodRS256,
+			rsaKey, jwt.MapClaims{"iss": "shop-users", "exp": exp})}, "", 401},
+		{"ES256", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodES256,
+			p256, jwt.MapClaims{"iss": "shop-users", "exp": exp})}, "", 401},
 		{"none algorithm", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodNone,
 			jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{"iss": "shop-users", "exp": exp})}, "", 401},
-		{"expired", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodHS256,
-			[]byte(testSecret), jwt.MapClaims{"iss": "shop-users", "exp": now.Add(-time.Second).Unix()})}, "", 401},
-		{"no exp", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodHS256,
-			[]byte(testSecret), jwt.MapClaims{"iss": "shop-users"})}, "", 401},
+		{"expired", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodEdDSA,
+			testKey, jwt.MapClaims{"iss": "shop-users", "exp": now.Add(-time.Second).Unix()})}, "", 401},
+		{"no exp", map[string]string{"Authorization": "Bearer " + token(t, jwt.SigningMethodEdDSA,
+			testKey, jwt.MapClaims{"iss": "shop-users"})}, "", 401},
 		{"garbage", map[string]string{"Authorization": "Bearer abc.def.ghi"}, "", 401},
 	}
 	for _, tc := range tests {
@@ -196,8 +218,35 @@ func TestJWTSecretMustResolve(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := New(decl, Options{Getenv: func(string) string { return "" }}); err == nil ||
-		!strings.Contains(err.Error(), "SHOP_JWT_SECRET") {
-		t.Errorf("an unset SHOP_JWT_SECRET was accepted: %v", err)
+		!strings.Contains(err.Error(), "SHOP_JWT_VERIFY_KEY") {
+		t.Errorf("an unset SHOP_JWT_VERIFY_KEY was accepted: %v", err)
+	}
+}
+
+// An EdDSA credential takes one PEM Ed25519 public key, as Kong loads one
+// key per credential: a private key, an RSA key, an HMAC secret or two keys
+// are refused when the edge starts.
+func TestJWTPublicKeyMustBeOneEd25519Key(t *testing.T) {
+	decl, err := Parse([]byte(policyDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaDER, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
+	privDER, _ := x509.MarshalPKCS8PrivateKey(testKey)
+	for name, v := range map[string]string{
+		"HMAC secret": "0123456789abcdef0123456789abcdef",
+		"private key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER})),
+		"RSA key":     string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: rsaDER})),
+		"two keys":    testVerifyKey + testVerifyKey,
+	} {
+		_, err := New(decl, Options{Getenv: func(string) string { return v }})
+		if err == nil || !strings.Contains(err.Error(), "rsa_public_key") {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
 
@@ -231,8 +280,8 @@ func TestRateLimitByIPInRedis(t *testing.T) {
 func TestRateLimitByToken(t *testing.T) {
 	now := time.Now()
 	srv := policyEdge(t, &now)
-	a := token(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"iss": "shop-users", "sub": "a", "exp": now.Add(time.Hour).Unix()})
-	b := token(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"iss": "shop-users", "sub": "b", "exp": now.Add(time.Hour).Unix()})
+	a := token(t, jwt.SigningMethodEdDSA, testKey, jwt.MapClaims{"iss": "shop-users", "sub": "a", "exp": now.Add(time.Hour).Unix()})
+	b := token(t, jwt.SigningMethodEdDSA, testKey, jwt.MapClaims{"iss": "shop-users", "sub": "b", "exp": now.Add(time.Hour).Unix()})
 	var codes []int
 	for _, tok := range []string{a, a, a, b, b} {
 		res, _ := send(t, "POST", srv.URL+"/private", map[string]string{"Authorization": "Bearer " + tok})
@@ -250,7 +299,7 @@ func TestRateLimitByToken(t *testing.T) {
 func TestResponseTransformerHeadersOnEveryAnswer(t *testing.T) {
 	now := time.Now()
 	srv := policyEdge(t, &now)
-	tok := "Bearer " + token(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"iss": "shop-users", "sub": "h", "exp": now.Add(time.Hour).Unix()})
+	tok := "Bearer " + token(t, jwt.SigningMethodEdDSA, testKey, jwt.MapClaims{"iss": "shop-users", "sub": "h", "exp": now.Add(time.Hour).Unix()})
 	for _, tc := range []struct {
 		name, method, path string
 		header             map[string]string

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
 )
@@ -252,7 +253,21 @@ func (s *Store) CreateMissing(values map[string]string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
+	skip := map[string]bool{}
+	for _, pair := range keyPairs {
+		_, err0 := os.Stat(s.path(pair[0]))
+		_, err1 := os.Stat(s.path(pair[1]))
+		if (err0 == nil) != (err1 == nil) {
+			// One half of a key pair alone: a new other half would not match it.
+			errs = append(errs, fmt.Errorf("secrets %s and %s are a key pair but only one exists in %s: delete it to have both regenerated",
+				pair[0], pair[1], s.dir))
+			skip[pair[0]], skip[pair[1]] = true, true
+		}
+	}
 	for _, n := range slices.Sorted(maps.Keys(values)) {
+		if skip[n] {
+			continue
+		}
 		if !validName(n) {
 			errs = append(errs, invalidName(n))
 			continue
@@ -267,23 +282,36 @@ func (s *Store) CreateMissing(values map[string]string) error {
 	return errors.Join(errs...)
 }
 
+// keyPairs are the secrets Development makes as matching private and public
+// halves: CreateMissing writes both or neither.
+var keyPairs = [][2]string{{"jwt-signing-key", "jwt-verify-key"}, {"event-signing-key", "event-verify-key"}}
+
 // Development returns the secrets a development stack needs, with fresh
 // random keys: the gateway API's basic-auth-user (admin) and
-// basic-auth-password, as faasd generates them on install; jwt-secret and
-// internal-token; the outbox relay's event-signing-key and the consumers'
-// matching event-verify-key (an Ed25519 pair, internal/events); the seeded admin's
+// basic-auth-password, as faasd generates them on install; login-user's
+// jwt-signing-key and the verifiers' and edge's matching jwt-verify-key (an
+// Ed25519 pair, internal/auth) and internal-token; the outbox relay's
+// event-signing-key and the consumers' matching event-verify-key (an Ed25519
+// pair, internal/events); the seeded admin's
 // admin-email and admin-password, and db-password, meili-key and
 // smtp-password empty (PostgreSQL trusts local connections, no Meilisearch
 // runs and no SMTP server needs a login; functions declare them for
 // production). cmd/faas-local and runtimetest store them
 // with CreateMissing before starting a runtime; the runtime itself never
 // writes a secret on its own.
+//
+// A state directory written before the access tokens were asymmetric holds
+// jwt-secret and no jwt-signing-key: CreateMissing adds the pair on the next
+// start (tokens signed with the old jwt-secret stop verifying; they lived 15
+// minutes) and leaves the unused jwt-secret file alone.
 func Development() map[string]string {
 	signing, verify := eventKeys()
+	jwtSigning, jwtVerify := tokenKeys()
 	return map[string]string{
 		"basic-auth-user":     "admin",
 		"basic-auth-password": randomKey(24),
-		"jwt-secret":          randomKey(48),
+		"jwt-signing-key":     jwtSigning,
+		"jwt-verify-key":      jwtVerify,
 		"internal-token":      randomKey(32),
 		"event-signing-key":   signing,
 		"event-verify-key":    verify,
@@ -300,6 +328,17 @@ func Development() map[string]string {
 // which the relay then reports at start-up).
 func eventKeys() (signing, verify string) {
 	signing, verify, err := events.NewKeys()
+	if err != nil {
+		return "", ""
+	}
+	return signing, verify
+}
+
+// tokenKeys returns a new Ed25519 pair as login-user's PEM private key and
+// the verifiers' PEM public key (both empty if the system has no randomness,
+// which the functions then report at start-up).
+func tokenKeys() (signing, verify string) {
+	signing, verify, err := auth.NewKeys()
 	if err != nil {
 		return "", ""
 	}

@@ -9,8 +9,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/dev/faaslocal/secrets"
+	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fault"
 )
 
@@ -55,7 +57,7 @@ func TestGatewayCredentialsAreNotFunctionSecrets(t *testing.T) {
 		"create": s.Create("basic-auth-user", []byte("root")),
 		"update": s.Update("basic-auth-password", []byte("guessed")),
 		"delete": s.Delete("basic-auth-password"),
-		"check":  s.Check([]string{"jwt-secret", "basic-auth-password"}),
+		"check":  s.Check([]string{"jwt-signing-key", "basic-auth-password"}),
 		"mount":  s.Mount("fn", []string{"basic-auth-password"}),
 	} {
 		if fault.KindOf(err) != fault.Invalid || !strings.Contains(fmt.Sprint(err), "gateway API's credential") {
@@ -179,10 +181,8 @@ func TestCreateMissingKeepsExistingValues(t *testing.T) {
 	if err := s.CreateMissing(secrets.Development()); err != nil {
 		t.Fatal(err)
 	}
-	first, _ := s.Read("jwt-secret")
-	if len(first) < 48 {
-		t.Fatalf("jwt-secret %d bytes, want a random key of at least 48", len(first))
-	}
+	first, _ := s.Read("jwt-signing-key")
+	tokenPairMatches(t, s)
 	firstPassword, _ := s.Read("basic-auth-password")
 	if user, _ := s.Read("basic-auth-user"); string(user) != "admin" || len(firstPassword) < 32 {
 		t.Fatalf("basic-auth-user %q, basic-auth-password %d bytes; want admin and a random password", user, len(firstPassword))
@@ -190,16 +190,83 @@ func TestCreateMissingKeepsExistingValues(t *testing.T) {
 	if err := s.CreateMissing(secrets.Development()); err != nil {
 		t.Fatal(err)
 	}
-	second, _ := s.Read("jwt-secret")
+	second, _ := s.Read("jwt-signing-key")
 	if string(first) != string(second) {
-		t.Error("a second CreateMissing replaced jwt-secret")
+		t.Error("a second CreateMissing replaced jwt-signing-key")
 	}
 	if again, _ := s.Read("basic-auth-password"); string(again) != string(firstPassword) {
 		t.Error("a second CreateMissing replaced basic-auth-password")
 	}
 	want := []string{"admin-email", "admin-password", "db-password", "event-signing-key", "event-verify-key", "internal-token",
-		"jwt-secret", "meili-key", "smtp-password"}
+		"jwt-signing-key", "jwt-verify-key", "meili-key", "smtp-password"}
 	if diff := cmp.Diff(want, names(t, s)); diff != "" {
 		t.Errorf("development secrets (-want +got):\n%s", diff)
+	}
+}
+
+// tokenPairMatches checks the stored jwt-signing-key (a 0600 file) signs
+// tokens that the stored jwt-verify-key verifies.
+func tokenPairMatches(t *testing.T, s *secrets.Store) {
+	t.Helper()
+	signing, _ := s.Read("jwt-signing-key")
+	verify, _ := s.Read("jwt-verify-key")
+	signer, err := auth.ParseSigner(string(signing), 0)
+	if err != nil {
+		t.Fatalf("jwt-signing-key: %v", err)
+	}
+	verifier, err := auth.ParseVerifier(string(verify))
+	if err != nil {
+		t.Fatalf("jwt-verify-key: %v", err)
+	}
+	tok, err := signer.Issue(uuid.New(), auth.RoleCustomer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verifier.Verify(tok); err != nil {
+		t.Errorf("jwt-verify-key does not verify jwt-signing-key's token: %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(s.Dir(), "jwt-signing-key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("jwt-signing-key: %v %v, want mode 0600", fi.Mode(), err)
+	}
+}
+
+// A state directory from before asymmetric tokens (jwt-secret, no pair)
+// gets a matching pair on the next start; its other secrets are kept.
+func TestCreateMissingUpgradesAnHMACState(t *testing.T) {
+	s, _ := open(t)
+	old := secrets.Development()
+	delete(old, "jwt-signing-key")
+	delete(old, "jwt-verify-key")
+	old["jwt-secret"] = strings.Repeat("k", 48)
+	if err := s.CreateMissing(old); err != nil {
+		t.Fatal(err)
+	}
+	internal, _ := s.Read("internal-token")
+	if err := s.CreateMissing(secrets.Development()); err != nil {
+		t.Fatal(err)
+	}
+	tokenPairMatches(t, s)
+	if again, _ := s.Read("internal-token"); string(again) != string(internal) {
+		t.Error("the upgrade replaced internal-token")
+	}
+}
+
+// One half of a key pair alone is reported, never completed with a new
+// half that would not match it.
+func TestCreateMissingRefusesHalfAPair(t *testing.T) {
+	s, _ := open(t)
+	dev := secrets.Development()
+	if err := s.CreateMissing(map[string]string{"jwt-verify-key": dev["jwt-verify-key"]}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.CreateMissing(dev)
+	if err == nil || !strings.Contains(err.Error(), "jwt-signing-key and jwt-verify-key are a key pair") {
+		t.Fatalf("CreateMissing = %v", err)
+	}
+	if _, err := s.Read("jwt-signing-key"); err == nil {
+		t.Error("a signing key that does not match jwt-verify-key was written")
+	}
+	if _, err := s.Read("internal-token"); err != nil {
+		t.Errorf("the other secrets were not written: %v", err)
 	}
 }

@@ -2,7 +2,7 @@
 // set-cart-item, clear-cart) from their configuration. Every problem is
 // collected before failing.
 //
-// Configuration: secret jwt-secret for Needs.Tokens; the Redis carts (cartredis.ConfigFrom:
+// Configuration: secret jwt-verify-key for Needs.Tokens; the Redis carts (cartredis.ConfigFrom:
 // REDIS_ADDR, …); GATEWAY_URL (catalogclient.ConfigFrom) for Needs.Pricing.
 package cartenv
 
@@ -19,14 +19,14 @@ import (
 
 // Needs says which optional dependencies a function uses.
 type Needs struct {
-	Tokens  bool // verifies access tokens: the jwt-secret secret
+	Tokens  bool // verifies access tokens: the jwt-verify-key secret
 	Pricing bool // prices carts from the catalog: the cart service
 }
 
 // Deps are a cart function's dependencies. Tokens is nil unless
 // Needs.Tokens, Service unless Needs.Pricing.
 type Deps struct {
-	Tokens  *auth.Tokens
+	Tokens  *auth.Verifier
 	Carts   *cartredis.Store
 	Service *cartsvc.Service
 }
@@ -43,7 +43,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
-	tokens, err := callers.Tokens()
+	tokens, err := callers.Verifier()
 	if err != nil {
 		return nil, err
 	}

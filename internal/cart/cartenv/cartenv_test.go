@@ -20,7 +20,7 @@ func TestLoad(t *testing.T) {
 	}
 	configtest.Run(t, configtest.Case[*cartenv.Deps]{
 		Name: "everything", Load: load(cartenv.Needs{Tokens: true, Pricing: true}),
-		Missing: []string{"REDIS_ADDR", "jwt-secret", "GATEWAY_URL"},
+		Missing: []string{"REDIS_ADDR", "jwt-verify-key", "GATEWAY_URL"},
 		Env:     map[string]string{"REDIS_ADDR": "127.0.0.1:6379", "GATEWAY_URL": "http://127.0.0.1:1"},
 		Secrets: configtest.CallerSecrets,
 		Check: func(t *testing.T, d *cartenv.Deps) {

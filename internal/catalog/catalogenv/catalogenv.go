@@ -7,7 +7,7 @@
 // Configuration: the catalog database (postgres.ConfigFrom: CATALOG_…); REDIS_ADDR, PRODUCT_CACHE_PREFIX (default
 // "shop:catalog:product:"), PRODUCT_CACHE_TTL (default 5m); MEILI_URL (when
 // set, search uses Meilisearch), MEILI_INDEX (default products), optional
-// secret meili-key; secret jwt-secret for the admin writes; secret
+// secret meili-key; secret jwt-verify-key for the admin writes; secret
 // internal-token for the event functions; secret event-verify-key and
 // EVENT_ACCEPT_UNSIGNED for Needs.Events.
 package catalogenv
@@ -32,7 +32,7 @@ import (
 
 // Needs says which optional dependencies a function uses.
 type Needs struct {
-	Tokens bool // admin writes: the jwt-secret secret
+	Tokens bool // admin writes: the jwt-verify-key secret
 	Cache  bool // get-product and the writes: Redis
 	Search bool // search-products and the writes: the search backend
 	// Internal: event functions check the internal credential (the
@@ -47,7 +47,7 @@ type Needs struct {
 // need are nil.
 type Deps struct {
 	Store  *catalogdb.Store
-	Tokens *auth.Tokens
+	Tokens *auth.Verifier
 	Cache  *cache.Cache
 	// Search answers searches: Meilisearch when configured, else the
 	// embedded PostgreSQL index.
@@ -96,7 +96,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		}
 		d.Events = ev
 	}
-	t, err := callers.Tokens()
+	t, err := callers.Verifier()
 	if err != nil {
 		return nil, err
 	}

@@ -24,9 +24,9 @@ func TestLoad(t *testing.T) {
 			return catalogenv.Load(context.Background(), c, slog.New(slog.DiscardHandler),
 				catalogenv.Needs{Tokens: true, Cache: true, Search: true, Events: true})
 		},
-		Missing: []string{"CATALOG_DATABASE_URL", "REDIS_ADDR", "jwt-secret", "event-verify-key"},
+		Missing: []string{"CATALOG_DATABASE_URL", "REDIS_ADDR", "jwt-verify-key", "event-verify-key"},
 		Env:     map[string]string{"CATALOG_DATABASE_URL": pgtest.NewDatabase(t), "REDIS_ADDR": "127.0.0.1:6379"},
-		Secrets: map[string]string{"jwt-secret": configtest.CallerSecrets["jwt-secret"], "event-verify-key": configtest.VerifyKey(t)},
+		Secrets: map[string]string{"jwt-verify-key": configtest.CallerSecrets["jwt-verify-key"], "event-verify-key": configtest.VerifyKey(t)},
 		Check: func(t *testing.T, d *catalogenv.Deps) {
 			if _, err := d.Events.Read(httptest.NewRequest("POST", "/", strings.NewReader("{}"))); !fault.Is(err, fault.Forbidden, fault.CodeInvalidSignature) {
 				t.Errorf("Events.Read of an unsigned event = %v, want invalid_signature", err)

@@ -10,13 +10,27 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
 )
 
 // CallerSecrets are valid values of the secrets that check callers: a
-// jwt-secret of 32 bytes and the internal credential "internal".
-var CallerSecrets = map[string]string{"jwt-secret": strings.Repeat("k", 32), "internal-token": "internal"}
+// jwt-verify-key (the PEM public key of a fresh Ed25519 pair) and the
+// internal credential "internal".
+var CallerSecrets = map[string]string{"jwt-verify-key": jwtVerifyKey, "internal-token": "internal"}
+
+// JWTSigningKey is a valid jwt-signing-key, the private half of
+// CallerSecrets' jwt-verify-key (the loaders that issue tokens read it).
+var JWTSigningKey, jwtVerifyKey = jwtKeys()
+
+func jwtKeys() (signing, verify string) {
+	signing, verify, err := auth.NewKeys()
+	if err != nil {
+		panic(err)
+	}
+	return signing, verify
+}
 
 // A Case is one Needs of a loader.
 type Case[D any] struct {

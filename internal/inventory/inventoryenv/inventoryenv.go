@@ -3,7 +3,7 @@
 // their configuration. Every problem is collected before failing.
 //
 // Configuration: the inventory database (postgres.ConfigFrom: INVENTORY_…);
-// secret jwt-secret for Needs.Tokens; secret internal-token for
+// secret jwt-verify-key for Needs.Tokens; secret internal-token for
 // Needs.Internal; GATEWAY_URL (catalogclient.ConfigFrom) for Needs.Catalog.
 package inventoryenv
 
@@ -20,7 +20,7 @@ import (
 
 // Needs says which optional dependencies a function uses.
 type Needs struct {
-	Tokens   bool // verifies access tokens: the jwt-secret secret
+	Tokens   bool // verifies access tokens: the jwt-verify-key secret
 	Internal bool // checks the internal credential: the internal-token secret
 	Catalog  bool // reads products from the catalog function
 }
@@ -29,7 +29,7 @@ type Needs struct {
 // need are zero.
 type Deps struct {
 	Store         *inventorydb.Store
-	Tokens        *auth.Tokens
+	Tokens        *auth.Verifier
 	InternalToken string
 	Catalog       *catalogclient.Client
 }
@@ -49,7 +49,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		return nil, err
 	}
 	var err error
-	if d.Tokens, err = callers.Tokens(); err != nil {
+	if d.Tokens, err = callers.Verifier(); err != nil {
 		return nil, err
 	}
 	if needs.Catalog {

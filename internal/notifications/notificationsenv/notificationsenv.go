@@ -4,7 +4,7 @@
 // for. Every problem is collected before failing.
 //
 // Configuration: the users database (postgres.ConfigFrom: USERS_…); secret
-// jwt-secret for Needs.Tokens; secret internal-token for Needs.Internal;
+// jwt-verify-key for Needs.Tokens; secret internal-token for Needs.Internal;
 // secret event-verify-key and EVENT_ACCEPT_UNSIGNED for Needs.Events;
 // SMTP_* (smtpmail.ConfigFrom) for Needs.Mail, where an empty SMTP_ADDR
 // means no mail is sent.
@@ -25,7 +25,7 @@ import (
 
 // Needs says which optional dependencies a function uses.
 type Needs struct {
-	Tokens   bool // verifies access tokens: the jwt-secret secret
+	Tokens   bool // verifies access tokens: the jwt-verify-key secret
 	Internal bool // checks the internal credential: the internal-token secret
 	Mail     bool // sends mail when SMTP_ADDR is set
 	// Events: the function consumes events and checks the relay's signature
@@ -38,7 +38,7 @@ type Needs struct {
 type Deps struct {
 	Store         *notificationsdb.Store
 	Users         *usersdb.Store
-	Tokens        *auth.Tokens
+	Tokens        *auth.Verifier
 	InternalToken string
 	Mailer        *smtpmail.Sender
 	// Events reads signed events, set with Needs.Events.
@@ -68,7 +68,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 			return nil, err
 		}
 	}
-	if d.Tokens, err = callers.Tokens(); err != nil {
+	if d.Tokens, err = callers.Verifier(); err != nil {
 		return nil, err
 	}
 	if needs.Mail && mc.Addr != "" {

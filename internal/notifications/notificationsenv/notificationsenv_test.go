@@ -22,9 +22,9 @@ func TestLoad(t *testing.T) {
 	db := pgtest.NewDatabase(t)
 	configtest.Run(t, configtest.Case[*notificationsenv.Deps]{
 		Name: "with events", Load: load(notificationsenv.Needs{Tokens: true, Internal: true, Mail: true, Events: true}),
-		Missing: []string{"USERS_DATABASE_URL", "jwt-secret", "internal-token", "event-verify-key"},
+		Missing: []string{"USERS_DATABASE_URL", "jwt-verify-key", "internal-token", "event-verify-key"},
 		Env:     map[string]string{"USERS_DATABASE_URL": db, "SMTP_ADDR": "127.0.0.1:2525"},
-		Secrets: map[string]string{"jwt-secret": configtest.CallerSecrets["jwt-secret"],
+		Secrets: map[string]string{"jwt-verify-key": configtest.CallerSecrets["jwt-verify-key"],
 			"internal-token": "internal", "event-verify-key": configtest.VerifyKey(t)},
 	}, configtest.Case[*notificationsenv.Deps]{
 		Name: "with mail", Load: load(notificationsenv.Needs{Tokens: true, Internal: true, Mail: true}),

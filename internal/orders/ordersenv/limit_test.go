@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersenv"
 	"github.com/shopfaas/shop/internal/ratelimit"
@@ -54,12 +54,9 @@ func TestCheckoutLimitIsPerVerifiedSubject(t *testing.T) {
 	}
 	next := &countingPlacer{}
 	p := &ordersenv.LimitedPlacer{Next: next, Limit: limit}
-	tokens, err := auth.NewTokens(strings.Repeat("k", 32), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tokens := fntest.Tokens(t, 0)
 	alice, bob := uuid.New(), uuid.New()
-	token, _ := tokens.Issue(alice, auth.RoleCustomer)
+	token := fntest.Issue(t, tokens, alice, auth.RoleCustomer)
 	h := fnhttp.Adapt(slog.New(slog.DiscardHandler), func(w http.ResponseWriter, r *http.Request) error {
 		who, err := tokens.FromRequest(r)
 		if err != nil {

@@ -25,7 +25,7 @@ import (
 
 // Needs says which optional dependencies a function uses.
 type Needs struct {
-	Tokens bool // verifies access tokens: the jwt-secret secret
+	Tokens bool // verifies access tokens: the jwt-verify-key secret
 	Saga   bool // runs checkouts: the saga and the internal credential
 }
 
@@ -33,9 +33,9 @@ type Needs struct {
 type Deps struct {
 	// Store is the orders database.
 	Store *ordersdb.Store
-	// Tokens verifies access tokens (secret jwt-secret); set only with
+	// Tokens verifies access tokens (secret jwt-verify-key); set only with
 	// Needs.Tokens.
-	Tokens *auth.Tokens
+	Tokens *auth.Verifier
 	// InternalToken is the internal credential (secret internal-token); set
 	// only with Needs.Saga.
 	InternalToken string
@@ -71,7 +71,7 @@ func (p *LimitedPlacer) Place(ctx context.Context, who auth.Identity, req orders
 // Load reads the configuration from c (every problem reported at once) and
 // connects to and migrates the orders database (postgres.ConfigFrom:
 // ORDERS_…) within postgres.OpenTimeout. Needs.Tokens reads the secret
-// jwt-secret. Needs.Saga also builds the saga
+// jwt-verify-key. Needs.Saga also builds the saga
 // (GATEWAY_URL, secret internal-token, REDIS_ADDR for carts and the checkout
 // limit, SAGA_TIMEOUT default 20s, RECOVER_AFTER default 2m, ORDER_RATE_LIMIT
 // default 30 checkouts per minute per customer).
@@ -96,7 +96,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
-	tokens, err := callers.Tokens()
+	tokens, err := callers.Verifier()
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ func TestLoad(t *testing.T) {
 		"RECOVER_AFTER": "90s"}
 	configtest.Run(t, Case{
 		Name: "saga", Load: load(Needs{Tokens: true, Saga: true}),
-		Missing: []string{"ORDERS_DATABASE_URL", "jwt-secret", "internal-token", "GATEWAY_URL", "REDIS_ADDR"},
+		Missing: []string{"ORDERS_DATABASE_URL", "jwt-verify-key", "internal-token", "GATEWAY_URL", "REDIS_ADDR"},
 		Env:     env, Secrets: configtest.CallerSecrets,
 		Check: func(t *testing.T, e *Deps) {
 			if e.Saga == nil || e.Store == nil || e.Tokens == nil || e.InternalToken != "internal" {

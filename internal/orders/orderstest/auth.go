@@ -8,19 +8,14 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/fntest"
 )
 
-// JWTKey is the HS256 key of Tokens.
-const JWTKey = "orders-test-jwt-key-0123456789abcdef"
-
-// Tokens returns the token service the tests sign and verify with.
-func Tokens(tb testing.TB) *auth.Tokens {
+// Tokens returns the token verifier the tests' handlers use; NewUser signs
+// for it with fntest's test key pair (tokens living an hour).
+func Tokens(tb testing.TB) *auth.Verifier {
 	tb.Helper()
-	t, err := auth.NewTokens(JWTKey, time.Hour)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return t
+	return fntest.Tokens(tb, time.Hour)
 }
 
 // User is a test caller: an identity and its bearer token.
@@ -30,14 +25,10 @@ type User struct {
 }
 
 // NewUser issues a token for a new user with role.
-func NewUser(tb testing.TB, tokens *auth.Tokens, role string) User {
+func NewUser(tb testing.TB, tokens *auth.Verifier, role string) User {
 	tb.Helper()
 	id := auth.Identity{UserID: uuid.Must(uuid.NewV7()), Role: role}
-	tok, err := tokens.Issue(id.UserID, role)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return User{Identity: id, Token: tok}
+	return User{Identity: id, Token: fntest.Issue(tb, tokens, id.UserID, role)}
 }
 
 // Authorize sets r's bearer token to u's (nothing for the zero User).

@@ -6,7 +6,7 @@
 // Configuration: the payments database (postgres.ConfigFrom: PAYMENTS_…);
 // PAYMENT_PROCESSOR (default and only built-in: "simulator", configured by
 // PAYMENT_SIM_LATENCY, PAYMENT_SIM_FAILURE_RATE, PAYMENT_SIM_TIMEOUT_RATE) and
-// PAYMENT_PROCESSOR_TIMEOUT (default 10s); secret jwt-secret for
+// PAYMENT_PROCESSOR_TIMEOUT (default 10s); secret jwt-verify-key for
 // Needs.Tokens; secret internal-token for Needs.Internal. A real processor is
 // added as another payments.Processor adapter and chosen here by name;
 // nothing else changes.
@@ -29,7 +29,7 @@ import (
 
 // Needs says which optional dependencies a function uses.
 type Needs struct {
-	Tokens   bool // verifies access tokens: the jwt-secret secret
+	Tokens   bool // verifies access tokens: the jwt-verify-key secret
 	Internal bool // checks the internal credential: the internal-token secret
 }
 
@@ -37,7 +37,7 @@ type Needs struct {
 // need are zero.
 type Deps struct {
 	Service       *payments.Service
-	Tokens        *auth.Tokens
+	Tokens        *auth.Verifier
 	InternalToken string
 }
 
@@ -59,7 +59,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	}
 	d := &Deps{InternalToken: callers.Internal}
 	var err error
-	if d.Tokens, err = callers.Tokens(); err != nil {
+	if d.Tokens, err = callers.Verifier(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, postgres.OpenTimeout)

@@ -19,7 +19,7 @@ func TestLoad(t *testing.T) {
 		Load: func(c *config.Reader) (*paymentsenv.Deps, error) {
 			return paymentsenv.Load(context.Background(), c, slog.New(slog.DiscardHandler), paymentsenv.Needs{Tokens: true, Internal: true})
 		},
-		Missing: []string{"PAYMENTS_DATABASE_URL", "jwt-secret", "internal-token"},
+		Missing: []string{"PAYMENTS_DATABASE_URL", "jwt-verify-key", "internal-token"},
 		Env:     map[string]string{"PAYMENTS_DATABASE_URL": pgtest.NewDatabase(t)},
 		Secrets: configtest.CallerSecrets,
 		Check: func(t *testing.T, d *paymentsenv.Deps) {

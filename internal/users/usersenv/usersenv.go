@@ -3,8 +3,9 @@
 // problem is collected before failing.
 //
 // Configuration: the users database (postgres.ConfigFrom: USERS_…); secret
-// jwt-secret for Needs.Tokens, and ACCESS_TOKEN_TTL (default 15m) when the
-// function also issues tokens (Needs.Issue).
+// jwt-verify-key for Needs.Tokens; secret jwt-signing-key and
+// ACCESS_TOKEN_TTL (default 15m) for Needs.Issue (login-user only: the one
+// function that checks passwords is the one that can sign).
 package usersenv
 
 import (
@@ -20,15 +21,16 @@ import (
 
 // Needs says which optional dependencies a function uses.
 type Needs struct {
-	Tokens bool // verifies access tokens: the jwt-secret secret
-	Issue  bool // also issues them (implies Tokens): ACCESS_TOKEN_TTL
+	Tokens bool // verifies access tokens: the jwt-verify-key secret
+	Issue  bool // issues them: the jwt-signing-key secret, ACCESS_TOKEN_TTL
 }
 
 // Deps are a users function's dependencies. Fields a function does not need
 // are nil.
 type Deps struct {
 	Store  *usersdb.Store
-	Tokens *auth.Tokens
+	Tokens *auth.Verifier // Needs.Tokens
+	Signer *auth.Signer   // Needs.Issue
 }
 
 // Load reads the configuration from c (every problem reported at once), then
@@ -36,18 +38,25 @@ type Deps struct {
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
 	dbc := postgres.ConfigFrom(c, "users", usersdb.Migrations())
 	var ttl time.Duration
-	callers := auth.CallersFrom(c, needs.Tokens || needs.Issue, false)
+	var signingKey string
+	callers := auth.CallersFrom(c, needs.Tokens, false)
 	if needs.Issue {
+		signingKey = auth.SignerKey(c)
 		ttl = c.Duration("ACCESS_TOKEN_TTL", 15*time.Minute)
 	}
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
-	t, err := callers.TokensWithTTL(ttl)
+	t, err := callers.Verifier()
 	if err != nil {
 		return nil, err
 	}
 	d := &Deps{Tokens: t}
+	if needs.Issue {
+		if d.Signer, err = auth.ParseSigner(signingKey, ttl); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, postgres.OpenTimeout)
 	defer cancel()
 	pool, err := postgres.Open(ctx, dbc)

@@ -18,7 +18,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/cache"
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogdb"
@@ -77,10 +76,7 @@ func New(t *testing.T, opts Options) *Env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ch.Close() })
-	tokens, err := auth.NewTokens("test-key-of-at-least-thirty-two-bytes!!", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tokens := fntest.Tokens(t, time.Hour)
 	return &Env{Deps: &catalogenv.Deps{
 		Store: catalogdb.New(pool), Tokens: tokens, Cache: ch, Search: pgsearch.New(pool), Events: fntest.Events(),
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
