@@ -147,7 +147,7 @@ func printReady(stdout io.Writer, rt *faaslocal.Runtime, functions int) {
 		fmt.Fprintf(stdout, "  edge     %s/api/v1\n  docs     %s/docs   (the API reference; the contract at %s/openapi.yaml)\n",
 			rt.EdgeURL(), rt.EdgeURL(), rt.EdgeURL())
 	}
-	fmt.Fprintf(stdout, "  state    %s\n  secrets  %s (basic-auth-user, basic-auth-password, jwt-secret, internal-token, admin-email, admin-password)\n",
+	fmt.Fprintf(stdout, "  state    %s\n  secrets  %s (basic-auth-user, basic-auth-password, jwt-signing-key, jwt-verify-key, internal-token, admin-email, admin-password)\n",
 		rt.StateDir(), rt.SecretsDir())
 	fmt.Fprintf(stdout, "  login    cat %s | faas-cli login -g %s -u %s --password-stdin\nCtrl-C stops everything.\n",
 		filepath.Join(rt.SecretsDir(), "basic-auth-password"), rt.GatewayURL(), rt.GatewayCredentials().User)

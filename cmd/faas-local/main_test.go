@@ -67,8 +67,8 @@ func TestRunServesUntilCancelledAndLeavesNoProcess(t *testing.T) {
 			gateway, edge = m[1], m[2]
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(state, "secrets", "jwt-secret")); err != nil || len(b) < 48 {
-		t.Errorf("jwt-secret: %d bytes, %v; want a development key written on the first run", len(b), err)
+	if b, err := os.ReadFile(filepath.Join(state, "secrets", "jwt-signing-key")); err != nil || !strings.Contains(string(b), "PRIVATE KEY") {
+		t.Errorf("jwt-signing-key: %d bytes, %v; want a development key written on the first run", len(b), err)
 	}
 	// The gateway API's credentials were generated on the first run, as
 	// faasd's: admin and a random password, 0600; /system/* needs them.

@@ -6,10 +6,13 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/shopfaas/shop/dev/stackfile"
 	"github.com/shopfaas/shop/internal/config"
@@ -19,7 +22,8 @@ import (
 
 // secretValues are valid values of every secret a function may declare.
 var secretValues = map[string]string{
-	"jwt-secret":       strings.Repeat("k", 32),
+	"jwt-signing-key":  fntest.JWTSigningKey,
+	"jwt-verify-key":   fntest.JWTVerifyKey,
 	"internal-token":   "internal-test-token",
 	"db-password":      "unused-with-trust",
 	"meili-key":        "unused-without-meili",
@@ -32,7 +36,79 @@ var secretValues = map[string]string{
 // The others are optional where they are read (db-password without a
 // password in the URL, meili-key without MEILI_URL, smtp-password without
 // SMTP_ADDR), so declaring one that goes unread cannot be seen here.
-var callerSecrets = []string{"jwt-secret", "internal-token", "event-verify-key"}
+var callerSecrets = []string{"jwt-signing-key", "jwt-verify-key", "internal-token", "event-verify-key"}
+
+// tokenIssuers are the functions that may hold jwt-signing-key, the private
+// key of the access tokens: the one that checks passwords. Anyone holding
+// that key can mint a token for any user and role (docs/security.md).
+var tokenIssuers = []string{"login-user"}
+
+// Only the issuers declare jwt-signing-key in stack.yml, and no compose
+// service (Kong, the connectors, faasd's own) mounts it: whatever else a
+// function or a service can be made to do, it cannot sign a token.
+func TestOnlyTheIssuerHoldsTheSigningKey(t *testing.T) {
+	s, err := stackfile.LoadEnv("../../stack.yml", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var holders []string
+	for _, name := range stackfile.Names(s) {
+		if slices.Contains(s.Functions[name].Secrets, "jwt-signing-key") {
+			holders = append(holders, name)
+		}
+		if slices.Contains(s.Functions[name].Secrets, "jwt-secret") {
+			t.Errorf("%s still declares jwt-secret (the HMAC key is gone: jwt-verify-key or, for an issuer, jwt-signing-key)", name)
+		}
+	}
+	if !slices.Equal(holders, tokenIssuers) {
+		t.Errorf("functions declaring jwt-signing-key: %v, want exactly %v", holders, tokenIssuers)
+	}
+	// The faasd-CE bundle (stack.ce.yml): only the users bundle, whose
+	// process serves login-user, holds it (docs/security.md names the cost).
+	ce, err := stackfile.LoadEnv("../../stack.ce.yml", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	holders = nil
+	for _, name := range stackfile.Names(ce) {
+		if slices.Contains(ce.Functions[name].Secrets, "jwt-signing-key") {
+			holders = append(holders, name)
+		}
+	}
+	if !slices.Equal(holders, []string{"users"}) {
+		t.Errorf("stack.ce.yml functions declaring jwt-signing-key: %v, want exactly [users] (login-user's bundle)", holders)
+	}
+
+	b, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Command     any `yaml:"command"`
+			Environment any `yaml:"environment"`
+			Volumes     []struct {
+				Source string `yaml:"source"`
+			} `yaml:"volumes"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(b, &compose); err != nil {
+		t.Fatal(err)
+	}
+	if len(compose.Services) == 0 {
+		t.Fatal("docker-compose.yml has no services")
+	}
+	for name, svc := range compose.Services {
+		for _, v := range svc.Volumes {
+			if path.Base(v.Source) == "jwt-signing-key" || path.Clean(v.Source) == "/var/lib/faasd/secrets" {
+				t.Errorf("compose service %s mounts %s: only %v may hold the token signing key", name, v.Source, tokenIssuers)
+			}
+		}
+		if text := fmt.Sprint(svc.Command, svc.Environment); strings.Contains(text, "jwt-signing-key") || strings.Contains(text, "jwt-secret") {
+			t.Errorf("compose service %s names a token signing secret: %s", name, text)
+		}
+	}
+}
 
 // Every function of stack.yml builds with ONLY the secrets its entry lists
 // (what faasd mounts), on the development environment and the real

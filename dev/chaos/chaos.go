@@ -142,7 +142,7 @@ type run struct {
 	pg      *cluster
 	rabbit  *rabbitnode.Node
 	rt      *faaslocal.Runtime
-	tokens  *auth.Verifier
+	tokens  *auth.Signer
 	n       Counters
 	mu      sync.Mutex
 	orders  []*order
@@ -284,11 +284,11 @@ func (r *run) setup(ctx context.Context) error {
 		return err
 	}
 	r.printf("%d functions ready", len(r.deployed()))
-	jwt, err := r.rt.Secret("jwt-secret")
+	key, err := r.rt.Secret("jwt-signing-key")
 	if err != nil {
 		return err
 	}
-	if r.tokens, err = auth.NewTokens(jwt, 24*time.Hour); err != nil {
+	if r.tokens, err = auth.ParseSigner(key, 24*time.Hour); err != nil {
 		return err
 	}
 	return r.seed(ctx)

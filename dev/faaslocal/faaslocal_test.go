@@ -142,14 +142,14 @@ func TestGatewayAPIWithGoSDK(t *testing.T) {
 		names = append(names, s.Name)
 	}
 	if diff := cmp.Diff([]string{"admin-email", "admin-password", "api-key", "db-password", "event-signing-key", "event-verify-key",
-		"internal-token", "jwt-secret", "meili-key", "smtp-password"}, names); diff != "" {
+		"internal-token", "jwt-signing-key", "jwt-verify-key", "meili-key", "smtp-password"}, names); diff != "" {
 		t.Errorf("secrets (-want +got):\n%s", diff)
 	}
 	if got := rt.ReadSecret(t, "admin-email"); got != "admin@example.com" {
 		t.Errorf("admin-email = %q", got)
 	}
-	if jwt := rt.ReadSecret(t, "jwt-secret"); len(jwt) < 48 {
-		t.Errorf("jwt-secret too short: %d", len(jwt))
+	if _, err := auth.ParseSigner(rt.ReadSecret(t, "jwt-signing-key"), 0); err != nil {
+		t.Errorf("jwt-signing-key: %v", err)
 	}
 
 	// Deploy errors.
@@ -195,7 +195,7 @@ func TestGatewayAPIWithGoSDK(t *testing.T) {
 	if e.Env != rt.GatewayURL {
 		t.Errorf("GATEWAY_URL = %q, want %q", e.Env, rt.GatewayURL)
 	}
-	_, e, _ = invoke(t, http.MethodGet, rt.GatewayURL+"/function/echo/secret/jwt-secret", nil, nil)
+	_, e, _ = invoke(t, http.MethodGet, rt.GatewayURL+"/function/echo/secret/jwt-signing-key", nil, nil)
 	if e.Secret != "" {
 		t.Errorf("function sees an undeclared secret")
 	}
@@ -543,8 +543,9 @@ func TestEdgeServesKongRoutes(t *testing.T) {
 	for _, name := range []string{"register-user", "login-user", "get-me", "reserve-stock"} {
 		deployEcho(t, rt, c, types.FunctionDeployment{Service: name})
 	}
-	// get-me needs a token the edge's jwt plugin accepts (the runtime's jwt-secret).
-	tokens, err := auth.NewTokens(rt.ReadSecret(t, "jwt-secret"), time.Hour)
+	// get-me needs a token the edge's jwt plugin accepts: signed with the
+	// runtime's jwt-signing-key, verified by the edge with jwt-verify-key.
+	tokens, err := auth.ParseSigner(rt.ReadSecret(t, "jwt-signing-key"), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -711,7 +712,7 @@ func TestHarnessRunsStackFunctions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.EnvVars["SHOP_ENV"] != "development" || st.AvailableReplicas != 1 || !cmp.Equal(st.Secrets, []string{"jwt-secret", "db-password"}) {
+	if st.EnvVars["SHOP_ENV"] != "development" || st.AvailableReplicas != 1 || !cmp.Equal(st.Secrets, []string{"jwt-verify-key", "db-password"}) {
 		t.Errorf("get-me status %+v", st)
 	}
 }

@@ -99,20 +99,20 @@ func TestGetMeRefusesBadTokens(t *testing.T) {
 	tampered = tampered[:len(tampered)-2] + "xx"
 
 	for name, header := range map[string]string{
-		"no header":        "",
-		"no scheme":        issue(t, tokens, u.ID, users.RoleCustomer),
-		"basic scheme":     "Basic ZGFuOnBhc3N3b3Jk",
-		"empty bearer":     "Bearer ",
-		"garbage":          "Bearer not.a.token",
-		"expired":          "Bearer " + expired,
-		"other key":        "Bearer " + foreign,
-		"alg none":         "Bearer " + none,
+		"no header":                           "",
+		"no scheme":                           issue(t, tokens, u.ID, users.RoleCustomer),
+		"basic scheme":                        "Basic ZGFuOnBhc3N3b3Jk",
+		"empty bearer":                        "Bearer ",
+		"garbage":                             "Bearer not.a.token",
+		"expired":                             "Bearer " + expired,
+		"other key":                           "Bearer " + foreign,
+		"alg none":                            "Bearer " + none,
 		"alg HS256 keyed with the public key": "Bearer " + hs256,
-		"tampered":         "Bearer " + tampered,
-		"unknown role":     "Bearer " + issue(t, tokens, u.ID, "superuser"),
-		"deleted user":     "Bearer " + goneToken,
-		"never-known user": "Bearer " + issue(t, tokens, uuid.New(), users.RoleCustomer),
-		"admin of nobody":  "Bearer " + issue(t, tokens, uuid.New(), users.RoleAdmin),
+		"tampered":                            "Bearer " + tampered,
+		"unknown role":                        "Bearer " + issue(t, tokens, u.ID, "superuser"),
+		"deleted user":                        "Bearer " + goneToken,
+		"never-known user":                    "Bearer " + issue(t, tokens, uuid.New(), users.RoleCustomer),
+		"admin of nobody":                     "Bearer " + issue(t, tokens, uuid.New(), users.RoleAdmin),
 	} {
 		t.Run(name, func(t *testing.T) {
 			fntest.Problem(t, getMe(t, h, header), http.StatusUnauthorized, "unauthenticated", "erin", "gone@")

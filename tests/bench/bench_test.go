@@ -81,7 +81,7 @@ type bench struct {
 	workers  int
 	duration time.Duration
 	client   *http.Client
-	tokens   *auth.Verifier
+	tokens   *auth.Signer
 	products []uuid.UUID
 	names    []string
 	inv      *inventorydb.Store
@@ -153,7 +153,7 @@ func BenchmarkShop(b *testing.B) {
 		duration: envDuration(b, "BENCH_DURATION", 4*time.Second)}
 	s.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		MaxIdleConns: 4 * s.workers, MaxIdleConnsPerHost: 2 * s.workers, IdleConnTimeout: 30 * time.Second}}
-	tokens, err := auth.NewTokens(rt.ReadSecret(b, "jwt-secret"), time.Hour)
+	tokens, err := auth.ParseSigner(rt.ReadSecret(b, "jwt-signing-key"), time.Hour)
 	if err != nil {
 		b.Fatal(err)
 	}

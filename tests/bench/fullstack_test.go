@@ -142,11 +142,11 @@ func deleteBrokerNames(b testing.TB, names broker.Names, fns map[string]stack.Fu
 func (s *bench) runFullStack(ctx context.Context, fs *fullStack, pg *pgCluster) {
 	b := s.b
 	// The second runtime has secrets of its own: its tokens sign the orders.
-	tokens, err := auth.NewTokens(fs.rt.ReadSecret(b, "jwt-secret"), time.Hour)
+	tokens, err := auth.ParseSigner(fs.rt.ReadSecret(b, "jwt-signing-key"), time.Hour)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer func(t *auth.Verifier) { s.tokens = t }(s.tokens)
+	defer func(t *auth.Signer) { s.tokens = t }(s.tokens)
 	s.tokens = tokens
 	time.Sleep(2 * time.Second) // let start-up settle before the idle figure
 	fs.idleRSS = s.memory(fs.rt, fs.all)

@@ -104,7 +104,7 @@ func TestBundledStackThroughTheEdge(t *testing.T) {
 	}
 
 	// An admin lists a product and stocks it (set-stock → catalog bundle).
-	tokens, err := auth.NewTokens(rt.ReadSecret(t, "jwt-secret"), time.Hour)
+	tokens, err := auth.ParseSigner(rt.ReadSecret(t, "jwt-signing-key"), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,7 +113,7 @@ func TestInventoryAndCartThroughTheEdge(t *testing.T) {
 	}
 	mug, pen := create("IT-MUG-1", 1299), create("IT-PEN-1", 250)
 
-	tokens, err := auth.NewTokens(rt.ReadSecret(t, "jwt-secret"), 0)
+	tokens, err := auth.ParseSigner(rt.ReadSecret(t, "jwt-signing-key"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

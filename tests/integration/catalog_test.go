@@ -32,7 +32,7 @@ func TestCatalogThroughTheEdge(t *testing.T) {
 		Env: map[string]string{"CATALOG_DATABASE_URL": pgtest.NewDatabase(t), "REDIS_ADDR": "127.0.0.1:6379",
 			"PRODUCT_CACHE_PREFIX": prefix, "MEILI_URL": ""},
 	})
-	tokens, err := auth.NewTokens(rt.ReadSecret(t, "jwt-secret"), time.Minute)
+	tokens, err := auth.ParseSigner(rt.ReadSecret(t, "jwt-signing-key"), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,7 +121,7 @@ func TestEdgePolicy(t *testing.T) {
 		}
 	})
 
-	tokens, err := auth.NewTokens(rt.ReadSecret(t, "jwt-secret"), time.Hour)
+	tokens, err := auth.ParseSigner(rt.ReadSecret(t, "jwt-signing-key"), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,6 +136,13 @@ func TestEdgePolicy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Algorithm confusion: HS256 keyed with the public key the edge holds.
+		confused, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": auth.Issuer, "aud": auth.Audience,
+			"sub": owner.String(), "role": auth.RoleAdmin, "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}).
+			SignedString([]byte(rt.ReadSecret(t, "jwt-verify-key")))
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, tc := range []struct {
 			method, path string
 			header       map[string]string
@@ -144,6 +151,8 @@ func TestEdgePolicy(t *testing.T) {
 			{http.MethodPost, "/orders", jsonHeader},
 			{http.MethodGet, "/users/me", bearer(forged)},
 			{http.MethodPost, "/orders", bearer(forged)},
+			{http.MethodGet, "/users/me", bearer(confused)},
+			{http.MethodPost, "/orders", bearer(confused)},
 			{http.MethodGet, "/orders", map[string]string{"Authorization": "Basic " + ownerToken}},
 		} {
 			a := edgeCall(t, tc.method, api+tc.path, tc.header, strings.NewReader(`{}`))

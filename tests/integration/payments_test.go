@@ -110,7 +110,7 @@ func TestReservationsAndPaymentsThroughTheGateway(t *testing.T) {
 		t.Errorf("after commit %v", got)
 	}
 
-	tokens, err := auth.NewTokens(rt.ReadSecret(t, "jwt-secret"), 0)
+	tokens, err := auth.ParseSigner(rt.ReadSecret(t, "jwt-signing-key"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/internal/auth"
@@ -80,12 +79,13 @@ func TestUsersThroughTheEdge(t *testing.T) {
 		t.Fatalf("login: %d %v", status, tok)
 	}
 	access, _ := tok["access_token"].(string)
-	// The token is signed with the runtime's jwt-secret, so the edge accepts it.
-	tokens, err := auth.NewTokens(rt.ReadSecret(t, "jwt-secret"), time.Minute)
+	// login-user signs with the runtime's jwt-signing-key: the public
+	// jwt-verify-key (what the edge and every other function hold) verifies it.
+	verifier, err := auth.ParseVerifier(rt.ReadSecret(t, "jwt-verify-key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id, err := tokens.Verify(access); err != nil || id.UserID.String() != user["id"] {
+	if id, err := verifier.Verify(access); err != nil || id.UserID.String() != user["id"] {
 		t.Fatalf("issued token: %+v, %v; want the registered user %v", id, err, user["id"])
 	}
 

@@ -1,11 +1,19 @@
 package security
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"hash"
 	"net/http"
 	"os"
@@ -21,7 +29,9 @@ import (
 )
 
 // signJWT builds a compact JWS by hand, so the probes can write headers and
-// claims no library would: alg is none, HS256, HS384 or HS512.
+// claims no library would: alg is none, HS256, HS384 or HS512 (key is the
+// HMAC key), EdDSA (key is an ed25519.PrivateKey), RS256 or ES256 (signed
+// with the fixture's throwaway RSA and P-256 keys).
 func signJWT(header, claims map[string]any, alg string, key []byte) string {
 	header["alg"] = alg
 	enc := func(v any) string {
@@ -37,6 +47,25 @@ func signJWT(header, claims map[string]any, alg string, key []byte) string {
 		h = sha512.New384
 	case "HS512":
 		h = sha512.New
+	case "EdDSA":
+		return input + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(ed25519.PrivateKey(key), []byte(input)))
+	case "RS256":
+		sum := sha256.Sum256([]byte(input))
+		sig, err := rsa.SignPKCS1v15(rand.Reader, throwawayRSA, crypto.SHA256, sum[:])
+		if err != nil {
+			panic(err)
+		}
+		return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+	case "ES256":
+		sum := sha256.Sum256([]byte(input))
+		r, s, err := ecdsa.Sign(rand.Reader, throwawayP256, sum[:])
+		if err != nil {
+			panic(err)
+		}
+		sig := make([]byte, 64) // JOSE: r || s, 32 bytes each
+		r.FillBytes(sig[:32])
+		s.FillBytes(sig[32:])
+		return input + "." + base64.RawURLEncoding.EncodeToString(sig)
 	default:
 		return input + "."
 	}
@@ -45,7 +74,21 @@ func signJWT(header, claims map[string]any, alg string, key []byte) string {
 	return input + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// claimsFor are the claims auth.Verifier.Issue writes, for user with role,
+// throwawayRSA and throwawayP256 sign the RS256 and ES256 forgeries: keys
+// the shop has never seen, for algorithms it must refuse before any key.
+var (
+	throwawayRSA  = must(rsa.GenerateKey(rand.Reader, 2048))
+	throwawayP256 = must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+)
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// claimsFor are the claims auth.Signer.Issue writes, for user with role,
 // valid for ten minutes from now.
 func claimsFor(user uuid.UUID, role string) map[string]any {
 	now := time.Now()
@@ -59,7 +102,16 @@ type forgery struct{ name, token string }
 // forgeries are tokens nobody without the signing key can make accepted,
 // and validly signed tokens the shop must still refuse.
 func (f *fixture) forgeries(t testing.TB) []forgery {
-	key := []byte(f.ReadSecret(t, "jwt-secret"))
+	// The signing key exists only in login-user (and this test): signed with
+	// it, the claim checks are probed; the public key is what every verifier
+	// and the edge hold, the material of an algorithm-confusion forgery.
+	key := signingKey(t, f.ReadSecret(t, "jwt-signing-key"))
+	pubPEM := []byte(f.ReadSecret(t, "jwt-verify-key"))
+	pubBlock, _ := pem.Decode(pubPEM)
+	if pubBlock == nil {
+		t.Fatal("jwt-verify-key is not PEM")
+	}
+	pubRaw := []byte(ed25519.PrivateKey(key).Public().(ed25519.PublicKey))
 	customer := func() map[string]any { return claimsFor(f.userA, auth.RoleCustomer) }
 	with := func(c map[string]any, k string, v any) map[string]any {
 		if v == nil {
@@ -77,7 +129,8 @@ func (f *fixture) forgeries(t testing.TB) []forgery {
 		return h
 	}
 	attacker := []byte("attacker-chosen-key-attacker-chosen-key")
-	valid := signJWT(hdr(), customer(), "HS256", key)
+	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
+	valid := signJWT(hdr(), customer(), "EdDSA", key)
 	parts := strings.Split(valid, ".")
 	tamper := func(c map[string]any) string {
 		b, _ := json.Marshal(c)
@@ -89,8 +142,18 @@ func (f *fixture) forgeries(t testing.TB) []forgery {
 		{"alg none, valid signature kept", strings.Split(signJWT(hdr(), customer(), "none", nil), ".")[0] + "." + parts[1] + "." + parts[2]},
 		{"alg NONE", signJWT(hdr(), claimsFor(f.userA, auth.RoleAdmin), "NONE", nil)},
 		{"HS256 with an empty key", signJWT(hdr(), customer(), "HS256", nil)},
-		{"HS384 with the real key", signJWT(hdr(), customer(), "HS384", key)},
-		{"HS512 with the real key", signJWT(hdr(), customer(), "HS512", key)},
+		// Algorithm confusion: an HMAC keyed with the public key, which a
+		// verifier that let the token pick the algorithm would accept.
+		{"HS256 keyed with the public key's PEM", signJWT(hdr(), claimsFor(f.userA, auth.RoleAdmin), "HS256", pubPEM)},
+		{"HS256 keyed with the public key's PEM, no final newline", signJWT(hdr(), claimsFor(f.userA, auth.RoleAdmin), "HS256", []byte(strings.TrimSpace(string(pubPEM))))},
+		{"HS256 keyed with the public key's DER", signJWT(hdr(), claimsFor(f.userA, auth.RoleAdmin), "HS256", pubBlock.Bytes)},
+		{"HS256 keyed with the raw public key", signJWT(hdr(), claimsFor(f.userA, auth.RoleAdmin), "HS256", pubRaw)},
+		{"HS384 keyed with the public key's PEM", signJWT(hdr(), claimsFor(f.userA, auth.RoleAdmin), "HS384", pubPEM)},
+		{"HS512 keyed with the public key's PEM", signJWT(hdr(), claimsFor(f.userA, auth.RoleAdmin), "HS512", pubPEM)},
+		{"EdDSA header, HMAC-of-the-PEM signature", parts[0] + "." + strings.SplitN(signJWT(hdr(), customer(), "HS256", pubPEM), ".", 2)[1]},
+		{"RS256 with another key", signJWT(hdr(), claimsFor(f.userA, auth.RoleAdmin), "RS256", nil)},
+		{"ES256 with another key", signJWT(hdr(), claimsFor(f.userA, auth.RoleAdmin), "ES256", nil)},
+		{"EdDSA with another key", signJWT(hdr(), claimsFor(f.userA, auth.RoleAdmin), "EdDSA", otherKey)},
 		{"kid pointing at /dev/null, empty key", signJWT(hdr("kid", "../../../../../../dev/null"), customer(), "HS256", nil)},
 		{"kid with SQL, attacker key", signJWT(hdr("kid", "x' UNION SELECT 'attacker-chosen-key-attacker-chosen-key'--"), customer(), "HS256", attacker)},
 		{"jku to an attacker's key set", signJWT(hdr("jku", "http://127.0.0.1:1/jwks.json", "kid", "a"), customer(), "HS256", attacker)},
@@ -100,19 +163,19 @@ func (f *fixture) forgeries(t testing.TB) []forgery {
 		{"role claim tampered to admin", tamper(with(customer(), "role", auth.RoleAdmin))},
 		{"subject tampered", tamper(with(customer(), "sub", uuid.NewString()))},
 		{"signature stripped", parts[0] + "." + parts[1] + "."},
-		{"signature of another token", parts[0] + "." + parts[1] + "." + strings.Split(signJWT(hdr(), customer(), "HS256", key), ".")[2][:10] + "AAAA"},
-		{"expired", signJWT(hdr(), with(with(customer(), "exp", now.Add(-time.Hour).Unix()), "iat", now.Add(-2*time.Hour).Unix()), "HS256", key)},
-		{"not yet valid", signJWT(hdr(), with(with(with(customer(), "nbf", now.Add(time.Hour).Unix()), "iat", now.Add(time.Hour).Unix()), "exp", now.Add(2*time.Hour).Unix()), "HS256", key)},
-		{"no issued-at", signJWT(hdr(), with(customer(), "iat", nil), "HS256", key)},
-		{"no expiry", signJWT(hdr(), with(customer(), "exp", nil), "HS256", key)},
-		{"lives 48 hours", signJWT(hdr(), with(customer(), "exp", now.Add(48*time.Hour).Unix()), "HS256", key)},
-		{"lives ten years", signJWT(hdr(), with(customer(), "exp", now.AddDate(10, 0, 0).Unix()), "HS256", key)},
-		{"unknown role superadmin", signJWT(hdr(), with(customer(), "role", "superadmin"), "HS256", key)},
-		{"no role", signJWT(hdr(), with(customer(), "role", nil), "HS256", key)},
-		{"subject not a UUID", signJWT(hdr(), with(customer(), "sub", "admin"), "HS256", key)},
-		{"no subject", signJWT(hdr(), with(customer(), "sub", nil), "HS256", key)},
-		{"another issuer", signJWT(hdr(), with(customer(), "iss", "evil"), "HS256", key)},
-		{"another audience", signJWT(hdr(), with(customer(), "aud", []string{"other-api"}), "HS256", key)},
+		{"signature of another token", parts[0] + "." + parts[1] + "." + strings.Split(signJWT(hdr(), customer(), "EdDSA", key), ".")[2][:10] + "AAAA"},
+		{"expired", signJWT(hdr(), with(with(customer(), "exp", now.Add(-time.Hour).Unix()), "iat", now.Add(-2*time.Hour).Unix()), "EdDSA", key)},
+		{"not yet valid", signJWT(hdr(), with(with(with(customer(), "nbf", now.Add(time.Hour).Unix()), "iat", now.Add(time.Hour).Unix()), "exp", now.Add(2*time.Hour).Unix()), "EdDSA", key)},
+		{"no issued-at", signJWT(hdr(), with(customer(), "iat", nil), "EdDSA", key)},
+		{"no expiry", signJWT(hdr(), with(customer(), "exp", nil), "EdDSA", key)},
+		{"lives 48 hours", signJWT(hdr(), with(customer(), "exp", now.Add(48*time.Hour).Unix()), "EdDSA", key)},
+		{"lives ten years", signJWT(hdr(), with(customer(), "exp", now.AddDate(10, 0, 0).Unix()), "EdDSA", key)},
+		{"unknown role superadmin", signJWT(hdr(), with(customer(), "role", "superadmin"), "EdDSA", key)},
+		{"no role", signJWT(hdr(), with(customer(), "role", nil), "EdDSA", key)},
+		{"subject not a UUID", signJWT(hdr(), with(customer(), "sub", "admin"), "EdDSA", key)},
+		{"no subject", signJWT(hdr(), with(customer(), "sub", nil), "EdDSA", key)},
+		{"another issuer", signJWT(hdr(), with(customer(), "iss", "evil"), "EdDSA", key)},
+		{"another audience", signJWT(hdr(), with(customer(), "aud", []string{"other-api"}), "EdDSA", key)},
 		{"not a JWT", "not-a-token"},
 		{"empty", ""},
 	}
@@ -121,6 +184,24 @@ func (f *fixture) forgeries(t testing.TB) []forgery {
 		out = append(out, forgery{"HS256 with guessed key " + g, signJWT(hdr(), claimsFor(f.userA, auth.RoleAdmin), "HS256", []byte(g))})
 	}
 	return out
+}
+
+// signingKey parses the PEM jwt-signing-key.
+func signingKey(t testing.TB, pemText string) []byte {
+	t.Helper()
+	b, _ := pem.Decode([]byte(pemText))
+	if b == nil {
+		t.Fatal("jwt-signing-key is not PEM")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		t.Fatalf("jwt-signing-key is a %T", k)
+	}
+	return priv
 }
 
 // probeTokens sends every forgery to every route that needs a token, through

@@ -1,7 +1,7 @@
 // Package stack starts the shop for a suite under tests/: a local runtime
 // (dev/faaslocal/runtimetest) running some functions and connectors against a
 // fresh PostgreSQL database per service and Redis keys of the test's own,
-// with the token issuer of the runtime's jwt-secret. tests/integration and
+// with the token signer of the runtime's jwt-signing-key. tests/integration and
 // tests/security share it.
 package stack
 
@@ -32,8 +32,10 @@ type Shop struct {
 	DB map[string]string
 	// Suffix is random and names the test's Redis keys (test:<Suffix>:…).
 	Suffix string
-	// Tokens issues tokens the edge and the functions accept.
-	Tokens *auth.Verifier
+	// Tokens issues tokens the edge and the functions accept: it signs with
+	// the runtime's jwt-signing-key, login-user's secret, as only a test may
+	// besides login-user.
+	Tokens *auth.Signer
 }
 
 // Options choose what Start runs.
@@ -74,7 +76,7 @@ func Start(t *testing.T, opts Options) *Shop {
 	maps.Copy(all, opts.Env)
 	s.Runtime = runtimetest.Start(t, runtimetest.Options{Functions: opts.Functions, Connectors: opts.Connectors,
 		Env: all, ReadyTimeout: 3 * time.Minute, OTLPEndpoint: opts.OTLPEndpoint})
-	tokens, err := auth.NewTokens(s.ReadSecret(t, "jwt-secret"), time.Hour)
+	tokens, err := auth.ParseSigner(s.ReadSecret(t, "jwt-signing-key"), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

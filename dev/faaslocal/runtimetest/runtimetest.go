@@ -67,7 +67,7 @@ type Runtime struct {
 	GatewayURL string
 	// EdgeURL serves the public routes of gateway/kong.yml.
 	EdgeURL string
-	// SecretsDir holds every secret (jwt-secret, internal-token, ...).
+	// SecretsDir holds every secret (jwt-signing-key, jwt-verify-key, internal-token, ...).
 	SecretsDir string
 }
 
@@ -175,7 +175,7 @@ func EchoFunction(t testing.TB) string {
 
 // StateDir returns a new state directory for the test holding the
 // development secrets (secrets.Development: the gateway API's credentials,
-// jwt-secret, ...), as cmd/faas-local writes them on a first run.
+// jwt-signing-key, ...), as cmd/faas-local writes them on a first run.
 func StateDir(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
