@@ -395,7 +395,7 @@ services:
 	wantFindings(t, "images", CheckImagesPinned(c), `"example/api" has no tag`, `moving tag "latest"`, "incomplete")
 	wantFindings(t, "ports", CheckPublishedPorts(c, "kong"), `"8080:8080" is published on all interfaces`, `"0.0.0.0:7000:7000" is published on all interfaces`)
 	wantFindings(t, "volumes", CheckVolumes(c), "restart: always", "not a bind mount", `"/etc/api" is not under /var/lib/faasd`)
-	wantFindings(t, "secrets", CheckSecretFiles(c, []string{"jwt-secret"}), "secret file /var/lib/faasd/secrets/unknown")
+	wantFindings(t, "secrets", CheckSecretFiles(c, []string{"jwt-verify-key"}), "secret file /var/lib/faasd/secrets/unknown")
 	wantFindings(t, "project files", CheckProjectFiles(c, root(t)), "monitoring/missing.yml")
 	wantFindings(t, "depends_on", CheckDependsOn(c), "ghost")
 	eps := Endpoints(c.Services["relay"].Environment, "relay")
