@@ -54,11 +54,11 @@ func TestBasicAuthGuardsTheSystemAPI(t *testing.T) {
 // credentials, however the path is spelled; the others are not.
 func TestEverySystemRouteNeedsCredentials(t *testing.T) {
 	h := New(Deps{})
-	router := h.Router()
-	guarded := RequireBasicAuth(testCredentials, router)
+	router := h.routes()
+	guarded := RequireBasicAuth(testCredentials, h.Router())
 	variable := regexp.MustCompile(`\{[^}]*\}`)
 	var paths []string
-	err := router.(*mux.Router).Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+	err := router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
 		tpl, err := route.GetPathTemplate()
 		if err != nil {
 			return err

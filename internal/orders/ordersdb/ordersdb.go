@@ -242,11 +242,6 @@ func traceID(ctx context.Context) string {
 	return ""
 }
 
-type querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
 const orderColumns = `o.id, o.user_id, o.status, o.reason, o.total_amount, o.currency, o.shipping_address, o.created_at, o.updated_at`
 
 func scanOrder(row pgx.Row, extra ...any) (orders.Order, error) {
@@ -264,15 +259,6 @@ func scanOrder(row pgx.Row, extra ...any) (orders.Order, error) {
 }
 
 const itemsQuery = `SELECT product_id, quantity, unit_amount FROM order_items WHERE order_id = $1 ORDER BY position`
-
-func loadItems(ctx context.Context, q querier, o *orders.Order) error {
-	rows, err := q.Query(ctx, itemsQuery, o.ID)
-	if err != nil {
-		return err
-	}
-	o.Items, err = collectItems(rows, o.Total.Currency)
-	return err
-}
 
 // collectItems reads an order's lines (itemsQuery) and closes rows.
 func collectItems(rows pgx.Rows, currency string) ([]orders.Line, error) {
@@ -345,12 +331,45 @@ func (s *Store) List(ctx context.Context, userID, before uuid.UUID, limit int) (
 		list = list[:limit]
 		next = list[limit-1].ID
 	}
-	for i := range list {
-		if err := loadItems(ctx, s.db, &list[i]); err != nil {
-			return nil, uuid.Nil, unavailable(err)
-		}
+	if err := s.loadPageItems(ctx, list); err != nil {
+		return nil, uuid.Nil, unavailable(err)
 	}
 	return list, next, nil
+}
+
+// loadPageItems reads the lines of every order of list in one query (a page
+// costs two round trips whatever its size, not one per order).
+func (s *Store) loadPageItems(ctx context.Context, list []orders.Order) error {
+	if len(list) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, len(list))
+	at := make(map[uuid.UUID]int, len(list))
+	for i, o := range list {
+		ids[i], at[o.ID] = o.ID, i
+	}
+	rows, err := s.db.Query(ctx, `SELECT order_id, product_id, quantity, unit_amount FROM order_items
+		WHERE order_id = ANY($1) ORDER BY order_id, position`, ids)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id uuid.UUID
+		var l orders.Line
+		if err := rows.Scan(&id, &l.ProductID, &l.Quantity, &l.UnitPrice.Amount); err != nil {
+			return err
+		}
+		o := &list[at[id]]
+		l.UnitPrice.Currency = o.Total.Currency
+		o.Items = append(o.Items, l)
+	}
+	for i := range list {
+		if list[i].Items == nil {
+			list[i].Items = []orders.Line{} // as collectItems answers: a list, never null
+		}
+	}
+	return rows.Err()
 }
 
 func nullable(id uuid.UUID) *uuid.UUID {
@@ -384,16 +403,25 @@ func (s *Store) Timeline(ctx context.Context, orderID uuid.UUID) ([]orders.Step,
 func (s *Store) LoadSaga(ctx context.Context, orderID uuid.UUID) (Saga, error) {
 	var sg Saga
 	var token *string
-	o, err := scanOrder(s.db.QueryRow(ctx, `SELECT `+orderColumns+`, s.payment_token, s.from_cart, s.compensation, s.attempts
-		FROM orders o JOIN order_sagas s ON s.order_id = o.id WHERE o.id = $1`, orderID),
-		&token, &sg.FromCart, &sg.Compensation, &sg.Attempts)
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+orderColumns+`, s.payment_token, s.from_cart, s.compensation, s.attempts
+		FROM orders o JOIN order_sagas s ON s.order_id = o.id WHERE o.id = $1`, orderID)
+	b.Queue(itemsQuery, orderID)
+	br := s.db.SendBatch(ctx, b)
+	o, err := scanOrder(br.QueryRow(), &token, &sg.FromCart, &sg.Compensation, &sg.Attempts)
+	if err == nil {
+		var rows pgx.Rows
+		if rows, err = br.Query(); err == nil {
+			o.Items, err = collectItems(rows, o.Total.Currency)
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sg, errNotFound
 	}
 	if err != nil {
-		return sg, unavailable(err)
-	}
-	if err := loadItems(ctx, s.db, &o); err != nil {
 		return sg, unavailable(err)
 	}
 	sg.Order = o

@@ -3,6 +3,7 @@ package ordersdb_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"strings"
 	"sync"
@@ -182,5 +183,57 @@ func TestStatusChangesAreAtomicAndForwardOnly(t *testing.T) {
 	got, err := store.Get(ctx, o.ID)
 	if err != nil || got.Status != orders.Confirmed || len(got.Items) != 1 {
 		t.Fatalf("order %+v %v", got, err)
+	}
+}
+
+// A page of orders costs two round trips whatever its size (the orders, then
+// the lines of all of them), and each order comes back with its own lines,
+// as Get reads them; recovery's LoadSaga is one round trip.
+func TestListAndLoadSagaRoundTrips(t *testing.T) {
+	pool := pgtest.Open(t, ordersdb.Migrations())
+	ctx := context.Background()
+	user := uuid.New()
+	for i := range 5 {
+		o := newOrder(t, user)
+		o.Items = append(o.Items, orders.Line{ProductID: uuid.Must(uuid.NewV7()), Quantity: i + 1,
+			UnitPrice: orders.Money{Amount: int64(100 * (i + 1)), Currency: "USD"}})
+		if err := ordersdb.New(pool).Create(ctx, o, "tok", false, "", "", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ordersdb.New(pool).Create(ctx, newOrder(t, uuid.New()), "tok", false, "", "", time.Minute); err != nil {
+		t.Fatal(err) // another user's order, never listed
+	}
+	counted, trips := pgtest.Counted(t, pool)
+	store := ordersdb.New(counted)
+
+	page, next, err := store.List(ctx, user, uuid.Nil, 4)
+	if err != nil || len(page) != 4 || next == uuid.Nil {
+		t.Fatalf("first page: %d orders, next %v, %v", len(page), next, err)
+	}
+	if c := trips.Counts(); c.Trips != 2 {
+		t.Errorf("a page of 4 orders: %d round trips, want 2", c.Trips)
+	}
+	rest, next, err := store.List(ctx, user, next, 4)
+	if err != nil || len(rest) != 1 || next != uuid.Nil {
+		t.Fatalf("second page: %d orders, next %v, %v", len(rest), next, err)
+	}
+	for _, o := range append(page, rest...) {
+		want, err := store.Get(ctx, o.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.UserID != user || len(o.Items) != 2 || fmt.Sprint(o.Items) != fmt.Sprint(want.Items) {
+			t.Errorf("order %s listed with lines %v, Get reads %v", o.ID, o.Items, want.Items)
+		}
+	}
+
+	trips.Reset()
+	sg, err := store.LoadSaga(ctx, page[0].ID)
+	if err != nil || sg.PaymentToken != "tok" || fmt.Sprint(sg.Order.Items) != fmt.Sprint(page[0].Items) {
+		t.Fatalf("LoadSaga: %+v, %v", sg, err)
+	}
+	if c := trips.Counts(); c.Trips != 1 {
+		t.Errorf("LoadSaga: %d round trips, want 1", c.Trips)
 	}
 }
