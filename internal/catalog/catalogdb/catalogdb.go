@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,9 +51,27 @@ const columns = `id, sku, name, description, category, price_amount, price_curre
 
 func scan(row pgx.Row) (catalog.Product, error) {
 	var p catalog.Product
-	err := row.Scan(&p.ID, &p.SKU, &p.Name, &p.Description, &p.Category, &p.Price.Amount, &p.Price.Currency,
-		&p.SoldCount, &p.InStock, &p.Archived, &p.Version, &p.CreatedAt, &p.UpdatedAt)
+	err := row.Scan(scanDest(&p)...)
 	return p, err
+}
+
+// scanDest is where a row of columns goes, in order.
+func scanDest(p *catalog.Product) []any {
+	return []any{&p.ID, &p.SKU, &p.Name, &p.Description, &p.Category, &p.Price.Amount, &p.Price.Currency,
+		&p.SoldCount, &p.InStock, &p.Archived, &p.Version, &p.CreatedAt, &p.UpdatedAt}
+}
+
+// productsColumns is columns qualified by the table, for a statement that
+// joins another relation with some of the same column names.
+var productsColumns = qualified("products")
+
+// qualified is columns with every name prefixed by table.
+func qualified(table string) string {
+	names := strings.Split(columns, ",")
+	for i, n := range names {
+		names[i] = table + "." + strings.TrimSpace(n)
+	}
+	return strings.Join(names, ", ")
 }
 
 var errNotFound = fault.E(fault.NotFound, fault.CodeNotFound, "no such product")
