@@ -82,18 +82,24 @@ var ErrSKUTaken = fault.E(fault.Conflict, fault.CodeSKUTaken, "a product with th
 
 // changed writes the consequences of a product change on tx: its search
 // document (removed once archived) and its product.changed.v1 event, whose
-// data is the full snapshot including archived.
+// data is the full snapshot including archived. Both go in one batch (the
+// document, the outbox row and its NOTIFY): one round trip.
 func changed(ctx context.Context, tx pgx.Tx, p catalog.Product) error {
-	var err error
-	if p.Archived {
-		err = pgsearch.DeleteTx(ctx, tx, p.ID)
-	} else {
-		err = pgsearch.UpsertTx(ctx, tx, search.FromProduct(p))
-	}
+	ev, err := events.New(ctx, Source, events.ProductChanged, p.ID.String(), p)
 	if err != nil {
 		return err
 	}
-	return outbox.Publish(ctx, tx, Source, events.ProductChanged, p.ID.String(), p)
+	b := &pgx.Batch{}
+	if p.Archived {
+		pgsearch.QueueDelete(b, p.ID)
+	} else {
+		pgsearch.QueueUpsert(b, search.FromProduct(p))
+	}
+	outbox.Queue(b, ev)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("product %s changed: %w", p.ID, err)
+	}
+	return nil
 }
 
 // Create inserts p, its search document and its event in one transaction.

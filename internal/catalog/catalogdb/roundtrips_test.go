@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogdb"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
@@ -60,5 +61,35 @@ func TestStockEventRoundTrips(t *testing.T) {
 	var after int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = $1`, p.ID.String()).Scan(&after); err != nil || after != before+1 {
 		t.Errorf("product events %d -> %d after a flip, want one more (%v)", before, after, err)
+	}
+}
+
+// TestSaleEventRoundTrips: update-product-stats' transaction for an
+// order.placed.v1 of one product is BEGIN, the claim, the order's sale, the
+// sold count, one batch with the search document, the product.changed.v1 row
+// and its NOTIFY, and COMMIT: 6 round trips (7 when the document and the event
+// went separately), one more batch and UPDATE per further product.
+func TestSaleEventRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, catalogdb.Migrations())
+	s := catalogdb.New(pool)
+	counted, rt := pgtest.Counted(t, pool)
+	cs := catalogdb.New(counted)
+	p := create(t, s, "RT-2")
+	rt.Reset()
+	got, first, err := cs.AddSold(ctx, uuid.New(), "stats", uuid.New(), false, []catalog.SoldDelta{{ProductID: p.ID, Delta: 2}})
+	if err != nil || !first || len(got) != 1 || got[0].SoldCount != 2 {
+		t.Fatalf("add sold: %+v first %v %v", got, first, err)
+	}
+	if c := rt.Counts(); c.Trips > 6 || c.Commits != 1 {
+		t.Errorf("a sale of one product: %+v, want at most 6 round trips and 1 commit", c)
+	}
+	var doc int64
+	if err := pool.QueryRow(ctx, `SELECT sold_count FROM search_documents WHERE id = $1`, p.ID).Scan(&doc); err != nil || doc != 2 {
+		t.Errorf("search document sold_count %d, %v; want 2", doc, err)
+	}
+	var evs int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = $1 AND (envelope->'data'->>'sold_count')::int = 2`, p.ID.String()).Scan(&evs); err != nil || evs != 1 {
+		t.Errorf("product.changed.v1 with sold_count 2: %d, %v; want 1", evs, err)
 	}
 }
