@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,9 +51,27 @@ const columns = `id, sku, name, description, category, price_amount, price_curre
 
 func scan(row pgx.Row) (catalog.Product, error) {
 	var p catalog.Product
-	err := row.Scan(&p.ID, &p.SKU, &p.Name, &p.Description, &p.Category, &p.Price.Amount, &p.Price.Currency,
-		&p.SoldCount, &p.InStock, &p.Archived, &p.Version, &p.CreatedAt, &p.UpdatedAt)
+	err := row.Scan(scanDest(&p)...)
 	return p, err
+}
+
+// scanDest is where a row of columns goes, in order.
+func scanDest(p *catalog.Product) []any {
+	return []any{&p.ID, &p.SKU, &p.Name, &p.Description, &p.Category, &p.Price.Amount, &p.Price.Currency,
+		&p.SoldCount, &p.InStock, &p.Archived, &p.Version, &p.CreatedAt, &p.UpdatedAt}
+}
+
+// productsColumns is columns qualified by the table, for a statement that
+// joins another relation with some of the same column names.
+var productsColumns = qualified("products")
+
+// qualified is columns with every name prefixed by table.
+func qualified(table string) string {
+	names := strings.Split(columns, ",")
+	for i, n := range names {
+		names[i] = table + "." + strings.TrimSpace(n)
+	}
+	return strings.Join(names, ", ")
 }
 
 var errNotFound = fault.E(fault.NotFound, fault.CodeNotFound, "no such product")
@@ -63,18 +82,24 @@ var ErrSKUTaken = fault.E(fault.Conflict, fault.CodeSKUTaken, "a product with th
 
 // changed writes the consequences of a product change on tx: its search
 // document (removed once archived) and its product.changed.v1 event, whose
-// data is the full snapshot including archived.
+// data is the full snapshot including archived. Both go in one batch (the
+// document, the outbox row and its NOTIFY): one round trip.
 func changed(ctx context.Context, tx pgx.Tx, p catalog.Product) error {
-	var err error
-	if p.Archived {
-		err = pgsearch.DeleteTx(ctx, tx, p.ID)
-	} else {
-		err = pgsearch.UpsertTx(ctx, tx, search.FromProduct(p))
-	}
+	ev, err := events.New(ctx, Source, events.ProductChanged, p.ID.String(), p)
 	if err != nil {
 		return err
 	}
-	return outbox.Publish(ctx, tx, Source, events.ProductChanged, p.ID.String(), p)
+	b := &pgx.Batch{}
+	if p.Archived {
+		pgsearch.QueueDelete(b, p.ID)
+	} else {
+		pgsearch.QueueUpsert(b, search.FromProduct(p))
+	}
+	outbox.Queue(b, ev)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("product %s changed: %w", p.ID, err)
+	}
+	return nil
 }
 
 // Create inserts p, its search document and its event in one transaction.

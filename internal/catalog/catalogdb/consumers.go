@@ -101,39 +101,48 @@ func recordSale(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, cancelled boo
 // changes nothing. An event whose version is not newer than the last one
 // applied (a late, reordered delivery) is claimed but changes nothing, so
 // in_stock always follows the newest stock level. changedProduct is false when
-// nothing but the claim (and the version) was written. fault.NotFound when the
-// product does not exist (the claim is then not kept); other failures are
-// fault.Internal.
+// nothing but the claim (and the version) was written; p is then the product
+// after the version's update, or the zero product when the version was not
+// newer. fault.NotFound when the product does not exist (the claim is then not
+// kept); other failures are fault.Internal.
+//
+// Round trips (TestStockEventRoundTrips): BEGIN, the claim, one UPDATE that
+// locks the row, records the version and flips in_stock when it differs, and
+// COMMIT — 4 for the usual event that leaves in_stock as it was (6 before:
+// the row was locked, updated and read back in three statements). A flip adds
+// its search document and product.changed.v1; a late event or an unknown
+// product adds one look-up.
 func (s *Store) SetAvailabilityOnce(ctx context.Context, eventID uuid.UUID, consumer string, id uuid.UUID, inStock bool, version int64) (p catalog.Product, first, changedProduct bool, err error) {
 	err = postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
-		changedProduct = false
+		changedProduct, p = false, catalog.Product{}
 		var err error
 		if first, err = inbox.Claim(ctx, tx, eventID, consumer); err != nil || !first {
 			return err
 		}
-		var current bool
-		var applied int64
-		err = tx.QueryRow(ctx, `SELECT in_stock, stock_version FROM products WHERE id = $1 FOR UPDATE`, id).Scan(&current, &applied)
+		// old locks the row (FOR UPDATE: the newest committed row, not the
+		// statement's snapshot) and keeps the values the UPDATE replaces;
+		// SET's right-hand sides read the row before the update.
+		var was bool
+		dst := append([]any{&was}, scanDest(&p)...)
+		err = tx.QueryRow(ctx, `WITH old AS (SELECT id, in_stock FROM products WHERE id = $1 FOR UPDATE)
+			UPDATE products SET stock_version = $3, in_stock = $2,
+				version = products.version + CASE WHEN old.in_stock = $2 THEN 0 ELSE 1 END,
+				updated_at = CASE WHEN old.in_stock = $2 THEN products.updated_at ELSE now() END
+			FROM old WHERE products.id = old.id AND products.stock_version < $3
+			RETURNING old.in_stock, `+productsColumns, id, inStock, version).Scan(dst...)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return errNotFound
-		}
-		if err != nil {
-			return err
-		}
-		if version <= applied {
-			p, err = scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM products WHERE id = $1`, id))
-			return err
-		}
-		if current == inStock {
-			_, err = tx.Exec(ctx, `UPDATE products SET stock_version = $2 WHERE id = $1`, id, version)
-			if err == nil {
-				p, err = scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM products WHERE id = $1`, id))
+			// An older or equal version (claimed, nothing else), or no such
+			// product (the claim rolls back with the error).
+			var exists bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM products WHERE id = $1)`, id).Scan(&exists); err != nil {
+				return err
 			}
-			return err
+			if !exists {
+				return errNotFound
+			}
+			return nil
 		}
-		p, err = scan(tx.QueryRow(ctx, `UPDATE products SET in_stock = $2, stock_version = $3, version = version + 1,
-			updated_at = now() WHERE id = $1 RETURNING `+columns, id, inStock, version))
-		if err != nil {
+		if err != nil || was == inStock {
 			return err
 		}
 		changedProduct = true

@@ -20,7 +20,10 @@ import (
 // runs in ONE transaction that first locks the order's reservation row, then
 // the stock rows of its lines in product-id order, so concurrent calls for the
 // same order serialise and calls for different orders cannot deadlock. Every
-// stock change also appends stock.changed.v1 in that transaction.
+// stock change that moves the available units (on_hand - reserved) also
+// appends stock.changed.v1 in that transaction; the stock commit of a held
+// order moves units from reserved to sold and leaves available as it was, so
+// it appends none (TestCheckoutWritesOneStockEventPerLine).
 //
 // Round trips (docs/performance.md, TestCheckoutRoundTrips): whatever the
 // number of lines, a method sends every line's stock UPDATE in one batch
@@ -74,7 +77,9 @@ func (s *Store) Reserve(ctx context.Context, req inventory.HoldRequest) (invento
 }
 
 // Commit turns the order's hold into a sale: on_hand and reserved both drop by
-// each line's quantity. A hold that was released or expired is taken again
+// each line's quantity, which leaves available unchanged, so it writes no
+// stock.changed.v1 (a hold taken again after its release does: it lowers
+// available). A hold that was released or expired is taken again
 // conditionally and committed directly; when the stock is gone that is
 // fault.Conflict "out_of_stock" and nothing changes. Committing twice is a
 // no-op answered "committed". Errors: fault.NotFound "not_found" when the order
@@ -92,16 +97,25 @@ func (s *Store) Commit(ctx context.Context, orderID uuid.UUID) (inventory.Hold, 
 			out = h
 			return err
 		}
-		var moved []inventory.Stock
 		if retake {
-			moved, err = moveStock(ctx, tx, h.Lines, "on_hand = on_hand - $2", true, nil)
-		} else {
-			moved, err = moveStock(ctx, tx, h.Lines, "on_hand = on_hand - $2, reserved = reserved - $2", false, nil)
-		}
-		if err != nil {
+			// The units were given back: taking them again lowers what is
+			// available, which index-product must see.
+			moved, err := moveStock(ctx, tx, h.Lines, "on_hand = on_hand - $2", true, nil)
+			if err != nil {
+				return err
+			}
+			out, err = s.finish(ctx, tx, h, inventory.StatusCommitted, moved)
 			return err
 		}
-		out, err = s.finish(ctx, tx, h, inventory.StatusCommitted, moved)
+		// Held units become sold ones: on_hand and reserved drop together, so
+		// available (on_hand - reserved), the only stock figure a consumer
+		// shows, is unchanged and no stock.changed.v1 is written
+		// (docs/events.md, "What stock.changed.v1 means"). The sale itself is
+		// order.placed.v1's.
+		if _, err := moveStock(ctx, tx, h.Lines, "on_hand = on_hand - $2, reserved = reserved - $2", false, nil); err != nil {
+			return err
+		}
+		out, err = s.finish(ctx, tx, h, inventory.StatusCommitted, nil)
 		return err
 	})
 	return out, err

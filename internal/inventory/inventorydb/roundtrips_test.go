@@ -24,6 +24,10 @@ func TestCheckoutRoundTrips(t *testing.T) {
 	// line, [the lines or the status,] one outbox INSERT and one NOTIFY
 	// whatever the number of events, COMMIT.
 	maxStatements := map[int]int{1: 7, 3: 9}
+	// The stock commit of a held order writes no event (available does not
+	// change): BEGIN, the hold's read, one UPDATE per line, the status,
+	// COMMIT. It was 7 and 9 with an outbox INSERT and a NOTIFY.
+	maxCommitStatements := map[int]int{1: 5, 3: 7}
 	pool := pgtest.Open(t, inventorydb.Migrations())
 	s := inventorydb.New(pool)
 	counted, rt := pgtest.Counted(t, pool)
@@ -51,9 +55,9 @@ func TestCheckoutRoundTrips(t *testing.T) {
 			}
 			commit := rt.Counts()
 			t.Logf("reserve %+v, commit %+v", reserve, commit)
-			if reserve.Statements > maxStatements[n] || commit.Statements > maxStatements[n] {
-				t.Errorf("%d lines: %d statements to reserve and %d to commit, want at most %d",
-					n, reserve.Statements, commit.Statements, maxStatements[n])
+			if reserve.Statements > maxStatements[n] || commit.Statements > maxCommitStatements[n] {
+				t.Errorf("%d lines: %d statements to reserve and %d to commit, want at most %d and %d",
+					n, reserve.Statements, commit.Statements, maxStatements[n], maxCommitStatements[n])
 			}
 			if reserve.Trips > maxReserve[n] || reserve.Commits != 1 {
 				t.Errorf("reserve of %d lines: %+v, want at most %d round trips and 1 commit", n, reserve, maxReserve[n])

@@ -60,17 +60,21 @@ func (ix *Index) Delete(ctx context.Context, id uuid.UUID) error {
 	return DeleteTx(ctx, ix.db, id)
 }
 
-// UpsertTx writes docs on db, typically the product's own transaction.
+const upsertSQL = `INSERT INTO search_documents
+	(id, sku, name, description, category, price_amount, price_currency, sold_count, in_stock)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+	ON CONFLICT (id) DO UPDATE SET sku = EXCLUDED.sku, name = EXCLUDED.name,
+		description = EXCLUDED.description, category = EXCLUDED.category,
+		price_amount = EXCLUDED.price_amount, price_currency = EXCLUDED.price_currency,
+		sold_count = EXCLUDED.sold_count, in_stock = EXCLUDED.in_stock`
+
+const deleteSQL = `DELETE FROM search_documents WHERE id = $1`
+
+// UpsertTx writes docs on db (Index.Upsert; a product's own transaction queues
+// QueueUpsert with its other writes).
 func UpsertTx(ctx context.Context, db Execer, docs ...search.Document) error {
 	for _, d := range docs {
-		_, err := db.Exec(ctx, `INSERT INTO search_documents
-			(id, sku, name, description, category, price_amount, price_currency, sold_count, in_stock)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-			ON CONFLICT (id) DO UPDATE SET sku = EXCLUDED.sku, name = EXCLUDED.name,
-				description = EXCLUDED.description, category = EXCLUDED.category,
-				price_amount = EXCLUDED.price_amount, price_currency = EXCLUDED.price_currency,
-				sold_count = EXCLUDED.sold_count, in_stock = EXCLUDED.in_stock`,
-			d.ID, d.SKU, d.Name, d.Description, d.Category, d.Price.Amount, d.Price.Currency, d.SoldCount, d.InStock)
+		_, err := db.Exec(ctx, upsertSQL, d.ID, d.SKU, d.Name, d.Description, d.Category, d.Price.Amount, d.Price.Currency, d.SoldCount, d.InStock)
 		if err != nil {
 			return fmt.Errorf("pgsearch: upsert %s: %w", d.ID, err)
 		}
@@ -78,10 +82,21 @@ func UpsertTx(ctx context.Context, db Execer, docs ...search.Document) error {
 	return nil
 }
 
-// DeleteTx removes the document of id on db, typically the archiving
-// transaction.
+// QueueUpsert adds UpsertTx's statement for d to b, for a caller that sends
+// its transaction's other writes in the same batch (one round trip).
+func QueueUpsert(b *pgx.Batch, d search.Document) {
+	b.Queue(upsertSQL, d.ID, d.SKU, d.Name, d.Description, d.Category, d.Price.Amount, d.Price.Currency, d.SoldCount, d.InStock)
+}
+
+// QueueDelete adds DeleteTx's statement for id to b.
+func QueueDelete(b *pgx.Batch, id uuid.UUID) {
+	b.Queue(deleteSQL, id)
+}
+
+// DeleteTx removes the document of id on db (Index.Delete; the archiving
+// transaction queues QueueDelete).
 func DeleteTx(ctx context.Context, db Execer, id uuid.UUID) error {
-	if _, err := db.Exec(ctx, `DELETE FROM search_documents WHERE id = $1`, id); err != nil {
+	if _, err := db.Exec(ctx, deleteSQL, id); err != nil {
 		return fmt.Errorf("pgsearch: delete %s: %w", id, err)
 	}
 	return nil

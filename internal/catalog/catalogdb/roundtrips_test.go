@@ -1,0 +1,95 @@
+package catalogdb_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+// TestStockEventRoundTrips: index-product's transaction for a stock.changed.v1
+// that leaves in_stock as it was — the usual one: every reservation of a
+// product still in stock — is BEGIN, the inbox claim, one UPDATE and COMMIT
+// (docs/performance.md, item 10). It was 6 round trips (the row locked,
+// updated and read back in three statements). The version is still recorded,
+// so an older event delivered afterwards changes nothing.
+func TestStockEventRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, catalogdb.Migrations())
+	s := catalogdb.New(pool)
+	counted, rt := pgtest.Counted(t, pool)
+	cs := catalogdb.New(counted)
+	p := create(t, s, "RT-1")
+	if _, _, changed, err := s.SetAvailabilityOnce(ctx, uuid.New(), "index", p.ID, true, 2); err != nil || !changed {
+		t.Fatalf("first stock event: changed %v, %v", changed, err)
+	}
+	rt.Reset()
+	got, first, changed, err := cs.SetAvailabilityOnce(ctx, uuid.New(), "index", p.ID, true, 5)
+	if err != nil || !first || changed || got.ID != p.ID || !got.InStock {
+		t.Fatalf("same availability, newer version: %+v first %v changed %v %v", got, first, changed, err)
+	}
+	if c := rt.Counts(); c.Trips > 4 || c.Commits != 1 {
+		t.Errorf("a stock event that changes nothing shown: %+v, want at most 4 round trips and 1 commit", c)
+	}
+	var version, stockVersion int64
+	if err := pool.QueryRow(ctx, `SELECT version, stock_version FROM products WHERE id = $1`, p.ID).Scan(&version, &stockVersion); err != nil {
+		t.Fatal(err)
+	}
+	if stockVersion != 5 || version != got.Version {
+		t.Errorf("stock_version %d (want 5), version %d (want %d, unchanged)", stockVersion, version, got.Version)
+	}
+	// Version 4 arrives late: claimed, nothing else.
+	if _, first, changed, err := s.SetAvailabilityOnce(ctx, uuid.New(), "index", p.ID, false, 4); err != nil || !first || changed {
+		t.Errorf("late event: first %v changed %v %v", first, changed, err)
+	}
+	if cur, _ := s.Current(ctx, p.ID); !cur.InStock || cur.Version != version {
+		t.Errorf("a late event changed the product: %+v", cur)
+	}
+	// A newer flip bumps the version and writes product.changed.v1.
+	var before int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = $1`, p.ID.String()).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	got, _, changed, err = s.SetAvailabilityOnce(ctx, uuid.New(), "index", p.ID, false, 6)
+	if err != nil || !changed || got.InStock || got.Version != version+1 {
+		t.Fatalf("flip: %+v changed %v %v (version was %d)", got, changed, err, version)
+	}
+	var after int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = $1`, p.ID.String()).Scan(&after); err != nil || after != before+1 {
+		t.Errorf("product events %d -> %d after a flip, want one more (%v)", before, after, err)
+	}
+}
+
+// TestSaleEventRoundTrips: update-product-stats' transaction for an
+// order.placed.v1 of one product is BEGIN, the claim, the order's sale, the
+// sold count, one batch with the search document, the product.changed.v1 row
+// and its NOTIFY, and COMMIT: 6 round trips (7 when the document and the event
+// went separately), one more batch and UPDATE per further product.
+func TestSaleEventRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, catalogdb.Migrations())
+	s := catalogdb.New(pool)
+	counted, rt := pgtest.Counted(t, pool)
+	cs := catalogdb.New(counted)
+	p := create(t, s, "RT-2")
+	rt.Reset()
+	got, first, err := cs.AddSold(ctx, uuid.New(), "stats", uuid.New(), false, []catalog.SoldDelta{{ProductID: p.ID, Delta: 2}})
+	if err != nil || !first || len(got) != 1 || got[0].SoldCount != 2 {
+		t.Fatalf("add sold: %+v first %v %v", got, first, err)
+	}
+	if c := rt.Counts(); c.Trips > 6 || c.Commits != 1 {
+		t.Errorf("a sale of one product: %+v, want at most 6 round trips and 1 commit", c)
+	}
+	var doc int64
+	if err := pool.QueryRow(ctx, `SELECT sold_count FROM search_documents WHERE id = $1`, p.ID).Scan(&doc); err != nil || doc != 2 {
+		t.Errorf("search document sold_count %d, %v; want 2", doc, err)
+	}
+	var evs int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = $1 AND (envelope->'data'->>'sold_count')::int = 2`, p.ID.String()).Scan(&evs); err != nil || evs != 1 {
+		t.Errorf("product.changed.v1 with sold_count 2: %d, %v; want 1", evs, err)
+	}
+}
