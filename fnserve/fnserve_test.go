@@ -384,6 +384,7 @@ func TestCPUProfileOnlyWhenAsked(t *testing.T) {
 		{"every function", map[string]string{"PPROF_CPU_DIR": "DIR"}, 1},
 		{"chosen", map[string]string{"PPROF_CPU_DIR": "DIR", "PPROF_FUNCTIONS": "other,fixture"}, 1},
 		{"another function chosen", map[string]string{"PPROF_CPU_DIR": "DIR", "PPROF_FUNCTIONS": "other"}, 0},
+		{"a directory not made yet", map[string]string{"PPROF_CPU_DIR": "DIR/not/yet"}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -399,6 +400,9 @@ func TestCPUProfileOnlyWhenAsked(t *testing.T) {
 			<-srv.done
 			if srv.err != nil {
 				t.Fatal(srv.err)
+			}
+			if d, ok := env["PPROF_CPU_DIR"]; ok {
+				dir = d
 			}
 			files, _ := filepath.Glob(filepath.Join(dir, "fixture.*.pprof"))
 			if len(files) != tc.want {
