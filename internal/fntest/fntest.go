@@ -69,7 +69,7 @@ func Call(tb testing.TB, h http.Handler, credential, body string) (int, map[stri
 // login-user's jwt-signing-key and every verifier's jwt-verify-key.
 // JWTSigningKey and JWTVerifyKey are the PEM texts, for tests that build a
 // function from a secrets directory.
-var jwtSigner, JWTSigningKey, JWTVerifyKey = auth.NewTestKeys(0)
+var _, JWTSigningKey, JWTVerifyKey = auth.NewTestKeys(0)
 
 // signers maps each *auth.Verifier that Tokens returned to the signer of its
 // tokens' lifetime, so that Bearer can sign for it: a verifier itself cannot.
