@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	if err := store.CreateMissing(secrets.Development()); err != nil {
+	if err := store.CreateDevelopment(); err != nil {
 		return fmt.Errorf("development secrets: %w", err)
 	}
 	vendorDocs(ctx, root, stdout) // before the build: api-docs embeds them
@@ -147,7 +147,7 @@ func printReady(stdout io.Writer, rt *faaslocal.Runtime, functions int) {
 		fmt.Fprintf(stdout, "  edge     %s/api/v1\n  docs     %s/docs   (the API reference; the contract at %s/openapi.yaml)\n",
 			rt.EdgeURL(), rt.EdgeURL(), rt.EdgeURL())
 	}
-	fmt.Fprintf(stdout, "  state    %s\n  secrets  %s (basic-auth-user, basic-auth-password, jwt-signing-key, jwt-verify-key, internal-token, admin-email, admin-password)\n",
+	fmt.Fprintf(stdout, "  state    %s\n  secrets  %s (basic-auth-user, basic-auth-password, jwt-signing-key, jwt-verify-key, internal-callers and internal-token-<caller>, admin-email, admin-password)\n",
 		rt.StateDir(), rt.SecretsDir())
 	fmt.Fprintf(stdout, "  login    cat %s | faas-cli login -g %s -u %s --password-stdin\nCtrl-C stops everything.\n",
 		filepath.Join(rt.SecretsDir(), "basic-auth-password"), rt.GatewayURL(), rt.GatewayCredentials().User)

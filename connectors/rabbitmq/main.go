@@ -14,9 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/broker"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/connector"
+	"github.com/shopfaas/shop/internal/routes"
 	"github.com/shopfaas/shop/internal/telemetry"
 )
 
@@ -49,7 +51,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		Concurrency:     c.Int("CONCURRENCY", 0, 0, 1000),
 		RefreshInterval: c.Duration("REFRESH_INTERVAL", 5*time.Second),
 		InvokeTimeout:   c.Duration("INVOKE_TIMEOUT", 35*time.Second),
-		InternalToken:   c.Secret("internal-token", "", false),
+		InternalToken:   auth.CredentialFrom(c, routes.CallerRabbitMQ),
 	}
 	cfg.GatewayUser, cfg.GatewayPassword = c.GatewayBasicAuth()
 	metricsAddr := c.String("METRICS_ADDR", "127.0.0.1:0")

@@ -9,7 +9,7 @@
 //
 // Configuration: GATEWAY_URL (required), REFRESH_INTERVAL (default 10s),
 // INVOKE_TIMEOUT (default 2m), SCHEDULE_TZ (default UTC), LOG_LEVEL; secret
-// internal-token (required); basic_auth=true (faasd, faas-local) requires the
+// internal-token-scheduler (required: its own internal credential); basic_auth=true (faasd, faas-local) requires the
 // secrets basic-auth-user and basic-auth-password for the gateway API, as
 // the OpenFaaS connectors do; SECRETS_DIR.
 package main
@@ -22,7 +22,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/routes"
 	"github.com/shopfaas/shop/internal/telemetry"
 )
 
@@ -46,7 +48,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	defer func() { _ = shutdown(context.WithoutCancel(ctx)) }()
 	cfg := Config{
 		GatewayURL:      c.Required("GATEWAY_URL"),
-		Credential:      c.Secret("internal-token", "", false),
+		Credential:      auth.CredentialFrom(c, routes.CallerScheduler),
 		RefreshInterval: c.Duration("REFRESH_INTERVAL", 10*time.Second),
 		InvokeTimeout:   c.Duration("INVOKE_TIMEOUT", 2*time.Minute),
 	}

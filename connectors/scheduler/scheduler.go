@@ -27,7 +27,8 @@ type Config struct {
 	// GatewayURL is the OpenFaaS gateway (GATEWAY_URL).
 	GatewayURL string
 	// Credential is the internal credential sent in X-Internal-Token
-	// (secret internal-token): scheduled functions are internal.
+	// (secret internal-token-scheduler): scheduled functions are internal
+	// and accept the scheduler as a caller (routes.Table).
 	Credential string
 	// Username and Password are the gateway's basic-auth credentials
 	// (secrets basic-auth-user, basic-auth-password), optional.
@@ -62,7 +63,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("GATEWAY_URL must be an http(s) URL"))
 	}
 	if c.Credential == "" {
-		errs = append(errs, fmt.Errorf("the internal-token secret is required"))
+		errs = append(errs, fmt.Errorf("the internal-token-scheduler secret is required"))
 	}
 	return errors.Join(errs...)
 }

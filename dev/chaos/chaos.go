@@ -224,7 +224,7 @@ func (r *run) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := store.CreateMissing(secrets.Development()); err != nil {
+	if err := store.CreateDevelopment(); err != nil {
 		return err
 	}
 	prefix := "chaos:" + uuid.NewString()[:8] + ":"

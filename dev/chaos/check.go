@@ -15,6 +15,7 @@ import (
 	"github.com/shopfaas/shop/internal/broker"
 	"github.com/shopfaas/shop/internal/connector"
 	"github.com/shopfaas/shop/internal/orders"
+	"github.com/shopfaas/shop/internal/routes"
 )
 
 // retryDelays are the connector's delays under the run's settings (see the
@@ -136,9 +137,10 @@ func (r *run) settle(ctx context.Context) error {
 }
 
 // sweep invokes recover-orders and expire-reservations through the gateway
-// with the internal credential, as the scheduler does.
+// with the operator's internal credential (internal-token-operator), as a
+// person following the runbook would; both accept the operator caller.
 func (r *run) sweep(ctx context.Context) {
-	tok, err := r.rt.Secret("internal-token")
+	tok, err := r.rt.Secret(auth.CredentialSecret(routes.CallerOperator))
 	if err != nil {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ import (
 	"github.com/shopfaas/shop/dev/faaslocal"
 	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/routes"
 )
 
 type echo struct {
@@ -141,8 +143,13 @@ func TestGatewayAPIWithGoSDK(t *testing.T) {
 	for _, s := range secrets {
 		names = append(names, s.Name)
 	}
-	if diff := cmp.Diff([]string{"admin-email", "admin-password", "api-key", "db-password", "event-signing-key", "event-verify-key",
-		"internal-token", "jwt-signing-key", "jwt-verify-key", "meili-key", "smtp-password"}, names); diff != "" {
+	wantSecrets := []string{"admin-email", "admin-password", "api-key", "db-password", "event-signing-key", "event-verify-key",
+		"internal-callers", "jwt-signing-key", "jwt-verify-key", "meili-key", "smtp-password"}
+	for _, c := range routes.AllCallers() {
+		wantSecrets = append(wantSecrets, auth.CredentialSecret(c))
+	}
+	slices.Sort(wantSecrets)
+	if diff := cmp.Diff(wantSecrets, names); diff != "" {
 		t.Errorf("secrets (-want +got):\n%s", diff)
 	}
 	if got := rt.ReadSecret(t, "admin-email"); got != "admin@example.com" {

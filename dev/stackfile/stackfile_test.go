@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/shopfaas/shop/dev/stackfile"
+	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/routes"
 )
 
@@ -57,8 +58,17 @@ func TestStackMatchesRouteTable(t *testing.T) {
 				}
 			}
 		}
-		if r.Kind != routes.Public && !slices.Contains(fn.Secrets, "internal-token") {
-			t.Errorf("%s is %s but does not get the internal-token secret", r.Function, r.Kind)
+		if r.Kind != routes.Public && !slices.Contains(fn.Secrets, auth.CallersSecret) {
+			t.Errorf("%s is %s but does not get the %s secret", r.Function, r.Kind, auth.CallersSecret)
+		}
+		own := auth.CredentialSecret(r.Function)
+		if calls := slices.Contains(routes.AllCallers(), r.Function); calls != slices.Contains(fn.Secrets, own) {
+			t.Errorf("%s: is an internal caller %v, declares its credential %s %v", r.Function, calls, own, !calls)
+		}
+		for _, sec := range fn.Secrets {
+			if strings.HasPrefix(sec, "internal-token") && sec != own {
+				t.Errorf("%s declares %s: a function reads its own credential only", r.Function, sec)
+			}
 		}
 	}
 	for _, name := range stackfile.Names(s) {

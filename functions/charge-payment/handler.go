@@ -25,7 +25,7 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(d.Service, d.InternalToken, log), nil
+	return New(d.Service, d.Internal, log), nil
 }
 
 // Charger charges orders; payments.Service implements it.
@@ -43,14 +43,15 @@ type request struct {
 	Token   string         `json:"token"`
 }
 
-// New returns the charge-payment handler over svc; callers must present
-// credential in the X-Internal-Token header. Answers: 200 the captured
+// New returns the charge-payment handler over svc; it admits only the
+// internal callers routes.Table names for it (fnhttp.CheckInternal: 401
+// without a valid credential, 403 for another caller). Answers: 200 the captured
 // payment, 402 payment_declined, 422 invalid_request or invalid_payment_token,
 // 409 payment_mismatch, 503/504 processor_unavailable.
-func New(svc Charger, credential string, log *slog.Logger) http.Handler {
+func New(svc Charger, internal *auth.InternalVerifier, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
-		if err := auth.CheckInternal(r, credential); err != nil {
+		if err := fnhttp.CheckInternal(r, internal, "charge-payment"); err != nil {
 			return err
 		}
 		var body request

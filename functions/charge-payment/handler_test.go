@@ -16,14 +16,15 @@ import (
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
-const credential = "test-internal-credential"
+// credential is a caller charge-payment accepts.
+var credential = fntest.Caller("create-order")
 
 func setup(t *testing.T) (http.Handler, *paymentsdb.SimLedger) {
 	t.Helper()
 	pool := pgtest.Open(t, paymentsdb.Migrations())
 	ledger := paymentsdb.NewSimLedger(pool)
 	svc := payments.NewService(paymentsdb.New(pool), simulator.New(ledger, simulator.Config{}), payments.ServiceConfig{})
-	return New(svc, credential, slog.New(slog.DiscardHandler)), ledger
+	return New(svc, fntest.Internal(), slog.New(slog.DiscardHandler)), ledger
 }
 
 func charge(order uuid.UUID, token string) string {
@@ -38,15 +39,22 @@ func TestChargePayment(t *testing.T) {
 	if code, out := fntest.Call(t, h, "", body); code != http.StatusUnauthorized || out["code"] != "unauthenticated" {
 		t.Errorf("no credential: %d %v", code, out)
 	}
+	// Only the saga's drivers may charge: every other valid caller (cancel-
+	// order, the connectors, an operator) is 403 and charges nothing.
+	fntest.RefusesOtherCallers(t, h, "charge-payment", body)
+	if n, err := ledger.Count(t.Context(), "charge"); err != nil || n != 0 {
+		t.Fatalf("a refused caller charged: %d processor charges %v", n, err)
+	}
 	var wg sync.WaitGroup
 	answers := make([]map[string]any, 20)
 	for i := range answers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			code, out := fntest.Call(t, h, credential, body)
+			caller := []string{"create-order", "recover-orders"}[i%2] // both drive checkouts
+			code, out := fntest.Call(t, h, fntest.Caller(caller), body)
 			if code != http.StatusOK {
-				t.Errorf("charge: %d %v", code, out)
+				t.Errorf("charge by %s: %d %v", caller, code, out)
 			}
 			answers[i] = out
 		}()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/inventory"
@@ -22,7 +23,7 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(d.Store, d.InternalToken, log), nil
+	return New(d.Store, d.Internal, log), nil
 }
 
 // Committer commits an order's reservation; inventorydb.Store implements it.
@@ -36,10 +37,11 @@ type Response struct {
 	Status  inventory.HoldStatus `json:"status"`
 }
 
-// New returns the commit-stock handler over store; callers must present
-// credential in the X-Internal-Token header.
-func New(store Committer, credential string, log *slog.Logger) http.Handler {
-	return fnhttp.OrderCall(log, credential, func(ctx context.Context, orderID uuid.UUID) (any, error) {
+// New returns the commit-stock handler over store; it admits only the
+// internal callers routes.Table names for it (fnhttp.CheckInternal: 401
+// without a valid credential, 403 for another caller).
+func New(store Committer, internal *auth.InternalVerifier, log *slog.Logger) http.Handler {
+	return fnhttp.OrderCall(log, "commit-stock", internal, func(ctx context.Context, orderID uuid.UUID) (any, error) {
 		h, err := store.Commit(ctx, orderID)
 		if err != nil {
 			return nil, err

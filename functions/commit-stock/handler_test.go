@@ -15,12 +15,13 @@ import (
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
-const credential = "test-internal-credential"
+// credential is a caller commit-stock accepts.
+var credential = fntest.Caller("create-order")
 
 func TestCommitStock(t *testing.T) {
 	ctx := context.Background()
 	store := inventorydb.New(pgtest.Open(t, inventorydb.Migrations()))
-	h := New(store, credential, slog.New(slog.DiscardHandler))
+	h := New(store, fntest.Internal(), slog.New(slog.DiscardHandler))
 	product := uuid.Must(uuid.NewV7())
 	if _, err := store.SetOnHand(ctx, product, 2); err != nil {
 		t.Fatal(err)
@@ -39,6 +40,10 @@ func TestCommitStock(t *testing.T) {
 	body := `{"order_id":"` + order.String() + `"}`
 	if code, _ := fntest.Call(t, h, "", body); code != http.StatusUnauthorized {
 		t.Errorf("no credential: %d", code)
+	}
+	fntest.RefusesOtherCallers(t, h, "commit-stock", body)
+	if st, _ := store.Get(ctx, product); st.OnHand != 2 || st.Reserved != 2 {
+		t.Fatalf("a refused caller committed: stock %+v", st)
 	}
 	for range 2 {
 		if code, out := fntest.Call(t, h, credential, body); code != http.StatusOK || out["status"] != "committed" {

@@ -24,7 +24,7 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(d.Store, d.InternalToken, log), nil
+	return New(d.Store, d.Internal, log), nil
 }
 
 // Expirer gives back due holds; inventorydb.Store implements it.
@@ -44,12 +44,12 @@ type Response struct {
 	Expired int `json:"expired"`
 }
 
-// New returns the sweep handler over store; callers must present credential
-// in the X-Internal-Token header. The body is ignored.
-func New(store Expirer, credential string, log *slog.Logger) http.Handler {
+// New returns the sweep handler over store; it admits only the internal
+// callers routes.Table names for it (fnhttp.CheckInternal: 401, 403). The body is ignored.
+func New(store Expirer, internal *auth.InternalVerifier, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
-		if err := auth.CheckInternal(r, credential); err != nil {
+		if err := fnhttp.CheckInternal(r, internal, "expire-reservations"); err != nil {
 			return err
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, fnhttp.MaxBody))

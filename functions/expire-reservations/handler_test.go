@@ -14,12 +14,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
-const credential = "test-internal-credential"
+// credential is a caller expire-reservations accepts.
+var credential = fntest.Caller("scheduler")
 
 func post(h http.Handler, cred string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"anything":"the scheduler sends"}`))
@@ -43,7 +45,7 @@ func TestExpireReservations(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.Open(t, inventorydb.Migrations())
 	store := inventorydb.New(pool)
-	h := New(store, credential, slog.New(slog.DiscardHandler))
+	h := New(store, fntest.Internal(), slog.New(slog.DiscardHandler))
 	product := uuid.Must(uuid.NewV7())
 	if _, err := store.SetOnHand(ctx, product, 100); err != nil {
 		t.Fatal(err)
@@ -65,6 +67,14 @@ func TestExpireReservations(t *testing.T) {
 		t.Errorf("nothing due: %d %s", rec.Code, rec.Body)
 	}
 	backdate(t, pool)
+	// Only the scheduler and an operator may sweep: every other valid
+	// caller is 403 and releases nothing.
+	if n := fntest.RefusesOtherCallers(t, h, "expire-reservations", `{}`); n == 0 {
+		t.Fatal("no caller to refuse")
+	}
+	if st, _ := store.Get(ctx, product); st.Reserved != orders {
+		t.Fatalf("a refused caller released holds: reserved %d, want %d", st.Reserved, orders)
+	}
 	var wg sync.WaitGroup
 	results := make([]Response, 2)
 	for i := range results {

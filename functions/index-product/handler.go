@@ -35,7 +35,7 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(d, d.InternalToken), nil
+	return New(d, d.Internal), nil
 }
 
 // Response is the answer to a delivery.
@@ -45,13 +45,14 @@ type Response struct {
 }
 
 // New returns the handler over d (Store required; Cache and External
-// optional); callers must present credential in X-Internal-Token. It answers
+// optional); it admits only the internal callers routes.Table names
+// for it (fnhttp.CheckInternal: 401, 403). It answers
 // 200 after the effect is durable, 4xx for an event it can never process and
 // 5xx when the database or Meilisearch failed (the connector retries).
-func New(d *catalogenv.Deps, credential string) http.Handler {
+func New(d *catalogenv.Deps, internal *auth.InternalVerifier) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /", fnhttp.Adapt(d.Log, func(w http.ResponseWriter, r *http.Request) error {
-		if err := auth.CheckInternal(r, credential); err != nil {
+		if err := fnhttp.CheckInternal(r, internal, "index-product"); err != nil {
 			return err
 		}
 		ev, err := d.Events.Read(r, events.ProductChanged, events.StockChanged)

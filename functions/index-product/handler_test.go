@@ -20,7 +20,8 @@ import (
 	"github.com/shopfaas/shop/internal/search"
 )
 
-const credential = "test-internal-credential"
+// credential is a caller index-product accepts.
+var credential = fntest.Caller("rabbitmq-connector")
 
 // recorder stands in for Meilisearch (a third-party service that cannot run
 // here) at the search.Index contract: it records what was pushed.
@@ -84,7 +85,7 @@ func TestStockChangedOncePerEvent(t *testing.T) {
 	env := envtest.New(t, envtest.Options{})
 	ext := &recorder{docs: map[uuid.UUID]search.Document{}}
 	env.External = ext
-	h := New(env.Deps, credential)
+	h := New(env.Deps, fntest.Internal())
 	p := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
 	body := fntest.Envelope(t, inventory.Source, events.StockChanged, "", inventory.Changed{View: inventory.View{ProductID: p.ID, OnHand: 5, Available: 5}, Version: 2})
 	if resp := deliver(t, h, body, 200); resp.Duplicate || !resp.Indexed {
@@ -124,7 +125,7 @@ func TestProductChangedPushesCurrentState(t *testing.T) {
 	env := envtest.New(t, envtest.Options{})
 	ext := &recorder{docs: map[uuid.UUID]search.Document{}}
 	env.External = ext
-	h := New(env.Deps, credential)
+	h := New(env.Deps, fntest.Internal())
 	p := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
 	stale := fntest.Envelope(t, catalogdb.Source, events.ProductChanged, "", p)
 	if _, err := env.Store.SetSoldCount(ctx, p.ID, 7); err != nil {
@@ -152,7 +153,7 @@ func TestProductChangedPushesCurrentState(t *testing.T) {
 
 func TestRefusals(t *testing.T) {
 	env := envtest.New(t, envtest.Options{})
-	h := New(env.Deps, credential)
+	h := New(env.Deps, fntest.Internal())
 	p := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
 	good := fntest.Envelope(t, inventory.Source, events.StockChanged, "", inventory.Changed{View: inventory.View{ProductID: p.ID, Available: 1}, Version: 1})
 	tests := []struct {
@@ -162,6 +163,8 @@ func TestRefusals(t *testing.T) {
 		want   int
 	}{
 		{"no credential", good, nil, 401},
+		{"another caller's valid credential", good, []string{"X-Internal-Token", fntest.Caller("scheduler")}, 403},
+		{"an operator's valid credential", good, []string{"X-Internal-Token", fntest.Caller("operator")}, 403},
 		{"malformed", `{`, []string{"X-Internal-Token", credential}, 400},
 		{"stock without available", fntest.Envelope(t, "s", events.StockChanged, "", map[string]string{"product_id": p.ID.String()}),
 			[]string{"X-Internal-Token", credential}, 400},

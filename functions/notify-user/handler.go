@@ -6,7 +6,7 @@
 // configured, emails it to the account's address. See docs/events.md.
 //
 // Configuration: USERS_DATABASE_URL, DATABASE_CREATE, DATABASE_MAX_CONNS,
-// optional secret db-password; secret internal-token; the mail settings of
+// optional secret db-password; secret internal-callers; the mail settings of
 // smtpmail.ConfigFrom: SMTP_ADDR (host:port, optional: no email without it),
 // SMTP_FROM, SMTP_USERNAME with secret smtp-password, SMTP_TLS,
 // SMTP_ALLOW_PLAINTEXT_AUTH, SMTP_TIMEOUT.
@@ -39,7 +39,7 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	deps := Deps{Store: d.Store, Users: d.Users, Events: d.Events, Credential: d.InternalToken, Log: log}
+	deps := Deps{Store: d.Store, Users: d.Users, Events: d.Events, Internal: d.Internal, Log: log}
 	if d.Mailer != nil { // a nil *smtpmail.Sender in the interface would not be nil
 		deps.Mailer = d.Mailer
 	}
@@ -55,9 +55,9 @@ type Deps struct {
 	Mailer notifysvc.Mailer
 	// Events reads the connector's deliveries, checking the relay's signature.
 	Events inbox.Events
-	// Credential is the internal credential callers must present.
-	Credential string
-	Log        *slog.Logger
+	// Internal verifies the internal callers (the RabbitMQ connector).
+	Internal *auth.InternalVerifier
+	Log      *slog.Logger
 }
 
 // Response is the answer to a delivery.
@@ -78,7 +78,7 @@ func New(d Deps) http.Handler {
 	svc := notifysvc.New(d.Store, d.Users, d.Mailer, d.Log)
 	mux := http.NewServeMux()
 	mux.Handle("POST /", fnhttp.Adapt(d.Log, func(w http.ResponseWriter, r *http.Request) error {
-		if err := auth.CheckInternal(r, d.Credential); err != nil {
+		if err := fnhttp.CheckInternal(r, d.Internal, "notify-user"); err != nil {
 			return err
 		}
 		ev, err := d.Events.Read(r, notifications.Types...)

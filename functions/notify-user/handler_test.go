@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/auth/authtest"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fntest"
@@ -29,7 +30,8 @@ import (
 	"github.com/shopfaas/shop/internal/users/userstest"
 )
 
-const credential = "test-internal-credential"
+// credential is a caller notify-user accepts.
+var credential = fntest.Caller("rabbitmq-connector")
 
 type env struct {
 	h     http.Handler
@@ -56,7 +58,7 @@ func setup(t *testing.T, mail bool) env {
 
 // handler is notify-user over e's database sending with m (nil: no email).
 func (e env) handler(m notifysvc.Mailer) http.Handler {
-	return New(Deps{Store: e.store, Users: e.users, Mailer: m, Events: fntest.Events(), Credential: credential, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return New(Deps{Store: e.store, Users: e.users, Mailer: m, Events: fntest.Events(), Internal: fntest.Internal(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 }
 
 // sender logs in to srv with password over STARTTLS, trusting srv's test
@@ -219,7 +221,7 @@ func TestWrongSMTPPasswordIsRetriedAndNothingMarkedSent(t *testing.T) {
 // another machine stops the function at start, before any event.
 func TestPlaintextSMTPAuthToRemoteHostRefusedAtStart(t *testing.T) {
 	secrets := t.TempDir()
-	for name, value := range map[string]string{"internal-token": credential, "smtp-password": "s3cret-smtp-password",
+	for name, value := range map[string]string{"internal-callers": authtest.VerifierText(), "smtp-password": "s3cret-smtp-password",
 		"event-verify-key": fntest.VerifyKey()} {
 		if err := os.WriteFile(filepath.Join(secrets, name), []byte(value), 0o600); err != nil {
 			t.Fatal(err)
@@ -248,6 +250,7 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"no credential", good, nil, 401},
 		{"wrong credential", good, []string{"X-Internal-Token", credential + "x"}, 401},
+		{"another caller's valid credential", good, []string{"X-Internal-Token", fntest.Caller("recover-orders")}, 403},
 		{"malformed", `not json`, []string{"X-Internal-Token", credential}, 400},
 		{"missing id", `{"specversion":"1.0","source":"s","type":"order.placed.v1","data":{}}`, []string{"X-Internal-Token", credential}, 400},
 		{"no user", fntest.Envelope(t, "test", events.OrderPlaced, "", map[string]string{"order_id": uuid.NewString()}), []string{"X-Internal-Token", credential}, 400},

@@ -23,11 +23,11 @@ import (
 // Build reads the function's configuration from c and builds its handler.
 // fnserve calls it on the first request, and again after a failed build.
 func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
-	d, err := ordersenv.Load(context.Background(), c, log, ordersenv.Needs{Saga: true})
+	d, err := ordersenv.Load(context.Background(), c, log, ordersenv.Needs{Saga: true, Caller: "recover-orders", Internal: true})
 	if err != nil {
 		return nil, err
 	}
-	return New(d.Saga, d.InternalToken, log), nil
+	return New(d.Saga, d.Internal, log), nil
 }
 
 // Recoverer recovers unfinished sagas (saga.Saga).
@@ -39,10 +39,10 @@ type Recoverer interface {
 const batch = 100
 
 // New returns the function's handler.
-func New(rec Recoverer, credential string, log *slog.Logger) http.Handler {
+func New(rec Recoverer, internal *auth.InternalVerifier, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
-		if err := auth.CheckInternal(r, credential); err != nil {
+		if err := fnhttp.CheckInternal(r, internal, "recover-orders"); err != nil {
 			return err
 		}
 		rep, err := rec.Recover(r.Context(), batch)

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersdb"
 	"github.com/shopfaas/shop/internal/orders/orderstest"
@@ -23,7 +24,7 @@ func TestRecoversPendingOrders(t *testing.T) {
 	pool := pgtest.Open(t, ordersdb.Migrations())
 	store := ordersdb.New(pool)
 	co := orderstest.NewCheckout(t, store, 10)
-	h := New(co.Saga, orderstest.Token, slog.New(slog.DiscardHandler))
+	h := New(co.Saga, fntest.Internal(), slog.New(slog.DiscardHandler))
 	user := auth.Identity{UserID: uuid.Must(uuid.NewV7()), Role: auth.RoleCustomer}
 
 	// The processor is down while the order is placed: it stays pending.
@@ -64,7 +65,13 @@ func TestRecoversPendingOrders(t *testing.T) {
 	if rec := run("wrong"); rec.Code != 401 {
 		t.Fatalf("with a wrong credential: %d", rec.Code)
 	}
-	rec := run(orderstest.Token)
+	// A valid credential of any caller but the scheduler and an operator
+	// (create-order's among them) is 403 and drives nothing.
+	fntest.RefusesOtherCallers(t, h, "recover-orders", "{}")
+	if o, err := store.Get(t.Context(), pending.ID); err != nil || o.Status != orders.Pending || co.Server.Counts().Charges != 0 {
+		t.Fatalf("a refused caller drove the saga: order %s %v, %d charges", o.Status, err, co.Server.Counts().Charges)
+	}
+	rec := run(fntest.Caller("scheduler"))
 	var rep saga.Report
 	if err := json.Unmarshal(rec.Body.Bytes(), &rep); err != nil || rec.Code != 200 {
 		t.Fatalf("run: %d %s", rec.Code, rec.Body)
@@ -79,8 +86,8 @@ func TestRecoversPendingOrders(t *testing.T) {
 	if c := co.Server.Counts(); c.Charges != 1 {
 		t.Fatalf("%d charges", c.Charges)
 	}
-	// A second run finds nothing to do.
-	rec = run(orderstest.Token)
+	// A second run, by an operator following the runbook, finds nothing to do.
+	rec = run(fntest.Caller("operator"))
 	_ = json.Unmarshal(rec.Body.Bytes(), &rep)
 	if rep.Driven != 0 {
 		t.Fatalf("second run %+v", rep)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/payments"
@@ -24,7 +25,7 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(d.Service, d.InternalToken, log), nil
+	return New(d.Service, d.Internal, log), nil
 }
 
 // Refunder refunds orders; payments.Service implements it.
@@ -38,10 +39,11 @@ type none struct {
 	Status  payments.Status `json:"status"`
 }
 
-// New returns the refund-payment handler over svc; callers must present
-// credential in the X-Internal-Token header.
-func New(svc Refunder, credential string, log *slog.Logger) http.Handler {
-	return fnhttp.OrderCall(log, credential, func(ctx context.Context, orderID uuid.UUID) (any, error) {
+// New returns the refund-payment handler over svc; it admits only the
+// internal callers routes.Table names for it (fnhttp.CheckInternal: 401
+// without a valid credential, 403 for another caller).
+func New(svc Refunder, internal *auth.InternalVerifier, log *slog.Logger) http.Handler {
+	return fnhttp.OrderCall(log, "refund-payment", internal, func(ctx context.Context, orderID uuid.UUID) (any, error) {
 		p, err := svc.Refund(ctx, orderID)
 		if err != nil {
 			return nil, err

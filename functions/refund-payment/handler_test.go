@@ -15,14 +15,15 @@ import (
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
-const credential = "test-internal-credential"
+// credential is a caller refund-payment accepts.
+var credential = fntest.Caller("cancel-order")
 
 func TestRefundPayment(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.Open(t, paymentsdb.Migrations())
 	ledger := paymentsdb.NewSimLedger(pool)
 	svc := payments.NewService(paymentsdb.New(pool), simulator.New(ledger, simulator.Config{}), payments.ServiceConfig{})
-	h := New(svc, credential, slog.New(slog.DiscardHandler))
+	h := New(svc, fntest.Internal(), slog.New(slog.DiscardHandler))
 	captured := payments.ChargeRequest{OrderID: uuid.Must(uuid.NewV7()), UserID: uuid.New(),
 		Amount: payments.Money{Amount: 500, Currency: "USD"}, Token: simulator.TokenVisa}
 	charged, err := svc.Charge(ctx, captured)
@@ -38,6 +39,10 @@ func TestRefundPayment(t *testing.T) {
 	body := `{"order_id":"` + captured.OrderID.String() + `"}`
 	if code, _ := fntest.Call(t, h, "", body); code != http.StatusUnauthorized {
 		t.Errorf("no credential: %d", code)
+	}
+	fntest.RefusesOtherCallers(t, h, "refund-payment", body) // the connectors, the scheduler, an operator
+	if n, err := ledger.Count(ctx, "refund"); err != nil || n != 0 {
+		t.Fatalf("a refused caller refunded: %d refunds %v", n, err)
 	}
 	for range 2 {
 		code, out := fntest.Call(t, h, credential, body)

@@ -14,12 +14,13 @@ import (
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
-const credential = "test-internal-credential"
+// credential is a caller release-stock accepts.
+var credential = fntest.Caller("cancel-order")
 
 func TestReleaseStock(t *testing.T) {
 	ctx := context.Background()
 	store := inventorydb.New(pgtest.Open(t, inventorydb.Migrations()))
-	h := New(store, credential, slog.New(slog.DiscardHandler))
+	h := New(store, fntest.Internal(), slog.New(slog.DiscardHandler))
 	product, order := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
 	if _, err := store.SetOnHand(ctx, product, 5); err != nil {
 		t.Fatal(err)
@@ -34,6 +35,10 @@ func TestReleaseStock(t *testing.T) {
 	body := `{"order_id":"` + order.String() + `"}`
 	if code, _ := fntest.Call(t, h, "", body); code != http.StatusUnauthorized {
 		t.Errorf("no credential: %d", code)
+	}
+	fntest.RefusesOtherCallers(t, h, "release-stock", body) // the connectors, the scheduler, an operator
+	if st, _ := store.Get(ctx, product); st.Reserved != 4 {
+		t.Fatalf("a refused caller released: stock %+v", st)
 	}
 	for range 2 {
 		if code, out := fntest.Call(t, h, credential, body); code != http.StatusOK || out["status"] != "released" {

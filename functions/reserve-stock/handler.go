@@ -25,7 +25,7 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(d.Store, d.InternalToken, log), nil
+	return New(d.Store, d.Internal, log), nil
 }
 
 // Reserver holds stock for orders; inventorydb.Store implements it.
@@ -46,12 +46,13 @@ type Response struct {
 	ExpiresAt time.Time            `json:"expires_at"`
 }
 
-// New returns the reserve-stock handler over store; callers must present
-// credential in the X-Internal-Token header.
-func New(store Reserver, credential string, log *slog.Logger) http.Handler {
+// New returns the reserve-stock handler over store; it admits only the
+// internal callers routes.Table names for it (fnhttp.CheckInternal: 401
+// without a valid credential, 403 for another caller).
+func New(store Reserver, internal *auth.InternalVerifier, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
-		if err := auth.CheckInternal(r, credential); err != nil {
+		if err := fnhttp.CheckInternal(r, internal, "reserve-stock"); err != nil {
 			return err
 		}
 		var body request

@@ -14,7 +14,8 @@ import (
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
-const credential = "test-internal-credential"
+// credential is a caller reserve-stock accepts.
+var credential = fntest.Caller("create-order")
 
 func setup(t *testing.T) (http.Handler, *inventorydb.Store, uuid.UUID) {
 	t.Helper()
@@ -23,7 +24,7 @@ func setup(t *testing.T) (http.Handler, *inventorydb.Store, uuid.UUID) {
 	if _, err := store.SetOnHand(context.Background(), product, 3); err != nil {
 		t.Fatal(err)
 	}
-	return New(store, credential, slog.New(slog.DiscardHandler)), store, product
+	return New(store, fntest.Internal(), slog.New(slog.DiscardHandler)), store, product
 }
 
 func TestReserveStock(t *testing.T) {
@@ -37,8 +38,14 @@ func TestReserveStock(t *testing.T) {
 	if code, _ := fntest.Call(t, h, "wrong", body); code != http.StatusUnauthorized {
 		t.Errorf("wrong credential: %d", code)
 	}
-	for range 2 {
-		code, out := fntest.Call(t, h, credential, body)
+	// Only the saga's drivers may reserve: every other valid caller is 403
+	// and holds nothing.
+	fntest.RefusesOtherCallers(t, h, "reserve-stock", body)
+	if st, err := store.Get(context.Background(), product); err != nil || st.Reserved != 0 {
+		t.Fatalf("a refused caller reserved %d (%v)", st.Reserved, err)
+	}
+	for _, caller := range []string{"recover-orders", "create-order"} {
+		code, out := fntest.Call(t, h, fntest.Caller(caller), body)
 		if code != http.StatusOK || out["status"] != "held" || out["order_id"] != order.String() || out["expires_at"] == nil {
 			t.Fatalf("reserve: %d %v", code, out)
 		}

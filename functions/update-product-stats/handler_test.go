@@ -16,12 +16,13 @@ import (
 	"github.com/shopfaas/shop/internal/orders"
 )
 
-const credential = "test-internal-credential"
+// credential is a caller update-product-stats accepts.
+var credential = fntest.Caller("rabbitmq-connector")
 
 func setup(t *testing.T) (*envtest.Env, http.Handler) {
 	t.Helper()
 	env := envtest.New(t, envtest.Options{})
-	return env, New(env.Deps, credential)
+	return env, New(env.Deps, fntest.Internal())
 }
 
 func orderEvent(t *testing.T, typ string, order uuid.UUID, lines ...orders.Line) string {
@@ -127,6 +128,11 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"no credential", good, nil, 401},
 		{"wrong credential", good, []string{"X-Internal-Token", "nope"}, 401},
+		// Per-caller credentials: a signed event from any caller but the
+		// RabbitMQ connector is 403, even with a valid credential.
+		{"create-order's credential", good, []string{"X-Internal-Token", fntest.Caller("create-order")}, 403},
+		{"the scheduler's credential", good, []string{"X-Internal-Token", fntest.Caller("scheduler")}, 403},
+		{"an operator's credential", good, []string{"X-Internal-Token", fntest.Caller("operator")}, 403},
 		{"not json", `{"specversion":`, []string{"X-Internal-Token", credential}, 400},
 		{"not an envelope", `{"order_id":"x"}`, []string{"X-Internal-Token", credential}, 400},
 		{"id not a uuid", `{"specversion":"1.0","id":"7","source":"s","type":"order.placed.v1","data":{}}`,

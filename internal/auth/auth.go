@@ -11,7 +11,6 @@
 package auth
 
 import (
-	"crypto/subtle"
 	"errors"
 	"net/http"
 	"strings"
@@ -105,17 +104,4 @@ func (v *Verifier) RequireAdmin(r *http.Request) (Identity, error) {
 		return id, fault.E(fault.Forbidden, fault.CodeForbidden, "admin role required")
 	}
 	return id, nil
-}
-
-// InternalHeader carries the internal service credential between functions.
-const InternalHeader = "X-Internal-Token"
-
-// CheckInternal verifies that r carries the internal service credential, in
-// constant time. Internal functions call it first.
-func CheckInternal(r *http.Request, credential string) error {
-	got := r.Header.Get(InternalHeader)
-	if credential == "" || subtle.ConstantTimeCompare([]byte(got), []byte(credential)) != 1 {
-		return fault.E(fault.Unauthenticated, fault.CodeUnauthenticated, "internal credential required")
-	}
-	return nil
 }

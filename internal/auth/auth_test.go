@@ -301,30 +301,6 @@ func TestFromRequestAndRequireAdmin(t *testing.T) {
 	}
 }
 
-func TestCheckInternal(t *testing.T) {
-	tests := []struct {
-		name, credential, header string
-		ok                       bool
-	}{
-		{"match", "s3cret", "s3cret", true},
-		{"mismatch", "s3cret", "guess", false},
-		{"missing header", "s3cret", "", false},
-		{"unconfigured credential never matches", "", "", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := httptest.NewRequest(http.MethodPost, "/", nil)
-			if tt.header != "" {
-				r.Header.Set(auth.InternalHeader, tt.header)
-			}
-			err := auth.CheckInternal(r, tt.credential)
-			if (err == nil) != tt.ok || (err != nil && fault.KindOf(err) != fault.Unauthenticated) {
-				t.Errorf("CheckInternal = %v, want ok=%v", err, tt.ok)
-			}
-		})
-	}
-}
-
 func TestPasswords(t *testing.T) {
 	hash, err := auth.HashPassword("correct horse")
 	if err != nil {

@@ -11,32 +11,50 @@ import (
 	"github.com/shopfaas/shop/internal/config"
 )
 
-// CallersFrom reads only the secrets asked for, and names the missing ones.
+// CallersFrom reads only the secrets asked for, and names the missing ones;
+// CredentialFrom reads the caller's own credential.
 func TestCallersFrom(t *testing.T) {
 	empty := config.New(config.Env(map[string]string{config.SecretsDirEnv: t.TempDir()}))
 	cs := auth.CallersFrom(empty, false, false)
-	if tokens, err := cs.Verifier(); tokens != nil || err != nil || cs.Internal != "" || empty.Err() != nil {
-		t.Fatalf("nothing asked: tokens %v err %v internal %q config %v", tokens, err, cs.Internal, empty.Err())
+	tokens, err := cs.Verifier()
+	v, verr := cs.InternalVerifier()
+	if tokens != nil || err != nil || v != nil || verr != nil || empty.Err() != nil {
+		t.Fatalf("nothing asked: tokens %v err %v verifier %v %v config %v", tokens, err, v, verr, empty.Err())
 	}
 	auth.CallersFrom(empty, true, true)
-	for _, want := range []string{"jwt-verify-key", "internal-token"} {
+	auth.CredentialFrom(empty, "create-order")
+	for _, want := range []string{"jwt-verify-key", "internal-callers", "internal-token-create-order"} {
 		if err := empty.Err(); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %s not reported: %v", want, err)
 		}
 	}
 
+	cred, err := auth.NewCredential("create-order")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := auth.VerifierLine(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	_, signing, verify := auth.NewTestKeys(0)
-	for name, v := range map[string]string{"jwt-verify-key": verify, "jwt-signing-key": signing, "internal-token": "internal"} {
+	for name, v := range map[string]string{"jwt-verify-key": verify, "jwt-signing-key": signing, "internal-callers": line + "\n",
+		"internal-token-create-order": cred + "\n"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	c := config.New(config.Env(map[string]string{config.SecretsDirEnv: dir}))
 	cs = auth.CallersFrom(c, true, true)
-	tokens, err := cs.Verifier()
-	if err != nil || tokens == nil || cs.Internal != "internal" || c.Err() != nil {
-		t.Fatalf("both asked: tokens %v err %v internal %q config %v", tokens, err, cs.Internal, c.Err())
+	tokens, err = cs.Verifier()
+	v, verr = cs.InternalVerifier()
+	got := auth.CredentialFrom(c, "create-order")
+	if err != nil || tokens == nil || verr != nil || v == nil || got != cred || c.Err() != nil {
+		t.Fatalf("all asked: tokens %v err %v verifier %v %v credential ok %v config %v", tokens, err, v, verr, got == cred, c.Err())
+	}
+	if cs := v.Callers(); len(cs) != 1 || cs[0] != "create-order" {
+		t.Errorf("verifier callers %v", cs)
 	}
 }
 

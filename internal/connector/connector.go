@@ -79,9 +79,10 @@ type Config struct {
 	// credentials (secrets basic-auth-user, basic-auth-password), for
 	// discovery on a gateway with basic_auth=true; empty means none.
 	GatewayUser, GatewayPassword string
-	// InternalToken is the internal service credential (secret internal-token)
-	// sent as X-Internal-Token with every invocation: event handlers refuse
-	// callers without it.
+	// InternalToken is the connector's own internal credential (secret
+	// internal-token-rabbitmq-connector) sent as X-Internal-Token with
+	// every invocation: event handlers admit the rabbitmq-connector caller
+	// only (routes.Table).
 	InternalToken string
 }
 

@@ -6,19 +6,36 @@ import (
 	"net/http"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/routes"
 )
 
-// OrderCall serves an internal function whose request is {"order_id": "…"}
-// (POST /): it refuses callers without the internal credential (401), decodes
-// the order id strictly (4xx on bad input) and answers 200 with do's result as
-// JSON, or the problem do returns.
-func OrderCall(log *slog.Logger, credential string, do func(ctx context.Context, orderID uuid.UUID) (any, error)) http.Handler {
+// CheckInternal admits r only from an internal caller that function accepts
+// (routes.Callers, the one declaration the gateway tests read too), verified
+// against v: 401 for a missing or invalid credential, 403 for a valid caller
+// function does not accept. The caller's name (never its credential) is
+// recorded on the request's span as shop.internal.caller.
+func CheckInternal(r *http.Request, v *auth.InternalVerifier, function string) error {
+	caller, err := auth.CheckInternal(r, v, routes.Callers(function))
+	if caller != "" {
+		trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("shop.internal.caller", caller))
+	}
+	return err
+}
+
+// OrderCall serves the internal function named function whose request is
+// {"order_id": "…"} (POST /): it admits only the callers function accepts
+// (CheckInternal: 401, 403), decodes the order id strictly (4xx on bad
+// input) and answers 200 with do's result as JSON, or the problem do
+// returns.
+func OrderCall(log *slog.Logger, function string, v *auth.InternalVerifier, do func(ctx context.Context, orderID uuid.UUID) (any, error)) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /", Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
-		if err := auth.CheckInternal(r, credential); err != nil {
+		if err := CheckInternal(r, v, function); err != nil {
 			return err
 		}
 		var body struct {

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,9 +23,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/auth/authtest"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/inbox"
+	"github.com/shopfaas/shop/internal/routes"
 )
 
 // Do sends a request to h and returns the recorded response. An empty
@@ -63,6 +66,37 @@ func Call(tb testing.TB, h http.Handler, credential, body string) (int, map[stri
 		tb.Fatalf("status %d, body %q is not JSON", w.Code, w.Body)
 	}
 	return w.Code, out
+}
+
+// Internal is the verifier of every internal caller's test credential
+// (authtest): what an internal function is built with in a test.
+func Internal() *auth.InternalVerifier { return authtest.Verifier() }
+
+// Caller is the test credential of caller (authtest.Credential).
+func Caller(caller string) string { return authtest.Credential(caller) }
+
+// RefusesOtherCallers sends body (POST /, JSON, with header pairs) to h
+// with a valid credential of every internal caller function does not
+// accept (routes.Callers), and requires 403 forbidden each time: the
+// caller checks that nothing changed. It returns how many callers it tried.
+func RefusesOtherCallers(tb testing.TB, h http.Handler, function, body string, header ...string) int {
+	tb.Helper()
+	accepted := routes.Callers(function)
+	if len(accepted) == 0 {
+		tb.Fatalf("%s accepts no internal caller in routes.Table", function)
+	}
+	n := 0
+	for _, c := range authtest.Callers() {
+		if slices.Contains(accepted, c) {
+			continue
+		}
+		n++
+		w := Do(tb, h, http.MethodPost, "/", "application/json", body, append([]string{auth.InternalHeader, Caller(c)}, header...)...)
+		if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), `"forbidden"`) {
+			tb.Errorf("%s called by %s: %d %s, want 403 forbidden", function, c, w.Code, w.Body)
+		}
+	}
+	return n
 }
 
 // The tests' token keys: one Ed25519 pair per test binary, standing in for

@@ -7,7 +7,9 @@ package routes
 
 import (
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 )
 
 // Kind says how a function is reached.
@@ -67,10 +69,32 @@ type Route struct {
 	Topics []string
 	// Schedule is the cron schedule of a Scheduled function.
 	Schedule string
+	// Callers are the internal callers an Internal, Event or Scheduled
+	// function accepts: auth.CheckInternal admits a valid credential of one
+	// of them, answers 403 to any other valid caller and 401 to anything
+	// else. Each is a function calling through the gateway, a connector
+	// (CallerRabbitMQ, CallerScheduler) or CallerOperator; each has its own
+	// credential, the secret internal-token-<caller> (docs/security.md).
+	Callers []string
 }
+
+// The internal callers that are not functions.
+const (
+	// CallerRabbitMQ is the RabbitMQ connector invoking event functions.
+	CallerRabbitMQ = "rabbitmq-connector"
+	// CallerScheduler is the scheduler invoking scheduled functions.
+	CallerScheduler = "scheduler"
+	// CallerOperator is a person or tool running a runbook step by hand
+	// (recover-orders, expire-reservations; dev/chaos's sweeps).
+	CallerOperator = "operator"
+)
 
 // Table returns every function of the shop, in a stable order.
 func Table() []Route {
+	saga := []string{"create-order", "recover-orders"}                       // forward steps: create-order and recovery drive checkouts
+	compensate := []string{"create-order", "cancel-order", "recover-orders"} // release and refund: a failed checkout, a cancel, recovery
+	scheduled := []string{CallerScheduler, CallerOperator}
+	events := []string{CallerRabbitMQ}
 	pub := func(fn, svc, method, path, access string) Route {
 		idem := method == "GET" || method == "PUT" || method == "DELETE"
 		return Route{Function: fn, Service: svc, Kind: Public, Method: method, Path: path, Access: access, Idempotent: idem}
@@ -81,7 +105,7 @@ func Table() []Route {
 		pub("get-me", "users", "GET", "/api/v1/users/me", User),
 		pub("list-notifications", "users", "GET", "/api/v1/users/me/notifications", User),
 		{Function: "notify-user", Service: "users", Kind: Event,
-			Topics: []string{"user.registered.v1", "order.placed.v1", "order.cancelled.v1", "order.payment_failed.v1"}},
+			Topics: []string{"user.registered.v1", "order.placed.v1", "order.cancelled.v1", "order.payment_failed.v1"}, Callers: events},
 
 		pub("list-products", "catalog", "GET", "/api/v1/products", Anyone),
 		pub("get-product", "catalog", "GET", "/api/v1/products/{id}", Anyone),
@@ -89,15 +113,15 @@ func Table() []Route {
 		pub("update-product", "catalog", "PATCH", "/api/v1/products/{id}", Admin),
 		pub("archive-product", "catalog", "DELETE", "/api/v1/products/{id}", Admin),
 		pub("search-products", "catalog", "GET", "/api/v1/search/products", Anyone),
-		{Function: "update-product-stats", Service: "catalog", Kind: Event, Topics: []string{"order.placed.v1", "order.cancelled.v1"}},
-		{Function: "index-product", Service: "catalog", Kind: Event, Topics: []string{"product.changed.v1", "stock.changed.v1"}},
+		{Function: "update-product-stats", Service: "catalog", Kind: Event, Topics: []string{"order.placed.v1", "order.cancelled.v1"}, Callers: events},
+		{Function: "index-product", Service: "catalog", Kind: Event, Topics: []string{"product.changed.v1", "stock.changed.v1"}, Callers: events},
 
 		pub("get-stock", "inventory", "GET", "/api/v1/inventory/{product_id}", Anyone),
 		pub("set-stock", "inventory", "PUT", "/api/v1/inventory/{product_id}", Admin),
-		{Function: "reserve-stock", Service: "inventory", Kind: Internal},
-		{Function: "commit-stock", Service: "inventory", Kind: Internal},
-		{Function: "release-stock", Service: "inventory", Kind: Internal},
-		{Function: "expire-reservations", Service: "inventory", Kind: Scheduled, Schedule: "*/1 * * * *"},
+		{Function: "reserve-stock", Service: "inventory", Kind: Internal, Callers: saga},
+		{Function: "commit-stock", Service: "inventory", Kind: Internal, Callers: saga},
+		{Function: "release-stock", Service: "inventory", Kind: Internal, Callers: compensate},
+		{Function: "expire-reservations", Service: "inventory", Kind: Scheduled, Schedule: "*/1 * * * *", Callers: scheduled},
 
 		pub("get-cart", "cart", "GET", "/api/v1/cart", User),
 		pub("set-cart-item", "cart", "PUT", "/api/v1/cart/items/{product_id}", User),
@@ -108,11 +132,11 @@ func Table() []Route {
 		pub("get-order", "orders", "GET", "/api/v1/orders/{id}", User),
 		pub("cancel-order", "orders", "POST", "/api/v1/orders/{id}/cancel", User),
 		pub("get-order-timeline", "orders", "GET", "/api/v1/orders/{id}/timeline", User),
-		{Function: "recover-orders", Service: "orders", Kind: Scheduled, Schedule: "*/1 * * * *"},
+		{Function: "recover-orders", Service: "orders", Kind: Scheduled, Schedule: "*/1 * * * *", Callers: scheduled},
 
 		pub("get-payment", "payments", "GET", "/api/v1/orders/{id}/payment", User),
-		{Function: "charge-payment", Service: "payments", Kind: Internal},
-		{Function: "refund-payment", Service: "payments", Kind: Internal},
+		{Function: "charge-payment", Service: "payments", Kind: Internal, Callers: saga},
+		{Function: "refund-payment", Service: "payments", Kind: Internal, Callers: compensate},
 
 		{Function: "api-docs", Service: "docs", Kind: Public, Method: "GET", Path: "/openapi.yaml",
 			Also: []string{"/docs", "/docs/{file}"}, Access: Anyone, Idempotent: true},
@@ -127,6 +151,35 @@ func Lookup(function string) (Route, bool) {
 		}
 	}
 	return Route{}, false
+}
+
+// Callers are the internal callers function accepts (none for a public or
+// unknown function: CheckInternal then admits no one). Internal functions
+// ask on every call, so the table is read once; the slice is shared and
+// must not be modified.
+func Callers(function string) []string { return callersOf()[function] }
+
+var callersOf = sync.OnceValue(func() map[string][]string {
+	m := map[string][]string{}
+	for _, r := range Table() {
+		m[r.Function] = r.Callers
+	}
+	return m
+})
+
+// AllCallers are the names of every internal caller of the table, sorted:
+// each has its own credential (secret internal-token-<caller>).
+func AllCallers() []string {
+	var out []string
+	for _, r := range Table() {
+		for _, c := range r.Callers {
+			if !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Services returns the service names in table order.

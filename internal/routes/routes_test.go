@@ -102,3 +102,29 @@ func TestAlsoPathsAreServedByTheSameRoute(t *testing.T) {
 		t.Errorf("KongPaths = %q", got)
 	}
 }
+
+// Every internal, event and scheduled function accepts some callers, a public
+// one none, and every caller is a function of the table, a connector or the
+// operator: a typo would lock a caller out (403) everywhere.
+func TestEveryInternalFunctionDeclaresItsCallers(t *testing.T) {
+	known := map[string]bool{routes.CallerRabbitMQ: true, routes.CallerScheduler: true, routes.CallerOperator: true}
+	for _, r := range routes.Table() {
+		known[r.Function] = true
+	}
+	for _, r := range routes.Table() {
+		if (r.Kind == routes.Public) != (len(r.Callers) == 0) {
+			t.Errorf("%s is %s with callers %v", r.Function, r.Kind, r.Callers)
+		}
+		for _, c := range r.Callers {
+			if !known[c] {
+				t.Errorf("%s accepts unknown caller %q", r.Function, c)
+			}
+		}
+	}
+	if got := routes.Callers("reserve-stock"); len(got) != 2 || got[0] != "create-order" || got[1] != "recover-orders" {
+		t.Errorf("reserve-stock accepts %v", got)
+	}
+	if got := routes.Callers("get-product"); got != nil {
+		t.Errorf("a public function accepts internal callers %v", got)
+	}
+}

@@ -58,7 +58,7 @@ func TestOrderListAndReservationExpiry(t *testing.T) {
 	}
 
 	// A hold whose order never went further expires.
-	credential := s.ReadSecret(t, "internal-token")
+	credential := s.ReadSecret(t, "internal-token-create-order") // the saga's caller
 	order := uuid.Must(uuid.NewV7())
 	if code, out := internalCall(t, s.GatewayURL, "reserve-stock", credential, map[string]any{
 		"order_id": order, "lines": []map[string]any{{"product_id": p.ID, "quantity": 4}},
@@ -80,7 +80,10 @@ func TestOrderListAndReservationExpiry(t *testing.T) {
 	if code, out := internalCall(t, s.GatewayURL, "expire-reservations", "", map[string]any{}); code != http.StatusUnauthorized {
 		t.Errorf("expire-reservations without the credential: %d %v", code, out)
 	}
-	code, out := internalCall(t, s.GatewayURL, "expire-reservations", credential, map[string]any{})
+	if code, out := internalCall(t, s.GatewayURL, "expire-reservations", credential, map[string]any{}); code != http.StatusForbidden {
+		t.Errorf("expire-reservations called as create-order: %d %v, want 403", code, out)
+	}
+	code, out := internalCall(t, s.GatewayURL, "expire-reservations", s.ReadSecret(t, "internal-token-scheduler"), map[string]any{})
 	if code != http.StatusOK || out["expired"] != float64(1) {
 		t.Fatalf("expire-reservations: %d %v, want 1 expired", code, out)
 	}

@@ -50,7 +50,7 @@ func TestDashboardAndAlertsHaveData(t *testing.T) {
 	// The burst: every domain metric moves.
 	p := s.product(t, "MX-MUG-1", 990, 100)
 	scarce := s.product(t, "MX-RARE-1", 4990, 1)
-	credential := s.ReadSecret(t, "internal-token")
+	credential := s.ReadSecret(t, "internal-token-operator")
 	var confirmed []string
 	var confirmedTokens []string
 	var mu sync.Mutex

@@ -79,7 +79,7 @@ func TestReservationsAndPaymentsThroughTheGateway(t *testing.T) {
 		}
 		return [2]int{st.OnHand, st.Reserved}
 	}
-	cred := rt.ReadSecret(t, "internal-token")
+	cred := rt.ReadSecret(t, "internal-token-create-order") // the saga's caller
 	gw := rt.GatewayURL
 	order, user := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
 	hold := map[string]any{"order_id": order, "lines": []map[string]any{{"product_id": product, "quantity": 2}}}

@@ -74,7 +74,7 @@ func TestCrashedCheckoutsAreRecovered(t *testing.T) {
 	wg.Wait()
 
 	ordersPool, paymentsPool, inventoryPool := openPool(t, s.DB["ORDERS_DATABASE_URL"], nil), openPool(t, s.DB["PAYMENTS_DATABASE_URL"], nil), openPool(t, s.DB["INVENTORY_DATABASE_URL"], nil)
-	credential := s.ReadSecret(t, "internal-token")
+	credential := s.ReadSecret(t, "internal-token-operator")
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var pending int

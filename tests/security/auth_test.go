@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -272,13 +273,16 @@ func (f *fixture) probeAdminRoutes(t *testing.T) {
 }
 
 // probeInternalFunctions checks that no function outside gateway/kong.yml
-// (internal, event and scheduled ones) is reachable through the edge, and
-// that each refuses calls through the gateway without the internal
-// credential.
+// (internal, event and scheduled ones) is reachable through the edge, that
+// each refuses calls through the gateway without a valid internal credential
+// (401), and that each refuses the real credential of every internal caller
+// it does not accept (403): the accepted callers are routes.Table's Callers,
+// the declaration the functions check against.
 func (f *fixture) probeInternalFunctions(t *testing.T) {
 	routed := kongServices(t)
 	edge := hostOf(t, f.EdgeURL)
 	before := f.invocations(t)
+	calls := map[string]int{} // gateway calls per function
 	n := 0
 	for _, r := range routes.Table() {
 		if r.Kind == routes.Public {
@@ -296,14 +300,31 @@ func (f *fixture) probeInternalFunctions(t *testing.T) {
 				}
 			}
 		}
-		for _, cred := range []string{"", "guess", strings.Repeat("a", 64)} {
+		calls[r.Function] = 0
+		unknown, err := auth.NewCredential(r.Callers[0]) // right form and name, not in internal-callers
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cred := range []string{"", "guess", strings.Repeat("a", 64), unknown} {
+			calls[r.Function]++
 			h := map[string]string{}
 			if cred != "" {
 				h[auth.InternalHeader] = cred
 			}
 			a := do(t, request{Method: http.MethodPost, URL: f.GatewayURL + "/function/" + r.Function, Header: h, Body: []byte(`{}`)})
 			if a.Status != http.StatusUnauthorized || a.problem() != "" {
-				t.Errorf("POST /function/%s through the gateway with credential %q: %s, want a 401 problem", r.Function, cred, a)
+				t.Errorf("POST /function/%s through the gateway with credential %.20q: %s, want a 401 problem", r.Function, cred, a)
+			}
+		}
+		for _, caller := range routes.AllCallers() {
+			if slices.Contains(r.Callers, caller) {
+				continue
+			}
+			calls[r.Function]++
+			h := map[string]string{auth.InternalHeader: f.ReadSecret(t, auth.CredentialSecret(caller))}
+			a := do(t, request{Method: http.MethodPost, URL: f.GatewayURL + "/function/" + r.Function, Header: h, Body: []byte(`{}`)})
+			if a.Status != http.StatusForbidden || a.problem() != "" || !strings.Contains(string(a.Body), `"code":"forbidden"`) {
+				t.Errorf("POST /function/%s through the gateway as %s: %s, want a 403 forbidden problem", r.Function, caller, a)
 			}
 		}
 	}
@@ -312,8 +333,8 @@ func (f *fixture) probeInternalFunctions(t *testing.T) {
 	}
 	after := f.invocations(t)
 	for fn, c := range before {
-		if r, _ := routes.Lookup(fn); r.Kind != routes.Public && after[fn] != c+3 {
-			t.Errorf("%s was invoked %d times, want the 3 gateway calls only (none through the edge)", fn, after[fn]-c)
+		if r, _ := routes.Lookup(fn); r.Kind != routes.Public && after[fn] != c+calls[fn] {
+			t.Errorf("%s was invoked %d times, want the %d gateway calls only (none through the edge)", fn, after[fn]-c, calls[fn])
 		}
 	}
 }

@@ -67,7 +67,8 @@ type Runtime struct {
 	GatewayURL string
 	// EdgeURL serves the public routes of gateway/kong.yml.
 	EdgeURL string
-	// SecretsDir holds every secret (jwt-signing-key, jwt-verify-key, internal-token, ...).
+	// SecretsDir holds every secret (jwt-signing-key, jwt-verify-key,
+	// internal-callers, internal-token-<caller> for every internal caller, ...).
 	SecretsDir string
 }
 
@@ -183,7 +184,7 @@ func StateDir(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.CreateMissing(secrets.Development()); err != nil {
+	if err := store.CreateDevelopment(); err != nil {
 		t.Fatal(err)
 	}
 	return dir

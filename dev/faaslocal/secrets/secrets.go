@@ -22,6 +22,7 @@ import (
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/routes"
 )
 
 // Error codes of the store's classified errors.
@@ -290,14 +291,16 @@ var keyPairs = [][2]string{{"jwt-signing-key", "jwt-verify-key"}, {"event-signin
 // random keys: the gateway API's basic-auth-user (admin) and
 // basic-auth-password, as faasd generates them on install; login-user's
 // jwt-signing-key and the verifiers' and edge's matching jwt-verify-key (an
-// Ed25519 pair, internal/auth) and internal-token; the outbox relay's
+// Ed25519 pair, internal/auth); one internal credential per internal caller
+// of routes.Table (internal-token-<caller>) and the verifier
+// internal-callers that knows them all; the outbox relay's
 // event-signing-key and the consumers' matching event-verify-key (an Ed25519
 // pair, internal/events); the seeded admin's
 // admin-email and admin-password, and db-password, meili-key and
 // smtp-password empty (PostgreSQL trusts local connections, no Meilisearch
 // runs and no SMTP server needs a login; functions declare them for
-// production). cmd/faas-local and runtimetest store them
-// with CreateMissing before starting a runtime; the runtime itself never
+// production). cmd/faas-local, runtimetest and chaos store them with
+// CreateDevelopment before starting a runtime; the runtime itself never
 // writes a secret on its own.
 //
 // A state directory written before the access tokens were asymmetric holds
@@ -307,12 +310,11 @@ var keyPairs = [][2]string{{"jwt-signing-key", "jwt-verify-key"}, {"event-signin
 func Development() map[string]string {
 	signing, verify := eventKeys()
 	jwtSigning, jwtVerify := tokenKeys()
-	return map[string]string{
+	out := map[string]string{
 		"basic-auth-user":     "admin",
 		"basic-auth-password": randomKey(24),
 		"jwt-signing-key":     jwtSigning,
 		"jwt-verify-key":      jwtVerify,
-		"internal-token":      randomKey(32),
 		"event-signing-key":   signing,
 		"event-verify-key":    verify,
 		"admin-email":         "admin@example.com",
@@ -321,6 +323,63 @@ func Development() map[string]string {
 		"meili-key":           "",
 		"smtp-password":       "",
 	}
+	var lines []string
+	for _, caller := range routes.AllCallers() {
+		cred, err := auth.NewCredential(caller)
+		if err != nil {
+			continue // no randomness: the caller's function reports the missing secret
+		}
+		line, _ := auth.VerifierLine(cred)
+		out[auth.CredentialSecret(caller)] = cred
+		lines = append(lines, line)
+	}
+	out[auth.CallersSecret] = strings.Join(lines, "\n") + "\n"
+	return out
+}
+
+// CreateDevelopment stores the Development secrets that do not exist yet
+// (CreateMissing), then adds to internal-callers the line of every caller
+// credential it does not list yet. So a state directory from before
+// per-caller credentials (one shared internal-token) upgrades on the next
+// start, and a caller added to routes.Table later is trusted at once;
+// existing credentials and lines are kept (rotation is by hand:
+// docs/security.md). The old internal-token file is left alone; nothing
+// reads it.
+func (s *Store) CreateDevelopment() error {
+	if err := s.CreateMissing(Development()); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	text, err := os.ReadFile(s.path(auth.CallersSecret))
+	if err != nil {
+		return fmt.Errorf("secret %s: %w", auth.CallersSecret, err)
+	}
+	have := string(text)
+	var add []string
+	for _, caller := range routes.AllCallers() {
+		cred, err := os.ReadFile(s.path(auth.CredentialSecret(caller)))
+		if err != nil {
+			return fmt.Errorf("secret %s: %w", auth.CredentialSecret(caller), err)
+		}
+		line, err := auth.VerifierLine(strings.TrimSpace(string(cred)))
+		if err != nil {
+			return fmt.Errorf("secret %s: %w", auth.CredentialSecret(caller), err)
+		}
+		if !slices.Contains(strings.Split(have, "\n"), line) {
+			add = append(add, line)
+		}
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	if have != "" && !strings.HasSuffix(have, "\n") {
+		have += "\n"
+	}
+	if err := writeFile(s.path(auth.CallersSecret), []byte(have+strings.Join(add, "\n")+"\n")); err != nil {
+		return fmt.Errorf("secret %s: %w", auth.CallersSecret, err)
+	}
+	return nil
 }
 
 // eventKeys returns a new Ed25519 pair as the relay's PEM private key and the

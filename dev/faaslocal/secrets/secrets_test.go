@@ -2,6 +2,8 @@ package secrets_test
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +16,7 @@ import (
 	"github.com/shopfaas/shop/dev/faaslocal/secrets"
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/routes"
 )
 
 func open(t *testing.T) (*secrets.Store, string) {
@@ -197,8 +200,12 @@ func TestCreateMissingKeepsExistingValues(t *testing.T) {
 	if again, _ := s.Read("basic-auth-password"); string(again) != string(firstPassword) {
 		t.Error("a second CreateMissing replaced basic-auth-password")
 	}
-	want := []string{"admin-email", "admin-password", "db-password", "event-signing-key", "event-verify-key", "internal-token",
+	want := []string{"admin-email", "admin-password", "db-password", "event-signing-key", "event-verify-key", "internal-callers",
 		"jwt-signing-key", "jwt-verify-key", "meili-key", "smtp-password"}
+	for _, c := range routes.AllCallers() {
+		want = append(want, auth.CredentialSecret(c))
+	}
+	slices.Sort(want)
 	if diff := cmp.Diff(want, names(t, s)); diff != "" {
 		t.Errorf("development secrets (-want +got):\n%s", diff)
 	}
@@ -241,13 +248,13 @@ func TestCreateMissingUpgradesAnHMACState(t *testing.T) {
 	if err := s.CreateMissing(old); err != nil {
 		t.Fatal(err)
 	}
-	internal, _ := s.Read("internal-token")
+	internal, _ := s.Read(auth.CallersSecret)
 	if err := s.CreateMissing(secrets.Development()); err != nil {
 		t.Fatal(err)
 	}
 	tokenPairMatches(t, s)
-	if again, _ := s.Read("internal-token"); string(again) != string(internal) {
-		t.Error("the upgrade replaced internal-token")
+	if again, _ := s.Read(auth.CallersSecret); string(again) != string(internal) {
+		t.Error("the upgrade replaced internal-callers")
 	}
 }
 
@@ -266,7 +273,101 @@ func TestCreateMissingRefusesHalfAPair(t *testing.T) {
 	if _, err := s.Read("jwt-signing-key"); err == nil {
 		t.Error("a signing key that does not match jwt-verify-key was written")
 	}
-	if _, err := s.Read("internal-token"); err != nil {
+	if _, err := s.Read(auth.CallersSecret); err != nil {
 		t.Errorf("the other secrets were not written: %v", err)
+	}
+}
+
+// verifierOf parses the store's internal-callers.
+func verifierOf(t *testing.T, s *secrets.Store) *auth.InternalVerifier {
+	t.Helper()
+	text, err := s.Read(auth.CallersSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.ParseInternalVerifier(string(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// admits reports whether v admits the stored credential of caller.
+func admits(t *testing.T, s *secrets.Store, v *auth.InternalVerifier, caller string) bool {
+	t.Helper()
+	cred, err := s.Read(auth.CredentialSecret(caller))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPost, "/", nil)
+	r.Header.Set(auth.InternalHeader, strings.TrimSpace(string(cred)))
+	got, err := auth.CheckInternal(r, v, []string{caller})
+	return err == nil && got == caller
+}
+
+// A fresh state gets one credential per internal caller, each admitted by
+// the generated internal-callers; a state from before per-caller
+// credentials (only internal-token) upgrades on the next start; a caller
+// whose credential is new to an existing verifier is added to it, and a
+// second start changes nothing.
+func TestCreateDevelopmentTrustsEveryCaller(t *testing.T) {
+	fresh, _ := open(t)
+	if err := fresh.CreateDevelopment(); err != nil {
+		t.Fatal(err)
+	}
+	v := verifierOf(t, fresh)
+	for _, c := range routes.AllCallers() {
+		if !admits(t, fresh, v, c) {
+			t.Errorf("fresh state: %s's credential is not admitted", c)
+		}
+	}
+	if diff := cmp.Diff(routes.AllCallers(), v.Callers()); diff != "" {
+		t.Errorf("verifier callers (-want +got):\n%s", diff)
+	}
+
+	old, _ := open(t)
+	if err := old.Create("internal-token", []byte("an-old-shared-token")); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.CreateDevelopment(); err != nil {
+		t.Fatal(err)
+	}
+	v = verifierOf(t, old)
+	for _, c := range routes.AllCallers() {
+		if !admits(t, old, v, c) {
+			t.Errorf("upgraded state: %s's credential is not admitted", c)
+		}
+	}
+
+	// A verifier that predates a caller: its line is appended, the others kept.
+	partial, _ := open(t)
+	if err := partial.CreateDevelopment(); err != nil {
+		t.Fatal(err)
+	}
+	text, _ := partial.Read(auth.CallersSecret)
+	var kept []string
+	for _, line := range strings.Split(strings.TrimSpace(string(text)), "\n") {
+		if !strings.HasPrefix(line, routes.CallerOperator+" ") {
+			kept = append(kept, line)
+		}
+	}
+	if err := partial.Update(auth.CallersSecret, []byte(strings.Join(kept, "\n"))); err != nil {
+		t.Fatal(err)
+	}
+	if admits(t, partial, verifierOf(t, partial), routes.CallerOperator) {
+		t.Fatal("the operator is admitted without its line")
+	}
+	if err := partial.CreateDevelopment(); err != nil {
+		t.Fatal(err)
+	}
+	if !admits(t, partial, verifierOf(t, partial), routes.CallerOperator) {
+		t.Error("the missing operator line was not added")
+	}
+	before, _ := partial.Read(auth.CallersSecret)
+	if err := partial.CreateDevelopment(); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := partial.Read(auth.CallersSecret); string(after) != string(before) {
+		t.Error("a second start changed internal-callers")
 	}
 }

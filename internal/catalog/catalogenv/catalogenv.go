@@ -8,7 +8,7 @@
 // "shop:catalog:product:"), PRODUCT_CACHE_TTL (default 5m); MEILI_URL (when
 // set, search uses Meilisearch), MEILI_INDEX (default products), optional
 // secret meili-key; secret jwt-verify-key for the admin writes; secret
-// internal-token for the event functions; secret event-verify-key and
+// internal-callers for the event functions; secret event-verify-key and
 // EVENT_ACCEPT_UNSIGNED for Needs.Events.
 package catalogenv
 
@@ -35,8 +35,8 @@ type Needs struct {
 	Tokens bool // admin writes: the jwt-verify-key secret
 	Cache  bool // get-product and the writes: Redis
 	Search bool // search-products and the writes: the search backend
-	// Internal: event functions check the internal credential (the
-	// internal-token secret).
+	// Internal: event functions check their internal callers (the
+	// internal-callers secret).
 	Internal bool
 	// Events: the function consumes events and checks the relay's signature
 	// (the event-verify-key secret, inbox.EventsConfigFrom).
@@ -56,8 +56,8 @@ type Deps struct {
 	// maintain (Meilisearch), nil for the embedded one. Writes push to it
 	// after commit until index-product does so from the events.
 	External search.Index
-	// InternalToken is the internal credential, set with Needs.Internal.
-	InternalToken string
+	// Internal verifies internal callers, set with Needs.Internal.
+	Internal *auth.InternalVerifier
 	// Events reads signed events, set with Needs.Events.
 	Events inbox.Events
 	Log    *slog.Logger
@@ -81,7 +81,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		}
 	}
 	callers := auth.CallersFrom(c, needs.Tokens, needs.Internal)
-	d := &Deps{Log: log, InternalToken: callers.Internal}
+	d := &Deps{Log: log}
 	var ec inbox.EventsConfig
 	if needs.Events {
 		ec = inbox.EventsConfigFrom(c)
@@ -101,6 +101,9 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		return nil, err
 	}
 	d.Tokens = t
+	if d.Internal, err = callers.InternalVerifier(); err != nil {
+		return nil, err
+	}
 	if needs.Cache {
 		ch, err := cache.New(cc)
 		if err != nil {

@@ -11,14 +11,24 @@ import (
 	"testing"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/auth/authtest"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
 )
 
 // CallerSecrets are valid values of the secrets that check callers: a
-// jwt-verify-key (the PEM public key of a fresh Ed25519 pair) and the
-// internal credential "internal".
-var CallerSecrets = map[string]string{"jwt-verify-key": jwtVerifyKey, "internal-token": "internal"}
+// jwt-verify-key (the PEM public key of a fresh Ed25519 pair), the verifier
+// internal-callers of authtest's credentials, and the own credential of
+// each function that calls internal functions (internal-token-<function>).
+var CallerSecrets = callerSecrets()
+
+func callerSecrets() map[string]string {
+	m := map[string]string{"jwt-verify-key": jwtVerifyKey, auth.CallersSecret: authtest.VerifierText()}
+	for _, c := range []string{"create-order", "cancel-order", "recover-orders"} {
+		m[auth.CredentialSecret(c)] = authtest.Credential(c)
+	}
+	return m
+}
 
 // JWTSigningKey is a valid jwt-signing-key, the private half of
 // CallerSecrets' jwt-verify-key (the loaders that issue tokens read it).

@@ -3,8 +3,8 @@
 // their configuration. Every problem is collected before failing.
 //
 // Configuration: the inventory database (postgres.ConfigFrom: INVENTORY_…);
-// secret jwt-verify-key for Needs.Tokens; secret internal-token for
-// Needs.Internal; GATEWAY_URL (catalogclient.ConfigFrom) for Needs.Catalog.
+// secret jwt-verify-key for Needs.Tokens; secret internal-callers (the verifier
+// of internal callers) for Needs.Internal; GATEWAY_URL (catalogclient.ConfigFrom) for Needs.Catalog.
 package inventoryenv
 
 import (
@@ -21,17 +21,18 @@ import (
 // Needs says which optional dependencies a function uses.
 type Needs struct {
 	Tokens   bool // verifies access tokens: the jwt-verify-key secret
-	Internal bool // checks the internal credential: the internal-token secret
+	Internal bool // checks internal callers: the internal-callers secret
 	Catalog  bool // reads products from the catalog function
 }
 
 // Deps are an inventory function's dependencies. Fields a function does not
 // need are zero.
 type Deps struct {
-	Store         *inventorydb.Store
-	Tokens        *auth.Verifier
-	InternalToken string
-	Catalog       *catalogclient.Client
+	Store  *inventorydb.Store
+	Tokens *auth.Verifier
+	// Internal verifies internal callers, set with Needs.Internal.
+	Internal *auth.InternalVerifier
+	Catalog  *catalogclient.Client
 }
 
 // Load reads the configuration from c (every problem reported at once), then
@@ -40,7 +41,7 @@ type Deps struct {
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
 	dbc := postgres.ConfigFrom(c, "inventory", inventorydb.Migrations())
 	callers := auth.CallersFrom(c, needs.Tokens, needs.Internal)
-	d := &Deps{InternalToken: callers.Internal}
+	d := &Deps{}
 	var cc catalogclient.Config
 	if needs.Catalog {
 		cc = catalogclient.ConfigFrom(c)
@@ -50,6 +51,9 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	}
 	var err error
 	if d.Tokens, err = callers.Verifier(); err != nil {
+		return nil, err
+	}
+	if d.Internal, err = callers.InternalVerifier(); err != nil {
 		return nil, err
 	}
 	if needs.Catalog {

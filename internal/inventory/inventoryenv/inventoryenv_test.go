@@ -20,11 +20,11 @@ func TestLoad(t *testing.T) {
 			return inventoryenv.Load(context.Background(), c, slog.New(slog.DiscardHandler),
 				inventoryenv.Needs{Tokens: true, Internal: true, Catalog: true})
 		},
-		Missing: []string{"INVENTORY_DATABASE_URL", "jwt-verify-key", "internal-token", "GATEWAY_URL"},
+		Missing: []string{"INVENTORY_DATABASE_URL", "jwt-verify-key", "internal-callers", "GATEWAY_URL"},
 		Env:     map[string]string{"INVENTORY_DATABASE_URL": pgtest.NewDatabase(t), "GATEWAY_URL": "http://127.0.0.1:1"},
 		Secrets: configtest.CallerSecrets,
 		Check: func(t *testing.T, d *inventoryenv.Deps) {
-			if d.Store == nil || d.Tokens == nil || d.Catalog == nil || d.InternalToken != "internal" {
+			if d.Store == nil || d.Tokens == nil || d.Catalog == nil || d.Internal == nil {
 				t.Errorf("deps %+v: want every dependency", d)
 			}
 		},

@@ -4,7 +4,7 @@
 // for. Every problem is collected before failing.
 //
 // Configuration: the users database (postgres.ConfigFrom: USERS_…); secret
-// jwt-verify-key for Needs.Tokens; secret internal-token for Needs.Internal;
+// jwt-verify-key for Needs.Tokens; secret internal-callers for Needs.Internal;
 // secret event-verify-key and EVENT_ACCEPT_UNSIGNED for Needs.Events;
 // SMTP_* (smtpmail.ConfigFrom) for Needs.Mail, where an empty SMTP_ADDR
 // means no mail is sent.
@@ -26,7 +26,7 @@ import (
 // Needs says which optional dependencies a function uses.
 type Needs struct {
 	Tokens   bool // verifies access tokens: the jwt-verify-key secret
-	Internal bool // checks the internal credential: the internal-token secret
+	Internal bool // checks internal callers: the internal-callers secret
 	Mail     bool // sends mail when SMTP_ADDR is set
 	// Events: the function consumes events and checks the relay's signature
 	// (the event-verify-key secret, inbox.EventsConfigFrom).
@@ -36,11 +36,12 @@ type Needs struct {
 // Deps are a notifications function's dependencies. Fields a function does
 // not need are zero; Mailer is also nil when SMTP_ADDR is empty.
 type Deps struct {
-	Store         *notificationsdb.Store
-	Users         *usersdb.Store
-	Tokens        *auth.Verifier
-	InternalToken string
-	Mailer        *smtpmail.Sender
+	Store  *notificationsdb.Store
+	Users  *usersdb.Store
+	Tokens *auth.Verifier
+	// Internal verifies internal callers, set with Needs.Internal.
+	Internal *auth.InternalVerifier
+	Mailer   *smtpmail.Sender
 	// Events reads signed events, set with Needs.Events.
 	Events inbox.Events
 }
@@ -50,7 +51,7 @@ type Deps struct {
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
 	dbc := postgres.ConfigFrom(c, "users", usersdb.Migrations())
 	callers := auth.CallersFrom(c, needs.Tokens, needs.Internal)
-	d := &Deps{InternalToken: callers.Internal}
+	d := &Deps{}
 	var mc smtpmail.Config
 	if needs.Mail {
 		mc = smtpmail.ConfigFrom(c)
@@ -69,6 +70,9 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		}
 	}
 	if d.Tokens, err = callers.Verifier(); err != nil {
+		return nil, err
+	}
+	if d.Internal, err = callers.InternalVerifier(); err != nil {
 		return nil, err
 	}
 	if needs.Mail && mc.Addr != "" {

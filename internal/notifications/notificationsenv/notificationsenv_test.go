@@ -22,16 +22,16 @@ func TestLoad(t *testing.T) {
 	db := pgtest.NewDatabase(t)
 	configtest.Run(t, configtest.Case[*notificationsenv.Deps]{
 		Name: "with events", Load: load(notificationsenv.Needs{Tokens: true, Internal: true, Mail: true, Events: true}),
-		Missing: []string{"USERS_DATABASE_URL", "jwt-verify-key", "internal-token", "event-verify-key"},
+		Missing: []string{"USERS_DATABASE_URL", "jwt-verify-key", "internal-callers", "event-verify-key"},
 		Env:     map[string]string{"USERS_DATABASE_URL": db, "SMTP_ADDR": "127.0.0.1:2525"},
 		Secrets: map[string]string{"jwt-verify-key": configtest.CallerSecrets["jwt-verify-key"],
-			"internal-token": "internal", "event-verify-key": configtest.VerifyKey(t)},
+			"internal-callers": configtest.CallerSecrets["internal-callers"], "event-verify-key": configtest.VerifyKey(t)},
 	}, configtest.Case[*notificationsenv.Deps]{
 		Name: "with mail", Load: load(notificationsenv.Needs{Tokens: true, Internal: true, Mail: true}),
 		Env:     map[string]string{"USERS_DATABASE_URL": db, "SMTP_ADDR": "127.0.0.1:2525"},
 		Secrets: configtest.CallerSecrets,
 		Check: func(t *testing.T, d *notificationsenv.Deps) {
-			if d.Store == nil || d.Users == nil || d.Tokens == nil || d.InternalToken != "internal" || d.Mailer == nil {
+			if d.Store == nil || d.Users == nil || d.Tokens == nil || d.Internal == nil || d.Mailer == nil {
 				t.Errorf("deps %+v: want every dependency", d)
 			}
 		},

@@ -7,6 +7,7 @@ package ordersenv
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -26,7 +27,13 @@ import (
 // Needs says which optional dependencies a function uses.
 type Needs struct {
 	Tokens bool // verifies access tokens: the jwt-verify-key secret
-	Saga   bool // runs checkouts: the saga and the internal credential
+	Saga   bool // runs checkouts: the saga, calling the internal functions as Caller
+	// Caller is the function's internal caller name (routes.Table's
+	// Callers): with Saga it sends the credential internal-token-<Caller>.
+	Caller string
+	// Internal checks the function's own internal callers: the
+	// internal-callers secret.
+	Internal bool
 }
 
 // Deps are an orders function's dependencies.
@@ -36,9 +43,9 @@ type Deps struct {
 	// Tokens verifies access tokens (secret jwt-verify-key); set only with
 	// Needs.Tokens.
 	Tokens *auth.Verifier
-	// InternalToken is the internal credential (secret internal-token); set
-	// only with Needs.Saga.
-	InternalToken string
+	// Internal verifies internal callers (secret internal-callers); set
+	// only with Needs.Internal.
+	Internal *auth.InternalVerifier
 	// Saga drives checkouts; set only with Needs.Saga.
 	Saga *saga.Saga
 	// Checkout is Saga behind the per-customer limit on checkouts
@@ -72,14 +79,21 @@ func (p *LimitedPlacer) Place(ctx context.Context, who auth.Identity, req orders
 // connects to and migrates the orders database (postgres.ConfigFrom:
 // ORDERS_…) within postgres.OpenTimeout. Needs.Tokens reads the secret
 // jwt-verify-key. Needs.Saga also builds the saga
-// (GATEWAY_URL, secret internal-token, REDIS_ADDR for carts and the checkout
+// (GATEWAY_URL, secret internal-token-<Needs.Caller>, REDIS_ADDR for carts and the checkout
 // limit, SAGA_TIMEOUT default 20s, RECOVER_AFTER default 2m, ORDER_RATE_LIMIT
-// default 30 checkouts per minute per customer).
+// default 30 checkouts per minute per customer). Needs.Internal reads the
+// secret internal-callers.
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
 	withSaga := needs.Saga
 	dbCfg := postgres.ConfigFrom(c, "orders", ordersdb.Migrations())
-	callers := auth.CallersFrom(c, needs.Tokens, withSaga)
-	internal := callers.Internal
+	callers := auth.CallersFrom(c, needs.Tokens, needs.Internal)
+	var credential string
+	if withSaga {
+		if needs.Caller == "" {
+			return nil, errors.New("ordersenv: Needs.Saga without Needs.Caller")
+		}
+		credential = auth.CredentialFrom(c, needs.Caller)
+	}
 	var loc gatewayurl.Locator
 	var cartCfg cartredis.Config
 	var catCfg catalogclient.Config
@@ -100,17 +114,21 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if err != nil {
 		return nil, err
 	}
+	internal, err := callers.InternalVerifier()
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, postgres.OpenTimeout)
 	defer cancel()
 	pool, err := postgres.Open(ctx, dbCfg)
 	if err != nil {
 		return nil, err
 	}
-	env := &Deps{Store: ordersdb.New(pool), Tokens: tokens}
+	env := &Deps{Store: ordersdb.New(pool), Tokens: tokens, Internal: internal}
 	if !withSaga {
 		return env, nil
 	}
-	gw, err := ordersgw.NewAt(loc, internal, nil, 0)
+	gw, err := ordersgw.NewAt(loc, credential, nil, 0)
 	if err != nil {
 		pool.Close()
 		return nil, err
@@ -132,7 +150,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		pool.Close()
 		return nil, err
 	}
-	env.Saga, env.InternalToken = sg, internal
+	env.Saga = sg
 	env.Checkout = &LimitedPlacer{Next: sg, Limit: limit}
 	return env, nil
 }

@@ -21,11 +21,11 @@ func TestLoad(t *testing.T) {
 	env := map[string]string{"ORDERS_DATABASE_URL": db, "GATEWAY_URL": "http://127.0.0.1:1", "REDIS_ADDR": "127.0.0.1:6379",
 		"RECOVER_AFTER": "90s"}
 	configtest.Run(t, Case{
-		Name: "saga", Load: load(Needs{Tokens: true, Saga: true}),
-		Missing: []string{"ORDERS_DATABASE_URL", "jwt-verify-key", "internal-token", "GATEWAY_URL", "REDIS_ADDR"},
+		Name: "saga", Load: load(Needs{Tokens: true, Saga: true, Caller: "recover-orders", Internal: true}),
+		Missing: []string{"ORDERS_DATABASE_URL", "jwt-verify-key", "internal-token-recover-orders", "internal-callers", "GATEWAY_URL", "REDIS_ADDR"},
 		Env:     env, Secrets: configtest.CallerSecrets,
 		Check: func(t *testing.T, e *Deps) {
-			if e.Saga == nil || e.Store == nil || e.Tokens == nil || e.InternalToken != "internal" {
+			if e.Saga == nil || e.Store == nil || e.Tokens == nil || e.Internal == nil {
 				t.Fatalf("env %+v", e)
 			}
 		},
@@ -33,14 +33,18 @@ func TestLoad(t *testing.T) {
 		Name: "nothing optional", Load: load(Needs{}),
 		Env: map[string]string{"ORDERS_DATABASE_URL": db},
 		Check: func(t *testing.T, e *Deps) {
-			if e.Store == nil || e.Tokens != nil || e.Saga != nil || e.InternalToken != "" {
+			if e.Store == nil || e.Tokens != nil || e.Saga != nil || e.Internal != nil {
 				t.Errorf("env %+v: want the store only", e)
 			}
 		},
 	})
 	env["RECOVER_AFTER"] = "5s" // below the saga timeout: recovery would race live requests
-	if _, err := load(Needs{Tokens: true, Saga: true})(configtest.Reader(t, env, configtest.CallerSecrets)); err == nil {
+	if _, err := load(Needs{Tokens: true, Saga: true, Caller: "create-order"})(configtest.Reader(t, env, configtest.CallerSecrets)); err == nil {
 		t.Fatal("accepted RECOVER_AFTER below SAGA_TIMEOUT")
+	}
+	env["RECOVER_AFTER"] = "90s"
+	if _, err := load(Needs{Saga: true})(configtest.Reader(t, env, configtest.CallerSecrets)); err == nil {
+		t.Fatal("built a saga without the caller it calls as")
 	}
 }
 

@@ -21,14 +21,15 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/auth/authtest"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/orders"
 )
 
-// Token is the internal credential the server expects.
-const Token = "test-internal-token-0123456789abcdef"
+// Token is the internal credential of create-order: the functions of the
+// server admit it as their real counterparts do (routes.Callers).
+var Token = authtest.Credential("create-order")
 
 // Counts are what the services did, for assertions.
 type Counts struct {
@@ -168,7 +169,7 @@ func (s *Server) Reservation(orderID uuid.UUID) string {
 
 func (s *Server) serve(name string, h func(*http.Request, uuid.UUID, []byte) (any, error)) http.Handler {
 	return fnhttp.Adapt(slog.New(slog.DiscardHandler), func(w http.ResponseWriter, r *http.Request) error {
-		if err := auth.CheckInternal(r, Token); err != nil {
+		if err := fnhttp.CheckInternal(r, authtest.Verifier(), name); err != nil {
 			return err
 		}
 		var probe struct {

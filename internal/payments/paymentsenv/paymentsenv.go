@@ -7,7 +7,7 @@
 // PAYMENT_PROCESSOR (default and only built-in: "simulator", configured by
 // PAYMENT_SIM_LATENCY, PAYMENT_SIM_FAILURE_RATE, PAYMENT_SIM_TIMEOUT_RATE) and
 // PAYMENT_PROCESSOR_TIMEOUT (default 10s); secret jwt-verify-key for
-// Needs.Tokens; secret internal-token for Needs.Internal. A real processor is
+// Needs.Tokens; secret internal-callers for Needs.Internal. A real processor is
 // added as another payments.Processor adapter and chosen here by name;
 // nothing else changes.
 package paymentsenv
@@ -30,15 +30,16 @@ import (
 // Needs says which optional dependencies a function uses.
 type Needs struct {
 	Tokens   bool // verifies access tokens: the jwt-verify-key secret
-	Internal bool // checks the internal credential: the internal-token secret
+	Internal bool // checks internal callers: the internal-callers secret
 }
 
 // Deps are a payments function's dependencies. Fields a function does not
 // need are zero.
 type Deps struct {
-	Service       *payments.Service
-	Tokens        *auth.Verifier
-	InternalToken string
+	Service *payments.Service
+	Tokens  *auth.Verifier
+	// Internal verifies internal callers, set with Needs.Internal.
+	Internal *auth.InternalVerifier
 }
 
 // Load reads the configuration from c (every problem reported at once), then
@@ -57,9 +58,12 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if err := errors.Join(c.Err(), simErr, procErr); err != nil {
 		return nil, err
 	}
-	d := &Deps{InternalToken: callers.Internal}
+	d := &Deps{}
 	var err error
 	if d.Tokens, err = callers.Verifier(); err != nil {
+		return nil, err
+	}
+	if d.Internal, err = callers.InternalVerifier(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, postgres.OpenTimeout)

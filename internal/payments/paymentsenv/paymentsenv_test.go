@@ -19,11 +19,11 @@ func TestLoad(t *testing.T) {
 		Load: func(c *config.Reader) (*paymentsenv.Deps, error) {
 			return paymentsenv.Load(context.Background(), c, slog.New(slog.DiscardHandler), paymentsenv.Needs{Tokens: true, Internal: true})
 		},
-		Missing: []string{"PAYMENTS_DATABASE_URL", "jwt-verify-key", "internal-token"},
+		Missing: []string{"PAYMENTS_DATABASE_URL", "jwt-verify-key", "internal-callers"},
 		Env:     map[string]string{"PAYMENTS_DATABASE_URL": pgtest.NewDatabase(t)},
 		Secrets: configtest.CallerSecrets,
 		Check: func(t *testing.T, d *paymentsenv.Deps) {
-			if d.Service == nil || d.Tokens == nil || d.InternalToken != "internal" {
+			if d.Service == nil || d.Tokens == nil || d.Internal == nil {
 				t.Errorf("deps %+v: want every dependency", d)
 			}
 		},
