@@ -144,19 +144,6 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (users.User, error) {
 	return u, nil
 }
 
-// Delete removes the account with id; tokens issued to it stop being accepted
-// by functions that load the account. An unknown account is fault.NotFound.
-func (s *Store) Delete(ctx context.Context, id uuid.UUID) error {
-	tag, err := s.db.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
-	if err != nil {
-		return unavailable(err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fault.E(fault.NotFound, fault.CodeNotFound, "no such user")
-	}
-	return nil
-}
-
 // EnsureAdmin makes the account of reg an admin whose password is
 // reg.Password, creating it (with its user.registered.v1 event) when no
 // account uses the email. It is idempotent: when the account already is an
