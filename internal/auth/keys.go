@@ -2,15 +2,13 @@ package auth
 
 import (
 	"crypto/ed25519"
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/edkey"
 )
 
 // Algorithm is the one JWS algorithm of the shop's access tokens: EdDSA with
@@ -47,17 +45,9 @@ func ParseSigner(pemText string, ttl time.Duration) (*Signer, error) {
 	if ttl > MaxLifetime {
 		return nil, fmt.Errorf("token lifetime %s exceeds the cap of %s", ttl, MaxLifetime)
 	}
-	block, rest := pem.Decode([]byte(pemText))
-	if block == nil || block.Type != "PRIVATE KEY" || strings.TrimSpace(string(rest)) != "" {
-		return nil, errors.New("jwt signing key: want one PEM PRIVATE KEY block (openssl genpkey -algorithm ed25519)")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	priv, err := edkey.ParsePrivate("jwt signing key", pemText)
 	if err != nil {
-		return nil, fmt.Errorf("jwt signing key: %w", err)
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("jwt signing key: want an Ed25519 key, got %T", k)
+		return nil, err
 	}
 	return &Signer{key: priv, ttl: ttl, now: time.Now}, nil
 }
@@ -66,31 +56,11 @@ func ParseSigner(pemText string, ttl time.Duration) (*Signer, error) {
 // by `openssl pkey -pubout`) holding Ed25519 keys. A token verifies when any
 // of them accepts its signature.
 func ParseVerifier(pemText string) (*Verifier, error) {
-	rest := []byte(pemText)
-	v := &Verifier{now: time.Now}
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "PUBLIC KEY" {
-			return nil, fmt.Errorf("jwt verify key: unexpected PEM block %q, want PUBLIC KEY", block.Type)
-		}
-		k, err := x509.ParsePKIXPublicKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("jwt verify key: %w", err)
-		}
-		pub, ok := k.(ed25519.PublicKey)
-		if !ok {
-			return nil, fmt.Errorf("jwt verify key: want an Ed25519 key, got %T", k)
-		}
-		v.keys = append(v.keys, pub)
+	keys, err := edkey.ParsePublic("jwt verify key", pemText)
+	if err != nil {
+		return nil, err
 	}
-	if len(v.keys) == 0 || strings.TrimSpace(string(rest)) != "" {
-		return nil, errors.New("jwt verify key: want one or more PEM PUBLIC KEY blocks (openssl pkey -pubout)")
-	}
-	return v, nil
+	return &Verifier{keys: keys, now: time.Now}, nil
 }
 
 // WithClock returns a copy that reads time from now (tests).
@@ -130,7 +100,7 @@ func (s *Signer) Verifier() *Verifier {
 
 // Public returns the PEM "PUBLIC KEY" block of the signer's key: the content
 // of the jwt-verify-key secret and of Kong's credential.
-func (s *Signer) Public() string { return publicPEM(s.key.Public().(ed25519.PublicKey)) }
+func (s *Signer) Public() string { return edkey.PublicPEM(s.key.Public().(ed25519.PublicKey)) }
 
 // WithClock returns a copy that reads time from now (tests).
 func (v *Verifier) WithClock(now func() time.Time) *Verifier {
@@ -157,25 +127,7 @@ func (v *Verifier) key(t *jwt.Token) (any, error) {
 // jwt-signing-key (PRIVATE KEY) and the verifiers' and Kong's jwt-verify-key
 // (PUBLIC KEY). The local runtime writes them as development secrets; a
 // production deploy makes them with openssl (docs/deploy-faasd.md).
-func NewKeys() (signing, verify string, err error) {
-	pub, priv, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		return "", "", err
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return "", "", err
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), publicPEM(pub), nil
-}
-
-func publicPEM(pub ed25519.PublicKey) string {
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		panic(err) // an Ed25519 key always marshals
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-}
+func NewKeys() (signing, verify string, err error) { return edkey.New() }
 
 // NewTestKeys returns a new signer (tokens of ttl) and its PEM private and
 // public keys, for tests; it panics if the system has no randomness.

@@ -2,12 +2,11 @@ package events
 
 import (
 	"crypto/ed25519"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
-	"fmt"
 	"strings"
+
+	"github.com/shopfaas/shop/internal/edkey"
 )
 
 // SignatureHeader carries the outbox relay's signature of an event's body: an
@@ -36,17 +35,9 @@ type Signer struct {
 // ParseSigner reads a PEM "PRIVATE KEY" block (PKCS #8, as written by
 // `openssl genpkey -algorithm ed25519`) holding an Ed25519 key.
 func ParseSigner(pemText string) (*Signer, error) {
-	block, _ := pem.Decode([]byte(pemText))
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, errors.New("event signing key: want a PEM PRIVATE KEY block (openssl genpkey -algorithm ed25519)")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	priv, err := edkey.ParsePrivate("event signing key", pemText)
 	if err != nil {
-		return nil, fmt.Errorf("event signing key: %w", err)
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("event signing key: want an Ed25519 key, got %T", k)
+		return nil, err
 	}
 	return &Signer{key: priv}, nil
 }
@@ -59,11 +50,7 @@ func (s *Signer) Sign(body []byte) string {
 // Public returns the PEM "PUBLIC KEY" block of the signer's key, the content
 // of the consumers' event-verify-key secret.
 func (s *Signer) Public() (string, error) {
-	der, err := x509.MarshalPKIXPublicKey(s.key.Public())
-	if err != nil {
-		return "", err
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
+	return edkey.PublicPEM(s.key.Public().(ed25519.PublicKey)), nil
 }
 
 // Verifier checks event signatures against one or more Ed25519 public keys
@@ -75,31 +62,11 @@ type Verifier struct {
 // ParseVerifier reads one or more PEM "PUBLIC KEY" blocks (PKIX, as written
 // by `openssl pkey -pubout`) holding Ed25519 keys.
 func ParseVerifier(pemText string) (*Verifier, error) {
-	rest := []byte(pemText)
-	v := &Verifier{}
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "PUBLIC KEY" {
-			return nil, fmt.Errorf("event verify key: unexpected PEM block %q, want PUBLIC KEY", block.Type)
-		}
-		k, err := x509.ParsePKIXPublicKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("event verify key: %w", err)
-		}
-		pub, ok := k.(ed25519.PublicKey)
-		if !ok {
-			return nil, fmt.Errorf("event verify key: want an Ed25519 key, got %T", k)
-		}
-		v.keys = append(v.keys, pub)
+	keys, err := edkey.ParsePublic("event verify key", pemText)
+	if err != nil {
+		return nil, err
 	}
-	if len(v.keys) == 0 || strings.TrimSpace(string(rest)) != "" {
-		return nil, errors.New("event verify key: want one or more PEM PUBLIC KEY blocks")
-	}
-	return v, nil
+	return &Verifier{keys: keys}, nil
 }
 
 // Verify reports whether signature (a SignatureHeader value) is a signature
@@ -127,22 +94,7 @@ func (v *Verifier) Verify(body []byte, signature string) error {
 // NewKeys returns a new random key pair as PEM blocks: the relay's
 // event-signing-key (PRIVATE KEY) and the consumers' event-verify-key
 // (PUBLIC KEY). The local runtime writes them as development secrets.
-func NewKeys() (signing, verify string, err error) {
-	pub, priv, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		return "", "", err
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return "", "", err
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return "", "", err
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})), nil
-}
+func NewKeys() (signing, verify string, err error) { return edkey.New() }
 
 // NewTestKeys returns a new signer and a verifier of its signatures, for
 // tests; it panics if the system has no randomness.
