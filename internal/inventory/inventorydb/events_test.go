@@ -29,14 +29,7 @@ func TestCheckoutWritesOneStockEventPerLine(t *testing.T) {
 	ctx := context.Background()
 	for _, n := range []int{1, 3} {
 		t.Run(fmt.Sprintf("%d lines", n), func(t *testing.T) {
-			var lines []inventory.Line
-			for range n {
-				id := newID()
-				if _, err := s.SetOnHand(ctx, id, 10); err != nil {
-					t.Fatal(err)
-				}
-				lines = append(lines, inventory.Line{ProductID: id, Quantity: 2})
-			}
+			lines := stockedLines(t, s, n)
 			order := newID()
 			before := outboxCounts(t, pool)
 			if _, err := s.Reserve(ctx, holdReq(t, order, 0, lines...)); err != nil {

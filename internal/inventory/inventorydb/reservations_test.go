@@ -55,6 +55,21 @@ func holdReq(t *testing.T, orderID uuid.UUID, ttl int, lines ...inventory.Line) 
 
 func newID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
 
+// stockedLines returns n order lines of 2 units, each of a new product with
+// 10 on hand.
+func stockedLines(t *testing.T, s *inventorydb.Store, n int) []inventory.Line {
+	t.Helper()
+	lines := make([]inventory.Line, 0, n)
+	for range n {
+		id := newID()
+		if _, err := s.SetOnHand(context.Background(), id, 10); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, inventory.Line{ProductID: id, Quantity: 2})
+	}
+	return lines
+}
+
 func TestReserveNeverOversells(t *testing.T) {
 	s, ids := reservationStore(t, 10)
 	ctx := context.Background()

@@ -260,6 +260,27 @@ func scanOrder(row pgx.Row, extra ...any) (orders.Order, error) {
 
 const itemsQuery = `SELECT product_id, quantity, unit_amount FROM order_items WHERE order_id = $1 ORDER BY position`
 
+// readWithItems reads order id with query (orderColumns, then the columns
+// scanned into extra) and its lines in one batch: one round trip, one
+// snapshot. pgx.ErrNoRows when query finds no row.
+func (s *Store) readWithItems(ctx context.Context, query string, id uuid.UUID, extra ...any) (orders.Order, error) {
+	b := &pgx.Batch{}
+	b.Queue(query, id)
+	b.Queue(itemsQuery, id)
+	br := s.db.SendBatch(ctx, b)
+	o, err := scanOrder(br.QueryRow(), extra...)
+	if err == nil {
+		var rows pgx.Rows
+		if rows, err = br.Query(); err == nil {
+			o.Items, err = collectItems(rows, o.Total.Currency)
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return o, err
+}
+
 // collectItems reads an order's lines (itemsQuery) and closes rows.
 func collectItems(rows pgx.Rows, currency string) ([]orders.Line, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (orders.Line, error) {
@@ -289,20 +310,7 @@ func (s *Store) GetVisible(ctx context.Context, id uuid.UUID, who auth.Identity)
 // Visibility is the caller's business (orders.Order.VisibleTo). One round
 // trip: the order and its lines are read in one batch (one snapshot).
 func (s *Store) Get(ctx context.Context, id uuid.UUID) (orders.Order, error) {
-	b := &pgx.Batch{}
-	b.Queue(`SELECT `+orderColumns+` FROM orders o WHERE o.id = $1`, id)
-	b.Queue(itemsQuery, id)
-	br := s.db.SendBatch(ctx, b)
-	o, err := scanOrder(br.QueryRow())
-	if err == nil {
-		var rows pgx.Rows
-		if rows, err = br.Query(); err == nil {
-			o.Items, err = collectItems(rows, o.Total.Currency)
-		}
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
+	o, err := s.readWithItems(ctx, `SELECT `+orderColumns+` FROM orders o WHERE o.id = $1`, id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return orders.Order{}, errNotFound
 	}
@@ -403,21 +411,9 @@ func (s *Store) Timeline(ctx context.Context, orderID uuid.UUID) ([]orders.Step,
 func (s *Store) LoadSaga(ctx context.Context, orderID uuid.UUID) (Saga, error) {
 	var sg Saga
 	var token *string
-	b := &pgx.Batch{}
-	b.Queue(`SELECT `+orderColumns+`, s.payment_token, s.from_cart, s.compensation, s.attempts
-		FROM orders o JOIN order_sagas s ON s.order_id = o.id WHERE o.id = $1`, orderID)
-	b.Queue(itemsQuery, orderID)
-	br := s.db.SendBatch(ctx, b)
-	o, err := scanOrder(br.QueryRow(), &token, &sg.FromCart, &sg.Compensation, &sg.Attempts)
-	if err == nil {
-		var rows pgx.Rows
-		if rows, err = br.Query(); err == nil {
-			o.Items, err = collectItems(rows, o.Total.Currency)
-		}
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
+	o, err := s.readWithItems(ctx, `SELECT `+orderColumns+`, s.payment_token, s.from_cart, s.compensation, s.attempts
+		FROM orders o JOIN order_sagas s ON s.order_id = o.id WHERE o.id = $1`, orderID,
+		&token, &sg.FromCart, &sg.Compensation, &sg.Attempts)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sg, errNotFound
 	}
