@@ -20,7 +20,7 @@ import (
 	"sync"
 
 	"github.com/shopfaas/shop/internal/auth"
-	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/edkey"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/routes"
 )
@@ -308,8 +308,8 @@ var keyPairs = [][2]string{{"jwt-signing-key", "jwt-verify-key"}, {"event-signin
 // start (tokens signed with the old jwt-secret stop verifying; they lived 15
 // minutes) and leaves the unused jwt-secret file alone.
 func Development() map[string]string {
-	signing, verify := eventKeys()
-	jwtSigning, jwtVerify := tokenKeys()
+	signing, verify := keyPair()
+	jwtSigning, jwtVerify := keyPair()
 	out := map[string]string{
 		"basic-auth-user":     "admin",
 		"basic-auth-password": randomKey(24),
@@ -356,6 +356,7 @@ func (s *Store) CreateDevelopment() error {
 		return fmt.Errorf("secret %s: %w", auth.CallersSecret, err)
 	}
 	have := string(text)
+	listed := strings.Split(have, "\n")
 	var add []string
 	for _, caller := range routes.AllCallers() {
 		cred, err := os.ReadFile(s.path(auth.CredentialSecret(caller)))
@@ -366,7 +367,7 @@ func (s *Store) CreateDevelopment() error {
 		if err != nil {
 			return fmt.Errorf("secret %s: %w", auth.CredentialSecret(caller), err)
 		}
-		if !slices.Contains(strings.Split(have, "\n"), line) {
+		if !slices.Contains(listed, line) {
 			add = append(add, line)
 		}
 	}
@@ -382,26 +383,15 @@ func (s *Store) CreateDevelopment() error {
 	return nil
 }
 
-// eventKeys returns a new Ed25519 pair as the relay's PEM private key and the
-// consumers' PEM public key (both empty if the system has no randomness,
-// which the relay then reports at start-up).
-func eventKeys() (signing, verify string) {
-	signing, verify, err := events.NewKeys()
+// keyPair returns a new Ed25519 pair as PEM private and public keys (both
+// empty if the system has no randomness, which the function holding the
+// private key then reports at start-up).
+func keyPair() (private, public string) {
+	private, public, err := edkey.New()
 	if err != nil {
 		return "", ""
 	}
-	return signing, verify
-}
-
-// tokenKeys returns a new Ed25519 pair as login-user's PEM private key and
-// the verifiers' PEM public key (both empty if the system has no randomness,
-// which the functions then report at start-up).
-func tokenKeys() (signing, verify string) {
-	signing, verify, err := auth.NewKeys()
-	if err != nil {
-		return "", ""
-	}
-	return signing, verify
+	return private, public
 }
 
 // randomKey is n random bytes, base64-encoded.
