@@ -11,6 +11,7 @@
 package auth
 
 import (
+	"crypto/sha256"
 	"errors"
 	"net/http"
 	"strings"
@@ -60,28 +61,46 @@ var errToken = fault.E(fault.Unauthenticated, fault.CodeUnauthenticated, "missin
 
 // Verify checks signature (EdDSA only, by any of the verifier's keys), algorithm, issuer, audience and lifetime (exp and
 // iat required, exp − iat at most MaxLifetime), and returns the identity.
-// Every failure is fault.Unauthenticated.
+// Every failure is fault.Unauthenticated. A token accepted before is
+// answered from the verifier's cache until it expires (cache.go).
 func (v *Verifier) Verify(token string) (Identity, error) {
+	key := sha256.Sum256([]byte(token))
+	if id, ok := v.seen.get(key, v.now()); ok {
+		return id, nil
+	}
+	id, exp, err := v.verify(token)
+	if err != nil {
+		return Identity{}, err
+	}
+	v.seen.put(key, id, exp.Add(leeway))
+	return id, nil
+}
+
+// leeway is the clock skew Verify allows on exp, nbf and iat.
+const leeway = 5 * time.Second
+
+// verify is Verify without the cache: it also returns the token's exp.
+func (v *Verifier) verify(token string) (Identity, time.Time, error) {
 	var c claims
 	parsed, err := jwt.ParseWithClaims(token, &c, v.key,
 		jwt.WithValidMethods([]string{Algorithm}),
 		jwt.WithIssuer(Issuer), jwt.WithAudience(Audience),
 		jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(v.now), jwt.WithLeeway(5*time.Second))
+		jwt.WithTimeFunc(v.now), jwt.WithLeeway(leeway))
 	if err != nil || !parsed.Valid {
-		return Identity{}, fault.Wrap(err, fault.Unauthenticated, errToken.Code, errToken.Message)
+		return Identity{}, time.Time{}, fault.Wrap(err, fault.Unauthenticated, errToken.Code, errToken.Message)
 	}
 	if c.IssuedAt == nil || c.ExpiresAt.Sub(c.IssuedAt.Time) > MaxLifetime {
-		return Identity{}, fault.Wrap(errors.New("token lifetime missing or above the cap"), fault.Unauthenticated, errToken.Code, errToken.Message)
+		return Identity{}, time.Time{}, fault.Wrap(errors.New("token lifetime missing or above the cap"), fault.Unauthenticated, errToken.Code, errToken.Message)
 	}
 	id, err := uuid.Parse(c.Subject)
 	if err != nil {
-		return Identity{}, fault.Wrap(err, fault.Unauthenticated, errToken.Code, errToken.Message)
+		return Identity{}, time.Time{}, fault.Wrap(err, fault.Unauthenticated, errToken.Code, errToken.Message)
 	}
 	if c.Role != RoleCustomer && c.Role != RoleAdmin {
-		return Identity{}, fault.Wrap(errors.New("unknown role"), fault.Unauthenticated, errToken.Code, errToken.Message)
+		return Identity{}, time.Time{}, fault.Wrap(errors.New("unknown role"), fault.Unauthenticated, errToken.Code, errToken.Message)
 	}
-	return Identity{UserID: id, Role: c.Role}, nil
+	return Identity{UserID: id, Role: c.Role}, c.ExpiresAt.Time, nil
 }
 
 // FromRequest verifies the request's bearer token.

@@ -343,3 +343,94 @@ func TestPasswords(t *testing.T) {
 		})
 	}
 }
+
+// A token accepted once is answered from the verifier's cache: no second
+// Ed25519 verification (the allocations of a parse are gone), same identity.
+func TestVerifiedTokensAreRemembered(t *testing.T) {
+	now := time.Now()
+	sg, tk := newTokens(t, now)
+	user := uuid.Must(uuid.NewV7())
+	tok, err := sg.Issue(user, auth.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := tk.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again auth.Identity
+	allocs := testing.AllocsPerRun(100, func() { again, err = tk.Verify(tok) })
+	if err != nil || again != first || again.UserID != user || !again.IsAdmin() {
+		t.Fatalf("second Verify = %+v, %v; want %+v", again, err, first)
+	}
+	if allocs > 1 {
+		t.Errorf("a token verified before costs %.0f allocations: it was parsed and verified again", allocs)
+	}
+	// A different token of the same user is its own entry: verified, not confused.
+	other, err := sg.Issue(user, auth.RoleCustomer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := tk.Verify(other); err != nil || id.IsAdmin() {
+		t.Errorf("the user's customer token = %+v, %v", id, err)
+	}
+}
+
+// The cache answers what Verify answers at every time: a remembered token is
+// refused once exp plus the leeway has passed, exactly when a verifier that
+// never saw it refuses it.
+func TestRememberedTokensExpireWithTheClock(t *testing.T) {
+	start := time.Now().Truncate(time.Second)
+	var now time.Time
+	clock := func() time.Time { return now }
+	sg := signer.WithClock(func() time.Time { return start })
+	tok, err := sg.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.ParseVerifier(verifyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached := v.WithClock(clock)
+	now = start
+	if _, err := cached.Verify(tok); err != nil {
+		t.Fatal(err)
+	}
+	exp := start.Add(sg.TTL())
+	for _, at := range []time.Duration{-time.Second, 4 * time.Second, 4999 * time.Millisecond, 5 * time.Second, 6 * time.Second, time.Hour} {
+		now = exp.Add(at)
+		_, fresh := v.WithClock(clock).Verify(tok)
+		_, got := cached.Verify(tok)
+		if (fresh == nil) != (got == nil) {
+			t.Errorf("at exp%+v: a fresh verifier says %v, the one that remembers the token says %v", at, fresh, got)
+		}
+	}
+}
+
+// BenchmarkVerify: a token's first check (Ed25519) against a token seen
+// before (the cache): go test -run '^$' -bench Verify -benchmem ./internal/auth
+func BenchmarkVerify(b *testing.B) {
+	v, err := auth.ParseVerifier(verifyPEM)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, err := signer.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("first", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := v.WithClock(time.Now).Verify(tok); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("seen", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := v.Verify(tok); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

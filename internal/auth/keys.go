@@ -33,6 +33,8 @@ type Signer struct {
 type Verifier struct {
 	keys []ed25519.PublicKey
 	now  func() time.Time
+	// seen are the tokens accepted so far (cache.go).
+	seen *verified
 }
 
 // ParseSigner reads a PEM "PRIVATE KEY" block (PKCS #8, as written by
@@ -60,7 +62,7 @@ func ParseVerifier(pemText string) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Verifier{keys: keys, now: time.Now}, nil
+	return &Verifier{keys: keys, now: time.Now, seen: newVerified()}, nil
 }
 
 // WithClock returns a copy that reads time from now (tests).
@@ -95,7 +97,7 @@ func (s *Signer) Issue(userID uuid.UUID, role string) (string, error) {
 // Verifier returns a verifier of the signer's own tokens, with its clock
 // (login-user's tests and the test helpers).
 func (s *Signer) Verifier() *Verifier {
-	return &Verifier{keys: []ed25519.PublicKey{s.key.Public().(ed25519.PublicKey)}, now: s.now}
+	return &Verifier{keys: []ed25519.PublicKey{s.key.Public().(ed25519.PublicKey)}, now: s.now, seen: newVerified()}
 }
 
 // Public returns the PEM "PUBLIC KEY" block of the signer's key: the content
@@ -106,6 +108,7 @@ func (s *Signer) Public() string { return edkey.PublicPEM(s.key.Public().(ed2551
 func (v *Verifier) WithClock(now func() time.Time) *Verifier {
 	c := *v
 	c.now = now
+	c.seen = newVerified()
 	return &c
 }
 
