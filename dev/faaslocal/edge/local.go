@@ -74,7 +74,8 @@ func (t *localTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 	}
 	ctx, cancel := context.WithCancel(valuelessContext{out.Context()})
 	in, gzipped := serverRequest(out, ctx)
-	w := &localWriter{req: in, header: http.Header{}, ready: make(chan struct{}), cancel: cancel, gzipped: gzipped}
+	w := &localWriter{req: in, header: http.Header{}, ready: make(chan struct{}), cancel: cancel, gzipped: gzipped,
+		declared: -1}
 	go t.serve(w, in, out.Body)
 
 	var timeout <-chan time.Time
@@ -192,10 +193,11 @@ type localWriter struct {
 	cancel  context.CancelFunc
 	gzipped bool
 
-	status  int         // 0 until WriteHeader
-	snap    http.Header // the header at WriteHeader
-	buf     []byte
-	written int64
+	status   int         // 0 until WriteHeader
+	snap     http.Header // the header at WriteHeader; the response's once made
+	buf      []byte
+	written  int64
+	declared int64 // the answer's Content-Length, -1 when none
 
 	ready chan struct{} // closed when res or err is set
 	res   *http.Response
@@ -296,7 +298,7 @@ func (w *localWriter) answer(done bool, first []byte) {
 		}
 		if cl := h.Get("Content-Length"); cl != "" {
 			if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
-				res.ContentLength = n
+				res.ContentLength, w.declared = n, n
 			}
 		} else if done && (!head || w.written > 0) {
 			h["Content-Length"] = []string{strconv.FormatInt(w.written, 10)}
@@ -357,10 +359,8 @@ func (w *localWriter) finish(abort error) {
 	if pw == nil {
 		return
 	}
-	if abort == nil {
-		if n, err := strconv.ParseInt(w.snap.Get("Content-Length"), 10, 64); err == nil && w.written < n {
-			abort = io.ErrUnexpectedEOF // the server closes a connection whose answer fell short
-		}
+	if abort == nil && w.written < w.declared {
+		abort = io.ErrUnexpectedEOF // the server closes a connection whose answer fell short
 	}
 	_ = pw.CloseWithError(abort)
 }

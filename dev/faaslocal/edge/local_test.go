@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -125,6 +126,10 @@ func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case rest == "/short":
 		w.Header().Set("Content-Length", "100")
 		_, _ = io.WriteString(w, "short")
+	case rest == "/short-stream":
+		w.Header().Set("Content-Length", "100")
+		_, _ = io.WriteString(w, "short")
+		w.(http.Flusher).Flush()
 	case strings.HasPrefix(rest, "/slow"):
 		select {
 		case <-r.Context().Done():
@@ -185,6 +190,7 @@ var localCases = []localCase{
 	{name: "abort", method: "GET", path: "/abort"},
 	{name: "abort-after", method: "GET", path: "/abort-after"},
 	{name: "short", method: "GET", path: "/short"},
+	{name: "short-stream", method: "GET", path: "/short-stream"},
 	{name: "slow", method: "GET", path: "/slow"},
 	{name: "not-found", method: "GET", path: "/nothing"},
 }
@@ -305,4 +311,74 @@ func TestProxyReusesCopyBuffers(t *testing.T) {
 	if perRequest >= 32<<10 {
 		t.Errorf("%d bytes allocated per proxied request: the copy buffer is not reused", perRequest)
 	}
+}
+
+// BenchmarkEdgeHop is the CPU (whole process: client, edge, gateway
+// stand-in) of a warm read through the project's Kong file, with the edge
+// reaching the gateway over loopback TCP (tcp, as before, and as with a
+// remote gateway) or in process (in-process), against the same call made to
+// the gateway stand-in directly (gateway):
+//
+//	go test -run '^$' -bench EdgeHop -benchmem -benchtime 20000x ./dev/faaslocal/edge
+func BenchmarkEdgeHop(b *testing.B) {
+	gw := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"0b5e3c1a-8f0e-4a43-9a57-6f1f4f1d2b11","name":"Trail shoe","price_cents":8900,"stock":12}`)
+	})
+	gwSrv := httptest.NewServer(gw)
+	defer gwSrv.Close()
+	decl, err := Load("../../../gateway/kong.yml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	const path = "/api/v1/products/0b5e3c1a-8f0e-4a43-9a57-6f1f4f1d2b11"
+	upstreams := map[string]string{"gateway:8080": strings.TrimPrefix(gwSrv.URL, "http://")}
+	for _, target := range []struct {
+		name  string
+		local map[string]http.Handler
+	}{
+		{"gateway", nil},
+		{"tcp", nil},
+		{"in-process", map[string]http.Handler{"gateway:8080": gw}},
+	} {
+		b.Run(target.name, func(b *testing.B) {
+			url := gwSrv.URL + "/function/get-product" + path
+			if target.name != "gateway" {
+				e, err := New(decl, Options{Upstreams: upstreams, Local: target.local, Getenv: testEnv})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer e.Close()
+				srv := httptest.NewServer(e)
+				defer srv.Close()
+				url = srv.URL + path
+			}
+			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			call := func() {
+				res, err := c.Get(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				_ = res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					b.Fatalf("status %d", res.StatusCode)
+				}
+			}
+			call()
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			for b.Loop() {
+				call()
+			}
+			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
