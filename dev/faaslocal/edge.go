@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 
 	"github.com/shopfaas/shop/dev/faaslocal/edge"
@@ -15,6 +16,9 @@ import (
 // names Kong's (the opentelemetry plugin's resource_attributes).
 const edgeService = "kong"
 
+// gatewayHost is the gateway's host:port in the Kong file (its compose name).
+const gatewayHost = "gateway:8080"
+
 // startEdge serves the Kong file on EdgeAddr, in front of the gateway API.
 // With Config.OTLPEndpoint its opentelemetry plugin exports a server span per
 // request there, as Kong does.
@@ -24,6 +28,11 @@ func (rt *Runtime) startEdge(ctx context.Context) error {
 		return err
 	}
 	opts := edgeOptions(rt.cfg, rt.secrets, rt.gateway.addr())
+	// The gateway runs in this process: the edge hands it requests directly
+	// rather than over a loopback connection (Kong, in production, is a
+	// process of its own and proxies over HTTP, which is what the edge does
+	// without this).
+	opts.Local = map[string]http.Handler{gatewayHost: rt.gateway.inProcess()}
 	if rt.cfg.OTLPEndpoint != "" {
 		rt.edgeSpans, err = telemetry.NewProvider(ctx, edgeService, func(k string) string {
 			return TelemetryEnv(nil, rt.cfg.OTLPEndpoint)[k]
@@ -59,7 +68,7 @@ func edgeOptions(cfg Config, store *secrets.Store, gatewayAddr string) edge.Opti
 		redisAddr = v
 	}
 	return edge.Options{
-		Upstreams: map[string]string{"gateway:8080": gatewayAddr, "redis:6379": redisAddr},
+		Upstreams: map[string]string{gatewayHost: gatewayAddr, "redis:6379": redisAddr},
 		Log:       cfg.Log,
 		Getenv: func(name string) string {
 			if name == "SHOP_JWT_VERIFY_KEY" {

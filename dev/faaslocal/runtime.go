@@ -33,6 +33,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -314,8 +315,9 @@ func (rt *Runtime) ConnectorReplicas(name string) []supervisor.ReplicaInfo {
 
 // server is one HTTP listener of the runtime.
 type server struct {
-	ln  net.Listener
-	srv *http.Server
+	ln      net.Listener
+	srv     *http.Server
+	closing atomic.Bool // shutdown has begun
 }
 
 // Read timeouts of the gateway and the edge: a client has readHeaderTimeout
@@ -348,12 +350,26 @@ func serveWith(ln net.Listener, h http.Handler, log *slog.Logger, headerTimeout,
 
 func (s *server) addr() string { return s.ln.Addr().String() }
 
+// inProcess is the server's handler for a caller in this process (the
+// edge): the same handler, refusing a call once shutdown has begun, as the
+// closed listener would (http.ErrAbortHandler: the caller's transport
+// reports an error before any answer, which the edge answers with 502).
+func (s *server) inProcess() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.closing.Load() {
+			panic(http.ErrAbortHandler)
+		}
+		s.srv.Handler.ServeHTTP(w, r)
+	})
+}
+
 // shutdown stops accepting, gives requests in flight two seconds, then
 // closes what is left (followers of /system/logs never finish on their own).
 func (s *server) shutdown() error {
 	if s == nil {
 		return nil
 	}
+	s.closing.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	err := s.srv.Shutdown(ctx)

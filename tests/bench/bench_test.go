@@ -459,7 +459,9 @@ func (s *bench) getProductWarm(ctx context.Context) load.Result {
 }
 
 // getProductWarmGateway is the same through the gateway: the difference to
-// getProductWarm is the edge's own cost (JWT, correlation id, proxy hop).
+// getProductWarm is the edge's own cost (its plugins and reverse proxy; the
+// local edge hands the request to the gateway in process, with no second
+// loopback connection).
 func (s *bench) getProductWarmGateway(ctx context.Context) load.Result {
 	return s.run(ctx, "get-product warm (gateway)", "no edge hop", load.Success,
 		load.Config{Request: s.productURL(s.rt.GatewayURL + "/function/get-product/api/v1/products/")})

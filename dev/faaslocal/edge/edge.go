@@ -38,6 +38,14 @@ type Options struct {
 	// server span per request, as Kong does, and continue the trace from it;
 	// nil only propagates W3C trace context.
 	TracerProvider trace.TracerProvider
+	// Local serves a service host:port of the file (gateway:8080) by a
+	// handler of this process: the edge hands it the proxied request
+	// directly instead of over a loopback connection to a server of the
+	// same process (the local runtime's gateway API); see localTransport.
+	// An upgrade (websocket) request still goes over TCP to the Upstreams
+	// address. Without an entry, a service is proxied over HTTP, as Kong
+	// does.
+	Local map[string]http.Handler
 }
 
 func (o *Options) setDefaults() {
@@ -90,10 +98,13 @@ func New(decl *Declarative, opts Options) (*Edge, error) {
 	}))
 	for _, s := range decl.Services {
 		up, _ := url.Parse(s.URL) // validated by Parse
+		var transport http.RoundTripper = serviceTransport(s)
+		if h, ok := opts.Local[up.Host]; ok {
+			transport = &localTransport{handler: h, fallback: transport, headerTimeout: readTimeout(s), log: opts.Log}
+		}
 		if addr, ok := opts.Upstreams[up.Host]; ok {
 			up.Host = addr
 		}
-		transport := serviceTransport(s)
 		for _, r := range s.Routes {
 			mw, err := chain(decl.PluginsFor(s.Name, r.Name), known, scopeOf(s.Name+":"+r.Name, routeTemplate(r.Paths)))
 			if err != nil {

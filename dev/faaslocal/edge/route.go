@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -109,7 +110,8 @@ func joinPath(service, rest string) string {
 // proxyTo forwards to the route's upstream with Kong's X-Forwarded-* headers.
 func proxyTo(rt *route, transport http.RoundTripper, log *slog.Logger) http.Handler {
 	return &httputil.ReverseProxy{
-		Transport: transport,
+		Transport:  transport,
+		BufferPool: copyBuffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = rt.upstream.Scheme
 			pr.Out.URL.Host = rt.upstream.Host
@@ -130,22 +132,42 @@ func proxyTo(rt *route, transport http.RoundTripper, log *slog.Logger) http.Hand
 	}
 }
 
+// copyBuffers are the buffers the proxy copies answers through: without a
+// pool, httputil.ReverseProxy allocates 32 KiB for every request.
+var copyBuffers httputil.BufferPool = &bufferPool{}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+
 // serviceTransport honours the service's Kong timeouts (milliseconds;
 // Kong's default is 60000 each): connect_timeout bounds the dial,
 // read_timeout the wait for the response headers. write_timeout has no
 // separate knob in net/http; the request body is already buffered by
 // request-size-limiting.
 func serviceTransport(s Service) *http.Transport {
-	ms := func(v *int) time.Duration {
-		if v == nil || *v <= 0 {
-			return 60 * time.Second
-		}
-		return time.Duration(*v) * time.Millisecond
-	}
 	return &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: ms(s.ConnectTimeout), KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           (&net.Dialer{Timeout: kongTimeout(s.ConnectTimeout), KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       30 * time.Second,
-		ResponseHeaderTimeout: ms(s.ReadTimeout),
+		ResponseHeaderTimeout: readTimeout(s),
 	}
+}
+
+// readTimeout is the service's read_timeout: the wait for the answer's headers.
+func readTimeout(s Service) time.Duration { return kongTimeout(s.ReadTimeout) }
+
+// kongTimeout is a Kong timeout in milliseconds, 60 s when unset.
+func kongTimeout(v *int) time.Duration {
+	if v == nil || *v <= 0 {
+		return 60 * time.Second
+	}
+	return time.Duration(*v) * time.Millisecond
 }

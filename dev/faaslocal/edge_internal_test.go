@@ -1,0 +1,65 @@
+package faaslocal
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/shopfaas/shop/dev/faaslocal/edge"
+)
+
+// TestEdgeReachesTheGatewayInProcessUntilItStops: the runtime's edge hands
+// requests to the gateway's handler in process (the gateway sees no
+// connection of its own: RemoteAddr is the in-process one), and once the
+// gateway has begun to shut down the edge answers 502, as it did when the
+// gateway's listener refused the connection.
+func TestEdgeReachesTheGatewayInProcessUntilItStops(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := make(chan string, 1)
+	gw := serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		remote <- r.RemoteAddr
+		_, _ = io.WriteString(w, "gateway "+r.URL.Path)
+	}), slog.New(slog.DiscardHandler))
+	decl, err := edge.Parse([]byte(`
+_format_version: "3.0"
+services:
+  - name: fn
+    url: http://gateway:8080/function/fn
+    routes:
+      - {name: fn, paths: [/api], strip_path: false}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := edge.Options{Upstreams: map[string]string{gatewayHost: gw.addr()}, Log: slog.New(slog.DiscardHandler),
+		Local: map[string]http.Handler{gatewayHost: gw.inProcess()}}
+	e, err := edge.New(decl, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	get := func() (int, string) {
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/x", nil))
+		return w.Code, w.Body.String()
+	}
+	if code, body := get(); code != http.StatusOK || body != "gateway /function/fn/api/x" {
+		t.Fatalf("before shutdown: %d %q", code, body)
+	}
+	if addr := <-remote; !strings.HasSuffix(addr, ":0") {
+		t.Errorf("the gateway saw RemoteAddr %q: the request came over a connection, not in process", addr)
+	}
+	if err := gw.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(); code != http.StatusBadGateway || !strings.Contains(body, "bad_gateway") {
+		t.Errorf("after shutdown: %d %q, want the edge's 502", code, body)
+	}
+}
