@@ -33,7 +33,7 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(d.Checkout, d.Tokens, log), nil
+	return New(d.Saga, d.Tokens, log), nil
 }
 
 // Placer runs checkouts (saga.Saga).

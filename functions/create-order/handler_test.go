@@ -3,12 +3,15 @@ package function
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/cart/cartredis"
@@ -29,6 +33,7 @@ import (
 	"github.com/shopfaas/shop/internal/orders/saga"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/ratelimit"
 )
 
 type fixture struct {
@@ -42,8 +47,9 @@ type fixture struct {
 }
 
 // setup wires the real saga over a fresh orders database, the internal
-// contracts over HTTP, the catalog fake and real Redis carts.
-func setup(t *testing.T) *fixture {
+// contracts over HTTP, the catalog fake and real Redis carts; mod, when given,
+// changes the saga's configuration first.
+func setup(t *testing.T, mod ...func(*saga.Config)) *fixture {
 	t.Helper()
 	pool := pgtest.Open(t, ordersdb.Migrations())
 	carts, _, _ := cartredistest.New(t, time.Hour)
@@ -55,8 +61,12 @@ func setup(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sg, err := saga.New(saga.Config{Store: ordersdb.New(pool), Stock: gw, Payments: gw, Catalog: cat.Client(t),
-		Cart: carts, Timeout: 10 * time.Second, RecoverAfter: time.Minute})
+	cfg := saga.Config{Store: ordersdb.New(pool), Stock: gw, Payments: gw, Catalog: cat.Client(t),
+		Cart: carts, Timeout: 10 * time.Second, RecoverAfter: time.Minute}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	sg, err := saga.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,4 +352,61 @@ func mustRead(t *testing.T, fsys fs.FS, name string) *fstest.MapFile {
 		t.Fatal(err)
 	}
 	return &fstest.MapFile{Data: b}
+}
+
+// TestCheckoutLimitIsPerVerifiedSubject: the limit counts the token's
+// subject, so however a client writes its Authorization header (finding 2 of
+// issue 12 got one bucket per spelling at the edge) one customer has one
+// budget, and another customer has their own. A refused checkout writes
+// nothing, and the limit is answered before anything else, even for a request
+// that is invalid too (as when the limit ran before the saga).
+func TestCheckoutLimitIsPerVerifiedSubject(t *testing.T) {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	prefix := "test:" + hex.EncodeToString(b) + ":checkout:"
+	rdb := redis.NewClient(&redis.Options{Addr: cartredistest.Addr()})
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
+		}
+		rdb.Close()
+	})
+	limit, err := ratelimit.New(rdb, ratelimit.Config{Prefix: prefix, Limit: 3, Window: time.Hour}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := setup(t, func(c *saga.Config) { c.Limit = limit })
+	alice, bob := orderstest.NewUser(t, f.tokens, auth.RoleCustomer), orderstest.NewUser(t, f.tokens, auth.RoleCustomer)
+	post := func(header, body string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, "/api/v1/orders", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Authorization", header)
+		rec := httptest.NewRecorder()
+		f.h.ServeHTTP(rec, r)
+		return rec
+	}
+	var codes []int
+	for _, header := range []string{"Bearer " + alice.Token, "bearer " + alice.Token, "BEARER  " + alice.Token,
+		"Bearer " + alice.Token + " ", "bEaReR " + alice.Token} {
+		rec := post(header, f.body(1, "tok_visa"))
+		codes = append(codes, rec.Code)
+		if rec.Code == http.StatusTooManyRequests && rec.Header().Get("Retry-After") == "" {
+			t.Error("429 without Retry-After")
+		}
+	}
+	if want := []int{201, 201, 201, 429, 429}; !slices.Equal(codes, want) {
+		t.Errorf("answers %v, want %v", codes, want)
+	}
+	if rec := post("Bearer "+alice.Token, f.body(0, "tok_visa")); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("an invalid request past the limit: %d %s, want 429", rec.Code, rec.Body)
+	}
+	var n int
+	if err := f.pool.QueryRow(context.Background(), `SELECT count(*) FROM orders WHERE user_id = $1`, alice.UserID).Scan(&n); err != nil || n != 3 {
+		t.Errorf("%d orders of the limited customer (%v), want 3", n, err)
+	}
+	if rec := post("Bearer "+bob.Token, f.body(1, "tok_visa")); rec.Code != http.StatusCreated {
+		t.Errorf("another customer is limited by the first one's checkouts: %d %s", rec.Code, rec.Body)
+	}
 }

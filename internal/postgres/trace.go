@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
@@ -18,7 +19,8 @@ import (
 // (v1.37): span "<OPERATION> <database>", db.system.name postgresql,
 // db.operation.name, db.namespace, db.query.text with the SQL text (never
 // the arguments, which hold user data), server.address and server.port.
-// When the process exports no spans (telemetry.Exporting), queries make none.
+// A batch is one span too (TraceBatchStart). When the process exports no
+// spans (telemetry.Exporting), queries and batches make none.
 type queryTracer struct{ tracer trace.Tracer }
 
 func newQueryTracer() pgx.QueryTracer {
@@ -55,6 +57,49 @@ func (t queryTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.Tr
 	if data.Err != nil {
 		span.RecordError(data.Err)
 		span.SetStatus(codes.Error, "query failed")
+	}
+	span.End()
+}
+
+// TraceBatchStart makes a batch sent within a trace one client span of it:
+// "BATCH <database>", db.operation.name BATCH, db.operation.batch.size, and
+// db.query.text with every statement's SQL text, in order, separated by "; "
+// (never the arguments). A batch is one round trip, like a query.
+func (t queryTracer) TraceBatchStart(ctx context.Context, conn *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
+	if !trace.SpanContextFromContext(ctx).IsValid() || !telemetry.Exporting() || data.Batch == nil {
+		return ctx // as for queries
+	}
+	texts := make([]string, len(data.Batch.QueuedQueries))
+	for i, q := range data.Batch.QueuedQueries {
+		texts[i] = strings.TrimSpace(q.SQL)
+	}
+	cfg := conn.Config()
+	attrs := []attribute.KeyValue{semconv.DBSystemNamePostgreSQL, semconv.DBOperationName("BATCH"), semconv.DBNamespace(cfg.Database),
+		semconv.DBQueryText(strings.Join(texts, "; ")), semconv.ServerAddress(cfg.Host), semconv.ServerPort(int(cfg.Port))}
+	if len(texts) > 1 {
+		attrs = append(attrs, semconv.DBOperationBatchSize(len(texts)))
+	}
+	ctx = context.WithValue(ctx, tracedQuery{}, true)
+	ctx, _ = t.tracer.Start(ctx, "BATCH "+cfg.Database, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	return ctx
+}
+
+// TraceBatchQuery records the error of a statement of a traced batch.
+func (t queryTracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchQueryData) {
+	if ctx.Value(tracedQuery{}) != nil && data.Err != nil {
+		trace.SpanFromContext(ctx).RecordError(data.Err)
+	}
+}
+
+// TraceBatchEnd ends a traced batch's span.
+func (t queryTracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchEndData) {
+	if ctx.Value(tracedQuery{}) == nil {
+		return
+	}
+	span := trace.SpanFromContext(ctx)
+	if data.Err != nil {
+		span.RecordError(data.Err)
+		span.SetStatus(codes.Error, "batch failed")
 	}
 	span.End()
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -56,6 +57,35 @@ func TestQueriesAreTraced(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no SELECT <database> span under the request among %d spans", len(rec.Ended()))
+	}
+	// A batch is one round trip and one span, with every statement's text.
+	ctx, parent = otel.Tracer("test").Start(context.Background(), "request")
+	b := &pgx.Batch{}
+	b.Queue(`SELECT length($1::text)`, "user-secret")
+	b.Queue(`SELECT 2`)
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	parent.End()
+	var batches int
+	for _, s := range rec.Ended() {
+		if !strings.HasPrefix(s.Name(), "BATCH ") || s.Parent().SpanID() != parent.SpanContext().SpanID() {
+			continue
+		}
+		batches++
+		attrs := map[string]string{}
+		for _, a := range s.Attributes() {
+			attrs[string(a.Key)] = fmt.Sprint(a.Value.AsInterface())
+		}
+		for k, v := range map[string]string{"db.operation.name": "BATCH", "db.operation.batch.size": "2",
+			"db.namespace": strings.TrimPrefix(s.Name(), "BATCH "), "db.query.text": `SELECT length($1::text); SELECT 2`} {
+			if attrs[k] != v || v == "" {
+				t.Errorf("batch span: %s = %q, want %q", k, attrs[k], v)
+			}
+		}
+	}
+	if batches != 1 {
+		t.Errorf("%d BATCH <database> spans under the request, want 1", batches)
 	}
 	// Background queries (no request, no trace) make no root spans.
 	before := len(rec.Ended())

@@ -442,21 +442,27 @@ func (s *Store) LoadSaga(ctx context.Context, orderID uuid.UUID) (Saga, error) {
 //     any) is settled with: the order as it is now and Change.Detail.
 //
 // notes, the timeline entries of what happened before the decision (see
-// Note), are written first, whatever it decides. All writes go in one round
-// trip. A decision that changes nothing (Change.None) writes nothing else and
-// returns the order as it is. decide's error is returned as is and nothing is written.
-// fault.NotFound when the order does not exist; fault.Unavailable when the
-// database fails.
+// Note), are written first, whatever it decides. Two round trips: BEGIN with
+// the locked order and its lines, then the writes with COMMIT (a statement
+// that fails makes PostgreSQL skip the rest of its batch, COMMIT included,
+// and the transaction is rolled back). A decision that changes nothing
+// (Change.None) writes nothing else and returns the order as it is. decide's
+// error is returned as is and nothing is written. fault.NotFound when the
+// order does not exist; fault.Unavailable when the database fails.
 func (s *Store) Update(ctx context.Context, orderID uuid.UUID, decide func(*orders.Order) (orders.Change, error), notes ...Note) (orders.Order, error) {
-	// BEGIN, the locked order and its lines in one round trip (pgx
-	// Batch.BeginTx); then the writes in one, then COMMIT.
+	// Update ends its transaction itself, by the COMMIT in its last batch:
+	// pgx's Tx would spend a round trip of its own on COMMIT.
+	conn, err := s.db.Acquire(ctx)
+	if err != nil {
+		return orders.Order{}, unavailable(err)
+	}
+	defer conn.Release()
+	defer rollbackOpen(ctx, conn)
 	read := &pgx.Batch{}
-	read.BeginTx(pgx.TxOptions{})
+	read.Queue(`BEGIN`)
 	read.Queue(`SELECT `+orderColumns+` FROM orders o WHERE o.id = $1 FOR UPDATE`, orderID)
 	read.Queue(itemsQuery, orderID)
-	br := s.db.SendBatch(ctx, read)
-	tx := br.Tx()
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // a no-op once committed
+	br := conn.SendBatch(ctx, read)
 	o, err := readLocked(br)
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = unavailable(cerr)
@@ -476,15 +482,31 @@ func (s *Store) Update(ctx context.Context, orderID uuid.UUID, decide func(*orde
 			return orders.Order{}, err
 		}
 	}
-	if b.Len() > 0 {
-		if err := send(ctx, tx, b); err != nil {
-			return orders.Order{}, err
-		}
+	// A context cancelled while this batch runs closes the connection, which
+	// rolls the transaction back unless its COMMIT already ran: never half of it.
+	b.Queue(`COMMIT`)
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return orders.Order{}, unavailable(err)
 	}
-	if err := tx.Commit(context.WithoutCancel(ctx)); err != nil {
-		return orders.Order{}, unavailable(fmt.Errorf("commit: %w", err))
+	if st := conn.Conn().PgConn().TxStatus(); st != 'I' { // cannot happen: COMMIT ran, or an error was returned
+		return orders.Order{}, unavailable(fmt.Errorf("transaction status %q after COMMIT", st))
 	}
 	return o, nil
+}
+
+// rollbackOpen rolls back the transaction conn is still in — an Update that
+// failed before its COMMIT ran — on a context the caller cannot cancel. A
+// connection that cannot roll back is closed, which ends the transaction too
+// (and the pool never reuses a connection left in a transaction).
+func rollbackOpen(ctx context.Context, conn *pgxpool.Conn) {
+	c := conn.Conn()
+	if c.IsClosed() || c.PgConn().TxStatus() == 'I' {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	if _, err := c.Exec(ctx, `ROLLBACK`); err != nil {
+		_ = c.Close(ctx)
+	}
 }
 
 // readLocked reads the results of Update's first batch: BEGIN, the order

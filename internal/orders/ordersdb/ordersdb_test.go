@@ -237,3 +237,52 @@ func TestListAndLoadSagaRoundTrips(t *testing.T) {
 		t.Errorf("LoadSaga: %d round trips, want 1", c.Trips)
 	}
 }
+
+// Update sends its writes and COMMIT in one batch. When a statement of that
+// batch fails, PostgreSQL skips the rest, COMMIT included: Update reports the
+// failure (fault.Unavailable), nothing of the batch is written — not the notes
+// before the failing statement either — no session stays in a transaction,
+// and the connection is rolled back and reused rather than thrown away.
+func TestUpdateWhoseWritesFailWritesNothing(t *testing.T) {
+	pool := pgtest.Open(t, ordersdb.Migrations())
+	ctx := context.Background()
+	o := orderstest.Seed(t, ordersdb.New(pool), uuid.New(), orders.Pending)
+	// The outbox row comes after the note, the order's and the saga's
+	// updates and the confirmation's own note in Update's batch.
+	if _, err := pool.Exec(ctx, `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+		$$BEGIN RAISE EXCEPTION 'refused by the test'; END$$;
+		CREATE TRIGGER refuse BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION refuse()`); err != nil {
+		t.Fatal(err)
+	}
+	counted, _ := pgtest.Counted(t, pool)
+	store := ordersdb.New(counted)
+	conns := counted.Stat().NewConnsCount()
+	confirm := func(o *orders.Order) (orders.Change, error) { return o.Confirm(time.Now()) }
+	note := ordersdb.Note{Step: orders.StepCommit, Outcome: orders.StepOK}
+
+	if _, err := store.Update(ctx, o.ID, confirm, note); fault.KindOf(err) != fault.Unavailable {
+		t.Fatalf("update whose outbox insert fails: %v, want unavailable", err)
+	}
+	var status string
+	var events, outboxRows, inTx int
+	if err := pool.QueryRow(ctx, `SELECT o.status, (SELECT count(*) FROM order_events e WHERE e.order_id = o.id),
+		(SELECT count(*) FROM outbox),
+		(SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%')
+		FROM orders o WHERE o.id = $1`, o.ID).Scan(&status, &events, &outboxRows, &inTx); err != nil {
+		t.Fatal(err)
+	}
+	if status != string(orders.Pending) || events != 1 || outboxRows != 0 || inTx != 0 {
+		t.Fatalf("after the failed update: status %s, %d timeline entries (want 1: order.created), %d outbox rows, %d sessions in a transaction",
+			status, events, outboxRows, inTx)
+	}
+	if _, err := pool.Exec(ctx, `DROP TRIGGER refuse ON outbox`); err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.Update(ctx, o.ID, confirm, note)
+	if err != nil || got.Status != orders.Confirmed {
+		t.Fatalf("update after the trigger is gone: %+v %v", got, err)
+	}
+	if n := counted.Stat().NewConnsCount() - conns; n != 0 {
+		t.Errorf("%d new connections: the failed update's connection was closed instead of rolled back", n)
+	}
+}

@@ -16,7 +16,6 @@ import (
 	"github.com/shopfaas/shop/internal/catalogclient"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/gatewayurl"
-	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersdb"
 	"github.com/shopfaas/shop/internal/orders/ordersgw"
 	"github.com/shopfaas/shop/internal/orders/saga"
@@ -46,33 +45,10 @@ type Deps struct {
 	// Internal verifies internal callers (secret internal-callers); set
 	// only with Needs.Internal.
 	Internal *auth.InternalVerifier
-	// Saga drives checkouts; set only with Needs.Saga.
-	Saga *saga.Saga
-	// Checkout is Saga behind the per-customer limit on checkouts
+	// Saga drives checkouts, behind the per-customer limit on checkouts
 	// (ORDER_RATE_LIMIT per minute and verified subject, default 30); set
-	// only when the saga was asked for.
-	Checkout *LimitedPlacer
-}
-
-// LimitedPlacer runs a checkout only while the caller's subject is within the
-// limit: the edge cannot key a limit on the verified subject (see
-// internal/ratelimit), so create-order does.
-type LimitedPlacer struct {
-	// Next runs the checkouts (the saga).
-	Next interface {
-		Place(ctx context.Context, who auth.Identity, req orders.PlaceRequest, key string) (orders.Checkout, error)
-	}
-	// Limit counts checkouts per subject.
-	Limit *ratelimit.Limiter
-}
-
-// Place counts the checkout against who's subject, then runs it; past the
-// limit it is fault.RateLimited (429 with Retry-After) and nothing is written.
-func (p *LimitedPlacer) Place(ctx context.Context, who auth.Identity, req orders.PlaceRequest, key string) (orders.Checkout, error) {
-	if err := p.Limit.Allow(ctx, who.UserID.String()); err != nil {
-		return orders.Checkout{}, err
-	}
-	return p.Next.Place(ctx, who, req, key)
+	// only with Needs.Saga.
+	Saga *saga.Saga
 }
 
 // Load reads the configuration from c (every problem reported at once) and
@@ -139,18 +115,19 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		return nil, err
 	}
 	rdb := cartredis.NewClient(cartCfg)
-	sg, err := saga.New(saga.Config{Store: env.Store, Stock: gw, Payments: gw, Catalog: catalog,
-		Cart: cartredis.New(rdb, cartCfg), Log: log, Timeout: timeout, RecoverAfter: recoverAfter})
-	if err != nil {
-		pool.Close()
-		return nil, err
-	}
+	// The edge cannot key a limit on the verified subject (see
+	// internal/ratelimit), so the saga does.
 	limit, err := ratelimit.New(rdb, ratelimit.Config{Prefix: "shop:ratelimit:create-order:", Limit: int64(orderLimit)}, log)
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
+	sg, err := saga.New(saga.Config{Store: env.Store, Stock: gw, Payments: gw, Catalog: catalog,
+		Cart: cartredis.New(rdb, cartCfg), Limit: limit, Log: log, Timeout: timeout, RecoverAfter: recoverAfter})
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
 	env.Saga = sg
-	env.Checkout = &LimitedPlacer{Next: sg, Limit: limit}
 	return env, nil
 }

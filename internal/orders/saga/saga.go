@@ -24,10 +24,12 @@
 package saga
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -74,6 +76,12 @@ type Cart interface {
 	Clear(ctx context.Context, user uuid.UUID) error
 }
 
+// Limiter counts requests per key (ratelimit.Limiter): Allow returns the
+// refusal to answer (fault.RateLimited) once key is past its limit.
+type Limiter interface {
+	Allow(ctx context.Context, key string) error
+}
+
 // Config configures a Saga.
 type Config struct {
 	// Store is the orders database. Required.
@@ -85,6 +93,10 @@ type Config struct {
 	// Cart orders the caller's cart when a request has no items; nil refuses
 	// such requests with 422.
 	Cart Cart
+	// Limit counts every checkout against the caller's verified subject
+	// (ratelimit.Limiter); past it Place answers its refusal and writes
+	// nothing. Nil: no limit.
+	Limit Limiter
 	// Log receives step failures. Default slog.Default().
 	Log *slog.Logger
 	// Timeout is the deadline of one saga run, detached from the client
@@ -148,49 +160,38 @@ func New(cfg Config) (*Saga, error) {
 func (s *Saga) lease() time.Duration { return s.cfg.Timeout + 10*time.Second }
 
 // Place runs a checkout for the caller. Problems found before an order exists
-// (validation 422, unknown product 422, an empty cart 422, idempotency
-// conflicts 409, the catalog down 503) are returned as errors, and so is an
-// orders database that fails right after the order was written (the order
-// stays pending: recover-orders finishes it). Otherwise the result is the
-// checkout: the order confirmed, failed for a reason (orders.Outcome), or
-// still pending when a service stayed unavailable. With a key, the same
-// request gets the same checkout (Replayed): the key is written with the
-// pending order, in its transaction, and settled in the same transaction as
-// the order's final status.
+// (the caller's limit 429, validation 422, unknown product 422, an empty cart
+// 422, idempotency conflicts 409, the catalog down 503) are returned as
+// errors, and so is an orders database that fails right after the order was
+// written (the order stays pending: recover-orders finishes it). Otherwise the
+// result is the checkout: the order confirmed, failed for a reason
+// (orders.Outcome), or still pending when a service stayed unavailable. With a
+// key, the same request gets the same checkout (Replayed): the key is written
+// with the pending order, in its transaction, and settled in the same
+// transaction as the order's final status.
 //
-// A key is read before anything is priced (ordersdb.Store.CheckKey: one read,
-// no commit), so a replay, a reused key or one still running costs no
-// get-product call and does not depend on the catalog or the cart. When two
-// requests with a free key race, the unique index lets one write its order;
-// the other's write (ordersdb.Store.Create) finds the key taken, writes
-// nothing, and reads the key again: it replays the winner's checkout or,
-// after KeyWait, answers request_in_progress.
+// Before anything is written, the caller's limit is counted, the key read
+// (ordersdb.Store.CheckKey: one read, no commit) and the request priced, all
+// at once (see admit); a replay, a reused key or one still running is answered
+// from the key, whatever pricing found, so it does not depend on the catalog
+// or the cart. When two requests with a free key race, the unique index lets
+// one write its order; the other's write (ordersdb.Store.Create) finds the key
+// taken, writes nothing, and reads the key again: it replays the winner's
+// checkout or, after KeyWait, answers request_in_progress.
 func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceRequest, key string) (orders.Checkout, error) {
-	if err := req.Validate(); err != nil {
-		return orders.Checkout{}, err
-	}
-	var hash string
 	deadline := time.Now().Add(s.cfg.KeyWait)
-	if key != "" {
-		if err := orders.ValidKey(key); err != nil {
-			return orders.Checkout{}, err
-		}
-		hash = req.Hash()
-		settled, err := s.db.CheckKey(ctx, who.UserID, key, hash, s.cfg.KeyWait)
-		if err != nil || settled != nil {
-			return checkout(settled), err
-		}
-	}
-	// From here on the client may hang up: nothing of the checkout depends on it.
+	// Pricing and the saga run on a context detached from the client's, so a
+	// client that hangs up never leaves half a checkout.
 	reqCtx := ctx
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
 	defer cancel()
-	sg, err := s.price(ctx, who.UserID, req)
-	if err != nil {
-		return orders.Checkout{}, err
+	a, err := s.admit(reqCtx, ctx, who, req, key)
+	if err != nil || a.settled != nil {
+		return checkout(a.settled), err
 	}
+	sg := a.saga
 	for {
-		err := s.db.Create(ctx, sg.Order, sg.PaymentToken, sg.FromCart, key, hash, s.lease())
+		err := s.db.Create(ctx, sg.Order, sg.PaymentToken, sg.FromCart, key, a.hash, s.lease())
 		if !errors.Is(err, ordersdb.ErrKeyTaken) {
 			if err != nil {
 				return orders.Checkout{}, err
@@ -198,7 +199,7 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 			return s.drive(ctx, sg.Order.ID, &sg)
 		}
 		// Another request holds the key: replay it, refuse, or wait for it.
-		settled, err := s.db.CheckKey(reqCtx, who.UserID, key, hash, max(time.Until(deadline), 0))
+		settled, err := s.db.CheckKey(reqCtx, who.UserID, key, a.hash, max(time.Until(deadline), 0))
 		if err != nil || settled != nil {
 			return checkout(settled), err
 		}
@@ -206,6 +207,96 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 			return orders.Checkout{}, ordersdb.ErrKeyInProgress
 		}
 		// Free again (the holder's key expired or was purged): try once more.
+	}
+}
+
+// admission is what admit found: either a settled checkout to replay, or the
+// priced order to write.
+type admission struct {
+	hash    string           // the request's hash (with a key)
+	settled *orders.Checkout // the key's settled checkout, to replay
+	saga    ordersdb.Saga    // the priced pending order, not written yet
+}
+
+// admit decides whether a request may write an order, and prices it. Its
+// three reads wait on three other servers — the caller's limit (Redis), the
+// key (the orders database) and the prices (get-product through the gateway,
+// every line at once) — so they run concurrently, and the answer is the one
+// they give in that order: a refused limit first (even for an invalid
+// request, which is counted), then the key's (a settled checkout to replay, a
+// reused key, one still in progress), then pricing's. Nothing is written but
+// the limit's count.
+//
+// When the limit or the key decides the answer, pricing is cancelled (so a
+// refused or replayed request may have started get-product calls, at most
+// maxPricing); the limit and the key's first read are never cancelled (a
+// cancelled query costs its connection), and they are answered in one round
+// trip each. admit returns once every read has stopped. The limit and the key
+// are read on reqCtx, the client's; pricing on run, the saga's.
+func (s *Saga) admit(reqCtx, run context.Context, who auth.Identity, req orders.PlaceRequest, key string) (admission, error) {
+	var a admission
+	limited := async(func() (struct{}, error) {
+		if s.cfg.Limit == nil {
+			return struct{}{}, nil
+		}
+		return struct{}{}, s.cfg.Limit.Allow(reqCtx, who.UserID.String())
+	})
+	if err := req.Validate(); err != nil {
+		_, lerr := limited()
+		return a, cmp.Or(lerr, err)
+	}
+	if key != "" {
+		if err := orders.ValidKey(key); err != nil {
+			_, lerr := limited()
+			return a, cmp.Or(lerr, err)
+		}
+		a.hash = req.Hash()
+	}
+	hash := a.hash
+	checked := async(func() (*orders.Checkout, error) {
+		if key == "" {
+			return nil, nil
+		}
+		return s.db.CheckKey(reqCtx, who.UserID, key, hash, 0) // one read: waiting comes below
+	})
+	run, stopPricing := context.WithCancel(run)
+	priced := async(func() (ordersdb.Saga, error) { return s.price(run, who.UserID, req) })
+	defer func() {
+		stopPricing() // a no-op once priced
+		limited()
+		checked()
+		priced()
+	}()
+	if _, err := limited(); err != nil {
+		return a, err
+	}
+	var err error
+	a.settled, err = checked()
+	if errors.Is(err, ordersdb.ErrKeyInProgress) {
+		// A request with the key is running: wait for its checkout up to
+		// KeyWait, while pricing goes on.
+		a.settled, err = s.db.CheckKey(reqCtx, who.UserID, key, a.hash, s.cfg.KeyWait)
+	}
+	if err != nil || a.settled != nil {
+		return a, err
+	}
+	a.saga, err = priced()
+	return a, err
+}
+
+// async runs f in a goroutine of its own; the function it returns waits for
+// f's result, and may be called any number of times.
+func async[T any](f func() (T, error)) func() (T, error) {
+	var v T
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		v, err = f()
+	}()
+	return func() (T, error) {
+		<-done
+		return v, err
 	}
 }
 
@@ -240,16 +331,9 @@ func (s *Saga) price(ctx context.Context, userID uuid.UUID, req orders.PlaceRequ
 	if err := orders.ValidateItems(items); err != nil {
 		return ordersdb.Saga{}, err
 	}
-	prices := make(map[uuid.UUID]orders.Money, len(items))
-	for _, it := range items {
-		p, err := s.cfg.Catalog.GetProduct(ctx, it.ProductID)
-		if fault.KindOf(err) == fault.NotFound {
-			return ordersdb.Saga{}, fault.Wrap(err, fault.Invalid, fault.CodeUnknownProduct, "unknown product "+it.ProductID.String())
-		}
-		if err != nil {
-			return ordersdb.Saga{}, err
-		}
-		prices[it.ProductID] = orders.Money{Amount: p.Price.Amount, Currency: p.Price.Currency}
+	prices, err := s.prices(ctx, items)
+	if err != nil {
+		return ordersdb.Saga{}, err
 	}
 	lines, total, err := orders.Price(items, prices)
 	if err != nil {
@@ -260,6 +344,39 @@ func (s *Saga) price(ctx context.Context, userID uuid.UUID, req orders.PlaceRequ
 		return ordersdb.Saga{}, err
 	}
 	return ordersdb.Saga{Order: o, PaymentToken: req.Payment.Token, FromCart: fromCart}, nil
+}
+
+// maxPricing bounds the get-product calls one checkout has in flight.
+const maxPricing = 8
+
+// prices asks the catalog for the price of every product of items, up to
+// maxPricing at once (each is a get-product call through the gateway), and
+// answers as if it had asked line by line: the refusal of the first line, in
+// the order of items, that was refused (an unknown product is
+// unknown_product).
+func (s *Saga) prices(ctx context.Context, items []orders.ItemRequest) (map[uuid.UUID]orders.Money, error) {
+	got := make([]catalogclient.Product, len(items))
+	errs := make([]error, len(items))
+	slots := make(chan struct{}, maxPricing)
+	var wg sync.WaitGroup
+	for i, it := range items {
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			got[i], errs[i] = s.cfg.Catalog.GetProduct(ctx, it.ProductID)
+		})
+	}
+	wg.Wait()
+	prices := make(map[uuid.UUID]orders.Money, len(items))
+	for i, it := range items {
+		if err := errs[i]; fault.KindOf(err) == fault.NotFound {
+			return nil, fault.Wrap(err, fault.Invalid, fault.CodeUnknownProduct, "unknown product "+it.ProductID.String())
+		} else if err != nil {
+			return nil, err
+		}
+		prices[it.ProductID] = orders.Money{Amount: got[i].Price.Amount, Currency: got[i].Price.Currency}
+	}
+	return prices, nil
 }
 
 // Drive resumes the saga of an order from its persisted state and returns the

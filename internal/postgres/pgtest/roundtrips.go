@@ -12,8 +12,8 @@ import (
 
 // RoundTrips is a pgx tracer that counts what a pool sends PostgreSQL: round
 // trips (a statement, or a whole batch), statements (each query of a batch
-// counts) and commits: explicit COMMITs, and writes sent outside a
-// transaction (a statement or batch that commits on its own). Ping is not
+// counts) and commits: explicit COMMITs (alone or in a batch), and writes
+// sent outside a transaction (a statement or batch that commits on its own). Ping is not
 // traced by pgx and costs nothing here.
 type RoundTrips struct {
 	mu                         sync.Mutex
@@ -77,7 +77,20 @@ func (r *RoundTrips) TraceBatchStart(ctx context.Context, c *pgx.Conn, d pgx.Tra
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.trips++
-	if idle(c) && d.Batch != nil {
+	if d.Batch == nil {
+		return ctx
+	}
+	explicit := false // the batch begins or ends a transaction itself
+	for _, q := range d.Batch.QueuedQueries {
+		switch sql := strings.ToLower(strings.TrimSpace(q.SQL)); {
+		case sql == "commit":
+			r.commits++
+			explicit = true
+		case strings.HasPrefix(sql, "begin"):
+			explicit = true
+		}
+	}
+	if !explicit && idle(c) {
 		for _, q := range d.Batch.QueuedQueries {
 			if writes(q.SQL) {
 				r.commits++ // a batch outside a transaction runs as one
