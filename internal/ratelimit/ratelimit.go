@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -57,7 +58,16 @@ type Limiter struct {
 	cfg Config
 	log *slog.Logger
 	now func() time.Time
+
+	// refused remembers, in this process, the keys Allow refused and the end
+	// of the window they were refused in (Refused).
+	mu      sync.Mutex
+	refused map[string]time.Time
 }
+
+// refusedCap bounds the keys a Limiter remembers as refused; past it the
+// memory is pruned of ended windows, then forgotten (it only saves work).
+const refusedCap = 4096
 
 // New returns a limiter over rdb.
 func New(rdb redis.UniversalClient, cfg Config, log *slog.Logger) (*Limiter, error) {
@@ -68,7 +78,7 @@ func New(rdb redis.UniversalClient, cfg Config, log *slog.Logger) (*Limiter, err
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Limiter{rdb: rdb, cfg: cfg, log: log, now: time.Now}, nil
+	return &Limiter{rdb: rdb, cfg: cfg, log: log, now: time.Now, refused: map[string]time.Time{}}, nil
 }
 
 // Exceeded is the cause of the fault Allow returns past the limit: how long
@@ -104,7 +114,46 @@ func (l *Limiter) Allow(ctx context.Context, key string) error {
 	if incr.Val() <= l.cfg.Limit {
 		return nil
 	}
-	wait := start.Add(l.cfg.Window).Sub(t)
+	end := start.Add(l.cfg.Window)
+	l.remember(key, end, t)
+	return l.exceeded(end.Sub(t))
+}
+
+// Refused answers, from this process's memory alone (no Redis), the refusal
+// Allow gave key earlier in the current window, and nil otherwise. A key
+// refused stays refused until its window ends (counts only grow within a
+// window), so a caller can refuse a request before starting any work for it
+// and call Allow only when Refused says nil. Another replica's refusals are
+// not known here: Allow finds them.
+func (l *Limiter) Refused(key string) error {
+	t := l.now()
+	l.mu.Lock()
+	end, ok := l.refused[key]
+	l.mu.Unlock()
+	if !ok || !t.Before(end) {
+		return nil
+	}
+	return l.exceeded(end.Sub(t))
+}
+
+func (l *Limiter) remember(key string, end, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.refused) >= refusedCap {
+		for k, e := range l.refused {
+			if !now.Before(e) {
+				delete(l.refused, k)
+			}
+		}
+		if len(l.refused) >= refusedCap {
+			clear(l.refused)
+		}
+	}
+	l.refused[key] = end
+}
+
+// exceeded is the refusal: 429 rate_limited, retry after wait.
+func (l *Limiter) exceeded(wait time.Duration) error {
 	return fault.Wrap(&Exceeded{Wait: wait}, fault.RateLimited, fault.CodeRateLimited,
 		fmt.Sprintf("too many requests: at most %d per %s", l.cfg.Limit, l.cfg.Window))
 }

@@ -89,3 +89,39 @@ func TestConfigValidate(t *testing.T) {
 		t.Error("an empty config was accepted")
 	}
 }
+
+// A key Allow refused is refused by Refused, without Redis, until its window
+// ends; a key never refused, or refused in an ended window, is not.
+func TestRefusedRemembersRefusalsUntilTheWindowEnds(t *testing.T) {
+	l := limiter(t, 2, time.Hour)
+	now := time.Now().Truncate(time.Hour).Add(10 * time.Minute)
+	ratelimit.SetClock(l, func() time.Time { return now })
+	ctx := context.Background()
+	for i := range 2 {
+		if err := l.Allow(ctx, "user-a"); err != nil {
+			t.Fatalf("request %d: %v", i+1, err)
+		}
+		if err := l.Refused("user-a"); err != nil {
+			t.Fatalf("within the limit, Refused = %v", err)
+		}
+	}
+	if err := l.Allow(ctx, "user-a"); !fault.Is(err, fault.RateLimited, fault.CodeRateLimited) {
+		t.Fatalf("third request: %v, want rate_limited", err)
+	}
+	now = now.Add(20 * time.Minute)
+	err := l.Refused("user-a")
+	var ex *ratelimit.Exceeded
+	if !fault.Is(err, fault.RateLimited, fault.CodeRateLimited) || !errors.As(err, &ex) || ex.RetryAfter() != 30*time.Minute {
+		t.Fatalf("Refused after a refusal = %v, want rate_limited, retry in 30m", err)
+	}
+	if err := l.Refused("user-b"); err != nil {
+		t.Errorf("a key never refused: %v", err)
+	}
+	now = now.Add(30 * time.Minute) // the next window
+	if err := l.Refused("user-a"); err != nil {
+		t.Errorf("in the next window Refused = %v, want nil", err)
+	}
+	if err := l.Allow(ctx, "user-a"); err != nil {
+		t.Errorf("in the next window Allow = %v", err)
+	}
+}

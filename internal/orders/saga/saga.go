@@ -77,9 +77,12 @@ type Cart interface {
 }
 
 // Limiter counts requests per key (ratelimit.Limiter): Allow returns the
-// refusal to answer (fault.RateLimited) once key is past its limit.
+// refusal to answer (fault.RateLimited) once key is past its limit, and
+// Refused, without counting or waiting, the refusal Allow already gave key in
+// the current window (nil when it gave none).
 type Limiter interface {
 	Allow(ctx context.Context, key string) error
+	Refused(key string) error
 }
 
 // Config configures a Saga.
@@ -228,13 +231,21 @@ type admission struct {
 // the limit's count.
 //
 // When the limit or the key decides the answer, pricing is cancelled (so a
-// refused or replayed request may have started get-product calls, at most
-// maxPricing); the limit and the key's first read are never cancelled (a
+// replayed request, or the first request the limit refuses in a window, may
+// have started get-product calls, at most maxPricing; the caller's later
+// requests in that window are refused before anything starts); the limit and the key's first read are never cancelled (a
 // cancelled query costs its connection), and they are answered in one round
 // trip each. admit returns once every read has stopped. The limit and the key
 // are read on reqCtx, the client's; pricing on run, the saga's.
 func (s *Saga) admit(reqCtx, run context.Context, who auth.Identity, req orders.PlaceRequest, key string) (admission, error) {
 	var a admission
+	// A caller already refused in this window is refused before anything
+	// starts: only its first refused request can have started pricing.
+	if s.cfg.Limit != nil {
+		if err := s.cfg.Limit.Refused(who.UserID.String()); err != nil {
+			return a, err
+		}
+	}
 	limited := async(func() (struct{}, error) {
 		if s.cfg.Limit == nil {
 			return struct{}{}, nil

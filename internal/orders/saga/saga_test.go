@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -693,6 +694,8 @@ type meetingLimit struct{ m *meeting }
 
 func (l meetingLimit) Allow(context.Context, string) error { l.m.arrive(); return nil }
 
+func (meetingLimit) Refused(string) error { return nil }
+
 type meetingCatalog struct {
 	saga.Catalog
 	m *meeting
@@ -748,5 +751,68 @@ func TestLimitKeyAndPricesAreAskedAtOnce(t *testing.T) {
 	}
 	if err != nil || res.Outcome() != orders.OutcomeConfirmed || res.Order.Total.Amount != 1299+2*500 {
 		t.Fatalf("place: %+v %v", res, err)
+	}
+}
+
+// refusingLimit refuses every request and remembers it, as ratelimit.Limiter
+// does: Refused answers the refusal Allow gave.
+type refusingLimit struct {
+	mu      sync.Mutex
+	allowed int // Allow calls
+	refused bool
+}
+
+func (l *refusingLimit) Allow(context.Context, string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.allowed++
+	l.refused = true
+	return fault.E(fault.RateLimited, fault.CodeRateLimited, "too many requests")
+}
+
+func (l *refusingLimit) Refused(string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.refused {
+		return nil
+	}
+	return fault.E(fault.RateLimited, fault.CodeRateLimited, "too many requests")
+}
+
+type countingCatalog struct {
+	saga.Catalog
+	calls *atomic.Int64
+}
+
+func (c countingCatalog) GetProduct(ctx context.Context, id uuid.UUID) (catalogclient.Product, error) {
+	c.calls.Add(1)
+	return c.Catalog.GetProduct(ctx, id)
+}
+
+// A caller the limit refused is refused again, in the same window, before
+// anything starts: no count, no key read, no get-product call (only its
+// first refused request ran beside pricing).
+func TestARefusedCallerStartsNothing(t *testing.T) {
+	e := setup(t, nil)
+	limit := &refusingLimit{}
+	var calls atomic.Int64
+	cfg := e.cfg
+	cfg.Limit = limit
+	cfg.Catalog = countingCatalog{Catalog: cfg.Catalog, calls: &calls}
+	s, err := saga.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Place(context.Background(), e.user, e.request(1, "tok_visa"), uuid.NewString()); !fault.Is(err, fault.RateLimited, fault.CodeRateLimited) {
+		t.Fatalf("first: %v, want rate_limited", err)
+	}
+	before := calls.Load()
+	for range 3 {
+		if _, err := s.Place(context.Background(), e.user, e.request(1, "tok_visa"), uuid.NewString()); !fault.Is(err, fault.RateLimited, fault.CodeRateLimited) {
+			t.Fatalf("again: %v, want rate_limited", err)
+		}
+	}
+	if n := calls.Load() - before; n != 0 || limit.allowed != 1 {
+		t.Errorf("three requests of a refused caller made %d get-product calls and %d counts, want 0 and 0", n, limit.allowed-1)
 	}
 }
