@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
@@ -16,10 +17,12 @@ import (
 // limits: a round trip added back fails this test.
 func TestCheckoutRoundTrips(t *testing.T) {
 	// Round trips at most, by number of lines; each call is one commit.
-	// Before (one statement per line and an outbox row + NOTIFY per stock
-	// change): reserve 6 and 12, commit 7 and 11.
-	maxReserve := map[int]int{1: 5, 3: 5}
-	maxCommit := map[int]int{1: 5, 3: 5}
+	// BEGIN rides in the first batch and COMMIT in the last
+	// (postgres.BatchTx). Before: reserve 6 and 12, commit 7 and 11 (one
+	// statement per line, an outbox row + NOTIFY per stock change); then 5
+	// and 5 (BEGIN and COMMIT of their own, the lines in one batch).
+	maxReserve := map[int]int{1: 2, 3: 2}
+	maxCommit := map[int]int{1: 2, 3: 2}
 	// Statements at most: BEGIN, [the hold's read or header,] one UPDATE per
 	// line, [the lines or the status,] one outbox INSERT and one NOTIFY
 	// whatever the number of events, COMMIT.
@@ -65,4 +68,44 @@ func TestCheckoutRoundTrips(t *testing.T) {
 			}
 		})
 	}
+
+	// The other paths, 2 lines: a refusal is the first batch and a ROLLBACK
+	// (no commit); a release and the commit of a released hold (taken
+	// again, with events) are 3 round trips: the locked read, the stock
+	// UPDATEs, and the status, the events and COMMIT (5 each before).
+	t.Run("refused, released, taken again", func(t *testing.T) {
+		lines := stockedLines(t, s, 2)
+		order := newID()
+		rt.Reset()
+		tooMany := append([]inventory.Line{}, lines...)
+		tooMany[1].Quantity = 11
+		if _, err := cs.Reserve(ctx, holdReq(t, order, 0, tooMany...)); !fault.Is(err, fault.Conflict, "out_of_stock") {
+			t.Fatalf("reserve of 11: %v, want out_of_stock", err)
+		}
+		if got := rt.Counts(); got.Trips > 2 || got.Commits != 0 {
+			t.Errorf("refused reserve: %+v, want at most 2 round trips and no commit", got)
+		}
+		if _, err := cs.Reserve(ctx, holdReq(t, order, 0, lines...)); err != nil {
+			t.Fatal(err)
+		}
+		rt.Reset()
+		if h, err := cs.Release(ctx, order); err != nil || h.Status != inventory.StatusReleased {
+			t.Fatalf("release: %+v %v", h, err)
+		}
+		if got := rt.Counts(); got.Trips > 3 || got.Commits != 1 {
+			t.Errorf("release: %+v, want at most 3 round trips and 1 commit", got)
+		}
+		rt.Reset()
+		if h, err := cs.Commit(ctx, order); err != nil || h.Status != inventory.StatusCommitted {
+			t.Fatalf("commit of a released hold: %+v %v", h, err)
+		}
+		if got := rt.Counts(); got.Trips > 3 || got.Commits != 1 {
+			t.Errorf("commit of a released hold: %+v, want at most 3 round trips and 1 commit", got)
+		}
+		for _, l := range lines {
+			if got := stockLevel(t, s, l.ProductID); got != (level{8, 0}) {
+				t.Errorf("stock %+v, want {8 0}", got)
+			}
+		}
+	})
 }

@@ -63,7 +63,7 @@ func (r *RoundTrips) TraceQueryStart(ctx context.Context, c *pgx.Conn, d pgx.Tra
 	defer r.mu.Unlock()
 	r.trips++
 	r.statements++
-	if strings.EqualFold(strings.TrimSpace(d.SQL), "commit") || (idle(c) && writes(d.SQL)) {
+	if isCommit(d.SQL) || (idle(c) && writes(d.SQL)) {
 		r.commits++
 	}
 	return ctx
@@ -72,18 +72,27 @@ func (r *RoundTrips) TraceQueryStart(ctx context.Context, c *pgx.Conn, d pgx.Tra
 // TraceQueryEnd does nothing.
 func (r *RoundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
-// TraceBatchStart counts one round trip for the whole batch.
+// TraceBatchStart counts one round trip for the whole batch, and its commits:
+// every COMMIT it carries, or one when it writes outside a transaction and
+// does not begin one (it then runs as one implicit transaction).
 func (r *RoundTrips) TraceBatchStart(ctx context.Context, c *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.trips++
-	if idle(c) && d.Batch != nil {
-		for _, q := range d.Batch.QueuedQueries {
-			if writes(q.SQL) {
-				r.commits++ // a batch outside a transaction runs as one
-				break
-			}
+	if d.Batch == nil {
+		return ctx
+	}
+	qs := d.Batch.QueuedQueries
+	implicit := idle(c) && (len(qs) == 0 || !begins(qs[0].SQL))
+	wrote := false
+	for _, q := range qs {
+		if isCommit(q.SQL) {
+			r.commits++
 		}
+		wrote = wrote || writes(q.SQL)
+	}
+	if implicit && wrote {
+		r.commits++
 	}
 	return ctx
 }
@@ -100,6 +109,15 @@ func (r *RoundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEnd
 
 // idle reports whether c is outside a transaction block.
 func idle(c *pgx.Conn) bool { return c != nil && c.PgConn().TxStatus() == 'I' }
+
+// isCommit reports whether sql is a COMMIT.
+func isCommit(sql string) bool { return strings.EqualFold(strings.TrimSpace(sql), "commit") }
+
+// begins reports whether sql begins a transaction block.
+func begins(sql string) bool {
+	s := strings.ToLower(strings.TrimSpace(sql))
+	return strings.HasPrefix(s, "begin") || strings.HasPrefix(s, "start transaction")
+}
 
 // writes reports whether sql changes data (and so commits when it runs
 // outside a transaction).
