@@ -109,3 +109,31 @@ func TestCheckoutRoundTrips(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkReserveAndCommit: the inventory database's share of a checkout's
+// latency, a 1-line reservation and its stock commit, one after the other
+// (docs/performance.md). Indicative only: run it on an idle machine,
+// alternately with the code it is compared to.
+func BenchmarkReserveAndCommit(b *testing.B) {
+	pool := pgtest.Open(b, inventorydb.Migrations())
+	s := inventorydb.New(pool)
+	ctx := context.Background()
+	product := newID()
+	if _, err := s.SetOnHand(ctx, product, 1_000_000); err != nil {
+		b.Fatal(err)
+	}
+	line := inventory.Line{ProductID: product, Quantity: 1}
+	for b.Loop() {
+		order := newID()
+		req, err := inventory.NewHoldRequest(order, []inventory.Line{line}, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Reserve(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Commit(ctx, order); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
