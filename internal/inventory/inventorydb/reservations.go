@@ -214,74 +214,79 @@ func (s *Store) Expire(ctx context.Context, asOf time.Time, limit int) (int, err
 	if !asOf.IsZero() {
 		asOfArg = asOf
 	}
-	n := 0
-	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `WITH due AS (
-				SELECT order_id FROM reservations
-				WHERE status = 'held' AND expires_at <= COALESCE($1::timestamptz, now())
-				ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-			UPDATE reservations r SET status = 'expired', updated_at = now()
-			FROM due WHERE r.order_id = due.order_id RETURNING r.order_id`, asOfArg, limit)
-		if err != nil {
-			return unavailable(err)
-		}
-		orders, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-		if err != nil {
-			return unavailable(err)
-		}
-		n = len(orders)
-		if n == 0 {
-			return nil
-		}
-		rows, err = tx.Query(ctx, `SELECT order_id, product_id, quantity FROM reservation_lines
-			WHERE order_id = ANY($1) ORDER BY product_id, order_id`, orders)
-		if err != nil {
-			return unavailable(err)
-		}
-		byOrder := map[uuid.UUID][]inventory.Line{}
-		var products []inventory.Line // per product, summed, in product order
-		for rows.Next() {
-			var orderID uuid.UUID
-			var l inventory.Line
-			if err := rows.Scan(&orderID, &l.ProductID, &l.Quantity); err != nil {
-				rows.Close()
-				return unavailable(err)
-			}
-			byOrder[orderID] = append(byOrder[orderID], l)
-			if k := len(products) - 1; k >= 0 && products[k].ProductID == l.ProductID {
-				products[k].Quantity += l.Quantity
-			} else {
-				products = append(products, l)
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return unavailable(err)
-		}
-		moved, err := moveStock(ctx, tx, products, setRelease, false)
-		if err != nil {
-			return err
-		}
-		evs, err := changedEvents(ctx, moved)
-		if err != nil {
-			return err
-		}
-		for _, orderID := range orders {
-			data := inventory.ReservationsExpiredData{OrderID: orderID, Lines: byOrder[orderID]}
-			ev, err := events.New(ctx, inventory.Source, events.ReservationsExpired, orderID.String(), data)
-			if err != nil {
-				return fault.Internalf("reservations expired event: %w", err)
-			}
-			evs = append(evs, ev)
-		}
-		b := &pgx.Batch{}
-		outbox.QueueAll(b, evs...)
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return unavailable(err)
+	// BEGIN and the claim, the lines, the stock UPDATEs, the events and
+	// COMMIT: 4 round trips (postgres.BatchTx).
+	b := &pgx.Batch{}
+	b.Queue(`WITH due AS (
+			SELECT order_id FROM reservations
+			WHERE status = 'held' AND expires_at <= COALESCE($1::timestamptz, now())
+			ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+		UPDATE reservations r SET status = 'expired', updated_at = now()
+		FROM due WHERE r.order_id = due.order_id RETURNING r.order_id`, asOfArg, limit)
+	tx, br := postgres.BeginBatch(ctx, s.db, b)
+	defer tx.Rollback(ctx)
+	orders, err := pgx.CollectRows(queryRows(br), pgx.RowTo[uuid.UUID])
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	if len(orders) == 0 {
+		return 0, nil // nothing was due: the deferred rollback ends the transaction
+	}
+	b = &pgx.Batch{}
+	b.Queue(`SELECT order_id, product_id, quantity FROM reservation_lines
+		WHERE order_id = ANY($1) ORDER BY product_id, order_id`, orders)
+	br = tx.SendBatch(ctx, b)
+	byOrder := map[uuid.UUID][]inventory.Line{}
+	var products []inventory.Line // per product, summed, in product order
+	var orderID uuid.UUID
+	var l inventory.Line
+	_, err = pgx.ForEachRow(queryRows(br), []any{&orderID, &l.ProductID, &l.Quantity}, func() error {
+		byOrder[orderID] = append(byOrder[orderID], l)
+		if k := len(products) - 1; k >= 0 && products[k].ProductID == l.ProductID {
+			products[k].Quantity += l.Quantity
+		} else {
+			products = append(products, l)
 		}
 		return nil
 	})
-	return n, err
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	moved, err := moveStock(ctx, tx, products, setRelease, false)
+	if err != nil {
+		return 0, err
+	}
+	evs, err := changedEvents(ctx, moved)
+	if err != nil {
+		return 0, err
+	}
+	for _, orderID := range orders {
+		data := inventory.ReservationsExpiredData{OrderID: orderID, Lines: byOrder[orderID]}
+		ev, err := events.New(ctx, inventory.Source, events.ReservationsExpired, orderID.String(), data)
+		if err != nil {
+			return 0, fault.Internalf("reservations expired event: %w", err)
+		}
+		evs = append(evs, ev)
+	}
+	b = &pgx.Batch{}
+	outbox.QueueAll(b, evs...)
+	if err := tx.Commit(ctx, b); err != nil {
+		return 0, unavailable(err)
+	}
+	return len(orders), nil
+}
+
+// queryRows reads the next result of br as rows (their error, if any, is
+// the rows').
+func queryRows(br pgx.BatchResults) pgx.Rows {
+	rows, _ := br.Query()
+	return rows
 }
 
 // Hold returns the order's reservation with its lines in product order;

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/inventory"
@@ -108,6 +109,43 @@ func TestCheckoutRoundTrips(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestExpirySweepRoundTrips: the sweep is 4 round trips whatever the number
+// of holds and lines (6 before postgres.BatchTx): BEGIN and the claim, the
+// lines, the stock UPDATEs, the events and COMMIT.
+func TestExpirySweepRoundTrips(t *testing.T) {
+	pool := pgtest.Open(t, inventorydb.Migrations())
+	s := inventorydb.New(pool)
+	counted, rt := pgtest.Counted(t, pool)
+	cs := inventorydb.New(counted)
+	ctx := context.Background()
+	lines := stockedLines(t, s, 2)
+	for range 3 {
+		if _, err := s.Reserve(ctx, holdReq(t, newID(), 0, lines...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rt.Reset()
+	n, err := cs.Expire(ctx, time.Now().Add(inventory.MaxHoldTTL+time.Hour), 0)
+	if err != nil || n != 3 {
+		t.Fatalf("expire: %d %v, want 3", n, err)
+	}
+	if got := rt.Counts(); got.Trips > 4 || got.Commits != 1 {
+		t.Errorf("sweep of 3 holds: %+v, want at most 4 round trips and 1 commit", got)
+	}
+	for _, l := range lines {
+		if got := stockLevel(t, s, l.ProductID); got != (level{10, 0}) {
+			t.Errorf("stock %+v, want {10 0}", got)
+		}
+	}
+	rt.Reset()
+	if n, err := cs.Expire(ctx, time.Time{}, 0); err != nil || n != 0 {
+		t.Fatalf("second sweep: %d %v, want 0", n, err)
+	}
+	if got := rt.Counts(); got.Trips > 2 || got.Commits != 0 {
+		t.Errorf("sweep of nothing: %+v, want at most 2 round trips and no commit", got)
+	}
 }
 
 // BenchmarkReserveAndCommit: the inventory database's share of a checkout's
