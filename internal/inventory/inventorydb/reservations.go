@@ -148,8 +148,10 @@ func (s *Store) Commit(ctx context.Context, orderID uuid.UUID) (inventory.Hold, 
 	// (docs/events.md, "What stock.changed.v1 means"). The sale itself is
 	// order.placed.v1's. Nothing is read back, so the UPDATEs, the status
 	// and COMMIT go in one batch. A line's stock row cannot be missing:
-	// reservation_lines.product_id references stock (no cascade), and the
-	// hold is locked; the row counts are checked all the same.
+	// reservation_lines.product_id references stock (no cascade) and the
+	// hold is locked. Were one missing all the same, the batch would have
+	// committed the rest by the time its row count is read: the answer is
+	// then an error, and a retried Commit answers "committed".
 	b := &pgx.Batch{}
 	for _, l := range h.Lines {
 		b.Queue(`UPDATE stock SET `+setSell+`, updated_at = now() WHERE product_id = $1`, l.ProductID, l.Quantity).
