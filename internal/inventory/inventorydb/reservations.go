@@ -59,17 +59,16 @@ func (s *Store) Reserve(ctx context.Context, req inventory.HoldRequest) (invento
 	if !errors.Is(err, errAlreadyReserved) {
 		return out, err
 	}
-	// A repeat: answer the stored hold, in a transaction of its own (the
-	// first one was aborted by the header's unique violation).
-	err = postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
-		h, err := loadHold(ctx, tx, req.OrderID)
-		if err != nil {
-			return err
-		}
-		out, err = h.ReserveAgain()
-		return err
-	})
-	return out, err
+	// A repeat: answer the stored hold, read locked (so the answer is not
+	// overtaken by a commit or release in flight) in a transaction of its
+	// own that writes nothing: the first one was aborted by the header's
+	// unique violation.
+	tx, h, err := s.beginLocked(ctx, req.OrderID)
+	defer tx.Rollback(ctx)
+	if err != nil {
+		return h, err
+	}
+	return h.ReserveAgain()
 }
 
 // reserveNew writes a new hold in two round trips: BEGIN, the header, every
@@ -301,11 +300,6 @@ func (s *Store) Hold(ctx context.Context, orderID uuid.UUID) (inventory.Hold, er
 		return err
 	})
 	return out, err
-}
-
-// loadHold locks the order's reservation row and reads its lines.
-func loadHold(ctx context.Context, tx pgx.Tx, orderID uuid.UUID) (inventory.Hold, error) {
-	return readHold(ctx, tx, orderID, true)
 }
 
 // beginLocked begins a transaction with the order's reservation row locked

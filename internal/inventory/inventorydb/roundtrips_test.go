@@ -71,7 +71,9 @@ func TestCheckoutRoundTrips(t *testing.T) {
 	}
 
 	// The other paths, 2 lines: a refusal is the first batch and a ROLLBACK
-	// (no commit); a release and the commit of a released hold (taken
+	// (no commit); a repeat is that, then the hold read (BEGIN + the locked
+	// read, ROLLBACK: it writes nothing; 4 round trips and a commit before);
+	// a release and the commit of a released hold (taken
 	// again, with events) are 3 round trips: the locked read, the stock
 	// UPDATEs, and the status, the events and COMMIT (5 each before).
 	t.Run("refused, released, taken again", func(t *testing.T) {
@@ -88,6 +90,13 @@ func TestCheckoutRoundTrips(t *testing.T) {
 		}
 		if _, err := cs.Reserve(ctx, holdReq(t, order, 0, lines...)); err != nil {
 			t.Fatal(err)
+		}
+		rt.Reset()
+		if h, err := cs.Reserve(ctx, holdReq(t, order, 0, lines...)); err != nil || h.Status != inventory.StatusHeld {
+			t.Fatalf("repeated reserve: %+v %v", h, err)
+		}
+		if got := rt.Counts(); got.Trips > 4 || got.Commits != 0 {
+			t.Errorf("repeated reserve: %+v, want at most 4 round trips and no commit", got)
 		}
 		rt.Reset()
 		if h, err := cs.Release(ctx, order); err != nil || h.Status != inventory.StatusReleased {
