@@ -19,9 +19,12 @@ import (
 // (v1.37): span "<OPERATION> <database>", db.system.name postgresql,
 // db.operation.name, db.namespace, db.query.text with the SQL text (never
 // the arguments, which hold user data), server.address and server.port.
-// A batch is one span too (TraceBatchStart). When the process exports no
-// spans (telemetry.Exporting), queries and batches make none.
+// A batch is one span of its own, "BATCH <database>", whose db.query.text is
+// its statements joined by "; " and db.operation.batch.size their number.
+// When the process exports no spans (telemetry.Exporting), queries make none.
 type queryTracer struct{ tracer trace.Tracer }
+
+var _ pgx.BatchTracer = queryTracer{}
 
 func newQueryTracer() pgx.QueryTracer {
 	return queryTracer{tracer: otel.Tracer("github.com/shopfaas/shop/postgres")}
@@ -40,13 +43,47 @@ func (t queryTracer) TraceQueryStart(ctx context.Context, conn *pgx.Conn, data p
 		return ctx
 	}
 	op, _, _ := strings.Cut(strings.TrimSpace(data.SQL), " ")
-	op = strings.ToUpper(strings.TrimSpace(op))
+	return t.start(ctx, conn, strings.ToUpper(strings.TrimSpace(op)), data.SQL)
+}
+
+// start begins the client span of operation op (query text sql) on conn.
+func (t queryTracer) start(ctx context.Context, conn *pgx.Conn, op, sql string, attrs ...attribute.KeyValue) context.Context {
 	cfg := conn.Config()
 	ctx = context.WithValue(ctx, tracedQuery{}, true)
 	ctx, _ = t.tracer.Start(ctx, op+" "+cfg.Database, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(semconv.DBSystemNamePostgreSQL, semconv.DBOperationName(op), semconv.DBNamespace(cfg.Database),
-			semconv.DBQueryText(data.SQL), semconv.ServerAddress(cfg.Host), semconv.ServerPort(int(cfg.Port))))
+			semconv.DBQueryText(sql), semconv.ServerAddress(cfg.Host), semconv.ServerPort(int(cfg.Port))),
+		trace.WithAttributes(attrs...))
 	return ctx
+}
+
+// TraceBatchStart begins a batch's span, like TraceQueryStart a query's.
+func (t queryTracer) TraceBatchStart(ctx context.Context, conn *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
+	if data.Batch == nil || !trace.SpanContextFromContext(ctx).IsValid() || !telemetry.Exporting() {
+		return ctx
+	}
+	qs := data.Batch.QueuedQueries
+	sqls := make([]string, len(qs))
+	for i, q := range qs {
+		sqls[i] = strings.TrimSpace(q.SQL)
+	}
+	return t.start(ctx, conn, "BATCH", strings.Join(sqls, "; "), semconv.DBOperationBatchSize(len(qs)))
+}
+
+// TraceBatchQuery records the error of a failing statement on the batch's span.
+func (t queryTracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchQueryData) {
+	if data.Err == nil || ctx.Value(tracedQuery{}) == nil {
+		return
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.RecordError(data.Err)
+		span.SetStatus(codes.Error, "query failed")
+	}
+}
+
+// TraceBatchEnd ends a batch's span.
+func (t queryTracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchEndData) {
+	t.TraceQueryEnd(ctx, nil, pgx.TraceQueryEndData{Err: data.Err})
 }
 
 func (t queryTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
@@ -57,49 +94,6 @@ func (t queryTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.Tr
 	if data.Err != nil {
 		span.RecordError(data.Err)
 		span.SetStatus(codes.Error, "query failed")
-	}
-	span.End()
-}
-
-// TraceBatchStart makes a batch sent within a trace one client span of it:
-// "BATCH <database>", db.operation.name BATCH, db.operation.batch.size, and
-// db.query.text with every statement's SQL text, in order, separated by "; "
-// (never the arguments). A batch is one round trip, like a query.
-func (t queryTracer) TraceBatchStart(ctx context.Context, conn *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
-	if !trace.SpanContextFromContext(ctx).IsValid() || !telemetry.Exporting() || data.Batch == nil {
-		return ctx // as for queries
-	}
-	texts := make([]string, len(data.Batch.QueuedQueries))
-	for i, q := range data.Batch.QueuedQueries {
-		texts[i] = strings.TrimSpace(q.SQL)
-	}
-	cfg := conn.Config()
-	attrs := []attribute.KeyValue{semconv.DBSystemNamePostgreSQL, semconv.DBOperationName("BATCH"), semconv.DBNamespace(cfg.Database),
-		semconv.DBQueryText(strings.Join(texts, "; ")), semconv.ServerAddress(cfg.Host), semconv.ServerPort(int(cfg.Port))}
-	if len(texts) > 1 {
-		attrs = append(attrs, semconv.DBOperationBatchSize(len(texts)))
-	}
-	ctx = context.WithValue(ctx, tracedQuery{}, true)
-	ctx, _ = t.tracer.Start(ctx, "BATCH "+cfg.Database, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
-	return ctx
-}
-
-// TraceBatchQuery records the error of a statement of a traced batch.
-func (t queryTracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchQueryData) {
-	if ctx.Value(tracedQuery{}) != nil && data.Err != nil {
-		trace.SpanFromContext(ctx).RecordError(data.Err)
-	}
-}
-
-// TraceBatchEnd ends a traced batch's span.
-func (t queryTracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchEndData) {
-	if ctx.Value(tracedQuery{}) == nil {
-		return
-	}
-	span := trace.SpanFromContext(ctx)
-	if data.Err != nil {
-		span.RecordError(data.Err)
-		span.SetStatus(codes.Error, "batch failed")
 	}
 	span.End()
 }

@@ -125,3 +125,50 @@ func TestQueriesCostNothingToTraceWithoutExporter(t *testing.T) {
 		t.Errorf("a query in a trace costs %.0f allocations, outside one %.0f: want no more", inTrace, plain)
 	}
 }
+
+// A batch sent inside a request (several statements, one round trip) becomes
+// one client span "BATCH <database>" with every statement's text, their
+// number, and none of their arguments.
+func TestBatchesAreTraced(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+	pool := pgtest.Open(t, nil)
+
+	ctx, parent := otel.Tracer("test").Start(context.Background(), "request")
+	b := &pgx.Batch{}
+	b.Queue(`SELECT length($1::text)`, "user-secret")
+	b.Queue(`SELECT 2`)
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	parent.End()
+	var batches int
+	for _, s := range rec.Ended() {
+		if !strings.HasPrefix(s.Name(), "BATCH ") {
+			continue
+		}
+		batches++
+		if s.Parent().SpanID() != parent.SpanContext().SpanID() || s.SpanKind() != trace.SpanKindClient {
+			t.Errorf("batch span %q: parent %v, kind %v; want a client span under the request", s.Name(), s.Parent().SpanID(), s.SpanKind())
+		}
+		attrs := map[string]string{}
+		for _, a := range s.Attributes() {
+			if fmt.Sprint(a.Value.AsInterface()) == "user-secret" {
+				t.Errorf("span attribute %s holds a query argument", a.Key)
+			}
+			attrs[string(a.Key)] = fmt.Sprint(a.Value.AsInterface())
+		}
+		for k, v := range map[string]string{"db.system.name": "postgresql", "db.operation.name": "BATCH",
+			"db.namespace": strings.TrimPrefix(s.Name(), "BATCH "), "db.operation.batch.size": "2",
+			"db.query.text": `SELECT length($1::text); SELECT 2`} {
+			if attrs[k] != v || v == "" {
+				t.Errorf("%s = %q, want %q", k, attrs[k], v)
+			}
+		}
+	}
+	if batches != 1 {
+		t.Errorf("%d BATCH spans among %d, want 1", batches, len(rec.Ended()))
+	}
+}

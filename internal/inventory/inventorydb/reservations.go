@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
@@ -26,9 +27,24 @@ import (
 // it appends none (TestCheckoutWritesOneStockEventPerLine).
 //
 // Round trips (docs/performance.md, TestCheckoutRoundTrips): whatever the
-// number of lines, a method sends every line's stock UPDATE in one batch
-// (moveStock, in product-id order), then one batch with the outbox rows and
-// their single NOTIFY.
+// number of lines, a transaction is a few batches (postgres.BatchTx: BEGIN
+// rides in the first, COMMIT in the last); every line's stock UPDATE goes in
+// one batch, in product-id order, and the outbox rows go with their single
+// NOTIFY. A reservation is 2 round trips, a stock commit 2, a release or a
+// commit of a hold taken again 3.
+
+// The SET expressions of the stock moves ($2 the line's quantity).
+const (
+	setReserve = "reserved = reserved + $2"
+	setSell    = "on_hand = on_hand - $2, reserved = reserved - $2" // held units become sold ones
+	setRetake  = "on_hand = on_hand - $2"                           // released units taken again and sold
+	setRelease = "reserved = reserved - $2"
+	setRestock = "on_hand = on_hand + $2"
+)
+
+// errAlreadyReserved: the order's reservation header exists (a repeat, or a
+// twin that waited on the unique key until the first committed).
+var errAlreadyReserved = errors.New("the order already reserved")
 
 // Reserve holds every line of req in one transaction with conditional updates
 // (on_hand - reserved >= quantity), so stock is never oversold. It is
@@ -38,42 +54,63 @@ import (
 // "reservation_released" when the order's hold was already given back,
 // fault.Unavailable when the database fails.
 func (s *Store) Reserve(ctx context.Context, req inventory.HoldRequest) (inventory.Hold, error) {
-	var out inventory.Hold
 	lines := sortedLines(req.Lines)
+	out, err := s.reserveNew(ctx, req.OrderID, req.TTL, lines)
+	if !errors.Is(err, errAlreadyReserved) {
+		return out, err
+	}
+	// A repeat: answer the stored hold, read locked (so the answer is not
+	// overtaken by a commit or release in flight) in a transaction of its
+	// own that writes nothing: the first one was aborted by the header's
+	// unique violation.
+	tx, h, err := s.beginLocked(ctx, req.OrderID)
+	defer tx.Rollback(ctx)
+	if err != nil {
+		return h, err
+	}
+	return h.ReserveAgain()
+}
+
+// reserveNew writes a new hold in two round trips: BEGIN, the header, every
+// line's conditional stock UPDATE (product-id order) and the lines, as one
+// batch; then the stock.changed.v1 events built from the updated rows, their
+// NOTIFY and COMMIT. The header is inserted first without ON CONFLICT, so a
+// repeat fails there (23505, errAlreadyReserved) before any stock row is
+// locked; a line whose units are not available comes back without a row
+// (out_of_stock). Either way the transaction is rolled back: nothing is
+// written.
+func (s *Store) reserveNew(ctx context.Context, orderID uuid.UUID, ttl time.Duration, lines []inventory.Line) (inventory.Hold, error) {
 	ids, qty := lineArrays(lines)
-	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
-		var expiresAt time.Time
-		err := tx.QueryRow(ctx, `INSERT INTO reservations (order_id, status, expires_at)
-			VALUES ($1, 'held', now() + make_interval(secs => $2))
-			ON CONFLICT (order_id) DO NOTHING RETURNING expires_at`,
-			req.OrderID, req.TTL.Seconds()).Scan(&expiresAt)
-		if errors.Is(err, pgx.ErrNoRows) {
-			// The order already reserved (a concurrent twin waited on the
-			// unique key until the first committed).
-			h, err := loadHold(ctx, tx, req.OrderID)
-			if err != nil {
-				return err
-			}
-			out, err = h.ReserveAgain()
-			return err
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO reservations (order_id, status, expires_at)
+		VALUES ($1, 'held', now() + make_interval(secs => $2)) RETURNING expires_at`, orderID, ttl.Seconds())
+	queueMoves(b, lines, setReserve, true)
+	b.Queue(`INSERT INTO reservation_lines (order_id, product_id, quantity)
+		SELECT $1, * FROM unnest($2::uuid[], $3::int[])`, orderID, ids, qty)
+	tx, br := postgres.BeginBatch(ctx, s.db, b)
+	defer tx.Rollback(ctx)
+	var expiresAt time.Time
+	if err := br.QueryRow().Scan(&expiresAt); err != nil {
+		_ = br.Close()
+		if postgres.IsUniqueViolation(err, "reservations_pkey") {
+			return inventory.Hold{}, errAlreadyReserved
 		}
-		if err != nil {
-			return unavailable(err)
-		}
-		moved, err := moveStock(ctx, tx, lines, "reserved = reserved + $2", true, func(b *pgx.Batch) {
-			b.Queue(`INSERT INTO reservation_lines (order_id, product_id, quantity)
-				SELECT $1, * FROM unnest($2::uuid[], $3::int[])`, req.OrderID, ids, qty)
-		})
-		if err != nil {
-			return err
-		}
-		if err := appendChanged(ctx, tx, &pgx.Batch{}, moved); err != nil {
-			return err
-		}
-		out = inventory.Hold{OrderID: req.OrderID, Status: inventory.StatusHeld, ExpiresAt: expiresAt, Lines: lines}
-		return nil
-	})
-	return out, err
+		return inventory.Hold{}, unavailable(err)
+	}
+	moved, err := readMoves(br, lines, true)
+	if err != nil {
+		return inventory.Hold{}, err
+	}
+	evs, err := changedEvents(ctx, moved)
+	if err != nil {
+		return inventory.Hold{}, err
+	}
+	w := &pgx.Batch{}
+	outbox.QueueAll(w, evs...)
+	if err := tx.Commit(ctx, w); err != nil {
+		return inventory.Hold{}, unavailable(err)
+	}
+	return inventory.Hold{OrderID: orderID, Status: inventory.StatusHeld, ExpiresAt: expiresAt, Lines: lines}, nil
 }
 
 // Commit turns the order's hold into a sale: on_hand and reserved both drop by
@@ -86,39 +123,50 @@ func (s *Store) Reserve(ctx context.Context, req inventory.HoldRequest) (invento
 // never reserved, fault.Conflict "reservation_released" when the order was
 // already restocked (cancelled), fault.Unavailable on database failure.
 func (s *Store) Commit(ctx context.Context, orderID uuid.UUID) (inventory.Hold, error) {
-	var out inventory.Hold
-	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
-		h, err := loadHold(ctx, tx, orderID)
+	tx, h, err := s.beginLocked(ctx, orderID)
+	defer tx.Rollback(ctx)
+	if err != nil {
+		return h, err
+	}
+	retake, done, err := h.CanCommit()
+	if err != nil || done {
+		return h, err // nothing to write: the deferred rollback ends the transaction
+	}
+	if retake {
+		// The units were given back: taking them again lowers what is
+		// available, which index-product must see.
+		moved, err := moveStock(ctx, tx, h.Lines, setRetake, true)
 		if err != nil {
-			return err
+			return h, err
 		}
-		retake, done, err := h.CanCommit()
-		if err != nil || done {
-			out = h
-			return err
-		}
-		if retake {
-			// The units were given back: taking them again lowers what is
-			// available, which index-product must see.
-			moved, err := moveStock(ctx, tx, h.Lines, "on_hand = on_hand - $2", true, nil)
-			if err != nil {
-				return err
-			}
-			out, err = s.finish(ctx, tx, h, inventory.StatusCommitted, moved)
-			return err
-		}
-		// Held units become sold ones: on_hand and reserved drop together, so
-		// available (on_hand - reserved), the only stock figure a consumer
-		// shows, is unchanged and no stock.changed.v1 is written
-		// (docs/events.md, "What stock.changed.v1 means"). The sale itself is
-		// order.placed.v1's.
-		if _, err := moveStock(ctx, tx, h.Lines, "on_hand = on_hand - $2, reserved = reserved - $2", false, nil); err != nil {
-			return err
-		}
-		out, err = s.finish(ctx, tx, h, inventory.StatusCommitted, nil)
-		return err
-	})
-	return out, err
+		return finish(ctx, tx, h, inventory.StatusCommitted, moved)
+	}
+	// Held units become sold ones: on_hand and reserved drop together, so
+	// available (on_hand - reserved), the only stock figure a consumer
+	// shows, is unchanged and no stock.changed.v1 is written
+	// (docs/events.md, "What stock.changed.v1 means"). The sale itself is
+	// order.placed.v1's. Nothing is read back, so the UPDATEs, the status
+	// and COMMIT go in one batch. A line's stock row cannot be missing:
+	// reservation_lines.product_id references stock (no cascade) and the
+	// hold is locked. Were one missing all the same, the batch would have
+	// committed the rest by the time its row count is read: the answer is
+	// then an error, and a retried Commit answers "committed".
+	b := &pgx.Batch{}
+	for _, l := range h.Lines {
+		b.Queue(`UPDATE stock SET `+setSell+`, updated_at = now() WHERE product_id = $1`, l.ProductID, l.Quantity).
+			Exec(func(tag pgconn.CommandTag) error {
+				if tag.RowsAffected() != 1 {
+					return fmt.Errorf("stock row of product %s missing", l.ProductID)
+				}
+				return nil
+			})
+	}
+	queueStatus(b, h.OrderID, inventory.StatusCommitted)
+	if err := tx.Commit(ctx, b); err != nil {
+		return h, unavailable(err)
+	}
+	h.Status = inventory.StatusCommitted
+	return h, nil
 }
 
 // Release gives the order's stock back: a held order's units leave reserved
@@ -128,35 +176,29 @@ func (s *Store) Commit(ctx context.Context, orderID uuid.UUID) (inventory.Hold, 
 // unknown order is answered with status "none": releasing nothing succeeds.
 // Errors: fault.Unavailable on database failure.
 func (s *Store) Release(ctx context.Context, orderID uuid.UUID) (inventory.Hold, error) {
-	var out inventory.Hold
-	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
-		h, err := loadHold(ctx, tx, orderID)
-		if fault.Is(err, fault.NotFound, "") {
-			out = inventory.Hold{OrderID: orderID, Status: inventory.StatusNone}
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var next inventory.HoldStatus
-		var set string
-		switch h.Status {
-		case inventory.StatusHeld:
-			next, set = inventory.StatusReleased, "reserved = reserved - $2"
-		case inventory.StatusCommitted:
-			next, set = inventory.StatusRestocked, "on_hand = on_hand + $2"
-		default:
-			out = h
-			return nil
-		}
-		moved, err := moveStock(ctx, tx, h.Lines, set, false, nil)
-		if err != nil {
-			return err
-		}
-		out, err = s.finish(ctx, tx, h, next, moved)
-		return err
-	})
-	return out, err
+	tx, h, err := s.beginLocked(ctx, orderID)
+	defer tx.Rollback(ctx)
+	if fault.Is(err, fault.NotFound, "") {
+		return inventory.Hold{OrderID: orderID, Status: inventory.StatusNone}, nil
+	}
+	if err != nil {
+		return h, err
+	}
+	var next inventory.HoldStatus
+	var set string
+	switch h.Status {
+	case inventory.StatusHeld:
+		next, set = inventory.StatusReleased, setRelease
+	case inventory.StatusCommitted:
+		next, set = inventory.StatusRestocked, setRestock
+	default:
+		return h, nil
+	}
+	moved, err := moveStock(ctx, tx, h.Lines, set, false)
+	if err != nil {
+		return h, err
+	}
+	return finish(ctx, tx, h, next, moved)
 }
 
 // Expire gives back up to limit holds whose expires_at is at or before asOf
@@ -173,74 +215,79 @@ func (s *Store) Expire(ctx context.Context, asOf time.Time, limit int) (int, err
 	if !asOf.IsZero() {
 		asOfArg = asOf
 	}
-	n := 0
-	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `WITH due AS (
-				SELECT order_id FROM reservations
-				WHERE status = 'held' AND expires_at <= COALESCE($1::timestamptz, now())
-				ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-			UPDATE reservations r SET status = 'expired', updated_at = now()
-			FROM due WHERE r.order_id = due.order_id RETURNING r.order_id`, asOfArg, limit)
-		if err != nil {
-			return unavailable(err)
-		}
-		orders, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-		if err != nil {
-			return unavailable(err)
-		}
-		n = len(orders)
-		if n == 0 {
-			return nil
-		}
-		rows, err = tx.Query(ctx, `SELECT order_id, product_id, quantity FROM reservation_lines
-			WHERE order_id = ANY($1) ORDER BY product_id, order_id`, orders)
-		if err != nil {
-			return unavailable(err)
-		}
-		byOrder := map[uuid.UUID][]inventory.Line{}
-		var products []inventory.Line // per product, summed, in product order
-		for rows.Next() {
-			var orderID uuid.UUID
-			var l inventory.Line
-			if err := rows.Scan(&orderID, &l.ProductID, &l.Quantity); err != nil {
-				rows.Close()
-				return unavailable(err)
-			}
-			byOrder[orderID] = append(byOrder[orderID], l)
-			if k := len(products) - 1; k >= 0 && products[k].ProductID == l.ProductID {
-				products[k].Quantity += l.Quantity
-			} else {
-				products = append(products, l)
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return unavailable(err)
-		}
-		moved, err := moveStock(ctx, tx, products, "reserved = reserved - $2", false, nil)
-		if err != nil {
-			return err
-		}
-		evs, err := changedEvents(ctx, moved)
-		if err != nil {
-			return err
-		}
-		for _, orderID := range orders {
-			data := inventory.ReservationsExpiredData{OrderID: orderID, Lines: byOrder[orderID]}
-			ev, err := events.New(ctx, inventory.Source, events.ReservationsExpired, orderID.String(), data)
-			if err != nil {
-				return fault.Internalf("reservations expired event: %w", err)
-			}
-			evs = append(evs, ev)
-		}
-		b := &pgx.Batch{}
-		outbox.QueueAll(b, evs...)
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return unavailable(err)
+	// BEGIN and the claim, the lines, the stock UPDATEs, the events and
+	// COMMIT: 4 round trips (postgres.BatchTx).
+	b := &pgx.Batch{}
+	b.Queue(`WITH due AS (
+			SELECT order_id FROM reservations
+			WHERE status = 'held' AND expires_at <= COALESCE($1::timestamptz, now())
+			ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+		UPDATE reservations r SET status = 'expired', updated_at = now()
+		FROM due WHERE r.order_id = due.order_id RETURNING r.order_id`, asOfArg, limit)
+	tx, br := postgres.BeginBatch(ctx, s.db, b)
+	defer tx.Rollback(ctx)
+	orders, err := pgx.CollectRows(queryRows(br), pgx.RowTo[uuid.UUID])
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	if len(orders) == 0 {
+		return 0, nil // nothing was due: the deferred rollback ends the transaction
+	}
+	b = &pgx.Batch{}
+	b.Queue(`SELECT order_id, product_id, quantity FROM reservation_lines
+		WHERE order_id = ANY($1) ORDER BY product_id, order_id`, orders)
+	br = tx.SendBatch(ctx, b)
+	byOrder := map[uuid.UUID][]inventory.Line{}
+	var products []inventory.Line // per product, summed, in product order
+	var orderID uuid.UUID
+	var l inventory.Line
+	_, err = pgx.ForEachRow(queryRows(br), []any{&orderID, &l.ProductID, &l.Quantity}, func() error {
+		byOrder[orderID] = append(byOrder[orderID], l)
+		if k := len(products) - 1; k >= 0 && products[k].ProductID == l.ProductID {
+			products[k].Quantity += l.Quantity
+		} else {
+			products = append(products, l)
 		}
 		return nil
 	})
-	return n, err
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	moved, err := moveStock(ctx, tx, products, setRelease, false)
+	if err != nil {
+		return 0, err
+	}
+	evs, err := changedEvents(ctx, moved)
+	if err != nil {
+		return 0, err
+	}
+	for _, orderID := range orders {
+		data := inventory.ReservationsExpiredData{OrderID: orderID, Lines: byOrder[orderID]}
+		ev, err := events.New(ctx, inventory.Source, events.ReservationsExpired, orderID.String(), data)
+		if err != nil {
+			return 0, fault.Internalf("reservations expired event: %w", err)
+		}
+		evs = append(evs, ev)
+	}
+	b = &pgx.Batch{}
+	outbox.QueueAll(b, evs...)
+	if err := tx.Commit(ctx, b); err != nil {
+		return 0, unavailable(err)
+	}
+	return len(orders), nil
+}
+
+// queryRows reads the next result of br as rows (their error, if any, is
+// the rows').
+func queryRows(br pgx.BatchResults) pgx.Rows {
+	rows, _ := br.Query()
+	return rows
 }
 
 // Hold returns the order's reservation with its lines in product order;
@@ -255,20 +302,42 @@ func (s *Store) Hold(ctx context.Context, orderID uuid.UUID) (inventory.Hold, er
 	return out, err
 }
 
-// loadHold locks the order's reservation row and reads its lines.
-func loadHold(ctx context.Context, tx pgx.Tx, orderID uuid.UUID) (inventory.Hold, error) {
-	return readHold(ctx, tx, orderID, true)
+// beginLocked begins a transaction with the order's reservation row locked
+// and read with its lines (readHoldQuery), in one round trip. The caller
+// defers tx.Rollback whatever the error.
+func (s *Store) beginLocked(ctx context.Context, orderID uuid.UUID) (*postgres.BatchTx, inventory.Hold, error) {
+	b := &pgx.Batch{}
+	b.Queue(readHoldQuery(true), orderID)
+	tx, br := postgres.BeginBatch(ctx, s.db, b)
+	h, err := scanHold(br.Query())
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = unavailable(cerr)
+	}
+	h.OrderID = orderID
+	return tx, h, err
 }
 
 func readHold(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, lock bool) (inventory.Hold, error) {
+	h, err := scanHold(tx.Query(ctx, readHoldQuery(lock), orderID))
+	h.OrderID = orderID
+	return h, err
+}
+
+// readHoldQuery reads a hold ($1 its order) with its lines in product order,
+// the reservation row locked when lock is true.
+func readHoldQuery(lock bool) string {
 	q := `SELECT r.status, r.expires_at, l.product_id, l.quantity
 		FROM reservations r LEFT JOIN reservation_lines l ON l.order_id = r.order_id
 		WHERE r.order_id = $1 ORDER BY l.product_id`
 	if lock {
 		q += ` FOR UPDATE OF r`
 	}
-	h := inventory.Hold{OrderID: orderID}
-	rows, err := tx.Query(ctx, q, orderID)
+	return q
+}
+
+// scanHold reads readHoldQuery's rows and closes them.
+func scanHold(rows pgx.Rows, err error) (inventory.Hold, error) {
+	var h inventory.Hold
 	if err != nil {
 		return h, unavailable(err)
 	}
@@ -296,13 +365,23 @@ func readHold(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, lock bool) (inv
 	return h, nil
 }
 
-// finish sets the hold's status and appends the stock changes' events, in one
-// batch.
-func (s *Store) finish(ctx context.Context, tx pgx.Tx, h inventory.Hold, next inventory.HoldStatus, moved []inventory.Stock) (inventory.Hold, error) {
-	b := &pgx.Batch{}
-	b.Queue(`UPDATE reservations SET status = $2, updated_at = now() WHERE order_id = $1`, h.OrderID, string(next))
-	if err := appendChanged(ctx, tx, b, moved); err != nil {
+// queueStatus queues the UPDATE that sets the order's hold status.
+func queueStatus(b *pgx.Batch, orderID uuid.UUID, next inventory.HoldStatus) {
+	b.Queue(`UPDATE reservations SET status = $2, updated_at = now() WHERE order_id = $1`, orderID, string(next))
+}
+
+// finish sets the hold's status, appends the stock changes' events and
+// commits, in one round trip.
+func finish(ctx context.Context, tx *postgres.BatchTx, h inventory.Hold, next inventory.HoldStatus, moved []inventory.Stock) (inventory.Hold, error) {
+	evs, err := changedEvents(ctx, moved)
+	if err != nil {
 		return h, err
+	}
+	b := &pgx.Batch{}
+	queueStatus(b, h.OrderID, next)
+	outbox.QueueAll(b, evs...)
+	if err := tx.Commit(ctx, b); err != nil {
+		return h, unavailable(err)
 	}
 	h.Status = next
 	return h, nil
@@ -336,32 +415,48 @@ func changedEvents(ctx context.Context, moved []inventory.Stock) ([]events.Envel
 	return evs, nil
 }
 
-// moveStock changes the stock of every line ($1 its product, $2 its
-// quantity in set, the SET expressions), only where the available units cover
-// the line when conditional, and returns the changed rows in product order.
-// The per-line UPDATEs (simple primary-key statements, cheap to plan) go in
-// ONE batch, followed by what extra queues; PostgreSQL runs them in order, so
-// the stock rows are locked in the lines' product-id order and two
-// transactions moving the same products never deadlock. When conditional and
-// a line's units are not available, the answer is fault.Conflict
-// "out_of_stock" naming the first such product: the caller's transaction
-// must then roll back (nothing has changed once it has).
-func moveStock(ctx context.Context, tx pgx.Tx, lines []inventory.Line, set string, conditional bool, extra func(*pgx.Batch)) ([]inventory.Stock, error) {
+// batchSender is a transaction that sends batches (pgx.Tx, postgres.BatchTx).
+type batchSender interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// moveStock changes the stock of every line in one batch (queueMoves) and
+// returns the changed rows in product order (readMoves).
+func moveStock(ctx context.Context, tx batchSender, lines []inventory.Line, set string, conditional bool) ([]inventory.Stock, error) {
+	b := &pgx.Batch{}
+	queueMoves(b, lines, set, conditional)
+	return readMoves(tx.SendBatch(ctx, b), lines, conditional)
+}
+
+// queueMoves queues one UPDATE per line changing its stock ($1 its product,
+// $2 its quantity in set, the SET expressions), only where the available
+// units cover the line when conditional, each returning the changed row.
+// The per-line UPDATEs are simple primary-key statements, cheap to plan;
+// PostgreSQL runs a batch's statements in order, so the stock rows are
+// locked in the lines' product-id order and two transactions moving the same
+// products never deadlock.
+func queueMoves(b *pgx.Batch, lines []inventory.Line, set string, conditional bool) {
 	q := `UPDATE stock SET ` + set + `, updated_at = now() WHERE product_id = $1`
 	if conditional {
 		q += ` AND on_hand - reserved >= $2`
 	}
 	q += ` RETURNING product_id, on_hand, reserved, updated_at, version`
-	b := &pgx.Batch{}
 	for _, l := range lines {
 		b.Queue(q, l.ProductID, l.Quantity)
 	}
-	if extra != nil {
-		extra(b)
-	}
-	br := tx.SendBatch(ctx, b)
+}
+
+// readMoves reads the rows of queueMoves' statements, the next results of
+// br, then closes br (what was queued after them is checked there). When
+// conditional and a line comes back without a row (its units are not
+// available, or it has no stock row), the answer is fault.Conflict
+// "out_of_stock" naming the first such product: the caller's transaction
+// must then roll back (nothing has changed once it has). The refusal wins
+// over an error of a later statement (the lines' INSERT of an unknown
+// product breaks its foreign key).
+func readMoves(br pgx.BatchResults, lines []inventory.Line, conditional bool) ([]inventory.Stock, error) {
 	defer br.Close()
-	var moved []inventory.Stock
+	moved := make([]inventory.Stock, 0, len(lines))
 	var refusal error
 	for _, l := range lines {
 		st, err := scan(br.QueryRow())
@@ -376,7 +471,7 @@ func moveStock(ctx context.Context, tx pgx.Tx, lines []inventory.Line, set strin
 			moved = append(moved, st)
 		}
 	}
-	err := br.Close() // what extra queued may fail on a refused line (no stock row): the refusal wins
+	err := br.Close()
 	switch {
 	case refusal != nil && !conditional:
 		return nil, unavailable(fmt.Errorf("stock rows missing: %w", refusal))

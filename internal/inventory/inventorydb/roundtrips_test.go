@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
@@ -16,10 +18,12 @@ import (
 // limits: a round trip added back fails this test.
 func TestCheckoutRoundTrips(t *testing.T) {
 	// Round trips at most, by number of lines; each call is one commit.
-	// Before (one statement per line and an outbox row + NOTIFY per stock
-	// change): reserve 6 and 12, commit 7 and 11.
-	maxReserve := map[int]int{1: 5, 3: 5}
-	maxCommit := map[int]int{1: 5, 3: 5}
+	// BEGIN rides in the first batch and COMMIT in the last
+	// (postgres.BatchTx). Before: reserve 6 and 12, commit 7 and 11 (one
+	// statement per line, an outbox row + NOTIFY per stock change); then 5
+	// and 5 (BEGIN and COMMIT of their own, the lines in one batch).
+	maxReserve := map[int]int{1: 2, 3: 2}
+	maxCommit := map[int]int{1: 2, 3: 2}
 	// Statements at most: BEGIN, [the hold's read or header,] one UPDATE per
 	// line, [the lines or the status,] one outbox INSERT and one NOTIFY
 	// whatever the number of events, COMMIT.
@@ -64,5 +68,119 @@ func TestCheckoutRoundTrips(t *testing.T) {
 				}
 			}
 		})
+	}
+
+	// The other paths, 2 lines: a refusal is the first batch and a ROLLBACK
+	// (no commit); a repeat is that, then the hold read (BEGIN + the locked
+	// read, ROLLBACK: it writes nothing; 4 round trips and a commit before);
+	// a release and the commit of a released hold (taken
+	// again, with events) are 3 round trips: the locked read, the stock
+	// UPDATEs, and the status, the events and COMMIT (5 each before).
+	t.Run("refused, released, taken again", func(t *testing.T) {
+		lines := stockedLines(t, s, 2)
+		order := newID()
+		rt.Reset()
+		tooMany := append([]inventory.Line{}, lines...)
+		tooMany[1].Quantity = 11
+		if _, err := cs.Reserve(ctx, holdReq(t, order, 0, tooMany...)); !fault.Is(err, fault.Conflict, "out_of_stock") {
+			t.Fatalf("reserve of 11: %v, want out_of_stock", err)
+		}
+		if got := rt.Counts(); got.Trips > 2 || got.Commits != 0 {
+			t.Errorf("refused reserve: %+v, want at most 2 round trips and no commit", got)
+		}
+		if _, err := cs.Reserve(ctx, holdReq(t, order, 0, lines...)); err != nil {
+			t.Fatal(err)
+		}
+		rt.Reset()
+		if h, err := cs.Reserve(ctx, holdReq(t, order, 0, lines...)); err != nil || h.Status != inventory.StatusHeld {
+			t.Fatalf("repeated reserve: %+v %v", h, err)
+		}
+		if got := rt.Counts(); got.Trips > 4 || got.Commits != 0 {
+			t.Errorf("repeated reserve: %+v, want at most 4 round trips and no commit", got)
+		}
+		rt.Reset()
+		if h, err := cs.Release(ctx, order); err != nil || h.Status != inventory.StatusReleased {
+			t.Fatalf("release: %+v %v", h, err)
+		}
+		if got := rt.Counts(); got.Trips > 3 || got.Commits != 1 {
+			t.Errorf("release: %+v, want at most 3 round trips and 1 commit", got)
+		}
+		rt.Reset()
+		if h, err := cs.Commit(ctx, order); err != nil || h.Status != inventory.StatusCommitted {
+			t.Fatalf("commit of a released hold: %+v %v", h, err)
+		}
+		if got := rt.Counts(); got.Trips > 3 || got.Commits != 1 {
+			t.Errorf("commit of a released hold: %+v, want at most 3 round trips and 1 commit", got)
+		}
+		for _, l := range lines {
+			if got := stockLevel(t, s, l.ProductID); got != (level{8, 0}) {
+				t.Errorf("stock %+v, want {8 0}", got)
+			}
+		}
+	})
+}
+
+// TestExpirySweepRoundTrips: the sweep is 4 round trips whatever the number
+// of holds and lines (6 before postgres.BatchTx): BEGIN and the claim, the
+// lines, the stock UPDATEs, the events and COMMIT.
+func TestExpirySweepRoundTrips(t *testing.T) {
+	pool := pgtest.Open(t, inventorydb.Migrations())
+	s := inventorydb.New(pool)
+	counted, rt := pgtest.Counted(t, pool)
+	cs := inventorydb.New(counted)
+	ctx := context.Background()
+	lines := stockedLines(t, s, 2)
+	for range 3 {
+		if _, err := s.Reserve(ctx, holdReq(t, newID(), 0, lines...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rt.Reset()
+	n, err := cs.Expire(ctx, time.Now().Add(inventory.MaxHoldTTL+time.Hour), 0)
+	if err != nil || n != 3 {
+		t.Fatalf("expire: %d %v, want 3", n, err)
+	}
+	if got := rt.Counts(); got.Trips > 4 || got.Commits != 1 {
+		t.Errorf("sweep of 3 holds: %+v, want at most 4 round trips and 1 commit", got)
+	}
+	for _, l := range lines {
+		if got := stockLevel(t, s, l.ProductID); got != (level{10, 0}) {
+			t.Errorf("stock %+v, want {10 0}", got)
+		}
+	}
+	rt.Reset()
+	if n, err := cs.Expire(ctx, time.Time{}, 0); err != nil || n != 0 {
+		t.Fatalf("second sweep: %d %v, want 0", n, err)
+	}
+	if got := rt.Counts(); got.Trips > 2 || got.Commits != 0 {
+		t.Errorf("sweep of nothing: %+v, want at most 2 round trips and no commit", got)
+	}
+}
+
+// BenchmarkReserveAndCommit: the inventory database's share of a checkout's
+// latency, a 1-line reservation and its stock commit, one after the other
+// (docs/performance.md). Indicative only: run it on an idle machine,
+// alternately with the code it is compared to.
+func BenchmarkReserveAndCommit(b *testing.B) {
+	pool := pgtest.Open(b, inventorydb.Migrations())
+	s := inventorydb.New(pool)
+	ctx := context.Background()
+	product := newID()
+	if _, err := s.SetOnHand(ctx, product, 1_000_000); err != nil {
+		b.Fatal(err)
+	}
+	line := inventory.Line{ProductID: product, Quantity: 1}
+	for b.Loop() {
+		order := newID()
+		req, err := inventory.NewHoldRequest(order, []inventory.Line{line}, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Reserve(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Commit(ctx, order); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

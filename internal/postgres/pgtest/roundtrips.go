@@ -12,8 +12,8 @@ import (
 
 // RoundTrips is a pgx tracer that counts what a pool sends PostgreSQL: round
 // trips (a statement, or a whole batch), statements (each query of a batch
-// counts) and commits: explicit COMMITs (alone or in a batch), and writes
-// sent outside a transaction (a statement or batch that commits on its own). Ping is not
+// counts) and commits: explicit COMMITs, and writes sent outside a
+// transaction (a statement or batch that commits on its own). Ping is not
 // traced by pgx and costs nothing here.
 type RoundTrips struct {
 	mu                         sync.Mutex
@@ -63,7 +63,7 @@ func (r *RoundTrips) TraceQueryStart(ctx context.Context, c *pgx.Conn, d pgx.Tra
 	defer r.mu.Unlock()
 	r.trips++
 	r.statements++
-	if strings.EqualFold(strings.TrimSpace(d.SQL), "commit") || (idle(c) && writes(d.SQL)) {
+	if isCommit(d.SQL) || (idle(c) && writes(d.SQL)) {
 		r.commits++
 	}
 	return ctx
@@ -72,7 +72,9 @@ func (r *RoundTrips) TraceQueryStart(ctx context.Context, c *pgx.Conn, d pgx.Tra
 // TraceQueryEnd does nothing.
 func (r *RoundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
-// TraceBatchStart counts one round trip for the whole batch.
+// TraceBatchStart counts one round trip for the whole batch, and its commits:
+// every COMMIT it carries, or one when it writes outside a transaction and
+// does not begin one (it then runs as one implicit transaction).
 func (r *RoundTrips) TraceBatchStart(ctx context.Context, c *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -80,23 +82,17 @@ func (r *RoundTrips) TraceBatchStart(ctx context.Context, c *pgx.Conn, d pgx.Tra
 	if d.Batch == nil {
 		return ctx
 	}
-	explicit := false // the batch begins or ends a transaction itself
-	for _, q := range d.Batch.QueuedQueries {
-		switch sql := strings.ToLower(strings.TrimSpace(q.SQL)); {
-		case sql == "commit":
+	qs := d.Batch.QueuedQueries
+	implicit := idle(c) && (len(qs) == 0 || !begins(qs[0].SQL))
+	wrote := false
+	for _, q := range qs {
+		if isCommit(q.SQL) {
 			r.commits++
-			explicit = true
-		case strings.HasPrefix(sql, "begin"):
-			explicit = true
 		}
+		wrote = wrote || writes(q.SQL)
 	}
-	if !explicit && idle(c) {
-		for _, q := range d.Batch.QueuedQueries {
-			if writes(q.SQL) {
-				r.commits++ // a batch outside a transaction runs as one
-				break
-			}
-		}
+	if implicit && wrote {
+		r.commits++
 	}
 	return ctx
 }
@@ -113,6 +109,15 @@ func (r *RoundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEnd
 
 // idle reports whether c is outside a transaction block.
 func idle(c *pgx.Conn) bool { return c != nil && c.PgConn().TxStatus() == 'I' }
+
+// isCommit reports whether sql is a COMMIT.
+func isCommit(sql string) bool { return strings.EqualFold(strings.TrimSpace(sql), "commit") }
+
+// begins reports whether sql begins a transaction block.
+func begins(sql string) bool {
+	s := strings.ToLower(strings.TrimSpace(sql))
+	return strings.HasPrefix(s, "begin") || strings.HasPrefix(s, "start transaction")
+}
 
 // writes reports whether sql changes data (and so commits when it runs
 // outside a transaction).

@@ -1,0 +1,98 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// BatchTx is a transaction sent as batches on one connection of a pool: its
+// BEGIN travels in front of the first batch (BeginBatch, pgx Batch.BeginTx)
+// and its COMMIT behind the last one (Commit), so a transaction of n batches
+// costs n round trips where Tx costs n + 2. It is for a store whose
+// transaction is a fixed sequence of batches, each depending on what the one
+// before answered (a read, then the writes it decides; the writes, then the
+// events built from what they returned).
+//
+// A statement that fails aborts the transaction: the rest of its batch is
+// skipped by PostgreSQL, COMMIT included, and Rollback (deferred right after
+// BeginBatch) rolls it back and gives the connection back to the pool. Like
+// Tx, the COMMIT and the rollback use a context the caller cannot cancel.
+type BatchTx struct {
+	conn *pgxpool.Conn // nil once released
+	tx   pgx.Tx        // the transaction the first batch began, on conn
+}
+
+// errCommitRolledBack is Commit's answer when PostgreSQL rolled the
+// transaction back at COMMIT (it was aborted already).
+var errCommitRolledBack = errors.New("commit: the transaction was rolled back")
+
+// BeginBatch acquires a connection of pool and sends BEGIN followed by b's
+// statements in one round trip. BEGIN's own result is read already: the
+// returned results start with b's first statement. The caller reads them and
+// closes them, then sends further batches with SendBatch and ends the
+// transaction with Commit or Rollback; Rollback is safe to defer and a no-op
+// after Commit. b must not begin a transaction itself.
+func BeginBatch(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) (*BatchTx, pgx.BatchResults) {
+	first := &pgx.Batch{}
+	first.BeginTx(pgx.TxOptions{})
+	first.QueuedQueries = append(first.QueuedQueries, b.QueuedQueries...)
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return &BatchTx{}, pgx.FailedBatchResults(b, err)
+	}
+	br := conn.SendBatch(ctx, first)
+	t := &BatchTx{conn: conn, tx: br.Tx()}
+	_, _ = br.Exec() // BEGIN; when it fails, so does every later result of br
+	return t, br
+}
+
+// SendBatch sends b inside the transaction (one round trip). The results
+// must be closed before the transaction is used again.
+func (t *BatchTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if t.conn == nil {
+		return pgx.FailedBatchResults(b, pgx.ErrTxClosed)
+	}
+	return t.tx.SendBatch(ctx, b)
+}
+
+// Commit sends b's statements followed by COMMIT in one round trip (b may be
+// nil: COMMIT alone) and gives the connection back to the pool. When one of
+// b's statements fails, nothing of the transaction is committed: the
+// statement's error is returned and the transaction is rolled back.
+func (t *BatchTx) Commit(ctx context.Context, b *pgx.Batch) error {
+	if t.conn == nil {
+		return pgx.ErrTxClosed
+	}
+	if b == nil {
+		b = &pgx.Batch{}
+	}
+	b.Queue("commit").Exec(func(tag pgconn.CommandTag) error {
+		if tag.String() != "COMMIT" {
+			return errCommitRolledBack
+		}
+		return nil
+	})
+	err := t.tx.SendBatch(context.WithoutCancel(ctx), b).Close()
+	t.Rollback(ctx) // after COMMIT, only gives the connection back
+	return err
+}
+
+// Rollback rolls back the transaction unless it has ended already (committed,
+// or never begun) and gives the connection back to the pool. It is safe to
+// call more than once.
+func (t *BatchTx) Rollback(ctx context.Context) {
+	if t.conn == nil {
+		return
+	}
+	conn := t.conn.Conn()
+	if !conn.IsClosed() && conn.PgConn().TxStatus() != 'I' {
+		// On failure pgx closes the connection, which the pool then drops.
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "rollback")
+	}
+	t.conn.Release()
+	t.conn = nil
+}
