@@ -450,19 +450,14 @@ func (s *Store) LoadSaga(ctx context.Context, orderID uuid.UUID) (Saga, error) {
 // error is returned as is and nothing is written. fault.NotFound when the
 // order does not exist; fault.Unavailable when the database fails.
 func (s *Store) Update(ctx context.Context, orderID uuid.UUID, decide func(*orders.Order) (orders.Change, error), notes ...Note) (orders.Order, error) {
-	// Update ends its transaction itself, by the COMMIT in its last batch:
-	// pgx's Tx would spend a round trip of its own on COMMIT.
-	conn, err := s.db.Acquire(ctx)
-	if err != nil {
-		return orders.Order{}, unavailable(err)
-	}
-	defer conn.Release()
-	defer rollbackOpen(ctx, conn)
+	// One batch begins the transaction and reads the order, locked, with its
+	// lines; the next carries the writes and COMMIT (postgres.BatchTx: pgx's
+	// Tx would spend a round trip of its own on COMMIT).
 	read := &pgx.Batch{}
-	read.Queue(`BEGIN`)
 	read.Queue(`SELECT `+orderColumns+` FROM orders o WHERE o.id = $1 FOR UPDATE`, orderID)
 	read.Queue(itemsQuery, orderID)
-	br := conn.SendBatch(ctx, read)
+	tx, br := postgres.BeginBatch(ctx, s.db, read)
+	defer tx.Rollback(ctx)
 	o, err := readLocked(br)
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = unavailable(cerr)
@@ -482,39 +477,15 @@ func (s *Store) Update(ctx context.Context, orderID uuid.UUID, decide func(*orde
 			return orders.Order{}, err
 		}
 	}
-	// A context cancelled while this batch runs closes the connection, which
-	// rolls the transaction back unless its COMMIT already ran: never half of it.
-	b.Queue(`COMMIT`)
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+	if err := tx.Commit(ctx, b); err != nil {
 		return orders.Order{}, unavailable(err)
-	}
-	if st := conn.Conn().PgConn().TxStatus(); st != 'I' { // cannot happen: COMMIT ran, or an error was returned
-		return orders.Order{}, unavailable(fmt.Errorf("transaction status %q after COMMIT", st))
 	}
 	return o, nil
 }
 
-// rollbackOpen rolls back the transaction conn is still in — an Update that
-// failed before its COMMIT ran — on a context the caller cannot cancel. A
-// connection that cannot roll back is closed, which ends the transaction too
-// (and the pool never reuses a connection left in a transaction).
-func rollbackOpen(ctx context.Context, conn *pgxpool.Conn) {
-	c := conn.Conn()
-	if c.IsClosed() || c.PgConn().TxStatus() == 'I' {
-		return
-	}
-	ctx = context.WithoutCancel(ctx)
-	if _, err := c.Exec(ctx, `ROLLBACK`); err != nil {
-		_ = c.Close(ctx)
-	}
-}
-
-// readLocked reads the results of Update's first batch: BEGIN, the order
-// (locked) and its lines.
+// readLocked reads the results of Update's first batch: the order (locked)
+// and its lines.
 func readLocked(br pgx.BatchResults) (orders.Order, error) {
-	if _, err := br.Exec(); err != nil {
-		return orders.Order{}, unavailable(err)
-	}
 	o, err := scanOrder(br.QueryRow())
 	if errors.Is(err, pgx.ErrNoRows) {
 		return o, errNotFound
