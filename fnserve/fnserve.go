@@ -28,12 +28,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"runtime/pprof"
-	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -97,12 +92,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		MaxRequestBytes: int64(c.Int("max_request_bytes", 1<<20, 1, 1<<30)),
 	}
 	cfg.DrainInterval = c.Duration("healthcheck_interval", cfg.WriteTimeout)
-	if dir := c.String("PPROF_CPU_DIR", ""); dir != "" {
-		chosen := c.String("PPROF_FUNCTIONS", "")
-		if chosen == "" || slices.Contains(strings.Split(chosen, ","), name) {
-			cfg.CPUProfile = filepath.Join(dir, fmt.Sprintf("%s.%d.pprof", name, os.Getpid()))
-		}
-	}
+	cfg.CPUProfile = telemetry.CPUProfilePath(c.String("PPROF_CPU_DIR", ""), c.String("PPROF_FUNCTIONS", ""), name)
 	if err := cfg.LogLevel.UnmarshalText([]byte(c.String("LOG_LEVEL", "info"))); err != nil {
 		return cfg, errors.Join(c.Err(), fmt.Errorf("LOG_LEVEL: %w", err))
 	}
@@ -139,23 +129,11 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, buil
 	// The profile is written as soon as the process is asked to stop, before
 	// the drain: a supervisor may kill a draining process (the local
 	// runtime's tests give it 3s), and the drain serves no profiled load.
-	stopProfile := func() {}
-	if cfg.CPUProfile != "" {
-		stop, err := startCPUProfile(cfg.CPUProfile)
-		if err != nil {
-			return err
-		}
-		var once sync.Once
-		stopProfile = func() {
-			once.Do(func() {
-				if err := stop(); err != nil {
-					log.Error("cpu profile", "err", err)
-				}
-			})
-		}
-		defer stopProfile()
-		log.Info("writing a CPU profile at shutdown", "file", cfg.CPUProfile)
+	stopProfile, err := telemetry.ProfileCPUUntil(ctx, cfg.CPUProfile, log)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 
 	shutdownTracing, err := telemetry.Setup(ctx, cfg.Name, getenv)
 	if err != nil {
@@ -369,22 +347,3 @@ func (w *statusWriter) Flush() {
 
 // Unwrap gives http.ResponseController the writer underneath.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// startCPUProfile starts the CPU profiler; stop writes the profile to path.
-func startCPUProfile(path string) (stop func() error, err error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("cpu profile: %w", err)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("cpu profile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("cpu profile: %w", err)
-	}
-	return func() error {
-		pprof.StopCPUProfile()
-		return f.Close()
-	}, nil
-}

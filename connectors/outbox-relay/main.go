@@ -12,6 +12,7 @@
 //	INBOX_RETENTION         how long consumers' processed-event ids are kept [720h]
 //	METRICS_ADDR            Prometheus /metrics listen address [127.0.0.1:0]; "off" disables
 //	LOG_LEVEL               debug, info, warn, error [info]
+//	PPROF_CPU_DIR           write a CPU profile of the run there at stop, when PPROF_FUNCTIONS is empty or names outbox-relay [""]
 //	SECRETS_DIR             secret event-signing-key (required), optional secret db-password [/var/openfaas/secrets]
 package main
 
@@ -47,6 +48,14 @@ func run(ctx context.Context, getenv func(string) string) error {
 	c := config.New(getenv)
 	level := telemetry.Level(c.String("LOG_LEVEL", "info"))
 	log := telemetry.NewLogger(os.Stdout, "outbox-relay", level)
+	// PPROF_CPU_DIR (and PPROF_FUNCTIONS naming outbox-relay, or empty): a CPU
+	// profile of the whole run, written when the process is asked to stop (as fnserve's).
+	stopProfile, err := telemetry.ProfileCPUUntil(ctx, telemetry.CPUProfilePath(
+		c.String("PPROF_CPU_DIR", ""), c.String("PPROF_FUNCTIONS", ""), "outbox-relay"), log)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	shutdownTracing, err := telemetry.Setup(ctx, "outbox-relay", getenv)
 	if err != nil {
 		return err

@@ -42,6 +42,7 @@ import (
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/gatewayurl"
 )
 
 // Config configures a Connector. Zero values take the documented defaults.
@@ -202,12 +203,15 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Connector, e
 		gatewayAuth = &sdk.BasicAuth{Username: cfg.GatewayUser, Password: cfg.GatewayPassword}
 	}
 	return &Connector{
-		cfg:     cfg,
-		delays:  cfg.Delays(),
-		log:     log,
-		lookup:  sdktypes.NewFunctionLookupBuilder(cfg.GatewayURL, ",", discovery, gatewayAuth),
-		topics:  sdktypes.NewTopicMap(),
-		client:  &http.Client{Timeout: cfg.InvokeTimeout},
+		cfg:    cfg,
+		delays: cfg.Delays(),
+		log:    log,
+		lookup: sdktypes.NewFunctionLookupBuilder(cfg.GatewayURL, ",", discovery, gatewayAuth),
+		topics: sdktypes.NewTopicMap(),
+		// Keep-alive connections to the gateway for every invocation at once
+		// (Go's default keeps 2 idle per host: with more deliveries in
+		// flight nearly every call opened a new connection).
+		client:  &http.Client{Timeout: cfg.InvokeTimeout, Transport: gatewayurl.NewTransport()},
 		metrics: m,
 		bound:   map[string]map[string]bool{},
 

@@ -40,11 +40,14 @@ type gateway struct {
 	status map[string]func(n int) int
 	calls  map[string][]call
 	lists  int
-	srv    *httptest.Server
+	// conns are the client addresses invocations came from: one per
+	// connection the connector opened to invoke.
+	conns map[string]bool
+	srv   *httptest.Server
 }
 
 func newGateway(t *testing.T) *gateway {
-	g := &gateway{topics: map[string]string{}, status: map[string]func(int) int{}, calls: map[string][]call{}}
+	g := &gateway{topics: map[string]string{}, status: map[string]func(int) int{}, calls: map[string][]call{}, conns: map[string]bool{}}
 	mux := http.NewServeMux()
 	// The gateway API requires basic auth, as faasd's does.
 	authorized := func(w http.ResponseWriter, r *http.Request) bool {
@@ -87,6 +90,7 @@ func newGateway(t *testing.T) *gateway {
 		id := r.Header.Get("Ce-Id")
 		g.mu.Lock()
 		g.calls[name] = append(g.calls[name], call{at: time.Now(), id: id, headers: r.Header.Clone(), body: string(body)})
+		g.conns[r.RemoteAddr] = true
 		n := 0
 		for _, c := range g.calls[name] {
 			if c.id == id {
@@ -558,4 +562,35 @@ func TestGatewayErrorsRetried(t *testing.T) {
 	if got[2].id != id || got[2].headers.Get("X-Attempt") != "3" {
 		t.Errorf("third call: id %q attempt %q", got[2].id, got[2].headers.Get("X-Attempt"))
 	}
+}
+
+// TestDeliveriesReuseGatewayConnections: with many deliveries in flight at
+// once (two functions, 8 each), the connector keeps invoking over the same
+// keep-alive connections to the gateway instead of opening one for nearly
+// every call (Go's default transport keeps 2 idle per host).
+func TestDeliveriesReuseGatewayConnections(t *testing.T) {
+	e := setup(t, "a", "b")
+	e.cfg.Prefetch = 8
+	topic := e.names.Prefix + "order.placed.v1"
+	slow := func(int) int {
+		time.Sleep(3 * time.Millisecond) // keep the calls overlapping
+		return http.StatusOK
+	}
+	e.gw.set("a", topic, slow)
+	e.gw.set("b", topic, slow)
+	e.start(t)
+	e.gw.synced(t)
+	const events = 100
+	for range events {
+		e.publish(t, topic)
+	}
+	e.gw.waitCalls(t, "a", events, 20*time.Second)
+	e.gw.waitCalls(t, "b", events, 20*time.Second)
+	e.gw.mu.Lock()
+	opened := len(e.gw.conns)
+	e.gw.mu.Unlock()
+	if inFlight := 2 * e.cfg.Prefetch; opened > 2*inFlight {
+		t.Errorf("%d connections opened for %d invocations, %d at most at once; want at most %d", opened, 2*events, inFlight, 2*inFlight)
+	}
+	t.Logf("%d connections for %d invocations", opened, 2*events)
 }

@@ -63,7 +63,15 @@ const MaxIdlePerHost = 64
 // transport (telemetry.Client: every call a client span, traceparent goes out
 // with it) that keeps up to MaxIdlePerHost idle connections to it.
 func NewClient() *http.Client {
+	return &http.Client{Transport: telemetry.Client(NewTransport())}
+}
+
+// NewTransport is NewClient's transport without the client spans, for a
+// caller that makes its own span per call (the RabbitMQ connector's delivery
+// span): http.DefaultTransport's settings with up to MaxIdlePerHost idle
+// connections to the gateway.
+func NewTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns, t.MaxIdleConnsPerHost = MaxIdlePerHost, MaxIdlePerHost
-	return &http.Client{Transport: telemetry.Client(t)}
+	return t
 }

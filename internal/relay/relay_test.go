@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -379,4 +382,101 @@ func proxy(t *testing.T, addr, target string) {
 			go func() { defer wg.Done(); _, _ = io.Copy(in, out); _ = in.Close() }()
 		}
 	}()
+}
+
+// TestRelayQueriesPerEvent: an event that wakes an idle relay costs it the
+// read of the batch and the mark after the confirm; the lag metrics'
+// count(*) runs at most once per PollInterval, not on every wakeup (it was a
+// third of the relay's queries).
+func TestRelayQueriesPerEvent(t *testing.T) {
+	names, deliveries := capture(t)
+	pool, url := openOutbox(t)
+	ctx := context.Background()
+	const poll = 2 * time.Second
+	r, err := New(Config{Databases: []Database{{Name: "orders", URL: url}}, BrokerURL: rabbitURL, Names: names,
+		PollInterval: poll}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &queryKinds{n: map[string]int{}}
+	r.tracer = counted
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Run(rctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	// One event at a time, each published and marked before the next.
+	relayOne := func(subject string) {
+		t.Helper()
+		if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+			insertEvent(t, ctx, tx, subject)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		receive(t, deliveries, 1, 10*time.Second)
+		for deadline := time.Now().Add(10 * time.Second); unpublished(t, pool) != 0; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("event not marked published")
+			}
+		}
+	}
+	relayOne("warm-up") // the session's LISTEN, first read and first metrics refresh
+	counted.reset()
+	start := time.Now()
+	const n = 10
+	for i := range n {
+		relayOne(fmt.Sprint("order-", i))
+	}
+	got := counted.counts()
+	if most := 2 + int(time.Since(start)/poll); got["lag"] > most {
+		t.Errorf("%d lag queries for %d events in %s, want at most %d (once per poll interval of %s)",
+			got["lag"], n, time.Since(start).Round(time.Millisecond), most, poll)
+	}
+	if got["mark"] != n {
+		t.Errorf("%d marks for %d events, want one each", got["mark"], n)
+	}
+	t.Logf("%d events: %v", n, got)
+}
+
+// queryKinds counts a relay's queries by kind: read (the batch), mark
+// (published_at), lag (the metrics' count), other.
+type queryKinds struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (q *queryKinds) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	kind := "other"
+	switch {
+	case strings.Contains(d.SQL, "SELECT seq"):
+		kind = "read"
+	case strings.Contains(d.SQL, "UPDATE outbox SET published_at"):
+		kind = "mark"
+	case strings.Contains(d.SQL, "count(*)"):
+		kind = "lag"
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.n[kind]++
+	return ctx
+}
+
+func (q *queryKinds) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (q *queryKinds) reset() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	clear(q.n)
+}
+
+func (q *queryKinds) counts() map[string]int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return maps.Clone(q.n)
 }
