@@ -34,13 +34,32 @@ func Claim(ctx context.Context, tx pgx.Tx, eventID uuid.UUID, consumer string) (
 	if eventID == uuid.Nil || consumer == "" {
 		return false, fmt.Errorf("inbox: event id and consumer are required")
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO processed_events (event_id, consumer) VALUES ($1, $2)
-		ON CONFLICT DO NOTHING`, eventID, consumer)
+	tag, err := tx.Exec(ctx, claimSQL, eventID, consumer)
 	if err != nil {
 		return false, fmt.Errorf("inbox: claim event: %w", err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
+
+// QueueClaim queues Claim's statement on b, for a transaction sent as batches
+// (postgres.BatchTx), so the claim travels with the statements of the effect
+// that do not depend on its answer: the claim's result sets *first when b's
+// results are read. The caller must still apply no effect of its own when
+// *first is false (it rolls the transaction back, or its statements are ones
+// a duplicate leaves unchanged). It fails only on a missing id or consumer.
+func QueueClaim(b *pgx.Batch, eventID uuid.UUID, consumer string, first *bool) error {
+	if eventID == uuid.Nil || consumer == "" {
+		return fmt.Errorf("inbox: event id and consumer are required")
+	}
+	b.Queue(claimSQL, eventID, consumer).Exec(func(tag pgconn.CommandTag) error {
+		*first = tag.RowsAffected() == 1
+		return nil
+	})
+	return nil
+}
+
+const claimSQL = `INSERT INTO processed_events (event_id, consumer) VALUES ($1, $2)
+		ON CONFLICT DO NOTHING`
 
 // Prune deletes processed-event records older than olderThan from the
 // database behind db, when it has the table (not every service consumes

@@ -137,3 +137,52 @@ func TestPrune(t *testing.T) {
 		t.Errorf("Prune without the table = %d, %v; want 0, nil", n, err)
 	}
 }
+
+// QueueClaim in a batched transaction (postgres.BatchTx) whose effect rides in
+// the claim's batch: of ten concurrent deliveries exactly one reports first
+// and commits; the others roll their effect back.
+func TestQueueClaimOnce(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, migrations())
+	id, _ := uuid.NewV7()
+	var firsts atomic.Int32
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var first bool
+			b := &pgx.Batch{}
+			if err := inbox.QueueClaim(b, id, "counter", &first); err != nil {
+				t.Error(err)
+				return
+			}
+			b.Queue(`INSERT INTO effects VALUES (1)`)
+			tx, br := postgres.BeginBatch(ctx, pool, b)
+			defer tx.Rollback(ctx)
+			if err := br.Close(); err != nil {
+				t.Error(err)
+				return
+			}
+			if !first {
+				return
+			}
+			firsts.Add(1)
+			if err := tx.Commit(ctx, nil); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM effects`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || firsts.Load() != 1 {
+		t.Errorf("%d effects, %d first claims; want 1 and 1", n, firsts.Load())
+	}
+	var first bool
+	if err := inbox.QueueClaim(&pgx.Batch{}, uuid.Nil, "c", &first); err == nil {
+		t.Error("nil event id accepted")
+	}
+}

@@ -85,20 +85,29 @@ var ErrSKUTaken = fault.E(fault.Conflict, fault.CodeSKUTaken, "a product with th
 // data is the full snapshot including archived. Both go in one batch (the
 // document, the outbox row and its NOTIFY): one round trip.
 func changed(ctx context.Context, tx pgx.Tx, p catalog.Product) error {
+	b := &pgx.Batch{}
+	if err := queueChanged(ctx, b, p); err != nil {
+		return err
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("product %s changed: %w", p.ID, err)
+	}
+	return nil
+}
+
+// queueChanged queues changed's statements on b, for a transaction sent as
+// batches (postgres.BatchTx), whose last batch carries them with its COMMIT.
+func queueChanged(ctx context.Context, b *pgx.Batch, p catalog.Product) error {
 	ev, err := events.New(ctx, Source, events.ProductChanged, p.ID.String(), p)
 	if err != nil {
 		return err
 	}
-	b := &pgx.Batch{}
 	if p.Archived {
 		pgsearch.QueueDelete(b, p.ID)
 	} else {
 		pgsearch.QueueUpsert(b, search.FromProduct(p))
 	}
 	outbox.Queue(b, ev)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("product %s changed: %w", p.ID, err)
-	}
 	return nil
 }
 

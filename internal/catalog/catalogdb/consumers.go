@@ -27,6 +27,12 @@ import (
 // changed product gets its search document and product.changed.v1 event in the
 // same transaction, and is returned for the after-commit step (cache
 // invalidation). Failures are fault.Internal.
+//
+// Round trips (TestSaleEventRoundTrips, postgres.BatchTx): BEGIN with the
+// claim and the order's sale; the sold counts of all its products in one
+// batch; their search documents and product.changed.v1 rows with the COMMIT:
+// 3 whatever the number of products (6 for one product before, one batch and
+// UPDATE more per further product). An event that changes no count is 2.
 func (s *Store) AddSold(ctx context.Context, eventID uuid.UUID, consumer string, orderID uuid.UUID, cancelled bool, deltas []catalog.SoldDelta) (changedProducts []catalog.Product, first bool, err error) {
 	sum := map[uuid.UUID]int64{}
 	for _, d := range deltas {
@@ -39,60 +45,83 @@ func (s *Store) AddSold(ctx context.Context, eventID uuid.UUID, consumer string,
 		}
 	}
 	slices.SortFunc(ids, func(a, b uuid.UUID) int { return cmp.Compare(a.String(), b.String()) })
-	err = postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
-		changedProducts = nil
-		var err error
-		if first, err = inbox.Claim(ctx, tx, eventID, consumer); err != nil || !first {
-			return err
-		}
-		counts, err := recordSale(ctx, tx, orderID, cancelled)
-		if err != nil || !counts {
-			return err
-		}
-		for _, id := range ids {
-			p, err := scan(tx.QueryRow(ctx, `UPDATE products SET sold_count = GREATEST(sold_count + $2, 0),
-					version = version + 1, updated_at = now()
-				WHERE id = $1 AND sold_count IS DISTINCT FROM GREATEST(sold_count + $2, 0) RETURNING `+columns, id, sum[id]))
-			if errors.Is(err, pgx.ErrNoRows) {
-				continue // unknown product, or a decrement already at zero
-			}
-			if err != nil {
-				return err
-			}
-			if err := changed(ctx, tx, p); err != nil {
-				return err
-			}
-			changedProducts = append(changedProducts, p)
-		}
-		return nil
-	})
-	if err != nil {
+	internal := func(err error) ([]catalog.Product, bool, error) {
 		return nil, false, fault.Internalf("add sold counts: %w", err)
 	}
-	return changedProducts, first, nil
+	// BEGIN, the claim and the order's sale in one batch: the sale does not
+	// wait for the claim's answer (a duplicate finds the sale moved already
+	// by the first delivery, and is rolled back anyway).
+	b := &pgx.Batch{}
+	if err := inbox.QueueClaim(b, eventID, consumer, &first); err != nil {
+		return internal(err)
+	}
+	var counts bool
+	queueRecordSale(b, orderID, cancelled, &counts)
+	tx, br := postgres.BeginBatch(ctx, s.db, b)
+	defer tx.Rollback(ctx)
+	if err := br.Close(); err != nil {
+		return internal(err)
+	}
+	if !first {
+		return nil, false, nil // a duplicate: rolled back, nothing changed
+	}
+	var w *pgx.Batch
+	if counts && len(ids) > 0 {
+		// The sold counts, one UPDATE per product in id order (the lock
+		// order), in one batch.
+		u := &pgx.Batch{}
+		for _, id := range ids {
+			u.Queue(`UPDATE products SET sold_count = GREATEST(sold_count + $2, 0),
+					version = version + 1, updated_at = now()
+				WHERE id = $1 AND sold_count IS DISTINCT FROM GREATEST(sold_count + $2, 0) RETURNING `+columns, id, sum[id]).QueryRow(func(row pgx.Row) error {
+				p, err := scan(row)
+				if errors.Is(err, pgx.ErrNoRows) {
+					return nil // unknown product, or a decrement already at zero
+				}
+				if err == nil {
+					changedProducts = append(changedProducts, p)
+				}
+				return err
+			})
+		}
+		if err := tx.SendBatch(ctx, u).Close(); err != nil {
+			return internal(err)
+		}
+		// Their search documents and product.changed.v1 go with the COMMIT.
+		w = &pgx.Batch{}
+		for _, p := range changedProducts {
+			if err := queueChanged(ctx, w, p); err != nil {
+				return internal(err)
+			}
+		}
+	}
+	if err := tx.Commit(ctx, w); err != nil {
+		return internal(err)
+	}
+	return changedProducts, true, nil
 }
 
-// recordSale moves the order's sale along placed → cancelled (or straight to
-// cancelled_first when the cancellation comes first) and reports whether this
-// event changes the sold counts.
-func recordSale(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, cancelled bool) (bool, error) {
-	var state string
-	var err error
-	if !cancelled {
-		err = tx.QueryRow(ctx, `INSERT INTO order_sales (order_id, state) VALUES ($1, 'placed')
-			ON CONFLICT (order_id) DO NOTHING RETURNING state`, orderID).Scan(&state)
-	} else {
-		err = tx.QueryRow(ctx, `INSERT INTO order_sales (order_id, state) VALUES ($1, 'cancelled_first')
+// queueRecordSale queues on b the move of the order's sale along placed →
+// cancelled (or straight to cancelled_first when the cancellation comes
+// first); *counts is set, when b's results are read, to whether this event
+// changes the sold counts.
+func queueRecordSale(b *pgx.Batch, orderID uuid.UUID, cancelled bool, counts *bool) {
+	sql := `INSERT INTO order_sales (order_id, state) VALUES ($1, 'placed')
+		ON CONFLICT (order_id) DO NOTHING RETURNING state`
+	if cancelled {
+		sql = `INSERT INTO order_sales (order_id, state) VALUES ($1, 'cancelled_first')
 			ON CONFLICT (order_id) DO UPDATE SET state = 'cancelled', updated_at = now()
-			WHERE order_sales.state = 'placed' RETURNING state`, orderID).Scan(&state)
+			WHERE order_sales.state = 'placed' RETURNING state`
 	}
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil // already placed, already cancelled, or cancelled before it was placed
-	}
-	if err != nil {
-		return false, err
-	}
-	return state == "placed" || state == "cancelled", nil
+	b.Queue(sql, orderID).QueryRow(func(row pgx.Row) error {
+		var state string
+		err := row.Scan(&state)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // already placed, already cancelled, or cancelled before it was placed
+		}
+		*counts = state == "placed" || state == "cancelled"
+		return err
+	})
 }
 
 // SetAvailabilityOnce is SetAvailability for the consumer of one
@@ -106,53 +135,72 @@ func recordSale(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, cancelled boo
 // newer. fault.NotFound when the product does not exist (the claim is then not
 // kept); other failures are fault.Internal.
 //
-// Round trips (TestStockEventRoundTrips): BEGIN, the claim, one UPDATE that
-// locks the row, records the version and flips in_stock when it differs, and
-// COMMIT — 4 for the usual event that leaves in_stock as it was (6 before:
-// the row was locked, updated and read back in three statements). A flip adds
-// its search document and product.changed.v1; a late event or an unknown
-// product adds one look-up.
+// Round trips (TestStockEventRoundTrips): one batch with BEGIN, the claim and
+// one UPDATE that locks the row, records the version and flips in_stock when
+// it differs, then COMMIT (postgres.BatchTx) — 2 for the usual event that
+// leaves in_stock as it was (4 with a round trip per statement, 6 before
+// that). The UPDATE does not wait for the claim's answer: for a duplicate it
+// changes nothing (the first delivery, committed, left stock_version at or
+// above the event's version) and the transaction is rolled back anyway. A flip
+// sends its search document and product.changed.v1 with the COMMIT; a late
+// event or an unknown product adds one look-up.
 func (s *Store) SetAvailabilityOnce(ctx context.Context, eventID uuid.UUID, consumer string, id uuid.UUID, inStock bool, version int64) (p catalog.Product, first, changedProduct bool, err error) {
-	err = postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
-		changedProduct, p = false, catalog.Product{}
-		var err error
-		if first, err = inbox.Claim(ctx, tx, eventID, consumer); err != nil || !first {
-			return err
-		}
-		// old locks the row (FOR UPDATE: the newest committed row, not the
-		// statement's snapshot) and keeps the values the UPDATE replaces;
-		// SET's right-hand sides read the row before the update.
-		var was bool
-		dst := append([]any{&was}, scanDest(&p)...)
-		err = tx.QueryRow(ctx, `WITH old AS (SELECT id, in_stock FROM products WHERE id = $1 FOR UPDATE)
-			UPDATE products SET stock_version = $3, in_stock = $2,
-				version = products.version + CASE WHEN old.in_stock = $2 THEN 0 ELSE 1 END,
-				updated_at = CASE WHEN old.in_stock = $2 THEN products.updated_at ELSE now() END
-			FROM old WHERE products.id = old.id AND products.stock_version < $3
-			RETURNING old.in_stock, `+productsColumns, id, inStock, version).Scan(dst...)
+	b := &pgx.Batch{}
+	if err := inbox.QueueClaim(b, eventID, consumer, &first); err != nil {
+		return p, false, false, fault.Internalf("set availability: %w", err)
+	}
+	// old locks the row (FOR UPDATE: the newest committed row, not the
+	// statement's snapshot) and keeps the values the UPDATE replaces;
+	// SET's right-hand sides read the row before the update.
+	var was bool
+	updated := false
+	dst := append([]any{&was}, scanDest(&p)...)
+	b.Queue(`WITH old AS (SELECT id, in_stock FROM products WHERE id = $1 FOR UPDATE)
+		UPDATE products SET stock_version = $3, in_stock = $2,
+			version = products.version + CASE WHEN old.in_stock = $2 THEN 0 ELSE 1 END,
+			updated_at = CASE WHEN old.in_stock = $2 THEN products.updated_at ELSE now() END
+		FROM old WHERE products.id = old.id AND products.stock_version < $3
+		RETURNING old.in_stock, `+productsColumns, id, inStock, version).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(dst...)
 		if errors.Is(err, pgx.ErrNoRows) {
-			// An older or equal version (claimed, nothing else), or no such
-			// product (the claim rolls back with the error).
-			var exists bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM products WHERE id = $1)`, id).Scan(&exists); err != nil {
-				return err
-			}
-			if !exists {
-				return errNotFound
-			}
 			return nil
 		}
-		if err != nil || was == inStock {
-			return err
-		}
-		changedProduct = true
-		return changed(ctx, tx, p)
+		updated = err == nil
+		return err
 	})
-	var fe *fault.Error
-	if err != nil && !errors.As(err, &fe) {
-		err = fault.Internalf("set availability: %w", err)
+	tx, br := postgres.BeginBatch(ctx, s.db, b)
+	defer tx.Rollback(ctx)
+	if err := br.Close(); err != nil {
+		return catalog.Product{}, false, false, fault.Internalf("set availability: %w", err)
 	}
-	return p, first, changedProduct, err
+	if !first {
+		return catalog.Product{}, false, false, nil // a duplicate: rolled back, nothing changed
+	}
+	var w *pgx.Batch
+	switch {
+	case !updated:
+		// An older or equal version (claimed, nothing else), or no such
+		// product (the claim rolls back with the error).
+		p = catalog.Product{}
+		var exists bool
+		q := &pgx.Batch{}
+		q.Queue(`SELECT EXISTS (SELECT 1 FROM products WHERE id = $1)`, id).QueryRow(func(row pgx.Row) error { return row.Scan(&exists) })
+		if err := tx.SendBatch(ctx, q).Close(); err != nil {
+			return p, false, false, fault.Internalf("set availability: %w", err)
+		}
+		if !exists {
+			return p, true, false, errNotFound
+		}
+	case was != inStock:
+		w = &pgx.Batch{}
+		if err := queueChanged(ctx, w, p); err != nil {
+			return catalog.Product{}, false, false, fault.Internalf("set availability: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx, w); err != nil {
+		return catalog.Product{}, false, false, fault.Internalf("set availability: %w", err)
+	}
+	return p, true, w != nil, nil
 }
 
 // Current returns the product as stored now, archived or not, so a consumer

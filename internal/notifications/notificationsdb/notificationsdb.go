@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopfaas/shop/internal/fault"
@@ -40,25 +41,49 @@ func scan(row pgx.Row) (notifications.Notification, error) {
 // on a duplicate it stores nothing and returns the notification the first
 // delivery stored (so a caller can finish an email still owed), first=false.
 // Failures are fault.Unavailable (retry later).
+//
+// Round trips (TestRecordRoundTrips, postgres.BatchTx): BEGIN, the claim, the
+// insert and the read of the stored notification in one batch, then COMMIT:
+// 2 (4 before, a round trip per statement). The insert does not wait for the
+// claim's answer: on a duplicate it finds the first delivery's notification
+// (event_id is unique) and inserts nothing, and the transaction is rolled back.
 func (s *Store) Record(ctx context.Context, consumer string, n notifications.Notification) (stored notifications.Notification, first bool, err error) {
-	err = postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
+	unavailable := func(err error) (notifications.Notification, bool, error) {
+		return notifications.Notification{}, false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
+	}
+	b := &pgx.Batch{}
+	if err := inbox.QueueClaim(b, n.EventID, consumer, &first); err != nil {
+		return unavailable(err)
+	}
+	var inserted bool
+	b.Queue(`INSERT INTO notifications (id, user_id, event_id, type, subject, order_id, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING`,
+		n.ID, n.UserID, n.EventID, n.Type, n.Subject, n.OrderID, n.CreatedAt).Exec(func(tag pgconn.CommandTag) error {
+		inserted = tag.RowsAffected() == 1
+		return nil
+	})
+	b.Queue(`SELECT `+columns+` FROM notifications WHERE event_id = $1`, n.EventID).QueryRow(func(row pgx.Row) error {
 		var err error
-		if first, err = inbox.Claim(ctx, tx, n.EventID, consumer); err != nil {
-			return err
-		}
-		if first {
-			stored, err = scan(tx.QueryRow(ctx, `INSERT INTO notifications (id, user_id, event_id, type, subject, order_id, created_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+columns,
-				n.ID, n.UserID, n.EventID, n.Type, n.Subject, n.OrderID, n.CreatedAt))
-			return err
-		}
-		stored, err = scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM notifications WHERE event_id = $1`, n.EventID))
+		stored, err = scan(row)
 		return err
 	})
-	if err != nil {
-		return stored, false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
+	tx, br := postgres.BeginBatch(ctx, s.db, b)
+	defer tx.Rollback(ctx)
+	if err := br.Close(); err != nil {
+		return unavailable(err)
 	}
-	return stored, first, nil
+	if !first {
+		return stored, false, nil // a duplicate: rolled back, nothing changed
+	}
+	if !inserted {
+		// A first claim whose event has a notification already (stored
+		// under another consumer): as before, the insert fails.
+		return unavailable(errors.New("record notification: event has a notification already"))
+	}
+	if err := tx.Commit(ctx, nil); err != nil {
+		return unavailable(err)
+	}
+	return stored, true, nil
 }
 
 // ClaimEmail reserves the sending of notification id's email for lease: it
