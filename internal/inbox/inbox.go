@@ -31,8 +31,8 @@ const Schema = `CREATE TABLE IF NOT EXISTS processed_events (
 // the same id waits for the other transaction and then reports false if it
 // committed, true if it rolled back, so exactly one effect ever commits.
 func Claim(ctx context.Context, tx pgx.Tx, eventID uuid.UUID, consumer string) (first bool, err error) {
-	if eventID == uuid.Nil || consumer == "" {
-		return false, fmt.Errorf("inbox: event id and consumer are required")
+	if err := checkClaim(eventID, consumer); err != nil {
+		return false, err
 	}
 	tag, err := tx.Exec(ctx, claimSQL, eventID, consumer)
 	if err != nil {
@@ -48,8 +48,8 @@ func Claim(ctx context.Context, tx pgx.Tx, eventID uuid.UUID, consumer string) (
 // *first is false (it rolls the transaction back, or its statements are ones
 // a duplicate leaves unchanged). It fails only on a missing id or consumer.
 func QueueClaim(b *pgx.Batch, eventID uuid.UUID, consumer string, first *bool) error {
-	if eventID == uuid.Nil || consumer == "" {
-		return fmt.Errorf("inbox: event id and consumer are required")
+	if err := checkClaim(eventID, consumer); err != nil {
+		return err
 	}
 	b.Queue(claimSQL, eventID, consumer).Exec(func(tag pgconn.CommandTag) error {
 		*first = tag.RowsAffected() == 1
@@ -60,6 +60,14 @@ func QueueClaim(b *pgx.Batch, eventID uuid.UUID, consumer string, first *bool) e
 
 const claimSQL = `INSERT INTO processed_events (event_id, consumer) VALUES ($1, $2)
 		ON CONFLICT DO NOTHING`
+
+// checkClaim refuses a claim without an event id or a consumer.
+func checkClaim(eventID uuid.UUID, consumer string) error {
+	if eventID == uuid.Nil || consumer == "" {
+		return fmt.Errorf("inbox: event id and consumer are required")
+	}
+	return nil
+}
 
 // Prune deletes processed-event records older than olderThan from the
 // database behind db, when it has the table (not every service consumes

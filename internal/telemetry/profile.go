@@ -23,9 +23,9 @@ func CPUProfilePath(dir, chosen, name string) string {
 	return filepath.Join(dir, fmt.Sprintf("%s.%d.pprof", name, os.Getpid()))
 }
 
-// StartCPUProfile starts the CPU profiler (creating path's directory); stop
+// startCPUProfile starts the CPU profiler (creating path's directory); stop
 // writes the profile to path. Nothing is listened on.
-func StartCPUProfile(path string) (stop func() error, err error) {
+func startCPUProfile(path string) (stop func() error, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
@@ -51,7 +51,7 @@ func ProfileCPUUntil(ctx context.Context, path string, log *slog.Logger) (stop f
 	if path == "" {
 		return func() {}, nil
 	}
-	write, err := StartCPUProfile(path)
+	write, err := startCPUProfile(path)
 	if err != nil {
 		return nil, err
 	}

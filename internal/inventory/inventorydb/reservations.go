@@ -415,14 +415,9 @@ func changedEvents(ctx context.Context, moved []inventory.Stock) ([]events.Envel
 	return evs, nil
 }
 
-// batchSender is a transaction that sends batches (pgx.Tx, postgres.BatchTx).
-type batchSender interface {
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-}
-
 // moveStock changes the stock of every line in one batch (queueMoves) and
 // returns the changed rows in product order (readMoves).
-func moveStock(ctx context.Context, tx batchSender, lines []inventory.Line, set string, conditional bool) ([]inventory.Stock, error) {
+func moveStock(ctx context.Context, tx *postgres.BatchTx, lines []inventory.Line, set string, conditional bool) ([]inventory.Stock, error) {
 	b := &pgx.Batch{}
 	queueMoves(b, lines, set, conditional)
 	return readMoves(tx.SendBatch(ctx, b), lines, conditional)
