@@ -157,7 +157,12 @@ func (r *replica) runOnce(ctx context.Context) error {
 	r.pid, r.port = cmd.Process.Pid, port
 	r.mu.Unlock()
 
-	go r.copyLines(pr)
+	copied := make(chan struct{})
+	go func() { defer close(copied); r.copyLines(pr) }()
+	// Every exit path below ends the process group first; the copier then
+	// reads to EOF, and runOnce returns only after the last line reached
+	// Output (bounded: a process that left the group may hold the pipe).
+	defer waitCopied(copied)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	probeCtx, stopProbe := context.WithCancel(ctx)
@@ -322,6 +327,19 @@ func (s *Supervisor) healthStatus(ctx context.Context, url string) int {
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4096))
 	_ = res.Body.Close()
 	return res.StatusCode
+}
+
+// copyWait bounds how long a stopped replica waits for its output copier.
+const copyWait = 2 * time.Second
+
+// waitCopied waits until the copier is done or copyWait has passed.
+func waitCopied(copied <-chan struct{}) {
+	t := time.NewTimer(copyWait)
+	defer t.Stop()
+	select {
+	case <-copied:
+	case <-t.C:
+	}
 }
 
 // copyLines hands every output line of the process group to Output.

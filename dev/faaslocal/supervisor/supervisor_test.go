@@ -263,3 +263,27 @@ func atoi(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// Remove returns only after every line the stopped process printed has
+// reached Output: a process that prints a lot on its way out (a connector
+// logging what it finished on SIGTERM) loses nothing. The copier used to be
+// left running, so a caller reading the output right after Remove (or the
+// runtime's Close) could miss the last lines.
+func TestRemoveDeliversTheLastOutputLines(t *testing.T) {
+	s, out := start(t, 10*time.Second)
+	script := `trap 'i=0; while [ $i -lt 3000 ]; do echo "line $i"; i=$((i+1)); done; echo "last line"; exit 0' TERM; ` +
+		`echo started; while :; do sleep 0.05; done`
+	spec := supervisor.Spec{Path: "/bin/sh", Args: []string{"-c", script}, Env: []string{"PATH=" + os.Getenv("PATH")}}
+	if err := s.Start("talker", spec, 1); err != nil {
+		t.Fatal(err)
+	}
+	out.waitFor(t, "talker-1", "started")
+	if err := s.Remove("talker"); err != nil {
+		t.Fatal(err)
+	}
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if n := len(out.lines); n == 0 || out.lines[n-1] != "talker-1 | last line" {
+		t.Errorf("after Remove the output ends with %q (%d lines), want the process's last line", out.lines[max(0, n-1):], n)
+	}
+}
