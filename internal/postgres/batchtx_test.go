@@ -72,8 +72,8 @@ func TestBatchTxCommitsAllOrNothing(t *testing.T) {
 		t.Fatalf("commit: %v", err)
 	}
 	tx.Rollback(ctx) // deferred by callers: a no-op now
-	if got := rt.Counts(); got != (pgtest.Counts{Trips: 3, Statements: 5, Commits: 1}) {
-		t.Errorf("counts %+v, want 3 round trips (BEGIN and COMMIT inside), 5 statements, 1 commit", got)
+	if got := rt.Counts(); got != (pgtest.Counts{Trips: 3, Statements: 5, Commits: 1, Durable: 1}) {
+		t.Errorf("counts %+v, want 3 round trips (BEGIN and COMMIT inside), 5 statements, 1 commit (durable)", got)
 	}
 	rows, backend := rowsOfT(t, counted)
 	if rows != 2 {

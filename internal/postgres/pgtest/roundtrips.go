@@ -13,15 +13,17 @@ import (
 // RoundTrips is a pgx tracer that counts what a pool sends PostgreSQL: round
 // trips (a statement, or a whole batch), statements (each query of a batch
 // counts) and commits: explicit COMMITs, and writes sent outside a
-// transaction (a statement or batch that commits on its own). Ping is not
-// traced by pgx and costs nothing here.
+// transaction (a statement or batch that commits on its own), and of those the
+// durable ones: every commit but those of a batch that turns
+// synchronous_commit off for its transaction (it does not wait for the WAL to
+// reach the disk). Ping is not traced by pgx and costs nothing here.
 type RoundTrips struct {
-	mu                         sync.Mutex
-	trips, statements, commits int
+	mu                                  sync.Mutex
+	trips, statements, commits, durable int
 }
 
 // Counts is a snapshot of a RoundTrips.
-type Counts struct{ Trips, Statements, Commits int }
+type Counts struct{ Trips, Statements, Commits, Durable int }
 
 // Counted returns a pool over the same database as pool whose every query is
 // counted by the returned tracer, connected already (connecting is not
@@ -47,14 +49,14 @@ func Counted(tb testing.TB, pool *pgxpool.Pool) (*pgxpool.Pool, *RoundTrips) {
 func (r *RoundTrips) Reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.trips, r.statements, r.commits = 0, 0, 0
+	r.trips, r.statements, r.commits, r.durable = 0, 0, 0, 0
 }
 
 // Counts returns the counts since the last Reset.
 func (r *RoundTrips) Counts() Counts {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return Counts{Trips: r.trips, Statements: r.statements, Commits: r.commits}
+	return Counts{Trips: r.trips, Statements: r.statements, Commits: r.commits, Durable: r.durable}
 }
 
 // TraceQueryStart counts one round trip and statement, and a commit.
@@ -65,6 +67,7 @@ func (r *RoundTrips) TraceQueryStart(ctx context.Context, c *pgx.Conn, d pgx.Tra
 	r.statements++
 	if isCommit(d.SQL) || (idle(c) && writes(d.SQL)) {
 		r.commits++
+		r.durable++
 	}
 	return ctx
 }
@@ -84,15 +87,20 @@ func (r *RoundTrips) TraceBatchStart(ctx context.Context, c *pgx.Conn, d pgx.Tra
 	}
 	qs := d.Batch.QueuedQueries
 	implicit := idle(c) && (len(qs) == 0 || !begins(qs[0].SQL))
-	wrote := false
+	wrote, commits, async := false, 0, false
 	for _, q := range qs {
 		if isCommit(q.SQL) {
-			r.commits++
+			commits++
 		}
 		wrote = wrote || writes(q.SQL)
+		async = async || asyncCommit(q.SQL)
 	}
 	if implicit && wrote {
-		r.commits++
+		commits++
+	}
+	r.commits += commits
+	if !async {
+		r.durable += commits
 	}
 	return ctx
 }
@@ -112,6 +120,12 @@ func idle(c *pgx.Conn) bool { return c != nil && c.PgConn().TxStatus() == 'I' }
 
 // isCommit reports whether sql is a COMMIT.
 func isCommit(sql string) bool { return strings.EqualFold(strings.TrimSpace(sql), "commit") }
+
+// asyncCommit reports whether sql turns synchronous_commit off for the
+// transaction.
+func asyncCommit(sql string) bool {
+	return strings.Join(strings.Fields(strings.ToLower(sql)), " ") == "set local synchronous_commit = off"
+}
 
 // begins reports whether sql begins a transaction block.
 func begins(sql string) bool {
