@@ -69,6 +69,9 @@ type Edge struct {
 	notFound http.Handler
 	redis    *redisPool
 	metrics  *edgeMetrics
+	// traced: the opentelemetry plugin records spans, whose url.path is
+	// the public path (publicPath); nothing else reads it.
+	traced bool
 }
 
 // New compiles decl: every plugin must be one the edge implements, with a
@@ -84,7 +87,7 @@ func New(decl *Declarative, opts Options) (*Edge, error) {
 			return nil, fmt.Errorf("plugin %q: consumer-scoped plugins are not supported by the local edge", p.Name)
 		}
 	}
-	e := &Edge{redis: newRedisPool(opts.Upstreams), metrics: newEdgeMetrics()}
+	e := &Edge{redis: newRedisPool(opts.Upstreams), metrics: newEdgeMetrics(), traced: opts.TracerProvider != nil}
 	scopeOf := func(name, route string) *scope {
 		return &scope{name: name, consumers: decl.Consumers, getenv: opts.Getenv, now: opts.Now, log: opts.Log,
 			keyPrefix: opts.KeyPrefix, redis: e.redis, route: route, tracing: opts.TracerProvider, metrics: e.metrics}
@@ -157,7 +160,11 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if m.route.strip {
 			rest = strings.TrimPrefix(path, matched)
 		}
-		r2 := r.Clone(context.WithValue(r.Context(), publicPathKey{}, path))
+		ctx := r.Context()
+		if e.traced {
+			ctx = context.WithValue(ctx, publicPathKey{}, path)
+		}
+		r2 := r.Clone(ctx)
 		r2.URL.Path = joinPath(m.route.upstream.Path, rest)
 		r2.URL.RawPath = ""
 		m.route.handler.ServeHTTP(w, r2)
