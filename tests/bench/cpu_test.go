@@ -268,7 +268,7 @@ func printCPU(w io.Writer, cols []cpuColumn) {
 			}
 		}
 	}
-	fmt.Fprintf(w, "\n%-44s", "CPU ms per order (from /proc)")
+	fmt.Fprintf(w, "\n%-44s", "CPU ms per order or read (from /proc)")
 	for _, c := range cols {
 		fmt.Fprintf(w, " %14s", c.name)
 	}
@@ -304,7 +304,7 @@ func printCPU(w io.Writer, cols []cpuColumn) {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "%-44s", "orders / CPU busy % of the machine")
+	fmt.Fprintf(w, "%-44s", "orders or reads / CPU busy % of the machine")
 	for _, c := range cols {
 		busy := 0.0
 		if c.use.wall > 0 {

@@ -47,10 +47,12 @@ type correlationID struct {
 	header string
 	echo   bool
 	next   func() string
+	setID  func(h http.Header, id string) // the echo, made once
 }
 
 func newCorrelationID(c CorrelationIDConfig, _ *scope) (plugin, error) {
 	p := &correlationID{header: http.CanonicalHeaderKey(c.HeaderName), echo: c.EchoDownstream}
+	p.setID = func(h http.Header, id string) { h.Set(p.header, id) }
 	var counter atomic.Uint64
 	prefix := uuid.NewString()
 	switch c.Generator {
@@ -72,7 +74,7 @@ func (p *correlationID) wrap(next http.Handler) http.Handler {
 			r.Header.Set(p.header, id)
 		}
 		if p.echo {
-			w = &responseHook{ResponseWriter: w, before: func(h http.Header, _ int) { h.Set(p.header, id) }}
+			w = &responseHook{ResponseWriter: w, before: p.setID, arg: id}
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -64,11 +64,20 @@ type cors struct {
 	cfg       CORSConfig
 	anyOrigin bool
 	methods   string
+	exposed   string                             // Access-Control-Expose-Headers, "" when none
+	answer    func(h http.Header, origin string) // an actual response's headers, made once
 }
 
 func newCORS(c CORSConfig, _ *scope) (plugin, error) {
-	return &cors{cfg: c, anyOrigin: len(c.Origins) == 0 || slices.Contains(c.Origins, "*"),
-		methods: strings.Join(c.Methods, ",")}, nil
+	p := &cors{cfg: c, anyOrigin: len(c.Origins) == 0 || slices.Contains(c.Origins, "*"),
+		methods: strings.Join(c.Methods, ","), exposed: strings.Join(c.ExposedHeaders, ",")}
+	p.answer = func(h http.Header, origin string) {
+		p.setOrigin(h, origin)
+		if p.exposed != "" && p.allowed(origin) != "" {
+			h.Set("Access-Control-Expose-Headers", p.exposed)
+		}
+	}
+	return p, nil
 }
 
 // allowed is the Access-Control-Allow-Origin for origin, "" when refused.
@@ -107,12 +116,7 @@ func (p *cors) wrap(next http.Handler) http.Handler {
 			p.preflight(w, r, origin)
 			return
 		}
-		w = &responseHook{ResponseWriter: w, before: func(h http.Header, _ int) {
-			p.setOrigin(h, origin)
-			if len(p.cfg.ExposedHeaders) > 0 && p.allowed(origin) != "" {
-				h.Set("Access-Control-Expose-Headers", strings.Join(p.cfg.ExposedHeaders, ","))
-			}
-		}}
+		w = &responseHook{ResponseWriter: w, before: p.answer, arg: origin}
 		next.ServeHTTP(w, r)
 	})
 }

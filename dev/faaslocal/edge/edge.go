@@ -69,6 +69,10 @@ type Edge struct {
 	notFound http.Handler
 	redis    *redisPool
 	metrics  *edgeMetrics
+	handlers *handlerPool // of the services given in process (Options.Local)
+	// traced: the opentelemetry plugin records spans, whose url.path is
+	// the public path (publicPath); nothing else reads it.
+	traced bool
 }
 
 // New compiles decl: every plugin must be one the edge implements, with a
@@ -84,7 +88,8 @@ func New(decl *Declarative, opts Options) (*Edge, error) {
 			return nil, fmt.Errorf("plugin %q: consumer-scoped plugins are not supported by the local edge", p.Name)
 		}
 	}
-	e := &Edge{redis: newRedisPool(opts.Upstreams), metrics: newEdgeMetrics()}
+	e := &Edge{redis: newRedisPool(opts.Upstreams), metrics: newEdgeMetrics(), traced: opts.TracerProvider != nil,
+		handlers: newHandlerPool()}
 	scopeOf := func(name, route string) *scope {
 		return &scope{name: name, consumers: decl.Consumers, getenv: opts.Getenv, now: opts.Now, log: opts.Log,
 			keyPrefix: opts.KeyPrefix, redis: e.redis, route: route, tracing: opts.TracerProvider, metrics: e.metrics}
@@ -100,7 +105,8 @@ func New(decl *Declarative, opts Options) (*Edge, error) {
 		up, _ := url.Parse(s.URL) // validated by Parse
 		var transport http.RoundTripper = serviceTransport(s)
 		if h, ok := opts.Local[up.Host]; ok {
-			transport = &localTransport{handler: h, fallback: transport, headerTimeout: readTimeout(s), log: opts.Log}
+			transport = &localTransport{handler: h, fallback: transport, headerTimeout: readTimeout(s), log: opts.Log,
+				handlers: e.handlers}
 		}
 		if addr, ok := opts.Upstreams[up.Host]; ok {
 			up.Host = addr
@@ -137,8 +143,12 @@ func closeOnError(e *Edge, err error) error {
 	return err
 }
 
-// Close releases the edge's Redis connections and reports what failed.
-func (e *Edge) Close() error { return e.redis.close() }
+// Close releases the edge's Redis connections and idle in-process handler
+// goroutines, and reports what failed.
+func (e *Edge) Close() error {
+	e.handlers.close()
+	return e.redis.close()
+}
 
 // ServeHTTP routes r to the first matching route in Kong's order; a request
 // no route matches gets the global plugins and a 404 problem.
@@ -157,7 +167,11 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if m.route.strip {
 			rest = strings.TrimPrefix(path, matched)
 		}
-		r2 := r.Clone(context.WithValue(r.Context(), publicPathKey{}, path))
+		ctx := r.Context()
+		if e.traced {
+			ctx = context.WithValue(ctx, publicPathKey{}, path)
+		}
+		r2 := r.Clone(ctx)
 		r2.URL.Path = joinPath(m.route.upstream.Path, rest)
 		r2.URL.RawPath = ""
 		m.route.handler.ServeHTTP(w, r2)

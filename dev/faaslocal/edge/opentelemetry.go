@@ -79,7 +79,49 @@ func (c *OpenTelemetryConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+// traceparent is a valid version-00 W3C traceparent: what
+// parseTraceparent accepts (TestParseTraceparentIsTheRegexp).
 var traceparent = regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$`)
+
+// parseTraceparent returns the trace id and flags of v when it matches
+// traceparent; it reads the fixed layout without the regexp's allocations.
+func parseTraceparent(v string) (trace, flags string, ok bool) {
+	if len(v) != 55 || v[:3] != "00-" || v[35] != '-' || v[52] != '-' ||
+		!lowerHex(v[3:35]) || !lowerHex(v[36:52]) || !lowerHex(v[53:]) {
+		return "", "", false
+	}
+	return v[3:35], v[53:], true
+}
+
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// newTraceparent is the traceparent the upstream gets: a new span id under
+// trace (a new trace id when trace is "") with flags, from one read of
+// crypto/rand and one allocation.
+func newTraceparent(trace, flags string) string {
+	var rnd [24]byte
+	var b [55]byte
+	copy(b[:], "00-")
+	if trace == "" {
+		_, _ = rand.Read(rnd[:])
+		hex.Encode(b[3:35], rnd[:16])
+	} else {
+		_, _ = rand.Read(rnd[16:])
+		copy(b[3:35], trace)
+	}
+	b[35] = '-'
+	hex.Encode(b[36:52], rnd[16:])
+	b[52] = '-'
+	copy(b[53:], flags)
+	return string(b[:])
+}
 
 // zeroTrace is the invalid all-zero trace id.
 const zeroTrace = "00000000000000000000000000000000"
@@ -108,15 +150,14 @@ func (p *openTelemetry) wrap(next http.Handler) http.Handler {
 		return p.traced(next)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var trace, flags string
-		if m := traceparent.FindStringSubmatch(r.Header.Get("Traceparent")); m != nil && m[1] != zeroTrace {
-			trace, flags = m[1], m[3]
-		} else {
-			trace, flags = randomHex(16), "01"
+		trace, flags, ok := parseTraceparent(r.Header.Get("Traceparent"))
+		if !ok || trace == zeroTrace {
+			trace, flags = "", "01"
 		}
-		r.Header.Set("Traceparent", "00-"+trace+"-"+randomHex(8)+"-"+flags)
+		tp := newTraceparent(trace, flags)
+		r.Header.Set("Traceparent", tp)
 		if p.traceIDHeader != "" {
-			w.Header().Set(p.traceIDHeader, trace)
+			w.Header().Set(p.traceIDHeader, tp[3:35])
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -167,9 +208,3 @@ func (w *statusWriter) WriteHeader(code int) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -67,6 +68,22 @@ type promPlugin struct {
 	service  string
 	route    string
 	requests *prometheus.CounterVec
+	// byCode caches the scope's counter per status code (100–599): the
+	// vector's look-up hashes and checks five label values per request.
+	byCode [600]atomic.Pointer[prometheus.Counter]
+}
+
+// counter is the scope's kong_http_requests_total child for status.
+func (p *promPlugin) counter(status int) prometheus.Counter {
+	if status < 100 || status >= len(p.byCode) {
+		return p.requests.WithLabelValues(p.service, p.route, strconv.Itoa(status), "default", "")
+	}
+	if c := p.byCode[status].Load(); c != nil {
+		return *c
+	}
+	c := p.requests.WithLabelValues(p.service, p.route, strconv.Itoa(status), "default", "")
+	p.byCode[status].Store(&c)
+	return c
 }
 
 func newPrometheus(c PrometheusConfig, s *scope) (plugin, error) {
@@ -91,6 +108,6 @@ func (p *promPlugin) log(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)
-		p.requests.WithLabelValues(p.service, p.route, strconv.Itoa(sw.status), "default", "").Inc()
+		p.counter(sw.status).Inc()
 	})
 }

@@ -93,19 +93,23 @@ func identityOf(r *http.Request) (identity, bool) {
 	return id, ok
 }
 
-// responseHook runs before once, just before the response headers are
-// written, whoever writes them (a plugin's error or the upstream's answer),
-// so what it sets is never duplicated by the upstream's headers.
+// responseHook runs before(header, arg) once, just before the response
+// headers are written, whoever writes them (a plugin's error or the
+// upstream's answer), so what it sets is never duplicated by the upstream's
+// headers. before is the plugin's, made once; arg is the request's value
+// (a correlation id, an Origin), so a request allocates the hook alone and
+// no closure.
 type responseHook struct {
 	http.ResponseWriter
-	before func(h http.Header, status int)
+	before func(h http.Header, arg string)
+	arg    string
 	wrote  bool
 }
 
 func (h *responseHook) WriteHeader(status int) {
 	if !h.wrote {
 		h.wrote = true
-		h.before(h.Header(), status)
+		h.before(h.Header(), h.arg)
 	}
 	h.ResponseWriter.WriteHeader(status)
 }
