@@ -157,6 +157,55 @@ func TestExpirySweepRoundTrips(t *testing.T) {
 	}
 }
 
+// TestSettlementRoundTrips: a settlement batch is 4 round trips and 1 commit
+// whatever the number of holds and lines: the due holds' read, then BEGIN with
+// the locked holds and their lines, the stock UPDATEs (one per product), and
+// the statuses, the events and COMMIT. It sells what each checkout's
+// commit-stock used to (2 round trips and 1 commit per order): a checkout
+// costs the inventory database its reservation only.
+func TestSettlementRoundTrips(t *testing.T) {
+	pool := pgtest.Open(t, inventorydb.Migrations())
+	s := inventorydb.New(pool)
+	counted, rt := pgtest.Counted(t, pool)
+	cs := inventorydb.New(counted)
+	ctx := context.Background()
+	lines := stockedLines(t, s, 2)
+	book := &orderBook{}
+	for i := range 4 {
+		id := newID()
+		if _, err := s.Reserve(ctx, holdReq(t, id, 0, lines...)); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			book.set(id, inventory.OrderPaymentFailed)
+		} else {
+			book.set(id, inventory.OrderConfirmed)
+		}
+	}
+	rt.Reset()
+	r, err := cs.Settle(ctx, inventory.SettleCursor{}, 0, 500, book.lookup)
+	if err != nil || r.Settled != 3 || r.Released != 1 {
+		t.Fatalf("settle: %+v %v, want 3 sold and 1 released", r, err)
+	}
+	got := rt.Counts()
+	t.Logf("settlement of 4 holds of 2 lines: %+v", got)
+	if got.Trips > 4 || got.Commits != 1 {
+		t.Errorf("settlement of 4 holds: %+v, want at most 4 round trips and 1 commit", got)
+	}
+	for _, l := range lines {
+		if got := stockLevel(t, s, l.ProductID); got != (level{4, 0}) {
+			t.Errorf("stock %+v, want {4 0}", got)
+		}
+	}
+	rt.Reset()
+	if r, err := cs.Settle(ctx, inventory.SettleCursor{}, 0, 500, book.lookup); err != nil || r.Scanned != 0 {
+		t.Fatalf("second settlement: %+v %v, want nothing due", r, err)
+	}
+	if got := rt.Counts(); got.Trips > 1 || got.Commits != 0 {
+		t.Errorf("settlement of nothing: %+v, want at most 1 round trip and no commit", got)
+	}
+}
+
 // BenchmarkReserveAndCommit: the inventory database's share of a checkout's
 // latency, a 1-line reservation and its stock commit, one after the other
 // (docs/performance.md). Indicative only: run it on an idle machine,
