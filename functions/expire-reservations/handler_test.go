@@ -13,8 +13,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	orderstatuses "github.com/shopfaas/shop/functions/order-statuses"
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/gatewayurl"
 	"github.com/shopfaas/shop/internal/inventory"
@@ -47,9 +47,11 @@ func age(t *testing.T, pool *pgxpool.Pool) {
 	}
 }
 
-// shop is the sweep over a real inventory database, asking a real
-// order-statuses (over a real orders database) through a gateway path, with
-// the sweep's own credential.
+// shop is the sweep over a real inventory database, asking the statuses of a
+// real orders database through a gateway path with the sweep's own
+// credential: the path answers as order-statuses does (its contract,
+// docs/checkout.md; a function imports no other, so the real one runs in
+// tests/integration).
 type shop struct {
 	h       http.Handler
 	pool    *pgxpool.Pool
@@ -69,8 +71,22 @@ func newShop(t *testing.T, stock int) *shop {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/function/order-statuses/", http.StripPrefix("/function/order-statuses",
-		orderstatuses.New(s.orders, fntest.Internal(), slog.New(slog.DiscardHandler))))
+	mux.Handle("POST /function/order-statuses", fnhttp.Adapt(slog.New(slog.DiscardHandler), func(w http.ResponseWriter, r *http.Request) error {
+		if err := fnhttp.CheckInternal(r, fntest.Internal(), "order-statuses"); err != nil {
+			return err
+		}
+		var in struct {
+			OrderIDs []uuid.UUID `json:"order_ids"`
+		}
+		if err := fnhttp.Decode(r, &in, 0); err != nil {
+			return err
+		}
+		st, err := s.orders.Statuses(r.Context(), in.OrderIDs)
+		if err != nil {
+			return err
+		}
+		return fnhttp.JSON(w, http.StatusOK, map[string]any{"statuses": st})
+	}))
 	s.gateway = httptest.NewServer(mux)
 	t.Cleanup(s.gateway.Close)
 	client, err := orderstatus.New(gatewayurl.Locator{Gateway: s.gateway.URL + "/"}, fntest.Caller("expire-reservations"), nil, 0)
