@@ -2,9 +2,9 @@
 // (schedule "*/1 * * * *"): it drives forward every order left pending for
 // longer than RECOVER_AFTER (default 2m) — re-running the idempotent steps
 // reserve → charge (→ commit when the hold was given back) → confirm, or
-// compensating when the charge is
-// declined or the stock is gone — settles owed compensations of cancelled
-// orders, and purges expired idempotency keys. Runs may overlap safely.
+// compensating when the charge is declined or the stock is gone — settles
+// owed compensations of cancelled orders, and purges expired idempotency
+// keys. Runs may overlap safely.
 // Internal: POST / (any path) with the internal credential, 401 otherwise.
 package function
 
