@@ -4,7 +4,7 @@
 // one OpenFaaS function that serves these functions through their own,
 // unchanged Build:
 // create-order, list-orders, get-order, cancel-order, get-order-timeline,
-// recover-orders.
+// recover-orders, order-statuses.
 //
 // internal/bundle decides which member a request is for (public route,
 // /_fn/<member>, X-Topic, X-Scheduled-At); see docs/bundled-stack.md.
@@ -24,6 +24,7 @@ import (
 	getorder "github.com/shopfaas/shop/functions/get-order"
 	getordertimeline "github.com/shopfaas/shop/functions/get-order-timeline"
 	listorders "github.com/shopfaas/shop/functions/list-orders"
+	orderstatuses "github.com/shopfaas/shop/functions/order-statuses"
 	recoverorders "github.com/shopfaas/shop/functions/recover-orders"
 )
 
@@ -35,6 +36,7 @@ var members = map[string]fnhttp.Builder{
 	"cancel-order":       cancelorder.Build,
 	"get-order-timeline": getordertimeline.Build,
 	"recover-orders":     recoverorders.Build,
+	"order-statuses":     orderstatuses.Build,
 }
 
 // Build returns the orders bundle, the entry point fnserve calls like any

@@ -34,6 +34,7 @@ import (
 	listproducts "github.com/shopfaas/shop/functions/list-products"
 	loginuser "github.com/shopfaas/shop/functions/login-user"
 	notifyuser "github.com/shopfaas/shop/functions/notify-user"
+	orderstatuses "github.com/shopfaas/shop/functions/order-statuses"
 	recoverorders "github.com/shopfaas/shop/functions/recover-orders"
 	refundpayment "github.com/shopfaas/shop/functions/refund-payment"
 	registeruser "github.com/shopfaas/shop/functions/register-user"
@@ -74,6 +75,7 @@ var functions = map[string]fnhttp.Builder{
 	"list-products":        listproducts.Build,
 	"login-user":           loginuser.Build,
 	"notify-user":          notifyuser.Build,
+	"order-statuses":       orderstatuses.Build,
 	"orders":               orders.Build,
 	"payments":             payments.Build,
 	"recover-orders":       recoverorders.Build,

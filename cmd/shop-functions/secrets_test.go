@@ -23,16 +23,17 @@ import (
 
 // secretValues are valid values of every secret a function may declare.
 var secretValues = map[string]string{
-	"jwt-signing-key":               fntest.JWTSigningKey,
-	"jwt-verify-key":                fntest.JWTVerifyKey,
-	"internal-callers":              authtest.VerifierText(),
-	"internal-token-create-order":   authtest.Credential("create-order"),
-	"internal-token-cancel-order":   authtest.Credential("cancel-order"),
-	"internal-token-recover-orders": authtest.Credential("recover-orders"),
-	"db-password":                   "unused-with-trust",
-	"meili-key":                     "unused-without-meili",
-	"smtp-password":                 "unused-without-smtp",
-	"event-verify-key":              fntest.VerifyKey(),
+	"jwt-signing-key":                    fntest.JWTSigningKey,
+	"jwt-verify-key":                     fntest.JWTVerifyKey,
+	"internal-callers":                   authtest.VerifierText(),
+	"internal-token-create-order":        authtest.Credential("create-order"),
+	"internal-token-cancel-order":        authtest.Credential("cancel-order"),
+	"internal-token-recover-orders":      authtest.Credential("recover-orders"),
+	"internal-token-expire-reservations": authtest.Credential("expire-reservations"),
+	"db-password":                        "unused-with-trust",
+	"meili-key":                          "unused-without-meili",
+	"smtp-password":                      "unused-without-smtp",
+	"event-verify-key":                   fntest.VerifyKey(),
 }
 
 // callerSecrets are the secrets a loader reads only when the function needs
@@ -41,7 +42,7 @@ var secretValues = map[string]string{
 // password in the URL, meili-key without MEILI_URL, smtp-password without
 // SMTP_ADDR), so declaring one that goes unread cannot be seen here.
 var callerSecrets = []string{"jwt-signing-key", "jwt-verify-key", "internal-callers", "internal-token-create-order",
-	"internal-token-cancel-order", "internal-token-recover-orders", "event-verify-key"}
+	"internal-token-cancel-order", "internal-token-recover-orders", "internal-token-expire-reservations", "event-verify-key"}
 
 // tokenIssuers are the functions that may hold jwt-signing-key, the private
 // key of the access tokens: the one that checks passwords. Anyone holding

@@ -124,7 +124,11 @@ func (r *run) settle(ctx context.Context) error {
 			last = b
 			// The scheduler runs the recovery and the reservation sweep
 			// once a minute; run them now, as an operator would, so the
-			// short form stays short. Both are idempotent.
+			// short form stays short. Both are idempotent. A confirmed
+			// order's hold stays held until the sweep sells it, so the
+			// shop is settled only once no hold of a finished order is
+			// left held: every invariant below is then checked as strictly
+			// as when the checkout committed the stock itself.
 			if strings.Contains(b, "pending_orders") || strings.Contains(b, "owed_compensations") || strings.Contains(b, "held_reservations") {
 				r.sweep(ctx)
 			}
@@ -138,13 +142,17 @@ func (r *run) settle(ctx context.Context) error {
 
 // sweep invokes recover-orders and expire-reservations through the gateway
 // with the operator's internal credential (internal-token-operator), as a
-// person following the runbook would; both accept the operator caller.
+// person following the runbook would; both accept the operator caller. The
+// reservation sweep settles every hold at once (settle_after_seconds=0)
+// instead of those older than SETTLE_AFTER: a pending order's hold stays
+// held all the same, and the others are sold or given back by their orders'
+// statuses.
 func (r *run) sweep(ctx context.Context) {
 	tok, err := r.rt.Secret(auth.CredentialSecret(routes.CallerOperator))
 	if err != nil {
 		return
 	}
-	for _, fn := range []string{"recover-orders", "expire-reservations"} {
+	for _, fn := range []string{"recover-orders", "expire-reservations?settle_after_seconds=0"} {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.rt.GatewayURL()+"/function/"+fn, strings.NewReader("{}"))
 		if err != nil {
 			return
@@ -346,7 +354,8 @@ func (r *run) check(ctx context.Context) (bool, error) {
 	}
 	add("one order per idempotency key", p, fmt.Sprintf("%d keys, answers %v", len(r.orders), answers))
 
-	// confirmed ⇔ payment captured and stock committed.
+	// confirmed ⇔ payment captured and stock committed: once settled (the
+	// sweep has sold every confirmed order's hold).
 	p = nil
 	for id, o := range orders {
 		pay, res := payments[id], reservations[id]

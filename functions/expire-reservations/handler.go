@@ -1,7 +1,21 @@
 // Package function is expire-reservations, the scheduled sweep (annotation
-// schedule "*/1 * * * *"; POST / with any body, internal credential required):
-// it gives back the stock of holds past their expiry, so an abandoned checkout
-// never keeps stock away from other customers. Concurrent sweeps are safe.
+// schedule "*/1 * * * *"; POST / with any body, internal credential
+// required). It settles held holds: the checkout only reserves stock, and the
+// sweep turns the hold of a confirmed order into a sale, gives back the hold
+// of a failed or cancelled order, keeps the hold of a pending one (its order
+// may still be confirmed; recover-orders finishes it), and gives back an
+// order the orders service does not know only once its hold is past its
+// expiry, so an abandoned checkout never keeps stock away from other
+// customers. A hold is due once it is older than the settle delay
+// (SETTLE_AFTER, default 30s; ?settle_after_seconds=N overrides it for one
+// run, N from 0 to 3600: dev/chaos settles at once with 0). For every batch
+// of due holds it asks order-statuses once, then settles the batch in one
+// inventory transaction (inventorydb.Store.Settle). When the orders service
+// does not answer, nothing changes: the stock stays reserved until the next
+// run. Concurrent sweeps are safe.
+//
+// The answer counts the holds it sold (settled), gave back for a failed or
+// cancelled order (released) and gave back past their expiry (expired).
 package function
 
 import (
@@ -14,60 +28,90 @@ import (
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/inventory"
+	"github.com/shopfaas/shop/internal/inventory/inventorydb"
 	"github.com/shopfaas/shop/internal/inventory/inventoryenv"
+	"github.com/shopfaas/shop/internal/inventory/orderstatus"
 )
+
+// DefaultSettleAfter is how old a hold must be before the sweep settles it
+// (SETTLE_AFTER): most checkouts are over by then, so a sweep rarely asks
+// about a pending order.
+const DefaultSettleAfter = 30 * time.Second
 
 // Build reads the function's configuration from c and builds its handler.
 // fnserve calls it on the first request, and again after a failed build.
 func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
-	d, err := inventoryenv.Load(context.Background(), c, log, inventoryenv.Needs{Internal: true})
+	settleAfter := c.Duration("SETTLE_AFTER", DefaultSettleAfter)
+	d, err := inventoryenv.Load(context.Background(), c, log, inventoryenv.Needs{Internal: true, OrdersCaller: "expire-reservations"})
 	if err != nil {
 		return nil, err
 	}
-	return New(d.Store, d.Internal, log), nil
+	return New(d.Store, d.Orders.Statuses, settleAfter, d.Internal, log), nil
 }
 
-// Expirer gives back due holds; inventorydb.Store implements it.
-type Expirer interface {
-	Expire(ctx context.Context, asOf time.Time, limit int) (int, error)
+// Settler settles due holds; inventorydb.Store implements it.
+type Settler interface {
+	Settle(ctx context.Context, cur inventory.SettleCursor, settleAfter time.Duration, limit int, statuses inventorydb.Statuses) (inventory.Settlement, error)
 }
 
-// Batch is how many holds one transaction expires; MaxBatches bounds one run,
-// the next run (a minute later) picks up the rest.
+// Batch is how many holds one status lookup and one transaction settle (at
+// most what order-statuses answers at once); MaxBatches bounds one run, the
+// next run (a minute later) picks up the rest.
 const (
-	Batch      = 500
+	Batch      = orderstatus.MaxIDs
 	MaxBatches = 20
 )
 
-// Response is the answer of expire-reservations.
+// Response is the answer of expire-reservations: how many holds the run
+// sold, released (failed or cancelled orders) and expired (unknown orders,
+// past expires_at).
 type Response struct {
-	Expired int `json:"expired"`
+	Settled  int `json:"settled"`
+	Released int `json:"released"`
+	Expired  int `json:"expired"`
 }
 
-// New returns the sweep handler over store; it admits only the internal
-// callers routes.Table names for it (fnhttp.CheckInternal: 401, 403). The body is ignored.
-func New(store Expirer, internal *auth.InternalVerifier, log *slog.Logger) http.Handler {
+// New returns the sweep handler over store, asking statuses the orders'
+// statuses and settling holds older than settleAfter; it admits only the
+// internal callers routes.Table names for it (fnhttp.CheckInternal: 401,
+// 403). The body is ignored.
+func New(store Settler, statuses inventorydb.Statuses, settleAfter time.Duration, internal *auth.InternalVerifier, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		if err := fnhttp.CheckInternal(r, internal, "expire-reservations"); err != nil {
 			return err
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, fnhttp.MaxBody))
-		total := 0
-		for range MaxBatches {
-			n, err := store.Expire(r.Context(), time.Time{}, Batch)
-			total += n
+		after := settleAfter
+		if r.URL.Query().Has("settle_after_seconds") {
+			n, err := fnhttp.QueryInt(r, "settle_after_seconds", 0, 0, 3600)
 			if err != nil {
 				return err
 			}
-			if n < Batch {
+			after = time.Duration(n) * time.Second
+		}
+		var out Response
+		var cur inventory.SettleCursor
+		var err error
+		for range MaxBatches {
+			var s inventory.Settlement
+			s, err = store.Settle(r.Context(), cur, after, Batch, statuses)
+			out.Settled += s.Settled
+			out.Released += s.Released
+			out.Expired += s.Expired
+			if err != nil || s.Scanned < Batch {
 				break
 			}
+			cur = s.Next
 		}
-		if total > 0 {
-			log.InfoContext(r.Context(), "reservations expired", "expired", total)
+		if out != (Response{}) {
+			log.InfoContext(r.Context(), "reservations settled", "settled", out.Settled, "released", out.Released, "expired", out.Expired)
 		}
-		return fnhttp.JSON(w, http.StatusOK, Response{Expired: total})
+		if err != nil {
+			return err
+		}
+		return fnhttp.JSON(w, http.StatusOK, out)
 	}))
 	return fnhttp.Routes(mux)
 }

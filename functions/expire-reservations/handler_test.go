@@ -14,17 +14,23 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/fntest"
+	"github.com/shopfaas/shop/internal/gatewayurl"
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
+	"github.com/shopfaas/shop/internal/inventory/orderstatus"
+	"github.com/shopfaas/shop/internal/orders"
+	"github.com/shopfaas/shop/internal/orders/ordersdb"
+	"github.com/shopfaas/shop/internal/orders/orderstest"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
 // credential is a caller expire-reservations accepts.
 var credential = fntest.Caller("scheduler")
 
-func post(h http.Handler, cred string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"anything":"the scheduler sends"}`))
+func post(h http.Handler, cred, query string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, "/"+query, strings.NewReader(`{"anything":"the scheduler sends"}`))
 	if cred != "" {
 		req.Header.Set(auth.InternalHeader, cred)
 	}
@@ -33,65 +39,179 @@ func post(h http.Handler, cred string) *httptest.ResponseRecorder {
 	return rec
 }
 
-// backdate makes every hold of pool due now.
-func backdate(t *testing.T, pool *pgxpool.Pool) {
+// age makes every hold of pool older than the settle delay.
+func age(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
-	if _, err := pool.Exec(context.Background(), `UPDATE reservations SET expires_at = now() - interval '1 second'`); err != nil {
+	if _, err := pool.Exec(context.Background(), `UPDATE reservations SET created_at = now() - interval '1 minute'`); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func TestExpireReservations(t *testing.T) {
+// shop is the sweep over a real inventory database, asking the statuses of a
+// real orders database through a gateway path with the sweep's own
+// credential: the path answers as order-statuses does (its contract,
+// docs/checkout.md; a function imports no other, so the real one runs in
+// tests/integration).
+type shop struct {
+	h       http.Handler
+	pool    *pgxpool.Pool
+	store   *inventorydb.Store
+	orders  *ordersdb.Store
+	product uuid.UUID
+	gateway *httptest.Server
+}
+
+func newShop(t *testing.T, stock int) *shop {
+	t.Helper()
 	ctx := context.Background()
-	pool := pgtest.Open(t, inventorydb.Migrations())
-	store := inventorydb.New(pool)
-	h := New(store, fntest.Internal(), slog.New(slog.DiscardHandler))
-	product := uuid.Must(uuid.NewV7())
-	if _, err := store.SetOnHand(ctx, product, 100); err != nil {
+	s := &shop{pool: pgtest.Open(t, inventorydb.Migrations()), orders: ordersdb.New(pgtest.Open(t, ordersdb.Migrations()))}
+	s.store = inventorydb.New(s.pool)
+	s.product = uuid.Must(uuid.NewV7())
+	if _, err := s.store.SetOnHand(ctx, s.product, stock); err != nil {
 		t.Fatal(err)
 	}
-	const orders = 40
-	for range orders {
-		req, err := inventory.NewHoldRequest(uuid.Must(uuid.NewV7()), []inventory.Line{{ProductID: product, Quantity: 1}}, 60)
-		if err == nil {
-			_, err = store.Reserve(ctx, req)
+	mux := http.NewServeMux()
+	mux.Handle("POST /function/order-statuses", fnhttp.Adapt(slog.New(slog.DiscardHandler), func(w http.ResponseWriter, r *http.Request) error {
+		if err := fnhttp.CheckInternal(r, fntest.Internal(), "order-statuses"); err != nil {
+			return err
 		}
+		var in struct {
+			OrderIDs []uuid.UUID `json:"order_ids"`
+		}
+		if err := fnhttp.Decode(r, &in, 0); err != nil {
+			return err
+		}
+		st, err := s.orders.Statuses(r.Context(), in.OrderIDs)
 		if err != nil {
-			t.Fatal(err)
+			return err
+		}
+		return fnhttp.JSON(w, http.StatusOK, map[string]any{"statuses": st})
+	}))
+	s.gateway = httptest.NewServer(mux)
+	t.Cleanup(s.gateway.Close)
+	client, err := orderstatus.New(gatewayurl.Locator{Gateway: s.gateway.URL + "/"}, fntest.Caller("expire-reservations"), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.h = New(s.store, client.Statuses, DefaultSettleAfter, fntest.Internal(), slog.New(slog.DiscardHandler))
+	return s
+}
+
+// hold reserves qty units for order.
+func (s *shop) hold(t *testing.T, order uuid.UUID, qty int) {
+	t.Helper()
+	req, err := inventory.NewHoldRequest(order, []inventory.Line{{ProductID: s.product, Quantity: qty}}, 60)
+	if err == nil {
+		_, err = s.store.Reserve(context.Background(), req)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *shop) level(t *testing.T) (onHand, reserved int) {
+	t.Helper()
+	st, err := s.store.Get(context.Background(), s.product)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.OnHand, st.Reserved
+}
+
+func TestExpireReservationsSettlesByOrderStatus(t *testing.T) {
+	ctx := context.Background()
+	s := newShop(t, 100)
+	user := uuid.Must(uuid.NewV7())
+	status := map[orders.Status]uuid.UUID{}
+	// 10 orders of each status, 1 unit each, and 10 unknown to orders whose
+	// holds are past their expiry.
+	for _, st := range []orders.Status{orders.Confirmed, orders.PaymentFailed, orders.Cancelled, orders.Pending} {
+		for range 10 {
+			o := orderstest.Seed(t, s.orders, user, st)
+			status[st] = o.ID
+			s.hold(t, o.ID, 1)
 		}
 	}
-	if rec := post(h, ""); rec.Code != http.StatusUnauthorized {
+	var unknown []uuid.UUID
+	for range 10 {
+		id := uuid.Must(uuid.NewV7())
+		unknown = append(unknown, id)
+		s.hold(t, id, 1)
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE reservations SET expires_at = now() - interval '1 second' WHERE order_id = ANY($1)`, unknown); err != nil {
+		t.Fatal(err)
+	}
+	if rec := post(s.h, "", ""); rec.Code != http.StatusUnauthorized {
 		t.Errorf("no credential: %d", rec.Code)
 	}
-	if rec := post(h, credential); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"expired":0`) {
+	// Fresh holds are not due: nothing is asked or settled.
+	if rec := post(s.h, credential, ""); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `{"settled":0,"released":0,"expired":0}`) {
 		t.Errorf("nothing due: %d %s", rec.Code, rec.Body)
 	}
-	backdate(t, pool)
+	age(t, s.pool)
 	// Only the scheduler and an operator may sweep: every other valid
-	// caller is 403 and releases nothing.
-	if n := fntest.RefusesOtherCallers(t, h, "expire-reservations", `{}`); n == 0 {
+	// caller is 403 and settles nothing.
+	if n := fntest.RefusesOtherCallers(t, s.h, "expire-reservations", `{}`); n == 0 {
 		t.Fatal("no caller to refuse")
 	}
-	if st, _ := store.Get(ctx, product); st.Reserved != orders {
-		t.Fatalf("a refused caller released holds: reserved %d, want %d", st.Reserved, orders)
+	if onHand, reserved := s.level(t); onHand != 100 || reserved != 50 {
+		t.Fatalf("a refused caller settled holds: %d/%d, want 100/50", onHand, reserved)
 	}
+	// Two sweeps at once settle each hold once.
 	var wg sync.WaitGroup
 	results := make([]Response, 2)
 	for i := range results {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rec := post(h, credential)
+		wg.Go(func() {
+			rec := post(s.h, credential, "")
 			if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &results[i]) != nil {
 				t.Errorf("sweep %d: %d %s", i, rec.Code, rec.Body)
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	if got := results[0].Expired + results[1].Expired; got != orders {
-		t.Errorf("two sweeps expired %d holds in total, want %d", got, orders)
+	got := Response{results[0].Settled + results[1].Settled, results[0].Released + results[1].Released, results[0].Expired + results[1].Expired}
+	if want := (Response{Settled: 10, Released: 20, Expired: 10}); got != want {
+		t.Errorf("two sweeps: %+v, want %+v", got, want)
 	}
-	if st, _ := store.Get(ctx, product); st.Reserved != 0 || st.OnHand != 100 {
-		t.Errorf("stock %+v after the sweep, want 100/0", st)
+	// 10 sold, 30 given back, the 10 pending orders' units still held.
+	if onHand, reserved := s.level(t); onHand != 90 || reserved != 10 {
+		t.Errorf("stock %d/%d after the sweep, want 90/10", onHand, reserved)
+	}
+	checks := map[uuid.UUID]inventory.HoldStatus{status[orders.Confirmed]: inventory.StatusCommitted,
+		status[orders.PaymentFailed]: inventory.StatusReleased, status[orders.Cancelled]: inventory.StatusReleased,
+		status[orders.Pending]: inventory.StatusHeld, unknown[0]: inventory.StatusExpired}
+	for id, want := range checks {
+		if h, err := s.store.Hold(ctx, id); err != nil || h.Status != want {
+			t.Errorf("hold of %s: %s %v, want %s", id, h.Status, err, want)
+		}
+	}
+}
+
+// When order-statuses does not answer, the sweep changes nothing and fails
+// (the next run tries again); ?settle_after_seconds=0 settles fresh holds,
+// and a value out of range is 422.
+func TestExpireReservationsWithoutOrdersChangesNothing(t *testing.T) {
+	s := newShop(t, 10)
+	user := uuid.Must(uuid.NewV7())
+	o := orderstest.Seed(t, s.orders, user, orders.Confirmed)
+	s.hold(t, o.ID, 3)
+	if rec := post(s.h, credential, "?settle_after_seconds=3601"); rec.Code != http.StatusUnprocessableEntity {
+		t.Errorf("settle_after_seconds out of range: %d %s", rec.Code, rec.Body)
+	}
+	s.gateway.Close()
+	if rec := post(s.h, credential, "?settle_after_seconds=0"); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("orders down: %d %s, want 503", rec.Code, rec.Body)
+	}
+	if onHand, reserved := s.level(t); onHand != 10 || reserved != 3 {
+		t.Errorf("stock %d/%d with orders down, want 10/3", onHand, reserved)
+	}
+	s2 := newShop(t, 10)
+	o2 := orderstest.Seed(t, s2.orders, user, orders.Confirmed)
+	s2.hold(t, o2.ID, 3)
+	if rec := post(s2.h, credential, "?settle_after_seconds=0"); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"settled":1`) {
+		t.Errorf("settle at once: %d %s", rec.Code, rec.Body)
+	}
+	if onHand, reserved := s2.level(t); onHand != 7 || reserved != 0 {
+		t.Errorf("stock %d/%d, want 7/0", onHand, reserved)
 	}
 }

@@ -1,9 +1,10 @@
 // Package function is recover-orders, run every minute by the scheduler
 // (schedule "*/1 * * * *"): it drives forward every order left pending for
 // longer than RECOVER_AFTER (default 2m) — re-running the idempotent steps
-// reserve → charge → commit → confirm, or compensating when the charge is
-// declined or the stock is gone — settles owed compensations of cancelled
-// orders, and purges expired idempotency keys. Runs may overlap safely.
+// reserve → charge (→ commit when the hold was given back) → confirm, or
+// compensating when the charge is declined or the stock is gone — settles
+// owed compensations of cancelled orders, and purges expired idempotency
+// keys. Runs may overlap safely.
 // Internal: POST / (any path) with the internal credential, 401 otherwise.
 package function
 

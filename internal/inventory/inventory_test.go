@@ -59,3 +59,29 @@ func TestSetOnHand(t *testing.T) {
 		t.Fatal("SetOnHand changed its receiver")
 	}
 }
+
+// Only a confirmed order's hold is sold; a failed or cancelled order's is
+// given back; a pending order's is kept; an unknown order's is given back
+// only past its expiry; a status the settlement does not know keeps it.
+func TestSettleDecidesByOrderStatus(t *testing.T) {
+	cases := []struct {
+		status      inventory.OrderStatus
+		known, past bool
+		want        inventory.Outcome
+	}{
+		{inventory.OrderConfirmed, true, false, inventory.Sell},
+		{inventory.OrderConfirmed, true, true, inventory.Sell},
+		{inventory.OrderPaymentFailed, true, false, inventory.Release},
+		{inventory.OrderCancelled, true, true, inventory.Release},
+		{inventory.OrderPending, true, false, inventory.Keep},
+		{inventory.OrderPending, true, true, inventory.Keep},
+		{"", false, false, inventory.Keep},
+		{"", false, true, inventory.Expire},
+		{"refunded", true, true, inventory.Keep},
+	}
+	for _, c := range cases {
+		if got := inventory.Settle(c.status, c.known, c.past); got != c.want {
+			t.Errorf("Settle(%q, known %v, past %v) = %d, want %d", c.status, c.known, c.past, got, c.want)
+		}
+	}
+}

@@ -154,3 +154,73 @@ type ReservationsExpiredData struct {
 	OrderID uuid.UUID `json:"order_id"`
 	Lines   []Line    `json:"lines"`
 }
+
+// OrderStatus is an order's status as the orders service answers it
+// (order-statuses): what the settlement of the order's hold depends on.
+type OrderStatus string
+
+// The order statuses the settlement knows (internal/orders' statuses).
+const (
+	OrderPending       OrderStatus = "pending"
+	OrderConfirmed     OrderStatus = "confirmed"
+	OrderPaymentFailed OrderStatus = "payment_failed"
+	OrderCancelled     OrderStatus = "cancelled"
+)
+
+// Outcome is what the settlement does with a held hold.
+type Outcome int
+
+// The settlement outcomes.
+const (
+	Keep    Outcome = iota // the hold stays held
+	Sell                   // held units become sold ones: status committed
+	Release                // the units go back to available: status released
+	Expire                 // the units go back to available: status expired
+)
+
+// Settle decides what becomes of a held hold from its order's status: known
+// is false when the orders service does not know the order, pastExpiry true
+// once the hold's expires_at has passed.
+//
+// Only a confirmed order's hold is sold. A failed or cancelled order's hold is
+// given back: a cancellation normally released it already, and a cancelled
+// order is never sold even if it was confirmed first. A pending order's hold
+// stays held as long as the order is pending (recover-orders finishes the
+// order, which may still be confirmed). An order the orders service does not
+// know may not be written yet (reserve-stock can run before the pending order
+// is written), so its hold is given back only past its expiry. Any other
+// status is kept: stock stays reserved rather than sold or given back wrongly.
+func Settle(status OrderStatus, known, pastExpiry bool) Outcome {
+	if !known {
+		if pastExpiry {
+			return Expire
+		}
+		return Keep
+	}
+	switch status {
+	case OrderConfirmed:
+		return Sell
+	case OrderPaymentFailed, OrderCancelled:
+		return Release
+	}
+	return Keep
+}
+
+// Settlement is what one settlement batch did (inventorydb.Store.Settle).
+type Settlement struct {
+	// Scanned is how many holds due for settlement the batch looked up.
+	Scanned int
+	// Settled, Released and Expired count the holds sold, given back for a
+	// failed or cancelled order, and given back past their expiry for an
+	// order the orders service does not know.
+	Settled, Released, Expired int
+	// Next is where the next batch starts: after the last hold scanned.
+	Next SettleCursor
+}
+
+// SettleCursor is a position in the due holds, ordered by creation then
+// order id; the zero value is the start.
+type SettleCursor struct {
+	CreatedAt time.Time
+	OrderID   uuid.UUID
+}

@@ -53,7 +53,7 @@ func (o *Order) Confirm(now time.Time) (Change, error) {
 	if err := o.MoveTo(Confirmed, "", now); err != nil {
 		return Change{}, err
 	}
-	return Change{Step: StepConfirmed, Detail: "stock committed and payment captured", Event: events.OrderPlaced}, nil
+	return Change{Step: StepConfirmed, Detail: "stock reserved and payment captured", Event: events.OrderPlaced}, nil
 }
 
 // Failure is how a refused checkout ends its order.
@@ -122,7 +122,7 @@ type Outcome string
 
 // The outcomes of a checkout.
 const (
-	OutcomeConfirmed    Outcome = "confirmed"             // stock committed, payment captured
+	OutcomeConfirmed    Outcome = "confirmed"             // stock reserved (sold by the sweep), payment captured
 	OutcomePending      Outcome = "pending"               // a service stayed unavailable: recover-orders finishes it
 	OutcomeDeclined     Outcome = "payment_declined"      // the processor declined the payment
 	OutcomeTokenRefused Outcome = "invalid_payment_token" // the processor refused the payment token

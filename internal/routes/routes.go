@@ -133,6 +133,8 @@ func Table() []Route {
 		pub("cancel-order", "orders", "POST", "/api/v1/orders/{id}/cancel", User),
 		pub("get-order-timeline", "orders", "GET", "/api/v1/orders/{id}/timeline", User),
 		{Function: "recover-orders", Service: "orders", Kind: Scheduled, Schedule: "*/1 * * * *", Callers: scheduled},
+		// The inventory sweep asks the statuses of the orders whose holds it settles.
+		{Function: "order-statuses", Service: "orders", Kind: Internal, Callers: []string{"expire-reservations"}},
 
 		pub("get-payment", "payments", "GET", "/api/v1/orders/{id}/payment", User),
 		{Function: "charge-payment", Service: "payments", Kind: Internal, Callers: saga},

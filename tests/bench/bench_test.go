@@ -64,7 +64,7 @@ const hotStock = 20
 
 // functions are the stack.yml functions the scenarios need.
 var functions = []string{"get-product", "search-products", "set-stock", "reserve-stock", "commit-stock",
-	"release-stock", "charge-payment", "refund-payment", "create-order"}
+	"release-stock", "charge-payment", "refund-payment", "create-order", "expire-reservations", "order-statuses"}
 
 // row is one line of the table.
 type row struct {
@@ -572,11 +572,12 @@ func (s *bench) search(ctx context.Context) load.Result {
 }
 
 // checkout places one-line orders through the gateway (create-order →
-// reserve-stock → charge-payment → commit-stock, payment simulator at 0
-// latency), each by a new customer so no per-consumer limit applies. Every
-// fifth order asks for a product with only hotStock units; the others for
-// products with ample stock. Afterwards the stock consumed must equal the
-// confirmed orders, product by product, with nothing left reserved.
+// reserve-stock → charge-payment, payment simulator at 0 latency), each by a
+// new customer so no per-consumer limit applies. Every fifth order asks for a
+// product with only hotStock units; the others for products with ample stock.
+// Afterwards, once the sweep has sold the confirmed orders' holds
+// (settleHolds, not measured), the stock consumed must equal the confirmed
+// orders, product by product, with nothing left reserved.
 func (s *bench) checkout(ctx context.Context, workers int) load.Result {
 	const ample = 1_000_000
 	hot := s.products[0]
@@ -584,6 +585,7 @@ func (s *bench) checkout(ctx context.Context, workers int) load.Result {
 		s.setStockAt(ctx, s.rt, p, ample)
 	}
 	s.warmUp(ctx, s.rt.GatewayURL+"/function/create-order/api/v1/orders", s.products[1:])
+	s.settleHolds(ctx, s.rt) // the warm-up's sales, before the levels are set again
 	s.setStockAt(ctx, s.rt, hot, hotStock)
 	for _, p := range s.products[1:] {
 		s.setStockAt(ctx, s.rt, p, ample)
@@ -631,6 +633,7 @@ func (s *bench) checkout(ctx context.Context, workers int) load.Result {
 			return nil
 		},
 	})
+	s.settleHolds(ctx, s.rt)
 	orders, consumed, reserved := 0, 0, 0
 	for i, p := range s.products {
 		initial := ample
@@ -695,6 +698,36 @@ func (s *bench) orderRequest(url string, productFor func(n int) uuid.UUID) func(
 		req.Header.Set("Idempotency-Key", uuid.NewString())
 		return req, nil
 	}
+}
+
+// settleHolds runs the reservation sweep through rt's gateway as an operator,
+// settling every hold at once (settle_after_seconds=0), until a run settles
+// nothing: the confirmed orders' holds are then sold and no other is held
+// (every order of a finished load is final).
+func (s *bench) settleHolds(ctx context.Context, rt *runtimetest.Runtime) {
+	token := rt.ReadSecret(s.b, "internal-token-operator")
+	for range 100 {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, rt.GatewayURL+"/function/expire-reservations?settle_after_seconds=0", strings.NewReader("{}"))
+		if err != nil {
+			s.b.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(auth.InternalHeader, token)
+		res, err := s.client.Do(req)
+		if err != nil {
+			s.b.Fatal(err)
+		}
+		raw, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		var out struct{ Settled, Released, Expired int }
+		if res.StatusCode != http.StatusOK || json.Unmarshal(raw, &out) != nil {
+			s.b.Fatalf("expire-reservations: %d %s", res.StatusCode, raw)
+		}
+		if out.Settled+out.Released+out.Expired == 0 {
+			return
+		}
+	}
+	s.b.Fatal("expire-reservations still settling holds after 100 runs")
 }
 
 // setStockAt sets a product's on-hand level through rt's edge as an admin.

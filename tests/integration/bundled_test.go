@@ -20,9 +20,11 @@ import (
 // TestBundledStackThroughTheEdge runs the faasd-CE stack (stack.ce.yml: one
 // function per service) behind gateway/kong.ce.yml: a customer registers,
 // logs in, reads their account, browses the catalog and places an order whose
-// saga reaches reserve-stock, charge-payment and commit-stock as members of
-// the inventory and payments bundles (/function/<service>/_fn/<member>), and
-// set-stock reads the product from the catalog bundle the same way.
+// saga reaches reserve-stock and charge-payment as members of the inventory
+// and payments bundles (/function/<service>/_fn/<member>), set-stock reads
+// the product from the catalog bundle the same way, and the sweep
+// (expire-reservations, a member of the inventory bundle) sells the order's
+// hold after asking order-statuses, a member of the orders bundle.
 func TestBundledStackThroughTheEdge(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the local runtime; -short was asked for")
@@ -156,8 +158,14 @@ func TestBundledStackThroughTheEdge(t *testing.T) {
 		OnHand   int `json:"on_hand"`
 		Reserved int `json:"reserved"`
 	}
+	if code := call(t, http.MethodGet, edge+"/inventory/"+product.ID.String(), "", nil, &stock); code != http.StatusOK || stock.OnHand != 5 || stock.Reserved != 2 {
+		t.Fatalf("stock after the order: %d %+v, want on_hand 5, reserved 2 (held until the sweep)", code, stock)
+	}
+	if code, out := internalCall(t, rt.GatewayURL, "inventory/_fn/expire-reservations?settle_after_seconds=0", rt.ReadSecret(t, "internal-token-scheduler"), map[string]any{}); code != http.StatusOK || out["settled"] != float64(1) {
+		t.Fatalf("sweep through the bundles: %d %v, want the order's hold settled", code, out)
+	}
 	if code := call(t, http.MethodGet, edge+"/inventory/"+product.ID.String(), "", nil, &stock); code != http.StatusOK || stock.OnHand != 3 || stock.Reserved != 0 {
-		t.Fatalf("stock after the order: %d %+v, want on_hand 3, reserved 0", code, stock)
+		t.Fatalf("stock after the sweep: %d %+v, want on_hand 3, reserved 0", code, stock)
 	}
 	var pay struct {
 		Status string `json:"status"`

@@ -15,12 +15,17 @@ import (
 
 // TestCheckoutThroughTheEdge runs the whole checkout as processes behind the
 // local gateway and edge: 50 buyers race for a product with 10 units, each
-// through create-order → reserve-stock → charge-payment → commit-stock. Exactly
-// 10 orders are confirmed, 40 are refused out_of_stock, and the stock ends
-// at zero with nothing left reserved. A cancellation then restocks one unit.
+// through create-order → reserve-stock → charge-payment. Exactly 10 orders
+// are confirmed and 40 are refused out_of_stock; the 10 units stay reserved
+// until the sweep (expire-reservations, asking order-statuses) sells them.
+// One order cancelled before the sweep gets its unit back as a release and is
+// not sold; the sweep sells the other 9 and the stock ends at zero on hand
+// beyond that unit, with nothing left reserved. A cancellation after the
+// sweep restocks one more unit.
 func TestCheckoutThroughTheEdge(t *testing.T) {
 	s := startShop(t, []string{"get-product", "get-stock", "set-stock", "reserve-stock", "commit-stock", "release-stock",
-		"charge-payment", "refund-payment", "create-order", "get-order", "get-order-timeline", "cancel-order"}, nil, nil)
+		"charge-payment", "refund-payment", "create-order", "get-order", "get-order-timeline", "cancel-order",
+		"expire-reservations", "order-statuses"}, nil, nil)
 	rt, tokens := s.Runtime, s.Tokens
 	p := s.product(t, "IT-LAMP-1", 3499, 10)
 	stockPath := rt.EdgeURL + "/api/v1/inventory/" + p.ID.String()
@@ -67,12 +72,12 @@ func TestCheckoutThroughTheEdge(t *testing.T) {
 	}
 	wg.Wait()
 	confirmed, outOfStock := 0, 0
-	var first result
+	var first, second result
 	for i, r := range results {
 		switch {
 		case r.status == http.StatusCreated:
 			confirmed++
-			first = r
+			first, second = r, first
 		case r.status == http.StatusConflict && r.code == "out_of_stock":
 			outOfStock++
 		default:
@@ -89,8 +94,8 @@ func TestCheckoutThroughTheEdge(t *testing.T) {
 	if code := call(t, http.MethodGet, stockPath, "", nil, &stock); code != http.StatusOK {
 		t.Fatalf("get stock: %d", code)
 	}
-	if stock.OnHand != 0 || stock.Reserved != 0 {
-		t.Fatalf("stock after the race: on_hand %d reserved %d, want 0 0", stock.OnHand, stock.Reserved)
+	if stock.OnHand != 10 || stock.Reserved != 10 {
+		t.Fatalf("stock after the race: on_hand %d reserved %d, want 10 10 (sold by the sweep)", stock.OnHand, stock.Reserved)
 	}
 
 	// The timeline shows every step; a stranger sees nothing.
@@ -105,14 +110,30 @@ func TestCheckoutThroughTheEdge(t *testing.T) {
 	if code := call(t, http.MethodGet, orderPath, stranger, nil, nil); code != http.StatusNotFound {
 		t.Fatalf("stranger reads an order: %d", code)
 	}
-	// Cancelling restocks once; cancelling again is refused.
+	// Cancelling before the sweep gives the unit back (a release); cancelling
+	// again is refused.
 	if code := call(t, http.MethodPost, orderPath+"/cancel", first.token, nil, nil); code != http.StatusOK {
 		t.Fatalf("cancel: %d", code)
 	}
 	if code := call(t, http.MethodPost, orderPath+"/cancel", first.token, nil, nil); code != http.StatusConflict {
 		t.Fatalf("second cancel: %d", code)
 	}
-	if code := call(t, http.MethodGet, stockPath, "", nil, &stock); code != http.StatusOK || stock.OnHand != 1 {
-		t.Fatalf("stock after a cancel: %d %+v, want on_hand 1", code, stock)
+	if code := call(t, http.MethodGet, stockPath, "", nil, &stock); code != http.StatusOK || stock.OnHand != 10 || stock.Reserved != 9 {
+		t.Fatalf("stock after a cancel: %d %+v, want on_hand 10 reserved 9", code, stock)
+	}
+	// The sweep sells the 9 confirmed orders' holds, not the cancelled one.
+	code, out := internalCall(t, rt.GatewayURL, "expire-reservations?settle_after_seconds=0", s.ReadSecret(t, "internal-token-scheduler"), map[string]any{})
+	if code != http.StatusOK || out["settled"] != float64(9) || out["released"] != float64(0) || out["expired"] != float64(0) {
+		t.Fatalf("sweep: %d %v, want 9 settled", code, out)
+	}
+	if code := call(t, http.MethodGet, stockPath, "", nil, &stock); code != http.StatusOK || stock.OnHand != 1 || stock.Reserved != 0 {
+		t.Fatalf("stock after the sweep: %d %+v, want on_hand 1 reserved 0", code, stock)
+	}
+	// Cancelling a sold order restocks its unit.
+	if code := call(t, http.MethodPost, rt.EdgeURL+"/api/v1/orders/"+second.id.String()+"/cancel", second.token, nil, nil); code != http.StatusOK {
+		t.Fatalf("cancel after the sweep: %d", code)
+	}
+	if code := call(t, http.MethodGet, stockPath, "", nil, &stock); code != http.StatusOK || stock.OnHand != 2 || stock.Reserved != 0 {
+		t.Fatalf("stock after a cancel of a sold order: %d %+v, want on_hand 2 reserved 0", code, stock)
 	}
 }

@@ -30,10 +30,13 @@ import (
 // routes.Table as stack.yml). docs/performance.md, item 10: before, the stock
 // commit wrote a second stock.changed.v1 per line, so a 1-line order was 4
 // events and 5 deliveries (index-product 3) and a 3-line order 10 and 11 (9).
+// The sale of the order's hold is counted too: the sweep (expire-reservations,
+// settling at once) sells it and writes no event (available is unchanged).
 func TestCheckoutEventsAndDeliveries(t *testing.T) {
 	_, env := eventEnv(t)
 	s := startShop(t, []string{"get-product", "set-stock", "reserve-stock", "commit-stock", "release-stock",
-		"charge-payment", "refund-payment", "create-order", "update-product-stats", "notify-user", "index-product"},
+		"charge-payment", "refund-payment", "create-order", "update-product-stats", "notify-user", "index-product",
+		"expire-reservations", "order-statuses"},
 		[]string{"outbox-relay", "rabbitmq"}, env)
 	dbs := map[string]*pgxpool.Pool{
 		"orders":    openPool(t, s.DB["ORDERS_DATABASE_URL"], ordersdb.Migrations()),
@@ -75,6 +78,9 @@ func TestCheckoutEventsAndDeliveries(t *testing.T) {
 		}
 		if code := call(t, http.MethodPost, s.EdgeURL+"/api/v1/orders", s.token(t, auth.RoleCustomer), body, &out); code != http.StatusCreated || out.Status != "confirmed" {
 			t.Fatalf("create order of %d lines: %d %q", len(c.lines), code, out.Status)
+		}
+		if code, out := internalCall(t, s.GatewayURL, "expire-reservations?settle_after_seconds=0", s.ReadSecret(t, "internal-token-scheduler"), map[string]any{}); code != http.StatusOK || out["settled"] != float64(1) {
+			t.Fatalf("sweep after the order of %d lines: %d %v, want its hold settled", len(c.lines), code, out)
 		}
 		settle(t, dbs)
 		got := map[string]map[string]int{}

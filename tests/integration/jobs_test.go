@@ -11,13 +11,17 @@ import (
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
 )
 
-// TestOrderListAndReservationExpiry runs list-orders and expire-reservations
-// as processes: a customer's orders are listed newest first and paged, another
-// customer sees none of them; a hold past its expiry is released by
-// expire-reservations invoked through the gateway, as the scheduler does.
+// TestOrderListAndReservationExpiry runs list-orders, order-statuses and
+// expire-reservations as processes: a customer's orders are listed newest
+// first and paged, another customer sees none of them; order-statuses answers
+// only expire-reservations' credential, with the status of each order it
+// knows; expire-reservations invoked through the gateway, as the scheduler
+// does, gives back a hold whose order does not exist once past its expiry,
+// leaves the confirmed orders' fresh holds alone (SETTLE_AFTER), and sells
+// them when told to settle at once.
 func TestOrderListAndReservationExpiry(t *testing.T) {
 	s := startShop(t, []string{"get-product", "get-stock", "set-stock", "reserve-stock", "commit-stock", "release-stock",
-		"expire-reservations", "charge-payment", "refund-payment", "create-order", "list-orders"}, nil, nil)
+		"expire-reservations", "order-statuses", "charge-payment", "refund-payment", "create-order", "list-orders"}, nil, nil)
 	ctx := context.Background()
 	p := s.product(t, "JOB-CUP-1", 800, 10)
 	stockURL := s.EdgeURL + "/api/v1/inventory/" + p.ID.String()
@@ -57,8 +61,32 @@ func TestOrderListAndReservationExpiry(t *testing.T) {
 		t.Errorf("another customer's list: %d %+v, want 200 and no orders", code, others)
 	}
 
-	// A hold whose order never went further expires.
+	// order-statuses answers the sweep only, with the statuses it knows.
 	credential := s.ReadSecret(t, "internal-token-create-order") // the saga's caller
+	sweeper := s.ReadSecret(t, "internal-token-expire-reservations")
+	absent := uuid.NewString()
+	asked := map[string]any{"order_ids": append(append([]string{}, placed...), absent)}
+	if code, out := internalCall(t, s.GatewayURL, "order-statuses", "", asked); code != http.StatusUnauthorized {
+		t.Errorf("order-statuses without the credential: %d %v", code, out)
+	}
+	if code, out := internalCall(t, s.GatewayURL, "order-statuses", credential, asked); code != http.StatusForbidden {
+		t.Errorf("order-statuses called as create-order: %d %v, want 403", code, out)
+	}
+	if code, out := internalCall(t, s.GatewayURL, "order-statuses", sweeper, map[string]any{"order_ids": []string{"not-a-uuid"}}); code != http.StatusBadRequest {
+		t.Errorf("order-statuses of a bad id: %d %v, want 400", code, out)
+	}
+	code, out := internalCall(t, s.GatewayURL, "order-statuses", sweeper, asked)
+	statuses, _ := out["statuses"].(map[string]any)
+	if code != http.StatusOK || len(statuses) != len(placed) {
+		t.Fatalf("order-statuses: %d %v, want the %d placed orders", code, out, len(placed))
+	}
+	for _, id := range placed {
+		if statuses[id] != "confirmed" {
+			t.Errorf("order %s: %v, want confirmed", id, statuses[id])
+		}
+	}
+
+	// A hold whose order never went further expires.
 	order := uuid.Must(uuid.NewV7())
 	if code, out := internalCall(t, s.GatewayURL, "reserve-stock", credential, map[string]any{
 		"order_id": order, "lines": []map[string]any{{"product_id": p.ID, "quantity": 4}},
@@ -70,11 +98,12 @@ func TestOrderListAndReservationExpiry(t *testing.T) {
 		Reserved  int `json:"reserved"`
 		Available int `json:"available"`
 	}
-	if call(t, http.MethodGet, stockURL, "", nil, &stock); stock.Reserved != 4 || stock.Available != 3 {
-		t.Fatalf("after the hold: %+v, want 4 reserved and 3 available (7 on hand)", stock)
+	// The 3 confirmed orders' holds are not sold yet: the sweep does that.
+	if call(t, http.MethodGet, stockURL, "", nil, &stock); stock.OnHand != 10 || stock.Reserved != 7 || stock.Available != 3 {
+		t.Fatalf("after the hold: %+v, want 10 on hand, 7 reserved and 3 available", stock)
 	}
 	inventory := openPool(t, s.DB["INVENTORY_DATABASE_URL"], inventorydb.Migrations())
-	if _, err := inventory.Exec(ctx, `UPDATE reservations SET expires_at = now() - interval '1 minute' WHERE order_id = $1`, order); err != nil {
+	if _, err := inventory.Exec(ctx, `UPDATE reservations SET expires_at = now() - interval '1 minute', created_at = now() - interval '2 minutes' WHERE order_id = $1`, order); err != nil {
 		t.Fatal(err)
 	}
 	if code, out := internalCall(t, s.GatewayURL, "expire-reservations", "", map[string]any{}); code != http.StatusUnauthorized {
@@ -83,11 +112,19 @@ func TestOrderListAndReservationExpiry(t *testing.T) {
 	if code, out := internalCall(t, s.GatewayURL, "expire-reservations", credential, map[string]any{}); code != http.StatusForbidden {
 		t.Errorf("expire-reservations called as create-order: %d %v, want 403", code, out)
 	}
-	code, out := internalCall(t, s.GatewayURL, "expire-reservations", s.ReadSecret(t, "internal-token-scheduler"), map[string]any{})
-	if code != http.StatusOK || out["expired"] != float64(1) {
-		t.Fatalf("expire-reservations: %d %v, want 1 expired", code, out)
+	scheduler := s.ReadSecret(t, "internal-token-scheduler")
+	code, out = internalCall(t, s.GatewayURL, "expire-reservations", scheduler, map[string]any{})
+	if code != http.StatusOK || out["expired"] != float64(1) || out["settled"] != float64(0) || out["released"] != float64(0) {
+		t.Fatalf("expire-reservations: %d %v, want 1 expired, nothing else (the orders' holds are younger than SETTLE_AFTER)", code, out)
 	}
-	if call(t, http.MethodGet, stockURL, "", nil, &stock); stock.Reserved != 0 || stock.Available != 7 {
-		t.Errorf("after expiry: %+v, want nothing reserved and 7 available", stock)
+	if call(t, http.MethodGet, stockURL, "", nil, &stock); stock.OnHand != 10 || stock.Reserved != 3 || stock.Available != 7 {
+		t.Errorf("after expiry: %+v, want 10 on hand, 3 reserved and 7 available", stock)
+	}
+	code, out = internalCall(t, s.GatewayURL, "expire-reservations?settle_after_seconds=0", scheduler, map[string]any{})
+	if code != http.StatusOK || out["settled"] != float64(3) || out["expired"] != float64(0) {
+		t.Fatalf("expire-reservations at once: %d %v, want the 3 confirmed orders' holds settled", code, out)
+	}
+	if call(t, http.MethodGet, stockURL, "", nil, &stock); stock.OnHand != 7 || stock.Reserved != 0 || stock.Available != 7 {
+		t.Errorf("after settlement: %+v, want 7 on hand, nothing reserved and 7 available", stock)
 	}
 }

@@ -19,14 +19,17 @@ import (
 // TestCrashedCheckoutsAreRecovered drives checkouts into the two failures the
 // saga must survive, with real processes: clients that hang up while the
 // payment processor is slow, and the charge-payment process killed with
-// SIGKILL while charges are in flight. After recover-orders has run, every
-// order is in a final state, and the three databases agree: a confirmed order
+// SIGKILL while charges are in flight. After recover-orders has run, and then
+// the sweep (expire-reservations, settling at once) until no hold of a
+// finished order is left held, every order is in a final state, and the three
+// databases agree: a confirmed order
 // has exactly one captured payment and committed stock; any other order has
 // no captured payment and no held or committed stock; on_hand fell by exactly
 // the confirmed quantities and nothing stays reserved.
 func TestCrashedCheckoutsAreRecovered(t *testing.T) {
 	s := startShop(t, []string{"get-product", "set-stock", "reserve-stock", "commit-stock", "release-stock",
-		"charge-payment", "refund-payment", "create-order", "get-order", "recover-orders"}, nil, map[string]string{
+		"charge-payment", "refund-payment", "create-order", "get-order", "recover-orders",
+		"expire-reservations", "order-statuses"}, nil, map[string]string{
 		"PAYMENT_SIM_LATENCY": "1500ms",
 		"SAGA_TIMEOUT":        "6s",
 		"RECOVER_AFTER":       "7s",
@@ -91,6 +94,12 @@ func TestCrashedCheckoutsAreRecovered(t *testing.T) {
 		if code, _ := internalCall(t, s.GatewayURL, "recover-orders", credential, map[string]any{}); code != http.StatusOK {
 			t.Logf("recover-orders: %d", code)
 		}
+	}
+
+	// Every order is final: the sweep sells the confirmed orders' holds and
+	// gives back any other left held; one run settles them all.
+	if code, out := internalCall(t, s.GatewayURL, "expire-reservations?settle_after_seconds=0", credential, map[string]any{}); code != http.StatusOK {
+		t.Fatalf("expire-reservations: %d %v", code, out)
 	}
 
 	type outcome struct{ order, payment, reservation string }

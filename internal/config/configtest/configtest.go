@@ -24,7 +24,7 @@ var CallerSecrets = callerSecrets()
 
 func callerSecrets() map[string]string {
 	m := map[string]string{"jwt-verify-key": jwtVerifyKey, auth.CallersSecret: authtest.VerifierText()}
-	for _, c := range []string{"create-order", "cancel-order", "recover-orders"} {
+	for _, c := range []string{"create-order", "cancel-order", "recover-orders", "expire-reservations"} {
 		m[auth.CredentialSecret(c)] = authtest.Credential(c)
 	}
 	return m

@@ -31,7 +31,12 @@ import (
 // rides in the first, COMMIT in the last); every line's stock UPDATE goes in
 // one batch, in product-id order, and the outbox rows go with their single
 // NOTIFY. A reservation is 2 round trips, a stock commit 2, a release or a
-// commit of a hold taken again 3.
+// commit of a hold taken again 3, a settlement batch (Settle) 4.
+//
+// A checkout reserves only: the hold of a confirmed order is sold later, in
+// batches, by Settle (expire-reservations), which asks the orders service
+// each due hold's order status. A hold is never given back only because it
+// is old: its order may still be pending and be confirmed.
 
 // The SET expressions of the stock moves ($2 the line's quantity).
 const (
@@ -202,7 +207,9 @@ func (s *Store) Release(ctx context.Context, orderID uuid.UUID) (inventory.Hold,
 }
 
 // Expire gives back up to limit holds whose expires_at is at or before asOf
-// (the database clock when asOf is zero), marks them "expired", and appends
+// whatever their orders' status (the sweep uses Settle, which asks it first:
+// a pending order's hold may still be confirmed); tests use it to give holds
+// back. asOf zero is the database clock. It marks them "expired", and appends
 // stock.changed.v1 per product and stock.reservations_expired.v1 per order, in
 // one transaction. Due rows are claimed FOR UPDATE SKIP LOCKED, so concurrent
 // sweeps (and a concurrent commit or release) never give a hold back twice.
@@ -281,6 +288,172 @@ func (s *Store) Expire(ctx context.Context, asOf time.Time, limit int) (int, err
 		return 0, unavailable(err)
 	}
 	return len(orders), nil
+}
+
+// Statuses answers the status of each order of ids that the orders service
+// knows (order-statuses); an order it does not know is absent. An error means
+// nothing is known: the settlement then changes nothing.
+type Statuses func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]inventory.OrderStatus, error)
+
+// Settle settles one batch of held holds: up to limit holds older than
+// settleAfter (by the database clock), after cur in (created_at, order_id)
+// order. It asks statuses for their orders in one call, outside any
+// transaction, then in one transaction locks those still held (FOR UPDATE
+// SKIP LOCKED: a hold another sweep, a release or a commit has locked is left
+// to the next run) and does what inventory.Settle decides for each: a
+// confirmed order's hold is sold (on_hand and reserved drop together, status
+// committed, no stock.changed.v1: available is unchanged), a failed or
+// cancelled order's hold is released (stock.changed.v1), an unknown order's
+// hold past its expires_at is expired (stock.changed.v1 and
+// stock.reservations_expired.v1), and a pending order's hold is kept. Each
+// product's stock row moves once, in product-id order, so the batch never
+// deadlocks with a reservation. The answer counts what it did and says where
+// the next batch starts (Next; Scanned < limit when there is none). When
+// statuses fails, nothing changes and the error is returned;
+// fault.Unavailable on database failure.
+//
+// Round trips: the due holds' read, then BEGIN with the locked holds and
+// their lines, the stock UPDATEs, and the statuses with the events and
+// COMMIT: 4 per batch (postgres.BatchTx), whatever its size.
+func (s *Store) Settle(ctx context.Context, cur inventory.SettleCursor, settleAfter time.Duration, limit int, statuses Statuses) (inventory.Settlement, error) {
+	var out inventory.Settlement
+	if limit <= 0 {
+		limit = 500
+	}
+	rows, err := s.db.Query(ctx, `SELECT order_id, created_at FROM reservations
+		WHERE status = 'held' AND created_at <= now() - make_interval(secs => $1)
+		AND (created_at, order_id) > ($2, $3)
+		ORDER BY created_at, order_id LIMIT $4`, settleAfter.Seconds(), cur.CreatedAt, cur.OrderID, limit)
+	if err != nil {
+		return out, unavailable(err)
+	}
+	var ids []uuid.UUID
+	_, err = pgx.ForEachRow(rows, []any{&out.Next.OrderID, &out.Next.CreatedAt}, func() error {
+		ids = append(ids, out.Next.OrderID)
+		return nil
+	})
+	if err != nil {
+		return out, unavailable(err)
+	}
+	out.Scanned = len(ids)
+	if len(ids) == 0 {
+		out.Next = cur
+		return out, nil
+	}
+	known, err := statuses(ctx, ids)
+	if err != nil {
+		return out, err
+	}
+	// The holds still held, locked, with whether each is past its expiry,
+	// and the lines of every hold asked about (lines never change).
+	b := &pgx.Batch{}
+	b.Queue(`SELECT order_id, expires_at <= now() FROM reservations
+		WHERE order_id = ANY($1) AND status = 'held' ORDER BY order_id FOR UPDATE SKIP LOCKED`, ids)
+	b.Queue(`SELECT order_id, product_id, quantity FROM reservation_lines
+		WHERE order_id = ANY($1) ORDER BY product_id, order_id`, ids)
+	tx, br := postgres.BeginBatch(ctx, s.db, b)
+	defer tx.Rollback(ctx)
+	outcome := map[uuid.UUID]inventory.Outcome{}
+	var orderID uuid.UUID
+	var past bool
+	_, err = pgx.ForEachRow(queryRows(br), []any{&orderID, &past}, func() error {
+		st, ok := known[orderID]
+		if o := inventory.Settle(st, ok, past); o != inventory.Keep {
+			outcome[orderID] = o
+		}
+		return nil
+	})
+	type move struct {
+		product        uuid.UUID
+		sold, released int
+	}
+	var moves []move // per product, in product order
+	byOrder := map[uuid.UUID][]inventory.Line{}
+	var l inventory.Line
+	if err == nil {
+		_, err = pgx.ForEachRow(queryRows(br), []any{&orderID, &l.ProductID, &l.Quantity}, func() error {
+			o, ok := outcome[orderID]
+			if !ok {
+				return nil
+			}
+			byOrder[orderID] = append(byOrder[orderID], l)
+			if k := len(moves) - 1; k < 0 || moves[k].product != l.ProductID {
+				moves = append(moves, move{product: l.ProductID})
+			}
+			if o == inventory.Sell {
+				moves[len(moves)-1].sold += l.Quantity
+			} else {
+				moves[len(moves)-1].released += l.Quantity
+			}
+			return nil
+		})
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return out, unavailable(err)
+	}
+	if len(outcome) == 0 {
+		return out, nil // every hold stays held: the deferred rollback ends the transaction
+	}
+	// Sold units leave on_hand and reserved; released ones leave reserved.
+	b = &pgx.Batch{}
+	products := make([]inventory.Line, len(moves))
+	for i, m := range moves {
+		products[i] = inventory.Line{ProductID: m.product}
+		b.Queue(`UPDATE stock SET on_hand = on_hand - $2, reserved = reserved - $2 - $3, updated_at = now()
+			WHERE product_id = $1 RETURNING product_id, on_hand, reserved, updated_at, version`, m.product, m.sold, m.released)
+	}
+	moved, err := readMoves(tx.SendBatch(ctx, b), products, false)
+	if err != nil {
+		return out, err
+	}
+	// Only a release changes available: a product only sold gets no event.
+	changed := moved[:0:0]
+	for i, st := range moved {
+		if moves[i].released > 0 {
+			changed = append(changed, st)
+		}
+	}
+	evs, err := changedEvents(ctx, changed)
+	if err != nil {
+		return out, err
+	}
+	settledIDs := make([]uuid.UUID, 0, len(outcome))
+	next := make([]string, 0, len(outcome))
+	for _, id := range ids { // in the order read, so the events are too
+		o, ok := outcome[id]
+		if !ok {
+			continue
+		}
+		status := inventory.StatusCommitted
+		switch o {
+		case inventory.Sell:
+			out.Settled++
+		case inventory.Release:
+			status = inventory.StatusReleased
+			out.Released++
+		case inventory.Expire:
+			status = inventory.StatusExpired
+			out.Expired++
+			data := inventory.ReservationsExpiredData{OrderID: id, Lines: byOrder[id]}
+			ev, err := events.New(ctx, inventory.Source, events.ReservationsExpired, id.String(), data)
+			if err != nil {
+				return inventory.Settlement{}, fault.Internalf("reservations expired event: %w", err)
+			}
+			evs = append(evs, ev)
+		}
+		settledIDs, next = append(settledIDs, id), append(next, string(status))
+	}
+	b = &pgx.Batch{}
+	b.Queue(`UPDATE reservations r SET status = n.status, updated_at = now()
+		FROM unnest($1::uuid[], $2::text[]) AS n(order_id, status) WHERE r.order_id = n.order_id`, settledIDs, next)
+	outbox.QueueAll(b, evs...)
+	if err := tx.Commit(ctx, b); err != nil {
+		return inventory.Settlement{Scanned: out.Scanned, Next: out.Next}, unavailable(err)
+	}
+	return out, nil
 }
 
 // queryRows reads the next result of br as rows (their error, if any, is

@@ -4,7 +4,9 @@
 //
 // Configuration: the inventory database (postgres.ConfigFrom: INVENTORY_…);
 // secret jwt-verify-key for Needs.Tokens; secret internal-callers (the verifier
-// of internal callers) for Needs.Internal; GATEWAY_URL (catalogclient.ConfigFrom) for Needs.Catalog.
+// of internal callers) for Needs.Internal; GATEWAY_URL (catalogclient.ConfigFrom) for Needs.Catalog;
+// GATEWAY_URL, FUNCTION_BUNDLES and the secret internal-token-<Needs.OrdersCaller>
+// for Needs.OrdersCaller.
 package inventoryenv
 
 import (
@@ -14,7 +16,9 @@ import (
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/catalogclient"
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/gatewayurl"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
+	"github.com/shopfaas/shop/internal/inventory/orderstatus"
 	"github.com/shopfaas/shop/internal/postgres"
 )
 
@@ -23,6 +27,10 @@ type Needs struct {
 	Tokens   bool // verifies access tokens: the jwt-verify-key secret
 	Internal bool // checks internal callers: the internal-callers secret
 	Catalog  bool // reads products from the catalog function
+	// OrdersCaller, when set, is the function's internal caller name
+	// (routes.Table's Callers): it asks order-statuses with the credential
+	// internal-token-<OrdersCaller>.
+	OrdersCaller string
 }
 
 // Deps are an inventory function's dependencies. Fields a function does not
@@ -33,6 +41,9 @@ type Deps struct {
 	// Internal verifies internal callers, set with Needs.Internal.
 	Internal *auth.InternalVerifier
 	Catalog  *catalogclient.Client
+	// Orders asks the orders service the status of orders, set with
+	// Needs.OrdersCaller.
+	Orders *orderstatus.Client
 }
 
 // Load reads the configuration from c (every problem reported at once), then
@@ -46,6 +57,12 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if needs.Catalog {
 		cc = catalogclient.ConfigFrom(c)
 	}
+	var loc gatewayurl.Locator
+	var credential string
+	if needs.OrdersCaller != "" {
+		loc = gatewayurl.FromConfig(c)
+		credential = auth.CredentialFrom(c, needs.OrdersCaller)
+	}
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
@@ -58,6 +75,11 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	}
 	if needs.Catalog {
 		if d.Catalog, err = catalogclient.New(cc); err != nil {
+			return nil, err
+		}
+	}
+	if needs.OrdersCaller != "" {
+		if d.Orders, err = orderstatus.New(loc, credential, nil, 0); err != nil {
 			return nil, err
 		}
 	}

@@ -320,6 +320,26 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (orders.Order, error) {
 	return o, nil
 }
 
+// Statuses returns the status of each order of ids that exists; an unknown
+// id is absent. One read-only query (the primary key), whatever the number of
+// ids: the inventory sweep asks it for a batch of holds (order-statuses).
+func (s *Store) Statuses(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]orders.Status, error) {
+	out := make(map[uuid.UUID]orders.Status, len(ids))
+	rows, err := s.db.Query(ctx, `SELECT id, status FROM orders WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	var id uuid.UUID
+	var st string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &st}, func() error {
+		out[id] = orders.Status(st)
+		return nil
+	}); err != nil {
+		return nil, unavailable(err)
+	}
+	return out, nil
+}
+
 // List returns up to limit orders of userID, newest first, starting after the
 // order id before (uuid.Nil for the first page), and the cursor of the next
 // page (uuid.Nil when there is none). UUIDv7 ids sort by creation time.

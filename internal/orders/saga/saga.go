@@ -1,8 +1,10 @@
 // Package saga drives an order through the checkout: write it pending (with
-// its idempotency key, in one transaction) → reserve-stock → charge-payment → commit-stock →
+// its idempotency key, in one transaction) → reserve-stock → charge-payment →
 // confirmed + order.placed.v1, in that order, recording every step in the
 // order's timeline; and compensates (release-stock, refund-payment) when a
-// step is refused. Every remote step is idempotent by order id, so a saga may
+// step is refused. The confirmed order's hold becomes a sale later, in
+// batches (expire-reservations); commit-stock runs in the checkout only to
+// take the stock again when an earlier run's hold was given back (steps.go). Every remote step is idempotent by order id, so a saga may
 // be re-driven from the start at any time: that is what recover-orders does
 // for orders a crash or an outage left pending.
 //

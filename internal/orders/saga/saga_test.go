@@ -3,6 +3,7 @@ package saga_test
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -117,10 +118,18 @@ func TestPlaceConfirmsAndRecordsEveryStep(t *testing.T) {
 		len(v.Items) != 1 || v.Items[0].UnitPrice.Amount != 1299 {
 		t.Fatalf("order %+v", v)
 	}
-	if onHand, reserved := e.svc.Stock(e.product.ID); onHand != 3 || reserved != 0 {
-		t.Fatalf("stock on_hand %d reserved %d, want 3 0", onHand, reserved)
+	// The hold stays held: the sweep (expire-reservations) turns it into a
+	// sale later; commit-stock is not part of the checkout.
+	if onHand, reserved := e.svc.Stock(e.product.ID); onHand != 5 || reserved != 2 {
+		t.Fatalf("stock on_hand %d reserved %d, want 5 2", onHand, reserved)
 	}
-	want := []string{"order.created:ok", "stock.reserve:ok", "payment.charge:ok", "stock.commit:ok",
+	if got := e.svc.Reservation(v.ID); got != "held" {
+		t.Fatalf("reservation %q after the checkout, want held", got)
+	}
+	if c := e.svc.Counts(); c.Commits != 0 || c.Calls["commit-stock"] != 0 || c.Calls["reserve-stock"] != 1 || c.Calls["charge-payment"] != 1 {
+		t.Fatalf("calls %v, commits %d: want reserve and charge once, commit-stock never", c.Calls, c.Commits)
+	}
+	want := []string{"order.created:ok", "stock.reserve:ok", "payment.charge:ok",
 		"order.confirmed:ok", "order.placed.v1:recorded"}
 	if diff := cmp.Diff(want, e.steps(t, v.ID)); diff != "" {
 		t.Fatalf("timeline (-want +got):\n%s", diff)
@@ -369,8 +378,8 @@ func TestClientHangingUpMidCheckoutStillCompletes(t *testing.T) {
 	if n := e.count(t, `SELECT count(*) FROM orders WHERE status = 'confirmed'`); n != 1 {
 		t.Fatalf("%d confirmed orders, want 1", n)
 	}
-	if c := e.svc.Counts(); c.Commits != 1 || c.Captures != 1 {
-		t.Fatalf("commits %d captures %d", c.Commits, c.Captures)
+	if c := e.svc.Counts(); c.Commits != 0 || c.Captures != 1 {
+		t.Fatalf("commits %d captures %d, want 0 1", c.Commits, c.Captures)
 	}
 }
 
@@ -414,13 +423,51 @@ func TestRecoverFinishesAPendingOrderWhoseChargeCrashed(t *testing.T) {
 	if o.Status != orders.Confirmed {
 		t.Fatalf("status %s", o.Status)
 	}
-	if c := e.svc.Counts(); c.Charges != 1 || c.Commits != 1 {
-		t.Fatalf("charges %d commits %d, want 1 1", c.Charges, c.Commits)
+	if c := e.svc.Counts(); c.Charges != 1 || c.Commits != 0 {
+		t.Fatalf("charges %d commits %d, want 1 0", c.Charges, c.Commits)
 	}
 	// The key now replays the confirmed order.
 	again, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "r")
 	if err != nil || !again.Replayed || again.Outcome() != orders.OutcomeConfirmed || again.Order.View().Status != orders.Confirmed {
 		t.Fatalf("replay after recovery: %+v %v", again, err)
+	}
+}
+
+// An earlier run's hold was given back (reserve-stock answers
+// reservation_released): the saga takes the stock again (commit-stock) after
+// the charge and before it confirms, and the units are sold at once.
+func TestARecoveredOrderWhoseHoldWasReleasedTakesTheStockAgain(t *testing.T) {
+	e := setup(t, nil)
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			return 0, http.StatusServiceUnavailable, 0
+		}
+		return 0, 0, 0
+	})
+	res, err := e.saga.Place(context.Background(), e.user, e.request(2, "tok_visa"), "")
+	if err != nil || res.Outcome() != orders.OutcomePending {
+		t.Fatalf("got %+v %v", res, err)
+	}
+	id := res.Order.View().ID
+	e.svc.Expire(id)
+	e.svc.SetHook(nil)
+	e.age(t)
+	if rep, err := e.saga.Recover(context.Background(), 10); err != nil || rep.Confirmed != 1 {
+		t.Fatalf("recover: %+v %v", rep, err)
+	}
+	if c := e.svc.Counts(); c.Commits != 1 || c.Calls["commit-stock"] != 1 || c.Refunds != 0 {
+		t.Fatalf("calls %v commits %d refunds %d, want commit-stock once, no refund", c.Calls, c.Commits, c.Refunds)
+	}
+	if got := e.svc.Reservation(id); got != "committed" {
+		t.Fatalf("reservation %q, want committed (taken again)", got)
+	}
+	if onHand, reserved := e.svc.Stock(e.product.ID); onHand != 3 || reserved != 0 {
+		t.Fatalf("stock on_hand %d reserved %d, want 3 0", onHand, reserved)
+	}
+	steps := e.steps(t, id)
+	commit, confirm := slices.Index(steps, "stock.commit:ok"), slices.Index(steps, "order.confirmed:ok")
+	if !slices.Contains(steps, "stock.reserve:refused") || commit < 0 || confirm < commit {
+		t.Fatalf("timeline %v: want the refused reserve, then the commit, then the confirmation", steps)
 	}
 }
 
@@ -588,21 +635,21 @@ func TestRefusedTokenFailsTheOrderAndReleasesStock(t *testing.T) {
 // the function is back.
 func TestAMissingFunctionLeavesTheOrderPendingUntilItIsBack(t *testing.T) {
 	e := setup(t, nil)
-	e.svc.SetMissing("commit-stock", true)
+	e.svc.SetMissing("charge-payment", true)
 	res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
 	if err != nil || res.Outcome() != orders.OutcomePending {
 		t.Fatalf("got %+v %v, want a pending order", res, err)
 	}
-	if c := e.svc.Counts(); c.Captures != 1 || c.Refunds != 0 || c.Releases != 0 {
-		t.Fatalf("captures %d refunds %d releases %d, want 1 0 0", c.Captures, c.Refunds, c.Releases)
+	if c := e.svc.Counts(); c.Captures != 0 || c.Refunds != 0 || c.Releases != 0 {
+		t.Fatalf("captures %d refunds %d releases %d, want 0 0 0", c.Captures, c.Refunds, c.Releases)
 	}
-	e.svc.SetMissing("commit-stock", false)
+	e.svc.SetMissing("charge-payment", false)
 	e.age(t)
 	if rep, err := e.saga.Recover(context.Background(), 10); err != nil || rep.Confirmed != 1 {
 		t.Fatalf("recover: %+v %v", rep, err)
 	}
-	if c := e.svc.Counts(); c.Charges != 1 || c.Commits != 1 || c.Refunds != 0 {
-		t.Fatalf("charges %d commits %d refunds %d, want 1 1 0", c.Charges, c.Commits, c.Refunds)
+	if c := e.svc.Counts(); c.Captures != 1 || c.Refunds != 0 || c.Releases != 0 {
+		t.Fatalf("captures %d refunds %d releases %d, want 1 0 0", c.Captures, c.Refunds, c.Releases)
 	}
 }
 
@@ -633,7 +680,7 @@ func TestCheckoutIsTwoOrdersTransactions(t *testing.T) {
 	if c.Commits != 2 || c.Trips > 4 {
 		t.Errorf("checkout: %d round trips and %d commits in the orders database, want at most 4 and 2 (the pending order with its key, the confirmation)", c.Trips, c.Commits)
 	}
-	want := []string{"order.created:ok", "stock.reserve:ok", "payment.charge:ok", "stock.commit:ok",
+	want := []string{"order.created:ok", "stock.reserve:ok", "payment.charge:ok",
 		"order.confirmed:ok", "order.placed.v1:recorded"}
 	if diff := cmp.Diff(want, e.steps(t, res.Order.ID)); diff != "" {
 		t.Fatalf("timeline (-want +got):\n%s", diff)

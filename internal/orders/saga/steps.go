@@ -33,6 +33,9 @@ type step struct {
 	// refusals say what a refusal (an error fault.Retryable rejects) means,
 	// the first that matches deciding; the last one matches every refusal.
 	refusals []refusal
+	// only, when set, says whether the step is needed in this run; a step
+	// not needed is skipped and leaves no timeline entry.
+	only func() bool
 }
 
 // refusal is one way a step can be refused and what the order does about it.
@@ -52,16 +55,28 @@ func refusedAs(kind fault.Kind, code fault.Code) func(error) bool {
 	return func(err error) bool { return fault.Is(err, kind, code) }
 }
 
-// checkout is the saga of one order: reserve-stock → charge-payment →
-// commit-stock, then confirm. Every call is idempotent by order id, so a saga
-// re-driven after a crash runs them all again from the first.
+// checkout is the saga of one order: reserve-stock → charge-payment, then
+// confirm. The hold of a confirmed order is turned into a sale later, in
+// batches, by the sweep (expire-reservations asks order-statuses and sells the
+// holds of confirmed orders): it moves units from reserved to sold and leaves
+// available as it was, so the checkout need not wait for it. commit-stock runs
+// only when reserve-stock answered that an earlier run's hold was given back
+// (reservation_released): the stock must then be taken again before the order
+// is confirmed, or the order fails and is refunded. Every call is idempotent
+// by order id, so a saga re-driven after a crash runs them all again from the
+// first.
 func (s *Saga) checkout(sg ordersdb.Saga) []step {
 	o := sg.Order
+	retake := false // reserve-stock answered reservation_released in this run
 	return []step{{
 		name: orders.StepReserve,
-		call: func(ctx context.Context) error { return s.cfg.Stock.Reserve(ctx, o.ID, o.Items) },
+		call: func(ctx context.Context) error {
+			err := s.cfg.Stock.Reserve(ctx, o.ID, o.Items)
+			retake = fault.Is(err, fault.Conflict, fault.CodeReservationReleased)
+			return err
+		},
 		refusals: []refusal{
-			// An earlier run's hold expired: commit-stock takes the stock again if it can.
+			// An earlier run's hold was given back: commit-stock takes the stock again if it can.
 			{match: refusedAs(fault.Conflict, fault.CodeReservationReleased), proceed: true},
 			{match: refusedAs(fault.Conflict, fault.CodeOutOfStock), undo: releaseStock,
 				fail: orders.Failure{Status: orders.Cancelled, Reason: orders.ReasonOutOfStock}},
@@ -83,6 +98,7 @@ func (s *Saga) checkout(sg ordersdb.Saga) []step {
 		},
 	}, {
 		name: orders.StepCommit,
+		only: func() bool { return retake },
 		call: func(ctx context.Context) error { return s.cfg.Stock.Commit(ctx, o.ID) },
 		refusals: []refusal{
 			{match: func(err error) bool {
@@ -128,6 +144,9 @@ func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Sa
 			Reason: orders.ReasonRejected, Detail: "the saga lost its payment token"}}, nil), nil
 	}
 	for _, st := range s.checkout(sg) {
+		if st.only != nil && !st.only() {
+			continue
+		}
 		err := s.attempt(ctx, tl, o.ID, st.name, st.call)
 		if err == nil {
 			continue

@@ -1,0 +1,110 @@
+package function
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fntest"
+	"github.com/shopfaas/shop/internal/orders"
+	"github.com/shopfaas/shop/internal/orders/ordersdb"
+	"github.com/shopfaas/shop/internal/orders/orderstest"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+// credential is the one caller order-statuses accepts.
+var credential = fntest.Caller("expire-reservations")
+
+func body(ids ...string) string {
+	return `{"order_ids":["` + strings.Join(ids, `","`) + `"]}`
+}
+
+func TestOrderStatuses(t *testing.T) {
+	store := ordersdb.New(pgtest.Open(t, ordersdb.Migrations()))
+	h := New(store, fntest.Internal(), slog.New(slog.DiscardHandler))
+	user := uuid.Must(uuid.NewV7())
+	want := map[string]string{}
+	var ids []string
+	for _, st := range []orders.Status{orders.Pending, orders.Confirmed, orders.PaymentFailed, orders.Cancelled} {
+		o := orderstest.Seed(t, store, user, st)
+		want[o.ID.String()] = string(st)
+		ids = append(ids, o.ID.String())
+	}
+	unknown := uuid.NewString()
+	all := body(append(ids, unknown)...)
+
+	if code, out := fntest.Call(t, h, "", all); code != http.StatusUnauthorized || out["code"] != "unauthenticated" {
+		t.Errorf("no credential: %d %v", code, out)
+	}
+	if code, _ := fntest.Call(t, h, "wrong", all); code != http.StatusUnauthorized {
+		t.Errorf("wrong credential: %d", code)
+	}
+	// Only the inventory sweep may ask: every other valid caller is 403.
+	if n := fntest.RefusesOtherCallers(t, h, "order-statuses", all); n == 0 {
+		t.Fatal("no caller to refuse")
+	}
+
+	code, out := fntest.Call(t, h, credential, all)
+	if code != http.StatusOK {
+		t.Fatalf("statuses: %d %v", code, out)
+	}
+	got, _ := out["statuses"].(map[string]any)
+	if len(got) != len(want) {
+		t.Errorf("statuses %v, want %v (the unknown order absent)", got, want)
+	}
+	for id, st := range want {
+		if got[id] != st {
+			t.Errorf("order %s: %v, want %s", id, got[id], st)
+		}
+	}
+	if _, ok := got[unknown]; ok {
+		t.Errorf("an unknown order is answered: %v", got[unknown])
+	}
+	if code, out := fntest.Call(t, h, credential, body(unknown)); code != http.StatusOK || len(out["statuses"].(map[string]any)) != 0 {
+		t.Errorf("only unknown orders: %d %v, want 200 and no status", code, out)
+	}
+
+	tooMany := make([]string, MaxIDs+1)
+	for i := range tooMany {
+		tooMany[i] = uuid.NewString()
+	}
+	for name, c := range map[string]struct {
+		body string
+		code int
+	}{
+		"not JSON":      {`{"order_ids":`, http.StatusBadRequest},
+		"not a UUID":    {body(ids[0], "1; DROP TABLE orders"), http.StatusBadRequest},
+		"unknown field": {`{"order_ids":["` + ids[0] + `"],"all":true}`, http.StatusBadRequest},
+		"no ids":        {`{"order_ids":[]}`, http.StatusUnprocessableEntity},
+		"missing ids":   {`{}`, http.StatusUnprocessableEntity},
+		"nil UUID":      {body(uuid.Nil.String()), http.StatusUnprocessableEntity},
+		"too many ids":  {body(tooMany...), http.StatusUnprocessableEntity},
+	} {
+		if code, out := fntest.Call(t, h, credential, c.body); code != c.code {
+			t.Errorf("%s: %d %v, want %d", name, code, out, c.code)
+		}
+	}
+	if code, _ := fntest.Call(t, h, credential, body(tooMany[:MaxIDs]...)); code != http.StatusOK {
+		t.Errorf("%d ids: %d, want 200", MaxIDs, code)
+	}
+}
+
+type failing struct{}
+
+func (failing) Statuses(context.Context, []uuid.UUID) (map[uuid.UUID]orders.Status, error) {
+	return nil, fault.Wrap(errors.New("connection refused"), fault.Unavailable, fault.CodeUnavailable, "the orders database is unavailable")
+}
+
+// A database that fails is 503: the sweep changes nothing and tries again.
+func TestOrderStatusesUnavailable(t *testing.T) {
+	h := New(failing{}, fntest.Internal(), slog.New(slog.DiscardHandler))
+	if code, out := fntest.Call(t, h, credential, body(uuid.NewString())); code != http.StatusServiceUnavailable {
+		t.Errorf("database down: %d %v, want 503", code, out)
+	}
+}

@@ -1,0 +1,72 @@
+package orderstatus_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/gatewayurl"
+	"github.com/shopfaas/shop/internal/inventory"
+	"github.com/shopfaas/shop/internal/inventory/orderstatus"
+)
+
+// The client posts the ids with its credential to order-statuses through the
+// gateway and returns the statuses; an error answered, no answer, or an
+// answer about orders it did not ask about is an error (the sweep then
+// changes nothing).
+func TestStatuses(t *testing.T) {
+	id, other := uuid.New(), uuid.New()
+	var answer string
+	var status int
+	var got struct{ path, token, body string }
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got.path, got.token, got.body = r.URL.Path, r.Header.Get(auth.InternalHeader), string(b)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, answer)
+	}))
+	defer srv.Close()
+	c, err := orderstatus.New(gatewayurl.Locator{Gateway: srv.URL}, "expire-reservations.secret", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	status, answer = 200, `{"statuses":{"`+id.String()+`":"confirmed"}}`
+	m, err := c.Statuses(ctx, []uuid.UUID{id, other})
+	if err != nil || len(m) != 1 || m[id] != inventory.OrderConfirmed {
+		t.Fatalf("statuses: %v %v", m, err)
+	}
+	if got.path != "/function/order-statuses" || got.token != "expire-reservations.secret" ||
+		!strings.Contains(got.body, id.String()) || !strings.Contains(got.body, other.String()) {
+		t.Errorf("request %+v", got)
+	}
+
+	status, answer = 503, `{"type":"about:blank","status":503,"code":"unavailable","title":"Service Unavailable"}`
+	if _, err := c.Statuses(ctx, []uuid.UUID{id}); !fault.Retryable(err) {
+		t.Errorf("503: %v, want a retryable error", err)
+	}
+	status, answer = 200, `{"statuses":{"`+other.String()+`":"confirmed"}}`
+	if _, err := c.Statuses(ctx, []uuid.UUID{id}); err == nil {
+		t.Error("an answer about an order not asked about was accepted")
+	}
+	status, answer = 200, `{}`
+	if _, err := c.Statuses(ctx, []uuid.UUID{id}); err == nil {
+		t.Error("an answer without statuses was accepted")
+	}
+	if _, err := c.Statuses(ctx, make([]uuid.UUID, orderstatus.MaxIDs+1)); err == nil {
+		t.Error("more than MaxIDs ids were sent")
+	}
+	srv.Close()
+	if _, err := c.Statuses(ctx, []uuid.UUID{id}); fault.KindOf(err) != fault.Unavailable {
+		t.Errorf("no answer: %v, want unavailable", err)
+	}
+}
