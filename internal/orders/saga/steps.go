@@ -102,9 +102,11 @@ func (s *Saga) checkout(sg ordersdb.Saga) []step {
 // orders database failing to load the saga is an error.
 //
 // loaded, when not nil, is the saga as the caller just wrote it (Place), so
-// it is not read back. The steps' timeline entries ride in the order's next
-// transaction (see timeline).
-func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Saga) (orders.Checkout, error) {
+// it is not read back; first, when not nil, is the first try of a step, made
+// already (Place makes reserve-stock's beside the write of the order), which
+// drive takes as that step's first try. The steps' timeline entries ride in
+// the order's next transaction (see timeline).
+func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Saga, first *tried) (orders.Checkout, error) {
 	var sg ordersdb.Saga
 	if loaded != nil {
 		sg = *loaded
@@ -128,7 +130,7 @@ func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Sa
 			Reason: orders.ReasonRejected, Detail: "the saga lost its payment token"}}, nil), nil
 	}
 	for _, st := range s.checkout(sg) {
-		err := s.attempt(ctx, tl, o.ID, st.name, st.call)
+		err := s.attemptAfter(ctx, tl, o.ID, st.name, st.call, first.of(st.name))
 		if err == nil {
 			continue
 		}
@@ -234,17 +236,28 @@ func (s *Saga) compensate(ctx context.Context, tl *timeline, o orders.Order, u u
 // (fault.Retryable) up to Attempts times with a doubling backoff, and notes
 // each try's outcome in tl. It returns the last error.
 func (s *Saga) attempt(ctx context.Context, tl *timeline, orderID uuid.UUID, name string, call func(context.Context) error) error {
-	var err error
-	for try := 1; try <= s.cfg.Attempts; try++ {
-		if try > 1 {
-			select {
-			case <-ctx.Done():
-				return err
-			case <-time.After(s.cfg.Backoff << (try - 2)):
+	return s.attemptAfter(ctx, tl, orderID, name, call, nil)
+}
+
+// attemptAfter is attempt whose first try, when first is not nil, was made
+// already: it is noted and counted as if made here, and the backoff before the
+// second runs from its end.
+func (s *Saga) attemptAfter(ctx context.Context, tl *timeline, orderID uuid.UUID, name string, call func(context.Context) error, first *tried) error {
+	var t tried
+	for n := 1; n <= s.cfg.Attempts; n++ {
+		if n == 1 && first != nil {
+			t = *first
+		} else {
+			if n > 1 {
+				select {
+				case <-ctx.Done():
+					return t.err
+				case <-time.After(time.Until(t.ended.Add(s.cfg.Backoff << (n - 2)))):
+				}
 			}
+			t = try(ctx, name, call)
 		}
-		began := time.Now()
-		err = call(ctx)
+		err := t.err
 		outcome := orders.StepOK
 		switch {
 		case err == nil:
@@ -253,19 +266,42 @@ func (s *Saga) attempt(ctx context.Context, tl *timeline, orderID uuid.UUID, nam
 		default:
 			outcome = orders.StepError
 		}
-		telemetry.ShopFrom(ctx).Step(name, outcome, time.Since(began).Seconds(), name == orders.StepCharge, name == orders.StepReserve)
+		telemetry.ShopFrom(ctx).Step(name, outcome, t.ended.Sub(t.began).Seconds(), name == orders.StepCharge, name == orders.StepReserve)
 		switch outcome {
 		case orders.StepOK:
-			tl.note(name, orders.StepOK, "")
+			tl.noteAt(t.ended, name, orders.StepOK, "")
 			return nil
 		case orders.StepRefused:
-			tl.note(name, orders.StepRefused, safeMessage(err))
+			tl.noteAt(t.ended, name, orders.StepRefused, safeMessage(err))
 			return err
 		}
-		s.cfg.Log.WarnContext(ctx, "saga step failed", "order_id", orderID, "step", name, "attempt", try, "err", err.Error())
-		tl.note(name, orders.StepError, fmt.Sprintf("attempt %d: %s", try, safeMessage(err)))
+		s.cfg.Log.WarnContext(ctx, "saga step failed", "order_id", orderID, "step", name, "attempt", n, "err", err.Error())
+		tl.noteAt(t.ended, name, orders.StepError, fmt.Sprintf("attempt %d: %s", n, safeMessage(err)))
 	}
-	return err
+	return t.err
+}
+
+// tried is one try of a step's remote call: its answer, and when it ran.
+type tried struct {
+	step         string
+	err          error
+	began, ended time.Time
+}
+
+// try makes one try of step's call.
+func try(ctx context.Context, step string, call func(context.Context) error) tried {
+	t := tried{step: step, began: time.Now()}
+	t.err = call(ctx)
+	t.ended = time.Now()
+	return t
+}
+
+// of is t when it is a try of step, nil otherwise.
+func (t *tried) of(step string) *tried {
+	if t != nil && t.step == step {
+		return t
+	}
+	return nil
 }
 
 // timeline holds the timeline entries of one saga run that are not written
@@ -280,8 +316,11 @@ type timeline struct {
 }
 
 // note remembers a step's outcome, now.
-func (tl *timeline) note(step, outcome, detail string) {
-	tl.notes = append(tl.notes, ordersdb.Note{At: time.Now(), Step: step, Outcome: outcome, Detail: detail})
+func (tl *timeline) note(step, outcome, detail string) { tl.noteAt(time.Now(), step, outcome, detail) }
+
+// noteAt remembers a step's outcome at a given time.
+func (tl *timeline) noteAt(at time.Time, step, outcome, detail string) {
+	tl.notes = append(tl.notes, ordersdb.Note{At: at, Step: step, Outcome: outcome, Detail: detail})
 }
 
 // flush writes what tl still holds, in one transaction.
