@@ -825,12 +825,13 @@ func TestARefusedCallerStartsNothing(t *testing.T) {
 type watchedStock struct {
 	saga.Stock
 	reserving chan uuid.UUID
+	releasing chan uuid.UUID // every release-stock call, as it starts
 	mu        sync.Mutex
 	calls     []string // "reserve <order id>", "release <order id>", in order
 }
 
 func newWatchedStock(s saga.Stock) *watchedStock {
-	return &watchedStock{Stock: s, reserving: make(chan uuid.UUID, 16)}
+	return &watchedStock{Stock: s, reserving: make(chan uuid.UUID, 16), releasing: make(chan uuid.UUID, 16)}
 }
 
 func (w *watchedStock) record(call string, id uuid.UUID) {
@@ -847,6 +848,7 @@ func (w *watchedStock) Reserve(ctx context.Context, id uuid.UUID, lines []orders
 
 func (w *watchedStock) Release(ctx context.Context, id uuid.UUID) error {
 	w.record("release", id)
+	w.releasing <- id
 	return w.Stock.Release(ctx, id)
 }
 
@@ -1090,6 +1092,72 @@ func TestATransientReserveWhileTheOrderIsWrittenIsRetried(t *testing.T) {
 	want := []string{"order.created:ok", "stock.reserve:error", "stock.reserve:ok", "payment.charge:ok", "stock.commit:ok",
 		"order.confirmed:ok", "order.placed.v1:recorded"}
 	if diff := cmp.Diff(want, e.steps(t, p.res.Order.ID)); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+}
+
+// When the key a twin held becomes free again while a request waits for it,
+// the request writes its order after all, under another order id than the
+// one whose hold it gave back, and reserves again: no order is written with
+// a released hold (which only commit-stock's retake would save).
+func TestAWriteAfterTheKeyIsFreeAgainIsANewOrder(t *testing.T) {
+	e := setup(t, nil)
+	s, w := e.withWatchedStock(t)
+	ctx := context.Background()
+	key, req := uuid.NewString(), e.request(2, "tok_visa")
+	// The twin: a key claimed in a transaction not committed yet, so the
+	// request finds the key free, then finds it taken when it writes.
+	twin, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = twin.Rollback(ctx) })
+	if _, err := twin.Exec(ctx, `INSERT INTO idempotency_keys (user_id, key, request_hash, expires_at)
+		VALUES ($1, $2, $3, now() + interval '1 hour')`, e.user.UserID, key, req.Hash()); err != nil {
+		t.Fatal(err)
+	}
+	done := placeAsync(s, e.user, req, key)
+	ids := reservedWhileHeld(t, w, 1)
+	if err := twin.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var released uuid.UUID
+	select {
+	case released = <-w.releasing:
+	case <-time.After(5 * time.Second):
+		t.Errorf("no hold was released after the write found the key taken")
+	}
+	// The twin's key goes away (as an abandoned key would): the request,
+	// still waiting for it, finds it free.
+	if _, err := e.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2`, e.user.UserID, key); err != nil {
+		t.Fatal(err)
+	}
+	p := <-done
+	if p.err != nil || p.res.Replayed || p.res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("place: %+v %v", p.res, p.err)
+	}
+	if len(ids) != 1 || released != ids[0] {
+		t.Fatalf("reserved %v while the write was held up, released %s", ids, released)
+	}
+	id := p.res.Order.ID
+	if id == ids[0] {
+		t.Fatalf("the order was written under the id %s whose hold was given back", id)
+	}
+	if got := e.svc.Reservation(ids[0]); got != "released" {
+		t.Errorf("the first hold is %q, want released", got)
+	}
+	if got := e.svc.Reservation(id); got != "committed" {
+		t.Errorf("the order's hold is %q, want committed", got)
+	}
+	if n := w.called("reserve", id); n != 1 {
+		t.Errorf("the order was reserved %d times, want 1", n)
+	}
+	if onHand, reserved := e.svc.Stock(e.product.ID); onHand != 3 || reserved != 0 {
+		t.Errorf("stock on_hand %d reserved %d, want 3 0", onHand, reserved)
+	}
+	want := []string{"order.created:ok", "stock.reserve:ok", "payment.charge:ok", "stock.commit:ok",
+		"order.confirmed:ok", "order.placed.v1:recorded"}
+	if diff := cmp.Diff(want, e.steps(t, id)); diff != "" {
 		t.Errorf("timeline (-want +got):\n%s", diff)
 	}
 }
