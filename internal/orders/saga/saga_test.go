@@ -826,8 +826,10 @@ type watchedStock struct {
 	saga.Stock
 	reserving chan uuid.UUID
 	releasing chan uuid.UUID // every release-stock call, as it starts
+	gate      chan struct{}  // when not nil, reserve-stock calls wait for it to close
 	mu        sync.Mutex
 	calls     []string // "reserve <order id>", "release <order id>", in order
+	cancelled int      // reserve-stock calls whose context was done when they ended
 }
 
 func newWatchedStock(s saga.Stock) *watchedStock {
@@ -843,7 +845,16 @@ func (w *watchedStock) record(call string, id uuid.UUID) {
 func (w *watchedStock) Reserve(ctx context.Context, id uuid.UUID, lines []orders.Line) error {
 	w.record("reserve", id)
 	w.reserving <- id
-	return w.Stock.Reserve(ctx, id, lines)
+	if w.gate != nil {
+		<-w.gate
+	}
+	err := w.Stock.Reserve(ctx, id, lines)
+	if ctx.Err() != nil {
+		w.mu.Lock()
+		w.cancelled++
+		w.mu.Unlock()
+	}
+	return err
 }
 
 func (w *watchedStock) Release(ctx context.Context, id uuid.UUID) error {
@@ -962,6 +973,40 @@ func TestReserveRunsWhileTheOrderIsWritten(t *testing.T) {
 		"order.confirmed:ok", "order.placed.v1:recorded"}
 	if diff := cmp.Diff(want, e.steps(t, p.res.Order.ID)); diff != "" {
 		t.Fatalf("timeline (-want +got):\n%s", diff)
+	}
+}
+
+// The reservation made beside the order's write runs on the saga's context,
+// not the client's: a client that hangs up while it is in flight does not cut
+// it short, and the checkout confirms.
+func TestReserveBesideTheWriteOutlivesTheClient(t *testing.T) {
+	e := setup(t, nil)
+	s, w := e.withWatchedStock(t)
+	w.gate = make(chan struct{})
+	release := e.holdOrderWrites(t)
+	ctx, hangUp := context.WithCancel(context.Background())
+	defer hangUp()
+	done := make(chan placed, 1)
+	go func() {
+		res, err := s.Place(ctx, e.user, e.request(1, "tok_visa"), "")
+		done <- placed{res, err}
+	}()
+	reservedWhileHeld(t, w, 1)
+	hangUp()
+	close(w.gate)
+	release()
+	p := <-done
+	if p.err != nil || p.res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("place: %s %+v %v", p.res.Outcome(), p.res, p.err)
+	}
+	w.mu.Lock()
+	cancelled := w.cancelled
+	w.mu.Unlock()
+	if cancelled != 0 {
+		t.Errorf("%d reserve-stock calls ended with their context done, want 0", cancelled)
+	}
+	if c := e.svc.Counts(); c.Calls["reserve-stock"] != 1 || c.Commits != 1 {
+		t.Errorf("reserve-stock calls %d, commits %d; want 1 and 1", c.Calls["reserve-stock"], c.Commits)
 	}
 }
 
