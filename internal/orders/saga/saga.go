@@ -205,10 +205,13 @@ func (s *Saga) lease() time.Duration { return s.cfg.Timeout + 10*time.Second }
 //     effort: its expiry is the backstop), and a later write in the loop is
 //     made under a new order id, without a reservation beside it, so no
 //     order is ever written with a hold given back;
+//   - the write never reached the database (ordersdb.NotWritten: no
+//     connection): the hold is released at once, and the error returned;
 //   - the write failed otherwise (the order may or may not be written): the
 //     hold is kept and the error returned. A written pending order is driven
 //     by recover-orders (reserve-stock answers the hold it has); the hold of
-//     an order never written expires.
+//     an order never written expires (as when create-order dies between the
+//     two).
 //
 // So a twin that loses the key holds stock for a moment, which its winner or
 // another checkout may need: a nearly sold-out product can refuse a
@@ -243,10 +246,16 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 				first = &t
 			}
 			if err != nil {
-				// The order may or may not be written, so its hold is kept:
-				// a written pending order is finished by recover-orders
-				// (reserve-stock answers the hold it has), and the hold of
-				// one never written is given back by its expiry.
+				// When the write never reached the database (an outage of
+				// it: no connection), the order is certainly not written and
+				// its hold is given back now. Otherwise the order may or may
+				// not be written, so its hold is kept: a written pending
+				// order is finished by recover-orders (reserve-stock answers
+				// the hold it has), and the hold of one never written is
+				// given back by its expiry.
+				if first != nil && ordersdb.NotWritten(err) {
+					s.giveBack(ctx, sg.Order.ID, *first)
+				}
 				return orders.Checkout{}, err
 			}
 			return s.drive(ctx, sg.Order.ID, &sg, first)
@@ -277,7 +286,8 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 }
 
 // giveBack releases the hold reserve-stock may have taken (t) for an order
-// that was never written, as its twin holds the key. A refused reservation
+// that was never written (its twin holds the key, or the orders database
+// could not be reached). A refused reservation
 // holds nothing. Best effort: a hold this misses is given back by its expiry
 // (expire-reservations), as no order will ever commit it.
 func (s *Saga) giveBack(ctx context.Context, orderID uuid.UUID, t tried) {

@@ -146,6 +146,11 @@ func TestConcurrentSameKeyPlacesOneOrder(t *testing.T) {
 		return 0, 0, 0
 	})
 	const n = 20
+	// Each twin reserves its unit beside its write and gives it back once
+	// it finds the key taken: with fewer units than twins, those holds could
+	// refuse the winner out_of_stock (an undersell, see saga.Place), which
+	// is not what this test is about.
+	e.svc.SetStock(e.product.ID, n)
 	results := make([]orders.Checkout, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -171,6 +176,10 @@ func TestConcurrentSameKeyPlacesOneOrder(t *testing.T) {
 	}
 	if c := e.svc.Counts(); c.Charges != 1 || c.Calls["charge-payment"] != 1 {
 		t.Fatalf("charges %d, charge calls %d, want 1 and 1", c.Charges, c.Calls["charge-payment"])
+	}
+	// One unit sold, and no twin's hold left behind.
+	if onHand, reserved := e.svc.Stock(e.product.ID); onHand != n-1 || reserved != 0 {
+		t.Fatalf("stock on_hand %d reserved %d, want %d 0", onHand, reserved, n-1)
 	}
 	// A later replay answers the same, marked as a replay.
 	again, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "key-1")
@@ -199,6 +208,11 @@ func TestConcurrentSameKeyWithShortWaitNeverPlacesTwo(t *testing.T) {
 		return 0, 0, 0
 	})
 	const n = 16
+	// Each twin reserves its unit beside its write and gives it back once
+	// it finds the key taken: with fewer units than twins, those holds could
+	// refuse the winner out_of_stock (an undersell, see saga.Place), which
+	// is not what this test is about.
+	e.svc.SetStock(e.product.ID, n)
 	results := make([]orders.Checkout, n)
 	errs := make([]error, n)
 	start := make(chan struct{})
@@ -1204,5 +1218,40 @@ func TestAWriteAfterTheKeyIsFreeAgainIsANewOrder(t *testing.T) {
 		"order.confirmed:ok", "order.placed.v1:recorded"}
 	if diff := cmp.Diff(want, e.steps(t, id)); diff != "" {
 		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+}
+
+// When the orders database cannot be reached, the order is certainly not
+// written: the hold taken beside its write is given back at once (not at its
+// expiry, 15 min later), and the checkout fails as before, unavailable.
+func TestAnUnreachableOrdersDatabaseGivesTheHoldBack(t *testing.T) {
+	e := setup(t, nil)
+	down, err := pgxpool.New(context.Background(), "postgres://shop@127.0.0.1:1/orders?connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(down.Close)
+	w := newWatchedStock(e.cfg.Stock)
+	cfg := e.cfg
+	cfg.Store, cfg.Stock = ordersdb.New(down), w
+	s, err := saga.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Place(context.Background(), e.user, e.request(2, "tok_visa"), "")
+	if fault.KindOf(err) != fault.Unavailable {
+		t.Fatalf("place: %v, want unavailable", err)
+	}
+	var id uuid.UUID
+	select {
+	case id = <-w.reserving:
+	default:
+		t.Fatal("no reservation was made beside the write")
+	}
+	if got := e.svc.Reservation(id); got != "released" {
+		t.Errorf("the hold is %q, want released", got)
+	}
+	if onHand, reserved := e.svc.Stock(e.product.ID); onHand != 5 || reserved != 0 {
+		t.Errorf("stock on_hand %d reserved %d, want 5 0", onHand, reserved)
 	}
 }
