@@ -148,6 +148,11 @@ func TestPlacesAndReplays(t *testing.T) {
 	f := setup(t)
 	u := orderstest.NewUser(t, f.tokens, auth.RoleCustomer)
 	const n = 20
+	// Each twin holds its 2 units for a moment (its reservation runs beside
+	// its write, until the write finds the key taken): stock for all of them,
+	// so the winner is never refused out_of_stock by a loser's hold
+	// (docs/checkout.md, the documented undersell).
+	f.svc.SetStock(f.product, 2*n)
 	recs := make([]*httptest.ResponseRecorder, n)
 	f.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
 		if fn == "charge-payment" {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/trace"
 
@@ -141,6 +142,15 @@ type Saga struct {
 	FromCart     bool
 	Compensation orders.Compensation
 	Attempts     int
+}
+
+// NotWritten reports whether Create's error err says the batch never reached
+// the database — no connection could be had, or pgx failed before sending
+// anything — so the order is certainly not written. Any other error leaves
+// that unknown.
+func NotWritten(err error) bool {
+	var connect *pgconn.ConnectError
+	return errors.As(err, &connect) || pgconn.SafeToRetry(err)
 }
 
 // Create writes a new pending order, its lines, its saga state (leased to the

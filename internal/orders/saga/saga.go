@@ -1,12 +1,21 @@
 // Package saga drives an order through the checkout: write it pending (with
-// its idempotency key, in one transaction) → reserve-stock → charge-payment →
-// confirmed + order.placed.v1, in that order, recording every step in the
-// order's timeline; and compensates (release-stock, refund-payment) when a
-// step is refused. The confirmed order's hold becomes a sale later, in
-// batches (expire-reservations); commit-stock runs in the checkout only to
-// take the stock again when an earlier run's hold was given back (steps.go). Every remote step is idempotent by order id, so a saga may
-// be re-driven from the start at any time: that is what recover-orders does
-// for orders a crash or an outage left pending.
+// its idempotency key, in one transaction) while reserve-stock holds its
+// stock → charge-payment → confirmed + order.placed.v1, in that order,
+// recording every step in the order's timeline; and compensates
+// (release-stock, refund-payment) when a step is refused. The confirmed
+// order's hold becomes a sale later, in batches (expire-reservations asks
+// order-statuses); commit-stock runs in the checkout only to take the stock
+// again when an earlier run's hold was given back (steps.go). Every remote
+// step is idempotent by order id, so a saga may be re-driven from the start
+// at any time: that is what recover-orders does for orders a crash or an
+// outage left pending.
+//
+// The pending order must be durable before money moves (recovery finds a
+// charge through its order), but not before stock is held: a hold whose
+// order is never written is given back past its expiry (expire-reservations
+// finds no such order), as nothing ever sells it. So the first write of an
+// order and its first reserve-stock call run at once, and the order's write
+// costs a checkout no latency of its own (see Place).
 //
 // The saga decides; it does not render. It returns the order and how its
 // checkout ended (orders.Checkout, orders.Outcome), and create-order turns that
@@ -20,6 +29,10 @@
 //     is decided by the domain (orders.Order.Confirm, Fail, Cancel) and
 //     written with its timeline entry, its outbox event and the checkout its
 //     idempotency key settles in one transaction (ordersdb.Store.Update).
+//   - No money moves for an order that is not written: charge-payment is
+//     called only after the pending order's transaction committed.
+//   - A hold taken for an order that is never written is given back: at
+//     once when a twin holds the key, by its expiry otherwise.
 //   - A captured payment ends either with a confirmed order or refunded.
 //   - Two drivers never run one saga at once: the request owns a lease on the
 //     saga while it runs, and recover-orders leases only expired ones.
@@ -183,6 +196,31 @@ func (s *Saga) lease() time.Duration { return s.cfg.Timeout + 10*time.Second }
 // one write its order; the other's write (ordersdb.Store.Create) finds the key
 // taken, writes nothing, and reads the key again: it replays the winner's
 // checkout or, after KeyWait, answers request_in_progress.
+//
+// The first write of the order and the first try of reserve-stock run at
+// once, on the saga's context, and Place waits for both. The write decides
+// what becomes of the try:
+//   - written: drive takes the try as reserve-stock's first (its timeline
+//     entry and metrics as if made there), and goes on from it: a held or a
+//     refused reservation is not asked again, a transient failure is tried
+//     again after the backoff;
+//   - the key is taken (nothing written): the hold is released at once (best
+//     effort: its expiry is the backstop), and a later write in the loop is
+//     made under a new order id, without a reservation beside it, so no
+//     order is ever written with a hold given back;
+//   - the write never reached the database (ordersdb.NotWritten: no
+//     connection): the hold is released at once, and the error returned;
+//   - the write failed otherwise (the order may or may not be written): the
+//     hold is kept and the error returned. A written pending order is driven
+//     by recover-orders (reserve-stock answers the hold it has); the hold of
+//     an order never written expires (as when create-order dies between the
+//     two).
+//
+// So a twin that loses the key holds stock for a moment, which its winner or
+// another checkout may need: a nearly sold-out product can refuse a
+// reservation out_of_stock that a sequential saga would have granted (an
+// undersell, as the hold of any checkout that then fails can cause; never an
+// oversell).
 func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceRequest, key string) (orders.Checkout, error) {
 	deadline := time.Now().Add(s.cfg.KeyWait)
 	// Pricing and the saga run on a context detached from the client's, so a
@@ -195,13 +233,48 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 		return checkout(a.settled), err
 	}
 	sg := a.saga
+	// reserve-stock's first try runs beside the first write of the order
+	// (see the package comment for why that is safe): whatever the write
+	// answers, it is waited for, so it never outlives Place.
+	o := sg.Order
+	reserved := async(func() (tried, error) {
+		return try(ctx, orders.StepReserve, func(ctx context.Context) error { return s.cfg.Stock.Reserve(ctx, o.ID, o.Items) }), nil
+	})
 	for {
 		err := s.db.Create(ctx, sg.Order, sg.PaymentToken, sg.FromCart, key, a.hash, s.lease())
 		if !errors.Is(err, ordersdb.ErrKeyTaken) {
+			var first *tried
+			if reserved != nil {
+				t, _ := reserved()
+				first = &t
+			}
 			if err != nil {
+				// When the write never reached the database (an outage of
+				// it: no connection), the order is certainly not written and
+				// its hold is given back now. Otherwise the order may or may
+				// not be written, so its hold is kept: a written pending
+				// order is finished by recover-orders (reserve-stock answers
+				// the hold it has), and the hold of one never written is
+				// given back by its expiry.
+				if first != nil && ordersdb.NotWritten(err) {
+					s.giveBack(ctx, sg.Order.ID, *first)
+				}
 				return orders.Checkout{}, err
 			}
-			return s.drive(ctx, sg.Order.ID, &sg)
+			return s.drive(ctx, sg.Order.ID, &sg, first)
+		}
+		if reserved != nil {
+			// Nothing was written: give the hold back now rather than at its
+			// expiry, and write any later attempt under a new order id, so
+			// that no order is ever written with a hold given back.
+			t, _ := reserved()
+			s.giveBack(ctx, sg.Order.ID, t)
+			reserved = nil
+			id, err := uuid.NewV7()
+			if err != nil {
+				return orders.Checkout{}, fault.Internalf("order id: %w", err)
+			}
+			sg.Order.ID = id
 		}
 		// Another request holds the key: replay it, refuse, or wait for it.
 		settled, err := s.db.CheckKey(reqCtx, who.UserID, key, a.hash, max(time.Until(deadline), 0))
@@ -212,6 +285,20 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 			return orders.Checkout{}, ordersdb.ErrKeyInProgress
 		}
 		// Free again (the holder's key expired or was purged): try once more.
+	}
+}
+
+// giveBack releases the hold reserve-stock may have taken (t) for an order
+// that was never written (its twin holds the key, or the orders database
+// could not be reached). A refused reservation
+// holds nothing. Best effort: a hold this misses is given back by its expiry
+// (expire-reservations), as no order will ever commit it.
+func (s *Saga) giveBack(ctx context.Context, orderID uuid.UUID, t tried) {
+	if t.err != nil && !fault.Retryable(t.err) {
+		return
+	}
+	if err := s.cfg.Stock.Release(ctx, orderID); err != nil {
+		s.cfg.Log.WarnContext(ctx, "release the hold of an order never written", "order_id", orderID, "err", err.Error())
 	}
 }
 
@@ -400,7 +487,7 @@ func (s *Saga) prices(ctx context.Context, items []orders.ItemRequest) (map[uuid
 func (s *Saga) Drive(ctx context.Context, orderID uuid.UUID) (orders.Order, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
 	defer cancel()
-	c, err := s.drive(ctx, orderID, nil)
+	c, err := s.drive(ctx, orderID, nil, nil)
 	return c.Order, err
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/catalogclient"
@@ -26,6 +28,7 @@ import (
 	"github.com/shopfaas/shop/internal/orders/orderstest"
 	"github.com/shopfaas/shop/internal/orders/saga"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 type env struct {
@@ -152,6 +155,11 @@ func TestConcurrentSameKeyPlacesOneOrder(t *testing.T) {
 		return 0, 0, 0
 	})
 	const n = 20
+	// Each twin reserves its unit beside its write and gives it back once
+	// it finds the key taken: with fewer units than twins, those holds could
+	// refuse the winner out_of_stock (an undersell, see saga.Place), which
+	// is not what this test is about.
+	e.svc.SetStock(e.product.ID, n)
 	results := make([]orders.Checkout, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -177,6 +185,10 @@ func TestConcurrentSameKeyPlacesOneOrder(t *testing.T) {
 	}
 	if c := e.svc.Counts(); c.Charges != 1 || c.Calls["charge-payment"] != 1 {
 		t.Fatalf("charges %d, charge calls %d, want 1 and 1", c.Charges, c.Calls["charge-payment"])
+	}
+	// One unit held for the sweep to sell, and no twin's hold left behind.
+	if onHand, reserved := e.svc.Stock(e.product.ID); onHand != n || reserved != 1 {
+		t.Fatalf("stock on_hand %d reserved %d, want %d 1", onHand, reserved, n)
 	}
 	// A later replay answers the same, marked as a replay.
 	again, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "key-1")
@@ -205,6 +217,11 @@ func TestConcurrentSameKeyWithShortWaitNeverPlacesTwo(t *testing.T) {
 		return 0, 0, 0
 	})
 	const n = 16
+	// Each twin reserves its unit beside its write and gives it back once
+	// it finds the key taken: with fewer units than twins, those holds could
+	// refuse the winner out_of_stock (an undersell, see saga.Place), which
+	// is not what this test is about.
+	e.svc.SetStock(e.product.ID, n)
 	results := make([]orders.Checkout, n)
 	errs := make([]error, n)
 	start := make(chan struct{})
@@ -861,5 +878,427 @@ func TestARefusedCallerStartsNothing(t *testing.T) {
 	}
 	if n := calls.Load() - before; n != 0 || limit.allowed != 1 {
 		t.Errorf("three requests of a refused caller made %d get-product calls and %d counts, want 0 and 0", n, limit.allowed-1)
+	}
+}
+
+// watchedStock is the stock service behind the fake gateway with its calls
+// recorded: every reserve-stock call is also sent on reserving as it starts.
+type watchedStock struct {
+	saga.Stock
+	reserving chan uuid.UUID
+	releasing chan uuid.UUID // every release-stock call, as it starts
+	gate      chan struct{}  // when not nil, reserve-stock calls wait for it to close
+	mu        sync.Mutex
+	calls     []string // "reserve <order id>", "release <order id>", in order
+	cancelled int      // reserve-stock calls whose context was done when they ended
+}
+
+func newWatchedStock(s saga.Stock) *watchedStock {
+	return &watchedStock{Stock: s, reserving: make(chan uuid.UUID, 16), releasing: make(chan uuid.UUID, 16)}
+}
+
+func (w *watchedStock) record(call string, id uuid.UUID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls = append(w.calls, call+" "+id.String())
+}
+
+func (w *watchedStock) Reserve(ctx context.Context, id uuid.UUID, lines []orders.Line) error {
+	w.record("reserve", id)
+	w.reserving <- id
+	if w.gate != nil {
+		<-w.gate
+	}
+	err := w.Stock.Reserve(ctx, id, lines)
+	if ctx.Err() != nil {
+		w.mu.Lock()
+		w.cancelled++
+		w.mu.Unlock()
+	}
+	return err
+}
+
+func (w *watchedStock) Release(ctx context.Context, id uuid.UUID) error {
+	w.record("release", id)
+	w.releasing <- id
+	return w.Stock.Release(ctx, id)
+}
+
+func (w *watchedStock) called(call string, id uuid.UUID) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, c := range w.calls {
+		if c == call+" "+id.String() {
+			n++
+		}
+	}
+	return n
+}
+
+// withWatchedStock is e's saga with its stock calls watched.
+func (e *env) withWatchedStock(t *testing.T) (*saga.Saga, *watchedStock) {
+	t.Helper()
+	w := newWatchedStock(e.cfg.Stock)
+	cfg := e.cfg
+	cfg.Stock = w
+	s, err := saga.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, w
+}
+
+// holdOrderWrites holds the orders table in SHARE mode, in a transaction of
+// its own, until the function it returns is called (or the test ends): the
+// write of a pending order (ordersdb.Store.Create) waits for it; reads do not.
+func (e *env) holdOrderWrites(t *testing.T) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE orders IN SHARE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { _ = tx.Rollback(ctx) }) }
+	t.Cleanup(release)
+	return release
+}
+
+// reservedWhileHeld waits for n reserve-stock calls to start while the write
+// of the order is held up (holdOrderWrites), and returns the order ids; it
+// reports an error for those that do not start within 5 s.
+func reservedWhileHeld(t *testing.T, w *watchedStock, n int) []uuid.UUID {
+	t.Helper()
+	var ids []uuid.UUID
+	timeout := time.After(5 * time.Second)
+	for len(ids) < n {
+		select {
+		case id := <-w.reserving:
+			ids = append(ids, id)
+		case <-timeout:
+			t.Errorf("%d of %d reserve-stock calls started while the pending order's write was held up, want all: reserve-stock waits for the write", len(ids), n)
+			return ids
+		}
+	}
+	return ids
+}
+
+type placed struct {
+	res orders.Checkout
+	err error
+}
+
+func placeAsync(s *saga.Saga, who auth.Identity, req orders.PlaceRequest, key string) <-chan placed {
+	ch := make(chan placed, 1)
+	go func() {
+		res, err := s.Place(context.Background(), who, req, key)
+		ch <- placed{res, err}
+	}()
+	return ch
+}
+
+// reserve-stock starts while the pending order is being written, not after:
+// with the order's write held up by a lock, the reservation is made and the
+// order not yet visible; once the write goes through, the checkout confirms
+// with reserve-stock called once and the timeline of a sequential checkout.
+func TestReserveRunsWhileTheOrderIsWritten(t *testing.T) {
+	e := setup(t, nil)
+	s, w := e.withWatchedStock(t)
+	release := e.holdOrderWrites(t)
+	done := placeAsync(s, e.user, e.request(2, "tok_visa"), uuid.NewString())
+	ids := reservedWhileHeld(t, w, 1)
+	if len(ids) == 1 {
+		if n := e.count(t, `SELECT count(*) FROM orders`); n != 0 {
+			t.Errorf("%d orders visible while their write was held up", n)
+		}
+		if _, reserved := e.svc.Stock(e.product.ID); reserved != 2 {
+			t.Errorf("%d units reserved before the order was written, want 2", reserved)
+		}
+	}
+	release()
+	p := <-done
+	if p.err != nil || p.res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("place: %+v %v", p.res, p.err)
+	}
+	if len(ids) == 1 && ids[0] != p.res.Order.ID {
+		t.Errorf("reserved order %s, placed %s", ids[0], p.res.Order.ID)
+	}
+	if c := e.svc.Counts(); c.Calls["reserve-stock"] != 1 || c.Commits != 0 || c.Releases != 0 {
+		t.Errorf("reserve-stock calls %d, commits %d, releases %d; want 1 0 0", c.Calls["reserve-stock"], c.Commits, c.Releases)
+	}
+	want := []string{"order.created:ok", "stock.reserve:ok", "payment.charge:ok",
+		"order.confirmed:ok", "order.placed.v1:recorded"}
+	if diff := cmp.Diff(want, e.steps(t, p.res.Order.ID)); diff != "" {
+		t.Fatalf("timeline (-want +got):\n%s", diff)
+	}
+}
+
+// The reservation made beside the order's write runs on the saga's context,
+// not the client's: a client that hangs up while it is in flight does not cut
+// it short, and the checkout confirms.
+func TestReserveBesideTheWriteOutlivesTheClient(t *testing.T) {
+	e := setup(t, nil)
+	s, w := e.withWatchedStock(t)
+	w.gate = make(chan struct{})
+	release := e.holdOrderWrites(t)
+	ctx, hangUp := context.WithCancel(context.Background())
+	defer hangUp()
+	done := make(chan placed, 1)
+	go func() {
+		res, err := s.Place(ctx, e.user, e.request(1, "tok_visa"), "")
+		done <- placed{res, err}
+	}()
+	reservedWhileHeld(t, w, 1)
+	hangUp()
+	close(w.gate)
+	release()
+	p := <-done
+	if p.err != nil || p.res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("place: %s %+v %v", p.res.Outcome(), p.res, p.err)
+	}
+	w.mu.Lock()
+	cancelled := w.cancelled
+	w.mu.Unlock()
+	if cancelled != 0 {
+		t.Errorf("%d reserve-stock calls ended with their context done, want 0", cancelled)
+	}
+	if c := e.svc.Counts(); c.Calls["reserve-stock"] != 1 || c.Commits != 0 {
+		t.Errorf("reserve-stock calls %d, commits %d; want 1 and 0", c.Calls["reserve-stock"], c.Commits)
+	}
+}
+
+// Two requests with one key both reserve while their writes are held up;
+// the one whose write finds the key taken writes nothing and gives its hold
+// back at once, then answers as before: the winner's checkout, replayed.
+func TestTheTwinThatLosesTheKeyReleasesItsHold(t *testing.T) {
+	e := setup(t, nil)
+	s, w := e.withWatchedStock(t)
+	release := e.holdOrderWrites(t)
+	key := uuid.NewString()
+	a := placeAsync(s, e.user, e.request(2, "tok_visa"), key)
+	b := placeAsync(s, e.user, e.request(2, "tok_visa"), key)
+	ids := reservedWhileHeld(t, w, 2)
+	release()
+	pa, pb := <-a, <-b
+	if pa.err != nil || pb.err != nil {
+		t.Fatalf("place: %v, %v", pa.err, pb.err)
+	}
+	if pa.res.Replayed == pb.res.Replayed {
+		t.Fatalf("replayed %v and %v, want one placed and one replay", pa.res.Replayed, pb.res.Replayed)
+	}
+	won, lost := pa.res, pb.res
+	if won.Replayed {
+		won, lost = lost, won
+	}
+	if won.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("outcome %s", won.Outcome())
+	}
+	same(t, lost, won)
+	if n := e.count(t, `SELECT count(*) FROM orders`); n != 1 {
+		t.Fatalf("%d orders, want 1", n)
+	}
+	if len(ids) != 2 {
+		t.FailNow()
+	}
+	twin := ids[0]
+	if twin == won.Order.ID {
+		twin = ids[1]
+	}
+	if twin == won.Order.ID {
+		t.Fatalf("both reservations were of the placed order %s", won.Order.ID)
+	}
+	if n := w.called("release", twin); n != 1 {
+		t.Errorf("the twin's hold was released %d times, want 1", n)
+	}
+	if n := w.called("release", won.Order.ID); n != 0 {
+		t.Errorf("the placed order's hold was released %d times", n)
+	}
+	if got := e.svc.Reservation(twin); got != "released" {
+		t.Errorf("the twin's hold is %q, want released", got)
+	}
+	if onHand, reserved := e.svc.Stock(e.product.ID); onHand != 5 || reserved != 2 {
+		t.Errorf("stock on_hand %d reserved %d, want 5 2 (the order's hold, for the sweep)", onHand, reserved)
+	}
+	if c := e.svc.Counts(); c.Charges != 1 {
+		t.Errorf("%d charges, want 1", c.Charges)
+	}
+}
+
+// A reservation refused for want of stock while the order is written ends
+// the order exactly as before: cancelled out_of_stock, never charged, with
+// reserve-stock called once and its refusal in the timeline and the metrics.
+func TestOutOfStockWhileTheOrderIsWritten(t *testing.T) {
+	e := setup(t, nil)
+	s, w := e.withWatchedStock(t)
+	reg := prometheus.NewRegistry()
+	ctx := telemetry.WithShop(context.Background(), telemetry.NewShop(reg))
+	release := e.holdOrderWrites(t)
+	done := make(chan placed, 1)
+	go func() {
+		res, err := s.Place(ctx, e.user, e.request(6, "tok_visa"), uuid.NewString())
+		done <- placed{res, err}
+	}()
+	reservedWhileHeld(t, w, 1)
+	release()
+	p := <-done
+	if p.err != nil || p.res.Outcome() != orders.OutcomeOutOfStock {
+		t.Fatalf("place: %s %+v %v", p.res.Outcome(), p.res, p.err)
+	}
+	o, err := e.store.Get(context.Background(), p.res.Order.ID)
+	if err != nil || o.Status != orders.Cancelled || o.Reason != orders.ReasonOutOfStock {
+		t.Fatalf("order %+v %v", o, err)
+	}
+	if c := e.svc.Counts(); c.Calls["reserve-stock"] != 1 || c.Calls["charge-payment"] != 0 {
+		t.Errorf("reserve-stock calls %d, charge-payment calls %d; want 1 and 0", c.Calls["reserve-stock"], c.Calls["charge-payment"])
+	}
+	want := []string{"order.created:ok", "stock.reserve:refused", "order.cancelled:ok", "stock.release:ok"}
+	if diff := cmp.Diff(want, e.steps(t, p.res.Order.ID)); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+	metrics := `
+# HELP shop_reservation_conflicts_total Reservations refused for want of stock, seen by the checkout saga.
+# TYPE shop_reservation_conflicts_total counter
+shop_reservation_conflicts_total 1
+# HELP shop_saga_step_failures_total Saga step attempts that failed, by step and kind: refused (the other service said no) or error (transient; retried).
+# TYPE shop_saga_step_failures_total counter
+shop_saga_step_failures_total{kind="refused",step="stock.reserve"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(metrics), "shop_reservation_conflicts_total", "shop_saga_step_failures_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// A reservation that fails transiently while the order is written is tried
+// again by the saga, after the write, and the order confirms.
+func TestATransientReserveWhileTheOrderIsWrittenIsRetried(t *testing.T) {
+	e := setup(t, nil)
+	s, w := e.withWatchedStock(t)
+	var reserves atomic.Int64
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "reserve-stock" && reserves.Add(1) == 1 {
+			return 0, http.StatusServiceUnavailable, 0
+		}
+		return 0, 0, 0
+	})
+	release := e.holdOrderWrites(t)
+	done := placeAsync(s, e.user, e.request(1, "tok_visa"), uuid.NewString())
+	reservedWhileHeld(t, w, 1)
+	release()
+	p := <-done
+	if p.err != nil || p.res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("place: %s %+v %v", p.res.Outcome(), p.res, p.err)
+	}
+	if c := e.svc.Counts(); c.Calls["reserve-stock"] != 2 || c.Commits != 0 {
+		t.Errorf("reserve-stock calls %d, commits %d; want 2 and 0", c.Calls["reserve-stock"], c.Commits)
+	}
+	want := []string{"order.created:ok", "stock.reserve:error", "stock.reserve:ok", "payment.charge:ok",
+		"order.confirmed:ok", "order.placed.v1:recorded"}
+	if diff := cmp.Diff(want, e.steps(t, p.res.Order.ID)); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+}
+
+// When the key a twin held becomes free again while a request waits for it,
+// the request writes its order after all, under another order id than the
+// one whose hold it gave back, and reserves again: no order is written with
+// a released hold (which only commit-stock's retake would save).
+func TestAWriteAfterTheKeyIsFreeAgainIsANewOrder(t *testing.T) {
+	e := setup(t, nil)
+	s, w := e.withWatchedStock(t)
+	ctx := context.Background()
+	key, req := uuid.NewString(), e.request(2, "tok_visa")
+	// The twin: a key claimed in a transaction not committed yet, so the
+	// request finds the key free, then finds it taken when it writes.
+	twin, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = twin.Rollback(ctx) })
+	if _, err := twin.Exec(ctx, `INSERT INTO idempotency_keys (user_id, key, request_hash, expires_at)
+		VALUES ($1, $2, $3, now() + interval '1 hour')`, e.user.UserID, key, req.Hash()); err != nil {
+		t.Fatal(err)
+	}
+	done := placeAsync(s, e.user, req, key)
+	ids := reservedWhileHeld(t, w, 1)
+	if err := twin.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var released uuid.UUID
+	select {
+	case released = <-w.releasing:
+	case <-time.After(5 * time.Second):
+		t.Errorf("no hold was released after the write found the key taken")
+	}
+	// The twin's key goes away (as an abandoned key would): the request,
+	// still waiting for it, finds it free.
+	if _, err := e.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2`, e.user.UserID, key); err != nil {
+		t.Fatal(err)
+	}
+	p := <-done
+	if p.err != nil || p.res.Replayed || p.res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("place: %+v %v", p.res, p.err)
+	}
+	if len(ids) != 1 || released != ids[0] {
+		t.Fatalf("reserved %v while the write was held up, released %s", ids, released)
+	}
+	id := p.res.Order.ID
+	if id == ids[0] {
+		t.Fatalf("the order was written under the id %s whose hold was given back", id)
+	}
+	if got := e.svc.Reservation(ids[0]); got != "released" {
+		t.Errorf("the first hold is %q, want released", got)
+	}
+	if got := e.svc.Reservation(id); got != "held" {
+		t.Errorf("the order's hold is %q, want held (for the sweep)", got)
+	}
+	if n := w.called("reserve", id); n != 1 {
+		t.Errorf("the order was reserved %d times, want 1", n)
+	}
+	if onHand, reserved := e.svc.Stock(e.product.ID); onHand != 5 || reserved != 2 {
+		t.Errorf("stock on_hand %d reserved %d, want 5 2 (the order's hold, for the sweep)", onHand, reserved)
+	}
+	want := []string{"order.created:ok", "stock.reserve:ok", "payment.charge:ok",
+		"order.confirmed:ok", "order.placed.v1:recorded"}
+	if diff := cmp.Diff(want, e.steps(t, id)); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+}
+
+// When the orders database cannot be reached, the order is certainly not
+// written: the hold taken beside its write is given back at once (not at its
+// expiry, 15 min later), and the checkout fails as before, unavailable.
+func TestAnUnreachableOrdersDatabaseGivesTheHoldBack(t *testing.T) {
+	e := setup(t, nil)
+	down, err := pgxpool.New(context.Background(), "postgres://shop@127.0.0.1:1/orders?connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(down.Close)
+	w := newWatchedStock(e.cfg.Stock)
+	cfg := e.cfg
+	cfg.Store, cfg.Stock = ordersdb.New(down), w
+	s, err := saga.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Place(context.Background(), e.user, e.request(2, "tok_visa"), "")
+	if fault.KindOf(err) != fault.Unavailable {
+		t.Fatalf("place: %v, want unavailable", err)
+	}
+	var id uuid.UUID
+	select {
+	case id = <-w.reserving:
+	default:
+		t.Fatal("no reservation was made beside the write")
+	}
+	if got := e.svc.Reservation(id); got != "released" {
+		t.Errorf("the hold is %q, want released", got)
+	}
+	if onHand, reserved := e.svc.Stock(e.product.ID); onHand != 5 || reserved != 0 {
+		t.Errorf("stock on_hand %d reserved %d, want 5 0", onHand, reserved)
 	}
 }

@@ -33,9 +33,10 @@ type step struct {
 	// refusals say what a refusal (an error fault.Retryable rejects) means,
 	// the first that matches deciding; the last one matches every refusal.
 	refusals []refusal
-	// only, when set, says whether the step is needed in this run; a step
-	// not needed is skipped and leaves no timeline entry.
-	only func() bool
+	// retakeOnly marks a step made only when reserve-stock answered
+	// reservation_released in this run (whether drive or Place made that
+	// try); otherwise it is skipped and leaves no timeline entry.
+	retakeOnly bool
 }
 
 // refusal is one way a step can be refused and what the order does about it.
@@ -67,14 +68,9 @@ func refusedAs(kind fault.Kind, code fault.Code) func(error) bool {
 // first.
 func (s *Saga) checkout(sg ordersdb.Saga) []step {
 	o := sg.Order
-	retake := false // reserve-stock answered reservation_released in this run
 	return []step{{
 		name: orders.StepReserve,
-		call: func(ctx context.Context) error {
-			err := s.cfg.Stock.Reserve(ctx, o.ID, o.Items)
-			retake = fault.Is(err, fault.Conflict, fault.CodeReservationReleased)
-			return err
-		},
+		call: func(ctx context.Context) error { return s.cfg.Stock.Reserve(ctx, o.ID, o.Items) },
 		refusals: []refusal{
 			// An earlier run's hold was given back: commit-stock takes the stock again if it can.
 			{match: refusedAs(fault.Conflict, fault.CodeReservationReleased), proceed: true},
@@ -97,9 +93,9 @@ func (s *Saga) checkout(sg ordersdb.Saga) []step {
 				Detail: "charge-payment refused the order"}},
 		},
 	}, {
-		name: orders.StepCommit,
-		only: func() bool { return retake },
-		call: func(ctx context.Context) error { return s.cfg.Stock.Commit(ctx, o.ID) },
+		name:       orders.StepCommit,
+		retakeOnly: true,
+		call:       func(ctx context.Context) error { return s.cfg.Stock.Commit(ctx, o.ID) },
 		refusals: []refusal{
 			{match: func(err error) bool {
 				return fault.Is(err, fault.Conflict, fault.CodeOutOfStock) || fault.KindOf(err) == fault.NotFound
@@ -118,9 +114,11 @@ func (s *Saga) checkout(sg ordersdb.Saga) []step {
 // orders database failing to load the saga is an error.
 //
 // loaded, when not nil, is the saga as the caller just wrote it (Place), so
-// it is not read back. The steps' timeline entries ride in the order's next
-// transaction (see timeline).
-func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Saga) (orders.Checkout, error) {
+// it is not read back; first, when not nil, is the first try of a step, made
+// already (Place makes reserve-stock's beside the write of the order), which
+// drive takes as that step's first try. The steps' timeline entries ride in
+// the order's next transaction (see timeline).
+func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Saga, first *tried) (orders.Checkout, error) {
 	var sg ordersdb.Saga
 	if loaded != nil {
 		sg = *loaded
@@ -143,11 +141,15 @@ func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Sa
 		return s.fail(ctx, tl, o, refusal{undo: releaseAndRefund, fail: orders.Failure{Status: orders.Cancelled,
 			Reason: orders.ReasonRejected, Detail: "the saga lost its payment token"}}, nil), nil
 	}
+	retake := false // reserve-stock answered reservation_released in this run
 	for _, st := range s.checkout(sg) {
-		if st.only != nil && !st.only() {
+		if st.retakeOnly && !retake {
 			continue
 		}
-		err := s.attempt(ctx, tl, o.ID, st.name, st.call)
+		err := s.attemptAfter(ctx, tl, o.ID, st.name, st.call, first.of(st.name))
+		if st.name == orders.StepReserve {
+			retake = fault.Is(err, fault.Conflict, fault.CodeReservationReleased)
+		}
 		if err == nil {
 			continue
 		}
@@ -253,17 +255,28 @@ func (s *Saga) compensate(ctx context.Context, tl *timeline, o orders.Order, u u
 // (fault.Retryable) up to Attempts times with a doubling backoff, and notes
 // each try's outcome in tl. It returns the last error.
 func (s *Saga) attempt(ctx context.Context, tl *timeline, orderID uuid.UUID, name string, call func(context.Context) error) error {
-	var err error
-	for try := 1; try <= s.cfg.Attempts; try++ {
-		if try > 1 {
-			select {
-			case <-ctx.Done():
-				return err
-			case <-time.After(s.cfg.Backoff << (try - 2)):
+	return s.attemptAfter(ctx, tl, orderID, name, call, nil)
+}
+
+// attemptAfter is attempt whose first try, when first is not nil, was made
+// already: it is noted and counted as if made here, and the backoff before the
+// second runs from its end.
+func (s *Saga) attemptAfter(ctx context.Context, tl *timeline, orderID uuid.UUID, name string, call func(context.Context) error, first *tried) error {
+	var t tried
+	for n := 1; n <= s.cfg.Attempts; n++ {
+		if n == 1 && first != nil {
+			t = *first
+		} else {
+			if n > 1 {
+				select {
+				case <-ctx.Done():
+					return t.err
+				case <-time.After(time.Until(t.ended.Add(s.cfg.Backoff << (n - 2)))):
+				}
 			}
+			t = try(ctx, name, call)
 		}
-		began := time.Now()
-		err = call(ctx)
+		err := t.err
 		outcome := orders.StepOK
 		switch {
 		case err == nil:
@@ -272,19 +285,42 @@ func (s *Saga) attempt(ctx context.Context, tl *timeline, orderID uuid.UUID, nam
 		default:
 			outcome = orders.StepError
 		}
-		telemetry.ShopFrom(ctx).Step(name, outcome, time.Since(began).Seconds(), name == orders.StepCharge, name == orders.StepReserve)
+		telemetry.ShopFrom(ctx).Step(name, outcome, t.ended.Sub(t.began).Seconds(), name == orders.StepCharge, name == orders.StepReserve)
 		switch outcome {
 		case orders.StepOK:
-			tl.note(name, orders.StepOK, "")
+			tl.noteAt(t.ended, name, orders.StepOK, "")
 			return nil
 		case orders.StepRefused:
-			tl.note(name, orders.StepRefused, safeMessage(err))
+			tl.noteAt(t.ended, name, orders.StepRefused, safeMessage(err))
 			return err
 		}
-		s.cfg.Log.WarnContext(ctx, "saga step failed", "order_id", orderID, "step", name, "attempt", try, "err", err.Error())
-		tl.note(name, orders.StepError, fmt.Sprintf("attempt %d: %s", try, safeMessage(err)))
+		s.cfg.Log.WarnContext(ctx, "saga step failed", "order_id", orderID, "step", name, "attempt", n, "err", err.Error())
+		tl.noteAt(t.ended, name, orders.StepError, fmt.Sprintf("attempt %d: %s", n, safeMessage(err)))
 	}
-	return err
+	return t.err
+}
+
+// tried is one try of a step's remote call: its answer, and when it ran.
+type tried struct {
+	step         string
+	err          error
+	began, ended time.Time
+}
+
+// try makes one try of step's call.
+func try(ctx context.Context, step string, call func(context.Context) error) tried {
+	t := tried{step: step, began: time.Now()}
+	t.err = call(ctx)
+	t.ended = time.Now()
+	return t
+}
+
+// of is t when it is a try of step, nil otherwise.
+func (t *tried) of(step string) *tried {
+	if t != nil && t.step == step {
+		return t
+	}
+	return nil
 }
 
 // timeline holds the timeline entries of one saga run that are not written
@@ -299,8 +335,11 @@ type timeline struct {
 }
 
 // note remembers a step's outcome, now.
-func (tl *timeline) note(step, outcome, detail string) {
-	tl.notes = append(tl.notes, ordersdb.Note{At: time.Now(), Step: step, Outcome: outcome, Detail: detail})
+func (tl *timeline) note(step, outcome, detail string) { tl.noteAt(time.Now(), step, outcome, detail) }
+
+// noteAt remembers a step's outcome at a given time.
+func (tl *timeline) noteAt(at time.Time, step, outcome, detail string) {
+	tl.notes = append(tl.notes, ordersdb.Note{At: at, Step: step, Outcome: outcome, Detail: detail})
 }
 
 // flush writes what tl still holds, in one transaction.
