@@ -8,6 +8,7 @@ package ordersenv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -73,7 +74,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	var loc gatewayurl.Locator
 	var cartCfg cartredis.Config
 	var catCfg catalogclient.Config
-	var timeout, recoverAfter time.Duration
+	var timeout, recoverAfter, holdTTL time.Duration
 	var orderLimit int
 	if withSaga {
 		orderLimit = c.Int("ORDER_RATE_LIMIT", 30, 1, 1_000_000)
@@ -82,6 +83,12 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		catCfg = catalogclient.ConfigFrom(c)
 		timeout = c.Duration("SAGA_TIMEOUT", 20*time.Second)
 		recoverAfter = c.Duration("RECOVER_AFTER", 2*time.Minute)
+		// HOLD_TTL: the hold time asked of reserve-stock (its bounds, 30s to
+		// 1h); unset leaves reserve-stock's default (15m).
+		holdTTL = c.Duration("HOLD_TTL", 0)
+		if holdTTL != 0 && (holdTTL < 30*time.Second || holdTTL > time.Hour) {
+			return nil, fmt.Errorf("HOLD_TTL %s: must be from 30s to 1h", holdTTL)
+		}
 	}
 	if err := c.Err(); err != nil {
 		return nil, err
@@ -109,6 +116,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		pool.Close()
 		return nil, err
 	}
+	gw.SetHoldTTL(holdTTL)
 	catalog, err := catalogclient.New(catCfg)
 	if err != nil {
 		pool.Close()

@@ -48,7 +48,17 @@ type Gateway struct {
 	// header holds the headers every call sends; a request gets a copy
 	// (two allocations, where setting them one by one took three more).
 	header http.Header
+	// holdTTL is the hold time reserve-stock is asked for; zero leaves it
+	// to reserve-stock (15 min).
+	holdTTL time.Duration
 }
+
+// SetHoldTTL sets the hold time every Reserve asks for (HOLD_TTL); zero,
+// the default, leaves it to reserve-stock. Call it before the first Reserve.
+// A hold outlives its TTL while its order is pending or confirmed (the
+// sweep asks order-statuses); the TTL only bounds how long the hold of an
+// order never written keeps stock from other customers.
+func (g *Gateway) SetHoldTTL(d time.Duration) { g.holdTTL = d }
 
 // functions are the functions a Gateway calls.
 var functions = [...]string{"reserve-stock", "commit-stock", "release-stock", "charge-payment", "refund-payment"}
@@ -97,9 +107,10 @@ type line struct {
 // Reserve calls reserve-stock for all lines of an order.
 func (g *Gateway) Reserve(ctx context.Context, orderID uuid.UUID, lines []orders.Line) error {
 	in := struct {
-		OrderID uuid.UUID `json:"order_id"`
-		Lines   []line    `json:"lines"`
-	}{OrderID: orderID, Lines: make([]line, 0, len(lines))}
+		OrderID    uuid.UUID `json:"order_id"`
+		Lines      []line    `json:"lines"`
+		TTLSeconds int       `json:"ttl_seconds,omitempty"`
+	}{OrderID: orderID, Lines: make([]line, 0, len(lines)), TTLSeconds: int(g.holdTTL / time.Second)}
 	for _, l := range lines {
 		in.Lines = append(in.Lines, line{l.ProductID, l.Quantity})
 	}

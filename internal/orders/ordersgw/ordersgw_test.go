@@ -2,6 +2,7 @@ package ordersgw_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -113,5 +114,31 @@ func TestEveryCallCarriesTheCallersTrace(t *testing.T) {
 	}
 	if len(got) != 3 {
 		t.Errorf("%d calls arrived, want 3", len(got))
+	}
+}
+
+// HOLD_TTL reaches reserve-stock as ttl_seconds; unset, the field is left
+// out and reserve-stock's default applies.
+func TestReserveAsksForTheHoldTTL(t *testing.T) {
+	var bodies []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies = append(bodies, string(b))
+	}))
+	defer srv.Close()
+	gw, err := ordersgw.New(srv.URL, "internal", nil, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := []orders.Line{{ProductID: uuid.New(), Quantity: 1}}
+	if err := gw.Reserve(t.Context(), uuid.New(), lines); err != nil {
+		t.Fatal(err)
+	}
+	gw.SetHoldTTL(45 * time.Second)
+	if err := gw.Reserve(t.Context(), uuid.New(), lines); err != nil {
+		t.Fatal(err)
+	}
+	if len(bodies) != 2 || strings.Contains(bodies[0], "ttl_seconds") || !strings.Contains(bodies[1], `"ttl_seconds":45`) {
+		t.Errorf("reserve-stock bodies %q, want no ttl_seconds, then 45", bodies)
 	}
 }
