@@ -29,7 +29,7 @@ func Server(next http.Handler, operation string, opts ...otelhttp.Option) http.H
 			full.ServeHTTP(w, r)
 			return
 		}
-		ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx := otel.GetTextMapPropagator().Extract(r.Context(), headerCarrier(r.Header))
 		ctx, span := idsTracer{}.Start(ctx, operation)
 		defer span.End()
 		next.ServeHTTP(w, r.WithContext(ctx))
@@ -62,6 +62,37 @@ func (t clientTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if out.Header == nil {
 		out.Header = http.Header{}
 	}
-	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(out.Header))
+	otel.GetTextMapPropagator().Inject(ctx, headerCarrier(out.Header))
 	return t.base.RoundTrip(out)
 }
+
+// headerCarrier is propagation.HeaderCarrier for the W3C propagators, which
+// ask for their headers in lower case (traceparent, tracestate, baggage):
+// http.Header would build the canonical name anew on every Get, Values and
+// Set; here each is a constant.
+type headerCarrier http.Header
+
+func canonicalKey(k string) string {
+	switch k {
+	case "traceparent":
+		return "Traceparent"
+	case "tracestate":
+		return "Tracestate"
+	case "baggage":
+		return "Baggage"
+	}
+	return k
+}
+
+// Get implements propagation.TextMapCarrier.
+func (c headerCarrier) Get(key string) string { return http.Header(c).Get(canonicalKey(key)) }
+
+// Values implements propagation.ValuesGetter (the baggage propagator reads
+// every Baggage header).
+func (c headerCarrier) Values(key string) []string { return http.Header(c).Values(canonicalKey(key)) }
+
+// Set implements propagation.TextMapCarrier.
+func (c headerCarrier) Set(key, value string) { http.Header(c).Set(canonicalKey(key), value) }
+
+// Keys implements propagation.TextMapCarrier.
+func (c headerCarrier) Keys() []string { return propagation.HeaderCarrier(c).Keys() }

@@ -171,8 +171,7 @@ func TestNewTraceparent(t *testing.T) {
 // TestInProcessRequestsReuseHandlerGoroutines: a request handed to the
 // gateway in process runs on a goroutine an earlier request left idle
 // (whose stack has grown already), not on a new one per request. With one P
-// the kept goroutine is idle again before the next request starts, so the
-// count is exact.
+// the kept goroutine is idle again before the next request starts.
 func TestInProcessRequestsReuseHandlerGoroutines(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	e := projectEdge(t, gatewayStandIn)
@@ -195,7 +194,9 @@ func TestInProcessRequestsReuseHandlerGoroutines(t *testing.T) {
 	for range n {
 		serve()
 	}
-	if c := created() - before; c > 2 {
+	// A few may be other tests' leftovers (a timer's AfterFunc firing); one
+	// per request is what a new goroutine per request makes.
+	if c := created() - before; c > 10 {
 		t.Errorf("%d goroutines created for %d requests, want the first request's kept one reused", c, n)
 	}
 }
