@@ -375,6 +375,7 @@ func sameLines(a, b []orders.Line) bool {
 // takes it, or gives it back when admit answers without an order to write.
 func (s *Saga) admit(reqCtx, run context.Context, who auth.Identity, req orders.PlaceRequest, key string) (admission, error) {
 	var a admission
+	sagaCtx := run // run becomes pricing's own context below, which may be stopped
 	// A caller already refused in this window is refused before anything
 	// starts: only its first refused request can have started pricing.
 	if s.cfg.Limit != nil {
@@ -413,7 +414,6 @@ func (s *Saga) admit(reqCtx, run context.Context, who auth.Identity, req orders.
 		for i, it := range req.Items {
 			lines[i] = orders.Line{ProductID: it.ProductID, Quantity: it.Quantity}
 		}
-		sagaCtx := run // not the pricing context below: pricing may be stopped
 		a.held = &hold{orderID: id, lines: lines, wait: async(func() (tried, error) {
 			return try(sagaCtx, orders.StepReserve, func(ctx context.Context) error { return s.cfg.Stock.Reserve(ctx, id, lines) }), nil
 		})}
@@ -439,7 +439,16 @@ func (s *Saga) admit(reqCtx, run context.Context, who auth.Identity, req orders.
 	a.settled, err = checked()
 	if errors.Is(err, ordersdb.ErrKeyInProgress) {
 		// A request with the key is running: wait for its checkout up to
-		// KeyWait, while pricing goes on.
+		// KeyWait, while pricing goes on. Its answer will most likely be
+		// replayed, so the hold taken beside pricing is given back now
+		// rather than kept for the wait; should the key be free after all,
+		// the order is written under a new id and reserved anew (no order
+		// is ever written with a hold given back).
+		if h := a.held; h != nil {
+			t, _ := h.wait()
+			s.giveBack(sagaCtx, h.orderID, t)
+			a.held = nil
+		}
 		a.settled, err = s.db.CheckKey(reqCtx, who.UserID, key, a.hash, s.cfg.KeyWait)
 	}
 	if err != nil || a.settled != nil {

@@ -1432,3 +1432,47 @@ func TestARequestAnsweredBeforeTheWriteLeavesNoHold(t *testing.T) {
 		t.Errorf("%d orders written, want 1", n)
 	}
 }
+
+// A request that finds its key held by a running checkout waits for that
+// checkout (up to KeyWait), whose answer it will most likely replay; the hold
+// it took beside pricing is given back before the wait, not after, so it
+// keeps no stock from other customers while it waits.
+func TestARequestWaitingForItsKeyHoldsNoStock(t *testing.T) {
+	e := setup(t, func(c *saga.Config) { c.KeyWait = 5 * time.Second })
+	release := make(chan struct{})
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			<-release
+		}
+		return 0, 0, 0
+	})
+	first := placeAsync(e.saga, e.user, e.request(2, "tok_visa"), "slow")
+	waitFor(t, "the first checkout's hold", func() bool { _, r := e.svc.Stock(e.product.ID); return r == 2 })
+	second := placeAsync(e.saga, e.user, e.request(2, "tok_visa"), "slow")
+	time.Sleep(500 * time.Millisecond) // the second request is waiting for the key
+	_, reserved := e.svc.Stock(e.product.ID)
+	close(release)
+	if reserved != 2 {
+		t.Errorf("%d units reserved while the second request waited for its key, want the first checkout's 2", reserved)
+	}
+	p1, p2 := <-first, <-second
+	if p1.err != nil || p1.res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("first: %+v %v", p1.res, p1.err)
+	}
+	if p2.err != nil || !p2.res.Replayed || p2.res.Order.ID != p1.res.Order.ID {
+		t.Fatalf("second: %+v %v, want the first's checkout replayed", p2.res, p2.err)
+	}
+	if _, reserved := e.svc.Stock(e.product.ID); reserved != 2 {
+		t.Errorf("%d units reserved after both answered, want the order's 2", reserved)
+	}
+}
+
+// waitFor polls cond until it holds, for at most 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5 s", what)
+		}
+	}
+}
