@@ -205,9 +205,9 @@ func (s *Saga) lease() time.Duration { return s.cfg.Timeout + 10*time.Second }
 // first write of the order; for a request that names its items (not its
 // cart) it starts even earlier, with admit, under the order id the order
 // will be written with. A request answered before anything is written (a
-// refused limit, a replay, a reused key or one still running after KeyWait,
-// a pricing failure) gives that hold back at once (best effort: its expiry
-// is the backstop). Place waits for the try and the write; the write decides
+// refused limit, a replay, a reused key, a pricing failure) gives that hold
+// back at once (best effort: its expiry is the backstop); one that finds its
+// key held by a running checkout gives it back before it waits (see admit). Place waits for the try and the write; the write decides
 // what becomes of the try:
 //   - written: drive takes the try as reserve-stock's first (its timeline
 //     entry and metrics as if made there), and goes on from it: a held or a
