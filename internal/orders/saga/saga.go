@@ -13,9 +13,12 @@
 // The pending order must be durable before money moves (recovery finds a
 // charge through its order), but not before stock is held: a hold whose
 // order is never written is given back past its expiry (expire-reservations
-// finds no such order), as nothing ever sells it. So the first write of an
-// order and its first reserve-stock call run at once, and the order's write
-// costs a checkout no latency of its own (see Place).
+// finds no such order), as nothing ever sells it; and reserve-stock needs
+// the products and quantities, not the prices. So for a request that names
+// its items, reserve-stock's first try starts as soon as the request is
+// valid, beside pricing and the first write of the order, and neither
+// pricing nor the order's write costs a checkout latency of its own beyond
+// the hold's (see Place).
 //
 // The saga decides; it does not render. It returns the order and how its
 // checkout ended (orders.Checkout, orders.Outcome), and create-order turns that
@@ -44,6 +47,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -197,8 +201,13 @@ func (s *Saga) lease() time.Duration { return s.cfg.Timeout + 10*time.Second }
 // taken, writes nothing, and reads the key again: it replays the winner's
 // checkout or, after KeyWait, answers request_in_progress.
 //
-// The first write of the order and the first try of reserve-stock run at
-// once, on the saga's context, and Place waits for both. The write decides
+// The first try of reserve-stock runs on the saga's context beside the
+// first write of the order; for a request that names its items (not its
+// cart) it starts even earlier, with admit, under the order id the order
+// will be written with. A request answered before anything is written (a
+// refused limit, a replay, a reused key, a pricing failure) gives that hold
+// back at once (best effort: its expiry is the backstop); one that finds its
+// key held by a running checkout gives it back before it waits (see admit). Place waits for the try and the write; the write decides
 // what becomes of the try:
 //   - written: drive takes the try as reserve-stock's first (its timeline
 //     entry and metrics as if made there), and goes on from it: a held or a
@@ -216,8 +225,8 @@ func (s *Saga) lease() time.Duration { return s.cfg.Timeout + 10*time.Second }
 //     an order never written expires (as when create-order dies between the
 //     two).
 //
-// So a twin that loses the key holds stock for a moment, which its winner or
-// another checkout may need: a nearly sold-out product can refuse a
+// So a twin that loses the key, a replay or a request refused before the
+// write holds stock for a moment, which another checkout may need: a nearly sold-out product can refuse a
 // reservation out_of_stock that a sequential saga would have granted (an
 // undersell, as the hold of any checkout that then fails can cause; never an
 // oversell).
@@ -230,16 +239,34 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 	defer cancel()
 	a, err := s.admit(reqCtx, ctx, who, req, key)
 	if err != nil || a.settled != nil {
+		if h := a.held; h != nil {
+			// Nothing will be written under the hold's order id: give it back.
+			t, _ := h.wait()
+			s.giveBack(ctx, h.orderID, t)
+		}
 		return checkout(a.settled), err
 	}
 	sg := a.saga
-	// reserve-stock's first try runs beside the first write of the order
-	// (see the package comment for why that is safe): whatever the write
-	// answers, it is waited for, so it never outlives Place.
-	o := sg.Order
-	reserved := async(func() (tried, error) {
-		return try(ctx, orders.StepReserve, func(ctx context.Context) error { return s.cfg.Stock.Reserve(ctx, o.ID, o.Items) }), nil
-	})
+	// reserve-stock's first try runs beside pricing (admit) and the first
+	// write of the order (see the package comment for why that is safe):
+	// whatever the write answers, it is waited for, so it never outlives
+	// Place.
+	var reserved func() (tried, error)
+	if h := a.held; h != nil && sameLines(h.lines, sg.Order.Items) {
+		sg.Order.ID = h.orderID
+		reserved = h.wait
+	} else {
+		if h != nil {
+			// Cannot happen (the order's lines are the request's, in its
+			// order); should it, the hold is not the order's: give it back.
+			t, _ := h.wait()
+			s.giveBack(ctx, h.orderID, t)
+		}
+		o := sg.Order
+		reserved = async(func() (tried, error) {
+			return try(ctx, orders.StepReserve, func(ctx context.Context) error { return s.cfg.Stock.Reserve(ctx, o.ID, o.Items) }), nil
+		})
+	}
 	for {
 		err := s.db.Create(ctx, sg.Order, sg.PaymentToken, sg.FromCart, key, a.hash, s.lease())
 		if !errors.Is(err, ordersdb.ErrKeyTaken) {
@@ -303,11 +330,26 @@ func (s *Saga) giveBack(ctx context.Context, orderID uuid.UUID, t tried) {
 }
 
 // admission is what admit found: either a settled checkout to replay, or the
-// priced order to write.
+// priced order to write; and the hold it started for the order, if any.
 type admission struct {
 	hash    string           // the request's hash (with a key)
 	settled *orders.Checkout // the key's settled checkout, to replay
 	saga    ordersdb.Saga    // the priced pending order, not written yet
+	held    *hold            // reserve-stock's first try, started beside pricing
+}
+
+// hold is reserve-stock's first try for an order id chosen before the order
+// is priced: wait waits for its answer.
+type hold struct {
+	orderID uuid.UUID
+	lines   []orders.Line // product and quantity of each line, in the request's order
+	wait    func() (tried, error)
+}
+
+// sameLines reports whether a and b hold the same products and quantities
+// in the same order (what reserve-stock is asked for; prices aside).
+func sameLines(a, b []orders.Line) bool {
+	return slices.EqualFunc(a, b, func(x, y orders.Line) bool { return x.ProductID == y.ProductID && x.Quantity == y.Quantity })
 }
 
 // admit decides whether a request may write an order, and prices it. Its
@@ -326,8 +368,14 @@ type admission struct {
 // cancelled query costs its connection), and they are answered in one round
 // trip each. admit returns once every read has stopped. The limit and the key
 // are read on reqCtx, the client's; pricing on run, the saga's.
+//
+// For a valid request that names its items, admit also starts
+// reserve-stock's first try, on run, under a new order id (admission.held),
+// beside the three reads: the hold needs the lines, not their prices. Place
+// takes it, or gives it back when admit answers without an order to write.
 func (s *Saga) admit(reqCtx, run context.Context, who auth.Identity, req orders.PlaceRequest, key string) (admission, error) {
 	var a admission
+	sagaCtx := run // run becomes pricing's own context below, which may be stopped
 	// A caller already refused in this window is refused before anything
 	// starts: only its first refused request can have started pricing.
 	if s.cfg.Limit != nil {
@@ -353,6 +401,23 @@ func (s *Saga) admit(reqCtx, run context.Context, who auth.Identity, req orders.
 		a.hash = req.Hash()
 	}
 	hash := a.hash
+	if req.Items != nil {
+		// The lines to hold are the request's (a cart's are known only once
+		// read): reserve-stock's first try starts now, on the saga's
+		// context, under the id the order will be written with.
+		id, err := uuid.NewV7()
+		if err != nil {
+			_, lerr := limited()
+			return a, cmp.Or[error](lerr, fault.Internalf("order id: %w", err))
+		}
+		lines := make([]orders.Line, len(req.Items))
+		for i, it := range req.Items {
+			lines[i] = orders.Line{ProductID: it.ProductID, Quantity: it.Quantity}
+		}
+		a.held = &hold{orderID: id, lines: lines, wait: async(func() (tried, error) {
+			return try(sagaCtx, orders.StepReserve, func(ctx context.Context) error { return s.cfg.Stock.Reserve(ctx, id, lines) }), nil
+		})}
+	}
 	checked := async(func() (*orders.Checkout, error) {
 		if key == "" {
 			return nil, nil
@@ -374,7 +439,16 @@ func (s *Saga) admit(reqCtx, run context.Context, who auth.Identity, req orders.
 	a.settled, err = checked()
 	if errors.Is(err, ordersdb.ErrKeyInProgress) {
 		// A request with the key is running: wait for its checkout up to
-		// KeyWait, while pricing goes on.
+		// KeyWait, while pricing goes on. Its answer will most likely be
+		// replayed, so the hold taken beside pricing is given back now
+		// rather than kept for the wait; should the key be free after all,
+		// the order is written under a new id and reserved anew (no order
+		// is ever written with a hold given back).
+		if h := a.held; h != nil {
+			t, _ := h.wait()
+			s.giveBack(sagaCtx, h.orderID, t)
+			a.held = nil
+		}
 		a.settled, err = s.db.CheckKey(reqCtx, who.UserID, key, a.hash, s.cfg.KeyWait)
 	}
 	if err != nil || a.settled != nil {

@@ -987,6 +987,20 @@ func reservedWhileHeld(t *testing.T, w *watchedStock, n int) []uuid.UUID {
 	return ids
 }
 
+// waitForALockWait waits until a session of e's database waits on a lock
+// (a write on the unique key a transaction not committed yet inserted).
+func (e *env) waitForALockWait(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no session waited on a lock within 5 s")
+		}
+	}
+}
+
 type placed struct {
 	res orders.Checkout
 	err error
@@ -1224,6 +1238,7 @@ func TestAWriteAfterTheKeyIsFreeAgainIsANewOrder(t *testing.T) {
 	}
 	done := placeAsync(s, e.user, req, key)
 	ids := reservedWhileHeld(t, w, 1)
+	e.waitForALockWait(t) // the request's write, on the twin's key
 	if err := twin.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -1300,5 +1315,164 @@ func TestAnUnreachableOrdersDatabaseGivesTheHoldBack(t *testing.T) {
 	}
 	if onHand, reserved := e.svc.Stock(e.product.ID); onHand != 5 || reserved != 0 {
 		t.Errorf("stock on_hand %d reserved %d, want 5 0", onHand, reserved)
+	}
+}
+
+// pricingWaitsForReserve is a catalog whose get-product calls wait for a
+// reserve-stock call to start (up to 2 s) before they answer, and count the
+// calls that saw one start.
+type pricingWaitsForReserve struct {
+	saga.Catalog
+	w    *watchedStock
+	saw  *atomic.Int64
+	took chan uuid.UUID // the order id each waiting call saw reserved
+}
+
+func (c pricingWaitsForReserve) GetProduct(ctx context.Context, id uuid.UUID) (catalogclient.Product, error) {
+	select {
+	case held := <-c.w.reserving:
+		c.saw.Add(1)
+		c.took <- held
+	case <-time.After(2 * time.Second):
+	}
+	return c.Catalog.GetProduct(ctx, id)
+}
+
+// reserve-stock needs a checkout's products and quantities, not its prices,
+// so its first try starts while the lines are priced (get-product through
+// the gateway), not after: with get-product waiting for a reservation to
+// start, the reservation starts, and the order is written under the order
+// id that was reserved, with one reserve-stock call and the timeline of a
+// sequential checkout.
+func TestReserveRunsWhileTheLinesArePriced(t *testing.T) {
+	e := setup(t, nil)
+	w := newWatchedStock(e.cfg.Stock)
+	var saw atomic.Int64
+	took := make(chan uuid.UUID, 16)
+	cfg := e.cfg
+	cfg.Stock = w
+	cfg.Catalog = pricingWaitsForReserve{Catalog: cfg.Catalog, w: w, saw: &saw, took: took}
+	s, err := saga.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Place(context.Background(), e.user, e.request(2, "tok_visa"), uuid.NewString())
+	if err != nil || res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("place: %+v %v", res, err)
+	}
+	if saw.Load() != 1 {
+		t.Fatalf("reserve-stock started while the line was priced %d times, want 1: reserve-stock waits for the prices", saw.Load())
+	}
+	if held := <-took; held != res.Order.ID {
+		t.Errorf("reserved order %s while pricing, placed %s", held, res.Order.ID)
+	}
+	if c := e.svc.Counts(); c.Calls["reserve-stock"] != 1 || c.Releases != 0 {
+		t.Errorf("reserve-stock calls %d, releases %d; want 1 and 0", c.Calls["reserve-stock"], c.Releases)
+	}
+	if _, reserved := e.svc.Stock(e.product.ID); reserved != 2 {
+		t.Errorf("%d units reserved, want the order's 2", reserved)
+	}
+	want := []string{"order.created:ok", "stock.reserve:ok", "payment.charge:ok",
+		"order.confirmed:ok", "order.placed.v1:recorded"}
+	if diff := cmp.Diff(want, e.steps(t, res.Order.ID)); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+}
+
+// A request answered before any order is written — a replayed key, a key
+// reused with another body, an unknown product, a refused limit — may have
+// started reserve-stock beside pricing; whatever it held is given back at
+// once, so the only units reserved are the placed order's.
+func TestARequestAnsweredBeforeTheWriteLeavesNoHold(t *testing.T) {
+	e := setup(t, nil)
+	s, w := e.withWatchedStock(t)
+	ctx := context.Background()
+	first, err := s.Place(ctx, e.user, e.request(2, "tok_visa"), "k")
+	if err != nil || first.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("place: %+v %v", first, err)
+	}
+	replay, err := s.Place(ctx, e.user, e.request(2, "tok_visa"), "k")
+	if err != nil || !replay.Replayed {
+		t.Fatalf("replay: %+v %v", replay, err)
+	}
+	if _, err := s.Place(ctx, e.user, e.request(1, "tok_visa"), "k"); !fault.Is(err, fault.Conflict, fault.CodeIdempotencyKeyReused) {
+		t.Fatalf("reused key: %v", err)
+	}
+	unknown := e.request(1, "tok_visa")
+	unknown.Items = append(unknown.Items, orders.ItemRequest{ProductID: uuid.Must(uuid.NewV7()), Quantity: 1})
+	if _, err := s.Place(ctx, e.user, unknown, "u"); !fault.Is(err, fault.Invalid, fault.CodeUnknownProduct) {
+		t.Fatalf("unknown product: %v", err)
+	}
+	cfg := e.cfg
+	cfg.Stock = w
+	cfg.Limit = &refusingLimit{}
+	limited, err := saga.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := limited.Place(ctx, e.user, e.request(1, "tok_visa"), "l"); !fault.Is(err, fault.RateLimited, fault.CodeRateLimited) {
+		t.Fatalf("limited: %v", err)
+	}
+	if onHand, reserved := e.svc.Stock(e.product.ID); onHand != 5 || reserved != 2 {
+		t.Errorf("stock on_hand %d reserved %d, want 5 2 (the placed order's hold only)", onHand, reserved)
+	}
+	w.mu.Lock()
+	calls := slices.Clone(w.calls)
+	w.mu.Unlock()
+	for _, c := range calls {
+		id := uuid.MustParse(c[strings.IndexByte(c, ' ')+1:])
+		if id == first.Order.ID {
+			continue
+		}
+		if got := e.svc.Reservation(id); got != "" && got != "released" {
+			t.Errorf("%s: the hold of an order never written is %q, want released", c, got)
+		}
+	}
+	if n := e.count(t, `SELECT count(*) FROM orders`); n != 1 {
+		t.Errorf("%d orders written, want 1", n)
+	}
+}
+
+// A request that finds its key held by a running checkout waits for that
+// checkout (up to KeyWait), whose answer it will most likely replay; the hold
+// it took beside pricing is given back before the wait, not after, so it
+// keeps no stock from other customers while it waits.
+func TestARequestWaitingForItsKeyHoldsNoStock(t *testing.T) {
+	e := setup(t, func(c *saga.Config) { c.KeyWait = 5 * time.Second })
+	release := make(chan struct{})
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			<-release
+		}
+		return 0, 0, 0
+	})
+	first := placeAsync(e.saga, e.user, e.request(2, "tok_visa"), "slow")
+	waitFor(t, "the first checkout's hold", func() bool { _, r := e.svc.Stock(e.product.ID); return r == 2 })
+	second := placeAsync(e.saga, e.user, e.request(2, "tok_visa"), "slow")
+	time.Sleep(500 * time.Millisecond) // the second request is waiting for the key
+	_, reserved := e.svc.Stock(e.product.ID)
+	close(release)
+	if reserved != 2 {
+		t.Errorf("%d units reserved while the second request waited for its key, want the first checkout's 2", reserved)
+	}
+	p1, p2 := <-first, <-second
+	if p1.err != nil || p1.res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("first: %+v %v", p1.res, p1.err)
+	}
+	if p2.err != nil || !p2.res.Replayed || p2.res.Order.ID != p1.res.Order.ID {
+		t.Fatalf("second: %+v %v, want the first's checkout replayed", p2.res, p2.err)
+	}
+	if _, reserved := e.svc.Stock(e.product.ID); reserved != 2 {
+		t.Errorf("%d units reserved after both answered, want the order's 2", reserved)
+	}
+}
+
+// waitFor polls cond until it holds, for at most 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5 s", what)
+		}
 	}
 }
