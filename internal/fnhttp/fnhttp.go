@@ -214,7 +214,10 @@ func DecodeBytes(body []byte, dst any) error {
 	if err := dec.Decode(&extra); err != io.EOF {
 		return fault.E(fault.Malformed, fault.CodeInvalidJSON, "unexpected data after the JSON value")
 	}
-	return checkDecoded(reflect.ValueOf(dst), "", false)
+	if v := reflect.ValueOf(dst); !textClean(v, false) {
+		return checkDecoded(v, "", false) // names the first string that breaks the rule
+	}
+	return nil
 }
 
 // HandlerFunc is a handler that reports failure by returning an error; Adapt

@@ -156,12 +156,13 @@ func (s *bench) runFullStack(ctx context.Context, fs *fullStack, pg *pgCluster) 
 		s.setStockAt(ctx, fs.rt, p, 1_000_000)
 	}
 	groups := fullStackGroups(fs, pg)
-	order := s.orderRequest(fs.rt.GatewayURL+"/function/create-order/api/v1/orders", func(n int) uuid.UUID {
+	customers := s.customerTokens() // the warm-up's, the full run's and the paced run's
+	order := orderRequests(customers, fs.rt.GatewayURL+"/function/create-order/api/v1/orders", func(n int) uuid.UUID {
 		return products[n%len(products)]
 	})
 	created := func(st int) bool { return st == http.StatusCreated }
 
-	s.warmUp(ctx, fs.rt.GatewayURL+"/function/create-order/api/v1/orders", products)
+	s.warmUp(ctx, fs.rt.GatewayURL+"/function/create-order/api/v1/orders", products, customers)
 	// Wait until the seeding's and the warm-up's events have been handled
 	// (which also warms the handlers up).
 	s.drain(ctx, fs, time.Time{})

@@ -105,8 +105,8 @@ func New(d Deps) *Handlers {
 			Info:           infoHandler(),
 			ListNamespaces: namespacesHandler(),
 			Health:         healthHandler(),
-			FunctionProxy: callHeaders(wake(d.Functions, watchdog(d.Functions,
-				proxyHandler(d.Functions, resolver{replicas: d.Replicas, wait: d.ResolveWait}, d.Log)))),
+			FunctionProxy: callHeaders(watchdog(d.Functions,
+				proxyHandler(d.Functions, resolver{replicas: d.Replicas, wait: d.ResolveWait}, d.Log))),
 		},
 		AsyncFunction: asyncHandler(d.Functions, d.Queue, d.Callbacks, d.Log),
 	}

@@ -127,8 +127,12 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Provide function name in the request path", http.StatusBadRequest)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), proxyTimeout)
-	defer cancel()
+	ctx := r.Context()
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > proxyTimeout { // the watchdog's is usually sooner
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, proxyTimeout)
+		defer cancel()
+	}
 
 	body, err := readReplayable(r)
 	if err != nil {

@@ -3,13 +3,13 @@ package provider
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
+	"github.com/openfaas/faas-provider/types"
 )
 
 // servedBy is the X-Served-By of every synchronous call, as the OpenFaaS CE
@@ -40,11 +40,19 @@ func callHeaders(next http.HandlerFunc) http.HandlerFunc {
 // the watchdog reads it), shortened by an X-Timeout header of a Go duration
 // no longer than exec_timeout (ignored when exec_timeout is 0 or unset); a
 // call past it is answered 504 with an empty body and X-OpenFaaS-Internal:
-// of-watchdog; every answer carries X-Duration-Seconds.
-func watchdog(fns describer, next http.HandlerFunc) http.HandlerFunc {
+// of-watchdog; every answer carries X-Duration-Seconds. Before that, the
+// gateway's scale from zero (wake), from the same look-up of the function:
+// one per call.
+func watchdog(fns waker, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		started := time.Now()
-		timeout := execTimeout(fns, mux.Vars(r)["name"], r.Header.Get("X-Timeout"))
+		var timeout time.Duration
+		if name, ok := splitName(mux.Vars(r)["name"]); ok {
+			if st, err := fns.Status(name); err == nil {
+				wake(fns, name, st)
+				timeout = execTimeout(st, r.Header.Get("X-Timeout"))
+			}
+		}
 		ctx, cancel := r.Context(), context.CancelFunc(func() {})
 		if timeout > 0 {
 			ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -55,16 +63,8 @@ func watchdog(fns describer, next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// execTimeout is the timeout of one call of the function named raw.
-func execTimeout(fns describer, raw, header string) time.Duration {
-	name, ok := splitName(raw)
-	if !ok {
-		return 0
-	}
-	st, err := fns.Status(name)
-	if err != nil {
-		return 0
-	}
+// execTimeout is the timeout of one call of the function whose status is st.
+func execTimeout(st types.FunctionStatus, header string) time.Duration {
 	limit := parseTimeout(st.EnvVars["exec_timeout"])
 	if limit <= 0 {
 		return 0
@@ -106,7 +106,7 @@ func (w *watchdogWriter) WriteHeader(status int) {
 	}
 	w.wrote = true
 	h := w.Header()
-	h.Set("X-Duration-Seconds", fmt.Sprintf("%f", time.Since(w.started).Seconds()))
+	h["X-Duration-Seconds"] = []string{strconv.FormatFloat(time.Since(w.started).Seconds(), 'f', 6, 64)} // fmt's %f
 	if status >= 500 && errors.Is(w.ctx.Err(), context.DeadlineExceeded) {
 		w.timedOut = true
 		h.Del("Content-Type")

@@ -1,0 +1,83 @@
+package provider
+
+import (
+	"io"
+	"net/http"
+	"regexp"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/openfaas/faas-provider/types"
+)
+
+// lookedUpFunction is oneFunction that counts its look-ups (Status) and
+// scale requests, with an exec_timeout and, when idle is set, no replica.
+type lookedUpFunction struct {
+	oneFunction
+	idle             bool
+	statuses, scales *atomic.Int64
+}
+
+func (f lookedUpFunction) Status(name string) (types.FunctionStatus, error) {
+	f.statuses.Add(1)
+	st := types.FunctionStatus{Name: name, Replicas: 1, EnvVars: map[string]string{"exec_timeout": "30s"}}
+	if f.idle {
+		st.Replicas = 0
+	}
+	return st, nil
+}
+
+func (f lookedUpFunction) Scale(string, uint64) error { f.scales.Add(1); return nil }
+
+// TestACallLooksItsFunctionUpOnce: scale from zero and the watchdog's
+// timeout share one look-up of the function per call (it was one each: the
+// function store's Status copies the function's description and counts its
+// replicas under the supervisor's lock), and both still do their work: an
+// idle function is scaled up, the call gets exec_timeout as its deadline,
+// the answer its X-Duration-Seconds as of-watchdog writes it (%f).
+func TestACallLooksItsFunctionUpOnce(t *testing.T) {
+	replica := serveLoopback(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(300 * time.Millisecond)
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	for _, idle := range []bool{false, true} {
+		fn := lookedUpFunction{idle: idle, statuses: new(atomic.Int64), scales: new(atomic.Int64)}
+		h := New(Deps{Functions: fn, Replicas: fixedReplicas(replica), ResolveWait: time.Second})
+		gw := "http://" + serveLoopback(t, Guard(h.Router()))
+		const calls = 5
+		for range calls {
+			res, err := http.Post(gw+"/function/fn/x", "text/plain", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			_ = res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", res.StatusCode)
+			}
+			if d := res.Header.Get("X-Duration-Seconds"); !regexp.MustCompile(`^[0-9]+\.[0-9]{6}$`).MatchString(d) {
+				t.Errorf("X-Duration-Seconds %q, want %%f's format", d)
+			}
+		}
+		// exec_timeout (30s) shortened by X-Timeout: the watchdog's 504.
+		req, _ := http.NewRequest(http.MethodPost, gw+"/function/fn/slow", nil)
+		req.Header.Set("X-Timeout", "50ms")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusGatewayTimeout || res.Header.Get("X-OpenFaaS-Internal") != "of-watchdog" {
+			t.Errorf("a call past its X-Timeout: %d %q, want 504 of-watchdog", res.StatusCode, res.Header.Get("X-OpenFaaS-Internal"))
+		}
+		if n := fn.statuses.Load(); n != calls+1 {
+			t.Errorf("idle %v: %d look-ups of the function for %d calls, want one each", idle, n, calls+1)
+		}
+		if n, want := fn.scales.Load(), map[bool]int64{false: 0, true: calls + 1}[idle]; n != want {
+			t.Errorf("idle %v: %d scale requests for %d calls, want %d", idle, n, calls+1, want)
+		}
+	}
+}
