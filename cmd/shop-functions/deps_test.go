@@ -28,6 +28,13 @@ var deniedDeps = []string{
 	"github.com/meilisearch/meilisearch-go",
 	"github.com/andybalholm/brotli",
 	"github.com/andybalholm/brotli/",
+	// smtpmail sends through net/smtp with its own MIME writer: go-mail
+	// linked html/template and text/template (~0.5 MiB idle per function).
+	"github.com/wneessen/go-mail",
+	"github.com/wneessen/go-mail/",
+	"html/template",
+	"text/template",
+	"text/template/parse",
 	"github.com/shopfaas/shop/dev/",
 	"github.com/shopfaas/shop/tests/",
 }
