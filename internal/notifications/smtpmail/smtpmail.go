@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/mail"
 	"net/smtp"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -234,7 +235,7 @@ func (s *Sender) send(ctx context.Context, deadline time.Time, from, to string, 
 		return err
 	}
 	defer c.Close()
-	if err := c.Hello("localhost"); err != nil {
+	if err := c.Hello(helo()); err != nil {
 		return err
 	}
 	if s.cfg.TLS == TLSStartTLS || s.cfg.TLS == TLSOpportunistic {
@@ -280,6 +281,15 @@ func (s *Sender) send(ctx context.Context, deadline time.Time, from, to string, 
 	}
 	_ = c.Quit() // the message was accepted: a failed goodbye changes nothing
 	return nil
+}
+
+// helo is the name the sender gives in EHLO: the machine's host name (as
+// go-mail gave it; some servers refuse "localhost"), "localhost" without one.
+func helo() string {
+	if h, err := os.Hostname(); err == nil && h != "" && !strings.ContainsAny(h, " \r\n") {
+		return h
+	}
+	return "localhost"
 }
 
 // message composes e as a plain-text UTF-8 email from the configured sender:

@@ -287,7 +287,8 @@ func TestLogsInWithTheFirstOfferedMechanism(t *testing.T) {
 
 // The message is what go-mail composed before (headers in the same order,
 // the recipient's display name and the subject RFC 2047-encoded, the body
-// quoted-printable with CRLF line ends), and a leading dot arrives intact.
+// quoted-printable with CRLF line ends), a leading dot arrives intact, and
+// the sender introduces itself with the host name, as go-mail did.
 func TestMessageBytes(t *testing.T) {
 	srv := smtptest.New(t, smtptest.StartTLS)
 	s := authenticated(t, srv, nil)
@@ -305,6 +306,18 @@ func TestMessageBytes(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, srv.Messages()); diff != "" {
 		t.Errorf("messages (-want +got):\n%s", diff)
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range srv.Helos() { // before and after STARTTLS
+		if name != host {
+			t.Errorf("EHLO %q, want the host name %q", name, host)
+		}
+	}
+	if len(srv.Helos()) == 0 {
+		t.Error("no EHLO recorded")
 	}
 }
 

@@ -83,6 +83,7 @@ type Server struct {
 	refuseRcpt   bool
 	offer        []string      // the AUTH mechanisms offered, default PLAIN
 	used         []string      // the mechanism of each successful AUTH
+	helos        []string      // the name each connection\'s first HELO or EHLO gave
 	slowReplies  int           // the first replies of each new connection that come late
 	replyDelay   time.Duration // how late
 }
@@ -92,7 +93,12 @@ func New(t testing.TB, mode Mode) *Server {
 	t.Helper()
 	cert, pool := certificate(t)
 	s := &Server{RootCAs: pool}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &session{srv: s}, nil }))
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		s.mu.Lock()
+		s.helos = append(s.helos, c.Hostname())
+		s.mu.Unlock()
+		return &session{srv: s}, nil
+	}))
 	srv.Domain = "smtptest.localhost"
 	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
 	srv.MaxMessageBytes = 1 << 20
@@ -147,6 +153,14 @@ func (s *Server) Used() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.used...)
+}
+
+// Helos lists the name each connection introduced itself with (its first
+// HELO or EHLO).
+func (s *Server) Helos() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.helos...)
 }
 
 // Messages returns the accepted messages so far.
