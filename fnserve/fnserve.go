@@ -39,7 +39,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
@@ -240,7 +239,7 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 		served.ServeHTTP(w, r.WithContext(ctx))
 	})
 	traced := telemetry.Server(instrument(requests, duration, fn), cfg.Name,
-		otelhttp.WithSpanNameFormatter(func(op string, r *http.Request) string { return op + " " + r.Method }))
+		func(op string, r *http.Request) string { return op + " " + r.Method })
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_/health", func(w http.ResponseWriter, _ *http.Request) {

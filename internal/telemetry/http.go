@@ -3,7 +3,6 @@ package telemetry
 import (
 	"net/http"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 )
@@ -18,15 +17,17 @@ func Exporting() bool {
 }
 
 // Server wraps next with a server span per request, continuing the trace of
-// the request's traceparent. While Exporting it is otelhttp's handler (span
-// attributes and status, otelhttp's metrics) with opts; otherwise the
-// request only gets the span's ids in its context — otelhttp computes a dozen
-// attributes and metric sets per request that nothing would read.
-func Server(next http.Handler, operation string, opts ...otelhttp.Option) http.Handler {
-	full := otelhttp.NewHandler(next, operation, opts...)
+// the request's traceparent. While Exporting the span has otelhttp's name,
+// attributes and status (httpspans.go; name(operation, r) names it, nil
+// means operation); otherwise the request only gets the span's ids in its
+// context — a dozen attributes per request that nothing would read.
+func Server(next http.Handler, operation string, name func(operation string, r *http.Request) string) http.Handler {
+	if name == nil {
+		name = func(op string, _ *http.Request) string { return op }
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if Exporting() {
-			full.ServeHTTP(w, r)
+			serveSpan(w, r, next, operation, name)
 			return
 		}
 		ctx := otel.GetTextMapPropagator().Extract(r.Context(), headerCarrier(r.Header))
@@ -38,22 +39,23 @@ func Server(next http.Handler, operation string, opts ...otelhttp.Option) http.H
 
 // Client wraps base (http.DefaultTransport when nil) so that every call
 // is a client span of the caller's trace and carries its traceparent. While
-// Exporting it is otelhttp's transport; otherwise the call gets a span id
-// and the header, nothing else.
+// Exporting the span has otelhttp's transport's name, attributes and status
+// (httpspans.go); otherwise the call gets a span id and the header, nothing
+// else.
 func Client(base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return clientTransport{base: base, full: otelhttp.NewTransport(base)}
+	return clientTransport{base: base}
 }
 
-type clientTransport struct{ base, full http.RoundTripper }
+type clientTransport struct{ base http.RoundTripper }
 
 // RoundTrip implements http.RoundTripper. Like otelhttp's, it leaves the
 // caller's request untouched and sends a copy with the header.
 func (t clientTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if Exporting() {
-		return t.full.RoundTrip(r)
+		return roundTripSpan(t.base, r)
 	}
 	ctx, span := idsTracer{}.Start(r.Context(), "")
 	defer span.End()

@@ -1,24 +1,32 @@
-// Package smtpmail sends the shop's notification emails through
-// github.com/wneessen/go-mail: SMTP AUTH with the provider's credentials, TLS
-// (STARTTLS or implicit) with the server's certificate verified, the message
-// composed and encoded by the library, and one deadline on the whole
-// conversation so a slow or stuck server never holds an event delivery.
+// Package smtpmail sends the shop's notification emails through the
+// standard library's net/smtp: SMTP AUTH with the provider's credentials
+// (auth.go), TLS (STARTTLS or implicit) with the server's certificate
+// verified, a plain-text UTF-8 message composed here (quoted-printable body,
+// RFC 2047 subject), and one deadline on the whole conversation so a slow or
+// stuck server never holds an event delivery.
+//
+// It replaced github.com/wneessen/go-mail, which linked html/template and
+// text/template into every function of the multi-call binary for the one
+// function that sends mail (docs/performance.md, "Memory (item 5)").
 package smtpmail
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"mime"
+	"mime/quotedprintable"
 	"net"
 	"net/mail"
+	"net/smtp"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
-
-	gomail "github.com/wneessen/go-mail"
 
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/notifications"
@@ -180,12 +188,12 @@ func New(cfg Config) (*Sender, error) {
 }
 
 // Send delivers e: connect, TLS as configured, AUTH when a Username is set,
-// then the message, all within Timeout (or ctx's earlier deadline). Any
-// failure is an error (the email may not have been delivered), whose text
-// masks the recipient's address; a malformed recipient is an error before any
-// connection is made.
+// then the message, all within Timeout (or ctx's earlier deadline; ctx's
+// cancellation ends the conversation too). Any failure is an error (the
+// email may not have been delivered), whose text masks the recipient's
+// address; a malformed recipient is an error before any connection is made.
 func (s *Sender) Send(ctx context.Context, e notifications.Email) error {
-	msg, err := s.message(e)
+	from, to, msg, err := s.message(e)
 	if err != nil {
 		return err
 	}
@@ -193,128 +201,138 @@ func (s *Sender) Send(ctx context.Context, e notifications.Email) error {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	client, err := s.client(deadline)
-	if err != nil {
-		return maskedError{err: err, to: e.To}
-	}
-	if err := client.DialAndSendWithContext(ctx, msg); err != nil {
+	if err := s.send(ctx, deadline, from, to, msg); err != nil {
 		return maskedError{err: err, to: e.To}
 	}
 	return nil
 }
 
-// message composes e as a plain-text UTF-8 email from the configured sender.
-func (s *Sender) message(e notifications.Email) (*gomail.Msg, error) {
-	if _, err := mail.ParseAddress(e.To); err != nil {
-		return nil, errors.New("smtp: invalid recipient address")
-	}
-	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
-	if err := m.From(s.cfg.From); err != nil {
-		return nil, fmt.Errorf("smtp: sender address: %w", err)
-	}
-	if err := m.To(e.To); err != nil {
-		return nil, errors.New("smtp: invalid recipient address")
-	}
-	m.Subject(e.Subject)
-	m.SetMessageIDWithValue(e.MessageID)
-	m.SetDateWithValue(e.Date)
-	m.SetBodyString(gomail.TypeTextPlain, e.Text)
-	return m, nil
-}
-
-// client is a go-mail client for one send that ends by deadline.
-func (s *Sender) client(deadline time.Time) (*gomail.Client, error) {
-	timeout := time.Until(deadline)
-	if timeout <= 0 {
-		return nil, context.DeadlineExceeded
-	}
-	host, portText, _ := net.SplitHostPort(s.cfg.Addr)
-	port, _ := strconv.Atoi(portText)
+// send is one SMTP conversation on its own connection.
+func (s *Sender) send(ctx context.Context, deadline time.Time, from, to string, msg []byte) error {
+	host, _, _ := net.SplitHostPort(s.cfg.Addr)
 	tlsCfg := &tls.Config{ServerName: host, RootCAs: s.cfg.RootCAs, MinVersion: tls.VersionTLS12}
-	opts := []gomail.Option{
-		gomail.WithPort(port),
-		gomail.WithTimeout(timeout),
-		gomail.WithTLSConfig(tlsCfg),
-		gomail.WithDialContextFunc(s.dial(deadline, tlsCfg)),
+	raw, err := (&net.Dialer{Deadline: deadline}).DialContext(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return err
 	}
-	switch s.cfg.TLS {
-	case TLSStartTLS:
-		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
-	case TLSOpportunistic:
-		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSOpportunistic))
-	case TLSNone, TLSImplicit: // dial did the TLS of TLSImplicit
-		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+	defer raw.Close()
+	if err := raw.SetDeadline(deadline); err != nil {
+		return err
+	}
+	// A cancelled ctx ends any read or write in progress.
+	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	conn := raw
+	if s.cfg.TLS == TLSImplicit {
+		tc := tls.Client(raw, tlsCfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return err
+		}
+		conn = tc
+	}
+	c, err := smtp.NewClient(conn, host) // reads the greeting
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello(helo()); err != nil {
+		return err
+	}
+	if s.cfg.TLS == TLSStartTLS || s.cfg.TLS == TLSOpportunistic {
+		offered, _ := c.Extension("STARTTLS")
+		switch {
+		case offered:
+			if err := c.StartTLS(tlsCfg); err != nil {
+				return err
+			}
+		case s.cfg.TLS == TLSStartTLS:
+			return errors.New("the server does not offer STARTTLS (SMTP_TLS=starttls)")
+		}
 	}
 	if s.cfg.Username != "" {
-		opts = append(opts, gomail.WithOpportunisticSMTPAuth(mechanisms(s.cfg.TLS == TLSNone)...),
-			gomail.WithUsername(s.cfg.Username), gomail.WithPassword(s.cfg.Password))
-	}
-	if strings.Contains(host, ":") { // go-mail joins host and port itself
-		host = "[" + host + "]"
-	}
-	return gomail.NewClient(host, opts...)
-}
-
-// mechanisms are the SASL mechanisms tried, in order, the first the server
-// offers is used. go-mail's PLAIN and LOGIN refuse to run outside TLS (except
-// to localhost); their -NOENC forms are used only for TLSNone, which
-// Validate allows with AUTH only to a loopback host.
-func mechanisms(plaintext bool) []gomail.SMTPAuthType {
-	if plaintext {
-		return []gomail.SMTPAuthType{gomail.SMTPAuthSCRAMSHA256, gomail.SMTPAuthSCRAMSHA1, gomail.SMTPAuthCramMD5,
-			gomail.SMTPAuthPlainNoEnc, gomail.SMTPAuthLoginNoEnc}
-	}
-	return []gomail.SMTPAuthType{gomail.SMTPAuthSCRAMSHA256, gomail.SMTPAuthSCRAMSHA1, gomail.SMTPAuthCramMD5,
-		gomail.SMTPAuthPlain, gomail.SMTPAuthLogin}
-}
-
-// dial connects for one send. go-mail renews the connection's deadline at
-// every phase (greeting, TLS and AUTH, the message); the connection caps
-// each renewal at deadline, so the whole conversation ends by it. For
-// TLSImplicit it also does the TLS handshake (a custom dialer replaces
-// go-mail's TLS dialer).
-func (s *Sender) dial(deadline time.Time, tlsCfg *tls.Config) gomail.DialContextFunc {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		raw, err := (&net.Dialer{Deadline: deadline}).DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
+		ok, offered := c.Extension("AUTH")
+		if !ok {
+			return errors.New("the server does not offer SMTP AUTH")
 		}
-		conn := &cappedConn{Conn: raw, deadline: deadline}
-		if err := conn.SetDeadline(deadline); err != nil {
-			raw.Close()
-			return nil, err
+		a := chooseAuth(offered, s.cfg.Username, s.cfg.Password, s.cfg.TLS == TLSNone)
+		if a == nil {
+			return fmt.Errorf("the server offers none of the AUTH mechanisms %s (it offers %s)",
+				strings.Join(mechanisms, ", "), offered)
 		}
-		if s.cfg.TLS != TLSImplicit {
-			return conn, nil
+		if err := c.Auth(a); err != nil {
+			return err
 		}
-		tc := tls.Client(conn, tlsCfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			raw.Close()
-			return nil, err
-		}
-		return tc, nil
 	}
-}
-
-// cappedConn never lets a deadline be set later than its own.
-type cappedConn struct {
-	net.Conn
-	deadline time.Time
-}
-
-func (c *cappedConn) cap(t time.Time) time.Time {
-	if t.IsZero() || t.After(c.deadline) {
-		return c.deadline
+	if err := c.Mail(from); err != nil {
+		return err
 	}
-	return t
+	if err := c.Rcpt(to); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(msg); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil { // the server's answer to the message
+		return err
+	}
+	_ = c.Quit() // the message was accepted: a failed goodbye changes nothing
+	return nil
 }
 
-func (c *cappedConn) SetDeadline(t time.Time) error      { return c.Conn.SetDeadline(c.cap(t)) }
-func (c *cappedConn) SetReadDeadline(t time.Time) error  { return c.Conn.SetReadDeadline(c.cap(t)) }
-func (c *cappedConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.cap(t)) }
+// helo is the name the sender gives in EHLO: the machine's host name (as
+// go-mail gave it; some servers refuse "localhost"), "localhost" without one.
+func helo() string {
+	if h, err := os.Hostname(); err == nil && h != "" && !strings.ContainsAny(h, " \r\n") {
+		return h
+	}
+	return "localhost"
+}
+
+// message composes e as a plain-text UTF-8 email from the configured sender:
+// the envelope's sender and recipient and the message's bytes (CRLF line
+// ends; net/smtp's DATA writer stuffs leading dots).
+func (s *Sender) message(e notifications.Email) (from, to string, msg []byte, err error) {
+	rcpt, err := mail.ParseAddress(e.To)
+	if err != nil {
+		return "", "", nil, errors.New("smtp: invalid recipient address")
+	}
+	sender, err := mail.ParseAddress(s.cfg.From)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("smtp: sender address: %w", err)
+	}
+	if strings.ContainsAny(e.MessageID, "<>\r\n\x00 ") {
+		return "", "", nil, errors.New("smtp: invalid Message-ID")
+	}
+	var b bytes.Buffer
+	b.WriteString("Date: " + e.Date.Format(time.RFC1123Z) + "\r\n")
+	b.WriteString("MIME-Version: 1.0\r\n")
+	if e.MessageID != "" {
+		b.WriteString("Message-ID: <" + e.MessageID + ">\r\n")
+	}
+	b.WriteString("Subject: " + mime.QEncoding.Encode("UTF-8", e.Subject) + "\r\n")
+	b.WriteString("From: " + sender.String() + "\r\n")
+	b.WriteString("To: " + rcpt.String() + "\r\n")
+	b.WriteString("Content-Transfer-Encoding: quoted-printable\r\n")
+	b.WriteString("Content-Type: text/plain; charset=UTF-8\r\n\r\n")
+	qp := quotedprintable.NewWriter(&b)
+	if _, err := qp.Write([]byte(e.Text)); err != nil {
+		return "", "", nil, err
+	}
+	if err := qp.Close(); err != nil {
+		return "", "", nil, err
+	}
+	if !bytes.HasSuffix(b.Bytes(), []byte("\r\n")) {
+		b.WriteString("\r\n")
+	}
+	return sender.Address, rcpt.Address, b.Bytes(), nil
+}
 
 // maskedError hides the recipient's address in the text of err (servers echo
-// it in their answers and go-mail lists it; logs show only masked
+// it in their answers; logs show only masked
 // addresses); errors.Is and errors.As still see err.
 type maskedError struct {
 	err error

@@ -130,8 +130,8 @@ func TestPlaintextAuthOnLoopbackWhenAllowed(t *testing.T) {
 }
 
 // Without credentials nothing is sent to a server that requires AUTH, and a
-// refused recipient is an error whose text masks the address (servers and
-// go-mail echo it; logs show only masked addresses).
+// refused recipient is an error whose text masks the address (servers echo
+// it; logs show only masked addresses).
 func TestRefusalsAreErrorsWithMaskedAddresses(t *testing.T) {
 	srv := smtptest.New(t, smtptest.StartTLS)
 	anonymous := authenticated(t, srv, func(c *smtpmail.Config) { c.Username, c.Password = "", "" })
@@ -232,9 +232,8 @@ func TestConfigFrom(t *testing.T) {
 }
 
 // SMTP_TIMEOUT bounds the whole send, not each step: a server whose greeting
-// and EHLO answer each take 70% of it makes the send fail (go-mail alone
-// renews its deadline at every phase, and would wait for both), and nothing
-// is delivered.
+// and EHLO answer each take 70% of it makes the send fail (a deadline
+// renewed at every phase would wait for both), and nothing is delivered.
 func TestTimeoutBoundsTheWholeSend(t *testing.T) {
 	const timeout = time.Second
 	srv := smtptest.New(t, smtptest.StartTLS)
@@ -251,5 +250,91 @@ func TestTimeoutBoundsTheWholeSend(t *testing.T) {
 	s = authenticated(t, srv, func(c *smtpmail.Config) { c.Timeout = 3 * timeout })
 	if err := s.Send(context.Background(), email("bob@example.com")); err != nil {
 		t.Fatalf("within the timeout: %v", err)
+	}
+}
+
+// The sender logs in with the first of SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5,
+// PLAIN and LOGIN the server offers (SMTP_USERNAME's documented order); a
+// wrong password fails with each of them and nothing is sent.
+func TestLogsInWithTheFirstOfferedMechanism(t *testing.T) {
+	for _, tt := range []struct {
+		offer []string
+		want  string
+	}{
+		{[]string{"LOGIN"}, "LOGIN"},
+		{[]string{"LOGIN", "PLAIN"}, "PLAIN"},
+		{[]string{"PLAIN", "CRAM-MD5"}, "CRAM-MD5"},
+		{[]string{"CRAM-MD5", "SCRAM-SHA-1"}, "SCRAM-SHA-1"},
+		{[]string{"PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256"}, "SCRAM-SHA-256"},
+	} {
+		t.Run(tt.want, func(t *testing.T) {
+			srv := smtptest.New(t, smtptest.StartTLS)
+			srv.Offer(tt.offer...)
+			if err := authenticated(t, srv, nil).Send(context.Background(), email("bob@example.com")); err != nil {
+				t.Fatal(err)
+			}
+			if got := srv.Used(); len(got) != 1 || got[0] != tt.want || len(srv.Messages()) != 1 {
+				t.Errorf("mechanisms used %v, %d messages; want [%s] and 1", got, len(srv.Messages()), tt.want)
+			}
+			err := authenticated(t, srv, func(c *smtpmail.Config) { c.Password = "not-the-password" }).
+				Send(context.Background(), email("bob@example.com"))
+			if err == nil || srv.AuthFailures() != 1 || len(srv.Messages()) != 1 {
+				t.Errorf("wrong password: err %v, %d refused logins, %d messages; want an error, 1 and 1", err, srv.AuthFailures(), len(srv.Messages()))
+			}
+		})
+	}
+}
+
+// The message is what go-mail composed before (headers in the same order,
+// the recipient's display name and the subject RFC 2047-encoded, the body
+// quoted-printable with CRLF line ends), a leading dot arrives intact, and
+// the sender introduces itself with the host name, as go-mail did.
+func TestMessageBytes(t *testing.T) {
+	srv := smtptest.New(t, smtptest.StartTLS)
+	s := authenticated(t, srv, nil)
+	long := notifications.Email{To: "Zoë <zoe@example.com>", Subject: "plain ascii subject",
+		Text:      "Dear customer, this line is deliberately long so that quoted-printable has to wrap it somewhere after seventy-six characters; ünïcödé too = sign.\r\nSecond line\nbare LF\r\n",
+		MessageID: "x@y", Date: time.Date(2026, 3, 1, 10, 0, 0, 0, time.FixedZone("", 3600))}
+	for _, e := range []notifications.Email{email("bob@example.com"), long} {
+		if err := s.Send(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []smtptest.Message{
+		{From: "shop@example.com", To: []string{"bob@example.com"}, Data: "Date: Sun, 01 Mar 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nMessage-ID: <0190-test@shop>\r\nSubject: =?UTF-8?q?Your_order_0190_is_confirmed_=E2=80=93_merci?=\r\nFrom: <shop@example.com>\r\nTo: <bob@example.com>\r\nContent-Transfer-Encoding: quoted-printable\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nHello.\r\n.leading dot\r\n"},
+		{From: "shop@example.com", To: []string{"zoe@example.com"}, Data: "Date: Sun, 01 Mar 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\nMessage-ID: <x@y>\r\nSubject: plain ascii subject\r\nFrom: <shop@example.com>\r\nTo: =?utf-8?q?Zo=C3=AB?= <zoe@example.com>\r\nContent-Transfer-Encoding: quoted-printable\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nDear customer, this line is deliberately long so that quoted-printable has =\r\nto wrap it somewhere after seventy-six characters; =C3=BCn=C3=AFc=C3=B6d=C3=\r\n=A9 too =3D sign.\r\nSecond line\r\nbare LF\r\n"},
+	}
+	if diff := cmp.Diff(want, srv.Messages()); diff != "" {
+		t.Errorf("messages (-want +got):\n%s", diff)
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range srv.Helos() { // before and after STARTTLS
+		if name != host {
+			t.Errorf("EHLO %q, want the host name %q", name, host)
+		}
+	}
+	if len(srv.Helos()) == 0 {
+		t.Error("no EHLO recorded")
+	}
+}
+
+// A delivery whose context is cancelled (the event's invocation ended) stops
+// talking to a slow server at once instead of waiting out SMTP_TIMEOUT.
+func TestCancelEndsTheConversation(t *testing.T) {
+	srv := smtptest.New(t, smtptest.StartTLS)
+	srv.SlowReplies(1, 3*time.Second) // the greeting
+	s := authenticated(t, srv, func(c *smtpmail.Config) { c.Timeout = 10 * time.Second })
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	start := time.Now()
+	err := s.Send(ctx, email("bob@example.com"))
+	if err == nil {
+		t.Fatal("a cancelled send succeeded")
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("the send took %s after its context was cancelled at 200ms", took)
 	}
 }

@@ -2,19 +2,27 @@
 // embedded PostgreSQL one when MEILI_URL is configured. Writes wait for their
 // Meilisearch task to succeed, so a search right after Upsert or Delete sees
 // it, as with the embedded backend.
+//
+// It speaks the five calls of Meilisearch's HTTP API (v1) it needs itself
+// (PATCH settings, POST and DELETE documents, GET a task, POST a search), as
+// meilisearch-go sent them: that client and its brotli encoder were linked
+// into, and initialised in, every function of the multi-call binary for the
+// two that search (docs/performance.md, "Memory (item 5)").
 package meili
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/meilisearch/meilisearch-go"
 
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/search"
@@ -33,6 +41,10 @@ type Config struct {
 	HTTPClient *http.Client
 	// PollInterval is how often a write polls its task. Default 20 ms.
 	PollInterval time.Duration
+	// RetryDelay is the wait before the first retry of a request answered
+	// 502, 503 or 504; the n-th of the three retries waits n times it.
+	// Default one second (meilisearch-go's backoff).
+	RetryDelay time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -45,14 +57,26 @@ func (c *Config) setDefaults() {
 	if c.PollInterval <= 0 {
 		c.PollInterval = 20 * time.Millisecond
 	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = time.Second
+	}
+}
+
+// Settings are the index settings the adapter uses, in the shape of
+// Meilisearch's settings object (PATCH /indexes/{uid}/settings).
+type Settings struct {
+	RankingRules         []string `json:"rankingRules"`
+	SearchableAttributes []string `json:"searchableAttributes"`
+	FilterableAttributes []string `json:"filterableAttributes"`
+	SortableAttributes   []string `json:"sortableAttributes"`
 }
 
 // IndexSettings are what EnsureSettings applies. "sort" is the first ranking rule, so
 // an explicit sort (price, popularity) is exact and relevance only breaks its
 // ties; without a sort parameter the rule is inactive and relevance decides.
 // id is sortable only to break ties deterministically.
-func IndexSettings() *meilisearch.Settings {
-	return &meilisearch.Settings{
+func IndexSettings() Settings {
+	return Settings{
 		RankingRules:         []string{"sort", "words", "typo", "proximity", "attribute", "exactness"},
 		SearchableAttributes: []string{"name", "description", "category", "sku"},
 		FilterableAttributes: []string{"category", "price", "in_stock", "archived"},
@@ -62,9 +86,8 @@ func IndexSettings() *meilisearch.Settings {
 
 // Index is a Meilisearch index of products.
 type Index struct {
-	cfg    Config
-	client meilisearch.ServiceManager
-	index  meilisearch.IndexManager
+	cfg  Config
+	base string // URL without a trailing slash
 }
 
 var _ search.Index = (*Index)(nil)
@@ -75,12 +98,83 @@ func New(cfg Config) (*Index, error) {
 		return nil, fmt.Errorf("meili: URL is required")
 	}
 	cfg.setDefaults()
-	opts := []meilisearch.Option{meilisearch.WithCustomClient(cfg.HTTPClient)}
-	if cfg.APIKey != "" {
-		opts = append(opts, meilisearch.WithAPIKey(cfg.APIKey))
+	return &Index{cfg: cfg, base: strings.TrimRight(cfg.URL, "/")}, nil
+}
+
+// indexPath is the path of the index's resource rest (e.g. "/documents").
+func (ix *Index) indexPath(rest string) string {
+	return "/indexes/" + url.PathEscape(ix.cfg.IndexUID) + rest
+}
+
+// apiError is Meilisearch's error object.
+type apiError struct {
+	Message string `json:"message"`
+	Code    string `json:"code"`
+	Type    string `json:"type"`
+}
+
+// maxRetries is how many times a request answered 502, 503 or 504 is sent
+// again (meilisearch-go's default).
+const maxRetries = 3
+
+// do sends one request (body, when not nil, as JSON) and decodes an answer
+// of status want into out (when not nil). Any other status is an error with
+// Meilisearch's message and code; 502, 503 and 504 are retried first.
+func (ix *Index) do(ctx context.Context, method, path string, body any, want int, out any) error {
+	var payload []byte
+	if body != nil {
+		var err error
+		if payload, err = json.Marshal(body); err != nil {
+			return err
+		}
 	}
-	client := meilisearch.New(cfg.URL, opts...)
-	return &Index{cfg: cfg, client: client, index: client.Index(cfg.IndexUID)}, nil
+	for attempt := 0; ; attempt++ {
+		var rd io.Reader
+		if payload != nil {
+			rd = bytes.NewReader(payload)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, ix.base+path, rd)
+		if err != nil {
+			return err
+		}
+		if payload != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if ix.cfg.APIKey != "" {
+			req.Header.Set("Authorization", "Bearer "+ix.cfg.APIKey)
+		}
+		res, err := ix.cfg.HTTPClient.Do(req)
+		if err != nil {
+			return err
+		}
+		raw, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
+		res.Body.Close()
+		if err != nil {
+			return err
+		}
+		switch {
+		case res.StatusCode == want:
+			if out == nil {
+				return nil
+			}
+			return json.Unmarshal(raw, out)
+		case (res.StatusCode == http.StatusBadGateway || res.StatusCode == http.StatusServiceUnavailable ||
+			res.StatusCode == http.StatusGatewayTimeout) && attempt < maxRetries:
+			t := time.NewTimer(time.Duration(attempt+1) * ix.cfg.RetryDelay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+			continue
+		}
+		var e apiError
+		if json.Unmarshal(raw, &e) == nil && e.Message != "" {
+			return fmt.Errorf("status %d: %s (%s)", res.StatusCode, e.Message, e.Code)
+		}
+		return fmt.Errorf("status %d", res.StatusCode)
+	}
 }
 
 // document is the shape stored in Meilisearch: flat, so price is filterable
@@ -109,25 +203,49 @@ func (d document) search() (search.Document, error) {
 		Price: catalog.Money{Amount: d.Price, Currency: d.Currency}, SoldCount: d.SoldCount, InStock: d.InStock}, err
 }
 
+// taskInfo is the summarized task Meilisearch answers a write with (202).
+type taskInfo struct {
+	TaskUID int64 `json:"taskUid"`
+}
+
+// task is the part of GET /tasks/{uid}'s answer the adapter reads.
+type task struct {
+	Status string   `json:"status"`
+	Error  apiError `json:"error"`
+}
+
 // wait blocks until the task is done and reports a failed task as an error.
-func (ix *Index) wait(ctx context.Context, what string, info *meilisearch.TaskInfo, err error) error {
+func (ix *Index) wait(ctx context.Context, what string, info taskInfo, err error) error {
 	if err != nil {
 		return fmt.Errorf("meili: %s: %w", what, err)
 	}
-	task, err := ix.client.WaitForTaskWithContext(ctx, info.TaskUID, ix.cfg.PollInterval)
-	if err != nil {
-		return fmt.Errorf("meili: %s: task %d: %w", what, info.TaskUID, err)
+	for {
+		var t task
+		if err := ix.do(ctx, http.MethodGet, "/tasks/"+strconv.FormatInt(info.TaskUID, 10), nil, http.StatusOK, &t); err != nil {
+			return fmt.Errorf("meili: %s: task %d: %w", what, info.TaskUID, err)
+		}
+		switch t.Status {
+		case "succeeded":
+			return nil
+		case "enqueued", "processing":
+		default:
+			return fmt.Errorf("meili: %s: task %d %s: %s", what, info.TaskUID, t.Status, t.Error.Message)
+		}
+		timer := time.NewTimer(ix.cfg.PollInterval)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("meili: %s: task %d: %w", what, info.TaskUID, ctx.Err())
+		case <-timer.C:
+		}
 	}
-	if task.Status != meilisearch.TaskStatusSucceeded {
-		return fmt.Errorf("meili: %s: task %d %s: %s", what, info.TaskUID, task.Status, task.Error.Message)
-	}
-	return nil
 }
 
 // EnsureSettings creates the index if needed and applies Settings; applying
 // the same settings again changes nothing.
 func (ix *Index) EnsureSettings(ctx context.Context) error {
-	info, err := ix.index.UpdateSettingsWithContext(ctx, IndexSettings())
+	var info taskInfo
+	err := ix.do(ctx, http.MethodPatch, ix.indexPath("/settings"), IndexSettings(), http.StatusAccepted, &info)
 	return ix.wait(ctx, "update settings", info, err)
 }
 
@@ -140,14 +258,15 @@ func (ix *Index) Upsert(ctx context.Context, docs ...search.Document) error {
 	for _, d := range docs {
 		out = append(out, toDocument(d))
 	}
-	pk := "id"
-	info, err := ix.index.AddDocumentsWithContext(ctx, out, &meilisearch.DocumentOptions{PrimaryKey: &pk})
+	var info taskInfo
+	err := ix.do(ctx, http.MethodPost, ix.indexPath("/documents?primaryKey=id"), out, http.StatusAccepted, &info)
 	return ix.wait(ctx, "add documents", info, err)
 }
 
 // Delete removes a document; a missing one is not an error.
 func (ix *Index) Delete(ctx context.Context, id uuid.UUID) error {
-	info, err := ix.index.DeleteDocumentWithContext(ctx, id.String(), nil)
+	var info taskInfo
+	err := ix.do(ctx, http.MethodDelete, ix.indexPath("/documents/"+id.String()), nil, http.StatusAccepted, &info)
 	return ix.wait(ctx, "delete document", info, err)
 }
 
@@ -170,12 +289,30 @@ func Filter(q search.Query) string {
 	return strings.Join(parts, " AND ")
 }
 
+// searchRequest is the body of POST /indexes/{uid}/search.
+type searchRequest struct {
+	Query            string   `json:"q"`
+	Offset           int      `json:"offset,omitempty"`
+	Limit            int      `json:"limit,omitempty"`
+	Filter           string   `json:"filter,omitempty"`
+	Facets           []string `json:"facets,omitempty"`
+	Sort             []string `json:"sort,omitempty"`
+	MatchingStrategy string   `json:"matchingStrategy,omitempty"`
+}
+
+// searchResponse is the part of a search's answer the adapter reads.
+type searchResponse struct {
+	Hits               []document                `json:"hits"`
+	EstimatedTotalHits int                       `json:"estimatedTotalHits"`
+	FacetDistribution  map[string]map[string]int `json:"facetDistribution"`
+}
+
 // Search answers q. Every query word must match (matchingStrategy "all"),
 // like the embedded backend.
 func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, error) {
-	req := &meilisearch.SearchRequest{
-		Query: q.Text, Limit: int64(q.Limit), Offset: int64(q.Offset), Filter: Filter(q),
-		Facets: []string{"category"}, MatchingStrategy: meilisearch.All,
+	req := searchRequest{
+		Query: q.Text, Limit: q.Limit, Offset: q.Offset, Filter: Filter(q),
+		Facets: []string{"category"}, MatchingStrategy: "all",
 	}
 	switch q.Sort {
 	case search.SortPriceAsc:
@@ -186,30 +323,20 @@ func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, err
 		req.Sort = []string{"sold_count:desc", "id:desc"}
 	}
 	res := search.Result{Hits: []search.Document{}, Facets: map[string]map[string]int{"category": {}}}
-	resp, err := ix.index.SearchWithContext(ctx, q.Text, req)
-	if err != nil {
+	var resp searchResponse
+	if err := ix.do(ctx, http.MethodPost, ix.indexPath("/search"), req, http.StatusOK, &resp); err != nil {
 		return res, fmt.Errorf("meili: search: %w", err)
 	}
-	var docs []document
-	if err := resp.Hits.DecodeInto(&docs); err != nil {
-		return res, fmt.Errorf("meili: decode hits: %w", err)
-	}
-	for _, d := range docs {
+	for _, d := range resp.Hits {
 		sd, err := d.search()
 		if err != nil {
 			return res, fmt.Errorf("meili: hit id %q: %w", d.ID, err)
 		}
 		res.Hits = append(res.Hits, sd)
 	}
-	res.Total = int(resp.EstimatedTotalHits)
-	if len(resp.FacetDistribution) > 0 {
-		var dist map[string]map[string]int
-		if err := json.Unmarshal(resp.FacetDistribution, &dist); err != nil {
-			return res, fmt.Errorf("meili: decode facets: %w", err)
-		}
-		for k, v := range dist["category"] {
-			res.Facets["category"][k] = v
-		}
+	res.Total = resp.EstimatedTotalHits
+	for k, v := range resp.FacetDistribution["category"] {
+		res.Facets["category"][k] = v
 	}
 	return res, nil
 }

@@ -1,10 +1,20 @@
 package meili_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/search"
 	"github.com/shopfaas/shop/internal/search/meili"
 	"github.com/shopfaas/shop/internal/search/searchtest"
@@ -47,5 +57,107 @@ func TestFilter(t *testing.T) {
 	want := `archived = false AND category = "home-audio" AND price >= 100 AND price <= 200 AND in_stock = true`
 	if got != want {
 		t.Errorf("Filter = %s, want %s", got, want)
+	}
+}
+
+// recorded is one request the adapter sent.
+type recorded struct {
+	method, uri, contentType, auth string
+	body                           any
+}
+
+// recorder passes every request to next and keeps what it saw; the first
+// fail requests are answered 503 instead.
+type recorder struct {
+	next http.Handler
+	fail int
+	mu   sync.Mutex
+	reqs []recorded
+}
+
+func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	raw, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	var body any
+	_ = json.Unmarshal(raw, &body)
+	rec.mu.Lock()
+	rec.reqs = append(rec.reqs, recorded{r.Method, r.URL.RequestURI(), r.Header.Get("Content-Type"), r.Header.Get("Authorization"), body})
+	fail := rec.fail > 0
+	rec.fail--
+	rec.mu.Unlock()
+	if fail {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	rec.next.ServeHTTP(w, r)
+}
+
+// The adapter sends Meilisearch's documented requests: the key as a bearer
+// token, JSON bodies, documents keyed by id, every write followed by its
+// task, and a search with q, filter, facets, sort, limit, offset and
+// matchingStrategy; a 503 is retried.
+func TestRequestsOnTheWire(t *testing.T) {
+	rec := &recorder{next: newFakeMeili("test-key"), fail: 1}
+	srv := httptest.NewServer(rec)
+	t.Cleanup(srv.Close)
+	ix, err := meili.New(meili.Config{URL: srv.URL + "/", APIKey: "test-key", IndexUID: "items", RetryDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := ix.EnsureSettings(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.MustParse("0190a5c4-0000-7000-8000-000000000001")
+	doc := search.Document{ID: id, SKU: "SKU-1", Name: "Blue kettle", Category: "kitchen",
+		Price: catalog.Money{Amount: 1500, Currency: "EUR"}, InStock: true}
+	if err := ix.Upsert(ctx, doc); err != nil {
+		t.Fatal(err)
+	}
+	min := int64(1000)
+	res, err := ix.Search(ctx, search.Query{Text: "kettle", MinPrice: &min, Limit: 5, Offset: 0, Sort: search.SortPriceAsc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Hits) != 1 || res.Hits[0] != doc || res.Total != 1 || res.Facets["category"]["kitchen"] != 1 {
+		t.Errorf("search = %+v", res)
+	}
+	if err := ix.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rec.reqs {
+		if r.auth != "Bearer test-key" {
+			t.Errorf("%s %s: Authorization %q", r.method, r.uri, r.auth)
+		}
+		if (r.body != nil) != (r.contentType == "application/json") {
+			t.Errorf("%s %s: Content-Type %q", r.method, r.uri, r.contentType)
+		}
+		got = append(got, r.method+" "+r.uri)
+	}
+	want := []string{"PATCH /indexes/items/settings", "PATCH /indexes/items/settings", "GET /tasks/1",
+		"POST /indexes/items/documents?primaryKey=id", "GET /tasks/2", "POST /indexes/items/search",
+		"DELETE /indexes/items/documents/" + id.String(), "GET /tasks/3"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("requests (-want +got):\n%s", diff)
+	}
+	wantSettings := map[string]any{
+		"rankingRules":         []any{"sort", "words", "typo", "proximity", "attribute", "exactness"},
+		"searchableAttributes": []any{"name", "description", "category", "sku"},
+		"filterableAttributes": []any{"category", "price", "in_stock", "archived"},
+		"sortableAttributes":   []any{"price", "sold_count", "id"},
+	}
+	if diff := cmp.Diff(wantSettings, rec.reqs[1].body); diff != "" {
+		t.Errorf("settings (-want +got):\n%s", diff)
+	}
+	wantDocs := []any{map[string]any{"id": id.String(), "sku": "SKU-1", "name": "Blue kettle", "description": "",
+		"category": "kitchen", "price": 1500.0, "currency": "EUR", "sold_count": 0.0, "in_stock": true, "archived": false}}
+	if diff := cmp.Diff(wantDocs, rec.reqs[3].body); diff != "" {
+		t.Errorf("documents (-want +got):\n%s", diff)
+	}
+	wantSearch := map[string]any{"q": "kettle", "limit": 5.0, "filter": "archived = false AND price >= 1000",
+		"facets": []any{"category"}, "sort": []any{"price:asc", "id:desc"}, "matchingStrategy": "all"}
+	if diff := cmp.Diff(wantSearch, rec.reqs[5].body); diff != "" {
+		t.Errorf("search (-want +got):\n%s", diff)
 	}
 }

@@ -1,7 +1,9 @@
 // Package smtptest runs a real SMTP server (github.com/emersion/go-smtp) on
 // loopback for tests: the stand-in for the third-party mail provider, which
-// cannot run here. Like a provider's submission port it requires AUTH (PLAIN,
-// with a known username and password) before it accepts a message, and it
+// cannot run here. Like a provider's submission port it requires AUTH (PLAIN
+// by default, or the mechanisms Offer lists: LOGIN, CRAM-MD5, SCRAM-SHA-1,
+// SCRAM-SHA-256, with a known username and password) before it accepts a
+// message, and it
 // offers AUTH only over TLS: after STARTTLS, or from the first byte on an
 // implicit-TLS port, with a certificate generated for the test (trust it with
 // Server.RootCAs). It records every accepted message.
@@ -10,14 +12,25 @@ package smtptest
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/md5"
+	"crypto/pbkdf2"
 	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"hash"
 	"io"
 	"log"
 	"math/big"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -68,6 +81,9 @@ type Server struct {
 	msgs         []Message
 	authFailures int
 	refuseRcpt   bool
+	offer        []string      // the AUTH mechanisms offered, default PLAIN
+	used         []string      // the mechanism of each successful AUTH
+	helos        []string      // the name each connection\'s first HELO or EHLO gave
 	slowReplies  int           // the first replies of each new connection that come late
 	replyDelay   time.Duration // how late
 }
@@ -77,7 +93,12 @@ func New(t testing.TB, mode Mode) *Server {
 	t.Helper()
 	cert, pool := certificate(t)
 	s := &Server{RootCAs: pool}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &session{srv: s}, nil }))
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		s.mu.Lock()
+		s.helos = append(s.helos, c.Hostname())
+		s.mu.Unlock()
+		return &session{srv: s}, nil
+	}))
 	srv.Domain = "smtptest.localhost"
 	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
 	srv.MaxMessageBytes = 1 << 20
@@ -119,6 +140,29 @@ func (s *Server) SlowReplies(n int, d time.Duration) {
 	s.mu.Unlock()
 }
 
+// Offer sets the AUTH mechanisms the server offers, in this order: any of
+// PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1 and SCRAM-SHA-256.
+func (s *Server) Offer(mechanisms ...string) {
+	s.mu.Lock()
+	s.offer = mechanisms
+	s.mu.Unlock()
+}
+
+// Used lists the mechanism of every successful AUTH so far.
+func (s *Server) Used() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.used...)
+}
+
+// Helos lists the name each connection introduced itself with (its first
+// HELO or EHLO).
+func (s *Server) Helos() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.helos...)
+}
+
 // Messages returns the accepted messages so far.
 func (s *Server) Messages() []Message {
 	s.mu.Lock()
@@ -143,19 +187,145 @@ type session struct {
 	cur    Message
 }
 
-func (ss *session) AuthMechanisms() []string { return []string{sasl.Plain} }
+func (ss *session) AuthMechanisms() []string {
+	ss.srv.mu.Lock()
+	defer ss.srv.mu.Unlock()
+	if len(ss.srv.offer) > 0 {
+		return append([]string(nil), ss.srv.offer...)
+	}
+	return []string{sasl.Plain}
+}
 
-func (ss *session) Auth(string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(_, username, password string) error {
-		if username != Username || password != Password {
-			ss.srv.mu.Lock()
-			ss.srv.authFailures++
-			ss.srv.mu.Unlock()
-			return smtp.ErrAuthFailed
+// check records the outcome of a login with mechanism.
+func (ss *session) check(mechanism string, ok bool) error {
+	ss.srv.mu.Lock()
+	defer ss.srv.mu.Unlock()
+	if !ok {
+		ss.srv.authFailures++
+		return smtp.ErrAuthFailed
+	}
+	ss.authed = true
+	ss.srv.used = append(ss.srv.used, mechanism)
+	return nil
+}
+
+func (ss *session) Auth(mechanism string) (sasl.Server, error) {
+	switch mechanism {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(_, username, password string) error {
+			return ss.check(mechanism, username == Username && password == Password)
+		}), nil
+	case sasl.Login:
+		return &loginServer{check: func(u, p string) error { return ss.check(mechanism, u == Username && p == Password) }}, nil
+	case "CRAM-MD5":
+		return &cramServer{check: func(ok bool) error { return ss.check(mechanism, ok) }}, nil
+	case "SCRAM-SHA-1":
+		return &scramServer{h: sha1.New, check: func(ok bool) error { return ss.check(mechanism, ok) }}, nil
+	case "SCRAM-SHA-256":
+		return &scramServer{h: sha256.New, check: func(ok bool) error { return ss.check(mechanism, ok) }}, nil
+	}
+	return nil, smtp.ErrAuthUnknownMechanism
+}
+
+// loginServer is the server side of LOGIN: it prompts for the username,
+// then the password.
+type loginServer struct {
+	check func(username, password string) error
+	step  int
+	user  string
+}
+
+func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
+	l.step++
+	switch l.step {
+	case 1:
+		if response != nil { // an initial response is the username
+			l.user, l.step = string(response), 2
+			return []byte("Password:"), false, nil
 		}
-		ss.authed = true
-		return nil
-	}), nil
+		return []byte("Username:"), false, nil
+	case 2:
+		l.user = string(response)
+		return []byte("Password:"), false, nil
+	}
+	return nil, true, l.check(l.user, string(response))
+}
+
+// cramServer is the server side of CRAM-MD5 (RFC 2195).
+type cramServer struct {
+	check     func(ok bool) error
+	challenge string
+}
+
+func (c *cramServer) Next(response []byte) ([]byte, bool, error) {
+	if c.challenge == "" {
+		c.challenge = fmt.Sprintf("<%d.%d@smtptest.localhost>", time.Now().UnixNano(), os.Getpid())
+		return []byte(c.challenge), false, nil
+	}
+	mac := hmac.New(md5.New, []byte(Password))
+	mac.Write([]byte(c.challenge))
+	return nil, true, c.check(string(response) == Username+" "+hex.EncodeToString(mac.Sum(nil)))
+}
+
+// scramServer is the server side of SCRAM-SHA-1 and SCRAM-SHA-256 without
+// channel binding (RFC 5802), written from the RFC: it checks the client's
+// proof and sends its own signature in the server-final message.
+type scramServer struct {
+	h               func() hash.Hash
+	check           func(ok bool) error
+	step            int
+	clientFirstBare string
+	serverFirst     string
+	nonce           string
+	salted, authMsg []byte
+}
+
+func (s *scramServer) mac(key []byte, msg string) []byte {
+	m := hmac.New(s.h, key)
+	m.Write([]byte(msg))
+	return m.Sum(nil)
+}
+
+func (s *scramServer) Next(response []byte) ([]byte, bool, error) {
+	s.step++
+	switch s.step {
+	case 1:
+		if response == nil {
+			s.step = 0
+			return []byte{}, false, nil // ask for the client-first message
+		}
+		bare, ok := strings.CutPrefix(string(response), "n,,")
+		user, nonce, ok2 := strings.Cut(strings.TrimPrefix(bare, "n="), ",r=")
+		if !ok || !ok2 || user != Username {
+			return nil, true, s.check(false)
+		}
+		salt := []byte("smtptest-salt")
+		var err error
+		if s.salted, err = pbkdf2.Key(s.h, Password, salt, 4096, s.h().Size()); err != nil {
+			return nil, true, err
+		}
+		s.clientFirstBare, s.nonce = bare, nonce+"server-nonce"
+		s.serverFirst = "r=" + s.nonce + ",s=" + base64.StdEncoding.EncodeToString(salt) + ",i=4096"
+		return []byte(s.serverFirst), false, nil
+	case 2:
+		withoutProof, proof, ok := strings.Cut(string(response), ",p=")
+		if !ok || withoutProof != "c=biws,r="+s.nonce {
+			return nil, true, s.check(false)
+		}
+		s.authMsg = []byte(s.clientFirstBare + "," + s.serverFirst + "," + withoutProof)
+		clientKey := s.mac(s.salted, "Client Key")
+		stored := s.h()
+		stored.Write(clientKey)
+		sig := s.mac(stored.Sum(nil), string(s.authMsg))
+		for i := range sig {
+			sig[i] ^= clientKey[i]
+		}
+		if proof != base64.StdEncoding.EncodeToString(sig) {
+			return nil, true, s.check(false)
+		}
+		return []byte("v=" + base64.StdEncoding.EncodeToString(s.mac(s.mac(s.salted, "Server Key"), string(s.authMsg)))), false, nil
+	}
+	return nil, true, s.check(len(response) == 0)
 }
 
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
