@@ -29,7 +29,7 @@ func view(s sdktrace.ReadOnlySpan) spanView {
 	v := spanView{Name: s.Name(), Kind: s.SpanKind().String(), Status: s.Status().Code.String(),
 		Description: s.Status().Description, Parent: s.Parent().SpanID().String()}
 	for _, kv := range s.Attributes() {
-		v.Attrs = append(v.Attrs, string(kv.Key)+"="+kv.Value.Emit())
+		v.Attrs = append(v.Attrs, string(kv.Key)+"="+kv.Value.String())
 	}
 	slices.Sort(v.Attrs)
 	return v

@@ -37,7 +37,7 @@ func TestOTLPWireMatchesGeneratedTypes(t *testing.T) {
 	} {
 		rec := tracetest.NewSpanRecorder()
 		tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSpanProcessor(rec),
-			sdktrace.WithSpanLimits(sdktrace.SpanLimits{AttributeCountLimit: 30, EventCountLimit: 1, LinkCountLimit: 1,
+			sdktrace.WithRawSpanLimits(sdktrace.SpanLimits{AttributeCountLimit: 30, EventCountLimit: 1, LinkCountLimit: 1,
 				AttributePerEventCountLimit: 1, AttributePerLinkCountLimit: 1, AttributeValueLengthLimit: -1}))
 		ts, _ := trace.ParseTraceState("vendor=value,other=x")
 		remote := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2},
@@ -60,9 +60,7 @@ func TestOTLPWireMatchesGeneratedTypes(t *testing.T) {
 		_, plain := tracers[0].Start(t.Context(), "")
 		plain.End(trace.WithTimestamp(time.Time{}))
 		parent.End(trace.WithTimestamp(start.Add(time.Second)))
-		for _, s := range rec.Ended() {
-			spans = append(spans, s)
-		}
+		spans = append(spans, rec.Ended()...)
 	}
 	if len(spans) != 6 {
 		t.Fatalf("%d spans recorded, want 6", len(spans))
