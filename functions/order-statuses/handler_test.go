@@ -12,6 +12,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fntest"
+	"github.com/shopfaas/shop/internal/inventory/orderstatus"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersdb"
 	"github.com/shopfaas/shop/internal/orders/orderstest"
@@ -106,5 +107,15 @@ func TestOrderStatusesUnavailable(t *testing.T) {
 	h := New(failing{}, fntest.Internal(), slog.New(slog.DiscardHandler))
 	if code, out := fntest.Call(t, h, credential, body(uuid.NewString())); code != http.StatusServiceUnavailable {
 		t.Errorf("database down: %d %v, want 503", code, out)
+	}
+}
+
+// TestTheSweepsBatchFitsOneRequest: the sweep's client (inventory's
+// orderstatus) splits its holds into batches of its own MaxIDs; each batch
+// must be a request this function accepts, or every sweep of a large backlog
+// would be refused 422.
+func TestTheSweepsBatchFitsOneRequest(t *testing.T) {
+	if orderstatus.MaxIDs > MaxIDs {
+		t.Fatalf("the sweep asks about %d orders per call, order-statuses accepts %d", orderstatus.MaxIDs, MaxIDs)
 	}
 }
