@@ -254,17 +254,20 @@ func (p *localProxy) request(req *http.Request, ctx context.Context) (*http.Requ
 		h["Te"] = []string{"trailers"}
 	}
 	delete(h, "Forwarded")
+	vals := new([4]string) // the values set below, in one allocation
 	if clientIP, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
-		h["X-Forwarded-For"] = []string{clientIP}
+		vals[0] = clientIP
+		h["X-Forwarded-For"] = vals[0:1:1]
 	} else {
 		delete(h, "X-Forwarded-For")
 	}
-	h["X-Forwarded-Host"] = []string{req.Host}
-	if req.TLS == nil {
-		h["X-Forwarded-Proto"] = []string{"http"}
-	} else {
-		h["X-Forwarded-Proto"] = []string{"https"}
+	vals[1] = req.Host
+	h["X-Forwarded-Host"] = vals[1:2:2]
+	vals[2] = "http"
+	if req.TLS != nil {
+		vals[2] = "https"
 	}
+	h["X-Forwarded-Proto"] = vals[2:3:3]
 	host := p.rt.upstream.Host
 	if p.rt.preserve && req.Host != "" {
 		host = req.Host
@@ -294,7 +297,8 @@ func (p *localProxy) request(req *http.Request, ctx context.Context) (*http.Requ
 		}
 	}
 	if ua != "" {
-		h["User-Agent"] = []string{ua}
+		vals[3] = ua
+		h["User-Agent"] = vals[3:4:4]
 	}
 	gzipped := false
 	if h.Get("Accept-Encoding") == "" && h.Get("Range") == "" && req.Method != http.MethodHead {
@@ -500,13 +504,24 @@ func (w *localWriter) answer(done bool, first []byte) bool {
 	// The reverse proxy's handling of the Transport's response.
 	removeHopByHopHeaders(h)
 	w.streamed = contentLength == -1
-	if ct, _, _ := mime.ParseMediaType(h.Get("Content-Type")); ct == "text/event-stream" {
-		w.streamed = true
+	if ct := h.Get("Content-Type"); len(ct) >= len("text/event-stream") &&
+		strings.EqualFold(ct[:len("text/event-stream")], "text/event-stream") {
+		if ct, _, _ := mime.ParseMediaType(ct); ct == "text/event-stream" {
+			w.streamed = true
+		}
 	}
+	// The reverse proxy's copyHeader (Add of every value), without copying
+	// the values: h is this answer's own.
 	ch := w.client.Header()
 	for k, vv := range h {
-		for _, v := range vv {
-			ch.Add(k, v)
+		if len(vv) == 0 {
+			continue
+		}
+		k = textproto.CanonicalMIMEHeaderKey(k)
+		if old, ok := ch[k]; ok {
+			ch[k] = append(old, vv...)
+		} else {
+			ch[k] = vv[:len(vv):len(vv)]
 		}
 	}
 	w.client.WriteHeader(w.status)

@@ -413,3 +413,45 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// TestUpgradeGoesOverTCP: an Upgrade (websocket) request, which needs a
+// connection to hijack, goes to the gateway's listener even when the gateway
+// is given in process; every other request goes to the handler.
+func TestUpgradeGoesOverTCP(t *testing.T) {
+	decl, err := Parse([]byte(localDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := func(by string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, by+" "+r.Header.Get("Upgrade"))
+		})
+	}
+	gwSrv := httptest.NewServer(answer("tcp"))
+	defer gwSrv.Close()
+	e, err := New(decl, Options{Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(gwSrv.URL, "http://")},
+		Local: map[string]http.Handler{"gateway:8080": answer("local")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for _, c := range []struct {
+		header map[string]string
+		want   string
+	}{
+		{map[string]string{"Connection": "Upgrade", "Upgrade": "websocket"}, "tcp websocket"},
+		{map[string]string{"Connection": "keep-alive, upgrade", "Upgrade": "websocket"}, "tcp websocket"},
+		{map[string]string{"Upgrade": "websocket"}, "local "}, // no Connection: Upgrade, no upgrade
+		{nil, "local "},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/echo/ws", nil)
+		for k, v := range c.header {
+			req.Header.Set(k, v)
+		}
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, req)
+		if got := w.Body.String(); got != c.want {
+			t.Errorf("%v: answered %q, want %q", c.header, got, c.want)
+		}
+	}
+}

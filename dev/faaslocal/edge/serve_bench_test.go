@@ -121,7 +121,7 @@ func TestWarmReadAllocations(t *testing.T) {
 	// called the in-process gateway directly (localProxy) instead of through
 	// httputil.ReverseProxy and an http.RoundTripper (its request clone, the
 	// *http.Response, the copies of the answer's header and body).
-	const most = 49
+	const most = 40
 	allocs := testing.AllocsPerRun(200, serve)
 	t.Logf("%.0f allocations per warm read", allocs)
 	if allocs > most && !raceEnabled {
