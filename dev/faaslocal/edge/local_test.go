@@ -151,6 +151,21 @@ func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "100")
 		_, _ = io.WriteString(w, "short")
 		w.(http.Flusher).Flush()
+	case rest == "/slow-writes": // header and a few bytes, never enough to answer before read_timeout
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusAccepted)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-r.Context().Done():
+				_, _ = io.WriteString(w, "late")
+				w.Header().Set("X-Late", "1")
+				return
+			case <-tick.C:
+				_, _ = io.WriteString(w, "x")
+			}
+		}
 	case strings.HasPrefix(rest, "/slow"):
 		select {
 		case <-r.Context().Done():
@@ -222,6 +237,7 @@ var localCases = []localCase{
 	{name: "short", method: "GET", path: "/short"},
 	{name: "short-stream", method: "GET", path: "/short-stream"},
 	{name: "slow", method: "GET", path: "/slow"},
+	{name: "slow-writes", method: "GET", path: "/slow-writes"},
 	{name: "not-found", method: "GET", path: "/nothing"},
 }
 
