@@ -182,7 +182,7 @@ func removeHopByHopHeaders(h http.Header) {
 		}
 	}
 	for _, f := range hopHeaders {
-		h.Del(f)
+		delete(h, f) // canonical already: Del would check it again
 	}
 }
 
