@@ -39,9 +39,10 @@ type Options struct {
 	// nil only propagates W3C trace context.
 	TracerProvider trace.TracerProvider
 	// Local serves a service host:port of the file (gateway:8080) by a
-	// handler of this process: the edge hands it the proxied request
-	// directly instead of over a loopback connection to a server of the
-	// same process (the local runtime's gateway API); see localTransport.
+	// handler of this process: the edge calls it with the request the
+	// upstream's server would have read, on the request's own goroutine,
+	// instead of proxying over a loopback connection to a server of the
+	// same process (the local runtime's gateway API); see localProxy.
 	// An upgrade (websocket) request still goes over TCP to the Upstreams
 	// address. Without an entry, a service is proxied over HTTP, as Kong
 	// does.
@@ -69,7 +70,6 @@ type Edge struct {
 	notFound http.Handler
 	redis    *redisPool
 	metrics  *edgeMetrics
-	handlers *handlerPool // of the services given in process (Options.Local)
 	// traced: the opentelemetry plugin records spans, whose url.path is
 	// the public path (publicPath); nothing else reads it.
 	traced bool
@@ -88,8 +88,7 @@ func New(decl *Declarative, opts Options) (*Edge, error) {
 			return nil, fmt.Errorf("plugin %q: consumer-scoped plugins are not supported by the local edge", p.Name)
 		}
 	}
-	e := &Edge{redis: newRedisPool(opts.Upstreams), metrics: newEdgeMetrics(), traced: opts.TracerProvider != nil,
-		handlers: newHandlerPool()}
+	e := &Edge{redis: newRedisPool(opts.Upstreams), metrics: newEdgeMetrics(), traced: opts.TracerProvider != nil}
 	scopeOf := func(name, route string) *scope {
 		return &scope{name: name, consumers: decl.Consumers, getenv: opts.Getenv, now: opts.Now, log: opts.Log,
 			keyPrefix: opts.KeyPrefix, redis: e.redis, route: route, tracing: opts.TracerProvider, metrics: e.metrics}
@@ -103,11 +102,8 @@ func New(decl *Declarative, opts Options) (*Edge, error) {
 	}))
 	for _, s := range decl.Services {
 		up, _ := url.Parse(s.URL) // validated by Parse
-		var transport http.RoundTripper = serviceTransport(s)
-		if h, ok := opts.Local[up.Host]; ok {
-			transport = &localTransport{handler: h, fallback: transport, headerTimeout: readTimeout(s), log: opts.Log,
-				handlers: e.handlers}
-		}
+		transport := serviceTransport(s)
+		local, inProcess := opts.Local[up.Host]
 		if addr, ok := opts.Upstreams[up.Host]; ok {
 			up.Host = addr
 		}
@@ -117,7 +113,12 @@ func New(decl *Declarative, opts Options) (*Edge, error) {
 				return nil, closeOnError(e, err)
 			}
 			rt := newRoute(s.Name, r, up)
-			rt.handler = mw(proxyTo(rt, transport, opts.Log))
+			proxy := proxyTo(rt, transport, opts.Log)
+			if inProcess {
+				proxy = &localProxy{rt: rt, handler: local, tcp: proxy, headerTimeout: readTimeout(s),
+					fail: upstreamFailed(rt, opts.Log), log: opts.Log}
+			}
+			rt.handler = mw(proxy)
 			e.matchers = append(e.matchers, rt.matchers(len(e.matchers))...)
 		}
 	}
@@ -143,10 +144,8 @@ func closeOnError(e *Edge, err error) error {
 	return err
 }
 
-// Close releases the edge's Redis connections and idle in-process handler
-// goroutines, and reports what failed.
+// Close releases the edge's Redis connections and reports what failed.
 func (e *Edge) Close() error {
-	e.handlers.close()
 	return e.redis.close()
 }
 

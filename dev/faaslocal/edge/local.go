@@ -7,110 +7,56 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"mime"
+	"net"
 	"net/http"
 	"net/textproto"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
 
-// localTransport hands the edge's proxied request to an http.Handler of
-// the same process (the local runtime's gateway API) instead of writing it
-// to a loopback connection that a net/http server of the same process
-// reads back. What the handler sees and what the edge's reverse proxy gets
-// back are what the two ends of that connection would have made of it
+// localProxy hands a routed request to an http.Handler of the same process
+// (the local runtime's gateway API) on the edge's own goroutine, instead of
+// proxying it over a loopback connection that a net/http server of the same
+// process reads back. It is the reverse proxy (proxyTo), net/http's
+// Transport and the gateway's net/http server in one step: what the handler
+// sees and what the client gets are what they would have over TCP
 // (TestLocalUpstreamAnswersAsTCP compares both on a table of requests):
 //
-//   - the request as net/http's server parses what net/http's Transport
-//     writes: Host from the request, Content-Length as the Transport sends
-//     it, the Transport's User-Agent and Accept-Encoding rules (an answer
-//     gzipped because of the Accept-Encoding the Transport added is
-//     decompressed again), no body as http.NoBody, an unknown length as
-//     chunked, a context cancelled when the handler returns or the edge
-//     gives up, and no context values of the edge's;
-//   - the answer as the Transport parses what the server writes: the header
-//     as it was at WriteHeader, Content-Length computed when the handler
-//     finishes within the server's 2 KiB buffer, else streamed (chunked)
-//     with every Flush going through at once, Content-Type sniffed when
-//     unset, no body for HEAD, 204 and 304;
-//   - errors as the Transport reports them: a handler that aborts before
-//     its answer (panic, http.ErrAbortHandler included) is an error (the
-//     edge's 502), one that aborts after it cuts the body short, a read
-//     timeout is a net.Error timeout (the edge's 504);
+//   - the request as the gateway's server parses what the reverse proxy
+//     sends: hop-by-hop headers removed, X-Forwarded-* set, Host as the
+//     route says, Content-Length as the Transport sends it, the Transport's
+//     User-Agent and Accept-Encoding rules (an answer gzipped because of the
+//     Accept-Encoding the Transport added is decompressed again), no body as
+//     http.NoBody, an unknown length as chunked, a context cancelled when the
+//     handler returns or the edge gives up, and no context values of the
+//     edge's;
+//   - the answer as the reverse proxy passes on what the Transport parses:
+//     the header as it was at WriteHeader less its hop-by-hop headers,
+//     Content-Length computed when the handler finishes within the server's
+//     2 KiB buffer, else streamed with every write flushed, Content-Type
+//     sniffed when unset, no body for HEAD, 204 and 304;
+//   - errors as the reverse proxy reports them: a handler that aborts before
+//     its answer (panic, http.ErrAbortHandler included) is the edge's 502,
+//     one that aborts after it (or falls short of its Content-Length) cuts
+//     the client's answer, no answer within the service's read_timeout is
+//     the edge's 504 (sent once the handler, whose context is cancelled,
+//     returns);
 //   - an Upgrade (websocket) request, which needs a connection to hijack,
-//     goes over fallback, the TCP transport.
+//     goes to tcp, the reverse proxy over TCP.
 //
-// Trailers are not carried (the gateway sends none).
-type localTransport struct {
+// Trailers and 1xx answers are not carried (the gateway sends none).
+type localProxy struct {
+	rt            *route
 	handler       http.Handler
-	fallback      http.RoundTripper
+	tcp           http.Handler  // the reverse proxy over TCP, for upgrades
 	headerTimeout time.Duration // the service's read_timeout; 0: none
+	fail          func(http.ResponseWriter, *http.Request, error)
 	log           *slog.Logger
-	handlers      *handlerPool // the edge's; nil: a new goroutine per request
 }
-
-// handlerPool runs in-process requests on goroutines kept from earlier
-// ones. A new goroutine per request starts on a small stack that the
-// gateway's handler and its transport grow by copying (runtime.newstack and
-// copystack were ~3 % of the benchmark process's CPU on warm reads through
-// the edge, newproc ~1 %); a kept one has grown already. A request that
-// finds no idle goroutine starts one, which stays for the next until it has
-// been idle for handlerIdle or the edge closes.
-type handlerPool struct {
-	jobs chan localJob // unbuffered: a send succeeds only to an idle goroutine
-	quit chan struct{}
-	once sync.Once
-}
-
-// localJob is one request for the pool: localTransport.serve's arguments.
-type localJob struct {
-	t    *localTransport
-	w    *localWriter
-	in   *http.Request
-	body io.ReadCloser
-}
-
-// handlerIdle is how long a kept goroutine waits for another request.
-const handlerIdle = 30 * time.Second
-
-func newHandlerPool() *handlerPool {
-	return &handlerPool{jobs: make(chan localJob), quit: make(chan struct{})}
-}
-
-func (p *handlerPool) run(j localJob) {
-	select {
-	case p.jobs <- j:
-	default:
-		go p.work(j)
-	}
-}
-
-func (p *handlerPool) work(j localJob) {
-	idle := time.NewTimer(handlerIdle)
-	defer idle.Stop()
-	for {
-		j.t.serve(j.w, j.in, j.body) // recovers the handler's panics
-		j = localJob{}               // holds nothing of the request while idle
-		idle.Reset(handlerIdle)
-		select {
-		case j = <-p.jobs:
-		case <-idle.C:
-			return
-		case <-p.quit:
-			return
-		}
-	}
-}
-
-// close ends the idle goroutines; a later request still runs, on a
-// goroutine of its own.
-func (p *handlerPool) close() { p.once.Do(func() { close(p.quit) }) }
-
-// localRemoteAddr is the RemoteAddr the handler sees: the loopback peer
-// the gateway would see, without a port (there is no connection). The
-// edge always sets X-Forwarded-For, which the gateway prefers.
-const localRemoteAddr = "127.0.0.1:0"
 
 // bufferBeforeChunking is net/http's server buffer: an answer that fits
 // and is complete when the handler returns gets a Content-Length.
@@ -126,77 +72,89 @@ func (localTimeout) Error() string   { return "in-process upstream: timeout awai
 func (localTimeout) Timeout() bool   { return true }
 func (localTimeout) Temporary() bool { return true }
 
-func (t *localTransport) RoundTrip(out *http.Request) (*http.Response, error) {
-	if out.Header.Get("Upgrade") != "" {
-		return t.fallback.RoundTrip(out)
-	}
-	ctx, cancel := context.WithCancel(valuelessContext{out.Context()})
-	in, gzipped := serverRequest(out, ctx)
-	w := &localWriter{req: in, header: http.Header{}, ready: make(chan struct{}), cancel: cancel, gzipped: gzipped,
-		declared: -1}
-	if t.handlers != nil {
-		t.handlers.run(localJob{t: t, w: w, in: in, body: out.Body})
-	} else {
-		go t.serve(w, in, out.Body)
-	}
+var _ net.Error = localTimeout{}
 
-	var timeout <-chan time.Time
-	if t.headerTimeout > 0 {
-		timer := getTimer(t.headerTimeout)
-		defer putTimer(timer)
-		timeout = timer.C
+func (p *localProxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if upgradeType(req.Header) != "" {
+		p.tcp.ServeHTTP(w, req)
+		return
 	}
-	select {
-	case <-w.ready:
-	case <-timeout:
-		w.abandon()
-		return nil, localTimeout{}
-	case <-out.Context().Done():
-		w.abandon()
-		return nil, out.Context().Err()
+	ctx, cancel := context.WithCancel(valuelessContext{req.Context()})
+	in, gzipped := p.request(req, ctx)
+	lw := &localWriter{p: p, client: w, edgeReq: req, req: in, header: make(http.Header, 8), cancel: cancel,
+		gzipped: gzipped, declared: -1}
+	var watch *readWatch
+	if p.headerTimeout > 0 {
+		watch = startWatch(lw, p.headerTimeout)
 	}
-	if w.err != nil {
-		return nil, w.err
+	aborted := p.serve(lw, in)
+	cancel() // as the server cancels a request's context when its handler returns
+	if watch != nil {
+		watch.stop() // waits for a 504 being written
 	}
-	w.res.Request = out
-	return w.res, nil
+	lw.finish(aborted)
 }
 
-// timers are the read_timeout timers of past requests: a request would
-// otherwise allocate one (and its channel) for a wait that almost never
-// fires. Since Go 1.23 a stopped timer's channel holds no stale value, so
-// Reset needs no draining.
-var timers sync.Pool
-
-func getTimer(d time.Duration) *time.Timer {
-	if t, ok := timers.Get().(*time.Timer); ok {
-		t.Reset(d)
-		return t
-	}
-	return time.NewTimer(d)
-}
-
-func putTimer(t *time.Timer) {
-	t.Stop()
-	timers.Put(t)
-}
-
-func (t *localTransport) serve(w *localWriter, in *http.Request, body io.ReadCloser) {
+// serve runs the handler; aborted reports that it panicked.
+func (p *localProxy) serve(w *localWriter, in *http.Request) (aborted bool) {
 	defer func() {
-		if body != nil {
-			_ = body.Close() // the RoundTripper closes the request body, as the Transport does
-		}
-		w.cancel() // as the server cancels a request's context when its handler returns
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
-				t.log.Debug("edge: in-process upstream panicked", "path", in.URL.Path, "panic", v)
+				p.log.Debug("edge: in-process upstream panicked", "path", in.URL.Path, "panic", v)
 			}
-			w.finish(errLocalAborted)
-			return
+			aborted = true
 		}
-		w.finish(nil)
 	}()
-	t.handler.ServeHTTP(w, in)
+	p.handler.ServeHTTP(w, in)
+	return false
+}
+
+// readWatch answers 504 for a request whose handler has not answered within
+// the service's read_timeout. Watches are pooled: a request would otherwise
+// allocate a timer for a wait that almost never fires.
+type readWatch struct {
+	t  *time.Timer
+	mu sync.Mutex
+	w  *localWriter
+}
+
+var watches sync.Pool
+
+func startWatch(w *localWriter, d time.Duration) *readWatch {
+	rw, ok := watches.Get().(*readWatch)
+	if !ok {
+		rw = &readWatch{}
+		rw.mu.Lock()
+		rw.w = w
+		rw.mu.Unlock()
+		rw.t = time.AfterFunc(d, rw.fire)
+		return rw
+	}
+	rw.mu.Lock()
+	rw.w = w
+	rw.mu.Unlock()
+	rw.t.Reset(d)
+	return rw
+}
+
+func (rw *readWatch) fire() {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	if rw.w != nil {
+		rw.w.timeout()
+	}
+}
+
+// stop returns once no 504 is being written; a watch whose timer fired (or
+// is about to) is not reused.
+func (rw *readWatch) stop() {
+	stopped := rw.t.Stop()
+	rw.mu.Lock()
+	rw.w = nil
+	rw.mu.Unlock()
+	if stopped {
+		watches.Put(rw)
+	}
 }
 
 // valuelessContext is its parent's deadline and cancellation without its
@@ -209,33 +167,124 @@ func (valuelessContext) Value(any) any { return nil }
 // AfterFunc lets context.WithCancel hook on the parent without a goroutine.
 func (c valuelessContext) AfterFunc(f func()) func() bool { return context.AfterFunc(c.Context, f) }
 
-// serverRequest is the request a net/http server would read from what the
-// Transport writes for out; gzipped reports that the Transport would have
-// asked for gzip on its own (and so decompressed the answer).
-//
-// The handler's request takes over out.Header, which the edge's reverse
-// proxy cloned for this request alone and does not read after RoundTrip
-// (httputil.ReverseProxy hands outreq only to the error handler, which reads
-// no header): copying it would be the request's third header map.
-func serverRequest(out *http.Request, ctx context.Context) (*http.Request, bool) {
-	u := &url.URL{Path: out.URL.Path, RawQuery: out.URL.RawQuery, ForceQuery: out.URL.ForceQuery}
+// hopHeaders are httputil.ReverseProxy's hop-by-hop headers.
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// removeHopByHopHeaders is httputil.ReverseProxy's: the headers Connection
+// names, then hopHeaders.
+func removeHopByHopHeaders(h http.Header) {
+	for _, f := range h["Connection"] {
+		for sf := range strings.SplitSeq(f, ",") {
+			if sf = textproto.TrimString(sf); sf != "" {
+				h.Del(sf)
+			}
+		}
+	}
+	for _, f := range hopHeaders {
+		delete(h, f) // canonical already: Del would check it again
+	}
+}
+
+// hasToken reports whether a comma-separated value of vs has token
+// (case-insensitive), as httpguts.HeaderValuesContainsToken.
+func hasToken(vs []string, token string) bool {
+	for _, v := range vs {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.Trim(t, " \t"), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// upgradeType is the protocol an Upgrade request asks for ("" for none),
+// as httputil.ReverseProxy reads it.
+func upgradeType(h http.Header) string {
+	if !hasToken(h["Connection"], "Upgrade") {
+		return ""
+	}
+	return h.Get("Upgrade")
+}
+
+// cleanQueryParams is httputil.ReverseProxy's: a query with a ';', a bad
+// escape or more than 10000 parameters is re-encoded without what does not
+// parse.
+func cleanQueryParams(s string) string {
+	reencode := func(s string) string {
+		v, _ := url.ParseQuery(s)
+		return v.Encode()
+	}
+	if strings.Count(s, "&")+1 > 10000 {
+		return reencode(s)
+	}
+	for i := 0; i < len(s); {
+		switch s[i] {
+		case ';':
+			return reencode(s)
+		case '%':
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return reencode(s)
+			}
+			i += 3
+		default:
+			i++
+		}
+	}
+	return s
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// request is, built once, the request the gateway's net/http server would
+// read from what the reverse proxy's Transport writes for req (the edge's
+// routed request); gzipped reports that the Transport would have asked for
+// gzip on its own (and so decompressed the answer).
+func (p *localProxy) request(req *http.Request, ctx context.Context) (*http.Request, bool) {
+	// The reverse proxy's clone and rewrite.
+	h := req.Header.Clone()
+	if h == nil {
+		h = make(http.Header, 4)
+	}
+	removeHopByHopHeaders(h)
+	if hasToken(req.Header["Te"], "trailers") {
+		h["Te"] = []string{"trailers"}
+	}
+	delete(h, "Forwarded")
+	vals := new([4]string) // the values set below, in one allocation
+	if clientIP, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
+		vals[0] = clientIP
+		h["X-Forwarded-For"] = vals[0:1:1]
+	} else {
+		delete(h, "X-Forwarded-For")
+	}
+	vals[1] = req.Host
+	h["X-Forwarded-Host"] = vals[1:2:2]
+	vals[2] = "http"
+	if req.TLS != nil {
+		vals[2] = "https"
+	}
+	h["X-Forwarded-Proto"] = vals[2:3:3]
+	host := p.rt.upstream.Host
+	if p.rt.preserve && req.Host != "" {
+		host = req.Host
+	}
+	var body io.ReadCloser
+	if req.ContentLength != 0 {
+		body = req.Body
+	}
+
+	// What the Transport writes and the server reads back.
+	u := &url.URL{Path: req.URL.Path, RawQuery: cleanQueryParams(req.URL.RawQuery), ForceQuery: req.URL.ForceQuery}
 	if u.Path == "" {
 		u.Path = "/"
 	}
-	host := out.Host
-	if host == "" {
-		host = out.URL.Host
-	}
-	h := out.Header
-	if h == nil {
-		h = make(http.Header, 2)
-	}
-	in := &http.Request{Method: out.Method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+	in := &http.Request{Method: req.Method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Host: host, RemoteAddr: localRemoteAddr, RequestURI: u.RequestURI()}
-	ua := "Go-http-client/1.1"
-	if _, ok := h["User-Agent"]; ok {
-		ua = h.Get("User-Agent")
-	}
+	ua := h.Get("User-Agent") // the reverse proxy sends none when the client sent none
 	for k, v := range h {
 		switch k {
 		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer": // not written from the map
@@ -248,60 +297,72 @@ func serverRequest(out *http.Request, ctx context.Context) (*http.Request, bool)
 		}
 	}
 	if ua != "" {
-		in.Header["User-Agent"] = []string{ua}
+		vals[3] = ua
+		h["User-Agent"] = vals[3:4:4]
 	}
 	gzipped := false
-	if in.Header.Get("Accept-Encoding") == "" && in.Header.Get("Range") == "" && out.Method != http.MethodHead {
-		in.Header["Accept-Encoding"] = []string{"gzip"}
+	if h.Get("Accept-Encoding") == "" && h.Get("Range") == "" && req.Method != http.MethodHead {
+		h["Accept-Encoding"] = []string{"gzip"}
 		gzipped = true
 	}
 	switch {
-	case out.Body == nil || out.Body == http.NoBody:
+	case body == nil || body == http.NoBody:
 		in.Body = http.NoBody
-		if out.Method == http.MethodPost || out.Method == http.MethodPut || out.Method == http.MethodPatch { // the Transport's rule
-			in.Header["Content-Length"] = []string{"0"}
+		if req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch { // the Transport's rule
+			h["Content-Length"] = []string{"0"}
 		}
-	case out.ContentLength > 0:
-		in.ContentLength = out.ContentLength
-		in.Body = io.NopCloser(io.LimitReader(out.Body, out.ContentLength))
-		in.Header["Content-Length"] = []string{strconv.FormatInt(out.ContentLength, 10)}
+	case req.ContentLength > 0:
+		in.ContentLength = req.ContentLength
+		in.Body = io.NopCloser(io.LimitReader(body, req.ContentLength))
+		h["Content-Length"] = []string{strconv.FormatInt(req.ContentLength, 10)}
 	default: // unknown length: chunked
 		in.ContentLength = -1
 		in.TransferEncoding = []string{"chunked"}
-		in.Body = io.NopCloser(out.Body)
+		in.Body = io.NopCloser(body)
 	}
 	return in.WithContext(ctx), gzipped
 }
 
+// localRemoteAddr is the RemoteAddr the handler sees: the loopback peer
+// the gateway would see, without a port (there is no connection). The
+// edge always sets X-Forwarded-For, which the gateway prefers.
+const localRemoteAddr = "127.0.0.1:0"
+
 // localWriter is the handler's http.ResponseWriter: it buffers up to
-// bufferBeforeChunking bytes, then makes the answer (res) at the first of
-// the handler's return, its Flush and a write past the buffer; what comes
-// after goes through a pipe to the reverse proxy.
+// bufferBeforeChunking bytes, then answers the client (through the edge's
+// plugins) at the first of the handler's return, its Flush and a write past
+// the buffer; what comes after goes straight to the client.
 type localWriter struct {
-	req     *http.Request
+	p       *localProxy
+	client  http.ResponseWriter
+	edgeReq *http.Request // the edge's routed request
+	req     *http.Request // the handler's
 	header  http.Header
 	cancel  context.CancelFunc
 	gzipped bool
 
 	status   int         // 0 until WriteHeader
-	snap     http.Header // the header at WriteHeader; the response's once made
+	snap     http.Header // the header at WriteHeader
 	buf      []byte
-	written  int64
+	written  int64 // by the handler, refused writes included (as the server counts)
+	accepted int64 // by the handler, refused writes excluded
+	limit    int64 // the Content-Length at WriteHeader, which the server holds writes to; -1 when none
+	sent     int64 // body bytes passed to the client
 	declared int64 // the answer's Content-Length, -1 when none
+	streamed bool  // the reverse proxy would flush every write
+	zipped   []byte
+	unzip    bool  // the answer is gzip the Transport asked for: decompressed at the end
+	cutErr   error // the client's answer cannot be completed
 
-	ready chan struct{} // closed when res or err is set
-	res   *http.Response
-	err   error
-
-	mu        sync.Mutex
-	pw        *io.PipeWriter // after the answer was made before the handler returned
-	abandoned bool           // the edge gave up waiting
+	mu       sync.Mutex
+	answered bool // the client got the status
+	timedOut bool // the read_timeout's 504 went instead
 }
 
 func (w *localWriter) Header() http.Header { return w.header }
 
 func (w *localWriter) WriteHeader(code int) {
-	if w.status != 0 || w.res != nil || w.err != nil {
+	if w.status != 0 || w.answered {
 		return
 	}
 	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
@@ -309,17 +370,30 @@ func (w *localWriter) WriteHeader(code int) {
 	}
 	w.status = code
 	w.snap = w.header.Clone()
+	w.limit = -1
+	if cl := w.snap.Get("Content-Length"); cl != "" {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+			w.limit = n
+		}
+	}
 }
 
 func (w *localWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
 	if !bodyAllowed(w.status) {
 		return 0, http.ErrBodyNotAllowed
 	}
 	w.written += int64(len(p))
-	if w.res == nil && w.err == nil {
+	if w.limit >= 0 && w.written > w.limit {
+		return 0, http.ErrContentLength // the server's rule: nothing of a write past the Content-Length goes
+	}
+	w.accepted += int64(len(p))
+	if !w.answered {
 		if len(w.buf)+len(p) <= bufferBeforeChunking {
 			w.buf = append(w.buf, p...)
 			return len(p), nil
@@ -328,48 +402,77 @@ func (w *localWriter) Write(p []byte) (int, error) {
 		if len(first) < sniffLen {
 			first = append(first[:len(first):len(first)], p[:min(len(p), sniffLen-len(first))]...)
 		}
-		w.answer(false, first)
+		if !w.answer(false, first) {
+			return 0, io.ErrClosedPipe
+		}
 	}
 	if w.req.Method == http.MethodHead {
 		return len(p), nil // a HEAD answer's body is counted, not sent
 	}
-	return w.pipeWrite(p)
+	return w.pass(p)
 }
 
 // sniffLen is what http.DetectContentType reads.
 const sniffLen = 512
 
-func (w *localWriter) pipeWrite(p []byte) (int, error) {
-	w.mu.Lock()
-	pw := w.pw
-	w.mu.Unlock()
-	if pw == nil {
-		return 0, io.ErrClosedPipe
+// pass sends p to the client, as far as the declared Content-Length goes.
+func (w *localWriter) pass(p []byte) (int, error) {
+	if w.cutErr != nil {
+		return 0, w.cutErr
 	}
-	return pw.Write(p)
+	if w.unzip {
+		w.zipped = append(w.zipped, p...)
+		return len(p), nil
+	}
+	var over error
+	if w.declared >= 0 && w.sent+int64(len(p)) > w.declared {
+		p, over = p[:w.declared-w.sent], http.ErrContentLength
+	}
+	n, err := w.client.Write(p)
+	w.sent += int64(n)
+	if err != nil {
+		w.cutErr = err
+		return n, err
+	}
+	if w.streamed {
+		if err := http.NewResponseController(w.client).Flush(); err != nil {
+			w.cutErr = err
+			return n, err
+		}
+	}
+	return n, over
 }
 
 func (w *localWriter) Flush() {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
-	if w.res == nil && w.err == nil {
+	if !w.answered {
 		w.answer(false, w.buf)
 	}
 }
 
-// answer makes the response from what the handler did so far; done is the
-// handler's return (the whole body is in buf); first is the start of the
-// body, which a Content-Type is sniffed from.
-func (w *localWriter) answer(done bool, first []byte) {
+// answer passes the status, the header and the buffered body on to the
+// client; done is the handler's return (the whole body is in buf); first
+// is the start of the body, which a Content-Type is sniffed from. It
+// reports false when the edge answered 504 instead.
+func (w *localWriter) answer(done bool, first []byte) bool {
+	w.mu.Lock()
+	if w.timedOut {
+		w.mu.Unlock()
+		return false
+	}
+	w.answered = true
+	w.mu.Unlock()
 	if w.status == 0 {
-		w.status = http.StatusOK
-		w.snap = w.header.Clone()
+		w.WriteHeader(http.StatusOK)
 	}
 	h := w.snap
-	res := &http.Response{Status: statusLine(w.status), StatusCode: w.status,
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: h, ContentLength: -1}
+	if h == nil {
+		h = http.Header{}
+	}
 	head := w.req.Method == http.MethodHead
+	contentLength := int64(-1) // as the Transport's response would have it
 	_, haveType := h["Content-Type"]
 	switch {
 	case !bodyAllowed(w.status):
@@ -377,10 +480,8 @@ func (w *localWriter) answer(done bool, first []byte) {
 			delete(h, "Content-Type")
 		}
 		delete(h, "Content-Length")
-		delete(h, "Transfer-Encoding")
-		res.ContentLength = 0
-		if head {
-			res.ContentLength = -1
+		if !head {
+			contentLength = 0
 		}
 	default:
 		if !haveType && h.Get("Content-Encoding") == "" && len(first) > 0 {
@@ -388,130 +489,119 @@ func (w *localWriter) answer(done bool, first []byte) {
 		}
 		if cl := h.Get("Content-Length"); cl != "" {
 			if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
-				res.ContentLength, w.declared = n, n
+				contentLength, w.declared = n, n
 			}
-		} else if done && (!head || w.written > 0) {
-			h["Content-Length"] = []string{strconv.FormatInt(w.written, 10)}
-			res.ContentLength = w.written
-		} else if !done && !head {
-			res.TransferEncoding = []string{"chunked"}
+		} else if done && (!head || w.accepted > 0) {
+			h["Content-Length"] = []string{strconv.FormatInt(w.accepted, 10)}
+			contentLength = w.accepted
 		}
 	}
-	switch {
-	case head || !bodyAllowed(w.status):
-		res.Body = http.NoBody
-		if !head {
-			res.ContentLength = 0
-		}
-	case done && res.ContentLength > w.written:
-		// The server closes a connection whose answer fell short.
-		res.Body = io.NopCloser(io.MultiReader(bytes.NewReader(w.buf), errReader{io.ErrUnexpectedEOF}))
-	case done:
-		res.Body = io.NopCloser(bytes.NewReader(w.buf))
-	default:
-		pr, pw := io.Pipe()
-		w.mu.Lock()
-		if w.abandoned { // nobody reads: later writes fail
-			w.mu.Unlock()
-			w.err = io.ErrClosedPipe
-			close(w.ready)
-			return
-		}
-		w.pw = pw
-		w.mu.Unlock()
-		res.Body = &localBody{Reader: io.MultiReader(bytes.NewReader(w.buf), pr), pr: pr, cancel: w.cancel}
-		w.buf = nil
-	}
-	if w.gzipped && res.Body != http.NoBody && h.Get("Content-Encoding") == "gzip" {
+	if w.gzipped && !head && bodyAllowed(w.status) && h.Get("Content-Encoding") == "gzip" {
 		delete(h, "Content-Encoding")
 		delete(h, "Content-Length")
-		res.ContentLength, res.Uncompressed = -1, true
-		res.Body = &gunzip{body: res.Body}
+		contentLength, w.declared, w.unzip = -1, -1, true
 	}
-	w.res = res
-	close(w.ready)
-}
-
-// finish is the handler's return: abort is non-nil when it panicked.
-func (w *localWriter) finish(abort error) {
-	if w.res == nil && w.err == nil {
-		if abort != nil {
-			w.err = abort
-			close(w.ready)
-			return
+	// The reverse proxy's handling of the Transport's response.
+	removeHopByHopHeaders(h)
+	w.streamed = contentLength == -1
+	if ct := h.Get("Content-Type"); len(ct) >= len("text/event-stream") &&
+		strings.EqualFold(ct[:len("text/event-stream")], "text/event-stream") {
+		if ct, _, _ := mime.ParseMediaType(ct); ct == "text/event-stream" {
+			w.streamed = true
 		}
-		w.answer(true, w.buf)
-		return
 	}
-	w.mu.Lock()
-	pw := w.pw
-	w.mu.Unlock()
-	if pw == nil {
-		return
+	// The reverse proxy's copyHeader (Add of every value), without copying
+	// the values: h is this answer's own.
+	ch := w.client.Header()
+	for k, vv := range h {
+		if len(vv) == 0 {
+			continue
+		}
+		k = textproto.CanonicalMIMEHeaderKey(k)
+		if old, ok := ch[k]; ok {
+			ch[k] = append(old, vv...)
+		} else {
+			ch[k] = vv[:len(vv):len(vv)]
+		}
 	}
-	if abort == nil && w.written < w.declared {
-		abort = io.ErrUnexpectedEOF // the server closes a connection whose answer fell short
+	w.client.WriteHeader(w.status)
+	if w.streamed {
+		if err := http.NewResponseController(w.client).Flush(); err != nil {
+			w.cutErr = err
+		}
 	}
-	_ = pw.CloseWithError(abort)
+	if !head && bodyAllowed(w.status) && len(w.buf) > 0 {
+		_, _ = w.pass(w.buf)
+	}
+	w.buf = nil
+	return true
 }
 
-// abandon is the edge giving up on the answer (timeout, client gone): the
-// handler's context is cancelled and its later writes fail.
-func (w *localWriter) abandon() {
+// timeout is the read_timeout: without an answer yet, the client gets the
+// edge's 504 and the handler's context is cancelled.
+func (w *localWriter) timeout() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.answered {
+		return
+	}
+	w.timedOut = true
 	w.cancel()
-	w.mu.Lock()
-	w.abandoned = true
-	if w.pw != nil {
-		_ = w.pw.CloseWithError(io.ErrClosedPipe)
-	}
-	w.mu.Unlock()
+	w.p.fail(w.client, w.edgeReq, localTimeout{})
 }
 
-// statusLine is the Status the Transport reads for status ("200 OK"), without
-// building the usual one anew.
-func statusLine(status int) string {
-	if status == http.StatusOK {
-		return "200 OK"
+// finish is the handler's return: aborted when it panicked.
+func (w *localWriter) finish(aborted bool) {
+	w.mu.Lock()
+	timedOut, answered := w.timedOut, w.answered
+	w.mu.Unlock()
+	switch {
+	case timedOut:
+		return
+	case !answered && aborted:
+		w.mu.Lock()
+		w.answered = true
+		w.mu.Unlock()
+		w.p.fail(w.client, w.edgeReq, errLocalAborted)
+		return
+	case !answered:
+		w.answer(true, w.buf)
 	}
-	return strconv.Itoa(status) + " " + http.StatusText(status)
+	if w.unzip && w.cutErr == nil {
+		w.unzip = false
+		w.cutErr = w.unzipTo()
+	}
+	if aborted || w.cutErr != nil || (w.declared >= 0 && w.accepted < w.declared) {
+		// The reverse proxy's copy failed: it aborts the client's answer.
+		if w.edgeReq.Context().Value(http.ServerContextKey) != nil {
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// unzipTo decompresses the gzip answer the Transport asked for to the client.
+func (w *localWriter) unzipTo() error {
+	zr, err := gzip.NewReader(bytes.NewReader(w.zipped))
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := zr.Read(buf)
+		if n > 0 {
+			if _, werr := w.pass(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 func bodyAllowed(status int) bool {
 	return (status < 100 || status > 199) && status != http.StatusNoContent && status != http.StatusNotModified
 }
-
-type errReader struct{ err error }
-
-func (r errReader) Read([]byte) (int, error) { return 0, r.err }
-
-// localBody is a streamed answer's body: closing it stops the handler's
-// writes and cancels its context, as closing the connection would.
-type localBody struct {
-	io.Reader
-	pr     *io.PipeReader
-	cancel context.CancelFunc
-}
-
-func (b *localBody) Close() error {
-	b.cancel()
-	return b.pr.Close()
-}
-
-// gunzip decompresses on first read, as the Transport's gzip reader.
-type gunzip struct {
-	body io.ReadCloser
-	zr   *gzip.Reader
-	err  error
-}
-
-func (g *gunzip) Read(p []byte) (int, error) {
-	if g.zr == nil && g.err == nil {
-		g.zr, g.err = gzip.NewReader(g.body)
-	}
-	if g.err != nil {
-		return 0, g.err
-	}
-	return g.zr.Read(p)
-}
-
-func (g *gunzip) Close() error { return g.body.Close() }

@@ -107,11 +107,32 @@ func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, "plain")
 			return
 		}
-		w.Header().Set("Content-Type", "text/plain") // else the edge's own server may sniff one, or not (a race of ReverseProxy's first flush)
+		w.Header().Set("Content-Type", "text/plain") // else the edge's own server may sniff one, or not (a race of ReverseProxy's first flush over TCP)
 		w.Header().Set("Content-Encoding", "gzip")
 		zw := gzip.NewWriter(w)
 		_, _ = io.WriteString(zw, "zipped answer")
 		_ = zw.Close()
+	case rest == "/gzip-stream":
+		if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			_, _ = io.WriteString(w, "plain")
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		_, _ = io.WriteString(zw, "first part, ")
+		_ = zw.Flush()
+		w.(http.Flusher).Flush()
+		for i := range 300 {
+			_, _ = fmt.Fprintf(zw, "%d:%x ", i, i*7919)
+		}
+		_ = zw.Close()
+	case rest == "/over":
+		w.Header().Set("Content-Length", "3")
+		_, _ = io.WriteString(w, "toolong")
+	case rest == "/sse":
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: 1\n\n")
 	case rest == "/hop":
 		w.Header().Set("Connection", "X-Hop")
 		w.Header().Set("X-Hop", "gone")
@@ -130,6 +151,21 @@ func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "100")
 		_, _ = io.WriteString(w, "short")
 		w.(http.Flusher).Flush()
+	case rest == "/slow-writes": // header and a few bytes, never enough to answer before read_timeout
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusAccepted)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-r.Context().Done():
+				_, _ = io.WriteString(w, "late")
+				w.Header().Set("X-Late", "1")
+				return
+			case <-tick.C:
+				_, _ = io.WriteString(w, "x")
+			}
+		}
 	case strings.HasPrefix(rest, "/slow"):
 		select {
 		case <-r.Context().Done():
@@ -186,12 +222,22 @@ var localCases = []localCase{
 	{name: "late-header", method: "POST", path: "/late-header"},
 	{name: "gzip", method: "GET", path: "/gzip"},
 	{name: "gzip-asked", method: "GET", path: "/gzip", header: map[string]string{"Accept-Encoding": "gzip"}},
+	{name: "gzip-stream", method: "GET", path: "/gzip-stream"},
+	{name: "over", method: "GET", path: "/over"},
+	{name: "sse", method: "GET", path: "/sse"},
+	{name: "head-big", method: "HEAD", path: "/big"},
+	{name: "query-semicolon", method: "GET", path: "/echo/s?a=1;b=2&c=%zz"},
+	{name: "upgrade-without-connection", method: "GET", path: "/echo/u", header: map[string]string{"Upgrade": "h2c"}},
+	{name: "te-only", method: "GET", path: "/echo/t", header: map[string]string{"Te": "gzip, trailers"}},
+	{name: "forwarded", method: "GET", path: "/echo/f", header: map[string]string{"Forwarded": "for=192.0.2.9",
+		"X-Forwarded-Host": "elsewhere", "X-Forwarded-Proto": "https", "Proxy-Authorization": "Basic x"}},
 	{name: "hop", method: "GET", path: "/hop"},
 	{name: "abort", method: "GET", path: "/abort"},
 	{name: "abort-after", method: "GET", path: "/abort-after"},
 	{name: "short", method: "GET", path: "/short"},
 	{name: "short-stream", method: "GET", path: "/short-stream"},
 	{name: "slow", method: "GET", path: "/slow"},
+	{name: "slow-writes", method: "GET", path: "/slow-writes"},
 	{name: "not-found", method: "GET", path: "/nothing"},
 }
 
@@ -231,10 +277,10 @@ func (c localCase) send(t *testing.T, client *http.Client, edge string) answer {
 }
 
 // TestLocalUpstreamAnswersAsTCP sends every request of a table through two
-// edges in front of the same gateway handler, one over a loopback
-// connection (as before, and as with a remote gateway), one handing the
-// request to the handler in process, and requires the same answers to the
-// client and the same requests at the gateway.
+// edges in front of the same gateway handler, one through
+// httputil.ReverseProxy over a loopback connection (as with a remote
+// gateway), one calling the handler directly (localProxy), and requires the
+// same answers to the client and the same requests at the gateway.
 func TestLocalUpstreamAnswersAsTCP(t *testing.T) {
 	decl, err := Parse([]byte(localDoc))
 	if err != nil {
@@ -268,10 +314,11 @@ func TestLocalUpstreamAnswersAsTCP(t *testing.T) {
 	}
 }
 
-// TestProxyReusesCopyBuffers: a proxied answer is copied through a pooled
-// buffer; httputil.ReverseProxy without a BufferPool allocates 32 KiB for
-// every request (a fifth of the edge's allocated bytes in the warm-read
-// benchmark's profile).
+// TestProxyReusesCopyBuffers: an answer from the in-process gateway costs
+// no 32 KiB copy buffer per request (httputil.ReverseProxy without a
+// BufferPool allocated one for every request: a fifth of the edge's
+// allocated bytes in the warm-read benchmark's profile; the TCP path still
+// copies through the pooled copyBuffers).
 func TestProxyReusesCopyBuffers(t *testing.T) {
 	decl, err := Parse([]byte(localDoc))
 	if err != nil {
@@ -381,4 +428,46 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestUpgradeGoesOverTCP: an Upgrade (websocket) request, which needs a
+// connection to hijack, goes to the gateway's listener even when the gateway
+// is given in process; every other request goes to the handler.
+func TestUpgradeGoesOverTCP(t *testing.T) {
+	decl, err := Parse([]byte(localDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := func(by string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, by+" "+r.Header.Get("Upgrade"))
+		})
+	}
+	gwSrv := httptest.NewServer(answer("tcp"))
+	defer gwSrv.Close()
+	e, err := New(decl, Options{Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(gwSrv.URL, "http://")},
+		Local: map[string]http.Handler{"gateway:8080": answer("local")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for _, c := range []struct {
+		header map[string]string
+		want   string
+	}{
+		{map[string]string{"Connection": "Upgrade", "Upgrade": "websocket"}, "tcp websocket"},
+		{map[string]string{"Connection": "keep-alive, upgrade", "Upgrade": "websocket"}, "tcp websocket"},
+		{map[string]string{"Upgrade": "websocket"}, "local "}, // no Connection: Upgrade, no upgrade
+		{nil, "local "},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/echo/ws", nil)
+		for k, v := range c.header {
+			req.Header.Set(k, v)
+		}
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, req)
+		if got := w.Body.String(); got != c.want {
+			t.Errorf("%v: answered %q, want %q", c.header, got, c.want)
+		}
+	}
 }

@@ -120,15 +120,21 @@ func proxyTo(rt *route, transport http.RoundTripper, log *slog.Logger) http.Hand
 			}
 			pr.SetXForwarded()
 		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			log.Warn("edge: upstream failed", "service", rt.service, "route", rt.name, "err", err.Error())
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				writeProblem(w, http.StatusGatewayTimeout, "upstream_timeout", "the upstream did not answer in time")
-				return
-			}
-			writeProblem(w, http.StatusBadGateway, "bad_gateway", "the upstream did not answer")
-		},
+		ErrorHandler: upstreamFailed(rt, log),
+	}
+}
+
+// upstreamFailed is the edge's answer when the upstream gave none: 504 on
+// the service's read_timeout, else 502.
+func upstreamFailed(rt *route, log *slog.Logger) func(http.ResponseWriter, *http.Request, error) {
+	return func(w http.ResponseWriter, _ *http.Request, err error) {
+		log.Warn("edge: upstream failed", "service", rt.service, "route", rt.name, "err", err.Error())
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			writeProblem(w, http.StatusGatewayTimeout, "upstream_timeout", "the upstream did not answer in time")
+			return
+		}
+		writeProblem(w, http.StatusBadGateway, "bad_gateway", "the upstream did not answer")
 	}
 }
 
