@@ -1439,15 +1439,30 @@ func TestARequestAnsweredBeforeTheWriteLeavesNoHold(t *testing.T) {
 // keeps no stock from other customers while it waits.
 func TestARequestWaitingForItsKeyHoldsNoStock(t *testing.T) {
 	e := setup(t, func(c *saga.Config) { c.KeyWait = 5 * time.Second })
-	release := make(chan struct{})
+	release, charging := make(chan struct{}), make(chan struct{}, 1)
 	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
 		if fn == "charge-payment" {
+			select {
+			case charging <- struct{}{}:
+			default:
+			}
 			<-release
 		}
 		return 0, 0, 0
 	})
 	first := placeAsync(e.saga, e.user, e.request(2, "tok_visa"), "slow")
-	waitFor(t, "the first checkout's hold", func() bool { _, r := e.svc.Stock(e.product.ID); return r == 2 })
+	// The first checkout charges only once its order and key are written and
+	// its stock is held: the second request then finds the key taken. (Its
+	// hold alone is not enough: it is taken beside pricing, before the write,
+	// and a second request could then win the key.)
+	select {
+	case <-charging:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first checkout did not reach its charge within 5 s")
+	}
+	if _, r := e.svc.Stock(e.product.ID); r != 2 {
+		t.Fatalf("%d units reserved by the first checkout, want 2", r)
+	}
 	second := placeAsync(e.saga, e.user, e.request(2, "tok_visa"), "slow")
 	time.Sleep(500 * time.Millisecond) // the second request is waiting for the key
 	_, reserved := e.svc.Stock(e.product.ID)
@@ -1464,15 +1479,5 @@ func TestARequestWaitingForItsKeyHoldsNoStock(t *testing.T) {
 	}
 	if _, reserved := e.svc.Stock(e.product.ID); reserved != 2 {
 		t.Errorf("%d units reserved after both answered, want the order's 2", reserved)
-	}
-}
-
-// waitFor polls cond until it holds, for at most 5 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 5 s", what)
-		}
 	}
 }
