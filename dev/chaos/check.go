@@ -199,6 +199,7 @@ func (r *run) check(ctx context.Context) (bool, error) {
 	payments := map[uuid.UUID]string{}
 	reservations := map[uuid.UUID]string{}
 	onHand, reserved, sold := map[uuid.UUID]int{}, map[uuid.UUID]int{}, map[uuid.UUID]int{}
+	sales := map[uuid.UUID]string{} // update-product-stats' order_sales: which orders its counts hold
 	events := map[uuid.UUID]string{}
 	notified := map[uuid.UUID]int{}
 	load := []struct {
@@ -259,6 +260,15 @@ func (r *run) check(ctx context.Context) (bool, error) {
 				return err
 			}
 			onHand[p], reserved[p] = h, rs
+			return nil
+		}},
+		{"shop_catalog", `SELECT order_id, state FROM order_sales`, func(rows pgx.Rows) error {
+			var id uuid.UUID
+			var st string
+			if err := rows.Scan(&id, &st); err != nil {
+				return err
+			}
+			sales[id] = st
 			return nil
 		}},
 		{"shop_catalog", `SELECT id, sold_count FROM products`, func(rows pgx.Rows) error {
@@ -406,6 +416,17 @@ func (r *run) check(ctx context.Context) (bool, error) {
 		}
 	}
 	add("stock conserved per product, nothing left reserved", p, fmt.Sprintf("%d products", len(r.stock)))
+	if len(q) > 0 {
+		// Name the orders the counts disagree about: a confirmed order whose
+		// sale update-product-stats does not hold as placed (at most 10).
+		n := 0
+		for id, o := range orders {
+			if o.status == "confirmed" && sales[id] != "placed" && n < 10 {
+				q = append(q, fmt.Sprintf("confirmed order %s (lines %v): order_sales %q", id, o.lines, sales[id]))
+				n++
+			}
+		}
+	}
 	add("sold_count equals confirmed units", q, "")
 
 	// Exactly one notification per order event.
