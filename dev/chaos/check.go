@@ -417,15 +417,16 @@ func (r *run) check(ctx context.Context) (bool, error) {
 	}
 	add("stock conserved per product, nothing left reserved", p, fmt.Sprintf("%d products", len(r.stock)))
 	if len(q) > 0 {
-		// Name the orders the counts disagree about: a confirmed order whose
-		// sale update-product-stats does not hold as placed (at most 10).
-		n := 0
+		// Name first (the report shows five problems) the orders the counts
+		// disagree about: confirmed orders whose sale update-product-stats
+		// does not hold as placed, at most three.
+		var named []string
 		for id, o := range orders {
-			if o.status == "confirmed" && sales[id] != "placed" && n < 10 {
-				q = append(q, fmt.Sprintf("confirmed order %s (lines %v): order_sales %q", id, o.lines, sales[id]))
-				n++
+			if o.status == "confirmed" && sales[id] != "placed" && len(named) < 3 {
+				named = append(named, fmt.Sprintf("confirmed order %s (lines %v): order_sales %q", id, o.lines, sales[id]))
 			}
 		}
+		q = append(named, q...)
 	}
 	add("sold_count equals confirmed units", q, "")
 
