@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/shopfaas/shop/dev/faaslocal/supervisor"
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/broker"
 	"github.com/shopfaas/shop/internal/connector"
@@ -42,7 +44,7 @@ func (r *run) count(ctx context.Context, db, sql string, args ...any) (int, erro
 
 // backlog is what is still to do: pending orders, owed compensations, held
 // reservations, unpublished outbox rows, messages waiting in the consumers'
-// queues.
+// queues, and functions or event-path connectors that are down.
 func (r *run) backlog(ctx context.Context) (string, error) {
 	var parts []string
 	add := func(what string, n int) {
@@ -72,6 +74,20 @@ func (r *run) backlog(ctx context.Context) (string, error) {
 			return "", err
 		}
 		add("outbox_"+strings.TrimPrefix(db, "shop_"), n)
+	}
+	// A delivery the connector holds while its function's replica restarts
+	// is unacknowledged, which a queue's message count does not show: the
+	// shop is settled only while every function answers its health check
+	// and the event path's connectors run.
+	for _, fn := range r.deployed() {
+		if !slices.ContainsFunc(r.rt.Replicas(fn), func(rep supervisor.ReplicaInfo) bool { return rep.Available }) {
+			add("down."+fn, 1)
+		}
+	}
+	for _, c := range []string{"rabbitmq", "outbox-relay"} {
+		if !slices.ContainsFunc(r.rt.ConnectorReplicas(c), func(rep supervisor.ReplicaInfo) bool { return rep.PID > 0 }) {
+			add("down."+c, 1)
+		}
 	}
 	conn, err := amqp.Dial(r.rabbit.URL())
 	if err != nil {
@@ -188,7 +204,7 @@ func (r *run) check(ctx context.Context) (bool, error) {
 		}
 		vs = append(vs, v)
 	}
-	add("settled (no pending order, held reservation, unpublished event or queued delivery)", errs(settled), "")
+	add("settled (no pending order, held reservation, unpublished event or queued delivery; every function up)", errs(settled), "")
 
 	type dbOrder struct {
 		user   uuid.UUID
