@@ -188,15 +188,9 @@ func checkDecoded(v reflect.Value, path string, multiline bool) error {
 		// A type that decodes itself (catalog.Optional) has no JSON names
 		// of its own: its strings are the field's.
 		_, self := reflect.PointerTo(t).MethodByName("UnmarshalJSON")
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if !f.IsExported() {
-				continue
-			}
+		for _, tf := range textFieldsOf(t) {
+			f := t.Field(tf.index)
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if name == "-" {
-				continue
-			}
 			if name == "" && !f.Anonymous {
 				name = f.Name
 			}
@@ -204,7 +198,7 @@ func checkDecoded(v reflect.Value, path string, multiline bool) error {
 			if !self {
 				sub = join(path, name)
 			}
-			if err := checkDecoded(v.Field(i), sub, multiline || f.Tag.Get(TextTag) == "multiline"); err != nil {
+			if err := checkDecoded(v.Field(tf.index), sub, multiline || tf.multiline); err != nil {
 				return err
 			}
 		}
