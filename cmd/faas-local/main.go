@@ -114,6 +114,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return err
 	}
+	// The demo catalog's events must reach index-product, and the first
+	// order's must reach every handler: wait for the connector's bindings.
+	if err := rt.WaitSubscribed(wctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	if bins.seed != "" {
 		fmt.Fprintln(stdout, "seeding development data (admin account, demo catalog)…")
 		if err := runSeed(ctx, bins.seed, root, store.Dir(), getenv, stdout); err != nil {

@@ -23,6 +23,7 @@
 package faaslocal
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +47,8 @@ import (
 	"github.com/shopfaas/shop/dev/faaslocal/queue"
 	"github.com/shopfaas/shop/dev/faaslocal/secrets"
 	"github.com/shopfaas/shop/dev/faaslocal/supervisor"
+	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/schedule"
 )
 
 // Runtime is a running local OpenFaaS. Create it with Start; Close stops it.
@@ -302,6 +306,36 @@ func (rt *Runtime) Known() []string { return rt.launcher.Known() }
 // a function that is not deployed is an error.
 func (rt *Runtime) WaitReady(ctx context.Context, names ...string) error {
 	return rt.replicas.WaitReady(ctx, names...)
+}
+
+// WaitSubscribed waits, when a connector named rabbitmq runs, until it
+// consumes the queue of every deployed function with a topic annotation
+// (broker.WaitSubscribed): from then on every event published reaches each
+// of them. WaitReady alone is not enough for a caller that publishes events
+// at once: the connector binds the functions' queues one after another after
+// it starts, and an event published before a queue is bound never reaches it.
+func (rt *Runtime) WaitSubscribed(ctx context.Context) error {
+	i := slices.IndexFunc(rt.cfg.Connectors, func(c Connector) bool { return c.Name == "rabbitmq" })
+	if i < 0 {
+		return nil
+	}
+	spec, err := rt.launcher.connector(rt.cfg.Connectors[i], rt.secrets.Dir())
+	if err != nil {
+		return err
+	}
+	env := map[string]string{}
+	for _, kv := range spec.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	var fns []string
+	for _, f := range rt.functions.List() {
+		if f.Annotations != nil && strings.TrimSpace((*f.Annotations)[schedule.TopicAnnotation]) != "" {
+			fns = append(fns, f.Name)
+		}
+	}
+	return broker.WaitSubscribed(ctx, cmp.Or(env["RABBITMQ_URL"], broker.DefaultURL),
+		broker.Names{Prefix: env["EXCHANGE_PREFIX"]}, fns)
 }
 
 // Replicas describes the named function's replicas (nil when not deployed).

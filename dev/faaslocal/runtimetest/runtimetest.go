@@ -234,6 +234,9 @@ func Start(t testing.TB, opts Options) *Runtime {
 	if err := rt.WaitReady(ctx, opts.Functions...); err != nil {
 		t.Fatalf("local runtime: %v", err)
 	}
+	if err := rt.WaitSubscribed(ctx); err != nil {
+		t.Fatalf("local runtime: %v", err)
+	}
 	return &Runtime{Runtime: rt, GatewayURL: rt.GatewayURL(), EdgeURL: rt.EdgeURL(), SecretsDir: rt.SecretsDir()}
 }
 

@@ -1,0 +1,60 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// WaitSubscribed waits until the queue of every function in functions has a
+// consumer. The RabbitMQ connector binds a function's topics to its queue
+// before it starts consuming it, so a consumer means every event published
+// from then on reaches that function. An event published before then reaches
+// only the functions already bound: a runtime that has just started is ready
+// for orders once this returns, not once its functions answer.
+func WaitSubscribed(ctx context.Context, url string, n Names, functions []string) error {
+	conn, err := Dial(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	waiting := ""
+	for {
+		waiting = ""
+		for _, fn := range functions {
+			ok, err := hasConsumer(conn, n.Queue(fn))
+			if err != nil {
+				return err
+			}
+			if !ok {
+				waiting = fn
+				break
+			}
+		}
+		if waiting == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no consumer on the queue of %s yet (is the RabbitMQ connector running?): %w", waiting, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// hasConsumer reports whether queue exists and has a consumer, on a
+// throwaway channel (a passive declare of a missing queue closes it).
+func hasConsumer(conn *amqp.Connection, queue string) (bool, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = ch.Close() }()
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		return false, nil // not declared yet
+	}
+	return q.Consumers > 0, nil
+}
