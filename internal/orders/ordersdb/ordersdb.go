@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -513,6 +514,53 @@ func (s *Store) Update(ctx context.Context, orderID uuid.UUID, decide func(*orde
 	return o, nil
 }
 
+// UpdateKnown is Update for a caller that holds the order as it is stored
+// (known: the order Create wrote, or LoadSaga read), in one round trip where
+// Update takes two. decide decides on a copy of known, and one batch sends
+// BEGIN, the order's new status with an assertion, the writes of Update and
+// COMMIT (postgres.ExecTx). The assertion is the order's UPDATE itself: it
+// changes the row only while its status and updated_at are still known's,
+// under the row lock it takes (the lock Update's SELECT … FOR UPDATE takes),
+// and fails the statement otherwise, so PostgreSQL skips the rest of the
+// batch, COMMIT included, and nothing is written. An order whose status and
+// updated_at are known's is known: every change of an order writes both
+// (queueWrite), and its lines, total and address never change. When the
+// assertion fails — the order changed since known was read — UpdateKnown is
+// Update: the order is read locked and decide decides again on what is
+// stored. So is it for a known order that is not pending (only a pending
+// order's checkout is on the hot path), a decision on known that fails or
+// changes nothing. The answer and the writes are Update's.
+func (s *Store) UpdateKnown(ctx context.Context, known orders.Order, decide func(*orders.Order) (orders.Change, error), notes ...Note) (orders.Order, error) {
+	if known.Status != orders.Pending {
+		return s.Update(ctx, known.ID, decide, notes...)
+	}
+	o := known
+	o.Items = slices.Clone(known.Items)
+	change, err := decide(&o)
+	if err != nil || change.None() {
+		return s.Update(ctx, known.ID, decide, notes...)
+	}
+	b := &pgx.Batch{}
+	// 1 / 0 when the order is not as known: "division by zero" (22012)
+	// aborts the transaction; no other statement of the batch divides.
+	b.Queue(`WITH u AS (UPDATE orders SET status = $2, reason = $3, updated_at = $4
+			WHERE id = $1 AND status = $5 AND updated_at = $6 RETURNING 1)
+		SELECT 1 / count(*)::int FROM u`, o.ID, o.Status, o.Reason, o.UpdatedAt, known.Status, known.UpdatedAt)
+	queueNotes(ctx, b, o.ID, notes...)
+	if err := queueChange(ctx, b, o, change, true); err != nil {
+		return orders.Order{}, err
+	}
+	err = postgres.ExecTx(ctx, s.db, b)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "22012":
+		return s.Update(ctx, known.ID, decide, notes...)
+	case err != nil:
+		return orders.Order{}, unavailable(err)
+	}
+	return o, nil
+}
+
 // readLocked reads the results of Update's first batch: the order (locked)
 // and its lines.
 func readLocked(br pgx.BatchResults) (orders.Order, error) {
@@ -538,6 +586,12 @@ func readLocked(br pgx.BatchResults) (orders.Order, error) {
 func queueWrite(ctx context.Context, b *pgx.Batch, o orders.Order, c orders.Change, settle bool) error {
 	b.Queue(`UPDATE orders SET status = $2, reason = $3, updated_at = $4 WHERE id = $1`,
 		o.ID, o.Status, o.Reason, o.UpdatedAt)
+	return queueChange(ctx, b, o, c, settle)
+}
+
+// queueChange adds the writes of a decided change of o but the order's own
+// row (see queueWrite) to b.
+func queueChange(ctx context.Context, b *pgx.Batch, o orders.Order, c orders.Change, settle bool) error {
 	b.Queue(`UPDATE order_sagas SET payment_token = NULL, updated_at = now(),
 		lease_until = CASE WHEN $2::text = $3::text THEN greatest(lease_until, now() + interval '1 minute') ELSE now() END,
 		compensation = CASE WHEN $2::text = '' THEN compensation ELSE $2::text END WHERE order_id = $1`,
