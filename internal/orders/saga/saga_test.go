@@ -699,6 +699,14 @@ func TestCheckoutIsTwoOrdersTransactions(t *testing.T) {
 	if c.Commits != 2 || c.Trips > 3 {
 		t.Errorf("checkout: %d round trips and %d commits in the orders database, want at most 3 and 2 (the key's read, the pending order with its key, the confirmation)", c.Trips, c.Commits)
 	}
+	// Statements at most, one line: the key's read; the order, the key's
+	// DELETE and INSERT, the line, the saga and the created entry; BEGIN, the
+	// order's asserted UPDATE, the saga's UPDATE, the outbox INSERT and its
+	// NOTIFY, the timeline's four entries in one INSERT, the key's
+	// settlement, COMMIT. 20 with the locked read and one INSERT per entry.
+	if c.Statements > 15 {
+		t.Errorf("checkout: %d statements in the orders database, want at most 15", c.Statements)
+	}
 	want := []string{"order.created:ok", "stock.reserve:ok", "payment.charge:ok",
 		"order.confirmed:ok", "order.placed.v1:recorded"}
 	if diff := cmp.Diff(want, e.steps(t, res.Order.ID)); diff != "" {
