@@ -44,17 +44,21 @@ func Append(ctx context.Context, tx pgx.Tx, ev events.Envelope) error {
 	return nil
 }
 
-// Queue adds Append's statements for ev to b, for a caller that sends the
+// Queue adds Append's statement for ev to b, for a caller that sends the
 // rest of its transaction's writes in the same batch (one round trip). The
-// batch must run inside the transaction of the change ev describes.
+// batch must run inside the transaction of the change ev describes. The
+// INSERT and the NOTIFY are one statement (the NOTIFY reads the INSERT's
+// row, so it runs once the row is written; both take effect at the
+// transaction's commit, as two statements did).
 func Queue(b *pgx.Batch, ev events.Envelope) {
-	b.Queue(`INSERT INTO outbox (id, type, source, subject, envelope) VALUES ($1, $2, $3, $4, $5)`,
-		ev.ID, ev.Type, ev.Source, ev.Subject, ev)
-	b.Queue(`SELECT pg_notify($1, '')`, Channel)
+	b.Queue(`WITH ins AS (INSERT INTO outbox (id, type, source, subject, envelope) VALUES ($1, $2, $3, $4, $5) RETURNING 1)
+		SELECT pg_notify($6, '') FROM ins`,
+		ev.ID, ev.Type, ev.Source, ev.Subject, ev, Channel)
 }
 
-// QueueAll adds to b the statements that append every event of evs, in
-// order, with one INSERT and one NOTIFY for them all: the relay reads every
+// QueueAll adds to b the statement that appends every event of evs, in
+// order, with one INSERT and one NOTIFY for them all (one statement, as
+// Queue's): the relay reads every
 // pending row when it wakes, so one notification per transaction is enough
 // (PostgreSQL folds identical notifications of a transaction into one
 // anyway; QueueAll saves the statements). Nothing is queued when evs is
@@ -80,12 +84,13 @@ func QueueAll(b *pgx.Batch, evs ...events.Envelope) {
 	for i, ev := range evs {
 		ids[i], types[i], sources[i], subjects[i] = ev.ID, ev.Type, ev.Source, ev.Subject
 	}
-	b.Queue(`INSERT INTO outbox (id, type, source, subject, envelope)
-		SELECT id, type, source, subject, envelope
-		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[]) WITH ORDINALITY
-			AS e(id, type, source, subject, envelope, n)
-		ORDER BY n`, ids, types, sources, subjects, evs)
-	b.Queue(`SELECT pg_notify($1, '')`, Channel)
+	b.Queue(`WITH ins AS (INSERT INTO outbox (id, type, source, subject, envelope)
+			SELECT id, type, source, subject, envelope
+			FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[]) WITH ORDINALITY
+				AS e(id, type, source, subject, envelope, n)
+			ORDER BY n
+			RETURNING 1)
+		SELECT pg_notify($6, '') WHERE EXISTS (SELECT FROM ins)`, ids, types, sources, subjects, evs, Channel)
 }
 
 // Publish builds the envelope for data and appends it on tx.

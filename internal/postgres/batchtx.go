@@ -81,6 +81,43 @@ func (t *BatchTx) Commit(ctx context.Context, b *pgx.Batch) error {
 	return err
 }
 
+// ExecTx runs b's statements as one transaction in one round trip: BEGIN in
+// front of them and COMMIT behind, in one batch (a transaction of n batches
+// costs n round trips with BatchTx; one that reads nothing its writes depend
+// on needs only this one). A statement that fails makes PostgreSQL skip the
+// rest of the batch, COMMIT included: nothing is committed, the statement's
+// error is returned and the transaction is rolled back (the connection goes
+// back to the pool). So a condition the writes depend on must be checked by
+// PostgreSQL, as a statement that fails when it does not hold (an
+// assertion), never by the client after reading a result: by then the batch
+// has committed. Like Tx's COMMIT, the batch is sent on a context the caller
+// cannot cancel (ctx bounds acquiring the connection only), so the caller
+// always learns whether it committed, short of a broken connection. b must
+// not begin or end a transaction itself.
+func ExecTx(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	all := &pgx.Batch{}
+	all.Queue("begin")
+	all.QueuedQueries = append(all.QueuedQueries, b.QueuedQueries...)
+	all.Queue("commit").Exec(func(tag pgconn.CommandTag) error {
+		if tag.String() != "COMMIT" {
+			return errCommitRolledBack
+		}
+		return nil
+	})
+	detached := context.WithoutCancel(ctx)
+	err = conn.SendBatch(detached, all).Close()
+	if c := conn.Conn(); err != nil && !c.IsClosed() && c.PgConn().TxStatus() != 'I' {
+		// On failure pgx closes the connection, which the pool then drops.
+		_, _ = c.Exec(detached, "rollback")
+	}
+	return err
+}
+
 // Rollback rolls back the transaction unless it has ended already (committed,
 // or never begun) and gives the connection back to the pool. It is safe to
 // call more than once.

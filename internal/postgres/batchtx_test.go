@@ -133,3 +133,46 @@ func TestBatchTxCommitsAllOrNothing(t *testing.T) {
 }
 
 var errRolledBack = errors.New("rolled back by the caller")
+
+// ExecTx commits its statements in one round trip or nothing — a failing
+// statement (here a CHECK) skips the rest, COMMIT included — and gives its
+// connection back idle and alive. A caller whose deadline passes while the
+// batch runs still learns that it committed: the batch is not cut short.
+func TestExecTx(t *testing.T) {
+	pool := batchTxPool(t)
+	counted, rt := pgtest.Counted(t, pool)
+	ctx := context.Background()
+	_, backend := rowsOfT(t, pool)
+
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO t VALUES (1, 5)`)
+	b.Queue(`INSERT INTO t VALUES (2, 5)`)
+	rt.Reset()
+	if err := postgres.ExecTx(ctx, counted, b); err != nil {
+		t.Fatal(err)
+	}
+	if c := rt.Counts(); c.Trips != 1 || c.Commits != 1 {
+		t.Errorf("ExecTx: %+v, want 1 round trip and 1 commit", c)
+	}
+	b = &pgx.Batch{}
+	b.Queue(`INSERT INTO t VALUES (3, 5)`)
+	b.Queue(`UPDATE t SET n = n - 6 WHERE id = 1`) // violates the CHECK
+	b.Queue(`INSERT INTO t VALUES (4, 5)`)
+	if err := postgres.ExecTx(ctx, pool, b); err == nil {
+		t.Fatal("a failing statement: ExecTx answered nil")
+	}
+	if rows, b2 := rowsOfT(t, pool); rows != 2 || b2 != backend {
+		t.Fatalf("after the failed batch: %d rows (want 2), backend %d (want %d: the connection reused)", rows, b2, backend)
+	}
+
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	b = &pgx.Batch{}
+	b.Queue(`SELECT pg_sleep(0.5)`)
+	b.Queue(`INSERT INTO t VALUES (5, 5)`)
+	err := postgres.ExecTx(short, pool, b)
+	rows, _ := rowsOfT(t, pool)
+	if err != nil || rows != 3 {
+		t.Fatalf("a deadline passed during the batch: %v, %d rows; want it committed (3 rows) and said so", err, rows)
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -229,19 +231,32 @@ func (s *Store) Record(ctx context.Context, orderID uuid.UUID, notes ...Note) er
 	return postgres.Tx(ctx, s.db, func(tx pgx.Tx) error { return send(ctx, tx, b) })
 }
 
-// queueNotes adds the timeline entries to b. Like every timeline entry, each
-// records the trace id of ctx's span (empty outside any trace): a saga run's notes are
-// written in the run's own context.
+// queueNotes adds the timeline entries to b, in order, as one INSERT
+// whatever their number (one row each: VALUES lists its rows in order, and
+// their seq is drawn in that order). Like every timeline entry, each records
+// the trace id of ctx's span (empty outside any trace): a saga run's notes are
+// written in the run's own context. Nothing is queued for no notes.
 func queueNotes(ctx context.Context, b *pgx.Batch, orderID uuid.UUID, notes ...Note) {
-	trace := traceID(ctx)
-	for _, n := range notes {
+	if len(notes) == 0 {
+		return
+	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO order_events (order_id, at, step, outcome, detail, trace_id) VALUES `)
+	args := make([]any, 0, 2+4*len(notes))
+	args = append(args, orderID, traceID(ctx))
+	for i, n := range notes {
 		var at *time.Time
 		if !n.At.IsZero() {
 			at = &n.At
 		}
-		b.Queue(`INSERT INTO order_events (order_id, at, step, outcome, detail, trace_id)
-			VALUES ($1, coalesce($2, clock_timestamp()), $3, $4, $5, $6)`, orderID, at, n.Step, n.Outcome, n.Detail, trace)
+		p := len(args)
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "($1, coalesce($%d::timestamptz, clock_timestamp()), $%d, $%d, $%d, $2)", p+1, p+2, p+3, p+4)
+		args = append(args, at, n.Step, n.Outcome, n.Detail)
 	}
+	b.Queue(q.String(), args...)
 }
 
 // traceID is the W3C trace id of ctx's span, empty outside any trace.
@@ -501,13 +516,58 @@ func (s *Store) Update(ctx context.Context, orderID uuid.UUID, decide func(*orde
 		return orders.Order{}, err
 	}
 	b := &pgx.Batch{}
-	queueNotes(ctx, b, o.ID, notes...)
-	if !change.None() {
-		if err := queueWrite(ctx, b, o, change, was == orders.Pending); err != nil {
-			return orders.Order{}, err
-		}
+	if change.None() {
+		queueNotes(ctx, b, o.ID, notes...)
+	} else if err := queueWrite(ctx, b, o, change, was == orders.Pending, notes); err != nil {
+		return orders.Order{}, err
 	}
 	if err := tx.Commit(ctx, b); err != nil {
+		return orders.Order{}, unavailable(err)
+	}
+	return o, nil
+}
+
+// UpdateKnown is Update for a caller that holds the order as it is stored
+// (known: the order Create wrote, or LoadSaga read), in one round trip where
+// Update takes two. decide decides on a copy of known, and one batch sends
+// BEGIN, the order's new status with an assertion, the writes of Update and
+// COMMIT (postgres.ExecTx). The assertion is the order's UPDATE itself: it
+// changes the row only while its status and updated_at are still known's,
+// under the row lock it takes (the lock Update's SELECT … FOR UPDATE takes),
+// and fails the statement otherwise, so PostgreSQL skips the rest of the
+// batch, COMMIT included, and nothing is written. An order whose status and
+// updated_at are known's is known: every change of an order writes both
+// (queueWrite), and its lines, total and address never change. When the
+// assertion fails — the order changed since known was read — UpdateKnown is
+// Update: the order is read locked and decide decides again on what is
+// stored. So is it for a known order that is not pending (only a pending
+// order's checkout is on the hot path), a decision on known that fails or
+// changes nothing. The answer and the writes are Update's.
+func (s *Store) UpdateKnown(ctx context.Context, known orders.Order, decide func(*orders.Order) (orders.Change, error), notes ...Note) (orders.Order, error) {
+	if known.Status != orders.Pending {
+		return s.Update(ctx, known.ID, decide, notes...)
+	}
+	o := known
+	o.Items = slices.Clone(known.Items)
+	change, err := decide(&o)
+	if err != nil || change.None() {
+		return s.Update(ctx, known.ID, decide, notes...)
+	}
+	b := &pgx.Batch{}
+	// 1 / 0 when the order is not as known: "division by zero" (22012)
+	// aborts the transaction; no other statement of the batch divides.
+	b.Queue(`WITH u AS (UPDATE orders SET status = $2, reason = $3, updated_at = $4
+			WHERE id = $1 AND status = $5 AND updated_at = $6 RETURNING 1)
+		SELECT 1 / count(*)::int FROM u`, o.ID, o.Status, o.Reason, o.UpdatedAt, known.Status, known.UpdatedAt)
+	if err := queueChange(ctx, b, o, change, true, notes); err != nil {
+		return orders.Order{}, err
+	}
+	err = postgres.ExecTx(ctx, s.db, b)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "22012":
+		return s.Update(ctx, known.ID, decide, notes...)
+	case err != nil:
 		return orders.Order{}, unavailable(err)
 	}
 	return o, nil
@@ -533,24 +593,33 @@ func readLocked(br pgx.BatchResults) (orders.Order, error) {
 	return o, nil
 }
 
-// queueWrite adds the writes of a decided change of o (see Update) to b;
+// queueWrite adds the writes of a decided change of o (see Update) to b,
+// with notes, the timeline entries of what happened before the decision;
 // settle also settles the order's idempotency key.
-func queueWrite(ctx context.Context, b *pgx.Batch, o orders.Order, c orders.Change, settle bool) error {
+func queueWrite(ctx context.Context, b *pgx.Batch, o orders.Order, c orders.Change, settle bool, notes []Note) error {
 	b.Queue(`UPDATE orders SET status = $2, reason = $3, updated_at = $4 WHERE id = $1`,
 		o.ID, o.Status, o.Reason, o.UpdatedAt)
+	return queueChange(ctx, b, o, c, settle, notes)
+}
+
+// queueChange adds the writes of a decided change of o but the order's own
+// row (see queueWrite) to b. The timeline entries — notes, the change's, and
+// the event's "recorded" — are one INSERT (queueNotes), in that order.
+func queueChange(ctx context.Context, b *pgx.Batch, o orders.Order, c orders.Change, settle bool, notes []Note) error {
+	entries := append(slices.Clip(notes), Note{Step: c.Step, Outcome: orders.StepOK, Detail: c.Detail})
 	b.Queue(`UPDATE order_sagas SET payment_token = NULL, updated_at = now(),
 		lease_until = CASE WHEN $2::text = $3::text THEN greatest(lease_until, now() + interval '1 minute') ELSE now() END,
 		compensation = CASE WHEN $2::text = '' THEN compensation ELSE $2::text END WHERE order_id = $1`,
 		o.ID, c.Compensation, orders.CompensationOwed)
-	queueNotes(ctx, b, o.ID, Note{Step: c.Step, Outcome: orders.StepOK, Detail: c.Detail})
 	if c.Event != "" {
 		ev, err := events.New(ctx, orders.Source, c.Event, o.ID.String(), o.EventData())
 		if err != nil {
 			return fault.Internalf("order event: %w", err)
 		}
 		outbox.Queue(b, ev)
-		queueNotes(ctx, b, o.ID, Note{Step: c.Event, Outcome: orders.StepRecorded, Detail: "event written to the outbox"})
+		entries = append(entries, Note{Step: c.Event, Outcome: orders.StepRecorded, Detail: "event written to the outbox"})
 	}
+	queueNotes(ctx, b, o.ID, entries...)
 	if settle {
 		b.Queue(`UPDATE idempotency_keys
 			SET settled_status = $2, settled_reason = $3, settled_detail = $4, settled_at = $5

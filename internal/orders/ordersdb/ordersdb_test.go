@@ -286,3 +286,90 @@ func TestUpdateWhoseWritesFailWritesNothing(t *testing.T) {
 		t.Errorf("%d new connections: the failed update's connection was closed instead of rolled back", n)
 	}
 }
+
+// UpdateKnown decides on the order the caller holds and writes the decision
+// in one round trip and one commit, as Update would have written it. When the
+// order changed since the caller read it, the batch's assertion fails,
+// nothing of it is written, and the decision is made again on the order as
+// stored (Update): a stale pending order is never confirmed or failed twice,
+// and a confirmed one is never failed. The connection is rolled back and
+// reused, not thrown away.
+func TestUpdateKnown(t *testing.T) {
+	pool := pgtest.Open(t, ordersdb.Migrations())
+	ctx := context.Background()
+	counted, rt := pgtest.Counted(t, pool)
+	store := ordersdb.New(counted)
+	confirm := func(o *orders.Order) (orders.Change, error) { return o.Confirm(time.Now()) }
+	fail := func(o *orders.Order) (orders.Change, error) {
+		return o.Fail(orders.Failure{Status: orders.PaymentFailed, Reason: orders.ReasonPaymentDeclined, Detail: "declined"}, time.Now())
+	}
+	note := ordersdb.Note{Step: orders.StepCharge, Outcome: orders.StepOK}
+	count := func(id uuid.UUID) (status string, timeline, events int) {
+		t.Helper()
+		if err := pool.QueryRow(ctx, `SELECT o.status, (SELECT count(*) FROM order_events e WHERE e.order_id = o.id),
+			(SELECT count(*) FROM outbox WHERE subject = o.id::text) FROM orders o WHERE o.id = $1`, id).
+			Scan(&status, &timeline, &events); err != nil {
+			t.Fatal(err)
+		}
+		return status, timeline, events
+	}
+
+	o := newOrder(t, uuid.New())
+	if err := store.Create(ctx, o, "tok", false, "k", "h", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	rt.Reset()
+	got, err := store.UpdateKnown(ctx, o, confirm, note)
+	if err != nil || got.Status != orders.Confirmed {
+		t.Fatalf("confirm the known order: %+v %v", got, err)
+	}
+	if c := rt.Counts(); c.Trips != 1 || c.Commits != 1 {
+		t.Errorf("confirm the known order: %+v, want 1 round trip and 1 commit", c)
+	}
+	stored, err := store.Get(ctx, o.ID)
+	if err != nil || fmt.Sprint(stored) != fmt.Sprint(got) {
+		t.Fatalf("stored %+v (%v), answered %+v", stored, err, got)
+	}
+	// created, the note, confirmed, the event's "recorded"; one event.
+	if st, tl, ev := count(o.ID); st != string(orders.Confirmed) || tl != 4 || ev != 1 {
+		t.Fatalf("after the confirmation: %s, %d timeline entries, %d events; want confirmed, 4, 1", st, tl, ev)
+	}
+	settled, err := store.CheckKey(ctx, o.UserID, "k", "h", 0)
+	if err != nil || settled == nil || settled.Order.Status != orders.Confirmed {
+		t.Fatalf("the key is not settled with the confirmation: %+v %v", settled, err)
+	}
+
+	// The order as the caller last saw it is stale: another driver confirmed it.
+	conns := counted.Stat().NewConnsCount()
+	for _, c := range []struct {
+		name   string
+		decide func(*orders.Order) (orders.Change, error)
+		ok     bool
+	}{{"confirm", confirm, true}, {"fail", fail, false}} {
+		rt.Reset()
+		got, err := store.UpdateKnown(ctx, o, c.decide, note)
+		if c.ok && (err != nil || got.Status != orders.Confirmed) {
+			t.Errorf("%s a stale order: %+v %v, want it confirmed as stored", c.name, got, err)
+		}
+		if !c.ok && !fault.Is(err, fault.Conflict, fault.CodeInvalidTransition) {
+			t.Errorf("%s a stale order: %+v %v, want invalid_transition", c.name, got, err)
+		}
+		if st, tl, ev := count(o.ID); st != string(orders.Confirmed) || tl > 5 || ev != 1 {
+			t.Errorf("after %s of a stale order: %s, %d timeline entries, %d events; want confirmed, at most 5 (the note), 1",
+				c.name, st, tl, ev)
+		}
+		// The counter counts the COMMIT the failed batch carried, which
+		// PostgreSQL skipped (the state above shows nothing of it written).
+		if cnt := rt.Counts(); cnt.Commits > 2 || cnt.Trips > 4 {
+			t.Errorf("%s of a stale order: %+v, want the failed batch and its ROLLBACK, then Update (at most 4 round trips)", c.name, cnt)
+		}
+	}
+	if n := counted.Stat().NewConnsCount() - conns; n != 0 {
+		t.Errorf("%d new connections: a failed assertion's connection was closed instead of rolled back", n)
+	}
+	var inTx int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND state LIKE 'idle in transaction%'`).Scan(&inTx); err != nil || inTx != 0 {
+		t.Fatalf("%d sessions left in a transaction (%v)", inTx, err)
+	}
+}

@@ -179,7 +179,7 @@ func (st step) refused(err error) refusal {
 // When the orders database fails, the order stays pending: recovery confirms
 // it (every step before is idempotent).
 func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orders.Checkout {
-	c, err := s.decide(ctx, tl, sg.Order.ID, func(o *orders.Order) (orders.Change, error) { return o.Confirm(time.Now()) })
+	c, err := s.decide(ctx, tl, sg.Order, func(o *orders.Order) (orders.Change, error) { return o.Confirm(time.Now()) })
 	if err != nil {
 		s.cfg.Log.ErrorContext(ctx, "confirm order", "order_id", sg.Order.ID, "err", err.Error())
 		return orders.Checkout{Order: sg.Order}
@@ -205,7 +205,7 @@ func (s *Saga) fail(ctx context.Context, tl *timeline, o orders.Order, r refusal
 	if f.Detail == "" {
 		f.Detail = safeMessage(cause)
 	}
-	c, err := s.decide(ctx, tl, o.ID, func(o *orders.Order) (orders.Change, error) { return o.Fail(f, time.Now()) })
+	c, err := s.decide(ctx, tl, o, func(o *orders.Order) (orders.Change, error) { return o.Fail(f, time.Now()) })
 	if err != nil {
 		s.cfg.Log.ErrorContext(ctx, "fail order", "order_id", o.ID, "err", err.Error())
 		return orders.Checkout{Order: o, Detail: f.Detail}
@@ -214,13 +214,16 @@ func (s *Saga) fail(ctx context.Context, tl *timeline, o orders.Order, r refusal
 	return c
 }
 
-// decide writes one decision about an order (ordersdb.Store.Update), with the
-// timeline entries tl holds, and returns the checkout it comes to: the order
-// after it and the detail of the change (empty when the decision changed
-// nothing). When it fails, tl keeps its entries.
-func (s *Saga) decide(ctx context.Context, tl *timeline, orderID uuid.UUID, decision func(*orders.Order) (orders.Change, error)) (orders.Checkout, error) {
+// decide writes one decision about an order (ordersdb.Store.UpdateKnown),
+// with the timeline entries tl holds, and returns the checkout it comes to:
+// the order after it and the detail of the change (empty when the decision
+// changed nothing). known is the order as the saga last saw it stored (written
+// or loaded): when it still is, the decision costs one round trip, otherwise
+// it is made again on the order as stored. When it fails, tl keeps its
+// entries.
+func (s *Saga) decide(ctx context.Context, tl *timeline, known orders.Order, decision func(*orders.Order) (orders.Change, error)) (orders.Checkout, error) {
 	var change orders.Change
-	o, err := s.db.Update(ctx, orderID, func(o *orders.Order) (orders.Change, error) {
+	o, err := s.db.UpdateKnown(ctx, known, func(o *orders.Order) (orders.Change, error) {
 		var err error
 		change, err = decision(o)
 		return change, err
