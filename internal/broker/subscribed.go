@@ -15,30 +15,41 @@ import (
 // only the functions already bound: a runtime that has just started is ready
 // for orders once this returns, not once its functions answer.
 func WaitSubscribed(ctx context.Context, url string, n Names, functions []string) error {
-	conn, err := Dial(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = conn.Close() }()
-	waiting := ""
+	var conn *amqp.Connection
+	defer func() {
+		if conn != nil {
+			_ = conn.Close()
+		}
+	}()
+	waiting := "" // what the last look found missing
 	for {
-		waiting = ""
-		for _, fn := range functions {
-			ok, err := hasConsumer(conn, n.Queue(fn))
-			if err != nil {
-				return err
-			}
-			if !ok {
-				waiting = fn
-				break
+		if conn == nil || conn.IsClosed() {
+			var err error
+			if conn, err = Dial(ctx, url); err != nil {
+				conn, waiting = nil, err.Error()
 			}
 		}
-		if waiting == "" {
-			return nil
+		if conn != nil {
+			waiting = ""
+			for _, fn := range functions {
+				ok, err := hasConsumer(conn, n.Queue(fn))
+				if err != nil {
+					waiting = err.Error()
+					_ = conn.Close()
+					break
+				}
+				if !ok {
+					waiting = "no consumer on the queue of " + fn + " yet (is the RabbitMQ connector running?)"
+					break
+				}
+			}
+			if waiting == "" {
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("no consumer on the queue of %s yet (is the RabbitMQ connector running?): %w", waiting, ctx.Err())
+			return fmt.Errorf("%s: %w", waiting, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
