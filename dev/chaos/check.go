@@ -438,7 +438,10 @@ func (r *run) check(ctx context.Context) (bool, error) {
 		// does not hold as placed, at most three.
 		var named []string
 		for id, o := range orders {
-			if o.status == "confirmed" && sales[id] != "placed" && len(named) < 3 {
+			if len(named) == 3 {
+				break
+			}
+			if o.status == "confirmed" && sales[id] != "placed" {
 				named = append(named, fmt.Sprintf("confirmed order %s (lines %v): order_sales %q", id, o.lines, sales[id]))
 			}
 		}

@@ -178,9 +178,18 @@ const connectorEnvFile = "env/development.yml"
 // SECRETS_DIR, as OpenFaaS connectors read them from secret_mount_path),
 // Config.Env, then BIND_HOST=127.0.0.1.
 func (l *launcher) connector(c Connector, secretsDir string) (supervisor.Spec, error) {
-	fileEnv, err := stackfile.Environment(l.root, stack.Function{EnvironmentFile: []string{connectorEnvFile}})
+	env, err := l.connectorEnv(secretsDir)
 	if err != nil {
 		return supervisor.Spec{}, fmt.Errorf("connector %s: %w", c.Name, err)
+	}
+	return supervisor.Spec{Path: c.Path, Env: envList(env), Dir: l.root}, nil
+}
+
+// connectorEnv is the environment every connector runs with (see connector).
+func (l *launcher) connectorEnv(secretsDir string) (map[string]string, error) {
+	fileEnv, err := stackfile.Environment(l.root, stack.Function{EnvironmentFile: []string{connectorEnvFile}})
+	if err != nil {
+		return nil, err
 	}
 	env := maps.Clone(l.host)
 	maps.Copy(env, fileEnv)
@@ -190,7 +199,7 @@ func (l *launcher) connector(c Connector, secretsDir string) (supervisor.Spec, e
 	env["basic_auth"] = "true"
 	maps.Copy(env, l.overrides)
 	env["BIND_HOST"] = "127.0.0.1"
-	return supervisor.Spec{Path: c.Path, Env: envList(env), Dir: l.root}, nil
+	return env, nil
 }
 
 func envList(m map[string]string) []string {

@@ -315,18 +315,12 @@ func (rt *Runtime) WaitReady(ctx context.Context, names ...string) error {
 // at once: the connector binds the functions' queues one after another after
 // it starts, and an event published before a queue is bound never reaches it.
 func (rt *Runtime) WaitSubscribed(ctx context.Context) error {
-	i := slices.IndexFunc(rt.cfg.Connectors, func(c Connector) bool { return c.Name == "rabbitmq" })
-	if i < 0 {
+	if !slices.ContainsFunc(rt.cfg.Connectors, func(c Connector) bool { return c.Name == "rabbitmq" }) {
 		return nil
 	}
-	spec, err := rt.launcher.connector(rt.cfg.Connectors[i], rt.secrets.Dir())
+	env, err := rt.launcher.connectorEnv(rt.secrets.Dir())
 	if err != nil {
 		return err
-	}
-	env := map[string]string{}
-	for _, kv := range spec.Env {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
 	}
 	var fns []string
 	for _, f := range rt.functions.List() {

@@ -21,38 +21,46 @@ func WaitSubscribed(ctx context.Context, url string, n Names, functions []string
 			_ = conn.Close()
 		}
 	}()
-	waiting := "" // what the last look found missing
 	for {
-		if conn == nil || conn.IsClosed() {
-			var err error
-			if conn, err = Dial(ctx, url); err != nil {
-				conn, waiting = nil, err.Error()
+		var why string // what the last look found missing
+		if conn == nil {
+			c, err := Dial(ctx, url)
+			if err != nil {
+				why = err.Error()
+			} else {
+				conn = c
 			}
 		}
 		if conn != nil {
-			waiting = ""
-			for _, fn := range functions {
-				ok, err := hasConsumer(conn, n.Queue(fn))
-				if err != nil {
-					waiting = err.Error()
-					_ = conn.Close()
-					break
-				}
-				if !ok {
-					waiting = "no consumer on the queue of " + fn + " yet (is the RabbitMQ connector running?)"
-					break
-				}
-			}
-			if waiting == "" {
+			var err error
+			if why, err = unsubscribed(conn, n, functions); err != nil {
+				_ = conn.Close() // broken: dial again
+				conn, why = nil, err.Error()
+			} else if why == "" {
 				return nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", waiting, ctx.Err())
+			return fmt.Errorf("%s: %w", why, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// unsubscribed says which function's queue has no consumer yet, the first in
+// functions ("" when every one has).
+func unsubscribed(conn *amqp.Connection, n Names, functions []string) (string, error) {
+	for _, fn := range functions {
+		ok, err := hasConsumer(conn, n.Queue(fn))
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return "no consumer on the queue of " + fn + " yet (is the RabbitMQ connector running?)", nil
+		}
+	}
+	return "", nil
 }
 
 // hasConsumer reports whether queue exists and has a consumer, on a

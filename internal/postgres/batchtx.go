@@ -111,8 +111,10 @@ func ExecTx(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) error {
 	})
 	detached := context.WithoutCancel(ctx)
 	err = conn.SendBatch(detached, all).Close()
+	// A failed statement leaves the transaction open (aborted): roll it back
+	// so the connection goes back to the pool clean. A broken connection is
+	// closed by pgx, and the pool drops it.
 	if c := conn.Conn(); err != nil && !c.IsClosed() && c.PgConn().TxStatus() != 'I' {
-		// On failure pgx closes the connection, which the pool then drops.
 		_, _ = c.Exec(detached, "rollback")
 	}
 	return err
