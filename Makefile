@@ -35,8 +35,12 @@ JAEGER_BIN     = $(abspath $(STATE))/bin/jaeger
 ## run: build every function and connector, start the local OpenFaaS runtime
 ## (gateway 127.0.0.1:8080, edge 127.0.0.1:8000) and seed the development data;
 ## it first names any service that does not answer (make services starts them).
+## faas-local is built, then run in the recipe's place (exec), rather than
+## with go run: go run exits 1 whenever it is interrupted, so Ctrl-C would end
+## make run with "Error 1" although faas-local stopped cleanly.
 run:
-	$(GO) run ./cmd/faas-local -state $(STATE)
+	$(GO) build -o $(STATE)/bin/faas-local ./cmd/faas-local
+	exec $(STATE)/bin/faas-local -state $(STATE)
 
 ## api-docs: vendor the API reference page's assets (the npm package
 ## swagger-ui-dist, version pinned in internal/apidocs) into
