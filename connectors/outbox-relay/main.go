@@ -10,6 +10,7 @@
 //	RELAY_POLL_INTERVAL     fallback poll when no NOTIFY arrives [1s]
 //	OUTBOX_RETENTION        how long published rows are kept [168h]
 //	INBOX_RETENTION         how long consumers' processed-event ids are kept [720h]
+//	DATABASE_CREATE         the functions create their databases on first request (development): a missing one is awaited, not an error [false]
 //	METRICS_ADDR            Prometheus /metrics listen address [127.0.0.1:0]; "off" disables
 //	LOG_LEVEL               debug, info, warn, error [info]
 //	PPROF_CPU_DIR           write a CPU profile of the run there at stop, when PPROF_FUNCTIONS is empty or names outbox-relay [""]
@@ -70,6 +71,8 @@ func run(ctx context.Context, getenv func(string) string) error {
 		PollInterval:   c.Duration("RELAY_POLL_INTERVAL", time.Second),
 		Retention:      c.Duration("OUTBOX_RETENTION", 7*24*time.Hour),
 		InboxRetention: c.Duration("INBOX_RETENTION", 30*24*time.Hour),
+		// The functions' own setting: their first request creates the database.
+		CreatedOnDemand: c.Bool("DATABASE_CREATE", false),
 	}
 	for _, name := range []string{"users", "catalog", "orders", "inventory", "payments"} {
 		if url := c.String(strings.ToUpper(name)+"_DATABASE_URL", ""); url != "" {

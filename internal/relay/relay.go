@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel"
@@ -64,6 +65,12 @@ type Config struct {
 	CleanupInterval time.Duration
 	// MaxBackoff caps the delay between reconnect attempts (default 10 s).
 	MaxBackoff time.Duration
+	// CreatedOnDemand says each database is created by its service's first
+	// request (DATABASE_CREATE=true, a developer machine): a database that
+	// does not exist yet is then awaited quietly. Otherwise (production,
+	// where the databases exist before the functions) it is an error like
+	// any other: counted, logged and alerted on.
+	CreatedOnDemand bool
 	// Signer signs every event body (events.SignatureHeader), so consumers
 	// can refuse events that did not come through the relay. nil publishes
 	// unsigned events (tests of the relay alone); connectors/outbox-relay
@@ -197,17 +204,38 @@ func (e errDatabase) Unwrap() error { return e.err }
 func (w *worker) run(ctx context.Context) {
 	defer w.pub.close()
 	bo := broker.Backoff{Max: w.relay.cfg.MaxBackoff}
+	waiting := false // told once that the database does not exist yet
 	for ctx.Err() == nil {
 		err := w.session(ctx, &bo)
 		if ctx.Err() != nil {
 			return
 		}
-		w.relay.metrics.errors.WithLabelValues(w.db.Name, "database").Inc()
-		w.log.Warn("outbox database unavailable, retrying", "err", err)
+		switch {
+		case w.relay.cfg.CreatedOnDemand && missingDatabase(err):
+			// The service's functions create their database on their first
+			// request (postgres.Open): after make run, payments has none
+			// before the first checkout. Nothing is wrong and nothing is
+			// pending, so it is neither an error nor worth a line per retry.
+			if !waiting {
+				w.log.Info("outbox database not created yet: waiting for its service's first request", "err", err)
+			}
+			waiting = true
+		default:
+			waiting = false
+			w.relay.metrics.errors.WithLabelValues(w.db.Name, "database").Inc()
+			w.log.Warn("outbox database unavailable, retrying", "err", err)
+		}
 		if !bo.Wait(ctx) {
 			return
 		}
 	}
+}
+
+// missingDatabase reports whether err is PostgreSQL's invalid_catalog_name
+// (3D000): the database does not exist.
+func missingDatabase(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "3D000"
 }
 
 // session serves one database connection; it returns on a database error.

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopfaas/shop/internal/broker"
@@ -479,4 +480,106 @@ func (q *queryKinds) counts() map[string]int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return maps.Clone(q.n)
+}
+
+// lockedBuffer is a log sink the relay's goroutines and the test share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// On a developer machine (DATABASE_CREATE=true) a service's database appears
+// with its functions' first request; until then the relay waits without
+// counting errors (which would fire OutboxRelayErrors) or logging every retry,
+// and relays as soon as the database is there. In production a missing
+// database stays an error.
+func TestADatabaseNotCreatedYetIsAwaitedQuietly(t *testing.T) {
+	t.Run("production", func(t *testing.T) {
+		logs := &lockedBuffer{}
+		r, err := New(Config{Databases: []Database{{Name: "absent", URL: pgtest.URL(t, "no_such_database_q3")}},
+			BrokerURL: rabbitURL, MaxBackoff: 100 * time.Millisecond}, slog.New(slog.NewTextHandler(logs, nil)), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+		defer cancel()
+		r.Run(ctx)
+		if n := testutil.ToFloat64(r.metrics.errors.WithLabelValues("absent", "database")); n < 2 {
+			t.Errorf("%v database errors counted for a missing database in production, want every attempt", n)
+		}
+		if !strings.Contains(logs.String(), "level=WARN") {
+			t.Errorf("no warning for a missing database in production; logs:\n%s", logs)
+		}
+	})
+	names, deliveries := capture(t)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "test_later_" + hex.EncodeToString(b)
+	url := pgtest.URL(t, name)
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), pgtest.ServerURL())
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	logs := &lockedBuffer{}
+	reg := prometheus.NewRegistry()
+	r, err := New(Config{Databases: []Database{{Name: "later", URL: url}}, BrokerURL: rabbitURL, Names: names,
+		PollInterval: 200 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, CreatedOnDemand: true},
+		slog.New(slog.NewTextHandler(logs, nil)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+
+	time.Sleep(1500 * time.Millisecond) // a dozen retries at 100ms
+	if n := testutil.ToFloat64(r.metrics.errors.WithLabelValues("later", "database")); n != 0 {
+		t.Errorf("%v database errors counted for a database not created yet, want 0", n)
+	}
+	if n := strings.Count(logs.String(), "not created yet"); n != 1 {
+		t.Errorf("%d lines say the database is not created yet, want 1; logs:\n%s", n, logs)
+	}
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("a warning for a database not created yet; logs:\n%s", logs)
+	}
+
+	pool, err := postgres.Open(ctx, postgres.Config{URL: url, MaxConns: 2, CreateDatabase: true,
+		Migrations: fstest.MapFS{"0001_outbox.sql": {Data: []byte(outbox.Schema)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var id string
+	if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+		id = insertEvent(t, ctx, tx, "later")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, deliveries, 1, 10*time.Second); got[0].MessageId != id {
+		t.Errorf("published %s, want %s", got[0].MessageId, id)
+	}
 }
