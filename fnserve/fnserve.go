@@ -10,7 +10,9 @@
 // Configuration uses the watchdog's variable names, read from an injected
 // environment: read_timeout, write_timeout, exec_timeout (bare seconds or Go
 // durations), max_request_bytes, healthcheck_interval, plus PORT (default 8082, the watchdog's
-// upstream) and BIND_HOST (default 127.0.0.1).
+// upstream) and BIND_HOST (default 127.0.0.1). SERVICE_ADDR, which only the
+// local runtime sets, adds a listener that every replica of the function
+// shares (see Config.ServiceAddr).
 //
 // Profiling, only when asked for: with PPROF_CPU_DIR set, the process writes
 // a pprof CPU profile of its whole life to PPROF_CPU_DIR/<name>.<pid>.pprof
@@ -72,6 +74,18 @@ type Config struct {
 	// load balancer or the local runtime takes the replica out of rotation on
 	// the 503, so no request finds the port closed.
 	DrainInterval time.Duration
+	// ServiceAddr, when not empty (SERVICE_ADDR, host:port), is a second
+	// address the function serves on, with the same server and handler,
+	// bound with SO_REUSEPORT: every replica of the function listens on it
+	// and the kernel spreads new connections among them, as a Kubernetes
+	// Service spreads them among a function's pods. The local runtime sets
+	// it so that functions call each other directly (FUNCTION_URLS) rather
+	// than through its gateway; production never sets it (of-watchdog is in
+	// front there). When the drain begins it is closed first: new
+	// connections go to the other replicas, or are refused when none is
+	// left, and the caller falls back to the gateway. Linux only: elsewhere
+	// a set SERVICE_ADDR is a configuration error.
+	ServiceAddr string
 	// CPUProfile, when not empty, is the file the process writes its CPU
 	// profile to at shutdown (PPROF_CPU_DIR/<name>.<pid>.pprof, when
 	// PPROF_FUNCTIONS is empty or names this function).
@@ -94,11 +108,20 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		MaxRequestBytes: int64(c.Int("max_request_bytes", 1<<20, 1, 1<<30)),
 	}
 	cfg.DrainInterval = c.Duration("healthcheck_interval", cfg.WriteTimeout)
+	var errs []error
+	if cfg.ServiceAddr = c.String("SERVICE_ADDR", ""); cfg.ServiceAddr != "" {
+		if _, _, err := net.SplitHostPort(cfg.ServiceAddr); err != nil {
+			errs = append(errs, fmt.Errorf("SERVICE_ADDR: %w", err))
+		} else if !reusePortSupported {
+			errs = append(errs, fmt.Errorf("SERVICE_ADDR %q: a listener shared by replicas needs SO_REUSEPORT, "+
+				"which only the Linux build has; unset it", cfg.ServiceAddr))
+		}
+	}
 	cfg.CPUProfile = telemetry.CPUProfilePath(c.String("PPROF_CPU_DIR", ""), c.String("PPROF_FUNCTIONS", ""), name)
 	if err := cfg.LogLevel.UnmarshalText([]byte(c.String("LOG_LEVEL", "info"))); err != nil {
-		return cfg, errors.Join(c.Err(), fmt.Errorf("LOG_LEVEL: %w", err))
+		errs = append(errs, fmt.Errorf("LOG_LEVEL: %w", err))
 	}
-	return cfg, c.Err()
+	return cfg, errors.Join(append([]error{c.Err()}, errs...)...)
 }
 
 // Main is the template's entry point: it serves the function that build
@@ -113,12 +136,13 @@ func Main(build fnhttp.Builder) {
 	}
 }
 
-// Run serves the function that build builds until ctx is done, then drains: for DrainInterval
+// Run serves the function that build builds until ctx is done, then drains: it
+// closes the shared ServiceAddr listener, if any, at once; then for DrainInterval
 // /_/health answers 503 while every other request is still served (each answer
 // with Connection: close, so clients reconnect elsewhere; idle connections are
 // not closed under a client that may be sending on them), then it stops accepting and waits for
 // the requests in flight within the write timeout. ready, when not nil, receives the bound address once the
-// listener is open (PORT=0 picks a free port). build gets the process's
+// listeners are open (PORT=0 picks a free port): its own, never ServiceAddr. build gets the process's
 // logger and a config.Reader over getenv, on the first request and again after
 // a failed build (fnhttp.Lazy).
 func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, build fnhttp.Builder, ready func(addr string)) error {
@@ -151,6 +175,14 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, buil
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	var serviceLn net.Listener
+	if cfg.ServiceAddr != "" {
+		lc := net.ListenConfig{Control: reusePort}
+		if serviceLn, err = lc.Listen(ctx, "tcp", cfg.ServiceAddr); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("listen on SERVICE_ADDR: %w", err)
+		}
+	}
 	var draining atomic.Bool
 	handle := fnhttp.Lazy(build, config.New(getenv), log)
 	srv := &http.Server{
@@ -163,14 +195,30 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, buil
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("function serving", "addr", ln.Addr().String())
+	servicec := make(chan error, 1) // stays empty without a ServiceAddr
+	if serviceLn != nil {
+		go func() { servicec <- srv.Serve(serviceLn) }()
+		log.Info("function serving", "addr", ln.Addr().String(), "service_addr", serviceLn.Addr().String())
+	} else {
+		log.Info("function serving", "addr", ln.Addr().String())
+	}
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
+	case err := <-servicec:
+		return fmt.Errorf("serve on SERVICE_ADDR: %w", err)
 	case <-ctx.Done():
+	}
+	if serviceLn != nil {
+		// First of all: the shared address stops taking connections, so
+		// the kernel hands new ones to the other replicas (or refuses them
+		// when none is left, and callers go through the gateway). Serve
+		// has returned, and stopped tracking it, once servicec delivers.
+		_ = serviceLn.Close()
+		<-servicec
 	}
 	stopProfile()
 	if cfg.DrainInterval > 0 {

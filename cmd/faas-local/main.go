@@ -95,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Root: root, StackFile: opts.StackFile, KongFile: opts.KongFile, StateDir: state,
 		GatewayAddr: opts.GatewayAddr, EdgeAddr: opts.EdgeAddr, Functions: opts.Functions,
 		Binary: bins.functions, Connectors: bins.connectors, Stdout: stdout, Quiet: opts.Quiet, OTLPEndpoint: opts.OTLP,
-		AllowExec: opts.AllowExec, CallbackAllow: opts.CallbackAllow,
+		AllowExec: opts.AllowExec, CallbackAllow: opts.CallbackAllow, GatewayOnly: opts.GatewayOnly,
 		Log: slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: slog.LevelInfo})), Getenv: getenv,
 	})
 	if err != nil {

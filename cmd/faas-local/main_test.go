@@ -157,3 +157,26 @@ func processesOf(t *testing.T, path string) []string {
 	}
 	return pids
 }
+
+// -gateway-only, or FAAS_LOCAL_GATEWAY_ONLY as every flag's variable, sends
+// every call between functions through the gateway; direct calls are the default.
+func TestGatewayOnlyFromFlagOrEnvironment(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want bool
+	}{
+		{"default", nil, nil, false},
+		{"flag", []string{"-gateway-only"}, nil, true},
+		{"environment", nil, map[string]string{"FAAS_LOCAL_GATEWAY_ONLY": "true"}, true},
+		{"flag over environment", []string{"-gateway-only=false"}, map[string]string{"FAAS_LOCAL_GATEWAY_ONLY": "true"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseOptions(append(tc.args, "-functions", "get-me"), func(k string) string { return tc.env[k] }, io.Discard)
+			if err != nil || o.GatewayOnly != tc.want {
+				t.Errorf("GatewayOnly = %t, %v; want %t", o.GatewayOnly, err, tc.want)
+			}
+		})
+	}
+}

@@ -45,6 +45,10 @@ type options struct {
 	// CallbackAllow lists the host:port targets an X-Callback-Url may name
 	// besides the gateway's own /function/*.
 	CallbackAllow []string
+	// GatewayOnly sends every call between functions through the gateway,
+	// as on faasd, instead of directly to the function's shared port
+	// (faaslocal.Config.GatewayOnly).
+	GatewayOnly bool
 }
 
 // defaultConnectors are the connectors `make run` supervises when their
@@ -78,6 +82,8 @@ func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 	quiet, _ := strconv.ParseBool(env("FAAS_LOCAL_QUIET", "false"))
 	allowExec, _ := strconv.ParseBool(env("FAAS_LOCAL_ALLOW_EXEC", "false"))
 	fs.BoolVar(&o.AllowExec, "allow-exec", allowExec, "let a deployment run its envProcess (fprocess) as a shell command (refused by default)")
+	gatewayOnly, _ := strconv.ParseBool(env("FAAS_LOCAL_GATEWAY_ONLY", "false"))
+	fs.BoolVar(&o.GatewayOnly, "gateway-only", gatewayOnly, "send every call between functions through the gateway, as on faasd (default: directly, falling back to the gateway)")
 	fs.BoolVar(&o.Quiet, "quiet", quiet, "do not echo function output (it stays in /system/logs)")
 	if err := fs.Parse(args); err != nil {
 		return o, err

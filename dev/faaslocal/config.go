@@ -43,6 +43,15 @@ type Config struct {
 	// 400: anyone holding the gateway's credentials could otherwise run any
 	// command as the developer, next to every secret.
 	AllowExec bool
+	// GatewayOnly sends every call between functions through the gateway, as
+	// on faasd: no function gets a SERVICE_ADDR and no process gets
+	// FUNCTION_URLS. Otherwise (the default, on Linux) each function of
+	// Binary gets a loopback port its replicas share, and functions and
+	// connectors call each other there directly, as on Kubernetes with
+	// FUNCTION_URL_TEMPLATE, falling back to the gateway when the
+	// connection is refused (no replica running). Other systems always run
+	// as GatewayOnly.
+	GatewayOnly bool
 	// CallbackAllow lists the host:port targets an async call's
 	// X-Callback-Url may name besides the gateway's own /function/* on
 	// loopback, which is always allowed; any other callback is refused with

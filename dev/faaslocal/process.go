@@ -45,6 +45,7 @@ type launcher struct {
 	telemetry  map[string]string // TelemetryEnv of the host and Config.OTLPEndpoint
 	overrides  map[string]string // Config.Env
 	gatewayURL string            // the gateway API, for GATEWAY_URL
+	services   *services         // SERVICE_ADDR and FUNCTION_URLS; nil: every call through the gateway
 	allowExec  bool              // Config.AllowExec: envProcess may run under sh -c
 }
 
@@ -119,9 +120,12 @@ func TelemetryEnv(environ []string, otlp string) map[string]string {
 // repository, next to every secret (issue 12, finding 1). Its environment
 // is, later entries winning: the host variables, the deployment's envVars,
 // the OpenTelemetry variables (TelemetryEnv),
-// GATEWAY_URL, Config.Env, healthcheck_interval (localDrain when none of
-// those set it), then OPENFAAS_NAME, BIND_HOST=127.0.0.1 and SECRETS_DIR,
-// which nothing overrides.
+// GATEWAY_URL and FUNCTION_URLS (every function's direct address, see
+// services), Config.Env, healthcheck_interval (localDrain when none of
+// those set it), then OPENFAAS_NAME, BIND_HOST=127.0.0.1, SECRETS_DIR and,
+// for a function of the multi-call binary, SERVICE_ADDR (the port its
+// replicas share), which nothing overrides. Without services
+// (Config.GatewayOnly) there is no FUNCTION_URLS and no SERVICE_ADDR.
 func (l *launcher) Process(spec types.FunctionDeployment, secretsDir string) (supervisor.Spec, error) {
 	var p supervisor.Spec
 	switch {
@@ -149,7 +153,7 @@ func (l *launcher) Process(spec types.FunctionDeployment, secretsDir string) (su
 	env := maps.Clone(l.host)
 	maps.Copy(env, spec.EnvVars)
 	maps.Copy(env, l.telemetry)
-	env["GATEWAY_URL"] = l.gatewayURL
+	l.setGateway(env)
 	maps.Copy(env, l.overrides)
 	if env["healthcheck_interval"] == "" {
 		// fnserve's drain after SIGTERM: the supervisor takes a replica out
@@ -160,6 +164,12 @@ func (l *launcher) Process(spec types.FunctionDeployment, secretsDir string) (su
 	env["OPENFAAS_NAME"] = spec.Service
 	env["BIND_HOST"] = "127.0.0.1"
 	env["SECRETS_DIR"] = secretsDir
+	// The runtime owns the shared port: a deployment naming another
+	// function's would receive that function's calls.
+	delete(env, "SERVICE_ADDR")
+	if addr := l.services.addr(spec.Service); addr != "" && l.known[spec.Service] {
+		env["SERVICE_ADDR"] = addr
+	}
 	p.Env, p.Dir = envList(env), l.root
 	return p, nil
 }
@@ -173,7 +183,8 @@ const connectorEnvFile = "env/development.yml"
 
 // connector is how connector c runs: its environment is, later entries
 // winning, the host variables, env/development.yml, the OpenTelemetry
-// variables (TelemetryEnv), GATEWAY_URL, SECRETS_DIR (every secret) and
+// variables (TelemetryEnv), GATEWAY_URL and FUNCTION_URLS (unless
+// Config.GatewayOnly), SECRETS_DIR (every secret) and
 // basic_auth=true (the connectors read the gateway API's credentials from
 // SECRETS_DIR, as OpenFaaS connectors read them from secret_mount_path),
 // Config.Env, then BIND_HOST=127.0.0.1.
@@ -194,12 +205,21 @@ func (l *launcher) connectorEnv(secretsDir string) (map[string]string, error) {
 	env := maps.Clone(l.host)
 	maps.Copy(env, fileEnv)
 	maps.Copy(env, l.telemetry)
-	env["GATEWAY_URL"] = l.gatewayURL
+	l.setGateway(env)
 	env["SECRETS_DIR"] = secretsDir
 	env["basic_auth"] = "true"
 	maps.Copy(env, l.overrides)
 	env["BIND_HOST"] = "127.0.0.1"
 	return env, nil
+}
+
+// setGateway sets how a process calls functions: GATEWAY_URL, and
+// FUNCTION_URLS for the direct calls that fall back to the gateway.
+func (l *launcher) setGateway(env map[string]string) {
+	env["GATEWAY_URL"] = l.gatewayURL
+	if urls := l.services.urls(); urls != "" {
+		env["FUNCTION_URLS"] = urls
+	}
 }
 
 func envList(m map[string]string) []string {

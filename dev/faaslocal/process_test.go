@@ -2,9 +2,11 @@ package faaslocal
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/openfaas/faas-provider/types"
 )
 
@@ -39,3 +41,59 @@ func TestProcessesGetTheTelemetryEnv(t *testing.T) {
 }
 
 func contains(list []string, s string) bool { return slices.Contains(list, s) }
+
+// Every process the runtime starts, function replica or connector, finds
+// every function's direct address in FUNCTION_URLS; a function of the
+// multi-call binary gets its own as SERVICE_ADDR, which no deployment or
+// Config.Env overrides (it would join another function's replicas); without
+// services (GatewayOnly) neither is set.
+func TestProcessesGetTheDirectAddresses(t *testing.T) {
+	svc := &services{ports: map[string]int{"get-product": 41002, "get-me": 41001}}
+	urls := "FUNCTION_URLS=get-me=http://127.0.0.1:41001,get-product=http://127.0.0.1:41002"
+	newLauncher := func(s *services) *launcher {
+		return &launcher{root: "../..", binary: "/bin/shop-functions", known: map[string]bool{"get-me": true, "get-product": true},
+			host: map[string]string{}, overrides: map[string]string{"SERVICE_ADDR": "127.0.0.1:1"}, allowExec: true, services: s}
+	}
+	picked := func(env []string) []string {
+		return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
+			return !strings.HasPrefix(kv, "FUNCTION_URLS=") && !strings.HasPrefix(kv, "SERVICE_ADDR=")
+		})
+	}
+	for _, tc := range []struct {
+		name     string
+		services *services
+		spec     types.FunctionDeployment
+		want     []string
+	}{
+		{"function of the binary", svc, types.FunctionDeployment{Service: "get-me", EnvVars: map[string]string{"SERVICE_ADDR": "127.0.0.1:2"}},
+			[]string{urls, "SERVICE_ADDR=127.0.0.1:41001"}},
+		{"envProcess", svc, types.FunctionDeployment{Service: "echo", EnvProcess: "echofn", EnvVars: map[string]string{"SERVICE_ADDR": "127.0.0.1:41002"}},
+			[]string{urls}},
+		{"gateway only", nil, types.FunctionDeployment{Service: "get-me"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := newLauncher(tc.services).Process(tc.spec, "/secrets")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, picked(p.Env), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("direct-call environment (-want +got):\n%s", diff)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name     string
+		services *services
+		want     string
+	}{{"connector", svc, strings.TrimPrefix(urls, "FUNCTION_URLS=")}, {"connector, gateway only", nil, ""}} {
+		t.Run(tc.name, func(t *testing.T) {
+			env, err := newLauncher(tc.services).connectorEnv("/secrets")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if env["FUNCTION_URLS"] != tc.want {
+				t.Errorf("connector's FUNCTION_URLS = %q, want %q", env["FUNCTION_URLS"], tc.want)
+			}
+		})
+	}
+}

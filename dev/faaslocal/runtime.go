@@ -56,6 +56,7 @@ type Runtime struct {
 	cfg Config
 	out *lineWriter
 
+	services   *services // the functions' shared ports, nil when every call goes through the gateway
 	secrets    *secrets.Store
 	logs       *logstore.Store
 	replicas   *supervisor.Supervisor // function replicas
@@ -100,6 +101,11 @@ func (rt *Runtime) start(ctx context.Context) error {
 	known, err := listKnown(ctx, rt.cfg.Binary)
 	if err != nil {
 		return err
+	}
+	if !rt.cfg.GatewayOnly {
+		if rt.services, err = reserveServices(known); err != nil {
+			return err
+		}
 	}
 	gatewayLn, err := net.Listen("tcp", rt.cfg.GatewayAddr)
 	if err != nil {
@@ -155,7 +161,7 @@ func (rt *Runtime) open(known map[string]bool, gatewayURL string) error {
 	}})
 	rt.launcher = &launcher{root: cfg.Root, binary: cfg.Binary, known: known, host: hostVars(cfg.Getenv),
 		telemetry: TelemetryEnv(cfg.Environ(), cfg.OTLPEndpoint), overrides: cfg.Env, gatewayURL: gatewayURL,
-		allowExec: cfg.AllowExec}
+		allowExec: cfg.AllowExec, services: rt.services}
 	rt.functions = functions.New(functions.Config{Namespace: provider.Namespace, MaxReplicas: cfg.MaxReplicas,
 		Supervisor: rt.replicas, Secrets: rt.secrets, Launcher: rt.launcher, Logs: rt.logs})
 	rt.callbacks = provider.Callbacks{Gateway: strings.TrimPrefix(gatewayURL, "http://"), Allow: cfg.CallbackAllow}
@@ -229,7 +235,8 @@ func (rt *Runtime) output(name, instance, line string) {
 //  3. the gateway API stops listening;
 //  4. async calls get a few seconds to finish (unfinished ones stay in the journal);
 //  5. the function replicas stop (SIGTERM, SIGKILL after StopGrace);
-//  6. the edge's Redis connections close and its last spans are exported.
+//  6. the edge's Redis connections close and its last spans are exported;
+//  7. the functions' reserved ports are released.
 //
 // Close is safe on a runtime that failed to start and returns the same
 // result when called again.
@@ -260,6 +267,7 @@ func (rt *Runtime) Close() error {
 			add("edge spans", rt.edgeSpans.Shutdown(sctx))
 			cancel()
 		}
+		add("function ports", rt.services.Close())
 		rt.closeErr = errors.Join(errs...)
 	})
 	return rt.closeErr

@@ -5,7 +5,11 @@
 //
 // With ECHOFN_FNSERVE=1 it serves the same answers through fnserve instead,
 // with fnserve's health check, metrics and drain after SIGTERM
-// (healthcheck_interval), as every function of the shop does.
+// (healthcheck_interval) and its SERVICE_ADDR, as every function of the shop
+// does. It is also a multi-call binary like cmd/shop-functions, for the
+// runtime's Config.Binary: `echofn list` names the functions echo and
+// echo-b (runtimetest.EchoFunctions), and `echofn <name>` serves through
+// fnserve.
 //
 // Otherwise, on SIGTERM it stops at once, unless told otherwise:
 //   - ECHOFN_TERM_DELAY=<duration> keeps it serving that long first, as the
@@ -49,7 +53,20 @@ type Echo struct {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Getenv); err != nil {
+	if len(os.Args) > 1 && os.Args[1] == "list" {
+		fmt.Println("echo\necho-b")
+		return
+	}
+	getenv := os.Getenv
+	if len(os.Args) > 1 { // run as a function of a multi-call binary
+		getenv = func(k string) string {
+			if k == "ECHOFN_FNSERVE" {
+				return "1"
+			}
+			return os.Getenv(k)
+		}
+	}
+	if err := run(ctx, getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "echofn:", err)
 		os.Exit(1)
 	}

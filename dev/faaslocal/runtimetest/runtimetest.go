@@ -58,6 +58,13 @@ type Options struct {
 	// CallbackAllow lists further X-Callback-Url targets, host:port
 	// (faaslocal.Config.CallbackAllow).
 	CallbackAllow []string
+	// Binary is the multi-call binary (faaslocal.Config.Binary), default
+	// cmd/shop-functions when Functions is not empty; EchoFunction's binary
+	// is one too (its functions: EchoFunctions).
+	Binary string
+	// GatewayOnly sends every call between functions through the gateway
+	// (faaslocal.Config.GatewayOnly).
+	GatewayOnly bool
 }
 
 // Runtime is a running local runtime for one test.
@@ -168,11 +175,16 @@ func build(root, pkg string) (string, error) {
 
 // EchoFunction returns an fprocess that runs the echo test function (see
 // dev/faaslocal/echofn): deploy it with any service name to get a
-// function that answers with what it received.
+// function that answers with what it received. The same binary is a
+// multi-call binary (Options.Binary) serving EchoFunctions through fnserve.
 func EchoFunction(t testing.TB) string {
 	t.Helper()
 	return Binary(t, "./dev/faaslocal/echofn")
 }
+
+// EchoFunctions are the functions EchoFunction's binary serves as a
+// multi-call binary (its list command).
+var EchoFunctions = []string{"echo", "echo-b"}
 
 // StateDir returns a new state directory for the test holding the
 // development secrets (secrets.Development: the gateway API's credentials,
@@ -211,8 +223,10 @@ func Start(t testing.TB, opts Options) *Runtime {
 		OTLPEndpoint:  opts.OTLPEndpoint,
 		AllowExec:     opts.AllowExec,
 		CallbackAllow: opts.CallbackAllow,
+		Binary:        opts.Binary,
+		GatewayOnly:   opts.GatewayOnly,
 	}
-	if len(opts.Functions) > 0 {
+	if cfg.Binary == "" && len(opts.Functions) > 0 {
 		cfg.Binary = Binary(t, "./cmd/shop-functions")
 	}
 	for _, c := range opts.Connectors {

@@ -1,0 +1,175 @@
+package faaslocal_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/openfaas/faas-provider/types"
+
+	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
+)
+
+// direct makes a new connection (no keep-alive) to a function's direct
+// address and returns what the echo function saw, or the dial's error.
+func direct(t *testing.T, base, path string) (echo, error) {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	res, err := c.Get(base + path)
+	if err != nil {
+		return echo{}, err
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	var e echo
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s%s: %d %s", base, path, res.StatusCode, b)
+	}
+	if err := json.Unmarshal(b, &e); err != nil {
+		t.Fatalf("GET %s%s: %v: %s", base, path, err, b)
+	}
+	return e, nil
+}
+
+// functionURLs parses FUNCTION_URLS (name=base-url,...).
+func functionURLs(t *testing.T, v string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for kv := range strings.SplitSeq(v, ",") {
+		name, base, ok := strings.Cut(kv, "=")
+		if !ok {
+			t.Fatalf("FUNCTION_URLS %q: entry %q is not name=url", v, kv)
+		}
+		out[name] = base
+	}
+	return out
+}
+
+// envOf asks the echo function, through the gateway, for one variable of
+// its environment.
+func envOf(t *testing.T, rt *runtimetest.Runtime, fn, name string) string {
+	t.Helper()
+	code, e, _ := invoke(t, http.MethodGet, rt.GatewayURL+"/function/"+fn+"/env/"+name, nil, nil)
+	if code != http.StatusOK {
+		t.Fatalf("%s's %s: %d", fn, name, code)
+	}
+	return e.Env
+}
+
+// Functions of the multi-call binary call each other directly, as on
+// Kubernetes: every process gets FUNCTION_URLS naming every function's
+// loopback address, every replica of a function serves on its function's
+// address (the kernel spreads new connections among them), and a function
+// without replicas refuses the connection, so that the caller falls back to
+// the gateway, which wakes it.
+func TestFunctionsCallEachOtherDirectly(t *testing.T) {
+	rt := runtimetest.Start(t, runtimetest.Options{Binary: runtimetest.EchoFunction(t)})
+	c := client(t, rt)
+	ctx := context.Background()
+	deployEcho(t, rt, c, types.FunctionDeployment{Service: "echo"})
+
+	urls := functionURLs(t, envOf(t, rt, "echo", "FUNCTION_URLS"))
+	if diff := cmp.Diff(runtimetest.EchoFunctions, slices.Sorted(maps.Keys(urls))); diff != "" {
+		t.Fatalf("FUNCTION_URLS names (-known +got):\n%s", diff)
+	}
+	ports := map[string]bool{}
+	for name, base := range urls {
+		u, err := url.Parse(base)
+		if err != nil || u.Scheme != "http" || u.Hostname() != "127.0.0.1" || u.Port() == "" || u.Path != "" || ports[u.Port()] {
+			t.Errorf("FUNCTION_URLS gives %s %q: want http://127.0.0.1:<a port of its own>", name, base)
+		}
+		ports[u.Port()] = true
+	}
+	if got, want := envOf(t, rt, "echo", "SERVICE_ADDR"), strings.TrimPrefix(urls["echo"], "http://"); got != want {
+		t.Errorf("echo's SERVICE_ADDR = %q, want its FUNCTION_URLS address %q", got, want)
+	}
+
+	// Directly: the gateway would add X-Forwarded-For and X-Forwarded-Host.
+	e, err := direct(t, urls["echo"], "/direct?q=1")
+	if err != nil {
+		t.Fatalf("echo at its FUNCTION_URLS address: %v", err)
+	}
+	if e.Name != "echo" || e.Path != "/direct" || e.Query != "q=1" || e.Header["X-Forwarded-For"] != "" || e.Header["X-Forwarded-Host"] != "" {
+		t.Errorf("direct call reached %+v, want echo without the gateway's headers", e)
+	}
+
+	// Two replicas share the address.
+	if err := c.ScaleFunction(ctx, "echo", "", 2); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, rt, "echo")
+	want := map[int]bool{}
+	for _, r := range rt.Replicas("echo") {
+		want[r.PID] = true
+	}
+	got := map[int]bool{}
+	for range 64 {
+		e, err := direct(t, urls["echo"], "/who")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[e.PID] = true
+	}
+	if len(want) != 2 || !cmp.Equal(want, got) {
+		t.Errorf("new connections to echo's address served by %v, want both replicas %v", got, want)
+	}
+
+	// Scaled to zero, nothing listens: the connection is refused.
+	if err := c.ScaleFunction(ctx, "echo", "", 0); err != nil {
+		t.Fatal(err)
+	}
+	refused(t, urls["echo"])
+	refused(t, urls["echo-b"]) // known, never deployed
+
+	// The caller's fallback: the gateway wakes the function, which serves
+	// directly again.
+	if code, e, _ := invoke(t, http.MethodGet, rt.GatewayURL+"/function/echo/woken", nil, nil); code != http.StatusOK || e.Path != "/woken" {
+		t.Fatalf("gateway call to echo scaled to zero: %d %+v", code, e)
+	}
+	waitReady(t, rt, "echo")
+	if e, err := direct(t, urls["echo"], "/again"); err != nil || e.Path != "/again" {
+		t.Errorf("direct call after the wake: %+v %v", e, err)
+	}
+}
+
+// refused waits (the replicas' stop is asynchronous to the caller) until a
+// connection to base is refused.
+func refused(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := direct(t, base, "/")
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s with no replica: %v, want connection refused", base, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// With GatewayOnly every call goes through the gateway, as on faasd: no
+// function has a direct address.
+func TestGatewayOnlyGivesNoDirectAddresses(t *testing.T) {
+	rt := runtimetest.Start(t, runtimetest.Options{Binary: runtimetest.EchoFunction(t), GatewayOnly: true})
+	deployEcho(t, rt, client(t, rt), types.FunctionDeployment{Service: "echo"})
+	for _, v := range []string{"FUNCTION_URLS", "SERVICE_ADDR"} {
+		if got := envOf(t, rt, "echo", v); got != "" {
+			t.Errorf("%s = %q with GatewayOnly, want unset", v, got)
+		}
+	}
+	if got := envOf(t, rt, "echo", "GATEWAY_URL"); got != rt.GatewayURL {
+		t.Errorf("GATEWAY_URL = %q, want %q", got, rt.GatewayURL)
+	}
+}
