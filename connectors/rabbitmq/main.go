@@ -18,6 +18,7 @@ import (
 	"github.com/shopfaas/shop/internal/broker"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/connector"
+	"github.com/shopfaas/shop/internal/gatewayurl"
 	"github.com/shopfaas/shop/internal/routes"
 	"github.com/shopfaas/shop/internal/telemetry"
 )
@@ -50,6 +51,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	defer func() { _ = shutdownTracing(context.WithoutCancel(ctx)) }()
 	cfg := connector.Config{
 		GatewayURL:      c.Required("GATEWAY_URL"),
+		Direct:          gatewayurl.DirectFrom(c, gatewayurl.Bundled(c)),
 		BrokerURL:       c.String("RABBITMQ_URL", broker.DefaultURL),
 		Names:           broker.Names{Prefix: c.String("EXCHANGE_PREFIX", "")},
 		MaxAttempts:     c.Int("MAX_ATTEMPTS", 5, 1, 20),

@@ -1,7 +1,8 @@
-// Package catalogclient reads products from the catalog service through the
-// OpenFaaS gateway ($GATEWAY_URL/function/get-product/api/v1/products/{id}),
-// the only way one function may reach another. It is what every service that
-// needs a price uses, because prices come from the catalog, never from a client.
+// Package catalogclient reads products from the catalog service's
+// get-product function, located on the OpenFaaS gateway
+// ($GATEWAY_URL/function/get-product/api/v1/products/{id}) and called there or
+// directly (internal/gatewayurl). It is what every service that needs a price
+// uses, because prices come from the catalog, never from a client.
 //
 // Guarantees: every call has a deadline; the caller's trace context travels in
 // the traceparent header (put there by the default client's transport,
@@ -57,12 +58,16 @@ type Config struct {
 	// Bundled locates get-product in its catalog bundle (the faasd-CE stack,
 	// FUNCTION_BUNDLES=true) instead of as its own function; see internal/gatewayurl.
 	Bundled bool
+	// Direct names the functions called without the gateway (see
+	// gatewayurl.DirectFrom); nil calls get-product through the gateway. Only
+	// the default client (HTTP nil) uses it.
+	Direct *gatewayurl.Direct
 	// Timeout bounds one attempt (default 3s); the caller's context bounds the whole call.
 	Timeout time.Duration
 	// Attempts is how many times a call is tried in total while it fails
 	// retryably (fault.Retryable: no answer, 5xx, 429; default 2).
 	Attempts int
-	// HTTP is the client to use; the default (gatewayurl.NewClient) is
+	// HTTP is the client to use; the default (gatewayurl.Locator.NewClient) is
 	// instrumented with OpenTelemetry and sends the traceparent header, which
 	// the client does not add itself: another client must send it.
 	HTTP *http.Client
@@ -76,8 +81,12 @@ func (c *Config) setDefaults() {
 		c.Attempts = 2
 	}
 	if c.HTTP == nil {
-		c.HTTP = gatewayurl.NewClient()
+		c.HTTP = c.locator().NewClient()
 	}
+}
+
+func (c Config) locator() gatewayurl.Locator {
+	return gatewayurl.Locator{Gateway: c.GatewayURL, Bundled: c.Bundled, Direct: c.Direct}
 }
 
 // Validate reports a configuration that cannot work.
@@ -89,17 +98,20 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// ConfigFrom reads GATEWAY_URL (and optionally FUNCTION_BUNDLES and
-// CATALOG_TIMEOUT) from c; c collects the problems.
+// ConfigFrom reads GATEWAY_URL (and optionally FUNCTION_BUNDLES,
+// FUNCTION_URLS, FUNCTION_URL_TEMPLATE and CATALOG_TIMEOUT) from c; c collects
+// the problems.
 func ConfigFrom(c *config.Reader) Config {
+	loc := gatewayurl.FromConfig(c)
 	return Config{
-		GatewayURL: c.Required("GATEWAY_URL"),
-		Bundled:    gatewayurl.Bundled(c),
+		GatewayURL: loc.Gateway,
+		Bundled:    loc.Bundled,
+		Direct:     loc.Direct,
 		Timeout:    c.Duration("CATALOG_TIMEOUT", 3*time.Second),
 	}
 }
 
-// Client calls get-product through the gateway. It is safe for concurrent use.
+// Client calls get-product. It is safe for concurrent use.
 type Client struct {
 	cfg  Config
 	base string
@@ -111,7 +123,7 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Client{cfg: cfg, base: gatewayurl.URL(cfg.GatewayURL, "get-product", cfg.Bundled) + "/api/v1/products/"}, nil
+	return &Client{cfg: cfg, base: cfg.locator().URL("get-product") + "/api/v1/products/"}, nil
 }
 
 // maxBody bounds a product answer; a product is well under 64 KiB.

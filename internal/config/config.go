@@ -57,6 +57,11 @@ func (c *Reader) fail(format string, args ...any) {
 	c.errs = append(c.errs, fmt.Errorf(format, args...))
 }
 
+// Fail records a problem with the variable name that a caller found by its
+// own validation (e.g. a list whose entries only the caller can parse), so it
+// is reported with every other problem by Err.
+func (c *Reader) Fail(name string, err error) { c.fail("%s: %w", name, err) }
+
 // String returns the variable or def when it is unset.
 func (c *Reader) String(name, def string) string {
 	if v := strings.TrimSpace(c.getenv(name)); v != "" {

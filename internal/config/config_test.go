@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,17 +25,18 @@ func TestEveryProblemCollected(t *testing.T) {
 	c.Bool("DEBUG", false)
 	c.Duration("TIMEOUT", time.Second)
 	c.Secret("jwt-verify-key", "dev-default", false)
+	c.Fail("LIST", errors.New("entry x is bad"))
 	err := c.Err()
 	if err == nil {
 		t.Fatal("Err() = nil")
 	}
-	for _, want := range []string{"DATABASE_URL is required", "PORT", "DEBUG", "TIMEOUT", "secret jwt-verify-key is missing"} {
+	for _, want := range []string{"DATABASE_URL is required", "PORT", "DEBUG", "TIMEOUT", "secret jwt-verify-key is missing", "LIST: entry x is bad"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
 	}
-	if n := strings.Count(err.Error(), "\n") + 1; n != 5 {
-		t.Errorf("%d problems reported, want 5:\n%v", n, err)
+	if n := strings.Count(err.Error(), "\n") + 1; n != 6 {
+		t.Errorf("%d problems reported, want 6:\n%v", n, err)
 	}
 }
 

@@ -2,7 +2,8 @@
 // discovers functions and their comma-separated `topic` annotations through
 // the gateway API (connector-sdk), gives every subscribed function its own
 // durable quorum queue bound to its topics on the events exchange, invokes the
-// function through the gateway and acks on any 2xx. A failed invocation is
+// function at its gateway URL (sent there or directly, Config.Direct) and acks
+// on any 2xx. A failed invocation is
 // retried after a growing delay (per-function quorum TTL queues that
 // dead-letter back to the function's queue at least once, so the queue itself
 // is never blocked and a broker restart loses no waiting retry) and, after
@@ -49,6 +50,10 @@ import (
 type Config struct {
 	// GatewayURL is the OpenFaaS gateway used for discovery and invocation.
 	GatewayURL string
+	// Direct names the functions invoked at their own address instead of
+	// through the gateway (gatewayurl.DirectFrom: FUNCTION_URLS,
+	// FUNCTION_URL_TEMPLATE); nil invokes every function through the gateway.
+	Direct *gatewayurl.Direct
 	// BrokerURL is the RabbitMQ URL (default broker.DefaultURL).
 	BrokerURL string
 	// Names are the exchange and queue names (empty prefix in production).
@@ -208,10 +213,12 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Connector, e
 		log:    log,
 		lookup: sdktypes.NewFunctionLookupBuilder(cfg.GatewayURL, ",", discovery, gatewayAuth),
 		topics: sdktypes.NewTopicMap(),
-		// Keep-alive connections to the gateway for every invocation at once
-		// (Go's default keeps 2 idle per host: with more deliveries in
-		// flight nearly every call opened a new connection).
-		client:  &http.Client{Timeout: cfg.InvokeTimeout, Transport: gatewayurl.NewTransport()},
+		// Keep-alive connections to the gateway (or the functions called
+		// directly) for every invocation at once (Go's default keeps 2 idle
+		// per host: with more deliveries in flight nearly every call opened a
+		// new connection).
+		client: &http.Client{Timeout: cfg.InvokeTimeout,
+			Transport: gatewayurl.Locator{Gateway: cfg.GatewayURL, Direct: cfg.Direct}.Transport(gatewayurl.NewTransport())},
 		metrics: m,
 		bound:   map[string]map[string]bool{},
 
@@ -614,6 +621,10 @@ func (c *Connector) invoke(ctx context.Context, fn, topic string, attempt int, d
 	if c.cfg.InternalToken != "" {
 		req.Header.Set(auth.InternalHeader, c.cfg.InternalToken)
 	}
+	// Every handler records the event id in its inbox in the transaction of
+	// its effect and skips an event it has seen (internal/inbox): a delivery
+	// may be sent again.
+	gatewayurl.MarkReplayable(req.Header)
 	// The delivery span's context continues the trace; without a propagator
 	// (tests) the message's own trace context is passed on unchanged.
 	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))

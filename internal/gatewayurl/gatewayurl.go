@@ -1,10 +1,16 @@
-// Package gatewayurl locates a function on the OpenFaaS gateway, the only way
-// one function may call another. The same code runs in both stacks: in
-// stack.yml every function is its own OpenFaaS function at
+// Package gatewayurl locates a function for a call from another function. A
+// caller always builds the function's gateway URL; the same code runs in both
+// stacks: in stack.yml every function is its own OpenFaaS function at
 // $GATEWAY_URL/function/<name>; in the bundled faasd-CE stack (stack.ce.yml,
 // which sets FUNCTION_BUNDLES=true) a function is a member of its service's
 // bundle and is reached at $GATEWAY_URL/function/<service>/_fn/<name>, which
 // the bundle dispatches to the member with the rest of the path.
+//
+// The client's transport (Locator.Transport) may then send the call straight
+// to the function (Direct: FUNCTION_URLS, FUNCTION_URL_TEMPLATE), one HTTP leg
+// instead of two, and falls back to the gateway when the function's address
+// refuses the connection. Without those variables, and always in the bundled
+// stack, every call goes through the gateway.
 package gatewayurl
 
 import (
@@ -23,12 +29,18 @@ type Locator struct {
 	Gateway string
 	// Bundled is true in the bundled faasd-CE stack (env FUNCTION_BUNDLES=true).
 	Bundled bool
+	// Direct names the functions Transport sends straight to their own
+	// address; nil (always when Bundled) sends every call through the gateway.
+	Direct *Direct
 }
 
-// FromConfig reads GATEWAY_URL (required) and FUNCTION_BUNDLES (optional
-// boolean, default false) from c; c collects the problems.
+// FromConfig reads GATEWAY_URL (required), FUNCTION_BUNDLES (optional
+// boolean, default false), FUNCTION_URLS and FUNCTION_URL_TEMPLATE (optional,
+// see DirectFrom; ignored when FUNCTION_BUNDLES is true) from c; c collects
+// the problems.
 func FromConfig(c *config.Reader) Locator {
-	return Locator{Gateway: c.Required("GATEWAY_URL"), Bundled: Bundled(c)}
+	gateway, bundled := c.Required("GATEWAY_URL"), Bundled(c)
+	return Locator{Gateway: gateway, Bundled: bundled, Direct: DirectFrom(c, bundled)}
 }
 
 // Bundled reads FUNCTION_BUNDLES (optional boolean, default false) from c.
@@ -53,25 +65,38 @@ func URL(gateway, function string, bundled bool) string {
 	return Locator{Gateway: gateway, Bundled: bundled}.URL(function)
 }
 
-// MaxIdlePerHost is how many idle keep-alive connections a NewClient keeps to
-// the gateway: at least the calls a function makes at once, so a busy
+// MaxIdlePerHost is how many idle keep-alive connections a client of
+// NewClient or NewTransport keeps to each host (the gateway, or a function
+// called directly): at least the calls a function makes at once, so a busy
 // function reuses its connections instead of opening (and the gateway
 // accepting) a new one for nearly every call, as Go's default of 2 does.
 const MaxIdlePerHost = 64
 
-// NewClient returns the HTTP client for calls through the gateway: a traced
-// transport (telemetry.Client: every call a client span, traceparent goes out
-// with it) that keeps up to MaxIdlePerHost idle connections to it.
-func NewClient() *http.Client {
-	return &http.Client{Transport: telemetry.Client(NewTransport())}
+// NewClient returns the HTTP client for calls of functions located by l: a
+// traced transport (telemetry.Client: every call a client span naming the
+// gateway URL, traceparent goes out with it) over l.Transport (direct calls
+// where l.Direct allows) over NewTransport.
+func (l Locator) NewClient() *http.Client {
+	return &http.Client{Transport: telemetry.Client(l.Transport(NewTransport()))}
 }
 
-// NewTransport is NewClient's transport without the client spans, for a
-// caller that makes its own span per call (the RabbitMQ connector's delivery
-// span): http.DefaultTransport's settings with up to MaxIdlePerHost idle
-// connections to the gateway.
+// NewTransport is the transport under NewClient, for a caller that makes its
+// own span per call (the RabbitMQ connector's delivery span) and wraps it in
+// Locator.Transport itself: http.DefaultTransport's settings with up to
+// MaxIdlePerHost idle connections per host.
 func NewTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns, t.MaxIdleConnsPerHost = MaxIdlePerHost, MaxIdlePerHost
 	return t
 }
+
+// MarkReplayable marks a request that is idempotent by its content (the
+// callee does the same thing for the same body, e.g. by an order id or an
+// event id it has already seen) as one net/http may send again: a header
+// Idempotency-Key present with a nil value, which net/http treats as the mark
+// and does not send. When such a request meets a kept-alive connection that
+// the other side has closed (a replica killed or restarted), net/http sends it
+// again on a new connection instead of failing the call; an unmarked POST
+// fails, since it may have been delivered. Do not mark a call that is not
+// idempotent.
+func MarkReplayable(h http.Header) { h["Idempotency-Key"] = nil }

@@ -68,7 +68,7 @@ func TestClientReusesConnectionsUnderConcurrency(t *testing.T) {
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	client := gatewayurl.NewClient()
+	client := gatewayurl.Locator{}.NewClient()
 	const concurrent, rounds = 8, 20
 	for range rounds {
 		var wg sync.WaitGroup

@@ -6,7 +6,8 @@
 // secret jwt-verify-key for Needs.Tokens; secret internal-callers (the verifier
 // of internal callers) for Needs.Internal; GATEWAY_URL (catalogclient.ConfigFrom) for Needs.Catalog;
 // GATEWAY_URL, FUNCTION_BUNDLES and the secret internal-token-<Needs.OrdersCaller>
-// for Needs.OrdersCaller.
+// for Needs.OrdersCaller; for either, FUNCTION_URLS and FUNCTION_URL_TEMPLATE
+// (optional: the functions called without the gateway, gatewayurl.DirectFrom).
 package inventoryenv
 
 import (

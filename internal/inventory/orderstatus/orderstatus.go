@@ -1,9 +1,9 @@
 // Package orderstatus is the inventory sweep's client of order-statuses, the
 // orders service's internal function that answers the status of a batch of
 // orders: expire-reservations settles held holds by it
-// (inventorydb.Store.Settle). It is reached through the OpenFaaS gateway like
-// any other function, with the sweep's own internal credential
-// (internal-token-expire-reservations).
+// (inventorydb.Store.Settle). It is located on the OpenFaaS gateway like any
+// other function and called there or directly (internal/gatewayurl), with the
+// sweep's own internal credential (internal-token-expire-reservations).
 package orderstatus
 
 import (
@@ -39,7 +39,7 @@ type Client struct {
 }
 
 // New returns a client of order-statuses located by loc, sending the
-// internal credential token; hc may be nil (gatewayurl.NewClient), timeout
+// internal credential token; hc may be nil (loc.NewClient), timeout
 // bounds one call (default 10s).
 func New(loc gatewayurl.Locator, token string, hc *http.Client, timeout time.Duration) (*Client, error) {
 	if loc.Gateway == "" {
@@ -49,7 +49,7 @@ func New(loc gatewayurl.Locator, token string, hc *http.Client, timeout time.Dur
 		return nil, fmt.Errorf("orderstatus: the internal credential is empty")
 	}
 	if hc == nil {
-		hc = gatewayurl.NewClient()
+		hc = loc.NewClient()
 	}
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -85,6 +85,9 @@ func (c *Client) Statuses(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]i
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set(auth.InternalHeader, c.token)
+	// order-statuses only reads (one read-only query), so the call may be
+	// sent again.
+	gatewayurl.MarkReplayable(req.Header)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, fault.Wrap(fmt.Errorf("%s: %w", Function, err), fault.Unavailable, fault.CodeUnavailable, Function+" is unavailable")

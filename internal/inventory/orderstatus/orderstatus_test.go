@@ -12,6 +12,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/gatewayurl"
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/orderstatus"
@@ -68,5 +69,42 @@ func TestStatuses(t *testing.T) {
 	srv.Close()
 	if _, err := c.Statuses(ctx, []uuid.UUID{id}); fault.KindOf(err) != fault.Unavailable {
 		t.Errorf("no answer: %v, want unavailable", err)
+	}
+}
+
+// With order-statuses at its own address the sweep calls it there, and a
+// call that meets a kept-alive connection the callee's replica closed is
+// sent again on a new connection (order-statuses only reads: the call is
+// marked replayable) instead of failing.
+func TestStatusesDirectSurviveAClosedConnection(t *testing.T) {
+	id := uuid.New()
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the gateway was called: %s", r.URL)
+		http.Error(w, "gateway", http.StatusBadGateway)
+	}))
+	t.Cleanup(gw.Close)
+	direct := fntest.NewClosingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.URL.Path != "/" {
+			http.Error(w, "wrong route "+r.URL.Path, http.StatusTeapot)
+			return
+		}
+		_, _ = io.WriteString(w, `{"statuses":{"`+id.String()+`":"confirmed"}}`)
+	}))
+	d, err := gatewayurl.ParseDirect("order-statuses="+direct.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := orderstatus.New(gatewayurl.Locator{Gateway: gw.URL, Direct: d}, "expire-reservations.secret", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if m, err := c.Statuses(context.Background(), []uuid.UUID{id}); err != nil || m[id] != inventory.OrderConfirmed {
+			t.Fatalf("call %d: %v %v", i+1, m, err)
+		}
+	}
+	if n := direct.Conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2 (the second call sent again on a new one)", n)
 	}
 }

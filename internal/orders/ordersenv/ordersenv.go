@@ -56,7 +56,9 @@ type Deps struct {
 // connects to and migrates the orders database (postgres.ConfigFrom:
 // ORDERS_…) within postgres.OpenTimeout. Needs.Tokens reads the secret
 // jwt-verify-key. Needs.Saga also builds the saga
-// (GATEWAY_URL, secret internal-token-<Needs.Caller>, REDIS_ADDR for carts and the checkout
+// (GATEWAY_URL, optional FUNCTION_URLS and FUNCTION_URL_TEMPLATE for calls
+// without the gateway (gatewayurl.DirectFrom), secret
+// internal-token-<Needs.Caller>, REDIS_ADDR for carts and the checkout
 // limit, SAGA_TIMEOUT default 20s, RECOVER_AFTER default 2m, ORDER_RATE_LIMIT
 // default 30 checkouts per minute per customer). Needs.Internal reads the
 // secret internal-callers.

@@ -1,7 +1,8 @@
 // Package ordersgw is the orders service's client of the internal checkout
 // functions (reserve-stock, commit-stock, release-stock, charge-payment,
-// refund-payment), which it reaches through the OpenFaaS gateway like any
-// other function: it implements the saga's Stock and Payments.
+// refund-payment), which it locates on the OpenFaaS gateway like any other
+// function and calls there or directly (internal/gatewayurl): it implements
+// the saga's Stock and Payments.
 package ordersgw
 
 import (
@@ -25,9 +26,10 @@ import (
 )
 
 // Gateway calls the internal checkout functions (reserve-stock, commit-stock,
-// release-stock, charge-payment, refund-payment) through the OpenFaaS gateway
-// at $GATEWAY_URL/function/<name> (or, in the bundled faasd-CE stack, at the
-// member path internal/gatewayurl locates), with the internal credential in
+// release-stock, charge-payment, refund-payment) at
+// $GATEWAY_URL/function/<name> (or, in the bundled faasd-CE stack, at the
+// member path internal/gatewayurl locates; or directly where the locator's
+// Direct allows), with the internal credential in
 // X-Internal-Token and the caller's trace context in traceparent. It
 // implements Stock and Payments and is safe for concurrent use.
 //
@@ -36,7 +38,9 @@ import (
 // fault.PaymentRequired, …), so the saga decides on kinds and codes and on
 // fault.Retryable, as if it had called the function in process. A call that
 // gets no answer (connection refused, timeout) is fault.Unavailable; every
-// call is idempotent by order id, so it may be retried.
+// call is idempotent by order id, so it may be retried, and is marked so
+// (gatewayurl.MarkReplayable): net/http itself sends it again when it meets a
+// kept-alive connection the callee's replica closed.
 type Gateway struct {
 	loc gatewayurl.Locator
 	hc  *http.Client
@@ -64,7 +68,7 @@ func (g *Gateway) SetHoldTTL(d time.Duration) { g.holdTTL = d }
 var functions = [...]string{"reserve-stock", "commit-stock", "release-stock", "charge-payment", "refund-payment"}
 
 // New returns a client of the gateway at baseURL using the internal
-// credential token. hc may be nil (gatewayurl.NewClient); its transport is
+// credential token. hc may be nil (gatewayurl.Locator.NewClient); its transport is
 // what sends the caller's trace context (telemetry.Client), once per call.
 func New(baseURL, token string, hc *http.Client, callTimeout time.Duration) (*Gateway, error) {
 	return NewAt(gatewayurl.Locator{Gateway: baseURL}, token, hc, callTimeout)
@@ -82,7 +86,7 @@ func NewAt(loc gatewayurl.Locator, token string, hc *http.Client, callTimeout ti
 		return nil, fmt.Errorf("the internal credential is empty")
 	}
 	if hc == nil {
-		hc = gatewayurl.NewClient()
+		hc = loc.NewClient()
 	}
 	if callTimeout <= 0 {
 		callTimeout = 10 * time.Second
@@ -96,6 +100,10 @@ func NewAt(loc gatewayurl.Locator, token string, hc *http.Client, callTimeout ti
 		"Accept":            {"application/json"},
 		auth.InternalHeader: {token},
 	}
+	// reserve-, commit- and release-stock, charge- and refund-payment each do
+	// an order's step once, whatever number of times they are asked
+	// (docs/checkout.md), so a call may be sent again.
+	gatewayurl.MarkReplayable(header)
 	return &Gateway{loc: loc, hc: hc, callTimeout: callTimeout, urls: urls, header: header}, nil
 }
 
