@@ -174,10 +174,17 @@ func (d *Direct) Base(function string) (*url.URL, bool) {
 //
 // When the direct connection cannot be made (a *net.OpError with Op "dial":
 // refused, no such host, connect timeout), nothing was sent, and the same
-// request goes to the gateway, which can start a replica; a request with a
-// body needs req.GetBody for that (http.NewRequest sets it for in-memory
-// bodies), without which the dial error is returned. Any other error is
-// returned as is: the request may have been delivered.
+// request goes to the gateway, which can start a replica. When the direct
+// call fails after that (the connection reset or closed before an answer: a
+// replica killed, or one closing its share of the function's port while a
+// connection waited in it), the request may have been delivered, and it goes
+// to the gateway only when it may be sent twice: a GET, HEAD, OPTIONS or
+// TRACE, or a call marked replayable (MarkReplayable) — as through the
+// gateway, whose forwarder sends such a call to another replica. Any other
+// error is returned as is, and so is every error once the request's context
+// has ended. A request with a body needs req.GetBody to go again
+// (http.NewRequest sets it for in-memory bodies), without which the error is
+// returned.
 func (l Locator) Transport(next http.RoundTripper) http.RoundTripper {
 	if l.Direct == nil || l.Bundled {
 		return next
@@ -205,8 +212,11 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	direct := *req
 	direct.URL, direct.Host = target, ""
 	res, err := t.next.RoundTrip(&direct)
+	if err == nil || req.Context().Err() != nil {
+		return res, err
+	}
 	var op *net.OpError
-	if err == nil || !errors.As(err, &op) || op.Op != "dial" {
+	if notSent := errors.As(err, &op) && op.Op == "dial"; !notSent && !replayable(req) {
 		return res, err
 	}
 	if req.Body == nil || req.Body == http.NoBody {
@@ -222,6 +232,19 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	viaGateway := *req
 	viaGateway.Body = body
 	return t.next.RoundTrip(&viaGateway)
+}
+
+// replayable is net/http's own rule for a request it may send again: an
+// idempotent method, or an Idempotency-Key or X-Idempotency-Key header,
+// present even with a nil value (MarkReplayable).
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, key := req.Header["Idempotency-Key"]
+	_, xkey := req.Header["X-Idempotency-Key"]
+	return key || xkey
 }
 
 // target returns the direct URL for u, or false when u is not a call of a

@@ -289,3 +289,53 @@ func TestReplayableCallSurvivesAClosedKeepAliveConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestAFailedDirectCallGoesToTheGatewayWhenItMaySendItTwice: a replica that
+// takes the connection and dies before answering (here: closes every
+// connection on its first request, a fresh one, which net/http never sends
+// again itself) fails the direct call after it may have been delivered. A
+// call marked replayable then goes to the gateway, body intact, which sends
+// it to another replica; an unmarked POST fails, and the gateway gets
+// nothing.
+func TestAFailedDirectCallGoesToTheGatewayWhenItMaySendItTwice(t *testing.T) {
+	dying := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			_ = conn.Close()
+		}
+	}))
+	t.Cleanup(dying.Close)
+	gw := newRecorder(t)
+	loc := locate(t, map[string]string{"GATEWAY_URL": gw.URL, "FUNCTION_URLS": "charge-payment=" + dying.URL})
+	client := loc.NewClient()
+	send := func(marked bool) error {
+		req, err := http.NewRequest(http.MethodPost, loc.URL("charge-payment")+"/charge", strings.NewReader(`{"order_id":"o"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Test", "kept")
+		if marked {
+			gatewayurl.MarkReplayable(req.Header)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		return res.Body.Close()
+	}
+
+	if err := send(false); err == nil {
+		t.Error("an unmarked POST that may have been delivered was answered")
+	}
+	if got := gw.received(); len(got) != 0 {
+		t.Errorf("the gateway got an unmarked POST that may have been delivered: %+v", got)
+	}
+	if err := send(true); err != nil {
+		t.Fatalf("marked POST: %v", err)
+	}
+	want := []received{{http.MethodPost, "/function/charge-payment/charge", "", `{"order_id":"o"}`, "kept"}}
+	if got := gw.received(); !equal(got, want) {
+		t.Errorf("gateway got %+v, want %+v", got, want)
+	}
+}
