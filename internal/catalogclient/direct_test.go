@@ -11,17 +11,14 @@ import (
 
 	"github.com/shopfaas/shop/internal/catalogclient"
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fntest"
 )
 
 // With get-product at its own address (FUNCTION_URLS, read by ConfigFrom)
 // the client calls it there with the function's own path, not the gateway.
 func TestGetProductDirect(t *testing.T) {
 	id := uuid.Must(uuid.NewV7())
-	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t.Errorf("the gateway was called: %s", r.URL)
-		http.Error(w, "gateway", http.StatusBadGateway)
-	}))
-	t.Cleanup(gw.Close)
+	gw := fntest.NewUnusedGateway(t)
 	direct := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/v1/products/"+id.String() {
 			http.Error(w, "wrong route "+r.URL.Path, http.StatusTeapot)

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 
@@ -22,11 +21,7 @@ import (
 // replica closed is sent again on a new connection (deliveries are marked
 // replayable: each handler's inbox drops a duplicate) instead of failing.
 func TestDeliveriesGoDirectAndSurviveAClosedConnection(t *testing.T) {
-	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t.Errorf("the gateway was called: %s %s", r.Method, r.URL)
-		http.Error(w, "gateway", http.StatusBadGateway)
-	}))
-	t.Cleanup(gw.Close)
+	gw := fntest.NewUnusedGateway(t)
 	var mu sync.Mutex
 	var got []string
 	direct := fntest.NewClosingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

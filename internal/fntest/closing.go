@@ -41,3 +41,17 @@ func NewClosingServer(t testing.TB, h http.Handler) *ClosingServer {
 	t.Cleanup(s.Close)
 	return s
 }
+
+// NewUnusedGateway starts a real HTTP server on loopback standing for an
+// OpenFaaS gateway that a test expects no call to reach (every call went
+// straight to the function): a call fails the test and is answered 502. It
+// is closed at the test's end.
+func NewUnusedGateway(t testing.TB) *httptest.Server {
+	t.Helper()
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the gateway was called: %s %s", r.Method, r.URL)
+		http.Error(w, "gateway", http.StatusBadGateway)
+	}))
+	t.Cleanup(gw.Close)
+	return gw
+}

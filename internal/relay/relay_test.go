@@ -118,6 +118,22 @@ func insertEvent(t *testing.T, ctx context.Context, tx pgx.Tx, subject string) s
 	return ev.ID
 }
 
+// publishedOnce commits one event with subject and checks that the relay
+// publishes it.
+func publishedOnce(t *testing.T, ctx context.Context, pool *pgxpool.Pool, deliveries <-chan amqp.Delivery, subject string) {
+	t.Helper()
+	var id string
+	if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+		id = insertEvent(t, ctx, tx, subject)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, deliveries, 1, 10*time.Second); got[0].MessageId != id {
+		t.Errorf("published %s, want %s", got[0].MessageId, id)
+	}
+}
+
 func receive(t *testing.T, deliveries <-chan amqp.Delivery, n int, within time.Duration) []amqp.Delivery {
 	t.Helper()
 	var got []amqp.Delivery
@@ -331,16 +347,7 @@ func TestMissingDatabaseDoesNotStopOthers(t *testing.T) {
 		{Name: "missing", URL: pgtest.URL(t, "no_such_database_h7")},
 		{Name: "orders", URL: url},
 	}, BrokerURL: rabbitURL, Names: names}, nil)
-	var id string
-	if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
-		id = insertEvent(t, ctx, tx, "y")
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if got := receive(t, deliveries, 1, 10*time.Second); got[0].MessageId != id {
-		t.Errorf("published %s, want %s", got[0].MessageId, id)
-	}
+	publishedOnce(t, ctx, pool, deliveries, "y")
 }
 
 // proxy forwards TCP connections from addr to target until the test ends.
@@ -572,14 +579,5 @@ func TestADatabaseNotCreatedYetIsAwaitedQuietly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	var id string
-	if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
-		id = insertEvent(t, ctx, tx, "later")
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if got := receive(t, deliveries, 1, 10*time.Second); got[0].MessageId != id {
-		t.Errorf("published %s, want %s", got[0].MessageId, id)
-	}
+	publishedOnce(t, ctx, pool, deliveries, "later")
 }

@@ -78,11 +78,7 @@ func TestStatuses(t *testing.T) {
 // marked replayable) instead of failing.
 func TestStatusesDirectSurviveAClosedConnection(t *testing.T) {
 	id := uuid.New()
-	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t.Errorf("the gateway was called: %s", r.URL)
-		http.Error(w, "gateway", http.StatusBadGateway)
-	}))
-	t.Cleanup(gw.Close)
+	gw := fntest.NewUnusedGateway(t)
 	direct := fntest.NewClosingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		if r.URL.Path != "/" {

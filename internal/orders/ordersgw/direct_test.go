@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -23,11 +22,7 @@ import (
 // the callee's replica closed is sent again on a new connection (the calls
 // are marked replayable: they are idempotent by order id) instead of failing.
 func TestSagaCallsGoDirectAndSurviveAClosedConnection(t *testing.T) {
-	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t.Errorf("the gateway was called: %s %s", r.Method, r.URL)
-		http.Error(w, "gateway", http.StatusBadGateway)
-	}))
-	t.Cleanup(gw.Close)
+	gw := fntest.NewUnusedGateway(t)
 	var mu sync.Mutex
 	var paths []string
 	direct := fntest.NewClosingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
