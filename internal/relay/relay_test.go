@@ -92,6 +92,12 @@ func startRelay(t *testing.T, parent context.Context, cfg Config, beforeMark fun
 		t.Fatal(err)
 	}
 	r.beforeMark = beforeMark
+	done := run(t, parent, r)
+	return reg, done
+}
+
+// run runs r until the test ends; the channel closes when Run returns.
+func run(t *testing.T, parent context.Context, r *Relay) <-chan struct{} {
 	ctx, cancel := context.WithCancel(parent)
 	done := make(chan struct{})
 	go func() {
@@ -102,7 +108,7 @@ func startRelay(t *testing.T, parent context.Context, cfg Config, beforeMark fun
 		cancel()
 		<-done
 	})
-	return reg, done
+	return done
 }
 
 func insertEvent(t *testing.T, ctx context.Context, tx pgx.Tx, subject string) string {
@@ -551,16 +557,8 @@ func TestADatabaseNotCreatedYetIsAwaitedQuietly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	ctx := context.Background()
+	run(t, ctx, r)
 
 	time.Sleep(1500 * time.Millisecond) // a dozen retries at 100ms
 	if n := testutil.ToFloat64(r.metrics.errors.WithLabelValues("later", "database")); n != 0 {
