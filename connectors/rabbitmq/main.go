@@ -49,9 +49,10 @@ func run(ctx context.Context, getenv func(string) string) error {
 		return err
 	}
 	defer func() { _ = shutdownTracing(context.WithoutCancel(ctx)) }()
+	loc := gatewayurl.FromConfig(c)
 	cfg := connector.Config{
-		GatewayURL:      c.Required("GATEWAY_URL"),
-		Direct:          gatewayurl.DirectFrom(c, gatewayurl.Bundled(c)),
+		GatewayURL:      loc.Gateway,
+		Direct:          loc.Direct,
 		BrokerURL:       c.String("RABBITMQ_URL", broker.DefaultURL),
 		Names:           broker.Names{Prefix: c.String("EXCHANGE_PREFIX", "")},
 		MaxAttempts:     c.Int("MAX_ATTEMPTS", 5, 1, 20),

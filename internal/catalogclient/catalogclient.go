@@ -53,15 +53,11 @@ type Product struct {
 
 // Config configures a Client.
 type Config struct {
-	// GatewayURL is the OpenFaaS gateway, e.g. http://gateway:8080. Required.
-	GatewayURL string
-	// Bundled locates get-product in its catalog bundle (the faasd-CE stack,
-	// FUNCTION_BUNDLES=true) instead of as its own function; see internal/gatewayurl.
-	Bundled bool
-	// Direct names the functions called without the gateway (see
-	// gatewayurl.DirectFrom); nil calls get-product through the gateway. Only
-	// the default client (HTTP nil) uses it.
-	Direct *gatewayurl.Direct
+	// Locator locates get-product: on the OpenFaaS gateway (Gateway, e.g.
+	// http://gateway:8080, required), in its catalog bundle in the faasd-CE
+	// stack (Bundled), and called without the gateway where Direct names it
+	// (only by the default client, HTTP nil); see internal/gatewayurl.
+	Locator gatewayurl.Locator
 	// Timeout bounds one attempt (default 3s); the caller's context bounds the whole call.
 	Timeout time.Duration
 	// Attempts is how many times a call is tried in total while it fails
@@ -81,19 +77,15 @@ func (c *Config) setDefaults() {
 		c.Attempts = 2
 	}
 	if c.HTTP == nil {
-		c.HTTP = c.locator().NewClient()
+		c.HTTP = c.Locator.NewClient()
 	}
-}
-
-func (c Config) locator() gatewayurl.Locator {
-	return gatewayurl.Locator{Gateway: c.GatewayURL, Bundled: c.Bundled, Direct: c.Direct}
 }
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
-	u, err := url.Parse(c.GatewayURL)
+	u, err := url.Parse(c.Locator.Gateway)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("catalog client: gateway URL %q must be an absolute http(s) URL", c.GatewayURL)
+		return fmt.Errorf("catalog client: gateway URL %q must be an absolute http(s) URL", c.Locator.Gateway)
 	}
 	return nil
 }
@@ -102,13 +94,7 @@ func (c Config) Validate() error {
 // FUNCTION_URLS, FUNCTION_URL_TEMPLATE and CATALOG_TIMEOUT) from c; c collects
 // the problems.
 func ConfigFrom(c *config.Reader) Config {
-	loc := gatewayurl.FromConfig(c)
-	return Config{
-		GatewayURL: loc.Gateway,
-		Bundled:    loc.Bundled,
-		Direct:     loc.Direct,
-		Timeout:    c.Duration("CATALOG_TIMEOUT", 3*time.Second),
-	}
+	return Config{Locator: gatewayurl.FromConfig(c), Timeout: c.Duration("CATALOG_TIMEOUT", 3*time.Second)}
 }
 
 // Client calls get-product. It is safe for concurrent use.
@@ -123,7 +109,7 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Client{cfg: cfg, base: cfg.locator().URL("get-product") + "/api/v1/products/"}, nil
+	return &Client{cfg: cfg, base: cfg.Locator.URL("get-product") + "/api/v1/products/"}, nil
 }
 
 // maxBody bounds a product answer; a product is well under 64 KiB.

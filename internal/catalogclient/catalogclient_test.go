@@ -18,13 +18,14 @@ import (
 
 	"github.com/shopfaas/shop/internal/catalogclient"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/gatewayurl"
 )
 
 func newClient(t *testing.T, h http.HandlerFunc) *catalogclient.Client {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	c, err := catalogclient.New(catalogclient.Config{GatewayURL: srv.URL, Timeout: 300 * time.Millisecond})
+	c, err := catalogclient.New(catalogclient.Config{Locator: gatewayurl.Locator{Gateway: srv.URL}, Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func TestTraceparentIsForwarded(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	for _, u := range []string{"", "gateway:8080", "ftp://x"} {
-		if _, err := catalogclient.New(catalogclient.Config{GatewayURL: u}); err == nil {
+		if _, err := catalogclient.New(catalogclient.Config{Locator: gatewayurl.Locator{Gateway: u}}); err == nil {
 			t.Errorf("New(%q) accepted", u)
 		}
 	}

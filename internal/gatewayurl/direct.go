@@ -56,17 +56,9 @@ func DirectFrom(c *config.Reader, bundled bool) *Direct {
 // FUNCTION_URLS, template as FUNCTION_URL_TEMPLATE); it returns nil when
 // both are empty.
 func ParseDirect(list, template string) (*Direct, error) {
-	urls, err := parseURLs(list)
-	if err != nil {
-		return nil, fmt.Errorf("FUNCTION_URLS: %w", err)
-	}
-	if err := checkTemplate(template); err != nil {
-		return nil, fmt.Errorf("FUNCTION_URL_TEMPLATE: %w", err)
-	}
-	if len(urls) == 0 && template == "" {
-		return nil, nil
-	}
-	return &Direct{urls: urls, template: template}, nil
+	c := config.New(config.Env(map[string]string{"FUNCTION_URLS": list, "FUNCTION_URL_TEMPLATE": template}))
+	d := DirectFrom(c, false)
+	return d, c.Err()
 }
 
 // parseURLs parses FUNCTION_URLS, reporting every bad entry.

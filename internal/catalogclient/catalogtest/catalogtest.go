@@ -16,6 +16,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/catalogclient"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/gatewayurl"
 )
 
 // Server is a running fake gateway in front of a fake get-product. Its
@@ -45,7 +46,7 @@ func New(tb testing.TB) *Server {
 // Client returns a catalog client pointed at the server.
 func (s *Server) Client(tb testing.TB) *catalogclient.Client {
 	tb.Helper()
-	c, err := catalogclient.New(catalogclient.Config{GatewayURL: s.URL})
+	c, err := catalogclient.New(catalogclient.Config{Locator: gatewayurl.Locator{Gateway: s.URL}})
 	if err != nil {
 		tb.Fatal(err)
 	}
