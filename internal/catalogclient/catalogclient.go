@@ -94,7 +94,14 @@ func (c Config) Validate() error {
 // FUNCTION_URLS, FUNCTION_URL_TEMPLATE and CATALOG_TIMEOUT) from c; c collects
 // the problems.
 func ConfigFrom(c *config.Reader) Config {
-	return Config{Locator: gatewayurl.FromConfig(c), Timeout: c.Duration("CATALOG_TIMEOUT", 3*time.Second)}
+	return ConfigAt(c, gatewayurl.FromConfig(c))
+}
+
+// ConfigAt is ConfigFrom for a caller that has read its gateway.Locator
+// already: it reads only CATALOG_TIMEOUT, so a bad FUNCTION_URLS is reported
+// once.
+func ConfigAt(c *config.Reader, loc gatewayurl.Locator) Config {
+	return Config{Locator: loc, Timeout: c.Duration("CATALOG_TIMEOUT", 3*time.Second)}
 }
 
 // Client calls get-product. It is safe for concurrent use.

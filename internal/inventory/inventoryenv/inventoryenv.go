@@ -54,14 +54,16 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	dbc := postgres.ConfigFrom(c, "inventory", inventorydb.Migrations())
 	callers := auth.CallersFrom(c, needs.Tokens, needs.Internal)
 	d := &Deps{}
+	var loc gatewayurl.Locator
+	if needs.Catalog || needs.OrdersCaller != "" {
+		loc = gatewayurl.FromConfig(c)
+	}
 	var cc catalogclient.Config
 	if needs.Catalog {
-		cc = catalogclient.ConfigFrom(c)
+		cc = catalogclient.ConfigAt(c, loc)
 	}
-	var loc gatewayurl.Locator
 	var credential string
 	if needs.OrdersCaller != "" {
-		loc = gatewayurl.FromConfig(c)
 		credential = auth.CredentialFrom(c, needs.OrdersCaller)
 	}
 	if err := c.Err(); err != nil {

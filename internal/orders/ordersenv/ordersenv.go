@@ -82,7 +82,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		orderLimit = c.Int("ORDER_RATE_LIMIT", 30, 1, 1_000_000)
 		loc = gatewayurl.FromConfig(c)
 		cartCfg = cartredis.ConfigFrom(c)
-		catCfg = catalogclient.ConfigFrom(c)
+		catCfg = catalogclient.ConfigAt(c, loc)
 		timeout = c.Duration("SAGA_TIMEOUT", 20*time.Second)
 		recoverAfter = c.Duration("RECOVER_AFTER", 2*time.Minute)
 		// HOLD_TTL: the hold time asked of reserve-stock (its bounds, 30s to
@@ -113,7 +113,12 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if !withSaga {
 		return env, nil
 	}
-	gw, err := ordersgw.NewAt(loc, credential, nil, 0)
+	// The saga's steps and its get-product calls share one client, so one
+	// pool of kept-alive connections (to the gateway, or to each function
+	// called directly).
+	hc := loc.NewClient()
+	catCfg.HTTP = hc
+	gw, err := ordersgw.NewAt(loc, credential, hc, 0)
 	if err != nil {
 		pool.Close()
 		return nil, err

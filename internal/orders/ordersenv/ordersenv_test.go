@@ -3,6 +3,8 @@ package ordersenv
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"strings"
 	"testing"
 
 	"github.com/shopfaas/shop/internal/config"
@@ -43,6 +45,14 @@ func TestLoad(t *testing.T) {
 		t.Fatal("accepted RECOVER_AFTER below SAGA_TIMEOUT")
 	}
 	env["RECOVER_AFTER"] = "90s"
+	// The saga's steps and its catalog client share one reading of the
+	// gateway's settings: a bad FUNCTION_URLS is one problem, named once.
+	bad := maps.Clone(env)
+	bad["FUNCTION_URLS"] = "get-product=ftp://catalog"
+	_, err := load(Needs{Tokens: true, Saga: true, Caller: "create-order"})(configtest.Reader(t, bad, configtest.CallerSecrets))
+	if err == nil || strings.Count(err.Error(), "FUNCTION_URLS") != 1 {
+		t.Fatalf("bad FUNCTION_URLS: %v, want it named once", err)
+	}
 	if _, err := load(Needs{Saga: true})(configtest.Reader(t, env, configtest.CallerSecrets)); err == nil {
 		t.Fatal("built a saga without the caller it calls as")
 	}
