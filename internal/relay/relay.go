@@ -250,6 +250,13 @@ func (w *worker) session(ctx context.Context, bo *broker.Backoff) error {
 	if w.relay.tracer != nil {
 		cc.Tracer = w.relay.tracer
 	}
+	// The session's commits — marking rows published, deleting old ones —
+	// need not wait for the WAL to reach the disk. A mark lost in a crash of
+	// PostgreSQL leaves its rows pending, and they are published again:
+	// delivery is at least once whatever the relay does, and every handler's
+	// inbox drops a repeat. Nothing is lost: the outbox rows themselves were
+	// committed synchronously by the services that wrote them.
+	cc.RuntimeParams["synchronous_commit"] = "off"
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		return err
