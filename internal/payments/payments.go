@@ -158,7 +158,9 @@ func invalid(msg string) error { return fault.E(fault.Invalid, fault.CodeInvalid
 // the same interface with an adapter that maps its answers onto Result and
 // these errors. Every call carries an idempotency key, and the processor must
 // honour it: a repeated Charge or Refund with the same key answers the first
-// outcome and moves no money again. The processor's memory of a charge key
+// outcome and moves no money again; a Charge under a key that has an outcome
+// answers it whatever the token (a retry's token may be spent, or refused,
+// while the key's charge stands). The processor's memory of a charge key
 // must outlive every retry of the order's charge and refund — the saga's
 // recovery window (Stripe keeps keys 24 h): Service asks the processor, not
 // its own table, whether an order was charged (see Service.Charge).
