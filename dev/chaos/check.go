@@ -213,6 +213,9 @@ func (r *run) check(ctx context.Context) (bool, error) {
 	}
 	orders := map[uuid.UUID]*dbOrder{}
 	payments := map[uuid.UUID]string{}
+	// The money as the processor (the simulator's ledger) knows it: a charge
+	// whose recording in payments was lost is found there.
+	capturedAt, refundedAt := map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
 	reservations := map[uuid.UUID]string{}
 	onHand, reserved, sold := map[uuid.UUID]int{}, map[uuid.UUID]int{}, map[uuid.UUID]int{}
 	sales := map[uuid.UUID]string{} // update-product-stats' order_sales: which orders its counts hold
@@ -258,6 +261,19 @@ func (r *run) check(ctx context.Context) (bool, error) {
 				return err
 			}
 			payments[id] = st
+			return nil
+		}},
+		{"shop_payments", `SELECT idempotency_key, kind, outcome FROM processor_sim_entries`, func(rows pgx.Rows) error {
+			var key, kind, outcome string
+			if err := rows.Scan(&key, &kind, &outcome); err != nil {
+				return err
+			}
+			id, err := uuid.Parse(strings.TrimPrefix(key, "refund:"))
+			if err != nil {
+				return nil // not an order's key
+			}
+			capturedAt[id] = capturedAt[id] || (kind == "charge" && outcome == "captured")
+			refundedAt[id] = refundedAt[id] || kind == "refund"
 			return nil
 		}},
 		{"shop_inventory", `SELECT order_id, status FROM reservations`, func(rows pgx.Rows) error {
@@ -396,6 +412,16 @@ func (r *run) check(ctx context.Context) (bool, error) {
 	}
 	add("confirmed ⇔ payment captured and stock committed", p, "")
 
+	// Every capture at the processor is recorded, refunds included: none was
+	// lost between the processor's answer and the payment's one insert.
+	p = nil
+	for id := range capturedAt {
+		if pay := payments[id]; (pay != "captured" && pay != "refunded") || refundedAt[id] != (pay == "refunded") {
+			p = append(p, fmt.Sprintf("order %s: captured at the processor (refunded %v), payment %q", id, refundedAt[id], pay))
+		}
+	}
+	add("every capture at the processor recorded", p, fmt.Sprintf("%d captures", len(capturedAt)))
+
 	// declined or cancelled ⇒ nothing captured kept, nothing held.
 	p = nil
 	for id, o := range orders {
@@ -404,6 +430,9 @@ func (r *run) check(ctx context.Context) (bool, error) {
 		}
 		if pay := payments[id]; pay == "captured" || pay == "pending" {
 			p = append(p, fmt.Sprintf("order %s %s keeps payment %s", id, o.status, pay))
+		}
+		if capturedAt[id] && !refundedAt[id] {
+			p = append(p, fmt.Sprintf("order %s %s: captured at the processor, never refunded", id, o.status))
 		}
 		if res := reservations[id]; res == "held" || res == "committed" {
 			p = append(p, fmt.Sprintf("order %s %s keeps reservation %s", id, o.status, res))

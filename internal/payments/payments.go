@@ -45,8 +45,11 @@ func (m Money) Validate() error {
 	return nil
 }
 
-// Status is where a payment stands. It only moves forward:
-// pending → captured | declined, captured → refunded.
+// Status is where a payment stands. A payment is stored in its final charge
+// status, captured or declined, once the processor answered; it only moves
+// forward from there: captured → refunded. Pending (→ captured | declined) is
+// only found on rows left by the previous version of Service, which stored
+// the payment before calling the processor.
 type Status string
 
 // The payment statuses. StatusNone is never stored: it answers a refund of an
@@ -67,7 +70,7 @@ type Payment struct {
 	UserID      uuid.UUID
 	Status      Status
 	Amount      Money
-	ProviderRef string // the processor's charge reference, empty until captured or declined
+	ProviderRef string // the processor's charge reference, empty while pending
 	DeclineCode string // the processor's reason when declined
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
@@ -155,22 +158,40 @@ func invalid(msg string) error { return fault.E(fault.Invalid, fault.CodeInvalid
 // the same interface with an adapter that maps its answers onto Result and
 // these errors. Every call carries an idempotency key, and the processor must
 // honour it: a repeated Charge or Refund with the same key answers the first
-// outcome and moves no money again.
+// outcome and moves no money again; a Charge under a key that has an outcome
+// answers it whatever the token (a retry's token may be spent, or refused,
+// while the key's charge stands). The processor's memory of a charge key
+// must outlive every retry of the order's charge and refund — the saga's
+// recovery window (Stripe keeps keys 24 h): Service asks the processor, not
+// its own table, whether an order was charged (see Service.Charge).
 //
 // Errors: ErrUnavailable (fault.Unavailable, the processor refused or could
 // not be reached, nothing happened), ErrTimeout (fault.Timeout, the outcome is
-// unknown: ask Lookup later), ErrInvalidToken (fault.Invalid, the token is not
-// chargeable and nothing happened), ErrUnknownKey from Lookup.
+// unknown: ask again under the same key), ErrInvalidToken (fault.Invalid, the
+// token is not chargeable and nothing happened), ErrUnknownKey from Lookup.
 type Processor interface {
-	// Charge captures amount from the card behind token. A decline is a
-	// Result with OutcomeDeclined, not an error.
-	Charge(ctx context.Context, idempotencyKey string, amount Money, token string) (Result, error)
+	// Charge captures amount from the card behind token, keeping customer
+	// (the order's user) as the charge's metadata. A decline is a Result
+	// with OutcomeDeclined, not an error.
+	Charge(ctx context.Context, idempotencyKey string, amount Money, token string, customer uuid.UUID) (Result, error)
 	// Refund gives back amount of the charge providerRef in full.
 	Refund(ctx context.Context, idempotencyKey, providerRef string, amount Money) (Result, error)
 	// Lookup reports the outcome of an earlier Charge or Refund by its key,
 	// ErrUnknownKey when the processor never saw the key.
 	Lookup(ctx context.Context, idempotencyKey string) (Result, error)
+	// Void makes sure a charge key never captures: when the key has an entry
+	// it answers it (the charge landed first), otherwise it records under
+	// the key, durably, a charge that can never capture (OutcomeDeclined,
+	// DeclineCode VoidedCode) and answers that; a later Charge under the key
+	// answers the voided decline. Refund uses it on an order without a
+	// payment row, so a charge still in flight cannot land after the refund
+	// decided there was nothing to give back.
+	Void(ctx context.Context, idempotencyKey string) (Result, error)
 }
+
+// VoidedCode is the decline code of a charge key voided before any charge
+// landed under it (Processor.Void).
+const VoidedCode = "voided"
 
 // Outcome is what the processor did.
 type Outcome string
@@ -190,7 +211,12 @@ type Result struct {
 	Reference string
 	// DeclineCode says why a charge was declined, e.g. "insufficient_funds".
 	DeclineCode string
-	Amount      Money
+	// Amount is what was charged or refunded; zero for a voided key, which
+	// never had a charge request.
+	Amount Money
+	// Customer is the charge's customer metadata (the user id given to
+	// Charge); uuid.Nil for a voided key or when the processor kept none.
+	Customer uuid.UUID
 }
 
 // Processor errors; see Processor.

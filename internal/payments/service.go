@@ -12,14 +12,17 @@ import (
 
 // Store keeps the payments. paymentsdb implements it on PostgreSQL.
 //
-// A claim is a lease on a payment row: whoever holds an unexpired claim is the
-// only one talking to the processor about that order. A claim whose lease ran
-// out belongs to an attempt that crashed or hung, and may be taken over.
+// A charge is recorded once the processor answered, in its final status, by
+// one statement (Record). A claim is a lease on a payment row, taken to refund
+// it (or to settle a row left pending by the previous version of Service):
+// whoever holds an unexpired claim is the only one talking to the processor
+// about that order. A claim whose lease ran out belongs to an attempt that
+// crashed or hung, and may be taken over.
 type Store interface {
-	// CreatePending inserts p as pending, claimed by claim for lease, unless
-	// the order already has a payment; created reports which happened and the
-	// stored payment is returned either way.
-	CreatePending(ctx context.Context, p Payment, claim uuid.UUID, lease time.Duration) (stored Payment, created bool, err error)
+	// Record inserts p in the status res gives it (captured or declined,
+	// with res's reference and decline code) unless the order already has a
+	// payment, and returns the stored payment either way.
+	Record(ctx context.Context, p Payment, res Result) (Payment, error)
 	// Claim takes the order's payment for claim when it is in status from and
 	// nobody holds an unexpired claim; ok is false otherwise.
 	Claim(ctx context.Context, orderID uuid.UUID, from Status, claim uuid.UUID, lease time.Duration) (p Payment, ok bool, err error)
@@ -39,12 +42,13 @@ type Store interface {
 // ServiceConfig tunes Service.
 type ServiceConfig struct {
 	// ProcessorTimeout bounds one processor call (PAYMENT_PROCESSOR_TIMEOUT,
-	// default 10s). A call past it is an unknown outcome: the payment stays
-	// pending and the next attempt asks the processor what happened.
+	// default 10s). A call past it is an unknown outcome: nothing is stored,
+	// and the next attempt charges again under the same key, which the
+	// processor answers with the first outcome.
 	ProcessorTimeout time.Duration
-	// Lease is how long an attempt owns a pending payment before another may
-	// take over; default ProcessorTimeout + 5s, so a live attempt is never
-	// taken over.
+	// Lease is how long an attempt owns a payment row (to refund it, or to
+	// settle a pending one) before another may take over; default
+	// ProcessorTimeout + 5s, so a live attempt is never taken over.
 	Lease time.Duration
 	// PollInterval is the longest pause between looks at a payment another
 	// attempt is working on (default 200ms).
@@ -82,19 +86,34 @@ func NewService(store Store, proc Processor, cfg ServiceConfig) *Service {
 var errInProgress = fault.E(fault.Unavailable, fault.CodeProcessorUnavailable,
 	"a payment for this order is in progress; retry later")
 
-// Charge charges the order once. The payment row is inserted pending first
-// (the order id is unique), so only the attempt that inserted it, or that
-// takes over a crashed attempt's expired lease, calls the processor; a twin
-// waits for its outcome and answers the same. A taken-over attempt first asks
-// the processor (Lookup by the order's key) and charges only if the processor
-// never saw the key.
+// Charge charges the order once. It calls the processor at once under the
+// order's charge key (ChargeKey), which the processor honours: every attempt
+// at the order — a retry, a concurrent twin, a retry after a crash — gets the
+// first attempt's answer, and money moves once. Then one statement records
+// that answer in its final status unless the order has a payment already, and
+// answers the stored payment: a charge is one durable commit. The processor
+// call and the recording run on a context the caller cannot cancel (the call
+// bounded by ProcessorTimeout), so a client that hangs up leaves nothing
+// unrecorded.
+//
+// Nothing is stored before the processor answers. An attempt that dies in
+// between leaves a charge the processor knows and the payments table does
+// not: the next Charge records it (same key, same answer), and Refund finds
+// it (Processor.Void) and refunds it. The processor's memory of the key must
+// therefore outlive the order's retries (see Processor).
+//
+// When the processor's answer is another amount or customer than the request
+// (an earlier attempt of the order asked for them), its truth is recorded and
+// the answer is payment_mismatch. A row left pending by the previous version
+// of Service, which stored the payment before calling the processor, is
+// settled as that version did: once its lease is free, claimed and finished
+// with the processor's answer.
 //
 // Answers: the captured (or since refunded) payment; fault.PaymentRequired
 // "payment_declined" for a decline, stored and repeated on every retry;
 // fault.Conflict "payment_mismatch" when the order was charged with another
 // amount or user; ErrInvalidToken (422, nothing stored); processor_unavailable
-// as 503 (nothing captured) or 504 (outcome unknown, payment stays pending,
-// retry).
+// as 503 (nothing captured) or 504 (outcome unknown, nothing stored, retry).
 func (s *Service) Charge(ctx context.Context, req ChargeRequest) (Payment, error) {
 	if err := req.Validate(); err != nil {
 		return Payment{}, err
@@ -103,90 +122,81 @@ func (s *Service) Charge(ctx context.Context, req ChargeRequest) (Payment, error
 	if err != nil {
 		return Payment{}, fault.Internalf("payment id: %w", err)
 	}
-	claim := uuid.New()
-	for {
-		p, created, err := s.store.CreatePending(ctx,
-			Payment{ID: id, OrderID: req.OrderID, UserID: req.UserID, Status: StatusPending, Amount: req.Amount},
-			claim, s.cfg.Lease)
-		if err != nil {
-			return Payment{}, err
-		}
-		if created {
-			return s.chargeClaimed(ctx, p, claim, req.Token, false)
-		}
-		if err := p.SameCharge(req); err != nil {
-			return p, err
-		}
-		for wait := 10 * time.Millisecond; ; wait = min(2*wait, s.cfg.PollInterval) {
-			if p.Status != StatusPending {
-				return p.Outcome()
-			}
-			claimed, ok, err := s.store.Claim(ctx, req.OrderID, StatusPending, claim, s.cfg.Lease)
-			if err != nil {
-				return p, err
-			}
-			if ok {
-				return s.chargeClaimed(ctx, claimed, claim, req.Token, true)
-			}
-			p, err = s.pause(ctx, req.OrderID, wait)
-			if fault.Is(err, fault.NotFound, "") {
-				break // the other attempt discarded it (invalid token): start over
-			}
-			if err != nil {
-				return p, err
-			}
-		}
-	}
-}
-
-// chargeClaimed talks to the processor for a payment held by claim. The call
-// and the recording of its result run on a context the caller cannot cancel
-// (bounded by ProcessorTimeout), so a client that hangs up does not leave a
-// charge unrecorded.
-func (s *Service) chargeClaimed(ctx context.Context, p Payment, claim uuid.UUID, token string, lookupFirst bool) (Payment, error) {
 	detached := context.WithoutCancel(ctx)
 	pctx, cancel := context.WithTimeout(detached, s.cfg.ProcessorTimeout)
-	defer cancel()
-	key := ChargeKey(p.OrderID)
-	if lookupFirst {
-		res, err := s.proc.Lookup(pctx, key)
-		switch {
-		case err == nil:
-			return s.finish(detached, p, claim, res)
-		case !errors.Is(err, ErrUnknownKey):
-			return p, s.giveUp(detached, p, claim, err)
-		}
-	}
-	res, err := s.proc.Charge(pctx, key, p.Amount, token)
+	res, err := s.proc.Charge(pctx, ChargeKey(req.OrderID), req.Amount, req.Token, req.UserID)
+	cancel()
 	if errors.Is(err, ErrInvalidToken) {
-		if derr := s.store.Discard(detached, p.OrderID, claim); derr != nil {
-			return p, derr
+		return Payment{}, err
+	}
+	if err == nil && res.Outcome != OutcomeCaptured && res.Outcome != OutcomeDeclined {
+		err = fault.Internalf("processor answered charge outcome %q", res.Outcome)
+	}
+	if err != nil {
+		return Payment{}, processorError(err)
+	}
+	p := Payment{ID: id, OrderID: req.OrderID, UserID: req.UserID, Amount: req.Amount}
+	if res.Amount.Amount != 0 { // a voided key has no amount
+		p.Amount = res.Amount
+	}
+	if res.Customer != uuid.Nil {
+		p.UserID = res.Customer
+	}
+	stored, err := s.store.Record(detached, p, res)
+	for err == nil && stored.Status == StatusPending {
+		if err := stored.SameCharge(req); err != nil {
+			return stored, err
 		}
-		return p, err
+		stored, err = s.settlePending(ctx, req.OrderID, res)
+		if fault.Is(err, fault.NotFound, "") {
+			// Deleted by its own attempt (invalid token) or a refund that
+			// voided the key: record the processor's answer.
+			stored, err = s.store.Record(detached, p, res)
+		}
 	}
 	if err != nil {
-		return p, s.giveUp(detached, p, claim, err)
+		return stored, err
 	}
-	return s.finish(detached, p, claim, res)
-}
-
-func (s *Service) finish(ctx context.Context, p Payment, claim uuid.UUID, res Result) (Payment, error) {
-	if res.Outcome != OutcomeCaptured && res.Outcome != OutcomeDeclined && res.Outcome != OutcomeRefunded {
-		return p, s.giveUp(ctx, p, claim, fault.Internalf("processor answered outcome %q", res.Outcome))
-	}
-	stored, err := s.store.Finish(ctx, p.OrderID, claim, res)
-	if err != nil {
-		return p, err
+	if err := stored.SameCharge(req); err != nil {
+		return stored, err
 	}
 	return stored.Outcome()
 }
 
-// giveUp drops the claim so a retry may go on at once, and classifies err:
-// anything but a processor error means the processor's state is unknown.
+// settlePending finishes a payment row left pending by the previous version
+// of Service with res, the processor's answer under the order's charge key
+// (the one the row's own attempt gets or got): it waits while that attempt
+// holds the row's lease, then claims the row and records res. The answer is
+// the row once it is no longer pending; fault.NotFound when it was deleted.
+func (s *Service) settlePending(ctx context.Context, orderID uuid.UUID, res Result) (Payment, error) {
+	claim := uuid.New()
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, s.cfg.PollInterval) {
+		_, ok, err := s.store.Claim(ctx, orderID, StatusPending, claim, s.cfg.Lease)
+		if err != nil {
+			return Payment{}, err
+		}
+		if ok {
+			return s.store.Finish(context.WithoutCancel(ctx), orderID, claim, res)
+		}
+		p, err := s.pause(ctx, orderID, wait)
+		if err != nil || p.Status != StatusPending {
+			return p, err
+		}
+	}
+}
+
+// giveUp drops the claim so a retry may go on at once, and classifies err
+// (processorError).
 func (s *Service) giveUp(ctx context.Context, p Payment, claim uuid.UUID, err error) error {
 	if uerr := s.store.Unclaim(ctx, p.OrderID, claim); uerr != nil {
 		return errors.Join(err, uerr)
 	}
+	return processorError(err)
+}
+
+// processorError classifies the error of a processor call: anything but a
+// processor error means the processor's state is unknown.
+func processorError(err error) error {
 	switch fault.KindOf(err) {
 	case fault.Unavailable, fault.Timeout, fault.Invalid, fault.Conflict:
 		return err
@@ -210,12 +220,15 @@ func (s *Service) pause(ctx context.Context, orderID uuid.UUID, d time.Duration)
 }
 
 // Refund gives a captured payment back, exactly once: the refund uses the
-// order's refund key at the processor and a claim on the row, like Charge. A
-// pending payment is first resolved by asking the processor. The answer is the
-// payment with status "refunded", or unchanged with status "declined" when
-// there was nothing to refund, or Status StatusNone when the order was never
-// charged. Errors: processor_unavailable (503/504) when the processor could not
-// be asked; retrying is safe.
+// order's refund key at the processor and a claim on the row. An order
+// without a payment row is asked of the processor with Void (see unrecorded):
+// a charge whose recording was lost is recorded and refunded, and any other
+// charge key is made never to capture. A pending row (left by the previous
+// version) is resolved by Void as well. The answer is the payment with status
+// "refunded", or unchanged with status "declined" when there was nothing to
+// refund, or Status StatusNone when the order was never charged. Errors:
+// processor_unavailable (503/504) when the processor could not be asked;
+// retrying is safe.
 func (s *Service) Refund(ctx context.Context, orderID uuid.UUID) (Payment, error) {
 	if orderID == uuid.Nil {
 		return Payment{}, invalid("order_id is required")
@@ -223,7 +236,10 @@ func (s *Service) Refund(ctx context.Context, orderID uuid.UUID) (Payment, error
 	p, err := s.store.ByOrder(ctx, orderID)
 	none := Payment{OrderID: orderID, Status: StatusNone}
 	if fault.Is(err, fault.NotFound, "") {
-		return none, nil
+		p, err = s.unrecorded(ctx, orderID)
+		if err != nil || p.Status == StatusNone {
+			return p, err
+		}
 	}
 	if err != nil {
 		return p, err
@@ -240,18 +256,20 @@ func (s *Service) Refund(ctx context.Context, orderID uuid.UUID) (Payment, error
 				return p, err
 			}
 			if ok {
+				// Void, not Lookup: an unknown key must also stay
+				// uncharged after this refund, whoever charges it next.
 				pctx, cancel := context.WithTimeout(detached, s.cfg.ProcessorTimeout)
-				res, err := s.proc.Lookup(pctx, ChargeKey(orderID))
+				res, err := s.proc.Void(pctx, ChargeKey(orderID))
 				cancel()
-				switch {
-				case errors.Is(err, ErrUnknownKey):
-					// Never charged, and we hold the claim: nobody will.
+				if err != nil {
+					return p, s.giveUp(detached, claimed, claim, err)
+				}
+				if voided(res) {
+					// Never charged, and now never will be.
 					if err := s.store.Discard(detached, orderID, claim); err != nil {
 						return p, err
 					}
 					return none, nil
-				case err != nil:
-					return p, s.giveUp(detached, claimed, claim, err)
 				}
 				if p, err = s.store.Finish(detached, orderID, claim, res); err != nil {
 					return p, err
@@ -283,6 +301,47 @@ func (s *Service) Refund(ctx context.Context, orderID uuid.UUID) (Payment, error
 		}
 	}
 }
+
+// unrecorded answers Refund for an order without a payment row. Either it
+// was never charged, or a charge is in flight (the processor called, its
+// answer not yet recorded), or its recording was lost (charge-payment died
+// between the processor and Record). Void tells them apart and settles the
+// race with a charge in flight, at the processor, under the order's key:
+//
+//   - declined (voided now or before, or a real decline): StatusNone, with no
+//     row: the processor refuses the key from now on, so a charge in flight
+//     answers the decline and records it;
+//   - captured: the charge is recorded as the processor knows it (the user
+//     from its customer metadata) and answered, for Refund to refund it;
+//   - refunded (a real processor may say so of a charge refunded at its
+//     side): answered as refunded, without a row.
+func (s *Service) unrecorded(ctx context.Context, orderID uuid.UUID) (Payment, error) {
+	none := Payment{OrderID: orderID, Status: StatusNone}
+	detached := context.WithoutCancel(ctx)
+	pctx, cancel := context.WithTimeout(detached, s.cfg.ProcessorTimeout)
+	res, err := s.proc.Void(pctx, ChargeKey(orderID))
+	cancel()
+	if err != nil {
+		return none, processorError(err)
+	}
+	switch res.Outcome {
+	case OutcomeDeclined:
+		return none, nil
+	case OutcomeRefunded:
+		return Payment{OrderID: orderID, UserID: res.Customer, Status: StatusRefunded, Amount: res.Amount,
+			ProviderRef: res.Reference}, nil
+	case OutcomeCaptured:
+		id, err := uuid.NewV7()
+		if err != nil {
+			return none, fault.Internalf("payment id: %w", err)
+		}
+		return s.store.Record(detached, Payment{ID: id, OrderID: orderID, UserID: res.Customer, Amount: res.Amount}, res)
+	}
+	return none, processorError(fault.Internalf("processor answered void outcome %q", res.Outcome))
+}
+
+// voided reports whether res is a charge key voided before any charge.
+func voided(res Result) bool { return res.Outcome == OutcomeDeclined && res.DeclineCode == VoidedCode }
 
 // Get returns the order's payment for a reader: the owner or an admin. Anyone
 // else, like a missing payment, is fault.NotFound, so existence never leaks.

@@ -1,6 +1,9 @@
 // Package paymentsdb stores payments in the payments service's own PostgreSQL
-// database: one row per order, inserted pending before the processor is
-// called, with a lease that tells a live attempt from a crashed one. It also
+// database: one row per order, inserted in its final status once the
+// processor answered (Record), with a lease taken to refund it that tells a
+// live attempt from a crashed one. (Rows inserted pending before the
+// processor was called are the previous version's; Claim and Finish settle
+// them.) It also
 // holds the built-in processor simulator's ledger (SimLedger), a separate
 // table that stands for the processor's own records.
 package paymentsdb
@@ -42,24 +45,32 @@ var _ payments.Store = (*Store)(nil)
 
 const columns = `id, order_id, user_id, status, amount, currency, provider_ref, decline_code, created_at, updated_at`
 
-// CreatePending inserts p as pending and claimed, unless the order already has
-// a payment, which is returned instead (created false). The unique order id
-// makes concurrent twins wait for the first insert to commit. Errors:
-// fault.Unavailable on database failure.
-func (s *Store) CreatePending(ctx context.Context, p payments.Payment, claim uuid.UUID, lease time.Duration) (payments.Payment, bool, error) {
-	stored, err := scan(s.db.QueryRow(ctx, `INSERT INTO payments
-			(id, order_id, user_id, status, amount, currency, attempts, claim_id, claim_until)
-		VALUES ($1, $2, $3, 'pending', $4, $5, 1, $6, now() + make_interval(secs => $7))
-		ON CONFLICT (order_id) DO NOTHING RETURNING `+columns,
-		p.ID, p.OrderID, p.UserID, p.Amount.Amount, p.Amount.Currency, claim, lease.Seconds()))
-	if err == nil {
-		return stored, true, nil
+// Record inserts p as the processor answered it — captured or declined, with
+// res's reference and decline code — unless the order already has a payment,
+// and returns the stored payment either way. One statement inserts and
+// answers the stored row (one round trip, one commit); only when a concurrent
+// twin inserted the order after the statement's snapshot was taken (it waited
+// for that insert to commit, then saw neither row) is the row read again.
+// Errors: fault.Unavailable on database failure.
+func (s *Store) Record(ctx context.Context, p payments.Payment, res payments.Result) (payments.Payment, error) {
+	if res.Outcome != payments.OutcomeCaptured && res.Outcome != payments.OutcomeDeclined {
+		return payments.Payment{}, fault.Internalf("record payment: outcome %q is not a charge's", res.Outcome)
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return p, false, unavailable(err)
+	stored, err := scan(s.db.QueryRow(ctx, `WITH ins AS (
+			INSERT INTO payments (id, order_id, user_id, status, amount, currency, provider_ref, decline_code, attempts)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1) ON CONFLICT (order_id) DO NOTHING
+			RETURNING `+columns+`)
+		SELECT `+columns+` FROM ins
+		UNION ALL
+		SELECT `+columns+` FROM payments WHERE order_id = $2 AND NOT EXISTS (SELECT 1 FROM ins)`,
+		p.ID, p.OrderID, p.UserID, string(res.Outcome), p.Amount.Amount, p.Amount.Currency, res.Reference, res.DeclineCode))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s.ByOrder(ctx, p.OrderID)
 	}
-	stored, err = s.ByOrder(ctx, p.OrderID)
-	return stored, false, err
+	if err != nil {
+		return stored, unavailable(err)
+	}
+	return stored, nil
 }
 
 // Claim takes the order's payment in status from when no unexpired claim is

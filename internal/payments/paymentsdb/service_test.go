@@ -21,12 +21,17 @@ import (
 // counting wraps the real simulator and counts the calls that reach it.
 type counting struct {
 	payments.Processor
-	charges, refunds, lookups atomic.Int32
+	charges, refunds, lookups, voids atomic.Int32
 }
 
-func (c *counting) Charge(ctx context.Context, key string, m payments.Money, token string) (payments.Result, error) {
+func (c *counting) Charge(ctx context.Context, key string, m payments.Money, token string, customer uuid.UUID) (payments.Result, error) {
 	c.charges.Add(1)
-	return c.Processor.Charge(ctx, key, m, token)
+	return c.Processor.Charge(ctx, key, m, token, customer)
+}
+
+func (c *counting) Void(ctx context.Context, key string) (payments.Result, error) {
+	c.voids.Add(1)
+	return c.Processor.Void(ctx, key)
 }
 
 func (c *counting) Refund(ctx context.Context, key, ref string, m payments.Money) (payments.Result, error) {
@@ -115,8 +120,9 @@ func TestChargeIsOncePerOrder(t *testing.T) {
 			t.Errorf("twin %d answered differently:\n%s", i, diff)
 		}
 	}
-	if got := f.proc.charges.Load(); got != 2 {
-		t.Errorf("processor charged %d times for 2 orders", got)
+	// Every attempt asks the processor; the order's key keeps it to one charge.
+	if got := f.proc.charges.Load(); got != 22 {
+		t.Errorf("processor asked %d times for 22 attempts", got)
 	}
 	if got := f.count(t, "charge"); got != 2 {
 		t.Errorf("simulator recorded %d charges, want 2", got)
@@ -147,8 +153,8 @@ func TestDeclineIsStoredAndRepeated(t *testing.T) {
 			t.Errorf("refund of a decline: %v %v", p.Status, err)
 		}
 	}
-	if got := f.proc.charges.Load(); got != 2 {
-		t.Errorf("processor called %d times, want 2", got)
+	if got := f.count(t, "charge"); got != 2 {
+		t.Errorf("simulator recorded %d charges, want 2", got)
 	}
 }
 
@@ -190,19 +196,30 @@ func TestRefundIsOnce(t *testing.T) {
 	}
 }
 
-// A process charged the card and died before recording it: its payment row is
-// pending with a lapsed lease. The retry must learn the outcome from the
-// processor, never charge again.
-func TestCrashAfterChargeIsResolvedByLookup(t *testing.T) {
+// insertPending stores p as the previous version of Service did before
+// calling the processor: pending, claimed for lease (0: a crashed attempt).
+func insertPending(t *testing.T, f *fixture, p payments.Payment, lease time.Duration) {
+	t.Helper()
+	if _, err := f.pool.Exec(context.Background(), `INSERT INTO payments
+			(id, order_id, user_id, status, amount, currency, attempts, claim_id, claim_until)
+		VALUES ($1, $2, $3, 'pending', $4, $5, 1, $6, now() + make_interval(secs => $7))`,
+		p.ID, p.OrderID, p.UserID, p.Amount.Amount, p.Amount.Currency, uuid.New(), lease.Seconds()); err != nil {
+		t.Fatalf("pending row: %v", err)
+	}
+}
+
+// The previous version stored the payment pending before calling the
+// processor. A process of that version charged the card and died before
+// recording it: its payment row is pending with a lapsed lease. The retry
+// must record the processor's answer on that row, never charge again.
+func TestPendingRowOfThePreviousVersionIsSettled(t *testing.T) {
 	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
 	ctx := context.Background()
 	req := chargeReq(simulator.TokenVisa)
 	crashed := payments.Payment{ID: uuid.Must(uuid.NewV7()), OrderID: req.OrderID, UserID: req.UserID,
 		Status: payments.StatusPending, Amount: req.Amount}
-	if _, created, err := f.store.CreatePending(ctx, crashed, uuid.New(), 0); err != nil || !created {
-		t.Fatalf("pending row: %v %v", created, err)
-	}
-	charged, err := f.proc.Processor.Charge(ctx, payments.ChargeKey(req.OrderID), req.Amount, req.Token)
+	insertPending(t, f, crashed, 0)
+	charged, err := f.proc.Processor.Charge(ctx, payments.ChargeKey(req.OrderID), req.Amount, req.Token, uuid.Nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,37 +227,37 @@ func TestCrashAfterChargeIsResolvedByLookup(t *testing.T) {
 	if err != nil || p.Status != payments.StatusCaptured || p.ProviderRef != charged.Reference || p.ID != crashed.ID {
 		t.Fatalf("retry: %+v %v; want captured with %s", p, err, charged.Reference)
 	}
-	if f.proc.charges.Load() != 0 || f.proc.lookups.Load() != 1 || f.count(t, "charge") != 1 {
-		t.Errorf("charges %d lookups %d recorded %d; want 0 1 1",
-			f.proc.charges.Load(), f.proc.lookups.Load(), f.count(t, "charge"))
+	if f.count(t, "charge") != 1 {
+		t.Errorf("recorded %d charges; want 1", f.count(t, "charge"))
 	}
 
-	// Died before reaching the processor: Lookup knows nothing, so it charges once.
+	// Died before reaching the processor: the retry charges once.
 	req = chargeReq(simulator.TokenVisa)
 	crashed.ID, crashed.OrderID, crashed.UserID = uuid.Must(uuid.NewV7()), req.OrderID, req.UserID
-	if _, _, err := f.store.CreatePending(ctx, crashed, uuid.New(), 0); err != nil {
-		t.Fatal(err)
-	}
-	if p, err := f.svc.Charge(ctx, req); err != nil || p.Status != payments.StatusCaptured {
+	insertPending(t, f, crashed, 0)
+	if p, err := f.svc.Charge(ctx, req); err != nil || p.Status != payments.StatusCaptured || p.ID != crashed.ID {
 		t.Fatalf("retry: %+v %v", p, err)
 	}
-	if f.proc.charges.Load() != 1 || f.count(t, "charge") != 2 {
-		t.Errorf("charges %d recorded %d; want 1 2", f.proc.charges.Load(), f.count(t, "charge"))
+	if f.count(t, "charge") != 2 {
+		t.Errorf("recorded %d charges; want 2", f.count(t, "charge"))
 	}
 
-	// A live attempt (unexpired lease) is waited for, not taken over.
+	// A live attempt (unexpired lease) is waited for, not taken over: the
+	// processor is asked under the order's key (that attempt gets the same
+	// answer), the row stays the live attempt's.
 	req = chargeReq(simulator.TokenVisa)
 	crashed.ID, crashed.OrderID, crashed.UserID = uuid.Must(uuid.NewV7()), req.OrderID, req.UserID
-	if _, _, err := f.store.CreatePending(ctx, crashed, uuid.New(), time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	insertPending(t, f, crashed, time.Minute)
 	short, cancel := context.WithTimeout(ctx, time.Second) // long enough for the database work on a loaded machine
 	defer cancel()
 	if _, err := f.svc.Charge(short, req); !fault.Is(err, fault.Unavailable, "processor_unavailable") {
 		t.Errorf("charge while another attempt is live: %v", err)
 	}
-	if f.proc.charges.Load() != 1 {
-		t.Errorf("the processor was called while another attempt held the lease")
+	if p, err := f.store.ByOrder(ctx, req.OrderID); err != nil || p.Status != payments.StatusPending {
+		t.Errorf("the live attempt's row: %v %v, want pending", p.Status, err)
+	}
+	if f.count(t, "charge") != 3 {
+		t.Errorf("recorded %d charges; want 3", f.count(t, "charge"))
 	}
 }
 
@@ -251,8 +268,8 @@ func TestProcessorFailures(t *testing.T) {
 	if _, err := f.svc.Charge(ctx, req); !fault.Is(err, fault.Unavailable, "processor_unavailable") {
 		t.Fatalf("outage: %v", err)
 	}
-	if p, err := f.store.ByOrder(ctx, req.OrderID); err != nil || p.Status != payments.StatusPending {
-		t.Errorf("after outage: %v %v, want pending", p.Status, err)
+	if _, err := f.store.ByOrder(ctx, req.OrderID); !fault.Is(err, fault.NotFound, "") {
+		t.Errorf("after outage: %v, want nothing stored", err)
 	}
 
 	// The processor does the work and hangs: the outcome is unknown (504).
@@ -272,8 +289,8 @@ func TestProcessorFailures(t *testing.T) {
 	if got := f.count(t, "charge"); got != 2 {
 		t.Errorf("simulator recorded %d charges, want 2", got)
 	}
-	if got := f.proc.charges.Load(); got != 1 {
-		t.Errorf("recovered processor charged %d times, want 1 (the hung one is found by Lookup)", got)
+	if got := f.proc.charges.Load(); got != 2 {
+		t.Errorf("recovered processor asked %d times, want 2 (the hung one answers its first outcome)", got)
 	}
 }
 

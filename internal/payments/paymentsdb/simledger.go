@@ -25,7 +25,7 @@ func NewSimLedger(pool *pgxpool.Pool) *SimLedger { return &SimLedger{db: pool} }
 
 var _ simulator.Ledger = (*SimLedger)(nil)
 
-const simColumns = `idempotency_key, kind, outcome, reference, decline_code, charge_ref, amount, currency`
+const simColumns = `idempotency_key, kind, outcome, reference, decline_code, charge_ref, amount, currency, customer`
 
 // Record stores e unless its key is recorded; the stored entry is returned
 // either way, so concurrent twins agree on one outcome. One statement inserts
@@ -38,13 +38,14 @@ const simColumns = `idempotency_key, kind, outcome, reference, decline_code, cha
 // processor, whose own durability is not the shop's work to pay for (R3, the
 // benchmark's reference, has no processor at all). It loses nothing the shop
 // relies on: the ledger lives in the payments database, and whatever the
-// shop does with an answer — the payment captured, declined or refunded
-// (payments.Store.Finish) — is a synchronous commit in the same PostgreSQL
-// after this one, and PostgreSQL flushes its WAL in order, so the ledger's
-// entry is durable before the shop's record of it. Only a PostgreSQL crash
-// in between can lose the entry, and then the shop has recorded nothing
-// either: its payment is still pending, and the next attempt asks the
-// processor (Lookup), finds no entry and charges once (docs/payments.md).
+// shop does with an answer — the payment recorded captured or declined
+// (payments.Store.Record), refunded (payments.Store.Finish) — is a
+// synchronous commit in the same PostgreSQL after this one, and PostgreSQL
+// flushes its WAL in order, so the ledger's entry is durable before the
+// shop's record of it. Only a PostgreSQL crash in between can lose the
+// entry, and then the shop has recorded nothing either: the next attempt
+// charges under the key again, finds no entry and charges once; a refund
+// asks with Void, whose answer is durable (docs/checkout.md, Payments).
 func (l *SimLedger) Record(ctx context.Context, e simulator.Entry) (simulator.Entry, error) {
 	var stored simulator.Entry
 	found := false
@@ -53,12 +54,13 @@ func (l *SimLedger) Record(ctx context.Context, e simulator.Entry) (simulator.En
 	b.Queue("set local synchronous_commit = off")
 	b.Queue(`WITH ins AS (
 			INSERT INTO processor_sim_entries (`+simColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency_key) DO NOTHING
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (idempotency_key) DO NOTHING
 			RETURNING `+simColumns+`)
 		SELECT `+simColumns+` FROM ins
 		UNION ALL
 		SELECT `+simColumns+` FROM processor_sim_entries WHERE idempotency_key = $1 AND NOT EXISTS (SELECT 1 FROM ins)`,
-		e.Key, e.Kind, string(e.Outcome), e.Reference, e.DeclineCode, e.ChargeRef, e.Amount.Amount, e.Amount.Currency).
+		e.Key, e.Kind, string(e.Outcome), e.Reference, e.DeclineCode, e.ChargeRef, e.Amount.Amount, e.Amount.Currency,
+		e.Customer).
 		QueryRow(func(row pgx.Row) error {
 			var err error
 			stored, found, err = scanEntry(row)
@@ -76,6 +78,31 @@ func (l *SimLedger) Record(ctx context.Context, e simulator.Entry) (simulator.En
 		err = fmt.Errorf("simulator ledger: entry %s vanished", e.Key)
 	}
 	return stored, err
+}
+
+// Void stores e unless its key is recorded, like Record, and answers the
+// stored entry, but durably, whichever entry it answers: it commits
+// synchronously, and an existing entry is touched by a no-op update (ON
+// CONFLICT DO UPDATE) so that this commit has a WAL record to flush, past the
+// entry's own asynchronous commit. A refund decides from Void's answer that
+// nothing was charged (a decline or the void itself) or that a charge must be
+// recorded and refunded; neither may be lost to a crash. The update also
+// waits for a concurrent twin's insert of the key, so one statement always
+// answers the entry.
+func (l *SimLedger) Void(ctx context.Context, e simulator.Entry) (simulator.Entry, error) {
+	stored, found, err := scanEntry(l.db.QueryRow(ctx, `INSERT INTO processor_sim_entries (`+simColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = processor_sim_entries.idempotency_key
+		RETURNING `+simColumns,
+		e.Key, e.Kind, string(e.Outcome), e.Reference, e.DeclineCode, e.ChargeRef, e.Amount.Amount, e.Amount.Currency,
+		e.Customer))
+	if err == nil && !found {
+		err = errors.New("no entry returned")
+	}
+	if err != nil {
+		return stored, fmt.Errorf("simulator ledger: void %s: %w", e.Key, err)
+	}
+	return stored, nil
 }
 
 // Find returns the entry recorded under key.
@@ -108,7 +135,8 @@ func (l *SimLedger) find(ctx context.Context, q string, args ...any) (simulator.
 func scanEntry(row pgx.Row) (simulator.Entry, bool, error) {
 	var e simulator.Entry
 	var outcome string
-	err := row.Scan(&e.Key, &e.Kind, &outcome, &e.Reference, &e.DeclineCode, &e.ChargeRef, &e.Amount.Amount, &e.Amount.Currency)
+	err := row.Scan(&e.Key, &e.Kind, &outcome, &e.Reference, &e.DeclineCode, &e.ChargeRef, &e.Amount.Amount, &e.Amount.Currency,
+		&e.Customer)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return e, false, nil
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/outbox"
@@ -51,7 +53,7 @@ func TestSimulatorFollowsTheTokenConvention(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.token, func(t *testing.T) {
 			key := "key-" + c.token
-			res, err := sim.Charge(ctx, key, usd, c.token)
+			res, err := sim.Charge(ctx, key, usd, c.token, uuid.Nil)
 			if !errors.Is(err, c.err) || res.Outcome != c.outcome || res.DeclineCode != c.decline {
 				t.Fatalf("charge: %+v %v", res, err)
 			}
@@ -61,11 +63,11 @@ func TestSimulatorFollowsTheTokenConvention(t *testing.T) {
 				}
 				return
 			}
-			again, err := sim.Charge(ctx, key, usd, simulator.TokenVisa)
+			again, err := sim.Charge(ctx, key, usd, simulator.TokenVisa, uuid.Nil)
 			if err != nil || again != res {
 				t.Errorf("same key again: %+v %v, want %+v", again, err, res)
 			}
-			if again, err := sim.Charge(ctx, key, usd, "tok_unknown"); err != nil || again != res {
+			if again, err := sim.Charge(ctx, key, usd, "tok_unknown", uuid.Nil); err != nil || again != res {
 				t.Errorf("same key, unknown token: %+v %v, want %+v", again, err, res)
 			}
 			if found, err := sim.Lookup(ctx, key); err != nil || found != res {
@@ -109,7 +111,7 @@ func TestSimLedgerTwinsAgreeOnOneEntry(t *testing.T) {
 func TestSimulatorFaultInjection(t *testing.T) {
 	ctx := context.Background()
 	ledger := paymentsdb.NewSimLedger(pgtest.Open(t, paymentsdb.Migrations()))
-	if _, err := simulator.New(ledger, simulator.Config{FailureRate: 1}).Charge(ctx, "k1", usd, simulator.TokenVisa); !errors.Is(err, payments.ErrUnavailable) {
+	if _, err := simulator.New(ledger, simulator.Config{FailureRate: 1}).Charge(ctx, "k1", usd, simulator.TokenVisa, uuid.Nil); !errors.Is(err, payments.ErrUnavailable) {
 		t.Errorf("failure rate 1: %v", err)
 	}
 	if _, err := simulator.New(ledger, simulator.Config{}).Lookup(ctx, "k1"); !errors.Is(err, payments.ErrUnknownKey) {
@@ -117,7 +119,7 @@ func TestSimulatorFaultInjection(t *testing.T) {
 	}
 	short, cancel := context.WithTimeout(ctx, time.Second) // the ledger write must fit in it on a loaded machine
 	defer cancel()
-	if _, err := simulator.New(ledger, simulator.Config{TimeoutRate: 1}).Charge(short, "k2", usd, simulator.TokenVisa); !fault.Is(err, fault.Timeout, "") {
+	if _, err := simulator.New(ledger, simulator.Config{TimeoutRate: 1}).Charge(short, "k2", usd, simulator.TokenVisa, uuid.Nil); !fault.Is(err, fault.Timeout, "") {
 		t.Errorf("timeout rate 1: %v", err)
 	}
 	start := time.Now()

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/payments"
@@ -44,8 +46,9 @@ type Entry struct {
 	Outcome     payments.Outcome
 	Reference   string // ch_sim_… or re_sim_…
 	DeclineCode string
-	ChargeRef   string // for a refund, the charge it gives back
-	Amount      payments.Money
+	ChargeRef   string         // for a refund, the charge it gives back
+	Amount      payments.Money // zero for a voided key
+	Customer    string         // a charge's customer metadata: the user id, or empty
 }
 
 // Ledger keeps the simulator's records durably.
@@ -57,6 +60,9 @@ type Ledger interface {
 	Find(ctx context.Context, key string) (e Entry, found bool, err error)
 	// FindReference returns the entry whose Reference is ref.
 	FindReference(ctx context.Context, ref string) (e Entry, found bool, err error)
+	// Void is Record, durably: whichever entry it answers, the one stored
+	// under the key or e, is durable when it returns.
+	Void(ctx context.Context, e Entry) (Entry, error)
 }
 
 // Config injects faults. The zero value is a fast, reliable processor.
@@ -133,13 +139,16 @@ func uint64FromBytes(b []byte) uint64 {
 // straight to the ledger's Record, which answers the entry already stored
 // under the key when there is one (one ledger call for a new charge, not a
 // look-up first); an unknown token looks the key up and is refused only when
-// the key was never recorded.
-func (s *Simulator) Charge(ctx context.Context, key string, amount payments.Money, token string) (payments.Result, error) {
+// the key was never recorded. A voided key (Void) answers its decline.
+func (s *Simulator) Charge(ctx context.Context, key string, amount payments.Money, token string, customer uuid.UUID) (payments.Result, error) {
 	hang, err := s.enter(ctx)
 	if err != nil {
 		return payments.Result{}, err
 	}
 	e := Entry{Key: key, Kind: "charge", Amount: amount, Reference: "ch_sim_" + randomHex()}
+	if customer != uuid.Nil {
+		e.Customer = customer.String()
+	}
 	switch token {
 	case TokenVisa, TokenMastercard:
 		e.Outcome = payments.OutcomeCaptured
@@ -213,6 +222,27 @@ func (s *Simulator) Lookup(ctx context.Context, key string) (payments.Result, er
 	return s.leave(ctx, hang, result(e))
 }
 
+// Void answers the entry of key when there is one; otherwise it records under
+// key a charge that never captures (declined, payments.VoidedCode), so a
+// later Charge under the key answers that decline. Unlike Charge's records,
+// its answer is durable (Ledger.Void): it is the rare path of a refund that
+// decides from it that nothing was charged.
+func (s *Simulator) Void(ctx context.Context, key string) (payments.Result, error) {
+	hang, err := s.enter(ctx)
+	if err != nil {
+		return payments.Result{}, err
+	}
+	e, err := s.ledger.Void(ctx, Entry{Key: key, Kind: "charge", Outcome: payments.OutcomeDeclined,
+		DeclineCode: payments.VoidedCode, Reference: "ch_sim_" + randomHex()})
+	if err != nil {
+		return payments.Result{}, s.down(err)
+	}
+	if e.Kind != "charge" {
+		return payments.Result{}, fault.E(fault.Conflict, fault.CodeIdempotencyKeyReused, "the key was used for a refund")
+	}
+	return s.leave(ctx, hang, result(e))
+}
+
 // enter applies latency and the failure rate, and decides whether this call
 // will hang after doing its work.
 func (s *Simulator) enter(ctx context.Context) (hang bool, err error) {
@@ -250,7 +280,11 @@ func (s *Simulator) down(err error) error {
 }
 
 func result(e Entry) payments.Result {
-	return payments.Result{Outcome: e.Outcome, Reference: e.Reference, DeclineCode: e.DeclineCode, Amount: e.Amount}
+	r := payments.Result{Outcome: e.Outcome, Reference: e.Reference, DeclineCode: e.DeclineCode, Amount: e.Amount}
+	if c, err := uuid.Parse(e.Customer); err == nil {
+		r.Customer = c // an entry without a customer (voided, or older than the column) has none
+	}
+	return r
 }
 
 func randomHex() string {

@@ -1,0 +1,14 @@
+-- Since this migration, charge-payment no longer inserts a payments row
+-- 'pending' before calling the processor (0001 describes that version): it
+-- calls the processor at once under the order's idempotency key and inserts
+-- the row in its final status, captured or declined, with the answer. A
+-- 'pending' row is only one left by the previous version. A refund of an
+-- order without a row voids the key at the processor (payments.Processor.Void)
+-- so that a charge in flight can no longer capture, or learns of a capture
+-- whose recording was lost, and records and refunds it.
+--
+-- For that, the simulator's ledger keeps a charge's customer metadata, as a
+-- real processor keeps a charge's metadata: the user id given to Charge, so a
+-- recorded-late charge has its user. Entries written before this column, and
+-- voided keys, have none.
+ALTER TABLE processor_sim_entries ADD COLUMN customer text NOT NULL DEFAULT '';
