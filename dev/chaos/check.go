@@ -415,12 +415,17 @@ func (r *run) check(ctx context.Context) (bool, error) {
 	// Every capture at the processor is recorded, refunds included: none was
 	// lost between the processor's answer and the payment's one insert.
 	p = nil
-	for id := range capturedAt {
+	captures := 0
+	for id, captured := range capturedAt {
+		if !captured {
+			continue // declined (or voided) at the processor
+		}
+		captures++
 		if pay := payments[id]; (pay != "captured" && pay != "refunded") || refundedAt[id] != (pay == "refunded") {
 			p = append(p, fmt.Sprintf("order %s: captured at the processor (refunded %v), payment %q", id, refundedAt[id], pay))
 		}
 	}
-	add("every capture at the processor recorded", p, fmt.Sprintf("%d captures", len(capturedAt)))
+	add("every capture at the processor recorded", p, fmt.Sprintf("%d captures", captures))
 
 	// declined or cancelled ⇒ nothing captured kept, nothing held.
 	p = nil
