@@ -27,12 +27,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,9 +187,9 @@ func BenchmarkShop(b *testing.B) {
 	// The warm reads' CPU per request by process: the edge's own cost is the
 	// bench process's difference between the edge and the gateway columns.
 	readGroups := []procGroup{
-		{"bench process (loadgen + gateway + edge)", selfPid},
-		{"function get-product", functionPids(rt, "get-product")},
-		{"function " + echoName, functionPids(rt, echoName)},
+		{name: "bench process (loadgen + gateway + edge)", pids: selfPid},
+		{name: "function get-product", pids: functionPids(rt, "get-product")},
+		{name: "function " + echoName, pids: functionPids(rt, echoName)},
 	}
 	baseline = scenario("baseline", measured("echo", readGroups, s.baseline))
 	warm = scenario("get-product-warm-edge", measured("warm edge", readGroups, s.getProductWarm))
@@ -201,17 +199,19 @@ func BenchmarkShop(b *testing.B) {
 
 	r3URL := pgtest.NewDatabase(b)
 	ref := s.newR3(ctx, r3URL, s.workers)
-	pg := s.cluster(ctx, catalogURL, inventoryURL, paymentsURL, ordersURL, r3URL)
+	pg := s.cluster(ctx, map[string]string{"catalog": catalogURL, "inventory": inventoryURL, "payments": paymentsURL,
+		"orders": ordersURL, "r3": r3URL})
 	pgGroups := []procGroup{
-		{"PostgreSQL backends of this run", pg.pids(true)},
-		{"PostgreSQL background + other sessions", pg.pids(false)},
-		{"bench process (loadgen + gateway + edge)", selfPid},
+		{name: "PostgreSQL backends of this run", pids: pg.pids(true)},
+		{name: "PostgreSQL background + other sessions", pids: pg.pids(false)},
+		{name: "bench process (loadgen + gateway + edge)", pids: selfPid},
 	}
 	var checkoutGroups []procGroup
 	for _, n := range checkoutFunctions {
-		checkoutGroups = append(checkoutGroups, procGroup{"function " + n, functionPids(rt, n)})
+		checkoutGroups = append(checkoutGroups, procGroup{name: "function " + n, pids: functionPids(rt, n)})
 	}
 	checkoutGroups = append(checkoutGroups, pgGroups...)
+	checkoutGroups = append(checkoutGroups, pg.shares("orders", "inventory", "payments")...)
 	r3Many := scenario("r3", measured(fmt.Sprintf("R3 %d clients", s.workers), pgGroups,
 		func(ctx context.Context) load.Result { return s.r3Row(ctx, ref, s.workers) }))
 	// Each checkout scenario's tokens are signed before it starts, outside
@@ -233,7 +233,11 @@ func BenchmarkShop(b *testing.B) {
 			s.b = sb
 			defer func() { s.b = b }()
 			fs = s.startFullStack(ctx, prefix)
-			fpg := s.cluster(ctx, slices.Collect(maps.Values(fs.db))...)
+			dbs := map[string]string{}
+			for svc, u := range fs.db {
+				dbs[strings.ToLower(svc)] = u
+			}
+			fpg := s.cluster(ctx, dbs)
 			s.runFullStack(ctx, fs, fpg)
 			cpuCols = append(cpuCols, cpuColumn{name: "full stack", orders: fs.full.Requests, use: fs.cpu})
 		})
@@ -267,20 +271,21 @@ func (s *bench) r3Row(ctx context.Context, ref *r3, clients int) load.Result {
 }
 
 // cluster opens a connection to the PostgreSQL server of the databases at
-// urls, to tell their backends from the server's other processes.
-func (s *bench) cluster(ctx context.Context, urls ...string) *pgCluster {
+// urls (label → URL), to tell their backends from the server's other
+// processes, and one database's from another's.
+func (s *bench) cluster(ctx context.Context, urls map[string]string) *pgCluster {
 	conn, err := pgx.Connect(ctx, pgtest.ServerURL())
 	if err != nil {
 		s.b.Fatal(err)
 	}
 	s.b.Cleanup(func() { _ = conn.Close(context.Background()) })
-	c := &pgCluster{conn: conn, databases: map[string]bool{}}
-	for _, u := range urls {
+	c := &pgCluster{conn: conn, databases: map[string]string{}}
+	for label, u := range urls {
 		cfg, err := pgx.ParseConfig(u)
 		if err != nil {
 			s.b.Fatal(err)
 		}
-		c.databases[cfg.Database] = true
+		c.databases[cfg.Database] = label
 	}
 	return c
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +26,10 @@ const clockTick = 10 * time.Millisecond
 type procGroup struct {
 	name string
 	pids func() []int
+	// partOf names the group this one is a share of (the PostgreSQL
+	// backends of one database among all the run's backends): it is printed
+	// under that group and left out of the sum.
+	partOf string
 }
 
 // cpuSnapshot is the CPU time (user + system) of every process of every
@@ -60,12 +66,17 @@ type cpuUse struct {
 	machine time.Duration
 	groups  []string
 	by      map[string]time.Duration
+	partOf  map[string]string // procGroup.partOf of the groups that are shares
 }
 
 func cpuDelta(a, b cpuSnapshot, groups []procGroup) cpuUse {
-	u := cpuUse{wall: b.at.Sub(a.at), machine: b.machine - a.machine, by: map[string]time.Duration{}}
+	u := cpuUse{wall: b.at.Sub(a.at), machine: b.machine - a.machine, by: map[string]time.Duration{},
+		partOf: map[string]string{}}
 	for _, g := range groups {
 		u.groups = append(u.groups, g.name)
+		if g.partOf != "" {
+			u.partOf[g.name] = g.partOf
+		}
 		var d time.Duration
 		for pid, t := range b.procs[g.name] {
 			d += t - a.procs[g.name][pid]
@@ -75,11 +86,13 @@ func cpuDelta(a, b cpuSnapshot, groups []procGroup) cpuUse {
 	return u
 }
 
-// total is the CPU time of every group.
+// total is the CPU time of every group but the shares of another.
 func (u cpuUse) total() time.Duration {
 	var t time.Duration
-	for _, d := range u.by {
-		t += d
+	for g, d := range u.by {
+		if u.partOf[g] == "" {
+			t += d
+		}
 	}
 	return t
 }
@@ -166,10 +179,39 @@ func connectorPids(rt *runtimetest.Runtime, name string) func() []int {
 // WAL writer, autovacuum, other users' sessions).
 type pgCluster struct {
 	conn      *pgx.Conn
-	databases map[string]bool
+	databases map[string]string // database name → label (orders, inventory, …)
 }
 
+// pids are the backends of the named databases (ours) or the cluster's other
+// processes, the postmaster included.
 func (c *pgCluster) pids(ours bool) func() []int {
+	return c.backends(func(database string) bool { return (c.databases[database] != "") == ours }, !ours)
+}
+
+// pidsOf are the backends of the database labelled label.
+func (c *pgCluster) pidsOf(label string) func() []int {
+	return c.backends(func(database string) bool { return database != "" && c.databases[database] == label }, false)
+}
+
+// shares are one group per label: the backends of that database, each a
+// share of "PostgreSQL backends of this run".
+func (c *pgCluster) shares(labels ...string) []procGroup {
+	var out []procGroup
+	for _, l := range labels {
+		out = append(out, procGroup{name: "  of which the " + l + " database", pids: c.pidsOf(l),
+			partOf: "PostgreSQL backends of this run"})
+	}
+	return out
+}
+
+// labels are the labels of the named databases, sorted.
+func (c *pgCluster) labels() []string {
+	return slices.Sorted(maps.Values(c.databases))
+}
+
+// backends are the postmaster's children whose database matches (and the
+// postmaster itself with postmaster).
+func (c *pgCluster) backends(match func(database string) bool, postmaster bool) func() []int {
 	return func() []int {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -192,7 +234,7 @@ func (c *pgCluster) pids(ours bool) func() []int {
 		}
 		rows.Close()
 		var out []int
-		if !ours && post > 0 {
+		if postmaster && post > 0 {
 			out = append(out, post)
 		}
 		children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", post, post))
@@ -201,7 +243,7 @@ func (c *pgCluster) pids(ours bool) func() []int {
 			if err != nil || pid == self {
 				continue
 			}
-			if c.databases[db[pid]] == ours {
+			if match(db[pid]) {
 				out = append(out, pid)
 			}
 		}
@@ -260,14 +302,26 @@ func printCPU(w io.Writer, cols []cpuColumn) {
 	}
 	seen := map[string]bool{}
 	var groups []string
+	parts := map[string][]string{} // a group's shares, printed under it
 	for _, c := range cols {
 		for _, g := range c.use.groups {
-			if !seen[g] {
-				seen[g] = true
+			if seen[g] {
+				continue
+			}
+			seen[g] = true
+			if of := c.use.partOf[g]; of != "" {
+				parts[of] = append(parts[of], g)
+			} else {
 				groups = append(groups, g)
 			}
 		}
 	}
+	var ordered []string
+	for _, g := range groups {
+		ordered = append(ordered, g)
+		ordered = append(ordered, parts[g]...)
+	}
+	groups = ordered
 	fmt.Fprintf(w, "\n%-44s", "CPU ms per order or read (from /proc)")
 	for _, c := range cols {
 		fmt.Fprintf(w, " %14s", c.name)

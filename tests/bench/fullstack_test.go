@@ -196,7 +196,7 @@ func fullStackGroups(fs *fullStack, pg *pgCluster) []procGroup {
 	var groups []procGroup
 	named := append(slices.Clone(checkoutFunctions), eventHandlers...)
 	for _, n := range named {
-		groups = append(groups, procGroup{"function " + n, functionPids(fs.rt, n)})
+		groups = append(groups, procGroup{name: "function " + n, pids: functionPids(fs.rt, n)})
 	}
 	var rest []string
 	for _, n := range fs.all {
@@ -204,15 +204,15 @@ func fullStackGroups(fs *fullStack, pg *pgCluster) []procGroup {
 			rest = append(rest, n)
 		}
 	}
-	return append(groups,
-		procGroup{fmt.Sprintf("other %d functions (idle)", len(rest)), functionPids(fs.rt, rest...)},
-		procGroup{"outbox-relay", connectorPids(fs.rt, "outbox-relay")},
-		procGroup{"rabbitmq connector", connectorPids(fs.rt, "rabbitmq")},
-		procGroup{"RabbitMQ (machine's node, shared)", rabbitPids},
-		procGroup{"PostgreSQL backends of this run", pg.pids(true)},
-		procGroup{"PostgreSQL background + other sessions", pg.pids(false)},
-		procGroup{"bench process (loadgen + gateway + edge)", selfPid},
-	)
+	return append(append(groups,
+		procGroup{name: fmt.Sprintf("other %d functions (idle)", len(rest)), pids: functionPids(fs.rt, rest...)},
+		procGroup{name: "outbox-relay", pids: connectorPids(fs.rt, "outbox-relay")},
+		procGroup{name: "rabbitmq connector", pids: connectorPids(fs.rt, "rabbitmq")},
+		procGroup{name: "RabbitMQ (machine's node, shared)", pids: rabbitPids},
+		procGroup{name: "PostgreSQL backends of this run", pids: pg.pids(true)},
+		procGroup{name: "PostgreSQL background + other sessions", pids: pg.pids(false)},
+		procGroup{name: "bench process (loadgen + gateway + edge)", pids: selfPid},
+	), pg.shares(pg.labels()...)...)
 }
 
 // drain waits (at most a minute) until every order.placed.v1 and

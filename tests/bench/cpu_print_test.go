@@ -1,0 +1,48 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// A database's share of the PostgreSQL backends is printed under them and
+// left out of the sum, so the sum still counts every process once.
+func TestSharesPrintUnderTheirGroupOutsideTheSum(t *testing.T) {
+	const backends = "PostgreSQL backends of this run"
+	groups := []procGroup{
+		{name: "function create-order"},
+		{name: "  of which the orders database", partOf: backends},
+		{name: backends},
+		{name: "bench process (loadgen + gateway + edge)"},
+	}
+	a := cpuSnapshot{procs: map[string]map[int]time.Duration{}}
+	b := cpuSnapshot{at: a.at.Add(time.Second), machine: 10 * time.Second, procs: map[string]map[int]time.Duration{
+		"function create-order":                    {1: 2 * time.Second},
+		"  of which the orders database":           {7: time.Second},
+		backends:                                   {7: time.Second, 8: 2 * time.Second},
+		"bench process (loadgen + gateway + edge)": {2: time.Second},
+	}}
+	u := cpuDelta(a, b, groups)
+	if got := u.total(); got != 6*time.Second {
+		t.Fatalf("total %s, want 6s: a share counted twice", got)
+	}
+	var out strings.Builder
+	printCPU(&out, []cpuColumn{{name: "checkout 8w", orders: 1000, use: u}})
+	lines := strings.Split(out.String(), "\n")
+	at := func(prefix string) int {
+		for i, l := range lines {
+			if strings.HasPrefix(l, prefix) {
+				return i
+			}
+		}
+		t.Fatalf("no line %q in\n%s", prefix, out.String())
+		return -1
+	}
+	if at("  of which the orders database") != at(backends)+1 {
+		t.Errorf("the share is not printed under its group:\n%s", out.String())
+	}
+	if l := lines[at("sum of the above")]; !strings.HasSuffix(l, " 6.00") {
+		t.Errorf("sum line %q, want 6.00 ms per order", l)
+	}
+}
