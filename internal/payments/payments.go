@@ -168,7 +168,7 @@ func invalid(msg string) error { return fault.E(fault.Invalid, fault.CodeInvalid
 // Errors: ErrUnavailable (fault.Unavailable, the processor refused or could
 // not be reached, nothing happened), ErrTimeout (fault.Timeout, the outcome is
 // unknown: ask again under the same key), ErrInvalidToken (fault.Invalid, the
-// token is not chargeable and nothing happened), ErrUnknownKey from Lookup.
+// token is not chargeable and nothing happened).
 type Processor interface {
 	// Charge captures amount from the card behind token, keeping customer
 	// (the order's user) as the charge's metadata. A decline is a Result
@@ -176,9 +176,6 @@ type Processor interface {
 	Charge(ctx context.Context, idempotencyKey string, amount Money, token string, customer uuid.UUID) (Result, error)
 	// Refund gives back amount of the charge providerRef in full.
 	Refund(ctx context.Context, idempotencyKey, providerRef string, amount Money) (Result, error)
-	// Lookup reports the outcome of an earlier Charge or Refund by its key,
-	// ErrUnknownKey when the processor never saw the key.
-	Lookup(ctx context.Context, idempotencyKey string) (Result, error)
 	// Void makes sure a charge key never captures: when the key has an entry
 	// it answers it (the charge landed first), otherwise it records under
 	// the key, durably, a charge that can never capture (OutcomeDeclined,

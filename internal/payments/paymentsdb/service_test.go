@@ -21,7 +21,7 @@ import (
 // counting wraps the real simulator and counts the calls that reach it.
 type counting struct {
 	payments.Processor
-	charges, refunds, lookups, voids atomic.Int32
+	charges, refunds, voids atomic.Int32
 }
 
 func (c *counting) Charge(ctx context.Context, key string, m payments.Money, token string, customer uuid.UUID) (payments.Result, error) {
@@ -37,11 +37,6 @@ func (c *counting) Void(ctx context.Context, key string) (payments.Result, error
 func (c *counting) Refund(ctx context.Context, key, ref string, m payments.Money) (payments.Result, error) {
 	c.refunds.Add(1)
 	return c.Processor.Refund(ctx, key, ref, m)
-}
-
-func (c *counting) Lookup(ctx context.Context, key string) (payments.Result, error) {
-	c.lookups.Add(1)
-	return c.Processor.Lookup(ctx, key)
 }
 
 type fixture struct {
