@@ -123,9 +123,9 @@ func (s *Service) Charge(ctx context.Context, req ChargeRequest) (Payment, error
 		return Payment{}, fault.Internalf("payment id: %w", err)
 	}
 	detached := context.WithoutCancel(ctx)
-	pctx, cancel := context.WithTimeout(detached, s.cfg.ProcessorTimeout)
-	res, err := s.proc.Charge(pctx, ChargeKey(req.OrderID), req.Amount, req.Token, req.UserID)
-	cancel()
+	res, err := s.call(ctx, func(ctx context.Context) (Result, error) {
+		return s.proc.Charge(ctx, ChargeKey(req.OrderID), req.Amount, req.Token, req.UserID)
+	})
 	if errors.Is(err, ErrInvalidToken) {
 		return Payment{}, err
 	}
@@ -258,9 +258,7 @@ func (s *Service) Refund(ctx context.Context, orderID uuid.UUID) (Payment, error
 			if ok {
 				// Void, not Lookup: an unknown key must also stay
 				// uncharged after this refund, whoever charges it next.
-				pctx, cancel := context.WithTimeout(detached, s.cfg.ProcessorTimeout)
-				res, err := s.proc.Void(pctx, ChargeKey(orderID))
-				cancel()
+				res, err := s.void(ctx, orderID)
 				if err != nil {
 					return p, s.giveUp(detached, claimed, claim, err)
 				}
@@ -282,9 +280,9 @@ func (s *Service) Refund(ctx context.Context, orderID uuid.UUID) (Payment, error
 				return p, err
 			}
 			if ok {
-				pctx, cancel := context.WithTimeout(detached, s.cfg.ProcessorTimeout)
-				res, err := s.proc.Refund(pctx, RefundKey(orderID), claimed.ProviderRef, claimed.Amount)
-				cancel()
+				res, err := s.call(ctx, func(ctx context.Context) (Result, error) {
+					return s.proc.Refund(ctx, RefundKey(orderID), claimed.ProviderRef, claimed.Amount)
+				})
 				if err == nil && res.Outcome != OutcomeRefunded {
 					err = fault.Internalf("processor answered refund outcome %q", res.Outcome)
 				}
@@ -317,10 +315,7 @@ func (s *Service) Refund(ctx context.Context, orderID uuid.UUID) (Payment, error
 //     side): answered as refunded, without a row.
 func (s *Service) unrecorded(ctx context.Context, orderID uuid.UUID) (Payment, error) {
 	none := Payment{OrderID: orderID, Status: StatusNone}
-	detached := context.WithoutCancel(ctx)
-	pctx, cancel := context.WithTimeout(detached, s.cfg.ProcessorTimeout)
-	res, err := s.proc.Void(pctx, ChargeKey(orderID))
-	cancel()
+	res, err := s.void(ctx, orderID)
 	if err != nil {
 		return none, processorError(err)
 	}
@@ -335,9 +330,23 @@ func (s *Service) unrecorded(ctx context.Context, orderID uuid.UUID) (Payment, e
 		if err != nil {
 			return none, fault.Internalf("payment id: %w", err)
 		}
-		return s.store.Record(detached, Payment{ID: id, OrderID: orderID, UserID: res.Customer, Amount: res.Amount}, res)
+		return s.store.Record(context.WithoutCancel(ctx), Payment{ID: id, OrderID: orderID, UserID: res.Customer, Amount: res.Amount}, res)
 	}
 	return none, processorError(fault.Internalf("processor answered void outcome %q", res.Outcome))
+}
+
+// call runs one processor call on a context the caller cannot cancel,
+// bounded by ProcessorTimeout: a client that hangs up never cuts a call whose
+// outcome must be recorded.
+func (s *Service) call(ctx context.Context, f func(context.Context) (Result, error)) (Result, error) {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ProcessorTimeout)
+	defer cancel()
+	return f(pctx)
+}
+
+// void asks the processor to void the order's charge key (Processor.Void).
+func (s *Service) void(ctx context.Context, orderID uuid.UUID) (Result, error) {
+	return s.call(ctx, func(ctx context.Context) (Result, error) { return s.proc.Void(ctx, ChargeKey(orderID)) })
 }
 
 // voided reports whether res is a charge key voided before any charge.

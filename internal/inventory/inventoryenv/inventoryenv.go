@@ -4,7 +4,7 @@
 //
 // Configuration: the inventory database (postgres.ConfigFrom: INVENTORY_…);
 // secret jwt-verify-key for Needs.Tokens; secret internal-callers (the verifier
-// of internal callers) for Needs.Internal; GATEWAY_URL (catalogclient.ConfigFrom) for Needs.Catalog;
+// of internal callers) for Needs.Internal; GATEWAY_URL (gatewayurl.FromConfig, catalogclient.ConfigAt) for Needs.Catalog;
 // GATEWAY_URL, FUNCTION_BUNDLES and the secret internal-token-<Needs.OrdersCaller>
 // for Needs.OrdersCaller; for either, FUNCTION_URLS and FUNCTION_URL_TEMPLATE
 // (optional: the functions called without the gateway, gatewayurl.DirectFrom).
