@@ -211,7 +211,7 @@ func BenchmarkShop(b *testing.B) {
 		checkoutGroups = append(checkoutGroups, procGroup{name: "function " + n, pids: functionPids(rt, n)})
 	}
 	checkoutGroups = append(checkoutGroups, pgGroups...)
-	checkoutGroups = append(checkoutGroups, pg.shares("orders", "inventory", "payments")...)
+	checkoutGroups = append(checkoutGroups, pg.shares("orders", "inventory", "payments", "catalog")...)
 	r3Many := scenario("r3", measured(fmt.Sprintf("R3 %d clients", s.workers), pgGroups,
 		func(ctx context.Context) load.Result { return s.r3Row(ctx, ref, s.workers) }))
 	// Each checkout scenario's tokens are signed before it starts, outside

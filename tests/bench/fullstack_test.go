@@ -29,9 +29,10 @@ import (
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
-// checkoutFunctions are the functions of the synchronous saga (commit-stock
-// is no longer one: the sweep sells a confirmed order's hold later).
-var checkoutFunctions = []string{"create-order", "reserve-stock", "charge-payment"}
+// checkoutFunctions are the functions a checkout calls synchronously: the
+// saga's and get-product, which prices every line (commit-stock is no longer
+// one: the sweep sells a confirmed order's hold later).
+var checkoutFunctions = []string{"create-order", "get-product", "reserve-stock", "charge-payment"}
 
 // eventHandlers are the functions subscribed to the events a checkout causes
 // (stack.yml topics): their effect is what the event lag is measured to.
