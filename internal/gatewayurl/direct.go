@@ -1,6 +1,7 @@
 package gatewayurl
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/shopfaas/shop/internal/config"
 )
@@ -165,8 +167,11 @@ func (d *Direct) Base(function string) (*url.URL, bool) {
 // gateway URLs (URL), so their spans, logs and errors name the function.
 //
 // When the direct connection cannot be made (a *net.OpError with Op "dial":
-// refused, no such host, connect timeout), nothing was sent, and the same
-// request goes to the gateway, which can start a replica. When the direct
+// refused, no such host, or not made within DirectDialTimeout), nothing was
+// sent, and the same request goes to the gateway, which can start a replica.
+// The bound matters for an address that drops packets instead of refusing
+// them (a pod gone whose IP nobody answers): without it the call would wait
+// for the system's connect timeout, or its own deadline, before falling back. When the direct
 // call fails after that (the connection reset or closed before an answer: a
 // replica killed, or one closing its share of the function's port while a
 // connection waited in it), the request may have been delivered, and it goes
@@ -185,12 +190,41 @@ func (l Locator) Transport(next http.RoundTripper) http.RoundTripper {
 	if err != nil || gw.Host == "" {
 		return next
 	}
-	return &directTransport{next: next, direct: l.Direct, scheme: gw.Scheme, host: gw.Host, prefix: gw.EscapedPath() + "/function/"}
+	return &directTransport{next: next, toFunction: boundDial(next), direct: l.Direct,
+		scheme: gw.Scheme, host: gw.Host, prefix: gw.EscapedPath() + "/function/"}
+}
+
+// DirectDialTimeout bounds the connection to a function's own address (a
+// connect on one machine or within a cluster takes well under a
+// millisecond; Linux resends a lost SYN after a second). Past it the call
+// goes to the gateway.
+const DirectDialTimeout = time.Second
+
+// boundDial returns a copy of next whose connections are made within
+// DirectDialTimeout, or next itself when it is not an *http.Transport. The
+// copy keeps its own pool, of the functions' own addresses.
+func boundDial(next http.RoundTripper) http.RoundTripper {
+	t, ok := next.(*http.Transport)
+	if !ok {
+		return next
+	}
+	t = t.Clone()
+	dial := t.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(ctx, DirectDialTimeout)
+		defer cancel()
+		return dial(ctx, network, addr)
+	}
+	return t
 }
 
 // directTransport is Locator.Transport's round tripper.
 type directTransport struct {
-	next         http.RoundTripper
+	next         http.RoundTripper // to the gateway
+	toFunction   http.RoundTripper // next, connecting within DirectDialTimeout
 	direct       *Direct
 	scheme, host string
 	prefix       string // the escaped path of the gateway's /function/
@@ -203,7 +237,7 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	direct := *req
 	direct.URL, direct.Host = target, ""
-	res, err := t.next.RoundTrip(&direct)
+	res, err := t.toFunction.RoundTrip(&direct)
 	if err == nil || req.Context().Err() != nil {
 		return res, err
 	}

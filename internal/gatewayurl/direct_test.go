@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fntest"
@@ -211,6 +212,43 @@ func TestRefusedDirectCallGoesToTheGateway(t *testing.T) {
 	}
 	if got := gw.received(); len(got) != len(want) {
 		t.Errorf("gateway got %+v, want only %+v", got, want)
+	}
+}
+
+// TestADirectAddressThatDropsConnectsGoesToTheGateway: an address that
+// never answers a connect (a black hole: the dialer waits until its context
+// ends, as for a pod gone whose IP drops packets) costs a call
+// DirectDialTimeout, not the call's whole deadline, and the call is answered
+// by the gateway.
+func TestADirectAddressThatDropsConnectsGoesToTheGateway(t *testing.T) {
+	gw := newRecorder(t)
+	loc := locate(t, map[string]string{"GATEWAY_URL": gw.URL, "FUNCTION_URLS": "reserve-stock=http://black-hole.test:8080"})
+	next := gatewayurl.NewTransport()
+	next.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr == "black-hole.test:8080" {
+			<-ctx.Done()
+			return (&net.Dialer{}).DialContext(ctx, network, addr) // the dialer's own error for an ended connect
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	client := &http.Client{Transport: loc.Transport(next)}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*gatewayurl.DirectDialTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, loc.URL("reserve-stock"), strings.NewReader("hold"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	res.Body.Close()
+	if took := time.Since(start); took > 3*gatewayurl.DirectDialTimeout {
+		t.Errorf("the call took %s, want about DirectDialTimeout (%s)", took, gatewayurl.DirectDialTimeout)
+	}
+	if got, want := gw.received(), []received{{http.MethodPost, "/function/reserve-stock", "", "hold", ""}}; !equal(got, want) {
+		t.Errorf("gateway got %+v, want %+v", got, want)
 	}
 }
 
