@@ -60,13 +60,41 @@ func (ix *Index) Delete(ctx context.Context, id uuid.UUID) error {
 	return DeleteTx(ctx, ix.db, id)
 }
 
-const upsertSQL = `INSERT INTO search_documents
-	(id, sku, name, description, category, price_amount, price_currency, sold_count, in_stock)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+// upsertSQL writes a document ($1 id, $2 sku, $3 name, $4 description, $5
+// category, $6 price amount, $7 currency, $8 sold count, $9 in stock) and its
+// search text: tsv for full-text matching and ranking, words for pg_trgm typo
+// tolerance (migration 0005: they were generated columns, computed again on
+// every update). An existing document's text is computed only when the name,
+// category, sku or description changed, so the usual write — a sale's
+// sold_count, an in-stock flip — runs no to_tsvector. A new document is
+// inserted by the same statement; the ON CONFLICT arm serves only a document
+// inserted by a concurrent transaction after the UPDATE looked.
+const upsertSQL = `WITH u AS (
+	UPDATE search_documents d SET sku = $2, name = $3, description = $4, category = $5,
+		price_amount = $6, price_currency = $7, sold_count = $8, in_stock = $9,
+		tsv = CASE WHEN (d.name, d.category, d.sku, d.description) IS NOT DISTINCT FROM ($3::text, $5::text, $2::text, $4::text)
+			THEN d.tsv ELSE ` + tsvSQL + ` END,
+		words = CASE WHEN (d.name, d.category, d.sku) IS NOT DISTINCT FROM ($3::text, $5::text, $2::text)
+			THEN d.words ELSE ` + wordsSQL + ` END
+	WHERE d.id = $1 RETURNING 1)
+INSERT INTO search_documents
+	(id, sku, name, description, category, price_amount, price_currency, sold_count, in_stock, tsv, words)
+	SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, ` + tsvSQL + `, ` + wordsSQL + `
+	WHERE NOT EXISTS (SELECT 1 FROM u)
 	ON CONFLICT (id) DO UPDATE SET sku = EXCLUDED.sku, name = EXCLUDED.name,
 		description = EXCLUDED.description, category = EXCLUDED.category,
 		price_amount = EXCLUDED.price_amount, price_currency = EXCLUDED.price_currency,
-		sold_count = EXCLUDED.sold_count, in_stock = EXCLUDED.in_stock`
+		sold_count = EXCLUDED.sold_count, in_stock = EXCLUDED.in_stock, tsv = EXCLUDED.tsv, words = EXCLUDED.words`
+
+// tsvSQL and wordsSQL are a document's search text from upsertSQL's
+// parameters: the expressions of the generated columns of migration 0001.
+const (
+	tsvSQL = `setweight(to_tsvector('english'::regconfig, $3::text), 'A') ||
+		setweight(to_tsvector('english'::regconfig, replace($5::text, '-', ' ')), 'B') ||
+		setweight(to_tsvector('simple'::regconfig, $2::text), 'B') ||
+		setweight(to_tsvector('english'::regconfig, $4::text), 'C')`
+	wordsSQL = `lower($3::text || ' ' || replace($5::text, '-', ' ') || ' ' || $2::text)`
+)
 
 const deleteSQL = `DELETE FROM search_documents WHERE id = $1`
 
