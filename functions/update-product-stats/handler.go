@@ -2,13 +2,17 @@
 // order.placed.v1 and order.cancelled.v1, POST / from the RabbitMQ connector
 // with the internal credential): it adds each placed order's quantities to
 // the products' sold_count and takes a cancelled order's back, once per event
-// (the event id is claimed in the same transaction). See docs/events.md.
+// (the event id is claimed in the same transaction). A sale writes no
+// product.changed.v1: with Meilisearch configured, the handler pushes the new
+// counts there itself, and fails the delivery until the push succeeds. See
+// docs/events.md.
 package function
 
 import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -17,6 +21,7 @@ import (
 	"github.com/shopfaas/shop/internal/catalog/catalogenv"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/orders"
 )
@@ -73,7 +78,10 @@ func New(d *catalogenv.Deps, internal *auth.InternalVerifier) http.Handler {
 			return err
 		}
 		for _, p := range changed {
-			d.Committed(ctx, p)
+			d.Invalidate(ctx, p)
+		}
+		if err := push(ctx, d, changed, first, ds); err != nil {
+			return err
 		}
 		if !first {
 			d.Log.InfoContext(ctx, "duplicate event ignored", "event_id", ev.EventID, "type", ev.Type)
@@ -83,4 +91,46 @@ func New(d *catalogenv.Deps, internal *auth.InternalVerifier) http.Handler {
 		return fnhttp.JSON(w, http.StatusOK, Response{EventID: ev.EventID, Duplicate: !first, Updated: len(changed)})
 	}))
 	return fnhttp.Routes(mux)
+}
+
+// push brings the external search index, if any, up to the new sold counts.
+// A sale writes no product.changed.v1 (docs/events.md), so this is the only
+// way they reach it: a failed push fails the delivery (503), and the
+// connector delivers the event again. The inbox then finds it a duplicate,
+// which changes nothing in the database, so a duplicate pushes the current
+// state of the event's products instead of what it changed.
+func push(ctx context.Context, d *catalogenv.Deps, changed []catalog.Product, first bool, ds []catalog.SoldDelta) error {
+	if d.External == nil {
+		return nil
+	}
+	if !first {
+		changed = changed[:0]
+		for _, id := range products(ds) {
+			p, err := d.Store.Current(ctx, id)
+			if fault.Is(err, fault.NotFound, "") {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			changed = append(changed, p)
+		}
+	}
+	for _, p := range changed {
+		if err := d.Push(ctx, p); err != nil {
+			return fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the search index is unavailable")
+		}
+	}
+	return nil
+}
+
+// products returns the products of ds, each once, in order.
+func products(ds []catalog.SoldDelta) []uuid.UUID {
+	var ids []uuid.UUID
+	for _, d := range ds {
+		if !slices.Contains(ids, d.ProductID) {
+			ids = append(ids, d.ProductID)
+		}
+	}
+	return ids
 }

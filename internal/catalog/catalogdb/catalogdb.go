@@ -102,13 +102,19 @@ func queueChanged(ctx context.Context, b *pgx.Batch, p catalog.Product) error {
 	if err != nil {
 		return err
 	}
+	queueSearch(b, p)
+	outbox.Queue(b, ev)
+	return nil
+}
+
+// queueSearch queues the write of p's search document on b (its removal once
+// archived).
+func queueSearch(b *pgx.Batch, p catalog.Product) {
 	if p.Archived {
 		pgsearch.QueueDelete(b, p.ID)
 	} else {
 		pgsearch.QueueUpsert(b, search.FromProduct(p))
 	}
-	outbox.Queue(b, ev)
-	return nil
 }
 
 // Create inserts p, its search document and its event in one transaction.

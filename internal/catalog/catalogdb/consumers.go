@@ -24,15 +24,18 @@ import (
 // placement makes the late placement count nothing. Deltas of the same product
 // are summed; products are locked in id order, so concurrent events never
 // deadlock. A count never goes below zero. Unknown products are skipped. Each
-// changed product gets its search document and product.changed.v1 event in the
-// same transaction, and is returned for the after-commit step (cache
-// invalidation). Failures are fault.Internal.
+// changed product gets its search document (and a new version) in the same
+// transaction, and is returned for the after-commit step (cache invalidation,
+// the external search index). A sale writes no product.changed.v1: the sale
+// is order.placed.v1's and order.cancelled.v1's to tell, and
+// update-product-stats pushes the new counts to the external index itself
+// (docs/events.md). Failures are fault.Internal.
 //
 // Round trips (TestSaleEventRoundTrips, postgres.BatchTx): BEGIN with the
 // claim and the order's sale; the sold counts of all its products in one
-// batch; their search documents and product.changed.v1 rows with the COMMIT:
-// 3 whatever the number of products (6 for one product before, one batch and
-// UPDATE more per further product). An event that changes no count is 2.
+// batch; their search documents with the COMMIT: 3 whatever the number of
+// products (6 for one product before, one batch and UPDATE more per further
+// product). An event that changes no count is 2.
 func (s *Store) AddSold(ctx context.Context, eventID uuid.UUID, consumer string, orderID uuid.UUID, cancelled bool, deltas []catalog.SoldDelta) (changedProducts []catalog.Product, first bool, err error) {
 	sum := map[uuid.UUID]int64{}
 	for _, d := range deltas {
@@ -87,12 +90,10 @@ func (s *Store) AddSold(ctx context.Context, eventID uuid.UUID, consumer string,
 		if err := tx.SendBatch(ctx, u).Close(); err != nil {
 			return internal(err)
 		}
-		// Their search documents and product.changed.v1 go with the COMMIT.
+		// Their search documents go with the COMMIT.
 		w = &pgx.Batch{}
 		for _, p := range changedProducts {
-			if err := queueChanged(ctx, w, p); err != nil {
-				return internal(err)
-			}
+			queueSearch(w, p)
 		}
 	}
 	if err := tx.Commit(ctx, w); err != nil {

@@ -54,7 +54,9 @@ type Deps struct {
 	Search search.Index
 	// External is the search index that the catalog's transaction does not
 	// maintain (Meilisearch), nil for the embedded one. Writes push to it
-	// after commit until index-product does so from the events.
+	// after commit (Committed); index-product does so again from
+	// product.changed.v1, and update-product-stats fails a sale's delivery
+	// until its push succeeds.
 	External search.Index
 	// Internal verifies internal callers, set with Needs.Internal.
 	Internal *auth.InternalVerifier
@@ -140,29 +142,42 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 func CacheKey(p catalog.Product) string { return p.ID.String() }
 
 // Committed runs after a catalog write committed: it replaces the product's
-// cache entry with an invalidation marker of the new version (so the next GET
-// reads the database and no older copy can be written back), and pushes the
-// product to the external search index, if any. Failures are logged, never
-// returned: the write has happened, and the cache TTL and the
-// product.changed.v1 event (index-product) repair what was missed.
+// cache entry with an invalidation marker of the new version (Invalidate), and
+// pushes the product to the external search index, if any (Push). Failures are
+// logged, never returned: the write has happened, and the cache TTL and the
+// product.changed.v1 event (index-product) repair what was missed. A sale
+// writes no such event: update-product-stats calls Invalidate and Push itself,
+// and fails the delivery when the push fails.
 func (d *Deps) Committed(ctx context.Context, p catalog.Product) {
 	ctx = context.WithoutCancel(ctx)
-	if d.Cache != nil {
-		if err := d.Cache.Invalidate(ctx, CacheKey(p), p.Version); err != nil {
-			d.Log.WarnContext(ctx, "product cache invalidation failed", "product_id", p.ID, "err", err.Error())
-		}
+	d.Invalidate(ctx, p)
+	if err := d.Push(ctx, p); err != nil {
+		d.Log.WarnContext(ctx, "search index push failed", "product_id", p.ID, "err", err.Error())
 	}
-	if d.External != nil {
-		var err error
-		if p.Archived {
-			err = d.External.Delete(ctx, p.ID)
-		} else {
-			err = d.External.Upsert(ctx, search.FromProduct(p))
-		}
-		if err != nil {
-			d.Log.WarnContext(ctx, "search index push failed", "product_id", p.ID, "err", err.Error())
-		}
+}
+
+// Invalidate replaces the product's cache entry with an invalidation marker of
+// its version, so the next GET reads the database and no older copy can be
+// written back. A failure is logged: the cache TTL bounds what it misses.
+func (d *Deps) Invalidate(ctx context.Context, p catalog.Product) {
+	if d.Cache == nil {
+		return
 	}
+	if err := d.Cache.Invalidate(ctx, CacheKey(p), p.Version); err != nil {
+		d.Log.WarnContext(ctx, "product cache invalidation failed", "product_id", p.ID, "err", err.Error())
+	}
+}
+
+// Push writes the product's state to the external search index (removes it
+// once archived); nil without an external index.
+func (d *Deps) Push(ctx context.Context, p catalog.Product) error {
+	if d.External == nil {
+		return nil
+	}
+	if p.Archived {
+		return d.External.Delete(ctx, p.ID)
+	}
+	return d.External.Upsert(ctx, search.FromProduct(p))
 }
 
 // Cached returns the cached JSON of a product and its version; any Redis
