@@ -3,9 +3,7 @@ package function
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,43 +20,6 @@ import (
 
 // credential is a caller index-product accepts.
 var credential = fntest.Caller("rabbitmq-connector")
-
-// recorder stands in for Meilisearch (a third-party service that cannot run
-// here) at the search.Index contract: it records what was pushed.
-type recorder struct {
-	mu      sync.Mutex
-	docs    map[uuid.UUID]search.Document
-	deleted []uuid.UUID
-	fail    bool
-}
-
-func (r *recorder) Upsert(_ context.Context, docs ...search.Document) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.fail {
-		return errors.New("meilisearch down")
-	}
-	for _, d := range docs {
-		r.docs[d.ID] = d
-	}
-	return nil
-}
-
-func (r *recorder) Delete(_ context.Context, id uuid.UUID) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.fail {
-		return errors.New("meilisearch down")
-	}
-	delete(r.docs, id)
-	r.deleted = append(r.deleted, id)
-	return nil
-}
-
-func (r *recorder) Search(context.Context, search.Query) (search.Result, error) {
-	return search.Result{}, errors.New("not used")
-}
-func (r *recorder) EnsureSettings(context.Context) error { return nil }
 
 func deliver(t *testing.T, h http.Handler, body string, want int) Response {
 	t.Helper()
@@ -83,7 +44,7 @@ func inStockHits(t *testing.T, env *envtest.Env) int {
 
 func TestStockChangedOncePerEvent(t *testing.T) {
 	env := envtest.New(t, envtest.Options{})
-	ext := &recorder{docs: map[uuid.UUID]search.Document{}}
+	ext := envtest.NewMeili()
 	env.External = ext
 	h := New(env.Deps, fntest.Internal())
 	p := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
@@ -94,7 +55,7 @@ func TestStockChangedOncePerEvent(t *testing.T) {
 	if n := inStockHits(t, env); n != 1 {
 		t.Errorf("%d in-stock search hits, want 1", n)
 	}
-	if !ext.docs[p.ID].InStock {
+	if d, _ := ext.Doc(p.ID); !d.InStock {
 		t.Error("external index not updated")
 	}
 	// A later event says sold out; then the first one is redelivered: the
@@ -123,7 +84,7 @@ func TestStockChangedOncePerEvent(t *testing.T) {
 func TestProductChangedPushesCurrentState(t *testing.T) {
 	ctx := context.Background()
 	env := envtest.New(t, envtest.Options{})
-	ext := &recorder{docs: map[uuid.UUID]search.Document{}}
+	ext := envtest.NewMeili()
 	env.External = ext
 	h := New(env.Deps, fntest.Internal())
 	p := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
@@ -134,7 +95,7 @@ func TestProductChangedPushesCurrentState(t *testing.T) {
 	if resp := deliver(t, h, stale, 200); !resp.Indexed {
 		t.Fatalf("not indexed: %+v", resp)
 	}
-	if got := ext.docs[p.ID]; got.SoldCount != 7 {
+	if got, _ := ext.Doc(p.ID); got.SoldCount != 7 {
 		t.Errorf("indexed sold_count %d, want the current 7 (not the stale event's 0)", got.SoldCount)
 	}
 	if _, err := env.Store.Update(ctx, p.ID, func(p catalog.Product, now time.Time) (catalog.Product, error) {
@@ -144,10 +105,10 @@ func TestProductChangedPushesCurrentState(t *testing.T) {
 		t.Fatal(err)
 	}
 	deliver(t, h, stale, 200)
-	if _, ok := ext.docs[p.ID]; ok {
+	if _, ok := ext.Doc(p.ID); ok {
 		t.Error("archived product still in the external index")
 	}
-	ext.fail = true
+	ext.SetDown(true)
 	deliver(t, h, stale, http.StatusServiceUnavailable)
 }
 

@@ -3,7 +3,6 @@ package function
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"sync"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/orders"
-	"github.com/shopfaas/shop/internal/search"
 )
 
 // credential is a caller update-product-stats accepts.
@@ -166,49 +164,6 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
-// meili stands for Meilisearch (it cannot run here): an external index that
-// records what it is sent and refuses while down.
-type meili struct {
-	mu   sync.Mutex
-	down bool
-	docs map[uuid.UUID]search.Document
-}
-
-func (m *meili) Upsert(_ context.Context, docs ...search.Document) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.down {
-		return errors.New("meilisearch down")
-	}
-	for _, d := range docs {
-		m.docs[d.ID] = d
-	}
-	return nil
-}
-
-func (m *meili) Delete(_ context.Context, id uuid.UUID) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.down {
-		return errors.New("meilisearch down")
-	}
-	delete(m.docs, id)
-	return nil
-}
-
-func (m *meili) Search(context.Context, search.Query) (search.Result, error) {
-	return search.Result{}, errors.New("not used")
-}
-
-func (m *meili) EnsureSettings(context.Context) error { return nil }
-
-func (m *meili) sold(id uuid.UUID) (int64, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d, ok := m.docs[id]
-	return d.SoldCount, ok
-}
-
 // TestSoldCountsReachTheExternalIndexThroughRedelivery: a sale writes no
 // product.changed.v1, so update-product-stats pushes the new counts to the
 // external index itself. While the index is down the delivery fails (503)
@@ -217,16 +172,14 @@ func (m *meili) sold(id uuid.UUID) (int64, bool) {
 // duplicate, without counting the sale twice.
 func TestSoldCountsReachTheExternalIndexThroughRedelivery(t *testing.T) {
 	env, h := setup(t)
-	ext := &meili{docs: map[uuid.UUID]search.Document{}}
+	ext := envtest.NewMeili()
 	env.External = ext
 	a := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
 	b := env.Create(t, "DESK-1", "Desk", "home", 5000)
 	body := orderEvent(t, events.OrderPlaced, uuid.New(),
 		orders.Line{ProductID: a.ID, Quantity: 2}, orders.Line{ProductID: b.ID, Quantity: 1})
 
-	ext.mu.Lock()
-	ext.down = true
-	ext.mu.Unlock()
+	ext.SetDown(true)
 	if code, _ := deliver(t, h, body); code != http.StatusServiceUnavailable {
 		t.Fatalf("delivery while the index is down: %d, want 503 (the connector delivers again)", code)
 	}
@@ -234,19 +187,17 @@ func TestSoldCountsReachTheExternalIndexThroughRedelivery(t *testing.T) {
 		t.Fatalf("sold counts %d %d after the failed push, want 2 1 (committed)", sold(t, env, a), sold(t, env, b))
 	}
 
-	ext.mu.Lock()
-	ext.down = false
-	ext.mu.Unlock()
+	ext.SetDown(false)
 	for i := range 2 {
 		code, resp := deliver(t, h, body)
 		if code != http.StatusOK || !resp.Duplicate {
 			t.Fatalf("redelivery %d: %d %+v, want 200 duplicate", i+1, code, resp)
 		}
-		if n, ok := ext.sold(a.ID); !ok || n != 2 {
-			t.Errorf("redelivery %d: the index has sold_count %d (%v) for the lamp, want 2", i+1, n, ok)
+		if d, ok := ext.Doc(a.ID); !ok || d.SoldCount != 2 {
+			t.Errorf("redelivery %d: the index has sold_count %d (%v) for the lamp, want 2", i+1, d.SoldCount, ok)
 		}
-		if n, ok := ext.sold(b.ID); !ok || n != 1 {
-			t.Errorf("redelivery %d: the index has sold_count %d (%v) for the desk, want 1", i+1, n, ok)
+		if d, ok := ext.Doc(b.ID); !ok || d.SoldCount != 1 {
+			t.Errorf("redelivery %d: the index has sold_count %d (%v) for the desk, want 1", i+1, d.SoldCount, ok)
 		}
 	}
 	if sold(t, env, a) != 2 || sold(t, env, b) != 1 {
@@ -255,7 +206,7 @@ func TestSoldCountsReachTheExternalIndexThroughRedelivery(t *testing.T) {
 
 	// A sale delivered while the index is up reaches it at once.
 	code, _ := deliver(t, h, orderEvent(t, events.OrderPlaced, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 3}))
-	if n, _ := ext.sold(a.ID); code != http.StatusOK || n != 5 {
-		t.Errorf("a sale with the index up: %d, index sold_count %d; want 200, 5", code, n)
+	if d, _ := ext.Doc(a.ID); code != http.StatusOK || d.SoldCount != 5 {
+		t.Errorf("a sale with the index up: %d, index sold_count %d; want 200, 5", code, d.SoldCount)
 	}
 }
