@@ -77,10 +77,13 @@ func New(d *catalogenv.Deps, internal *auth.InternalVerifier) http.Handler {
 		if err != nil {
 			return err
 		}
+		// The change has committed: what follows must not be cut short by a
+		// caller that hangs up (as Deps.Committed).
+		after := context.WithoutCancel(ctx)
 		for _, p := range changed {
-			d.Invalidate(ctx, p)
+			d.Invalidate(after, p)
 		}
-		if err := push(ctx, d, changed, first, ds); err != nil {
+		if err := push(after, d, changed, first, ds); err != nil {
 			return err
 		}
 		if !first {
@@ -103,8 +106,9 @@ func push(ctx context.Context, d *catalogenv.Deps, changed []catalog.Product, fi
 	if d.External == nil {
 		return nil
 	}
+	pushed := changed
 	if !first {
-		changed = changed[:0]
+		pushed = nil
 		for _, id := range products(ds) {
 			p, err := d.Store.Current(ctx, id)
 			if fault.Is(err, fault.NotFound, "") {
@@ -113,10 +117,10 @@ func push(ctx context.Context, d *catalogenv.Deps, changed []catalog.Product, fi
 			if err != nil {
 				return err
 			}
-			changed = append(changed, p)
+			pushed = append(pushed, p)
 		}
 	}
-	for _, p := range changed {
+	for _, p := range pushed {
 		if err := d.Push(ctx, p); err != nil {
 			return fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the search index is unavailable")
 		}

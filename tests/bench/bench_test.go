@@ -202,7 +202,7 @@ func BenchmarkShop(b *testing.B) {
 	pg := s.cluster(ctx, map[string]string{"catalog": catalogURL, "inventory": inventoryURL, "payments": paymentsURL,
 		"orders": ordersURL, "r3": r3URL})
 	pgGroups := []procGroup{
-		{name: "PostgreSQL backends of this run", pids: pg.pids(true)},
+		{name: pgBackends, pids: pg.pids(true)},
 		{name: "PostgreSQL background + other sessions", pids: pg.pids(false)},
 		{name: "bench process (loadgen + gateway + edge)", pids: selfPid},
 	}

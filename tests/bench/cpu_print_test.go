@@ -9,7 +9,7 @@ import (
 // A database's share of the PostgreSQL backends is printed under them and
 // left out of the sum, so the sum still counts every process once.
 func TestSharesPrintUnderTheirGroupOutsideTheSum(t *testing.T) {
-	const backends = "PostgreSQL backends of this run"
+	const backends = pgBackends
 	groups := []procGroup{
 		{name: "function create-order"},
 		{name: "  of which the orders database", partOf: backends},

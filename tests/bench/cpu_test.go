@@ -193,13 +193,16 @@ func (c *pgCluster) pidsOf(label string) func() []int {
 	return c.backends(func(database string) bool { return database != "" && c.databases[database] == label }, false)
 }
 
+// pgBackends is the group of every backend of the run's databases.
+const pgBackends = "PostgreSQL backends of this run"
+
 // shares are one group per label: the backends of that database, each a
-// share of "PostgreSQL backends of this run".
+// share of pgBackends.
 func (c *pgCluster) shares(labels ...string) []procGroup {
 	var out []procGroup
 	for _, l := range labels {
 		out = append(out, procGroup{name: "  of which the " + l + " database", pids: c.pidsOf(l),
-			partOf: "PostgreSQL backends of this run"})
+			partOf: pgBackends})
 	}
 	return out
 }

@@ -210,7 +210,7 @@ func fullStackGroups(fs *fullStack, pg *pgCluster) []procGroup {
 		procGroup{name: "outbox-relay", pids: connectorPids(fs.rt, "outbox-relay")},
 		procGroup{name: "rabbitmq connector", pids: connectorPids(fs.rt, "rabbitmq")},
 		procGroup{name: "RabbitMQ (machine's node, shared)", pids: rabbitPids},
-		procGroup{name: "PostgreSQL backends of this run", pids: pg.pids(true)},
+		procGroup{name: pgBackends, pids: pg.pids(true)},
 		procGroup{name: "PostgreSQL background + other sessions", pids: pg.pids(false)},
 		procGroup{name: "bench process (loadgen + gateway + edge)", pids: selfPid},
 	), pg.shares(pg.labels()...)...)
