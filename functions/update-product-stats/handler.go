@@ -21,7 +21,6 @@ import (
 	"github.com/shopfaas/shop/internal/catalog/catalogenv"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
-	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/orders"
 )
@@ -106,23 +105,17 @@ func push(ctx context.Context, d *catalogenv.Deps, changed []catalog.Product, fi
 	if d.External == nil {
 		return nil
 	}
-	pushed := changed
-	if !first {
-		pushed = nil
-		for _, id := range products(ds) {
-			p, err := d.Store.Current(ctx, id)
-			if fault.Is(err, fault.NotFound, "") {
-				continue
-			}
-			if err != nil {
+	if first {
+		for _, p := range changed {
+			if err := d.Push(ctx, p); err != nil {
 				return err
 			}
-			pushed = append(pushed, p)
 		}
+		return nil
 	}
-	for _, p := range pushed {
-		if err := d.Push(ctx, p); err != nil {
-			return fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the search index is unavailable")
+	for _, id := range products(ds) {
+		if err := d.PushCurrent(ctx, id); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -208,5 +209,74 @@ func TestSoldCountsReachTheExternalIndexThroughRedelivery(t *testing.T) {
 	code, _ := deliver(t, h, orderEvent(t, events.OrderPlaced, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 3}))
 	if d, _ := ext.Doc(a.ID); code != http.StatusOK || d.SoldCount != 5 {
 		t.Errorf("a sale with the index up: %d, index sold_count %d; want 200, 5", code, d.SoldCount)
+	}
+}
+
+// TestASlowPushNeverLeavesTheIndexBehind: pushes to the external index race,
+// and the index keeps the one that lands last. Here a sale's push is
+// overtaken, before it lands, by another sale's push and then by an admin's
+// archive and its removal from the index. The sale's push must still leave
+// the index at the product's current state, not at what it read: not the
+// archived lamp back in the results, not a sold count gone down.
+func TestASlowPushNeverLeavesTheIndexBehind(t *testing.T) {
+	for _, archive := range []bool{false, true} {
+		t.Run(map[bool]string{false: "overtaken by a sale", true: "overtaken by an archive"}[archive], func(t *testing.T) {
+			env, h := setup(t)
+			ext := envtest.NewMeili()
+			env.External = ext
+			a := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
+			ext.BeforeNextUpsert(func() {
+				if code, _ := deliver(t, h, orderEvent(t, events.OrderPlaced, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 3})); code != http.StatusOK {
+					t.Errorf("the overtaking sale: %d", code)
+				}
+				if !archive {
+					return
+				}
+				p, err := env.Store.Update(context.Background(), a.ID, func(p catalog.Product, now time.Time) (catalog.Product, error) {
+					p.Archived = true
+					return p, nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				env.Committed(context.Background(), p)
+			})
+			if code, _ := deliver(t, h, orderEvent(t, events.OrderPlaced, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 2})); code != http.StatusOK {
+				t.Fatalf("the slow sale: %d", code)
+			}
+			d, ok := ext.Doc(a.ID)
+			switch {
+			case archive && ok:
+				t.Errorf("the index has the archived lamp (sold_count %d), want it removed", d.SoldCount)
+			case !archive && (!ok || d.SoldCount != 5):
+				t.Errorf("the index has sold_count %d (%v), want 5 (both sales)", d.SoldCount, ok)
+			}
+		})
+	}
+}
+
+// A product that changes again before every push lands fails the delivery
+// after a bounded number of pushes (the connector delivers it again), instead
+// of chasing it for ever.
+func TestAPushGivesUpOnAProductThatKeepsChanging(t *testing.T) {
+	env, h := setup(t)
+	ext := envtest.NewMeili()
+	env.External = ext
+	a := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
+	pushes := 0
+	var change func()
+	change = func() {
+		pushes++
+		if _, err := env.Store.SetSoldCount(context.Background(), a.ID, int64(100+pushes)); err != nil {
+			t.Error(err)
+		}
+		ext.BeforeNextUpsert(change)
+	}
+	ext.BeforeNextUpsert(change)
+	if code, _ := deliver(t, h, orderEvent(t, events.OrderPlaced, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 2})); code != http.StatusServiceUnavailable {
+		t.Errorf("delivery: %d, want 503", code)
+	}
+	if pushes < 2 || pushes > 10 {
+		t.Errorf("%d pushes, want a few and a bound", pushes)
 	}
 }

@@ -18,11 +18,14 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/cache"
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogdb"
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/search"
@@ -168,16 +171,74 @@ func (d *Deps) Invalidate(ctx context.Context, p catalog.Product) {
 	}
 }
 
-// Push writes the product's state to the external search index (removes it
-// once archived); nil without an external index.
+// pushRounds bounds Push: a product that changes again after every one of
+// this many pushes fails the push (its writer's own push, or the retried
+// delivery, brings the index up to date).
+const pushRounds = 8
+
+// Push brings the external search index, if any, to the product's current
+// state, starting from p as a write just left it (archived: removed from the
+// index).
+//
+// Pushes race: an admin write, a sale and a stock event each push the product
+// as they read it, and the index keeps whichever push lands last, so a slow
+// push of an older state could undo a newer one (an archived product back in
+// the results, a sold count going down). So after every push Push reads the
+// product again and pushes what it finds until what it pushed is current.
+// Every change's writer does the same after its commit, so the last push to
+// land is of the current state. A failed push or read is an error
+// (fault.Unavailable for the index: a handler's delivery is retried).
 func (d *Deps) Push(ctx context.Context, p catalog.Product) error {
 	if d.External == nil {
 		return nil
 	}
-	if p.Archived {
-		return d.External.Delete(ctx, p.ID)
+	return d.push(ctx, p.ID, p, true)
+}
+
+// PushCurrent reads the product and pushes it as Push does; a product the
+// catalog does not have is removed from the external index.
+func (d *Deps) PushCurrent(ctx context.Context, id uuid.UUID) error {
+	if d.External == nil {
+		return nil
 	}
-	return d.External.Upsert(ctx, search.FromProduct(p))
+	p, found, err := d.current(ctx, id)
+	if err != nil {
+		return err
+	}
+	return d.push(ctx, id, p, found)
+}
+
+func (d *Deps) push(ctx context.Context, id uuid.UUID, p catalog.Product, found bool) error {
+	for range pushRounds {
+		var err error
+		if found && !p.Archived {
+			err = d.External.Upsert(ctx, search.FromProduct(p))
+		} else {
+			err = d.External.Delete(ctx, id)
+		}
+		if err != nil {
+			return fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the search index is unavailable")
+		}
+		now, nowFound, err := d.current(ctx, id)
+		if err != nil {
+			return err
+		}
+		if nowFound == found && (!found || now.Version == p.Version) {
+			return nil
+		}
+		p, found = now, nowFound
+	}
+	return fault.E(fault.Unavailable, fault.CodeUnavailable, "the product kept changing while it was pushed to the search index")
+}
+
+// current reads the product as stored now; found is false when the catalog
+// does not have it.
+func (d *Deps) current(ctx context.Context, id uuid.UUID) (p catalog.Product, found bool, err error) {
+	p, err = d.Store.Current(ctx, id)
+	if fault.Is(err, fault.NotFound, "") {
+		return p, false, nil
+	}
+	return p, err == nil, err
 }
 
 // Cached returns the cached JSON of a product and its version; any Redis

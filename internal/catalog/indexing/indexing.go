@@ -12,7 +12,6 @@ import (
 
 	"github.com/shopfaas/shop/internal/catalog/catalogenv"
 	"github.com/shopfaas/shop/internal/fault"
-	"github.com/shopfaas/shop/internal/search"
 )
 
 // Result is what an event did.
@@ -53,19 +52,8 @@ func ProductChanged(ctx context.Context, d *catalogenv.Deps, e ProductEvent) (Re
 		res.Skipped = "no_external_index"
 		return res, nil
 	}
-	p, err := d.Store.Current(ctx, e.ID)
-	switch {
-	case fault.Is(err, fault.NotFound, ""):
-		err = d.External.Delete(ctx, e.ID)
-	case err != nil:
+	if err := d.PushCurrent(ctx, e.ID); err != nil {
 		return res, err
-	case p.Archived:
-		err = d.External.Delete(ctx, p.ID)
-	default:
-		err = d.External.Upsert(ctx, search.FromProduct(p))
-	}
-	if err != nil {
-		return res, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the search index is unavailable")
 	}
 	res.Indexed = true
 	return res, nil

@@ -14,9 +14,10 @@ import (
 // here) at the search.Index contract, as Deps.External: it records what was
 // pushed, and refuses every push while down. It is safe for concurrent use.
 type Meili struct {
-	mu   sync.Mutex
-	docs map[uuid.UUID]search.Document
-	down bool
+	mu     sync.Mutex
+	docs   map[uuid.UUID]search.Document
+	down   bool
+	before func()
 }
 
 // NewMeili returns an empty index that is up.
@@ -29,6 +30,15 @@ func (m *Meili) SetDown(down bool) {
 	m.down = down
 }
 
+// BeforeNextUpsert runs f once, at the start of the next Upsert, before it
+// records anything: what f does (another write and its push) lands first,
+// as when a push is slow and another overtakes it.
+func (m *Meili) BeforeNextUpsert(f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.before = f
+}
+
 // Doc returns the document pushed last for id, and whether there is one.
 func (m *Meili) Doc(id uuid.UUID) (search.Document, bool) {
 	m.mu.Lock()
@@ -39,6 +49,13 @@ func (m *Meili) Doc(id uuid.UUID) (search.Document, bool) {
 
 // Upsert records docs, or fails while down.
 func (m *Meili) Upsert(_ context.Context, docs ...search.Document) error {
+	m.mu.Lock()
+	before := m.before
+	m.before = nil
+	m.mu.Unlock()
+	if before != nil {
+		before()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.down {
