@@ -7,7 +7,8 @@ import (
 )
 
 // A database's share of the PostgreSQL backends is printed under them and
-// left out of the sum, so the sum still counts every process once.
+// left out of the sum, so the sum still counts every process once: in the
+// CPU table and in the context switches'.
 func TestSharesPrintUnderTheirGroupOutsideTheSum(t *testing.T) {
 	const backends = pgBackends
 	groups := []procGroup{
@@ -16,12 +17,20 @@ func TestSharesPrintUnderTheirGroupOutsideTheSum(t *testing.T) {
 		{name: backends},
 		{name: "bench process (loadgen + gateway + edge)"},
 	}
-	a := cpuSnapshot{procs: map[string]map[int]time.Duration{}}
+	a := cpuSnapshot{procs: map[string]map[int]time.Duration{}, switches: map[string]map[int]int64{
+		"function create-order": {1: 100},
+		backends:                {7: 50, 8: 50},
+	}}
 	b := cpuSnapshot{at: a.at.Add(time.Second), machine: 10 * time.Second, procs: map[string]map[int]time.Duration{
 		"function create-order":                    {1: 2 * time.Second},
 		"  of which the orders database":           {7: time.Second},
 		backends:                                   {7: time.Second, 8: 2 * time.Second},
 		"bench process (loadgen + gateway + edge)": {2: time.Second},
+	}, switches: map[string]map[int]int64{
+		"function create-order":                    {1: 30100},
+		"  of which the orders database":           {7: 10000},
+		backends:                                   {7: 10050, 8: 20050},
+		"bench process (loadgen + gateway + edge)": {2: 5000},
 	}}
 	u := cpuDelta(a, b, groups)
 	if got := u.total(); got != 6*time.Second {
@@ -44,5 +53,18 @@ func TestSharesPrintUnderTheirGroupOutsideTheSum(t *testing.T) {
 	}
 	if l := lines[at("sum of the above")]; !strings.HasSuffix(l, " 6.00") {
 		t.Errorf("sum line %q, want 6.00 ms per order", l)
+	}
+	// The context switches: counted since the first snapshot, the share
+	// left out of the sum too (30,000 + 30,000 + 5,000 over 1,000 orders).
+	switches := at("context switches per order")
+	var sum string
+	for _, l := range lines[switches:] {
+		if strings.HasPrefix(l, "sum of the above") {
+			sum = l
+			break
+		}
+	}
+	if !strings.HasSuffix(sum, " 65.0") {
+		t.Errorf("switches sum line %q, want 65.0 per order in\n%s", sum, out.String())
 	}
 }

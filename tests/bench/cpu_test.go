@@ -32,12 +32,14 @@ type procGroup struct {
 	partOf string
 }
 
-// cpuSnapshot is the CPU time (user + system) of every process of every
-// group, by group and pid, and the machine's busy time.
+// cpuSnapshot is the CPU time (user + system) and the context switches of
+// every process of every group, by group and pid, and the machine's busy
+// time.
 type cpuSnapshot struct {
-	at      time.Time
-	procs   map[string]map[int]time.Duration
-	machine time.Duration
+	at       time.Time
+	procs    map[string]map[int]time.Duration
+	switches map[string]map[int]int64
+	machine  time.Duration
 }
 
 // cpuSample reads /proc for every group. A process counts with what it
@@ -47,31 +49,35 @@ type cpuSnapshot struct {
 // process that exits inside the window takes its time with it: the
 // scenarios keep their processes running).
 func cpuSample(groups []procGroup) cpuSnapshot {
-	snap := cpuSnapshot{at: time.Now(), procs: map[string]map[int]time.Duration{}, machine: machineBusy()}
+	snap := cpuSnapshot{at: time.Now(), procs: map[string]map[int]time.Duration{},
+		switches: map[string]map[int]int64{}, machine: machineBusy()}
 	for _, g := range groups {
-		m := map[int]time.Duration{}
+		m, sw := map[int]time.Duration{}, map[int]int64{}
 		for _, pid := range g.pids() {
 			if t, ok := procCPU(pid); ok {
 				m[pid] = t
+				sw[pid] = procSwitches(pid)
 			}
 		}
-		snap.procs[g.name] = m
+		snap.procs[g.name], snap.switches[g.name] = m, sw
 	}
 	return snap
 }
 
-// cpuUse is each group's CPU time between two snapshots.
+// cpuUse is each group's CPU time and context switches between two
+// snapshots.
 type cpuUse struct {
-	wall    time.Duration
-	machine time.Duration
-	groups  []string
-	by      map[string]time.Duration
-	partOf  map[string]string // procGroup.partOf of the groups that are shares
+	wall     time.Duration
+	machine  time.Duration
+	groups   []string
+	by       map[string]time.Duration
+	switches map[string]int64
+	partOf   map[string]string // procGroup.partOf of the groups that are shares
 }
 
 func cpuDelta(a, b cpuSnapshot, groups []procGroup) cpuUse {
 	u := cpuUse{wall: b.at.Sub(a.at), machine: b.machine - a.machine, by: map[string]time.Duration{},
-		partOf: map[string]string{}}
+		switches: map[string]int64{}, partOf: map[string]string{}}
 	for _, g := range groups {
 		u.groups = append(u.groups, g.name)
 		if g.partOf != "" {
@@ -82,6 +88,11 @@ func cpuDelta(a, b cpuSnapshot, groups []procGroup) cpuUse {
 			d += t - a.procs[g.name][pid]
 		}
 		u.by[g.name] = d
+		var n int64
+		for pid, c := range b.switches[g.name] {
+			n += c - a.switches[g.name][pid]
+		}
+		u.switches[g.name] = n
 	}
 	return u
 }
@@ -95,6 +106,17 @@ func (u cpuUse) total() time.Duration {
 		}
 	}
 	return t
+}
+
+// totalSwitches is total for the context switches.
+func (u cpuUse) totalSwitches() int64 {
+	var n int64
+	for g, c := range u.switches {
+		if u.partOf[g] == "" {
+			n += c
+		}
+	}
+	return n
 }
 
 // procCPU is utime + stime of one process, from /proc/<pid>/stat.
@@ -118,6 +140,34 @@ func procCPU(pid int) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(ut+st) * clockTick, true
+}
+
+// procSwitches is how many times the threads of one process gave up or lost
+// the CPU (voluntary_ctxt_switches + nonvoluntary_ctxt_switches of every
+// /proc/<pid>/task/<tid>/status): a thread that blocks on a socket, a lock or
+// a futex and is woken again counts one. Threads that have exited take their
+// count with them (Go's threads and PostgreSQL's backends live on).
+func procSwitches(pid int) int64 {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, t := range tasks {
+		raw, err := os.ReadFile(filepath.Join(dir, t.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		for line := range strings.SplitSeq(string(raw), "\n") {
+			name, v, ok := strings.Cut(line, ":")
+			if ok && (name == "voluntary_ctxt_switches" || name == "nonvoluntary_ctxt_switches") {
+				c, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				n += c
+			}
+		}
+	}
+	return n
 }
 
 // machineBusy is the machine's non-idle CPU time over all cores, from /proc/stat.
@@ -297,8 +347,9 @@ type cpuColumn struct {
 	use    cpuUse
 }
 
-// printCPU writes CPU milliseconds per order by process group, one column
-// per scenario; groups a scenario did not measure print "-".
+// printCPU writes CPU milliseconds, then context switches, per order by
+// process group, one column per scenario; groups a scenario did not measure
+// print "-".
 func printCPU(w io.Writer, cols []cpuColumn) {
 	if len(cols) == 0 {
 		return
@@ -368,6 +419,38 @@ func printCPU(w io.Writer, cols []cpuColumn) {
 			busy = 100 * c.use.machine.Seconds() / c.use.wall.Seconds() / float64(numCPU())
 		}
 		fmt.Fprintf(w, " %14s", fmt.Sprintf("%d/%.0f%%", c.orders, busy))
+	}
+	fmt.Fprintln(w)
+
+	// The same processes' context switches: on these virtual machines a
+	// thread's sleep and wake-up (a hop's socket read, a commit's wait) is
+	// what a checkout's CPU goes into, and each process on its path adds its
+	// own.
+	fmt.Fprintf(w, "\n%-44s", "context switches per order or read")
+	for _, c := range cols {
+		fmt.Fprintf(w, " %14s", c.name)
+	}
+	fmt.Fprintln(w)
+	perN := func(c cpuColumn, n int64) string {
+		if c.orders == 0 {
+			return "-"
+		}
+		return strconv.FormatFloat(float64(n)/float64(c.orders), 'f', 1, 64)
+	}
+	for _, g := range groups {
+		fmt.Fprintf(w, "%-44s", g)
+		for _, c := range cols {
+			if _, ok := c.use.switches[g]; !ok {
+				fmt.Fprintf(w, " %14s", "-")
+				continue
+			}
+			fmt.Fprintf(w, " %14s", perN(c, c.use.switches[g]))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "%-44s", "sum of the above")
+	for _, c := range cols {
+		fmt.Fprintf(w, " %14s", perN(c, c.use.totalSwitches()))
 	}
 	fmt.Fprintln(w)
 }
