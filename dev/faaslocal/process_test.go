@@ -1,6 +1,7 @@
 package faaslocal
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -8,6 +9,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/openfaas/faas-provider/types"
+	"gopkg.in/yaml.v3"
+
+	"github.com/shopfaas/shop/dev/stackfile"
 )
 
 func TestTelemetryEnv(t *testing.T) {
@@ -95,5 +99,52 @@ func TestProcessesGetTheDirectAddresses(t *testing.T) {
 				t.Errorf("connector's FUNCTION_URLS = %q, want %q", env["FUNCTION_URLS"], tc.want)
 			}
 		})
+	}
+}
+
+// The functions on every order's path, and the relay and the RabbitMQ
+// connector, run with the Go monitor thread kept out of its deep sleep
+// (docs/performance.md, item 30); the functions that are idle between rare
+// requests do not, since it costs an idle process a wake-up every 10 ms.
+func TestTheOrderPathRunsWithSysmonAwake(t *testing.T) {
+	orderPath := []string{"create-order", "get-product", "reserve-stock", "charge-payment",
+		"update-product-stats", "notify-user", "index-product"}
+	s, err := stackfile.Load("../../stack.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, fn := range s.Functions {
+		got, want := fn.Environment["GODEBUG"], ""
+		if slices.Contains(orderPath, name) {
+			want = connectorGODEBUG
+		}
+		if got != want {
+			t.Errorf("stack.yml %s: GODEBUG %q, want %q", name, got, want)
+		}
+	}
+	b, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Environment map[string]string `yaml:"environment"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(b, &compose); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"outbox-relay", "rabbitmq-connector"} {
+		if got := compose.Services[name].Environment["GODEBUG"]; got != connectorGODEBUG {
+			t.Errorf("docker-compose.yml %s: GODEBUG %q, want %q", name, got, connectorGODEBUG)
+		}
+	}
+	l := &launcher{root: "../..", host: map[string]string{}, overrides: map[string]string{}}
+	env, err := l.connectorEnv("/secrets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env["GODEBUG"] != connectorGODEBUG {
+		t.Errorf("the local runtime's connectors: GODEBUG %q, want %q", env["GODEBUG"], connectorGODEBUG)
 	}
 }
