@@ -177,12 +177,13 @@ func (l *launcher) Process(spec types.FunctionDeployment, secretsDir string) (su
 // Known lists the functions the multi-call binary serves, sorted.
 func (l *launcher) Known() []string { return slices.Sorted(maps.Keys(l.known)) }
 
-// connectorGODEBUG is the connectors' GODEBUG, as their compose services set
-// it: the relay and the RabbitMQ connector are on every order's path, and
+// orderPathGODEBUG is the GODEBUG of the processes on every order's path:
+// the functions stack.yml gives it to, and the connectors, as their compose
+// services set it (the relay and the RabbitMQ connector are on that path).
 // schedtrace keeps the Go runtime's monitor thread out of the deep sleep it
 // leaves at 20 µs steps on every wake-up (docs/performance.md, item 30); its
 // trace line would come once per 24.8 days.
-const connectorGODEBUG = "schedtrace=2147483647"
+const orderPathGODEBUG = "schedtrace=2147483647"
 
 // connectorEnvFile is the environment file every connector reads, as their
 // compose services do in production.
@@ -194,7 +195,7 @@ const connectorEnvFile = "env/development.yml"
 // Config.GatewayOnly), SECRETS_DIR (every secret) and
 // basic_auth=true (the connectors read the gateway API's credentials from
 // SECRETS_DIR, as OpenFaaS connectors read them from secret_mount_path),
-// GODEBUG (connectorGODEBUG), Config.Env, then BIND_HOST=127.0.0.1.
+// GODEBUG (orderPathGODEBUG), Config.Env, then BIND_HOST=127.0.0.1.
 func (l *launcher) connector(c Connector, secretsDir string) (supervisor.Spec, error) {
 	env, err := l.connectorEnv(secretsDir)
 	if err != nil {
@@ -215,7 +216,7 @@ func (l *launcher) connectorEnv(secretsDir string) (map[string]string, error) {
 	l.setGateway(env)
 	env["SECRETS_DIR"] = secretsDir
 	env["basic_auth"] = "true"
-	env["GODEBUG"] = connectorGODEBUG
+	env["GODEBUG"] = orderPathGODEBUG
 	maps.Copy(env, l.overrides)
 	env["BIND_HOST"] = "127.0.0.1"
 	return env, nil

@@ -116,7 +116,7 @@ func TestTheOrderPathRunsWithSysmonAwake(t *testing.T) {
 	for name, fn := range s.Functions {
 		got, want := fn.Environment["GODEBUG"], ""
 		if slices.Contains(orderPath, name) {
-			want = connectorGODEBUG
+			want = orderPathGODEBUG
 		}
 		if got != want {
 			t.Errorf("stack.yml %s: GODEBUG %q, want %q", name, got, want)
@@ -135,8 +135,8 @@ func TestTheOrderPathRunsWithSysmonAwake(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"outbox-relay", "rabbitmq-connector"} {
-		if got := compose.Services[name].Environment["GODEBUG"]; got != connectorGODEBUG {
-			t.Errorf("docker-compose.yml %s: GODEBUG %q, want %q", name, got, connectorGODEBUG)
+		if got := compose.Services[name].Environment["GODEBUG"]; got != orderPathGODEBUG {
+			t.Errorf("docker-compose.yml %s: GODEBUG %q, want %q", name, got, orderPathGODEBUG)
 		}
 	}
 	l := &launcher{root: "../..", host: map[string]string{}, overrides: map[string]string{}}
@@ -144,7 +144,7 @@ func TestTheOrderPathRunsWithSysmonAwake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if env["GODEBUG"] != connectorGODEBUG {
-		t.Errorf("the local runtime's connectors: GODEBUG %q, want %q", env["GODEBUG"], connectorGODEBUG)
+	if env["GODEBUG"] != orderPathGODEBUG {
+		t.Errorf("the local runtime's connectors: GODEBUG %q, want %q", env["GODEBUG"], orderPathGODEBUG)
 	}
 }

@@ -387,17 +387,10 @@ func printCPU(w io.Writer, cols []cpuColumn) {
 		}
 		return strconv.FormatFloat(float64(d.Microseconds())/1000/float64(c.orders), 'f', 2, 64)
 	}
-	for _, g := range groups {
-		fmt.Fprintf(w, "%-44s", g)
-		for _, c := range cols {
-			if _, ok := c.use.by[g]; !ok {
-				fmt.Fprintf(w, " %14s", "-")
-				continue
-			}
-			fmt.Fprintf(w, " %14s", per(c, c.use.by[g]))
-		}
-		fmt.Fprintln(w)
-	}
+	printGroups(w, cols, groups, func(c cpuColumn, g string) (string, bool) {
+		d, ok := c.use.by[g]
+		return per(c, d), ok
+	})
 	rows := []struct {
 		name string
 		f    func(cpuColumn) time.Duration
@@ -437,22 +430,31 @@ func printCPU(w io.Writer, cols []cpuColumn) {
 		}
 		return strconv.FormatFloat(float64(n)/float64(c.orders), 'f', 1, 64)
 	}
-	for _, g := range groups {
-		fmt.Fprintf(w, "%-44s", g)
-		for _, c := range cols {
-			if _, ok := c.use.switches[g]; !ok {
-				fmt.Fprintf(w, " %14s", "-")
-				continue
-			}
-			fmt.Fprintf(w, " %14s", perN(c, c.use.switches[g]))
-		}
-		fmt.Fprintln(w)
-	}
+	printGroups(w, cols, groups, func(c cpuColumn, g string) (string, bool) {
+		n, ok := c.use.switches[g]
+		return perN(c, n), ok
+	})
 	fmt.Fprintf(w, "%-44s", "sum of the above")
 	for _, c := range cols {
 		fmt.Fprintf(w, " %14s", perN(c, c.use.totalSwitches()))
 	}
 	fmt.Fprintln(w)
+}
+
+// printGroups writes one row per group, one cell per column: cell's value,
+// or "-" where the column did not measure the group.
+func printGroups(w io.Writer, cols []cpuColumn, groups []string, cell func(cpuColumn, string) (string, bool)) {
+	for _, g := range groups {
+		fmt.Fprintf(w, "%-44s", g)
+		for _, c := range cols {
+			v, ok := cell(c, g)
+			if !ok {
+				v = "-"
+			}
+			fmt.Fprintf(w, " %14s", v)
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 // numCPU counts the cpuN lines of /proc/stat (the machine's, not the
