@@ -376,18 +376,8 @@ func printCPU(w io.Writer, cols []cpuColumn) {
 		ordered = append(ordered, parts[g]...)
 	}
 	groups = ordered
-	fmt.Fprintf(w, "\n%-44s", "CPU ms per order or read (from /proc)")
-	for _, c := range cols {
-		fmt.Fprintf(w, " %14s", c.name)
-	}
-	fmt.Fprintln(w)
-	per := func(c cpuColumn, d time.Duration) string {
-		if c.orders == 0 {
-			return "-"
-		}
-		return strconv.FormatFloat(float64(d.Microseconds())/1000/float64(c.orders), 'f', 2, 64)
-	}
-	printGroups(w, cols, groups, func(c cpuColumn, g string) (string, bool) {
+	per := func(c cpuColumn, d time.Duration) string { return perOrder(c, float64(d.Microseconds())/1000, 2) }
+	printTable(w, "CPU ms per order or read (from /proc)", cols, groups, func(c cpuColumn, g string) (string, bool) {
 		d, ok := c.use.by[g]
 		return per(c, d), ok
 	})
@@ -419,18 +409,8 @@ func printCPU(w io.Writer, cols []cpuColumn) {
 	// thread's sleep and wake-up (a hop's socket read, a commit's wait) is
 	// what a checkout's CPU goes into, and each process on its path adds its
 	// own.
-	fmt.Fprintf(w, "\n%-44s", "context switches per order or read")
-	for _, c := range cols {
-		fmt.Fprintf(w, " %14s", c.name)
-	}
-	fmt.Fprintln(w)
-	perN := func(c cpuColumn, n int64) string {
-		if c.orders == 0 {
-			return "-"
-		}
-		return strconv.FormatFloat(float64(n)/float64(c.orders), 'f', 1, 64)
-	}
-	printGroups(w, cols, groups, func(c cpuColumn, g string) (string, bool) {
+	perN := func(c cpuColumn, n int64) string { return perOrder(c, float64(n), 1) }
+	printTable(w, "context switches per order or read", cols, groups, func(c cpuColumn, g string) (string, bool) {
 		n, ok := c.use.switches[g]
 		return perN(c, n), ok
 	})
@@ -441,9 +421,15 @@ func printCPU(w io.Writer, cols []cpuColumn) {
 	fmt.Fprintln(w)
 }
 
-// printGroups writes one row per group, one cell per column: cell's value,
-// or "-" where the column did not measure the group.
-func printGroups(w io.Writer, cols []cpuColumn, groups []string, cell func(cpuColumn, string) (string, bool)) {
+// printTable writes a table headed by title and the columns' names, then one
+// row per group, one cell per column: cell's value, or "-" where the column
+// did not measure the group.
+func printTable(w io.Writer, title string, cols []cpuColumn, groups []string, cell func(cpuColumn, string) (string, bool)) {
+	fmt.Fprintf(w, "\n%-44s", title)
+	for _, c := range cols {
+		fmt.Fprintf(w, " %14s", c.name)
+	}
+	fmt.Fprintln(w)
 	for _, g := range groups {
 		fmt.Fprintf(w, "%-44s", g)
 		for _, c := range cols {
@@ -455,6 +441,15 @@ func printGroups(w io.Writer, cols []cpuColumn, groups []string, cell func(cpuCo
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// perOrder is v divided by the column's orders, with prec decimals; "-" for
+// a column without orders.
+func perOrder(c cpuColumn, v float64, prec int) string {
+	if c.orders == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(v/float64(c.orders), 'f', prec, 64)
 }
 
 // numCPU counts the cpuN lines of /proc/stat (the machine's, not the
