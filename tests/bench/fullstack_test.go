@@ -60,6 +60,7 @@ type fullStack struct {
 	lagHalf   []lagRow
 	drainFull time.Duration
 	drainHalf time.Duration
+	r3        reference // around the full-speed run
 }
 
 // lagRow is the event lag of one handler: from the commit of the event it
@@ -139,9 +140,9 @@ func deleteBrokerNames(b testing.TB, names broker.Names, fns map[string]stack.Fu
 
 // runFullStack measures the full stack: idle RSS, orders at full speed with
 // every event handled (throughput, latency, CPU per order until the last
-// event's effect, event lag), then orders paced at half that rate (event
-// lag), then RSS after the load.
-func (s *bench) runFullStack(ctx context.Context, fs *fullStack, pg *pgCluster) {
+// event's effect, event lag) between two runs of r3 (its reference), then
+// orders paced at half that rate (event lag), then RSS after the load.
+func (s *bench) runFullStack(ctx context.Context, fs *fullStack, pg *pgCluster, r3 func(when string) load.Result) {
 	b := s.b
 	// The second runtime has secrets of its own: its tokens sign the orders.
 	tokens, err := auth.ParseSigner(fs.rt.ReadSecret(b, "jwt-signing-key"), time.Hour)
@@ -167,12 +168,14 @@ func (s *bench) runFullStack(ctx context.Context, fs *fullStack, pg *pgCluster) 
 	// Wait until the seeding's and the warm-up's events have been handled
 	// (which also warms the handlers up).
 	s.drain(ctx, fs, time.Time{})
+	fs.r3.before = r3("before full stack")
 	since := time.Now()
 	before := cpuSample(groups)
 	fs.full = s.run(ctx, "create-order full stack (gateway)", "", created, load.Config{Request: order})
 	fs.drainFull = s.drain(ctx, fs, since)
 	fs.cpu = cpuDelta(before, cpuSample(groups), groups)
 	fs.lagFull = s.eventLag(ctx, fs, since)
+	fs.r3.after = r3("after full stack")
 
 	fs.halfRate = fs.full.RPS() / 2
 	if fs.halfRate > 0 {
@@ -328,16 +331,16 @@ func (s *bench) processedTimes(ctx context.Context, url string) map[string]map[u
 }
 
 // printFullStack writes the full-stack figures.
-func printFullStack(w io.Writer, fs *fullStack, ref load.Result) {
+func printFullStack(w io.Writer, fs *fullStack) {
 	if fs == nil {
 		return
 	}
 	fmt.Fprintf(w, "\nfull stack (every stack.yml function, outbox-relay, rabbitmq connector; orders through the gateway):\n")
 	ratio := func(r load.Result) string {
-		if ref.RPS() == 0 {
+		if fs.r3.rps() == 0 {
 			return "-"
 		}
-		return fmt.Sprintf("%.3f", r.RPS()/ref.RPS())
+		return fmt.Sprintf("%.3f", r.RPS()/fs.r3.rps())
 	}
 	fmt.Fprintf(w, "  full speed: %.1f orders/s (%s x R3), p50 %s ms, p99 %s ms, events drained %.1fs after the last answer\n",
 		fs.full.RPS(), ratio(fs.full), msf(fs.full.Latency.Quantile(0.5)), msf(fs.full.Latency.Quantile(0.99)), fs.drainFull.Seconds())
