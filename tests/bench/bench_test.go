@@ -84,6 +84,7 @@ type bench struct {
 	names    []string
 	inv      *inventorydb.Store
 	rows     []row
+	redis    procGroup // the machine's Redis server, which both runtimes use
 }
 
 func envInt(b *testing.B, name string, def int) int {
@@ -156,6 +157,7 @@ func BenchmarkShop(b *testing.B) {
 		b.Fatal(err)
 	}
 	s.tokens = tokens
+	s.redis = redisGroup(b, rdb)
 	s.products, s.names, s.inv = s.seed(ctx, catalogURL, inventoryURL)
 	s.deployEcho(ctx)
 
@@ -190,6 +192,7 @@ func BenchmarkShop(b *testing.B) {
 		{name: "bench process (loadgen + gateway + edge)", pids: selfPid},
 		{name: "function get-product", pids: functionPids(rt, "get-product")},
 		{name: "function " + echoName, pids: functionPids(rt, echoName)},
+		s.redis,
 	}
 	baseline = scenario("baseline", measured("echo", readGroups, s.baseline))
 	warm = scenario("get-product-warm-edge", measured("warm edge", readGroups, s.getProductWarm))
@@ -210,6 +213,7 @@ func BenchmarkShop(b *testing.B) {
 	for _, n := range checkoutFunctions {
 		checkoutGroups = append(checkoutGroups, procGroup{name: "function " + n, pids: functionPids(rt, n)})
 	}
+	checkoutGroups = append(checkoutGroups, s.redis)
 	checkoutGroups = append(checkoutGroups, pgGroups...)
 	checkoutGroups = append(checkoutGroups, pg.shares("orders", "inventory", "payments", "catalog")...)
 	var r3Many reference

@@ -1,9 +1,13 @@
 package bench
 
 import (
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // A database's share of the PostgreSQL backends is printed under them and
@@ -66,5 +70,24 @@ func TestSharesPrintUnderTheirGroupOutsideTheSum(t *testing.T) {
 	}
 	if !strings.HasSuffix(sum, " 65.0") {
 		t.Errorf("switches sum line %q, want 65.0 per order in\n%s", sum, out.String())
+	}
+}
+
+// The Redis group is the server's own process: the one whose pid the server
+// reports, a redis-server.
+func TestRedisGroupIsTheServersProcess(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	defer rdb.Close()
+	g := redisGroup(t, rdb)
+	pids := g.pids()
+	if len(pids) != 1 {
+		t.Fatalf("pids %v, want one", pids)
+	}
+	comm, err := os.ReadFile("/proc/" + strconv.Itoa(pids[0]) + "/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(comm)); got != "redis-server" {
+		t.Fatalf("pid %d is %q, want redis-server", pids[0], got)
 	}
 }

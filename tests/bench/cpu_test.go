@@ -10,9 +10,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 )
@@ -334,6 +336,30 @@ func rabbitPids() []int {
 		}
 	}
 	return out
+}
+
+// redisGroup is the Redis server rdb talks to, found by the process id it
+// reports (INFO server): the machine's server, shared with whatever else
+// uses it while the benchmark runs, as RabbitMQ's node is.
+func redisGroup(tb testing.TB, rdb *redis.Client) procGroup {
+	tb.Helper()
+	info, err := rdb.Info(context.Background(), "server").Result()
+	if err != nil {
+		tb.Fatalf("redis INFO server: %v", err)
+	}
+	pid := 0
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			pid, err = strconv.Atoi(v)
+			if err != nil {
+				tb.Fatalf("redis INFO server: process_id %q: %v", v, err)
+			}
+		}
+	}
+	if pid == 0 {
+		tb.Fatal("redis INFO server names no process_id")
+	}
+	return procGroup{name: "Redis (machine's server, shared)", pids: func() []int { return []int{pid} }}
 }
 
 // selfPid is the benchmark process: the load generator and the local

@@ -157,7 +157,7 @@ func (s *bench) runFullStack(ctx context.Context, fs *fullStack, pg *pgCluster, 
 	for _, p := range products {
 		s.setStockAt(ctx, fs.rt, p, 1_000_000)
 	}
-	groups := fullStackGroups(fs, pg)
+	groups := fullStackGroups(fs, pg, s.redis)
 	customers := s.customerTokens() // the warm-up's, the full run's and the paced run's
 	order := orderRequests(customers, fs.rt.GatewayURL+"/function/create-order/api/v1/orders", func(n int) uuid.UUID {
 		return products[n%len(products)]
@@ -196,7 +196,7 @@ func (s *bench) runFullStack(ctx context.Context, fs *fullStack, pg *pgCluster, 
 
 // fullStackGroups are the process groups whose CPU the full-stack scenario
 // reports.
-func fullStackGroups(fs *fullStack, pg *pgCluster) []procGroup {
+func fullStackGroups(fs *fullStack, pg *pgCluster, redis procGroup) []procGroup {
 	var groups []procGroup
 	named := append(slices.Clone(checkoutFunctions), eventHandlers...)
 	for _, n := range named {
@@ -213,6 +213,7 @@ func fullStackGroups(fs *fullStack, pg *pgCluster) []procGroup {
 		procGroup{name: "outbox-relay", pids: connectorPids(fs.rt, "outbox-relay")},
 		procGroup{name: "rabbitmq connector", pids: connectorPids(fs.rt, "rabbitmq")},
 		procGroup{name: "RabbitMQ (machine's node, shared)", pids: rabbitPids},
+		redis,
 		procGroup{name: pgBackends, pids: pg.pids(true)},
 		procGroup{name: "PostgreSQL background + other sessions", pids: pg.pids(false)},
 		procGroup{name: "bench process (loadgen + gateway + edge)", pids: selfPid},
