@@ -22,11 +22,13 @@ import (
 //
 // The stock table is created with fillfactor 10, so its 58 rows start spread
 // over a few pages, as the rows of a stock table that has been updated for a
-// while are. Created full, all 58 fit in one page, and every client's UPDATE
-// waited for that one page's lock until the updates had spread the rows: R3's
-// first run at 8 clients was then 4–23 % slower than its next ones (873 → 972,
-// 910 → 991, 986 → 1,104 orders/s in runs of R3 back to back), and with
-// fillfactor 10 it was not (1,005 → 1,019, 871 → 892).
+// while are. Created full, all 58 fit in one page and every client's UPDATE
+// waits for that page's lock until the updates have spread the rows. In two
+// short runs (R3 twice, the checkout, R3) this was why R3's first run was the
+// slowest (873 → 972 → 951 and 910 → 991 → 1,046 orders/s; with fillfactor
+// 10, 1,005 → 1,019 → 970 and 871 → 892 → 841); in the full benchmark R3
+// before the checkout was still slower than after it, for a reason not
+// found, which is why each ratio is to the mean of both (reference).
 const r3Schema = `
 CREATE TABLE r3_stock (product_id integer PRIMARY KEY, available integer NOT NULL CHECK (available >= 0))
 	WITH (fillfactor = 10);
