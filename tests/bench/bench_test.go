@@ -714,12 +714,16 @@ func (s *bench) checkout(ctx context.Context, workers int, tokens *customerToken
 	return res
 }
 
-// warmUp places 2 orders per worker (at that concurrency) for products, not
-// measured: each function of the saga builds its handler, opens its pool and
-// checks its migrations on its first request, which under load takes seconds
-// and is no part of a checkout's steady cost.
+// warmUpOrders is the number of orders each worker (or R3 client) places
+// before its scenario is measured.
+const warmUpOrders = 2
+
+// warmUp places warmUpOrders orders per worker (at that concurrency) for
+// products, not measured: each function of the saga builds its handler,
+// opens its pool and checks its migrations on its first request, which under
+// load takes seconds and is no part of a checkout's steady cost.
 func (s *bench) warmUp(ctx context.Context, url string, products []uuid.UUID, tokens *customerTokens) {
-	res, err := load.Run(ctx, load.Config{Workers: s.workers, Requests: 2 * s.workers, Client: s.client,
+	res, err := load.Run(ctx, load.Config{Workers: s.workers, Requests: warmUpOrders * s.workers, Client: s.client,
 		Request: orderRequests(tokens, url, func(n int) uuid.UUID { return products[n%len(products)] })})
 	if err != nil {
 		s.b.Fatal(err)
@@ -732,7 +736,7 @@ func (s *bench) warmUp(ctx context.Context, url string, products []uuid.UUID, to
 // customerTokens signs the customer tokens of a checkout scenario's orders:
 // its warm-up's and presignFor(s.duration) more.
 func (s *bench) customerTokens() *customerTokens {
-	tokens, err := newCustomerTokens(s.tokens, 2*s.workers+presignFor(s.duration))
+	tokens, err := newCustomerTokens(s.tokens, warmUpOrders*s.workers+presignFor(s.duration))
 	if err != nil {
 		s.b.Fatal(err)
 	}

@@ -83,40 +83,32 @@ func (s *bench) newR3(ctx context.Context, url string, clients int) *r3 {
 	return r
 }
 
-// r3WarmUpOrders is the number of orders each client places before the
-// reference is measured, as each checkout scenario places 2 per worker first
-// (bench.warmUp).
-const r3WarmUpOrders = 2
-
-// warmUp opens the pool's clients connections and places r3WarmUpOrders
-// orders per client, clients at once, before the first measured run. Without it the first run paid for opening its
-// connections (a backend forked and its caches filled for each) while the
-// checkout it is compared with had been warmed up: in two runs here, R3 at 8
-// clients did 763 and 860 orders/s in its first run and 976 and 1,063 in the
-// run right after the checkout.
+// warmUp opens the pool's clients connections, all held at once so that
+// none of the clients of a measured run is the one to open it, then places
+// warmUpOrders orders per client, clients at once, as every checkout scenario
+// is warmed up before it is measured (bench.warmUp).
 func (r *r3) warmUp(ctx context.Context, clients int) error {
-	// Every connection is opened first, all held at once, so that none of
-	// the clients of a measured run is the one to open it.
 	held := make([]*pgxpool.Conn, 0, clients)
+	var err error
 	for range clients {
-		c, err := r.pool.Acquire(ctx)
-		if err != nil {
-			for _, h := range held {
-				h.Release()
-			}
-			return err
+		var c *pgxpool.Conn
+		if c, err = r.pool.Acquire(ctx); err != nil {
+			break
 		}
 		held = append(held, c)
 	}
 	for _, h := range held {
 		h.Release()
 	}
+	if err != nil {
+		return err
+	}
 	var next atomic.Int64
 	errs := make([]error, clients)
 	var wg sync.WaitGroup
 	for c := range clients {
 		wg.Go(func() {
-			for range r3WarmUpOrders {
+			for range warmUpOrders {
 				if errs[c] = r.order(ctx, int(next.Add(1))); errs[c] != nil {
 					return
 				}
