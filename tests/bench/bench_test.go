@@ -189,7 +189,7 @@ func BenchmarkShop(b *testing.B) {
 	// The warm reads' CPU per request by process: the edge's own cost is the
 	// bench process's difference between the edge and the gateway columns.
 	readGroups := []procGroup{
-		{name: "bench process (loadgen + gateway + edge)", pids: selfPid},
+		{name: benchGroup, pids: selfPid},
 		{name: "function get-product", pids: functionPids(rt, "get-product")},
 		{name: "function " + echoName, pids: functionPids(rt, echoName)},
 		s.redis,
@@ -206,8 +206,8 @@ func BenchmarkShop(b *testing.B) {
 		"orders": ordersURL, "r3": r3URL})
 	pgGroups := []procGroup{
 		{name: pgBackends, pids: pg.pids(true)},
-		{name: "PostgreSQL background + other sessions", pids: pg.pids(false)},
-		{name: "bench process (loadgen + gateway + edge)", pids: selfPid},
+		{name: pgRestGroup, pids: pg.pids(false)},
+		{name: benchGroup, pids: selfPid},
 	}
 	var checkoutGroups []procGroup
 	for _, n := range checkoutFunctions {
@@ -221,10 +221,13 @@ func BenchmarkShop(b *testing.B) {
 		func(ctx context.Context) load.Result { return s.r3Row(ctx, ref, s.workers, "") }))
 	// Each checkout scenario's tokens are signed before it starts, outside
 	// its CPU figures (customerTokens).
+	var syncCPU cpuUse
 	sync := scenario("create-order", func(ctx context.Context) load.Result {
 		tokens := s.customerTokens()
-		return measured(fmt.Sprintf("checkout %dw", s.workers), checkoutGroups,
+		res := measured(fmt.Sprintf("checkout %dw", s.workers), checkoutGroups,
 			func(ctx context.Context) load.Result { return s.checkout(ctx, s.workers, tokens) })(ctx)
+		syncCPU = cpuCols[len(cpuCols)-1].use
+		return res
 	})
 	r3Many.after = scenario("r3-after-checkout", func(ctx context.Context) load.Result {
 		return s.r3Row(ctx, ref, s.workers, "after")
@@ -251,8 +254,8 @@ func BenchmarkShop(b *testing.B) {
 		})
 	}
 	s.print(os.Stdout, baseline, warm, mem)
-	printTargets(os.Stdout, targets{baseline: baseline, warm: warm, r3: r3Many, r3One: r3One, sync: sync, one: one, fs: fs,
-		workers: s.workers})
+	printTargets(os.Stdout, targets{baseline: baseline, warm: warm, r3: r3Many, r3One: r3One, sync: sync, syncCPU: syncCPU,
+		one: one, fs: fs, workers: s.workers})
 	printCPU(os.Stdout, cpuCols)
 	printFullStack(os.Stdout, fs)
 	printRSS(os.Stdout, fs)
@@ -328,6 +331,7 @@ func (r reference) String() string {
 // reference in the same run.
 type targets struct {
 	baseline, warm, r3One, sync, one load.Result
+	syncCPU                          cpuUse    // the synchronous checkout's
 	r3                               reference // around sync
 	fs                               *fullStack
 	workers                          int
@@ -351,9 +355,11 @@ func printTargets(w io.Writer, t targets) {
 	}
 	fmt.Fprintf(w, ")\n")
 	fmt.Fprintf(w, "  synchronous checkout, %d workers:     %6.3f x R3 orders/s      [>= 0.40]\n", t.workers, ratio(t.sync.RPS(), t.r3.rps()))
+	printBudget(w, t.syncCPU, t.sync.Requests, 0.40, t.r3.rps())
 	fmt.Fprintf(w, "  unloaded checkout p50 (1 worker):     %6.2f x R3 1-client p50  [<= 3]\n", ratio(p50(t.one), p50(t.r3One)))
 	if t.fs != nil {
 		fmt.Fprintf(w, "  full-stack checkout, events flowing:  %6.3f x R3 orders/s      [>= 0.15]\n", ratio(t.fs.full.RPS(), t.fs.r3.rps()))
+		printBudget(w, t.fs.cpu, t.fs.full.Requests, 0.15, t.fs.r3.rps())
 		worst := time.Duration(0)
 		for _, l := range t.fs.lagHalf {
 			worst = max(worst, l.lag.Quantile(0.99))
@@ -370,6 +376,40 @@ func printTargets(w io.Writer, t targets) {
 		}
 		fmt.Fprintf(w, "  median idle function RSS:             %6.1f MiB                [<= 15]\n", median(idle))
 	}
+}
+
+// floorGroups are the processes whose CPU per order no function's code
+// removes: the databases and the broker do the work the checkout's
+// guarantees need (its commits, rows and messages), and the bench process is
+// the load generator with the local gateway and edge.
+var floorGroups = []string{pgBackends, pgRestGroup, rabbitGroup, benchGroup}
+
+// budget turns an orders/s target (a ratio to R3's r3 orders/s) into CPU per
+// order: at that rate, with the machine as busy as it was during the
+// scenario (u, over orders orders), an order may cost allowed. used is what
+// an order cost the machine, fixed what floorGroups took of it. ok is false
+// when the scenario did not run or measured nothing.
+func budget(u cpuUse, orders int, target, r3 float64) (allowed, used, fixed time.Duration, ok bool) {
+	if orders <= 0 || u.wall <= 0 || target <= 0 || r3 <= 0 {
+		return 0, 0, 0, false
+	}
+	busy := u.machine.Seconds() / u.wall.Seconds() // CPUs busy on average
+	allowed = time.Duration(busy / (target * r3) * float64(time.Second))
+	used = u.machine / time.Duration(orders)
+	for _, g := range floorGroups {
+		fixed += u.by[g]
+	}
+	return allowed, used, fixed / time.Duration(orders), true
+}
+
+// printBudget writes budget's figures under a target's line.
+func printBudget(w io.Writer, u cpuUse, orders int, target, r3 float64) {
+	allowed, used, fixed, ok := budget(u, orders, target, r3)
+	if !ok {
+		return
+	}
+	fmt.Fprintf(w, "    CPU per order at %.2f x R3, as busy as this run: %s ms; used %s ms, of which PostgreSQL, RabbitMQ and the bench process %s ms\n",
+		target, msf(allowed), msf(used), msf(fixed))
 }
 
 // withProfiling adds fnserve's CPU profile switch to a runtime's function

@@ -248,6 +248,13 @@ func (c *pgCluster) pidsOf(label string) func() []int {
 // pgBackends is the group of every backend of the run's databases.
 const pgBackends = "PostgreSQL backends of this run"
 
+// The other groups named in more than one place.
+const (
+	pgRestGroup = "PostgreSQL background + other sessions"
+	benchGroup  = "bench process (loadgen + gateway + edge)"
+	rabbitGroup = "RabbitMQ (machine's node, shared)"
+)
+
 // shares are one group per label: the backends of that database, each a
 // share of pgBackends.
 func (c *pgCluster) shares(labels ...string) []procGroup {

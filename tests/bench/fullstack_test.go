@@ -212,11 +212,11 @@ func fullStackGroups(fs *fullStack, pg *pgCluster, redis procGroup) []procGroup 
 		procGroup{name: fmt.Sprintf("other %d functions (idle)", len(rest)), pids: functionPids(fs.rt, rest...)},
 		procGroup{name: "outbox-relay", pids: connectorPids(fs.rt, "outbox-relay")},
 		procGroup{name: "rabbitmq connector", pids: connectorPids(fs.rt, "rabbitmq")},
-		procGroup{name: "RabbitMQ (machine's node, shared)", pids: rabbitPids},
+		procGroup{name: rabbitGroup, pids: rabbitPids},
 		redis,
 		procGroup{name: pgBackends, pids: pg.pids(true)},
-		procGroup{name: "PostgreSQL background + other sessions", pids: pg.pids(false)},
-		procGroup{name: "bench process (loadgen + gateway + edge)", pids: selfPid},
+		procGroup{name: pgRestGroup, pids: pg.pids(false)},
+		procGroup{name: benchGroup, pids: selfPid},
 	), pg.shares(pg.labels()...)...)
 }
 

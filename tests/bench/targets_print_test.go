@@ -52,3 +52,49 @@ func TestReferenceOfOneRunIsThatRun(t *testing.T) {
 		t.Errorf("rps %v, want 200", got)
 	}
 }
+
+// A throughput target is also printed as the CPU an order may cost at its
+// rate, with the machine as busy as during the scenario, beside what an order
+// cost and what PostgreSQL, RabbitMQ and the bench process took of it (a
+// function's own CPU and a database's share are not in that figure).
+func TestTargetsPrintTheirCPUBudget(t *testing.T) {
+	sec := func(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
+	use := func(machine float64, by map[string]float64) cpuUse {
+		u := cpuUse{wall: 10 * time.Second, machine: sec(machine), by: map[string]time.Duration{},
+			partOf: map[string]string{"  of which the orders database": pgBackends}}
+		for g, s := range by {
+			u.by[g] = sec(s)
+		}
+		return u
+	}
+	tg := targets{
+		baseline: rate(1000), warm: rate(600), r3One: rate(100), sync: rate(2000), one: rate(50),
+		// 2,000 orders in 10 s with 1.72 CPUs busy, against R3's 2,150 orders/s:
+		// at 0.40 x R3 (860 orders/s) an order may cost 1.72 / 860 s = 2 ms.
+		syncCPU: use(17.2, map[string]float64{pgBackends: 3.1, "  of which the orders database": 1.7, pgRestGroup: 0.02,
+			benchGroup: 0.74, "function create-order": 1.6}),
+		r3: reference{before: rate(2100), after: rate(2200)},
+		fs: &fullStack{full: rate(1000), r3: reference{before: rate(2000), after: rate(2000)},
+			// at 0.15 x R3 (300 orders/s), 1.5 CPUs busy: 5 ms.
+			cpu: use(15, map[string]float64{pgBackends: 2.5, rabbitGroup: 1.5, benchGroup: 0.5, "outbox-relay": 0.4})},
+		workers: 8,
+	}
+	var out strings.Builder
+	printTargets(&out, tg)
+	got := out.String()
+	for _, want := range []string{
+		"CPU per order at 0.40 x R3, as busy as this run: 2.00 ms; used 8.60 ms, of which PostgreSQL, RabbitMQ and the bench process 1.93 ms",
+		"CPU per order at 0.15 x R3, as busy as this run: 5.00 ms; used 15.00 ms, of which PostgreSQL, RabbitMQ and the bench process 4.50 ms",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("printed targets lack %q:\n%s", want, got)
+		}
+	}
+	// A scenario that measured no CPU prints no budget.
+	tg.syncCPU, tg.fs = cpuUse{}, nil
+	out.Reset()
+	printTargets(&out, tg)
+	if strings.Contains(out.String(), "CPU per order at") {
+		t.Errorf("a budget without a CPU measure:\n%s", out.String())
+	}
+}
