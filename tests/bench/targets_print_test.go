@@ -24,19 +24,11 @@ func TestRatiosAreToTheReferenceAroundTheirScenario(t *testing.T) {
 		fs:      &fullStack{full: rate(15), r3: reference{before: rate(90), after: rate(110)}},
 		workers: 8,
 	}
-	var out strings.Builder
-	printTargets(&out, tg)
-	got := out.String()
-	for _, want := range []string{
+	wantPrinted(t, tg,
 		"synchronous checkout, 8 workers:      0.400 x R3 orders/s",
 		"full-stack checkout, events flowing:   0.150 x R3 orders/s",
-		"100 / 300 orders/s before / after the checkout, 90 / 110 orders/s before / after the full stack",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("printed targets lack %q:\n%s", want, got)
-		}
-	}
-	out.Reset()
+		"100 / 300 orders/s before / after the checkout, 90 / 110 orders/s before / after the full stack")
+	var out strings.Builder
 	printFullStack(&out, tg.fs)
 	if want := "full speed: 15.0 orders/s (0.150 x R3)"; !strings.Contains(out.String(), want) {
 		t.Errorf("full-stack figures lack %q:\n%s", want, out.String())
@@ -79,22 +71,27 @@ func TestTargetsPrintTheirCPUBudget(t *testing.T) {
 			cpu: use(15, map[string]float64{pgBackends: 2.5, rabbitGroup: 1.5, benchGroup: 0.5, "outbox-relay": 0.4})},
 		workers: 8,
 	}
-	var out strings.Builder
-	printTargets(&out, tg)
-	got := out.String()
-	for _, want := range []string{
+	wantPrinted(t, tg,
 		"CPU per order at 0.40 x R3, as busy as this run: 2.00 ms; used 8.60 ms, of which PostgreSQL, RabbitMQ and the bench process 1.93 ms",
-		"CPU per order at 0.15 x R3, as busy as this run: 5.00 ms; used 15.00 ms, of which PostgreSQL, RabbitMQ and the bench process 4.50 ms",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("printed targets lack %q:\n%s", want, got)
-		}
-	}
+		"CPU per order at 0.15 x R3, as busy as this run: 5.00 ms; used 15.00 ms, of which PostgreSQL, RabbitMQ and the bench process 4.50 ms")
 	// A scenario that measured no CPU prints no budget.
 	tg.syncCPU, tg.fs = cpuUse{}, nil
-	out.Reset()
+	var out strings.Builder
 	printTargets(&out, tg)
 	if strings.Contains(out.String(), "CPU per order at") {
 		t.Errorf("a budget without a CPU measure:\n%s", out.String())
+	}
+}
+
+// wantPrinted fails t for each of wants that printTargets does not write for
+// tg.
+func wantPrinted(t *testing.T, tg targets, wants ...string) {
+	t.Helper()
+	var out strings.Builder
+	printTargets(&out, tg)
+	for _, want := range wants {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("printed targets lack %q:\n%s", want, out.String())
+		}
 	}
 }
