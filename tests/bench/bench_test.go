@@ -202,6 +202,15 @@ func BenchmarkShop(b *testing.B) {
 
 	r3URL := pgtest.NewDatabase(b)
 	ref := s.newR3(ctx, r3URL, s.workers)
+	sqlURLs := map[string]string{"orders": pgtest.NewDatabase(b), "inventory": pgtest.NewDatabase(b),
+		"payments": pgtest.NewDatabase(b)}
+	sqlRef := newSQLCheckout(b, ctx, sqlURLs, s.workers, s.products)
+	pgSQL := s.cluster(ctx, sqlURLs)
+	sqlGroups := append([]procGroup{
+		{name: pgBackends, pids: pgSQL.pids(true)},
+		{name: pgRestGroup, pids: pgSQL.pids(false)},
+		{name: benchGroup, pids: selfPid},
+	}, pgSQL.shares("orders", "inventory", "payments")...)
 	pg := s.cluster(ctx, map[string]string{"catalog": catalogURL, "inventory": inventoryURL, "payments": paymentsURL,
 		"orders": ordersURL, "r3": r3URL})
 	pgGroups := []procGroup{
@@ -232,6 +241,8 @@ func BenchmarkShop(b *testing.B) {
 	r3Many.after = scenario("r3-after-checkout", func(ctx context.Context) load.Result {
 		return s.r3Row(ctx, ref, s.workers, "after")
 	})
+	sqlOnly := scenario("checkout-sql", measured(fmt.Sprintf("checkout SQL %dc", s.workers), sqlGroups,
+		func(ctx context.Context) load.Result { return s.sqlCheckoutRow(ctx, sqlRef, s.workers) }))
 	r3One := scenario("r3-1-client", func(ctx context.Context) load.Result { return s.r3Row(ctx, ref, 1, "") })
 	one := scenario("create-order-1-worker", func(ctx context.Context) load.Result {
 		return s.checkout(ctx, 1, s.customerTokens())
@@ -255,7 +266,7 @@ func BenchmarkShop(b *testing.B) {
 	}
 	s.print(os.Stdout, baseline, warm, mem)
 	printTargets(os.Stdout, targets{baseline: baseline, warm: warm, r3: r3Many, r3One: r3One, sync: sync, syncCPU: syncCPU,
-		one: one, fs: fs, workers: s.workers})
+		sqlOnly: sqlOnly, one: one, fs: fs, workers: s.workers})
 	printCPU(os.Stdout, cpuCols)
 	printFullStack(os.Stdout, fs)
 	printRSS(os.Stdout, fs)
@@ -277,6 +288,23 @@ func (s *bench) r3Row(ctx context.Context, ref *r3, clients int, when string) lo
 		s.b.Fatal(err)
 	}
 	r := row{name: name, res: res, errors: res.Errors(load.Success), note: "Go + pgx, 3 sync-commit transactions per order"}
+	s.rows = append(s.rows, r)
+	if r.errors > 0 {
+		s.b.Errorf("%s: %d failed orders, first: %v", name, r.errors, res.FirstError)
+	}
+	return res
+}
+
+// sqlCheckoutRow measures the checkout's own SQL (sqlCheckout) at clients
+// clients and adds its row to the table.
+func (s *bench) sqlCheckoutRow(ctx context.Context, c *sqlCheckout, clients int) load.Result {
+	name := fmt.Sprintf("checkout SQL, %d clients", clients)
+	res, err := c.run(ctx, clients, s.duration)
+	if err != nil {
+		s.b.Fatalf("%s: %v", name, err)
+	}
+	r := row{name: name, res: res, errors: res.Errors(load.Success),
+		note: "the checkout's statements through its stores, no functions; its holds sold after"}
 	s.rows = append(s.rows, r)
 	if r.errors > 0 {
 		s.b.Errorf("%s: %d failed orders, first: %v", name, r.errors, res.FirstError)
@@ -331,8 +359,9 @@ func (r reference) String() string {
 // reference in the same run.
 type targets struct {
 	baseline, warm, r3One, sync, one load.Result
-	syncCPU                          cpuUse    // the synchronous checkout's
-	r3                               reference // around sync
+	syncCPU                          cpuUse      // the synchronous checkout's
+	sqlOnly                          load.Result // the checkout's own SQL (sqlCheckout)
+	r3                               reference   // around sync
 	fs                               *fullStack
 	workers                          int
 }
@@ -356,6 +385,10 @@ func printTargets(w io.Writer, t targets) {
 	fmt.Fprintf(w, ")\n")
 	fmt.Fprintf(w, "  synchronous checkout, %d workers:     %6.3f x R3 orders/s      [>= 0.40]\n", t.workers, ratio(t.sync.RPS(), t.r3.rps()))
 	printBudget(w, t.syncCPU, t.sync.Requests, 0.40, t.r3.rps())
+	if t.sqlOnly.Requests > 0 {
+		fmt.Fprintf(w, "    its own SQL alone, no functions (not a target): %.3f x R3 orders/s, what it would reach if they cost nothing\n",
+			ratio(t.sqlOnly.RPS(), t.r3.rps()))
+	}
 	fmt.Fprintf(w, "  unloaded checkout p50 (1 worker):     %6.2f x R3 1-client p50  [<= 3]\n", ratio(p50(t.one), p50(t.r3One)))
 	if t.fs != nil {
 		fmt.Fprintf(w, "  full-stack checkout, events flowing:  %6.3f x R3 orders/s      [>= 0.15]\n", ratio(t.fs.full.RPS(), t.fs.r3.rps()))

@@ -103,13 +103,18 @@ func (r *r3) warmUp(ctx context.Context, clients int) error {
 	if err != nil {
 		return err
 	}
+	return warmUpClients(ctx, clients, r.order)
+}
+
+// warmUpClients places warmUpOrders orders per client, clients at once.
+func warmUpClients(ctx context.Context, clients int, order func(ctx context.Context, n int) error) error {
 	var next atomic.Int64
 	errs := make([]error, clients)
 	var wg sync.WaitGroup
 	for c := range clients {
 		wg.Go(func() {
 			for range warmUpOrders {
-				if errs[c] = r.order(ctx, int(next.Add(1))); errs[c] != nil {
+				if errs[c] = order(ctx, int(next.Add(1))); errs[c] != nil {
 					return
 				}
 			}
@@ -166,9 +171,15 @@ func (r *r3) order(ctx context.Context, n int) error {
 	return nil
 }
 
-// run drives clients closed loops of orders for d and measures them like
-// load.Run measures HTTP requests (Status counts 200 for a completed order).
+// run drives clients closed loops of orders for d (runOrders).
 func (r *r3) run(ctx context.Context, clients int, d time.Duration) (load.Result, error) {
+	return runOrders(ctx, clients, d, r.order)
+}
+
+// runOrders drives clients closed loops of order, numbered from 1, for d and
+// measures them like load.Run measures HTTP requests (Status counts 200 for
+// a completed order).
+func runOrders(ctx context.Context, clients int, d time.Duration, order func(ctx context.Context, n int) error) (load.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var next atomic.Int64
@@ -185,7 +196,7 @@ func (r *r3) run(ctx context.Context, clients int, d time.Duration) (load.Result
 			for ctx.Err() == nil {
 				begin := time.Now()
 				// The run's deadline is not the order's: an order in flight at the end completes.
-				err := r.order(context.WithoutCancel(ctx), int(next.Add(1)))
+				err := order(context.WithoutCancel(ctx), int(next.Add(1)))
 				h.Record(time.Since(begin))
 				n++
 				if err != nil {
