@@ -24,11 +24,13 @@ import (
 // over a few pages, as the rows of a stock table that has been updated for a
 // while are. Created full, all 58 fit in one page and every client's UPDATE
 // waits for that page's lock until the updates have spread the rows. In two
-// short runs (R3 twice, the checkout, R3) this was why R3's first run was the
-// slowest (873 → 972 → 951 and 910 → 991 → 1,046 orders/s; with fillfactor
-// 10, 1,005 → 1,019 → 970 and 871 → 892 → 841); in the full benchmark R3
-// before the checkout was still slower than after it, for a reason not
-// found, which is why each ratio is to the mean of both (reference).
+// short runs (R3 twice, the checkout, R3), R3's first run was the slowest
+// without it and not with it (873 → 972 → 951 and 910 → 991 → 1,046
+// orders/s; with fillfactor 10, 1,005 → 1,019 → 970 and 871 → 892 → 841); in
+// the full benchmarks of that machine R3 before the checkout was still
+// slower than after it, for a reason not found (on a faster machine later it
+// was as often faster), which is why each ratio is to the mean of both
+// (reference).
 const r3Schema = `
 CREATE TABLE r3_stock (product_id integer PRIMARY KEY, available integer NOT NULL CHECK (available >= 0))
 	WITH (fillfactor = 10);

@@ -86,13 +86,15 @@ func newSQLCheckout(tb testing.TB, ctx context.Context, urls map[string]string, 
 func (c *sqlCheckout) order(ctx context.Context, n int) error {
 	user, key := uuid.New(), uuid.NewString()
 	product := c.products[n%len(c.products)]
+	req := orders.PlaceRequest{Items: []orders.ItemRequest{{ProductID: product, Quantity: 1}},
+		ShippingAddress: orders.Address{Name: "Ada Lovelace", Line1: "1 Loop Road", City: "London", PostalCode: "N1", Country: "GB"},
+		Payment:         orders.PaymentMethod{Token: "tok_visa"}}
 	price := orders.Money{Amount: 1250, Currency: "USD"}
-	o, err := orders.New(user, []orders.Line{{ProductID: product, Quantity: 1, UnitPrice: price}}, price,
-		orders.Address{Name: "Ada Lovelace", Line1: "1 Loop Road", City: "London", PostalCode: "N1", Country: "GB"}, time.Now())
+	o, err := orders.New(user, []orders.Line{{ProductID: product, Quantity: 1, UnitPrice: price}}, price, req.ShippingAddress, time.Now())
 	if err != nil {
 		return err
 	}
-	hash := key // the request's hash: any stable string of the same shape
+	hash := req.Hash()
 	if _, err := c.orders.CheckKey(ctx, user, key, hash, 0); err != nil {
 		return fmt.Errorf("key: %w", err)
 	}
@@ -105,13 +107,13 @@ func (c *sqlCheckout) order(ctx context.Context, n int) error {
 		_, err := c.stock.Reserve(ctx, hold)
 		held <- err
 	}()
-	created := c.orders.Create(ctx, o, "tok_visa", false, key, hash, time.Minute)
+	created := c.orders.Create(ctx, o, req.Payment.Token, false, key, hash, time.Minute)
 	if err := cmp.Or(<-held, created); err != nil {
 		return fmt.Errorf("hold and pending order: %w", err)
 	}
 	reserved := ordersdb.Note{At: time.Now(), Step: orders.StepReserve, Outcome: orders.StepOK, Detail: "stock held"}
 	if _, err := c.payments.Charge(ctx, payments.ChargeRequest{OrderID: o.ID, UserID: user,
-		Amount: payments.Money{Amount: price.Amount, Currency: price.Currency}, Token: "tok_visa"}); err != nil {
+		Amount: payments.Money{Amount: price.Amount, Currency: price.Currency}, Token: req.Payment.Token}); err != nil {
 		return fmt.Errorf("charge: %w", err)
 	}
 	charged := ordersdb.Note{At: time.Now(), Step: orders.StepCharge, Outcome: orders.StepOK, Detail: "payment captured"}
