@@ -3,7 +3,8 @@
 // The product must exist in the catalog (asked through the gateway); the level
 // must be an integer from 0 to inventory.MaxOnHand (else 422, or 400 for a
 // non-number) and may not go below the units reserved by orders in progress
-// (409 below_reserved). The change and its stock.changed.v1 event commit together.
+// (409 below_reserved). The change commits together with its stock.changed.v1
+// event when it takes the product out of stock or brings it back.
 package function
 
 import (

@@ -35,6 +35,11 @@ import (
 // Since item 29 the sale's sold_count writes no product.changed.v1 either
 // (update-product-stats pushes it to Meilisearch itself): 2 events and 3
 // deliveries for 1 line, 4 and 5 for 3 lines (3 and 4, 7 and 8 before).
+// Since item 31 the reservation writes stock.changed.v1 only for a product
+// it sells out: 1 event and 2 deliveries for an order that leaves its
+// products in stock, whatever its lines; an order that takes a product's
+// last units still writes its stock.changed.v1, and index-product's flip of
+// the in-stock flag its product.changed.v1.
 func TestCheckoutEventsAndDeliveries(t *testing.T) {
 	_, env := eventEnv(t)
 	s := startShop(t, []string{"get-product", "set-stock", "reserve-stock", "commit-stock", "release-stock",
@@ -58,19 +63,24 @@ func TestCheckoutEventsAndDeliveries(t *testing.T) {
 		lines                []uuid.UUID
 		wantEvents           map[string]map[string]int
 		wantDeliveries       map[string]int
-		wasEvents, wasDelivs int // on main before item 10
+		quantity             int
+		wasEvents, wasDelivs int // before item 31
 	}{
 		{products[:1],
-			map[string]map[string]int{"orders": {events.OrderPlaced: 1}, "inventory": {events.StockChanged: 1}},
-			map[string]int{"update-product-stats": 1, "notify-user": 1, "index-product": 1}, 4, 5},
+			map[string]map[string]int{"orders": {events.OrderPlaced: 1}},
+			map[string]int{"update-product-stats": 1, "notify-user": 1}, 1, 2, 3},
 		{products,
-			map[string]map[string]int{"orders": {events.OrderPlaced: 1}, "inventory": {events.StockChanged: 3}},
-			map[string]int{"update-product-stats": 1, "notify-user": 1, "index-product": 3}, 10, 11},
+			map[string]map[string]int{"orders": {events.OrderPlaced: 1}},
+			map[string]int{"update-product-stats": 1, "notify-user": 1}, 1, 4, 5},
+		// The last 9 units of the third product (10 stocked, 1 sold above).
+		{products[2:],
+			map[string]map[string]int{"orders": {events.OrderPlaced: 1}, "inventory": {events.StockChanged: 1}, "catalog": {events.ProductChanged: 1}},
+			map[string]int{"update-product-stats": 1, "notify-user": 1, "index-product": 2}, 9, 3, 4},
 	} {
 		before := allCounts(t, dbs)
 		items := []map[string]any{}
 		for _, id := range c.lines {
-			items = append(items, map[string]any{"product_id": id, "quantity": 1})
+			items = append(items, map[string]any{"product_id": id, "quantity": c.quantity})
 		}
 		body := orderBody(c.lines[0], 1)
 		body["items"] = items
@@ -108,7 +118,7 @@ func TestCheckoutEventsAndDeliveries(t *testing.T) {
 				}
 			}
 		}
-		t.Logf("%d lines: %d events %v, %d deliveries %v (before item 10: %d events, %d deliveries)",
+		t.Logf("%d lines: %d events %v, %d deliveries %v (before item 31: %d events, %d deliveries)",
 			len(c.lines), total, got, deliveriesTotal, deliveries, c.wasEvents, c.wasDelivs)
 		if diff := cmp.Diff(c.wantEvents, got); diff != "" {
 			t.Errorf("%d-line checkout: outbox rows by database and type (-want +got):\n%s", len(c.lines), diff)

@@ -90,7 +90,7 @@ func TestCheckoutTraceInJaeger(t *testing.T) {
 	_, env := eventEnv(t)
 	env["OTEL_BSP_SCHEDULE_DELAY"] = "200"
 	s := startTracedShop(t, traceCheckout, []string{"outbox-relay", "rabbitmq"}, env, "http://"+addrs["JAEGER_OTLP_HTTP_ADDR"])
-	p := s.product(t, "JG-MUG-1", 990, 5)
+	p := s.product(t, "JG-MUG-1", 990, 1) // the order sells it out: index-product gets stock.changed.v1
 	tb := make([]byte, 16)
 	_, _ = rand.Read(tb)
 	traceID, clientSpan := hex.EncodeToString(tb), "00f067aa0ba902b7"

@@ -24,8 +24,9 @@ var traceCheckout = []string{"get-product", "set-stock", "reserve-stock", "commi
 	"expire-reservations", "order-statuses", "recover-orders"}
 
 // traceHandlers are the event functions a confirmed checkout reaches:
-// order.placed.v1 (update-product-stats, notify-user) and stock.changed.v1
-// (index-product).
+// order.placed.v1 (update-product-stats, notify-user) and, when it sells a
+// product out, stock.changed.v1 (index-product): the test's order takes the
+// product's last unit.
 var traceHandlers = []string{"update-product-stats", "notify-user", "index-product"}
 
 // TestOneCheckoutIsOneTrace exports every process's spans to a real OTLP/HTTP
@@ -52,7 +53,7 @@ func TestOneCheckoutIsOneTrace(t *testing.T) {
 			}
 		}
 	})
-	p := s.product(t, "TR-MUG-1", 990, 5)
+	p := s.product(t, "TR-MUG-1", 990, 1) // the order sells it out
 	customer := s.token(t, auth.RoleCustomer)
 
 	// The client starts the trace with a span of its own.

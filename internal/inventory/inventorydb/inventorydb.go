@@ -1,7 +1,8 @@
 // Package inventorydb stores stock levels in the inventory service's own
-// PostgreSQL database. Every change of a level and its stock.changed.v1 event
-// are written in one transaction (the outbox), so the event exists if and only
-// if the change committed.
+// PostgreSQL database. Every change of a level that takes a product out of
+// stock or brings it back, and its stock.changed.v1 event, are written in one
+// transaction (the outbox), so the event exists if and only if the change
+// committed.
 package inventorydb
 
 import (
@@ -53,7 +54,8 @@ func (s *Store) Get(ctx context.Context, productID uuid.UUID) (inventory.Stock, 
 }
 
 // SetOnHand sets the on-hand level of a product, creating its stock row when
-// it has none, and appends stock.changed.v1 in the same transaction. The row is
+// it has none, and appends stock.changed.v1 in the same transaction when the
+// product goes out of stock or comes back. The row is
 // locked while the domain decides, so a concurrent reservation cannot slip
 // under the new level: the result is fault.Conflict "below_reserved" when
 // onHand is below the reserved units, fault.Invalid when it is out of range.
@@ -83,15 +85,15 @@ func (s *Store) SetOnHand(ctx context.Context, productID uuid.UUID, onHand int) 
 		if err != nil {
 			return unavailable(err)
 		}
-		return appendChanged(ctx, tx, &pgx.Batch{}, []inventory.Stock{out})
+		return appendChanged(ctx, tx, &pgx.Batch{}, []inventory.Stock{out}, func(int) int { return out.Available() - cur.Available() })
 	})
 	return out, err
 }
 
 // Init gives a product its first stock level and reports whether it did: a
 // product that already has a stock row is left untouched (created is false),
-// which makes seeding idempotent. A created row emits stock.changed.v1 in the
-// same transaction.
+// which makes seeding idempotent. A created row with units on hand emits
+// stock.changed.v1 in the same transaction.
 func (s *Store) Init(ctx context.Context, productID uuid.UUID, onHand int) (created bool, err error) {
 	if err := inventory.ValidOnHand(onHand); err != nil {
 		return false, err
@@ -108,7 +110,7 @@ func (s *Store) Init(ctx context.Context, productID uuid.UUID, onHand int) (crea
 			return unavailable(err)
 		}
 		created = true
-		return appendChanged(ctx, tx, &pgx.Batch{}, []inventory.Stock{st})
+		return appendChanged(ctx, tx, &pgx.Batch{}, []inventory.Stock{st}, func(int) int { return st.Available() }) // none was available before
 	})
 	return created, err
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopfaas/shop/internal/events"
@@ -57,8 +58,14 @@ func TestSetOnHandWritesStockAndEventInOneTransaction(t *testing.T) {
 	if st.OnHand != 12 || st.Reserved != 0 || st.Available() != 12 {
 		t.Fatalf("SetOnHand = %+v", st)
 	}
-	st, err = s.SetOnHand(ctx, id, 7)
+	st, err = s.SetOnHand(ctx, id, 7) // still in stock: no event
 	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err = s.SetOnHand(ctx, id, 0); err != nil { // sold out
+		t.Fatal(err)
+	}
+	if st, err = s.SetOnHand(ctx, id, 7); err != nil { // back in stock
 		t.Fatal(err)
 	}
 	got, err := s.Get(ctx, id)
@@ -94,10 +101,13 @@ func TestSetOnHandWritesStockAndEventInOneTransaction(t *testing.T) {
 	}
 	want := []inventory.Changed{
 		{View: inventory.View{ProductID: id, OnHand: 12, Reserved: 0, Available: 12}},
+		{View: inventory.View{ProductID: id, OnHand: 0, Reserved: 0, Available: 0}},
 		{View: inventory.View{ProductID: id, OnHand: 7, Reserved: 0, Available: 7}},
 	}
-	if len(datas) == 2 && (datas[0].Version < 1 || datas[1].Version <= datas[0].Version) {
-		t.Errorf("event versions %d then %d: each change must carry a larger version", datas[0].Version, datas[1].Version)
+	for i := 1; i < len(datas); i++ {
+		if datas[0].Version < 1 || datas[i].Version <= datas[i-1].Version {
+			t.Errorf("event versions %d then %d: each change must carry a larger version", datas[i-1].Version, datas[i].Version)
+		}
 	}
 	if diff := cmp.Diff(want, datas, cmpopts.IgnoreFields(inventory.Changed{}, "Version")); diff != "" {
 		t.Fatalf("stock.changed.v1 events (-want +got):\n%s", diff)
@@ -197,7 +207,9 @@ func TestInitIsIdempotent(t *testing.T) {
 }
 
 // Concurrent first writes to the same product must neither fail nor lose the
-// row: the upsert plus row lock serialise them.
+// row: the upsert plus row lock serialise them. Half of them set 0: whatever
+// order they commit in, an event is written exactly when the product goes
+// out of stock or comes back, so the last event tells whether it is in stock.
 func TestConcurrentSetOnHand(t *testing.T) {
 	s, pool := openStore(t)
 	ctx := context.Background()
@@ -208,7 +220,7 @@ func TestConcurrentSetOnHand(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := s.SetOnHand(ctx, id, i+1); err != nil {
+			if _, err := s.SetOnHand(ctx, id, (i%2)*(i+1)); err != nil {
 				errs <- err
 			}
 		}()
@@ -218,12 +230,26 @@ func TestConcurrentSetOnHand(t *testing.T) {
 	for err := range errs {
 		t.Errorf("concurrent SetOnHand: %v", err)
 	}
-	var n int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE subject = $1`, id.String()).Scan(&n); err != nil {
+	rows, err := pool.Query(ctx, `SELECT (envelope->'data'->>'available')::int FROM outbox WHERE subject = $1 ORDER BY seq`, id.String())
+	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 8 {
-		t.Fatalf("events = %d, want 8", n)
+	seen, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range seen {
+		if i > 0 && (n > 0) == (seen[i-1] > 0) {
+			t.Errorf("events' available units %v: two in a row say the same (in stock or not)", seen)
+			break
+		}
+	}
+	st, err := s.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if told := len(seen) > 0 && seen[len(seen)-1] > 0; told != (st.Available() > 0) {
+		t.Errorf("events' available units %v, stock left at %d: the last event must tell whether it is in stock", seen, st.Available())
 	}
 }
 
@@ -238,8 +264,11 @@ func TestStockChangeRollsBackWithoutItsEvent(t *testing.T) {
 	if _, err := pool.Exec(ctx, `ALTER TABLE outbox ADD CONSTRAINT no_more_events CHECK (seq < 0) NOT VALID`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SetOnHand(ctx, id, 20); err == nil {
+	if _, err := s.SetOnHand(ctx, id, 0); err == nil {
 		t.Fatal("SetOnHand succeeded although its event could not be written")
+	}
+	if _, err := s.SetOnHand(ctx, id, 20); err != nil {
+		t.Fatalf("SetOnHand that keeps the product in stock writes no event, so it must succeed: %v", err)
 	}
 	if _, err := s.Init(ctx, uuid.Must(uuid.NewV7()), 5); err == nil {
 		t.Fatal("Init succeeded although its event could not be written")
@@ -248,8 +277,8 @@ func TestStockChangeRollsBackWithoutItsEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.OnHand != 10 {
-		t.Fatalf("on_hand = %d, want 10: the change committed without its event", st.OnHand)
+	if st.OnHand != 20 {
+		t.Fatalf("on_hand = %d, want 20: the sell-out committed without its event, or the change that needed none did not", st.OnHand)
 	}
 	var rows int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM stock`).Scan(&rows); err != nil {

@@ -21,10 +21,11 @@ import (
 // runs in ONE transaction that first locks the order's reservation row, then
 // the stock rows of its lines in product-id order, so concurrent calls for the
 // same order serialise and calls for different orders cannot deadlock. Every
-// stock change that moves the available units (on_hand - reserved) also
-// appends stock.changed.v1 in that transaction; the stock commit of a held
-// order moves units from reserved to sold and leaves available as it was, so
-// it appends none (TestCheckoutWritesOneStockEventPerLine).
+// stock change that takes a product's available units (on_hand - reserved)
+// to none, or back from none, also appends stock.changed.v1 in that
+// transaction (flipped); a change that leaves the product in stock, or out
+// of it, appends none, and neither does the stock commit of a held order,
+// which leaves available as it was (TestCheckoutWritesStockEventsOnlyWhenAProductSellsOut).
 //
 // Round trips (docs/performance.md, TestCheckoutRoundTrips): whatever the
 // number of lines, a transaction is a few batches (postgres.BatchTx: BEGIN
@@ -78,7 +79,7 @@ func (s *Store) Reserve(ctx context.Context, req inventory.HoldRequest) (invento
 
 // reserveNew writes a new hold in two round trips: BEGIN, the header, every
 // line's conditional stock UPDATE (product-id order) and the lines, as one
-// batch; then the stock.changed.v1 events built from the updated rows, their
+// batch; then stock.changed.v1 for each product it sold out (flipped), their
 // NOTIFY and COMMIT. The header is inserted first without ON CONFLICT, so a
 // repeat fails there (23505, errAlreadyReserved) before any stock row is
 // locked; a line whose units are not available comes back without a row
@@ -106,7 +107,7 @@ func (s *Store) reserveNew(ctx context.Context, orderID uuid.UUID, ttl time.Dura
 	if err != nil {
 		return inventory.Hold{}, err
 	}
-	evs, err := changedEvents(ctx, moved)
+	evs, err := changedEvents(ctx, flipped(moved, func(i int) int { return -lines[i].Quantity }))
 	if err != nil {
 		return inventory.Hold{}, err
 	}
@@ -120,8 +121,8 @@ func (s *Store) reserveNew(ctx context.Context, orderID uuid.UUID, ttl time.Dura
 
 // Commit turns the order's hold into a sale: on_hand and reserved both drop by
 // each line's quantity, which leaves available unchanged, so it writes no
-// stock.changed.v1 (a hold taken again after its release does: it lowers
-// available). A hold that was released or expired is taken again
+// stock.changed.v1 (a hold taken again after its release lowers available,
+// and writes one when that sells the product out). A hold that was released or expired is taken again
 // conditionally and committed directly; when the stock is gone that is
 // fault.Conflict "out_of_stock" and nothing changes. Committing twice is a
 // no-op answered "committed". Errors: fault.NotFound "not_found" when the order
@@ -144,7 +145,7 @@ func (s *Store) Commit(ctx context.Context, orderID uuid.UUID) (inventory.Hold, 
 		if err != nil {
 			return h, err
 		}
-		return finish(ctx, tx, h, inventory.StatusCommitted, moved)
+		return finish(ctx, tx, h, inventory.StatusCommitted, moved, -1)
 	}
 	// Held units become sold ones: on_hand and reserved drop together, so
 	// available (on_hand - reserved), the only stock figure a consumer
@@ -203,15 +204,15 @@ func (s *Store) Release(ctx context.Context, orderID uuid.UUID) (inventory.Hold,
 	if err != nil {
 		return h, err
 	}
-	return finish(ctx, tx, h, next, moved)
+	return finish(ctx, tx, h, next, moved, +1)
 }
 
 // Expire gives back up to limit holds whose expires_at is at or before asOf
 // whatever their orders' status (the sweep uses Settle, which asks it first:
 // a pending order's hold may still be confirmed); tests use it to give holds
 // back. asOf zero is the database clock. It marks them "expired", and appends
-// stock.changed.v1 per product and stock.reservations_expired.v1 per order, in
-// one transaction. Due rows are claimed FOR UPDATE SKIP LOCKED, so concurrent
+// stock.changed.v1 per product it brings back in stock and
+// stock.reservations_expired.v1 per order, in one transaction. Due rows are claimed FOR UPDATE SKIP LOCKED, so concurrent
 // sweeps (and a concurrent commit or release) never give a hold back twice.
 // It returns how many holds it expired; fault.Unavailable on database failure.
 func (s *Store) Expire(ctx context.Context, asOf time.Time, limit int) (int, error) {
@@ -270,7 +271,7 @@ func (s *Store) Expire(ctx context.Context, asOf time.Time, limit int) (int, err
 	if err != nil {
 		return 0, err
 	}
-	evs, err := changedEvents(ctx, moved)
+	evs, err := changedEvents(ctx, flipped(moved, func(i int) int { return products[i].Quantity }))
 	if err != nil {
 		return 0, err
 	}
@@ -303,9 +304,9 @@ type Statuses func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]inventor
 // to the next run) and does what inventory.Settle decides for each: a
 // confirmed order's hold is sold (on_hand and reserved drop together, status
 // committed, no stock.changed.v1: available is unchanged), a failed or
-// cancelled order's hold is released (stock.changed.v1), an unknown order's
-// hold past its expires_at is expired (stock.changed.v1 and
-// stock.reservations_expired.v1), and a pending order's hold is kept. Each
+// cancelled order's hold is released, an unknown order's hold past its
+// expires_at is expired (stock.reservations_expired.v1; both write
+// stock.changed.v1 for a product they bring back in stock), and a pending order's hold is kept. Each
 // product's stock row moves once, in product-id order, so the batch never
 // deadlocks with a reservation. The answer counts what it did and says where
 // the next batch starts (Next; Scanned < limit when there is none). When
@@ -409,14 +410,9 @@ func (s *Store) Settle(ctx context.Context, cur inventory.SettleCursor, settleAf
 	if err != nil {
 		return out, err
 	}
-	// Only a release changes available: a product only sold gets no event.
-	changed := moved[:0:0]
-	for i, st := range moved {
-		if moves[i].released > 0 {
-			changed = append(changed, st)
-		}
-	}
-	evs, err := changedEvents(ctx, changed)
+	// Only a release changes available (a product only sold gets no
+	// event), and only one that brings a sold-out product back is told.
+	evs, err := changedEvents(ctx, flipped(moved, func(i int) int { return moves[i].released }))
 	if err != nil {
 		return out, err
 	}
@@ -544,9 +540,10 @@ func queueStatus(b *pgx.Batch, orderID uuid.UUID, next inventory.HoldStatus) {
 }
 
 // finish sets the hold's status, appends the stock changes' events and
-// commits, in one round trip.
-func finish(ctx context.Context, tx *postgres.BatchTx, h inventory.Hold, next inventory.HoldStatus, moved []inventory.Stock) (inventory.Hold, error) {
-	evs, err := changedEvents(ctx, moved)
+// commits, in one round trip. moved are the rows of h.Lines after the move,
+// whose available units it changed by sign × each line's quantity.
+func finish(ctx context.Context, tx *postgres.BatchTx, h inventory.Hold, next inventory.HoldStatus, moved []inventory.Stock, sign int) (inventory.Hold, error) {
+	evs, err := changedEvents(ctx, flipped(moved, func(i int) int { return sign * h.Lines[i].Quantity }))
 	if err != nil {
 		return h, err
 	}
@@ -560,12 +557,13 @@ func finish(ctx context.Context, tx *postgres.BatchTx, h inventory.Hold, next in
 	return h, nil
 }
 
-// appendChanged queues stock.changed.v1 for every moved row into b (one
-// INSERT and one NOTIFY, outbox.QueueAll) and sends b on tx: the events are
-// written in the transaction of the change and go with the caller's other
-// writes in one round trip.
-func appendChanged(ctx context.Context, tx pgx.Tx, b *pgx.Batch, moved []inventory.Stock) error {
-	evs, err := changedEvents(ctx, moved)
+// appendChanged queues stock.changed.v1 for every row of moved whose product
+// went out of stock or came back (flipped) into b (one INSERT and one
+// NOTIFY, outbox.QueueAll) and sends b on tx: the events are written in the
+// transaction of the change and go with the caller's other writes in one
+// round trip.
+func appendChanged(ctx context.Context, tx pgx.Tx, b *pgx.Batch, moved []inventory.Stock, delta func(i int) int) error {
+	evs, err := changedEvents(ctx, flipped(moved, delta))
 	if err != nil {
 		return err
 	}
@@ -576,9 +574,26 @@ func appendChanged(ctx context.Context, tx pgx.Tx, b *pgx.Batch, moved []invento
 	return nil
 }
 
-func changedEvents(ctx context.Context, moved []inventory.Stock) ([]events.Envelope, error) {
-	evs := make([]events.Envelope, 0, len(moved))
-	for _, st := range moved {
+// flipped returns the rows of moved whose product went out of stock or came
+// back: the change moved row i's available units by delta(i), so they were
+// moved[i].Available() - delta(i) before it. Only these get
+// stock.changed.v1 (docs/events.md, "What stock.changed.v1 means"): its
+// one consumer shows whether a product is in stock, and a change that
+// leaves that as it was tells it nothing.
+func flipped(moved []inventory.Stock, delta func(i int) int) []inventory.Stock {
+	var out []inventory.Stock
+	for i, st := range moved {
+		if now := st.Available(); (now > 0) != (now-delta(i) > 0) {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// changedEvents builds stock.changed.v1 for each row of changed.
+func changedEvents(ctx context.Context, changed []inventory.Stock) ([]events.Envelope, error) {
+	evs := make([]events.Envelope, 0, len(changed))
+	for _, st := range changed {
 		ev, err := events.New(ctx, inventory.Source, events.StockChanged, st.ProductID.String(), inventory.ChangedOf(st))
 		if err != nil {
 			return nil, fault.Internalf("stock event: %w", err)

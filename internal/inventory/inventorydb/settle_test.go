@@ -101,12 +101,13 @@ func settleAll(t *testing.T, s *inventorydb.Store, after time.Duration, limit in
 
 // TestSettleFollowsTheOrderStatus: the sweep sells the holds of confirmed
 // orders (no stock event: available is unchanged), releases those of failed
-// and cancelled ones (stock.changed.v1), keeps those of pending ones, gives
-// back an unknown order's hold only past its expires_at (with
-// stock.reservations_expired.v1), and leaves holds younger than the settle
-// delay alone.
+// and cancelled ones, keeps those of pending ones, gives back an unknown
+// order's hold only past its expires_at (with stock.reservations_expired.v1),
+// and leaves holds younger than the settle delay alone. The holds took every
+// unit, so what it gives back brings the product back in stock: one
+// stock.changed.v1.
 func TestSettleFollowsTheOrderStatus(t *testing.T) {
-	s, pool, ids := settleStore(t, 100)
+	s, pool, ids := settleStore(t, 14)
 	ctx := context.Background()
 	p := ids[0]
 	book := &orderBook{}
@@ -150,23 +151,23 @@ func TestSettleFollowsTheOrderStatus(t *testing.T) {
 		}
 	}
 	// 14 reserved; 2 sold, 6 given back: 6 left reserved (pending,
-	// unknown-fresh, young), 98 on hand.
-	if l := stockLevel(t, s, p); l != (level{98, 6}) {
-		t.Errorf("stock %+v, want {98 6}", l)
+	// unknown-fresh, young), 12 on hand.
+	if l := stockLevel(t, s, p); l != (level{12, 6}) {
+		t.Errorf("stock %+v, want {12 6}", l)
 	}
 	if diff := cmp.Diff(map[string]int{events.StockChanged: 1, events.ReservationsExpired: 1}, sub(outboxCounts(t, pool), before)); diff != "" {
 		t.Errorf("events of the settlement (-want +got):\n%s", diff)
 	}
-	if got := lastAvailable(t, pool, p); got != 92 {
-		t.Errorf("stock.changed.v1 says available %d, want 92", got)
+	if got := lastAvailable(t, pool, p); got != 6 {
+		t.Errorf("stock.changed.v1 says available %d, want 6", got)
 	}
 	// A second run finds only the kept holds and changes nothing.
 	book.set(named["pending"], inventory.OrderConfirmed)
 	if got := settleAll(t, s, 30*time.Second, 500, book.lookup); got != (inventory.Settlement{Scanned: 2, Settled: 1}) {
 		t.Errorf("second run %+v, want the pending order, now confirmed, sold", got)
 	}
-	if l := stockLevel(t, s, p); l != (level{96, 4}) {
-		t.Errorf("stock %+v, want {96 4}", l)
+	if l := stockLevel(t, s, p); l != (level{10, 4}) {
+		t.Errorf("stock %+v, want {10 4}", l)
 	}
 }
 
@@ -266,12 +267,14 @@ func TestConcurrentSettlementsSettleEachHoldOnce(t *testing.T) {
 // TestCancelBeforeSettlementReleasesAndIsNeverSold: an order confirmed, then
 // cancelled before the sweep sold its hold: release-stock gives the units
 // back (reserved drops, on_hand stays), and the sweep, told the order is
-// confirmed by a lookup made before the cancel, does not sell it.
+// confirmed by a lookup made before the cancel, does not sell it. The hold
+// took every unit, so the release writes the one stock.changed.v1 that says
+// the product is back.
 func TestCancelBeforeSettlementReleasesAndIsNeverSold(t *testing.T) {
 	s, pool, ids := settleStore(t, 10)
 	ctx := context.Background()
 	order := newID()
-	if _, err := s.Reserve(ctx, holdReq(t, order, 0, inventory.Line{ProductID: ids[0], Quantity: 4})); err != nil {
+	if _, err := s.Reserve(ctx, holdReq(t, order, 0, inventory.Line{ProductID: ids[0], Quantity: 10})); err != nil {
 		t.Fatal(err)
 	}
 	book := &orderBook{}
