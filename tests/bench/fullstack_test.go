@@ -355,9 +355,18 @@ func printFullStack(w io.Writer, fs *fullStack) {
 		if i < len(fs.lagHalf) {
 			h = fs.lagHalf[i]
 		}
-		fmt.Fprintf(w, "  %-22s %-18s %7d %12s %12s %7d %12s %12s\n", l.handler, l.event, l.lag.Count(), msf(l.lag.Quantile(0.5)),
-			msf(l.lag.Quantile(0.99)), h.lag.Count(), msf(h.lag.Quantile(0.5)), msf(h.lag.Quantile(0.99)))
+		fmt.Fprintf(w, "  %-22s %-18s %7d %12s %12s %7d %12s %12s\n", l.handler, l.event, l.lag.Count(), lagMs(l, 0.5),
+			lagMs(l, 0.99), h.lag.Count(), lagMs(h, 0.5), lagMs(h, 0.99))
 	}
+}
+
+// lagMs is l's quantile q in ms, or "-" when l saw no event (index-product
+// sees stock.changed.v1 only when an order sells a product out).
+func lagMs(l lagRow, q float64) string {
+	if l.lag.Count() == 0 {
+		return "-"
+	}
+	return msf(l.lag.Quantile(q))
 }
 
 // printRSS writes the idle and after-load memory of every function replica
