@@ -122,12 +122,13 @@ func (s *Store) reserveNew(ctx context.Context, orderID uuid.UUID, ttl time.Dura
 // Commit turns the order's hold into a sale: on_hand and reserved both drop by
 // each line's quantity, which leaves available unchanged, so it writes no
 // stock.changed.v1 (a hold taken again after its release lowers available,
-// and writes one when that sells the product out). A hold that was released or expired is taken again
-// conditionally and committed directly; when the stock is gone that is
-// fault.Conflict "out_of_stock" and nothing changes. Committing twice is a
-// no-op answered "committed". Errors: fault.NotFound "not_found" when the order
-// never reserved, fault.Conflict "reservation_released" when the order was
-// already restocked (cancelled), fault.Unavailable on database failure.
+// and writes one when that sells the product out). A hold that was released
+// or expired is taken again conditionally and committed directly; when the
+// stock is gone that is fault.Conflict "out_of_stock" and nothing changes.
+// Committing twice is a no-op answered "committed". Errors: fault.NotFound
+// "not_found" when the order never reserved, fault.Conflict
+// "reservation_released" when the order was already restocked (cancelled),
+// fault.Unavailable on database failure.
 func (s *Store) Commit(ctx context.Context, orderID uuid.UUID) (inventory.Hold, error) {
 	tx, h, err := s.beginLocked(ctx, orderID)
 	defer tx.Rollback(ctx)
@@ -212,8 +213,9 @@ func (s *Store) Release(ctx context.Context, orderID uuid.UUID) (inventory.Hold,
 // a pending order's hold may still be confirmed); tests use it to give holds
 // back. asOf zero is the database clock. It marks them "expired", and appends
 // stock.changed.v1 per product it brings back in stock and
-// stock.reservations_expired.v1 per order, in one transaction. Due rows are claimed FOR UPDATE SKIP LOCKED, so concurrent
-// sweeps (and a concurrent commit or release) never give a hold back twice.
+// stock.reservations_expired.v1 per order, in one transaction. Due rows are
+// claimed FOR UPDATE SKIP LOCKED, so concurrent sweeps (and a concurrent
+// commit or release) never give a hold back twice.
 // It returns how many holds it expired; fault.Unavailable on database failure.
 func (s *Store) Expire(ctx context.Context, asOf time.Time, limit int) (int, error) {
 	if limit <= 0 {
@@ -306,9 +308,9 @@ type Statuses func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]inventor
 // committed, no stock.changed.v1: available is unchanged), a failed or
 // cancelled order's hold is released, an unknown order's hold past its
 // expires_at is expired (stock.reservations_expired.v1; both write
-// stock.changed.v1 for a product they bring back in stock), and a pending order's hold is kept. Each
-// product's stock row moves once, in product-id order, so the batch never
-// deadlocks with a reservation. The answer counts what it did and says where
+// stock.changed.v1 for a product they bring back in stock), and a pending
+// order's hold is kept. Each product's stock row moves once, in product-id
+// order, so the batch never deadlocks with a reservation. The answer counts what it did and says where
 // the next batch starts (Next; Scanned < limit when there is none). When
 // statuses fails, nothing changes and the error is returned;
 // fault.Unavailable on database failure.
