@@ -221,7 +221,7 @@ func fullStackGroups(fs *fullStack, pg *pgCluster, redis procGroup) []procGroup 
 }
 
 // drain waits (at most a minute) until every order.placed.v1 and
-// stock.changed.v1 (written only when an order sells a product out, so
+// stock.changed.v1 (written only when a product sells out or comes back, so
 // index-product's rows count few) committed since since has been handled by
 // its subscribers, and returns how long it waited.
 func (s *bench) drain(ctx context.Context, fs *fullStack, since time.Time) time.Duration {

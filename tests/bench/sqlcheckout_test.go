@@ -136,10 +136,11 @@ func (c *sqlCheckout) settle(ctx context.Context) error {
 		}
 		return out, err
 	}
+	const batch = 500
 	var cur inventory.SettleCursor
 	for {
-		res, err := c.stock.Settle(ctx, cur, 0, 500, statuses)
-		if err != nil || res.Scanned == 0 {
+		res, err := c.stock.Settle(ctx, cur, 0, batch, statuses)
+		if err != nil || res.Scanned < batch { // a short batch was the last
 			return err
 		}
 		cur = res.Next

@@ -171,6 +171,32 @@ func TestSettleFollowsTheOrderStatus(t *testing.T) {
 	}
 }
 
+// TestSettleReleaseThatKeepsTheProductInStockWritesNoEvent: the sweep gives
+// back a failed order's hold of a product that stays in stock: available
+// rises, but the in-stock flag, all stock.changed.v1 tells (docs/events.md),
+// does not change, so no event is written. Until item 31 every release wrote
+// one.
+func TestSettleReleaseThatKeepsTheProductInStockWritesNoEvent(t *testing.T) {
+	s, pool, ids := settleStore(t, 10)
+	ctx := context.Background()
+	order := newID()
+	if _, err := s.Reserve(ctx, holdReq(t, order, 0, inventory.Line{ProductID: ids[0], Quantity: 4})); err != nil {
+		t.Fatal(err)
+	}
+	book := &orderBook{}
+	book.set(order, inventory.OrderPaymentFailed)
+	before := outboxCounts(t, pool)
+	if got := settleAll(t, s, 0, 10, book.lookup); got != (inventory.Settlement{Scanned: 1, Released: 1}) {
+		t.Fatalf("settlement %+v, want the failed order's hold released", got)
+	}
+	if l := stockLevel(t, s, ids[0]); l != (level{10, 0}) {
+		t.Errorf("stock %+v, want {10 0}", l)
+	}
+	if diff := cmp.Diff(map[string]int{}, sub(outboxCounts(t, pool), before)); diff != "" {
+		t.Errorf("events of a release that leaves the product in stock (-want +got):\n%s", diff)
+	}
+}
+
 // TestSettleChangesNothingWhenOrdersFails: without the orders' statuses no
 // hold is sold or given back, not even one past its expiry.
 func TestSettleChangesNothingWhenOrdersFails(t *testing.T) {
