@@ -79,8 +79,11 @@ func New(d *catalogenv.Deps, internal *auth.InternalVerifier) http.Handler {
 		// The change has committed: what follows must not be cut short by a
 		// caller that hangs up (as Deps.Committed).
 		after := context.WithoutCancel(ctx)
+		// Each changed product goes into the cache as committed, so the next
+		// order's pricing (get-product) finds it there: with a marker, every
+		// sale made the next read of its product go to the database.
 		for _, p := range changed {
-			d.Invalidate(after, p)
+			d.Fresh(after, p)
 		}
 		if err := push(after, d, changed, first, ds); err != nil {
 			return err

@@ -66,9 +66,9 @@ func TestPlacedThenCancelledRestores(t *testing.T) {
 	if sold(t, env, a) != 2 || sold(t, env, b) != 1 {
 		t.Fatalf("after placed: %d %d", sold(t, env, a), sold(t, env, b))
 	}
-	// The cache entry was replaced by an invalidation marker of the new version.
+	// The cache entry is the product at its new version.
 	if _, v, _, err := env.Cache.Get(context.Background(), a.ID.String()); err != nil || v < 2 {
-		t.Errorf("cache not invalidated: version %d, %v", v, err)
+		t.Errorf("cache not updated: version %d, %v", v, err)
 	}
 	if code, _ := deliver(t, h, orderEvent(t, events.OrderCancelled, order, lines...)); code != 200 {
 		t.Fatalf("cancelled: %d", code)
@@ -79,6 +79,51 @@ func TestPlacedThenCancelledRestores(t *testing.T) {
 }
 
 // The same event delivered twice, then ten times concurrently, counts once.
+// TestASaleLeavesTheProductInTheCache: after a sale the product's cache entry
+// is the product as the sale committed it, byte for byte what get-product
+// would read and cache (so the next order's pricing reads no database), and
+// never the entry of an archived product, which get-product must answer 404.
+func TestASaleLeavesTheProductInTheCache(t *testing.T) {
+	env, h := setup(t)
+	ctx := context.Background()
+	a := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
+	if code, _ := deliver(t, h, orderEvent(t, events.OrderPlaced, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 2})); code != 200 {
+		t.Fatalf("placed: %d", code)
+	}
+	body, v, ok, err := env.Cache.Get(ctx, a.ID.String())
+	if err != nil || !ok {
+		t.Fatalf("after the sale the cache holds no entry (version %d, ok %v, %v)", v, ok, err)
+	}
+	live, err := env.Store.Get(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.Marshal(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != live.Version || string(body) != string(want) || live.SoldCount != 2 {
+		t.Errorf("cache entry at version %d:\n%s\nwant version %d:\n%s", v, body, live.Version, want)
+	}
+
+	archived, err := env.Store.Update(ctx, a.ID, func(p catalog.Product, now time.Time) (catalog.Product, error) {
+		return catalog.Archive(p, now)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Committed(ctx, archived)
+	if code, _ := deliver(t, h, orderEvent(t, events.OrderPlaced, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 1})); code != 200 {
+		t.Fatalf("placed after archiving: %d", code)
+	}
+	if sold(t, env, a) != 3 {
+		t.Fatalf("sold count %d, want 3", sold(t, env, a))
+	}
+	if body, v, ok, err := env.Cache.Get(ctx, a.ID.String()); err != nil || ok {
+		t.Errorf("an archived product is in the cache at version %d: %s (%v)", v, body, err)
+	}
+}
+
 func TestDuplicateDeliveryCountsOnce(t *testing.T) {
 	env, h := setup(t)
 	a := env.Create(t, "LAMP-1", "Lamp", "home", 1000)

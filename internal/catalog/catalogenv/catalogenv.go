@@ -159,6 +159,22 @@ func (d *Deps) Committed(ctx context.Context, p catalog.Product) {
 	}
 }
 
+// Fresh caches p as the write that returned it has just committed it: a live
+// product's entry becomes p itself at its version (Remember), so the next GET
+// finds the new state in Redis instead of reading the database; an archived
+// product's becomes an invalidation marker (Invalidate: get-product answers
+// 404 for it). Either is a compare-and-set on the version, so it can no more
+// overwrite a newer entry than a marker can. p must be the row as PostgreSQL
+// returned it (a sale's UPDATE … RETURNING), byte for byte what a read would
+// cache. Failures are logged: the cache TTL bounds what they miss.
+func (d *Deps) Fresh(ctx context.Context, p catalog.Product) {
+	if p.Archived {
+		d.Invalidate(ctx, p)
+		return
+	}
+	d.Remember(ctx, p)
+}
+
 // Invalidate replaces the product's cache entry with an invalidation marker of
 // its version, so the next GET reads the database and no older copy can be
 // written back. A failure is logged: the cache TTL bounds what it misses.
