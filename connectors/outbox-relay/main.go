@@ -7,6 +7,7 @@
 //	RABBITMQ_URL            [amqp://guest:guest@127.0.0.1:5672/]
 //	EXCHANGE_PREFIX         prefix of every exchange and queue name [""]
 //	RELAY_BATCH_SIZE        rows per confirm round [100]
+//	RELAY_BATCH_WAIT        wait after a NOTIFY before reading, so the commits behind it share the batch; 0 reads at once [10ms]
 //	RELAY_POLL_INTERVAL     fallback poll when no NOTIFY arrives [1s]
 //	OUTBOX_RETENTION        how long published rows are kept [168h]
 //	INBOX_RETENTION         how long consumers' processed-event ids are kept [720h]
@@ -68,6 +69,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		BrokerURL:      c.String("RABBITMQ_URL", broker.DefaultURL),
 		Names:          broker.Names{Prefix: c.String("EXCHANGE_PREFIX", "")},
 		BatchSize:      c.Int("RELAY_BATCH_SIZE", 100, 1, 10000),
+		BatchWait:      batchWait(c.Duration("RELAY_BATCH_WAIT", relay.DefaultBatchWait)),
 		PollInterval:   c.Duration("RELAY_POLL_INTERVAL", time.Second),
 		Retention:      c.Duration("OUTBOX_RETENTION", 7*24*time.Hour),
 		InboxRetention: c.Duration("INBOX_RETENTION", 30*24*time.Hour),
@@ -98,4 +100,13 @@ func run(ctx context.Context, getenv func(string) string) error {
 	log.Info("outbox relay starting", "databases", len(cfg.Databases))
 	r.Run(ctx)
 	return nil
+}
+
+// batchWait maps RELAY_BATCH_WAIT to relay.Config.BatchWait, where 0 is the
+// default: the setting's 0 reads at once.
+func batchWait(d time.Duration) time.Duration {
+	if d <= 0 {
+		return relay.NoBatchWait
+	}
+	return d
 }

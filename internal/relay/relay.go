@@ -52,6 +52,12 @@ type Config struct {
 	Names broker.Names
 	// BatchSize is the number of rows published per confirm round (default 100).
 	BatchSize int
+	// BatchWait is how long a relay woken by a NOTIFY waits before it reads,
+	// so that the rows of the transactions that commit meanwhile go in the
+	// same batch: one read, one confirm round and one mark for all of them
+	// instead of one each (default DefaultBatchWait; NoBatchWait reads at
+	// once). Every event's lag grows by up to this much.
+	BatchWait time.Duration
 	// PollInterval is the fallback when no NOTIFY arrives, and the longest
 	// the lag metrics go without a refresh while events flow (default 1 s).
 	PollInterval time.Duration
@@ -78,9 +84,20 @@ type Config struct {
 	Signer *events.Signer
 }
 
+// DefaultBatchWait is Config.BatchWait's default: at a hundred orders a
+// second it puts about two orders' events in each batch, and it is a small
+// part of the second the event lag is allowed (docs/performance.md, item 32).
+const DefaultBatchWait = 10 * time.Millisecond
+
+// NoBatchWait as Config.BatchWait reads as soon as a NOTIFY arrives.
+const NoBatchWait time.Duration = -1
+
 func (c *Config) setDefaults() {
 	if c.BrokerURL == "" {
 		c.BrokerURL = broker.DefaultURL
+	}
+	if c.BatchWait == 0 {
+		c.BatchWait = DefaultBatchWait
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 100
@@ -307,15 +324,50 @@ func (w *worker) session(ctx context.Context, bo *broker.Backoff) error {
 		if more {
 			continue
 		}
-		wctx, cancel := context.WithTimeout(ctx, w.relay.cfg.PollInterval)
-		_, err = conn.WaitForNotification(wctx)
-		timedOut := wctx.Err() != nil
-		cancel()
-		if err != nil && !timedOut {
-			return err
+		// The notifications received while draining (during its queries)
+		// all came before its last query ended: one read after them covers
+		// every one, where waiting for each in turn made a read each.
+		notified := skipNotifications(conn)
+		if !notified {
+			wctx, cancel := context.WithTimeout(ctx, w.relay.cfg.PollInterval)
+			_, err = conn.WaitForNotification(wctx)
+			notified = wctx.Err() == nil
+			cancel()
+			if err != nil && notified {
+				return err
+			}
+		}
+		if notified && w.relay.cfg.BatchWait > 0 {
+			// Woken by a commit: let the commits right behind it land too.
+			t := time.NewTimer(w.relay.cfg.BatchWait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
 		}
 	}
 	return nil
+}
+
+// skipNotifications drops every notification conn has already received and
+// reports whether there was one. It never waits: those still on the socket
+// stay there for the next wait.
+func skipNotifications(conn *pgx.Conn) bool {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	got := false
+	for {
+		// With a context already done, WaitForNotification hands over a
+		// notification already received, or returns at once without
+		// touching the connection.
+		n, _ := conn.WaitForNotification(done)
+		if n == nil {
+			return got
+		}
+		got = true
+	}
 }
 
 type pending struct {

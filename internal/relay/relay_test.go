@@ -463,6 +463,68 @@ func TestRelayQueriesPerEvent(t *testing.T) {
 	t.Logf("%d events: %v", n, got)
 }
 
+// Events committed one transaction each, in a burst, go out in one batch
+// when they commit within BatchWait of the first: one read that finds them,
+// one confirm round, one mark. Their notifications, which the relay receives
+// during that read, cause one more read between them, not one each.
+func TestCommitsBehindAWakeUpShareABatch(t *testing.T) {
+	names, deliveries := capture(t)
+	pool, url := openOutbox(t)
+	ctx := context.Background()
+	const wait = time.Second
+	r, err := New(Config{Databases: []Database{{Name: "orders", URL: url}}, BrokerURL: rabbitURL, Names: names,
+		BatchWait: wait, PollInterval: time.Minute}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &queryKinds{n: map[string]int{}}
+	r.tracer = counted
+	run(t, ctx, r)
+	commit := func(subject string) {
+		t.Helper()
+		if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+			insertEvent(t, ctx, tx, subject)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settled := func() {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); unpublished(t, pool) != 0; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("events not marked published")
+			}
+		}
+	}
+	commit("warm-up") // the session's LISTEN, first read and first metrics refresh
+	receive(t, deliveries, 1, 10*time.Second)
+	settled()
+	time.Sleep(2 * wait) // the read that follows the warm-up's notification
+	counted.reset()
+
+	const n = 10
+	start := time.Now()
+	for i := range n {
+		commit(fmt.Sprint("order-", i))
+	}
+	burst := time.Since(start)
+	receive(t, deliveries, n, 10*time.Second)
+	settled()
+	time.Sleep(2 * wait)
+	got := counted.counts()
+	t.Logf("%d events committed in %s: %v", n, burst.Round(time.Millisecond), got)
+	if burst >= wait {
+		t.Skipf("the burst took %s, longer than the batch wait: the machine is too slow for this test", burst)
+	}
+	if got["mark"] != 1 {
+		t.Errorf("%d marks for %d events committed within the batch wait, want 1", got["mark"], n)
+	}
+	if got["read"] > 2 {
+		t.Errorf("%d reads for %d events committed within the batch wait, want at most 2", got["read"], n)
+	}
+}
+
 // queryKinds counts a relay's queries by kind: read (the batch), mark
 // (published_at), lag (the metrics' count), other.
 // It also keeps the synchronous_commit setting of the session that marked.
