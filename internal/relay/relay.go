@@ -86,7 +86,7 @@ type Config struct {
 
 // DefaultBatchWait is Config.BatchWait's default: at a hundred orders a
 // second it puts about two orders' events in each batch, and it is a small
-// part of the second the event lag is allowed (docs/performance.md, item 32).
+// part of the second the event lag is allowed (docs/performance.md, item 33).
 const DefaultBatchWait = 10 * time.Millisecond
 
 // NoBatchWait as Config.BatchWait reads as soon as a NOTIFY arrives.
