@@ -78,7 +78,6 @@ func TestPlacedThenCancelledRestores(t *testing.T) {
 	}
 }
 
-// The same event delivered twice, then ten times concurrently, counts once.
 // TestASaleLeavesTheProductInTheCache: after a sale the product's cache entry
 // is the product as the sale committed it, byte for byte what get-product
 // would read and cache (so the next order's pricing reads no database), and
@@ -124,6 +123,7 @@ func TestASaleLeavesTheProductInTheCache(t *testing.T) {
 	}
 }
 
+// The same event delivered twice, then ten times concurrently, counts once.
 func TestDuplicateDeliveryCountsOnce(t *testing.T) {
 	env, h := setup(t)
 	a := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
