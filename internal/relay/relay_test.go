@@ -140,6 +140,27 @@ func publishedOnce(t *testing.T, ctx context.Context, pool *pgxpool.Pool, delive
 	}
 }
 
+// commitEvent commits one event with subject in a transaction of its own.
+func commitEvent(t *testing.T, ctx context.Context, pool *pgxpool.Pool, subject string) {
+	t.Helper()
+	if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+		insertEvent(t, ctx, tx, subject)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// allMarked waits until the outbox holds no unpublished row.
+func allMarked(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); unpublished(t, pool) != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("events not marked published")
+		}
+	}
+}
+
 func receive(t *testing.T, deliveries <-chan amqp.Delivery, n int, within time.Duration) []amqp.Delivery {
 	t.Helper()
 	var got []amqp.Delivery
@@ -427,18 +448,9 @@ func TestRelayQueriesPerEvent(t *testing.T) {
 	// One event at a time, each published and marked before the next.
 	relayOne := func(subject string) {
 		t.Helper()
-		if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
-			insertEvent(t, ctx, tx, subject)
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		commitEvent(t, ctx, pool, subject)
 		receive(t, deliveries, 1, 10*time.Second)
-		for deadline := time.Now().Add(10 * time.Second); unpublished(t, pool) != 0; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("event not marked published")
-			}
-		}
+		allMarked(t, pool)
 	}
 	relayOne("warm-up") // the session's LISTEN, first read and first metrics refresh
 	counted.reset()
@@ -480,37 +492,20 @@ func TestCommitsBehindAWakeUpShareABatch(t *testing.T) {
 	counted := &queryKinds{n: map[string]int{}}
 	r.tracer = counted
 	run(t, ctx, r)
-	commit := func(subject string) {
-		t.Helper()
-		if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
-			insertEvent(t, ctx, tx, subject)
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	settled := func() {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); unpublished(t, pool) != 0; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("events not marked published")
-			}
-		}
-	}
-	commit("warm-up") // the session's LISTEN, first read and first metrics refresh
+	commitEvent(t, ctx, pool, "warm-up") // the session's LISTEN, first read and first metrics refresh
 	receive(t, deliveries, 1, 10*time.Second)
-	settled()
+	allMarked(t, pool)
 	time.Sleep(2 * wait) // the read that follows the warm-up's notification
 	counted.reset()
 
 	const n = 10
 	start := time.Now()
 	for i := range n {
-		commit(fmt.Sprint("order-", i))
+		commitEvent(t, ctx, pool, fmt.Sprint("order-", i))
 	}
 	burst := time.Since(start)
 	receive(t, deliveries, n, 10*time.Second)
-	settled()
+	allMarked(t, pool)
 	time.Sleep(2 * wait)
 	got := counted.counts()
 	t.Logf("%d events committed in %s: %v", n, burst.Round(time.Millisecond), got)
