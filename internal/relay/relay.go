@@ -351,18 +351,23 @@ func (w *worker) session(ctx context.Context, bo *broker.Backoff) error {
 	return nil
 }
 
+// alreadyDone is a context that is done from the start (skipNotifications).
+var alreadyDone = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
 // skipNotifications drops every notification conn has already received and
 // reports whether there was one. It never waits: those still on the socket
 // stay there for the next wait.
 func skipNotifications(conn *pgx.Conn) bool {
-	done, cancel := context.WithCancel(context.Background())
-	cancel()
 	got := false
 	for {
 		// With a context already done, WaitForNotification hands over a
 		// notification already received, or returns at once without
 		// touching the connection.
-		n, _ := conn.WaitForNotification(done)
+		n, _ := conn.WaitForNotification(alreadyDone)
 		if n == nil {
 			return got
 		}

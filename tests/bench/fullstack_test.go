@@ -361,7 +361,7 @@ func printFullStack(w io.Writer, fs *fullStack) {
 }
 
 // lagMs is l's quantile q in ms, or "-" when l saw no event (index-product
-// sees stock.changed.v1 only when an order sells a product out).
+// sees stock.changed.v1 only when a product sells out or comes back).
 func lagMs(l lagRow, q float64) string {
 	if l.lag.Count() == 0 {
 		return "-"

@@ -310,8 +310,9 @@ type Statuses func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]inventor
 // expires_at is expired (stock.reservations_expired.v1; both write
 // stock.changed.v1 for a product they bring back in stock), and a pending
 // order's hold is kept. Each product's stock row moves once, in product-id
-// order, so the batch never deadlocks with a reservation. The answer counts what it did and says where
-// the next batch starts (Next; Scanned < limit when there is none). When
+// order, so the batch never deadlocks with a reservation. The answer counts
+// what it did and says where the next batch starts (Next; Scanned < limit
+// when there is none). When
 // statuses fails, nothing changes and the error is returned;
 // fault.Unavailable on database failure.
 //

@@ -68,6 +68,19 @@ func settleStore(t *testing.T, levels ...int) (*inventorydb.Store, *pgxpool.Pool
 	return s, pool, ids
 }
 
+// oneHold reserves quantity units of product for a new order, which the
+// returned book says is in status.
+func oneHold(t *testing.T, s *inventorydb.Store, product uuid.UUID, quantity int, status inventory.OrderStatus) (uuid.UUID, *orderBook) {
+	t.Helper()
+	order := newID()
+	if _, err := s.Reserve(context.Background(), holdReq(t, order, 0, inventory.Line{ProductID: product, Quantity: quantity})); err != nil {
+		t.Fatal(err)
+	}
+	book := &orderBook{}
+	book.set(order, status)
+	return order, book
+}
+
 func holdStatus(t *testing.T, s *inventorydb.Store, order uuid.UUID) inventory.HoldStatus {
 	t.Helper()
 	h, err := s.Hold(context.Background(), order)
@@ -178,13 +191,7 @@ func TestSettleFollowsTheOrderStatus(t *testing.T) {
 // one.
 func TestSettleReleaseThatKeepsTheProductInStockWritesNoEvent(t *testing.T) {
 	s, pool, ids := settleStore(t, 10)
-	ctx := context.Background()
-	order := newID()
-	if _, err := s.Reserve(ctx, holdReq(t, order, 0, inventory.Line{ProductID: ids[0], Quantity: 4})); err != nil {
-		t.Fatal(err)
-	}
-	book := &orderBook{}
-	book.set(order, inventory.OrderPaymentFailed)
+	_, book := oneHold(t, s, ids[0], 4, inventory.OrderPaymentFailed)
 	before := outboxCounts(t, pool)
 	if got := settleAll(t, s, 0, 10, book.lookup); got != (inventory.Settlement{Scanned: 1, Released: 1}) {
 		t.Fatalf("settlement %+v, want the failed order's hold released", got)
@@ -299,12 +306,7 @@ func TestConcurrentSettlementsSettleEachHoldOnce(t *testing.T) {
 func TestCancelBeforeSettlementReleasesAndIsNeverSold(t *testing.T) {
 	s, pool, ids := settleStore(t, 10)
 	ctx := context.Background()
-	order := newID()
-	if _, err := s.Reserve(ctx, holdReq(t, order, 0, inventory.Line{ProductID: ids[0], Quantity: 10})); err != nil {
-		t.Fatal(err)
-	}
-	book := &orderBook{}
-	book.set(order, inventory.OrderConfirmed)
+	order, book := oneHold(t, s, ids[0], 10, inventory.OrderConfirmed)
 	// The sweep asks orders (confirmed), then the cancel's release runs
 	// before the sweep's transaction.
 	lookup := func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]inventory.OrderStatus, error) {
