@@ -159,6 +159,45 @@ func TestRunCountsOutcomes(t *testing.T) {
 	}
 }
 
+// With Counted, Requests, Latency and RPS count only the outcomes it
+// accepts (here the slow 201s, not the quick 409s); Status counts them all.
+func TestRunCountsOnlyTheOutcomesItIsTold(t *testing.T) {
+	const slow = 20 * time.Millisecond
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("refuse") == "1" {
+			w.WriteHeader(http.StatusConflict)
+			return
+		}
+		time.Sleep(slow)
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{
+		Workers:  2,
+		Requests: 40,
+		Request: func(_, n int) (*http.Request, error) {
+			u := srv.URL
+			if n%2 == 0 {
+				u += "?refuse=1"
+			}
+			return http.NewRequest(http.MethodPost, u, nil)
+		},
+		Counted: func(status int) bool { return status == http.StatusCreated },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status[http.StatusCreated] != 20 || res.Status[http.StatusConflict] != 20 {
+		t.Fatalf("status %s, want 20 of each", res.StatusSummary())
+	}
+	if res.Requests != 20 || res.Latency.Count() != 20 {
+		t.Errorf("requests %d, latencies %d; want the 20 created", res.Requests, res.Latency.Count())
+	}
+	if got := res.Latency.Min(); got < slow {
+		t.Errorf("the quickest counted request took %v: a refusal (%v or more for a 201) was counted", got, slow)
+	}
+}
+
 // A duration-bound run stops by itself, and a refused connection is a
 // transport outcome, not an error of Run.
 func TestRunStopsAfterDuration(t *testing.T) {

@@ -33,6 +33,11 @@ type Config struct {
 	// Check, when set, inspects every answer; an error counts the request as
 	// failed (StatusCheck) whatever its status was.
 	Check func(res *http.Response, body []byte) error
+	// Counted, when set, names the outcomes (Result.Status keys) that
+	// Result.Requests and Result.Latency count, and so RPS: a checkout's
+	// figures count the orders placed, not the refusals. Result.Status still
+	// counts every outcome. Nil counts them all.
+	Counted func(status int) bool
 }
 
 // Outcome keys of Result.Status that are not HTTP statuses.
@@ -45,11 +50,12 @@ const (
 
 // Result is what a run measured.
 type Result struct {
-	// Requests is the number of requests that completed (with or without an answer).
+	// Requests is the number of requests that completed (with or without an
+	// answer) with an outcome Config.Counted accepts.
 	Requests int
 	// Elapsed is the wall time from the first request to the last answer.
 	Elapsed time.Duration
-	// Latency holds every completed request's latency, answered or not.
+	// Latency holds the latency of every request Requests counts.
 	Latency *Histogram
 	// Status counts outcomes by HTTP status, StatusTransport and StatusCheck.
 	Status map[int]int
@@ -57,7 +63,7 @@ type Result struct {
 	FirstError error
 }
 
-// RPS is the throughput in completed requests per second.
+// RPS is the throughput in completed (and counted) requests per second.
 func (r Result) RPS() float64 {
 	if r.Elapsed <= 0 {
 		return 0
@@ -151,7 +157,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 					w.fatal = fmt.Errorf("load: build request %d: %w", n, err)
 					return
 				}
-				w.do(client, req, cfg.Check)
+				w.do(client, req, cfg.Check, cfg.Counted)
 			}
 		})
 	}
@@ -174,10 +180,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	return res, errors.Join(fatal...)
 }
 
-// do sends one request and records its outcome. The run's deadline is not
-// the request's context, so a request in flight at the end is answered, not
-// counted as a failure.
-func (w *worker) do(client *http.Client, req *http.Request, check func(*http.Response, []byte) error) {
+// do sends one request and records its outcome, and its latency when counted
+// accepts the outcome (or is nil). The run's deadline is not the request's
+// context, so a request in flight at the end is answered, not counted as a
+// failure.
+func (w *worker) do(client *http.Client, req *http.Request, check func(*http.Response, []byte) error, counted func(int) bool) {
 	begin := time.Now()
 	res, err := client.Do(req)
 	var body []byte
@@ -185,24 +192,28 @@ func (w *worker) do(client *http.Client, req *http.Request, check func(*http.Res
 		body, err = io.ReadAll(res.Body)
 		res.Body.Close()
 	}
-	w.hist.Record(time.Since(begin))
-	w.n++
+	took := time.Since(begin)
+	var status int
 	switch {
 	case err != nil:
-		w.status[StatusTransport]++
+		status = StatusTransport
 		if w.err == nil {
 			w.err = err
 		}
 	case check != nil:
+		status = res.StatusCode
 		if cerr := check(res, body); cerr != nil {
-			w.status[StatusCheck]++
+			status = StatusCheck
 			if w.err == nil {
 				w.err = fmt.Errorf("status %d: %w", res.StatusCode, cerr)
 			}
-			return
 		}
-		w.status[res.StatusCode]++
 	default:
-		w.status[res.StatusCode]++
+		status = res.StatusCode
+	}
+	w.status[status]++
+	if counted == nil || counted(status) {
+		w.hist.Record(took)
+		w.n++
 	}
 }

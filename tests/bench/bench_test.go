@@ -34,6 +34,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode"
@@ -56,9 +57,35 @@ import (
 // echoName is the baseline function, deployed through the gateway API.
 const echoName = "bench-echo"
 
-// hotStock is the stock of the product every fifth order asks for: it sells
-// out during the checkout scenario, so the no-oversell check sees contention.
+// hotStock is the stock of the product every fifth order asks for until it
+// has sold out (hotUntilSoldOut): it sells out during the checkout scenario,
+// so the no-oversell check sees contention.
 const hotStock = 20
+
+// hotUntilSoldOut picks each checkout order's product: every fifth order asks
+// for the hot product until an answer says it is out of stock, and every
+// other order, and every order after that answer, for the ample products in
+// turn. So the hot product sells out under load, with the workers contending
+// for its last units, and the scenario's figures are then orders, as R3's
+// are, not a stream of refusals. (Until 2026-12-02 every fifth order asked
+// for it to the end of the run: 15–18 % of the answers were out_of_stock
+// refusals, and they counted in the orders/s.)
+type hotUntilSoldOut struct {
+	hot     uuid.UUID
+	ample   []uuid.UUID
+	soldOut atomic.Bool
+}
+
+// product is the product order n asks for.
+func (h *hotUntilSoldOut) product(n int) uuid.UUID {
+	if n%5 == 0 && !h.soldOut.Load() {
+		return h.hot
+	}
+	return h.ample[n%len(h.ample)]
+}
+
+// outOfStock records an out_of_stock answer: only the hot product runs out.
+func (h *hotUntilSoldOut) outOfStock() { h.soldOut.Store(true) }
 
 // functions are the stack.yml functions the scenarios need.
 var functions = []string{"get-product", "search-products", "set-stock", "reserve-stock", "commit-stock",
@@ -699,8 +726,10 @@ func (s *bench) search(ctx context.Context) load.Result {
 // checkout places one-line orders through the gateway (create-order →
 // reserve-stock → charge-payment, payment simulator at 0 latency), each by a
 // new customer so no per-consumer limit applies. Every fifth order asks for a
-// product with only hotStock units; the others for products with ample stock.
-// Afterwards, once the sweep has sold the confirmed orders' holds
+// product with only hotStock units until it has sold out (hotUntilSoldOut);
+// the others for products with ample stock. Its figures (Requests, latencies,
+// orders/s) count the confirmed orders (201), not the out_of_stock refusals,
+// which its note lists. Afterwards, once the sweep has sold the confirmed orders' holds
 // (settleHolds, not measured), the stock consumed must equal the confirmed
 // orders, product by product, with nothing left reserved.
 func (s *bench) checkout(ctx context.Context, workers int, tokens *customerTokens) load.Result {
@@ -723,14 +752,11 @@ func (s *bench) checkout(ctx context.Context, workers int, tokens *customerToken
 	if workers == 1 {
 		name = "create-order 1 worker"
 	}
+	pick := &hotUntilSoldOut{hot: hot, ample: s.products[1:]}
 	res := s.run(ctx, name, "", ok, load.Config{
 		Workers: workers,
-		Request: orderRequests(tokens, s.rt.GatewayURL+"/function/create-order/api/v1/orders", func(n int) uuid.UUID {
-			if n%5 == 0 {
-				return hot
-			}
-			return s.products[1+n%(len(s.products)-1)]
-		}),
+		Request: orderRequests(tokens, s.rt.GatewayURL+"/function/create-order/api/v1/orders", pick.product),
+		Counted: func(status int) bool { return status == http.StatusCreated },
 		Check: func(res *http.Response, body []byte) error {
 			var out struct {
 				Status string `json:"status"`
@@ -754,6 +780,7 @@ func (s *bench) checkout(ctx context.Context, workers int, tokens *customerToken
 					return fmt.Errorf("409 %q", out.Code)
 				}
 				outOfStock++
+				pick.outOfStock()
 			}
 			return nil
 		},
@@ -782,7 +809,7 @@ func (s *bench) checkout(ctx context.Context, workers int, tokens *customerToken
 		s.b.Errorf("oversell check: %d confirmed, %d consumed, %d reserved, hot product %d/%d",
 			orders, consumed, reserved, confirmed[hot], hotStock)
 	}
-	s.rows[len(s.rows)-1].note = fmt.Sprintf("no-oversell %s: %d confirmed = %d consumed, %d reserved, hot %d/%d, %d out_of_stock",
+	s.rows[len(s.rows)-1].note = fmt.Sprintf("no-oversell %s: %d confirmed = %d consumed, %d reserved, hot %d/%d, %d out_of_stock (not counted)",
 		verdict, orders, consumed, reserved, confirmed[hot], hotStock, outOfStock)
 	return res
 }
