@@ -413,8 +413,9 @@ func printTargets(w io.Writer, t targets) {
 	fmt.Fprintf(w, "  synchronous checkout, %d workers:     %6.3f x R3 orders/s      [>= 0.40]\n", t.workers, ratio(t.sync.RPS(), t.r3.rps()))
 	printBudget(w, t.syncCPU, t.sync.Requests, 0.40, t.r3.rps())
 	if t.sqlOnly.Requests > 0 {
-		fmt.Fprintf(w, "    its own SQL alone, no functions (not a target): %.3f x R3 orders/s, what it would reach if they cost nothing\n",
+		fmt.Fprintf(w, "    its own SQL alone, no functions (not a target): %.3f x R3 orders/s, what it would reach if they cost nothing;\n",
 			ratio(t.sqlOnly.RPS(), t.r3.rps()))
+		fmt.Fprintf(w, "    the checkout reached %.2f of its own SQL's orders/s\n", ratio(t.sync.RPS(), t.sqlOnly.RPS()))
 	}
 	fmt.Fprintf(w, "  unloaded checkout p50 (1 worker):     %6.2f x R3 1-client p50  [<= 3]\n", ratio(p50(t.one), p50(t.r3One)))
 	if t.fs != nil {
