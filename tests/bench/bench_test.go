@@ -730,9 +730,9 @@ func (s *bench) search(ctx context.Context) load.Result {
 // product with only hotStock units until it has sold out (hotUntilSoldOut);
 // the others for products with ample stock. Its figures (Requests, latencies,
 // orders/s) count the confirmed orders (201), not the out_of_stock refusals,
-// which its note lists. Afterwards, once the sweep has sold the confirmed orders' holds
-// (settleHolds, not measured), the stock consumed must equal the confirmed
-// orders, product by product, with nothing left reserved.
+// which its note lists. Afterwards, once the sweep has sold the confirmed
+// orders' holds (settleHolds, not measured), the stock consumed must equal the
+// confirmed orders, product by product, with nothing left reserved.
 func (s *bench) checkout(ctx context.Context, workers int, tokens *customerTokens) load.Result {
 	const ample = 1_000_000
 	hot := s.products[0]
