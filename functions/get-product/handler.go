@@ -6,9 +6,9 @@
 // after each commit the write functions replace them with an invalidation
 // marker, or after a sale (update-product-stats) with the product as the sale
 // committed it, so an update is visible on the very next GET and a slow
-// reader can never write an older copy back. The ETag is strong and changes with every
-// version; If-None-Match with it answers 304. Redis being down only costs a
-// warning: the product is then read from PostgreSQL.
+// reader can never write an older copy back. The ETag is strong and changes
+// with every version; If-None-Match with it answers 304. Redis being down
+// only costs a warning: the product is then read from PostgreSQL.
 package function
 
 import (

@@ -331,11 +331,12 @@ func (w *worker) session(ctx context.Context, bo *broker.Backoff) error {
 		if !notified {
 			wctx, cancel := context.WithTimeout(ctx, w.relay.cfg.PollInterval)
 			_, err = conn.WaitForNotification(wctx)
-			notified = wctx.Err() == nil
+			timedOut := wctx.Err() != nil
 			cancel()
-			if err != nil && notified {
+			if err != nil && !timedOut {
 				return err
 			}
+			notified = !timedOut
 		}
 		if notified && w.relay.cfg.BatchWait > 0 {
 			// Woken by a commit: let the commits right behind it land too.

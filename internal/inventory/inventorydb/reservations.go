@@ -312,9 +312,8 @@ type Statuses func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]inventor
 // order's hold is kept. Each product's stock row moves once, in product-id
 // order, so the batch never deadlocks with a reservation. The answer counts
 // what it did and says where the next batch starts (Next; Scanned < limit
-// when there is none). When
-// statuses fails, nothing changes and the error is returned;
-// fault.Unavailable on database failure.
+// when there is none). When statuses fails, nothing changes and the error is
+// returned; fault.Unavailable on database failure.
 //
 // Round trips: the due holds' read, then BEGIN with the locked holds and
 // their lines, the stock UPDATEs, and the statuses with the events and
