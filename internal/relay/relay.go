@@ -274,6 +274,16 @@ func (w *worker) session(ctx context.Context, bo *broker.Backoff) error {
 	// inbox drops a repeat. Nothing is lost: the outbox rows themselves were
 	// committed synchronously by the services that wrote them.
 	cc.RuntimeParams["synchronous_commit"] = "off"
+	// The session lives as long as the relay, from an empty outbox to a
+	// week of rows (Retention). A prepared statement that PostgreSQL settled
+	// on one generic plan while the table was small keeps it until the
+	// table is analyzed again, and a server whose autovacuum does not (this
+	// project's test machines run with it off) never does: the mark kept a
+	// sequential scan of the whole outbox for every batch. Planning the
+	// relay's few statements per batch for their parameters each time costs
+	// tens of microseconds and follows the table as it grows
+	// (docs/performance.md, item 34).
+	cc.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		return err

@@ -520,6 +520,94 @@ func TestCommitsBehindAWakeUpShareABatch(t *testing.T) {
 	}
 }
 
+// The relay's session starts on an empty outbox and keeps it for days. A
+// statement PostgreSQL prepares on that session is planned again for its
+// parameters only five times; after that it may keep one plan made for the
+// table as it was. The mark chose a sequential scan while the table was
+// small and, on a server whose autovacuum does not analyze the table (this
+// machine's), read the whole outbox for every batch ever after: 300 pages a
+// mark by the end of a bench run, a week of rows in production. The mark
+// must find its rows through the primary key however big the table grows.
+func TestTheMarkStaysAKeyLookupAsTheOutboxGrows(t *testing.T) {
+	names, deliveries := capture(t)
+	pool, url := openOutbox(t)
+	ctx := context.Background()
+	r, err := New(Config{Databases: []Database{{Name: "orders", URL: url}}, BrokerURL: rabbitURL, Names: names,
+		BatchWait: NoBatchWait, PollInterval: time.Hour, CleanupInterval: time.Hour},
+		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, r)
+	// While the outbox is small, enough marks for PostgreSQL to settle on
+	// a plan (it compares a generic plan with the custom ones after five),
+	// each of a batch of 8 events, as a burst of orders makes: for so many
+	// keys in a table of a few pages, a scan is the cheaper plan.
+	const batches, batch = 7, 8
+	for b := range batches {
+		if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+			for i := range batch {
+				insertEvent(t, ctx, tx, fmt.Sprint("small-", b, "-", i))
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		receive(t, deliveries, batch, 10*time.Second)
+		allMarked(t, pool)
+	}
+	// A week's worth of published rows, in miniature: the table grows to
+	// hundreds of pages.
+	if _, err := pool.Exec(ctx, `INSERT INTO outbox (id, type, source, envelope, published_at)
+		SELECT gen_random_uuid(), 'test.filler.v1', 'test', jsonb_build_object('pad', repeat('x', 900)), now()
+		FROM generate_series(1, 5000)`); err != nil {
+		t.Fatal(err)
+	}
+	// The table's pages, and the pages of it read so far (PostgreSQL counts
+	// a bitmap heap scan, the relay's read, as a sequential scan in
+	// pg_stat_user_tables: pages read is what tells a key lookup from a scan).
+	reads := func() (pages, read, inserted, updated int64) {
+		t.Helper()
+		if err := pool.QueryRow(ctx, `SELECT pg_relation_size('outbox') / current_setting('block_size')::int,
+				io.heap_blks_hit + coalesce(io.heap_blks_read, 0), st.n_tup_ins, st.n_tup_upd
+			FROM pg_statio_user_tables io JOIN pg_stat_user_tables st USING (relid) WHERE io.relname = 'outbox'`).
+			Scan(&pages, &read, &inserted, &updated); err != nil {
+			t.Fatal(err)
+		}
+		return pages, read, inserted, updated
+	}
+	// A backend reports its table statistics when it goes idle, within
+	// seconds (ten at most): wait until the rows written so far show.
+	settled := func(what string, done func(inserted, updated int64) bool) (pages, read, updated int64) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			pages, read, inserted, updated := reads()
+			if done(inserted, updated) {
+				return pages, read, updated
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not reach pg_stat_user_tables within 30 s (inserted %d, updated %d)", what, inserted, updated)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	pages, readBefore, _ := settled("the filler and the first marks", func(ins, upd int64) bool {
+		return ins >= 5000+batches*batch && upd >= batches*batch
+	})
+	const n = 5
+	for i := range n {
+		publishedOnce(t, ctx, pool, deliveries, fmt.Sprint("large-", i))
+	}
+	_, readAfter, _ := settled("the relay's marks", func(_, upd int64) bool { return upd >= batches*batch+n })
+	perEvent := (readAfter - readBefore) / n
+	t.Logf("%d events published and marked one at a time: %d of the outbox's %d pages read per event", n, perEvent, pages)
+	if perEvent > pages/10 {
+		t.Errorf("%d pages of the outbox's %d read per event published, want a few: each batch read the table",
+			perEvent, pages)
+	}
+}
+
 // queryKinds counts a relay's queries by kind: read (the batch), mark
 // (published_at), lag (the metrics' count), other.
 // It also keeps the synchronous_commit setting of the session that marked.
