@@ -274,16 +274,6 @@ func (w *worker) session(ctx context.Context, bo *broker.Backoff) error {
 	// inbox drops a repeat. Nothing is lost: the outbox rows themselves were
 	// committed synchronously by the services that wrote them.
 	cc.RuntimeParams["synchronous_commit"] = "off"
-	// The session lives as long as the relay, from an empty outbox to a
-	// week of rows (Retention). A prepared statement that PostgreSQL settled
-	// on one generic plan while the table was small keeps it until the
-	// table is analyzed again, and a server whose autovacuum does not (this
-	// project's test machines run with it off) never does: the mark kept a
-	// sequential scan of the whole outbox for every batch. Planning the
-	// relay's few statements per batch for their parameters each time costs
-	// tens of microseconds and follows the table as it grows
-	// (docs/performance.md, item 34).
-	cc.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		return err
@@ -460,7 +450,21 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		if w.relay.beforeMark != nil {
 			w.relay.beforeMark(ctx, w.db.Name, ids)
 		}
-		if _, err := conn.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE seq = ANY($1)`, seqs); err != nil {
+		// The mark is planned for its keys every time (an unnamed statement,
+		// QueryExecModeExec), never from a plan PostgreSQL cached on this
+		// session. The session lives from an empty outbox to a week of rows
+		// (Retention); after five executions PostgreSQL may keep one generic
+		// plan, and for a batch of keys in a table of a few pages that is a
+		// scan of the table, which it then kept until the table was analyzed
+		// again: on a server whose autovacuum does not (this project's test
+		// machines run with it off), for every batch ever after
+		// (docs/performance.md, item 34). The read keeps its cached plan,
+		// the index scan of outbox_pending in order: planned afresh, it
+		// estimated a bitmap scan and a sort, which visits the heap page of
+		// every dead entry of that index where the index scan learns to skip
+		// them.
+		if _, err := conn.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE seq = ANY($1)`,
+			pgx.QueryExecModeExec, seqs); err != nil {
 			return false, errDatabase{fmt.Errorf("mark published: %w", err)}
 		}
 		w.relay.metrics.published.WithLabelValues(w.db.Name).Add(float64(len(seqs)))

@@ -521,14 +521,17 @@ func TestCommitsBehindAWakeUpShareABatch(t *testing.T) {
 }
 
 // The relay's session starts on an empty outbox and keeps it for days. A
-// statement PostgreSQL prepares on that session is planned again for its
-// parameters only five times; after that it may keep one plan made for the
-// table as it was. The mark chose a sequential scan while the table was
-// small and, on a server whose autovacuum does not analyze the table (this
-// machine's), read the whole outbox for every batch ever after: 300 pages a
-// mark by the end of a bench run, a week of rows in production. The mark
-// must find its rows through the primary key however big the table grows.
-func TestTheMarkStaysAKeyLookupAsTheOutboxGrows(t *testing.T) {
+// statement PostgreSQL prepares on that session is planned for its
+// parameters only five times; after that it may keep one generic plan made
+// for the table as it was. The mark kept a sequential scan chosen while the
+// table was small and, on a server whose autovacuum does not analyze the
+// table (this machine's), read the whole outbox for every batch ever after:
+// 300 pages a mark by the end of a bench run, a week of rows in production.
+// Planning every statement afresh fixed the mark but turned the read into a
+// bitmap scan, which visits the heap page of every dead entry of the index
+// of pending rows at every read. Publishing an event must read a few pages
+// however big the outbox grows and however many dead entries it holds.
+func TestPublishingReadsAFewPagesHoweverBigTheOutbox(t *testing.T) {
 	names, deliveries := capture(t)
 	pool, url := openOutbox(t)
 	ctx := context.Background()
@@ -557,10 +560,18 @@ func TestTheMarkStaysAKeyLookupAsTheOutboxGrows(t *testing.T) {
 		allMarked(t, pool)
 	}
 	// A week's worth of published rows, in miniature: the table grows to
-	// hundreds of pages.
-	if _, err := pool.Exec(ctx, `INSERT INTO outbox (id, type, source, envelope, published_at)
-		SELECT gen_random_uuid(), 'test.filler.v1', 'test', jsonb_build_object('pad', repeat('x', 900)), now()
-		FROM generate_series(1, 5000)`); err != nil {
+	// hundreds of pages. Each row is written pending and marked, as the
+	// relay's rows are, so that the index of pending rows holds an entry for
+	// each row's first version, dead once marked, until a vacuum.
+	if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO outbox (id, type, source, envelope)
+			SELECT gen_random_uuid(), 'test.filler.v1', 'test', jsonb_build_object('pad', repeat('x', 900))
+			FROM generate_series(1, 5000)`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE type = 'test.filler.v1'`)
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	// The table's pages, and the pages of it read so far (PostgreSQL counts
@@ -592,14 +603,18 @@ func TestTheMarkStaysAKeyLookupAsTheOutboxGrows(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	// The first read after the filler visits the page of each dead entry
+	// once, and an index scan learns to skip them from then on.
+	publishedOnce(t, ctx, pool, deliveries, "after-filler")
+	const before = 5000 + batches*batch + 1
 	pages, readBefore, _ := settled("the filler and the first marks", func(ins, upd int64) bool {
-		return ins >= 5000+batches*batch && upd >= batches*batch
+		return ins >= before && upd >= before
 	})
 	const n = 5
 	for i := range n {
 		publishedOnce(t, ctx, pool, deliveries, fmt.Sprint("large-", i))
 	}
-	_, readAfter, _ := settled("the relay's marks", func(_, upd int64) bool { return upd >= batches*batch+n })
+	_, readAfter, _ := settled("the relay's marks", func(_, upd int64) bool { return upd >= before+n })
 	perEvent := (readAfter - readBefore) / n
 	t.Logf("%d events published and marked one at a time: %d of the outbox's %d pages read per event", n, perEvent, pages)
 	if perEvent > pages/10 {
