@@ -759,3 +759,131 @@ func TestADatabaseNotCreatedYetIsAwaitedQuietly(t *testing.T) {
 	defer pool.Close()
 	publishedOnce(t, ctx, pool, deliveries, "later")
 }
+
+// The cleanup deletes the rows published before the retention, oldest
+// first, and reads only those: the rest of the outbox, a week of rows in
+// production, is not read every ten minutes to find them. A row still
+// pending is kept whatever its age, and so are the rows behind it until it
+// is published (the relay publishes in order: it is published first). The
+// plans must not depend on the table's statistics, which this machine's
+// PostgreSQL (autovacuum off) never takes and a production server does.
+func TestCleanupReadsOnlyTheRowsItDeletes(t *testing.T) {
+	for _, analyzed := range []bool{false, true} {
+		t.Run(fmt.Sprint("analyzed=", analyzed), func(t *testing.T) {
+			pool, _ := openOutbox(t)
+			ctx := context.Background()
+			// In seq order: 700 rows published 8 days ago, one row written
+			// 8 days ago and still pending, 20 rows published 8 days ago,
+			// and 6,000 rows published within the week.
+			const old, behind, young = 700, 20, 6000
+			if _, err := pool.Exec(ctx, `INSERT INTO outbox (id, type, source, envelope, created_at, published_at)
+				SELECT gen_random_uuid(), kind, 'test', jsonb_build_object('pad', repeat('x', 400)), at - interval '1 second', published
+				FROM (SELECT i, CASE WHEN i <= $1 THEN 'old' WHEN i = $1 + 1 THEN 'pending'
+						WHEN i <= $1 + 1 + $2 THEN 'behind' ELSE 'young' END AS kind
+					FROM generate_series(1, $1 + 1 + $2 + $3) i) k,
+				LATERAL (SELECT CASE WHEN kind = 'young' THEN now() - interval '1 day' ELSE now() - interval '8 days' END AS at) a,
+				LATERAL (SELECT CASE WHEN kind = 'pending' THEN NULL ELSE at END AS published) p
+				ORDER BY i`, old, behind, young); err != nil {
+				t.Fatal(err)
+			}
+			if analyzed {
+				if _, err := pool.Exec(ctx, `ANALYZE outbox`); err != nil {
+					t.Fatal(err)
+				}
+			}
+			kinds := func(tx pgx.Tx) map[string]int {
+				t.Helper()
+				rows, err := tx.Query(ctx, `SELECT type, count(*)::int FROM outbox GROUP BY type`)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (struct {
+					k string
+					n int
+				}, error) {
+					var v struct {
+						k string
+						n int
+					}
+					return v, r.Scan(&v.k, &v.n)
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				m := map[string]int{}
+				for _, v := range got {
+					m[v.k] = v.n
+				}
+				return m
+			}
+			// Rows read from the outbox so far in this transaction: by
+			// sequential scans, and fetched through its indexes.
+			read := func(tx pgx.Tx) int64 {
+				t.Helper()
+				var n int64
+				if err := tx.QueryRow(ctx, `SELECT seq_tup_read + coalesce(idx_tup_fetch, 0)
+					FROM pg_stat_xact_user_tables WHERE relname = 'outbox'`).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			tx, err := pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(ctx)
+			before := read(tx)
+			deleted, err := prune(ctx, tx, 7*24*time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rowsRead := read(tx) - before
+			t.Logf("deleted %d rows of %d, reading %d", deleted, old+1+behind+young, rowsRead)
+			if deleted != old {
+				t.Errorf("deleted %d rows, want the %d published before the retention and before the pending row", deleted, old)
+			}
+			if diff := cmp.Diff(map[string]int{"pending": 1, "behind": behind, "young": young}, kinds(tx)); diff != "" {
+				t.Errorf("rows left by type (-want +got):\n%s", diff)
+			}
+			// The bound's walk reads the old rows and the pending one, and
+			// the delete reads the old rows again.
+			if rowsRead > 2*old+10 {
+				t.Errorf("read %d rows of the outbox to delete %d, want about twice that: the cleanup read the rows it keeps", rowsRead, old)
+			}
+			// Once the pending row is published (by the relay, before the
+			// rows behind it), the next cleanup deletes the rows behind it.
+			if _, err := tx.Exec(ctx, `UPDATE outbox SET published_at = now() - interval '8 days' WHERE type = 'pending'`); err != nil {
+				t.Fatal(err)
+			}
+			if deleted, err = prune(ctx, tx, 7*24*time.Hour); err != nil || deleted != 1+behind {
+				t.Errorf("second cleanup deleted %d rows (%v), want %d", deleted, err, 1+behind)
+			}
+			if diff := cmp.Diff(map[string]int{"young": young}, kinds(tx)); diff != "" {
+				t.Errorf("rows left by type after the second cleanup (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A cleanup with more rows to delete than one batch deletes them all, in
+// batches, and leaves the outbox empty when every row is past the retention.
+func TestCleanupDeletesInBatches(t *testing.T) {
+	pool, _ := openOutbox(t)
+	ctx := context.Background()
+	const n = 2*pruneBatch + 7
+	if _, err := pool.Exec(ctx, `INSERT INTO outbox (id, type, source, envelope, published_at)
+		SELECT gen_random_uuid(), 'old', 'test', '{}', now() - interval '8 days' FROM generate_series(1, $1)`, n); err != nil {
+		t.Fatal(err)
+	}
+	deleted, err := prune(ctx, pool, 7*24*time.Hour)
+	if err != nil || deleted != n {
+		t.Fatalf("prune = %d, %v; want %d deleted", deleted, err, n)
+	}
+	if left := unpublished(t, pool); left != 0 {
+		t.Errorf("%d rows left", left)
+	}
+	var rows int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&rows); err != nil || rows != 0 {
+		t.Errorf("outbox holds %d rows (%v), want none", rows, err)
+	}
+}

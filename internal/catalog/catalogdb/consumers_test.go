@@ -15,13 +15,20 @@ import (
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
+// The consumers' processed events (internal/inbox), with the index the
+// relay's cleanup needs.
 func TestMigrationHasInbox(t *testing.T) {
-	b, err := fs.ReadFile(catalogdb.Migrations(), "0002_inbox.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(b), inbox.Schema) {
-		t.Error("0002_inbox.sql does not include inbox.Schema verbatim")
+	for file, want := range map[string]string{
+		"0002_inbox.sql":                   inbox.Schema,
+		"0006_processed_events_by_age.sql": inbox.PruneIndex,
+	} {
+		b, err := fs.ReadFile(catalogdb.Migrations(), file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s does not include %q verbatim", file, want)
+		}
 	}
 }
 

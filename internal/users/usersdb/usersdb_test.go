@@ -16,6 +16,7 @@ import (
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/outbox"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 	"github.com/shopfaas/shop/internal/users"
@@ -50,6 +51,23 @@ func TestMigrationsIncludeOutboxSchema(t *testing.T) {
 	}
 	if !strings.Contains(string(b), outbox.Schema) {
 		t.Fatal("0001_init.sql must contain outbox.Schema verbatim")
+	}
+}
+
+// notify-user's processed events (internal/inbox), with the index the
+// relay's cleanup needs.
+func TestMigrationsIncludeInbox(t *testing.T) {
+	for file, want := range map[string]string{
+		"0002_notifications.sql":           inbox.Schema,
+		"0004_processed_events_by_age.sql": inbox.PruneIndex,
+	} {
+		b, err := fs.ReadFile(usersdb.Migrations(), file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s must contain %q verbatim", file, want)
+		}
 	}
 }
 
