@@ -887,3 +887,36 @@ func TestCleanupDeletesInBatches(t *testing.T) {
 		t.Errorf("outbox holds %d rows (%v), want none", rows, err)
 	}
 }
+
+// A running relay cleans up with its Retention: the rows published before it
+// go, the younger ones stay (the cleanup runs as a session starts, then
+// every CleanupInterval).
+func TestRelayDeletesRowsPublishedBeforeTheRetention(t *testing.T) {
+	names, _ := capture(t)
+	pool, url := openOutbox(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `INSERT INTO outbox (id, type, source, envelope, published_at)
+		SELECT gen_random_uuid(), CASE WHEN i <= 3 THEN 'old' ELSE 'young' END, 'test', '{}',
+			CASE WHEN i <= 3 THEN now() - interval '2 hours' ELSE now() - interval '50 minutes' END
+		FROM generate_series(1, 5) i`); err != nil {
+		t.Fatal(err)
+	}
+	startRelay(t, ctx, Config{Databases: []Database{{Name: "orders", URL: url}}, BrokerURL: rabbitURL, Names: names,
+		Retention: time.Hour}, nil)
+	count := func(typ string) int {
+		t.Helper()
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE type = $1`, typ).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for deadline := time.Now().Add(10 * time.Second); count("old") != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d rows published before the retention left after 10 s", count("old"))
+		}
+	}
+	if n := count("young"); n != 2 {
+		t.Errorf("%d rows published within the retention left, want 2", n)
+	}
+}
