@@ -11,6 +11,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/shopfaas/shop/internal/postgres"
 )
 
 // Schema is the table of processed events every consuming service database
@@ -73,40 +75,28 @@ func checkClaim(eventID uuid.UUID, consumer string) error {
 // the others. Service migrations include it verbatim after Schema.
 const PruneIndex = `CREATE INDEX IF NOT EXISTS processed_events_processed_at ON processed_events (processed_at);`
 
-// pruneBatch is the most records one statement of Prune deletes.
-const pruneBatch = 5000
-
 // Prune deletes processed-event records older than olderThan from the
 // database behind db, when it has the table (not every service consumes
 // events). The outbox relay calls it with its inbox retention; a delivery
 // older than that (e.g. a dead letter replayed months later) would no longer
 // be recognised as a duplicate, so keep it far above any replay window.
 //
-// It reads the records it deletes and one more, through PruneIndex: the
-// table holds the retention's records (30 days in the relay), and a
-// DELETE by age with no index read them all at every cleanup
-// (docs/performance.md, item 35). The records go in batches, oldest first,
-// each statement planned for its values and walking the index in order
-// with a LIMIT, so no plan reads the table whatever its statistics.
-func Prune(ctx context.Context, db interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}, olderThan time.Duration) (int64, error) {
+// It reads only the records it deletes, through PruneIndex: the table holds
+// the retention's records (30 days in the relay), and a DELETE by age with
+// no index read them all at every cleanup (docs/performance.md, item 35).
+// The records go in batches, oldest first (postgres.DeleteInBatches), each
+// an ordered walk of the index with a LIMIT, so no plan reads the table
+// whatever its statistics.
+func Prune(ctx context.Context, db postgres.Querier, olderThan time.Duration) (int64, error) {
 	var exists bool
 	if err := db.QueryRow(ctx, `SELECT to_regclass('processed_events') IS NOT NULL`).Scan(&exists); err != nil || !exists {
 		return 0, err
 	}
-	var deleted int64
-	for {
-		tag, err := db.Exec(ctx, `DELETE FROM processed_events WHERE ctid = ANY(ARRAY(SELECT ctid FROM processed_events
-			WHERE processed_at < now() - make_interval(secs => $1) ORDER BY processed_at LIMIT $2))`,
-			pgx.QueryExecModeExec, olderThan.Seconds(), pruneBatch)
-		if err != nil {
-			return deleted, fmt.Errorf("prune processed events: %w", err)
-		}
-		deleted += tag.RowsAffected()
-		if tag.RowsAffected() < pruneBatch {
-			return deleted, nil
-		}
+	deleted, err := postgres.DeleteInBatches(ctx, db, `DELETE FROM processed_events WHERE ctid = ANY(ARRAY(SELECT ctid
+		FROM processed_events WHERE processed_at < now() - make_interval(secs => $1) ORDER BY processed_at LIMIT $2))`,
+		olderThan.Seconds())
+	if err != nil {
+		return deleted, fmt.Errorf("prune processed events: %w", err)
 	}
+	return deleted, nil
 }

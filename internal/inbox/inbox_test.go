@@ -217,30 +217,18 @@ func TestPruneReadsOnlyTheRecordsItDeletes(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer tx.Rollback(ctx)
-			// Rows read from the table so far in this transaction: by
-			// sequential scans, and fetched through its indexes.
-			read := func() int64 {
-				t.Helper()
-				var n int64
-				if err := tx.QueryRow(ctx, `SELECT seq_tup_read + coalesce(idx_tup_fetch, 0)
-					FROM pg_stat_xact_user_tables WHERE relname = 'processed_events'`).Scan(&n); err != nil {
-					t.Fatal(err)
-				}
-				return n
-			}
-			before := read()
+			before := pgtest.RowsRead(t, tx, "processed_events")
 			n, err := inbox.Prune(ctx, tx, 30*24*time.Hour)
-			rowsRead := read() - before
+			rowsRead := pgtest.RowsRead(t, tx, "processed_events") - before
 			t.Logf("deleted %d records of %d, reading %d", n, old+fresh, rowsRead)
 			if err != nil || n != old {
 				t.Errorf("Prune = %d, %v; want %d records deleted", n, err, old)
 			}
-			var left map[string]int
 			rows, err := tx.Query(ctx, `SELECT processed_at < now() - interval '30 days', count(*)::int FROM processed_events GROUP BY 1`)
 			if err != nil {
 				t.Fatal(err)
 			}
-			left = map[string]int{}
+			left := map[string]int{}
 			var past bool
 			var count int
 			if _, err := pgx.ForEachRow(rows, []any{&past, &count}, func() error {
@@ -260,11 +248,11 @@ func TestPruneReadsOnlyTheRecordsItDeletes(t *testing.T) {
 }
 
 // Prune deletes every record past the retention when there are more than
-// one statement deletes (5,000).
+// one statement deletes (postgres.DeleteBatch).
 func TestPruneDeletesInBatches(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.Open(t, migrations())
-	const n = 10_007
+	const n = 2*postgres.DeleteBatch + 7
 	if _, err := pool.Exec(ctx, `INSERT INTO processed_events (event_id, consumer, processed_at)
 		SELECT gen_random_uuid(), 'c', now() - interval '40 days' FROM generate_series(1, $1)`, n); err != nil {
 		t.Fatal(err)

@@ -30,6 +30,7 @@ import (
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/outbox"
+	"github.com/shopfaas/shop/internal/postgres"
 )
 
 // Database is one service database holding an outbox table.
@@ -573,31 +574,25 @@ func (w *worker) cleanup(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// pruneBatch is the most rows one statement of the outbox's cleanup deletes.
-const pruneBatch = 5000
-
 // prune deletes the rows of the outbox on db published more than retention
-// ago and reports how many. It reads those rows and one more, not the table:
-// the outbox holds a week of rows (Retention), and a cleanup every ten
-// minutes that scanned them all (`DELETE … WHERE published_at < …` has no
-// index to use) read the week to delete ten minutes of it
+// ago and reports how many. It reads those rows twice and one more, not the
+// table: the outbox holds a week of rows (Retention), and a cleanup every
+// ten minutes that scanned them all (`DELETE … WHERE published_at < …` has
+// no index to use) read the week to delete ten minutes of it
 // (docs/performance.md, item 35).
 //
 // The rows to delete are the oldest, in seq order: the relay publishes in
 // order and never skips a row, so published_at grows with seq. prune first
 // finds the oldest row to keep (pending, or published within the
 // retention) by walking the primary key from its start, then deletes the
-// rows before it in batches, oldest first, through the same key. Every
-// statement is planned for its values (QueryExecModeExec), as the relay's
-// mark is, and no plan it could take reads the table: an ordered walk of
-// the key with a LIMIT, and a delete by the rows' addresses. The batches
-// bound each statement's locks and WAL. Each still checks published_at, so
-// a pending row that a transaction open while the bound was read commits
-// below it is never deleted.
-func prune(ctx context.Context, db interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}, retention time.Duration) (int64, error) {
+// rows before it in batches, oldest first, through the same key
+// (postgres.DeleteInBatches). Every statement is planned for its values, as
+// the relay's mark is, and no plan it could take reads the table: an
+// ordered walk of the key with a LIMIT, and a delete by the rows'
+// addresses. Each batch still checks published_at, so a pending row that a
+// transaction open while the bound was read commits below it is never
+// deleted.
+func prune(ctx context.Context, db postgres.Querier, retention time.Duration) (int64, error) {
 	secs := retention.Seconds()
 	var bound int64 // the seq of the oldest row kept; the largest bigint when none is
 	if err := db.QueryRow(ctx, `SELECT COALESCE((SELECT seq FROM outbox
@@ -605,19 +600,9 @@ func prune(ctx context.Context, db interface {
 			ORDER BY seq LIMIT 1), 9223372036854775807)`, pgx.QueryExecModeExec, secs).Scan(&bound); err != nil {
 		return 0, err
 	}
-	var deleted int64
-	for {
-		tag, err := db.Exec(ctx, `DELETE FROM outbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM outbox
-			WHERE seq < $1 AND published_at < now() - make_interval(secs => $2)
-			ORDER BY seq LIMIT $3))`, pgx.QueryExecModeExec, bound, secs, pruneBatch)
-		if err != nil {
-			return deleted, err
-		}
-		deleted += tag.RowsAffected()
-		if tag.RowsAffected() < pruneBatch {
-			return deleted, nil
-		}
-	}
+	return postgres.DeleteInBatches(ctx, db, `DELETE FROM outbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM outbox
+		WHERE seq < $1 AND published_at < now() - make_interval(secs => $2)
+		ORDER BY seq LIMIT $3))`, bound, secs)
 }
 
 // publisher is a lazily (re)opened confirm-mode channel.

@@ -772,17 +772,16 @@ func TestCleanupReadsOnlyTheRowsItDeletes(t *testing.T) {
 		t.Run(fmt.Sprint("analyzed=", analyzed), func(t *testing.T) {
 			pool, _ := openOutbox(t)
 			ctx := context.Background()
-			// In seq order: 700 rows published 8 days ago, one row written
-			// 8 days ago and still pending, 20 rows published 8 days ago,
-			// and 6,000 rows published within the week.
+			// In seq order: 700 rows published 8 days ago, one row still
+			// pending, 20 rows published 8 days ago, and 6,000 rows
+			// published within the week.
 			const old, behind, young = 700, 20, 6000
-			if _, err := pool.Exec(ctx, `INSERT INTO outbox (id, type, source, envelope, created_at, published_at)
-				SELECT gen_random_uuid(), kind, 'test', jsonb_build_object('pad', repeat('x', 400)), at - interval '1 second', published
+			if _, err := pool.Exec(ctx, `INSERT INTO outbox (id, type, source, envelope, published_at)
+				SELECT gen_random_uuid(), kind, 'test', jsonb_build_object('pad', repeat('x', 400)),
+					CASE kind WHEN 'pending' THEN NULL WHEN 'young' THEN now() - interval '1 day' ELSE now() - interval '8 days' END
 				FROM (SELECT i, CASE WHEN i <= $1 THEN 'old' WHEN i = $1 + 1 THEN 'pending'
 						WHEN i <= $1 + 1 + $2 THEN 'behind' ELSE 'young' END AS kind
-					FROM generate_series(1, $1 + 1 + $2 + $3) i) k,
-				LATERAL (SELECT CASE WHEN kind = 'young' THEN now() - interval '1 day' ELSE now() - interval '8 days' END AS at) a,
-				LATERAL (SELECT CASE WHEN kind = 'pending' THEN NULL ELSE at END AS published) p
+					FROM generate_series(1, $1 + 1 + $2 + $3) i) k
 				ORDER BY i`, old, behind, young); err != nil {
 				t.Fatal(err)
 			}
@@ -797,47 +796,25 @@ func TestCleanupReadsOnlyTheRowsItDeletes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (struct {
-					k string
-					n int
-				}, error) {
-					var v struct {
-						k string
-						n int
-					}
-					return v, r.Scan(&v.k, &v.n)
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
 				m := map[string]int{}
-				for _, v := range got {
-					m[v.k] = v.n
+				var kind string
+				var n int
+				if _, err := pgx.ForEachRow(rows, []any{&kind, &n}, func() error { m[kind] = n; return nil }); err != nil {
+					t.Fatal(err)
 				}
 				return m
-			}
-			// Rows read from the outbox so far in this transaction: by
-			// sequential scans, and fetched through its indexes.
-			read := func(tx pgx.Tx) int64 {
-				t.Helper()
-				var n int64
-				if err := tx.QueryRow(ctx, `SELECT seq_tup_read + coalesce(idx_tup_fetch, 0)
-					FROM pg_stat_xact_user_tables WHERE relname = 'outbox'`).Scan(&n); err != nil {
-					t.Fatal(err)
-				}
-				return n
 			}
 			tx, err := pool.Begin(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer tx.Rollback(ctx)
-			before := read(tx)
+			before := pgtest.RowsRead(t, tx, "outbox")
 			deleted, err := prune(ctx, tx, 7*24*time.Hour)
 			if err != nil {
 				t.Fatal(err)
 			}
-			rowsRead := read(tx) - before
+			rowsRead := pgtest.RowsRead(t, tx, "outbox") - before
 			t.Logf("deleted %d rows of %d, reading %d", deleted, old+1+behind+young, rowsRead)
 			if deleted != old {
 				t.Errorf("deleted %d rows, want the %d published before the retention and before the pending row", deleted, old)
@@ -870,7 +847,7 @@ func TestCleanupReadsOnlyTheRowsItDeletes(t *testing.T) {
 func TestCleanupDeletesInBatches(t *testing.T) {
 	pool, _ := openOutbox(t)
 	ctx := context.Background()
-	const n = 2*pruneBatch + 7
+	const n = 2*postgres.DeleteBatch + 7
 	if _, err := pool.Exec(ctx, `INSERT INTO outbox (id, type, source, envelope, published_at)
 		SELECT gen_random_uuid(), 'old', 'test', '{}', now() - interval '8 days' FROM generate_series(1, $1)`, n); err != nil {
 		t.Fatal(err)

@@ -79,3 +79,16 @@ func Open(tb testing.TB, migrations fs.FS) *pgxpool.Pool {
 	tb.Cleanup(pool.Close)
 	return pool
 }
+
+// RowsRead is the number of rows of table that tx has read so far, by
+// sequential scans and fetched through the table's indexes
+// (pg_stat_xact_user_tables): what tells a walk of a few keys from a scan.
+func RowsRead(tb testing.TB, tx pgx.Tx, table string) int64 {
+	tb.Helper()
+	var n int64
+	if err := tx.QueryRow(context.Background(), `SELECT seq_tup_read + coalesce(idx_tup_fetch, 0)
+		FROM pg_stat_xact_user_tables WHERE relname = $1`, table).Scan(&n); err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
