@@ -72,8 +72,11 @@ func checkClaim(eventID uuid.UUID, consumer string) error {
 }
 
 // PruneIndex lets Prune find the records past the retention without reading
-// the others. Service migrations include it verbatim after Schema.
-const PruneIndex = `CREATE INDEX IF NOT EXISTS processed_events_processed_at ON processed_events (processed_at);`
+// the others. Service migrations include it verbatim after Schema, alone in a
+// postgres.NoTransaction migration: it builds concurrently, so the consumers'
+// claims go on while it builds on a table that already holds a month of
+// records.
+const PruneIndex = `CREATE INDEX CONCURRENTLY IF NOT EXISTS processed_events_processed_at ON processed_events (processed_at);`
 
 // Prune deletes processed-event records older than olderThan from the
 // database behind db, when it has the table (not every service consumes

@@ -21,7 +21,8 @@ import (
 
 func migrations() fstest.MapFS {
 	return fstest.MapFS{
-		"0001_init.sql": {Data: []byte(inbox.Schema + "\n" + inbox.PruneIndex + "\nCREATE TABLE effects (n int NOT NULL);")},
+		"0001_init.sql":   {Data: []byte(inbox.Schema + "\nCREATE TABLE effects (n int NOT NULL);")},
+		"0002_by_age.sql": {Data: []byte(postgres.NoTransaction + "\n" + inbox.PruneIndex)},
 	}
 }
 

@@ -109,9 +109,22 @@ func ensureDatabase(ctx context.Context, cc *pgx.ConnConfig) error {
 // migrationLockKey is the advisory lock that serialises migrations in a database.
 const migrationLockKey = 7_412_001
 
+// NoTransaction is the first line of a migration that must run outside a
+// transaction: one statement that PostgreSQL refuses in a transaction block,
+// such as CREATE INDEX CONCURRENTLY, which builds an index on a live table
+// without holding back its writers while it builds.
+const NoTransaction = "-- migrate: no transaction"
+
 // Migrate applies the files NNNN_name.sql of migrations that are not yet
 // recorded in schema_migrations, each in its own transaction, in order. It is
 // safe to call concurrently: an advisory lock serialises the callers.
+//
+// A file whose first line is NoTransaction runs as one statement outside a
+// transaction, and is recorded after it succeeds. A concurrent index build
+// that failed or was interrupted leaves an invalid index behind, which IF NOT
+// EXISTS would then take for built: before such a file runs, Migrate drops
+// every invalid index the file names (DROP INDEX CONCURRENTLY), so the
+// statement builds it again.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
 	type file struct {
 		version int
@@ -145,7 +158,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+	if err := lockMigrations(ctx, conn.Conn()); err != nil {
 		return fmt.Errorf("migrate: lock: %w", err)
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLockKey) //nolint:errcheck
@@ -167,6 +180,12 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
 		if err != nil {
 			return err
 		}
+		if strings.HasPrefix(string(sql), NoTransaction+"\n") {
+			if err := migrateOutsideTx(ctx, conn.Conn(), f.version, f.name, string(sql)); err != nil {
+				return fmt.Errorf("migration %s: %w", f.name, err)
+			}
+			continue
+		}
 		err = pgx.BeginFunc(ctx, conn.Conn(), func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, string(sql)); err != nil {
 				return err
@@ -179,6 +198,82 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
 		}
 	}
 	return nil
+}
+
+// lockMigrations takes the migration lock of the database. It asks again
+// until it gets it rather than waiting in pg_advisory_lock: a session blocked
+// there keeps a snapshot, and a concurrent index build by the session that
+// holds the lock waits for every older snapshot in the database (a deadlock,
+// which PostgreSQL breaks by failing the waiter).
+func lockMigrations(ctx context.Context, conn *pgx.Conn) error {
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		var got bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, migrationLockKey).Scan(&got); err != nil {
+			return err
+		}
+		if got {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// migrateOutsideTx runs a NoTransaction migration: it drops the invalid
+// indexes the file names (left by an earlier build that failed), runs the
+// file as one simple-protocol statement and records it.
+func migrateOutsideTx(ctx context.Context, conn *pgx.Conn, version int, name, sql string) error {
+	rows, err := conn.Query(ctx, `SELECT n.nspname, c.relname
+		FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE NOT i.indisvalid AND n.nspname = current_schema()`)
+	if err != nil {
+		return err
+	}
+	var invalid []pgx.Identifier
+	var schema, index string
+	if _, err := pgx.ForEachRow(rows, []any{&schema, &index}, func() error {
+		invalid = append(invalid, pgx.Identifier{schema, index})
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, ix := range invalid {
+		if !names(sql, ix[1]) {
+			continue
+		}
+		if _, err := conn.Exec(ctx, "DROP INDEX CONCURRENTLY IF EXISTS "+ix.Sanitize()); err != nil {
+			return fmt.Errorf("drop the invalid index %s: %w", ix[1], err)
+		}
+	}
+	if _, err := conn.Exec(ctx, sql); err != nil { // no arguments: the simple protocol, no transaction block
+		return err
+	}
+	_, err = conn.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, version, path.Base(name))
+	return err
+}
+
+// names reports whether sql holds ident as a whole word.
+func names(sql, ident string) bool {
+	for i := 0; ; {
+		j := strings.Index(sql[i:], ident)
+		if j < 0 {
+			return false
+		}
+		start, end := i+j, i+j+len(ident)
+		if (start == 0 || !identByte(sql[start-1])) && (end == len(sql) || !identByte(sql[end])) {
+			return true
+		}
+		i = start + 1
+	}
+}
+
+func identByte(b byte) bool {
+	return b == '_' || b == '$' || '0' <= b && b <= '9' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z'
 }
 
 // Beginner is what Tx needs: a pool or a connection.

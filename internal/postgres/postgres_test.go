@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
@@ -122,6 +123,153 @@ func TestFailingMigrationRollsBack(t *testing.T) {
 	}
 	if got := len(applied(t, pool)); got != 3 {
 		t.Errorf("%d migrations applied after the fix, want 3", got)
+	}
+}
+
+// indexValid reports whether the index exists, and whether it is valid.
+func indexValid(t *testing.T, pool *pgxpool.Pool, name string) (exists, valid bool) {
+	t.Helper()
+	err := pool.QueryRow(context.Background(), `SELECT i.indisvalid FROM pg_index i
+		JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = $1`, name).Scan(&valid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return true, valid
+}
+
+// A NoTransaction migration builds its index while the table takes writes: a
+// writer that started before it holds the build back, but the writers after it
+// are not queued behind the build, as they are behind a CREATE INDEX in a
+// migration's transaction (its SHARE lock).
+func TestNoTransactionMigrationLetsWritersThrough(t *testing.T) {
+	pool := connect(t, pgtest.NewDatabase(t))
+	ctx := context.Background()
+	fsys := fstest.MapFS{"0001_t.sql": {Data: []byte(`CREATE TABLE t (k int);`)}}
+	if err := postgres.Migrate(ctx, pool, fsys); err != nil {
+		t.Fatal(err)
+	}
+	older, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer older.Rollback(ctx) //nolint:errcheck
+	if _, err := older.Exec(ctx, `INSERT INTO t VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+
+	fsys["0002_t_k.sql"] = &fstest.MapFile{Data: []byte(postgres.NoTransaction + "\n" +
+		"CREATE INDEX CONCURRENTLY IF NOT EXISTS t_k ON t (k);")}
+	migrated := make(chan error, 1)
+	go func() { migrated <- postgres.Migrate(ctx, pool, fsys) }()
+	// The build waits for the older writer.
+	for waiting := false; !waiting; {
+		select {
+		case err := <-migrated:
+			t.Fatalf("Migrate returned (%v) while a writer older than the build was open", err)
+		default:
+		}
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+			AND pid <> pg_backend_pid() AND query LIKE '%INDEX%t_k%' AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '3s'`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO t VALUES (2)`)
+		return err
+	})
+	if err != nil {
+		t.Errorf("a write during the index build: %v; want it through at once", err)
+	}
+
+	if err := older.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-migrated; err != nil {
+		t.Fatal(err)
+	}
+	if exists, valid := indexValid(t, pool, "t_k"); !exists || !valid {
+		t.Errorf("index t_k exists %v, valid %v; want a valid index", exists, valid)
+	}
+	if diff := cmp.Diff([]string{"0001_t.sql", "0002_t_k.sql"}, applied(t, pool)); diff != "" {
+		t.Errorf("schema_migrations (-want +got):\n%s", diff)
+	}
+}
+
+// Replicas that start together migrate one at a time: the ones waiting for
+// the migration lock must not hold back the concurrent build of the one
+// migrating (a build waits for every older snapshot in its database, and a
+// session blocked in pg_advisory_lock keeps one: a deadlock).
+func TestNoTransactionMigrationConcurrently(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	fsys := fstest.MapFS{
+		"0001_v.sql":   {Data: []byte(`CREATE TABLE v (k int); INSERT INTO v SELECT generate_series(1, 100000);`)},
+		"0002_v_k.sql": {Data: []byte(postgres.NoTransaction + "\n" + "CREATE INDEX CONCURRENTLY IF NOT EXISTS v_k ON v (k);")},
+	}
+	const n = 4
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			pool, err := pgxpool.New(ctx, url)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer pool.Close()
+			errs[i] = postgres.Migrate(ctx, pool, fsys)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("concurrent Migrate: %v", err)
+	}
+	pool := connect(t, url)
+	if exists, valid := indexValid(t, pool, "v_k"); !exists || !valid {
+		t.Errorf("index v_k exists %v, valid %v; want a valid index", exists, valid)
+	}
+}
+
+// A concurrent build that fails leaves an invalid index, which IF NOT EXISTS
+// takes for built: the next Migrate drops it and builds it again.
+func TestNoTransactionMigrationRebuildsAnIndexLeftInvalid(t *testing.T) {
+	pool := connect(t, pgtest.NewDatabase(t))
+	ctx := context.Background()
+	fsys := fstest.MapFS{
+		"0001_u.sql": {Data: []byte(`CREATE TABLE u (id int, k int); INSERT INTO u VALUES (1, 1), (2, 1);`)},
+		"0002_u_k.sql": {Data: []byte(postgres.NoTransaction + "\n" +
+			"-- one key per row\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS u_k ON u (k);")},
+	}
+	err := postgres.Migrate(ctx, pool, fsys)
+	if err == nil || !strings.Contains(err.Error(), "0002_u_k.sql") {
+		t.Fatalf("Migrate = %v, want an error naming 0002_u_k.sql (a duplicate key)", err)
+	}
+	if diff := cmp.Diff([]string{"0001_u.sql"}, applied(t, pool)); diff != "" {
+		t.Errorf("schema_migrations after the failed build (-want +got):\n%s", diff)
+	}
+	if exists, valid := indexValid(t, pool, "u_k"); !exists || valid {
+		t.Fatalf("index u_k exists %v, valid %v after the failed build; the test needs it left invalid", exists, valid)
+	}
+
+	if _, err := pool.Exec(ctx, `DELETE FROM u WHERE id = 2`); err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.Migrate(ctx, pool, fsys); err != nil {
+		t.Fatal(err)
+	}
+	if exists, valid := indexValid(t, pool, "u_k"); !exists || !valid {
+		t.Errorf("index u_k exists %v, valid %v; want it built again, valid", exists, valid)
+	}
+	if diff := cmp.Diff([]string{"0001_u.sql", "0002_u_k.sql"}, applied(t, pool)); diff != "" {
+		t.Errorf("schema_migrations (-want +got):\n%s", diff)
 	}
 }
 
