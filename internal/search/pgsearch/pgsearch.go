@@ -8,12 +8,15 @@ package pgsearch
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/search"
 )
 
@@ -130,43 +133,85 @@ func DeleteTx(ctx context.Context, db Execer, id uuid.UUID) error {
 	return nil
 }
 
-// match is the WHERE clause shared by the facet and the hit queries. $1 is the
-// array of query words: every word must match the full-text vector (stemmed)
-// or be similar enough to a word of name, category or sku.
-const match = `
-	WHERE NOT EXISTS (
-		SELECT 1 FROM unnest($1::text[]) AS w
-		WHERE NOT (d.tsv @@ plainto_tsquery('english', w)
-			OR d.tsv @@ plainto_tsquery('simple', w)
-			OR word_similarity(w, d.words) >= $6))
-	AND ($2 = '' OR d.category = $2)
-	AND ($3::bigint IS NULL OR d.price_amount >= $3)
-	AND ($4::bigint IS NULL OR d.price_amount <= $4)
-	AND ($5::boolean IS NULL OR d.in_stock = $5)`
+// match is the WHERE clause shared by the facet and the hit queries: $1 to
+// $4 are the filters, and the n query words follow them, from $first. Every
+// word must match the full-text vector
+// (stemmed, or as it is) or be similar enough to a word of name, category or
+// sku (pg_trgm's <%: word_similarity at least the session's
+// pg_trgm.word_similarity_threshold, which Search sets to Similarity). Each
+// word's three conditions are ones the GIN indexes on tsv and words answer, so
+// a search reads the documents that match, not the table; with the words
+// unnested into one NOT EXISTS, as before, no index could serve them and
+// every search computed word_similarity for every document (docs/performance.md,
+// item 38).
+func match(n, first int) string {
+	var b strings.Builder
+	b.WriteString(`
+	WHERE ($1 = '' OR d.category = $1)
+	AND ($2::bigint IS NULL OR d.price_amount >= $2)
+	AND ($3::bigint IS NULL OR d.price_amount <= $3)
+	AND ($4::boolean IS NULL OR d.in_stock = $4)`)
+	for i := range n {
+		w := fmt.Sprintf("$%d::text", first+i)
+		fmt.Fprintf(&b, `
+	AND (d.tsv @@ plainto_tsquery('english', %[1]s) OR d.tsv @@ plainto_tsquery('simple', %[1]s) OR %[1]s <%% d.words)`, w)
+	}
+	return b.String()
+}
 
-// Search answers q with hits, total and category facets.
+// similarity is Similarity as set_config takes it.
+var similarity = strconv.FormatFloat(Similarity, 'f', -1, 64)
+
+// Search answers q with hits, total and category facets: one transaction in
+// one round trip, whose settings are local to it. The
+// planner knows no cost of word_similarity, so for a word that many documents
+// hold it took a sequential scan that computes it for every document (438 ms
+// for a word in one of ten of 50,000 documents, against 29 ms through the
+// indexes): a search with words turns sequential scans off for its
+// transaction, and plain index scans too, which a table never analyzed
+// otherwise walks whole for the facets' grouping by category.
 func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, error) {
-	words := search.Words(q.Text)
-	if words == nil {
-		words = []string{}
-	}
-	args := []any{words, q.Category, q.MinPrice, q.MaxPrice, q.InStock, Similarity}
 	res := search.Result{Hits: []search.Document{}, Facets: map[string]map[string]int{"category": {}}}
-
-	rows, err := ix.db.Query(ctx, `SELECT d.category, count(*) FROM search_documents d`+match+` GROUP BY d.category`, args...)
-	if err != nil {
-		return res, fmt.Errorf("pgsearch: facets: %w", err)
+	if err := postgres.ExecTx(ctx, ix.db, searchBatch(q, &res)); err != nil {
+		return search.Result{Hits: []search.Document{}, Facets: map[string]map[string]int{"category": {}}},
+			fmt.Errorf("pgsearch: search: %w", err)
 	}
-	var cat string
-	var n int
-	_, err = pgx.ForEachRow(rows, []any{&cat, &n}, func() error {
-		res.Facets["category"][cat] = n
-		res.Total += n // every document has exactly one category
+	return res, nil
+}
+
+// searchBatch is Search's statements, which fill res as they are read: its
+// settings, the facets and the hits. Search sends them as one transaction.
+func searchBatch(q search.Query, res *search.Result) *pgx.Batch {
+	words := search.Words(q.Text)
+	filters := []any{q.Category, q.MinPrice, q.MaxPrice, q.InStock}
+	withWords := func(args ...any) []any {
+		for _, w := range words {
+			args = append(args, w)
+		}
+		return args
+	}
+
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('pg_trgm.word_similarity_threshold', $1, true)`, similarity)
+	if len(words) > 0 {
+		// Bitmap scans only: of the GIN indexes, for the words.
+		b.Queue(`SET LOCAL enable_seqscan = off`)
+		b.Queue(`SET LOCAL enable_indexscan = off`)
+	}
+	b.Queue(`SELECT d.category, count(*) FROM search_documents d`+match(len(words), 5)+` GROUP BY d.category`,
+		withWords(filters...)...).Query(func(rows pgx.Rows) error {
+		var cat string
+		var n int
+		_, err := pgx.ForEachRow(rows, []any{&cat, &n}, func() error {
+			res.Facets["category"][cat] = n
+			res.Total += n // every document has exactly one category
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("facets: %w", err)
+		}
 		return nil
 	})
-	if err != nil {
-		return res, fmt.Errorf("pgsearch: facets: %w", err)
-	}
 
 	order := `relevance DESC, d.sold_count DESC, d.id DESC`
 	switch q.Sort {
@@ -177,23 +222,22 @@ func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, err
 	case search.SortPopularity:
 		order = `d.sold_count DESC, d.id DESC`
 	}
-	rows, err = ix.db.Query(ctx, `SELECT d.id, d.sku, d.name, d.description, d.category, d.price_amount,
+	b.Queue(`SELECT d.id, d.sku, d.name, d.description, d.category, d.price_amount,
 			d.price_currency, d.sold_count, d.in_stock,
-			ts_rank(d.tsv, plainto_tsquery('english', $7)) + word_similarity($7, lower(d.name)) AS relevance
-		FROM search_documents d`+match+` ORDER BY `+order+` LIMIT $8 OFFSET $9`,
-		append(args, q.Text, q.Limit, q.Offset)...)
-	if err != nil {
-		return res, fmt.Errorf("pgsearch: search: %w", err)
-	}
-	var d search.Document
-	var relevance float64
-	_, err = pgx.ForEachRow(rows, []any{&d.ID, &d.SKU, &d.Name, &d.Description, &d.Category, &d.Price.Amount,
-		&d.Price.Currency, &d.SoldCount, &d.InStock, &relevance}, func() error {
-		res.Hits = append(res.Hits, d)
+			ts_rank(d.tsv, plainto_tsquery('english', $5)) + word_similarity($5, lower(d.name)) AS relevance
+		FROM search_documents d`+match(len(words), 8)+` ORDER BY `+order+` LIMIT $6 OFFSET $7`,
+		withWords(append(filters, q.Text, q.Limit, q.Offset)...)...).Query(func(rows pgx.Rows) error {
+		var d search.Document
+		var relevance float64
+		_, err := pgx.ForEachRow(rows, []any{&d.ID, &d.SKU, &d.Name, &d.Description, &d.Category, &d.Price.Amount,
+			&d.Price.Currency, &d.SoldCount, &d.InStock, &relevance}, func() error {
+			res.Hits = append(res.Hits, d)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("hits: %w", err)
+		}
 		return nil
 	})
-	if err != nil {
-		return res, fmt.Errorf("pgsearch: search: %w", err)
-	}
-	return res, nil
+	return b
 }
