@@ -120,7 +120,7 @@ func (s *Scheduler) Refresh(ctx context.Context, now time.Time) error {
 		}
 		job, ok, err := schedule.FromAnnotations(fn.Name, ann)
 		if err != nil {
-			s.log.Warn("function has an invalid schedule, not scheduled", "function", fn.Name, "err", err.Error())
+			s.log.Warn("function has an invalid schedule, not scheduled", "target", fn.Name, "err", err.Error())
 		}
 		if !ok {
 			continue
@@ -133,16 +133,16 @@ func (s *Scheduler) Refresh(ctx context.Context, now time.Time) error {
 		next := job.Schedule.Next(now.In(s.cfg.Location))
 		if e == nil {
 			s.jobs[fn.Name] = &entry{job: job, next: next}
-			s.log.Info("function scheduled", "function", fn.Name, "schedule", job.Schedule.String(), "next", next)
+			s.log.Info("function scheduled", "target", fn.Name, "schedule", job.Schedule.String(), "next", next)
 			continue
 		}
 		e.job, e.next = job, next
-		s.log.Info("schedule changed", "function", fn.Name, "schedule", job.Schedule.String(), "next", next)
+		s.log.Info("schedule changed", "target", fn.Name, "schedule", job.Schedule.String(), "next", next)
 	}
 	for name := range s.jobs {
 		if !seen[name] {
 			delete(s.jobs, name)
-			s.log.Info("function unscheduled", "function", name)
+			s.log.Info("function unscheduled", "target", name)
 		}
 	}
 	return nil
@@ -201,7 +201,7 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) []string {
 		due := e.next
 		e.next = e.job.Schedule.Next(now)
 		if e.running {
-			s.log.Warn("previous run still going, tick skipped", "function", name, "due", due)
+			s.log.Warn("previous run still going, tick skipped", "target", name, "due", due)
 			continue
 		}
 		e.running = true
@@ -230,7 +230,7 @@ func (s *Scheduler) invoke(ctx context.Context, name string, e *entry, due time.
 	start := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.GatewayURL+"/function/"+url.PathEscape(name), strings.NewReader("{}"))
 	if err != nil {
-		s.log.Error("scheduled invocation not built", "function", name, "err", err.Error())
+		s.log.Error("scheduled invocation not built", "target", name, "err", err.Error())
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
@@ -239,17 +239,17 @@ func (s *Scheduler) invoke(ctx context.Context, name string, e *entry, due time.
 	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	res, err := s.client.Do(req)
 	if err != nil {
-		s.log.Warn("scheduled invocation failed", "function", name, "due", due, "err", err.Error())
+		s.log.Warn("scheduled invocation failed", "target", name, "due", due, "err", err.Error())
 		return
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
 	res.Body.Close()
 	took := time.Since(start)
 	if res.StatusCode/100 != 2 {
-		s.log.Warn("scheduled invocation refused", "function", name, "due", due, "status", res.StatusCode, "took", took)
+		s.log.Warn("scheduled invocation refused", "target", name, "due", due, "status", res.StatusCode, "took_ms", float64(took.Microseconds())/1000)
 		return
 	}
-	s.log.Info("scheduled invocation done", "function", name, "due", due, "status", res.StatusCode, "took", took)
+	s.log.Info("scheduled invocation done", "target", name, "due", due, "status", res.StatusCode, "took_ms", float64(took.Microseconds())/1000)
 }
 
 // Run refreshes at once and then on every value of refresh, ticks on every

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -18,6 +19,8 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 const credential = "test-internal-credential"
@@ -317,5 +320,52 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Every line the scheduler logs names each key once: its own name is the
+// logger's "function" (telemetry.NewLogger), the function it runs is
+// "target". A line with two "function" keys read as either, depending on the
+// log pipeline.
+func TestLogLinesNameEachKeyOnce(t *testing.T) {
+	var buf bytes.Buffer
+	g := newGateway(t)
+	g.set("sweep", map[string]string{"schedule": "*/1 * * * *"})
+	g.set("broken", map[string]string{"schedule": "every minute"})
+	s, err := New(Config{GatewayURL: g.URL, Credential: credential, InvokeTimeout: 5 * time.Second},
+		telemetry.NewLogger(&buf, "scheduler", slog.LevelDebug))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Refresh(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	s.Tick(ctx, minute(1))
+	s.Wait()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) < 3 {
+		t.Fatalf("%d lines logged, want the schedule, the refusal and the run:\n%s", len(lines), buf.String())
+	}
+	for _, line := range lines {
+		dec := json.NewDecoder(strings.NewReader(line))
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+			t.Fatalf("not a JSON object: %s", line)
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			key, err := dec.Token()
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			if seen[key.(string)] {
+				t.Errorf("key %q twice in %s", key, line)
+			}
+			seen[key.(string)] = true
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+		}
 	}
 }
