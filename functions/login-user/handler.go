@@ -23,6 +23,10 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The dummy hash an unknown email is checked against, computed now rather
+	// than by the first login that names an unknown email, which would take
+	// two hashes' time where a wrong password takes one.
+	auth.DummyHash()
 	return New(d.Store, d.Signer, log), nil
 }
 

@@ -127,6 +127,8 @@ func TestLoginRefusesBadRequests(t *testing.T) {
 		{"oversized body", "application/json", `{"email":"carol@example.com","password":"` + strings.Repeat("p", 64<<10) + `"}`, 413, "body_too_large"},
 		{"missing fields", "application/json", `{}`, 422, "invalid_request"},
 		{"missing password", "application/json", `{"email":"carol@example.com"}`, 422, "invalid_request"},
+		{"email longer than any account's", "application/json", `{"email":"` + strings.Repeat("c", 250) + `@example.com","password":"password-1"}`, 422, "invalid_request"},
+		{"password longer than any account's", "application/json", `{"email":"carol@example.com","password":"` + strings.Repeat("p", 129) + `"}`, 422, "invalid_request"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -76,7 +76,8 @@ func CheckPassword(hash, password string) (bool, error) {
 
 // DummyHash is checked against when a login names an unknown email, so the
 // response time does not reveal which emails are registered. It is computed on
-// first use, not at start-up.
+// first use, not at start-up; login-user asks for it when it builds its
+// handler, so that no login pays for it.
 var DummyHash = sync.OnceValue(func() string {
 	h, _ := HashPassword("dummy-password-for-timing")
 	return h

@@ -4,6 +4,7 @@
 package users
 
 import (
+	"fmt"
 	"strings"
 	"time"
 	"unicode"
@@ -192,24 +193,33 @@ func normalizeName(name string) (string, string) {
 }
 
 // Login is a login attempt in the form the store checks. Unlike a
-// Registration it never fails on syntax: an email that could not have been
-// registered simply matches no account, so the caller answers it exactly like
-// a wrong password.
+// Registration it fails on length only (NewLogin): an email that could not
+// have been registered for another reason simply matches no account, so the
+// caller answers it exactly like a wrong password.
 type Login struct {
 	Email    string
 	Password string
 }
 
-// NewLogin normalises a login attempt. Missing fields are fault.Invalid
-// invalid_request; everything else is left to the credential check.
+// NewLogin normalises a login attempt. Missing fields, and an email or a
+// password longer than any registration accepts (so the answer tells nothing
+// about which accounts exist), are fault.Invalid invalid_request, before
+// anything reaches the database; everything else is left to the credential
+// check.
 func NewLogin(email, password string) (Login, error) {
 	e := strings.ToLower(strings.TrimSpace(email))
 	var problems []string
 	if e == "" {
 		problems = append(problems, "email is required")
 	}
+	if len(e) > MaxEmailBytes {
+		problems = append(problems, fmt.Sprintf("email must be at most %d bytes", MaxEmailBytes))
+	}
 	if password == "" {
 		problems = append(problems, "password is required")
+	}
+	if len(password) > MaxPasswordBytes {
+		problems = append(problems, fmt.Sprintf("password must be at most %d bytes", MaxPasswordBytes))
 	}
 	if len(problems) > 0 {
 		return Login{}, fault.E(fault.Invalid, fault.CodeInvalidRequest, strings.Join(problems, "; "))
