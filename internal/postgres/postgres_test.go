@@ -69,13 +69,13 @@ func TestMigrateInOrderAndIdempotent(t *testing.T) {
 	}
 }
 
-func TestMigrateConcurrently(t *testing.T) {
-	url := pgtest.NewDatabase(t)
+// migrateConcurrently runs Migrate of fsys on url from four pools at once, as
+// four replicas that start together do.
+func migrateConcurrently(url string, fsys fstest.MapFS) error {
 	ctx := context.Background()
-	const n = 4
-	errs := make([]error, n)
+	errs := make([]error, 4)
 	var wg sync.WaitGroup
-	for i := range n {
+	for i := range errs {
 		wg.Go(func() {
 			pool, err := pgxpool.New(ctx, url)
 			if err != nil {
@@ -83,11 +83,17 @@ func TestMigrateConcurrently(t *testing.T) {
 				return
 			}
 			defer pool.Close()
-			errs[i] = postgres.Migrate(ctx, pool, migrations)
+			errs[i] = postgres.Migrate(ctx, pool, fsys)
 		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	return errors.Join(errs...)
+}
+
+func TestMigrateConcurrently(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	if err := migrateConcurrently(url, migrations); err != nil {
 		t.Fatalf("concurrent Migrate: %v", err)
 	}
 	pool := connect(t, url)
@@ -209,27 +215,11 @@ func TestNoTransactionMigrationLetsWritersThrough(t *testing.T) {
 // session blocked in pg_advisory_lock keeps one: a deadlock).
 func TestNoTransactionMigrationConcurrently(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	ctx := context.Background()
 	fsys := fstest.MapFS{
 		"0001_v.sql":   {Data: []byte(`CREATE TABLE v (k int); INSERT INTO v SELECT generate_series(1, 100000);`)},
 		"0002_v_k.sql": {Data: []byte(postgres.NoTransaction + "\n" + "CREATE INDEX CONCURRENTLY IF NOT EXISTS v_k ON v (k);")},
 	}
-	const n = 4
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			pool, err := pgxpool.New(ctx, url)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			defer pool.Close()
-			errs[i] = postgres.Migrate(ctx, pool, fsys)
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := migrateConcurrently(url, fsys); err != nil {
 		t.Fatalf("concurrent Migrate: %v", err)
 	}
 	pool := connect(t, url)
