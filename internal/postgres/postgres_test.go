@@ -248,6 +248,11 @@ func TestNoTransactionMigrationRebuildsAnIndexLeftInvalid(t *testing.T) {
 	if exists, valid := indexValid(t, pool, "u_k"); !exists || valid {
 		t.Fatalf("index u_k exists %v, valid %v after the failed build; the test needs it left invalid", exists, valid)
 	}
+	// Another invalid index, whose name the file holds only inside a word
+	// ("key"), is not the migration's: it stays.
+	if _, err := pool.Exec(ctx, `CREATE UNIQUE INDEX CONCURRENTLY ey ON u (k)`); err == nil {
+		t.Fatal("the unique build of ey succeeded on a duplicate key")
+	}
 
 	if _, err := pool.Exec(ctx, `DELETE FROM u WHERE id = 2`); err != nil {
 		t.Fatal(err)
@@ -257,6 +262,9 @@ func TestNoTransactionMigrationRebuildsAnIndexLeftInvalid(t *testing.T) {
 	}
 	if exists, valid := indexValid(t, pool, "u_k"); !exists || !valid {
 		t.Errorf("index u_k exists %v, valid %v; want it built again, valid", exists, valid)
+	}
+	if exists, valid := indexValid(t, pool, "ey"); !exists || valid {
+		t.Errorf("index ey exists %v, valid %v; want it left as it was, invalid", exists, valid)
 	}
 	if diff := cmp.Diff([]string{"0001_u.sql", "0002_u_k.sql"}, applied(t, pool)); diff != "" {
 		t.Errorf("schema_migrations (-want +got):\n%s", diff)
