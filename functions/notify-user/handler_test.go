@@ -145,7 +145,8 @@ func TestConcurrentDuplicates(t *testing.T) {
 }
 
 // Ten concurrent deliveries of one event send its email once: the sending is
-// claimed, not just checked.
+// claimed, not just checked. A delivery that finds the sending claimed by
+// another is 503 (retried), and its retry answers 200.
 func TestConcurrentDuplicatesSendOneEmail(t *testing.T) {
 	e := setup(t, true)
 	u := userstest.Register(t, e.users, "carol@example.com", "correct horse battery", "Carol")
@@ -153,14 +154,47 @@ func TestConcurrentDuplicatesSendOneEmail(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Go(func() {
-			if code, _ := deliver(t, e.h, body); code != 200 {
-				t.Errorf("status %d", code)
+			if code, _ := deliver(t, e.h, body); code != 200 && code != http.StatusServiceUnavailable {
+				t.Errorf("status %d, want 200 or 503", code)
 			}
 		})
 	}
 	wg.Wait()
+	if code, resp := deliver(t, e.h, body); code != 200 || !resp.Emailed {
+		t.Errorf("a retry after the others: %d %+v; want 200, emailed", code, resp)
+	}
 	if m := len(e.smtp.Messages()); m != 1 {
 		t.Errorf("%d emails for one event delivered 10 times at once, want 1", m)
+	}
+}
+
+// A delivery that claimed the sending and died before it sent leaves the
+// claim held until its lease runs out. Its retry finds the claim held and is
+// 503, retried again, not acknowledged with the email never sent; once the
+// lease has run out (released here), the next retry sends it.
+func TestEmailClaimedByADeadDeliveryIsRetried(t *testing.T) {
+	e := setup(t, true)
+	u := userstest.Register(t, e.users, "dave@example.com", "correct horse battery", "Dave")
+	body := fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
+	code, stored := deliver(t, e.handler(nil), body) // the notification, stored without its email
+	if code != 200 || stored.Emailed {
+		t.Fatalf("first delivery: %d %+v", code, stored)
+	}
+	id, ctx := stored.NotificationID, context.Background()
+	if claimed, err := e.store.ClaimEmail(ctx, id, notifysvc.EmailLease); err != nil || !claimed {
+		t.Fatalf("ClaimEmail = %v, %v", claimed, err) // the dead delivery's claim
+	}
+	if code, resp := deliver(t, e.h, body); code != http.StatusServiceUnavailable {
+		t.Fatalf("the retry under a held claim answered %d %+v; want 503, or the email is never sent", code, resp)
+	}
+	if err := e.store.ReleaseEmail(ctx, id); err != nil { // the lease runs out
+		t.Fatal(err)
+	}
+	if code, resp := deliver(t, e.h, body); code != 200 || !resp.Emailed {
+		t.Fatalf("the retry after the lease: %d %+v; want 200, emailed", code, resp)
+	}
+	if m := len(e.smtp.Messages()); m != 1 {
+		t.Errorf("%d emails, want 1", m)
 	}
 }
 

@@ -118,13 +118,20 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (bool
 		return false, err
 	}
 	if !claimed {
-		// Sent already, or another delivery of the same event is sending it
-		// right now (and is retried itself if it fails).
-		return false, nil
+		// Sent since this delivery read the notification, or another delivery
+		// holds the sending: it may be sending right now, or it may have died
+		// with the claim held (its retry then finds the claim held too, until
+		// the lease runs out). Either way this delivery is retried, not
+		// acknowledged: its retry answers 200 once the email is recorded sent,
+		// or takes the claim over once the lease has run out.
+		return false, fault.E(fault.Unavailable, fault.CodeUnavailable, "the email is being sent by another delivery")
 	}
 	if err := s.mailer.Send(ctx, n.Email(u.Email)); err != nil {
 		s.log.WarnContext(ctx, "email not sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID, "err", err.Error())
-		_ = s.store.ReleaseEmail(context.WithoutCancel(ctx), n.ID)
+		if rerr := s.store.ReleaseEmail(context.WithoutCancel(ctx), n.ID); rerr != nil {
+			// The retry waits for the lease to run out instead.
+			s.log.WarnContext(ctx, "email claim not released", "notification_id", n.ID, "err", rerr.Error())
+		}
 		return false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the email could not be sent")
 	}
 	if err := s.store.MarkEmailed(ctx, n.ID); err != nil {
