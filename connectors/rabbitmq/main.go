@@ -61,6 +61,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		Prefetch:        c.Int("PREFETCH", 10, 1, 1000),
 		Concurrency:     c.Int("CONCURRENCY", 0, 0, 1000),
 		RefreshInterval: c.Duration("REFRESH_INTERVAL", 5*time.Second),
+		UnbindAfter:     c.Duration("UNBIND_AFTER", 10*time.Minute),
 		InvokeTimeout:   c.Duration("INVOKE_TIMEOUT", 35*time.Second),
 		InternalToken:   auth.CredentialFrom(c, routes.CallerRabbitMQ),
 	}

@@ -76,6 +76,14 @@ type Config struct {
 	InvokeTimeout time.Duration
 	// MaxBackoff caps the delay between broker reconnect attempts (default 10 s).
 	MaxBackoff time.Duration
+	// UnbindAfter is how long a function may be missing from the gateway's
+	// list before its queue is unbound from its topics (default 10 min).
+	// faasd updates a function by removing it and deploying it again: in
+	// between, its queue keeps its topics and the events published then
+	// wait there (nothing consumes them) until it is back. A function
+	// removed for good keeps, in its queue, what was published before the
+	// unbinding.
+	UnbindAfter time.Duration
 	// KnownTopics are the topics that may be bound from an earlier run
 	// (default events.Types()): when a function is first seen, those it no
 	// longer subscribes to are unbound, since the broker keeps bindings across
@@ -110,6 +118,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Concurrency <= 0 || c.Concurrency > c.Prefetch {
 		c.Concurrency = c.Prefetch
+	}
+	if c.UnbindAfter <= 0 {
+		c.UnbindAfter = 10 * time.Minute
 	}
 	if c.RefreshInterval <= 0 {
 		c.RefreshInterval = 5 * time.Second
@@ -165,6 +176,9 @@ type Connector struct {
 	// broker reconnects so removed topics are unbound.
 	last  map[string][]string
 	bound map[string]map[string]bool
+	// gone holds when each bound function went missing from the list
+	// (Config.UnbindAfter).
+	gone map[string]time.Time
 	// migrated lists the functions whose legacy retry queues are gone.
 	migrated map[string]bool
 }
@@ -221,6 +235,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Connector, e
 			Transport: gatewayurl.Locator{Gateway: cfg.GatewayURL, Direct: cfg.Direct}.Transport(gatewayurl.NewTransport())},
 		metrics: m,
 		bound:   map[string]map[string]bool{},
+		gone:    map[string]time.Time{},
 
 		migrated: map[string]bool{},
 	}, nil
@@ -352,8 +367,25 @@ func (c *Connector) refresh(ctx context.Context, conn *amqp.Connection, admin *a
 			subs[fn] = s
 		}
 	}
+	now := time.Now()
 	for fn, bound := range c.bound {
 		if _, ok := c.last[fn]; ok {
+			delete(c.gone, fn)
+			continue
+		}
+		// Nothing to invoke: stop consuming, and let the queue keep what is
+		// published until the function is back or UnbindAfter has passed.
+		if s := subs[fn]; s != nil {
+			s.stop()
+			delete(subs, fn)
+		}
+		since, ok := c.gone[fn]
+		if !ok {
+			c.gone[fn] = now
+			c.log.Info("function missing from the gateway: its queue keeps its topics", "fn", fn, "unbind_after", c.cfg.UnbindAfter.String())
+			continue
+		}
+		if now.Sub(since) < c.cfg.UnbindAfter {
 			continue
 		}
 		for t := range bound {
@@ -363,10 +395,7 @@ func (c *Connector) refresh(ctx context.Context, conn *amqp.Connection, admin *a
 			c.log.Info("unsubscribed", "fn", fn, "topic", t)
 		}
 		delete(c.bound, fn)
-		if s := subs[fn]; s != nil {
-			s.stop()
-			delete(subs, fn)
-		}
+		delete(c.gone, fn)
 	}
 	c.observe(conn, subs)
 	return nil

@@ -453,6 +453,7 @@ func TestAnnotationChangesAndUnrouted(t *testing.T) {
 	e := setup(t, "dyn")
 	topic := e.names.Prefix + "product.changed.v1"
 	e.gw.set("dyn", "", nil)
+	e.cfg.UnbindAfter = 300 * time.Millisecond
 	reg := e.start(t)
 	e.gw.synced(t)
 	e.publish(t, topic)
@@ -465,7 +466,11 @@ func TestAnnotationChangesAndUnrouted(t *testing.T) {
 		t.Errorf("dyn got %s, want %s", got[0].id, id)
 	}
 
+	// Listed without a topic, it is as missing from the list: unbound once
+	// UnbindAfter has passed.
 	e.gw.set("dyn", "", nil)
+	e.gw.synced(t)
+	time.Sleep(e.cfg.UnbindAfter)
 	e.gw.synced(t)
 	e.publish(t, topic)
 	waitLen(t, e, e.names.Unrouted(), 2)
@@ -474,15 +479,44 @@ func TestAnnotationChangesAndUnrouted(t *testing.T) {
 		t.Errorf("shop_unrouted_messages = %v, want 2", v)
 	}
 
-	// A function that disappears entirely is unsubscribed too.
+	// A function that disappears entirely is unsubscribed too, once it has
+	// been missing for UnbindAfter (set short here, at the start).
 	e.gw.set("dyn", topic, nil)
 	e.gw.synced(t)
 	e.gw.remove("dyn")
+	e.gw.synced(t)
+	time.Sleep(e.cfg.UnbindAfter)
 	e.gw.synced(t)
 	e.publish(t, topic)
 	waitLen(t, e, e.names.Unrouted(), 3)
 	if n := len(e.gw.callsOf("dyn")); n != 1 {
 		t.Errorf("dyn got %d calls, want 1", n)
+	}
+}
+
+// faasd updates a function by removing it and deploying it again. An event
+// published while it is missing from the gateway's list waits in its queue
+// and reaches it when it is back. Until 2026-12-03 the queue was unbound at
+// once, and such an event went to the other subscribers of its topic only
+// (or to shop.unrouted), while the relay had it confirmed and marked
+// published.
+func TestAFunctionGoneForAnUpdateMissesNoEvent(t *testing.T) {
+	e := setup(t, "upd")
+	topic := e.names.Prefix + "order.placed.v1"
+	e.gw.set("upd", topic, nil)
+	e.start(t)
+	e.gw.synced(t)
+	e.gw.remove("upd") // faasd's update: removed ...
+	e.gw.synced(t)
+	e.gw.synced(t)
+	id := e.publish(t, topic)
+	waitLen(t, e, e.names.Queue("upd"), 1)
+	e.gw.set("upd", topic, nil) // ... and deployed again
+	if got := e.gw.waitCalls(t, "upd", 1, 10*time.Second); got[0].id != id {
+		t.Errorf("upd got %s, want %s", got[0].id, id)
+	}
+	if n := e.queueLen(t, e.names.Unrouted()); n != 0 {
+		t.Errorf("%d events unrouted, want 0", n)
 	}
 }
 
