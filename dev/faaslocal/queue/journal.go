@@ -9,6 +9,8 @@
 package queue
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,8 +35,11 @@ type Call struct {
 	Body []byte `json:"body"`
 	// Callback, when set, receives the function's answer as a POST.
 	Callback string `json:"callback"`
-	// CallID identifies the call in headers, logs and the journal.
+	// CallID identifies the call in headers and logs. It comes from the
+	// client (X-Call-Id) when it sent one, so two calls may share it.
 	CallID string `json:"call_id"`
+	// Entry is the call's journal file, unique to it: set by Put and Pending.
+	Entry string `json:"-"`
 }
 
 // Journal keeps accepted calls durably, one file per call in its directory.
@@ -50,29 +55,44 @@ func OpenJournal(dir string) (*Journal, error) {
 	return &Journal{dir: dir}, nil
 }
 
-// path is c's file. Call ids come from clients: only a safe file name is kept.
-func (j *Journal) path(callID string) string {
+// entry names a new journal file for a call of callID: the id as a safe file
+// name (call ids come from clients), cut to 64 bytes, then random bytes, so
+// that two calls never share a file, even with one id, or with ids that
+// differ only in characters a file name does not keep ("job.1", "job:1").
+func entry(callID string) (string, error) {
 	safe := strings.Map(func(r rune) rune {
 		if r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
 			return r
 		}
 		return '_'
 	}, callID)
-	return filepath.Join(j.dir, safe+".json")
+	if len(safe) > 64 {
+		safe = safe[:64]
+	}
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return safe + "." + hex.EncodeToString(b) + ".json", nil
 }
 
-// Put writes c and syncs it to disk before returning: a caller acknowledges
-// the call only after Put succeeded.
-func (j *Journal) Put(c Call) error {
+// Put writes c in a file of its own and syncs it to disk before returning c
+// with its Entry: a caller acknowledges the call only after Put succeeded,
+// and removes it with Done of what Put returned.
+func (j *Journal) Put(c Call) (Call, error) {
+	name, err := entry(c.CallID)
+	if err != nil {
+		return c, err
+	}
 	b, err := json.Marshal(c)
 	if err != nil {
-		return err
+		return c, err
 	}
-	final := j.path(c.CallID)
+	final := filepath.Join(j.dir, name)
 	tmp := final + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return err
+		return c, err
 	}
 	_, err = f.Write(b)
 	if err == nil {
@@ -83,14 +103,22 @@ func (j *Journal) Put(c Call) error {
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		return err
+		return c, err
 	}
-	return os.Rename(tmp, final)
+	if err := os.Rename(tmp, final); err != nil {
+		return c, err
+	}
+	c.Entry = name
+	return c, nil
 }
 
-// Done removes a finished call; removing it twice is not an error.
-func (j *Journal) Done(callID string) error {
-	if err := os.Remove(j.path(callID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+// Done removes a finished call, c as Put or Pending returned it; removing it
+// twice is not an error.
+func (j *Journal) Done(c Call) error {
+	if c.Entry == "" || c.Entry != filepath.Base(c.Entry) {
+		return fmt.Errorf("async journal: call %s has no entry", c.CallID)
+	}
+	if err := os.Remove(filepath.Join(j.dir, c.Entry)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return nil
@@ -115,6 +143,7 @@ func (j *Journal) Pending() ([]Call, error) {
 			errs = append(errs, fmt.Errorf("journal entry %s kept: %w", filepath.Base(f), err))
 			continue
 		}
+		c.Entry = filepath.Base(f)
 		calls = append(calls, c)
 	}
 	return calls, errors.Join(errs...)

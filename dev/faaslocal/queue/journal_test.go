@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -36,7 +37,10 @@ func pending(t *testing.T, j *queue.Journal) []queue.Call {
 	return calls
 }
 
-var byID = cmpopts.SortSlices(func(a, b queue.Call) bool { return a.CallID < b.CallID })
+var (
+	byID    = cmpopts.SortSlices(func(a, b queue.Call) bool { return a.CallID < b.CallID })
+	noEntry = cmpopts.IgnoreFields(queue.Call{}, "Entry")
+)
 
 // An accepted call survives a restart (a new Journal on the same directory)
 // exactly as it was accepted, until it is done.
@@ -45,21 +49,23 @@ func TestJournalKeepsCallsUntilDone(t *testing.T) {
 	j := openJournal(t, dir)
 	a, b := call("a"), call("b")
 	for _, c := range []queue.Call{a, b} {
-		if err := j.Put(c); err != nil {
+		if _, err := j.Put(c); err != nil {
 			t.Fatal(err)
 		}
 	}
 	reopened := openJournal(t, dir)
-	if diff := cmp.Diff([]queue.Call{a, b}, pending(t, reopened), byID); diff != "" {
+	got := pending(t, reopened)
+	if diff := cmp.Diff([]queue.Call{a, b}, got, byID, noEntry); diff != "" {
 		t.Fatalf("after a restart (-want +got):\n%s", diff)
 	}
-	if err := reopened.Done("a"); err != nil {
+	i := slices.IndexFunc(got, func(c queue.Call) bool { return c.CallID == "a" })
+	if err := reopened.Done(got[i]); err != nil {
 		t.Fatal(err)
 	}
-	if err := reopened.Done("a"); err != nil {
+	if err := reopened.Done(got[i]); err != nil {
 		t.Errorf("Done twice: %v", err)
 	}
-	if diff := cmp.Diff([]queue.Call{b}, pending(t, openJournal(t, dir))); diff != "" {
+	if diff := cmp.Diff([]queue.Call{b}, pending(t, openJournal(t, dir)), noEntry); diff != "" {
 		t.Errorf("after Done(a) (-want +got):\n%s", diff)
 	}
 }
@@ -69,7 +75,7 @@ func TestJournalKeepsCallsUntilDone(t *testing.T) {
 func TestJournalKeepsUnreadableEntries(t *testing.T) {
 	dir := t.TempDir()
 	j := openJournal(t, dir)
-	if err := j.Put(call("good")); err != nil {
+	if _, err := j.Put(call("good")); err != nil {
 		t.Fatal(err)
 	}
 	bad := filepath.Join(dir, "broken.json")
@@ -93,8 +99,8 @@ func TestCallIDsStayInsideTheJournal(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "async")
 	j := openJournal(t, dir)
-	c := call("../../escape")
-	if err := j.Put(c); err != nil {
+	c, err := j.Put(call("../../escape"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	entries, _ := os.ReadDir(root)
@@ -104,7 +110,35 @@ func TestCallIDsStayInsideTheJournal(t *testing.T) {
 	if diff := cmp.Diff([]queue.Call{c}, pending(t, j)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if err := j.Done(c.CallID); err != nil || len(pending(t, j)) != 0 {
+	if err := j.Done(c); err != nil || len(pending(t, j)) != 0 {
 		t.Errorf("Done: %v, pending %v", err, pending(t, j))
+	}
+}
+
+// Call ids come from clients, so two accepted calls may share one, or have
+// ids that differ only in characters a file name does not keep. Each keeps
+// an entry of its own: a second call no longer overwrote the first one's, and
+// the first call's Done no longer removed the second's, which a restart then
+// never replayed.
+func TestCallsSharingAnIDKeepAnEntryEach(t *testing.T) {
+	dir := t.TempDir()
+	j := openJournal(t, dir)
+	var put []queue.Call
+	for _, id := range []string{"job.1", "job:1", "job:1"} {
+		c, err := j.Put(call(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		put = append(put, c)
+	}
+	if n := len(pending(t, openJournal(t, dir))); n != 3 {
+		t.Fatalf("%d calls journaled, want 3", n)
+	}
+	if err := j.Done(put[1]); err != nil {
+		t.Fatal(err)
+	}
+	left := pending(t, openJournal(t, dir))
+	if diff := cmp.Diff([]queue.Call{put[0], put[2]}, left, byID); diff != "" {
+		t.Errorf("after one is done (-want +got):\n%s", diff)
 	}
 }

@@ -99,7 +99,8 @@ func NewWorker(cfg Config) *Worker {
 // Enqueue journals c and runs it in the background; the caller acknowledges
 // the call only when Enqueue returned nil.
 func (w *Worker) Enqueue(c Call) error {
-	if err := w.cfg.Journal.Put(c); err != nil {
+	c, err := w.cfg.Journal.Put(c)
+	if err != nil {
 		return fmt.Errorf("journal call %s: %w", c.CallID, err)
 	}
 	w.calls.Go(func() { w.run(c) })
@@ -199,7 +200,7 @@ func (w *Worker) run(c Call) {
 }
 
 func (w *Worker) done(c Call) {
-	if err := w.cfg.Journal.Done(c.CallID); err != nil {
+	if err := w.cfg.Journal.Done(c); err != nil {
 		w.cfg.Log.Warn("async journal", "call_id", c.CallID, "err", err.Error())
 	}
 }

@@ -56,7 +56,7 @@ func TestReplayRechecksCallbacks(t *testing.T) {
 			}
 			c := call("c-" + tc.name)
 			c.Callback = target.URL + "/cb"
-			if err := j.Put(c); err != nil {
+			if _, err := j.Put(c); err != nil {
 				t.Fatal(err)
 			}
 			w := queue.NewWorker(queue.Config{Journal: j, Functions: oneFunction{strings.TrimPrefix(fn.URL, "http://")},
