@@ -244,12 +244,12 @@ func (s *Scheduler) invoke(ctx context.Context, name string, e *entry, due time.
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
 	res.Body.Close()
-	took := time.Since(start)
+	tookMS := float64(time.Since(start).Microseconds()) / 1000
 	if res.StatusCode/100 != 2 {
-		s.log.Warn("scheduled invocation refused", "target", name, "due", due, "status", res.StatusCode, "took_ms", float64(took.Microseconds())/1000)
+		s.log.Warn("scheduled invocation refused", "target", name, "due", due, "status", res.StatusCode, "took_ms", tookMS)
 		return
 	}
-	s.log.Info("scheduled invocation done", "target", name, "due", due, "status", res.StatusCode, "took_ms", float64(took.Microseconds())/1000)
+	s.log.Info("scheduled invocation done", "target", name, "due", due, "status", res.StatusCode, "took_ms", tookMS)
 }
 
 // Run refreshes at once and then on every value of refresh, ticks on every

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -257,23 +258,10 @@ func migrateOutsideTx(ctx context.Context, conn *pgx.Conn, version int, name, sq
 	return err
 }
 
-// names reports whether sql holds ident as a whole word.
+// names reports whether sql holds ident as a whole word (not inside a longer
+// identifier).
 func names(sql, ident string) bool {
-	for i := 0; ; {
-		j := strings.Index(sql[i:], ident)
-		if j < 0 {
-			return false
-		}
-		start, end := i+j, i+j+len(ident)
-		if (start == 0 || !identByte(sql[start-1])) && (end == len(sql) || !identByte(sql[end])) {
-			return true
-		}
-		i = start + 1
-	}
-}
-
-func identByte(b byte) bool {
-	return b == '_' || b == '$' || '0' <= b && b <= '9' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z'
+	return regexp.MustCompile(`(^|[^A-Za-z0-9_$])` + regexp.QuoteMeta(ident) + `($|[^A-Za-z0-9_$])`).MatchString(sql)
 }
 
 // Beginner is what Tx needs: a pool or a connection.

@@ -180,28 +180,29 @@ func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, err
 }
 
 // searchBatch is Search's statements, which fill res as they are read: its
-// settings, the facets and the hits. Search sends them as one transaction.
+// settings (with words only), the facets and the hits. Search sends them as one transaction.
 func searchBatch(q search.Query, res *search.Result) *pgx.Batch {
 	words := search.Words(q.Text)
 	slices.Sort(words) // a word twice is one condition twice
 	words = slices.Compact(words)
-	filters := []any{q.Category, q.MinPrice, q.MaxPrice, q.InStock}
-	withWords := func(args ...any) []any {
-		for _, w := range words {
-			args = append(args, w)
-		}
-		return args
+	// The filters are $1 to $4 of both queries, the hits' text, limit and
+	// offset follow, and the words come last (match).
+	facetArgs := []any{q.Category, q.MinPrice, q.MaxPrice, q.InStock}
+	hitArgs := append(slices.Clip(facetArgs), q.Text, q.Limit, q.Offset)
+	facetWhere, hitWhere := match(len(words), len(facetArgs)+1), match(len(words), len(hitArgs)+1)
+	for _, w := range words {
+		facetArgs, hitArgs = append(facetArgs, w), append(hitArgs, w)
 	}
 
 	b := &pgx.Batch{}
-	b.Queue(`SELECT set_config('pg_trgm.word_similarity_threshold', $1, true)`, similarity)
 	if len(words) > 0 {
-		// Bitmap scans only: of the GIN indexes, for the words.
+		// The threshold of the words' <%, and bitmap scans only: of the GIN
+		// indexes, for the words.
+		b.Queue(`SELECT set_config('pg_trgm.word_similarity_threshold', $1, true)`, similarity)
 		b.Queue(`SET LOCAL enable_seqscan = off`)
 		b.Queue(`SET LOCAL enable_indexscan = off`)
 	}
-	b.Queue(`SELECT d.category, count(*) FROM search_documents d`+match(len(words), 5)+` GROUP BY d.category`,
-		withWords(filters...)...).Query(func(rows pgx.Rows) error {
+	b.Queue(`SELECT d.category, count(*) FROM search_documents d`+facetWhere+` GROUP BY d.category`, facetArgs...).Query(func(rows pgx.Rows) error {
 		var cat string
 		var n int
 		_, err := pgx.ForEachRow(rows, []any{&cat, &n}, func() error {
@@ -227,8 +228,7 @@ func searchBatch(q search.Query, res *search.Result) *pgx.Batch {
 	b.Queue(`SELECT d.id, d.sku, d.name, d.description, d.category, d.price_amount,
 			d.price_currency, d.sold_count, d.in_stock,
 			ts_rank(d.tsv, plainto_tsquery('english', $5)) + word_similarity($5, lower(d.name)) AS relevance
-		FROM search_documents d`+match(len(words), 8)+` ORDER BY `+order+` LIMIT $6 OFFSET $7`,
-		withWords(append(filters, q.Text, q.Limit, q.Offset)...)...).Query(func(rows pgx.Rows) error {
+		FROM search_documents d`+hitWhere+` ORDER BY `+order+` LIMIT $6 OFFSET $7`, hitArgs...).Query(func(rows pgx.Rows) error {
 		var d search.Document
 		var relevance float64
 		_, err := pgx.ForEachRow(rows, []any{&d.ID, &d.SKU, &d.Name, &d.Description, &d.Category, &d.Price.Amount,
