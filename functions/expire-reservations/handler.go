@@ -83,17 +83,18 @@ func New(store Settler, statuses inventorydb.Statuses, settleAfter time.Duration
 			return err
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, fnhttp.MaxBody))
+		// An absent or empty settle_after_seconds (-1) is the configured
+		// delay: an empty one used to settle every hold at once.
 		after := settleAfter
-		if r.URL.Query().Has("settle_after_seconds") {
-			n, err := fnhttp.QueryInt(r, "settle_after_seconds", 0, 0, 3600)
-			if err != nil {
-				return err
-			}
+		n, err := fnhttp.QueryInt(r, "settle_after_seconds", -1, 0, 3600)
+		if err != nil {
+			return err
+		}
+		if n >= 0 {
 			after = time.Duration(n) * time.Second
 		}
 		var out Response
 		var cur inventory.SettleCursor
-		var err error
 		for range MaxBatches {
 			var s inventory.Settlement
 			s, err = store.Settle(r.Context(), cur, after, Batch, statuses)

@@ -188,8 +188,8 @@ func TestExpireReservationsSettlesByOrderStatus(t *testing.T) {
 }
 
 // When order-statuses does not answer, the sweep changes nothing and fails
-// (the next run tries again); ?settle_after_seconds=0 settles fresh holds,
-// and a value out of range is 422.
+// (the next run tries again); ?settle_after_seconds=0 settles fresh holds, an
+// empty value is the configured delay, and a value out of range is 422.
 func TestExpireReservationsWithoutOrdersChangesNothing(t *testing.T) {
 	s := newShop(t, 10)
 	user := uuid.Must(uuid.NewV7())
@@ -208,6 +208,10 @@ func TestExpireReservationsWithoutOrdersChangesNothing(t *testing.T) {
 	s2 := newShop(t, 10)
 	o2 := orderstest.Seed(t, s2.orders, user, orders.Confirmed)
 	s2.hold(t, o2.ID, 3)
+	// An empty value is the configured delay, which the fresh hold is within.
+	if rec := post(s2.h, credential, "?settle_after_seconds="); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"settled":0`) {
+		t.Errorf("settle_after_seconds empty: %d %s, want nothing settled", rec.Code, rec.Body)
+	}
 	if rec := post(s2.h, credential, "?settle_after_seconds=0"); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"settled":1`) {
 		t.Errorf("settle at once: %d %s", rec.Code, rec.Body)
 	}

@@ -54,7 +54,9 @@ func New(store Lister, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 		}
 		after := uuid.Nil
 		if c := r.URL.Query().Get("cursor"); c != "" {
-			if after, err = uuid.Parse(c); err != nil {
+			// The zero id would be taken for the first page: no
+			// notification has it.
+			if after, err = uuid.Parse(c); err != nil || after == uuid.Nil {
 				return fault.E(fault.Invalid, fault.CodeInvalidRequest, "cursor is invalid")
 			}
 		}

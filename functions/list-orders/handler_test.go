@@ -67,7 +67,8 @@ func TestListsOwnOrdersNewestFirstWithCursor(t *testing.T) {
 	if rec, p := get(orderstest.NewUser(t, tokens, auth.RoleCustomer), ""); rec.Code != 200 || p.Items == nil || len(p.Items) != 0 {
 		t.Fatalf("no orders must be an empty list: %d %s", rec.Code, rec.Body)
 	}
-	for _, q := range []string{"?limit=0", "?limit=101", "?limit=x", "?cursor=nope"} {
+	for _, q := range []string{"?limit=0", "?limit=101", "?limit=x", "?cursor=nope",
+		"?cursor=00000000-0000-0000-0000-000000000000"} { // the zero id: the first page again
 		if rec, _ := get(buyer, q); rec.Code != 422 {
 			t.Fatalf("%s: %d %s", q, rec.Code, rec.Body)
 		}

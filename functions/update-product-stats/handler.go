@@ -68,7 +68,7 @@ func New(d *catalogenv.Deps, internal *auth.InternalVerifier) http.Handler {
 		if err := ev.DecodeData(&data); err != nil {
 			return err
 		}
-		ds, err := catalog.SoldDeltas(ev.Type == events.OrderCancelled, data.Items)
+		ds, err := catalog.SoldDeltas(data.OrderID, ev.Type == events.OrderCancelled, data.Items)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,9 @@ package inventory_test
 import (
 	"encoding/json"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/inventory"
@@ -82,6 +85,23 @@ func TestSettleDecidesByOrderStatus(t *testing.T) {
 	for _, c := range cases {
 		if got := inventory.Settle(c.status, c.known, c.past); got != c.want {
 			t.Errorf("Settle(%q, known %v, past %v) = %d, want %d", c.status, c.known, c.past, got, c.want)
+		}
+	}
+}
+
+// A hold's TTL is checked as the seconds the caller sent: 2^55+30 seconds
+// overflows a Duration to exactly 30 s and was accepted as such.
+func TestHoldTTLOutOfRangeIsRefused(t *testing.T) {
+	lines := []inventory.Line{{ProductID: uuid.New(), Quantity: 1}}
+	for _, secs := range []int{29, 3601, -30, 1<<55 + 30, -(1<<55 - 30)} {
+		if _, err := inventory.NewHoldRequest(uuid.New(), lines, secs); fault.KindOf(err) != fault.Invalid {
+			t.Errorf("ttl_seconds %d: %v, want fault.Invalid", secs, err)
+		}
+	}
+	for secs, want := range map[int]time.Duration{0: inventory.DefaultHoldTTL, 30: 30 * time.Second, 3600: time.Hour} {
+		req, err := inventory.NewHoldRequest(uuid.New(), lines, secs)
+		if err != nil || req.TTL != want {
+			t.Errorf("ttl_seconds %d: TTL %v, %v; want %v", secs, req.TTL, err, want)
 		}
 	}
 }

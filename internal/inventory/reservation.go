@@ -78,11 +78,13 @@ func NewHoldRequest(orderID uuid.UUID, lines []Line, ttlSeconds int) (HoldReques
 	}
 	ttl := DefaultHoldTTL
 	if ttlSeconds != 0 {
-		ttl = time.Duration(ttlSeconds) * time.Second
-		if ttl < MinHoldTTL || ttl > MaxHoldTTL {
-			return HoldRequest{}, invalid(fmt.Sprintf("ttl_seconds must be from %d to %d",
-				int(MinHoldTTL/time.Second), int(MaxHoldTTL/time.Second)))
+		// The seconds are checked before they become a Duration: a huge
+		// count would overflow into the range.
+		minSeconds, maxSeconds := int(MinHoldTTL/time.Second), int(MaxHoldTTL/time.Second)
+		if ttlSeconds < minSeconds || ttlSeconds > maxSeconds {
+			return HoldRequest{}, invalid(fmt.Sprintf("ttl_seconds must be from %d to %d", minSeconds, maxSeconds))
 		}
+		ttl = time.Duration(ttlSeconds) * time.Second
 	}
 	sorted := slices.Clone(lines)
 	SortLines(sorted)

@@ -376,10 +376,11 @@ const (
 )
 
 // ParseCursor reads a list cursor (the id of the last order of the previous
-// page). A bad cursor is fault.Invalid.
+// page). A bad cursor is fault.Invalid, the zero id too: the store would
+// take it for the first page, and no order has it.
 func ParseCursor(s string) (uuid.UUID, error) {
 	id, err := uuid.Parse(s)
-	if err != nil {
+	if err != nil || id == uuid.Nil {
 		return uuid.Nil, invalid("cursor is invalid")
 	}
 	return id, nil

@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopfaas/shop/internal/catalog"
-	"github.com/shopfaas/shop/internal/fault"
 )
 
 // GetBySKU returns the product with the SKU, archived or not (a SKU is never
@@ -20,7 +19,7 @@ func (s *Store) GetBySKU(ctx context.Context, sku string) (catalog.Product, erro
 		return p, errNotFound
 	}
 	if err != nil {
-		return p, fault.Internalf("get product by sku: %w", err)
+		return p, unavailable("get product by sku", err)
 	}
 	return p, nil
 }

@@ -37,6 +37,12 @@ func Migrations() fs.FS {
 // Source is the CloudEvents source of the catalog's events.
 const Source = "/shop/catalog"
 
+// unavailable classifies a failure of the catalog database during op: the
+// client may retry later (503), as with every other service's store.
+func unavailable(op string, err error) *fault.Error {
+	return fault.Wrap(fmt.Errorf("%s: %w", op, err), fault.Unavailable, fault.CodeUnavailable, "the catalog database is unavailable")
+}
+
 // Store reads and writes the catalog database.
 type Store struct {
 	db  *pgxpool.Pool
@@ -135,7 +141,7 @@ func (s *Store) Create(ctx context.Context, p catalog.Product) (catalog.Product,
 		return p, ErrSKUTaken
 	}
 	if err != nil {
-		return p, fault.Internalf("create product: %w", err)
+		return p, unavailable("create product", err)
 	}
 	return p, nil
 }
@@ -147,7 +153,7 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (catalog.Product, error) 
 		return p, errNotFound
 	}
 	if err != nil {
-		return p, fault.Internalf("get product: %w", err)
+		return p, unavailable("get product", err)
 	}
 	return p, nil
 }
@@ -188,7 +194,7 @@ func (s *Store) Update(ctx context.Context, id uuid.UUID, change func(catalog.Pr
 	case errors.As(err, &fe):
 		return out, err
 	default:
-		return out, fault.Internalf("update product: %w", err)
+		return out, unavailable("update product", err)
 	}
 }
 
@@ -200,11 +206,11 @@ func (s *Store) List(ctx context.Context, category string, after uuid.UUID, limi
 		WHERE NOT archived AND ($1 = '' OR category = $1) AND ($2 = '00000000-0000-0000-0000-000000000000'::uuid OR id < $2)
 		ORDER BY id DESC LIMIT $3`, category, after, limit+1)
 	if err != nil {
-		return nil, false, fault.Internalf("list products: %w", err)
+		return nil, false, unavailable("list products", err)
 	}
 	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (catalog.Product, error) { return scan(r) })
 	if err != nil {
-		return nil, false, fault.Internalf("list products: %w", err)
+		return nil, false, unavailable("list products", err)
 	}
 	if len(items) > limit {
 		return items[:limit], true, nil
@@ -249,7 +255,7 @@ func (s *Store) setCounter(ctx context.Context, id uuid.UUID, column string, val
 	})
 	var fe *fault.Error
 	if err != nil && !errors.As(err, &fe) {
-		return out, fault.Internalf("set %s: %w", column, err)
+		return out, unavailable("set "+column, err)
 	}
 	return out, err
 }

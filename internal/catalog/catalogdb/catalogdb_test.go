@@ -102,3 +102,45 @@ func TestCounters(t *testing.T) {
 		t.Errorf("duplicate: %v", err)
 	}
 }
+
+// A catalog database that cannot be reached is a 503 the client may retry, as
+// with every other service's store (api/openapi.yaml: Unavailable), never a
+// 500.
+func TestADatabaseDownIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, catalogdb.Migrations())
+	s := catalogdb.New(pool)
+	p := create(t, s, "LAMP-1")
+	pool.Close()
+	sale := []catalog.SoldDelta{{ProductID: p.ID, Delta: 1}}
+	calls := map[string]func() error{
+		"Create": func() error {
+			q, _ := catalog.NewProduct(catalog.Draft{SKU: "LAMP-2", Name: "Lamp", Category: "home", Price: catalog.Money{Amount: 100}}, time.Now())
+			_, err := s.Create(ctx, q)
+			return err
+		},
+		"Get":      func() error { _, err := s.Get(ctx, p.ID); return err },
+		"GetBySKU": func() error { _, err := s.GetBySKU(ctx, p.SKU); return err },
+		"Current":  func() error { _, err := s.Current(ctx, p.ID); return err },
+		"List":     func() error { _, _, err := s.List(ctx, "", uuid.Nil, 10); return err },
+		"Update": func() error {
+			_, err := s.Update(ctx, p.ID, func(p catalog.Product, _ time.Time) (catalog.Product, error) { return p, nil })
+			return err
+		},
+		"SetAvailability": func() error { _, err := s.SetAvailability(ctx, p.ID, true); return err },
+		"AddSold": func() error {
+			_, _, err := s.AddSold(ctx, uuid.New(), "test", uuid.New(), false, sale)
+			return err
+		},
+		"SetAvailabilityOnce": func() error {
+			_, _, _, err := s.SetAvailabilityOnce(ctx, uuid.New(), "test", p.ID, true, 2)
+			return err
+		},
+	}
+	for name, call := range calls {
+		err := call()
+		if fault.KindOf(err) != fault.Unavailable {
+			t.Errorf("%s with the database down: %v (kind %v), want fault.Unavailable", name, err, fault.KindOf(err))
+		}
+	}
+}

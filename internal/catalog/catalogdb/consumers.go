@@ -29,7 +29,7 @@ import (
 // the external search index). A sale writes no product.changed.v1: the sale
 // is order.placed.v1's and order.cancelled.v1's to tell, and
 // update-product-stats pushes the new counts to the external index itself
-// (docs/events.md). Failures are fault.Internal.
+// (docs/events.md). Database failures are fault.Unavailable.
 //
 // Round trips (TestSaleEventRoundTrips, postgres.BatchTx): BEGIN with the
 // claim and the order's sale; the sold counts of all its products in one
@@ -48,22 +48,22 @@ func (s *Store) AddSold(ctx context.Context, eventID uuid.UUID, consumer string,
 		}
 	}
 	slices.SortFunc(ids, func(a, b uuid.UUID) int { return cmp.Compare(a.String(), b.String()) })
-	internal := func(err error) ([]catalog.Product, bool, error) {
-		return nil, false, fault.Internalf("add sold counts: %w", err)
+	failed := func(err error) ([]catalog.Product, bool, error) {
+		return nil, false, unavailable("add sold counts", err)
 	}
 	// BEGIN, the claim and the order's sale in one batch: the sale does not
 	// wait for the claim's answer (a duplicate finds the sale moved already
 	// by the first delivery, and is rolled back anyway).
 	b := &pgx.Batch{}
 	if err := inbox.QueueClaim(b, eventID, consumer, &first); err != nil {
-		return internal(err)
+		return failed(err)
 	}
 	var counts bool
 	queueRecordSale(b, orderID, cancelled, &counts)
 	tx, br := postgres.BeginBatch(ctx, s.db, b)
 	defer tx.Rollback(ctx)
 	if err := br.Close(); err != nil {
-		return internal(err)
+		return failed(err)
 	}
 	if !first {
 		return nil, false, nil // a duplicate: rolled back, nothing changed
@@ -88,7 +88,7 @@ func (s *Store) AddSold(ctx context.Context, eventID uuid.UUID, consumer string,
 			})
 		}
 		if err := tx.SendBatch(ctx, u).Close(); err != nil {
-			return internal(err)
+			return failed(err)
 		}
 		// Their search documents go with the COMMIT.
 		w = &pgx.Batch{}
@@ -97,7 +97,7 @@ func (s *Store) AddSold(ctx context.Context, eventID uuid.UUID, consumer string,
 		}
 	}
 	if err := tx.Commit(ctx, w); err != nil {
-		return internal(err)
+		return failed(err)
 	}
 	return changedProducts, true, nil
 }
@@ -134,7 +134,7 @@ func queueRecordSale(b *pgx.Batch, orderID uuid.UUID, cancelled bool, counts *bo
 // nothing but the claim (and the version) was written; p is then the product
 // after the version's update, or the zero product when the version was not
 // newer. fault.NotFound when the product does not exist (the claim is then not
-// kept); other failures are fault.Internal.
+// kept); database failures are fault.Unavailable.
 //
 // Round trips (TestStockEventRoundTrips): one batch with BEGIN, the claim and
 // one UPDATE that locks the row, records the version and flips in_stock when
@@ -172,7 +172,7 @@ func (s *Store) SetAvailabilityOnce(ctx context.Context, eventID uuid.UUID, cons
 	tx, br := postgres.BeginBatch(ctx, s.db, b)
 	defer tx.Rollback(ctx)
 	if err := br.Close(); err != nil {
-		return catalog.Product{}, false, false, fault.Internalf("set availability: %w", err)
+		return catalog.Product{}, false, false, unavailable("set availability", err)
 	}
 	if !first {
 		return catalog.Product{}, false, false, nil // a duplicate: rolled back, nothing changed
@@ -187,7 +187,7 @@ func (s *Store) SetAvailabilityOnce(ctx context.Context, eventID uuid.UUID, cons
 		q := &pgx.Batch{}
 		q.Queue(`SELECT EXISTS (SELECT 1 FROM products WHERE id = $1)`, id).QueryRow(func(row pgx.Row) error { return row.Scan(&exists) })
 		if err := tx.SendBatch(ctx, q).Close(); err != nil {
-			return p, false, false, fault.Internalf("set availability: %w", err)
+			return p, false, false, unavailable("set availability", err)
 		}
 		if !exists {
 			return p, true, false, errNotFound
@@ -199,7 +199,7 @@ func (s *Store) SetAvailabilityOnce(ctx context.Context, eventID uuid.UUID, cons
 		}
 	}
 	if err := tx.Commit(ctx, w); err != nil {
-		return catalog.Product{}, false, false, fault.Internalf("set availability: %w", err)
+		return catalog.Product{}, false, false, unavailable("set availability", err)
 	}
 	return p, true, w != nil, nil
 }
@@ -213,7 +213,7 @@ func (s *Store) Current(ctx context.Context, id uuid.UUID) (catalog.Product, err
 		return p, errNotFound
 	}
 	if err != nil {
-		return p, fault.Internalf("get product: %w", err)
+		return p, unavailable("get product", err)
 	}
 	return p, nil
 }
