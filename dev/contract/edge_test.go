@@ -1,0 +1,160 @@
+package contract_test
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/shopfaas/shop/api"
+	"github.com/shopfaas/shop/dev/faaslocal/edge"
+)
+
+// documented is what the contract says of the headers and statuses of each
+// operation, by operationId.
+type documented struct {
+	requestHeaders  []string // header parameters
+	responseHeaders []string // headers of any response
+	statuses        []string
+}
+
+func readDocument(t *testing.T) map[string]documented {
+	t.Helper()
+	type parameter struct {
+		Ref  string `yaml:"$ref"`
+		Name string `yaml:"name"`
+		In   string `yaml:"in"`
+	}
+	type response struct {
+		Ref     string         `yaml:"$ref"`
+		Headers map[string]any `yaml:"headers"`
+	}
+	type operation struct {
+		OperationID string              `yaml:"operationId"`
+		Parameters  []parameter         `yaml:"parameters"`
+		Responses   map[string]response `yaml:"responses"`
+	}
+	var doc struct {
+		Paths      map[string]map[string]yaml.Node `yaml:"paths"`
+		Components struct {
+			Parameters map[string]parameter `yaml:"parameters"`
+			Responses  map[string]response  `yaml:"responses"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(api.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	ref := func(s string) string { return s[strings.LastIndex(s, "/")+1:] }
+	out := map[string]documented{}
+	for _, item := range doc.Paths {
+		var shared []parameter
+		if n, ok := item["parameters"]; ok {
+			if err := n.Decode(&shared); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for method, n := range item {
+			if method == "parameters" {
+				continue
+			}
+			var op operation
+			if err := n.Decode(&op); err != nil {
+				t.Fatal(err)
+			}
+			var d documented
+			for _, p := range append(slices.Clone(shared), op.Parameters...) {
+				if p.Ref != "" {
+					p = doc.Components.Parameters[ref(p.Ref)]
+				}
+				if p.In == "header" {
+					d.requestHeaders = append(d.requestHeaders, p.Name)
+				}
+			}
+			for status, r := range op.Responses {
+				d.statuses = append(d.statuses, status)
+				if r.Ref != "" {
+					r = doc.Components.Responses[ref(r.Ref)]
+				}
+				for h := range r.Headers {
+					d.responseHeaders = append(d.responseHeaders, h)
+				}
+			}
+			out[op.OperationID] = d
+		}
+	}
+	return out
+}
+
+func loadKong(t *testing.T) *edge.Declarative {
+	t.Helper()
+	d, err := edge.Load("../../gateway/kong.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func stringsOf(t *testing.T, cfg map[string]any, key string) []string {
+	t.Helper()
+	var out []string
+	list, _ := cfg[key].([]any)
+	for _, v := range list {
+		s, _ := v.(string)
+		out = append(out, http.CanonicalHeaderKey(s))
+	}
+	return out
+}
+
+// TestBrowsersMaySendAndReadTheDocumentedHeaders: a browser can use the
+// contract as written only when the edge's CORS plugin allows every request
+// header an operation documents (If-Match, Idempotency-Key, …) and exposes
+// every response header (ETag, Idempotent-Replayed, …).
+func TestBrowsersMaySendAndReadTheDocumentedHeaders(t *testing.T) {
+	var cors map[string]any
+	for _, p := range loadKong(t).Plugins {
+		if p.Name == "cors" {
+			cors = p.Config
+		}
+	}
+	if cors == nil {
+		t.Fatal("gateway/kong.yml has no global cors plugin")
+	}
+	allowed, exposed := stringsOf(t, cors, "headers"), stringsOf(t, cors, "exposed_headers")
+	for id, d := range readDocument(t) {
+		for _, h := range d.requestHeaders {
+			if !slices.Contains(allowed, http.CanonicalHeaderKey(h)) {
+				t.Errorf("%s documents the request header %s, which the cors plugin's headers do not allow", id, h)
+			}
+		}
+		for _, h := range d.responseHeaders {
+			if !slices.Contains(exposed, http.CanonicalHeaderKey(h)) {
+				t.Errorf("%s documents the response header %s, which the cors plugin's exposed_headers hide", id, h)
+			}
+		}
+	}
+}
+
+// TestRateLimitedRoutesDocument429: every service the edge rate limits
+// documents the 429 it answers.
+func TestRateLimitedRoutesDocument429(t *testing.T) {
+	doc := readDocument(t)
+	for _, s := range loadKong(t).Services {
+		plugins := slices.Clone(s.Plugins)
+		for _, r := range s.Routes {
+			plugins = append(plugins, r.Plugins...)
+		}
+		for _, p := range plugins {
+			if p.Name != "rate-limiting" {
+				continue
+			}
+			d, ok := doc[s.Name]
+			if !ok {
+				t.Errorf("service %s is rate limited but is no operation of api/openapi.yaml", s.Name)
+			} else if !slices.Contains(d.statuses, "429") {
+				t.Errorf("%s is rate limited by the edge but does not document 429", s.Name)
+			}
+		}
+	}
+}
