@@ -5,11 +5,14 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -31,7 +34,7 @@ var secretValues = map[string]string{
 	"internal-token-recover-orders":      authtest.Credential("recover-orders"),
 	"internal-token-expire-reservations": authtest.Credential("expire-reservations"),
 	"db-password":                        "unused-with-trust",
-	"meili-key":                          "unused-without-meili",
+	"meili-key":                          "meili-test-key",
 	"smtp-password":                      "unused-without-smtp",
 	"event-verify-key":                   fntest.VerifyKey(),
 }
@@ -40,7 +43,8 @@ var secretValues = map[string]string{
 // them, and then requires: a function must declare exactly those it reads.
 // The others are optional where they are read (db-password without a
 // password in the URL, meili-key without MEILI_URL, smtp-password without
-// SMTP_ADDR), so declaring one that goes unread cannot be seen here.
+// SMTP_ADDR), so declaring one that goes unread cannot be seen here
+// (TestTheMeiliKeyHoldersAreTheMeilisearchUsers checks meili-key).
 var callerSecrets = []string{"jwt-signing-key", "jwt-verify-key", "internal-callers", "internal-token-create-order",
 	"internal-token-cancel-order", "internal-token-recover-orders", "internal-token-expire-reservations", "event-verify-key"}
 
@@ -184,4 +188,107 @@ func buildWith(build fnhttp.Builder, name string, env map[string]string, secrets
 	e["DATABASE_MAX_CONNS"] = "1" // one connection per function's pool, 30-odd in all
 	_, err = build(config.New(config.Env(e)), log)
 	return err
+}
+
+// fakeMeili answers what a loader asks Meilisearch at start (the index
+// settings and their task), Meilisearch being a third party that cannot run
+// here, and counts the requests that carry the key.
+type fakeMeili struct {
+	mu     sync.Mutex
+	keyed  int // requests with the meili-key secret as bearer token
+	asked  int
+	server *httptest.Server
+}
+
+func newFakeMeili(t *testing.T) *fakeMeili {
+	m := &fakeMeili{}
+	m.server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.mu.Lock()
+		m.asked++
+		if r.Header.Get("Authorization") == "Bearer "+secretValues["meili-key"] {
+			m.keyed++
+		}
+		m.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == http.MethodPatch && strings.HasSuffix(r.URL.Path, "/settings"):
+			w.WriteHeader(http.StatusAccepted)
+			_, _ = io.WriteString(w, `{"taskUid":1}`)
+		case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/tasks/"):
+			_, _ = io.WriteString(w, `{"status":"succeeded"}`)
+		default:
+			http.Error(w, `{"message":"not in this fake"}`, http.StatusNotImplemented)
+		}
+	}))
+	t.Cleanup(m.server.Close)
+	return m
+}
+
+// take returns the counts since the last call and resets them.
+func (m *fakeMeili) take() (asked, keyed int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	asked, keyed = m.asked, m.keyed
+	m.asked, m.keyed = 0, 0
+	return asked, keyed
+}
+
+// With MEILI_URL set, exactly the functions that declare meili-key (the
+// Meilisearch master key, docs/deploy-faasd.md) use Meilisearch, and with
+// the key: one that declares it without using it holds the key for nothing
+// (list-products and get-product did), and one that uses Meilisearch without
+// declaring it, or declares it and never loads the index, leaves the index
+// behind (update-product-stats never pushed a sale's counts). meili-key is
+// optional where it is read, so TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares
+// cannot see either.
+func TestTheMeiliKeyHoldersAreTheMeilisearchUsers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds every function against PostgreSQL and Redis; -short was asked for")
+	}
+	meili := newFakeMeili(t)
+	s, err := stackfile.LoadEnv("../../stack.yml", func(k string) string {
+		if k == "SHOP_ENV" {
+			return "development"
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var users []string
+	for _, name := range stackfile.Names(s) {
+		fn := s.Functions[name]
+		build, ok := functions[name]
+		if !ok {
+			continue // TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares reports it
+		}
+		env, err := stackfile.Environment("../..", fn)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		env["MEILI_URL"] = meili.server.URL
+		if err := buildWith(build, name, env, fn.Secrets, log); err != nil {
+			t.Errorf("%s does not build with MEILI_URL set: %v", name, err)
+			continue
+		}
+		asked, keyed := meili.take()
+		declares := slices.Contains(fn.Secrets, "meili-key")
+		switch {
+		case declares && asked == 0:
+			t.Errorf("%s declares meili-key but never uses Meilisearch: remove the key from its secrets, or load the index", name)
+		case asked > 0 && keyed < asked:
+			t.Errorf("%s asks Meilisearch %d times, %d with the key: declare meili-key in stack.yml", name, asked, keyed)
+		}
+		if asked > 0 {
+			users = append(users, name)
+		}
+	}
+	// The writes and the two event handlers that change what the index holds,
+	// and the search itself.
+	want := []string{"archive-product", "create-product", "index-product", "search-products", "update-product",
+		"update-product-stats"}
+	if !slices.Equal(users, want) {
+		t.Errorf("functions that use Meilisearch: %v, want %v", users, want)
+	}
 }
