@@ -130,7 +130,8 @@ buildcheck:
 	$(GO) run ./cmd/buildcheck -stack stack.ce.yml -starter=false -connectors=false
 
 ## generate: write every generated file (the bundled faasd-CE stack
-## stack.ce.yml, gateway/kong.ce.yml and bundles/<service>/, and
+## stack.ce.yml, gateway/kong.ce.yml, monitoring/prometheus.ce.yml and
+## bundles/<service>/, and
 ## cmd/shop-functions/registry_gen.go); make lint checks they are current.
 generate:
 	$(GO) run ./cmd/generate

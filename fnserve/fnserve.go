@@ -21,6 +21,7 @@
 package fnserve
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -253,11 +254,11 @@ func Handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http.Handler, draining *atomic.Bool) http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "function_requests_total", Help: "Requests served by the function, by method and status code.",
-	}, []string{"method", "code"})
+		Name: "function_requests_total", Help: "Requests served by the function, by function, method and status code.",
+	}, []string{"function", "method", "code"})
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "function_request_duration_seconds", Help: "Time to serve a request.", Buckets: prometheus.DefBuckets,
-	}, []string{"method", "code"})
+	}, []string{"function", "method", "code"})
 	reg.MustRegister(requests, duration)
 	shop := telemetry.NewShop(reg)
 
@@ -286,7 +287,7 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 		}
 		served.ServeHTTP(w, r.WithContext(ctx))
 	})
-	traced := telemetry.Server(instrument(requests, duration, fn), cfg.Name,
+	traced := telemetry.Server(instrument(cfg.Name, requests, duration, fn), cfg.Name,
 		func(op string, r *http.Request) string { return op + " " + r.Method })
 
 	mux := http.NewServeMux()
@@ -353,19 +354,24 @@ func cleanPath(p string) string {
 	return np
 }
 
-// instrument counts and times every request of next by method and status
-// code, with the label values promhttp's InstrumentHandlerCounter and
+// instrument counts and times every request of next by function, method and
+// status code, with the label values promhttp's InstrumentHandlerCounter and
 // InstrumentHandlerDuration give (method lower-case, "unknown" for others;
 // the status, 200 when none was written), through one status-recording
-// writer and without the labels map those build per request.
+// writer and without the labels map those build per request. The function is
+// name, or the member of a bundle that served the request (fnhttp.ServedBy):
+// the faasd-CE stack's bundles serve several functions from one process, and
+// the rules and dashboards select by function (monitoring/prometheus.ce.yml
+// keeps the label with honor_labels).
 //
-// The children of a (method, status) pair are looked up in the vectors once
+// The children of a (function, method, status) are looked up in the vectors once
 // and kept: the vectors' look-up hashes and checks the label values, and
 // the code's label is a new string, on every request otherwise.
-func instrument(requests *prometheus.CounterVec, duration *prometheus.HistogramVec, next http.Handler) http.Handler {
+func instrument(name string, requests *prometheus.CounterVec, duration *prometheus.HistogramVec, next http.Handler) http.Handler {
 	type key struct {
-		method string // methodLabel's value: one of a dozen constants
-		status int
+		function string // name, or the member of a bundle that served (fnhttp.ServedBy)
+		method   string // methodLabel's value: one of a dozen constants
+		status   int
 	}
 	type children struct {
 		requests prometheus.Counter
@@ -383,7 +389,8 @@ func instrument(requests *prometheus.CounterVec, duration *prometheus.HistogramV
 			return c
 		}
 		code := codeLabel(k.status)
-		c = children{requests: requests.WithLabelValues(k.method, code), duration: duration.WithLabelValues(k.method, code)}
+		c = children{requests: requests.WithLabelValues(k.function, k.method, code),
+			duration: duration.WithLabelValues(k.function, k.method, code)}
 		mu.Lock()
 		kept[k] = c
 		mu.Unlock()
@@ -393,7 +400,7 @@ func instrument(requests *prometheus.CounterVec, duration *prometheus.HistogramV
 		began := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		c := lookup(key{methodLabel(r.Method), sw.status})
+		c := lookup(key{cmp.Or(sw.servedBy, name), methodLabel(r.Method), sw.status})
 		c.requests.Inc()
 		c.duration.Observe(time.Since(began).Seconds())
 	})
@@ -440,8 +447,12 @@ func codeLabel(status int) string {
 // statusWriter records the status a handler answers with.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status   int
+	servedBy string // the bundle's member that served, when one did
 }
+
+// SetServedBy is fnhttp.ServedBy's: the request's metrics are the member's.
+func (w *statusWriter) SetServedBy(function string) { w.servedBy = function }
 
 func (w *statusWriter) WriteHeader(status int) {
 	if w.status == 0 {

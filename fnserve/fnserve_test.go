@@ -216,8 +216,8 @@ func TestServing(t *testing.T) {
 	}
 
 	code, metrics := get(t, url+"/_/metrics")
-	if code != 200 || !strings.Contains(metrics, `function_requests_total{code="200",method="get"}`) ||
-		!strings.Contains(metrics, `function_requests_total{code="500",method="get"}`) {
+	if code != 200 || !strings.Contains(metrics, `function_requests_total{code="200",function="fixture",method="get"}`) ||
+		!strings.Contains(metrics, `function_requests_total{code="500",function="fixture",method="get"}`) {
 		t.Errorf("metrics: %d, function_requests_total lines: %q", code, grep(metrics, "function_requests_total{"))
 	}
 }

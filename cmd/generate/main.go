@@ -2,8 +2,9 @@
 // sources, and with -check writes nothing and fails when a committed file is
 // stale (make lint runs it that way):
 //
-//   - stack.ce.yml, gateway/kong.ce.yml and bundles/<service>/ (the bundled
-//     faasd-CE stack) from internal/routes, stack.yml and gateway/kong.yml
+//   - stack.ce.yml, gateway/kong.ce.yml, monitoring/prometheus.ce.yml and
+//     bundles/<service>/ (the bundled faasd-CE stack) from internal/routes,
+//     stack.yml, gateway/kong.yml and monitoring/prometheus.yml
 //     (dev/bundlegen);
 //   - cmd/shop-functions/registry_gen.go (the multi-call binary's table of
 //     functions) from stack.yml and the stack.ce.yml just rendered

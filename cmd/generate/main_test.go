@@ -24,7 +24,7 @@ func TestCommittedFilesAreUpToDate(t *testing.T) {
 func copyInputs(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()
-	for _, f := range []string{bundlegen.StackFile, bundlegen.KongFile} {
+	for _, f := range []string{bundlegen.StackFile, bundlegen.KongFile, bundlegen.PrometheusFile} {
 		b, err := os.ReadFile(filepath.Join("../..", f))
 		if err != nil {
 			t.Fatal(err)
@@ -45,7 +45,7 @@ func TestCheckDetectsStaleFiles(t *testing.T) {
 	root := copyInputs(t)
 	var out strings.Builder
 	err := run([]string{"-root", root, "-check"}, &out)
-	for _, want := range []string{bundlegen.StackCEFile, bundlegen.KongCEFile, stackfile.RegistryPath, "bundles/cart/handler.go"} {
+	for _, want := range []string{bundlegen.StackCEFile, bundlegen.KongCEFile, bundlegen.PrometheusCEFile, stackfile.RegistryPath, "bundles/cart/handler.go"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("check on a tree without generated files: err %v, want %s reported stale", err, want)
 		}

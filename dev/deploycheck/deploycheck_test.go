@@ -1,6 +1,7 @@
 package deploycheck
 
 import (
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,6 +108,7 @@ func TestPromtool(t *testing.T) {
 	r := root(t)
 	for _, args := range [][]string{
 		{"check", "config", "monitoring/prometheus.yml"},
+		{"check", "config", "monitoring/prometheus.ce.yml"},
 		{"check", "rules", "monitoring/rules/shop.yml"},
 		{"test", "rules", "monitoring/rules/tests/shop_test.yml"},
 	} {
@@ -296,6 +298,19 @@ func TestPrometheusTargets(t *testing.T) {
 	got := slices.Sorted(slices.Values(jobs["functions"]))
 	if diff := cmp.Diff(fns, got); diff != "" {
 		t.Errorf("job functions vs stack.yml's functions (-stack +prometheus):\n%s", diff)
+	}
+	// The faasd-CE stack's configuration scrapes its bundles.
+	jobsCE, err := JobTargets(read(t, "monitoring/prometheus.ce.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ce, err := stackfile.LoadEnv(filepath.Join(root(t), "stack.ce.yml"), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundles := slices.Sorted(maps.Keys(ce.Functions))
+	if diff := cmp.Diff(bundles, slices.Sorted(slices.Values(jobsCE["functions"]))); diff != "" {
+		t.Errorf("prometheus.ce.yml's job functions vs stack.ce.yml's functions (-stack +prometheus):\n%s", diff)
 	}
 	c := realCompose(t)
 	var eps []Endpoint

@@ -173,6 +173,7 @@ func (b *Bundle) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fnhttp.WriteProblem(w, fault.E(fault.NotFound, fault.CodeNotFound, "no such route"))
 		return
 	}
+	fnhttp.ServedBy(w, name)
 	b.byName[name].ServeHTTP(w, req)
 }
 

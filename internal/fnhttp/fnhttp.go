@@ -328,3 +328,21 @@ func (p *probeWriter) WriteHeader(status int) {
 		p.status = status
 	}
 }
+
+// ServedBy tells the function's request metrics (fnserve) that function, a
+// member of the bundle w's request reached, served it: they count it under
+// that function, not the bundle's name. It finds the metrics' writer through
+// the Unwrap chain of w; without one it does nothing.
+func ServedBy(w http.ResponseWriter, function string) {
+	for {
+		if s, ok := w.(interface{ SetServedBy(string) }); ok {
+			s.SetServedBy(function)
+			return
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
+	}
+}

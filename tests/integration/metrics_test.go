@@ -427,6 +427,7 @@ rule_files:
   - %q
 scrape_configs:
   - job_name: shop-local
+    honor_labels: true
     http_sd_configs:
       - url: %q
         refresh_interval: 2s

@@ -1,0 +1,68 @@
+package fnserve_test
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shopfaas/shop/fnserve"
+	"github.com/shopfaas/shop/internal/bundle"
+	"github.com/shopfaas/shop/internal/routes"
+)
+
+// A bundle of the faasd-CE stack serves several functions from one process:
+// its request metrics carry the member that served each request as their
+// function label, so the rules and the dashboard, which select by function
+// (create-order's SLO, get-product's latency), see the same series on both
+// stacks. A request no member serves counts under the bundle's name.
+func TestABundleCountsEachRequestUnderItsMember(t *testing.T) {
+	members := map[string]http.HandlerFunc{}
+	for _, r := range routes.Members("inventory") {
+		members[r.Function] = func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, `{}`) }
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := bundle.New("inventory", routes.Table(), members, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	h := fnserve.Handler(fnserve.Config{Name: "inventory", ExecTimeout: time.Minute, MaxRequestBytes: 1 << 20}, log, reg, b)
+	for _, req := range []struct{ method, path string }{
+		{http.MethodGet, "/api/v1/inventory/" + "0194c5a0-0000-7000-8000-000000000001"},
+		{http.MethodGet, "/api/v1/inventory/" + "0194c5a0-0000-7000-8000-000000000002"},
+		{http.MethodPost, "/_fn/reserve-stock"},
+		{http.MethodGet, "/nowhere"},
+	} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(req.method, req.path, strings.NewReader(`{}`)))
+	}
+	got := map[string]float64{}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "function_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "function" {
+					got[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	want := map[string]float64{"get-stock": 2, "reserve-stock": 1, "inventory": 1}
+	for fn, n := range want {
+		if got[fn] != n {
+			t.Errorf("function_requests_total by function: %v, want %v", got, want)
+			break
+		}
+	}
+}
