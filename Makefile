@@ -124,6 +124,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCursor$$' -fuzztime $(FUZZTIME) ./internal/orders
 	$(GO) test -run '^$$' -fuzz '^FuzzReadDelivery$$' -fuzztime $(FUZZTIME) ./internal/inbox
 	$(GO) test -run '^$$' -fuzz '^FuzzEventsRead$$' -fuzztime $(FUZZTIME) ./internal/inbox
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./internal/events
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/schedule
 
 buildcheck:
 	$(GO) run ./cmd/buildcheck -stack stack.yml

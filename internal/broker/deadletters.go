@@ -76,10 +76,17 @@ func PeekDeadLetters(conn *amqp.Connection, n Names, function string, limit int)
 // ReplayDeadLetters moves the message with id (every message when id is "")
 // from the function's DLQ back to its queue with a fresh attempt count. Each
 // message is removed from the DLQ only after RabbitMQ confirmed the copy, so
-// a replay interrupted half-way duplicates at worst and never loses.
+// a replay interrupted half-way duplicates at worst and never loses. The copy
+// is mandatory: when the function's queue does not exist (deleted, the
+// function gone), RabbitMQ returns it instead of confirming a message it
+// dropped, and the message stays in the DLQ.
 func ReplayDeadLetters(ctx context.Context, conn *amqp.Connection, n Names, function, id string) (int, error) {
 	count := 0
+	var returns chan amqp.Return // on walk's one channel, at its first message
 	err := walk(conn, n.DLQ(function), true, func(ch *amqp.Channel, d amqp.Delivery) (bool, bool, error) {
+		if returns == nil {
+			returns = ch.NotifyReturn(make(chan amqp.Return, 1))
+		}
 		if id != "" && d.MessageId != id {
 			return true, false, nil
 		}
@@ -88,7 +95,7 @@ func ReplayDeadLetters(ctx context.Context, conn *amqp.Connection, n Names, func
 		for _, k := range []string{HeaderAttempts, HeaderLastStatus, HeaderLastError, HeaderFunction, HeaderFailedAt, "x-death"} {
 			delete(headers, k)
 		}
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", n.Queue(function), false, false, amqp.Publishing{
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", n.Queue(function), true, false, amqp.Publishing{
 			Headers: headers, ContentType: d.ContentType, DeliveryMode: amqp.Persistent, MessageId: d.MessageId,
 			Type: d.Type, Timestamp: d.Timestamp, AppId: d.AppId, Body: d.Body,
 		})
@@ -97,6 +104,14 @@ func ReplayDeadLetters(ctx context.Context, conn *amqp.Connection, n Names, func
 		}
 		if ok, err := dc.WaitContext(ctx); err != nil || !ok {
 			return false, false, fmt.Errorf("replay %s not confirmed: %v", d.MessageId, err)
+		}
+		// RabbitMQ sends an unroutable mandatory message's return before its
+		// confirmation, and the client hands it over in that order.
+		select {
+		case r := <-returns:
+			return false, false, fmt.Errorf("replay %s: %s returned it (%d %s): start the function's connector, which declares the queue, and replay again",
+				d.MessageId, n.Queue(function), r.ReplyCode, r.ReplyText)
+		default:
 		}
 		if err := d.Ack(false); err != nil {
 			return false, false, err

@@ -424,6 +424,28 @@ func TestDeadLetterAfterMaxAttemptsAndReplay(t *testing.T) {
 	}
 }
 
+// Replaying into a function queue that does not exist (deleted while the
+// function was gone) keeps the message in the dead-letter queue: RabbitMQ
+// would confirm a non-mandatory copy it cannot route, and the replay would
+// then have removed the only copy.
+func TestReplayIntoAMissingQueueKeepsTheDeadLetter(t *testing.T) {
+	e := setup(t, "gone")
+	dlq := e.names.DLQ("gone")
+	if _, err := e.ch.QueueDeclare(dlq, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ch.PublishWithContext(context.Background(), "", dlq, false, false, amqp.Publishing{
+		MessageId: "evt-1", DeliveryMode: amqp.Persistent, Body: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	waitLen(t, e, dlq, 1)
+	n, err := broker.ReplayDeadLetters(context.Background(), e.conn, e.names, "gone", "")
+	if err == nil || n != 0 {
+		t.Errorf("replay into a missing queue: %d replayed, err %v; want 0 and an error", n, err)
+	}
+	waitLen(t, e, dlq, 1)
+}
+
 // A function that calls the event itself invalid (400, 413, 415, 422) is not
 // retried: the message goes to its dead-letter queue after the first call.
 func TestInvalidEventDeadLetteredAtOnce(t *testing.T) {

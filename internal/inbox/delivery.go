@@ -33,7 +33,7 @@ type Events struct {
 }
 
 // NewEvents returns an Events checking signatures with verifier. With
-// acceptUnsigned (EVENT_SIGNATURES=optional, for the upgrade of a deployment
+// acceptUnsigned (EVENT_ACCEPT_UNSIGNED=true, for the upgrade of a deployment
 // whose queues still hold events published before the relay signed them),
 // an event without a signature is accepted; a wrong signature never is.
 func NewEvents(verifier *events.Verifier, acceptUnsigned bool) (Events, error) {

@@ -71,7 +71,7 @@ func TestEventsAcceptOnlyWhatTheRelaySigned(t *testing.T) {
 		}
 	}
 
-	// During an upgrade (EVENT_SIGNATURES=optional) an unsigned event is
+	// During an upgrade (EVENT_ACCEPT_UNSIGNED=true) an unsigned event is
 	// accepted, a wrongly signed one still is not.
 	_, lenient := keys(t, true)
 	if _, err := lenient.Read(post(body, ""), events.OrderPlaced); err != nil {
