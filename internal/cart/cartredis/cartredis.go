@@ -24,7 +24,9 @@ import (
 type Config struct {
 	// Addr is Redis's host:port (REDIS_ADDR). Required.
 	Addr string
-	// Password is Redis's password, if any (optional secret redis-password).
+	// Password is Redis's password, if any. ConfigFrom sets none: the
+	// deployment's Redis has none (docker-compose.yml), as the product
+	// cache's client reads none.
 	Password string
 	// KeyPrefix is put before the user id to name a cart's key
 	// (CART_KEY_PREFIX, default "cart:"). Tests use a random prefix.
