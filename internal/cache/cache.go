@@ -25,7 +25,8 @@ import (
 type Config struct {
 	// Addr is Redis's host:port (REDIS_ADDR). Required.
 	Addr string
-	// Password is Redis's password (optional secret).
+	// Password is Redis's password, if any; no function sets one (the
+	// deployment's Redis has none, docker-compose.yml).
 	Password string
 	// Prefix starts every key, so tests and services never collide. Required.
 	Prefix string
