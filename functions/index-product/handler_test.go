@@ -145,6 +145,8 @@ func TestRefusals(t *testing.T) {
 			}
 		})
 	}
+	// Every caller but the RabbitMQ connector, with the genuine signature.
+	fntest.RefusesOtherCallers(t, h, "index-product", good, "Shop-Signature", fntest.Sign(good))
 	if cur, _ := env.Store.Current(context.Background(), p.ID); cur.InStock {
 		t.Error("a refused delivery changed in_stock")
 	}

@@ -305,6 +305,8 @@ func TestRefusals(t *testing.T) {
 			}
 		})
 	}
+	// Every caller but the RabbitMQ connector, with the genuine signature.
+	fntest.RefusesOtherCallers(t, e.h, "notify-user", good, "Shop-Signature", fntest.Sign(good))
 	if n := count(t, e.store, user); n != 0 {
 		t.Errorf("a refused delivery stored %d notifications", n)
 	}

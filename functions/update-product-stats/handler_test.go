@@ -205,6 +205,8 @@ func TestRefusals(t *testing.T) {
 			}
 		})
 	}
+	// Every caller but the RabbitMQ connector, with the genuine signature.
+	fntest.RefusesOtherCallers(t, h, "update-product-stats", good, "Shop-Signature", fntest.Sign(good))
 	if n := sold(t, env, a); n != 0 {
 		t.Errorf("a refused delivery changed sold_count to %d", n)
 	}
