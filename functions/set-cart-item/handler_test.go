@@ -182,3 +182,78 @@ func TestFiftyFirstLineIsRefused(t *testing.T) {
 		t.Fatalf("after archiving one: %d %q, %d items", status, code, len(v.Items))
 	}
 }
+
+// racingStore lets another add land between a SetItem's read of the cart and
+// its write, as a concurrent request would.
+type racingStore struct {
+	*cartredis.Store
+	race   func()
+	always bool // every write is raced, not only the first
+}
+
+func (s *racingStore) SetLineIfUnchanged(ctx context.Context, user, product uuid.UUID, quantity, maxLines int, known []uuid.UUID) error {
+	if race := s.race; race != nil {
+		if !s.always {
+			s.race = nil
+		}
+		race()
+	}
+	return s.Store.SetLineIfUnchanged(ctx, user, product, quantity, maxLines, known)
+}
+
+// Two adds of products in different currencies race: the one decided on the
+// cart before the other landed is decided again, and refused, so the cart
+// never holds two currencies (each add alone checked an empty cart and both
+// were written).
+func TestRacingAddsNeverMixCurrencies(t *testing.T) {
+	e := setup(t)
+	mug := e.catalog.Add("MUG", 1299, "USD")
+	euro := e.catalog.Add("TASSE", 1100, "EUR")
+	id, alice := e.user(t)
+	racing := &racingStore{Store: e.store, race: func() {
+		if err := e.store.SetLine(context.Background(), id, euro.ID, 1, cart.MaxLines); err != nil {
+			t.Error(err)
+		}
+	}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e.h = New(cartsvc.New(racing, e.catalog.Client(t), log), e.tokens, log)
+
+	if status, code, _ := e.put(t, alice, mug.ID.String(), `{"quantity":1}`); status != http.StatusConflict || code != "currency_mismatch" {
+		t.Errorf("the add that lost the race: %d %q, want 409 currency_mismatch", status, code)
+	}
+	lines, err := e.store.Lines(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]cart.Line{{ProductID: euro.ID, Quantity: 1}}, lines); diff != "" {
+		t.Errorf("stored cart (-want +got):\n%s", diff)
+	}
+}
+
+// A cart that gains a line before every write is given up on after
+// setTries: 503, which the client may retry, and the line is not written.
+func TestACartThatKeepsChangingIsUnavailable(t *testing.T) {
+	e := setup(t)
+	mug := e.catalog.Add("MUG", 1299, "USD")
+	id, alice := e.user(t)
+	racing := &racingStore{Store: e.store, always: true, race: func() {
+		pen := e.catalog.Add("PEN-"+uuid.NewString()[:8], 250, "USD")
+		if err := e.store.SetLine(context.Background(), id, pen.ID, 1, cart.MaxLines); err != nil {
+			t.Error(err)
+		}
+	}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e.h = New(cartsvc.New(racing, e.catalog.Client(t), log), e.tokens, log)
+	if status, code, _ := e.put(t, alice, mug.ID.String(), `{"quantity":1}`); status != http.StatusServiceUnavailable || code != "unavailable" {
+		t.Errorf("a cart changing under every try: %d %q, want 503 unavailable", status, code)
+	}
+	lines, err := e.store.Lines(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lines {
+		if l.ProductID == mug.ID {
+			t.Error("the mug was written to a cart that changed under every try")
+		}
+	}
+}

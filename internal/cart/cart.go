@@ -80,6 +80,12 @@ func Set(lines []Line, product uuid.UUID, quantity int) ([]Line, error) {
 	}
 }
 
+// ErrChanged refuses a line whose cart gained a line after it was read: the
+// new line was checked against a cart that is no longer the stored one (a
+// currency, the line limit). The service reads and decides again; past its
+// tries it answers this, which the client may retry.
+var ErrChanged = fault.E(fault.Unavailable, fault.CodeUnavailable, "the cart changed while it was being updated; try again")
+
 // ErrFull refuses a line beyond MaxLines.
 var ErrFull = fault.E(fault.Invalid, fault.CodeCartFull, fmt.Sprintf("a cart holds at most %d different products", MaxLines))
 

@@ -103,10 +103,21 @@ func (s *Store) Lines(ctx context.Context, user uuid.UUID) ([]cart.Line, error) 
 }
 
 // setScript sets or removes one line atomically, refusing a new line when the
-// cart already has maxLines lines, and restarts the TTL. It returns 0 when the
-// cart is full, 1 otherwise.
+// cart already has maxLines lines, and restarts the TTL. With check "1" it
+// first refuses when the cart holds a line that is neither the one set nor one
+// of the known lines (ARGV[6] on): a line added since the caller read the
+// cart. It returns 0 when the cart is full, 2 when it changed, 1 otherwise.
 var setScript = redis.NewScript(`
-local key, field, qty, maxLines, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local key, field, qty, maxLines, ttl, check = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+if check == '1' then
+  local known = {}
+  for i = 6, #ARGV do known[ARGV[i]] = true end
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    if f ~= field and not known[f] then
+      return 2
+    end
+  end
+end
 if qty == 0 then
   redis.call('HDEL', key, field)
 else
@@ -125,16 +136,40 @@ return 1
 // cart's TTL, atomically: concurrent writers can never push a cart past
 // maxLines, which is answered cart.ErrFull. Redis failures are fault.Unavailable.
 func (s *Store) SetLine(ctx context.Context, user, product uuid.UUID, quantity, maxLines int) error {
+	return s.setLine(ctx, user, product, quantity, maxLines, nil)
+}
+
+// SetLineIfUnchanged is SetLine for a line decided on a cart read earlier,
+// whose lines were known: when the cart has gained another line since, it
+// writes nothing and answers cart.ErrChanged, so two racing adds cannot both
+// pass a check (one currency per cart) that each made without the other.
+func (s *Store) SetLineIfUnchanged(ctx context.Context, user, product uuid.UUID, quantity, maxLines int, known []uuid.UUID) error {
+	if known == nil {
+		known = []uuid.UUID{}
+	}
+	return s.setLine(ctx, user, product, quantity, maxLines, known)
+}
+
+func (s *Store) setLine(ctx context.Context, user, product uuid.UUID, quantity, maxLines int, known []uuid.UUID) error {
 	if quantity < 0 || quantity > cart.MaxQuantity {
 		return fault.E(fault.Invalid, fault.CodeInvalidQuantity, fmt.Sprintf("quantity must be from 0 to %d", cart.MaxQuantity))
 	}
-	ok, err := setScript.Run(ctx, s.rdb, []string{s.key(user)},
-		product.String(), quantity, maxLines, s.ttl.Milliseconds()).Int()
+	args := []any{product.String(), quantity, maxLines, s.ttl.Milliseconds(), "0"}
+	if known != nil {
+		args[4] = "1"
+		for _, k := range known {
+			args = append(args, k.String())
+		}
+	}
+	ok, err := setScript.Run(ctx, s.rdb, []string{s.key(user)}, args...).Int()
 	if err != nil {
 		return unavailable(err)
 	}
-	if ok == 0 {
+	switch ok {
+	case 0:
 		return cart.ErrFull
+	case 2:
+		return cart.ErrChanged
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ package cartsvc
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 
@@ -20,6 +21,7 @@ import (
 type Store interface {
 	Lines(ctx context.Context, user uuid.UUID) ([]cart.Line, error)
 	SetLine(ctx context.Context, user, product uuid.UUID, quantity, maxLines int) error
+	SetLineIfUnchanged(ctx context.Context, user, product uuid.UUID, quantity, maxLines int, known []uuid.UUID) error
 	Remove(ctx context.Context, user uuid.UUID, products ...uuid.UUID) error
 	Clear(ctx context.Context, user uuid.UUID) error
 }
@@ -73,6 +75,9 @@ func (s *Service) Get(ctx context.Context, user uuid.UUID) (cart.View, error) {
 // otherwise) unless the line is being removed; a new line beyond cart.MaxLines
 // is fault.Invalid "cart_full"; a product in another currency than the cart's
 // is fault.Conflict "currency_mismatch". Nothing is written when it fails.
+// The line is written only while the cart has gained no other line since it
+// was read; otherwise SetItem decides again, and after setTries answers
+// cart.ErrChanged (503).
 func (s *Service) SetItem(ctx context.Context, user, product uuid.UUID, quantity int) (cart.View, error) {
 	if quantity == 0 {
 		if err := s.store.SetLine(ctx, user, product, 0, cart.MaxLines); err != nil {
@@ -87,11 +92,31 @@ func (s *Service) SetItem(ctx context.Context, user, product uuid.UUID, quantity
 	if err != nil {
 		return cart.View{}, err
 	}
+	// The line is decided on the cart as read, and written only while the
+	// cart has gained no other line (a racing add of a product in another
+	// currency, or past the limit): otherwise read and decide again.
+	for range setTries {
+		view, err := s.setOnce(ctx, user, product, quantity, cart.Money(p.Price))
+		if !errors.Is(err, cart.ErrChanged) {
+			return view, err
+		}
+	}
+	return cart.View{}, cart.ErrChanged
+}
+
+// setTries is how many times SetItem reads, decides and writes a line before
+// it gives up on a cart that keeps changing under it (cart.ErrChanged, 503).
+const setTries = 3
+
+// setOnce is one try of SetItem: read the cart, price it with price for
+// product, decide, and write the line unless the cart gained another line
+// since it was read (cart.ErrChanged).
+func (s *Service) setOnce(ctx context.Context, user, product uuid.UUID, quantity int, price cart.Money) (cart.View, error) {
 	lines, err := s.load(ctx, user)
 	if err != nil {
 		return cart.View{}, err
 	}
-	prices, err := s.prices(ctx, lines, map[uuid.UUID]cart.Money{product: cart.Money(p.Price)})
+	prices, err := s.prices(ctx, lines, map[uuid.UUID]cart.Money{product: price})
 	if err != nil {
 		return cart.View{}, err
 	}
@@ -115,7 +140,11 @@ func (s *Service) SetItem(ctx context.Context, user, product uuid.UUID, quantity
 	if err != nil {
 		return cart.View{}, err
 	}
-	if err := s.store.SetLine(ctx, user, product, quantity, cart.MaxLines); err != nil {
+	known := make([]uuid.UUID, len(kept))
+	for i, l := range kept {
+		known[i] = l.ProductID
+	}
+	if err := s.store.SetLineIfUnchanged(ctx, user, product, quantity, cart.MaxLines, known); err != nil {
 		return cart.View{}, err
 	}
 	return view, nil
