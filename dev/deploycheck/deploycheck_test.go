@@ -281,37 +281,29 @@ func TestKongVaultReferencesAreSet(t *testing.T) {
 	}
 }
 
+// scrapesTheStack checks that the functions job of the Prometheus file lists
+// exactly the functions of the stack file, and returns the file's jobs.
+func scrapesTheStack(t *testing.T, promFile, stackFile string) map[string][]string {
+	t.Helper()
+	jobs, err := JobTargets(read(t, promFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := stackfile.LoadEnv(filepath.Join(root(t), stackFile), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	fns := slices.Sorted(maps.Keys(s.Functions))
+	if diff := cmp.Diff(fns, slices.Sorted(slices.Values(jobs["functions"]))); diff != "" {
+		t.Errorf("%s's job functions vs %s's functions (-stack +prometheus):\n%s", promFile, stackFile, diff)
+	}
+	return jobs
+}
+
 func TestPrometheusTargets(t *testing.T) {
-	jobs, err := JobTargets(read(t, "monitoring/prometheus.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := stackfile.LoadEnv(filepath.Join(root(t), "stack.yml"), func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fns []string
-	for name := range s.Functions {
-		fns = append(fns, name)
-	}
-	slices.Sort(fns)
-	got := slices.Sorted(slices.Values(jobs["functions"]))
-	if diff := cmp.Diff(fns, got); diff != "" {
-		t.Errorf("job functions vs stack.yml's functions (-stack +prometheus):\n%s", diff)
-	}
+	jobs := scrapesTheStack(t, "monitoring/prometheus.yml", "stack.yml")
 	// The faasd-CE stack's configuration scrapes its bundles.
-	jobsCE, err := JobTargets(read(t, "monitoring/prometheus.ce.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ce, err := stackfile.LoadEnv(filepath.Join(root(t), "stack.ce.yml"), func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundles := slices.Sorted(maps.Keys(ce.Functions))
-	if diff := cmp.Diff(bundles, slices.Sorted(slices.Values(jobsCE["functions"]))); diff != "" {
-		t.Errorf("prometheus.ce.yml's job functions vs stack.ce.yml's functions (-stack +prometheus):\n%s", diff)
-	}
+	scrapesTheStack(t, "monitoring/prometheus.ce.yml", "stack.ce.yml")
 	c := realCompose(t)
 	var eps []Endpoint
 	for job, targets := range jobs {

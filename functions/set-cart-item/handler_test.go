@@ -20,6 +20,7 @@ import (
 	"github.com/shopfaas/shop/internal/cart/cartredis"
 	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
 	"github.com/shopfaas/shop/internal/cart/cartsvc"
+	"github.com/shopfaas/shop/internal/catalogclient"
 	"github.com/shopfaas/shop/internal/catalogclient/catalogtest"
 	"github.com/shopfaas/shop/internal/fntest"
 )
@@ -201,6 +202,34 @@ func (s *racingStore) SetLineIfUnchanged(ctx context.Context, user, product uuid
 	return s.Store.SetLineIfUnchanged(ctx, user, product, quantity, maxLines, known)
 }
 
+// raced serves e's handler over a racingStore whose race adds product to the
+// user's cart (a new product each time when product is nil), before the first
+// write only or before every write.
+func (e *env) raced(t *testing.T, user uuid.UUID, product *catalogclient.Product, always bool) {
+	t.Helper()
+	racing := &racingStore{Store: e.store, always: always, race: func() {
+		p := product
+		if p == nil {
+			q := e.catalog.Add("PEN-"+uuid.NewString()[:8], 250, "USD")
+			p = &q
+		}
+		if err := e.store.SetLine(context.Background(), user, p.ID, 1, cart.MaxLines); err != nil {
+			t.Error(err)
+		}
+	}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e.h = New(cartsvc.New(racing, e.catalog.Client(t), log), e.tokens, log)
+}
+
+func (e env) lines(t *testing.T, user uuid.UUID) []cart.Line {
+	t.Helper()
+	lines, err := e.store.Lines(context.Background(), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lines
+}
+
 // Two adds of products in different currencies race: the one decided on the
 // cart before the other landed is decided again, and refused, so the cart
 // never holds two currencies (each add alone checked an empty cart and both
@@ -210,22 +239,11 @@ func TestRacingAddsNeverMixCurrencies(t *testing.T) {
 	mug := e.catalog.Add("MUG", 1299, "USD")
 	euro := e.catalog.Add("TASSE", 1100, "EUR")
 	id, alice := e.user(t)
-	racing := &racingStore{Store: e.store, race: func() {
-		if err := e.store.SetLine(context.Background(), id, euro.ID, 1, cart.MaxLines); err != nil {
-			t.Error(err)
-		}
-	}}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e.h = New(cartsvc.New(racing, e.catalog.Client(t), log), e.tokens, log)
-
+	e.raced(t, id, &euro, false)
 	if status, code, _ := e.put(t, alice, mug.ID.String(), `{"quantity":1}`); status != http.StatusConflict || code != "currency_mismatch" {
 		t.Errorf("the add that lost the race: %d %q, want 409 currency_mismatch", status, code)
 	}
-	lines, err := e.store.Lines(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]cart.Line{{ProductID: euro.ID, Quantity: 1}}, lines); diff != "" {
+	if diff := cmp.Diff([]cart.Line{{ProductID: euro.ID, Quantity: 1}}, e.lines(t, id)); diff != "" {
 		t.Errorf("stored cart (-want +got):\n%s", diff)
 	}
 }
@@ -236,22 +254,11 @@ func TestACartThatKeepsChangingIsUnavailable(t *testing.T) {
 	e := setup(t)
 	mug := e.catalog.Add("MUG", 1299, "USD")
 	id, alice := e.user(t)
-	racing := &racingStore{Store: e.store, always: true, race: func() {
-		pen := e.catalog.Add("PEN-"+uuid.NewString()[:8], 250, "USD")
-		if err := e.store.SetLine(context.Background(), id, pen.ID, 1, cart.MaxLines); err != nil {
-			t.Error(err)
-		}
-	}}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e.h = New(cartsvc.New(racing, e.catalog.Client(t), log), e.tokens, log)
+	e.raced(t, id, nil, true)
 	if status, code, _ := e.put(t, alice, mug.ID.String(), `{"quantity":1}`); status != http.StatusServiceUnavailable || code != "unavailable" {
 		t.Errorf("a cart changing under every try: %d %q, want 503 unavailable", status, code)
 	}
-	lines, err := e.store.Lines(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range lines {
+	for _, l := range e.lines(t, id) {
 		if l.ProductID == mug.ID {
 			t.Error("the mug was written to a cart that changed under every try")
 		}
