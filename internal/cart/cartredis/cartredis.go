@@ -136,7 +136,7 @@ return 1
 // cart's TTL, atomically: concurrent writers can never push a cart past
 // maxLines, which is answered cart.ErrFull. Redis failures are fault.Unavailable.
 func (s *Store) SetLine(ctx context.Context, user, product uuid.UUID, quantity, maxLines int) error {
-	return s.setLine(ctx, user, product, quantity, maxLines, nil)
+	return s.setLine(ctx, user, product, quantity, maxLines, false, nil)
 }
 
 // SetLineIfUnchanged is SetLine for a line decided on a cart read earlier,
@@ -144,22 +144,22 @@ func (s *Store) SetLine(ctx context.Context, user, product uuid.UUID, quantity, 
 // writes nothing and answers cart.ErrChanged, so two racing adds cannot both
 // pass a check (one currency per cart) that each made without the other.
 func (s *Store) SetLineIfUnchanged(ctx context.Context, user, product uuid.UUID, quantity, maxLines int, known []uuid.UUID) error {
-	if known == nil {
-		known = []uuid.UUID{}
-	}
-	return s.setLine(ctx, user, product, quantity, maxLines, known)
+	return s.setLine(ctx, user, product, quantity, maxLines, true, known)
 }
 
-func (s *Store) setLine(ctx context.Context, user, product uuid.UUID, quantity, maxLines int, known []uuid.UUID) error {
+// setLine runs setScript; with check, it refuses a cart that holds a line
+// other than product and known.
+func (s *Store) setLine(ctx context.Context, user, product uuid.UUID, quantity, maxLines int, check bool, known []uuid.UUID) error {
 	if quantity < 0 || quantity > cart.MaxQuantity {
 		return fault.E(fault.Invalid, fault.CodeInvalidQuantity, fmt.Sprintf("quantity must be from 0 to %d", cart.MaxQuantity))
 	}
-	args := []any{product.String(), quantity, maxLines, s.ttl.Milliseconds(), "0"}
-	if known != nil {
-		args[4] = "1"
-		for _, k := range known {
-			args = append(args, k.String())
-		}
+	flag := "0"
+	if check {
+		flag = "1"
+	}
+	args := []any{product.String(), quantity, maxLines, s.ttl.Milliseconds(), flag}
+	for _, k := range known {
+		args = append(args, k.String())
 	}
 	ok, err := setScript.Run(ctx, s.rdb, []string{s.key(user)}, args...).Int()
 	if err != nil {
