@@ -442,14 +442,17 @@ func byFunction(byTopic map[string][]string) map[string][]string {
 
 // subscription consumes one function's queue.
 type subscription struct {
-	c      *Connector
-	fn     string
-	ch     *amqp.Channel
-	pub    *amqp.Channel
-	pubMu  sync.Mutex
-	tag    string
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	c     *Connector
+	fn    string
+	ch    *amqp.Channel
+	pub   *amqp.Channel
+	pubMu sync.Mutex
+	// returns receives what the broker hands back of pub's mandatory
+	// publishes (publish holds pubMu, so at most one is in flight).
+	returns chan amqp.Return
+	tag     string
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 func (c *Connector) subscribe(ctx context.Context, conn *amqp.Connection, fn string) (*subscription, error) {
@@ -467,7 +470,8 @@ func (c *Connector) subscribe(ctx context.Context, conn *amqp.Connection, fn str
 	if err := ch.Qos(c.cfg.Prefetch, 0, false); err != nil {
 		return nil, err
 	}
-	s := &subscription{c: c, fn: fn, ch: ch, pub: pub, tag: "shop-connector-" + fn}
+	s := &subscription{c: c, fn: fn, ch: ch, pub: pub, tag: "shop-connector-" + fn,
+		returns: pub.NotifyReturn(make(chan amqp.Return, 1))}
 	deliveries, err := ch.Consume(c.cfg.Names.Queue(fn), s.tag, false, false, false, false, nil)
 	if err != nil {
 		return nil, err
@@ -570,10 +574,40 @@ func permanent(status int) bool {
 	return !fault.Retryable(fnhttp.ErrorFrom(status, nil))
 }
 
+// errReturned is a copy the broker returned: no queue of that name.
+var errReturned = errors.New("the broker returned the copy: no such queue")
+
+// publish copies msg to one of the function's own queues (a retry queue or
+// its DLQ) and waits for the broker's confirmation. The copy is mandatory:
+// when the queue is gone (an operator deleted it while the connector ran),
+// RabbitMQ returns it instead of confirming a message it dropped. The
+// function's queues are then declared again, as at subscribe, and the copy
+// sent once more; any other failure leaves the caller's original unacked.
 func (s *subscription) publish(ctx context.Context, queue string, msg amqp.Publishing) error {
 	s.pubMu.Lock()
 	defer s.pubMu.Unlock()
-	dc, err := s.pub.PublishWithDeferredConfirmWithContext(ctx, "", queue, false, false, msg)
+	err := s.publishOnce(ctx, queue, msg)
+	if !errors.Is(err, errReturned) {
+		return err
+	}
+	s.c.log.Warn("a queue of the function was missing, declaring its queues again", "fn", s.fn, "queue", queue)
+	if err := broker.DeclareFunction(s.pub, s.c.cfg.Names, s.fn, s.c.delays); err != nil {
+		return err
+	}
+	return s.publishOnce(ctx, queue, msg)
+}
+
+func (s *subscription) publishOnce(ctx context.Context, queue string, msg amqp.Publishing) error {
+	// A return left over from a publish whose wait was cancelled is not
+	// this copy's.
+	for drained := false; !drained; {
+		select {
+		case <-s.returns:
+		default:
+			drained = true
+		}
+	}
+	dc, err := s.pub.PublishWithDeferredConfirmWithContext(ctx, "", queue, true, false, msg)
 	if err != nil {
 		return err
 	}
@@ -583,6 +617,13 @@ func (s *subscription) publish(ctx context.Context, queue string, msg amqp.Publi
 	}
 	if !ok {
 		return errors.New("broker nacked")
+	}
+	// RabbitMQ sends an unroutable mandatory message's return before its
+	// confirmation, and the client hands them over in that order.
+	select {
+	case r := <-s.returns:
+		return fmt.Errorf("%w (%s: %d %s)", errReturned, queue, r.ReplyCode, r.ReplyText)
+	default:
 	}
 	return nil
 }

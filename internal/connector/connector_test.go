@@ -259,16 +259,11 @@ func (e *env) publish(t *testing.T, topic string) string {
 
 func (e *env) queueLen(t *testing.T, q string) int {
 	t.Helper()
-	ch, err := e.conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = ch.Close() }()
-	info, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
+	n, err := e.tryQueueLen(q)
 	if err != nil {
 		t.Fatalf("inspect %s: %v", q, err)
 	}
-	return info.Messages
+	return n
 }
 
 func ids(cs []call) []string {
@@ -574,16 +569,59 @@ func TestStaleBindingRemovedAtStart(t *testing.T) {
 	}
 }
 
+// A retry or dead-letter copy into a queue an operator deleted while the
+// connector ran is not lost: RabbitMQ would confirm a non-mandatory copy it
+// cannot route, and the connector would then ack the only one. The copy is
+// returned instead, and the connector declares the function's queues again.
+func TestACopyIntoADeletedQueueIsNotLost(t *testing.T) {
+	e := setup(t, "nodlq", "noretry")
+	topic := e.names.Prefix + "order.placed.v1"
+	e.gw.set("nodlq", topic, func(int) int { return http.StatusBadRequest })
+	e.gw.set("noretry", topic, func(n int) int {
+		if n == 1 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+	e.start(t)
+	e.gw.synced(t)
+	for _, q := range []string{e.names.DLQ("nodlq"), e.names.Retry("noretry", e.cfg.Delays()[0])} {
+		if _, err := e.ch.QueueDelete(q, false, false, false); err != nil {
+			t.Fatalf("delete %s: %v", q, err)
+		}
+	}
+	id := e.publish(t, topic)
+	waitLen(t, e, e.names.DLQ("nodlq"), 1)
+	if got := e.gw.waitCalls(t, "noretry", 2, 10*time.Second); got[1].id != id {
+		t.Errorf("noretry's second call is for %s, want %s", got[1].id, id)
+	}
+}
+
 func waitLen(t *testing.T, e *env, q string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
+	got, err := -1, error(nil)
 	for time.Now().Before(deadline) {
-		if e.queueLen(t, q) == n {
+		// A missing queue may yet be declared: wait for it too.
+		if got, err = e.tryQueueLen(q); err == nil && got == n {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("%s has %d messages, want %d", q, e.queueLen(t, q), n)
+	t.Fatalf("%s has %d messages (%v), want %d", q, got, err, n)
+}
+
+func (e *env) tryQueueLen(q string) (int, error) {
+	ch, err := e.conn.Channel()
+	if err != nil {
+		return -1, err
+	}
+	defer func() { _ = ch.Close() }()
+	info, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
+	if err != nil {
+		return -1, err
+	}
+	return info.Messages, nil
 }
 
 func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
