@@ -1,10 +1,12 @@
 package deploycheck
 
 import (
+	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -336,10 +338,19 @@ func TestGrafanaProvisioning(t *testing.T) {
 	if diff := cmp.Diff([]string{"prometheus/prometheus", "jaeger/jaeger"}, types); diff != "" {
 		t.Errorf("datasources (-want +got):\n%s", diff)
 	}
+	all := strings.Join(dashboardExprs(t), "\n")
+	for _, metric := range []string{"function_requests_total", "function_request_duration_seconds_bucket", "shop_outbox_oldest_pending_age_seconds", "shop_dead_letters", "shop_orders_total", "shop_saga_step_duration_seconds_bucket"} {
+		if !strings.Contains(all, metric) {
+			t.Errorf("the dashboard shows no %s", metric)
+		}
+	}
+}
+
+// dashboardExprs are the queries of every panel of the Grafana dashboard.
+func dashboardExprs(t *testing.T) []string {
+	t.Helper()
 	var dash struct {
-		UID    string `yaml:"uid"`
 		Panels []struct {
-			Title   string `yaml:"title"`
 			Targets []struct {
 				Expr string `yaml:"expr"`
 			} `yaml:"targets"`
@@ -354,10 +365,78 @@ func TestGrafanaProvisioning(t *testing.T) {
 			exprs = append(exprs, tg.Expr)
 		}
 	}
-	all := strings.Join(exprs, "\n")
-	for _, metric := range []string{"function_requests_total", "function_request_duration_seconds_bucket", "shop_outbox_oldest_pending_age_seconds", "shop_dead_letters", "shop_orders_total", "shop_saga_step_duration_seconds_bucket"} {
-		if !strings.Contains(all, metric) {
-			t.Errorf("the dashboard shows no %s", metric)
+	if len(exprs) == 0 {
+		t.Fatal("no panel query in the dashboard")
+	}
+	return exprs
+}
+
+// shopMetric is a metric the shop's code defines (prometheus.*Opts).
+var shopMetric = regexp.MustCompile(`Name:\s*"(shop_[a-z0-9_]+)"`)
+
+// Every metric the shop's code defines is on a panel of the dashboard, and
+// every recording rule feeds a panel or an alert: a metric nobody can see,
+// or a rule nothing reads, is dead weight or a gap in what operators watch.
+func TestEveryMetricIsShownAndEveryRuleRead(t *testing.T) {
+	metrics := map[string]bool{}
+	err := filepath.WalkDir(root(t), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == ".local" || d.Name() == "build") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range shopMetric.FindAllSubmatch(b, -1) {
+			metrics[string(m[1])] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(metrics) < 10 {
+		t.Fatalf("found %d shop metrics in the code, expected at least 10: is the pattern stale?", len(metrics))
+	}
+	var rules struct {
+		Groups []struct {
+			Rules []struct{ Record, Alert, Expr string } `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(read(t, "monitoring/rules/shop.yml"), &rules); err != nil {
+		t.Fatal(err)
+	}
+	panels := dashboardExprs(t)
+	readers := slices.Clone(panels)
+	var records []string
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if r.Record != "" {
+				records = append(records, r.Record)
+			} else {
+				readers = append(readers, r.Expr)
+			}
+		}
+	}
+	shown := strings.Join(panels, "\n")
+	for _, m := range slices.Sorted(maps.Keys(metrics)) {
+		if !strings.Contains(shown, m) {
+			t.Errorf("no dashboard panel shows %s", m)
+		}
+	}
+	if len(records) == 0 {
+		t.Fatal("no recording rule in monitoring/rules/shop.yml")
+	}
+	all := strings.Join(readers, "\n")
+	for _, r := range records {
+		if !strings.Contains(all, r) {
+			t.Errorf("recording rule %s feeds no panel and no alert", r)
 		}
 	}
 }
