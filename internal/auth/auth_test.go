@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -302,14 +303,14 @@ func TestFromRequestAndRequireAdmin(t *testing.T) {
 }
 
 func TestPasswords(t *testing.T) {
-	hash, err := auth.HashPassword("correct horse")
+	hash, err := auth.HashPassword(context.Background(), "correct horse")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(hash, "$argon2id$v=19$") {
 		t.Errorf("hash %q is not PHC argon2id", hash)
 	}
-	other, _ := auth.HashPassword("correct horse")
+	other, _ := auth.HashPassword(context.Background(), "correct horse")
 	if other == hash {
 		t.Error("two hashes of one password are equal: the salt is not random")
 	}
@@ -336,7 +337,7 @@ func TestPasswords(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := auth.CheckPassword(tt.hash, tt.password)
+			got, err := auth.CheckPassword(context.Background(), tt.hash, tt.password)
 			if got != tt.want || (err != nil) != tt.wantErr {
 				t.Errorf("CheckPassword = %v, %v; want %v, err %v", got, err, tt.want, tt.wantErr)
 			}

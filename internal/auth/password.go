@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -8,8 +9,11 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/shopfaas/shop/internal/fault"
 )
 
 // Argon2id parameters (RFC 9106's second recommended option, memory-reduced to
@@ -26,20 +30,78 @@ const (
 	maxArgonMemory = 256 * 1024
 )
 
-// HashPassword returns an argon2id hash in the PHC string format.
-func HashPassword(password string) (string, error) {
+// MaxConcurrentHashes bounds the argon2id computations a process runs at
+// once. Each allocates its whole memory cost (19 MiB) for as long as it runs,
+// and nothing else bounds how many logins or registrations arrive together:
+// within Kong's per-IP limit, ten at once took a 128 MiB function past its
+// memory limit, and the kernel killed it. Two slots hold at most 38 MiB of
+// argon2 memory whatever the burst; a hash is CPU-bound on one core, so more
+// slots would not check more passwords per second on a function's CPU share.
+const MaxConcurrentHashes = 2
+
+var (
+	hashSlots = make(chan struct{}, MaxConcurrentHashes)
+	// hashWait is how long a caller waits for a slot before it is refused
+	// with 503 and Retry-After: about 80 checks queue behind the two slots.
+	hashWait = 2 * time.Second
+	// argonKey is argon2.IDKey; tests wrap it to watch the bound.
+	argonKey = argon2.IDKey
+)
+
+// errHashBusy is the cause of the 503 a caller gets when no slot freed up
+// within hashWait; its RetryAfter sets the answer's Retry-After.
+type errHashBusy struct{}
+
+func (errHashBusy) Error() string             { return "every password-hash slot stayed busy" }
+func (errHashBusy) RetryAfter() time.Duration { return time.Second }
+
+// withHashSlot runs f in one of the process's MaxConcurrentHashes slots. It
+// waits at most hashWait (fault.Unavailable) and no longer than ctx.
+func withHashSlot(ctx context.Context, f func()) error {
+	select {
+	case hashSlots <- struct{}{}:
+	default:
+		t := time.NewTimer(hashWait)
+		defer t.Stop()
+		select {
+		case hashSlots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return fault.Wrap(errHashBusy{}, fault.Unavailable, fault.CodeUnavailable,
+				"too many password checks at once; retry shortly")
+		}
+	}
+	defer func() { <-hashSlots }()
+	f()
+	return nil
+}
+
+// HashPassword returns an argon2id hash in the PHC string format. It waits
+// for one of the process's hash slots (withHashSlot).
+func HashPassword(ctx context.Context, password string) (string, error) {
 	salt := make([]byte, saltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	var key []byte
+	if err := withHashSlot(ctx, func() {
+		key = argonKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	}); err != nil {
+		return "", err
+	}
+	return encodeHash(salt, key), nil
+}
+
+func encodeHash(salt, key []byte) string {
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
-		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 }
 
 // CheckPassword reports whether password matches the PHC-encoded hash, in
-// constant time. A malformed hash is an error, never a match.
-func CheckPassword(hash, password string) (bool, error) {
+// constant time. A malformed hash is an error, never a match. It waits for
+// one of the process's hash slots (withHashSlot).
+func CheckPassword(ctx context.Context, hash, password string) (bool, error) {
 	parts := strings.Split(hash, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
 		return false, errors.New("unsupported password hash")
@@ -70,15 +132,22 @@ func CheckPassword(hash, password string) (bool, error) {
 	if len(want) < 16 || len(salt) < 8 {
 		return false, errors.New("argon2 salt or key too short")
 	}
-	got := argon2.IDKey([]byte(password), salt, iters, mem, threads, uint32(len(want)))
+	var got []byte
+	if err := withHashSlot(ctx, func() {
+		got = argonKey([]byte(password), salt, iters, mem, threads, uint32(len(want)))
+	}); err != nil {
+		return false, err
+	}
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
 // DummyHash is checked against when a login names an unknown email, so the
 // response time does not reveal which emails are registered. It is computed on
 // first use, not at start-up; login-user asks for it when it builds its
-// handler, so that no login pays for it.
+// handler, so that no login pays for it. It is computed outside the hash
+// slots, so that a burst of logins cannot make it fail and leave it empty.
 var DummyHash = sync.OnceValue(func() string {
-	h, _ := HashPassword("dummy-password-for-timing")
-	return h
+	salt := make([]byte, saltLen)
+	_, _ = rand.Read(salt)
+	return encodeHash(salt, argonKey([]byte("dummy-password-for-timing"), salt, argonTime, argonMemory, argonThreads, argonKeyLen))
 })

@@ -39,7 +39,7 @@ const emailKey = "users_email_key"
 // Store reads and writes accounts. It is safe for concurrent use.
 type Store struct {
 	db   *pgxpool.Pool
-	hash func(password string) (string, error) // auth.HashPassword; tests count calls
+	hash func(ctx context.Context, password string) (string, error) // auth.HashPassword; tests count calls
 }
 
 // New returns a store over pool, whose database has Migrations applied.
@@ -81,9 +81,9 @@ func (s *Store) create(ctx context.Context, reg users.Registration, role string)
 	if taken {
 		return users.User{}, users.ErrEmailTaken
 	}
-	hash, err := s.hash(reg.Password)
+	hash, err := s.hash(ctx, reg.Password)
 	if err != nil {
-		return users.User{}, fault.Internalf("hash password: %w", err)
+		return users.User{}, passwordErr("hash password", err)
 	}
 	var u users.User
 	err = postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
@@ -121,9 +121,9 @@ func (s *Store) Authenticate(ctx context.Context, login users.Login) (users.User
 	if !found {
 		hash = auth.DummyHash()
 	}
-	ok, err := auth.CheckPassword(hash, login.Password)
+	ok, err := auth.CheckPassword(ctx, hash, login.Password)
 	if err != nil {
-		return users.User{}, fault.Internalf("check password of %s: %w", u.ID, err)
+		return users.User{}, passwordErr("check password of "+u.ID.String(), err)
 	}
 	if !found || !ok || !login.Plausible() {
 		return users.User{}, users.ErrInvalidCredentials
@@ -167,6 +167,20 @@ func (s *Store) EnsureAdmin(ctx context.Context, reg users.Registration) (users.
 
 var errNoAccount = errors.New("no account with this email")
 
+// passwordErr keeps what auth's hash slots answer when they stay busy
+// (fault.Unavailable: 503 with Retry-After) or when the request ended while
+// it waited; any other failure to hash or check a password is a defect.
+func passwordErr(what string, err error) error {
+	if waitFailed(err) {
+		return err
+	}
+	return fault.Internalf("%s: %w", what, err)
+}
+
+func waitFailed(err error) bool {
+	return fault.KindOf(err) == fault.Unavailable || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
 // promote updates an existing account to admin with reg's password and name;
 // errNoAccount when there is none.
 func (s *Store) promote(ctx context.Context, reg users.Registration) (users.User, bool, error) {
@@ -182,16 +196,19 @@ func (s *Store) promote(ctx context.Context, reg users.Registration) (users.User
 		if err != nil {
 			return unavailable(err)
 		}
-		same, err := auth.CheckPassword(hash, reg.Password)
+		same, err := auth.CheckPassword(ctx, hash, reg.Password)
 		if err != nil {
+			if waitFailed(err) {
+				return err
+			}
 			same = false // an unreadable hash is replaced
 		}
 		if same && u.Role == users.RoleAdmin && u.Name == reg.Name {
 			return nil
 		}
 		if !same {
-			if hash, err = auth.HashPassword(reg.Password); err != nil {
-				return fault.Internalf("hash password: %w", err)
+			if hash, err = auth.HashPassword(ctx, reg.Password); err != nil {
+				return passwordErr("hash password", err)
 			}
 		}
 		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET role = $2, name = $3, password_hash = $4, updated_at = now()

@@ -136,7 +136,7 @@ func TestRegisterDuplicateEmailHashesNothing(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	hashes := 0
-	usersdb.SetHasher(s, func(p string) (string, error) { hashes++; return auth.HashPassword(p) })
+	usersdb.SetHasher(s, func(ctx context.Context, p string) (string, error) { hashes++; return auth.HashPassword(ctx, p) })
 	if _, err := s.Register(ctx, registration(t, "carol@example.com", "password-1", "Carol")); err != nil {
 		t.Fatal(err)
 	}
