@@ -635,6 +635,26 @@ func TestEdgeServesKongRoutes(t *testing.T) {
 			t.Error("404 without correlation id")
 		}
 	})
+	// A DNS-rebinding page reaches the edge under its own name: refused, as
+	// the gateway API refuses it.
+	t.Run("rebinding", func(t *testing.T) {
+		for host, want := range map[string]int{"attacker.example:8000": http.StatusMisdirectedRequest, "localhost": http.StatusOK} {
+			req, err := http.NewRequest(http.MethodGet, rt.EdgeURL+"/api/v1/users/me", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = host
+			req.Header.Set("Authorization", bearer)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = res.Body.Close()
+			if res.StatusCode != want {
+				t.Errorf("Host %s: %d, want %d", host, res.StatusCode, want)
+			}
+		}
+	})
 }
 
 // Close stops every process, so nothing survives the runtime.

@@ -25,11 +25,7 @@ import (
 //
 // Answers are plain text, as faasd's gateway API answers.
 func Guard(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !loopbackHost(r.Host) {
-			http.Error(w, "the gateway API answers only to loopback host names", http.StatusMisdirectedRequest)
-			return
-		}
+	return LoopbackHostOnly("the gateway API", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		browser := r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Mode") != ""
 		if browser && !strings.HasPrefix(r.URL.Path, "/function/") {
 			http.Error(w, "the gateway API does not serve browsers", http.StatusForbidden)
@@ -40,6 +36,24 @@ func Guard(next http.Handler) http.Handler {
 				http.Error(w, "the system API takes JSON bodies only", http.StatusUnsupportedMediaType)
 				return
 			}
+		}
+		next.ServeHTTP(w, r)
+	}))
+}
+
+// LoopbackHostOnly answers 421 Misdirected Request, naming what, to a
+// request whose Host is not a loopback name or address. The runtime listens
+// on loopback only, so any other Host is a DNS-rebinding page: a name the
+// attacker controls, now pointing at 127.0.0.1, which makes the browser treat
+// the local edge or gateway as the attacker's own origin (no CORS check) and
+// hand it the answers. The edge has it too: a rebinding page could otherwise
+// log in as the development admin (its password is in the README) and use the
+// admin API.
+func LoopbackHostOnly(what string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !loopbackHost(r.Host) {
+			http.Error(w, what+" answers only to loopback host names", http.StatusMisdirectedRequest)
+			return
 		}
 		next.ServeHTTP(w, r)
 	})
