@@ -57,7 +57,7 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
 	c := config.New(getenv)
-	url := c.String("RABBITMQ_URL", broker.DefaultURL)
+	rawURL := c.String("RABBITMQ_URL", broker.DefaultURL)
 	gateway := c.String("GATEWAY_URL", "http://127.0.0.1:8080")
 	names := broker.Names{Prefix: c.String("EXCHANGE_PREFIX", "")}
 	var gatewayAuth sdk.ClientAuth
@@ -65,6 +65,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		gatewayAuth = &sdk.BasicAuth{Username: user, Password: password}
 	}
 	if err := c.Err(); err != nil {
+		return err
+	}
+	url, err := broker.URL(rawURL, c.OptionalSecret(broker.PasswordSecret))
+	if err != nil {
 		return err
 	}
 	if len(args) == 0 {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -56,7 +58,13 @@ func TestListInspectReplayPurge(t *testing.T) {
 			t.Fatalf("publish %s not confirmed: %v", id, err)
 		}
 	}
-	getenv := config.Env(map[string]string{"RABBITMQ_URL": rabbitURL, "EXCHANGE_PREFIX": names.Prefix})
+	// The password comes from the rabbitmq-password secret, as on faasd,
+	// where RABBITMQ_URL names none; the secret wins over a stale one.
+	secrets := t.TempDir()
+	if err := os.WriteFile(filepath.Join(secrets, broker.PasswordSecret), []byte("guest\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := config.Env(map[string]string{"RABBITMQ_URL": "amqp://guest:not-the-password@127.0.0.1:5672/", "SECRETS_DIR": secrets, "EXCHANGE_PREFIX": names.Prefix})
 	do := func(args ...string) string {
 		t.Helper()
 		var out bytes.Buffer

@@ -66,7 +66,6 @@ func run(ctx context.Context, getenv func(string) string) error {
 	password := c.OptionalSecret("db-password")
 	signingKey := c.Secret("event-signing-key", "", false)
 	cfg := relay.Config{
-		BrokerURL:      c.String("RABBITMQ_URL", broker.DefaultURL),
 		Names:          broker.Names{Prefix: c.String("EXCHANGE_PREFIX", "")},
 		BatchSize:      c.Int("RELAY_BATCH_SIZE", 100, 1, 10000),
 		BatchWait:      batchWait(c.Duration("RELAY_BATCH_WAIT", relay.DefaultBatchWait)),
@@ -83,6 +82,9 @@ func run(ctx context.Context, getenv func(string) string) error {
 	}
 	metricsAddr := c.String("METRICS_ADDR", "127.0.0.1:0")
 	if err := c.Err(); err != nil {
+		return err
+	}
+	if cfg.BrokerURL, err = broker.URL(c.String("RABBITMQ_URL", broker.DefaultURL), c.OptionalSecret(broker.PasswordSecret)); err != nil {
 		return err
 	}
 	if cfg.Signer, err = events.ParseSigner(signingKey); err != nil {

@@ -53,7 +53,6 @@ func run(ctx context.Context, getenv func(string) string) error {
 	cfg := connector.Config{
 		GatewayURL:      loc.Gateway,
 		Direct:          loc.Direct,
-		BrokerURL:       c.String("RABBITMQ_URL", broker.DefaultURL),
 		Names:           broker.Names{Prefix: c.String("EXCHANGE_PREFIX", "")},
 		MaxAttempts:     c.Int("MAX_ATTEMPTS", 5, 1, 20),
 		RetryDelay:      c.Duration("RETRY_DELAY", 5*time.Second),
@@ -68,6 +67,9 @@ func run(ctx context.Context, getenv func(string) string) error {
 	cfg.GatewayUser, cfg.GatewayPassword = c.GatewayBasicAuth()
 	metricsAddr := c.String("METRICS_ADDR", "127.0.0.1:0")
 	if err := c.Err(); err != nil {
+		return err
+	}
+	if cfg.BrokerURL, err = broker.URL(c.String("RABBITMQ_URL", broker.DefaultURL), c.OptionalSecret(broker.PasswordSecret)); err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()

@@ -7,6 +7,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -15,6 +16,30 @@ import (
 
 // DefaultURL is the broker of a developer machine.
 const DefaultURL = "amqp://guest:guest@127.0.0.1:5672/"
+
+// PasswordSecret is the secret file whose content, when present, is the
+// broker password: the processes read it from a file, so it is in no
+// process's environment or command line (docker-compose.yml sets
+// RABBITMQ_URL without it).
+const PasswordSecret = "rabbitmq-password"
+
+// URL is rawURL with password as its password when password is not empty
+// (the user stays the URL's, guest when it names none).
+func URL(rawURL, password string) (string, error) {
+	if password == "" {
+		return rawURL, nil
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") {
+		return "", fmt.Errorf("RABBITMQ_URL is not an amqp:// or amqps:// URL")
+	}
+	user := "guest"
+	if u.User != nil && u.User.Username() != "" {
+		user = u.User.Username()
+	}
+	u.User = url.UserPassword(user, password)
+	return u.String(), nil
+}
 
 // ContentType is the content type of every event message: a CloudEvents
 // structured-mode JSON envelope.
