@@ -4,8 +4,11 @@ package function
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/shopfaas/shop/internal/auth"
@@ -19,7 +22,7 @@ import (
 // Build reads the function's configuration from c and builds its handler.
 // fnserve calls it on the first request, and again after a failed build.
 func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
-	d, err := usersenv.Load(context.Background(), c, log, usersenv.Needs{Issue: true})
+	d, err := usersenv.Load(context.Background(), c, log, usersenv.Needs{Issue: true, LoginLimit: true})
 	if err != nil {
 		return nil, err
 	}
@@ -27,13 +30,26 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	// than by the first login that names an unknown email, which would take
 	// two hashes' time where a wrong password takes one.
 	auth.DummyHash()
-	return New(d.Store, d.Signer, log), nil
+	return New(d.Store, d.Signer, d.LoginLimit, log), nil
 }
 
 // Authenticator checks credentials; usersdb.Store is the real one. It must
 // answer an unknown email exactly like a wrong password.
 type Authenticator interface {
 	Authenticate(ctx context.Context, login users.Login) (users.User, error)
+}
+
+// Limiter counts one login of an account; ratelimit.Limiter is the real one.
+// Past its limit it answers 429 rate_limited with a Retry-After.
+type Limiter interface {
+	Allow(ctx context.Context, key string) error
+}
+
+// AccountKey is the rate limit's key of an email: a digest, so that no
+// client text reaches a Redis key, of the form Authenticate looks up.
+func AccountKey(email string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(email)))
+	return hex.EncodeToString(sum[:16])
 }
 
 type request struct {
@@ -50,8 +66,11 @@ type Token struct {
 
 // New serves POST /api/v1/auth/login: 200 and a bearer token for valid
 // credentials, 401 invalid_credentials for an unknown email or a wrong
-// password alike, 422 for missing fields, 400 for malformed bodies.
-func New(store Authenticator, tokens *auth.Signer, log *slog.Logger) http.Handler {
+// password alike, 422 for missing fields, 400 for malformed bodies, 429 past
+// limit's count of logins of one account (before any password work): the
+// edge limits logins per client IP, which an attacker guessing one
+// account's password from many addresses does not meet.
+func New(store Authenticator, tokens *auth.Signer, limit Limiter, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /api/v1/auth/login", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Cache-Control", "no-store")
@@ -64,6 +83,9 @@ func New(store Authenticator, tokens *auth.Signer, log *slog.Logger) http.Handle
 		}
 		login, err := users.NewLogin(req.Email, req.Password)
 		if err != nil {
+			return err
+		}
+		if err := limit.Allow(r.Context(), AccountKey(login.Email)); err != nil {
 			return err
 		}
 		u, err := store.Authenticate(r.Context(), login)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/config"
@@ -18,6 +20,7 @@ import (
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/ratelimit"
 	"github.com/shopfaas/shop/internal/users"
 	"github.com/shopfaas/shop/internal/users/usersdb"
 	"github.com/shopfaas/shop/internal/users/userstest"
@@ -29,7 +32,68 @@ func setup(t *testing.T, ttl time.Duration) (http.Handler, *auth.Verifier, users
 	t.Helper()
 	store := userstest.Store(t)
 	u := userstest.Register(t, store, "carol@example.com", "password-1", "Carol")
-	return New(store, fntest.Signer(t, ttl), slog.New(slog.DiscardHandler)), fntest.Tokens(t, ttl), u
+	return New(store, fntest.Signer(t, ttl), limiter(t, 100), slog.New(slog.DiscardHandler)), fntest.Tokens(t, ttl), u
+}
+
+// limiter is a login limit of n per hour in the real Redis, under a prefix
+// of its own that it deletes at the end.
+func limiter(t *testing.T, n int64) *ratelimit.Limiter {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	prefix := "test:login-user:" + uuid.NewString() + ":"
+	t.Cleanup(func() {
+		keys, _ := rdb.Keys(context.Background(), prefix+"*").Result()
+		if len(keys) > 0 {
+			_ = rdb.Del(context.Background(), keys...).Err()
+		}
+		_ = rdb.Close()
+	})
+	l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: prefix, Limit: n, Window: time.Hour}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// counting counts the credential checks that reach the store.
+type counting struct {
+	Authenticator
+	n int
+}
+
+func (c *counting) Authenticate(ctx context.Context, login users.Login) (users.User, error) {
+	c.n++
+	return c.Authenticator.Authenticate(ctx, login)
+}
+
+// Logins are limited per account, whatever address they come from (the
+// edge limits per client IP only): past the limit even the right password
+// gets 429 with a Retry-After, before any password work, while another
+// account logs in as usual.
+func TestLoginLimitPerAccount(t *testing.T) {
+	store := userstest.Store(t)
+	userstest.Register(t, store, "carol@example.com", "password-1", "Carol")
+	userstest.Register(t, store, "dave@example.com", "password-2", "Dave")
+	checks := &counting{Authenticator: store}
+	h := New(checks, fntest.Signer(t, 0), limiter(t, 3), slog.New(slog.DiscardHandler))
+	for range 3 {
+		if code, b := login(t, h, `{"email":"carol@example.com","password":"wrong-password"}`); code != http.StatusUnauthorized {
+			t.Fatalf("a wrong password within the limit: %d %s", code, b)
+		}
+	}
+	for _, email := range []string{"carol@example.com", " CAROL@example.com"} {
+		w := fntest.Do(t, h, http.MethodPost, path, "application/json", `{"email":"`+email+`","password":"password-1"}`)
+		fntest.Problem(t, w, http.StatusTooManyRequests, "rate_limited")
+		if ra := w.Header().Get("Retry-After"); ra == "" || ra == "0" {
+			t.Errorf("429 with Retry-After %q", ra)
+		}
+	}
+	if checks.n != 3 {
+		t.Errorf("%d credential checks, want 3: a refused login must cost no password work", checks.n)
+	}
+	if code, b := login(t, h, `{"email":"dave@example.com","password":"password-2"}`); code != http.StatusOK {
+		t.Errorf("another account: %d %s", code, b)
+	}
 }
 
 func login(t *testing.T, h http.Handler, body string) (int, string) {
@@ -146,7 +210,7 @@ func TestLoginRefusesBadRequests(t *testing.T) {
 func TestBuildWiring(t *testing.T) {
 	dir := t.TempDir()
 	url := pgtest.NewDatabase(t)
-	env := map[string]string{"SECRETS_DIR": dir, "USERS_DATABASE_URL": url, "ACCESS_TOKEN_TTL": "2m"}
+	env := map[string]string{"SECRETS_DIR": dir, "USERS_DATABASE_URL": url, "ACCESS_TOKEN_TTL": "2m", "REDIS_ADDR": "127.0.0.1:6379"}
 	h := fnhttp.Lazy(Build, config.New(config.Env(env)), slog.Default())
 	body := `{"email":"wired@example.com","password":"password-1"}`
 	fntest.Problem(t, fntest.Do(t, h, http.MethodPost, path, "application/json", body),

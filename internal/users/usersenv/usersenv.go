@@ -5,7 +5,9 @@
 // Configuration: the users database (postgres.ConfigFrom: USERS_…); secret
 // jwt-verify-key for Needs.Tokens; secret jwt-signing-key and
 // ACCESS_TOKEN_TTL (default 15m) for Needs.Issue (login-user only: the one
-// function that checks passwords is the one that can sign).
+// function that checks passwords is the one that can sign); REDIS_ADDR,
+// LOGIN_RATE_LIMIT (default 10) and LOGIN_RATE_WINDOW (default 15m) for
+// Needs.LoginLimit.
 package usersenv
 
 import (
@@ -13,9 +15,13 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/ratelimit"
+	"github.com/shopfaas/shop/internal/telemetry"
 	"github.com/shopfaas/shop/internal/users/usersdb"
 )
 
@@ -23,6 +29,9 @@ import (
 type Needs struct {
 	Tokens bool // verifies access tokens: the jwt-verify-key secret
 	Issue  bool // issues them: the jwt-signing-key secret, ACCESS_TOKEN_TTL
+	// LoginLimit limits logins per account (login-user): REDIS_ADDR,
+	// LOGIN_RATE_LIMIT, LOGIN_RATE_WINDOW.
+	LoginLimit bool
 }
 
 // Deps are a users function's dependencies. Fields a function does not need
@@ -31,6 +40,8 @@ type Deps struct {
 	Store  *usersdb.Store
 	Tokens *auth.Verifier // Needs.Tokens
 	Signer *auth.Signer   // Needs.Issue
+	// LoginLimit counts the logins of each account (Needs.LoginLimit).
+	LoginLimit *ratelimit.Limiter
 }
 
 // Load reads the configuration from c (every problem reported at once), then
@@ -43,6 +54,14 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if needs.Issue {
 		signingKey = auth.SignerKey(c)
 		ttl = c.Duration("ACCESS_TOKEN_TTL", 15*time.Minute)
+	}
+	var limit ratelimit.Config
+	var redisAddr string
+	if needs.LoginLimit {
+		redisAddr = c.Required("REDIS_ADDR")
+		limit = ratelimit.Config{Prefix: "shop:ratelimit:login-user:",
+			Limit:  int64(c.Int("LOGIN_RATE_LIMIT", 10, 1, 1_000_000)),
+			Window: c.Duration("LOGIN_RATE_WINDOW", 15*time.Minute)}
 	}
 	if err := c.Err(); err != nil {
 		return nil, err
@@ -64,5 +83,17 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		return nil, err
 	}
 	d.Store = usersdb.New(pool)
+	if needs.LoginLimit {
+		// Counted per account table: the database's name is in the key, so
+		// two deployments (or test runs) sharing a Redis count apart.
+		limit.Prefix += pool.Config().ConnConfig.Database + ":"
+		rdb := redis.NewClient(&redis.Options{Addr: redisAddr, PoolSize: 4, MinIdleConns: 0,
+			DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
+		rdb.AddHook(telemetry.RedisHook())
+		if d.LoginLimit, err = ratelimit.New(rdb, limit, log); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
 	return d, nil
 }
