@@ -323,7 +323,17 @@ func (s *Store) Settle(ctx context.Context, cur inventory.SettleCursor, settleAf
 	if limit <= 0 {
 		limit = 500
 	}
-	rows, err := s.db.Query(ctx, `SELECT order_id, created_at FROM reservations
+	// asOf, the database's time before the orders are asked about, is
+	// when "past its expiry" is decided: an order unknown to the orders
+	// service at the look-up may commit right after it, and its saga then
+	// takes the hold as its own; only a hold already expired before the
+	// look-up belongs to an order that will never commit (the saga writes
+	// its order within SAGA_TIMEOUT, shorter than the hold's TTL). Decided
+	// at the lock's time instead, a look-up that took seconds let the sweep
+	// expire the hold of an order its saga then confirmed: the units were
+	// sold twice.
+	var asOf time.Time
+	rows, err := s.db.Query(ctx, `SELECT order_id, created_at, now() FROM reservations
 		WHERE status = 'held' AND created_at <= now() - make_interval(secs => $1)
 		AND (created_at, order_id) > ($2, $3)
 		ORDER BY created_at, order_id LIMIT $4`, settleAfter.Seconds(), cur.CreatedAt, cur.OrderID, limit)
@@ -331,7 +341,7 @@ func (s *Store) Settle(ctx context.Context, cur inventory.SettleCursor, settleAf
 		return out, unavailable(err)
 	}
 	var ids []uuid.UUID
-	_, err = pgx.ForEachRow(rows, []any{&out.Next.OrderID, &out.Next.CreatedAt}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&out.Next.OrderID, &out.Next.CreatedAt, &asOf}, func() error {
 		ids = append(ids, out.Next.OrderID)
 		return nil
 	})
@@ -350,8 +360,8 @@ func (s *Store) Settle(ctx context.Context, cur inventory.SettleCursor, settleAf
 	// The holds still held, locked, with whether each is past its expiry,
 	// and the lines of every hold asked about (lines never change).
 	b := &pgx.Batch{}
-	b.Queue(`SELECT order_id, expires_at <= now() FROM reservations
-		WHERE order_id = ANY($1) AND status = 'held' ORDER BY order_id FOR UPDATE SKIP LOCKED`, ids)
+	b.Queue(`SELECT order_id, expires_at <= $2 FROM reservations
+		WHERE order_id = ANY($1) AND status = 'held' ORDER BY order_id FOR UPDATE SKIP LOCKED`, ids, asOf)
 	b.Queue(`SELECT order_id, product_id, quantity FROM reservation_lines
 		WHERE order_id = ANY($1) ORDER BY product_id, order_id`, ids)
 	tx, br := postgres.BeginBatch(ctx, s.db, b)

@@ -335,3 +335,31 @@ func TestCancelBeforeSettlementReleasesAndIsNeverSold(t *testing.T) {
 		t.Errorf("later sweep %+v, want nothing", r)
 	}
 }
+
+// A hold whose expiry passes while the sweep asks the orders service about
+// it is kept: its order, unknown at the look-up, may commit right after, and
+// its saga then takes the hold as its own. Before, "past its expiry" was
+// decided at the lock's time, after the look-up, and the sweep expired the
+// hold of an order its saga went on to confirm: the units were sold twice.
+func TestAHoldExpiringDuringTheLookUpIsKept(t *testing.T) {
+	s, pool, ids := settleStore(t, 5)
+	order, _ := oneHold(t, s, ids[0], 2, inventory.OrderPending)
+	lookup := func(ctx context.Context, asked []uuid.UUID) (map[uuid.UUID]inventory.OrderStatus, error) {
+		// The expiry passes during the look-up, and the order is not
+		// committed yet.
+		if _, err := pool.Exec(ctx, `UPDATE reservations SET expires_at = now() WHERE order_id = $1`, order); err != nil {
+			return nil, err
+		}
+		return map[uuid.UUID]inventory.OrderStatus{}, nil
+	}
+	if got := settleAll(t, s, 0, 10, lookup); got.Expired != 0 {
+		t.Errorf("the sweep expired %d hold(s) whose expiry passed during its look-up, want 0", got.Expired)
+	}
+	if st := holdStatus(t, s, order); st != inventory.StatusHeld {
+		t.Errorf("hold is %s, want held", st)
+	}
+	// Unknown at the next sweep, and past its expiry before it: expired.
+	if got := settleAll(t, s, 0, 10, (&orderBook{}).lookup); got.Expired != 1 {
+		t.Errorf("the next sweep expired %d hold(s), want 1", got.Expired)
+	}
+}

@@ -6,6 +6,7 @@
 package ordersenv
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/shopfaas/shop/internal/catalogclient"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/gatewayurl"
+	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/orders/ordersdb"
 	"github.com/shopfaas/shop/internal/orders/ordersgw"
 	"github.com/shopfaas/shop/internal/orders/saga"
@@ -90,6 +92,13 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		holdTTL = c.Duration("HOLD_TTL", 0)
 		if holdTTL != 0 && (holdTTL < 30*time.Second || holdTTL > time.Hour) {
 			return nil, fmt.Errorf("HOLD_TTL %s: must be from 30s to 1h", holdTTL)
+		}
+		// A hold must outlive the saga that writes its order: the expiry
+		// sweep gives back the hold of an order it does not know once the
+		// hold is past its expiry, and an order still being written would
+		// then be confirmed on units given back (TestLoad).
+		if ttl := cmp.Or(holdTTL, inventory.DefaultHoldTTL); ttl <= timeout {
+			return nil, fmt.Errorf("HOLD_TTL %s must be longer than SAGA_TIMEOUT %s", ttl, timeout)
 		}
 	}
 	if err := c.Err(); err != nil {

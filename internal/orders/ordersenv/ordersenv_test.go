@@ -14,7 +14,7 @@ import (
 
 // Load names every missing setting at once, builds every dependency asked
 // for, reads no secret it was not asked for, and refuses a RECOVER_AFTER
-// below the saga timeout.
+// below the saga timeout and a hold that does not outlive it.
 func TestLoad(t *testing.T) {
 	load := func(needs Needs) func(*config.Reader) (*Deps, error) {
 		return func(c *config.Reader) (*Deps, error) { return Load(context.Background(), c, slog.Default(), needs) }
@@ -45,6 +45,17 @@ func TestLoad(t *testing.T) {
 		t.Fatal("accepted RECOVER_AFTER below SAGA_TIMEOUT")
 	}
 	env["RECOVER_AFTER"] = "90s"
+	// A hold must outlive the saga that writes its order: past the hold's
+	// expiry the sweep gives back an unknown order's hold.
+	for _, tt := range []map[string]string{{"HOLD_TTL": "30s", "SAGA_TIMEOUT": "30s"}, {"SAGA_TIMEOUT": "15m"}} {
+		e := maps.Clone(env)
+		e["RECOVER_AFTER"] = "2h"
+		maps.Copy(e, tt)
+		_, err := load(Needs{Tokens: true, Saga: true, Caller: "create-order"})(configtest.Reader(t, e, configtest.CallerSecrets))
+		if err == nil || !strings.Contains(err.Error(), "longer than SAGA_TIMEOUT") {
+			t.Errorf("%v: %v, want the hold refused as not outliving the saga", tt, err)
+		}
+	}
 	// The saga's steps and its catalog client share one reading of the
 	// gateway's settings: a bad FUNCTION_URLS is one problem, named once.
 	bad := maps.Clone(env)
