@@ -79,24 +79,39 @@ fmt:
 	@$(GO) run ./dev/importgroups -w $(GOFILES)
 
 ## unit: the tests of every package outside tests/ (whose suites drive the
-## whole local stack), with the race detector.
+## whole local stack), with the race detector; then, without it, the tests
+## that count allocations (the race detector adds its own, so they are built
+## only without it, //go:build !race, or check only then, !raceEnabled).
+## dev/deploycheck fails when one is missing from the second line.
 unit:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v '^github.com/shopfaas/shop/tests/')
+	$(GO) test -count=1 -run '^(TestACountAllocatesLittle|TestASagaCallAllocatesLittle|TestWarmReadAllocations)$$' ./internal/ratelimit ./internal/orders/ordersgw ./dev/faaslocal/edge
 
 ## integration: the integration suite through the local runtime and the bench
 ## package's tests (without -race: they measure and drive separate processes).
 integration:
 	$(GO) test -count=1 -timeout 15m ./tests/...
 
+# passed(name) passes go test -v's output through and fails unless it says
+# the test name passed: go test exits 0 when -run matches no test ("no tests
+# to run", after a rename or when a build tag leaves the file out) and when
+# the test skipped. The targets that use it run bash with pipefail, so a
+# failing go test still fails them.
+passed = awk -v name='$(1)' '{ print; fflush() } $$1 == "---" && $$2 == "PASS:" && $$3 == name { ok = 1 } \
+	END { if (!ok) { print "FAIL: " name " did not run and pass"; exit 1 } }'
+
+broker-restart-test replacement-test: SHELL := bash
+broker-restart-test replacement-test: .SHELLFLAGS := -o pipefail -c
+
 ## broker-restart-test: restarts the machine's RabbitMQ in the middle of a
 ## burst of orders, so it runs alone, after the parallel suites.
 broker-restart-test:
-	$(GO) test -count=1 -tags brokerrestart -run TestEventsSurviveRabbitMQRestart ./tests/integration
+	$(GO) test -count=1 -v -tags brokerrestart -run '^TestEventsSurviveRabbitMQRestart$$' ./tests/integration | $(call passed,TestEventsSurviveRabbitMQRestart)
 
 ## replacement-test: steady calls during a scale-down, a redeploy and a SIGTERM
 ## must all answer 2xx; it counts every answer, so it runs alone.
 replacement-test:
-	SHOP_ALONE=1 $(GO) test -count=1 -run TestReplacementAnswersOnly2xx ./dev/faaslocal
+	SHOP_ALONE=1 $(GO) test -count=1 -v -run '^TestReplacementAnswersOnly2xx$$' ./dev/faaslocal | $(call passed,TestReplacementAnswersOnly2xx)
 
 ## chaos: the long chaos run (README, "Chaos"): the whole local stack against a
 ## private PostgreSQL cluster and RabbitMQ node, processes SIGKILLed, both
