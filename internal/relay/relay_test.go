@@ -479,11 +479,15 @@ func TestRelayQueriesPerEvent(t *testing.T) {
 // when they commit within BatchWait of the first: one read that finds them,
 // one confirm round, one mark. Their notifications, which the relay receives
 // during that read, cause one more read between them, not one each.
+//
+// The batch wait is generous (the 10 commits took 6 to 140 ms under -race
+// on two loaded cores); a burst slower than it proves nothing and is tried
+// again, and the test fails, never skips, when three in a row are.
 func TestCommitsBehindAWakeUpShareABatch(t *testing.T) {
 	names, deliveries := capture(t)
 	pool, url := openOutbox(t)
 	ctx := context.Background()
-	const wait = time.Second
+	const wait = 2 * time.Second
 	r, err := New(Config{Databases: []Database{{Name: "orders", URL: url}}, BrokerURL: rabbitURL, Names: names,
 		BatchWait: wait, PollInterval: time.Minute}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 	if err != nil {
@@ -498,19 +502,27 @@ func TestCommitsBehindAWakeUpShareABatch(t *testing.T) {
 	time.Sleep(2 * wait) // the read that follows the warm-up's notification
 	counted.reset()
 
-	const n = 10
-	start := time.Now()
-	for i := range n {
-		commitEvent(t, ctx, pool, fmt.Sprint("order-", i))
-	}
-	burst := time.Since(start)
-	receive(t, deliveries, n, 10*time.Second)
-	allMarked(t, pool)
-	time.Sleep(2 * wait)
-	got := counted.counts()
-	t.Logf("%d events committed in %s: %v", n, burst.Round(time.Millisecond), got)
-	if burst >= wait {
-		t.Skipf("the burst took %s, longer than the batch wait: the machine is too slow for this test", burst)
+	const n, attempts = 10, 3
+	var got map[string]int
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		for i := range n {
+			commitEvent(t, ctx, pool, fmt.Sprint("order-", attempt, "-", i))
+		}
+		burst := time.Since(start)
+		receive(t, deliveries, n, 10*time.Second)
+		allMarked(t, pool)
+		time.Sleep(2 * wait) // the read that follows the batch's notifications
+		got = counted.counts()
+		t.Logf("%d events committed in %s: %v", n, burst.Round(time.Millisecond), got)
+		if burst < wait {
+			break
+		}
+		if attempt == attempts {
+			t.Fatalf("%d bursts of %d commits in a row took longer than the batch wait of %s (the last %s): nothing shows whether commits behind a wake-up share a batch",
+				attempts, n, wait, burst.Round(time.Millisecond))
+		}
+		counted.reset()
 	}
 	if got["mark"] != 1 {
 		t.Errorf("%d marks for %d events committed within the batch wait, want 1", got["mark"], n)
