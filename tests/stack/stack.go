@@ -48,6 +48,11 @@ type Options struct {
 	Env map[string]string
 	// OTLPEndpoint makes every process and the edge export spans there ("" exports none).
 	OTLPEndpoint string
+	// GatewayOnly sends every call between functions, and every connector's
+	// invocation, through the gateway, as on faasd
+	// (runtimetest.Options.GatewayOnly): the gateway then counts them all
+	// (Runtime.Invocations).
+	GatewayOnly bool
 }
 
 // Start starts the runtime with a fresh database per service, random Redis
@@ -75,7 +80,7 @@ func Start(t *testing.T, opts Options) *Shop {
 	maps.Copy(all, s.DB)
 	maps.Copy(all, opts.Env)
 	s.Runtime = runtimetest.Start(t, runtimetest.Options{Functions: opts.Functions, Connectors: opts.Connectors,
-		Env: all, ReadyTimeout: 3 * time.Minute, OTLPEndpoint: opts.OTLPEndpoint})
+		Env: all, ReadyTimeout: 3 * time.Minute, OTLPEndpoint: opts.OTLPEndpoint, GatewayOnly: opts.GatewayOnly})
 	tokens, err := auth.ParseSigner(s.ReadSecret(t, "jwt-signing-key"), time.Hour)
 	if err != nil {
 		t.Fatal(err)

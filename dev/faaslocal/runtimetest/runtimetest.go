@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -84,6 +85,38 @@ type Runtime struct {
 func (r *Runtime) Authorize(req *http.Request) {
 	c := r.GatewayCredentials()
 	req.SetBasicAuth(c.User, c.Password)
+}
+
+// Invocations reads every deployed function's invocation count from the
+// gateway API (GET /system/functions, invocationCount), as faas-cli list
+// shows it; the gateway counts a call to /function/<name> when it forwards it.
+func (r *Runtime) Invocations(t testing.TB) map[string]int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, r.GatewayURL+"/system/functions", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Authorize(req)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET /system/functions: %v", err)
+	}
+	defer res.Body.Close()
+	var list []struct {
+		Name            string  `json:"name"`
+		InvocationCount float64 `json:"invocationCount"`
+	}
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /system/functions: %d", res.StatusCode)
+	}
+	if err := json.NewDecoder(res.Body).Decode(&list); err != nil {
+		t.Fatalf("GET /system/functions: %v", err)
+	}
+	out := map[string]int{}
+	for _, fn := range list {
+		out[fn.Name] = int(fn.InvocationCount)
+	}
+	return out
 }
 
 // ReadSecret returns a secret's value, failing the test when it is missing.
