@@ -258,9 +258,17 @@ func TestACartThatKeepsChangingIsUnavailable(t *testing.T) {
 	if status, code, _ := e.put(t, alice, mug.ID.String(), `{"quantity":1}`); status != http.StatusServiceUnavailable || code != "unavailable" {
 		t.Errorf("a cart changing under every try: %d %q, want 503 unavailable", status, code)
 	}
-	for _, l := range e.lines(t, id) {
+	// One new pen raced in before each of cartsvc's three tries (setTries),
+	// and nothing else.
+	lines := e.lines(t, id)
+	if len(lines) != 3 {
+		t.Errorf("stored cart %v, want the 3 pens raced in before the 3 tries", lines)
+	}
+	for _, l := range lines {
 		if l.ProductID == mug.ID {
 			t.Error("the mug was written to a cart that changed under every try")
+		} else if l.Quantity != 1 {
+			t.Errorf("raced line %v, want quantity 1", l)
 		}
 	}
 }
