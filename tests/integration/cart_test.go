@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"testing"
@@ -26,20 +27,32 @@ import (
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
-// call sends a JSON request and decodes a JSON answer into out (when not nil).
+// call sends a JSON request and decodes a JSON answer into out (when not
+// nil); an error fails the test at once, so only the test's goroutine may call
+// it (tryCall is for others).
 func call(t *testing.T, method, url, token string, body any, out any) int {
 	t.Helper()
+	code, err := tryCall(method, url, token, body, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+// tryCall is call returning its error instead of failing the test, for
+// goroutines other than the test's.
+func tryCall(method, url, token string, body any, out any) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			t.Fatal(err)
+			return 0, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -49,16 +62,16 @@ func call(t *testing.T, method, url, token string, body any, out any) int {
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		return 0, fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
 	if out != nil && res.StatusCode < 300 {
 		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("%s %s: decode %s: %v", method, url, raw, err)
+			return 0, fmt.Errorf("%s %s: decode %s: %w", method, url, raw, err)
 		}
 	}
-	return res.StatusCode
+	return res.StatusCode, nil
 }
 
 // TestInventoryAndCartThroughTheEdge drives stock administration and the

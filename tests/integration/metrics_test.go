@@ -56,16 +56,22 @@ func TestDashboardAndAlertsHaveData(t *testing.T) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for i := range 8 {
+		// The token is issued here and the order sent with tryCall: both
+		// would fail the test with t.Fatal, which only this goroutine may call.
+		tok := s.token(t, auth.RoleCustomer)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tok := s.token(t, auth.RoleCustomer)
 			body := orderBody(p.ID, 1)
 			if i%4 == 3 {
 				body["payment"] = map[string]string{"token": "tok_chargeDeclined"}
 			}
 			var out struct{ ID string }
-			code := call(t, http.MethodPost, s.EdgeURL+"/api/v1/orders", tok, body, &out)
+			code, err := tryCall(http.MethodPost, s.EdgeURL+"/api/v1/orders", tok, body, &out)
+			if err != nil {
+				t.Errorf("order %d: %v", i, err)
+				return
+			}
 			switch {
 			case i%4 == 3 && code != http.StatusPaymentRequired:
 				t.Errorf("declined card: %d, want 402", code)

@@ -61,11 +61,16 @@ func TestKeys(t *testing.T) {
 	var mu sync.Mutex
 	won, taken := 0, 0
 	var first orders.Order
-	for range 20 {
+	// The orders are built here: newOrder fails the test with t.Fatal, which
+	// only the test's goroutine may call.
+	racers := make([]orders.Order, 20)
+	for i := range racers {
+		racers[i] = newOrder(t, user)
+	}
+	for _, o := range racers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			o := newOrder(t, user)
 			err := store.Create(ctx, o, "tok", false, "k", "h1", time.Minute)
 			mu.Lock()
 			defer mu.Unlock()
