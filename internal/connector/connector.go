@@ -280,10 +280,13 @@ func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 			s.stop()
 		}
 	}()
+	// ended receives a subscription the broker ended while the connection
+	// stays up (subscription.watch).
+	ended := make(chan *subscription)
 	tick := time.NewTicker(c.cfg.RefreshInterval)
 	defer tick.Stop()
 	for {
-		if err := c.refresh(ctx, conn, admin, subs); err != nil {
+		if err := c.refresh(ctx, conn, admin, subs, ended); err != nil {
 			return err
 		}
 		select {
@@ -291,6 +294,15 @@ func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 			return nil
 		case err := <-closed:
 			return fmt.Errorf("connection closed: %v", err)
+		case s := <-ended:
+			// Drop it and refresh at once: the function's queues are
+			// declared again (the queue may have been deleted) and a new
+			// consumer takes its place.
+			if subs[s.fn] == s {
+				c.log.Warn("the broker ended the function's consumer, subscribing again", "fn", s.fn, "reason", s.ended)
+				s.stop()
+				delete(subs, s.fn)
+			}
 		case <-tick.C:
 		}
 	}
@@ -298,7 +310,7 @@ func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 
 // refresh asks the gateway for functions and reconciles queues, bindings and
 // consumers. A failed discovery keeps the last map; a broker error is returned.
-func (c *Connector) refresh(ctx context.Context, conn *amqp.Connection, admin *amqp.Channel, subs map[string]*subscription) error {
+func (c *Connector) refresh(ctx context.Context, conn *amqp.Connection, admin *amqp.Channel, subs map[string]*subscription, ended chan<- *subscription) error {
 	byTopic, err := c.lookup.Build()
 	if err != nil {
 		c.metrics.refreshErrs.Inc()
@@ -360,7 +372,7 @@ func (c *Connector) refresh(ctx context.Context, conn *amqp.Connection, admin *a
 			}
 		}
 		if s == nil {
-			s, err = c.subscribe(ctx, conn, fn)
+			s, err = c.subscribe(ctx, conn, fn, ended)
 			if err != nil {
 				return err
 			}
@@ -453,9 +465,17 @@ type subscription struct {
 	tag     string
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+	// stopped is closed by stop; ended says why the broker ended the
+	// subscription (set by watch before it hands the subscription over).
+	stopped  chan struct{}
+	stopOnce sync.Once
+	ended    string
 }
 
-func (c *Connector) subscribe(ctx context.Context, conn *amqp.Connection, fn string) (*subscription, error) {
+// subscribe consumes fn's queue on channels of its own. When the broker
+// ends the consumer or closes either channel while the connection stays up,
+// the subscription is sent to ended for the session to replace it.
+func (c *Connector) subscribe(ctx context.Context, conn *amqp.Connection, fn string, ended chan<- *subscription) (*subscription, error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, err
@@ -471,11 +491,16 @@ func (c *Connector) subscribe(ctx context.Context, conn *amqp.Connection, fn str
 		return nil, err
 	}
 	s := &subscription{c: c, fn: fn, ch: ch, pub: pub, tag: "shop-connector-" + fn,
-		returns: pub.NotifyReturn(make(chan amqp.Return, 1))}
+		returns: pub.NotifyReturn(make(chan amqp.Return, 1)), stopped: make(chan struct{})}
+	// Registered before the consumer starts, so no cancel or close is missed.
+	cancelled := ch.NotifyCancel(make(chan string, 1))
+	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	pubClosed := pub.NotifyClose(make(chan *amqp.Error, 1))
 	deliveries, err := ch.Consume(c.cfg.Names.Queue(fn), s.tag, false, false, false, false, nil)
 	if err != nil {
 		return nil, err
 	}
+	go s.watch(cancelled, chClosed, pubClosed, ended)
 	wctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
 	for range c.cfg.Concurrency {
@@ -490,9 +515,33 @@ func (c *Connector) subscribe(ctx context.Context, conn *amqp.Connection, fn str
 	return s, nil
 }
 
+// watch waits for the broker to end the subscription while the connection
+// stays up — a basic.cancel (its queue was deleted), or a closed consumer or
+// publishing channel (a consumer_timeout: a delivery unacked for too long) —
+// and then hands it to the session. Without this the workers' loops ended,
+// the subscription stayed in the session's map, and the queue went without a
+// consumer until the connection dropped.
+func (s *subscription) watch(cancelled <-chan string, chClosed, pubClosed <-chan *amqp.Error, ended chan<- *subscription) {
+	select {
+	case <-s.stopped:
+		return
+	case <-cancelled:
+		s.ended = "consumer cancelled by the broker (queue deleted?)"
+	case err := <-chClosed:
+		s.ended = fmt.Sprintf("consumer channel closed: %v", err)
+	case err := <-pubClosed:
+		s.ended = fmt.Sprintf("publishing channel closed: %v", err)
+	}
+	select {
+	case ended <- s:
+	case <-s.stopped:
+	}
+}
+
 // stop cancels the consumer and waits for in-flight invocations; unacked
 // messages return to the queue when the channel closes.
 func (s *subscription) stop() {
+	s.stopOnce.Do(func() { close(s.stopped) })
 	_ = s.ch.Cancel(s.tag, false)
 	s.cancel()
 	_ = s.ch.Close()
@@ -583,9 +632,14 @@ var errReturned = errors.New("the broker returned the copy: no such queue")
 // RabbitMQ returns it instead of confirming a message it dropped. The
 // function's queues are then declared again, as at subscribe, and the copy
 // sent once more; any other failure leaves the caller's original unacked.
+// The broker's confirmation is awaited at most InvokeTimeout (a quorum queue
+// without a leader may never send it): without a deadline the delivery stayed
+// unacked and every other copy of the function waited for pubMu.
 func (s *subscription) publish(ctx context.Context, queue string, msg amqp.Publishing) error {
 	s.pubMu.Lock()
 	defer s.pubMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, s.c.cfg.InvokeTimeout)
+	defer cancel()
 	err := s.publishOnce(ctx, queue, msg)
 	if !errors.Is(err, errReturned) {
 		return err
@@ -612,6 +666,9 @@ func (s *subscription) publishOnce(ctx context.Context, queue string, msg amqp.P
 		return err
 	}
 	ok, err := dc.WaitContext(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("no confirmation from the broker within %s", s.c.cfg.InvokeTimeout)
+	}
 	if err != nil {
 		return err
 	}

@@ -221,8 +221,14 @@ func setup(t *testing.T, functions ...string) *env {
 
 func (e *env) start(t *testing.T) *prometheus.Registry {
 	t.Helper()
+	return e.startLogging(t, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startLogging runs a connector logging to log until the test ends.
+func (e *env) startLogging(t *testing.T, log *slog.Logger) *prometheus.Registry {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	c, err := New(e.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	c, err := New(e.cfg, log, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -695,4 +701,101 @@ func TestDeliveriesReuseGatewayConnections(t *testing.T) {
 		t.Errorf("%d connections opened for %d invocations, %d at most at once; want at most %d", opened, 2*events, inFlight, 2*inFlight)
 	}
 	t.Logf("%d connections for %d invocations", opened, 2*events)
+}
+
+// A function queue deleted while the connector runs cancels the connector's
+// consumer (RabbitMQ's basic.cancel; a consumer_timeout closes its channel
+// instead) and leaves the connection up. The connector notices, declares the
+// queue again and consumes it at once, on the same connection: the other
+// functions' deliveries go on undisturbed. Until 2026-12-03 the subscription
+// stayed in place with its deliveries channel closed: a refresh that found the
+// queue missing failed and reconnected the whole session (every function's
+// in-flight invocation cancelled), and one that found it declared again (an
+// operator, or the connector's own redeclare of a returned retry copy) left
+// the queue without a consumer until the connection dropped. The refresh
+// interval is set past the test's bounds so that only the cancel itself can
+// bring the consumer back.
+func TestAConsumerCancelledByTheBrokerIsSubscribedAgain(t *testing.T) {
+	e := setup(t, "cancelled", "bystander")
+	e.cfg.RefreshInterval = time.Hour
+	topic := e.names.Prefix + "order.placed.v1"
+	e.gw.set("cancelled", topic, nil)
+	e.gw.set("bystander", topic, nil)
+	logs := &logRecorder{}
+	e.startLogging(t, slog.New(logs))
+	q := e.names.Queue("cancelled")
+	waitConsumed(t, e, q)
+	waitConsumed(t, e, e.names.Queue("bystander"))
+	first := e.publish(t, topic)
+	if got := e.gw.waitCalls(t, "cancelled", 1, 10*time.Second); got[0].id != first {
+		t.Fatalf("first call is for %s, want %s", got[0].id, first)
+	}
+	if _, err := e.ch.QueueDelete(q, false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	waitConsumed(t, e, q)
+	id := e.publish(t, topic)
+	if got := e.gw.waitCalls(t, "cancelled", 2, 10*time.Second); got[1].id != id {
+		t.Errorf("second call is for %s, want %s", got[1].id, id)
+	}
+	e.gw.waitCalls(t, "bystander", 2, 10*time.Second)
+	if n := logs.count("connected to RabbitMQ"); n != 1 {
+		t.Errorf("%d broker sessions, want 1: a cancelled consumer must not reconnect them all", n)
+	}
+}
+
+// waitConsumed waits until q exists and has a consumer.
+func waitConsumed(t *testing.T, e *env, q string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		var n int
+		if n, err = e.tryConsumers(q); err == nil && n > 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s has no consumer within 10s (%v)", q, err)
+}
+
+func (e *env) tryConsumers(q string) (int, error) {
+	ch, err := e.conn.Channel()
+	if err != nil {
+		return -1, err
+	}
+	defer func() { _ = ch.Close() }()
+	info, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
+	if err != nil {
+		return -1, err
+	}
+	return info.Consumers, nil
+}
+
+// logRecorder is a slog.Handler keeping every record's message.
+type logRecorder struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = append(l.msgs, r.Message)
+	return nil
+}
+
+func (l *logRecorder) count(msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, m := range l.msgs {
+		if m == msg {
+			n++
+		}
+	}
+	return n
 }

@@ -314,3 +314,73 @@ func TestUpgradeFromClassicRetryQueues(t *testing.T) {
 		t.Fatalf("redeclare after upgrade: %v", err)
 	}
 }
+
+// A retry copy whose confirmation never comes (here the retry queue's process
+// is suspended, as a quorum queue without a leader would leave it) no longer
+// holds the delivery, and the function's publishing, forever: after
+// InvokeTimeout the original is requeued and delivered again. Until
+// 2026-12-03 the wait had no deadline. It runs a private RabbitMQ node, since
+// it suspends a queue's process.
+func TestAnUnconfirmedCopyRequeuesTheOriginal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a private RabbitMQ node; -short was asked for")
+	}
+	ctx := context.Background()
+	node, err := rabbitnode.Start(ctx, rabbitnode.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Close() })
+	names := broker.Names{Prefix: "t."}
+	conn, err := amqp.Dial(node.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.DeclareExchange(ch, names); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close()
+
+	const topic = "thing.happened.v1"
+	gw := newGateway(t)
+	gw.set("stalled", topic, failFirst(1))
+	cfg := Config{
+		GatewayURL: gw.srv.URL, BrokerURL: node.URL(), Names: names, MaxAttempts: 3,
+		RetryDelay: time.Second, Prefetch: 1, RefreshInterval: 200 * time.Millisecond,
+		InvokeTimeout: 2 * time.Second, MaxBackoff: 500 * time.Millisecond,
+		InternalToken: "test-internal-token", GatewayUser: "gw-admin", GatewayPassword: "gw-password",
+	}
+	c, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(cctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	retry := names.Retry("stalled", cfg.Delays()[0])
+	waitQueue(t, node.URL(), retry)
+	queueProcess := `sys:%s(begin {ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"` + retry +
+		`">>)), amqqueue:get_pid(Q) end).`
+	if out, err := node.Eval(ctx, fmt.Sprintf(queueProcess, "suspend")); err != nil {
+		t.Fatalf("suspend %s: %v %s", retry, err, out)
+	}
+	t.Cleanup(func() { _, _ = node.Eval(ctx, fmt.Sprintf(queueProcess, "resume")) })
+
+	id := publishConfirmed(t, node.URL(), names, topic, 1)[0]
+	calls := gw.waitCalls(t, "stalled", 2, 30*time.Second)
+	if calls[1].id != id || calls[1].headers.Get("X-Attempt") != "1" {
+		t.Errorf("second call: id %s attempt %s, want the requeued original %s, attempt 1",
+			calls[1].id, calls[1].headers.Get("X-Attempt"), id)
+	}
+}

@@ -239,13 +239,25 @@ func (n *Node) waitReady(ctx context.Context, exited <-chan struct{}) error {
 
 // ctl runs rabbitmqctl against the node.
 func (n *Node) ctl(ctx context.Context, args ...string) error {
+	_, err := n.ctlOutput(ctx, args...)
+	return err
+}
+
+func (n *Node) ctlOutput(ctx context.Context, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, filepath.Join(n.opts.BinDir, "rabbitmqctl"), append([]string{"-n", n.name}, args...)...)
 	cmd.Env = n.env()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("rabbitmqctl %v: %w\n%s", args, err, out)
+		return "", fmt.Errorf("rabbitmqctl %v: %w\n%s", args, err, out)
 	}
-	return nil
+	return string(out), nil
+}
+
+// Eval evaluates an Erlang expression on the node (`rabbitmqctl eval`) and
+// returns what rabbitmqctl printed: tests reach into the broker with it, e.g.
+// to suspend one queue's process.
+func (n *Node) Eval(ctx context.Context, expr string) (string, error) {
+	return n.ctlOutput(ctx, "eval", expr)
 }
 
 // StopApp stops the RabbitMQ application and leaves the Erlang node running
