@@ -19,6 +19,7 @@ import (
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fntest"
+	"github.com/shopfaas/shop/internal/notifications"
 	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
 	"github.com/shopfaas/shop/internal/notifications/notifysvc"
 	"github.com/shopfaas/shop/internal/notifications/smtpmail"
@@ -248,6 +249,53 @@ func TestWrongSMTPPasswordIsRetriedAndNothingMarkedSent(t *testing.T) {
 	}
 	if n, m := count(t, e.store, u.ID), len(e.smtp.Messages()); n != 1 || m != 1 {
 		t.Errorf("%d notifications, %d emails; want 1 and 1", n, m)
+	}
+}
+
+// cancelAfterSend is a Mailer that cancels the delivery's context as soon as
+// the server accepted the message: the connector stopping (SIGTERM cancels
+// the invocations in flight) or the invocation's deadline at that moment.
+type cancelAfterSend struct {
+	notifysvc.Mailer
+	cancel context.CancelFunc
+}
+
+func (m cancelAfterSend) Send(ctx context.Context, e notifications.Email) error {
+	err := m.Mailer.Send(ctx, e)
+	m.cancel()
+	return err
+}
+
+// An email the server accepted is recorded sent even when the delivery's
+// context ends right after: the redelivery sends nothing. Until 2026-12-03
+// the record was written on the ended context and failed, and once the
+// claim's minute had run out the redelivery sent the email again.
+func TestAnEmailAcceptedAsTheDeliveryEndsIsRecordedSent(t *testing.T) {
+	e := setup(t, true)
+	u := userstest.Register(t, e.users, "erin@example.com", "correct horse battery", "Erin")
+	body := fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ending := e.handler(cancelAfterSend{Mailer: sender(t, e.smtp, smtptest.Password), cancel: cancel})
+	code, _ := deliver(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ending.ServeHTTP(w, r.WithContext(ctx))
+	}), body)
+	t.Logf("the delivery whose context ended answered %d", code)
+	if m := len(e.smtp.Messages()); m != 1 {
+		t.Fatalf("%d emails accepted, want 1", m)
+	}
+	items, _, err := e.store.List(context.Background(), u.ID, uuid.Nil, 10)
+	if err != nil || len(items) != 1 {
+		t.Fatalf("notifications %v, %v; want 1", items, err)
+	}
+	if items[0].EmailedAt == nil {
+		t.Errorf("the accepted email is not recorded sent: a redelivery after the claim's lease sends it again")
+	}
+	if code, resp := deliver(t, e.h, body); code != 200 || !resp.Duplicate || !resp.Emailed {
+		t.Errorf("redelivery: %d %+v; want 200, duplicate, emailed", code, resp)
+	}
+	if m := len(e.smtp.Messages()); m != 1 {
+		t.Errorf("%d emails, want 1", m)
 	}
 }
 

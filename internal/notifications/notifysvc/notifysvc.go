@@ -49,6 +49,10 @@ type Mailer interface {
 // (smtpmail.MaxTimeout).
 const EmailLease = time.Minute
 
+// MarkTimeout bounds the record of a sent email, which outlives the
+// delivery's context.
+const MarkTimeout = 5 * time.Second
+
 // Service notifies users of events.
 type Service struct {
 	store  Store
@@ -134,7 +138,12 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (bool
 		}
 		return false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the email could not be sent")
 	}
-	if err := s.store.MarkEmailed(ctx, n.ID); err != nil {
+	// The server has the message: record it even when the delivery's context
+	// has ended since (the connector stopping, or the invocation's deadline),
+	// or the claim's lease runs out and a redelivery sends the email again.
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), MarkTimeout)
+	defer cancel()
+	if err := s.store.MarkEmailed(mctx, n.ID); err != nil {
 		return true, err
 	}
 	s.log.InfoContext(ctx, "email sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID)
