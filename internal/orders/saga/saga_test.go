@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
 	"github.com/shopfaas/shop/internal/catalogclient"
 	"github.com/shopfaas/shop/internal/catalogclient/catalogtest"
 	"github.com/shopfaas/shop/internal/fault"
@@ -1490,5 +1491,65 @@ func TestARequestWaitingForItsKeyHoldsNoStock(t *testing.T) {
 	}
 	if _, reserved := e.svc.Stock(e.product.ID); reserved != 2 {
 		t.Errorf("%d units reserved after both answered, want the order's 2", reserved)
+	}
+}
+
+// chargeContext is Payments that keeps the context of the saga's last charge:
+// the saga's own, which ends at its deadline.
+type chargeContext struct {
+	saga.Payments
+	mu  sync.Mutex
+	ctx context.Context
+}
+
+func (p *chargeContext) Charge(ctx context.Context, c saga.Charge) error {
+	p.mu.Lock()
+	p.ctx = ctx
+	p.mu.Unlock()
+	return p.Payments.Charge(ctx, c)
+}
+
+func (p *chargeContext) saga() context.Context {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ctx
+}
+
+// clearAfterTheDeadline is a Cart whose Clear starts only once the saga's
+// deadline has passed: the deadline expires right after the confirmation.
+type clearAfterTheDeadline struct {
+	saga.Cart
+	charged *chargeContext
+}
+
+func (c clearAfterTheDeadline) Clear(ctx context.Context, user uuid.UUID) error {
+	<-c.charged.saga().Done()
+	return c.Cart.Clear(ctx, user)
+}
+
+// A cart order confirmed right before the saga's deadline still has its cart
+// emptied: recovery never comes back to a confirmed order. Until 2026-12-03
+// the cart was cleared on the saga's context, and kept its lines.
+func TestTheCartIsEmptiedWhenTheDeadlinePassesAfterTheConfirmation(t *testing.T) {
+	carts, _, _ := cartredistest.New(t, time.Hour)
+	charged := &chargeContext{}
+	e := setup(t, func(c *saga.Config) {
+		charged.Payments = c.Payments
+		c.Payments = charged
+		c.Cart = clearAfterTheDeadline{Cart: carts, charged: charged}
+		c.Timeout = time.Second // the clear starts at the deadline: shorter than its own bound
+	})
+	ctx := context.Background()
+	if err := carts.SetLine(ctx, e.user.UserID, e.product.ID, 2, 50); err != nil {
+		t.Fatal(err)
+	}
+	req := e.request(2, "tok_visa")
+	req.Items = nil // the cart's lines
+	res, err := e.saga.Place(ctx, e.user, req, "")
+	if err != nil || res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("cart order: %s %v", res.Outcome(), err)
+	}
+	if lines, err := carts.Lines(ctx, e.user.UserID); err != nil || len(lines) != 0 {
+		t.Errorf("cart after the confirmation: %v %v; want it empty", lines, err)
 	}
 }

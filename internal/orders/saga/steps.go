@@ -175,6 +175,10 @@ func (st step) refused(err error) refusal {
 	return st.refusals[len(st.refusals)-1]
 }
 
+// clearTimeout bounds the emptying of a confirmed order's cart, which
+// outlives the saga's deadline.
+const clearTimeout = 2 * time.Second
+
 // confirm confirms the order, then empties the cart it was ordered from.
 // When the orders database fails, the order stays pending: recovery confirms
 // it (every step before is idempotent).
@@ -185,8 +189,13 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 		return orders.Checkout{Order: sg.Order}
 	}
 	if sg.FromCart && s.cfg.Cart != nil && c.Order.Status == orders.Confirmed {
+		// The order is confirmed: empty its cart even when the saga's
+		// deadline passes now, since recovery never comes back to a
+		// confirmed order.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clearTimeout)
+		defer cancel()
 		outcome, detail := orders.StepOK, "the ordered cart was emptied"
-		if err := s.cfg.Cart.Clear(ctx, c.Order.UserID); err != nil {
+		if err := s.cfg.Cart.Clear(cctx, c.Order.UserID); err != nil {
 			outcome, detail = orders.StepError, "the cart could not be emptied"
 			s.cfg.Log.WarnContext(ctx, "clear cart", "order_id", c.Order.ID, "err", err.Error())
 		}
