@@ -1552,4 +1552,32 @@ func TestTheCartIsEmptiedWhenTheDeadlinePassesAfterTheConfirmation(t *testing.T)
 	if lines, err := carts.Lines(ctx, e.user.UserID); err != nil || len(lines) != 0 {
 		t.Errorf("cart after the confirmation: %v %v; want it empty", lines, err)
 	}
+	// Its timeline entry is written after the deadline too (saga.flush).
+	if got := e.steps(t, res.Order.ID); !slices.Contains(got, "cart.clear:ok") {
+		t.Errorf("timeline %v, want cart.clear:ok in it", got)
+	}
+}
+
+// A run whose deadline passes in the middle of a step still records its
+// steps' timeline entries, the error that left the order pending among them:
+// the runbook for stuck pending orders starts from them. Until 2026-12-03 they
+// were written on the expired saga context, and lost.
+func TestARunPastItsDeadlineRecordsItsTimeline(t *testing.T) {
+	e := setup(t, func(c *saga.Config) { c.Timeout = 500 * time.Millisecond })
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			return time.Second, 0, 0 // answers after the saga's deadline
+		}
+		return 0, 0, 0
+	})
+	res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
+	if err != nil || res.Outcome() != orders.OutcomePending {
+		t.Fatalf("checkout: %s %v; want pending", res.Outcome(), err)
+	}
+	got := e.steps(t, res.Order.ID)
+	for _, want := range []string{"order.created:ok", "stock.reserve:ok", "payment.charge:error"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("timeline %v, want %s in it", got, want)
+		}
+	}
 }

@@ -354,11 +354,19 @@ func (tl *timeline) noteAt(at time.Time, step, outcome, detail string) {
 	tl.notes = append(tl.notes, ordersdb.Note{At: at, Step: step, Outcome: outcome, Detail: detail})
 }
 
-// flush writes what tl still holds, in one transaction.
+// flushTimeout bounds the write of a run's last timeline entries, which
+// outlives the run's deadline.
+const flushTimeout = 3 * time.Second
+
+// flush writes what tl still holds, in one transaction, on a context of its
+// own: a run often ends because its deadline passed, and its entries (the
+// errors that left the order pending) are what an operator reads then.
 func (s *Saga) flush(ctx context.Context, orderID uuid.UUID, tl *timeline) {
 	if len(tl.notes) == 0 {
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+	defer cancel()
 	if err := s.db.Record(ctx, orderID, tl.notes...); err != nil {
 		s.cfg.Log.ErrorContext(ctx, "record timeline", "order_id", orderID, "steps", len(tl.notes), "err", err.Error())
 	}
