@@ -597,17 +597,34 @@ type Report struct {
 	Purged    int64 `json:"purged_keys"`
 }
 
-// Recover drives every saga left unfinished — orders pending for longer than
-// RecoverAfter, and orders still owing a compensation — one lease at a time,
-// until limit orders were driven or the run has used its time budget (the
-// saga Timeout), then purges expired idempotency keys. Concurrent runs split
-// the work (ordersdb.Store.ClaimStale); the next run takes what is left.
+// Recover purges expired idempotency keys, then drives every saga left
+// unfinished — orders pending for longer than RecoverAfter, and orders still
+// owing a compensation — one lease at a time, until limit orders were driven
+// or the run has used its time budget (the saga Timeout). It claims no order
+// once less than a drive's Timeout is left before ctx's deadline (the
+// function's exec timeout), so the run ends before it: a claim or a purge
+// made past it would fail, and a drive claimed late would outlive the
+// request. Concurrent runs split the work (ordersdb.Store.ClaimStale); the
+// next run takes what is left. A failed purge is returned once the orders
+// are driven.
 func (s *Saga) Recover(ctx context.Context, limit int) (Report, error) {
 	var rep Report
+	var purgeErr error
+	rep.Purged, purgeErr = s.db.PurgeKeys(ctx)
 	budget := time.Now().Add(s.cfg.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Add(-s.cfg.Timeout).Before(budget) {
+		budget = d.Add(-s.cfg.Timeout)
+		if !time.Now().Before(budget) {
+			s.cfg.Log.WarnContext(ctx, "recovery claims nothing: the run's deadline leaves less than one saga timeout",
+				"deadline_in", time.Until(d).String(), "saga_timeout", s.cfg.Timeout.String())
+		}
+	}
 	for rep.Driven < limit && time.Now().Before(budget) {
 		ids, err := s.db.ClaimStale(ctx, s.cfg.RecoverAfter, s.lease(), 1)
 		if err != nil {
+			if purgeErr != nil {
+				err = errors.Join(purgeErr, err)
+			}
 			return rep, err
 		}
 		if len(ids) == 0 {
@@ -628,7 +645,5 @@ func (s *Saga) Recover(ctx context.Context, limit int) (Report, error) {
 			rep.Failed++
 		}
 	}
-	var err error
-	rep.Purged, err = s.db.PurgeKeys(ctx)
-	return rep, err
+	return rep, purgeErr
 }

@@ -1581,3 +1581,47 @@ func TestARunPastItsDeadlineRecordsItsTimeline(t *testing.T) {
 		}
 	}
 }
+
+// A recovery run ends before its request's deadline (recover-orders' exec
+// timeout) while services are slow: it claims no order once less than one
+// drive's Timeout is left before that deadline, and purges the expired keys
+// first. Until 2026-12-03 it claimed for Timeout, each drive taking up to
+// Timeout more, so a run lasted up to twice Timeout, past the function's
+// deadline: its last claim or the purge then failed on the expired context
+// and the run counted as an error.
+func TestARecoveryRunEndsBeforeItsDeadline(t *testing.T) {
+	const timeout = 2 * time.Second
+	e := setup(t, func(c *saga.Config) { c.Timeout = timeout })
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			return 0, http.StatusServiceUnavailable, 0
+		}
+		return 0, 0, 0
+	})
+	for range 3 {
+		if res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), ""); err != nil || res.Outcome() != orders.OutcomePending {
+			t.Fatalf("%s %v", res.Outcome(), err)
+		}
+	}
+	e.age(t)
+	// Slow, not down: each drive takes more than half the Timeout.
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			return timeout * 6 / 10, 0, 0
+		}
+		return 0, 0, 0
+	})
+	// Shorter than the claiming budget plus a drive's Timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), timeout*11/10)
+	defer cancel()
+	rep, err := e.saga.Recover(ctx, 10)
+	if err != nil {
+		t.Fatalf("recovery run: %+v %v; want no error", rep, err)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("the run ended past its deadline (%+v)", rep)
+	}
+	if rep.Driven != 1 || rep.Confirmed != 1 {
+		t.Errorf("report %+v; want the one order that fits driven and confirmed", rep)
+	}
+}
