@@ -45,6 +45,11 @@ type Service struct {
 	Image string `yaml:"image"`
 	// Command is the service's command, as a list.
 	Command StringList `yaml:"command"`
+	// Entrypoint is the service's entrypoint; nil when the key is absent
+	// (faasd ignores the key).
+	Entrypoint *StringList `yaml:"entrypoint"`
+	// User is the user the service runs as (faasd honours it).
+	User string `yaml:"user"`
 	// Environment holds the service's variables (list or map form).
 	Environment Env `yaml:"environment"`
 	// Ports are the published ports in short syntax.
@@ -391,6 +396,125 @@ func CheckDependsOn(c Compose) []error {
 			if _, ok := c.Services[d]; !ok {
 				errs = append(errs, fmt.Errorf("service %s: depends_on %s, which is not a service", name, d))
 			}
+		}
+	}
+	return errs
+}
+
+// Image is what the checks know of an image the compose file runs.
+type Image struct {
+	// Entrypoint is the image's ENTRYPOINT, as its Dockerfile sets it
+	// (empty: none). faasd runs a service's `command:` as the whole argv
+	// (pkg/supervisor.go: oci.WithImageConfig, then oci.WithProcessArgs),
+	// so a command must name it itself when it needs it.
+	Entrypoint []string
+	// Scripts are the bare names (found on the image's PATH) that may
+	// start a command: the image's entrypoint script. Anything else must be
+	// an absolute path.
+	Scripts []string
+	// SwitchesUser is true when the image starts as root and its
+	// entrypoint chowns its data and switches to its own user (gosu,
+	// su-exec): that needs CAP_CHOWN, CAP_SETUID and CAP_SETGID, and faasd
+	// gives a compose service no capability but those of its cap_add
+	// (oci.WithCapabilities(svc.Caps)), so the service must run as that
+	// user (`user:`), which skips the switch.
+	SwitchesUser bool
+}
+
+// Images lists every image of docker-compose.yml by repository (the
+// reference without its tag, variables resolved), with its ENTRYPOINT as
+// each image's Dockerfile sets it. A new image must be added here, after
+// reading its Dockerfile: CheckCommands and CheckUsers refuse one they do
+// not know.
+var Images = map[string]Image{
+	// faasd's core services.
+	"docker.io/library/nats-streaming": {Entrypoint: []string{"/nats-streaming-server"}},
+	"docker.io/prom/prometheus":        {Entrypoint: []string{"/bin/prometheus"}},
+	"ghcr.io/openfaas/gateway":         {},
+	"ghcr.io/openfaas/queue-worker":    {},
+	// docker-library images: ENTRYPOINT ["docker-entrypoint.sh"] (in
+	// /usr/local/bin); started as root, they chown their data and switch
+	// to their user, uid 999 in all three.
+	"docker.io/library/postgres": {Entrypoint: []string{"docker-entrypoint.sh"}, Scripts: []string{"docker-entrypoint.sh"}, SwitchesUser: true},
+	"docker.io/library/rabbitmq": {Entrypoint: []string{"docker-entrypoint.sh"}, Scripts: []string{"docker-entrypoint.sh"}, SwitchesUser: true},
+	"docker.io/library/redis":    {Entrypoint: []string{"docker-entrypoint.sh"}, Scripts: []string{"docker-entrypoint.sh"}, SwitchesUser: true},
+	// ENTRYPOINT ["tini", "--"], CMD ["/bin/meilisearch"]; runs as root
+	// and switches to no one.
+	"docker.io/getmeili/meilisearch": {Entrypoint: []string{"tini", "--"}, Scripts: []string{"tini"}},
+	// ENTRYPOINT ["/docker-entrypoint.sh"], CMD ["kong", "docker-start"],
+	// USER kong (uid 1000).
+	"docker.io/library/kong": {Entrypoint: []string{"/docker-entrypoint.sh"}},
+	// ENTRYPOINT ["/cmd/jaeger/jaeger-linux"], USER 10001.
+	"docker.io/jaegertracing/jaeger": {Entrypoint: []string{"/cmd/jaeger/jaeger-linux"}},
+	// ENTRYPOINT ["/run.sh"], USER grafana (uid 472).
+	"docker.io/grafana/grafana": {Entrypoint: []string{"/run.sh"}},
+	// The connectors (connectors/<name>/Dockerfile): CMD only, USER app.
+	"ghcr.io/shopfaas/outbox-relay":       {},
+	"ghcr.io/shopfaas/rabbitmq-connector": {},
+	"ghcr.io/shopfaas/scheduler":          {},
+}
+
+// imageRepository is the image reference without its tag or digest, with
+// variables resolved as faasd resolves them.
+func imageRepository(image string) string {
+	img := Resolve(image)
+	img, _, _ = strings.Cut(img, "@")
+	if i := strings.LastIndex(img, ":"); i > strings.LastIndex(img, "/") {
+		img = img[:i]
+	}
+	return img
+}
+
+// CheckCommands reports every service whose `command:` would not start on
+// faasd as it starts on docker-compose. faasd replaces the image's whole
+// argv, ENTRYPOINT included, with the command (docs/deploy-faasd.md, step
+// 4), so its first word must be an absolute path or one of the image's
+// entrypoint scripts (images), never a flag (--config.file=…, which the
+// image's ENTRYPOINT would have received) nor a bare binary the ENTRYPOINT
+// would have wrapped (postgres, redis-server, sh). And every service with a
+// command sets `entrypoint: []`, so docker-compose too runs exactly that
+// argv instead of handing it to the ENTRYPOINT.
+func CheckCommands(c Compose, images map[string]Image) []error {
+	var errs []error
+	for _, name := range sortedNames(c) {
+		s := c.Services[name]
+		if len(s.Command) == 0 {
+			continue
+		}
+		repo := imageRepository(s.Image)
+		img, known := images[repo]
+		if !known {
+			errs = append(errs, fmt.Errorf("service %s: image %s is not in deploycheck.Images: add its ENTRYPOINT from its Dockerfile", name, repo))
+		}
+		first := s.Command[0]
+		switch {
+		case strings.HasPrefix(first, "-"):
+			errs = append(errs, fmt.Errorf("service %s: command starts with the flag %q: faasd runs the command without the image's ENTRYPOINT %q; start it with the binary's absolute path", name, first, img.Entrypoint))
+		case strings.HasPrefix(first, "/"), slices.Contains(img.Scripts, first):
+		default:
+			errs = append(errs, fmt.Errorf("service %s: command starts with %q, neither an absolute path nor an entrypoint script of %s %q: faasd runs it without the image's ENTRYPOINT", name, first, repo, img.Scripts))
+		}
+		if s.Entrypoint == nil || len(*s.Entrypoint) > 0 {
+			errs = append(errs, fmt.Errorf("service %s: a service with a command sets `entrypoint: []`, so docker-compose runs the same argv as faasd", name))
+		}
+	}
+	return errs
+}
+
+// CheckUsers reports every service whose image switches user as root
+// (Image.SwitchesUser) and that does not set `user:`, and every image the
+// table does not know.
+func CheckUsers(c Compose, images map[string]Image) []error {
+	var errs []error
+	for _, name := range sortedNames(c) {
+		s := c.Services[name]
+		repo := imageRepository(s.Image)
+		img, known := images[repo]
+		switch {
+		case !known:
+			errs = append(errs, fmt.Errorf("service %s: image %s is not in deploycheck.Images: read its Dockerfile and add it", name, repo))
+		case img.SwitchesUser && s.User == "":
+			errs = append(errs, fmt.Errorf("service %s: %s starts as root and switches user, which needs capabilities faasd does not give; set `user:` to its uid", name, repo))
 		}
 	}
 	return errs

@@ -260,6 +260,8 @@ func TestComposeRules(t *testing.T) {
 	errs = append(errs, CheckSecretFiles(c, layout)...)
 	errs = append(errs, CheckProjectFiles(c, root(t))...)
 	errs = append(errs, CheckDependsOn(c)...)
+	errs = append(errs, CheckCommands(c, Images)...)
+	errs = append(errs, CheckUsers(c, Images)...)
 	if len(errs) > 0 {
 		t.Errorf("docker-compose.yml:\n%s", strings.Join(errStrings(errs), "\n"))
 	}
@@ -476,6 +478,18 @@ services:
     image: kong:3.9.0
     ports: ["8000:8000"]
     command: ["sh", "-c", "export A_SET=$$(cat f); exec kong"]
+  pg:
+    image: docker.io/library/postgres:15.13
+    entrypoint: []
+    command: [postgres, -c, max_connections=200]
+  prom:
+    image: docker.io/prom/prometheus:v3.1.0
+    command: ["--config.file=/etc/prometheus/prometheus.yml"]
+  redis:
+    image: docker.io/library/redis:7.4.2-alpine
+    user: "999"
+    entrypoint: []
+    command: [docker-entrypoint.sh, redis-server]
 `
 	c, err := LoadCompose([]byte(fixture))
 	if err != nil {
@@ -487,6 +501,19 @@ services:
 	wantFindings(t, "secrets", CheckSecretFiles(c, []string{"jwt-verify-key"}), "secret file /var/lib/faasd/secrets/unknown")
 	wantFindings(t, "project files", CheckProjectFiles(c, root(t)), "monitoring/missing.yml")
 	wantFindings(t, "depends_on", CheckDependsOn(c), "ghost")
+	images := map[string]Image{
+		"kong":                       {Entrypoint: []string{"/docker-entrypoint.sh"}},
+		"docker.io/library/postgres": Images["docker.io/library/postgres"],
+		"docker.io/library/redis":    Images["docker.io/library/redis"],
+		"docker.io/prom/prometheus":  Images["docker.io/prom/prometheus"],
+	}
+	wantFindings(t, "commands", CheckCommands(c, images),
+		`service kong: command starts with "sh"`, "service kong: a service with a command sets `entrypoint: []`",
+		`service pg: command starts with "postgres"`,
+		`service prom: command starts with the flag "--config.file=`, "service prom: a service with a command sets `entrypoint: []`")
+	wantFindings(t, "users", CheckUsers(c, images),
+		"service api: image example/api is not in deploycheck.Images", "service db: image postgres is not in deploycheck.Images",
+		"service pg: docker.io/library/postgres starts as root and switches user", "service relay: image /relay is not in deploycheck.Images")
 	eps := Endpoints(c.Services["relay"].Environment, "relay")
 	if diff := cmp.Diff([]Endpoint{{Host: "cache", Port: "6379", From: "relay CACHE_ADDR"}, {Host: "db", Port: "5433", From: "relay DB"}}, eps); diff != "" {
 		t.Errorf("Endpoints (-want +got):\n%s", diff)
