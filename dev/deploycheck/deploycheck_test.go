@@ -524,3 +524,92 @@ services:
 		t.Error("SecretsLayout without markers: no error")
 	}
 }
+
+// The postgres init script (env/faasd/postgres-init/10-shop.sh) stops, before
+// any psql, when it cannot read the shop role's password: a failed
+// $(cat ...) inside psql's arguments does not trip set -e, and the role was
+// created with an empty password. A directory stands for a file the script
+// cannot read (the test may run as root, who reads any file).
+func TestPostgresInitNeedsThePassword(t *testing.T) {
+	sh := tool(t, "sh", "dash")
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "psql-calls")
+	fake := "#!/bin/sh\nprintf '%s\\n' \"$*\" >> " + calls + "\ncat > /dev/null\n"
+	if err := os.WriteFile(filepath.Join(dir, "psql"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := func(passwordFile string) (string, string, error) {
+		t.Helper()
+		_ = os.Remove(calls)
+		cmd := exec.Command(sh, filepath.Join(root(t), "env/faasd/postgres-init/10-shop.sh"))
+		cmd.Env = []string{"PATH=" + dir + ":" + os.Getenv("PATH"), "POSTGRES_USER=postgres", "SHOP_DB_PASSWORD_FILE=" + passwordFile}
+		out, err := cmd.CombinedOutput()
+		b, _ := os.ReadFile(calls)
+		return string(out), string(b), err
+	}
+	good := filepath.Join(dir, "db-password")
+	if err := os.WriteFile(good, []byte("s3cret\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	out, psql, err := run(good)
+	if err != nil || !strings.Contains(psql, "--set=password=s3cret\n") {
+		t.Fatalf("readable password: err %v, output %q, psql calls:\n%s", err, out, psql)
+	}
+	unreadable := filepath.Join(dir, "not-a-file")
+	if err := os.Mkdir(unreadable, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{unreadable, filepath.Join(dir, "missing")} {
+		if out, psql, err := run(f); err == nil || psql != "" {
+			t.Errorf("password file %s: err %v (want a failure), output %q, psql calls:\n%s", f, err, out, psql)
+		}
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if out, psql, err := run(empty); err == nil || psql != "" {
+		t.Errorf("a password file holding only a newline: err %v (want a failure), output %q, psql calls:\n%s", err, out, psql)
+	}
+}
+
+// connectorUID is the uid (and gid) of the user app of the connectors'
+// images: the secret files they read on the faasd host belong to it
+// (docs/deploy-faasd.md, step 3), so it must not be whatever free uid
+// adduser picks.
+const connectorUID = "10000"
+
+// Every connector image runs as app with the fixed uid and gid
+// connectorUID, and the guide gives the connectors' secret files to it.
+func TestConnectorsRunAsAFixedUID(t *testing.T) {
+	dockerfiles, err := filepath.Glob(filepath.Join(root(t), "connectors", "*", "Dockerfile"))
+	if err != nil || len(dockerfiles) < 3 {
+		t.Fatalf("connector Dockerfiles: %v, %v", dockerfiles, err)
+	}
+	for _, f := range dockerfiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		df := string(b)
+		rel, _ := filepath.Rel(root(t), f)
+		for _, re := range []string{
+			`addgroup (--system|-S) -g ` + connectorUID + ` app\b`,
+			`adduser (--system|-S) --ingroup app -u ` + connectorUID + ` app\b`,
+			`(?m)^USER app$`,
+		} {
+			if !regexp.MustCompile(re).MatchString(df) {
+				t.Errorf("%s does not match %s", rel, re)
+			}
+		}
+	}
+	guide := string(read(t, "docs/deploy-faasd.md"))
+	for _, want := range []string{
+		"chown " + connectorUID + " event-signing-key internal-token-rabbitmq-connector internal-token-scheduler",
+		"chown 999:" + connectorUID + " db-password rabbitmq-password",
+	} {
+		if !strings.Contains(guide, want) {
+			t.Errorf("docs/deploy-faasd.md lacks %q", want)
+		}
+	}
+}

@@ -7,14 +7,22 @@
 # migrations at start (DATABASE_CREATE=false in production).
 set -eu
 
-password_file=/run/secrets/db-password
-if [ ! -s "$password_file" ]; then
-	echo "10-shop.sh: $password_file is missing or empty" >&2
+# Read into a variable first: a failed $(cat ...) inside psql's arguments
+# would not stop the script (set -e ignores it there) and the role would get
+# an empty password. The script runs as the postgres user (uid 999), so the
+# file must be readable by it (docs/deploy-faasd.md, step 3).
+password_file=${SHOP_DB_PASSWORD_FILE:-/run/secrets/db-password} # the variable is for dev/deploycheck's test
+password=$(cat "$password_file") || {
+	echo "10-shop.sh: cannot read $password_file (it must be readable by uid $(id -u))" >&2
+	exit 1
+}
+if [ -z "$password" ]; then
+	echo "10-shop.sh: $password_file is empty" >&2
 	exit 1
 fi
 
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
-	--set=password="$(cat "$password_file")" <<'SQL'
+	--set=password="$password" <<'SQL'
 CREATE ROLE shop LOGIN PASSWORD :'password';
 CREATE DATABASE shop_users OWNER shop;
 CREATE DATABASE shop_catalog OWNER shop;
