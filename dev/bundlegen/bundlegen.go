@@ -43,6 +43,13 @@ const (
 	Dir = "bundles"
 )
 
+// NameVar is the variable that names a function to fnserve (its metrics'
+// function label, its root route, its logs). Every function of stack.yml
+// sets it to its own name, which a bundle does not inherit: a bundle sets it
+// to its own name, the service (faas-netes sets no OPENFAAS_NAME, and a
+// pod's host name, fnserve's fallback, is the pod's name).
+const NameVar = "OPENFAAS_NAME"
+
 // MaxFunctions is the function cap of faasd CE and OpenFaaS CE.
 const MaxFunctions = 15
 
@@ -279,6 +286,9 @@ func bundleFunction(svc string, members []routes.Route, st stackDoc) (string, er
 			errs = append(errs, fmt.Errorf("%s: %s has another lang or environment_file than the other members", svc, m.Function))
 		}
 		for k, v := range fn.Environment {
+			if k == NameVar { // each member's own name; the bundle gets its own below
+				continue
+			}
 			if old, dup := env[k]; dup && old != v {
 				errs = append(errs, fmt.Errorf("%s: members disagree on environment %s", svc, k))
 			}
@@ -334,6 +344,7 @@ func bundleFunction(svc string, members []routes.Route, st stackDoc) (string, er
 		return "", err
 	}
 	env["FUNCTION_BUNDLES"] = "true"
+	env[NameVar] = svc
 	if len(topics) > 0 {
 		annotations["topic"] = strings.Join(topics, ",")
 	}

@@ -88,3 +88,24 @@ func pathParams(path string) []string {
 	}
 	return out
 }
+
+// Every function of both stacks sets OPENFAAS_NAME to its own name: fnserve
+// takes the function's name (its metrics' function label, its root route,
+// its logs) from it, else from the host name, and a pod's host name on
+// Kubernetes is the pod's name (faas-netes sets no OPENFAAS_NAME).
+func TestEveryFunctionNamesItself(t *testing.T) {
+	for _, file := range []string{"../../stack.yml", "../../stack.ce.yml"} {
+		s, err := stackfile.LoadEnv(file, func(string) string { return "" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Functions) == 0 {
+			t.Fatalf("%s has no function", file)
+		}
+		for _, name := range stackfile.Names(s) {
+			if got, ok := s.Functions[name].Environment["OPENFAAS_NAME"]; !ok || got != name {
+				t.Errorf("%s: %s sets OPENFAAS_NAME %q (set: %v), want %q in its environment", file, name, got, ok, name)
+			}
+		}
+	}
+}
