@@ -1,6 +1,8 @@
 package stackfile_test
 
 import (
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -105,6 +107,63 @@ func TestEveryFunctionNamesItself(t *testing.T) {
 		for _, name := range stackfile.Names(s) {
 			if got, ok := s.Functions[name].Environment["OPENFAAS_NAME"]; !ok || got != name {
 				t.Errorf("%s: %s sets OPENFAAS_NAME %q (set: %v), want %q in its environment", file, name, got, ok, name)
+			}
+		}
+	}
+}
+
+// envSubst is one environment entry of a stack file whose value is a
+// single ${VAR...} substitution.
+var envSubst = regexp.MustCompile(`^      ([A-Za-z_][A-Za-z0-9_]*): ("?)\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-[^}]*)?\}("?)$`)
+
+// faas-cli substitutes ${VAR} in the stack file's raw text before parsing
+// the YAML, so an unquoted substitution whose value holds ": " or " #"
+// (an SMTP user name, a From header) breaks the file or loses the rest of
+// the value. Every substitution in an environment value is quoted, and such
+// a value arrives whole.
+func TestSubstitutedValuesSurviveTheYAML(t *testing.T) {
+	const tricky = `Shop: orders #1 'x'`
+	for _, file := range []string{"../../stack.yml", "../../stack.ce.yml"} {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type entry struct{ fn, key string }
+		var entries []entry
+		vars := map[string]bool{}
+		fn, inEnv := "", false
+		for line := range strings.SplitSeq(string(raw), "\n") {
+			switch {
+			case strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "   ") && strings.HasSuffix(line, ":"):
+				fn, inEnv = strings.TrimSuffix(strings.TrimSpace(line), ":"), false
+			case strings.HasPrefix(line, "    ") && !strings.HasPrefix(line, "     "):
+				inEnv = line == "    environment:"
+			case inEnv:
+				if m := envSubst.FindStringSubmatch(line); m != nil {
+					entries = append(entries, entry{fn, m[1]})
+					vars[m[3]] = true
+					if m[2] != `"` || m[4] != `"` {
+						t.Errorf("%s: %s's %s: quote the substitution (%s)", file, fn, m[1], strings.TrimSpace(line))
+					}
+				}
+			}
+		}
+		if file == "../../stack.yml" && len(entries) < 5 {
+			t.Fatalf("%s: found %d substituted environment values; is the pattern stale?", file, len(entries))
+		}
+		s, err := stackfile.LoadEnv(file, func(k string) string {
+			if vars[k] {
+				return tricky
+			}
+			return ""
+		})
+		if err != nil {
+			t.Errorf("%s with %q substituted: %v", file, tricky, err)
+			continue
+		}
+		for _, e := range entries {
+			if got := s.Functions[e.fn].Environment[e.key]; got != tricky {
+				t.Errorf("%s: %s's %s is %q, want %q", file, e.fn, e.key, got, tricky)
 			}
 		}
 	}
