@@ -1,6 +1,7 @@
 // Package stackfile reads stack.yml the way faas-cli does (go-sdk's parser,
 // with ${VAR:-default} substitution) and resolves each function's
-// environment_file entries.
+// environment_file entries (refusing a key also set in its environment, whose
+// precedence in faas-cli surprises).
 package stackfile
 
 import (
@@ -31,8 +32,14 @@ func Names(s *stack.Services) []string {
 	return slices.Sorted(maps.Keys(s.Functions))
 }
 
-// Environment merges fn's environment_file entries (relative to the stack
-// file's directory, in order) and then its environment map, as faas-cli does.
+// Environment returns fn's environment: its environment_file entries (in
+// order, a later file winning) and its environment map. faas-cli merges the
+// files OVER the map (commands/deploy.go's compileEnvironment calls
+// MergeMap(yamlEnvironment, fileEnvironment), the overlay winning), the
+// reverse of what a reader of the stack file expects, so a key present in
+// both is refused rather than resolved either way. faas-cli opens the files
+// relative to its current directory; here they are relative to stackDir,
+// which is the same when faas-cli runs where stack.yml is, as the guides do.
 func Environment(stackDir string, fn stack.Function) (map[string]string, error) {
 	env := map[string]string{}
 	for _, f := range fn.EnvironmentFile {
@@ -47,6 +54,16 @@ func Environment(stackDir string, fn stack.Function) (map[string]string, error) 
 			return nil, fmt.Errorf("environment_file %s: %w", f, err)
 		}
 		maps.Copy(env, doc.Environment)
+	}
+	var both []string
+	for k := range fn.Environment {
+		if _, ok := env[k]; ok {
+			both = append(both, k)
+		}
+	}
+	if len(both) > 0 {
+		slices.Sort(both)
+		return nil, fmt.Errorf("%v set both in environment and in environment_file %v: faas-cli would take the file's value; set each in one place", both, fn.EnvironmentFile)
 	}
 	maps.Copy(env, fn.Environment)
 	return env, nil

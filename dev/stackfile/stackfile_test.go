@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/openfaas/go-sdk/stack"
+
 	"github.com/shopfaas/shop/dev/stackfile"
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/routes"
@@ -164,6 +166,43 @@ func TestSubstitutedValuesSurviveTheYAML(t *testing.T) {
 		for _, e := range entries {
 			if got := s.Functions[e.fn].Environment[e.key]; got != tricky {
 				t.Errorf("%s: %s's %s is %q, want %q", file, e.fn, e.key, got, tricky)
+			}
+		}
+	}
+}
+
+// A key set both in a function's environment and in its environment_file is
+// refused: faas-cli gives the file precedence (compileEnvironment merges the
+// file over the map), which a reader of the stack file would not expect.
+func TestEnvironmentRefusesAKeyInBothPlaces(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/env.yml", []byte("environment:\n  LOG_LEVEL: info\n  A: from-file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env, err := stackfile.Environment(dir, stack.Function{EnvironmentFile: []string{"env.yml"}, Environment: map[string]string{"B": "own"}})
+	if err != nil || env["A"] != "from-file" || env["B"] != "own" || env["LOG_LEVEL"] != "info" {
+		t.Fatalf("disjoint keys: %v, %v", env, err)
+	}
+	_, err = stackfile.Environment(dir, stack.Function{EnvironmentFile: []string{"env.yml"}, Environment: map[string]string{"LOG_LEVEL": "debug"}})
+	if err == nil || !strings.Contains(err.Error(), "LOG_LEVEL") {
+		t.Fatalf("LOG_LEVEL in both: err %v, want it named", err)
+	}
+	// Neither stack does it, with either environment file.
+	for _, file := range []string{"../../stack.yml", "../../stack.ce.yml"} {
+		for _, shopEnv := range []string{"development", "production"} {
+			s, err := stackfile.LoadEnv(file, func(k string) string {
+				if k == "SHOP_ENV" {
+					return shopEnv
+				}
+				return ""
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range stackfile.Names(s) {
+				if _, err := stackfile.Environment("../..", s.Functions[name]); err != nil {
+					t.Errorf("%s (SHOP_ENV=%s) %s: %v", file, shopEnv, name, err)
+				}
 			}
 		}
 	}
