@@ -1,8 +1,9 @@
 // Command scheduler is the shop's cron connector: it discovers the functions
 // of the OpenFaaS gateway whose "schedule" annotation holds a cron expression
 // as openfaas/cron-connector reads it (robfig/cron/v3: five fields, names,
-// @hourly, @every 5m, CRON_TZ=; see internal/schedule), with topic
-// "cron-function" or no topic (the cron-connector's convention), and invokes
+// @hourly, @every 5m, CRON_TZ=; see internal/schedule), with no topic or one
+// listing "cron-function" (cron-connector wants exactly "cron-function", so
+// it would not schedule the shop's functions, which carry none), and invokes
 // POST $GATEWAY_URL/function/<name> on schedule with the internal credential,
 // one run at a time per function. It never exits on a transient error (faasd
 // has no restart policy).
@@ -11,7 +12,8 @@
 // INVOKE_TIMEOUT (default 2m), SCHEDULE_TZ (default UTC), LOG_LEVEL; secret
 // internal-token-scheduler (required: its own internal credential); basic_auth=true (faasd, faas-local) requires the
 // secrets basic-auth-user and basic-auth-password for the gateway API, as
-// the OpenFaaS connectors do; SECRETS_DIR.
+// the OpenFaaS connectors do; SECRETS_DIR (default /var/openfaas/secrets;
+// the OpenFaaS connectors' secret_mount_path is not read).
 package main
 
 import (

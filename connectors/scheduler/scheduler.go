@@ -69,7 +69,7 @@ func (c Config) Validate() error {
 }
 
 // Scheduler invokes the gateway's scheduled functions (annotation
-// "schedule", cron-connector convention) on their schedules, one run at a time
+// "schedule"; internal/schedule.FromAnnotations) on their schedules, one run at a time
 // per function: a tick that finds the previous run still going is skipped
 // and logged. It never stops on a transient error: a failed refresh keeps the
 // last known functions, a failed invocation is logged and retried at the next

@@ -16,7 +16,7 @@ var BuildFlags = []string{"-trimpath"}
 
 // BuildEnv is added to the environment of those builds: static binaries, as
 // the images are built (CGO_ENABLED=0 in the template's and connectors'
-// Dockerfiles), so no libc is mapped into each of the ~31 function processes
+// Dockerfiles), so no libc is mapped into each of the ~33 function processes
 // (1.3 MiB less RSS apiece, docs/performance.md, "Memory").
 var BuildEnv = []string{"CGO_ENABLED=0"}
 

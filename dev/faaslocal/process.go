@@ -194,7 +194,7 @@ const connectorEnvFile = "env/development.yml"
 // variables (TelemetryEnv), GATEWAY_URL and FUNCTION_URLS (unless
 // Config.GatewayOnly), SECRETS_DIR (every secret) and
 // basic_auth=true (the connectors read the gateway API's credentials from
-// SECRETS_DIR, as OpenFaaS connectors read them from secret_mount_path),
+// SECRETS_DIR; the OpenFaaS connectors' secret_mount_path is not read),
 // GODEBUG (orderPathGODEBUG), Config.Env, then BIND_HOST=127.0.0.1.
 func (l *launcher) connector(c Connector, secretsDir string) (supervisor.Spec, error) {
 	env, err := l.connectorEnv(secretsDir)

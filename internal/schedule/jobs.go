@@ -23,8 +23,10 @@ type Job struct {
 
 // FromAnnotations decides whether the function is scheduled: it has a
 // non-empty "schedule" annotation and its "topic" annotation is absent or
-// lists "cron-function" (the cron-connector's convention; a function that
-// lists only event topics is the RabbitMQ connector's, not ours). ok is false
+// lists "cron-function" (a function that lists only event topics is the
+// RabbitMQ connector's, not ours). openfaas/cron-connector is stricter: it
+// wants topic to be exactly "cron-function", so it would not schedule the
+// shop's scheduled functions, which carry no topic. ok is false
 // for an unscheduled function; err reports an unparsable expression.
 func FromAnnotations(function string, annotations map[string]string) (job Job, ok bool, err error) {
 	spec := strings.TrimSpace(annotations[ScheduleAnnotation])
