@@ -520,6 +520,37 @@ func CheckUsers(c Compose, images map[string]Image) []error {
 	return errs
 }
 
+// readInArgument is a command substitution inside an export or a command's
+// arguments, where the shell ignores its failure.
+var readInArgument = regexp.MustCompile(`(?:export|exec)\s[^;]*\$\(`)
+
+// CheckSecretReads reports every `/bin/sh -c` command that reads a file
+// with $(...) inside an export or another command's arguments: the shell
+// ignores a substitution's failure there (set -e too), so an unreadable
+// secret becomes an empty password. A command reads each file into a
+// variable first, under set -e, and refuses an empty one:
+// `set -e; p=$(cat FILE); [ -n "$p" ]; export X="$p"; exec ...`.
+func CheckSecretReads(c Compose) []error {
+	var errs []error
+	for _, name := range sortedNames(c) {
+		cmd := c.Services[name].Command
+		if len(cmd) < 3 || path.Base(cmd[0]) != "sh" || cmd[1] != "-c" {
+			continue
+		}
+		script := strings.ReplaceAll(cmd[2], "$$", "$") // compose's escape
+		if !strings.Contains(script, "$(") {
+			continue
+		}
+		if m := readInArgument.FindString(script); m != "" {
+			errs = append(errs, fmt.Errorf("service %s: %q…: a failed $(...) there is ignored; read it into a variable under set -e first", name, m))
+		}
+		if !strings.HasPrefix(script, "set -e;") {
+			errs = append(errs, fmt.Errorf("service %s: a script that reads a file starts with `set -e;`", name))
+		}
+	}
+	return errs
+}
+
 var vaultEnv = regexp.MustCompile(`\{vault://env/([A-Za-z0-9_-]+)`)
 
 // KongVaultEnv returns the environment variables that the {vault://env/...}

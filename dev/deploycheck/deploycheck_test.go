@@ -262,6 +262,7 @@ func TestComposeRules(t *testing.T) {
 	errs = append(errs, CheckDependsOn(c)...)
 	errs = append(errs, CheckCommands(c, Images)...)
 	errs = append(errs, CheckUsers(c, Images)...)
+	errs = append(errs, CheckSecretReads(c)...)
 	if len(errs) > 0 {
 		t.Errorf("docker-compose.yml:\n%s", strings.Join(errStrings(errs), "\n"))
 	}
@@ -490,6 +491,15 @@ services:
     user: "999"
     entrypoint: []
     command: [docker-entrypoint.sh, redis-server]
+  mq:
+    image: docker.io/library/rabbitmq:3.13.7-management
+    user: "999"
+    entrypoint: []
+    command: [/bin/sh, -c, 'set -e; p=$$(cat /run/secrets/p); [ -n "$$p" ]; export PASS="$$p"; exec docker-entrypoint.sh rabbitmq-server']
+  meili:
+    image: docker.io/getmeili/meilisearch:v1.11.3
+    entrypoint: []
+    command: [/bin/sh, -c, 'set -e; exec /bin/meilisearch --master-key "$$(cat /run/secrets/k)"']
 `
 	c, err := LoadCompose([]byte(fixture))
 	if err != nil {
@@ -502,15 +512,20 @@ services:
 	wantFindings(t, "project files", CheckProjectFiles(c, root(t)), "monitoring/missing.yml")
 	wantFindings(t, "depends_on", CheckDependsOn(c), "ghost")
 	images := map[string]Image{
-		"kong":                       {Entrypoint: []string{"/docker-entrypoint.sh"}},
-		"docker.io/library/postgres": Images["docker.io/library/postgres"],
-		"docker.io/library/redis":    Images["docker.io/library/redis"],
-		"docker.io/prom/prometheus":  Images["docker.io/prom/prometheus"],
+		"kong":                           {Entrypoint: []string{"/docker-entrypoint.sh"}},
+		"docker.io/library/postgres":     Images["docker.io/library/postgres"],
+		"docker.io/library/redis":        Images["docker.io/library/redis"],
+		"docker.io/prom/prometheus":      Images["docker.io/prom/prometheus"],
+		"docker.io/library/rabbitmq":     Images["docker.io/library/rabbitmq"],
+		"docker.io/getmeili/meilisearch": Images["docker.io/getmeili/meilisearch"],
 	}
 	wantFindings(t, "commands", CheckCommands(c, images),
 		`service kong: command starts with "sh"`, "service kong: a service with a command sets `entrypoint: []`",
 		`service pg: command starts with "postgres"`,
 		`service prom: command starts with the flag "--config.file=`, "service prom: a service with a command sets `entrypoint: []`")
+	wantFindings(t, "secret reads", CheckSecretReads(c),
+		`service kong: "export A_SET=$(`, "service kong: a script that reads a file starts with `set -e;`",
+		`service meili: "exec /bin/meilisearch --master-key \"$(`)
 	wantFindings(t, "users", CheckUsers(c, images),
 		"service api: image example/api is not in deploycheck.Images", "service db: image postgres is not in deploycheck.Images",
 		"service pg: docker.io/library/postgres starts as root and switches user", "service relay: image /relay is not in deploycheck.Images")
