@@ -100,6 +100,10 @@ func (o *Options) defaults() {
 // the shop has settled.
 var consumers = []string{"notify-user", "update-product-stats", "index-product"}
 
+// declineEvery is the share of checkouts paid with a card the simulator
+// declines: every fifth checkout of the run.
+const declineEvery = 5
+
 // Counters are what the run did.
 type Counters struct {
 	Kills, PGRestarts, RabbitStops, RabbitKills atomic.Int64
@@ -146,6 +150,7 @@ type run struct {
 	n       Counters
 	mu      sync.Mutex
 	orders  []*order
+	placed  atomic.Int64 // checkouts begun, numbering them for declineEvery
 	stock   map[uuid.UUID]int
 	closers []func()
 }
@@ -444,7 +449,7 @@ func (r *run) customer(dctx, ctx context.Context) {
 	slices.SortFunc(products, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
 	for dctx.Err() == nil {
 		o := &order{user: uuid.Must(uuid.NewV7()), key: uuid.NewString(), product: products[rand.IntN(len(products))],
-			quantity: 1 + rand.IntN(3), declined: rand.IntN(5) == 0}
+			quantity: 1 + rand.IntN(3), declined: r.placed.Add(1)%declineEvery == 0}
 		tok, err := r.tokens.Issue(o.user, auth.RoleCustomer)
 		if err != nil {
 			r.printf("token: %v", err)

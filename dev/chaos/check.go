@@ -187,6 +187,64 @@ type verdict struct {
 	detail string
 }
 
+// effort is what a run planned and what it did. Every invariant holds
+// trivially for a run in which nothing happened (with no order, every order
+// is final and the stock conserved), so the run passes only once it did what
+// its options promised.
+type effort struct {
+	// Planned: the restarts of each, whether processes are killed, whether
+	// some checkouts pay with a declined card.
+	plannedPG, plannedRabbit  int
+	plansKills, plansDeclines bool
+	// Done: restarts that completed, successful SIGKILLs, orders confirmed,
+	// checkouts paid with a declined card and orders that ended
+	// payment_failed.
+	pgRestarts, rabbitRestarts int
+	kills                      int
+	confirmed                  int
+	declinedCards, failed      int
+}
+
+// effortOf reads what the run planned from its options and what it did from
+// its counters and the orders' final statuses.
+func (r *run) effortOf(byStatus map[string]int) effort {
+	e := effort{
+		plannedPG: r.o.PGRestarts, plannedRabbit: r.o.RabbitRestarts,
+		plansKills: r.o.KillEvery > 0, plansDeclines: declineEvery > 0,
+		pgRestarts:     int(r.n.PGRestarts.Load()),
+		rabbitRestarts: int(r.n.RabbitStops.Load() + r.n.RabbitKills.Load()),
+		kills:          int(r.n.Kills.Load()),
+		confirmed:      byStatus["confirmed"], failed: byStatus["payment_failed"],
+	}
+	for _, o := range r.orders {
+		if o.declined {
+			e.declinedCards++
+		}
+	}
+	return e
+}
+
+// verdicts fail a run that did less than it planned: a restart that failed,
+// no process killed, no order confirmed, no declined card placed or none
+// ending payment_failed.
+func (e effort) verdicts() []verdict {
+	var vs []verdict
+	add := func(name string, ok bool, detail string) {
+		vs = append(vs, verdict{name: name, ok: ok, detail: detail})
+	}
+	add("every planned restart happened", e.pgRestarts >= e.plannedPG && e.rabbitRestarts >= e.plannedRabbit,
+		fmt.Sprintf("PostgreSQL %d of %d, RabbitMQ %d of %d", e.pgRestarts, e.plannedPG, e.rabbitRestarts, e.plannedRabbit))
+	if e.plansKills {
+		add("processes were killed", e.kills > 0, fmt.Sprintf("%d kills", e.kills))
+	}
+	add("orders were confirmed", e.confirmed > 0, fmt.Sprintf("%d confirmed", e.confirmed))
+	if e.plansDeclines {
+		add("declined cards were placed and ended payment_failed", e.declinedCards > 0 && e.failed > 0,
+			fmt.Sprintf("%d checkouts with a declined card, %d orders payment_failed", e.declinedCards, e.failed))
+	}
+	return vs
+}
+
 // check settles, then evaluates every invariant and prints the summary.
 func (r *run) check(ctx context.Context) (bool, error) {
 	settled := r.settle(ctx)
@@ -365,6 +423,7 @@ func (r *run) check(ctx context.Context) (bool, error) {
 		}
 	}
 	add("every order final", p, fmt.Sprintf("%d orders: %v; %d read back through the API", len(orders), byStatus, apiChecked))
+	vs = append(vs, r.effortOf(byStatus).verdicts()...)
 
 	// One order per key: each checkout had its own user and key.
 	p = nil

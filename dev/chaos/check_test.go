@@ -1,0 +1,88 @@
+package chaos
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// full is a run that did everything the short form plans.
+var full = effort{plannedPG: 1, plannedRabbit: 1, plansKills: true, plansDeclines: true,
+	pgRestarts: 1, rabbitRestarts: 1, kills: 12, confirmed: 300, declinedCards: 80, failed: 80}
+
+func failing(vs []verdict) []string {
+	var out []string
+	for _, v := range vs {
+		if !v.ok {
+			out = append(out, v.name+" — "+v.detail)
+		}
+	}
+	return out
+}
+
+func TestRunThatDidItsPlanPasses(t *testing.T) {
+	vs := full.verdicts()
+	if len(vs) != 4 {
+		t.Fatalf("%d verdicts, want 4: %v", len(vs), vs)
+	}
+	if f := failing(vs); len(f) > 0 {
+		t.Fatalf("a run that did its plan fails: %v", f)
+	}
+}
+
+// Each count short of the plan fails its own verdict, and only that one: a
+// run in which nothing happened cannot pass the trivially true invariants.
+func TestRunThatDidLessThanItsPlanFails(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		change func(*effort)
+		fails  string
+	}{
+		{"PostgreSQL restart failed", func(e *effort) { e.pgRestarts = 0 }, "every planned restart happened"},
+		{"one of three PostgreSQL restarts", func(e *effort) { e.plannedPG, e.pgRestarts = 3, 1 }, "every planned restart happened"},
+		{"RabbitMQ restart failed", func(e *effort) { e.rabbitRestarts = 0 }, "every planned restart happened"},
+		{"no process killed", func(e *effort) { e.kills = 0 }, "processes were killed"},
+		{"no order confirmed", func(e *effort) { e.confirmed = 0 }, "orders were confirmed"},
+		{"no order declined", func(e *effort) { e.failed = 0 }, "declined cards were placed and ended payment_failed"},
+		{"no declined card placed", func(e *effort) { e.declinedCards, e.failed = 0, 0 }, "declined cards were placed and ended payment_failed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := full
+			c.change(&e)
+			f := failing(e.verdicts())
+			if len(f) != 1 || !strings.HasPrefix(f[0], c.fails+" — ") {
+				t.Fatalf("failing verdicts %q, want only %q", f, c.fails)
+			}
+		})
+	}
+	if f := failing(effort{plannedPG: 1, plannedRabbit: 1, plansKills: true, plansDeclines: true}.verdicts()); len(f) != 4 {
+		t.Errorf("a run that did nothing fails %d verdicts, want 4: %q", len(f), f)
+	}
+}
+
+// A plan without restarts asks for none.
+func TestPlanWithoutRestartsAsksForNone(t *testing.T) {
+	e := full
+	e.plannedPG, e.plannedRabbit, e.pgRestarts, e.rabbitRestarts = 0, 0, 0, 0
+	if f := failing(e.verdicts()); len(f) > 0 {
+		t.Fatalf("failing verdicts %q", f)
+	}
+}
+
+// effortOf reads the plan from the options (after their defaults: every run
+// kills) and what was done from the counters, the orders and their statuses.
+func TestEffortOfReadsTheCounters(t *testing.T) {
+	o := Options{Duration: 30 * time.Second, PGRestarts: 1, RabbitRestarts: 2}
+	o.defaults()
+	r := &run{o: o, orders: []*order{{declined: true}, {}, {declined: true}}}
+	r.n.PGRestarts.Add(1)
+	r.n.RabbitStops.Add(1)
+	r.n.RabbitKills.Add(1)
+	r.n.Kills.Add(7)
+	got := r.effortOf(map[string]int{"confirmed": 5, "payment_failed": 2, "cancelled": 1})
+	want := effort{plannedPG: 1, plannedRabbit: 2, plansKills: true, plansDeclines: true,
+		pgRestarts: 1, rabbitRestarts: 2, kills: 7, confirmed: 5, declinedCards: 2, failed: 2}
+	if got != want {
+		t.Fatalf("effortOf = %+v, want %+v", got, want)
+	}
+}
