@@ -19,19 +19,24 @@ import (
 // TestCrashedCheckoutsAreRecovered drives checkouts into the two failures the
 // saga must survive, with real processes: clients that hang up while the
 // payment processor is slow, and the charge-payment process killed with
-// SIGKILL while charges are in flight. After recover-orders has run, and then
-// the sweep (expire-reservations, settling at once) until no hold of a
-// finished order is left held, every order is in a final state, and the three
-// databases agree: a confirmed order
-// has exactly one captured payment and committed stock; any other order has
-// no captured payment and no held or committed stock; on_hand fell by exactly
+// SIGKILL while charges are in flight — and kept down (killed again whenever
+// the supervisor restarts it) until every saga has given up, since the saga
+// tries a step 3 times and a replica back within SAGA_TIMEOUT would let the
+// checkouts finish inside the saga, leaving recovery nothing to do. Orders
+// must then be pending when recover-orders first runs, its reports must say it
+// drove them and confirmed some. After the sweep (expire-reservations,
+// settling at once) no hold of a finished order is left held, every order is
+// in a final state, and the three databases agree: a confirmed order has
+// exactly one captured payment and committed stock; any other order has no
+// captured payment and no held or committed stock; on_hand fell by exactly
 // the confirmed quantities and nothing stays reserved.
 func TestCrashedCheckoutsAreRecovered(t *testing.T) {
+	const sagaTimeout = 6 * time.Second
 	s := startShop(t, []string{"get-product", "set-stock", "reserve-stock", "commit-stock", "release-stock",
 		"charge-payment", "refund-payment", "create-order", "get-order", "recover-orders",
 		"expire-reservations", "order-statuses"}, nil, map[string]string{
 		"PAYMENT_SIM_LATENCY": "1500ms",
-		"SAGA_TIMEOUT":        "6s",
+		"SAGA_TIMEOUT":        sagaTimeout.String(),
 		"RECOVER_AFTER":       "7s",
 	})
 	ctx := context.Background()
@@ -59,41 +64,75 @@ func TestCrashedCheckoutsAreRecovered(t *testing.T) {
 			order(cctx, tok)
 		})
 	}
-	// Four clients wait, but charge-payment is killed while their charges run.
+	// Four clients wait, but charge-payment is killed while their charges
+	// run, and kept down until every saga has given up.
 	for range 4 {
 		tok := s.token(t, auth.RoleCustomer)
 		wg.Go(func() { order(ctx, tok) })
 	}
 	time.Sleep(800 * time.Millisecond)
-	killed := 0
-	for _, r := range s.Replicas("charge-payment") {
-		if r.PID > 0 && syscall.Kill(r.PID, syscall.SIGKILL) == nil {
-			killed++
-		}
-	}
-	if killed == 0 {
-		t.Fatal("no charge-payment process to kill")
-	}
+	stopKilling := keepDown(t, s, "charge-payment")
 	wg.Wait()
 
 	ordersPool, paymentsPool, inventoryPool := openPool(t, s.DB["ORDERS_DATABASE_URL"], nil), openPool(t, s.DB["PAYMENTS_DATABASE_URL"], nil), openPool(t, s.DB["INVENTORY_DATABASE_URL"], nil)
-	credential := s.ReadSecret(t, "internal-token-operator")
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var pending int
-		if err := ordersPool.QueryRow(ctx, `SELECT count(*) FROM orders WHERE status = 'pending'`).Scan(&pending); err != nil {
+	pending := func() int {
+		var n int
+		if err := ordersPool.QueryRow(ctx, `SELECT count(*) FROM orders WHERE status = 'pending'`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if pending == 0 {
+		return n
+	}
+	// Every saga ends SAGA_TIMEOUT after its order was written (the waiting
+	// clients have their answers; the others' sagas began with theirs).
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		var over bool
+		if err := ordersPool.QueryRow(ctx, `SELECT coalesce(now() - max(created_at) > $1::interval, true) FROM orders`,
+			(sagaTimeout + time.Second).String()).Scan(&over); err != nil {
+			t.Fatal(err)
+		}
+		if over {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d orders still pending after recovery", pending)
+			t.Fatal("the sagas did not end")
+		}
+	}
+	if killed := stopKilling(); killed == 0 {
+		t.Fatal("no charge-payment process was killed")
+	} else {
+		t.Logf("charge-payment kept down: %d processes killed", killed)
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := s.WaitReady(rctx, "charge-payment"); err != nil {
+		t.Fatalf("charge-payment did not come back: %v", err)
+	}
+
+	// Recovery must have work to do: orders the saga left pending, which
+	// only recover-orders can finish now.
+	pendingAtFirst := pending()
+	if pendingAtFirst == 0 {
+		t.Fatal("no order was pending when recover-orders first ran: the checkouts finished inside the saga and recovery was not exercised")
+	}
+	credential := s.ReadSecret(t, "internal-token-operator")
+	var driven, recovered int
+	deadline := time.Now().Add(90 * time.Second)
+	for left := pendingAtFirst; left > 0; left = pending() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d orders still pending after recovery", left)
 		}
 		time.Sleep(time.Second)
-		if code, _ := internalCall(t, s.GatewayURL, "recover-orders", credential, map[string]any{}); code != http.StatusOK {
-			t.Logf("recover-orders: %d", code)
+		code, rep := internalCall(t, s.GatewayURL, "recover-orders", credential, map[string]any{})
+		if code != http.StatusOK {
+			t.Logf("recover-orders: %d %v", code, rep)
+			continue
 		}
+		n := func(k string) int { v, _ := rep[k].(float64); return int(v) }
+		driven += n("driven")
+		recovered += n("confirmed")
+	}
+	if driven == 0 || recovered == 0 {
+		t.Fatalf("%d orders were pending, but recover-orders' reports drove %d and confirmed %d", pendingAtFirst, driven, recovered)
 	}
 
 	// Every order is final: the sweep sells the confirmed orders' holds and
@@ -175,7 +214,41 @@ func TestCrashedCheckoutsAreRecovered(t *testing.T) {
 	if charges-refunds != confirmed {
 		t.Errorf("the processor kept %d charges (%d charged, %d refunded) for %d confirmed orders", charges-refunds, charges, refunds, confirmed)
 	}
-	t.Logf("%d of 7 orders confirmed after recovery; %d processor charges, %d refunds", confirmed, charges, refunds)
+	if confirmed == 0 {
+		t.Error("no order ended confirmed")
+	}
+	t.Logf("%d of 7 orders confirmed, %d pending when recovery began, %d driven and %d confirmed by recover-orders; %d processor charges, %d refunds",
+		confirmed, pendingAtFirst, driven, recovered, charges, refunds)
+}
+
+// keepDown SIGKILLs every replica of fn, and again each process the
+// supervisor restarts, until the returned stop is called (at the latest when
+// the test ends); stop answers how many processes were killed.
+func keepDown(t *testing.T, s *shop, fn string) (stop func() int) {
+	done := make(chan struct{})
+	killed := map[int]bool{}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			for _, r := range s.Replicas(fn) {
+				if r.PID > 0 && !killed[r.PID] && syscall.Kill(r.PID, syscall.SIGKILL) == nil {
+					killed[r.PID] = true
+				}
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	})
+	stop = sync.OnceValue(func() int {
+		close(done)
+		wg.Wait()
+		return len(killed)
+	})
+	t.Cleanup(func() { stop() })
+	return stop
 }
 
 // openPool connects to a test database, applying migrations when not nil.
