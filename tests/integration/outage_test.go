@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -29,10 +30,11 @@ func TestEventsSurviveBrokerOutageAndRelayCrash(t *testing.T) {
 		t.Skip("starts the local runtime and connectors; -short was asked for")
 	}
 	proxy := newCutProxy(t, "127.0.0.1:5672")
-	burstThroughOutage(t, "amqp://guest:guest@"+proxy.addr+"/", func() {
+	burstThroughOutage(t, "amqp://guest:guest@"+proxy.addr+"/", func() error {
 		proxy.cut()
 		time.Sleep(3 * time.Second)
 		proxy.restore()
+		return nil
 	})
 	if proxy.cuts() == 0 {
 		t.Fatal("the outage dropped no connection: the test did not test anything")
@@ -41,8 +43,10 @@ func TestEventsSurviveBrokerOutageAndRelayCrash(t *testing.T) {
 
 // burstThroughOutage places orders from several customers through the edge
 // while outage runs (the relay is SIGKILLed as it starts), then checks that
-// every handler processed every order.placed.v1 exactly once.
-func burstThroughOutage(t *testing.T, rabbitURL string, outage func()) {
+// every handler processed every order.placed.v1 exactly once. outage runs on
+// the test's goroutine while customers order: it returns its failure instead
+// of failing the test, which fails once they have stopped.
+func burstThroughOutage(t *testing.T, rabbitURL string, outage func() error) {
 	t.Helper()
 	_, env := eventEnv(t)
 	env["RABBITMQ_URL"] = rabbitURL
@@ -61,15 +65,22 @@ func burstThroughOutage(t *testing.T, rabbitURL string, outage func()) {
 	for i := range userTokens {
 		userTokens[i] = s.token(t, auth.RoleCustomer)
 	}
+	// Customers stop early when the test gives up waiting for them (stop):
+	// the test fails only once every customer has returned.
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
 	var wg sync.WaitGroup
 	placed := make(chan struct{}, customers*perCustomer)
 	for _, tok := range userTokens {
 		wg.Go(func() {
 			for range perCustomer {
-				req, _ := http.NewRequest(http.MethodPost, s.EdgeURL+"/api/v1/orders", strings.NewReader(body))
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.EdgeURL+"/api/v1/orders", strings.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Authorization", "Bearer "+tok)
 				res, err := http.DefaultClient.Do(req)
+				if ctx.Err() != nil {
+					return
+				}
 				if err != nil {
 					t.Errorf("order: %v", err)
 					return
@@ -85,17 +96,41 @@ func burstThroughOutage(t *testing.T, rabbitURL string, outage func()) {
 			}
 		})
 	}
-	// A few orders in, the broker goes away and the relay dies.
-	for range 5 {
-		<-placed
-	}
-	for _, r := range s.ConnectorReplicas("outbox-relay") {
-		if r.PID > 0 {
-			_ = syscall.Kill(r.PID, syscall.SIGKILL)
+	// A few orders in, the broker goes away and the relay dies. Customers
+	// that all stopped early (each stops at its first failed order), or
+	// orders that do not come, fail the test at once.
+	customersDone := make(chan struct{})
+	go func() { wg.Wait(); close(customersDone) }()
+	giveUp := time.After(2 * time.Minute)
+wait:
+	for n := 0; n < 5; n++ {
+		select {
+		case <-placed:
+		case <-customersDone:
+			if n+len(placed) >= 5 {
+				break wait // all placed already; select chose the other case
+			}
+			t.Fatalf("the customers stopped after %d orders, before the outage", n+len(placed))
+		case <-giveUp:
+			stop()
+			wg.Wait()
+			t.Fatalf("%d orders placed in 2 minutes, want 5 before the outage", n)
 		}
 	}
-	outage()
+	relays := 0
+	for _, r := range s.ConnectorReplicas("outbox-relay") {
+		if r.PID > 0 && syscall.Kill(r.PID, syscall.SIGKILL) == nil {
+			relays++
+		}
+	}
+	err := outage()
 	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if relays == 0 {
+		t.Fatal("no outbox-relay process was killed: the relay crash did not happen")
+	}
 	if t.Failed() {
 		return
 	}

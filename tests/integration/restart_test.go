@@ -4,6 +4,8 @@ package integration
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os/exec"
 	"testing"
 	"time"
@@ -22,13 +24,13 @@ func TestEventsSurviveRabbitMQRestart(t *testing.T) {
 		t.Fatalf("rabbitmqctl is required to restart the broker: %v", err)
 	}
 	restarted := false
-	burstThroughOutage(t, broker.DefaultURL, func() {
+	burstThroughOutage(t, broker.DefaultURL, func() error {
 		if out, err := exec.Command("rabbitmqctl", "stop_app").CombinedOutput(); err != nil {
-			t.Fatalf("rabbitmqctl stop_app: %v\n%s", err, out)
+			return fmt.Errorf("rabbitmqctl stop_app: %v\n%s", err, out)
 		}
 		time.Sleep(2 * time.Second)
 		if out, err := exec.Command("rabbitmqctl", "start_app").CombinedOutput(); err != nil {
-			t.Fatalf("rabbitmqctl start_app: %v\n%s", err, out)
+			return fmt.Errorf("rabbitmqctl start_app: %v\n%s", err, out)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
@@ -36,11 +38,11 @@ func TestEventsSurviveRabbitMQRestart(t *testing.T) {
 			if conn, err := broker.Dial(ctx, broker.DefaultURL); err == nil {
 				_ = conn.Close()
 				restarted = true
-				return
+				return nil
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		t.Fatal("RabbitMQ did not come back within 60 s")
+		return errors.New("RabbitMQ did not come back within 60 s")
 	})
 	if !restarted {
 		t.Fatal("the broker was not restarted: the test did not test anything")
