@@ -64,10 +64,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	if user, password := c.GatewayBasicAuth(); user != "" {
 		gatewayAuth = &sdk.BasicAuth{Username: user, Password: password}
 	}
+	password := c.OptionalSecret(broker.PasswordSecret)
 	if err := c.Err(); err != nil {
 		return err
 	}
-	url, err := broker.URL(rawURL, c.OptionalSecret(broker.PasswordSecret))
+	url, err := broker.URL(rawURL, password)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@
 //	METRICS_ADDR            Prometheus /metrics listen address [127.0.0.1:0]; "off" disables
 //	LOG_LEVEL               debug, info, warn, error [info]
 //	PPROF_CPU_DIR           write a CPU profile of the run there at stop, when PPROF_FUNCTIONS is empty or names outbox-relay [""]
-//	SECRETS_DIR             secret event-signing-key (required), optional secret db-password [/var/openfaas/secrets]
+//	SECRETS_DIR             secret event-signing-key (required), optional secrets db-password and rabbitmq-password (the broker password) [/var/openfaas/secrets]
 package main
 
 import (
@@ -81,10 +81,11 @@ func run(ctx context.Context, getenv func(string) string) error {
 		}
 	}
 	metricsAddr := c.String("METRICS_ADDR", "127.0.0.1:0")
+	brokerURL, brokerPassword := c.String("RABBITMQ_URL", broker.DefaultURL), c.OptionalSecret(broker.PasswordSecret)
 	if err := c.Err(); err != nil {
 		return err
 	}
-	if cfg.BrokerURL, err = broker.URL(c.String("RABBITMQ_URL", broker.DefaultURL), c.OptionalSecret(broker.PasswordSecret)); err != nil {
+	if cfg.BrokerURL, err = broker.URL(brokerURL, brokerPassword); err != nil {
 		return err
 	}
 	if cfg.Signer, err = events.ParseSigner(signingKey); err != nil {

@@ -66,10 +66,11 @@ func run(ctx context.Context, getenv func(string) string) error {
 	}
 	cfg.GatewayUser, cfg.GatewayPassword = c.GatewayBasicAuth()
 	metricsAddr := c.String("METRICS_ADDR", "127.0.0.1:0")
+	brokerURL, brokerPassword := c.String("RABBITMQ_URL", broker.DefaultURL), c.OptionalSecret(broker.PasswordSecret)
 	if err := c.Err(); err != nil {
 		return err
 	}
-	if cfg.BrokerURL, err = broker.URL(c.String("RABBITMQ_URL", broker.DefaultURL), c.OptionalSecret(broker.PasswordSecret)); err != nil {
+	if cfg.BrokerURL, err = broker.URL(brokerURL, brokerPassword); err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()

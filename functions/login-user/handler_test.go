@@ -35,8 +35,9 @@ func setup(t *testing.T, ttl time.Duration) (http.Handler, *auth.Verifier, users
 	return New(store, fntest.Signer(t, ttl), limiter(t, 100), slog.New(slog.DiscardHandler)), fntest.Tokens(t, ttl), u
 }
 
-// limiter is a login limit of n per hour in the real Redis, under a prefix
-// of its own that it deletes at the end.
+// limiter is a login limit of n in the real Redis, under a prefix of its own
+// that it deletes at the end. Its window is long (the windows are aligned on
+// the clock), so that no test run crosses into the next one.
 func limiter(t *testing.T, n int64) *ratelimit.Limiter {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
@@ -48,7 +49,7 @@ func limiter(t *testing.T, n int64) *ratelimit.Limiter {
 		}
 		_ = rdb.Close()
 	})
-	l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: prefix, Limit: n, Window: time.Hour}, nil)
+	l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: prefix, Limit: n, Window: 10_000 * time.Hour}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

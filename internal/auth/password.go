@@ -42,8 +42,9 @@ const MaxConcurrentHashes = 2
 var (
 	hashSlots = make(chan struct{}, MaxConcurrentHashes)
 	// hashWait is how long a caller waits for a slot before it is refused
-	// with 503 and Retry-After: about 80 checks queue behind the two slots.
-	hashWait = 2 * time.Second
+	// with 503 and Retry-After: about 200 checks queue behind the two slots,
+	// well within the function's exec timeout (30 s).
+	hashWait = 5 * time.Second
 	// argonKey is argon2.IDKey; tests wrap it to watch the bound.
 	argonKey = argon2.IDKey
 )
@@ -56,7 +57,8 @@ func (errHashBusy) Error() string             { return "every password-hash slot
 func (errHashBusy) RetryAfter() time.Duration { return time.Second }
 
 // withHashSlot runs f in one of the process's MaxConcurrentHashes slots. It
-// waits at most hashWait (fault.Unavailable) and no longer than ctx.
+// waits at most hashWait (then fault.Unavailable) and no longer than ctx
+// (then fault.Timeout wrapping ctx's error).
 func withHashSlot(ctx context.Context, f func()) error {
 	select {
 	case hashSlots <- struct{}{}:
@@ -66,7 +68,9 @@ func withHashSlot(ctx context.Context, f func()) error {
 		select {
 		case hashSlots <- struct{}{}:
 		case <-ctx.Done():
-			return ctx.Err()
+			// The request ended while it waited: a timeout, as the
+			// stores classify a cancelled call, not an internal error.
+			return fault.Wrap(ctx.Err(), fault.Timeout, fault.CodeTimeout, "the request ended while waiting to check the password")
 		case <-t.C:
 			return fault.Wrap(errHashBusy{}, fault.Unavailable, fault.CodeUnavailable,
 				"too many password checks at once; retry shortly")

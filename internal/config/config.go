@@ -164,10 +164,17 @@ func (c *Reader) GatewayBasicAuth() (user, password string) {
 
 // OptionalSecret reads the secret file name, or "" when it is missing or
 // empty; its absence is never a problem (e.g. db-password where PostgreSQL
-// trusts local connections).
+// trusts local connections). A file that exists but cannot be read (its
+// owner or mode wrong for this process) is a problem: taken as absent, the
+// process would connect without the password and fail at every attempt
+// instead of naming the file at start.
 func (c *Reader) OptionalSecret(name string) string {
 	b, err := os.ReadFile(filepath.Join(c.secretsDir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return ""
+	}
 	if err != nil {
+		c.fail("secret %s: %v", name, err)
 		return ""
 	}
 	return strings.TrimSpace(string(b))

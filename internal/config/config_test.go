@@ -117,6 +117,28 @@ func TestSecrets(t *testing.T) {
 	}
 }
 
+// An optional secret may be absent or blank, but a file that exists and
+// cannot be read is named at start: taken as absent, a connector connected
+// without the broker's password and failed at every attempt.
+func TestOptionalSecret(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "rabbitmq-password"), []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "a-dir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, want string
+		wantErr    bool
+	}{{"rabbitmq-password", "pw", false}, {"db-password", "", false}, {"a-dir", "", true}} {
+		c := config.New(config.Env(map[string]string{"SECRETS_DIR": dir}))
+		if got := c.OptionalSecret(tt.name); got != tt.want || (c.Err() != nil) != tt.wantErr {
+			t.Errorf("OptionalSecret(%s) = %q, err %v; want %q, err %v", tt.name, got, c.Err(), tt.want, tt.wantErr)
+		}
+	}
+}
+
 // With basic_auth=true, a connector does not start without the gateway's
 // credentials (it would only collect 401s); without it, it sends none.
 func TestGatewayBasicAuthFromFiles(t *testing.T) {

@@ -653,10 +653,14 @@ func (s *subscription) publish(ctx context.Context, queue string, msg amqp.Publi
 
 func (s *subscription) publishOnce(ctx context.Context, queue string, msg amqp.Publishing) error {
 	// A return left over from a publish whose wait was cancelled is not
-	// this copy's.
+	// this copy's. The client closes the channel of returns when the
+	// publishing channel closes: then there is nothing to publish on.
 	for drained := false; !drained; {
 		select {
-		case <-s.returns:
+		case _, open := <-s.returns:
+			if !open {
+				return amqp.ErrClosed
+			}
 		default:
 			drained = true
 		}
@@ -678,7 +682,10 @@ func (s *subscription) publishOnce(ctx context.Context, queue string, msg amqp.P
 	// RabbitMQ sends an unroutable mandatory message's return before its
 	// confirmation, and the client hands them over in that order.
 	select {
-	case r := <-s.returns:
+	case r, open := <-s.returns:
+		if !open {
+			return amqp.ErrClosed
+		}
 		return fmt.Errorf("%w (%s: %d %s)", errReturned, queue, r.ReplyCode, r.ReplyText)
 	default:
 	}

@@ -601,19 +601,26 @@ type Report struct {
 // unfinished — orders pending for longer than RecoverAfter, and orders still
 // owing a compensation — one lease at a time, until limit orders were driven
 // or the run has used its time budget (the saga Timeout). It claims no order
-// once less than a drive's Timeout is left before ctx's deadline (the
+// once less than a drive's longest time (its Timeout, then the detached cart
+// clear and timeline write) is left before ctx's deadline (the
 // function's exec timeout), so the run ends before it: a claim or a purge
 // made past it would fail, and a drive claimed late would outlive the
 // request. Concurrent runs split the work (ordersdb.Store.ClaimStale); the
 // next run takes what is left. A failed purge is returned once the orders
 // are driven.
+// LongestDrive is the longest a drive of a saga with timeout may take: the
+// timeout, then the cart clear and the timeline write, on contexts of their
+// own after it.
+func LongestDrive(timeout time.Duration) time.Duration { return timeout + clearTimeout + flushTimeout }
+
 func (s *Saga) Recover(ctx context.Context, limit int) (Report, error) {
 	var rep Report
 	var purgeErr error
 	rep.Purged, purgeErr = s.db.PurgeKeys(ctx)
 	budget := time.Now().Add(s.cfg.Timeout)
-	if d, ok := ctx.Deadline(); ok && d.Add(-s.cfg.Timeout).Before(budget) {
-		budget = d.Add(-s.cfg.Timeout)
+	drive := LongestDrive(s.cfg.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Add(-drive).Before(budget) {
+		budget = d.Add(-drive)
 		if !time.Now().Before(budget) {
 			s.cfg.Log.WarnContext(ctx, "recovery claims nothing: the run's deadline leaves less than one saga timeout",
 				"deadline_in", time.Until(d).String(), "saga_timeout", s.cfg.Timeout.String())

@@ -1584,7 +1584,7 @@ func TestARunPastItsDeadlineRecordsItsTimeline(t *testing.T) {
 
 // A recovery run ends before its request's deadline (recover-orders' exec
 // timeout) while services are slow: it claims no order once less than one
-// drive's Timeout is left before that deadline, and purges the expired keys
+// drive's longest time is left before that deadline, and purges the expired keys
 // first. Until 2026-12-03 it claimed for Timeout, each drive taking up to
 // Timeout more, so a run lasted up to twice Timeout, past the function's
 // deadline: its last claim or the purge then failed on the expired context
@@ -1611,8 +1611,9 @@ func TestARecoveryRunEndsBeforeItsDeadline(t *testing.T) {
 		}
 		return 0, 0, 0
 	})
-	// Shorter than the claiming budget plus a drive's Timeout.
-	ctx, cancel := context.WithTimeout(context.Background(), timeout*11/10)
+	// A drive's longest time (its Timeout, the detached cart clear and
+	// timeline write) and a tenth of Timeout: room to claim one order only.
+	ctx, cancel := context.WithTimeout(context.Background(), saga.LongestDrive(timeout)+timeout/10)
 	defer cancel()
 	rep, err := e.saga.Recover(ctx, 10)
 	if err != nil {

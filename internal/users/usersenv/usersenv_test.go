@@ -43,14 +43,23 @@ func TestLoad(t *testing.T) {
 			}
 		},
 	}, configtest.Case[*usersenv.Deps]{
-		// login-user: signs, reads no verify key.
-		Name: "issue", Load: load(usersenv.Needs{Issue: true}),
-		Missing: []string{"USERS_DATABASE_URL", "jwt-signing-key"},
-		Env:     map[string]string{"USERS_DATABASE_URL": db},
+		// login-user: signs, limits logins per account, reads no verify key.
+		Name: "issue", Load: load(usersenv.Needs{Issue: true, LoginLimit: true}),
+		Missing: []string{"USERS_DATABASE_URL", "jwt-signing-key", "REDIS_ADDR"},
+		Env:     map[string]string{"USERS_DATABASE_URL": db, "REDIS_ADDR": "127.0.0.1:6379", "LOGIN_RATE_LIMIT": "2"},
 		Secrets: map[string]string{"jwt-signing-key": configtest.JWTSigningKey},
 		Check: func(t *testing.T, d *usersenv.Deps) {
-			if d.Tokens != nil || d.Signer == nil {
-				t.Errorf("deps %+v: want a signer and no verifier", d)
+			if d.Tokens != nil || d.Signer == nil || d.LoginLimit == nil {
+				t.Fatalf("deps %+v: want a signer, a login limit and no verifier", d)
+			}
+			// LOGIN_RATE_LIMIT is read, and the counts are this database's:
+			// the third login of one key is refused.
+			key := "usersenv-test-" + time.Now().Format(time.RFC3339Nano)
+			for i := range 3 {
+				err := d.LoginLimit.Allow(context.Background(), key)
+				if (err != nil) != (i == 2) {
+					t.Errorf("login %d: %v", i+1, err)
+				}
 			}
 		},
 	}, configtest.Case[*usersenv.Deps]{
