@@ -659,16 +659,23 @@ func waitLen(t *testing.T, e *env, q string, n int) {
 }
 
 func (e *env) tryQueueLen(q string) (int, error) {
+	info, err := e.inspect(q)
+	return info.Messages, err
+}
+
+// inspect declares q passively: its counts, or an error when it does not
+// exist (then the counts are -1).
+func (e *env) inspect(q string) (amqp.Queue, error) {
 	ch, err := e.conn.Channel()
 	if err != nil {
-		return -1, err
+		return amqp.Queue{Messages: -1, Consumers: -1}, err
 	}
 	defer func() { _ = ch.Close() }()
 	info, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
 	if err != nil {
-		return -1, err
+		return amqp.Queue{Messages: -1, Consumers: -1}, err
 	}
-	return info.Messages, nil
+	return info, nil
 }
 
 func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
@@ -793,16 +800,8 @@ func waitConsumed(t *testing.T, e *env, q string) {
 }
 
 func (e *env) tryConsumers(q string) (int, error) {
-	ch, err := e.conn.Channel()
-	if err != nil {
-		return -1, err
-	}
-	defer func() { _ = ch.Close() }()
-	info, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
-	if err != nil {
-		return -1, err
-	}
-	return info.Consumers, nil
+	info, err := e.inspect(q)
+	return info.Consumers, err
 }
 
 // logRecorder is a slog.Handler keeping every record's message.

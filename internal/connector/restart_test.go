@@ -97,31 +97,8 @@ func (g *gateway) waitAttempts(t *testing.T, fn string, ids []string, n int, wit
 // queues (at-most-once dead-lettering) events expiring around the restart
 // are dropped. It runs a private RabbitMQ node, so it disturbs nobody.
 func TestRetriesSurviveBrokerRestartAndCrash(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a private RabbitMQ node; -short was asked for")
-	}
 	ctx := context.Background()
-	start := time.Now()
-	node, err := rabbitnode.Start(ctx, rabbitnode.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = node.Close() })
-	t.Logf("private node %s on port %d up in %s", node.Name(), node.Port(), time.Since(start).Round(time.Millisecond))
-
-	names := broker.Names{Prefix: "t."}
-	conn, err := amqp.Dial(node.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := broker.DeclareExchange(ch, names); err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.Close()
+	node, names := privateNode(t)
 
 	const topic = "thing.happened.v1"
 	gw := newGateway(t)
@@ -322,28 +299,8 @@ func TestUpgradeFromClassicRetryQueues(t *testing.T) {
 // 2026-12-03 the wait had no deadline. It runs a private RabbitMQ node, since
 // it suspends a queue's process.
 func TestAnUnconfirmedCopyRequeuesTheOriginal(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a private RabbitMQ node; -short was asked for")
-	}
 	ctx := context.Background()
-	node, err := rabbitnode.Start(ctx, rabbitnode.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = node.Close() })
-	names := broker.Names{Prefix: "t."}
-	conn, err := amqp.Dial(node.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := broker.DeclareExchange(ch, names); err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.Close()
+	node, names := privateNode(t)
 
 	const topic = "thing.happened.v1"
 	gw := newGateway(t)
@@ -383,4 +340,34 @@ func TestAnUnconfirmedCopyRequeuesTheOriginal(t *testing.T) {
 		t.Errorf("second call: id %s attempt %s, want the requeued original %s, attempt 1",
 			calls[1].id, calls[1].headers.Get("X-Attempt"), id)
 	}
+}
+
+// privateNode starts a RabbitMQ node of the test's own, stopped at its end,
+// with the events exchange of names (prefix "t.") declared.
+func privateNode(t *testing.T) (*rabbitnode.Node, broker.Names) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a private RabbitMQ node; -short was asked for")
+	}
+	start := time.Now()
+	node, err := rabbitnode.Start(context.Background(), rabbitnode.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Close() })
+	t.Logf("private node %s on port %d up in %s", node.Name(), node.Port(), time.Since(start).Round(time.Millisecond))
+	names := broker.Names{Prefix: "t."}
+	conn, err := amqp.Dial(node.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.DeclareExchange(ch, names); err != nil {
+		t.Fatal(err)
+	}
+	return node, names
 }
