@@ -227,8 +227,15 @@ func (e *env) start(t *testing.T) *prometheus.Registry {
 // startLogging runs a connector logging to log until the test ends.
 func (e *env) startLogging(t *testing.T, log *slog.Logger) *prometheus.Registry {
 	t.Helper()
+	return runConnector(t, e.cfg, log)
+}
+
+// runConnector runs a connector with cfg, logging to log, until the test
+// ends, and returns the registry of its metrics.
+func runConnector(t *testing.T, cfg Config, log *slog.Logger) *prometheus.Registry {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	c, err := New(e.cfg, log, reg)
+	c, err := New(cfg, log, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

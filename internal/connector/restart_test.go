@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopfaas/shop/internal/broker"
@@ -117,20 +116,7 @@ func TestRetriesSurviveBrokerRestartAndCrash(t *testing.T) {
 	if testing.Verbose() {
 		logw = os.Stderr
 	}
-	c, err := New(cfg, slog.New(slog.NewTextHandler(logw, nil)), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.Run(cctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	runConnector(t, cfg, slog.New(slog.NewTextHandler(logw, nil)))
 	gw.synced(t)
 	// The queues exist once the connector subscribed.
 	waitQueue(t, node.URL(), names.Queue("fail-twice"))
@@ -311,20 +297,7 @@ func TestAnUnconfirmedCopyRequeuesTheOriginal(t *testing.T) {
 		InvokeTimeout: 2 * time.Second, MaxBackoff: 500 * time.Millisecond,
 		InternalToken: "test-internal-token", GatewayUser: "gw-admin", GatewayPassword: "gw-password",
 	}
-	c, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.Run(cctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	runConnector(t, cfg, slog.New(slog.DiscardHandler))
 	retry := names.Retry("stalled", cfg.Delays()[0])
 	waitQueue(t, node.URL(), retry)
 	queueProcess := `sys:%s(begin {ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"` + retry +

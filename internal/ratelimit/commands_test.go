@@ -2,15 +2,12 @@ package ratelimit_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
 	"github.com/shopfaas/shop/internal/ratelimit"
 )
 
@@ -40,21 +37,8 @@ func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 // c counts from zero.
 func countedLimiter(t *testing.T) (l *ratelimit.Limiter, rdb *redis.Client, prefix string, c *commandCounter) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs Redis")
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	prefix = "test:" + hex.EncodeToString(b) + ":ratelimit:"
-	rdb = redis.NewClient(&redis.Options{Addr: cartredistest.Addr(), PoolSize: 1})
+	rdb, prefix = scratchRedis(t, 1)
 	ctx := context.Background()
-	t.Cleanup(func() {
-		defer rdb.Close()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
-	})
 	c = &commandCounter{}
 	rdb.AddHook(c)
 	l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: prefix, Limit: 1 << 40, Window: time.Hour}, nil)

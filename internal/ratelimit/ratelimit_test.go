@@ -19,7 +19,10 @@ import (
 
 // limiter returns a limiter on the real Redis under a random prefix whose
 // keys are deleted when the test ends.
-func limiter(t *testing.T, limit int64, window time.Duration) *ratelimit.Limiter {
+// scratchRedis is a client of the real Redis (poolSize connections, 0 for
+// the default) and a random key prefix whose keys are deleted, and the client
+// closed, when the test ends.
+func scratchRedis(t *testing.T, poolSize int) (*redis.Client, string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs Redis")
@@ -27,7 +30,7 @@ func limiter(t *testing.T, limit int64, window time.Duration) *ratelimit.Limiter
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	prefix := "test:" + hex.EncodeToString(b) + ":ratelimit:"
-	rdb := redis.NewClient(&redis.Options{Addr: cartredistest.Addr()})
+	rdb := redis.NewClient(&redis.Options{Addr: cartredistest.Addr(), PoolSize: poolSize})
 	ctx := context.Background()
 	t.Cleanup(func() {
 		defer rdb.Close()
@@ -36,6 +39,12 @@ func limiter(t *testing.T, limit int64, window time.Duration) *ratelimit.Limiter
 			rdb.Del(ctx, iter.Val())
 		}
 	})
+	return rdb, prefix
+}
+
+func limiter(t *testing.T, limit int64, window time.Duration) *ratelimit.Limiter {
+	t.Helper()
+	rdb, prefix := scratchRedis(t, 0)
 	l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: prefix, Limit: limit, Window: window}, nil)
 	if err != nil {
 		t.Fatal(err)
