@@ -100,6 +100,13 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		if ttl := cmp.Or(holdTTL, inventory.DefaultHoldTTL); ttl <= timeout {
 			return nil, fmt.Errorf("HOLD_TTL %s must be longer than SAGA_TIMEOUT %s", ttl, timeout)
 		}
+		// A drive must end within the request that runs it (fnserve's
+		// exec_timeout): else a checkout answers after its deadline, and a
+		// recovery run, which claims only orders it can finish in time,
+		// claims none.
+		if exec := c.Duration("exec_timeout", 30*time.Second); saga.LongestDrive(timeout) >= exec {
+			return nil, fmt.Errorf("SAGA_TIMEOUT %s: a drive may take %s, not within exec_timeout %s", timeout, saga.LongestDrive(timeout), exec)
+		}
 	}
 	if err := c.Err(); err != nil {
 		return nil, err

@@ -45,11 +45,22 @@ func TestLoad(t *testing.T) {
 		t.Fatal("accepted RECOVER_AFTER below SAGA_TIMEOUT")
 	}
 	env["RECOVER_AFTER"] = "90s"
+	// A drive (SAGA_TIMEOUT, then the cart clear and the timeline write) must
+	// end within the request that runs it.
+	for exec, ok := range map[string]bool{"25s": false, "26s": true} {
+		e := maps.Clone(env)
+		e["exec_timeout"] = exec
+		_, err := load(Needs{Tokens: true, Saga: true, Caller: "recover-orders"})(configtest.Reader(t, e, configtest.CallerSecrets))
+		if (err == nil) != ok || (err != nil && !strings.Contains(err.Error(), "exec_timeout")) {
+			t.Errorf("SAGA_TIMEOUT 20s, exec_timeout %s: %v, want ok %v", exec, err, ok)
+		}
+	}
 	// A hold must outlive the saga that writes its order: past the hold's
 	// expiry the sweep gives back an unknown order's hold.
 	for _, tt := range []map[string]string{{"HOLD_TTL": "30s", "SAGA_TIMEOUT": "30s"}, {"SAGA_TIMEOUT": "15m"}} {
 		e := maps.Clone(env)
 		e["RECOVER_AFTER"] = "2h"
+		e["exec_timeout"] = "1h"
 		maps.Copy(e, tt)
 		_, err := load(Needs{Tokens: true, Saga: true, Caller: "create-order"})(configtest.Reader(t, e, configtest.CallerSecrets))
 		if err == nil || !strings.Contains(err.Error(), "longer than SAGA_TIMEOUT") {
