@@ -95,23 +95,15 @@ func ReplayDeadLetters(ctx context.Context, conn *amqp.Connection, n Names, func
 		for _, k := range []string{HeaderAttempts, HeaderLastStatus, HeaderLastError, HeaderFunction, HeaderFailedAt, "x-death"} {
 			delete(headers, k)
 		}
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", n.Queue(function), true, false, amqp.Publishing{
+		err := PublishMandatory(ctx, ch, returns, n.Queue(function), amqp.Publishing{
 			Headers: headers, ContentType: d.ContentType, DeliveryMode: amqp.Persistent, MessageId: d.MessageId,
 			Type: d.Type, Timestamp: d.Timestamp, AppId: d.AppId, Body: d.Body,
 		})
+		if errors.Is(err, ErrReturned) {
+			return false, false, fmt.Errorf("replay %s: %w: start the function's connector, which declares the queue, and replay again", d.MessageId, err)
+		}
 		if err != nil {
-			return false, false, err
-		}
-		if ok, err := dc.WaitContext(ctx); err != nil || !ok {
-			return false, false, fmt.Errorf("replay %s not confirmed: %v", d.MessageId, err)
-		}
-		// RabbitMQ sends an unroutable mandatory message's return before its
-		// confirmation, and the client hands it over in that order.
-		select {
-		case r := <-returns:
-			return false, false, fmt.Errorf("replay %s: %s returned it (%d %s): start the function's connector, which declares the queue, and replay again",
-				d.MessageId, n.Queue(function), r.ReplyCode, r.ReplyText)
-		default:
+			return false, false, fmt.Errorf("replay %s not confirmed: %w", d.MessageId, err)
 		}
 		if err := d.Ack(false); err != nil {
 			return false, false, err

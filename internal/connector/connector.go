@@ -623,9 +623,6 @@ func permanent(status int) bool {
 	return !fault.Retryable(fnhttp.ErrorFrom(status, nil))
 }
 
-// errReturned is a copy the broker returned: no queue of that name.
-var errReturned = errors.New("the broker returned the copy: no such queue")
-
 // publish copies msg to one of the function's own queues (a retry queue or
 // its DLQ) and waits for the broker's confirmation. The copy is mandatory:
 // when the queue is gone (an operator deleted it while the connector ran),
@@ -641,7 +638,7 @@ func (s *subscription) publish(ctx context.Context, queue string, msg amqp.Publi
 	ctx, cancel := context.WithTimeout(ctx, s.c.cfg.InvokeTimeout)
 	defer cancel()
 	err := s.publishOnce(ctx, queue, msg)
-	if !errors.Is(err, errReturned) {
+	if !errors.Is(err, broker.ErrReturned) {
 		return err
 	}
 	s.c.log.Warn("a queue of the function was missing, declaring its queues again", "fn", s.fn, "queue", queue)
@@ -652,44 +649,11 @@ func (s *subscription) publish(ctx context.Context, queue string, msg amqp.Publi
 }
 
 func (s *subscription) publishOnce(ctx context.Context, queue string, msg amqp.Publishing) error {
-	// A return left over from a publish whose wait was cancelled is not
-	// this copy's. The client closes the channel of returns when the
-	// publishing channel closes: then there is nothing to publish on.
-	for drained := false; !drained; {
-		select {
-		case _, open := <-s.returns:
-			if !open {
-				return amqp.ErrClosed
-			}
-		default:
-			drained = true
-		}
-	}
-	dc, err := s.pub.PublishWithDeferredConfirmWithContext(ctx, "", queue, true, false, msg)
-	if err != nil {
-		return err
-	}
-	ok, err := dc.WaitContext(ctx)
+	err := broker.PublishMandatory(ctx, s.pub, s.returns, queue, msg)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("no confirmation from the broker within %s", s.c.cfg.InvokeTimeout)
 	}
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return errors.New("broker nacked")
-	}
-	// RabbitMQ sends an unroutable mandatory message's return before its
-	// confirmation, and the client hands them over in that order.
-	select {
-	case r, open := <-s.returns:
-		if !open {
-			return amqp.ErrClosed
-		}
-		return fmt.Errorf("%w (%s: %d %s)", errReturned, queue, r.ReplyCode, r.ReplyText)
-	default:
-	}
-	return nil
+	return err
 }
 
 // deliverySpan starts the consumer span of one invocation (messaging

@@ -167,18 +167,14 @@ func (s *Store) EnsureAdmin(ctx context.Context, reg users.Registration) (users.
 
 var errNoAccount = errors.New("no account with this email")
 
-// passwordErr keeps what auth's hash slots answer when they stay busy
-// (fault.Unavailable: 503 with Retry-After) or when the request ended while
-// it waited; any other failure to hash or check a password is a defect.
+// passwordErr keeps what auth classified (its hash slots stayed busy: 503
+// with Retry-After; the request ended while it waited: a timeout); any other
+// failure to hash or check a password is a defect.
 func passwordErr(what string, err error) error {
-	if waitFailed(err) {
+	if isFault(err) {
 		return err
 	}
 	return fault.Internalf("%s: %w", what, err)
-}
-
-func waitFailed(err error) bool {
-	return fault.KindOf(err) == fault.Unavailable || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // promote updates an existing account to admin with reg's password and name;
@@ -198,7 +194,7 @@ func (s *Store) promote(ctx context.Context, reg users.Registration) (users.User
 		}
 		same, err := auth.CheckPassword(ctx, hash, reg.Password)
 		if err != nil {
-			if waitFailed(err) {
+			if isFault(err) { // a slot's wait failed, not the hash
 				return err
 			}
 			same = false // an unreadable hash is replaced

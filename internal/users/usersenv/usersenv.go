@@ -15,13 +15,11 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/cart/cartredis"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/ratelimit"
-	"github.com/shopfaas/shop/internal/telemetry"
 	"github.com/shopfaas/shop/internal/users/usersdb"
 )
 
@@ -87,9 +85,8 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		// Counted per account table: the database's name is in the key, so
 		// two deployments (or test runs) sharing a Redis count apart.
 		limit.Prefix += pool.Config().ConnConfig.Database + ":"
-		rdb := redis.NewClient(&redis.Options{Addr: redisAddr, PoolSize: 4, MinIdleConns: 0,
-			DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
-		rdb.AddHook(telemetry.RedisHook())
+		// The same small client as the carts' and the checkout limit's.
+		rdb := cartredis.NewClient(cartredis.Config{Addr: redisAddr})
 		if d.LoginLimit, err = ratelimit.New(rdb, limit, log); err != nil {
 			pool.Close()
 			return nil, err
