@@ -58,7 +58,12 @@ type Config struct {
 	Addr string
 	// ReadTimeout bounds reading a request (read_timeout, default 10s).
 	ReadTimeout time.Duration
-	// WriteTimeout bounds writing a response (write_timeout, default 30s).
+	// WriteTimeout bounds the time from the end of a request's headers to
+	// the end of its response (write_timeout, default ExecTimeout +
+	// WriteGrace). It must exceed ExecTimeout, which starts at about the
+	// same moment: with the two equal an answer written at the exec deadline
+	// (the 504 a handler writes once its context ends, after a rollback) is
+	// cut off and the caller sees a closed connection instead.
 	WriteTimeout time.Duration
 	// ExecTimeout is the deadline of the request's context (exec_timeout,
 	// default 30s); handlers see it as ctx.Done().
@@ -93,6 +98,12 @@ type Config struct {
 	CPUProfile string
 }
 
+// WriteGrace is how much longer than exec_timeout the default write_timeout
+// is: time for the answer a handler writes once its deadline has passed
+// (env/*.yml set the same margin, and dev/deploycheck checks that every
+// timeout after the function's is longer still).
+const WriteGrace = 2 * time.Second
+
 // LoadConfig reads Config from getenv, reporting every problem at once.
 func LoadConfig(getenv func(string) string) (Config, error) {
 	c := config.New(getenv)
@@ -104,12 +115,16 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		Name:            name,
 		Addr:            net.JoinHostPort(c.String("BIND_HOST", "127.0.0.1"), strconv.Itoa(c.Int("PORT", 8082, 0, 65535))),
 		ReadTimeout:     c.Duration("read_timeout", 10*time.Second),
-		WriteTimeout:    c.Duration("write_timeout", 30*time.Second),
 		ExecTimeout:     c.Duration("exec_timeout", 30*time.Second),
 		MaxRequestBytes: int64(c.Int("max_request_bytes", 1<<20, 1, 1<<30)),
 	}
+	cfg.WriteTimeout = c.Duration("write_timeout", cfg.ExecTimeout+WriteGrace)
 	cfg.DrainInterval = c.Duration("healthcheck_interval", cfg.WriteTimeout)
 	var errs []error
+	if cfg.WriteTimeout != 0 && cfg.WriteTimeout <= cfg.ExecTimeout {
+		errs = append(errs, fmt.Errorf("write_timeout %s must exceed exec_timeout %s (by %s or so), "+
+			"or an answer written at the exec deadline is cut off", cfg.WriteTimeout, cfg.ExecTimeout, WriteGrace))
+	}
 	if cfg.ServiceAddr = c.String("SERVICE_ADDR", ""); cfg.ServiceAddr != "" {
 		if _, _, err := net.SplitHostPort(cfg.ServiceAddr); err != nil {
 			errs = append(errs, fmt.Errorf("SERVICE_ADDR: %w", err))

@@ -371,6 +371,45 @@ func TestLoadConfig(t *testing.T) {
 	}
 }
 
+// An answer a handler writes once its exec deadline has passed (after a
+// rollback, say) reaches the caller: the write timeout is longer than the
+// exec timeout, by default by fnserve.WriteGrace; a configuration with the
+// two equal, which cut such answers off, is refused.
+func TestAnAnswerAfterTheExecDeadlineIsDelivered(t *testing.T) {
+	for _, env := range []map[string]string{
+		{"exec_timeout": "300ms"},
+		{"exec_timeout": "300ms", "write_timeout": "1s"},
+	} {
+		url := serve(t, env, func(w http.ResponseWriter, r *http.Request) {
+			<-r.Context().Done()
+			time.Sleep(100 * time.Millisecond) // the rollback
+			w.WriteHeader(http.StatusGatewayTimeout)
+			_, _ = io.WriteString(w, "deadline passed")
+		}).url
+		resp, err := http.Get(url + "/slow")
+		if err != nil {
+			t.Fatalf("%v: %v, want the handler's 504", env, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusGatewayTimeout || string(b) != "deadline passed" {
+			t.Errorf("%v: %d %q %v, want the handler's 504", env, resp.StatusCode, b, err)
+		}
+	}
+	for _, env := range []map[string]string{
+		{"exec_timeout": "30s", "write_timeout": "30s"},
+		{"exec_timeout": "30", "write_timeout": "20s"},
+	} {
+		if _, err := fnserve.LoadConfig(config.Env(env)); err == nil || !strings.Contains(err.Error(), "write_timeout") {
+			t.Errorf("LoadConfig(%v) = %v, want write_timeout refused", env, err)
+		}
+	}
+	cfg, err := fnserve.LoadConfig(config.Env(map[string]string{"exec_timeout": "30s"}))
+	if err != nil || cfg.WriteTimeout != 30*time.Second+fnserve.WriteGrace {
+		t.Errorf("LoadConfig: write timeout %v, %v; want exec_timeout + %v", cfg.WriteTimeout, err, fnserve.WriteGrace)
+	}
+}
+
 // TestCPUProfileOnlyWhenAsked: PPROF_CPU_DIR makes the chosen function write a
 // CPU profile at shutdown; a function PPROF_FUNCTIONS does not name, or any
 // function without PPROF_CPU_DIR, writes none.

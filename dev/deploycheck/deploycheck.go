@@ -11,6 +11,7 @@ package deploycheck
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -18,7 +19,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -653,4 +656,78 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// FunctionTimeouts are one function's timeouts, as its environment sets them
+// (the watchdog's variables: bare seconds or Go durations).
+type FunctionTimeouts struct {
+	// Exec is exec_timeout: the handler's deadline.
+	Exec time.Duration
+	// Write is write_timeout: the end of the answer, counted from about the
+	// same moment as Exec.
+	Write time.Duration
+}
+
+// WatchdogDuration parses a timeout the way the watchdogs and fnserve do: a
+// bare number is seconds, anything else a Go duration.
+func WatchdogDuration(s string) (time.Duration, error) {
+	if n, err := strconv.Atoi(s); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration such as 10s", s)
+	}
+	return d, nil
+}
+
+// CheckTimeouts checks that every timeout of a synchronous call outlasts the
+// one inside it, so that an answer written when an inner deadline passes (a
+// handler's 504, the gateway's) reaches the caller instead of a cut
+// connection: each function's write_timeout exceeds its exec_timeout; the
+// gateway's upstream_timeout is at least every function's write_timeout and
+// its own write_timeout exceeds upstream_timeout; every Kong service's
+// read_timeout (kongRead, by service) exceeds upstream_timeout; and every
+// compose service with an INVOKE_TIMEOUT (the connectors, which call through
+// the gateway) waits at least as long as upstream_timeout.
+func CheckTimeouts(c Compose, fns map[string]FunctionTimeouts, kongRead map[string]time.Duration) []error {
+	var errs []error
+	gateway := func(name string) time.Duration {
+		d, err := WatchdogDuration(c.Services["gateway"].Environment[name])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("gateway %s: %w", name, err))
+		}
+		return d
+	}
+	upstream, write := gateway("upstream_timeout"), gateway("write_timeout")
+	if write <= upstream {
+		errs = append(errs, fmt.Errorf("gateway: write_timeout %s must exceed upstream_timeout %s, or its own 504 is cut off", write, upstream))
+	}
+	for _, name := range slices.Sorted(maps.Keys(fns)) {
+		t := fns[name]
+		if t.Write <= t.Exec {
+			errs = append(errs, fmt.Errorf("function %s: write_timeout %s must exceed exec_timeout %s, or an answer at the exec deadline is cut off", name, t.Write, t.Exec))
+		}
+		if upstream < t.Write {
+			errs = append(errs, fmt.Errorf("function %s: write_timeout %s exceeds the gateway's upstream_timeout %s", name, t.Write, upstream))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(kongRead)) {
+		if kongRead[name] <= upstream {
+			errs = append(errs, fmt.Errorf("kong service %s: read_timeout %s must exceed the gateway's upstream_timeout %s", name, kongRead[name], upstream))
+		}
+	}
+	for _, name := range sortedNames(c) {
+		raw, ok := c.Services[name].Environment["INVOKE_TIMEOUT"]
+		if !ok {
+			continue
+		}
+		d, err := WatchdogDuration(raw)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s INVOKE_TIMEOUT: %w", name, err))
+		} else if d < upstream {
+			errs = append(errs, fmt.Errorf("%s: INVOKE_TIMEOUT %s is shorter than the gateway's upstream_timeout %s", name, d, upstream))
+		}
+	}
+	return errs
 }

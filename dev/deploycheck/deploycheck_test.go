@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
@@ -287,6 +288,81 @@ func TestKongVaultReferencesAreSet(t *testing.T) {
 	if errs := CheckKongVault(c, "kong", []string{"SHOP_NOT_SET"}); len(errs) != 1 {
 		t.Errorf("an unset vault variable: %v, want one finding", errs)
 	}
+}
+
+// Every timeout of a synchronous call outlasts the one inside it, for every
+// function of both stack files in both environments, Kong's services and the
+// connectors; and the check finds each broken link of a fixture.
+func TestTimeoutsNest(t *testing.T) {
+	var kong struct {
+		Services []struct {
+			Name        string `yaml:"name"`
+			ReadTimeout *int   `yaml:"read_timeout"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(read(t, "gateway/kong.yml"), &kong); err != nil {
+		t.Fatal(err)
+	}
+	kongRead := map[string]time.Duration{}
+	for _, s := range kong.Services {
+		if s.ReadTimeout == nil {
+			t.Errorf("kong service %s: no read_timeout (Kong's default is 60 s)", s.Name)
+			continue
+		}
+		kongRead[s.Name] = time.Duration(*s.ReadTimeout) * time.Millisecond
+	}
+	fns := map[string]FunctionTimeouts{}
+	for _, shopEnv := range []string{"production", "development"} {
+		for _, file := range []string{"stack.yml", "stack.ce.yml"} {
+			s, err := stackfile.LoadEnv(filepath.Join(root(t), file), func(k string) string {
+				if k == "SHOP_ENV" {
+					return shopEnv
+				}
+				return ""
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, fn := range s.Functions {
+				env, err := stackfile.Environment(root(t), fn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ft FunctionTimeouts
+				for v, d := range map[string]*time.Duration{"exec_timeout": &ft.Exec, "write_timeout": &ft.Write} {
+					if *d, err = WatchdogDuration(env[v]); err != nil {
+						t.Errorf("%s %s %s: %v", file, shopEnv, name, err)
+					}
+				}
+				fns[file+" "+shopEnv+" "+name] = ft
+			}
+		}
+	}
+	if len(fns) < 60 {
+		t.Fatalf("read the timeouts of %d functions, want every function of both stacks in both environments", len(fns))
+	}
+	if errs := CheckTimeouts(realCompose(t), fns, kongRead); len(errs) > 0 {
+		t.Errorf("timeouts:\n%s", strings.Join(errStrings(errs), "\n"))
+	}
+
+	fixture, err := LoadCompose([]byte(`
+services:
+  gateway:
+    environment: {upstream_timeout: 30s, write_timeout: 30s}
+  connector:
+    environment: {INVOKE_TIMEOUT: "20"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFindings(t, "CheckTimeouts", CheckTimeouts(fixture,
+		map[string]FunctionTimeouts{"f": {Exec: 30 * time.Second, Write: 30 * time.Second}, "g": {Exec: 30 * time.Second, Write: 35 * time.Second}},
+		map[string]time.Duration{"edge": 30 * time.Second}),
+		"gateway: write_timeout 30s must exceed upstream_timeout 30s",
+		"function f: write_timeout 30s must exceed exec_timeout 30s",
+		"function g: write_timeout 35s exceeds the gateway's upstream_timeout 30s",
+		"kong service edge: read_timeout 30s must exceed",
+		"connector: INVOKE_TIMEOUT 20s is shorter")
 }
 
 // scrapesTheStack checks that the functions job of the Prometheus file lists
