@@ -20,7 +20,7 @@ import (
 // A statement that fails aborts the transaction: the rest of its batch is
 // skipped by PostgreSQL, COMMIT included, and Rollback (deferred right after
 // BeginBatch) rolls it back and gives the connection back to the pool. Like
-// Tx, the COMMIT and the rollback use a context the caller cannot cancel.
+// Tx, the COMMIT and the rollback use a Detached context.
 type BatchTx struct {
 	conn *pgxpool.Conn // nil once released
 	tx   pgx.Tx        // the transaction the first batch began, on conn
@@ -76,7 +76,9 @@ func (t *BatchTx) Commit(ctx context.Context, b *pgx.Batch) error {
 		}
 		return nil
 	})
-	err := t.tx.SendBatch(context.WithoutCancel(ctx), b).Close()
+	dctx, cancel := Detached(ctx)
+	defer cancel()
+	err := t.tx.SendBatch(dctx, b).Close()
 	t.Rollback(ctx) // after COMMIT, only gives the connection back
 	return err
 }
@@ -90,9 +92,9 @@ func (t *BatchTx) Commit(ctx context.Context, b *pgx.Batch) error {
 // back to the pool). So a condition the writes depend on must be checked by
 // PostgreSQL, as a statement that fails when it does not hold (an
 // assertion), never by the client after reading a result: by then the batch
-// has committed. Like Tx's COMMIT, the batch is sent on a context the caller
-// cannot cancel (ctx bounds acquiring the connection only), so the caller
-// always learns whether it committed, short of a broken connection. b must
+// has committed. Like Tx's COMMIT, the batch is sent on a Detached context
+// (ctx bounds acquiring the connection only), so the caller always learns
+// whether it committed, short of a broken or silent connection. b must
 // not begin or end a transaction itself.
 func ExecTx(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) error {
 	conn, err := pool.Acquire(ctx)
@@ -109,7 +111,8 @@ func ExecTx(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) error {
 		}
 		return nil
 	})
-	detached := context.WithoutCancel(ctx)
+	detached, cancel := Detached(ctx)
+	defer cancel()
 	err = conn.SendBatch(detached, all).Close()
 	// A failed statement leaves the transaction open (aborted): roll it back
 	// so the connection goes back to the pool clean. A broken connection is
@@ -130,7 +133,9 @@ func (t *BatchTx) Rollback(ctx context.Context) {
 	conn := t.conn.Conn()
 	if !conn.IsClosed() && conn.PgConn().TxStatus() != 'I' {
 		// On failure pgx closes the connection, which the pool then drops.
-		_, _ = conn.Exec(context.WithoutCancel(ctx), "rollback")
+		dctx, cancel := Detached(ctx)
+		_, _ = conn.Exec(dctx, "rollback")
+		cancel()
 	}
 	t.conn.Release()
 	t.conn = nil

@@ -88,7 +88,11 @@ func ensureDatabase(ctx context.Context, cc *pgx.ConnConfig) error {
 	if err != nil {
 		return fmt.Errorf("connect to maintenance database: %w", err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() {
+		dctx, cancel := Detached(ctx)
+		defer cancel()
+		_ = conn.Close(dctx)
+	}()
 	var exists bool
 	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, cc.Database).Scan(&exists); err != nil {
 		return fmt.Errorf("look up database: %w", err)
@@ -162,7 +166,11 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
 	if err := lockMigrations(ctx, conn.Conn()); err != nil {
 		return fmt.Errorf("migrate: lock: %w", err)
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLockKey) //nolint:errcheck
+	defer func() {
+		dctx, cancel := Detached(ctx)
+		defer cancel()
+		_, _ = conn.Exec(dctx, `SELECT pg_advisory_unlock($1)`, migrationLockKey)
+	}()
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version integer PRIMARY KEY,
 		name text NOT NULL,
@@ -269,9 +277,28 @@ type Beginner interface {
 	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
 }
 
+// finishTimeout bounds what Detached allows: far longer than any commit
+// takes (milliseconds, a lock wait behind another transaction seconds), far
+// shorter than what a connection that stopped answering would hold its pool
+// slot for without it: on a half-open TCP connection no keepalive probe runs
+// while a commit's bytes wait unacknowledged, so the kernel retransmits them
+// for many minutes, past every caller's deadline. A test shortens it.
+var finishTimeout = 10 * time.Second
+
+// Detached returns a context for work that must run to its end even when the
+// caller hangs up or its deadline passes, a transaction's COMMIT or ROLLBACK,
+// or the record of an outcome decided elsewhere: ctx's values without its
+// cancellation, bounded by a timeout of its own. When the timeout passes
+// mid-query, pgx asks PostgreSQL to cancel it and closes the connection, so
+// the pool gets its slot back; the caller learns nothing of the outcome, as
+// with any broken connection.
+func Detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+}
+
 // Tx runs fn in a transaction: committed when fn returns nil, rolled back
-// otherwise. Commit and rollback use a context the caller cannot cancel, so a
-// client that hangs up never leaves a transaction half-finished.
+// otherwise. Commit and rollback use a Detached context, so a client that
+// hangs up never leaves a transaction half-finished.
 func Tx(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) error {
 	return TxWith(ctx, db, pgx.TxOptions{}, fn)
 }
@@ -282,11 +309,13 @@ func TxWith(ctx context.Context, db Beginner, opts pgx.TxOptions, fn func(tx pgx
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	dctx, cancel := Detached(ctx)
+	defer cancel()
 	if err := fn(tx); err != nil {
-		_ = tx.Rollback(context.WithoutCancel(ctx))
+		_ = tx.Rollback(dctx)
 		return err
 	}
-	if err := tx.Commit(context.WithoutCancel(ctx)); err != nil {
+	if err := tx.Commit(dctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
