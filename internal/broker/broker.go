@@ -188,9 +188,9 @@ type Backoff struct {
 	cur time.Duration
 }
 
-// Wait sleeps for the next delay or until ctx ends; it reports whether the
-// caller should go on.
-func (b *Backoff) Wait(ctx context.Context) bool {
+// Next returns the next delay: Min after a Reset, then twice the last, up to
+// Max.
+func (b *Backoff) Next() time.Duration {
 	if b.Min <= 0 {
 		b.Min = 200 * time.Millisecond
 	}
@@ -202,7 +202,13 @@ func (b *Backoff) Wait(ctx context.Context) bool {
 	} else {
 		b.cur = min(b.cur*2, b.Max)
 	}
-	t := time.NewTimer(b.cur)
+	return b.cur
+}
+
+// Wait sleeps for the next delay or until ctx ends; it reports whether the
+// caller should go on.
+func (b *Backoff) Wait(ctx context.Context) bool {
+	t := time.NewTimer(b.Next())
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

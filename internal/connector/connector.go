@@ -74,7 +74,9 @@ type Config struct {
 	RefreshInterval time.Duration
 	// InvokeTimeout bounds one invocation (default 35 s, above exec_timeout).
 	InvokeTimeout time.Duration
-	// MaxBackoff caps the delay between broker reconnect attempts (default 10 s).
+	// MaxBackoff caps the delay between broker reconnect attempts, and
+	// between replacements of a consumer the broker keeps ending (default
+	// 10 s).
 	MaxBackoff time.Duration
 	// UnbindAfter is how long a function may be missing from the gateway's
 	// list before its queue is unbound from its topics (default 10 min).
@@ -281,28 +283,47 @@ func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 		}
 	}()
 	// ended receives a subscription the broker ended while the connection
-	// stays up (subscription.watch).
+	// stays up (subscription.watch). Its replacement waits for again: a
+	// short delay after a calm spell, a growing one while the broker keeps
+	// ending consumers (one that cancels every new consumer would otherwise
+	// get a discovery, the declarations and a new consumer in a loop).
 	ended := make(chan *subscription)
+	var again <-chan time.Time
+	endedBackoff := broker.Backoff{Max: c.cfg.MaxBackoff}
+	var lastEnded time.Time
 	tick := time.NewTicker(c.cfg.RefreshInterval)
 	defer tick.Stop()
-	for {
-		if err := c.refresh(ctx, conn, admin, subs, ended); err != nil {
-			return err
+	for refresh := true; ; {
+		if refresh {
+			if err := c.refresh(ctx, conn, admin, subs, ended); err != nil {
+				return err
+			}
 		}
+		refresh = true
 		select {
 		case <-ctx.Done():
 			return nil
 		case err := <-closed:
 			return fmt.Errorf("connection closed: %v", err)
 		case s := <-ended:
-			// Drop it and refresh at once: the function's queues are
-			// declared again (the queue may have been deleted) and a new
-			// consumer takes its place.
+			// Drop it and refresh soon: the function's queues are declared
+			// again (the queue may have been deleted) and a new consumer
+			// takes its place.
 			if subs[s.fn] == s {
 				c.log.Warn("the broker ended the function's consumer, subscribing again", "fn", s.fn, "reason", s.ended)
 				s.stop()
 				delete(subs, s.fn)
 			}
+			if again == nil {
+				if time.Since(lastEnded) > endedBackoff.Max {
+					endedBackoff.Reset()
+				}
+				lastEnded = time.Now()
+				again = time.After(endedBackoff.Next())
+			}
+			refresh = false
+		case <-again:
+			again = nil
 		case <-tick.C:
 		}
 	}

@@ -791,6 +791,45 @@ func TestAConsumerCancelledByTheBrokerIsSubscribedAgain(t *testing.T) {
 	}
 }
 
+// A broker that keeps ending the function's consumer (here: its queue
+// deleted again and again) gets its replacements at a growing delay, not in a
+// loop of discoveries, declarations and consumers; once it stops, the
+// function is subscribed again and gets its events.
+func TestAConsumerTheBrokerKeepsEndingIsReplacedAtAGrowingDelay(t *testing.T) {
+	e := setup(t, "churned")
+	e.cfg.RefreshInterval = time.Hour
+	e.cfg.MaxBackoff = 2 * time.Second
+	topic := e.names.Prefix + "order.placed.v1"
+	e.gw.set("churned", topic, nil)
+	logs := &logRecorder{}
+	e.startLogging(t, slog.New(logs))
+	q := e.names.Queue("churned")
+	waitConsumed(t, e, q)
+
+	ch, err := e.conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each consumer ends as soon as it is seen: its queue is deleted.
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+		if n, err := e.tryConsumers(q); err == nil && n > 0 {
+			if _, err := ch.QueueDelete(q, false, false, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// 200 ms, 400, 800, 1.6 s: about four in three seconds; without the
+	// delay, one every few milliseconds.
+	if n := logs.count("the broker ended the function's consumer, subscribing again"); n < 2 || n > 8 {
+		t.Errorf("the consumer was replaced %d times in 3 s of deletions, want 2 to 8", n)
+	}
+	waitConsumed(t, e, q)
+	id := e.publish(t, topic)
+	if got := e.gw.waitCalls(t, "churned", 1, 10*time.Second); got[0].id != id {
+		t.Errorf("call for %s, want %s", got[0].id, id)
+	}
+}
+
 // waitConsumed waits until q exists and has a consumer.
 func waitConsumed(t *testing.T, e *env, q string) {
 	t.Helper()
