@@ -6,7 +6,8 @@
 // may still be confirmed; recover-orders finishes it), and gives back an
 // order the orders service does not know only once its hold is past its
 // expiry, so an abandoned checkout never keeps stock away from other
-// customers. A hold is due once it is older than the settle delay
+// customers. A run settles at most MaxBatches batches and the next goes on
+// where it stopped. A hold is due once it is older than the settle delay
 // (SETTLE_AFTER, default 30s; ?settle_after_seconds=N overrides it for one
 // run, N from 0 to 3600: dev/chaos settles at once with 0). For every batch
 // of due holds it asks order-statuses once, then settles the batch in one
@@ -50,18 +51,27 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	return New(d.Store, d.Orders.Statuses, settleAfter, d.Internal, log), nil
 }
 
-// Settler settles due holds; inventorydb.Store implements it.
+// Settler settles due holds and keeps where a run stopped;
+// inventorydb.Store implements it.
 type Settler interface {
 	Settle(ctx context.Context, cur inventory.SettleCursor, settleAfter time.Duration, limit int, statuses inventorydb.Statuses) (inventory.Settlement, error)
+	SweepCursor(ctx context.Context) (inventory.SettleCursor, error)
+	SaveSweepCursor(ctx context.Context, cur inventory.SettleCursor) error
 }
 
 // Batch is how many holds one status lookup and one transaction settle (at
 // most what order-statuses answers at once); MaxBatches bounds one run, the
-// next run (a minute later) picks up the rest.
+// next run (a minute later) goes on where it stopped (Settler.SweepCursor),
+// wrapping around to the oldest due hold once it reaches the newest: the
+// holds a run keeps (pending orders) are looked at again once per round, and
+// however many they are, no hold behind them waits for ever.
 const (
 	Batch      = orderstatus.MaxIDs
 	MaxBatches = 20
 )
+
+// batch and maxBatches are Batch and MaxBatches; a test shrinks them.
+var batch, maxBatches = Batch, MaxBatches
 
 // Response is the answer of expire-reservations: how many holds the run
 // sold, released (failed or cancelled orders) and expired (unknown orders,
@@ -94,17 +104,36 @@ func New(store Settler, statuses inventorydb.Statuses, settleAfter time.Duration
 			after = time.Duration(n) * time.Second
 		}
 		var out Response
-		var cur inventory.SettleCursor
-		for range MaxBatches {
+		cur, err := store.SweepCursor(r.Context())
+		if err != nil {
+			return err
+		}
+		// wrapped: this run has gone past the newest due hold back to the
+		// oldest (or started there); reaching the newest again ends a round.
+		wrapped := cur == inventory.SettleCursor{}
+		for range maxBatches {
 			var s inventory.Settlement
-			s, err = store.Settle(r.Context(), cur, after, Batch, statuses)
+			s, err = store.Settle(r.Context(), cur, after, batch, statuses)
 			out.Settled += s.Settled
 			out.Released += s.Released
 			out.Expired += s.Expired
-			if err != nil || s.Scanned < Batch {
+			if err != nil {
 				break
 			}
+			if s.Scanned < batch {
+				cur = inventory.SettleCursor{}
+				if wrapped {
+					break
+				}
+				wrapped = true
+				continue
+			}
 			cur = s.Next
+		}
+		// Where the next run starts: after the last batch settled, or at
+		// the failed one, which it tries again.
+		if serr := store.SaveSweepCursor(r.Context(), cur); serr != nil && err == nil {
+			err = serr
 		}
 		if out != (Response{}) {
 			log.InfoContext(r.Context(), "reservations settled", "settled", out.Settled, "released", out.Released, "expired", out.Expired)

@@ -187,6 +187,43 @@ func TestExpireReservationsSettlesByOrderStatus(t *testing.T) {
 	}
 }
 
+// A run goes on where the last one stopped: holds it keeps (pending orders),
+// however many, do not starve the holds behind them. Here a run looks at two
+// batches of two, and five pending orders' holds come before a confirmed
+// one's: each run starting at the oldest never reached it.
+func TestASweepGoesOnWhereTheLastStopped(t *testing.T) {
+	batch, maxBatches = 2, 2
+	t.Cleanup(func() { batch, maxBatches = Batch, MaxBatches })
+	s := newShop(t, 100)
+	user := uuid.Must(uuid.NewV7())
+	var pending []uuid.UUID
+	for range 5 {
+		o := orderstest.Seed(t, s.orders, user, orders.Pending)
+		pending = append(pending, o.ID)
+		s.hold(t, o.ID, 1)
+	}
+	confirmed := orderstest.Seed(t, s.orders, user, orders.Confirmed)
+	s.hold(t, confirmed.ID, 1)
+	age(t, s.pool) // one created_at for all: order id (time-ordered) orders them
+	for run := 1; run <= 2; run++ {
+		if rec := post(s.h, credential, ""); rec.Code != http.StatusOK {
+			t.Fatalf("run %d: %d %s", run, rec.Code, rec.Body)
+		}
+	}
+	h, err := s.store.Hold(context.Background(), confirmed.ID)
+	if err != nil || h.Status != inventory.StatusCommitted {
+		t.Errorf("the confirmed order's hold after two runs: %s %v, want committed", h.Status, err)
+	}
+	for _, id := range pending {
+		if h, err := s.store.Hold(context.Background(), id); err != nil || h.Status != inventory.StatusHeld {
+			t.Errorf("pending order %s's hold: %s %v, want held", id, h.Status, err)
+		}
+	}
+	if onHand, reserved := s.level(t); onHand != 99 || reserved != 5 {
+		t.Errorf("stock %d/%d, want 99/5", onHand, reserved)
+	}
+}
+
 // When order-statuses does not answer, the sweep changes nothing and fails
 // (the next run tries again); ?settle_after_seconds=0 settles fresh holds, an
 // empty value is the configured delay, and a value out of range is 422.

@@ -691,3 +691,33 @@ func sortedLines(lines []inventory.Line) []inventory.Line {
 	inventory.SortLines(out)
 	return out
 }
+
+// SweepCursor returns where the last sweep stopped, the zero cursor (the
+// oldest due hold) when it went through them all or none ran yet.
+func (s *Store) SweepCursor(ctx context.Context) (inventory.SettleCursor, error) {
+	var cur inventory.SettleCursor
+	err := s.db.QueryRow(ctx, `SELECT created_at, order_id FROM sweep_cursor`).Scan(&cur.CreatedAt, &cur.OrderID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return inventory.SettleCursor{}, nil
+	}
+	if err != nil {
+		return cur, unavailable(err)
+	}
+	return cur, nil
+}
+
+// SaveSweepCursor records where the next sweep starts; the zero cursor
+// starts it at the oldest due hold.
+func (s *Store) SaveSweepCursor(ctx context.Context, cur inventory.SettleCursor) error {
+	var err error
+	if cur == (inventory.SettleCursor{}) {
+		_, err = s.db.Exec(ctx, `DELETE FROM sweep_cursor`)
+	} else {
+		_, err = s.db.Exec(ctx, `INSERT INTO sweep_cursor (created_at, order_id) VALUES ($1, $2)
+			ON CONFLICT (id) DO UPDATE SET created_at = excluded.created_at, order_id = excluded.order_id`, cur.CreatedAt, cur.OrderID)
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
