@@ -574,7 +574,16 @@ func (r *run) check(ctx context.Context) (bool, error) {
 		}
 		_ = ch.Close()
 	}
-	add("every dead letter accounted for (none in any .dlq)", p, fmt.Sprintf("%d events without subscriber in shop.unrouted (kept, by design)", unrouted))
+	add("every dead letter accounted for (none in any .dlq)", p, "")
+	// Every type the shop publishes has a subscriber (internal/routes'
+	// TestEveryPublishedEventTypeHasASubscriber), so nothing is unrouted by
+	// design: until 2026-12-03 each hold the sweep expired left a
+	// stock.reservations_expired.v1 there, which no function read.
+	p = nil
+	if unrouted > 0 {
+		p = append(p, fmt.Sprintf("%d events without subscriber in shop.unrouted", unrouted))
+	}
+	add("nothing unrouted (none in shop.unrouted)", p, "")
 
 	ok := true
 	fmt.Fprintf(r.log, "\nchaos summary: duration=%s kills=%d pg_restarts=%d rabbitmq_restarts=%d (stop_app/start_app=%d, sigkill=%d) requests=%d 5xx=%d transport_errors=%d\n",

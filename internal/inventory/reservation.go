@@ -150,13 +150,6 @@ func ErrOutOfStock(productID uuid.UUID) error {
 
 func invalid(msg string) error { return fault.E(fault.Invalid, fault.CodeInvalidRequest, msg) }
 
-// ReservationsExpiredData is the data of the stock.reservations_expired.v1
-// event, emitted once per order whose hold the sweep gave back.
-type ReservationsExpiredData struct {
-	OrderID uuid.UUID `json:"order_id"`
-	Lines   []Line    `json:"lines"`
-}
-
 // OrderStatus is an order's status as the orders service answers it
 // (order-statuses): what the settlement of the order's hold depends on.
 type OrderStatus string

@@ -7,6 +7,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/routes"
 )
 
@@ -126,5 +127,37 @@ func TestEveryInternalFunctionDeclaresItsCallers(t *testing.T) {
 	}
 	if got := routes.Callers("get-product"); got != nil {
 		t.Errorf("a public function accepts internal callers %v", got)
+	}
+}
+
+// Every event type the shop publishes (events.Types) has an event function
+// subscribed to it, so none lands in shop.unrouted by design: that queue,
+// and the UnroutedEvents alert on it, are for a mistake (a topic annotation
+// gone wrong), not for an event nobody was meant to read. And every topic a
+// function subscribes to is a published type: the connector unbinds only
+// those (KnownTopics) when a function gives one up, and a topic nothing
+// publishes is a typo. stack.yml's topic annotations are checked against the
+// table (dev/stackfile), and stack.ce.yml's are generated from it
+// (cmd/generate -check).
+func TestEveryPublishedEventTypeHasASubscriber(t *testing.T) {
+	subscribers := map[string][]string{}
+	for _, r := range routes.Table() {
+		if r.Kind != routes.Event && len(r.Topics) > 0 {
+			t.Errorf("%s is %s but subscribes to %v", r.Function, r.Kind, r.Topics)
+		}
+		for _, topic := range r.Topics {
+			subscribers[topic] = append(subscribers[topic], r.Function)
+		}
+	}
+	published := events.Types()
+	for _, typ := range published {
+		if len(subscribers[typ]) == 0 {
+			t.Errorf("%s is published but no function subscribes to it: every one would wait in shop.unrouted", typ)
+		}
+	}
+	for topic, fns := range subscribers {
+		if !slices.Contains(published, topic) {
+			t.Errorf("%v subscribe to %s, which is not in events.Types()", fns, topic)
+		}
 	}
 }

@@ -211,9 +211,9 @@ func (s *Store) Release(ctx context.Context, orderID uuid.UUID) (inventory.Hold,
 // Expire gives back up to limit holds whose expires_at is at or before asOf
 // whatever their orders' status (the sweep uses Settle, which asks it first:
 // a pending order's hold may still be confirmed); tests use it to give holds
-// back. asOf zero is the database clock. It marks them "expired", and appends
-// stock.changed.v1 per product it brings back in stock and
-// stock.reservations_expired.v1 per order, in one transaction. Due rows are
+// back. asOf zero is the database clock. It marks them "expired" and appends
+// stock.changed.v1 per product it brings back in stock, in one transaction;
+// the expiry itself is no event (docs/events.md). Due rows are
 // claimed FOR UPDATE SKIP LOCKED, so concurrent sweeps (and a concurrent
 // commit or release) never give a hold back twice.
 // It returns how many holds it expired; fault.Unavailable on database failure.
@@ -247,15 +247,12 @@ func (s *Store) Expire(ctx context.Context, asOf time.Time, limit int) (int, err
 		return 0, nil // nothing was due: the deferred rollback ends the transaction
 	}
 	b = &pgx.Batch{}
-	b.Queue(`SELECT order_id, product_id, quantity FROM reservation_lines
-		WHERE order_id = ANY($1) ORDER BY product_id, order_id`, orders)
+	b.Queue(`SELECT product_id, quantity FROM reservation_lines
+		WHERE order_id = ANY($1) ORDER BY product_id`, orders)
 	br = tx.SendBatch(ctx, b)
-	byOrder := map[uuid.UUID][]inventory.Line{}
 	var products []inventory.Line // per product, summed, in product order
-	var orderID uuid.UUID
 	var l inventory.Line
-	_, err = pgx.ForEachRow(queryRows(br), []any{&orderID, &l.ProductID, &l.Quantity}, func() error {
-		byOrder[orderID] = append(byOrder[orderID], l)
+	_, err = pgx.ForEachRow(queryRows(br), []any{&l.ProductID, &l.Quantity}, func() error {
 		if k := len(products) - 1; k >= 0 && products[k].ProductID == l.ProductID {
 			products[k].Quantity += l.Quantity
 		} else {
@@ -276,14 +273,6 @@ func (s *Store) Expire(ctx context.Context, asOf time.Time, limit int) (int, err
 	evs, err := changedEvents(ctx, flipped(moved, func(i int) int { return products[i].Quantity }))
 	if err != nil {
 		return 0, err
-	}
-	for _, orderID := range orders {
-		data := inventory.ReservationsExpiredData{OrderID: orderID, Lines: byOrder[orderID]}
-		ev, err := events.New(ctx, inventory.Source, events.ReservationsExpired, orderID.String(), data)
-		if err != nil {
-			return 0, fault.Internalf("reservations expired event: %w", err)
-		}
-		evs = append(evs, ev)
 	}
 	b = &pgx.Batch{}
 	outbox.QueueAll(b, evs...)
@@ -307,8 +296,8 @@ type Statuses func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]inventor
 // confirmed order's hold is sold (on_hand and reserved drop together, status
 // committed, no stock.changed.v1: available is unchanged), a failed or
 // cancelled order's hold is released, an unknown order's hold past its
-// expires_at is expired (stock.reservations_expired.v1; both write
-// stock.changed.v1 for a product they bring back in stock), and a pending
+// expires_at is expired (both write stock.changed.v1 for a product they
+// bring back in stock, and nothing else), and a pending
 // order's hold is kept. Each product's stock row moves once, in product-id
 // order, so the batch never deadlocks with a reservation. The answer counts
 // what it did and says where the next batch starts (Next; Scanned < limit
@@ -381,7 +370,6 @@ func (s *Store) Settle(ctx context.Context, cur inventory.SettleCursor, settleAf
 		sold, released int
 	}
 	var moves []move // per product, in product order
-	byOrder := map[uuid.UUID][]inventory.Line{}
 	var l inventory.Line
 	if err == nil {
 		_, err = pgx.ForEachRow(queryRows(br), []any{&orderID, &l.ProductID, &l.Quantity}, func() error {
@@ -389,7 +377,6 @@ func (s *Store) Settle(ctx context.Context, cur inventory.SettleCursor, settleAf
 			if !ok {
 				return nil
 			}
-			byOrder[orderID] = append(byOrder[orderID], l)
 			if k := len(moves) - 1; k < 0 || moves[k].product != l.ProductID {
 				moves = append(moves, move{product: l.ProductID})
 			}
@@ -430,7 +417,7 @@ func (s *Store) Settle(ctx context.Context, cur inventory.SettleCursor, settleAf
 	}
 	settledIDs := make([]uuid.UUID, 0, len(outcome))
 	next := make([]string, 0, len(outcome))
-	for _, id := range ids { // in the order read, so the events are too
+	for _, id := range ids { // in the order read
 		o, ok := outcome[id]
 		if !ok {
 			continue
@@ -445,12 +432,6 @@ func (s *Store) Settle(ctx context.Context, cur inventory.SettleCursor, settleAf
 		case inventory.Expire:
 			status = inventory.StatusExpired
 			out.Expired++
-			data := inventory.ReservationsExpiredData{OrderID: id, Lines: byOrder[id]}
-			ev, err := events.New(ctx, inventory.Source, events.ReservationsExpired, id.String(), data)
-			if err != nil {
-				return inventory.Settlement{}, fault.Internalf("reservations expired event: %w", err)
-			}
-			evs = append(evs, ev)
 		}
 		settledIDs, next = append(settledIDs, id), append(next, string(status))
 	}
