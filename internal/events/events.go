@@ -92,7 +92,8 @@ func Decode(body []byte) (Envelope, error) {
 	return e, nil
 }
 
-// Types lists every event type the shop publishes. The RabbitMQ connector
+// Types lists every event type the shop publishes, each constant above
+// (TestTypesListsEveryEventType). The RabbitMQ connector
 // unbinds the ones a function no longer subscribes to when it starts, so a
 // topic removed while it was down does not stay bound.
 func Types() []string {

@@ -3,6 +3,12 @@ package events_test
 import (
 	"context"
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -110,5 +116,38 @@ func TestContextKeepsAPropagatedSpanOfTheSameTrace(t *testing.T) {
 	defer other.End()
 	if got := trace.SpanContextFromContext(ev.Context(otherCtx)); got.SpanID() != produce.SpanContext().SpanID() {
 		t.Errorf("a span of another trace was kept: got span %v, want the producer's %v", got.SpanID(), produce.SpanContext().SpanID())
+	}
+}
+
+// Types lists every event type constant of the package: the shop's
+// producers write only those, and the route table's test checks that each
+// listed type has a subscriber, so a type added here but not to Types could
+// reach shop.unrouted unnoticed.
+func TestTypesListsEveryEventType(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "events.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventType := regexp.MustCompile(`^[a-z_]+\.[a-z_]+\.v[0-9]+$`)
+	var declared []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+			if v, err := strconv.Unquote(lit.Value); err == nil && eventType.MatchString(v) {
+				declared = append(declared, v)
+			}
+		}
+		return true
+	})
+	if len(declared) == 0 {
+		t.Fatal("found no event type in events.go; is the pattern stale?")
+	}
+	types := events.Types()
+	for _, typ := range declared {
+		if !slices.Contains(types, typ) {
+			t.Errorf("%s is declared in events.go but not listed by Types", typ)
+		}
+	}
+	if len(types) != len(declared) {
+		t.Errorf("Types lists %d types, events.go declares %d: %v", len(types), len(declared), declared)
 	}
 }
