@@ -6,7 +6,10 @@ STATE   ?= .local
 # runtime's state.
 GOFILES  = $(shell find . -name '*.go' -not -path './build/*' -not -path './.local/*')
 
-.DEFAULT_GOAL := run
+# A bare `make` lists the targets rather than starting the whole stack (make
+# run binds 127.0.0.1:8080 and :8000 and builds every function); the
+# commands to type are `make run` and `make test` (README.md).
+.DEFAULT_GOAL := help
 
 # Every go command of this file builds static and path-independent, exactly
 # as faaslocal.GoBuild builds the local runtime's programs and make buildcheck
@@ -18,7 +21,13 @@ GOFILES  = $(shell find . -name '*.go' -not -path './build/*' -not -path './.loc
 export CGO_ENABLED = 0
 export GOFLAGS += -trimpath
 
-.PHONY: api-docs services run test lint fmt unit integration broker-restart-test replacement-test buildcheck fuzz chaos chaos-short generate bench clean jaeger jaeger-build
+.PHONY: help api-docs services run test lint fmt unit integration broker-restart-test replacement-test buildcheck fuzz chaos chaos-short generate bench clean jaeger jaeger-build
+
+## help: list every target with what it does (each target's block of ##
+## comments in this file; its first line names the target).
+help:
+	@echo 'make run starts the shop locally; make test runs every test (README.md). Every target:'
+	@awk '/^## / { line = substr($$0, 4); if (prev ~ /^## /) printf "    %s\n", line; else printf "\n  %s\n", line } { prev = $$0 }' $(firstword $(MAKEFILE_LIST))
 
 ## services: start PostgreSQL, Redis and RabbitMQ on 127.0.0.1 when they are
 ## not running, with the PostgreSQL authentication the shop needs (trust for
@@ -142,6 +151,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./internal/events
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/schedule
 
+## buildcheck: build every function of stack.yml and stack.ce.yml as faas-cli
+## build --shrinkwrap and the template's Dockerfile would (gofmt gate, vet,
+## tests, static build), without a container engine; the template's starter
+## handler and the connectors' build stages with stack.yml only.
 buildcheck:
 	$(GO) run ./cmd/buildcheck -stack stack.yml
 	$(GO) run ./cmd/buildcheck -stack stack.ce.yml -starter=false -connectors=false
@@ -174,5 +187,7 @@ jaeger-build $(JAEGER_BIN):
 		$(GO) get -tool $(JAEGER_MODULE)/cmd/jaeger@$(JAEGER_VERSION) && \
 		$(GO) build -o $(JAEGER_BIN) $(JAEGER_MODULE)/cmd/jaeger
 
+## clean: remove the build contexts (build/) and the binaries in .local/bin;
+## the secrets and the async journal in .local stay (STATE=.local).
 clean:
 	rm -rf build $(STATE)/bin

@@ -6,14 +6,12 @@
 // gateway/kong.yml behind a local edge, seeds the development data, and stops
 // every process it started on Ctrl-C.
 //
-//	go run ./cmd/faas-local [-gateway 127.0.0.1:8080] [-edge 127.0.0.1:8000] [-state .local] [-quiet] [-otlp http://127.0.0.1:4318]
-//	                        [-allow-exec] [-callback-allow host:port,...]
+//	go run ./cmd/faas-local [flags]
+//	go run ./cmd/faas-local -h    # every flag, its FAAS_LOCAL_* variable and its default
 //
-// Every flag has an environment override (FAAS_LOCAL_GATEWAY_ADDR,
-// FAAS_LOCAL_EDGE_ADDR, FAAS_LOCAL_STATE_DIR, FAAS_LOCAL_STACK, FAAS_LOCAL_KONG,
-// FAAS_LOCAL_FUNCTIONS, FAAS_LOCAL_CONNECTORS, FAAS_LOCAL_SEED,
-// FAAS_LOCAL_QUIET, FAAS_LOCAL_OTLP, FAAS_LOCAL_ALLOW_EXEC,
-// FAAS_LOCAL_CALLBACK_ALLOW); only loopback addresses are accepted.
+// Every flag has a FAAS_LOCAL_* environment variable, which the flag
+// overrides; the flags and their variables are listed once, in options.go,
+// and -h prints them. Only loopback addresses are accepted.
 //
 // The gateway API's /system/* routes need basic auth, as on faasd: the first
 // run writes <state>/secrets/basic-auth-user (admin) and basic-auth-password
@@ -31,6 +29,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -58,11 +57,17 @@ func main() {
 const readyTimeout = 2 * time.Minute
 
 // run is the whole program, in order: options from args and the
-// environment; the development secrets that are missing; the builds; the
-// runtime; the wait for every replica; the seed; then serving until ctx
-// ends, and stopping everything, whose failures are returned.
+// environment; the check that PostgreSQL, Redis and RabbitMQ answer; the
+// development secrets that are missing; the API reference page's assets when
+// missing; the builds; the runtime; the wait for every replica and the
+// connector's subscriptions; the seed; then serving until ctx ends, and
+// stopping everything, whose failures are returned. -h prints the flags and
+// returns nil.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
 	opts, err := parseOptions(args, getenv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h: the usage is printed, nothing else asked for
+	}
 	if err != nil {
 		return err
 	}

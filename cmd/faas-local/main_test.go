@@ -180,3 +180,57 @@ func TestGatewayOnlyFromFlagOrEnvironment(t *testing.T) {
 		})
 	}
 }
+
+// -h succeeds (exit 0, not flag's "help requested" error) and lists every
+// flag with the FAAS_LOCAL_* variable it reads: setting that variable
+// changes the flag's default, so the name shown is the one read.
+func TestHelpNamesTheVariableEachFlagReads(t *testing.T) {
+	help := func(getenv func(string) string) map[string]string { // flag → its block of the usage
+		t.Helper()
+		var out strings.Builder
+		if err := run(context.Background(), []string{"-h"}, getenv, &out); err != nil {
+			t.Fatalf("run -h: %v, want nil", err)
+		}
+		blocks, name := map[string]string{}, ""
+		for line := range strings.SplitSeq(out.String(), "\n") {
+			switch {
+			case strings.HasPrefix(line, "  -"):
+				name = strings.Fields(line)[0][1:]
+				blocks[name] = line
+			case name != "" && strings.HasPrefix(line, "    \t"):
+				blocks[name] += "\n" + line
+			}
+		}
+		return blocks
+	}
+	variable := regexp.MustCompile(`\n    \tenv (FAAS_LOCAL_[A-Z_]+)`)
+	blocks := help(func(string) string { return "" })
+	if len(blocks) < 13 {
+		t.Fatalf("-h lists %d flags, want every flag (13 or more):\n%v", len(blocks), blocks)
+	}
+	seen := map[string]string{}
+	for name, block := range blocks {
+		m := variable.FindStringSubmatch(block)
+		if m == nil {
+			t.Errorf("-%s names no FAAS_LOCAL_* variable:\n%s", name, block)
+			continue
+		}
+		if other, ok := seen[m[1]]; ok {
+			t.Errorf("-%s and -%s both name %s", name, other, m[1])
+		}
+		seen[m[1]] = name
+		value, want := "probe-value", `(default "probe-value")`
+		if !strings.Contains(strings.SplitN(block, "\n", 2)[0], " string") {
+			value, want = "true", "(default true)"
+		}
+		got := help(func(k string) string {
+			if k == m[1] {
+				return value
+			}
+			return ""
+		})[name]
+		if !strings.Contains(got, want) {
+			t.Errorf("-%s with %s=%s set: want %s in\n%s", name, m[1], value, want, got)
+		}
+	}
+}

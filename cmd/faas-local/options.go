@@ -57,7 +57,8 @@ var defaultConnectors = []string{"rabbitmq", "outbox-relay", "scheduler"}
 
 // parseOptions reads args over the environment and checks the result,
 // reporting every problem at once. Without -functions, the stack's
-// functions are listed.
+// functions are listed. -h prints every flag with its variable to stdout
+// and returns flag.ErrHelp.
 func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (options, error) {
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
@@ -69,22 +70,34 @@ func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 	var functions, connectors, callbacks string
 	fs := flag.NewFlagSet("faas-local", flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	fs.StringVar(&o.GatewayAddr, "gateway", env("FAAS_LOCAL_GATEWAY_ADDR", "127.0.0.1:8080"), "gateway API listen address (loopback only)")
-	fs.StringVar(&o.EdgeAddr, "edge", env("FAAS_LOCAL_EDGE_ADDR", "127.0.0.1:8000"), "edge listen address (loopback only)")
-	fs.StringVar(&o.StateDir, "state", env("FAAS_LOCAL_STATE_DIR", ".local"), "state directory (binaries, secrets, async journal)")
-	fs.StringVar(&o.StackFile, "stack", env("FAAS_LOCAL_STACK", "stack.yml"), "stack file")
-	fs.StringVar(&o.KongFile, "kong", env("FAAS_LOCAL_KONG", "gateway/kong.yml"), "Kong declarative config for the edge (empty disables the edge)")
-	fs.StringVar(&functions, "functions", env("FAAS_LOCAL_FUNCTIONS", ""), "comma-separated functions to deploy (default: all of the stack)")
-	fs.StringVar(&connectors, "connectors", env("FAAS_LOCAL_CONNECTORS", strings.Join(defaultConnectors, ",")), "comma-separated connectors/<name> to run when present")
-	fs.StringVar(&o.Seed, "seed", env("FAAS_LOCAL_SEED", "./cmd/seed"), "Go package run once the functions are ready to seed development data (empty disables)")
-	fs.StringVar(&o.OTLP, "otlp", env("FAAS_LOCAL_OTLP", ""), "OTLP/HTTP collector URL every process exports spans to, e.g. http://127.0.0.1:4318 (default: the host's OTEL_* variables)")
-	fs.StringVar(&callbacks, "callback-allow", env("FAAS_LOCAL_CALLBACK_ALLOW", ""), "comma-separated host:port targets an async call's X-Callback-Url may name besides this gateway's /function/*")
-	quiet, _ := strconv.ParseBool(env("FAAS_LOCAL_QUIET", "false"))
-	allowExec, _ := strconv.ParseBool(env("FAAS_LOCAL_ALLOW_EXEC", "false"))
-	fs.BoolVar(&o.AllowExec, "allow-exec", allowExec, "let a deployment run its envProcess (fprocess) as a shell command (refused by default)")
-	gatewayOnly, _ := strconv.ParseBool(env("FAAS_LOCAL_GATEWAY_ONLY", "false"))
-	fs.BoolVar(&o.GatewayOnly, "gateway-only", gatewayOnly, "send every call between functions through the gateway, as on faasd (default: directly, falling back to the gateway)")
-	fs.BoolVar(&o.Quiet, "quiet", quiet, "do not echo function output (it stays in /system/logs)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: go run ./cmd/faas-local [flags]\n\n"+
+			"A flag wins over its environment variable (env), which wins over the\n"+
+			"built-in default; a default shown below already includes a variable that is\n"+
+			"set. Addresses must be loopback.\n\n")
+		fs.PrintDefaults()
+	}
+	// Each flag names its variable in its usage line, so -h lists both.
+	str := func(p *string, name, variable, def, usage string) {
+		fs.StringVar(p, name, env(variable, def), usage+"\nenv "+variable)
+	}
+	boolean := func(p *bool, name, variable, usage string) {
+		def, _ := strconv.ParseBool(env(variable, "false"))
+		fs.BoolVar(p, name, def, usage+"\nenv "+variable)
+	}
+	str(&o.GatewayAddr, "gateway", "FAAS_LOCAL_GATEWAY_ADDR", "127.0.0.1:8080", "gateway API listen address (loopback only)")
+	str(&o.EdgeAddr, "edge", "FAAS_LOCAL_EDGE_ADDR", "127.0.0.1:8000", "edge listen address (loopback only)")
+	str(&o.StateDir, "state", "FAAS_LOCAL_STATE_DIR", ".local", "state directory (binaries, secrets, async journal)")
+	str(&o.StackFile, "stack", "FAAS_LOCAL_STACK", "stack.yml", "stack file")
+	str(&o.KongFile, "kong", "FAAS_LOCAL_KONG", "gateway/kong.yml", "Kong declarative config for the edge (empty disables the edge)")
+	str(&functions, "functions", "FAAS_LOCAL_FUNCTIONS", "", "comma-separated functions to deploy (default: all of the stack)")
+	str(&connectors, "connectors", "FAAS_LOCAL_CONNECTORS", strings.Join(defaultConnectors, ","), "comma-separated connectors/<name> to run when present")
+	str(&o.Seed, "seed", "FAAS_LOCAL_SEED", "./cmd/seed", "Go package run once the functions are ready to seed development data (empty disables)")
+	str(&o.OTLP, "otlp", "FAAS_LOCAL_OTLP", "", "OTLP/HTTP collector URL every process exports spans to, e.g. http://127.0.0.1:4318 (default: the host's OTEL_* variables)")
+	str(&callbacks, "callback-allow", "FAAS_LOCAL_CALLBACK_ALLOW", "", "comma-separated host:port targets an async call's X-Callback-Url may name besides this gateway's /function/*")
+	boolean(&o.AllowExec, "allow-exec", "FAAS_LOCAL_ALLOW_EXEC", "let a deployment run its envProcess (fprocess) as a shell command (refused by default)")
+	boolean(&o.GatewayOnly, "gateway-only", "FAAS_LOCAL_GATEWAY_ONLY", "send every call between functions through the gateway, as on faasd (default: directly, falling back to the gateway)")
+	boolean(&o.Quiet, "quiet", "FAAS_LOCAL_QUIET", "do not echo function output (it stays in /system/logs)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
