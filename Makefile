@@ -146,6 +146,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME) ./internal/search
 	$(GO) test -run '^$$' -fuzz '^FuzzValidKey$$' -fuzztime $(FUZZTIME) ./internal/orders
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCursor$$' -fuzztime $(FUZZTIME) ./internal/orders
+	$(GO) test -run '^$$' -fuzz '^FuzzParseTimelineCursor$$' -fuzztime $(FUZZTIME) ./internal/orders
 	$(GO) test -run '^$$' -fuzz '^FuzzReadDelivery$$' -fuzztime $(FUZZTIME) ./internal/inbox
 	$(GO) test -run '^$$' -fuzz '^FuzzEventsRead$$' -fuzztime $(FUZZTIME) ./internal/inbox
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./internal/events

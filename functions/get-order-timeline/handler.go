@@ -1,14 +1,17 @@
 // Package function is get-order-timeline: GET /api/v1/orders/{id}/timeline
-// answers every saga step and event of an order, oldest first, as
-// {steps:[{at, step, outcome, detail, trace_id}]}, to its owner or an admin;
-// 404 to anyone else. trace_id names the trace that wrote the step ("" when
-// none was active), so a stuck order leads to its trace and its log lines.
+// answers the saga steps and events of an order, oldest first, paginated
+// with ?limit= (default 100, max 500) and ?cursor=, as
+// {steps:[{at, step, outcome, detail, trace_id}], next_cursor}, to its owner
+// or an admin; 404 to anyone else. trace_id names the trace that wrote the
+// step ("" when none was active), so a stuck order leads to its trace and its
+// log lines.
 package function
 
 import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/google/uuid"
 
@@ -33,7 +36,21 @@ func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 // Store reads orders and their timelines (ordersdb.Store).
 type Store interface {
 	GetVisible(ctx context.Context, id uuid.UUID, who auth.Identity) (orders.Order, error)
-	Timeline(ctx context.Context, orderID uuid.UUID) ([]orders.Step, error)
+	Timeline(ctx context.Context, orderID uuid.UUID, after int64, limit int) ([]orders.Step, int64, error)
+}
+
+// Page sizes: the default holds every entry of any order's timeline written
+// since recovery stopped recording the runs of a stuck order that change
+// nothing (saga.RecordedRecoveries); the cap bounds one answer whatever an
+// older timeline holds.
+const (
+	defaultLimit = 100
+	maxLimit     = 500
+)
+
+type page struct {
+	Steps      []orders.Step `json:"steps"`
+	NextCursor *string       `json:"next_cursor"`
 }
 
 var errNotFound = fault.E(fault.NotFound, fault.CodeNotFound, "no such order")
@@ -50,18 +67,33 @@ func New(store Store, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 		if err != nil {
 			return errNotFound
 		}
-		if _, err := store.GetVisible(r.Context(), id, who); err != nil {
-			return err
-		}
-		steps, err := store.Timeline(r.Context(), id)
+		limit, err := fnhttp.QueryInt(r, "limit", defaultLimit, 1, maxLimit)
 		if err != nil {
 			return err
 		}
-		if steps == nil {
-			steps = []orders.Step{}
+		var after int64
+		if c := r.URL.Query().Get("cursor"); c != "" {
+			if after, err = orders.ParseTimelineCursor(c); err != nil {
+				return err
+			}
+		}
+		if _, err := store.GetVisible(r.Context(), id, who); err != nil {
+			return err
+		}
+		steps, next, err := store.Timeline(r.Context(), id, after, limit)
+		if err != nil {
+			return err
+		}
+		out := page{Steps: steps}
+		if out.Steps == nil {
+			out.Steps = []orders.Step{}
+		}
+		if next != 0 {
+			s := strconv.FormatInt(next, 10)
+			out.NextCursor = &s
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		return fnhttp.JSON(w, http.StatusOK, map[string]any{"steps": steps})
+		return fnhttp.JSON(w, http.StatusOK, out)
 	}))
 	return fnhttp.Routes(mux)
 }

@@ -2,6 +2,7 @@ package function
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -68,4 +69,76 @@ func TestTimeline(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A timeline is answered a page at a time: at most limit entries (100 when
+// not asked), oldest first, and a next_cursor for the rest, so one answer
+// stays bounded however many entries an order has. A bad limit or cursor is
+// 422.
+func TestATimelineIsAnsweredAPageAtATime(t *testing.T) {
+	store := ordersdb.New(pgtest.Open(t, ordersdb.Migrations()))
+	tokens := orderstest.Tokens(t)
+	h := New(store, tokens, slog.New(slog.DiscardHandler))
+	owner := orderstest.NewUser(t, tokens, auth.RoleCustomer)
+	o := orderstest.Seed(t, store, owner.UserID, orders.Pending)
+	before := len(timelinePage(t, h, owner, o.ID.String(), "").Steps)
+	const extra = 250
+	notes := make([]ordersdb.Note, extra)
+	for i := range notes {
+		notes[i] = ordersdb.Note{Step: orders.StepCharge, Outcome: orders.StepError, Detail: fmt.Sprintf("attempt %d", i+1)}
+	}
+	if err := store.Record(t.Context(), o.ID, notes...); err != nil {
+		t.Fatal(err)
+	}
+	first := timelinePage(t, h, owner, o.ID.String(), "")
+	if len(first.Steps) != 100 || first.NextCursor == nil {
+		t.Fatalf("first page without a limit: %d entries, next_cursor %v; want 100 and a cursor", len(first.Steps), first.NextCursor)
+	}
+	var all []string
+	query := "?limit=40"
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatal("more pages than entries")
+		}
+		p := timelinePage(t, h, owner, o.ID.String(), query)
+		if len(p.Steps) > 40 {
+			t.Fatalf("a page of %d entries, want at most 40", len(p.Steps))
+		}
+		for _, s := range p.Steps {
+			all = append(all, s.Step+":"+s.Detail)
+		}
+		if p.NextCursor == nil {
+			break
+		}
+		query = "?limit=40&cursor=" + *p.NextCursor
+	}
+	if len(all) != before+extra || all[before] != "payment.charge:attempt 1" || all[len(all)-1] != "payment.charge:attempt 250" {
+		t.Fatalf("the pages hold %d entries (want %d), in order: %v", len(all), before+extra, all)
+	}
+	for _, q := range []string{"?limit=0", "?limit=501", "?cursor=x", "?cursor=0", "?cursor=-3"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, owner.Authorize(httptest.NewRequest(http.MethodGet, "/api/v1/orders/"+o.ID.String()+"/timeline"+q, nil)))
+		if rec.Code != http.StatusUnprocessableEntity {
+			t.Errorf("%s: status %d, want 422: %s", q, rec.Code, rec.Body)
+		}
+	}
+}
+
+type timelineAnswer struct {
+	Steps      []orders.Step
+	NextCursor *string `json:"next_cursor"`
+}
+
+func timelinePage(t *testing.T, h http.Handler, who orderstest.User, id, query string) timelineAnswer {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, who.Authorize(httptest.NewRequest(http.MethodGet, "/api/v1/orders/"+id+"/timeline"+query, nil)))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("%s: status %d: %s", query, rec.Code, rec.Body)
+	}
+	var a timelineAnswer
+	if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

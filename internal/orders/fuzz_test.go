@@ -42,3 +42,20 @@ func FuzzParseCursor(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseTimelineCursor: a timeline cursor either parses to a positive
+// position or is refused as fault.Invalid.
+func FuzzParseTimelineCursor(f *testing.F) {
+	for _, s := range []string{"", "1", "0", "-1", "9223372036854775807", "9223372036854775808", "1e3", " 1", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := ParseTimelineCursor(s)
+		switch {
+		case err != nil && fault.KindOf(err) != fault.Invalid:
+			t.Fatalf("ParseTimelineCursor(%q) = %v, want fault.Invalid", s, err)
+		case err == nil && n <= 0:
+			t.Fatalf("ParseTimelineCursor(%q) = %d, want a positive position", s, n)
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -365,6 +366,10 @@ const (
 	StepPaymentFailed = "order.payment_failed"
 	StepCancelled     = "order.cancelled"
 	StepCart          = "cart.clear"
+	// StepRecovery is the entry the last recorded recovery run of a stuck
+	// order adds: later runs that leave the order as it is are not recorded
+	// (saga.RecordedRecoveries).
+	StepRecovery = "order.recovery"
 )
 
 // How a timeline step went (the Outcome of a timeline entry).
@@ -374,6 +379,16 @@ const (
 	StepError    = "error"   // transient failure; the step will be retried
 	StepRecorded = "recorded"
 )
+
+// ParseTimelineCursor reads a timeline cursor (the position of the last entry
+// of the previous page: a positive integer). A bad cursor is fault.Invalid.
+func ParseTimelineCursor(s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, invalid("cursor is invalid")
+	}
+	return n, nil
+}
 
 // ParseCursor reads a list cursor (the id of the last order of the previous
 // page). A bad cursor is fault.Invalid, the zero id too: the store would

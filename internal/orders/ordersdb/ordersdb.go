@@ -432,23 +432,34 @@ func nullable(id uuid.UUID) *uuid.UUID {
 	return &id
 }
 
-// Timeline returns an order's steps in the order they happened, each with the
-// trace id it was written in.
-func (s *Store) Timeline(ctx context.Context, orderID uuid.UUID) ([]orders.Step, error) {
-	rows, err := s.db.Query(ctx, `SELECT at, step, outcome, detail, trace_id FROM order_events WHERE order_id = $1 ORDER BY seq`, orderID)
+// Timeline returns up to limit of an order's steps in the order they
+// happened, each with the trace id it was written in, starting after the
+// entry after (0 for the first page), and the cursor of the next page (0 when
+// there is none). One query on order_events_by_order, which reads the page
+// and no more, however long the timeline.
+func (s *Store) Timeline(ctx context.Context, orderID uuid.UUID, after int64, limit int) ([]orders.Step, int64, error) {
+	rows, err := s.db.Query(ctx, `SELECT seq, at, step, outcome, detail, trace_id FROM order_events
+		WHERE order_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, orderID, after, limit+1)
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, 0, unavailable(err)
 	}
+	var seqs []int64
 	steps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (orders.Step, error) {
 		var st orders.Step
-		err := r.Scan(&st.At, &st.Step, &st.Outcome, &st.Detail, &st.TraceID)
+		var seq int64
+		err := r.Scan(&seq, &st.At, &st.Step, &st.Outcome, &st.Detail, &st.TraceID)
 		st.At = st.At.UTC()
+		seqs = append(seqs, seq)
 		return st, err
 	})
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, 0, unavailable(err)
 	}
-	return steps, nil
+	var next int64
+	if len(steps) > limit {
+		steps, next = steps[:limit], seqs[limit-1]
+	}
+	return steps, next, nil
 }
 
 // LoadSaga returns an order with its saga state; fault.NotFound when the order

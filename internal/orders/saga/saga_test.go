@@ -97,7 +97,7 @@ func (e *env) count(t *testing.T, sql string, args ...any) int {
 
 func (e *env) steps(t *testing.T, id uuid.UUID) []string {
 	t.Helper()
-	tl, err := e.store.Timeline(context.Background(), id)
+	tl, _, err := e.store.Timeline(context.Background(), id, 0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1624,5 +1624,70 @@ func TestARecoveryRunEndsBeforeItsDeadline(t *testing.T) {
 	}
 	if rep.Driven != 1 || rep.Confirmed != 1 {
 		t.Errorf("report %+v; want the one order that fits driven and confirmed", rep)
+	}
+}
+
+// An order whose payment keeps failing is retried by every recovery run (each
+// minute), and each run made one timeline entry per try: some 2 million a
+// year for one stuck order. Only the request's run and the first
+// RecordedRecoveries recovery runs write their entries, the last of them with
+// a note that later runs are not recorded; a run that changes the order (the
+// confirmation once the processor is back) records its entries again.
+func TestAStuckOrdersTimelineStopsGrowing(t *testing.T) {
+	const recorded, attempts = saga.RecordedRecoveries, 3
+	e := setup(t, func(c *saga.Config) { c.Attempts = attempts })
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			return 0, http.StatusServiceUnavailable, 0
+		}
+		return 0, 0, 0
+	})
+	res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
+	if err != nil || res.Outcome() != orders.OutcomePending {
+		t.Fatalf("checkout: %s %v; want pending", res.Outcome(), err)
+	}
+	id := res.Order.ID
+	entries := func() int {
+		return e.count(t, `SELECT count(*) FROM order_events WHERE order_id = $1`, id)
+	}
+	recover := func() {
+		t.Helper()
+		e.age(t)
+		if rep, err := e.saga.Recover(context.Background(), 10); err != nil || rep.Pending != 1 {
+			t.Fatalf("recovery run: %+v %v; want the order still pending", rep, err)
+		}
+	}
+	for range recorded {
+		recover()
+	}
+	atCap := entries()
+	charges := e.svc.Counts().Calls["charge-payment"]
+	for range 10 {
+		recover()
+	}
+	if got := entries(); got != atCap {
+		t.Errorf("the timeline grew from %d to %d entries over 10 more failed recovery runs; want it unchanged", atCap, got)
+	}
+	if got := e.svc.Counts().Calls["charge-payment"]; got != charges+10*attempts {
+		t.Errorf("%d charge tries in 10 runs, want %d: the runs past the cap must still retry", got-charges, 10*attempts)
+	}
+	steps := e.steps(t, id)
+	// The request's run and each recorded recovery run: reserve, then every try of the charge.
+	if want := 1 + (1+recorded)*(1+attempts) + 1; len(steps) != want {
+		t.Errorf("%d timeline entries, want %d: %v", len(steps), want, steps)
+	}
+	if last := steps[len(steps)-1]; last != orders.StepRecovery+":"+orders.StepError {
+		t.Errorf("last entry %s, want the note that later runs are not recorded", last)
+	}
+	// The processor is back: the run that confirms the order records its steps.
+	e.svc.SetHook(nil)
+	e.age(t)
+	if rep, err := e.saga.Recover(context.Background(), 10); err != nil || rep.Confirmed != 1 {
+		t.Fatalf("recovery run: %+v %v; want the order confirmed", rep, err)
+	}
+	got := e.steps(t, id)
+	want := []string{"stock.reserve:ok", "payment.charge:ok", "order.confirmed:ok", "order.placed.v1:recorded"}
+	if diff := cmp.Diff(want, got[len(steps):]); diff != "" {
+		t.Errorf("the confirming run's entries (-want +got):\n%s", diff)
 	}
 }

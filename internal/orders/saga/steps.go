@@ -128,7 +128,7 @@ func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Sa
 			return orders.Checkout{}, err
 		}
 	}
-	tl := &timeline{}
+	tl := &timeline{run: sg.Attempts}
 	defer s.flush(ctx, orderID, tl)
 	o := sg.Order
 	if sg.Compensation == orders.CompensationOwed {
@@ -238,7 +238,7 @@ func (s *Saga) decide(ctx context.Context, tl *timeline, known orders.Order, dec
 		return change, err
 	}, tl.notes...)
 	if err == nil {
-		tl.notes = nil
+		tl.notes, tl.changed = nil, true
 	}
 	return orders.Checkout{Order: o, Detail: change.Detail}, err
 }
@@ -260,6 +260,7 @@ func (s *Saga) compensate(ctx context.Context, tl *timeline, o orders.Order, u u
 		s.cfg.Log.ErrorContext(ctx, "settle compensation", "order_id", o.ID, "err", err.Error())
 		return
 	}
+	tl.changed = true
 	telemetry.ShopFrom(ctx).Compensation(true)
 }
 
@@ -342,9 +343,31 @@ func (t *tried) of(step string) *tried {
 // order (Update), or, when the run ends without one, a single Record (flush).
 // A crash before then loses the entries of steps that the next run makes
 // again, idempotently, and notes anew.
+//
+// A recovery run past the first RecordedRecoveries of its order that changes
+// nothing writes none of its entries (see flush).
 type timeline struct {
 	notes []ordersdb.Note
+	// run is which recovery run of the order this is (the saga's claims so
+	// far, ordersdb.Saga.Attempts); 0 for a request's run.
+	run int
+	// changed is set once the run changed the order: a decision written
+	// (with the entries held then) or an owed compensation settled.
+	changed bool
 }
+
+// RecordedRecoveries is how many recovery runs of one order write their
+// timeline entries whatever they come to. recover-orders drives a stuck order
+// every minute, and each run noted every try of every step it made: a few
+// entries a minute, some 2 million a year for one order whose payment keeps
+// failing. The first runs show whether a failure lasts, and its trace; the
+// later ones only repeat it (recover-orders logs each failed try with the
+// order id and the trace id). So a later run writes its entries only when it
+// changes the order — confirms or fails it, or settles an owed compensation
+// — and the last recorded run that changes nothing says so in the timeline
+// (orders.StepRecovery). An order's timeline thus holds the request's run, at
+// most RecordedRecoveries recovery runs and the one that ends the order.
+const RecordedRecoveries = 5
 
 // note remembers a step's outcome, now.
 func (tl *timeline) note(step, outcome, detail string) { tl.noteAt(time.Now(), step, outcome, detail) }
@@ -360,17 +383,30 @@ const flushTimeout = 3 * time.Second
 
 // flush writes what tl still holds, in one transaction, on a context of its
 // own: a run often ends because its deadline passed, and its entries (the
-// errors that left the order pending) are what an operator reads then.
+// errors that left the order pending) are what an operator reads then. A
+// recovery run past RecordedRecoveries that changed nothing writes nothing;
+// the last recorded one adds an entry saying that later ones are not
+// recorded.
 func (s *Saga) flush(ctx context.Context, orderID uuid.UUID, tl *timeline) {
-	if len(tl.notes) == 0 {
+	notes := tl.notes
+	tl.notes = nil
+	if len(notes) == 0 {
+		return
+	}
+	switch {
+	case tl.changed || tl.run < RecordedRecoveries:
+	case tl.run == RecordedRecoveries:
+		notes = append(notes, ordersdb.Note{At: time.Now(), Step: orders.StepRecovery, Outcome: orders.StepError,
+			Detail: fmt.Sprintf("recovery run %d left the order as it was; later runs that do too are not recorded here "+
+				"(recover-orders logs their failed tries with the order id)", tl.run)})
+	default:
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
 	defer cancel()
-	if err := s.db.Record(ctx, orderID, tl.notes...); err != nil {
-		s.cfg.Log.ErrorContext(ctx, "record timeline", "order_id", orderID, "steps", len(tl.notes), "err", err.Error())
+	if err := s.db.Record(ctx, orderID, notes...); err != nil {
+		s.cfg.Log.ErrorContext(ctx, "record timeline", "order_id", orderID, "steps", len(notes), "err", err.Error())
 	}
-	tl.notes = nil
 }
 
 // safeMessage is the client-safe message of err (never the cause).
