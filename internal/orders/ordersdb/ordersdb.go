@@ -696,11 +696,22 @@ func claimStale(ctx context.Context, tx pgx.Tx, olderThan, lease time.Duration, 
 	return ids, nil
 }
 
-// PurgeKeys deletes idempotency keys past their expiry and reports how many.
+// PurgeKeys deletes idempotency keys past their expiry, oldest first, and
+// reports how many went. It deletes them in batches of postgres.DeleteBatch,
+// each its own statement and commit (postgres.DeleteInBatches), picked
+// through idempotency_keys_expiry: after recover-orders stopped for a while
+// the backlog is 24 h of keys a day (4.3 million at 50 orders/s), and one
+// DELETE of them held their locks until it ended and lost everything when a
+// run's deadline cut it. Now a batch's locks go with it, and what a run
+// deleted before its deadline stays deleted: the next run goes on. Each batch
+// checks the expiry again, so a key taken anew meanwhile (Create) stays. On an
+// error, the count is of the rows deleted before it.
 func (s *Store) PurgeKeys(ctx context.Context) (int64, error) {
-	tag, err := s.db.Exec(ctx, `DELETE FROM idempotency_keys WHERE expires_at < now()`)
+	n, err := postgres.DeleteInBatches(ctx, s.db, `DELETE FROM idempotency_keys
+		WHERE ctid = ANY(ARRAY(SELECT ctid FROM idempotency_keys WHERE expires_at < now() ORDER BY expires_at LIMIT $1))
+		  AND expires_at < now()`)
 	if err != nil {
-		return 0, unavailable(err)
+		return n, unavailable(err)
 	}
-	return tag.RowsAffected(), nil
+	return n, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/shopfaas/shop/internal/orders/ordersdb"
 	"github.com/shopfaas/shop/internal/orders/orderstest"
 	"github.com/shopfaas/shop/internal/outbox"
+	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
@@ -445,5 +446,38 @@ func TestClaimStaleReadsTheOpenSagasOnly(t *testing.T) {
 				t.Errorf("the claim read %d orders and %d sagas; want the open ones only (20 at most of each)", ordersRead, sagasRead)
 			}
 		})
+	}
+}
+
+// Expired keys are purged in batches of postgres.DeleteBatch, each its own
+// commit, so a backlog holds its locks one batch at a time and what a purge
+// deleted before its run's deadline stays deleted; a key still valid stays.
+// Until 2026-12-03 one DELETE took the whole backlog.
+func TestPurgeKeysDeletesInBatches(t *testing.T) {
+	pool := pgtest.Open(t, ordersdb.Migrations())
+	counted, rt := pgtest.Counted(t, pool)
+	store := ordersdb.New(counted)
+	ctx := context.Background()
+	const n = 2*postgres.DeleteBatch + 7
+	if _, err := pool.Exec(ctx, `INSERT INTO idempotency_keys (user_id, key, request_hash, expires_at)
+		SELECT gen_random_uuid(), 'k', 'h', now() - interval '1 hour' - i * interval '1 second' FROM generate_series(1, $1::int) i;
+		INSERT INTO idempotency_keys (user_id, key, request_hash, expires_at) VALUES (gen_random_uuid(), 'kept', 'h', now() + interval '1 hour')`,
+		pgx.QueryExecModeSimpleProtocol, n); err != nil {
+		t.Fatal(err)
+	}
+	rt.Reset()
+	deleted, err := store.PurgeKeys(ctx)
+	if err != nil || deleted != n {
+		t.Fatalf("PurgeKeys = %d, %v; want %d deleted", deleted, err, n)
+	}
+	if c := rt.Counts(); c.Commits != 3 {
+		t.Errorf("the purge committed %d times, want 3 (batches of %d, %d and 7)", c.Commits, postgres.DeleteBatch, postgres.DeleteBatch)
+	}
+	var left []string
+	if err := pool.QueryRow(ctx, `SELECT array_agg(key) FROM idempotency_keys`).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"kept"}, left); diff != "" {
+		t.Errorf("keys left (-want +got):\n%s", diff)
 	}
 }

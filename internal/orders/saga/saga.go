@@ -597,26 +597,23 @@ type Report struct {
 	Purged    int64 `json:"purged_keys"`
 }
 
-// Recover purges expired idempotency keys, then drives every saga left
-// unfinished — orders pending for longer than RecoverAfter, and orders still
-// owing a compensation — one lease at a time, until limit orders were driven
-// or the run has used its time budget (the saga Timeout). It claims no order
-// once less than a drive's longest time (its Timeout, then the detached cart
-// clear and timeline write) is left before ctx's deadline (the
-// function's exec timeout), so the run ends before it: a claim or a purge
-// made past it would fail, and a drive claimed late would outlive the
-// request. Concurrent runs split the work (ordersdb.Store.ClaimStale); the
-// next run takes what is left. A failed purge is returned once the orders
-// are driven.
 // LongestDrive is the longest a drive of a saga with timeout may take: the
 // timeout, then the cart clear and the timeline write, on contexts of their
 // own after it.
 func LongestDrive(timeout time.Duration) time.Duration { return timeout + clearTimeout + flushTimeout }
 
+// Recover drives every saga left unfinished — orders pending for longer than
+// RecoverAfter, and orders still owing a compensation — one lease at a time,
+// until limit orders were driven or the run has used its time budget (the
+// saga Timeout), then purges expired idempotency keys in the time left (see
+// purge). It claims no order once less than a drive's longest time (its
+// Timeout, then the detached cart clear and timeline write) is left before
+// ctx's deadline (the function's exec timeout), so the run ends before it: a
+// claim made past it would fail, and a drive claimed late would outlive the
+// request. Concurrent runs split the work (ordersdb.Store.ClaimStale); the
+// next run takes what is left.
 func (s *Saga) Recover(ctx context.Context, limit int) (Report, error) {
 	var rep Report
-	var purgeErr error
-	rep.Purged, purgeErr = s.db.PurgeKeys(ctx)
 	budget := time.Now().Add(s.cfg.Timeout)
 	drive := LongestDrive(s.cfg.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Add(-drive).Before(budget) {
@@ -629,9 +626,6 @@ func (s *Saga) Recover(ctx context.Context, limit int) (Report, error) {
 	for rep.Driven < limit && time.Now().Before(budget) {
 		ids, err := s.db.ClaimStale(ctx, s.cfg.RecoverAfter, s.lease(), 1)
 		if err != nil {
-			if purgeErr != nil {
-				err = errors.Join(purgeErr, err)
-			}
 			return rep, err
 		}
 		if len(ids) == 0 {
@@ -652,5 +646,32 @@ func (s *Saga) Recover(ctx context.Context, limit int) (Report, error) {
 			rep.Failed++
 		}
 	}
-	return rep, purgeErr
+	var err error
+	rep.Purged, err = s.purge(ctx)
+	return rep, err
+}
+
+// purgeMargin is the time a recovery run keeps, after its purge and before
+// its deadline, to answer.
+const purgeMargin = time.Second
+
+// purge deletes expired idempotency keys (ordersdb.Store.PurgeKeys, in
+// batches) until purgeMargin before ctx's deadline. A purge that this cuts
+// short is no failure: its batches are committed, and the next run goes on
+// (after recover-orders stopped for a day, the backlog is millions of keys).
+// It runs after the drives so that such a backlog never keeps a run from
+// driving orders.
+func (s *Saga) purge(ctx context.Context) (int64, error) {
+	pctx := ctx
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithDeadline(ctx, d.Add(-purgeMargin))
+		defer cancel()
+	}
+	n, err := s.db.PurgeKeys(pctx)
+	if err != nil && pctx.Err() != nil && ctx.Err() == nil {
+		s.cfg.Log.InfoContext(ctx, "expired keys left for the next run: the run's deadline is near", "purged", n)
+		return n, nil
+	}
+	return n, err
 }

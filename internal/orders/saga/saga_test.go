@@ -1584,8 +1584,8 @@ func TestARunPastItsDeadlineRecordsItsTimeline(t *testing.T) {
 
 // A recovery run ends before its request's deadline (recover-orders' exec
 // timeout) while services are slow: it claims no order once less than one
-// drive's longest time is left before that deadline, and purges the expired keys
-// first. Until 2026-12-03 it claimed for Timeout, each drive taking up to
+// drive's longest time is left before that deadline, then purges the expired
+// keys in the time left. Until 2026-12-03 it claimed for Timeout, each drive taking up to
 // Timeout more, so a run lasted up to twice Timeout, past the function's
 // deadline: its last claim or the purge then failed on the expired context
 // and the run counted as an error.
@@ -1689,5 +1689,54 @@ func TestAStuckOrdersTimelineStopsGrowing(t *testing.T) {
 	want := []string{"stock.reserve:ok", "payment.charge:ok", "order.confirmed:ok", "order.placed.v1:recorded"}
 	if diff := cmp.Diff(want, got[len(steps):]); diff != "" {
 		t.Errorf("the confirming run's entries (-want +got):\n%s", diff)
+	}
+}
+
+// A recovery run drives its orders first and purges expired keys in the time
+// it has left: a purge that cannot finish (here an expired key another
+// transaction holds locked; in production a backlog of millions) stops before
+// the run's deadline and is not a failure, the batches it committed stay
+// deleted and the next run goes on. Until 2026-12-03 the purge came first, on
+// the run's whole context: a purge that lasted to the deadline left no time to
+// claim any order, and failed the run.
+func TestARecoveryRunDrivesItsOrdersBeforeAPurgeThatCannotFinish(t *testing.T) {
+	const timeout = time.Second
+	e := setup(t, func(c *saga.Config) { c.Timeout = timeout })
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			return 0, http.StatusServiceUnavailable, 0
+		}
+		return 0, 0, 0
+	})
+	res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
+	if err != nil || res.Outcome() != orders.OutcomePending {
+		t.Fatalf("checkout: %s %v; want pending", res.Outcome(), err)
+	}
+	e.svc.SetHook(nil)
+	e.age(t)
+	ctx := context.Background()
+	if _, err := e.pool.Exec(ctx, `INSERT INTO idempotency_keys (user_id, key, request_hash, expires_at)
+		VALUES (gen_random_uuid(), 'expired', 'h', now() - interval '1 hour')`); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback(ctx) //nolint:errcheck
+	if _, err := lock.Exec(ctx, `SELECT 1 FROM idempotency_keys WHERE key = 'expired' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	run, cancel := context.WithTimeout(ctx, saga.LongestDrive(timeout)+2*time.Second)
+	defer cancel()
+	rep, err := e.saga.Recover(run, 10)
+	if err != nil {
+		t.Errorf("recovery run: %v; want no error for a purge its deadline cut short", err)
+	}
+	if run.Err() != nil {
+		t.Errorf("the run ended past its deadline (%+v)", rep)
+	}
+	if rep.Confirmed != 1 {
+		t.Errorf("report %+v; want the stale order confirmed before the purge", rep)
 	}
 }
