@@ -11,6 +11,7 @@
 //	RELAY_POLL_INTERVAL     fallback poll when no NOTIFY arrives [1s]
 //	OUTBOX_RETENTION        how long published rows are kept [168h]
 //	INBOX_RETENTION         how long consumers' processed-event ids are kept [720h]
+//	NOTIFICATION_RETENTION  how long the users database's notifications are kept; at least INBOX_RETENTION [2160h]
 //	DATABASE_CREATE         the functions create their databases on first request (development): a missing one is awaited, not an error [false]
 //	METRICS_ADDR            Prometheus /metrics listen address [127.0.0.1:0]; "off" disables
 //	LOG_LEVEL               debug, info, warn, error [info]
@@ -66,12 +67,13 @@ func run(ctx context.Context, getenv func(string) string) error {
 	password := c.OptionalSecret("db-password")
 	signingKey := c.Secret("event-signing-key", "", false)
 	cfg := relay.Config{
-		Names:          broker.Names{Prefix: c.String("EXCHANGE_PREFIX", "")},
-		BatchSize:      c.Int("RELAY_BATCH_SIZE", 100, 1, 10000),
-		BatchWait:      batchWait(c.Duration("RELAY_BATCH_WAIT", relay.DefaultBatchWait)),
-		PollInterval:   c.Duration("RELAY_POLL_INTERVAL", time.Second),
-		Retention:      c.Duration("OUTBOX_RETENTION", 7*24*time.Hour),
-		InboxRetention: c.Duration("INBOX_RETENTION", 30*24*time.Hour),
+		Names:                 broker.Names{Prefix: c.String("EXCHANGE_PREFIX", "")},
+		BatchSize:             c.Int("RELAY_BATCH_SIZE", 100, 1, 10000),
+		BatchWait:             batchWait(c.Duration("RELAY_BATCH_WAIT", relay.DefaultBatchWait)),
+		PollInterval:          c.Duration("RELAY_POLL_INTERVAL", time.Second),
+		Retention:             c.Duration("OUTBOX_RETENTION", 7*24*time.Hour),
+		InboxRetention:        c.Duration("INBOX_RETENTION", 30*24*time.Hour),
+		NotificationRetention: c.Duration("NOTIFICATION_RETENTION", relay.DefaultNotificationRetention),
 		// The functions' own setting: their first request creates the database.
 		CreatedOnDemand: c.Bool("DATABASE_CREATE", false),
 	}

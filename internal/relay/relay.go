@@ -29,6 +29,7 @@ import (
 	"github.com/shopfaas/shop/internal/broker"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/inbox"
+	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
 	"github.com/shopfaas/shop/internal/outbox"
 	"github.com/shopfaas/shop/internal/postgres"
 )
@@ -68,6 +69,12 @@ type Config struct {
 	// (internal/inbox) are kept in the same databases (default 30 days): a
 	// dead letter replayed later than that would be processed again.
 	InboxRetention time.Duration
+	// NotificationRetention is how long the users database's notifications
+	// (internal/notifications/notificationsdb) are kept (default 90 days). It
+	// must be at least InboxRetention: a notification's unique event id is
+	// what keeps a replayed dead letter whose inbox record was pruned from
+	// notifying, and emailing, twice. Validate refuses a shorter one.
+	NotificationRetention time.Duration
 	// CleanupInterval is how often old published rows are deleted (default 10 min).
 	CleanupInterval time.Duration
 	// MaxBackoff caps the delay between reconnect attempts (default 10 s).
@@ -89,6 +96,10 @@ type Config struct {
 // second it puts about two orders' events in each batch, and it is a small
 // part of the second the event lag is allowed (docs/performance.md, item 33).
 const DefaultBatchWait = 10 * time.Millisecond
+
+// DefaultNotificationRetention is Config.NotificationRetention's default: a
+// user's notifications list shows the last 90 days.
+const DefaultNotificationRetention = 90 * 24 * time.Hour
 
 // NoBatchWait as Config.BatchWait reads as soon as a NOTIFY arrives.
 const NoBatchWait time.Duration = -1
@@ -112,6 +123,9 @@ func (c *Config) setDefaults() {
 	if c.InboxRetention <= 0 {
 		c.InboxRetention = 30 * 24 * time.Hour
 	}
+	if c.NotificationRetention <= 0 {
+		c.NotificationRetention = DefaultNotificationRetention
+	}
 	if c.CleanupInterval <= 0 {
 		c.CleanupInterval = 10 * time.Minute
 	}
@@ -130,6 +144,11 @@ func (c Config) Validate() error {
 		if d.Name == "" || d.URL == "" {
 			errs = append(errs, fmt.Errorf("relay: database %q needs a name and a URL", d.Name))
 		}
+	}
+	if c.NotificationRetention < c.InboxRetention {
+		errs = append(errs, fmt.Errorf("relay: the notification retention (%s) must be at least the inbox retention (%s): "+
+			"a dead letter replayed after its notification was pruned would notify, and email, twice",
+			c.NotificationRetention, c.InboxRetention))
 	}
 	return errors.Join(errs...)
 }
@@ -552,7 +571,9 @@ func (w *worker) observe(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// cleanup deletes published rows older than the retention, at most once per
+// cleanup deletes published rows older than the retention, processed-event
+// records older than the inbox retention and, in the users database,
+// notifications older than the notification retention, at most once per
 // CleanupInterval.
 func (w *worker) cleanup(ctx context.Context, conn *pgx.Conn) error {
 	cfg := w.relay.cfg
@@ -567,9 +588,13 @@ func (w *worker) cleanup(ctx context.Context, conn *pgx.Conn) error {
 	if err != nil {
 		return errDatabase{err}
 	}
+	notified, err := notificationsdb.Prune(ctx, conn, cfg.NotificationRetention)
+	if err != nil {
+		return errDatabase{err}
+	}
 	w.lastCleanup = time.Now()
-	if deleted > 0 || pruned > 0 {
-		w.log.Info("deleted old rows", "outbox", deleted, "processed_events", pruned)
+	if deleted > 0 || pruned > 0 || notified > 0 {
+		w.log.Info("deleted old rows", "outbox", deleted, "processed_events", pruned, "notifications", notified)
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/shopfaas/shop/internal/outbox"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/users/usersdb"
 )
 
 const rabbitURL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -877,6 +878,41 @@ func TestCleanupDeletesInBatches(t *testing.T) {
 	}
 }
 
+// A running relay deletes the users database's notifications created before
+// NotificationRetention (default 90 days) and keeps the younger ones; the
+// other databases, which have no such table, are cleaned up as before.
+// Until 2026-12-03 notifications were kept for ever.
+func TestRelayDeletesNotificationsCreatedBeforeTheRetention(t *testing.T) {
+	names, _ := capture(t)
+	users := pgtest.Open(t, usersdb.Migrations())
+	_, other := openOutbox(t)
+	ctx := context.Background()
+	if _, err := users.Exec(ctx, `INSERT INTO notifications (id, user_id, event_id, type, subject, created_at)
+		SELECT gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), CASE WHEN i <= 3 THEN 'old' ELSE 'young' END, 's',
+			CASE WHEN i <= 3 THEN now() - interval '91 days' ELSE now() - interval '89 days' END
+		FROM generate_series(1, 5) i`); err != nil {
+		t.Fatal(err)
+	}
+	startRelay(t, ctx, Config{Databases: []Database{{Name: "users", URL: users.Config().ConnString()}, {Name: "orders", URL: other}},
+		BrokerURL: rabbitURL, Names: names}, nil)
+	count := func(typ string) int {
+		t.Helper()
+		var n int
+		if err := users.QueryRow(ctx, `SELECT count(*) FROM notifications WHERE type = $1`, typ).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for deadline := time.Now().Add(10 * time.Second); count("old") != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d notifications created before the retention left after 10 s", count("old"))
+		}
+	}
+	if n := count("young"); n != 2 {
+		t.Errorf("%d notifications created within the retention left, want 2", n)
+	}
+}
+
 // A running relay cleans up with its Retention: the rows published before it
 // go, the younger ones stay (the cleanup runs as a session starts, then
 // every CleanupInterval).
@@ -907,5 +943,34 @@ func TestRelayDeletesRowsPublishedBeforeTheRetention(t *testing.T) {
 	}
 	if n := count("young"); n != 2 {
 		t.Errorf("%d rows published within the retention left, want 2", n)
+	}
+}
+
+// A notification retention shorter than the inbox retention is refused at
+// start: past the inbox record, the notification's unique event id is what
+// keeps a replayed dead letter from notifying and emailing twice.
+func TestANotificationRetentionShorterThanTheInboxRetentionIsRefused(t *testing.T) {
+	const day = 24 * time.Hour
+	dbs := []Database{{Name: "users", URL: "postgres://127.0.0.1/users"}}
+	for _, tt := range []struct {
+		name                string
+		inbox, notification time.Duration
+		ok                  bool
+	}{
+		{"defaults", 0, 0, true},
+		{"equal", 60 * day, 60 * day, true},
+		{"shorter than the default inbox retention", 0, 10 * day, false},
+		{"an inbox retention past the default notification retention", 100 * day, 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(Config{Databases: dbs, InboxRetention: tt.inbox, NotificationRetention: tt.notification},
+				slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+			if (err == nil) != tt.ok {
+				t.Fatalf("New = %v; want accepted %v", err, tt.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "notification retention") {
+				t.Errorf("the refusal %q does not name the setting", err)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ package notificationsdb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -150,4 +151,31 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (notifications.Notificati
 		return n, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
 	}
 	return n, nil
+}
+
+// Prune deletes the notifications created more than olderThan ago from the
+// database behind db, when it has the table (the outbox relay's cleanup runs
+// on every service database; only the users database has it), and reports
+// how many. The relay calls it with its NotificationRetention, which is at
+// least its inbox retention: a notification's unique event_id is what keeps a
+// dead letter replayed after its inbox record was pruned from notifying (and
+// emailing) twice, so it must outlive that record.
+//
+// It reads only the notifications it deletes, through notifications_created_at
+// (users migration 0005), in batches, oldest first (postgres.DeleteInBatches,
+// each batch an ordered walk of the index with a LIMIT, its own statement and
+// commit), as inbox.Prune does: a cleanup never holds the locks of a backlog,
+// nor reads the retention's rows it keeps.
+func Prune(ctx context.Context, db postgres.Querier, olderThan time.Duration) (int64, error) {
+	var exists bool
+	if err := db.QueryRow(ctx, `SELECT to_regclass('notifications') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+		return 0, err
+	}
+	deleted, err := postgres.DeleteInBatches(ctx, db, `DELETE FROM notifications WHERE ctid = ANY(ARRAY(SELECT ctid
+		FROM notifications WHERE created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2))`,
+		olderThan.Seconds())
+	if err != nil {
+		return deleted, fmt.Errorf("prune notifications: %w", err)
+	}
+	return deleted, nil
 }

@@ -3,12 +3,15 @@ package notificationsdb_test
 import (
 	"context"
 	"testing"
+	"testing/fstest"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/notifications"
 	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
+	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 	"github.com/shopfaas/shop/internal/users/usersdb"
 )
@@ -59,5 +62,76 @@ func TestRecordRoundTrips(t *testing.T) {
 	}
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM processed_events WHERE event_id = $1`, n.EventID).Scan(&count); err != nil || count != 1 {
 		t.Errorf("%d claims of the event (%v), want 1", count, err)
+	}
+}
+
+// Prune deletes the notifications created before the retention and keeps the
+// others; on a database without the table (every service database but the
+// users one, which the relay's cleanup visits too) it does nothing.
+func TestPrune(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, usersdb.Migrations())
+	store := notificationsdb.New(pool)
+	old, fresh := notification(), notification()
+	old.CreatedAt = time.Now().Add(-100 * 24 * time.Hour).UTC().Truncate(time.Microsecond)
+	for _, n := range []notifications.Notification{old, fresh} {
+		if _, _, err := store.Record(ctx, "notify-user", n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := notificationsdb.Prune(ctx, pool, 90*24*time.Hour)
+	if err != nil || n != 1 {
+		t.Fatalf("Prune = %d, %v; want 1 notification deleted", n, err)
+	}
+	var left []uuid.UUID
+	if err := pool.QueryRow(ctx, `SELECT array_agg(id) FROM notifications`).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]uuid.UUID{fresh.ID}, left); diff != "" {
+		t.Errorf("notifications left (-want +got):\n%s", diff)
+	}
+	empty := pgtest.Open(t, fstest.MapFS{"0001_none.sql": {Data: []byte(`CREATE TABLE other (n int);`)}})
+	if n, err := notificationsdb.Prune(ctx, empty, time.Hour); err != nil || n != 0 {
+		t.Errorf("Prune without the table = %d, %v; want 0, nil", n, err)
+	}
+}
+
+// A backlog is deleted in batches of postgres.DeleteBatch, each its own
+// commit, and each batch reads the notifications it deletes through
+// notifications_created_at (migration 0005), not the ones it keeps.
+func TestPruneDeletesInBatches(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, usersdb.Migrations())
+	const n, kept = 2*postgres.DeleteBatch + 7, 8000
+	if _, err := pool.Exec(ctx, `INSERT INTO notifications (id, user_id, event_id, type, subject, created_at)
+		SELECT gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 't', 's',
+			CASE WHEN i <= $1::int THEN now() - interval '100 days' ELSE now() - interval '1 day' END
+		FROM generate_series(1, $1::int + $2::int) i`, n, kept); err != nil {
+		t.Fatal(err)
+	}
+	counted, rt := pgtest.Counted(t, pool)
+	got, err := notificationsdb.Prune(ctx, counted, 90*24*time.Hour)
+	if err != nil || got != n {
+		t.Fatalf("Prune = %d, %v; want %d notifications deleted", got, err, n)
+	}
+	if c := rt.Counts(); c.Commits != 3 {
+		t.Errorf("the prune committed %d times, want 3 (batches of %d, %d and 7)", c.Commits, postgres.DeleteBatch, postgres.DeleteBatch)
+	}
+	var left int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM notifications`).Scan(&left); err != nil || left != kept {
+		t.Errorf("%d notifications left (%v), want %d", left, err, kept)
+	}
+	// Nothing left to delete: the walk of the index reads no notification.
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	before := pgtest.RowsRead(t, tx, "notifications")
+	if got, err := notificationsdb.Prune(ctx, tx, 90*24*time.Hour); err != nil || got != 0 {
+		t.Fatalf("second Prune = %d, %v; want 0", got, err)
+	}
+	if read := pgtest.RowsRead(t, tx, "notifications") - before; read > 10 {
+		t.Errorf("a prune with nothing to delete read %d notifications; want the index to find none", read)
 	}
 }
