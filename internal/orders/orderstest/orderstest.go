@@ -49,6 +49,10 @@ type reservation struct {
 type payment struct {
 	status string // captured, declined, refunded
 	amount orders.Money
+	// voided is a key refund-payment voided before any charge landed: the
+	// processor holds a decline under it, payments holds no row yet (the
+	// refund answers none); the first charge after it records the decline.
+	voided bool
 }
 
 // Hook may delay or fail a call before it takes effect (fail > 0 answers that
@@ -68,6 +72,7 @@ type Server struct {
 	counts  Counts
 	hook    Hook
 	missing map[string]bool
+	serving int // calls received and not answered yet
 }
 
 // New starts a server closed at the end of the test.
@@ -147,6 +152,24 @@ func (s *Server) Counts() Counts {
 	return c
 }
 
+// Idle waits until every call the server received has been answered, also
+// one whose client gave up waiting (its effect happens when its hook lets
+// it); the test fails after 5 s.
+func (s *Server) Idle(tb testing.TB) {
+	tb.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		s.mu.Lock()
+		n := s.serving
+		s.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%d calls still being served after 5 s", n)
+		}
+	}
+}
+
 // Payment returns the stored payment status of an order ("" when none).
 func (s *Server) Payment(orderID uuid.UUID) string {
 	s.mu.Lock()
@@ -188,7 +211,13 @@ func (s *Server) serve(name string, h func(*http.Request, uuid.UUID, []byte) (an
 			s.counts.Calls[name]++
 		}
 		hook := s.hook
+		s.serving++
 		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			s.serving--
+			s.mu.Unlock()
+		}()
 		if missing {
 			http.Error(w, "function "+strconv.Quote(name)+" not found", http.StatusNotFound)
 			return nil
@@ -272,8 +301,12 @@ func (s *Server) commit(_ *http.Request, orderID uuid.UUID, _ []byte) (any, erro
 		return nil, fault.E(fault.NotFound, fault.CodeNotFound, "no reservation for this order")
 	}
 	switch r.status {
-	case "committed", "restocked":
+	case "committed":
 		return status{orderID, "committed"}, nil
+	case "restocked":
+		// As inventory's Hold.CanCommit: a cancelled order never takes its
+		// stock again.
+		return nil, fault.E(fault.Conflict, fault.CodeReservationReleased, "the order was cancelled and its stock restocked")
 	case "released":
 		for p, q := range r.lines {
 			if st := s.stock[p]; st[0]-st[1] < q {
@@ -360,15 +393,28 @@ func (s *Server) charge(_ *http.Request, orderID uuid.UUID, body []byte) (any, e
 			s.counts.Captures++
 		}
 	}
+	if p.voided {
+		// The charge lands after a refund voided its key: payments records
+		// the processor's decline (payments.VoidedCode).
+		p.voided = false
+	}
 	if p.status == "declined" {
 		return nil, fault.E(fault.PaymentRequired, fault.CodePaymentDeclined, "the card was declined")
 	}
 	return paymentView{orderID, orderID, p.status, p.amount, "ch_" + orderID.String()[:8]}, nil
 }
 
+// refund follows payments.Service.Refund: an order without a payment has
+// its charge key voided (a decline stored at the processor), so a charge
+// still in flight, or any later one, is declined and never captures; the
+// answer is none until such a charge records the decline.
 func (s *Server) refund(_ *http.Request, orderID uuid.UUID, _ []byte) (any, error) {
 	p := s.pay[orderID]
 	if p == nil {
+		s.pay[orderID] = &payment{status: "declined", voided: true}
+		return paymentView{OrderID: orderID, Status: "none"}, nil
+	}
+	if p.voided {
 		return paymentView{OrderID: orderID, Status: "none"}, nil
 	}
 	if p.status == "captured" {

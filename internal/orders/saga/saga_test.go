@@ -524,6 +524,61 @@ func TestRecoverRefundsACaptureWhoseStockIsGone(t *testing.T) {
 	}
 }
 
+// The saga's twin of payments' TestRefundBeforeTheChargeLandsVoidsIt: a
+// charge whose answer the saga never got (its client gave up) is still on its
+// way through charge-payment when a refusal fails the order and the saga
+// refunds it. The refund finds no payment and voids the order's charge key,
+// so the charge that lands after it is declined: no capture is left behind an
+// order that is not confirmed, and no later charge of the order captures
+// either.
+func TestARefundBeforeTheChargeLandsLeavesNoCapture(t *testing.T) {
+	e := setup(t, nil)
+	land := make(chan struct{})
+	var charges atomic.Int64
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn != "charge-payment" {
+			return 0, 0, 0
+		}
+		switch charges.Add(1) {
+		case 1:
+			<-land // past the client's timeout: the saga tries again
+		case 2:
+			return 0, http.StatusConflict, 0 // a refusal the table does not name: failed, refund owed
+		}
+		return 0, 0, 0
+	})
+	gw, err := ordersgw.New(e.svc.URL, orderstest.Token, nil, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.cfg
+	cfg.Payments = gw
+	s, err := saga.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
+	close(land)
+	if err != nil || res.Outcome() != orders.OutcomeRejected || res.Order.Status != orders.PaymentFailed {
+		t.Fatalf("place: %s %+v %v, want rejected payment_failed", res.Outcome(), res.Order, err)
+	}
+	id := res.Order.ID
+	e.svc.Idle(t) // the first charge has landed
+	if c := e.svc.Counts(); c.Calls["charge-payment"] != 2 || c.Calls["refund-payment"] != 1 || c.Captures != 0 {
+		t.Fatalf("calls %v, captures %d: want two charges, one refund, nothing captured", c.Calls, c.Captures)
+	}
+	if got := e.svc.Payment(id); got != "declined" {
+		t.Fatalf("payment %q after the late charge landed, want declined (voided)", got)
+	}
+	err = gw.Charge(context.Background(), saga.Charge{OrderID: id, UserID: e.user.UserID, Amount: res.Order.Total, Token: "tok_visa"})
+	if fault.KindOf(err) != fault.PaymentRequired {
+		t.Fatalf("a later charge of the order: %v, want payment_declined", err)
+	}
+	if c := e.svc.Counts(); c.Captures != 0 {
+		t.Fatalf("%d captures for a failed order", c.Captures)
+	}
+}
+
 func TestConcurrentRecoveryDrivesEachOrderOnce(t *testing.T) {
 	e := setup(t, nil)
 	e.svc.SetStock(e.product.ID, 100)

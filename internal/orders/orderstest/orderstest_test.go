@@ -1,0 +1,76 @@
+package orderstest_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/orders"
+	"github.com/shopfaas/shop/internal/orders/ordersgw"
+	"github.com/shopfaas/shop/internal/orders/orderstest"
+	"github.com/shopfaas/shop/internal/orders/saga"
+)
+
+// The fake answers as the real services do where the saga could tell them
+// apart (docs/checkout.md, Reservations and Payments): inventory's
+// commit-stock refuses a restocked (cancelled) order 409
+// reservation_released (inventory.Hold.CanCommit) rather than answer
+// committed; payments' refund-payment of an order with no payment voids its
+// charge key (payments.Service.Refund), so a charge after it is declined
+// and never captures.
+func TestTheFakeAnswersAsTheRealServices(t *testing.T) {
+	ctx := context.Background()
+	srv := orderstest.New(t)
+	gw, err := ordersgw.New(srv.URL, orderstest.Token, nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	product := uuid.Must(uuid.NewV7())
+	srv.SetStock(product, 5)
+
+	t.Run("commit of a restocked order", func(t *testing.T) {
+		id := uuid.Must(uuid.NewV7())
+		for _, step := range []func() error{
+			func() error { return gw.Reserve(ctx, id, []orders.Line{{ProductID: product, Quantity: 2}}) },
+			func() error { return gw.Commit(ctx, id) },
+			func() error { return gw.Release(ctx, id) }, // restocked
+		} {
+			if err := step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := gw.Commit(ctx, id); !fault.Is(err, fault.Conflict, fault.CodeReservationReleased) {
+			t.Fatalf("commit of a restocked order: %v, want 409 reservation_released", err)
+		}
+		if onHand, reserved := srv.Stock(product); onHand != 5 || reserved != 0 {
+			t.Fatalf("stock on_hand %d reserved %d, want 5 0: the cancelled order took its stock again", onHand, reserved)
+		}
+	})
+
+	t.Run("charge after a refund of nothing", func(t *testing.T) {
+		id, user := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+		for range 2 { // the second answers as the first: none, nothing refunded
+			if err := gw.Refund(ctx, id); err != nil {
+				t.Fatalf("refund of an order never charged: %v", err)
+			}
+		}
+		charge := saga.Charge{OrderID: id, UserID: user, Amount: orders.Money{Amount: 1299, Currency: "USD"}, Token: "tok_visa"}
+		for range 2 {
+			if err := gw.Charge(ctx, charge); !fault.Is(err, fault.PaymentRequired, fault.CodePaymentDeclined) {
+				t.Fatalf("charge after the refund voided the key: %v, want 402 payment_declined", err)
+			}
+		}
+		if err := gw.Refund(ctx, id); err != nil {
+			t.Fatalf("refund of the declined charge: %v", err)
+		}
+		if c := srv.Counts(); c.Captures != 0 || c.Refunds != 0 {
+			t.Fatalf("captures %d refunds %d, want 0 0", c.Captures, c.Refunds)
+		}
+		if got := srv.Payment(id); got != "declined" {
+			t.Fatalf("payment %q, want declined", got)
+		}
+	})
+}
