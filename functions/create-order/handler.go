@@ -6,7 +6,9 @@
 // totals, user ids and statuses in the body are unknown fields (400).
 //
 // Answers: 201 confirmed order; 202 pending order (a service stayed
-// unavailable; recover-orders finishes it); 402 payment_declined; 409
+// unavailable, or the orders database failed as the order was written and
+// could not tell whether it was; recover-orders finishes it); 402
+// payment_declined; 409
 // out_of_stock, idempotency_key_reused, request_in_progress; 422 invalid
 // requests, unknown products, an empty cart.
 package function

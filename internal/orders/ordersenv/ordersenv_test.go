@@ -45,9 +45,10 @@ func TestLoad(t *testing.T) {
 		t.Fatal("accepted RECOVER_AFTER below SAGA_TIMEOUT")
 	}
 	env["RECOVER_AFTER"] = "90s"
-	// A drive (SAGA_TIMEOUT, then the cart clear and the timeline write) must
-	// end within the request that runs it.
-	for exec, ok := range map[string]bool{"25s": false, "26s": true} {
+	// A drive (SAGA_TIMEOUT, then the look-up of an order whose write's
+	// answer was lost, the cart clear and the timeline write) must end within
+	// the request that runs it.
+	for exec, ok := range map[string]bool{"27s": false, "28s": true} {
 		e := maps.Clone(env)
 		e["exec_timeout"] = exec
 		_, err := load(Needs{Tokens: true, Saga: true, Caller: "recover-orders"})(configtest.Reader(t, e, configtest.CallerSecrets))

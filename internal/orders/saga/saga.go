@@ -184,10 +184,11 @@ func (s *Saga) lease() time.Duration { return s.cfg.Timeout + 10*time.Second }
 // Place runs a checkout for the caller. Problems found before an order exists
 // (the caller's limit 429, validation 422, unknown product 422, an empty cart
 // 422, idempotency conflicts 409, the catalog down 503) are returned as
-// errors, and so is an orders database that fails right after the order was
-// written (the order stays pending: recover-orders finishes it). Otherwise the
+// errors, and so is an orders database that fails the order's write when the
+// order is known not to be written. Otherwise the
 // result is the checkout: the order confirmed, failed for a reason
-// (orders.Outcome), or still pending when a service stayed unavailable. With a
+// (orders.Outcome), or still pending when a service stayed unavailable (or when
+// the orders database cannot tell whether the order was written). With a
 // key, the same request gets the same checkout (Replayed): the key is written
 // with the pending order, in its transaction, and settled in the same
 // transaction as the order's final status.
@@ -219,11 +220,14 @@ func (s *Saga) lease() time.Duration { return s.cfg.Timeout + 10*time.Second }
 //     order is ever written with a hold given back;
 //   - the write never reached the database (ordersdb.NotWritten: no
 //     connection): the hold is released at once, and the error returned;
-//   - the write failed otherwise (the order may or may not be written): the
-//     hold is kept and the error returned. A written pending order is driven
-//     by recover-orders (reserve-stock answers the hold it has); the hold of
-//     an order never written expires (as when create-order dies between the
-//     two).
+//   - the write failed otherwise (the order may or may not be written: its
+//     answer may be what was lost): the order is looked up before Place
+//     answers (settleWrite). Written, the saga goes on; not written, the hold
+//     is released and the error returned; still unknown, the order is
+//     answered pending, as it was to be written, and its hold kept: a
+//     written pending order is driven by recover-orders (reserve-stock
+//     answers the hold it has); the hold of an order never written expires
+//     (as when create-order dies between the two).
 //
 // So a twin that loses the key, a replay or a request refused before the
 // write holds stock for a moment, which another checkout may need: a nearly sold-out product can refuse a
@@ -275,15 +279,17 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 				t, _ := reserved()
 				first = &t
 			}
+			if err != nil && !ordersdb.NotWritten(err) {
+				// The order may or may not be written (the batch went out,
+				// its answer did not come back): settle that before
+				// answering (see Place).
+				return s.settleWrite(ctx, sg, first, err)
+			}
 			if err != nil {
-				// When the write never reached the database (an outage of
-				// it: no connection), the order is certainly not written and
-				// its hold is given back now. Otherwise the order may or may
-				// not be written, so its hold is kept: a written pending
-				// order is finished by recover-orders (reserve-stock answers
-				// the hold it has), and the hold of one never written is
-				// given back by its expiry.
-				if first != nil && ordersdb.NotWritten(err) {
+				// The write never reached the database (an outage of it: no
+				// connection): the order is certainly not written, and its
+				// hold is given back now.
+				if first != nil {
 					s.giveBack(ctx, sg.Order.ID, *first)
 				}
 				return orders.Checkout{}, err
@@ -312,6 +318,67 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 			return orders.Checkout{}, ordersdb.ErrKeyInProgress
 		}
 		// Free again (the holder's key expired or was purged): try once more.
+	}
+}
+
+// settleWrite answers a checkout whose order's write (ordersdb.Store.Create)
+// failed after it went out: the batch may have committed with its answer
+// lost (the connection reset after COMMIT, or the saga's deadline cut the
+// call). Answering 503 then would tell the customer the checkout failed while
+// recover-orders later charges and confirms the order, and a retry without an
+// Idempotency-Key would place and charge a second one. So the order is looked
+// up (lookUp) first:
+//   - written: the answer was lost, the order is pending and leased to this
+//     request (Create wrote the lease), so the saga goes on from first as if
+//     the write had answered;
+//   - not written: the hold is given back and werr answered (503), as for a
+//     write that never reached the database;
+//   - still unknown (the database stays unreachable): the order is answered as
+//     it was to be written, pending, so the client asks for it
+//     (GET /api/v1/orders/{id}) rather than place it again. Its hold is kept:
+//     a written order is finished by recover-orders, the hold of one never
+//     written (GET answers 404, the checkout may be placed again) expires.
+func (s *Saga) settleWrite(ctx context.Context, sg ordersdb.Saga, first *tried, werr error) (orders.Checkout, error) {
+	written, err := s.lookUp(ctx, sg.Order.ID)
+	switch {
+	case err == nil:
+		s.cfg.Log.WarnContext(ctx, "the answer of the order's write was lost; it was written", "order_id", sg.Order.ID, "err", werr.Error())
+		return s.drive(ctx, sg.Order.ID, &written, first)
+	case fault.KindOf(err) == fault.NotFound:
+		if first != nil {
+			s.giveBack(ctx, sg.Order.ID, *first)
+		}
+		return orders.Checkout{}, werr
+	}
+	s.cfg.Log.ErrorContext(ctx, "the order's write may have committed: answered pending", "order_id", sg.Order.ID,
+		"err", werr.Error(), "lookup_err", err.Error())
+	return orders.Checkout{Order: sg.Order}, nil
+}
+
+// doubtTimeout bounds lookUp, which runs after a write failed and may
+// outlive the saga's deadline (the deadline may be what cut the write).
+const doubtTimeout = 2 * time.Second
+
+// lookUp reads the saga of an order after a write about it failed without
+// saying whether it committed: the saga as stored, fault.NotFound when the
+// order does not exist, or the last error when the orders database could not
+// tell within doubtTimeout. It asks again while the database fails, on a
+// context of its own that the saga's deadline does not cut.
+func (s *Saga) lookUp(ctx context.Context, orderID uuid.UUID) (ordersdb.Saga, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), doubtTimeout)
+	defer cancel()
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		sg, err := s.db.LoadSaga(ctx, orderID)
+		if err == nil || fault.KindOf(err) == fault.NotFound {
+			return sg, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return sg, err
+		case <-t.C:
+		}
 	}
 }
 
@@ -598,20 +665,21 @@ type Report struct {
 }
 
 // LongestDrive is the longest a drive of a saga with timeout may take: the
-// timeout, then the cart clear and the timeline write, on contexts of their
-// own after it.
-func LongestDrive(timeout time.Duration) time.Duration { return timeout + clearTimeout + flushTimeout }
+// timeout, then the look-up of an order whose write's answer was lost, the
+// cart clear and the timeline write, on contexts of their own after it.
+func LongestDrive(timeout time.Duration) time.Duration {
+	return timeout + doubtTimeout + clearTimeout + flushTimeout
+}
 
 // Recover drives every saga left unfinished — orders pending for longer than
 // RecoverAfter, and orders still owing a compensation — one lease at a time,
 // until limit orders were driven or the run has used its time budget (the
 // saga Timeout), then purges expired idempotency keys in the time left (see
-// purge). It claims no order once less than a drive's longest time (its
-// Timeout, then the detached cart clear and timeline write) is left before
-// ctx's deadline (the function's exec timeout), so the run ends before it: a
-// claim made past it would fail, and a drive claimed late would outlive the
-// request. Concurrent runs split the work (ordersdb.Store.ClaimStale); the
-// next run takes what is left.
+// purge). It claims no order once less than a drive's longest time
+// (LongestDrive) is left before ctx's deadline (the function's exec timeout),
+// so the run ends before it: a claim made past it would fail, and a drive
+// claimed late would outlive the request. Concurrent runs split the work
+// (ordersdb.Store.ClaimStale); the next run takes what is left.
 func (s *Saga) Recover(ctx context.Context, limit int) (Report, error) {
 	var rep Report
 	budget := time.Now().Add(s.cfg.Timeout)

@@ -1385,6 +1385,97 @@ func TestAnUnreachableOrdersDatabaseGivesTheHoldBack(t *testing.T) {
 	}
 }
 
+// withFaults is e's saga over a pool of e's database whose connections break
+// as the returned Faults plans.
+func (e *env) withFaults(t *testing.T) (*saga.Saga, *pgtest.Faults) {
+	t.Helper()
+	pool, f := pgtest.WithFaults(t, e.pool)
+	cfg := e.cfg
+	cfg.Store = ordersdb.New(pool)
+	s, err := saga.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, f
+}
+
+// orderWrite picks the round trip of ordersdb.Store.Create, the pending
+// order's batch.
+const orderWrite = "INSERT INTO orders ("
+
+// The order's write (one batch, its own implicit transaction) may commit and
+// its answer be lost: the connection resets after COMMIT. A customer answered
+// 503 with no order believes the checkout failed and, without an
+// Idempotency-Key, buys again, while recover-orders charges and confirms the
+// first order minutes later: charged twice. So the checkout settles the doubt
+// before it answers: written, the saga goes on (201); the database gone
+// since, the order is answered pending (202, naming it: the customer follows
+// it instead of buying again); not written, the hold is given back and the
+// answer is 503, as before. Whichever, once recover-orders has run, the
+// customer's one purchase is one capture.
+func TestALostAnswerOfTheOrdersWriteNeverChargesTwice(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		fault pgtest.Fault
+		want  orders.Outcome // "" for an error, answered with no order
+	}{
+		{"written", pgtest.Fault{Marker: orderWrite, Committed: true}, orders.OutcomeConfirmed},
+		{"written and the database gone", pgtest.Fault{Marker: orderWrite, Committed: true, Down: true}, orders.OutcomePending},
+		{"not written", pgtest.Fault{Marker: orderWrite}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t, nil)
+			s, f := e.withFaults(t)
+			f.Arm(tt.fault)
+			res, err := s.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
+			if f.Fired() != 1 {
+				t.Fatal("the order's write was not broken: the test proves nothing")
+			}
+			f.SetDown(false)
+			if tt.want == "" {
+				if fault.KindOf(err) != fault.Unavailable {
+					t.Fatalf("place: %+v %v, want unavailable", res, err)
+				}
+				if n := e.count(t, `SELECT count(*) FROM orders`); n != 0 {
+					t.Fatalf("%d orders written, want 0", n)
+				}
+				if _, reserved := e.svc.Stock(e.product.ID); reserved != 0 {
+					t.Fatalf("%d units held for an order never written, want 0 (given back)", reserved)
+				}
+				// Told nothing was placed, the customer buys again.
+				if res, err = s.Place(context.Background(), e.user, e.request(1, "tok_visa"), ""); err != nil {
+					t.Fatalf("the second purchase: %v", err)
+				}
+			} else if err != nil || res.Outcome() != tt.want {
+				// Today's answer: 503 with no order. The customer buys
+				// again, as the test's customer does here.
+				again, aerr := s.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
+				e.age(t)
+				_, _ = e.saga.Recover(context.Background(), 10)
+				t.Fatalf("place: %s %v, want %s naming the order; the customer bought again (%s %v): %d captures",
+					res.Outcome(), err, tt.want, again.Outcome(), aerr, e.svc.Counts().Captures)
+			}
+			id := res.Order.ID
+			if o, err := e.store.Get(context.Background(), id); err != nil || o.Status != res.Order.Status {
+				t.Fatalf("the order answered: %+v %v, want it stored as answered (%s)", o, err, res.Order.Status)
+			}
+			e.age(t)
+			if _, err := e.saga.Recover(context.Background(), 10); err != nil {
+				t.Fatal(err)
+			}
+			if o, err := e.store.Get(context.Background(), id); err != nil || o.Status != orders.Confirmed {
+				t.Fatalf("after recovery: %+v %v, want confirmed", o, err)
+			}
+			if n := e.count(t, `SELECT count(*) FROM orders WHERE user_id = $1`, e.user.UserID); n != 1 {
+				t.Fatalf("%d orders, want 1", n)
+			}
+			if c := e.svc.Counts(); c.Captures != 1 {
+				t.Fatalf("%d captures for one purchase, want 1", c.Captures)
+			}
+		})
+	}
+}
+
 // pricingWaitsForReserve is a catalog whose get-product calls wait for a
 // reserve-stock call to start (up to 2 s) before they answer, and count the
 // calls that saw one start.
