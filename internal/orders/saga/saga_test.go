@@ -1704,6 +1704,50 @@ func TestTheCartIsEmptiedWhenTheDeadlinePassesAfterTheConfirmation(t *testing.T)
 	}
 }
 
+// The confirmation (one batch, BEGIN to COMMIT) may commit and its answer be
+// lost: the connection resets after COMMIT. The order is confirmed and
+// recovery never comes back to it, so the checkout reads it again before
+// answering: confirmed, it empties the cart and answers 201, as a replay of
+// its key does, with each step in the timeline once. Until 2026-12-03 it
+// answered 202 pending and kept the cart's lines, which the customer's next
+// checkout bought again.
+func TestALostAnswerOfTheConfirmationStillEmptiesTheCart(t *testing.T) {
+	carts, _, _ := cartredistest.New(t, time.Hour)
+	e := setup(t, func(c *saga.Config) { c.Cart = carts })
+	s, f := e.withFaults(t)
+	ctx := context.Background()
+	if err := carts.SetLine(ctx, e.user.UserID, e.product.ID, 2, 50); err != nil {
+		t.Fatal(err)
+	}
+	req := e.request(2, "tok_visa")
+	req.Items = nil // the cart's lines
+	// UpdateKnown's batch: BEGIN, the conditional UPDATE, the writes, COMMIT.
+	f.Arm(pgtest.Fault{Marker: "WITH u AS (UPDATE orders SET status", Committed: true})
+	res, err := s.Place(ctx, e.user, req, "cart-1")
+	if f.Fired() != 1 {
+		t.Fatal("the confirmation was not broken: the test proves nothing")
+	}
+	if err != nil || res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("place: %s %v, want confirmed", res.Outcome(), err)
+	}
+	if o, err := e.store.Get(ctx, res.Order.ID); err != nil || o.Status != orders.Confirmed {
+		t.Fatalf("stored %+v %v, want confirmed", o, err)
+	}
+	if lines, err := carts.Lines(ctx, e.user.UserID); err != nil || len(lines) != 0 {
+		t.Errorf("cart after the confirmation: %v %v; want it empty", lines, err)
+	}
+	want := []string{"order.created:ok", "stock.reserve:ok", "payment.charge:ok",
+		"order.confirmed:ok", "order.placed.v1:recorded", "cart.clear:ok"}
+	if diff := cmp.Diff(want, e.steps(t, res.Order.ID)); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+	again, err := s.Place(ctx, e.user, req, "cart-1")
+	if err != nil || !again.Replayed {
+		t.Fatalf("replay: %+v %v", again, err)
+	}
+	same(t, again, res)
+}
+
 // A run whose deadline passes in the middle of a step still records its
 // steps' timeline entries, the error that left the order pending among them:
 // the runbook for stuck pending orders starts from them. Until 2026-12-03 they

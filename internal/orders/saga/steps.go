@@ -181,12 +181,25 @@ const clearTimeout = 2 * time.Second
 
 // confirm confirms the order, then empties the cart it was ordered from.
 // When the orders database fails, the order stays pending: recovery confirms
-// it (every step before is idempotent).
+// it (every step before is idempotent). A failure may also be the lost answer
+// of a confirmation that committed (the connection broke after COMMIT), so
+// the order is read again first (lookUp): confirmed, the run goes on as if the
+// confirmation had answered — the cart is emptied and the order answered
+// confirmed (recovery never comes back to a confirmed order, so a cart kept
+// then would be bought again by the next checkout).
 func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orders.Checkout {
 	c, err := s.decide(ctx, tl, sg.Order, func(o *orders.Order) (orders.Change, error) { return o.Confirm(time.Now()) })
 	if err != nil {
-		s.cfg.Log.ErrorContext(ctx, "confirm order", "order_id", sg.Order.ID, "err", err.Error())
-		return orders.Checkout{Order: sg.Order}
+		stored, lerr := s.lookUp(ctx, sg.Order.ID)
+		if lerr != nil || stored.Order.Status != orders.Confirmed {
+			s.cfg.Log.ErrorContext(ctx, "confirm order", "order_id", sg.Order.ID, "err", err.Error())
+			return orders.Checkout{Order: sg.Order}
+		}
+		// Only this run could confirm the order (it holds the lease), so
+		// its confirmation committed, and the timeline entries with it.
+		s.cfg.Log.WarnContext(ctx, "the answer of the order's confirmation was lost; it was confirmed", "order_id", sg.Order.ID, "err", err.Error())
+		tl.notes = nil
+		c = orders.Checkout{Order: stored.Order, Detail: c.Detail}
 	}
 	if sg.FromCart && s.cfg.Cart != nil && c.Order.Status == orders.Confirmed {
 		// The order is confirmed: empty its cart even when the saga's
