@@ -25,8 +25,9 @@ var eventHandlers = []string{"update-product-stats", "notify-user", "index-produ
 // confirmed order's order.placed.v1 goes from the orders outbox through the
 // outbox relay, RabbitMQ and the RabbitMQ connector to update-product-stats
 // and notify-user. The product's sold_count rises and the customer has a
-// notification; the handler's log carries the trace id that the client sent
-// with the order; a cancellation lowers sold_count again.
+// notification; the handler's log carries the checkout's trace id — the one
+// the edge started and the order's timeline names, not the one the client
+// sent; a cancellation lowers sold_count again.
 //
 // eventWait is a liveness bound, not a latency budget: how fast the events
 // arrive is measured by tests/bench (eventLag, the event lag per handler in
@@ -36,7 +37,7 @@ func TestOrderEventsReachTheHandlers(t *testing.T) {
 	_, env := eventEnv(t)
 	s := startShop(t, []string{"register-user", "login-user", "get-product", "set-stock", "reserve-stock", "commit-stock",
 		"release-stock", "charge-payment", "refund-payment", "create-order", "cancel-order",
-		"update-product-stats", "notify-user", "index-product", "list-notifications"},
+		"update-product-stats", "notify-user", "index-product", "list-notifications", "get-order-timeline"},
 		[]string{"outbox-relay", "rabbitmq"}, env)
 	p := s.product(t, "EV-MUG-1", 1250, 5)
 	suffix := s.Suffix
@@ -54,17 +55,18 @@ func TestOrderEventsReachTheHandlers(t *testing.T) {
 		t.Fatalf("login: %d", code)
 	}
 
-	// The client starts the trace; every hop must keep its trace id.
+	// The client sends a trace context; the edge starts the shop's trace
+	// instead, and every hop must keep that one's trace id.
 	tb := make([]byte, 16)
 	_, _ = rand.Read(tb)
-	traceID := hex.EncodeToString(tb)
+	clientTrace := hex.EncodeToString(tb)
 	body := `{"items":[{"product_id":"` + p.ID.String() + `","quantity":2}],` +
 		`"shipping_address":{"name":"Eve","line1":"1 Loop Rd","city":"Springfield","postal_code":"12345","country":"US"},` +
 		`"payment":{"token":"tok_visa"}}`
 	req, _ := http.NewRequest(http.MethodPost, s.EdgeURL+"/api/v1/orders", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+login.AccessToken)
-	req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	req.Header.Set("traceparent", "00-"+clientTrace+"-00f067aa0ba902b7-01")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +77,18 @@ func TestOrderEventsReachTheHandlers(t *testing.T) {
 		t.Fatalf("create order: %d %s", res.StatusCode, raw)
 	}
 	orderID := strings.SplitN(strings.TrimPrefix(string(raw), `{"id":"`), `"`, 2)[0]
+	var tl struct {
+		Steps []struct {
+			TraceID string `json:"trace_id"`
+		} `json:"steps"`
+	}
+	if code := call(t, http.MethodGet, s.EdgeURL+"/api/v1/orders/"+orderID+"/timeline", login.AccessToken, nil, &tl); code != http.StatusOK || len(tl.Steps) == 0 {
+		t.Fatalf("timeline: %d %+v", code, tl)
+	}
+	traceID := tl.Steps[0].TraceID
+	if traceID == "" || traceID == clientTrace {
+		t.Fatalf("the order's timeline names trace %q; want the edge's new trace, not the client's %s", traceID, clientTrace)
+	}
 
 	waitFor(t, eventWait, "sold_count 2 after order.placed.v1", func() bool { return soldCount(t, s.EdgeURL, p.ID) == 2 })
 	waitFor(t, eventWait, "the order notification", func() bool {

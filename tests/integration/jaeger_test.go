@@ -30,7 +30,8 @@ var jaegerServices = []string{"kong", "create-order", "reserve-stock", "charge-p
 // listener moved to a free loopback port, points the local stack at it and
 // checks that one checkout through the edge is ONE trace in Jaeger's query
 // API whose spans come from every hop (jaegerServices), whose parents are
-// all in the trace but the edge's (the client's span), with each saga
+// all in the trace, the edge's span its root with a FOLLOWS_FROM reference
+// (Jaeger's form of a span link) to the client's span, with each saga
 // function's server span and each handler's server span under a delivery
 // span of the connector.
 func TestCheckoutTraceInJaeger(t *testing.T) {
@@ -93,19 +94,32 @@ func TestCheckoutTraceInJaeger(t *testing.T) {
 	p := s.product(t, "JG-MUG-1", 990, 1) // the order sells it out: index-product gets stock.changed.v1
 	tb := make([]byte, 16)
 	_, _ = rand.Read(tb)
-	traceID, clientSpan := hex.EncodeToString(tb), "00f067aa0ba902b7"
+	clientTrace, clientSpan := hex.EncodeToString(tb), "00f067aa0ba902b7"
 	body, _ := json.Marshal(orderBody(p.ID, 1))
+	customer := s.token(t, auth.RoleCustomer)
 	req, _ := http.NewRequest(http.MethodPost, s.EdgeURL+"/api/v1/orders", strings.NewReader(string(body)))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+s.token(t, auth.RoleCustomer))
-	req.Header.Set("Traceparent", "00-"+traceID+"-"+clientSpan+"-01")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	req.Header.Set("Authorization", "Bearer "+customer)
+	req.Header.Set("Traceparent", "00-"+clientTrace+"-"+clientSpan+"-01")
+	var order struct{ ID string }
+	if code := doJSON(t, req, &order); code != http.StatusCreated {
+		t.Fatalf("create order: %d", code)
 	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusCreated {
-		t.Fatalf("create order: %d", res.StatusCode)
+	// The checkout's trace is the shop's (the edge starts it): the order's
+	// timeline names it.
+	var tl struct {
+		Steps []struct {
+			TraceID string `json:"trace_id"`
+		} `json:"steps"`
+	}
+	tlReq, _ := http.NewRequest(http.MethodGet, s.EdgeURL+"/api/v1/orders/"+order.ID+"/timeline", nil)
+	tlReq.Header.Set("Authorization", "Bearer "+customer)
+	if code := doJSON(t, tlReq, &tl); code != http.StatusOK || len(tl.Steps) == 0 {
+		t.Fatalf("timeline: %d %+v", code, tl)
+	}
+	traceID := tl.Steps[0].TraceID
+	if traceID == clientTrace {
+		t.Fatalf("the checkout continued the client's trace %s", clientTrace)
 	}
 
 	type span struct {
@@ -113,12 +127,23 @@ func TestCheckoutTraceInJaeger(t *testing.T) {
 		OperationName string `json:"operationName"`
 		ProcessID     string `json:"processID"`
 		References    []struct {
-			SpanID string `json:"spanID"`
+			RefType string `json:"refType"`
+			TraceID string `json:"traceID"`
+			SpanID  string `json:"spanID"`
 		} `json:"references"`
 		Tags []struct {
 			Key   string `json:"key"`
 			Value any    `json:"value"`
 		} `json:"tags"`
+	}
+	// parent is the span's CHILD_OF reference ("" for a root).
+	parent := func(sp span) string {
+		for _, r := range sp.References {
+			if r.RefType == "CHILD_OF" {
+				return r.SpanID
+			}
+		}
+		return ""
 	}
 	kind := func(sp span) string {
 		for _, tag := range sp.Tags {
@@ -181,14 +206,16 @@ func TestCheckoutTraceInJaeger(t *testing.T) {
 	}
 	for _, sp := range tr.Spans {
 		svc := tr.Processes[sp.ProcessID].ServiceName
-		switch {
-		case len(sp.References) == 0:
-			t.Errorf("span %s of %s is a root: the client's span should be the only parent outside the trace", sp.SpanID, svc)
-		case sp.References[0].SpanID == clientSpan:
-			if svc != "kong" {
-				t.Errorf("span %s of %s hangs under the client's span; only the edge's may", sp.SpanID, svc)
+		switch p := parent(sp); {
+		case p == "":
+			linked := false
+			for _, r := range sp.References {
+				linked = linked || (r.RefType == "FOLLOWS_FROM" && r.TraceID == clientTrace && r.SpanID == clientSpan)
 			}
-		case !ids[sp.References[0].SpanID]:
+			if svc != "kong" || !linked {
+				t.Errorf("span %s of %s is a root; only the edge's may be, linked to the client's span (references %+v)", sp.SpanID, svc, sp.References)
+			}
+		case !ids[p]:
 			t.Errorf("span %s of %s has a parent outside the trace (a broken link)", sp.SpanID, svc)
 		}
 	}
@@ -210,11 +237,11 @@ func TestCheckoutTraceInJaeger(t *testing.T) {
 	for _, fn := range traceHandlers {
 		found := false
 		for _, sp := range tr.Spans {
-			if tr.Processes[sp.ProcessID].ServiceName != fn || kind(sp) != "server" || len(sp.References) == 0 {
+			if tr.Processes[sp.ProcessID].ServiceName != fn || kind(sp) != "server" || parent(sp) == "" {
 				continue
 			}
-			parent := byID[sp.References[0].SpanID]
-			found = found || (tr.Processes[parent.ProcessID].ServiceName == "rabbitmq-connector" && kind(parent) == "consumer")
+			up := byID[parent(sp)]
+			found = found || (tr.Processes[up.ProcessID].ServiceName == "rabbitmq-connector" && kind(up) == "consumer")
 		}
 		if !found {
 			t.Errorf("no server span of %s under a delivery span of the connector in the trace", fn)

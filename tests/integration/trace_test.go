@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/internal/auth"
@@ -32,7 +35,8 @@ var traceHandlers = []string{"update-product-stats", "notify-user", "index-produ
 // TestOneCheckoutIsOneTrace exports every process's spans to a real OTLP/HTTP
 // receiver in the test process (otlpsink) and checks that one checkout through
 // the edge is ONE trace in which every span's parent is a span of the same
-// trace: the edge's server span under the client's, create-order under the
+// trace: the edge's server span its root (a trace of the shop's own, linked
+// to the client's span, not continuing it), create-order under the
 // edge, reserve-stock and charge-payment under create-order's
 // HTTP client spans, database client spans under each function, the outbox
 // relay's publish span under the span that wrote the event, the connector's
@@ -56,15 +60,16 @@ func TestOneCheckoutIsOneTrace(t *testing.T) {
 	p := s.product(t, "TR-MUG-1", 990, 1) // the order sells it out
 	customer := s.token(t, auth.RoleCustomer)
 
-	// The client starts the trace with a span of its own.
+	// The client sends a trace context of its own; the shop's trace starts
+	// at the edge and links to it.
 	tb := make([]byte, 16)
 	_, _ = rand.Read(tb)
-	traceID, clientSpan := hex.EncodeToString(tb), "00f067aa0ba902b7"
+	clientTrace, clientSpan := hex.EncodeToString(tb), "00f067aa0ba902b7"
 	body, _ := json.Marshal(orderBody(p.ID, 1))
 	req, _ := http.NewRequest(http.MethodPost, s.EdgeURL+"/api/v1/orders", strings.NewReader(string(body)))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+customer)
-	req.Header.Set("Traceparent", "00-"+traceID+"-"+clientSpan+"-01")
+	req.Header.Set("Traceparent", "00-"+clientTrace+"-"+clientSpan+"-01")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -79,13 +84,17 @@ func TestOneCheckoutIsOneTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Wait until each handler's server span and the edge's span (exported by
-	// the runtime's own batcher, every 5 s) have arrived.
+	// Wait until the edge's span (exported by the runtime's own batcher,
+	// every 5 s), which names the checkout's trace, and each handler's server
+	// span have arrived.
+	var traceID string
 	spans, ok := sink.Wait(30*time.Second, func(all []otlpsink.Span) bool {
-		tr := newTree(all, traceID)
-		if len(tr.find("kong", "server")) == 0 {
+		edge, ok := linkedTo(all, clientTrace, clientSpan)
+		if !ok {
 			return false
 		}
+		traceID = edge.TraceID
+		tr := newTree(all, traceID)
 		for _, fn := range traceHandlers {
 			if len(tr.servers(fn)) == 0 {
 				return false
@@ -100,12 +109,15 @@ func TestOneCheckoutIsOneTrace(t *testing.T) {
 	time.Sleep(time.Second) // the stragglers of the last batch
 	tr = newTree(sink.Spans(), traceID)
 
-	// One trace: every span's parent is in it, and only the edge's span hangs
-	// under the client's.
+	// One trace of the shop's own: the edge's span is its only root, linked
+	// to the client's span, and every other span's parent is in it.
+	if traceID == clientTrace || len(sink.Trace(clientTrace)) != 0 {
+		t.Errorf("the checkout continued the client's trace %s", clientTrace)
+	}
 	for _, sp := range tr.spans {
-		if sp.ParentID == clientSpan {
+		if sp.ParentID == "" {
 			if sp.Service != "kong" || sp.Kind != "server" {
-				t.Errorf("only the edge's server span may be a child of the client's span, not %v", sp)
+				t.Errorf("only the edge's server span may be the trace's root, not %v", sp)
 			}
 			continue
 		}
@@ -114,8 +126,9 @@ func TestOneCheckoutIsOneTrace(t *testing.T) {
 		}
 	}
 	edge := tr.one(t, "kong", "server")
-	if edge.ParentID != clientSpan || edge.Attrs["http.route"] != "/api/v1/orders" {
-		t.Errorf("edge span %v (route %q) is not the client's child for /api/v1/orders", edge, edge.Attrs["http.route"])
+	if edge.ParentID != "" || edge.Attrs["http.route"] != "/api/v1/orders" ||
+		!slices.Contains(edge.Links, otlpsink.Link{TraceID: clientTrace, SpanID: clientSpan}) {
+		t.Errorf("edge span %v (route %q, links %v) is not the root for /api/v1/orders linked to the client's span", edge, edge.Attrs["http.route"], edge.Links)
 	}
 	create := tr.one(t, "create-order", "server")
 	if create.ParentID != edge.SpanID {
@@ -166,7 +179,7 @@ func TestOneCheckoutIsOneTrace(t *testing.T) {
 	}
 	checkDB(t, tr, tr.servers("update-product-stats")[0])
 
-	// The timeline leads to the same trace.
+	// The timeline leads to the same trace (the shop's, not the client's).
 	var tl struct {
 		Steps []struct {
 			Step    string `json:"step"`
@@ -180,7 +193,7 @@ func TestOneCheckoutIsOneTrace(t *testing.T) {
 	}
 	for _, st := range tl.Steps {
 		if st.TraceID != traceID {
-			t.Errorf("timeline step %s names trace %q, want the checkout's %s", st.Step, st.TraceID, traceID)
+			t.Errorf("timeline step %s names trace %q, want the checkout's %s (the client's was %s)", st.Step, st.TraceID, traceID, clientTrace)
 		}
 	}
 
@@ -191,6 +204,67 @@ func TestOneCheckoutIsOneTrace(t *testing.T) {
 		t.Fatal("no scheduled run traced within 75s")
 	}
 	t.Logf("scheduled run: %s", scheduledRun(sink.Spans(), traceID))
+}
+
+// TestTheShopsTraceStartsAtTheEdge: whatever trace context a client sends —
+// sampled, or -00 asking the shop to record nothing — the request through the
+// local edge is a trace of the shop's own: a new trace id, the edge's server
+// span its root with a link to the client's span, and the function's server
+// span under it, sampled and exported (the shop's sampler decides, not the
+// client's flags).
+func TestTheShopsTraceStartsAtTheEdge(t *testing.T) {
+	sink := otlpsink.Start(t)
+	s := startTracedShop(t, []string{"get-product"}, nil, map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "200"}, sink.URL())
+	for _, flags := range []string{"00", "01"} {
+		t.Run("client flags "+flags, func(t *testing.T) {
+			tb := make([]byte, 16)
+			_, _ = rand.Read(tb)
+			clientTrace, clientSpan := hex.EncodeToString(tb), hex.EncodeToString(tb[:8])
+			req, _ := http.NewRequest(http.MethodGet, s.EdgeURL+"/api/v1/products/"+uuid.NewString(), nil)
+			req.Header.Set("Traceparent", "00-"+clientTrace+"-"+clientSpan+"-"+flags)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusNotFound {
+				t.Fatalf("GET an unknown product: %d, want get-product's 404", res.StatusCode)
+			}
+			var edge otlpsink.Span
+			spans, ok := sink.Wait(30*time.Second, func(all []otlpsink.Span) bool {
+				var linked bool
+				edge, linked = linkedTo(all, clientTrace, clientSpan)
+				return linked && len(newTree(all, edge.TraceID).servers("get-product")) > 0
+			})
+			if !ok {
+				t.Fatalf("within 30s no edge span linked to the client's span %s with get-product's server span in its trace; spans:\n%s",
+					clientSpan, &tree{spans: spans})
+			}
+			tr := newTree(spans, edge.TraceID)
+			if edge.TraceID == clientTrace || edge.ParentID != "" {
+				t.Errorf("edge span %v continues the client's trace %s; want the root of a new trace", edge, clientTrace)
+			}
+			if got := sink.Trace(clientTrace); len(got) != 0 {
+				t.Errorf("%d spans in the client's trace %s, want none: %v", len(got), clientTrace, got)
+			}
+			fn := tr.one(t, "get-product", "server")
+			if fn.ParentID != edge.SpanID {
+				t.Errorf("get-product's span %v is not a child of the edge's %v", fn, edge)
+			}
+		})
+	}
+}
+
+// linkedTo returns the edge's server span that links to the client's span
+// (the root of the trace the shop started for the client's request).
+func linkedTo(all []otlpsink.Span, clientTrace, clientSpan string) (otlpsink.Span, bool) {
+	for _, sp := range all {
+		if sp.Service == "kong" && sp.Kind == "server" && slices.Contains(sp.Links, otlpsink.Link{TraceID: clientTrace, SpanID: clientSpan}) {
+			return sp, true
+		}
+	}
+	return otlpsink.Span{}, false
 }
 
 // scheduledRun describes a scheduler run whose trace is its own (a root

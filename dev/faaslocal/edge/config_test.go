@@ -43,6 +43,12 @@ func TestPluginConfigsRefuseWhatTheyCannotHonour(t *testing.T) {
 		{"opentelemetry", map[string]any{}, []string{"traces_endpoint is required"}},
 		{"opentelemetry", map[string]any{"traces_endpoint": "http://jaeger:4318/v1/traces", "propagation": map[string]any{"default_format": "b3"}, "sampling_rate": 2},
 			[]string{"only w3c", "sampling_rate 2"}},
+		// The shop's trace starts at the edge: a file that would let Kong
+		// continue the client's trace is refused.
+		{"opentelemetry", map[string]any{"traces_endpoint": "http://jaeger:4318/v1/traces"}, []string{"propagation.extract must be set to []"}},
+		{"opentelemetry", map[string]any{"traces_endpoint": "http://jaeger:4318/v1/traces", "header_type": "w3c",
+			"propagation": map[string]any{"extract": []any{"w3c"}, "inject": []any{"preserve"}, "clear": []any{"bad header"}}},
+			[]string{"header_type is deprecated", "propagation.extract [w3c]", "propagation.inject [preserve]", `propagation.clear "bad header"`}},
 		{"prometheus", map[string]any{"per_consumer": "yes"}, []string{"cannot unmarshal"}},
 		{"response-transformer", map[string]any{"add": map[string]any{"headers": []any{"nosniff", "Bad Name:x", "X-Empty:"}}},
 			[]string{`"nosniff" is not Name:value`, `"Bad Name:x": bad header name`, `"X-Empty:" is not Name:value`}},

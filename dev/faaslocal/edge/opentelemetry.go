@@ -1,12 +1,13 @@
 package edge
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
+	"slices"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -16,10 +17,12 @@ import (
 )
 
 // OpenTelemetryConfig is the config of Kong's opentelemetry plugin. The
-// local edge propagates W3C trace context and, given a tracer provider
-// (Options.TracerProvider), records a server span per request; the exporter
-// fields are checked and unused (the provider exports to the local runtime's
-// collector, faas-local -otlp).
+// local edge starts the shop's trace (a new trace id, never the client's) and
+// writes it upstream as a W3C traceparent; given a tracer provider
+// (Options.TracerProvider) it records that trace's root, a server span per
+// request linked to the client's span context. The exporter fields are
+// checked and unused (the provider exports to the local runtime's collector,
+// faas-local -otlp), and so is SamplingRate: the provider's sampler decides.
 type OpenTelemetryConfig struct {
 	// Endpoint is the pre-3.8 name of TracesEndpoint.
 	Endpoint string `json:"endpoint"`
@@ -39,23 +42,29 @@ type OpenTelemetryConfig struct {
 	SendTimeout int `json:"send_timeout"`
 	// ReadTimeout bounds the exporter's wait for the collector (ms).
 	ReadTimeout int `json:"read_timeout"`
-	// HTTPResponseHeaderForTraceID names a response header carrying the trace id.
+	// HTTPResponseHeaderForTraceID names a response header carrying the
+	// trace id (the shop's, not the client's).
 	HTTPResponseHeaderForTraceID string `json:"http_response_header_for_traceid"`
-	// HeaderType is the pre-3.7 propagation setting.
+	// HeaderType is the pre-3.7 propagation setting; refused (Kong ignores it
+	// once Propagation sets extract, which it must).
 	HeaderType string `json:"header_type"`
-	// SamplingRate is the share of traces sampled, from 0 to 1.
+	// SamplingRate is the share of traces Kong samples, from 0 to 1.
 	SamplingRate *float64 `json:"sampling_rate"`
-	// Propagation chooses the trace-context formats; only w3c is supported.
+	// Propagation chooses the trace-context formats. Required, with Extract
+	// empty and Inject [w3c]: the shop's trace starts at the edge.
 	Propagation *OpenTelemetryPropagation `json:"propagation"`
 }
 
 // OpenTelemetryPropagation is the propagation block of the opentelemetry plugin.
 type OpenTelemetryPropagation struct {
-	// Extract lists the formats read from the request.
+	// Extract lists the formats read from the request. It must be set and
+	// empty: Kong then continues no client's trace (a new trace id, its own
+	// sampling decision), which is all the local edge does.
 	Extract []string `json:"extract"`
-	// Inject lists the formats written to the upstream request.
+	// Inject lists the formats written to the upstream request; only w3c.
 	Inject []string `json:"inject"`
-	// Clear lists headers removed from the upstream request.
+	// Clear lists headers removed from the upstream request before the
+	// edge's traceparent is written (the client's tracestate, baggage).
 	Clear []string `json:"clear"`
 	// DefaultFormat is the format injected (w3c).
 	DefaultFormat string `json:"default_format"`
@@ -63,15 +72,37 @@ type OpenTelemetryPropagation struct {
 
 func (c *OpenTelemetryConfig) setDefaults() {}
 
-// Validate reports a missing traces endpoint, a propagation format other
-// than w3c and a sampling rate outside [0, 1].
+// Validate reports a missing traces endpoint, a propagation that would
+// continue a client's trace (extract not set empty, the legacy header_type)
+// or inject anything but w3c, a clear entry that is not a header name, and
+// a sampling rate outside [0, 1].
 func (c *OpenTelemetryConfig) Validate() error {
 	var errs []error
 	if c.Endpoint == "" && c.TracesEndpoint == "" {
 		errs = append(errs, errors.New("traces_endpoint is required"))
 	}
-	if p := c.Propagation; p != nil && p.DefaultFormat != "" && p.DefaultFormat != "w3c" {
-		errs = append(errs, errors.New("only w3c propagation is supported by the local edge"))
+	if c.HeaderType != "" {
+		errs = append(errs, errors.New("header_type is deprecated and ignored once propagation.extract is set; use propagation"))
+	}
+	p := c.Propagation
+	switch {
+	case p == nil || p.Extract == nil:
+		errs = append(errs, errors.New("propagation.extract must be set to []: without it Kong continues the client's trace (header_type preserve)"))
+	case len(p.Extract) > 0:
+		errs = append(errs, fmt.Errorf("propagation.extract %v: the shop's trace starts at the edge, so extract must be []", p.Extract))
+	}
+	if p != nil {
+		if p.DefaultFormat != "" && p.DefaultFormat != "w3c" {
+			errs = append(errs, errors.New("only w3c propagation is supported by the local edge"))
+		}
+		if !slices.Equal(p.Inject, []string{"w3c"}) {
+			errs = append(errs, fmt.Errorf("propagation.inject %v: the local edge injects exactly [w3c]", p.Inject))
+		}
+		for _, h := range p.Clear {
+			if !headerName.MatchString(h) {
+				errs = append(errs, fmt.Errorf("propagation.clear %q is not a header name", h))
+			}
+		}
 	}
 	if r := c.SamplingRate; r != nil && (*r < 0 || *r > 1) {
 		errs = append(errs, fmt.Errorf("sampling_rate %v must be between 0 and 1", *r))
@@ -79,66 +110,43 @@ func (c *OpenTelemetryConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// traceparent is a valid version-00 W3C traceparent: what
-// parseTraceparent accepts (TestParseTraceparentIsTheRegexp).
-var traceparent = regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$`)
-
-// parseTraceparent returns the trace id and flags of v when it matches
-// traceparent; it reads the fixed layout without the regexp's allocations.
-func parseTraceparent(v string) (trace, flags string, ok bool) {
-	if len(v) != 55 || v[:3] != "00-" || v[35] != '-' || v[52] != '-' ||
-		!lowerHex(v[3:35]) || !lowerHex(v[36:52]) || !lowerHex(v[53:]) {
-		return "", "", false
-	}
-	return v[3:35], v[53:], true
-}
-
-func lowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// newTraceparent is the traceparent the upstream gets: a new span id under
-// trace (a new trace id when trace is "") with flags, from one read of
-// crypto/rand and one allocation.
-func newTraceparent(trace, flags string) string {
+// newTraceparent is the traceparent of a new trace the edge starts when it
+// records no span: a new trace id and span id, sampled (what the SDK's
+// default sampler decides for a root), from one read of crypto/rand and one
+// allocation.
+func newTraceparent() string {
 	var rnd [24]byte
 	var b [55]byte
+	_, _ = rand.Read(rnd[:])
 	copy(b[:], "00-")
-	if trace == "" {
-		_, _ = rand.Read(rnd[:])
-		hex.Encode(b[3:35], rnd[:16])
-	} else {
-		_, _ = rand.Read(rnd[16:])
-		copy(b[3:35], trace)
-	}
+	hex.Encode(b[3:35], rnd[:16])
 	b[35] = '-'
 	hex.Encode(b[36:52], rnd[16:])
-	b[52] = '-'
-	copy(b[53:], flags)
+	copy(b[52:], "-01")
 	return string(b[:])
 }
 
-// zeroTrace is the invalid all-zero trace id.
-const zeroTrace = "00000000000000000000000000000000"
-
 // openTelemetry is Kong's opentelemetry plugin reduced to W3C propagation
-// and one server span: the upstream always receives a traceparent that
-// continues the caller's trace (a new span id under the caller's trace id)
-// or starts one. With a tracer, that span id is the edge's recorded span,
-// named and described by the HTTP semantic conventions.
+// and one server span. The shop's trace starts here: the upstream always
+// receives the traceparent of a new trace, never the client's, so a client
+// can neither choose the trace id the shop records (timeline entries, log
+// lines, events) nor switch the shop's sampling off (a -00 flag) or down. With
+// a tracer, that traceparent is the edge's recorded span: the trace's root,
+// sampled as the provider's sampler decides, named and described by the HTTP
+// semantic conventions, and linked to the client's span context when the
+// request carries a valid one.
 type openTelemetry struct {
 	traceIDHeader string
 	route         string
+	clear         []string     // canonical names of the headers removed before the edge's traceparent is set
 	tracer        trace.Tracer // nil: propagation only
 }
 
 func newOpenTelemetry(c OpenTelemetryConfig, s *scope) (plugin, error) {
 	p := &openTelemetry{traceIDHeader: c.HTTPResponseHeaderForTraceID, route: s.route}
+	for _, name := range c.Propagation.Clear {
+		p.clear = append(p.clear, http.CanonicalHeaderKey(name))
+	}
 	if s.tracing != nil {
 		p.tracer = s.tracing.Tracer("github.com/shopfaas/shop/dev/faaslocal/edge")
 	}
@@ -150,11 +158,8 @@ func (p *openTelemetry) wrap(next http.Handler) http.Handler {
 		return p.traced(next)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		trace, flags, ok := parseTraceparent(r.Header.Get("Traceparent"))
-		if !ok || trace == zeroTrace {
-			trace, flags = "", "01"
-		}
-		tp := newTraceparent(trace, flags)
+		tp := newTraceparent()
+		p.clearHeaders(r.Header)
 		r.Header.Set("Traceparent", tp)
 		if p.traceIDHeader != "" {
 			w.Header().Set(p.traceIDHeader, tp[3:35])
@@ -163,8 +168,17 @@ func (p *openTelemetry) wrap(next http.Handler) http.Handler {
 	})
 }
 
-// traced records the request as a server span (a child of the caller's
-// traceparent, if any) and passes the span's context upstream.
+// clearHeaders removes the configured headers (propagation.clear) from the
+// upstream request, by their canonical names (no allocation per request).
+func (p *openTelemetry) clearHeaders(h http.Header) {
+	for _, name := range p.clear {
+		delete(h, name)
+	}
+}
+
+// traced records the request as the root server span of a new trace, linked
+// to the caller's traceparent (if valid), and passes the span's context
+// upstream.
 func (p *openTelemetry) traced(next http.Handler) http.Handler {
 	prop := propagation.TraceContext{}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -177,10 +191,14 @@ func (p *openTelemetry) traced(next http.Handler) http.Handler {
 			name += " " + p.route
 			attrs = append(attrs, semconv.HTTPRoute(p.route))
 		}
-		ctx, span := p.tracer.Start(prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header)), name,
-			trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+		opts := []trace.SpanStartOption{trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...)}
+		if client := trace.SpanContextFromContext(prop.Extract(context.Background(), propagation.HeaderCarrier(r.Header))); client.IsValid() {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: client}))
+		}
+		ctx, span := p.tracer.Start(r.Context(), name, opts...)
 		defer span.End()
 		r = r.WithContext(ctx)
+		p.clearHeaders(r.Header)
 		r.Header.Del("Traceparent")
 		prop.Inject(ctx, propagation.HeaderCarrier(r.Header))
 		if p.traceIDHeader != "" {

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -59,7 +60,7 @@ plugins:
       headers: [Authorization, Idempotency-Key, X-Correlation-ID]
       max_age: 600
   - name: opentelemetry
-    config: {traces_endpoint: http://jaeger:4318/v1/traces, propagation: {default_format: w3c}}
+    config: {traces_endpoint: http://jaeger:4318/v1/traces, propagation: {extract: [], clear: [traceparent, tracestate, baggage], inject: [w3c], default_format: w3c}}
   - name: prometheus
     config: {status_code_metrics: true}
   - name: response-transformer
@@ -68,7 +69,7 @@ plugins:
 
 // seen is what the upstream received.
 type seen struct {
-	Path, Consumer, Traceparent string
+	Path, Consumer, Traceparent, Tracestate, Baggage string
 }
 
 // policyEdge serves policyDoc in front of a recording upstream, with its
@@ -83,7 +84,8 @@ func policyEdge(t *testing.T, now *time.Time) *httptest.Server {
 func tracedPolicyEdge(t *testing.T, now *time.Time, tp trace.TracerProvider) *httptest.Server {
 	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(seen{r.URL.Path, r.Header.Get("X-Consumer-Username"), r.Header.Get("Traceparent")})
+		_ = json.NewEncoder(w).Encode(seen{r.URL.Path, r.Header.Get("X-Consumer-Username"), r.Header.Get("Traceparent"),
+			r.Header.Get("Tracestate"), r.Header.Get("Baggage")})
 	}))
 	t.Cleanup(up.Close)
 	decl, err := Parse([]byte(policyDoc))
@@ -355,58 +357,87 @@ func TestCORS(t *testing.T) {
 	}
 }
 
-func TestTraceparent(t *testing.T) {
+// traceparentRE is a valid version-00 W3C traceparent: trace id, span id, flags.
+var traceparentRE = regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$`)
+
+// clientTraceparents are what a client may send: sampled, and -00 (which
+// must not switch the shop's sampling off).
+var clientTraceparents = []string{
+	"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+	"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+}
+
+// Without a tracer the edge still starts the shop's trace: the upstream gets
+// a new sampled trace, whatever the client sent, and none of the client's
+// trace context (tracestate, baggage).
+func TestTheEdgeStartsTheShopsTraceWithoutATracer(t *testing.T) {
 	now := time.Now()
 	srv := policyEdge(t, &now)
-	_, b := send(t, "POST", srv.URL+"/open", nil)
-	var s seen
-	_ = json.Unmarshal(b, &s)
-	if !traceparent.MatchString(s.Traceparent) {
-		t.Errorf("created traceparent %q", s.Traceparent)
-	}
-	in := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	_, b = send(t, "POST", srv.URL+"/open", map[string]string{"Traceparent": in})
-	_ = json.Unmarshal(b, &s)
-	if !strings.HasPrefix(s.Traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-") || s.Traceparent == in {
-		t.Errorf("continued traceparent %q", s.Traceparent)
+	traces := map[string]bool{}
+	for _, in := range append([]string{""}, clientTraceparents...) {
+		_, b := send(t, "POST", srv.URL+"/open", map[string]string{"Traceparent": in, "Tracestate": "client=1", "Baggage": "user=1"})
+		var s seen
+		_ = json.Unmarshal(b, &s)
+		m := traceparentRE.FindStringSubmatch(s.Traceparent)
+		if m == nil || m[1] == strings.Repeat("0", 32) || m[3] != "01" {
+			t.Errorf("client %q: upstream traceparent %q, want a valid sampled one", in, s.Traceparent)
+			continue
+		}
+		if m[1] == "4bf92f3577b34da6a3ce929d0e0e4736" || traces[m[1]] {
+			t.Errorf("client %q: upstream trace %s is the client's or another request's", in, m[1])
+		}
+		traces[m[1]] = true
+		if s.Tracestate != "" || s.Baggage != "" {
+			t.Errorf("client %q: the client's tracestate %q and baggage %q reached the upstream", in, s.Tracestate, s.Baggage)
+		}
 	}
 }
 
+// With a tracer the edge's server span is the root of a new trace — sampled
+// by the provider's sampler even when the client sent -00 — with a link to
+// the client's span, and the upstream continues that span.
 func TestOpenTelemetryRecordsAServerSpan(t *testing.T) {
-	spans := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
-	now := time.Now()
-	srv := tracedPolicyEdge(t, &now, tp)
-	in := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	res, b := send(t, "POST", srv.URL+"/open", map[string]string{"Traceparent": in})
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("POST /open: %d %s, want 200 from the upstream", res.StatusCode, b)
-	}
-	var s seen
-	_ = json.Unmarshal(b, &s)
-	got := spans.GetSpans()
-	if len(got) != 1 {
-		t.Fatalf("%d spans, want 1", len(got))
-	}
-	sp := got[0]
-	if sp.Name != "POST /open" || sp.SpanKind != trace.SpanKindServer {
-		t.Errorf("span %q kind %v, want server span POST /open", sp.Name, sp.SpanKind)
-	}
-	if sp.Parent.SpanID().String() != "00f067aa0ba902b7" || sp.SpanContext.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
-		t.Errorf("span parent %s trace %s, want the caller's span and trace", sp.Parent.SpanID(), sp.SpanContext.TraceID())
-	}
-	want := "00-4bf92f3577b34da6a3ce929d0e0e4736-" + sp.SpanContext.SpanID().String() + "-01"
-	if s.Traceparent != want {
-		t.Errorf("upstream traceparent %q, want the edge span's %q", s.Traceparent, want)
-	}
-	attrs := map[string]string{}
-	for _, kv := range sp.Attributes {
-		attrs[string(kv.Key)] = fmt.Sprint(kv.Value.AsInterface())
-	}
-	for k, v := range map[string]string{"http.request.method": "POST", "http.route": "/open", "url.path": "/open",
-		"http.response.status_code": "200"} {
-		if attrs[k] != v {
-			t.Errorf("attribute %s = %q, want %q (all: %v)", k, attrs[k], v, attrs)
-		}
+	for _, in := range clientTraceparents {
+		t.Run(in[53:], func(t *testing.T) {
+			spans := tracetest.NewInMemoryExporter()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+			now := time.Now()
+			srv := tracedPolicyEdge(t, &now, tp)
+			res, b := send(t, "POST", srv.URL+"/open", map[string]string{"Traceparent": in, "Tracestate": "client=1"})
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("POST /open: %d %s, want 200 from the upstream", res.StatusCode, b)
+			}
+			var s seen
+			_ = json.Unmarshal(b, &s)
+			got := spans.GetSpans()
+			if len(got) != 1 {
+				t.Fatalf("%d spans recorded, want the edge's server span (sampled whatever the client's flags)", len(got))
+			}
+			sp := got[0]
+			if sp.Name != "POST /open" || sp.SpanKind != trace.SpanKindServer {
+				t.Errorf("span %q kind %v, want server span POST /open", sp.Name, sp.SpanKind)
+			}
+			if sp.Parent.IsValid() || sp.SpanContext.TraceID().String() == "4bf92f3577b34da6a3ce929d0e0e4736" {
+				t.Errorf("span parent %s trace %s, want the root of a new trace", sp.Parent.SpanID(), sp.SpanContext.TraceID())
+			}
+			if len(sp.Links) != 1 || sp.Links[0].SpanContext.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" ||
+				sp.Links[0].SpanContext.SpanID().String() != "00f067aa0ba902b7" || sp.Links[0].SpanContext.TraceFlags().String() != in[53:] {
+				t.Errorf("links %+v, want one to the client's span %s", sp.Links, in)
+			}
+			want := "00-" + sp.SpanContext.TraceID().String() + "-" + sp.SpanContext.SpanID().String() + "-01"
+			if s.Traceparent != want || s.Tracestate != "" {
+				t.Errorf("upstream traceparent %q tracestate %q, want the edge span's %q and none", s.Traceparent, s.Tracestate, want)
+			}
+			attrs := map[string]string{}
+			for _, kv := range sp.Attributes {
+				attrs[string(kv.Key)] = fmt.Sprint(kv.Value.AsInterface())
+			}
+			for k, v := range map[string]string{"http.request.method": "POST", "http.route": "/open", "url.path": "/open",
+				"http.response.status_code": "200"} {
+				if attrs[k] != v {
+					t.Errorf("attribute %s = %q, want %q (all: %v)", k, attrs[k], v, attrs)
+				}
+			}
+		})
 	}
 }

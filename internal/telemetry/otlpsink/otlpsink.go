@@ -38,6 +38,14 @@ type Span struct {
 	Attrs map[string]string
 	// Error is true when the span's status is Error.
 	Error bool
+	// Links are the span contexts the span links to, in order.
+	Links []Link
+}
+
+// Link is a span's link to another span context.
+type Link struct {
+	// TraceID and SpanID are lower-case hex.
+	TraceID, SpanID string
 }
 
 func (s Span) String() string {
@@ -82,12 +90,16 @@ func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
 		service := attrs(rs.GetResource().GetAttributes())["service.name"]
 		for _, ss := range rs.GetScopeSpans() {
 			for _, sp := range ss.GetSpans() {
+				var links []Link
+				for _, l := range sp.GetLinks() {
+					links = append(links, Link{TraceID: hex.EncodeToString(l.GetTraceId()), SpanID: hex.EncodeToString(l.GetSpanId())})
+				}
 				got = append(got, Span{
 					TraceID: hex.EncodeToString(sp.GetTraceId()), SpanID: hex.EncodeToString(sp.GetSpanId()),
 					ParentID: hex.EncodeToString(sp.GetParentSpanId()), Name: sp.GetName(),
 					Kind:    strings.ToLower(strings.TrimPrefix(sp.GetKind().String(), "SPAN_KIND_")),
 					Service: service, Attrs: attrs(sp.GetAttributes()),
-					Error: sp.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR,
+					Error: sp.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR, Links: links,
 				})
 			}
 		}
