@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/auth"
@@ -186,8 +187,8 @@ func (s *Store) Create(ctx context.Context, o orders.Order, token string, fromCa
 		b.Queue(`INSERT INTO order_items (order_id, position, product_id, quantity, unit_amount)
 			VALUES ($1, $2, $3, $4, $5)`, o.ID, i, l.ProductID, l.Quantity, l.UnitPrice.Amount)
 	}
-	b.Queue(`INSERT INTO order_sagas (order_id, payment_token, from_cart, lease_until)
-		VALUES ($1, $2, $3, now() + $4::float8 * interval '1 second')`, o.ID, token, fromCart, lease.Seconds())
+	b.Queue(`INSERT INTO order_sagas (order_id, payment_token, from_cart, lease_until, traceparent)
+		VALUES ($1, $2, $3, now() + $4::float8 * interval '1 second', $5)`, o.ID, token, fromCart, lease.Seconds(), traceparent(ctx))
 	queueNotes(ctx, b, o.ID, Note{Step: orders.StepCreated, Outcome: orders.StepOK,
 		Detail: fmt.Sprintf("%d line(s), total %d %s", len(o.Items), o.Total.Amount, o.Total.Currency)})
 	err = s.db.SendBatch(ctx, b).Close()
@@ -257,6 +258,15 @@ func queueNotes(ctx context.Context, b *pgx.Batch, orderID uuid.UUID, notes ...N
 		args = append(args, at, n.Step, n.Outcome, n.Detail)
 	}
 	b.Queue(q.String(), args...)
+}
+
+// traceparent is the W3C traceparent of ctx's span, empty outside any trace.
+func traceparent(ctx context.Context) string {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return ""
+	}
+	return "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-" + sc.TraceFlags().String()
 }
 
 // traceID is the W3C trace id of ctx's span, empty outside any trace.
@@ -648,18 +658,29 @@ func (s *Store) SettleCompensation(ctx context.Context, orderID uuid.UUID) error
 	return nil
 }
 
+// Claim is an order ClaimStale leased to the caller.
+type Claim struct {
+	// OrderID is the order.
+	OrderID uuid.UUID
+	// Checkout is the span context the order was placed in (Create's: the
+	// checkout's), remote, so that the span of the order's recovery can link
+	// to the checkout's trace; invalid when unknown (an order placed outside
+	// any trace or before orders migration 0004).
+	Checkout trace.SpanContext
+}
+
 // ClaimStale leases up to limit orders whose saga is unfinished — pending
 // orders older than olderThan, or orders still owing a compensation — and
-// whose current lease has run out, to the caller for lease. Rows are taken
-// with FOR UPDATE SKIP LOCKED and leased in the same transaction, so
-// concurrent recoverers never drive the same order at once.
-func (s *Store) ClaimStale(ctx context.Context, olderThan, lease time.Duration, limit int) ([]uuid.UUID, error) {
-	var ids []uuid.UUID
+// whose current lease has run out, to the caller for lease, oldest first.
+// Rows are taken with FOR UPDATE SKIP LOCKED and leased in the same
+// transaction, so concurrent recoverers never drive the same order at once.
+func (s *Store) ClaimStale(ctx context.Context, olderThan, lease time.Duration, limit int) ([]Claim, error) {
+	var claims []Claim
 	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) (err error) {
-		ids, err = claimStale(ctx, tx, olderThan, lease, limit)
+		claims, err = claimStale(ctx, tx, olderThan, lease, limit)
 		return err
 	})
-	return ids, err
+	return claims, err
 }
 
 // claimStale is ClaimStale in tx. It reads the open sagas only, through
@@ -671,8 +692,8 @@ func (s *Store) ClaimStale(ctx context.Context, olderThan, lease time.Duration, 
 // that a generic plan is proven to use it too; the candidates go in as an
 // array, so the join reads them by key whatever the statistics say (this
 // machine's PostgreSQL runs with autovacuum off).
-func claimStale(ctx context.Context, tx pgx.Tx, olderThan, lease time.Duration, limit int) ([]uuid.UUID, error) {
-	rows, err := tx.Query(ctx, `SELECT s.order_id FROM order_sagas s JOIN orders o ON o.id = s.order_id
+func claimStale(ctx context.Context, tx pgx.Tx, olderThan, lease time.Duration, limit int) ([]Claim, error) {
+	rows, err := tx.Query(ctx, `SELECT s.order_id, s.traceparent FROM order_sagas s JOIN orders o ON o.id = s.order_id
 		WHERE s.order_id = ANY (ARRAY(SELECT order_id FROM order_sagas
 				WHERE lease_until < now() AND (payment_token IS NOT NULL OR compensation = 'pending')))
 		  AND s.lease_until < now()
@@ -681,7 +702,15 @@ func claimStale(ctx context.Context, tx pgx.Tx, olderThan, lease time.Duration, 
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	var claims []Claim
+	var ids []uuid.UUID
+	var id uuid.UUID
+	var tp string
+	_, err = pgx.ForEachRow(rows, []any{&id, &tp}, func() error {
+		claims = append(claims, Claim{OrderID: id, Checkout: spanContext(tp)})
+		ids = append(ids, id)
+		return nil
+	})
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -693,7 +722,17 @@ func claimStale(ctx context.Context, tx pgx.Tx, olderThan, lease time.Duration, 
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	return ids, nil
+	return claims, nil
+}
+
+// spanContext is the remote span context of a stored traceparent; invalid
+// for "" (or anything propagation.TraceContext refuses).
+func spanContext(tp string) trace.SpanContext {
+	if tp == "" {
+		return trace.SpanContext{}
+	}
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": tp})
+	return trace.SpanContextFromContext(ctx)
 }
 
 // PurgeKeys deletes idempotency keys past their expiry, oldest first, and

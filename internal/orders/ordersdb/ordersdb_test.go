@@ -431,9 +431,13 @@ func TestClaimStaleReadsTheOpenSagasOnly(t *testing.T) {
 			}
 			defer tx.Rollback(ctx) //nolint:errcheck
 			orders0, sagas0 := pgtest.RowsRead(t, tx, "orders"), pgtest.RowsRead(t, tx, "order_sagas")
-			ids, err := ordersdb.ClaimStaleIn(ctx, tx, 10*time.Minute, time.Minute, 10)
+			claims, err := ordersdb.ClaimStaleIn(ctx, tx, 10*time.Minute, time.Minute, 10)
 			if err != nil {
 				t.Fatal(err)
+			}
+			var ids []uuid.UUID
+			for _, c := range claims {
+				ids = append(ids, c.OrderID)
 			}
 			ordersRead, sagasRead := pgtest.RowsRead(t, tx, "orders")-orders0, pgtest.RowsRead(t, tx, "order_sagas")-sagas0
 			t.Logf("claimed %d of %d orders, reading %d orders and %d sagas", len(ids), finished+5, ordersRead, sagasRead)

@@ -52,6 +52,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/cart"
@@ -680,6 +684,13 @@ func LongestDrive(timeout time.Duration) time.Duration {
 // so the run ends before it: a claim made past it would fail, and a drive
 // claimed late would outlive the request. Concurrent runs split the work
 // (ordersdb.Store.ClaimStale); the next run takes what is left.
+//
+// Each order is driven in a span of its own, "recover order" (a child of
+// ctx's span, attribute order.id), linked to the span its checkout wrote the
+// order in when that is known (ordersdb.Claim.Checkout): the run's trace
+// tells its orders apart, each leads back to its checkout's trace, and
+// what a drive writes (timeline entries, the outbox row's traceparent)
+// descends from that span.
 func (s *Saga) Recover(ctx context.Context, limit int) (Report, error) {
 	var rep Report
 	budget := time.Now().Add(s.cfg.Timeout)
@@ -692,16 +703,15 @@ func (s *Saga) Recover(ctx context.Context, limit int) (Report, error) {
 		}
 	}
 	for rep.Driven < limit && time.Now().Before(budget) {
-		ids, err := s.db.ClaimStale(ctx, s.cfg.RecoverAfter, s.lease(), 1)
+		claims, err := s.db.ClaimStale(ctx, s.cfg.RecoverAfter, s.lease(), 1)
 		if err != nil {
 			return rep, err
 		}
-		if len(ids) == 0 {
+		if len(claims) == 0 {
 			break
 		}
-		o, err := s.Drive(ctx, ids[0])
+		o, err := s.recoverOne(ctx, claims[0])
 		if err != nil {
-			s.cfg.Log.ErrorContext(ctx, "recover order", "order_id", ids[0], "err", err.Error())
 			continue
 		}
 		rep.Driven++
@@ -743,3 +753,23 @@ func (s *Saga) purge(ctx context.Context) (int64, error) {
 	}
 	return n, err
 }
+
+// recoverOne drives a claimed order in its "recover order" span (see
+// Recover), logging a failed drive.
+func (s *Saga) recoverOne(ctx context.Context, c ordersdb.Claim) (orders.Order, error) {
+	opts := []trace.SpanStartOption{trace.WithAttributes(attribute.String("order.id", c.OrderID.String()))}
+	if c.Checkout.IsValid() {
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: c.Checkout}))
+	}
+	ctx, span := otel.Tracer(tracerScope).Start(ctx, "recover order", opts...)
+	defer span.End()
+	o, err := s.Drive(ctx, c.OrderID)
+	if err != nil {
+		span.SetStatus(codes.Error, "")
+		s.cfg.Log.ErrorContext(ctx, "recover order", "order_id", c.OrderID, "err", err.Error())
+	}
+	return o, err
+}
+
+// tracerScope is the instrumentation scope of the saga's own spans.
+const tracerScope = "github.com/shopfaas/shop/internal/orders/saga"

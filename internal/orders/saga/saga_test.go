@@ -2,6 +2,7 @@ package saga_test
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -17,6 +18,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
@@ -618,6 +624,109 @@ func TestConcurrentRecoveryDrivesEachOrderOnce(t *testing.T) {
 	if n := e.count(t, `SELECT count(*) FROM orders WHERE status = 'confirmed'`); n != 6 {
 		t.Fatalf("%d confirmed", n)
 	}
+}
+
+// One recovery run drives each order in a span of its own: "recover order",
+// a child of the run's span, with the order's id, linked to the span of the
+// checkout that wrote the order; and the order.placed.v1 the recovered order
+// publishes carries a traceparent that descends from that span.
+func TestEachRecoveredOrderIsASpanLinkedToItsCheckout(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
+	t.Cleanup(func() { otel.SetTracerProvider(prevTP); otel.SetTextMapPropagator(prevProp) })
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	otel.SetTracerProvider(tp)
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	tracer := tp.Tracer("test")
+
+	e := setup(t, nil)
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			return 0, http.StatusServiceUnavailable, 0
+		}
+		return 0, 0, 0
+	})
+	checkouts := map[string]trace.SpanContext{} // order id → its checkout's span
+	for range 2 {
+		ctx, span := tracer.Start(context.Background(), "checkout")
+		res, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), "")
+		span.End()
+		if err != nil || res.Outcome() != orders.OutcomePending {
+			t.Fatalf("%s %v", res.Outcome(), err)
+		}
+		checkouts[res.Order.View().ID.String()] = span.SpanContext()
+	}
+	e.svc.SetHook(nil)
+	e.age(t)
+	ctx, run := tracer.Start(context.Background(), "recover-orders run")
+	rep, err := e.saga.Recover(ctx, 10)
+	run.End()
+	if err != nil || rep.Confirmed != 2 {
+		t.Fatalf("recover: %+v %v", rep, err)
+	}
+
+	ended := rec.Ended()
+	byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+	var recovered []sdktrace.ReadOnlySpan
+	for _, sp := range ended {
+		byID[sp.SpanContext().SpanID()] = sp
+		if sp.Name() == "recover order" {
+			recovered = append(recovered, sp)
+		}
+	}
+	if len(recovered) != 2 {
+		t.Fatalf("%d recover order spans, want one per order (2)", len(recovered))
+	}
+	for _, sp := range recovered {
+		var id string
+		for _, kv := range sp.Attributes() {
+			if kv.Key == "order.id" {
+				id = kv.Value.AsString()
+			}
+		}
+		checkout, ok := checkouts[id]
+		if !ok {
+			t.Errorf("recover order span with order.id %q, want one of %v", id, slices.Collect(maps.Keys(checkouts)))
+			continue
+		}
+		delete(checkouts, id)
+		if sp.Parent().SpanID() != run.SpanContext().SpanID() || sp.SpanContext().TraceID() != run.SpanContext().TraceID() {
+			t.Errorf("order %s: span parent %s, want the run's span %s", id, sp.Parent().SpanID(), run.SpanContext().SpanID())
+		}
+		if links := sp.Links(); len(links) != 1 || links[0].SpanContext.TraceID() != checkout.TraceID() || links[0].SpanContext.SpanID() != checkout.SpanID() {
+			t.Errorf("order %s: links %+v, want one to its checkout's span %s/%s", id, links, checkout.TraceID(), checkout.SpanID())
+		}
+		var tp string
+		if err := e.pool.QueryRow(context.Background(), `SELECT envelope->>'traceparent' FROM outbox WHERE type = 'order.placed.v1' AND subject = $1`,
+			id).Scan(&tp); err != nil {
+			t.Fatalf("order %s: order.placed.v1: %v", id, err)
+		}
+		parts := strings.Split(tp, "-")
+		if len(parts) != 4 || parts[1] != sp.SpanContext().TraceID().String() {
+			t.Errorf("order %s: order.placed.v1 traceparent %q, want one in the recover order span's trace %s", id, tp, sp.SpanContext().TraceID())
+			continue
+		}
+		if !descends(byID, parts[2], sp.SpanContext().SpanID()) {
+			t.Errorf("order %s: order.placed.v1 traceparent %q does not descend from the recover order span %s", id, tp, sp.SpanContext().SpanID())
+		}
+	}
+}
+
+// descends reports whether the span spanID (hex) is ancestor or one of its
+// descendants among spans.
+func descends(spans map[trace.SpanID]sdktrace.ReadOnlySpan, spanID string, ancestor trace.SpanID) bool {
+	id, err := trace.SpanIDFromHex(spanID)
+	for seen := 0; err == nil && seen <= len(spans); seen++ {
+		if id == ancestor {
+			return true
+		}
+		sp, ok := spans[id]
+		if !ok {
+			return false
+		}
+		id = sp.Parent().SpanID()
+	}
+	return false
 }
 
 func TestCancelTwiceRefundsAndRestocksOnce(t *testing.T) {

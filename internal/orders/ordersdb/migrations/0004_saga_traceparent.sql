@@ -1,0 +1,8 @@
+-- The saga keeps the W3C traceparent of the checkout that placed its order
+-- (the span that wrote the order), so recover-orders can link the span of a
+-- resumed order to the checkout's trace: the timeline's trace_id alone names
+-- the trace but no span, and a span link needs both. Sagas written before
+-- this migration, or outside any trace, keep '' (recovery links nothing).
+ALTER TABLE order_sagas
+	ADD COLUMN traceparent text NOT NULL DEFAULT ''
+	CONSTRAINT order_sagas_traceparent_valid CHECK (traceparent ~ '^(00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2})?$');
