@@ -38,6 +38,9 @@ const (
 	CodeMethodNotAllowed Code = "method_not_allowed"
 	// CodePreconditionFailed: an If-Match did not match the current ETag (412).
 	CodePreconditionFailed Code = "precondition_failed"
+	// CodePreconditionRequired: a write that must be conditional (set-stock)
+	// came without If-Match or If-None-Match (428).
+	CodePreconditionRequired Code = "precondition_required"
 	// CodeUnavailable: a database, cache, broker or another function is down;
 	// retrying later may succeed (503).
 	CodeUnavailable Code = "unavailable"

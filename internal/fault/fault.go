@@ -17,25 +17,26 @@ type Kind int
 
 // The kinds. Their HTTP mapping lives in fnhttp.
 const (
-	Internal           Kind = iota // a defect or an unexpected dependency failure
-	Malformed                      // the request could not be parsed (bad JSON, wrong types, unknown fields)
-	Invalid                        // the request parsed but a value is out of range or missing
-	Unauthenticated                // no valid credentials
-	Forbidden                      // authenticated, but not allowed
-	NotFound                       // no such resource, or not visible to this caller
-	Conflict                       // the state of the resource forbids the request
-	PaymentRequired                // the payment was declined
-	TooLarge                       // the request body exceeds the limit
-	RateLimited                    // too many requests
-	Unavailable                    // a dependency is down; retrying later may succeed
-	Timeout                        // a dependency did not answer in time
-	PreconditionFailed             // a conditional request's precondition did not hold
-	MethodNotAllowed               // the route exists but not for this method
+	Internal             Kind = iota // a defect or an unexpected dependency failure
+	Malformed                        // the request could not be parsed (bad JSON, wrong types, unknown fields)
+	Invalid                          // the request parsed but a value is out of range or missing
+	Unauthenticated                  // no valid credentials
+	Forbidden                        // authenticated, but not allowed
+	NotFound                         // no such resource, or not visible to this caller
+	Conflict                         // the state of the resource forbids the request
+	PaymentRequired                  // the payment was declined
+	TooLarge                         // the request body exceeds the limit
+	RateLimited                      // too many requests
+	Unavailable                      // a dependency is down; retrying later may succeed
+	Timeout                          // a dependency did not answer in time
+	PreconditionFailed               // a conditional request's precondition did not hold
+	MethodNotAllowed                 // the route exists but not for this method
+	PreconditionRequired             // the request must be conditional (If-Match) and is not
 )
 
 var kindNames = [...]string{"internal", "malformed", "invalid", "unauthenticated", "forbidden",
 	"not_found", "conflict", "payment_required", "too_large", "rate_limited", "unavailable", "timeout",
-	"precondition_failed", "method_not_allowed"}
+	"precondition_failed", "method_not_allowed", "precondition_required"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -114,8 +115,9 @@ func Is(err error, kind Kind, code Code) bool {
 // configuration an operator fixes without the caller changing anything. It
 // does not hold for the answers that judge the request or decide on the
 // resource (Malformed, Invalid, TooLarge, NotFound, Conflict,
-// PaymentRequired, PreconditionFailed, MethodNotAllowed): the same call gets
-// the same answer. A nil err is not retryable.
+// PaymentRequired, PreconditionFailed, MethodNotAllowed,
+// PreconditionRequired): the same call gets the same answer. A nil err is not
+// retryable.
 func Retryable(err error) bool {
 	if err == nil {
 		return false

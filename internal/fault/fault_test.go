@@ -101,7 +101,7 @@ func TestOnlyFailuresOfTheMomentOrOfConfigurationAreRetryable(t *testing.T) {
 		fault.Internal: true, fault.Unavailable: true, fault.Timeout: true, fault.RateLimited: true,
 		fault.Unauthenticated: true, fault.Forbidden: true,
 	}
-	for k := fault.Internal; k <= fault.MethodNotAllowed; k++ {
+	for k := fault.Internal; k <= fault.PreconditionRequired; k++ {
 		err := fmt.Errorf("call: %w", fault.E(k, "x", "m"))
 		if got := fault.Retryable(err); got != retryable[k] {
 			t.Errorf("Retryable(%v) = %v, want %v", k, got, retryable[k])

@@ -29,20 +29,21 @@ const MaxBody = 64 << 10
 
 // statusOf is THE kind→status table.
 var statusOf = map[fault.Kind]int{
-	fault.Internal:           http.StatusInternalServerError,
-	fault.Malformed:          http.StatusBadRequest,
-	fault.Invalid:            http.StatusUnprocessableEntity,
-	fault.Unauthenticated:    http.StatusUnauthorized,
-	fault.Forbidden:          http.StatusForbidden,
-	fault.NotFound:           http.StatusNotFound,
-	fault.Conflict:           http.StatusConflict,
-	fault.PaymentRequired:    http.StatusPaymentRequired,
-	fault.TooLarge:           http.StatusRequestEntityTooLarge,
-	fault.RateLimited:        http.StatusTooManyRequests,
-	fault.Unavailable:        http.StatusServiceUnavailable,
-	fault.Timeout:            http.StatusGatewayTimeout,
-	fault.PreconditionFailed: http.StatusPreconditionFailed,
-	fault.MethodNotAllowed:   http.StatusMethodNotAllowed,
+	fault.Internal:             http.StatusInternalServerError,
+	fault.Malformed:            http.StatusBadRequest,
+	fault.Invalid:              http.StatusUnprocessableEntity,
+	fault.Unauthenticated:      http.StatusUnauthorized,
+	fault.Forbidden:            http.StatusForbidden,
+	fault.NotFound:             http.StatusNotFound,
+	fault.Conflict:             http.StatusConflict,
+	fault.PaymentRequired:      http.StatusPaymentRequired,
+	fault.TooLarge:             http.StatusRequestEntityTooLarge,
+	fault.RateLimited:          http.StatusTooManyRequests,
+	fault.Unavailable:          http.StatusServiceUnavailable,
+	fault.Timeout:              http.StatusGatewayTimeout,
+	fault.PreconditionFailed:   http.StatusPreconditionFailed,
+	fault.MethodNotAllowed:     http.StatusMethodNotAllowed,
+	fault.PreconditionRequired: http.StatusPreconditionRequired,
 }
 
 // Status is the HTTP status for err's kind; a kind missing from the table is
@@ -76,6 +77,7 @@ var kindOf = map[int]fault.Kind{
 	http.StatusRequestTimeout:        fault.Timeout,
 	http.StatusPreconditionFailed:    fault.PreconditionFailed,
 	http.StatusMethodNotAllowed:      fault.MethodNotAllowed,
+	http.StatusPreconditionRequired:  fault.PreconditionRequired,
 }
 
 // ErrorFrom turns a failed answer of another function — its status (not

@@ -125,7 +125,7 @@ func TestProblemFor(t *testing.T) {
 }
 
 func TestStatusTableCoversEveryKind(t *testing.T) {
-	for k := fault.Internal; k <= fault.MethodNotAllowed; k++ {
+	for k := fault.Internal; k <= fault.PreconditionRequired; k++ {
 		s := fnhttp.Status(fault.E(k, "x", "x"))
 		if s < 400 || s > 599 || (k != fault.Internal && k != fault.Unavailable && k != fault.Timeout && s >= 500) || fault.Kind(k).String() == fmt.Sprintf("kind(%d)", int(k)) {
 			t.Errorf("kind %v → status %d", k, s)
@@ -331,7 +331,7 @@ func TestQueryInt(t *testing.T) {
 // Every problem a function answers maps back to the error it was written
 // from: same kind, same code, same message.
 func TestErrorFromInvertsEveryProblemAnswer(t *testing.T) {
-	for k := fault.Internal + 1; k <= fault.MethodNotAllowed; k++ {
+	for k := fault.Internal + 1; k <= fault.PreconditionRequired; k++ {
 		sent := fault.E(k, "some_code", "what happened")
 		rec := httptest.NewRecorder()
 		fnhttp.WriteProblem(rec, sent)
