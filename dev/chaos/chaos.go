@@ -348,7 +348,8 @@ func (r *run) seed(ctx context.Context) error {
 		if p, err = catalogdb.New(pool).Create(ctx, p); err != nil {
 			return err
 		}
-		code, _, err := r.call(ctx, http.MethodPut, "/api/v1/inventory/"+p.ID.String(), admin, "", map[string]int{"on_hand": r.o.Stock})
+		code, _, err := r.callWith(ctx, http.MethodPut, "/api/v1/inventory/"+p.ID.String(), admin,
+			map[string]string{"If-None-Match": "*"}, map[string]int{"on_hand": r.o.Stock}) // never stocked: a first write
 		if err != nil || code != http.StatusOK {
 			return fmt.Errorf("stock %s: %d %v", p.ID, code, err)
 		}
@@ -358,8 +359,18 @@ func (r *run) seed(ctx context.Context) error {
 	return nil
 }
 
-// call sends one request through the edge.
+// call sends one request through the edge, with an Idempotency-Key unless
+// key is empty.
 func (r *run) call(ctx context.Context, method, path, token, key string, body any) (int, []byte, error) {
+	var header map[string]string
+	if key != "" {
+		header = map[string]string{"Idempotency-Key": key}
+	}
+	return r.callWith(ctx, method, path, token, header, body)
+}
+
+// callWith sends one request through the edge with extra headers.
+func (r *run) callWith(ctx context.Context, method, path, token string, header map[string]string, body any) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -373,8 +384,8 @@ func (r *run) call(ctx context.Context, method, path, token, key string, body an
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	if key != "" {
-		req.Header.Set("Idempotency-Key", key)
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	r.n.Requests.Add(1)
 	res, err := httpClient.Do(req)

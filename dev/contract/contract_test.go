@@ -132,7 +132,7 @@ func TestRecorderCatchesWhatBreaksTheContract(t *testing.T) {
 		"/api/v1/nowhere":              {404, "application/problem+json", `{"type":"about:blank","title":"Not Found","status":404,"code":"not_found"}`},
 		"/api/v1/elsewhere":            {200, "application/json", `{}`},
 		"/api/v1/users/me":             {200, "application/json", `{"id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f","email":"a@b.c","name":"A","role":"customer"}`},
-		"/api/v1/inventory/refused":    {200, "application/json", `{"product_id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f","on_hand":1,"reserved":0,"available":1}`},
+		"/api/v1/inventory/refused":    {200, "application/json", `{"product_id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f","on_hand":1,"reserved":0,"available":1,"version":1}`},
 		"/api/v1/inventory/refused400": {400, "application/problem+json", `{"type":"about:blank","title":"Bad Request","status":400,"code":"invalid_json"}`},
 	}
 	edge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

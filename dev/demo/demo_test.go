@@ -69,7 +69,7 @@ func TestSeedIsIdempotent(t *testing.T) {
 	if pre, err = cat.Create(ctx, pre); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := stock.SetOnHand(ctx, pre.ID, 3); err != nil {
+	if _, err := stock.SetOnHand(ctx, pre.ID, 3, inventory.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 

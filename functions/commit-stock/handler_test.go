@@ -23,7 +23,7 @@ func TestCommitStock(t *testing.T) {
 	store := inventorydb.New(pgtest.Open(t, inventorydb.Migrations()))
 	h := New(store, fntest.Internal(), slog.New(slog.DiscardHandler))
 	product := uuid.Must(uuid.NewV7())
-	if _, err := store.SetOnHand(ctx, product, 2); err != nil {
+	if _, err := store.SetOnHand(ctx, product, 2, inventory.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	reserve := func(order uuid.UUID) {
@@ -57,14 +57,14 @@ func TestCommitStock(t *testing.T) {
 		t.Errorf("unknown order: %d %v", code, out)
 	}
 	// A hold that expired while the stock was sold meanwhile: out_of_stock.
-	if _, err := store.SetOnHand(ctx, product, 2); err != nil {
+	if _, err := store.SetOnHand(ctx, product, 2, inventory.IfExists()); err != nil {
 		t.Fatal(err)
 	}
 	reserve(late)
 	if _, err := store.Expire(ctx, time.Now().Add(time.Minute), 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.SetOnHand(ctx, product, 1); err != nil {
+	if _, err := store.SetOnHand(ctx, product, 1, inventory.IfExists()); err != nil {
 		t.Fatal(err)
 	}
 	if code, out := fntest.Call(t, h, credential, `{"order_id":"`+late.String()+`"}`); code != http.StatusConflict || out["code"] != "out_of_stock" {

@@ -67,7 +67,7 @@ func newShop(t *testing.T, stock int) *shop {
 	s := &shop{pool: pgtest.Open(t, inventorydb.Migrations()), orders: ordersdb.New(pgtest.Open(t, ordersdb.Migrations()))}
 	s.store = inventorydb.New(s.pool)
 	s.product = uuid.Must(uuid.NewV7())
-	if _, err := s.store.SetOnHand(ctx, s.product, stock); err != nil {
+	if _, err := s.store.SetOnHand(ctx, s.product, stock, inventory.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()

@@ -1,6 +1,7 @@
 // Package function is get-stock: GET /api/v1/inventory/{product_id} answers a
-// product's stock level {product_id, on_hand, reserved, available} to anyone.
-// A product that was never stocked (or an id that is not a UUID) is 404.
+// product's stock level {product_id, on_hand, reserved, available, version} to
+// anyone, with the strong ETag of that version: set-stock's If-Match. A product
+// that was never stocked (or an id that is not a UUID) is 404.
 package function
 
 import (
@@ -46,6 +47,7 @@ func New(stock Stock, log *slog.Logger) http.Handler {
 			return err
 		}
 		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("ETag", st.ETag())
 		return fnhttp.JSON(w, http.StatusOK, inventory.ViewOf(st))
 	}))
 	return fnhttp.Routes(mux)

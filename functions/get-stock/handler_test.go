@@ -21,7 +21,7 @@ func TestGetStock(t *testing.T) {
 	store := inventorydb.New(pgtest.Open(t, inventorydb.Migrations()))
 	h := New(store, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	stocked := uuid.Must(uuid.NewV7())
-	if _, err := store.SetOnHand(context.Background(), stocked, 25); err != nil {
+	if _, err := store.SetOnHand(context.Background(), stocked, 25, inventory.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -34,7 +34,7 @@ func TestGetStock(t *testing.T) {
 		want       *inventory.View
 	}{
 		{"stocked", http.MethodGet, "/api/v1/inventory/" + stocked.String(), 200, "",
-			&inventory.View{ProductID: stocked, OnHand: 25, Reserved: 0, Available: 25}},
+			&inventory.View{ProductID: stocked, OnHand: 25, Reserved: 0, Available: 25, Version: 1}},
 		{"never stocked", http.MethodGet, "/api/v1/inventory/" + uuid.Must(uuid.NewV7()).String(), 404, "not_found", nil},
 		{"not a uuid", http.MethodGet, "/api/v1/inventory/abc", 404, "not_found", nil},
 		{"wrong method", http.MethodPost, "/api/v1/inventory/" + stocked.String(), 405, "method_not_allowed", nil},
@@ -60,6 +60,10 @@ func TestGetStock(t *testing.T) {
 				}
 				if diff := cmp.Diff(*tt.want, got); diff != "" {
 					t.Fatalf("body (-want +got):\n%s", diff)
+				}
+				// The ETag is set-stock's If-Match: strong, of the version in the body.
+				if tag, want := rec.Header().Get("ETag"), `"`+got.ProductID.String()+`-1"`; tag != want {
+					t.Errorf("ETag %q, want %q", tag, want)
 				}
 			}
 		})

@@ -48,7 +48,7 @@ func TestStockChangedOncePerEvent(t *testing.T) {
 	env.External = ext
 	h := New(env.Deps, fntest.Internal())
 	p := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
-	body := fntest.Envelope(t, inventory.Source, events.StockChanged, "", inventory.Changed{View: inventory.View{ProductID: p.ID, OnHand: 5, Available: 5}, Version: 2})
+	body := fntest.Envelope(t, inventory.Source, events.StockChanged, "", inventory.View{ProductID: p.ID, OnHand: 5, Available: 5, Version: 2})
 	if resp := deliver(t, h, body, 200); resp.Duplicate || !resp.Indexed {
 		t.Fatalf("first: %+v", resp)
 	}
@@ -60,7 +60,7 @@ func TestStockChangedOncePerEvent(t *testing.T) {
 	}
 	// A later event says sold out; then the first one is redelivered: the
 	// duplicate must not flip the product back.
-	deliver(t, h, fntest.Envelope(t, inventory.Source, events.StockChanged, "", inventory.Changed{View: inventory.View{ProductID: p.ID, OnHand: 0}, Version: 4}), 200)
+	deliver(t, h, fntest.Envelope(t, inventory.Source, events.StockChanged, "", inventory.View{ProductID: p.ID, OnHand: 0, Version: 4}), 200)
 	if resp := deliver(t, h, body, 200); !resp.Duplicate {
 		t.Errorf("redelivery not recognised: %+v", resp)
 	}
@@ -70,13 +70,13 @@ func TestStockChangedOncePerEvent(t *testing.T) {
 	}
 	// An older event (version 3) that was never delivered before arrives
 	// late: it is claimed but must not flip the product back in stock.
-	if resp := deliver(t, h, fntest.Envelope(t, inventory.Source, events.StockChanged, "", inventory.Changed{View: inventory.View{ProductID: p.ID, OnHand: 2, Available: 2}, Version: 3}), 200); resp.Duplicate {
+	if resp := deliver(t, h, fntest.Envelope(t, inventory.Source, events.StockChanged, "", inventory.View{ProductID: p.ID, OnHand: 2, Available: 2, Version: 3}), 200); resp.Duplicate {
 		t.Errorf("late event taken for a duplicate: %+v", resp)
 	}
 	if cur, _ := env.Store.Current(context.Background(), p.ID); cur.InStock {
 		t.Error("a late, older stock event put the product back in stock")
 	}
-	if resp := deliver(t, h, fntest.Envelope(t, inventory.Source, events.StockChanged, "", inventory.Changed{View: inventory.View{ProductID: uuid.New(), Available: 1}, Version: 1}), 200); resp.Skipped != "unknown_product" {
+	if resp := deliver(t, h, fntest.Envelope(t, inventory.Source, events.StockChanged, "", inventory.View{ProductID: uuid.New(), Available: 1, Version: 1}), 200); resp.Skipped != "unknown_product" {
 		t.Errorf("unknown product: %+v", resp)
 	}
 }
@@ -116,7 +116,7 @@ func TestRefusals(t *testing.T) {
 	env := envtest.New(t, envtest.Options{})
 	h := New(env.Deps, fntest.Internal())
 	p := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
-	good := fntest.Envelope(t, inventory.Source, events.StockChanged, "", inventory.Changed{View: inventory.View{ProductID: p.ID, Available: 1}, Version: 1})
+	good := fntest.Envelope(t, inventory.Source, events.StockChanged, "", inventory.View{ProductID: p.ID, Available: 1, Version: 1})
 	tests := []struct {
 		name   string
 		body   string

@@ -22,7 +22,7 @@ func TestReleaseStock(t *testing.T) {
 	store := inventorydb.New(pgtest.Open(t, inventorydb.Migrations()))
 	h := New(store, fntest.Internal(), slog.New(slog.DiscardHandler))
 	product, order := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
-	if _, err := store.SetOnHand(ctx, product, 5); err != nil {
+	if _, err := store.SetOnHand(ctx, product, 5, inventory.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	req, err := inventory.NewHoldRequest(order, []inventory.Line{{ProductID: product, Quantity: 4}}, 0)

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/fntest"
+	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
@@ -21,7 +22,7 @@ func setup(t *testing.T) (http.Handler, *inventorydb.Store, uuid.UUID) {
 	t.Helper()
 	store := inventorydb.New(pgtest.Open(t, inventorydb.Migrations()))
 	product := uuid.Must(uuid.NewV7())
-	if _, err := store.SetOnHand(context.Background(), product, 3); err != nil {
+	if _, err := store.SetOnHand(context.Background(), product, 3, inventory.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	return New(store, fntest.Internal(), slog.New(slog.DiscardHandler)), store, product

@@ -1,5 +1,10 @@
 // Package function is set-stock: PUT /api/v1/inventory/{product_id} {on_hand}
-// sets a product's on-hand level (admin only) and answers the new stock level.
+// sets a product's on-hand level (admin only) and answers the new stock level
+// with its ETag. The write is conditional and must say so: If-Match with the
+// ETag get-stock answered (412 precondition_failed, nothing written, when the
+// level changed since: reservations, the sweep's sales and restocks move it
+// too), If-Match: * to overwrite whatever it is, or If-None-Match: * to stock
+// a product for the first time; neither is 428 precondition_required.
 // The product must exist in the catalog (asked through the gateway); the level
 // must be an integer from 0 to inventory.MaxOnHand (else 422, or 400 for a
 // non-number) and may not go below the units reserved by orders in progress
@@ -12,6 +17,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -40,9 +46,10 @@ type Catalog interface {
 	GetProduct(ctx context.Context, id uuid.UUID) (catalogclient.Product, error)
 }
 
-// Stock sets stock levels (inventorydb.Store).
+// Stock sets stock levels (inventorydb.Store), only when the precondition
+// holds on the row as it is when written.
 type Stock interface {
-	SetOnHand(ctx context.Context, productID uuid.UUID, onHand int) (inventory.Stock, error)
+	SetOnHand(ctx context.Context, productID uuid.UUID, onHand int, pre inventory.Precondition) (inventory.Stock, error)
 }
 
 // request is the body; on_hand is kept raw so that a fraction is told apart
@@ -70,17 +77,28 @@ func New(catalog Catalog, stock Stock, tokens *auth.Verifier, log *slog.Logger) 
 		if err != nil {
 			return err
 		}
+		pre, err := inventory.ParsePrecondition(header(r, "If-Match"), header(r, "If-None-Match"))
+		if err != nil {
+			return err
+		}
 		if _, err := catalog.GetProduct(r.Context(), id); err != nil {
 			if fault.Is(err, fault.NotFound, "") {
 				return fault.Wrap(err, fault.NotFound, fault.CodeNotFound, "product not found")
 			}
 			return err
 		}
-		st, err := stock.SetOnHand(r.Context(), id, onHand)
+		st, err := stock.SetOnHand(r.Context(), id, onHand, pre)
 		if err != nil {
 			return err
 		}
+		w.Header().Set("ETag", st.ETag())
 		return fnhttp.JSON(w, http.StatusOK, inventory.ViewOf(st))
 	}))
 	return fnhttp.Routes(mux)
+}
+
+// header is every line of the named header joined as one list, as HTTP
+// reads a list-valued field sent on several lines.
+func header(r *http.Request, name string) string {
+	return strings.Join(r.Header.Values(name), ",")
 }

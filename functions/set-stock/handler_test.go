@@ -3,6 +3,7 @@ package function
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -29,7 +30,7 @@ func TestSetStock(t *testing.T) {
 	h := New(catalog.Client(t), store, tokens, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	product := catalog.Add("MUG-1", 1299, "USD")
 	reservedProduct := catalog.Add("MUG-2", 1299, "USD")
-	if _, err := store.SetOnHand(context.Background(), reservedProduct.ID, 10); err != nil {
+	if _, err := store.SetOnHand(context.Background(), reservedProduct.ID, 10, inventory.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pool.Exec(context.Background(), `UPDATE stock SET reserved = 4 WHERE product_id = $1`, reservedProduct.ID); err != nil {
@@ -41,37 +42,46 @@ func TestSetStock(t *testing.T) {
 	admin := fntest.Bearer(t, tokens, uuid.Must(uuid.NewV7()), auth.RoleAdmin)
 	customer := fntest.Bearer(t, tokens, uuid.Must(uuid.NewV7()), auth.RoleCustomer)
 	path := func(id uuid.UUID) string { return "/api/v1/inventory/" + id.String() }
+	anyRow := map[string]string{"If-Match": "*"}
+	newRow := map[string]string{"If-None-Match": "*"}
 	tests := []struct {
 		name       string
 		auth       string
 		path       string
+		header     map[string]string
 		body       string
 		wantStatus int
 		wantCode   string
 		want       *inventory.View
 	}{
-		{"no token", "", path(product.ID), `{"on_hand":5}`, 401, "unauthenticated", nil},
-		{"forged token", "Bearer x.y.z", path(product.ID), `{"on_hand":5}`, 401, "unauthenticated", nil},
-		{"customer", customer, path(product.ID), `{"on_hand":5}`, 403, "forbidden", nil},
-		{"negative", admin, path(product.ID), `{"on_hand":-1}`, 422, "invalid_request", nil},
-		{"absurd", admin, path(product.ID), `{"on_hand":1000001}`, 422, "invalid_request", nil},
-		{"huge", admin, path(product.ID), `{"on_hand":99999999999999999999999}`, 422, "invalid_request", nil},
-		{"fraction", admin, path(product.ID), `{"on_hand":2.5}`, 422, "invalid_request", nil},
-		{"exponent", admin, path(product.ID), `{"on_hand":1e3}`, 422, "invalid_request", nil},
-		{"missing", admin, path(product.ID), `{}`, 422, "invalid_request", nil},
-		{"string", admin, path(product.ID), `{"on_hand":"5"}`, 400, "invalid_json", nil},
-		{"unknown field", admin, path(product.ID), `{"on_hand":5,"reserved":0}`, 400, "invalid_json", nil},
-		{"not json", admin, path(product.ID), `on_hand=5`, 400, "invalid_json", nil},
-		{"unknown product", admin, path(uuid.Must(uuid.NewV7())), `{"on_hand":5}`, 404, "not_found", nil},
-		{"archived product", admin, path(archived.ID), `{"on_hand":5}`, 404, "not_found", nil},
-		{"bad id", admin, "/api/v1/inventory/nope", `{"on_hand":5}`, 404, "not_found", nil},
-		{"below reserved", admin, path(reservedProduct.ID), `{"on_hand":3}`, 409, "below_reserved", nil},
-		{"at reserved", admin, path(reservedProduct.ID), `{"on_hand":4}`, 200, "",
-			&inventory.View{ProductID: reservedProduct.ID, OnHand: 4, Reserved: 4, Available: 0}},
-		{"ok", admin, path(product.ID), `{"on_hand":1000000}`, 200, "",
-			&inventory.View{ProductID: product.ID, OnHand: 1000000, Reserved: 0, Available: 1000000}},
-		{"zero", admin, path(product.ID), `{"on_hand":0}`, 200, "",
-			&inventory.View{ProductID: product.ID, OnHand: 0, Reserved: 0, Available: 0}},
+		// The request is judged before its precondition: these send none.
+		{"no token", "", path(product.ID), nil, `{"on_hand":5}`, 401, "unauthenticated", nil},
+		{"forged token", "Bearer x.y.z", path(product.ID), nil, `{"on_hand":5}`, 401, "unauthenticated", nil},
+		{"customer", customer, path(product.ID), nil, `{"on_hand":5}`, 403, "forbidden", nil},
+		{"negative", admin, path(product.ID), nil, `{"on_hand":-1}`, 422, "invalid_request", nil},
+		{"absurd", admin, path(product.ID), nil, `{"on_hand":1000001}`, 422, "invalid_request", nil},
+		{"huge", admin, path(product.ID), nil, `{"on_hand":99999999999999999999999}`, 422, "invalid_request", nil},
+		{"fraction", admin, path(product.ID), nil, `{"on_hand":2.5}`, 422, "invalid_request", nil},
+		{"exponent", admin, path(product.ID), nil, `{"on_hand":1e3}`, 422, "invalid_request", nil},
+		{"missing", admin, path(product.ID), nil, `{}`, 422, "invalid_request", nil},
+		{"string", admin, path(product.ID), nil, `{"on_hand":"5"}`, 400, "invalid_json", nil},
+		{"unknown field", admin, path(product.ID), nil, `{"on_hand":5,"reserved":0}`, 400, "invalid_json", nil},
+		{"not json", admin, path(product.ID), nil, `on_hand=5`, 400, "invalid_json", nil},
+		{"bad id", admin, "/api/v1/inventory/nope", nil, `{"on_hand":5}`, 404, "not_found", nil},
+		{"no precondition", admin, path(product.ID), nil, `{"on_hand":5}`, 428, "precondition_required", nil},
+		{"empty If-Match", admin, path(product.ID), map[string]string{"If-Match": " "}, `{"on_hand":5}`, 428, "precondition_required", nil},
+		{"If-None-Match with a tag", admin, path(product.ID), map[string]string{"If-None-Match": `"x"`}, `{"on_hand":5}`, 422, "invalid_request", nil},
+		{"unknown product", admin, path(uuid.Must(uuid.NewV7())), newRow, `{"on_hand":5}`, 404, "not_found", nil},
+		{"archived product", admin, path(archived.ID), newRow, `{"on_hand":5}`, 404, "not_found", nil},
+		{"If-Match: * never stocked", admin, path(product.ID), anyRow, `{"on_hand":5}`, 412, "precondition_failed", nil},
+		{"If-None-Match: * stocked", admin, path(reservedProduct.ID), newRow, `{"on_hand":5}`, 412, "precondition_failed", nil},
+		{"below reserved", admin, path(reservedProduct.ID), anyRow, `{"on_hand":3}`, 409, "below_reserved", nil},
+		{"at reserved", admin, path(reservedProduct.ID), anyRow, `{"on_hand":4}`, 200, "",
+			&inventory.View{ProductID: reservedProduct.ID, OnHand: 4, Reserved: 4, Available: 0, Version: 3}},
+		{"first stocking", admin, path(product.ID), newRow, `{"on_hand":1000000}`, 200, "",
+			&inventory.View{ProductID: product.ID, OnHand: 1000000, Reserved: 0, Available: 1000000, Version: 1}},
+		{"zero", admin, path(product.ID), map[string]string{"If-Match": `"` + product.ID.String() + `-1"`}, `{"on_hand":0}`, 200, "",
+			&inventory.View{ProductID: product.ID, OnHand: 0, Reserved: 0, Available: 0, Version: 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,6 +89,9 @@ func TestSetStock(t *testing.T) {
 			req.Header.Set("Content-Type", "application/json")
 			if tt.auth != "" {
 				req.Header.Set("Authorization", tt.auth)
+			}
+			for k, v := range tt.header {
+				req.Header.Set(k, v)
 			}
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
@@ -98,6 +111,9 @@ func TestSetStock(t *testing.T) {
 				}
 				if diff := cmp.Diff(*tt.want, got); diff != "" {
 					t.Fatalf("body (-want +got):\n%s", diff)
+				}
+				if tag, want := rec.Header().Get("ETag"), (inventory.Stock{ProductID: got.ProductID, Version: got.Version}).ETag(); tag != want {
+					t.Errorf("ETag %q, want %q", tag, want)
 				}
 			}
 		})
@@ -122,6 +138,7 @@ func TestSetStockCatalogDown(t *testing.T) {
 	catalog.SetDown(true)
 	req := httptest.NewRequest(http.MethodPut, "/api/v1/inventory/"+p.ID.String(), strings.NewReader(`{"on_hand":5}`))
 	req.Header.Set("Authorization", fntest.Bearer(t, tokens, uuid.Must(uuid.NewV7()), auth.RoleAdmin))
+	req.Header.Set("If-None-Match", "*")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusServiceUnavailable {
@@ -129,5 +146,77 @@ func TestSetStockCatalogDown(t *testing.T) {
 	}
 	if _, err := store.Get(context.Background(), p.ID); err == nil {
 		t.Fatal("stock was written although the catalog could not confirm the product")
+	}
+}
+
+// An administrator reads the level, the level moves (here a reservation),
+// and the write decided on the old one is refused with 412, naming the
+// version to read again; nothing is written. Read again, it goes through, and
+// its answer's ETag is the next write's If-Match.
+func TestSetStockOnAStaleETagIsRefused(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, inventorydb.Migrations())
+	store := inventorydb.New(pool)
+	catalog := catalogtest.New(t)
+	tokens := fntest.Tokens(t, 0)
+	h := New(catalog.Client(t), store, tokens, slog.New(slog.DiscardHandler))
+	p := catalog.Add("MUG-3", 1299, "USD")
+	if _, err := store.Init(ctx, p.ID, 10); err != nil {
+		t.Fatal(err)
+	}
+	admin := fntest.Bearer(t, tokens, uuid.Must(uuid.NewV7()), auth.RoleAdmin)
+	put := func(ifMatch string, onHand int) *httptest.ResponseRecorder {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodPut, "/api/v1/inventory/"+p.ID.String(), strings.NewReader(fmt.Sprintf(`{"on_hand":%d}`, onHand)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", admin)
+		req.Header.Set("If-Match", ifMatch)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	read, err := store.Get(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := inventory.NewHoldRequest(uuid.Must(uuid.NewV7()), []inventory.Line{{ProductID: p.ID, Quantity: 3}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Reserve(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	moved, err := store.Get(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rec := put(read.ETag(), 15)
+	var problem struct{ Code, Detail string }
+	if rec.Code != http.StatusPreconditionFailed || json.Unmarshal(rec.Body.Bytes(), &problem) != nil ||
+		problem.Code != "precondition_failed" || !strings.Contains(problem.Detail, moved.ETag()) {
+		t.Fatalf("PUT on the ETag read before the reservation: %d %s; want a 412 precondition_failed naming %s", rec.Code, rec.Body, moved.ETag())
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("412 Content-Type %q", ct)
+	}
+	if now, err := store.Get(ctx, p.ID); err != nil || now.OnHand != 10 || now.Version != moved.Version {
+		t.Fatalf("stock after the refused write: %+v, %v; want it untouched", now, err)
+	}
+
+	rec = put(`"other", `+moved.ETag(), 15)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("PUT on the current ETag (in a list): %d %s", rec.Code, rec.Body)
+	}
+	var v inventory.View
+	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil || v.OnHand != 15 || v.Reserved != 3 || v.Version <= moved.Version {
+		t.Fatalf("answer %s, %v", rec.Body, err)
+	}
+	next := rec.Header().Get("ETag")
+	if rec = put(moved.ETag(), 16); rec.Code != http.StatusPreconditionFailed {
+		t.Fatalf("PUT again on the ETag just used: %d %s, want 412", rec.Code, rec.Body)
+	}
+	if rec = put(next, 16); rec.Code != http.StatusOK {
+		t.Fatalf("PUT on the ETag the last write answered: %d %s", rec.Code, rec.Body)
 	}
 }

@@ -98,27 +98,19 @@ func parseInt(raw json.RawMessage, field string) (int64, error) {
 	return n, nil
 }
 
-// View is the public JSON shape of a stock level, also the data of the
-// stock.changed.v1 event.
+// View is the public JSON shape of a stock level (get-stock's and set-stock's
+// answer), also the data of the stock.changed.v1 event. Version is the row's
+// version, the one the ETag carries: it orders the events of one product (a
+// larger version is newer), so a consumer can ignore one that arrives late.
 type View struct {
 	ProductID uuid.UUID `json:"product_id"`
 	OnHand    int       `json:"on_hand"`
 	Reserved  int       `json:"reserved"`
 	Available int       `json:"available"`
+	Version   int64     `json:"version"`
 }
 
-// Changed is the data of stock.changed.v1: the view plus the row's version,
-// which orders the events of one product (a larger version is newer), so a
-// consumer can ignore one that arrives late.
-type Changed struct {
-	View
-	Version int64 `json:"version"`
-}
-
-// ChangedOf returns the stock.changed.v1 data for s.
-func ChangedOf(s Stock) Changed { return Changed{View: ViewOf(s), Version: s.Version} }
-
-// ViewOf returns the public shape of s.
+// ViewOf returns the public shape of s, also the stock.changed.v1 data.
 func ViewOf(s Stock) View {
-	return View{ProductID: s.ProductID, OnHand: s.OnHand, Reserved: s.Reserved, Available: s.Available()}
+	return View{ProductID: s.ProductID, OnHand: s.OnHand, Reserved: s.Reserved, Available: s.Available(), Version: s.Version}
 }

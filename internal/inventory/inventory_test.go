@@ -105,3 +105,58 @@ func TestHoldTTLOutOfRangeIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// set-stock's headers: neither is 428; If-Match is * or a list of tags;
+// If-None-Match may only be *. What each parsed precondition lets through is
+// decided on the row (exists, at which version).
+func TestParsePrecondition(t *testing.T) {
+	id := uuid.MustParse("01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f")
+	row := inventory.Stock{ProductID: id, OnHand: 5, Version: 7}
+	if got := row.ETag(); got != `"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f-7"` {
+		t.Fatalf("ETag %s", got)
+	}
+	const pf, ok = fault.PreconditionFailed, fault.Kind(-1)
+	cases := []struct {
+		ifMatch, ifNoneMatch string
+		parse                fault.Kind // ok when it parses
+		onRow, onNone        fault.Kind // Check on the row, on no row
+	}{
+		{"", "", fault.PreconditionRequired, ok, ok},
+		{"  ", " ", fault.PreconditionRequired, ok, ok},
+		{row.ETag(), "", ok, ok, pf},
+		{` "a" , ` + row.ETag() + `,`, "", ok, ok, pf},
+		{`"` + id.String() + `-6"`, "", ok, pf, pf},
+		{"W/" + row.ETag(), "", ok, pf, pf},
+		{",,,,", "", ok, pf, pf},
+		{"*", "", ok, ok, pf},
+		{"", "*", ok, pf, ok},
+		{row.ETag(), "*", ok, pf, pf},
+		{"", `"x"`, fault.Invalid, ok, ok},
+		{"", "W/*", fault.Invalid, ok, ok},
+	}
+	kind := func(err error) fault.Kind {
+		if err == nil {
+			return ok
+		}
+		return fault.KindOf(err)
+	}
+	for _, c := range cases {
+		p, err := inventory.ParsePrecondition(c.ifMatch, c.ifNoneMatch)
+		if kind(err) != c.parse {
+			t.Errorf("If-Match %q, If-None-Match %q: %v, want kind %v", c.ifMatch, c.ifNoneMatch, err, c.parse)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if got := kind(p.Check(row, true)); got != c.onRow {
+			t.Errorf("If-Match %q, If-None-Match %q on the row: %v, want %v", c.ifMatch, c.ifNoneMatch, got, c.onRow)
+		}
+		if got := kind(p.Check(inventory.Stock{}, false)); got != c.onNone {
+			t.Errorf("If-Match %q, If-None-Match %q on no row: %v, want %v", c.ifMatch, c.ifNoneMatch, got, c.onNone)
+		}
+	}
+	if err := (inventory.Precondition{}).Check(row, true); !fault.Is(err, fault.PreconditionRequired, fault.CodePreconditionRequired) {
+		t.Errorf("the zero precondition: %v, want precondition_required", err)
+	}
+}

@@ -874,26 +874,44 @@ func (s *bench) settleHolds(ctx context.Context, rt *runtimetest.Runtime) {
 	s.b.Fatal("expire-reservations still settling holds after 100 runs")
 }
 
-// setStockAt sets a product's on-hand level through rt's edge as an admin.
+// setStockAt sets a product's on-hand level through rt's edge as an admin,
+// as a careful client does: it reads the level and writes on its ETag
+// (If-None-Match: * when the product was never stocked).
 func (s *bench) setStockAt(ctx context.Context, rt *runtimetest.Runtime, p uuid.UUID, onHand int) {
 	admin, err := s.tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleAdmin)
 	if err != nil {
 		s.b.Fatal(err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, rt.EdgeURL+"/api/v1/inventory/"+p.String(),
-		strings.NewReader(fmt.Sprintf(`{"on_hand":%d}`, onHand)))
+	url := rt.EdgeURL + "/api/v1/inventory/" + p.String()
+	do := func(req *http.Request) (*http.Response, []byte) {
+		res, err := s.client.Do(req)
+		if err != nil {
+			s.b.Fatal(err)
+		}
+		raw, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return res, raw
+	}
+	get, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		s.b.Fatal(err)
+	}
+	res, raw := do(get)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, strings.NewReader(fmt.Sprintf(`{"on_hand":%d}`, onHand)))
+	if err != nil {
+		s.b.Fatal(err)
+	}
+	switch res.StatusCode {
+	case http.StatusOK:
+		req.Header.Set("If-Match", res.Header.Get("ETag"))
+	case http.StatusNotFound:
+		req.Header.Set("If-None-Match", "*")
+	default:
+		s.b.Fatalf("get stock of %s: %d %s", p, res.StatusCode, raw)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+admin)
-	res, err := s.client.Do(req)
-	if err != nil {
-		s.b.Fatal(err)
-	}
-	raw, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
+	if res, raw = do(req); res.StatusCode != http.StatusOK {
 		s.b.Fatalf("set stock of %s: %d %s", p, res.StatusCode, raw)
 	}
 }

@@ -119,7 +119,8 @@ func TestBundledStackThroughTheEdge(t *testing.T) {
 		"price": map[string]any{"amount": 1299, "currency": "USD"}}, &product); code != http.StatusCreated {
 		t.Fatalf("create product: %d", code)
 	}
-	if code := call(t, http.MethodPut, edge+"/inventory/"+product.ID.String(), admin, map[string]int{"on_hand": 5}, nil); code != http.StatusOK {
+	if code, _ := callWith(t, http.MethodPut, edge+"/inventory/"+product.ID.String(), admin, map[string]string{"If-None-Match": "*"},
+		map[string]int{"on_hand": 5}, nil); code != http.StatusOK {
 		t.Fatalf("set stock: %d", code)
 	}
 

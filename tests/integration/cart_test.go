@@ -32,27 +32,40 @@ import (
 // it (tryCall is for others).
 func call(t *testing.T, method, url, token string, body any, out any) int {
 	t.Helper()
-	code, err := tryCall(method, url, token, body, out)
+	code, _ := callWith(t, method, url, token, nil, body, out)
+	return code
+}
+
+// callWith is call with extra request headers (If-Match, …), answering the
+// response's headers too.
+func callWith(t *testing.T, method, url, token string, header map[string]string, body any, out any) (int, http.Header) {
+	t.Helper()
+	code, h, err := tryCallWith(method, url, token, header, body, out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return code
+	return code, h
 }
 
 // tryCall is call returning its error instead of failing the test, for
 // goroutines other than the test's.
 func tryCall(method, url, token string, body any, out any) (int, error) {
+	code, _, err := tryCallWith(method, url, token, nil, body, out)
+	return code, err
+}
+
+func tryCallWith(method, url, token string, header map[string]string, body any, out any) (int, http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -60,18 +73,21 @@ func tryCall(method, url, token string, body any, out any) (int, error) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("%s %s: %w", method, url, err)
+		return 0, nil, fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
 	if out != nil && res.StatusCode < 300 {
 		if err := json.Unmarshal(raw, out); err != nil {
-			return 0, fmt.Errorf("%s %s: decode %s: %w", method, url, raw, err)
+			return 0, nil, fmt.Errorf("%s %s: decode %s: %w", method, url, raw, err)
 		}
 	}
-	return res.StatusCode, nil
+	return res.StatusCode, res.Header, nil
 }
 
 // TestInventoryAndCartThroughTheEdge drives stock administration and the
@@ -135,22 +151,45 @@ func TestInventoryAndCartThroughTheEdge(t *testing.T) {
 	bob, _ := tokens.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
 	edge := rt.EdgeURL + "/api/v1"
 
-	// Stock administration.
+	// Stock administration: a conditional write, on the ETag of a read.
 	if got := call(t, http.MethodGet, edge+"/inventory/"+mug.ID.String(), "", nil, nil); got != 404 {
 		t.Fatalf("get-stock before stocking: %d, want 404", got)
 	}
-	if got := call(t, http.MethodPut, edge+"/inventory/"+mug.ID.String(), alice, map[string]any{"on_hand": 5}, nil); got != 403 {
+	firstStock := map[string]string{"If-None-Match": "*"}
+	if got, _ := callWith(t, http.MethodPut, edge+"/inventory/"+mug.ID.String(), alice, firstStock, map[string]any{"on_hand": 5}, nil); got != 403 {
 		t.Fatalf("set-stock as customer: %d, want 403", got)
 	}
-	if got := call(t, http.MethodPut, edge+"/inventory/"+uuid.Must(uuid.NewV7()).String(), admin, map[string]any{"on_hand": 5}, nil); got != 404 {
+	if got, _ := callWith(t, http.MethodPut, edge+"/inventory/"+uuid.Must(uuid.NewV7()).String(), admin, firstStock, map[string]any{"on_hand": 5}, nil); got != 404 {
 		t.Fatalf("set-stock of unknown product: %d, want 404", got)
 	}
-	var st inventory.View
-	if got := call(t, http.MethodPut, edge+"/inventory/"+mug.ID.String(), admin, map[string]any{"on_hand": 30}, &st); got != 200 || st.Available != 30 {
-		t.Fatalf("set-stock: %d %+v", got, st)
+	if got := call(t, http.MethodPut, edge+"/inventory/"+mug.ID.String(), admin, map[string]any{"on_hand": 30}, nil); got != 428 {
+		t.Fatalf("set-stock without If-Match or If-None-Match: %d, want 428", got)
 	}
-	if got := call(t, http.MethodGet, edge+"/inventory/"+mug.ID.String(), "", nil, &st); got != 200 || st.OnHand != 30 {
-		t.Fatalf("get-stock: %d %+v", got, st)
+	var st inventory.View
+	got, h := callWith(t, http.MethodPut, edge+"/inventory/"+mug.ID.String(), admin, firstStock, map[string]any{"on_hand": 30}, &st)
+	if got != 200 || st.Available != 30 || st.Version != 1 || h.Get("ETag") == "" {
+		t.Fatalf("set-stock (first stocking): %d %+v ETag %q", got, st, h.Get("ETag"))
+	}
+	if got, _ := callWith(t, http.MethodPut, edge+"/inventory/"+mug.ID.String(), admin, firstStock, map[string]any{"on_hand": 31}, nil); got != 412 {
+		t.Fatalf("set-stock If-None-Match: * again: %d, want 412", got)
+	}
+	got, h = callWith(t, http.MethodGet, edge+"/inventory/"+mug.ID.String(), "", nil, nil, &st)
+	read := h.Get("ETag")
+	if got != 200 || st.OnHand != 30 || read == "" {
+		t.Fatalf("get-stock: %d %+v ETag %q", got, st, read)
+	}
+	// The level moves between the read and the write (here another write;
+	// in production a reservation, the sweep's sale, a restock): the write
+	// decided on the read is refused and changes nothing.
+	if got, _ = callWith(t, http.MethodPut, edge+"/inventory/"+mug.ID.String(), admin, map[string]string{"If-Match": read}, map[string]any{"on_hand": 25}, &st); got != 200 || st.OnHand != 25 {
+		t.Fatalf("set-stock on the ETag read: %d %+v", got, st)
+	}
+	if got, _ := callWith(t, http.MethodPut, edge+"/inventory/"+mug.ID.String(), admin, map[string]string{"If-Match": read}, map[string]any{"on_hand": 35}, nil); got != 412 {
+		t.Fatalf("set-stock on a stale ETag: %d, want 412", got)
+	}
+	got, h = callWith(t, http.MethodGet, edge+"/inventory/"+mug.ID.String(), "", nil, nil, &st)
+	if got != 200 || st.OnHand != 25 || h.Get("ETag") == read {
+		t.Fatalf("get-stock after the refused write: %d %+v ETag %q (read before: %q)", got, st, h.Get("ETag"), read)
 	}
 
 	// The cart.

@@ -42,8 +42,8 @@ func (s *shop) token(t *testing.T, role string) string {
 	return s.Token(t, role)
 }
 
-// product creates a product straight in the catalog database and sets its
-// stock through the edge (set-stock must be running).
+// product creates a product straight in the catalog database and stocks it
+// for the first time through the edge (set-stock must be running).
 func (s *shop) product(t *testing.T, sku string, price int64, onHand int) catalog.Product {
 	t.Helper()
 	p, err := catalog.NewProduct(catalog.Draft{SKU: sku, Name: "Item " + sku, Category: "test",
@@ -55,8 +55,8 @@ func (s *shop) product(t *testing.T, sku string, price int64, onHand int) catalo
 	if p, err = catalogdb.New(pool).Create(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	if code := call(t, http.MethodPut, s.EdgeURL+"/api/v1/inventory/"+p.ID.String(), s.token(t, auth.RoleAdmin),
-		map[string]int{"on_hand": onHand}, nil); code != http.StatusOK {
+	if code, _ := callWith(t, http.MethodPut, s.EdgeURL+"/api/v1/inventory/"+p.ID.String(), s.token(t, auth.RoleAdmin),
+		map[string]string{"If-None-Match": "*"}, map[string]int{"on_hand": onHand}, nil); code != http.StatusOK {
 		t.Fatalf("set stock of %s: %d", sku, code)
 	}
 	return p

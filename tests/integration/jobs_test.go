@@ -18,7 +18,9 @@ import (
 // knows; expire-reservations invoked through the gateway, as the scheduler
 // does, gives back a hold whose order does not exist once past its expiry,
 // leaves the confirmed orders' fresh holds alone (SETTLE_AFTER), and sells
-// them when told to settle at once.
+// them when told to settle at once; an administrator's set-stock on the ETag
+// read before that sale is refused (412), so the units sold are not put back
+// on hand to be sold twice.
 func TestOrderListAndReservationExpiry(t *testing.T) {
 	s := startShop(t, []string{"get-product", "get-stock", "set-stock", "reserve-stock", "commit-stock", "release-stock",
 		"expire-reservations", "order-statuses", "charge-payment", "refund-payment", "create-order", "list-orders"}, nil, nil)
@@ -117,14 +119,26 @@ func TestOrderListAndReservationExpiry(t *testing.T) {
 	if code != http.StatusOK || out["expired"] != float64(1) || out["settled"] != float64(0) || out["released"] != float64(0) {
 		t.Fatalf("expire-reservations: %d %v, want 1 expired, nothing else (the orders' holds are younger than SETTLE_AFTER)", code, out)
 	}
-	if call(t, http.MethodGet, stockURL, "", nil, &stock); stock.OnHand != 10 || stock.Reserved != 3 || stock.Available != 7 {
+	// An administrator reads the level now (10 on hand, 3 reserved), and
+	// will write "10 + 5 received" after the sweep has sold the 3.
+	_, h := callWith(t, http.MethodGet, stockURL, "", nil, nil, &stock)
+	if stock.OnHand != 10 || stock.Reserved != 3 || stock.Available != 7 {
 		t.Errorf("after expiry: %+v, want 10 on hand, 3 reserved and 7 available", stock)
 	}
+	read := h.Get("ETag")
 	code, out = internalCall(t, s.GatewayURL, "expire-reservations?settle_after_seconds=0", scheduler, map[string]any{})
 	if code != http.StatusOK || out["settled"] != float64(3) || out["expired"] != float64(0) {
 		t.Fatalf("expire-reservations at once: %d %v, want the 3 confirmed orders' holds settled", code, out)
 	}
 	if call(t, http.MethodGet, stockURL, "", nil, &stock); stock.OnHand != 7 || stock.Reserved != 0 || stock.Available != 7 {
 		t.Errorf("after settlement: %+v, want 7 on hand, nothing reserved and 7 available", stock)
+	}
+	// Written, 15 would put the 3 units sold back on hand, to be sold twice.
+	if code, _ := callWith(t, http.MethodPut, stockURL, s.token(t, auth.RoleAdmin), map[string]string{"If-Match": read},
+		map[string]int{"on_hand": 15}, nil); code != http.StatusPreconditionFailed {
+		t.Errorf("set-stock on the ETag read before the sale: %d, want 412", code)
+	}
+	if call(t, http.MethodGet, stockURL, "", nil, &stock); stock.OnHand != 7 || stock.Reserved != 0 {
+		t.Errorf("after the stale write: %+v, want 7 on hand, nothing reserved", stock)
 	}
 }

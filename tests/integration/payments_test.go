@@ -13,6 +13,7 @@ import (
 
 	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
@@ -69,7 +70,7 @@ func TestReservationsAndPaymentsThroughTheGateway(t *testing.T) {
 	defer pool.Close()
 	stock := inventorydb.New(pool)
 	product := uuid.Must(uuid.NewV7())
-	if _, err := stock.SetOnHand(ctx, product, 5); err != nil {
+	if _, err := stock.SetOnHand(ctx, product, 5, inventory.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	level := func() [2]int {

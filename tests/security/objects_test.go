@@ -203,7 +203,7 @@ func (f *fixture) probeMassAssignment(t *testing.T) {
 			}
 		}
 		token := f.tokenFor(t, o)
-		if a := do(t, request{Method: o.Method, URL: f.url(o, f.values()), Token: token, Body: mustJSON(t, ex)}); a.Status >= 300 {
+		if a := do(t, request{Method: o.Method, URL: f.url(o, f.values()), Token: token, Body: mustJSON(t, ex), Header: precondition(o)}); a.Status >= 300 {
 			t.Errorf("%s: the example body itself is refused (%s), so the probe proves nothing", o, a)
 		}
 	}

@@ -31,7 +31,7 @@ type ProductEvent struct {
 }
 
 // StockEvent is what indexing reads of a stock.changed.v1's data
-// (inventory.Changed).
+// (inventory.View).
 type StockEvent struct {
 	ProductID uuid.UUID `json:"product_id"`
 	Available *int      `json:"available"`

@@ -92,7 +92,7 @@ func TestCheckoutWritesStockEventsOnlyWhenAProductSellsOut(t *testing.T) {
 			onHand, want int // want: events of each of the three steps
 		}{{10, 0}, {3, 1}} {
 			id := newID()
-			if _, err := s.SetOnHand(ctx, id, c.onHand); err != nil {
+			if _, err := s.SetOnHand(ctx, id, c.onHand, inventory.IfAbsent()); err != nil {
 				t.Fatal(err)
 			}
 			order := newID()

@@ -53,35 +53,63 @@ func (s *Store) Get(ctx context.Context, productID uuid.UUID) (inventory.Stock, 
 	return st, nil
 }
 
-// SetOnHand sets the on-hand level of a product, creating its stock row when
-// it has none, and appends stock.changed.v1 in the same transaction when the
-// product goes out of stock or comes back. The row is
-// locked while the domain decides, so a concurrent reservation cannot slip
-// under the new level: the result is fault.Conflict "below_reserved" when
-// onHand is below the reserved units, fault.Invalid when it is out of range.
-func (s *Store) SetOnHand(ctx context.Context, productID uuid.UUID, onHand int) (inventory.Stock, error) {
+// SetOnHand sets the on-hand level of a product when pre holds on its stock
+// row as it is now, and appends stock.changed.v1 in the same transaction when
+// the product goes out of stock or comes back. A product never stocked gets
+// its row here (pre must then be inventory.IfAbsent). The row is locked while
+// pre and the domain decide, so neither a reservation nor the sweep selling or
+// giving back a hold can slip between the check and the write.
+//
+// Errors: fault.PreconditionRequired for the zero pre;
+// fault.PreconditionFailed "precondition_failed" when pre does not hold
+// (naming the current version); fault.Conflict "below_reserved" when onHand is
+// below the reserved units; fault.Invalid when it is out of range;
+// fault.Unavailable. A refused change writes nothing.
+func (s *Store) SetOnHand(ctx context.Context, productID uuid.UUID, onHand int, pre inventory.Precondition) (inventory.Stock, error) {
 	if err := inventory.ValidOnHand(onHand); err != nil {
 		return inventory.Stock{}, err
 	}
 	var out inventory.Stock
 	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx,
-			`INSERT INTO stock (product_id, on_hand, reserved) VALUES ($1, 0, 0) ON CONFLICT (product_id) DO NOTHING`,
-			productID); err != nil {
-			return unavailable(err)
-		}
 		cur, err := scan(tx.QueryRow(ctx,
 			`SELECT product_id, on_hand, reserved, updated_at, version FROM stock WHERE product_id = $1 FOR UPDATE`, productID))
-		if err != nil {
+		exists := err == nil
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return unavailable(err)
+		}
+		if err := pre.Check(cur, exists); err != nil {
+			return err
+		}
+		if !exists {
+			cur = inventory.Stock{ProductID: productID}
 		}
 		next, err := cur.SetOnHand(onHand)
 		if err != nil {
 			return err
 		}
-		out, err = scan(tx.QueryRow(ctx,
-			`UPDATE stock SET on_hand = $2, updated_at = now() WHERE product_id = $1
-			 RETURNING product_id, on_hand, reserved, updated_at, version`, productID, next.OnHand))
+		if exists {
+			out, err = scan(tx.QueryRow(ctx,
+				`UPDATE stock SET on_hand = $2, updated_at = now() WHERE product_id = $1
+				 RETURNING product_id, on_hand, reserved, updated_at, version`, productID, next.OnHand))
+		} else {
+			out, err = scan(tx.QueryRow(ctx,
+				`INSERT INTO stock (product_id, on_hand, reserved) VALUES ($1, $2, 0)
+				 ON CONFLICT (product_id) DO NOTHING
+				 RETURNING product_id, on_hand, reserved, updated_at, version`, productID, next.OnHand))
+			if errors.Is(err, pgx.ErrNoRows) {
+				// Stocked by a concurrent first write since the read
+				// above (the INSERT waited for it to commit): refused
+				// as the read would have been, naming its version.
+				if cur, err = scan(tx.QueryRow(ctx,
+					`SELECT product_id, on_hand, reserved, updated_at, version FROM stock WHERE product_id = $1`, productID)); err != nil {
+					return unavailable(err)
+				}
+				if err := pre.Check(cur, true); err != nil {
+					return err
+				}
+				return fault.Internalf("stock of %s: a first write found the row it expected absent", productID)
+			}
+		}
 		if err != nil {
 			return unavailable(err)
 		}

@@ -51,21 +51,21 @@ func TestSetOnHandWritesStockAndEventInOneTransaction(t *testing.T) {
 	ctx := context.Background()
 	id := uuid.Must(uuid.NewV7())
 
-	st, err := s.SetOnHand(ctx, id, 12)
+	st, err := s.SetOnHand(ctx, id, 12, inventory.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.OnHand != 12 || st.Reserved != 0 || st.Available() != 12 {
 		t.Fatalf("SetOnHand = %+v", st)
 	}
-	st, err = s.SetOnHand(ctx, id, 7) // still in stock: no event
+	st, err = s.SetOnHand(ctx, id, 7, inventory.IfMatch(st.ETag())) // still in stock: no event
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, err = s.SetOnHand(ctx, id, 0); err != nil { // sold out
+	if st, err = s.SetOnHand(ctx, id, 0, inventory.IfMatch(st.ETag())); err != nil { // sold out
 		t.Fatal(err)
 	}
-	if st, err = s.SetOnHand(ctx, id, 7); err != nil { // back in stock
+	if st, err = s.SetOnHand(ctx, id, 7, inventory.IfMatch(st.ETag())); err != nil { // back in stock
 		t.Fatal(err)
 	}
 	got, err := s.Get(ctx, id)
@@ -76,7 +76,7 @@ func TestSetOnHandWritesStockAndEventInOneTransaction(t *testing.T) {
 		t.Fatalf("Get after SetOnHand (-set +get):\n%s", diff)
 	}
 
-	var datas []inventory.Changed
+	var datas []inventory.View
 	rows, err := pool.Query(ctx, `SELECT type, subject, envelope FROM outbox ORDER BY seq`)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func TestSetOnHandWritesStockAndEventInOneTransaction(t *testing.T) {
 		if typ != events.StockChanged || subject != id.String() || env.Type != events.StockChanged || env.Source != inventory.Source {
 			t.Fatalf("outbox row type=%q subject=%q envelope=%+v", typ, subject, env)
 		}
-		var v inventory.Changed
+		var v inventory.View
 		if err := json.Unmarshal(env.Data, &v); err != nil {
 			t.Fatal(err)
 		}
@@ -99,17 +99,17 @@ func TestSetOnHandWritesStockAndEventInOneTransaction(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	want := []inventory.Changed{
-		{View: inventory.View{ProductID: id, OnHand: 12, Reserved: 0, Available: 12}},
-		{View: inventory.View{ProductID: id, OnHand: 0, Reserved: 0, Available: 0}},
-		{View: inventory.View{ProductID: id, OnHand: 7, Reserved: 0, Available: 7}},
+	want := []inventory.View{
+		{ProductID: id, OnHand: 12, Reserved: 0, Available: 12},
+		{ProductID: id, OnHand: 0, Reserved: 0, Available: 0},
+		{ProductID: id, OnHand: 7, Reserved: 0, Available: 7},
 	}
 	for i := 1; i < len(datas); i++ {
 		if datas[0].Version < 1 || datas[i].Version <= datas[i-1].Version {
 			t.Errorf("event versions %d then %d: each change must carry a larger version", datas[i-1].Version, datas[i].Version)
 		}
 	}
-	if diff := cmp.Diff(want, datas, cmpopts.IgnoreFields(inventory.Changed{}, "Version")); diff != "" {
+	if diff := cmp.Diff(want, datas, cmpopts.IgnoreFields(inventory.View{}, "Version")); diff != "" {
 		t.Fatalf("stock.changed.v1 events (-want +got):\n%s", diff)
 	}
 }
@@ -118,19 +118,19 @@ func TestRefusedChangeWritesNoEvent(t *testing.T) {
 	s, pool := openStore(t)
 	ctx := context.Background()
 	id := uuid.Must(uuid.NewV7())
-	if _, err := s.SetOnHand(ctx, id, 10); err != nil {
+	if _, err := s.SetOnHand(ctx, id, 10, inventory.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	// Orders in flight hold 6 units (the checkout's reservations do this).
 	if _, err := pool.Exec(ctx, `UPDATE stock SET reserved = 6 WHERE product_id = $1`, id); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.SetOnHand(ctx, id, 5)
+	_, err := s.SetOnHand(ctx, id, 5, inventory.IfExists())
 	if !fault.Is(err, fault.Conflict, "below_reserved") {
 		t.Fatalf("SetOnHand below reserved: err = %v, want conflict below_reserved", err)
 	}
 	for _, bad := range []int{-1, inventory.MaxOnHand + 1} {
-		if _, err := s.SetOnHand(ctx, id, bad); !fault.Is(err, fault.Invalid, "") {
+		if _, err := s.SetOnHand(ctx, id, bad, inventory.IfExists()); !fault.Is(err, fault.Invalid, "") {
 			t.Fatalf("SetOnHand(%d): err = %v, want invalid", bad, err)
 		}
 	}
@@ -142,7 +142,7 @@ func TestRefusedChangeWritesNoEvent(t *testing.T) {
 		t.Fatalf("stock after refused changes = %+v, want on_hand 10 reserved 6", st)
 	}
 	// Setting exactly the reserved amount is allowed.
-	if _, err := s.SetOnHand(ctx, id, 6); err != nil {
+	if _, err := s.SetOnHand(ctx, id, 6, inventory.IfExists()); err != nil {
 		t.Fatalf("SetOnHand(reserved): %v", err)
 	}
 	var n int
@@ -206,21 +206,24 @@ func TestInitIsIdempotent(t *testing.T) {
 	}
 }
 
-// Concurrent first writes to the same product must neither fail nor lose the
-// row: the upsert plus row lock serialise them. Half of them set 0: whatever
+// Concurrent overwrites (If-Match: *) of the same product must neither fail
+// nor be lost: the row lock serialises them. Half of them set 0: whatever
 // order they commit in, an event is written exactly when the product goes
 // out of stock or comes back, so the last event tells whether it is in stock.
 func TestConcurrentSetOnHand(t *testing.T) {
 	s, pool := openStore(t)
 	ctx := context.Background()
 	id := uuid.Must(uuid.NewV7())
+	if _, err := s.Init(ctx, id, 0); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for i := range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := s.SetOnHand(ctx, id, (i%2)*(i+1)); err != nil {
+			if _, err := s.SetOnHand(ctx, id, (i%2)*(i+1), inventory.IfExists()); err != nil {
 				errs <- err
 			}
 		}()
@@ -258,16 +261,16 @@ func TestStockChangeRollsBackWithoutItsEvent(t *testing.T) {
 	s, pool := openStore(t)
 	ctx := context.Background()
 	id := uuid.Must(uuid.NewV7())
-	if _, err := s.SetOnHand(ctx, id, 10); err != nil {
+	if _, err := s.SetOnHand(ctx, id, 10, inventory.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pool.Exec(ctx, `ALTER TABLE outbox ADD CONSTRAINT no_more_events CHECK (seq < 0) NOT VALID`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SetOnHand(ctx, id, 0); err == nil {
+	if _, err := s.SetOnHand(ctx, id, 0, inventory.IfExists()); err == nil {
 		t.Fatal("SetOnHand succeeded although its event could not be written")
 	}
-	if _, err := s.SetOnHand(ctx, id, 20); err != nil {
+	if _, err := s.SetOnHand(ctx, id, 20, inventory.IfExists()); err != nil {
 		t.Fatalf("SetOnHand that keeps the product in stock writes no event, so it must succeed: %v", err)
 	}
 	if _, err := s.Init(ctx, uuid.Must(uuid.NewV7()), 5); err == nil {

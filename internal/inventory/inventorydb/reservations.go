@@ -587,7 +587,7 @@ func flipped(moved []inventory.Stock, delta func(i int) int) []inventory.Stock {
 func changedEvents(ctx context.Context, changed []inventory.Stock) ([]events.Envelope, error) {
 	evs := make([]events.Envelope, 0, len(changed))
 	for _, st := range changed {
-		ev, err := events.New(ctx, inventory.Source, events.StockChanged, st.ProductID.String(), inventory.ChangedOf(st))
+		ev, err := events.New(ctx, inventory.Source, events.StockChanged, st.ProductID.String(), inventory.ViewOf(st))
 		if err != nil {
 			return nil, fault.Internalf("stock event: %w", err)
 		}

@@ -26,7 +26,7 @@ func reservationStore(t *testing.T, levels ...int) (*inventorydb.Store, []uuid.U
 	ids := make([]uuid.UUID, len(levels))
 	for i, n := range levels {
 		ids[i] = uuid.Must(uuid.NewV7())
-		if _, err := s.SetOnHand(context.Background(), ids[i], n); err != nil {
+		if _, err := s.SetOnHand(context.Background(), ids[i], n, inventory.IfAbsent()); err != nil {
 			t.Fatalf("stock product: %v", err)
 		}
 	}
@@ -62,7 +62,7 @@ func stockedLines(t *testing.T, s *inventorydb.Store, n int) []inventory.Line {
 	lines := make([]inventory.Line, 0, n)
 	for range n {
 		id := newID()
-		if _, err := s.SetOnHand(context.Background(), id, 10); err != nil {
+		if _, err := s.SetOnHand(context.Background(), id, 10, inventory.IfAbsent()); err != nil {
 			t.Fatal(err)
 		}
 		lines = append(lines, inventory.Line{ProductID: id, Quantity: 2})

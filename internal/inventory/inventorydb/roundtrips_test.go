@@ -221,7 +221,7 @@ func BenchmarkReserveAndCommit(b *testing.B) {
 	s := inventorydb.New(pool)
 	ctx := context.Background()
 	product := newID()
-	if _, err := s.SetOnHand(ctx, product, 1_000_000); err != nil {
+	if _, err := s.SetOnHand(ctx, product, 1_000_000, inventory.IfAbsent()); err != nil {
 		b.Fatal(err)
 	}
 	line := inventory.Line{ProductID: product, Quantity: 1}

@@ -61,7 +61,7 @@ func settleStore(t *testing.T, levels ...int) (*inventorydb.Store, *pgxpool.Pool
 	ids := make([]uuid.UUID, len(levels))
 	for i, n := range levels {
 		ids[i] = newID()
-		if _, err := s.SetOnHand(context.Background(), ids[i], n); err != nil {
+		if _, err := s.SetOnHand(context.Background(), ids[i], n, inventory.IfAbsent()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,0 +1,116 @@
+package inventory
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/shopfaas/shop/internal/fault"
+)
+
+// ETag is the stock level's strong entity tag, "<product_id>-<version>"
+// quoted: it changes with every change of the row (the version a trigger
+// bumps), whoever made it — set-stock, a reservation, the sweep's sale, a
+// cancel's restock. The product id in it keeps one product's tag from ever
+// matching another's.
+func (s Stock) ETag() string {
+	return `"` + s.ProductID.String() + "-" + strconv.FormatInt(s.Version, 10) + `"`
+}
+
+// Precondition is what a set-stock expects of the stock row it overwrites,
+// from the request's If-Match and If-None-Match: on_hand is an absolute
+// level, decided on a level the administrator read, and the row also moves
+// without them (reservations, the sweep selling confirmed holds, restocks),
+// so a write is only made on the version it was decided on.
+//
+// The zero value expects nothing and is refused (fault.PreconditionRequired):
+// a blind overwrite is never made by forgetting the precondition.
+type Precondition struct {
+	match  bool     // If-Match was sent
+	tags   []string // its entity tags, one of which the row's ETag must be
+	exists bool     // If-Match: * — the row must exist, at any version
+	absent bool     // If-None-Match: * — the row must not exist yet
+}
+
+// IfMatch expects the row at one of the versions the entity tags name
+// (If-Match: the ETag get-stock answered). A tag that is weak, malformed or
+// another product's matches nothing.
+func IfMatch(etags ...string) Precondition { return Precondition{match: true, tags: etags} }
+
+// IfExists expects the row to exist, at whatever version (If-Match: *): a
+// deliberate overwrite of the current level, for tools that set a level
+// regardless of what it is, never for a level decided on one that was read.
+func IfExists() Precondition { return Precondition{exists: true} }
+
+// IfAbsent expects the product never to have been stocked (If-None-Match: *):
+// the first stock level, which get-stock cannot give an ETag for (404).
+func IfAbsent() Precondition { return Precondition{absent: true} }
+
+// ParsePrecondition reads the If-Match and If-None-Match header values
+// (several header lines joined with commas). If-Match is "*" or a list of
+// entity tags; If-None-Match may only be "*" (fault.Invalid otherwise: a
+// write that succeeds when the row is NOT at some version protects nothing).
+// Neither header is fault.PreconditionRequired "precondition_required" (428).
+// Both may be sent; the pair then can never hold (412), as HTTP evaluates it.
+func ParsePrecondition(ifMatch, ifNoneMatch string) (Precondition, error) {
+	var p Precondition
+	switch ifMatch = strings.TrimSpace(ifMatch); ifMatch {
+	case "":
+	case "*":
+		p.exists = true
+	default:
+		p.match = true
+		for tag := range strings.SplitSeq(ifMatch, ",") {
+			if tag = strings.TrimSpace(tag); tag != "" {
+				p.tags = append(p.tags, tag)
+			}
+		}
+	}
+	switch strings.TrimSpace(ifNoneMatch) {
+	case "":
+	case "*":
+		p.absent = true
+	default:
+		return Precondition{}, fault.E(fault.Invalid, fault.CodeInvalidRequest,
+			"If-None-Match may only be * (to stock a product for the first time)")
+	}
+	if !p.given() {
+		return p, errPreconditionRequired
+	}
+	return p, nil
+}
+
+var errPreconditionRequired = fault.E(fault.PreconditionRequired, fault.CodePreconditionRequired,
+	"send If-Match with the ETag of get-stock (or If-None-Match: * to stock a product for the first time)")
+
+func (p Precondition) given() bool { return p.match || p.exists || p.absent }
+
+// Check decides whether the write may proceed on cur, the row as it is now
+// (locked), exists false when the product was never stocked. It returns nil,
+// fault.PreconditionRequired for the zero Precondition, or
+// fault.PreconditionFailed "precondition_failed" (412) naming the current
+// version and ETag, so the administrator reads the level again before
+// deciding.
+func (p Precondition) Check(cur Stock, exists bool) error {
+	if !p.given() {
+		return errPreconditionRequired
+	}
+	if (p.match || p.exists) && !exists {
+		return fault.E(fault.PreconditionFailed, fault.CodePreconditionFailed,
+			"the product was never stocked: stock it with If-None-Match: *")
+	}
+	if p.absent && exists {
+		return stale(cur, "the product is already stocked")
+	}
+	if p.match && !slices.Contains(p.tags, cur.ETag()) { // strong comparison: a weak tag never matches
+		return stale(cur, "the stock level changed since it was read")
+	}
+	return nil
+}
+
+func stale(cur Stock, what string) error {
+	return fault.E(fault.PreconditionFailed, fault.CodePreconditionFailed, fmt.Sprintf(
+		"%s: it is now at version %d (ETag %s, on_hand %d, reserved %d); read it again and decide on that",
+		what, cur.Version, cur.ETag(), cur.OnHand, cur.Reserved))
+}
