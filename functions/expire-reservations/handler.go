@@ -16,7 +16,8 @@
 // run. Concurrent sweeps are safe.
 //
 // The answer counts the holds it sold (settled), gave back for a failed or
-// cancelled order (released) and gave back past their expiry (expired).
+// cancelled order (released) and gave back past their expiry (expired). Each
+// run is counted in shop_reservation_sweeps_total by result (ok, error).
 package function
 
 import (
@@ -33,6 +34,7 @@ import (
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
 	"github.com/shopfaas/shop/internal/inventory/inventoryenv"
 	"github.com/shopfaas/shop/internal/inventory/orderstatus"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // DefaultSettleAfter is how old a hold must be before the sweep settles it
@@ -106,6 +108,7 @@ func New(store Settler, statuses inventorydb.Statuses, settleAfter time.Duration
 		var out Response
 		cur, err := store.SweepCursor(r.Context())
 		if err != nil {
+			telemetry.ShopFrom(r.Context()).Sweep(true)
 			return err
 		}
 		// wrapped: this run has gone past the newest due hold back to the
@@ -135,6 +138,9 @@ func New(store Settler, statuses inventorydb.Statuses, settleAfter time.Duration
 		if serr := store.SaveSweepCursor(r.Context(), cur); serr != nil && err == nil {
 			err = serr
 		}
+		// Counted ok or error, so ReservationSweepStalled sees a sweep
+		// that never succeeds (a refused caller above is no run).
+		telemetry.ShopFrom(r.Context()).Sweep(err != nil)
 		if out != (Response{}) {
 			log.InfoContext(r.Context(), "reservations settled", "settled", out.Settled, "released", out.Released, "expired", out.Expired)
 		}

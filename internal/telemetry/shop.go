@@ -21,6 +21,7 @@ type Shop struct {
 	compensations  *prometheus.CounterVec
 	recoveryRuns   *prometheus.CounterVec
 	recoveredTotal *prometheus.CounterVec
+	sweeps         *prometheus.CounterVec
 }
 
 // NewShop registers the shop's metrics on reg.
@@ -59,8 +60,12 @@ func NewShop(reg prometheus.Registerer) *Shop {
 			Name: "shop_recovered_orders_total",
 			Help: "Orders recover-orders drove, by how they ended the run: confirmed, failed, still_pending.",
 		}, []string{"result"}),
+		sweeps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shop_reservation_sweeps_total",
+			Help: "expire-reservations runs, by result: ok or error.",
+		}, []string{"result"}),
 	}
-	reg.MustRegister(m.orders, m.declines, m.conflicts, m.stepDuration, m.stepFailures, m.compensations, m.recoveryRuns, m.recoveredTotal)
+	reg.MustRegister(m.orders, m.declines, m.conflicts, m.stepDuration, m.stepFailures, m.compensations, m.recoveryRuns, m.recoveredTotal, m.sweeps)
 	return m
 }
 
@@ -123,6 +128,22 @@ func (m *Shop) Recovery(failed bool, confirmed, failedOrders, pending int) {
 	m.recoveredTotal.WithLabelValues("confirmed").Add(float64(confirmed))
 	m.recoveredTotal.WithLabelValues("failed").Add(float64(failedOrders))
 	m.recoveredTotal.WithLabelValues("still_pending").Add(float64(pending))
+}
+
+// Sweep counts an expire-reservations run (failed: it returned an error).
+// The alert ReservationSweepStalled watches the ok series: a run refused
+// before it starts, or a function that cannot build, records nothing.
+func (m *Shop) Sweep(failed bool) {
+	if m == nil {
+		return
+	}
+	// Both results exist from the first run on, as for Recovery.
+	ok, bad := m.sweeps.WithLabelValues("ok"), m.sweeps.WithLabelValues("error")
+	if failed {
+		bad.Inc()
+	} else {
+		ok.Inc()
+	}
 }
 
 type shopKey struct{}

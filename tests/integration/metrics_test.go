@@ -23,18 +23,19 @@ import (
 )
 
 // metricsFunctions are the functions a checkout, a decline, a conflict, a
-// cancellation and a recovery run reach, with the event handlers.
+// cancellation, a recovery run and a reservation sweep reach, with the event
+// handlers.
 var metricsFunctions = []string{"get-product", "set-stock", "reserve-stock", "commit-stock", "release-stock",
 	"charge-payment", "refund-payment", "create-order", "cancel-order", "recover-orders",
-	"update-product-stats", "notify-user", "index-product"}
+	"expire-reservations", "order-statuses", "update-product-stats", "notify-user", "index-product"}
 
 // TestDashboardAndAlertsHaveData starts Debian's Prometheus on loopback,
 // scraping the local stack through the runtime's HTTP service discovery
 // (/system/metrics-targets: every function, the outbox relay, the RabbitMQ
 // connector and the edge, in the jobs of monitoring/prometheus.yml) and
 // loading monitoring/rules. During a burst of orders — confirmed, declined,
-// out of stock, one cancelled, recover-orders run — it evaluates through
-// Prometheus' HTTP API every query of the Grafana dashboard, every
+// out of stock, one cancelled, recover-orders and expire-reservations run —
+// it evaluates through Prometheus' HTTP API every query of the Grafana dashboard, every
 // recording rule and every alert's signal (see alertSignals), and fails
 // naming each panel or rule that returns no series: a panel that would show
 // "No data". A metric renamed in the code, the dashboard or the rules fails it.
@@ -101,6 +102,9 @@ func TestDashboardAndAlertsHaveData(t *testing.T) {
 		if code, out := internalCall(t, s.GatewayURL, "recover-orders", credential, map[string]any{}); code != http.StatusOK {
 			t.Errorf("recover-orders: %d %v", code, out)
 		}
+		if code, out := internalCall(t, s.GatewayURL, "expire-reservations", credential, map[string]any{}); code != http.StatusOK {
+			t.Errorf("expire-reservations: %d %v", code, out)
+		}
 	}
 
 	checks := dashboardChecks(t)
@@ -110,6 +114,7 @@ func TestDashboardAndAlertsHaveData(t *testing.T) {
 		`shop_orders_total{outcome="confirmed"}`, `shop_orders_total{outcome="payment_declined"}`,
 		`shop_orders_total{outcome="out_of_stock"}`, `shop_payment_declines_total`, `shop_reservation_conflicts_total`,
 		`shop_saga_compensations_total{result="settled"}`, `shop_recovery_runs_total{result="ok"}`,
+		`shop_reservation_sweeps_total{result="ok"}`,
 		`shop_outbox_published_total`, `shop_connector_invocations_total{outcome="ok"}`,
 		`kong_http_requests_total{code="401"}`, `function_requests_total{function="cancel-order",code="200"}`,
 	} {
@@ -385,6 +390,8 @@ func TestAlertSignals(t *testing.T) {
 			[]string{"x:ratio_rate1h", "x:ratio_rate5m", "x:ratio_rate6h"}},
 		{`max by (database) (shop_outbox_oldest_pending_age_seconds) > 60`, []string{`max by (database) (shop_outbox_oldest_pending_age_seconds)`}},
 		{`sum(rate(x{label="a or b"}[5m])) > 0`, []string{`sum(rate(x{label="a or b"}[5m]))`}},
+		{"sum(increase(x{result=\"ok\"}[5m])) == 0\nor absent(sum(x{result=\"ok\"}))",
+			[]string{`sum(increase(x{result="ok"}[5m]))`, `sum(x{result="ok"})`}},
 	} {
 		got := alertSignals(tc.expr)
 		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
