@@ -616,10 +616,12 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 		Headers: headers, ContentType: d.ContentType, DeliveryMode: amqp.Persistent, MessageId: d.MessageId,
 		Type: d.Type, Timestamp: d.Timestamp, AppId: d.AppId, Body: d.Body,
 	}
+	// The lines below are logged with the delivery span's context (ictx),
+	// so they carry the event's trace_id; the copy is published on ctx.
 	if err := s.publish(ctx, target, msg); err != nil {
 		// The broker did not take the copy: leave the original to be
 		// redelivered rather than lose it.
-		s.c.log.Warn("could not schedule retry, requeueing", "fn", s.fn, "id", d.MessageId, "err", err)
+		s.c.log.WarnContext(ictx, "could not schedule retry, requeueing", "fn", s.fn, "id", d.MessageId, "err", err)
 		_ = d.Nack(false, true)
 		return
 	}
@@ -628,7 +630,7 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 	if outcome == "dead_letter" {
 		level = slog.LevelError
 	}
-	s.c.log.Log(ctx, level, "invocation failed", "fn", s.fn, "id", d.MessageId, "topic", topic,
+	s.c.log.Log(ictx, level, "invocation failed", "fn", s.fn, "id", d.MessageId, "topic", topic,
 		"attempt", failures, "status", status, "err", err, "next", outcome)
 	_ = d.Ack(false)
 }
