@@ -429,28 +429,57 @@ func (c *Connector) refresh(ctx context.Context, conn *amqp.Connection, admin *a
 		}
 		delete(c.bound, fn)
 		delete(c.gone, fn)
+		// The function is gone for good: its dead-letter series goes with
+		// it, or DeadLetters fired on its last value forever.
+		c.metrics.deadLetters.DeleteLabelValues(fn)
 	}
-	c.observe(conn, subs)
+	c.observe(conn)
 	return nil
 }
 
-// observe refreshes the unrouted and dead-letter gauges on a throwaway
-// channel (a failed passive declare closes its channel).
-func (c *Connector) observe(conn *amqp.Connection, subs map[string]*subscription) {
-	ch, err := conn.Channel()
-	if err != nil {
-		return
+// observe refreshes the unrouted gauge and the dead-letter gauge of every
+// function whose queue is bound — also one missing from the gateway for
+// less than UnbindAfter, which has no consumer, so a purge of its
+// dead-letter queue shows. The declares go on a throwaway channel, opened
+// again after one fails (a failed passive declare closes its channel, and
+// every later declare on it failed too); a dead-letter queue that does not
+// exist (deleted by hand) reads 0.
+func (c *Connector) observe(conn *amqp.Connection) {
+	var ch *amqp.Channel
+	defer func() {
+		if ch != nil {
+			_ = ch.Close()
+		}
+	}()
+	declare := func(queue string) (amqp.Queue, error) {
+		if ch == nil {
+			var err error
+			if ch, err = conn.Channel(); err != nil {
+				ch = nil
+				return amqp.Queue{}, err
+			}
+		}
+		q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+		if err != nil {
+			_ = ch.Close()
+			ch = nil
+		}
+		return q, err
 	}
-	defer func() { _ = ch.Close() }()
-	if q, err := ch.QueueDeclarePassive(c.cfg.Names.Unrouted(), true, false, false, false, nil); err == nil {
+	if q, err := declare(c.cfg.Names.Unrouted()); err == nil {
 		c.metrics.unrouted.Set(float64(q.Messages))
 		if q.Messages > 0 {
 			c.log.Warn("events without subscriber are waiting", "queue", c.cfg.Names.Unrouted(), "count", q.Messages)
 		}
 	}
-	for fn := range subs {
-		if q, err := ch.QueueDeclarePassive(c.cfg.Names.DLQ(fn), true, false, false, false, nil); err == nil {
+	for fn := range c.bound {
+		q, err := declare(c.cfg.Names.DLQ(fn))
+		var amqpErr *amqp.Error
+		switch {
+		case err == nil:
 			c.metrics.deadLetters.WithLabelValues(fn).Set(float64(q.Messages))
+		case errors.As(err, &amqpErr) && amqpErr.Code == amqp.NotFound:
+			c.metrics.deadLetters.WithLabelValues(fn).Set(0)
 		}
 	}
 }
