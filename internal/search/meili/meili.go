@@ -26,6 +26,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/search"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // Config configures the adapter.
@@ -37,7 +38,9 @@ type Config struct {
 	APIKey string
 	// IndexUID is the index holding products. Default "products".
 	IndexUID string
-	// HTTPClient is the client used; default one with a 5 s timeout.
+	// HTTPClient is the client used; default one with a 5 s timeout over
+	// telemetry.Client, so every call is a client span of the caller's trace
+	// and carries its traceparent. One given here is used as it is.
 	HTTPClient *http.Client
 	// PollInterval is how often a write polls its task. Default 20 ms.
 	PollInterval time.Duration
@@ -52,7 +55,7 @@ func (c *Config) setDefaults() {
 		c.IndexUID = "products"
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+		c.HTTPClient = &http.Client{Timeout: 5 * time.Second, Transport: telemetry.Client(nil)}
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = 20 * time.Millisecond
