@@ -9,6 +9,7 @@
 //	RELAY_BATCH_SIZE        rows per confirm round [100]
 //	RELAY_BATCH_WAIT        wait after a NOTIFY before reading, so the commits behind it share the batch; 0 reads at once [10ms]
 //	RELAY_POLL_INTERVAL     fallback poll when no NOTIFY arrives [1s]
+//	RELAY_CONFIRM_TIMEOUT   longest wait for RabbitMQ's confirmation of a batch; past it the rows stay pending and go again [15s]
 //	OUTBOX_RETENTION        how long published rows are kept [168h]
 //	INBOX_RETENTION         how long consumers' processed-event ids are kept [720h]
 //	NOTIFICATION_RETENTION  how long the users database's notifications are kept; at least INBOX_RETENTION [2160h]
@@ -71,6 +72,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		BatchSize:             c.Int("RELAY_BATCH_SIZE", 100, 1, 10000),
 		BatchWait:             batchWait(c.Duration("RELAY_BATCH_WAIT", relay.DefaultBatchWait)),
 		PollInterval:          c.Duration("RELAY_POLL_INTERVAL", time.Second),
+		ConfirmTimeout:        c.Duration("RELAY_CONFIRM_TIMEOUT", relay.DefaultConfirmTimeout),
 		Retention:             c.Duration("OUTBOX_RETENTION", 7*24*time.Hour),
 		InboxRetention:        c.Duration("INBOX_RETENTION", 30*24*time.Hour),
 		NotificationRetention: c.Duration("NOTIFICATION_RETENTION", relay.DefaultNotificationRetention),

@@ -54,6 +54,14 @@ type Config struct {
 	Names broker.Names
 	// BatchSize is the number of rows published per confirm round (default 100).
 	BatchSize int
+	// ConfirmTimeout bounds the wait for RabbitMQ's confirmation of a
+	// batch (default DefaultConfirmTimeout). A batch not confirmed in time is
+	// a failed publish: the confirmed prefix is marked published, the other
+	// rows stay pending and go again on a new connection (consumers drop a
+	// repeat by event id), and the lag metrics are refreshed meanwhile. A
+	// quorum queue without a leader may never confirm: without a deadline the
+	// worker, and its lag gauges, stopped there, so OutboxLagHigh could not fire.
+	ConfirmTimeout time.Duration
 	// BatchWait is how long a relay woken by a NOTIFY waits before it reads,
 	// so that the rows of the transactions that commit meanwhile go in the
 	// same batch: one read, one confirm round and one mark for all of them
@@ -101,6 +109,11 @@ const DefaultBatchWait = 10 * time.Millisecond
 // user's notifications list shows the last 90 days.
 const DefaultNotificationRetention = 90 * 24 * time.Hour
 
+// DefaultConfirmTimeout is Config.ConfirmTimeout's default: far above a
+// healthy confirm round (milliseconds), and short enough that a stalled
+// broker shows in the lag gauges well within OutboxLagHigh's minute.
+const DefaultConfirmTimeout = 15 * time.Second
+
 // NoBatchWait as Config.BatchWait reads as soon as a NOTIFY arrives.
 const NoBatchWait time.Duration = -1
 
@@ -113,6 +126,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 100
+	}
+	if c.ConfirmTimeout <= 0 {
+		c.ConfirmTimeout = DefaultConfirmTimeout
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
@@ -437,28 +453,47 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (bool, error) {
 			span.End() // ended spans ignore this
 		}
 	}()
+	// fail marks the spans of the events from i on, published and not
+	// confirmed: their rows stay pending and are published again.
+	fail := func(i int, err error, status string) {
+		for _, span := range spans[i:] {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, status)
+		}
+	}
 	for _, p := range batch {
 		msg := message(p, cfg.Signer)
 		spans = append(spans, w.publishSpan(ctx, cfg.Names.Exchange(), p, msg))
 		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, cfg.Names.Exchange(), p.typ, false, false, msg)
 		if err != nil {
-			spans[len(spans)-1].RecordError(err)
-			return false, fmt.Errorf("publish %s: %w", p.id, err)
+			err = fmt.Errorf("publish %s: %w", p.id, err)
+			fail(0, err, "not published")
+			return false, err
 		}
 		confirms = append(confirms, dc)
 	}
-	// Mark only the confirmed prefix: a nacked row and everything after it
-	// are published again in order next round.
+	// Mark only the confirmed prefix: a nacked or unconfirmed row and
+	// everything after it are published again in order next round.
 	var seqs []int64
 	var ids []string
-	var nackErr error
+	var confirmErr error
+	cctx, cancel := context.WithTimeout(ctx, cfg.ConfirmTimeout)
+	defer cancel()
 	for i, dc := range confirms {
-		ok, err := dc.WaitContext(ctx)
+		ok, err := dc.WaitContext(cctx)
 		if err != nil {
-			return false, fmt.Errorf("confirm %s: %w", batch[i].id, err)
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				err = fmt.Errorf("no confirmation from the broker within %s", cfg.ConfirmTimeout)
+			}
+			confirmErr = fmt.Errorf("confirm %s: %w", batch[i].id, err)
+			fail(i, confirmErr, "not confirmed")
+			break
 		}
 		if !ok {
-			nackErr = fmt.Errorf("broker nacked event %s", batch[i].id)
+			confirmErr = fmt.Errorf("broker nacked event %s", batch[i].id)
 			spans[i].SetStatus(codes.Error, "nacked")
 			break
 		}
@@ -490,8 +525,8 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		w.relay.metrics.published.WithLabelValues(w.db.Name).Add(float64(len(seqs)))
 		w.log.Debug("published outbox batch", "count", len(seqs))
 	}
-	if nackErr != nil {
-		return false, nackErr
+	if confirmErr != nil {
+		return false, confirmErr
 	}
 	return len(batch) == cfg.BatchSize, nil
 }
@@ -660,9 +695,15 @@ func (p *publisher) channel(ctx context.Context, url string, names broker.Names)
 	return ch, nil
 }
 
+// closeWait bounds the wait for the broker's answer to connection.close;
+// past it the socket is closed. A broker that did not confirm a batch (a
+// queue's process stalled) may not answer the close either: an unbounded
+// Close stalled the worker after ConfirmTimeout all the same.
+const closeWait = 5 * time.Second
+
 func (p *publisher) close() {
 	if p.conn != nil {
-		_ = p.conn.Close()
+		_ = p.conn.CloseDeadline(time.Now().Add(closeWait))
 	}
 	p.conn, p.ch = nil, nil
 }

@@ -1,0 +1,133 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/broker/rabbitnode"
+	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/postgres"
+)
+
+// A batch whose confirmation never comes (here the process of a queue
+// bound to the event is suspended, as a quorum queue without a leader would
+// leave it) is a failed publish after ConfirmTimeout: the relay counts a
+// broker error, refreshes the lag gauges, ends the publish span with status
+// Error and keeps the row pending; once the queue answers again the row is
+// published. Until 2026-12-03 the wait had no deadline: the worker and its
+// lag gauges stopped there, so OutboxLagHigh could not fire. It runs a
+// private RabbitMQ node, since it suspends a queue's process.
+func TestAnUnconfirmedBatchStaysPendingAndIsRetried(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a private RabbitMQ node; -short was asked for")
+	}
+	ctx := context.Background()
+	node, err := rabbitnode.Start(ctx, rabbitnode.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Close() })
+	names := broker.Names{Prefix: "t."}
+	conn, err := amqp.Dial(node.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const queue = "t.stalled"
+	if err := broker.DeclareExchange(ch, names); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(queue, events.OrderPlaced, names.Exchange(), false, nil); err != nil {
+		t.Fatal(err)
+	}
+	queueProcess := `sys:%s(begin {ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"` + queue +
+		`">>)), amqqueue:get_pid(Q) end).`
+	if out, err := node.Eval(ctx, fmt.Sprintf(queueProcess, "suspend")); err != nil {
+		t.Fatalf("suspend %s: %v %s", queue, err, out)
+	}
+	resumed := false
+	t.Cleanup(func() {
+		if !resumed {
+			_, _ = node.Eval(ctx, fmt.Sprintf(queueProcess, "resume"))
+		}
+	})
+
+	prev := otel.GetTracerProvider()
+	spans := tracetest.NewSpanRecorder()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+
+	pool, url := openOutbox(t)
+	reg := prometheus.NewRegistry()
+	r, err := New(Config{Databases: []Database{{Name: "orders", URL: url}}, BrokerURL: node.URL(), Names: names,
+		ConfirmTimeout: time.Second,
+		PollInterval:   200 * time.Millisecond, MaxBackoff: 300 * time.Millisecond},
+		slog.New(slog.DiscardHandler), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, r)
+	var id string
+	if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+		id = insertEvent(t, ctx, tx, "stalled")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for testutil.ToFloat64(r.metrics.errors.WithLabelValues("orders", "broker")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no broker error within 15 s of an unconfirmed publish (ConfirmTimeout 1 s): the relay is still waiting")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := unpublished(t, pool); n != 1 {
+		t.Errorf("%d rows pending after the unconfirmed publish, want 1", n)
+	}
+	// The failed publish is counted, then the gauges are refreshed.
+	for gauge(t, reg, "shop_outbox_pending_events") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pending gauge %v after the unconfirmed publish, want 1 (refreshed)", gauge(t, reg, "shop_outbox_pending_events"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var failed int
+	for _, s := range spans.Ended() {
+		if s.Name() == "publish "+events.OrderPlaced && s.Status().Code == codes.Error {
+			failed++
+		}
+	}
+	if failed == 0 {
+		t.Errorf("no publish span ended with status Error: %v", spans.Ended())
+	}
+
+	if out, err := node.Eval(ctx, fmt.Sprintf(queueProcess, "resume")); err != nil {
+		t.Fatalf("resume %s: %v %s", queue, err, out)
+	}
+	resumed = true
+	allMarked(t, pool)
+	msg, ok, err := ch.Get(queue, true)
+	if err != nil || !ok || msg.MessageId != id {
+		t.Errorf("queue holds %q (%v, %v), want the event %s", msg.MessageId, ok, err, id)
+	}
+}
