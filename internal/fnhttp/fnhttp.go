@@ -19,8 +19,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/shopfaas/shop/internal/fault"
 )
 
@@ -227,8 +225,9 @@ func DecodeBytes(body []byte, dst any) error {
 type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // Adapt serves h and turns its error into a problem response. The error is
-// logged once here: 5xx at error level with the cause, 4xx at debug level. An
-// error a database raised for bad text (BadText) is answered 422, so a
+// logged once here, in the request's context (telemetry.NewLogger adds the
+// trace, span and call ids): 5xx at error level with the cause, 4xx at debug
+// level. An error a database raised for bad text (BadText) is answered 422, so a
 // client cannot make a function log at error level or fire the error-rate
 // alerts with its input. An error with a RetryAfter() time.Duration method in
 // its chain (a rate limit's) sets the Retry-After header in seconds.
@@ -240,13 +239,10 @@ func Adapt(log *slog.Logger, h HandlerFunc) http.HandlerFunc {
 		}
 		netted, badText := BadText(err), IsBadText(err)
 		status := Status(netted)
+		// trace_id, span_id and call_id come from the request's context
+		// (telemetry.NewLogger's handler; fnserve puts the call id there):
+		// added here too, every line carried each key twice.
 		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", status, "code", fault.CodeOf(netted)}
-		if id := r.Header.Get("X-Call-Id"); id != "" {
-			attrs = append(attrs, "call_id", id)
-		}
-		if sc := trace.SpanContextFromContext(r.Context()); sc.HasTraceID() {
-			attrs = append(attrs, "trace_id", sc.TraceID().String())
-		}
 		switch {
 		case status >= 500:
 			log.ErrorContext(r.Context(), "request failed", append(attrs, "err", err.Error())...)

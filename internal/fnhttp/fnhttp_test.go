@@ -14,10 +14,12 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 type payload struct {
@@ -154,12 +156,16 @@ func TestAdapt(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			// The functions' logger, and a request as fnserve hands it on:
+			// the call id and the server span in its context.
+			log := telemetry.NewLogger(&buf, "get-order", slog.LevelDebug)
 			h := fnhttp.Adapt(log, func(http.ResponseWriter, *http.Request) error { return tt.err })
 			rec := httptest.NewRecorder()
 			req := httptest.NewRequest(http.MethodGet, "/x", nil)
 			req.Header.Set("X-Call-Id", "call-1")
-			h.ServeHTTP(rec, req)
+			ctx := trace.ContextWithSpanContext(telemetry.WithCallID(req.Context(), "call-1"), trace.NewSpanContext(trace.SpanContextConfig{
+				TraceID: trace.TraceID{0x4b, 0xf9, 1}, SpanID: trace.SpanID{0x00, 0xf0, 2}, TraceFlags: trace.FlagsSampled}))
+			h.ServeHTTP(rec, req.WithContext(ctx))
 
 			if rec.Code != tt.wantStatus {
 				t.Errorf("status %d, want %d", rec.Code, tt.wantStatus)
@@ -182,8 +188,16 @@ func TestAdapt(t *testing.T) {
 			if err := json.Unmarshal([]byte(lines[0]), &rec1); err != nil {
 				t.Fatal(err)
 			}
-			if rec1["level"] != tt.wantLevel.String() || rec1["call_id"] != "call-1" || rec1["status"] != float64(tt.wantStatus) {
+			if rec1["level"] != tt.wantLevel.String() || rec1["call_id"] != "call-1" || rec1["status"] != float64(tt.wantStatus) ||
+				rec1["trace_id"] != trace.SpanContextFromContext(ctx).TraceID().String() {
 				t.Errorf("log line %v", rec1)
+			}
+			// A JSON object with a key twice is read differently by
+			// different tools (the last one wins here, the first there).
+			for _, key := range []string{"function", "trace_id", "span_id", "call_id", "status", "code", "err"} {
+				if n := strings.Count(lines[0], `"`+key+`":`); n != 1 {
+					t.Errorf("key %q %d times in %s, want once", key, n, lines[0])
+				}
 			}
 			if tt.wantStatus == 500 && !strings.Contains(lines[0], "cause-detail") {
 				t.Errorf("the cause of a 500 must be logged: %s", lines[0])
