@@ -34,10 +34,12 @@ import (
 // OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION (gzip or none).
 type otlpExporter struct {
 	endpoint string
-	headers  map[string]string
-	timeout  time.Duration
-	gzip     bool
-	client   *http.Client
+	// shown is endpoint as errors name it (redacted).
+	shown   string
+	headers map[string]string
+	timeout time.Duration
+	gzip    bool
+	client  *http.Client
 
 	mu      sync.Mutex
 	stopped bool
@@ -47,7 +49,7 @@ type otlpExporter struct {
 func newOTLPExporter(endpoint string, getenv func(string) string) (*otlpExporter, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("endpoint %q: want an http(s) URL", endpoint)
+		return nil, fmt.Errorf("endpoint %q: want an http(s) URL", redacted(endpoint))
 	}
 	setting := func(name string) string {
 		if v := getenv("OTEL_EXPORTER_OTLP_TRACES_" + name); v != "" {
@@ -55,7 +57,7 @@ func newOTLPExporter(endpoint string, getenv func(string) string) (*otlpExporter
 		}
 		return getenv("OTEL_EXPORTER_OTLP_" + name)
 	}
-	e := &otlpExporter{endpoint: endpoint, headers: map[string]string{}, timeout: 10 * time.Second}
+	e := &otlpExporter{endpoint: endpoint, shown: redacted(endpoint), headers: map[string]string{}, timeout: 10 * time.Second}
 	if v := setting("TIMEOUT"); v != "" {
 		ms, err := strconv.Atoi(v)
 		if err != nil || ms <= 0 {
@@ -85,6 +87,27 @@ func newOTLPExporter(endpoint string, getenv func(string) string) (*otlpExporter
 	}
 	e.client = &http.Client{Transport: http.DefaultTransport}
 	return e, nil
+}
+
+// redacted is endpoint with its userinfo (user:password@, which Go's client
+// sends as basic auth) replaced by "redacted@", for errors and logs: the SDK
+// logs the exporter's errors, and the variable may carry a credential. It
+// reads the authority itself, so an endpoint url.Parse refuses is redacted
+// too.
+func redacted(endpoint string) string {
+	rest, prefix := endpoint, ""
+	if i := strings.Index(endpoint, "://"); i >= 0 {
+		prefix, rest = endpoint[:i+3], endpoint[i+3:]
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return endpoint
+	}
+	return prefix + "redacted@" + rest[at+1:]
 }
 
 // ExportSpans sends spans in one request, retrying a throttled or
@@ -140,6 +163,12 @@ func (e *otlpExporter) post(ctx context.Context, body []byte) (retry time.Durati
 	}
 	res, err := e.client.Do(req)
 	if err != nil {
+		// The client's *url.Error names the URL with its user name (only
+		// the password masked).
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = e.shown
+		}
 		return time.Millisecond, fmt.Errorf("otlp: %w", err)
 	}
 	defer res.Body.Close()
@@ -147,7 +176,7 @@ func (e *otlpExporter) post(ctx context.Context, body []byte) (retry time.Durati
 	if res.StatusCode/100 == 2 {
 		return 0, nil
 	}
-	err = fmt.Errorf("otlp: %s answered %d: %s", e.endpoint, res.StatusCode, bytes.TrimSpace(msg))
+	err = fmt.Errorf("otlp: %s answered %d: %s", e.shown, res.StatusCode, bytes.TrimSpace(msg))
 	switch res.StatusCode {
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		retry = time.Millisecond

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -234,5 +235,60 @@ func TestOTLPExporterSettings(t *testing.T) {
 	})
 	if err != nil || e.timeout != 2500*time.Millisecond {
 		t.Fatalf("timeout %v, %v: want the traces-specific 2.5s", e, err)
+	}
+}
+
+// TestOTLPExporterNeverLogsTheEndpointsCredentials: an endpoint with userinfo
+// (user:password@, which Go's client sends as basic auth) appears in the
+// exporter's errors — which the SDK logs — as redacted@host: a refused
+// endpoint, one url.Parse cannot read, a collector's error answer, a
+// collector that cannot be reached. Until 2026-12-03 they named it verbatim.
+func TestOTLPExporterNeverLogsTheEndpointsCredentials(t *testing.T) {
+	const user, password = "alice", "s3cret-pw"
+	leaks := func(what string, err error) {
+		t.Helper()
+		if err == nil {
+			t.Errorf("%s: no error", what)
+			return
+		}
+		if strings.Contains(err.Error(), user) || strings.Contains(err.Error(), password) {
+			t.Errorf("%s: the error names the endpoint's credentials: %v", what, err)
+		}
+		if !strings.Contains(err.Error(), "redacted@") {
+			t.Errorf("%s: %v, want the endpoint with redacted@ in place of its userinfo", what, err)
+		}
+	}
+	none := func(string) string { return "" }
+	for _, endpoint := range []string{
+		"ftp://" + user + ":" + password + "@collector/v1/traces",
+		"http://" + user + ":" + password + "@collector:port/v1/traces", // url.Parse: invalid port
+		user + ":" + password + "@collector:4318",
+	} {
+		_, err := newOTLPExporter(endpoint, none)
+		leaks("refused endpoint "+endpoint, err)
+	}
+
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusBadRequest)
+	}))
+	defer bad.Close()
+	withUser := strings.Replace(bad.URL, "://", "://"+user+":"+password+"@", 1) + "/v1/traces"
+	e, err := newOTLPExporter(withUser, none)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.post(t.Context(), nil)
+	leaks("collector answering 400", err)
+
+	bad.Close() // nothing listens there any more
+	_, err = e.post(t.Context(), nil)
+	leaks("unreachable collector", err)
+
+	if got, want := redacted("https://"+user+":"+password+"@otlp.example:4318/v1/traces?x=a@b"),
+		"https://redacted@otlp.example:4318/v1/traces?x=a@b"; got != want {
+		t.Errorf("redacted = %q, want %q", got, want)
+	}
+	if got := redacted("http://collector:4318/v1/traces"); got != "http://collector:4318/v1/traces" {
+		t.Errorf("redacted changed an endpoint without userinfo: %q", got)
 	}
 }
