@@ -315,7 +315,7 @@ func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 				delete(subs, s.fn)
 			}
 			if again == nil {
-				if time.Since(lastEnded) > endedBackoff.Max {
+				if time.Since(lastEnded) > 2*endedBackoff.Max {
 					endedBackoff.Reset()
 				}
 				lastEnded = time.Now()

@@ -27,15 +27,22 @@ const DeleteBatch = 5000
 // `DELETE FROM t WHERE ctid = ANY(ARRAY(SELECT ctid FROM t WHERE … ORDER BY
 // key LIMIT $n))`, so that no plan reads the table.
 func DeleteInBatches(ctx context.Context, db Querier, del string, args ...any) (int64, error) {
+	return DeleteBatches(ctx, db, 0, del, args...)
+}
+
+// DeleteBatches is DeleteInBatches that stops after max batches (0: none),
+// for a cleanup that shares its loop with other work: a backlog is deleted
+// over several runs instead of holding up that work until it is gone.
+func DeleteBatches(ctx context.Context, db Querier, max int, del string, args ...any) (int64, error) {
 	args = append(append([]any{pgx.QueryExecModeExec}, args...), DeleteBatch)
 	var deleted int64
-	for {
+	for n := 1; ; n++ {
 		tag, err := db.Exec(ctx, del, args...)
 		if err != nil {
 			return deleted, err
 		}
 		deleted += tag.RowsAffected()
-		if tag.RowsAffected() < DeleteBatch {
+		if tag.RowsAffected() < DeleteBatch || n == max {
 			return deleted, nil
 		}
 	}

@@ -190,3 +190,42 @@ func TestACommitToASilentServerGivesItsSlotBack(t *testing.T) {
 		})
 	}
 }
+
+// Detached bounds a transaction's commit, not its work: a transaction whose
+// work outlasts the bound (here 300 ms; a lock wait, a password hash inside
+// it) still commits.
+func TestASlowTransactionStillCommits(t *testing.T) {
+	postgres.SetFinishTimeout(t, 300*time.Millisecond)
+	pool := batchTxPool(t)
+	ctx := context.Background()
+	err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO t VALUES (1, 1)`); err != nil {
+			return err
+		}
+		time.Sleep(500 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("a transaction that took 500 ms: %v, want it committed", err)
+	}
+	if rows, _ := rowsOfT(t, pool); rows != 1 {
+		t.Errorf("%d rows, want the 1 the transaction wrote", rows)
+	}
+}
+
+// DeleteBatches stops after its maximum of batches: what is left goes at the
+// next call.
+func TestDeleteBatchesStopsAtItsMaximum(t *testing.T) {
+	pool := batchTxPool(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `INSERT INTO t SELECT i, 0 FROM generate_series(1, $1::int) i`, 2*postgres.DeleteBatch+1); err != nil {
+		t.Fatal(err)
+	}
+	del := `DELETE FROM t WHERE ctid = ANY(ARRAY(SELECT ctid FROM t ORDER BY id LIMIT $1))`
+	if n, err := postgres.DeleteBatches(ctx, pool, 1, del); err != nil || n != postgres.DeleteBatch {
+		t.Fatalf("one batch: %d, %v; want %d", n, err, postgres.DeleteBatch)
+	}
+	if n, err := postgres.DeleteBatches(ctx, pool, 0, del); err != nil || n != postgres.DeleteBatch+1 {
+		t.Fatalf("no maximum: %d, %v; want the %d left", n, err, postgres.DeleteBatch+1)
+	}
+}

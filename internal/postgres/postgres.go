@@ -291,7 +291,10 @@ var finishTimeout = 10 * time.Second
 // cancellation, bounded by a timeout of its own. When the timeout passes
 // mid-query, pgx asks PostgreSQL to cancel it and closes the connection, so
 // the pool gets its slot back; the caller learns nothing of the outcome, as
-// with any broken connection.
+// with any broken connection. Tx starts it once the transaction's work is
+// done; ExecTx and BatchTx.Commit send their statements with the COMMIT, so
+// for them it bounds the batch, from when it is sent. Either may end up to
+// its timeout after the caller's deadline.
 func Detached(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 }
@@ -309,9 +312,12 @@ func TxWith(ctx context.Context, db Beginner, opts pgx.TxOptions, fn func(tx pgx
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	// The detached context starts once fn is done: it bounds the commit or
+	// the rollback, not the transaction's own work.
+	err = fn(tx)
 	dctx, cancel := Detached(ctx)
 	defer cancel()
-	if err := fn(tx); err != nil {
+	if err != nil {
 		_ = tx.Rollback(dctx)
 		return err
 	}

@@ -78,8 +78,8 @@ type Config struct {
 	// dead letter replayed later than that would be processed again.
 	InboxRetention time.Duration
 	// NotificationRetention is how long the users database's notifications
-	// (internal/notifications/notificationsdb) are kept (default 90 days). It
-	// must be at least InboxRetention: a notification's unique event id is
+	// (internal/notifications/notificationsdb) are kept (default 90 days, or
+	// InboxRetention when that is longer). It must be at least InboxRetention: a notification's unique event id is
 	// what keeps a replayed dead letter whose inbox record was pruned from
 	// notifying, and emailing, twice. Validate refuses a shorter one.
 	NotificationRetention time.Duration
@@ -140,7 +140,9 @@ func (c *Config) setDefaults() {
 		c.InboxRetention = 30 * 24 * time.Hour
 	}
 	if c.NotificationRetention <= 0 {
-		c.NotificationRetention = DefaultNotificationRetention
+		// Unset, it is never shorter than the inbox retention: a deployment
+		// that kept processed events longer than 90 days keeps starting.
+		c.NotificationRetention = max(DefaultNotificationRetention, c.InboxRetention)
 	}
 	if c.CleanupInterval <= 0 {
 		c.CleanupInterval = 10 * time.Minute

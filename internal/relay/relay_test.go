@@ -960,7 +960,8 @@ func TestANotificationRetentionShorterThanTheInboxRetentionIsRefused(t *testing.
 		{"defaults", 0, 0, true},
 		{"equal", 60 * day, 60 * day, true},
 		{"shorter than the default inbox retention", 0, 10 * day, false},
-		{"an inbox retention past the default notification retention", 100 * day, 0, false},
+		{"an inbox retention past the default notification retention", 100 * day, 0, true},
+		{"an inbox retention past a notification retention set", 100 * day, 90 * day, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := New(Config{Databases: dbs, InboxRetention: tt.inbox, NotificationRetention: tt.notification},

@@ -153,6 +153,10 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (notifications.Notificati
 	return n, nil
 }
 
+// PruneBatches is the most batches (postgres.DeleteBatch rows each) one
+// Prune deletes.
+const PruneBatches = 20
+
 // Prune deletes the notifications created more than olderThan ago from the
 // database behind db, when it has the table (the outbox relay's cleanup runs
 // on every service database; only the users database has it), and reports
@@ -165,13 +169,19 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (notifications.Notificati
 // (users migration 0005), in batches, oldest first (postgres.DeleteInBatches,
 // each batch an ordered walk of the index with a LIMIT, its own statement and
 // commit), as inbox.Prune does: a cleanup never holds the locks of a backlog,
-// nor reads the retention's rows it keeps.
+// nor reads the retention's rows it keeps. One call deletes at most
+// PruneBatches batches: the relay prunes in the loop that publishes the users
+// database's events, so a backlog (the first cleanup after an upgrade) goes
+// over several cleanups instead of holding the events up.
 func Prune(ctx context.Context, db postgres.Querier, olderThan time.Duration) (int64, error) {
+	// Until a users function has applied migration 0005, the index the
+	// DELETE walks is missing and each batch would read the whole table:
+	// nothing is pruned before it exists (nor before the table does).
 	var exists bool
-	if err := db.QueryRow(ctx, `SELECT to_regclass('notifications') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+	if err := db.QueryRow(ctx, `SELECT to_regclass('notifications_created_at') IS NOT NULL`).Scan(&exists); err != nil || !exists {
 		return 0, err
 	}
-	deleted, err := postgres.DeleteInBatches(ctx, db, `DELETE FROM notifications WHERE ctid = ANY(ARRAY(SELECT ctid
+	deleted, err := postgres.DeleteBatches(ctx, db, PruneBatches, `DELETE FROM notifications WHERE ctid = ANY(ARRAY(SELECT ctid
 		FROM notifications WHERE created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2))`,
 		olderThan.Seconds())
 	if err != nil {

@@ -698,8 +698,8 @@ func (s *Saga) Recover(ctx context.Context, limit int) (Report, error) {
 	if d, ok := ctx.Deadline(); ok && d.Add(-drive).Before(budget) {
 		budget = d.Add(-drive)
 		if !time.Now().Before(budget) {
-			s.cfg.Log.WarnContext(ctx, "recovery claims nothing: the run's deadline leaves less than one saga timeout",
-				"deadline_in", time.Until(d).String(), "saga_timeout", s.cfg.Timeout.String())
+			s.cfg.Log.WarnContext(ctx, "recovery claims nothing: the run's deadline leaves less than a drive's longest time",
+				"deadline_in", time.Until(d).String(), "longest_drive", drive.String())
 		}
 	}
 	for rep.Driven < limit && time.Now().Before(budget) {

@@ -407,6 +407,17 @@ func TestClientHangingUpMidCheckoutStillCompletes(t *testing.T) {
 	}
 }
 
+// processorDown makes every charge answer 503, as a card processor that is
+// down: a checkout stays pending, and recovery retries it.
+func (e *env) processorDown() {
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			return 0, http.StatusServiceUnavailable, 0
+		}
+		return 0, 0, 0
+	})
+}
+
 // age makes every pending order look older than RecoverAfter with an expired lease.
 func (e *env) age(t *testing.T) {
 	t.Helper()
@@ -419,12 +430,7 @@ func (e *env) age(t *testing.T) {
 func TestRecoverFinishesAPendingOrderWhoseChargeCrashed(t *testing.T) {
 	e := setup(t, nil)
 	// The processor is down: nothing is captured, the order stays pending.
-	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
-		if fn == "charge-payment" {
-			return 0, http.StatusServiceUnavailable, 0
-		}
-		return 0, 0, 0
-	})
+	e.processorDown()
 	res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "r")
 	if err != nil {
 		t.Fatal(err)
@@ -462,12 +468,7 @@ func TestRecoverFinishesAPendingOrderWhoseChargeCrashed(t *testing.T) {
 // the charge and before it confirms, and the units are sold at once.
 func TestARecoveredOrderWhoseHoldWasReleasedTakesTheStockAgain(t *testing.T) {
 	e := setup(t, nil)
-	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
-		if fn == "charge-payment" {
-			return 0, http.StatusServiceUnavailable, 0
-		}
-		return 0, 0, 0
-	})
+	e.processorDown()
 	res, err := e.saga.Place(context.Background(), e.user, e.request(2, "tok_visa"), "")
 	if err != nil || res.Outcome() != orders.OutcomePending {
 		t.Fatalf("got %+v %v", res, err)
@@ -588,12 +589,7 @@ func TestARefundBeforeTheChargeLandsLeavesNoCapture(t *testing.T) {
 func TestConcurrentRecoveryDrivesEachOrderOnce(t *testing.T) {
 	e := setup(t, nil)
 	e.svc.SetStock(e.product.ID, 100)
-	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
-		if fn == "charge-payment" {
-			return 0, http.StatusServiceUnavailable, 0
-		}
-		return 0, 0, 0
-	})
+	e.processorDown()
 	for range 6 {
 		if res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), ""); err != nil || res.Outcome() != orders.OutcomePending {
 			t.Fatalf("%s %v", res.Outcome(), err)
@@ -640,12 +636,7 @@ func TestEachRecoveredOrderIsASpanLinkedToItsCheckout(t *testing.T) {
 	tracer := tp.Tracer("test")
 
 	e := setup(t, nil)
-	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
-		if fn == "charge-payment" {
-			return 0, http.StatusServiceUnavailable, 0
-		}
-		return 0, 0, 0
-	})
+	e.processorDown()
 	checkouts := map[string]trace.SpanContext{} // order id → its checkout's span
 	for range 2 {
 		ctx, span := tracer.Start(context.Background(), "checkout")
@@ -1891,12 +1882,7 @@ func TestARunPastItsDeadlineRecordsItsTimeline(t *testing.T) {
 func TestARecoveryRunEndsBeforeItsDeadline(t *testing.T) {
 	const timeout = 2 * time.Second
 	e := setup(t, func(c *saga.Config) { c.Timeout = timeout })
-	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
-		if fn == "charge-payment" {
-			return 0, http.StatusServiceUnavailable, 0
-		}
-		return 0, 0, 0
-	})
+	e.processorDown()
 	for range 3 {
 		if res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), ""); err != nil || res.Outcome() != orders.OutcomePending {
 			t.Fatalf("%s %v", res.Outcome(), err)
@@ -1935,12 +1921,7 @@ func TestARecoveryRunEndsBeforeItsDeadline(t *testing.T) {
 func TestAStuckOrdersTimelineStopsGrowing(t *testing.T) {
 	const recorded, attempts = saga.RecordedRecoveries, 3
 	e := setup(t, func(c *saga.Config) { c.Attempts = attempts })
-	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
-		if fn == "charge-payment" {
-			return 0, http.StatusServiceUnavailable, 0
-		}
-		return 0, 0, 0
-	})
+	e.processorDown()
 	res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
 	if err != nil || res.Outcome() != orders.OutcomePending {
 		t.Fatalf("checkout: %s %v; want pending", res.Outcome(), err)
@@ -2001,12 +1982,7 @@ func TestAStuckOrdersTimelineStopsGrowing(t *testing.T) {
 func TestARecoveryRunDrivesItsOrdersBeforeAPurgeThatCannotFinish(t *testing.T) {
 	const timeout = time.Second
 	e := setup(t, func(c *saga.Config) { c.Timeout = timeout })
-	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
-		if fn == "charge-payment" {
-			return 0, http.StatusServiceUnavailable, 0
-		}
-		return 0, 0, 0
-	})
+	e.processorDown()
 	res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
 	if err != nil || res.Outcome() != orders.OutcomePending {
 		t.Fatalf("checkout: %s %v; want pending", res.Outcome(), err)
