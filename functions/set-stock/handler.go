@@ -77,14 +77,16 @@ func New(catalog Catalog, stock Stock, tokens *auth.Verifier, log *slog.Logger) 
 		if err != nil {
 			return err
 		}
-		pre, err := inventory.ParsePrecondition(header(r, "If-Match"), header(r, "If-None-Match"))
-		if err != nil {
-			return err
-		}
+		// A product that does not exist is 404 whatever the request's
+		// precondition: the contract's answer for an id that names nothing.
 		if _, err := catalog.GetProduct(r.Context(), id); err != nil {
 			if fault.Is(err, fault.NotFound, "") {
 				return fault.Wrap(err, fault.NotFound, fault.CodeNotFound, "product not found")
 			}
+			return err
+		}
+		pre, err := inventory.ParsePrecondition(header(r, "If-Match"), header(r, "If-None-Match"))
+		if err != nil {
 			return err
 		}
 		st, err := stock.SetOnHand(r.Context(), id, onHand, pre)
