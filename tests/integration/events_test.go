@@ -77,15 +77,7 @@ func TestOrderEventsReachTheHandlers(t *testing.T) {
 		t.Fatalf("create order: %d %s", res.StatusCode, raw)
 	}
 	orderID := strings.SplitN(strings.TrimPrefix(string(raw), `{"id":"`), `"`, 2)[0]
-	var tl struct {
-		Steps []struct {
-			TraceID string `json:"trace_id"`
-		} `json:"steps"`
-	}
-	if code := call(t, http.MethodGet, s.EdgeURL+"/api/v1/orders/"+orderID+"/timeline", login.AccessToken, nil, &tl); code != http.StatusOK || len(tl.Steps) == 0 {
-		t.Fatalf("timeline: %d %+v", code, tl)
-	}
-	traceID := tl.Steps[0].TraceID
+	traceID := timeline(t, s.EdgeURL, orderID, login.AccessToken)[0].TraceID
 	if traceID == "" || traceID == clientTrace {
 		t.Fatalf("the order's timeline names trace %q; want the edge's new trace, not the client's %s", traceID, clientTrace)
 	}

@@ -107,17 +107,7 @@ func TestCheckoutTraceInJaeger(t *testing.T) {
 	}
 	// The checkout's trace is the shop's (the edge starts it): the order's
 	// timeline names it.
-	var tl struct {
-		Steps []struct {
-			TraceID string `json:"trace_id"`
-		} `json:"steps"`
-	}
-	tlReq, _ := http.NewRequest(http.MethodGet, s.EdgeURL+"/api/v1/orders/"+order.ID+"/timeline", nil)
-	tlReq.Header.Set("Authorization", "Bearer "+customer)
-	if code := doJSON(t, tlReq, &tl); code != http.StatusOK || len(tl.Steps) == 0 {
-		t.Fatalf("timeline: %d %+v", code, tl)
-	}
-	traceID := tl.Steps[0].TraceID
+	traceID := timeline(t, s.EdgeURL, order.ID, customer)[0].TraceID
 	if traceID == clientTrace {
 		t.Fatalf("the checkout continued the client's trace %s", clientTrace)
 	}

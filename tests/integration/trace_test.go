@@ -180,18 +180,7 @@ func TestOneCheckoutIsOneTrace(t *testing.T) {
 	checkDB(t, tr, tr.servers("update-product-stats")[0])
 
 	// The timeline leads to the same trace (the shop's, not the client's).
-	var tl struct {
-		Steps []struct {
-			Step    string `json:"step"`
-			TraceID string `json:"trace_id"`
-		} `json:"steps"`
-	}
-	tlReq, _ := http.NewRequest(http.MethodGet, s.EdgeURL+"/api/v1/orders/"+order.ID+"/timeline", nil)
-	tlReq.Header.Set("Authorization", "Bearer "+customer)
-	if code := doJSON(t, tlReq, &tl); code != http.StatusOK || len(tl.Steps) == 0 {
-		t.Fatalf("timeline: %d %+v", code, tl)
-	}
-	for _, st := range tl.Steps {
+	for _, st := range timeline(t, s.EdgeURL, order.ID, customer) {
 		if st.TraceID != traceID {
 			t.Errorf("timeline step %s names trace %q, want the checkout's %s (the client's was %s)", st.Step, st.TraceID, traceID, clientTrace)
 		}
@@ -424,4 +413,23 @@ func (tr *tree) String() string {
 		fmt.Fprintln(&b, " ", sp)
 	}
 	return b.String()
+}
+
+// timelineStep is an entry of an order's timeline, as the tests read it.
+type timelineStep struct {
+	Step    string `json:"step"`
+	TraceID string `json:"trace_id"`
+}
+
+// timeline reads the order's timeline through the edge as token's user; the
+// test fails unless it answers 200 with at least one entry.
+func timeline(t *testing.T, edgeURL, orderID, token string) []timelineStep {
+	t.Helper()
+	var tl struct {
+		Steps []timelineStep `json:"steps"`
+	}
+	if code := call(t, http.MethodGet, edgeURL+"/api/v1/orders/"+orderID+"/timeline", token, nil, &tl); code != http.StatusOK || len(tl.Steps) == 0 {
+		t.Fatalf("timeline: %d %+v", code, tl)
+	}
+	return tl.Steps
 }
