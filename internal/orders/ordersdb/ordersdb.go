@@ -164,7 +164,9 @@ func NotWritten(err error) bool {
 // see CheckKey) is taken anew. A key held by another request — settled,
 // running, or being written right now (the unique index makes this batch
 // wait for that request's transaction) — is ErrKeyTaken, and nothing is
-// written.
+// written. When the batch went out and its answer did not come back (a
+// deadline, a broken connection), the order may be written or not: Settle
+// the error before reading whether it is.
 func (s *Store) Create(ctx context.Context, o orders.Order, token string, fromCart bool, key, hash string, lease time.Duration) error {
 	addr, err := json.Marshal(o.ShippingAddress)
 	if err != nil {
@@ -191,7 +193,7 @@ func (s *Store) Create(ctx context.Context, o orders.Order, token string, fromCa
 		VALUES ($1, $2, $3, now() + $4::float8 * interval '1 second', $5)`, o.ID, token, fromCart, lease.Seconds(), traceparent(ctx))
 	queueNotes(ctx, b, o.ID, Note{Step: orders.StepCreated, Outcome: orders.StepOK,
 		Detail: fmt.Sprintf("%d line(s), total %d %s", len(o.Items), o.Total.Amount, o.Total.Currency)})
-	err = s.db.SendBatch(ctx, b).Close()
+	err = postgres.SendBatch(ctx, s.db, b)
 	switch {
 	case key != "" && postgres.IsUniqueViolation(err, "idempotency_keys_pkey"):
 		return ErrKeyTaken
@@ -200,6 +202,12 @@ func (s *Store) Create(ctx context.Context, o orders.Order, token string, fromCa
 	}
 	return nil
 }
+
+// Settle ends the doubt a failed write leaves about its outcome
+// (postgres.Settle): once it returns nil, a read of what Create would have
+// written tells whether it was. nil at once for an error that leaves no
+// doubt; an error while the database cannot tell.
+func (s *Store) Settle(ctx context.Context, err error) error { return postgres.Settle(ctx, s.db, err) }
 
 // send runs the statements of b on tx in one round trip.
 func send(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {

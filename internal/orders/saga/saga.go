@@ -336,14 +336,16 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 //     request (Create wrote the lease), so the saga goes on from first as if
 //     the write had answered;
 //   - not written: the hold is given back and werr answered (503), as for a
-//     write that never reached the database;
+//     write that never reached the database. lookUp reads that only once the
+//     write can no longer commit (it stops the write's server process
+//     first), so the answer holds;
 //   - still unknown (the database stays unreachable): the order is answered as
 //     it was to be written, pending, so the client asks for it
 //     (GET /api/v1/orders/{id}) rather than place it again. Its hold is kept:
 //     a written order is finished by recover-orders, the hold of one never
 //     written (GET answers 404, the checkout may be placed again) expires.
 func (s *Saga) settleWrite(ctx context.Context, sg ordersdb.Saga, first *tried, werr error) (orders.Checkout, error) {
-	written, err := s.lookUp(ctx, sg.Order.ID)
+	written, err := s.lookUp(ctx, sg.Order.ID, werr)
 	switch {
 	case err == nil:
 		s.cfg.Log.WarnContext(ctx, "the answer of the order's write was lost; it was written", "order_id", sg.Order.ID, "err", werr.Error())
@@ -363,18 +365,29 @@ func (s *Saga) settleWrite(ctx context.Context, sg ordersdb.Saga, first *tried, 
 // outlive the saga's deadline (the deadline may be what cut the write).
 const doubtTimeout = 2 * time.Second
 
-// lookUp reads the saga of an order after a write about it failed without
-// saying whether it committed: the saga as stored, fault.NotFound when the
-// order does not exist, or the last error when the orders database could not
-// tell within doubtTimeout. It asks again while the database fails, on a
-// context of its own that the saga's deadline does not cut.
-func (s *Saga) lookUp(ctx context.Context, orderID uuid.UUID) (ordersdb.Saga, error) {
+// lookUp reads the saga of an order after a write about it failed with werr
+// without saying whether it committed: the saga as stored, fault.NotFound
+// when the order does not exist, or the last error when the orders database
+// could not tell within doubtTimeout. It first settles werr
+// (ordersdb.Store.Settle): the write's server process may still be running
+// it, behind a lock or waiting for its commit to reach the disk, and commit
+// it after a read that found nothing. It asks again while the database
+// fails, on a context of its own that the saga's deadline does not cut.
+func (s *Saga) lookUp(ctx context.Context, orderID uuid.UUID, werr error) (ordersdb.Saga, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), doubtTimeout)
 	defer cancel()
+	settled := false
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
-		sg, err := s.db.LoadSaga(ctx, orderID)
-		if err == nil || fault.KindOf(err) == fault.NotFound {
-			return sg, err
+		var sg ordersdb.Saga
+		var err error
+		if !settled {
+			err = s.db.Settle(ctx, werr)
+			settled = err == nil
+		}
+		if settled {
+			if sg, err = s.db.LoadSaga(ctx, orderID); err == nil || fault.KindOf(err) == fault.NotFound {
+				return sg, err
+			}
 		}
 		t := time.NewTimer(wait)
 		select {

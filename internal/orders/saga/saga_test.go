@@ -1576,6 +1576,66 @@ func TestALostAnswerOfTheOrdersWriteNeverChargesTwice(t *testing.T) {
 	}
 }
 
+// A checkout's write that its deadline cut may run on in PostgreSQL: here it
+// waits behind a twin request's open transaction that holds the same key
+// (as it could wait for its commit to reach a stalled disk), and the cancel
+// pgx sends when it gives up does not land (cancels are best effort). A
+// read then finds no order, and the checkout would answer 503 "not placed"
+// while its write commits the moment the twin rolls back: a pending order the
+// customer was told does not exist, which recover-orders charges, and a
+// customer who buys again pays twice. So the checkout stops the write's
+// server process before it reads (ordersdb.Store.Settle): the answer it
+// gives then holds.
+func TestAWriteCutByTheDeadlineIsStoppedBeforeTheAnswer(t *testing.T) {
+	e := setup(t, func(c *saga.Config) { c.Timeout = 500 * time.Millisecond })
+	pool, cancels := pgtest.WithoutCancels(t, e.pool)
+	cfg := e.cfg
+	cfg.Store = ordersdb.New(pool)
+	s, err := saga.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const key = "key-of-twins"
+	twin, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer twin.Rollback(ctx)
+	twinID := uuid.Must(uuid.NewV7())
+	if _, err := twin.Exec(ctx, `INSERT INTO orders (id, user_id, status, reason, total_amount, currency, shipping_address, created_at, updated_at)
+		VALUES ($1, $2, 'pending', '', 1299, 'USD', '{}', now(), now())`, twinID, e.user.UserID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := twin.Exec(ctx, `INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, expires_at)
+		VALUES ($1, $2, 'twin', $3, now() + interval '1 hour')`, e.user.UserID, key, twinID); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Place(ctx, e.user, e.request(1, "tok_visa"), key)
+	if cancels.Dropped() == 0 {
+		t.Fatalf("place: %s %v: no write was cut by the deadline, the test proves nothing", res.Outcome(), err)
+	}
+	if err := twin.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A write still waiting takes the key now and commits.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
+			break
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	n := e.count(t, `SELECT count(*) FROM orders WHERE user_id = $1`, e.user.UserID)
+	switch {
+	case err != nil && fault.KindOf(err) == fault.Unavailable && n == 0:
+		// Not placed, and nothing was.
+	case err == nil && res.Order.ID != uuid.Nil && n == 1:
+		// Placed (pending), and it is.
+	default:
+		t.Fatalf("place answered %s (order %s) %v; %d orders written since", res.Outcome(), res.Order.ID, err, n)
+	}
+}
+
 // pricingWaitsForReserve is a catalog whose get-product calls wait for a
 // reserve-stock call to start (up to 2 s) before they answer, and count the
 // calls that saw one start.

@@ -190,7 +190,7 @@ const clearTimeout = 2 * time.Second
 func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orders.Checkout {
 	c, err := s.decide(ctx, tl, sg.Order, func(o *orders.Order) (orders.Change, error) { return o.Confirm(time.Now()) })
 	if err != nil {
-		stored, lerr := s.lookUp(ctx, sg.Order.ID)
+		stored, lerr := s.lookUp(ctx, sg.Order.ID, err)
 		if lerr != nil || stored.Order.Status != orders.Confirmed {
 			s.cfg.Log.ErrorContext(ctx, "confirm order", "order_id", sg.Order.ID, "err", err.Error())
 			return orders.Checkout{Order: sg.Order}

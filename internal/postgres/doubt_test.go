@@ -1,0 +1,138 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+// ownRole returns a pool over a fresh database with a table keyed by k,
+// connected as a new login role that is neither a superuser nor a member of
+// pg_signal_backend (as the shop's `shop` role in production), and a pool
+// connected as the test server's user. The role's pool sends no cancel
+// request (pgtest.WithoutCancels), so a statement its caller gave up on runs on.
+func ownRole(t *testing.T) (role, admin *pgxpool.Pool) {
+	t.Helper()
+	admin = pgtest.Open(t, fstest.MapFS{"0001_keys.sql": {Data: []byte(`CREATE TABLE keys (k int PRIMARY KEY)`)}})
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name, password := "test_role_"+hex.EncodeToString(b), hex.EncodeToString(b)
+	ctx := context.Background()
+	if _, err := admin.Exec(ctx, `CREATE ROLE `+name+` LOGIN PASSWORD '`+password+`'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, `GRANT ALL ON TABLE keys TO `+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// The database (and the role's connections to it) is dropped after
+		// this runs: end the role's connections first, then drop it.
+		_, _ = admin.Exec(context.Background(), `SELECT pg_terminate_backend(pid, 2000) FROM pg_stat_activity WHERE usename = $1`, name)
+		_, _ = admin.Exec(context.Background(), `REVOKE ALL ON TABLE keys FROM `+name)
+		_, _ = admin.Exec(context.Background(), `DROP ROLE IF EXISTS `+name)
+	})
+	url := admin.Config().ConnConfig.ConnString()
+	cc := admin.Config().ConnConfig
+	url = strings.Replace(url, "://"+cc.User+"@", "://"+name+"@", 1)
+	var err error
+	role, err = postgres.Open(ctx, postgres.Config{URL: url, Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(role.Close)
+	role, _ = pgtest.WithoutCancels(t, role)
+	return role, admin
+}
+
+// A write whose deadline passes while it waits behind another transaction's
+// lock goes on in the server after the client gave up: when that
+// transaction rolls back, it commits. A read in between finds nothing, and
+// the writer would conclude, wrongly, that nothing was written. Settle stops
+// the write's backend first, so the read is conclusive; a role of its own
+// may do that without privileges.
+func TestSettleStopsAWriteStillRunningAfterItsDeadline(t *testing.T) {
+	ctx := context.Background()
+	pool, admin := ownRole(t)
+	twin, err := admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer twin.Rollback(ctx)
+	if _, err := twin.Exec(ctx, `INSERT INTO keys VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO keys VALUES (1)`)
+	b.Queue(`INSERT INTO keys VALUES (2)`)
+	werr := postgres.SendBatch(wctx, pool, b)
+	cancel()
+	var d *postgres.Doubt
+	if !errors.As(werr, &d) {
+		t.Fatalf("the write ended with %v, want a *postgres.Doubt", werr)
+	}
+	if waiting(t, admin) != 1 {
+		t.Fatal("the write's backend is not waiting behind the lock: the test proves nothing")
+	}
+	if err := postgres.Settle(ctx, pool, werr); err != nil {
+		t.Fatalf("settle: %v", err)
+	}
+	if err := twin.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Give a backend still waiting the time to take the lock and commit.
+	for end := time.Now().Add(2 * time.Second); waiting(t, admin) > 0 && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	var n int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM keys`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d rows committed after the write was settled as not written, want 0", n)
+	}
+	// A settled doubt, or none, settles at once.
+	if err := postgres.Settle(ctx, pool, werr); err != nil {
+		t.Fatalf("settle again: %v", err)
+	}
+	if err := postgres.Settle(ctx, pool, errors.New("no doubt")); err != nil {
+		t.Fatalf("settle an error without doubt: %v", err)
+	}
+}
+
+// An error PostgreSQL answered leaves no doubt: the batch's transaction
+// rolled back.
+func TestAnAnsweredErrorIsNoDoubt(t *testing.T) {
+	pool, _ := ownRole(t)
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO keys VALUES (1)`)
+	b.Queue(`INSERT INTO keys VALUES (1)`)
+	err := postgres.SendBatch(context.Background(), pool, b)
+	var d *postgres.Doubt
+	if err == nil || errors.As(err, &d) || !postgres.IsUniqueViolation(err, "keys_pkey") {
+		t.Fatalf("got %v, want the unique violation as answered", err)
+	}
+}
+
+// waiting counts the backends of the test's database waiting for a lock.
+func waiting(t *testing.T, admin *pgxpool.Pool) int {
+	t.Helper()
+	var n int
+	if err := admin.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
