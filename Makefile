@@ -21,7 +21,7 @@ GOFILES  = $(shell find . -name '*.go' -not -path './build/*' -not -path './.loc
 export CGO_ENABLED = 0
 export GOFLAGS += -trimpath
 
-.PHONY: help api-docs services run test lint fmt unit integration broker-restart-test replacement-test buildcheck fuzz chaos chaos-short generate bench clean jaeger jaeger-build
+.PHONY: help api-docs services run test lint fmt unit integration broker-restart-test replacement-test buildcheck fuzz chaos chaos-short generate bench bench-smoke clean jaeger jaeger-build
 
 ## help: list every target with what it does (each target's block of ##
 ## comments in this file; its first line names the target).
@@ -68,7 +68,7 @@ api-docs:
 ## the build check's compiling fills the minutes chaos spends waiting (for its
 ## RabbitMQ node, its customers, the shop to settle).
 test: lint unit integration broker-restart-test replacement-test fuzz
-	$(MAKE) -j2 --output-sync=target chaos-short buildcheck
+	$(MAKE) -j2 --output-sync=target chaos-short buildcheck bench-smoke
 
 ## lint: gofmt, imports in three groups (stdlib, third party, the shop), vet,
 ## staticcheck and the layer rules of docs/architecture.md (each also reads the
@@ -171,6 +171,17 @@ generate:
 ## baseline measured in the same run (see docs/benchmarks.md).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 6m ./tests/bench
+
+## bench-smoke: make bench's synchronous checkout scenario alone, for 300 ms,
+## in make test: its set-up (every function it starts, the catalog, stock set
+## through set-stock) and its checks (no 5xx, no oversell) must hold, or make
+## bench is broken. Its figures are not worth reading; it fails when the
+## scenario did not run.
+bench-smoke: SHELL := bash
+bench-smoke: .SHELLFLAGS := -o pipefail -c
+bench-smoke:
+	BENCH_DURATION=300ms $(GO) test -count=1 -run '^$$' -bench '^BenchmarkShop/create-order$$' -benchtime 1x -timeout 6m ./tests/bench \
+		| awk '{ print; fflush() } /^BenchmarkShop\/create-order/ { ok = 1 } END { if (!ok) { print "FAIL: BenchmarkShop/create-order did not run"; exit 1 } }'
 
 ## jaeger: build Jaeger v2 once (jaeger-build) and run it in the foreground
 ## with monitoring/jaeger/local.yaml: OTLP on 127.0.0.1:4318 (HTTP) and 4317
