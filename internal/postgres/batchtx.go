@@ -62,7 +62,8 @@ func (t *BatchTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 // Commit sends b's statements followed by COMMIT in one round trip (b may be
 // nil: COMMIT alone) and gives the connection back to the pool. When one of
 // b's statements fails, nothing of the transaction is committed: the
-// statement's error is returned and the transaction is rolled back.
+// statement's error is returned and the transaction is rolled back. When no
+// answer came back, the error is a *Doubt (see Settle).
 func (t *BatchTx) Commit(ctx context.Context, b *pgx.Batch) error {
 	if t.conn == nil {
 		return pgx.ErrTxClosed
@@ -78,9 +79,10 @@ func (t *BatchTx) Commit(ctx context.Context, b *pgx.Batch) error {
 	})
 	dctx, cancel := Detached(ctx)
 	defer cancel()
+	pid := t.conn.Conn().PgConn().PID()
 	err := t.tx.SendBatch(dctx, b).Close()
 	t.Rollback(ctx) // after COMMIT, only gives the connection back
-	return err
+	return doubt(pid, err)
 }
 
 // ExecTx runs b's statements as one transaction in one round trip: BEGIN in
@@ -94,8 +96,9 @@ func (t *BatchTx) Commit(ctx context.Context, b *pgx.Batch) error {
 // assertion), never by the client after reading a result: by then the batch
 // has committed. Like Tx's COMMIT, the batch is sent on a Detached context
 // (ctx bounds acquiring the connection only), so the caller always learns
-// whether it committed, short of a broken or silent connection. b must
-// not begin or end a transaction itself.
+// whether it committed, short of a broken or silent connection (then the
+// error is a *Doubt: see Settle). b must not begin or end a transaction
+// itself.
 func ExecTx(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
@@ -120,7 +123,7 @@ func ExecTx(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) error {
 	if c := conn.Conn(); err != nil && !c.IsClosed() && c.PgConn().TxStatus() != 'I' {
 		_, _ = c.Exec(detached, "rollback")
 	}
-	return err
+	return doubt(conn.Conn().PgConn().PID(), err)
 }
 
 // Rollback rolls back the transaction unless it has ended already (committed,

@@ -18,7 +18,8 @@ import (
 // it may still be running the write — waiting behind another transaction's
 // lock, or for its commit to reach the disk — and commit it after a read that
 // found nothing. So a read of what the write would have written is conclusive
-// only once that backend has stopped: see Settle.
+// only once that backend has stopped: see Settle. SendBatch, ExecTx,
+// BatchTx.Commit and Tx answer one for a write in doubt.
 type Doubt struct {
 	// PID is the server process that ran the write (pgconn.PgConn.PID).
 	PID uint32
@@ -40,19 +41,36 @@ func SendBatch(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) error {
 		return err
 	}
 	defer conn.Release()
-	pid := conn.Conn().PgConn().PID()
-	err = conn.SendBatch(ctx, b).Close()
-	if inDoubt(err) {
-		return &Doubt{PID: pid, Err: err}
-	}
-	return err
+	return doubt(conn.Conn().PgConn().PID(), conn.SendBatch(ctx, b).Close())
 }
 
 // inDoubt reports whether a batch that ended with err may have committed:
 // it went out, and the server's answer is not what ended it.
 func inDoubt(err error) bool {
 	var pgErr *pgconn.PgError
-	return err != nil && !errors.As(err, &pgErr) && !pgconn.SafeToRetry(err)
+	return err != nil && !errors.As(err, &pgErr) && !pgconn.SafeToRetry(err) && !errors.Is(err, errCommitRolledBack)
+}
+
+// doubt is err as a *Doubt naming backend pid when it leaves the outcome
+// open (inDoubt), err otherwise.
+func doubt(pid uint32, err error) error {
+	if inDoubt(err) {
+		return &Doubt{PID: pid, Err: err}
+	}
+	return err
+}
+
+// finishByKey is the context key of FinishBy's time.
+type finishByKey struct{}
+
+// FinishBy returns ctx carrying t as the latest end of the Detached work
+// started on it, the COMMIT of ExecTx, BatchTx.Commit and Tx included:
+// Detached then bounds that work by its own timeout or t, whichever comes
+// first (a t already past ends it at once). For a caller with a deadline
+// of its own to keep, such as a saga's: a COMMIT cut at t is in doubt
+// (*Doubt), and Settle tells whether it committed.
+func FinishBy(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, finishByKey{}, t)
 }
 
 // settleWait is how long Settle waits for a backend it terminated to exit.

@@ -112,6 +112,51 @@ func TestSettleStopsAWriteStillRunningAfterItsDeadline(t *testing.T) {
 	}
 }
 
+// ExecTx's COMMIT runs on a Detached context, which FinishBy bounds: cut
+// there while its batch waits behind a lock, the transaction is in doubt,
+// and settled it has not committed.
+func TestAnExecTxCutAtItsFinishTimeIsInDoubtUntilSettled(t *testing.T) {
+	ctx := context.Background()
+	pool, admin := ownRole(t)
+	other, err := admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback(ctx)
+	if _, err := other.Exec(ctx, `INSERT INTO keys VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO keys VALUES (2)`)
+	b.Queue(`INSERT INTO keys VALUES (1)`)
+	start := time.Now()
+	werr := postgres.ExecTx(postgres.FinishBy(ctx, start.Add(300*time.Millisecond)), pool, b)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("ExecTx took %s: FinishBy did not bound its COMMIT", took)
+	}
+	var d *postgres.Doubt
+	if !errors.As(werr, &d) {
+		t.Fatalf("ExecTx ended with %v, want a *postgres.Doubt", werr)
+	}
+	if err := postgres.Settle(ctx, pool, werr); err != nil {
+		t.Fatalf("settle: %v", err)
+	}
+	if err := other.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(2 * time.Second); waiting(t, admin) > 0 && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	var n int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM keys`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d rows committed after the transaction was settled, want 0", n)
+	}
+}
+
 // An error PostgreSQL answered leaves no doubt: the batch's transaction
 // rolled back.
 func TestAnAnsweredErrorIsNoDoubt(t *testing.T) {

@@ -294,9 +294,14 @@ var finishTimeout = 10 * time.Second
 // with any broken connection. Tx starts it once the transaction's work is
 // done; ExecTx and BatchTx.Commit send their statements with the COMMIT, so
 // for them it bounds the batch, from when it is sent. Either may end up to
-// its timeout after the caller's deadline.
+// its timeout after the caller's deadline, unless the caller set a time to
+// finish by (FinishBy).
 func Detached(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	d := finishTimeout
+	if t, ok := ctx.Value(finishByKey{}).(time.Time); ok {
+		d = min(d, time.Until(t))
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
 }
 
 // Tx runs fn in a transaction: committed when fn returns nil, rolled back
@@ -322,7 +327,7 @@ func TxWith(ctx context.Context, db Beginner, opts pgx.TxOptions, fn func(tx pgx
 		return err
 	}
 	if err := tx.Commit(dctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return fmt.Errorf("commit: %w", doubt(tx.Conn().PgConn().PID(), err))
 	}
 	return nil
 }

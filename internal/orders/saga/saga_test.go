@@ -1636,6 +1636,105 @@ func TestAWriteCutByTheDeadlineIsStoppedBeforeTheAnswer(t *testing.T) {
 	}
 }
 
+// lockAfterCharge is a Payments whose successful charge leaves the order's
+// row locked by another transaction (tx, on pool), as a slow writer would,
+// until the test rolls it back.
+type lockAfterCharge struct {
+	saga.Payments
+	pool *pgxpool.Pool
+	mu   sync.Mutex
+	tx   pgx.Tx
+}
+
+func (p *lockAfterCharge) Charge(ctx context.Context, c saga.Charge) error {
+	if err := p.Payments.Charge(ctx, c); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tx != nil {
+		return nil
+	}
+	tx, err := p.pool.Begin(context.Background())
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(context.Background(), `SELECT 1 FROM orders WHERE id = $1 FOR UPDATE`, c.OrderID); err != nil {
+		_ = tx.Rollback(context.Background())
+		return err
+	}
+	p.tx = tx
+	return nil
+}
+
+func (p *lockAfterCharge) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tx != nil {
+		_ = p.tx.Rollback(context.Background())
+	}
+}
+
+// A confirmation that waits past the saga's deadline (behind a lock here;
+// on a stalled disk alike) is cut at the deadline, not at its commit's own
+// timeout 10 s later: that was outside the longest drive the function's
+// exec_timeout is checked against (saga.LongestDrive), so create-order's
+// answer could be cut while the order was confirmed. Cut, it is in doubt;
+// the look-up settles it (its server process is stopped, the cancel pgx
+// sends being best effort) and the order is answered pending, as stored:
+// nothing commits it later, and recovery confirms it, charged once.
+func TestAConfirmationPastTheDeadlineIsCutThereAndSettled(t *testing.T) {
+	locker := &lockAfterCharge{}
+	const timeout = time.Second
+	e := setup(t, func(c *saga.Config) {
+		locker.Payments = c.Payments
+		c.Payments = locker
+		c.Timeout = timeout
+	})
+	locker.pool = e.pool
+	defer locker.release()
+	pool, cancels := pgtest.WithoutCancels(t, e.pool)
+	cfg := e.cfg
+	cfg.Store = ordersdb.New(pool)
+	s, err := saga.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	start := time.Now()
+	res, err := s.Place(ctx, e.user, e.request(1, "tok_visa"), "")
+	took := time.Since(start)
+	if cancels.Dropped() == 0 {
+		t.Fatalf("place: %s %v: no write was cut, the test proves nothing", res.Outcome(), err)
+	}
+	if took > saga.LongestDrive(timeout) {
+		t.Fatalf("place took %s, past the longest drive (%s)", took, saga.LongestDrive(timeout))
+	}
+	if err != nil || res.Outcome() != orders.OutcomePending {
+		t.Fatalf("place: %s %v, want pending", res.Outcome(), err)
+	}
+	locker.release()
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
+			break
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if o, err := e.store.Get(ctx, res.Order.ID); err != nil || o.Status != orders.Pending {
+		t.Fatalf("the order answered pending: %+v %v, want it stored pending", o, err)
+	}
+	e.age(t)
+	if _, err := e.saga.Recover(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := e.store.Get(ctx, res.Order.ID); err != nil || o.Status != orders.Confirmed {
+		t.Fatalf("after recovery: %+v %v, want confirmed", o, err)
+	}
+	if c := e.svc.Counts(); c.Captures != 1 {
+		t.Fatalf("%d captures, want 1", c.Captures)
+	}
+}
+
 // pricingWaitsForReserve is a catalog whose get-product calls wait for a
 // reserve-stock call to start (up to 2 s) before they answer, and count the
 // calls that saw one start.

@@ -11,6 +11,7 @@ import (
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersdb"
+	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/telemetry"
 )
 
@@ -182,8 +183,10 @@ const clearTimeout = 2 * time.Second
 // confirm confirms the order, then empties the cart it was ordered from.
 // When the orders database fails, the order stays pending: recovery confirms
 // it (every step before is idempotent). A failure may also be the lost answer
-// of a confirmation that committed (the connection broke after COMMIT), so
-// the order is read again first (lookUp): confirmed, the run goes on as if the
+// of a confirmation that committed (the connection broke after COMMIT), or
+// a confirmation still running (cut at the saga's deadline: see decide), so
+// the order is read again first, once the write can no longer commit
+// (lookUp settles it): confirmed, the run goes on as if the
 // confirmation had answered — the cart is emptied and the order answered
 // confirmed (recovery never comes back to a confirmed order, so a cart kept
 // then would be bought again by the next checkout).
@@ -241,9 +244,15 @@ func (s *Saga) fail(ctx context.Context, tl *timeline, o orders.Order, r refusal
 // the order after it and the detail of the change (empty when the decision
 // changed nothing). known is the order as the saga last saw it stored (written
 // or loaded): when it still is, the decision costs one round trip, otherwise
-// it is made again on the order as stored. When it fails, tl keeps its
-// entries.
+// it is made again on the order as stored. The write ends by the saga's
+// deadline (postgres.FinishBy). When it fails, tl keeps its entries.
 func (s *Saga) decide(ctx context.Context, tl *timeline, known orders.Order, decision func(*orders.Order) (orders.Change, error)) (orders.Checkout, error) {
+	if d, ok := ctx.Deadline(); ok {
+		// The write's COMMIT would otherwise run up to its own timeout past
+		// the saga's deadline (postgres.Detached), outside LongestDrive: cut
+		// there, it is in doubt, and confirm's look-up settles it.
+		ctx = postgres.FinishBy(ctx, d)
+	}
 	var change orders.Change
 	o, err := s.db.UpdateKnown(ctx, known, func(o *orders.Order) (orders.Change, error) {
 		var err error
