@@ -2007,6 +2007,40 @@ func TestALostAnswerOfTheConfirmationStillEmptiesTheCart(t *testing.T) {
 	same(t, again, res)
 }
 
+// A refusal's write (the order failed, its compensation owed) may commit
+// with its answer lost, as a confirmation may. The run reads the order again
+// and goes on: the hold is given back now and the refusal answered, where it
+// answered pending and left both to recovery (until 2026-12-03 evening).
+func TestALostAnswerOfTheFailureStillReleasesTheStock(t *testing.T) {
+	e := setup(t, nil)
+	s, f := e.withFaults(t)
+	ctx := context.Background()
+	f.Arm(pgtest.Fault{Marker: "WITH u AS (UPDATE orders SET status", Committed: true})
+	res, err := s.Place(ctx, e.user, e.request(2, "tok_chargeDeclined"), "d")
+	if f.Fired() != 1 {
+		t.Fatal("the failure's write was not broken: the test proves nothing")
+	}
+	if err != nil || res.Outcome() != orders.OutcomeDeclined || res.Detail != "the payment was declined" {
+		t.Fatalf("place: %s %q %v, want declined", res.Outcome(), res.Detail, err)
+	}
+	if onHand, reserved := e.svc.Stock(e.product.ID); onHand != 5 || reserved != 0 {
+		t.Fatalf("stock %d/%d, want 5/0 (the hold given back)", onHand, reserved)
+	}
+	if n := e.count(t, `SELECT count(*) FROM order_sagas WHERE compensation = 'done'`); n != 1 {
+		t.Fatal("compensation not settled")
+	}
+	want := []string{"order.created:ok", "stock.reserve:ok", "payment.charge:refused",
+		"order.payment_failed:ok", "order.payment_failed.v1:recorded", "stock.release:ok"}
+	if diff := cmp.Diff(want, e.steps(t, res.Order.ID)); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+	again, err := s.Place(ctx, e.user, e.request(2, "tok_chargeDeclined"), "d")
+	if err != nil || !again.Replayed {
+		t.Fatalf("replay: %+v %v", again, err)
+	}
+	same(t, again, res)
+}
+
 // A run whose deadline passes in the middle of a step still records its
 // steps' timeline entries, the error that left the order pending among them:
 // the runbook for stuck pending orders starts from them. Until 2026-12-03 they

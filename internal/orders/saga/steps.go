@@ -224,7 +224,12 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 // compensation is persisted with the status change, so a crash before it is
 // settled leaves it to recover-orders. cause is the refusal (nil when none),
 // whose message is the detail when r has none. When the orders database
-// fails, the order stays pending: recovery re-drives it.
+// fails, the order stays pending: recovery re-drives it. As for confirm, a
+// failure may be the lost answer of a write that committed, so the order is
+// read again first, once the write can no longer commit (lookUp): ended as
+// r says, the run goes on as if the write had answered — it compensates now
+// and answers the refusal, rather than pending with the compensation left to
+// recovery.
 func (s *Saga) fail(ctx context.Context, tl *timeline, o orders.Order, r refusal, cause error) orders.Checkout {
 	f := r.fail
 	if f.Detail == "" {
@@ -232,8 +237,16 @@ func (s *Saga) fail(ctx context.Context, tl *timeline, o orders.Order, r refusal
 	}
 	c, err := s.decide(ctx, tl, o, func(o *orders.Order) (orders.Change, error) { return o.Fail(f, time.Now()) })
 	if err != nil {
-		s.cfg.Log.ErrorContext(ctx, "fail order", "order_id", o.ID, "err", err.Error())
-		return orders.Checkout{Order: o, Detail: f.Detail}
+		stored, lerr := s.lookUp(ctx, o.ID, err)
+		if lerr != nil || stored.Order.Status != f.Status {
+			s.cfg.Log.ErrorContext(ctx, "fail order", "order_id", o.ID, "err", err.Error())
+			return orders.Checkout{Order: o, Detail: f.Detail}
+		}
+		// Only this run could end the order (it holds the lease), so its
+		// write committed, and the timeline entries with it.
+		s.cfg.Log.WarnContext(ctx, "the answer of the order's failure was lost; it was written", "order_id", o.ID, "err", err.Error())
+		tl.notes = nil
+		c = orders.Checkout{Order: stored.Order, Detail: f.Detail}
 	}
 	s.compensate(ctx, tl, c.Order, r.undo)
 	return c
