@@ -18,6 +18,11 @@ import (
 // whoever holds an unexpired claim is the only one talking to the processor
 // about that order. A claim whose lease ran out belongs to an attempt that
 // crashed or hung, and may be taken over.
+//
+// Service calls Record, Finish, Unclaim and Discard on a context its caller
+// cannot cancel and that has no deadline: the store bounds each of them
+// itself (paymentsdb: postgres.Detached), so a database that stopped
+// answering cannot hold the write, or its connection, forever.
 type Store interface {
 	// Record inserts p in the status res gives it (captured or declined,
 	// with res's reference and decline code) unless the order already has a
@@ -93,8 +98,8 @@ var errInProgress = fault.E(fault.Unavailable, fault.CodeProcessorUnavailable,
 // that answer in its final status unless the order has a payment already, and
 // answers the stored payment: a charge is one durable commit. The processor
 // call and the recording run on a context the caller cannot cancel (the call
-// bounded by ProcessorTimeout), so a client that hangs up leaves nothing
-// unrecorded.
+// bounded by ProcessorTimeout, the recording by the Store), so a client that
+// hangs up leaves nothing unrecorded.
 //
 // Nothing is stored before the processor answers. An attempt that dies in
 // between leaves a charge the processor knows and the payments table does

@@ -2,11 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"net"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -18,111 +13,6 @@ import (
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
-// silentProxy forwards TCP connections to the test's PostgreSQL server. Once
-// silence is called, the connections open at that moment forward nothing
-// more, in either direction, and close nothing: to their clients the server
-// has gone silent, as behind a half-open connection. Connections opened later
-// are forwarded (pgx's cancel request, on a connection of its own, gets
-// through). Every connection closes when the test ends.
-type silentProxy struct {
-	addr  string
-	mu    sync.Mutex
-	conns []net.Conn
-	flags []*atomic.Bool // one per pair of connections
-}
-
-func newSilentProxy(t *testing.T, server string) *silentProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &silentProxy{addr: ln.Addr().String()}
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.closeAll()
-	})
-	go func() {
-		for {
-			client, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			upstream, err := net.Dial("tcp", server)
-			if err != nil {
-				_ = client.Close()
-				continue
-			}
-			silent := new(atomic.Bool)
-			p.mu.Lock()
-			p.conns = append(p.conns, client, upstream)
-			p.flags = append(p.flags, silent)
-			p.mu.Unlock()
-			go pipe(upstream, client, silent)
-			go pipe(client, upstream, silent)
-		}
-	}()
-	return p
-}
-
-// pipe copies from src to dst until silent, then reads and drops.
-func pipe(dst, src net.Conn, silent *atomic.Bool) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 && !silent.Load() {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			if !silent.Load() {
-				_ = dst.Close()
-			}
-			return
-		}
-	}
-}
-
-// closeAll closes every connection, which ends whatever waits on them.
-func (p *silentProxy) closeAll() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-}
-
-func (p *silentProxy) silence() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, f := range p.flags {
-		f.Store(true)
-	}
-}
-
-// silentPool is a pool of one connection, through a silentProxy, to a fresh
-// database with a table t (id int primary key); the connection is open and
-// warm when it returns.
-func silentPool(t *testing.T) (*pgxpool.Pool, *silentProxy) {
-	t.Helper()
-	url := pgtest.NewDatabase(t)
-	cc, err := pgx.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))
-	proxy := newSilentProxy(t, server)
-	url = strings.Replace(url, server, proxy.addr, 1)
-	migrations := fstest.MapFS{"0001_t.sql": {Data: []byte(`CREATE TABLE t (id int PRIMARY KEY)`)}}
-	pool, err := postgres.Open(context.Background(), postgres.Config{URL: url, Migrations: migrations, MaxConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool, proxy
-}
-
 // A commit whose server has gone silent (a half-open connection) ends within
 // Detached's timeout, with an error, and its connection leaves the pool
 // within pgx's own bound: the slot is free for the next caller instead of
@@ -130,40 +20,37 @@ func silentPool(t *testing.T) (*pgxpool.Pool, *silentProxy) {
 // BatchTx and ExecTx.
 func TestACommitToASilentServerGivesItsSlotBack(t *testing.T) {
 	postgres.SetFinishTimeout(t, 300*time.Millisecond)
-	for name, commit := range map[string]func(context.Context, *pgxpool.Pool, *silentProxy) error{
-		"Tx": func(ctx context.Context, pool *pgxpool.Pool, p *silentProxy) error {
+	for name, commit := range map[string]func(context.Context, *pgxpool.Pool, *pgtest.SilentProxy) error{
+		"Tx": func(ctx context.Context, pool *pgxpool.Pool, p *pgtest.SilentProxy) error {
 			return postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
 				if _, err := tx.Exec(ctx, `INSERT INTO t VALUES (1)`); err != nil {
 					return err
 				}
-				p.silence()
+				p.Silence()
 				return nil
 			})
 		},
-		"BatchTx": func(ctx context.Context, pool *pgxpool.Pool, p *silentProxy) error {
+		"BatchTx": func(ctx context.Context, pool *pgxpool.Pool, p *pgtest.SilentProxy) error {
 			b := &pgx.Batch{}
 			b.Queue(`INSERT INTO t VALUES (1)`)
 			tx, br := postgres.BeginBatch(ctx, pool, b)
 			if err := br.Close(); err != nil {
 				return err
 			}
-			p.silence()
+			p.Silence()
 			return tx.Commit(ctx, nil)
 		},
-		"ExecTx": func(ctx context.Context, pool *pgxpool.Pool, p *silentProxy) error {
+		"ExecTx": func(ctx context.Context, pool *pgxpool.Pool, p *pgtest.SilentProxy) error {
 			b := &pgx.Batch{}
 			b.Queue(`INSERT INTO t VALUES (1)`)
-			p.silence()
+			p.Silence()
 			return postgres.ExecTx(ctx, pool, b)
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			t.Parallel() // each waits out pgx's 15 s when its pool closes
-			pool, proxy := silentPool(t)
+			t.Parallel() // Tx waits out pgx's 15 s for its slot
+			pool, proxy := pgtest.Silent(t, fstest.MapFS{"0001_t.sql": {Data: []byte(`CREATE TABLE t (id int PRIMARY KEY)`)}})
 			ctx := context.Background()
-			if _, err := pool.Exec(ctx, `SELECT 1`); err != nil { // the one connection, warm
-				t.Fatal(err)
-			}
 			done := make(chan error, 1)
 			go func() { done <- commit(ctx, pool, proxy) }()
 			select {
@@ -173,7 +60,7 @@ func TestACommitToASilentServerGivesItsSlotBack(t *testing.T) {
 				}
 
 			case <-time.After(10 * time.Second):
-				proxy.closeAll() // or the pool's cleanup waits on the commit forever
+				proxy.CloseAll() // or the pool's cleanup waits on the commit forever
 				t.Fatal("the commit still waits on a silent server 10 s on; Detached's timeout is 300 ms")
 			}
 			if name != "Tx" {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/payments"
+	"github.com/shopfaas/shop/internal/postgres"
 )
 
 //go:embed migrations/*.sql
@@ -34,12 +35,21 @@ func Migrations() fs.FS {
 }
 
 // Store implements payments.Store. It is safe for concurrent use.
+//
+// The writes that record what the processor answered — Record, Finish,
+// Unclaim and Discard — each run on postgres.Detached(ctx): the caller's
+// cancellation does not cut them (Service calls them detached already), and
+// they end, with fault.Unavailable, at Detached's timeout (10 s) whatever the
+// caller's context, so a connection that stopped answering (a half-open TCP
+// connection) gives its pool slot back instead of holding it while the kernel
+// retransmits. The reads and Claim run on the caller's context.
 type Store struct {
-	db *pgxpool.Pool
+	db     *pgxpool.Pool
+	detach func(context.Context) (context.Context, context.CancelFunc) // postgres.Detached; tests shorten it
 }
 
 // New returns a store over pool, whose database has Migrations applied.
-func New(pool *pgxpool.Pool) *Store { return &Store{db: pool} }
+func New(pool *pgxpool.Pool) *Store { return &Store{db: pool, detach: postgres.Detached} }
 
 var _ payments.Store = (*Store)(nil)
 
@@ -51,11 +61,14 @@ const columns = `id, order_id, user_id, status, amount, currency, provider_ref, 
 // answers the stored row (one round trip, one commit); only when a concurrent
 // twin inserted the order after the statement's snapshot was taken (it waited
 // for that insert to commit, then saw neither row) is the row read again.
-// Errors: fault.Unavailable on database failure.
+// It runs on postgres.Detached(ctx), the read again included.
+// Errors: fault.Unavailable on database failure or past Detached's timeout.
 func (s *Store) Record(ctx context.Context, p payments.Payment, res payments.Result) (payments.Payment, error) {
 	if res.Outcome != payments.OutcomeCaptured && res.Outcome != payments.OutcomeDeclined {
 		return payments.Payment{}, fault.Internalf("record payment: outcome %q is not a charge's", res.Outcome)
 	}
+	ctx, cancel := s.detach(ctx)
+	defer cancel()
 	stored, err := scan(s.db.QueryRow(ctx, `WITH ins AS (
 			INSERT INTO payments (id, order_id, user_id, status, amount, currency, provider_ref, decline_code, attempts)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1) ON CONFLICT (order_id) DO NOTHING
@@ -93,7 +106,9 @@ func (s *Store) Claim(ctx context.Context, orderID uuid.UUID, from payments.Stat
 // Finish records res on the payment held by claim and drops the claim: a
 // capture or decline of a pending payment, a refund of a captured one. When
 // claim no longer holds the payment, the stored payment is returned unchanged.
-// The database refuses any backward status move.
+// The database refuses any backward status move. It runs on
+// postgres.Detached(ctx); errors: fault.Unavailable on database failure or
+// past Detached's timeout.
 func (s *Store) Finish(ctx context.Context, orderID, claim uuid.UUID, res payments.Result) (payments.Payment, error) {
 	var q string
 	switch res.Outcome {
@@ -108,6 +123,8 @@ func (s *Store) Finish(ctx context.Context, orderID, claim uuid.UUID, res paymen
 	default:
 		return payments.Payment{}, fault.Internalf("finish payment: unknown outcome %q", res.Outcome)
 	}
+	ctx, cancel := s.detach(ctx)
+	defer cancel()
 	p, err := scan(s.db.QueryRow(ctx, q, orderID, claim, string(res.Outcome), res.Reference, res.DeclineCode))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s.ByOrder(ctx, orderID)
@@ -118,8 +135,12 @@ func (s *Store) Finish(ctx context.Context, orderID, claim uuid.UUID, res paymen
 	return p, nil
 }
 
-// Unclaim drops claim, leaving the status as it is.
+// Unclaim drops claim, leaving the status as it is. It runs on
+// postgres.Detached(ctx); errors: fault.Unavailable on database failure or
+// past Detached's timeout.
 func (s *Store) Unclaim(ctx context.Context, orderID, claim uuid.UUID) error {
+	ctx, cancel := s.detach(ctx)
+	defer cancel()
 	if _, err := s.db.Exec(ctx, `UPDATE payments SET claim_id = NULL, claim_until = NULL
 		WHERE order_id = $1 AND claim_id = $2`, orderID, claim); err != nil {
 		return unavailable(err)
@@ -128,7 +149,11 @@ func (s *Store) Unclaim(ctx context.Context, orderID, claim uuid.UUID) error {
 }
 
 // Discard deletes the order's payment if it is pending and held by claim.
+// It runs on postgres.Detached(ctx); errors: fault.Unavailable on database
+// failure or past Detached's timeout.
 func (s *Store) Discard(ctx context.Context, orderID, claim uuid.UUID) error {
+	ctx, cancel := s.detach(ctx)
+	defer cancel()
 	if _, err := s.db.Exec(ctx, `DELETE FROM payments WHERE order_id = $1 AND claim_id = $2 AND status = 'pending'`,
 		orderID, claim); err != nil {
 		return unavailable(err)
