@@ -143,6 +143,7 @@ FUZZTIME ?= 10000x
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBytes$$' -fuzztime $(FUZZTIME) ./internal/fnhttp
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckRequestText$$' -fuzztime $(FUZZTIME) ./internal/fnhttp
+	$(GO) test -run '^$$' -fuzz '^FuzzParseIfMatch$$' -fuzztime $(FUZZTIME) ./internal/fnhttp
 	$(GO) test -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME) ./internal/search
 	$(GO) test -run '^$$' -fuzz '^FuzzValidKey$$' -fuzztime $(FUZZTIME) ./internal/orders
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCursor$$' -fuzztime $(FUZZTIME) ./internal/orders

@@ -1,16 +1,18 @@
 // Package function is update-product: PATCH /api/v1/products/{id} (admin)
 // changes the listed fields of a product with JSON merge patch semantics and
 // answers 200 with the product. An optional If-Match (the ETag of GET) makes
-// the update conditional: 412 when the product changed meanwhile. The change,
-// the search document and the product.changed.v1 event commit together; the
-// cached copy is invalidated after the commit, so the next GET shows it.
+// the update conditional: 412 when the product changed meanwhile. If-Match is
+// RFC 9110's (fnhttp.ParseIfMatch): "*" or a list of entity tags, one of
+// which must be the current ETag exactly (strong comparison: a weak tag never
+// matches). The change, the search document and the product.changed.v1 event
+// commit together; the cached copy is invalidated after the commit, so the
+// next GET shows it.
 package function
 
 import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -49,12 +51,12 @@ func New(d *catalogenv.Deps) http.Handler {
 		if err := fnhttp.Decode(r, &patch, fnhttp.MaxBody); err != nil {
 			return err
 		}
-		ifMatch := strings.TrimSpace(r.Header.Get("If-Match"))
+		ifMatch := fnhttp.ParseIfMatch(r)
 		p, err := d.Store.Update(r.Context(), id, func(p catalog.Product, now time.Time) (catalog.Product, error) {
 			if p.Archived {
 				return p, errNotFound
 			}
-			if ifMatch != "" && ifMatch != "*" && !strings.Contains(ifMatch, p.ETag()) {
+			if !ifMatch.Matches(p.ETag()) {
 				return p, fault.E(fault.PreconditionFailed, fault.CodePreconditionFailed, "the product changed since it was read")
 			}
 			return catalog.Apply(p, patch, now)

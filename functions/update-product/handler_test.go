@@ -2,7 +2,10 @@ package function
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -57,6 +60,58 @@ func TestUpdate(t *testing.T) {
 	w = envtest.Do(t, h, http.MethodPatch, path, `{"name":"Other"}`, "Authorization", admin, "If-Match", p.ETag())
 	if w.Code != http.StatusPreconditionFailed {
 		t.Errorf("stale If-Match: %d %s", w.Code, w.Body)
+	}
+}
+
+// If-Match is RFC 9110's (§13.1.1): "*" or a comma-separated list of entity
+// tags, on one field line or several, compared strongly — a tag matches only
+// when it is exactly the product's current ETag, never when weak (W/), never
+// when it merely holds the current tag or is held by it — and anything else
+// is 412 with the product unchanged.
+func TestIfMatchMatchesOnlyTheCurrentTagExactly(t *testing.T) {
+	env := envtest.New(t, envtest.Options{})
+	h := New(env.Deps)
+	admin := env.Token(t, "admin")
+	cases := []struct {
+		name    string
+		ifMatch func(etag string) []string // the field's lines
+		status  int
+	}{
+		{"exact", func(e string) []string { return []string{e} }, http.StatusOK},
+		{"star", func(string) []string { return []string{"*"} }, http.StatusOK},
+		{"list holding it", func(e string) []string { return []string{`"other", ` + e + ` ,"third"`} }, http.StatusOK},
+		{"second line holding it", func(e string) []string { return []string{`"other"`, e} }, http.StatusOK},
+		{"weak", func(e string) []string { return []string{"W/" + e} }, http.StatusPreconditionFailed},
+		{"weak in a list", func(e string) []string { return []string{`"other", W/` + e} }, http.StatusPreconditionFailed},
+		{"holding it, then more", func(e string) []string { return []string{e + `x`} }, http.StatusPreconditionFailed},
+		{"holding it, quoted again", func(e string) []string { return []string{`"` + e + `"`} }, http.StatusPreconditionFailed},
+		{"two tags without a comma", func(e string) []string { return []string{e + ` "other"`} }, http.StatusPreconditionFailed},
+		{"held by it", func(e string) []string { return []string{strings.TrimSuffix(e, `-1"`) + `"`} }, http.StatusPreconditionFailed},
+		{"unquoted", func(e string) []string { return []string{strings.Trim(e, `"`)} }, http.StatusPreconditionFailed},
+		{"quoted star", func(string) []string { return []string{`"*"`} }, http.StatusPreconditionFailed},
+		{"star in a list", func(e string) []string { return []string{"*, " + e} }, http.StatusPreconditionFailed},
+		{"another version", func(e string) []string { return []string{strings.Replace(e, `-1"`, `-2"`, 1)} }, http.StatusPreconditionFailed},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := env.Create(t, fmt.Sprintf("IFM-%d", i), "Desk Lamp", "home", 2999)
+			r := httptest.NewRequest(http.MethodPatch, "/api/v1/products/"+p.ID.String(), strings.NewReader(`{"name":"Reading Lamp"}`))
+			r.Header.Set("Content-Type", "application/json")
+			r.Header.Set("Authorization", admin)
+			for _, line := range c.ifMatch(p.ETag()) {
+				r.Header.Add("If-Match", line)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != c.status {
+				t.Fatalf("If-Match %q on a product whose ETag is %s: %d, want %d: %s",
+					r.Header.Values("If-Match"), p.ETag(), w.Code, c.status, w.Body)
+			}
+			got, err := env.Store.Get(t.Context(), p.ID)
+			if want := map[int]int64{http.StatusOK: 2, http.StatusPreconditionFailed: 1}[c.status]; err != nil || got.Version != want {
+				t.Errorf("product after %d: version %d, %v; want %d", w.Code, got.Version, err, want)
+			}
+		})
 	}
 }
 

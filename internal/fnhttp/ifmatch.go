@@ -1,0 +1,99 @@
+package fnhttp
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// IfMatch is a request's If-Match field as RFC 9110 §13.1.1 defines it:
+// "*", or a comma-separated list of entity tags, whose field lines together
+// make one list. The zero value is a request without If-Match.
+type IfMatch struct {
+	sent bool     // the field holds more than whitespace
+	any  bool     // "*"
+	tags []string // its strong entity tags, quotes included; nil when the field is malformed
+}
+
+// ParseIfMatch reads r's If-Match field. A field that is neither "*" nor a
+// list of entity tags (`"…"` or `W/"…"`; "*" inside a list, an unquoted or
+// unterminated tag, two tags without a comma between them, anything after a
+// tag) is kept as sent but matches nothing, as a tag that names no version
+// would. An empty field counts as not sent.
+func ParseIfMatch(r *http.Request) IfMatch {
+	field := strings.Trim(strings.Join(r.Header.Values("If-Match"), ","), " \t")
+	if field == "" {
+		return IfMatch{}
+	}
+	if field == "*" {
+		return IfMatch{sent: true, any: true}
+	}
+	tags, ok := entityTags(field)
+	if !ok {
+		tags = nil
+	}
+	return IfMatch{sent: true, tags: tags}
+}
+
+// Sent reports whether the request sent If-Match.
+func (m IfMatch) Sent() bool { return m.sent }
+
+// Matches reports whether the precondition holds for a resource that exists
+// with the entity tag current: it does when If-Match was not sent, when it is
+// "*", or when it lists current, by the strong comparison (RFC 9110 §8.8.3.2):
+// both tags strong and the same character for character. A weak tag (W/…)
+// never matches, nor does a tag that merely holds current or is held by it.
+// For a resource that does not exist the caller decides: "*" must then fail.
+func (m IfMatch) Matches(current string) bool {
+	if !m.sent || m.any {
+		return true
+	}
+	return !strings.HasPrefix(current, "W/") && slices.Contains(m.tags, current)
+}
+
+// entityTags parses a list of entity tags (RFC 9110 §5.6.1 and §8.8.3):
+//
+//	#entity-tag, entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE
+//
+// with empty elements and optional whitespace around the commas allowed. It
+// answers the strong tags, quotes included (a weak one can never match
+// strongly), and false when the list is malformed.
+func entityTags(list string) ([]string, bool) {
+	var tags []string
+	afterTag := false // a tag was read and no comma has followed it yet
+	for i := 0; i < len(list); {
+		switch c := list[i]; {
+		case c == ' ' || c == '\t':
+			i++
+		case c == ',':
+			afterTag = false
+			i++
+		case afterTag:
+			return nil, false
+		default:
+			weak := strings.HasPrefix(list[i:], "W/")
+			if weak {
+				i += 2
+			}
+			if i == len(list) || list[i] != '"' {
+				return nil, false
+			}
+			end := i + 1
+			for end < len(list) && etagc(list[end]) {
+				end++
+			}
+			if end == len(list) || list[end] != '"' {
+				return nil, false
+			}
+			if !weak {
+				tags = append(tags, list[i:end+1])
+			}
+			i, afterTag = end+1, true
+		}
+	}
+	return tags, true
+}
+
+// etagc reports whether c may stand inside an opaque tag: any visible
+// character but DQUOTE, or obs-text.
+func etagc(c byte) bool { return c == 0x21 || (c >= 0x23 && c <= 0x7e) || c >= 0x80 }
