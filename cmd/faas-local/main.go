@@ -47,7 +47,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "faas-local:", err)
 		os.Exit(1)
 	}
@@ -62,9 +62,10 @@ const readyTimeout = 2 * time.Minute
 // missing; the builds; the runtime; the wait for every replica and the
 // connector's subscriptions; the seed; then serving until ctx ends, and
 // stopping everything, whose failures are returned. -h prints the flags and
-// returns nil.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
-	opts, err := parseOptions(args, getenv, stdout)
+// returns nil. lookupenv is the environment (os.LookupEnv).
+func run(ctx context.Context, args []string, lookupenv func(string) (string, bool), stdout io.Writer) (err error) {
+	getenv := func(name string) string { v, _ := lookupenv(name); return v }
+	opts, err := parseOptions(args, lookupenv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil // -h: the usage is printed, nothing else asked for
 	}

@@ -20,11 +20,11 @@ import (
 func TestRunRefusesNonLoopbackAddressesBeforeBuilding(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
 	err := run(context.Background(), []string{"-gateway", "0.0.0.0:18080", "-edge", ":18000", "-state", state, "-functions", "get-me"},
-		os.Getenv, io.Discard)
+		os.LookupEnv, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "-gateway") || !strings.Contains(err.Error(), "-edge") {
 		t.Fatalf("run: %v, want both addresses refused", err)
 	}
-	err = run(context.Background(), []string{"-otlp", "127.0.0.1:4318", "-state", state, "-functions", "get-me"}, os.Getenv, io.Discard)
+	err = run(context.Background(), []string{"-otlp", "127.0.0.1:4318", "-state", state, "-functions", "get-me"}, os.LookupEnv, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "-otlp") {
 		t.Fatalf("run: %v, want the OTLP URL without a scheme refused", err)
 	}
@@ -50,7 +50,7 @@ func TestRunServesUntilCancelledAndLeavesNoProcess(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-gateway", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-state", state,
-			"-functions", "get-me", "-connectors", "", "-seed", "", "-quiet"}, os.Getenv, out)
+			"-functions", "get-me", "-connectors", "", "-seed", "", "-quiet"}, os.LookupEnv, out)
 	}()
 
 	var gateway, edge string
@@ -173,7 +173,7 @@ func TestGatewayOnlyFromFlagOrEnvironment(t *testing.T) {
 		{"flag over environment", []string{"-gateway-only=false"}, map[string]string{"FAAS_LOCAL_GATEWAY_ONLY": "true"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o, err := parseOptions(append(tc.args, "-functions", "get-me"), func(k string) string { return tc.env[k] }, io.Discard)
+			o, err := parseOptions(append(tc.args, "-functions", "get-me"), lookup(tc.env), io.Discard)
 			if err != nil || o.GatewayOnly != tc.want {
 				t.Errorf("GatewayOnly = %t, %v; want %t", o.GatewayOnly, err, tc.want)
 			}
@@ -185,10 +185,10 @@ func TestGatewayOnlyFromFlagOrEnvironment(t *testing.T) {
 // flag with the FAAS_LOCAL_* variable it reads: setting that variable
 // changes the flag's default, so the name shown is the one read.
 func TestHelpNamesTheVariableEachFlagReads(t *testing.T) {
-	help := func(getenv func(string) string) map[string]string { // flag → its block of the usage
+	help := func(env map[string]string) map[string]string { // flag → its block of the usage
 		t.Helper()
 		var out strings.Builder
-		if err := run(context.Background(), []string{"-h"}, getenv, &out); err != nil {
+		if err := run(context.Background(), []string{"-h"}, lookup(env), &out); err != nil {
 			t.Fatalf("run -h: %v, want nil", err)
 		}
 		blocks, name := map[string]string{}, ""
@@ -204,7 +204,7 @@ func TestHelpNamesTheVariableEachFlagReads(t *testing.T) {
 		return blocks
 	}
 	variable := regexp.MustCompile(`\n    \tenv (FAAS_LOCAL_[A-Z_]+)`)
-	blocks := help(func(string) string { return "" })
+	blocks := help(nil)
 	if len(blocks) < 13 {
 		t.Fatalf("-h lists %d flags, want every flag (13 or more):\n%v", len(blocks), blocks)
 	}
@@ -223,14 +223,51 @@ func TestHelpNamesTheVariableEachFlagReads(t *testing.T) {
 		if !strings.Contains(strings.SplitN(block, "\n", 2)[0], " string") {
 			value, want = "true", "(default true)"
 		}
-		got := help(func(k string) string {
-			if k == m[1] {
-				return value
-			}
-			return ""
-		})[name]
+		got := help(map[string]string{m[1]: value})[name]
 		if !strings.Contains(got, want) {
 			t.Errorf("-%s with %s=%s set: want %s in\n%s", name, m[1], value, want, got)
 		}
+	}
+}
+
+// lookup is an environment of env's variables only, for parseOptions and
+// run: a variable in env is set, even to "".
+func lookup(env map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := env[name]
+		return v, ok
+	}
+}
+
+// FAAS_LOCAL_KONG set but empty turns the edge off as -kong "" does; unset,
+// the edge serves gateway/kong.yml. The flag wins either way, and -h shows
+// the default the variable made.
+func TestAnEmptyKongVariableDisablesTheEdge(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"default", nil, nil, "gateway/kong.yml"},
+		{"environment", nil, map[string]string{"FAAS_LOCAL_KONG": "gateway/kong.ce.yml"}, "gateway/kong.ce.yml"},
+		{"environment set empty", nil, map[string]string{"FAAS_LOCAL_KONG": ""}, ""},
+		{"flag empty", []string{"-kong", ""}, nil, ""},
+		{"flag over environment set empty", []string{"-kong", "gateway/kong.yml"}, map[string]string{"FAAS_LOCAL_KONG": ""}, "gateway/kong.yml"},
+		{"flag empty over environment", []string{"-kong", ""}, map[string]string{"FAAS_LOCAL_KONG": "gateway/kong.ce.yml"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseOptions(append(tc.args, "-functions", "get-me"), lookup(tc.env), io.Discard)
+			if err != nil || o.KongFile != tc.want {
+				t.Errorf("KongFile = %q, %v; want %q", o.KongFile, err, tc.want)
+			}
+		})
+	}
+	var out strings.Builder
+	if err := run(context.Background(), []string{"-h"}, lookup(map[string]string{"FAAS_LOCAL_KONG": ""}), &out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), `(default "gateway/kong.yml")`) {
+		t.Errorf("-h with FAAS_LOCAL_KONG set empty shows the edge's file as -kong's default:\n%s", out.String())
 	}
 }

@@ -14,7 +14,9 @@ import (
 )
 
 // options are the program's settings: each flag defaults to its
-// FAAS_LOCAL_* environment variable, then to the value shown.
+// FAAS_LOCAL_* environment variable, then to the value shown. A variable set
+// to "" counts as unset, except FAAS_LOCAL_KONG: set, even to "", it is
+// -kong's default, so FAAS_LOCAL_KONG= turns the edge off as -kong "" does.
 type options struct {
 	// GatewayAddr is the gateway API's address (loopback only; 127.0.0.1:8080).
 	GatewayAddr string
@@ -24,7 +26,8 @@ type options struct {
 	StateDir string
 	// StackFile is the stack to run (stack.yml).
 	StackFile string
-	// KongFile is the edge's configuration; empty disables the edge (gateway/kong.yml).
+	// KongFile is the edge's configuration; empty (-kong "", or
+	// FAAS_LOCAL_KONG set to "") disables the edge (gateway/kong.yml).
 	KongFile string
 	// Functions are the functions to deploy (default: every function of the stack).
 	Functions []string
@@ -59,7 +62,8 @@ var defaultConnectors = []string{"rabbitmq", "outbox-relay", "scheduler"}
 // reporting every problem at once. Without -functions, the stack's
 // functions are listed. -h prints every flag with its variable to stdout
 // and returns flag.ErrHelp.
-func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (options, error) {
+func parseOptions(args []string, lookupenv func(string) (string, bool), stdout io.Writer) (options, error) {
+	getenv := func(name string) string { v, _ := lookupenv(name); return v }
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
 			return v
@@ -81,6 +85,14 @@ func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 	str := func(p *string, name, variable, def, usage string) {
 		fs.StringVar(p, name, env(variable, def), usage+"\nenv "+variable)
 	}
+	// strOff is str for a flag whose empty value turns something off: its
+	// variable set to "" is that empty value, not the built-in default.
+	strOff := func(p *string, name, variable, def, usage string) {
+		if v, ok := lookupenv(variable); ok {
+			def = v
+		}
+		fs.StringVar(p, name, def, usage+"\nenv "+variable)
+	}
 	boolean := func(p *bool, name, variable, usage string) {
 		def, _ := strconv.ParseBool(env(variable, "false"))
 		fs.BoolVar(p, name, def, usage+"\nenv "+variable)
@@ -89,7 +101,7 @@ func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 	str(&o.EdgeAddr, "edge", "FAAS_LOCAL_EDGE_ADDR", "127.0.0.1:8000", "edge listen address (loopback only)")
 	str(&o.StateDir, "state", "FAAS_LOCAL_STATE_DIR", ".local", "state directory (binaries, secrets, async journal)")
 	str(&o.StackFile, "stack", "FAAS_LOCAL_STACK", "stack.yml", "stack file")
-	str(&o.KongFile, "kong", "FAAS_LOCAL_KONG", "gateway/kong.yml", "Kong declarative config for the edge (empty disables the edge)")
+	strOff(&o.KongFile, "kong", "FAAS_LOCAL_KONG", "gateway/kong.yml", "Kong declarative config for the edge (empty disables the edge: -kong \"\" or FAAS_LOCAL_KONG set to \"\")")
 	str(&functions, "functions", "FAAS_LOCAL_FUNCTIONS", "", "comma-separated functions to deploy (default: all of the stack)")
 	str(&connectors, "connectors", "FAAS_LOCAL_CONNECTORS", strings.Join(defaultConnectors, ","), "comma-separated connectors/<name> to run when present")
 	str(&o.Seed, "seed", "FAAS_LOCAL_SEED", "./cmd/seed", "Go package run once the functions are ready to seed development data (empty disables)")
