@@ -263,6 +263,11 @@ func TestAnEmptyKongVariableDisablesTheEdge(t *testing.T) {
 			}
 		})
 	}
+	// So do the other flags whose empty value turns something off.
+	o, err := parseOptions([]string{"-functions", "get-me"}, lookup(map[string]string{"FAAS_LOCAL_SEED": "", "FAAS_LOCAL_CONNECTORS": ""}), io.Discard)
+	if err != nil || o.Seed != "" || len(o.Connectors) != 0 {
+		t.Errorf("FAAS_LOCAL_SEED and FAAS_LOCAL_CONNECTORS set empty: seed %q, connectors %q, %v; want none", o.Seed, o.Connectors, err)
+	}
 	var out strings.Builder
 	if err := run(context.Background(), []string{"-h"}, lookup(map[string]string{"FAAS_LOCAL_KONG": ""}), &out); err != nil {
 		t.Fatal(err)

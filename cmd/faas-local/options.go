@@ -15,8 +15,10 @@ import (
 
 // options are the program's settings: each flag defaults to its
 // FAAS_LOCAL_* environment variable, then to the value shown. A variable set
-// to "" counts as unset, except FAAS_LOCAL_KONG: set, even to "", it is
-// -kong's default, so FAAS_LOCAL_KONG= turns the edge off as -kong "" does.
+// to "" counts as unset, except for the flags whose empty value turns
+// something off (FAAS_LOCAL_KONG, FAAS_LOCAL_CONNECTORS, FAAS_LOCAL_SEED):
+// set, even to "", it is the flag's default, so FAAS_LOCAL_KONG= turns the
+// edge off as -kong "" does.
 type options struct {
 	// GatewayAddr is the gateway API's address (loopback only; 127.0.0.1:8080).
 	GatewayAddr string
@@ -103,8 +105,8 @@ func parseOptions(args []string, lookupenv func(string) (string, bool), stdout i
 	str(&o.StackFile, "stack", "FAAS_LOCAL_STACK", "stack.yml", "stack file")
 	strOff(&o.KongFile, "kong", "FAAS_LOCAL_KONG", "gateway/kong.yml", "Kong declarative config for the edge (empty disables the edge: -kong \"\" or FAAS_LOCAL_KONG set to \"\")")
 	str(&functions, "functions", "FAAS_LOCAL_FUNCTIONS", "", "comma-separated functions to deploy (default: all of the stack)")
-	str(&connectors, "connectors", "FAAS_LOCAL_CONNECTORS", strings.Join(defaultConnectors, ","), "comma-separated connectors/<name> to run when present")
-	str(&o.Seed, "seed", "FAAS_LOCAL_SEED", "./cmd/seed", "Go package run once the functions are ready to seed development data (empty disables)")
+	strOff(&connectors, "connectors", "FAAS_LOCAL_CONNECTORS", strings.Join(defaultConnectors, ","), "comma-separated connectors/<name> to run when present (empty: none)")
+	strOff(&o.Seed, "seed", "FAAS_LOCAL_SEED", "./cmd/seed", "Go package run once the functions are ready to seed development data (empty disables)")
 	str(&o.OTLP, "otlp", "FAAS_LOCAL_OTLP", "", "OTLP/HTTP collector URL every process exports spans to, e.g. http://127.0.0.1:4318 (default: the host's OTEL_* variables)")
 	str(&callbacks, "callback-allow", "FAAS_LOCAL_CALLBACK_ALLOW", "", "comma-separated host:port targets an async call's X-Callback-Url may name besides this gateway's /function/*")
 	boolean(&o.AllowExec, "allow-exec", "FAAS_LOCAL_ALLOW_EXEC", "let a deployment run its envProcess (fprocess) as a shell command (refused by default)")
