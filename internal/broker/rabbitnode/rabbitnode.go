@@ -1,7 +1,8 @@
 // Package rabbitnode runs a private RabbitMQ node for tests and the chaos
 // suite: its own Erlang node name, AMQP and distribution ports on 127.0.0.1,
-// data, log and cookie in a directory of its own and no plugins, so stopping,
-// restarting or killing it disturbs nobody else on the machine.
+// data, log and cookie in a directory of its own and no plugins (but
+// rabbitmq_prometheus when asked for), so stopping, restarting, killing it or
+// raising its alarms disturbs nobody else on the machine.
 //
 // Ports are chosen below the kernel's ephemeral range (32768 and up on
 // Linux): a listener on an ephemeral port can find its port taken by some
@@ -35,6 +36,10 @@ type Options struct {
 	// Port is the AMQP port on 127.0.0.1 and DistPort the Erlang distribution
 	// port (default: free ports between 20000 and 32000).
 	Port, DistPort int
+	// PrometheusPort, when not 0, enables RabbitMQ's rabbitmq_prometheus
+	// plugin on 127.0.0.1:PrometheusPort (/metrics, /metrics/detailed), the
+	// endpoint monitoring/prometheus.yml scrapes; 0 runs no plugin.
+	PrometheusPort int
 	// BinDir holds rabbitmq-server and rabbitmqctl (default
 	// /usr/lib/rabbitmq/bin, where Debian's package puts the scripts that run
 	// as the calling user, else $PATH).
@@ -127,12 +132,15 @@ func FreePort() (int, error) {
 
 func (n *Node) prepare() error {
 	d := n.opts.Dir
-	files := map[string]string{
-		"enabled_plugins": "[].\n",
-		"rabbitmq.conf": "listeners.tcp.1 = 127.0.0.1:" + strconv.Itoa(n.opts.Port) + "\n" +
-			"loopback_users = none\n" +
-			"log.console = true\nlog.file = false\n",
+	plugins := "[].\n"
+	conf := "listeners.tcp.1 = 127.0.0.1:" + strconv.Itoa(n.opts.Port) + "\n" +
+		"loopback_users = none\n" +
+		"log.console = true\nlog.file = false\n"
+	if n.opts.PrometheusPort != 0 {
+		plugins = "[rabbitmq_prometheus].\n"
+		conf += "prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = " + strconv.Itoa(n.opts.PrometheusPort) + "\n"
 	}
+	files := map[string]string{"enabled_plugins": plugins, "rabbitmq.conf": conf}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(d, name), []byte(content), 0o600); err != nil {
 			return err
@@ -258,6 +266,19 @@ func (n *Node) ctlOutput(ctx context.Context, args ...string) (string, error) {
 // to suspend one queue's process.
 func (n *Node) Eval(ctx context.Context, expr string) (string, error) {
 	return n.ctlOutput(ctx, "eval", expr)
+}
+
+// RaiseMemoryAlarm sets the node's memory high watermark to 1 MB, under what
+// any node uses, so RabbitMQ raises its memory alarm and blocks every
+// connection that publishes (`rabbitmqctl set_vm_memory_high_watermark`).
+func (n *Node) RaiseMemoryAlarm(ctx context.Context) error {
+	return n.ctl(ctx, "set_vm_memory_high_watermark", "absolute", "1MB")
+}
+
+// ClearMemoryAlarm sets the memory high watermark back to RabbitMQ 3.10's
+// default, 0.4 of the machine's memory, which clears the alarm.
+func (n *Node) ClearMemoryAlarm(ctx context.Context) error {
+	return n.ctl(ctx, "set_vm_memory_high_watermark", "0.4")
 }
 
 // StopApp stops the RabbitMQ application and leaves the Erlang node running
