@@ -36,7 +36,8 @@ var metricsFunctions = []string{"get-product", "set-stock", "reserve-stock", "co
 // loading monitoring/rules. During a burst of orders — confirmed, declined,
 // out of stock, one cancelled, recover-orders and expire-reservations run —
 // it evaluates through Prometheus' HTTP API every query of the Grafana dashboard, every
-// recording rule and every alert's signal (see alertSignals), and fails
+// recording rule and every alert's signal (see alertSignals; RabbitMQ's own
+// alerts are TestRabbitMQAlertsReadWhatRabbitMQServes'), and fails
 // naming each panel or rule that returns no series: a panel that would show
 // "No data". A metric renamed in the code, the dashboard or the rules fails it.
 func TestDashboardAndAlertsHaveData(t *testing.T) {
@@ -108,7 +109,7 @@ func TestDashboardAndAlertsHaveData(t *testing.T) {
 	}
 
 	checks := dashboardChecks(t)
-	checks = append(checks, ruleChecks(t)...)
+	checks = append(checks, ruleChecks(t, false)...)
 	// The burst moved the shop owner's metrics (not only created them).
 	for _, q := range []string{
 		`shop_orders_total{outcome="confirmed"}`, `shop_orders_total{outcome="payment_declined"}`,
@@ -207,9 +208,17 @@ func dashboardChecks(t *testing.T) []check {
 	return out
 }
 
+// rabbitMQGroup is the rule group that reads RabbitMQ's own metrics (its
+// rabbitmq_prometheus plugin): the local stack scrapes no broker (the
+// runtime's /system/metrics-targets lists none, and the machine's RabbitMQ
+// runs without the plugin), so TestRabbitMQAlertsReadWhatRabbitMQServes
+// checks this group against a node of its own.
+const rabbitMQGroup = "shop-rabbitmq"
+
 // ruleChecks are every recording rule's expression and every alert's
-// signals (alertSignals) in monitoring/rules/*.yml.
-func ruleChecks(t *testing.T) []check {
+// signals (alertSignals) in monitoring/rules/*.yml: those of rabbitMQGroup
+// when rabbitMQ is true, those of every other group when it is false.
+func ruleChecks(t *testing.T, rabbitMQ bool) []check {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(runtimetest.Root(t), "monitoring", "rules", "*.yml"))
 	if err != nil || len(files) == 0 {
@@ -223,6 +232,7 @@ func ruleChecks(t *testing.T) []check {
 		}
 		var doc struct {
 			Groups []struct {
+				Name  string `yaml:"name"`
 				Rules []struct {
 					Record string `yaml:"record"`
 					Alert  string `yaml:"alert"`
@@ -234,6 +244,9 @@ func ruleChecks(t *testing.T) []check {
 			t.Fatalf("%s: %v", f, err)
 		}
 		for _, g := range doc.Groups {
+			if (g.Name == rabbitMQGroup) != rabbitMQ {
+				continue
+			}
 			for _, r := range g.Rules {
 				if r.Record != "" {
 					out = append(out, check{what: "recording rule " + r.Record, query: r.Expr})
@@ -375,6 +388,29 @@ func isIdent(c byte) bool {
 	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
+// TestRabbitMQRulesAreCheckedApart: the signals TestDashboardAndAlertsHaveData
+// evaluates on the local stack read none of RabbitMQ's own metrics (the
+// stack scrapes no broker), and those of rabbitMQGroup, which
+// TestRabbitMQAlertsReadWhatRabbitMQServes evaluates, all do: an alert on
+// RabbitMQ's metrics in another group fails here, not after a whole stack.
+func TestRabbitMQRulesAreCheckedApart(t *testing.T) {
+	readsRabbitMQ := regexp.MustCompile(`\brabbitmq_[a-z_]+|job="rabbitmq`)
+	for _, c := range ruleChecks(t, false) {
+		if readsRabbitMQ.MatchString(c.query) {
+			t.Errorf("%s reads RabbitMQ's metrics outside group %s: %s", c.what, rabbitMQGroup, c.query)
+		}
+	}
+	own := ruleChecks(t, true)
+	if len(own) == 0 {
+		t.Errorf("no rule in group %s", rabbitMQGroup)
+	}
+	for _, c := range own {
+		if !readsRabbitMQ.MatchString(c.query) {
+			t.Errorf("%s, in group %s, reads none of RabbitMQ's metrics: %s", c.what, rabbitMQGroup, c.query)
+		}
+	}
+}
+
 // TestAlertSignals pins how alert expressions become the signals the live
 // metrics test evaluates.
 func TestAlertSignals(t *testing.T) {
@@ -424,14 +460,12 @@ type prometheus struct {
 	out    *runtimetest.Output
 }
 
-// startPrometheus runs bin on a free loopback port with a temporary
-// storage and a configuration that discovers the runtime's metrics
-// endpoints every 2 seconds (with the gateway API's basic-auth user and
-// password file) and loads monitoring/rules; it is stopped when the test
-// ends.
+// startPrometheus runs bin (runPrometheus) with a configuration that
+// discovers the runtime's metrics endpoints every 2 seconds (with the
+// gateway API's basic-auth user and password file) and loads
+// monitoring/rules.
 func startPrometheus(t *testing.T, bin, gatewayURL, user, passwordFile string) *prometheus {
 	t.Helper()
-	dir := t.TempDir()
 	config := fmt.Sprintf(`global:
   scrape_interval: 2s
   scrape_timeout: 2s
@@ -448,6 +482,15 @@ scrape_configs:
           username: %q
           password_file: %q
 `, filepath.Join(runtimetest.Root(t), "monitoring", "rules", "*.yml"), gatewayURL+"/system/metrics-targets", user, passwordFile)
+	return runPrometheus(t, bin, config)
+}
+
+// runPrometheus runs bin with config on a free loopback port and a
+// temporary storage, and returns once it is ready; it is stopped when the
+// test ends.
+func runPrometheus(t *testing.T, bin, config string) *prometheus {
+	t.Helper()
+	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
