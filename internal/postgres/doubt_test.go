@@ -91,16 +91,7 @@ func TestSettleStopsAWriteStillRunningAfterItsDeadline(t *testing.T) {
 	if err := twin.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Give a backend still waiting the time to take the lock and commit.
-	for end := time.Now().Add(2 * time.Second); waiting(t, admin) > 0 && time.Now().Before(end); {
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond)
-	var n int
-	if err := admin.QueryRow(ctx, `SELECT count(*) FROM keys`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != 0 {
+	if n := committed(t, admin); n != 0 {
 		t.Fatalf("%d rows committed after the write was settled as not written, want 0", n)
 	}
 	// A settled doubt, or none, settles at once.
@@ -144,15 +135,7 @@ func TestAnExecTxCutAtItsFinishTimeIsInDoubtUntilSettled(t *testing.T) {
 	if err := other.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for end := time.Now().Add(2 * time.Second); waiting(t, admin) > 0 && time.Now().Before(end); {
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond)
-	var n int
-	if err := admin.QueryRow(ctx, `SELECT count(*) FROM keys`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != 0 {
+	if n := committed(t, admin); n != 0 {
 		t.Fatalf("%d rows committed after the transaction was settled, want 0", n)
 	}
 }
@@ -169,6 +152,21 @@ func TestAnAnsweredErrorIsNoDoubt(t *testing.T) {
 	if err == nil || errors.As(err, &d) || !postgres.IsUniqueViolation(err, "keys_pkey") {
 		t.Fatalf("got %v, want the unique violation as answered", err)
 	}
+}
+
+// committed gives a server process still waiting for a lock the time to
+// take it and commit (up to 2 s), and counts the rows of keys.
+func committed(t *testing.T, admin *pgxpool.Pool) int {
+	t.Helper()
+	for end := time.Now().Add(2 * time.Second); waiting(t, admin) > 0 && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	var n int
+	if err := admin.QueryRow(context.Background(), `SELECT count(*) FROM keys`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // waiting counts the backends of the test's database waiting for a lock.

@@ -838,12 +838,7 @@ func TestAMissingFunctionLeavesTheOrderPendingUntilItIsBack(t *testing.T) {
 func TestCheckoutIsTwoOrdersTransactions(t *testing.T) {
 	e := setup(t, nil)
 	pool, rt := pgtest.Counted(t, e.pool)
-	cfg := e.cfg
-	cfg.Store = ordersdb.New(pool)
-	s, err := saga.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := e.over(t, pool)
 	key := uuid.NewString()
 	rt.Reset()
 	res, err := s.Place(context.Background(), e.user, e.request(1, "tok_visa"), key)
@@ -1490,13 +1485,33 @@ func TestAnUnreachableOrdersDatabaseGivesTheHoldBack(t *testing.T) {
 func (e *env) withFaults(t *testing.T) (*saga.Saga, *pgtest.Faults) {
 	t.Helper()
 	pool, f := pgtest.WithFaults(t, e.pool)
+	return e.over(t, pool), f
+}
+
+// over returns a saga configured as e's whose orders store is on pool (the
+// same database through another pool).
+func (e *env) over(t *testing.T, pool *pgxpool.Pool) *saga.Saga {
+	t.Helper()
 	cfg := e.cfg
 	cfg.Store = ordersdb.New(pool)
 	s, err := saga.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, f
+	return s
+}
+
+// noLockWaits waits (up to 2 s) until no server process of e's database
+// waits for a lock, then a moment more: a write that waited has then taken
+// its lock and committed, or is gone.
+func (e *env) noLockWaits(t *testing.T) {
+	t.Helper()
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
+			break
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
 }
 
 // orderWrite picks the round trip of ordersdb.Store.Create, the pending
@@ -1589,12 +1604,7 @@ func TestALostAnswerOfTheOrdersWriteNeverChargesTwice(t *testing.T) {
 func TestAWriteCutByTheDeadlineIsStoppedBeforeTheAnswer(t *testing.T) {
 	e := setup(t, func(c *saga.Config) { c.Timeout = 500 * time.Millisecond })
 	pool, cancels := pgtest.WithoutCancels(t, e.pool)
-	cfg := e.cfg
-	cfg.Store = ordersdb.New(pool)
-	s, err := saga.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := e.over(t, pool)
 	ctx := context.Background()
 	const key = "key-of-twins"
 	twin, err := e.pool.Begin(ctx)
@@ -1619,12 +1629,7 @@ func TestAWriteCutByTheDeadlineIsStoppedBeforeTheAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A write still waiting takes the key now and commits.
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
-			break
-		}
-	}
-	time.Sleep(100 * time.Millisecond)
+	e.noLockWaits(t)
 	n := e.count(t, `SELECT count(*) FROM orders WHERE user_id = $1`, e.user.UserID)
 	switch {
 	case err != nil && fault.KindOf(err) == fault.Unavailable && n == 0:
@@ -1694,12 +1699,7 @@ func TestAConfirmationPastTheDeadlineIsCutThereAndSettled(t *testing.T) {
 	locker.pool = e.pool
 	defer locker.release()
 	pool, cancels := pgtest.WithoutCancels(t, e.pool)
-	cfg := e.cfg
-	cfg.Store = ordersdb.New(pool)
-	s, err := saga.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := e.over(t, pool)
 	ctx := context.Background()
 	start := time.Now()
 	res, err := s.Place(ctx, e.user, e.request(1, "tok_visa"), "")
@@ -1714,12 +1714,7 @@ func TestAConfirmationPastTheDeadlineIsCutThereAndSettled(t *testing.T) {
 		t.Fatalf("place: %s %v, want pending", res.Outcome(), err)
 	}
 	locker.release()
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
-			break
-		}
-	}
-	time.Sleep(100 * time.Millisecond)
+	e.noLockWaits(t)
 	if o, err := e.store.Get(ctx, res.Order.ID); err != nil || o.Status != orders.Pending {
 		t.Fatalf("the order answered pending: %+v %v, want it stored pending", o, err)
 	}
