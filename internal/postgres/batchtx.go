@@ -79,10 +79,11 @@ func (t *BatchTx) Commit(ctx context.Context, b *pgx.Batch) error {
 	})
 	dctx, cancel := Detached(ctx)
 	defer cancel()
-	pid := t.conn.Conn().PgConn().PID()
+	pc := t.conn.Conn().PgConn()
 	err := t.tx.SendBatch(dctx, b).Close()
-	t.Rollback(ctx) // after COMMIT, only gives the connection back
-	return doubt(pid, err)
+	err = doubt(pc, err) // before Rollback, which may close the connection
+	t.Rollback(ctx)      // after COMMIT, only gives the connection back
+	return err
 }
 
 // ExecTx runs b's statements as one transaction in one round trip: BEGIN in
@@ -116,14 +117,14 @@ func ExecTx(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) error {
 	})
 	detached, cancel := Detached(ctx)
 	defer cancel()
-	err = conn.SendBatch(detached, all).Close()
+	err = doubt(conn.Conn().PgConn(), conn.SendBatch(detached, all).Close())
 	// A failed statement leaves the transaction open (aborted): roll it back
 	// so the connection goes back to the pool clean. A broken connection is
 	// closed by pgx, and the pool drops it.
 	if c := conn.Conn(); err != nil && !c.IsClosed() && c.PgConn().TxStatus() != 'I' {
 		_, _ = c.Exec(detached, "rollback")
 	}
-	return doubt(conn.Conn().PgConn().PID(), err)
+	return err
 }
 
 // Rollback rolls back the transaction unless it has ended already (committed,

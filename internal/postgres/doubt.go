@@ -13,16 +13,19 @@ import (
 
 // Doubt is the error of a write whose outcome the client cannot know: its
 // statements went out, and no answer came back (the caller's deadline cut the
-// wait, or the connection broke). pgx then closes the connection, but the
-// server's backend does not learn of it until it next reads from the socket:
-// it may still be running the write — waiting behind another transaction's
-// lock, or for its commit to reach the disk — and commit it after a read that
-// found nothing. So a read of what the write would have written is conclusive
-// only once that backend has stopped: see Settle. SendBatch, ExecTx,
-// BatchTx.Commit and Tx answer one for a write in doubt.
+// wait, or the connection broke), or the server ended the session (a FATAL
+// error, as at a fast shutdown) after a COMMIT it may have finished. pgx then
+// closes the connection, but the server's backend does not learn of it until
+// it next reads from the socket: it may still be running the write — waiting
+// behind another transaction's lock, or for its commit to reach the disk —
+// and commit it after a read that found nothing. So a read of what the write
+// would have written is conclusive only once that backend has stopped: see
+// Settle. SendBatch, ExecTx, BatchTx.Commit and Tx answer one for a write in
+// doubt.
 type Doubt struct {
 	// PID is the server process that ran the write (pgconn.PgConn.PID).
 	PID uint32
+	// Err is the error the write ended with.
 	Err error
 }
 
@@ -41,23 +44,26 @@ func SendBatch(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) error {
 		return err
 	}
 	defer conn.Release()
-	return doubt(conn.Conn().PgConn().PID(), conn.SendBatch(ctx, b).Close())
+	return doubt(conn.Conn().PgConn(), conn.SendBatch(ctx, b).Close())
 }
 
-// inDoubt reports whether a batch that ended with err may have committed:
-// it went out, and the server's answer is not what ended it.
-func inDoubt(err error) bool {
-	var pgErr *pgconn.PgError
-	return err != nil && !errors.As(err, &pgErr) && !pgconn.SafeToRetry(err) && !errors.Is(err, errCommitRolledBack)
-}
-
-// doubt is err as a *Doubt naming backend pid when it leaves the outcome
-// open (inDoubt), err otherwise.
-func doubt(pid uint32, err error) error {
-	if inDoubt(err) {
-		return &Doubt{PID: pid, Err: err}
+// doubt is err, the end of a write on c, as a *Doubt naming c's backend when
+// it leaves the outcome open, err otherwise. It does only when pgx closed c:
+// a connection still open read every answer the server sent, so the
+// transaction's end is known (an error PostgreSQL answered rolled it back; an
+// error of the client's own, such as a batch callback's, came after the
+// answers). Of a closed connection, an error raised before anything was sent
+// (pgconn.SafeToRetry) and an ERROR PostgreSQL answered are known too; a
+// FATAL or PANIC may have come after the COMMIT was done.
+func doubt(c *pgconn.PgConn, err error) error {
+	if err == nil || !c.IsClosed() || pgconn.SafeToRetry(err) {
+		return err
 	}
-	return err
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Severity != "FATAL" && pgErr.Severity != "PANIC" {
+		return err
+	}
+	return &Doubt{PID: c.PID(), Err: err}
 }
 
 // finishByKey is the context key of FinishBy's time.
@@ -66,47 +72,68 @@ type finishByKey struct{}
 // FinishBy returns ctx carrying t as the latest end of the Detached work
 // started on it, the COMMIT of ExecTx, BatchTx.Commit and Tx included:
 // Detached then bounds that work by its own timeout or t, whichever comes
-// first (a t already past ends it at once). For a caller with a deadline
-// of its own to keep, such as a saga's: a COMMIT cut at t is in doubt
-// (*Doubt), and Settle tells whether it committed.
+// first (a t already past ends it at once; of two FinishBy times on one
+// context, the earlier holds). For a caller with a deadline of its own to
+// keep, such as a saga's: a COMMIT cut at t is in doubt (*Doubt), and Settle
+// tells whether it committed.
 func FinishBy(ctx context.Context, t time.Time) context.Context {
+	if earlier, ok := ctx.Value(finishByKey{}).(time.Time); ok && earlier.Before(t) {
+		return ctx
+	}
 	return context.WithValue(ctx, finishByKey{}, t)
 }
 
 // settleWait is how long Settle waits for a backend it terminated to exit.
 const settleWait = time.Second
 
+// errBehindPooler is Settle's answer when pool's connections do not reach
+// PostgreSQL directly.
+var errBehindPooler = errors.New("settle a write in doubt: the pool's connections go through a pooler " +
+	"(their process ids are not their server processes'), so the write's process cannot be found")
+
 // Settle ends the doubt err leaves (see Doubt): when err holds a *Doubt
-// whose backend still runs in this database under this role, it terminates
-// that backend and waits, up to a second, for it to exit. Whatever the write
-// did is then committed or rolled back for good, and a read tells which
-// (PostgreSQL finishes a commit already being written before the backend
-// exits). nil then, and when err holds no doubt; an error when the database
-// cannot be asked (the caller still does not know) or the backend has not
-// exited yet (ask again).
+// whose backend still runs in this database, it terminates that backend and
+// waits, up to a second, for it to exit. Whatever the write did is then
+// committed or rolled back for good, and a read tells which (PostgreSQL
+// finishes a commit already being written before the backend exits). nil
+// then, and when err holds no doubt; an error when the database cannot be
+// asked (the caller still does not know), the backend has not exited yet
+// (ask again), or it is not this role's to end.
 //
-// The backend is found by its process id, which the server may give a new
-// backend once the old one has exited: Settle could then end a connection
-// the pool just opened (its request fails, as on any broken connection),
-// never make a write look settled that is not. This assumes direct
-// connections to PostgreSQL: behind a pooler in transaction mode the id is
-// not the backend's. Terminating a backend of one's own role needs no
-// privilege (PostgreSQL 14 or later for the wait).
+// Settle fails closed where it cannot know: its own connection must be
+// PostgreSQL's process it says it is, or the pool goes through a pooler
+// (PgBouncer gives each client a process id of its own), and the write's
+// process cannot be found: errBehindPooler. So an orders database must be
+// reached directly, never through a pooler in transaction mode (see
+// docs/checkout.md). The backend is found by its process id, which the
+// server may give a new backend once the old one has exited: Settle could
+// then end another connection to this database (its request fails, as on any
+// broken connection), never make a write look settled that is not.
+// Terminating a backend of one's own role needs no privilege (PostgreSQL 14
+// or later for the wait).
 func Settle(ctx context.Context, pool *pgxpool.Pool, err error) error {
 	var d *Doubt
 	if !errors.As(err, &d) {
 		return nil
 	}
-	var exited bool
-	qerr := pool.QueryRow(ctx, `SELECT pg_terminate_backend(pid, $2) FROM pg_stat_activity
-		WHERE pid = $1 AND datname = current_database() AND usename = current_user AND pid <> pg_backend_pid()`,
-		int64(d.PID), settleWait.Milliseconds()).Scan(&exited)
+	conn, aerr := pool.Acquire(ctx)
+	if aerr != nil {
+		return fmt.Errorf("settle a write in doubt: %w", aerr)
+	}
+	defer conn.Release()
+	var direct bool
+	var exited *bool // NULL: no such backend in this database
+	qerr := conn.QueryRow(ctx, `SELECT pg_backend_pid() = $3,
+		(SELECT pg_terminate_backend(pid, $2) FROM pg_stat_activity
+			WHERE pid = $1 AND datname = current_database() AND pid <> pg_backend_pid()
+			AND pg_backend_pid() = $3)`,
+		int64(d.PID), settleWait.Milliseconds(), int64(conn.Conn().PgConn().PID())).Scan(&direct, &exited)
 	switch {
-	case errors.Is(qerr, pgx.ErrNoRows):
-		return nil // gone already
 	case qerr != nil:
 		return fmt.Errorf("settle a write in doubt: %w", qerr)
-	case !exited:
+	case !direct:
+		return errBehindPooler
+	case exited != nil && !*exited:
 		return fmt.Errorf("settle a write in doubt: backend %d has not exited yet", d.PID)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopfaas/shop/internal/postgres"
@@ -52,6 +53,11 @@ func ownRole(t *testing.T) (role, admin *pgxpool.Pool) {
 	}
 	t.Cleanup(role.Close)
 	role, _ = pgtest.WithoutCancels(t, role)
+	// A connection opened now, so a test's short deadline cuts its write,
+	// not the dial.
+	if err := role.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
 	return role, admin
 }
 
@@ -167,6 +173,24 @@ func committed(t *testing.T, admin *pgxpool.Pool) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// An error a batch's callback raised after every answer was read leaves no
+// doubt either: the connection stayed open, and the transaction's end is
+// known (here it committed). A *Doubt there would have Settle end a live
+// connection of the pool.
+func TestAnErrorAfterEveryAnswerIsNoDoubt(t *testing.T) {
+	pool, admin := ownRole(t)
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO keys VALUES (1)`).Exec(func(pgconn.CommandTag) error { return errors.New("the caller's own") })
+	err := postgres.ExecTx(context.Background(), pool, b)
+	var d *postgres.Doubt
+	if err == nil || errors.As(err, &d) {
+		t.Fatalf("got %v, want the callback's error, no doubt", err)
+	}
+	if n := committed(t, admin); n != 1 {
+		t.Fatalf("%d rows, want 1 (the batch committed)", n)
+	}
 }
 
 // waiting counts the backends of the test's database waiting for a lock.

@@ -306,7 +306,8 @@ func Detached(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // Tx runs fn in a transaction: committed when fn returns nil, rolled back
 // otherwise. Commit and rollback use a Detached context, so a client that
-// hangs up never leaves a transaction half-finished.
+// hangs up never leaves a transaction half-finished. A COMMIT whose answer
+// never came is a *Doubt (see Settle).
 func Tx(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) error {
 	return TxWith(ctx, db, pgx.TxOptions{}, fn)
 }
@@ -327,7 +328,7 @@ func TxWith(ctx context.Context, db Beginner, opts pgx.TxOptions, fn func(tx pgx
 		return err
 	}
 	if err := tx.Commit(dctx); err != nil {
-		return fmt.Errorf("commit: %w", doubt(tx.Conn().PgConn().PID(), err))
+		return fmt.Errorf("commit: %w", doubt(tx.Conn().PgConn(), err))
 	}
 	return nil
 }

@@ -1664,7 +1664,9 @@ func (p *lockAfterCharge) Charge(ctx context.Context, c saga.Charge) error {
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(context.Background(), `SELECT 1 FROM orders WHERE id = $1 FOR UPDATE`, c.OrderID); err != nil {
+	// FOR NO KEY UPDATE blocks the order's UPDATE, not the timeline's
+	// inserts (their foreign key takes FOR KEY SHARE).
+	if _, err := tx.Exec(context.Background(), `SELECT 1 FROM orders WHERE id = $1 FOR NO KEY UPDATE`, c.OrderID); err != nil {
 		_ = tx.Rollback(context.Background())
 		return err
 	}

@@ -201,7 +201,7 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 		// Only this run could confirm the order (it holds the lease), so
 		// its confirmation committed, and the timeline entries with it.
 		s.cfg.Log.WarnContext(ctx, "the answer of the order's confirmation was lost; it was confirmed", "order_id", sg.Order.ID, "err", err.Error())
-		tl.notes = nil
+		tl.notes, tl.changed = nil, true
 		c = orders.Checkout{Order: stored.Order, Detail: c.Detail}
 	}
 	if sg.FromCart && s.cfg.Cart != nil && c.Order.Status == orders.Confirmed {
@@ -227,9 +227,9 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 // fails, the order stays pending: recovery re-drives it. As for confirm, a
 // failure may be the lost answer of a write that committed, so the order is
 // read again first, once the write can no longer commit (lookUp): ended as
-// r says, the run goes on as if the write had answered — it compensates now
-// and answers the refusal, rather than pending with the compensation left to
-// recovery.
+// r says, the run goes on as if the write had answered — it answers the
+// refusal and compensates now (before the saga's deadline; a compensation
+// that fails, as past it, is left owed to recovery as always).
 func (s *Saga) fail(ctx context.Context, tl *timeline, o orders.Order, r refusal, cause error) orders.Checkout {
 	f := r.fail
 	if f.Detail == "" {
@@ -245,7 +245,7 @@ func (s *Saga) fail(ctx context.Context, tl *timeline, o orders.Order, r refusal
 		// Only this run could end the order (it holds the lease), so its
 		// write committed, and the timeline entries with it.
 		s.cfg.Log.WarnContext(ctx, "the answer of the order's failure was lost; it was written", "order_id", o.ID, "err", err.Error())
-		tl.notes = nil
+		tl.notes, tl.changed = nil, true
 		c = orders.Checkout{Order: stored.Order, Detail: f.Detail}
 	}
 	s.compensate(ctx, tl, c.Order, r.undo)
