@@ -160,6 +160,39 @@ func TestAnAnsweredErrorIsNoDoubt(t *testing.T) {
 	}
 }
 
+// Behind a pooler (PgBouncer answers each client with a process id of its
+// own) the write's server process cannot be found: Settle must say it does
+// not know, never that the write is settled, as it would find no process
+// with the id the write's connection reported.
+func TestSettleBehindAPoolerFailsClosed(t *testing.T) {
+	ctx := context.Background()
+	direct, admin := ownRole(t)
+	pool := pgtest.BehindPooler(t, direct)
+	twin, err := admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer twin.Rollback(ctx)
+	if _, err := twin.Exec(ctx, `INSERT INTO keys VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO keys VALUES (1)`)
+	werr := postgres.SendBatch(wctx, pool, b)
+	cancel()
+	var d *postgres.Doubt
+	if !errors.As(werr, &d) || waiting(t, admin) != 1 {
+		t.Fatalf("the write ended with %v and is not waiting behind the lock: the test proves nothing", werr)
+	}
+	if err := postgres.Settle(ctx, pool, werr); err == nil {
+		t.Fatal("settled behind a pooler: the write's process was not found, and it can still commit")
+	}
+}
+
 // committed gives a server process still waiting for a lock the time to
 // take it and commit (up to 2 s), and counts the rows of keys.
 func committed(t *testing.T, admin *pgxpool.Pool) int {

@@ -263,7 +263,8 @@ func (s *Saga) decide(ctx context.Context, tl *timeline, known orders.Order, dec
 	if d, ok := ctx.Deadline(); ok {
 		// The write's COMMIT would otherwise run up to its own timeout past
 		// the saga's deadline (postgres.Detached), outside LongestDrive: cut
-		// there, it is in doubt, and confirm's look-up settles it.
+		// there, it is in doubt, and the look-up after it (confirm, fail)
+		// settles it.
 		ctx = postgres.FinishBy(ctx, d)
 	}
 	var change orders.Change
