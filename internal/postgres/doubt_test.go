@@ -70,14 +70,7 @@ func ownRole(t *testing.T) (role, admin *pgxpool.Pool) {
 func TestSettleStopsAWriteStillRunningAfterItsDeadline(t *testing.T) {
 	ctx := context.Background()
 	pool, admin := ownRole(t)
-	twin, err := admin.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer twin.Rollback(ctx)
-	if _, err := twin.Exec(ctx, `INSERT INTO keys VALUES (1)`); err != nil {
-		t.Fatal(err)
-	}
+	twin := holdKey(t, admin)
 	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO keys VALUES (1)`)
@@ -115,14 +108,7 @@ func TestSettleStopsAWriteStillRunningAfterItsDeadline(t *testing.T) {
 func TestAnExecTxCutAtItsFinishTimeIsInDoubtUntilSettled(t *testing.T) {
 	ctx := context.Background()
 	pool, admin := ownRole(t)
-	other, err := admin.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Rollback(ctx)
-	if _, err := other.Exec(ctx, `INSERT INTO keys VALUES (1)`); err != nil {
-		t.Fatal(err)
-	}
+	other := holdKey(t, admin)
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO keys VALUES (2)`)
 	b.Queue(`INSERT INTO keys VALUES (1)`)
@@ -168,14 +154,7 @@ func TestSettleBehindAPoolerFailsClosed(t *testing.T) {
 	ctx := context.Background()
 	direct, admin := ownRole(t)
 	pool := pgtest.BehindPooler(t, direct)
-	twin, err := admin.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer twin.Rollback(ctx)
-	if _, err := twin.Exec(ctx, `INSERT INTO keys VALUES (1)`); err != nil {
-		t.Fatal(err)
-	}
+	holdKey(t, admin)
 	if err := pool.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +170,22 @@ func TestSettleBehindAPoolerFailsClosed(t *testing.T) {
 	if err := postgres.Settle(ctx, pool, werr); err == nil {
 		t.Fatal("settled behind a pooler: the write's process was not found, and it can still commit")
 	}
+}
+
+// holdKey begins a transaction on admin that inserts key 1 and keeps it
+// open (rolled back when the test ends): a write of key 1 waits behind it.
+func holdKey(t *testing.T, admin *pgxpool.Pool) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, `INSERT INTO keys VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }
 
 // committed gives a server process still waiting for a lock the time to

@@ -30,6 +30,15 @@ func (c *Cancels) Dropped() int { return int(c.dropped.Load()) }
 func WithoutCancels(tb testing.TB, pool *pgxpool.Pool) (*pgxpool.Pool, *Cancels) {
 	tb.Helper()
 	c := &Cancels{}
+	return redialed(tb, pool, "pool without cancels", func(conn net.Conn) net.Conn { return &cancelDropper{Conn: conn, c: c} }), c
+}
+
+// redialed returns a pool over the same database as pool (its configuration
+// copied, closed when the test ends) whose every connection, cancel requests'
+// included, is wrap's wrapping of the one pool would have dialled; what
+// names the pool in a failure.
+func redialed(tb testing.TB, pool *pgxpool.Pool, what string, wrap func(net.Conn) net.Conn) *pgxpool.Pool {
+	tb.Helper()
 	pc := pool.Config()
 	dial := pc.ConnConfig.DialFunc
 	pc.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -37,14 +46,14 @@ func WithoutCancels(tb testing.TB, pool *pgxpool.Pool) (*pgxpool.Pool, *Cancels)
 		if err != nil {
 			return nil, err
 		}
-		return &cancelDropper{Conn: conn, c: c}, nil
+		return wrap(conn), nil
 	}
 	p, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
-		tb.Fatalf("pool without cancels: %v", err)
+		tb.Fatalf("%s: %v", what, err)
 	}
 	tb.Cleanup(p.Close)
-	return p, c
+	return p
 }
 
 // cancelDropper is a connection that closes instead of sending a

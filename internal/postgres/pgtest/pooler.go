@@ -1,7 +1,6 @@
 package pgtest
 
 import (
-	"context"
 	"encoding/binary"
 	"io"
 	"net"
@@ -18,21 +17,7 @@ import (
 // does behind a pooler.
 func BehindPooler(tb testing.TB, pool *pgxpool.Pool) *pgxpool.Pool {
 	tb.Helper()
-	pc := pool.Config()
-	dial := pc.ConnConfig.DialFunc
-	pc.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return &pidRewriter{Conn: conn}, nil
-	}
-	p, err := pgxpool.NewWithConfig(context.Background(), pc)
-	if err != nil {
-		tb.Fatalf("pool behind a pooler: %v", err)
-	}
-	tb.Cleanup(p.Close)
-	return p
+	return redialed(tb, pool, "pool behind a pooler", func(conn net.Conn) net.Conn { return &pidRewriter{Conn: conn} })
 }
 
 // pidRewriter is a connection whose server messages pass through unchanged
