@@ -228,7 +228,8 @@ func (s *Saga) lease() time.Duration { return s.cfg.Timeout + 10*time.Second }
 //     answer may be what was lost): the order is looked up before Place
 //     answers (settleWrite). Written, the saga goes on; not written, the hold
 //     is released and the error returned; still unknown, the order is
-//     answered pending, as it was to be written, and its hold kept: a
+//     answered pending, as it was to be written (with an Idempotency-Key,
+//     503: the key asked again tells), and its hold kept: a
 //     written pending order is driven by recover-orders (reserve-stock
 //     answers the hold it has); the hold of an order never written expires
 //     (as when create-order dies between the two).
@@ -287,7 +288,7 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 				// The order may or may not be written (the batch went out,
 				// its answer did not come back): settle that before
 				// answering (see Place).
-				return s.settleWrite(ctx, sg, first, err)
+				return s.settleWrite(ctx, sg, first, key, err)
 			}
 			if err != nil {
 				// The write never reached the database (an outage of it: no
@@ -339,12 +340,15 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 //     write that never reached the database. lookUp reads that only once the
 //     write can no longer commit (it stops the write's server process
 //     first), so the answer holds;
-//   - still unknown (the database stays unreachable): the order is answered as
-//     it was to be written, pending, so the client asks for it
-//     (GET /api/v1/orders/{id}) rather than place it again. Its hold is kept:
-//     a written order is finished by recover-orders, the hold of one never
-//     written (GET answers 404, the checkout may be placed again) expires.
-func (s *Saga) settleWrite(ctx context.Context, sg ordersdb.Saga, first *tried, werr error) (orders.Checkout, error) {
+//   - still unknown (the database stays unreachable): with an Idempotency-Key,
+//     503 (errOutcomeUnknown): asking again with the same key is safe, and
+//     answers the order if it was written (the key is written with it) or
+//     places it if it was not. Without a key, a retry could place a second
+//     order: the order is answered as it was to be written, pending, so the
+//     client asks for it (GET /api/v1/orders/{id}) rather than place it
+//     again. Either way its hold is kept: a written order is finished by
+//     recover-orders, the hold of one never written expires.
+func (s *Saga) settleWrite(ctx context.Context, sg ordersdb.Saga, first *tried, key string, werr error) (orders.Checkout, error) {
 	written, err := s.lookUp(ctx, sg.Order.ID, werr)
 	switch {
 	case err == nil:
@@ -356,10 +360,19 @@ func (s *Saga) settleWrite(ctx context.Context, sg ordersdb.Saga, first *tried, 
 		}
 		return orders.Checkout{}, werr
 	}
+	if key != "" {
+		s.cfg.Log.ErrorContext(ctx, "the order's write may have committed: answered unavailable, to be asked again with its key", "order_id", sg.Order.ID,
+			"err", werr.Error(), "lookup_err", err.Error())
+		return orders.Checkout{}, fault.Wrap(werr, fault.Unavailable, fault.CodeUnavailable, errOutcomeUnknown)
+	}
 	s.cfg.Log.ErrorContext(ctx, "the order's write may have committed: answered pending", "order_id", sg.Order.ID,
 		"err", werr.Error(), "lookup_err", err.Error())
 	return orders.Checkout{Order: sg.Order}, nil
 }
+
+// errOutcomeUnknown is the detail of settleWrite's 503 for a checkout with an
+// Idempotency-Key whose order may or may not have been written.
+const errOutcomeUnknown = "orders temporarily unavailable; whether the order was placed is not known yet: retry with the same Idempotency-Key"
 
 // doubtTimeout bounds lookUp, which runs after a write failed and may
 // outlive the saga's deadline (the deadline may be what cut the write).
