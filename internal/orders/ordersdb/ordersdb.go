@@ -147,13 +147,14 @@ type Saga struct {
 	Attempts     int
 }
 
-// NotWritten reports whether Create's error err says the batch never reached
-// the database — no connection could be had, or pgx failed before sending
-// anything — so the order is certainly not written. Any other error leaves
-// that unknown.
+// NotWritten reports whether Create's error err says the order is certainly
+// not written: every error but a *postgres.Doubt (the batch went out and its
+// answer did not come back), which Settle ends. The batch never went out (no
+// connection could be had, from PostgreSQL or from a pool whose connections
+// were all taken), or PostgreSQL answered an error and rolled it back.
 func NotWritten(err error) bool {
-	var connect *pgconn.ConnectError
-	return errors.As(err, &connect) || pgconn.SafeToRetry(err)
+	var d *postgres.Doubt
+	return !errors.As(err, &d)
 }
 
 // Create writes a new pending order, its lines, its saga state (leased to the

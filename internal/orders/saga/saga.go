@@ -222,8 +222,9 @@ func (s *Saga) lease() time.Duration { return s.cfg.Timeout + 10*time.Second }
 //     effort: its expiry is the backstop), and a later write in the loop is
 //     made under a new order id, without a reservation beside it, so no
 //     order is ever written with a hold given back;
-//   - the write never reached the database (ordersdb.NotWritten: no
-//     connection): the hold is released at once, and the error returned;
+//   - the write is known not to be written (ordersdb.NotWritten: it never
+//     went out, or PostgreSQL answered an error): the hold is released at
+//     once, and the error returned;
 //   - the write failed otherwise (the order may or may not be written: its
 //     answer may be what was lost): the order is looked up before Place
 //     answers (settleWrite). Written, the saga goes on; not written, the hold
@@ -291,9 +292,9 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 				return s.settleWrite(ctx, sg, first, key, err)
 			}
 			if err != nil {
-				// The write never reached the database (an outage of it: no
-				// connection): the order is certainly not written, and its
-				// hold is given back now.
+				// The order is certainly not written (the write never went
+				// out: an outage, every connection taken; or PostgreSQL
+				// refused it), and its hold is given back now.
 				if first != nil {
 					s.giveBack(ctx, sg.Order.ID, *first)
 				}
@@ -416,10 +417,18 @@ func (s *Saga) lookUp(ctx context.Context, orderID uuid.UUID, werr error) (order
 // that was never written (its twin holds the key, or the orders database
 // could not be reached). A refused reservation
 // holds nothing. Best effort: a hold this misses is given back by its expiry
-// (expire-reservations), as no order will ever commit it.
+// (expire-reservations), as no order will ever commit it. Past the saga's
+// deadline (which may be what ended the write) it runs on a context of its
+// own, bounded by clearTimeout: Place then answers without driving the order,
+// so it spends the cart's share of LongestDrive.
 func (s *Saga) giveBack(ctx context.Context, orderID uuid.UUID, t tried) {
 	if t.err != nil && !fault.Retryable(t.err) {
 		return
+	}
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), clearTimeout)
+		defer cancel()
 	}
 	if err := s.cfg.Stock.Release(ctx, orderID); err != nil {
 		s.cfg.Log.WarnContext(ctx, "release the hold of an order never written", "order_id", orderID, "err", err.Error())

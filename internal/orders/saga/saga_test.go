@@ -1592,6 +1592,39 @@ func TestALostAnswerOfTheOrdersWriteNeverChargesTwice(t *testing.T) {
 	}
 }
 
+// A write that never went out is not in doubt, whatever the error: here
+// every connection of the orders pool is taken (a burst of checkouts), and
+// the order's write gives up waiting for one at the saga's deadline. Nothing
+// was sent, so the checkout answers 503 "not placed" and gives its hold back
+// at once. Until 2026-12-04 only a refused connection counted as "not
+// written": this one was looked up, the look-up waited for a connection too,
+// and the checkout answered 202 naming an order that was never written.
+func TestAWriteThatNeverWentOutIsNotInDoubt(t *testing.T) {
+	e := setup(t, func(c *saga.Config) { c.Timeout = 500 * time.Millisecond; c.RecoverAfter = time.Minute })
+	pc := e.pool.Config()
+	pc.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	busy, err := pool.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Release()
+	res, err := e.over(t, pool).Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
+	if fault.KindOf(err) != fault.Unavailable || res.Order.ID != uuid.Nil {
+		t.Fatalf("place: %s %+v %v, want unavailable naming no order", res.Outcome(), res.Order, err)
+	}
+	if n := e.count(t, `SELECT count(*) FROM orders`); n != 0 {
+		t.Fatalf("%d orders written, want 0", n)
+	}
+	if _, reserved := e.svc.Stock(e.product.ID); reserved != 0 {
+		t.Fatalf("%d units held for an order never written, want 0 (given back)", reserved)
+	}
+}
+
 // With an Idempotency-Key, a checkout whose order's write may or may not
 // have committed (the database gone before the look-up could tell) answers
 // 503, not 202 naming an order that may not exist: asking again with the
