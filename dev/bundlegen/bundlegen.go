@@ -385,6 +385,12 @@ func writeMap(b *strings.Builder, name string, m map[string]string) {
 	}
 	fmt.Fprintf(b, "    %s:\n", name)
 	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if strings.Contains(m[k], "${") {
+			// faas-cli substitutes in the raw text: a literal block takes
+			// the value as it is, quotes and backslashes included.
+			fmt.Fprintf(b, "      %s: |2-\n        %s\n", k, m[k])
+			continue
+		}
 		fmt.Fprintf(b, "      %s: %s\n", k, strconv.Quote(m[k]))
 	}
 }

@@ -114,17 +114,23 @@ func TestEveryFunctionNamesItself(t *testing.T) {
 	}
 }
 
-// envSubst is one environment entry of a stack file whose value is a
-// single ${VAR...} substitution.
-var envSubst = regexp.MustCompile(`^      ([A-Za-z_][A-Za-z0-9_]*): ("?)\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-[^}]*)?\}("?)$`)
+// substLine is a line of a stack file's environment whose value is a single
+// ${VAR...} substitution: either "KEY: <value>" (quoted or not) or, on the
+// line after "KEY: |2-", the literal block's one line.
+var (
+	substLine  = regexp.MustCompile(`^      ([A-Za-z_][A-Za-z0-9_]*): (.*\$\{.*)$`)
+	blockKey   = regexp.MustCompile(`^      ([A-Za-z_][A-Za-z0-9_]*): \|2-$`)
+	blockValue = regexp.MustCompile(`^        \$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-[^}]*)?\}$`)
+)
 
 // faas-cli substitutes ${VAR} in the stack file's raw text before parsing
-// the YAML, so an unquoted substitution whose value holds ": " or " #"
-// (an SMTP user name, a From header) breaks the file or loses the rest of
-// the value. Every substitution in an environment value is quoted, and such
-// a value arrives whole.
+// the YAML, so a substituted value holding ": " or " #" (an SMTP user name)
+// breaks a plain scalar or loses the rest of the value, and one holding a
+// double quote or a backslash (SMTP_FROM='"Shop" <orders@example.com>')
+// breaks a quoted one. Every substitution in an environment value is a
+// literal block (|2-), and such a value arrives whole.
 func TestSubstitutedValuesSurviveTheYAML(t *testing.T) {
-	const tricky = `Shop: orders #1 'x'`
+	const tricky = `"Shop: orders" #1 'x' \n\ <a@b>`
 	for _, file := range []string{"../../stack.yml", "../../stack.ce.yml"} {
 		raw, err := os.ReadFile(file)
 		if err != nil {
@@ -133,21 +139,25 @@ func TestSubstitutedValuesSurviveTheYAML(t *testing.T) {
 		type entry struct{ fn, key string }
 		var entries []entry
 		vars := map[string]bool{}
-		fn, inEnv := "", false
+		fn, inEnv, block := "", false, ""
 		for line := range strings.SplitSeq(string(raw), "\n") {
 			switch {
 			case strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "   ") && strings.HasSuffix(line, ":"):
 				fn, inEnv = strings.TrimSuffix(strings.TrimSpace(line), ":"), false
 			case strings.HasPrefix(line, "    ") && !strings.HasPrefix(line, "     "):
 				inEnv = line == "    environment:"
-			case inEnv:
-				if m := envSubst.FindStringSubmatch(line); m != nil {
-					entries = append(entries, entry{fn, m[1]})
-					vars[m[3]] = true
-					if m[2] != `"` || m[4] != `"` {
-						t.Errorf("%s: %s's %s: quote the substitution (%s)", file, fn, m[1], strings.TrimSpace(line))
-					}
+			case !inEnv:
+			case block != "":
+				if m := blockValue.FindStringSubmatch(line); m != nil {
+					entries = append(entries, entry{fn, block})
+					vars[m[1]] = true
 				}
+				block = ""
+			case blockKey.MatchString(line):
+				block = blockKey.FindStringSubmatch(line)[1]
+			case substLine.MatchString(line):
+				t.Errorf("%s: %s's %s: make the substitution a literal block (|2-) (%s)", file, fn,
+					substLine.FindStringSubmatch(line)[1], strings.TrimSpace(line))
 			}
 		}
 		if file == "../../stack.yml" && len(entries) < 5 {
