@@ -5,6 +5,10 @@
 // level changed since: reservations, the sweep's sales and restocks move it
 // too), If-Match: * to overwrite whatever it is, or If-None-Match: * to stock
 // a product for the first time; neither is 428 precondition_required.
+// If-Match is RFC 9110's, read as update-product reads it
+// (fnhttp.ParseIfMatch): "*" or a list of entity tags over every field line,
+// one of which must be the current ETag exactly (strong comparison: a weak
+// tag never matches); a field that is neither matches nothing (412).
 // The product must exist in the catalog (asked through the gateway); the level
 // must be an integer from 0 to inventory.MaxOnHand (else 422, or 400 for a
 // non-number) and may not go below the units reserved by orders in progress
@@ -85,7 +89,7 @@ func New(catalog Catalog, stock Stock, tokens *auth.Verifier, log *slog.Logger) 
 			}
 			return err
 		}
-		pre, err := inventory.ParsePrecondition(header(r, "If-Match"), header(r, "If-None-Match"))
+		pre, err := inventory.ParsePrecondition(fnhttp.ParseIfMatch(r), strings.Join(r.Header.Values("If-None-Match"), ","))
 		if err != nil {
 			return err
 		}
@@ -97,10 +101,4 @@ func New(catalog Catalog, stock Stock, tokens *auth.Verifier, log *slog.Logger) 
 		return fnhttp.JSON(w, http.StatusOK, inventory.ViewOf(st))
 	}))
 	return fnhttp.Routes(mux)
-}
-
-// header is every line of the named header joined as one list, as HTTP
-// reads a list-valued field sent on several lines.
-func header(r *http.Request, name string) string {
-	return strings.Join(r.Header.Values(name), ",")
 }

@@ -222,3 +222,69 @@ func TestSetStockOnAStaleETagIsRefused(t *testing.T) {
 		t.Fatalf("PUT on the ETag the last write answered: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// If-Match is RFC 9110's (§13.1.1), read as update-product reads it
+// (fnhttp.ParseIfMatch): "*" or a list of entity tags over every field line,
+// one of which is the current ETag exactly by the strong comparison. A field
+// that is not such a list matches nothing, even when splitting it at its
+// commas would find the current tag: 412, problem+json, nothing written.
+func TestSetStockIfMatchMatchesOnlyTheCurrentTagExactly(t *testing.T) {
+	ctx := context.Background()
+	store := inventorydb.New(pgtest.Open(t, inventorydb.Migrations()))
+	catalog := catalogtest.New(t)
+	tokens := fntest.Tokens(t, 0)
+	h := New(catalog.Client(t), store, tokens, slog.New(slog.DiscardHandler))
+	admin := fntest.Bearer(t, tokens, uuid.Must(uuid.NewV7()), auth.RoleAdmin)
+	cases := []struct {
+		name    string
+		ifMatch func(etag string) []string // the field's lines
+		status  int
+	}{
+		{"exact", func(e string) []string { return []string{e} }, http.StatusOK},
+		{"star", func(string) []string { return []string{"*"} }, http.StatusOK},
+		{"list holding it", func(e string) []string { return []string{`"other", ` + e + ` ,"third"`} }, http.StatusOK},
+		{"second line holding it", func(e string) []string { return []string{`"other"`, e} }, http.StatusOK},
+		{"a comma inside another tag", func(e string) []string { return []string{`"a,b", ` + e} }, http.StatusOK},
+		{"weak", func(e string) []string { return []string{"W/" + e} }, http.StatusPreconditionFailed},
+		{"weak in a list", func(e string) []string { return []string{`"other", W/` + e} }, http.StatusPreconditionFailed},
+		{"inside a weak tag's quotes", func(e string) []string { return []string{`W/"a, ` + e} }, http.StatusPreconditionFailed},
+		{"inside a tag's quotes", func(e string) []string { return []string{`"a, ` + e} }, http.StatusPreconditionFailed},
+		{"star in a list", func(e string) []string { return []string{"*, " + e} }, http.StatusPreconditionFailed},
+		{"star and a tag on two lines", func(e string) []string { return []string{"*", e} }, http.StatusPreconditionFailed},
+		{"two tags without a comma", func(e string) []string { return []string{e + ` "other"`} }, http.StatusPreconditionFailed},
+		{"holding it, then more", func(e string) []string { return []string{e + `x`} }, http.StatusPreconditionFailed},
+		{"unquoted", func(e string) []string { return []string{strings.Trim(e, `"`)} }, http.StatusPreconditionFailed},
+		{"another version", func(e string) []string { return []string{strings.Replace(e, `-1"`, `-2"`, 1)} }, http.StatusPreconditionFailed},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := catalog.Add(fmt.Sprintf("IFM-%d", i), 1299, "USD")
+			if _, err := store.Init(ctx, p.ID, 10); err != nil {
+				t.Fatal(err)
+			}
+			before, err := store.Get(ctx, p.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := httptest.NewRequest(http.MethodPut, "/api/v1/inventory/"+p.ID.String(), strings.NewReader(`{"on_hand":7}`))
+			r.Header.Set("Content-Type", "application/json")
+			r.Header.Set("Authorization", admin)
+			for _, line := range c.ifMatch(before.ETag()) {
+				r.Header.Add("If-Match", line)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != c.status {
+				t.Fatalf("If-Match %q on a level whose ETag is %s: %d, want %d: %s",
+					r.Header.Values("If-Match"), before.ETag(), w.Code, c.status, w.Body)
+			}
+			want := map[int]int{http.StatusOK: 7, http.StatusPreconditionFailed: 10}[c.status]
+			if c.status == http.StatusPreconditionFailed {
+				fntest.Problem(t, w, http.StatusPreconditionFailed, "precondition_failed")
+			}
+			if got, err := store.Get(ctx, p.ID); err != nil || got.OnHand != want {
+				t.Errorf("stock after %d: on_hand %d, %v; want %d", w.Code, got.OnHand, err, want)
+			}
+		})
+	}
+}

@@ -2,12 +2,15 @@ package inventory_test
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/inventory"
 )
 
@@ -106,9 +109,11 @@ func TestHoldTTLOutOfRangeIsRefused(t *testing.T) {
 	}
 }
 
-// set-stock's headers: neither is 428; If-Match is * or a list of tags;
-// If-None-Match may only be *. What each parsed precondition lets through is
-// decided on the row (exists, at which version).
+// set-stock's headers: neither is 428; If-Match is RFC 9110's as fnhttp
+// reads it ("*" or a list of entity tags; a malformed field matches nothing,
+// even when a piece of it between commas is the row's tag); If-None-Match may
+// only be *. What each parsed precondition lets through is decided on the
+// row (exists, at which version).
 func TestParsePrecondition(t *testing.T) {
 	id := uuid.MustParse("01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f")
 	row := inventory.Stock{ProductID: id, OnHand: 5, Version: 7}
@@ -117,22 +122,30 @@ func TestParsePrecondition(t *testing.T) {
 	}
 	const pf, ok = fault.PreconditionFailed, fault.Kind(-1)
 	cases := []struct {
-		ifMatch, ifNoneMatch string
-		parse                fault.Kind // ok when it parses
-		onRow, onNone        fault.Kind // Check on the row, on no row
+		ifMatch     []string // the If-Match field's lines; nil when not sent
+		ifNoneMatch string
+		parse       fault.Kind // ok when it parses
+		onRow       fault.Kind // Check on the row
+		onNone      fault.Kind // Check on no row
 	}{
-		{"", "", fault.PreconditionRequired, ok, ok},
-		{"  ", " ", fault.PreconditionRequired, ok, ok},
-		{row.ETag(), "", ok, ok, pf},
-		{` "a" , ` + row.ETag() + `,`, "", ok, ok, pf},
-		{`"` + id.String() + `-6"`, "", ok, pf, pf},
-		{"W/" + row.ETag(), "", ok, pf, pf},
-		{",,,,", "", ok, pf, pf},
-		{"*", "", ok, ok, pf},
-		{"", "*", ok, pf, ok},
-		{row.ETag(), "*", ok, pf, pf},
-		{"", `"x"`, fault.Invalid, ok, ok},
-		{"", "W/*", fault.Invalid, ok, ok},
+		{nil, "", fault.PreconditionRequired, ok, ok},
+		{nil, " ", fault.PreconditionRequired, ok, ok},
+		{[]string{row.ETag()}, "", ok, ok, pf},
+		{[]string{` "a" , ` + row.ETag() + `,`}, "", ok, ok, pf},
+		{[]string{`"a"`, row.ETag()}, "", ok, ok, pf},
+		{[]string{`"a,b", ` + row.ETag()}, "", ok, ok, pf},
+		{[]string{`"` + id.String() + `-6"`}, "", ok, pf, pf},
+		{[]string{"W/" + row.ETag()}, "", ok, pf, pf},
+		{[]string{`W/"a, ` + row.ETag()}, "", ok, pf, pf},
+		{[]string{`"a, ` + row.ETag()}, "", ok, pf, pf},
+		{[]string{"*, " + row.ETag()}, "", ok, pf, pf},
+		{[]string{"*", row.ETag()}, "", ok, pf, pf},
+		{[]string{",,,,"}, "", ok, pf, pf},
+		{[]string{"*"}, "", ok, ok, pf},
+		{nil, "*", ok, pf, ok},
+		{[]string{row.ETag()}, "*", ok, pf, pf},
+		{nil, `"x"`, fault.Invalid, ok, ok},
+		{nil, "W/*", fault.Invalid, ok, ok},
 	}
 	kind := func(err error) fault.Kind {
 		if err == nil {
@@ -141,7 +154,11 @@ func TestParsePrecondition(t *testing.T) {
 		return fault.KindOf(err)
 	}
 	for _, c := range cases {
-		p, err := inventory.ParsePrecondition(c.ifMatch, c.ifNoneMatch)
+		r := httptest.NewRequest(http.MethodPut, "/", nil)
+		for _, line := range c.ifMatch {
+			r.Header.Add("If-Match", line)
+		}
+		p, err := inventory.ParsePrecondition(fnhttp.ParseIfMatch(r), c.ifNoneMatch)
 		if kind(err) != c.parse {
 			t.Errorf("If-Match %q, If-None-Match %q: %v, want kind %v", c.ifMatch, c.ifNoneMatch, err, c.parse)
 			continue
@@ -158,5 +175,8 @@ func TestParsePrecondition(t *testing.T) {
 	}
 	if err := (inventory.Precondition{}).Check(row, true); !fault.Is(err, fault.PreconditionRequired, fault.CodePreconditionRequired) {
 		t.Errorf("the zero precondition: %v, want precondition_required", err)
+	}
+	if _, err := inventory.ParsePrecondition(nil, ""); !fault.Is(err, fault.PreconditionRequired, fault.CodePreconditionRequired) {
+		t.Errorf("no If-Match field at all: %v, want precondition_required", err)
 	}
 }

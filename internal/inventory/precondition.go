@@ -27,45 +27,58 @@ func (s Stock) ETag() string {
 // The zero value expects nothing and is refused (fault.PreconditionRequired):
 // a blind overwrite is never made by forgetting the precondition.
 type Precondition struct {
-	match  bool     // If-Match was sent
-	tags   []string // its entity tags, one of which the row's ETag must be
-	exists bool     // If-Match: * — the row must exist, at any version
-	absent bool     // If-None-Match: * — the row must not exist yet
+	match  IfMatchField // If-Match, nil when not sent: the row must exist and match it
+	absent bool         // If-None-Match: * — the row must not exist yet
+}
+
+// IfMatchField is a request's If-Match field as the HTTP layer reads it
+// (fnhttp.IfMatch, RFC 9110 §13.1.1): whether the request sent it, and
+// whether it holds for a row whose strong entity tag is etag — "*" holds for
+// any, a list of entity tags when it names etag exactly (a weak tag never
+// does), a malformed field for none. The domain reads no header itself, so
+// set-stock and update-product read If-Match the same way.
+type IfMatchField interface {
+	Sent() bool
+	Matches(etag string) bool
 }
 
 // IfMatch expects the row at one of the versions the entity tags name
 // (If-Match: the ETag get-stock answered). A tag that is weak, malformed or
-// another product's matches nothing.
-func IfMatch(etags ...string) Precondition { return Precondition{match: true, tags: etags} }
+// another product's matches nothing, and so does an empty list.
+func IfMatch(etags ...string) Precondition { return Precondition{match: tagList(etags)} }
 
 // IfExists expects the row to exist, at whatever version (If-Match: *): a
 // deliberate overwrite of the current level, for tools that set a level
 // regardless of what it is, never for a level decided on one that was read.
-func IfExists() Precondition { return Precondition{exists: true} }
+func IfExists() Precondition { return Precondition{match: anyTag{}} }
 
 // IfAbsent expects the product never to have been stocked (If-None-Match: *):
 // the first stock level, which get-stock cannot give an ETag for (404).
 func IfAbsent() Precondition { return Precondition{absent: true} }
 
-// ParsePrecondition reads the If-Match and If-None-Match header values
-// (several header lines joined with commas). If-Match is "*" or a list of
-// entity tags; If-None-Match may only be "*" (fault.Invalid otherwise: a
-// write that succeeds when the row is NOT at some version protects nothing).
-// Neither header is fault.PreconditionRequired "precondition_required" (428).
-// Both may be sent; the pair then can never hold (412), as HTTP evaluates it.
-func ParsePrecondition(ifMatch, ifNoneMatch string) (Precondition, error) {
+// tagList is IfMatch's list: strong comparison, so only the tag itself.
+type tagList []string
+
+func (tagList) Sent() bool                 { return true }
+func (l tagList) Matches(etag string) bool { return slices.Contains(l, etag) }
+
+// anyTag is If-Match: *.
+type anyTag struct{}
+
+func (anyTag) Sent() bool          { return true }
+func (anyTag) Matches(string) bool { return true }
+
+// ParsePrecondition makes the precondition of a request from its If-Match,
+// as read by the HTTP layer (fnhttp.ParseIfMatch; nil counts as not sent),
+// and its If-None-Match header value (several header lines joined with
+// commas), which may only be "*" (fault.Invalid otherwise: a write that
+// succeeds when the row is NOT at some version protects nothing). Neither
+// header is fault.PreconditionRequired "precondition_required" (428). Both
+// may be sent; the pair then can never hold (412), as HTTP evaluates it.
+func ParsePrecondition(ifMatch IfMatchField, ifNoneMatch string) (Precondition, error) {
 	var p Precondition
-	switch ifMatch = strings.TrimSpace(ifMatch); ifMatch {
-	case "":
-	case "*":
-		p.exists = true
-	default:
-		p.match = true
-		for tag := range strings.SplitSeq(ifMatch, ",") {
-			if tag = strings.TrimSpace(tag); tag != "" {
-				p.tags = append(p.tags, tag)
-			}
-		}
+	if ifMatch != nil && ifMatch.Sent() {
+		p.match = ifMatch
 	}
 	switch strings.TrimSpace(ifNoneMatch) {
 	case "":
@@ -84,7 +97,7 @@ func ParsePrecondition(ifMatch, ifNoneMatch string) (Precondition, error) {
 var errPreconditionRequired = fault.E(fault.PreconditionRequired, fault.CodePreconditionRequired,
 	"send If-Match with the ETag of get-stock (or If-None-Match: * to stock a product for the first time)")
 
-func (p Precondition) given() bool { return p.match || p.exists || p.absent }
+func (p Precondition) given() bool { return p.match != nil || p.absent }
 
 // Check decides whether the write may proceed on cur, the row as it is now
 // (locked), exists false when the product was never stocked. It returns nil,
@@ -96,14 +109,14 @@ func (p Precondition) Check(cur Stock, exists bool) error {
 	if !p.given() {
 		return errPreconditionRequired
 	}
-	if (p.match || p.exists) && !exists {
+	if p.match != nil && !exists {
 		return fault.E(fault.PreconditionFailed, fault.CodePreconditionFailed,
 			"the product was never stocked: stock it with If-None-Match: *")
 	}
 	if p.absent && exists {
 		return stale(cur, "the product is already stocked")
 	}
-	if p.match && !slices.Contains(p.tags, cur.ETag()) { // strong comparison: a weak tag never matches
+	if p.match != nil && !p.match.Matches(cur.ETag()) {
 		return stale(cur, "the stock level changed since it was read")
 	}
 	return nil
