@@ -8,7 +8,9 @@
 // If-Match is RFC 9110's, read as update-product reads it
 // (fnhttp.ParseIfMatch): "*" or a list of entity tags over every field line,
 // one of which must be the current ETag exactly (strong comparison: a weak
-// tag never matches); a field that is neither matches nothing (412).
+// tag never matches); a field that is neither matches nothing (412), and so
+// does one sent empty or holding only whitespace and commas, a list of no
+// tags: If-Match was sent, so it is 412, never 428.
 // The product must exist in the catalog (asked through the gateway); the level
 // must be an integer from 0 to inventory.MaxOnHand (else 422, or 400 for a
 // non-number) and may not go below the units reserved by orders in progress

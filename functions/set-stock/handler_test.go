@@ -69,7 +69,10 @@ func TestSetStock(t *testing.T) {
 		{"not json", admin, path(product.ID), nil, `on_hand=5`, 400, "invalid_json", nil},
 		{"bad id", admin, "/api/v1/inventory/nope", nil, `{"on_hand":5}`, 404, "not_found", nil},
 		{"no precondition", admin, path(product.ID), nil, `{"on_hand":5}`, 428, "precondition_required", nil},
-		{"empty If-Match", admin, path(product.ID), map[string]string{"If-Match": " "}, `{"on_hand":5}`, 428, "precondition_required", nil},
+		// Sent empty, If-Match is a list that names no version: a condition
+		// that holds for none (412), not a missing one (428).
+		{"empty If-Match", admin, path(product.ID), map[string]string{"If-Match": ""}, `{"on_hand":5}`, 412, "precondition_failed", nil},
+		{"blank If-Match", admin, path(product.ID), map[string]string{"If-Match": " "}, `{"on_hand":5}`, 412, "precondition_failed", nil},
 		{"If-None-Match with a tag", admin, path(product.ID), map[string]string{"If-None-Match": `"x"`}, `{"on_hand":5}`, 422, "invalid_request", nil},
 		{"unknown product", admin, path(uuid.Must(uuid.NewV7())), newRow, `{"on_hand":5}`, 404, "not_found", nil},
 		// An id that names nothing is 404 before any precondition is asked for.
@@ -227,7 +230,9 @@ func TestSetStockOnAStaleETagIsRefused(t *testing.T) {
 // (fnhttp.ParseIfMatch): "*" or a list of entity tags over every field line,
 // one of which is the current ETag exactly by the strong comparison. A field
 // that is not such a list matches nothing, even when splitting it at its
-// commas would find the current tag: 412, problem+json, nothing written.
+// commas would find the current tag: 412, problem+json, nothing written. So
+// does a field sent with no tag in it (empty, whitespace, commas): an empty
+// list, a condition that holds for no version, not a missing one (428).
 func TestSetStockIfMatchMatchesOnlyTheCurrentTagExactly(t *testing.T) {
 	ctx := context.Background()
 	store := inventorydb.New(pgtest.Open(t, inventorydb.Migrations()))
@@ -255,6 +260,12 @@ func TestSetStockIfMatchMatchesOnlyTheCurrentTagExactly(t *testing.T) {
 		{"holding it, then more", func(e string) []string { return []string{e + `x`} }, http.StatusPreconditionFailed},
 		{"unquoted", func(e string) []string { return []string{strings.Trim(e, `"`)} }, http.StatusPreconditionFailed},
 		{"another version", func(e string) []string { return []string{strings.Replace(e, `-1"`, `-2"`, 1)} }, http.StatusPreconditionFailed},
+		// Sent, but naming no tag: an empty list, which matches nothing. The
+		// request made its write conditional: 412, never 428 nor a write.
+		{"empty", func(string) []string { return []string{""} }, http.StatusPreconditionFailed},
+		{"whitespace", func(string) []string { return []string{" \t"} }, http.StatusPreconditionFailed},
+		{"two empty lines", func(string) []string { return []string{"", ""} }, http.StatusPreconditionFailed},
+		{"only commas", func(string) []string { return []string{" , ,"} }, http.StatusPreconditionFailed},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -4,9 +4,11 @@
 // the update conditional: 412 when the product changed meanwhile. If-Match is
 // RFC 9110's (fnhttp.ParseIfMatch): "*" or a list of entity tags, one of
 // which must be the current ETag exactly (strong comparison: a weak tag never
-// matches). The change, the search document and the product.changed.v1 event
-// commit together; the cached copy is invalidated after the commit, so the
-// next GET shows it.
+// matches). A field sent empty, or holding only whitespace and commas, is a
+// list of no tags: the update stays conditional and is 412, never made
+// unconditionally. The change, the search document and the product.changed.v1
+// event commit together; the cached copy is invalidated after the commit, so
+// the next GET shows it.
 package function
 
 import (

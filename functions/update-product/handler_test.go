@@ -13,6 +13,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv/envtest"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/search"
 )
 
@@ -67,7 +68,8 @@ func TestUpdate(t *testing.T) {
 // tags, on one field line or several, compared strongly — a tag matches only
 // when it is exactly the product's current ETag, never when weak (W/), never
 // when it merely holds the current tag or is held by it — and anything else
-// is 412 with the product unchanged.
+// is 412 with the product unchanged. So is a field sent with no tag in it
+// (empty, whitespace, commas): an empty list, which matches nothing.
 func TestIfMatchMatchesOnlyTheCurrentTagExactly(t *testing.T) {
 	env := envtest.New(t, envtest.Options{})
 	h := New(env.Deps)
@@ -91,6 +93,12 @@ func TestIfMatchMatchesOnlyTheCurrentTagExactly(t *testing.T) {
 		{"quoted star", func(string) []string { return []string{`"*"`} }, http.StatusPreconditionFailed},
 		{"star in a list", func(e string) []string { return []string{"*, " + e} }, http.StatusPreconditionFailed},
 		{"another version", func(e string) []string { return []string{strings.Replace(e, `-1"`, `-2"`, 1)} }, http.StatusPreconditionFailed},
+		// Sent, but naming no tag: an empty list, which matches nothing. The
+		// request made its write conditional; it is not unconditional.
+		{"empty", func(string) []string { return []string{""} }, http.StatusPreconditionFailed},
+		{"whitespace", func(string) []string { return []string{" \t"} }, http.StatusPreconditionFailed},
+		{"two empty lines", func(string) []string { return []string{"", ""} }, http.StatusPreconditionFailed},
+		{"only commas", func(string) []string { return []string{" , ,"} }, http.StatusPreconditionFailed},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -106,6 +114,9 @@ func TestIfMatchMatchesOnlyTheCurrentTagExactly(t *testing.T) {
 			if w.Code != c.status {
 				t.Fatalf("If-Match %q on a product whose ETag is %s: %d, want %d: %s",
 					r.Header.Values("If-Match"), p.ETag(), w.Code, c.status, w.Body)
+			}
+			if c.status == http.StatusPreconditionFailed {
+				fntest.Problem(t, w, http.StatusPreconditionFailed, "precondition_failed")
 			}
 			got, err := env.Store.Get(t.Context(), p.ID)
 			if want := map[int]int64{http.StatusOK: 2, http.StatusPreconditionFailed: 1}[c.status]; err != nil || got.Version != want {

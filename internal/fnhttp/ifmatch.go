@@ -10,7 +10,7 @@ import (
 // "*", or a comma-separated list of entity tags, whose field lines together
 // make one list. The zero value is a request without If-Match.
 type IfMatch struct {
-	sent bool     // the field holds more than whitespace
+	sent bool     // the request has an If-Match field line, empty or not
 	any  bool     // "*"
 	tags []string // its strong entity tags, quotes included; nil when the field is malformed
 }
@@ -19,12 +19,16 @@ type IfMatch struct {
 // list of entity tags (`"…"` or `W/"…"`; "*" inside a list, an unquoted or
 // unterminated tag, two tags without a comma between them, anything after a
 // tag) is kept as sent but matches nothing, as a tag that names no version
-// would. An empty field counts as not sent.
+// would. So does a field sent empty, or holding only whitespace and commas:
+// #entity-tag allows a list of no tags, and it names no version. The request
+// made its write conditional by sending If-Match; reading an empty field as
+// not sent would make that write unconditional.
 func ParseIfMatch(r *http.Request) IfMatch {
-	field := strings.Trim(strings.Join(r.Header.Values("If-Match"), ","), " \t")
-	if field == "" {
+	lines := r.Header.Values("If-Match")
+	if len(lines) == 0 {
 		return IfMatch{}
 	}
+	field := strings.Trim(strings.Join(lines, ","), " \t")
 	if field == "*" {
 		return IfMatch{sent: true, any: true}
 	}

@@ -19,7 +19,9 @@ func ifMatch(lines ...string) fnhttp.IfMatch {
 }
 
 // If-Match holds for the current tag only as RFC 9110 §13.1.1 says: not
-// sent, "*", or a well-formed list that holds the tag itself, strong.
+// sent, "*", or a well-formed list that holds the tag itself, strong. A field
+// sent with no tag in it (empty, whitespace, commas) is an empty list: the
+// request is conditional and the condition holds for no tag.
 func TestIfMatchHoldsOnlyForTheTagItself(t *testing.T) {
 	const cur = `"p-7"`
 	for _, c := range []struct {
@@ -28,8 +30,10 @@ func TestIfMatchHoldsOnlyForTheTagItself(t *testing.T) {
 		holds bool
 	}{
 		{nil, false, true},
-		{[]string{""}, false, true},
-		{[]string{" \t"}, false, true},
+		{[]string{""}, true, false}, // an empty list: sent, and it names no tag
+		{[]string{" \t"}, true, false},
+		{[]string{"", ""}, true, false},
+		{[]string{" , ,\t"}, true, false},
 		{[]string{cur}, true, true},
 		{[]string{" " + cur + "\t"}, true, true},
 		{[]string{"*"}, true, true},
@@ -73,12 +77,13 @@ func TestIfMatchHoldsOnlyForTheTagItself(t *testing.T) {
 	}
 }
 
-// FuzzParseIfMatch: any If-Match field parses without a panic; when it
-// matches a tag, it is "*" or holds that tag; a weak tag added to a list
-// never changes its answer.
+// FuzzParseIfMatch: any If-Match field parses without a panic and counts as
+// sent, whatever it holds; when it matches a tag, it is "*" or holds that
+// tag; a weak tag added to a list never changes its answer.
 func FuzzParseIfMatch(f *testing.F) {
 	for _, s := range []string{
 		`"p-7"`, `*`, `W/"p-7"`, `"a", "p-7"`, `"p-7"x`, `"a, "p-7"`, `W/"a, "p-7"`, `,,`, `"`, `W/`, "\"\x80\"", `"p-7" "a"`,
+		``, ` `, "\t", ` , ,`, `*, "p-7"`, `"a,b", "p-7"`,
 	} {
 		f.Add(s, "p-7")
 	}
@@ -90,11 +95,14 @@ func FuzzParseIfMatch(f *testing.F) {
 			return r
 		}, opaque) + `"`
 		m := ifMatch(field)
+		if !m.Sent() {
+			t.Fatalf("If-Match %q was sent, but Sent is false: the write would be unconditional", field)
+		}
 		trimmed := strings.Trim(field, " \t")
-		if m.Matches(cur) && m.Sent() && trimmed != "*" && !strings.Contains(field, cur) {
+		if m.Matches(cur) && trimmed != "*" && !strings.Contains(field, cur) {
 			t.Fatalf("If-Match %q matched %s, which it does not hold", field, cur)
 		}
-		if trimmed == "" || trimmed == "*" {
+		if trimmed == "*" {
 			return
 		}
 		if weak := ifMatch(field + ", W/" + cur); weak.Matches(cur) != m.Matches(cur) {

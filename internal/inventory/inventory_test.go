@@ -111,9 +111,9 @@ func TestHoldTTLOutOfRangeIsRefused(t *testing.T) {
 
 // set-stock's headers: neither is 428; If-Match is RFC 9110's as fnhttp
 // reads it ("*" or a list of entity tags; a malformed field matches nothing,
-// even when a piece of it between commas is the row's tag); If-None-Match may
-// only be *. What each parsed precondition lets through is decided on the
-// row (exists, at which version).
+// even when a piece of it between commas is the row's tag, and so does one
+// sent empty); If-None-Match may only be *. What each parsed precondition
+// lets through is decided on the row (exists, at which version).
 func TestParsePrecondition(t *testing.T) {
 	id := uuid.MustParse("01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f")
 	row := inventory.Stock{ProductID: id, OnHand: 5, Version: 7}
@@ -141,6 +141,9 @@ func TestParsePrecondition(t *testing.T) {
 		{[]string{"*, " + row.ETag()}, "", ok, pf, pf},
 		{[]string{"*", row.ETag()}, "", ok, pf, pf},
 		{[]string{",,,,"}, "", ok, pf, pf},
+		{[]string{""}, "", ok, pf, pf}, // sent empty: a list naming no version, not a missing precondition
+		{[]string{" \t"}, "", ok, pf, pf},
+		{[]string{""}, "*", ok, pf, pf},
 		{[]string{"*"}, "", ok, ok, pf},
 		{nil, "*", ok, pf, ok},
 		{[]string{row.ETag()}, "*", ok, pf, pf},
@@ -153,6 +156,12 @@ func TestParsePrecondition(t *testing.T) {
 		}
 		return fault.KindOf(err)
 	}
+	name := func(k fault.Kind) string { // ok has no name of its own
+		if k == ok {
+			return "ok"
+		}
+		return k.String()
+	}
 	for _, c := range cases {
 		r := httptest.NewRequest(http.MethodPut, "/", nil)
 		for _, line := range c.ifMatch {
@@ -160,17 +169,17 @@ func TestParsePrecondition(t *testing.T) {
 		}
 		p, err := inventory.ParsePrecondition(fnhttp.ParseIfMatch(r), c.ifNoneMatch)
 		if kind(err) != c.parse {
-			t.Errorf("If-Match %q, If-None-Match %q: %v, want kind %v", c.ifMatch, c.ifNoneMatch, err, c.parse)
+			t.Errorf("If-Match %q, If-None-Match %q: %v, want kind %s", c.ifMatch, c.ifNoneMatch, err, name(c.parse))
 			continue
 		}
 		if err != nil {
 			continue
 		}
 		if got := kind(p.Check(row, true)); got != c.onRow {
-			t.Errorf("If-Match %q, If-None-Match %q on the row: %v, want %v", c.ifMatch, c.ifNoneMatch, got, c.onRow)
+			t.Errorf("If-Match %q, If-None-Match %q on the row: %s, want %s", c.ifMatch, c.ifNoneMatch, name(got), name(c.onRow))
 		}
 		if got := kind(p.Check(inventory.Stock{}, false)); got != c.onNone {
-			t.Errorf("If-Match %q, If-None-Match %q on no row: %v, want %v", c.ifMatch, c.ifNoneMatch, got, c.onNone)
+			t.Errorf("If-Match %q, If-None-Match %q on no row: %s, want %s", c.ifMatch, c.ifNoneMatch, name(got), name(c.onNone))
 		}
 	}
 	if err := (inventory.Precondition{}).Check(row, true); !fault.Is(err, fault.PreconditionRequired, fault.CodePreconditionRequired) {
