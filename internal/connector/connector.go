@@ -259,14 +259,37 @@ func (c *Connector) Run(ctx context.Context) {
 	}
 }
 
-// session runs on one broker connection until it fails or ctx ends.
+// closeWait bounds the wait for the broker's answer to the close of the
+// publishing connection: a connection blocked by a resource alarm is not
+// read, so an unbounded Close would wait for the alarm to clear, and with it
+// the session's end and the reconnect. A heartbeat from the broker may push
+// the client's read deadline on: the close then ends with the next write
+// after closeWait, at most a heartbeat interval (10 s) later.
+const closeWait = 5 * time.Second
+
+// session runs on two broker connections until either fails or ctx ends:
+// conn consumes, acknowledges and declares, and publishes nothing; pubConn
+// publishes the retry and dead-letter copies. During a resource alarm
+// RabbitMQ blocks a connection once it publishes and then reads nothing from
+// it until the alarm clears: only the deliveries waiting for their copy wait
+// (unacked; requeued after InvokeTimeout), while every function's successful
+// deliveries are still acknowledged on conn. When either connection is lost
+// the session ends and both are opened again: the deliveries not yet acked
+// return to their queues with conn.
 func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 	conn, err := broker.Dial(ctx, c.cfg.BrokerURL)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = conn.Close() }()
+	pubConn, err := broker.Dial(ctx, c.cfg.BrokerURL)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = pubConn.CloseDeadline(time.Now().Add(closeWait)) }()
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	pubClosed := pubConn.NotifyClose(make(chan *amqp.Error, 1))
+	blocked := pubConn.NotifyBlocked(make(chan amqp.Blocking, 1))
 	admin, err := conn.Channel()
 	if err != nil {
 		return err
@@ -295,7 +318,7 @@ func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 	defer tick.Stop()
 	for refresh := true; ; {
 		if refresh {
-			if err := c.refresh(ctx, conn, admin, subs, ended); err != nil {
+			if err := c.refresh(ctx, conn, pubConn, admin, subs, ended); err != nil {
 				return err
 			}
 		}
@@ -305,7 +328,25 @@ func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 			return nil
 		case err := <-closed:
 			return fmt.Errorf("connection closed: %v", err)
+		case err := <-pubClosed:
+			return fmt.Errorf("publishing connection closed: %v", err)
+		case b, ok := <-blocked:
+			if !ok {
+				blocked = nil
+			} else if b.Active {
+				c.log.Warn("the broker blocked the publishing connection (resource alarm): retry and dead-letter copies wait, other deliveries are still acknowledged",
+					"reason", b.Reason)
+			} else {
+				c.log.Info("the broker unblocked the publishing connection")
+			}
+			refresh = false
 		case s := <-ended:
+			if conn.IsClosed() || pubConn.IsClosed() {
+				// Its channel closed with its connection, whose own
+				// notice ends the session.
+				refresh = false
+				break
+			}
 			// Drop it and refresh soon: the function's queues are declared
 			// again (the queue may have been deleted) and a new consumer
 			// takes its place.
@@ -331,7 +372,7 @@ func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 
 // refresh asks the gateway for functions and reconciles queues, bindings and
 // consumers. A failed discovery keeps the last map; a broker error is returned.
-func (c *Connector) refresh(ctx context.Context, conn *amqp.Connection, admin *amqp.Channel, subs map[string]*subscription, ended chan<- *subscription) error {
+func (c *Connector) refresh(ctx context.Context, conn, pubConn *amqp.Connection, admin *amqp.Channel, subs map[string]*subscription, ended chan<- *subscription) error {
 	byTopic, err := c.lookup.Build()
 	if err != nil {
 		c.metrics.refreshErrs.Inc()
@@ -349,8 +390,9 @@ func (c *Connector) refresh(ctx context.Context, conn *amqp.Connection, admin *a
 			}
 		}
 		if !c.migrated[fn] {
-			// Upgrade from classic retry queues: move what they hold.
-			moved, err := broker.MigrateRetryQueues(ctx, conn, names, fn, c.delays)
+			// Upgrade from classic retry queues: move what they hold (a
+			// publish, so on the publishing connection).
+			moved, err := broker.MigrateRetryQueues(ctx, pubConn, names, fn, c.delays)
 			if err != nil {
 				c.log.Warn("could not migrate the legacy retry queues yet", "fn", fn, "moved", moved, "err", err)
 			} else {
@@ -393,7 +435,7 @@ func (c *Connector) refresh(ctx context.Context, conn *amqp.Connection, admin *a
 			}
 		}
 		if s == nil {
-			s, err = c.subscribe(ctx, conn, fn, ended)
+			s, err = c.subscribe(ctx, conn, pubConn, fn, ended)
 			if err != nil {
 				return err
 			}
@@ -504,8 +546,10 @@ func byFunction(byTopic map[string][]string) map[string][]string {
 
 // subscription consumes one function's queue.
 type subscription struct {
-	c     *Connector
-	fn    string
+	c  *Connector
+	fn string
+	// ch consumes and acknowledges on the session's consuming connection;
+	// pub, in confirm mode, publishes the copies on its publishing one.
 	ch    *amqp.Channel
 	pub   *amqp.Channel
 	pubMu sync.Mutex
@@ -522,15 +566,16 @@ type subscription struct {
 	ended    string
 }
 
-// subscribe consumes fn's queue on channels of its own. When the broker
-// ends the consumer or closes either channel while the connection stays up,
-// the subscription is sent to ended for the session to replace it.
-func (c *Connector) subscribe(ctx context.Context, conn *amqp.Connection, fn string, ended chan<- *subscription) (*subscription, error) {
+// subscribe consumes fn's queue on a channel of conn and publishes its
+// copies on a channel of pubConn. When the broker ends the consumer or closes
+// either channel while the connections stay up, the subscription is sent to
+// ended for the session to replace it.
+func (c *Connector) subscribe(ctx context.Context, conn, pubConn *amqp.Connection, fn string, ended chan<- *subscription) (*subscription, error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, err
 	}
-	pub, err := conn.Channel()
+	pub, err := pubConn.Channel()
 	if err != nil {
 		return nil, err
 	}
@@ -589,14 +634,17 @@ func (s *subscription) watch(cancelled <-chan string, chClosed, pubClosed <-chan
 }
 
 // stop cancels the consumer and waits for in-flight invocations; unacked
-// messages return to the queue when the channel closes.
+// messages return to the queue when the channel closes. The publishing
+// channel is closed in the background: its close waits for the broker's
+// answer, which a connection blocked by a resource alarm does not read until
+// the alarm clears or the session closes the connection.
 func (s *subscription) stop() {
 	s.stopOnce.Do(func() { close(s.stopped) })
 	_ = s.ch.Cancel(s.tag, false)
 	s.cancel()
 	_ = s.ch.Close()
 	s.wg.Wait()
-	_ = s.pub.Close()
+	go func() { _ = s.pub.Close() }()
 }
 
 // handle invokes the function once for d and acks, schedules a retry or

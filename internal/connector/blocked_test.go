@@ -1,0 +1,449 @@
+package connector
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopfaas/shop/internal/broker/rabbitnode"
+)
+
+// During a resource alarm RabbitMQ blocks every connection that publishes
+// and stops reading it. A retry copy published then waits, and so does its
+// delivery (unacked, requeued after InvokeTimeout); every other function's
+// deliveries are still acknowledged and the next ones delivered, because the
+// copies go out on a connection of their own. Once the alarm clears the copy
+// lands in the retry queue and the event reaches its second attempt: nothing
+// is lost. Until 2026-12-03 the copies went out on the connection that
+// consumes and acknowledges: after the first copy of the alarm, the broker
+// read none of the acknowledgements of any function (the runbook's
+// RabbitMQResourceAlarm), so here "ok" never got its second event. It runs a
+// private RabbitMQ node, since it raises the node's memory alarm.
+func TestAnAlarmHoldsOnlyTheDeliveriesWaitingForACopy(t *testing.T) {
+	ctx := context.Background()
+	node, names := privateNode(t)
+
+	gw := newGateway(t)
+	alarmed, released := make(chan struct{}), make(chan struct{})
+	// wait holds an answer until ch is closed, within the invocation's timeout.
+	wait := func(ch chan struct{}) {
+		select {
+		case <-ch:
+		case <-time.After(20 * time.Second):
+		}
+	}
+	// "failing" answers its first call once the alarm is up, with a 503: the
+	// connector publishes a retry copy, which blocks. Its retry succeeds.
+	gw.set("failing", "thing.failed.v1", func(n int) int {
+		if n > 1 {
+			return http.StatusOK
+		}
+		wait(alarmed)
+		return http.StatusServiceUnavailable
+	})
+	// "ok" holds its first event until the copy is blocked, then answers
+	// 200 to every event: with a prefetch of 1 its second event is delivered
+	// only once the broker has read the first one's ack.
+	gw.set("ok", "thing.done.v1", func(int) int {
+		wait(released)
+		return http.StatusOK
+	})
+	cfg := Config{
+		GatewayURL: gw.srv.URL, BrokerURL: node.URL(), Names: names, MaxAttempts: 3,
+		RetryDelay: time.Second, Prefetch: 1, RefreshInterval: 200 * time.Millisecond,
+		// Longer than the alarm lasts here: the copy is not given up on
+		// (which would requeue the original and send a second copy later).
+		InvokeTimeout: 30 * time.Second, MaxBackoff: 500 * time.Millisecond,
+		InternalToken: "test-internal-token", GatewayUser: "gw-admin", GatewayPassword: "gw-password",
+	}
+	logs := &logRecorder{}
+	runConnector(t, cfg, slog.New(logs))
+	// Registered after the connector's cleanup, so it runs before it: the
+	// connector stops after the alarm is gone even when the test fails.
+	t.Cleanup(func() { _ = node.ClearMemoryAlarm(ctx) })
+	waitConsumer(t, node.URL(), names.Queue("failing"))
+	waitConsumer(t, node.URL(), names.Queue("ok"))
+
+	failed := publishConfirmed(t, node.URL(), names, "thing.failed.v1", 1)[0]
+	done := publishConfirmed(t, node.URL(), names, "thing.done.v1", 2)
+	gw.waitCalls(t, "failing", 1, 10*time.Second)
+	gw.waitCalls(t, "ok", 1, 10*time.Second)
+
+	if err := node.RaiseMemoryAlarm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	alarmedAt := time.Now()
+	close(alarmed)
+	// The connector published the copy and the broker blocked the
+	// connection it went out on.
+	waitBlockedConnection(t, node)
+	close(released)
+	calls := gw.waitCalls(t, "ok", 2, 15*time.Second)
+	if got := ids(calls[:2]); got[0] != done[0] || got[1] != done[1] {
+		t.Errorf("ok's calls are for %v, want %v", got, done)
+	}
+	// Both acknowledged while the alarm holds; the failing delivery waits,
+	// unacked, for its copy.
+	waitQueueCounts(t, node, names.Queue("ok"), queueCounts{})
+	waitQueueCounts(t, node, names.Queue("failing"), queueCounts{unacked: 1})
+	waitLogged(t, logs, blockedLog)
+	t.Logf("alarm held for %s", time.Since(alarmedAt).Round(time.Millisecond))
+
+	if err := node.ClearMemoryAlarm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitLogged(t, logs, "the broker unblocked the publishing connection")
+	calls = gw.waitCalls(t, "failing", 2, 30*time.Second)
+	if c := calls[1]; c.id != failed || c.headers.Get("X-Attempt") != "2" {
+		t.Errorf("failing's second call: id %s attempt %s, want %s attempt 2 (through the retry queue)",
+			c.id, c.headers.Get("X-Attempt"), failed)
+	}
+	waitQueueCounts(t, node, names.Queue("failing"), queueCounts{})
+	waitQueueCounts(t, node, names.Retry("failing", cfg.Delays()[0]), queueCounts{})
+	if n := deadLetterCount(t, node.URL(), names, "failing"); n != 0 {
+		t.Errorf("%d dead letters, want 0", n)
+	}
+	if n := len(gw.callsOf("failing")); n != 2 {
+		t.Errorf("failing got %d calls, want 2", n)
+	}
+	if n := len(gw.callsOf("ok")); n != 2 {
+		t.Errorf("ok got %d calls, want 2 (one per event)", n)
+	}
+}
+
+const blockedLog = "the broker blocked the publishing connection (resource alarm): " +
+	"retry and dead-letter copies wait, other deliveries are still acknowledged"
+
+// waitLogged waits until the connector logged msg.
+func waitLogged(t *testing.T, logs *logRecorder, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for logs.count(msg) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%q not logged within 10s", msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitConsumer waits until queue on the broker at url has a consumer.
+func waitConsumer(t *testing.T, url, queue string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := amqp.Dial(url)
+		q := amqp.Queue{}
+		if err == nil {
+			var ch *amqp.Channel
+			if ch, err = conn.Channel(); err == nil {
+				q, err = ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+			}
+			_ = conn.Close()
+		}
+		if err == nil && q.Consumers > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue %s has no consumer within 30s (%v)", queue, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitBlockedConnection waits until the node has blocked a connection
+// (rabbitmqctl list_connections' state "blocked": it published during an
+// alarm and is no longer read).
+func waitBlockedConnection(t *testing.T, node *rabbitnode.Node) {
+	t.Helper()
+	blocked := regexp.MustCompile(`\bblocked\b`)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := node.Eval(context.Background(),
+			`[proplists:get_value(state, I) || I <- rabbit_networking:connection_info_all([state])].`)
+		if err == nil && blocked.MatchString(out) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection blocked within 30s of the alarm: %s %v", out, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// queueCounts are a queue's ready and unacknowledged messages.
+type queueCounts struct{ ready, unacked int }
+
+// waitQueueCounts waits until queue holds want, as the node counts them.
+func waitQueueCounts(t *testing.T, node *rabbitnode.Node, queue string, want queueCounts) {
+	t.Helper()
+	expr := `{ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"` + queue + `">>)),
+		rabbit_amqqueue:info(Q, [messages_ready, messages_unacknowledged]).`
+	ready := regexp.MustCompile(`\{messages_ready,(\d+)\}`)
+	unacked := regexp.MustCompile(`\{messages_unacknowledged,(\d+)\}`)
+	deadline := time.Now().Add(15 * time.Second)
+	var got queueCounts
+	var out string
+	var err error
+	for {
+		out, err = node.Eval(context.Background(), expr)
+		r, u := ready.FindStringSubmatch(out), unacked.FindStringSubmatch(out)
+		if err == nil && r != nil && u != nil {
+			got.ready, _ = strconv.Atoi(r[1])
+			got.unacked, _ = strconv.Atoi(u[1])
+			if got == want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s: ready %d, unacked %d, want %d and %d (%s %v)", queue, got.ready, got.unacked, want.ready, want.unacked, out, err)
+}
+
+// Losing either connection while a retry copy waits for its confirmation
+// loses no delivery and acks none twice: the session ends, both connections
+// are opened again, the original (unacked) is delivered again, and the new
+// publishing connection carries the next copy. The connector reaches the
+// broker through a proxy that makes the publishing connection deaf (what it
+// sends never reaches the broker, so the copy is never confirmed, as during
+// an alarm) and then cuts one of the two connections. A delivery acked twice
+// would close its consumer's channel (PRECONDITION_FAILED, unknown delivery
+// tag), which the connector logs as a consumer the broker ended.
+func TestALostConnectionLosesNoDelivery(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cut  int // which connection of the session: 0 consumes, 1 publishes
+	}{
+		{"publishing connection", 1},
+		{"consuming connection", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t, "failing", "ok")
+			proxy := newConnProxy(t, "127.0.0.1:5672")
+			e.cfg.BrokerURL = "amqp://guest:guest@" + proxy.addr + "/"
+			// Past the test's stall: the copy is still waiting when the
+			// connection is cut.
+			e.cfg.InvokeTimeout = 10 * time.Second
+			topic, okTopic := e.names.Prefix+"order.placed.v1", e.names.Prefix+"order.cancelled.v1"
+			e.gw.set("failing", topic, failFirst(1))
+			e.gw.set("ok", okTopic, nil)
+			logs := &logRecorder{}
+			e.startLogging(t, slog.New(logs))
+			waitConsumed(t, e, e.names.Queue("failing"))
+			waitConsumed(t, e, e.names.Queue("ok"))
+
+			proxy.conn(t, 1).deafen()
+			id := e.publish(t, topic)
+			e.gw.waitCalls(t, "failing", 1, 10*time.Second)
+			proxy.conn(t, 1).waitSwallowed(t)
+			// The consuming connection goes on meanwhile.
+			e.publish(t, okTopic)
+			e.gw.waitCalls(t, "ok", 1, 10*time.Second)
+			proxy.conn(t, tc.cut).cut()
+
+			// With the consuming connection cut, the session ends once the
+			// deaf one is closed: its close is given up after closeWait, or
+			// at the client's next heartbeat (10 s) when one from the broker
+			// pushed the deadline on. A close that waited for the broker to
+			// drop the deaf connection (its heartbeat timeout) took 28 s.
+			e.gw.waitCalls(t, "failing", 2, 20*time.Second)
+			waitLen(t, e, e.names.Queue("failing"), 0)
+			// A new publishing connection carries a copy.
+			next := e.publish(t, topic)
+			deadline := time.Now().Add(10 * time.Second)
+			for !slices.ContainsFunc(e.gw.callsOf("failing"), func(c call) bool {
+				return c.id == next && c.headers.Get("X-Attempt") == "2"
+			}) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no retry of %s through the new publishing connection: %v", next, ids(e.gw.callsOf("failing")))
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			time.Sleep(500 * time.Millisecond) // a further delivery would come now
+			calls := e.gw.callsOf("failing")
+			for _, c := range calls {
+				if c.id == id && c.headers.Get("X-Attempt") != "1" {
+					t.Errorf("%s reached attempt %s: its copy was never confirmed, the original must be delivered again",
+						id, c.headers.Get("X-Attempt"))
+				}
+			}
+			if n := len(e.gw.callsOf("ok")); n != 1 {
+				t.Errorf("ok got %d calls, want 1", n)
+			}
+			for _, q := range []string{e.names.Queue("failing"), e.names.Queue("ok"), e.names.Retry("failing", e.cfg.Delays()[0]), e.names.DLQ("failing")} {
+				if n := e.queueLen(t, q); n != 0 {
+					t.Errorf("%s holds %d messages, want 0", q, n)
+				}
+			}
+			if n := logs.count("connected to RabbitMQ"); n != 2 {
+				t.Errorf("%d broker sessions, want 2", n)
+			}
+			if n := proxy.accepted(); n != 4 {
+				t.Errorf("%d connections opened, want 4 (two per session)", n)
+			}
+			if n := logs.count("the broker ended the function's consumer, subscribing again"); n != 0 {
+				t.Errorf("%d consumers ended by the broker, want 0 (a double ack, or a lost connection not ending the session)", n)
+			}
+		})
+	}
+}
+
+// connProxy forwards every TCP connection accepted on addr to target until
+// the test ends, and lets the test make one deaf or cut it, by the order it
+// was accepted in.
+type connProxy struct {
+	addr  string
+	mu    sync.Mutex
+	conns []*proxied
+}
+
+// proxied is one forwarded connection.
+type proxied struct {
+	client, server net.Conn
+	once           sync.Once
+	mu             sync.Mutex
+	deaf           bool
+	swallowed      int
+}
+
+func newConnProxy(t *testing.T, target string) *connProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &connProxy{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			c.cut()
+		}
+		p.mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = in.Close()
+				continue
+			}
+			c := &proxied{client: in, server: out}
+			p.mu.Lock()
+			p.conns = append(p.conns, c)
+			p.mu.Unlock()
+			wg.Add(2)
+			go func() { defer wg.Done(); c.upstream() }()
+			go func() { defer wg.Done(); _, _ = io.Copy(in, out); c.cut() }()
+		}
+	}()
+	return p
+}
+
+// conn waits for the i-th connection (0-based) and returns it.
+func (p *connProxy) conn(t *testing.T, i int) *proxied {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p.mu.Lock()
+		n := len(p.conns)
+		var c *proxied
+		if i < n {
+			c = p.conns[i]
+		}
+		p.mu.Unlock()
+		if c != nil {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connection %d never opened (%d were)", i, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *connProxy) accepted() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
+// upstream forwards what the client sends, or drops it once deaf.
+func (c *proxied) upstream() {
+	defer c.cut()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.client.Read(buf)
+		if n > 0 {
+			c.mu.Lock()
+			deaf := c.deaf
+			if deaf {
+				c.swallowed += n
+			}
+			c.mu.Unlock()
+			if !deaf {
+				if _, err := c.server.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// deafen drops what the client sends from now on: to the broker, the
+// connection says nothing more (no publish, ack or heartbeat), as a blocked
+// connection that the broker does not read.
+func (c *proxied) deafen() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deaf = true
+}
+
+// waitSwallowed waits until the deaf connection sent something.
+func (c *proxied) waitSwallowed(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		n := c.swallowed
+		c.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the deaf connection sent nothing within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cut closes both ends, as a network failure seen by both.
+func (c *proxied) cut() {
+	c.once.Do(func() {
+		_ = c.client.Close()
+		_ = c.server.Close()
+	})
+}
