@@ -151,6 +151,8 @@ func TestSubstitutedValuesSurviveTheYAML(t *testing.T) {
 				if m := blockValue.FindStringSubmatch(line); m != nil {
 					entries = append(entries, entry{fn, block})
 					vars[m[1]] = true
+				} else if strings.Contains(line, "${") {
+					t.Errorf("%s: %s's %s: one substitution per literal block, alone on its line (%s)", file, fn, block, strings.TrimSpace(line))
 				}
 				block = ""
 			case blockKey.MatchString(line):

@@ -6,11 +6,13 @@
 // totals, user ids and statuses in the body are unknown fields (400).
 //
 // Answers: 201 confirmed order; 202 pending order (a service stayed
-// unavailable, or the orders database failed as the order was written and
-// could not tell whether it was; recover-orders finishes it); 402
-// payment_declined; 409
-// out_of_stock, idempotency_key_reused, request_in_progress; 422 invalid
-// requests, unknown products, an empty cart.
+// unavailable, or, without an Idempotency-Key, the orders database failed as
+// the order was written and could not tell whether it was; recover-orders
+// finishes it); 402 payment_declined; 409 out_of_stock,
+// idempotency_key_reused, request_in_progress; 422 invalid requests, unknown
+// products, an empty cart; 503 a service the checkout needs is down (with a
+// key, also when whether the order was written is not known yet: the same
+// key asked again tells).
 package function
 
 import (

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -59,9 +60,13 @@ func doubt(c *pgconn.PgConn, err error) error {
 	if err == nil || !c.IsClosed() || pgconn.SafeToRetry(err) {
 		return err
 	}
+	// SeverityUnlocalized: Severity is translated when the server's
+	// lc_messages is not English ("ВАЖНО" is a FATAL).
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Severity != "FATAL" && pgErr.Severity != "PANIC" {
-		return err
+	if errors.As(err, &pgErr) {
+		if sev := cmp.Or(pgErr.SeverityUnlocalized, pgErr.Severity); sev != "FATAL" && sev != "PANIC" {
+			return err
+		}
 	}
 	return &Doubt{PID: c.PID(), Err: err}
 }

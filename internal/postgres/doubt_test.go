@@ -146,6 +146,39 @@ func TestAnAnsweredErrorIsNoDoubt(t *testing.T) {
 	}
 }
 
+// A FATAL on a connection pgx closed may have come after the COMMIT (the
+// server shutting down while the commit waited for a replica): a doubt,
+// also when the server's lc_messages translates its severity, which only
+// SeverityUnlocalized then names. An ERROR rolled the transaction back.
+func TestATranslatedFatalIsADoubt(t *testing.T) {
+	pool, _ := ownRole(t)
+	conn, err := pool.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := conn.Hijack().PgConn()
+	if err := c.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		severity, unlocalized string
+		doubt                 bool
+	}{
+		{"FATAL", "FATAL", true},
+		{"ВАЖНО", "FATAL", true},
+		{"PANIK", "PANIC", true},
+		{"FATAL", "", true}, // a server before 9.6 sends no unlocalized severity
+		{"ОШИБКА", "ERROR", false},
+		{"ERROR", "", false},
+	} {
+		err := postgres.DoubtOf(c, &pgconn.PgError{Severity: tt.severity, SeverityUnlocalized: tt.unlocalized, Code: "57P01"})
+		var d *postgres.Doubt
+		if errors.As(err, &d) != tt.doubt {
+			t.Errorf("severity %q (unlocalized %q) on a closed connection: %v, want a doubt %v", tt.severity, tt.unlocalized, err, tt.doubt)
+		}
+	}
+}
+
 // Behind a pooler (PgBouncer answers each client with a process id of its
 // own) the write's server process cannot be found: Settle must say it does
 // not know, never that the write is settled, as it would find no process

@@ -3,7 +3,12 @@ package postgres
 import (
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
+
+// DoubtOf is doubt, the classification of a write's error on c.
+func DoubtOf(c *pgconn.PgConn, err error) error { return doubt(c, err) }
 
 // SetFinishTimeout shortens Detached's timeout for the test.
 func SetFinishTimeout(tb testing.TB, d time.Duration) {

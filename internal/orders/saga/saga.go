@@ -191,8 +191,9 @@ func (s *Saga) lease() time.Duration { return s.cfg.Timeout + 10*time.Second }
 // errors, and so is an orders database that fails the order's write when the
 // order is known not to be written. Otherwise the
 // result is the checkout: the order confirmed, failed for a reason
-// (orders.Outcome), or still pending when a service stayed unavailable (or when
-// the orders database cannot tell whether the order was written). With a
+// (orders.Outcome), or still pending when a service stayed unavailable (or,
+// without a key, when the orders database cannot tell whether the order was
+// written; with one, that is an error: the key asked again tells). With a
 // key, the same request gets the same checkout (Replayed): the key is written
 // with the pending order, in its transaction, and settled in the same
 // transaction as the order's final status.
@@ -417,19 +418,17 @@ func (s *Saga) lookUp(ctx context.Context, orderID uuid.UUID, werr error) (order
 // that was never written (its twin holds the key, or the orders database
 // could not be reached). A refused reservation
 // holds nothing. Best effort: a hold this misses is given back by its expiry
-// (expire-reservations), as no order will ever commit it. Past the saga's
-// deadline (which may be what ended the write) it runs on a context of its
-// own, bounded by clearTimeout: Place then answers without driving the order,
-// so it spends the cart's share of LongestDrive.
+// (expire-reservations), as no order will ever commit it. It runs on a
+// context of its own, bounded by clearTimeout, as the saga's deadline may be
+// what ended the write, or end it a moment later: a Place that gives a hold
+// back past its deadline answers without driving the order, so it spends the
+// cart's share of LongestDrive.
 func (s *Saga) giveBack(ctx context.Context, orderID uuid.UUID, t tried) {
 	if t.err != nil && !fault.Retryable(t.err) {
 		return
 	}
-	if ctx.Err() != nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), clearTimeout)
-		defer cancel()
-	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clearTimeout)
+	defer cancel()
 	if err := s.cfg.Stock.Release(ctx, orderID); err != nil {
 		s.cfg.Log.WarnContext(ctx, "release the hold of an order never written", "order_id", orderID, "err", err.Error())
 	}
