@@ -91,9 +91,13 @@ func New(catalog Catalog, stock Stock, tokens *auth.Verifier, log *slog.Logger) 
 			}
 			return err
 		}
-		pre, err := inventory.ParsePrecondition(fnhttp.ParseIfMatch(r), strings.Join(r.Header.Values("If-None-Match"), ","))
+		ifMatch := fnhttp.ParseIfMatch(r)
+		pre, err := inventory.ParsePrecondition(ifMatch, strings.Join(r.Header.Values("If-None-Match"), ","))
 		if err != nil {
 			return err
+		}
+		if ifMatch.NamesNoTag() {
+			return fnhttp.ErrIfMatchNamesNoTag
 		}
 		st, err := stock.SetOnHand(r.Context(), id, onHand, pre)
 		if err != nil {

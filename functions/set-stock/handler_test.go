@@ -291,7 +291,11 @@ func TestSetStockIfMatchMatchesOnlyTheCurrentTagExactly(t *testing.T) {
 			}
 			want := map[int]int{http.StatusOK: 7, http.StatusPreconditionFailed: 10}[c.status]
 			if c.status == http.StatusPreconditionFailed {
-				fntest.Problem(t, w, http.StatusPreconditionFailed, "precondition_failed")
+				pr := fntest.Problem(t, w, http.StatusPreconditionFailed, "precondition_failed")
+				// An empty or malformed field is told apart from another version.
+				if noTag := ifMatchNamesNoTag[c.name]; noTag != strings.Contains(pr.Detail, "names no entity tag") && (noTag || c.name == "another version") {
+					t.Errorf("If-Match %q: detail %q, want it to say the field names no entity tag: %v", r.Header.Values("If-Match"), pr.Detail, noTag)
+				}
 			}
 			if got, err := store.Get(ctx, p.ID); err != nil || got.OnHand != want {
 				t.Errorf("stock after %d: on_hand %d, %v; want %d", w.Code, got.OnHand, err, want)
@@ -299,3 +303,8 @@ func TestSetStockIfMatchMatchesOnlyTheCurrentTagExactly(t *testing.T) {
 		})
 	}
 }
+
+// ifMatchNamesNoTag names the If-Match cases sent empty or malformed, whose
+// 412 says so (fnhttp.ErrIfMatchNamesNoTag).
+var ifMatchNamesNoTag = map[string]bool{"empty": true, "whitespace": true, "two empty lines": true, "only commas": true,
+	"unquoted": true, "star in a list": true, "two tags without a comma": true}

@@ -58,6 +58,9 @@ func New(d *catalogenv.Deps) http.Handler {
 			if p.Archived {
 				return p, errNotFound
 			}
+			if ifMatch.NamesNoTag() {
+				return p, fnhttp.ErrIfMatchNamesNoTag
+			}
 			if !ifMatch.Matches(p.ETag()) {
 				return p, fault.E(fault.PreconditionFailed, fault.CodePreconditionFailed, "the product changed since it was read")
 			}

@@ -116,7 +116,11 @@ func TestIfMatchMatchesOnlyTheCurrentTagExactly(t *testing.T) {
 					r.Header.Values("If-Match"), p.ETag(), w.Code, c.status, w.Body)
 			}
 			if c.status == http.StatusPreconditionFailed {
-				fntest.Problem(t, w, http.StatusPreconditionFailed, "precondition_failed")
+				pr := fntest.Problem(t, w, http.StatusPreconditionFailed, "precondition_failed")
+				// An empty or malformed field is told apart from another version.
+				if noTag := ifMatchNamesNoTag[c.name]; noTag != strings.Contains(pr.Detail, "names no entity tag") && (noTag || c.name == "another version") {
+					t.Errorf("If-Match %q: detail %q, want it to say the field names no entity tag: %v", r.Header.Values("If-Match"), pr.Detail, noTag)
+				}
 			}
 			got, err := env.Store.Get(t.Context(), p.ID)
 			if want := map[int]int64{http.StatusOK: 2, http.StatusPreconditionFailed: 1}[c.status]; err != nil || got.Version != want {
@@ -162,3 +166,8 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("%d events after refused patches, want 1", n)
 	}
 }
+
+// ifMatchNamesNoTag names the If-Match cases sent empty or malformed, whose
+// 412 says so (fnhttp.ErrIfMatchNamesNoTag).
+var ifMatchNamesNoTag = map[string]bool{"empty": true, "whitespace": true, "two empty lines": true, "only commas": true,
+	"unquoted": true, "star in a list": true, "two tags without a comma": true}

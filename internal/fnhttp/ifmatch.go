@@ -4,16 +4,25 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/shopfaas/shop/internal/fault"
 )
 
 // IfMatch is a request's If-Match field as RFC 9110 §13.1.1 defines it:
 // "*", or a comma-separated list of entity tags, whose field lines together
 // make one list. The zero value is a request without If-Match.
 type IfMatch struct {
-	sent bool     // the request has an If-Match field line, empty or not
-	any  bool     // "*"
-	tags []string // its strong entity tags, quotes included; nil when the field is malformed
+	sent  bool     // the request has an If-Match field line, empty or not
+	any   bool     // "*"
+	tags  []string // its strong entity tags, quotes included; nil when the field is malformed
+	noTag bool     // sent, and malformed or listing no entity tag at all
 }
+
+// ErrIfMatchNamesNoTag is the answer (412) to a write whose If-Match was sent
+// empty or malformed (IfMatch.NamesNoTag): it matches nothing, and saying the
+// resource changed would send the client to read it again for nothing.
+var ErrIfMatchNamesNoTag = fault.E(fault.PreconditionFailed, fault.CodePreconditionFailed,
+	"If-Match names no entity tag (it is empty or malformed): send the ETag the resource was read with, or *")
 
 // ParseIfMatch reads r's If-Match field. A field that is neither "*" nor a
 // list of entity tags (`"…"` or `W/"…"`; "*" inside a list, an unquoted or
@@ -36,8 +45,14 @@ func ParseIfMatch(r *http.Request) IfMatch {
 	if !ok {
 		tags = nil
 	}
-	return IfMatch{sent: true, tags: tags}
+	// A valid tag, weak or strong, is quoted.
+	return IfMatch{sent: true, tags: tags, noTag: !ok || !strings.Contains(field, `"`)}
 }
+
+// NamesNoTag reports whether If-Match was sent empty, holding only
+// whitespace and commas, or malformed: it matches nothing, for a reason other
+// than a version that changed (ErrIfMatchNamesNoTag).
+func (m IfMatch) NamesNoTag() bool { return m.noTag }
 
 // Sent reports whether the request sent If-Match.
 func (m IfMatch) Sent() bool { return m.sent }

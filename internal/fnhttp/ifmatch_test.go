@@ -22,6 +22,35 @@ func ifMatch(lines ...string) fnhttp.IfMatch {
 // sent, "*", or a well-formed list that holds the tag itself, strong. A field
 // sent with no tag in it (empty, whitespace, commas) is an empty list: the
 // request is conditional and the condition holds for no tag.
+// An If-Match that names no tag (empty, or malformed) is told apart from one
+// naming another version, so the 412 can say why.
+func TestIfMatchSaysWhenItNamesNoTag(t *testing.T) {
+	for _, c := range []struct {
+		lines []string
+		noTag bool
+	}{
+		{nil, false},
+		{[]string{""}, true},
+		{[]string{" , ,\t"}, true},
+		{[]string{"", ""}, true},
+		{[]string{`p-7`}, true},
+		{[]string{"*, " + `"p-7"`}, true},
+		{[]string{`"p-7`}, true},
+		{[]string{"*"}, false},
+		{[]string{`"a"`}, false},
+		{[]string{`W/"a"`}, false},
+		{[]string{`"a", W/"b"`}, false},
+	} {
+		r := httptest.NewRequest(http.MethodPut, "/", nil)
+		for _, l := range c.lines {
+			r.Header.Add("If-Match", l)
+		}
+		if got := fnhttp.ParseIfMatch(r).NamesNoTag(); got != c.noTag {
+			t.Errorf("If-Match %q: names no tag %v, want %v", c.lines, got, c.noTag)
+		}
+	}
+}
+
 func TestIfMatchHoldsOnlyForTheTagItself(t *testing.T) {
 	const cur = `"p-7"`
 	for _, c := range []struct {
