@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	} else if !ok && cmd != "list" {
 		return errors.New(usage)
 	}
-	conn, err := broker.Dial(ctx, url)
+	conn, err := broker.Dial(ctx, url, "shop-deadletters")
 	if err != nil {
 		return err
 	}

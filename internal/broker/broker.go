@@ -159,8 +159,11 @@ func DeclareFunction(ch *amqp.Channel, n Names, function string, delays []time.D
 }
 
 // Dial connects with a bounded handshake so an unreachable broker fails fast
-// and the caller's backoff takes over.
-func Dial(ctx context.Context, url string) (*amqp.Connection, error) {
+// and the caller's backoff takes over. name is the connection's name on the
+// broker (client property connection_name: rabbitmqctl list_connections
+// user_provided_name, the management UI), so an operator tells the
+// shop's connections apart.
+func Dial(ctx context.Context, url, name string) (*amqp.Connection, error) {
 	deadline := 10 * time.Second
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < deadline {
 		deadline = time.Until(d)
@@ -170,7 +173,7 @@ func Dial(ctx context.Context, url string) (*amqp.Connection, error) {
 		Locale:    "en_US",
 		Dial:      amqp.DefaultDial(deadline),
 		Properties: amqp.Table{
-			"connection_name": "shop",
+			"connection_name": name,
 		},
 	})
 	if err != nil {

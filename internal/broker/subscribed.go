@@ -24,7 +24,7 @@ func WaitSubscribed(ctx context.Context, url string, n Names, functions []string
 	for {
 		var why string // what the last look found missing
 		if conn == nil {
-			c, err := Dial(ctx, url)
+			c, err := Dial(ctx, url, "shop-wait-subscribed")
 			if err != nil {
 				why = err.Error()
 			} else {

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -162,15 +163,17 @@ func waitConsumer(t *testing.T, url, queue string) {
 
 // waitBlockedConnection waits until the node has blocked a connection
 // (rabbitmqctl list_connections' state "blocked": it published during an
-// alarm and is no longer read).
+// alarm and is no longer read), and fails unless that is the connector's
+// publishing connection while its consuming one is not blocked.
 func waitBlockedConnection(t *testing.T, node *rabbitnode.Node) {
 	t.Helper()
-	blocked := regexp.MustCompile(`\bblocked\b`)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		out, err := node.Eval(context.Background(),
-			`[proplists:get_value(state, I) || I <- rabbit_networking:connection_info_all([state])].`)
-		if err == nil && blocked.MatchString(out) {
+		out, err := node.Eval(context.Background(), `lists:flatten([io_lib:format("~s=~s;", [case lists:keyfind(<<"connection_name">>, 1, proplists:get_value(client_properties, I)) of {_, _, N} -> N; false -> <<"">> end, proplists:get_value(state, I)]) || I <- rabbit_networking:connection_info_all([client_properties, state])]).`)
+		if err == nil && strings.Contains(out, "=blocked;") {
+			if !strings.Contains(out, PubConnName+"=blocked;") || strings.Contains(out, ConnName+"=blocked;") {
+				t.Fatalf("connections by state: %s; want %s blocked and %s not", out, PubConnName, ConnName)
+			}
 			return
 		}
 		if time.Now().After(deadline) {

@@ -267,6 +267,12 @@ func (c *Connector) Run(ctx context.Context) {
 // after closeWait, at most a heartbeat interval (10 s) later.
 const closeWait = 5 * time.Second
 
+// The names of the connector's two connections on the broker.
+const (
+	ConnName    = "shop-connector"        // consumes, acknowledges, declares
+	PubConnName = "shop-connector-copies" // publishes retry and dead-letter copies
+)
+
 // session runs on two broker connections until either fails or ctx ends:
 // conn consumes, acknowledges and declares, and publishes nothing; pubConn
 // publishes the retry and dead-letter copies. During a resource alarm
@@ -277,12 +283,12 @@ const closeWait = 5 * time.Second
 // the session ends and both are opened again: the deliveries not yet acked
 // return to their queues with conn.
 func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
-	conn, err := broker.Dial(ctx, c.cfg.BrokerURL)
+	conn, err := broker.Dial(ctx, c.cfg.BrokerURL, ConnName)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = conn.Close() }()
-	pubConn, err := broker.Dial(ctx, c.cfg.BrokerURL)
+	pubConn, err := broker.Dial(ctx, c.cfg.BrokerURL, PubConnName)
 	if err != nil {
 		return err
 	}

@@ -678,7 +678,7 @@ func (p *publisher) channel(ctx context.Context, url string, names broker.Names)
 		return p.ch, nil
 	}
 	p.close()
-	conn, err := broker.Dial(ctx, url)
+	conn, err := broker.Dial(ctx, url, "shop-outbox-relay")
 	if err != nil {
 		return nil, err
 	}

@@ -115,7 +115,7 @@ func (s *bench) startFullStack(ctx context.Context, prefix string) *fullStack {
 func deleteBrokerNames(b testing.TB, names broker.Names, fns map[string]stack.Function) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := broker.Dial(ctx, broker.DefaultURL)
+	conn, err := broker.Dial(ctx, broker.DefaultURL, "shop-test")
 	if err != nil {
 		b.Logf("broker cleanup: %v", err)
 		return

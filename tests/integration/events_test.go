@@ -165,7 +165,7 @@ func cleanupBroker(t *testing.T, names broker.Names) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		conn, err := broker.Dial(ctx, broker.DefaultURL)
+		conn, err := broker.Dial(ctx, broker.DefaultURL, "shop-test")
 		if err != nil {
 			t.Logf("cleanup: %v", err)
 			return

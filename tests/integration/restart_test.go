@@ -47,7 +47,7 @@ func TestEventsSurviveRabbitMQRestart(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		for ctx.Err() == nil {
-			if conn, err := broker.Dial(ctx, broker.DefaultURL); err == nil {
+			if conn, err := broker.Dial(ctx, broker.DefaultURL, "shop-test"); err == nil {
 				_ = conn.Close()
 				restarted = true
 				return nil
