@@ -343,7 +343,7 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 //     write can no longer commit (it stops the write's server process
 //     first), so the answer holds;
 //   - still unknown (the database stays unreachable): with an Idempotency-Key,
-//     503 (errOutcomeUnknown): asking again with the same key is safe, and
+//     503 (outcomeUnknown): asking again with the same key is safe, and
 //     answers the order if it was written (the key is written with it) or
 //     places it if it was not. Without a key, a retry could place a second
 //     order: the order is answered as it was to be written, pending, so the
@@ -365,16 +365,16 @@ func (s *Saga) settleWrite(ctx context.Context, sg ordersdb.Saga, first *tried, 
 	if key != "" {
 		s.cfg.Log.ErrorContext(ctx, "the order's write may have committed: answered unavailable, to be asked again with its key", "order_id", sg.Order.ID,
 			"err", werr.Error(), "lookup_err", err.Error())
-		return orders.Checkout{}, fault.Wrap(werr, fault.Unavailable, fault.CodeUnavailable, errOutcomeUnknown)
+		return orders.Checkout{}, fault.Wrap(werr, fault.Unavailable, fault.CodeUnavailable, outcomeUnknown)
 	}
 	s.cfg.Log.ErrorContext(ctx, "the order's write may have committed: answered pending", "order_id", sg.Order.ID,
 		"err", werr.Error(), "lookup_err", err.Error())
 	return orders.Checkout{Order: sg.Order}, nil
 }
 
-// errOutcomeUnknown is the detail of settleWrite's 503 for a checkout with an
+// outcomeUnknown is the detail of settleWrite's 503 for a checkout with an
 // Idempotency-Key whose order may or may not have been written.
-const errOutcomeUnknown = "orders temporarily unavailable; whether the order was placed is not known yet: retry with the same Idempotency-Key"
+const outcomeUnknown = "orders temporarily unavailable; whether the order was placed is not known yet: retry with the same Idempotency-Key"
 
 // doubtTimeout bounds lookUp, which runs after a write failed and may
 // outlive the saga's deadline (the deadline may be what cut the write).
