@@ -240,35 +240,8 @@ func TestSetStockIfMatchMatchesOnlyTheCurrentTagExactly(t *testing.T) {
 	tokens := fntest.Tokens(t, 0)
 	h := New(catalog.Client(t), store, tokens, slog.New(slog.DiscardHandler))
 	admin := fntest.Bearer(t, tokens, uuid.Must(uuid.NewV7()), auth.RoleAdmin)
-	cases := []struct {
-		name    string
-		ifMatch func(etag string) []string // the field's lines
-		status  int
-	}{
-		{"exact", func(e string) []string { return []string{e} }, http.StatusOK},
-		{"star", func(string) []string { return []string{"*"} }, http.StatusOK},
-		{"list holding it", func(e string) []string { return []string{`"other", ` + e + ` ,"third"`} }, http.StatusOK},
-		{"second line holding it", func(e string) []string { return []string{`"other"`, e} }, http.StatusOK},
-		{"a comma inside another tag", func(e string) []string { return []string{`"a,b", ` + e} }, http.StatusOK},
-		{"weak", func(e string) []string { return []string{"W/" + e} }, http.StatusPreconditionFailed},
-		{"weak in a list", func(e string) []string { return []string{`"other", W/` + e} }, http.StatusPreconditionFailed},
-		{"inside a weak tag's quotes", func(e string) []string { return []string{`W/"a, ` + e} }, http.StatusPreconditionFailed},
-		{"inside a tag's quotes", func(e string) []string { return []string{`"a, ` + e} }, http.StatusPreconditionFailed},
-		{"star in a list", func(e string) []string { return []string{"*, " + e} }, http.StatusPreconditionFailed},
-		{"star and a tag on two lines", func(e string) []string { return []string{"*", e} }, http.StatusPreconditionFailed},
-		{"two tags without a comma", func(e string) []string { return []string{e + ` "other"`} }, http.StatusPreconditionFailed},
-		{"holding it, then more", func(e string) []string { return []string{e + `x`} }, http.StatusPreconditionFailed},
-		{"unquoted", func(e string) []string { return []string{strings.Trim(e, `"`)} }, http.StatusPreconditionFailed},
-		{"another version", func(e string) []string { return []string{strings.Replace(e, `-1"`, `-2"`, 1)} }, http.StatusPreconditionFailed},
-		// Sent, but naming no tag: an empty list, which matches nothing. The
-		// request made its write conditional: 412, never 428 nor a write.
-		{"empty", func(string) []string { return []string{""} }, http.StatusPreconditionFailed},
-		{"whitespace", func(string) []string { return []string{" \t"} }, http.StatusPreconditionFailed},
-		{"two empty lines", func(string) []string { return []string{"", ""} }, http.StatusPreconditionFailed},
-		{"only commas", func(string) []string { return []string{" , ,"} }, http.StatusPreconditionFailed},
-	}
-	for i, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+	for i, c := range fntest.IfMatchCases() {
+		t.Run(c.Name, func(t *testing.T) {
 			p := catalog.Add(fmt.Sprintf("IFM-%d", i), 1299, "USD")
 			if _, err := store.Init(ctx, p.ID, 10); err != nil {
 				t.Fatal(err)
@@ -280,21 +253,24 @@ func TestSetStockIfMatchMatchesOnlyTheCurrentTagExactly(t *testing.T) {
 			r := httptest.NewRequest(http.MethodPut, "/api/v1/inventory/"+p.ID.String(), strings.NewReader(`{"on_hand":7}`))
 			r.Header.Set("Content-Type", "application/json")
 			r.Header.Set("Authorization", admin)
-			for _, line := range c.ifMatch(before.ETag()) {
+			for _, line := range c.Lines(before.ETag()) {
 				r.Header.Add("If-Match", line)
 			}
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)
-			if w.Code != c.status {
-				t.Fatalf("If-Match %q on a level whose ETag is %s: %d, want %d: %s",
-					r.Header.Values("If-Match"), before.ETag(), w.Code, c.status, w.Body)
+			status, want := http.StatusPreconditionFailed, 10
+			if c.Holds {
+				status, want = http.StatusOK, 7
 			}
-			want := map[int]int{http.StatusOK: 7, http.StatusPreconditionFailed: 10}[c.status]
-			if c.status == http.StatusPreconditionFailed {
+			if w.Code != status {
+				t.Fatalf("If-Match %q on a level whose ETag is %s: %d, want %d: %s",
+					r.Header.Values("If-Match"), before.ETag(), w.Code, status, w.Body)
+			}
+			if !c.Holds {
 				pr := fntest.Problem(t, w, http.StatusPreconditionFailed, "precondition_failed")
 				// An empty or malformed field is told apart from another version.
-				if noTag := ifMatchNamesNoTag[c.name]; noTag != strings.Contains(pr.Detail, "names no entity tag") && (noTag || c.name == "another version") {
-					t.Errorf("If-Match %q: detail %q, want it to say the field names no entity tag: %v", r.Header.Values("If-Match"), pr.Detail, noTag)
+				if strings.Contains(pr.Detail, "names no entity tag") != c.NoTag {
+					t.Errorf("If-Match %q: detail %q; want it to say the field names no entity tag: %v", r.Header.Values("If-Match"), pr.Detail, c.NoTag)
 				}
 			}
 			if got, err := store.Get(ctx, p.ID); err != nil || got.OnHand != want {
@@ -303,8 +279,3 @@ func TestSetStockIfMatchMatchesOnlyTheCurrentTagExactly(t *testing.T) {
 		})
 	}
 }
-
-// ifMatchNamesNoTag names the If-Match cases sent empty or malformed, whose
-// 412 says so (fnhttp.ErrIfMatchNamesNoTag).
-var ifMatchNamesNoTag = map[string]bool{"empty": true, "whitespace": true, "two empty lines": true, "only commas": true,
-	"unquoted": true, "star in a list": true, "two tags without a comma": true}

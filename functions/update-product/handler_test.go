@@ -74,57 +74,34 @@ func TestIfMatchMatchesOnlyTheCurrentTagExactly(t *testing.T) {
 	env := envtest.New(t, envtest.Options{})
 	h := New(env.Deps)
 	admin := env.Token(t, "admin")
-	cases := []struct {
-		name    string
-		ifMatch func(etag string) []string // the field's lines
-		status  int
-	}{
-		{"exact", func(e string) []string { return []string{e} }, http.StatusOK},
-		{"star", func(string) []string { return []string{"*"} }, http.StatusOK},
-		{"list holding it", func(e string) []string { return []string{`"other", ` + e + ` ,"third"`} }, http.StatusOK},
-		{"second line holding it", func(e string) []string { return []string{`"other"`, e} }, http.StatusOK},
-		{"weak", func(e string) []string { return []string{"W/" + e} }, http.StatusPreconditionFailed},
-		{"weak in a list", func(e string) []string { return []string{`"other", W/` + e} }, http.StatusPreconditionFailed},
-		{"holding it, then more", func(e string) []string { return []string{e + `x`} }, http.StatusPreconditionFailed},
-		{"holding it, quoted again", func(e string) []string { return []string{`"` + e + `"`} }, http.StatusPreconditionFailed},
-		{"two tags without a comma", func(e string) []string { return []string{e + ` "other"`} }, http.StatusPreconditionFailed},
-		{"held by it", func(e string) []string { return []string{strings.TrimSuffix(e, `-1"`) + `"`} }, http.StatusPreconditionFailed},
-		{"unquoted", func(e string) []string { return []string{strings.Trim(e, `"`)} }, http.StatusPreconditionFailed},
-		{"quoted star", func(string) []string { return []string{`"*"`} }, http.StatusPreconditionFailed},
-		{"star in a list", func(e string) []string { return []string{"*, " + e} }, http.StatusPreconditionFailed},
-		{"another version", func(e string) []string { return []string{strings.Replace(e, `-1"`, `-2"`, 1)} }, http.StatusPreconditionFailed},
-		// Sent, but naming no tag: an empty list, which matches nothing. The
-		// request made its write conditional; it is not unconditional.
-		{"empty", func(string) []string { return []string{""} }, http.StatusPreconditionFailed},
-		{"whitespace", func(string) []string { return []string{" \t"} }, http.StatusPreconditionFailed},
-		{"two empty lines", func(string) []string { return []string{"", ""} }, http.StatusPreconditionFailed},
-		{"only commas", func(string) []string { return []string{" , ,"} }, http.StatusPreconditionFailed},
-	}
-	for i, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+	for i, c := range fntest.IfMatchCases() {
+		t.Run(c.Name, func(t *testing.T) {
 			p := env.Create(t, fmt.Sprintf("IFM-%d", i), "Desk Lamp", "home", 2999)
 			r := httptest.NewRequest(http.MethodPatch, "/api/v1/products/"+p.ID.String(), strings.NewReader(`{"name":"Reading Lamp"}`))
 			r.Header.Set("Content-Type", "application/json")
 			r.Header.Set("Authorization", admin)
-			for _, line := range c.ifMatch(p.ETag()) {
+			for _, line := range c.Lines(p.ETag()) {
 				r.Header.Add("If-Match", line)
 			}
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)
-			if w.Code != c.status {
-				t.Fatalf("If-Match %q on a product whose ETag is %s: %d, want %d: %s",
-					r.Header.Values("If-Match"), p.ETag(), w.Code, c.status, w.Body)
+			want, version := http.StatusPreconditionFailed, int64(1)
+			if c.Holds {
+				want, version = http.StatusOK, 2
 			}
-			if c.status == http.StatusPreconditionFailed {
+			if w.Code != want {
+				t.Fatalf("If-Match %q on a product whose ETag is %s: %d, want %d: %s",
+					r.Header.Values("If-Match"), p.ETag(), w.Code, want, w.Body)
+			}
+			if !c.Holds {
 				pr := fntest.Problem(t, w, http.StatusPreconditionFailed, "precondition_failed")
 				// An empty or malformed field is told apart from another version.
-				if noTag := ifMatchNamesNoTag[c.name]; noTag != strings.Contains(pr.Detail, "names no entity tag") && (noTag || c.name == "another version") {
-					t.Errorf("If-Match %q: detail %q, want it to say the field names no entity tag: %v", r.Header.Values("If-Match"), pr.Detail, noTag)
+				if strings.Contains(pr.Detail, "names no entity tag") != c.NoTag {
+					t.Errorf("If-Match %q: detail %q; want it to say the field names no entity tag: %v", r.Header.Values("If-Match"), pr.Detail, c.NoTag)
 				}
 			}
-			got, err := env.Store.Get(t.Context(), p.ID)
-			if want := map[int]int64{http.StatusOK: 2, http.StatusPreconditionFailed: 1}[c.status]; err != nil || got.Version != want {
-				t.Errorf("product after %d: version %d, %v; want %d", w.Code, got.Version, err, want)
+			if got, err := env.Store.Get(t.Context(), p.ID); err != nil || got.Version != version {
+				t.Errorf("product after %d: version %d, %v; want %d", w.Code, got.Version, err, version)
 			}
 		})
 	}
@@ -166,8 +143,3 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("%d events after refused patches, want 1", n)
 	}
 }
-
-// ifMatchNamesNoTag names the If-Match cases sent empty or malformed, whose
-// 412 says so (fnhttp.ErrIfMatchNamesNoTag).
-var ifMatchNamesNoTag = map[string]bool{"empty": true, "whitespace": true, "two empty lines": true, "only commas": true,
-	"unquoted": true, "star in a list": true, "two tags without a comma": true}
