@@ -362,13 +362,15 @@ func (s *Saga) settleWrite(ctx context.Context, sg ordersdb.Saga, first *tried, 
 		}
 		return orders.Checkout{}, werr
 	}
+	answer := "answered pending"
 	if key != "" {
-		s.cfg.Log.ErrorContext(ctx, "the order's write may have committed: answered unavailable, to be asked again with its key", "order_id", sg.Order.ID,
-			"err", werr.Error(), "lookup_err", err.Error())
+		answer = "answered unavailable, to be asked again with its key"
+	}
+	s.cfg.Log.ErrorContext(ctx, "the order's write may have committed: "+answer, "order_id", sg.Order.ID,
+		"err", werr.Error(), "lookup_err", err.Error())
+	if key != "" {
 		return orders.Checkout{}, fault.Wrap(werr, fault.Unavailable, fault.CodeUnavailable, outcomeUnknown)
 	}
-	s.cfg.Log.ErrorContext(ctx, "the order's write may have committed: answered pending", "order_id", sg.Order.ID,
-		"err", werr.Error(), "lookup_err", err.Error())
 	return orders.Checkout{Order: sg.Order}, nil
 }
 
