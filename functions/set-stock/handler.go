@@ -23,7 +23,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/google/uuid"
 
@@ -92,7 +91,7 @@ func New(catalog Catalog, stock Stock, tokens *auth.Verifier, log *slog.Logger) 
 			return err
 		}
 		ifMatch := fnhttp.ParseIfMatch(r)
-		pre, err := inventory.ParsePrecondition(ifMatch, strings.Join(r.Header.Values("If-None-Match"), ","))
+		pre, err := inventory.ParsePrecondition(ifMatch, r.Header.Values("If-None-Match"))
 		if err != nil {
 			return err
 		}

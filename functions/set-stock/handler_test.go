@@ -74,6 +74,7 @@ func TestSetStock(t *testing.T) {
 		{"empty If-Match", admin, path(product.ID), map[string]string{"If-Match": ""}, `{"on_hand":5}`, 412, "precondition_failed", nil},
 		{"blank If-Match", admin, path(product.ID), map[string]string{"If-Match": " "}, `{"on_hand":5}`, 412, "precondition_failed", nil},
 		{"If-None-Match with a tag", admin, path(product.ID), map[string]string{"If-None-Match": `"x"`}, `{"on_hand":5}`, 422, "invalid_request", nil},
+		{"If-None-Match sent empty", admin, path(product.ID), map[string]string{"If-None-Match": ""}, `{"on_hand":5}`, 422, "invalid_request", nil},
 		{"unknown product", admin, path(uuid.Must(uuid.NewV7())), newRow, `{"on_hand":5}`, 404, "not_found", nil},
 		// An id that names nothing is 404 before any precondition is asked for.
 		{"unknown product, no precondition", admin, path(uuid.Nil), nil, `{"on_hand":5}`, 404, "not_found", nil},

@@ -112,7 +112,7 @@ func TestHoldTTLOutOfRangeIsRefused(t *testing.T) {
 // set-stock's headers: neither is 428; If-Match is RFC 9110's as fnhttp
 // reads it ("*" or a list of entity tags; a malformed field matches nothing,
 // even when a piece of it between commas is the row's tag, and so does one
-// sent empty); If-None-Match may only be *. What each parsed precondition
+// sent empty); If-None-Match may only be * (sent empty it is no *). What each parsed precondition
 // lets through is decided on the row (exists, at which version).
 func TestParsePrecondition(t *testing.T) {
 	id := uuid.MustParse("01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f")
@@ -122,33 +122,37 @@ func TestParsePrecondition(t *testing.T) {
 	}
 	const pf, ok = fault.PreconditionFailed, fault.Kind(-1)
 	cases := []struct {
-		ifMatch     []string // the If-Match field's lines; nil when not sent
-		ifNoneMatch string
+		ifMatch     []string   // the If-Match field's lines; nil when not sent
+		ifNoneMatch []string   // nil when not sent
 		parse       fault.Kind // ok when it parses
 		onRow       fault.Kind // Check on the row
 		onNone      fault.Kind // Check on no row
 	}{
-		{nil, "", fault.PreconditionRequired, ok, ok},
-		{nil, " ", fault.PreconditionRequired, ok, ok},
-		{[]string{row.ETag()}, "", ok, ok, pf},
-		{[]string{` "a" , ` + row.ETag() + `,`}, "", ok, ok, pf},
-		{[]string{`"a"`, row.ETag()}, "", ok, ok, pf},
-		{[]string{`"a,b", ` + row.ETag()}, "", ok, ok, pf},
-		{[]string{`"` + id.String() + `-6"`}, "", ok, pf, pf},
-		{[]string{"W/" + row.ETag()}, "", ok, pf, pf},
-		{[]string{`W/"a, ` + row.ETag()}, "", ok, pf, pf},
-		{[]string{`"a, ` + row.ETag()}, "", ok, pf, pf},
-		{[]string{"*, " + row.ETag()}, "", ok, pf, pf},
-		{[]string{"*", row.ETag()}, "", ok, pf, pf},
-		{[]string{",,,,"}, "", ok, pf, pf},
-		{[]string{""}, "", ok, pf, pf}, // sent empty: a list naming no version, not a missing precondition
-		{[]string{" \t"}, "", ok, pf, pf},
-		{[]string{""}, "*", ok, pf, pf},
-		{[]string{"*"}, "", ok, ok, pf},
-		{nil, "*", ok, pf, ok},
-		{[]string{row.ETag()}, "*", ok, pf, pf},
-		{nil, `"x"`, fault.Invalid, ok, ok},
-		{nil, "W/*", fault.Invalid, ok, ok},
+		{nil, nil, fault.PreconditionRequired, ok, ok},
+		{nil, []string{" "}, fault.Invalid, ok, ok},
+		{nil, []string{""}, fault.Invalid, ok, ok}, // sent empty: not *, not a missing precondition
+		{[]string{row.ETag()}, []string{""}, fault.Invalid, ok, ok},
+		{nil, []string{"*", "*"}, fault.Invalid, ok, ok},
+		{nil, []string{" * "}, ok, pf, ok},
+		{[]string{row.ETag()}, nil, ok, ok, pf},
+		{[]string{` "a" , ` + row.ETag() + `,`}, nil, ok, ok, pf},
+		{[]string{`"a"`, row.ETag()}, nil, ok, ok, pf},
+		{[]string{`"a,b", ` + row.ETag()}, nil, ok, ok, pf},
+		{[]string{`"` + id.String() + `-6"`}, nil, ok, pf, pf},
+		{[]string{"W/" + row.ETag()}, nil, ok, pf, pf},
+		{[]string{`W/"a, ` + row.ETag()}, nil, ok, pf, pf},
+		{[]string{`"a, ` + row.ETag()}, nil, ok, pf, pf},
+		{[]string{"*, " + row.ETag()}, nil, ok, pf, pf},
+		{[]string{"*", row.ETag()}, nil, ok, pf, pf},
+		{[]string{",,,,"}, nil, ok, pf, pf},
+		{[]string{""}, nil, ok, pf, pf}, // sent empty: a list naming no version, not a missing precondition
+		{[]string{" \t"}, nil, ok, pf, pf},
+		{[]string{""}, []string{"*"}, ok, pf, pf},
+		{[]string{"*"}, nil, ok, ok, pf},
+		{nil, []string{"*"}, ok, pf, ok},
+		{[]string{row.ETag()}, []string{"*"}, ok, pf, pf},
+		{nil, []string{`"x"`}, fault.Invalid, ok, ok},
+		{nil, []string{"W/*"}, fault.Invalid, ok, ok},
 	}
 	kind := func(err error) fault.Kind {
 		if err == nil {
@@ -185,7 +189,7 @@ func TestParsePrecondition(t *testing.T) {
 	if err := (inventory.Precondition{}).Check(row, true); !fault.Is(err, fault.PreconditionRequired, fault.CodePreconditionRequired) {
 		t.Errorf("the zero precondition: %v, want precondition_required", err)
 	}
-	if _, err := inventory.ParsePrecondition(nil, ""); !fault.Is(err, fault.PreconditionRequired, fault.CodePreconditionRequired) {
+	if _, err := inventory.ParsePrecondition(nil, nil); !fault.Is(err, fault.PreconditionRequired, fault.CodePreconditionRequired) {
 		t.Errorf("no If-Match field at all: %v, want precondition_required", err)
 	}
 }

@@ -70,23 +70,23 @@ func (anyTag) Matches(string) bool { return true }
 
 // ParsePrecondition makes the precondition of a request from its If-Match,
 // as read by the HTTP layer (fnhttp.ParseIfMatch; nil counts as not sent),
-// and its If-None-Match header value (several header lines joined with
-// commas), which may only be "*" (fault.Invalid otherwise: a write that
-// succeeds when the row is NOT at some version protects nothing). Neither
-// header is fault.PreconditionRequired "precondition_required" (428). Both
-// may be sent; the pair then can never hold (412), as HTTP evaluates it.
-func ParsePrecondition(ifMatch IfMatchField, ifNoneMatch string) (Precondition, error) {
+// and the lines of its If-None-Match field (nil when not sent), which may
+// only be "*" (fault.Invalid otherwise, a field sent empty included: a
+// write that succeeds when the row is NOT at some version protects nothing).
+// Neither header is fault.PreconditionRequired "precondition_required"
+// (428). Both may be sent; the pair then can never hold (412), as HTTP
+// evaluates it.
+func ParsePrecondition(ifMatch IfMatchField, ifNoneMatch []string) (Precondition, error) {
 	var p Precondition
 	if ifMatch != nil && ifMatch.Sent() {
 		p.match = ifMatch
 	}
-	switch strings.TrimSpace(ifNoneMatch) {
-	case "":
-	case "*":
+	if ifNoneMatch != nil {
+		if strings.TrimSpace(strings.Join(ifNoneMatch, ",")) != "*" {
+			return Precondition{}, fault.E(fault.Invalid, fault.CodeInvalidRequest,
+				"If-None-Match may only be * (to stock a product for the first time)")
+		}
 		p.absent = true
-	default:
-		return Precondition{}, fault.E(fault.Invalid, fault.CodeInvalidRequest,
-			"If-None-Match may only be * (to stock a product for the first time)")
 	}
 	if !p.given() {
 		return p, errPreconditionRequired
