@@ -128,10 +128,12 @@ func Settle(ctx context.Context, pool *pgxpool.Pool, err error) error {
 	defer conn.Release()
 	var direct bool
 	var exited *bool // NULL: no such backend in this database
-	qerr := conn.QueryRow(ctx, `SELECT pg_backend_pid() = $3,
+	// The ids are bigint: PgBouncer's, a random 32-bit number, may be out of
+	// integer's range (pg_backend_pid's type), which failed the query.
+	qerr := conn.QueryRow(ctx, `SELECT pg_backend_pid() = $3::bigint,
 		(SELECT pg_terminate_backend(pid, $2) FROM pg_stat_activity
-			WHERE pid = $1 AND datname = current_database() AND pid <> pg_backend_pid()
-			AND pg_backend_pid() = $3)`,
+			WHERE pid = $1::bigint AND datname = current_database() AND pid <> pg_backend_pid()
+			AND pg_backend_pid() = $3::bigint)`,
 		int64(d.PID), settleWait.Milliseconds(), int64(conn.Conn().PgConn().PID())).Scan(&direct, &exited)
 	switch {
 	case qerr != nil:

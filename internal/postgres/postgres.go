@@ -37,17 +37,26 @@ type Config struct {
 	// CreateDatabase creates the database when it does not exist yet (development
 	// and tests). Production databases are created by the compose file.
 	CreateDatabase bool
+	// MigrationURL, when set, is the same database reached directly, where
+	// URL goes through a pooler in transaction mode (PgBouncer): pending
+	// migrations run over it (their lock lives in a server session, which
+	// such a pooler does not keep), on one connection closed once they are
+	// done. Password applies to it too.
+	MigrationURL string
 }
 
 // Open connects to the service database, creating it when asked and applying
 // pending migrations under an advisory lock, so many replicas may start at once.
+//
+// URL may go through a pooler in transaction mode (PgBouncer) if it says how
+// queries are sent (default_query_exec_mode: exec where the pooler keeps no
+// prepared statements, as PgBouncer before 1.21, whose clients otherwise
+// fail at random with "prepared statement … does not exist"); Open refuses
+// one that does not. Migrations then need MigrationURL, when any is pending.
 func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
-	pc, err := pgxpool.ParseConfig(cfg.URL)
+	pc, err := parsePoolConfig(cfg.URL, cfg.Password)
 	if err != nil {
-		return nil, fmt.Errorf("parse database url: %w", err)
-	}
-	if cfg.Password != "" {
-		pc.ConnConfig.Password = cfg.Password
+		return nil, err
 	}
 	pc.MaxConns = cfg.MaxConns
 	if pc.MaxConns <= 0 {
@@ -62,8 +71,15 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 		RegisterUUID(c.TypeMap())
 		return nil
 	}
+	direct := pc
+	if cfg.MigrationURL != "" {
+		if direct, err = parsePoolConfig(cfg.MigrationURL, cfg.Password); err != nil {
+			return nil, fmt.Errorf("migration url: %w", err)
+		}
+		direct.MaxConns, direct.MinConns = 1, 0
+	}
 	if cfg.CreateDatabase {
-		if err := ensureDatabase(ctx, pc.ConnConfig); err != nil {
+		if err := ensureDatabase(ctx, direct.ConnConfig); err != nil {
 			return nil, err
 		}
 	}
@@ -71,13 +87,84 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", pc.ConnConfig.Database, err)
 	}
+	if err := refuseUnsaidPooler(ctx, pool, cfg.URL); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	if cfg.Migrations != nil {
-		if err := Migrate(ctx, pool, cfg.Migrations); err != nil {
+		if err := migrateOver(ctx, pool, direct, cfg); err != nil {
 			pool.Close()
 			return nil, err
 		}
 	}
 	return pool, nil
+}
+
+// parsePoolConfig parses a database URL, with password (a secret file's)
+// in place of the URL's own when set.
+func parsePoolConfig(url, password string) (*pgxpool.Config, error) {
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if password != "" {
+		pc.ConnConfig.Password = password
+	}
+	return pc, nil
+}
+
+// migrateOver applies cfg's migrations over pool, or over a pool of one
+// connection to cfg.MigrationURL (direct) when it is set.
+func migrateOver(ctx context.Context, pool *pgxpool.Pool, direct *pgxpool.Config, cfg Config) error {
+	if cfg.MigrationURL == "" {
+		return Migrate(ctx, pool, cfg.Migrations)
+	}
+	mp, err := pgxpool.NewWithConfig(ctx, direct)
+	if err != nil {
+		return fmt.Errorf("connect %s for its migrations: %w", direct.ConnConfig.Database, err)
+	}
+	defer mp.Close()
+	return Migrate(ctx, mp, cfg.Migrations)
+}
+
+// ErrPoolerUnsaid is Open's answer for a URL that goes through a pooler
+// without saying how queries are sent.
+var ErrPoolerUnsaid = errors.New("the database url goes through a pooler (its connection's process id is not its " +
+	"server process's) and does not say default_query_exec_mode: add default_query_exec_mode=exec to it " +
+	"(PgBouncer before 1.21 keeps no prepared statements in transaction mode), or cache_statement where the " +
+	"pooler keeps them (PgBouncer 1.21 or later with max_prepared_statements)")
+
+// refuseUnsaidPooler is ErrPoolerUnsaid when pool goes through a pooler and
+// url does not name default_query_exec_mode. One round trip, once per pool.
+func refuseUnsaidPooler(ctx context.Context, pool *pgxpool.Pool, url string) error {
+	if strings.Contains(url, "default_query_exec_mode") {
+		return nil
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", pool.Config().ConnConfig.Database, err)
+	}
+	defer conn.Release()
+	pooled, err := throughPooler(ctx, conn.Conn())
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", pool.Config().ConnConfig.Database, err)
+	}
+	if pooled {
+		return ErrPoolerUnsaid
+	}
+	return nil
+}
+
+// throughPooler reports whether conn reaches PostgreSQL through a pooler:
+// PgBouncer answers each client with a process id of its own, so the one
+// conn was given at login is not its server process's. The query is sent
+// unprepared (a pooler in transaction mode may not keep prepared statements).
+func throughPooler(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	var pid int64
+	if err := conn.QueryRow(ctx, `SELECT pg_backend_pid()`, pgx.QueryExecModeSimpleProtocol).Scan(&pid); err != nil {
+		return false, err
+	}
+	return pid != int64(conn.PgConn().PID()), nil
 }
 
 // ensureDatabase creates cc.Database through the maintenance database when missing.
@@ -122,7 +209,11 @@ const NoTransaction = "-- migrate: no transaction"
 
 // Migrate applies the files NNNN_name.sql of migrations that are not yet
 // recorded in schema_migrations, each in its own transaction, in order. It is
-// safe to call concurrently: an advisory lock serialises the callers.
+// safe to call concurrently: an advisory lock serialises the callers. When
+// every file is recorded it takes no lock; when some are pending, pool must
+// reach PostgreSQL directly (the lock is a server session's, which a pooler
+// in transaction mode would keep on a server connection nobody unlocks), or
+// Migrate refuses and names the first pending file.
 //
 // A file whose first line is NoTransaction runs as one statement outside a
 // transaction, and is recorded after it succeeds. A concurrent index build
@@ -131,11 +222,7 @@ const NoTransaction = "-- migrate: no transaction"
 // every invalid index the file names (DROP INDEX CONCURRENTLY), so the
 // statement builds it again.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
-	type file struct {
-		version int
-		name    string
-	}
-	var files []file
+	var files []migrationFile
 	err := fs.WalkDir(migrations, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".sql") {
 			return err
@@ -145,13 +232,13 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
 		if !ok || convErr != nil {
 			return fmt.Errorf("migration %s: name must be NNNN_description.sql", p)
 		}
-		files = append(files, file{v, p})
+		files = append(files, migrationFile{v, p})
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	slices.SortFunc(files, func(a, b file) int { return a.version - b.version })
+	slices.SortFunc(files, func(a, b migrationFile) int { return a.version - b.version })
 	for i := 1; i < len(files); i++ {
 		if files[i].version == files[i-1].version {
 			return fmt.Errorf("migrations %s and %s share a version", files[i-1].name, files[i].name)
@@ -163,6 +250,20 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	defer conn.Release()
+	pending, err := firstPending(ctx, conn.Conn(), files)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if pending == "" {
+		return nil
+	}
+	if pooled, err := throughPooler(ctx, conn.Conn()); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	} else if pooled {
+		return fmt.Errorf("migrate: %s is pending and the connection goes through a pooler (its process id is not "+
+			"its server process's), where the migration lock cannot be held: give the migrations a direct "+
+			"connection to PostgreSQL (<SERVICE>_DATABASE_MIGRATION_URL)", pending)
+	}
 	if err := lockMigrations(ctx, conn.Conn()); err != nil {
 		return fmt.Errorf("migrate: lock: %w", err)
 	}
@@ -207,6 +308,44 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
 		}
 	}
 	return nil
+}
+
+// firstPending is the name of the first of files not recorded in
+// schema_migrations, "" when every one is. It reads without the lock: a
+// file another replica is applying right now counts as pending, and Migrate
+// then waits for the lock and finds it done.
+func firstPending(ctx context.Context, conn *pgx.Conn, files []migrationFile) (string, error) {
+	if len(files) == 0 {
+		return "", nil
+	}
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`,
+		pgx.QueryExecModeSimpleProtocol).Scan(&exists); err != nil {
+		return "", err
+	}
+	if !exists {
+		return files[0].name, nil
+	}
+	rows, err := conn.Query(ctx, `SELECT version FROM schema_migrations`, pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		return "", err
+	}
+	done, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return "", err
+	}
+	for _, f := range files {
+		if !slices.Contains(done, int32(f.version)) {
+			return f.name, nil
+		}
+	}
+	return "", nil
+}
+
+// migrationFile is one NNNN_name.sql file of a service's migrations.
+type migrationFile struct {
+	version int
+	name    string
 }
 
 // lockMigrations takes the migration lock of the database. It asks again
@@ -352,6 +491,8 @@ const OpenTimeout = 15 * time.Second
 
 // ConfigFrom is how every service reads the settings of its database from c:
 // <SERVICE>_DATABASE_URL (required; service is "users", "orders", …),
+// <SERVICE>_DATABASE_MIGRATION_URL (optional: the same database reached
+// directly where the first goes through a pooler; see Config.MigrationURL),
 // DATABASE_CREATE (default false), DATABASE_MAX_CONNS (default 3, 1 to 20) and
 // the optional db-password secret; c collects the problems. migrations are
 // the service's own. Open the result with Open, under OpenTimeout.
@@ -362,5 +503,6 @@ func ConfigFrom(c *config.Reader, service string, migrations fs.FS) Config {
 		MaxConns:       int32(c.Int("DATABASE_MAX_CONNS", 3, 1, 20)),
 		Migrations:     migrations,
 		Password:       c.OptionalSecret("db-password"),
+		MigrationURL:   c.String(strings.ToUpper(service)+"_DATABASE_MIGRATION_URL", ""),
 	}
 }
