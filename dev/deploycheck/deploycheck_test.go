@@ -203,6 +203,50 @@ func TestEveryAlertIsTestedFiringAndNot(t *testing.T) {
 	}
 }
 
+// TestEveryAlertLinksItsRunbook: every alert of monitoring/rules/shop.yml
+// has a runbook_url to a page of docs/runbooks/ in this repository, and that
+// page names the alert, so whoever is paged lands where it is explained.
+func TestEveryAlertLinksItsRunbook(t *testing.T) {
+	const prefix = "https://github.com/shopfaas/shop/blob/main/"
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert       string            `yaml:"alert"`
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(read(t, "monitoring/rules/shop.yml"), &rules); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			n++
+			url := r.Annotations["runbook_url"]
+			page, ok := strings.CutPrefix(url, prefix)
+			if !ok || !strings.HasPrefix(page, "docs/runbooks/") || !strings.HasSuffix(page, ".md") {
+				t.Errorf("alert %s: runbook_url %q is not %sdocs/runbooks/<page>.md", r.Alert, url, prefix)
+				continue
+			}
+			text, err := os.ReadFile(filepath.Join(root(t), page))
+			if err != nil {
+				t.Errorf("alert %s: its runbook: %v", r.Alert, err)
+				continue
+			}
+			if !strings.Contains(string(text), r.Alert) {
+				t.Errorf("alert %s: its runbook %s never names it", r.Alert, page)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no alert in monitoring/rules/shop.yml")
+	}
+}
+
 // TestComposeDeclaresWhatTheStackExpects is the contract between the compose
 // file and the services' configuration.
 func TestComposeDeclaresWhatTheStackExpects(t *testing.T) {
