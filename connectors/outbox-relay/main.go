@@ -50,21 +50,11 @@ func main() {
 
 func run(ctx context.Context, getenv func(string) string) error {
 	c := config.New(getenv)
-	level := telemetry.Level(c.String("LOG_LEVEL", "info"))
-	log := telemetry.NewLogger(os.Stdout, "outbox-relay", level)
-	// PPROF_CPU_DIR (and PPROF_FUNCTIONS naming outbox-relay, or empty): a CPU
-	// profile of the whole run, written when the process is asked to stop (as fnserve's).
-	stopProfile, err := telemetry.ProfileCPUUntil(ctx, telemetry.CPUProfilePath(
-		c.String("PPROF_CPU_DIR", ""), c.String("PPROF_FUNCTIONS", ""), "outbox-relay"), log)
+	log, end, err := telemetry.StartProcess(ctx, "outbox-relay", os.Stdout, getenv)
 	if err != nil {
 		return err
 	}
-	defer stopProfile()
-	shutdownTracing, err := telemetry.Setup(ctx, "outbox-relay", getenv)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = shutdownTracing(context.WithoutCancel(ctx)) }()
+	defer end()
 	password := c.OptionalSecret("db-password")
 	signingKey := c.Secret("event-signing-key", "", false)
 	cfg := relay.Config{

@@ -34,21 +34,11 @@ func main() {
 
 func run(ctx context.Context, getenv func(string) string) error {
 	c := config.New(getenv)
-	level := telemetry.Level(c.String("LOG_LEVEL", "info"))
-	log := telemetry.NewLogger(os.Stdout, "rabbitmq-connector", level)
-	// PPROF_CPU_DIR (and PPROF_FUNCTIONS naming rabbitmq-connector, or empty): a CPU
-	// profile of the whole run, written when the process is asked to stop (as fnserve's).
-	stopProfile, err := telemetry.ProfileCPUUntil(ctx, telemetry.CPUProfilePath(
-		c.String("PPROF_CPU_DIR", ""), c.String("PPROF_FUNCTIONS", ""), "rabbitmq-connector"), log)
+	log, end, err := telemetry.StartProcess(ctx, "rabbitmq-connector", os.Stdout, getenv)
 	if err != nil {
 		return err
 	}
-	defer stopProfile()
-	shutdownTracing, err := telemetry.Setup(ctx, "rabbitmq-connector", getenv)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = shutdownTracing(context.WithoutCancel(ctx)) }()
+	defer end()
 	loc := gatewayurl.FromConfig(c)
 	cfg := connector.Config{
 		GatewayURL:      loc.Gateway,

@@ -41,13 +41,11 @@ func main() {
 
 func run(ctx context.Context, getenv func(string) string) error {
 	c := config.New(getenv)
-	level := telemetry.Level(c.String("LOG_LEVEL", "info"))
-	log := telemetry.NewLogger(os.Stdout, "scheduler", level)
-	shutdown, err := telemetry.Setup(ctx, "scheduler", getenv)
+	log, end, err := telemetry.StartProcess(ctx, "scheduler", os.Stdout, getenv)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = shutdown(context.WithoutCancel(ctx)) }()
+	defer end()
 	cfg := Config{
 		GatewayURL:      c.Required("GATEWAY_URL"),
 		Credential:      auth.CredentialFrom(c, routes.CallerScheduler),

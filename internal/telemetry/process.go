@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +22,31 @@ func Level(raw string) slog.Level {
 		return slog.LevelInfo
 	}
 	return level
+}
+
+// StartProcess sets up what every long-running connector runs under, named
+// name: its JSON logger to stdout at LOG_LEVEL, the CPU profile PPROF_CPU_DIR
+// and PPROF_FUNCTIONS ask for (written as soon as ctx ends, as fnserve's; see
+// CPUProfilePath), and tracing (Setup). The returned end flushes pending
+// spans, for at most 5 s (an unreachable collector must not hold up a stop),
+// then writes the profile; defer it in run.
+func StartProcess(ctx context.Context, name string, stdout io.Writer, getenv func(string) string) (log *slog.Logger, end func(), err error) {
+	log = NewLogger(stdout, name, Level(getenv("LOG_LEVEL")))
+	stopProfile, err := ProfileCPUUntil(ctx, CPUProfilePath(getenv("PPROF_CPU_DIR"), getenv("PPROF_FUNCTIONS"), name), log)
+	if err != nil {
+		return nil, nil, err
+	}
+	shutdownTracing, err := Setup(ctx, name, getenv)
+	if err != nil {
+		stopProfile()
+		return nil, nil, err
+	}
+	return log, func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = shutdownTracing(sctx)
+		stopProfile()
+	}, nil
 }
 
 // ServeMetrics serves reg at addr/metrics until ctx ends, for the

@@ -6,10 +6,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
 
 	"github.com/shopfaas/shop/internal/telemetry"
 )
@@ -54,5 +57,60 @@ func TestServeMetrics(t *testing.T) {
 	}
 	if err := telemetry.ServeMetrics(context.Background(), "256.0.0.1:1", reg, log); err == nil {
 		t.Error("a bad address was accepted")
+	}
+}
+
+// A connector's StartProcess logs at LOG_LEVEL under its name, profiles when
+// asked, and its end flushes the spans for at most 5 s: a collector that
+// accepts the connection and never answers must not hold up a stop (the
+// connectors waited for the exporter's own timeout, 60 s here).
+func TestStartProcess(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	go func() { // accepts and never answers
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	dir := t.TempDir()
+	env := map[string]string{
+		"LOG_LEVEL":                   "warn",
+		"PPROF_CPU_DIR":               dir,
+		"PPROF_FUNCTIONS":             "relay-x",
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + ln.Addr().String(),
+		"OTEL_EXPORTER_OTLP_TIMEOUT":  "60000",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out strings.Builder
+	log, end, err := telemetry.StartProcess(ctx, "relay-x", &out, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = telemetry.Setup(context.Background(), "reset", func(string) string { return "" }) })
+	log.Info("not at warn")
+	log.Warn("at warn")
+	_, span := otel.Tracer("test").Start(ctx, "op")
+	span.End()
+	cancel() // asked to stop
+	start := time.Now()
+	end()
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("end took %s with a collector that never answers, want about 5 s", took.Round(time.Second))
+	}
+	if s := out.String(); strings.Contains(s, "not at warn") || !strings.Contains(s, `"msg":"at warn"`) || !strings.Contains(s, "relay-x") {
+		t.Errorf("log at LOG_LEVEL=warn under the process's name, got:\n%s", s)
+	}
+	profiles, _ := filepath.Glob(filepath.Join(dir, "relay-x.*.pprof"))
+	if len(profiles) != 1 {
+		t.Errorf("profiles written: %v, want one relay-x.<pid>.pprof", profiles)
 	}
 }
