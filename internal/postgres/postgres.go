@@ -132,7 +132,7 @@ func migrateOver(ctx context.Context, pool *pgxpool.Pool, direct *pgxpool.Config
 var ErrPoolerUnsaid = errors.New("the database url goes through a pooler (its connection's process id is not its " +
 	"server process's) and does not say default_query_exec_mode: add default_query_exec_mode=exec to it " +
 	"(PgBouncer before 1.21 keeps no prepared statements in transaction mode), or cache_statement where the " +
-	"pooler keeps them (PgBouncer 1.21 or later with max_prepared_statements)")
+	"pooler keeps them (session mode, or PgBouncer 1.21 or later with max_prepared_statements)")
 
 // refuseUnsaidPooler is ErrPoolerUnsaid when pool goes through a pooler and
 // url does not name default_query_exec_mode. One round trip, once per pool.
