@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -181,6 +183,9 @@ type Relay struct {
 	beforeMark func(ctx context.Context, database string, ids []string)
 	// tracer, when set (tests), sees every query of every database session.
 	tracer pgx.QueryTracer
+	// heldReads counts the reads that found rows held back (see drain), for
+	// tests: the reads that follow them are not a batch's own.
+	heldReads atomic.Int64
 }
 
 type metrics struct {
@@ -326,8 +331,9 @@ func (w *worker) session(ctx context.Context, bo *broker.Backoff) error {
 	}
 	w.log.Info("relaying outbox")
 	brokerBackoff := broker.Backoff{Max: w.relay.cfg.MaxBackoff}
+	heldWait := firstHeldWait
 	for ctx.Err() == nil {
-		more, err := w.drain(ctx, conn)
+		more, held, err := w.drain(ctx, conn)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -367,7 +373,16 @@ func (w *worker) session(ctx context.Context, bo *broker.Backoff) error {
 		// every one, where waiting for each in turn made a read each.
 		notified := skipNotifications(conn)
 		if !notified {
-			wctx, cancel := context.WithTimeout(ctx, w.relay.cfg.PollInterval)
+			// Rows held back go out once the transaction they wait for
+			// ends, which may notify nobody here: read again soon, and
+			// less often while it lasts.
+			wait := w.relay.cfg.PollInterval
+			if held {
+				wait, heldWait = min(heldWait, wait), min(2*heldWait, wait)
+			} else {
+				heldWait = firstHeldWait
+			}
+			wctx, cancel := context.WithTimeout(ctx, wait)
 			_, err = conn.WaitForNotification(wctx)
 			timedOut := wctx.Err() != nil
 			cancel()
@@ -389,6 +404,10 @@ func (w *worker) session(ctx context.Context, bo *broker.Backoff) error {
 	}
 	return nil
 }
+
+// firstHeldWait is how soon the relay reads again after a read that found
+// rows held back (drain), doubling up to PollInterval while they stay held.
+const firstHeldWait = 5 * time.Millisecond
 
 // alreadyDone is a context that is done from the start (skipNotifications).
 var alreadyDone = func() context.Context {
@@ -421,17 +440,32 @@ type pending struct {
 	envelope []byte
 }
 
+// heldBack is the seq of the marker row drain's read adds when rows are held
+// back (real seqs start at 1).
+const heldBack = -1
+
 // drain publishes one batch and reports whether a full batch was read (more
-// rows may be waiting).
-func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (bool, error) {
+// rows may be waiting) and whether rows were held back: committed, but by a
+// transaction that began after one still running anywhere in the cluster.
+// That older transaction may yet commit an event of its own, which must go
+// out first (outbox order), so such rows wait for the next read; the commit
+// that ends it wakes the relay only if it writes to this outbox, so the
+// caller reads again soon rather than at the next poll.
+func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (more, held bool, err error) {
 	cfg := w.relay.cfg
-	rows, err := conn.Query(ctx, `SELECT seq, id::text, type, envelope::text FROM outbox
-		WHERE published_at IS NULL AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY transaction_id, seq LIMIT $1`, cfg.BatchSize)
+	// Both parts read the statement's snapshot (pg_current_snapshot is the
+	// active one); the second is one probe of outbox_pending from the
+	// horizon on.
+	rows, err := conn.Query(ctx, `(SELECT seq, id::text, type, envelope::text FROM outbox
+			WHERE published_at IS NULL AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+			ORDER BY transaction_id, seq LIMIT $1)
+		UNION ALL
+		(SELECT -1, '', '', '' FROM outbox
+			WHERE published_at IS NULL AND transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) LIMIT 1)`, cfg.BatchSize)
 	if err != nil {
-		return false, errDatabase{fmt.Errorf("read outbox: %w", err)}
+		return false, false, errDatabase{fmt.Errorf("read outbox: %w", err)}
 	}
-	batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (pending, error) {
+	read, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (pending, error) {
 		var p pending
 		var env string
 		err := row.Scan(&p.seq, &p.id, &p.typ, &env)
@@ -439,14 +473,18 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		return p, err
 	})
 	if err != nil {
-		return false, errDatabase{fmt.Errorf("read outbox: %w", err)}
+		return false, false, errDatabase{fmt.Errorf("read outbox: %w", err)}
+	}
+	batch := slices.DeleteFunc(read, func(p pending) bool { return p.seq == heldBack })
+	if held = len(batch) < len(read); held {
+		w.relay.heldReads.Add(1)
 	}
 	if len(batch) == 0 {
-		return false, nil
+		return false, held, nil
 	}
 	ch, err := w.pub.channel(ctx, cfg.BrokerURL, cfg.Names)
 	if err != nil {
-		return false, err
+		return false, held, err
 	}
 	confirms := make([]*amqp.DeferredConfirmation, 0, len(batch))
 	spans := make([]trace.Span, 0, len(batch))
@@ -470,7 +508,7 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		if err != nil {
 			err = fmt.Errorf("publish %s: %w", p.id, err)
 			fail(0, err, "not published")
-			return false, err
+			return false, held, err
 		}
 		confirms = append(confirms, dc)
 	}
@@ -485,7 +523,7 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		ok, err := dc.WaitContext(cctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return false, ctx.Err()
+				return false, held, ctx.Err()
 			}
 			if errors.Is(err, context.DeadlineExceeded) {
 				err = fmt.Errorf("no confirmation from the broker within %s", cfg.ConfirmTimeout)
@@ -522,15 +560,15 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		// them.
 		if _, err := conn.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE seq = ANY($1)`,
 			pgx.QueryExecModeExec, seqs); err != nil {
-			return false, errDatabase{fmt.Errorf("mark published: %w", err)}
+			return false, held, errDatabase{fmt.Errorf("mark published: %w", err)}
 		}
 		w.relay.metrics.published.WithLabelValues(w.db.Name).Add(float64(len(seqs)))
 		w.log.Debug("published outbox batch", "count", len(seqs))
 	}
 	if confirmErr != nil {
-		return false, confirmErr
+		return false, held, confirmErr
 	}
-	return len(batch) == cfg.BatchSize, nil
+	return len(batch) == cfg.BatchSize, held, nil
 }
 
 // publishSpan starts the producer span of one event's publication ("publish
