@@ -640,9 +640,7 @@ func TestPublishingReadsAFewPagesHoweverBigTheOutbox(t *testing.T) {
 	pool, url := openOutbox(t)
 	ctx := context.Background()
 	r, err := New(Config{Databases: []Database{{Name: "orders", URL: url}}, BrokerURL: rabbitURL, Names: names,
-		// The poll recovers a row a read skipped, for instance while
-		// another database's transaction held the cluster's xmin (make
-		// test runs many at once), as in production; the lag's count(*) it adds reads
+		// The poll, as in production: the lag's count(*) it adds reads
 		// the index of pending rows. No cleanup runs after the first.
 		BatchWait: NoBatchWait, PollInterval: 200 * time.Millisecond, CleanupInterval: time.Hour},
 		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
