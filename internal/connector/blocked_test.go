@@ -2,21 +2,19 @@ package connector
 
 import (
 	"context"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopfaas/shop/internal/broker/rabbitnode"
+	"github.com/shopfaas/shop/internal/tcpproxy"
 )
 
 // During a resource alarm RabbitMQ blocks every connection that publishes
@@ -234,8 +232,8 @@ func TestALostConnectionLosesNoDelivery(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := setup(t, "failing", "ok")
-			proxy := newConnProxy(t, "127.0.0.1:5672")
-			e.cfg.BrokerURL = "amqp://guest:guest@" + proxy.addr + "/"
+			proxy := tcpproxy.New(t, "127.0.0.1:5672")
+			e.cfg.BrokerURL = "amqp://guest:guest@" + proxy.Addr() + "/"
 			// Past the test's stall: the copy is still waiting when the
 			// connection is cut.
 			e.cfg.InvokeTimeout = 10 * time.Second
@@ -247,14 +245,14 @@ func TestALostConnectionLosesNoDelivery(t *testing.T) {
 			waitConsumed(t, e, e.names.Queue("failing"))
 			waitConsumed(t, e, e.names.Queue("ok"))
 
-			proxy.conn(t, 1).deafen()
+			proxy.Conn(t, 1).Deaf()
 			id := e.publish(t, topic)
 			e.gw.waitCalls(t, "failing", 1, 10*time.Second)
-			proxy.conn(t, 1).waitSwallowed(t)
+			proxy.Conn(t, 1).WaitSwallowed(t, 1)
 			// The consuming connection goes on meanwhile.
 			e.publish(t, okTopic)
 			e.gw.waitCalls(t, "ok", 1, 10*time.Second)
-			proxy.conn(t, tc.cut).cut()
+			proxy.Conn(t, tc.cut).Cut()
 
 			// With the consuming connection cut, the session ends once the
 			// deaf one is closed: its close is given up after closeWait, or
@@ -293,7 +291,7 @@ func TestALostConnectionLosesNoDelivery(t *testing.T) {
 			if n := logs.count("connected to RabbitMQ"); n != 2 {
 				t.Errorf("%d broker sessions, want 2", n)
 			}
-			if n := proxy.accepted(); n != 4 {
+			if n := proxy.Accepted(); n != 4 {
 				t.Errorf("%d connections opened, want 4 (two per session)", n)
 			}
 			if n := logs.count("the broker ended the function's consumer, subscribing again"); n != 0 {
@@ -301,152 +299,4 @@ func TestALostConnectionLosesNoDelivery(t *testing.T) {
 			}
 		})
 	}
-}
-
-// connProxy forwards every TCP connection accepted on addr to target until
-// the test ends, and lets the test make one deaf or cut it, by the order it
-// was accepted in.
-type connProxy struct {
-	addr  string
-	mu    sync.Mutex
-	conns []*proxied
-}
-
-// proxied is one forwarded connection.
-type proxied struct {
-	client, server net.Conn
-	once           sync.Once
-	mu             sync.Mutex
-	deaf           bool
-	swallowed      int
-}
-
-func newConnProxy(t *testing.T, target string) *connProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &connProxy{addr: ln.Addr().String()}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			c.cut()
-		}
-		p.mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = in.Close()
-				continue
-			}
-			c := &proxied{client: in, server: out}
-			p.mu.Lock()
-			p.conns = append(p.conns, c)
-			p.mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); c.upstream() }()
-			go func() { defer wg.Done(); _, _ = io.Copy(in, out); c.cut() }()
-		}
-	}()
-	return p
-}
-
-// conn waits for the i-th connection (0-based) and returns it.
-func (p *connProxy) conn(t *testing.T, i int) *proxied {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		p.mu.Lock()
-		n := len(p.conns)
-		var c *proxied
-		if i < n {
-			c = p.conns[i]
-		}
-		p.mu.Unlock()
-		if c != nil {
-			return c
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("connection %d never opened (%d were)", i, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (p *connProxy) accepted() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.conns)
-}
-
-// upstream forwards what the client sends, or drops it once deaf.
-func (c *proxied) upstream() {
-	defer c.cut()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := c.client.Read(buf)
-		if n > 0 {
-			c.mu.Lock()
-			deaf := c.deaf
-			if deaf {
-				c.swallowed += n
-			}
-			c.mu.Unlock()
-			if !deaf {
-				if _, err := c.server.Write(buf[:n]); err != nil {
-					return
-				}
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// deafen drops what the client sends from now on: to the broker, the
-// connection says nothing more (no publish, ack or heartbeat), as a blocked
-// connection that the broker does not read.
-func (c *proxied) deafen() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.deaf = true
-}
-
-// waitSwallowed waits until the deaf connection sent something.
-func (c *proxied) waitSwallowed(t *testing.T) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c.mu.Lock()
-		n := c.swallowed
-		c.mu.Unlock()
-		if n > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the deaf connection sent nothing within 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// cut closes both ends, as a network failure seen by both.
-func (c *proxied) cut() {
-	c.once.Do(func() {
-		_ = c.client.Close()
-		_ = c.server.Close()
-	})
 }

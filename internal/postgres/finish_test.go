@@ -11,6 +11,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/tcpproxy"
 )
 
 // A commit whose server has gone silent (a half-open connection) ends within
@@ -20,8 +21,8 @@ import (
 // BatchTx and ExecTx.
 func TestACommitToASilentServerGivesItsSlotBack(t *testing.T) {
 	postgres.SetFinishTimeout(t, 300*time.Millisecond)
-	for name, commit := range map[string]func(context.Context, *pgxpool.Pool, *pgtest.SilentProxy) error{
-		"Tx": func(ctx context.Context, pool *pgxpool.Pool, p *pgtest.SilentProxy) error {
+	for name, commit := range map[string]func(context.Context, *pgxpool.Pool, *tcpproxy.Proxy) error{
+		"Tx": func(ctx context.Context, pool *pgxpool.Pool, p *tcpproxy.Proxy) error {
 			return postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
 				if _, err := tx.Exec(ctx, `INSERT INTO t VALUES (1)`); err != nil {
 					return err
@@ -30,7 +31,7 @@ func TestACommitToASilentServerGivesItsSlotBack(t *testing.T) {
 				return nil
 			})
 		},
-		"BatchTx": func(ctx context.Context, pool *pgxpool.Pool, p *pgtest.SilentProxy) error {
+		"BatchTx": func(ctx context.Context, pool *pgxpool.Pool, p *tcpproxy.Proxy) error {
 			b := &pgx.Batch{}
 			b.Queue(`INSERT INTO t VALUES (1)`)
 			tx, br := postgres.BeginBatch(ctx, pool, b)
@@ -40,7 +41,7 @@ func TestACommitToASilentServerGivesItsSlotBack(t *testing.T) {
 			p.Silence()
 			return tx.Commit(ctx, nil)
 		},
-		"ExecTx": func(ctx context.Context, pool *pgxpool.Pool, p *pgtest.SilentProxy) error {
+		"ExecTx": func(ctx context.Context, pool *pgxpool.Pool, p *tcpproxy.Proxy) error {
 			b := &pgx.Batch{}
 			b.Queue(`INSERT INTO t VALUES (1)`)
 			p.Silence()
@@ -60,7 +61,7 @@ func TestACommitToASilentServerGivesItsSlotBack(t *testing.T) {
 				}
 
 			case <-time.After(10 * time.Second):
-				proxy.CloseAll() // or the pool's cleanup waits on the commit forever
+				proxy.Cut() // or the pool's cleanup waits on the commit forever
 				t.Fatal("the commit still waits on a silent server 10 s on; Detached's timeout is 300 ms")
 			}
 			if name != "Tx" {

@@ -27,6 +27,7 @@ import (
 	"github.com/shopfaas/shop/internal/outbox"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/tcpproxy"
 	"github.com/shopfaas/shop/internal/users/usersdb"
 )
 
@@ -384,7 +385,7 @@ func TestBrokerUnavailableThenBack(t *testing.T) {
 	if v := gauge(t, reg, "shop_outbox_oldest_pending_age_seconds"); v < 1 {
 		t.Errorf("oldest pending age %v, want >= 1 s", v)
 	}
-	proxy(t, addr, "127.0.0.1:5672")
+	tcpproxy.Listen(t, addr, "127.0.0.1:5672")
 	got := receive(t, deliveries, 1, 15*time.Second)
 	if got[0].MessageId != id {
 		t.Errorf("published %s, want %s", got[0].MessageId, id)
@@ -409,48 +410,6 @@ func TestMissingDatabaseDoesNotStopOthers(t *testing.T) {
 		{Name: "orders", URL: url},
 	}, BrokerURL: rabbitURL, Names: names}, nil)
 	publishedOnce(t, ctx, pool, deliveries, "y")
-}
-
-// proxy forwards TCP connections from addr to target until the test ends.
-func proxy(t *testing.T, addr, target string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("proxy listen %s: %v", addr, err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = in.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, in, out)
-			mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); _, _ = io.Copy(out, in); _ = out.Close() }()
-			go func() { defer wg.Done(); _, _ = io.Copy(in, out); _ = in.Close() }()
-		}
-	}()
 }
 
 // TestRelayQueriesPerEvent: an event that wakes an idle relay costs it the

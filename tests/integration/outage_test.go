@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/tcpproxy"
 )
 
 // TestEventsSurviveBrokerOutageAndRelayCrash places a burst of orders while
@@ -29,14 +29,14 @@ func TestEventsSurviveBrokerOutageAndRelayCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the local runtime and connectors; -short was asked for")
 	}
-	proxy := newCutProxy(t, "127.0.0.1:5672")
-	burstThroughOutage(t, "amqp://guest:guest@"+proxy.addr+"/", func() error {
-		proxy.cut()
+	proxy := tcpproxy.New(t, "127.0.0.1:5672")
+	burstThroughOutage(t, "amqp://guest:guest@"+proxy.Addr()+"/", func() error {
+		proxy.Cut()
 		time.Sleep(3 * time.Second)
-		proxy.restore()
+		proxy.Restore()
 		return nil
 	})
-	if proxy.cuts() == 0 {
+	if proxy.Cuts() == 0 {
 		t.Fatal("the outage dropped no connection: the test did not test anything")
 	}
 }
@@ -155,89 +155,4 @@ wait:
 			t.Errorf("customer %d has %d notifications, want exactly %d", i, len(list.Items), perCustomer)
 		}
 	}
-}
-
-// cutProxy forwards TCP connections to a target until cut: then it drops every
-// open connection and refuses new ones until restored.
-type cutProxy struct {
-	addr   string
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  map[net.Conn]struct{}
-	nCut   int
-}
-
-func newCutProxy(t *testing.T, target string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{addr: ln.Addr().String(), target: target, conns: map[net.Conn]struct{}{}}
-	t.Cleanup(func() { _ = ln.Close(); p.cut() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.serve(c)
-		}
-	}()
-	return p
-}
-
-func (p *cutProxy) serve(c net.Conn) {
-	p.mu.Lock()
-	if p.down {
-		p.mu.Unlock()
-		_ = c.Close()
-		return
-	}
-	p.mu.Unlock()
-	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		_ = c.Close()
-		return
-	}
-	p.mu.Lock()
-	if p.down {
-		p.mu.Unlock()
-		_ = c.Close()
-		_ = up.Close()
-		return
-	}
-	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-	p.mu.Unlock()
-	go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
-	_, _ = io.Copy(c, up)
-	_ = c.Close()
-	p.mu.Lock()
-	delete(p.conns, c)
-	delete(p.conns, up)
-	p.mu.Unlock()
-}
-
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for c := range p.conns {
-		_ = c.Close()
-		p.nCut++
-	}
-	clear(p.conns)
-}
-
-func (p *cutProxy) restore() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = false
-}
-
-func (p *cutProxy) cuts() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.nCut
 }
