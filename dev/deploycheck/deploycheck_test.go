@@ -237,7 +237,7 @@ func TestEveryAlertLinksItsRunbook(t *testing.T) {
 				t.Errorf("alert %s: its runbook: %v", r.Alert, err)
 				continue
 			}
-			if !strings.Contains(string(text), r.Alert) {
+			if !regexp.MustCompile(`\b` + r.Alert + `\b`).Match(text) {
 				t.Errorf("alert %s: its runbook %s never names it", r.Alert, page)
 			}
 		}

@@ -20,12 +20,14 @@ func TestConfigFrom(t *testing.T) {
 	}
 	migrations := fstest.MapFS{"0001_init.sql": {Data: []byte("SELECT 1;")}}
 	c := config.New(config.Env(map[string]string{config.SecretsDirEnv: secrets,
-		"ORDERS_DATABASE_URL": "postgres://shop@127.0.0.1:5432/shop_orders", "DATABASE_CREATE": "true", "DATABASE_MAX_CONNS": "7"}))
+		"ORDERS_DATABASE_URL": "postgres://shop@127.0.0.1:5432/shop_orders", "DATABASE_CREATE": "true", "DATABASE_MAX_CONNS": "7",
+		"ORDERS_DATABASE_MIGRATION_URL": "postgres://shop@10.0.0.5:5432/shop_orders"}))
 	got := postgres.ConfigFrom(c, "orders", migrations)
 	if err := c.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if got.URL != "postgres://shop@127.0.0.1:5432/shop_orders" || !got.CreateDatabase || got.MaxConns != 7 || got.Password != "pw" || got.Migrations == nil {
+	if got.URL != "postgres://shop@127.0.0.1:5432/shop_orders" || !got.CreateDatabase || got.MaxConns != 7 || got.Password != "pw" || got.Migrations == nil ||
+		got.MigrationURL != "postgres://shop@10.0.0.5:5432/shop_orders" {
 		t.Errorf("config %+v", got)
 	}
 
@@ -37,7 +39,7 @@ func TestConfigFrom(t *testing.T) {
 			t.Errorf("error %v does not name %s", err, want)
 		}
 	}
-	if got.Password != "" {
-		t.Errorf("password %q without a db-password secret", got.Password)
+	if got.Password != "" || got.MigrationURL != "" {
+		t.Errorf("password %q without a db-password secret, migration URL %q unset", got.Password, got.MigrationURL)
 	}
 }

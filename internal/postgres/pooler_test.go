@@ -49,12 +49,19 @@ func TestOpenThroughPgBouncer(t *testing.T) {
 		}
 	}
 
-	_, err = postgres.Open(ctx, postgres.Config{URL: strings.Replace(pooled, "default_query_exec_mode=exec", "", 1), MaxConns: 2})
+	closeIfOpened := func(p *pgxpool.Pool) {
+		if p != nil {
+			p.Close()
+		}
+	}
+	p, err := postgres.Open(ctx, postgres.Config{URL: strings.Replace(pooled, "default_query_exec_mode=exec", "", 1), MaxConns: 2})
+	closeIfOpened(p)
 	if !errors.Is(err, postgres.ErrPoolerUnsaid) {
 		t.Errorf("a URL through PgBouncer that does not say default_query_exec_mode: %v, want ErrPoolerUnsaid", err)
 	}
 
-	_, err = postgres.Open(ctx, postgres.Config{URL: pooled, Migrations: migrations, MaxConns: 2})
+	p, err = postgres.Open(ctx, postgres.Config{URL: pooled, Migrations: migrations, MaxConns: 2})
+	closeIfOpened(p)
 	if err == nil || !strings.Contains(err.Error(), "0001_a.sql is pending") || !strings.Contains(err.Error(), "pooler") {
 		t.Errorf("migrations pending through PgBouncer without a migration URL: %v, want a refusal naming 0001_a.sql and the pooler", err)
 	}
@@ -96,13 +103,17 @@ func TestOpenThroughPgBouncer(t *testing.T) {
 	}
 	noLockLeft("after the replicas migrated")
 
-	// Nothing pending: a replica through PgBouncer alone opens, and locks nothing.
-	p, err := postgres.Open(ctx, postgres.Config{URL: pooled, Migrations: migrations, MaxConns: 2})
-	if err != nil {
-		t.Fatalf("nothing pending, through PgBouncer: %v", err)
+	// Nothing pending: a replica through PgBouncer alone opens, and locks
+	// nothing; one given a direct URL does not dial it (nothing listens
+	// there).
+	for _, migrationURL := range []string{"", "postgres://postgres@127.0.0.1:1/nowhere?connect_timeout=2"} {
+		p, err := postgres.Open(ctx, postgres.Config{URL: pooled, MigrationURL: migrationURL, Migrations: migrations, MaxConns: 2})
+		if err != nil {
+			t.Fatalf("nothing pending, through PgBouncer (migration URL %q): %v", migrationURL, err)
+		}
+		p.Close()
 	}
-	p.Close()
-	noLockLeft("after a replica found nothing pending")
+	noLockLeft("after replicas found nothing pending")
 }
 
 // Settle behind a real PgBouncer (TestSettleBehindAPoolerFailsClosed

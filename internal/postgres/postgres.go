@@ -113,11 +113,29 @@ func parsePoolConfig(url, password string) (*pgxpool.Config, error) {
 	return pc, nil
 }
 
-// migrateOver applies cfg's migrations over pool, or over a pool of one
-// connection to cfg.MigrationURL (direct) when it is set.
+// migrateOver applies cfg's migrations over pool, or, when
+// cfg.MigrationURL is set and one is pending, over a pool of one connection
+// to it (direct): a replica that finds nothing pending, every one after the
+// first of a release, opens no connection past the pooler.
 func migrateOver(ctx context.Context, pool *pgxpool.Pool, direct *pgxpool.Config, cfg Config) error {
 	if cfg.MigrationURL == "" {
 		return Migrate(ctx, pool, cfg.Migrations)
+	}
+	files, err := migrationFiles(cfg.Migrations)
+	if err != nil {
+		return err
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	pending, err := firstPending(ctx, conn.Conn(), files)
+	conn.Release()
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if pending == "" {
+		return nil
 	}
 	mp, err := pgxpool.NewWithConfig(ctx, direct)
 	if err != nil {
@@ -129,7 +147,7 @@ func migrateOver(ctx context.Context, pool *pgxpool.Pool, direct *pgxpool.Config
 
 // ErrPoolerUnsaid is Open's answer for a URL that goes through a pooler
 // without saying how queries are sent.
-var ErrPoolerUnsaid = errors.New("the database url goes through a pooler (its connection's process id is not its " +
+var ErrPoolerUnsaid = errors.New("the database url goes through a pooler or proxy (its connection's process id is not its " +
 	"server process's) and does not say default_query_exec_mode: add default_query_exec_mode=exec to it " +
 	"(PgBouncer before 1.21 keeps no prepared statements in transaction mode), or cache_statement where the " +
 	"pooler keeps them (session mode, or PgBouncer 1.21 or later with max_prepared_statements)")
@@ -222,29 +240,10 @@ const NoTransaction = "-- migrate: no transaction"
 // every invalid index the file names (DROP INDEX CONCURRENTLY), so the
 // statement builds it again.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
-	var files []migrationFile
-	err := fs.WalkDir(migrations, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".sql") {
-			return err
-		}
-		num, _, ok := strings.Cut(path.Base(p), "_")
-		v, convErr := strconv.Atoi(num)
-		if !ok || convErr != nil {
-			return fmt.Errorf("migration %s: name must be NNNN_description.sql", p)
-		}
-		files = append(files, migrationFile{v, p})
-		return nil
-	})
+	files, err := migrationFiles(migrations)
 	if err != nil {
 		return err
 	}
-	slices.SortFunc(files, func(a, b migrationFile) int { return a.version - b.version })
-	for i := 1; i < len(files); i++ {
-		if files[i].version == files[i-1].version {
-			return fmt.Errorf("migrations %s and %s share a version", files[i-1].name, files[i].name)
-		}
-	}
-
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -340,6 +339,34 @@ func firstPending(ctx context.Context, conn *pgx.Conn, files []migrationFile) (s
 		}
 	}
 	return "", nil
+}
+
+// migrationFiles lists the NNNN_name.sql files of migrations in order of
+// their versions, which must differ.
+func migrationFiles(migrations fs.FS) ([]migrationFile, error) {
+	var files []migrationFile
+	err := fs.WalkDir(migrations, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".sql") {
+			return err
+		}
+		num, _, ok := strings.Cut(path.Base(p), "_")
+		v, convErr := strconv.Atoi(num)
+		if !ok || convErr != nil {
+			return fmt.Errorf("migration %s: name must be NNNN_description.sql", p)
+		}
+		files = append(files, migrationFile{v, p})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(files, func(a, b migrationFile) int { return a.version - b.version })
+	for i := 1; i < len(files); i++ {
+		if files[i].version == files[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s share a version", files[i-1].name, files[i].name)
+		}
+	}
+	return files, nil
 }
 
 // migrationFile is one NNNN_name.sql file of a service's migrations.

@@ -333,7 +333,7 @@ func (w *worker) session(ctx context.Context, bo *broker.Backoff) error {
 	brokerBackoff := broker.Backoff{Max: w.relay.cfg.MaxBackoff}
 	heldWait := firstHeldWait
 	for ctx.Err() == nil {
-		more, held, err := w.drain(ctx, conn)
+		got, err := w.drain(ctx, conn)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -365,7 +365,7 @@ func (w *worker) session(ctx context.Context, bo *broker.Backoff) error {
 		if err := w.cleanup(ctx, conn); err != nil {
 			return err
 		}
-		if more {
+		if got.more {
 			continue
 		}
 		// The notifications received while draining (during its queries)
@@ -375,12 +375,13 @@ func (w *worker) session(ctx context.Context, bo *broker.Backoff) error {
 		if !notified {
 			// Rows held back go out once the transaction they wait for
 			// ends, which may notify nobody here: read again soon, and
-			// less often while it lasts.
+			// less often while reads find rows held and publish none.
 			wait := w.relay.cfg.PollInterval
-			if held {
-				wait, heldWait = min(heldWait, wait), min(2*heldWait, wait)
-			} else {
+			if !got.held || got.published {
 				heldWait = firstHeldWait
+			}
+			if got.held {
+				wait, heldWait = min(heldWait, wait), min(2*heldWait, wait)
 			}
 			wctx, cancel := context.WithTimeout(ctx, wait)
 			_, err = conn.WaitForNotification(wctx)
@@ -444,18 +445,27 @@ type pending struct {
 // back (real seqs start at 1).
 const heldBack = -1
 
-// drain publishes one batch and reports whether a full batch was read (more
-// rows may be waiting) and whether rows were held back: committed, but by a
-// transaction that began after one still running anywhere in the cluster.
-// That older transaction may yet commit an event of its own, which must go
-// out first (outbox order), so such rows wait for the next read; the commit
-// that ends it wakes the relay only if it writes to this outbox, so the
-// caller reads again soon rather than at the next poll.
-func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (more, held bool, err error) {
+// drained is what one drain did.
+type drained struct {
+	more      bool // a full batch was read: more rows may be waiting
+	held      bool // rows were held back (see drain)
+	published bool // the batch had rows, all published
+}
+
+// drain publishes one batch and reports what it did, held among it: rows
+// committed, but by a transaction that began after one still running
+// anywhere in the cluster. That older transaction may yet commit an event
+// of its own, which must go out first (outbox order), so such rows wait for
+// the next read; the commit that ends it wakes the relay only if it writes
+// to this outbox, so the caller reads again soon rather than at the next
+// poll.
+func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 	cfg := w.relay.cfg
 	// Both parts read the statement's snapshot (pg_current_snapshot is the
 	// active one); the second is one probe of outbox_pending from the
-	// horizon on.
+	// horizon on. Its marker row is told by its seq wherever it comes: the
+	// first part's rows keep their order (its LIMIT subquery runs whole in
+	// one process, as any child of an Append).
 	rows, err := conn.Query(ctx, `(SELECT seq, id::text, type, envelope::text FROM outbox
 			WHERE published_at IS NULL AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 			ORDER BY transaction_id, seq LIMIT $1)
@@ -463,7 +473,7 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (more, held bool, er
 		(SELECT -1, '', '', '' FROM outbox
 			WHERE published_at IS NULL AND transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) LIMIT 1)`, cfg.BatchSize)
 	if err != nil {
-		return false, false, errDatabase{fmt.Errorf("read outbox: %w", err)}
+		return drained{}, errDatabase{fmt.Errorf("read outbox: %w", err)}
 	}
 	read, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (pending, error) {
 		var p pending
@@ -473,18 +483,19 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (more, held bool, er
 		return p, err
 	})
 	if err != nil {
-		return false, false, errDatabase{fmt.Errorf("read outbox: %w", err)}
+		return drained{}, errDatabase{fmt.Errorf("read outbox: %w", err)}
 	}
 	batch := slices.DeleteFunc(read, func(p pending) bool { return p.seq == heldBack })
-	if held = len(batch) < len(read); held {
+	held := len(batch) < len(read)
+	if held {
 		w.relay.heldReads.Add(1)
 	}
 	if len(batch) == 0 {
-		return false, held, nil
+		return drained{held: held}, nil
 	}
 	ch, err := w.pub.channel(ctx, cfg.BrokerURL, cfg.Names)
 	if err != nil {
-		return false, held, err
+		return drained{held: held}, err
 	}
 	confirms := make([]*amqp.DeferredConfirmation, 0, len(batch))
 	spans := make([]trace.Span, 0, len(batch))
@@ -508,7 +519,7 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (more, held bool, er
 		if err != nil {
 			err = fmt.Errorf("publish %s: %w", p.id, err)
 			fail(0, err, "not published")
-			return false, held, err
+			return drained{held: held}, err
 		}
 		confirms = append(confirms, dc)
 	}
@@ -523,7 +534,7 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (more, held bool, er
 		ok, err := dc.WaitContext(cctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return false, held, ctx.Err()
+				return drained{held: held}, ctx.Err()
 			}
 			if errors.Is(err, context.DeadlineExceeded) {
 				err = fmt.Errorf("no confirmation from the broker within %s", cfg.ConfirmTimeout)
@@ -560,15 +571,15 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (more, held bool, er
 		// them.
 		if _, err := conn.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE seq = ANY($1)`,
 			pgx.QueryExecModeExec, seqs); err != nil {
-			return false, held, errDatabase{fmt.Errorf("mark published: %w", err)}
+			return drained{held: held}, errDatabase{fmt.Errorf("mark published: %w", err)}
 		}
 		w.relay.metrics.published.WithLabelValues(w.db.Name).Add(float64(len(seqs)))
 		w.log.Debug("published outbox batch", "count", len(seqs))
 	}
 	if confirmErr != nil {
-		return false, held, confirmErr
+		return drained{held: held}, confirmErr
 	}
-	return len(batch) == cfg.BatchSize, held, nil
+	return drained{more: len(batch) == cfg.BatchSize, held: held, published: true}, nil
 }
 
 // publishSpan starts the producer span of one event's publication ("publish

@@ -71,7 +71,7 @@ func Listen(tb testing.TB, addr, target string) *Proxy {
 			}
 			// Dialled here, not on a goroutine of its own, so that the
 			// connections' order is the order the proxy accepted them in.
-			server, err := net.Dial("tcp", target)
+			server, err := net.DialTimeout("tcp", target, 5*time.Second)
 			if err != nil {
 				_ = client.Close()
 				continue

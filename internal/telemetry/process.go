@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,8 +32,9 @@ func Level(raw string) slog.Level {
 // spans, for at most 5 s (an unreachable collector must not hold up a stop),
 // then writes the profile; defer it in run.
 func StartProcess(ctx context.Context, name string, stdout io.Writer, getenv func(string) string) (log *slog.Logger, end func(), err error) {
-	log = NewLogger(stdout, name, Level(getenv("LOG_LEVEL")))
-	stopProfile, err := ProfileCPUUntil(ctx, CPUProfilePath(getenv("PPROF_CPU_DIR"), getenv("PPROF_FUNCTIONS"), name), log)
+	env := func(k string) string { return strings.TrimSpace(getenv(k)) }
+	log = NewLogger(stdout, name, Level(env("LOG_LEVEL")))
+	stopProfile, err := ProfileCPUUntil(ctx, CPUProfilePath(env("PPROF_CPU_DIR"), env("PPROF_FUNCTIONS"), name), log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -69,20 +69,26 @@ func TestStartProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	var held []net.Conn
+	accepted := make(chan net.Conn, 16)
 	go func() { // accepts and never answers
 		for {
 			c, err := ln.Accept()
 			if err != nil {
+				close(accepted)
 				return
 			}
-			held = append(held, c)
+			accepted <- c
+		}
+	}()
+	defer func() {
+		_ = ln.Close()
+		for c := range accepted {
+			_ = c.Close()
 		}
 	}()
 	dir := t.TempDir()
 	env := map[string]string{
-		"LOG_LEVEL":                   "warn",
+		"LOG_LEVEL":                   "warn ",
 		"PPROF_CPU_DIR":               dir,
 		"PPROF_FUNCTIONS":             "relay-x",
 		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + ln.Addr().String(),

@@ -29,6 +29,9 @@ import (
 func PgBouncer(tb testing.TB, rawURL, query string, users ...string) string {
 	tb.Helper()
 	bin, err := exec.LookPath("pgbouncer")
+	if err != nil { // Debian installs it in /usr/sbin, on root's PATH only
+		bin, err = exec.LookPath("/usr/sbin/pgbouncer")
+	}
 	if err != nil {
 		if os.Getenv("SHOP_REQUIRE_PGBOUNCER") != "" {
 			tb.Fatalf("SHOP_REQUIRE_PGBOUNCER is set and the pgbouncer binary is missing (Debian: apt-get install pgbouncer): %v", err)
@@ -81,15 +84,15 @@ ignore_startup_parameters = extra_float_digits
 	})
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		select { // first: another process may have taken the port meanwhile
+		case <-exited:
+			tb.Fatalf("pgbouncer exited: %s", out.String())
+		default:
+		}
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			_ = c.Close()
 			break
-		}
-		select {
-		case <-exited:
-			tb.Fatalf("pgbouncer exited: %s", out.String())
-		default:
 		}
 		if time.Now().After(deadline) {
 			tb.Fatalf("pgbouncer did not listen on %s within 10 s: %v\n%s", addr, err, out.String())
