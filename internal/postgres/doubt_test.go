@@ -187,10 +187,20 @@ func TestSettleBehindAPoolerFailsClosed(t *testing.T) {
 	ctx := context.Background()
 	direct, admin := ownRole(t)
 	pool := pgtest.BehindPooler(t, direct)
-	holdKey(t, admin)
 	if err := pool.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
+	settleFailsClosed(t, admin, pool)
+}
+
+// settleFailsClosed holds key 1 on admin, leaves a write of it waiting
+// behind the lock on pool (its answer lost at a 300 ms deadline) and wants
+// Settle to refuse, naming the pooler: the write's process cannot be found
+// behind one, and it can still commit.
+func settleFailsClosed(t *testing.T, admin, pool *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	holdKey(t, admin)
 	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO keys VALUES (1)`)
@@ -200,8 +210,8 @@ func TestSettleBehindAPoolerFailsClosed(t *testing.T) {
 	if !errors.As(werr, &d) || waiting(t, admin) != 1 {
 		t.Fatalf("the write ended with %v and is not waiting behind the lock: the test proves nothing", werr)
 	}
-	if err := postgres.Settle(ctx, pool, werr); err == nil {
-		t.Fatal("settled behind a pooler: the write's process was not found, and it can still commit")
+	if err := postgres.Settle(ctx, pool, werr); err == nil || !strings.Contains(err.Error(), "pooler") {
+		t.Fatalf("Settle behind a pooler: %v, want the pooler named (the write's process cannot be found, and it can still commit)", err)
 	}
 }
 

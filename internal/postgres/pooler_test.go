@@ -7,7 +7,6 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -133,17 +132,5 @@ func TestSettleBehindPgBouncerFailsClosed(t *testing.T) {
 	if err := pool.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	holdKey(t, admin)
-	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO keys VALUES (1)`)
-	werr := postgres.SendBatch(wctx, pool, b)
-	cancel()
-	var d *postgres.Doubt
-	if !errors.As(werr, &d) || waiting(t, admin) != 1 {
-		t.Fatalf("the write ended with %v and is not waiting behind the lock: the test proves nothing", werr)
-	}
-	if err := postgres.Settle(ctx, pool, werr); err == nil || !strings.Contains(err.Error(), "pooler") {
-		t.Fatalf("Settle behind PgBouncer: %v, want the pooler named (the write's process cannot be found, and it can still commit)", err)
-	}
+	settleFailsClosed(t, admin, pool)
 }
