@@ -113,7 +113,7 @@ func TestPromtool(t *testing.T) {
 		{"check", "config", "monitoring/prometheus.yml"},
 		{"check", "config", "monitoring/prometheus.ce.yml"},
 		{"check", "rules", "monitoring/rules/shop.yml"},
-		{"test", "rules", "monitoring/rules/tests/shop_test.yml"},
+		append([]string{"test", "rules"}, ruleTests(t)...),
 	} {
 		if out, err := runTool(t, r, pt, args...); err != nil {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -137,8 +137,23 @@ func TestPromtool(t *testing.T) {
 	}
 }
 
-// TestEveryAlertIsTestedFiringAndNot: monitoring/rules/tests/shop_test.yml
-// (run by TestPromtool) has, for every alert of monitoring/rules/shop.yml, a
+// ruleTests lists the promtool test files, monitoring/rules/tests/*_test.yml
+// (relative to the root): shop_test.yml evaluates every minute, days_test.yml,
+// whose groups last days, every 10 minutes.
+func ruleTests(tb testing.TB) []string {
+	tb.Helper()
+	files, err := filepath.Glob(filepath.Join(root(tb), "monitoring", "rules", "tests", "*_test.yml"))
+	if err != nil || len(files) < 2 {
+		tb.Fatalf("monitoring/rules/tests: %v, %d test files (want shop_test.yml and days_test.yml)", err, len(files))
+	}
+	for i, f := range files {
+		files[i] = filepath.Join("monitoring", "rules", "tests", filepath.Base(f))
+	}
+	return files
+}
+
+// TestEveryAlertIsTestedFiringAndNot: the promtool tests (ruleTests, run by
+// TestPromtool) have, for every alert of monitoring/rules/shop.yml, a
 // case where it fires and one where it does not, and names no alert the
 // rules lack.
 func TestEveryAlertIsTestedFiringAndNot(t *testing.T) {
@@ -160,16 +175,19 @@ func TestEveryAlertIsTestedFiringAndNot(t *testing.T) {
 			} `yaml:"alert_rule_test"`
 		} `yaml:"tests"`
 	}
-	if err := yaml.Unmarshal(read(t, "monitoring/rules/tests/shop_test.yml"), &tests); err != nil {
-		t.Fatal(err)
-	}
 	firing, quiet := map[string]bool{}, map[string]bool{}
-	for _, tc := range tests.Tests {
-		for _, a := range tc.AlertRuleTest {
-			if len(a.ExpAlerts) > 0 {
-				firing[a.Alertname] = true
-			} else {
-				quiet[a.Alertname] = true
+	for _, f := range ruleTests(t) {
+		tests.Tests = nil
+		if err := yaml.Unmarshal(read(t, f), &tests); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, tc := range tests.Tests {
+			for _, a := range tc.AlertRuleTest {
+				if len(a.ExpAlerts) > 0 {
+					firing[a.Alertname] = true
+				} else {
+					quiet[a.Alertname] = true
+				}
 			}
 		}
 	}
