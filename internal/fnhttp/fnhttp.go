@@ -172,6 +172,13 @@ func Decode(r *http.Request, dst any, limit int64) error {
 		}
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	// The process's own cap (fnserve's max_request_bytes, an
+	// http.MaxBytesReader) can be lower than limit: past it the read fails,
+	// and the body is as much too large as past limit.
+	var capped *http.MaxBytesError
+	if errors.As(err, &capped) {
+		return fault.E(fault.TooLarge, fault.CodeBodyTooLarge, fmt.Sprintf("request body exceeds %d bytes", capped.Limit))
+	}
 	if err != nil {
 		return fault.Wrap(err, fault.Malformed, fault.CodeInvalidJSON, "could not read request body")
 	}

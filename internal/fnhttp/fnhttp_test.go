@@ -94,6 +94,19 @@ func TestDecodeOversizedIs413(t *testing.T) {
 	}
 }
 
+// fnserve caps every body at max_request_bytes (http.MaxBytesReader), which
+// an operator may set below a handler's limit: past the cap the body is too
+// large, 413, where the failed read answered 400 invalid_json.
+func TestDecodePastTheProcessCapIs413(t *testing.T) {
+	body := `{"name":"` + strings.Repeat("x", 200) + `"}`
+	r := httptest.NewRequest(http.MethodPost, "/", nil)
+	r.Body = http.MaxBytesReader(httptest.NewRecorder(), io.NopCloser(strings.NewReader(body)), 100)
+	err := fnhttp.Decode(r, &payload{}, 0) // the default limit, 64 KiB, above the cap
+	if !fault.Is(err, fault.TooLarge, fault.CodeBodyTooLarge) || fnhttp.Status(err) != http.StatusRequestEntityTooLarge {
+		t.Errorf("Decode = %v (status %d), want 413 body_too_large", err, fnhttp.Status(err))
+	}
+}
+
 func TestProblemFor(t *testing.T) {
 	secret := errors.New("password=hunter2 at db.internal:5432")
 	tests := []struct {

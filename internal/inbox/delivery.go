@@ -3,6 +3,7 @@ package inbox
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -72,6 +73,12 @@ func readBody(r *http.Request) ([]byte, error) {
 		return nil, fault.E(fault.Malformed, fault.CodeInvalidEvent, "event body is required")
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxEvent+1))
+	// fnserve's max_request_bytes (1 MiB by default, as MaxEvent) caps the
+	// body first: past it the read fails, and the event is too large.
+	var capped *http.MaxBytesError
+	if errors.As(err, &capped) {
+		return nil, fault.E(fault.TooLarge, fault.CodeBodyTooLarge, fmt.Sprintf("event exceeds %d bytes", capped.Limit))
+	}
 	if err != nil {
 		return nil, fault.Wrap(err, fault.Malformed, fault.CodeInvalidEvent, "could not read the event")
 	}

@@ -46,6 +46,18 @@ func post(body []byte, signature string) *http.Request {
 	return r
 }
 
+// fnserve caps every body at max_request_bytes, 1 MiB by default as
+// MaxEvent: an event one byte over is refused by the cap's read before
+// readBody's own check, and must still be 413 body_too_large, not 400.
+func TestAnEventPastTheProcessCapIs413(t *testing.T) {
+	_, ev := keys(t, false)
+	r := post([]byte(strings.Repeat(" ", inbox.MaxEvent+1)), "")
+	r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, int64(inbox.MaxEvent))
+	if _, err := ev.Read(r, events.OrderPlaced); !fault.Is(err, fault.TooLarge, fault.CodeBodyTooLarge) {
+		t.Errorf("Read = %v, want TooLarge body_too_large", err)
+	}
+}
+
 // Finding 5 of issue 12: anyone holding the internal credential could post a
 // forged order.placed.v1 to update-product-stats. A consumer now acts only on
 // bodies the relay signed.
