@@ -108,8 +108,28 @@ func (j *Journal) Put(c Call) (Call, error) {
 	if err := os.Rename(tmp, final); err != nil {
 		return c, err
 	}
+	// The rename is in the directory: until the directory is synced, a
+	// crash of the host can leave only the .tmp file, which Pending skips,
+	// and the call was acknowledged.
+	if err := syncDir(j.dir); err != nil {
+		return c, err
+	}
 	c.Entry = name
 	return c, nil
+}
+
+// syncDir flushes dir's entries to disk (a variable for the test that sees
+// Put sync the directory after its rename).
+var syncDir = func(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Done removes a finished call, c as Put or Pending returned it; removing it

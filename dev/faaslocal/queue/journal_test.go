@@ -1,6 +1,8 @@
 package queue_test
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -44,6 +46,28 @@ var (
 
 // An accepted call survives a restart (a new Journal on the same directory)
 // exactly as it was accepted, until it is done.
+// A call is acknowledged once Put returns: its entry's rename must be on
+// disk by then, so Put syncs the directory after the rename (a crash of the
+// host before that could leave only the .tmp file, which Pending skips), and
+// fails when it cannot.
+func TestPutSyncsTheDirectoryAfterItsRename(t *testing.T) {
+	dir := t.TempDir()
+	j := openJournal(t, dir)
+	var synced []string
+	restore := queue.SetSyncDir(func(d string) error {
+		names, _ := filepath.Glob(filepath.Join(d, "*.json"))
+		synced = append(synced, fmt.Sprintf("%s %d entries", d, len(names)))
+		return errors.New("disk gone")
+	})
+	defer restore()
+	if _, err := j.Put(call("a")); err == nil {
+		t.Error("Put answered nil with the directory unsynced")
+	}
+	if want := []string{dir + " 1 entries"}; !slices.Equal(synced, want) {
+		t.Errorf("directory syncs %q, want %q (after the rename)", synced, want)
+	}
+}
+
 func TestJournalKeepsCallsUntilDone(t *testing.T) {
 	dir := t.TempDir()
 	j := openJournal(t, dir)

@@ -1,0 +1,9 @@
+package queue
+
+// SetSyncDir replaces the directory sync of Journal.Put until the returned
+// function restores it.
+func SetSyncDir(f func(dir string) error) (restore func()) {
+	was := syncDir
+	syncDir = f
+	return func() { syncDir = was }
+}
