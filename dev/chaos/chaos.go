@@ -540,7 +540,10 @@ func (r *run) at(ctx context.Context, start time.Time, i, n int, offset float64)
 	}
 }
 
-// restartPG restarts PostgreSQL PGRestarts times (pg_ctl restart -m fast).
+// restartPG restarts PostgreSQL PGRestarts times, alternating a crash
+// (pg_ctl restart -m immediate: no checkpoint, unflushed WAL lost, recovery
+// at start) with a planned restart (-m fast), the crash first, so that the
+// short run's one restart is a crash.
 func (r *run) restartPG(ctx context.Context) {
 	start := time.Now()
 	for i := range r.o.PGRestarts {
@@ -548,12 +551,17 @@ func (r *run) restartPG(ctx context.Context) {
 			return
 		}
 		t := time.Now()
-		if err := r.pg.Restart(context.WithoutCancel(ctx)); err != nil {
+		crash := i%2 == 0
+		how := "restarted (-m fast)"
+		if crash {
+			how = "crashed and recovered (-m immediate)"
+		}
+		if err := r.pg.Restart(context.WithoutCancel(ctx), crash); err != nil {
 			r.printf("PostgreSQL restart failed: %v", err)
 			continue
 		}
 		r.n.PGRestarts.Add(1)
-		r.printf("PostgreSQL restarted (%s)", time.Since(t).Round(time.Millisecond))
+		r.printf("PostgreSQL %s (%s)", how, time.Since(t).Round(time.Millisecond))
 	}
 }
 
