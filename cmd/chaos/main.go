@@ -24,7 +24,7 @@ import (
 
 func main() {
 	var o chaos.Options
-	short := flag.Bool("short", false, "the CI form: 30s of load, 1 PostgreSQL restart and 1 RabbitMQ stop_app/start_app")
+	short := flag.Bool("short", false, "the CI form: 30s of load, 1 PostgreSQL restart (a crash, -m immediate) and 1 RabbitMQ stop_app/start_app")
 	flag.DurationVar(&o.Duration, "duration", 3*time.Minute, "how long customers order under chaos")
 	flag.IntVar(&o.Customers, "customers", 6, "concurrent customers")
 	flag.DurationVar(&o.KillEvery, "kill-every", 1500*time.Millisecond, "mean interval between SIGKILLs of a random function or connector process")

@@ -89,9 +89,10 @@ func (c *cluster) ctl(ctx context.Context, action string, extra ...string) error
 // Restart is `pg_ctl restart -m fast`: sessions are cut, transactions in
 // flight roll back, and the server writes a checkpoint before it stops.
 // With crash, it is `-m immediate`, which stops every process at once as a
-// crash would: no checkpoint, WAL not yet flushed is lost (asynchronous
-// commits: the relay's marks, the simulator's ledger), and the start replays
-// the WAL.
+// crash of its processes would (not of the host): no checkpoint, the WAL
+// still in PostgreSQL's buffers is lost (asynchronous commits not yet
+// written: the relay's marks, the simulator's ledger), and the start
+// replays the WAL.
 func (c *cluster) Restart(ctx context.Context, crash bool) error {
 	mode := "fast"
 	if crash {

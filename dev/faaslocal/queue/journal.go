@@ -110,8 +110,11 @@ func (j *Journal) Put(c Call) (Call, error) {
 	}
 	// The rename is in the directory: until the directory is synced, a
 	// crash of the host can leave only the .tmp file, which Pending skips,
-	// and the call was acknowledged.
+	// and the call was acknowledged. When the sync fails the call is not
+	// queued (its caller answers 503), so its entry goes too: a replay at
+	// the next start would run a call its client was told to send again.
 	if err := syncDir(j.dir); err != nil {
+		_ = os.Remove(final)
 		return c, err
 	}
 	c.Entry = name

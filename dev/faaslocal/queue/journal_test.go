@@ -44,8 +44,6 @@ var (
 	noEntry = cmpopts.IgnoreFields(queue.Call{}, "Entry")
 )
 
-// An accepted call survives a restart (a new Journal on the same directory)
-// exactly as it was accepted, until it is done.
 // A call is acknowledged once Put returns: its entry's rename must be on
 // disk by then, so Put syncs the directory after the rename (a crash of the
 // host before that could leave only the .tmp file, which Pending skips), and
@@ -63,11 +61,16 @@ func TestPutSyncsTheDirectoryAfterItsRename(t *testing.T) {
 	if _, err := j.Put(call("a")); err == nil {
 		t.Error("Put answered nil with the directory unsynced")
 	}
+	if got := pending(t, j); len(got) != 0 {
+		t.Errorf("a call Put refused is still pending (a replay would run it): %+v", got)
+	}
 	if want := []string{dir + " 1 entries"}; !slices.Equal(synced, want) {
 		t.Errorf("directory syncs %q, want %q (after the rename)", synced, want)
 	}
 }
 
+// An accepted call survives a restart (a new Journal on the same directory)
+// exactly as it was accepted, until it is done.
 func TestJournalKeepsCallsUntilDone(t *testing.T) {
 	dir := t.TempDir()
 	j := openJournal(t, dir)
