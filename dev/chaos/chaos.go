@@ -542,8 +542,8 @@ func (r *run) at(ctx context.Context, start time.Time, i, n int, offset float64)
 
 // restartPG restarts PostgreSQL PGRestarts times, alternating a crash
 // (pg_ctl restart -m immediate: no checkpoint, the WAL still in its buffers
-// lost, recovery at start) with a planned restart (-m fast), the crash first, so that the
-// short run's one restart is a crash.
+// lost, recovery at start) with a planned restart (-m fast), the crash
+// first, so that the short run's one restart is a crash.
 func (r *run) restartPG(ctx context.Context) {
 	start := time.Now()
 	for i := range r.o.PGRestarts {

@@ -171,21 +171,32 @@ func Decode(r *http.Request, dst any, limit int64) error {
 			return fault.E(fault.Malformed, fault.CodeUnsupportedMediaType, "Content-Type must be application/json")
 		}
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	// The process's own cap (fnserve's max_request_bytes, an
-	// http.MaxBytesReader) can be lower than limit: past it the read fails,
-	// and the body is as much too large as past limit.
-	var capped *http.MaxBytesError
-	if errors.As(err, &capped) {
-		return fault.E(fault.TooLarge, fault.CodeBodyTooLarge, fmt.Sprintf("request body exceeds %d bytes", capped.Limit))
-	}
-	if err != nil {
+	body, err := ReadAtMost(r.Body, limit, "request body")
+	switch {
+	case fault.Is(err, fault.TooLarge, fault.CodeBodyTooLarge):
+		return err
+	case err != nil:
 		return fault.Wrap(err, fault.Malformed, fault.CodeInvalidJSON, "could not read request body")
 	}
-	if int64(len(body)) > limit {
-		return fault.E(fault.TooLarge, fault.CodeBodyTooLarge, fmt.Sprintf("request body exceeds %d bytes", limit))
-	}
 	return DecodeBytes(body, dst)
+}
+
+// ReadAtMost reads body whole when it holds at most limit bytes. Past limit,
+// or past the process's own cap (fnserve's max_request_bytes, an
+// http.MaxBytesReader, which can be lower), it is 413 body_too_large, named
+// as what; any other read error is returned as it is.
+func ReadAtMost(body io.Reader, limit int64, what string) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(body, limit+1))
+	var capped *http.MaxBytesError
+	if errors.As(err, &capped) {
+		limit = capped.Limit
+	} else if err != nil {
+		return nil, err
+	}
+	if err != nil || int64(len(b)) > limit {
+		return nil, fault.E(fault.TooLarge, fault.CodeBodyTooLarge, fmt.Sprintf("%s exceeds %d bytes", what, limit))
+	}
+	return b, nil
 }
 
 // DecodeBytes is Decode for a body already in memory. Both apply the text

@@ -3,8 +3,6 @@ package inbox
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/google/uuid"
@@ -12,6 +10,7 @@ import (
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
 )
 
 // MaxEvent is the largest event body a consumer reads (1 MiB).
@@ -72,20 +71,13 @@ func readBody(r *http.Request) ([]byte, error) {
 	if r.Body == nil {
 		return nil, fault.E(fault.Malformed, fault.CodeInvalidEvent, "event body is required")
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxEvent+1))
-	// fnserve's max_request_bytes (1 MiB by default, as MaxEvent) caps the
-	// body first: past it the read fails, and the event is too large.
-	var capped *http.MaxBytesError
-	if errors.As(err, &capped) {
-		return nil, fault.E(fault.TooLarge, fault.CodeBodyTooLarge, fmt.Sprintf("event exceeds %d bytes", capped.Limit))
-	}
-	if err != nil {
+	// fnserve's max_request_bytes (1 MiB by default, as MaxEvent) may cap
+	// the body first: too large either way.
+	body, err := fnhttp.ReadAtMost(r.Body, MaxEvent, "event")
+	if err != nil && !fault.Is(err, fault.TooLarge, fault.CodeBodyTooLarge) {
 		return nil, fault.Wrap(err, fault.Malformed, fault.CodeInvalidEvent, "could not read the event")
 	}
-	if len(body) > MaxEvent {
-		return nil, fault.E(fault.TooLarge, fault.CodeBodyTooLarge, "event exceeds 1 MiB")
-	}
-	return body, nil
+	return body, err
 }
 
 func decodeDelivery(body []byte, types []string) (Delivery, error) {
