@@ -451,6 +451,10 @@ var Images = map[string]Image{
 	"docker.io/jaegertracing/jaeger": {Entrypoint: []string{"/cmd/jaeger/jaeger-linux"}},
 	// ENTRYPOINT ["/run.sh"], USER grafana (uid 472).
 	"docker.io/grafana/grafana": {Entrypoint: []string{"/run.sh"}},
+	// ENTRYPOINT ["/bin/postgres_exporter"], USER nobody.
+	"quay.io/prometheuscommunity/postgres-exporter": {Entrypoint: []string{"/bin/postgres_exporter"}},
+	// FROM scratch, ENTRYPOINT ["/redis_exporter"], USER 59000:59000.
+	"docker.io/oliver006/redis_exporter": {Entrypoint: []string{"/redis_exporter"}},
 	// The connectors (connectors/<name>/Dockerfile): CMD only, USER app.
 	"ghcr.io/shopfaas/outbox-relay":       {},
 	"ghcr.io/shopfaas/rabbitmq-connector": {},

@@ -684,10 +684,10 @@ services:
 }
 
 // The postgres init script (env/faasd/postgres-init/10-shop.sh) stops, before
-// any psql, when it cannot read the shop role's password: a failed
-// $(cat ...) inside psql's arguments does not trip set -e, and the role was
-// created with an empty password. A directory stands for a file the script
-// cannot read (the test may run as root, who reads any file).
+// any psql, when it cannot read the shop role's password or the monitoring
+// role's: a failed $(cat ...) inside psql's arguments does not trip set -e,
+// and the role was created with an empty password. A directory stands for a
+// file the script cannot read (the test may run as root, who reads any file).
 func TestPostgresInitNeedsThePassword(t *testing.T) {
 	sh := tool(t, "sh", "dash")
 	dir := t.TempDir()
@@ -696,11 +696,12 @@ func TestPostgresInitNeedsThePassword(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "psql"), []byte(fake), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	run := func(passwordFile string) (string, string, error) {
+	run := func(passwordFile, monitorFile string) (string, string, error) {
 		t.Helper()
 		_ = os.Remove(calls)
 		cmd := exec.Command(sh, filepath.Join(root(t), "env/faasd/postgres-init/10-shop.sh"))
-		cmd.Env = []string{"PATH=" + dir + ":" + os.Getenv("PATH"), "POSTGRES_USER=postgres", "SHOP_DB_PASSWORD_FILE=" + passwordFile}
+		cmd.Env = []string{"PATH=" + dir + ":" + os.Getenv("PATH"), "POSTGRES_USER=postgres",
+			"SHOP_DB_PASSWORD_FILE=" + passwordFile, "SHOP_MONITOR_PASSWORD_FILE=" + monitorFile}
 		out, err := cmd.CombinedOutput()
 		b, _ := os.ReadFile(calls)
 		return string(out), string(b), err
@@ -709,25 +710,29 @@ func TestPostgresInitNeedsThePassword(t *testing.T) {
 	if err := os.WriteFile(good, []byte("s3cret\n"), 0o400); err != nil {
 		t.Fatal(err)
 	}
-	out, psql, err := run(good)
-	if err != nil || !strings.Contains(psql, "--set=password=s3cret\n") {
-		t.Fatalf("readable password: err %v, output %q, psql calls:\n%s", err, out, psql)
+	monitor := filepath.Join(dir, "postgres-monitor-password")
+	if err := os.WriteFile(monitor, []byte("m0nitor\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	out, psql, err := run(good, monitor)
+	if err != nil || !strings.Contains(psql, "--set=password=s3cret --set=monitor_password=m0nitor\n") {
+		t.Fatalf("readable passwords: err %v, output %q, psql calls:\n%s", err, out, psql)
 	}
 	unreadable := filepath.Join(dir, "not-a-file")
 	if err := os.Mkdir(unreadable, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{unreadable, filepath.Join(dir, "missing")} {
-		if out, psql, err := run(f); err == nil || psql != "" {
-			t.Errorf("password file %s: err %v (want a failure), output %q, psql calls:\n%s", f, err, out, psql)
-		}
-	}
 	empty := filepath.Join(dir, "empty")
 	if err := os.WriteFile(empty, []byte("\n"), 0o400); err != nil {
 		t.Fatal(err)
 	}
-	if out, psql, err := run(empty); err == nil || psql != "" {
-		t.Errorf("a password file holding only a newline: err %v (want a failure), output %q, psql calls:\n%s", err, out, psql)
+	for _, f := range []string{unreadable, filepath.Join(dir, "missing"), empty} {
+		if out, psql, err := run(f, monitor); err == nil || psql != "" {
+			t.Errorf("password file %s: err %v (want a failure), output %q, psql calls:\n%s", f, err, out, psql)
+		}
+		if out, psql, err := run(good, f); err == nil || psql != "" {
+			t.Errorf("monitoring password file %s: err %v (want a failure), output %q, psql calls:\n%s", f, err, out, psql)
+		}
 	}
 }
 

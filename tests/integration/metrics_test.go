@@ -108,8 +108,8 @@ func TestDashboardAndAlertsHaveData(t *testing.T) {
 		}
 	}
 
-	checks := dashboardChecks(t)
-	checks = append(checks, ruleChecks(t, false)...)
+	checks := dashboardChecks(t, "shop-overview.json")
+	checks = append(checks, ruleChecks(t, "")...)
 	// The burst moved the shop owner's metrics (not only created them).
 	for _, q := range []string{
 		`shop_orders_total{outcome="confirmed"}`, `shop_orders_total{outcome="payment_declined"}`,
@@ -162,10 +162,11 @@ var grafanaVars = strings.NewReplacer("$__rate_interval", "1m", "${__rate_interv
 
 var leftoverVar = regexp.MustCompile(`\$\{?[A-Za-z_]`)
 
-// dashboardChecks are every panel query of shop-overview.json.
-func dashboardChecks(t *testing.T) []check {
+// dashboardChecks are every panel query of the Grafana dashboard file name
+// (in monitoring/grafana/dashboards).
+func dashboardChecks(t *testing.T, name string) []check {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(runtimetest.Root(t), "monitoring", "grafana", "dashboards", "shop-overview.json"))
+	raw, err := os.ReadFile(filepath.Join(runtimetest.Root(t), "monitoring", "grafana", "dashboards", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,22 +204,35 @@ func dashboardChecks(t *testing.T) []check {
 	}
 	walk(dash.Panels)
 	if len(out) == 0 {
-		t.Fatal("no panel query in the dashboard")
+		t.Fatalf("no panel query in %s", name)
 	}
 	return out
 }
 
-// rabbitMQGroup is the rule group that reads RabbitMQ's own metrics (its
-// rabbitmq_prometheus plugin): the local stack scrapes no broker (the
-// runtime's /system/metrics-targets lists none, and the machine's RabbitMQ
-// runs without the plugin), so TestRabbitMQAlertsReadWhatRabbitMQServes
-// checks this group against a node of its own.
-const rabbitMQGroup = "shop-rabbitmq"
+// The rule groups that read a service's own metrics, which the local stack
+// does not scrape (the runtime's /system/metrics-targets lists no broker,
+// database or cache, and the machine's RabbitMQ runs without its plugin):
+// each is checked by a test of its own against the service's real metrics.
+const (
+	// rabbitMQGroup reads RabbitMQ's rabbitmq_prometheus plugin
+	// (TestRabbitMQAlertsReadWhatRabbitMQServes).
+	rabbitMQGroup = "shop-rabbitmq"
+	// datastoresGroup reads postgres_exporter and redis_exporter
+	// (TestDatastoreAlertsReadWhatTheExportersServe).
+	datastoresGroup = "shop-datastores"
+)
+
+// ownGroups are those groups, each with what its rules read: every signal of
+// the group reads one of those metrics, and no other group's does.
+var ownGroups = map[string]*regexp.Regexp{
+	rabbitMQGroup:   regexp.MustCompile(`\brabbitmq_[a-z_]+|job="rabbitmq`),
+	datastoresGroup: regexp.MustCompile(`\b(pg|redis)_[a-z_]+|job="(postgres|redis)"`),
+}
 
 // ruleChecks are every recording rule's expression and every alert's
-// signals (alertSignals) in monitoring/rules/*.yml: those of rabbitMQGroup
-// when rabbitMQ is true, those of every other group when it is false.
-func ruleChecks(t *testing.T, rabbitMQ bool) []check {
+// signals (alertSignals) in monitoring/rules/*.yml: those of the rule group
+// group, or with group "" those of every group but ownGroups.
+func ruleChecks(t *testing.T, group string) []check {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(runtimetest.Root(t), "monitoring", "rules", "*.yml"))
 	if err != nil || len(files) == 0 {
@@ -244,7 +258,7 @@ func ruleChecks(t *testing.T, rabbitMQ bool) []check {
 			t.Fatalf("%s: %v", f, err)
 		}
 		for _, g := range doc.Groups {
-			if (g.Name == rabbitMQGroup) != rabbitMQ {
+			if _, own := ownGroups[g.Name]; g.Name != group && (group != "" || own) {
 				continue
 			}
 			for _, r := range g.Rules {
@@ -388,25 +402,29 @@ func isIdent(c byte) bool {
 	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
-// TestRabbitMQRulesAreCheckedApart: the signals TestDashboardAndAlertsHaveData
-// evaluates on the local stack read none of RabbitMQ's own metrics (the
-// stack scrapes no broker), and those of rabbitMQGroup, which
-// TestRabbitMQAlertsReadWhatRabbitMQServes evaluates, all do: an alert on
-// RabbitMQ's metrics in another group fails here, not after a whole stack.
-func TestRabbitMQRulesAreCheckedApart(t *testing.T) {
-	readsRabbitMQ := regexp.MustCompile(`\brabbitmq_[a-z_]+|job="rabbitmq`)
-	for _, c := range ruleChecks(t, false) {
-		if readsRabbitMQ.MatchString(c.query) {
-			t.Errorf("%s reads RabbitMQ's metrics outside group %s: %s", c.what, rabbitMQGroup, c.query)
+// TestOwnGroupsAreCheckedApart: the signals TestDashboardAndAlertsHaveData
+// evaluates on the local stack read none of the metrics of ownGroups (the
+// stack scrapes no broker, database or cache), and those of each of
+// ownGroups, which its own test evaluates, all do: an alert on RabbitMQ's,
+// PostgreSQL's or Redis's metrics in another group fails here, not after a
+// whole stack.
+func TestOwnGroupsAreCheckedApart(t *testing.T) {
+	for _, c := range ruleChecks(t, "") {
+		for group, reads := range ownGroups {
+			if reads.MatchString(c.query) {
+				t.Errorf("%s reads the metrics of group %s outside it: %s", c.what, group, c.query)
+			}
 		}
 	}
-	own := ruleChecks(t, true)
-	if len(own) == 0 {
-		t.Errorf("no rule in group %s", rabbitMQGroup)
-	}
-	for _, c := range own {
-		if !readsRabbitMQ.MatchString(c.query) {
-			t.Errorf("%s, in group %s, reads none of RabbitMQ's metrics: %s", c.what, rabbitMQGroup, c.query)
+	for group, reads := range ownGroups {
+		own := ruleChecks(t, group)
+		if len(own) == 0 {
+			t.Errorf("no rule in group %s", group)
+		}
+		for _, c := range own {
+			if !reads.MatchString(c.query) {
+				t.Errorf("%s, in group %s, reads none of its metrics (%s): %s", c.what, group, reads, c.query)
+			}
 		}
 	}
 }

@@ -106,10 +106,10 @@ func TestRabbitMQAlertsReadWhatRabbitMQServes(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	prom := runPrometheus(t, bin, rabbitMQScrapeConfig(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(promPort))))
+	prom := runPrometheus(t, bin, scrapeConfig(t, map[string][]string{"rabbitmq": {net.JoinHostPort("127.0.0.1", strconv.Itoa(promPort))}}))
 	waitTargets(t, prom, map[string]int{"rabbitmq": 1, "rabbitmq-queues": 1})
 
-	checks := ruleChecks(t, true)
+	checks := ruleChecks(t, rabbitMQGroup)
 	if len(checks) == 0 {
 		t.Fatalf("no alert in rule group %s", rabbitMQGroup)
 	}
@@ -178,11 +178,11 @@ func blockedPublisher(t *testing.T, amqpURL string) {
 	}
 }
 
-// rabbitMQScrapeConfig is a Prometheus configuration loading
-// monitoring/rules with every job of monitoring/prometheus.yml whose
-// targets are the compose service rabbitmq, scraping addr instead, every
-// 2 seconds.
-func rabbitMQScrapeConfig(t *testing.T, addr string) string {
+// scrapeConfig is a Prometheus configuration loading monitoring/rules with
+// every job of monitoring/prometheus.yml whose one target is a compose
+// service of targets (its "service:port"), scraping the service's addresses
+// in targets instead, every 2 seconds.
+func scrapeConfig(t *testing.T, targets map[string][]string) string {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(runtimetest.Root(t), "monitoring", "prometheus.yml"))
 	if err != nil {
@@ -195,20 +195,28 @@ func rabbitMQScrapeConfig(t *testing.T, addr string) string {
 		t.Fatal(err)
 	}
 	var jobs []map[string]any
+	found := map[string]bool{}
 	for _, job := range prod.ScrapeConfigs {
 		var static []struct {
 			Targets []string `yaml:"targets"`
 		}
 		b, _ := yaml.Marshal(job["static_configs"])
-		if err := yaml.Unmarshal(b, &static); err != nil || len(static) != 1 || len(static[0].Targets) != 1 ||
-			!strings.HasPrefix(static[0].Targets[0], "rabbitmq:") {
+		if err := yaml.Unmarshal(b, &static); err != nil || len(static) != 1 || len(static[0].Targets) != 1 {
 			continue
 		}
-		job["static_configs"] = []map[string]any{{"targets": []string{addr}}}
+		service, _, _ := strings.Cut(static[0].Targets[0], ":")
+		addrs, ok := targets[service]
+		if !ok {
+			continue
+		}
+		found[service] = true
+		job["static_configs"] = []map[string]any{{"targets": addrs}}
 		jobs = append(jobs, job)
 	}
-	if len(jobs) == 0 {
-		t.Fatal("monitoring/prometheus.yml has no job scraping rabbitmq")
+	for service := range targets {
+		if !found[service] {
+			t.Fatalf("monitoring/prometheus.yml has no job scraping %s", service)
+		}
 	}
 	out, err := yaml.Marshal(map[string]any{
 		"global":         map[string]string{"scrape_interval": "2s", "scrape_timeout": "2s", "evaluation_interval": "2s"},

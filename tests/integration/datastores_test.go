@@ -1,0 +1,346 @@
+package integration
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+// TestDatastoreAlertsReadWhatTheExportersServe runs Debian's
+// postgres_exporter and redis_exporter, and Debian's Prometheus scraping them
+// through the jobs of monitoring/prometheus.yml that scrape the compose
+// services postgres-exporter and redis-exporter, with monitoring/rules
+// loaded. One postgres_exporter logs in as a role that has pg_monitor and
+// nothing else, as shop_monitor (env/faasd/postgres-init), to a database of
+// the test's own on the machine's PostgreSQL; another points at a port where
+// nothing listens. One redis_exporter reads a Redis of the test's own (2 MiB
+// of maxmemory, volatile-ttl as in docker-compose.yml, one save point);
+// another a closed port. Every signal of the shop-datastores alerts must
+// return series (a metric name or label the exporters do not serve fails
+// it), and: PostgreSQLDown and RedisDown are active for the closed ports
+// only; a transaction another role leaves open shows its age (pg_monitor
+// reads it); a real deadlock activates PostgreSQLDeadlocks for its database;
+// writes past maxmemory activate RedisEvictingKeys and RedisMemoryNearLimit;
+// a background save that fails activates RedisPersistenceFailing, and Redis
+// then refuses writes (MISCONF), which is why that alert pages. Active means
+// pending or firing: the for durations are promtool's tests. Every panel of
+// the shop-datastores Grafana dashboard returns series too.
+func TestDatastoreAlertsReadWhatTheExportersServe(t *testing.T) {
+	bin := prometheusBinary(t)
+	pgExporter := exporterBinary(t, "prometheus-postgres-exporter", "postgres_exporter")
+	redisExporter := exporterBinary(t, "prometheus-redis-exporter", "redis_exporter")
+	redisServer := exporterBinary(t, "redis-server")
+	ctx := context.Background()
+
+	// PostgreSQL: a database of the test's own, a monitoring role with
+	// pg_monitor only, and an application role.
+	dbURL := pgtest.NewDatabase(t)
+	cc, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	database := cc.Database
+	suffix := randomHex(t)
+	monitor, app := "test_role_monitor_"+suffix, "test_role_app_"+suffix
+	admin, err := pgx.Connect(ctx, pgtest.ServerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cleanups run last-registered first: the connections, then the
+	// database (pgtest's, registered earlier), then the roles.
+	t.Cleanup(func() {
+		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+database+" WITH (FORCE)")
+		for _, r := range []string{monitor, app} {
+			_, _ = admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+r)
+		}
+		_ = admin.Close(context.Background())
+	})
+	for _, q := range []string{
+		"CREATE ROLE " + monitor + " LOGIN IN ROLE pg_monitor",
+		"CREATE ROLE " + app + " LOGIN",
+		"GRANT ALL ON DATABASE " + database + " TO " + app,
+	} {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	owner, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Exec(ctx, `CREATE TABLE pair (id int PRIMARY KEY, v int NOT NULL);
+		INSERT INTO pair VALUES (1, 0), (2, 0); GRANT ALL ON pair TO `+app); err != nil {
+		t.Fatal(err)
+	}
+	_ = owner.Close(ctx)
+	appConn := func() *pgx.Conn {
+		t.Helper()
+		c, err := pgx.Connect(ctx, roleURL(t, dbURL, app))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close(context.Background()) })
+		return c
+	}
+
+	// Redis: a server of the test's own, as docker-compose.yml runs it but
+	// with 2 MiB of maxmemory and one save point (RDB) in a directory of
+	// its own.
+	dataDir := filepath.Join(t.TempDir(), "redis")
+	if err := os.Mkdir(dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	redisAddr := freeAddr(t)
+	_, redisPort, _ := net.SplitHostPort(redisAddr)
+	startProcess(t, nil, redisServer, "--bind", "127.0.0.1", "--port", redisPort, "--dir", dataDir,
+		"--save", "3600 1", "--appendonly", "no", "--maxmemory", "2mb", "--maxmemory-policy", "volatile-ttl")
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	waitFor(t, 30*time.Second, "the test's redis-server answers", func() bool { return rdb.Ping(ctx).Err() == nil })
+
+	// The exporters: one of each against its server, one against a port
+	// where nothing listens.
+	closed := freeAddr(t)
+	pgGood, pgBad, redisGood, redisBad := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	startProcess(t, []string{"DATA_SOURCE_NAME=" + roleURL(t, dbURL, monitor)}, pgExporter, "--web.listen-address="+pgGood)
+	startProcess(t, []string{"DATA_SOURCE_NAME=postgresql://" + monitor + "@" + closed + "/" + database + "?sslmode=disable"},
+		pgExporter, "--web.listen-address="+pgBad)
+	startProcess(t, nil, redisExporter, "--redis.addr=redis://"+redisAddr, "--web.listen-address="+redisGood)
+	startProcess(t, nil, redisExporter, "--redis.addr=redis://"+closed, "--web.listen-address="+redisBad)
+
+	prom := runPrometheus(t, bin, scrapeConfig(t, map[string][]string{
+		"postgres-exporter": {pgGood, pgBad},
+		"redis-exporter":    {redisGood, redisBad},
+	}))
+	waitTargets(t, prom, map[string]int{"postgres": 2, "redis": 2})
+	// The counters' first samples, before the deadlock and the evictions:
+	// increase() needs a sample from before each.
+	waitSeries(t, prom, `pg_stat_database_deadlocks{job="postgres", datname="`+database+`"} == 0`)
+	waitSeries(t, prom, `redis_evicted_keys_total{job="redis"} == 0`)
+
+	// A transaction of the application role, left open: the monitoring
+	// role sees its age only through pg_monitor (pg_read_all_stats).
+	held := appConn()
+	for _, q := range []string{"BEGIN", "SELECT pg_current_xact_id()"} {
+		if _, err := held.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitSeries(t, prom, `max by (datname) (pg_stat_activity_max_tx_duration{job="postgres", datname="`+database+`"}) > 2`)
+	if _, err := held.Exec(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A real deadlock: each transaction holds one row and asks for the other's.
+	if err := deadlock(ctx, appConn(), appConn()); err != nil {
+		t.Fatal(err)
+	}
+
+	// Writes past maxmemory: every key expires (volatile-ttl evicts only
+	// those), 1 KiB each, 4 MiB in all.
+	value := strings.Repeat("x", 1024)
+	for i := range 4096 {
+		if err := rdb.Set(ctx, fmt.Sprintf("cache:%d", i), value, time.Hour).Err(); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if n, err := rdb.DBSize(ctx).Result(); err != nil || n >= 4096 {
+		t.Fatalf("redis holds %d keys (%v): nothing was evicted", n, err)
+	}
+
+	for _, c := range []struct{ alert, label string }{
+		{"PostgreSQLDown", "instance=" + pgBad},
+		{"RedisDown", "instance=" + redisBad},
+		{"RedisEvictingKeys", "instance=" + redisGood},
+		{"RedisMemoryNearLimit", "instance=" + redisGood},
+		{"PostgreSQLMetricsDown", ""},
+		{"RedisMetricsDown", ""},
+	} {
+		waitActive(t, prom, c.alert, c.label)
+	}
+	// Other tests' databases share the server: the deadlock's must be
+	// among the alert's instances, whatever else is.
+	waitActiveWith(t, prom, "PostgreSQLDeadlocks", "datname", database)
+
+	// A background save that fails (its directory is gone): the alert, and
+	// Redis refusing writes until a save succeeds.
+	if err := os.RemoveAll(dataDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.BgSave(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the background save fails", func() bool {
+		info, err := rdb.Info(ctx, "persistence").Result()
+		return err == nil && strings.Contains(info, "rdb_last_bgsave_status:err")
+	})
+	if err := rdb.Set(ctx, "cart:after", "1", time.Hour).Err(); err == nil || !strings.HasPrefix(err.Error(), "MISCONF") {
+		t.Errorf("a write after a failed save: %v, want MISCONF", err)
+	}
+	waitActive(t, prom, "RedisPersistenceFailing", "instance="+redisGood)
+
+	for _, c := range append(ruleChecks(t, datastoresGroup), dashboardChecks(t, "shop-datastores.json")...) {
+		if n, err := prom.series(c.query); err != nil || n == 0 {
+			t.Errorf("%s: no data for %s (%v)", c.what, c.query, err)
+		}
+	}
+	if t.Failed() {
+		t.Logf("prometheus output:\n%s", prom.out.String())
+	}
+}
+
+// deadlock runs two transactions on a and b that each update one row of
+// pair and then the other's, and returns nil once PostgreSQL failed one of
+// them with deadlock_detected (40P01) and the other committed.
+func deadlock(ctx context.Context, a, b *pgx.Conn) error {
+	for _, step := range []struct {
+		c  *pgx.Conn
+		id int
+	}{{a, 1}, {b, 2}} {
+		if _, err := step.c.Exec(ctx, "BEGIN"); err != nil {
+			return err
+		}
+		if _, err := step.c.Exec(ctx, "UPDATE pair SET v = v + 1 WHERE id = $1", step.id); err != nil {
+			return err
+		}
+	}
+	second := make(chan error, 1)
+	go func() {
+		_, err := a.Exec(ctx, "UPDATE pair SET v = v + 1 WHERE id = 2") // waits for b
+		second <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	_, errB := b.Exec(ctx, "UPDATE pair SET v = v + 1 WHERE id = 1") // waits for a: a cycle
+	var errA error
+	if errB == nil {
+		errA = <-second
+	}
+	for _, c := range []*pgx.Conn{a, b} {
+		_, _ = c.Exec(ctx, "ROLLBACK")
+	}
+	if errB != nil {
+		errA = <-second
+	}
+	var pgErr *pgconn.PgError
+	for _, err := range []error{errA, errB} {
+		if errors.As(err, &pgErr) && pgErr.Code == "40P01" {
+			return nil
+		}
+	}
+	return fmt.Errorf("no deadlock detected: %v, %v", errA, errB)
+}
+
+// waitSeries waits until query returns series.
+func waitSeries(t *testing.T, p *prometheus, query string) {
+	t.Helper()
+	waitFor(t, 2*time.Minute, "series for "+query, func() bool {
+		n, err := p.series(query)
+		return err == nil && n > 0
+	})
+}
+
+// waitActiveWith waits until one of the alert's active instances has
+// label name=value.
+func waitActiveWith(t *testing.T, p *prometheus, alert, name, value string) {
+	t.Helper()
+	var instances []map[string]string
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		var err error
+		if instances, err = p.alerts(alert); err != nil {
+			t.Fatal(err)
+		}
+		for _, labels := range instances {
+			if labels[name] == value {
+				return
+			}
+		}
+	}
+	t.Errorf("%s: active %v, none with %s=%s", alert, instances, name, value)
+}
+
+// exporterBinary finds the first of names on PATH (Debian's package names
+// first): missing, the test skips unless SHOP_REQUIRE_EXPORTERS is set
+// (.ci/run sets it), then it fails.
+func exporterBinary(t *testing.T, names ...string) string {
+	t.Helper()
+	for _, n := range names {
+		if bin, err := exec.LookPath(n); err == nil {
+			return bin
+		}
+	}
+	const install = "Debian: apt-get install prometheus-postgres-exporter prometheus-redis-exporter redis-server"
+	if os.Getenv("SHOP_REQUIRE_EXPORTERS") != "" {
+		t.Fatalf("SHOP_REQUIRE_EXPORTERS is set and none of %v is installed (%s)", names, install)
+	}
+	t.Skipf("none of %v is installed (%s); set SHOP_REQUIRE_EXPORTERS=1 to fail instead of skipping", names, install)
+	return ""
+}
+
+// startProcess starts bin with args and env added to the test's
+// environment, its output kept for the test's log, and kills it when the
+// test ends.
+func startProcess(t *testing.T, env []string, bin string, args ...string) {
+	t.Helper()
+	out := &runtimetest.Output{}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("%s %v:\n%s", filepath.Base(bin), args, out.String())
+		}
+	})
+}
+
+// freeAddr is a loopback address no one listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// roleURL is rawURL logged in as role (the test server trusts loopback).
+func roleURL(t *testing.T, rawURL, role string) string {
+	t.Helper()
+	cc, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("postgresql://%s@%s:%d/%s?sslmode=disable", role, cc.Host, cc.Port, cc.Database)
+}
+
+func randomHex(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
