@@ -688,6 +688,8 @@ services:
 // role's: a failed $(cat ...) inside psql's arguments does not trip set -e,
 // and the role was created with an empty password. A directory stands for a
 // file the script cannot read (the test may run as root, who reads any file).
+// A password with white space (a CRLF line end) is refused too: the role's
+// users trim it, the script would not.
 func TestPostgresInitNeedsThePassword(t *testing.T) {
 	sh := tool(t, "sh", "dash")
 	dir := t.TempDir()
@@ -726,7 +728,11 @@ func TestPostgresInitNeedsThePassword(t *testing.T) {
 	if err := os.WriteFile(empty, []byte("\n"), 0o400); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{unreadable, filepath.Join(dir, "missing"), empty} {
+	crlf := filepath.Join(dir, "crlf")
+	if err := os.WriteFile(crlf, []byte("s3cret\r\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{unreadable, filepath.Join(dir, "missing"), empty, crlf} {
 		if out, psql, err := run(f, monitor); err == nil || psql != "" {
 			t.Errorf("password file %s: err %v (want a failure), output %q, psql calls:\n%s", f, err, out, psql)
 		}

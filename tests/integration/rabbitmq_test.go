@@ -39,7 +39,8 @@ import (
 // fn.notify-user become active (pending: their for durations are promtool's
 // tests). Then a memory alarm raised on the node blocks a publisher and
 // activates RabbitMQResourceAlarm{resource="memory"}, which ends once the
-// alarm is cleared.
+// alarm is cleared. Every panel of the Shop RabbitMQ dashboard returns
+// series too.
 func TestRabbitMQAlertsReadWhatRabbitMQServes(t *testing.T) {
 	bin := prometheusBinary(t)
 	ctx := context.Background()
@@ -121,7 +122,7 @@ func TestRabbitMQAlertsReadWhatRabbitMQServes(t *testing.T) {
 	} {
 		waitActive(t, prom, c.alert, c.label)
 	}
-	for _, c := range checks {
+	for _, c := range append(checks, dashboardChecks(t, "shop-rabbitmq.json")...) {
 		if n, err := prom.series(c.query); err != nil || n == 0 {
 			t.Errorf("%s: no data for %s (%v)", c.what, c.query, err)
 		}

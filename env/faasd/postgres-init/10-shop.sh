@@ -23,6 +23,14 @@ read_password() {
 		echo "10-shop.sh: $1 is empty" >&2
 		exit 1
 	fi
+	# Its readers (the functions, the relay, postgres_exporter) trim
+	# surrounding white space and $(cat) strips only the final newlines:
+	# a password with a space, a tab or a CR would differ between them.
+	case $p in *[[:space:]]*)
+		echo "10-shop.sh: $1 holds white space (a CRLF line end?)" >&2
+		exit 1
+		;;
+	esac
 	printf '%s' "$p"
 }
 password=$(read_password "${SHOP_DB_PASSWORD_FILE:-/run/secrets/db-password}") || exit 1
