@@ -453,6 +453,8 @@ var Images = map[string]Image{
 	"docker.io/grafana/grafana": {Entrypoint: []string{"/run.sh"}},
 	// ENTRYPOINT ["/bin/postgres_exporter"], USER nobody.
 	"quay.io/prometheuscommunity/postgres-exporter": {Entrypoint: []string{"/bin/postgres_exporter"}},
+	// ENTRYPOINT ["/bin/node_exporter"], USER nobody.
+	"quay.io/prometheus/node-exporter": {Entrypoint: []string{"/bin/node_exporter"}},
 	// FROM scratch, ENTRYPOINT ["/redis_exporter"], USER 59000:59000.
 	"docker.io/oliver006/redis_exporter": {Entrypoint: []string{"/redis_exporter"}},
 	// The connectors (connectors/<name>/Dockerfile): CMD only, USER app.

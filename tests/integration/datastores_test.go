@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shopfaas/shop/dev/deploycheck"
 	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
@@ -46,6 +47,7 @@ func TestDatastoreAlertsReadWhatTheExportersServe(t *testing.T) {
 	bin := prometheusBinary(t)
 	pgExporter := exporterBinary(t, "prometheus-postgres-exporter", "postgres_exporter")
 	redisExporter := exporterBinary(t, "prometheus-redis-exporter", "redis_exporter")
+	nodeExporter := exporterBinary(t, "prometheus-node-exporter", "node_exporter")
 	redisServer := exporterBinary(t, "redis-server")
 	ctx := context.Background()
 
@@ -133,11 +135,14 @@ func TestDatastoreAlertsReadWhatTheExportersServe(t *testing.T) {
 	startProcess(t, nil, redisExporter, "--redis.addr=redis://"+redisAddr, "--connection-timeout=5s", "--web.listen-address="+redisGood)
 	startProcess(t, nil, redisExporter, "--redis.addr=redis://"+closed, "--connection-timeout=5s", "--web.listen-address="+redisBad)
 
+	nodeAddr := startNodeExporter(t, nodeExporter)
+
 	prom := runPrometheus(t, bin, scrapeConfig(t, map[string][]string{
 		"postgres-exporter": {pgGood, pgBad},
 		"redis-exporter":    {redisGood, redisBad},
+		"node-exporter":     {nodeAddr},
 	}))
-	waitTargets(t, prom, map[string]int{"postgres": 2, "redis": 2})
+	waitTargets(t, prom, map[string]int{"postgres": 2, "redis": 2, "node": 1})
 	// The counters' first samples, before the deadlock and the evictions:
 	// increase() needs a sample from before each.
 	waitSeries(t, prom, `pg_stat_database_deadlocks{job="postgres", datname="`+database+`"} == 0`)
@@ -286,6 +291,57 @@ func waitActiveWith(t *testing.T, p *prometheus, alert, name, value string) {
 	t.Errorf("%s: active %v, none with %s=%s", alert, instances, name, value)
 }
 
+// startNodeExporter runs bin with the flags of docker-compose.yml's
+// node-exporter service, on a free port, and returns its address. In the
+// container its filesystem collector reports the mounts of its own mount
+// table, the data directory bound at /var/lib/faasd/data/postgres among
+// them; here a procfs of the test's own lists that one mount, under a
+// rootfs of the test's own (a directory: statfs reports the filesystem it
+// is on), so the exporter labels it mountpoint="/var/lib/faasd/data/postgres"
+// as the container's would be.
+func startNodeExporter(t *testing.T, bin string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(runtimetest.Root(t), "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	compose, err := deploycheck.LoadCompose(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, ok := compose.Services["node-exporter"]
+	if !ok || len(svc.Command) == 0 || len(svc.Volumes) != 1 {
+		t.Fatalf("docker-compose.yml: no node-exporter service with a command and one volume: %+v", svc)
+	}
+	dir := t.TempDir()
+	rootfs, procfs := filepath.Join(dir, "root"), filepath.Join(dir, "proc")
+	mount := filepath.Join(rootfs, svc.Volumes[0].Target)
+	for _, d := range []string{mount, filepath.Join(procfs, "1")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// /proc/1/mounts for node_exporter 1.5 (Debian), mountinfo for later ones.
+	for name, line := range map[string]string{
+		"mounts":    "/dev/vda " + mount + " ext4 ro,relatime 0 0\n",
+		"mountinfo": "36 35 254:0 / " + mount + " ro,relatime shared:1 - ext4 /dev/vda rw\n",
+	} {
+		if err := os.WriteFile(filepath.Join(procfs, "1", name), []byte(line), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr := freeAddr(t)
+	var args []string
+	for _, a := range svc.Command[1:] {
+		if !strings.HasPrefix(a, "--web.listen-address=") {
+			args = append(args, a)
+		}
+	}
+	args = append(args, "--web.listen-address="+addr, "--path.rootfs="+rootfs, "--path.procfs="+procfs)
+	startProcess(t, nil, bin, args...)
+	return addr
+}
+
 // exporterBinary finds the first of names on PATH (Debian's package names
 // first): missing, the test skips unless SHOP_REQUIRE_EXPORTERS is set
 // (.ci/run sets it), then it fails.
@@ -296,7 +352,7 @@ func exporterBinary(t *testing.T, names ...string) string {
 			return bin
 		}
 	}
-	const install = "Debian: apt-get install prometheus-postgres-exporter prometheus-redis-exporter redis-server"
+	const install = "Debian: apt-get install prometheus-postgres-exporter prometheus-redis-exporter prometheus-node-exporter redis-server"
 	if os.Getenv("SHOP_REQUIRE_EXPORTERS") != "" {
 		t.Fatalf("SHOP_REQUIRE_EXPORTERS is set and none of %v is installed (%s)", names, install)
 	}

@@ -217,8 +217,8 @@ const (
 	// rabbitMQGroup reads RabbitMQ's rabbitmq_prometheus plugin
 	// (TestRabbitMQAlertsReadWhatRabbitMQServes).
 	rabbitMQGroup = "shop-rabbitmq"
-	// datastoresGroup reads postgres_exporter and redis_exporter
-	// (TestDatastoreAlertsReadWhatTheExportersServe).
+	// datastoresGroup reads postgres_exporter, redis_exporter and
+	// node_exporter (TestDatastoreAlertsReadWhatTheExportersServe).
 	datastoresGroup = "shop-datastores"
 )
 
@@ -226,7 +226,7 @@ const (
 // the group reads one of those metrics, and no other group's does.
 var ownGroups = map[string]*regexp.Regexp{
 	rabbitMQGroup:   regexp.MustCompile(`\brabbitmq_[a-z_]+|job="rabbitmq`),
-	datastoresGroup: regexp.MustCompile(`\b(pg|redis)_[a-z_]+|job="(postgres|redis)"`),
+	datastoresGroup: regexp.MustCompile(`\b(pg|redis|node)_[a-z_]+|job="(postgres|redis|node)"`),
 }
 
 // ruleChecks are every recording rule's expression and every alert's
