@@ -245,7 +245,7 @@ func deadlock(ctx context.Context, a, b *pgx.Conn) error {
 	}()
 	time.Sleep(200 * time.Millisecond)
 	// Whichever waits last closes the cycle and either may be the one
-	// failed; a failed b is rolled back at once, which frees a's update.
+	// failed (its error releases its locks, which lets the other go on).
 	_, errB := b.Exec(ctx, "UPDATE pair SET v = v + 1 WHERE id = 1")
 	if errB != nil {
 		_, _ = b.Exec(ctx, "ROLLBACK")
@@ -294,11 +294,12 @@ func waitActiveWith(t *testing.T, p *prometheus, alert, name, value string) {
 // startNodeExporter runs bin with the flags of docker-compose.yml's
 // node-exporter service, on a free port, and returns its address. In the
 // container its filesystem collector reports the mounts of its own mount
-// table, the data directory bound at /var/lib/faasd/data/postgres among
-// them; here a procfs of the test's own lists that one mount, under a
-// rootfs of the test's own (a directory: statfs reports the filesystem it
-// is on), so the exporter labels it mountpoint="/var/lib/faasd/data/postgres"
-// as the container's would be.
+// table: the data directory bound at /var/lib/faasd/data/postgres, and
+// others the rules and the panel leave out (/run, /etc/hosts). Here a procfs
+// of the test's own lists the data directory's mount only, at the compose
+// file's target under a rootfs of the test's own (a directory: statfs
+// reports the filesystem it is on), so the exporter labels it as the
+// container's would be.
 func startNodeExporter(t *testing.T, bin string) string {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(runtimetest.Root(t), "docker-compose.yml"))
