@@ -214,9 +214,6 @@ func TestDatastoreAlertsReadWhatTheExportersServe(t *testing.T) {
 			t.Errorf("%s: no data for %s (%v)", c.what, c.query, err)
 		}
 	}
-	if t.Failed() {
-		t.Logf("prometheus output:\n%s", prom.out.String())
-	}
 }
 
 // deadlock runs two transactions on a and b that each update one row of
@@ -362,26 +359,27 @@ func exporterBinary(t *testing.T, names ...string) string {
 }
 
 // startProcess starts bin with args and env added to the test's
-// environment, its output kept for the test's log, and kills it when the
-// test ends.
-func startProcess(t *testing.T, env []string, bin string, args ...string) {
+// environment, and kills it when the test ends. Its output is kept (out),
+// and logged if the test failed; done is closed once it has exited.
+func startProcess(t *testing.T, env []string, bin string, args ...string) (out *runtimetest.Output, done <-chan struct{}) {
 	t.Helper()
-	out := &runtimetest.Output{}
+	out = &runtimetest.Output{}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-done
+		<-exited
 		if t.Failed() {
 			t.Logf("%s %v:\n%s", filepath.Base(bin), args, out.String())
 		}
 	})
+	return out, exited
 }
 
 // freeAddr is a loopback address no one listens on right now.

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -55,25 +54,11 @@ func TestCheckoutTraceInJaeger(t *testing.T) {
 	}
 	_, port, _ := net.SplitHostPort(addrs["JAEGER_METRICS_PORT"])
 	addrs["JAEGER_METRICS_PORT"] = port
-	cmd := exec.Command(bin, "--config", filepath.Join(root, "monitoring", "jaeger", "local.yaml"))
-	cmd.Env = os.Environ()
+	var jaegerEnv []string
 	for k, v := range addrs {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		jaegerEnv = append(jaegerEnv, k+"="+v)
 	}
-	out := &runtimetest.Output{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("jaeger output:\n%s", out.String())
-		}
-	})
+	startProcess(t, jaegerEnv, bin, "--config", filepath.Join(root, "monitoring", "jaeger", "local.yaml"))
 	query := "http://" + addrs["JAEGER_QUERY_ADDR"]
 	client := &http.Client{Timeout: 10 * time.Second}
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(300 * time.Millisecond) {

@@ -138,9 +138,6 @@ func TestRabbitMQAlertsReadWhatRabbitMQServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitActive(t, prom, "RabbitMQResourceAlarm", "")
-	if t.Failed() {
-		t.Logf("prometheus output:\n%s", prom.out.String())
-	}
 }
 
 // blockedPublisher publishes one message on a new connection and fails
