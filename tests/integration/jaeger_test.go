@@ -58,10 +58,15 @@ func TestCheckoutTraceInJaeger(t *testing.T) {
 	for k, v := range addrs {
 		jaegerEnv = append(jaegerEnv, k+"="+v)
 	}
-	startProcess(t, jaegerEnv, bin, "--config", filepath.Join(root, "monitoring", "jaeger", "local.yaml"))
+	_, exited := startProcess(t, jaegerEnv, bin, "--config", filepath.Join(root, "monitoring", "jaeger", "local.yaml"))
 	query := "http://" + addrs["JAEGER_QUERY_ADDR"]
 	client := &http.Client{Timeout: 10 * time.Second}
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(300 * time.Millisecond) {
+		select {
+		case <-exited:
+			t.Fatal("jaeger exited (its output follows)")
+		default:
+		}
 		if res, err := client.Get(query + "/api/services"); err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -124,12 +123,22 @@ func TestDashboardAndAlertsHaveData(t *testing.T) {
 
 	// Wait for scrapes and rule evaluations: every check must have data
 	// before the deadline.
+	if waitChecks(t, prom, checks) {
+		t.Logf("%d dashboard queries, rules, alert signals and burst checks returned series", len(checks))
+	}
+}
+
+// waitChecks waits up to 2 minutes for every check to return series, and
+// fails the test naming each that has none then. It reports whether all
+// had.
+func waitChecks(t *testing.T, p *prometheus, checks []check) bool {
+	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	var missing []string
 	for {
 		missing = missing[:0]
 		for _, c := range checks {
-			n, err := prom.series(c.query)
+			n, err := p.series(c.query)
 			if err != nil {
 				t.Fatalf("%s: %s: %v", c.what, c.query, err)
 			}
@@ -145,9 +154,7 @@ func TestDashboardAndAlertsHaveData(t *testing.T) {
 	for _, m := range missing {
 		t.Error(m)
 	}
-	if len(missing) == 0 {
-		t.Logf("%d dashboard queries, rules, alert signals and burst checks returned series", len(checks))
-	}
+	return len(missing) == 0
 }
 
 // check is one PromQL query that must return at least one series.
@@ -506,17 +513,17 @@ scrape_configs:
 // test ends.
 func runPrometheus(t *testing.T, bin, config string) *prometheus {
 	t.Helper()
+	return runPrometheusOn(t, bin, freeAddrs(t, 1)[0], config)
+}
+
+// runPrometheusOn is runPrometheus listening on addr.
+func runPrometheusOn(t *testing.T, bin, addr, config string) *prometheus {
+	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	p := &prometheus{url: "http://" + addr, client: &http.Client{Timeout: 10 * time.Second}}
 	var done <-chan struct{}
 	p.out, done = startProcess(t, nil, bin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
@@ -524,7 +531,7 @@ func runPrometheus(t *testing.T, bin, config string) *prometheus {
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		select {
 		case <-done:
-			t.Fatalf("prometheus exited:\n%s", p.out.String())
+			t.Fatal("prometheus exited (its output follows)")
 		default:
 		}
 		if res, err := p.client.Get(p.url + "/-/ready"); err == nil {
@@ -534,7 +541,7 @@ func runPrometheus(t *testing.T, bin, config string) *prometheus {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready within 30s:\n%s", p.out.String())
+			t.Fatal("prometheus not ready within 30s (its output follows)")
 		}
 	}
 }

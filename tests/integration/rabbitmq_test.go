@@ -122,11 +122,7 @@ func TestRabbitMQAlertsReadWhatRabbitMQServes(t *testing.T) {
 	} {
 		waitActive(t, prom, c.alert, c.label)
 	}
-	for _, c := range append(checks, dashboardChecks(t, "shop-rabbitmq.json")...) {
-		if n, err := prom.series(c.query); err != nil || n == 0 {
-			t.Errorf("%s: no data for %s (%v)", c.what, c.query, err)
-		}
-	}
+	waitChecks(t, prom, append(checks, dashboardChecks(t, "shop-rabbitmq.json")...))
 
 	// A memory alarm blocks a publisher and activates the alert.
 	if err := node.RaiseMemoryAlarm(ctx); err != nil {
