@@ -1,6 +1,7 @@
 package deploycheck
 
 import (
+	"encoding/json"
 	"io/fs"
 	"maps"
 	"os"
@@ -491,6 +492,85 @@ func TestGrafanaProvisioning(t *testing.T) {
 	for _, metric := range []string{"function_requests_total", "function_request_duration_seconds_bucket", "shop_outbox_oldest_pending_age_seconds", "shop_dead_letters", "shop_orders_total", "shop_saga_step_duration_seconds_bucket"} {
 		if !strings.Contains(all, metric) {
 			t.Errorf("the dashboard shows no %s", metric)
+		}
+	}
+}
+
+// Every dashboard of monitoring/grafana/dashboards (Grafana provisions
+// them all, and refuses two with one uid) has a uid and a title of its own,
+// panels with ids of their own, each query on the provisioned Prometheus
+// datasource, and a live test that evaluates its every query against real
+// metrics (dashboardChecks in tests/integration): a dashboard added without
+// one would show "No data" unnoticed.
+func TestDashboardsAreWellFormedAndChecked(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(root(t), "monitoring", "grafana", "dashboards", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dashboard: %v", err)
+	}
+	var tests strings.Builder
+	goFiles, _ := filepath.Glob(filepath.Join(root(t), "tests", "integration", "*_test.go"))
+	for _, f := range goFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests.Write(b)
+	}
+	uids, titles := map[string]string{}, map[string]string{}
+	for _, f := range files {
+		name := filepath.Base(f)
+		var dash struct {
+			UID    string `json:"uid"`
+			Title  string `json:"title"`
+			Panels []struct {
+				ID         int    `json:"id"`
+				Title      string `json:"title"`
+				Datasource struct {
+					UID string `json:"uid"`
+				} `json:"datasource"`
+				Targets []struct {
+					Expr       string `json:"expr"`
+					Datasource struct {
+						UID string `json:"uid"`
+					} `json:"datasource"`
+				} `json:"targets"`
+			} `json:"panels"`
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &dash); err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if dash.UID == "" || dash.Title == "" {
+			t.Errorf("%s: uid %q, title %q: both are required", name, dash.UID, dash.Title)
+		}
+		if other, ok := uids[dash.UID]; ok {
+			t.Errorf("%s and %s share the uid %q", other, name, dash.UID)
+		}
+		if other, ok := titles[dash.Title]; ok {
+			t.Errorf("%s and %s share the title %q", other, name, dash.Title)
+		}
+		uids[dash.UID], titles[dash.Title] = name, name
+		ids := map[int]bool{}
+		for _, p := range dash.Panels {
+			if ids[p.ID] {
+				t.Errorf("%s: panel id %d twice", name, p.ID)
+			}
+			ids[p.ID] = true
+			if p.Datasource.UID != "prometheus" {
+				t.Errorf("%s: panel %q: datasource %q, not the provisioned prometheus", name, p.Title, p.Datasource.UID)
+			}
+			for _, tg := range p.Targets {
+				if tg.Expr == "" || tg.Datasource.UID != "prometheus" {
+					t.Errorf("%s: panel %q: a query %q on datasource %q", name, p.Title, tg.Expr, tg.Datasource.UID)
+				}
+			}
+		}
+		if !strings.Contains(tests.String(), `dashboardChecks(t, "`+name+`")`) {
+			t.Errorf("%s: no test in tests/integration evaluates its queries (dashboardChecks(t, %q))", name, name)
 		}
 	}
 }
