@@ -2,8 +2,6 @@ package integration
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -60,7 +58,8 @@ func TestDatastoreAlertsReadWhatTheExportersServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	database := cc.Database
-	suffix := randomHex(t)
+	// The database's random name (test_<hex>) names the test's roles too.
+	suffix := strings.TrimPrefix(database, "test_")
 	monitor, app := "test_role_monitor_"+suffix, "test_role_app_"+suffix
 	admin, err := pgx.Connect(ctx, pgtest.ServerURL())
 	if err != nil {
@@ -414,13 +413,4 @@ func roleURL(t *testing.T, rawURL, role string) string {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("postgresql://%s@%s:%d/%s?sslmode=disable", role, cc.Host, cc.Port, cc.Database)
-}
-
-func randomHex(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }
