@@ -39,7 +39,9 @@ import (
 // reads it); a real deadlock activates PostgreSQLDeadlocks for its database;
 // writes past maxmemory activate RedisEvictingKeys and RedisMemoryNearLimit;
 // a background save that fails activates RedisPersistenceFailing, and Redis
-// then refuses writes (MISCONF), which is why that alert pages. Active means
+// then refuses writes (MISCONF), which is why that alert pages; the host
+// short of memory with a process killed for it activates HostMemoryLow and
+// HostOOMKills. Active means
 // pending or firing: the for durations are promtool's tests. Every panel of
 // the shop-datastores Grafana dashboard returns series too.
 func TestDatastoreAlertsReadWhatTheExportersServe(t *testing.T) {
@@ -146,7 +148,7 @@ func TestDatastoreAlertsReadWhatTheExportersServe(t *testing.T) {
 	startProcess(t, nil, redisExporter, "--redis.addr=redis://"+redisAddr, "--connection-timeout=5s", "--web.listen-address="+redisGood)
 	startProcess(t, nil, redisExporter, "--redis.addr=redis://"+closed, "--connection-timeout=5s", "--web.listen-address="+redisBad)
 
-	startNodeExporter(t, nodeExporter, nodeAddr)
+	procfs := startNodeExporter(t, nodeExporter, nodeAddr)
 
 	prom := runPrometheusOn(t, bin, promAddr, scrapeConfig(t, map[string][]string{
 		"postgres-exporter": {pgGood, pgBad},
@@ -158,6 +160,11 @@ func TestDatastoreAlertsReadWhatTheExportersServe(t *testing.T) {
 	// increase() needs a sample from before each.
 	waitSeries(t, prom, `pg_stat_database_deadlocks{job="postgres", datname="`+database+`"} == 0`)
 	waitSeries(t, prom, `redis_evicted_keys_total{job="redis"} == 0`)
+	waitSeries(t, prom, `node_vmstat_oom_kill{job="node"} == 0`)
+
+	// The host short of memory (256 MiB of 8 GiB available) and a process
+	// killed for it.
+	writeHostMemory(t, procfs, 256<<10, 1)
 
 	// A transaction of the application role, left open: the monitoring
 	// role sees its age only through pg_monitor (pg_read_all_stats). It
@@ -196,6 +203,8 @@ func TestDatastoreAlertsReadWhatTheExportersServe(t *testing.T) {
 		{"RedisDown", "instance=" + redisBad},
 		{"RedisEvictingKeys", "instance=" + redisGood},
 		{"RedisMemoryNearLimit", "instance=" + redisGood},
+		{"HostMemoryLow", "instance=" + nodeAddr},
+		{"HostOOMKills", "instance=" + nodeAddr},
 	} {
 		waitActive(t, prom, c.alert, c.label)
 	}
@@ -305,8 +314,10 @@ func waitActiveWith(t *testing.T, p *prometheus, alert, name, value string) {
 // of the test's own lists the data directory's mount only, at the compose
 // file's target under a rootfs of the test's own (a directory: statfs
 // reports the filesystem it is on), so the exporter labels it as the
-// container's would be.
-func startNodeExporter(t *testing.T, bin, addr string) {
+// container's would be. That procfs also holds the host's meminfo and
+// vmstat (writeHostMemory), which a container shares with its host; it is
+// returned for the test to change them.
+func startNodeExporter(t *testing.T, bin, addr string) (procfs string) {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(runtimetest.Root(t), "docker-compose.yml"))
 	if err != nil {
@@ -321,7 +332,8 @@ func startNodeExporter(t *testing.T, bin, addr string) {
 		t.Fatalf("docker-compose.yml: no node-exporter service with a command and one volume: %+v", svc)
 	}
 	dir := t.TempDir()
-	rootfs, procfs := filepath.Join(dir, "root"), filepath.Join(dir, "proc")
+	rootfs := filepath.Join(dir, "root")
+	procfs = filepath.Join(dir, "proc")
 	mount := filepath.Join(rootfs, svc.Volumes[0].Target)
 	for _, d := range []string{mount, filepath.Join(procfs, "1")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -337,6 +349,8 @@ func startNodeExporter(t *testing.T, bin, addr string) {
 			t.Fatal(err)
 		}
 	}
+	// The host's memory: 8 GiB with 3 GiB available, no OOM kill yet.
+	writeHostMemory(t, procfs, 3<<20, 0)
 	var args []string
 	for _, a := range svc.Command[1:] {
 		if !strings.HasPrefix(a, "--web.listen-address=") {
@@ -345,6 +359,31 @@ func startNodeExporter(t *testing.T, bin, addr string) {
 	}
 	args = append(args, "--web.listen-address="+addr, "--path.rootfs="+rootfs, "--path.procfs="+procfs)
 	startProcess(t, nil, bin, args...)
+	return procfs
+}
+
+// writeHostMemory writes the meminfo and vmstat files of procfs as the
+// kernel shows them: 8 GiB of RAM with availableKiB available, and
+// oomKills processes killed for memory since boot. node_exporter reads
+// them again at every scrape.
+func writeHostMemory(t *testing.T, procfs string, availableKiB, oomKills int) {
+	t.Helper()
+	const totalKiB = 8 << 20
+	files := map[string]string{
+		"meminfo": fmt.Sprintf("MemTotal:       %d kB\nMemFree:        %d kB\nMemAvailable:   %d kB\nBuffers:          65536 kB\nCached:         %d kB\nSwapTotal:            0 kB\nSwapFree:             0 kB\n",
+			totalKiB, availableKiB/2, availableKiB, availableKiB/2),
+		"vmstat": fmt.Sprintf("nr_free_pages 262144\npgpgin 1000\npgpgout 2000\npswpin 0\npswpout 0\npgfault 123456\npgmajfault 12\noom_kill %d\n", oomKills),
+	}
+	for name, text := range files {
+		// Written aside and renamed: a scrape never reads half a file.
+		tmp := filepath.Join(procfs, name+".new")
+		if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(procfs, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // exporterBinary finds the first of names on PATH (Debian's package names
