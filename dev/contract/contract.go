@@ -12,6 +12,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -35,13 +37,20 @@ type Contract struct {
 	mu  sync.Mutex // the validator caches per request path; one call at a time keeps it simple
 	val validator.Validator
 	raw document
+
+	// named are the response headers the document declares anywhere
+	// (canonical names); declared, per "METHOD template" and status key
+	// ("200", "5XX", "default"), those declared for that answer.
+	named    map[string]bool
+	declared map[string]map[string]map[string]bool
 }
 
 // document is the part of the YAML the drift checks read.
 type document struct {
 	Paths      map[string]map[string]yaml.Node `yaml:"paths"` // path → method (or parameters, …) → operation
 	Components struct {
-		Schemas struct {
+		Responses map[string]response `yaml:"responses"`
+		Schemas   struct {
 			Problem struct {
 				Properties struct {
 					Code struct {
@@ -51,6 +60,13 @@ type document struct {
 			} `yaml:"Problem"`
 		} `yaml:"schemas"`
 	} `yaml:"components"`
+}
+
+// response is the part of a response the header check reads: a reference
+// to components/responses, or the headers it declares.
+type response struct {
+	Ref     string              `yaml:"$ref"`
+	Headers map[string]struct{} `yaml:"headers"`
 }
 
 // operation is the part of an operation the drift checks read.
@@ -77,7 +93,50 @@ func Load() (*Contract, error) {
 		return nil, fmt.Errorf("api/openapi.yaml: %w", errors.Join(errs...))
 	}
 	c.doc, c.val = doc, val
+	if err := c.indexHeaders(); err != nil {
+		return nil, fmt.Errorf("api/openapi.yaml: %w", err)
+	}
 	return c, nil
+}
+
+// indexHeaders fills named and declared from the document's responses.
+func (c *Contract) indexHeaders() error {
+	c.named, c.declared = map[string]bool{}, map[string]map[string]map[string]bool{}
+	for path, item := range c.raw.Paths {
+		for method, node := range item {
+			var op struct {
+				Responses map[string]response `yaml:"responses"`
+			}
+			if !isMethod(method) || node.Decode(&op) != nil {
+				continue
+			}
+			byStatus := map[string]map[string]bool{}
+			for status, r := range op.Responses {
+				if name, ok := strings.CutPrefix(r.Ref, "#/components/responses/"); ok {
+					shared, found := c.raw.Components.Responses[name]
+					if !found {
+						return fmt.Errorf("%s %s %s: no response %s", method, path, status, r.Ref)
+					}
+					r = shared
+				}
+				byStatus[status] = map[string]bool{}
+				for h := range r.Headers {
+					h = http.CanonicalHeaderKey(h)
+					byStatus[status][h], c.named[h] = true, true
+				}
+			}
+			c.declared[strings.ToUpper(method)+" "+path] = byStatus
+		}
+	}
+	return nil
+}
+
+func isMethod(s string) bool {
+	switch s {
+	case "get", "put", "post", "delete", "patch", "head", "options", "trace":
+		return true
+	}
+	return false
 }
 
 // Validate checks the document against the OpenAPI 3.1 schema.
@@ -105,9 +164,7 @@ func (c *Contract) Operations() []Operation {
 	var out []Operation
 	for path, item := range c.raw.Paths {
 		for method := range item {
-			switch method {
-			case "get", "put", "post", "delete", "patch", "head", "options", "trace":
-			default:
+			if !isMethod(method) {
 				continue // parameters, summary, …
 			}
 			var op operation
@@ -146,7 +203,8 @@ func (c *Contract) Check(req *http.Request, reqBody []byte, res *http.Response, 
 	a.Body = io.NopCloser(bytes.NewReader(resBody))
 	a.Request = r
 
-	if !c.hasOperation(req.Method, req.URL.Path) {
+	tmpl, found := c.template(req.Method, req.URL.Path)
+	if !found {
 		if res.StatusCode < 400 || res.StatusCode > 499 || !isProblem(res) {
 			return fmt.Errorf("%s %s is not in the contract but was answered %d %s", req.Method, req.URL.Path,
 				res.StatusCode, res.Header.Get("Content-Type"))
@@ -167,15 +225,44 @@ func (c *Contract) Check(req *http.Request, reqBody []byte, res *http.Response, 
 	if !resOK {
 		errs = append(errs, fmt.Errorf("the answer %d breaks the contract: %w", res.StatusCode, joinValidation(resErrs)))
 	}
+	if h := c.undeclaredHeaders(req.Method+" "+tmpl, res); len(h) > 0 {
+		errs = append(errs, fmt.Errorf("the answer %d carries %s, which the document declares for other answers but not this one", res.StatusCode, strings.Join(h, ", ")))
+	}
 	if len(errs) == 0 {
 		return nil
 	}
 	return fmt.Errorf("%s %s: %w", req.Method, req.URL.RequestURI(), errors.Join(errs...))
 }
 
-// hasOperation reports whether the document has an operation for method at
-// the concrete path (templates match one non-empty segment).
-func (c *Contract) hasOperation(method, path string) bool {
+// undeclaredHeaders are the headers of res that the document names for some
+// answer (ETag, Location, Retry-After, Idempotent-Replayed, …) but does not
+// declare for this one: the operation op ("METHOD template") and res's status
+// (its own key, else its class, "5XX", else "default"). libopenapi-validator
+// checks only the headers an answer declares, so a header sent where the
+// document does not say so would pass unseen; headers the document never
+// names (Content-Type, Vary, the edge's) are not the contract's.
+func (c *Contract) undeclaredHeaders(op string, res *http.Response) []string {
+	byStatus := c.declared[op]
+	code := strconv.Itoa(res.StatusCode)
+	declared, ok := byStatus[code]
+	if !ok {
+		if declared, ok = byStatus[code[:1]+"XX"]; !ok {
+			declared = byStatus["default"]
+		}
+	}
+	var out []string
+	for h := range res.Header {
+		if h = http.CanonicalHeaderKey(h); c.named[h] && !declared[h] {
+			out = append(out, h)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// template is the document's path template for method at the concrete path
+// (templates match one non-empty segment); false when there is none.
+func (c *Contract) template(method, path string) (string, bool) {
 	got := strings.Split(strings.Trim(path, "/"), "/")
 	for tmpl, item := range c.raw.Paths {
 		if _, ok := item[strings.ToLower(method)]; !ok {
@@ -194,10 +281,10 @@ func (c *Contract) hasOperation(method, path string) bool {
 			}
 		}
 		if match {
-			return true
+			return tmpl, true
 		}
 	}
-	return false
+	return "", false
 }
 
 func isProblem(res *http.Response) bool {

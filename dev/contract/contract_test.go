@@ -122,21 +122,32 @@ func TestRecorderCatchesWhatBreaksTheContract(t *testing.T) {
 		status      int
 		contentType string
 		body        string
+		header      []string // name, value, …
 	}{
-		"/api/v1/products/good":        {200, "application/json", product},
-		"/api/v1/products/no-sku":      {200, "application/json", strings.Replace(product, `"sku":"A-1",`, "", 1)},
-		"/api/v1/products/bad-uuid":    {200, "application/json", strings.Replace(product, "01936a6e-", "zz", 1)},
-		"/api/v1/products/teapot":      {418, "application/problem+json", `{"type":"about:blank","title":"x","status":418,"code":"not_found"}`},
-		"/api/v1/products/bad-code":    {404, "application/problem+json", `{"type":"about:blank","title":"x","status":404,"code":"nope"}`},
-		"/api/v1/products/missing":     {404, "application/problem+json", `{"type":"about:blank","title":"Not Found","status":404,"code":"not_found"}`},
-		"/api/v1/nowhere":              {404, "application/problem+json", `{"type":"about:blank","title":"Not Found","status":404,"code":"not_found"}`},
-		"/api/v1/elsewhere":            {200, "application/json", `{}`},
-		"/api/v1/users/me":             {200, "application/json", `{"id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f","email":"a@b.c","name":"A","role":"customer"}`},
-		"/api/v1/inventory/refused":    {200, "application/json", `{"product_id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f","on_hand":1,"reserved":0,"available":1,"version":1}`},
-		"/api/v1/inventory/refused400": {400, "application/problem+json", `{"type":"about:blank","title":"Bad Request","status":400,"code":"invalid_json"}`},
+		"/api/v1/products/good":        {200, "application/json", product, nil},
+		"/api/v1/products/no-sku":      {200, "application/json", strings.Replace(product, `"sku":"A-1",`, "", 1), nil},
+		"/api/v1/products/bad-uuid":    {200, "application/json", strings.Replace(product, "01936a6e-", "zz", 1), nil},
+		"/api/v1/products/teapot":      {418, "application/problem+json", `{"type":"about:blank","title":"x","status":418,"code":"not_found"}`, nil},
+		"/api/v1/products/bad-code":    {404, "application/problem+json", `{"type":"about:blank","title":"x","status":404,"code":"nope"}`, nil},
+		"/api/v1/products/missing":     {404, "application/problem+json", `{"type":"about:blank","title":"Not Found","status":404,"code":"not_found"}`, nil},
+		"/api/v1/nowhere":              {404, "application/problem+json", `{"type":"about:blank","title":"Not Found","status":404,"code":"not_found"}`, nil},
+		"/api/v1/elsewhere":            {200, "application/json", `{}`, nil},
+		"/api/v1/users/me":             {200, "application/json", `{"id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f","email":"a@b.c","name":"A","role":"customer"}`, nil},
+		"/api/v1/inventory/refused":    {200, "application/json", `{"product_id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f","on_hand":1,"reserved":0,"available":1,"version":1}`, nil},
+		"/api/v1/inventory/refused400": {400, "application/problem+json", `{"type":"about:blank","title":"Bad Request","status":400,"code":"invalid_json"}`, nil},
+		// Headers the document names: declared for the answer, or not.
+		"/api/v1/products/etag":       {200, "application/json", product, []string{"ETag", `"x-1"`}},
+		"/api/v1/products/etag404":    {404, "application/problem+json", `{"type":"about:blank","title":"Not Found","status":404,"code":"not_found"}`, []string{"ETag", `"x-1"`}},
+		"/api/v1/products/busy":       {503, "application/problem+json", `{"type":"about:blank","title":"x","status":503,"code":"unavailable"}`, []string{"Retry-After", "1"}},
+		"/api/v1/products/late":       {504, "application/problem+json", `{"type":"about:blank","title":"x","status":504,"code":"upstream_timeout"}`, nil},
+		"/api/v1/products/late-retry": {504, "application/problem+json", `{"type":"about:blank","title":"x","status":504,"code":"upstream_timeout"}`, []string{"Retry-After", "1"}},
+		"/api/v1/products/other":      {200, "application/json", product, []string{"X-Correlation-ID", "abc", "Cache-Control", "no-store"}},
 	}
 	edge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a := answers[r.URL.Path]
+		for i := 0; i+1 < len(a.header); i += 2 {
+			w.Header().Set(a.header[i], a.header[i+1])
+		}
 		w.Header().Set("Content-Type", a.contentType)
 		w.WriteHeader(a.status)
 		_, _ = w.Write([]byte(a.body))
@@ -159,6 +170,12 @@ func TestRecorderCatchesWhatBreaksTheContract(t *testing.T) {
 		{"GET", "/api/v1/users/me", "Bearer x", "", false}, // the token's validity is the edge's business
 		{"PUT", "/api/v1/inventory/refused", "Bearer x", `{"on_hand":1,"price":3}`, true},
 		{"PUT", "/api/v1/inventory/refused400", "Bearer x", `{"on_hand":1,"price":3}`, false},
+		{"GET", "/api/v1/products/etag", "", "", false},
+		{"GET", "/api/v1/products/etag404", "", "", true}, // ETag is declared for 200 and 304 only
+		{"GET", "/api/v1/products/busy", "", "", false},
+		{"GET", "/api/v1/products/late", "", "", false}, // 5XX
+		{"GET", "/api/v1/products/late-retry", "", "", true},
+		{"GET", "/api/v1/products/other", "", "", false}, // headers the document never names
 	}
 	for _, tc := range cases {
 		rec := &contract.Recorder{Contract: load(t)}

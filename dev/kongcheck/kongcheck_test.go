@@ -126,7 +126,7 @@ func TestFunctionMapping(t *testing.T) {
 }
 
 func TestPlugins(t *testing.T) {
-	want := "correlation-id cors jwt opentelemetry prometheus rate-limiting request-size-limiting response-transformer"
+	want := "correlation-id cors jwt opentelemetry prometheus rate-limiting request-size-limiting request-transformer response-transformer"
 	if got := strings.Join(kongcheck.Plugins(), " "); got != want {
 		t.Errorf("plugins %s, want %s", got, want)
 	}

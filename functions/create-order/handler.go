@@ -53,11 +53,15 @@ func New(placer Placer, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 		if err != nil {
 			return err
 		}
+		key, err := idempotencyKey(r.Header)
+		if err != nil {
+			return err
+		}
 		var req orders.PlaceRequest
 		if err := fnhttp.Decode(r, &req, fnhttp.MaxBody); err != nil {
 			return err
 		}
-		c, err := placer.Place(r.Context(), who, req, r.Header.Get("Idempotency-Key"))
+		c, err := placer.Place(r.Context(), who, req, key)
 		if err != nil {
 			return err
 		}
@@ -98,4 +102,19 @@ func answer(w http.ResponseWriter, c orders.Checkout) error {
 	p.Instance = "/api/v1/orders/" + c.Order.ID.String()
 	p.Write(w)
 	return nil
+}
+
+// idempotencyKey is the request's Idempotency-Key: "" when it was not sent.
+// Sent, it must be one valid key (orders.ValidKey): a header sent empty or
+// twice is 422, never a checkout without a key, which a retry would place
+// again.
+func idempotencyKey(h http.Header) (string, error) {
+	switch v := h.Values("Idempotency-Key"); len(v) {
+	case 0:
+		return "", nil
+	case 1:
+		return v[0], orders.ValidKey(v[0])
+	default:
+		return "", fault.E(fault.Invalid, fault.CodeInvalidRequest, "Idempotency-Key must be sent once")
+	}
 }

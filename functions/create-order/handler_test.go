@@ -26,6 +26,7 @@ import (
 	"github.com/shopfaas/shop/internal/cart/cartredis"
 	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
 	"github.com/shopfaas/shop/internal/catalogclient/catalogtest"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersdb"
 	"github.com/shopfaas/shop/internal/orders/ordersgw"
@@ -141,6 +142,32 @@ func TestRefusesBadRequests(t *testing.T) {
 	var n int
 	if err := f.pool.QueryRow(context.Background(), `SELECT count(*) FROM orders`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d orders written by refused requests (%v)", n, err)
+	}
+}
+
+// An Idempotency-Key sent empty or twice is refused before anything is
+// placed: taken for no key, a client's retry would place the order again.
+func TestRefusesAKeySentEmptyOrTwice(t *testing.T) {
+	f := setup(t)
+	u := orderstest.NewUser(t, f.tokens, auth.RoleCustomer)
+	for name, keys := range map[string][]string{
+		"empty":        {""},
+		"twice":        {"k-1", "k-2"},
+		"twice, alike": {"k-1", "k-1"},
+		"not ASCII":    {"clé"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/api/v1/orders", strings.NewReader(f.body(1, "tok_visa")))
+			r.Header.Set("Content-Type", "application/json")
+			r.Header["Idempotency-Key"] = keys
+			rec := httptest.NewRecorder()
+			f.h.ServeHTTP(rec, u.Authorize(r))
+			fntest.Problem(t, rec, http.StatusUnprocessableEntity, "invalid_request")
+		})
+	}
+	var n int
+	if err := f.pool.QueryRow(t.Context(), "SELECT count(*) FROM orders WHERE user_id = $1", u.UserID).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d orders placed (%v), want none", n, err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersdb"
 	"github.com/shopfaas/shop/internal/orders/orderstest"
@@ -115,12 +116,11 @@ func TestATimelineIsAnsweredAPageAtATime(t *testing.T) {
 	if len(all) != before+extra || all[before] != "payment.charge:attempt 1" || all[len(all)-1] != "payment.charge:attempt 250" {
 		t.Fatalf("the pages hold %d entries (want %d), in order: %v", len(all), before+extra, all)
 	}
-	for _, q := range []string{"?limit=0", "?limit=501", "?cursor=x", "?cursor=0", "?cursor=-3"} {
+	for q, code := range map[string]string{"?limit=0": "invalid_request", "?limit=501": "invalid_request",
+		"?cursor=x": "invalid_cursor", "?cursor=0": "invalid_cursor", "?cursor=-3": "invalid_cursor"} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, owner.Authorize(httptest.NewRequest(http.MethodGet, "/api/v1/orders/"+o.ID.String()+"/timeline"+q, nil)))
-		if rec.Code != http.StatusUnprocessableEntity {
-			t.Errorf("%s: status %d, want 422: %s", q, rec.Code, rec.Body)
-		}
+		fntest.Problem(t, rec, http.StatusUnprocessableEntity, code)
 	}
 }
 

@@ -57,7 +57,7 @@ func New(store Lister, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 			// The zero id would be taken for the first page: no
 			// notification has it.
 			if after, err = uuid.Parse(c); err != nil || after == uuid.Nil {
-				return fault.E(fault.Invalid, fault.CodeInvalidRequest, "cursor is invalid")
+				return fault.E(fault.Invalid, fault.CodeInvalidCursor, "cursor is not one this API returned")
 			}
 		}
 		list, more, err := store.List(r.Context(), who.UserID, after, limit)

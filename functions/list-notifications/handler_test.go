@@ -74,9 +74,9 @@ func TestOwnNotificationsPaged(t *testing.T) {
 		}
 	}
 	fntest.Problem(t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications", "", ""), 401, "unauthenticated")
-	fntest.Problem(t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications?cursor=nope", "", "", "Authorization", "Bearer "+tok), 422, "invalid_request")
+	fntest.Problem(t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications?cursor=nope", "", "", "Authorization", "Bearer "+tok), 422, "invalid_cursor")
 	// The zero id would be taken for the first page.
-	fntest.Problem(t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications?cursor="+uuid.Nil.String(), "", "", "Authorization", "Bearer "+tok), 422, "invalid_request")
+	fntest.Problem(t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications?cursor="+uuid.Nil.String(), "", "", "Authorization", "Bearer "+tok), 422, "invalid_cursor")
 	fntest.Problem(t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications?limit=101", "", "", "Authorization", "Bearer "+tok), 422, "invalid_request")
 	empty := fntest.Issue(t, tokens, uuid.New(), auth.RoleCustomer)
 	page := fntest.JSON[Page](t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications", "", "", "Authorization", "Bearer "+empty), 200)

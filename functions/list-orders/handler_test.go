@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersdb"
 	"github.com/shopfaas/shop/internal/orders/orderstest"
@@ -67,11 +68,11 @@ func TestListsOwnOrdersNewestFirstWithCursor(t *testing.T) {
 	if rec, p := get(orderstest.NewUser(t, tokens, auth.RoleCustomer), ""); rec.Code != 200 || p.Items == nil || len(p.Items) != 0 {
 		t.Fatalf("no orders must be an empty list: %d %s", rec.Code, rec.Body)
 	}
-	for _, q := range []string{"?limit=0", "?limit=101", "?limit=x", "?cursor=nope",
-		"?cursor=00000000-0000-0000-0000-000000000000"} { // the zero id: the first page again
-		if rec, _ := get(buyer, q); rec.Code != 422 {
-			t.Fatalf("%s: %d %s", q, rec.Code, rec.Body)
-		}
+	for q, code := range map[string]string{"?limit=0": "invalid_request", "?limit=101": "invalid_request",
+		"?limit=x": "invalid_request", "?cursor=nope": "invalid_cursor",
+		"?cursor=00000000-0000-0000-0000-000000000000": "invalid_cursor"} { // the zero id: the first page again
+		rec, _ := get(buyer, q)
+		fntest.Problem(t, rec, 422, code)
 	}
 	if rec, _ := get(orderstest.User{}, ""); rec.Code != 401 {
 		t.Fatalf("no token: %d", rec.Code)

@@ -381,22 +381,26 @@ const (
 )
 
 // ParseTimelineCursor reads a timeline cursor (the position of the last entry
-// of the previous page: a positive integer). A bad cursor is fault.Invalid.
+// of the previous page: a positive integer). A bad cursor is ErrBadCursor.
 func ParseTimelineCursor(s string) (int64, error) {
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n <= 0 {
-		return 0, invalid("cursor is invalid")
+		return 0, ErrBadCursor
 	}
 	return n, nil
 }
 
 // ParseCursor reads a list cursor (the id of the last order of the previous
-// page). A bad cursor is fault.Invalid, the zero id too: the store would
-// take it for the first page, and no order has it.
+// page). A bad cursor is ErrBadCursor, the zero id too: the store would take
+// it for the first page, and no order has it.
 func ParseCursor(s string) (uuid.UUID, error) {
 	id, err := uuid.Parse(s)
 	if err != nil || id == uuid.Nil {
-		return uuid.Nil, invalid("cursor is invalid")
+		return uuid.Nil, ErrBadCursor
 	}
 	return id, nil
 }
+
+// ErrBadCursor is a list cursor this API did not return: 422 with code
+// invalid_cursor, as every list of the API answers one.
+var ErrBadCursor = fault.E(fault.Invalid, fault.CodeInvalidCursor, "cursor is not one this API returned")

@@ -55,6 +55,16 @@ func TestPluginConfigsRefuseWhatTheyCannotHonour(t *testing.T) {
 		{"response-transformer", map[string]any{"remove": map[string]any{"headers": []any{"Server"}}, "add": map[string]any{"json": []any{"a:b"}}},
 			[]string{"remove is not implemented", "add.json is not implemented"}},
 		{"response-transformer", map[string]any{"add": map[string]any{"cookies": []any{"a"}}}, []string{`unknown field "cookies"`}},
+		// request-transformer implements remove.headers only.
+		{"request-transformer", map[string]any{"remove": map[string]any{"headers": []any{"X-Call-Id", "Bad Name", "X-Topic:x"}}},
+			[]string{`remove.headers "Bad Name" is not a header name`, `remove.headers "X-Topic:x" is not a header name`}},
+		{"request-transformer", map[string]any{"add": map[string]any{"headers": []any{"X-Call-Id:edge"}}, "remove": map[string]any{"querystring": []any{"debug"}}},
+			[]string{"add is not implemented by the local edge (only remove.headers is)", "remove.querystring is not implemented"}},
+		{"request-transformer", map[string]any{"http_method": "POST", "remove": map[string]any{"body": []any{"a"}},
+			"rename": map[string]any{"headers": []any{"A:B"}}, "replace": map[string]any{"uri": "/x"}, "append": map[string]any{"querystring": []any{"a:b"}}},
+			[]string{"http_method is not implemented", "remove.body is not implemented", "rename is not implemented", "replace.uri is not implemented", "append is not implemented"}},
+		{"request-transformer", map[string]any{"replace": map[string]any{"body": []any{"a:b"}}}, []string{"replace is not implemented"}},
+		{"request-transformer", map[string]any{"remove": map[string]any{"cookies": []any{"a"}}}, []string{`unknown field "cookies"`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.plugin+" "+strings.Join(tc.want, ", "), func(t *testing.T) {

@@ -107,6 +107,7 @@ func kinds() map[string]kind {
 		"jwt":                   newKind(1450, newJWT),
 		"request-size-limiting": newKind(951, newRequestSizeLimiting),
 		"rate-limiting":         newKind(910, newRateLimiting),
+		"request-transformer":   newKind(801, newRequestTransformer),
 		"response-transformer":  newKind(800, newResponseTransformer),
 		"opentelemetry":         newKind(14, newOpenTelemetry),
 		"prometheus":            newKind(13, newPrometheus),

@@ -65,11 +65,14 @@ plugins:
     config: {status_code_metrics: true}
   - name: response-transformer
     config: {add: {headers: ["X-Content-Type-Options:nosniff", "Strict-Transport-Security: max-age=31536000"]}}
+  - name: request-transformer
+    config: {remove: {headers: [X-Call-Id, X-Internal-Token, Shop-Signature, X-Topic, X-Scheduled-At]}}
 `
 
 // seen is what the upstream received.
 type seen struct {
 	Path, Consumer, Traceparent, Tracestate, Baggage string
+	Header                                           http.Header
 }
 
 // policyEdge serves policyDoc in front of a recording upstream, with its
@@ -85,7 +88,7 @@ func tracedPolicyEdge(t *testing.T, now *time.Time, tp trace.TracerProvider) *ht
 	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(seen{r.URL.Path, r.Header.Get("X-Consumer-Username"), r.Header.Get("Traceparent"),
-			r.Header.Get("Tracestate"), r.Header.Get("Baggage")})
+			r.Header.Get("Tracestate"), r.Header.Get("Baggage"), r.Header})
 	}))
 	t.Cleanup(up.Close)
 	decl, err := Parse([]byte(policyDoc))
@@ -326,6 +329,75 @@ func TestResponseTransformerHeadersOnEveryAnswer(t *testing.T) {
 			t.Errorf("%s: Strict-Transport-Security %q", tc.name, got)
 		}
 	}
+}
+
+// The global request-transformer removes the headers a client must not
+// choose before the upstream sees the request: X-Call-Id (the call id of
+// every function's log lines, which the gateway generates only when it is
+// missing) and the headers only internal callers send. Other headers pass.
+// The policy file's routes (open, and behind jwt) and a public route of the
+// project's gateway/kong.yml are checked.
+func TestRequestTransformerRemovesClientHeaders(t *testing.T) {
+	now := time.Now()
+	srv := policyEdge(t, &now)
+	project := projectPolicyEdge(t)
+	tok := "Bearer " + token(t, jwt.SigningMethodEdDSA, testKey, jwt.MapClaims{"iss": "shop-users", "sub": "r", "exp": now.Add(time.Hour).Unix()})
+	removed := map[string]string{"X-Call-Id": "forged", "X-Internal-Token": "operator.guess", "Shop-Signature": "forged",
+		"X-Topic": "order.placed.v1", "X-Scheduled-At": "2026-01-01T00:00:00Z"}
+	kept := map[string]string{"Idempotency-Key": "key-1", "X-Client-Note": "kept", "Accept": "application/json"}
+	for _, tc := range []struct {
+		name, method, url string
+		header            map[string]string
+	}{
+		{"open route", "POST", srv.URL + "/open", nil},
+		{"behind jwt", "POST", srv.URL + "/private", map[string]string{"Authorization": tok}},
+		{"gateway/kong.yml", "GET", project.URL + "/api/v1/products", nil},
+	} {
+		header := map[string]string{}
+		for _, m := range []map[string]string{removed, kept, tc.header} {
+			for k, v := range m {
+				header[k] = v
+			}
+		}
+		res, b := send(t, tc.method, tc.url, header)
+		var s seen
+		if err := json.Unmarshal(b, &s); res.StatusCode != 200 || err != nil {
+			t.Fatalf("%s: status %d %s (%v)", tc.name, res.StatusCode, b, err)
+		}
+		for name := range removed {
+			if got, ok := s.Header[name]; ok {
+				t.Errorf("%s: the upstream saw the client's %s %q", tc.name, name, got)
+			}
+		}
+		for name, want := range kept {
+			if got := s.Header.Get(name); got != want {
+				t.Errorf("%s: the upstream saw %s %q, want %q", tc.name, name, got, want)
+			}
+		}
+	}
+}
+
+// projectPolicyEdge serves the project's gateway/kong.yml in front of an
+// upstream that answers with what it received (a seen).
+func projectPolicyEdge(t *testing.T) *httptest.Server {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(seen{Path: r.URL.Path, Header: r.Header})
+	}))
+	t.Cleanup(up.Close)
+	decl, err := Load("../../../gateway/kong.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(decl, Options{Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://"), "redis:6379": "127.0.0.1:6379"},
+		Getenv: testEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 func TestCORS(t *testing.T) {
