@@ -7,6 +7,7 @@ package contract
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,10 +40,18 @@ type Contract struct {
 	raw document
 
 	// named are the response headers the document declares anywhere
-	// (canonical names); declared, per "METHOD template" and status key
-	// ("200", "5XX", "default"), those declared for that answer.
-	named    map[string]bool
-	declared map[string]map[string]map[string]bool
+	// (canonical names); answers, per "METHOD template" and status key
+	// ("200", "5XX", "default"), what the document declares for that answer.
+	named   map[string]bool
+	answers map[string]map[string]answer
+}
+
+// answer is what the document declares for one answer of an operation: its
+// headers (canonical names) and, for a problem, the codes it may carry
+// (x-codes).
+type answer struct {
+	headers map[string]bool
+	codes   []string
 }
 
 // document is the part of the YAML the drift checks read.
@@ -67,6 +76,8 @@ type document struct {
 type response struct {
 	Ref     string              `yaml:"$ref"`
 	Headers map[string]struct{} `yaml:"headers"`
+	Content map[string]struct{} `yaml:"content"`
+	Codes   []string            `yaml:"x-codes"`
 }
 
 // operation is the part of an operation the drift checks read.
@@ -93,15 +104,15 @@ func Load() (*Contract, error) {
 		return nil, fmt.Errorf("api/openapi.yaml: %w", errors.Join(errs...))
 	}
 	c.doc, c.val = doc, val
-	if err := c.indexHeaders(); err != nil {
+	if err := c.indexAnswers(); err != nil {
 		return nil, fmt.Errorf("api/openapi.yaml: %w", err)
 	}
 	return c, nil
 }
 
-// indexHeaders fills named and declared from the document's responses.
-func (c *Contract) indexHeaders() error {
-	c.named, c.declared = map[string]bool{}, map[string]map[string]map[string]bool{}
+// indexAnswers fills named and answers from the document's responses.
+func (c *Contract) indexAnswers() error {
+	c.named, c.answers = map[string]bool{}, map[string]map[string]answer{}
 	for path, item := range c.raw.Paths {
 		for method, node := range item {
 			var op struct {
@@ -110,7 +121,7 @@ func (c *Contract) indexHeaders() error {
 			if !isMethod(method) || node.Decode(&op) != nil {
 				continue
 			}
-			byStatus := map[string]map[string]bool{}
+			byStatus := map[string]answer{}
 			for status, r := range op.Responses {
 				if name, ok := strings.CutPrefix(r.Ref, "#/components/responses/"); ok {
 					shared, found := c.raw.Components.Responses[name]
@@ -119,13 +130,14 @@ func (c *Contract) indexHeaders() error {
 					}
 					r = shared
 				}
-				byStatus[status] = map[string]bool{}
+				a := answer{headers: map[string]bool{}, codes: r.Codes}
 				for h := range r.Headers {
 					h = http.CanonicalHeaderKey(h)
-					byStatus[status][h], c.named[h] = true, true
+					a.headers[h], c.named[h] = true, true
 				}
+				byStatus[status] = a
 			}
-			c.declared[strings.ToUpper(method)+" "+path] = byStatus
+			c.answers[strings.ToUpper(method)+" "+path] = byStatus
 		}
 	}
 	return nil
@@ -225,8 +237,12 @@ func (c *Contract) Check(req *http.Request, reqBody []byte, res *http.Response, 
 	if !resOK {
 		errs = append(errs, fmt.Errorf("the answer %d breaks the contract: %w", res.StatusCode, joinValidation(resErrs)))
 	}
-	if h := c.undeclaredHeaders(req.Method+" "+tmpl, res); len(h) > 0 {
+	want := c.answer(req.Method+" "+tmpl, res.StatusCode)
+	if h := c.undeclaredHeaders(want, res); len(h) > 0 {
 		errs = append(errs, fmt.Errorf("the answer %d carries %s, which the document declares for other answers but not this one", res.StatusCode, strings.Join(h, ", ")))
+	}
+	if code, ok := problemCode(res, resBody); ok && !slices.Contains(want.codes, code) {
+		errs = append(errs, fmt.Errorf("the problem %d has code %q, which the document does not list for it (x-codes %v)", res.StatusCode, code, want.codes))
 	}
 	if len(errs) == 0 {
 		return nil
@@ -234,29 +250,77 @@ func (c *Contract) Check(req *http.Request, reqBody []byte, res *http.Response, 
 	return fmt.Errorf("%s %s: %w", req.Method, req.URL.RequestURI(), errors.Join(errs...))
 }
 
+// answer is what the document declares for the status of an answer of op
+// ("METHOD template"): the status's own key, else its class ("5XX"), else
+// "default" (the zero answer when there is none: the validator reports the
+// status).
+func (c *Contract) answer(op string, status int) answer {
+	byStatus := c.answers[op]
+	code := strconv.Itoa(status)
+	if a, ok := byStatus[code]; ok {
+		return a
+	}
+	if a, ok := byStatus[code[:1]+"XX"]; ok {
+		return a
+	}
+	return byStatus["default"]
+}
+
 // undeclaredHeaders are the headers of res that the document names for some
 // answer (ETag, Location, Retry-After, Idempotent-Replayed, …) but does not
-// declare for this one: the operation op ("METHOD template") and res's status
-// (its own key, else its class, "5XX", else "default"). libopenapi-validator
-// checks only the headers an answer declares, so a header sent where the
-// document does not say so would pass unseen; headers the document never
-// names (Content-Type, Vary, the edge's) are not the contract's.
-func (c *Contract) undeclaredHeaders(op string, res *http.Response) []string {
-	byStatus := c.declared[op]
-	code := strconv.Itoa(res.StatusCode)
-	declared, ok := byStatus[code]
-	if !ok {
-		if declared, ok = byStatus[code[:1]+"XX"]; !ok {
-			declared = byStatus["default"]
-		}
-	}
+// declare for a, this one. libopenapi-validator checks only the headers an
+// answer declares, so a header sent where the document does not say so would
+// pass unseen; headers the document never names (Content-Type, Vary, the
+// edge's) are not the contract's.
+func (c *Contract) undeclaredHeaders(a answer, res *http.Response) []string {
 	var out []string
 	for h := range res.Header {
-		if h = http.CanonicalHeaderKey(h); c.named[h] && !declared[h] {
+		if h = http.CanonicalHeaderKey(h); c.named[h] && !a.headers[h] {
 			out = append(out, h)
 		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+// problemCode is the code of a problem answer (false for any other answer,
+// or a problem without a code, which the validator reports).
+func problemCode(res *http.Response, body []byte) (string, bool) {
+	if !isProblem(res) {
+		return "", false
+	}
+	var p struct {
+		Code string `json:"code"`
+	}
+	if json.Unmarshal(body, &p) != nil || p.Code == "" {
+		return "", false
+	}
+	return p.Code, true
+}
+
+// ProblemAnswers lists, for every answer of every operation whose content
+// is a problem, the codes the document lists for it (x-codes): "METHOD
+// template status" → codes.
+func (c *Contract) ProblemAnswers() map[string][]string {
+	out := map[string][]string{}
+	for path, item := range c.raw.Paths {
+		for method, node := range item {
+			var op struct {
+				Responses map[string]response `yaml:"responses"`
+			}
+			if !isMethod(method) || node.Decode(&op) != nil {
+				continue
+			}
+			for status, r := range op.Responses {
+				if name, ok := strings.CutPrefix(r.Ref, "#/components/responses/"); ok {
+					r = c.raw.Components.Responses[name]
+				}
+				if _, ok := r.Content["application/problem+json"]; ok {
+					out[strings.ToUpper(method)+" "+path+" "+status] = r.Codes
+				}
+			}
+		}
+	}
 	return out
 }
 

@@ -114,6 +114,29 @@ func TestProblemCodesAreTheFaultCodes(t *testing.T) {
 	}
 }
 
+// TestEveryProblemAnswerListsItsCodes: every answer whose content is a
+// problem lists the codes it may carry (x-codes), each one of Problem.code's,
+// so a client can tell from the document which codes an operation answers
+// (the recorder holds every answer of the integration suite to them).
+func TestEveryProblemAnswerListsItsCodes(t *testing.T) {
+	c := load(t)
+	known := c.ProblemCodes()
+	answers := c.ProblemAnswers()
+	if len(answers) < 100 {
+		t.Fatalf("read only %d problem answers", len(answers))
+	}
+	for where, codes := range answers {
+		if len(codes) == 0 {
+			t.Errorf("%s: a problem answer without x-codes", where)
+		}
+		for _, code := range codes {
+			if !slices.Contains(known, code) {
+				t.Errorf("%s: x-codes lists %q, which is not a Problem.code", where, code)
+			}
+		}
+	}
+}
+
 // TestRecorderCatchesWhatBreaksTheContract drives the recorder with a fake
 // edge whose answers are right or wrong in known ways.
 func TestRecorderCatchesWhatBreaksTheContract(t *testing.T) {
@@ -142,6 +165,8 @@ func TestRecorderCatchesWhatBreaksTheContract(t *testing.T) {
 		"/api/v1/products/late":       {504, "application/problem+json", `{"type":"about:blank","title":"x","status":504,"code":"upstream_timeout"}`, nil},
 		"/api/v1/products/late-retry": {504, "application/problem+json", `{"type":"about:blank","title":"x","status":504,"code":"upstream_timeout"}`, []string{"Retry-After", "1"}},
 		"/api/v1/products/other":      {200, "application/json", product, []string{"X-Correlation-ID", "abc", "Cache-Control", "no-store"}},
+		// A code of Problem.code that the answer's x-codes do not list.
+		"/api/v1/products/other-code": {404, "application/problem+json", `{"type":"about:blank","title":"x","status":404,"code":"forbidden"}`, nil},
 	}
 	edge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a := answers[r.URL.Path]
@@ -176,6 +201,7 @@ func TestRecorderCatchesWhatBreaksTheContract(t *testing.T) {
 		{"GET", "/api/v1/products/late", "", "", false}, // 5XX
 		{"GET", "/api/v1/products/late-retry", "", "", true},
 		{"GET", "/api/v1/products/other", "", "", false}, // headers the document never names
+		{"GET", "/api/v1/products/other-code", "", "", true},
 	}
 	for _, tc := range cases {
 		rec := &contract.Recorder{Contract: load(t)}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,6 +89,37 @@ func tryCallWith(method, url, token string, header map[string]string, body any, 
 		}
 	}
 	return res.StatusCode, res.Header, nil
+}
+
+// badCursor asks the list at url with a cursor this API never returned and
+// fails unless it is answered 422 invalid_cursor, as every list of the
+// contract answers one.
+func badCursor(t *testing.T, url, token string) {
+	t.Helper()
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	req, err := http.NewRequest(http.MethodGet, url+sep+"cursor=not-a-cursor", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var p struct {
+		Code string `json:"code"`
+	}
+	raw, _ := io.ReadAll(res.Body)
+	_ = json.Unmarshal(raw, &p)
+	if res.StatusCode != http.StatusUnprocessableEntity || p.Code != "invalid_cursor" {
+		t.Errorf("GET %s with a cursor this API never returned: %d %s, want 422 invalid_cursor", url, res.StatusCode, raw)
+	}
 }
 
 // TestInventoryAndCartThroughTheEdge drives stock administration and the

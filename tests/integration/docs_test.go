@@ -53,6 +53,7 @@ func TestAPIReferencePageCallsTheEdge(t *testing.T) {
 	}
 	s := startShop(t, []string{"list-products", "get-product", "set-stock", "api-docs"}, nil, nil)
 	p := s.product(t, "DOCS-"+s.Suffix, 1999, 3)
+	badCursor(t, s.EdgeURL+"/api/v1/products", "")
 	edge, err := url.Parse(s.EdgeURL)
 	if err != nil {
 		t.Fatal(err)

@@ -98,6 +98,8 @@ func TestOrderEventsReachTheHandlers(t *testing.T) {
 		}
 		return false
 	})
+	badCursor(t, s.EdgeURL+"/api/v1/users/me/notifications", login.AccessToken)
+	badCursor(t, s.EdgeURL+"/api/v1/orders/"+orderID+"/timeline", login.AccessToken)
 	waitFor(t, eventWait, "the trace id in update-product-stats' log", func() bool {
 		return logsContain(t, s.Runtime, "update-product-stats", traceID)
 	})

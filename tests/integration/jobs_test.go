@@ -58,6 +58,7 @@ func TestOrderListAndReservationExpiry(t *testing.T) {
 	if len(second.Items) != 1 || second.Items[0].ID != placed[0] || second.NextCursor != nil {
 		t.Errorf("second page %+v, want only %s and no cursor", second, placed[0])
 	}
+	badCursor(t, s.EdgeURL+"/api/v1/orders?limit=2", alice)
 	var others page
 	if code := call(t, http.MethodGet, s.EdgeURL+"/api/v1/orders", bob, nil, &others); code != http.StatusOK || len(others.Items) != 0 {
 		t.Errorf("another customer's list: %d %+v, want 200 and no orders", code, others)
