@@ -165,6 +165,7 @@ func TestRecorderCatchesWhatBreaksTheContract(t *testing.T) {
 		"/api/v1/products/late":       {504, "application/problem+json", `{"type":"about:blank","title":"x","status":504,"code":"upstream_timeout"}`, nil},
 		"/api/v1/products/late-retry": {504, "application/problem+json", `{"type":"about:blank","title":"x","status":504,"code":"upstream_timeout"}`, []string{"Retry-After", "1"}},
 		"/api/v1/products/other":      {200, "application/json", product, []string{"X-Correlation-ID", "abc", "Cache-Control", "no-store"}},
+		"/api/v1/products":            {200, "application/json", `{"items":[],"next_cursor":null}`, nil},
 		// A code of Problem.code that the answer's x-codes do not list.
 		"/api/v1/products/other-code": {404, "application/problem+json", `{"type":"about:blank","title":"x","status":404,"code":"forbidden"}`, nil},
 	}
@@ -202,6 +203,9 @@ func TestRecorderCatchesWhatBreaksTheContract(t *testing.T) {
 		{"GET", "/api/v1/products/late-retry", "", "", true},
 		{"GET", "/api/v1/products/other", "", "", false}, // headers the document never names
 		{"GET", "/api/v1/products/other-code", "", "", true},
+		{"GET", "/api/v1/products?limit=&category=", "", "", false}, // sent empty: left out
+		{"GET", "/api/v1/products?limit=abc", "", "", true},
+		{"GET", "/api/v1/products?limit=&limit=abc", "", "", true},
 	}
 	for _, tc := range cases {
 		rec := &contract.Recorder{Contract: load(t)}

@@ -92,33 +92,36 @@ func tryCallWith(method, url, token string, header map[string]string, body any, 
 }
 
 // badCursor asks the list at url with a cursor this API never returned and
-// fails unless it is answered 422 invalid_cursor, as every list of the
-// contract answers one.
+// with one holding a control character, and fails unless they are answered
+// 422 invalid_cursor and 422 invalid_text, as every list of the contract
+// answers them (the recorder checks each code against the answer's x-codes).
 func badCursor(t *testing.T, url, token string) {
 	t.Helper()
 	sep := "?"
 	if strings.Contains(url, "?") {
 		sep = "&"
 	}
-	req, err := http.NewRequest(http.MethodGet, url+sep+"cursor=not-a-cursor", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var p struct {
-		Code string `json:"code"`
-	}
-	raw, _ := io.ReadAll(res.Body)
-	_ = json.Unmarshal(raw, &p)
-	if res.StatusCode != http.StatusUnprocessableEntity || p.Code != "invalid_cursor" {
-		t.Errorf("GET %s with a cursor this API never returned: %d %s, want 422 invalid_cursor", url, res.StatusCode, raw)
+	for cursor, want := range map[string]string{"not-a-cursor": "invalid_cursor", "%01": "invalid_text"} {
+		req, err := http.NewRequest(http.MethodGet, url+sep+"cursor="+cursor, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		var p struct {
+			Code string `json:"code"`
+		}
+		_ = json.Unmarshal(raw, &p)
+		if res.StatusCode != http.StatusUnprocessableEntity || p.Code != want {
+			t.Errorf("GET %s with cursor %s: %d %s, want 422 %s", url, cursor, res.StatusCode, raw, want)
+		}
 	}
 }
 
