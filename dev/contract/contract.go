@@ -326,11 +326,11 @@ func (c *Contract) ProblemAnswers() map[string][]string {
 	return out
 }
 
-// withoutEmpty is the query string raw less the parameters whose every value
-// is empty: the document says a parameter sent empty (?limit=) is one left
-// out, which the validator, reading the schema alone, would refuse for an
-// integer or a pattern. raw is kept as it is when nothing is dropped, and
-// when it does not parse (the validator judges it).
+// withoutEmpty is the query string raw less the values sent empty, and the
+// parameters left with none: the document says a parameter sent empty
+// (?limit=) is one left out, which the validator, reading the schema alone,
+// would refuse for an integer or a pattern. raw is kept as it is when nothing
+// is dropped, and when it does not parse (the validator judges it).
 func withoutEmpty(raw string) string {
 	q, err := url.ParseQuery(raw)
 	if err != nil {
@@ -338,9 +338,15 @@ func withoutEmpty(raw string) string {
 	}
 	drop := false
 	for name, values := range q {
-		if !slices.ContainsFunc(values, func(v string) bool { return v != "" }) {
+		kept := slices.DeleteFunc(slices.Clone(values), func(v string) bool { return v == "" })
+		if len(kept) == len(values) {
+			continue
+		}
+		drop = true
+		if len(kept) == 0 {
 			q.Del(name)
-			drop = true
+		} else {
+			q[name] = kept
 		}
 	}
 	if !drop {

@@ -206,6 +206,7 @@ func TestRecorderCatchesWhatBreaksTheContract(t *testing.T) {
 		{"GET", "/api/v1/products?limit=&category=", "", "", false}, // sent empty: left out
 		{"GET", "/api/v1/products?limit=abc", "", "", true},
 		{"GET", "/api/v1/products?limit=&limit=abc", "", "", true},
+		{"GET", "/api/v1/products?limit=5&limit=", "", "", false},
 	}
 	for _, tc := range cases {
 		rec := &contract.Recorder{Contract: load(t)}
