@@ -53,6 +53,7 @@ type Contract struct {
 type answer struct {
 	headers map[string]bool
 	codes   []string
+	problem bool // its content is application/problem+json
 }
 
 // document is the part of the YAML the drift checks read.
@@ -131,7 +132,8 @@ func (c *Contract) indexAnswers() error {
 					}
 					r = shared
 				}
-				a := answer{headers: map[string]bool{}, codes: r.Codes}
+				_, problem := r.Content["application/problem+json"]
+				a := answer{headers: map[string]bool{}, codes: r.Codes, problem: problem}
 				for h := range r.Headers {
 					h = http.CanonicalHeaderKey(h)
 					a.headers[h], c.named[h] = true, true
@@ -305,21 +307,10 @@ func problemCode(res *http.Response, body []byte) (string, bool) {
 // template status" → codes.
 func (c *Contract) ProblemAnswers() map[string][]string {
 	out := map[string][]string{}
-	for path, item := range c.raw.Paths {
-		for method, node := range item {
-			var op struct {
-				Responses map[string]response `yaml:"responses"`
-			}
-			if !isMethod(method) || node.Decode(&op) != nil {
-				continue
-			}
-			for status, r := range op.Responses {
-				if name, ok := strings.CutPrefix(r.Ref, "#/components/responses/"); ok {
-					r = c.raw.Components.Responses[name]
-				}
-				if _, ok := r.Content["application/problem+json"]; ok {
-					out[strings.ToUpper(method)+" "+path+" "+status] = r.Codes
-				}
+	for op, byStatus := range c.answers {
+		for status, a := range byStatus {
+			if a.problem {
+				out[op+" "+status] = a.codes
 			}
 		}
 	}

@@ -2,10 +2,14 @@ package contract
 
 import (
 	"bytes"
+	"flag"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
+	"testing"
 )
 
 // Recorder is an http.RoundTripper that checks every exchange under Prefix
@@ -78,4 +82,39 @@ func (r *Recorder) Checked() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.checked
+}
+
+// Run runs a suite's tests whose requests go through r (m.Run) and answers
+// the exit code: m's, or 1 when an exchange broke the contract (each
+// printed), or when the whole suite ran and r checked nothing (its requests
+// no longer go through r). A run of some tests (-run, -skip, -list, -short)
+// may check nothing.
+func (r *Recorder) Run(m *testing.M) int {
+	code := m.Run()
+	switch v := r.Violations(); {
+	case len(v) > 0:
+		fmt.Fprintf(os.Stderr, "FAIL: %d of %d exchanges with the public API break api/openapi.yaml:\n", len(v), r.Checked())
+		for _, s := range v {
+			fmt.Fprintln(os.Stderr, "  "+s)
+		}
+		return 1
+	case r.Checked() > 0:
+		fmt.Printf("contract: %d exchanges with the public API checked against api/openapi.yaml\n", r.Checked())
+	case fullRun():
+		fmt.Fprintln(os.Stderr, "FAIL: the whole suite ran and no exchange with the public API was checked against api/openapi.yaml "+
+			"(do its requests still go through the contract.Recorder?)")
+		return 1
+	}
+	return code
+}
+
+// fullRun reports whether m.Run ran every test: no -run, -skip or -list, and
+// not -short (which skips every test that starts the local runtime).
+func fullRun() bool {
+	for _, name := range []string{"test.run", "test.skip", "test.list"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" {
+			return false
+		}
+	}
+	return !testing.Short()
 }
