@@ -211,7 +211,13 @@ func Apply(p Product, pt Patch, now time.Time) (Product, error) {
 				}
 				p.Price.Amount = pp.Amount.Value
 			}
-			str("price.currency", pp.Currency, &p.Price.Currency, true)
+			// As sent, as NewProduct takes it: "usd" is refused on both
+			// writes (the contract's pattern), never upper-cased on one.
+			if pp.Currency.Set && !pp.Currency.Null {
+				p.Price.Currency = pp.Currency.Value
+			} else if pp.Currency.Null {
+				nulls = append(nulls, "price.currency")
+			}
 		}
 	}
 	if len(nulls) > 0 {

@@ -61,7 +61,8 @@ func TestApplyMergeSemantics(t *testing.T) {
 	if got.Description != "" || got.Price != (catalog.Money{Amount: 250, Currency: "EUR"}) || got.Name != "Lamp" || got.Version != 2 {
 		t.Errorf("patched %+v", got)
 	}
-	for _, body := range []string{`{"name":null}`, `{"price":null}`, `{"price":{"amount":null}}`, `{}`, `{"price":{"amount":0}}`} {
+	for _, body := range []string{`{"name":null}`, `{"price":null}`, `{"price":{"amount":null}}`, `{}`, `{"price":{"amount":0}}`,
+		`{"price":{"currency":null}}`, `{"price":{"currency":"usd"}}`, `{"price":{"currency":" USD "}}`, `{"price":{"currency":""}}`} {
 		var pt catalog.Patch
 		if err := json.Unmarshal([]byte(body), &pt); err != nil {
 			t.Fatal(err)
