@@ -73,8 +73,8 @@ type document struct {
 	} `yaml:"components"`
 }
 
-// response is the part of a response the header check reads: a reference
-// to components/responses, or the headers it declares.
+// response is the part of a response the answer index reads: a reference
+// to components/responses, or its headers, content types and codes.
 type response struct {
 	Ref     string              `yaml:"$ref"`
 	Headers map[string]struct{} `yaml:"headers"`

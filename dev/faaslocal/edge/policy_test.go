@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -353,12 +354,9 @@ func TestRequestTransformerRemovesClientHeaders(t *testing.T) {
 		{"behind jwt", "POST", srv.URL + "/private", map[string]string{"Authorization": tok}},
 		{"gateway/kong.yml", "GET", project.URL + "/api/v1/products", nil},
 	} {
-		header := map[string]string{}
-		for _, m := range []map[string]string{removed, kept, tc.header} {
-			for k, v := range m {
-				header[k] = v
-			}
-		}
+		header := maps.Clone(removed)
+		maps.Copy(header, kept)
+		maps.Copy(header, tc.header)
 		res, b := send(t, tc.method, tc.url, header)
 		var s seen
 		if err := json.Unmarshal(b, &s); res.StatusCode != 200 || err != nil {
@@ -377,25 +375,13 @@ func TestRequestTransformerRemovesClientHeaders(t *testing.T) {
 	}
 }
 
-// projectPolicyEdge serves the project's gateway/kong.yml in front of an
-// upstream that answers with what it received (a seen).
+// projectPolicyEdge serves the project's gateway/kong.yml (projectEdge) in
+// front of a gateway that answers with what it received (a seen).
 func projectPolicyEdge(t *testing.T) *httptest.Server {
 	t.Helper()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(projectEdge(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(seen{Path: r.URL.Path, Header: r.Header})
-	}))
-	t.Cleanup(up.Close)
-	decl, err := Load("../../../gateway/kong.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(decl, Options{Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://"), "redis:6379": "127.0.0.1:6379"},
-		Getenv: testEnv})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	srv := httptest.NewServer(e)
+	})))
 	t.Cleanup(srv.Close)
 	return srv
 }
