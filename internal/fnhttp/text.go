@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -80,6 +81,12 @@ func CheckValues(what string, v url.Values) error {
 // the rule; a query that does not parse is refused too (400). A path that
 // breaks the rule names nothing (every path parameter of the contract is an
 // id, and "anything else is answered 404"): fault.NotFound.
+//
+// It also gives every handler one value per parameter, as the contract
+// says: a value sent empty is one left out, so it drops those from r's query
+// (?limit=&limit=5 is limit 5 to the handler, as to the contract), and a
+// parameter sent with a value more than once is refused (422
+// invalid_request) rather than read as its first value.
 func CheckRequestText(r *http.Request) error {
 	if err := CheckText("the path", r.URL.Path, false); err != nil {
 		return fault.Wrap(err, fault.NotFound, fault.CodeNotFound, "no such resource")
@@ -91,7 +98,45 @@ func CheckRequestText(r *http.Request) error {
 	if err != nil {
 		return fault.Wrap(err, fault.Malformed, fault.CodeInvalidRequest, "the query string is malformed")
 	}
-	return CheckValues("query parameter", v)
+	if err := CheckValues("query parameter", v); err != nil {
+		return err
+	}
+	return oneValueEach(r, v)
+}
+
+// oneValueEach refuses a parameter of v (r's query) sent with a value more
+// than once, naming the first such name in order, and drops the empty values
+// from r's query when it has any (a query without one is left as sent).
+func oneValueEach(r *http.Request, v url.Values) error {
+	var twice []string
+	empty := false
+	for name, vals := range v {
+		sent := 0
+		for _, s := range vals {
+			if s != "" {
+				sent++
+			}
+		}
+		if sent > 1 {
+			twice = append(twice, name)
+		}
+		empty = empty || sent < len(vals)
+	}
+	if len(twice) > 0 {
+		return fault.E(fault.Invalid, fault.CodeInvalidRequest,
+			fmt.Sprintf("query parameter %q is sent more than once: send it once", slices.Min(twice)))
+	}
+	if empty {
+		for name, vals := range v {
+			if i := slices.IndexFunc(vals, func(s string) bool { return s != "" }); i >= 0 {
+				v[name] = vals[i : i+1]
+			} else {
+				delete(v, name)
+			}
+		}
+		r.URL.RawQuery = v.Encode()
+	}
+	return nil
 }
 
 // Query returns the query parameter name (empty when absent) once it

@@ -123,6 +123,39 @@ func TestCheckRequestText(t *testing.T) {
 	}
 }
 
+// TestARepeatedQueryParameterIsRefused: a parameter sent empty is one left
+// out (the contract's intro), so the handler reads the one value sent; sent
+// with a value twice, the request is refused, never read as its first value.
+func TestARepeatedQueryParameterIsRefused(t *testing.T) {
+	for target, want := range map[string]string{
+		"/api/v1/orders?limit=&limit=5":            "limit=5",
+		"/api/v1/orders?limit=5&limit=":            "limit=5",
+		"/api/v1/orders?limit=&cursor=c":           "cursor=c",
+		"/api/v1/search?q=&q=&sort=price_asc&q=ab": "q=ab&sort=price_asc",
+		"/api/v1/search?q=caf%C3%A9":               "q=caf%C3%A9",
+	} {
+		r := httptest.NewRequest(http.MethodGet, target, nil)
+		if err := fnhttp.CheckRequestText(r); err != nil {
+			t.Errorf("%s: %v", target, err)
+			continue
+		}
+		if r.URL.RawQuery != want {
+			t.Errorf("%s: the handler reads %q, want %q", target, r.URL.RawQuery, want)
+		}
+	}
+	for _, target := range []string{
+		"/api/v1/orders?cursor=a&cursor=b",
+		"/api/v1/orders?limit=5&limit=5",
+		"/api/v1/search?q=a&sort=price_asc&q=&q=b",
+	} {
+		r := httptest.NewRequest(http.MethodGet, target, nil)
+		err := fnhttp.CheckRequestText(r)
+		if !fault.Is(err, fault.Invalid, fault.CodeInvalidRequest) || !strings.Contains(err.Error(), "more than once") {
+			t.Errorf("%s: %v, want 422 invalid_request (sent more than once)", target, err)
+		}
+	}
+}
+
 func TestQueryHelpersApplyTheTextRule(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/?cursor=%00&limit=%FF", nil)
 	if _, err := fnhttp.Query(r, "cursor"); !fault.Is(err, fault.Invalid, fault.CodeInvalidText) {

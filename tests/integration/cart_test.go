@@ -91,17 +91,20 @@ func tryCallWith(method, url, token string, header map[string]string, body any, 
 	return res.StatusCode, res.Header, nil
 }
 
-// badCursor asks the list at url with a cursor this API never returned and
-// with one holding a control character, and fails unless they are answered
-// 422 invalid_cursor and 422 invalid_text, as every list of the contract
-// answers them (the recorder checks each code against the answer's x-codes).
+// badCursor asks the list at url with a cursor this API never returned, with
+// one holding a control character and with two cursors, and fails unless they
+// are answered 422 invalid_cursor, invalid_text and invalid_request, as every
+// list of the contract answers them (the recorder checks each code against
+// the answer's x-codes).
 func badCursor(t *testing.T, url, token string) {
 	t.Helper()
 	sep := "?"
 	if strings.Contains(url, "?") {
 		sep = "&"
 	}
-	for cursor, want := range map[string]string{"not-a-cursor": "invalid_cursor", "%01": "invalid_text"} {
+	for cursor, want := range map[string]string{
+		"not-a-cursor": "invalid_cursor", "%01": "invalid_text", "a&cursor=b": "invalid_request",
+	} {
 		req, err := http.NewRequest(http.MethodGet, url+sep+"cursor="+cursor, nil)
 		if err != nil {
 			t.Fatal(err)
