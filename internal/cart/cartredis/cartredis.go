@@ -199,6 +199,36 @@ func (s *Store) Clear(ctx context.Context, user uuid.UUID) error {
 	return nil
 }
 
+// takeScript removes each ordered line (ARGV: field, quantity pairs) that
+// still holds the ordered quantity; a line set since to another quantity,
+// and every other line, stays.
+var takeScript = redis.NewScript(`
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return 1
+`)
+
+// RemoveOrdered takes an order's lines out of the user's cart, atomically:
+// a line goes only while it holds the ordered quantity, so a line the
+// customer added or changed while the order was placed (after the cart was
+// read to price it) stays in the cart. Redis failures are fault.Unavailable.
+func (s *Store) RemoveOrdered(ctx context.Context, user uuid.UUID, lines []cart.Line) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2*len(lines))
+	for _, l := range lines {
+		args = append(args, l.ProductID.String(), strconv.Itoa(l.Quantity))
+	}
+	if err := takeScript.Run(ctx, s.rdb, []string{s.key(user)}, args...).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
 // TTL reports how long the user's cart still lives (negative when it does not exist).
 func (s *Store) TTL(ctx context.Context, user uuid.UUID) (time.Duration, error) {
 	d, err := s.rdb.PTTL(ctx, s.key(user)).Result()

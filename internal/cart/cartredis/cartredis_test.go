@@ -92,3 +92,40 @@ func TestLineLimitIsAtomic(t *testing.T) {
 		t.Fatalf("%d lines, %d refused; want %d and %d", len(lines), full, limit, writers-limit)
 	}
 }
+
+// RemoveOrdered takes out only the lines that still hold the ordered
+// quantity; once nothing is left, the cart is gone.
+func TestRemoveOrderedLeavesWhatChanged(t *testing.T) {
+	s, rdb, cfg := cartredistest.New(t, time.Hour)
+	ctx := context.Background()
+	user := uuid.Must(uuid.NewV7())
+	ordered, changed, added := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	for _, l := range []cart.Line{{ProductID: ordered, Quantity: 2}, {ProductID: changed, Quantity: 5}, {ProductID: added, Quantity: 1}} {
+		if err := s.SetLine(ctx, user, l.ProductID, l.Quantity, 50); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The order bought 2 of ordered and 3 of changed (set to 5 since), and a
+	// product the cart no longer holds.
+	gone := uuid.Must(uuid.NewV7())
+	if err := s.RemoveOrdered(ctx, user, []cart.Line{{ProductID: ordered, Quantity: 2}, {ProductID: changed, Quantity: 3}, {ProductID: gone, Quantity: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	lines, err := s.Lines(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []cart.Line{{ProductID: changed, Quantity: 5}, {ProductID: added, Quantity: 1}}
+	if diff := cmp.Diff(want, lines); diff != "" {
+		t.Fatalf("lines (-want +got):\n%s", diff)
+	}
+	if err := s.RemoveOrdered(ctx, user, want); err != nil {
+		t.Fatal(err)
+	}
+	if n := rdb.Exists(ctx, cfg.KeyPrefix+user.String()).Val(); n != 0 {
+		t.Fatal("cart key still exists once every line was ordered")
+	}
+	if err := s.RemoveOrdered(ctx, user, nil); err != nil {
+		t.Fatal(err)
+	}
+}

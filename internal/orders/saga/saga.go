@@ -93,10 +93,11 @@ type Catalog interface {
 	GetProduct(ctx context.Context, id uuid.UUID) (catalogclient.Product, error)
 }
 
-// Cart reads and empties a user's cart, for orders placed without items.
+// Cart reads a user's cart, for orders placed without items, and takes out
+// of it what such an order bought.
 type Cart interface {
 	Lines(ctx context.Context, user uuid.UUID) ([]cart.Line, error)
-	Clear(ctx context.Context, user uuid.UUID) error
+	RemoveOrdered(ctx context.Context, user uuid.UUID, lines []cart.Line) error
 }
 
 // Limiter counts requests per key (ratelimit.Limiter): Allow returns the

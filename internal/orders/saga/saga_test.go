@@ -26,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/cart"
 	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
 	"github.com/shopfaas/shop/internal/catalogclient"
 	"github.com/shopfaas/shop/internal/catalogclient/catalogtest"
@@ -2003,16 +2004,16 @@ func (p *chargeContext) saga() context.Context {
 	return p.ctx
 }
 
-// clearAfterTheDeadline is a Cart whose Clear starts only once the saga's
+// clearAfterTheDeadline is a Cart whose RemoveOrdered starts only once the saga's
 // deadline has passed: the deadline expires right after the confirmation.
 type clearAfterTheDeadline struct {
 	saga.Cart
 	charged *chargeContext
 }
 
-func (c clearAfterTheDeadline) Clear(ctx context.Context, user uuid.UUID) error {
+func (c clearAfterTheDeadline) RemoveOrdered(ctx context.Context, user uuid.UUID, lines []cart.Line) error {
 	<-c.charged.saga().Done()
-	return c.Cart.Clear(ctx, user)
+	return c.Cart.RemoveOrdered(ctx, user, lines)
 }
 
 // A cart order confirmed right before the saga's deadline still has its cart
@@ -2043,6 +2044,65 @@ func TestTheCartIsEmptiedWhenTheDeadlinePassesAfterTheConfirmation(t *testing.T)
 	// Its timeline entry is written after the deadline too (saga.flush).
 	if got := e.steps(t, res.Order.ID); !slices.Contains(got, "cart.clear:ok") {
 		t.Errorf("timeline %v, want cart.clear:ok in it", got)
+	}
+}
+
+// duringCharge is Payments that runs during before each charge: a request of
+// the same customer that lands while the checkout runs.
+type duringCharge struct {
+	saga.Payments
+	during func()
+}
+
+func (p duringCharge) Charge(ctx context.Context, c saga.Charge) error {
+	p.during()
+	return p.Payments.Charge(ctx, c)
+}
+
+// A cart order takes from the cart what it ordered, nothing else: a line the
+// customer added while the checkout ran (set-cart-item answered 200) stays,
+// and so does an ordered line whose quantity they changed meanwhile. Until
+// 2026-12-04 the confirmation deleted the whole cart, and with it lines no
+// order holds.
+func TestACartOrderRemovesOnlyWhatItOrdered(t *testing.T) {
+	carts, _, _ := cartredistest.New(t, time.Hour)
+	ctx := context.Background()
+	added := uuid.New()
+	var e *env
+	e = setup(t, func(c *saga.Config) {
+		c.Cart = carts
+		c.Payments = duringCharge{Payments: c.Payments, during: func() {
+			// A new line, and the ordered one's quantity changed from 2.
+			for _, l := range []cart.Line{{ProductID: added, Quantity: 3}, {ProductID: e.product.ID, Quantity: 4}} {
+				if err := carts.SetLine(ctx, e.user.UserID, l.ProductID, l.Quantity, 50); err != nil {
+					t.Error(err)
+				}
+			}
+		}}
+	})
+	if err := carts.SetLine(ctx, e.user.UserID, e.product.ID, 2, 50); err != nil {
+		t.Fatal(err)
+	}
+	req := e.request(2, "tok_visa")
+	req.Items = nil // the cart's lines
+	res, err := e.saga.Place(ctx, e.user, req, "")
+	if err != nil || res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("cart order: %s %v", res.Outcome(), err)
+	}
+	if len(res.Order.Items) != 1 || res.Order.Items[0].ProductID != e.product.ID {
+		t.Fatalf("the order holds %+v, want the one line priced before the charge", res.Order.Items)
+	}
+	lines, err := carts.Lines(ctx, e.user.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uuid.UUID]int{added: 3, e.product.ID: 4}
+	got := map[uuid.UUID]int{}
+	for _, l := range lines {
+		got[l.ProductID] = l.Quantity
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("cart after the confirmation: %v, want only the lines set during the checkout %v", got, want)
 	}
 }
 

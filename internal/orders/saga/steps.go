@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/cart"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersdb"
@@ -205,14 +206,19 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 		c = orders.Checkout{Order: stored.Order, Detail: c.Detail}
 	}
 	if sg.FromCart && s.cfg.Cart != nil && c.Order.Status == orders.Confirmed {
-		// The order is confirmed: empty its cart even when the saga's
-		// deadline passes now, since recovery never comes back to a
-		// confirmed order.
+		// The order is confirmed: take its lines out of the cart even when
+		// the saga's deadline passes now, since recovery never comes back
+		// to a confirmed order. Only what it ordered: a line the customer
+		// added or changed since the cart was priced stays.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clearTimeout)
 		defer cancel()
-		outcome, detail := orders.StepOK, "the ordered cart was emptied"
-		if err := s.cfg.Cart.Clear(cctx, c.Order.UserID); err != nil {
-			outcome, detail = orders.StepError, "the cart could not be emptied"
+		ordered := make([]cart.Line, len(c.Order.Items))
+		for i, l := range c.Order.Items {
+			ordered[i] = cart.Line{ProductID: l.ProductID, Quantity: l.Quantity}
+		}
+		outcome, detail := orders.StepOK, "the ordered lines were taken out of the cart"
+		if err := s.cfg.Cart.RemoveOrdered(cctx, c.Order.UserID, ordered); err != nil {
+			outcome, detail = orders.StepError, "the ordered lines could not be taken out of the cart"
 			s.cfg.Log.WarnContext(ctx, "clear cart", "order_id", c.Order.ID, "err", err.Error())
 		}
 		tl.note(orders.StepCart, outcome, detail)
