@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 )
 
@@ -98,7 +99,7 @@ func New(decl *Declarative, opts Options) (*Edge, error) {
 		return nil, closeOnError(e, err)
 	}
 	e.notFound = global(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeProblem(w, http.StatusNotFound, "not_found", "no route matches the request")
+		writeProblem(w, http.StatusNotFound, fault.CodeNotFound, "no route matches the request")
 	}))
 	for _, s := range decl.Services {
 		up, _ := url.Parse(s.URL) // validated by Parse
@@ -222,8 +223,8 @@ func removeDotSegments(p string) string {
 }
 
 // writeProblem answers with the project's problem body.
-func writeProblem(w http.ResponseWriter, status int, code, detail string) {
-	p := fnhttp.Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Code: code, Detail: detail}
+func writeProblem(w http.ResponseWriter, status int, code fault.Code, detail string) {
+	p := fnhttp.Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Code: string(code), Detail: detail}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

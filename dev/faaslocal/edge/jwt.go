@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/shopfaas/shop/internal/fault"
 )
 
 // JWTConfig is the config of Kong's jwt plugin.
@@ -196,7 +198,7 @@ func (p *jwtAuth) wrap(next http.Handler) http.Handler {
 		cred, detail := p.authenticate(r)
 		if detail != "" {
 			w.Header().Set("WWW-Authenticate", p.challenge)
-			writeProblem(w, http.StatusUnauthorized, "unauthenticated", detail)
+			writeProblem(w, http.StatusUnauthorized, fault.CodeUnauthenticated, detail)
 			return
 		}
 		r.Header.Set("X-Consumer-Username", cred.consumer)

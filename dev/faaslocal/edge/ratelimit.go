@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shopfaas/shop/internal/fault"
 )
 
 // RateLimitingConfig is the config of Kong's rate-limiting plugin. At least
@@ -212,13 +214,13 @@ func (p *rateLimiting) wrap(next http.Handler) http.Handler {
 		retryAfter, err := p.count(w, r, ident)
 		switch {
 		case err != nil && !p.cfg.FaultTolerant:
-			writeProblem(w, http.StatusInternalServerError, "internal", "rate limiting is unavailable")
+			writeProblem(w, http.StatusInternalServerError, fault.CodeInternal, "rate limiting is unavailable")
 		case err != nil:
 			p.log.Warn("edge: rate-limiting counter failed; request let through", "scope", p.scope, "err", err.Error())
 			next.ServeHTTP(w, r)
 		case retryAfter > 0:
 			w.Header().Set("Retry-After", strconv.FormatInt(retryAfter, 10))
-			writeProblem(w, p.cfg.ErrorCode, "rate_limited", p.cfg.ErrorMessage)
+			writeProblem(w, p.cfg.ErrorCode, fault.CodeRateLimited, p.cfg.ErrorMessage)
 		default:
 			next.ServeHTTP(w, r)
 		}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shopfaas/shop/internal/fault"
 )
 
 // route is a compiled Kong route.
@@ -131,10 +133,10 @@ func upstreamFailed(rt *route, log *slog.Logger) func(http.ResponseWriter, *http
 		log.Warn("edge: upstream failed", "service", rt.service, "route", rt.name, "err", err.Error())
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			writeProblem(w, http.StatusGatewayTimeout, "upstream_timeout", "the upstream did not answer in time")
+			writeProblem(w, http.StatusGatewayTimeout, fault.CodeUpstreamTimeout, "the upstream did not answer in time")
 			return
 		}
-		writeProblem(w, http.StatusBadGateway, "bad_gateway", "the upstream did not answer")
+		writeProblem(w, http.StatusBadGateway, fault.CodeBadGateway, "the upstream did not answer")
 	}
 }
 

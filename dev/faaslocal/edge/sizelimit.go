@@ -53,7 +53,7 @@ func newRequestSizeLimiting(c RequestSizeLimitingConfig, _ *scope) (plugin, erro
 }
 
 func (p *requestSizeLimiting) tooLarge(w http.ResponseWriter) {
-	fnhttp.WriteProblem(w, fault.E(fault.TooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", p.limit)))
+	fnhttp.WriteProblem(w, fault.E(fault.TooLarge, fault.CodeBodyTooLarge, fmt.Sprintf("request body exceeds %d bytes", p.limit)))
 }
 
 func (p *requestSizeLimiting) wrap(next http.Handler) http.Handler {
@@ -63,13 +63,13 @@ func (p *requestSizeLimiting) wrap(next http.Handler) http.Handler {
 			return
 		}
 		if r.ContentLength < 0 && p.requireContentLength {
-			writeProblem(w, http.StatusLengthRequired, "length_required", "a valid Content-Length header is required")
+			writeProblem(w, http.StatusLengthRequired, fault.CodeLengthRequired, "a valid Content-Length header is required")
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {
 			body, err := io.ReadAll(io.LimitReader(r.Body, p.limit+1))
 			if err != nil {
-				writeProblem(w, http.StatusBadRequest, "invalid_request", "could not read the request body")
+				writeProblem(w, http.StatusBadRequest, fault.CodeInvalidRequest, "could not read the request body")
 				return
 			}
 			if int64(len(body)) > p.limit {
