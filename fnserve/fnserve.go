@@ -260,7 +260,8 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, buil
 // out), the call id, a request deadline, a body limit, the text rule for the
 // path and query (422 invalid_text), request metrics, the shop's domain
 // metrics on reg in the request's context (telemetry.ShopFrom) and panic
-// recovery.
+// recovery. Tests serve a function with it; Main serves through handler,
+// which also answers /_/health 503 while the replica drains.
 func Handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http.Handler) http.Handler {
 	return handler(cfg, log, reg, handle, nil)
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -170,13 +169,4 @@ func prepareContext(projectDir, dir string, paths []string) error {
 		}
 	}
 	return nil
-}
-
-// ConnectorNames returns the names of cs, for messages.
-func ConnectorNames(cs []Connector) string {
-	names := make([]string, len(cs))
-	for i, c := range cs {
-		names[i] = c.Name
-	}
-	return strings.Join(names, ", ")
 }

@@ -1,6 +1,6 @@
 // Package contract holds the shop's public contract, api/openapi.yaml, to
 // account: its test checks the document against the route table
-// (internal/routes) and the error codes (internal/fault), and Transport
+// (internal/routes) and the error codes (internal/fault), and Recorder
 // validates every request a test makes to the public API, and the answer it
 // gets, against the document with libopenapi-validator.
 package contract

@@ -7,7 +7,7 @@ import "github.com/shopfaas/shop/internal/config"
 // when it verifies access tokens, and the internal-callers verifier when
 // other functions, the connectors or operators call it. Every service's
 // loader reads it the same way. It never reads the signing key: see
-// SignerFrom.
+// SignerKey.
 type Callers struct {
 	verifyKey string
 	tokens    bool

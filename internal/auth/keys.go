@@ -100,10 +100,6 @@ func (s *Signer) Verifier() *Verifier {
 	return &Verifier{keys: []ed25519.PublicKey{s.key.Public().(ed25519.PublicKey)}, now: s.now, seen: newVerified()}
 }
 
-// Public returns the PEM "PUBLIC KEY" block of the signer's key: the content
-// of the jwt-verify-key secret and of Kong's credential.
-func (s *Signer) Public() string { return edkey.PublicPEM(s.key.Public().(ed25519.PublicKey)) }
-
 // WithClock returns a copy that reads time from now (tests).
 func (v *Verifier) WithClock(now func() time.Time) *Verifier {
 	c := *v
@@ -128,8 +124,9 @@ func (v *Verifier) key(t *jwt.Token) (any, error) {
 
 // NewKeys returns a new random key pair as PEM blocks: login-user's
 // jwt-signing-key (PRIVATE KEY) and the verifiers' and Kong's jwt-verify-key
-// (PUBLIC KEY). The local runtime writes them as development secrets; a
-// production deploy makes them with openssl (docs/deploy-faasd.md).
+// (PUBLIC KEY), for tests and checks (the local runtime's development secrets
+// come from edkey.New itself; a production deploy makes them with openssl:
+// docs/deploy-faasd.md).
 func NewKeys() (signing, verify string, err error) { return edkey.New() }
 
 // NewTestKeys returns a new signer (tokens of ttl) and its PEM private and

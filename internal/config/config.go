@@ -37,9 +37,6 @@ func New(getenv func(string) string) *Reader {
 	return &Reader{getenv: getenv, secretsDir: dir}
 }
 
-// FromOS reads the process environment.
-func FromOS() *Reader { return New(os.Getenv) }
-
 // Fresh returns a new Reader over c's environment without c's problems: a
 // build that failed and is tried again reads the environment anew (a variable
 // or secret file may have appeared since) instead of reporting the old errors.

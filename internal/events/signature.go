@@ -93,7 +93,8 @@ func (v *Verifier) Verify(body []byte, signature string) error {
 
 // NewKeys returns a new random key pair as PEM blocks: the relay's
 // event-signing-key (PRIVATE KEY) and the consumers' event-verify-key
-// (PUBLIC KEY). The local runtime writes them as development secrets.
+// (PUBLIC KEY), for tests (the local runtime's development secrets come
+// from edkey.New itself).
 func NewKeys() (signing, verify string, err error) { return edkey.New() }
 
 // NewTestKeys returns a new signer and a verifier of its signatures, for

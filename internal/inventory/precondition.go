@@ -48,8 +48,9 @@ type IfMatchField interface {
 func IfMatch(etags ...string) Precondition { return Precondition{match: tagList(etags)} }
 
 // IfExists expects the row to exist, at whatever version (If-Match: *): a
-// deliberate overwrite of the current level, for tools that set a level
-// regardless of what it is, never for a level decided on one that was read.
+// deliberate overwrite of the current level, whatever it is, never for a
+// level decided on one that was read. Only tests build it: set-stock reads
+// a request's If-Match: * through its IfMatchField.
 func IfExists() Precondition { return Precondition{match: anyTag{}} }
 
 // IfAbsent expects the product never to have been stocked (If-None-Match: *):

@@ -96,7 +96,7 @@ func New(ev Event, now time.Time) (Notification, error) {
 	case events.OrderCancelled:
 		n.Type, n.Subject = TypeOrderCanceled, fmt.Sprintf("Your order %s was cancelled and refunded", short)
 	case events.OrderPaymentFailed:
-		n.Type, n.Subject = TypePaymentFailed, fmt.Sprintf("The payment for your order %s was declined", short)
+		n.Type, n.Subject = TypePaymentFailed, fmt.Sprintf("The payment for your order %s did not go through", short)
 	default:
 		return Notification{}, fault.E(fault.Invalid, fault.CodeUnsupportedEvent, "no notification for events of type "+ev.Type)
 	}

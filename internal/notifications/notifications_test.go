@@ -28,7 +28,7 @@ func TestNew(t *testing.T) {
 		{"welcome", notifications.Event{ID: ev, Type: events.UserRegistered, UserID: user}, notifications.TypeWelcome, "Welcome to the shop", 0, false},
 		{"placed", notifications.Event{ID: ev, Type: events.OrderPlaced, UserID: user, OrderID: order}, notifications.TypeOrderPlaced, "Your order 01234567 is confirmed", 0, false},
 		{"cancelled", notifications.Event{ID: ev, Type: events.OrderCancelled, UserID: user, OrderID: order}, notifications.TypeOrderCanceled, "Your order 01234567 was cancelled and refunded", 0, false},
-		{"payment failed", notifications.Event{ID: ev, Type: events.OrderPaymentFailed, UserID: user, OrderID: order}, notifications.TypePaymentFailed, "The payment for your order 01234567 was declined", 0, false},
+		{"payment failed", notifications.Event{ID: ev, Type: events.OrderPaymentFailed, UserID: user, OrderID: order}, notifications.TypePaymentFailed, "The payment for your order 01234567 did not go through", 0, false},
 		{"no user", notifications.Event{ID: ev, Type: events.OrderPlaced, OrderID: order}, "", "", fault.Malformed, true},
 		{"order event without order", notifications.Event{ID: ev, Type: events.OrderPlaced, UserID: user}, "", "", fault.Malformed, true},
 		{"unknown type", notifications.Event{ID: ev, Type: events.StockChanged, UserID: user, OrderID: order}, "", "", fault.Invalid, true},

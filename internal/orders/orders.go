@@ -56,15 +56,6 @@ const (
 	ReasonRejected        = "rejected"
 )
 
-// Valid reports whether s is one of the four statuses.
-func (s Status) Valid() bool {
-	switch s {
-	case Pending, Confirmed, PaymentFailed, Cancelled:
-		return true
-	}
-	return false
-}
-
 // CanMoveTo reports whether the saga may move an order from s to next. A move
 // to the same status is not a move (callers treat it as already done).
 func (s Status) CanMoveTo(next Status) bool {

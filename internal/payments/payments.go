@@ -18,9 +18,6 @@ import (
 	"github.com/shopfaas/shop/internal/fault"
 )
 
-// Source is the CloudEvents source of the payments service.
-const Source = "shop/payments"
-
 // MaxAmount is the largest charge accepted, in minor units (one million of a
 // two-decimal currency). Anything larger is a defect upstream, not an order.
 const MaxAmount = 100_000_000

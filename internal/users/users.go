@@ -88,18 +88,11 @@ func NewRegistration(email, password, name string) (Registration, error) {
 	return Registration{Email: normEmail, Password: password, Name: normName}, nil
 }
 
-// NormalizeEmail trims and lower-cases email and checks a sane syntax: one @,
+// normalizeEmail trims and lower-cases email and checks a sane syntax: one @,
 // a non-empty local part of at most 64 bytes without spaces or control
 // characters, and a domain of dot-separated labels of letters, digits and
-// hyphens with at least one dot. Failures are fault.Invalid invalid_request.
-func NormalizeEmail(email string) (string, error) {
-	e, msg := normalizeEmail(email)
-	if msg != "" {
-		return "", fault.E(fault.Invalid, fault.CodeInvalidRequest, msg)
-	}
-	return e, nil
-}
-
+// hyphens with at least one dot. It returns the address, or what is wrong
+// with it.
 func normalizeEmail(email string) (string, string) {
 	const invalid = "email must be a valid email address"
 	e := strings.ToLower(strings.TrimSpace(email))

@@ -195,9 +195,6 @@ func (n *Node) Port() int { return n.opts.Port }
 // Name is the Erlang node name.
 func (n *Node) Name() string { return n.name }
 
-// Dir is the node's directory.
-func (n *Node) Dir() string { return n.opts.Dir }
-
 // Start boots the node's process (after Kill or Stop) and waits until it
 // accepts AMQP connections.
 func (n *Node) Start(ctx context.Context) error {

@@ -28,7 +28,6 @@ type Server struct {
 	products map[uuid.UUID]catalogclient.Product
 	archived map[uuid.UUID]bool
 	down     atomic.Bool
-	calls    atomic.Int64
 }
 
 // New starts a server closed at the end of the test.
@@ -89,11 +88,7 @@ func (s *Server) Archive(id uuid.UUID) {
 // SetDown makes every request answer 503 while down is true.
 func (s *Server) SetDown(down bool) { s.down.Store(down) }
 
-// Calls is the number of requests served so far.
-func (s *Server) Calls() int64 { return s.calls.Load() }
-
 func (s *Server) getProduct(w http.ResponseWriter, r *http.Request) {
-	s.calls.Add(1)
 	if s.down.Load() {
 		writeProblem(w, http.StatusServiceUnavailable, fault.CodeUnavailable)
 		return

@@ -44,7 +44,7 @@ import (
 type Gateway struct {
 	loc gatewayurl.Locator
 	hc  *http.Client
-	// CallTimeout bounds one call.
+	// callTimeout bounds one call.
 	callTimeout time.Duration
 	// urls holds the URL of every function the saga calls, located once
 	// (loc.URL builds a string per call).
