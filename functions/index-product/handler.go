@@ -1,7 +1,9 @@
 // Package function is index-product, an event handler (topics
 // product.changed.v1 and stock.changed.v1; POST / from the RabbitMQ
-// connector with the internal credential). On product.changed.v1 it pushes
-// the product's CURRENT state (read from the catalog database, so a stale or
+// connector with the internal credential). On product.changed.v1 it marks the
+// product's cache entry stale up to the event's version (repairing a writer
+// that died between its commit and its own invalidation), then pushes the
+// product's CURRENT state (read from the catalog database, so a stale or
 // reordered event never regresses the index) to Meilisearch when MEILI_URL is
 // configured; the embedded PostgreSQL search columns are kept right by the
 // catalog's own transactions. On stock.changed.v1 it records whether the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/catalog/catalogenv"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv/envtest"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fntest"
@@ -110,6 +111,39 @@ func TestProductChangedPushesCurrentState(t *testing.T) {
 	}
 	ext.SetDown(true)
 	deliver(t, h, stale, http.StatusServiceUnavailable)
+}
+
+// A writer that dies between its commit and its own cache invalidation
+// (catalogenv.Committed) leaves the old product cached; its
+// product.changed.v1 is in the outbox, committed with the change, and
+// index-product invalidates the entry up to the event's version, with or
+// without an external index. Until 2026-12-04 it only pushed to Meilisearch,
+// and the old price (or an archived product) was served until the entry's
+// TTL ran out.
+func TestProductChangedRepairsTheCache(t *testing.T) {
+	ctx := context.Background()
+	env := envtest.New(t, envtest.Options{})
+	h := New(env.Deps, fntest.Internal())
+	p := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
+	env.Remember(ctx, p) // a GET cached version 1
+	changed, err := env.Store.Update(ctx, p.ID, func(p catalog.Product, now time.Time) (catalog.Product, error) {
+		p.Price.Amount, p.Version, p.UpdatedAt = 1500, p.Version+1, now
+		return p, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No Committed: the writer died. The event carries the new snapshot.
+	deliver(t, h, fntest.Envelope(t, catalogdb.Source, events.ProductChanged, "", changed), 200)
+	if _, v, ok, err := env.Cache.Get(ctx, catalogenv.CacheKey(p)); err != nil || (ok && v < changed.Version) {
+		t.Fatalf("cache after the event: version %d (hit %v, %v), want no entry older than %d", v, ok, err, changed.Version)
+	}
+	// A redelivered older event never hides a newer entry.
+	env.Remember(ctx, changed)
+	deliver(t, h, fntest.Envelope(t, catalogdb.Source, events.ProductChanged, "", p), 200)
+	if _, v, ok, err := env.Cache.Get(ctx, catalogenv.CacheKey(p)); err != nil || !ok || v != changed.Version {
+		t.Errorf("cache after an older event: version %d (hit %v, %v), want version %d still cached", v, ok, err, changed.Version)
+	}
 }
 
 func TestRefusals(t *testing.T) {

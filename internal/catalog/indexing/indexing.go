@@ -1,7 +1,7 @@
-// Package indexing runs index-product's use cases: it keeps the external
-// search index (Meilisearch) in step with product.changed.v1, pushing the
-// product's CURRENT state so a stale or reordered event never regresses the
-// index, and records each product's in-stock flag from stock.changed.v1 once
+// Package indexing runs index-product's use cases: it keeps the product cache
+// and the external search index (Meilisearch) in step with
+// product.changed.v1, pushing the product's CURRENT state so a stale or
+// reordered event never regresses the index, and records each product's in-stock flag from stock.changed.v1 once
 // per event. The function index-product is its HTTP wrapper.
 package indexing
 
@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv"
 	"github.com/shopfaas/shop/internal/fault"
 )
@@ -25,9 +26,11 @@ type Result struct {
 	Skipped string `json:"skipped,omitempty"`
 }
 
-// ProductEvent is what indexing reads of a product.changed.v1's data.
+// ProductEvent is what indexing reads of a product.changed.v1's data (a
+// catalog.Product).
 type ProductEvent struct {
-	ID uuid.UUID `json:"id"`
+	ID      uuid.UUID `json:"id"`
+	Version int64     `json:"version"`
 }
 
 // StockEvent is what indexing reads of a stock.changed.v1's data
@@ -39,15 +42,23 @@ type StockEvent struct {
 	Version int64 `json:"version"`
 }
 
-// ProductChanged pushes the product's current state to d.External (deleted
-// there when it is archived or gone); without an external index there is
-// nothing to do. A product event without an id is fault.Malformed; a failed
-// push is fault.Unavailable (the connector retries).
+// ProductChanged first replaces the product's cache entry, if older than the
+// event's version, with an invalidation marker (catalogenv.Invalidate, a
+// compare-and-set: a newer entry stays). The writer did so after its commit
+// unless it died in between; the event, committed with the change, is what
+// repairs that, instead of the entry's TTL. Then it pushes the product's
+// current state to d.External (deleted there when it is archived or gone);
+// without an external index there is nothing more to do. A product event
+// without an id is fault.Malformed; a failed push is fault.Unavailable (the
+// connector retries); a failed invalidation is logged (the TTL bounds it).
 func ProductChanged(ctx context.Context, d *catalogenv.Deps, e ProductEvent) (Result, error) {
 	if e.ID == uuid.Nil {
 		return Result{}, fault.E(fault.Malformed, fault.CodeInvalidEvent, "product id is required")
 	}
 	res := Result{ProductID: e.ID}
+	if e.Version > 0 {
+		d.Invalidate(ctx, catalog.Product{ID: e.ID, Version: e.Version})
+	}
 	if d.External == nil {
 		res.Skipped = "no_external_index"
 		return res, nil
