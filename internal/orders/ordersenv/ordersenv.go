@@ -96,8 +96,9 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		// A hold must outlive the saga that writes its order: the expiry
 		// sweep gives back the hold of an order it does not know once the
 		// hold is past its expiry, and an order still being written would
-		// then be confirmed on units given back (TestLoad).
-		if ttl := cmp.Or(holdTTL, inventory.DefaultHoldTTL); ttl <= timeout {
+		// then be confirmed on units given back (TestLoad). reserve-stock
+		// is asked for whole seconds (ordersgw), so that is what must.
+		if ttl := cmp.Or(holdTTL, inventory.DefaultHoldTTL).Truncate(time.Second); ttl <= timeout {
 			return nil, fmt.Errorf("HOLD_TTL %s must be longer than SAGA_TIMEOUT %s", ttl, timeout)
 		}
 		// A drive must end within the request that runs it (fnserve's

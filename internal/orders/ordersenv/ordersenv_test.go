@@ -58,7 +58,8 @@ func TestLoad(t *testing.T) {
 	}
 	// A hold must outlive the saga that writes its order: past the hold's
 	// expiry the sweep gives back an unknown order's hold.
-	for _, tt := range []map[string]string{{"HOLD_TTL": "30s", "SAGA_TIMEOUT": "30s"}, {"SAGA_TIMEOUT": "15m"}} {
+	// reserve-stock is asked for whole seconds: 30.9s is a hold of 30s.
+	for _, tt := range []map[string]string{{"HOLD_TTL": "30s", "SAGA_TIMEOUT": "30s"}, {"SAGA_TIMEOUT": "15m"}, {"HOLD_TTL": "30.9s", "SAGA_TIMEOUT": "30.5s"}} {
 		e := maps.Clone(env)
 		e["RECOVER_AFTER"] = "2h"
 		e["exec_timeout"] = "1h"
