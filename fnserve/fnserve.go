@@ -258,7 +258,9 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, buil
 // Handler wraps handle with what every function gets: /_/health, /_/metrics,
 // the root of a public function (AtRoot), tracing (W3C traceparent in and
 // out), the call id, a request deadline, a body limit, the text rule for the
-// path and query (422 invalid_text), request metrics, the shop's domain
+// path and query (422 invalid_text) with one value per query parameter
+// (fnhttp.CheckRequestText: empty values dropped, one sent twice 422
+// invalid_request), request metrics, the shop's domain
 // metrics on reg in the request's context (telemetry.ShopFrom) and panic
 // recovery. Tests serve a function with it; Main serves through handler,
 // which also answers /_/health 503 while the replica drains.
@@ -295,8 +297,9 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 		if r.Body != nil && r.Body != http.NoBody { // a request without a body has nothing to limit
 			r.Body = http.MaxBytesReader(w, r.Body, cfg.MaxRequestBytes)
 		}
-		// The text rule for the path and every query parameter, before any
-		// handler reads them (bodies get it in fnhttp.Decode).
+		// The text rule for the path and every query parameter, and one
+		// value per parameter, before any handler reads them (bodies get
+		// the rule in fnhttp.Decode).
 		if err := fnhttp.CheckRequestText(r); err != nil {
 			fnhttp.WriteProblem(w, err)
 			return

@@ -1,7 +1,7 @@
 // Package function is create-order: POST /api/v1/orders places an order for
 // the caller through the checkout saga (reserve stock → charge → confirmed;
-// the sweep sells the stock later). Without items the caller's cart is ordered, and emptied only
-// once the order is confirmed. With an Idempotency-Key header the same
+// the sweep sells the stock later). Without items the caller's cart is ordered, and its lines
+// leave the cart only once the order is confirmed. With an Idempotency-Key header the same
 // request gets the same answer (Idempotent-Replayed: true on replays). Prices,
 // totals, user ids and statuses in the body are unknown fields (400).
 //

@@ -105,7 +105,7 @@ func CheckRequestText(r *http.Request) error {
 }
 
 // oneValueEach refuses a parameter of v (r's query) sent with a value more
-// than once, naming the first such name in order, and drops the empty values
+// than once, naming the alphabetically first such name, and drops the empty values
 // from r's query when it has any (a query without one is left as sent).
 func oneValueEach(r *http.Request, v url.Values) error {
 	var twice []string

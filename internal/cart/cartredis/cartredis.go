@@ -204,7 +204,8 @@ func (s *Store) Clear(ctx context.Context, user uuid.UUID) error {
 // and every other line, stays.
 var takeScript = redis.NewScript(`
 for i = 1, #ARGV, 2 do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+  local held = redis.call('HGET', KEYS[1], ARGV[i])
+  if held and tonumber(held) == tonumber(ARGV[i + 1]) then
     redis.call('HDEL', KEYS[1], ARGV[i])
   end
 end

@@ -119,6 +119,8 @@ func TestRemoveOrderedLeavesWhatChanged(t *testing.T) {
 	if diff := cmp.Diff(want, lines); diff != "" {
 		t.Fatalf("lines (-want +got):\n%s", diff)
 	}
+	// A quantity written in another form is still the ordered one.
+	rdb.HSet(ctx, cfg.KeyPrefix+user.String(), added.String(), "01")
 	if err := s.RemoveOrdered(ctx, user, want); err != nil {
 		t.Fatal(err)
 	}

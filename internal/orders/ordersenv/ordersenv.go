@@ -98,8 +98,9 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		// hold is past its expiry, and an order still being written would
 		// then be confirmed on units given back (TestLoad). reserve-stock
 		// is asked for whole seconds (ordersgw), so that is what must.
-		if ttl := cmp.Or(holdTTL, inventory.DefaultHoldTTL).Truncate(time.Second); ttl <= timeout {
-			return nil, fmt.Errorf("HOLD_TTL %s must be longer than SAGA_TIMEOUT %s", ttl, timeout)
+		if ttl := cmp.Or(holdTTL, inventory.DefaultHoldTTL); ttl.Truncate(time.Second) <= timeout {
+			return nil, fmt.Errorf("HOLD_TTL %s (a hold of %s: reserve-stock takes whole seconds) must be longer than SAGA_TIMEOUT %s",
+				ttl, ttl.Truncate(time.Second), timeout)
 		}
 		// A drive must end within the request that runs it (fnserve's
 		// exec_timeout): else a checkout answers after its deadline, and a

@@ -2047,8 +2047,8 @@ func TestTheCartIsEmptiedWhenTheDeadlinePassesAfterTheConfirmation(t *testing.T)
 	}
 }
 
-// duringCharge is Payments that runs during before each charge: a request of
-// the same customer that lands while the checkout runs.
+// duringCharge is Payments that runs during before each charge: stands for a
+// request of the same customer that lands while the checkout runs.
 type duringCharge struct {
 	saga.Payments
 	during func()

@@ -177,20 +177,21 @@ func (st step) refused(err error) refusal {
 	return st.refusals[len(st.refusals)-1]
 }
 
-// clearTimeout bounds the emptying of a confirmed order's cart, which
-// outlives the saga's deadline.
+// clearTimeout bounds taking a confirmed order's lines out of its cart,
+// which outlives the saga's deadline.
 const clearTimeout = 2 * time.Second
 
-// confirm confirms the order, then empties the cart it was ordered from.
+// confirm confirms the order, then takes its lines out of the cart it was
+// ordered from.
 // When the orders database fails, the order stays pending: recovery confirms
 // it (every step before is idempotent). A failure may also be the lost answer
 // of a confirmation that committed (the connection broke after COMMIT), or
 // a confirmation still running (cut at the saga's deadline: see decide), so
 // the order is read again first, once the write can no longer commit
 // (lookUp settles it): confirmed, the run goes on as if the
-// confirmation had answered — the cart is emptied and the order answered
-// confirmed (recovery never comes back to a confirmed order, so a cart kept
-// then would be bought again by the next checkout).
+// confirmation had answered — the ordered lines leave the cart and the order
+// is answered confirmed (recovery never comes back to a confirmed order, so
+// lines kept then would be bought again by the next checkout).
 func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orders.Checkout {
 	c, err := s.decide(ctx, tl, sg.Order, func(o *orders.Order) (orders.Change, error) { return o.Confirm(time.Now()) })
 	if err != nil {
@@ -219,7 +220,7 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 		outcome, detail := orders.StepOK, "the ordered lines were taken out of the cart"
 		if err := s.cfg.Cart.RemoveOrdered(cctx, c.Order.UserID, ordered); err != nil {
 			outcome, detail = orders.StepError, "the ordered lines could not be taken out of the cart"
-			s.cfg.Log.WarnContext(ctx, "clear cart", "order_id", c.Order.ID, "err", err.Error())
+			s.cfg.Log.WarnContext(ctx, "take the ordered lines out of the cart", "order_id", c.Order.ID, "err", err.Error())
 		}
 		tl.note(orders.StepCart, outcome, detail)
 	}
