@@ -27,6 +27,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/cart"
+	"github.com/shopfaas/shop/internal/cart/cartredis"
 	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
 	"github.com/shopfaas/shop/internal/catalogclient"
 	"github.com/shopfaas/shop/internal/catalogclient/catalogtest"
@@ -2029,15 +2030,7 @@ func TestTheCartIsEmptiedWhenTheDeadlinePassesAfterTheConfirmation(t *testing.T)
 		c.Timeout = time.Second // the clear starts at the deadline: shorter than its own bound
 	})
 	ctx := context.Background()
-	if err := carts.SetLine(ctx, e.user.UserID, e.product.ID, 2, 50); err != nil {
-		t.Fatal(err)
-	}
-	req := e.request(2, "tok_visa")
-	req.Items = nil // the cart's lines
-	res, err := e.saga.Place(ctx, e.user, req, "")
-	if err != nil || res.Outcome() != orders.OutcomeConfirmed {
-		t.Fatalf("cart order: %s %v", res.Outcome(), err)
-	}
+	res := e.placeFromCart(t, carts, 2)
 	if lines, err := carts.Lines(ctx, e.user.UserID); err != nil || len(lines) != 0 {
 		t.Errorf("cart after the confirmation: %v %v; want it empty", lines, err)
 	}
@@ -2045,6 +2038,23 @@ func TestTheCartIsEmptiedWhenTheDeadlinePassesAfterTheConfirmation(t *testing.T)
 	if got := e.steps(t, res.Order.ID); !slices.Contains(got, "cart.clear:ok") {
 		t.Errorf("timeline %v, want cart.clear:ok in it", got)
 	}
+}
+
+// placeFromCart puts qty of e's product in the customer's cart and orders
+// the cart, which must be confirmed.
+func (e *env) placeFromCart(t *testing.T, carts *cartredis.Store, qty int) orders.Checkout {
+	t.Helper()
+	ctx := context.Background()
+	if err := carts.SetLine(ctx, e.user.UserID, e.product.ID, qty, 50); err != nil {
+		t.Fatal(err)
+	}
+	req := e.request(qty, "tok_visa")
+	req.Items = nil // the cart's lines
+	res, err := e.saga.Place(ctx, e.user, req, "")
+	if err != nil || res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("cart order: %s %v", res.Outcome(), err)
+	}
+	return res
 }
 
 // duringCharge is Payments that runs during before each charge: stands for a
@@ -2080,15 +2090,7 @@ func TestACartOrderRemovesOnlyWhatItOrdered(t *testing.T) {
 			}
 		}}
 	})
-	if err := carts.SetLine(ctx, e.user.UserID, e.product.ID, 2, 50); err != nil {
-		t.Fatal(err)
-	}
-	req := e.request(2, "tok_visa")
-	req.Items = nil // the cart's lines
-	res, err := e.saga.Place(ctx, e.user, req, "")
-	if err != nil || res.Outcome() != orders.OutcomeConfirmed {
-		t.Fatalf("cart order: %s %v", res.Outcome(), err)
-	}
+	res := e.placeFromCart(t, carts, 2)
 	if len(res.Order.Items) != 1 || res.Order.Items[0].ProductID != e.product.ID {
 		t.Fatalf("the order holds %+v, want the one line priced before the charge", res.Order.Items)
 	}
