@@ -231,12 +231,17 @@ type Note struct {
 }
 
 // Record appends notes to an order's timeline, in order, in one transaction
-// (and one round trip) of their own.
+// (and one round trip) of their own. It first locks the order's row, as every
+// other writer of its timeline does (Update's locked read, UpdateKnown's
+// UPDATE), so an order's entries draw their seq in the order they commit: a
+// client paging the timeline by seq (Timeline's cursor) never skips an entry
+// that committed after a later one (TestTimelineEntriesCommitInSeqOrder).
 func (s *Store) Record(ctx context.Context, orderID uuid.UUID, notes ...Note) error {
 	if len(notes) == 0 {
 		return nil
 	}
 	b := &pgx.Batch{}
+	b.Queue(`SELECT 1 FROM orders WHERE id = $1 FOR NO KEY UPDATE`, orderID)
 	queueNotes(ctx, b, orderID, notes...)
 	return postgres.Tx(ctx, s.db, func(tx pgx.Tx) error { return send(ctx, tx, b) })
 }
