@@ -214,8 +214,10 @@ return 1
 
 // RemoveOrdered takes an order's lines out of the user's cart, atomically:
 // a line goes only while it holds the ordered quantity, so a line the
-// customer added or changed while the order was placed (after the cart was
-// read to price it) stays in the cart. Redis failures are fault.Unavailable.
+// customer added while the order was placed (after the cart was read to
+// price it), or one now at another quantity, stays in the cart (one set back
+// to the ordered quantity cannot be told apart, and goes). Redis failures
+// are fault.Unavailable.
 func (s *Store) RemoveOrdered(ctx context.Context, user uuid.UUID, lines []cart.Line) error {
 	if len(lines) == 0 {
 		return nil

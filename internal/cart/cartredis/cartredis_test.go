@@ -120,7 +120,9 @@ func TestRemoveOrderedLeavesWhatChanged(t *testing.T) {
 		t.Fatalf("lines (-want +got):\n%s", diff)
 	}
 	// A quantity written in another form is still the ordered one.
-	rdb.HSet(ctx, cfg.KeyPrefix+user.String(), added.String(), "01")
+	if err := rdb.HSet(ctx, cfg.KeyPrefix+user.String(), added.String(), "01").Err(); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.RemoveOrdered(ctx, user, want); err != nil {
 		t.Fatal(err)
 	}

@@ -49,18 +49,18 @@ type StockEvent struct {
 // repairs that, instead of the entry's TTL. Then it pushes the product's
 // current state to d.External (deleted there when it is archived or gone);
 // without an external index there is nothing more to do. A product event
-// without an id is fault.Malformed; a failed invalidation or push is
-// fault.Unavailable: the connector delivers the event again (both are
-// idempotent), so a Redis blip does not leave the old entry to its TTL.
+// without an id is fault.Malformed; a failed push is fault.Unavailable (the
+// connector retries). A failed invalidation is logged, as every cache write
+// after a commit is: the entry's TTL bounds it, and failing the delivery
+// would only send every product event to the dead letters while Redis is
+// down, for entries the TTL ends anyway.
 func ProductChanged(ctx context.Context, d *catalogenv.Deps, e ProductEvent) (Result, error) {
 	if e.ID == uuid.Nil {
 		return Result{}, fault.E(fault.Malformed, fault.CodeInvalidEvent, "product id is required")
 	}
 	res := Result{ProductID: e.ID}
-	if e.Version > 0 && d.Cache != nil {
-		if err := d.Cache.Invalidate(ctx, catalogenv.CacheKey(catalog.Product{ID: e.ID}), e.Version); err != nil {
-			return res, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the product cache is unavailable")
-		}
+	if e.Version > 0 {
+		d.Invalidate(ctx, catalog.Product{ID: e.ID, Version: e.Version})
 	}
 	if d.External == nil {
 		res.Skipped = "no_external_index"

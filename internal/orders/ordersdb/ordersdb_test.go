@@ -490,60 +490,64 @@ func TestPurgeKeysDeletesInBatches(t *testing.T) {
 // commit in seq order: an entry that commits after a later one was read
 // would be skipped by a client following next_cursor. Every writer of an
 // order's entries locks the order's row before drawing their seq: here a
-// writer that holds the lock (as Update's locked read does) writes and
-// commits its entry while Record waits; Record's entry then comes after it.
-// Until 2026-12-04 Record drew its seq first and waited on the lock only in
-// its foreign-key check: its entry came before one that committed earlier.
+// writer that holds the row (FOR UPDATE as Update's locked read, FOR NO KEY
+// UPDATE as UpdateKnown's UPDATE) writes and commits its entry while Record
+// waits; Record's entry then comes after it. Until 2026-12-04 Record drew its
+// seq first and waited only in its foreign-key check (on FOR UPDATE; not at
+// all on FOR NO KEY UPDATE): its entry could commit after a later one.
 func TestTimelineEntriesCommitInSeqOrder(t *testing.T) {
 	pool := pgtest.Open(t, ordersdb.Migrations())
 	store := ordersdb.New(pool)
 	ctx := context.Background()
-	o := orderstest.Seed(t, store, uuid.New(), orders.Confirmed)
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM orders WHERE id = $1 FOR UPDATE`, o.ID); err != nil {
-		t.Fatal(err)
-	}
-	recorded := make(chan error, 1)
-	go func() {
-		recorded <- store.Record(ctx, o.ID, ordersdb.Note{Step: orders.StepCart, Outcome: orders.StepOK, Detail: "recorded"})
-	}()
-	// Let Record reach the lock (it waits there, or in its foreign-key check).
-	deadline := time.Now().Add(5 * time.Second)
-	for waiting := 0; waiting == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("Record never waited for the order's row")
-		}
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+	for _, lock := range []string{"FOR UPDATE", "FOR NO KEY UPDATE"} {
+		o := orderstest.Seed(t, store, uuid.New(), orders.Confirmed)
+		tx, err := pool.Begin(ctx)
+		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO order_events (order_id, step, outcome, detail) VALUES ($1, $2, $3, 'locked writer')`,
-		o.ID, orders.StepCancelled, orders.StepOK); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-recorded; err != nil {
-		t.Fatal(err)
-	}
-	steps, _, err := store.Timeline(ctx, o.ID, 0, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var details []string
-	for _, st := range steps {
-		if st.Detail == "recorded" || st.Detail == "locked writer" {
-			details = append(details, st.Detail)
+		var holder int
+		if err := tx.QueryRow(ctx, `SELECT pg_backend_pid() FROM orders WHERE id = $1 `+lock, o.ID).Scan(&holder); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if want := []string{"locked writer", "recorded"}; !cmp.Equal(details, want) {
-		t.Errorf("timeline in seq order %v, want %v (commit order)", details, want)
+		recorded := make(chan error, 1)
+		go func() {
+			recorded <- store.Record(ctx, o.ID, ordersdb.Note{Step: orders.StepCart, Outcome: orders.StepOK, Detail: "recorded"})
+		}()
+		// Wait until Record waits for the row's holder.
+		deadline := time.Now().Add(5 * time.Second)
+		for waiting := 0; waiting == 0; {
+			if time.Now().After(deadline) {
+				_ = tx.Rollback(ctx)
+				t.Fatalf("%s: Record never waited for the order's row", lock)
+			}
+			if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))`,
+				holder).Scan(&waiting); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO order_events (order_id, step, outcome, detail) VALUES ($1, $2, $3, 'locked writer')`,
+			o.ID, orders.StepCancelled, orders.StepOK); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-recorded; err != nil {
+			t.Fatal(err)
+		}
+		steps, _, err := store.Timeline(ctx, o.ID, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var details []string
+		for _, st := range steps {
+			if st.Detail == "recorded" || st.Detail == "locked writer" {
+				details = append(details, st.Detail)
+			}
+		}
+		if want := []string{"locked writer", "recorded"}; !cmp.Equal(details, want) {
+			t.Errorf("%s: timeline in seq order %v, want %v (commit order)", lock, details, want)
+		}
 	}
 }

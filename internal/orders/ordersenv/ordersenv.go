@@ -99,8 +99,11 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		// then be confirmed on units given back (TestLoad). reserve-stock
 		// is asked for whole seconds (ordersgw), so that is what must.
 		if ttl := cmp.Or(holdTTL, inventory.DefaultHoldTTL); ttl.Truncate(time.Second) <= timeout {
-			return nil, fmt.Errorf("HOLD_TTL %s (a hold of %s: reserve-stock takes whole seconds) must be longer than SAGA_TIMEOUT %s",
-				ttl, ttl.Truncate(time.Second), timeout)
+			set := "unset (reserve-stock's default " + ttl.String() + ")"
+			if holdTTL != 0 {
+				set = fmt.Sprintf("%s (a hold of %s: reserve-stock takes whole seconds)", holdTTL, ttl.Truncate(time.Second))
+			}
+			return nil, fmt.Errorf("HOLD_TTL %s must be longer than SAGA_TIMEOUT %s", set, timeout)
 		}
 		// A drive must end within the request that runs it (fnserve's
 		// exec_timeout): else a checkout answers after its deadline, and a

@@ -2017,8 +2017,8 @@ func (c clearAfterTheDeadline) RemoveOrdered(ctx context.Context, user uuid.UUID
 	return c.Cart.RemoveOrdered(ctx, user, lines)
 }
 
-// A cart order confirmed right before the saga's deadline still has its cart
-// emptied: recovery never comes back to a confirmed order. Until 2026-12-03
+// A cart order confirmed right before the saga's deadline still has its lines
+// taken out of the cart: recovery never comes back to a confirmed order. Until 2026-12-03
 // the cart was cleared on the saga's context, and kept its lines.
 func TestTheCartIsEmptiedWhenTheDeadlinePassesAfterTheConfirmation(t *testing.T) {
 	carts, _, _ := cartredistest.New(t, time.Hour)
@@ -2057,7 +2057,7 @@ func (e *env) placeFromCart(t *testing.T, carts *cartredis.Store, qty int) order
 	return res
 }
 
-// duringCharge is Payments that runs during before each charge: stands for a
+// duringCharge is Payments that calls its during before each charge: a
 // request of the same customer that lands while the checkout runs.
 type duringCharge struct {
 	saga.Payments
@@ -2111,8 +2111,9 @@ func TestACartOrderRemovesOnlyWhatItOrdered(t *testing.T) {
 // The confirmation (one batch, BEGIN to COMMIT) may commit and its answer be
 // lost: the connection resets after COMMIT. The order is confirmed and
 // recovery never comes back to it, so the checkout reads it again before
-// answering: confirmed, it empties the cart and answers 201, as a replay of
-// its key does, with each step in the timeline once. Until 2026-12-03 it
+// answering: confirmed, it takes the ordered lines out of the cart and
+// answers 201 (the answer a replay of its key gives), with each step in the
+// timeline once. Until 2026-12-03 it
 // answered 202 pending and kept the cart's lines, which the customer's next
 // checkout bought again.
 func TestALostAnswerOfTheConfirmationStillEmptiesTheCart(t *testing.T) {

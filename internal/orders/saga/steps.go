@@ -210,7 +210,8 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 		// The order is confirmed: take its lines out of the cart even when
 		// the saga's deadline passes now, since recovery never comes back
 		// to a confirmed order. Only what it ordered: a line the customer
-		// added or changed since the cart was priced stays.
+		// added since the cart was priced, or now at another quantity,
+		// stays.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clearTimeout)
 		defer cancel()
 		ordered := make([]cart.Line, len(c.Order.Items))
