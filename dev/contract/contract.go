@@ -26,6 +26,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shopfaas/shop/api"
+	"github.com/shopfaas/shop/internal/fnhttp"
 )
 
 // Prefix is where the public routes live; requests elsewhere (the gateway
@@ -318,29 +319,14 @@ func (c *Contract) ProblemAnswers() map[string][]string {
 }
 
 // withoutEmpty is the query string raw less the values sent empty, and the
-// parameters left with none: the document says a parameter sent empty
-// (?limit=) is one left out, which the validator, reading the schema alone,
-// would refuse for an integer or a pattern. raw is kept as it is when nothing
-// is dropped, and when it does not parse (the validator judges it).
+// parameters left with none, as fnserve reads it (fnhttp.DropEmptyValues):
+// the document says a parameter sent empty (?limit=) is one left out, which
+// the validator, reading the schema alone, would refuse for an integer or a
+// pattern. raw is kept as it is when nothing is dropped, and when it does not
+// parse (the validator judges it).
 func withoutEmpty(raw string) string {
 	q, err := url.ParseQuery(raw)
-	if err != nil {
-		return raw
-	}
-	drop := false
-	for name, values := range q {
-		kept := slices.DeleteFunc(slices.Clone(values), func(v string) bool { return v == "" })
-		if len(kept) == len(values) {
-			continue
-		}
-		drop = true
-		if len(kept) == 0 {
-			q.Del(name)
-		} else {
-			q[name] = kept
-		}
-	}
-	if !drop {
+	if err != nil || !fnhttp.DropEmptyValues(q) {
 		return raw
 	}
 	return q.Encode()

@@ -84,6 +84,21 @@ func (r *Recorder) Checked() int {
 	return r.checked
 }
 
+// RunSuite loads the contract, installs a Recorder as client's transport
+// (sending through the transport client had) and runs m under it (Run): a
+// suite's TestMain is os.Exit(contract.RunSuite(m, client)). A contract that
+// does not load is exit code 2.
+func RunSuite(m *testing.M, client *http.Client) int {
+	c, err := Load()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "contract:", err)
+		return 2
+	}
+	rec := &Recorder{Contract: c, Next: client.Transport}
+	client.Transport = rec
+	return rec.Run(m)
+}
+
 // Run runs a suite's tests whose requests go through r (m.Run) and answers
 // the exit code: m's, or 1 when an exchange broke the contract (each
 // printed), or when the whole suite ran and r checked nothing (its requests

@@ -211,12 +211,14 @@ func Apply(p Product, pt Patch, now time.Time) (Product, error) {
 				}
 				p.Price.Amount = pp.Amount.Value
 			}
-			// As sent, as NewProduct takes it: "usd" is refused on both
-			// writes (the contract's pattern), never upper-cased on one.
-			if pp.Currency.Set && !pp.Currency.Null {
-				p.Price.Currency = pp.Currency.Value
-			} else if pp.Currency.Null {
+			// As sent, not trimmed as str does, and as NewProduct takes it:
+			// "usd" is refused on both writes (the contract's pattern).
+			switch c := pp.Currency; {
+			case !c.Set:
+			case c.Null:
 				nulls = append(nulls, "price.currency")
+			default:
+				p.Price.Currency = c.Value
 			}
 		}
 	}

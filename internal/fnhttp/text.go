@@ -104,39 +104,46 @@ func CheckRequestText(r *http.Request) error {
 	return oneValueEach(r, v)
 }
 
-// oneValueEach refuses a parameter of v (r's query) sent with a value more
-// than once, naming the alphabetically first such name, and drops the empty values
-// from r's query when it has any (a query without one is left as sent).
+// oneValueEach drops the empty values of v (r's query) and refuses a
+// parameter still sent more than once, naming the alphabetically first such
+// name; r's query is rewritten only when a value was dropped.
 func oneValueEach(r *http.Request, v url.Values) error {
+	empty := DropEmptyValues(v)
 	var twice []string
-	empty := false
 	for name, vals := range v {
-		sent := 0
-		for _, s := range vals {
-			if s != "" {
-				sent++
-			}
-		}
-		if sent > 1 {
+		if len(vals) > 1 {
 			twice = append(twice, name)
 		}
-		empty = empty || sent < len(vals)
 	}
 	if len(twice) > 0 {
 		return fault.E(fault.Invalid, fault.CodeInvalidRequest,
 			fmt.Sprintf("query parameter %q is sent more than once: send it once", slices.Min(twice)))
 	}
 	if empty {
-		for name, vals := range v {
-			if i := slices.IndexFunc(vals, func(s string) bool { return s != "" }); i >= 0 {
-				v[name] = vals[i : i+1]
-			} else {
-				delete(v, name)
-			}
-		}
 		r.URL.RawQuery = v.Encode()
 	}
 	return nil
+}
+
+// DropEmptyValues removes from v every value sent empty, and the parameters
+// left with none (a parameter sent empty is one left out, as the contract
+// says), and reports whether it removed any. The contract's recorder reads a
+// request's query the same way.
+func DropEmptyValues(v url.Values) bool {
+	dropped := false
+	for name, vals := range v {
+		kept := slices.DeleteFunc(vals, func(s string) bool { return s == "" })
+		switch {
+		case len(kept) == len(vals):
+		case len(kept) == 0:
+			delete(v, name)
+			dropped = true
+		default:
+			v[name] = kept
+			dropped = true
+		}
+	}
+	return dropped
 }
 
 // Query returns the query parameter name (empty when absent) once it

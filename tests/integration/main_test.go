@@ -20,12 +20,5 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	c, err := contract.Load()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "contract:", err)
-		os.Exit(2)
-	}
-	rec := &contract.Recorder{Contract: c, Next: http.DefaultTransport}
-	http.DefaultClient.Transport = rec
-	os.Exit(rec.Run(m))
+	os.Exit(contract.RunSuite(m, http.DefaultClient))
 }

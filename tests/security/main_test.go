@@ -1,7 +1,6 @@
 package security
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -16,12 +15,5 @@ import (
 // own, and the gateway's /function/… URLs, are not recorded. A whole run that
 // checked nothing fails too.
 func TestMain(m *testing.M) {
-	c, err := contract.Load()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "contract:", err)
-		os.Exit(2)
-	}
-	rec := &contract.Recorder{Contract: c}
-	client.Transport = rec
-	os.Exit(rec.Run(m))
+	os.Exit(contract.RunSuite(m, client))
 }

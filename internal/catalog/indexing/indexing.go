@@ -1,8 +1,9 @@
 // Package indexing runs index-product's use cases: it keeps the product cache
 // and the external search index (Meilisearch) in step with
 // product.changed.v1, pushing the product's CURRENT state so a stale or
-// reordered event never regresses the index, and records each product's in-stock flag from stock.changed.v1 once
-// per event. The function index-product is its HTTP wrapper.
+// reordered event never regresses the index, and records each product's
+// in-stock flag from stock.changed.v1 once per event. The function
+// index-product is its HTTP wrapper.
 package indexing
 
 import (
