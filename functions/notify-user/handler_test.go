@@ -182,13 +182,14 @@ func TestEmailClaimedByADeadDeliveryIsRetried(t *testing.T) {
 		t.Fatalf("first delivery: %d %+v", code, stored)
 	}
 	id, ctx := stored.NotificationID, context.Background()
-	if claimed, err := e.store.ClaimEmail(ctx, id, notifysvc.EmailLease); err != nil || !claimed {
+	claim, claimed, err := e.store.ClaimEmail(ctx, id, notifysvc.EmailLease)
+	if err != nil || !claimed {
 		t.Fatalf("ClaimEmail = %v, %v", claimed, err) // the dead delivery's claim
 	}
 	if code, resp := deliver(t, e.h, body); code != http.StatusServiceUnavailable {
 		t.Fatalf("the retry under a held claim answered %d %+v; want 503, or the email is never sent", code, resp)
 	}
-	if err := e.store.ReleaseEmail(ctx, id); err != nil { // the lease runs out
+	if err := e.store.ReleaseEmail(ctx, id, claim); err != nil { // the lease runs out
 		t.Fatal(err)
 	}
 	if code, resp := deliver(t, e.h, body); code != 200 || !resp.Emailed {

@@ -90,21 +90,30 @@ func (s *Store) Record(ctx context.Context, consumer string, n notifications.Not
 // ClaimEmail reserves the sending of notification id's email for lease: it
 // reports false when the email already went out or another delivery holds an
 // unexpired claim, so two concurrent deliveries never both send it. A claim
-// whose sender died expires and can be taken again. Failures are
-// fault.Unavailable.
-func (s *Store) ClaimEmail(ctx context.Context, id uuid.UUID, lease time.Duration) (bool, error) {
-	tag, err := s.db.Exec(ctx, `UPDATE notifications SET email_claimed_until = now() + make_interval(secs => $2)
-		WHERE id = $1 AND emailed_at IS NULL AND (email_claimed_until IS NULL OR email_claimed_until < now())`, id, lease.Seconds())
-	if err != nil {
-		return false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
+// whose sender died expires and can be taken again. On success it returns the
+// claim (the lease's end as stored), which ReleaseEmail takes back. Failures
+// are fault.Unavailable.
+func (s *Store) ClaimEmail(ctx context.Context, id uuid.UUID, lease time.Duration) (claim time.Time, ok bool, err error) {
+	err = s.db.QueryRow(ctx, `UPDATE notifications SET email_claimed_until = now() + make_interval(secs => $2)
+		WHERE id = $1 AND emailed_at IS NULL AND (email_claimed_until IS NULL OR email_claimed_until < now())
+		RETURNING email_claimed_until`, id, lease.Seconds()).Scan(&claim)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, false, nil
 	}
-	return tag.RowsAffected() == 1, nil
+	if err != nil {
+		return time.Time{}, false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
+	}
+	return claim, true, nil
 }
 
-// ReleaseEmail gives up a claim after a failed send, so a retry need not wait
-// for the lease to expire. Failures are fault.Unavailable.
-func (s *Store) ReleaseEmail(ctx context.Context, id uuid.UUID) error {
-	if _, err := s.db.Exec(ctx, `UPDATE notifications SET email_claimed_until = NULL WHERE id = $1 AND emailed_at IS NULL`, id); err != nil {
+// ReleaseEmail gives up claim, taken by ClaimEmail, after a failed send, so a
+// retry need not wait for the lease to expire. It releases only that claim: a
+// sender whose lease ran out while it failed leaves alone the claim another
+// delivery has taken since, which may be sending right now. Failures are
+// fault.Unavailable.
+func (s *Store) ReleaseEmail(ctx context.Context, id uuid.UUID, claim time.Time) error {
+	if _, err := s.db.Exec(ctx, `UPDATE notifications SET email_claimed_until = NULL
+		WHERE id = $1 AND emailed_at IS NULL AND email_claimed_until = $2`, id, claim); err != nil {
 		return fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
 	}
 	return nil

@@ -135,3 +135,40 @@ func TestPruneDeletesInBatches(t *testing.T) {
 		t.Errorf("a prune with nothing to delete read %d notifications; want the index to find none", read)
 	}
 }
+
+// A sender whose lease ran out while its send failed releases only its own
+// claim: the claim another delivery took since stays held, so a third
+// delivery cannot send the email while the second may be sending it.
+func TestReleaseEmailLeavesANewerClaim(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, usersdb.Migrations())
+	s := notificationsdb.New(pool)
+	n := notification()
+	if _, _, err := s.Record(ctx, "notify-user", n); err != nil {
+		t.Fatal(err)
+	}
+	stale, ok, err := s.ClaimEmail(ctx, n.ID, time.Millisecond)
+	if err != nil || !ok {
+		t.Fatalf("first claim = %v, %v", ok, err)
+	}
+	// The first sender's lease runs out; a second delivery takes the email.
+	if _, err := pool.Exec(ctx, `UPDATE notifications SET email_claimed_until = now() - interval '1 second' WHERE id = $1`, n.ID); err != nil {
+		t.Fatal(err)
+	}
+	held, ok, err := s.ClaimEmail(ctx, n.ID, time.Minute)
+	if err != nil || !ok || held.Equal(stale) {
+		t.Fatalf("second claim = %v, %v, %v (first %v)", held, ok, err, stale)
+	}
+	if err := s.ReleaseEmail(ctx, n.ID, stale); err != nil { // the first send fails late
+		t.Fatal(err)
+	}
+	if _, ok, err := s.ClaimEmail(ctx, n.ID, time.Minute); err != nil || ok {
+		t.Fatalf("a third delivery claimed the email the second holds (%v, %v)", ok, err)
+	}
+	if err := s.ReleaseEmail(ctx, n.ID, held); err != nil { // the holder's own release
+		t.Fatal(err)
+	}
+	if _, ok, err := s.ClaimEmail(ctx, n.ID, time.Minute); err != nil || !ok {
+		t.Fatalf("the claim released by its holder could not be taken (%v, %v)", ok, err)
+	}
+}

@@ -23,11 +23,13 @@ type Store interface {
 	// Record stores n once per event for consumer; first is false for a
 	// redelivery, which returns the notification stored the first time.
 	Record(ctx context.Context, consumer string, n notifications.Notification) (stored notifications.Notification, first bool, err error)
-	// ClaimEmail takes the sending of n's email for lease; false when it is
-	// sent already or another delivery holds an unexpired claim.
-	ClaimEmail(ctx context.Context, id uuid.UUID, lease time.Duration) (bool, error)
-	// ReleaseEmail gives a claim back after a failed send.
-	ReleaseEmail(ctx context.Context, id uuid.UUID) error
+	// ClaimEmail takes the sending of n's email for lease and returns the
+	// claim; false when it is sent already or another delivery holds an
+	// unexpired claim.
+	ClaimEmail(ctx context.Context, id uuid.UUID, lease time.Duration) (claim time.Time, ok bool, err error)
+	// ReleaseEmail gives claim back after a failed send, unless another
+	// delivery has taken the email since.
+	ReleaseEmail(ctx context.Context, id uuid.UUID, claim time.Time) error
 	// MarkEmailed records that the email went out.
 	MarkEmailed(ctx context.Context, id uuid.UUID) error
 }
@@ -117,7 +119,7 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (bool
 	if err != nil {
 		return false, err
 	}
-	claimed, err := s.store.ClaimEmail(ctx, n.ID, EmailLease)
+	claim, claimed, err := s.store.ClaimEmail(ctx, n.ID, EmailLease)
 	if err != nil {
 		return false, err
 	}
@@ -132,7 +134,7 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (bool
 	}
 	if err := s.mailer.Send(ctx, n.Email(u.Email)); err != nil {
 		s.log.WarnContext(ctx, "email not sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID, "err", err.Error())
-		if rerr := s.store.ReleaseEmail(context.WithoutCancel(ctx), n.ID); rerr != nil {
+		if rerr := s.store.ReleaseEmail(context.WithoutCancel(ctx), n.ID, claim); rerr != nil {
 			// The retry waits for the lease to run out instead.
 			s.log.WarnContext(ctx, "email claim not released", "notification_id", n.ID, "err", rerr.Error())
 		}
