@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalogclient/catalogtest"
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/inventory"
@@ -86,7 +87,7 @@ func TestSetStock(t *testing.T) {
 			&inventory.View{ProductID: reservedProduct.ID, OnHand: 4, Reserved: 4, Available: 0, Version: 3}},
 		{"first stocking", admin, path(product.ID), newRow, `{"on_hand":1000000}`, 200, "",
 			&inventory.View{ProductID: product.ID, OnHand: 1000000, Reserved: 0, Available: 1000000, Version: 1}},
-		{"zero", admin, path(product.ID), map[string]string{"If-Match": `"` + product.ID.String() + `-1"`}, `{"on_hand":0}`, 200, "",
+		{"zero", admin, path(product.ID), map[string]string{"If-Match": `"stock-` + product.ID.String() + `-1"`}, `{"on_hand":0}`, 200, "",
 			&inventory.View{ProductID: product.ID, OnHand: 0, Reserved: 0, Available: 0, Version: 2}},
 	}
 	for _, tt := range tests {
@@ -278,5 +279,36 @@ func TestSetStockIfMatchMatchesOnlyTheCurrentTagExactly(t *testing.T) {
 				t.Errorf("stock after %d: on_hand %d, %v; want %d", w.Code, got.OnHand, err, want)
 			}
 		})
+	}
+}
+
+// The product's own ETag (update-product's If-Match) names the catalog's
+// version, not the level's: sent to set-stock it matches nothing, even when
+// the two versions are equal (it did while the two tags had one format).
+func TestSetStockRefusesTheProductsETag(t *testing.T) {
+	ctx := context.Background()
+	store := inventorydb.New(pgtest.Open(t, inventorydb.Migrations()))
+	cat := catalogtest.New(t)
+	tokens := fntest.Tokens(t, 0)
+	h := New(cat.Client(t), store, tokens, slog.New(slog.DiscardHandler))
+	p := cat.Add("MUG-9", 1299, "USD")
+	if _, err := store.Init(ctx, p.ID, 10); err != nil {
+		t.Fatal(err)
+	}
+	level, err := store.Get(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The product at the level's version, as get-product would tag it.
+	productETag := catalog.Product{ID: p.ID, Version: level.Version}.ETag()
+	r := httptest.NewRequest(http.MethodPut, "/api/v1/inventory/"+p.ID.String(), strings.NewReader(`{"on_hand":7}`))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", fntest.Bearer(t, tokens, uuid.Must(uuid.NewV7()), auth.RoleAdmin))
+	r.Header.Set("If-Match", productETag)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	fntest.Problem(t, w, http.StatusPreconditionFailed, "precondition_failed")
+	if got, err := store.Get(ctx, p.ID); err != nil || got.OnHand != 10 {
+		t.Errorf("on_hand %d (%v) after a write on the product's ETag; want 10, untouched", got.OnHand, err)
 	}
 }

@@ -117,7 +117,7 @@ func TestHoldTTLOutOfRangeIsRefused(t *testing.T) {
 func TestParsePrecondition(t *testing.T) {
 	id := uuid.MustParse("01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f")
 	row := inventory.Stock{ProductID: id, OnHand: 5, Version: 7}
-	if got := row.ETag(); got != `"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f-7"` {
+	if got := row.ETag(); got != `"stock-01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f-7"` {
 		t.Fatalf("ETag %s", got)
 	}
 	const pf, ok = fault.PreconditionFailed, fault.Kind(-1)

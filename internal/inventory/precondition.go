@@ -9,13 +9,15 @@ import (
 	"github.com/shopfaas/shop/internal/fault"
 )
 
-// ETag is the stock level's strong entity tag, "<product_id>-<version>"
+// ETag is the stock level's strong entity tag, "stock-<product_id>-<version>"
 // quoted: it changes with every change of the row (the version a trigger
 // bumps), whoever made it — set-stock, a reservation, the sweep's sale, a
 // cancel's restock. The product id in it keeps one product's tag from ever
-// matching another's.
+// matching another's, and the prefix keeps the product's own ETag
+// ("<product_id>-<version>", of the catalog's version) from matching the
+// level when the two versions happen to be equal.
 func (s Stock) ETag() string {
-	return `"` + s.ProductID.String() + "-" + strconv.FormatInt(s.Version, 10) + `"`
+	return `"stock-` + s.ProductID.String() + "-" + strconv.FormatInt(s.Version, 10) + `"`
 }
 
 // Precondition is what a set-stock expects of the stock row it overwrites,
