@@ -37,6 +37,11 @@ type Change struct {
 	// Compensation, when not CompensationNone, is the order's compensation
 	// state from now on.
 	Compensation Compensation
+	// CartOwed says the order's lines are still to be taken out of the cart
+	// it was ordered from: the saga sets it on the confirmation of a cart
+	// order, so that the removal is owed in the confirmation's transaction
+	// and recovery makes it if the driver dies before it.
+	CartOwed bool
 }
 
 // None reports whether the decision changed nothing.

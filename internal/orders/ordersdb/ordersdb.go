@@ -145,6 +145,9 @@ type Saga struct {
 	FromCart     bool
 	Compensation orders.Compensation
 	Attempts     int
+	// CartOwed: the order is confirmed and its lines are still to be taken
+	// out of its cart (orders.Change.CartOwed; RecordCartTaken settles it).
+	CartOwed bool
 }
 
 // NotWritten reports whether Create's error err says the order is certainly
@@ -237,12 +240,27 @@ type Note struct {
 // client paging the timeline by seq (Timeline's cursor) never skips an entry
 // that committed after a later one (TestTimelineEntriesCommitInSeqOrder).
 func (s *Store) Record(ctx context.Context, orderID uuid.UUID, notes ...Note) error {
-	if len(notes) == 0 {
+	return s.record(ctx, orderID, false, notes)
+}
+
+// RecordCartTaken is Record for the run that took a confirmed cart order's
+// lines out of its cart: in the same transaction it settles the removal
+// the confirmation left owed (Change.CartOwed), so recovery no longer
+// claims the order for it.
+func (s *Store) RecordCartTaken(ctx context.Context, orderID uuid.UUID, notes ...Note) error {
+	return s.record(ctx, orderID, true, notes)
+}
+
+func (s *Store) record(ctx context.Context, orderID uuid.UUID, cartTaken bool, notes []Note) error {
+	if len(notes) == 0 && !cartTaken {
 		return nil
 	}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT 1 FROM orders WHERE id = $1 FOR NO KEY UPDATE`, orderID)
 	queueNotes(ctx, b, orderID, notes...)
+	if cartTaken {
+		b.Queue(`UPDATE order_sagas SET cart_owed = false, updated_at = now() WHERE order_id = $1 AND cart_owed`, orderID)
+	}
 	return postgres.Tx(ctx, s.db, func(tx pgx.Tx) error { return send(ctx, tx, b) })
 }
 
@@ -491,9 +509,9 @@ func (s *Store) Timeline(ctx context.Context, orderID uuid.UUID, after int64, li
 func (s *Store) LoadSaga(ctx context.Context, orderID uuid.UUID) (Saga, error) {
 	var sg Saga
 	var token *string
-	o, err := s.readWithItems(ctx, `SELECT `+orderColumns+`, s.payment_token, s.from_cart, s.compensation, s.attempts
+	o, err := s.readWithItems(ctx, `SELECT `+orderColumns+`, s.payment_token, s.from_cart, s.compensation, s.attempts, s.cart_owed
 		FROM orders o JOIN order_sagas s ON s.order_id = o.id WHERE o.id = $1`, orderID,
-		&token, &sg.FromCart, &sg.Compensation, &sg.Attempts)
+		&token, &sg.FromCart, &sg.Compensation, &sg.Attempts, &sg.CartOwed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sg, errNotFound
 	}
@@ -642,10 +660,10 @@ func queueWrite(ctx context.Context, b *pgx.Batch, o orders.Order, c orders.Chan
 // the event's "recorded" — are one INSERT (queueNotes), in that order.
 func queueChange(ctx context.Context, b *pgx.Batch, o orders.Order, c orders.Change, settle bool, notes []Note) error {
 	entries := append(slices.Clip(notes), Note{Step: c.Step, Outcome: orders.StepOK, Detail: c.Detail})
-	b.Queue(`UPDATE order_sagas SET payment_token = NULL, updated_at = now(),
-		lease_until = CASE WHEN $2::text = $3::text THEN greatest(lease_until, now() + interval '1 minute') ELSE now() END,
+	b.Queue(`UPDATE order_sagas SET payment_token = NULL, updated_at = now(), cart_owed = cart_owed OR $4,
+		lease_until = CASE WHEN $2::text = $3::text OR $4 THEN greatest(lease_until, now() + interval '1 minute') ELSE now() END,
 		compensation = CASE WHEN $2::text = '' THEN compensation ELSE $2::text END WHERE order_id = $1`,
-		o.ID, c.Compensation, orders.CompensationOwed)
+		o.ID, c.Compensation, orders.CompensationOwed, c.CartOwed)
 	if c.Event != "" {
 		ev, err := events.New(ctx, orders.Source, c.Event, o.ID.String(), o.EventData())
 		if err != nil {
@@ -684,7 +702,8 @@ type Claim struct {
 }
 
 // ClaimStale leases up to limit orders whose saga is unfinished — pending
-// orders older than olderThan, or orders still owing a compensation — and
+// orders older than olderThan, orders still owing a compensation, and
+// confirmed cart orders whose lines are still owed out of the cart — and
 // whose current lease has run out, to the caller for lease, oldest first.
 // Rows are taken with FOR UPDATE SKIP LOCKED and leased in the same
 // transaction, so concurrent recoverers never drive the same order at once.
@@ -702,16 +721,18 @@ func (s *Store) ClaimStale(ctx context.Context, olderThan, lease time.Duration, 
 // those the index holds (an order is pending exactly while its saga keeps
 // the payment token: Create writes one, and every change of an order moves it
 // out of pending and clears it), so the claim reads what is open, not every
-// order ever placed. The index's condition is written out, as literals, so
-// that a generic plan is proven to use it too; the candidates go in as an
+// order ever placed; the sagas that owe a cart removal come through
+// order_sagas_cart_owed (migration 0006) the same way. The indexes' conditions
+// are written out, as literals, so that a generic plan is proven to use them too; the candidates go in as an
 // array, so the join reads them by key whatever the statistics say (this
 // machine's PostgreSQL runs with autovacuum off).
 func claimStale(ctx context.Context, tx pgx.Tx, olderThan, lease time.Duration, limit int) ([]Claim, error) {
 	rows, err := tx.Query(ctx, `SELECT s.order_id, s.traceparent FROM order_sagas s JOIN orders o ON o.id = s.order_id
 		WHERE s.order_id = ANY (ARRAY(SELECT order_id FROM order_sagas
-				WHERE lease_until < now() AND (payment_token IS NOT NULL OR compensation = 'pending')))
+				WHERE lease_until < now() AND (payment_token IS NOT NULL OR compensation = 'pending')
+			UNION ALL SELECT order_id FROM order_sagas WHERE lease_until < now() AND cart_owed))
 		  AND s.lease_until < now()
-		  AND ((o.status = $3 AND o.created_at < now() - $1::float8 * interval '1 second') OR s.compensation = $4)
+		  AND ((o.status = $3 AND o.created_at < now() - $1::float8 * interval '1 second') OR s.compensation = $4 OR s.cart_owed)
 		ORDER BY o.created_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED`, olderThan.Seconds(), limit, orders.Pending, orders.CompensationOwed)
 	if err != nil {
 		return nil, unavailable(err)

@@ -385,9 +385,9 @@ func TestUpdateKnown(t *testing.T) {
 // The recovery's claim, run every minute, reads the open sagas, not every
 // order ever placed: among 6,000 finished orders (their sagas written with a
 // payment token, then cleared, as a checkout leaves them), it takes the two
-// pending orders left past RecoverAfter and the order still owing a refund,
-// oldest first, and leaves the young pending order and the one whose lease
-// still runs. On a table never analyzed (this machine runs with autovacuum
+// pending orders left past RecoverAfter, the order still owing a refund and
+// the confirmed cart order still owing its cart removal, oldest first, and
+// leaves the young pending order and the ones whose lease still runs. On a table never analyzed (this machine runs with autovacuum
 // off) and on one analyzed.
 func TestClaimStaleReadsTheOpenSagasOnly(t *testing.T) {
 	for _, analyzed := range []bool{false, true} {
@@ -396,6 +396,7 @@ func TestClaimStaleReadsTheOpenSagasOnly(t *testing.T) {
 			ctx := context.Background()
 			const finished = 6000
 			owed, stale1, stale2, young, leased := uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New()
+			cartOwed, cartLeased := uuid.New(), uuid.New()
 			_, err := pool.Exec(ctx, `
 				INSERT INTO orders (id, user_id, status, total_amount, currency, shipping_address, created_at, updated_at)
 				SELECT gen_random_uuid(), gen_random_uuid(), CASE WHEN n % 10 = 0 THEN 'cancelled' ELSE 'confirmed' END,
@@ -414,8 +415,14 @@ func TestClaimStaleReadsTheOpenSagasOnly(t *testing.T) {
 				INSERT INTO order_sagas (order_id, payment_token, compensation, lease_until)
 				VALUES ($2, NULL, 'pending', now() - interval '1 minute'), ($3, 'tok_visa', '', now() - interval '1 minute'),
 				       ($4, 'tok_visa', '', now() - interval '1 minute'), ($5, 'tok_visa', '', now() - interval '1 second'),
-				       ($6, 'tok_visa', '', now() + interval '1 minute')`,
-				pgx.QueryExecModeSimpleProtocol, finished, owed.String(), stale1.String(), stale2.String(), young.String(), leased.String())
+				       ($6, 'tok_visa', '', now() + interval '1 minute');
+				INSERT INTO orders (id, user_id, status, total_amount, currency, shipping_address, created_at, updated_at)
+				VALUES ($7, gen_random_uuid(), 'confirmed', 100, 'USD', '{}', now() - interval '30 seconds', now() - interval '30 seconds'),
+				       ($8, gen_random_uuid(), 'confirmed', 100, 'USD', '{}', now() - interval '5 hours', now());
+				INSERT INTO order_sagas (order_id, from_cart, cart_owed, lease_until)
+				VALUES ($7, true, true, now() - interval '1 second'), ($8, true, true, now() + interval '1 minute')`,
+				pgx.QueryExecModeSimpleProtocol, finished, owed.String(), stale1.String(), stale2.String(), young.String(), leased.String(),
+				cartOwed.String(), cartLeased.String())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -440,12 +447,14 @@ func TestClaimStaleReadsTheOpenSagasOnly(t *testing.T) {
 				ids = append(ids, c.OrderID)
 			}
 			ordersRead, sagasRead := pgtest.RowsRead(t, tx, "orders")-orders0, pgtest.RowsRead(t, tx, "order_sagas")-sagas0
-			t.Logf("claimed %d of %d orders, reading %d orders and %d sagas", len(ids), finished+5, ordersRead, sagasRead)
-			if diff := cmp.Diff([]uuid.UUID{owed, stale1, stale2}, ids); diff != "" {
+			t.Logf("claimed %d of %d orders, reading %d orders and %d sagas", len(ids), finished+7, ordersRead, sagasRead)
+			// The confirmed cart order still owing its cart removal is taken
+			// whatever its age, once its lease has run out.
+			if diff := cmp.Diff([]uuid.UUID{owed, stale1, stale2, cartOwed}, ids); diff != "" {
 				t.Errorf("claimed (-want +got):\n%s", diff)
 			}
-			// The four sagas whose lease ran out, their orders, and the three
-			// leases written: a scan reads the 6,005 of each.
+			// The five sagas whose lease ran out, their orders, and the four
+			// leases written: a scan reads the 6,007 of each.
 			if ordersRead > 20 || sagasRead > 20 {
 				t.Errorf("the claim read %d orders and %d sagas; want the open ones only (20 at most of each)", ordersRead, sagasRead)
 			}

@@ -2,6 +2,7 @@ package saga_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -2018,8 +2019,9 @@ func (c clearAfterTheDeadline) RemoveOrdered(ctx context.Context, user uuid.UUID
 }
 
 // A cart order confirmed right before the saga's deadline still has its lines
-// taken out of the cart: recovery never comes back to a confirmed order. Until 2026-12-03
-// the cart was cleared on the saga's context, and kept its lines.
+// taken out of the cart by the run that confirmed it, not a minute later by
+// recovery. Until 2026-12-03 the cart was cleared on the saga's context, and
+// kept its lines.
 func TestTheCartIsEmptiedWhenTheDeadlinePassesAfterTheConfirmation(t *testing.T) {
 	carts, _, _ := cartredistest.New(t, time.Hour)
 	charged := &chargeContext{}
@@ -2109,9 +2111,8 @@ func TestACartOrderRemovesOnlyWhatItOrdered(t *testing.T) {
 }
 
 // The confirmation (one batch, BEGIN to COMMIT) may commit and its answer be
-// lost: the connection resets after COMMIT. The order is confirmed and
-// recovery never comes back to it, so the checkout reads it again before
-// answering: confirmed, it takes the ordered lines out of the cart and
+// lost: the connection resets after COMMIT. The order is confirmed, so the
+// checkout reads it again before answering: confirmed, it takes the ordered lines out of the cart and
 // answers 201 (the answer a replay of its key gives), with each step in the
 // timeline once. Until 2026-12-03 it
 // answered 202 pending and kept the cart's lines, which the customer's next
@@ -2352,5 +2353,67 @@ func TestARecoveryRunDrivesItsOrdersBeforeAPurgeThatCannotFinish(t *testing.T) {
 	}
 	if rep.Confirmed != 1 {
 		t.Errorf("report %+v; want the stale order confirmed before the purge", rep)
+	}
+}
+
+// cartDown is a Cart whose RemoveOrdered fails while down is set: Redis
+// refusing the removal, or, as the orders database sees it, create-order
+// dying between the confirmation's commit and the removal.
+type cartDown struct {
+	saga.Cart
+	down *atomic.Bool
+}
+
+func (c cartDown) RemoveOrdered(ctx context.Context, user uuid.UUID, lines []cart.Line) error {
+	if c.down.Load() {
+		return errors.New("cart store down")
+	}
+	return c.Cart.RemoveOrdered(ctx, user, lines)
+}
+
+// A cart order confirmed by a run that could not take its lines out of the
+// cart (the run died, or Redis refused) leaves the removal owed in the
+// confirmation's own transaction: recovery claims the order once the lease
+// has run out, takes the lines out and settles it, and claims it no more.
+// Until 2026-12-04 recovery never came back to a confirmed order, and the
+// ordered lines stayed in the cart, to be bought again by the next checkout.
+func TestRecoveryTakesAConfirmedOrdersLinesOutOfTheCart(t *testing.T) {
+	carts, _, _ := cartredistest.New(t, time.Hour)
+	down := &atomic.Bool{}
+	down.Store(true)
+	e := setup(t, func(c *saga.Config) { c.Cart = cartDown{Cart: carts, down: down} })
+	ctx := context.Background()
+	res := e.placeFromCart(t, carts, 2)
+	owed := func() bool {
+		t.Helper()
+		var owed bool
+		if err := e.pool.QueryRow(ctx, `SELECT cart_owed FROM order_sagas WHERE order_id = $1`, res.Order.ID).Scan(&owed); err != nil {
+			t.Fatal(err)
+		}
+		return owed
+	}
+	if lines, err := carts.Lines(ctx, e.user.UserID); err != nil || len(lines) != 1 || !owed() {
+		t.Fatalf("after the failed removal: cart %v (%v), removal owed %v; want the line kept and the removal owed", lines, err, owed())
+	}
+	down.Store(false)
+	e.age(t) // the confirming run's lease runs out
+	rep, err := e.saga.Recover(ctx, 10)
+	if err != nil || rep.Driven != 1 || rep.Confirmed != 1 {
+		t.Fatalf("recovery: %+v %v; want the confirmed order driven", rep, err)
+	}
+	if lines, err := carts.Lines(ctx, e.user.UserID); err != nil || len(lines) != 0 {
+		t.Errorf("cart after recovery: %v %v; want the ordered line taken out", lines, err)
+	}
+	if owed() {
+		t.Error("the removal is still owed after recovery took the lines out")
+	}
+	want := []string{"order.created:ok", "stock.reserve:ok", "payment.charge:ok",
+		"order.confirmed:ok", "order.placed.v1:recorded", "cart.clear:error", "cart.clear:ok"}
+	if diff := cmp.Diff(want, e.steps(t, res.Order.ID)); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+	e.age(t)
+	if rep, err := e.saga.Recover(ctx, 10); err != nil || rep.Driven != 0 {
+		t.Errorf("the next recovery run: %+v %v; want nothing claimed", rep, err)
 	}
 }

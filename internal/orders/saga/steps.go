@@ -137,6 +137,11 @@ func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Sa
 		s.compensate(ctx, tl, o, releaseAndRefund)
 	}
 	if o.Status != orders.Pending {
+		if sg.CartOwed && o.Status == orders.Confirmed {
+			// The run that confirmed it died before taking its lines out
+			// of the cart.
+			s.takeOutOfCart(ctx, tl, o)
+		}
 		return orders.Checkout{Order: o}, nil
 	}
 	if sg.PaymentToken == "" { // cannot happen: the token is cleared only when the order leaves pending
@@ -190,10 +195,18 @@ const clearTimeout = 2 * time.Second
 // the order is read again first, once the write can no longer commit
 // (lookUp settles it): confirmed, the run goes on as if the
 // confirmation had answered — the ordered lines leave the cart and the order
-// is answered confirmed (recovery never comes back to a confirmed order, so
-// lines kept then would be bought again by the next checkout).
+// is answered confirmed. The confirmation of a cart order leaves the removal
+// owed in its own transaction (orders.Change.CartOwed), so if this run dies
+// before the removal, recovery makes it.
 func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orders.Checkout {
-	c, err := s.decide(ctx, tl, sg.Order, func(o *orders.Order) (orders.Change, error) { return o.Confirm(time.Now()) })
+	fromCart := sg.FromCart && s.cfg.Cart != nil
+	c, err := s.decide(ctx, tl, sg.Order, func(o *orders.Order) (orders.Change, error) {
+		ch, err := o.Confirm(time.Now())
+		// The removal is owed from the confirmation's commit on, so that
+		// recovery makes it if this run dies before it does.
+		ch.CartOwed = fromCart && !ch.None()
+		return ch, err
+	})
 	if err != nil {
 		stored, lerr := s.lookUp(ctx, sg.Order.ID, err)
 		if lerr != nil || stored.Order.Status != orders.Confirmed {
@@ -206,26 +219,38 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 		tl.notes, tl.changed = nil, true
 		c = orders.Checkout{Order: stored.Order, Detail: c.Detail}
 	}
-	if sg.FromCart && s.cfg.Cart != nil && c.Order.Status == orders.Confirmed {
-		// The order is confirmed: take its lines out of the cart even when
-		// the saga's deadline passes now, since recovery never comes back
-		// to a confirmed order. Only what it ordered: a line the customer
-		// added since the cart was priced, or now at another quantity,
-		// stays.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clearTimeout)
-		defer cancel()
-		ordered := make([]cart.Line, len(c.Order.Items))
-		for i, l := range c.Order.Items {
-			ordered[i] = cart.Line{ProductID: l.ProductID, Quantity: l.Quantity}
-		}
-		outcome, detail := orders.StepOK, "the ordered lines were taken out of the cart"
-		if err := s.cfg.Cart.RemoveOrdered(cctx, c.Order.UserID, ordered); err != nil {
-			outcome, detail = orders.StepError, "the ordered lines could not be taken out of the cart"
-			s.cfg.Log.WarnContext(ctx, "take the ordered lines out of the cart", "order_id", c.Order.ID, "err", err.Error())
-		}
-		tl.note(orders.StepCart, outcome, detail)
+	if fromCart && c.Order.Status == orders.Confirmed {
+		// The order is confirmed: take its lines out of the cart now, even
+		// when the saga's deadline passes, rather than leave them to
+		// recovery (which waits for the lease to run out).
+		s.takeOutOfCart(ctx, tl, c.Order)
 	}
 	return c
+}
+
+// takeOutOfCart takes a confirmed cart order's lines out of the cart it was
+// ordered from, on a context of its own (clearTimeout): only what it ordered,
+// so a line the customer added since the cart was priced, or now at another
+// quantity, stays. Done, the run's flush settles the removal the
+// confirmation left owed (ordersdb.Store.RecordCartTaken); failed, it stays
+// owed, and recovery tries again once the lease has run out.
+func (s *Saga) takeOutOfCart(ctx context.Context, tl *timeline, o orders.Order) {
+	if s.cfg.Cart == nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clearTimeout)
+	defer cancel()
+	ordered := make([]cart.Line, len(o.Items))
+	for i, l := range o.Items {
+		ordered[i] = cart.Line{ProductID: l.ProductID, Quantity: l.Quantity}
+	}
+	if err := s.cfg.Cart.RemoveOrdered(cctx, o.UserID, ordered); err != nil {
+		s.cfg.Log.WarnContext(ctx, "take the ordered lines out of the cart", "order_id", o.ID, "err", err.Error())
+		tl.note(orders.StepCart, orders.StepError, "the ordered lines could not be taken out of the cart")
+		return
+	}
+	tl.note(orders.StepCart, orders.StepOK, "the ordered lines were taken out of the cart")
+	tl.cartTaken = true
 }
 
 // fail ends a pending order as r says, then compensates. The owed
@@ -398,6 +423,9 @@ type timeline struct {
 	// changed is set once the run changed the order: a decision written
 	// (with the entries held then) or an owed compensation settled.
 	changed bool
+	// cartTaken is set once the run took a confirmed cart order's lines out
+	// of its cart: flush settles the owed removal with its entries.
+	cartTaken bool
 }
 
 // RecordedRecoveries is how many recovery runs of one order write their
@@ -432,13 +460,13 @@ const flushTimeout = 3 * time.Second
 // the last recorded one adds an entry saying that later ones are not
 // recorded.
 func (s *Saga) flush(ctx context.Context, orderID uuid.UUID, tl *timeline) {
-	notes := tl.notes
-	tl.notes = nil
-	if len(notes) == 0 {
+	notes, cartTaken := tl.notes, tl.cartTaken
+	tl.notes, tl.cartTaken = nil, false
+	if len(notes) == 0 && !cartTaken {
 		return
 	}
 	switch {
-	case tl.changed || tl.run < RecordedRecoveries:
+	case tl.changed || cartTaken || tl.run < RecordedRecoveries:
 	case tl.run == RecordedRecoveries:
 		notes = append(notes, ordersdb.Note{At: time.Now(), Step: orders.StepRecovery, Outcome: orders.StepError,
 			Detail: fmt.Sprintf("recovery run %d left the order as it was; later runs that do too are not recorded here "+
@@ -448,7 +476,11 @@ func (s *Saga) flush(ctx context.Context, orderID uuid.UUID, tl *timeline) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
 	defer cancel()
-	if err := s.db.Record(ctx, orderID, notes...); err != nil {
+	record := s.db.Record
+	if cartTaken {
+		record = s.db.RecordCartTaken
+	}
+	if err := record(ctx, orderID, notes...); err != nil {
 		s.cfg.Log.ErrorContext(ctx, "record timeline", "order_id", orderID, "steps", len(notes), "err", err.Error())
 	}
 }
