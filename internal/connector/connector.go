@@ -457,7 +457,7 @@ func (c *Connector) refresh(ctx context.Context, conn, pubConn *amqp.Connection,
 		// Nothing to invoke: stop consuming, and let the queue keep what is
 		// published until the function is back or UnbindAfter has passed.
 		if s := subs[fn]; s != nil {
-			s.stop()
+			s.retire()
 			delete(subs, fn)
 		}
 		since, ok := c.gone[fn]
@@ -609,6 +609,14 @@ func (c *Connector) subscribe(ctx context.Context, conn, pubConn *amqp.Connectio
 		go func() {
 			defer s.wg.Done()
 			for d := range deliveries {
+				select {
+				case <-s.stopped:
+					// Retired or stopped: no new invocation. The delivery
+					// goes back to the queue, for the next consumer.
+					_ = d.Nack(false, true)
+					continue
+				default:
+				}
 				s.handle(wctx, d)
 			}
 		}()
@@ -651,6 +659,28 @@ func (s *subscription) stop() {
 	_ = s.ch.Close()
 	s.wg.Wait()
 	go func() { _ = s.pub.Close() }()
+}
+
+// retire stops consuming the queue of a function gone from the gateway's
+// list without cutting the invocations in flight: the consumer is cancelled
+// at once (no new delivery; those the client holds already go back to the
+// queue, uninvoked), and in the background the invocations running finish, each bounded by InvokeTimeout, and are acked, retried or
+// dead-lettered as usual before the channels close. stop cancelled them:
+// the invocation's request was cut while the function went on (faasd's
+// update removes a function and deploys it again, and a listing may miss
+// one), the delivery went back to the queue unacked, and the function was
+// called again for an event it had handled — a notify-user whose SMTP
+// server had taken the email sent it twice. A subscription made for the
+// function when it is back consumes beside it meanwhile.
+func (s *subscription) retire() {
+	s.stopOnce.Do(func() { close(s.stopped) })
+	_ = s.ch.Cancel(s.tag, false)
+	go func() {
+		s.wg.Wait() // the workers end once the cancelled consumer's deliveries do
+		s.cancel()
+		_ = s.ch.Close()
+		_ = s.pub.Close()
+	}()
 }
 
 // handle invokes the function once for d and acks, schedules a retry or

@@ -44,11 +44,17 @@ type gateway struct {
 	// conns are the client addresses invocations came from: one per
 	// connection the connector opened to invoke.
 	conns map[string]bool
-	srv   *httptest.Server
+	// hold, when set for a function, keeps its calls' answers back until
+	// it is closed; cut counts the calls whose request the connector
+	// cancelled meanwhile.
+	hold map[string]chan struct{}
+	cut  map[string]int
+	srv  *httptest.Server
 }
 
 func newGateway(t *testing.T) *gateway {
-	g := &gateway{topics: map[string]string{}, status: map[string]func(int) int{}, calls: map[string][]call{}, conns: map[string]bool{}}
+	g := &gateway{topics: map[string]string{}, status: map[string]func(int) int{}, calls: map[string][]call{}, conns: map[string]bool{},
+		hold: map[string]chan struct{}{}, cut: map[string]int{}}
 	mux := http.NewServeMux()
 	// The gateway API requires basic auth, as faasd's does.
 	authorized := func(w http.ResponseWriter, r *http.Request) bool {
@@ -98,8 +104,18 @@ func newGateway(t *testing.T) *gateway {
 				n++
 			}
 		}
-		st := g.status[name]
+		st, hold := g.status[name], g.hold[name]
 		g.mu.Unlock()
+		if hold != nil {
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+				g.mu.Lock()
+				g.cut[name]++
+				g.mu.Unlock()
+				return
+			}
+		}
 		code := http.StatusOK
 		if st != nil {
 			code = st(n)
@@ -555,6 +571,45 @@ func TestAFunctionGoneForAnUpdateMissesNoEvent(t *testing.T) {
 	}
 	if n := e.queueLen(t, e.names.Unrouted()); n != 0 {
 		t.Errorf("%d events unrouted, want 0", n)
+	}
+}
+
+// An invocation in flight when its function drops out of the gateway's list
+// (faasd's update removes it first) runs to its end and is acked: the
+// function is not called again for the event. Until 2026-12-04 the
+// connector cancelled it: the request was cut while the function went on,
+// the delivery went back to the queue, and the function handled the event
+// twice (notify-user sent an email twice).
+func TestAnInvocationInFlightWhenItsFunctionGoesIsNotCut(t *testing.T) {
+	e := setup(t, "busy")
+	topic := e.names.Prefix + "order.placed.v1"
+	release := make(chan struct{})
+	e.gw.set("busy", topic, nil)
+	e.gw.mu.Lock()
+	e.gw.hold["busy"] = release
+	e.gw.mu.Unlock()
+	e.start(t)
+	e.gw.synced(t)
+	id := e.publish(t, topic)
+	e.gw.waitCalls(t, "busy", 1, 10*time.Second) // running, its answer held back
+	e.gw.remove("busy")
+	e.gw.synced(t)
+	close(release) // the function answers, well within InvokeTimeout
+	e.gw.set("busy", topic, nil)
+	e.gw.synced(t)
+	e.gw.synced(t)
+	waitLen(t, e, e.names.Queue("busy"), 0)
+	e.gw.mu.Lock()
+	cut := e.gw.cut["busy"]
+	e.gw.mu.Unlock()
+	calls := e.gw.callsOf("busy")
+	if cut != 0 || len(calls) != 1 || calls[0].id != id {
+		t.Errorf("%d calls %v, %d cut; want the one call, answered, not cut", len(calls), ids(calls), cut)
+	}
+	for _, q := range []string{e.names.DLQ("busy"), e.names.Unrouted()} {
+		if n := e.queueLen(t, q); n != 0 {
+			t.Errorf("%d messages in %s, want 0", n, q)
+		}
 	}
 }
 
