@@ -62,7 +62,7 @@ func TestGetStock(t *testing.T) {
 					t.Fatalf("body (-want +got):\n%s", diff)
 				}
 				// The ETag is set-stock's If-Match: strong, of the version in the body.
-				if tag, want := rec.Header().Get("ETag"), `"`+got.ProductID.String()+`-1"`; tag != want {
+				if tag, want := rec.Header().Get("ETag"), `"stock-`+got.ProductID.String()+`-1"`; tag != want {
 					t.Errorf("ETag %q, want %q", tag, want)
 				}
 			}

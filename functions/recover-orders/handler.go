@@ -3,8 +3,9 @@
 // longer than RECOVER_AFTER (default 2m) — re-running the idempotent steps
 // reserve → charge (→ commit when the hold was given back) → confirm, or
 // compensating when the charge is declined or the stock is gone — settles
-// owed compensations of cancelled orders, and purges expired idempotency
-// keys. Runs may overlap safely.
+// owed compensations of cancelled orders, takes out of the cart the lines of
+// confirmed cart orders whose run died (or Redis refused) before it did, and
+// purges expired idempotency keys. Runs may overlap safely.
 // Internal: POST / (any path) with the internal credential, 401 otherwise.
 package function
 
@@ -47,13 +48,13 @@ func New(rec Recoverer, internal *auth.InternalVerifier, log *slog.Logger) http.
 			return err
 		}
 		rep, err := rec.Recover(r.Context(), batch)
-		telemetry.ShopFrom(r.Context()).Recovery(err != nil, rep.Confirmed, rep.Failed, rep.Pending)
+		telemetry.ShopFrom(r.Context()).Recovery(err != nil, rep.Confirmed, rep.Failed, rep.Pending, rep.Carts)
 		if err != nil {
 			return err
 		}
 		if rep.Driven > 0 || rep.Purged > 0 {
 			log.InfoContext(r.Context(), "recovered orders", "driven", rep.Driven, "confirmed", rep.Confirmed,
-				"failed", rep.Failed, "still_pending", rep.Pending, "purged_keys", rep.Purged)
+				"failed", rep.Failed, "still_pending", rep.Pending, "cart_removals", rep.Carts, "purged_keys", rep.Purged)
 		}
 		return fnhttp.JSON(w, http.StatusOK, rep)
 	}))

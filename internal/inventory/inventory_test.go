@@ -138,7 +138,8 @@ func TestParsePrecondition(t *testing.T) {
 		{[]string{` "a" , ` + row.ETag() + `,`}, nil, ok, ok, pf},
 		{[]string{`"a"`, row.ETag()}, nil, ok, ok, pf},
 		{[]string{`"a,b", ` + row.ETag()}, nil, ok, ok, pf},
-		{[]string{`"` + id.String() + `-6"`}, nil, ok, pf, pf},
+		{[]string{`"stock-` + id.String() + `-6"`}, nil, ok, pf, pf}, // another version
+		{[]string{`"` + id.String() + `-7"`}, nil, ok, pf, pf},       // the product's ETag at the level's version
 		{[]string{"W/" + row.ETag()}, nil, ok, pf, pf},
 		{[]string{`W/"a, ` + row.ETag()}, nil, ok, pf, pf},
 		{[]string{`"a, ` + row.ETag()}, nil, ok, pf, pf},

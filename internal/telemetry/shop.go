@@ -58,7 +58,7 @@ func NewShop(reg prometheus.Registerer) *Shop {
 		}, []string{"result"}),
 		recoveredTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shop_recovered_orders_total",
-			Help: "Orders recover-orders drove, by how they ended the run: confirmed, failed, still_pending.",
+			Help: "Orders recover-orders drove, by how they ended the run: confirmed, failed, still_pending; cart_removal for a confirmed order driven for its owed cart removal.",
 		}, []string{"result"}),
 		sweeps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shop_reservation_sweeps_total",
@@ -112,8 +112,9 @@ func (m *Shop) Compensation(settled bool) {
 }
 
 // Recovery counts a recover-orders run (failed: it returned an error) and
-// the orders it drove to each end.
-func (m *Shop) Recovery(failed bool, confirmed, failedOrders, pending int) {
+// the orders it drove to each end; carts counts the confirmed orders it
+// drove for their owed cart removal.
+func (m *Shop) Recovery(failed bool, confirmed, failedOrders, pending, carts int) {
 	if m == nil {
 		return
 	}
@@ -128,6 +129,7 @@ func (m *Shop) Recovery(failed bool, confirmed, failedOrders, pending int) {
 	m.recoveredTotal.WithLabelValues("confirmed").Add(float64(confirmed))
 	m.recoveredTotal.WithLabelValues("failed").Add(float64(failedOrders))
 	m.recoveredTotal.WithLabelValues("still_pending").Add(float64(pending))
+	m.recoveredTotal.WithLabelValues("cart_removal").Add(float64(carts))
 }
 
 // Sweep counts an expire-reservations run (failed: it returned an error).

@@ -660,10 +660,13 @@ func queueWrite(ctx context.Context, b *pgx.Batch, o orders.Order, c orders.Chan
 // the event's "recorded" — are one INSERT (queueNotes), in that order.
 func queueChange(ctx context.Context, b *pgx.Batch, o orders.Order, c orders.Change, settle bool, notes []Note) error {
 	entries := append(slices.Clip(notes), Note{Step: c.Step, Outcome: orders.StepOK, Detail: c.Detail})
-	b.Queue(`UPDATE order_sagas SET payment_token = NULL, updated_at = now(), cart_owed = cart_owed OR $4,
+	// A cart removal owed stays owed while the order stays confirmed; an
+	// order that leaves confirmed (cancel-order) owes none: its lines stay.
+	b.Queue(`UPDATE order_sagas SET payment_token = NULL, updated_at = now(),
+		cart_owed = $4 OR (cart_owed AND $5::text = $6::text),
 		lease_until = CASE WHEN $2::text = $3::text OR $4 THEN greatest(lease_until, now() + interval '1 minute') ELSE now() END,
 		compensation = CASE WHEN $2::text = '' THEN compensation ELSE $2::text END WHERE order_id = $1`,
-		o.ID, c.Compensation, orders.CompensationOwed, c.CartOwed)
+		o.ID, c.Compensation, orders.CompensationOwed, c.CartOwed, o.Status, orders.Confirmed)
 	if c.Event != "" {
 		ev, err := events.New(ctx, orders.Source, c.Event, o.ID.String(), o.EventData())
 		if err != nil {
@@ -699,6 +702,9 @@ type Claim struct {
 	// to the checkout's trace; invalid when unknown (an order placed outside
 	// any trace or before orders migration 0004).
 	Checkout trace.SpanContext
+	// Status is the order's status when it was claimed: confirmed for an
+	// order claimed only for its owed cart removal (Saga.CartOwed).
+	Status orders.Status
 }
 
 // ClaimStale leases up to limit orders whose saga is unfinished — pending
@@ -727,7 +733,7 @@ func (s *Store) ClaimStale(ctx context.Context, olderThan, lease time.Duration, 
 // array, so the join reads them by key whatever the statistics say (this
 // machine's PostgreSQL runs with autovacuum off).
 func claimStale(ctx context.Context, tx pgx.Tx, olderThan, lease time.Duration, limit int) ([]Claim, error) {
-	rows, err := tx.Query(ctx, `SELECT s.order_id, s.traceparent FROM order_sagas s JOIN orders o ON o.id = s.order_id
+	rows, err := tx.Query(ctx, `SELECT s.order_id, s.traceparent, o.status FROM order_sagas s JOIN orders o ON o.id = s.order_id
 		WHERE s.order_id = ANY (ARRAY(SELECT order_id FROM order_sagas
 				WHERE lease_until < now() AND (payment_token IS NOT NULL OR compensation = 'pending')
 			UNION ALL SELECT order_id FROM order_sagas WHERE lease_until < now() AND cart_owed))
@@ -741,8 +747,9 @@ func claimStale(ctx context.Context, tx pgx.Tx, olderThan, lease time.Duration, 
 	var ids []uuid.UUID
 	var id uuid.UUID
 	var tp string
-	_, err = pgx.ForEachRow(rows, []any{&id, &tp}, func() error {
-		claims = append(claims, Claim{OrderID: id, Checkout: spanContext(tp)})
+	var st orders.Status
+	_, err = pgx.ForEachRow(rows, []any{&id, &tp, &st}, func() error {
+		claims = append(claims, Claim{OrderID: id, Checkout: spanContext(tp), Status: st})
 		ids = append(ids, id)
 		return nil
 	})

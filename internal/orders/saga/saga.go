@@ -698,11 +698,16 @@ func (s *Saga) Cancel(ctx context.Context, who auth.Identity, orderID uuid.UUID)
 
 // Report is what one recovery run did.
 type Report struct {
-	Driven    int   `json:"driven"`
-	Confirmed int   `json:"confirmed"`
-	Failed    int   `json:"failed"`
-	Pending   int   `json:"still_pending"`
-	Purged    int64 `json:"purged_keys"`
+	Driven    int `json:"driven"`
+	Confirmed int `json:"confirmed"`
+	Failed    int `json:"failed"`
+	Pending   int `json:"still_pending"`
+	// Carts counts the orders driven only for the cart removal their
+	// confirmation left owed (they were confirmed already: not in
+	// Confirmed); the removal may have failed again (the order's timeline
+	// and the log say).
+	Carts  int   `json:"cart_removals"`
+	Purged int64 `json:"purged_keys"`
 }
 
 // LongestDrive is the longest a drive of a saga with timeout may take: the
@@ -713,7 +718,8 @@ func LongestDrive(timeout time.Duration) time.Duration {
 }
 
 // Recover drives every saga left unfinished — orders pending for longer than
-// RecoverAfter, and orders still owing a compensation — one lease at a time,
+// RecoverAfter, orders still owing a compensation, and confirmed cart orders
+// whose lines are still owed out of the cart (Report.Carts) — one lease at a time,
 // until limit orders were driven or the run has used its time budget (the
 // saga Timeout), then purges expired idempotency keys in the time left (see
 // purge). It claims no order once less than a drive's longest time
@@ -752,10 +758,12 @@ func (s *Saga) Recover(ctx context.Context, limit int) (Report, error) {
 			continue
 		}
 		rep.Driven++
-		switch o.Status {
-		case orders.Confirmed:
+		switch {
+		case claims[0].Status == orders.Confirmed:
+			rep.Carts++
+		case o.Status == orders.Confirmed:
 			rep.Confirmed++
-		case orders.Pending:
+		case o.Status == orders.Pending:
 			rep.Pending++
 		default:
 			rep.Failed++

@@ -2398,8 +2398,8 @@ func TestRecoveryTakesAConfirmedOrdersLinesOutOfTheCart(t *testing.T) {
 	down.Store(false)
 	e.age(t) // the confirming run's lease runs out
 	rep, err := e.saga.Recover(ctx, 10)
-	if err != nil || rep.Driven != 1 || rep.Confirmed != 1 {
-		t.Fatalf("recovery: %+v %v; want the confirmed order driven", rep, err)
+	if err != nil || rep.Driven != 1 || rep.Carts != 1 || rep.Confirmed != 0 {
+		t.Fatalf("recovery: %+v %v; want the confirmed order driven for its cart removal, not counted confirmed again", rep, err)
 	}
 	if lines, err := carts.Lines(ctx, e.user.UserID); err != nil || len(lines) != 0 {
 		t.Errorf("cart after recovery: %v %v; want the ordered line taken out", lines, err)
@@ -2415,5 +2415,32 @@ func TestRecoveryTakesAConfirmedOrdersLinesOutOfTheCart(t *testing.T) {
 	e.age(t)
 	if rep, err := e.saga.Recover(ctx, 10); err != nil || rep.Driven != 0 {
 		t.Errorf("the next recovery run: %+v %v; want nothing claimed", rep, err)
+	}
+}
+
+// An order cancelled while its cart removal is still owed owes none any more
+// (its lines stay in the cart): recovery does not claim it, run after run.
+func TestACancelledOrderOwesNoCartRemoval(t *testing.T) {
+	carts, _, _ := cartredistest.New(t, time.Hour)
+	down := &atomic.Bool{}
+	down.Store(true)
+	e := setup(t, func(c *saga.Config) { c.Cart = cartDown{Cart: carts, down: down} })
+	ctx := context.Background()
+	res := e.placeFromCart(t, carts, 2)
+	o, err := e.saga.Cancel(ctx, e.user, res.Order.ID)
+	if err != nil || o.Status != orders.Cancelled {
+		t.Fatalf("cancel: %+v %v", o, err)
+	}
+	var owed bool
+	if err := e.pool.QueryRow(ctx, `SELECT cart_owed FROM order_sagas WHERE order_id = $1`, res.Order.ID).Scan(&owed); err != nil || owed {
+		t.Fatalf("cart removal owed after the cancellation: %v (%v); want none", owed, err)
+	}
+	down.Store(false)
+	e.age(t)
+	if rep, err := e.saga.Recover(ctx, 10); err != nil || rep.Driven != 0 {
+		t.Errorf("recovery after the cancellation: %+v %v; want nothing claimed", rep, err)
+	}
+	if lines, err := carts.Lines(ctx, e.user.UserID); err != nil || len(lines) != 1 {
+		t.Errorf("cart after the cancellation: %v %v; want the line kept", lines, err)
 	}
 }
