@@ -68,7 +68,11 @@ type Config struct {
 	MaxRetryDelay time.Duration
 	// Prefetch bounds the unacked messages per function (default 10).
 	Prefetch int
-	// Concurrency bounds the parallel invocations per function (default Prefetch).
+	// Concurrency bounds the parallel invocations per function (default
+	// Prefetch): per subscription, so a function that dropped out of the
+	// gateway's list and came back while the invocations of its retired
+	// subscription still run (at most InvokeTimeout) briefly has up to
+	// twice as many.
 	Concurrency int
 	// RefreshInterval is how often the gateway is asked for functions (default 5 s).
 	RefreshInterval time.Duration
@@ -563,8 +567,10 @@ type subscription struct {
 	// publishes (publish holds pubMu, so at most one is in flight).
 	returns chan amqp.Return
 	tag     string
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	// deliveries is the consumer's; retire drains what the client holds.
+	deliveries <-chan amqp.Delivery
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 	// stopped is closed by stop; ended says why the broker ended the
 	// subscription (set by watch before it hands the subscription over).
 	stopped  chan struct{}
@@ -601,6 +607,7 @@ func (c *Connector) subscribe(ctx context.Context, conn, pubConn *amqp.Connectio
 	if err != nil {
 		return nil, err
 	}
+	s.deliveries = deliveries
 	go s.watch(cancelled, chClosed, pubClosed, ended)
 	wctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
@@ -664,16 +671,26 @@ func (s *subscription) stop() {
 // retire stops consuming the queue of a function gone from the gateway's
 // list without cutting the invocations in flight: the consumer is cancelled
 // at once (no new delivery; those the client holds already go back to the
-// queue, uninvoked), and in the background the invocations running finish, each bounded by InvokeTimeout, and are acked, retried or
-// dead-lettered as usual before the channels close. stop cancelled them:
-// the invocation's request was cut while the function went on (faasd's
-// update removes a function and deploys it again, and a listing may miss
-// one), the delivery went back to the queue unacked, and the function was
-// called again for an event it had handled — a notify-user whose SMTP
-// server had taken the email sent it twice. A subscription made for the
-// function when it is back consumes beside it meanwhile.
+// queue at once, uninvoked, through a drainer beside the busy workers), and
+// in the background the invocations running finish, each bounded by
+// InvokeTimeout, and are acked, retried or dead-lettered as usual (a copy
+// waits as long again for the broker's confirmation) before the channels
+// close. stop cancelled them: the invocation's request was cut while the
+// function went on (faasd's update removes a function and deploys it again,
+// and a listing may miss one), the delivery went back to the queue unacked,
+// and the function was called again for an event it had handled — a
+// notify-user whose SMTP server had taken the email sent it twice. A
+// subscription made for the function when it is back consumes beside it
+// meanwhile.
 func (s *subscription) retire() {
 	s.stopOnce.Do(func() { close(s.stopped) })
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for d := range s.deliveries {
+			_ = d.Nack(false, true)
+		}
+	}()
 	_ = s.ch.Cancel(s.tag, false)
 	go func() {
 		s.wg.Wait() // the workers end once the cancelled consumer's deliveries do

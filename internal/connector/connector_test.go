@@ -588,7 +588,7 @@ func TestAnInvocationInFlightWhenItsFunctionGoesIsNotCut(t *testing.T) {
 	e.gw.mu.Lock()
 	e.gw.hold["busy"] = release
 	e.gw.mu.Unlock()
-	e.start(t)
+	reg := e.start(t)
 	e.gw.synced(t)
 	id := e.publish(t, topic)
 	e.gw.waitCalls(t, "busy", 1, 10*time.Second) // running, its answer held back
@@ -599,6 +599,14 @@ func TestAnInvocationInFlightWhenItsFunctionGoesIsNotCut(t *testing.T) {
 	e.gw.synced(t)
 	e.gw.synced(t)
 	waitLen(t, e, e.names.Queue("busy"), 0)
+	// Acked, not only taken: the invocation counted ok.
+	deadline := time.Now().Add(5 * time.Second)
+	for invocations(t, reg, "busy", "ok") != 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := invocations(t, reg, "busy", "ok"); n != 1 {
+		t.Errorf("%v invocations of busy counted ok, want 1", n)
+	}
 	e.gw.mu.Lock()
 	cut := e.gw.cut["busy"]
 	e.gw.mu.Unlock()
@@ -611,6 +619,76 @@ func TestAnInvocationInFlightWhenItsFunctionGoesIsNotCut(t *testing.T) {
 			t.Errorf("%d messages in %s, want 0", n, q)
 		}
 	}
+}
+
+// The deliveries the connector holds but has not invoked when their function
+// drops out of the list go back to the queue at once, though every worker
+// is busy with an invocation still running: they do not wait for it.
+func TestHeldDeliveriesOfAGoneFunctionGoBackAtOnce(t *testing.T) {
+	e := setup(t, "slow")
+	e.cfg.Concurrency, e.cfg.Prefetch = 1, 4
+	topic := e.names.Prefix + "order.placed.v1"
+	release := make(chan struct{})
+	e.gw.set("slow", topic, nil)
+	e.gw.mu.Lock()
+	e.gw.hold["slow"] = release
+	e.gw.mu.Unlock()
+	e.start(t)
+	e.gw.synced(t)
+	for range 3 {
+		e.publish(t, topic)
+	}
+	e.gw.waitCalls(t, "slow", 1, 10*time.Second) // the one worker is busy; two wait in the client
+	e.gw.remove("slow")
+	e.gw.synced(t)
+	// Back in the queue while the first invocation still runs (well within
+	// its InvokeTimeout of 2 s).
+	deadline := time.Now().Add(time.Second)
+	n := -1
+	for time.Now().Before(deadline) {
+		if n = e.queueLen(t, e.names.Queue("slow")); n == 2 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(release)
+	if n != 2 {
+		t.Fatalf("%d messages ready while the first invocation ran, want the 2 held ones", n)
+	}
+	e.gw.set("slow", topic, nil)
+	calls := e.gw.waitCalls(t, "slow", 3, 10*time.Second)
+	seen := map[string]int{}
+	for _, c := range calls {
+		seen[c.id]++
+	}
+	if len(calls) != 3 || len(seen) != 3 {
+		t.Errorf("calls %v; want each of the 3 events once", ids(calls))
+	}
+}
+
+// invocations is the connector's shop_connector_invocations_total for fn
+// and outcome.
+func invocations(t *testing.T, reg *prometheus.Registry, fn, outcome string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "shop_connector_invocations_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["function"] == fn && labels["outcome"] == outcome {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 // A topic removed from a function's annotation while no connector ran stays
