@@ -54,6 +54,10 @@ const (
 	ReasonCancelled       = "cancelled_by_request"
 	ReasonInvalidToken    = "invalid_payment_token"
 	ReasonRejected        = "rejected"
+	// ReasonExpired ends an order recovery could not finish within its
+	// give-up age (saga.Config.GiveUpAfter): cancelled, whatever was charged
+	// refunded.
+	ReasonExpired = "expired"
 )
 
 // CanMoveTo reports whether the saga may move an order from s to next. A move

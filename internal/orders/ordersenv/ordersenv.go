@@ -61,7 +61,8 @@ type Deps struct {
 // (GATEWAY_URL, optional FUNCTION_URLS and FUNCTION_URL_TEMPLATE for calls
 // without the gateway (gatewayurl.DirectFrom), secret
 // internal-token-<Needs.Caller>, REDIS_ADDR for carts and the checkout
-// limit, SAGA_TIMEOUT default 20s, RECOVER_AFTER default 2m, ORDER_RATE_LIMIT
+// limit, SAGA_TIMEOUT default 20s, RECOVER_AFTER default 2m, GIVE_UP_AFTER
+// default 12h, ORDER_RATE_LIMIT
 // default 30 checkouts per minute per customer). Needs.Internal reads the
 // secret internal-callers.
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
@@ -78,7 +79,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	var loc gatewayurl.Locator
 	var cartCfg cartredis.Config
 	var catCfg catalogclient.Config
-	var timeout, recoverAfter, holdTTL time.Duration
+	var timeout, recoverAfter, giveUpAfter, holdTTL time.Duration
 	var orderLimit int
 	if withSaga {
 		orderLimit = c.Int("ORDER_RATE_LIMIT", 30, 1, 1_000_000)
@@ -87,6 +88,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		catCfg = catalogclient.ConfigAt(c, loc)
 		timeout = c.Duration("SAGA_TIMEOUT", 20*time.Second)
 		recoverAfter = c.Duration("RECOVER_AFTER", 2*time.Minute)
+		giveUpAfter = c.Duration("GIVE_UP_AFTER", 12*time.Hour)
 		// HOLD_TTL: the hold time asked of reserve-stock (its bounds, 30s to
 		// 1h); unset leaves reserve-stock's default (15m).
 		holdTTL = c.Duration("HOLD_TTL", 0)
@@ -159,7 +161,8 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		return nil, err
 	}
 	sg, err := saga.New(saga.Config{Store: env.Store, Stock: gw, Payments: gw, Catalog: catalog,
-		Cart: cartredis.New(rdb, cartCfg), Limit: limit, Log: log, Timeout: timeout, RecoverAfter: recoverAfter})
+		Cart: cartredis.New(rdb, cartCfg), Limit: limit, Log: log, Timeout: timeout, RecoverAfter: recoverAfter,
+		GiveUpAfter: giveUpAfter})
 	if err != nil {
 		pool.Close()
 		return nil, err

@@ -141,6 +141,14 @@ type Config struct {
 	// recover-orders drives it (RECOVER_AFTER, default 2m). It must exceed
 	// Timeout, so recovery never races a live request.
 	RecoverAfter time.Duration
+	// GiveUpAfter is how long recovery drives a pending order forward
+	// (GIVE_UP_AFTER, default 12h): an order still pending after it is
+	// cancelled (reason expired), its hold released and its charge key
+	// voided, refunding a charge the processor made. It must exceed
+	// RecoverAfter, and stay below the card processor's memory of an
+	// idempotency key (Stripe's: 24 h): a charge retried after the processor
+	// forgot its key could charge twice.
+	GiveUpAfter time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -162,6 +170,9 @@ func (c *Config) setDefaults() {
 	if c.RecoverAfter <= 0 {
 		c.RecoverAfter = 2 * time.Minute
 	}
+	if c.GiveUpAfter <= 0 {
+		c.GiveUpAfter = 12 * time.Hour
+	}
 }
 
 // Saga places, cancels and recovers orders. It is safe for concurrent use.
@@ -178,6 +189,9 @@ func New(cfg Config) (*Saga, error) {
 	}
 	if cfg.RecoverAfter <= cfg.Timeout {
 		return nil, fmt.Errorf("saga: RecoverAfter (%s) must exceed the saga timeout (%s)", cfg.RecoverAfter, cfg.Timeout)
+	}
+	if cfg.GiveUpAfter <= cfg.RecoverAfter {
+		return nil, fmt.Errorf("saga: GiveUpAfter (%s) must exceed RecoverAfter (%s)", cfg.GiveUpAfter, cfg.RecoverAfter)
 	}
 	return &Saga{cfg: cfg, db: cfg.Store}, nil
 }

@@ -467,6 +467,62 @@ func TestRecoverFinishesAPendingOrderWhoseChargeCrashed(t *testing.T) {
 	}
 }
 
+// An order still pending past GiveUpAfter (default 12 h) — its charge's
+// answers lost through a long outage, so the processor may hold a capture
+// the shop never recorded — is no longer charged again: recovery cancels it
+// (reason expired), releases its hold and voids its charge key, which
+// refunds the capture. A real processor forgets a key after a while
+// (Stripe: 24 h); a charge retried past that could capture twice. Until
+// 2026-12-05 recovery retried such an order's charge every minute for ever.
+func TestRecoveryGivesUpOnAnOrderPendingTooLong(t *testing.T) {
+	e := setup(t, nil)
+	ctx := context.Background()
+	// The processor captures, and every answer is lost.
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			return 0, 0, http.StatusServiceUnavailable
+		}
+		return 0, 0, 0
+	})
+	res, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), "")
+	if err != nil || res.Outcome() != orders.OutcomePending {
+		t.Fatalf("place: %s %v, want pending", res.Outcome(), err)
+	}
+	id := res.Order.View().ID
+	if got := e.svc.Payment(id); got != "captured" {
+		t.Fatalf("payment %q at the processor, want captured (its answers lost)", got)
+	}
+	if _, err := e.pool.Exec(ctx, `UPDATE orders SET created_at = now() - interval '13 hours' WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	e.age(t) // and the lease runs out
+	charges := e.svc.Counts().Calls["charge-payment"]
+	rep, err := e.saga.Recover(ctx, 10)
+	if err != nil || rep.Driven != 1 || rep.Failed != 1 {
+		t.Fatalf("recovery: %+v %v; want the order driven and ended", rep, err)
+	}
+	o, err := e.store.Get(ctx, id)
+	if err != nil || o.Status != orders.Cancelled || o.Reason != orders.ReasonExpired {
+		t.Fatalf("order %s/%s (%v), want cancelled/expired", o.Status, o.Reason, err)
+	}
+	if n := e.svc.Counts().Calls["charge-payment"]; n != charges {
+		t.Errorf("charge-payment called %d more times by the run that gave up, want none", n-charges)
+	}
+	if got := e.svc.Payment(id); got != "refunded" {
+		t.Errorf("payment %q, want the capture refunded", got)
+	}
+	if got := e.svc.Reservation(id); got != "released" {
+		t.Errorf("reservation %q, want released", got)
+	}
+	if onHand, reserved := e.svc.Stock(e.product.ID); onHand != 5 || reserved != 0 {
+		t.Errorf("stock %d on hand, %d reserved; want 5, 0", onHand, reserved)
+	}
+	e.age(t)
+	if rep, err := e.saga.Recover(ctx, 10); err != nil || rep.Driven != 0 {
+		t.Errorf("the next run: %+v %v; want nothing left to drive", rep, err)
+	}
+}
+
 // An earlier run's hold was given back (reserve-stock answers
 // reservation_released): the saga takes the stock again (commit-stock) after
 // the charge and before it confirms, and the units are sold at once.
@@ -2260,7 +2316,8 @@ func TestARecoveryRunEndsBeforeItsDeadline(t *testing.T) {
 // confirmation once the processor is back) records its entries again.
 func TestAStuckOrdersTimelineStopsGrowing(t *testing.T) {
 	const recorded, attempts = saga.RecordedRecoveries, 3
-	e := setup(t, func(c *saga.Config) { c.Attempts = attempts })
+	// Each run ages the order an hour (e.age): no giving up within the test.
+	e := setup(t, func(c *saga.Config) { c.Attempts, c.GiveUpAfter = attempts, 100*time.Hour })
 	e.processorDown()
 	res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
 	if err != nil || res.Outcome() != orders.OutcomePending {

@@ -144,6 +144,15 @@ func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Sa
 		}
 		return orders.Checkout{Order: o}, nil
 	}
+	if time.Since(o.CreatedAt) > s.cfg.GiveUpAfter {
+		// Still pending after a long outage: no more charge tries (the
+		// processor may have forgotten the key of the first), but the end
+		// a refusal gets: released, and the charge key voided, which
+		// refunds a charge the processor made.
+		return s.fail(ctx, tl, o, refusal{undo: releaseAndRefund, fail: orders.Failure{Status: orders.Cancelled,
+			Reason: orders.ReasonExpired, Detail: fmt.Sprintf("the checkout could not be finished within %s; "+
+				"nothing stays charged", s.cfg.GiveUpAfter)}}, nil), nil
+	}
 	if sg.PaymentToken == "" { // cannot happen: the token is cleared only when the order leaves pending
 		return s.fail(ctx, tl, o, refusal{undo: releaseAndRefund, fail: orders.Failure{Status: orders.Cancelled,
 			Reason: orders.ReasonRejected, Detail: "the saga lost its payment token"}}, nil), nil
