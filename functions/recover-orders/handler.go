@@ -4,8 +4,10 @@
 // reserve → charge (→ commit when the hold was given back) → confirm, or
 // compensating when the charge is declined or the stock is gone — settles
 // owed compensations of cancelled orders, takes out of the cart the lines of
-// confirmed cart orders whose run died (or Redis refused) before it did, and
-// purges expired idempotency keys. Runs may overlap safely.
+// confirmed cart orders whose run died (or Redis refused) before it did, gives
+// up on orders still pending after GIVE_UP_AFTER (default 12h: payment_failed,
+// reason expired, refunded), and purges expired idempotency keys. Runs may
+// overlap safely.
 // Internal: POST / (any path) with the internal credential, 401 otherwise.
 package function
 
@@ -48,13 +50,13 @@ func New(rec Recoverer, internal *auth.InternalVerifier, log *slog.Logger) http.
 			return err
 		}
 		rep, err := rec.Recover(r.Context(), batch)
-		telemetry.ShopFrom(r.Context()).Recovery(err != nil, rep.Confirmed, rep.Failed, rep.Pending, rep.Carts)
+		telemetry.ShopFrom(r.Context()).Recovery(err != nil, rep.Confirmed, rep.Failed, rep.Pending, rep.Carts, rep.Expired)
 		if err != nil {
 			return err
 		}
 		if rep.Driven > 0 || rep.Purged > 0 {
 			log.InfoContext(r.Context(), "recovered orders", "driven", rep.Driven, "confirmed", rep.Confirmed,
-				"failed", rep.Failed, "still_pending", rep.Pending, "cart_removals", rep.Carts, "purged_keys", rep.Purged)
+				"failed", rep.Failed, "still_pending", rep.Pending, "cart_removals", rep.Carts, "expired", rep.Expired, "purged_keys", rep.Purged)
 		}
 		return fnhttp.JSON(w, http.StatusOK, rep)
 	}))

@@ -58,7 +58,7 @@ func NewShop(reg prometheus.Registerer) *Shop {
 		}, []string{"result"}),
 		recoveredTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shop_recovered_orders_total",
-			Help: "Orders recover-orders drove, by how they ended the run: confirmed, failed, still_pending; cart_removal for a confirmed order driven for its owed cart removal.",
+			Help: "Orders recover-orders drove, by how they ended the run: confirmed, failed, still_pending, expired (given up on after GIVE_UP_AFTER); cart_removal for a confirmed order driven for its owed cart removal.",
 		}, []string{"result"}),
 		sweeps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shop_reservation_sweeps_total",
@@ -113,8 +113,8 @@ func (m *Shop) Compensation(settled bool) {
 
 // Recovery counts a recover-orders run (failed: it returned an error) and
 // the orders it drove to each end; carts counts the confirmed orders it
-// drove for their owed cart removal.
-func (m *Shop) Recovery(failed bool, confirmed, failedOrders, pending, carts int) {
+// drove for their owed cart removal, expired the pending ones it gave up on.
+func (m *Shop) Recovery(failed bool, confirmed, failedOrders, pending, carts, expired int) {
 	if m == nil {
 		return
 	}
@@ -130,6 +130,7 @@ func (m *Shop) Recovery(failed bool, confirmed, failedOrders, pending, carts int
 	m.recoveredTotal.WithLabelValues("failed").Add(float64(failedOrders))
 	m.recoveredTotal.WithLabelValues("still_pending").Add(float64(pending))
 	m.recoveredTotal.WithLabelValues("cart_removal").Add(float64(carts))
+	m.recoveredTotal.WithLabelValues("expired").Add(float64(expired))
 }
 
 // Sweep counts an expire-reservations run (failed: it returned an error).

@@ -148,6 +148,9 @@ type Saga struct {
 	// CartOwed: the order is confirmed and its lines are still to be taken
 	// out of its cart (orders.Change.CartOwed; RecordCartTaken settles it).
 	CartOwed bool
+	// Age is how long ago the order was created, by the database's clock
+	// (LoadSaga; as ClaimStale's RecoverAfter is); 0 for a saga just written.
+	Age time.Duration
 }
 
 // NotWritten reports whether Create's error err says the order is certainly
@@ -509,9 +512,11 @@ func (s *Store) Timeline(ctx context.Context, orderID uuid.UUID, after int64, li
 func (s *Store) LoadSaga(ctx context.Context, orderID uuid.UUID) (Saga, error) {
 	var sg Saga
 	var token *string
-	o, err := s.readWithItems(ctx, `SELECT `+orderColumns+`, s.payment_token, s.from_cart, s.compensation, s.attempts, s.cart_owed
+	var age float64
+	o, err := s.readWithItems(ctx, `SELECT `+orderColumns+`, s.payment_token, s.from_cart, s.compensation, s.attempts, s.cart_owed,
+			extract(epoch FROM now() - o.created_at)::float8
 		FROM orders o JOIN order_sagas s ON s.order_id = o.id WHERE o.id = $1`, orderID,
-		&token, &sg.FromCart, &sg.Compensation, &sg.Attempts, &sg.CartOwed)
+		&token, &sg.FromCart, &sg.Compensation, &sg.Attempts, &sg.CartOwed, &age)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sg, errNotFound
 	}
@@ -519,6 +524,7 @@ func (s *Store) LoadSaga(ctx context.Context, orderID uuid.UUID) (Saga, error) {
 		return sg, unavailable(err)
 	}
 	sg.Order = o
+	sg.Age = time.Duration(age * float64(time.Second))
 	if token != nil {
 		sg.PaymentToken = *token
 	}

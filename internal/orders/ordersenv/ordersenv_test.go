@@ -14,8 +14,8 @@ import (
 
 // Load names every missing setting at once, builds every dependency asked
 // for, reads no secret it was not asked for, and refuses a RECOVER_AFTER
-// below the saga timeout, a GIVE_UP_AFTER not above it and a hold that does
-// not outlive the saga.
+// below the saga timeout, a GIVE_UP_AFTER not above it or above 20h, and a
+// hold that does not outlive the saga.
 func TestLoad(t *testing.T) {
 	load := func(needs Needs) func(*config.Reader) (*Deps, error) {
 		return func(c *config.Reader) (*Deps, error) { return Load(context.Background(), c, slog.Default(), needs) }
@@ -46,10 +46,14 @@ func TestLoad(t *testing.T) {
 		t.Fatal("accepted RECOVER_AFTER below SAGA_TIMEOUT")
 	}
 	env["RECOVER_AFTER"] = "90s"
-	env["GIVE_UP_AFTER"] = "90s" // recovery would give up on an order before it first drove it
-	if _, err := load(Needs{Tokens: true, Saga: true, Caller: "recover-orders"})(configtest.Reader(t, env, configtest.CallerSecrets)); err == nil ||
-		!strings.Contains(err.Error(), "GiveUpAfter") {
-		t.Fatalf("GIVE_UP_AFTER not above RECOVER_AFTER: %v, want it refused", err)
+	// Recovery would give up on an order before it first drove it, or
+	// refund it after the processor forgot its charge's key.
+	for _, giveUp := range []string{"90s", "21h"} {
+		env["GIVE_UP_AFTER"] = giveUp
+		if _, err := load(Needs{Tokens: true, Saga: true, Caller: "recover-orders"})(configtest.Reader(t, env, configtest.CallerSecrets)); err == nil ||
+			!strings.Contains(err.Error(), "GiveUpAfter") {
+			t.Errorf("GIVE_UP_AFTER %s (RECOVER_AFTER 90s): %v, want it refused", giveUp, err)
+		}
 	}
 	delete(env, "GIVE_UP_AFTER")
 	// A drive (SAGA_TIMEOUT, then the look-up of an order whose write's

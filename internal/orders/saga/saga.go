@@ -142,12 +142,12 @@ type Config struct {
 	// Timeout, so recovery never races a live request.
 	RecoverAfter time.Duration
 	// GiveUpAfter is how long recovery drives a pending order forward
-	// (GIVE_UP_AFTER, default 12h): an order still pending after it is
-	// cancelled (reason expired), its hold released and its charge key
+	// (GIVE_UP_AFTER, default 12h): an order still pending after it ends
+	// payment_failed (reason expired), its hold released and its charge key
 	// voided, refunding a charge the processor made. It must exceed
-	// RecoverAfter, and stay below the card processor's memory of an
-	// idempotency key (Stripe's: 24 h): a charge retried after the processor
-	// forgot its key could charge twice.
+	// RecoverAfter and be at most MaxGiveUpAfter, below the card processor's
+	// memory of an idempotency key (Stripe's: 24 h): a charge retried after
+	// the processor forgot its key could charge twice.
 	GiveUpAfter time.Duration
 }
 
@@ -175,6 +175,11 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// MaxGiveUpAfter bounds Config.GiveUpAfter: a card processor remembers an
+// idempotency key for a day or so (Stripe: 24 h), and the refund of an order
+// given up on must still find its charge's key.
+const MaxGiveUpAfter = 20 * time.Hour
+
 // Saga places, cancels and recovers orders. It is safe for concurrent use.
 type Saga struct {
 	cfg Config
@@ -190,8 +195,8 @@ func New(cfg Config) (*Saga, error) {
 	if cfg.RecoverAfter <= cfg.Timeout {
 		return nil, fmt.Errorf("saga: RecoverAfter (%s) must exceed the saga timeout (%s)", cfg.RecoverAfter, cfg.Timeout)
 	}
-	if cfg.GiveUpAfter <= cfg.RecoverAfter {
-		return nil, fmt.Errorf("saga: GiveUpAfter (%s) must exceed RecoverAfter (%s)", cfg.GiveUpAfter, cfg.RecoverAfter)
+	if cfg.GiveUpAfter <= cfg.RecoverAfter || cfg.GiveUpAfter > MaxGiveUpAfter {
+		return nil, fmt.Errorf("saga: GiveUpAfter (%s) must exceed RecoverAfter (%s) and be at most %s", cfg.GiveUpAfter, cfg.RecoverAfter, MaxGiveUpAfter)
 	}
 	return &Saga{cfg: cfg, db: cfg.Store}, nil
 }
@@ -720,8 +725,11 @@ type Report struct {
 	// confirmation left owed (they were confirmed already: not in
 	// Confirmed); the removal may have failed again (the order's timeline
 	// and the log say).
-	Carts  int   `json:"cart_removals"`
-	Purged int64 `json:"purged_keys"`
+	Carts int `json:"cart_removals"`
+	// Expired counts the pending orders given up on (GiveUpAfter), which
+	// are not in Failed.
+	Expired int   `json:"expired"`
+	Purged  int64 `json:"purged_keys"`
 }
 
 // LongestDrive is the longest a drive of a saga with timeout may take: the
@@ -779,6 +787,8 @@ func (s *Saga) Recover(ctx context.Context, limit int) (Report, error) {
 			rep.Confirmed++
 		case o.Status == orders.Pending:
 			rep.Pending++
+		case claims[0].Status == orders.Pending && o.Reason == orders.ReasonExpired:
+			rep.Expired++
 		default:
 			rep.Failed++
 		}

@@ -469,9 +469,10 @@ func TestRecoverFinishesAPendingOrderWhoseChargeCrashed(t *testing.T) {
 
 // An order still pending past GiveUpAfter (default 12 h) — its charge's
 // answers lost through a long outage, so the processor may hold a capture
-// the shop never recorded — is no longer charged again: recovery cancels it
-// (reason expired), releases its hold and voids its charge key, which
-// refunds the capture. A real processor forgets a key after a while
+// the shop never recorded — is no longer charged again: recovery ends it
+// payment_failed (reason expired, order.payment_failed.v1 tells the
+// customer), releases its hold and voids its charge key, which refunds the
+// capture. Younger, it is still driven. A real processor forgets a key after a while
 // (Stripe: 24 h); a charge retried past that could capture twice. Until
 // 2026-12-05 recovery retried such an order's charge every minute for ever.
 func TestRecoveryGivesUpOnAnOrderPendingTooLong(t *testing.T) {
@@ -492,27 +493,67 @@ func TestRecoveryGivesUpOnAnOrderPendingTooLong(t *testing.T) {
 	if got := e.svc.Payment(id); got != "captured" {
 		t.Fatalf("payment %q at the processor, want captured (its answers lost)", got)
 	}
-	if _, err := e.pool.Exec(ctx, `UPDATE orders SET created_at = now() - interval '13 hours' WHERE id = $1`, id); err != nil {
-		t.Fatal(err)
+	aged := func(hours int) {
+		t.Helper()
+		if _, err := e.pool.Exec(ctx, `UPDATE orders SET created_at = now() - make_interval(hours => $2) WHERE id = $1;`, id, hours); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.pool.Exec(ctx, `UPDATE order_sagas SET lease_until = now() - interval '1 second' WHERE order_id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
 	}
-	e.age(t) // and the lease runs out
+	aged(11)
 	charges := e.svc.Counts().Calls["charge-payment"]
+	if rep, err := e.saga.Recover(ctx, 10); err != nil || rep.Pending != 1 {
+		t.Fatalf("recovery at 11 h: %+v %v; want the order still driven, still pending", rep, err)
+	}
+	if n := e.svc.Counts().Calls["charge-payment"]; n == charges {
+		t.Fatal("recovery at 11 h did not try the charge again")
+	}
+	aged(13)
+	charges = e.svc.Counts().Calls["charge-payment"]
+	// The inventory is down too: the refund must not wait for it (the
+	// processor's memory of the charge's key is running out).
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		switch fn {
+		case "charge-payment":
+			return 0, 0, http.StatusServiceUnavailable
+		case "release-stock":
+			return 0, http.StatusServiceUnavailable, 0
+		}
+		return 0, 0, 0
+	})
 	rep, err := e.saga.Recover(ctx, 10)
-	if err != nil || rep.Driven != 1 || rep.Failed != 1 {
-		t.Fatalf("recovery: %+v %v; want the order driven and ended", rep, err)
+	if err != nil || rep.Driven != 1 || rep.Expired != 1 || rep.Failed != 0 {
+		t.Fatalf("recovery at 13 h: %+v %v; want the order driven and given up on", rep, err)
 	}
 	o, err := e.store.Get(ctx, id)
-	if err != nil || o.Status != orders.Cancelled || o.Reason != orders.ReasonExpired {
-		t.Fatalf("order %s/%s (%v), want cancelled/expired", o.Status, o.Reason, err)
+	if err != nil || o.Status != orders.PaymentFailed || o.Reason != orders.ReasonExpired {
+		t.Fatalf("order %s/%s (%v), want payment_failed/expired", o.Status, o.Reason, err)
+	}
+	if n := e.count(t, `SELECT count(*) FROM outbox WHERE type = 'order.payment_failed.v1'`); n != 1 {
+		t.Errorf("%d order.payment_failed.v1 events, want 1: the customer is told", n)
 	}
 	if n := e.svc.Counts().Calls["charge-payment"]; n != charges {
 		t.Errorf("charge-payment called %d more times by the run that gave up, want none", n-charges)
 	}
 	if got := e.svc.Payment(id); got != "refunded" {
-		t.Errorf("payment %q, want the capture refunded", got)
+		t.Errorf("payment %q, want the capture refunded while the inventory is down", got)
+	}
+	if got := e.svc.Reservation(id); got == "released" {
+		t.Fatalf("reservation %q with release-stock down: the test proves nothing", got)
+	}
+	// The release stays owed; the next run, the inventory back, settles it.
+	e.svc.SetHook(nil)
+	e.age(t)
+	if rep, err := e.saga.Recover(ctx, 10); err != nil || rep.Driven != 1 {
+		t.Fatalf("the run settling the release: %+v %v", rep, err)
 	}
 	if got := e.svc.Reservation(id); got != "released" {
 		t.Errorf("reservation %q, want released", got)
+	}
+	if c := e.svc.Counts(); c.Refunds != 1 {
+		t.Errorf("%d refunds, want 1", c.Refunds)
 	}
 	if onHand, reserved := e.svc.Stock(e.product.ID); onHand != 5 || reserved != 0 {
 		t.Errorf("stock %d on hand, %d reserved; want 5, 0", onHand, reserved)
@@ -2316,8 +2357,8 @@ func TestARecoveryRunEndsBeforeItsDeadline(t *testing.T) {
 // confirmation once the processor is back) records its entries again.
 func TestAStuckOrdersTimelineStopsGrowing(t *testing.T) {
 	const recorded, attempts = saga.RecordedRecoveries, 3
-	// Each run ages the order an hour (e.age): no giving up within the test.
-	e := setup(t, func(c *saga.Config) { c.Attempts, c.GiveUpAfter = attempts, 100*time.Hour })
+	// Each run ages the order an hour (e.age), 15 in all: no giving up.
+	e := setup(t, func(c *saga.Config) { c.Attempts, c.GiveUpAfter = attempts, saga.MaxGiveUpAfter })
 	e.processorDown()
 	res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
 	if err != nil || res.Outcome() != orders.OutcomePending {

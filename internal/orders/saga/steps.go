@@ -144,14 +144,16 @@ func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Sa
 		}
 		return orders.Checkout{Order: o}, nil
 	}
-	if time.Since(o.CreatedAt) > s.cfg.GiveUpAfter {
+	if sg.Age > s.cfg.GiveUpAfter {
 		// Still pending after a long outage: no more charge tries (the
 		// processor may have forgotten the key of the first), but the end
-		// a refusal gets: released, and the charge key voided, which
-		// refunds a charge the processor made.
-		return s.fail(ctx, tl, o, refusal{undo: releaseAndRefund, fail: orders.Failure{Status: orders.Cancelled,
-			Reason: orders.ReasonExpired, Detail: fmt.Sprintf("the checkout could not be finished within %s; "+
-				"nothing stays charged", s.cfg.GiveUpAfter)}}, nil), nil
+		// a refused charge gets: released, and the charge key voided, which
+		// refunds a charge the processor made. payment_failed, so the
+		// customer, answered 202 pending long ago, is told
+		// (order.payment_failed.v1).
+		return s.fail(ctx, tl, o, refusal{undo: releaseAndRefund, fail: orders.Failure{Status: orders.PaymentFailed,
+			Reason: orders.ReasonExpired, Detail: "the payment could not be completed within " + hours(s.cfg.GiveUpAfter) +
+				"; nothing stays charged"}}, nil), nil
 	}
 	if sg.PaymentToken == "" { // cannot happen: the token is cleared only when the order leaves pending
 		return s.fail(ctx, tl, o, refusal{undo: releaseAndRefund, fail: orders.Failure{Status: orders.Cancelled,
@@ -179,6 +181,17 @@ func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Sa
 		return s.fail(ctx, tl, o, r, err), nil
 	}
 	return s.confirm(ctx, tl, sg), nil
+}
+
+// hours writes d for a customer: "12 hours", or Go's form when it is not whole hours.
+func hours(d time.Duration) string {
+	if d%time.Hour != 0 {
+		return d.String()
+	}
+	if d == time.Hour {
+		return "1 hour"
+	}
+	return fmt.Sprintf("%d hours", d/time.Hour)
 }
 
 // refused is the first refusal of st that matches err.
@@ -324,11 +337,16 @@ func (s *Saga) decide(ctx context.Context, tl *timeline, known orders.Order, dec
 // compensate gives back what u says — the order's stock, and its payment for
 // releaseAndRefund — then marks the compensation settled. Both calls are
 // idempotent, so compensating twice restocks and refunds once. A call that
-// fails leaves the compensation owed: recover-orders settles it.
+// fails leaves the compensation owed: recover-orders settles it. The refund
+// is made even when the release failed: a refund that waited for an
+// inventory outage to end could come after the card processor forgot the
+// charge's key, and find nothing to void.
 func (s *Saga) compensate(ctx context.Context, tl *timeline, o orders.Order, u undo) {
 	err := s.attempt(ctx, tl, o.ID, orders.StepRelease, func(ctx context.Context) error { return s.cfg.Stock.Release(ctx, o.ID) })
-	if err == nil && u == releaseAndRefund {
-		err = s.attempt(ctx, tl, o.ID, orders.StepRefund, func(ctx context.Context) error { return s.cfg.Payments.Refund(ctx, o.ID) })
+	if u == releaseAndRefund {
+		if rerr := s.attempt(ctx, tl, o.ID, orders.StepRefund, func(ctx context.Context) error { return s.cfg.Payments.Refund(ctx, o.ID) }); err == nil {
+			err = rerr
+		}
 	}
 	if err != nil {
 		telemetry.ShopFrom(ctx).Compensation(false)
