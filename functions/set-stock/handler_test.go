@@ -164,9 +164,7 @@ func TestSetStockOnAStaleETagIsRefused(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.Open(t, inventorydb.Migrations())
 	store := inventorydb.New(pool)
-	catalog := catalogtest.New(t)
-	tokens := fntest.Tokens(t, 0)
-	h := New(catalog.Client(t), store, tokens, slog.New(slog.DiscardHandler))
+	h, catalog, tokens := handler(t, store)
 	p := catalog.Add("MUG-3", 1299, "USD")
 	if _, err := store.Init(ctx, p.ID, 10); err != nil {
 		t.Fatal(err)
@@ -238,9 +236,7 @@ func TestSetStockOnAStaleETagIsRefused(t *testing.T) {
 func TestSetStockIfMatchMatchesOnlyTheCurrentTagExactly(t *testing.T) {
 	ctx := context.Background()
 	store := inventorydb.New(pgtest.Open(t, inventorydb.Migrations()))
-	catalog := catalogtest.New(t)
-	tokens := fntest.Tokens(t, 0)
-	h := New(catalog.Client(t), store, tokens, slog.New(slog.DiscardHandler))
+	h, catalog, tokens := handler(t, store)
 	admin := fntest.Bearer(t, tokens, uuid.Must(uuid.NewV7()), auth.RoleAdmin)
 	for i, c := range fntest.IfMatchCases() {
 		t.Run(c.Name, func(t *testing.T) {
@@ -288,9 +284,7 @@ func TestSetStockIfMatchMatchesOnlyTheCurrentTagExactly(t *testing.T) {
 func TestSetStockRefusesTheProductsETag(t *testing.T) {
 	ctx := context.Background()
 	store := inventorydb.New(pgtest.Open(t, inventorydb.Migrations()))
-	cat := catalogtest.New(t)
-	tokens := fntest.Tokens(t, 0)
-	h := New(cat.Client(t), store, tokens, slog.New(slog.DiscardHandler))
+	h, cat, tokens := handler(t, store)
 	p := cat.Add("MUG-9", 1299, "USD")
 	if _, err := store.Init(ctx, p.ID, 10); err != nil {
 		t.Fatal(err)
@@ -311,4 +305,13 @@ func TestSetStockRefusesTheProductsETag(t *testing.T) {
 	if got, err := store.Get(ctx, p.ID); err != nil || got.OnHand != 10 {
 		t.Errorf("on_hand %d (%v) after a write on the product's ETag; want 10, untouched", got.OnHand, err)
 	}
+}
+
+// handler is set-stock over store, a catalog stand-in and a token verifier,
+// logging nowhere.
+func handler(t *testing.T, store *inventorydb.Store) (http.Handler, *catalogtest.Server, *auth.Verifier) {
+	t.Helper()
+	catalog := catalogtest.New(t)
+	tokens := fntest.Tokens(t, 0)
+	return New(catalog.Client(t), store, tokens, slog.New(slog.DiscardHandler)), catalog, tokens
 }

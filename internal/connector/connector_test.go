@@ -134,6 +134,18 @@ func (g *gateway) set(fn, topic string, status func(int) int) {
 	g.status[fn] = status
 }
 
+// setHeld is set for fn with its answers held back until the returned
+// channel is closed.
+func (g *gateway) setHeld(fn, topic string) chan struct{} {
+	release := make(chan struct{})
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.topics[fn] = topic
+	g.status[fn] = nil
+	g.hold[fn] = release
+	return release
+}
+
 func (g *gateway) remove(fn string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -583,11 +595,7 @@ func TestAFunctionGoneForAnUpdateMissesNoEvent(t *testing.T) {
 func TestAnInvocationInFlightWhenItsFunctionGoesIsNotCut(t *testing.T) {
 	e := setup(t, "busy")
 	topic := e.names.Prefix + "order.placed.v1"
-	release := make(chan struct{})
-	e.gw.set("busy", topic, nil)
-	e.gw.mu.Lock()
-	e.gw.hold["busy"] = release
-	e.gw.mu.Unlock()
+	release := e.gw.setHeld("busy", topic)
 	reg := e.start(t)
 	e.gw.synced(t)
 	id := e.publish(t, topic)
@@ -628,11 +636,7 @@ func TestHeldDeliveriesOfAGoneFunctionGoBackAtOnce(t *testing.T) {
 	e := setup(t, "slow")
 	e.cfg.Concurrency, e.cfg.Prefetch = 1, 4
 	topic := e.names.Prefix + "order.placed.v1"
-	release := make(chan struct{})
-	e.gw.set("slow", topic, nil)
-	e.gw.mu.Lock()
-	e.gw.hold["slow"] = release
-	e.gw.mu.Unlock()
+	release := e.gw.setHeld("slow", topic)
 	e.start(t)
 	e.gw.synced(t)
 	for range 3 {
@@ -667,28 +671,11 @@ func TestHeldDeliveriesOfAGoneFunctionGoBackAtOnce(t *testing.T) {
 }
 
 // invocations is the connector's shop_connector_invocations_total for fn
-// and outcome.
+// and outcome (0 before the first).
 func invocations(t *testing.T, reg *prometheus.Registry, fn, outcome string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "shop_connector_invocations_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["function"] == fn && labels["outcome"] == outcome {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	v, _ := metricValue(t, reg, "shop_connector_invocations_total", map[string]string{"function": fn, "outcome": outcome})
+	return v
 }
 
 // A topic removed from a function's annotation while no connector ran stays

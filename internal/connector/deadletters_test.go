@@ -57,20 +57,36 @@ func waitDeadLetterGauge(t *testing.T, reg *prometheus.Registry, fn string, want
 
 func deadLetterGauge(t *testing.T, reg *prometheus.Registry, fn string) (float64, bool) {
 	t.Helper()
+	return metricValue(t, reg, "shop_dead_letters", map[string]string{"function": fn})
+}
+
+// metricValue is the value of the series of name whose labels include
+// labels (a gauge's or a counter's), and whether there is one.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "shop_dead_letters" {
+		if mf.GetName() != name {
 			continue
 		}
+	series:
 		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "function" && l.GetValue() == fn {
-					return m.GetGauge().GetValue(), true
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue series
 				}
 			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue(), true
+			}
+			return m.GetCounter().GetValue(), true
 		}
 	}
 	return 0, false

@@ -2469,6 +2469,17 @@ func (c cartDown) RemoveOrdered(ctx context.Context, user uuid.UUID, lines []car
 	return c.Cart.RemoveOrdered(ctx, user, lines)
 }
 
+// confirmedWithTheCartDown places a cart order of 2 units, confirmed while
+// the cart store refuses the removal (down, until the test sets it false).
+func confirmedWithTheCartDown(t *testing.T) (*env, *cartredis.Store, *atomic.Bool, orders.Checkout) {
+	t.Helper()
+	carts, _, _ := cartredistest.New(t, time.Hour)
+	down := &atomic.Bool{}
+	down.Store(true)
+	e := setup(t, func(c *saga.Config) { c.Cart = cartDown{Cart: carts, down: down} })
+	return e, carts, down, e.placeFromCart(t, carts, 2)
+}
+
 // A cart order confirmed by a run that could not take its lines out of the
 // cart (the run died, or Redis refused) leaves the removal owed in the
 // confirmation's own transaction: recovery claims the order once the lease
@@ -2476,12 +2487,8 @@ func (c cartDown) RemoveOrdered(ctx context.Context, user uuid.UUID, lines []car
 // Until 2026-12-04 recovery never came back to a confirmed order, and the
 // ordered lines stayed in the cart, to be bought again by the next checkout.
 func TestRecoveryTakesAConfirmedOrdersLinesOutOfTheCart(t *testing.T) {
-	carts, _, _ := cartredistest.New(t, time.Hour)
-	down := &atomic.Bool{}
-	down.Store(true)
-	e := setup(t, func(c *saga.Config) { c.Cart = cartDown{Cart: carts, down: down} })
+	e, carts, down, res := confirmedWithTheCartDown(t)
 	ctx := context.Background()
-	res := e.placeFromCart(t, carts, 2)
 	owed := func() bool {
 		t.Helper()
 		var owed bool
@@ -2519,12 +2526,8 @@ func TestRecoveryTakesAConfirmedOrdersLinesOutOfTheCart(t *testing.T) {
 // An order cancelled while its cart removal is still owed owes none any more
 // (its lines stay in the cart): recovery does not claim it, run after run.
 func TestACancelledOrderOwesNoCartRemoval(t *testing.T) {
-	carts, _, _ := cartredistest.New(t, time.Hour)
-	down := &atomic.Bool{}
-	down.Store(true)
-	e := setup(t, func(c *saga.Config) { c.Cart = cartDown{Cart: carts, down: down} })
+	e, carts, down, res := confirmedWithTheCartDown(t)
 	ctx := context.Background()
-	res := e.placeFromCart(t, carts, 2)
 	o, err := e.saga.Cancel(ctx, e.user, res.Order.ID)
 	if err != nil || o.Status != orders.Cancelled {
 		t.Fatalf("cancel: %+v %v", o, err)
