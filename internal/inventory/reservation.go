@@ -28,7 +28,7 @@ const (
 type HoldStatus string
 
 // The reservation statuses. StatusNone is never stored: it answers a release
-// of an order that never reserved anything.
+// of an order that never reserved anything, which stores StatusVoid.
 const (
 	StatusHeld      HoldStatus = "held"      // units are counted in stock.reserved
 	StatusCommitted HoldStatus = "committed" // units left on_hand: the order is fulfilled
@@ -36,6 +36,12 @@ const (
 	StatusExpired   HoldStatus = "expired"   // the sweep gave the hold back after expires_at
 	StatusRestocked HoldStatus = "restocked" // a committed order was cancelled: units back on hand
 	StatusNone      HoldStatus = "none"      // no reservation exists for the order
+	// StatusVoid is a release of an order that had reserved nothing: the
+	// order's checkout ended (or its order was never written) while a first
+	// reservation try may still be on its way, and this refuses that try
+	// when it lands, so it holds no stock for an order that will never be
+	// confirmed. Never answered: a release answers StatusNone.
+	StatusVoid HoldStatus = "void"
 )
 
 // Line is one product of a reservation.
@@ -119,6 +125,9 @@ func (h Hold) ReserveAgain() (Hold, error) {
 	switch h.Status {
 	case StatusHeld, StatusCommitted:
 		return h, nil
+	case StatusVoid:
+		return Hold{OrderID: h.OrderID, Status: StatusNone}, fault.E(fault.Conflict, fault.CodeReservationReleased,
+			"this order's checkout ended before its stock was reserved")
 	default:
 		return h, fault.E(fault.Conflict, fault.CodeReservationReleased,
 			"the reservation of this order was already "+string(h.Status))
@@ -137,6 +146,8 @@ func (h Hold) CanCommit() (retake, done bool, err error) {
 		return false, true, nil
 	case StatusReleased, StatusExpired:
 		return true, false, nil
+	case StatusVoid:
+		return false, false, fault.E(fault.NotFound, fault.CodeNotFound, "no reservation for this order")
 	default:
 		return false, false, fault.E(fault.Conflict, fault.CodeReservationReleased,
 			"the order was cancelled and its stock restocked")

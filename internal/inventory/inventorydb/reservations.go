@@ -180,12 +180,39 @@ func (s *Store) Commit(ctx context.Context, orderID uuid.UUID) (inventory.Hold, 
 // (status "released"); a committed order's units return on hand (status
 // "restocked", for a cancelled order). An order already released, expired or
 // restocked is answered with its stored status and nothing changes, and an
-// unknown order is answered with status "none": releasing nothing succeeds.
+// unknown order is answered with status "none": releasing nothing succeeds,
+// and stores a void reservation (inventory.StatusVoid), so that a first
+// reservation try still on its way when the order's checkout ended holds
+// nothing when it lands (Reserve answers it reservation_released). Until
+// 2026-12-05 such a try held its units for nobody until the sweep.
 // Errors: fault.Unavailable on database failure.
 func (s *Store) Release(ctx context.Context, orderID uuid.UUID) (inventory.Hold, error) {
+	h, err := s.release(ctx, orderID)
+	if errors.Is(err, errReservedMeanwhile) {
+		// A reservation committed between the read and the void's insert
+		// (which waited for it on the key): release it.
+		h, err = s.release(ctx, orderID)
+	}
+	return h, err
+}
+
+// errReservedMeanwhile: Release found no reservation, but one was written
+// before its void could be.
+var errReservedMeanwhile = errors.New("a reservation was written meanwhile")
+
+func (s *Store) release(ctx context.Context, orderID uuid.UUID) (inventory.Hold, error) {
 	tx, h, err := s.beginLocked(ctx, orderID)
 	defer tx.Rollback(ctx)
 	if fault.Is(err, fault.NotFound, "") {
+		tx.Rollback(ctx)
+		tag, err := s.db.Exec(ctx, `INSERT INTO reservations (order_id, status, expires_at) VALUES ($1, 'void', now())
+			ON CONFLICT (order_id) DO NOTHING`, orderID)
+		if err != nil {
+			return inventory.Hold{}, unavailable(err)
+		}
+		if tag.RowsAffected() == 0 {
+			return inventory.Hold{}, errReservedMeanwhile
+		}
 		return inventory.Hold{OrderID: orderID, Status: inventory.StatusNone}, nil
 	}
 	if err != nil {
@@ -194,6 +221,8 @@ func (s *Store) Release(ctx context.Context, orderID uuid.UUID) (inventory.Hold,
 	var next inventory.HoldStatus
 	var set string
 	switch h.Status {
+	case inventory.StatusVoid:
+		return inventory.Hold{OrderID: orderID, Status: inventory.StatusNone}, nil
 	case inventory.StatusHeld:
 		next, set = inventory.StatusReleased, setRelease
 	case inventory.StatusCommitted:

@@ -399,3 +399,90 @@ func TestNewHoldRequestRefusesBadInput(t *testing.T) {
 func errorsAs(err error, target **fault.Error) bool { return errors.As(err, target) }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// A release of an order that reserved nothing answers none and leaves a void
+// reservation: the order's first reservation try, still on its way when its
+// checkout ended, is refused when it lands (reservation_released) and holds
+// nothing. Until 2026-12-05 it held its units for nobody until the sweep.
+func TestAReservationLandingAfterItsReleaseHoldsNothing(t *testing.T) {
+	ctx := context.Background()
+	s, ids := reservationStore(t, 10)
+	order := newID()
+	for range 2 { // released twice: none both times
+		if h, err := s.Release(ctx, order); err != nil || h.Status != inventory.StatusNone {
+			t.Fatalf("release of an order that reserved nothing: %v %v; want none", h.Status, err)
+		}
+	}
+	_, err := s.Reserve(ctx, holdReq(t, order, 0, inventory.Line{ProductID: ids[0], Quantity: 4}))
+	if !fault.Is(err, fault.Conflict, "reservation_released") {
+		t.Fatalf("the late reservation: %v; want reservation_released", err)
+	}
+	if got := stockLevel(t, s, ids[0]); got != (level{10, 0}) {
+		t.Errorf("stock %+v after the late reservation, want {10 0}: it holds nothing", got)
+	}
+	if _, err := s.Commit(ctx, order); !fault.Is(err, fault.NotFound, "not_found") {
+		t.Errorf("commit of the void reservation: %v; want not_found", err)
+	}
+}
+
+// A release that finds no reservation while one is being written waits for
+// it (the void's insert waits on the key) and releases it once it commits.
+func TestAReleaseRacingAReservationReleasesIt(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, inventorydb.Migrations())
+	s := inventorydb.New(pool)
+	product := newID()
+	if _, err := s.SetOnHand(ctx, product, 10, inventory.IfAbsent()); err != nil {
+		t.Fatal(err)
+	}
+	order := newID()
+	// The reservation in flight: written, not committed yet.
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	var holder int
+	if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO reservations (order_id, status, expires_at) VALUES ($1, 'held', now() + interval '1 hour')`, []any{order}},
+		{`UPDATE stock SET reserved = reserved + 4 WHERE product_id = $1`, []any{product}},
+		{`INSERT INTO reservation_lines (order_id, product_id, quantity) VALUES ($1, $2, 4)`, []any{order, product}},
+	} {
+		if _, err := tx.Exec(ctx, w.sql, w.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	released := make(chan inventory.Hold, 1)
+	go func() {
+		h, err := s.Release(ctx, order)
+		if err != nil {
+			t.Error(err)
+		}
+		released <- h
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for waiting := 0; waiting == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the release never waited for the reservation in flight")
+		}
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))`,
+			holder).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h := <-released; h.Status != inventory.StatusReleased {
+		t.Errorf("release: %v; want the reservation written meanwhile released", h.Status)
+	}
+	if got := stockLevel(t, s, product); got != (level{10, 0}) {
+		t.Errorf("stock %+v, want {10 0}", got)
+	}
+}

@@ -43,7 +43,7 @@ type Counts struct {
 
 type reservation struct {
 	lines  map[uuid.UUID]int
-	status string // held, committed, released, restocked
+	status string // held, committed, released, restocked, void
 }
 
 type payment struct {
@@ -297,7 +297,7 @@ func (s *Server) reserve(r *http.Request, orderID uuid.UUID, body []byte) (any, 
 
 func (s *Server) commit(_ *http.Request, orderID uuid.UUID, _ []byte) (any, error) {
 	r := s.res[orderID]
-	if r == nil {
+	if r == nil || r.status == "void" {
 		return nil, fault.E(fault.NotFound, fault.CodeNotFound, "no reservation for this order")
 	}
 	switch r.status {
@@ -333,7 +333,9 @@ func (s *Server) commit(_ *http.Request, orderID uuid.UUID, _ []byte) (any, erro
 
 func (s *Server) release(_ *http.Request, orderID uuid.UUID, _ []byte) (any, error) {
 	r := s.res[orderID]
-	if r == nil {
+	if r == nil || r.status == "void" {
+		// As inventory's Release: a void reservation refuses a late try.
+		s.res[orderID] = &reservation{status: "void"}
 		return status{orderID, "none"}, nil
 	}
 	switch r.status {
