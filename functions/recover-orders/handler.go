@@ -50,13 +50,14 @@ func New(rec Recoverer, internal *auth.InternalVerifier, log *slog.Logger) http.
 			return err
 		}
 		rep, err := rec.Recover(r.Context(), batch)
-		telemetry.ShopFrom(r.Context()).Recovery(err != nil, rep.Confirmed, rep.Failed, rep.Pending, rep.Carts, rep.Expired)
+		telemetry.ShopFrom(r.Context()).Recovery(err != nil, telemetry.Recovered{Confirmed: rep.Confirmed, Failed: rep.Failed,
+			Pending: rep.Pending, Expired: rep.Expired, CartRemovals: rep.CartRemovals, Compensations: rep.Compensations})
 		if err != nil {
 			return err
 		}
 		if rep.Driven > 0 || rep.Purged > 0 {
 			log.InfoContext(r.Context(), "recovered orders", "driven", rep.Driven, "confirmed", rep.Confirmed,
-				"failed", rep.Failed, "still_pending", rep.Pending, "cart_removals", rep.Carts, "expired", rep.Expired, "purged_keys", rep.Purged)
+				"failed", rep.Failed, "still_pending", rep.Pending, "expired", rep.Expired, "cart_removals", rep.CartRemovals, "compensations", rep.Compensations, "purged_keys", rep.Purged)
 		}
 		return fnhttp.JSON(w, http.StatusOK, rep)
 	}))

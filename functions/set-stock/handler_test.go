@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -26,19 +25,17 @@ import (
 func TestSetStock(t *testing.T) {
 	pool := pgtest.Open(t, inventorydb.Migrations())
 	store := inventorydb.New(pool)
-	catalog := catalogtest.New(t)
-	tokens := fntest.Tokens(t, 0)
-	h := New(catalog.Client(t), store, tokens, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	product := catalog.Add("MUG-1", 1299, "USD")
-	reservedProduct := catalog.Add("MUG-2", 1299, "USD")
+	h, cat, tokens := handler(t, store)
+	product := cat.Add("MUG-1", 1299, "USD")
+	reservedProduct := cat.Add("MUG-2", 1299, "USD")
 	if _, err := store.SetOnHand(context.Background(), reservedProduct.ID, 10, inventory.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pool.Exec(context.Background(), `UPDATE stock SET reserved = 4 WHERE product_id = $1`, reservedProduct.ID); err != nil {
 		t.Fatal(err)
 	}
-	archived := catalog.Add("OLD-1", 500, "USD")
-	catalog.Archive(archived.ID)
+	archived := cat.Add("OLD-1", 500, "USD")
+	cat.Archive(archived.ID)
 
 	admin := fntest.Bearer(t, tokens, uuid.Must(uuid.NewV7()), auth.RoleAdmin)
 	customer := fntest.Bearer(t, tokens, uuid.Must(uuid.NewV7()), auth.RoleCustomer)
@@ -138,11 +135,9 @@ func TestSetStock(t *testing.T) {
 
 func TestSetStockCatalogDown(t *testing.T) {
 	store := inventorydb.New(pgtest.Open(t, inventorydb.Migrations()))
-	catalog := catalogtest.New(t)
-	tokens := fntest.Tokens(t, 0)
-	h := New(catalog.Client(t), store, tokens, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	p := catalog.Add("X-1", 100, "USD")
-	catalog.SetDown(true)
+	h, cat, tokens := handler(t, store)
+	p := cat.Add("X-1", 100, "USD")
+	cat.SetDown(true)
 	req := httptest.NewRequest(http.MethodPut, "/api/v1/inventory/"+p.ID.String(), strings.NewReader(`{"on_hand":5}`))
 	req.Header.Set("Authorization", fntest.Bearer(t, tokens, uuid.Must(uuid.NewV7()), auth.RoleAdmin))
 	req.Header.Set("If-None-Match", "*")
@@ -164,8 +159,8 @@ func TestSetStockOnAStaleETagIsRefused(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.Open(t, inventorydb.Migrations())
 	store := inventorydb.New(pool)
-	h, catalog, tokens := handler(t, store)
-	p := catalog.Add("MUG-3", 1299, "USD")
+	h, cat, tokens := handler(t, store)
+	p := cat.Add("MUG-3", 1299, "USD")
 	if _, err := store.Init(ctx, p.ID, 10); err != nil {
 		t.Fatal(err)
 	}
@@ -236,11 +231,11 @@ func TestSetStockOnAStaleETagIsRefused(t *testing.T) {
 func TestSetStockIfMatchMatchesOnlyTheCurrentTagExactly(t *testing.T) {
 	ctx := context.Background()
 	store := inventorydb.New(pgtest.Open(t, inventorydb.Migrations()))
-	h, catalog, tokens := handler(t, store)
+	h, cat, tokens := handler(t, store)
 	admin := fntest.Bearer(t, tokens, uuid.Must(uuid.NewV7()), auth.RoleAdmin)
 	for i, c := range fntest.IfMatchCases() {
 		t.Run(c.Name, func(t *testing.T) {
-			p := catalog.Add(fmt.Sprintf("IFM-%d", i), 1299, "USD")
+			p := cat.Add(fmt.Sprintf("IFM-%d", i), 1299, "USD")
 			if _, err := store.Init(ctx, p.ID, 10); err != nil {
 				t.Fatal(err)
 			}
@@ -311,7 +306,7 @@ func TestSetStockRefusesTheProductsETag(t *testing.T) {
 // logging nowhere.
 func handler(t *testing.T, store *inventorydb.Store) (http.Handler, *catalogtest.Server, *auth.Verifier) {
 	t.Helper()
-	catalog := catalogtest.New(t)
+	cat := catalogtest.New(t)
 	tokens := fntest.Tokens(t, 0)
-	return New(catalog.Client(t), store, tokens, slog.New(slog.DiscardHandler)), catalog, tokens
+	return New(cat.Client(t), store, tokens, slog.New(slog.DiscardHandler)), cat, tokens
 }

@@ -66,13 +66,14 @@ type Config struct {
 	RetryDelay time.Duration
 	// MaxRetryDelay caps the retry delay (default 5 min).
 	MaxRetryDelay time.Duration
-	// Prefetch bounds the unacked messages per function (default 10).
+	// Prefetch bounds the unacked messages per function (default 10): per
+	// subscription, as Concurrency.
 	Prefetch int
 	// Concurrency bounds the parallel invocations per function (default
 	// Prefetch): per subscription, so a function that dropped out of the
 	// gateway's list and came back while the invocations of its retired
-	// subscription still run (at most InvokeTimeout) briefly has up to
-	// twice as many.
+	// subscription still run (each at most InvokeTimeout) briefly has up to
+	// twice as many, more if it drops out and comes back again meanwhile.
 	Concurrency int
 	// RefreshInterval is how often the gateway is asked for functions (default 5 s).
 	RefreshInterval time.Duration
@@ -571,7 +572,7 @@ type subscription struct {
 	deliveries <-chan amqp.Delivery
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
-	// stopped is closed by stop; ended says why the broker ended the
+	// stopped is closed by stop or retire; ended says why the broker ended the
 	// subscription (set by watch before it hands the subscription over).
 	stopped  chan struct{}
 	stopOnce sync.Once

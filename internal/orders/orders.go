@@ -55,8 +55,8 @@ const (
 	ReasonInvalidToken    = "invalid_payment_token"
 	ReasonRejected        = "rejected"
 	// ReasonExpired ends an order recovery could not finish within its
-	// give-up age (saga.Config.GiveUpAfter): cancelled, whatever was charged
-	// refunded.
+	// give-up age (saga.Config.GiveUpAfter): payment_failed, whatever was
+	// charged refunded.
 	ReasonExpired = "expired"
 )
 

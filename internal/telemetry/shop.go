@@ -58,7 +58,7 @@ func NewShop(reg prometheus.Registerer) *Shop {
 		}, []string{"result"}),
 		recoveredTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shop_recovered_orders_total",
-			Help: "Orders recover-orders drove, by how they ended the run: confirmed, failed, still_pending, expired (given up on after GIVE_UP_AFTER); cart_removal for a confirmed order driven for its owed cart removal.",
+			Help: "Orders recover-orders drove, by how they ended the run: confirmed, failed, still_pending, expired (given up on after GIVE_UP_AFTER); cart_removal for a confirmed order driven for its owed cart removal, compensation for an ended order driven for an owed release or refund.",
 		}, []string{"result"}),
 		sweeps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shop_reservation_sweeps_total",
@@ -111,10 +111,14 @@ func (m *Shop) Compensation(settled bool) {
 	}
 }
 
+// Recovered is what a recover-orders run drove, by how (saga.Report).
+type Recovered struct {
+	Confirmed, Failed, Pending, Expired, CartRemovals, Compensations int
+}
+
 // Recovery counts a recover-orders run (failed: it returned an error) and
-// the orders it drove to each end; carts counts the confirmed orders it
-// drove for their owed cart removal, expired the pending ones it gave up on.
-func (m *Shop) Recovery(failed bool, confirmed, failedOrders, pending, carts, expired int) {
+// the orders it drove, by how.
+func (m *Shop) Recovery(failed bool, r Recovered) {
 	if m == nil {
 		return
 	}
@@ -126,11 +130,10 @@ func (m *Shop) Recovery(failed bool, confirmed, failedOrders, pending, carts, ex
 	} else {
 		ok.Inc()
 	}
-	m.recoveredTotal.WithLabelValues("confirmed").Add(float64(confirmed))
-	m.recoveredTotal.WithLabelValues("failed").Add(float64(failedOrders))
-	m.recoveredTotal.WithLabelValues("still_pending").Add(float64(pending))
-	m.recoveredTotal.WithLabelValues("cart_removal").Add(float64(carts))
-	m.recoveredTotal.WithLabelValues("expired").Add(float64(expired))
+	for result, n := range map[string]int{"confirmed": r.Confirmed, "failed": r.Failed, "still_pending": r.Pending,
+		"expired": r.Expired, "cart_removal": r.CartRemovals, "compensation": r.Compensations} {
+		m.recoveredTotal.WithLabelValues(result).Add(float64(n))
+	}
 }
 
 // Sweep counts an expire-reservations run (failed: it returned an error).

@@ -15,7 +15,7 @@ import (
 func TestShopExportsTheQuietSeries(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewShop(reg)
-	m.Recovery(false, 1, 0, 0, 0, 0)
+	m.Recovery(false, Recovered{Confirmed: 1})
 	m.Compensation(true)
 	want := `
 # HELP shop_recovery_runs_total recover-orders runs, by result: ok or error.

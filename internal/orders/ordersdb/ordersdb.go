@@ -146,7 +146,7 @@ type Saga struct {
 	Compensation orders.Compensation
 	Attempts     int
 	// CartOwed: the order is confirmed and its lines are still to be taken
-	// out of its cart (orders.Change.CartOwed; RecordCartTaken settles it).
+	// out of its cart (orders.Change.CartOwed; RecordCartSettled settles it).
 	CartOwed bool
 	// Age is how long ago the order was created, by the database's clock
 	// (LoadSaga; as ClaimStale's RecoverAfter is); 0 for a saga just written.
@@ -246,22 +246,22 @@ func (s *Store) Record(ctx context.Context, orderID uuid.UUID, notes ...Note) er
 	return s.record(ctx, orderID, false, notes)
 }
 
-// RecordCartTaken is Record for the run that took a confirmed cart order's
-// lines out of its cart: in the same transaction it settles the removal
-// the confirmation left owed (Change.CartOwed), so recovery no longer
-// claims the order for it.
-func (s *Store) RecordCartTaken(ctx context.Context, orderID uuid.UUID, notes ...Note) error {
+// RecordCartSettled is Record for the run that settled the removal a
+// confirmed cart order's confirmation left owed (Change.CartOwed) — took its
+// lines out of the cart, or gave up on it: in the same transaction it clears
+// it, so recovery no longer claims the order for it.
+func (s *Store) RecordCartSettled(ctx context.Context, orderID uuid.UUID, notes ...Note) error {
 	return s.record(ctx, orderID, true, notes)
 }
 
-func (s *Store) record(ctx context.Context, orderID uuid.UUID, cartTaken bool, notes []Note) error {
-	if len(notes) == 0 && !cartTaken {
+func (s *Store) record(ctx context.Context, orderID uuid.UUID, cartSettled bool, notes []Note) error {
+	if len(notes) == 0 && !cartSettled {
 		return nil
 	}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT 1 FROM orders WHERE id = $1 FOR NO KEY UPDATE`, orderID)
 	queueNotes(ctx, b, orderID, notes...)
-	if cartTaken {
+	if cartSettled {
 		b.Queue(`UPDATE order_sagas SET cart_owed = false, updated_at = now() WHERE order_id = $1 AND cart_owed`, orderID)
 	}
 	return postgres.Tx(ctx, s.db, func(tx pgx.Tx) error { return send(ctx, tx, b) })
@@ -539,9 +539,11 @@ func (s *Store) LoadSaga(ctx context.Context, orderID uuid.UUID) (Saga, error) {
 //   - the timeline entry of the change (Change.Step and Detail) and, for an
 //     event, the outbox row and its own "recorded" timeline entry;
 //   - the saga's state: the payment token is cleared, the lease released (or
-//     kept for at least a minute more while a compensation is owed, so that
-//     recovery does not race the driver settling it), and the compensation
-//     state set when the change names one;
+//     kept for at least a minute more while a compensation or a cart removal
+//     is owed, so that recovery does not race the driver settling it), the
+//     compensation state set when the change names one, and cart_owed set
+//     when the change owes a removal (Change.CartOwed), kept while the order
+//     stays confirmed and cleared when it leaves confirmed;
 //   - when the order leaves pending, the checkout its idempotency key (if
 //     any) is settled with: the order as it is now and Change.Detail.
 //
@@ -716,7 +718,10 @@ type Claim struct {
 // ClaimStale leases up to limit orders whose saga is unfinished — pending
 // orders older than olderThan, orders still owing a compensation, and
 // confirmed cart orders whose lines are still owed out of the cart — and
-// whose current lease has run out, to the caller for lease, oldest first.
+// whose current lease has run out, to the caller for lease, oldest first;
+// a cart removal only after them (money before carts: a Redis that hangs
+// makes each removal wait its timeout, and must not keep a run from the
+// orders behind).
 // Rows are taken with FOR UPDATE SKIP LOCKED and leased in the same
 // transaction, so concurrent recoverers never drive the same order at once.
 func (s *Store) ClaimStale(ctx context.Context, olderThan, lease time.Duration, limit int) ([]Claim, error) {
@@ -745,7 +750,7 @@ func claimStale(ctx context.Context, tx pgx.Tx, olderThan, lease time.Duration, 
 			UNION ALL SELECT order_id FROM order_sagas WHERE lease_until < now() AND cart_owed))
 		  AND s.lease_until < now()
 		  AND ((o.status = $3 AND o.created_at < now() - $1::float8 * interval '1 second') OR s.compensation = $4 OR s.cart_owed)
-		ORDER BY o.created_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED`, olderThan.Seconds(), limit, orders.Pending, orders.CompensationOwed)
+		ORDER BY (o.status = $3 OR s.compensation = $4) DESC, o.created_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED`, olderThan.Seconds(), limit, orders.Pending, orders.CompensationOwed)
 	if err != nil {
 		return nil, unavailable(err)
 	}

@@ -385,9 +385,10 @@ func TestUpdateKnown(t *testing.T) {
 // The recovery's claim, run every minute, reads the open sagas, not every
 // order ever placed: among 6,000 finished orders (their sagas written with a
 // payment token, then cleared, as a checkout leaves them), it takes the two
-// pending orders left past RecoverAfter, the order still owing a refund and
-// the confirmed cart order still owing its cart removal, oldest first, and
-// leaves the young pending order and the ones whose lease still runs. On a table never analyzed (this machine runs with autovacuum
+// pending orders left past RecoverAfter and the order still owing a refund,
+// oldest first, then the confirmed cart order still owing its cart removal
+// (older than them), and leaves the young pending order and the ones whose
+// lease still runs. On a table never analyzed (this machine runs with autovacuum
 // off) and on one analyzed.
 func TestClaimStaleReadsTheOpenSagasOnly(t *testing.T) {
 	for _, analyzed := range []bool{false, true} {
@@ -417,7 +418,7 @@ func TestClaimStaleReadsTheOpenSagasOnly(t *testing.T) {
 				       ($4, 'tok_visa', '', now() - interval '1 minute'), ($5, 'tok_visa', '', now() - interval '1 second'),
 				       ($6, 'tok_visa', '', now() + interval '1 minute');
 				INSERT INTO orders (id, user_id, status, total_amount, currency, shipping_address, created_at, updated_at)
-				VALUES ($7, gen_random_uuid(), 'confirmed', 100, 'USD', '{}', now() - interval '30 seconds', now() - interval '30 seconds'),
+				VALUES ($7, gen_random_uuid(), 'confirmed', 100, 'USD', '{}', now() - interval '6 hours', now() - interval '6 hours'),
 				       ($8, gen_random_uuid(), 'confirmed', 100, 'USD', '{}', now() - interval '5 hours', now());
 				INSERT INTO order_sagas (order_id, from_cart, cart_owed, lease_until)
 				VALUES ($7, true, true, now() - interval '1 second'), ($8, true, true, now() + interval '1 minute')`,
@@ -449,7 +450,8 @@ func TestClaimStaleReadsTheOpenSagasOnly(t *testing.T) {
 			ordersRead, sagasRead := pgtest.RowsRead(t, tx, "orders")-orders0, pgtest.RowsRead(t, tx, "order_sagas")-sagas0
 			t.Logf("claimed %d of %d orders, reading %d orders and %d sagas", len(ids), finished+7, ordersRead, sagasRead)
 			// The confirmed cart order still owing its cart removal is taken
-			// whatever its age, once its lease has run out.
+			// once its lease has run out, after the orders that owe money,
+			// though it is older.
 			if diff := cmp.Diff([]uuid.UUID{owed, stale1, stale2, cartOwed}, ids); diff != "" {
 				t.Errorf("claimed (-want +got):\n%s", diff)
 			}

@@ -14,8 +14,8 @@ import (
 
 // Load names every missing setting at once, builds every dependency asked
 // for, reads no secret it was not asked for, and refuses a RECOVER_AFTER
-// below the saga timeout, a GIVE_UP_AFTER not above it or above 20h, and a
-// hold that does not outlive the saga.
+// below the saga timeout, a GIVE_UP_AFTER not above RECOVER_AFTER or above
+// 20h, and a hold that does not outlive the saga.
 func TestLoad(t *testing.T) {
 	load := func(needs Needs) func(*config.Reader) (*Deps, error) {
 		return func(c *config.Reader) (*Deps, error) { return Load(context.Background(), c, slog.Default(), needs) }

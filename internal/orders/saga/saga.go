@@ -721,15 +721,18 @@ type Report struct {
 	Confirmed int `json:"confirmed"`
 	Failed    int `json:"failed"`
 	Pending   int `json:"still_pending"`
-	// Carts counts the orders driven only for the cart removal their
-	// confirmation left owed (they were confirmed already: not in
-	// Confirmed); the removal may have failed again (the order's timeline
-	// and the log say).
-	Carts int `json:"cart_removals"`
 	// Expired counts the pending orders given up on (GiveUpAfter), which
 	// are not in Failed.
-	Expired int   `json:"expired"`
-	Purged  int64 `json:"purged_keys"`
+	Expired int `json:"expired"`
+	// CartRemovals counts the confirmed orders driven for the cart removal
+	// their confirmation left owed (they were confirmed already: not in
+	// Confirmed); the removal may have failed again (the order's timeline
+	// and the log say).
+	CartRemovals int `json:"cart_removals"`
+	// Compensations counts the orders that had ended already, driven for a
+	// release or refund still owed.
+	Compensations int   `json:"compensations"`
+	Purged        int64 `json:"purged_keys"`
 }
 
 // LongestDrive is the longest a drive of a saga with timeout may take: the
@@ -741,7 +744,7 @@ func LongestDrive(timeout time.Duration) time.Duration {
 
 // Recover drives every saga left unfinished — orders pending for longer than
 // RecoverAfter, orders still owing a compensation, and confirmed cart orders
-// whose lines are still owed out of the cart (Report.Carts) — one lease at a time,
+// whose lines are still owed out of the cart (Report.CartRemovals) — one lease at a time,
 // until limit orders were driven or the run has used its time budget (the
 // saga Timeout), then purges expired idempotency keys in the time left (see
 // purge). It claims no order once less than a drive's longest time
@@ -780,14 +783,18 @@ func (s *Saga) Recover(ctx context.Context, limit int) (Report, error) {
 			continue
 		}
 		rep.Driven++
+		// By the status claimed: an order claimed pending is counted by how
+		// the drive ended it; one claimed ended, by why it was claimed.
 		switch {
 		case claims[0].Status == orders.Confirmed:
-			rep.Carts++
+			rep.CartRemovals++
+		case claims[0].Status != orders.Pending:
+			rep.Compensations++
 		case o.Status == orders.Confirmed:
 			rep.Confirmed++
 		case o.Status == orders.Pending:
 			rep.Pending++
-		case claims[0].Status == orders.Pending && o.Reason == orders.ReasonExpired:
+		case o.Reason == orders.ReasonExpired:
 			rep.Expired++
 		default:
 			rep.Failed++

@@ -546,8 +546,8 @@ func TestRecoveryGivesUpOnAnOrderPendingTooLong(t *testing.T) {
 	// The release stays owed; the next run, the inventory back, settles it.
 	e.svc.SetHook(nil)
 	e.age(t)
-	if rep, err := e.saga.Recover(ctx, 10); err != nil || rep.Driven != 1 {
-		t.Fatalf("the run settling the release: %+v %v", rep, err)
+	if rep, err := e.saga.Recover(ctx, 10); err != nil || rep.Driven != 1 || rep.Compensations != 1 || rep.Failed != 0 {
+		t.Fatalf("the run settling the release: %+v %v; want it counted a compensation, not the order's end again", rep, err)
 	}
 	if got := e.svc.Reservation(id); got != "released" {
 		t.Errorf("reservation %q, want released", got)
@@ -2469,6 +2469,42 @@ func (c cartDown) RemoveOrdered(ctx context.Context, user uuid.UUID, lines []car
 	return c.Cart.RemoveOrdered(ctx, user, lines)
 }
 
+// cartOwed reports whether order id still owes its cart removal.
+func (e *env) cartOwed(t *testing.T, id uuid.UUID) bool {
+	t.Helper()
+	var owed bool
+	if err := e.pool.QueryRow(context.Background(), `SELECT cart_owed FROM order_sagas WHERE order_id = $1`, id).Scan(&owed); err != nil {
+		t.Fatal(err)
+	}
+	return owed
+}
+
+// A cart removal still owed after GiveUpAfter is given up: the lines stay
+// (the customer may have set them again since), the removal is no longer
+// owed, and recovery claims the order no more.
+func TestAnOwedCartRemovalIsGivenUpWithTheOrder(t *testing.T) {
+	e, carts, down, res := confirmedWithTheCartDown(t)
+	ctx := context.Background()
+	down.Store(false)
+	if _, err := e.pool.Exec(ctx, `UPDATE orders SET created_at = now() - interval '13 hours' WHERE id = $1`, res.Order.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.age(t)
+	if rep, err := e.saga.Recover(ctx, 10); err != nil || rep.CartRemovals != 1 {
+		t.Fatalf("recovery: %+v %v; want the order driven for its cart removal", rep, err)
+	}
+	if lines, err := carts.Lines(ctx, e.user.UserID); err != nil || len(lines) != 1 {
+		t.Errorf("cart %v (%v); want the line left where it was", lines, err)
+	}
+	if e.cartOwed(t, res.Order.ID) {
+		t.Error("the removal is still owed after it was given up")
+	}
+	e.age(t)
+	if rep, err := e.saga.Recover(ctx, 10); err != nil || rep.Driven != 0 {
+		t.Errorf("the next run: %+v %v; want nothing claimed", rep, err)
+	}
+}
+
 // confirmedWithTheCartDown places a cart order of 2 units, confirmed while
 // the cart store refuses the removal (down, until the test sets it false).
 func confirmedWithTheCartDown(t *testing.T) (*env, *cartredis.Store, *atomic.Bool, orders.Checkout) {
@@ -2489,21 +2525,14 @@ func confirmedWithTheCartDown(t *testing.T) (*env, *cartredis.Store, *atomic.Boo
 func TestRecoveryTakesAConfirmedOrdersLinesOutOfTheCart(t *testing.T) {
 	e, carts, down, res := confirmedWithTheCartDown(t)
 	ctx := context.Background()
-	owed := func() bool {
-		t.Helper()
-		var owed bool
-		if err := e.pool.QueryRow(ctx, `SELECT cart_owed FROM order_sagas WHERE order_id = $1`, res.Order.ID).Scan(&owed); err != nil {
-			t.Fatal(err)
-		}
-		return owed
-	}
+	owed := func() bool { return e.cartOwed(t, res.Order.ID) }
 	if lines, err := carts.Lines(ctx, e.user.UserID); err != nil || len(lines) != 1 || !owed() {
 		t.Fatalf("after the failed removal: cart %v (%v), removal owed %v; want the line kept and the removal owed", lines, err, owed())
 	}
 	down.Store(false)
 	e.age(t) // the confirming run's lease runs out
 	rep, err := e.saga.Recover(ctx, 10)
-	if err != nil || rep.Driven != 1 || rep.Carts != 1 || rep.Confirmed != 0 {
+	if err != nil || rep.Driven != 1 || rep.CartRemovals != 1 || rep.Confirmed != 0 {
 		t.Fatalf("recovery: %+v %v; want the confirmed order driven for its cart removal, not counted confirmed again", rep, err)
 	}
 	if lines, err := carts.Lines(ctx, e.user.UserID); err != nil || len(lines) != 0 {
@@ -2532,9 +2561,8 @@ func TestACancelledOrderOwesNoCartRemoval(t *testing.T) {
 	if err != nil || o.Status != orders.Cancelled {
 		t.Fatalf("cancel: %+v %v", o, err)
 	}
-	var owed bool
-	if err := e.pool.QueryRow(ctx, `SELECT cart_owed FROM order_sagas WHERE order_id = $1`, res.Order.ID).Scan(&owed); err != nil || owed {
-		t.Fatalf("cart removal owed after the cancellation: %v (%v); want none", owed, err)
+	if e.cartOwed(t, res.Order.ID) {
+		t.Fatal("a cart removal is owed after the cancellation; want none")
 	}
 	down.Store(false)
 	e.age(t)

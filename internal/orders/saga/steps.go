@@ -138,9 +138,17 @@ func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Sa
 	}
 	if o.Status != orders.Pending {
 		if sg.CartOwed && o.Status == orders.Confirmed {
-			// The run that confirmed it died before taking its lines out
-			// of the cart.
-			s.takeOutOfCart(ctx, tl, o)
+			// The run that confirmed it died (or Redis refused) before its
+			// lines left the cart. Owed as long as a pending order is
+			// driven, then given up: a late removal takes out what the
+			// customer set again since, the longer the likelier.
+			if sg.Age > s.cfg.GiveUpAfter {
+				tl.note(orders.StepCart, orders.StepError, "the ordered lines were not taken out of the cart within "+
+					hours(s.cfg.GiveUpAfter)+"; they stay")
+				tl.cartSettled = true
+			} else {
+				s.takeOutOfCart(ctx, tl, o)
+			}
 		}
 		return orders.Checkout{Order: o}, nil
 	}
@@ -153,7 +161,7 @@ func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Sa
 		// (order.payment_failed.v1).
 		return s.fail(ctx, tl, o, refusal{undo: releaseAndRefund, fail: orders.Failure{Status: orders.PaymentFailed,
 			Reason: orders.ReasonExpired, Detail: "the payment could not be completed within " + hours(s.cfg.GiveUpAfter) +
-				"; nothing stays charged"}}, nil), nil
+				"; whatever was charged is refunded"}}, nil), nil
 	}
 	if sg.PaymentToken == "" { // cannot happen: the token is cleared only when the order leaves pending
 		return s.fail(ctx, tl, o, refusal{undo: releaseAndRefund, fail: orders.Failure{Status: orders.Cancelled,
@@ -254,10 +262,15 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 // ordered from, on a context of its own (clearTimeout): only what it ordered,
 // so a line the customer added since the cart was priced, or now at another
 // quantity, stays. Done, the run's flush settles the removal the
-// confirmation left owed (ordersdb.Store.RecordCartTaken); failed, it stays
+// confirmation left owed (ordersdb.Store.RecordCartSettled); failed, it stays
 // owed, and recovery tries again once the lease has run out.
 func (s *Saga) takeOutOfCart(ctx context.Context, tl *timeline, o orders.Order) {
 	if s.cfg.Cart == nil {
+		// A saga built without carts (never through ordersenv) cannot
+		// remove them: settled, or recovery would claim the order for ever.
+		s.cfg.Log.ErrorContext(ctx, "a cart removal is owed, but this saga has no cart store", "order_id", o.ID)
+		tl.note(orders.StepCart, orders.StepError, "no cart store: the ordered lines stay in the cart")
+		tl.cartSettled = true
 		return
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clearTimeout)
@@ -272,7 +285,7 @@ func (s *Saga) takeOutOfCart(ctx context.Context, tl *timeline, o orders.Order) 
 		return
 	}
 	tl.note(orders.StepCart, orders.StepOK, "the ordered lines were taken out of the cart")
-	tl.cartTaken = true
+	tl.cartSettled = true
 }
 
 // fail ends a pending order as r says, then compensates. The owed
@@ -450,9 +463,10 @@ type timeline struct {
 	// changed is set once the run changed the order: a decision written
 	// (with the entries held then) or an owed compensation settled.
 	changed bool
-	// cartTaken is set once the run took a confirmed cart order's lines out
-	// of its cart: flush settles the owed removal with its entries.
-	cartTaken bool
+	// cartSettled is set once the run took a confirmed cart order's lines out
+	// of its cart, or gave the removal up: flush clears the owed removal with
+	// its entries.
+	cartSettled bool
 }
 
 // RecordedRecoveries is how many recovery runs of one order write their
@@ -487,13 +501,13 @@ const flushTimeout = 3 * time.Second
 // the last recorded one adds an entry saying that later ones are not
 // recorded.
 func (s *Saga) flush(ctx context.Context, orderID uuid.UUID, tl *timeline) {
-	notes, cartTaken := tl.notes, tl.cartTaken
-	tl.notes, tl.cartTaken = nil, false
-	if len(notes) == 0 && !cartTaken {
+	notes, cartSettled := tl.notes, tl.cartSettled
+	tl.notes, tl.cartSettled = nil, false
+	if len(notes) == 0 && !cartSettled {
 		return
 	}
 	switch {
-	case tl.changed || cartTaken || tl.run < RecordedRecoveries:
+	case tl.changed || cartSettled || tl.run < RecordedRecoveries:
 	case tl.run == RecordedRecoveries:
 		notes = append(notes, ordersdb.Note{At: time.Now(), Step: orders.StepRecovery, Outcome: orders.StepError,
 			Detail: fmt.Sprintf("recovery run %d left the order as it was; later runs that do too are not recorded here "+
@@ -504,8 +518,8 @@ func (s *Saga) flush(ctx context.Context, orderID uuid.UUID, tl *timeline) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
 	defer cancel()
 	record := s.db.Record
-	if cartTaken {
-		record = s.db.RecordCartTaken
+	if cartSettled {
+		record = s.db.RecordCartSettled
 	}
 	if err := record(ctx, orderID, notes...); err != nil {
 		s.cfg.Log.ErrorContext(ctx, "record timeline", "order_id", orderID, "steps", len(notes), "err", err.Error())
