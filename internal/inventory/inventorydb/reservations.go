@@ -185,36 +185,30 @@ func (s *Store) Commit(ctx context.Context, orderID uuid.UUID) (inventory.Hold, 
 // reservation try still on its way when the order's checkout ended holds
 // nothing when it lands (Reserve answers it reservation_released). Until
 // 2026-12-05 such a try held its units for nobody until the sweep.
-// Errors: fault.Unavailable on database failure.
+//
+// Two round trips, as before the void: BEGIN, the void's INSERT … ON
+// CONFLICT DO NOTHING and the hold read locked, as one batch — the insert
+// waits on the key for a reservation being written, so the read sees it
+// once it commits — then the writes and COMMIT (or COMMIT alone for a new
+// void). Errors: fault.Unavailable on database failure.
 func (s *Store) Release(ctx context.Context, orderID uuid.UUID) (inventory.Hold, error) {
-	h, err := s.release(ctx, orderID)
-	if errors.Is(err, errReservedMeanwhile) {
-		// A reservation committed between the read and the void's insert
-		// (which waited for it on the key): release it.
-		h, err = s.release(ctx, orderID)
-	}
-	return h, err
-}
-
-// errReservedMeanwhile: Release found no reservation, but one was written
-// before its void could be.
-var errReservedMeanwhile = errors.New("a reservation was written meanwhile")
-
-func (s *Store) release(ctx context.Context, orderID uuid.UUID) (inventory.Hold, error) {
-	tx, h, err := s.beginLocked(ctx, orderID)
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO reservations (order_id, status, expires_at) VALUES ($1, 'void', now())
+		ON CONFLICT (order_id) DO NOTHING`, orderID)
+	b.Queue(readHoldQuery(true), orderID)
+	tx, br := postgres.BeginBatch(ctx, s.db, b)
 	defer tx.Rollback(ctx)
-	if fault.Is(err, fault.NotFound, "") {
-		tx.Rollback(ctx)
-		tag, err := s.db.Exec(ctx, `INSERT INTO reservations (order_id, status, expires_at) VALUES ($1, 'void', now())
-			ON CONFLICT (order_id) DO NOTHING`, orderID)
-		if err != nil {
-			return inventory.Hold{}, unavailable(err)
-		}
-		if tag.RowsAffected() == 0 {
-			return inventory.Hold{}, errReservedMeanwhile
-		}
-		return inventory.Hold{OrderID: orderID, Status: inventory.StatusNone}, nil
+	tag, err := br.Exec()
+	var h inventory.Hold
+	if err == nil {
+		h, err = scanHold(br.Query())
+	} else {
+		err = unavailable(err)
 	}
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = unavailable(cerr)
+	}
+	h.OrderID = orderID
 	if err != nil {
 		return h, err
 	}
@@ -222,6 +216,11 @@ func (s *Store) release(ctx context.Context, orderID uuid.UUID) (inventory.Hold,
 	var set string
 	switch h.Status {
 	case inventory.StatusVoid:
+		if tag.RowsAffected() == 1 {
+			if err := tx.Commit(ctx, nil); err != nil {
+				return inventory.Hold{}, unavailable(err)
+			}
+		}
 		return inventory.Hold{OrderID: orderID, Status: inventory.StatusNone}, nil
 	case inventory.StatusHeld:
 		next, set = inventory.StatusReleased, setRelease
@@ -481,8 +480,9 @@ func queryRows(br pgx.BatchResults) pgx.Rows {
 	return rows
 }
 
-// Hold returns the order's reservation with its lines in product order;
-// fault.NotFound "not_found" when the order never reserved.
+// Hold returns the order's reservation with its lines in product order
+// (status void, no lines, for an order released before it reserved);
+// fault.NotFound "not_found" when nothing was stored for the order.
 func (s *Store) Hold(ctx context.Context, orderID uuid.UUID) (inventory.Hold, error) {
 	var out inventory.Hold
 	err := postgres.TxWith(ctx, s.db, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {

@@ -18,9 +18,11 @@ import (
 // apart (docs/checkout.md, Reservations and Payments): inventory's
 // commit-stock refuses a restocked (cancelled) order 409
 // reservation_released (inventory.Hold.CanCommit) rather than answer
-// committed; payments' refund-payment of an order with no payment voids its
-// charge key (payments.Service.Refund), so a charge after it is declined
-// and never captures.
+// committed; its release-stock of an order that reserved nothing stores a
+// void reservation (inventorydb.Store.Release), so a reserve-stock after it
+// is 409 reservation_released and holds nothing; payments' refund-payment of
+// an order with no payment voids its charge key (payments.Service.Refund),
+// so a charge after it is declined and never captures.
 func TestTheFakeAnswersAsTheRealServices(t *testing.T) {
 	ctx := context.Background()
 	srv := orderstest.New(t)
@@ -47,6 +49,24 @@ func TestTheFakeAnswersAsTheRealServices(t *testing.T) {
 		}
 		if onHand, reserved := srv.Stock(product); onHand != 5 || reserved != 0 {
 			t.Fatalf("stock on_hand %d reserved %d, want 5 0: the cancelled order took its stock again", onHand, reserved)
+		}
+	})
+
+	t.Run("reserve after a release of nothing", func(t *testing.T) {
+		id := uuid.Must(uuid.NewV7())
+		for range 2 { // none both times
+			if err := gw.Release(ctx, id); err != nil {
+				t.Fatalf("release of an order that reserved nothing: %v", err)
+			}
+		}
+		if err := gw.Reserve(ctx, id, []orders.Line{{ProductID: product, Quantity: 2}}); !fault.Is(err, fault.Conflict, fault.CodeReservationReleased) {
+			t.Fatalf("reserve after the release: %v, want 409 reservation_released", err)
+		}
+		if err := gw.Commit(ctx, id); fault.KindOf(err) != fault.NotFound {
+			t.Fatalf("commit after the release: %v, want 404", err)
+		}
+		if onHand, reserved := srv.Stock(product); onHand != 5 || reserved != 0 {
+			t.Fatalf("stock on_hand %d reserved %d, want 5 0: the late reservation held stock", onHand, reserved)
 		}
 	})
 
