@@ -15,7 +15,8 @@ var ErrReturned = errors.New("the broker returned the message: no such queue")
 // PublishMandatory sends msg to queue through the default exchange as a
 // mandatory message and waits for its confirmation. ch is in confirm mode and
 // returns is its NotifyReturn channel; the caller publishes one message at a
-// time on ch. Without mandatory, RabbitMQ confirms a message it cannot route
+// time on ch, each with a MessageId of its own (a return is matched to its
+// message by queue and MessageId). Without mandatory, RabbitMQ confirms a message it cannot route
 // and drops it; with it, the message comes back (ErrReturned), and the caller
 // keeps its copy. A closed channel of returns (ch closed) is amqp.ErrClosed.
 func PublishMandatory(ctx context.Context, ch *amqp.Channel, returns <-chan amqp.Return, queue string, msg amqp.Publishing) error {
@@ -43,14 +44,22 @@ func PublishMandatory(ctx context.Context, ch *amqp.Channel, returns <-chan amqp
 		return errors.New("broker nacked")
 	}
 	// RabbitMQ sends an unroutable mandatory message's return before its
-	// confirmation, and the client hands them over in that order.
-	select {
-	case r, open := <-returns:
-		if !open {
-			return amqp.ErrClosed
+	// confirmation, and the client hands them over in that order. A return
+	// of another message — one published before whose wait was cut, arriving
+	// after the drain above — is not this one's: it is skipped (a copy read
+	// as returned was declared for and sent a second time).
+	for {
+		select {
+		case r, open := <-returns:
+			if !open {
+				return amqp.ErrClosed
+			}
+			if r.RoutingKey != queue || r.MessageId != msg.MessageId {
+				continue
+			}
+			return fmt.Errorf("%w (%s: %d %s)", ErrReturned, queue, r.ReplyCode, r.ReplyText)
+		default:
+			return nil
 		}
-		return fmt.Errorf("%w (%s: %d %s)", ErrReturned, queue, r.ReplyCode, r.ReplyText)
-	default:
 	}
-	return nil
 }

@@ -579,6 +579,11 @@ type subscription struct {
 	ended    string
 }
 
+// returnBuffer holds the returns of a publishing channel until its next
+// publish reads them: the client's reader blocks, and with it every channel
+// of the connection, on a return with no room (broker.PublishMandatory).
+const returnBuffer = 8
+
 // subscribe consumes fn's queue on a channel of conn and publishes its
 // copies on a channel of pubConn. When the broker ends the consumer or closes
 // either channel while the connections stay up, the subscription is sent to
@@ -599,7 +604,7 @@ func (c *Connector) subscribe(ctx context.Context, conn, pubConn *amqp.Connectio
 		return nil, err
 	}
 	s := &subscription{c: c, fn: fn, ch: ch, pub: pub, tag: "shop-connector-" + fn,
-		returns: pub.NotifyReturn(make(chan amqp.Return, 1)), stopped: make(chan struct{})}
+		returns: pub.NotifyReturn(make(chan amqp.Return, returnBuffer)), stopped: make(chan struct{})}
 	// Registered before the consumer starts, so no cancel or close is missed.
 	cancelled := ch.NotifyCancel(make(chan string, 1))
 	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))

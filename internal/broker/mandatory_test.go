@@ -1,0 +1,71 @@
+package broker_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopfaas/shop/internal/broker"
+)
+
+const rabbitURL = "amqp://guest:guest@127.0.0.1:5672/"
+
+// A return left by an earlier publish whose wait was cut (its message went
+// to a missing queue) may arrive while the next message is being published:
+// it is not that message's. Read as one, it made a copy that the broker had
+// routed look returned, and the caller declared the queues again and sent it
+// a second time.
+func TestAnEarlierMessagesReturnIsNotTheNextOnes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs RabbitMQ; -short was asked for")
+	}
+	conn, err := amqp.Dial(rabbitURL)
+	if err != nil {
+		t.Fatalf("RabbitMQ is required for this test (%s): %v", rabbitURL, err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	returns := ch.NotifyReturn(make(chan amqp.Return, 8))
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	queue := "test-mandatory-" + hex.EncodeToString(b)
+	if _, err := ch.QueueDeclare(queue, false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if c, err := conn.Channel(); err == nil {
+			_, _ = c.QueueDelete(queue, false, false, false)
+		}
+	})
+	ctx := context.Background()
+	for i := range 20 {
+		// The earlier publish, to a queue that does not exist, whose wait
+		// was cut at once: its return comes back while the next is sent.
+		if _, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", queue+"-missing", true, false,
+			amqp.Publishing{MessageId: "earlier", Body: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := broker.PublishMandatory(pctx, ch, returns, queue, amqp.Publishing{MessageId: "next", Body: []byte("y")})
+		cancel()
+		if err != nil {
+			t.Fatalf("publish %d to a queue that exists: %v", i, err)
+		}
+	}
+	// Its own return is still told.
+	err = broker.PublishMandatory(ctx, ch, returns, queue+"-missing", amqp.Publishing{MessageId: "own", Body: []byte("z")})
+	if !errors.Is(err, broker.ErrReturned) {
+		t.Fatalf("publish to a missing queue: %v, want ErrReturned", err)
+	}
+}
