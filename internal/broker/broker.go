@@ -61,6 +61,10 @@ const (
 	HeaderFunction = "shop-function"
 	// HeaderFailedAt is when the message was dead-lettered (RFC 3339).
 	HeaderFailedAt = "shop-failed-at"
+	// HeaderPublishSeq is the publishing channel's sequence number of a
+	// mandatory copy (PublishMandatory), which a return carries back: it
+	// tells the copy's own return from one an earlier copy left.
+	HeaderPublishSeq = "shop-publish-seq"
 )
 
 // Names are the exchange and queue names. Prefix is empty in production;

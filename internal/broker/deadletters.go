@@ -85,7 +85,7 @@ func ReplayDeadLetters(ctx context.Context, conn *amqp.Connection, n Names, func
 	var returns chan amqp.Return // on walk's one channel, at its first message
 	err := walk(conn, n.DLQ(function), true, func(ch *amqp.Channel, d amqp.Delivery) (bool, bool, error) {
 		if returns == nil {
-			returns = ch.NotifyReturn(make(chan amqp.Return, 8)) // room for returns left by cut waits
+			returns = ch.NotifyReturn(make(chan amqp.Return, 1))
 		}
 		if id != "" && d.MessageId != id {
 			return true, false, nil

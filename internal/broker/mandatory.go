@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -15,10 +16,21 @@ var ErrReturned = errors.New("the broker returned the message: no such queue")
 // PublishMandatory sends msg to queue through the default exchange as a
 // mandatory message and waits for its confirmation. ch is in confirm mode and
 // returns is its NotifyReturn channel; the caller publishes one message at a
-// time on ch, each with a MessageId of its own (a return is matched to its
-// message by queue and MessageId). Without mandatory, RabbitMQ confirms a message it cannot route
+// time on ch. Without mandatory, RabbitMQ confirms a message it cannot route
 // and drops it; with it, the message comes back (ErrReturned), and the caller
 // keeps its copy. A closed channel of returns (ch closed) is amqp.ErrClosed.
+//
+// The copy carries its publishing sequence number (HeaderPublishSeq), which
+// its return brings back: a return an earlier copy left (its wait cut, the
+// return arriving after the drain below) is not this copy's. Until
+// 2026-12-05 it was read as this one's, and a copy the broker had routed was
+// declared for and sent a second time.
+//
+// The client drops a return its listener has no room for after blocking the
+// connection's reader for 5 s (amqp091-go's notifyTimeout): a dropped return
+// of the copy being published would make an unroutable copy look confirmed.
+// returns needs room for the returns that can pile up between two publishes
+// on ch, which only copies whose wait was cut leave.
 func PublishMandatory(ctx context.Context, ch *amqp.Channel, returns <-chan amqp.Return, queue string, msg amqp.Publishing) error {
 	// A return left over from a publish whose wait was cancelled is not
 	// this message's.
@@ -32,6 +44,11 @@ func PublishMandatory(ctx context.Context, ch *amqp.Channel, returns <-chan amqp
 			drained = true
 		}
 	}
+	seq := int64(ch.GetNextPublishSeqNo())
+	headers := make(amqp.Table, len(msg.Headers)+1)
+	maps.Copy(headers, msg.Headers)
+	headers[HeaderPublishSeq] = seq
+	msg.Headers = headers
 	dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", queue, true, false, msg)
 	if err != nil {
 		return err
@@ -44,18 +61,15 @@ func PublishMandatory(ctx context.Context, ch *amqp.Channel, returns <-chan amqp
 		return errors.New("broker nacked")
 	}
 	// RabbitMQ sends an unroutable mandatory message's return before its
-	// confirmation, and the client hands them over in that order. A return
-	// of another message — one published before whose wait was cut, arriving
-	// after the drain above — is not this one's: it is skipped (a copy read
-	// as returned was declared for and sent a second time).
+	// confirmation, and the client hands them over in that order.
 	for {
 		select {
 		case r, open := <-returns:
 			if !open {
 				return amqp.ErrClosed
 			}
-			if r.RoutingKey != queue || r.MessageId != msg.MessageId {
-				continue
+			if got, _ := r.Headers[HeaderPublishSeq].(int64); got != seq {
+				continue // an earlier copy's
 			}
 			return fmt.Errorf("%w (%s: %d %s)", ErrReturned, queue, r.ReplyCode, r.ReplyText)
 		default:

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -17,9 +18,9 @@ const rabbitURL = "amqp://guest:guest@127.0.0.1:5672/"
 
 // A return left by an earlier publish whose wait was cut (its message went
 // to a missing queue) may arrive while the next message is being published:
-// it is not that message's. Read as one, it made a copy that the broker had
-// routed look returned, and the caller declared the queues again and sent it
-// a second time.
+// it is not that message's, even for the same queue and message id. Read as
+// one, it made a copy that the broker had routed look returned, and the
+// caller declared the queues again and sent it a second time.
 func TestAnEarlierMessagesReturnIsNotTheNextOnes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs RabbitMQ; -short was asked for")
@@ -61,6 +62,32 @@ func TestAnEarlierMessagesReturnIsNotTheNextOnes(t *testing.T) {
 		cancel()
 		if err != nil {
 			t.Fatalf("publish %d to a queue that exists: %v", i, err)
+		}
+	}
+	// The same queue, declared right after the earlier copy was returned,
+	// and the same message id (a redelivered message's copy): the earlier
+	// copy's return is still not the next one's.
+	admin, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		q := fmt.Sprintf("%s-late-%d", queue, i)
+		if _, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", q, true, false,
+			amqp.Publishing{MessageId: "same", Body: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.QueueDeclare(q, false, true, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := broker.PublishMandatory(pctx, ch, returns, q, amqp.Publishing{MessageId: "same", Body: []byte("y")})
+		cancel()
+		if err != nil {
+			t.Fatalf("publish %d to a queue declared after the earlier copy was returned: %v", i, err)
+		}
+		if _, err := admin.QueueDelete(q, false, false, false); err != nil {
+			t.Fatal(err)
 		}
 	}
 	// Its own return is still told.

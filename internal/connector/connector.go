@@ -580,8 +580,9 @@ type subscription struct {
 }
 
 // returnBuffer holds the returns of a publishing channel until its next
-// publish reads them: the client's reader blocks, and with it every channel
-// of the connection, on a return with no room (broker.PublishMandatory).
+// publish reads them: the client blocks its reader (every channel of the
+// connection) for 5 s on a return with no room, then drops it
+// (broker.PublishMandatory).
 const returnBuffer = 8
 
 // subscribe consumes fn's queue on a channel of conn and publishes its

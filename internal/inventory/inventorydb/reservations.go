@@ -186,11 +186,13 @@ func (s *Store) Commit(ctx context.Context, orderID uuid.UUID) (inventory.Hold, 
 // nothing when it lands (Reserve answers it reservation_released). Until
 // 2026-12-05 such a try held its units for nobody until the sweep.
 //
-// Two round trips, as before the void: BEGIN, the void's INSERT … ON
-// CONFLICT DO NOTHING and the hold read locked, as one batch — the insert
-// waits on the key for a reservation being written, so the read sees it
-// once it commits — then the writes and COMMIT (or COMMIT alone for a new
-// void). Errors: fault.Unavailable on database failure.
+// The void costs no round trip: its INSERT … ON CONFLICT DO NOTHING rides in
+// the batch that begins the transaction and reads the hold locked (the
+// insert waits on the key for a reservation being written, so the read sees
+// it once it commits); a release of nothing is that batch and COMMIT, one of
+// a void that batch alone, and a release of a hold or a sale the stock moves
+// and COMMIT after it, as before (TestCheckoutRoundTrips). Errors:
+// fault.Unavailable on database failure.
 func (s *Store) Release(ctx context.Context, orderID uuid.UUID) (inventory.Hold, error) {
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO reservations (order_id, status, expires_at) VALUES ($1, 'void', now())

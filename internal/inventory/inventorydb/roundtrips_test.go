@@ -111,6 +111,18 @@ func TestCheckoutRoundTrips(t *testing.T) {
 		if got := rt.Counts(); got.Trips > 3 || got.Commits != 1 {
 			t.Errorf("release: %+v, want at most 3 round trips and 1 commit", got)
 		}
+		// A release of nothing: the void's insert and the read, then COMMIT;
+		// again, the read alone.
+		nothing := newID()
+		for i, commits := range []int{1, 0} {
+			rt.Reset()
+			if h, err := cs.Release(ctx, nothing); err != nil || h.Status != inventory.StatusNone {
+				t.Fatalf("release of nothing: %+v %v", h, err)
+			}
+			if got := rt.Counts(); got.Trips > 2 || got.Commits != commits {
+				t.Errorf("release %d of nothing: %+v, want at most 2 round trips and %d commit(s)", i+1, got, commits)
+			}
+		}
 		rt.Reset()
 		if h, err := cs.Commit(ctx, order); err != nil || h.Status != inventory.StatusCommitted {
 			t.Fatalf("commit of a released hold: %+v %v", h, err)
