@@ -32,8 +32,8 @@ var ErrReturned = errors.New("the broker returned the message: no such queue")
 // returns needs room for the returns that can pile up between two publishes
 // on ch, which only copies whose wait was cut leave.
 func PublishMandatory(ctx context.Context, ch *amqp.Channel, returns <-chan amqp.Return, queue string, msg amqp.Publishing) error {
-	// A return left over from a publish whose wait was cancelled is not
-	// this message's.
+	// Returns left over from publishes whose wait was cut: dropped, so that
+	// they keep no room in returns (they are never this message's).
 	for drained := false; !drained; {
 		select {
 		case _, open := <-returns:

@@ -50,17 +50,23 @@ func TestAnEarlierMessagesReturnIsNotTheNextOnes(t *testing.T) {
 		}
 	})
 	ctx := context.Background()
-	for i := range 20 {
-		// The earlier publish, to a queue that does not exist, whose wait
-		// was cut at once: its return comes back while the next is sent.
-		if _, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", queue+"-missing", true, false,
-			amqp.Publishing{MessageId: "earlier", Body: []byte("x")}); err != nil {
+	// earlier publishes to q a copy whose wait is cut at once: its return,
+	// if q does not exist, comes back while the next copy is sent.
+	earlier := func(q, id string) {
+		t.Helper()
+		if _, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", q, true, false,
+			amqp.Publishing{MessageId: id, Body: []byte("x")}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	next := func(q, id string) error {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := broker.PublishMandatory(pctx, ch, returns, queue, amqp.Publishing{MessageId: "next", Body: []byte("y")})
-		cancel()
-		if err != nil {
+		defer cancel()
+		return broker.PublishMandatory(pctx, ch, returns, q, amqp.Publishing{MessageId: id, Body: []byte("y")})
+	}
+	for i := range 20 {
+		earlier(queue+"-missing", "earlier")
+		if err := next(queue, "next"); err != nil {
 			t.Fatalf("publish %d to a queue that exists: %v", i, err)
 		}
 	}
@@ -73,17 +79,11 @@ func TestAnEarlierMessagesReturnIsNotTheNextOnes(t *testing.T) {
 	}
 	for i := range 20 {
 		q := fmt.Sprintf("%s-late-%d", queue, i)
-		if _, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", q, true, false,
-			amqp.Publishing{MessageId: "same", Body: []byte("x")}); err != nil {
-			t.Fatal(err)
-		}
+		earlier(q, "same")
 		if _, err := admin.QueueDeclare(q, false, true, false, false, nil); err != nil {
 			t.Fatal(err)
 		}
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := broker.PublishMandatory(pctx, ch, returns, q, amqp.Publishing{MessageId: "same", Body: []byte("y")})
-		cancel()
-		if err != nil {
+		if err := next(q, "same"); err != nil {
 			t.Fatalf("publish %d to a queue declared after the earlier copy was returned: %v", i, err)
 		}
 		if _, err := admin.QueueDelete(q, false, false, false); err != nil {
@@ -91,8 +91,7 @@ func TestAnEarlierMessagesReturnIsNotTheNextOnes(t *testing.T) {
 		}
 	}
 	// Its own return is still told.
-	err = broker.PublishMandatory(ctx, ch, returns, queue+"-missing", amqp.Publishing{MessageId: "own", Body: []byte("z")})
-	if !errors.Is(err, broker.ErrReturned) {
+	if err := next(queue+"-missing", "own"); !errors.Is(err, broker.ErrReturned) {
 		t.Fatalf("publish to a missing queue: %v, want ErrReturned", err)
 	}
 }

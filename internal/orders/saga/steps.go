@@ -138,17 +138,7 @@ func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Sa
 	}
 	if o.Status != orders.Pending {
 		if sg.CartOwed && o.Status == orders.Confirmed {
-			// The run that confirmed it died (or Redis refused) before its
-			// lines left the cart. Owed as long as a pending order is
-			// driven, then given up: a late removal takes out what the
-			// customer set again since, the longer the likelier.
-			if sg.Age > s.cfg.GiveUpAfter {
-				tl.note(orders.StepCart, orders.StepError, "the ordered lines were not taken out of the cart within "+
-					hours(s.cfg.GiveUpAfter)+"; they stay")
-				tl.cartSettled = true
-			} else {
-				s.takeOutOfCart(ctx, tl, o)
-			}
+			s.settleOwedCart(ctx, tl, o, sg.Age)
 		}
 		return orders.Checkout{Order: o}, nil
 	}
@@ -258,21 +248,36 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 	return c
 }
 
+// settleOwedCart settles the cart removal a confirmed order's confirmation
+// left owed because its run died (or Redis refused) before it: the lines are
+// taken out, or left where they are once the order is older than
+// GiveUpAfter (a late removal takes out what the customer set again since,
+// the longer the likelier) or when this saga has no cart store (never
+// through ordersenv; settled, or recovery would claim the order for ever).
+func (s *Saga) settleOwedCart(ctx context.Context, tl *timeline, o orders.Order, age time.Duration) {
+	leave := func(detail string) {
+		tl.note(orders.StepCart, orders.StepError, detail)
+		tl.cartSettled = true
+	}
+	switch {
+	case age > s.cfg.GiveUpAfter:
+		leave("the ordered lines were not taken out of the cart within " + hours(s.cfg.GiveUpAfter) + "; they stay")
+	case s.cfg.Cart == nil:
+		s.cfg.Log.ErrorContext(ctx, "a cart removal is owed, but this saga has no cart store", "order_id", o.ID)
+		leave("no cart store: the ordered lines stay in the cart")
+	default:
+		s.takeOutOfCart(ctx, tl, o)
+	}
+}
+
 // takeOutOfCart takes a confirmed cart order's lines out of the cart it was
 // ordered from, on a context of its own (clearTimeout): only what it ordered,
 // so a line the customer added since the cart was priced, or now at another
 // quantity, stays. Done, the run's flush settles the removal the
 // confirmation left owed (ordersdb.Store.RecordCartSettled); failed, it stays
-// owed, and recovery tries again once the lease has run out.
+// owed, and recovery tries again once the lease has run out. The saga has a
+// cart store (its callers check).
 func (s *Saga) takeOutOfCart(ctx context.Context, tl *timeline, o orders.Order) {
-	if s.cfg.Cart == nil {
-		// A saga built without carts (never through ordersenv) cannot
-		// remove them: settled, or recovery would claim the order for ever.
-		s.cfg.Log.ErrorContext(ctx, "a cart removal is owed, but this saga has no cart store", "order_id", o.ID)
-		tl.note(orders.StepCart, orders.StepError, "no cart store: the ordered lines stay in the cart")
-		tl.cartSettled = true
-		return
-	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clearTimeout)
 	defer cancel()
 	ordered := make([]cart.Line, len(o.Items))
