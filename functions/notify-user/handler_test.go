@@ -116,6 +116,28 @@ func TestWelcomeOnceWithOneEmail(t *testing.T) {
 	}
 }
 
+// The order.payment_failed.v1 of an order recovery gave up on carries its
+// reason, and the customer, answered 202 pending hours before, is told that
+// the order could not be completed and that a payment taken is refunded.
+func TestAGivenUpOrdersEmailSaysSo(t *testing.T) {
+	e := setup(t, true)
+	u := userstest.Register(t, e.users, "erin@example.com", "correct horse battery", "Erin")
+	o := orders.Order{ID: uuid.MustParse("0193a1b2-0000-7000-8000-000000000001"), UserID: u.ID, Status: orders.PaymentFailed, Reason: orders.ReasonExpired}
+	body := fntest.Envelope(t, "test", events.OrderPaymentFailed, "", o.EventData())
+	if code, resp := deliver(t, e.h, body); code != 200 || !resp.Emailed {
+		t.Fatalf("delivery: %d %+v", code, resp)
+	}
+	const subject = "Your order 0193a1b2 could not be completed in time; any payment taken is refunded"
+	msgs := e.smtp.Messages()
+	if len(msgs) != 1 || !strings.Contains(msgs[0].Data, "Subject: "+subject) {
+		t.Errorf("emails: %+v", msgs)
+	}
+	items, _, err := e.store.List(context.Background(), u.ID, uuid.Nil, 10)
+	if err != nil || len(items) != 1 || items[0].Subject != subject {
+		t.Errorf("notifications %+v (%v), want one with subject %q", items, err, subject)
+	}
+}
+
 // Ten concurrent deliveries of one event store one notification.
 func TestConcurrentDuplicates(t *testing.T) {
 	e := setup(t, false)

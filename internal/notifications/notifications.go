@@ -13,6 +13,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/orders"
 )
 
 // Types of notification, stable strings of the API.
@@ -62,6 +63,10 @@ type Event struct {
 	// user_id; the order events carry order_id.
 	UserID  uuid.UUID `json:"user_id"`
 	OrderID uuid.UUID `json:"order_id"` // uuid.Nil for user events
+	// Reason is an ended order's reason (orders.EventData.Reason): it words
+	// a failed payment's subject, so a customer whose order recovery gave
+	// up on hears that, not only that the payment did not go through.
+	Reason string `json:"reason"`
 }
 
 // Types are the event types that produce a notification.
@@ -96,11 +101,26 @@ func New(ev Event, now time.Time) (Notification, error) {
 	case events.OrderCancelled:
 		n.Type, n.Subject = TypeOrderCanceled, fmt.Sprintf("Your order %s was cancelled and refunded", short)
 	case events.OrderPaymentFailed:
-		n.Type, n.Subject = TypePaymentFailed, fmt.Sprintf("The payment for your order %s did not go through", short)
+		n.Type, n.Subject = TypePaymentFailed, paymentFailed(ev.Reason, short)
 	default:
 		return Notification{}, fault.E(fault.Invalid, fault.CodeUnsupportedEvent, "no notification for events of type "+ev.Type)
 	}
 	return n, nil
+}
+
+// paymentFailed is the subject of a failed payment's notification for the
+// order's reason; an unknown or missing reason (an event written before
+// reasons were read, or a reason added later) gets the general one.
+func paymentFailed(reason, order string) string {
+	switch reason {
+	case orders.ReasonPaymentDeclined:
+		return fmt.Sprintf("The payment for your order %s was declined", order)
+	case orders.ReasonInvalidToken:
+		return fmt.Sprintf("The payment details for your order %s were not accepted", order)
+	case orders.ReasonExpired:
+		return fmt.Sprintf("Your order %s could not be completed in time; any payment taken is refunded", order)
+	}
+	return fmt.Sprintf("The payment for your order %s did not go through", order)
 }
 
 // Body is the plain-text email body of n.
