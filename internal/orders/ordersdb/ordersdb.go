@@ -151,6 +151,10 @@ type Saga struct {
 	// Age is how long ago the order was created, by the database's clock
 	// (LoadSaga; as ClaimStale's RecoverAfter is); 0 for a saga just written.
 	Age time.Duration
+	// InStatus is how long ago the order took its status (updated_at), by
+	// the database's clock: for a confirmed order, the time since its
+	// confirmation, which an owed cart removal's give-up counts from.
+	InStatus time.Duration
 }
 
 // NotWritten reports whether Create's error err says the order is certainly
@@ -512,11 +516,11 @@ func (s *Store) Timeline(ctx context.Context, orderID uuid.UUID, after int64, li
 func (s *Store) LoadSaga(ctx context.Context, orderID uuid.UUID) (Saga, error) {
 	var sg Saga
 	var token *string
-	var age float64
+	var age, inStatus float64
 	o, err := s.readWithItems(ctx, `SELECT `+orderColumns+`, s.payment_token, s.from_cart, s.compensation, s.attempts, s.cart_owed,
-			extract(epoch FROM now() - o.created_at)::float8
+			extract(epoch FROM now() - o.created_at)::float8, extract(epoch FROM now() - o.updated_at)::float8
 		FROM orders o JOIN order_sagas s ON s.order_id = o.id WHERE o.id = $1`, orderID,
-		&token, &sg.FromCart, &sg.Compensation, &sg.Attempts, &sg.CartOwed, &age)
+		&token, &sg.FromCart, &sg.Compensation, &sg.Attempts, &sg.CartOwed, &age, &inStatus)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sg, errNotFound
 	}
@@ -525,6 +529,7 @@ func (s *Store) LoadSaga(ctx context.Context, orderID uuid.UUID) (Saga, error) {
 	}
 	sg.Order = o
 	sg.Age = time.Duration(age * float64(time.Second))
+	sg.InStatus = time.Duration(inStatus * float64(time.Second))
 	if token != nil {
 		sg.PaymentToken = *token
 	}

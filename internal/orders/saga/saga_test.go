@@ -2486,7 +2486,8 @@ func TestAnOwedCartRemovalIsGivenUpWithTheOrder(t *testing.T) {
 	e, carts, down, res := confirmedWithTheCartDown(t)
 	ctx := context.Background()
 	down.Store(false)
-	if _, err := e.pool.Exec(ctx, `UPDATE orders SET created_at = now() - interval '13 hours' WHERE id = $1`, res.Order.ID); err != nil {
+	if _, err := e.pool.Exec(ctx, `UPDATE orders SET created_at = now() - interval '14 hours', updated_at = now() - interval '13 hours'
+		WHERE id = $1`, res.Order.ID); err != nil {
 		t.Fatal(err)
 	}
 	e.age(t)
@@ -2502,6 +2503,30 @@ func TestAnOwedCartRemovalIsGivenUpWithTheOrder(t *testing.T) {
 	e.age(t)
 	if rep, err := e.saga.Recover(ctx, 10); err != nil || rep.Driven != 0 {
 		t.Errorf("the next run: %+v %v; want nothing claimed", rep, err)
+	}
+}
+
+// The give-up age of an owed cart removal counts from the confirmation: an
+// order recovery confirmed near GIVE_UP_AFTER still gets its lines taken
+// out. Until 2026-12-05 it counted from the order's creation, and such an
+// order got a minute of removal tries at most.
+func TestAnOrderConfirmedLateStillGetsItsCartRemoval(t *testing.T) {
+	e, carts, down, res := confirmedWithTheCartDown(t)
+	ctx := context.Background()
+	down.Store(false)
+	if _, err := e.pool.Exec(ctx, `UPDATE orders SET created_at = now() - interval '13 hours', updated_at = now() - interval '1 hour'
+		WHERE id = $1`, res.Order.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.age(t)
+	if rep, err := e.saga.Recover(ctx, 10); err != nil || rep.CartRemovals != 1 {
+		t.Fatalf("recovery: %+v %v; want the order driven for its cart removal", rep, err)
+	}
+	if lines, err := carts.Lines(ctx, e.user.UserID); err != nil || len(lines) != 0 {
+		t.Errorf("cart %v (%v); want the ordered line taken out", lines, err)
+	}
+	if e.cartOwed(t, res.Order.ID) {
+		t.Error("the removal is still owed after the lines were taken out")
 	}
 }
 

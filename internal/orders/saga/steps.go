@@ -138,7 +138,7 @@ func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Sa
 	}
 	if o.Status != orders.Pending {
 		if sg.CartOwed && o.Status == orders.Confirmed {
-			s.settleOwedCart(ctx, tl, o, sg.Age)
+			s.settleOwedCart(ctx, tl, o, sg.InStatus)
 		}
 		return orders.Checkout{Order: o}, nil
 	}
@@ -250,18 +250,20 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 
 // settleOwedCart settles the cart removal a confirmed order's confirmation
 // left owed because its run died (or Redis refused) before it: the lines are
-// taken out, or left where they are once the order is older than
-// GiveUpAfter (a late removal takes out what the customer set again since,
-// the longer the likelier) or when this saga has no cart store (never
-// through ordersenv; settled, or recovery would claim the order for ever).
-func (s *Saga) settleOwedCart(ctx context.Context, tl *timeline, o orders.Order, age time.Duration) {
+// taken out, or left where they are once the order has been confirmed for
+// longer than GiveUpAfter (confirmed is how long: a late removal takes out
+// what the customer set again since, the longer the likelier; counted from
+// the confirmation, so an order recovery confirmed late still gets its
+// removal tries) or when this saga has no cart store (never through
+// ordersenv; settled, or recovery would claim the order for ever).
+func (s *Saga) settleOwedCart(ctx context.Context, tl *timeline, o orders.Order, confirmed time.Duration) {
 	leave := func(detail string) {
 		tl.note(orders.StepCart, orders.StepError, detail)
 		tl.cartSettled = true
 	}
 	switch {
-	case age > s.cfg.GiveUpAfter:
-		leave("the ordered lines were not taken out of the cart within " + hours(s.cfg.GiveUpAfter) + "; they stay")
+	case confirmed > s.cfg.GiveUpAfter:
+		leave("the ordered lines were not taken out of the cart within " + hours(s.cfg.GiveUpAfter) + " of the confirmation; they stay")
 	case s.cfg.Cart == nil:
 		s.cfg.Log.ErrorContext(ctx, "a cart removal is owed, but this saga has no cart store", "order_id", o.ID)
 		leave("no cart store: the ordered lines stay in the cart")
