@@ -442,4 +442,19 @@ func TestCheckoutLimitIsPerVerifiedSubject(t *testing.T) {
 	if rec := post("Bearer "+bob.Token, f.body(1, "tok_visa")); rec.Code != http.StatusCreated {
 		t.Errorf("another customer is limited by the first one's checkouts: %d %s", rec.Code, rec.Body)
 	}
+	// A client that hangs up at once is counted all the same: its checkout
+	// runs detached from it. Until 2026-12-05 the count failed with the
+	// client's context and let the request through uncounted.
+	carol := orderstest.NewUser(t, f.tokens, auth.RoleCustomer)
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 5 {
+		r := httptest.NewRequest(http.MethodPost, "/api/v1/orders", strings.NewReader(f.body(1, "tok_visa"))).WithContext(gone)
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Authorization", "Bearer "+carol.Token)
+		f.h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	if err := f.pool.QueryRow(context.Background(), `SELECT count(*) FROM orders WHERE user_id = $1`, carol.UserID).Scan(&n); err != nil || n != 3 {
+		t.Errorf("%d orders of a customer who hung up on every checkout (%v), want 3", n, err)
+	}
 }

@@ -101,7 +101,9 @@ func (e *Exceeded) RetryAfter() time.Duration { return e.Wait }
 // set yet gets it from this one, and the count itself is one atomic INCR.
 // Past the limit it returns fault.RateLimited (429 rate_limited) wrapping *Exceeded. It fails open: when Redis cannot be
 // reached the request is let through and a warning logged, as the edge's
-// limits do (fault_tolerant), so a Redis outage does not stop checkouts.
+// limits do (fault_tolerant), so a Redis outage does not stop checkouts. A
+// count cut by ctx ending is not an outage: it is fault.Timeout, so a
+// caller that hangs up at once is never let through uncounted.
 func (l *Limiter) Allow(ctx context.Context, key string) error {
 	t := l.now()
 	start := t.Truncate(l.cfg.Window)
@@ -112,6 +114,9 @@ func (l *Limiter) Allow(ctx context.Context, key string) error {
 		p.ExpireNX(ctx, k, l.cfg.Window+time.Second)
 		return nil
 	})
+	if err != nil && ctx.Err() != nil {
+		return fault.Wrap(err, fault.Timeout, fault.CodeTimeout, "the request ended before it was counted")
+	}
 	if err != nil {
 		l.log.WarnContext(ctx, "rate limit counter failed; request let through", "prefix", l.cfg.Prefix, "err", err.Error())
 		return nil

@@ -93,6 +93,20 @@ func TestFailsOpenWithoutRedis(t *testing.T) {
 	}
 }
 
+// A count its caller's context cut is no Redis outage: the request is not
+// let through uncounted (until 2026-12-05 it was, so a client that hung up
+// at once got past the checkout limit: its checkout runs detached).
+func TestACountCutByItsCallerIsNotLetThrough(t *testing.T) {
+	l := limiter(t, 1, time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 3 {
+		if err := l.Allow(ctx, "k"); !fault.Is(err, fault.Timeout, fault.CodeTimeout) {
+			t.Fatalf("Allow on an ended context: %v, want a timeout fault", err)
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	if _, err := ratelimit.New(nil, ratelimit.Config{}, nil); err == nil {
 		t.Error("an empty config was accepted")

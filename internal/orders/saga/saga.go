@@ -493,8 +493,9 @@ func sameLines(a, b []orders.Line) bool {
 // have started get-product calls, at most maxPricing; the caller's later
 // requests in that window are refused before anything starts); the limit and the key's first read are never cancelled (a
 // cancelled query costs its connection), and they are answered in one round
-// trip each. admit returns once every read has stopped. The limit and the key
-// are read on reqCtx, the client's; pricing on run, the saga's.
+// trip each. admit returns once every read has stopped. The key is read on
+// reqCtx, the client's; the limit and pricing on run, the saga's (a checkout
+// goes on when its client hangs up, so it is counted then too).
 //
 // For a valid request that names its items, admit also starts
 // reserve-stock's first try, on run, under a new order id (admission.held),
@@ -514,7 +515,10 @@ func (s *Saga) admit(reqCtx, run context.Context, who auth.Identity, req orders.
 		if s.cfg.Limit == nil {
 			return struct{}{}, nil
 		}
-		return struct{}{}, s.cfg.Limit.Allow(reqCtx, who.UserID.String())
+		// Counted on the saga's context: a client that hangs up at once
+		// still has its checkout made (it runs detached), so it must be
+		// counted too, or hanging up would place orders past the limit.
+		return struct{}{}, s.cfg.Limit.Allow(sagaCtx, who.UserID.String())
 	})
 	if err := req.Validate(); err != nil {
 		_, lerr := limited()
