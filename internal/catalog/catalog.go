@@ -70,6 +70,11 @@ type Draft struct {
 	Price       Money  `json:"price"`
 }
 
+// stored is t as the database keeps it (timestamptz: microseconds, UTC), so
+// a write answers the times a read of the same version gives: one ETag, one
+// body.
+func stored(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
 // NewProduct validates d and returns the product to store, with a fresh
 // UUIDv7 id, version 1, not archived and not in stock (inventory says when it
 // is). Every problem is fault.Invalid with code invalid_request.
@@ -81,7 +86,7 @@ func NewProduct(d Draft, now time.Time) (Product, error) {
 	p := Product{
 		ID: id, SKU: strings.ToUpper(strings.TrimSpace(d.SKU)), Name: strings.TrimSpace(d.Name),
 		Description: strings.TrimSpace(d.Description), Category: strings.TrimSpace(d.Category),
-		Price: d.Price, Version: 1, CreatedAt: now, UpdatedAt: now,
+		Price: d.Price, Version: 1, CreatedAt: stored(now), UpdatedAt: stored(now),
 	}
 	if p.Price.Currency == "" {
 		p.Price.Currency = DefaultCurrency
@@ -229,7 +234,7 @@ func Apply(p Product, pt Patch, now time.Time) (Product, error) {
 		return p, err
 	}
 	p.Version++
-	p.UpdatedAt = now
+	p.UpdatedAt = stored(now)
 	return p, nil
 }
 
@@ -241,7 +246,7 @@ func Archive(p Product, now time.Time) (Product, error) {
 	}
 	p.Archived = true
 	p.Version++
-	p.UpdatedAt = now
+	p.UpdatedAt = stored(now)
 	return p, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/catalog"
@@ -39,6 +40,35 @@ func create(t *testing.T, s *catalogdb.Store, sku string) catalog.Product {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// A write answers the product as a read gives it: one ETag ("<id>-<version>")
+// is one body, in the write's answer, its product.changed.v1 and every read.
+// Until 2026-12-05 the write answered its times with the nanoseconds of Go's
+// clock, which timestamptz does not keep.
+func TestAWritesAnswerIsWhatAReadGives(t *testing.T) {
+	s := catalogdb.New(pgtest.Open(t, catalogdb.Migrations()))
+	ctx := context.Background()
+	created := create(t, s, "LAMP-2")
+	got, err := s.Get(ctx, created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, created); diff != "" {
+		t.Errorf("create's answer against the read (-read +answer):\n%s", diff)
+	}
+	updated, err := s.Update(ctx, created.ID, func(p catalog.Product, now time.Time) (catalog.Product, error) {
+		return catalog.Apply(p, catalog.Patch{Name: catalog.Optional[string]{Set: true, Value: "Lamp two"}}, now)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err = s.Get(ctx, created.ID); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, updated); diff != "" {
+		t.Errorf("update's answer against the read (-read +answer):\n%s", diff)
+	}
 }
 
 // Twenty concurrent updates each apply once: the row lock serialises them, no
