@@ -99,6 +99,37 @@ func TestSeedAdminFromSecretsIsIdempotent(t *testing.T) {
 	}
 }
 
+// The seed does not adopt a customer account that registered admin-email
+// before it ran (its registrant's tokens would be the admin account's): it
+// refuses, naming ADMIN_PROMOTE, and with ADMIN_PROMOTE=true it promotes it.
+func TestSeedRefusesToAdoptACustomerUnlessAsked(t *testing.T) {
+	vars, dir := env(t)
+	writeSecret(t, dir, "admin-email", "root@example.com")
+	writeSecret(t, dir, "admin-password", "admin-password")
+	s := store(t, vars["USERS_DATABASE_URL"])
+	reg, err := users.NewRegistration("root@example.com", "squatter-password", "Squatter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	squatter, err := s.Register(context.Background(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := seed(t, vars); err == nil || !strings.Contains(err.Error(), "ADMIN_PROMOTE") {
+		t.Fatalf("seed over a customer's account: %v; want a refusal naming ADMIN_PROMOTE", err)
+	}
+	if u, err := s.Authenticate(context.Background(), users.Login{Email: "root@example.com", Password: "squatter-password"}); err != nil || u.Role != users.RoleCustomer {
+		t.Fatalf("after the refusal: %+v %v; want the account left a customer", u, err)
+	}
+	vars["ADMIN_PROMOTE"] = "true"
+	if _, err := seed(t, vars); err != nil {
+		t.Fatal(err)
+	}
+	if u := checkAdmin(t, s, "root@example.com", "admin-password"); u.ID != squatter.ID {
+		t.Fatalf("promoted %s, want the existing account %s", u.ID, squatter.ID)
+	}
+}
+
 func TestSeedAdminDevelopmentDefaults(t *testing.T) {
 	vars, _ := env(t)
 	vars["SHOP_ENV"] = "development"

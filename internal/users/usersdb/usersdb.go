@@ -150,9 +150,15 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (users.User, error) {
 // admin with that password, nothing is written. It reports whether anything
 // changed. The check and the update hold the row lock, so concurrent callers
 // cannot lose an update.
-func (s *Store) EnsureAdmin(ctx context.Context, reg users.Registration) (users.User, bool, error) {
+//
+// An account of the email that is not an admin is made one only when
+// promote is set; otherwise EnsureAdmin refuses (fault.Conflict
+// "email_taken"). Anyone can register an address before the seed runs, and
+// adopting that account would make its registrant's tokens, still valid,
+// tokens of the admin's account.
+func (s *Store) EnsureAdmin(ctx context.Context, reg users.Registration, promote bool) (users.User, bool, error) {
 	for attempt := 0; attempt < 2; attempt++ {
-		u, changed, err := s.promote(ctx, reg)
+		u, changed, err := s.promote(ctx, reg, promote)
 		if !errors.Is(err, errNoAccount) {
 			return u, changed, err
 		}
@@ -178,8 +184,9 @@ func passwordErr(what string, err error) error {
 }
 
 // promote updates an existing account to admin with reg's password and name;
-// errNoAccount when there is none.
-func (s *Store) promote(ctx context.Context, reg users.Registration) (users.User, bool, error) {
+// errNoAccount when there is none. An account that is not an admin yet is
+// refused unless customer is set (see EnsureAdmin).
+func (s *Store) promote(ctx context.Context, reg users.Registration, customer bool) (users.User, bool, error) {
 	var u users.User
 	changed := false
 	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
@@ -191,6 +198,10 @@ func (s *Store) promote(ctx context.Context, reg users.Registration) (users.User
 		}
 		if err != nil {
 			return unavailable(err)
+		}
+		if u.Role != users.RoleAdmin && !customer {
+			return fault.E(fault.Conflict, fault.CodeEmailTaken,
+				"an account that is not an admin already uses this email: promote it deliberately, or name another email")
 		}
 		same, err := auth.CheckPassword(ctx, hash, reg.Password)
 		if err != nil {

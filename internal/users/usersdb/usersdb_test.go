@@ -258,11 +258,11 @@ func TestEnsureAdmin(t *testing.T) {
 	s, _ := newStore(t)
 	reg := registration(t, "Admin@Example.com", "admin-password-1", "Administrator")
 
-	created, changed, err := s.EnsureAdmin(ctx, reg)
+	created, changed, err := s.EnsureAdmin(ctx, reg, false)
 	if err != nil || !changed || created.Role != users.RoleAdmin {
 		t.Fatalf("first EnsureAdmin = %+v, %v, %v; want a new admin", created, changed, err)
 	}
-	again, changed, err := s.EnsureAdmin(ctx, reg)
+	again, changed, err := s.EnsureAdmin(ctx, reg, false)
 	if err != nil || changed {
 		t.Fatalf("second EnsureAdmin changed=%v err=%v; want no change", changed, err)
 	}
@@ -272,7 +272,7 @@ func TestEnsureAdmin(t *testing.T) {
 
 	// A new password is applied; the old one stops working.
 	newPw := registration(t, "admin@example.com", "admin-password-2", "Administrator")
-	if _, changed, err := s.EnsureAdmin(ctx, newPw); err != nil || !changed {
+	if _, changed, err := s.EnsureAdmin(ctx, newPw, false); err != nil || !changed {
 		t.Fatalf("EnsureAdmin with a new password: changed=%v err=%v", changed, err)
 	}
 	if _, err := s.Authenticate(ctx, users.Login{Email: "admin@example.com", Password: "admin-password-2"}); err != nil {
@@ -282,12 +282,20 @@ func TestEnsureAdmin(t *testing.T) {
 		t.Fatal("old admin password still accepted")
 	}
 
-	// An existing customer is promoted, keeping its id.
+	// An existing customer is not adopted unless promotion is asked for:
+	// anyone may have registered the address first.
 	cust, err := s.Register(ctx, registration(t, "boss@example.com", "password-1", "Boss"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	promoted, changed, err := s.EnsureAdmin(ctx, registration(t, "boss@example.com", "password-1", "Boss"))
+	if u, changed, err := s.EnsureAdmin(ctx, registration(t, "boss@example.com", "password-2", "Boss"), false); !fault.Is(err, fault.Conflict, fault.CodeEmailTaken) || changed {
+		t.Fatalf("EnsureAdmin of a customer's email without promote = %+v, %v, %v; want email_taken, nothing changed", u, changed, err)
+	}
+	if u, err := s.Authenticate(ctx, users.Login{Email: "boss@example.com", Password: "password-1"}); err != nil || u.Role != users.RoleCustomer {
+		t.Fatalf("the refused customer: %+v %v; want it a customer with its own password", u, err)
+	}
+	// Asked for, an existing customer is promoted, keeping its id.
+	promoted, changed, err := s.EnsureAdmin(ctx, registration(t, "boss@example.com", "password-1", "Boss"), true)
 	if err != nil || !changed || promoted.ID != cust.ID || promoted.Role != users.RoleAdmin {
 		t.Fatalf("promote = %+v, %v, %v; want the customer %s as admin", promoted, changed, err, cust.ID)
 	}
