@@ -55,7 +55,9 @@ const (
 
 // Query is a validated search. Text matches name, description, category and
 // sku, every word required, each exactly, by stem or with a typo. Nil pointers
-// mean "no filter". Ties always break by id, newest first, so paging is stable.
+// mean "no filter". Ties always break by id, newest first, so paging over
+// unchanged data is stable (a sort key that changes between two pages, such
+// as sold_count, can move a product across them).
 type Query struct {
 	Text     string
 	Category string

@@ -8,7 +8,9 @@ package meili_test
 //     PUT the same path merges them, DELETE /indexes/{uid}/documents/{id};
 //     each answers 202 with a summarized task {taskUid, indexUid, status:
 //     "enqueued", type, enqueuedAt}.
-//   - PATCH /indexes/{uid}/settings (202, task) stores the settings.
+//   - PATCH /indexes/{uid}/settings (202, task) stores the settings; of the
+//     objects, pagination.maxTotalHits (default 1000) caps the matches a
+//     search pages through and counts in estimatedTotalHits.
 //   - GET /tasks/{uid} answers the task with status "succeeded" (work is done
 //     synchronously here), or 404 task_not_found.
 //   - POST /indexes/{uid}/search with q, filter (AND-joined "attr op value"
@@ -41,11 +43,12 @@ type fakeMeili struct {
 	docs  map[string]map[string]map[string]any // index → id → document
 	order map[string][]string                  // index → ids in insertion order
 	sets  map[string]map[string][]string       // index → setting → attributes
+	max   map[string]int                       // index → pagination.maxTotalHits, when set
 }
 
 func newFakeMeili(key string) *fakeMeili {
 	return &fakeMeili{key: key, docs: map[string]map[string]map[string]any{}, order: map[string][]string{},
-		sets: map[string]map[string][]string{}}
+		sets: map[string]map[string][]string{}, max: map[string]int{}}
 }
 
 func (f *fakeMeili) fail(w http.ResponseWriter, status int, code, msg string) {
@@ -129,6 +132,16 @@ func (f *fakeMeili) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.sets[parts[1]] = map[string][]string{}
 		}
 		for k, v := range s {
+			if k == "pagination" {
+				p, _ := v.(map[string]any)
+				n, ok := p["maxTotalHits"].(float64)
+				if !ok || n < 1 || n != float64(int(n)) {
+					f.fail(w, http.StatusBadRequest, "invalid_settings_pagination", "maxTotalHits must be a positive integer.")
+					return
+				}
+				f.max[parts[1]] = int(n)
+				continue
+			}
 			list, _ := v.([]any)
 			attrs := []string{}
 			for _, a := range list {
@@ -380,6 +393,13 @@ func (f *fakeMeili) search(w http.ResponseWriter, r *http.Request, index string)
 	limit := 20
 	if body.Limit != nil {
 		limit = *body.Limit
+	}
+	maxTotal := 1000
+	if n, ok := f.max[index]; ok {
+		maxTotal = n
+	}
+	if len(matched) > maxTotal {
+		matched = matched[:maxTotal]
 	}
 	hits := []map[string]any{}
 	for i := body.Offset; i < len(matched) && i < body.Offset+limit; i++ {

@@ -68,22 +68,32 @@ func (c *Config) setDefaults() {
 // Settings are the index settings the adapter uses, in the shape of
 // Meilisearch's settings object (PATCH /indexes/{uid}/settings).
 type Settings struct {
-	RankingRules         []string `json:"rankingRules"`
-	SearchableAttributes []string `json:"searchableAttributes"`
-	FilterableAttributes []string `json:"filterableAttributes"`
-	SortableAttributes   []string `json:"sortableAttributes"`
+	RankingRules         []string   `json:"rankingRules"`
+	SearchableAttributes []string   `json:"searchableAttributes"`
+	FilterableAttributes []string   `json:"filterableAttributes"`
+	SortableAttributes   []string   `json:"sortableAttributes"`
+	Pagination           Pagination `json:"pagination"`
+}
+
+// Pagination is the index's paging setting: MaxTotalHits caps the matches a
+// search can page through (Meilisearch answers no hit past it, 1,000 by
+// default) and the estimatedTotalHits it answers.
+type Pagination struct {
+	MaxTotalHits int `json:"maxTotalHits"`
 }
 
 // IndexSettings are what EnsureSettings applies. "sort" is the first ranking rule, so
 // an explicit sort (price, popularity) is exact and relevance only breaks its
 // ties; without a sort parameter the rule is inactive and relevance decides.
-// id is sortable only to break ties deterministically.
+// id is sortable only to break ties deterministically. maxTotalHits lets a
+// search page as deep as the API allows (search.MaxOffset + search.MaxLimit).
 func IndexSettings() Settings {
 	return Settings{
 		RankingRules:         []string{"sort", "words", "typo", "proximity", "attribute", "exactness"},
 		SearchableAttributes: []string{"name", "description", "category", "sku"},
 		FilterableAttributes: []string{"category", "price", "in_stock", "archived"},
 		SortableAttributes:   []string{"price", "sold_count", "id"},
+		Pagination:           Pagination{MaxTotalHits: search.MaxOffset + search.MaxLimit},
 	}
 }
 

@@ -146,6 +146,7 @@ func TestRequestsOnTheWire(t *testing.T) {
 		"searchableAttributes": []any{"name", "description", "category", "sku"},
 		"filterableAttributes": []any{"category", "price", "in_stock", "archived"},
 		"sortableAttributes":   []any{"price", "sold_count", "id"},
+		"pagination":           map[string]any{"maxTotalHits": 10100.0},
 	}
 	if diff := cmp.Diff(wantSettings, rec.reqs[1].body); diff != "" {
 		t.Errorf("settings (-want +got):\n%s", diff)

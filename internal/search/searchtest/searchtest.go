@@ -4,6 +4,7 @@ package searchtest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -178,6 +179,29 @@ func Run(t *testing.T, newIndex NewIndex) {
 			if res.Total != 5 {
 				t.Errorf("%+v: total %d, want 5", c.q, res.Total)
 			}
+		}
+	})
+	t.Run("pages past the thousandth match", func(t *testing.T) {
+		// Meilisearch answers no hit past maxTotalHits (1,000 by default)
+		// unless the index's settings raise it: the API allows offsets up
+		// to search.MaxOffset.
+		ix := newIndex(t)
+		if err := ix.EnsureSettings(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		docs := make([]search.Document, 1100)
+		for i := range docs {
+			docs[i] = doc(fmt.Sprintf("Widget %04d", i), "", "parts", int64(100+i), 0, true)
+		}
+		if err := ix.Upsert(context.Background(), docs...); err != nil {
+			t.Fatal(err)
+		}
+		res := run(t, ix, search.Query{Sort: search.SortPriceAsc, Limit: 20, Offset: 1050})
+		if diff := cmp.Diff(ids(docs[1050:1070]...), ids(res.Hits...)); diff != "" {
+			t.Errorf("page at offset 1050 (-want +got):\n%s", diff)
+		}
+		if res.Total != 1100 {
+			t.Errorf("total %d, want 1100", res.Total)
 		}
 	})
 	t.Run("search follows updates and deletes", func(t *testing.T) {
