@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/shopfaas/shop/internal/auth/authtest"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/notifications"
 	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
@@ -135,6 +137,44 @@ func TestAGivenUpOrdersEmailSaysSo(t *testing.T) {
 	items, _, err := e.store.List(context.Background(), u.ID, uuid.Nil, 10)
 	if err != nil || len(items) != 1 || items[0].Subject != subject {
 		t.Errorf("notifications %+v (%v), want one with subject %q", items, err, subject)
+	}
+}
+
+// markFails is a notifications store whose record of a sent email fails
+// its first n tries, as in a database blip.
+type markFails struct {
+	*notificationsdb.Store
+	n atomic.Int32
+}
+
+func (m *markFails) MarkEmailed(ctx context.Context, id uuid.UUID) error {
+	if m.n.Add(-1) >= 0 {
+		return fault.E(fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
+	}
+	return m.Store.MarkEmailed(ctx, id)
+}
+
+// A sent email whose record fails for a moment is recorded by a later try of
+// the same delivery, which answers 200: one email. Until 2026-12-05 the
+// delivery answered 503, every retry found the claim held, and once the
+// lease ran out a retry took it and sent the email again.
+func TestASentEmailsRecordIsTriedAgain(t *testing.T) {
+	e := setup(t, true)
+	store := &markFails{Store: e.store}
+	store.n.Store(2)
+	h := New(Deps{Store: store, Users: e.users, Mailer: sender(t, e.smtp, smtptest.Password), Events: fntest.Events(),
+		Internal: fntest.Internal(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	u := userstest.Register(t, e.users, "frank@example.com", "correct horse battery", "Frank")
+	body := fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
+	if code, resp := deliver(t, h, body); code != 200 || !resp.Emailed {
+		t.Fatalf("delivery: %d %+v; want 200, emailed", code, resp)
+	}
+	items, _, err := e.store.List(context.Background(), u.ID, uuid.Nil, 10)
+	if err != nil || len(items) != 1 || items[0].EmailedAt == nil {
+		t.Fatalf("notifications %+v (%v); want one, recorded as emailed", items, err)
+	}
+	if m := len(e.smtp.Messages()); m != 1 {
+		t.Errorf("%d emails, want 1", m)
 	}
 }
 

@@ -51,9 +51,14 @@ type Mailer interface {
 // (smtpmail.MaxTimeout).
 const EmailLease = time.Minute
 
-// MarkTimeout bounds the record of a sent email, which outlives the
+// MarkTimeout bounds one try to record a sent email, which outlives the
 // delivery's context.
 const MarkTimeout = 5 * time.Second
+
+// MarkWithin bounds the tries to record a sent email (the last may end up to
+// MarkTimeout later): well inside EmailLease, during which no other delivery
+// can take the claim and send the email again.
+const MarkWithin = EmailLease / 2
 
 // Service notifies users of events.
 type Service struct {
@@ -140,14 +145,36 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (bool
 		}
 		return false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the email could not be sent")
 	}
-	// The server has the message: record it even when the delivery's context
-	// has ended since (the connector stopping, or the invocation's deadline),
-	// or the claim's lease runs out and a redelivery sends the email again.
-	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), MarkTimeout)
-	defer cancel()
-	if err := s.store.MarkEmailed(mctx, n.ID); err != nil {
+	if err := s.markEmailed(ctx, n.ID); err != nil {
 		return true, err
 	}
 	s.log.InfoContext(ctx, "email sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID)
 	return true, nil
+}
+
+// markEmailed records that notification id's email went out, the server
+// having the message. It does so even when the delivery's context has ended
+// since (the connector stopping, or the invocation's deadline), and tries
+// again for up to MarkWithin while the claim is held: a record that failed
+// once and was given up would let the claim's lease run out, and a
+// redelivery send the email again.
+func (s *Service) markEmailed(ctx context.Context, id uuid.UUID) error {
+	giveUp := time.Now().Add(MarkWithin)
+	wait := 100 * time.Millisecond
+	for {
+		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), MarkTimeout)
+		err := s.store.MarkEmailed(mctx, id)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().Add(wait).After(giveUp) {
+			s.log.ErrorContext(ctx, "a sent email could not be recorded: a redelivery after the claim's lease may send it again",
+				"notification_id", id, "err", err.Error())
+			return err
+		}
+		s.log.WarnContext(ctx, "record of a sent email failed; trying again", "notification_id", id, "err", err.Error())
+		time.Sleep(wait)
+		wait = min(2*wait, 2*time.Second)
+	}
 }
