@@ -16,3 +16,11 @@ func SetFinishTimeout(tb testing.TB, d time.Duration) {
 	finishTimeout = d
 	tb.Cleanup(func() { finishTimeout = old })
 }
+
+// SetMigrationRetry sets, for the test, how many times a migration whose
+// locks were not granted in time is tried, and the first wait between tries.
+func SetMigrationRetry(tb testing.TB, tries int, wait time.Duration) {
+	oldTries, oldWait := migrationTries, migrationRetryWait
+	migrationTries, migrationRetryWait = tries, wait
+	tb.Cleanup(func() { migrationTries, migrationRetryWait = oldTries, oldWait })
+}

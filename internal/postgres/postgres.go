@@ -43,6 +43,10 @@ type Config struct {
 	// such a pooler does not keep), on one connection closed once they are
 	// done. Password applies to it too.
 	MigrationURL string
+	// MigrationLockTimeout bounds how long a migration run in a transaction
+	// waits for each lock it takes before it is rolled back and tried again
+	// (see Migrate). Default DefaultMigrationLockTimeout.
+	MigrationLockTimeout time.Duration
 }
 
 // Open connects to the service database, creating it when asked and applying
@@ -118,8 +122,12 @@ func parsePoolConfig(url, password string) (*pgxpool.Config, error) {
 // to it (direct): a replica that finds nothing pending, every one after the
 // first of a release, opens no connection past the pooler.
 func migrateOver(ctx context.Context, pool *pgxpool.Pool, direct *pgxpool.Config, cfg Config) error {
+	lockTimeout := cfg.MigrationLockTimeout
+	if lockTimeout <= 0 {
+		lockTimeout = DefaultMigrationLockTimeout
+	}
 	if cfg.MigrationURL == "" {
-		return Migrate(ctx, pool, cfg.Migrations)
+		return migrate(ctx, pool, cfg.Migrations, lockTimeout)
 	}
 	files, err := migrationFiles(cfg.Migrations)
 	if err != nil {
@@ -142,7 +150,7 @@ func migrateOver(ctx context.Context, pool *pgxpool.Pool, direct *pgxpool.Config
 		return fmt.Errorf("connect %s for its migrations: %w", direct.ConnConfig.Database, err)
 	}
 	defer mp.Close()
-	return Migrate(ctx, mp, cfg.Migrations)
+	return migrate(ctx, mp, cfg.Migrations, lockTimeout)
 }
 
 // ErrPoolerUnsaid is Open's answer for a URL that goes through a pooler
@@ -239,7 +247,23 @@ const NoTransaction = "-- migrate: no transaction"
 // EXISTS would then take for built: before such a file runs, Migrate drops
 // every invalid index the file names (DROP INDEX CONCURRENTLY), so the
 // statement builds it again.
+//
+// Any other file runs with a lock timeout (DefaultMigrationLockTimeout here,
+// Config.MigrationLockTimeout through Open): a statement such as ALTER TABLE
+// or CREATE INDEX that waits for its lock behind a long transaction queues
+// every reader and writer of the table behind itself, a checkout's included,
+// for as long as that transaction lasts. With the timeout it gives up
+// instead, and its transaction rolls back, letting them through; the file is
+// tried again in a fresh transaction after a wait, migrationTries times at
+// most and within ctx's deadline. When it never gets its locks, Migrate
+// fails with lock_not_available (SQLSTATE 55P03), naming the file and the
+// sessions that held locks on the tables it names; the file is not recorded.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
+	return migrate(ctx, pool, migrations, DefaultMigrationLockTimeout)
+}
+
+// migrate is Migrate with the lock timeout of the files run in a transaction.
+func migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS, lockTimeout time.Duration) error {
 	files, err := migrationFiles(migrations)
 	if err != nil {
 		return err
@@ -295,14 +319,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
 			}
 			continue
 		}
-		err = pgx.BeginFunc(ctx, conn.Conn(), func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, string(sql)); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, f.version, path.Base(f.name))
-			return err
-		})
-		if err != nil {
+		if err := migrateInTx(ctx, conn.Conn(), f, string(sql), lockTimeout); err != nil {
 			return fmt.Errorf("migration %s: %w", f.name, err)
 		}
 	}
@@ -399,9 +416,152 @@ func lockMigrations(ctx context.Context, conn *pgx.Conn) error {
 	}
 }
 
+// DefaultMigrationLockTimeout is how long a migration run in a transaction
+// waits for each lock by default (Config.MigrationLockTimeout): long enough
+// for the short transactions of checkouts and sweeps to end, short enough that
+// the readers and writers queued behind the waiting migration are held up
+// no longer than a slow request.
+const DefaultMigrationLockTimeout = 5 * time.Second
+
+// migrationTries and migrationRetryWait bound the tries of a migration whose
+// locks were not granted in time: the wait before the next try doubles each
+// time (1, 2, 4 and 8 s). Under OpenTimeout the deadline comes first, after
+// three tries with the default lock timeout; Open then fails, and a function
+// answers 503 and opens again at its next request (fnhttp.Lazy). A test
+// shortens them.
+var (
+	migrationTries     = 5
+	migrationRetryWait = time.Second
+)
+
+// lockHoldersTime is kept from ctx's deadline after a migration's last try
+// for its rollback and the look-up of the sessions holding its locks: a try
+// cut by the deadline would end with a bare context error instead.
+const lockHoldersTime = time.Second
+
+// migrateInTx runs a migration and records it in one transaction, with
+// lockTimeout as the transaction's lock_timeout (SET LOCAL: the session's own
+// setting is back once it ends), so the migration is recorded once, when it
+// committed. A try whose lock was not granted in time (lock_not_available)
+// rolled back whole; the next one runs after a wait, in a fresh transaction,
+// while the caller still holds the migration lock. The error of the last try
+// names the sessions that held locks on the relations sql names.
+func migrateInTx(ctx context.Context, conn *pgx.Conn, f migrationFile, sql string, lockTimeout time.Duration) error {
+	wait := migrationRetryWait
+	for try := 1; ; try++ {
+		lt := lockTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			lt = min(lt, time.Until(dl)-lockHoldersTime)
+		}
+		// Rounded down to 0 ms, lock_timeout would wait for ever.
+		lt = max(lt, time.Millisecond)
+		err := Tx(ctx, conn, func(tx pgx.Tx) error {
+			// lock_timeout's unit is the millisecond; SET takes no parameter.
+			if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = "+strconv.FormatInt(lt.Milliseconds(), 10)); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, sql); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, f.version, path.Base(f.name))
+			return err
+		})
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55P03" {
+			return err
+		}
+		if try == migrationTries || !timeForAnotherTry(ctx, wait) {
+			tries := "1 try"
+			if try > 1 {
+				tries = strconv.Itoa(try) + " tries"
+			}
+			return fmt.Errorf("a lock it takes was not granted within the lock timeout (%s) in %s%s; "+
+				"the next Migrate tries it again: %w", lockTimeout, tries, lockHolders(ctx, conn, sql, lt), err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("waiting to try again after %v: %w", err, ctx.Err())
+		case <-t.C:
+		}
+		wait *= 2
+	}
+}
+
+// timeForAnotherTry reports whether ctx's deadline leaves room for a wait of
+// wait, then a try of 100 ms at least, then the time for its last error.
+func timeForAnotherTry(ctx context.Context, wait time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	return !ok || time.Until(dl) >= wait+100*time.Millisecond+lockHoldersTime
+}
+
+// lockHolders describes, for a migration's error, the sessions that have been
+// in a transaction for held at least and hold a lock on a relation of the
+// current schema that sql names: the ones its last try waited behind. By now
+// that try has rolled back and left the lock queue, so pg_blocking_pids has
+// nothing to say; a session younger than the try could not have held it back
+// (it would have queued behind it). The sessions' queries are left out: a
+// query typed by hand may hold data that has no place in a log. "" when none
+// is found, or the look-up failed: it only explains the error.
+func lockHolders(ctx context.Context, conn *pgx.Conn, sql string, held time.Duration) string {
+	rows, err := conn.Query(ctx, `SELECT a.pid, coalesce(a.usename, ''), a.application_name, coalesce(a.state, ''),
+			extract(epoch FROM now() - a.xact_start)::float8, c.relname
+		FROM pg_locks l
+		JOIN pg_class c ON c.oid = l.relation
+		JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'relation' AND l.granted
+			AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+			AND c.relnamespace = current_schema()::regnamespace
+			AND a.pid <> pg_backend_pid() AND a.xact_start <= now() - make_interval(secs => $1)
+		ORDER BY a.xact_start, a.pid, c.relname`, held.Seconds())
+	if err != nil {
+		return ""
+	}
+	var (
+		b                     strings.Builder
+		pid, lastPID          int32
+		user, app, state, rel string
+		age                   float64
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&pid, &user, &app, &state, &age, &rel}, func() error {
+		if !names(sql, rel) {
+			return nil
+		}
+		if pid == lastPID {
+			b.WriteString(", " + rel)
+			return nil
+		}
+		lastPID = pid
+		if b.Len() == 0 {
+			b.WriteString("; held by ")
+		} else {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "pid %d (user %q", pid, user)
+		if app != "" {
+			fmt.Fprintf(&b, ", application %q", app)
+		}
+		fmt.Fprintf(&b, ", %s, in a transaction for %s) on %s", state, time.Duration(age*float64(time.Second)).Round(time.Second), rel)
+		return nil
+	}); err != nil {
+		return ""
+	}
+	return b.String()
+}
+
 // migrateOutsideTx runs a NoTransaction migration: it drops the invalid
 // indexes the file names (left by an earlier build that failed), runs the
 // file as one simple-protocol statement and records it.
+//
+// It runs without a lock timeout. The statements that need this path, CREATE
+// INDEX CONCURRENTLY and the like, take a SHARE UPDATE EXCLUSIVE lock, which
+// an INSERT, UPDATE, DELETE or SELECT neither waits for nor queues behind,
+// and then wait, by design and again through lock waits, for every
+// transaction older than their phases: a lock timeout would fail the build
+// whenever one lasted longer than it (a report, a sweep), leaving an invalid
+// index to drop and a retry that fails the same way, without sparing any
+// reader or writer a wait.
 func migrateOutsideTx(ctx context.Context, conn *pgx.Conn, version int, name, sql string) error {
 	rows, err := conn.Query(ctx, `SELECT n.nspname, c.relname
 		FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -520,16 +680,25 @@ const OpenTimeout = 15 * time.Second
 // <SERVICE>_DATABASE_URL (required; service is "users", "orders", …),
 // <SERVICE>_DATABASE_MIGRATION_URL (optional: the same database reached
 // directly where the first goes through a pooler; see Config.MigrationURL),
-// DATABASE_CREATE (default false), DATABASE_MAX_CONNS (default 3, 1 to 20) and
-// the optional db-password secret; c collects the problems. migrations are
-// the service's own. Open the result with Open, under OpenTimeout.
+// DATABASE_CREATE (default false), DATABASE_MAX_CONNS (default 3, 1 to 20),
+// DATABASE_MIGRATION_LOCK_TIMEOUT (default 5s, 1ms or more; see
+// Config.MigrationLockTimeout) and the optional db-password secret; c
+// collects the problems. migrations are the service's own. Open the result
+// with Open, under OpenTimeout.
 func ConfigFrom(c *config.Reader, service string, migrations fs.FS) Config {
+	lockTimeout := c.Duration("DATABASE_MIGRATION_LOCK_TIMEOUT", DefaultMigrationLockTimeout)
+	if lockTimeout < time.Millisecond {
+		// PostgreSQL counts it in milliseconds, and takes 0 for "wait for
+		// ever", which is what the timeout is there to prevent.
+		c.Fail("DATABASE_MIGRATION_LOCK_TIMEOUT", errors.New("must be 1ms or more"))
+	}
 	return Config{
-		URL:            c.Required(strings.ToUpper(service) + "_DATABASE_URL"),
-		CreateDatabase: c.Bool("DATABASE_CREATE", false),
-		MaxConns:       int32(c.Int("DATABASE_MAX_CONNS", 3, 1, 20)),
-		Migrations:     migrations,
-		Password:       c.OptionalSecret("db-password"),
-		MigrationURL:   c.String(strings.ToUpper(service)+"_DATABASE_MIGRATION_URL", ""),
+		URL:                  c.Required(strings.ToUpper(service) + "_DATABASE_URL"),
+		CreateDatabase:       c.Bool("DATABASE_CREATE", false),
+		MaxConns:             int32(c.Int("DATABASE_MAX_CONNS", 3, 1, 20)),
+		Migrations:           migrations,
+		Password:             c.OptionalSecret("db-password"),
+		MigrationURL:         c.String(strings.ToUpper(service)+"_DATABASE_MIGRATION_URL", ""),
+		MigrationLockTimeout: lockTimeout,
 	}
 }

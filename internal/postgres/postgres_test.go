@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopfaas/shop/internal/postgres"
@@ -267,6 +269,163 @@ func TestNoTransactionMigrationRebuildsAnIndexLeftInvalid(t *testing.T) {
 		t.Errorf("index ey exists %v, valid %v; want it left as it was, invalid", exists, valid)
 	}
 	if diff := cmp.Diff([]string{"0001_u.sql", "0002_u_k.sql"}, applied(t, pool)); diff != "" {
+		t.Errorf("schema_migrations (-want +got):\n%s", diff)
+	}
+}
+
+// waitingForALock waits until a session of pool's database waits for a lock
+// in a statement holding marker, failing the test if migrated (the
+// migration's outcome) comes first.
+func waitingForALock(t *testing.T, pool *pgxpool.Pool, marker string, migrated <-chan error) {
+	t.Helper()
+	for waiting := false; !waiting; time.Sleep(5 * time.Millisecond) {
+		select {
+		case err := <-migrated:
+			t.Fatalf("Migrate returned (%v) before it waited for its lock", err)
+		default:
+		}
+		if err := pool.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'
+			AND strpos(query, $1) > 0)`, marker).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A migration that alters a table waits for its lock behind a long
+// transaction that read the table, and while it waits every reader and writer
+// of the table queues behind it. With a lock timeout it steps out of the
+// queue and tries again later: they wait the timeout at most. It succeeds
+// once the long transaction ends within its tries, and when the transaction
+// never does it fails, naming itself and the session that holds the lock,
+// and is not recorded.
+func TestMigrationWaitingForALockHoldsUpReadersAndWritersOnlyItsLockTimeout(t *testing.T) {
+	const lockTimeout = 300 * time.Millisecond
+	// Tries of 300 ms, then waits of 50, 100, 200, 400 and 800 ms: the last
+	// try starts 3 s after the first.
+	postgres.SetMigrationRetry(t, 6, 50*time.Millisecond)
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	fsys := fstest.MapFS{"0001_r.sql": {Data: []byte(`CREATE TABLE r (k int);`)}}
+	migrate := func(ctx context.Context) error {
+		pool, err := postgres.Open(ctx, postgres.Config{URL: url, Migrations: fsys, MigrationLockTimeout: lockTimeout})
+		if err == nil {
+			pool.Close()
+		}
+		return err
+	}
+	if err := migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pool := connect(t, url)
+	// holder opens a transaction that has read r (ACCESS SHARE): a report,
+	// a slow export.
+	holder := func() pgx.Tx {
+		t.Helper()
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = tx.Rollback(ctx) })
+		if _, err := tx.Exec(ctx, `SELECT count(*) FROM r`); err != nil {
+			t.Fatal(err)
+		}
+		return tx
+	}
+
+	long := holder()
+	fsys["0002_r_k_positive.sql"] = &fstest.MapFile{Data: []byte(
+		`ALTER TABLE r ADD CONSTRAINT r_k_positive CHECK (k > 0) NOT VALID;`)}
+	migrated := make(chan error, 1)
+	mctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	go func() { migrated <- migrate(mctx) }()
+	waitingForALock(t, pool, "r_k_positive", migrated)
+	for start := time.Now(); time.Since(start) < time.Second; {
+		for _, sql := range []string{`INSERT INTO r VALUES (1)`, `SELECT count(*) FROM r`} {
+			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			began := time.Now()
+			_, err := pool.Exec(qctx, sql)
+			took := time.Since(began)
+			cancel()
+			if err != nil || took > lockTimeout+500*time.Millisecond {
+				t.Fatalf("%s while the migration waits for its lock: %v after %s; want it through within "+
+					"the lock timeout (%s)", sql, err, took.Round(time.Millisecond), lockTimeout)
+			}
+		}
+	}
+	if err := long.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-migrated; err != nil {
+		t.Fatalf("Migrate = %v once the long transaction ended within its tries; want it applied", err)
+	}
+	var added bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'r_k_positive')`).Scan(&added); err != nil || !added {
+		t.Errorf("constraint r_k_positive added %v (%v), want it added", added, err)
+	}
+
+	// A holder that never lets go: the migration gives up.
+	postgres.SetMigrationRetry(t, 3, 50*time.Millisecond)
+	never := holder()
+	fsys["0003_r_k_not_null.sql"] = &fstest.MapFile{Data: []byte(`ALTER TABLE r ALTER COLUMN k SET NOT NULL;`)}
+	mctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := migrate(mctx)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "55P03" {
+		t.Fatalf("Migrate = %v, want lock_not_available (55P03)", err)
+	}
+	for _, want := range []string{"0003_r_k_not_null.sql", fmt.Sprintf("pid %d ", never.Conn().PgConn().PID()), "3 tries"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Migrate = %v; want it to say %q", err, want)
+		}
+	}
+	if diff := cmp.Diff([]string{"0001_r.sql", "0002_r_k_positive.sql"}, applied(t, pool)); diff != "" {
+		t.Errorf("schema_migrations (-want +got):\n%s", diff)
+	}
+	var notNull bool
+	if err := pool.QueryRow(ctx, `SELECT attnotnull FROM pg_attribute WHERE attrelid = 'r'::regclass AND attname = 'k'`).Scan(&notNull); err != nil || notNull {
+		t.Errorf("r.k not null %v (%v) after the migration failed; want it rolled back", notNull, err)
+	}
+}
+
+// A function opens its database under a deadline (OpenTimeout): the
+// migration's last try ends with its own lock timeout before the deadline
+// does, so the error still names the session that holds the lock, rather
+// than being a bare context error.
+func TestMigrationThatNeverGetsItsLockFailsClearlyBeforeItsDeadline(t *testing.T) {
+	pool := connect(t, pgtest.NewDatabase(t))
+	ctx := context.Background()
+	fsys := fstest.MapFS{"0001_s.sql": {Data: []byte(`CREATE TABLE s (k int);`)}}
+	if err := postgres.Migrate(ctx, pool, fsys); err != nil {
+		t.Fatal(err)
+	}
+	never, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer never.Rollback(ctx) //nolint:errcheck
+	// A writer (ROW EXCLUSIVE), which the index build's SHARE lock waits for.
+	if _, err := never.Exec(ctx, `INSERT INTO s VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+
+	fsys["0002_s_k_index.sql"] = &fstest.MapFile{Data: []byte(`CREATE INDEX s_k ON s (k);`)}
+	deadline := time.Now().Add(2500 * time.Millisecond) // less than the default lock timeout
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	err = postgres.Migrate(dctx, pool, fsys)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "55P03" || errors.Is(err, context.DeadlineExceeded) || time.Now().After(deadline) {
+		t.Fatalf("Migrate = %v; want lock_not_available (55P03) before the deadline", err)
+	}
+	for _, want := range []string{"0002_s_k_index.sql", fmt.Sprintf("pid %d ", never.Conn().PgConn().PID())} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Migrate = %v; want it to say %q", err, want)
+		}
+	}
+	if diff := cmp.Diff([]string{"0001_s.sql"}, applied(t, pool)); diff != "" {
 		t.Errorf("schema_migrations (-want +got):\n%s", diff)
 	}
 }
