@@ -421,12 +421,12 @@ func lockMigrations(ctx context.Context, conn *pgx.Conn) error {
 // for the short transactions of checkouts and sweeps to end, short enough that
 // the readers and writers queued behind the waiting migration are held up
 // no longer than a slow request.
-const DefaultMigrationLockTimeout = 5 * time.Second
+const DefaultMigrationLockTimeout = 2 * time.Second
 
 // migrationTries and migrationRetryWait bound the tries of a migration whose
 // locks were not granted in time: the wait before the next try doubles each
 // time (1, 2, 4 and 8 s). Under OpenTimeout the deadline comes first, after
-// three tries with the default lock timeout; Open then fails, and a function
+// four tries with the default lock timeout; Open then fails, and a function
 // answers 503 and opens again at its next request (fnhttp.Lazy). A test
 // shortens them.
 var (
@@ -681,7 +681,7 @@ const OpenTimeout = 15 * time.Second
 // <SERVICE>_DATABASE_MIGRATION_URL (optional: the same database reached
 // directly where the first goes through a pooler; see Config.MigrationURL),
 // DATABASE_CREATE (default false), DATABASE_MAX_CONNS (default 3, 1 to 20),
-// DATABASE_MIGRATION_LOCK_TIMEOUT (default 5s, 1ms or more; see
+// DATABASE_MIGRATION_LOCK_TIMEOUT (default 2s, 1ms or more; see
 // Config.MigrationLockTimeout) and the optional db-password secret; c
 // collects the problems. migrations are the service's own. Open the result
 // with Open, under OpenTimeout.
