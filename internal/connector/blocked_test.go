@@ -8,11 +8,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/shopfaas/shop/internal/broker"
 	"github.com/shopfaas/shop/internal/broker/rabbitnode"
 	"github.com/shopfaas/shop/internal/tcpproxy"
 )
@@ -298,5 +300,149 @@ func TestALostConnectionLosesNoDelivery(t *testing.T) {
 				t.Errorf("%d consumers ended by the broker, want 0 (a double ack, or a lost connection not ending the session)", n)
 			}
 		})
+	}
+}
+
+// A publishing connection the broker blocked holds back nothing but the
+// copies: the session goes on refreshing the function list, subscribes a
+// function first seen during the alarm (its queue already holds an event,
+// delivered and acknowledged while the alarm stands) and, when the consuming
+// connection is lost, opens both connections again and goes on delivering to
+// every function while the alarm stands. Once the alarm clears, a copy goes
+// out on the new publishing connection. Until 2026-12-05 a refresh that met
+// a function not yet subscribed opened channels on the blocked publishing
+// connection (the legacy retry queues' migration, the function's confirm
+// channel) and waited for the broker's answer until the alarm cleared: no
+// refresh, no subscription, and a lost consuming connection went unnoticed,
+// so nothing was consumed for any function. It runs a private RabbitMQ node,
+// since it raises the node's memory alarm, behind a proxy that cuts the
+// consuming connection.
+func TestAnAlarmHoldsNeitherRefreshNorReconnect(t *testing.T) {
+	ctx := context.Background()
+	node, names := privateNode(t)
+	proxy := tcpproxy.New(t, "127.0.0.1:"+strconv.Itoa(node.Port()))
+
+	gw := newGateway(t)
+	alarmed, released := make(chan struct{}), make(chan struct{})
+	release := sync.OnceFunc(func() { close(released) })
+	// Run before the gateway's close, which would wait for a held answer.
+	t.Cleanup(release)
+	wait := func(ch chan struct{}) {
+		select {
+		case <-ch:
+		case <-time.After(20 * time.Second):
+		}
+	}
+	// "failing" answers an event's first call with a 503 once the alarm is
+	// up: its retry copy blocks the publishing connection.
+	const failingTopic, okTopic, newTopic = "thing.failed.v1", "thing.done.v1", "thing.new.v1"
+	gw.set("failing", failingTopic, func(n int) int {
+		if n > 1 {
+			return http.StatusOK
+		}
+		wait(alarmed)
+		return http.StatusServiceUnavailable
+	})
+	// "ok" holds its first event until the consuming connection is cut, so
+	// its other events wait in its queue for the next session.
+	gw.set("ok", okTopic, func(int) int {
+		wait(released)
+		return http.StatusOK
+	})
+	cfg := Config{
+		GatewayURL: gw.srv.URL, BrokerURL: "amqp://guest:guest@" + proxy.Addr() + "/", Names: names, MaxAttempts: 3,
+		RetryDelay: 500 * time.Millisecond, Prefetch: 1, RefreshInterval: 200 * time.Millisecond,
+		// Longer than the alarm lasts here: the blocked copy is not given up on.
+		InvokeTimeout: 30 * time.Second, MaxBackoff: 500 * time.Millisecond,
+		InternalToken: "test-internal-token", GatewayUser: "gw-admin", GatewayPassword: "gw-password",
+	}
+	// "new" is not in the gateway's list yet, but its queue, bound to its
+	// topic, was declared by an earlier run of the connector and holds an
+	// event.
+	conn, err := amqp.Dial(node.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.DeclareFunction(ch, names, "new", cfg.Delays()); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(names.Queue("new"), newTopic, names.Exchange(), false, nil); err != nil {
+		t.Fatal(err)
+	}
+	waiting := publishConfirmed(t, node.URL(), names, newTopic, 1)[0]
+
+	logs := &logRecorder{}
+	runConnector(t, cfg, slog.New(logs))
+	// Registered after the connector's cleanup, so it runs before it: the
+	// connector stops after the alarm is gone even when the test fails.
+	t.Cleanup(func() { _ = node.ClearMemoryAlarm(ctx) })
+	waitConsumer(t, node.URL(), names.Queue("failing"))
+	waitConsumer(t, node.URL(), names.Queue("ok"))
+	failed := publishConfirmed(t, node.URL(), names, failingTopic, 1)[0]
+	done := publishConfirmed(t, node.URL(), names, okTopic, 3)
+	gw.waitCalls(t, "failing", 1, 30*time.Second)
+	gw.waitCalls(t, "ok", 1, 30*time.Second)
+	if err := node.RaiseMemoryAlarm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(alarmed)
+	waitBlockedConnection(t, node)
+
+	gw.set("new", newTopic, nil)
+	gw.synced(t)
+	if calls := gw.waitCalls(t, "new", 1, 10*time.Second); calls[0].id != waiting {
+		t.Errorf("new's call is for %s, want %s", calls[0].id, waiting)
+	}
+	waitQueueCounts(t, node, names.Queue("new"), queueCounts{})
+
+	// The consuming connection (the session's first) is lost: the session
+	// ends, and the next one delivers every waiting event of "ok" and, again,
+	// failing's event, whose copy was never confirmed.
+	proxy.Conn(t, 0).Cut()
+	release()
+	// The first event is delivered again: its answer, if any, came too late
+	// for the lost connection.
+	gw.waitCalls(t, "ok", 4, 30*time.Second)
+	if got := ids(gw.callsOf("ok")); !slices.Equal(slices.Sorted(slices.Values(got[1:])), slices.Sorted(slices.Values(done))) {
+		t.Errorf("ok's calls are for %v, want %v after the first, in any order", got, done)
+	}
+	calls := gw.waitCalls(t, "failing", 2, 30*time.Second)
+	if c := calls[1]; c.id != failed || c.headers.Get("X-Attempt") != "1" {
+		t.Errorf("failing's second call: id %s attempt %s, want the original %s again, attempt 1",
+			c.id, c.headers.Get("X-Attempt"), failed)
+	}
+	for _, fn := range []string{"ok", "failing", "new"} {
+		waitQueueCounts(t, node, names.Queue(fn), queueCounts{})
+	}
+	if n := logs.count("connected to RabbitMQ"); n != 2 {
+		t.Errorf("%d broker sessions, want 2", n)
+	}
+	if out, err := node.Eval(ctx, `rabbit_alarm:get_alarms().`); err != nil || !strings.Contains(out, "memory") {
+		t.Fatalf("the memory alarm is no longer raised (%s %v): the test proves nothing", out, err)
+	}
+
+	// Once the alarm clears, a copy goes out on the new publishing
+	// connection, and "new" gets its next event.
+	if err := node.ClearMemoryAlarm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	next := publishConfirmed(t, node.URL(), names, failingTopic, 1)[0]
+	later := publishConfirmed(t, node.URL(), names, newTopic, 1)[0]
+	if calls := gw.waitCalls(t, "new", 2, 10*time.Second); calls[1].id != later {
+		t.Errorf("new's second call is for %s, want %s", calls[1].id, later)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.ContainsFunc(gw.callsOf("failing"), func(c call) bool {
+		return c.id == next && c.headers.Get("X-Attempt") == "2"
+	}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no retry of %s after the alarm: %v", next, ids(gw.callsOf("failing")))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

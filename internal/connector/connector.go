@@ -284,9 +284,15 @@ const (
 // RabbitMQ blocks a connection once it publishes and then reads nothing from
 // it until the alarm clears: only the deliveries waiting for their copy wait
 // (unacked; requeued after InvokeTimeout), while every function's successful
-// deliveries are still acknowledged on conn. When either connection is lost
-// the session ends and both are opened again: the deliveries not yet acked
-// return to their queues with conn.
+// deliveries are still acknowledged on conn. The session's loop therefore
+// waits for nothing on pubConn: a subscription opens its publishing channel
+// with its first copy (subscription.pubChannel), and the legacy retry
+// queues are migrated beside the loop (migrate). Until 2026-12-05 a refresh
+// that subscribed a function opened channels on pubConn and, once pubConn was
+// blocked, waited for the alarm to clear: no refresh, no new subscription,
+// and a lost conn went unnoticed, so nothing was consumed for any function.
+// When either connection is lost the session ends and both are opened again:
+// the deliveries not yet acked return to their queues with conn.
 func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 	conn, err := broker.Dial(ctx, c.cfg.BrokerURL, ConnName)
 	if err != nil {
@@ -297,7 +303,18 @@ func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 	if err != nil {
 		return err
 	}
+	// The migrations end once pubConn is closed and their context cancelled
+	// (both deferred below, so done first), and the session waits for them:
+	// none outlives it, and Run returns with nothing left running.
+	var migrations sync.WaitGroup
+	defer migrations.Wait()
 	defer func() { _ = pubConn.CloseDeadline(time.Now().Add(closeWait)) }()
+	mctx, cancelMigrations := context.WithCancel(ctx)
+	defer cancelMigrations()
+	// migrated receives the outcome of each migration; migrating holds the
+	// functions whose migration runs.
+	migrated := make(chan migration)
+	migrating := map[string]bool{}
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	pubClosed := pubConn.NotifyClose(make(chan *amqp.Error, 1))
 	blocked := pubConn.NotifyBlocked(make(chan amqp.Blocking, 1))
@@ -331,6 +348,14 @@ func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 		if refresh {
 			if err := c.refresh(ctx, conn, pubConn, admin, subs, ended); err != nil {
 				return err
+			}
+			// Upgrade from classic retry queues, once the function's new
+			// retry queues are declared (it is subscribed).
+			for fn := range subs {
+				if !c.migrated[fn] && !migrating[fn] {
+					migrating[fn] = true
+					migrations.Go(func() { c.migrate(mctx, pubConn, fn, migrated) })
+				}
 			}
 		}
 		refresh = true
@@ -374,6 +399,18 @@ func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 				again = time.After(endedBackoff.Next())
 			}
 			refresh = false
+		case m := <-migrated:
+			delete(migrating, m.fn)
+			if m.err != nil {
+				// Tried again at the next refresh.
+				c.log.Warn("could not migrate the legacy retry queues yet", "fn", m.fn, "moved", m.moved, "err", m.err)
+			} else {
+				c.migrated[m.fn] = true
+				if m.moved > 0 {
+					c.log.Info("moved messages from legacy retry queues", "fn", m.fn, "count", m.moved)
+				}
+			}
+			refresh = false
 		case <-again:
 			again = nil
 		case <-tick.C:
@@ -381,8 +418,34 @@ func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 	}
 }
 
+// migration is the outcome of one function's migration.
+type migration struct {
+	fn    string
+	moved int
+	err   error
+}
+
+// migrate moves what fn's legacy classic retry queues hold to its quorum
+// retry queues (broker.MigrateRetryQueues) and sends the outcome to done,
+// unless ctx ends first. The move publishes, so on pubConn: it runs beside
+// the session's loop, since during a resource alarm the broker answers
+// nothing on pubConn until the alarm clears or the session closes pubConn.
+// A function may be consumed meanwhile: the legacy queues dead-letter to its
+// queue, as the new ones do.
+func (c *Connector) migrate(ctx context.Context, pubConn *amqp.Connection, fn string, done chan<- migration) {
+	moved, err := broker.MigrateRetryQueues(ctx, pubConn, c.cfg.Names, fn, c.delays)
+	if err != nil {
+		err = fmt.Errorf("migrate the legacy retry queues of %s: %w", fn, err)
+	}
+	select {
+	case done <- migration{fn: fn, moved: moved, err: err}:
+	case <-ctx.Done():
+	}
+}
+
 // refresh asks the gateway for functions and reconciles queues, bindings and
 // consumers. A failed discovery keeps the last map; a broker error is returned.
+// It waits for the broker on conn only, never on pubConn (see session).
 func (c *Connector) refresh(ctx context.Context, conn, pubConn *amqp.Connection, admin *amqp.Channel, subs map[string]*subscription, ended chan<- *subscription) error {
 	byTopic, err := c.lookup.Build()
 	if err != nil {
@@ -398,19 +461,6 @@ func (c *Connector) refresh(ctx context.Context, conn, pubConn *amqp.Connection,
 		if s == nil {
 			if err := broker.DeclareFunction(admin, names, fn, c.delays); err != nil {
 				return err
-			}
-		}
-		if !c.migrated[fn] {
-			// Upgrade from classic retry queues: move what they hold (a
-			// publish, so on the publishing connection).
-			moved, err := broker.MigrateRetryQueues(ctx, pubConn, names, fn, c.delays)
-			if err != nil {
-				c.log.Warn("could not migrate the legacy retry queues yet", "fn", fn, "moved", moved, "err", err)
-			} else {
-				c.migrated[fn] = true
-				if moved > 0 {
-					c.log.Info("moved messages from legacy retry queues", "fn", fn, "count", moved)
-				}
 			}
 		}
 		bound := c.bound[fn]
@@ -560,10 +610,16 @@ type subscription struct {
 	c  *Connector
 	fn string
 	// ch consumes and acknowledges on the session's consuming connection;
-	// pub, in confirm mode, publishes the copies on its publishing one.
-	ch    *amqp.Channel
-	pub   *amqp.Channel
-	pubMu sync.Mutex
+	// pub, in confirm mode, publishes the copies on its publishing one,
+	// pubConn. pub is opened by the first copy, and again by the next copy
+	// after it closed (pubChannel); opening is the open under way, or done
+	// and not yet taken, while there is none. pub, opening and returns are
+	// guarded by pubMu.
+	ch      *amqp.Channel
+	pubConn *amqp.Connection
+	pubMu   sync.Mutex
+	pub     *amqp.Channel
+	opening chan openedChannel
 	// returns receives what the broker hands back of pub's mandatory
 	// publishes (publish holds pubMu, so at most one is in flight).
 	returns chan amqp.Return
@@ -585,37 +641,33 @@ type subscription struct {
 // (broker.PublishMandatory).
 const returnBuffer = 8
 
-// subscribe consumes fn's queue on a channel of conn and publishes its
-// copies on a channel of pubConn. When the broker ends the consumer or closes
-// either channel while the connections stay up, the subscription is sent to
-// ended for the session to replace it.
+// subscribe consumes fn's queue on a channel of conn; its copies go out on a
+// channel of pubConn opened by the first one (pubChannel), so subscribing
+// waits for nothing on pubConn, which the broker may have blocked. The
+// function's queues, retry queues included, are declared before (refresh):
+// no delivery is consumed that a copy could not follow. When the broker ends
+// the consumer or closes its channel while the connections stay up, the
+// subscription is sent to ended for the session to replace it.
 func (c *Connector) subscribe(ctx context.Context, conn, pubConn *amqp.Connection, fn string, ended chan<- *subscription) (*subscription, error) {
 	ch, err := conn.Channel()
 	if err != nil {
-		return nil, err
-	}
-	pub, err := pubConn.Channel()
-	if err != nil {
-		return nil, err
-	}
-	if err := pub.Confirm(false); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("open the consuming channel of %s: %w", fn, err)
 	}
 	if err := ch.Qos(c.cfg.Prefetch, 0, false); err != nil {
-		return nil, err
+		_ = ch.Close()
+		return nil, fmt.Errorf("set the prefetch of %s: %w", fn, err)
 	}
-	s := &subscription{c: c, fn: fn, ch: ch, pub: pub, tag: "shop-connector-" + fn,
-		returns: pub.NotifyReturn(make(chan amqp.Return, returnBuffer)), stopped: make(chan struct{})}
+	s := &subscription{c: c, fn: fn, ch: ch, pubConn: pubConn, tag: "shop-connector-" + fn, stopped: make(chan struct{})}
 	// Registered before the consumer starts, so no cancel or close is missed.
 	cancelled := ch.NotifyCancel(make(chan string, 1))
 	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
-	pubClosed := pub.NotifyClose(make(chan *amqp.Error, 1))
 	deliveries, err := ch.Consume(c.cfg.Names.Queue(fn), s.tag, false, false, false, false, nil)
 	if err != nil {
-		return nil, err
+		_ = ch.Close()
+		return nil, fmt.Errorf("consume %s: %w", c.cfg.Names.Queue(fn), err)
 	}
 	s.deliveries = deliveries
-	go s.watch(cancelled, chClosed, pubClosed, ended)
+	go s.watch(cancelled, chClosed, ended)
 	wctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
 	for range c.cfg.Concurrency {
@@ -639,12 +691,13 @@ func (c *Connector) subscribe(ctx context.Context, conn, pubConn *amqp.Connectio
 }
 
 // watch waits for the broker to end the subscription while the connection
-// stays up — a basic.cancel (its queue was deleted), or a closed consumer or
-// publishing channel (a consumer_timeout: a delivery unacked for too long) —
-// and then hands it to the session. Without this the workers' loops ended,
-// the subscription stayed in the session's map, and the queue went without a
-// consumer until the connection dropped.
-func (s *subscription) watch(cancelled <-chan string, chClosed, pubClosed <-chan *amqp.Error, ended chan<- *subscription) {
+// stays up — a basic.cancel (its queue was deleted), or a closed consumer
+// channel (a consumer_timeout: a delivery unacked for too long) — and then
+// hands it to the session. Without this the workers' loops ended, the
+// subscription stayed in the session's map, and the queue went without a
+// consumer until the connection dropped. A closed publishing channel ends
+// nothing: the next copy opens another (pubChannel).
+func (s *subscription) watch(cancelled <-chan string, chClosed <-chan *amqp.Error, ended chan<- *subscription) {
 	select {
 	case <-s.stopped:
 		return
@@ -652,8 +705,6 @@ func (s *subscription) watch(cancelled <-chan string, chClosed, pubClosed <-chan
 		s.ended = "consumer cancelled by the broker (queue deleted?)"
 	case err := <-chClosed:
 		s.ended = fmt.Sprintf("consumer channel closed: %v", err)
-	case err := <-pubClosed:
-		s.ended = fmt.Sprintf("publishing channel closed: %v", err)
 	}
 	select {
 	case ended <- s:
@@ -663,16 +714,36 @@ func (s *subscription) watch(cancelled <-chan string, chClosed, pubClosed <-chan
 
 // stop cancels the consumer and waits for in-flight invocations; unacked
 // messages return to the queue when the channel closes. The publishing
-// channel is closed in the background: its close waits for the broker's
-// answer, which a connection blocked by a resource alarm does not read until
-// the alarm clears or the session closes the connection.
+// channel is closed in the background (closePub).
 func (s *subscription) stop() {
 	s.stopOnce.Do(func() { close(s.stopped) })
 	_ = s.ch.Cancel(s.tag, false)
 	s.cancel()
 	_ = s.ch.Close()
 	s.wg.Wait()
-	go func() { _ = s.pub.Close() }()
+	s.closePub()
+}
+
+// closePub closes the publishing channel, and the one being opened once it
+// is, in the background: a close (and an open) waits for the broker's
+// answer, which a connection blocked by a resource alarm does not read until
+// the alarm clears or the session closes the connection. It is called once
+// no worker publishes any more.
+func (s *subscription) closePub() {
+	s.pubMu.Lock()
+	pub, opening := s.pub, s.opening
+	s.pub, s.opening = nil, nil
+	s.pubMu.Unlock()
+	go func() {
+		if pub != nil {
+			_ = pub.Close()
+		}
+		if opening != nil {
+			if o := <-opening; o.ch != nil {
+				_ = o.ch.Close()
+			}
+		}
+	}()
 }
 
 // retire stops consuming the queue of a function gone from the gateway's
@@ -703,7 +774,7 @@ func (s *subscription) retire() {
 		s.wg.Wait() // the workers end once the cancelled consumer's deliveries do
 		s.cancel()
 		_ = s.ch.Close()
-		_ = s.pub.Close()
+		s.closePub()
 	}()
 }
 
@@ -792,11 +863,19 @@ func permanent(status int) bool {
 // The broker's confirmation is awaited at most InvokeTimeout (a quorum queue
 // without a leader may never send it): without a deadline the delivery stayed
 // unacked and every other copy of the function waited for pubMu.
+//
+// The wait for a publishing channel (pubChannel) counts in InvokeTimeout: one
+// opened on a connection the broker blocked is answered once the alarm
+// clears, and meanwhile the delivery is requeued like one whose copy was not
+// confirmed.
 func (s *subscription) publish(ctx context.Context, queue string, msg amqp.Publishing) error {
 	s.pubMu.Lock()
 	defer s.pubMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, s.c.cfg.InvokeTimeout)
 	defer cancel()
+	if err := s.pubChannel(ctx); err != nil {
+		return err
+	}
 	err := s.publishOnce(ctx, queue, msg)
 	if !errors.Is(err, broker.ErrReturned) {
 		return err
@@ -806,6 +885,59 @@ func (s *subscription) publish(ctx context.Context, queue string, msg amqp.Publi
 		return err
 	}
 	return s.publishOnce(ctx, queue, msg)
+}
+
+// openedChannel is the outcome of opening a publishing channel.
+type openedChannel struct {
+	ch      *amqp.Channel
+	returns chan amqp.Return
+	err     error
+}
+
+// pubChannel makes s.pub an open confirm-mode channel of the publishing
+// connection, opening one when there is none (the subscription's first copy)
+// or it closed (the broker closes a channel on a failed declaration). The
+// open runs in a goroutine of its own, since the client's Channel waits for
+// the broker's answer with no deadline: when ctx ends first, the open goes on
+// and the next copy takes its channel, so at most one is under way. Called
+// with pubMu held.
+func (s *subscription) pubChannel(ctx context.Context) error {
+	if s.pub != nil && !s.pub.IsClosed() {
+		return nil
+	}
+	if s.opening == nil {
+		opening, conn := make(chan openedChannel, 1), s.pubConn
+		s.opening = opening
+		go func() { opening <- openConfirmChannel(conn) }()
+	}
+	select {
+	case o := <-s.opening:
+		s.opening = nil
+		if o.err != nil {
+			return fmt.Errorf("open a publishing channel: %w", o.err)
+		}
+		s.pub, s.returns = o.ch, o.returns
+		return nil
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("no publishing channel from the broker within %s", s.c.cfg.InvokeTimeout)
+		}
+		return fmt.Errorf("open a publishing channel: %w", ctx.Err())
+	}
+}
+
+// openConfirmChannel opens a channel of conn in confirm mode, with its
+// listener of returns.
+func openConfirmChannel(conn *amqp.Connection) openedChannel {
+	ch, err := conn.Channel()
+	if err != nil {
+		return openedChannel{err: err}
+	}
+	if err := ch.Confirm(false); err != nil {
+		_ = ch.Close()
+		return openedChannel{err: fmt.Errorf("confirm mode: %w", err)}
+	}
+	return openedChannel{ch: ch, returns: ch.NotifyReturn(make(chan amqp.Return, returnBuffer))}
 }
 
 func (s *subscription) publishOnce(ctx context.Context, queue string, msg amqp.Publishing) error {

@@ -710,42 +710,56 @@ func TestStaleBindingRemovedAtStart(t *testing.T) {
 	}
 }
 
-// A retry or dead-letter copy into a queue an operator deleted while the
-// connector ran is not lost: RabbitMQ would confirm a non-mandatory copy it
-// cannot route, and the connector would then ack the only one. The copy is
-// A copy sent once the publishing channel has closed (the connection dropped
-// while other deliveries of the function waited for the publish lock) fails
-// at once. The client closes the channel of returns with it, and draining
-// that channel spun forever holding the lock, so the connector could never
-// stop its subscription or reconnect.
+// A copy sent once the publishing connection has closed (it dropped while
+// other deliveries of the function waited for the publish lock) fails at
+// once, whether the subscription's publishing channel closed with it (a new
+// one cannot be opened) or the copy reaches the closed channel itself (it
+// closed meanwhile). The client closes the channel of returns with its
+// channel, and draining that channel spun forever holding the lock, so the
+// connector could never stop its subscription or reconnect.
 func TestACopyOnAClosedChannelFails(t *testing.T) {
 	e := setup(t, "closed")
-	pub, err := e.conn.Channel()
+	conn, err := amqp.Dial(rabbitURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := conn.Channel()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := pub.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
-	s := &subscription{c: &Connector{cfg: e.cfg, log: slog.New(slog.DiscardHandler)}, fn: "closed", pub: pub,
+	s := &subscription{c: &Connector{cfg: e.cfg, log: slog.New(slog.DiscardHandler)}, fn: "closed", pubConn: conn, pub: pub,
 		returns: pub.NotifyReturn(make(chan amqp.Return, 1))}
-	if err := pub.Close(); err != nil {
+	if err := conn.Close(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() {
-		done <- s.publish(context.Background(), e.names.DLQ("closed"), amqp.Publishing{Body: []byte("{}")})
-	}()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Error("a copy on a closed channel was taken as sent")
+	for _, tc := range []struct {
+		name    string
+		publish func(context.Context, string, amqp.Publishing) error
+	}{
+		{"publish", s.publish},
+		{"on the closed channel", s.publishOnce},
+	} {
+		done := make(chan error, 1)
+		go func() {
+			done <- tc.publish(context.Background(), e.names.DLQ("closed"), amqp.Publishing{Body: []byte("{}")})
+		}()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("%s: a copy on a closed connection was taken as sent", tc.name)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: a copy on a closed connection did not return within 10 s", tc.name)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a copy on a closed channel did not return within 10 s")
 	}
 }
 
+// A retry or dead-letter copy into a queue an operator deleted while the
+// connector ran is not lost: RabbitMQ would confirm a non-mandatory copy it
+// cannot route, and the connector would then ack the only one. The copy is
 // returned instead, and the connector declares the function's queues again.
 func TestACopyIntoADeletedQueueIsNotLost(t *testing.T) {
 	e := setup(t, "nodlq", "noretry")
