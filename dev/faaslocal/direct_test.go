@@ -124,20 +124,25 @@ func TestFunctionsCallEachOtherDirectly(t *testing.T) {
 		t.Errorf("new connections to echo's address served by %v, want both replicas %v", got, want)
 	}
 
-	// Scaled to zero, nothing listens: the connection is refused.
-	if err := c.ScaleFunction(ctx, "echo", "", 0); err != nil {
+	// With no replica, nothing listens: the connection is refused, for a
+	// function known but never deployed, and for one deployed at zero
+	// replicas (com.openfaas.scale.min 0; the scale API raises 0 to 1, as
+	// OpenFaaS's gateway does).
+	refused(t, urls["echo-b"])
+	atZero := types.FunctionDeployment{Service: "echo-b", EnvProcess: runtimetest.EchoFunction(t),
+		Labels: &map[string]string{"com.openfaas.scale.min": "0"}}
+	if _, err := c.Deploy(ctx, atZero); err != nil {
 		t.Fatal(err)
 	}
-	refused(t, urls["echo"])
-	refused(t, urls["echo-b"]) // known, never deployed
+	refused(t, urls["echo-b"])
 
 	// The caller's fallback: the gateway wakes the function, which serves
 	// directly again.
-	if code, e, _ := invoke(t, http.MethodGet, rt.GatewayURL+"/function/echo/woken", nil, nil); code != http.StatusOK || e.Path != "/woken" {
-		t.Fatalf("gateway call to echo scaled to zero: %d %+v", code, e)
+	if code, e, _ := invoke(t, http.MethodGet, rt.GatewayURL+"/function/echo-b/woken", nil, nil); code != http.StatusOK || e.Path != "/woken" {
+		t.Fatalf("gateway call to echo-b at zero replicas: %d %+v", code, e)
 	}
-	waitReady(t, rt, "echo")
-	if e, err := direct(t, urls["echo"], "/again"); err != nil || e.Path != "/again" {
+	waitReady(t, rt, "echo-b")
+	if e, err := direct(t, urls["echo-b"], "/again"); err != nil || e.Path != "/again" {
 		t.Errorf("direct call after the wake: %+v %v", e, err)
 	}
 }

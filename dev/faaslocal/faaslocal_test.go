@@ -344,7 +344,8 @@ func TestGatewayRawPayloads(t *testing.T) {
 	if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/scale-function/raw", bytes.NewReader(scale), authz(rt.Runtime)); res.StatusCode != http.StatusAccepted {
 		t.Fatalf("scale: %d %s", res.StatusCode, b)
 	}
-	if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/scale-function/ghost", bytes.NewReader(scale), authz(rt.Runtime)); res.StatusCode != http.StatusNotFound {
+	ghost, _ := json.Marshal(types.ScaleServiceRequest{ServiceName: "ghost", Replicas: 2})
+	if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/scale-function/ghost", bytes.NewReader(ghost), authz(rt.Runtime)); res.StatusCode != http.StatusNotFound {
 		t.Errorf("scale unknown: %d %s", res.StatusCode, b)
 	}
 	if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/functions", strings.NewReader("{"), authz(rt.Runtime)); res.StatusCode != http.StatusBadRequest {

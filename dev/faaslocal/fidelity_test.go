@@ -123,22 +123,34 @@ func TestProviderFidelity(t *testing.T) {
 		t.Errorf("deploy of a template-made function: %d %s", res.StatusCode, b)
 	}
 
-	// Scale: clamped to OpenFaaS CE's 5; from zero, the next call wakes it.
-	scale := func(n uint64) {
-		body, _ := json.Marshal(types.ScaleServiceRequest{ServiceName: "echo", Replicas: n})
-		if res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/scale-function/echo", bytes.NewReader(body), authz(rt.Runtime)); res.StatusCode != http.StatusAccepted {
-			t.Fatalf("scale %d: %d %s", n, res.StatusCode, b)
+	// Scale, as OpenFaaS's gateway scales: clamped to 5, and 0 raised to 1
+	// (until 2026-12-05 the local runtime scaled to 0, which faasd never
+	// does). The body names the function as the path does: faasd reads the
+	// body's serviceName, OpenFaaS on Kubernetes the path.
+	scaleAs := func(service string, n uint64) (int, string) {
+		body, _ := json.Marshal(types.ScaleServiceRequest{ServiceName: service, Replicas: n})
+		res, b := do(t, http.MethodPost, rt.GatewayURL+"/system/scale-function/echo", bytes.NewReader(body), authz(rt.Runtime))
+		return res.StatusCode, string(b)
+	}
+	for _, tc := range []struct{ replicas, want uint64 }{{9, 5}, {0, 1}} {
+		if code, b := scaleAs("echo", tc.replicas); code != http.StatusAccepted {
+			t.Fatalf("scale %d: %d %s", tc.replicas, code, b)
+		}
+		if st, err := c.GetFunction(context.Background(), "echo", ""); err != nil || st.Replicas != tc.want {
+			t.Errorf("scale %d: replicas %d, %v; want %d", tc.replicas, st.Replicas, err, tc.want)
 		}
 	}
-	scale(9)
-	if st, err := c.GetFunction(context.Background(), "echo", ""); err != nil || st.Replicas != 5 {
-		t.Errorf("scale 9: replicas %d, %v; want 5", st.Replicas, err)
+	for _, service := range []string{"", "other"} {
+		if code, b := scaleAs(service, 2); code != http.StatusBadRequest || !strings.Contains(b, "serviceName") {
+			t.Errorf("scale echo with serviceName %q: %d %s; want 400 naming serviceName", service, code, b)
+		}
 	}
-	scale(0)
-	if code, _, _ := invoke(t, http.MethodPost, rt.GatewayURL+"/function/echo", nil, nil); code != http.StatusOK {
-		t.Errorf("invoke at zero replicas: %d", code)
-	}
-	if st, err := c.GetFunction(context.Background(), "echo", ""); err != nil || st.Replicas != 1 {
-		t.Errorf("after waking: replicas %d, %v; want 1", st.Replicas, err)
+	// An asynchronous call is a POST, as the gateway routes it: any other
+	// method is 405 (until 2026-12-05 the local runtime queued GET, PUT,
+	// PATCH and DELETE too).
+	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if res, b := do(t, m, rt.GatewayURL+"/async-function/echo", nil, nil); res.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("%s /async-function/echo: %d %s; want 405", m, res.StatusCode, b)
+		}
 	}
 }

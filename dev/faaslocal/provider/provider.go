@@ -138,9 +138,11 @@ func (h *Handlers) routes() *mux.Router {
 	r.HandleFunc("/function/"+nameExpr, h.FunctionProxy)
 	r.HandleFunc("/function/"+nameExpr+"/", h.FunctionProxy)
 	r.HandleFunc("/function/"+nameExpr+"/{params:.*}", h.FunctionProxy)
-	async := []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodGet}
-	r.HandleFunc("/async-function/"+nameExpr, h.AsyncFunction).Methods(async...)
-	r.HandleFunc("/async-function/"+nameExpr+"/{params:.*}", h.AsyncFunction).Methods(async...)
+	// POST only, as OpenFaaS's gateway routes an asynchronous call (any
+	// other method is 405 there); its queue worker sends every call as a
+	// POST, and so does ours.
+	r.HandleFunc("/async-function/"+nameExpr, h.AsyncFunction).Methods(http.MethodPost)
+	r.HandleFunc("/async-function/"+nameExpr+"/{params:.*}", h.AsyncFunction).Methods(http.MethodPost)
 	r.HandleFunc("/healthz", h.Health).Methods(http.MethodGet, http.MethodHead)
 	return r
 }

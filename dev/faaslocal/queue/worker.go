@@ -219,7 +219,10 @@ func (w *Worker) invoke(ctx context.Context, c Call) (int, http.Header, []byte) 
 		return http.StatusServiceUnavailable, http.Header{}, []byte("no replica available")
 	}
 	u := url.URL{Scheme: "http", Host: addr, Path: c.Path, RawQuery: c.Query}
-	req, err := http.NewRequestWithContext(ctx, c.Method, u.String(), bytes.NewReader(c.Body))
+	// A POST whatever the call's method, as OpenFaaS's queue worker sends it:
+	// the gateway queues POSTs only, and a journal written before 2026-12-05
+	// may hold calls of another method.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(c.Body))
 	if err != nil {
 		return http.StatusBadRequest, http.Header{}, []byte("bad request")
 	}
