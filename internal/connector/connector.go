@@ -329,6 +329,12 @@ func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 	bo.Reset()
 	subs := map[string]*subscription{}
 	defer func() {
+		// pubConn is closed first (again, for the early returns above): a
+		// worker waiting on it, in a copy's declaration after a return or
+		// its write to a connection the broker blocked, then fails at once
+		// (its delivery goes back unacked), and stop need not wait for an
+		// alarm to clear before the session can end and reconnect.
+		_ = pubConn.CloseDeadline(time.Now().Add(closeWait))
 		for _, s := range subs {
 			s.stop()
 		}

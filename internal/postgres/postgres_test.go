@@ -412,7 +412,7 @@ func TestMigrationThatNeverGetsItsLockFailsClearlyBeforeItsDeadline(t *testing.T
 	}
 
 	fsys["0002_s_k_index.sql"] = &fstest.MapFile{Data: []byte(`CREATE INDEX s_k ON s (k);`)}
-	deadline := time.Now().Add(2500 * time.Millisecond) // less than the default lock timeout
+	deadline := time.Now().Add(postgres.DefaultMigrationLockTimeout - 500*time.Millisecond) // less than the default lock timeout
 	dctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	err = postgres.Migrate(dctx, pool, fsys)

@@ -55,9 +55,14 @@ func New(db *pgxpool.Pool) *Store { return &Store{db: db, now: time.Now} }
 const columns = `id, sku, name, description, category, price_amount, price_currency, sold_count, in_stock,
 	archived, version, created_at, updated_at`
 
+// scan reads a row of columns. Its times are in UTC, as a write answers
+// them (catalog's stored): pgx reads a timestamptz in the process's time
+// zone, so on a developer machine outside UTC one ETag's body differed by
+// its offset between the write's answer and a read.
 func scan(row pgx.Row) (catalog.Product, error) {
 	var p catalog.Product
 	err := row.Scan(scanDest(&p)...)
+	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
 	return p, err
 }
 

@@ -55,10 +55,12 @@ const EmailLease = time.Minute
 // delivery's context.
 const MarkTimeout = 5 * time.Second
 
-// MarkWithin bounds the tries to record a sent email (the last may end up to
-// MarkTimeout later): well inside EmailLease, during which no other delivery
-// can take the claim and send the email again.
-const MarkWithin = EmailLease / 2
+// markMargin is kept between the last try to record a sent email (its
+// MarkTimeout included) and the end of the claim's lease: until then no other
+// delivery can take the claim and send the email again. It also covers a
+// difference between this process's clock and the database's, which sets the
+// lease.
+const markMargin = 5 * time.Second
 
 // Service notifies users of events.
 type Service struct {
@@ -124,6 +126,7 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (bool
 	if err != nil {
 		return false, err
 	}
+	claimedAt := time.Now()
 	claim, claimed, err := s.store.ClaimEmail(ctx, n.ID, EmailLease)
 	if err != nil {
 		return false, err
@@ -145,7 +148,7 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (bool
 		}
 		return false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the email could not be sent")
 	}
-	if err := s.markEmailed(ctx, n.ID); err != nil {
+	if err := s.markEmailed(ctx, n.ID, claimedAt.Add(EmailLease-MarkTimeout-markMargin)); err != nil {
 		return true, err
 	}
 	s.log.InfoContext(ctx, "email sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID)
@@ -155,11 +158,13 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (bool
 // markEmailed records that notification id's email went out, the server
 // having the message. It does so even when the delivery's context has ended
 // since (the connector stopping, or the invocation's deadline), and tries
-// again for up to MarkWithin while the claim is held: a record that failed
-// once and was given up would let the claim's lease run out, and a
-// redelivery send the email again.
-func (s *Service) markEmailed(ctx context.Context, id uuid.UUID) error {
-	giveUp := time.Now().Add(MarkWithin)
+// again while the claim is held, starting no try after giveUp (set from when
+// the claim was taken, so the last try ends before its lease does): a record
+// that failed once and was given up would let the lease run out, and a
+// redelivery send the email again. Retrying can keep the delivery past the
+// connector's INVOKE_TIMEOUT; its retry then answers 503 (the claim is held)
+// until the record lands, and 200 after.
+func (s *Service) markEmailed(ctx context.Context, id uuid.UUID, giveUp time.Time) error {
 	wait := 100 * time.Millisecond
 	for {
 		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), MarkTimeout)
@@ -168,7 +173,7 @@ func (s *Service) markEmailed(ctx context.Context, id uuid.UUID) error {
 		if err == nil {
 			return nil
 		}
-		if time.Now().Add(wait).After(giveUp) {
+		if !time.Now().Add(wait).Before(giveUp) {
 			s.log.ErrorContext(ctx, "a sent email could not be recorded: a redelivery after the claim's lease may send it again",
 				"notification_id", id, "err", err.Error())
 			return err
