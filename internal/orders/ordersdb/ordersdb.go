@@ -723,10 +723,12 @@ type Claim struct {
 // ClaimStale leases up to limit orders whose saga is unfinished — pending
 // orders older than olderThan, orders still owing a compensation, and
 // confirmed cart orders whose lines are still owed out of the cart — and
-// whose current lease has run out, to the caller for lease, oldest first;
-// a cart removal only after them (money before carts: a Redis that hangs
-// makes each removal wait its timeout, and must not keep a run from the
-// orders behind).
+// whose current lease has run out, to the caller for lease, the least
+// recently tried first (by the lease's end: a claim sets it, the checkout's
+// own write first), so that orders recovery cannot finish take turns and one
+// whose drive keeps failing slowly does not hold the others back; a cart
+// removal only after them (money before carts: a Redis that hangs makes each
+// removal wait its timeout, and must not keep a run from the orders behind).
 // Rows are taken with FOR UPDATE SKIP LOCKED and leased in the same
 // transaction, so concurrent recoverers never drive the same order at once.
 func (s *Store) ClaimStale(ctx context.Context, olderThan, lease time.Duration, limit int) ([]Claim, error) {
@@ -755,7 +757,7 @@ func claimStale(ctx context.Context, tx pgx.Tx, olderThan, lease time.Duration, 
 			UNION ALL SELECT order_id FROM order_sagas WHERE lease_until < now() AND cart_owed))
 		  AND s.lease_until < now()
 		  AND ((o.status = $3 AND o.created_at < now() - $1::float8 * interval '1 second') OR s.compensation = $4 OR s.cart_owed)
-		ORDER BY (o.status = $3 OR s.compensation = $4) DESC, o.created_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED`, olderThan.Seconds(), limit, orders.Pending, orders.CompensationOwed)
+		ORDER BY (o.status = $3 OR s.compensation = $4) DESC, s.lease_until, o.created_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED`, olderThan.Seconds(), limit, orders.Pending, orders.CompensationOwed)
 	if err != nil {
 		return nil, unavailable(err)
 	}

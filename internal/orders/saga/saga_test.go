@@ -467,6 +467,49 @@ func TestRecoverFinishesAPendingOrderWhoseChargeCrashed(t *testing.T) {
 	}
 }
 
+// Recovery takes turns among the orders it cannot finish: an order it has
+// just driven waits behind those it has not tried since. Until 2026-12-05 it
+// took the oldest order first every time, so one that kept failing slowly
+// (each drive up to 27 s, a run claims for only its first 3 s under the
+// default exec timeout) held every newer order back until it healed or was
+// given up 12 hours later (found by helper-125).
+func TestRecoveryTakesTurnsAmongTheOrdersItCannotFinish(t *testing.T) {
+	e := setup(t, nil)
+	ctx := context.Background()
+	e.processorDown()
+	var ids []uuid.UUID
+	for i := range 2 {
+		res, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), fmt.Sprint("turn-", i))
+		if err != nil || res.Outcome() != orders.OutcomePending {
+			t.Fatalf("place %d: %s %v; want pending", i, res.Outcome(), err)
+		}
+		ids = append(ids, res.Order.ID)
+	}
+	e.age(t)
+	claimed := func() []bool {
+		t.Helper()
+		out := make([]bool, len(ids))
+		for i, id := range ids {
+			if err := e.pool.QueryRow(ctx, `SELECT lease_until > now() FROM order_sagas WHERE order_id = $1`, id).Scan(&out[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out
+	}
+	for run, want := range [][]bool{{true, false}, {false, true}} {
+		if rep, err := e.saga.Recover(ctx, 1); err != nil || rep.Pending != 1 {
+			t.Fatalf("run %d: %+v %v; want one order driven and still pending", run, rep, err)
+		}
+		if got := claimed(); !slices.Equal(got, want) {
+			t.Fatalf("run %d drove %v (older, newer); want %v", run, got, want)
+		}
+		// Every lease runs out, each as long after its claim as before.
+		if _, err := e.pool.Exec(ctx, `UPDATE order_sagas SET lease_until = lease_until - interval '1 hour'`); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // An order still pending past GiveUpAfter (default 12 h) — its charge's
 // answers lost through a long outage, so the processor may hold a capture
 // the shop never recorded — is no longer charged again: recovery ends it
