@@ -703,13 +703,27 @@ func (s *Saga) Drive(ctx context.Context, orderID uuid.UUID) (orders.Order, erro
 // is finished by recover-orders). Anyone else gets fault.NotFound; an order
 // that is not confirmed — pending, payment_failed, or already cancelled — is
 // fault.Conflict "not_cancellable", so a second cancel never refunds or
-// restocks again.
+// restocks again. A cancellation whose write's answer was lost is read again
+// (lookUp) and, when it committed, finished and answered as one that did.
 func (s *Saga) Cancel(ctx context.Context, who auth.Identity, orderID uuid.UUID) (orders.Order, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
 	defer cancel()
 	o, err := s.db.Update(ctx, orderID, func(o *orders.Order) (orders.Change, error) {
 		return o.Cancel(who.UserID, who.IsAdmin(), time.Now())
 	})
+	if err != nil && !ordersdb.NotWritten(err) {
+		// The write went out and its answer was lost: it may have committed,
+		// and then a retry would be refused not_cancellable. Read the order
+		// again, as a confirmation's lost answer is: cancelled by request
+		// with its compensation owed, it is this cancellation's (the caller
+		// passed Cancel's checks before the write), and what it owes is
+		// given back now rather than by recovery.
+		if stored, lerr := s.lookUp(ctx, orderID, err); lerr == nil && stored.Order.Status == orders.Cancelled &&
+			stored.Order.Reason == orders.ReasonCancelled && stored.Compensation == orders.CompensationOwed {
+			s.cfg.Log.WarnContext(ctx, "the answer of the order's cancellation was lost; it was cancelled", "order_id", orderID, "err", err.Error())
+			o, err = stored.Order, nil
+		}
+	}
 	if err != nil {
 		return orders.Order{}, err
 	}

@@ -901,6 +901,43 @@ func TestCancelTwiceRefundsAndRestocksOnce(t *testing.T) {
 	}
 }
 
+// A cancellation may commit with its answer lost (the connection resets
+// after COMMIT). The cancel reads the order again: cancelled, it restocks and
+// refunds now and answers the cancelled order, as a retry could not (409
+// not_cancellable). Until 2026-12-05 it answered 503 and left both to
+// recovery, and the customer was told twice that a cancellation that had
+// gone through failed (found by helper-125).
+func TestALostAnswerOfACancellationStillRefunds(t *testing.T) {
+	e := setup(t, nil)
+	s, f := e.withFaults(t)
+	ctx := context.Background()
+	res, err := s.Place(ctx, e.user, e.request(2, "tok_visa"), "")
+	if err != nil || res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("place: %s %v", res.Outcome(), err)
+	}
+	// Update's batch: the UPDATE of the order, the writes, COMMIT.
+	f.Arm(pgtest.Fault{Marker: "UPDATE orders SET status = $2, reason = $3, updated_at = $4 WHERE id = $1", Committed: true})
+	o, err := s.Cancel(ctx, e.user, res.Order.ID)
+	if f.Fired() != 1 {
+		t.Fatal("the cancellation's write was not broken: the test proves nothing")
+	}
+	if err != nil || o.Status != orders.Cancelled || o.Reason != orders.ReasonCancelled {
+		t.Fatalf("cancel: %+v %v; want the order cancelled", o, err)
+	}
+	if c := e.svc.Counts(); c.Refunds != 1 || c.Releases != 1 {
+		t.Errorf("refunds %d releases %d, want 1 1", c.Refunds, c.Releases)
+	}
+	if n := e.count(t, `SELECT count(*) FROM order_sagas WHERE compensation = 'done'`); n != 1 {
+		t.Error("compensation not settled")
+	}
+	if n := e.count(t, `SELECT count(*) FROM outbox WHERE type = 'order.cancelled.v1'`); n != 1 {
+		t.Errorf("%d cancelled events, want 1", n)
+	}
+	if _, err := s.Cancel(ctx, e.user, res.Order.ID); !fault.Is(err, fault.Conflict, "not_cancellable") {
+		t.Errorf("a second cancel: %v, want not_cancellable", err)
+	}
+}
+
 func TestCancelByAnotherUserIsNotFoundAndAdminMayCancel(t *testing.T) {
 	e := setup(t, nil)
 	res, _ := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
