@@ -445,7 +445,8 @@ var Images = map[string]Image{
 	// and switches to no one.
 	"docker.io/getmeili/meilisearch": {Entrypoint: []string{"tini", "--"}, Scripts: []string{"tini"}},
 	// ENTRYPOINT ["/docker-entrypoint.sh"], CMD ["kong", "docker-start"],
-	// USER kong (uid 1000).
+	// USER kong (not uid 1000: the image is FROM ubuntu:noble, whose ubuntu
+	// user holds it); docker-compose.yml runs it as `user: "1000:0"`.
 	"docker.io/library/kong": {Entrypoint: []string{"/docker-entrypoint.sh"}},
 	// ENTRYPOINT ["/cmd/jaeger/jaeger-linux"], USER 10001.
 	"docker.io/jaegertracing/jaeger": {Entrypoint: []string{"/cmd/jaeger/jaeger-linux"}},
