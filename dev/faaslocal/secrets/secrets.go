@@ -53,8 +53,13 @@ func reservedName(n string) error {
 // that is also a safe file name).
 var name = regexp.MustCompile(`^[a-zA-Z0-9]([-._a-zA-Z0-9]{0,251}[a-zA-Z0-9])?$`)
 
-// validName reports whether n may name a secret.
-func validName(n string) bool { return name.MatchString(n) && !strings.Contains(n, "..") }
+// validName reports whether n may name a secret. A name ending in tmpSuffix
+// is refused: it is the temporary file a write of the name before it makes
+// and renames away (until 2026-12-05 a secret "api.tmp" was accepted, and
+// the next write of "api" deleted it).
+func validName(n string) bool {
+	return name.MatchString(n) && !strings.Contains(n, "..") && !strings.HasSuffix(n, tmpSuffix)
+}
 
 // tmpSuffix marks a value being written; such files are never listed.
 const tmpSuffix = ".tmp"
@@ -120,16 +125,47 @@ func (s *Store) put(n string, value []byte, create bool) error {
 	return writeFile(s.path(n), value)
 }
 
-// writeFile replaces p atomically (write to a temporary file, rename).
+// writeFile replaces p atomically (write to a temporary file, rename) and
+// durably: the file's data, then its directory's entry, reach the disk
+// before it returns, so a secret acknowledged (201, 202) or a credential
+// made at the first run is still there, whole, after the host crashes.
 func writeFile(p string, value []byte) error {
 	tmp := p + tmpSuffix
-	if err := os.WriteFile(tmp, value, 0o600); err != nil {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
 		return fmt.Errorf("write secret: %w", err)
 	}
-	if err := os.Rename(tmp, p); err != nil {
+	_, err = f.Write(value)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(p))
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
 		return fmt.Errorf("write secret: %w", err)
 	}
 	return nil
+}
+
+// syncDir makes the entries of dir (a rename into it) durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Delete removes a secret; fault.NotFound when it does not exist. Functions

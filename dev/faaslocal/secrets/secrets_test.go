@@ -90,6 +90,9 @@ func TestSecretOperationsClassifyTheirFailures(t *testing.T) {
 		{"read a missing secret", func() error { _, err := s.Read("missing"); return err }(), fault.NotFound},
 		{"a path as a name", s.Create("../escape", []byte("x")), fault.Invalid},
 		{"a dot-dot name", s.Delete("a..b"), fault.Invalid},
+		// The temporary file of a write of "api-key", renamed away by it:
+		// accepted, it vanished at the next write of "api-key".
+		{"a temporary file's name", s.Create("api-key.tmp", []byte("x")), fault.Invalid},
 		{"declare a missing secret", s.Check([]string{"api-key", "missing"}), fault.Invalid},
 	}
 	for _, tc := range tests {

@@ -342,15 +342,37 @@ func waitCopied(copied <-chan struct{}) {
 	}
 }
 
+// maxLine caps an output line as Output gets it: a longer line is cut
+// there, marked cutMark, and the rest of it dropped. One huge line neither
+// stops the copy (until 2026-12-05 a line over 1 MiB ended the scanner, and
+// every later line of the process was discarded until it restarted) nor
+// fills the log ring with megabytes.
+const maxLine = 64 << 10
+
+// cutMark ends a line cut at maxLine.
+const cutMark = " [line cut at 64 KiB]"
+
 // copyLines hands every output line of the process group to Output.
 func (r *replica) copyLines(out *os.File) {
 	defer out.Close()
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		r.s.cfg.Output(r.group, r.instance, sc.Text())
+	rd := bufio.NewReaderSize(out, maxLine)
+	for {
+		line, more, err := rd.ReadLine()
+		if err != nil {
+			return // EOF: the process group closed its output
+		}
+		text := string(line)
+		if more {
+			text += cutMark
+			for more && err == nil {
+				_, more, err = rd.ReadLine()
+			}
+		}
+		r.s.cfg.Output(r.group, r.instance, text)
+		if err != nil {
+			return
+		}
 	}
-	_, _ = io.Copy(io.Discard, out)
 }
 
 // freePort asks the kernel for a free loopback port. Another process may take

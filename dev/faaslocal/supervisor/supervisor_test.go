@@ -264,6 +264,29 @@ func atoi(t *testing.T, s string) int {
 	return n
 }
 
+// A line longer than the cap reaches Output cut and marked, and the lines
+// after it still do. Until 2026-12-05 a line over 1 MiB stopped the copy:
+// nothing the process printed afterwards reached the log until it restarted.
+func TestAHugeOutputLineIsCutAndTheNextOnesKept(t *testing.T) {
+	s, out := start(t, 5*time.Second)
+	script := `head -c 2097152 /dev/zero | tr '\0' x; echo; echo "after the long line"; while :; do sleep 0.05; done`
+	spec := supervisor.Spec{Path: "/bin/sh", Args: []string{"-c", script}, Env: []string{"PATH=" + os.Getenv("PATH")}}
+	if err := s.Start("long", spec, 1); err != nil {
+		t.Fatal(err)
+	}
+	out.waitFor(t, "long-1", "after the long line")
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if len(out.lines) != 2 || !strings.HasSuffix(out.lines[0], "x [line cut at 64 KiB]") || len(out.lines[0]) > 70<<10 {
+		n := min(len(out.lines), 2)
+		short := make([]int, n)
+		for i := range n {
+			short[i] = len(out.lines[i])
+		}
+		t.Errorf("%d lines of lengths %v, want the long one cut at 64 KiB and marked, then the next", len(out.lines), short)
+	}
+}
+
 // Remove returns only after every line the stopped process printed has
 // reached Output: a process that prints a lot on its way out (a connector
 // logging what it finished on SIGTERM) loses nothing. The copier used to be
