@@ -46,12 +46,12 @@ func create(t *testing.T, s *catalogdb.Store, sku string) catalog.Product {
 // is one body, in the write's answer, its product.changed.v1 and every read.
 // Until 2026-12-05 the write answered its times with the nanoseconds of Go's
 // clock, which timestamptz does not keep.
-// The process's zone is not UTC here, as on many developer machines (pgx
-// reads a timestamptz in it), and the bodies are compared as JSON (cmp and
-// time.Time.Equal ignore the zone).
+// The bodies are compared as JSON (cmp and time.Time.Equal ignore the
+// zone), and a read's times must be in UTC itself, not the process's zone
+// (pgx reads a timestamptz in time.Local, which is UTC only on a machine set
+// to it: on many developer machines the write's answer and a read differed
+// by their offset).
 func TestAWritesAnswerIsWhatAReadGives(t *testing.T) {
-	defer func(l *time.Location) { time.Local = l }(time.Local)
-	time.Local = time.FixedZone("UTC-5", -5*60*60)
 	s := catalogdb.New(pgtest.Open(t, catalogdb.Migrations()))
 	ctx := context.Background()
 	same := func(what string, read, answer catalog.Product) {
@@ -60,6 +60,9 @@ func TestAWritesAnswerIsWhatAReadGives(t *testing.T) {
 		a, _ := json.Marshal(answer)
 		if string(r) != string(a) {
 			t.Errorf("%s's answer against the read:\n answer %s\n read   %s", what, a, r)
+		}
+		if read.CreatedAt.Location() != time.UTC || read.UpdatedAt.Location() != time.UTC {
+			t.Errorf("%s: a read's times are in %s and %s, want UTC", what, read.CreatedAt.Location(), read.UpdatedAt.Location())
 		}
 	}
 	created := create(t, s, "LAMP-2")

@@ -385,8 +385,10 @@ func TestUpdateKnown(t *testing.T) {
 // The recovery's claim, run every minute, reads the open sagas, not every
 // order ever placed: among 6,000 finished orders (their sagas written with a
 // payment token, then cleared, as a checkout leaves them), it takes the two
-// pending orders left past RecoverAfter and the order still owing a refund,
-// oldest first, then the confirmed cart order still owing its cart removal
+// pending orders left past RecoverAfter and the order still owing a refund
+// (their leases ended at one moment: oldest first; that the least recently
+// tried comes first is the saga's TestRecoveryTakesTurnsAmongTheOrdersItCannotFinish),
+// then the confirmed cart order still owing its cart removal
 // (older than them), and leaves the young pending order and the ones whose
 // lease still runs. On a table never analyzed (this machine runs with autovacuum
 // off) and on one analyzed.

@@ -715,9 +715,11 @@ func (s *Saga) Cancel(ctx context.Context, who auth.Identity, orderID uuid.UUID)
 		// The write went out and its answer was lost: it may have committed,
 		// and then a retry would be refused not_cancellable. Read the order
 		// again, as a confirmation's lost answer is: cancelled by request
-		// with its compensation owed, it is this cancellation's (the caller
-		// passed Cancel's checks before the write), and what it owes is
-		// given back now rather than by recovery.
+		// with its compensation owed, it is this cancellation's or one made
+		// at the same moment by the owner or an admin (the caller passed
+		// Cancel's checks before the write either way), and what it owes is
+		// given back now rather than by recovery (release and refund are
+		// idempotent, the settlement conditional).
 		if stored, lerr := s.lookUp(ctx, orderID, err); lerr == nil && stored.Order.Status == orders.Cancelled &&
 			stored.Order.Reason == orders.ReasonCancelled && stored.Compensation == orders.CompensationOwed {
 			s.cfg.Log.WarnContext(ctx, "the answer of the order's cancellation was lost; it was cancelled", "order_id", orderID, "err", err.Error())
