@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/orders/ordersdb"
 	"github.com/shopfaas/shop/internal/tcpproxy"
 )
 
@@ -137,7 +139,30 @@ wait:
 
 	const total = customers * perCustomer
 	waitFor(t, 45*time.Second, "sold_count to reach every unit sold", func() bool { return soldCount(t, s.EdgeURL, p.ID) >= total })
-	time.Sleep(2 * time.Second) // redeliveries, if any, would land now
+	// The outage may or may not have caused a duplicate delivery (its timing
+	// is random), so every order.placed.v1 is published once more, as by a
+	// relay that died after the broker confirmed its batch and before it
+	// marked it: each handler is then called twice for each event and must
+	// apply it once. Until 2026-12-05 the test only waited 2 s, and passed
+	// with the handlers' de-duplication broken (helper-130).
+	handlers := []string{"update-product-stats", "notify-user"}
+	before := map[string]int{}
+	for _, fn := range handlers {
+		before[fn] = requestsServed(t, s, fn)
+	}
+	orders := openPool(t, s.DB["ORDERS_DATABASE_URL"], ordersdb.Migrations())
+	tag, err := orders.Exec(context.Background(), `UPDATE outbox SET published_at = NULL WHERE type = 'order.placed.v1'`)
+	if err != nil || tag.RowsAffected() != total {
+		t.Fatalf("republish: %v rows (%v), want %d", tag.RowsAffected(), err, total)
+	}
+	waitFor(t, 45*time.Second, "every handler called again for every republished event", func() bool {
+		for _, fn := range handlers {
+			if requestsServed(t, s, fn)-before[fn] < total {
+				return false
+			}
+		}
+		return true
+	})
 	if got := soldCount(t, s.EdgeURL, p.ID); got != total {
 		t.Errorf("sold_count %d, want exactly %d", got, total)
 	}
@@ -155,4 +180,33 @@ wait:
 			t.Errorf("customer %d has %d notifications, want exactly %d", i, len(list.Items), perCustomer)
 		}
 	}
+}
+
+// requestsServed is how many requests fn has answered, from its own metrics
+// (function_requests_total, every method and code; the connector calls the
+// handlers directly, past the gateway's invocation count). Its /_/metrics is
+// not counted.
+func requestsServed(t *testing.T, s *shop, fn string) int {
+	t.Helper()
+	res, err := http.Get(s.GatewayURL + "/function/" + fn + "/_/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("%s's metrics: %d %v", fn, res.StatusCode, err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, "function_requests_total{") {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			t.Fatalf("%s's metrics: %q: %v", fn, line, err)
+		}
+		n += int(v)
+	}
+	return n
 }
