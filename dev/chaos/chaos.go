@@ -121,6 +121,10 @@ type order struct {
 	status   int  // the definite answer to POST /orders
 	id       uuid.UUID
 	cancel   int // the definite answer to the cancel, 0 when not cancelled
+	// cancelRetried: the cancel got an answer that was not definite (5xx, a
+	// transport error) before its definite one, so a cancellation that
+	// went through may have been answered 409 not_cancellable at the retry.
+	cancelRetried bool
 }
 
 // Run runs the chaos suite and reports whether every invariant held.
@@ -407,16 +411,23 @@ var httpClient = &http.Client{Timeout: 60 * time.Second}
 // 429: the same request (and Idempotency-Key) is sent again, as a careful
 // client does.
 func (r *run) definite(ctx context.Context, method, path, token, key string, body any) (int, []byte) {
-	for {
+	code, b, _ := r.definiteTries(ctx, method, path, token, key, body)
+	return code, b
+}
+
+// definiteTries is definite, and reports whether an earlier try got an
+// answer that was not definite.
+func (r *run) definiteTries(ctx context.Context, method, path, token, key string, body any) (int, []byte, bool) {
+	for retried := false; ; retried = true {
 		code, b, err := r.call(ctx, method, path, token, key, body)
 		// 409 request_in_progress says "retry later" (the first attempt
 		// with this key may have died with its process).
 		if err == nil && code < 500 && code != http.StatusTooManyRequests &&
 			(code != http.StatusConflict || !bytes.Contains(b, []byte("request_in_progress"))) {
-			return code, b
+			return code, b, retried
 		}
 		if ctx.Err() != nil {
-			return 0, nil
+			return 0, nil, retried
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
@@ -487,7 +498,7 @@ func (r *run) customer(dctx, ctx context.Context) {
 		_ = json.Unmarshal(b, &v)
 		o.id = v.ID
 		if (code == http.StatusCreated || code == http.StatusAccepted) && rand.IntN(4) == 0 {
-			o.cancel, _ = r.definite(ctx, http.MethodPost, "/api/v1/orders/"+o.id.String()+"/cancel", o.token, "", nil)
+			o.cancel, _, o.cancelRetried = r.definiteTries(ctx, http.MethodPost, "/api/v1/orders/"+o.id.String()+"/cancel", o.token, "", nil)
 		}
 	}
 }

@@ -203,6 +203,8 @@ type effort struct {
 	kills                      int
 	confirmed                  int
 	declinedCards, failed      int
+	// cancelled: cancels answered 200.
+	cancelled int
 }
 
 // effortOf reads what the run planned from its options and what it did from
@@ -219,6 +221,9 @@ func (r *run) effortOf(byStatus map[string]int) effort {
 	for _, o := range r.orders {
 		if o.declined {
 			e.declinedCards++
+		}
+		if o.cancel == http.StatusOK {
+			e.cancelled++
 		}
 	}
 	return e
@@ -238,6 +243,7 @@ func (e effort) verdicts() []verdict {
 		add("processes were killed", e.kills > 0, fmt.Sprintf("%d kills", e.kills))
 	}
 	add("orders were confirmed", e.confirmed > 0, fmt.Sprintf("%d confirmed", e.confirmed))
+	add("orders were cancelled", e.cancelled > 0, fmt.Sprintf("%d cancels answered 200", e.cancelled))
 	if e.plansDeclines {
 		add("declined cards were placed and ended payment_failed", e.declinedCards > 0 && e.failed > 0,
 			fmt.Sprintf("%d checkouts with a declined card, %d orders payment_failed", e.declinedCards, e.failed))
@@ -454,6 +460,29 @@ func (r *run) check(ctx context.Context) (bool, error) {
 		answers[o.status]++
 	}
 	add("one order per idempotency key", p, fmt.Sprintf("%d keys, answers %v", len(r.orders), answers))
+
+	// A cancel's answer is the order's end: 200 ⇒ cancelled, 409
+	// not_cancellable ⇒ not cancelled, unless an earlier try of that cancel
+	// got no definite answer (its cancellation may have gone through).
+	p = nil
+	cancels := map[int]int{}
+	for _, o := range r.orders {
+		if o.cancel == 0 {
+			continue
+		}
+		cancels[o.cancel]++
+		st := ""
+		if d := orders[o.id]; d != nil {
+			st = d.status
+		}
+		switch {
+		case o.cancel == http.StatusOK && st != "cancelled":
+			p = append(p, fmt.Sprintf("cancel of %s answered 200, order %q", o.id, st))
+		case o.cancel == http.StatusConflict && st == "cancelled" && !o.cancelRetried:
+			p = append(p, fmt.Sprintf("cancel of %s answered 409 at its first try, order cancelled", o.id))
+		}
+	}
+	add("a cancel's answer is the order's end", p, fmt.Sprintf("cancel answers %v", cancels))
 
 	// confirmed ⇔ payment captured and stock committed: once settled (the
 	// sweep has sold every confirmed order's hold).
