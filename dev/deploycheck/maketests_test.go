@@ -82,6 +82,7 @@ type makeTest struct {
 	race  bool
 	tags  []string
 	names []string // the tests its -run pattern names; none for '^$$'
+	fuzz  []string // the fuzz tests its -fuzz pattern names
 	pkgs  []string // its ./ packages
 }
 
@@ -90,6 +91,7 @@ var (
 	runFlag  = regexp.MustCompile(`\s-run[ =]('[^']*'|\S+)`)
 	anchored = regexp.MustCompile(`^'\^(?:(\w+)|\(((?:\w+\|)*\w+)\))\$\$'$`)
 	tagsFlag = regexp.MustCompile(`\s-tags[ =](\S+)`)
+	fuzzFlag = regexp.MustCompile(`\s-fuzz[ =]('[^']*'|\S+)`)
 )
 
 // makeTests returns the go test commands of the Makefile with a -run
@@ -119,6 +121,14 @@ func makeTests(t *testing.T) []makeTest {
 		}
 		if tags := tagsFlag.FindStringSubmatch(line); tags != nil {
 			mt.tags = strings.Split(tags[1], ",")
+		}
+		if fz := fuzzFlag.FindStringSubmatch(line); fz != nil {
+			m := anchored.FindStringSubmatch(fz[1])
+			if m == nil {
+				t.Errorf("Makefile: -fuzz %s is not '^Name$$': %s", fz[1], strings.TrimSpace(line))
+			} else {
+				mt.fuzz = strings.Split(m[1]+m[2], "|")
+			}
 		}
 		for f := range strings.FieldsSeq(line) {
 			if strings.HasPrefix(f, "./") {
@@ -180,6 +190,48 @@ func TestMakeRunsTestsThatExist(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Every fuzz test a Makefile line names in its -fuzz pattern is declared in
+// a package the line runs: go test -fuzz exits 0 ("no fuzz tests to fuzz")
+// when the pattern matches nothing, so a renamed or moved fuzz test would
+// leave make fuzz fuzzing nothing (helper-130 found it unchecked).
+func TestMakeFuzzesTargetsThatExist(t *testing.T) {
+	files := testFiles(t)
+	n := 0
+	for _, mt := range makeTests(t) {
+		for _, name := range mt.fuzz {
+			n++
+			found := false
+			for _, f := range files {
+				if mt.runs(f.dir) && f.declares(t, name) && mt.builds(t, f) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				t.Errorf("Makefile fuzzes %s, which no test file of %v that the line builds declares: %s", name, mt.pkgs, mt.line)
+			}
+		}
+	}
+	if n < 5 {
+		t.Fatalf("found %d fuzz targets in the Makefile; the parse is broken", n)
+	}
+}
+
+// declares reports whether f declares the function name (no receiver).
+func (f testFile) declares(t *testing.T, name string) bool {
+	t.Helper()
+	file, err := parser.ParseFile(token.NewFileSet(), f.path, f.src, parser.SkipObjectResolution)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range file.Decls {
+		if fn, ok := d.(*ast.FuncDecl); ok && fn.Recv == nil && fn.Name.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // raceOnly reports whether f's //go:build line leaves it out of a -race
