@@ -815,6 +815,76 @@ func TestAsyncCallsSurviveARestart(t *testing.T) {
 	}
 }
 
+// An async call that finishes while the runtime stops is still answered when
+// its callback is the gateway's own /function/* (the default target): Close
+// lets the queue wind down before the gateway stops listening (the queue
+// refuses new calls meanwhile: TestStopRefusesNewCalls).
+func TestCloseStillAnswersCallbacksToTheGateway(t *testing.T) {
+	out := &runtimetest.Output{}
+	state := runtimetest.StateDir(t)
+	rt, err := faaslocal.Start(context.Background(), faaslocal.Config{
+		Root: runtimetest.Root(t), StateDir: state, GatewayAddr: "127.0.0.1:0", EdgeAddr: "127.0.0.1:0",
+		Stdout: out, StopGrace: 2 * time.Second, AllowExec: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	u, _ := url.Parse(rt.GatewayURL())
+	if _, err := sdk.NewClient(u, basicAuth(rt), http.DefaultClient).Deploy(context.Background(),
+		types.FunctionDeployment{Service: "echo", EnvProcess: runtimetest.EchoFunction(t)}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := rt.WaitReady(ctx, "echo"); err != nil {
+		t.Fatal(err)
+	}
+	res, _ := do(t, http.MethodPost, rt.GatewayURL()+"/async-function/echo/job?sleep=1s", strings.NewReader("job"),
+		map[string]string{"X-Callback-Url": rt.GatewayURL() + "/function/echo/answered"})
+	if res.StatusCode != http.StatusAccepted {
+		t.Fatalf("async: %d", res.StatusCode)
+	}
+	if err := rt.Close(); err != nil { // the call ends within the queue's 5 s wind-down
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "echo | echofn POST /answered") {
+		t.Errorf("the callback to the gateway never reached echo while the runtime stopped:\n%s", out)
+	}
+	if files, _ := filepath.Glob(filepath.Join(state, "async", "*.json")); len(files) != 0 {
+		t.Errorf("journal after an answered call: %v, want none", files)
+	}
+}
+
+// An async call to a function scaled to zero (com.openfaas.scale.min 0)
+// wakes it, as a synchronous call does, and runs.
+func TestAsyncCallWakesAFunctionScaledToZero(t *testing.T) {
+	statuses := make(chan string, 1)
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		statuses <- r.Header.Get("X-Function-Status")
+	}))
+	defer cb.Close()
+	rt := runtimetest.Start(t, runtimetest.Options{AllowExec: true, CallbackAllow: []string{cb.Listener.Addr().String()}})
+	deployEcho(t, rt, client(t, rt), types.FunctionDeployment{Service: "echo",
+		Labels: &map[string]string{"com.openfaas.scale.min": "0"}})
+	if r := rt.Replicas("echo"); len(r) != 0 {
+		t.Fatalf("echo deployed at zero replicas has %+v", r)
+	}
+	res, _ := do(t, http.MethodPost, rt.GatewayURL+"/async-function/echo/job", strings.NewReader("job"),
+		map[string]string{"X-Callback-Url": cb.URL + "/done"})
+	if res.StatusCode != http.StatusAccepted {
+		t.Fatalf("async: %d", res.StatusCode)
+	}
+	select {
+	case s := <-statuses:
+		if s != "200" {
+			t.Errorf("X-Function-Status %s, want 200 (the function woken)", s)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no callback")
+	}
+}
+
 // Close stops the connectors while the gateway still serves, so a
 // connector finishing its work on SIGTERM can still reach the functions.
 func TestCloseStopsConnectorsWhileTheGatewayStillServes(t *testing.T) {

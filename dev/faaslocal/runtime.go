@@ -166,7 +166,7 @@ func (rt *Runtime) open(known map[string]bool, gatewayURL string) error {
 		Supervisor: rt.replicas, Secrets: rt.secrets, Launcher: rt.launcher, Logs: rt.logs})
 	rt.callbacks = provider.Callbacks{Gateway: strings.TrimPrefix(gatewayURL, "http://"), Allow: cfg.CallbackAllow}
 	rt.queue = queue.NewWorker(queue.Config{Journal: journal, Functions: rt.functions, Replicas: rt.replicas,
-		ResolveWait: cfg.ResolveWait, Log: cfg.Log, CallbackAllowed: rt.callbacks.Allowed})
+		Wake: provider.Waker{Functions: rt.functions}, ResolveWait: cfg.ResolveWait, Log: cfg.Log, CallbackAllowed: rt.callbacks.Allowed})
 	return nil
 }
 
@@ -232,8 +232,10 @@ func (rt *Runtime) output(name, instance, line string) {
 //
 //  1. the edge stops listening (no new public traffic);
 //  2. the connectors stop, while the gateway still serves their last calls;
-//  3. the gateway API stops listening;
-//  4. async calls get a few seconds to finish (unfinished ones stay in the journal);
+//  3. async calls get a few seconds to finish (unfinished ones stay in the
+//     journal) while the gateway still serves: their callbacks may go to its
+//     own /function/*; new async calls are answered 503 meanwhile;
+//  4. the gateway API stops listening;
 //  5. the function replicas stop (SIGTERM, SIGKILL after StopGrace);
 //  6. the edge's Redis connections close and its last spans are exported;
 //  7. the functions' reserved ports are released.
@@ -252,10 +254,10 @@ func (rt *Runtime) Close() error {
 		if rt.connectors != nil {
 			add("connectors", rt.connectors.Close())
 		}
-		add("gateway listener", rt.gateway.shutdown())
 		if rt.queue != nil {
 			rt.queue.Stop()
 		}
+		add("gateway listener", rt.gateway.shutdown())
 		if rt.replicas != nil {
 			add("functions", rt.replicas.Close())
 		}

@@ -32,7 +32,7 @@ type finder interface {
 // runs it later and POSTs the answer to X-Callback-Url when given. 404 for
 // a function that is not deployed, 400 for a callback that is not an
 // http(s) URL or not an allowed target (Callbacks), 413 above 8 MiB, 503
-// when the call could not be stored.
+// when the call could not be stored or the runtime is stopping.
 func asyncHandler(fns finder, q Queue, callbacks Callbacks, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		vars := mux.Vars(r)
@@ -52,7 +52,11 @@ func asyncHandler(fns finder, q Queue, callbacks Callbacks, log *slog.Logger) ht
 			return
 		}
 		call := newCall(r, name, "/"+vars["params"], body, callback)
-		if err := q.Enqueue(call); err != nil {
+		switch err := q.Enqueue(call); {
+		case errors.Is(err, queue.ErrStopping):
+			http.Error(w, "the gateway is stopping: send the call again later", http.StatusServiceUnavailable)
+			return
+		case err != nil:
 			log.Error("async call not queued", "function", name, "call_id", call.CallID, "err", err.Error())
 			http.Error(w, "could not queue the call", http.StatusServiceUnavailable)
 			return

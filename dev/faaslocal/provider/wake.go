@@ -29,3 +29,20 @@ func wake(fns scaler, name string, st types.FunctionStatus) {
 	}
 	_ = fns.Scale(name, target) // a function removed meanwhile is the proxy's 404
 }
+
+// Waker is wake for a caller outside the gateway's handlers: the async
+// queue's worker wakes a function before it picks a replica (queue.Waker),
+// so that an async call to a function scaled to zero runs as a synchronous
+// one does rather than waiting for a replica that never starts.
+type Waker struct {
+	// Functions is the function store (functions.Store).
+	Functions waker
+}
+
+// Wake scales name to its com.openfaas.scale.min (at least 1) when it has
+// no replica; a function that is not deployed is left to the caller's 404.
+func (w Waker) Wake(name string) {
+	if st, err := w.Functions.Status(name); err == nil {
+		wake(w.Functions, name, st)
+	}
+}

@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,6 +34,19 @@ type Replicas interface {
 	WaitReady(ctx context.Context, names ...string) error
 }
 
+// Waker is what the worker asks of the gateway before it picks a replica
+// (provider.Waker): a function scaled to zero has no replica to pick until
+// it is woken, as a synchronous call wakes it.
+type Waker interface {
+	// Wake scales name up when it has no replica; it returns without
+	// waiting for the new replicas to be available.
+	Wake(name string)
+}
+
+// ErrStopping is Enqueue's answer once Stop has begun: the call is not
+// journaled, and its caller answers that it was not accepted.
+var ErrStopping = errors.New("the async queue is stopping")
+
 // Config is what a Worker needs. Zero durations get the defaults per field.
 type Config struct {
 	// Journal keeps accepted calls until they are done.
@@ -41,8 +55,15 @@ type Config struct {
 	Functions Functions
 	// Replicas chooses the replica each call goes to.
 	Replicas Replicas
-	// Timeout bounds one call: invocation and callback (default 5m).
+	// Wake wakes a function scaled to zero before its replica is picked;
+	// nil leaves such a call to wait ResolveWait and be answered 503.
+	Wake Waker
+	// Timeout bounds one call's invocation (default 5m).
 	Timeout time.Duration
+	// CallbackTimeout bounds the POST of a call's answer to its callback,
+	// which gets its own time so that a call that ran out of Timeout is
+	// still answered (default 1m).
+	CallbackTimeout time.Duration
 	// ResolveWait is how long a call waits for an available replica before
 	// it is answered 503 (default 5s).
 	ResolveWait time.Duration
@@ -64,6 +85,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.Timeout <= 0 {
 		c.Timeout = 5 * time.Minute
+	}
+	if c.CallbackTimeout <= 0 {
+		c.CallbackTimeout = time.Minute
 	}
 	if c.ResolveWait <= 0 {
 		c.ResolveWait = 5 * time.Second
@@ -87,6 +111,16 @@ type Worker struct {
 	cancel  context.CancelFunc
 	calls   sync.WaitGroup
 	running atomic.Int64 // calls being invoked or answered
+
+	// mu orders Enqueue (read) against Stop and Replay (write): no call is
+	// journaled once Stop has begun (its goroutine would escape Stop's wait),
+	// and Replay reads the journal only when every call Enqueue wrote is in
+	// enqueued.
+	mu       sync.RWMutex
+	stopping bool
+	// enqueued holds the journal entries of the calls Enqueue runs: Replay
+	// leaves them alone, or a call accepted before Replay would run twice.
+	enqueued sync.Map
 }
 
 // NewWorker returns a worker with no calls.
@@ -97,22 +131,39 @@ func NewWorker(cfg Config) *Worker {
 }
 
 // Enqueue journals c and runs it in the background; the caller acknowledges
-// the call only when Enqueue returned nil.
+// the call only when Enqueue returned nil. Once Stop has begun it returns
+// ErrStopping without journaling c.
 func (w *Worker) Enqueue(c Call) error {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.stopping {
+		return fmt.Errorf("queue call %s: %w", c.CallID, ErrStopping)
+	}
 	c, err := w.cfg.Journal.Put(c)
 	if err != nil {
 		return fmt.Errorf("journal call %s: %w", c.CallID, err)
 	}
+	w.enqueued.Store(c.Entry, true)
 	w.calls.Go(func() { w.run(c) })
 	return nil
 }
 
 // Replay runs the calls a previous run accepted but did not finish, each
 // once its function is deployed and ready. Unreadable entries stay in the
-// journal and are reported in the error.
+// journal and are reported in the error. Calls this worker's Enqueue
+// accepted are already running and are not replayed, however early they
+// came (the gateway serves before the runtime replays).
 func (w *Worker) Replay() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopping {
+		return nil // the journal keeps them for the next start
+	}
 	calls, err := w.cfg.Journal.Pending()
 	for _, c := range calls {
+		if _, ok := w.enqueued.Load(c.Entry); ok {
+			continue
+		}
 		w.cfg.Log.Info("replaying an async call accepted by a previous run", "function", c.Function, "call_id", c.CallID)
 		if c.Callback != "" && w.cfg.CallbackAllowed != nil {
 			if err := w.cfg.CallbackAllowed(c.Callback); err != nil {
@@ -145,10 +196,14 @@ func (w *Worker) waitDeployed(ctx context.Context, name string) bool {
 	return true
 }
 
-// Stop lets running calls finish for CloseWait, then cuts the rest short
-// (they stay in the journal and run again at the next start) and waits for
-// their goroutines. Nothing it does can fail.
+// Stop refuses new calls (Enqueue answers ErrStopping), lets running calls
+// finish for CloseWait, then cuts the rest short (they stay in the journal
+// and run again at the next start) and waits for their goroutines. Nothing
+// it does can fail.
 func (w *Worker) Stop() {
+	w.mu.Lock()
+	w.stopping = true
+	w.mu.Unlock()
 	done := make(chan struct{})
 	go func() { w.calls.Wait(); close(done) }()
 	select {
@@ -163,7 +218,7 @@ func (w *Worker) Stop() {
 // run invokes c and posts the answer to its callback, with X-Call-Id,
 // X-Function-Name, X-Function-Status and X-Duration-Seconds as the OpenFaaS
 // queue-worker does, then removes c from the journal. A call cut short by
-// Close stays in the journal.
+// Stop, in its invocation or in its callback, stays in the journal.
 func (w *Worker) run(c Call) {
 	w.running.Add(1)
 	defer w.running.Add(-1)
@@ -174,14 +229,25 @@ func (w *Worker) run(c Call) {
 	if w.ctx.Err() != nil {
 		return
 	}
-	defer w.done(c)
 	w.cfg.Log.Debug("async invocation done", "function", c.Function, "call_id", c.CallID, "status", status)
-	if c.Callback == "" {
+	if c.Callback != "" && !w.answer(c, status, header, body, time.Since(start)) {
 		return
 	}
+	w.done(c)
+}
+
+// answer posts c's answer to its callback and reports whether c is finished:
+// false when Stop cut the POST short, so that the journal keeps c and the
+// next start answers it. A callback that failed otherwise is not retried, as
+// the queue-worker does not retry it. The POST has its own CallbackTimeout:
+// the call's context may have run out with the call.
+func (w *Worker) answer(c Call, status int, header http.Header, body []byte, took time.Duration) bool {
+	ctx, cancel := context.WithTimeout(w.ctx, w.cfg.CallbackTimeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Callback, bytes.NewReader(body))
 	if err != nil {
-		return
+		w.cfg.Log.Warn("async callback not posted", "function", c.Function, "call_id", c.CallID, "err", err.Error())
+		return true
 	}
 	if ct := header.Get("Content-Type"); ct != "" {
 		req.Header.Set("Content-Type", ct)
@@ -189,28 +255,39 @@ func (w *Worker) run(c Call) {
 	req.Header.Set("X-Call-Id", c.CallID)
 	req.Header.Set("X-Function-Name", c.Function)
 	req.Header.Set("X-Function-Status", strconv.Itoa(status))
-	req.Header.Set("X-Duration-Seconds", strconv.FormatFloat(time.Since(start).Seconds(), 'f', 6, 64))
+	req.Header.Set("X-Duration-Seconds", strconv.FormatFloat(took.Seconds(), 'f', 6, 64))
 	res, err := w.client.Do(req)
 	if err != nil {
+		if w.ctx.Err() != nil {
+			w.cfg.Log.Info("async callback cut short by the stop; the journal keeps the call",
+				"function", c.Function, "call_id", c.CallID)
+			return false
+		}
 		w.cfg.Log.Warn("async callback failed", "function", c.Function, "call_id", c.CallID, "err", err.Error())
-		return
+		return true
 	}
 	_, _ = io.Copy(io.Discard, res.Body)
 	_ = res.Body.Close()
+	return true
 }
 
 func (w *Worker) done(c Call) {
 	if err := w.cfg.Journal.Done(c); err != nil {
 		w.cfg.Log.Warn("async journal", "call_id", c.CallID, "err", err.Error())
 	}
+	w.enqueued.Delete(c.Entry)
 }
 
 // invoke calls a replica of c's function; failures become the status the
 // synchronous path would answer (404 not deployed, 503 no replica available,
-// 502 unreachable).
+// 502 unreachable, 504 past Timeout). A function scaled to zero is woken
+// first, as the synchronous path wakes it.
 func (w *Worker) invoke(ctx context.Context, c Call) (int, http.Header, []byte) {
 	if !w.cfg.Functions.Invoked(c.Function) {
 		return http.StatusNotFound, http.Header{}, []byte("function not found")
+	}
+	if w.cfg.Wake != nil {
+		w.cfg.Wake.Wake(c.Function)
 	}
 	pickCtx, cancel := context.WithTimeout(ctx, w.cfg.ResolveWait)
 	addr, err := w.cfg.Replicas.Pick(pickCtx, c.Function)
@@ -228,6 +305,9 @@ func (w *Worker) invoke(ctx context.Context, c Call) (int, http.Header, []byte) 
 	}
 	req.Header = c.Header
 	res, err := w.client.Do(req)
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+		return http.StatusGatewayTimeout, http.Header{}, []byte("function timed out")
+	}
 	if err != nil {
 		return http.StatusBadGateway, http.Header{}, []byte("function unreachable")
 	}

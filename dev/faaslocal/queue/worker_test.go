@@ -76,3 +76,132 @@ func TestReplayRechecksCallbacks(t *testing.T) {
 		})
 	}
 }
+
+// entries counts dir's journal files (Pending would race with the worker's Done).
+func entries(dir string) int {
+	m, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	return len(m)
+}
+
+// waitEntries waits up to 10 s until dir's journal holds n entries.
+func waitEntries(t *testing.T, dir string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for entries(dir) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("journal holds %d entries, want %d", entries(dir), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A call Enqueue accepted before Replay read the journal (the gateway serves
+// before the runtime replays) runs once: Replay leaves it to the goroutine
+// Enqueue started.
+func TestACallAcceptedBeforeReplayRunsOnce(t *testing.T) {
+	var invoked atomic.Int32
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		invoked.Add(1)
+		time.Sleep(300 * time.Millisecond) // still journaled when Replay reads the journal
+	}))
+	defer fn.Close()
+	dir := t.TempDir()
+	fns := oneFunction{strings.TrimPrefix(fn.URL, "http://")}
+	w := queue.NewWorker(queue.Config{Journal: openJournal(t, dir), Functions: fns, Replicas: fns})
+	c := call("early")
+	c.Callback = ""
+	if err := w.Enqueue(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Replay(); err != nil {
+		t.Fatal(err)
+	}
+	waitEntries(t, dir, 0)
+	w.Stop() // waits for every goroutine, a replayed run's too
+	if n := invoked.Load(); n != 1 {
+		t.Errorf("the function ran %d times, want 1", n)
+	}
+}
+
+// A callback that Stop cuts short leaves the call in the journal, to be
+// answered at the next start: the call's answer was never delivered.
+func TestACallbackCutShortByStopStaysInTheJournal(t *testing.T) {
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "done")
+	}))
+	defer fn.Close()
+	posting := make(chan struct{}, 1)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // the server sees the worker hang up only once the body is read
+		posting <- struct{}{}
+		<-r.Context().Done() // answers only when the worker hangs up
+	}))
+	defer target.Close()
+	dir := t.TempDir()
+	fns := oneFunction{strings.TrimPrefix(fn.URL, "http://")}
+	w := queue.NewWorker(queue.Config{Journal: openJournal(t, dir), Functions: fns, Replicas: fns,
+		CloseWait: 200 * time.Millisecond})
+	c := call("cut")
+	c.Callback = target.URL + "/cb"
+	if err := w.Enqueue(c); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-posting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the callback was never posted")
+	}
+	w.Stop()
+	if n := entries(dir); n != 1 {
+		t.Errorf("journal holds %d entries after a cut callback, want 1", n)
+	}
+}
+
+// A call that runs past Timeout is still answered (504): its callback has a
+// time of its own rather than the call's expired one.
+func TestACallPastItsTimeoutIsStillAnswered(t *testing.T) {
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // the server sees the worker hang up only once the body is read
+		<-r.Context().Done()               // never answers in time
+	}))
+	defer fn.Close()
+	statuses := make(chan string, 1)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		statuses <- r.Header.Get("X-Function-Status")
+	}))
+	defer target.Close()
+	dir := t.TempDir()
+	fns := oneFunction{strings.TrimPrefix(fn.URL, "http://")}
+	w := queue.NewWorker(queue.Config{Journal: openJournal(t, dir), Functions: fns, Replicas: fns,
+		Timeout: 200 * time.Millisecond})
+	defer w.Stop()
+	c := call("slow")
+	c.Callback = target.URL + "/cb"
+	if err := w.Enqueue(c); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-statuses:
+		if s != "504" {
+			t.Errorf("X-Function-Status %s, want 504", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a call past its timeout got no callback")
+	}
+	waitEntries(t, dir, 0)
+}
+
+// Once Stop has begun no call is accepted: Enqueue answers ErrStopping and
+// journals nothing (the gateway answers 503, and the client sends it again).
+func TestStopRefusesNewCalls(t *testing.T) {
+	dir := t.TempDir()
+	fns := oneFunction{"127.0.0.1:1"}
+	w := queue.NewWorker(queue.Config{Journal: openJournal(t, dir), Functions: fns, Replicas: fns})
+	w.Stop()
+	if err := w.Enqueue(call("late")); !errors.Is(err, queue.ErrStopping) {
+		t.Errorf("Enqueue after Stop: %v, want ErrStopping", err)
+	}
+	if n := entries(dir); n != 0 {
+		t.Errorf("journal holds %d entries, want 0", n)
+	}
+}
