@@ -25,7 +25,9 @@ import (
 type Call struct {
 	// Function is the function's name (without namespace).
 	Function string `json:"name"`
-	// Method, Path and Query are the request to send it; Path starts with /.
+	// Method is the accepted request's method, kept for the record: the
+	// worker sends every call as a POST, as OpenFaaS's queue worker does.
+	// Path and Query are the request to send it; Path starts with /.
 	Method string `json:"method"`
 	Path   string `json:"path"`
 	Query  string `json:"query"`
