@@ -18,6 +18,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/shopfaas/shop/dev/faaslocal/durable"
 )
 
 // Call is one accepted asynchronous invocation. Its JSON form is the
@@ -125,17 +127,7 @@ func (j *Journal) Put(c Call) (Call, error) {
 
 // syncDir flushes dir's entries to disk (a variable for the test that sees
 // Put sync the directory after its rename).
-var syncDir = func(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+var syncDir = durable.SyncDir
 
 // Done removes a finished call, c as Put or Pending returned it; removing it
 // twice is not an error.

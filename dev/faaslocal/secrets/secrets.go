@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/shopfaas/shop/dev/faaslocal/durable"
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/edkey"
 	"github.com/shopfaas/shop/internal/fault"
@@ -146,26 +147,13 @@ func writeFile(p string, value []byte) error {
 		err = os.Rename(tmp, p)
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(p))
+		err = durable.SyncDir(filepath.Dir(p))
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("write secret: %w", err)
 	}
 	return nil
-}
-
-// syncDir makes the entries of dir (a rename into it) durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Delete removes a secret; fault.NotFound when it does not exist. Functions
