@@ -271,9 +271,17 @@ func (w *Worker) answer(c Call, status int, header http.Header, body []byte, too
 	return true
 }
 
+// done removes c from the journal, and then from enqueued. It holds the
+// read lock, so a Replay reading the journal sees c either in the journal
+// and in enqueued (and skips it) or in neither: a call finished between
+// Replay's read and its check ran a second time. A journal entry that could
+// not be removed stays in enqueued too, so that this run does not replay it.
 func (w *Worker) done(c Call) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
 	if err := w.cfg.Journal.Done(c); err != nil {
 		w.cfg.Log.Warn("async journal", "call_id", c.CallID, "err", err.Error())
+		return
 	}
 	w.enqueued.Delete(c.Entry)
 }
@@ -312,7 +320,15 @@ func (w *Worker) invoke(ctx context.Context, c Call) (int, http.Header, []byte) 
 		return http.StatusBadGateway, http.Header{}, []byte("function unreachable")
 	}
 	defer res.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(res.Body, maxResponse))
+	b, err := io.ReadAll(io.LimitReader(res.Body, maxResponse))
+	switch {
+	case err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		// The function answered its headers, then ran past Timeout in its
+		// body: a timeout, not the status it began with.
+		return http.StatusGatewayTimeout, http.Header{}, []byte("function timed out")
+	case err != nil:
+		return http.StatusBadGateway, http.Header{}, []byte("function unreachable")
+	}
 	return res.StatusCode, res.Header, b
 }
 

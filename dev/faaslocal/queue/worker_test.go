@@ -160,9 +160,24 @@ func TestACallbackCutShortByStopStaysInTheJournal(t *testing.T) {
 // A call that runs past Timeout is still answered (504): its callback has a
 // time of its own rather than the call's expired one.
 func TestACallPastItsTimeoutIsStillAnswered(t *testing.T) {
+	for _, midBody := range []bool{false, true} {
+		t.Run(map[bool]string{false: "before its headers", true: "in its body"}[midBody], func(t *testing.T) {
+			pastItsTimeout(t, midBody)
+		})
+	}
+}
+
+// pastItsTimeout runs a call whose function stalls past Timeout, before its
+// headers or after them, in the middle of its body (a 200 begun: the answer
+// is still 504, not the status it began with; helper-133 saw "200 partial").
+func pastItsTimeout(t *testing.T, midBody bool) {
 	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body) // the server sees the worker hang up only once the body is read
-		<-r.Context().Done()               // never answers in time
+		if midBody {
+			_, _ = io.WriteString(w, "partial")
+			w.(http.Flusher).Flush()
+		}
+		<-r.Context().Done() // never ends in time
 	}))
 	defer fn.Close()
 	statuses := make(chan string, 1)
