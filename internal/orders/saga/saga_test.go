@@ -2144,7 +2144,16 @@ func TestARequestWaitingForItsKeyHoldsNoStock(t *testing.T) {
 		t.Fatalf("%d units reserved by the first checkout, want 2", r)
 	}
 	second := placeAsync(e.saga, e.user, e.request(2, "tok_visa"), "slow")
-	time.Sleep(500 * time.Millisecond) // the second request is waiting for the key
+	// The second request has given its hold back once release-stock was
+	// called (the first checkout is held at its charge): it is then waiting
+	// for the key. A fixed sleep here checked nothing when the second
+	// request had not started yet (helper-130).
+	for deadline := time.Now().Add(3 * time.Second); e.svc.Counts().Calls["release-stock"] == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatal("the second request did not give its hold back before waiting for the key")
+		}
+	}
 	_, reserved := e.svc.Stock(e.product.ID)
 	close(release)
 	if reserved != 2 {
