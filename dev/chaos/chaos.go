@@ -52,8 +52,11 @@ type Options struct {
 	PGRestarts, RabbitRestarts int
 	// Settle bounds the wait for the shop to settle afterwards (default 5m).
 	Settle time.Duration
-	// Products is the number of products (default 5), each with Stock units.
-	Products, Stock int
+	// Products is the number of products (default 5), each with Stock units
+	// but the first, which has ScarceStock (default 20): it sells out under
+	// the kills and restarts, so that the refusals of stock that is gone are
+	// tested there too, and the run must see some.
+	Products, Stock, ScarceStock int
 	// GatewayAddr and EdgeAddr are the local runtime's listeners (default
 	// 127.0.0.1:8200 and 127.0.0.1:8201).
 	GatewayAddr, EdgeAddr string
@@ -81,6 +84,9 @@ func (o *Options) defaults() {
 	}
 	if o.Products <= 0 {
 		o.Products = 5
+	}
+	if o.ScarceStock <= 0 {
+		o.ScarceStock = 20
 	}
 	if o.Stock <= 0 {
 		o.Stock = 100000
@@ -352,14 +358,18 @@ func (r *run) seed(ctx context.Context) error {
 		if p, err = catalogdb.New(pool).Create(ctx, p); err != nil {
 			return err
 		}
+		units := r.o.Stock
+		if i == 0 {
+			units = r.o.ScarceStock
+		}
 		code, _, err := r.callWith(ctx, http.MethodPut, "/api/v1/inventory/"+p.ID.String(), admin,
-			map[string]string{"If-None-Match": "*"}, map[string]int{"on_hand": r.o.Stock}) // never stocked: a first write
+			map[string]string{"If-None-Match": "*"}, map[string]int{"on_hand": units}) // never stocked: a first write
 		if err != nil || code != http.StatusOK {
 			return fmt.Errorf("stock %s: %d %v", p.ID, code, err)
 		}
-		r.stock[p.ID] = r.o.Stock
+		r.stock[p.ID] = units
 	}
-	r.printf("seeded %d products with %d units each", r.o.Products, r.o.Stock)
+	r.printf("seeded %d products with %d units each, the first with %d", r.o.Products, r.o.Stock, r.o.ScarceStock)
 	return nil
 }
 

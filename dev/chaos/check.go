@@ -203,8 +203,9 @@ type effort struct {
 	kills                      int
 	confirmed                  int
 	declinedCards, failed      int
-	// cancelled: cancels answered 200.
-	cancelled int
+	// cancelled: cancels answered 200; soldOut: checkouts answered 409
+	// out_of_stock.
+	cancelled, soldOut int
 }
 
 // effortOf reads what the run planned from its options and what it did from
@@ -225,6 +226,9 @@ func (r *run) effortOf(byStatus map[string]int) effort {
 		if o.cancel == http.StatusOK {
 			e.cancelled++
 		}
+		if o.status == http.StatusConflict {
+			e.soldOut++
+		}
 	}
 	return e
 }
@@ -244,6 +248,7 @@ func (e effort) verdicts() []verdict {
 	}
 	add("orders were confirmed", e.confirmed > 0, fmt.Sprintf("%d confirmed", e.confirmed))
 	add("orders were cancelled", e.cancelled > 0, fmt.Sprintf("%d cancels answered 200", e.cancelled))
+	add("the scarce product sold out", e.soldOut > 0, fmt.Sprintf("%d checkouts answered 409 out_of_stock", e.soldOut))
 	if e.plansDeclines {
 		add("declined cards were placed and ended payment_failed", e.declinedCards > 0 && e.failed > 0,
 			fmt.Sprintf("%d checkouts with a declined card, %d orders payment_failed", e.declinedCards, e.failed))
@@ -545,7 +550,7 @@ func (r *run) check(ctx context.Context) (bool, error) {
 	p = nil
 	var q []string
 	for prod, initial := range r.stock {
-		if onHand[prod]+confirmedUnits[prod] != initial || reserved[prod] != 0 {
+		if onHand[prod] < 0 || onHand[prod]+confirmedUnits[prod] != initial || reserved[prod] != 0 {
 			p = append(p, fmt.Sprintf("product %s: on_hand %d + confirmed %d != %d, reserved %d",
 				prod, onHand[prod], confirmedUnits[prod], initial, reserved[prod]))
 		}
@@ -553,7 +558,7 @@ func (r *run) check(ctx context.Context) (bool, error) {
 			q = append(q, fmt.Sprintf("product %s: sold_count %d, confirmed units %d", prod, sold[prod], confirmedUnits[prod]))
 		}
 	}
-	add("stock conserved per product, nothing left reserved", p, fmt.Sprintf("%d products", len(r.stock)))
+	add("stock conserved per product, never below zero, nothing left reserved", p, fmt.Sprintf("%d products", len(r.stock)))
 	if len(q) > 0 {
 		// Name first (the report shows five problems) the orders the counts
 		// disagree about: confirmed orders whose sale update-product-stats

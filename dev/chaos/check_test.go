@@ -8,7 +8,7 @@ import (
 
 // full is a run that did everything the short form plans.
 var full = effort{plannedPG: 1, plannedRabbit: 1, plansKills: true, plansDeclines: true,
-	pgRestarts: 1, rabbitRestarts: 1, kills: 12, confirmed: 300, declinedCards: 80, failed: 80, cancelled: 40}
+	pgRestarts: 1, rabbitRestarts: 1, kills: 12, confirmed: 300, declinedCards: 80, failed: 80, cancelled: 40, soldOut: 12}
 
 func failing(vs []verdict) []string {
 	var out []string
@@ -22,8 +22,8 @@ func failing(vs []verdict) []string {
 
 func TestRunThatDidItsPlanPasses(t *testing.T) {
 	vs := full.verdicts()
-	if len(vs) != 5 {
-		t.Fatalf("%d verdicts, want 5: %v", len(vs), vs)
+	if len(vs) != 6 {
+		t.Fatalf("%d verdicts, want 6: %v", len(vs), vs)
 	}
 	if f := failing(vs); len(f) > 0 {
 		t.Fatalf("a run that did its plan fails: %v", f)
@@ -44,6 +44,7 @@ func TestRunThatDidLessThanItsPlanFails(t *testing.T) {
 		{"no process killed", func(e *effort) { e.kills = 0 }, "processes were killed"},
 		{"no order confirmed", func(e *effort) { e.confirmed = 0 }, "orders were confirmed"},
 		{"no order cancelled", func(e *effort) { e.cancelled = 0 }, "orders were cancelled"},
+		{"nothing sold out", func(e *effort) { e.soldOut = 0 }, "the scarce product sold out"},
 		{"no order declined", func(e *effort) { e.failed = 0 }, "declined cards were placed and ended payment_failed"},
 		{"no declined card placed", func(e *effort) { e.declinedCards, e.failed = 0, 0 }, "declined cards were placed and ended payment_failed"},
 	} {
@@ -56,8 +57,8 @@ func TestRunThatDidLessThanItsPlanFails(t *testing.T) {
 			}
 		})
 	}
-	if f := failing(effort{plannedPG: 1, plannedRabbit: 1, plansKills: true, plansDeclines: true}.verdicts()); len(f) != 5 {
-		t.Errorf("a run that did nothing fails %d verdicts, want 5: %q", len(f), f)
+	if f := failing(effort{plannedPG: 1, plannedRabbit: 1, plansKills: true, plansDeclines: true}.verdicts()); len(f) != 6 {
+		t.Errorf("a run that did nothing fails %d verdicts, want 6: %q", len(f), f)
 	}
 }
 
@@ -75,14 +76,14 @@ func TestPlanWithoutRestartsAsksForNone(t *testing.T) {
 func TestEffortOfReadsTheCounters(t *testing.T) {
 	o := Options{Duration: 30 * time.Second, PGRestarts: 1, RabbitRestarts: 2}
 	o.defaults()
-	r := &run{o: o, orders: []*order{{declined: true}, {cancel: 200}, {declined: true}, {cancel: 409}}}
+	r := &run{o: o, orders: []*order{{declined: true}, {cancel: 200}, {declined: true}, {cancel: 409}, {status: 409}}}
 	r.n.PGRestarts.Add(1)
 	r.n.RabbitStops.Add(1)
 	r.n.RabbitKills.Add(1)
 	r.n.Kills.Add(7)
 	got := r.effortOf(map[string]int{"confirmed": 5, "payment_failed": 2, "cancelled": 1})
 	want := effort{plannedPG: 1, plannedRabbit: 2, plansKills: true, plansDeclines: true,
-		pgRestarts: 1, rabbitRestarts: 2, kills: 7, confirmed: 5, declinedCards: 2, failed: 2, cancelled: 1}
+		pgRestarts: 1, rabbitRestarts: 2, kills: 7, confirmed: 5, declinedCards: 2, failed: 2, cancelled: 1, soldOut: 1}
 	if got != want {
 		t.Fatalf("effortOf = %+v, want %+v", got, want)
 	}
