@@ -63,13 +63,20 @@ func testFiles(t *testing.T) []testFile {
 // declaration's body.
 func (f testFile) testFuncs(t *testing.T) map[string]*ast.FuncDecl {
 	t.Helper()
+	return f.funcs(t, "Test")
+}
+
+// funcs returns the functions without a receiver f declares whose names
+// start with prefix (Test, Fuzz), each with the declaration's body.
+func (f testFile) funcs(t *testing.T, prefix string) map[string]*ast.FuncDecl {
+	t.Helper()
 	file, err := parser.ParseFile(token.NewFileSet(), f.path, f.src, parser.SkipObjectResolution)
 	if err != nil {
 		t.Fatal(err)
 	}
 	funcs := map[string]*ast.FuncDecl{}
 	for _, d := range file.Decls {
-		if fn, ok := d.(*ast.FuncDecl); ok && fn.Recv == nil && strings.HasPrefix(fn.Name.Name, "Test") {
+		if fn, ok := d.(*ast.FuncDecl); ok && fn.Recv == nil && strings.HasPrefix(fn.Name.Name, prefix) {
 			funcs[fn.Name.Name] = fn
 		}
 	}
@@ -204,7 +211,7 @@ func TestMakeFuzzesTargetsThatExist(t *testing.T) {
 			n++
 			found := false
 			for _, f := range files {
-				if mt.runs(f.dir) && f.declares(t, name) && mt.builds(t, f) {
+				if mt.runs(f.dir) && f.funcs(t, "Fuzz")[name] != nil && mt.builds(t, f) {
 					found = true
 					break
 				}
@@ -217,21 +224,6 @@ func TestMakeFuzzesTargetsThatExist(t *testing.T) {
 	if n < 5 {
 		t.Fatalf("found %d fuzz targets in the Makefile; the parse is broken", n)
 	}
-}
-
-// declares reports whether f declares the function name (no receiver).
-func (f testFile) declares(t *testing.T, name string) bool {
-	t.Helper()
-	file, err := parser.ParseFile(token.NewFileSet(), f.path, f.src, parser.SkipObjectResolution)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range file.Decls {
-		if fn, ok := d.(*ast.FuncDecl); ok && fn.Recv == nil && fn.Name.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 // raceOnly reports whether f's //go:build line leaves it out of a -race
