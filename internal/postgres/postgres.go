@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path"
 	"regexp"
 	"slices"
@@ -47,6 +48,9 @@ type Config struct {
 	// waits for each lock it takes before it is rolled back and tried again
 	// (see Migrate). Default DefaultMigrationLockTimeout.
 	MigrationLockTimeout time.Duration
+	// Log receives a line for each try of a migration that could not get
+	// its locks and is tried again (default slog.Default()).
+	Log *slog.Logger
 }
 
 // Open connects to the service database, creating it when asked and applying
@@ -126,8 +130,12 @@ func migrateOver(ctx context.Context, pool *pgxpool.Pool, direct *pgxpool.Config
 	if lockTimeout <= 0 {
 		lockTimeout = DefaultMigrationLockTimeout
 	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
 	if cfg.MigrationURL == "" {
-		return migrate(ctx, pool, cfg.Migrations, lockTimeout)
+		return migrate(ctx, pool, cfg.Migrations, lockTimeout, log)
 	}
 	files, err := migrationFiles(cfg.Migrations)
 	if err != nil {
@@ -150,7 +158,7 @@ func migrateOver(ctx context.Context, pool *pgxpool.Pool, direct *pgxpool.Config
 		return fmt.Errorf("connect %s for its migrations: %w", direct.ConnConfig.Database, err)
 	}
 	defer mp.Close()
-	return migrate(ctx, mp, cfg.Migrations, lockTimeout)
+	return migrate(ctx, mp, cfg.Migrations, lockTimeout, log)
 }
 
 // ErrPoolerUnsaid is Open's answer for a URL that goes through a pooler
@@ -259,11 +267,12 @@ const NoTransaction = "-- migrate: no transaction"
 // fails with lock_not_available (SQLSTATE 55P03), naming the file and the
 // sessions that held locks on the tables it names; the file is not recorded.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
-	return migrate(ctx, pool, migrations, DefaultMigrationLockTimeout)
+	return migrate(ctx, pool, migrations, DefaultMigrationLockTimeout, slog.Default())
 }
 
-// migrate is Migrate with the lock timeout of the files run in a transaction.
-func migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS, lockTimeout time.Duration) error {
+// migrate is Migrate with the lock timeout of the files run in a
+// transaction, and the logger of their tries.
+func migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS, lockTimeout time.Duration, log *slog.Logger) error {
 	files, err := migrationFiles(migrations)
 	if err != nil {
 		return err
@@ -319,7 +328,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS, lockTime
 			}
 			continue
 		}
-		if err := migrateInTx(ctx, conn.Conn(), f, string(sql), lockTimeout); err != nil {
+		if err := migrateInTx(ctx, conn.Conn(), f, string(sql), lockTimeout, log); err != nil {
 			return fmt.Errorf("migration %s: %w", f.name, err)
 		}
 	}
@@ -445,8 +454,10 @@ const lockHoldersTime = time.Second
 // committed. A try whose lock was not granted in time (lock_not_available)
 // rolled back whole; the next one runs after a wait, in a fresh transaction,
 // while the caller still holds the migration lock. The error of the last try
-// names the sessions that held locks on the relations sql names.
-func migrateInTx(ctx context.Context, conn *pgx.Conn, f migrationFile, sql string, lockTimeout time.Duration) error {
+// names the sessions that held locks on the relations sql names; each try
+// before it is logged with them, as a warning: the function is not serving
+// while it waits.
+func migrateInTx(ctx context.Context, conn *pgx.Conn, f migrationFile, sql string, lockTimeout time.Duration, log *slog.Logger) error {
 	wait := migrationRetryWait
 	for try := 1; ; try++ {
 		lt := lockTimeout
@@ -478,6 +489,9 @@ func migrateInTx(ctx context.Context, conn *pgx.Conn, f migrationFile, sql strin
 			return fmt.Errorf("a lock it takes was not granted within the lock timeout (%s) in %s%s; "+
 				"the next Migrate tries it again: %w", lockTimeout, tries, lockHolders(ctx, conn, sql, lt), err)
 		}
+		log.Warn("a migration's lock was not granted within the lock timeout; it is tried again",
+			"migration", path.Base(f.name), "try", try, "lock_timeout", lockTimeout.String(), "next_try_in", wait.String(),
+			"held_by", strings.TrimPrefix(lockHolders(ctx, conn, sql, lt), "; held by "))
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

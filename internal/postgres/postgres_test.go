@@ -1,11 +1,13 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -307,8 +309,11 @@ func TestMigrationWaitingForALockHoldsUpReadersAndWritersOnlyItsLockTimeout(t *t
 	url := pgtest.NewDatabase(t)
 	ctx := context.Background()
 	fsys := fstest.MapFS{"0001_r.sql": {Data: []byte(`CREATE TABLE r (k int);`)}}
+	// logged holds the tries' log lines; it is read once migrate returned.
+	var logged bytes.Buffer
 	migrate := func(ctx context.Context) error {
-		pool, err := postgres.Open(ctx, postgres.Config{URL: url, Migrations: fsys, MigrationLockTimeout: lockTimeout})
+		pool, err := postgres.Open(ctx, postgres.Config{URL: url, Migrations: fsys, MigrationLockTimeout: lockTimeout,
+			Log: slog.New(slog.NewTextHandler(&logged, nil))})
 		if err == nil {
 			pool.Close()
 		}
@@ -334,6 +339,7 @@ func TestMigrationWaitingForALockHoldsUpReadersAndWritersOnlyItsLockTimeout(t *t
 	}
 
 	long := holder()
+	holderPID := fmt.Sprintf("pid %d ", long.Conn().PgConn().PID())
 	fsys["0002_r_k_positive.sql"] = &fstest.MapFile{Data: []byte(
 		`ALTER TABLE r ADD CONSTRAINT r_k_positive CHECK (k > 0) NOT VALID;`)}
 	migrated := make(chan error, 1)
@@ -360,6 +366,13 @@ func TestMigrationWaitingForALockHoldsUpReadersAndWritersOnlyItsLockTimeout(t *t
 	if err := <-migrated; err != nil {
 		t.Fatalf("Migrate = %v once the long transaction ended within its tries; want it applied", err)
 	}
+	// Each try that gave up was logged, naming the file and the session that
+	// held the lock: the function is not serving meanwhile.
+	if tries := strings.Count(logged.String(), "migration=0002_r_k_positive.sql try="); tries == 0 ||
+		!strings.Contains(logged.String(), holderPID) {
+		t.Errorf("log of the migration's tries:\n%s\nwant a line per try that names 0002_r_k_positive.sql and %q", logged.String(), holderPID)
+	}
+	logged.Reset()
 	var added bool
 	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'r_k_positive')`).Scan(&added); err != nil || !added {
 		t.Errorf("constraint r_k_positive added %v (%v), want it added", added, err)
@@ -380,6 +393,9 @@ func TestMigrationWaitingForALockHoldsUpReadersAndWritersOnlyItsLockTimeout(t *t
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Migrate = %v; want it to say %q", err, want)
 		}
+	}
+	if tries := strings.Count(logged.String(), "migration=0003_r_k_not_null.sql try="); tries != 2 {
+		t.Errorf("log of the migration's tries:\n%s\nwant 2 lines (the tries before the last, whose error says it all)", logged.String())
 	}
 	if diff := cmp.Diff([]string{"0001_r.sql", "0002_r_k_positive.sql"}, applied(t, pool)); diff != "" {
 		t.Errorf("schema_migrations (-want +got):\n%s", diff)
