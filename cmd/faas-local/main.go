@@ -101,7 +101,7 @@ func run(ctx context.Context, args []string, lookupenv func(string) (string, boo
 		Root: root, StackFile: opts.StackFile, KongFile: opts.KongFile, StateDir: state,
 		GatewayAddr: opts.GatewayAddr, EdgeAddr: opts.EdgeAddr, Functions: opts.Functions,
 		Binary: bins.functions, Connectors: bins.connectors, Stdout: stdout, Quiet: opts.Quiet, OTLPEndpoint: opts.OTLP,
-		AllowExec: opts.AllowExec, CallbackAllow: opts.CallbackAllow, GatewayOnly: opts.GatewayOnly,
+		AllowExec: opts.AllowExec, CallbackAllow: opts.CallbackAllow, GatewayOnly: opts.GatewayOnly, AsyncInflight: opts.AsyncInflight,
 		Log: slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: slog.LevelInfo})), Getenv: getenv,
 	})
 	if err != nil {

@@ -220,7 +220,10 @@ func TestHelpNamesTheVariableEachFlagReads(t *testing.T) {
 		}
 		seen[m[1]] = name
 		value, want := "probe-value", `(default "probe-value")`
-		if !strings.Contains(strings.SplitN(block, "\n", 2)[0], " string") {
+		switch first := strings.SplitN(block, "\n", 2)[0]; {
+		case strings.Contains(first, " int"):
+			value, want = "7", "(default 7)"
+		case !strings.Contains(first, " string"):
 			value, want = "true", "(default true)"
 		}
 		got := help(map[string]string{m[1]: value})[name]

@@ -50,6 +50,9 @@ type options struct {
 	// CallbackAllow lists the host:port targets an X-Callback-Url may name
 	// besides the gateway's own /function/*.
 	CallbackAllow []string
+	// AsyncInflight is how many /async-function calls run at once
+	// (faaslocal.Config.AsyncInflight; faasd's queue-worker runs 1).
+	AsyncInflight int
 	// GatewayOnly sends every call between functions through the gateway,
 	// as on faasd, instead of directly to the function's shared port
 	// (faaslocal.Config.GatewayOnly).
@@ -99,6 +102,12 @@ func parseOptions(args []string, lookupenv func(string) (string, bool), stdout i
 		def, _ := strconv.ParseBool(env(variable, "false"))
 		fs.BoolVar(p, name, def, usage+"\nenv "+variable)
 	}
+	integer := func(p *int, name, variable string, def int, usage string) {
+		if v, err := strconv.Atoi(getenv(variable)); err == nil {
+			def = v
+		}
+		fs.IntVar(p, name, def, usage+"\nenv "+variable)
+	}
 	str(&o.GatewayAddr, "gateway", "FAAS_LOCAL_GATEWAY_ADDR", "127.0.0.1:8080", "gateway API listen address (loopback only)")
 	str(&o.EdgeAddr, "edge", "FAAS_LOCAL_EDGE_ADDR", "127.0.0.1:8000", "edge listen address (loopback only)")
 	str(&o.StateDir, "state", "FAAS_LOCAL_STATE_DIR", ".local", "state directory (binaries, secrets, async journal)")
@@ -109,6 +118,7 @@ func parseOptions(args []string, lookupenv func(string) (string, bool), stdout i
 	strOff(&o.Seed, "seed", "FAAS_LOCAL_SEED", "./cmd/seed", "Go package run once the functions are ready to seed development data (empty disables)")
 	str(&o.OTLP, "otlp", "FAAS_LOCAL_OTLP", "", "OTLP/HTTP collector URL every process exports spans to, e.g. http://127.0.0.1:4318 (default: the host's OTEL_* variables)")
 	str(&callbacks, "callback-allow", "FAAS_LOCAL_CALLBACK_ALLOW", "", "comma-separated host:port targets an async call's X-Callback-Url may name besides this gateway's /function/*")
+	integer(&o.AsyncInflight, "async-inflight", "FAAS_LOCAL_ASYNC_INFLIGHT", 1, "how many /async-function calls run at once; the others wait in the journal (faasd's queue-worker: max_inflight=1)")
 	boolean(&o.AllowExec, "allow-exec", "FAAS_LOCAL_ALLOW_EXEC", "let a deployment run its envProcess (fprocess) as a shell command (refused by default)")
 	boolean(&o.GatewayOnly, "gateway-only", "FAAS_LOCAL_GATEWAY_ONLY", "send every call between functions through the gateway, as on faasd (default: directly, falling back to the gateway)")
 	boolean(&o.Quiet, "quiet", "FAAS_LOCAL_QUIET", "do not echo function output (it stays in /system/logs)")
@@ -142,6 +152,9 @@ func (o options) validate() error {
 		if err := faaslocal.CheckLoopback(a.addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", a.flag, err))
 		}
+	}
+	if o.AsyncInflight < 1 {
+		errs = append(errs, fmt.Errorf("-async-inflight %d: want 1 or more", o.AsyncInflight))
 	}
 	if o.StateDir == "" {
 		errs = append(errs, errors.New("-state must not be empty"))

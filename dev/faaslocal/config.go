@@ -57,6 +57,10 @@ type Config struct {
 	// loopback, which is always allowed; any other callback is refused with
 	// 400. The OpenFaaS CE queue-worker posts to any URL.
 	CallbackAllow []string
+	// AsyncInflight is how many /async-function calls are invoked at once;
+	// the others wait their turn in the journal (default 1, as faasd runs
+	// its queue-worker with max_inflight=1).
+	AsyncInflight int
 	// Connectors are the connector programs to supervise, already built.
 	Connectors []Connector
 	// Env overrides every function's and connector's environment (tests point

@@ -58,7 +58,11 @@ type Config struct {
 	// Wake wakes a function scaled to zero before its replica is picked;
 	// nil leaves such a call to wait ResolveWait and be answered 503.
 	Wake Waker
-	// Timeout bounds one call's invocation (default 5m).
+	// MaxInflight is how many calls are invoked (or their callbacks posted)
+	// at once; the others wait their turn in the journal (default 1, as
+	// faasd runs its queue-worker: max_inflight=1).
+	MaxInflight int
+	// Timeout bounds one call's invocation, from its turn (default 5m).
 	Timeout time.Duration
 	// CallbackTimeout bounds the POST of a call's answer to its callback,
 	// which gets its own time so that a call that ran out of Timeout is
@@ -83,6 +87,9 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	if c.MaxInflight <= 0 {
+		c.MaxInflight = 1
+	}
 	if c.Timeout <= 0 {
 		c.Timeout = 5 * time.Minute
 	}
@@ -110,7 +117,8 @@ type Worker struct {
 	ctx     context.Context // cancelled by Close once CloseWait is over
 	cancel  context.CancelFunc
 	calls   sync.WaitGroup
-	running atomic.Int64 // calls being invoked or answered
+	turns   chan struct{} // a call holds one while it is invoked or answered
+	running atomic.Int64  // calls being invoked or answered
 
 	// mu orders Enqueue (read) against Stop and Replay (write): no call is
 	// journaled once Stop has begun (its goroutine would escape Stop's wait),
@@ -118,6 +126,9 @@ type Worker struct {
 	// enqueued.
 	mu       sync.RWMutex
 	stopping bool
+	// stopped is closed when Stop begins: calls still waiting for their
+	// turn leave it to the journal at once.
+	stopped chan struct{}
 	// enqueued holds the journal entries of the calls Enqueue runs: Replay
 	// leaves them alone, or a call accepted before Replay would run twice.
 	enqueued sync.Map
@@ -127,7 +138,8 @@ type Worker struct {
 func NewWorker(cfg Config) *Worker {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Worker{cfg: cfg, client: &http.Client{CheckRedirect: noRedirects}, ctx: ctx, cancel: cancel}
+	return &Worker{cfg: cfg, client: &http.Client{CheckRedirect: noRedirects}, ctx: ctx, cancel: cancel,
+		turns: make(chan struct{}, cfg.MaxInflight), stopped: make(chan struct{})}
 }
 
 // Enqueue journals c and runs it in the background; the caller acknowledges
@@ -196,13 +208,17 @@ func (w *Worker) waitDeployed(ctx context.Context, name string) bool {
 	return true
 }
 
-// Stop refuses new calls (Enqueue answers ErrStopping), lets running calls
-// finish for CloseWait, then cuts the rest short (they stay in the journal
+// Stop refuses new calls (Enqueue answers ErrStopping), leaves the calls
+// waiting for their turn to the journal, lets running calls finish for
+// CloseWait, then cuts the rest short (they stay in the journal
 // and run again at the next start) and waits for their goroutines. Nothing
 // it does can fail.
 func (w *Worker) Stop() {
 	w.mu.Lock()
-	w.stopping = true
+	if !w.stopping {
+		w.stopping = true
+		close(w.stopped)
+	}
 	w.mu.Unlock()
 	done := make(chan struct{})
 	go func() { w.calls.Wait(); close(done) }()
@@ -215,11 +231,18 @@ func (w *Worker) Stop() {
 	<-done
 }
 
-// run invokes c and posts the answer to its callback, with X-Call-Id,
-// X-Function-Name, X-Function-Status and X-Duration-Seconds as the OpenFaaS
-// queue-worker does, then removes c from the journal. A call cut short by
-// Stop, in its invocation or in its callback, stays in the journal.
+// run waits for its turn (MaxInflight calls at once), invokes c and posts
+// the answer to its callback, with X-Call-Id, X-Function-Name,
+// X-Function-Status and X-Duration-Seconds as the OpenFaaS queue-worker
+// does, then removes c from the journal. A call cut short by Stop, waiting
+// for its turn, in its invocation or in its callback, stays in the journal.
 func (w *Worker) run(c Call) {
+	select {
+	case w.turns <- struct{}{}:
+		defer func() { <-w.turns }()
+	case <-w.stopped:
+		return
+	}
 	w.running.Add(1)
 	defer w.running.Add(-1)
 	ctx, cancel := context.WithTimeout(w.ctx, w.cfg.Timeout)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -218,5 +219,95 @@ func TestStopRefusesNewCalls(t *testing.T) {
 	}
 	if n := entries(dir); n != 0 {
 		t.Errorf("journal holds %d entries, want 0", n)
+	}
+}
+
+// Calls are invoked MaxInflight at a time, as faasd's queue-worker runs
+// them (max_inflight=1): a burst does not start every call at once. The
+// others wait their turn in the journal, and every one runs. Stop leaves
+// the calls still waiting for their turn in the journal at once, without
+// waiting CloseWait for them.
+func TestCallsRunMaxInflightAtATime(t *testing.T) {
+	for _, inflight := range []int{1, 3} {
+		t.Run(strconv.Itoa(inflight), func(t *testing.T) {
+			var now, most, invoked atomic.Int32
+			release := make(chan struct{})
+			fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n := now.Add(1)
+				defer now.Add(-1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				invoked.Add(1)
+				<-release
+			}))
+			defer fn.Close()
+			dir := t.TempDir()
+			fns := oneFunction{strings.TrimPrefix(fn.URL, "http://")}
+			w := queue.NewWorker(queue.Config{Journal: openJournal(t, dir), Functions: fns, Replicas: fns,
+				MaxInflight: inflight})
+			const calls = 8
+			for i := range calls {
+				c := call("burst-" + strconv.Itoa(i))
+				c.Callback = ""
+				if err := w.Enqueue(c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for invoked.Load() < int32(inflight) && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			time.Sleep(200 * time.Millisecond) // time for a call past the limit to start
+			if n := invoked.Load(); n != int32(inflight) {
+				t.Fatalf("%d calls invoked while the first ones run, want MaxInflight = %d", n, inflight)
+			}
+			close(release)
+			waitEntries(t, dir, 0)
+			w.Stop()
+			if n, m := invoked.Load(), most.Load(); n != calls || m != int32(inflight) {
+				t.Errorf("%d calls invoked, at most %d at once; want %d, %d", n, m, calls, inflight)
+			}
+		})
+	}
+}
+
+// Stop does not start the calls still waiting for their turn: they stay in
+// the journal for the next start, and only the running one gets CloseWait
+// to finish.
+func TestStopLeavesWaitingCallsToTheJournal(t *testing.T) {
+	var invoked atomic.Int32
+	started := make(chan struct{}, 1)
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		invoked.Add(1)
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		time.Sleep(100 * time.Millisecond)
+	}))
+	defer fn.Close()
+	dir := t.TempDir()
+	fns := oneFunction{strings.TrimPrefix(fn.URL, "http://")}
+	w := queue.NewWorker(queue.Config{Journal: openJournal(t, dir), Functions: fns, Replicas: fns,
+		CloseWait: 2 * time.Second})
+	for i := range 5 {
+		c := call("wait-" + strconv.Itoa(i))
+		c.Callback = ""
+		if err := w.Enqueue(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no call started")
+	}
+	began := time.Now()
+	w.Stop()
+	if took := time.Since(began); took > time.Second {
+		t.Errorf("Stop took %s, want about the running call's 100ms", took.Round(time.Millisecond))
+	}
+	if n, ran := entries(dir), invoked.Load(); n != 4 || ran != 1 {
+		t.Errorf("journal holds %d entries after Stop, %d calls invoked; want 4 (waiting) and 1", n, ran)
 	}
 }
