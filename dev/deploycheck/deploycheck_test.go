@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -343,6 +344,38 @@ func TestComposeRules(t *testing.T) {
 	}
 	if got := c.Services["gateway"].Ports; !slices.Equal(got, []string{"127.0.0.1:8080:8080"}) {
 		t.Errorf("gateway ports %q, want 127.0.0.1:8080:8080 only", got)
+	}
+}
+
+// nginx bounds a request's body as it arrives at the size the global
+// request-size-limiting plugin allows: the plugin reads a chunked body whole
+// before it measures it (Kong's request-size-limiting handler), and nginx's
+// own client_max_body_size defaults to no limit, so an anonymous client
+// could stream a body of any size to Kong's disk.
+func TestKongBoundsBodiesAsTheyArrive(t *testing.T) {
+	var kong struct {
+		Plugins []struct {
+			Name   string `yaml:"name"`
+			Config struct {
+				Size int    `yaml:"allowed_payload_size"`
+				Unit string `yaml:"size_unit"`
+			} `yaml:"config"`
+		} `yaml:"plugins"`
+	}
+	if err := yaml.Unmarshal(read(t, "gateway/kong.yml"), &kong); err != nil {
+		t.Fatal(err)
+	}
+	want := ""
+	for _, p := range kong.Plugins {
+		if p.Name == "request-size-limiting" && p.Config.Unit == "kilobytes" {
+			want = strconv.Itoa(p.Config.Size) + "k"
+		}
+	}
+	if want == "" {
+		t.Fatal("gateway/kong.yml has no global request-size-limiting plugin in kilobytes")
+	}
+	if got := realCompose(t).Services["kong"].Environment["KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE"]; got != want {
+		t.Errorf("kong's KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE = %q, want %q (the global request-size-limiting size)", got, want)
 	}
 }
 
