@@ -200,8 +200,14 @@ func Services() []string {
 var wildcard = regexp.MustCompile(`\{[a-z_]+\}`)
 
 // KongPath is the route's Kong 3 path: an anchored regex in which every
-// {wildcard} matches one path segment, e.g. ~/api/v1/products/[^/]+$, and
-// everything else itself.
+// {wildcard} matches one path segment with no percent-encoded octet left in
+// it, e.g. ~/api/v1/products/[^/%]+$, and everything else itself. Kong
+// routes by the path with every octet but the reserved characters decoded
+// (kong/tools/uri.lua), and proxies it as it is: a segment such as
+// ..%2F..%2Ffunction%2Freserve-stock would match [^/]+, and the OpenFaaS
+// gateway, which cleans the decoded path, answer it with a redirect naming
+// /function/reserve-stock. No identifier of the shop holds a reserved
+// character.
 func (r Route) KongPath() string {
 	if r.Kind != Public {
 		return ""
@@ -227,7 +233,7 @@ func kongPath(path string) string {
 	var b strings.Builder
 	last := 0
 	for _, m := range wildcard.FindAllStringIndex(path, -1) {
-		b.WriteString(regexp.QuoteMeta(path[last:m[0]]) + "[^/]+")
+		b.WriteString(regexp.QuoteMeta(path[last:m[0]]) + "[^/%]+")
 		last = m[1]
 	}
 	return "~" + b.String() + regexp.QuoteMeta(path[last:]) + "$"

@@ -128,14 +128,14 @@ func New(decl *Declarative, opts Options) (*Edge, error) {
 }
 
 // routeTemplate turns a route's first path (a Kong regex such as
-// ~/api/v1/orders/[^/]+/timeline$) into the template a span names it by
+// ~/api/v1/orders/[^/%]+/timeline$) into the template a span names it by
 // (/api/v1/orders/{id}/timeline).
 func routeTemplate(paths []string) string {
 	if len(paths) == 0 {
 		return ""
 	}
 	p := strings.TrimSuffix(strings.TrimPrefix(paths[0], "~"), "$")
-	return strings.ReplaceAll(p, "[^/]+", "{id}")
+	return strings.ReplaceAll(p, "[^/%]+", "{id}")
 }
 
 func closeOnError(e *Edge, err error) error {
@@ -153,11 +153,13 @@ func (e *Edge) Close() error {
 // ServeHTTP routes r to the first matching route in Kong's order; a request
 // no route matches gets the global plugins and a 404 problem.
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// Kong normalises the path (RFC 3986 dot-segment removal) before it
-	// matches routes and proxies the normalised path; so does this edge, so
+	// Kong normalises the path as kongNormalize does before it matches
+	// routes, and proxies the normalised path; so does this edge, so
 	// /api/v1/products/.. never reaches a function, whose mux would answer
-	// it with a redirect naming its internal /function/<name> path.
-	path := removeDotSegments(r.URL.Path)
+	// it with a redirect naming its internal /function/<name> path, and an
+	// encoded slash (%2F) stays one: a route that matches here matches on
+	// Kong, and one that does not match here does not there either.
+	path := kongNormalize(r.URL.EscapedPath())
 	for _, m := range e.matchers {
 		matched, ok := m.match(path)
 		if !ok || (m.route.methods != nil && !m.route.methods[r.Method]) {
@@ -172,8 +174,13 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ctx = context.WithValue(ctx, publicPathKey{}, path)
 		}
 		r2 := r.Clone(ctx)
-		r2.URL.Path = joinPath(m.route.upstream.Path, rest)
-		r2.URL.RawPath = ""
+		r2.URL.RawPath = joinPath(m.route.upstream.Path, rest)
+		p, err := url.PathUnescape(r2.URL.RawPath)
+		if err != nil { // a lone %, which Kong forwards as it is: no route of ours matches one
+			writeProblem(w, http.StatusBadRequest, fault.CodeInvalidRequest, "the path is not a valid URL path")
+			return
+		}
+		r2.URL.Path = p
 		m.route.handler.ServeHTTP(w, r2)
 		return
 	}
@@ -190,6 +197,61 @@ func publicPath(r *http.Request) string {
 		return p
 	}
 	return r.URL.Path
+}
+
+// kongNormalize is the path Kong 3 routes by and proxies, from the path as
+// the client escaped it (kong/tools/uri.lua, normalize(uri, true)): a
+// percent-encoded octet is decoded unless it is one of RFC 3986's reserved
+// characters (gen-delims, sub-delims and % itself), which stay encoded with
+// upper-case hex, in one pass (%252e is %252e); runs of slashes are merged;
+// then dot segments are removed, a decoded %2e counting as a dot.
+func kongNormalize(escaped string) string {
+	if strings.Contains(escaped, "%") {
+		b := make([]byte, 0, len(escaped))
+		for i := 0; i < len(escaped); i++ {
+			if escaped[i] == '%' && i+2 < len(escaped) && ishex(escaped[i+1]) && ishex(escaped[i+2]) {
+				c := unhex(escaped[i+1])<<4 | unhex(escaped[i+2])
+				if strings.IndexByte(reservedChars, c) >= 0 {
+					b = append(b, '%', upperHex(escaped[i+1]), upperHex(escaped[i+2]))
+				} else {
+					b = append(b, c)
+				}
+				i += 2
+				continue
+			}
+			b = append(b, escaped[i])
+		}
+		escaped = string(b)
+	}
+	for strings.Contains(escaped, "//") {
+		escaped = strings.ReplaceAll(escaped, "//", "/")
+	}
+	return removeDotSegments(escaped)
+}
+
+// reservedChars are the characters Kong leaves percent-encoded.
+const reservedChars = "!*'();:@&=+$,/?%#[]"
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}
+
+func upperHex(c byte) byte {
+	if 'a' <= c && c <= 'f' {
+		return c - 'a' + 'A'
+	}
+	return c
 }
 
 // removeDotSegments is RFC 3986 section 5.2.4 for an absolute path: "." and

@@ -107,6 +107,13 @@ func TestRoutingFollowsKongPriorities(t *testing.T) {
 		{"GET", "/nothing/../api/v1/products/0190-ab", "", 200, "GET /function/regex/api/v1/products/0190-ab"},
 		{"GET", "/api/v1/products/%2e%2e/%2E%2E/z", "", 200, "GET /function/short-prefix/api/z"},
 		{"GET", "/../..", "", 404, ""},
+		// Kong's normalisation (kongNormalize): slashes merged; an encoded
+		// slash stays one, so it makes no dot segment and reaches the
+		// upstream encoded; octets other than reserved characters decoded
+		{"GET", "//api/v1//products/0190-ab", "", 200, "GET /function/regex/api/v1/products/0190-ab"},
+		{"GET", "/api/v1/products/0190-ab%2f..%2F..%2Fx", "", 200, "GET /function/long-prefix/api/v1/products/0190-ab%2F..%2F..%2Fx"},
+		{"GET", "/api/v1/products/%30190-%61b", "", 200, "GET /function/regex/api/v1/products/0190-ab"},
+		{"GET", "/api/v1/products/%252e%252e/x", "", 200, "GET /function/long-prefix/api/v1/products/%252e%252e/x"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
@@ -236,4 +243,27 @@ var testKey, testVerifyKey = func() (ed25519.PrivateKey, string) {
 func testVerifyDER() []byte {
 	b, _ := pem.Decode([]byte(testVerifyKey))
 	return b.Bytes
+}
+
+// kongNormalize is Kong 3's path normalisation (kong/tools/uri.lua).
+func TestKongNormalize(t *testing.T) {
+	for in, want := range map[string]string{
+		"/api/v1/products":                  "/api/v1/products",
+		"/api/v1/products/%2e%2E/x":         "/api/v1/x",
+		"/a/%2f..%2F/b":                     "/a/%2F..%2F/b",
+		"/a/%3f%23%25%5b%5D%40%21%2a":       "/a/%3F%23%25%5B%5D%40%21%2A",
+		"/a/%41%7e%2D%5f%20":                "/a/A~-_ ",
+		"/a/%252e%252e/b":                   "/a/%252e%252e/b",
+		"//a///b//":                         "/a/b/",
+		"/a/b/../../../c":                   "/c",
+		"/a/%":                              "/a/%",
+		"/a/%4":                             "/a/%4",
+		"/a/%zz":                            "/a/%zz",
+		"/api/v1/users%2Fme":                "/api/v1/users%2Fme",
+		"/api/v1/products/x%2f..%2f..%2fme": "/api/v1/products/x%2F..%2F..%2Fme",
+	} {
+		if got := kongNormalize(in); got != want {
+			t.Errorf("kongNormalize(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
