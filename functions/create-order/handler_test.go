@@ -128,6 +128,10 @@ func TestRefusesBadRequests(t *testing.T) {
 		{"empty items", u, strings.Replace(good, `[{"product_id":"`+f.product.String()+`","quantity":1}]`, `[]`, 1), 422, "invalid_request"},
 		{"no address", u, `{"items":[{"product_id":"` + f.product.String() + `","quantity":1}],"payment":{"token":"tok_visa"}}`, 422, "invalid_request"},
 		{"unknown product", u, strings.Replace(good, f.product.String(), uuid.NewString(), 1), 422, "unknown_product"},
+		// null is not a way to say "my cart" (the key left out is): a client
+		// that wrote an empty list as null would order the whole cart
+		{"null items", u, strings.Replace(good, `[{"product_id":"`+f.product.String()+`","quantity":1}]`, `null`, 1), 400, "invalid_json"},
+		{"a line's unknown field", u, strings.Replace(good, `"quantity":1`, `"quantity":1,"discount":5`, 1), 400, "invalid_json"},
 		{"empty cart", u, `{"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"S","postal_code":"1","country":"US"},"payment":{"token":"tok_visa"}}`, 422, "cart_empty"},
 		{"too large", u, with(`"x":"` + strings.Repeat("a", 70<<10) + `"`), 413, "body_too_large"},
 	}

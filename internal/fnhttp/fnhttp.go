@@ -214,7 +214,10 @@ func DecodeBytes(body []byte, dst any) error {
 	if err := dec.Decode(dst); err != nil {
 		var syn *json.SyntaxError
 		var typ *json.UnmarshalTypeError
+		var own *fault.Error
 		switch {
+		case errors.As(err, &own) && own.Kind == fault.Malformed:
+			return own // a type's own UnmarshalJSON said what is wrong (orders.ItemList)
 		case errors.As(err, &syn):
 			return fault.Wrap(err, fault.Malformed, fault.CodeInvalidJSON, fmt.Sprintf("malformed JSON at offset %d", syn.Offset))
 		case errors.As(err, &typ):

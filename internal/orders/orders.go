@@ -5,6 +5,7 @@
 package orders
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -100,11 +101,32 @@ type ItemRequest struct {
 
 // PlaceRequest is the body of POST /api/v1/orders. Its fields are the whole
 // contract: prices, totals, user ids and statuses are unknown fields and the
-// strict decoder refuses them. Items nil means "order my cart".
+// strict decoder refuses them. Items nil means "order my cart": the key left
+// out, never "items": null (ItemList).
 type PlaceRequest struct {
-	Items           []ItemRequest `json:"items,omitempty"`
+	Items           ItemList      `json:"items,omitempty"`
 	ShippingAddress Address       `json:"shipping_address"`
 	Payment         PaymentMethod `json:"payment"`
+}
+
+// ItemList is a request's lines. Decoded, it refuses null: a client that
+// wrote an empty or missing list as null would otherwise order, and be
+// charged for, the whole cart. Its lines are decoded as strictly as the rest
+// of the body (unknown fields refused).
+type ItemList []ItemRequest
+
+// ErrNullItems is ItemList's answer to null, a 400 invalid_json.
+var ErrNullItems = fault.E(fault.Malformed, fault.CodeInvalidJSON,
+	"items must be an array of lines; leave the key out to order the cart")
+
+// UnmarshalJSON decodes b, refusing null.
+func (l *ItemList) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return ErrNullItems
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode((*[]ItemRequest)(l))
 }
 
 func invalid(msg string) error { return fault.E(fault.Invalid, fault.CodeInvalidRequest, msg) }
