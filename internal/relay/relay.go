@@ -264,12 +264,18 @@ func (e errDatabase) Unwrap() error { return e.err }
 func (w *worker) run(ctx context.Context) {
 	defer w.pub.close()
 	bo := broker.Backoff{Max: w.relay.cfg.MaxBackoff}
+	// A database not created yet is looked for every missingDatabasePoll,
+	// not backed off from as from an outage: the first checkout after make
+	// run creates it, and its events would wait for the next try, up to
+	// MaxBackoff later.
+	poll := broker.Backoff{Min: missingDatabasePoll, Max: missingDatabasePoll}
 	waiting := false // told once that the database does not exist yet
 	for ctx.Err() == nil {
 		err := w.session(ctx, &bo)
 		if ctx.Err() != nil {
 			return
 		}
+		wait := &bo
 		switch {
 		case w.relay.cfg.CreatedOnDemand && missingDatabase(err):
 			// The service's functions create their database on their first
@@ -279,17 +285,21 @@ func (w *worker) run(ctx context.Context) {
 			if !waiting {
 				w.log.Info("outbox database not created yet: waiting for its service's first request", "err", err)
 			}
-			waiting = true
+			waiting, wait = true, &poll
 		default:
 			waiting = false
 			w.relay.metrics.errors.WithLabelValues(w.db.Name, "database").Inc()
 			w.log.Warn("outbox database unavailable, retrying", "err", err)
 		}
-		if !bo.Wait(ctx) {
+		if !wait.Wait(ctx) {
 			return
 		}
 	}
 }
+
+// missingDatabasePoll is how often a database not created yet is looked for
+// (Config.CreatedOnDemand): one connection attempt, refused at once.
+const missingDatabasePoll = 500 * time.Millisecond
 
 // missingDatabase reports whether err is PostgreSQL's invalid_catalog_name
 // (3D000): the database does not exist.

@@ -801,7 +801,7 @@ func TestADatabaseNotCreatedYetIsAwaitedQuietly(t *testing.T) {
 	logs := &lockedBuffer{}
 	reg := prometheus.NewRegistry()
 	r, err := New(Config{Databases: []Database{{Name: "later", URL: url}}, BrokerURL: rabbitURL, Names: names,
-		PollInterval: 200 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, CreatedOnDemand: true},
+		PollInterval: 200 * time.Millisecond, MaxBackoff: 10 * time.Second, CreatedOnDemand: true},
 		slog.New(slog.NewTextHandler(logs, nil)), reg)
 	if err != nil {
 		t.Fatal(err)
@@ -809,7 +809,9 @@ func TestADatabaseNotCreatedYetIsAwaitedQuietly(t *testing.T) {
 	ctx := context.Background()
 	run(t, ctx, r)
 
-	time.Sleep(1500 * time.Millisecond) // a dozen retries at 100ms
+	// Three seconds of tries: backing off as for an outage, the next would
+	// come 3.2 s later, and the first event after make run waited for it.
+	time.Sleep(3 * time.Second)
 	if n := testutil.ToFloat64(r.metrics.errors.WithLabelValues("later", "database")); n != 0 {
 		t.Errorf("%v database errors counted for a database not created yet, want 0", n)
 	}
@@ -826,7 +828,12 @@ func TestADatabaseNotCreatedYetIsAwaitedQuietly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
+	created := time.Now()
 	publishedOnce(t, ctx, pool, deliveries, "later")
+	if took := time.Since(created); took > 2500*time.Millisecond {
+		t.Errorf("the first event was published %s after its database was created, want within the "+
+			"missing database's poll (500ms) and a read", took.Round(time.Millisecond))
+	}
 }
 
 // The cleanup deletes the rows published before the retention, oldest
