@@ -174,7 +174,13 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ctx = context.WithValue(ctx, publicPathKey{}, path)
 		}
 		r2 := r.Clone(ctx)
-		r2.URL.RawPath = joinPath(m.route.upstream.Path, rest)
+		// Kong sets X-Forwarded-Port itself and X-Forwarded-Prefix only
+		// for a route that strips its path (none here), whatever an
+		// untrusted client sent: a client's own must not reach the
+		// function (api-docs builds its servers entry from them).
+		delete(r2.Header, "X-Forwarded-Port")
+		delete(r2.Header, "X-Forwarded-Prefix")
+		r2.URL.RawPath = kongEscape(joinPath(m.route.upstream.Path, rest))
 		p, err := url.PathUnescape(r2.URL.RawPath)
 		if err != nil { // a lone %, which Kong forwards as it is: no route of ours matches one
 			writeProblem(w, http.StatusBadRequest, fault.CodeInvalidRequest, "the path is not a valid URL path")
@@ -227,6 +233,38 @@ func kongNormalize(escaped string) string {
 		escaped = strings.ReplaceAll(escaped, "//", "/")
 	}
 	return removeDotSegments(escaped)
+}
+
+// kongEscape is how Kong 3 writes the path it proxies (kong/tools/uri.lua,
+// escape): every byte but letters, digits, -._~, the reserved characters
+// and % percent-encoded, so what normalising decoded (a space, a UTF-8
+// octet) goes upstream encoded again, and an encoded slash stays one.
+func kongEscape(p string) string {
+	n := 0
+	for i := 0; i < len(p); i++ {
+		if !kongSafe(p[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return p
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(p)+2*n)
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; kongSafe(c) {
+			b = append(b, c)
+		} else {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		}
+	}
+	return string(b)
+}
+
+// kongSafe reports whether Kong proxies c as it is.
+func kongSafe(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		strings.IndexByte("-_.~!#$&'()*+,/:;=?@[]%", c) >= 0
 }
 
 // reservedChars are the characters Kong leaves percent-encoded.

@@ -114,6 +114,8 @@ func TestRoutingFollowsKongPriorities(t *testing.T) {
 		{"GET", "/api/v1/products/0190-ab%2f..%2F..%2Fx", "", 200, "GET /function/long-prefix/api/v1/products/0190-ab%2F..%2F..%2Fx"},
 		{"GET", "/api/v1/products/%30190-%61b", "", 200, "GET /function/regex/api/v1/products/0190-ab"},
 		{"GET", "/api/v1/products/%252e%252e/x", "", 200, "GET /function/long-prefix/api/v1/products/%252e%252e/x"},
+		// what normalising decoded goes upstream encoded again, as Kong writes it
+		{"GET", "/api/v1/products/a%20b%2fc%C3%A9", "", 200, "GET /function/long-prefix/api/v1/products/a%20b%2Fc%C3%A9"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
@@ -265,5 +267,38 @@ func TestKongNormalize(t *testing.T) {
 		if got := kongNormalize(in); got != want {
 			t.Errorf("kongNormalize(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A client's X-Forwarded-Port and X-Forwarded-Prefix do not reach the
+// upstream: Kong sets the first itself and the second only for a route that
+// strips its path, whatever an untrusted client sent (api-docs builds the
+// document's servers entry from them).
+func TestClientForwardedPortAndPrefixDoNotReachTheUpstream(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Header.Get("X-Forwarded-Port")+"|"+r.Header.Get("X-Forwarded-Prefix"))
+	}))
+	defer up.Close()
+	decl, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(decl, Options{Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/products/0190-ab", nil)
+	req.Header.Set("X-Forwarded-Port", "4444")
+	req.Header.Set("X-Forwarded-Prefix", "/evil")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(b) != "|" {
+		t.Errorf("the upstream saw X-Forwarded-Port|X-Forwarded-Prefix %q, want neither", b)
 	}
 }

@@ -278,7 +278,7 @@ func (p *localProxy) request(req *http.Request, ctx context.Context) (*http.Requ
 	}
 
 	// What the Transport writes and the server reads back.
-	u := &url.URL{Path: req.URL.Path, RawQuery: cleanQueryParams(req.URL.RawQuery), ForceQuery: req.URL.ForceQuery}
+	u := &url.URL{Path: req.URL.Path, RawPath: req.URL.RawPath, RawQuery: cleanQueryParams(req.URL.RawQuery), ForceQuery: req.URL.ForceQuery}
 	if u.Path == "" {
 		u.Path = "/"
 	}
