@@ -36,6 +36,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -161,8 +162,31 @@ func printReady(stdout io.Writer, rt *faaslocal.Runtime, functions int) {
 		fmt.Fprintf(stdout, "  edge     %s/api/v1\n  docs     %s/docs   (the API reference; the contract at %s/openapi.yaml)\n",
 			rt.EdgeURL(), rt.EdgeURL(), rt.EdgeURL())
 	}
-	fmt.Fprintf(stdout, "  state    %s\n  secrets  %s (basic-auth-user, basic-auth-password, jwt-signing-key, jwt-verify-key, internal-callers and internal-token-<caller>, admin-email, admin-password)\n",
-		rt.StateDir(), rt.SecretsDir())
+	fmt.Fprintf(stdout, "  state    %s\n  secrets  %s (%s)\n", rt.StateDir(), rt.SecretsDir(), secretNames(rt.SecretsDir()))
 	fmt.Fprintf(stdout, "  login    cat %s | faas-cli login -g %s -u %s --password-stdin\nCtrl-C stops everything.\n",
 		filepath.Join(rt.SecretsDir(), "basic-auth-password"), rt.GatewayURL(), rt.GatewayCredentials().User)
+}
+
+// secretNames lists the secrets in dir, the callers' internal tokens as one
+// internal-token-<caller>: what the banner shows is what the stack holds.
+func secretNames(dir string) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "unreadable: " + err.Error()
+	}
+	var names []string
+	tokens := false
+	for _, e := range entries {
+		switch n := e.Name(); {
+		case e.IsDir() || strings.HasPrefix(n, "."):
+		case strings.HasPrefix(n, "internal-token-"):
+			if !tokens {
+				names = append(names, "internal-token-<caller>")
+			}
+			tokens = true
+		default:
+			names = append(names, n)
+		}
+	}
+	return strings.Join(names, ", ")
 }

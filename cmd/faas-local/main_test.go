@@ -279,3 +279,18 @@ func TestAnEmptyKongVariableDisablesTheEdge(t *testing.T) {
 		t.Errorf("-h with FAAS_LOCAL_KONG set empty shows the edge's file as -kong's default:\n%s", out.String())
 	}
 }
+
+// The ready banner names the secrets the stack holds, read from its folder
+// (a hand-written list had fallen behind: the event keys, db-password,
+// meili-key and smtp-password were missing), the callers' tokens as one.
+func TestTheBannerNamesTheSecretsHeld(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"event-signing-key", "admin-email", "internal-token-relay", "internal-token-connector", ".tmp-x"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := secretNames(dir), "admin-email, event-signing-key, internal-token-<caller>"; got != want {
+		t.Errorf("secretNames = %q, want %q", got, want)
+	}
+}
