@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopfaas/shop/internal/config"
@@ -77,6 +78,7 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	pc.ConnConfig.Tracer = newQueryTracer()
 	pc.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
 		RegisterUUID(c.TypeMap())
+		ScanTimesInUTC(c.TypeMap())
 		return nil
 	}
 	direct := pc
@@ -119,6 +121,15 @@ func parsePoolConfig(url, password string) (*pgxpool.Config, error) {
 		pc.ConnConfig.Password = password
 	}
 	return pc, nil
+}
+
+// ScanTimesInUTC makes m scan timestamptz values in UTC rather than in the
+// process's local time zone (pgx's default): every service answers its
+// times in UTC ("…Z") wherever it runs, a developer's machine included, and
+// a time read back equals the UTC time written.
+func ScanTimesInUTC(m *pgtype.Map) {
+	m.RegisterType(&pgtype.Type{Name: "timestamptz", OID: pgtype.TimestamptzOID,
+		Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC}})
 }
 
 // migrateOver applies cfg's migrations over pool, or, when

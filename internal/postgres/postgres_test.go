@@ -536,3 +536,18 @@ func TestOpenCreatesDatabase(t *testing.T) {
 		pool.Close()
 	}
 }
+
+// Every pool Open returns scans timestamptz in UTC, not in the process's
+// local zone (pgx's default, which made a developer machine outside UTC
+// answer its times with an offset, and read back times unequal to the UTC
+// times written).
+func TestTimesAreScannedInUTC(t *testing.T) {
+	pool := connect(t, pgtest.NewDatabase(t))
+	var at time.Time
+	if err := pool.QueryRow(context.Background(), `SELECT '2026-12-05 10:00:00+03'::timestamptz`).Scan(&at); err != nil {
+		t.Fatal(err)
+	}
+	if at.Location() != time.UTC || !at.Equal(time.Date(2026, 12, 5, 7, 0, 0, 0, time.UTC)) {
+		t.Errorf("scanned %v in %v, want 2026-12-05 07:00:00 in UTC", at, at.Location())
+	}
+}
