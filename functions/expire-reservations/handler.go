@@ -6,8 +6,9 @@
 // may still be confirmed; recover-orders finishes it), and gives back an
 // order the orders service does not know only once its hold is past its
 // expiry, so an abandoned checkout never keeps stock away from other
-// customers. A run settles at most MaxBatches batches and the next goes on
-// where it stopped. A hold is due once it is older than the settle delay
+// customers. A run settles at most MaxBatches batches, begins none it has no
+// time left to finish before its deadline, and the next goes on where it
+// stopped. A hold is due once it is older than the settle delay
 // (SETTLE_AFTER, default 30s; ?settle_after_seconds=N overrides it for one
 // run, N from 0 to 3600: dev/chaos settles at once with 0). For every batch
 // of due holds it asks order-statuses once, then settles the batch in one
@@ -75,6 +76,18 @@ const (
 // batch and maxBatches are Batch and MaxBatches; a test shrinks them.
 var batch, maxBatches = Batch, MaxBatches
 
+// batchBudget is the time a batch may take: its status lookup (orderstatus's
+// 10 s) and its transaction. A run begins no batch after its first unless
+// that much is left before its request's deadline: a batch the deadline cuts
+// is rolled back, and a run that always reached its deadline asked about the
+// same holds run after run. A test shrinks it.
+var batchBudget = 12 * time.Second
+
+// saveBudget bounds the save of where the run stopped, on a context of its
+// own: a run cut by its deadline still records it, or the next would start
+// at the same place again.
+const saveBudget = 2 * time.Second
+
 // Response is the answer of expire-reservations: how many holds the run
 // sold, released (failed or cancelled orders) and expired (unknown orders,
 // past expires_at).
@@ -114,7 +127,11 @@ func New(store Settler, statuses inventorydb.Statuses, settleAfter time.Duration
 		// wrapped: this run has gone past the newest due hold back to the
 		// oldest (or started there); reaching the newest again ends a round.
 		wrapped := cur == inventory.SettleCursor{}
-		for range maxBatches {
+		deadline, bounded := r.Context().Deadline()
+		for i := range maxBatches {
+			if i > 0 && bounded && time.Until(deadline) < batchBudget {
+				break // the next run goes on from cur
+			}
 			var s inventory.Settlement
 			s, err = store.Settle(r.Context(), cur, after, batch, statuses)
 			out.Settled += s.Settled
@@ -134,8 +151,12 @@ func New(store Settler, statuses inventorydb.Statuses, settleAfter time.Duration
 			cur = s.Next
 		}
 		// Where the next run starts: after the last batch settled, or at
-		// the failed one, which it tries again.
-		if serr := store.SaveSweepCursor(r.Context(), cur); serr != nil && err == nil {
+		// the failed one, which it tries again; saved even when the
+		// request's deadline cut that batch.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), saveBudget)
+		serr := store.SaveSweepCursor(sctx, cur)
+		cancel()
+		if serr != nil && err == nil {
 			err = serr
 		}
 		// Counted ok or error, so ReservationSweepStalled sees a sweep

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -59,6 +60,8 @@ type shop struct {
 	orders  *ordersdb.Store
 	product uuid.UUID
 	gateway *httptest.Server
+	// statuses asks the orders database through the gateway path.
+	statuses inventorydb.Statuses
 }
 
 func newShop(t *testing.T, stock int) *shop {
@@ -93,6 +96,7 @@ func newShop(t *testing.T, stock int) *shop {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.statuses = client.Statuses
 	s.h = New(s.store, client.Statuses, DefaultSettleAfter, fntest.Internal(), slog.New(slog.DiscardHandler))
 	return s
 }
@@ -221,6 +225,55 @@ func TestASweepGoesOnWhereTheLastStopped(t *testing.T) {
 	}
 	if onHand, reserved := s.level(t); onHand != 99 || reserved != 5 {
 		t.Errorf("stock %d/%d, want 99/5", onHand, reserved)
+	}
+}
+
+// A run that its request's deadline cuts still saves where it stopped, and a
+// run begins no batch it has no time left to finish: before, a run whose
+// batches were slow reached its deadline every time, failed to save its
+// cursor (its context was over) and the next started at the same holds, so
+// the holds behind them were never settled (helper-138).
+func TestASweepCutByItsDeadlineStillGoesOn(t *testing.T) {
+	batch, maxBatches, batchBudget = 2, 20, 250*time.Millisecond
+	t.Cleanup(func() { batch, maxBatches, batchBudget = Batch, MaxBatches, 12*time.Second })
+	s := newShop(t, 100)
+	user := uuid.Must(uuid.NewV7())
+	for range 8 {
+		s.hold(t, orderstest.Seed(t, s.orders, user, orders.Pending).ID, 1)
+	}
+	age(t, s.pool)
+	// Each lookup takes 200 ms: a run of 300 ms has time for one batch
+	// and is cut in its second when batchBudget is not kept.
+	slow := func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]inventory.OrderStatus, error) {
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return s.statuses(ctx, ids)
+	}
+	h := New(s.store, slow, DefaultSettleAfter, fntest.Internal(), slog.New(slog.DiscardHandler))
+	var cursors []inventory.SettleCursor
+	for run := 1; run <= 3; run++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/", strings.NewReader(`{}`))
+		req.Header.Set(auth.InternalHeader, credential)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		cancel()
+		cur, err := s.store.SweepCursor(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cursors = append(cursors, cur)
+		if rec.Code != http.StatusOK {
+			t.Errorf("run %d: %d %s, want 200 (it stops before its deadline)", run, rec.Code, rec.Body)
+		}
+	}
+	for i, cur := range cursors {
+		if cur == (inventory.SettleCursor{}) || (i > 0 && cur == cursors[i-1]) {
+			t.Fatalf("cursors after each run %v: want each run to go on past the last", cursors)
+		}
 	}
 }
 
