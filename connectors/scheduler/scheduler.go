@@ -81,13 +81,18 @@ type Scheduler struct {
 
 	mu   sync.Mutex
 	jobs map[string]*entry
-	runs sync.WaitGroup
+	// running holds the functions with a run going, by name rather than on
+	// their entry: a function that drops out of one listing (faasd
+	// redeploys by removing and creating it) and comes back gets a new
+	// entry while its run goes on, and a flag on the old entry let the
+	// next tick start a second run beside it.
+	running map[string]bool
+	runs    sync.WaitGroup
 }
 
 type entry struct {
-	job     schedule.Job
-	next    time.Time
-	running bool
+	job  schedule.Job
+	next time.Time
 }
 
 // New returns a scheduler; it contacts nothing until Refresh or Run.
@@ -96,7 +101,7 @@ func New(cfg Config, log *slog.Logger) (*Scheduler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Scheduler{cfg: cfg, log: log, jobs: map[string]*entry{},
+	return &Scheduler{cfg: cfg, log: log, jobs: map[string]*entry{}, running: map[string]bool{},
 		client: &http.Client{Timeout: cfg.InvokeTimeout}}, nil
 }
 
@@ -200,25 +205,25 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) []string {
 		}
 		due := e.next
 		e.next = e.job.Schedule.Next(now)
-		if e.running {
+		if s.running[name] {
 			s.log.Warn("previous run still going, tick skipped", "target", name, "due", due)
 			continue
 		}
-		e.running = true
+		s.running[name] = true
 		started = append(started, name)
 		s.runs.Add(1)
-		go s.invoke(ctx, name, e, due)
+		go s.invoke(ctx, name, due)
 	}
 	return started
 }
 
 // invoke runs one scheduled invocation; ctx's cancellation does not cut it
 // short (a sweep in progress finishes, within InvokeTimeout).
-func (s *Scheduler) invoke(ctx context.Context, name string, e *entry, due time.Time) {
+func (s *Scheduler) invoke(ctx context.Context, name string, due time.Time) {
 	defer s.runs.Done()
 	defer func() {
 		s.mu.Lock()
-		e.running = false
+		delete(s.running, name)
 		s.mu.Unlock()
 	}()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.InvokeTimeout)

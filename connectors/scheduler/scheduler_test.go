@@ -225,6 +225,44 @@ func TestSlowRunNotOverlapped(t *testing.T) {
 	}
 }
 
+// A function that drops out of one listing while its run goes on (faasd
+// redeploys by removing and creating it) and comes back is not started a
+// second time beside that run (helper-138: a new entry forgot the run).
+func TestARelistedFunctionIsNotOverlapped(t *testing.T) {
+	ctx := context.Background()
+	g := newGateway(t)
+	g.set("slow", map[string]string{"schedule": "* * * * *"})
+	g.hold = make(chan struct{})
+	s := newScheduler(t, g)
+	if err := s.Refresh(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Tick(ctx, minute(1)); len(got) != 1 {
+		t.Fatalf("first tick started %v", got)
+	}
+	waitFor(t, func() bool { return g.counts()["slow"] == 1 })
+	g.set("slow", nil)
+	if err := s.Refresh(ctx, minute(1)); err != nil {
+		t.Fatal(err)
+	}
+	g.set("slow", map[string]string{"schedule": "* * * * *"})
+	if err := s.Refresh(ctx, minute(1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Tick(ctx, minute(2)); len(got) != 0 {
+		t.Errorf("a tick after the function came back started %v beside its running call", got)
+	}
+	g.mu.Lock()
+	close(g.hold)
+	g.hold = nil
+	g.mu.Unlock()
+	s.Wait()
+	if got := s.Tick(ctx, minute(3)); len(got) != 1 {
+		t.Errorf("the tick after the run ended started %v", got)
+	}
+	s.Wait()
+}
+
 // An annotation change is picked up at the next refresh; a failed refresh
 // keeps the last schedules; a removed annotation stops the invocations.
 func TestAnnotationChanges(t *testing.T) {
