@@ -30,7 +30,8 @@ import (
 )
 
 // Prefix is where the public routes live; requests elsewhere (the gateway
-// API, /function/…, the edge's own pages) are not part of the contract.
+// API, /function/…, the edge's own pages) are not part of the contract, but
+// for the document's own paths outside it (Covers).
 const Prefix = "/api/"
 
 // Contract is the parsed document and its validator. Its methods are safe
@@ -332,31 +333,52 @@ func withoutEmpty(raw string) string {
 	return q.Encode()
 }
 
-// template is the document's path template for method at the concrete path
-// (templates match one non-empty segment); false when there is none.
+// Covers reports whether an exchange on path, whatever its method, is the
+// contract's to judge: every path under Prefix (one the document does not
+// have must still be answered with a 4xx problem) and every other path of
+// the document (GET /openapi.yaml), which a check of Prefix alone would let
+// through unseen.
+func (c *Contract) Covers(path string) bool {
+	if strings.HasPrefix(path, Prefix) {
+		return true
+	}
+	for tmpl := range c.raw.Paths {
+		if matches(tmpl, path) {
+			return true
+		}
+	}
+	return false
+}
+
+// template is the document's path template for method at the concrete path;
+// false when there is none.
 func (c *Contract) template(method, path string) (string, bool) {
-	got := strings.Split(strings.Trim(path, "/"), "/")
 	for tmpl, item := range c.raw.Paths {
-		if _, ok := item[strings.ToLower(method)]; !ok {
-			continue
-		}
-		want := strings.Split(strings.Trim(tmpl, "/"), "/")
-		if len(want) != len(got) {
-			continue
-		}
-		match := true
-		for i := range want {
-			if strings.HasPrefix(want[i], "{") {
-				match = match && got[i] != ""
-			} else {
-				match = match && want[i] == got[i]
-			}
-		}
-		if match {
+		if _, ok := item[strings.ToLower(method)]; ok && matches(tmpl, path) {
 			return tmpl, true
 		}
 	}
 	return "", false
+}
+
+// matches reports whether the concrete path fits the path template tmpl,
+// whose parameters match one non-empty segment each.
+func matches(tmpl, path string) bool {
+	got := strings.Split(strings.Trim(path, "/"), "/")
+	want := strings.Split(strings.Trim(tmpl, "/"), "/")
+	if len(want) != len(got) {
+		return false
+	}
+	for i := range want {
+		if strings.HasPrefix(want[i], "{") {
+			if got[i] == "" {
+				return false
+			}
+		} else if want[i] != got[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func isProblem(res *http.Response) bool {

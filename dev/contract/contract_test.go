@@ -232,3 +232,51 @@ func TestRecorderCatchesWhatBreaksTheContract(t *testing.T) {
 		}
 	}
 }
+
+// TestRecorderChecksTheDocumentsOtherPaths: the recorder checks the
+// document's paths outside Prefix (GET /openapi.yaml, which the edge serves
+// and may refuse with 413) as it checks the public routes, and leaves alone
+// paths that are neither (the gateway's, the edge's own pages).
+func TestRecorderChecksTheDocumentsOtherPaths(t *testing.T) {
+	answers := map[string]struct {
+		status      int
+		contentType string
+		body        string
+	}{
+		"/openapi.yaml?ok":       {200, "application/yaml", "openapi: 3.1.0\n"},
+		"/openapi.yaml?json":     {200, "application/json", `{}`},
+		"/openapi.yaml?too-big":  {413, "application/problem+json", `{"type":"about:blank","title":"x","status":413,"code":"body_too_large"}`},
+		"/openapi.yaml?bad-code": {413, "application/problem+json", `{"type":"about:blank","title":"x","status":413,"code":"not_found"}`},
+		"/docs?":                 {200, "text/html", "<html></html>"},
+		"/function/api-docs?":    {200, "application/json", `{}`},
+	}
+	edge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := answers[r.URL.Path+"?"+r.URL.RawQuery]
+		w.Header().Set("Content-Type", a.contentType)
+		w.WriteHeader(a.status)
+		_, _ = w.Write([]byte(a.body))
+	}))
+	defer edge.Close()
+	for _, tc := range []struct {
+		path            string
+		checked, broken bool
+	}{
+		{"/openapi.yaml?ok", true, false},
+		{"/openapi.yaml?json", true, true},
+		{"/openapi.yaml?too-big", true, false},
+		{"/openapi.yaml?bad-code", true, true},
+		{"/docs", false, false},
+		{"/function/api-docs", false, false},
+	} {
+		rec := &contract.Recorder{Contract: load(t)}
+		res, err := (&http.Client{Transport: rec}).Get(edge.URL + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		got := rec.Violations()
+		if (rec.Checked() == 1) != tc.checked || (len(got) > 0) != tc.broken {
+			t.Errorf("GET %s: checked %d, broken %v, want checked %v, broken %v: %q", tc.path, rec.Checked(), len(got) > 0, tc.checked, tc.broken, got)
+		}
+	}
+}

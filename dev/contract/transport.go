@@ -7,13 +7,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 )
 
-// Recorder is an http.RoundTripper that checks every exchange under Prefix
-// against the contract and keeps what breaks it. The integration suite
+// Recorder is an http.RoundTripper that checks every exchange the contract
+// covers (under Prefix, or on another path of the document) against it and keeps what breaks it. The integration suite
 // installs one as http.DefaultClient's transport and fails when it recorded
 // anything, so every request a test makes to the public API is validated.
 type Recorder struct {
@@ -27,14 +26,14 @@ type Recorder struct {
 	checked    int
 }
 
-// RoundTrip sends req through Next and, for a path under Prefix, checks the
-// exchange. The answer's body is read whole and handed back unchanged.
+// RoundTrip sends req through Next and, for a path the contract covers,
+// checks the exchange. The answer's body is read whole and handed back unchanged.
 func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	next := r.Next
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	if !strings.HasPrefix(req.URL.Path, Prefix) {
+	if !r.Contract.Covers(req.URL.Path) {
 		return next.RoundTrip(req)
 	}
 	var reqBody []byte
