@@ -210,6 +210,13 @@ func Apply(p Product, pt Patch, now time.Time) (Product, error) {
 			nulls = append(nulls, "price")
 		} else {
 			pp := pt.Price.Value
+			if !pp.Amount.Set && !pp.Currency.Set {
+				// Merge semantics would read {} as "keep the price", but a
+				// client that sends it almost surely meant to change it, and
+				// the version would be bumped for nothing; the contract says
+				// so (minProperties: 1).
+				return p, fault.E(fault.Invalid, fault.CodeInvalidRequest, "price must hold amount, currency or both")
+			}
 			if pp.Amount.Set {
 				if pp.Amount.Null {
 					nulls = append(nulls, "price.amount")

@@ -62,7 +62,8 @@ func TestApplyMergeSemantics(t *testing.T) {
 		t.Errorf("patched %+v", got)
 	}
 	for _, body := range []string{`{"name":null}`, `{"price":null}`, `{"price":{"amount":null}}`, `{}`, `{"price":{"amount":0}}`,
-		`{"price":{"currency":null}}`, `{"price":{"currency":"usd"}}`, `{"price":{"currency":" USD "}}`, `{"price":{"currency":""}}`} {
+		`{"price":{"currency":null}}`, `{"price":{"currency":"usd"}}`, `{"price":{"currency":" USD "}}`, `{"price":{"currency":""}}`,
+		`{"price":{}}`, `{"name":"Lamp two","price":{}}`} {
 		var pt catalog.Patch
 		if err := json.Unmarshal([]byte(body), &pt); err != nil {
 			t.Fatal(err)
