@@ -280,3 +280,27 @@ func TestRecorderChecksTheDocumentsOtherPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestDocumentRefusesWhatTheCodeRefuses: bodies the functions refuse with
+// 422 for a rule of the schema's kind (a length, a number of members) are
+// refused by the document too, so a client that validates against it learns
+// the rule before it asks. Each is checked as if it had been answered 200: the
+// recorder then reports the request the contract refuses.
+func TestDocumentRefusesWhatTheCodeRefuses(t *testing.T) {
+	c := load(t)
+	for _, tc := range []struct{ method, path, body string }{
+		{"POST", "/api/v1/auth/login", `{"email":"","password":"secret-enough"}`},
+		{"POST", "/api/v1/auth/login", `{"email":"a@b.co","password":""}`},
+		{"PATCH", "/api/v1/products/01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f", `{}`},
+		{"PATCH", "/api/v1/products/01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f", `{"price":{}}`},
+	} {
+		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer x")
+		res := &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}}}
+		err := c.Check(req, []byte(tc.body), res, []byte(`{}`))
+		if err == nil || !strings.Contains(err.Error(), "a request the contract refuses") {
+			t.Errorf("%s %s %s: the document accepts it (%v)", tc.method, tc.path, tc.body, err)
+		}
+	}
+}
