@@ -22,13 +22,17 @@ const (
 	RoleAdmin    = auth.RoleAdmin
 )
 
-// Limits on registration input. Passwords are counted in bytes (what the hash
-// consumes), names in runes (what a person sees).
+// Limits on registration input, in runes, as the contract's minLength and
+// maxLength count them (JSON Schema counts characters), so that a client
+// checking the document and the function agree on every value. The email's
+// maximum holds for the value as sent, before it is trimmed, for the same
+// reason. Only the local part is counted in bytes (RFC 5321's limit), which
+// refuses no address the document's maximum would pass for another reason.
 const (
-	MinPasswordBytes = 8
-	MaxPasswordBytes = 128
+	MinPasswordRunes = 8
+	MaxPasswordRunes = 128
 	MaxNameRunes     = 100
-	MaxEmailBytes    = 254
+	MaxEmailRunes    = 254
 	maxLocalBytes    = 64
 )
 
@@ -99,7 +103,7 @@ func normalizeEmail(email string) (string, string) {
 	if e == "" {
 		return "", "email is required"
 	}
-	if len(e) > MaxEmailBytes || !utf8.ValidString(e) {
+	if utf8.RuneCountInString(email) > MaxEmailRunes || !utf8.ValidString(e) {
 		return "", invalid
 	}
 	local, domain, ok := strings.Cut(e, "@")
@@ -135,10 +139,10 @@ func passwordProblem(p string) string {
 	switch {
 	case p == "":
 		return "password is required"
-	case len(p) < MinPasswordBytes:
-		return "password must be at least 8 bytes"
-	case len(p) > MaxPasswordBytes:
-		return "password must be at most 128 bytes"
+	case utf8.RuneCountInString(p) < MinPasswordRunes:
+		return fmt.Sprintf("password must be at least %d characters", MinPasswordRunes)
+	case utf8.RuneCountInString(p) > MaxPasswordRunes:
+		return fmt.Sprintf("password must be at most %d characters", MaxPasswordRunes)
 	case commonPasswords[strings.ToLower(p)]:
 		return "password is one of the most common passwords; choose another"
 	}
@@ -205,14 +209,14 @@ func NewLogin(email, password string) (Login, error) {
 	if e == "" {
 		problems = append(problems, "email is required")
 	}
-	if len(e) > MaxEmailBytes {
-		problems = append(problems, fmt.Sprintf("email must be at most %d bytes", MaxEmailBytes))
+	if utf8.RuneCountInString(email) > MaxEmailRunes {
+		problems = append(problems, fmt.Sprintf("email must be at most %d characters", MaxEmailRunes))
 	}
 	if password == "" {
 		problems = append(problems, "password is required")
 	}
-	if len(password) > MaxPasswordBytes {
-		problems = append(problems, fmt.Sprintf("password must be at most %d bytes", MaxPasswordBytes))
+	if utf8.RuneCountInString(password) > MaxPasswordRunes {
+		problems = append(problems, fmt.Sprintf("password must be at most %d characters", MaxPasswordRunes))
 	}
 	if len(problems) > 0 {
 		return Login{}, fault.E(fault.Invalid, fault.CodeInvalidRequest, strings.Join(problems, "; "))
@@ -224,7 +228,8 @@ func NewLogin(email, password string) (Login, error) {
 // password length is within the registration limits). The store still spends
 // the time of a hash check on implausible logins, so timing reveals nothing.
 func (l Login) Plausible() bool {
-	return len(l.Password) >= MinPasswordBytes && len(l.Password) <= MaxPasswordBytes
+	n := utf8.RuneCountInString(l.Password)
+	return n >= MinPasswordRunes && n <= MaxPasswordRunes
 }
 
 // ErrInvalidCredentials is the one answer to an unknown email and to a wrong

@@ -9,6 +9,10 @@ import (
 	"github.com/shopfaas/shop/internal/fault"
 )
 
+// email254 is a valid address of 254 characters, the most the contract and
+// the code take.
+var email254 = strings.Repeat("a", 64) + "@" + strings.Repeat("b", 61) + "." + strings.Repeat("c", 61) + "." + strings.Repeat("d", 61) + ".com"
+
 func TestNewRegistrationNormalises(t *testing.T) {
 	got, err := NewRegistration("  Alice.Smith+shop@Example.COM \t", "correct horse", "  Alice Smith ")
 	if err != nil {
@@ -46,6 +50,13 @@ func TestNewRegistrationRejects(t *testing.T) {
 		{"common password in another case", ok.email, "PassWord123", ok.name, "most common passwords"},
 		{"common digits", ok.email, "12345678", ok.name, "most common passwords"},
 		{"long password", ok.email, strings.Repeat("p", 129), ok.name, "at most 128"},
+		// Lengths are characters, as the contract's minLength and maxLength
+		// count them: 4 of them are too few however many bytes they take.
+		{"short non-ASCII password", ok.email, "éééé", ok.name, "at least 8"},
+		{"long non-ASCII password", ok.email, strings.Repeat("é", 129), ok.name, "at most 128"},
+		// The maximum holds for the email as sent, as the contract's does,
+		// though the address is stored trimmed.
+		{"too long with spaces", "  " + email254 + "  ", ok.password, ok.name, "valid email"},
 		{"missing name", ok.email, ok.password, "", "name is required"},
 		{"blank name", ok.email, ok.password, " \t ", "name is required"},
 		{"long name", ok.email, ok.password, strings.Repeat("é", 101), "at most 100"},
@@ -72,6 +83,8 @@ func TestNewRegistrationBoundaries(t *testing.T) {
 	for _, tc := range []struct{ email, password, name string }{
 		{"a@b.co", strings.Repeat("p", 8), "A"},
 		{"a@b.co", strings.Repeat("p", 128), strings.Repeat("é", 100)},
+		{"a@b.co", strings.Repeat("é", 100), "A"}, // 200 bytes, 100 characters
+		{email254, "hunter-2-x", "A"},
 		{strings.Repeat("a", 64) + "@example.com", "hunter-2-x", "Zoë"},
 		{"o'brien@münchen.de", "hunter-2-x", "O'Brien"},
 	} {
@@ -94,6 +107,17 @@ func TestNewLogin(t *testing.T) {
 	}
 	if _, err := NewLogin("", ""); !fault.Is(err, fault.Invalid, "invalid_request") {
 		t.Fatalf("empty login: err = %v, want invalid_request", err)
+	}
+	// Lengths are characters of the values as sent, as registration counts
+	// them: a 100-é password could be an account's, a 129-é one could not.
+	if l, err := NewLogin("a@b.co", strings.Repeat("é", 100)); err != nil || !l.Plausible() {
+		t.Errorf("a 100-character password of 200 bytes: %+v, %v, want plausible", l, err)
+	}
+	if _, err := NewLogin("a@b.co", strings.Repeat("é", 129)); !fault.Is(err, fault.Invalid, "invalid_request") {
+		t.Errorf("a 129-character password: err = %v, want invalid_request", err)
+	}
+	if _, err := NewLogin(" "+strings.Repeat("a", 250)+".co ", "hunter-2-x"); !fault.Is(err, fault.Invalid, "invalid_request") {
+		t.Errorf("a 255-character email as sent: err = %v, want invalid_request", err)
 	}
 }
 
