@@ -462,3 +462,15 @@ func TestCheckoutLimitIsPerVerifiedSubject(t *testing.T) {
 		t.Errorf("%d orders of a customer who hung up on every checkout (%v), want 3", n, err)
 	}
 }
+
+// TestRefusesABodyWithoutContentType: a body sent without a Content-Type is
+// 400 unsupported_media_type, however JSON it looks, as on every operation
+// that takes one, so a client that forgets the header learns it at once.
+func TestRefusesABodyWithoutContentType(t *testing.T) {
+	f := setup(t)
+	u := orderstest.NewUser(t, f.tokens, auth.RoleCustomer)
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/orders", strings.NewReader(f.body(1, "tok_visa")))
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, u.Authorize(r))
+	fntest.Problem(t, rec, http.StatusBadRequest, "unsupported_media_type")
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv/envtest"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/search"
 )
 
@@ -99,4 +100,13 @@ func TestRefusals(t *testing.T) {
 	if err != nil || len(items) != 0 {
 		t.Errorf("refused requests stored %d products (%v)", len(items), err)
 	}
+}
+
+// TestRefusesABodyWithoutContentType: a body sent without a Content-Type is
+// 400 unsupported_media_type, however JSON it looks, as on every operation
+// that takes one, so a client that forgets the header learns it at once.
+func TestRefusesABodyWithoutContentType(t *testing.T) {
+	env := envtest.New(t, envtest.Options{})
+	w := fntest.Do(t, New(env.Deps), http.MethodPost, "/api/v1/products", "", body, "Authorization", env.Token(t, "admin"))
+	fntest.Problem(t, w, http.StatusBadRequest, "unsupported_media_type")
 }

@@ -272,3 +272,14 @@ func TestACartThatKeepsChangingIsUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusesABodyWithoutContentType: a body sent without a Content-Type is
+// 400 unsupported_media_type, however JSON it looks, as on every operation
+// that takes one, so a client that forgets the header learns it at once.
+func TestRefusesABodyWithoutContentType(t *testing.T) {
+	e := setup(t)
+	mug := e.catalog.Add("MUG", 1299, "USD")
+	_, alice := e.user(t)
+	w := fntest.Do(t, e.h, http.MethodPut, "/api/v1/cart/items/"+mug.ID.String(), "", `{"quantity":1}`, "Authorization", alice)
+	fntest.Problem(t, w, http.StatusBadRequest, "unsupported_media_type")
+}

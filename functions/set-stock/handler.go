@@ -74,6 +74,9 @@ func New(catalog Catalog, stock Stock, tokens *auth.Verifier, log *slog.Logger) 
 		if err != nil {
 			return fault.E(fault.NotFound, fault.CodeNotFound, "product not found")
 		}
+		if err := fnhttp.RequireJSON(r); err != nil {
+			return err
+		}
 		var req request
 		if err := fnhttp.Decode(r, &req, 4<<10); err != nil {
 			return err

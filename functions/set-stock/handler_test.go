@@ -139,6 +139,7 @@ func TestSetStockCatalogDown(t *testing.T) {
 	p := cat.Add("X-1", 100, "USD")
 	cat.SetDown(true)
 	req := httptest.NewRequest(http.MethodPut, "/api/v1/inventory/"+p.ID.String(), strings.NewReader(`{"on_hand":5}`))
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", fntest.Bearer(t, tokens, uuid.Must(uuid.NewV7()), auth.RoleAdmin))
 	req.Header.Set("If-None-Match", "*")
 	rec := httptest.NewRecorder()
@@ -309,4 +310,15 @@ func handler(t *testing.T, store *inventorydb.Store) (http.Handler, *catalogtest
 	cat := catalogtest.New(t)
 	tokens := fntest.Tokens(t, 0)
 	return New(cat.Client(t), store, tokens, slog.New(slog.DiscardHandler)), cat, tokens
+}
+
+// TestRefusesABodyWithoutContentType: a body sent without a Content-Type is
+// 400 unsupported_media_type, however JSON it looks, as on every operation
+// that takes one, so a client that forgets the header learns it at once.
+func TestRefusesABodyWithoutContentType(t *testing.T) {
+	h, cat, tokens := handler(t, inventorydb.New(pgtest.Open(t, inventorydb.Migrations())))
+	product := cat.Add("MUG-1", 1299, "USD")
+	admin := fntest.Bearer(t, tokens, uuid.Must(uuid.NewV7()), auth.RoleAdmin)
+	w := fntest.Do(t, h, http.MethodPut, "/api/v1/inventory/"+product.ID.String(), "", `{"on_hand":5}`, "Authorization", admin, "If-None-Match", "*")
+	fntest.Problem(t, w, http.StatusBadRequest, "unsupported_media_type")
 }

@@ -143,3 +143,13 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("%d events after refused patches, want 1", n)
 	}
 }
+
+// TestRefusesABodyWithoutContentType: a body sent without a Content-Type is
+// 400 unsupported_media_type, however JSON it looks, as on every operation
+// that takes one, so a client that forgets the header learns it at once.
+func TestRefusesABodyWithoutContentType(t *testing.T) {
+	env := envtest.New(t, envtest.Options{})
+	p := env.Create(t, "LAMP-1", "Desk Lamp", "home", 2999)
+	w := fntest.Do(t, New(env.Deps), http.MethodPatch, "/api/v1/products/"+p.ID.String(), "", `{"name":"x"}`, "Authorization", env.Token(t, "admin"))
+	fntest.Problem(t, w, http.StatusBadRequest, "unsupported_media_type")
+}

@@ -404,3 +404,18 @@ func TestErrorFromAnswersWithoutAProblemBody(t *testing.T) {
 		})
 	}
 }
+
+// TestRequireJSONDoesNotAllocate: RequireJSON is on the checkout's hot path
+// (create-order calls it on every request), so a request that declares its
+// type costs a header lookup and nothing else.
+func TestRequireJSONDoesNotAllocate(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/orders", nil)
+	r.Header.Set("Content-Type", "application/json")
+	if n := testing.AllocsPerRun(100, func() {
+		if fnhttp.RequireJSON(r) != nil {
+			t.Fatal("a JSON request refused")
+		}
+	}); n != 0 {
+		t.Errorf("RequireJSON allocates %v times per request, want 0", n)
+	}
+}
