@@ -147,7 +147,7 @@ func TestRecorderCatchesWhatBreaksTheContract(t *testing.T) {
 		body        string
 		header      []string // name, value, …
 	}{
-		"/api/v1/products/good":        {200, "application/json", product, nil},
+		"/api/v1/products/good":        {200, "application/json", product, []string{"ETag", `"x-1"`}}, // ETag is required
 		"/api/v1/products/no-sku":      {200, "application/json", strings.Replace(product, `"sku":"A-1",`, "", 1), nil},
 		"/api/v1/products/bad-uuid":    {200, "application/json", strings.Replace(product, "01936a6e-", "zz", 1), nil},
 		"/api/v1/products/teapot":      {418, "application/problem+json", `{"type":"about:blank","title":"x","status":418,"code":"not_found"}`, nil},
@@ -164,7 +164,7 @@ func TestRecorderCatchesWhatBreaksTheContract(t *testing.T) {
 		"/api/v1/products/busy":       {503, "application/problem+json", `{"type":"about:blank","title":"x","status":503,"code":"unavailable"}`, []string{"Retry-After", "1"}},
 		"/api/v1/products/late":       {504, "application/problem+json", `{"type":"about:blank","title":"x","status":504,"code":"upstream_timeout"}`, nil},
 		"/api/v1/products/late-retry": {504, "application/problem+json", `{"type":"about:blank","title":"x","status":504,"code":"upstream_timeout"}`, []string{"Retry-After", "1"}},
-		"/api/v1/products/other":      {200, "application/json", product, []string{"X-Correlation-ID", "abc", "Cache-Control", "no-store"}},
+		"/api/v1/products/other":      {200, "application/json", product, []string{"ETag", `"x-1"`, "X-Correlation-ID", "abc", "Cache-Control", "no-store"}},
 		"/api/v1/products":            {200, "application/json", `{"items":[],"next_cursor":null}`, nil},
 		// A code of Problem.code that the answer's x-codes do not list.
 		"/api/v1/products/other-code": {404, "application/problem+json", `{"type":"about:blank","title":"x","status":404,"code":"forbidden"}`, nil},
@@ -301,6 +301,70 @@ func TestDocumentRefusesWhatTheCodeRefuses(t *testing.T) {
 		err := c.Check(req, []byte(tc.body), res, []byte(`{}`))
 		if err == nil || !strings.Contains(err.Error(), "a request the contract refuses") {
 			t.Errorf("%s %s %s: the document accepts it (%v)", tc.method, tc.path, tc.body, err)
+		}
+	}
+}
+
+// TestRecorderRequiresTheHeadersAlwaysSent: the headers the functions send
+// with every such answer (a new product's Location and ETag, a product's or
+// a stock level's ETag) are required by the document, so an answer without
+// one breaks the contract instead of passing as one that may leave it out.
+func TestRecorderRequiresTheHeadersAlwaysSent(t *testing.T) {
+	const id = "01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f"
+	const product = `{"id":"` + id + `","sku":"A-1","name":"A","description":"","category":"c","price":{"amount":100,"currency":"USD"},"sold_count":0}`
+	const stock = `{"product_id":"` + id + `","on_hand":1,"reserved":0,"available":1,"version":1}`
+	edge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, h := range strings.Fields(r.Header.Get("X-Send")) {
+			name, value, _ := strings.Cut(h, "=")
+			w.Header().Set(name, value)
+		}
+		status, _ := strconv.Atoi(r.Header.Get("X-Status"))
+		if status != http.StatusNotModified {
+			w.Header().Set("Content-Type", "application/json")
+		}
+		w.WriteHeader(status)
+		if status != http.StatusNotModified {
+			_, _ = w.Write([]byte(r.Header.Get("X-Body")))
+		}
+	}))
+	defer edge.Close()
+	for _, tc := range []struct {
+		method, path, body string
+		status             int
+		send, answer       string
+		broken             bool
+	}{
+		{"POST", "/api/v1/products", `{"sku":"A-1","name":"A","category":"c","price":{"amount":100}}`, 201, `Location=/api/v1/products/` + id + ` ETag="x-1"`, product, false},
+		{"POST", "/api/v1/products", `{"sku":"A-1","name":"A","category":"c","price":{"amount":100}}`, 201, `ETag="x-1"`, product, true},
+		{"POST", "/api/v1/products", `{"sku":"A-1","name":"A","category":"c","price":{"amount":100}}`, 201, `Location=/api/v1/products/` + id, product, true},
+		{"GET", "/api/v1/products/" + id, "", 200, `ETag="x-1"`, product, false},
+		{"GET", "/api/v1/products/" + id, "", 200, "", product, true},
+		{"GET", "/api/v1/products/" + id, "", 304, "", "", true},
+		{"PATCH", "/api/v1/products/" + id, `{"name":"B"}`, 200, "", product, true},
+		{"GET", "/api/v1/inventory/" + id, "", 200, "", stock, true},
+		{"PUT", "/api/v1/inventory/" + id, `{"on_hand":1}`, 200, `ETag="stock-1"`, stock, false},
+		{"PUT", "/api/v1/inventory/" + id, `{"on_hand":1}`, 200, "", stock, true},
+	} {
+		rec := &contract.Recorder{Contract: load(t)}
+		req, err := http.NewRequest(tc.method, edge.URL+tc.path, strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer x")
+		if tc.body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		req.Header.Set("If-Match", "*")
+		req.Header.Set("X-Send", tc.send)
+		req.Header.Set("X-Status", strconv.Itoa(tc.status))
+		req.Header.Set("X-Body", tc.answer)
+		res, err := (&http.Client{Transport: rec}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		if got := rec.Violations(); (len(got) > 0) != tc.broken {
+			t.Errorf("%s %s %d with %q: broken %v, want %v: %q", tc.method, tc.path, tc.status, tc.send, len(got) > 0, tc.broken, got)
 		}
 	}
 }
