@@ -160,3 +160,74 @@ func TestRateLimitedRoutesDocument429(t *testing.T) {
 		}
 	}
 }
+
+// TestRateLimitedOperationsDocumentTheRateLimitHeaders: every answer of an
+// operation the edge rate limits declares the headers the rate-limiting
+// plugin adds to it (RateLimit-Limit, -Remaining, -Reset; Kong's
+// X-RateLimit-<Limit|Remaining>-<Period> are described in components/headers,
+// see the document), and its 429 declares Retry-After, so the recorder holds
+// the edge's answers to them.
+func TestRateLimitedOperationsDocumentTheRateLimitHeaders(t *testing.T) {
+	type response struct {
+		Ref     string         `yaml:"$ref"`
+		Headers map[string]any `yaml:"headers"`
+	}
+	var doc struct {
+		Paths      map[string]map[string]yaml.Node `yaml:"paths"`
+		Components struct {
+			Responses map[string]response `yaml:"responses"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(api.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	answers := map[string]map[string]response{} // operationId → status → response
+	for _, item := range doc.Paths {
+		for method, n := range item {
+			if method == "parameters" {
+				continue
+			}
+			var op struct {
+				OperationID string              `yaml:"operationId"`
+				Responses   map[string]response `yaml:"responses"`
+			}
+			if err := n.Decode(&op); err != nil {
+				t.Fatal(err)
+			}
+			for status, r := range op.Responses {
+				if r.Ref != "" {
+					r = doc.Components.Responses[r.Ref[strings.LastIndex(r.Ref, "/")+1:]]
+				}
+				op.Responses[status] = r
+			}
+			answers[op.OperationID] = op.Responses
+		}
+	}
+	limited := 0
+	for _, s := range loadKong(t).Services {
+		plugins := slices.Clone(s.Plugins)
+		for _, r := range s.Routes {
+			plugins = append(plugins, r.Plugins...)
+		}
+		for _, p := range plugins {
+			if p.Name != "rate-limiting" || p.Config["hide_client_headers"] == true {
+				continue
+			}
+			limited++
+			for status, r := range answers[s.Name] {
+				want := []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"}
+				if status == "429" {
+					want = append(want, "Retry-After")
+				}
+				for _, h := range want {
+					if _, ok := r.Headers[h]; !ok {
+						t.Errorf("%s %s: the edge's rate-limiting may send %s, which the answer does not declare", s.Name, status, h)
+					}
+				}
+			}
+		}
+	}
+	if limited < 3 {
+		t.Fatalf("found %d rate-limited services in gateway/kong.yml, want at least 3", limited)
+	}
+}
