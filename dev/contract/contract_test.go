@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
+	"github.com/shopfaas/shop/api"
 	"github.com/shopfaas/shop/dev/contract"
 	"github.com/shopfaas/shop/internal/routes"
 )
@@ -365,6 +368,33 @@ func TestRecorderRequiresTheHeadersAlwaysSent(t *testing.T) {
 		_ = res.Body.Close()
 		if got := rec.Violations(); (len(got) > 0) != tc.broken {
 			t.Errorf("%s %s %d with %q: broken %v, want %v: %q", tc.method, tc.path, tc.status, tc.send, len(got) > 0, tc.broken, got)
+		}
+	}
+}
+
+// TestDocumentSaysHowIntegersAreWritten: JSON Schema counts 100.0 and 1e2 as
+// integers, the functions' decoder (encoding/json into int64) refuses them
+// with 400 invalid_json; the document must say so, or a client that checks
+// its bodies against the schema is refused for a body the schema passes.
+func TestDocumentSaysHowIntegersAreWritten(t *testing.T) {
+	var doc struct {
+		Info struct {
+			Description string `yaml:"description"`
+		} `yaml:"info"`
+		Components struct {
+			Responses struct {
+				BadRequest struct {
+					Description string `yaml:"description"`
+				} `yaml:"BadRequest"`
+			} `yaml:"responses"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(api.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for where, text := range map[string]string{"info.description": doc.Info.Description, "BadRequest": doc.Components.Responses.BadRequest.Description} {
+		if !strings.Contains(text, "`100.0`") || !strings.Contains(text, "`1e2`") {
+			t.Errorf("%s does not say that an integer written with a fraction or an exponent (`100.0`, `1e2`) is 400 invalid_json", where)
 		}
 	}
 }

@@ -77,6 +77,10 @@ func TestRefusals(t *testing.T) {
 		{"negative price", `{"sku":"A-1","name":"n","category":"c","price":{"amount":-5,"currency":"USD"}}`, admin, http.StatusUnprocessableEntity},
 		{"zero price", `{"sku":"A-1","name":"n","category":"c","price":{"amount":0}}`, admin, http.StatusUnprocessableEntity},
 		{"float price", `{"sku":"A-1","name":"n","category":"c","price":{"amount":12.5,"currency":"USD"}}`, admin, http.StatusBadRequest},
+		// JSON Schema counts these as integers; the decoder does not, and the
+		// contract says so (400 invalid_json).
+		{"integral float price", `{"sku":"A-1","name":"n","category":"c","price":{"amount":100.0}}`, admin, http.StatusBadRequest},
+		{"exponent price", `{"sku":"A-1","name":"n","category":"c","price":{"amount":1e2}}`, admin, http.StatusBadRequest},
 		{"string price", `{"sku":"A-1","name":"n","category":"c","price":"12"}`, admin, http.StatusBadRequest},
 		{"unknown field", `{"sku":"A-1","name":"n","category":"c","price":{"amount":5},"stock":3}`, admin, http.StatusBadRequest},
 		{"unknown price field", `{"sku":"A-1","name":"n","category":"c","price":{"amount":5,"cents":1}}`, admin, http.StatusBadRequest},
