@@ -227,10 +227,19 @@ func NewLogin(email, password string) (Login, error) {
 // Plausible reports whether the login could match an account at all (its
 // password length is within the registration limits). The store still spends
 // the time of a hash check on implausible logins, so timing reveals nothing.
+//
+// Until 2026-12-05 registration counted bytes (8 to 128): an account may
+// hold a password of 8 bytes and fewer than 8 characters (éééé), which must
+// still log in. So the minimum is read in bytes, which every password of 8
+// characters also meets, and the maximum in characters, which every
+// password of at most 128 bytes also meets.
 func (l Login) Plausible() bool {
-	n := utf8.RuneCountInString(l.Password)
-	return n >= MinPasswordRunes && n <= MaxPasswordRunes
+	return len(l.Password) >= minPasswordBytesBefore && utf8.RuneCountInString(l.Password) <= MaxPasswordRunes
 }
+
+// minPasswordBytesBefore is registration's minimum before it counted
+// characters (Login.Plausible).
+const minPasswordBytesBefore = 8
 
 // ErrInvalidCredentials is the one answer to an unknown email and to a wrong
 // password alike, so a client cannot probe which emails are registered.

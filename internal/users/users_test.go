@@ -113,6 +113,10 @@ func TestNewLogin(t *testing.T) {
 	if l, err := NewLogin("a@b.co", strings.Repeat("é", 100)); err != nil || !l.Plausible() {
 		t.Errorf("a 100-character password of 200 bytes: %+v, %v, want plausible", l, err)
 	}
+	// An account registered when the minimum was 8 bytes still logs in.
+	if l, err := NewLogin("a@b.co", "éééé"); err != nil || !l.Plausible() {
+		t.Errorf("a password of 8 bytes and 4 characters: %+v, %v, want plausible", l, err)
+	}
 	if _, err := NewLogin("a@b.co", strings.Repeat("é", 129)); !fault.Is(err, fault.Invalid, "invalid_request") {
 		t.Errorf("a 129-character password: err = %v, want invalid_request", err)
 	}
