@@ -159,7 +159,15 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// it with a redirect naming its internal /function/<name> path, and an
 	// encoded slash (%2F) stays one: a route that matches here matches on
 	// Kong, and one that does not match here does not there either.
-	path := kongNormalize(r.URL.EscapedPath())
+	// The path as the client sent it: EscapedPath would re-escape the
+	// decoded path (a %2F made a slash) whenever the raw one holds a byte
+	// Go does not take as escaped ({, |, a raw UTF-8 octet), and Kong
+	// normalises the request line as sent.
+	raw := r.URL.RawPath
+	if raw == "" {
+		raw = r.URL.EscapedPath()
+	}
+	path := kongNormalize(raw)
 	for _, m := range e.matchers {
 		matched, ok := m.match(path)
 		if !ok || (m.route.methods != nil && !m.route.methods[r.Method]) {

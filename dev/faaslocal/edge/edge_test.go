@@ -1,11 +1,13 @@
 package edge
 
 import (
+	"bufio"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -300,5 +302,45 @@ func TestClientForwardedPortAndPrefixDoNotReachTheUpstream(t *testing.T) {
 	res.Body.Close()
 	if string(b) != "|" {
 		t.Errorf("the upstream saw X-Forwarded-Port|X-Forwarded-Prefix %q, want neither", b)
+	}
+}
+
+// The path is normalised as the client sent it, whatever bytes it holds: a
+// raw { or | made Go's EscapedPath re-escape the decoded path, where %2F is
+// a slash, so ..%2F became a dot segment again (helper-139).
+func TestRawRequestLinesKeepTheirEncodedSlashes(t *testing.T) {
+	up := upstream(t)
+	decl, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(decl, Options{Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	for target, want := range map[string]string{
+		"/api/v1/products/x{%2F..%2F0190-ab":             "GET /function/long-prefix/api/v1/products/x%7B%2F..%2F0190-ab",
+		"/api/v1/products/x|%2F..%2F..%2F..%2Fstrip%2Fa": "GET /function/long-prefix/api/v1/products/x%7C%2F..%2F..%2F..%2Fstrip%2Fa",
+		"/api/v1/products/\xc3\xa9%2F..%2F0190-ab":       "GET /function/long-prefix/api/v1/products/%C3%A9%2F..%2F0190-ab",
+	} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(conn, "GET "+target+" HTTP/1.1\r\nHost: edge.test\r\nConnection: close\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		conn.Close()
+		if string(b) != want {
+			t.Errorf("%q: the upstream saw %q (%d), want %q", target, b, res.StatusCode, want)
+		}
 	}
 }
