@@ -294,6 +294,7 @@ func TestDocumentRefusesWhatTheCodeRefuses(t *testing.T) {
 	for _, tc := range []struct{ method, path, body string }{
 		{"POST", "/api/v1/auth/login", `{"email":"","password":"secret-enough"}`},
 		{"POST", "/api/v1/auth/login", `{"email":"a@b.co","password":""}`},
+		{"POST", "/api/v1/auth/login", `{"email":"   ","password":"secret-enough"}`},
 		{"PATCH", "/api/v1/products/01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f", `{}`},
 		{"PATCH", "/api/v1/products/01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f", `{"price":{}}`},
 	} {
