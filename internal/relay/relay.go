@@ -268,7 +268,7 @@ func (w *worker) run(ctx context.Context) {
 	// not backed off from as from an outage: the first checkout after make
 	// run creates it, and its events would wait for the next try, up to
 	// MaxBackoff later.
-	poll := broker.Backoff{Min: missingDatabasePoll, Max: missingDatabasePoll}
+	poll := broker.Backoff{Min: missingDatabasePoll, Max: missingDatabasePollMax}
 	waiting := false // told once that the database does not exist yet
 	for ctx.Err() == nil {
 		err := w.session(ctx, &bo)
@@ -297,9 +297,13 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
-// missingDatabasePoll is how often a database not created yet is looked for
-// (Config.CreatedOnDemand): one connection attempt, refused at once.
-const missingDatabasePoll = 500 * time.Millisecond
+// missingDatabasePoll and missingDatabasePollMax are how often a database
+// not created yet is looked for (Config.CreatedOnDemand): first every
+// 500 ms, then every 2 s at most. Each try is one connection attempt,
+// refused at once, and one FATAL line in PostgreSQL's log: polling every
+// 500 ms for good made ten a second for a fresh stack's five databases. A
+// test shortens them.
+var missingDatabasePoll, missingDatabasePollMax = 500 * time.Millisecond, 2 * time.Second
 
 // missingDatabase reports whether err is PostgreSQL's invalid_catalog_name
 // (3D000): the database does not exist.
