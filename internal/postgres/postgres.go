@@ -128,6 +128,8 @@ func parsePoolConfig(url, password string) (*pgxpool.Config, error) {
 // times in UTC ("…Z") wherever it runs, a developer's machine included, and
 // a time read back equals the UTC time written.
 func ScanTimesInUTC(m *pgtype.Map) {
+	// A timestamptz[] scans through it too: pgx's array codec finds its
+	// element's codec in m when it plans a scan (the test reads one).
 	m.RegisterType(&pgtype.Type{Name: "timestamptz", OID: pgtype.TimestamptzOID,
 		Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC}})
 }

@@ -550,4 +550,11 @@ func TestTimesAreScannedInUTC(t *testing.T) {
 	if at.Location() != time.UTC || !at.Equal(time.Date(2026, 12, 5, 7, 0, 0, 0, time.UTC)) {
 		t.Errorf("scanned %v in %v, want 2026-12-05 07:00:00 in UTC", at, at.Location())
 	}
+	var ats []time.Time
+	if err := pool.QueryRow(context.Background(), `SELECT ARRAY['2026-12-05 10:00:00+03'::timestamptz]`).Scan(&ats); err != nil {
+		t.Fatal(err)
+	}
+	if len(ats) != 1 || ats[0].Location() != time.UTC {
+		t.Errorf("scanned the array %v, want its time in UTC", ats)
+	}
 }
