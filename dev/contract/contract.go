@@ -27,6 +27,7 @@ import (
 
 	"github.com/shopfaas/shop/api"
 	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/routes"
 )
 
 // Prefix is where the public routes live; requests elsewhere (the gateway
@@ -343,7 +344,7 @@ func (c *Contract) Covers(path string) bool {
 		return true
 	}
 	for tmpl := range c.raw.Paths {
-		if matches(tmpl, path) {
+		if routes.PathMatches(tmpl, path) {
 			return true
 		}
 	}
@@ -354,31 +355,11 @@ func (c *Contract) Covers(path string) bool {
 // false when there is none.
 func (c *Contract) template(method, path string) (string, bool) {
 	for tmpl, item := range c.raw.Paths {
-		if _, ok := item[strings.ToLower(method)]; ok && matches(tmpl, path) {
+		if _, ok := item[strings.ToLower(method)]; ok && routes.PathMatches(tmpl, path) {
 			return tmpl, true
 		}
 	}
 	return "", false
-}
-
-// matches reports whether the concrete path fits the path template tmpl,
-// whose parameters match one non-empty segment each.
-func matches(tmpl, path string) bool {
-	got := strings.Split(strings.Trim(path, "/"), "/")
-	want := strings.Split(strings.Trim(tmpl, "/"), "/")
-	if len(want) != len(got) {
-		return false
-	}
-	for i := range want {
-		if strings.HasPrefix(want[i], "{") {
-			if got[i] == "" {
-				return false
-			}
-		} else if want[i] != got[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func isProblem(res *http.Response) bool {

@@ -260,20 +260,20 @@ func (r Route) Matches(method, path string) bool {
 	if r.Kind != Public || r.Method != method {
 		return false
 	}
-	if matches(r.Path, path) {
+	if PathMatches(r.Path, path) {
 		return true
 	}
 	for _, p := range r.Also {
-		if matches(p, path) {
+		if PathMatches(p, path) {
 			return true
 		}
 	}
 	return false
 }
 
-// matches reports whether path fits pattern, a {wildcard} taking one
-// non-empty segment.
-func matches(pattern, path string) bool {
+// PathMatches reports whether path fits pattern (a route's path, or a path
+// template of the contract), a {wildcard} taking one non-empty segment.
+func PathMatches(pattern, path string) bool {
 	want := strings.Split(strings.Trim(pattern, "/"), "/")
 	got := strings.Split(strings.Trim(path, "/"), "/")
 	if len(want) != len(got) {
