@@ -195,7 +195,11 @@ func TestCronConnectorExpressionsScheduledInTimeZone(t *testing.T) {
 }
 
 // A run that outlasts the next tick is not overlapped: that tick is skipped.
-func TestSlowRunNotOverlapped(t *testing.T) {
+// slowRunGoing is a scheduler whose function "slow", scheduled every
+// minute, has a run going (held by its gateway until release) since the
+// tick of minute(1).
+func slowRunGoing(t *testing.T) (*gateway, *Scheduler) {
+	t.Helper()
 	ctx := context.Background()
 	g := newGateway(t)
 	g.set("slow", map[string]string{"schedule": "* * * * *"})
@@ -208,13 +212,24 @@ func TestSlowRunNotOverlapped(t *testing.T) {
 		t.Fatalf("first tick started %v", got)
 	}
 	waitFor(t, func() bool { return g.counts()["slow"] == 1 })
+	return g, s
+}
+
+// release lets the held invocations answer.
+func (g *gateway) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	close(g.hold)
+	g.hold = nil
+}
+
+func TestSlowRunNotOverlapped(t *testing.T) {
+	ctx := context.Background()
+	g, s := slowRunGoing(t)
 	if got := s.Tick(ctx, minute(2)); len(got) != 0 {
 		t.Errorf("second tick overlapped the running call: %v", got)
 	}
-	g.mu.Lock()
-	close(g.hold)
-	g.hold = nil
-	g.mu.Unlock()
+	g.release()
 	s.Wait()
 	if got := s.Tick(ctx, minute(3)); len(got) != 1 {
 		t.Errorf("third tick after the run ended started %v", got)
@@ -230,17 +245,7 @@ func TestSlowRunNotOverlapped(t *testing.T) {
 // second time beside that run (helper-138: a new entry forgot the run).
 func TestARelistedFunctionIsNotOverlapped(t *testing.T) {
 	ctx := context.Background()
-	g := newGateway(t)
-	g.set("slow", map[string]string{"schedule": "* * * * *"})
-	g.hold = make(chan struct{})
-	s := newScheduler(t, g)
-	if err := s.Refresh(ctx, t0); err != nil {
-		t.Fatal(err)
-	}
-	if got := s.Tick(ctx, minute(1)); len(got) != 1 {
-		t.Fatalf("first tick started %v", got)
-	}
-	waitFor(t, func() bool { return g.counts()["slow"] == 1 })
+	g, s := slowRunGoing(t)
 	g.set("slow", nil)
 	if err := s.Refresh(ctx, minute(1)); err != nil {
 		t.Fatal(err)
@@ -252,10 +257,7 @@ func TestARelistedFunctionIsNotOverlapped(t *testing.T) {
 	if got := s.Tick(ctx, minute(2)); len(got) != 0 {
 		t.Errorf("a tick after the function came back started %v beside its running call", got)
 	}
-	g.mu.Lock()
-	close(g.hold)
-	g.hold = nil
-	g.mu.Unlock()
+	g.release()
 	s.Wait()
 	if got := s.Tick(ctx, minute(3)); len(got) != 1 {
 		t.Errorf("the tick after the run ended started %v", got)

@@ -24,6 +24,23 @@ func upstream(t *testing.T) *httptest.Server {
 	return srv
 }
 
+// docEdge serves doc's edge, its gateway service proxied to up, until the
+// test ends.
+func docEdge(t *testing.T, up *httptest.Server) *httptest.Server {
+	t.Helper()
+	decl, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(decl, Options{Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 const doc = `
 _format_version: "3.0"
 services:
@@ -67,16 +84,7 @@ plugins:
 
 func TestRoutingFollowsKongPriorities(t *testing.T) {
 	up := upstream(t)
-	decl, err := Parse([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(decl, Options{Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(e)
-	defer srv.Close()
+	srv := docEdge(t, up)
 
 	tests := []struct {
 		method, path, body string
@@ -281,16 +289,7 @@ func TestClientForwardedPortAndPrefixDoNotReachTheUpstream(t *testing.T) {
 		_, _ = io.WriteString(w, r.Header.Get("X-Forwarded-Port")+"|"+r.Header.Get("X-Forwarded-Prefix"))
 	}))
 	defer up.Close()
-	decl, err := Parse([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(decl, Options{Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(e)
-	defer srv.Close()
+	srv := docEdge(t, up)
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/products/0190-ab", nil)
 	req.Header.Set("X-Forwarded-Port", "4444")
 	req.Header.Set("X-Forwarded-Prefix", "/evil")
@@ -310,16 +309,7 @@ func TestClientForwardedPortAndPrefixDoNotReachTheUpstream(t *testing.T) {
 // a slash, so ..%2F became a dot segment again (helper-139).
 func TestRawRequestLinesKeepTheirEncodedSlashes(t *testing.T) {
 	up := upstream(t)
-	decl, err := Parse([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(decl, Options{Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(e)
-	defer srv.Close()
+	srv := docEdge(t, up)
 	for target, want := range map[string]string{
 		"/api/v1/products/x{%2F..%2F0190-ab":             "GET /function/long-prefix/api/v1/products/x%7B%2F..%2F0190-ab",
 		"/api/v1/products/x|%2F..%2F..%2F..%2Fstrip%2Fa": "GET /function/long-prefix/api/v1/products/x%7C%2F..%2F..%2F..%2Fstrip%2Fa",
