@@ -159,6 +159,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// it with a redirect naming its internal /function/<name> path, and an
 	// encoded slash (%2F) stays one: a route that matches here matches on
 	// Kong, and one that does not match here does not there either.
+	//
 	// The path as the client sent it: EscapedPath would re-escape the
 	// decoded path (a %2F made a slash) whenever the raw one holds a byte
 	// Go does not take as escaped ({, |, a raw UTF-8 octet), and Kong
@@ -223,7 +224,7 @@ func kongNormalize(escaped string) string {
 	if strings.Contains(escaped, "%") {
 		b := make([]byte, 0, len(escaped))
 		for i := 0; i < len(escaped); i++ {
-			if escaped[i] == '%' && i+2 < len(escaped) && ishex(escaped[i+1]) && ishex(escaped[i+2]) {
+			if escaped[i] == '%' && i+2 < len(escaped) && isHex(escaped[i+1]) && isHex(escaped[i+2]) {
 				c := unhex(escaped[i+1])<<4 | unhex(escaped[i+2])
 				if strings.IndexByte(reservedChars, c) >= 0 {
 					b = append(b, '%', upperHex(escaped[i+1]), upperHex(escaped[i+2]))
@@ -277,10 +278,6 @@ func kongSafe(c byte) bool {
 
 // reservedChars are the characters Kong leaves percent-encoded.
 const reservedChars = "!*'();:@&=+$,/?%#[]"
-
-func ishex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
 
 func unhex(c byte) byte {
 	switch {
