@@ -223,46 +223,39 @@ func (g *gateway) release() {
 	g.hold = nil
 }
 
+// A tick that finds the function's previous run still going starts none,
+// also when the function dropped out of one listing meanwhile and came back
+// (faasd redeploys by removing and creating it; helper-138: a new entry
+// forgot the run); the tick after the run ended starts one.
 func TestSlowRunNotOverlapped(t *testing.T) {
-	ctx := context.Background()
-	g, s := slowRunGoing(t)
-	if got := s.Tick(ctx, minute(2)); len(got) != 0 {
-		t.Errorf("second tick overlapped the running call: %v", got)
+	for _, relisted := range []bool{false, true} {
+		t.Run(map[bool]string{false: "running", true: "relisted while running"}[relisted], func(t *testing.T) {
+			ctx := context.Background()
+			g, s := slowRunGoing(t)
+			if relisted {
+				g.set("slow", nil)
+				if err := s.Refresh(ctx, minute(1)); err != nil {
+					t.Fatal(err)
+				}
+				g.set("slow", map[string]string{"schedule": "* * * * *"})
+				if err := s.Refresh(ctx, minute(1)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := s.Tick(ctx, minute(2)); len(got) != 0 {
+				t.Errorf("second tick overlapped the running call: %v", got)
+			}
+			g.release()
+			s.Wait()
+			if got := s.Tick(ctx, minute(3)); len(got) != 1 {
+				t.Errorf("third tick after the run ended started %v", got)
+			}
+			s.Wait()
+			if n := g.counts()["slow"]; n != 2 {
+				t.Errorf("%d invocations, want 2", n)
+			}
+		})
 	}
-	g.release()
-	s.Wait()
-	if got := s.Tick(ctx, minute(3)); len(got) != 1 {
-		t.Errorf("third tick after the run ended started %v", got)
-	}
-	s.Wait()
-	if n := g.counts()["slow"]; n != 2 {
-		t.Errorf("%d invocations, want 2", n)
-	}
-}
-
-// A function that drops out of one listing while its run goes on (faasd
-// redeploys by removing and creating it) and comes back is not started a
-// second time beside that run (helper-138: a new entry forgot the run).
-func TestARelistedFunctionIsNotOverlapped(t *testing.T) {
-	ctx := context.Background()
-	g, s := slowRunGoing(t)
-	g.set("slow", nil)
-	if err := s.Refresh(ctx, minute(1)); err != nil {
-		t.Fatal(err)
-	}
-	g.set("slow", map[string]string{"schedule": "* * * * *"})
-	if err := s.Refresh(ctx, minute(1)); err != nil {
-		t.Fatal(err)
-	}
-	if got := s.Tick(ctx, minute(2)); len(got) != 0 {
-		t.Errorf("a tick after the function came back started %v beside its running call", got)
-	}
-	g.release()
-	s.Wait()
-	if got := s.Tick(ctx, minute(3)); len(got) != 1 {
-		t.Errorf("the tick after the run ended started %v", got)
-	}
-	s.Wait()
 }
 
 // An annotation change is picked up at the next refresh; a failed refresh

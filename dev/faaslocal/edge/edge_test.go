@@ -28,7 +28,15 @@ func upstream(t *testing.T) *httptest.Server {
 // test ends.
 func docEdge(t *testing.T, up *httptest.Server) *httptest.Server {
 	t.Helper()
-	decl, err := Parse([]byte(doc))
+	_, srv := edgeOf(t, doc, up)
+	return srv
+}
+
+// edgeOf serves the edge of the declaration text, its gateway service
+// proxied to up, until the test ends.
+func edgeOf(t *testing.T, text string, up *httptest.Server) (*Edge, *httptest.Server) {
+	t.Helper()
+	decl, err := Parse([]byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +46,7 @@ func docEdge(t *testing.T, up *httptest.Server) *httptest.Server {
 	}
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
-	return srv
+	return e, srv
 }
 
 const doc = `

@@ -19,17 +19,9 @@ func TestPrometheusCountsEveryAnswer(t *testing.T) {
 		if statusCodes {
 			flag = "true"
 		}
-		decl, err := Parse([]byte(doc + `  - name: prometheus
-    config: {status_code_metrics: ` + flag + `}
-`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := New(decl, Options{Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://")}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(e)
+		e, srv := edgeOf(t, doc+`  - name: prometheus
+    config: {status_code_metrics: `+flag+`}
+`, up)
 		for _, req := range []struct{ method, path, body string }{
 			{http.MethodGet, "/api/x", ""},
 			{http.MethodGet, "/api/y", ""},
