@@ -116,8 +116,8 @@ type Recovered struct {
 	Confirmed, Failed, Pending, Expired, CartRemovals, Compensations int
 }
 
-// Recovery counts a recover-orders run (failed: it returned an error) and
-// the orders it drove, by how.
+// Recovery counts a recover-orders run (failed: it returned an error, or
+// could not drive an order it claimed) and the orders it drove, by how.
 func (m *Shop) Recovery(failed bool, r Recovered) {
 	if m == nil {
 		return

@@ -751,8 +751,14 @@ type Report struct {
 	CartRemovals int `json:"cart_removals"`
 	// Compensations counts the orders that had ended already, driven for a
 	// release or refund still owed.
-	Compensations int   `json:"compensations"`
-	Purged        int64 `json:"purged_keys"`
+	Compensations int `json:"compensations"`
+	// Errors counts the claimed orders whose drive failed: the order could
+	// not be read (logged at error level, with the order's id). The run
+	// goes on with the others, and the order is claimed again when its
+	// lease runs out; recover-orders counts such a run as an error, so an
+	// order that can never be driven is seen (RecoveryStalled).
+	Errors int   `json:"errors"`
+	Purged int64 `json:"purged_keys"`
 }
 
 // LongestDrive is the longest a drive of a saga with timeout may take: the
@@ -790,7 +796,7 @@ func (s *Saga) Recover(ctx context.Context, limit int) (Report, error) {
 				"deadline_in", time.Until(d).String(), "longest_drive", drive.String())
 		}
 	}
-	for rep.Driven < limit && time.Now().Before(budget) {
+	for rep.Driven+rep.Errors < limit && time.Now().Before(budget) {
 		claims, err := s.db.ClaimStale(ctx, s.cfg.RecoverAfter, s.lease(), 1)
 		if err != nil {
 			return rep, err
@@ -800,6 +806,7 @@ func (s *Saga) Recover(ctx context.Context, limit int) (Report, error) {
 		}
 		o, err := s.recoverOne(ctx, claims[0])
 		if err != nil {
+			rep.Errors++
 			continue
 		}
 		rep.Driven++

@@ -510,6 +510,37 @@ func TestRecoveryTakesTurnsAmongTheOrdersItCannotFinish(t *testing.T) {
 	}
 }
 
+// An order recovery cannot read (here its stored address is not an
+// address) is counted in the run's Errors, and the run goes on with the
+// others. Until 2026-12-05 such a drive was only logged: the run counted
+// ok, so RecoveryStalled never fired for an order claimed and failed every
+// minute for ever (found by helper-138).
+func TestAnOrderRecoveryCannotReadIsCountedAndTheOthersDriven(t *testing.T) {
+	e := setup(t, nil)
+	ctx := context.Background()
+	e.processorDown()
+	var ids []uuid.UUID
+	for i := range 2 {
+		res, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), fmt.Sprint("unreadable-", i))
+		if err != nil || res.Outcome() != orders.OutcomePending {
+			t.Fatalf("place %d: %s %v; want pending", i, res.Outcome(), err)
+		}
+		ids = append(ids, res.Order.ID)
+	}
+	e.svc.SetHook(nil)
+	e.age(t)
+	if _, err := e.pool.Exec(ctx, `UPDATE orders SET shipping_address = '[1]' WHERE id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.saga.Recover(ctx, 10)
+	if err != nil || rep.Errors != 1 || rep.Driven != 1 || rep.Confirmed != 1 {
+		t.Fatalf("recover: %+v %v; want one error and the other order confirmed", rep, err)
+	}
+	if o, err := e.store.Get(ctx, ids[1]); err != nil || o.Status != orders.Confirmed {
+		t.Fatalf("the readable order: %s %v", o.Status, err)
+	}
+}
+
 // An order still pending past GiveUpAfter (default 12 h) — its charge's
 // answers lost through a long outage, so the processor may hold a capture
 // the shop never recorded — is no longer charged again: recovery ends it
