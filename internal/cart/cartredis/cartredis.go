@@ -199,11 +199,16 @@ func (s *Store) Clear(ctx context.Context, user uuid.UUID) error {
 	return nil
 }
 
-// takeScript removes each ordered line (ARGV: field, quantity pairs) that
-// still holds the ordered quantity; a line set since to another quantity,
-// and every other line, stays.
+// takeScript takes an order's lines out of a cart once (KEYS: the cart, the
+// order's removal mark; ARGV: the mark's life in ms, then field, quantity
+// pairs): it removes each line that still holds the ordered quantity — a
+// line set since to another quantity, and every other line, stays — unless
+// the mark says this order's removal was made already.
 var takeScript = redis.NewScript(`
-for i = 1, #ARGV, 2 do
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then
+  return 0
+end
+for i = 2, #ARGV, 2 do
   local held = redis.call('HGET', KEYS[1], ARGV[i])
   if held and tonumber(held) == tonumber(ARGV[i + 1]) then
     redis.call('HDEL', KEYS[1], ARGV[i])
@@ -212,25 +217,36 @@ end
 return 1
 `)
 
-// RemoveOrdered takes an order's lines out of the user's cart, atomically:
-// a line goes only while it holds the ordered quantity, so a line the
-// customer added while the order was placed (after the cart was read to
-// price it), or one now at another quantity, stays in the cart (one set back
-// to the ordered quantity cannot be told apart, and goes). Redis failures
-// are fault.Unavailable.
-func (s *Store) RemoveOrdered(ctx context.Context, user uuid.UUID, lines []cart.Line) error {
+// RemoveOrdered takes order's lines out of the user's cart, atomically: a
+// line goes only while it holds the ordered quantity, so a line the customer
+// added while the order was placed (after the cart was read to price it), or
+// one now at another quantity, stays in the cart (one set back to the
+// ordered quantity cannot be told apart, and goes). It does so once per
+// order: the removal leaves a mark that lives for remember, and a removal of
+// the same order while it lives takes nothing. A removal made again — its
+// answer lost, or its settlement not recorded, so recovery makes it again a
+// minute or hours later — would otherwise take out a line the customer has
+// set back to the ordered quantity since; remember must outlive every
+// retry (the saga passes its GiveUpAfter and an hour). Redis failures are
+// fault.Unavailable.
+func (s *Store) RemoveOrdered(ctx context.Context, user, order uuid.UUID, lines []cart.Line, remember time.Duration) error {
 	if len(lines) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 2*len(lines))
+	args := make([]any, 0, 1+2*len(lines))
+	args = append(args, strconv.FormatInt(max(remember.Milliseconds(), 1), 10))
 	for _, l := range lines {
 		args = append(args, l.ProductID.String(), strconv.Itoa(l.Quantity))
 	}
-	if err := takeScript.Run(ctx, s.rdb, []string{s.key(user)}, args...).Err(); err != nil {
+	if err := takeScript.Run(ctx, s.rdb, []string{s.key(user), s.takenKey(order)}, args...).Err(); err != nil {
 		return unavailable(err)
 	}
 	return nil
 }
+
+// takenKey is the key of order's removal mark (RemoveOrdered): under the
+// carts' prefix, never a cart's key (those end in a user id).
+func (s *Store) takenKey(order uuid.UUID) string { return s.prefix + "taken:" + order.String() }
 
 // TTL reports how long the user's cart still lives (negative when it does not exist).
 func (s *Store) TTL(ctx context.Context, user uuid.UUID) (time.Duration, error) {

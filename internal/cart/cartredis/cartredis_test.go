@@ -108,7 +108,7 @@ func TestRemoveOrderedLeavesWhatChanged(t *testing.T) {
 	// The order bought 2 of ordered and 3 of changed (set to 5 since), and a
 	// product the cart no longer holds.
 	gone := uuid.Must(uuid.NewV7())
-	if err := s.RemoveOrdered(ctx, user, []cart.Line{{ProductID: ordered, Quantity: 2}, {ProductID: changed, Quantity: 3}, {ProductID: gone, Quantity: 1}}); err != nil {
+	if err := s.RemoveOrdered(ctx, user, uuid.Must(uuid.NewV7()), []cart.Line{{ProductID: ordered, Quantity: 2}, {ProductID: changed, Quantity: 3}, {ProductID: gone, Quantity: 1}}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	lines, err := s.Lines(ctx, user)
@@ -123,13 +123,55 @@ func TestRemoveOrderedLeavesWhatChanged(t *testing.T) {
 	if err := rdb.HSet(ctx, cfg.KeyPrefix+user.String(), added.String(), "01").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RemoveOrdered(ctx, user, want); err != nil {
+	if err := s.RemoveOrdered(ctx, user, uuid.Must(uuid.NewV7()), want, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if n := rdb.Exists(ctx, cfg.KeyPrefix+user.String()).Val(); n != 0 {
 		t.Fatal("cart key still exists once every line was ordered")
 	}
-	if err := s.RemoveOrdered(ctx, user, nil); err != nil {
+	if err := s.RemoveOrdered(ctx, user, uuid.Must(uuid.NewV7()), nil, time.Hour); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An order's lines are taken out of the cart once: a removal made again
+// while its mark lives (its answer was lost, or its settlement not
+// recorded, and recovery makes it again) takes nothing, so a line the
+// customer set back to the ordered quantity since stays; another order's
+// removal still takes it, and the mark lives as long as asked. Until
+// 2026-12-05 the second removal took the line again.
+func TestAnOrdersLinesAreTakenOutOnce(t *testing.T) {
+	s, rdb, cfg := cartredistest.New(t, time.Hour)
+	ctx := context.Background()
+	user, order, product := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	ordered := []cart.Line{{ProductID: product, Quantity: 2}}
+	set := func() {
+		t.Helper()
+		if err := s.SetLine(ctx, user, product, 2, 50); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := func() int {
+		t.Helper()
+		lines, err := s.Lines(ctx, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(lines)
+	}
+	set()
+	if err := s.RemoveOrdered(ctx, user, order, ordered, time.Hour); err != nil || held() != 0 {
+		t.Fatalf("first removal: %v, %d lines left; want none", err, held())
+	}
+	set() // the customer sets it back
+	if err := s.RemoveOrdered(ctx, user, order, ordered, time.Hour); err != nil || held() != 1 {
+		t.Fatalf("the same order's removal again: %v, %d lines left; want the line set back", err, held())
+	}
+	if err := s.RemoveOrdered(ctx, user, uuid.Must(uuid.NewV7()), ordered, time.Hour); err != nil || held() != 0 {
+		t.Fatalf("another order's removal: %v, %d lines left; want none", err, held())
+	}
+	ttl := rdb.PTTL(ctx, cfg.KeyPrefix+"taken:"+order.String()).Val()
+	if ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Fatalf("the removal's mark lives %v; want the hour asked for", ttl)
 	}
 }

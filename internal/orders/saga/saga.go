@@ -97,7 +97,7 @@ type Catalog interface {
 // of it what such an order bought.
 type Cart interface {
 	Lines(ctx context.Context, user uuid.UUID) ([]cart.Line, error)
-	RemoveOrdered(ctx context.Context, user uuid.UUID, lines []cart.Line) error
+	RemoveOrdered(ctx context.Context, user, order uuid.UUID, lines []cart.Line, remember time.Duration) error
 }
 
 // Limiter counts requests per key (ratelimit.Limiter): Allow returns the

@@ -2230,9 +2230,9 @@ type clearAfterTheDeadline struct {
 	charged *chargeContext
 }
 
-func (c clearAfterTheDeadline) RemoveOrdered(ctx context.Context, user uuid.UUID, lines []cart.Line) error {
+func (c clearAfterTheDeadline) RemoveOrdered(ctx context.Context, user, order uuid.UUID, lines []cart.Line, remember time.Duration) error {
 	<-c.charged.saga().Done()
-	return c.Cart.RemoveOrdered(ctx, user, lines)
+	return c.Cart.RemoveOrdered(ctx, user, order, lines, remember)
 }
 
 // A cart order confirmed right before the saga's deadline still has its lines
@@ -2582,11 +2582,11 @@ type cartDown struct {
 	down *atomic.Bool
 }
 
-func (c cartDown) RemoveOrdered(ctx context.Context, user uuid.UUID, lines []cart.Line) error {
+func (c cartDown) RemoveOrdered(ctx context.Context, user, order uuid.UUID, lines []cart.Line, remember time.Duration) error {
 	if c.down.Load() {
 		return errors.New("cart store down")
 	}
-	return c.Cart.RemoveOrdered(ctx, user, lines)
+	return c.Cart.RemoveOrdered(ctx, user, order, lines, remember)
 }
 
 // cartOwed reports whether order id still owes its cart removal.

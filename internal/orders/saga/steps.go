@@ -286,7 +286,10 @@ func (s *Saga) takeOutOfCart(ctx context.Context, tl *timeline, o orders.Order) 
 	for i, l := range o.Items {
 		ordered[i] = cart.Line{ProductID: l.ProductID, Quantity: l.Quantity}
 	}
-	if err := s.cfg.Cart.RemoveOrdered(cctx, o.UserID, ordered); err != nil {
+	// Tries come until GiveUpAfter past the confirmation (settleOwedCart):
+	// the removal's mark outlives them, so a removal made again takes
+	// nothing the customer set back since.
+	if err := s.cfg.Cart.RemoveOrdered(cctx, o.UserID, o.ID, ordered, s.cfg.GiveUpAfter+time.Hour); err != nil {
 		s.cfg.Log.WarnContext(ctx, "take the ordered lines out of the cart", "order_id", o.ID, "err", err.Error())
 		tl.note(orders.StepCart, orders.StepError, "the ordered lines could not be taken out of the cart")
 		return
