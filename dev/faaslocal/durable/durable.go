@@ -4,6 +4,37 @@ package durable
 
 import "os"
 
+// TempSuffix ends the name of a file Replace is writing: readers of a
+// directory skip such files (a crash can leave one behind).
+const TempSuffix = ".tmp"
+
+// Replace writes data to p atomically: to p+TempSuffix first, synced to
+// disk, then renamed over p, so p holds either its old content or data,
+// whole. The new name reaches the disk only once p's directory is synced
+// (SyncDir), which the caller does before it acknowledges anything. A
+// Replace that fails leaves no temporary file.
+func Replace(p string, data []byte) error {
+	tmp := p + TempSuffix
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
+}
+
 // SyncDir flushes dir's entries (a file created or renamed into it) to disk:
 // a file's own Sync does not make its name durable.
 func SyncDir(dir string) error {

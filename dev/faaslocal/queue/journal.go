@@ -93,23 +93,7 @@ func (j *Journal) Put(c Call) (Call, error) {
 		return c, err
 	}
 	final := filepath.Join(j.dir, name)
-	tmp := final + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return c, err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return c, err
-	}
-	if err := os.Rename(tmp, final); err != nil {
+	if err := durable.Replace(final, b); err != nil {
 		return c, err
 	}
 	// The rename is in the directory: until the directory is synced, a

@@ -62,8 +62,9 @@ func validName(n string) bool {
 	return name.MatchString(n) && !strings.Contains(n, "..") && !strings.HasSuffix(n, tmpSuffix)
 }
 
-// tmpSuffix marks a value being written; such files are never listed.
-const tmpSuffix = ".tmp"
+// tmpSuffix marks a value being written (durable.Replace); such files are
+// never listed.
+const tmpSuffix = durable.TempSuffix
 
 // Store is the secret store of one state directory. Its methods are safe for
 // concurrent use.
@@ -131,26 +132,11 @@ func (s *Store) put(n string, value []byte, create bool) error {
 // before it returns, so a secret acknowledged (201, 202) or a credential
 // made at the first run is still there, whole, after the host crashes.
 func writeFile(p string, value []byte) error {
-	tmp := p + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write secret: %w", err)
-	}
-	_, err = f.Write(value)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
+	err := durable.Replace(p, value)
 	if err == nil {
 		err = durable.SyncDir(filepath.Dir(p))
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
 		return fmt.Errorf("write secret: %w", err)
 	}
 	return nil
