@@ -239,9 +239,10 @@ func (s *Store) Release(ctx context.Context, orderID uuid.UUID) (inventory.Hold,
 }
 
 // Expire gives back up to limit holds whose expires_at is at or before asOf
-// whatever their orders' status (the sweep uses Settle, which asks it first:
-// a pending order's hold may still be confirmed); tests use it to give holds
-// back. asOf zero is the database clock. It marks them "expired" and appends
+// whatever their orders' status: tests use it to give holds back, and
+// nothing else may — it would give back the held units of confirmed orders,
+// to be sold twice (the sweep uses Settle, which asks the orders' status
+// first: a pending order's hold may still be confirmed). asOf zero is the database clock. It marks them "expired" and appends
 // stock.changed.v1 per product it brings back in stock, in one transaction;
 // the expiry itself is no event (docs/events.md). Due rows are
 // claimed FOR UPDATE SKIP LOCKED, so concurrent sweeps (and a concurrent

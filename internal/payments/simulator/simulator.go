@@ -74,7 +74,8 @@ type Config struct {
 	FailureRate float64
 	// TimeoutRate is the share of calls, 0..1, that do their work and then
 	// hang until the caller's deadline, so the caller never learns the
-	// outcome (PAYMENT_SIM_TIMEOUT_RATE). The outcome can be asked with Lookup.
+	// outcome (PAYMENT_SIM_TIMEOUT_RATE). The next Charge or Void under the
+	// same key answers it.
 	TimeoutRate float64
 }
 
