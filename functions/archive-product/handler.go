@@ -11,8 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/google/uuid"
-
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv"
 	"github.com/shopfaas/shop/internal/config"
@@ -37,8 +35,8 @@ func New(d *catalogenv.Deps) http.Handler {
 		if _, err := d.Tokens.RequireAdmin(r); err != nil {
 			return err
 		}
-		id, err := uuid.Parse(r.PathValue("id"))
-		if err != nil {
+		id, ok := fnhttp.PathID(r, "id")
+		if !ok {
 			return fault.E(fault.NotFound, fault.CodeNotFound, "no such product")
 		}
 		p, err := d.Store.Update(r.Context(), id, catalog.Archive)

@@ -45,8 +45,8 @@ func New(saga Canceller, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 		if err != nil {
 			return err
 		}
-		id, err := uuid.Parse(r.PathValue("id"))
-		if err != nil {
+		id, ok := fnhttp.PathID(r, "id")
+		if !ok {
 			return fault.E(fault.NotFound, fault.CodeNotFound, "no such order")
 		}
 		o, err := saga.Cancel(r.Context(), who, id)

@@ -63,8 +63,8 @@ func New(store Store, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 		if err != nil {
 			return err
 		}
-		id, err := uuid.Parse(r.PathValue("id"))
-		if err != nil {
+		id, ok := fnhttp.PathID(r, "id")
+		if !ok {
 			return errNotFound
 		}
 		limit, err := fnhttp.QueryInt(r, "limit", defaultLimit, 1, maxLimit)

@@ -42,8 +42,8 @@ func New(store Getter, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 		if err != nil {
 			return err
 		}
-		id, err := uuid.Parse(r.PathValue("id"))
-		if err != nil {
+		id, ok := fnhttp.PathID(r, "id")
+		if !ok {
 			return errNotFound
 		}
 		o, err := store.GetVisible(r.Context(), id, who)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -39,6 +40,12 @@ func TestGetOrder(t *testing.T) {
 		{"no token", orderstest.User{}, path, 401},
 		{"unknown order", owner, "/api/v1/orders/" + uuid.NewString(), 404},
 		{"not a uuid", owner, "/api/v1/orders/xyz", 404},
+		// One order, one path: the canonical id in either case, and no other
+		// spelling uuid.Parse would read as the same id.
+		{"the id upper-cased", owner, "/api/v1/orders/" + strings.ToUpper(o.ID.String()), 200},
+		{"the id without hyphens", owner, "/api/v1/orders/" + strings.ReplaceAll(o.ID.String(), "-", ""), 404},
+		{"the id in braces", owner, "/api/v1/orders/%7B" + o.ID.String() + "%7D", 404},
+		{"the id as a URN", owner, "/api/v1/orders/urn:uuid:" + o.ID.String(), 404},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

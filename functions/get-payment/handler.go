@@ -44,8 +44,8 @@ func New(svc Getter, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 		if err != nil {
 			return err
 		}
-		orderID, err := uuid.Parse(r.PathValue("id"))
-		if err != nil {
+		orderID, ok := fnhttp.PathID(r, "id")
+		if !ok {
 			return errNotFound
 		}
 		p, err := svc.Get(r.Context(), orderID, id.UserID, id.IsAdmin())

@@ -70,8 +70,8 @@ func write(w http.ResponseWriter, r *http.Request, tag string, body []byte) {
 func New(d *catalogenv.Deps) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/products/{id}", fnhttp.Adapt(d.Log, func(w http.ResponseWriter, r *http.Request) error {
-		id, err := uuid.Parse(r.PathValue("id"))
-		if err != nil {
+		id, ok := fnhttp.PathID(r, "id")
+		if !ok {
 			return fault.E(fault.NotFound, fault.CodeNotFound, "no such product")
 		}
 		if body, version, ok := d.Cached(r.Context(), id.String()); ok {

@@ -3,6 +3,7 @@ package function
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,6 +83,35 @@ func TestNotFound(t *testing.T) {
 	for _, path := range []string{"/api/v1/products/0190f5a0-0000-7000-8000-000000000000", "/api/v1/products/abc"} {
 		if w := envtest.Do(t, h, http.MethodGet, path, ""); w.Code != http.StatusNotFound {
 			t.Errorf("%s: %d", path, w.Code)
+		}
+	}
+}
+
+// A product answers at the one path its canonical id makes (either case, as
+// the contract's format: uuid allows); every other spelling uuid.Parse would
+// read as the same id is 404, so a product has one path.
+func TestAProductIsReachedOnlyByItsCanonicalID(t *testing.T) {
+	env := envtest.New(t, envtest.Options{})
+	h := New(env.Deps)
+	p := env.Create(t, "LAMP-1", "Desk Lamp", "home", 2999)
+	id := p.ID.String()
+	for _, tt := range []struct {
+		id     string
+		status int
+	}{
+		{id, http.StatusOK},
+		{strings.ToUpper(id), http.StatusOK},
+		{strings.ReplaceAll(id, "-", ""), http.StatusNotFound},
+		{"%7B" + id + "%7D", http.StatusNotFound},
+		{"urn:uuid:" + id, http.StatusNotFound},
+	} {
+		w := envtest.Do(t, h, http.MethodGet, "/api/v1/products/"+tt.id, "")
+		if w.Code != tt.status {
+			t.Errorf("%s: %d, want %d", tt.id, w.Code, tt.status)
+			continue
+		}
+		if tt.status == http.StatusOK && decode(t, w.Body.Bytes()).ID != p.ID {
+			t.Errorf("%s: %s", tt.id, w.Body)
 		}
 	}
 }

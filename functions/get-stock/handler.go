@@ -38,8 +38,8 @@ type Stock interface {
 func New(stock Stock, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/inventory/{product_id}", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
-		id, err := uuid.Parse(r.PathValue("product_id"))
-		if err != nil {
+		id, ok := fnhttp.PathID(r, "product_id")
+		if !ok {
 			return fault.E(fault.NotFound, fault.CodeNotFound, "no stock for this product")
 		}
 		st, err := stock.Get(r.Context(), id)

@@ -55,8 +55,11 @@ func New(store Lister, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 		after := uuid.Nil
 		if c := r.URL.Query().Get("cursor"); c != "" {
 			// The zero id would be taken for the first page: no
-			// notification has it.
-			if after, err = uuid.Parse(c); err != nil || after == uuid.Nil {
+			// notification has it. A cursor is the id as this list
+			// wrote it; another spelling uuid.Parse reads (upper
+			// case, 32 hex digits, braces, urn:uuid:) is not one it
+			// returned.
+			if after, err = uuid.Parse(c); err != nil || after == uuid.Nil || after.String() != c {
 				return fault.E(fault.Invalid, fault.CodeInvalidCursor, "cursor is not one this API returned")
 			}
 		}

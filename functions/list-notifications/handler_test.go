@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,6 +78,11 @@ func TestOwnNotificationsPaged(t *testing.T) {
 	fntest.Problem(t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications?cursor=nope", "", "", "Authorization", "Bearer "+tok), 422, "invalid_cursor")
 	// The zero id would be taken for the first page.
 	fntest.Problem(t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications?cursor="+uuid.Nil.String(), "", "", "Authorization", "Bearer "+tok), 422, "invalid_cursor")
+	// A cursor is a notification's id as the list wrote it, no other spelling.
+	for _, c := range []string{strings.ToUpper(want[0].String()), strings.ReplaceAll(want[0].String(), "-", ""),
+		"%7B" + want[0].String() + "%7D", "urn:uuid:" + want[0].String()} {
+		fntest.Problem(t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications?cursor="+c, "", "", "Authorization", "Bearer "+tok), 422, "invalid_cursor")
+	}
 	fntest.Problem(t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications?limit=101", "", "", "Authorization", "Bearer "+tok), 422, "invalid_request")
 	empty := fntest.Issue(t, tokens, uuid.New(), auth.RoleCustomer)
 	page := fntest.JSON[Page](t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications", "", "", "Authorization", "Bearer "+empty), 200)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -68,9 +69,13 @@ func TestListsOwnOrdersNewestFirstWithCursor(t *testing.T) {
 	if rec, p := get(orderstest.NewUser(t, tokens, auth.RoleCustomer), ""); rec.Code != 200 || p.Items == nil || len(p.Items) != 0 {
 		t.Fatalf("no orders must be an empty list: %d %s", rec.Code, rec.Body)
 	}
+	buyerFirst := want[0].String()
 	for q, code := range map[string]string{"?limit=0": "invalid_request", "?limit=101": "invalid_request",
 		"?limit=x": "invalid_request", "?cursor=nope": "invalid_cursor",
-		"?cursor=00000000-0000-0000-0000-000000000000": "invalid_cursor"} { // the zero id: the first page again
+		"?cursor=00000000-0000-0000-0000-000000000000": "invalid_cursor", // the zero id: the first page again
+		// Spellings of an order's id the list never writes.
+		"?cursor=" + strings.ToUpper(buyerFirst): "invalid_cursor", "?cursor=" + strings.ReplaceAll(buyerFirst, "-", ""): "invalid_cursor",
+		"?cursor=%7B" + buyerFirst + "%7D": "invalid_cursor", "?cursor=urn:uuid:" + buyerFirst: "invalid_cursor"} {
 		rec, _ := get(buyer, q)
 		fntest.Problem(t, rec, 422, code)
 	}

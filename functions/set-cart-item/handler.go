@@ -51,8 +51,8 @@ func New(carts Carts, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 		if err != nil {
 			return err
 		}
-		product, err := uuid.Parse(r.PathValue("product_id"))
-		if err != nil {
+		product, ok := fnhttp.PathID(r, "product_id")
+		if !ok {
 			return fault.E(fault.NotFound, fault.CodeNotFound, "product not found")
 		}
 		if err := fnhttp.RequireJSON(r); err != nil {

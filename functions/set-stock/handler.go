@@ -70,8 +70,8 @@ func New(catalog Catalog, stock Stock, tokens *auth.Verifier, log *slog.Logger) 
 		if _, err := tokens.RequireAdmin(r); err != nil {
 			return err
 		}
-		id, err := uuid.Parse(r.PathValue("product_id"))
-		if err != nil {
+		id, ok := fnhttp.PathID(r, "product_id")
+		if !ok {
 			return fault.E(fault.NotFound, fault.CodeNotFound, "product not found")
 		}
 		if err := fnhttp.RequireJSON(r); err != nil {

@@ -17,8 +17,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv"
 	"github.com/shopfaas/shop/internal/config"
@@ -45,8 +43,8 @@ func New(d *catalogenv.Deps) http.Handler {
 		if _, err := d.Tokens.RequireAdmin(r); err != nil {
 			return err
 		}
-		id, err := uuid.Parse(r.PathValue("id"))
-		if err != nil {
+		id, ok := fnhttp.PathID(r, "id")
+		if !ok {
 			return errNotFound
 		}
 		if err := fnhttp.RequireJSON(r); err != nil {

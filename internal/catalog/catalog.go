@@ -276,7 +276,10 @@ func EncodeCursor(id uuid.UUID) string {
 }
 
 // DecodeCursor parses a cursor made by EncodeCursor; an empty cursor is the
-// start (uuid.Nil). Anything else is fault.Invalid with code invalid_cursor.
+// start (uuid.Nil). Anything else is fault.Invalid with code invalid_cursor,
+// a cursor EncodeCursor would not write included: one that decodes to another
+// spelling of an id (uuid.Parse also reads upper case, 32 hex digits, braces
+// and urn:uuid:) is not one this API returned.
 func DecodeCursor(s string) (uuid.UUID, error) {
 	if s == "" {
 		return uuid.Nil, nil
@@ -287,7 +290,7 @@ func DecodeCursor(s string) (uuid.UUID, error) {
 		return uuid.Nil, bad
 	}
 	id, err := uuid.Parse(strings.TrimPrefix(string(raw), cursorPrefix))
-	if err != nil || id == uuid.Nil {
+	if err != nil || id == uuid.Nil || EncodeCursor(id) != s {
 		return uuid.Nil, bad
 	}
 	return id, nil

@@ -1,6 +1,7 @@
 package catalog_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -90,7 +91,12 @@ func TestCursor(t *testing.T) {
 	if got, err := catalog.DecodeCursor(""); err != nil || got != uuid.Nil {
 		t.Errorf("empty cursor: %v %v", got, err)
 	}
-	for _, c := range []string{"x", id.String(), "cDE6", "!!!"} {
+	// Another spelling of the id uuid.Parse would read is not a cursor
+	// EncodeCursor wrote.
+	spelled := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte("p1:" + s)) }
+	for _, c := range []string{"x", id.String(), "cDE6", "!!!",
+		spelled(strings.ToUpper(id.String())), spelled(strings.ReplaceAll(id.String(), "-", "")),
+		spelled("{" + id.String() + "}"), spelled("urn:uuid:" + id.String())} {
 		if _, err := catalog.DecodeCursor(c); !fault.Is(err, fault.Invalid, "invalid_cursor") {
 			t.Errorf("%q: %v", c, err)
 		}

@@ -29,16 +29,25 @@ func FuzzValidKey(f *testing.F) {
 	})
 }
 
-// FuzzParseCursor: a cursor either parses or is refused as a client error.
+// FuzzParseCursor: a cursor either parses or is refused as a client error,
+// and one that parses is the id exactly as the list writes it (no other
+// spelling uuid.Parse reads: upper case, 32 hex digits, braces, urn:uuid:).
 func FuzzParseCursor(f *testing.F) {
-	for _, s := range []string{"", "0190a1b2-0000-7000-8000-000000000001", "not-a-cursor", "%00", "\xff"} {
+	for _, s := range []string{"", "0190a1b2-0000-7000-8000-000000000001", "not-a-cursor", "%00", "\xff",
+		"0190A1B2-0000-7000-8000-000000000001", "0190a1b2000070008000000000000001",
+		"{0190a1b2-0000-7000-8000-000000000001}", "urn:uuid:0190a1b2-0000-7000-8000-000000000001"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if _, err := ParseCursor(s); err != nil {
+		id, err := ParseCursor(s)
+		if err != nil {
 			if k := fault.KindOf(err); k != fault.Invalid && k != fault.Malformed {
 				t.Fatalf("ParseCursor(%q) = %v, want a client error", s, err)
 			}
+			return
+		}
+		if id.String() != s {
+			t.Fatalf("ParseCursor(%q) = %v: a cursor the list would not write was read", s, id)
 		}
 	})
 }

@@ -408,11 +408,14 @@ func ParseTimelineCursor(s string) (int64, error) {
 }
 
 // ParseCursor reads a list cursor (the id of the last order of the previous
-// page). A bad cursor is ErrBadCursor, the zero id too: the store would take
-// it for the first page, and no order has it.
+// page, as the list wrote it). A bad cursor is ErrBadCursor, the zero id too:
+// the store would take it for the first page, and no order has it. So is any
+// other spelling of an id than the one the list writes (uuid.Parse also reads
+// upper case, 32 hex digits, braces and urn:uuid:): a cursor is opaque, and
+// one this API did not return is refused, not read as the id it resembles.
 func ParseCursor(s string) (uuid.UUID, error) {
 	id, err := uuid.Parse(s)
-	if err != nil || id == uuid.Nil {
+	if err != nil || id == uuid.Nil || id.String() != s {
 		return uuid.Nil, ErrBadCursor
 	}
 	return id, nil

@@ -16,6 +16,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/catalogclient"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/gatewayurl"
 )
 
@@ -93,12 +94,12 @@ func (s *Server) getProduct(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusServiceUnavailable, fault.CodeUnavailable)
 		return
 	}
-	id, err := uuid.Parse(r.PathValue("id"))
+	id, canonical := fnhttp.PathID(r, "id") // as get-product reads it
 	s.mu.Lock()
 	p, ok := s.products[id]
 	gone := s.archived[id]
 	s.mu.Unlock()
-	if err != nil || !ok || gone {
+	if !canonical || !ok || gone {
 		writeProblem(w, http.StatusNotFound, fault.CodeNotFound)
 		return
 	}
