@@ -57,9 +57,6 @@ func New(placer Placer, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 		if err != nil {
 			return err
 		}
-		if err := fnhttp.RequireJSON(r); err != nil {
-			return err
-		}
 		var req orders.PlaceRequest
 		if err := fnhttp.Decode(r, &req, fnhttp.MaxBody); err != nil {
 			return err

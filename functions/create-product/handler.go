@@ -34,9 +34,6 @@ func New(d *catalogenv.Deps) http.Handler {
 		if _, err := d.Tokens.RequireAdmin(r); err != nil {
 			return err
 		}
-		if err := fnhttp.RequireJSON(r); err != nil {
-			return err
-		}
 		var draft catalog.Draft
 		if err := fnhttp.Decode(r, &draft, fnhttp.MaxBody); err != nil {
 			return err

@@ -74,9 +74,6 @@ func New(store Authenticator, tokens *auth.Signer, limit Limiter, log *slog.Logg
 	mux := http.NewServeMux()
 	mux.Handle("POST /api/v1/auth/login", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Cache-Control", "no-store")
-		if err := fnhttp.RequireJSON(r); err != nil {
-			return err
-		}
 		var req request
 		if err := fnhttp.Decode(r, &req, fnhttp.MaxBody); err != nil {
 			return err

@@ -41,9 +41,6 @@ type request struct {
 func New(store Registrar, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /api/v1/users", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
-		if err := fnhttp.RequireJSON(r); err != nil {
-			return err
-		}
 		var req request
 		if err := fnhttp.Decode(r, &req, fnhttp.MaxBody); err != nil {
 			return err

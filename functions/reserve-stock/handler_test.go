@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
@@ -89,5 +90,19 @@ func TestReserveStockRefusesBadInput(t *testing.T) {
 				t.Errorf("%d %v, want a 4xx problem", code, out)
 			}
 		})
+	}
+}
+
+// An internal call is held to the same rule as a public one: a body that does
+// not declare its type is 400 unsupported_media_type, from an accepted
+// caller too, and holds nothing. Every internal caller (ordersgw) declares
+// application/json.
+func TestReserveStockRefusesABodyWithoutContentType(t *testing.T) {
+	h, store, product := setup(t)
+	body := `{"order_id":"` + uuid.NewString() + `","lines":[{"product_id":"` + product.String() + `","quantity":1}]}`
+	w := fntest.Do(t, h, http.MethodPost, "/", "", body, auth.InternalHeader, credential)
+	fntest.Problem(t, w, http.StatusBadRequest, "unsupported_media_type")
+	if st, err := store.Get(context.Background(), product); err != nil || st.Reserved != 0 {
+		t.Errorf("a refused call reserved %d (%v)", st.Reserved, err)
 	}
 }

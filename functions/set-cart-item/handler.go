@@ -55,9 +55,6 @@ func New(carts Carts, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 		if !ok {
 			return fault.E(fault.NotFound, fault.CodeNotFound, "product not found")
 		}
-		if err := fnhttp.RequireJSON(r); err != nil {
-			return err
-		}
 		var req request
 		if err := fnhttp.Decode(r, &req, 4<<10); err != nil {
 			return err

@@ -74,9 +74,6 @@ func New(catalog Catalog, stock Stock, tokens *auth.Verifier, log *slog.Logger) 
 		if !ok {
 			return fault.E(fault.NotFound, fault.CodeNotFound, "product not found")
 		}
-		if err := fnhttp.RequireJSON(r); err != nil {
-			return err
-		}
 		var req request
 		if err := fnhttp.Decode(r, &req, 4<<10); err != nil {
 			return err

@@ -47,9 +47,6 @@ func New(d *catalogenv.Deps) http.Handler {
 		if !ok {
 			return errNotFound
 		}
-		if err := fnhttp.RequireJSON(r); err != nil {
-			return err
-		}
 		var patch catalog.Patch
 		if err := fnhttp.Decode(r, &patch, fnhttp.MaxBody); err != nil {
 			return err

@@ -13,7 +13,8 @@ const (
 	// CodeInvalidJSON: the body is not JSON, has a value of the wrong type, an
 	// unknown field or trailing data (400).
 	CodeInvalidJSON Code = "invalid_json"
-	// CodeUnsupportedMediaType: the Content-Type of a body is not JSON (400).
+	// CodeUnsupportedMediaType: a body declares no Content-Type, or one that
+	// is not JSON (400).
 	CodeUnsupportedMediaType Code = "unsupported_media_type"
 	// CodeBodyTooLarge: the body exceeds the function's limit (413).
 	CodeBodyTooLarge Code = "body_too_large"

@@ -18,18 +18,19 @@ import (
 	"github.com/shopfaas/shop/internal/inventory/orderstatus"
 )
 
-// The client posts the ids with its credential to order-statuses through the
-// gateway and returns the statuses; an error answered, no answer, or an
-// answer about orders it did not ask about is an error (the sweep then
-// changes nothing).
+// The client posts the ids (as application/json) with its credential to
+// order-statuses through the gateway and returns the statuses; an error
+// answered, no answer, or an answer about orders it did not ask about is an
+// error (the sweep then changes nothing).
 func TestStatuses(t *testing.T) {
 	id, other := uuid.New(), uuid.New()
 	var answer string
 	var status int
-	var got struct{ path, token, body string }
+	var got struct{ path, token, body, contentType string }
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		got.path, got.token, got.body = r.URL.Path, r.Header.Get(auth.InternalHeader), string(b)
+		got.contentType = r.Header.Get("Content-Type")
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, answer)
@@ -46,7 +47,9 @@ func TestStatuses(t *testing.T) {
 	if err != nil || len(m) != 1 || m[id] != inventory.OrderConfirmed {
 		t.Fatalf("statuses: %v %v", m, err)
 	}
-	if got.path != "/function/order-statuses" || got.token != "expire-reservations.secret" ||
+	// order-statuses reads its body with fnhttp.Decode, which refuses one
+	// without a JSON Content-Type.
+	if got.path != "/function/order-statuses" || got.token != "expire-reservations.secret" || got.contentType != "application/json" ||
 		!strings.Contains(got.body, id.String()) || !strings.Contains(got.body, other.String()) {
 		t.Errorf("request %+v", got)
 	}

@@ -2,9 +2,11 @@ package ordersgw_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel"
 
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersgw"
 	"github.com/shopfaas/shop/internal/orders/saga"
@@ -140,5 +143,34 @@ func TestReserveAsksForTheHoldTTL(t *testing.T) {
 	}
 	if len(bodies) != 2 || strings.Contains(bodies[0], "ttl_seconds") || !strings.Contains(bodies[1], `"ttl_seconds":45`) {
 		t.Errorf("reserve-stock bodies %q, want no ttl_seconds, then 45", bodies)
+	}
+}
+
+// Every call the saga makes passes the called function's own reading of its
+// body (fnhttp.Decode, which refuses a body without a JSON Content-Type with
+// 400 unsupported_media_type): none is refused for how it is sent.
+func TestEveryCallPassesTheFunctionsBodyCheck(t *testing.T) {
+	refused := map[string]error{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body json.RawMessage
+		refused[path.Base(r.URL.Path)] = fnhttp.Decode(r, &body, 0)
+	}))
+	defer srv.Close()
+	gw, err := ordersgw.New(srv.URL, "internal", nil, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, order := t.Context(), uuid.New()
+	_ = gw.Reserve(ctx, order, []orders.Line{{ProductID: uuid.New(), Quantity: 1}})
+	_ = gw.Commit(ctx, order)
+	_ = gw.Release(ctx, order)
+	_ = gw.Charge(ctx, saga.Charge{OrderID: order, UserID: uuid.New(), Amount: orders.Money{Amount: 1, Currency: "USD"}, Token: "tok_visa"})
+	_ = gw.Refund(ctx, order)
+	for _, fn := range []string{"reserve-stock", "commit-stock", "release-stock", "charge-payment", "refund-payment"} {
+		if err, called := refused[fn]; !called {
+			t.Errorf("%s was not called", fn)
+		} else if err != nil {
+			t.Errorf("%s would refuse the call: %v", fn, err)
+		}
 	}
 }
