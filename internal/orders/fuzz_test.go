@@ -1,6 +1,7 @@
 package orders
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/shopfaas/shop/internal/fault"
@@ -53,9 +54,10 @@ func FuzzParseCursor(f *testing.F) {
 }
 
 // FuzzParseTimelineCursor: a timeline cursor either parses to a positive
-// position or is refused as fault.Invalid.
+// position, written as the timeline writes it, or is refused as
+// fault.Invalid. Until 2026-12-05 "+5" and "05" were read as 5.
 func FuzzParseTimelineCursor(f *testing.F) {
-	for _, s := range []string{"", "1", "0", "-1", "9223372036854775807", "9223372036854775808", "1e3", " 1", "\xff"} {
+	for _, s := range []string{"", "1", "0", "-1", "9223372036854775807", "9223372036854775808", "1e3", " 1", "\xff", "+5", "05"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -65,6 +67,8 @@ func FuzzParseTimelineCursor(f *testing.F) {
 			t.Fatalf("ParseTimelineCursor(%q) = %v, want fault.Invalid", s, err)
 		case err == nil && n <= 0:
 			t.Fatalf("ParseTimelineCursor(%q) = %d, want a positive position", s, n)
+		case err == nil && strconv.FormatInt(n, 10) != s:
+			t.Fatalf("ParseTimelineCursor(%q) = %d: a cursor the timeline would not write was read", s, n)
 		}
 	})
 }

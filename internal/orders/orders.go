@@ -398,10 +398,12 @@ const (
 )
 
 // ParseTimelineCursor reads a timeline cursor (the position of the last entry
-// of the previous page: a positive integer). A bad cursor is ErrBadCursor.
+// of the previous page: a positive integer, written in decimal). A bad
+// cursor is ErrBadCursor, and so is another spelling of a position than the
+// one the timeline writes ("+5", "05"), as ParseCursor refuses one of an id.
 func ParseTimelineCursor(s string) (int64, error) {
 	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 {
+	if err != nil || n <= 0 || strconv.FormatInt(n, 10) != s {
 		return 0, ErrBadCursor
 	}
 	return n, nil
