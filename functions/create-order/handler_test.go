@@ -122,6 +122,11 @@ func TestRefusesBadRequests(t *testing.T) {
 		{"malformed", u, `{"items":`, 400, "invalid_json"},
 		{"quantity as string", u, strings.Replace(good, `"quantity":1`, `"quantity":"1"`, 1), 400, "invalid_json"},
 		{"bad product id", u, strings.Replace(good, f.product.String(), "nope", 1), 400, "invalid_json"},
+		// only the canonical form names a product, as in a path (until
+		// 2026-12-05 these ordered the product)
+		{"product id without hyphens", u, strings.Replace(good, f.product.String(), strings.ReplaceAll(f.product.String(), "-", ""), 1), 400, "invalid_json"},
+		{"product id in braces", u, strings.Replace(good, f.product.String(), "{"+f.product.String()+"}", 1), 400, "invalid_json"},
+		{"product id as a URN", u, strings.Replace(good, f.product.String(), "urn:uuid:"+f.product.String(), 1), 400, "invalid_json"},
 		{"zero quantity", u, f.body(0, "tok_visa"), 422, "invalid_request"},
 		{"huge quantity", u, f.body(1001, "tok_visa"), 422, "invalid_request"},
 		{"card number", u, f.body(1, "4242424242424242"), 422, "invalid_request"},

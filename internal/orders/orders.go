@@ -112,12 +112,19 @@ type PlaceRequest struct {
 // ItemList is a request's lines. Decoded, it refuses null: a client that
 // wrote an empty or missing list as null would otherwise order, and be
 // charged for, the whole cart. Its lines are decoded as strictly as the rest
-// of the body (unknown fields refused).
+// of the body (unknown fields refused), and a product id only in its
+// canonical form (canonicalID), as a path's.
 type ItemList []ItemRequest
 
 // ErrNullItems is ItemList's answer to null, a 400 invalid_json.
 var ErrNullItems = fault.E(fault.Malformed, fault.CodeInvalidJSON,
 	"items must be an array of lines; leave the key out to order the cart")
+
+// itemLine is an ItemRequest as a client writes it.
+type itemLine struct {
+	ProductID canonicalID `json:"product_id"`
+	Quantity  int         `json:"quantity"`
+}
 
 // UnmarshalJSON decodes b, refusing null.
 func (l *ItemList) UnmarshalJSON(b []byte) error {
@@ -126,7 +133,38 @@ func (l *ItemList) UnmarshalJSON(b []byte) error {
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	return dec.Decode((*[]ItemRequest)(l))
+	var lines []itemLine
+	if err := dec.Decode(&lines); err != nil {
+		return err
+	}
+	*l = make(ItemList, len(lines))
+	for i, x := range lines {
+		(*l)[i] = ItemRequest{ProductID: uuid.UUID(x.ProductID), Quantity: x.Quantity}
+	}
+	return nil
+}
+
+// canonicalID is an id that decodes only from its canonical form, 8-4-4-4-12
+// hex digits (36 characters, either case), the one api/openapi.yaml names and
+// the API writes, as fnhttp.PathID reads a path's. uuid.UUID alone also
+// decodes 32 hex digits, urn:uuid: and any two characters around the 36.
+type canonicalID uuid.UUID
+
+// errProductID is canonicalID's answer to anything else, a 400 invalid_json.
+var errProductID = fault.E(fault.Malformed, fault.CodeInvalidJSON,
+	"items[].product_id must be a product id, a UUID such as 0192f1e4-7c3a-7b6e-9a51-3c2d1e0f4a5b")
+
+// UnmarshalText reads a canonical id.
+func (c *canonicalID) UnmarshalText(b []byte) error {
+	if len(b) != 36 {
+		return errProductID
+	}
+	id, err := uuid.ParseBytes(b)
+	if err != nil {
+		return errProductID
+	}
+	*c = canonicalID(id)
+	return nil
 }
 
 func invalid(msg string) error { return fault.E(fault.Invalid, fault.CodeInvalidRequest, msg) }
