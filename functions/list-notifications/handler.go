@@ -15,6 +15,7 @@ import (
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/ids"
 	"github.com/shopfaas/shop/internal/notifications"
 	"github.com/shopfaas/shop/internal/notifications/notificationsenv"
 )
@@ -54,12 +55,11 @@ func New(store Lister, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 		}
 		after := uuid.Nil
 		if c := r.URL.Query().Get("cursor"); c != "" {
-			// The zero id would be taken for the first page: no
-			// notification has it. A cursor is the id as this list
-			// wrote it; another spelling uuid.Parse reads (upper
-			// case, 32 hex digits, braces, urn:uuid:) is not one it
-			// returned.
-			if after, err = uuid.Parse(c); err != nil || after == uuid.Nil || after.String() != c {
+			// A cursor is the id as this list wrote it (ids.Exact:
+			// never the zero id, which would be taken for the first
+			// page); another spelling is not one it returned.
+			var ok bool
+			if after, ok = ids.Exact(c); !ok {
 				return fault.E(fault.Invalid, fault.CodeInvalidCursor, "cursor is not one this API returned")
 			}
 		}

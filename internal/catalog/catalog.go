@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/ids"
 )
 
 // Limits of the product fields. They are part of the API contract.
@@ -289,8 +290,8 @@ func DecodeCursor(s string) (uuid.UUID, error) {
 	if err != nil || !strings.HasPrefix(string(raw), cursorPrefix) {
 		return uuid.Nil, bad
 	}
-	id, err := uuid.Parse(strings.TrimPrefix(string(raw), cursorPrefix))
-	if err != nil || id == uuid.Nil || EncodeCursor(id) != s {
+	id, ok := ids.Exact(strings.TrimPrefix(string(raw), cursorPrefix))
+	if !ok || EncodeCursor(id) != s {
 		return uuid.Nil, bad
 	}
 	return id, nil

@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/ids"
 	"github.com/shopfaas/shop/internal/payments"
 )
 
@@ -120,7 +121,8 @@ type ItemList []ItemRequest
 var ErrNullItems = fault.E(fault.Malformed, fault.CodeInvalidJSON,
 	"items must be an array of lines; leave the key out to order the cart")
 
-// itemLine is an ItemRequest as a client writes it.
+// itemLine is an ItemRequest as a client writes it: the same fields under
+// the same names (TestItemLineIsItemRequestsWireForm), the id read strictly.
 type itemLine struct {
 	ProductID canonicalID `json:"product_id"`
 	Quantity  int         `json:"quantity"`
@@ -144,23 +146,22 @@ func (l *ItemList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// canonicalID is an id that decodes only from its canonical form, 8-4-4-4-12
-// hex digits (36 characters, either case), the one api/openapi.yaml names and
-// the API writes, as fnhttp.PathID reads a path's. uuid.UUID alone also
-// decodes 32 hex digits, urn:uuid: and any two characters around the 36.
+// canonicalID is an id that decodes only from a JSON string holding its
+// canonical form (ids.Canonical), as a path's is read (fnhttp.PathID).
 type canonicalID uuid.UUID
 
-// errProductID is canonicalID's answer to anything else, a 400 invalid_json.
+// errProductID is canonicalID's answer to anything else, a 400 invalid_json
+// (a number or an object too: json would name the Go type in its own).
 var errProductID = fault.E(fault.Malformed, fault.CodeInvalidJSON,
 	"items[].product_id must be a product id, a UUID such as 0192f1e4-7c3a-7b6e-9a51-3c2d1e0f4a5b")
 
-// UnmarshalText reads a canonical id.
-func (c *canonicalID) UnmarshalText(b []byte) error {
-	if len(b) != 36 {
+// UnmarshalJSON reads a canonical id from a JSON string without escapes.
+func (c *canonicalID) UnmarshalJSON(b []byte) error {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
 		return errProductID
 	}
-	id, err := uuid.ParseBytes(b)
-	if err != nil {
+	id, ok := ids.Canonical(string(b[1 : len(b)-1]))
+	if !ok {
 		return errProductID
 	}
 	*c = canonicalID(id)
@@ -448,14 +449,13 @@ func ParseTimelineCursor(s string) (int64, error) {
 }
 
 // ParseCursor reads a list cursor (the id of the last order of the previous
-// page, as the list wrote it). A bad cursor is ErrBadCursor, the zero id too:
-// the store would take it for the first page, and no order has it. So is any
-// other spelling of an id than the one the list writes (uuid.Parse also reads
-// upper case, 32 hex digits, braces and urn:uuid:): a cursor is opaque, and
-// one this API did not return is refused, not read as the id it resembles.
+// page, as the list wrote it: ids.Exact, so never the zero id, which the store
+// would take for the first page). A bad cursor is ErrBadCursor: a cursor is
+// opaque, and one this API did not return is refused, not read as the id it
+// resembles.
 func ParseCursor(s string) (uuid.UUID, error) {
-	id, err := uuid.Parse(s)
-	if err != nil || id == uuid.Nil || id.String() != s {
+	id, ok := ids.Exact(s)
+	if !ok {
 		return uuid.Nil, ErrBadCursor
 	}
 	return id, nil

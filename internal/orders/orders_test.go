@@ -1,7 +1,10 @@
 package orders
 
 import (
+	"encoding/json"
+	"errors"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -123,5 +126,44 @@ func TestPrice(t *testing.T) {
 	_, _, err = Price([]ItemRequest{{a, 2}}, map[uuid.UUID]Money{a: {payments.MaxAmount/2 + 1, "USD"}})
 	if !fault.Is(err, fault.Invalid, fault.CodeInvalidRequest) || !strings.Contains(err.Error(), "largest payment") {
 		t.Fatalf("a total above payments.MaxAmount: %v", err)
+	}
+}
+
+// A line's product id is read only from a string holding its canonical form;
+// anything else is errProductID, whose detail names the field (json's own
+// error for a number named the Go type, orders.canonicalID). A line with
+// either case of the canonical form decodes to the id.
+func TestALinesProductIDIsReadOnlyInItsCanonicalForm(t *testing.T) {
+	id := uuid.Must(uuid.NewV7())
+	for _, v := range []string{`5`, `null`, `{}`, `"` + strings.ReplaceAll(id.String(), "-", "") + `"`,
+		`"{` + id.String() + `}"`, `"urn:uuid:` + id.String() + `"`, `"\u0030` + id.String()[1:] + `"`} {
+		var l ItemList
+		if err := json.Unmarshal([]byte(`[{"product_id":`+v+`,"quantity":1}]`), &l); !errors.Is(err, errProductID) {
+			t.Errorf("product_id %s: %v, want errProductID", v, err)
+		}
+	}
+	for _, v := range []string{id.String(), strings.ToUpper(id.String())} {
+		var l ItemList
+		if err := json.Unmarshal([]byte(`[{"product_id":"`+v+`","quantity":2}]`), &l); err != nil ||
+			len(l) != 1 || l[0] != (ItemRequest{ProductID: id, Quantity: 2}) {
+			t.Errorf("product_id %s: %+v %v, want the line", v, l, err)
+		}
+	}
+}
+
+// itemLine, the form ItemList decodes, has ItemRequest's fields under the
+// same JSON names: a field added to one alone would be refused as unknown,
+// or dropped, by the strict decoder.
+func TestItemLineIsItemRequestsWireForm(t *testing.T) {
+	names := func(v any) []string {
+		var out []string
+		rt := reflect.TypeOf(v)
+		for i := range rt.NumField() {
+			out = append(out, rt.Field(i).Name+" "+rt.Field(i).Tag.Get("json"))
+		}
+		return out
+	}
+	if diff := cmp.Diff(names(ItemRequest{}), names(itemLine{})); diff != "" {
+		t.Errorf("ItemRequest (-) and itemLine (+) differ:\n%s", diff)
 	}
 }
