@@ -244,8 +244,23 @@ func (s *Store) RemoveOrdered(ctx context.Context, user, order uuid.UUID, lines 
 	return nil
 }
 
+// ForgetRemoval deletes order's removal mark (RemoveOrdered) once the
+// removal is recorded as settled: no removal of the order comes again, and
+// a mark kept for its whole life by every cart order would hold Redis memory
+// the carts, the rate limits and the product cache need (the marks of
+// settlements never recorded stay, and expire). Redis failures are
+// fault.Unavailable.
+func (s *Store) ForgetRemoval(ctx context.Context, order uuid.UUID) error {
+	if err := s.rdb.Del(ctx, s.takenKey(order)).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
 // takenKey is the key of order's removal mark (RemoveOrdered): under the
-// carts' prefix, never a cart's key (those end in a user id).
+// carts' prefix, never a cart's key (those end in a user id). It is not in
+// the cart's hash slot: the store needs one Redis server, not a cluster
+// (RemoveOrdered's script touches both keys).
 func (s *Store) takenKey(order uuid.UUID) string { return s.prefix + "taken:" + order.String() }
 
 // TTL reports how long the user's cart still lives (negative when it does not exist).

@@ -170,8 +170,16 @@ func TestAnOrdersLinesAreTakenOutOnce(t *testing.T) {
 	if err := s.RemoveOrdered(ctx, user, uuid.Must(uuid.NewV7()), ordered, time.Hour); err != nil || held() != 0 {
 		t.Fatalf("another order's removal: %v, %d lines left; want none", err, held())
 	}
-	ttl := rdb.PTTL(ctx, cfg.KeyPrefix+"taken:"+order.String()).Val()
+	mark := cfg.KeyPrefix + "taken:" + order.String()
+	ttl := rdb.PTTL(ctx, mark).Val()
 	if ttl <= 59*time.Minute || ttl > time.Hour {
 		t.Fatalf("the removal's mark lives %v; want the hour asked for", ttl)
+	}
+	// Once the removal is recorded as settled, the mark goes.
+	if err := s.ForgetRemoval(ctx, order); err != nil {
+		t.Fatal(err)
+	}
+	if n := rdb.Exists(ctx, mark).Val(); n != 0 {
+		t.Fatal("the removal's mark is still there after ForgetRemoval")
 	}
 }

@@ -98,6 +98,9 @@ type Catalog interface {
 type Cart interface {
 	Lines(ctx context.Context, user uuid.UUID) ([]cart.Line, error)
 	RemoveOrdered(ctx context.Context, user, order uuid.UUID, lines []cart.Line, remember time.Duration) error
+	// ForgetRemoval lets the store forget that order's lines were taken
+	// out, once the removal is recorded as settled.
+	ForgetRemoval(ctx context.Context, order uuid.UUID) error
 }
 
 // Limiter counts requests per key (ratelimit.Limiter): Allow returns the

@@ -2697,6 +2697,64 @@ func TestRecoveryTakesAConfirmedOrdersLinesOutOfTheCart(t *testing.T) {
 	}
 }
 
+// A cart order's removal is made once: when the run that took the lines out
+// could not record it (the write broke), recovery makes it again, and takes
+// nothing the customer set back to the ordered quantity since. The removal's
+// mark goes once a removal is recorded, the confirming run's or recovery's.
+// Until 2026-12-05 recovery took the line set back (an older note's item).
+func TestARemovalMadeAgainTakesNothingSetBackSince(t *testing.T) {
+	carts, rdb, cfg := cartredistest.New(t, time.Hour)
+	e := setup(t, func(c *saga.Config) { c.Cart = carts })
+	ctx := context.Background()
+	marks := func() int {
+		t.Helper()
+		keys, err := rdb.Keys(ctx, cfg.KeyPrefix+"taken:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(keys)
+	}
+	// An order whose removal is recorded leaves no mark.
+	e.placeFromCart(t, carts, 1)
+	if n := marks(); n != 0 {
+		t.Fatalf("%d removal marks after a recorded removal; want none", n)
+	}
+	s, f := e.withFaults(t)
+	if err := carts.SetLine(ctx, e.user.UserID, e.product.ID, 2, 50); err != nil {
+		t.Fatal(err)
+	}
+	req := e.request(2, "tok_visa")
+	req.Items = nil
+	f.Arm(pgtest.Fault{Marker: "UPDATE order_sagas SET cart_owed = false"})
+	res, err := s.Place(ctx, e.user, req, "")
+	if f.Fired() != 1 {
+		t.Fatal("the removal's record was not broken: the test proves nothing")
+	}
+	if err != nil || res.Outcome() != orders.OutcomeConfirmed || !e.cartOwed(t, res.Order.ID) {
+		t.Fatalf("place: %s %v, removal owed %v; want confirmed with the removal still owed", res.Outcome(), err, e.cartOwed(t, res.Order.ID))
+	}
+	if lines, err := carts.Lines(ctx, e.user.UserID); err != nil || len(lines) != 0 {
+		t.Fatalf("cart after the removal: %v %v; want it empty", lines, err)
+	}
+	// The customer puts the same line back; recovery makes the owed removal.
+	if err := carts.SetLine(ctx, e.user.UserID, e.product.ID, 2, 50); err != nil {
+		t.Fatal(err)
+	}
+	e.age(t)
+	if rep, err := e.saga.Recover(ctx, 10); err != nil || rep.CartRemovals != 1 {
+		t.Fatalf("recovery: %+v %v; want the order driven for its owed removal", rep, err)
+	}
+	if lines, err := carts.Lines(ctx, e.user.UserID); err != nil || len(lines) != 1 {
+		t.Errorf("cart after recovery: %v %v; want the line set back kept", lines, err)
+	}
+	if e.cartOwed(t, res.Order.ID) {
+		t.Error("the removal is still owed after recovery")
+	}
+	if n := marks(); n != 0 {
+		t.Errorf("%d removal marks once recovery recorded the removal; want none", n)
+	}
+}
+
 // An order cancelled while its cart removal is still owed owes none any more
 // (its lines stay in the cart): recovery does not claim it, run after run.
 func TestACancelledOrderOwesNoCartRemoval(t *testing.T) {

@@ -533,6 +533,14 @@ func (s *Saga) flush(ctx context.Context, orderID uuid.UUID, tl *timeline) {
 	}
 	if err := record(ctx, orderID, notes...); err != nil {
 		s.cfg.Log.ErrorContext(ctx, "record timeline", "order_id", orderID, "steps", len(notes), "err", err.Error())
+		return
+	}
+	if cartSettled && s.cfg.Cart != nil {
+		// Settled: no removal of this order comes again, so its mark
+		// (Cart.RemoveOrdered) can go. Left, it expires.
+		if err := s.cfg.Cart.ForgetRemoval(ctx, orderID); err != nil {
+			s.cfg.Log.WarnContext(ctx, "forget the cart removal's mark", "order_id", orderID, "err", err.Error())
+		}
 	}
 }
 
