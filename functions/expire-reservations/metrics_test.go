@@ -5,15 +5,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
@@ -42,15 +39,7 @@ func TestEverySweepIsCounted(t *testing.T) {
 	shop := telemetry.NewShop(reg)
 	store := &settler{}
 	h := New(store, nil, DefaultSettleAfter, fntest.Internal(), slog.New(slog.DiscardHandler))
-	sweep := func(cred string) int {
-		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{}`))
-		if cred != "" {
-			req.Header.Set(auth.InternalHeader, cred)
-		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req.WithContext(telemetry.WithShop(req.Context(), shop)))
-		return rec.Code
-	}
+	sweep := func(cred string) int { return fntest.Run(h, cred, shop) }
 	if code := sweep(""); code != http.StatusUnauthorized {
 		t.Fatalf("no credential: %d, want 401", code)
 	}
@@ -66,13 +55,5 @@ func TestEverySweepIsCounted(t *testing.T) {
 	if code := sweep(credential); code != http.StatusInternalServerError {
 		t.Fatalf("failing sweep: %d, want 500", code)
 	}
-	want := `
-# HELP shop_reservation_sweeps_total expire-reservations runs, by result: ok or error.
-# TYPE shop_reservation_sweeps_total counter
-shop_reservation_sweeps_total{result="error"} 1
-shop_reservation_sweeps_total{result="ok"} 2
-`
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "shop_reservation_sweeps_total"); err != nil {
-		t.Error(err)
-	}
+	fntest.Runs(t, reg, "shop_reservation_sweeps_total", "expire-reservations runs, by result: ok or error.", 2, 1)
 }

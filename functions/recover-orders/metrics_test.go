@@ -5,14 +5,10 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/orders/saga"
 	"github.com/shopfaas/shop/internal/telemetry"
@@ -36,13 +32,7 @@ func TestEveryRecoveryRunIsCounted(t *testing.T) {
 	shop := telemetry.NewShop(reg)
 	rec := &recoverer{}
 	h := New(rec, fntest.Internal(), slog.New(slog.DiscardHandler))
-	run := func() int {
-		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{}`))
-		req.Header.Set(auth.InternalHeader, fntest.Caller("scheduler"))
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req.WithContext(telemetry.WithShop(req.Context(), shop)))
-		return w.Code
-	}
+	run := func() int { return fntest.Run(h, fntest.Caller("scheduler"), shop) }
 	rec.rep = saga.Report{Driven: 1, Confirmed: 1}
 	if code := run(); code != http.StatusOK {
 		t.Fatalf("run: %d, want 200", code)
@@ -55,13 +45,5 @@ func TestEveryRecoveryRunIsCounted(t *testing.T) {
 	if code := run(); code != http.StatusInternalServerError {
 		t.Fatalf("failing run: %d, want 500", code)
 	}
-	want := `
-# HELP shop_recovery_runs_total recover-orders runs, by result: ok or error.
-# TYPE shop_recovery_runs_total counter
-shop_recovery_runs_total{result="error"} 2
-shop_recovery_runs_total{result="ok"} 1
-`
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "shop_recovery_runs_total"); err != nil {
-		t.Error(err)
-	}
+	fntest.Runs(t, reg, "shop_recovery_runs_total", "recover-orders runs, by result: ok or error.", 1, 2)
 }
