@@ -25,10 +25,14 @@ func TestOnlyTheAPIsSpellingsAreRead(t *testing.T) {
 		{"{" + s + "}", false, false},
 		{"x" + s + "y", false, false},
 		{"urn:uuid:" + s, false, false},
+		{"0192F1E4-7c3a-7B6E-9a51-3c2d1e0f4a5b", true, false}, // mixed case
+		{"URN:UUID:" + s, false, false},
 		{s[:35], false, false},
 		{s + "0", false, false},
+		{"0192f1e47-c3a-7b6e-9a51-3c2d1e0f4a5b", false, false}, // a hyphen moved
 		{strings.Replace(s, "-", "g", 1), false, false},
 		{strings.Replace(s, "7c3a", "7z3a", 1), false, false},
+		{" " + s[1:], false, false},
 		{"", false, false},
 	} {
 		got, ok := ids.Canonical(tt.in)

@@ -422,6 +422,23 @@ func (e *env) processorDown() {
 	})
 }
 
+// placePending places n orders of one unit each, without keys, while the
+// card processor is down, and returns their ids: each is answered pending.
+// The processor stays down (e.svc's hook) until the test changes it.
+func (e *env) placePending(t *testing.T, n int) []uuid.UUID {
+	t.Helper()
+	e.processorDown()
+	ids := make([]uuid.UUID, n)
+	for i := range n {
+		res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
+		if err != nil || res.Outcome() != orders.OutcomePending {
+			t.Fatalf("place %d: %s %v; want pending", i, res.Outcome(), err)
+		}
+		ids[i] = res.Order.ID
+	}
+	return ids
+}
+
 // age makes every pending order look older than RecoverAfter with an expired lease.
 func (e *env) age(t *testing.T) {
 	t.Helper()
@@ -476,15 +493,7 @@ func TestRecoverFinishesAPendingOrderWhoseChargeCrashed(t *testing.T) {
 func TestRecoveryTakesTurnsAmongTheOrdersItCannotFinish(t *testing.T) {
 	e := setup(t, nil)
 	ctx := context.Background()
-	e.processorDown()
-	var ids []uuid.UUID
-	for i := range 2 {
-		res, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), fmt.Sprint("turn-", i))
-		if err != nil || res.Outcome() != orders.OutcomePending {
-			t.Fatalf("place %d: %s %v; want pending", i, res.Outcome(), err)
-		}
-		ids = append(ids, res.Order.ID)
-	}
+	ids := e.placePending(t, 2)
 	e.age(t)
 	claimed := func() []bool {
 		t.Helper()
@@ -518,15 +527,7 @@ func TestRecoveryTakesTurnsAmongTheOrdersItCannotFinish(t *testing.T) {
 func TestAnOrderRecoveryCannotReadIsCountedAndTheOthersDriven(t *testing.T) {
 	e := setup(t, nil)
 	ctx := context.Background()
-	e.processorDown()
-	var ids []uuid.UUID
-	for i := range 2 {
-		res, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), fmt.Sprint("unreadable-", i))
-		if err != nil || res.Outcome() != orders.OutcomePending {
-			t.Fatalf("place %d: %s %v; want pending", i, res.Outcome(), err)
-		}
-		ids = append(ids, res.Order.ID)
-	}
+	ids := e.placePending(t, 2)
 	e.svc.SetHook(nil)
 	e.age(t)
 	if _, err := e.pool.Exec(ctx, `UPDATE orders SET shipping_address = '[1]' WHERE id = $1`, ids[0]); err != nil {
@@ -764,12 +765,7 @@ func TestARefundBeforeTheChargeLandsLeavesNoCapture(t *testing.T) {
 func TestConcurrentRecoveryDrivesEachOrderOnce(t *testing.T) {
 	e := setup(t, nil)
 	e.svc.SetStock(e.product.ID, 100)
-	e.processorDown()
-	for range 6 {
-		if res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), ""); err != nil || res.Outcome() != orders.OutcomePending {
-			t.Fatalf("%s %v", res.Outcome(), err)
-		}
-	}
+	e.placePending(t, 6)
 	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
 		if fn == "charge-payment" {
 			return 50 * time.Millisecond, 0, 0
@@ -2439,12 +2435,7 @@ func TestARunPastItsDeadlineRecordsItsTimeline(t *testing.T) {
 func TestARecoveryRunEndsBeforeItsDeadline(t *testing.T) {
 	const timeout = 2 * time.Second
 	e := setup(t, func(c *saga.Config) { c.Timeout = timeout })
-	e.processorDown()
-	for range 3 {
-		if res, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), ""); err != nil || res.Outcome() != orders.OutcomePending {
-			t.Fatalf("%s %v", res.Outcome(), err)
-		}
-	}
+	e.placePending(t, 3)
 	e.age(t)
 	// Slow, not down: each drive takes more than half the Timeout.
 	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
