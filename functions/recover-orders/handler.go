@@ -54,7 +54,7 @@ func New(rec Recoverer, internal *auth.InternalVerifier, log *slog.Logger) http.
 		// is counted as an error, as one that failed outright: that order
 		// is not being finished.
 		telemetry.ShopFrom(r.Context()).Recovery(err != nil || rep.Errors > 0, telemetry.Recovered{Confirmed: rep.Confirmed, Failed: rep.Failed,
-			Pending: rep.Pending, Expired: rep.Expired, CartRemovals: rep.CartRemovals, Compensations: rep.Compensations})
+			Pending: rep.Pending, Expired: rep.Expired, CartRemovals: rep.CartRemovals, Compensations: rep.Compensations, Errors: rep.Errors})
 		if err != nil {
 			return err
 		}
