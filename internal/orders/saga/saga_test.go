@@ -2367,6 +2367,41 @@ func TestALostAnswerOfTheConfirmationStillEmptiesTheCart(t *testing.T) {
 	same(t, again, res)
 }
 
+// A confirmation whose answer is lost may be followed, in the instant before
+// the checkout reads the order again, by its owner's cancellation (the order
+// is listed from its first write on). Cancelled, it was confirmed first, and
+// only this run could confirm it: the checkout answers the order as it is,
+// with each step in the timeline once. Until 2026-12-05 the checkout took
+// the confirmation as not written: it answered 202 pending for an order that
+// had ended, and wrote the steps' entries (reserve, charge) a second time.
+func TestALostConfirmationCancelledSinceIsNotWrittenAgain(t *testing.T) {
+	e := setup(t, nil)
+	s, f := e.withFaults(t)
+	ctx := context.Background()
+	f.Arm(pgtest.Fault{Marker: "WITH u AS (UPDATE orders SET status", Committed: true, Then: func() {
+		var id uuid.UUID
+		if err := e.pool.QueryRow(ctx, `SELECT id FROM orders WHERE user_id = $1`, e.user.UserID).Scan(&id); err != nil {
+			t.Error(err)
+			return
+		}
+		if _, err := e.saga.Cancel(ctx, e.user, id); err != nil {
+			t.Errorf("the owner's cancellation: %v", err)
+		}
+	}})
+	res, err := s.Place(ctx, e.user, e.request(2, "tok_visa"), "")
+	if f.Fired() != 1 {
+		t.Fatal("the confirmation was not broken: the test proves nothing")
+	}
+	if err != nil || res.Outcome() != orders.OutcomeCancelled {
+		t.Fatalf("place: %s %v, want the order as it is, cancelled", res.Outcome(), err)
+	}
+	want := []string{"order.created:ok", "stock.reserve:ok", "payment.charge:ok", "order.confirmed:ok",
+		"order.placed.v1:recorded", "order.cancelled:ok", "order.cancelled.v1:recorded", "stock.release:ok", "payment.refund:ok"}
+	if diff := cmp.Diff(want, e.steps(t, res.Order.ID)); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+}
+
 // A refusal's write (the order failed, its compensation owed) may commit
 // with its answer lost, as a confirmation may. The run reads the order again
 // and goes on: the hold is given back now and the refusal answered, where it

@@ -228,13 +228,15 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 		return ch, err
 	})
 	if err != nil {
+		// Only this run could confirm the order (it holds the lease), so
+		// an order found confirmed — or cancelled, which only a confirmed
+		// order can become, by its owner or an admin in the instant since —
+		// was confirmed by this run, and the timeline entries with it.
 		stored, lerr := s.lookUp(ctx, sg.Order.ID, err)
-		if lerr != nil || stored.Order.Status != orders.Confirmed {
+		if lerr != nil || (stored.Order.Status != orders.Confirmed && stored.Order.Status != orders.Cancelled) {
 			s.cfg.Log.ErrorContext(ctx, "confirm order", "order_id", sg.Order.ID, "err", err.Error())
 			return orders.Checkout{Order: sg.Order}
 		}
-		// Only this run could confirm the order (it holds the lease), so
-		// its confirmation committed, and the timeline entries with it.
 		s.cfg.Log.WarnContext(ctx, "the answer of the order's confirmation was lost; it was confirmed", "order_id", sg.Order.ID, "err", err.Error())
 		tl.notes, tl.changed = nil, true
 		c = orders.Checkout{Order: stored.Order, Detail: c.Detail}

@@ -47,6 +47,10 @@ type Fault struct {
 	// Down leaves the server unreachable from the moment of the break, as
 	// SetDown(true) does, until SetDown(false).
 	Down bool
+	// Then, if set, runs once the connection is broken (after Down), before
+	// the client sees the break: what another client does in that instant,
+	// e.g. changes the row the lost round trip wrote.
+	Then func()
 }
 
 // WithFaults returns a pool over the same database as pool (its
@@ -187,6 +191,9 @@ func (c *faultyConn) fire() {
 	c.f.mu.Unlock()
 	if ft.Down {
 		c.f.SetDown(true)
+	}
+	if ft.Then != nil {
+		ft.Then()
 	}
 }
 
