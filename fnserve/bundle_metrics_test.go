@@ -22,9 +22,9 @@ import (
 // (create-order's SLO, get-product's latency), see the same series on both
 // stacks. A request no member serves counts under the bundle's name.
 func TestABundleCountsEachRequestUnderItsMember(t *testing.T) {
-	members := map[string]http.HandlerFunc{}
+	members := map[string]http.Handler{}
 	for _, r := range routes.Members("inventory") {
-		members[r.Function] = func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, `{}`) }
+		members[r.Function] = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, `{}`) })
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b, err := bundle.New("inventory", routes.Table(), members, log)

@@ -4,8 +4,11 @@
 // inside the image (behind of-watchdog in mode=http), and the local
 // multi-call binary calls Run for the function it was started as. The handler
 // is built on the first request, from a fresh reading of the environment, and
-// built again on the next request when that failed (503 meanwhile). It lives
-// outside internal/ because the template's own module imports it.
+// built again on the next request when that failed (503 meanwhile). ReadyPath
+// (/_/ready) tells whether it is built, building it if need be: of-watchdog
+// forwards its own /_/ready there (ready_path in stack.yml), so a replica
+// whose handler cannot be built is not Ready where the platform probes that
+// path. It lives outside internal/ because the template's own module imports it.
 //
 // Configuration uses the watchdog's variable names, read from an injected
 // environment: read_timeout, write_timeout, exec_timeout (bare seconds or Go
@@ -98,6 +101,15 @@ type Config struct {
 	CPUProfile string
 }
 
+// ReadyPath is the function's readiness path: GET answers 200 once the
+// handler is built (trying the build when it is not, as a request would),
+// else 503 with a problem body that names no cause (the cause is logged),
+// and 503 while the replica drains. It is the path of of-watchdog's own
+// readiness endpoint too, which forwards there when stack.yml sets
+// ready_path to it, so one path means the same through the watchdog's port
+// and on the function's own (the local runtime's).
+const ReadyPath = "/_/ready"
+
 // WriteGrace is how much longer than exec_timeout the default write_timeout
 // is: time for the answer a handler writes once its deadline has passed
 // (env/*.yml set the same margin, and dev/deploycheck checks that every
@@ -159,8 +171,9 @@ func Main(build fnhttp.Builder) {
 // not closed under a client that may be sending on them), then it stops accepting and waits for
 // the requests in flight within the write timeout. ready, when not nil, receives the bound address once the
 // listeners are open (PORT=0 picks a free port): its own, never ServiceAddr. build gets the process's
-// logger and a config.Reader over getenv, on the first request and again after
-// a failed build (fnhttp.Lazy).
+// logger and a config.Reader over getenv, on the first request or readiness
+// check and again after a failed build (fnhttp.Lazy); ReadyPath answers 503
+// until it succeeds, and while draining.
 func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, build fnhttp.Builder, ready func(addr string)) error {
 	cfg, err := LoadConfig(getenv)
 	if err != nil {
@@ -200,7 +213,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, buil
 		}
 	}
 	var draining atomic.Bool
-	handle := fnhttp.Lazy(build, config.New(getenv), log)
+	handle := fnhttp.NewLazy(build, config.New(getenv), log)
 	srv := &http.Server{
 		Handler:           handler(cfg, log, prometheus.NewRegistry(), handle, &draining),
 		ReadTimeout:       cfg.ReadTimeout,
@@ -255,7 +268,8 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, buil
 	return nil
 }
 
-// Handler wraps handle with what every function gets: /_/health, /_/metrics,
+// Handler wraps handle with what every function gets: /_/health, ReadyPath
+// (which asks handle when it is an fnhttp.Readier, and answers 200 otherwise), /_/metrics,
 // the root of a public function (AtRoot), tracing (W3C traceparent in and
 // out), the call id, a request deadline, a body limit, the text rule for the
 // path and query (422 invalid_text) with one value per query parameter
@@ -263,12 +277,13 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, buil
 // invalid_request), request metrics, the shop's domain
 // metrics on reg in the request's context (telemetry.ShopFrom) and panic
 // recovery. Tests serve a function with it; Main serves through handler,
-// which also answers /_/health 503 while the replica drains.
+// which also answers /_/health and ReadyPath 503 while the replica drains.
 func Handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http.Handler) http.Handler {
 	return handler(cfg, log, reg, handle, nil)
 }
 
-// handler is Handler whose /_/health answers 503 while draining is true.
+// handler is Handler whose /_/health and ReadyPath answer 503 while draining
+// is true.
 func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http.Handler, draining *atomic.Bool) http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -317,6 +332,20 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 			_, _ = io.WriteString(w, "draining")
 			return
 		}
+		_, _ = io.WriteString(w, "OK")
+	})
+	mux.HandleFunc("GET "+ReadyPath, func(w http.ResponseWriter, r *http.Request) {
+		if draining != nil && draining.Load() {
+			fnhttp.WriteProblem(w, fault.E(fault.Unavailable, fault.CodeUnavailable, "draining"))
+			return
+		}
+		if rd, ok := handle.(fnhttp.Readier); ok {
+			if err := rd.Ready(r.Context()); err != nil {
+				fnhttp.WriteProblem(w, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "not ready"))
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, "OK")
 	})
 	mux.Handle("GET /_/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))

@@ -39,6 +39,14 @@ type server struct {
 // cleanup cancels it and waits for Run to return.
 func serve(t *testing.T, env map[string]string, handle http.HandlerFunc) *server {
 	t.Helper()
+	build := func(*config.Reader, *slog.Logger) (http.Handler, error) { return handle, nil }
+	return serveBuild(t, env, io.Discard, build)
+}
+
+// serveBuild is serve with the function's Build and the process's stdout
+// (its log) given.
+func serveBuild(t *testing.T, env map[string]string, stdout io.Writer, build fnhttp.Builder) *server {
+	t.Helper()
 	// No drain unless a test asks for one: cleanup cancels and waits.
 	base := map[string]string{"PORT": "0", "OPENFAAS_NAME": "fixture", "healthcheck_interval": "0"}
 	for k, v := range env {
@@ -49,8 +57,7 @@ func serve(t *testing.T, env map[string]string, handle http.HandlerFunc) *server
 	addr := make(chan string, 1)
 	go func() {
 		defer close(s.done)
-		build := func(*config.Reader, *slog.Logger) (http.Handler, error) { return handle, nil }
-		s.err = fnserve.Run(ctx, config.Env(base), io.Discard, build, func(a string) { addr <- a })
+		s.err = fnserve.Run(ctx, config.Env(base), stdout, build, func(a string) { addr <- a })
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -436,14 +436,15 @@ var members = map[string]fnhttp.Builder{
 
 // Build returns the %[1]s bundle, the entry point fnserve calls like any
 // function's Build. Each member builds its own dependencies on its own first
-// request (bundle.Lazy).
+// request or the bundle's first readiness check (bundle.Lazy); the bundle is
+// ready when every member is (bundle.Bundle.Ready).
 func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	return New(bundle.Lazy(members, c, log), log)
 }
 
 // New returns the %[1]s bundle over handlers, which must hold exactly the
 // functions of the %[1]s service in the route table (tests pass recorders).
-func New(handlers map[string]http.HandlerFunc, log *slog.Logger) (http.Handler, error) {
+func New(handlers map[string]http.Handler, log *slog.Logger) (http.Handler, error) {
 	return bundle.New(%[1]q, routes.Table(), handlers, log)
 }
 `, svc, wrap(list.String()), imports.String(), entries.String())

@@ -128,7 +128,7 @@ func TestGetMeOnlyServesItsRoute(t *testing.T) {
 func TestBuildWiring(t *testing.T) {
 	dir := t.TempDir()
 	url := pgtest.NewDatabase(t)
-	h := fnhttp.Lazy(Build, config.New(config.Env(map[string]string{"SECRETS_DIR": dir, "USERS_DATABASE_URL": url})), slog.Default())
+	h := fnhttp.NewLazy(Build, config.New(config.Env(map[string]string{"SECRETS_DIR": dir, "USERS_DATABASE_URL": url})), slog.Default())
 	if err := os.WriteFile(filepath.Join(dir, "jwt-verify-key"), []byte("not-a-pem-key"), 0o600); err != nil {
 		t.Fatal(err)
 	}

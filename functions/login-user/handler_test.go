@@ -209,7 +209,7 @@ func TestBuildWiring(t *testing.T) {
 	dir := t.TempDir()
 	url := pgtest.NewDatabase(t)
 	env := map[string]string{"SECRETS_DIR": dir, "USERS_DATABASE_URL": url, "ACCESS_TOKEN_TTL": "2m", "REDIS_ADDR": "127.0.0.1:6379"}
-	h := fnhttp.Lazy(Build, config.New(config.Env(env)), slog.Default())
+	h := fnhttp.NewLazy(Build, config.New(config.Env(env)), slog.Default())
 	body := `{"email":"wired@example.com","password":"password-1"}`
 	fntest.Problem(t, fntest.Do(t, h, http.MethodPost, path, "application/json", body),
 		http.StatusServiceUnavailable, "unavailable", "jwt-signing-key")

@@ -195,7 +195,7 @@ func TestRegisterRace(t *testing.T) {
 // database URL it answers 503 and retries on the next request.
 func TestBuildWiring(t *testing.T) {
 	env := map[string]string{"USERS_DATABASE_URL": "", "SECRETS_DIR": t.TempDir()}
-	h := fnhttp.Lazy(Build, config.New(config.Env(env)), slog.Default())
+	h := fnhttp.NewLazy(Build, config.New(config.Env(env)), slog.Default())
 	body := `{"email":"wired@example.com","password":"password-1","name":"Wired"}`
 	fntest.Problem(t, fntest.Do(t, h, http.MethodPost, path, "application/json", body),
 		http.StatusServiceUnavailable, "unavailable", "USERS_DATABASE_URL")

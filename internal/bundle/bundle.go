@@ -21,10 +21,13 @@
 package bundle
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/shopfaas/shop/internal/config"
@@ -50,13 +53,18 @@ type member struct {
 }
 
 // Lazy returns, for every member, a handler that builds the member with its
-// Build on the member's own first request (fnhttp.Lazy, from a fresh reading
-// of c's environment each time): a member whose dependency is down answers
-// 503 and is built again later, while its siblings serve.
-func Lazy(members map[string]fnhttp.Builder, c *config.Reader, log *slog.Logger) map[string]http.HandlerFunc {
-	out := make(map[string]http.HandlerFunc, len(members))
+// Build on the member's own first request or the bundle's first readiness
+// check (fnhttp.Lazy, from a fresh reading of c's environment each time): a
+// member whose dependency is down answers 503 and is built again later, while
+// its siblings serve. Each member's logger carries its name (member), so the
+// log line of a failed build says whose it is.
+func Lazy(members map[string]fnhttp.Builder, c *config.Reader, log *slog.Logger) map[string]http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	out := make(map[string]http.Handler, len(members))
 	for name, build := range members {
-		out[name] = fnhttp.Lazy(build, c, log).ServeHTTP
+		out[name] = fnhttp.NewLazy(build, c, log.With("member", name))
 	}
 	return out
 }
@@ -65,7 +73,7 @@ func Lazy(members map[string]fnhttp.Builder, c *config.Reader, log *slog.Logger)
 // exactly the handler of every function of service in table (Lazy builds them). It fails when a
 // handler is missing or extra, or when the service's routes cannot be bundled
 // (see routes.CheckBundles).
-func New(service string, table []routes.Route, handlers map[string]http.HandlerFunc, log *slog.Logger) (*Bundle, error) {
+func New(service string, table []routes.Route, handlers map[string]http.Handler, log *slog.Logger) (*Bundle, error) {
 	var own []routes.Route
 	for _, r := range table {
 		if r.Service == service {
@@ -162,6 +170,24 @@ func (b *Bundle) Member(r *http.Request) (string, *http.Request, bool) {
 		return b.scheduled, r, true
 	}
 	return "", nil, false
+}
+
+// Ready reports whether every member can serve: the members that are
+// fnhttp.Readiers (Lazy's are) are asked, in name order, each building itself
+// when it is not built yet, and the result joins the failures, each named
+// after its member. A bundle serves every call its members would, so it is
+// ready only when all of them are: a member that cannot be built would answer
+// its calls 503 (docs/bundled-stack.md, "Readiness").
+func (b *Bundle) Ready(ctx context.Context) error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(b.byName)) {
+		if rd, ok := b.byName[name].(fnhttp.Readier); ok {
+			if err := rd.Ready(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ServeHTTP hands the request to its member, or answers 404 not_found.

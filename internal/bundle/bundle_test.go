@@ -1,6 +1,8 @@
 package bundle_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -24,14 +26,14 @@ type seen struct {
 }
 
 // recorder returns a handler per function that answers 200 with what it got.
-func recorder(names ...string) map[string]http.HandlerFunc {
-	out := map[string]http.HandlerFunc{}
+func recorder(names ...string) map[string]http.Handler {
+	out := map[string]http.Handler{}
 	for _, n := range names {
-		out[n] = func(w http.ResponseWriter, r *http.Request) {
+		out[n] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			b, _ := io.ReadAll(r.Body)
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(seen{n, r.Method, r.URL.Path, r.URL.RawQuery, string(b)})
-		}
+		})
 	}
 	return out
 }
@@ -68,17 +70,76 @@ func TestLazyMembersBuildAlone(t *testing.T) {
 		t.Fatalf("built before any request: %v", built)
 	}
 	rec := httptest.NewRecorder()
-	handlers["set-stock"](rec, httptest.NewRequest(http.MethodPut, "/api/v1/inventory/x", nil))
+	handlers["set-stock"].ServeHTTP(rec, httptest.NewRequest(http.MethodPut, "/api/v1/inventory/x", nil))
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("failing member: %d, want 503", rec.Code)
 	}
 	rec = httptest.NewRecorder()
-	handlers["get-stock"](rec, httptest.NewRequest(http.MethodGet, "/api/v1/inventory/x", nil))
+	handlers["get-stock"].ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/inventory/x", nil))
 	if rec.Code != http.StatusOK {
 		t.Errorf("sibling: %d, want 200", rec.Code)
 	}
 	if diff := cmp.Diff(map[string]int{"get-stock": 1, "set-stock": 1}, built); diff != "" {
 		t.Errorf("builds (-want +got):\n%s", diff)
+	}
+}
+
+// A bundle is ready only when every member is: a readiness check builds the
+// members not built yet (the sibling that can serve is built by it, not by a
+// request), names the member that cannot be built, whose log line carries
+// its name, and passes once that member builds. The function's handler
+// (fnhttp.Lazy over the bundle's Build, as fnserve serves it) reports the
+// same.
+func TestABundleIsReadyWhenEveryMemberIs(t *testing.T) {
+	built := map[string]int{}
+	up := false
+	members := map[string]fnhttp.Builder{
+		"get-stock": func(*config.Reader, *slog.Logger) (http.Handler, error) {
+			built["get-stock"]++
+			return recorder("get-stock")["get-stock"], nil
+		},
+		"set-stock": func(*config.Reader, *slog.Logger) (http.Handler, error) {
+			built["set-stock"]++
+			if !up {
+				return nil, errors.New("catalog down")
+			}
+			return recorder("set-stock")["set-stock"], nil
+		},
+	}
+	var logged bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logged, nil))
+	handlers := bundle.Lazy(members, config.New(config.Env(nil)), log)
+	var others []string
+	for _, r := range routes.Members("inventory") {
+		if _, ok := handlers[r.Function]; !ok {
+			others = append(others, r.Function)
+		}
+	}
+	for name, h := range recorder(others...) { // not Readiers: always ready
+		handlers[name] = h
+	}
+	b, err := bundle.New("inventory", routes.Table(), handlers, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := fnhttp.NewLazy(func(*config.Reader, *slog.Logger) (http.Handler, error) { return b, nil }, config.New(config.Env(nil)), log)
+
+	err = fn.Ready(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "set-stock") || strings.Contains(err.Error(), "get-stock") {
+		t.Errorf("ready with set-stock unbuildable: %v, want an error naming set-stock only", err)
+	}
+	if diff := cmp.Diff(map[string]int{"get-stock": 1, "set-stock": 1}, built); diff != "" {
+		t.Errorf("builds after one check (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(logged.String(), `"member":"set-stock"`) || !strings.Contains(logged.String(), "catalog down") {
+		t.Errorf("the failed build's log line does not name its member and cause:\n%s", logged.String())
+	}
+	up = true
+	if err := fn.Ready(context.Background()); err != nil {
+		t.Errorf("ready once every member builds: %v", err)
+	}
+	if diff := cmp.Diff(map[string]int{"get-stock": 1, "set-stock": 2}, built); diff != "" {
+		t.Errorf("builds after the second check (-want +got):\n%s", diff)
 	}
 }
 

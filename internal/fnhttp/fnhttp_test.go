@@ -2,6 +2,7 @@ package fnhttp_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,8 +11,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.opentelemetry.io/otel/trace"
@@ -241,7 +244,7 @@ func TestAdapt(t *testing.T) {
 
 func TestLazyRetriesAfterFailedBuild(t *testing.T) {
 	var builds atomic.Int32
-	h := fnhttp.Lazy(func(*config.Reader, *slog.Logger) (http.Handler, error) {
+	h := fnhttp.NewLazy(func(*config.Reader, *slog.Logger) (http.Handler, error) {
 		if builds.Add(1) == 1 {
 			return nil, errors.New("database down: secret-host")
 		}
@@ -268,12 +271,44 @@ func TestLazyRetriesAfterFailedBuild(t *testing.T) {
 	}
 }
 
+// Readiness checks and requests share one build under one lock: however
+// they interleave, a build that succeeds runs once, and a check reports
+// what a request would meet.
+func TestLazyReadyAndRequestsShareOneBuild(t *testing.T) {
+	var builds atomic.Int32
+	h := fnhttp.NewLazy(func(*config.Reader, *slog.Logger) (http.Handler, error) {
+		builds.Add(1)
+		time.Sleep(10 * time.Millisecond) // a slow build, so the callers overlap it
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) }), nil
+	}, config.New(config.Env(nil)), slog.New(slog.DiscardHandler))
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			if i%2 == 0 {
+				if err := h.Ready(context.Background()); err != nil {
+					t.Errorf("ready: %v", err)
+				}
+				return
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+			if rec.Code != http.StatusTeapot {
+				t.Errorf("request: %d", rec.Code)
+			}
+		})
+	}
+	wg.Wait()
+	if n := builds.Load(); n != 1 {
+		t.Errorf("built %d times, want 1", n)
+	}
+}
+
 // A retried build reads the environment anew: a variable that was missing
 // at the first request and set before the second is seen, not the first
 // attempt's "required" error again.
 func TestLazyRetryReadsTheEnvironmentAnew(t *testing.T) {
 	env := map[string]string{}
-	h := fnhttp.Lazy(func(c *config.Reader, _ *slog.Logger) (http.Handler, error) {
+	h := fnhttp.NewLazy(func(c *config.Reader, _ *slog.Logger) (http.Handler, error) {
 		dsn := c.Required("FIXTURE_DATABASE_URL")
 		if err := c.Err(); err != nil {
 			return nil, err

@@ -1,6 +1,7 @@
 package fnhttp
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -14,30 +15,80 @@ import (
 // the multi-call binary and the bundles serve a function only through it.
 type Builder func(c *config.Reader, log *slog.Logger) (http.Handler, error)
 
-// Lazy builds the handler with build on first use and keeps it once built.
-// A failed build is answered 503 (the cause is logged, never sent) and tried
-// again on the next request, each time from c.Fresh(), so a function whose
-// database, secret or variable was briefly missing recovers without a restart.
-// log may be nil (slog.Default()).
-func Lazy(build Builder, c *config.Reader, log *slog.Logger) http.Handler {
+// A Readier is a handler that can tell whether it would serve a call now
+// rather than answer it 503 because something it needs could not be built.
+// fnserve's readiness path (/_/ready) asks it; Lazy and the bundles of
+// internal/bundle are Readiers.
+type Readier interface {
+	// Ready returns nil when the handler can serve, else why not, already
+	// logged (fnserve answers 503 without it). It may build what is not
+	// built yet.
+	Ready(ctx context.Context) error
+}
+
+// Lazy is a function's handler built with its Builder on first use and kept
+// once built. A failed build is answered 503 (the cause is logged, never
+// sent) and tried again on the next request or readiness check, each time
+// from c.Fresh(), so a function whose database, secret or variable was
+// briefly missing recovers without a restart. It is safe for concurrent use:
+// builds are serialised, and none runs once one succeeded.
+type Lazy struct {
+	build Builder
+	c     *config.Reader
+	log   *slog.Logger
+
+	mu sync.Mutex
+	h  http.Handler // nil until a build succeeded
+}
+
+// NewLazy returns the handler that build builds on first use. log may be nil
+// (slog.Default()); it is what build gets, and where a failed build is logged.
+func NewLazy(build Builder, c *config.Reader, log *slog.Logger) *Lazy {
 	if log == nil {
 		log = slog.Default()
 	}
-	var mu sync.Mutex
-	var h http.Handler
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		if h == nil {
-			built, err := build(c.Fresh(), log)
-			if err != nil {
-				mu.Unlock()
-				log.ErrorContext(r.Context(), "function not ready", "err", err.Error())
-				WriteProblem(w, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "service temporarily unavailable"))
-				return
-			}
-			h = built
-		}
-		mu.Unlock()
-		h.ServeHTTP(w, r)
-	})
+	return &Lazy{build: build, c: c, log: log}
+}
+
+// handler returns the built handler, building it first when no build has
+// succeeded yet. A failure is logged here, once per attempt, and returned as
+// an Unavailable fault that names no cause to a client.
+func (l *Lazy) handler(ctx context.Context) (http.Handler, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.h != nil {
+		return l.h, nil
+	}
+	built, err := l.build(l.c.Fresh(), l.log)
+	if err != nil {
+		l.log.ErrorContext(ctx, "function not ready", "err", err.Error())
+		return nil, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "service temporarily unavailable")
+	}
+	l.h = built
+	return built, nil
+}
+
+// ServeHTTP serves r with the built handler, or answers 503 when it cannot
+// be built.
+func (l *Lazy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, err := l.handler(r.Context())
+	if err != nil {
+		WriteProblem(w, err)
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
+// Ready builds the handler when it is not built yet and reports whether it
+// can serve: nil once built, unless the built handler is itself a Readier
+// that is not ready (a bundle with a member that cannot be built).
+func (l *Lazy) Ready(ctx context.Context) error {
+	h, err := l.handler(ctx)
+	if err != nil {
+		return err
+	}
+	if rd, ok := h.(Readier); ok {
+		return rd.Ready(ctx)
+	}
+	return nil
 }
