@@ -10,6 +10,7 @@ import (
 	"github.com/openfaas/go-sdk/stack"
 
 	"github.com/shopfaas/shop/dev/stackfile"
+	"github.com/shopfaas/shop/fnserve"
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/routes"
 )
@@ -109,6 +110,43 @@ func TestEveryFunctionNamesItself(t *testing.T) {
 		for _, name := range stackfile.Names(s) {
 			if got, ok := s.Functions[name].Environment["OPENFAAS_NAME"]; !ok || got != name {
 				t.Errorf("%s: %s sets OPENFAAS_NAME %q (set: %v), want %q in its environment", file, name, got, ok, name)
+			}
+		}
+	}
+}
+
+// Every function of both stacks is probed where it says whether it is built:
+// ready_path makes of-watchdog forward its own /_/ready to fnserve's
+// readiness path (of-watchdog's README, "ready_path"; pkg/readiness.go),
+// and com.openfaas.ready.http.path points OpenFaaS Standard's readiness
+// probe at the watchdog's /_/ready (OpenFaaS's docs, reference/workloads.md,
+// "Custom HTTP health checks"). Either one alone leaves a replica whose
+// handler cannot be built Ready: the watchdog's /_/ready then only checks
+// its lock file, and Standard probes /_/health.
+func TestEveryFunctionIsProbedWhereItSaysItIsBuilt(t *testing.T) {
+	const (
+		envKey        = "ready_path"
+		annotationKey = "com.openfaas.ready.http.path"
+	)
+	for _, file := range []string{"../../stack.yml", "../../stack.ce.yml"} {
+		s, err := stackfile.LoadEnv(file, func(string) string { return "" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Functions) == 0 {
+			t.Fatalf("%s has no function", file)
+		}
+		for _, name := range stackfile.Names(s) {
+			fn := s.Functions[name]
+			if got := fn.Environment[envKey]; got != fnserve.ReadyPath {
+				t.Errorf("%s: %s's environment sets %s %q, want %q (fnserve.ReadyPath)", file, name, envKey, got, fnserve.ReadyPath)
+			}
+			var got string
+			if fn.Annotations != nil {
+				got = (*fn.Annotations)[annotationKey]
+			}
+			if got != fnserve.ReadyPath {
+				t.Errorf("%s: %s's annotation %s is %q, want %q (the watchdog's /_/ready)", file, name, annotationKey, got, fnserve.ReadyPath)
 			}
 		}
 	}
