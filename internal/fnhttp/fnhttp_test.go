@@ -303,6 +303,31 @@ func TestLazyReadyAndRequestsShareOneBuild(t *testing.T) {
 	}
 }
 
+// A caller gone before its turn (a readiness probe that timed out behind a
+// slow build) starts no build of its own: it is answered unavailable, and
+// the next live caller builds.
+func TestLazyStartsNoBuildForAGoneCaller(t *testing.T) {
+	var builds atomic.Int32
+	h := fnhttp.NewLazy(func(*config.Reader, *slog.Logger) (http.Handler, error) {
+		builds.Add(1)
+		return http.NotFoundHandler(), nil
+	}, config.New(config.Env(nil)), slog.New(slog.DiscardHandler))
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := h.Ready(gone); err == nil {
+		t.Error("ready for a gone caller, before any build")
+	}
+	if n := builds.Load(); n != 0 {
+		t.Errorf("built %d times for a gone caller, want 0", n)
+	}
+	if err := h.Ready(context.Background()); err != nil || builds.Load() != 1 {
+		t.Errorf("a live caller: %v, %d builds; want ready after 1", err, builds.Load())
+	}
+	if err := h.Ready(gone); err != nil {
+		t.Errorf("once built, a gone caller is told the truth: %v", err)
+	}
+}
+
 // A retried build reads the environment anew: a variable that was missing
 // at the first request and set before the second is seen, not the first
 // attempt's "required" error again.

@@ -52,12 +52,18 @@ func NewLazy(build Builder, c *config.Reader, log *slog.Logger) *Lazy {
 
 // handler returns the built handler, building it first when no build has
 // succeeded yet. A failure is logged here, once per attempt, and returned as
-// an Unavailable fault that names no cause to a client.
+// an Unavailable fault that names no cause to a client. A caller that is gone
+// by the time the lock is its own (a probe that timed out while another build
+// ran: a first build may take seconds, postgres.OpenTimeout) starts no build,
+// so the callers queued behind a slow build do not each run one after it.
 func (l *Lazy) handler(ctx context.Context) (http.Handler, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.h != nil {
 		return l.h, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "service temporarily unavailable")
 	}
 	built, err := l.build(l.c.Fresh(), l.log)
 	if err != nil {
