@@ -18,16 +18,15 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shopfaas/shop/internal/redisconn"
 	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // Config configures a Cache.
 type Config struct {
-	// Addr is Redis's host:port (REDIS_ADDR). Required.
-	Addr string
-	// Password is Redis's password, if any; no function sets one (the
-	// deployment's Redis has none, docker-compose.yml).
-	Password string
+	// Redis is where Redis is and its password (redisconn.ConfigFrom:
+	// REDIS_ADDR and the optional redis-password secret). Addr is required.
+	Redis redisconn.Config
 	// Prefix starts every key, so tests and services never collide. Required.
 	Prefix string
 	// TTL bounds how long an entry lives. Default 5 minutes.
@@ -48,8 +47,8 @@ type Cache struct {
 // New returns a cache; it does not contact Redis (a Redis that is down only
 // makes every call fail fast).
 func New(cfg Config) (*Cache, error) {
-	if cfg.Addr == "" || cfg.Prefix == "" {
-		return nil, errors.New("cache: Addr and Prefix are required")
+	if cfg.Redis.Addr == "" || cfg.Prefix == "" {
+		return nil, errors.New("cache: Redis.Addr and Prefix are required")
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = 5 * time.Minute
@@ -57,10 +56,10 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 200 * time.Millisecond
 	}
-	rdb := redis.NewClient(&redis.Options{
-		Addr: cfg.Addr, Password: cfg.Password, DialTimeout: cfg.Timeout, ReadTimeout: cfg.Timeout,
-		WriteTimeout: cfg.Timeout, MaxRetries: -1, PoolSize: 4, MinIdleConns: 0,
-	})
+	opts := redisconn.Options(cfg.Redis)
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = cfg.Timeout, cfg.Timeout, cfg.Timeout
+	opts.MaxRetries, opts.PoolSize, opts.MinIdleConns = -1, 4, 0
+	rdb := redis.NewClient(opts)
 	rdb.AddHook(telemetry.RedisHook())
 	return &Cache{rdb: rdb, prefix: cfg.Prefix, ttl: cfg.TTL, timeout: cfg.Timeout}, nil
 }

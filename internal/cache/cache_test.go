@@ -4,12 +4,18 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shopfaas/shop/internal/cache"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/redisconn"
+	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
 )
 
 // newCache returns a cache on the real Redis under a random prefix, whose keys
@@ -33,7 +39,7 @@ func newCache(t *testing.T) *cache.Cache {
 		}
 		rdb.Close()
 	})
-	c, err := cache.New(cache.Config{Addr: "127.0.0.1:6379", Prefix: prefix, TTL: time.Minute})
+	c, err := cache.New(cache.Config{Redis: redisconn.Config{Addr: "127.0.0.1:6379"}, Prefix: prefix, TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +98,7 @@ func TestVersionedWrites(t *testing.T) {
 }
 
 func TestRedisDownIsAnError(t *testing.T) {
-	c, err := cache.New(cache.Config{Addr: "127.0.0.1:1", Prefix: "x:", Timeout: 100 * time.Millisecond})
+	c, err := cache.New(cache.Config{Redis: redisconn.Config{Addr: "127.0.0.1:1"}, Prefix: "x:", Timeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,5 +108,47 @@ func TestRedisDownIsAnError(t *testing.T) {
 	}
 	if err := c.Invalidate(context.Background(), "p", 1); err == nil {
 		t.Error("Invalidate succeeded with Redis down")
+	}
+}
+
+// A cache whose Redis settings are read from the configuration logs in with
+// the redis-password secret: it stores and serves entries on a Redis that
+// requires the password. Without the secret every call fails (NOAUTH),
+// which callers take as a miss and serve from the database, as designed.
+func TestTheCacheLogsInWithTheRedisPasswordSecret(t *testing.T) {
+	addr := redisconntest.Server(t, "cache-test-password")
+	ctx := context.Background()
+	open := func(secrets string) *cache.Cache {
+		c := config.New(config.Env(map[string]string{config.SecretsDirEnv: secrets, "REDIS_ADDR": addr}))
+		rc := redisconn.ConfigFrom(c)
+		if err := c.Err(); err != nil {
+			t.Fatal(err)
+		}
+		ch, err := cache.New(cache.Config{Redis: rc, Prefix: "test:product:", TTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ch.Close() })
+		return ch
+	}
+
+	without := open(t.TempDir())
+	if _, err := without.Put(ctx, "p", 1, []byte("v1")); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Errorf("Put without the secret = %v, want NOAUTH", err)
+	}
+	if _, _, ok, err := without.Get(ctx, "p"); ok || err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Errorf("Get without the secret: hit %v, err %v; want a miss with NOAUTH", ok, err)
+	}
+
+	secrets := t.TempDir()
+	if err := os.WriteFile(filepath.Join(secrets, redisconn.PasswordSecret), []byte("cache-test-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	with := open(secrets)
+	if ok, err := with.Put(ctx, "p", 1, []byte("v1")); err != nil || !ok {
+		t.Fatalf("Put with the secret = %v, %v", ok, err)
+	}
+	if p, v, ok := get(t, with, "p"); !ok || p != "v1" || v != 1 {
+		t.Errorf("Get with the secret = %q v%d hit %v, want v1 v1 hit", p, v, ok)
 	}
 }

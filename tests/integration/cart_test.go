@@ -26,6 +26,7 @@ import (
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/redisconn"
 )
 
 // call sends a JSON request and decodes a JSON answer into out (when not
@@ -138,7 +139,7 @@ func TestInventoryAndCartThroughTheEdge(t *testing.T) {
 	_, _ = rand.Read(b)
 	prefix := "itest:" + hex.EncodeToString(b) + ":"
 	t.Cleanup(func() {
-		rdb := cartredis.NewClient(cartredis.Config{Addr: "127.0.0.1:6379"})
+		rdb := cartredis.NewClient(redisconn.Config{Addr: "127.0.0.1:6379"})
 		defer rdb.Close()
 		ctx := context.Background()
 		iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()

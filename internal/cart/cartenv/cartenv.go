@@ -3,7 +3,7 @@
 // collected before failing.
 //
 // Configuration: secret jwt-verify-key for Needs.Tokens; the Redis carts (cartredis.ConfigFrom:
-// REDIS_ADDR, …); GATEWAY_URL (catalogclient.ConfigFrom) for Needs.Pricing.
+// REDIS_ADDR, the optional secret redis-password, …); GATEWAY_URL (catalogclient.ConfigFrom) for Needs.Pricing.
 package cartenv
 
 import (
@@ -47,7 +47,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if err != nil {
 		return nil, err
 	}
-	d := &Deps{Tokens: tokens, Carts: cartredis.New(cartredis.NewClient(rc), rc)}
+	d := &Deps{Tokens: tokens, Carts: cartredis.New(cartredis.NewClient(rc.Redis), rc)}
 	if needs.Pricing {
 		catalog, err := catalogclient.New(cc)
 		if err != nil {

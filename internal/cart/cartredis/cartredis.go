@@ -17,17 +17,15 @@ import (
 	"github.com/shopfaas/shop/internal/cart"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/redisconn"
 	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // Config configures a Store.
 type Config struct {
-	// Addr is Redis's host:port (REDIS_ADDR). Required.
-	Addr string
-	// Password is Redis's password, if any. ConfigFrom sets none: the
-	// deployment's Redis has none (docker-compose.yml), as the product
-	// cache's client reads none.
-	Password string
+	// Redis is where Redis is and its password (redisconn.ConfigFrom:
+	// REDIS_ADDR and the optional redis-password secret). Addr is required.
+	Redis redisconn.Config
 	// KeyPrefix is put before the user id to name a cart's key
 	// (CART_KEY_PREFIX, default "cart:"). Tests use a random prefix.
 	KeyPrefix string
@@ -39,7 +37,7 @@ type Config struct {
 // ConfigFrom reads the cart store's settings from c; c collects the problems.
 func ConfigFrom(c *config.Reader) Config {
 	cfg := Config{
-		Addr:      c.Required("REDIS_ADDR"),
+		Redis:     redisconn.ConfigFrom(c),
 		KeyPrefix: c.String("CART_KEY_PREFIX", "cart:"),
 		TTL:       c.Duration("CART_TTL", 30*24*time.Hour),
 	}
@@ -49,14 +47,14 @@ func ConfigFrom(c *config.Reader) Config {
 	return cfg
 }
 
-// NewClient returns a small Redis client for cfg; a function replica needs few
-// connections.
-func NewClient(cfg Config) *redis.Client {
-	c := redis.NewClient(&redis.Options{
-		Addr: cfg.Addr, Password: cfg.Password,
-		PoolSize: 4, MinIdleConns: 0,
-		DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
-	})
+// NewClient returns a small Redis client for cfg, logged in with its
+// password when it has one; a function replica needs few connections. The
+// carts' store, the checkout limit and the login limit share this client.
+func NewClient(cfg redisconn.Config) *redis.Client {
+	opts := redisconn.Options(cfg)
+	opts.PoolSize, opts.MinIdleConns = 4, 0
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
+	c := redis.NewClient(opts)
 	c.AddHook(telemetry.RedisHook())
 	return c
 }

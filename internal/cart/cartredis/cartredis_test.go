@@ -2,6 +2,9 @@ package cartredis_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,8 +13,12 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/cart"
+	"github.com/shopfaas/shop/internal/cart/cartredis"
 	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/redisconn"
+	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
 )
 
 func TestLinesRoundTripAndTTL(t *testing.T) {
@@ -181,5 +188,44 @@ func TestAnOrdersLinesAreTakenOutOnce(t *testing.T) {
 	}
 	if n := rdb.Exists(ctx, mark).Val(); n != 0 {
 		t.Fatal("the removal's mark is still there after ForgetRemoval")
+	}
+}
+
+// A cart store read from the configuration works against a Redis that
+// requires a password when the redis-password secret holds it; without the
+// secret every call is refused (NOAUTH), answered as the cart being
+// unavailable, so a deployment with AUTH on Redis can keep carts.
+func TestTheCartStoreLogsInWithTheRedisPasswordSecret(t *testing.T) {
+	addr := redisconntest.Server(t, "cart-test-password")
+	ctx := context.Background()
+	user, product := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	store := func(secrets string) *cartredis.Store {
+		c := config.New(config.Env(map[string]string{config.SecretsDirEnv: secrets, "REDIS_ADDR": addr}))
+		cfg := cartredis.ConfigFrom(c)
+		if err := c.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rdb := cartredis.NewClient(cfg.Redis)
+		t.Cleanup(func() { _ = rdb.Close() })
+		return cartredis.New(rdb, cfg)
+	}
+
+	without := store(t.TempDir())
+	err := without.SetLine(ctx, user, product, 2, 50)
+	if !fault.Is(err, fault.Unavailable, fault.CodeUnavailable) || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Errorf("SetLine without the secret = %v, want Unavailable naming NOAUTH", err)
+	}
+
+	secrets := t.TempDir()
+	if err := os.WriteFile(filepath.Join(secrets, redisconn.PasswordSecret), []byte("cart-test-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	with := store(secrets)
+	if err := with.SetLine(ctx, user, product, 2, 50); err != nil {
+		t.Fatalf("SetLine with the secret: %v", err)
+	}
+	lines, err := with.Lines(ctx, user)
+	if err != nil || !cmp.Equal(lines, []cart.Line{{ProductID: product, Quantity: 2}}) {
+		t.Errorf("Lines with the secret = %v, %v", lines, err)
 	}
 }

@@ -4,8 +4,9 @@
 // cache and the search backend, and owns what happens after a catalog write
 // commits (cache invalidation, push to an external search index).
 //
-// Configuration: the catalog database (postgres.ConfigFrom: CATALOG_…); REDIS_ADDR, PRODUCT_CACHE_PREFIX (default
-// "shop:catalog:product:"), PRODUCT_CACHE_TTL (default 5m); MEILI_URL (when
+// Configuration: the catalog database (postgres.ConfigFrom: CATALOG_…);
+// REDIS_ADDR and the optional secret redis-password (redisconn.ConfigFrom),
+// PRODUCT_CACHE_PREFIX (default "shop:catalog:product:"), PRODUCT_CACHE_TTL (default 5m); MEILI_URL (when
 // set, search uses Meilisearch), MEILI_INDEX (default products), optional
 // secret meili-key; secret jwt-verify-key for the admin writes; secret
 // internal-callers for the event functions; secret event-verify-key and
@@ -28,6 +29,7 @@ import (
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/redisconn"
 	"github.com/shopfaas/shop/internal/search"
 	"github.com/shopfaas/shop/internal/search/meili"
 	"github.com/shopfaas/shop/internal/search/pgsearch"
@@ -75,7 +77,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	dbc := postgres.ConfigFrom(c, "catalog", catalogdb.Migrations())
 	var cc cache.Config
 	if needs.Cache {
-		cc = cache.Config{Addr: c.Required("REDIS_ADDR"), Prefix: c.String("PRODUCT_CACHE_PREFIX", "shop:catalog:product:"),
+		cc = cache.Config{Redis: redisconn.ConfigFrom(c), Prefix: c.String("PRODUCT_CACHE_PREFIX", "shop:catalog:product:"),
 			TTL: c.Duration("PRODUCT_CACHE_TTL", 5*time.Minute)}
 	}
 	var mc meili.Config

@@ -60,10 +60,10 @@ type Deps struct {
 // jwt-verify-key. Needs.Saga also builds the saga
 // (GATEWAY_URL, optional FUNCTION_URLS and FUNCTION_URL_TEMPLATE for calls
 // without the gateway (gatewayurl.DirectFrom), secret
-// internal-token-<Needs.Caller>, REDIS_ADDR for carts and the checkout
-// limit, SAGA_TIMEOUT default 20s, RECOVER_AFTER default 2m, GIVE_UP_AFTER
-// default 12h, ORDER_RATE_LIMIT
-// default 30 checkouts per minute per customer). Needs.Internal reads the
+// internal-token-<Needs.Caller>, REDIS_ADDR and the optional secret
+// redis-password (redisconn.ConfigFrom) for carts and the checkout limit,
+// SAGA_TIMEOUT default 20s, RECOVER_AFTER default 2m, GIVE_UP_AFTER default
+// 12h, ORDER_RATE_LIMIT default 30 checkouts per minute per customer). Needs.Internal reads the
 // secret internal-callers.
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
 	withSaga := needs.Saga
@@ -152,7 +152,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		pool.Close()
 		return nil, err
 	}
-	rdb := cartredis.NewClient(cartCfg)
+	rdb := cartredis.NewClient(cartCfg.Redis)
 	// The edge cannot key a limit on the verified subject (see
 	// internal/ratelimit), so the saga does.
 	limit, err := ratelimit.New(rdb, ratelimit.Config{Prefix: "shop:ratelimit:create-order:", Limit: int64(orderLimit)}, log)

@@ -5,7 +5,8 @@
 // Configuration: the users database (postgres.ConfigFrom: USERS_…); secret
 // jwt-verify-key for Needs.Tokens; secret jwt-signing-key and
 // ACCESS_TOKEN_TTL (default 15m) for Needs.Issue (login-user only: the one
-// function that checks passwords is the one that can sign); REDIS_ADDR,
+// function that checks passwords is the one that can sign); REDIS_ADDR and
+// the optional secret redis-password (redisconn.ConfigFrom),
 // LOGIN_RATE_LIMIT (default 10) and LOGIN_RATE_WINDOW (default 15m) for
 // Needs.LoginLimit.
 package usersenv
@@ -20,6 +21,7 @@ import (
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/ratelimit"
+	"github.com/shopfaas/shop/internal/redisconn"
 	"github.com/shopfaas/shop/internal/users/usersdb"
 )
 
@@ -27,8 +29,8 @@ import (
 type Needs struct {
 	Tokens bool // verifies access tokens: the jwt-verify-key secret
 	Issue  bool // issues them: the jwt-signing-key secret, ACCESS_TOKEN_TTL
-	// LoginLimit limits logins per account (login-user): REDIS_ADDR,
-	// LOGIN_RATE_LIMIT, LOGIN_RATE_WINDOW.
+	// LoginLimit limits logins per account (login-user): REDIS_ADDR, the
+	// optional secret redis-password, LOGIN_RATE_LIMIT, LOGIN_RATE_WINDOW.
 	LoginLimit bool
 }
 
@@ -54,9 +56,9 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		ttl = c.Duration("ACCESS_TOKEN_TTL", 15*time.Minute)
 	}
 	var limit ratelimit.Config
-	var redisAddr string
+	var rc redisconn.Config
 	if needs.LoginLimit {
-		redisAddr = c.Required("REDIS_ADDR")
+		rc = redisconn.ConfigFrom(c)
 		limit = ratelimit.Config{Prefix: "shop:ratelimit:login-user:",
 			Limit:  int64(c.Int("LOGIN_RATE_LIMIT", 10, 1, 1_000_000)),
 			Window: c.Duration("LOGIN_RATE_WINDOW", 15*time.Minute)}
@@ -86,7 +88,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		// two deployments (or test runs) sharing a Redis count apart.
 		limit.Prefix += pool.Config().ConnConfig.Database + ":"
 		// The same small client as the carts' and the checkout limit's.
-		rdb := cartredis.NewClient(cartredis.Config{Addr: redisAddr})
+		rdb := cartredis.NewClient(rc)
 		if d.LoginLimit, err = ratelimit.New(rdb, limit, log); err != nil {
 			pool.Close()
 			return nil, err

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shopfaas/shop/internal/cart/cartredis"
+	"github.com/shopfaas/shop/internal/redisconn"
 )
 
 // Addr is the Redis server tests use.
@@ -33,12 +34,12 @@ func New(tb testing.TB, ttl time.Duration) (*cartredis.Store, *redis.Client, car
 	}
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	cfg := cartredis.Config{Addr: Addr(), KeyPrefix: "test:" + hex.EncodeToString(b) + ":cart:", TTL: ttl}
-	rdb := cartredis.NewClient(cfg)
+	cfg := cartredis.Config{Redis: redisconn.Config{Addr: Addr()}, KeyPrefix: "test:" + hex.EncodeToString(b) + ":cart:", TTL: ttl}
+	rdb := cartredis.NewClient(cfg.Redis)
 	ctx := context.Background()
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()
-		tb.Fatalf("Redis is required for this test (%s): %v", cfg.Addr, err)
+		tb.Fatalf("Redis is required for this test (%s): %v", cfg.Redis.Addr, err)
 	}
 	tb.Cleanup(func() {
 		defer rdb.Close()

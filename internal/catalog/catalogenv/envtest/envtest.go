@@ -24,6 +24,7 @@ import (
 	"github.com/shopfaas/shop/internal/catalog/catalogenv"
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/redisconn"
 	"github.com/shopfaas/shop/internal/search/pgsearch"
 )
 
@@ -71,7 +72,7 @@ func New(t *testing.T, opts Options) *Env {
 		}
 		rdb.Close()
 	})
-	ch, err := cache.New(cache.Config{Addr: addr, Prefix: prefix, TTL: time.Minute, Timeout: 200 * time.Millisecond})
+	ch, err := cache.New(cache.Config{Redis: redisconn.Config{Addr: addr}, Prefix: prefix, TTL: time.Minute, Timeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,63 @@
+// Package redisconn is how every process of the shop reaches Redis: the
+// address (REDIS_ADDR) and the optional password (the redis-password secret
+// file, never an environment value), read in one place by ConfigFrom and
+// turned into go-redis options in one place by Options, so the carts, the
+// rate limits and the product cache all authenticate the same way.
+package redisconn
+
+import (
+	"log/slog"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shopfaas/shop/internal/config"
+)
+
+// PasswordSecret is the secret file whose content, when present and not
+// blank, is Redis's password (requirepass: the default user's password).
+// It is read from the secrets directory only, so the password is in no
+// process's environment or command line; docker-compose.yml's redis service,
+// Kong and the redis-exporter read the same file (docs/deploy-faasd.md).
+const PasswordSecret = "redis-password"
+
+// Config is where Redis is and how to log in to it. Printed (fmt's %v, %+v,
+// %#v) or logged (slog), it shows whether a password is set, never the
+// password.
+type Config struct {
+	// Addr is Redis's host:port (REDIS_ADDR). Required.
+	Addr string
+	// Password is the redis-password secret, "" when the secret is absent
+	// or blank: then no AUTH is sent (a Redis without requirepass, as on a
+	// developer machine).
+	Password string
+}
+
+// ConfigFrom reads REDIS_ADDR (required) and the optional redis-password
+// secret from c; c collects the problems: REDIS_ADDR unset, or a secret
+// file that exists and cannot be read (taken as absent, every command would
+// fail with NOAUTH instead of the process naming the file at start).
+func ConfigFrom(c *config.Reader) Config {
+	return Config{Addr: c.Required("REDIS_ADDR"), Password: c.OptionalSecret(PasswordSecret)}
+}
+
+// Options returns go-redis options that reach and log in to cfg's Redis;
+// the caller sets its pool size and timeouts on them.
+func Options(cfg Config) *redis.Options {
+	return &redis.Options{Addr: cfg.Addr, Password: cfg.Password}
+}
+
+// String describes cfg without its password.
+func (cfg Config) String() string {
+	if cfg.Password == "" {
+		return "redis " + cfg.Addr + " (no password)"
+	}
+	return "redis " + cfg.Addr + " (password set)"
+}
+
+// GoString is String, so %#v does not print the password either.
+func (cfg Config) GoString() string { return cfg.String() }
+
+// LogValue logs cfg's address and whether a password is set.
+func (cfg Config) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("addr", cfg.Addr), slog.Bool("password", cfg.Password != ""))
+}
