@@ -35,6 +35,7 @@ var secretValues = map[string]string{
 	"internal-token-expire-reservations": authtest.Credential("expire-reservations"),
 	"db-password":                        "unused-with-trust",
 	"meili-key":                          "meili-test-key",
+	"redis-password":                     "unused-without-requirepass",
 	"smtp-password":                      "unused-without-smtp",
 	"event-verify-key":                   fntest.VerifyKey(),
 }
@@ -43,8 +44,10 @@ var secretValues = map[string]string{
 // them, and then requires: a function must declare exactly those it reads.
 // The others are optional where they are read (db-password without a
 // password in the URL, meili-key without MEILI_URL, smtp-password without
-// SMTP_ADDR), so declaring one that goes unread cannot be seen here
-// (TestTheMeiliKeyHoldersAreTheMeilisearchUsers checks meili-key).
+// SMTP_ADDR, redis-password without requirepass), so declaring one that goes
+// unread cannot be seen here (TestTheMeiliKeyHoldersAreTheMeilisearchUsers
+// checks meili-key, TestTheRedisPasswordHoldersAreTheRedisUsers
+// redis-password).
 var callerSecrets = []string{"jwt-signing-key", "jwt-verify-key", "internal-callers", "internal-token-create-order",
 	"internal-token-cancel-order", "internal-token-recover-orders", "internal-token-expire-reservations", "event-verify-key"}
 
@@ -290,5 +293,63 @@ func TestTheMeiliKeyHoldersAreTheMeilisearchUsers(t *testing.T) {
 		"update-product-stats"}
 	if !slices.Equal(users, want) {
 		t.Errorf("functions that use Meilisearch: %v, want %v", users, want)
+	}
+}
+
+// Exactly the functions that use Redis declare redis-password: every Redis
+// client reads REDIS_ADDR and the secret together (redisconn.ConfigFrom), so
+// a function whose build needs REDIS_ADDR uses Redis. One that uses Redis
+// without declaring the secret would connect without the password on a
+// deployment whose Redis requires it (every cart call NOAUTH, the cache
+// always missing), and the secret being optional, nothing else sees it; one
+// that declares it without using Redis holds a password for nothing.
+func TestTheRedisPasswordHoldersAreTheRedisUsers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds every function against PostgreSQL; -short was asked for")
+	}
+	s, err := stackfile.LoadEnv("../../stack.yml", func(k string) string {
+		if k == "SHOP_ENV" {
+			return "development"
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var users []string
+	for _, name := range stackfile.Names(s) {
+		fn := s.Functions[name]
+		build, ok := functions[name]
+		if !ok {
+			continue // TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares reports it
+		}
+		env, err := stackfile.Environment("../..", fn)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		delete(env, "REDIS_ADDR")
+		err = buildWith(build, name, env, fn.Secrets, log)
+		usesRedis := err != nil && strings.Contains(err.Error(), "REDIS_ADDR is required")
+		declares := slices.Contains(fn.Secrets, "redis-password")
+		switch {
+		case usesRedis && !declares:
+			t.Errorf("%s uses Redis (REDIS_ADDR) but does not declare redis-password in stack.yml", name)
+		case declares && !usesRedis:
+			t.Errorf("%s declares redis-password but never reads REDIS_ADDR (build without it: %v): remove the secret", name, err)
+		}
+		if usesRedis {
+			users = append(users, name)
+		}
+	}
+	// The cart functions, the checkout's saga (carts and the checkout
+	// limit), login-user (its per-account limit) and the catalog functions
+	// that read or invalidate the product cache.
+	want := []string{"archive-product", "cancel-order", "clear-cart", "create-order", "create-product", "get-cart",
+		"get-product", "index-product", "login-user", "recover-orders", "set-cart-item", "update-product",
+		"update-product-stats"}
+	slices.Sort(users)
+	if !slices.Equal(users, want) {
+		t.Errorf("functions that use Redis: %v, want %v", users, want)
 	}
 }

@@ -306,10 +306,12 @@ var keyPairs = [][2]string{{"jwt-signing-key", "jwt-verify-key"}, {"event-signin
 // internal-callers that knows them all; the outbox relay's
 // event-signing-key and the consumers' matching event-verify-key (an Ed25519
 // pair, internal/events); the seeded admin's
-// admin-email and admin-password, and db-password, meili-key and
-// smtp-password empty (PostgreSQL trusts local connections, no Meilisearch
-// runs and no SMTP server needs a login; functions declare them for
-// production). cmd/faas-local, runtimetest and chaos store them with
+// admin-email and admin-password, and db-password, meili-key,
+// redis-password and smtp-password empty (PostgreSQL trusts local
+// connections, no Meilisearch runs, the machine's Redis has no requirepass
+// and no SMTP server needs a login; functions declare them for production).
+// A developer whose Redis requires a password writes it to the state
+// directory's redis-password: the functions and the local edge use it. cmd/faas-local, runtimetest and chaos store them with
 // CreateDevelopment before starting a runtime; the runtime itself never
 // writes a secret on its own.
 //
@@ -331,6 +333,7 @@ func Development() map[string]string {
 		"admin-password":      "admin-dev-password",
 		"db-password":         "",
 		"meili-key":           "",
+		"redis-password":      "",
 		"smtp-password":       "",
 	}
 	var lines []string
