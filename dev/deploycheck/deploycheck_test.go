@@ -1,9 +1,12 @@
 package deploycheck
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 
 	"github.com/shopfaas/shop/dev/stackfile"
@@ -893,5 +897,117 @@ func TestConnectorsRunAsAFixedUID(t *testing.T) {
 		if !strings.Contains(guide, want) {
 			t.Errorf("docs/deploy-faasd.md lacks %q", want)
 		}
+	}
+}
+
+// The redis service starts the real redis-server with the secret
+// redis-password as requirepass and docker-compose.yml's options: the
+// compose command runs here with sh, the secret's path pointed at a file of
+// the test and docker-entrypoint.sh replaced by a shim that adds a free
+// loopback port and a data directory of the test's. Clients without the
+// password are refused (NOAUTH); the password is on no command line; a
+// secret file that is missing, empty or unreadable stops the service
+// before redis-server starts.
+func TestRedisStartsWithThePasswordSecret(t *testing.T) {
+	sh := tool(t, "sh", "dash")
+	redisServer := tool(t, "redis-server", "redis-server")
+	script := realCompose(t).Services["redis"].Command
+	if len(script) != 3 || script[0] != "/bin/sh" || script[1] != "-c" {
+		t.Fatalf("redis command %q, want /bin/sh -c SCRIPT", script)
+	}
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	// The shim records the argv it was given (what the image's entrypoint
+	// would pass to redis-server, which then rewrites its process title).
+	shim := "#!/bin/sh\nprintf '%s\\n' \"$*\" > " + filepath.Join(dir, "argv") + "\n[ \"$1\" = redis-server ] && shift\nexec " +
+		redisServer + ` "$@" --bind 127.0.0.1 --port ` + port + " --dir " + dir + " --save ''\n"
+	if err := os.WriteFile(filepath.Join(dir, "docker-entrypoint.sh"), []byte(shim), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	start := func(secret string) (*exec.Cmd, *strings.Builder) {
+		cmd := exec.Command(sh, "-c", strings.ReplaceAll(strings.ReplaceAll(script[2], "$$", "$"), "/run/secrets/redis-password", secret))
+		cmd.Env = []string{"PATH=" + dir + ":" + os.Getenv("PATH")}
+		cmd.Dir = dir
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		return cmd, &out
+	}
+
+	unreadable := filepath.Join(dir, "a-dir")
+	if err := os.Mkdir(unreadable, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{filepath.Join(dir, "missing"), empty, unreadable} {
+		cmd, out := start(f)
+		done := make(chan error, 1)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("secret %s: the command exited 0, want a failure", f)
+			}
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Errorf("secret %s: redis started (output %q), want the command to fail", f, out.String())
+		}
+	}
+
+	secret := filepath.Join(dir, "redis-password")
+	if err := os.WriteFile(secret, []byte("0123abcd\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	cmd, out := start(secret)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("redis:\n%s", out.String())
+		}
+	})
+	ask := func(password string, args ...any) (any, error) {
+		rdb := redis.NewClient(&redis.Options{Addr: addr, Password: password, MaxRetries: -1})
+		defer rdb.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return rdb.Do(ctx, args...).Result()
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := ask("0123abcd", "PING"); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("redis did not answer with the password within 10 s: %v", err)
+		}
+	}
+	if _, err := ask("", "PING"); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Errorf("PING without the password: %v, want NOAUTH", err)
+	}
+	for option, want := range map[string]string{"maxmemory-policy": "volatile-ttl", "maxmemory": "268435456", "appendonly": "yes"} {
+		got, err := ask("0123abcd", "CONFIG", "GET", option)
+		if err != nil || fmt.Sprint(got) != fmt.Sprintf("map[%s:%s]", option, want) {
+			t.Errorf("CONFIG GET %s = %v, %v; want %s (docker-compose.yml's option)", option, got, err, want)
+		}
+	}
+	if argv, err := os.ReadFile(filepath.Join(dir, "argv")); err != nil || strings.Contains(string(argv), "0123abcd") ||
+		!strings.HasPrefix(string(argv), "redis-server - ") {
+		t.Errorf("docker-entrypoint.sh's arguments %q (%v): want redis-server - … without the password", argv, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/shopfaas/shop/dev/faaslocal/edge"
 	"github.com/shopfaas/shop/dev/faaslocal/provider"
 	"github.com/shopfaas/shop/dev/faaslocal/secrets"
+	"github.com/shopfaas/shop/internal/redisconn"
 	"github.com/shopfaas/shop/internal/telemetry"
 )
 
@@ -57,10 +58,12 @@ func (rt *Runtime) startEdge(ctx context.Context) error {
 // edgeOptions points the Kong file's names at this runtime: its services'
 // gateway:8080 is the gateway API's address, the rate-limiting plugin's
 // redis:6379 is the functions' REDIS_ADDR (Config.Env, then the host
-// environment, else 127.0.0.1:6379), and {vault://env/SHOP_JWT_VERIFY_KEY}
+// environment, else 127.0.0.1:6379), {vault://env/SHOP_JWT_VERIFY_KEY}
 // is the jwt-verify-key secret (the public key), as a production deploy
-// renders it for Kong; other
-// vault references come from the host environment.
+// renders it for Kong, and {vault://env/SHOP_REDIS_PASSWORD} is the
+// redis-password secret, as docker-compose.yml exports it for Kong (empty
+// or absent: no AUTH, as the functions); other vault references come from
+// the host environment.
 func edgeOptions(cfg Config, store *secrets.Store, gatewayAddr string) edge.Options {
 	redisAddr := "127.0.0.1:6379"
 	if v := cfg.Env["REDIS_ADDR"]; v != "" {
@@ -72,9 +75,13 @@ func edgeOptions(cfg Config, store *secrets.Store, gatewayAddr string) edge.Opti
 		Upstreams: map[string]string{gatewayHost: gatewayAddr, "redis:6379": redisAddr},
 		Log:       cfg.Log,
 		Getenv: func(name string) string {
-			if name == "SHOP_JWT_VERIFY_KEY" {
+			switch name {
+			case "SHOP_JWT_VERIFY_KEY":
 				v, _ := store.Read("jwt-verify-key")
 				return strings.TrimSpace(string(v)) // as the functions read it (internal/config)
+			case "SHOP_REDIS_PASSWORD":
+				v, _ := store.Read(redisconn.PasswordSecret)
+				return strings.TrimSpace(string(v))
 			}
 			return cfg.Getenv(name)
 		},

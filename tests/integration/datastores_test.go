@@ -20,6 +20,7 @@ import (
 	"github.com/shopfaas/shop/dev/deploycheck"
 	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
 )
 
 // TestDatastoreAlertsReadWhatTheExportersServe runs Debian's
@@ -30,8 +31,10 @@ import (
 // nothing else, as shop_monitor (env/faasd/postgres-init), to a database of
 // the test's own on the machine's PostgreSQL; another points at a port where
 // nothing listens. One redis_exporter reads a Redis of the test's own (2 MiB
-// of maxmemory, volatile-ttl as in docker-compose.yml, one save point);
-// another a closed port. node_exporter runs with the compose service's
+// of maxmemory, volatile-ttl as in docker-compose.yml, one save point) that
+// requires a password, which the exporter reads from a password file as
+// docker-compose.yml configures it (the JSON map docs/deploy-faasd.md
+// renders from redis-password); another a closed port. node_exporter runs with the compose service's
 // flags (startNodeExporter). Every signal of the shop-datastores alerts must
 // return series (a metric name or label the exporters do not serve fails
 // it), and: PostgreSQLDown and RedisDown are active for the closed ports
@@ -49,7 +52,6 @@ func TestDatastoreAlertsReadWhatTheExportersServe(t *testing.T) {
 	pgExporter := exporterBinary(t, "prometheus-postgres-exporter", "postgres_exporter")
 	redisExporter := exporterBinary(t, "prometheus-redis-exporter", "redis_exporter")
 	nodeExporter := exporterBinary(t, "prometheus-node-exporter", "node_exporter")
-	redisServer := exporterBinary(t, "redis-server")
 	ctx := context.Background()
 
 	// PostgreSQL: a database of the test's own, a monitoring role with
@@ -121,17 +123,16 @@ func TestDatastoreAlertsReadWhatTheExportersServe(t *testing.T) {
 	if err := os.Mkdir(dataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	// Every address the test listens on, chosen at once so that no two are
-	// the same; closed is one where nothing listens.
-	addrs := freeAddrs(t, 8)
-	redisAddr, closed, pgGood, pgBad, redisGood, redisBad, nodeAddr, promAddr :=
-		addrs[0], addrs[1], addrs[2], addrs[3], addrs[4], addrs[5], addrs[6], addrs[7]
-	_, redisPort, _ := net.SplitHostPort(redisAddr)
-	startProcess(t, nil, redisServer, "--bind", "127.0.0.1", "--port", redisPort, "--dir", dataDir,
+	const redisPassword = "0123abcd"
+	redisAddr := redisconntest.Server(t, redisPassword, "--dir", dataDir,
 		"--save", "3600 1", "--appendonly", "no", "--maxmemory", "2mb", "--maxmemory-policy", "volatile-ttl")
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, Password: redisPassword})
 	t.Cleanup(func() { _ = rdb.Close() })
-	waitFor(t, 30*time.Second, "the test's redis-server answers", func() bool { return rdb.Ping(ctx).Err() == nil })
+	// Every other address the test listens on, chosen at once so that no
+	// two are the same; closed is one where nothing listens.
+	addrs := freeAddrs(t, 7)
+	closed, pgGood, pgBad, redisGood, redisBad, nodeAddr, promAddr :=
+		addrs[0], addrs[1], addrs[2], addrs[3], addrs[4], addrs[5], addrs[6]
 
 	// The exporters: one of each against its server, one against a port
 	// where nothing listens.
@@ -145,7 +146,12 @@ func TestDatastoreAlertsReadWhatTheExportersServe(t *testing.T) {
 		"DATA_SOURCE_USER=" + monitor, "DATA_SOURCE_PASS_FILE=" + passwordFile}, pgExporter, "--web.listen-address="+pgGood)
 	startProcess(t, []string{"DATA_SOURCE_NAME=postgresql://" + monitor + "@" + closed + "/" + database + "?sslmode=disable"},
 		pgExporter, "--web.listen-address="+pgBad)
-	startProcess(t, nil, redisExporter, "--redis.addr=redis://"+redisAddr, "--connection-timeout=5s", "--web.listen-address="+redisGood)
+	redisPasswords := filepath.Join(t.TempDir(), "redis-exporter-passwords.json")
+	if err := os.WriteFile(redisPasswords, []byte(`{"redis://`+redisAddr+`":"`+redisPassword+`"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startProcess(t, nil, redisExporter, "--redis.addr=redis://"+redisAddr, "--redis.password-file="+redisPasswords,
+		"--connection-timeout=5s", "--web.listen-address="+redisGood)
 	startProcess(t, nil, redisExporter, "--redis.addr=redis://"+closed, "--connection-timeout=5s", "--web.listen-address="+redisBad)
 
 	procfs := startNodeExporter(t, nodeExporter, nodeAddr)

@@ -38,7 +38,10 @@ func TestPluginConfigsRefuseWhatTheyCannotHonour(t *testing.T) {
 		{"rate-limiting", map[string]any{"minute": 5, "limit_by": "consumer-group"}, []string{`limit_by "consumer-group"`}},
 		{"rate-limiting", map[string]any{"minute": 5, "policy": "cluster", "error_code": 200}, []string{`policy "cluster"`, "error_code 200"}},
 		{"rate-limiting", map[string]any{"minute": 5, "policy": "redis"}, []string{"needs redis.host"}},
-		{"rate-limiting", map[string]any{"minute": 5, "policy": "redis", "redis": map[string]any{"host": "redis", "password": "x"}}, []string{"authentication and TLS"}},
+		// A Redis password is a vault reference, never written in the file.
+		{"rate-limiting", map[string]any{"minute": 5, "policy": "redis", "redis": map[string]any{"host": "redis", "password": "x"}}, []string{"must be a {vault://env/NAME} reference"}},
+		{"rate-limiting", map[string]any{"minute": 5, "policy": "redis", "redis": map[string]any{"host": "redis", "password": "{vault://aws/x}"}}, []string{"only {vault://env/NAME}"}},
+		{"rate-limiting", map[string]any{"minute": 5, "policy": "redis", "redis": map[string]any{"host": "redis", "username": "kong", "ssl": true}}, []string{"ACL users (username) and TLS"}},
 		{"cors", map[string]any{"origins": []any{`https://.*\.example\.com`}, "max_age": -1}, []string{"regex origins", "max_age -1"}},
 		{"opentelemetry", map[string]any{}, []string{"traces_endpoint is required"}},
 		{"opentelemetry", map[string]any{"traces_endpoint": "http://jaeger:4318/v1/traces", "propagation": map[string]any{"default_format": "b3"}, "sampling_rate": 2},

@@ -28,6 +28,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
 )
 
 // policyDoc is a small file with the project's policy shapes.
@@ -497,5 +499,60 @@ func TestOpenTelemetryRecordsAServerSpan(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The redis policy logs in to a Redis that requires a password with the
+// file's {vault://env/...} reference, as Kong does: the limit holds. Where
+// the variable is unset Kong resolves the reference to "" and sends no AUTH;
+// every count then fails (NOAUTH) and fault_tolerant lets requests through,
+// which is what a Kong without SHOP_REDIS_PASSWORD would do.
+func TestRateLimitInRedisLogsInWithThePasswordReference(t *testing.T) {
+	addr := redisconntest.Server(t, "edge-test-password")
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(up.Close)
+	decl, err := Parse([]byte(`
+_format_version: "3.0"
+services:
+  - name: open
+    url: http://gateway:8080/function/open
+    routes: [{name: open, paths: ["~/open$"], methods: [POST], strip_path: false}]
+    plugins:
+      - name: rate-limiting
+        config: {minute: 2, limit_by: ip, policy: redis, fault_tolerant: true,
+                 redis: {host: redis, port: 6379, password: "{vault://env/shop-redis-password}"}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := func(password string) []int {
+		e, err := New(decl, Options{
+			Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://"), "redis:6379": addr},
+			Getenv: func(name string) string {
+				if name == "SHOP_REDIS_PASSWORD" {
+					return password
+				}
+				return ""
+			},
+			KeyPrefix: "test:edge:" + uuid.NewString() + ":",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		srv := httptest.NewServer(e)
+		defer srv.Close()
+		var out []int
+		for range 3 {
+			res, _ := send(t, "POST", srv.URL+"/open", nil)
+			out = append(out, res.StatusCode)
+		}
+		return out
+	}
+	if diff := cmp.Diff([]int{200, 200, 429}, codes("edge-test-password")); diff != "" {
+		t.Errorf("with SHOP_REDIS_PASSWORD, a limit of 2 a minute (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int{200, 200, 200}, codes("")); diff != "" {
+		t.Errorf("without it (no AUTH, counts refused, fault_tolerant) (-want +got):\n%s", diff)
 	}
 }

@@ -52,7 +52,8 @@ type RateLimitingConfig struct {
 }
 
 // RateLimitingRedis is the redis block of the rate-limiting plugin. The
-// local edge connects without authentication or TLS.
+// local edge logs in with a password given as a vault reference, as Kong
+// does, and supports neither ACL users nor TLS.
 type RateLimitingRedis struct {
 	// Host is Redis's host, rewritten by Options.Upstreams (required).
 	Host string `json:"host"`
@@ -62,9 +63,12 @@ type RateLimitingRedis struct {
 	Database int `json:"database"`
 	// Timeout is Kong's Redis timeout (ms); unused locally.
 	Timeout int `json:"timeout"`
-	// Username is not supported locally.
+	// Username is not supported locally (Redis ACL users).
 	Username string `json:"username"`
-	// Password is not supported locally.
+	// Password is Redis's password: a {vault://env/NAME} reference (a
+	// password written in the file is refused: secrets stay out of it).
+	// As in Kong, whose field is referenceable, a reference that does not
+	// resolve (NAME unset or empty) is an empty password: no AUTH is sent.
 	Password string `json:"password"`
 	// SSL is not supported locally.
 	SSL bool `json:"ssl"`
@@ -80,8 +84,9 @@ func (c *RateLimitingConfig) setDefaults() {
 }
 
 // Validate reports missing or non-positive limits, an unknown limit_by or
-// policy (and what each needs), Redis authentication or TLS, and an error
-// code that is not 4xx or 5xx.
+// policy (and what each needs), a Redis password that is not a vault
+// reference, a Redis username or TLS, and an error code that is not 4xx or
+// 5xx.
 func (c *RateLimitingConfig) Validate() error {
 	var errs []error
 	if len(c.periods()) == 0 {
@@ -111,8 +116,10 @@ func (c *RateLimitingConfig) Validate() error {
 		switch {
 		case c.Redis == nil || c.Redis.Host == "":
 			errs = append(errs, errors.New("policy redis needs redis.host"))
-		case c.Redis.Password != "" || c.Redis.Username != "" || c.Redis.SSL:
-			errs = append(errs, errors.New("redis authentication and TLS are not supported by the local edge"))
+		case c.Redis.Username != "" || c.Redis.SSL:
+			errs = append(errs, errors.New("redis ACL users (username) and TLS are not supported by the local edge"))
+		case c.Redis.Password != "" && !isReference(c.Redis.Password):
+			errs = append(errs, errors.New("redis.password must be a {vault://env/NAME} reference: no secret is written in the file"))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("policy %q (local or redis; DB-less Kong has no cluster policy)", c.Policy))
@@ -169,7 +176,11 @@ func newRateLimiting(c RateLimitingConfig, sc *scope) (plugin, error) {
 	p := &rateLimiting{cfg: c, periods: c.periods(), scope: sc.name, prefix: sc.keyPrefix, now: sc.now, log: sc.log}
 	if c.Policy == "redis" {
 		port := cmp.Or(c.Redis.Port, 6379)
-		p.store = redisCounter{sc.redis.client(net.JoinHostPort(c.Redis.Host, strconv.Itoa(port)), c.Redis.Database)}
+		password, err := resolveReferenceable(c.Redis.Password, sc.getenv)
+		if err != nil {
+			return nil, fmt.Errorf("redis.password: %w", err)
+		}
+		p.store = redisCounter{sc.redis.client(net.JoinHostPort(c.Redis.Host, strconv.Itoa(port)), c.Redis.Database, password)}
 	} else {
 		p.store = newLocalCounter(sc.now)
 	}

@@ -22,18 +22,19 @@ func newRedisPool(upstreams map[string]string) *redisPool {
 	return &redisPool{upstreams: upstreams, clients: map[string]*redis.Client{}}
 }
 
-// client returns the client for host:port (after the Upstreams rewrite)
-// and database, created on first use; go-redis connects lazily.
-func (p *redisPool) client(hostport string, db int) *redis.Client {
+// client returns the client for host:port (after the Upstreams rewrite),
+// database and password ("" sends no AUTH), created on first use; go-redis
+// connects lazily.
+func (p *redisPool) client(hostport string, db int, password string) *redis.Client {
 	if addr, ok := p.upstreams[hostport]; ok {
 		hostport = addr
 	}
-	key := fmt.Sprintf("%s/%d", hostport, db)
+	key := fmt.Sprintf("%s/%d/%s", hostport, db, password) // never printed
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c, ok := p.clients[key]
 	if !ok {
-		c = redis.NewClient(&redis.Options{Addr: hostport, DB: db, PoolSize: 4})
+		c = redis.NewClient(&redis.Options{Addr: hostport, DB: db, Password: password, PoolSize: 4})
 		p.clients[key] = c
 	}
 	return c
@@ -51,27 +52,56 @@ func (p *redisPool) close() error {
 	return errors.Join(errs...)
 }
 
-// resolve returns a field's value: a Kong env vault reference
-// {vault://env/NAME} is read from the environment variable NAME upper-cased
-// with dashes as underscores (Kong's env vault convention); anything else is
-// returned as is. An unset variable is an error, as Kong refuses an
-// unresolvable reference.
-func resolve(v string, getenv func(string) string) (string, error) {
-	ref, ok := strings.CutPrefix(v, "{vault://")
-	if !ok || !strings.HasSuffix(ref, "}") {
-		return v, nil
-	}
-	ref = strings.TrimSuffix(ref, "}")
+// isReference reports whether v is a Kong vault reference ({vault://...}).
+func isReference(v string) bool {
+	return strings.HasPrefix(v, "{vault://") && strings.HasSuffix(v, "}")
+}
+
+// envReference returns the environment variable a Kong env vault reference
+// {vault://env/NAME} reads: NAME upper-cased with dashes as underscores
+// (Kong's env vault convention). Any other vault is an error.
+func envReference(v string) (string, error) {
+	ref := strings.TrimSuffix(strings.TrimPrefix(v, "{vault://"), "}")
 	name, ok := strings.CutPrefix(ref, "env/")
 	if !ok || name == "" || strings.ContainsAny(name, "/?#") {
 		return "", fmt.Errorf("vault reference %s: only {vault://env/NAME} is supported", v)
 	}
-	env := strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	return strings.ToUpper(strings.ReplaceAll(name, "-", "_")), nil
+}
+
+// resolve returns a field's value: a Kong env vault reference is read from
+// its environment variable (envReference); anything else is returned as
+// is. An unset variable is an error, as Kong refuses an unresolvable
+// reference where it must have a value.
+func resolve(v string, getenv func(string) string) (string, error) {
+	if !isReference(v) {
+		return v, nil
+	}
+	env, err := envReference(v)
+	if err != nil {
+		return "", err
+	}
 	val := getenv(env)
 	if val == "" {
 		return "", fmt.Errorf("vault reference %s: environment variable %s is not set", v, env)
 	}
 	return val, nil
+}
+
+// resolveReferenceable is resolve for a field Kong's schema marks
+// referenceable (the rate-limiting plugin's redis.password): a reference
+// whose variable is unset or empty is "", as Kong 3.9 resolves a reference
+// it cannot (kong/db/schema/init.lua, resolve_reference: a log line, then
+// ""), and its rate-limiting plugin then sends no AUTH.
+func resolveReferenceable(v string, getenv func(string) string) (string, error) {
+	if !isReference(v) {
+		return v, nil
+	}
+	env, err := envReference(v)
+	if err != nil {
+		return "", err
+	}
+	return getenv(env), nil
 }
 
 // ctxKey keys what one plugin tells a later one about the request.
