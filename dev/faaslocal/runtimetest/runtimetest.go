@@ -30,6 +30,7 @@ import (
 
 	"github.com/shopfaas/shop/dev/faaslocal"
 	"github.com/shopfaas/shop/dev/faaslocal/secrets"
+	"github.com/shopfaas/shop/internal/fault"
 )
 
 // Options choose what the runtime runs.
@@ -66,6 +67,9 @@ type Options struct {
 	// GatewayOnly sends every call between functions through the gateway
 	// (faaslocal.Config.GatewayOnly).
 	GatewayOnly bool
+	// Secrets replace development secrets, or add secrets, before the
+	// runtime starts (e.g. redis-password for a Redis that requires one).
+	Secrets map[string]string
 }
 
 // Runtime is a running local runtime for one test.
@@ -266,6 +270,21 @@ func Start(t testing.TB, opts Options) *Runtime {
 		cfg.Connectors = append(cfg.Connectors, faaslocal.Connector{Name: c, Path: Binary(t, "./connectors/"+c)})
 	}
 	cfg.StateDir = StateDir(t)
+	if len(opts.Secrets) > 0 {
+		store, err := secrets.Open(cfg.StateDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, value := range opts.Secrets {
+			err := store.Update(name, []byte(value))
+			if fault.Is(err, fault.NotFound, "") {
+				err = store.Create(name, []byte(value))
+			}
+			if err != nil {
+				t.Fatalf("secret %s: %v", name, err)
+			}
+		}
+	}
 	rt, err := faaslocal.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("start local runtime: %v", err)

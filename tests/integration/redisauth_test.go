@@ -1,0 +1,88 @@
+package integration
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/cart"
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/redisconn"
+	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
+)
+
+// The cart functions and get-product, served by the local runtime as on
+// faasd, work against a Redis that requires a password when the runtime
+// holds it as the redis-password secret (what the functions declare in
+// stack.yml): the cart lives in that Redis, and get-product's cache entry
+// too. With the secret empty, as in development, the same functions are
+// refused by that Redis and the cart answers 503.
+func TestTheCartWorksOnARedisThatRequiresThePasswordSecret(t *testing.T) {
+	const password = "itest-redis-password"
+	addr := redisconntest.Server(t, password)
+	catalogURL := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, postgres.Config{URL: catalogURL, Migrations: catalogdb.Migrations(), MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	p, err := catalog.NewProduct(catalog.Draft{SKU: "IT-AUTH-1", Name: "Item", Category: "test",
+		Price: catalog.Money{Amount: 700, Currency: "USD"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = catalogdb.New(pool).Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"CATALOG_DATABASE_URL": catalogURL, "REDIS_ADDR": addr,
+		"CART_KEY_PREFIX": "cart:", "PRODUCT_CACHE_PREFIX": "product:"}
+	// start runs the functions with secret as redis-password and returns
+	// the edge's API and a customer's token (each runtime has its own keys).
+	start := func(secret string, user uuid.UUID) (edge, token string) {
+		rt := runtimetest.Start(t, runtimetest.Options{
+			Functions:    []string{"get-product", "get-cart", "set-cart-item"},
+			Env:          env,
+			Secrets:      map[string]string{redisconn.PasswordSecret: secret},
+			ReadyTimeout: 3 * time.Minute,
+		})
+		signer, err := auth.ParseSigner(rt.ReadSecret(t, "jwt-signing-key"), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		token, err = signer.Issue(user, auth.RoleCustomer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt.EdgeURL + "/api/v1", token
+	}
+
+	user := uuid.Must(uuid.NewV7())
+	edge, token := start(password, user)
+	var v cart.View
+	if got := call(t, http.MethodPut, edge+"/cart/items/"+p.ID.String(), token, map[string]any{"quantity": 2}, &v); got != 200 {
+		t.Fatalf("set-cart-item with the secret: %d, want 200", got)
+	}
+	if got := call(t, http.MethodGet, edge+"/cart", token, nil, &v); got != 200 || len(v.Items) != 1 || v.Total.Amount != 1400 {
+		t.Fatalf("get-cart with the secret: %d %+v", got, v)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr, Password: password})
+	defer rdb.Close()
+	if n, err := rdb.Exists(ctx, "cart:"+user.String(), "product:"+p.ID.String()).Result(); err != nil || n != 2 {
+		t.Errorf("the cart and the cached product in the password-protected Redis: %d of 2 keys (%v)", n, err)
+	}
+
+	edge, token = start("", user)
+	if got := call(t, http.MethodGet, edge+"/cart", token, nil, nil); got != http.StatusServiceUnavailable {
+		t.Errorf("get-cart without the secret: %d, want 503 (Redis refuses it: NOAUTH)", got)
+	}
+}
