@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/shopfaas/shop/dev/faaslocal/edge"
+	"github.com/shopfaas/shop/dev/faaslocal/secrets"
+	"github.com/shopfaas/shop/internal/redisconn"
 )
 
 // TestEdgeReachesTheGatewayInProcessUntilItStops: the runtime's edge hands
@@ -61,5 +63,28 @@ services:
 	}
 	if code, body := get(); code != http.StatusBadGateway || !strings.Contains(body, "bad_gateway") {
 		t.Errorf("after shutdown: %d %q, want the edge's 502", code, body)
+	}
+}
+
+// The edge resolves kong.yml's {vault://env/shop-redis-password} from the
+// runtime's redis-password secret, as docker-compose.yml exports it for
+// Kong, and from nothing else: empty (the development default) or absent it
+// is "", and the rate limits send no AUTH; a host variable of that name is
+// not read.
+func TestTheEdgeTakesTheRedisPasswordFromTheSecret(t *testing.T) {
+	store, err := secrets.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Getenv: func(name string) string { return "from-the-host-" + name }}
+	getenv := edgeOptions(cfg, store, "127.0.0.1:1").Getenv
+	if got := getenv("SHOP_REDIS_PASSWORD"); got != "" {
+		t.Errorf("without the secret: %q, want \"\"", got)
+	}
+	if err := store.Create(redisconn.PasswordSecret, []byte("pw\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := getenv("SHOP_REDIS_PASSWORD"); got != "pw" {
+		t.Errorf("with the secret: %q, want pw", got)
 	}
 }
