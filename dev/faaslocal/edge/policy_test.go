@@ -49,7 +49,7 @@ services:
       - name: jwt
         config: {claims_to_verify: [exp], uri_param_names: []}
       - name: rate-limiting
-        config: {minute: 2, limit_by: header, header_name: Authorization, policy: local}
+        config: {minute: 2, limit_by: header, header_name: Authorization, policy: redis, redis: {host: redis, port: 6379}}
 consumers:
   - username: issuer
     jwt_secrets: [{key: shop-users, algorithm: EdDSA, rsa_public_key: "{vault://env/shop-jwt-verify-key}"}]
@@ -98,6 +98,25 @@ func tracedPolicyEdge(t *testing.T, now *time.Time, tp trace.TracerProvider) *ht
 	if err != nil {
 		t.Fatal(err)
 	}
+	prefix := counterPrefix(t)
+	e, err := New(decl, Options{
+		Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://"), "redis:6379": "127.0.0.1:6379"},
+		Getenv:    testEnv, KeyPrefix: prefix, Now: func() time.Time { return *now }, TracerProvider: tp,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// counterPrefix is a Redis key prefix of the test's own for an edge's
+// rate-limiting counters (Options.KeyPrefix), its keys removed at cleanup.
+// Redis on 127.0.0.1:6379 is required.
+func counterPrefix(t *testing.T) string {
+	t.Helper()
 	prefix := "test:edge:" + uuid.NewString() + ":"
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 	if err := rdb.Ping(context.Background()).Err(); err != nil {
@@ -111,17 +130,7 @@ func tracedPolicyEdge(t *testing.T, now *time.Time, tp trace.TracerProvider) *ht
 		}
 		rdb.Close()
 	})
-	e, err := New(decl, Options{
-		Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://"), "redis:6379": "127.0.0.1:6379"},
-		Getenv:    testEnv, KeyPrefix: prefix, Now: func() time.Time { return *now }, TracerProvider: tp,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	srv := httptest.NewServer(e)
-	t.Cleanup(srv.Close)
-	return srv
+	return prefix
 }
 
 func send(t *testing.T, method, url string, header map[string]string) (*http.Response, []byte) {
@@ -297,6 +306,57 @@ func TestRateLimitByToken(t *testing.T) {
 	}
 	if diff := cmp.Diff([]int{200, 200, 429, 200, 200}, codes); diff != "" {
 		t.Errorf("per-token limit of 2 (-want +got):\n%s", diff)
+	}
+}
+
+// TestAnAliasedPluginCountsPerService: gateway/kong.yml writes a plugin
+// shared by several services once, with a YAML anchor, and reuses it by
+// alias. Kong makes each alias a plugin of its own service, whose Redis
+// counters are keyed by that service; the local edge must too, not share one
+// budget between the services nor drop the alias.
+func TestAnAliasedPluginCountsPerService(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(up.Close)
+	decl, err := Parse([]byte(`
+_format_version: "3.0"
+services:
+  - name: first
+    url: http://gateway:8080/function/first
+    routes: [{name: first, paths: ["~/first$"], methods: [PUT], strip_path: false}]
+    plugins:
+      - &limit
+        name: rate-limiting
+        config: {minute: 2, limit_by: header, header_name: Authorization, policy: redis, redis: {host: redis, port: 6379}}
+  - name: second
+    url: http://gateway:8080/function/second
+    routes: [{name: second, paths: ["~/second$"], methods: [PUT], strip_path: false}]
+    plugins:
+      - *limit
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 10, 0, 15, 0, time.UTC)
+	e, err := New(decl, Options{
+		Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://"), "redis:6379": "127.0.0.1:6379"},
+		Getenv:    testEnv, KeyPrefix: counterPrefix(t), Now: func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	var got []string
+	for _, c := range []struct{ path, token string }{
+		{"/first", "a"}, {"/first", "a"}, {"/first", "a"}, {"/second", "a"}, {"/second", "a"}, {"/second", "a"}, {"/first", "b"},
+	} {
+		res, _ := send(t, http.MethodPut, srv.URL+c.path, map[string]string{"Authorization": "Bearer " + c.token})
+		got = append(got, fmt.Sprintf("%s %s: %d", c.path, c.token, res.StatusCode))
+	}
+	want := []string{"/first a: 200", "/first a: 200", "/first a: 429", "/second a: 200", "/second a: 200", "/second a: 429", "/first b: 200"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("one aliased limit of 2 on two services (-want +got):\n%s", diff)
 	}
 }
 
