@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,20 @@ func edgeCall(t *testing.T, method, url string, header map[string]string, body i
 	return a
 }
 
+// inOneMinute waits, when less than need is left of the current clock
+// minute, for the next one: the edge's rate limits count in fixed clock
+// windows (as Kong's), so a test that fills a window must do it inside one.
+func inOneMinute(t *testing.T, need time.Duration) {
+	t.Helper()
+	if need > 50*time.Second {
+		t.Fatalf("inOneMinute(%s): a window is a minute", need)
+	}
+	now := time.Now()
+	if left := now.Truncate(time.Minute).Add(time.Minute).Sub(now); left < need {
+		time.Sleep(left + time.Second)
+	}
+}
+
 // TestEdgePolicy drives the edge policy of API.md through the local runtime:
 // the login rate limit, jwt on user routes, ownership behind it, the size
 // limit, internal functions unreachable, CORS and correlation ids.
@@ -85,9 +100,7 @@ func TestEdgePolicy(t *testing.T) {
 	t.Run("11th login in a minute is 429 with Retry-After", func(t *testing.T) {
 		// The limit counts per fixed clock minute, as Kong's: keep the 11
 		// attempts inside one minute.
-		if s := time.Now().Second(); s >= 48 {
-			time.Sleep(time.Duration(61-s) * time.Second)
-		}
+		inOneMinute(t, 12*time.Second)
 		var token string
 		for i := 1; i <= 11; i++ {
 			password := "wrong-password-attempt"
@@ -240,4 +253,62 @@ func TestEdgePolicy(t *testing.T) {
 			t.Errorf("401 from an allowed origin: %d %v", a.status, a.header)
 		}
 	})
+}
+
+// TestEdgeLimitsEveryWritePerToken: past gateway/kong.yml's per-minute limit
+// for one bearer token, a cart write (set-cart-item, 120) and an admin write
+// (set-stock, 300) are refused 429 with Retry-After, while another token is
+// still served with a budget of its own: the edge counts per token, so one
+// stolen or runaway client cannot spend another's.
+func TestEdgeLimitsEveryWritePerToken(t *testing.T) {
+	s := startShop(t, []string{"get-product", "set-cart-item", "set-stock"}, nil, nil)
+	p := s.product(t, "EDGE-LIMIT-1", 1299, 10)
+	api := s.EdgeURL + "/api/v1"
+	for _, tc := range []struct {
+		name, path, role string
+		header           map[string]string
+		body             any
+		limit            int
+	}{
+		{"cart write", "/cart/items/" + p.ID.String(), auth.RoleCustomer, nil, map[string]int{"quantity": 1}, 120},
+		{"admin write", "/inventory/" + p.ID.String(), auth.RoleAdmin, map[string]string{"If-Match": "*"}, map[string]int{"on_hand": 10}, 300},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			put := func(token string) (int, http.Header) {
+				t.Helper()
+				return callWith(t, http.MethodPut, api+tc.path, token, tc.header, tc.body, nil)
+			}
+			// Each write of the window is served, then the first past it refused.
+			inOneMinute(t, 15*time.Second)
+			window := time.Now().Truncate(time.Minute)
+			reset := func() string { // a failure's likely cause when the minute ended under the test
+				if time.Now().Truncate(time.Minute) != window {
+					return " (the minute ended during the test: the window reset)"
+				}
+				return ""
+			}
+			greedy, other := s.token(t, tc.role), s.token(t, tc.role)
+			for i := 1; i <= tc.limit; i++ {
+				code, h := put(greedy)
+				if code != http.StatusOK || h.Get("X-RateLimit-Limit-Minute") != strconv.Itoa(tc.limit) ||
+					h.Get("RateLimit-Remaining") != strconv.Itoa(tc.limit-i) {
+					t.Fatalf("write %d of %d: %d, X-RateLimit-Limit-Minute %q, RateLimit-Remaining %q%s", i, tc.limit, code,
+						h.Get("X-RateLimit-Limit-Minute"), h.Get("RateLimit-Remaining"), reset())
+				}
+			}
+			code, h := put(greedy)
+			if ra, _ := strconv.Atoi(h.Get("Retry-After")); code != http.StatusTooManyRequests || ra < 1 || ra > 60 ||
+				h.Get("RateLimit-Remaining") != "0" {
+				t.Errorf("write %d: %d Retry-After %q RateLimit-Remaining %q, want 429 until the minute ends%s", tc.limit+1, code,
+					h.Get("Retry-After"), h.Get("RateLimit-Remaining"), reset())
+			}
+			// Another token of the same role is served, counted on its own.
+			if code, h := put(other); code != http.StatusOK || h.Get("RateLimit-Remaining") != strconv.Itoa(tc.limit-1) {
+				t.Errorf("another token: %d RateLimit-Remaining %q, want 200 and %d left", code, h.Get("RateLimit-Remaining"), tc.limit-1)
+			}
+			if code, _ := put(greedy); code != http.StatusTooManyRequests {
+				t.Errorf("the first token after another's write: %d, want 429 still%s", code, reset())
+			}
+		})
+	}
 }
