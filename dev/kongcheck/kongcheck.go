@@ -139,6 +139,40 @@ func Check(kongFile, stackFile string, opts Options) error {
 	if usesJWT {
 		errs = append(errs, checkIssuer(decl))
 	}
+	errs = append(errs, checkRedisPasswords(decl))
+	return errors.Join(errs...)
+}
+
+// RedisPasswordReference is what every rate limit kept in Redis must give
+// as its redis.password: Kong resolves it from SHOP_REDIS_PASSWORD, which
+// docker-compose.yml exports from the redis-password secret. A limit without
+// it sends no AUTH to a Redis that requires one: every count fails, and
+// fault_tolerant lets every request through — the limit is gone, silently.
+const RedisPasswordReference = "{vault://env/shop-redis-password}"
+
+// checkRedisPasswords requires RedisPasswordReference on every rate-limiting
+// plugin whose policy is redis, wherever it is attached.
+func checkRedisPasswords(decl *edge.Declarative) error {
+	var errs []error
+	check := func(where string, ps []edge.Plugin) {
+		for _, p := range ps {
+			if p.Name != "rate-limiting" || p.Config["policy"] != "redis" {
+				continue
+			}
+			redis, _ := p.Config["redis"].(map[string]any)
+			if redis["password"] != RedisPasswordReference {
+				errs = append(errs, fmt.Errorf("%s: a rate limit kept in Redis needs redis.password %s (the redis-password secret), not %v",
+					where, RedisPasswordReference, redis["password"]))
+			}
+		}
+	}
+	check("plugins", decl.Plugins)
+	for _, s := range decl.Services {
+		check("service "+s.Name, s.Plugins)
+		for _, r := range s.Routes {
+			check("route "+r.Name, r.Plugins)
+		}
+	}
 	return errors.Join(errs...)
 }
 

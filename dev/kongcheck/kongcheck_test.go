@@ -92,6 +92,9 @@ plugins:`
 		{"literal jwt public key", strings.Replace(kong, `"{vault://env/shop-jwt-verify-key}"`, `"-----BEGIN PUBLIC KEY-----"`, 1), stack, "must be a {vault://env/NAME} reference"},
 		{"HS256 credential", strings.Replace(kong, "algorithm: EdDSA\n        rsa_public_key: \"{vault://env/shop-jwt-verify-key}\"", "algorithm: HS256\n        secret: \"{vault://env/shop-jwt-secret}\"", 1), stack, "must use EdDSA, not \"HS256\""},
 		{"an HMAC secret beside the public key", strings.Replace(kong, "algorithm: EdDSA\n", "algorithm: EdDSA\n        secret: \"{vault://env/shop-jwt-secret}\"\n", 1), stack, "must have no secret"},
+		{"a redis rate limit without the password", strings.Replace(kong, "  - name: correlation-id\n",
+			"  - name: rate-limiting\n    config: {minute: 5, policy: redis, redis: {host: redis, port: 6379}}\n  - name: correlation-id\n", 1), stack,
+			"needs redis.password {vault://env/shop-redis-password}"},
 		{"no issuer credential", strings.Replace(kong, "key: shop-users", "key: someone-else", 1), stack, `key "shop-users"`},
 	}
 	for _, tc := range tests {
