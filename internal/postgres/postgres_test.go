@@ -3,8 +3,6 @@ package postgres_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -507,17 +505,7 @@ func TestTx(t *testing.T) {
 }
 
 func TestOpenCreatesDatabase(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs PostgreSQL")
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "test_create_" + hex.EncodeToString(b)
-	admin := connect(t, pgtest.ServerURL())
-	t.Cleanup(func() {
-		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-	})
-	url := pgtest.URL(t, name)
+	url, _ := pgtest.MissingDatabase(t)
 	// The pool is lazy: without CreateDatabase the first use fails.
 	if pool, err := postgres.Open(context.Background(), postgres.Config{URL: url}); err == nil {
 		if pool.Ping(context.Background()) == nil {

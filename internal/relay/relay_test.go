@@ -786,18 +786,7 @@ func TestADatabaseNotCreatedYetIsAwaitedQuietly(t *testing.T) {
 		}
 	})
 	names, deliveries := capture(t)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "test_later_" + hex.EncodeToString(b)
-	url := pgtest.URL(t, name)
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), pgtest.ServerURL())
-		if err != nil {
-			return
-		}
-		defer c.Close(context.Background())
-		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-	})
+	url, _ := pgtest.MissingDatabase(t)
 	missingDatabasePoll, missingDatabasePollMax = 100*time.Millisecond, 200*time.Millisecond
 	t.Cleanup(func() { missingDatabasePoll, missingDatabasePollMax = 500*time.Millisecond, 2*time.Second })
 	logs := &lockedBuffer{}

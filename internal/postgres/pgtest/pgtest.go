@@ -41,21 +41,25 @@ func URL(tb testing.TB, name string) string {
 // unless it runs with -short.
 func NewDatabase(tb testing.TB) string {
 	tb.Helper()
+	url, create := MissingDatabase(tb)
+	create()
+	return url
+}
+
+// MissingDatabase returns the URL of a database with a random name that does
+// not exist yet, for a test of what a client does until it does, and
+// create, which creates it empty (call it from the test's goroutine: it
+// fails the test when it cannot). The database is dropped when the test
+// ends, whoever created it. The test fails (never skips) when PostgreSQL is
+// unreachable, unless it runs with -short.
+func MissingDatabase(tb testing.TB) (url string, create func()) {
+	tb.Helper()
 	if testing.Short() {
 		tb.Skip("needs PostgreSQL; -short was asked for")
 	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, ServerURL())
-	if err != nil {
-		tb.Fatalf("PostgreSQL is required for this test (%s): %v", ServerURL(), err)
-	}
-	defer conn.Close(ctx)
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	name := "test_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		tb.Fatalf("create test database: %v", err)
-	}
 	tb.Cleanup(func() {
 		c, err := pgx.Connect(context.Background(), ServerURL())
 		if err != nil {
@@ -64,7 +68,18 @@ func NewDatabase(tb testing.TB) string {
 		defer c.Close(context.Background())
 		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 	})
-	return URL(tb, name)
+	return URL(tb, name), func() {
+		tb.Helper()
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, ServerURL())
+		if err != nil {
+			tb.Fatalf("PostgreSQL is required for this test (%s): %v", ServerURL(), err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+			tb.Fatalf("create test database: %v", err)
+		}
+	}
 }
 
 // Open creates a fresh database, applies migrations and returns a pool closed
