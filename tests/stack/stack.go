@@ -53,6 +53,10 @@ type Options struct {
 	// (runtimetest.Options.GatewayOnly): the gateway then counts them all
 	// (Runtime.Invocations).
 	GatewayOnly bool
+	// StackFile and KongFile are runtimetest.Options' (default stack.yml and
+	// gateway/kong.yml; the bundled faasd-CE stack is stack.ce.yml behind
+	// gateway/kong.ce.yml).
+	StackFile, KongFile string
 }
 
 // Start starts the runtime with a fresh database per service, random Redis
@@ -80,7 +84,8 @@ func Start(t *testing.T, opts Options) *Shop {
 	maps.Copy(all, s.DB)
 	maps.Copy(all, opts.Env)
 	s.Runtime = runtimetest.Start(t, runtimetest.Options{Functions: opts.Functions, Connectors: opts.Connectors,
-		Env: all, ReadyTimeout: 3 * time.Minute, OTLPEndpoint: opts.OTLPEndpoint, GatewayOnly: opts.GatewayOnly})
+		Env: all, ReadyTimeout: 3 * time.Minute, OTLPEndpoint: opts.OTLPEndpoint, GatewayOnly: opts.GatewayOnly,
+		StackFile: opts.StackFile, KongFile: opts.KongFile})
 	tokens, err := auth.ParseSigner(s.ReadSecret(t, "jwt-signing-key"), time.Hour)
 	if err != nil {
 		t.Fatal(err)
