@@ -224,6 +224,26 @@ func TestEdgePolicy(t *testing.T) {
 		}
 	})
 
+	// Every function serves /_/ready, /_/health and /_/metrics beside its
+	// calls, and the gateway forwards /function/<name>/_/ready to it; no
+	// public path reaches them, however it is spelt (Kong normalises dot
+	// segments before it routes, keeps %2F encoded, and every route is
+	// anchored and keeps its path). A path that did would be answered by a
+	// deployed function (200 or 503), not 404.
+	t.Run("no function's /_/ path is routed", func(t *testing.T) {
+		order := uuid.Must(uuid.NewV7()).String()
+		for _, path := range []string{"/_/ready", "/_/health", "/_/metrics",
+			"/function/get-me/_/ready", "/function/get-order/_/ready",
+			"/api/v1/users/me/_/ready", "/api/v1/orders/" + order + "/_/ready", "/api/v1/_/ready",
+			"/api/v1/users/me/../../../_/ready", "/api/v1/users/me/../../../function/get-me/_/ready",
+			"/api/v1/orders/..%2F..%2F..%2F_%2Fready", "/api/v1/users/me%2F_%2Fready", "/docs/_/ready"} {
+			a := edgeCall(t, http.MethodGet, rt.EdgeURL+path, bearer(ownerToken), nil)
+			if a.status != http.StatusNotFound || a.body["code"] != "not_found" {
+				t.Errorf("GET %s: %d %v, want 404 not_found", path, a.status, a.body)
+			}
+		}
+	})
+
 	t.Run("correlation id is echoed", func(t *testing.T) {
 		for _, path := range []string{"/api/v1/users/me", "/api/v1/nowhere"} {
 			edgeCall(t, http.MethodGet, rt.EdgeURL+path, map[string]string{"X-Correlation-ID": "edge-test-42"}, nil)
