@@ -2402,6 +2402,48 @@ func TestALostConfirmationCancelledSinceIsNotWrittenAgain(t *testing.T) {
 	}
 }
 
+// A confirmation that never reached the database looks the same to the run as
+// one whose answer was lost; if, in the instant before the re-read, another
+// driver ended the still-pending order (a recovery that claimed it once this
+// run's lease ran out: cancelled out of stock), the order was not confirmed.
+// The run says so and keeps its steps' entries for the timeline. Until the
+// review of 2026-12-05 the re-read took every cancelled order as confirmed
+// by this run: it logged "it was confirmed" and dropped the reservation's
+// and the charge's entries.
+func TestALostConfirmationFailedSinceByAnotherIsNotTakenAsConfirmed(t *testing.T) {
+	e := setup(t, nil)
+	s, f := e.withFaults(t)
+	ctx := context.Background()
+	f.Arm(pgtest.Fault{Marker: "WITH u AS (UPDATE orders SET status", Then: func() {
+		var id uuid.UUID
+		if err := e.pool.QueryRow(ctx, `SELECT id FROM orders WHERE user_id = $1`, e.user.UserID).Scan(&id); err != nil {
+			t.Error(err)
+			return
+		}
+		if _, err := e.store.Update(ctx, id, func(o *orders.Order) (orders.Change, error) {
+			return o.Fail(orders.Failure{Status: orders.Cancelled, Reason: orders.ReasonOutOfStock, Detail: "not enough stock"}, time.Now())
+		}); err != nil {
+			t.Errorf("the other driver's failure: %v", err)
+		}
+	}})
+	res, err := s.Place(ctx, e.user, e.request(2, "tok_visa"), "")
+	if f.Fired() != 1 {
+		t.Fatal("the confirmation was not broken: the test proves nothing")
+	}
+	if err != nil || res.Outcome() == orders.OutcomeConfirmed || res.Outcome() == orders.OutcomeOutOfStock {
+		t.Fatalf("place: %s %v; the confirmation was not written, so the run cannot answer how the order ended", res.Outcome(), err)
+	}
+	steps := e.steps(t, res.Order.ID)
+	for _, want := range []string{"stock.reserve:ok", "payment.charge:ok"} {
+		if !slices.Contains(steps, want) {
+			t.Errorf("timeline %v lacks this run's %s", steps, want)
+		}
+	}
+	if slices.Contains(steps, "order.confirmed:ok") {
+		t.Errorf("timeline %v says confirmed", steps)
+	}
+}
+
 // A refusal's write (the order failed, its compensation owed) may commit
 // with its answer lost, as a confirmation may. The run reads the order again
 // and goes on: the hold is given back now and the refusal answered, where it

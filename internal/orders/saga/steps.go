@@ -229,11 +229,14 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 	})
 	if err != nil {
 		// Only this run could confirm the order (it holds the lease), so
-		// an order found confirmed — or cancelled, which only a confirmed
-		// order can become, by its owner or an admin in the instant since —
-		// was confirmed by this run, and the timeline entries with it.
+		// an order found confirmed — or cancelled by request, which only a
+		// confirmed order can be (orders.Order.Cancel), by its owner or an
+		// admin in the instant since — was confirmed by this run, and the
+		// timeline entries with it. An order cancelled for another reason
+		// (out of stock, rejected) was failed from pending by a recovery
+		// that took it once this run's lease ran out: not confirmed.
 		stored, lerr := s.lookUp(ctx, sg.Order.ID, err)
-		if lerr != nil || (stored.Order.Status != orders.Confirmed && stored.Order.Status != orders.Cancelled) {
+		if lerr != nil || !confirmedBefore(stored.Order) {
 			s.cfg.Log.ErrorContext(ctx, "confirm order", "order_id", sg.Order.ID, "err", err.Error())
 			return orders.Checkout{Order: sg.Order}
 		}
@@ -248,6 +251,12 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 		s.takeOutOfCart(ctx, tl, c.Order)
 	}
 	return c
+}
+
+// confirmedBefore reports whether o is confirmed or was: confirmed, or
+// cancelled by request (orders.Order.Cancel takes only a confirmed order).
+func confirmedBefore(o orders.Order) bool {
+	return o.Status == orders.Confirmed || (o.Status == orders.Cancelled && o.Reason == orders.ReasonCancelled)
 }
 
 // settleOwedCart settles the cart removal a confirmed order's confirmation
