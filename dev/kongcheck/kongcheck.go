@@ -2,7 +2,8 @@
 // route table (internal/routes) and a stack file: Kong cannot run here, so
 // every mistake that would only show on a real deploy — an unknown key or
 // plugin, a route to a missing function, a public endpoint without a route,
-// an internal function exposed, a user route without jwt — fails a test.
+// an internal function exposed, a user route without jwt, a write without a
+// rate limit — fails a test.
 package kongcheck
 
 import (
@@ -106,8 +107,13 @@ func Check(kongFile, stackFile string, opts Options) error {
 			if len(methods) == 0 {
 				fail("route %s: methods are required (a route without methods exposes every method of %s)", kr.Name, fn)
 			}
-			jwt := slices.ContainsFunc(decl.PluginsFor(s.Name, kr.Name), func(p edge.Plugin) bool { return p.Name == "jwt" })
+			plugins := decl.PluginsFor(s.Name, kr.Name) // enabled, route over service over global
+			jwt := slices.ContainsFunc(plugins, func(p edge.Plugin) bool { return p.Name == "jwt" })
 			usesJWT = usesJWT || jwt
+			if writes := slices.DeleteFunc(slices.Clone(methods), func(m string) bool { return !isWrite(m) }); len(writes) > 0 &&
+				!slices.ContainsFunc(plugins, func(p edge.Plugin) bool { return p.Name == "rate-limiting" }) {
+				fail("route %s: %s is a write but has no enabled rate-limiting plugin (route, service or global): every write is rate limited at the edge (docs/edge.md)", kr.Name, strings.Join(writes, ", "))
+			}
 			for _, method := range methods {
 				for _, path := range kr.Paths {
 					i := slices.IndexFunc(public[fn], func(r routes.Route) bool {
@@ -141,6 +147,16 @@ func Check(kongFile, stackFile string, opts Options) error {
 	}
 	errs = append(errs, checkRedisPasswords(decl))
 	return errors.Join(errs...)
+}
+
+// isWrite reports whether an HTTP method changes state: the methods whose
+// routes must be rate limited at the edge.
+func isWrite(method string) bool {
+	switch method {
+	case "POST", "PUT", "PATCH", "DELETE":
+		return true
+	}
+	return false
 }
 
 // RedisPasswordReference is what every rate limit kept in Redis must give

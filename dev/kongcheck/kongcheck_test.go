@@ -95,6 +95,10 @@ plugins:`
 		{"a redis rate limit without the password", strings.Replace(kong, "  - name: correlation-id\n",
 			"  - name: rate-limiting\n    config: {minute: 5, policy: redis, redis: {host: redis, port: 6379}}\n  - name: correlation-id\n", 1), stack,
 			"needs redis.password {vault://env/shop-redis-password}"},
+		{"a write without a rate limit", strings.Replace(kong, "    plugins:\n      - name: rate-limiting\n        config: {minute: 30, limit_by: header, header_name: Authorization, policy: local}\n", "", 1), stack,
+			"route post-note: POST is a write but has no enabled rate-limiting plugin"},
+		{"a write whose rate limit is disabled", strings.Replace(kong, "      - name: rate-limiting\n", "      - name: rate-limiting\n        enabled: false\n", 1), stack,
+			"route post-note: POST is a write but has no enabled rate-limiting plugin"},
 		{"no issuer credential", strings.Replace(kong, "key: shop-users", "key: someone-else", 1), stack, `key "shop-users"`},
 	}
 	for _, tc := range tests {
