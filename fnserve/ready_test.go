@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -109,8 +108,8 @@ func TestReadyOnlyOnceTheHandlerIsBuilt(t *testing.T) {
 	}
 }
 
-// While the replica drains, the readiness path answers 503 (a problem) at
-// once, as /_/health does, though the handler is built and calls are still
+// While the replica drains, the readiness path answers 503 (a problem), as
+// /_/health does, though the handler is built and calls are still
 // served.
 func TestReadyFailsWhileDraining(t *testing.T) {
 	srv := serve(t, map[string]string{"healthcheck_interval": "1500ms"}, func(w http.ResponseWriter, _ *http.Request) {
@@ -120,7 +119,7 @@ func TestReadyFailsWhileDraining(t *testing.T) {
 		t.Fatalf("ready before SIGTERM = %d, want 200", code)
 	}
 	srv.cancel()
-	time.Sleep(100 * time.Millisecond)
+	waitDraining(t, srv.url)
 	status, ct, code, _ := getProblem(t, srv.url+fnserve.ReadyPath)
 	if diff := cmp.Diff([]any{http.StatusServiceUnavailable, "application/problem+json", "unavailable"}, []any{status, ct, code}); diff != "" {
 		t.Errorf("ready while draining (-want +got):\n%s", diff)

@@ -104,22 +104,6 @@ func TestReplicasShareTheServiceAddr(t *testing.T) {
 	}
 }
 
-// waitDraining waits until the replica at url answers its health check with
-// 503: Run closed the service listener before it began to.
-func waitDraining(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if code, _ := get(t, url+"/_/health"); code == http.StatusServiceUnavailable {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("replica never began to drain")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestListensOnlyWhereConfigured: a process opens its own listener and,
 // with SERVICE_ADDR set, the shared one; nothing else.
 func TestListensOnlyWhereConfigured(t *testing.T) {
