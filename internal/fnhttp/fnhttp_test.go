@@ -500,3 +500,72 @@ func TestDecodeRefusesABodyWithoutAContentTypeAsANonJSONOne(t *testing.T) {
 		t.Errorf("a body without Content-Type (-want +got):\n%s", diff)
 	}
 }
+
+// A failing build is tried at every readiness probe (OpenFaaS probes every
+// 2 s per replica), but logged at ERROR the first time, whenever its message
+// changes, and at most once a minute while it repeats, with how many repeats
+// were not logged; once built, one line says so.
+func TestLazyLogsARepeatedFailureOnceAMinute(t *testing.T) {
+	cause := "database down"
+	var builds atomic.Int32
+	up := false
+	var buf bytes.Buffer
+	h := fnhttp.NewLazy(func(*config.Reader, *slog.Logger) (http.Handler, error) {
+		builds.Add(1)
+		if up {
+			return http.NotFoundHandler(), nil
+		}
+		return nil, errors.New(cause)
+	}, config.New(config.Env(nil)), slog.New(slog.NewJSONHandler(&buf, nil)))
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	fnhttp.SetClock(h, func() time.Time { return now })
+	probe := func(after time.Duration) {
+		t.Helper()
+		now = now.Add(after)
+		if err := h.Ready(context.Background()); (err == nil) != up {
+			t.Fatalf("ready at %s: %v, want ready %t", now.Format(time.TimeOnly), err, up)
+		}
+	}
+
+	probe(0) // logged: the first failure
+	for range 29 {
+		probe(2 * time.Second) // repeats within the minute: not logged
+	}
+	probe(2 * time.Second) // a minute after the first line: logged, 29 suppressed
+	probe(2 * time.Second) // suppressed
+	cause = "secret missing"
+	probe(2 * time.Second) // another failure: logged at once
+	probe(2 * time.Second) // suppressed
+	cause = "database down"
+	probe(2 * time.Second) // differs from the last: logged at once
+	probe(2 * time.Second) // suppressed
+	up = true
+	probe(2 * time.Second) // built: one line, with the repeats not logged
+	probe(2 * time.Second) // nothing more
+	if n := builds.Load(); n != 37 {
+		t.Errorf("built %d times for 38 probes, want 37 (every probe until one succeeds)", n)
+	}
+
+	type line struct {
+		Level, Msg, Err string
+		Suppressed      int
+	}
+	var got []line
+	for l := range strings.Lines(buf.String()) {
+		var e line
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		got = append(got, e)
+	}
+	want := []line{
+		{"ERROR", "function not ready", "database down", 0},
+		{"ERROR", "function not ready", "database down", 29},
+		{"ERROR", "function not ready", "secret missing", 1},
+		{"ERROR", "function not ready", "database down", 1},
+		{"INFO", "function ready", "", 1},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("log lines (-want +got):\n%s", diff)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
@@ -27,8 +28,8 @@ type Readier interface {
 }
 
 // Lazy is a function's handler built with its Builder on first use and kept
-// once built. A failed build is answered 503 (the cause is logged, never
-// sent) and tried again on the next request or readiness check, each time
+// once built. A failed build is answered 503 (the cause is logged, a
+// repeated one at most once a minute, never sent) and tried again on the next request or readiness check, each time
 // from c.Fresh(), so a function whose database, secret or variable was
 // briefly missing recovers without a restart. It is safe for concurrent use:
 // builds are serialised, and none runs once one succeeded.
@@ -36,10 +37,20 @@ type Lazy struct {
 	build Builder
 	c     *config.Reader
 	log   *slog.Logger
+	now   func() time.Time
 
 	mu sync.Mutex
 	h  http.Handler // nil until a build succeeded
+	// What was logged of the failed builds (under mu; unused once built).
+	lastErr    string    // the message of the last failure, logged or not
+	loggedAt   time.Time // when the last line was written
+	suppressed int       // failed builds not logged since that line
 }
+
+// repeatLogInterval is how often a failed build whose message repeats the
+// last one's is logged: readiness probes come every 2 s per replica on
+// OpenFaaS Standard, and each tries the build.
+const repeatLogInterval = time.Minute
 
 // NewLazy returns the handler that build builds on first use. log may be nil
 // (slog.Default()); it is what build gets, and where a failed build is logged.
@@ -47,12 +58,16 @@ func NewLazy(build Builder, c *config.Reader, log *slog.Logger) *Lazy {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Lazy{build: build, c: c, log: log}
+	return &Lazy{build: build, c: c, log: log, now: time.Now}
 }
 
 // handler returns the built handler, building it first when no build has
-// succeeded yet. A failure is logged here, once per attempt, and returned as
-// an Unavailable fault that names no cause to a client. A caller that is gone
+// succeeded yet. A failure is returned as an Unavailable fault that names no
+// cause to a client, and logged here at ERROR: the first one, one whose
+// message differs from the last, and a repeat of the last one once
+// repeatLogInterval has passed since the last line; each line says how many
+// failed builds were not logged before it (suppressed), and so does the one
+// line of the build that succeeds after failures. A caller that is gone
 // by the time the lock is its own (a probe that timed out while another build
 // ran: a first build may take seconds, postgres.OpenTimeout) starts no build,
 // so the callers queued behind a slow build do not each run one after it.
@@ -67,11 +82,36 @@ func (l *Lazy) handler(ctx context.Context) (http.Handler, error) {
 	}
 	built, err := l.build(l.c.Fresh(), l.log)
 	if err != nil {
-		l.log.ErrorContext(ctx, "function not ready", "err", err.Error())
+		l.logFailure(ctx, err.Error())
 		return nil, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "service temporarily unavailable")
+	}
+	if l.lastErr != "" {
+		l.log.InfoContext(ctx, "function ready", l.suppressedAttrs()...)
 	}
 	l.h = built
 	return built, nil
+}
+
+// logFailure logs a failed build unless it repeats the last one within
+// repeatLogInterval of the last line, in which case it is counted. l.mu is
+// held.
+func (l *Lazy) logFailure(ctx context.Context, msg string) {
+	now := l.now()
+	if msg == l.lastErr && now.Sub(l.loggedAt) < repeatLogInterval {
+		l.suppressed++
+		return
+	}
+	l.log.ErrorContext(ctx, "function not ready", append([]any{"err", msg}, l.suppressedAttrs()...)...)
+	l.lastErr, l.loggedAt, l.suppressed = msg, now, 0
+}
+
+// suppressedAttrs is the count of failed builds not logged since the last
+// line, as log attributes (none when there are none).
+func (l *Lazy) suppressedAttrs() []any {
+	if l.suppressed == 0 {
+		return nil
+	}
+	return []any{"suppressed", l.suppressed}
 }
 
 // ServeHTTP serves r with the built handler, or answers 503 when it cannot

@@ -1,0 +1,6 @@
+package fnhttp
+
+import "time"
+
+// SetClock makes l read the time from now (tests).
+func SetClock(l *Lazy, now func() time.Time) { l.now = now }
