@@ -55,9 +55,13 @@ type member struct {
 // Lazy returns, for every member, a handler that builds the member with its
 // Build on the member's own first request or the bundle's first readiness
 // check (fnhttp.Lazy, from a fresh reading of c's environment each time): a
-// member whose dependency is down answers 503 and is built again later, while
-// its siblings serve. Each member's logger carries its name (member), so the
-// log line of a failed build says whose it is.
+// member whose dependency is down answers its calls 503 and is built again
+// later, while its siblings answer theirs. Readiness is another matter: the
+// bundle is ready only when every member is built (Bundle.Ready), so where
+// readiness is acted on (OpenFaaS Standard's probe) one member that cannot
+// build takes the whole bundle out of rotation (docs/bundled-stack.md,
+// "Readiness"). Each member's logger carries its name (member), so the log
+// line of a failed build says whose it is.
 func Lazy(members map[string]fnhttp.Builder, c *config.Reader, log *slog.Logger) map[string]http.Handler {
 	if log == nil {
 		log = slog.Default()
