@@ -906,8 +906,12 @@ func TestConnectorsRunAsAFixedUID(t *testing.T) {
 // the test and docker-entrypoint.sh replaced by a shim that adds a free
 // loopback port and a data directory of the test's. Clients without the
 // password are refused (NOAUTH); the password is on no command line; a
-// secret file that is missing, empty or unreadable stops the service
-// before redis-server starts.
+// secret file that is missing, empty or unreadable, or that holds anything
+// but letters and digits, stops the service before redis-server starts, and
+// the output does not show the rejected password (redis-server itself
+// prints a configuration line it cannot parse, password and all, to the
+// container's log). Kong's command, which reads the same file, refuses and
+// accepts the same files.
 func TestRedisStartsWithThePasswordSecret(t *testing.T) {
 	sh := tool(t, "sh", "dash")
 	redisServer := tool(t, "redis-server", "redis-server")
@@ -947,7 +951,19 @@ func TestRedisStartsWithThePasswordSecret(t *testing.T) {
 	if err := os.WriteFile(empty, []byte("\n"), 0o400); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{filepath.Join(dir, "missing"), empty, unreadable} {
+	refused := []string{filepath.Join(dir, "missing"), empty, unreadable}
+	// Passwords redis-server would reject (a space, a quote: the line is
+	// printed), or read otherwise than Kong and the functions (a backslash
+	// escape, a second line), or that break the exporter's JSON.
+	badPasswords := []string{"two words", `quo"te`, "it's", `back\x41slash`, "line\nbreak", "tab\tbed", "dollar$x", "caf\u00e9"}
+	for i, pw := range badPasswords {
+		f := filepath.Join(dir, fmt.Sprintf("bad-%d", i))
+		if err := os.WriteFile(f, []byte(pw+"\n"), 0o400); err != nil {
+			t.Fatal(err)
+		}
+		refused = append(refused, f)
+	}
+	for i, f := range refused {
 		cmd, out := start(f)
 		done := make(chan error, 1)
 		if err := cmd.Start(); err != nil {
@@ -964,12 +980,22 @@ func TestRedisStartsWithThePasswordSecret(t *testing.T) {
 			<-done
 			t.Errorf("secret %s: redis started (output %q), want the command to fail", f, out.String())
 		}
+		if j := i - (len(refused) - len(badPasswords)); j >= 0 {
+			pw := badPasswords[j]
+			if shows(out.String(), pw) {
+				t.Errorf("secret %q refused with output %q: it shows the password", pw, out.String())
+			}
+			if !strings.Contains(out.String(), "redis-password") {
+				t.Errorf("secret %q refused with output %q: want it to name the secret redis-password", pw, out.String())
+			}
+		}
 	}
 
 	secret := filepath.Join(dir, "redis-password")
-	if err := os.WriteFile(secret, []byte("0123abcd\n"), 0o400); err != nil {
+	if err := os.WriteFile(secret, []byte("0123abcdXYZ\n"), 0o400); err != nil {
 		t.Fatal(err)
 	}
+	kongAcceptsTheSameSecrets(t, sh, append(refused, secret), secret)
 	cmd, out := start(secret)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -991,7 +1017,7 @@ func TestRedisStartsWithThePasswordSecret(t *testing.T) {
 		return rdb.Do(ctx, args...).Result()
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := ask("0123abcd", "PING"); err == nil {
+		if _, err := ask("0123abcdXYZ", "PING"); err == nil {
 			break
 		} else if time.Now().After(deadline) {
 			t.Fatalf("redis did not answer with the password within 10 s: %v", err)
@@ -1001,13 +1027,73 @@ func TestRedisStartsWithThePasswordSecret(t *testing.T) {
 		t.Errorf("PING without the password: %v, want NOAUTH", err)
 	}
 	for option, want := range map[string]string{"maxmemory-policy": "volatile-ttl", "maxmemory": "268435456", "appendonly": "yes"} {
-		got, err := ask("0123abcd", "CONFIG", "GET", option)
+		got, err := ask("0123abcdXYZ", "CONFIG", "GET", option)
 		if err != nil || fmt.Sprint(got) != fmt.Sprintf("map[%s:%s]", option, want) {
 			t.Errorf("CONFIG GET %s = %v, %v; want %s (docker-compose.yml's option)", option, got, err, want)
 		}
 	}
-	if argv, err := os.ReadFile(filepath.Join(dir, "argv")); err != nil || strings.Contains(string(argv), "0123abcd") ||
+	if argv, err := os.ReadFile(filepath.Join(dir, "argv")); err != nil || strings.Contains(string(argv), "0123abcdXYZ") ||
 		!strings.HasPrefix(string(argv), "redis-server - ") {
 		t.Errorf("docker-entrypoint.sh's arguments %q (%v): want redis-server - … without the password", argv, err)
 	}
+}
+
+// kongAcceptsTheSameSecrets runs Kong's compose command with each secret
+// file as redis-password and /docker-entrypoint.sh replaced by a shim that
+// records SHOP_REDIS_PASSWORD: Kong starts with the file's password for
+// good alone and refuses every other file, so Redis and the rate limits
+// that log in to it never disagree on what the password is.
+func kongAcceptsTheSameSecrets(t *testing.T, sh string, secrets []string, good string) {
+	t.Helper()
+	script := realCompose(t).Services["kong"].Command
+	if len(script) != 3 || script[0] != "/bin/sh" || script[1] != "-c" {
+		t.Fatalf("kong command %q, want /bin/sh -c SCRIPT", script)
+	}
+	dir := t.TempDir()
+	got := filepath.Join(dir, "got")
+	shim := filepath.Join(dir, "docker-entrypoint.sh")
+	if err := os.WriteFile(shim, []byte("#!/bin/sh\nprintf '%s' \"$SHOP_REDIS_PASSWORD\" > "+got+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "jwt-verify-key")
+	if err := os.WriteFile(key, []byte("a public key\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range secrets {
+		_ = os.Remove(got)
+		text := strings.NewReplacer("$$", "$", "/run/secrets/redis-password", secret, "/run/secrets/jwt-verify-key", key,
+			"/docker-entrypoint.sh", shim).Replace(script[2])
+		cmd := exec.Command(sh, "-c", text)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		out, err := cmd.CombinedOutput()
+		pw, _ := os.ReadFile(secret)
+		switch {
+		case secret == good && (err != nil || !fileHolds(got, strings.TrimSuffix(string(pw), "\n"))):
+			t.Errorf("kong with secret %s: %v (%s), want it started with the password", secret, err, out)
+		case secret != good && err == nil:
+			t.Errorf("kong with secret %s started, want the command to fail as redis's does", secret)
+		case secret != good && len(pw) > 1 && shows(string(out), strings.TrimSuffix(string(pw), "\n")):
+			t.Errorf("kong with secret %s: output %q shows the password", secret, out)
+		}
+	}
+}
+
+func fileHolds(path, want string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && string(b) == want
+}
+
+// shows reports whether out holds password or any of its words (redis-server
+// prints a configuration line it cannot parse, or the part of it past a
+// line break).
+func shows(out, password string) bool {
+	if strings.Contains(out, password) {
+		return true
+	}
+	for _, w := range strings.Fields(password) {
+		if strings.Contains(out, w) {
+			return true
+		}
+	}
+	return false
 }

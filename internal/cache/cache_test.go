@@ -116,7 +116,7 @@ func TestRedisDownIsAnError(t *testing.T) {
 // requires the password. Without the secret every call fails (NOAUTH),
 // which callers take as a miss and serve from the database, as designed.
 func TestTheCacheLogsInWithTheRedisPasswordSecret(t *testing.T) {
-	addr := redisconntest.Server(t, "cache-test-password")
+	addr := redisconntest.Server(t, "cacheTestPassword")
 	ctx := context.Background()
 	open := func(secrets string) *cache.Cache {
 		c := config.New(config.Env(map[string]string{config.SecretsDirEnv: secrets, "REDIS_ADDR": addr}))
@@ -141,7 +141,7 @@ func TestTheCacheLogsInWithTheRedisPasswordSecret(t *testing.T) {
 	}
 
 	secrets := t.TempDir()
-	if err := os.WriteFile(filepath.Join(secrets, redisconn.PasswordSecret), []byte("cache-test-password\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(secrets, redisconn.PasswordSecret), []byte("cacheTestPassword\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	with := open(secrets)

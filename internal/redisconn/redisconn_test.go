@@ -96,7 +96,7 @@ func TestAConfigNeverPrintsItsPassword(t *testing.T) {
 // answers a client built from the secret, and refuses one built without it
 // (NOAUTH), so a deployment with AUTH on Redis can run the shop.
 func TestOptionsLogInWithTheSecret(t *testing.T) {
-	addr := redisconntest.Server(t, "pw-of-the-test")
+	addr := redisconntest.Server(t, "pwOfTheTest")
 	dir := t.TempDir()
 	ctx := context.Background()
 	ping := func() error {
@@ -112,7 +112,7 @@ func TestOptionsLogInWithTheSecret(t *testing.T) {
 	if err := ping(); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
 		t.Errorf("without the secret: PING = %v, want NOAUTH", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, redisconn.PasswordSecret), []byte("pw-of-the-test\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, redisconn.PasswordSecret), []byte("pwOfTheTest\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := ping(); err != nil {

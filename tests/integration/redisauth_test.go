@@ -27,7 +27,7 @@ import (
 // too. With the secret empty, as in development, the same functions are
 // refused by that Redis and the cart answers 503.
 func TestTheCartWorksOnARedisThatRequiresThePasswordSecret(t *testing.T) {
-	const password = "itest-redis-password"
+	const password = "itestRedisPassword"
 	addr := redisconntest.Server(t, password)
 	catalogURL := pgtest.NewDatabase(t)
 	ctx := context.Background()

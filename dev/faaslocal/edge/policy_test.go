@@ -568,7 +568,7 @@ func TestOpenTelemetryRecordsAServerSpan(t *testing.T) {
 // every count then fails (NOAUTH) and fault_tolerant lets requests through,
 // which is what a Kong without SHOP_REDIS_PASSWORD would do.
 func TestRateLimitInRedisLogsInWithThePasswordReference(t *testing.T) {
-	addr := redisconntest.Server(t, "edge-test-password")
+	addr := redisconntest.Server(t, "edgeTestPassword")
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	t.Cleanup(up.Close)
 	decl, err := Parse([]byte(`
@@ -609,7 +609,7 @@ services:
 		}
 		return out
 	}
-	if diff := cmp.Diff([]int{200, 200, 429}, codes("edge-test-password")); diff != "" {
+	if diff := cmp.Diff([]int{200, 200, 429}, codes("edgeTestPassword")); diff != "" {
 		t.Errorf("with SHOP_REDIS_PASSWORD, a limit of 2 a minute (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]int{200, 200, 200}, codes("")); diff != "" {

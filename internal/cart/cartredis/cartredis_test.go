@@ -196,7 +196,7 @@ func TestAnOrdersLinesAreTakenOutOnce(t *testing.T) {
 // secret every call is refused (NOAUTH), answered as the cart being
 // unavailable, so a deployment with AUTH on Redis can keep carts.
 func TestTheCartStoreLogsInWithTheRedisPasswordSecret(t *testing.T) {
-	addr := redisconntest.Server(t, "cart-test-password")
+	addr := redisconntest.Server(t, "cartTestPassword")
 	ctx := context.Background()
 	user, product := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
 	store := func(secrets string) *cartredis.Store {
@@ -217,7 +217,7 @@ func TestTheCartStoreLogsInWithTheRedisPasswordSecret(t *testing.T) {
 	}
 
 	secrets := t.TempDir()
-	if err := os.WriteFile(filepath.Join(secrets, redisconn.PasswordSecret), []byte("cart-test-password\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(secrets, redisconn.PasswordSecret), []byte("cartTestPassword\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	with := store(secrets)
