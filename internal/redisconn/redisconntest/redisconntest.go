@@ -7,7 +7,6 @@ package redisconntest
 import (
 	"context"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -15,10 +14,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 )
-
-// RequireEnv names the variable that turns a missing redis-server binary
-// from a skipped test into a failed one (.ci/run sets it).
-const RequireEnv = "SHOP_REQUIRE_REDIS_SERVER"
 
 // Server starts redis-server on a free loopback port for as long as the test
 // runs and returns its host:port. With a password the server requires it
@@ -30,9 +25,9 @@ const RequireEnv = "SHOP_REQUIRE_REDIS_SERVER"
 // a data directory of the test's own) and win over them, e.g.
 // "--maxmemory", "2mb".
 //
-// It needs the redis-server binary (Debian: apt-get install redis-server).
-// Without it the test is skipped, unless RequireEnv is set: then it fails.
-// With -short the test is skipped.
+// It needs the redis-server binary (Debian: apt-get install redis-server;
+// .ci/run installs it): without it the test fails, unless -short was asked
+// for. With -short the test is skipped.
 func Server(tb testing.TB, password string, args ...string) string {
 	tb.Helper()
 	if testing.Short() {
@@ -40,10 +35,7 @@ func Server(tb testing.TB, password string, args ...string) string {
 	}
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		if os.Getenv(RequireEnv) != "" {
-			tb.Fatalf("%s is set and the redis-server binary is missing (Debian: apt-get install redis-server): %v", RequireEnv, err)
-		}
-		tb.Skipf("redis-server is not installed (Debian: apt-get install redis-server; set %s to fail instead)", RequireEnv)
+		tb.Fatalf("redis-server is required: apt-get install -y redis-server (.ci/run installs it): %v", err)
 	}
 	if strings.Trim(password, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != "" {
 		tb.Fatalf("redisconntest: a password of letters and digits only, as docker-compose.yml's redis service accepts")
