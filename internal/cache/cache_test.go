@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shopfaas/shop/internal/cache"
-	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/redisconn"
 	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
 )
@@ -118,13 +115,9 @@ func TestRedisDownIsAnError(t *testing.T) {
 func TestTheCacheLogsInWithTheRedisPasswordSecret(t *testing.T) {
 	addr := redisconntest.Server(t, "cacheTestPassword")
 	ctx := context.Background()
-	open := func(secrets string) *cache.Cache {
-		c := config.New(config.Env(map[string]string{config.SecretsDirEnv: secrets, "REDIS_ADDR": addr}))
-		rc := redisconn.ConfigFrom(c)
-		if err := c.Err(); err != nil {
-			t.Fatal(err)
-		}
-		ch, err := cache.New(cache.Config{Redis: rc, Prefix: "test:product:", TTL: time.Minute})
+	open := func(secret string) *cache.Cache {
+		ch, err := cache.New(cache.Config{Redis: redisconntest.FromSecret(t, addr, secret, redisconn.ConfigFrom),
+			Prefix: "test:product:", TTL: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +125,7 @@ func TestTheCacheLogsInWithTheRedisPasswordSecret(t *testing.T) {
 		return ch
 	}
 
-	without := open(t.TempDir())
+	without := open("")
 	if _, err := without.Put(ctx, "p", 1, []byte("v1")); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
 		t.Errorf("Put without the secret = %v, want NOAUTH", err)
 	}
@@ -140,11 +133,7 @@ func TestTheCacheLogsInWithTheRedisPasswordSecret(t *testing.T) {
 		t.Errorf("Get without the secret: hit %v, err %v; want a miss with NOAUTH", ok, err)
 	}
 
-	secrets := t.TempDir()
-	if err := os.WriteFile(filepath.Join(secrets, redisconn.PasswordSecret), []byte("cacheTestPassword\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	with := open(secrets)
+	with := open("cacheTestPassword\n")
 	if ok, err := with.Put(ctx, "p", 1, []byte("v1")); err != nil || !ok {
 		t.Fatalf("Put with the secret = %v, %v", ok, err)
 	}

@@ -97,25 +97,16 @@ func TestAConfigNeverPrintsItsPassword(t *testing.T) {
 // (NOAUTH), so a deployment with AUTH on Redis can run the shop.
 func TestOptionsLogInWithTheSecret(t *testing.T) {
 	addr := redisconntest.Server(t, "pwOfTheTest")
-	dir := t.TempDir()
 	ctx := context.Background()
-	ping := func() error {
-		c := config.New(config.Env(map[string]string{config.SecretsDirEnv: dir, "REDIS_ADDR": addr}))
-		cfg := redisconn.ConfigFrom(c)
-		if err := c.Err(); err != nil {
-			t.Fatal(err)
-		}
-		rdb := redis.NewClient(redisconn.Options(cfg))
+	ping := func(secret string) error {
+		rdb := redis.NewClient(redisconn.Options(redisconntest.FromSecret(t, addr, secret, redisconn.ConfigFrom)))
 		defer rdb.Close()
 		return rdb.Ping(ctx).Err()
 	}
-	if err := ping(); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+	if err := ping(""); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
 		t.Errorf("without the secret: PING = %v, want NOAUTH", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, redisconn.PasswordSecret), []byte("pwOfTheTest\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := ping(); err != nil {
+	if err := ping("pwOfTheTest\n"); err != nil {
 		t.Errorf("with the secret: PING = %v", err)
 	}
 }

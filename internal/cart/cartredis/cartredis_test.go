@@ -2,8 +2,6 @@ package cartredis_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,9 +13,7 @@ import (
 	"github.com/shopfaas/shop/internal/cart"
 	"github.com/shopfaas/shop/internal/cart/cartredis"
 	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
-	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
-	"github.com/shopfaas/shop/internal/redisconn"
 	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
 )
 
@@ -199,28 +195,20 @@ func TestTheCartStoreLogsInWithTheRedisPasswordSecret(t *testing.T) {
 	addr := redisconntest.Server(t, "cartTestPassword")
 	ctx := context.Background()
 	user, product := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
-	store := func(secrets string) *cartredis.Store {
-		c := config.New(config.Env(map[string]string{config.SecretsDirEnv: secrets, "REDIS_ADDR": addr}))
-		cfg := cartredis.ConfigFrom(c)
-		if err := c.Err(); err != nil {
-			t.Fatal(err)
-		}
+	store := func(secret string) *cartredis.Store {
+		cfg := redisconntest.FromSecret(t, addr, secret, cartredis.ConfigFrom)
 		rdb := cartredis.NewClient(cfg.Redis)
 		t.Cleanup(func() { _ = rdb.Close() })
 		return cartredis.New(rdb, cfg)
 	}
 
-	without := store(t.TempDir())
+	without := store("")
 	err := without.SetLine(ctx, user, product, 2, 50)
 	if !fault.Is(err, fault.Unavailable, fault.CodeUnavailable) || !strings.Contains(err.Error(), "NOAUTH") {
 		t.Errorf("SetLine without the secret = %v, want Unavailable naming NOAUTH", err)
 	}
 
-	secrets := t.TempDir()
-	if err := os.WriteFile(filepath.Join(secrets, redisconn.PasswordSecret), []byte("cartTestPassword\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	with := store(secrets)
+	with := store("cartTestPassword\n")
 	if err := with.SetLine(ctx, user, product, 2, 50); err != nil {
 		t.Fatalf("SetLine with the secret: %v", err)
 	}

@@ -1,29 +1,36 @@
 // Package redisconntest starts private redis-server processes for tests that
 // need a Redis of their own: one that requires a password (the machine's
 // Redis on 127.0.0.1:6379 has none and is shared), or one configured as
-// docker-compose.yml configures the deployment's.
+// docker-compose.yml configures the deployment's. FromSecret reads a
+// process's Redis settings as a function reads them, from a secrets
+// directory holding redis-password.
 package redisconntest
 
 import (
 	"context"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/redisconn"
 )
 
 // Server starts redis-server on a free loopback port for as long as the test
 // runs and returns its host:port. With a password the server requires it
 // (requirepass: the default user's password), set as docker-compose.yml's
-// redis service sets it: the line "requirepass <password>", unquoted, on the server's standard
-// input, so it is on no command line. As there, the password must be
-// letters and digits only (anything else fails the test: compose refuses to
-// start Redis with it). args are added after the defaults (no persistence,
-// a data directory of the test's own) and win over them, e.g.
-// "--maxmemory", "2mb".
+// redis service sets it: the line "requirepass <password>", unquoted, on
+// the server's standard input, so it is on no command line. As there, the
+// password must be letters and digits only (anything else fails the test:
+// compose refuses to start Redis with it). args are added after the
+// defaults (no persistence, a data directory of the test's own) and win
+// over them, e.g. "--maxmemory", "2mb".
 //
 // It needs the redis-server binary (Debian: apt-get install redis-server;
 // .ci/run installs it): without it the test fails, unless -short was asked
@@ -98,4 +105,25 @@ func freeAddr(tb testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// FromSecret reads settings with read (redisconn.ConfigFrom, or a store's
+// ConfigFrom that calls it) from a configuration whose REDIS_ADDR is addr
+// and whose secrets directory holds secret as the redis-password file (no
+// file when secret is ""), as a function reads them; any problem the
+// configuration collected fails the test.
+func FromSecret[T any](tb testing.TB, addr, secret string, read func(*config.Reader) T) T {
+	tb.Helper()
+	dir := tb.TempDir()
+	if secret != "" {
+		if err := os.WriteFile(filepath.Join(dir, redisconn.PasswordSecret), []byte(secret), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	c := config.New(config.Env(map[string]string{config.SecretsDirEnv: dir, "REDIS_ADDR": addr}))
+	v := read(c)
+	if err := c.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	return v
 }
