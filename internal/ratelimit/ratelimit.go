@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/redisconn"
 )
 
 // Config is one limit.
@@ -103,7 +104,12 @@ func (e *Exceeded) RetryAfter() time.Duration { return e.Wait }
 // reached the request is let through and a warning logged, as the edge's
 // limits do (fault_tolerant), so a Redis outage does not stop checkouts. A
 // count cut by ctx ending is not an outage: it is fault.Timeout, so a
-// caller that hangs up at once is never let through uncounted.
+// caller that hangs up at once is never let through uncounted. Nor is a
+// Redis that refuses the login (NOAUTH, WRONGPASS: the redis-password
+// secret is wrong or missing): that is a configuration error, which fail-open
+// would turn into limits silently off while Redis is up, so it is
+// fault.Unavailable (503), its cause naming the secret (never the password)
+// for the caller's error log.
 func (l *Limiter) Allow(ctx context.Context, key string) error {
 	t := l.now()
 	start := t.Truncate(l.cfg.Window)
@@ -116,6 +122,10 @@ func (l *Limiter) Allow(ctx context.Context, key string) error {
 	})
 	if err != nil && ctx.Err() != nil {
 		return fault.Wrap(err, fault.Timeout, fault.CodeTimeout, "the request ended before it was counted")
+	}
+	if err != nil && redisconn.AuthFailed(err) {
+		return fault.Wrap(fmt.Errorf("rate limit %s: Redis refused the login (the redis-password secret is wrong or missing): %w", l.cfg.Prefix, err),
+			fault.Unavailable, fault.CodeUnavailable, "service temporarily unavailable")
 	}
 	if err != nil {
 		l.log.WarnContext(ctx, "rate limit counter failed; request let through", "prefix", l.cfg.Prefix, "err", err.Error())

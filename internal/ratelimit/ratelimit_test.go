@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,8 @@ import (
 	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/ratelimit"
+	"github.com/shopfaas/shop/internal/redisconn"
+	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
 )
 
 // limiter returns a limiter on the real Redis under a random prefix whose
@@ -90,6 +93,54 @@ func TestFailsOpenWithoutRedis(t *testing.T) {
 		if err := l.Allow(context.Background(), "k"); err != nil {
 			t.Fatalf("Allow with Redis down: %v, want the request let through", err)
 		}
+	}
+}
+
+// A Redis that refuses the limiter's login (a wrong or missing
+// redis-password secret: WRONGPASS, NOAUTH) is a configuration error, not an
+// outage: the request is refused as unavailable (503), the error naming the
+// secret and not the password, so the limits are not silently off while
+// Redis itself is up. A Redis that cannot be reached still lets requests
+// through (TestFailsOpenWithoutRedis).
+func TestARedisThatRefusesTheLoginRefusesTheRequest(t *testing.T) {
+	const password = "limitTestPassword"
+	addr := redisconntest.Server(t, password)
+	for _, tt := range []struct{ name, secret string }{
+		{"wrong password", "wrongPassword\n"},
+		{"no password", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := redisconn.Options(redisconntest.FromSecret(t, addr, tt.secret, redisconn.ConfigFrom))
+			opts.MaxRetries = -1
+			rdb := redis.NewClient(opts)
+			defer rdb.Close()
+			l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: "x:", Limit: 100}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				err := l.Allow(context.Background(), "k")
+				if !fault.Is(err, fault.Unavailable, fault.CodeUnavailable) {
+					t.Fatalf("Allow = %v, want an unavailable fault (503)", err)
+				}
+				if !strings.Contains(err.Error(), "redis-password") || strings.Contains(err.Error(), "wrongPassword") {
+					t.Errorf("Allow = %q: want it to name the redis-password secret and not the password", err)
+				}
+			}
+		})
+	}
+	opts := redisconn.Options(redisconntest.FromSecret(t, addr, password, redisconn.ConfigFrom))
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: "x:", Limit: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Allow(context.Background(), "k"); err != nil {
+		t.Fatalf("Allow with the password: %v", err)
+	}
+	if err := l.Allow(context.Background(), "k"); !fault.Is(err, fault.RateLimited, fault.CodeRateLimited) {
+		t.Fatalf("second Allow with the password: %v, want rate limited", err)
 	}
 }
 

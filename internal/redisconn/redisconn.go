@@ -61,3 +61,10 @@ func (cfg Config) GoString() string { return cfg.String() }
 func (cfg Config) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("addr", cfg.Addr), slog.Bool("password", cfg.Password != ""))
 }
+
+// AuthFailed reports whether err is Redis refusing the login: NOAUTH (no
+// password sent to a Redis that requires one) or WRONGPASS (a wrong one),
+// that is, the redis-password secret does not match Redis's requirepass.
+// Unlike a Redis that cannot be reached, this does not pass by itself: it is
+// a configuration error. Redis's message does not contain the password.
+func AuthFailed(err error) bool { return redis.IsAuthError(err) }

@@ -185,8 +185,21 @@ func (d *Deps) Invalidate(ctx context.Context, p catalog.Product) {
 		return
 	}
 	if err := d.Cache.Invalidate(ctx, CacheKey(p), p.Version); err != nil {
-		d.Log.WarnContext(ctx, "product cache invalidation failed", "product_id", p.ID, "err", err.Error())
+		d.cacheFailed(ctx, "product cache invalidation failed", err, "product_id", p.ID)
 	}
+}
+
+// cacheFailed logs a failed cache call: a warning, as the cache only saves
+// work, unless Redis refused the login (the redis-password secret is wrong
+// or missing): that is a configuration error that turns every read into a
+// miss, logged at error level naming the secret.
+func (d *Deps) cacheFailed(ctx context.Context, msg string, err error, attrs ...any) {
+	attrs = append(attrs, "err", err.Error())
+	if redisconn.AuthFailed(err) {
+		d.Log.ErrorContext(ctx, msg+": Redis refused the login (the redis-password secret is wrong or missing)", attrs...)
+		return
+	}
+	d.Log.WarnContext(ctx, msg, attrs...)
 }
 
 // pushRounds bounds Push: a product that changes again after every one of
@@ -267,7 +280,7 @@ func (d *Deps) Cached(ctx context.Context, key string) ([]byte, int64, bool) {
 	}
 	body, version, ok, err := d.Cache.Get(ctx, key)
 	if err != nil {
-		d.Log.WarnContext(ctx, "product cache unavailable, reading the database", "err", err.Error())
+		d.cacheFailed(ctx, "product cache unavailable, reading the database", err)
 		return nil, 0, false
 	}
 	return body, version, ok
@@ -284,6 +297,6 @@ func (d *Deps) Remember(ctx context.Context, p catalog.Product) {
 		return
 	}
 	if _, err := d.Cache.Put(ctx, CacheKey(p), p.Version, body); err != nil {
-		d.Log.WarnContext(ctx, "product cache write failed", "product_id", p.ID, "err", err.Error())
+		d.cacheFailed(ctx, "product cache write failed", err, "product_id", p.ID)
 	}
 }

@@ -1,17 +1,23 @@
 package catalogenv_test
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/shopfaas/shop/internal/cache"
+	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/config/configtest"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/redisconn"
+	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
 	"github.com/shopfaas/shop/internal/search/pgsearch"
 )
 
@@ -39,4 +45,47 @@ func TestLoad(t *testing.T) {
 			}
 		},
 	})
+}
+
+// A product cache that Redis refuses to log in to (a wrong redis-password
+// secret) is a miss, as any cache failure is, but logged at error level
+// naming the secret and not the password: it is a configuration error, not
+// an outage to ride out. A Redis that cannot be reached stays a warning.
+func TestACacheRefusedItsLoginIsAMissLoggedAsAnError(t *testing.T) {
+	addr := redisconntest.Server(t, "catalogCachePassword")
+	for _, tt := range []struct {
+		name, addr, secret string
+		level              string
+	}{
+		{"wrong password", addr, "wrongPassword", "ERROR"},
+		{"unreachable", "127.0.0.1:1", "catalogCachePassword", "WARN"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := cache.New(cache.Config{Redis: redisconntest.FromSecret(t, tt.addr, tt.secret, redisconn.ConfigFrom),
+				Prefix: "product:", Timeout: 500 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var logged bytes.Buffer
+			d := &catalogenv.Deps{Cache: c, Log: slog.New(slog.NewJSONHandler(&logged, nil))}
+			ctx := context.Background()
+			if _, _, ok := d.Cached(ctx, "p"); ok {
+				t.Fatal("Cached: a hit")
+			}
+			d.Invalidate(ctx, catalog.Product{})
+			lines := strings.Split(strings.TrimSpace(logged.String()), "\n")
+			if len(lines) != 2 {
+				t.Fatalf("logged %q, want one line per failed call", logged.String())
+			}
+			for _, line := range lines {
+				if !strings.Contains(line, `"level":"`+tt.level+`"`) || strings.Contains(line, "wrongPassword") {
+					t.Errorf("logged %s: want level %s and no password", line, tt.level)
+				}
+				if tt.level == "ERROR" && !strings.Contains(line, "redis-password") {
+					t.Errorf("logged %s: want it to name the redis-password secret", line)
+				}
+			}
+		})
+	}
 }
