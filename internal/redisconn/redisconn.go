@@ -35,7 +35,9 @@ type Config struct {
 // ConfigFrom reads REDIS_ADDR (required) and the optional redis-password
 // secret from c; c collects the problems: REDIS_ADDR unset, or a secret
 // file that exists and cannot be read (taken as absent, every command would
-// fail with NOAUTH instead of the process naming the file at start).
+// fail with NOAUTH instead of the problem naming the file). A function
+// builds its dependencies lazily, so such a problem fails its build (each
+// request 503, /_/ready 503) while the process keeps running.
 func ConfigFrom(c *config.Reader) Config {
 	return Config{Addr: c.Required("REDIS_ADDR"), Password: c.OptionalSecret(PasswordSecret)}
 }
