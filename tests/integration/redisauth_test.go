@@ -25,7 +25,12 @@ import (
 // holds it as the redis-password secret (what the functions declare in
 // stack.yml): the cart lives in that Redis, and get-product's cache entry
 // too. With the secret empty, as in development, the same functions are
-// refused by that Redis and the cart answers 503.
+// refused by that Redis and the cart answers 503. The edge's rate limit
+// counts in that Redis too (Kong's {vault://env/shop-redis-password}): with
+// the secret the first cart write of a token carries RateLimit-Remaining
+// 119 of set-cart-item's 120 a minute; without it the count fails, the
+// request is let through (fault_tolerant) and no RateLimit header is sent,
+// so a 200 alone never shows the edge logged in.
 func TestTheCartWorksOnARedisThatRequiresThePasswordSecret(t *testing.T) {
 	const password = "itestRedisPassword"
 	addr := redisconntest.Server(t, password)
@@ -69,8 +74,13 @@ func TestTheCartWorksOnARedisThatRequiresThePasswordSecret(t *testing.T) {
 	user := uuid.Must(uuid.NewV7())
 	edge, token := start(password, user)
 	var v cart.View
-	if got := call(t, http.MethodPut, edge+"/cart/items/"+p.ID.String(), token, map[string]any{"quantity": 2}, &v); got != 200 {
+	got, h := callWith(t, http.MethodPut, edge+"/cart/items/"+p.ID.String(), token, nil, map[string]any{"quantity": 2}, &v)
+	if got != 200 {
 		t.Fatalf("set-cart-item with the secret: %d, want 200", got)
+	}
+	if limit, remaining := h.Get("RateLimit-Limit"), h.Get("RateLimit-Remaining"); limit != "120" || remaining != "119" {
+		t.Errorf("set-cart-item with the secret: RateLimit-Limit %q, RateLimit-Remaining %q; want 120 and 119 (the edge counted in Redis)",
+			limit, remaining)
 	}
 	if got := call(t, http.MethodGet, edge+"/cart", token, nil, &v); got != 200 || len(v.Items) != 1 || v.Total.Amount != 1400 {
 		t.Fatalf("get-cart with the secret: %d %+v", got, v)
@@ -84,5 +94,12 @@ func TestTheCartWorksOnARedisThatRequiresThePasswordSecret(t *testing.T) {
 	edge, token = start("", user)
 	if got := call(t, http.MethodGet, edge+"/cart", token, nil, nil); got != http.StatusServiceUnavailable {
 		t.Errorf("get-cart without the secret: %d, want 503 (Redis refuses it: NOAUTH)", got)
+	}
+	got, h = callWith(t, http.MethodPut, edge+"/cart/items/"+p.ID.String(), token, nil, map[string]any{"quantity": 1}, nil)
+	if got != http.StatusServiceUnavailable {
+		t.Errorf("set-cart-item without the secret: %d, want 503 (Redis refuses the function: NOAUTH)", got)
+	}
+	if r := h.Get("RateLimit-Remaining"); r != "" {
+		t.Errorf("set-cart-item without the secret: RateLimit-Remaining %q, want none (the edge's count is refused too)", r)
 	}
 }
