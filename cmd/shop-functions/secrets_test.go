@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/openfaas/go-sdk/stack"
 	"gopkg.in/yaml.v3"
 
 	"github.com/shopfaas/shop/dev/stackfile"
@@ -132,27 +133,13 @@ func TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds every function against PostgreSQL and Redis; -short was asked for")
 	}
-	s, err := stackfile.LoadEnv("../../stack.yml", func(k string) string {
-		if k == "SHOP_ENV" {
-			return "development"
-		}
-		return "" // the stack's defaults, not the caller's environment
-	})
-	if err != nil {
-		t.Fatal(err)
+	fns, missing := devFunctions(t)
+	for _, name := range missing {
+		t.Errorf("%s is in stack.yml but not in the registry", name)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	for _, name := range stackfile.Names(s) {
-		fn := s.Functions[name]
-		build, ok := functions[name]
-		if !ok {
-			t.Errorf("%s is in stack.yml but not in the registry", name)
-			continue
-		}
-		env, err := stackfile.Environment("../..", fn)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
+	for _, f := range fns {
+		name, fn, build, env := f.name, f.fn, f.build, f.env
 		if err := buildWith(build, name, env, fn.Secrets, log); err != nil {
 			t.Errorf("%s (secrets %v) does not build: %v", name, fn.Secrets, err)
 		}
@@ -167,6 +154,46 @@ func TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares(t *testing.T) {
 			}
 		}
 	}
+}
+
+// devFunction is a function of stack.yml as the development environment
+// deploys it: its entry, its Build from the registry and its environment.
+type devFunction struct {
+	name  string
+	fn    stack.Function
+	build fnhttp.Builder
+	env   map[string]string
+}
+
+// devFunctions reads stack.yml with SHOP_ENV=development and the stack's
+// defaults (not the caller's environment), and returns, in the stack's
+// order, every function the registry holds, and the names of those it
+// lacks.
+func devFunctions(t *testing.T) (fns []devFunction, missing []string) {
+	t.Helper()
+	s, err := stackfile.LoadEnv("../../stack.yml", func(k string) string {
+		if k == "SHOP_ENV" {
+			return "development"
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range stackfile.Names(s) {
+		fn := s.Functions[name]
+		build, ok := functions[name]
+		if !ok {
+			missing = append(missing, name)
+			continue
+		}
+		env, err := stackfile.Environment("../..", fn)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		fns = append(fns, devFunction{name: name, fn: fn, build: build, env: env})
+	}
+	return fns, missing
 }
 
 // buildWith builds a function with env and only the given secrets.
@@ -249,27 +276,11 @@ func TestTheMeiliKeyHoldersAreTheMeilisearchUsers(t *testing.T) {
 		t.Skip("builds every function against PostgreSQL and Redis; -short was asked for")
 	}
 	meili := newFakeMeili(t)
-	s, err := stackfile.LoadEnv("../../stack.yml", func(k string) string {
-		if k == "SHOP_ENV" {
-			return "development"
-		}
-		return ""
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fns, _ := devFunctions(t) // TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares reports what the registry lacks
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var users []string
-	for _, name := range stackfile.Names(s) {
-		fn := s.Functions[name]
-		build, ok := functions[name]
-		if !ok {
-			continue // TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares reports it
-		}
-		env, err := stackfile.Environment("../..", fn)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
+	for _, f := range fns {
+		name, fn, build, env := f.name, f.fn, f.build, f.env
 		env["MEILI_URL"] = meili.server.URL
 		if err := buildWith(build, name, env, fn.Secrets, log); err != nil {
 			t.Errorf("%s does not build with MEILI_URL set: %v", name, err)
@@ -307,29 +318,13 @@ func TestTheRedisPasswordHoldersAreTheRedisUsers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds every function against PostgreSQL; -short was asked for")
 	}
-	s, err := stackfile.LoadEnv("../../stack.yml", func(k string) string {
-		if k == "SHOP_ENV" {
-			return "development"
-		}
-		return ""
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fns, _ := devFunctions(t) // TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares reports what the registry lacks
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var users []string
-	for _, name := range stackfile.Names(s) {
-		fn := s.Functions[name]
-		build, ok := functions[name]
-		if !ok {
-			continue // TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares reports it
-		}
-		env, err := stackfile.Environment("../..", fn)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
+	for _, f := range fns {
+		name, fn, build, env := f.name, f.fn, f.build, f.env
 		delete(env, "REDIS_ADDR")
-		err = buildWith(build, name, env, fn.Secrets, log)
+		err := buildWith(build, name, env, fn.Secrets, log)
 		usesRedis := err != nil && strings.Contains(err.Error(), "REDIS_ADDR is required")
 		declares := slices.Contains(fn.Secrets, "redis-password")
 		switch {
