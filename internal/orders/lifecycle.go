@@ -84,6 +84,11 @@ func (o *Order) Fail(f Failure, now time.Time) (Change, error) {
 		return Change{}, fault.E(fault.Conflict, fault.CodeInvalidTransition,
 			fmt.Sprintf("an order that is %s cannot become %s", o.Status, f.Status))
 	}
+	if f.Reason == ReasonCancelled {
+		// Only Cancel gives it, to a confirmed order: the saga reads a
+		// cancelled order with it as one that was confirmed first.
+		return Change{}, fault.Internalf("orders: a pending order cannot fail as %q, which only Cancel gives", ReasonCancelled)
+	}
 	if err := o.MoveTo(f.Status, f.Reason, now); err != nil {
 		return Change{}, err
 	}

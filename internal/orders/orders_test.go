@@ -38,6 +38,22 @@ func TestStatusOnlyMovesForward(t *testing.T) {
 	}
 }
 
+// Only Cancel gives ReasonCancelled, to a confirmed order: the saga reads a
+// cancelled order with it as one that was confirmed first (its re-read after
+// a confirmation's lost answer), so a pending order may not fail with it.
+func TestOnlyCancelGivesReasonCancelled(t *testing.T) {
+	o := Order{Status: Pending}
+	if _, err := o.Fail(Failure{Status: Cancelled, Reason: ReasonCancelled}, time.Now()); fault.KindOf(err) != fault.Internal {
+		t.Fatalf("a pending order failed as %q: %v, %s", ReasonCancelled, err, o.Status)
+	}
+	if o.Status != Pending {
+		t.Errorf("status %s after a refused failure, want pending", o.Status)
+	}
+	if _, err := o.Fail(Failure{Status: Cancelled, Reason: ReasonOutOfStock}, time.Now()); err != nil || o.Status != Cancelled {
+		t.Errorf("out of stock: %v, %s", err, o.Status)
+	}
+}
+
 func validRequest() PlaceRequest {
 	return PlaceRequest{
 		Items:           []ItemRequest{{ProductID: uuid.MustParse("01900000-0000-7000-8000-000000000001"), Quantity: 2}},

@@ -228,11 +228,12 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 		return ch, err
 	})
 	if err != nil {
-		// Only this run could confirm the order (it holds the lease), so
-		// an order found confirmed — or cancelled by request, which only a
-		// confirmed order can be (orders.Order.Cancel), by its owner or an
-		// admin in the instant since — was confirmed by this run, and the
-		// timeline entries with it. An order cancelled for another reason
+		// An order found confirmed — or cancelled by request, which only a
+		// confirmed order can be (orders.Order.Cancel; Fail refuses that
+		// reason), by its owner or an admin in the instant since — was
+		// confirmed by this run (it holds the lease; were the lease run out,
+		// a recovery's confirmation would leave it just as confirmed), and
+		// the timeline entries with it. An order cancelled for another reason
 		// (out of stock, rejected) was failed from pending by a recovery
 		// that took it once this run's lease ran out: not confirmed.
 		stored, lerr := s.lookUp(ctx, sg.Order.ID, err)
