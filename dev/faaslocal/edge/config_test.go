@@ -114,3 +114,33 @@ func TestPluginConfigsDefaultToKongsAndKeepTheFilesValues(t *testing.T) {
 		t.Errorf("rate-limiting defaults (-want +got):\n%s", diff)
 	}
 }
+
+// A disabled plugin hides nothing: Kong skips disabled instances before it
+// picks the most specific one of each name, so a route's disabled limit
+// leaves its service's enabled one in force. Until the review of 2026-12-05
+// PluginsFor picked the route's instance first and then dropped it,
+// leaving the route with no limit at all.
+func TestADisabledPluginLeavesTheLessSpecificOneInForce(t *testing.T) {
+	decl, err := Parse([]byte(`
+_format_version: "3.0"
+services:
+  - name: notes
+    url: http://gateway:8080/function/notes
+    routes:
+      - name: post-note
+        paths: ["~/notes$"]
+        methods: [POST]
+        strip_path: false
+        plugins:
+          - {name: rate-limiting, enabled: false, config: {minute: 1, policy: local}}
+    plugins:
+      - {name: rate-limiting, config: {minute: 5, policy: local}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := decl.PluginsFor("notes", "post-note")
+	if len(ps) != 1 || ps[0].Name != "rate-limiting" || ps[0].Config["minute"] != 5 {
+		t.Fatalf("plugins for post-note: %+v, want the service's enabled limit of 5 a minute", ps)
+	}
+}

@@ -171,13 +171,17 @@ func chain(ps []Plugin, known map[string]kind, sc *scope) (func(http.Handler) ht
 }
 
 // PluginsFor returns the enabled plugins that apply to a route of a service,
-// as Kong resolves them: the most specific instance of each plugin name wins
-// (route, then service, then global). Empty service and route select the
-// global plugins.
+// as Kong resolves them: the most specific enabled instance of each plugin
+// name wins (route, then service, then global); a disabled one is skipped
+// first, as Kong's plugins iterator does, so it hides nothing. Empty service
+// and route select the global plugins.
 func (d *Declarative) PluginsFor(service, route string) []Plugin {
 	chosen := map[string]Plugin{}
 	rank := map[string]int{}
 	take := func(p Plugin, r int) {
+		if !p.enabled() {
+			return
+		}
 		if old, ok := rank[p.Name]; !ok || r > old {
 			chosen[p.Name], rank[p.Name] = p, r
 		}
@@ -209,9 +213,7 @@ func (d *Declarative) PluginsFor(service, route string) []Plugin {
 	}
 	out := make([]Plugin, 0, len(chosen))
 	for _, p := range chosen {
-		if p.enabled() {
-			out = append(out, p)
-		}
+		out = append(out, p)
 	}
 	return out
 }
