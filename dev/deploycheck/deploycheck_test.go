@@ -22,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shopfaas/shop/dev/stackfile"
+	"github.com/shopfaas/shop/internal/proctest"
 )
 
 func root(tb testing.TB) string {
@@ -996,19 +997,8 @@ func TestRedisStartsWithThePasswordSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	kongAcceptsTheSameSecrets(t, sh, append(refused, secret), secret)
-	cmd, out := start(secret)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("redis:\n%s", out.String())
-		}
-	})
+	cmd, _ := start(secret)
+	proctest.Start(t, cmd) // its output, not start's, is logged if the test fails
 	ask := func(password string, args ...any) (any, error) {
 		rdb := redis.NewClient(&redis.Options{Addr: addr, Password: password, MaxRetries: -1})
 		defer rdb.Close()

@@ -99,6 +99,19 @@ func pathParams(path string) []string {
 // its logs) from it, else from the host name, and a pod's host name on
 // Kubernetes is the pod's name (faas-netes sets no OPENFAAS_NAME).
 func TestEveryFunctionNamesItself(t *testing.T) {
+	eachFunctionOfBothStacks(t, func(file, name string, fn stack.Function) {
+		if got, ok := fn.Environment["OPENFAAS_NAME"]; !ok || got != name {
+			t.Errorf("%s: %s sets OPENFAAS_NAME %q (set: %v), want %q in its environment", file, name, got, ok, name)
+		}
+	})
+}
+
+// eachFunctionOfBothStacks calls check with every function of stack.yml and
+// of the generated stack.ce.yml (the stack's defaults, not the caller's
+// environment); a stack that fails to load or holds no function fails the
+// test.
+func eachFunctionOfBothStacks(t *testing.T, check func(file, name string, fn stack.Function)) {
+	t.Helper()
 	for _, file := range []string{"../../stack.yml", "../../stack.ce.yml"} {
 		s, err := stackfile.LoadEnv(file, func(string) string { return "" })
 		if err != nil {
@@ -108,9 +121,7 @@ func TestEveryFunctionNamesItself(t *testing.T) {
 			t.Fatalf("%s has no function", file)
 		}
 		for _, name := range stackfile.Names(s) {
-			if got, ok := s.Functions[name].Environment["OPENFAAS_NAME"]; !ok || got != name {
-				t.Errorf("%s: %s sets OPENFAAS_NAME %q (set: %v), want %q in its environment", file, name, got, ok, name)
-			}
+			check(file, name, s.Functions[name])
 		}
 	}
 }
@@ -128,28 +139,18 @@ func TestEveryFunctionIsProbedWhereItSaysItIsBuilt(t *testing.T) {
 		envKey        = "ready_path"
 		annotationKey = "com.openfaas.ready.http.path"
 	)
-	for _, file := range []string{"../../stack.yml", "../../stack.ce.yml"} {
-		s, err := stackfile.LoadEnv(file, func(string) string { return "" })
-		if err != nil {
-			t.Fatal(err)
+	eachFunctionOfBothStacks(t, func(file, name string, fn stack.Function) {
+		if got := fn.Environment[envKey]; got != fnserve.ReadyPath {
+			t.Errorf("%s: %s's environment sets %s %q, want %q (fnserve.ReadyPath)", file, name, envKey, got, fnserve.ReadyPath)
 		}
-		if len(s.Functions) == 0 {
-			t.Fatalf("%s has no function", file)
+		var got string
+		if fn.Annotations != nil {
+			got = (*fn.Annotations)[annotationKey]
 		}
-		for _, name := range stackfile.Names(s) {
-			fn := s.Functions[name]
-			if got := fn.Environment[envKey]; got != fnserve.ReadyPath {
-				t.Errorf("%s: %s's environment sets %s %q, want %q (fnserve.ReadyPath)", file, name, envKey, got, fnserve.ReadyPath)
-			}
-			var got string
-			if fn.Annotations != nil {
-				got = (*fn.Annotations)[annotationKey]
-			}
-			if got != fnserve.ReadyPath {
-				t.Errorf("%s: %s's annotation %s is %q, want %q (the watchdog's /_/ready)", file, name, annotationKey, got, fnserve.ReadyPath)
-			}
+		if got != fnserve.ReadyPath {
+			t.Errorf("%s: %s's annotation %s is %q, want %q (the watchdog's /_/ready)", file, name, annotationKey, got, fnserve.ReadyPath)
 		}
-	}
+	})
 }
 
 // substLine is a line of a stack file's environment whose value is a single

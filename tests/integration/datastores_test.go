@@ -20,6 +20,7 @@ import (
 	"github.com/shopfaas/shop/dev/deploycheck"
 	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/proctest"
 	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
 )
 
@@ -415,23 +416,9 @@ func exporterBinary(t *testing.T, names ...string) string {
 // and logged if the test failed; done is closed once it has exited.
 func startProcess(t *testing.T, env []string, bin string, args ...string) (out *runtimetest.Output, done <-chan struct{}) {
 	t.Helper()
-	out = &runtimetest.Output{}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("%s %v:\n%s", filepath.Base(bin), args, out.String())
-		}
-	})
-	return out, exited
+	return proctest.Start(t, cmd)
 }
 
 // freeAddrs are n different loopback addresses no one listens on right now

@@ -31,6 +31,7 @@ import (
 	"github.com/shopfaas/shop/dev/faaslocal"
 	"github.com/shopfaas/shop/dev/faaslocal/secrets"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/proctest"
 )
 
 // Options choose what the runtime runs.
@@ -329,22 +330,5 @@ func (w *testWriter) close() {
 }
 
 // Output collects a process's or a runtime's output for a test: an io.Writer
-// safe for concurrent writers, read back with String.
-type Output struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-// Write implements io.Writer.
-func (o *Output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-// String returns everything written so far.
-func (o *Output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
+// safe for concurrent writers, read back with String (proctest.Output).
+type Output = proctest.Output

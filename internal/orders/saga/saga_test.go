@@ -1696,6 +1696,30 @@ func (e *env) withFaults(t *testing.T) (*saga.Saga, *pgtest.Faults) {
 	return e.over(t, pool), f
 }
 
+// placeBreakingConfirmation places an order of e's user through a saga
+// whose confirmation's round trip breaks — after its COMMIT when committed,
+// before the statement reaches the server otherwise — and runs then with the
+// order's id in the instant before the saga reads the order again. It fails
+// the test unless the break happened.
+func (e *env) placeBreakingConfirmation(t *testing.T, committed bool, then func(id uuid.UUID)) (orders.Checkout, error) {
+	t.Helper()
+	s, f := e.withFaults(t)
+	ctx := context.Background()
+	f.Arm(pgtest.Fault{Marker: "WITH u AS (UPDATE orders SET status", Committed: committed, Then: func() {
+		var id uuid.UUID
+		if err := e.pool.QueryRow(ctx, `SELECT id FROM orders WHERE user_id = $1`, e.user.UserID).Scan(&id); err != nil {
+			t.Error(err)
+			return
+		}
+		then(id)
+	}})
+	res, err := s.Place(ctx, e.user, e.request(2, "tok_visa"), "")
+	if f.Fired() != 1 {
+		t.Fatal("the confirmation was not broken: the test proves nothing")
+	}
+	return res, err
+}
+
 // over returns a saga configured as e's whose orders store is on pool (the
 // same database through another pool).
 func (e *env) over(t *testing.T, pool *pgxpool.Pool) *saga.Saga {
@@ -2376,22 +2400,11 @@ func TestALostAnswerOfTheConfirmationStillEmptiesTheCart(t *testing.T) {
 // had ended, and wrote the steps' entries (reserve, charge) a second time.
 func TestALostConfirmationCancelledSinceIsNotWrittenAgain(t *testing.T) {
 	e := setup(t, nil)
-	s, f := e.withFaults(t)
-	ctx := context.Background()
-	f.Arm(pgtest.Fault{Marker: "WITH u AS (UPDATE orders SET status", Committed: true, Then: func() {
-		var id uuid.UUID
-		if err := e.pool.QueryRow(ctx, `SELECT id FROM orders WHERE user_id = $1`, e.user.UserID).Scan(&id); err != nil {
-			t.Error(err)
-			return
-		}
-		if _, err := e.saga.Cancel(ctx, e.user, id); err != nil {
+	res, err := e.placeBreakingConfirmation(t, true, func(id uuid.UUID) {
+		if _, err := e.saga.Cancel(context.Background(), e.user, id); err != nil {
 			t.Errorf("the owner's cancellation: %v", err)
 		}
-	}})
-	res, err := s.Place(ctx, e.user, e.request(2, "tok_visa"), "")
-	if f.Fired() != 1 {
-		t.Fatal("the confirmation was not broken: the test proves nothing")
-	}
+	})
 	if err != nil || res.Outcome() != orders.OutcomeCancelled {
 		t.Fatalf("place: %s %v, want the order as it is, cancelled", res.Outcome(), err)
 	}
@@ -2412,24 +2425,13 @@ func TestALostConfirmationCancelledSinceIsNotWrittenAgain(t *testing.T) {
 // and the charge's entries.
 func TestALostConfirmationFailedSinceByAnotherIsNotTakenAsConfirmed(t *testing.T) {
 	e := setup(t, nil)
-	s, f := e.withFaults(t)
-	ctx := context.Background()
-	f.Arm(pgtest.Fault{Marker: "WITH u AS (UPDATE orders SET status", Then: func() {
-		var id uuid.UUID
-		if err := e.pool.QueryRow(ctx, `SELECT id FROM orders WHERE user_id = $1`, e.user.UserID).Scan(&id); err != nil {
-			t.Error(err)
-			return
-		}
-		if _, err := e.store.Update(ctx, id, func(o *orders.Order) (orders.Change, error) {
+	res, err := e.placeBreakingConfirmation(t, false, func(id uuid.UUID) {
+		if _, err := e.store.Update(context.Background(), id, func(o *orders.Order) (orders.Change, error) {
 			return o.Fail(orders.Failure{Status: orders.Cancelled, Reason: orders.ReasonOutOfStock, Detail: "not enough stock"}, time.Now())
 		}); err != nil {
 			t.Errorf("the other driver's failure: %v", err)
 		}
-	}})
-	res, err := s.Place(ctx, e.user, e.request(2, "tok_visa"), "")
-	if f.Fired() != 1 {
-		t.Fatal("the confirmation was not broken: the test proves nothing")
-	}
+	})
 	if err != nil || res.Outcome() != orders.OutcomePending {
 		t.Fatalf("place: %s %v, want pending: the confirmation was not written, so the run cannot answer how the order ended", res.Outcome(), err)
 	}

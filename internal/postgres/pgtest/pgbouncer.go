@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/shopfaas/shop/internal/proctest"
 )
 
 // PgBouncer starts a real PgBouncer in transaction mode in front of the
@@ -70,18 +72,7 @@ ignore_startup_parameters = extra_float_digits
 	if os.Geteuid() == 0 {
 		args = append([]string{"-u", "nobody"}, args...) // it refuses to run as root
 	}
-	cmd := exec.Command(bin, args...)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	tb.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
+	out, exited := proctest.Start(tb, exec.Command(bin, args...))
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		select { // first: another process may have taken the port meanwhile

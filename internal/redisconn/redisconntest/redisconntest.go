@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/proctest"
 	"github.com/shopfaas/shop/internal/redisconn"
 )
 
@@ -58,23 +59,7 @@ func Server(tb testing.TB, password string, args ...string) string {
 	} else {
 		cmd.Stdin = strings.NewReader("")
 	}
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	stop := func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-	tb.Cleanup(func() {
-		stop()
-		if tb.Failed() {
-			tb.Logf("redis-server on %s:\n%s", addr, out.String())
-		}
-	})
+	out, exited := proctest.Start(tb, cmd)
 	rdb := redis.NewClient(&redis.Options{Addr: addr, Password: password, MaxRetries: -1})
 	defer rdb.Close()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -90,7 +75,6 @@ func Server(tb testing.TB, password string, args ...string) string {
 			return addr
 		}
 		if time.Now().After(deadline) {
-			stop()
 			tb.Fatalf("redis-server did not answer on %s within 10 s: %v\n%s", addr, err, out.String())
 		}
 	}

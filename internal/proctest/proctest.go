@@ -1,0 +1,54 @@
+// Package proctest starts a helper process for a test — a private Redis, a
+// PgBouncer, an exporter — and stops it when the test ends, keeping its
+// output for the test's log.
+package proctest
+
+import (
+	"bytes"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// Output collects a process's output; safe to read while it is written.
+type Output struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (o *Output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.Write(p)
+}
+
+// String returns everything written so far.
+func (o *Output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
+
+// Start starts cmd with its standard output and error in out, and kills it
+// when the test ends, logging out if the test failed. exited is closed once
+// the process has exited (on its own, or killed).
+func Start(tb testing.TB, cmd *exec.Cmd) (out *Output, exited <-chan struct{}) {
+	tb.Helper()
+	out = &Output{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	tb.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		if tb.Failed() {
+			tb.Logf("%s %v:\n%s", filepath.Base(cmd.Path), cmd.Args[1:], out.String())
+		}
+	})
+	return out, done
+}
