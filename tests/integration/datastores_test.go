@@ -394,21 +394,10 @@ func writeHostMemory(t *testing.T, procfs string, availableKiB, oomKills int) {
 }
 
 // exporterBinary finds the first of names on PATH (Debian's package names
-// first): missing, the test skips unless SHOP_REQUIRE_EXPORTERS is set
-// (.ci/run sets it), then it fails.
+// first): missing, the test fails (skipped with -short).
 func exporterBinary(t *testing.T, names ...string) string {
 	t.Helper()
-	for _, n := range names {
-		if bin, err := exec.LookPath(n); err == nil {
-			return bin
-		}
-	}
-	const install = "Debian: apt-get install prometheus-postgres-exporter prometheus-redis-exporter prometheus-node-exporter redis-server"
-	if os.Getenv("SHOP_REQUIRE_EXPORTERS") != "" {
-		t.Fatalf("SHOP_REQUIRE_EXPORTERS is set and none of %v is installed (%s)", names, install)
-	}
-	t.Skipf("none of %v is installed (%s); set SHOP_REQUIRE_EXPORTERS=1 to fail instead of skipping", names, install)
-	return ""
+	return proctest.Binary(t, "Debian: apt-get install prometheus-postgres-exporter prometheus-redis-exporter prometheus-node-exporter redis-server", names...)
 }
 
 // startProcess starts bin with args and env added to the test's

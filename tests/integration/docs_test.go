@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -20,22 +19,13 @@ import (
 
 	"github.com/shopfaas/shop/dev/docassets"
 	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
+	"github.com/shopfaas/shop/internal/proctest"
 )
 
-// chromium is Debian's Chromium, or a skip when it is missing and
-// SHOP_REQUIRE_BROWSER is unset (CI sets it, and installs chromium: .ci/run).
+// chromium is Debian's Chromium: missing, the test fails (skipped with -short).
 func chromium(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("SHOP_REQUIRE_BROWSER") != "" {
-		t.Fatal("chromium is not installed and SHOP_REQUIRE_BROWSER is set (apt-get install chromium)")
-	}
-	t.Skip("chromium is not installed (apt-get install chromium; SHOP_REQUIRE_BROWSER=1 makes this a failure)")
-	return ""
+	return proctest.Binary(t, "Debian: apt-get install chromium", "chromium", "chromium-browser")
 }
 
 // TestAPIReferencePageCallsTheEdge opens the API reference the local edge
@@ -155,12 +145,13 @@ func TestAPIReferencePageCallsTheEdge(t *testing.T) {
 
 // vendorDocs vendors the page's assets (make api-docs) before any test
 // builds the functions binary, which embeds them in api-docs: when they are
-// missing and Chromium is there to test the page (or SHOP_REQUIRE_BROWSER
-// asks for it). Without them api-docs still serves the document.
+// missing and Chromium is there to test the page (without it the page's test
+// fails, or is skipped with -short). Without them api-docs still serves the
+// document.
 func vendorDocs() error {
 	_, err1 := exec.LookPath("chromium")
 	_, err2 := exec.LookPath("chromium-browser")
-	if err1 != nil && err2 != nil && os.Getenv("SHOP_REQUIRE_BROWSER") == "" {
+	if err1 != nil && err2 != nil {
 		return nil
 	}
 	if dir := docassets.Dir("../.."); !docassets.Present(dir) { // the module root

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/proctest"
 )
 
 // metricsFunctions are the functions a checkout, a decline, a conflict, a
@@ -459,21 +459,11 @@ func TestAlertSignals(t *testing.T) {
 	}
 }
 
-// prometheusBinary finds Debian's prometheus: missing, the test skips unless
-// SHOP_REQUIRE_PROMETHEUS is set (.ci/run sets it), then it fails.
+// prometheusBinary finds Debian's prometheus: missing, the test fails
+// (skipped with -short, as is the local runtime it scrapes).
 func prometheusBinary(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts the local runtime and Prometheus; -short was asked for")
-	}
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		if os.Getenv("SHOP_REQUIRE_PROMETHEUS") != "" {
-			t.Fatalf("SHOP_REQUIRE_PROMETHEUS is set and the prometheus binary is missing (Debian: apt-get install prometheus): %v", err)
-		}
-		t.Skip("the prometheus binary is missing (Debian: apt-get install prometheus); set SHOP_REQUIRE_PROMETHEUS=1 to fail instead of skipping")
-	}
-	return bin
+	return proctest.Binary(t, "Debian: apt-get install prometheus", "prometheus")
 }
 
 // prometheus is a Prometheus server the test started.

@@ -26,20 +26,11 @@ import (
 // every role); rawURL's own user always may.
 //
 // It needs the pgbouncer binary (Debian: apt-get install pgbouncer). Without
-// it the test is skipped, unless SHOP_REQUIRE_PGBOUNCER is set (.ci/run sets
-// it): then it fails.
+// it the test fails (skipped with -short).
 func PgBouncer(tb testing.TB, rawURL, query string, users ...string) string {
 	tb.Helper()
-	bin, err := exec.LookPath("pgbouncer")
-	if err != nil { // Debian installs it in /usr/sbin, on root's PATH only
-		bin, err = exec.LookPath("/usr/sbin/pgbouncer")
-	}
-	if err != nil {
-		if os.Getenv("SHOP_REQUIRE_PGBOUNCER") != "" {
-			tb.Fatalf("SHOP_REQUIRE_PGBOUNCER is set and the pgbouncer binary is missing (Debian: apt-get install pgbouncer): %v", err)
-		}
-		tb.Skip("pgbouncer is not installed (Debian: apt-get install pgbouncer; set SHOP_REQUIRE_PGBOUNCER to fail instead)")
-	}
+	// Debian installs it in /usr/sbin, on root's PATH only.
+	bin := proctest.Binary(tb, "Debian: apt-get install pgbouncer", "pgbouncer", "/usr/sbin/pgbouncer")
 	cc, err := pgx.ParseConfig(rawURL)
 	if err != nil {
 		tb.Fatal(err)

@@ -38,13 +38,7 @@ import (
 // for. With -short the test is skipped.
 func Server(tb testing.TB, password string, args ...string) string {
 	tb.Helper()
-	if testing.Short() {
-		tb.Skip("starts a redis-server of its own; -short was asked for")
-	}
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		tb.Fatalf("redis-server is required: apt-get install -y redis-server (.ci/run installs it): %v", err)
-	}
+	bin := proctest.Binary(tb, "Debian: apt-get install redis-server", "redis-server")
 	if strings.Trim(password, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != "" {
 		tb.Fatalf("redisconntest: a password of letters and digits only, as docker-compose.yml's redis service accepts")
 	}
