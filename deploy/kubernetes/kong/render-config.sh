@@ -1,0 +1,60 @@
+#!/bin/sh
+# Renders Kong's declarative configuration for Kubernetes from
+# gateway/kong.yml into deploy/kubernetes/kong/kong.yml, which
+# kustomization.yaml turns into the ConfigMap kong-config
+# (docs/deploy-kubernetes.md, "Kong as ingress"). Run it from the
+# repository's root, again after every change of gateway/kong.yml and every
+# rotation of the token keys, then kubectl apply -k deploy/kubernetes:
+#
+#   REDIS_HOST=redis.example.internal \
+#   OTLP_ENDPOINT=http://jaeger.observability.svc.cluster.local:4318 \
+#     sh deploy/kubernetes/kong/render-config.sh
+#
+# What it changes, nothing else (dev/kubecheck checks that undoing these
+# gives gateway/kong.yml back):
+#   - every service's http://gateway:8080 becomes http://gateway.openfaas:8080
+#     (a short name resolves only in Kong's own namespace, and the gateway is
+#     the Service gateway of openfaas);
+#   - the rate limits' Redis, host redis and port 6379 on faasd, becomes
+#     REDIS_HOST and REDIS_PORT (6379 unless set): REDIS_ADDR's of
+#     env/kubernetes.yml;
+#   - the opentelemetry plugin's http://jaeger:4318 becomes OTLP_ENDPOINT
+#     (OTEL_EXPORTER_OTLP_ENDPOINT of env/kubernetes.yml);
+#   - the jwt credential's {vault://env/shop-jwt-verify-key} becomes the
+#     public key of JWT_VERIFY_KEY (secrets/jwt-verify-key unless set), as
+#     docs/deploy-faasd.md step 4 renders it: Kong 3.9 does not resolve a
+#     vault reference in a jwt credential. A public key, so the ConfigMap may
+#     hold it; Kong never gets jwt-signing-key.
+# The Redis password stays {vault://env/shop-redis-password}: Kong resolves
+# it from SHOP_REDIS_PASSWORD (the Secret kong-credentials).
+# KONG_YML and OUT name other files (tests; gateway/kong.yml and
+# deploy/kubernetes/kong/kong.yml unless set).
+set -eu
+: "${REDIS_HOST:?set REDIS_HOST to your Redis host (REDIS_ADDR of env/kubernetes.yml without the port)}"
+: "${OTLP_ENDPOINT:?set OTLP_ENDPOINT to your OTLP/HTTP collector (OTEL_EXPORTER_OTLP_ENDPOINT of env/kubernetes.yml)}"
+REDIS_PORT=${REDIS_PORT:-6379}
+JWT_VERIFY_KEY=${JWT_VERIFY_KEY:-secrets/jwt-verify-key}
+KONG_YML=${KONG_YML:-gateway/kong.yml}
+OUT=${OUT:-deploy/kubernetes/kong/kong.yml}
+case $REDIS_HOST$REDIS_PORT$OTLP_ENDPOINT in
+*'|'* | *'\'* | *'&'*) echo "render-config.sh: REDIS_HOST, REDIS_PORT and OTLP_ENDPOINT may not hold |, \\ or &" >&2; exit 1 ;;
+esac
+grep -q -- '-----BEGIN PUBLIC KEY-----' "$JWT_VERIFY_KEY" || {
+	echo "render-config.sh: $JWT_VERIFY_KEY holds no PEM public key" >&2
+	exit 1
+}
+key=$(sed -n '1,/-----END PUBLIC KEY-----/p' "$JWT_VERIFY_KEY" | awk '{printf "%s\\\\n", $0}')
+tmp=$OUT.tmp
+sed -e 's|http://gateway:8080/|http://gateway.openfaas:8080/|' \
+	-e "s|^\( *\)host: redis\$|\1host: $REDIS_HOST|" \
+	-e "s|^\( *\)port: 6379\$|\1port: $REDIS_PORT|" \
+	-e "s|http://jaeger:4318/|${OTLP_ENDPOINT%/}/|" \
+	-e "s|{vault://env/shop-jwt-verify-key}|$key|" \
+	"$KONG_YML" >"$tmp"
+if grep -n -e '//gateway:' -e 'host: redis$' -e '//jaeger:' -e 'vault://env/shop-jwt-verify-key' "$tmp" >&2; then
+	rm -f "$tmp"
+	echo "render-config.sh: the lines above still name faasd's services" >&2
+	exit 1
+fi
+mv "$tmp" "$OUT"
+echo "wrote $OUT"
