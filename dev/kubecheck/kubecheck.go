@@ -1,0 +1,595 @@
+// Package kubecheck is the CI check of the Kubernetes manifests of
+// deploy/kubernetes: no cluster runs here, so every document is decoded
+// strictly into the Kubernetes API types (an unknown or misspelt field fails),
+// and each Deployment is held against its source of truth — the connectors'
+// and Kong's services in docker-compose.yml, the secrets the connectors'
+// code reads, the labels the scrape configuration reads — so that the two
+// deployments cannot drift apart. Each Check function returns one error per
+// finding, so a test can show every problem at once and a variant of a
+// manifest can prove each check fails.
+package kubecheck
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	kjson "sigs.k8s.io/json"
+	k8syaml "sigs.k8s.io/yaml"
+
+	"github.com/shopfaas/shop/dev/deploycheck"
+)
+
+// Dir is the manifests' folder, relative to the module root.
+const Dir = "deploy/kubernetes"
+
+// KustomizationFile is the kustomization of Dir (not a Kubernetes object).
+const KustomizationFile = "kustomization.yaml"
+
+// Manifests are the objects of every manifest file of Dir, decoded.
+type Manifests struct {
+	// Files lists the manifest files read, slash-separated and relative to
+	// the folder, sorted (the kustomization is not one).
+	Files []string
+	// Deployments maps namespace/name to the Deployment.
+	Deployments map[string]*appsv1.Deployment
+	// Services maps namespace/name to the Service.
+	Services map[string]*corev1.Service
+	// NetworkPolicies lists the NetworkPolicies in file order.
+	NetworkPolicies []*networkingv1.NetworkPolicy
+}
+
+// Load reads every *.yaml file under dir but the kustomization, strictly.
+func Load(dir string) (*Manifests, error) {
+	m := &Manifests{Deployments: map[string]*appsv1.Deployment{}, Services: map[string]*corev1.Service{}}
+	var errs []error
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Ext(p) != ".yaml" {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if rel == KustomizationFile {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		m.Files = append(m.Files, rel)
+		if err := m.Decode(rel, b); err != nil {
+			errs = append(errs, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(m.Files)
+	return m, errors.Join(errs...)
+}
+
+var documentSeparator = regexp.MustCompile(`(?m)^---[ \t]*$`)
+
+// Decode adds the objects of one manifest file, named name, to m. Each
+// document is decoded as the API server's strict field validation decodes
+// it (YAML to JSON refusing duplicate keys, then sigs.k8s.io/json's
+// case-sensitive strict decoding) into the API type its apiVersion and kind
+// name: an unknown, misspelt (a field name differing only in case
+// included) or repeated field fails. Each must name its namespace: the
+// folder is applied as a whole, never into the current namespace.
+func (m *Manifests) Decode(name string, b []byte) error {
+	var errs []error
+	for i, doc := range documentSeparator.Split(string(b), -1) {
+		if strings.TrimSpace(stripComments(doc)) == "" {
+			continue
+		}
+		where := fmt.Sprintf("%s, document %d", name, i+1)
+		var head struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+		}
+		if err := k8syaml.Unmarshal([]byte(doc), &head); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			continue
+		}
+		var obj interface {
+			GetNamespace() string
+			GetName() string
+		}
+		switch head.APIVersion + " " + head.Kind {
+		case "apps/v1 Deployment":
+			obj = &appsv1.Deployment{}
+		case "v1 Service":
+			obj = &corev1.Service{}
+		case "networking.k8s.io/v1 NetworkPolicy":
+			obj = &networkingv1.NetworkPolicy{}
+		default:
+			errs = append(errs, fmt.Errorf("%s: %s %s is not a kind this check knows (apps/v1 Deployment, v1 Service, networking.k8s.io/v1 NetworkPolicy)", where, head.APIVersion, head.Kind))
+			continue
+		}
+		j, err := k8syaml.YAMLToJSONStrict([]byte(doc))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			continue
+		}
+		strict, err := kjson.UnmarshalStrict(j, obj)
+		if err == nil {
+			err = errors.Join(strict...)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			continue
+		}
+		if obj.GetNamespace() == "" || obj.GetName() == "" {
+			errs = append(errs, fmt.Errorf("%s: %s without metadata.name and metadata.namespace", where, head.Kind))
+			continue
+		}
+		key := obj.GetNamespace() + "/" + obj.GetName()
+		switch o := obj.(type) {
+		case *appsv1.Deployment:
+			if _, dup := m.Deployments[key]; dup {
+				errs = append(errs, fmt.Errorf("%s: Deployment %s twice", where, key))
+			}
+			m.Deployments[key] = o
+		case *corev1.Service:
+			if _, dup := m.Services[key]; dup {
+				errs = append(errs, fmt.Errorf("%s: Service %s twice", where, key))
+			}
+			m.Services[key] = o
+		case *networkingv1.NetworkPolicy:
+			m.NetworkPolicies = append(m.NetworkPolicies, o)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// stripComments drops the comment lines of a YAML document, so that a
+// document of comments only counts as empty.
+func stripComments(doc string) string {
+	var out []string
+	for _, l := range strings.Split(doc, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// Kustomization is the part of kustomization.yaml the folder uses; any other
+// field fails the decoding (Load's strictness, for kustomize's own schema).
+type Kustomization struct {
+	APIVersion string   `yaml:"apiVersion"`
+	Kind       string   `yaml:"kind"`
+	Resources  []string `yaml:"resources"`
+	// ConfigMapGenerator generates Kong's ConfigMap from the rendered file.
+	ConfigMapGenerator []struct {
+		Name      string   `yaml:"name"`
+		Namespace string   `yaml:"namespace"`
+		Files     []string `yaml:"files"`
+	} `yaml:"configMapGenerator"`
+	// Images are the placeholders of the connectors' images.
+	Images []struct {
+		Name    string `yaml:"name"`
+		NewName string `yaml:"newName"`
+		NewTag  string `yaml:"newTag"`
+	} `yaml:"images"`
+}
+
+// LoadKustomization decodes a kustomization, refusing unknown fields.
+func LoadKustomization(b []byte) (Kustomization, error) {
+	var k Kustomization
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&k); err != nil {
+		return Kustomization{}, fmt.Errorf("%s: %w", KustomizationFile, err)
+	}
+	return k, nil
+}
+
+// CheckKustomization reports a manifest file the kustomization leaves out
+// (or a resource that is no file), a Deployment's ConfigMap it does not
+// generate, and a Deployment image under images: that no Deployment runs.
+func CheckKustomization(k Kustomization, m *Manifests) []error {
+	var errs []error
+	if k.APIVersion != "kustomize.config.k8s.io/v1beta1" || k.Kind != "Kustomization" {
+		errs = append(errs, fmt.Errorf("%s: apiVersion %q kind %q, want kustomize.config.k8s.io/v1beta1 Kustomization", KustomizationFile, k.APIVersion, k.Kind))
+	}
+	res := slices.Sorted(slices.Values(k.Resources))
+	if !slices.Equal(res, m.Files) {
+		errs = append(errs, fmt.Errorf("%s: resources %v, want every manifest file of the folder %v", KustomizationFile, res, m.Files))
+	}
+	generated := map[string]bool{}
+	for _, g := range k.ConfigMapGenerator {
+		generated[g.Namespace+"/"+g.Name] = true
+	}
+	images := map[string]bool{}
+	for _, key := range sortedKeys(m.Deployments) {
+		d := m.Deployments[key]
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.ConfigMap != nil && !generated[d.Namespace+"/"+v.ConfigMap.Name] {
+				errs = append(errs, fmt.Errorf("deployment %s: ConfigMap %s is not generated by %s", key, v.ConfigMap.Name, KustomizationFile))
+			}
+		}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			images[repository(c.Image)] = true
+		}
+	}
+	for _, im := range k.Images {
+		if !images[im.Name] {
+			errs = append(errs, fmt.Errorf("%s: image %s is run by no Deployment", KustomizationFile, im.Name))
+		}
+	}
+	return errs
+}
+
+// repository is an image reference without its tag or digest.
+func repository(image string) string {
+	if i := strings.Index(image, "@"); i >= 0 {
+		image = image[:i]
+	}
+	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
+		image = image[:i]
+	}
+	return image
+}
+
+// Container returns the Deployment's container named name.
+func Container(d *appsv1.Deployment, name string) (*corev1.Container, error) {
+	for i := range d.Spec.Template.Spec.Containers {
+		if c := &d.Spec.Template.Spec.Containers[i]; c.Name == name {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("deployment %s: no container %s", d.Name, name)
+}
+
+// CheckConnectorEnv reports how container c's environment differs from the
+// compose service's: the variable names must be the same, but for extra
+// (set on Kubernetes only, e.g. FUNCTION_URL_TEMPLATE); a value may differ
+// only in a URL's host (a compose service name there, a fully qualified name
+// here), its scheme's TLS form (amqps for amqp) and its sslmode (require
+// where compose says disable); every host must be fully qualified; and no
+// value may come from anywhere but the manifest (secrets are files).
+func CheckConnectorEnv(name string, c *corev1.Container, svc deploycheck.Service, extra ...string) []error {
+	var errs []error
+	fail := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("deployment %s: "+format, append([]any{name}, args...)...))
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil {
+			fail("%s comes from valueFrom: a connector reads its secrets from SECRETS_DIR, never from its environment", e.Name)
+			continue
+		}
+		if _, dup := env[e.Name]; dup {
+			fail("%s is set twice", e.Name)
+		}
+		env[e.Name] = e.Value
+	}
+	if len(c.EnvFrom) > 0 {
+		fail("envFrom sets variables no check can see")
+	}
+	for _, k := range sortedKeys(svc.Environment) {
+		v, ok := env[k]
+		if !ok {
+			fail("docker-compose.yml's service sets %s, the Deployment does not", k)
+			continue
+		}
+		if why := sameSetting(svc.Environment[k], v); why != "" {
+			fail("%s is %q, docker-compose.yml's %q: %s", k, v, svc.Environment[k], why)
+		}
+	}
+	for _, k := range sortedKeys(env) {
+		if _, ok := svc.Environment[k]; !ok && !slices.Contains(extra, k) {
+			fail("sets %s, which docker-compose.yml's service does not (nor is it a documented Kubernetes-only setting)", k)
+		}
+	}
+	for _, ep := range deploycheck.Endpoints(env, "Deployment "+name) {
+		if !strings.Contains(ep.Host, ".") {
+			fail("%s: host %s is not fully qualified (a short name resolves only in the pod's own namespace, and compose's service names not at all)", ep.From, ep.Host)
+		}
+	}
+	return errs
+}
+
+// sameSetting says why a Kubernetes value is not the compose value with
+// only its host (and TLS) changed, or "" when it is.
+func sameSetting(compose, kube string) string {
+	if compose == kube {
+		return ""
+	}
+	cu, err1 := url.Parse(compose)
+	ku, err2 := url.Parse(kube)
+	if err1 != nil || err2 != nil || cu.Scheme == "" || cu.Host == "" {
+		return "only a URL's host may differ"
+	}
+	norm := func(u *url.URL) string {
+		v := *u
+		v.Host = v.Port()
+		if v.Scheme == "amqps" {
+			v.Scheme = "amqp"
+		}
+		q := v.Query()
+		if q.Get("sslmode") == "require" {
+			q.Set("sslmode", "disable")
+		}
+		v.RawQuery = q.Encode()
+		return v.String()
+	}
+	if norm(cu) != norm(ku) {
+		return "only the host, amqp→amqps and sslmode=require may differ"
+	}
+	return ""
+}
+
+// SecretFiles returns the files a container finds in the folder dir: the keys
+// (paths) of the Secrets of the volume mounted there, with the Secret each
+// comes from.
+func SecretFiles(d *appsv1.Deployment, c *corev1.Container, dir string) (map[string]string, error) {
+	var volume string
+	for _, vm := range c.VolumeMounts {
+		if vm.MountPath == dir {
+			volume = vm.Name
+		}
+	}
+	if volume == "" {
+		return nil, fmt.Errorf("deployment %s: nothing is mounted at %s", d.Name, dir)
+	}
+	files := map[string]string{}
+	add := func(secret string, items []corev1.KeyToPath) error {
+		if len(items) == 0 {
+			return fmt.Errorf("deployment %s: Secret %s is mounted whole: list its keys (items), so that only the connector's own are there", d.Name, secret)
+		}
+		for _, it := range items {
+			if it.Path != it.Key {
+				return fmt.Errorf("deployment %s: Secret %s's key %s is mounted as %s: the file must have the secret's name", d.Name, secret, it.Key, it.Path)
+			}
+			files[it.Path] = secret
+		}
+		return nil
+	}
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Name != volume {
+			continue
+		}
+		switch {
+		case v.Secret != nil:
+			if err := add(v.Secret.SecretName, v.Secret.Items); err != nil {
+				return nil, err
+			}
+		case v.Projected != nil:
+			for _, s := range v.Projected.Sources {
+				if s.Secret == nil {
+					return nil, fmt.Errorf("deployment %s: volume %s projects something other than a Secret", d.Name, volume)
+				}
+				if err := add(s.Secret.Name, s.Secret.Items); err != nil {
+					return nil, err
+				}
+			}
+		default:
+			return nil, fmt.Errorf("deployment %s: volume %s is neither a Secret nor a projection of Secrets", d.Name, volume)
+		}
+	}
+	return files, nil
+}
+
+// CheckSecretFiles reports the difference between the secret files a
+// connector finds in its SECRETS_DIR and the compose service's (the files
+// it binds under that folder), and every file of need (the secrets its code
+// reads) that is missing.
+func CheckSecretFiles(name string, files map[string]string, svc deploycheck.Service, need ...string) []error {
+	var errs []error
+	dir := svc.Environment["SECRETS_DIR"]
+	compose := map[string]bool{}
+	for _, v := range svc.Volumes {
+		if path.Dir(v.Target) == dir {
+			compose[path.Base(v.Target)] = true
+		}
+	}
+	for _, f := range sortedKeys(compose) {
+		if _, ok := files[f]; !ok {
+			errs = append(errs, fmt.Errorf("deployment %s: docker-compose.yml mounts the secret %s, the Deployment does not", name, f))
+		}
+	}
+	for _, f := range sortedKeys(files) {
+		if !compose[f] {
+			errs = append(errs, fmt.Errorf("deployment %s: mounts the secret %s (from %s), which docker-compose.yml's service does not", name, f, files[f]))
+		}
+	}
+	for _, f := range need {
+		if _, ok := files[f]; !ok {
+			errs = append(errs, fmt.Errorf("deployment %s: the connector reads the secret %s, which is not mounted", name, f))
+		}
+	}
+	return errs
+}
+
+// CheckPodLabels reports a Deployment whose pods lack one of labels, or whose
+// selector does not select its own pods.
+func CheckPodLabels(d *appsv1.Deployment, labels map[string]string) []error {
+	var errs []error
+	for _, k := range sortedKeys(labels) {
+		if got := d.Spec.Template.Labels[k]; got != labels[k] {
+			errs = append(errs, fmt.Errorf("deployment %s: pod label %s is %q, want %q", d.Name, k, got, labels[k]))
+		}
+	}
+	if d.Spec.Selector == nil || len(d.Spec.Selector.MatchExpressions) > 0 || len(d.Spec.Selector.MatchLabels) == 0 {
+		return append(errs, fmt.Errorf("deployment %s: the selector must be matchLabels only", d.Name))
+	}
+	for k, v := range d.Spec.Selector.MatchLabels {
+		if d.Spec.Template.Labels[k] != v {
+			errs = append(errs, fmt.Errorf("deployment %s: selector %s=%s does not select its own pods", d.Name, k, v))
+		}
+	}
+	return errs
+}
+
+// CheckSingleton reports a Deployment that may run two pods at once: more
+// than one replica, or a rolling update (the default), which starts the new
+// pod before it stops the old one.
+func CheckSingleton(d *appsv1.Deployment) []error {
+	var errs []error
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
+		errs = append(errs, fmt.Errorf("deployment %s: replicas must be exactly 1", d.Name))
+	}
+	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		errs = append(errs, fmt.Errorf("deployment %s: strategy %q, want Recreate (a rolling update runs the old and the new pod together)", d.Name, d.Spec.Strategy.Type))
+	}
+	return errs
+}
+
+// CheckPodSecurity reports every container that may run as root (runAsNonRoot
+// and a non-zero runAsUser, from the pod or the container), may gain
+// privileges, keeps a capability, or has a writable root filesystem unless
+// writable names it; and every container without CPU and memory requests.
+func CheckPodSecurity(d *appsv1.Deployment, writable ...string) []error {
+	var errs []error
+	pod := d.Spec.Template.Spec.SecurityContext
+	if pod == nil {
+		pod = &corev1.PodSecurityContext{}
+	}
+	if d.Spec.Template.Spec.AutomountServiceAccountToken == nil || *d.Spec.Template.Spec.AutomountServiceAccountToken {
+		errs = append(errs, fmt.Errorf("deployment %s: automountServiceAccountToken must be false (no pod of the folder talks to the API server)", d.Name))
+	}
+	for _, c := range d.Spec.Template.Spec.Containers {
+		fail := func(format string, args ...any) {
+			errs = append(errs, fmt.Errorf("deployment %s, container %s: "+format, append([]any{d.Name, c.Name}, args...)...))
+		}
+		sc := c.SecurityContext
+		if sc == nil {
+			sc = &corev1.SecurityContext{}
+		}
+		nonRoot, user := pod.RunAsNonRoot, pod.RunAsUser
+		if sc.RunAsNonRoot != nil {
+			nonRoot = sc.RunAsNonRoot
+		}
+		if sc.RunAsUser != nil {
+			user = sc.RunAsUser
+		}
+		if nonRoot == nil || !*nonRoot {
+			fail("runAsNonRoot must be true")
+		}
+		if user == nil || *user == 0 {
+			fail("runAsUser must name a non-zero uid (the images' own users)")
+		}
+		if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			fail("allowPrivilegeEscalation must be false")
+		}
+		if sc.Privileged != nil && *sc.Privileged {
+			fail("must not be privileged")
+		}
+		if sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0 {
+			fail("capabilities must drop ALL and add none")
+		}
+		readOnly := sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem
+		if !readOnly && !slices.Contains(writable, c.Name) {
+			fail("readOnlyRootFilesystem must be true")
+		}
+		if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() {
+			fail("needs CPU and memory requests")
+		}
+	}
+	return errs
+}
+
+// CheckMetricsProbe reports a connector whose liveness probe is not an HTTP
+// GET of /metrics on METRICS_ADDR's port: the only endpoint the connectors
+// serve (internal/telemetry ServeMetrics).
+func CheckMetricsProbe(name string, c *corev1.Container) []error {
+	var addr string
+	for _, e := range c.Env {
+		if e.Name == "METRICS_ADDR" {
+			addr = e.Value
+		}
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return []error{fmt.Errorf("deployment %s: METRICS_ADDR %q: %v", name, addr, err)}
+	}
+	p := c.LivenessProbe
+	if p == nil || p.HTTPGet == nil {
+		return []error{fmt.Errorf("deployment %s: no HTTP liveness probe", name)}
+	}
+	got := p.HTTPGet.Port.String()
+	for _, cp := range c.Ports {
+		if cp.Name == got {
+			got = fmt.Sprint(cp.ContainerPort)
+		}
+	}
+	if p.HTTPGet.Path != "/metrics" || got != port {
+		return []error{fmt.Errorf("deployment %s: the liveness probe gets %s on port %s; the connector serves /metrics on %s (METRICS_ADDR)", name, p.HTTPGet.Path, got, port)}
+	}
+	return nil
+}
+
+// CheckKongEnv reports how Kong's container environment differs from the
+// compose service's: every compose variable with its value, plus each of
+// vault (the {vault://env/...} variables kong.yml reads) from a Secret by
+// secretKeyRef, and nothing else.
+func CheckKongEnv(c *corev1.Container, svc deploycheck.Service, vault []string) []error {
+	var errs []error
+	env := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		env[e.Name] = e
+	}
+	for _, k := range sortedKeys(svc.Environment) {
+		e, ok := env[k]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("kong: docker-compose.yml's kong service sets %s, the Deployment does not", k))
+		case e.ValueFrom != nil || e.Value != svc.Environment[k]:
+			errs = append(errs, fmt.Errorf("kong: %s is %q, docker-compose.yml's %q", k, e.Value, svc.Environment[k]))
+		}
+	}
+	for _, k := range vault {
+		e, ok := env[k]
+		if !ok || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+			errs = append(errs, fmt.Errorf("kong: kong.yml reads {vault://env/...} %s: set it from a Secret with valueFrom.secretKeyRef", k))
+		}
+	}
+	for _, k := range sortedKeys(env) {
+		if _, ok := svc.Environment[k]; !ok && !slices.Contains(vault, k) {
+			errs = append(errs, fmt.Errorf("kong: sets %s, which neither docker-compose.yml's kong service nor kong.yml reads", k))
+		}
+	}
+	if len(c.EnvFrom) > 0 {
+		errs = append(errs, fmt.Errorf("kong: envFrom sets variables no check can see"))
+	}
+	return errs
+}
+
+// MountedAt returns the volume mounted at mountPath (and its subPath) in c.
+func MountedAt(d *appsv1.Deployment, c *corev1.Container, mountPath string) (corev1.Volume, string, bool) {
+	for _, vm := range c.VolumeMounts {
+		if vm.MountPath != mountPath {
+			continue
+		}
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.Name == vm.Name {
+				return v, vm.SubPath, true
+			}
+		}
+	}
+	return corev1.Volume{}, "", false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}

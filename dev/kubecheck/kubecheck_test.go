@@ -1,0 +1,495 @@
+package kubecheck_test
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/shopfaas/shop/dev/deploycheck"
+	"github.com/shopfaas/shop/dev/faaslocal/edge"
+	"github.com/shopfaas/shop/dev/kubecheck"
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/routes"
+)
+
+const root = "../.."
+
+func read(tb testing.TB, rel string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join(root, rel))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// connector is what the sources of truth say of one connector.
+type connector struct {
+	// name is the Deployment's, its container's, its pod label app's and
+	// its docker-compose.yml service's.
+	name string
+	// reads are the secret files its code reads (its main.go): required
+	// ones and optional ones alike.
+	reads []string
+	// kubeOnly are the variables set on Kubernetes only, each documented in
+	// docs/deploy-kubernetes.md, "Connectors".
+	kubeOnly []string
+}
+
+var basicAuth = []string{"basic-auth-user", "basic-auth-password"} // config.Reader.GatewayBasicAuth
+
+func connectors() []connector {
+	return []connector{
+		{name: "outbox-relay", reads: []string{"event-signing-key", "db-password", broker.PasswordSecret}},
+		{name: "rabbitmq-connector", reads: append([]string{auth.CredentialSecret(routes.CallerRabbitMQ), broker.PasswordSecret}, basicAuth...),
+			kubeOnly: []string{"FUNCTION_URL_TEMPLATE"}},
+		{name: "scheduler", reads: append([]string{auth.CredentialSecret(routes.CallerScheduler)}, basicAuth...)},
+	}
+}
+
+// findings runs every check of the folder dir (a copy of deploy/kubernetes,
+// or the folder itself) against the repository's sources of truth.
+func findings(t *testing.T, dir string) []error {
+	t.Helper()
+	m, err := kubecheck.Load(dir)
+	if err != nil {
+		return []error{err}
+	}
+	compose, err := deploycheck.LoadCompose(read(t, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errs []error
+	add := func(e ...error) { errs = append(errs, e...) }
+
+	k, err := os.ReadFile(filepath.Join(dir, kubecheck.KustomizationFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kust, err := kubecheck.LoadKustomization(k); err != nil {
+		add(err)
+	} else {
+		add(kubecheck.CheckKustomization(kust, m)...)
+	}
+
+	for _, c := range connectors() {
+		d := m.Deployments["openfaas/"+c.name]
+		if d == nil {
+			add(fmt.Errorf("no Deployment openfaas/%s", c.name))
+			continue
+		}
+		svc := compose.Services[c.name]
+		ctr, err := kubecheck.Container(d, c.name)
+		if err != nil {
+			add(err)
+			continue
+		}
+		if want := deploycheck.Resolve(svc.Image); ctr.Image != want {
+			add(fmt.Errorf("deployment %s: image %s, want docker-compose.yml's default %s (kustomization.yaml's images: replaces it)", c.name, ctr.Image, want))
+		}
+		add(kubecheck.CheckConnectorEnv(c.name, ctr, svc, c.kubeOnly...)...)
+		files, err := kubecheck.SecretFiles(d, ctr, svc.Environment["SECRETS_DIR"])
+		if err != nil {
+			add(err)
+		} else {
+			add(kubecheck.CheckSecretFiles(c.name, files, svc, c.reads...)...)
+			for f := range files {
+				if strings.HasPrefix(f, "internal-token-") && f != auth.CredentialSecret(c.name) {
+					add(fmt.Errorf("deployment %s: mounts %s, another caller's credential", c.name, f))
+				}
+				if f == "event-signing-key" && c.name != "outbox-relay" {
+					add(fmt.Errorf("deployment %s: mounts event-signing-key, which only the relay gets", c.name))
+				}
+			}
+		}
+		add(kubecheck.CheckPodLabels(d, map[string]string{"app": c.name})...)
+		add(kubecheck.CheckPodSecurity(d)...)
+		if _, ok := svc.Environment["METRICS_ADDR"]; ok {
+			add(kubecheck.CheckMetricsProbe(c.name, ctr)...)
+		}
+	}
+	if d := m.Deployments["openfaas/scheduler"]; d != nil {
+		add(kubecheck.CheckSingleton(d)...)
+	}
+
+	// The connectors job of monitoring/prometheus.yml: each target's host is
+	// the pod label app the Kubernetes scrape job keeps and puts back as
+	// instance, its port the connector's METRICS_ADDR.
+	jobs, err := deploycheck.JobTargets(read(t, "monitoring/prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range jobs["connectors"] {
+		host, port, _ := net.SplitHostPort(target)
+		d := m.Deployments["openfaas/"+host]
+		if d == nil {
+			add(fmt.Errorf("the connectors scrape job reads %s, which no Deployment runs", target))
+			continue
+		}
+		add(kubecheck.CheckPodLabels(d, map[string]string{"app": host})...)
+		if ctr, err := kubecheck.Container(d, host); err == nil {
+			var addr string
+			for _, e := range ctr.Env {
+				if e.Name == "METRICS_ADDR" {
+					addr = e.Value
+				}
+			}
+			if _, p, _ := net.SplitHostPort(addr); p != port {
+				add(fmt.Errorf("deployment %s: METRICS_ADDR %q, the scrape job reads port %s", host, addr, port))
+			}
+		}
+	}
+
+	add(kongFindings(m, compose)...)
+	add(kubecheck.CheckFlows(m.NetworkPolicies, allowedFlows(), deniedFlows())...)
+	return errs
+}
+
+// kongFindings holds Kong's Deployment and Service against docker-compose.yml's
+// kong service and gateway/kong.yml.
+func kongFindings(m *kubecheck.Manifests, compose deploycheck.Compose) []error {
+	d := m.Deployments["openfaas/kong"]
+	if d == nil {
+		return []error{errors.New("no Deployment openfaas/kong")}
+	}
+	svc := compose.Services["kong"]
+	ctr, err := kubecheck.Container(d, "kong")
+	if err != nil {
+		return []error{err}
+	}
+	var errs []error
+	if ctr.Image != svc.Image {
+		errs = append(errs, fmt.Errorf("kong: image %s, docker-compose.yml's %s", ctr.Image, svc.Image))
+	}
+	kongYML, err := os.ReadFile(filepath.Join(root, "gateway/kong.yml"))
+	if err != nil {
+		return append(errs, err)
+	}
+	errs = append(errs, kubecheck.CheckKongEnv(ctr, svc, deploycheck.KongVaultEnv(kongYML))...)
+	errs = append(errs, kubecheck.CheckPodLabels(d, map[string]string{"app": "kong"})...)
+	errs = append(errs, kubecheck.CheckPodSecurity(d, "kong")...)
+	env := map[string]string{}
+	for _, e := range ctr.Env {
+		env[e.Name] = e.Value
+	}
+	// The declarative file from the generated ConfigMap's kong.yml; the TLS
+	// pair from a Secret, under the names KONG_SSL_CERT and _KEY give.
+	if v, sub, ok := kubecheck.MountedAt(d, ctr, env["KONG_DECLARATIVE_CONFIG"]); !ok || v.ConfigMap == nil || sub != "kong.yml" {
+		errs = append(errs, fmt.Errorf("kong: KONG_DECLARATIVE_CONFIG %s is not the key kong.yml of a ConfigMap", env["KONG_DECLARATIVE_CONFIG"]))
+	}
+	certDir := filepath.Dir(env["KONG_SSL_CERT"])
+	if v, _, ok := kubecheck.MountedAt(d, ctr, certDir); !ok || v.Secret == nil ||
+		filepath.Base(env["KONG_SSL_CERT"]) != corev1.TLSCertKey || env["KONG_SSL_CERT_KEY"] != filepath.Join(certDir, corev1.TLSPrivateKeyKey) {
+		errs = append(errs, fmt.Errorf("kong: KONG_SSL_CERT and KONG_SSL_CERT_KEY are not %s and %s of a TLS Secret mounted at %s", corev1.TLSCertKey, corev1.TLSPrivateKeyKey, certDir))
+	}
+	// Only HTTPS is public, on 443, to Kong's TLS listener (8443, compose's
+	// one published on all interfaces).
+	s := m.Services["openfaas/kong"]
+	switch {
+	case s == nil:
+		errs = append(errs, errors.New("no Service openfaas/kong"))
+	case s.Spec.Type != corev1.ServiceTypeLoadBalancer || len(s.Spec.Ports) != 1 || s.Spec.Ports[0].Port != 443:
+		errs = append(errs, errors.New("service kong: want a LoadBalancer with the one port 443"))
+	default:
+		target := s.Spec.Ports[0].TargetPort.String()
+		for _, p := range ctr.Ports {
+			if p.Name == target {
+				target = fmt.Sprint(p.ContainerPort)
+			}
+		}
+		if target != "8443" {
+			errs = append(errs, fmt.Errorf("service kong: port 443 goes to %s, not Kong's TLS listener 8443", target))
+		}
+		if s.Spec.Selector["app"] != "kong" {
+			errs = append(errs, errors.New("service kong: does not select app=kong"))
+		}
+	}
+	return errs
+}
+
+// The model of the NetworkPolicy paragraph of docs/deploy-kubernetes.md:
+// the pods (the chart's gateway is labelled app: gateway; faas-netes labels
+// a function's pods faas_function) and "your Prometheus", as the policies'
+// comments name it.
+var (
+	gateway    = kubecheck.Pod{Name: "gateway", Namespace: "openfaas", Labels: map[string]string{"app": "gateway"}}
+	kong       = kubecheck.Pod{Name: "kong", Namespace: "openfaas", Labels: map[string]string{"app": "kong"}}
+	relay      = kubecheck.Pod{Name: "outbox-relay", Namespace: "openfaas", Labels: map[string]string{"app": "outbox-relay"}}
+	rabbit     = kubecheck.Pod{Name: "rabbitmq-connector", Namespace: "openfaas", Labels: map[string]string{"app": "rabbitmq-connector"}}
+	scheduler  = kubecheck.Pod{Name: "scheduler", Namespace: "openfaas", Labels: map[string]string{"app": "scheduler"}}
+	fn         = kubecheck.Pod{Name: "create-order", Namespace: "openfaas-fn", Labels: map[string]string{"faas_function": "create-order"}}
+	callee     = kubecheck.Pod{Name: "reserve-stock", Namespace: "openfaas-fn", Labels: map[string]string{"faas_function": "reserve-stock"}}
+	prometheus = kubecheck.Pod{Name: "prometheus", Namespace: "monitoring", Labels: map[string]string{"app.kubernetes.io/name": "prometheus"}}
+	stranger   = kubecheck.Pod{Name: "another-app", Namespace: "default", Labels: map[string]string{"app": "gateway"}}
+	internet   = kubecheck.Pod{Name: "internet", External: true}
+	// A pod in openfaas-fn that is not a function (a debugging pod).
+	notAFunction = kubecheck.Pod{Name: "debug", Namespace: "openfaas-fn", Labels: map[string]string{"app": "debug"}}
+)
+
+func allowedFlows() []kubecheck.Flow {
+	return []kubecheck.Flow{
+		{From: kong, To: gateway, Port: 8080},
+		{From: gateway, To: fn, Port: 8080},
+		{From: fn, To: callee, Port: 8080},     // FUNCTION_URL_TEMPLATE
+		{From: rabbit, To: callee, Port: 8080}, // FUNCTION_URL_TEMPLATE
+		{From: fn, To: gateway, Port: 8080},    // GATEWAY_URL, the fallback
+		{From: rabbit, To: gateway, Port: 8080},
+		{From: scheduler, To: gateway, Port: 8080},
+		{From: prometheus, To: fn, Port: 8080},
+		{From: prometheus, To: relay, Port: 9464},
+		{From: prometheus, To: rabbit, Port: 9464},
+		{From: prometheus, To: kong, Port: 8100},
+		{From: internet, To: kong, Port: 8443},
+	}
+}
+
+func deniedFlows() []kubecheck.Flow {
+	return []kubecheck.Flow{
+		{From: kong, To: fn, Port: 8080}, // the edge goes through the gateway
+		{From: relay, To: fn, Port: 8080},
+		{From: scheduler, To: fn, Port: 8080}, // it invokes through the gateway
+		{From: stranger, To: fn, Port: 8080},
+		{From: notAFunction, To: fn, Port: 8080},
+		{From: gateway, To: fn, Port: 8082}, // the function's own port, behind the watchdog
+		{From: internet, To: relay, Port: 9464},
+		{From: stranger, To: rabbit, Port: 9464},
+		{From: internet, To: kong, Port: 8000},
+		{From: internet, To: kong, Port: 8100},
+	}
+}
+
+func TestTheManifestsMatchTheirSourcesOfTruth(t *testing.T) {
+	for _, err := range findings(t, filepath.Join(root, kubecheck.Dir)) {
+		t.Error(err)
+	}
+}
+
+// The rendered kong.yml is gateway/kong.yml with only what
+// render-config.sh says it changes: undoing those gives the file back, and
+// what it renders loads as a Kong declarative file whose jwt credential holds
+// the key.
+func TestKongConfigIsRenderedFromGatewayKong(t *testing.T) {
+	dir := t.TempDir()
+	_, verify, err := auth.NewKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "jwt-verify-key")
+	if err := os.WriteFile(keyFile, []byte(verify), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "kong.yml")
+	cmd := exec.Command("sh", filepath.Join(kubecheck.Dir, "kong", "render-config.sh"))
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "REDIS_HOST=redis.example.internal", "REDIS_PORT=6380",
+		"OTLP_ENDPOINT=http://jaeger.observability.svc.cluster.local:4318", "JWT_VERIFY_KEY="+keyFile, "OUT="+out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("render-config.sh: %v\n%s", err, b)
+	}
+	rendered, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decl, err := edge.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := decl.Consumers; len(got) == 0 {
+		t.Fatal("no consumer in the rendered file")
+	}
+	var keys []string
+	for _, c := range decl.Consumers {
+		for _, j := range c.JWTSecrets {
+			keys = append(keys, j.RSAPublicKey)
+		}
+	}
+	if len(keys) != 1 || strings.TrimSpace(keys[0]) != strings.TrimSpace(verify) {
+		t.Errorf("the rendered jwt credentials hold %q, want the one public key", keys)
+	}
+	escaped := strings.ReplaceAll(verify, "\n", `\n`)
+	back := strings.NewReplacer(
+		"http://gateway.openfaas:8080/", "http://gateway:8080/",
+		"host: redis.example.internal\n", "host: redis\n",
+		"port: 6380\n", "port: 6379\n",
+		"http://jaeger.observability.svc.cluster.local:4318/", "http://jaeger:4318/",
+		escaped, "{vault://env/shop-jwt-verify-key}",
+	).Replace(string(rendered))
+	if want := string(read(t, "gateway/kong.yml")); back != want {
+		t.Errorf("the rendered file differs from gateway/kong.yml in more than the documented replacements:\n%s", firstDiff(back, want))
+	}
+	for _, faasd := range []string{"//gateway:", "host: redis\n", "//jaeger:", "{vault://env/shop-jwt-verify-key}"} {
+		if strings.Contains(string(rendered), faasd) {
+			t.Errorf("the rendered file still holds %q", faasd)
+		}
+	}
+}
+
+func firstDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := range min(len(al), len(bl)) {
+		if al[i] != bl[i] {
+			return fmt.Sprintf("line %d: %q, want %q", i+1, al[i], bl[i])
+		}
+	}
+	return fmt.Sprintf("%d lines, want %d", len(al), len(bl))
+}
+
+// Kong's command, run by sh as the kubelet hands it over ($$ made $), with
+// Kong's start replaced: it strips the newline kubectl create secret
+// --from-file keeps, and refuses a Redis password Redis would refuse
+// without printing it.
+func TestKongStartsOnlyWithAUsableRedisPassword(t *testing.T) {
+	m, err := kubecheck.Load(filepath.Join(root, kubecheck.Dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctr, err := kubecheck.Container(m.Deployments["openfaas/kong"], "kong")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ctr.Command) != 3 || ctr.Command[0] != "/bin/sh" || ctr.Command[1] != "-c" {
+		t.Fatalf("command %q, want /bin/sh -c SCRIPT", ctr.Command)
+	}
+	const start = "exec /docker-entrypoint.sh kong docker-start"
+	script := strings.ReplaceAll(ctr.Command[2], "$$", "$")
+	if !strings.HasSuffix(script, start) {
+		t.Fatalf("the script does not end by starting Kong (%s)", start)
+	}
+	script = strings.TrimSuffix(script, start) + `printf '%s|%s' "$SHOP_REDIS_PASSWORD" "$SHOP_JWT_VERIFY_KEY"`
+	run := func(password, key string) (string, error) {
+		cmd := exec.Command("sh", "-c", script)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SHOP_REDIS_PASSWORD=" + password, "SHOP_JWT_VERIFY_KEY=" + key}
+		b, err := cmd.CombinedOutput()
+		return string(b), err
+	}
+	if out, err := run("0a1b2c\n", "-----BEGIN PUBLIC KEY-----\nAAA\n-----END PUBLIC KEY-----\n"); err != nil || out != "0a1b2c|-----BEGIN PUBLIC KEY-----\nAAA\n-----END PUBLIC KEY-----" {
+		t.Errorf("a password file's trailing newline: %q, %v", out, err)
+	}
+	for _, bad := range []string{"", "pass word", "pa$$", "quote'd"} {
+		out, err := run(bad, "key")
+		if err == nil {
+			t.Errorf("password %q: Kong would start", bad)
+		}
+		if bad != "" && strings.Contains(out, bad) {
+			t.Errorf("password %q printed: %s", bad, out)
+		}
+	}
+	if _, err := run("0a1b2c", ""); err == nil {
+		t.Error("Kong would start without the public key")
+	}
+}
+
+// copyFolder copies deploy/kubernetes into a temporary folder, with edit
+// applied to the file rel.
+func copyFolder(t *testing.T, rel string, edit func(string) string) string {
+	t.Helper()
+	src, dst := filepath.Join(root, kubecheck.Dir), t.TempDir()
+	changed := false
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		r, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, r), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if filepath.ToSlash(r) == rel {
+			if e := edit(string(b)); e != string(b) {
+				b, changed = []byte(e), true
+			}
+		}
+		return os.WriteFile(filepath.Join(dst, r), b, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !changed {
+		t.Fatalf("the edit changed nothing in %s", rel)
+	}
+	return dst
+}
+
+// Each mistake is caught, with a message naming it.
+func TestEachMistakeFails(t *testing.T) {
+	replace := func(old, new string) func(string) string {
+		return func(s string) string { return strings.Replace(s, old, new, 1) }
+	}
+	const (
+		relay     = "connectors/outbox-relay.yaml"
+		rabbit    = "connectors/rabbitmq-connector.yaml"
+		scheduler = "connectors/scheduler.yaml"
+		kongFile  = "kong/kong.yaml"
+		fnPolicy  = "network-policies/openfaas-fn.yaml"
+		policy    = "network-policies/openfaas.yaml"
+	)
+	tests := []struct {
+		name, file string
+		edit       func(string) string
+		want       string
+	}{
+		{"a misspelt field", relay, replace("readOnlyRootFilesystem:", "readOnlyRootFileSystem:"), `unknown field "spec.template.spec.containers[0].securityContext.readOnlyRootFileSystem"`},
+		{"an unknown field", kongFile, replace("  replicas: 2\n", "  replicas: 2\n  replica: 2\n"), `unknown field "spec.replica"`},
+		{"a duplicate field", scheduler, replace("  replicas: 1\n", "  replicas: 1\n  replicas: 1\n"), `key "replicas" already set in map`},
+		{"a value of the wrong type", relay, replace("containerPort: 9464", "containerPort: metrics"), "cannot unmarshal"},
+		{"an unknown kind", policy, func(s string) string {
+			return s + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: openfaas}\n"
+		}, "v1 ConfigMap is not a kind"},
+		{"no namespace", scheduler, replace("  namespace: openfaas\n", ""), "without metadata.name and metadata.namespace"},
+		{"a file left out of the kustomization", kubecheck.KustomizationFile, replace("  - connectors/scheduler.yaml\n", ""), "want every manifest file"},
+		{"kong's ConfigMap not generated", kubecheck.KustomizationFile, replace("name: kong-config", "name: kong-conf"), "ConfigMap kong-config is not generated"},
+		{"an unknown kustomization field", kubecheck.KustomizationFile, replace("configMapGenerator:", "configMapGenerators:"), "field configMapGenerators not found"},
+		{"a variable dropped", relay, replace("            - name: LOG_LEVEL\n              value: info\n", ""), "docker-compose.yml's service sets LOG_LEVEL, the Deployment does not"},
+		{"a variable added", scheduler, replace("            - name: LOG_LEVEL\n", "            - name: LOG_FORMAT\n              value: json\n            - name: LOG_LEVEL\n"), "sets LOG_FORMAT, which docker-compose.yml's service does not"},
+		{"a value changed", rabbit, replace(`value: "5"`, `value: "7"`), `MAX_ATTEMPTS is "7", docker-compose.yml's "5"`},
+		{"a compose host name", relay, replace("@pg.example.internal:5432/shop_orders", "@postgres:5432/shop_orders"), "host postgres is not fully qualified"},
+		{"a short gateway name", scheduler, replace("http://gateway.openfaas:8080", "http://gateway:8080"), "host gateway is not fully qualified"},
+		{"a secret in the environment", relay, replace("            - name: LOG_LEVEL\n              value: info\n", "            - name: LOG_LEVEL\n              valueFrom: {secretKeyRef: {name: x, key: log-level}}\n"), "LOG_LEVEL comes from valueFrom"},
+		{"a secret not mounted", relay, replace("                    - {key: event-signing-key, path: event-signing-key}\n", ""), "reads the secret event-signing-key, which is not mounted"},
+		{"another connector's token", scheduler, replace("{key: internal-token-scheduler, path: internal-token-scheduler}", "{key: internal-token-rabbitmq-connector, path: internal-token-rabbitmq-connector}"), "another caller's credential"},
+		{"the signing key beside the relay", rabbit, replace("                    - {key: rabbitmq-password, path: rabbitmq-password}\n", "                    - {key: rabbitmq-password, path: rabbitmq-password}\n                    - {key: event-signing-key, path: event-signing-key}\n"), "only the relay gets"},
+		{"a secret under another name", rabbit, replace("{key: rabbitmq-password, path: rabbitmq-password}", "{key: rabbitmq-password, path: broker-password}"), "the file must have the secret's name"},
+		{"the scrape label missing", rabbit, replace("        app: rabbitmq-connector\n    spec:", "        app: rabbitmq\n    spec:"), `pod label app is "rabbitmq", want "rabbitmq-connector"`},
+		{"the scheduler scaled", scheduler, replace("  replicas: 1\n", "  replicas: 2\n"), "replicas must be exactly 1"},
+		{"the scheduler rolled", scheduler, replace("    type: Recreate", "    type: RollingUpdate"), "want Recreate"},
+		{"root allowed", relay, replace("runAsNonRoot: true", "runAsNonRoot: false"), "runAsNonRoot must be true"},
+		{"root uid", kongFile, replace("runAsUser: 1000", "runAsUser: 0"), "runAsUser must name a non-zero uid"},
+		{"a writable root filesystem", scheduler, replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false"), "readOnlyRootFilesystem must be true"},
+		{"no requests", relay, replace("            requests:\n              cpu: 50m\n              memory: 64Mi\n", ""), "needs CPU and memory requests"},
+		{"a probe on a path the connector does not serve", relay, replace("path: /metrics", "path: /healthz"), "the connector serves /metrics on 9464"},
+		{"kong's body limit dropped", kongFile, replace("            - name: KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE\n              value: 64k\n", ""), "sets KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE, the Deployment does not"},
+		{"kong's redis password in the manifest", kongFile, replace("            - name: SHOP_REDIS_PASSWORD\n              valueFrom:\n                secretKeyRef:\n                  name: kong-credentials\n                  key: redis-password\n", "            - name: SHOP_REDIS_PASSWORD\n              value: hunter2\n"), "SHOP_REDIS_PASSWORD: set it from a Secret"},
+		{"kong's image", kongFile, replace("image: docker.io/library/kong:3.9.0", "image: docker.io/library/kong:3.8.0"), "docker-compose.yml's docker.io/library/kong:3.9.0"},
+		{"kong's TLS port not published", kongFile, replace("targetPort: proxy-tls", "targetPort: proxy"), "not Kong's TLS listener 8443"},
+		{"kong.yml not from the ConfigMap", kongFile, replace("subPath: kong.yml", "subPath: kong.yaml"), "KONG_DECLARATIVE_CONFIG /kong/kong.yml is not the key kong.yml"},
+		{"the gateway cannot reach the functions", fnPolicy, replace("              app: gateway", "              app: gateways"), "refuse gateway → create-order:8080"},
+		{"the connector cannot deliver", fnPolicy, replace("              app: rabbitmq-connector", "              app: rabbitmq"), "refuse rabbitmq-connector → reserve-stock:8080"},
+		{"functions open to any pod", fnPolicy, replace("        - podSelector:\n            matchExpressions:\n              - {key: faas_function, operator: Exists}\n", "        - namespaceSelector: {}\n"), "let in another-app → create-order:8080"},
+		{"prometheus cannot scrape the connectors", policy, replace("        - {protocol: TCP, port: 9464}", "        - {protocol: TCP, port: 9465}"), "refuse prometheus → outbox-relay:9464"},
+		{"kong's plain HTTP public", policy, replace("    - ports:\n        - {protocol: TCP, port: 8443}\n", "    - ports:\n        - {protocol: TCP, port: 8443}\n        - {protocol: TCP, port: 8000}\n"), "let in internet → kong:8000"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			errs := findings(t, copyFolder(t, tc.file, tc.edit))
+			var all []string
+			for _, err := range errs {
+				all = append(all, err.Error())
+			}
+			if got := strings.Join(all, "\n"); !strings.Contains(got, tc.want) {
+				t.Errorf("findings:\n%s\nwant one containing %q", got, tc.want)
+			}
+		})
+	}
+}
