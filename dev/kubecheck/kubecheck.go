@@ -205,8 +205,9 @@ func LoadKustomization(b []byte) (Kustomization, error) {
 
 // CheckKustomization reports a manifest file the kustomization leaves out
 // (or a resource that is no file), a Deployment's ConfigMap it does not
-// generate, and a Deployment image under images: that no Deployment runs.
-func CheckKustomization(k Kustomization, m *Manifests) []error {
+// generate, an image under images: that no Deployment runs, and an image of
+// placeholders (the images the user builds) missing from images:.
+func CheckKustomization(k Kustomization, m *Manifests, placeholders ...string) []error {
 	var errs []error
 	if k.APIVersion != "kustomize.config.k8s.io/v1beta1" || k.Kind != "Kustomization" {
 		errs = append(errs, fmt.Errorf("%s: apiVersion %q kind %q, want kustomize.config.k8s.io/v1beta1 Kustomization", KustomizationFile, k.APIVersion, k.Kind))
@@ -231,9 +232,16 @@ func CheckKustomization(k Kustomization, m *Manifests) []error {
 			images[repository(c.Image)] = true
 		}
 	}
+	listed := map[string]bool{}
 	for _, im := range k.Images {
+		listed[im.Name] = true
 		if !images[im.Name] {
 			errs = append(errs, fmt.Errorf("%s: image %s is run by no Deployment", KustomizationFile, im.Name))
+		}
+	}
+	for _, p := range placeholders {
+		if !listed[repository(p)] {
+			errs = append(errs, fmt.Errorf("%s: the image %s is not under images:, where the user names theirs", KustomizationFile, repository(p)))
 		}
 	}
 	return errs

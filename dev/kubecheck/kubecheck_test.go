@@ -78,7 +78,11 @@ func findings(t *testing.T, dir string) []error {
 	if kust, err := kubecheck.LoadKustomization(k); err != nil {
 		add(err)
 	} else {
-		add(kubecheck.CheckKustomization(kust, m)...)
+		var built []string // the connectors' images, built from connectors/<dir>/Dockerfile
+		for _, c := range connectors() {
+			built = append(built, deploycheck.Resolve(compose.Services[c.name].Image))
+		}
+		add(kubecheck.CheckKustomization(kust, m, built...)...)
 	}
 
 	for _, c := range connectors() {
@@ -450,6 +454,7 @@ func TestEachMistakeFails(t *testing.T) {
 		{"no namespace", scheduler, replace("  namespace: openfaas\n", ""), "without metadata.name and metadata.namespace"},
 		{"a file left out of the kustomization", kubecheck.KustomizationFile, replace("  - connectors/scheduler.yaml\n", ""), "want every manifest file"},
 		{"kong's ConfigMap not generated", kubecheck.KustomizationFile, replace("name: kong-config", "name: kong-conf"), "ConfigMap kong-config is not generated"},
+		{"a connector's image without its placeholder", kubecheck.KustomizationFile, replace("  - name: ghcr.io/shopfaas/scheduler\n", "  - name: ghcr.io/shopfaas/schedule\n"), "the image ghcr.io/shopfaas/scheduler is not under images:"},
 		{"an unknown kustomization field", kubecheck.KustomizationFile, replace("configMapGenerator:", "configMapGenerators:"), "field configMapGenerators not found"},
 		{"a variable dropped", relay, replace("            - name: LOG_LEVEL\n              value: info\n", ""), "docker-compose.yml's service sets LOG_LEVEL, the Deployment does not"},
 		{"a variable added", scheduler, replace("            - name: LOG_LEVEL\n", "            - name: LOG_FORMAT\n              value: json\n            - name: LOG_LEVEL\n"), "sets LOG_FORMAT, which docker-compose.yml's service does not"},
