@@ -1,6 +1,7 @@
 // Package proctest starts a helper process for a test — a private Redis, a
-// PgBouncer, an exporter — and stops it when the test ends, keeping its
-// output for the test's log.
+// PgBouncer, an exporter — and stops it when the test ends, or on Linux when
+// the test process dies without ending it (killed), keeping its output for
+// the test's log.
 package proctest
 
 import (
@@ -9,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/shopfaas/shop/internal/childproc"
 )
 
 // Output collects a process's output; safe to read while it is written.
@@ -32,17 +35,20 @@ func (o *Output) String() string {
 }
 
 // Start starts cmd with its standard output and error in out, and kills it
-// when the test ends, logging out if the test failed. exited is closed once
-// the process has exited (on its own, or killed).
+// when the test ends, logging out if the test failed; on Linux the kernel
+// kills it too if the test process dies first, even by SIGKILL
+// (childproc.Start). exited is closed once the process has exited (on its
+// own, or killed).
 func Start(tb testing.TB, cmd *exec.Cmd) (out *Output, exited <-chan struct{}) {
 	tb.Helper()
 	out = &Output{}
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	waited, err := childproc.Start(cmd)
+	if err != nil {
 		tb.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	go func() { <-waited; close(done) }()
 	tb.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-done

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/shopfaas/shop/internal/childproc"
 )
 
 // ReplicaInfo describes a replica, for tests and diagnostics.
@@ -138,8 +140,9 @@ func (r *replica) runOnce(ctx context.Context) error {
 	cmd.Dir = r.spec.Dir
 	cmd.Env = append(append([]string(nil), r.spec.Env...), "PORT="+strconv.Itoa(port))
 	// Own process group, so stopping reaches every child (sh -c, go run...);
-	// Pdeathsig kills the leader if the runtime itself dies without cleanup.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// childproc.Start kills the leader if the runtime itself dies without
+	// cleanup, however long after the start.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// An *os.File pipe: Wait returns when the leader exits, even while
 	// children still hold the write end; the reader ends when all are gone.
 	pr, pw, err := os.Pipe()
@@ -147,7 +150,7 @@ func (r *replica) runOnce(ctx context.Context) error {
 		return err
 	}
 	cmd.Stdout, cmd.Stderr = pw, pw
-	err = cmd.Start()
+	exited, err := childproc.Start(cmd)
 	_ = pw.Close()
 	if err != nil {
 		_ = pr.Close()
@@ -163,8 +166,6 @@ func (r *replica) runOnce(ctx context.Context) error {
 	// reads to EOF, and runOnce returns only after the last line reached
 	// Output (bounded: a process that left the group may hold the pipe).
 	defer waitCopied(copied)
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	probeCtx, stopProbe := context.WithCancel(ctx)
 	defer stopProbe()
 	go r.probe(probeCtx, port)

@@ -1,0 +1,163 @@
+package proctest_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shopfaas/shop/internal/proctest"
+)
+
+// helperEnv selects what the test binary does when run again as a helper
+// process by TestHelperProcess.
+const helperEnv = "PROCTEST_HELPER"
+
+// TestHelperProcess is not a test: run again by the tests below with
+// helperEnv set, the test binary acts as a test that starts a helper (the
+// "parent"), or as that helper (the "child"). Without helperEnv it returns.
+func TestHelperProcess(t *testing.T) {
+	switch os.Getenv(helperEnv) {
+	case "child":
+		time.Sleep(10 * time.Minute)
+	case "parent":
+		// Started from a goroutine locked to its thread that ends at once,
+		// as a test's goroutine that locked its thread and returned would:
+		// the child must live on, until this process dies.
+		var tid int
+		var exited <-chan struct{}
+		for started := false; !started; {
+			done := make(chan bool)
+			go func() {
+				runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+				if syscall.Gettid() == os.Getpid() {
+					// The main thread, which the runtime parks instead of
+					// ending: keep it, and try on another.
+					done <- false
+					select {}
+				}
+				_, exited = proctest.Start(t, helperCommand("child"))
+				tid = syscall.Gettid()
+				done <- true
+			}()
+			started = <-done
+		}
+		for deadline := time.Now().Add(10 * time.Second); threadAlive(tid); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				fmt.Println("thread", tid, "still running")
+				os.Exit(1)
+			}
+		}
+		// The kernel signalled the child as the thread ended, if it did.
+		select {
+		case <-exited:
+			fmt.Println("child died with the thread that started it")
+			os.Exit(1)
+		case <-time.After(time.Second):
+		}
+		fmt.Println("ready")
+		time.Sleep(10 * time.Minute)
+	}
+}
+
+func helperCommand(role string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+role)
+	return cmd
+}
+
+// threadAlive reports whether thread tid of this process still runs.
+func threadAlive(tid int) bool {
+	_, err := os.Stat("/proc/self/task/" + strconv.Itoa(tid))
+	return err == nil
+}
+
+// TestAHelperDiesWithTheTestProcess: a helper started by a test that is
+// killed (SIGKILL: no cleanup runs) dies with it, and not before, when the
+// thread that started it ends.
+func TestAHelperDiesWithTheTestProcess(t *testing.T) {
+	parent := helperCommand("parent")
+	var stderr bytes.Buffer
+	parent.Stderr = &stderr
+	stdout, err := parent.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := parent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = parent.Process.Kill(); _ = parent.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if line != "ready\n" {
+		_ = parent.Process.Kill()
+		_ = parent.Wait()
+		t.Fatalf("the parent printed %q (%v), want ready\n%s", line, err, stderr.String())
+	}
+	children := childrenOf(parent.Process.Pid)
+	if len(children) != 1 {
+		t.Fatalf("the parent has children %v, want one", children)
+	}
+	child := children[0]
+	t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
+
+	if err := parent.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = parent.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for processAlive(child) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the helper (pid %d) still runs 5 s after the test process that started it was killed", child)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// childrenOf lists the processes whose parent is pid.
+func childrenOf(pid int) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if _, ppid, ok := stat(p); ok && ppid == pid {
+			pids = append(pids, p)
+		}
+	}
+	return pids
+}
+
+// processAlive reports whether pid runs: a zombie, left to an init that
+// does not reap it, counts as gone.
+func processAlive(pid int) bool {
+	state, _, ok := stat(pid)
+	return ok && state != "Z"
+}
+
+// stat reads a process's state and parent from /proc/pid/stat.
+func stat(pid int) (state string, ppid int, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "", 0, false
+	}
+	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return "", 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return "", 0, false
+	}
+	ppid, err = strconv.Atoi(f[1])
+	return f[0], ppid, err == nil
+}
