@@ -277,27 +277,33 @@ func TestEdgePolicy(t *testing.T) {
 }
 
 // TestEdgeLimitsEveryWritePerToken: past gateway/kong.yml's per-minute limit
-// for one bearer token, a cart write (set-cart-item, 120) and an admin write
-// (set-stock, 300) are refused 429 with Retry-After, while another token is
-// still served with a budget of its own: the edge counts per token, so one
-// stolen or runaway client cannot spend another's.
+// for one bearer token, a cart write (set-cart-item, 120), an admin write
+// (set-stock, 300) and a checkout (create-order, 30) are refused 429 with
+// Retry-After, while another token is still served with a budget of its own:
+// the edge counts per token, so one stolen or runaway client cannot spend
+// another's. The checkouts carry a body create-order refuses 400 before its
+// saga: the edge counts every request it passes on, whatever the answer, and
+// the function's own per-subject limit counts none of these, so the 429 can
+// only be the edge's.
 func TestEdgeLimitsEveryWritePerToken(t *testing.T) {
-	s := startShop(t, []string{"get-product", "set-cart-item", "set-stock"}, nil, nil)
+	s := startShop(t, []string{"get-product", "set-cart-item", "set-stock", "create-order"}, nil, nil)
 	p := s.product(t, "EDGE-LIMIT-1", 1299, 10)
 	api := s.EdgeURL + "/api/v1"
 	for _, tc := range []struct {
-		name, path, role string
-		header           map[string]string
-		body             any
-		limit            int
+		name, method, path, role string
+		header                   map[string]string
+		body                     any
+		served                   int // the function's answer to a write the edge lets through
+		limit                    int
 	}{
-		{"cart write", "/cart/items/" + p.ID.String(), auth.RoleCustomer, nil, map[string]int{"quantity": 1}, 120},
-		{"admin write", "/inventory/" + p.ID.String(), auth.RoleAdmin, map[string]string{"If-Match": "*"}, map[string]int{"on_hand": 10}, 300},
+		{"cart write", http.MethodPut, "/cart/items/" + p.ID.String(), auth.RoleCustomer, nil, map[string]int{"quantity": 1}, http.StatusOK, 120},
+		{"admin write", http.MethodPut, "/inventory/" + p.ID.String(), auth.RoleAdmin, map[string]string{"If-Match": "*"}, map[string]int{"on_hand": 10}, http.StatusOK, 300},
+		{"checkout", http.MethodPost, "/orders", auth.RoleCustomer, nil, map[string]int{"total": 1}, http.StatusBadRequest, 30},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			put := func(token string) (int, http.Header) {
+			write := func(token string) (int, http.Header) {
 				t.Helper()
-				return callWith(t, http.MethodPut, api+tc.path, token, tc.header, tc.body, nil)
+				return callWith(t, tc.method, api+tc.path, token, tc.header, tc.body, nil)
 			}
 			// fill fills one clock window for two fresh tokens (fresh counters)
 			// and returns what went wrong.
@@ -305,24 +311,24 @@ func TestEdgeLimitsEveryWritePerToken(t *testing.T) {
 				greedy, other := s.token(t, tc.role), s.token(t, tc.role)
 				// Each write of the window is served, then the first past it refused.
 				for i := 1; i <= tc.limit; i++ {
-					code, h := put(greedy)
-					if code != http.StatusOK || h.Get("X-RateLimit-Limit-Minute") != strconv.Itoa(tc.limit) ||
+					code, h := write(greedy)
+					if code != tc.served || h.Get("X-RateLimit-Limit-Minute") != strconv.Itoa(tc.limit) ||
 						h.Get("RateLimit-Remaining") != strconv.Itoa(tc.limit-i) {
-						return append(problems, fmt.Sprintf("write %d of %d: %d, X-RateLimit-Limit-Minute %q, RateLimit-Remaining %q", i, tc.limit, code,
-							h.Get("X-RateLimit-Limit-Minute"), h.Get("RateLimit-Remaining")))
+						return append(problems, fmt.Sprintf("write %d of %d: %d (want %d), X-RateLimit-Limit-Minute %q, RateLimit-Remaining %q", i, tc.limit, code,
+							tc.served, h.Get("X-RateLimit-Limit-Minute"), h.Get("RateLimit-Remaining")))
 					}
 				}
-				code, h := put(greedy)
+				code, h := write(greedy)
 				if ra, _ := strconv.Atoi(h.Get("Retry-After")); code != http.StatusTooManyRequests || ra < 1 || ra > 60 ||
 					h.Get("RateLimit-Remaining") != "0" {
 					problems = append(problems, fmt.Sprintf("write %d: %d Retry-After %q RateLimit-Remaining %q, want 429 until the minute ends", tc.limit+1, code,
 						h.Get("Retry-After"), h.Get("RateLimit-Remaining")))
 				}
 				// Another token of the same role is served, counted on its own.
-				if code, h := put(other); code != http.StatusOK || h.Get("RateLimit-Remaining") != strconv.Itoa(tc.limit-1) {
-					problems = append(problems, fmt.Sprintf("another token: %d RateLimit-Remaining %q, want 200 and %d left", code, h.Get("RateLimit-Remaining"), tc.limit-1))
+				if code, h := write(other); code != tc.served || h.Get("RateLimit-Remaining") != strconv.Itoa(tc.limit-1) {
+					problems = append(problems, fmt.Sprintf("another token: %d RateLimit-Remaining %q, want %d and %d left", code, h.Get("RateLimit-Remaining"), tc.served, tc.limit-1))
 				}
-				if code, _ := put(greedy); code != http.StatusTooManyRequests {
+				if code, _ := write(greedy); code != http.StatusTooManyRequests {
 					problems = append(problems, fmt.Sprintf("the first token after another's write: %d, want 429 still", code))
 				}
 				return problems
