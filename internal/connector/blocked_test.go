@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -445,4 +446,62 @@ func TestAnAlarmHoldsNeitherRefreshNorReconnect(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// The declaration of the function's queues that follows a returned copy (a
+// queue deleted while the connector ran) is given up after InvokeTimeout
+// when the broker does not answer it, as one that stopped reading the
+// publishing connection since (a resource alarm raised meanwhile) does not:
+// the delivery is requeued and invoked again within seconds, in the same
+// session. The connector reaches the broker through a proxy that makes the
+// publishing connection deaf as the broker returns the copy. Until
+// 2026-12-05 the declaration waited with no deadline of its own, until the
+// broker's heartbeat timeout closed the deaf connection (20 s and more),
+// holding the delivery and every other copy of the function.
+func TestAnUnansweredDeclarationIsGivenUpAfterInvokeTimeout(t *testing.T) {
+	e := setup(t, "noretry")
+	proxy := tcpproxy.New(t, "127.0.0.1:5672")
+	e.cfg.BrokerURL = "amqp://guest:guest@" + proxy.Addr() + "/"
+	e.cfg.InvokeTimeout = 2 * time.Second
+	topic := e.names.Prefix + "order.placed.v1"
+	e.gw.set("noretry", topic, failFirst(1))
+	logs := &logRecorder{}
+	e.startLogging(t, slog.New(logs))
+	waitConsumed(t, e, e.names.Queue("noretry"))
+	if _, err := e.ch.QueueDelete(e.names.Retry("noretry", e.cfg.Delays()[0]), false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	pub := proxy.Conn(t, 1)
+	pub.DeafAfter(isBasicReturn)
+
+	id := e.publish(t, topic)
+	first := e.gw.waitCalls(t, "noretry", 1, 10*time.Second)[0]
+	// InvokeTimeout for the copy and its declaration, and a margin: far
+	// below the heartbeat timeout that otherwise ends the wait.
+	second := e.gw.waitCalls(t, "noretry", 2, e.cfg.InvokeTimeout+4*time.Second)[1]
+	pub.WaitSwallowed(t, 1) // the declaration was sent, and not heard
+	if second.id != id || second.headers.Get("X-Attempt") != "1" {
+		t.Errorf("second call: id %s attempt %s, want the original %s again, attempt 1", second.id, second.headers.Get("X-Attempt"), id)
+	}
+	t.Logf("invoked again %s after the first call", second.at.Sub(first.at).Round(time.Millisecond))
+	if n := logs.count("a queue of the function was missing, declaring its queues again"); n != 1 {
+		t.Errorf("%d declarations after a returned copy, want 1", n)
+	}
+	if n := logs.count("could not schedule retry, requeueing"); n != 1 {
+		t.Errorf("%d copies given up, want 1", n)
+	}
+	if n := logs.count("connected to RabbitMQ"); n != 1 {
+		t.Errorf("%d broker sessions, want 1: the session was lost, not the declaration given up", n)
+	}
+}
+
+// isBasicReturn says whether b holds an AMQP 0-9-1 basic.return method
+// frame: frame type 1, a channel and a size, then class 60, method 50.
+func isBasicReturn(b []byte) bool {
+	for i := 0; i+11 <= len(b); i++ {
+		if b[i] == 1 && bytes.Equal(b[i+7:i+11], []byte{0, 60, 0, 50}) {
+			return true
+		}
+	}
+	return false
 }

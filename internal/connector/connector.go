@@ -868,7 +868,8 @@ func permanent(status int) bool {
 // sent once more; any other failure leaves the caller's original unacked.
 // The broker's confirmation is awaited at most InvokeTimeout (a quorum queue
 // without a leader may never send it): without a deadline the delivery stayed
-// unacked and every other copy of the function waited for pubMu.
+// unacked and every other copy of the function waited for pubMu. So is the
+// declaration after a returned copy (declareAgain).
 //
 // The wait for a publishing channel (pubChannel) counts in InvokeTimeout: one
 // opened on a connection the broker blocked is answered once the alarm
@@ -887,10 +888,40 @@ func (s *subscription) publish(ctx context.Context, queue string, msg amqp.Publi
 		return err
 	}
 	s.c.log.Warn("a queue of the function was missing, declaring its queues again", "fn", s.fn, "queue", queue)
-	if err := broker.DeclareFunction(s.pub, s.c.cfg.Names, s.fn, s.c.delays); err != nil {
+	if err := s.declareAgain(ctx); err != nil {
 		return err
 	}
 	return s.publishOnce(ctx, queue, msg)
+}
+
+// declareAgain declares the function's queues on the publishing channel,
+// waiting for the broker's answers until ctx ends (publish's InvokeTimeout):
+// the client waits for them with no deadline of its own, and a broker that
+// stopped reading the connection since the copy was returned (a resource
+// alarm) answers none until it reads it again, or the connection's heartbeat
+// gives up on it. When ctx ends first, the declaration goes on in the
+// background and its channel is closed once it ends (with the connection at
+// the latest); the next copy opens another channel (pubChannel), since an
+// answer that came late on this one would be taken for the next call's.
+// Called with pubMu held.
+func (s *subscription) declareAgain(ctx context.Context) error {
+	ch := s.pub
+	declared := make(chan error, 1)
+	go func() { declared <- broker.DeclareFunction(ch, s.c.cfg.Names, s.fn, s.c.delays) }()
+	select {
+	case err := <-declared:
+		return err
+	case <-ctx.Done():
+		s.pub, s.returns = nil, nil
+		go func() {
+			<-declared
+			_ = ch.Close()
+		}()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("the broker did not answer the declaration of the function's queues within %s", s.c.cfg.InvokeTimeout)
+		}
+		return fmt.Errorf("declare the function's queues: %w", ctx.Err())
+	}
 }
 
 // openedChannel is the outcome of opening a publishing channel.

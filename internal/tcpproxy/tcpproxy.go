@@ -30,8 +30,9 @@ type Proxy struct {
 type Conn struct {
 	client, server net.Conn
 	mu             sync.Mutex
-	deaf           bool // drop what the client sends
-	silent         bool // drop everything and close nothing
+	deaf           bool              // drop what the client sends
+	deafAfter      func([]byte) bool // what from the server makes it deaf (DeafAfter)
+	silent         bool              // drop everything and close nothing
 	closed         bool
 	swallowed      int // bytes from the client dropped
 }
@@ -183,6 +184,17 @@ func (c *Conn) Deaf() {
 	c.deaf = true
 }
 
+// DeafAfter makes the connection deaf (Deaf) once the server sends bytes for
+// which reply is true, before they reach the client: the client's answer to
+// them and all it sends later are dropped, as by a server that stopped
+// reading the connection right after it sent them. reply sees each read of
+// the server's, which may hold part of a message or several.
+func (c *Conn) DeafAfter(reply func([]byte) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deafAfter = reply
+}
+
 // WaitSwallowed waits up to 10 s until the connection has dropped at least n
 // bytes its client sent: the client has tried to say something it was not
 // heard saying.
@@ -222,7 +234,7 @@ func (c *Conn) pipe(dst, src net.Conn, up bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
-		if n > 0 && c.forwards(n, up) {
+		if n > 0 && c.forwards(buf[:n], up) {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				break
 			}
@@ -239,14 +251,17 @@ func (c *Conn) pipe(dst, src net.Conn, up bool) {
 	}
 }
 
-// forwards says whether n bytes read from one end go on to the other, and
-// counts the client's that are dropped.
-func (c *Conn) forwards(n int, up bool) bool {
+// forwards says whether b, read from one end, goes on to the other, and
+// counts the client's bytes that are dropped.
+func (c *Conn) forwards(b []byte, up bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !up && c.deafAfter != nil && c.deafAfter(b) {
+		c.deaf, c.deafAfter = true, nil
+	}
 	drop := c.silent || up && c.deaf
 	if drop && up {
-		c.swallowed += n
+		c.swallowed += len(b)
 	}
 	return !drop
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,6 +43,23 @@ func TestADeafConnectionStillHearsTheServer(t *testing.T) {
 	hearsNothing(t, server, "the deaf connection's server")
 	send(t, server, client, "heard")
 	send(t, other, otherServer, "not deaf")
+}
+
+// DeafAfter leaves the connection as it is until the server sends what it
+// waits for, which still reaches the client; from then on what the client
+// sends is dropped.
+func TestDeafAfterTheServersReply(t *testing.T) {
+	p := newLink(t)
+	client, server := p.pair(t)
+	c := p.Conn(t, 0)
+	c.DeafAfter(func(b []byte) bool { return strings.Contains(string(b), "returned") })
+	send(t, server, client, "other")
+	send(t, client, server, "heard")
+	send(t, server, client, "returned")
+	write(t, client, "declare")
+	c.WaitSwallowed(t, len("declare"))
+	hearsNothing(t, server, "the server after its reply")
+	send(t, server, client, "still heard")
 }
 
 // A single connection's Cut closes both of its ends and no other connection.
