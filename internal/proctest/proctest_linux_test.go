@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -100,7 +99,7 @@ func TestAHelperDiesWithTheTestProcess(t *testing.T) {
 		_ = parent.Wait()
 		t.Fatalf("the parent printed %q (%v), want ready\n%s", line, err, stderr.String())
 	}
-	children := childrenOf(parent.Process.Pid)
+	children := proctest.ChildrenOf(parent.Process.Pid)
 	if len(children) != 1 {
 		t.Fatalf("the parent has children %v, want one", children)
 	}
@@ -112,52 +111,10 @@ func TestAHelperDiesWithTheTestProcess(t *testing.T) {
 	}
 	_ = parent.Wait()
 	deadline := time.Now().Add(5 * time.Second)
-	for processAlive(child) {
+	for proctest.Running(child) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the helper (pid %d) still runs 5 s after the test process that started it was killed", child)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// childrenOf lists the processes whose parent is pid.
-func childrenOf(pid int) []int {
-	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if _, ppid, ok := stat(p); ok && ppid == pid {
-			pids = append(pids, p)
-		}
-	}
-	return pids
-}
-
-// processAlive reports whether pid runs: a zombie, left to an init that
-// does not reap it, counts as gone.
-func processAlive(pid int) bool {
-	state, _, ok := stat(pid)
-	return ok && state != "Z"
-}
-
-// stat reads a process's state and parent from /proc/pid/stat.
-func stat(pid int) (state string, ppid int, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return "", 0, false
-	}
-	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return "", 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return "", 0, false
-	}
-	ppid, err = strconv.Atoi(f[1])
-	return f[0], ppid, err == nil
 }

@@ -2,7 +2,8 @@
 // suite: its own Erlang node name, AMQP and distribution ports on 127.0.0.1,
 // data, log and cookie in a directory of its own and no plugins (but
 // rabbitmq_prometheus when asked for), so stopping, restarting, killing it or
-// raising its alarms disturbs nobody else on the machine.
+// raising its alarms disturbs nobody else on the machine. On Linux a node
+// dies with the process that started it, even one killed before its Close.
 //
 // Ports are chosen below the kernel's ephemeral range (32768 and up on
 // Linux): a listener on an ephemeral port can find its port taken by some
@@ -26,6 +27,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopfaas/shop/internal/childproc"
 )
 
 // Options configure a node. Zero values take the defaults.
@@ -196,7 +199,8 @@ func (n *Node) Port() int { return n.opts.Port }
 func (n *Node) Name() string { return n.name }
 
 // Start boots the node's process (after Kill or Stop) and waits until it
-// accepts AMQP connections.
+// accepts AMQP connections. On Linux the node dies with this process, even
+// when it is killed (childproc.Start).
 func (n *Node) Start(ctx context.Context) error {
 	n.mu.Lock()
 	if n.cmd != nil {
@@ -204,11 +208,15 @@ func (n *Node) Start(ctx context.Context) error {
 		return errors.New("rabbitnode: already running")
 	}
 	cmd := exec.Command(filepath.Join(n.opts.BinDir, "rabbitmq-server"))
-	cmd.Env = n.env()
+	// RUNNING_UNDER_SYSTEMD makes the script exec the Erlang VM instead of
+	// running it as a child of a shell that waits: the VM is then the
+	// process childproc.Start ties to this one, and dies with it.
+	cmd.Env = append(n.env(), "RUNNING_UNDER_SYSTEMD=true")
 	cmd.Dir = n.opts.Dir
 	cmd.Stdout, cmd.Stderr = n.console, n.console
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	waited, err := childproc.Start(cmd)
+	if err != nil {
 		n.mu.Unlock()
 		return fmt.Errorf("rabbitnode: start: %w", err)
 	}
@@ -216,7 +224,7 @@ func (n *Node) Start(ctx context.Context) error {
 	n.cmd, n.done = cmd, done
 	n.mu.Unlock()
 	go func() {
-		_ = cmd.Wait()
+		<-waited
 		close(done)
 	}()
 	return n.waitReady(ctx, done)
@@ -315,7 +323,7 @@ func (n *Node) signal(sig syscall.Signal, within time.Duration) error {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 	}
-	// Helpers of the group (erl_child_setup) may outlive the shell.
+	// Helpers of the group (erl_child_setup) may outlive the VM.
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	n.mu.Lock()
 	n.cmd, n.done = nil, nil
