@@ -106,10 +106,11 @@ func (e *Exceeded) RetryAfter() time.Duration { return e.Wait }
 // count cut by ctx ending is not an outage: it is fault.Timeout, so a
 // caller that hangs up at once is never let through uncounted. Nor is a
 // Redis that refuses the login (NOAUTH, WRONGPASS: the redis-password
-// secret is wrong or missing): that is a configuration error, which fail-open
-// would turn into limits silently off while Redis is up, so it is
-// fault.Unavailable (503), its cause naming the secret (never the password)
-// for the caller's error log.
+// secret is wrong or missing) or the count (NOPERM: its ACL denies the
+// user a command or key; redisconn.AuthFailed): that is a configuration
+// error, which fail-open would turn into limits silently off while Redis is
+// up, so it is fault.Unavailable (503), its cause naming the secret (never
+// the password) for the caller's error log.
 func (l *Limiter) Allow(ctx context.Context, key string) error {
 	t := l.now()
 	start := t.Truncate(l.cfg.Window)
@@ -124,7 +125,7 @@ func (l *Limiter) Allow(ctx context.Context, key string) error {
 		return fault.Wrap(err, fault.Timeout, fault.CodeTimeout, "the request ended before it was counted")
 	}
 	if err != nil && redisconn.AuthFailed(err) {
-		return fault.Wrap(fmt.Errorf("rate limit %s: Redis refused the login (the redis-password secret is wrong or missing): %w", l.cfg.Prefix, err),
+		return fault.Wrap(fmt.Errorf("rate limit %s: %s: %w", l.cfg.Prefix, redisconn.Refused(err), err),
 			fault.Unavailable, fault.CodeUnavailable, "service temporarily unavailable")
 	}
 	if err != nil {

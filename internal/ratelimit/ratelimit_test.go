@@ -97,20 +97,24 @@ func TestFailsOpenWithoutRedis(t *testing.T) {
 }
 
 // A Redis that refuses the limiter's login (a wrong or missing
-// redis-password secret: WRONGPASS, NOAUTH) is a configuration error, not an
-// outage: the request is refused as unavailable (503), the error naming the
-// secret and not the password, so the limits are not silently off while
-// Redis itself is up. A Redis that cannot be reached still lets requests
-// through (TestFailsOpenWithoutRedis).
+// redis-password secret: WRONGPASS, NOAUTH) or its count (an ACL that denies
+// the user the command: NOPERM) is a configuration error, not an outage: the
+// request is refused as unavailable (503), the error naming the secret and
+// not the password, so the limits are not silently off while Redis itself is
+// up. A Redis that cannot be reached still lets requests through
+// (TestFailsOpenWithoutRedis).
 func TestARedisThatRefusesTheLoginRefusesTheRequest(t *testing.T) {
 	const password = "limitTestPassword"
 	addr := redisconntest.Server(t, password)
-	for _, tt := range []struct{ name, secret string }{
-		{"wrong password", "wrongPassword\n"},
-		{"no password", ""},
+	denied := redisconntest.Server(t, password)
+	redisconntest.SetDefaultUser(t, denied, password, "-incr")
+	for _, tt := range []struct{ name, addr, secret string }{
+		{"wrong password", addr, "wrongPassword\n"},
+		{"no password", addr, ""},
+		{"INCR denied", denied, password},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			opts := redisconn.Options(redisconntest.FromSecret(t, addr, tt.secret, redisconn.ConfigFrom))
+			opts := redisconn.Options(redisconntest.FromSecret(t, tt.addr, tt.secret, redisconn.ConfigFrom))
 			opts.MaxRetries = -1
 			rdb := redis.NewClient(opts)
 			defer rdb.Close()

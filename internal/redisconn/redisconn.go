@@ -3,6 +3,12 @@
 // file, never an environment value), read in one place by ConfigFrom and
 // turned into go-redis options in one place by Options, so the carts, the
 // rate limits and the product cache all authenticate the same way.
+//
+// A Redis that refuses the shop (AuthFailed: NOAUTH or WRONGPASS, a wrong or
+// missing secret; NOPERM, an ACL that denies the user a command or key) is a
+// configuration error, which does not pass by itself; a Redis that cannot be
+// reached is an outage, which does. The rate limits fail closed on the
+// first and open on the second; the product cache misses on both.
 package redisconn
 
 import (
@@ -64,9 +70,20 @@ func (cfg Config) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("addr", cfg.Addr), slog.Bool("password", cfg.Password != ""))
 }
 
-// AuthFailed reports whether err is Redis refusing the login: NOAUTH (no
-// password sent to a Redis that requires one) or WRONGPASS (a wrong one),
-// that is, the redis-password secret does not match Redis's requirepass.
-// Unlike a Redis that cannot be reached, this does not pass by itself: it is
-// a configuration error. Redis's message does not contain the password.
-func AuthFailed(err error) bool { return redis.IsAuthError(err) }
+// AuthFailed reports whether err is Redis refusing the shop: refusing its
+// login, NOAUTH (no password sent to a Redis that requires one) or WRONGPASS
+// (a wrong one), that is, the redis-password secret does not match Redis's
+// password; or refusing it a command or key, NOPERM (an ACL that denies the
+// user the secret logs in as the right to run it). Unlike a Redis that
+// cannot be reached, this does not pass by itself: it is a configuration
+// error. Redis's message does not contain the password.
+func AuthFailed(err error) bool { return redis.IsAuthError(err) || redis.IsPermissionError(err) }
+
+// Refused says, for an operator's log line or error, what refusal err (one
+// AuthFailed reports) is, naming the secret and never the password.
+func Refused(err error) string {
+	if redis.IsPermissionError(err) {
+		return "Redis refused the command (NOPERM: its ACL denies it to the user the redis-password secret logs in as)"
+	}
+	return "Redis refused the login (the redis-password secret is wrong or missing)"
+}

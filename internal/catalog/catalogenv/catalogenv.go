@@ -190,13 +190,14 @@ func (d *Deps) Invalidate(ctx context.Context, p catalog.Product) {
 }
 
 // cacheFailed logs a failed cache call: a warning, as the cache only saves
-// work, unless Redis refused the login (the redis-password secret is wrong
-// or missing): that is a configuration error that turns every read into a
-// miss, logged at error level naming the secret.
+// work, unless Redis refused the login or the command (the redis-password
+// secret is wrong or missing, or Redis's ACL denies its user the command:
+// redisconn.AuthFailed): that is a configuration error that turns every
+// read into a miss, logged at error level naming the secret.
 func (d *Deps) cacheFailed(ctx context.Context, msg string, err error, attrs ...any) {
 	attrs = append(attrs, "err", err.Error())
 	if redisconn.AuthFailed(err) {
-		d.Log.ErrorContext(ctx, msg+": Redis refused the login (the redis-password secret is wrong or missing)", attrs...)
+		d.Log.ErrorContext(ctx, msg+": "+redisconn.Refused(err), attrs...)
 		return
 	}
 	d.Log.WarnContext(ctx, msg, attrs...)

@@ -74,6 +74,26 @@ func Server(tb testing.TB, password string, args ...string) string {
 	}
 }
 
+// SetDefaultUser changes, while it runs, the default user of the Redis at
+// addr (logged in with password) with ACL SETUSER default rules…: "-incr"
+// takes away its right to INCR, so a client that logs in is answered NOPERM
+// for it, as a deployment's ACL can; "resetpass", ">new" changes its
+// password under the clients that already logged in. Only the caller's
+// connection is used: the rules apply to every connection at once, a new
+// password only to the logins after it.
+func SetDefaultUser(tb testing.TB, addr, password string, rules ...string) {
+	tb.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, Password: password, MaxRetries: -1})
+	defer rdb.Close()
+	args := []any{"ACL", "SETUSER", "default"}
+	for _, r := range rules {
+		args = append(args, r)
+	}
+	if err := rdb.Do(context.Background(), args...).Err(); err != nil {
+		tb.Fatalf("ACL SETUSER default %v: %v", rules, err)
+	}
+}
+
 // freeAddr is a loopback host:port nothing listens on at the moment.
 func freeAddr(tb testing.TB) string {
 	tb.Helper()
