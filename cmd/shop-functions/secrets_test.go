@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +25,7 @@ import (
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/fntest"
+	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
 )
 
 // secretValues are valid values of every secret a function may declare.
@@ -198,13 +201,25 @@ func devFunctions(t *testing.T) (fns []devFunction, missing []string) {
 
 // buildWith builds a function with env and only the given secrets.
 func buildWith(build fnhttp.Builder, name string, env map[string]string, secrets []string, log *slog.Logger) error {
+	return withSecrets(name, env, secrets, nil, func(c *config.Reader) error {
+		_, err := build(c, log)
+		return err
+	})
+}
+
+// withSecrets calls f with the configuration of function name: env and only
+// the given secrets, valued as in secretValues unless values has them.
+func withSecrets(name string, env map[string]string, secrets []string, values map[string]string, f func(*config.Reader) error) error {
 	dir, err := os.MkdirTemp("", "secrets-"+name)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
 	for _, secret := range secrets {
-		v, ok := secretValues[secret]
+		v, ok := values[secret]
+		if !ok {
+			v, ok = secretValues[secret]
+		}
 		if !ok {
 			return fmt.Errorf("secret %s has no value in this test (known: %v)", secret, slices.Sorted(maps.Keys(secretValues)))
 		}
@@ -216,8 +231,7 @@ func buildWith(build fnhttp.Builder, name string, env map[string]string, secrets
 	e[config.SecretsDirEnv] = dir
 	e["OPENFAAS_NAME"] = name
 	e["DATABASE_MAX_CONNS"] = "1" // one connection per function's pool, 30-odd in all
-	_, err = build(config.New(config.Env(e)), log)
-	return err
+	return f(config.New(config.Env(e)))
 }
 
 // fakeMeili answers what a loader asks Meilisearch at start (the index
@@ -346,5 +360,48 @@ func TestTheRedisPasswordHoldersAreTheRedisUsers(t *testing.T) {
 	slices.Sort(users)
 	if !slices.Equal(users, want) {
 		t.Errorf("functions that use Redis: %v, want %v", users, want)
+	}
+}
+
+// A function that uses Redis checks its login once as it builds: while Redis
+// refuses it (a wrong redis-password secret) the build fails, so /_/ready
+// answers 503 and the function is taken out of rotation, its log naming the
+// secret and never the password, where it was ready and failed or skipped
+// every Redis call instead. A Redis that cannot be reached does not fail the
+// build (the limits fail open, the cache misses); the right password builds.
+func TestAFunctionIsNotReadyWhileRedisRefusesItsLogin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the Redis users against PostgreSQL and a redis-server of their own; -short was asked for")
+	}
+	const password = "readyTestPassword"
+	addr := redisconntest.Server(t, password)
+	fns, _ := devFunctions(t) // TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares reports what the registry lacks
+	for _, f := range fns {
+		if !slices.Contains(f.fn.Secrets, "redis-password") {
+			continue // TestTheRedisPasswordHoldersAreTheRedisUsers: exactly the Redis users declare it
+		}
+		for _, tt := range []struct {
+			name, addr, secret string
+			ready              bool
+		}{
+			{"wrong password", addr, "wrongPassword", false},
+			{"Redis down", "127.0.0.1:1", password, true},
+			{"right password", addr, password, true},
+		} {
+			t.Run(f.name+"/"+tt.name, func(t *testing.T) {
+				env := maps.Clone(f.env)
+				env["REDIS_ADDR"] = tt.addr
+				var logged bytes.Buffer
+				err := withSecrets(f.name, env, f.fn.Secrets, map[string]string{"redis-password": tt.secret}, func(c *config.Reader) error {
+					return fnhttp.NewLazy(f.build, c, slog.New(slog.NewTextHandler(&logged, nil))).Ready(context.Background())
+				})
+				if ready := err == nil; ready != tt.ready {
+					t.Fatalf("Ready = %v, want ready %v; logged:\n%s", err, tt.ready, logged.String())
+				}
+				if !tt.ready && (!strings.Contains(logged.String(), "redis-password") || strings.Contains(logged.String(), tt.secret)) {
+					t.Errorf("logged %q: want the redis-password secret named and the password not", logged.String())
+				}
+			})
+		}
 	}
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shopfaas/shop/internal/redisconn"
-	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // Config configures a Cache.
@@ -44,9 +43,10 @@ type Cache struct {
 	timeout time.Duration
 }
 
-// New returns a cache; it does not contact Redis (a Redis that is down only
-// makes every call fail fast).
-func New(cfg Config) (*Cache, error) {
+// New returns a cache once Redis has not refused its login
+// (redisconn.Open: a wrong or missing redis-password secret is an error); a
+// Redis that is down is none, it only makes every call fail fast.
+func New(ctx context.Context, cfg Config) (*Cache, error) {
 	if cfg.Redis.Addr == "" || cfg.Prefix == "" {
 		return nil, errors.New("cache: Redis.Addr and Prefix are required")
 	}
@@ -59,8 +59,10 @@ func New(cfg Config) (*Cache, error) {
 	opts := redisconn.Options(cfg.Redis)
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = cfg.Timeout, cfg.Timeout, cfg.Timeout
 	opts.MaxRetries, opts.PoolSize, opts.MinIdleConns = -1, 4, 0
-	rdb := redis.NewClient(opts)
-	rdb.AddHook(telemetry.RedisHook())
+	rdb, err := redisconn.Open(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
 	return &Cache{rdb: rdb, prefix: cfg.Prefix, ttl: cfg.TTL, timeout: cfg.Timeout}, nil
 }
 

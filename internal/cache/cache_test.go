@@ -36,7 +36,7 @@ func newCache(t *testing.T) *cache.Cache {
 		}
 		rdb.Close()
 	})
-	c, err := cache.New(cache.Config{Redis: redisconn.Config{Addr: "127.0.0.1:6379"}, Prefix: prefix, TTL: time.Minute})
+	c, err := cache.New(context.Background(), cache.Config{Redis: redisconn.Config{Addr: "127.0.0.1:6379"}, Prefix: prefix, TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,8 +94,11 @@ func TestVersionedWrites(t *testing.T) {
 	}
 }
 
+// A Redis that cannot be reached does not stop the cache from being built
+// (a function whose cache is down still serves from the database), and
+// fails every call.
 func TestRedisDownIsAnError(t *testing.T) {
-	c, err := cache.New(cache.Config{Redis: redisconn.Config{Addr: "127.0.0.1:1"}, Prefix: "x:", Timeout: 100 * time.Millisecond})
+	c, err := cache.New(context.Background(), cache.Config{Redis: redisconn.Config{Addr: "127.0.0.1:1"}, Prefix: "x:", Timeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,34 +113,43 @@ func TestRedisDownIsAnError(t *testing.T) {
 
 // A cache whose Redis settings are read from the configuration logs in with
 // the redis-password secret: it stores and serves entries on a Redis that
-// requires the password. Without the secret every call fails (NOAUTH),
-// which callers take as a miss and serve from the database, as designed.
+// requires the password. Without the secret it is not built: Redis refuses
+// the login (NOAUTH), an error naming the secret, so the function's build
+// fails (redisconn.Open). A login refused after the build (the password
+// changed on Redis's side) fails every call, which callers take as a miss
+// and serve from the database.
 func TestTheCacheLogsInWithTheRedisPasswordSecret(t *testing.T) {
 	addr := redisconntest.Server(t, "cacheTestPassword")
 	ctx := context.Background()
-	open := func(secret string) *cache.Cache {
-		ch, err := cache.New(cache.Config{Redis: redisconntest.FromSecret(t, addr, secret, redisconn.ConfigFrom),
+	open := func(secret string) (*cache.Cache, error) {
+		ch, err := cache.New(ctx, cache.Config{Redis: redisconntest.FromSecret(t, addr, secret, redisconn.ConfigFrom),
 			Prefix: "test:product:", TTL: time.Minute})
-		if err != nil {
-			t.Fatal(err)
+		if err == nil {
+			t.Cleanup(func() { _ = ch.Close() })
 		}
-		t.Cleanup(func() { _ = ch.Close() })
-		return ch
+		return ch, err
 	}
 
-	without := open("")
-	if _, err := without.Put(ctx, "p", 1, []byte("v1")); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
-		t.Errorf("Put without the secret = %v, want NOAUTH", err)
-	}
-	if _, _, ok, err := without.Get(ctx, "p"); ok || err == nil || !strings.Contains(err.Error(), "NOAUTH") {
-		t.Errorf("Get without the secret: hit %v, err %v; want a miss with NOAUTH", ok, err)
+	if _, err := open(""); err == nil || !strings.Contains(err.Error(), "NOAUTH") || !strings.Contains(err.Error(), "redis-password") {
+		t.Errorf("New without the secret = %v, want an error naming NOAUTH and the redis-password secret", err)
 	}
 
-	with := open("cacheTestPassword\n")
+	with, err := open("cacheTestPassword\n")
+	if err != nil {
+		t.Fatalf("New with the secret: %v", err)
+	}
 	if ok, err := with.Put(ctx, "p", 1, []byte("v1")); err != nil || !ok {
 		t.Fatalf("Put with the secret = %v, %v", ok, err)
 	}
 	if p, v, ok := get(t, with, "p"); !ok || p != "v1" || v != 1 {
 		t.Errorf("Get with the secret = %q v%d hit %v, want v1 v1 hit", p, v, ok)
+	}
+
+	redisconntest.SetDefaultUser(t, addr, "cacheTestPassword", "resetpass", ">rotatedPassword")
+	if _, err := with.Put(ctx, "p", 2, []byte("v2")); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+		t.Errorf("Put once the password changed = %v, want WRONGPASS", err)
+	}
+	if _, _, ok, err := with.Get(ctx, "p"); ok || err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+		t.Errorf("Get once the password changed: hit %v, err %v; want a miss with WRONGPASS", ok, err)
 	}
 }

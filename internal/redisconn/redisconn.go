@@ -12,11 +12,15 @@
 package redisconn
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // PasswordSecret is the secret file whose content, when present and not
@@ -52,6 +56,34 @@ func ConfigFrom(c *config.Reader) Config {
 // the caller sets its pool size and timeouts on them.
 func Options(cfg Config) *redis.Options {
 	return &redis.Options{Addr: cfg.Addr, Password: cfg.Password}
+}
+
+// LoginTimeout bounds the PING with which Open checks the login: a Redis
+// that has not answered by then is taken as unreachable.
+const LoginTimeout = time.Second
+
+// Open returns a client with opts (from Options, with the caller's pool size
+// and timeouts) that traces every command (telemetry.RedisHook), once it has
+// checked the login with one PING within LoginTimeout. A Redis that refuses
+// it (AuthFailed: a wrong or missing redis-password secret, or an ACL that
+// denies the user PING) is an error naming the secret, never the password:
+// a function builds its dependencies lazily, so its build fails, /_/ready
+// answers 503 and the next request or probe tries the build again. A Redis
+// that cannot be reached, or answers anything else, is no error: the client
+// is returned and each call meets the outage as it comes (the rate limits
+// let requests through, the product cache misses, the carts answer 503), so
+// an outage does not take out of rotation the functions that only limit
+// with Redis. Every Redis client of a function is built here.
+func Open(ctx context.Context, opts *redis.Options) (*redis.Client, error) {
+	rdb := redis.NewClient(opts)
+	rdb.AddHook(telemetry.RedisHook())
+	ctx, cancel := context.WithTimeout(ctx, LoginTimeout)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); AuthFailed(err) {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("redis %s: %s: %w", opts.Addr, Refused(err), err)
+	}
+	return rdb, nil
 }
 
 // String describes cfg without its password.

@@ -110,3 +110,38 @@ func TestOptionsLogInWithTheSecret(t *testing.T) {
 		t.Errorf("with the secret: PING = %v", err)
 	}
 }
+
+// Open fails only when Redis refuses the login or PING (a wrong or missing
+// secret, an ACL that denies the user PING), naming the secret and not the
+// password, so a function's build fails on a misconfiguration; a Redis that
+// cannot be reached is no error (its calls meet the outage as they come).
+func TestOpenFailsOnlyWhenRedisRefusesTheLogin(t *testing.T) {
+	const password = "openTestPassword"
+	addr := redisconntest.Server(t, password)
+	denied := redisconntest.Server(t, password)
+	redisconntest.SetDefaultUser(t, denied, password, "-ping")
+	for _, tt := range []struct {
+		name, addr, secret, refusal string // refusal: "" when Open must succeed
+	}{
+		{"right password", addr, password, ""},
+		{"wrong password", addr, "wrongPassword", "WRONGPASS"},
+		{"no password", addr, "", "NOAUTH"},
+		{"PING denied", denied, password, "NOPERM"},
+		{"unreachable", "127.0.0.1:1", password, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rdb, err := redisconn.Open(context.Background(), redisconn.Options(redisconntest.FromSecret(t, tt.addr, tt.secret, redisconn.ConfigFrom)))
+			if tt.refusal == "" {
+				if err != nil {
+					t.Fatalf("Open = %v, want a client", err)
+				}
+				_ = rdb.Close()
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.refusal) || !strings.Contains(err.Error(), "redis-password") ||
+				strings.Contains(err.Error(), tt.secret) && tt.secret != "" {
+				t.Errorf("Open = %v, want an error naming %s and the redis-password secret, not the password", err, tt.refusal)
+			}
+		})
+	}
+}

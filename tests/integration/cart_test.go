@@ -139,9 +139,13 @@ func TestInventoryAndCartThroughTheEdge(t *testing.T) {
 	_, _ = rand.Read(b)
 	prefix := "itest:" + hex.EncodeToString(b) + ":"
 	t.Cleanup(func() {
-		rdb := cartredis.NewClient(redisconn.Config{Addr: "127.0.0.1:6379"})
-		defer rdb.Close()
 		ctx := context.Background()
+		rdb, err := cartredis.NewClient(ctx, redisconn.Config{Addr: "127.0.0.1:6379"})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer rdb.Close()
 		iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
 		for iter.Next(ctx) {
 			rdb.Del(ctx, iter.Val())

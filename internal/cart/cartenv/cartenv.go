@@ -32,7 +32,8 @@ type Deps struct {
 }
 
 // Load reads the configuration from c (every problem reported at once) and
-// builds the dependencies; Redis is connected lazily, on first use.
+// builds the dependencies. It checks the Redis login once (cartredis.NewClient:
+// a refused login is an error, an unreachable Redis is not).
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
 	rc := cartredis.ConfigFrom(c)
 	callers := auth.CallersFrom(c, needs.Tokens, false)
@@ -47,7 +48,11 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if err != nil {
 		return nil, err
 	}
-	d := &Deps{Tokens: tokens, Carts: cartredis.New(cartredis.NewClient(rc.Redis), rc)}
+	rdb, err := cartredis.NewClient(ctx, rc.Redis)
+	if err != nil {
+		return nil, err
+	}
+	d := &Deps{Tokens: tokens, Carts: cartredis.New(rdb, rc)}
 	if needs.Pricing {
 		catalog, err := catalogclient.New(cc)
 		if err != nil {

@@ -18,7 +18,6 @@ import (
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/redisconn"
-	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // Config configures a Store.
@@ -50,13 +49,13 @@ func ConfigFrom(c *config.Reader) Config {
 // NewClient returns a small Redis client for cfg, logged in with its
 // password when it has one; a function replica needs few connections. The
 // carts' store, the checkout limit and the login limit share this client.
-func NewClient(cfg redisconn.Config) *redis.Client {
+// A Redis that refuses the login is an error (redisconn.Open); one that
+// cannot be reached is not.
+func NewClient(ctx context.Context, cfg redisconn.Config) (*redis.Client, error) {
 	opts := redisconn.Options(cfg)
 	opts.PoolSize, opts.MinIdleConns = 4, 0
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
-	c := redis.NewClient(opts)
-	c.AddHook(telemetry.RedisHook())
-	return c
+	return redisconn.Open(ctx, opts)
 }
 
 // Store reads and writes carts. It is safe for concurrent use.

@@ -189,31 +189,42 @@ func TestAnOrdersLinesAreTakenOutOnce(t *testing.T) {
 
 // A cart store read from the configuration works against a Redis that
 // requires a password when the redis-password secret holds it; without the
-// secret every call is refused (NOAUTH), answered as the cart being
-// unavailable, so a deployment with AUTH on Redis can keep carts.
+// secret its client is not built: Redis refuses the login (NOAUTH), an error
+// naming the secret, so the function's build fails (redisconn.Open). A
+// login refused after the build (the password changed on Redis's side) is
+// answered as the cart being unavailable.
 func TestTheCartStoreLogsInWithTheRedisPasswordSecret(t *testing.T) {
 	addr := redisconntest.Server(t, "cartTestPassword")
 	ctx := context.Background()
 	user, product := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
-	store := func(secret string) *cartredis.Store {
+	store := func(secret string) (*cartredis.Store, error) {
 		cfg := redisconntest.FromSecret(t, addr, secret, cartredis.ConfigFrom)
-		rdb := cartredis.NewClient(cfg.Redis)
+		rdb, err := cartredis.NewClient(ctx, cfg.Redis)
+		if err != nil {
+			return nil, err
+		}
 		t.Cleanup(func() { _ = rdb.Close() })
-		return cartredis.New(rdb, cfg)
+		return cartredis.New(rdb, cfg), nil
 	}
 
-	without := store("")
-	err := without.SetLine(ctx, user, product, 2, 50)
-	if !fault.Is(err, fault.Unavailable, fault.CodeUnavailable) || !strings.Contains(err.Error(), "NOAUTH") {
-		t.Errorf("SetLine without the secret = %v, want Unavailable naming NOAUTH", err)
+	if _, err := store(""); err == nil || !strings.Contains(err.Error(), "NOAUTH") || !strings.Contains(err.Error(), "redis-password") {
+		t.Errorf("NewClient without the secret = %v, want an error naming NOAUTH and the redis-password secret", err)
 	}
 
-	with := store("cartTestPassword\n")
+	with, err := store("cartTestPassword\n")
+	if err != nil {
+		t.Fatalf("NewClient with the secret: %v", err)
+	}
 	if err := with.SetLine(ctx, user, product, 2, 50); err != nil {
 		t.Fatalf("SetLine with the secret: %v", err)
 	}
 	lines, err := with.Lines(ctx, user)
 	if err != nil || !cmp.Equal(lines, []cart.Line{{ProductID: product, Quantity: 2}}) {
 		t.Errorf("Lines with the secret = %v, %v", lines, err)
+	}
+	redisconntest.SetDefaultUser(t, addr, "cartTestPassword", "resetpass", ">rotatedPassword")
+	err = with.SetLine(ctx, user, product, 3, 50)
+	if !fault.Is(err, fault.Unavailable, fault.CodeUnavailable) || !strings.Contains(err.Error(), "WRONGPASS") {
+		t.Errorf("SetLine once the password changed = %v, want Unavailable naming WRONGPASS", err)
 	}
 }

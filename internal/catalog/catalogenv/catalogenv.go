@@ -71,8 +71,9 @@ type Deps struct {
 }
 
 // Load reads the configuration from c (every problem reported at once) and
-// builds the dependencies: it connects to and migrates the catalog database
-// and applies the external index's settings.
+// builds the dependencies: it checks the product cache's Redis login
+// (cache.New: refused is an error, unreachable is not), connects to and
+// migrates the catalog database and applies the external index's settings.
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
 	dbc := postgres.ConfigFrom(c, "catalog", catalogdb.Migrations())
 	var cc cache.Config
@@ -112,7 +113,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		return nil, err
 	}
 	if needs.Cache {
-		ch, err := cache.New(cc)
+		ch, err := cache.New(ctx, cc)
 		if err != nil {
 			return nil, err
 		}

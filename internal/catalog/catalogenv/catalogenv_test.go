@@ -47,26 +47,36 @@ func TestLoad(t *testing.T) {
 	})
 }
 
-// A product cache that Redis refuses to log in to (a wrong redis-password
-// secret) is a miss, as any cache failure is, but logged at error level
+// A product cache that Redis refuses (its password changed on Redis's side
+// after the function was built, or an ACL denies the cache's commands:
+// NOPERM) is a miss, as any cache failure is, but logged at error level
 // naming the secret and not the password: it is a configuration error, not
 // an outage to ride out. A Redis that cannot be reached stays a warning.
 func TestACacheRefusedItsLoginIsAMissLoggedAsAnError(t *testing.T) {
-	addr := redisconntest.Server(t, "catalogCachePassword")
+	const password = "catalogCachePassword"
 	for _, tt := range []struct {
-		name, addr, secret string
-		level              string
+		name  string
+		rules []string // the default user's change once the cache is built; nil: no Redis
+		level string
 	}{
-		{"wrong password", addr, "wrongPassword", "ERROR"},
-		{"unreachable", "127.0.0.1:1", "catalogCachePassword", "WARN"},
+		{"password changed", []string{"resetpass", ">rotatedPassword"}, "ERROR"},
+		{"commands denied", []string{"-get", "-eval", "-evalsha"}, "ERROR"},
+		{"unreachable", nil, "WARN"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := cache.New(cache.Config{Redis: redisconntest.FromSecret(t, tt.addr, tt.secret, redisconn.ConfigFrom),
+			addr := "127.0.0.1:1"
+			if tt.rules != nil {
+				addr = redisconntest.Server(t, password)
+			}
+			c, err := cache.New(context.Background(), cache.Config{Redis: redisconntest.FromSecret(t, addr, password, redisconn.ConfigFrom),
 				Prefix: "product:", Timeout: 500 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
+			if tt.rules != nil {
+				redisconntest.SetDefaultUser(t, addr, password, tt.rules...)
+			}
 			var logged bytes.Buffer
 			d := &catalogenv.Deps{Cache: c, Log: slog.New(slog.NewJSONHandler(&logged, nil))}
 			ctx := context.Background()
@@ -79,7 +89,7 @@ func TestACacheRefusedItsLoginIsAMissLoggedAsAnError(t *testing.T) {
 				t.Fatalf("logged %q, want one line per failed call", logged.String())
 			}
 			for _, line := range lines {
-				if !strings.Contains(line, `"level":"`+tt.level+`"`) || strings.Contains(line, "wrongPassword") {
+				if !strings.Contains(line, `"level":"`+tt.level+`"`) || strings.Contains(line, password) {
 					t.Errorf("logged %s: want level %s and no password", line, tt.level)
 				}
 				if tt.level == "ERROR" && !strings.Contains(line, "redis-password") {

@@ -63,8 +63,10 @@ type Deps struct {
 // internal-token-<Needs.Caller>, REDIS_ADDR and the optional secret
 // redis-password (redisconn.ConfigFrom) for carts and the checkout limit,
 // SAGA_TIMEOUT default 20s, RECOVER_AFTER default 2m, GIVE_UP_AFTER default
-// 12h, ORDER_RATE_LIMIT default 30 checkouts per minute per customer). Needs.Internal reads the
-// secret internal-callers.
+// 12h, ORDER_RATE_LIMIT default 30 checkouts per minute per customer), and
+// checks the Redis login (cartredis.NewClient: a refused login is an error,
+// an unreachable Redis is not). Needs.Internal reads the secret
+// internal-callers.
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
 	withSaga := needs.Saga
 	dbCfg := postgres.ConfigFrom(c, "orders", ordersdb.Migrations())
@@ -152,7 +154,11 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		pool.Close()
 		return nil, err
 	}
-	rdb := cartredis.NewClient(cartCfg.Redis)
+	rdb, err := cartredis.NewClient(ctx, cartCfg.Redis)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
 	// The edge cannot key a limit on the verified subject (see
 	// internal/ratelimit), so the saga does.
 	limit, err := ratelimit.New(rdb, ratelimit.Config{Prefix: "shop:ratelimit:create-order:", Limit: int64(orderLimit)}, log)

@@ -75,12 +75,12 @@ func Server(tb testing.TB, password string, args ...string) string {
 }
 
 // SetDefaultUser changes, while it runs, the default user of the Redis at
-// addr (logged in with password) with ACL SETUSER default rules…: "-incr"
-// takes away its right to INCR, so a client that logs in is answered NOPERM
-// for it, as a deployment's ACL can; "resetpass", ">new" changes its
-// password under the clients that already logged in. Only the caller's
-// connection is used: the rules apply to every connection at once, a new
-// password only to the logins after it.
+// addr (logged in with password) with ACL SETUSER default rules…, then
+// closes every other client's connections (CLIENT KILL TYPE normal), so
+// their next commands log in again: "-incr" takes away the user's right to
+// INCR, so a client is answered NOPERM for it, as a deployment's ACL can;
+// "resetpass", ">new" changes its password under running clients, as a
+// rotation on Redis's side does (their logins are then refused: WRONGPASS).
 func SetDefaultUser(tb testing.TB, addr, password string, rules ...string) {
 	tb.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: addr, Password: password, MaxRetries: -1})
@@ -91,6 +91,9 @@ func SetDefaultUser(tb testing.TB, addr, password string, rules ...string) {
 	}
 	if err := rdb.Do(context.Background(), args...).Err(); err != nil {
 		tb.Fatalf("ACL SETUSER default %v: %v", rules, err)
+	}
+	if err := rdb.Do(context.Background(), "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+		tb.Fatalf("CLIENT KILL TYPE normal: %v", err)
 	}
 }
 

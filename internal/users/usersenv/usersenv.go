@@ -45,7 +45,10 @@ type Deps struct {
 }
 
 // Load reads the configuration from c (every problem reported at once), then
-// connects to and migrates the users database within postgres.OpenTimeout.
+// connects to and migrates the users database within postgres.OpenTimeout
+// and, for Needs.LoginLimit, checks the Redis login (cartredis.NewClient: a
+// refused login is an error, an unreachable Redis is not: the limit fails
+// open).
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
 	dbc := postgres.ConfigFrom(c, "users", usersdb.Migrations())
 	var ttl time.Duration
@@ -88,7 +91,11 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		// two deployments (or test runs) sharing a Redis count apart.
 		limit.Prefix += pool.Config().ConnConfig.Database + ":"
 		// The same small client as the carts' and the checkout limit's.
-		rdb := cartredis.NewClient(rc)
+		rdb, err := cartredis.NewClient(ctx, rc)
+		if err != nil {
+			pool.Close()
+			return nil, err
+		}
 		if d.LoginLimit, err = ratelimit.New(rdb, limit, log); err != nil {
 			pool.Close()
 			return nil, err

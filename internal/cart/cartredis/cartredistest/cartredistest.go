@@ -35,8 +35,11 @@ func New(tb testing.TB, ttl time.Duration) (*cartredis.Store, *redis.Client, car
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	cfg := cartredis.Config{Redis: redisconn.Config{Addr: Addr()}, KeyPrefix: "test:" + hex.EncodeToString(b) + ":cart:", TTL: ttl}
-	rdb := cartredis.NewClient(cfg.Redis)
 	ctx := context.Background()
+	rdb, err := cartredis.NewClient(ctx, cfg.Redis)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()
 		tb.Fatalf("Redis is required for this test (%s): %v", cfg.Redis.Addr, err)
