@@ -9,6 +9,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // A Builder builds a function's handler from its configuration. Every
@@ -41,16 +42,11 @@ type Lazy struct {
 
 	mu sync.Mutex
 	h  http.Handler // nil until a build succeeded
-	// What was logged of the failed builds (under mu; unused once built).
-	lastErr    string    // the message of the last failure, logged or not
-	loggedAt   time.Time // when the last line was written
-	suppressed int       // failed builds not logged since that line
+	// failures are the failed builds, keyed by their message: which were
+	// logged (telemetry.RepeatInterval: readiness probes come every 2 s per
+	// replica on OpenFaaS Standard, and each tries the build).
+	failures telemetry.Repeats
 }
-
-// repeatLogInterval is how often a failed build whose message repeats the
-// last one's is logged: readiness probes come every 2 s per replica on
-// OpenFaaS Standard, and each tries the build.
-const repeatLogInterval = time.Minute
 
 // NewLazy returns the handler that build builds on first use. log may be nil
 // (slog.Default()); it is what build gets, and where a failed build is logged.
@@ -65,7 +61,7 @@ func NewLazy(build Builder, c *config.Reader, log *slog.Logger) *Lazy {
 // succeeded yet. A failure is returned as an Unavailable fault that names no
 // cause to a client, and logged here at ERROR: the first one, one whose
 // message differs from the last, and a repeat of the last one once
-// repeatLogInterval has passed since the last line; each line says how many
+// telemetry.RepeatInterval has passed since the last line; each line says how many
 // failed builds were not logged before it (suppressed), and so does the one
 // line of the build that succeeds after failures. A caller that is gone
 // by the time the lock is its own (a probe that timed out while another build
@@ -85,33 +81,19 @@ func (l *Lazy) handler(ctx context.Context) (http.Handler, error) {
 		l.logFailure(ctx, err.Error())
 		return nil, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "service temporarily unavailable")
 	}
-	if l.lastErr != "" {
-		l.log.InfoContext(ctx, "function ready", l.suppressedAttrs()...)
+	if failed, suppressed := l.failures.Settle(); failed {
+		l.log.InfoContext(ctx, "function ready", telemetry.SuppressedAttrs(suppressed)...)
 	}
 	l.h = built
 	return built, nil
 }
 
 // logFailure logs a failed build unless it repeats the last one within
-// repeatLogInterval of the last line, in which case it is counted. l.mu is
-// held.
+// telemetry.RepeatInterval of the last line, in which case it is counted.
 func (l *Lazy) logFailure(ctx context.Context, msg string) {
-	now := l.now()
-	if msg == l.lastErr && now.Sub(l.loggedAt) < repeatLogInterval {
-		l.suppressed++
-		return
+	if log, suppressed := l.failures.Log(msg, l.now()); log {
+		l.log.ErrorContext(ctx, "function not ready", append([]any{"err", msg}, telemetry.SuppressedAttrs(suppressed)...)...)
 	}
-	l.log.ErrorContext(ctx, "function not ready", append([]any{"err", msg}, l.suppressedAttrs()...)...)
-	l.lastErr, l.loggedAt, l.suppressed = msg, now, 0
-}
-
-// suppressedAttrs is the count of failed builds not logged since the last
-// line, as log attributes (none when there are none).
-func (l *Lazy) suppressedAttrs() []any {
-	if l.suppressed == 0 {
-		return nil
-	}
-	return []any{"suppressed", l.suppressed}
 }
 
 // ServeHTTP serves r with the built handler, or answers 503 when it cannot

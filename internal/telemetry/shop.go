@@ -10,7 +10,8 @@ import (
 // orders, payments, stock and the checkout saga, registered on the process's
 // own registry (fnserve creates one per process and serves it at /_/metrics).
 // Every function process has the set; each series appears once it is
-// observed, in the function that observes it. A nil *Shop records nothing,
+// observed, in the function that observes it, but the cache errors', which
+// exist at 0 from the start, so their rate reads 0 and not "no data". A nil *Shop records nothing,
 // so code that runs outside fnserve (tests, tools) needs no stand-in.
 type Shop struct {
 	orders         *prometheus.CounterVec
@@ -22,7 +23,17 @@ type Shop struct {
 	recoveryRuns   *prometheus.CounterVec
 	recoveredTotal *prometheus.CounterVec
 	sweeps         *prometheus.CounterVec
+	cacheErrors    *prometheus.CounterVec
 }
+
+// The reasons of CacheError.
+const (
+	// CacheAuth is a call Redis refused (redisconn.AuthFailed: NOAUTH,
+	// WRONGPASS, NOPERM): a configuration error.
+	CacheAuth = "auth"
+	// CacheUnavailable is any other failed call: Redis down, slow or full.
+	CacheUnavailable = "unavailable"
+)
 
 // NewShop registers the shop's metrics on reg.
 func NewShop(reg prometheus.Registerer) *Shop {
@@ -64,9 +75,24 @@ func NewShop(reg prometheus.Registerer) *Shop {
 			Name: "shop_reservation_sweeps_total",
 			Help: "expire-reservations runs, by result: ok or error.",
 		}, []string{"result"}),
+		cacheErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shop_cache_errors_total",
+			Help: "Product cache calls that failed (each a miss, served from the database), by reason: auth (Redis refused the login or the command: the redis-password secret or Redis's ACL) or unavailable (Redis down, slow or full).",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.orders, m.declines, m.conflicts, m.stepDuration, m.stepFailures, m.compensations, m.recoveryRuns, m.recoveredTotal, m.sweeps)
+	m.cacheErrors.WithLabelValues(CacheAuth)
+	m.cacheErrors.WithLabelValues(CacheUnavailable)
+	reg.MustRegister(m.orders, m.declines, m.conflicts, m.stepDuration, m.stepFailures, m.compensations, m.recoveryRuns, m.recoveredTotal, m.sweeps,
+		m.cacheErrors)
 	return m
+}
+
+// CacheError counts one failed product cache call by reason (CacheAuth or
+// CacheUnavailable).
+func (m *Shop) CacheError(reason string) {
+	if m != nil {
+		m.cacheErrors.WithLabelValues(reason).Inc()
+	}
 }
 
 // Order counts one checkout answered with outcome.

@@ -33,6 +33,7 @@ import (
 	"github.com/shopfaas/shop/internal/search"
 	"github.com/shopfaas/shop/internal/search/meili"
 	"github.com/shopfaas/shop/internal/search/pgsearch"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // Needs says which optional dependencies a function uses.
@@ -68,6 +69,11 @@ type Deps struct {
 	// Events reads signed events, set with Needs.Events.
 	Events inbox.Events
 	Log    *slog.Logger
+
+	// cacheLogs throttle the log lines of failed cache calls, one per kind
+	// (refused, unavailable); now is their clock (tests set it).
+	cacheLogs [2]telemetry.Repeats
+	now       func() time.Time
 }
 
 // Load reads the configuration from c (every problem reported at once) and
@@ -190,14 +196,32 @@ func (d *Deps) Invalidate(ctx context.Context, p catalog.Product) {
 	}
 }
 
-// cacheFailed logs a failed cache call: a warning, as the cache only saves
-// work, unless Redis refused the login or the command (the redis-password
-// secret is wrong or missing, or Redis's ACL denies its user the command:
-// redisconn.AuthFailed): that is a configuration error that turns every
-// read into a miss, logged at error level naming the secret.
+// cacheFailed counts a failed cache call in shop_cache_errors_total by
+// reason and logs it: a warning, as the cache only saves work, unless Redis
+// refused the login or the command (the redis-password secret is wrong or
+// missing, or Redis's ACL denies its user the command: redisconn.AuthFailed,
+// reason auth): that is a configuration error that turns every read into a
+// miss, logged at error level naming the secret. Every call fails while
+// Redis is down or refuses, so the lines are throttled per kind: the first,
+// then at most one per telemetry.RepeatInterval, with the count of the calls
+// not logged since the last line (suppressed).
 func (d *Deps) cacheFailed(ctx context.Context, msg string, err error, attrs ...any) {
-	attrs = append(attrs, "err", err.Error())
-	if redisconn.AuthFailed(err) {
+	refused := redisconn.AuthFailed(err)
+	reason, kind := telemetry.CacheUnavailable, 0
+	if refused {
+		reason, kind = telemetry.CacheAuth, 1
+	}
+	telemetry.ShopFrom(ctx).CacheError(reason)
+	now := time.Now
+	if d.now != nil {
+		now = d.now
+	}
+	log, suppressed := d.cacheLogs[kind].Log(reason, now())
+	if !log {
+		return
+	}
+	attrs = append(append(attrs, "err", err.Error()), telemetry.SuppressedAttrs(suppressed)...)
+	if refused {
 		d.Log.ErrorContext(ctx, msg+": "+redisconn.Refused(err), attrs...)
 		return
 	}

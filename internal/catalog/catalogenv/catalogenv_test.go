@@ -3,11 +3,15 @@ package catalogenv_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/shopfaas/shop/internal/cache"
 	"github.com/shopfaas/shop/internal/catalog"
@@ -19,6 +23,7 @@ import (
 	"github.com/shopfaas/shop/internal/redisconn"
 	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
 	"github.com/shopfaas/shop/internal/search/pgsearch"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // Load names every missing setting at once and builds every dependency asked
@@ -51,17 +56,23 @@ func TestLoad(t *testing.T) {
 // after the function was built, or an ACL denies the cache's commands:
 // NOPERM) is a miss, as any cache failure is, but logged at error level
 // naming the secret and not the password: it is a configuration error, not
-// an outage to ride out. A Redis that cannot be reached stays a warning.
-func TestACacheRefusedItsLoginIsAMissLoggedAsAnError(t *testing.T) {
+// an outage to ride out; a Redis that cannot be reached is a warning. Every
+// call fails then, so the lines are throttled per kind: one for the first
+// failure, none for the next ones within a minute (until 2026-12-05 each
+// call logged a line: thousands a second under load), then one saying how
+// many were not logged; each failed call is counted in
+// shop_cache_errors_total by reason.
+func TestFailedCacheCallsAreLoggedOnceAMinutePerKindAndCounted(t *testing.T) {
 	const password = "catalogCachePassword"
 	for _, tt := range []struct {
-		name  string
-		rules []string // the default user's change once the cache is built; nil: no Redis
-		level string
+		name   string
+		rules  []string // the default user's change once the cache is built; nil: no Redis
+		level  string
+		reason string
 	}{
-		{"password changed", []string{"resetpass", ">rotatedPassword"}, "ERROR"},
-		{"commands denied", []string{"-get", "-eval", "-evalsha"}, "ERROR"},
-		{"unreachable", nil, "WARN"},
+		{"password changed", []string{"resetpass", ">rotatedPassword"}, "ERROR", "auth"},
+		{"commands denied", []string{"-get", "-eval", "-evalsha"}, "ERROR", "auth"},
+		{"unreachable", nil, "WARN", "unavailable"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			addr := "127.0.0.1:1"
@@ -79,23 +90,61 @@ func TestACacheRefusedItsLoginIsAMissLoggedAsAnError(t *testing.T) {
 			}
 			var logged bytes.Buffer
 			d := &catalogenv.Deps{Cache: c, Log: slog.New(slog.NewJSONHandler(&logged, nil))}
-			ctx := context.Background()
-			if _, _, ok := d.Cached(ctx, "p"); ok {
-				t.Fatal("Cached: a hit")
+			now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+			catalogenv.SetClock(d, func() time.Time { return now })
+			reg := prometheus.NewRegistry()
+			ctx := telemetry.WithShop(context.Background(), telemetry.NewShop(reg))
+			for range 20 {
+				if _, _, ok := d.Cached(ctx, "p"); ok {
+					t.Fatal("Cached: a hit")
+				}
+				d.Invalidate(ctx, catalog.Product{})
 			}
-			d.Invalidate(ctx, catalog.Product{})
+			now = now.Add(59 * time.Second)
+			d.Remember(ctx, catalog.Product{Version: 1})
+			now = now.Add(2 * time.Second) // a minute and a second after the first line
+			d.Cached(ctx, "p")
 			lines := strings.Split(strings.TrimSpace(logged.String()), "\n")
 			if len(lines) != 2 {
-				t.Fatalf("logged %q, want one line per failed call", logged.String())
+				t.Fatalf("42 failed calls logged %d lines, want 2 (the first, and one a minute later):\n%s", len(lines), logged.String())
 			}
-			for _, line := range lines {
+			for i, line := range lines {
 				if !strings.Contains(line, `"level":"`+tt.level+`"`) || strings.Contains(line, password) {
 					t.Errorf("logged %s: want level %s and no password", line, tt.level)
 				}
 				if tt.level == "ERROR" && !strings.Contains(line, "redis-password") {
 					t.Errorf("logged %s: want it to name the redis-password secret", line)
 				}
+				if suppressed := strings.Contains(line, `"suppressed":40`); suppressed != (i == 1) {
+					t.Errorf("line %d %s: want the second line, only, to count 40 calls not logged", i, line)
+				}
+			}
+			other := map[string]string{"auth": "unavailable", "unavailable": "auth"}[tt.reason]
+			want := fmt.Sprintf(`
+# HELP shop_cache_errors_total %s
+# TYPE shop_cache_errors_total counter
+shop_cache_errors_total{reason=%q} 42
+shop_cache_errors_total{reason=%q} 0
+`, cacheErrorsHelp(t, reg), tt.reason, other)
+			if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "shop_cache_errors_total"); err != nil {
+				t.Error(err)
 			}
 		})
 	}
+}
+
+// cacheErrorsHelp is shop_cache_errors_total's help text as reg serves it.
+func cacheErrorsHelp(t *testing.T, reg *prometheus.Registry) string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "shop_cache_errors_total" {
+			return mf.GetHelp()
+		}
+	}
+	t.Fatal("shop_cache_errors_total is not registered")
+	return ""
 }

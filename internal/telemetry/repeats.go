@@ -1,0 +1,61 @@
+package telemetry
+
+import (
+	"sync"
+	"time"
+)
+
+// RepeatInterval is how often Repeats lets a repeated failure's line be
+// logged: readiness probes every 2 s per replica retry a failed build, and
+// a Redis that is down or refuses the login fails every cache call, which
+// would otherwise be thousands of lines a second under load.
+const RepeatInterval = time.Minute
+
+// Repeats decides which occurrences of a failure that repeats are logged:
+// the first, one whose key differs from the last one's, and a repeat of the
+// last key once RepeatInterval has passed since the last line; the others
+// are counted (suppressed) for the next line to report. fnhttp.Lazy keys a
+// failed build by its message, the product cache (catalogenv) a failed call
+// by its kind. The zero value is ready to use; it is safe for concurrent use.
+type Repeats struct {
+	mu         sync.Mutex
+	last       string    // the key of the last occurrence, logged or not
+	seen       bool      // an occurrence since the last Settle
+	loggedAt   time.Time // when the last line was written
+	suppressed int       // occurrences not logged since that line
+}
+
+// Log records an occurrence of key at now and reports whether to log it;
+// when it does, suppressed is how many occurrences were not logged since
+// the last line (the caller puts it in the line), and the count restarts.
+func (r *Repeats) Log(key string, now time.Time) (log bool, suppressed int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen && key == r.last && now.Sub(r.loggedAt) < RepeatInterval {
+		r.suppressed++
+		return false, 0
+	}
+	suppressed = r.suppressed
+	r.last, r.seen, r.loggedAt, r.suppressed = key, true, now, 0
+	return true, suppressed
+}
+
+// Settle is called once the failure has stopped (a build succeeded): it
+// reports whether any occurrence was recorded since the last Settle and how
+// many were not logged since the last line, and forgets them.
+func (r *Repeats) Settle() (seen bool, suppressed int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen, suppressed = r.seen, r.suppressed
+	r.last, r.seen, r.loggedAt, r.suppressed = "", false, time.Time{}, 0
+	return seen, suppressed
+}
+
+// SuppressedAttrs is a count of occurrences not logged, as log attributes
+// ("suppressed", n), none when n is 0.
+func SuppressedAttrs(n int) []any {
+	if n == 0 {
+		return nil
+	}
+	return []any{"suppressed", n}
+}
