@@ -20,6 +20,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/redisconn"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // Config is one limit.
@@ -64,6 +65,11 @@ type Limiter struct {
 	// of the window they were refused in (Refused).
 	mu      sync.Mutex
 	refused map[string]time.Time
+
+	// unreachable throttles the warning of a request let through while
+	// Redis cannot be reached: one line a minute, with the count of those
+	// not logged.
+	unreachable telemetry.Repeats
 }
 
 // refusedCap bounds the keys a Limiter remembers as refused; past it the
@@ -101,7 +107,8 @@ func (e *Exceeded) RetryAfter() time.Duration { return e.Wait }
 // expiry the key lacks, so a key whose expiry another caller's count has not
 // set yet gets it from this one, and the count itself is one atomic INCR.
 // Past the limit it returns fault.RateLimited (429 rate_limited) wrapping *Exceeded. It fails open: when Redis cannot be
-// reached the request is let through and a warning logged, as the edge's
+// reached the request is let through and a warning logged (one a minute,
+// with the count of those not logged), as the edge's
 // limits do (fault_tolerant), so a Redis outage does not stop checkouts. A
 // count cut by ctx ending is not an outage: it is fault.Timeout, so a
 // caller that hangs up at once is never let through uncounted. Nor is a
@@ -129,7 +136,10 @@ func (l *Limiter) Allow(ctx context.Context, key string) error {
 			fault.Unavailable, fault.CodeUnavailable, "service temporarily unavailable")
 	}
 	if err != nil {
-		l.log.WarnContext(ctx, "rate limit counter failed; request let through", "prefix", l.cfg.Prefix, "err", err.Error())
+		if log, suppressed := l.unreachable.Log("", t); log {
+			l.log.WarnContext(ctx, "rate limit counter failed; request let through",
+				append([]any{"prefix", l.cfg.Prefix, "err", err.Error()}, telemetry.SuppressedAttrs(suppressed)...)...)
+		}
 		return nil
 	}
 	if incr.Val() <= l.cfg.Limit {

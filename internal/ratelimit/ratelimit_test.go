@@ -1,10 +1,12 @@
 package ratelimit_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -82,17 +84,38 @@ func TestLimitPerKeyAcrossConcurrentCallers(t *testing.T) {
 	}
 }
 
+// TestFailsOpenWithoutRedis: a Redis that cannot be reached lets every
+// request through, and says so in one warning a minute, with the count of
+// those it did not log: one line per request would be thousands a second
+// under load, as long as the outage lasts.
 func TestFailsOpenWithoutRedis(t *testing.T) {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1,
+		DialerRetries: 1, DialerRetryTimeout: time.Millisecond})
 	defer rdb.Close()
-	l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: "x:", Limit: 1}, nil)
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: "x:", Limit: 1}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 3 {
-		if err := l.Allow(context.Background(), "k"); err != nil {
-			t.Fatalf("Allow with Redis down: %v, want the request let through", err)
+	now := time.Now()
+	ratelimit.SetClock(l, func() time.Time { return now })
+	allow := func(n int) {
+		t.Helper()
+		for range n {
+			if err := l.Allow(context.Background(), "k"); err != nil {
+				t.Fatalf("Allow with Redis down: %v, want the request let through", err)
+			}
 		}
+	}
+	allow(30)
+	if lines := strings.Count(logged.String(), "request let through"); lines != 1 {
+		t.Fatalf("30 requests let through in one minute logged %d warnings, want 1:\n%s", lines, logged.String())
+	}
+	now = now.Add(time.Minute)
+	allow(1)
+	if lines := strings.Count(logged.String(), "request let through"); lines != 2 || !strings.Contains(logged.String(), "suppressed=29") {
+		t.Fatalf("a minute later: %d warnings, want 2, the second with suppressed=29:\n%s", lines, logged.String())
 	}
 }
 
