@@ -386,9 +386,14 @@ func TestKongStartsOnlyWithAUsableRedisPassword(t *testing.T) {
 		if bad != "" && strings.Contains(out, bad) {
 			t.Errorf("password %q printed: %s", bad, out)
 		}
+		// A pod that exits without a word is a CrashLoopBackOff with an
+		// empty log: the line names the secret's key.
+		if !strings.Contains(out, "redis-password") {
+			t.Errorf("password %q: Kong stopped without naming redis-password: %q", bad, out)
+		}
 	}
-	if _, err := run("0a1b2c", ""); err == nil {
-		t.Error("Kong would start without the public key")
+	if out, err := run("0a1b2c", ""); err == nil || !strings.Contains(out, "jwt-verify-key") {
+		t.Errorf("without the public key: %q, %v; want Kong stopped, naming jwt-verify-key", out, err)
 	}
 }
 
