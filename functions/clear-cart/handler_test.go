@@ -6,14 +6,20 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/cart/cartredis"
 	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fntest"
+	"github.com/shopfaas/shop/internal/redisconn"
+	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
 )
 
 func TestClearCart(t *testing.T) {
@@ -53,5 +59,61 @@ func TestClearCart(t *testing.T) {
 	}
 	if code := del("Bearer " + tok); code != http.StatusNoContent {
 		t.Fatalf("clearing an empty cart: %d, want 204", code)
+	}
+}
+
+// Built from its configuration for a Redis that accepts only TLS
+// (REDIS_TLS=true, the redis-ca secret, the redis-password secret), the
+// function clears a cart there; built with a redis-ca that did not issue
+// Redis's certificate, it answers 503 and the cart stays: the failed
+// verification is never a plain-text fallback.
+func TestClearCartReachesATLSRedisOnlyWithItsCA(t *testing.T) {
+	addr, ca := redisconntest.TLSServer(t, "clearCartPassword")
+	ctx := context.Background()
+	cfg := redisconntest.FromTLSSecrets(t, addr, "clearCartPassword", ca, cartredis.ConfigFrom)
+	rdb, err := cartredis.NewClient(ctx, cfg.Redis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	store := cartredis.New(rdb, cfg)
+	alice, product := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	tokens := fntest.Tokens(t, 0)
+	bearer := fntest.Bearer(t, tokens, alice, auth.RoleCustomer)
+
+	build := func(ca []byte) http.Handler {
+		dir := t.TempDir()
+		for name, content := range map[string][]byte{"jwt-verify-key": []byte(fntest.JWTVerifyKey),
+			redisconn.PasswordSecret: []byte("clearCartPassword"), redisconn.CASecret: ca} {
+			if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h, err := Build(config.New(config.Env(map[string]string{config.SecretsDirEnv: dir, "REDIS_ADDR": addr,
+			redisconn.TLSEnv: "true"})), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatalf("Build: %v", err)
+		}
+		return h
+	}
+	for _, tt := range []struct {
+		name       string
+		ca         []byte
+		want, kept int
+	}{
+		{"wrong CA", redisconntest.CA(t), http.StatusServiceUnavailable, 1},
+		{"its CA", ca, http.StatusNoContent, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := store.SetLine(ctx, alice, product, 2, 50); err != nil {
+				t.Fatal(err)
+			}
+			if w := fntest.Do(t, build(tt.ca), http.MethodDelete, "/api/v1/cart", "", "", "Authorization", bearer); w.Code != tt.want {
+				t.Errorf("DELETE /api/v1/cart = %d %s, want %d", w.Code, w.Body, tt.want)
+			}
+			if lines, err := store.Lines(ctx, alice); err != nil || len(lines) != tt.kept {
+				t.Errorf("the cart after = %v, %v; want %d lines", lines, err, tt.kept)
+			}
+		})
 	}
 }

@@ -2,7 +2,9 @@
 // address (REDIS_ADDR) and the optional password (the redis-password secret
 // file, never an environment value), read in one place by ConfigFrom and
 // turned into go-redis options in one place by Options, so the carts, the
-// rate limits and the product cache all authenticate the same way.
+// rate limits and the product cache all authenticate the same way. TLS, for
+// a managed Redis that requires it, is REDIS_TLS with the optional redis-ca
+// secret (tls.go), read and applied in the same two places.
 //
 // A Redis that refuses the shop (AuthFailed: NOAUTH or WRONGPASS, a wrong or
 // missing secret; NOPERM, an ACL that denies the user a command or key) is a
@@ -40,6 +42,12 @@ type Config struct {
 	// or blank: then no AUTH is sent (a Redis without requirepass, as on a
 	// developer machine).
 	Password string
+	// TLS dials Redis over TLS, verifying its certificate for the host of
+	// Addr (REDIS_TLS=true; tls.go). false: plain TCP.
+	TLS bool
+	// CA is the PEM bundle of the redis-ca secret that Redis's certificate
+	// must chain to; nil: the system's roots. Only read with TLS.
+	CA []byte
 }
 
 // ConfigFrom reads REDIS_ADDR (required) and the optional redis-password
@@ -48,14 +56,23 @@ type Config struct {
 // fail with NOAUTH instead of the problem naming the file). A function
 // builds its dependencies lazily, so such a problem fails its build (each
 // request 503, /_/ready 503) while the process keeps running.
+//
+// REDIS_TLS and the redis-ca secret turn TLS on (tlsFrom, tls.go).
 func ConfigFrom(c *config.Reader) Config {
-	return Config{Addr: c.Required("REDIS_ADDR"), Password: c.OptionalSecret(PasswordSecret)}
+	cfg := Config{Addr: c.Required("REDIS_ADDR"), Password: c.OptionalSecret(PasswordSecret)}
+	tlsFrom(c, &cfg)
+	return cfg
 }
 
 // Options returns go-redis options that reach and log in to cfg's Redis;
 // the caller sets its pool size and timeouts on them.
+// With cfg.TLS they dial TLS and verify Redis's certificate (tlsConfig).
 func Options(cfg Config) *redis.Options {
-	return &redis.Options{Addr: cfg.Addr, Password: cfg.Password}
+	opts := &redis.Options{Addr: cfg.Addr, Password: cfg.Password}
+	if cfg.TLS {
+		opts.TLSConfig = tlsConfig(cfg)
+	}
+	return opts
 }
 
 // LoginTimeout bounds the PING with which Open checks the login: a Redis
@@ -86,20 +103,29 @@ func Open(ctx context.Context, opts *redis.Options) (*redis.Client, error) {
 	return rdb, nil
 }
 
-// String describes cfg without its password.
+// String describes cfg without its password, saying whether TLS is on.
 func (cfg Config) String() string {
+	s := "redis " + cfg.Addr + " (password set"
 	if cfg.Password == "" {
-		return "redis " + cfg.Addr + " (no password)"
+		s = "redis " + cfg.Addr + " (no password"
 	}
-	return "redis " + cfg.Addr + " (password set)"
+	switch {
+	case cfg.TLS && cfg.CA != nil:
+		return s + ", TLS with the redis-ca secret)"
+	case cfg.TLS:
+		return s + ", TLS with the system's roots)"
+	}
+	return s + ", no TLS)"
 }
 
 // GoString is String, so %#v does not print the password either.
 func (cfg Config) GoString() string { return cfg.String() }
 
-// LogValue logs cfg's address and whether a password is set.
+// LogValue logs cfg's address, whether a password is set, whether TLS is
+// on and whether the redis-ca secret gives its authorities.
 func (cfg Config) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("addr", cfg.Addr), slog.Bool("password", cfg.Password != ""))
+	return slog.GroupValue(slog.String("addr", cfg.Addr), slog.Bool("password", cfg.Password != ""),
+		slog.Bool("tls", cfg.TLS), slog.Bool("tls_ca", cfg.TLS && cfg.CA != nil))
 }
 
 // AuthFailed reports whether err is Redis refusing the shop: refusing its

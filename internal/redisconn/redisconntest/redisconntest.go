@@ -1,7 +1,8 @@
 // Package redisconntest starts private redis-server processes for tests that
 // need a Redis of their own: one that requires a password (the machine's
 // Redis on 127.0.0.1:6379 has none and is shared), or one configured as
-// docker-compose.yml configures the deployment's. FromSecret reads a
+// docker-compose.yml configures the deployment's, or one that accepts only
+// TLS (TLSServer, tls.go). FromSecret reads a
 // process's Redis settings as a function reads them, from a secrets
 // directory holding redis-password.
 package redisconntest
@@ -54,7 +55,16 @@ func Server(tb testing.TB, password string, args ...string) string {
 		cmd.Stdin = strings.NewReader("")
 	}
 	out, exited := proctest.Start(tb, cmd)
-	rdb := redis.NewClient(&redis.Options{Addr: addr, Password: password, MaxRetries: -1})
+	awaitPing(tb, &redis.Options{Addr: addr, Password: password, MaxRetries: -1}, out, exited)
+	return addr
+}
+
+// awaitPing waits up to 10 s for the redis-server just started to answer a
+// client with opts, failing the test if it exits or does not answer.
+func awaitPing(tb testing.TB, opts *redis.Options, out *proctest.Output, exited <-chan struct{}) {
+	tb.Helper()
+	addr := opts.Addr
+	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		select {
@@ -66,7 +76,7 @@ func Server(tb testing.TB, password string, args ...string) string {
 		err := rdb.Ping(ctx).Err()
 		cancel()
 		if err == nil {
-			return addr
+			return
 		}
 		if time.Now().After(deadline) {
 			tb.Fatalf("redis-server did not answer on %s within 10 s: %v\n%s", addr, err, out.String())
