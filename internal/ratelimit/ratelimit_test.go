@@ -171,6 +171,49 @@ func TestARedisThatRefusesTheLoginRefusesTheRequest(t *testing.T) {
 	}
 }
 
+// A Redis that requires TLS and whose certificate fails verification (the
+// redis-ca secret holds another authority, or REDIS_ADDR names a host the
+// certificate is not for) refuses the request as unavailable (503) naming
+// redis-ca, as a refused login does: failing open would turn the limits off
+// while Redis is up. With its CA the limit counts over TLS.
+func TestACertificateThatFailsVerificationRefusesTheRequest(t *testing.T) {
+	addr, ca := redisconntest.TLSServer(t, "")
+	_, port, _ := strings.Cut(addr, ":")
+	limiterFor := func(t *testing.T, addr string, ca []byte) *ratelimit.Limiter {
+		opts := redisconn.Options(redisconntest.FromTLSSecrets(t, addr, "", ca, redisconn.ConfigFrom))
+		opts.MaxRetries = -1
+		rdb := redis.NewClient(opts)
+		t.Cleanup(func() { _ = rdb.Close() })
+		l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: "tls:", Limit: 1}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	for _, tt := range []struct {
+		name string
+		addr string
+		ca   []byte
+	}{
+		{"wrong CA", addr, redisconntest.CA(t)},
+		{"name mismatch", "127.0.0.1:" + port, ca},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := limiterFor(t, tt.addr, tt.ca).Allow(context.Background(), "k")
+			if !fault.Is(err, fault.Unavailable, fault.CodeUnavailable) || !strings.Contains(err.Error(), "redis-ca") {
+				t.Fatalf("Allow = %v, want an unavailable fault (503) naming redis-ca", err)
+			}
+		})
+	}
+	l := limiterFor(t, addr, ca)
+	if err := l.Allow(context.Background(), "k"); err != nil {
+		t.Fatalf("Allow with the CA: %v", err)
+	}
+	if err := l.Allow(context.Background(), "k"); !fault.Is(err, fault.RateLimited, fault.CodeRateLimited) {
+		t.Fatalf("second Allow with the CA: %v, want rate limited", err)
+	}
+}
+
 // A count its caller's context cut is no Redis outage: the request is not
 // let through uncounted (until 2026-12-05 it was, so a client that hung up
 // at once got past the checkout limit: its checkout runs detached).

@@ -138,8 +138,12 @@ func (cfg Config) LogValue() slog.Value {
 func AuthFailed(err error) bool { return redis.IsAuthError(err) || redis.IsPermissionError(err) }
 
 // Refused says, for an operator's log line or error, what refusal err (one
-// AuthFailed reports) is, naming the secret and never the password.
+// AuthFailed or TLSFailed reports) is, naming the secret and never the
+// password.
 func Refused(err error) string {
+	if TLSFailed(err) {
+		return "Redis's certificate failed verification (the redis-ca secret, or REDIS_ADDR's host)"
+	}
 	if redis.IsPermissionError(err) {
 		return "Redis refused the command (NOPERM: its ACL denies it to the user the redis-password secret logs in as)"
 	}

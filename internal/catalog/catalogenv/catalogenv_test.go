@@ -148,3 +148,42 @@ func cacheErrorsHelp(t *testing.T, reg *prometheus.Registry) string {
 	t.Fatal("shop_cache_errors_total is not registered")
 	return ""
 }
+
+// A product cache on a Redis that requires TLS serves entries when the
+// redis-ca secret holds the authority of Redis's certificate; with another
+// authority every call is a miss logged at error level naming redis-ca, a
+// configuration error rather than an outage to ride out.
+func TestACacheOverTLSWorksOnlyWithItsCA(t *testing.T) {
+	addr, ca := redisconntest.TLSServer(t, "catalogCachePassword")
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name  string
+		ca    []byte
+		level string // "" for no log line and a hit
+	}{
+		{"wrong CA", redisconntest.CA(t), "ERROR"},
+		{"its CA", ca, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := cache.New(ctx, cache.Config{Redis: redisconntest.FromTLSSecrets(t, addr, "catalogCachePassword", tt.ca, redisconn.ConfigFrom),
+				Prefix: "product:", Timeout: 500 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var logged bytes.Buffer
+			d := &catalogenv.Deps{Cache: c, Log: slog.New(slog.NewJSONHandler(&logged, nil))}
+			_, _ = c.Put(ctx, "p", 1, []byte(`{"id":"p"}`))
+			_, _, ok := d.Cached(ctx, "p")
+			if tt.level == "" {
+				if !ok || logged.Len() != 0 {
+					t.Errorf("Cached: hit %v, logged %q; want a hit and no log", ok, logged.String())
+				}
+				return
+			}
+			if ok || !strings.Contains(logged.String(), `"level":"`+tt.level+`"`) || !strings.Contains(logged.String(), "redis-ca") {
+				t.Errorf("Cached: hit %v, logged %q; want a miss logged at %s naming redis-ca", ok, logged.String(), tt.level)
+			}
+		})
+	}
+}
