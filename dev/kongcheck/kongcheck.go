@@ -145,7 +145,7 @@ func Check(kongFile, stackFile string, opts Options) error {
 	if usesJWT {
 		errs = append(errs, checkIssuer(decl))
 	}
-	errs = append(errs, checkRedisPasswords(decl))
+	errs = append(errs, checkRedisPasswords(decl), checkRedisTLS(decl))
 	return errors.Join(errs...)
 }
 
@@ -188,6 +188,48 @@ func checkRedisPasswords(decl *edge.Declarative) error {
 		for _, r := range s.Routes {
 			check("route "+r.Name, r.Plugins)
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkRedisTLS requires the rate limits kept in Redis to agree on TLS (Kong
+// 3.9's redis.ssl, ssl_verify, server_name): all of them or none, since they
+// share one Redis (a limit dialling plain text to a Redis that accepts only
+// TLS fails every count, and fault_tolerant lets every request through), and
+// TLS only with the certificate verified for a server_name (ssl without
+// ssl_verify would accept whoever answers at Redis's address).
+// deploy/kubernetes/kong/render-config.sh with REDIS_TLS=true sets all three
+// on every block.
+func checkRedisTLS(decl *edge.Declarative) error {
+	var errs []error
+	var plain, tls []string
+	check := func(where string, ps []edge.Plugin) {
+		for _, p := range ps {
+			if p.Name != "rate-limiting" || p.Config["policy"] != "redis" {
+				continue
+			}
+			redis, _ := p.Config["redis"].(map[string]any)
+			if redis["ssl"] != true {
+				plain = append(plain, where)
+				continue
+			}
+			tls = append(tls, where)
+			name, _ := redis["server_name"].(string)
+			if redis["ssl_verify"] != true || name == "" {
+				errs = append(errs, fmt.Errorf("%s: a rate limit with redis.ssl needs redis.ssl_verify: true and a redis.server_name (Redis's certificate verified for its name)", where))
+			}
+		}
+	}
+	check("plugins", decl.Plugins)
+	for _, s := range decl.Services {
+		check("service "+s.Name, s.Plugins)
+		for _, r := range s.Routes {
+			check("route "+r.Name, r.Plugins)
+		}
+	}
+	if len(plain) > 0 && len(tls) > 0 {
+		errs = append(errs, fmt.Errorf("the rate limits kept in Redis disagree on TLS: redis.ssl on %s, off on %s (all or none: they share one Redis)",
+			strings.Join(tls, ", "), strings.Join(plain, ", ")))
 	}
 	return errors.Join(errs...)
 }

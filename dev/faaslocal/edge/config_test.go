@@ -12,7 +12,7 @@ import (
 // testScope is a build scope without consumers or Redis.
 func testScope(t *testing.T) *scope {
 	t.Helper()
-	pool := newRedisPool(nil)
+	pool := newRedisPool(nil, nil)
 	t.Cleanup(func() { _ = pool.close() })
 	return &scope{name: "test", getenv: testEnv, now: time.Now, log: slog.Default(), keyPrefix: "test:", redis: pool}
 }
@@ -41,7 +41,8 @@ func TestPluginConfigsRefuseWhatTheyCannotHonour(t *testing.T) {
 		// A Redis password is a vault reference, never written in the file.
 		{"rate-limiting", map[string]any{"minute": 5, "policy": "redis", "redis": map[string]any{"host": "redis", "password": "x"}}, []string{"must be a {vault://env/NAME} reference"}},
 		{"rate-limiting", map[string]any{"minute": 5, "policy": "redis", "redis": map[string]any{"host": "redis", "password": "{vault://aws/x}"}}, []string{"only {vault://env/NAME}"}},
-		{"rate-limiting", map[string]any{"minute": 5, "policy": "redis", "redis": map[string]any{"host": "redis", "username": "kong", "ssl": true}}, []string{"ACL users (username) and TLS"}},
+		{"rate-limiting", map[string]any{"minute": 5, "policy": "redis", "redis": map[string]any{"host": "redis", "username": "kong"}}, []string{"ACL users (username)"}},
+		{"rate-limiting", map[string]any{"minute": 5, "policy": "redis", "redis": map[string]any{"host": "redis", "ssl": true}}, []string{"redis.ssl without redis.ssl_verify"}},
 		{"cors", map[string]any{"origins": []any{`https://.*\.example\.com`}, "max_age": -1}, []string{"regex origins", "max_age -1"}},
 		{"opentelemetry", map[string]any{}, []string{"traces_endpoint is required"}},
 		{"opentelemetry", map[string]any{"traces_endpoint": "http://jaeger:4318/v1/traces", "propagation": map[string]any{"default_format": "b3"}, "sampling_rate": 2},

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,10 @@ type Options struct {
 	// faasd gateway's name in compose) to a local address (127.0.0.1:8080);
 	// it maps the rate-limiting plugin's redis host:port (redis:6379) too.
 	Upstreams map[string]string
+	// RedisRoots are the authorities a rate limit's Redis certificate must
+	// chain to when its redis block has ssl (Kong's
+	// lua_ssl_trusted_certificate); nil: the system's roots.
+	RedisRoots *x509.CertPool
 	// Log receives upstream failures (default slog.Default()).
 	Log *slog.Logger
 	// Getenv resolves {vault://env/NAME} references in the file (Kong's env
@@ -89,7 +94,7 @@ func New(decl *Declarative, opts Options) (*Edge, error) {
 			return nil, fmt.Errorf("plugin %q: consumer-scoped plugins are not supported by the local edge", p.Name)
 		}
 	}
-	e := &Edge{redis: newRedisPool(opts.Upstreams), metrics: newEdgeMetrics(), traced: opts.TracerProvider != nil}
+	e := &Edge{redis: newRedisPool(opts.Upstreams, opts.RedisRoots), metrics: newEdgeMetrics(), traced: opts.TracerProvider != nil}
 	scopeOf := func(name, route string) *scope {
 		return &scope{name: name, consumers: decl.Consumers, getenv: opts.Getenv, now: opts.Now, log: opts.Log,
 			keyPrefix: opts.KeyPrefix, redis: e.redis, route: route, tracing: opts.TracerProvider, metrics: e.metrics}

@@ -616,3 +616,72 @@ services:
 		t.Errorf("without it (no AUTH, counts refused, fault_tolerant) (-want +got):\n%s", diff)
 	}
 }
+
+// A redis block with ssl, ssl_verify and server_name (as render-config.sh
+// writes them for a Redis that requires TLS) counts in a Redis that accepts
+// only TLS, its certificate verified for server_name against the edge's
+// RedisRoots: the limit holds. With roots that did not issue the
+// certificate, or a server_name it is not for, every count fails and
+// fault_tolerant lets requests through, as Kong would; plain text is never
+// tried.
+func TestRateLimitInRedisOverTLS(t *testing.T) {
+	addr, ca := redisconntest.TLSServer(t, "edgeTestPassword")
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(up.Close)
+	pool := func(pemBytes []byte) *x509.CertPool {
+		p := x509.NewCertPool()
+		if !p.AppendCertsFromPEM(pemBytes) {
+			t.Fatal("no certificate")
+		}
+		return p
+	}
+	codes := func(serverName string, roots *x509.CertPool) []int {
+		decl, err := Parse([]byte(`
+_format_version: "3.0"
+services:
+  - name: open
+    url: http://gateway:8080/function/open
+    routes: [{name: open, paths: ["~/open$"], methods: [POST], strip_path: false}]
+    plugins:
+      - name: rate-limiting
+        config: {minute: 2, limit_by: ip, policy: redis, fault_tolerant: true,
+                 redis: {host: redis, port: 6379, password: "{vault://env/shop-redis-password}",
+                         ssl: true, ssl_verify: true, server_name: ` + serverName + `}}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := New(decl, Options{
+			Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://"), "redis:6379": addr},
+			Getenv: func(name string) string {
+				if name == "SHOP_REDIS_PASSWORD" {
+					return "edgeTestPassword"
+				}
+				return ""
+			},
+			KeyPrefix:  "test:edge:" + uuid.NewString() + ":",
+			RedisRoots: roots,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		srv := httptest.NewServer(e)
+		defer srv.Close()
+		var out []int
+		for range 3 {
+			res, _ := send(t, "POST", srv.URL+"/open", nil)
+			out = append(out, res.StatusCode)
+		}
+		return out
+	}
+	if diff := cmp.Diff([]int{200, 200, 429}, codes(redisconntest.TLSServerName, pool(ca))); diff != "" {
+		t.Errorf("with the CA, a limit of 2 a minute (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int{200, 200, 200}, codes(redisconntest.TLSServerName, pool(redisconntest.CA(t)))); diff != "" {
+		t.Errorf("with another CA (counts fail, fault_tolerant) (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int{200, 200, 200}, codes("redis.example.internal", pool(ca))); diff != "" {
+		t.Errorf("with a server_name the certificate is not for (-want +got):\n%s", diff)
+	}
+}

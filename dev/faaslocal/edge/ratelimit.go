@@ -53,7 +53,8 @@ type RateLimitingConfig struct {
 
 // RateLimitingRedis is the redis block of the rate-limiting plugin. The
 // local edge logs in with a password given as a vault reference, as Kong
-// does, and supports neither ACL users nor TLS.
+// does, and dials TLS as Kong 3.9 does (kong/tools/redis/schema.lua: ssl,
+// ssl_verify, server_name), verifying always; it supports no ACL users.
 type RateLimitingRedis struct {
 	// Host is Redis's host, rewritten by Options.Upstreams (required).
 	Host string `json:"host"`
@@ -70,11 +71,14 @@ type RateLimitingRedis struct {
 	// As in Kong, whose field is referenceable, a reference that does not
 	// resolve (NAME unset or empty) is an empty password: no AUTH is sent.
 	Password string `json:"password"`
-	// SSL is not supported locally.
+	// SSL dials Redis over TLS (TLS 1.2 or later).
 	SSL bool `json:"ssl"`
-	// SSLVerify is accepted and unused.
+	// SSLVerify verifies Redis's certificate against Options.RedisRoots
+	// (Kong: lua_ssl_trusted_certificate). Required with SSL locally: the
+	// local edge does not speak TLS without verification.
 	SSLVerify bool `json:"ssl_verify"`
-	// ServerName is accepted and unused.
+	// ServerName is the name Redis's certificate must be for (and the SNI);
+	// Host when empty.
 	ServerName string `json:"server_name"`
 }
 
@@ -116,8 +120,10 @@ func (c *RateLimitingConfig) Validate() error {
 		switch {
 		case c.Redis == nil || c.Redis.Host == "":
 			errs = append(errs, errors.New("policy redis needs redis.host"))
-		case c.Redis.Username != "" || c.Redis.SSL:
-			errs = append(errs, errors.New("redis ACL users (username) and TLS are not supported by the local edge"))
+		case c.Redis.Username != "":
+			errs = append(errs, errors.New("redis ACL users (username) are not supported by the local edge"))
+		case c.Redis.SSL && !c.Redis.SSLVerify:
+			errs = append(errs, errors.New("redis.ssl without redis.ssl_verify: the local edge does not speak TLS to Redis without verifying its certificate"))
 		case c.Redis.Password != "" && !isReference(c.Redis.Password):
 			errs = append(errs, errors.New("redis.password must be a {vault://env/NAME} reference: no secret is written in the file"))
 		}
@@ -180,7 +186,11 @@ func newRateLimiting(c RateLimitingConfig, sc *scope) (plugin, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redis.password: %w", err)
 		}
-		p.store = redisCounter{sc.redis.client(net.JoinHostPort(c.Redis.Host, strconv.Itoa(port)), c.Redis.Database, password)}
+		tlsName := ""
+		if c.Redis.SSL {
+			tlsName = cmp.Or(c.Redis.ServerName, c.Redis.Host)
+		}
+		p.store = redisCounter{sc.redis.client(net.JoinHostPort(c.Redis.Host, strconv.Itoa(port)), c.Redis.Database, password, tlsName)}
 	} else {
 		p.store = newLocalCounter(sc.now)
 	}

@@ -2,6 +2,8 @@ package edge
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,27 +16,33 @@ import (
 // redisPool holds the Redis clients of one edge's plugin instances.
 type redisPool struct {
 	upstreams map[string]string // Options.Upstreams
+	roots     *x509.CertPool    // Options.RedisRoots
 	mu        sync.Mutex
 	clients   map[string]*redis.Client
 }
 
-func newRedisPool(upstreams map[string]string) *redisPool {
-	return &redisPool{upstreams: upstreams, clients: map[string]*redis.Client{}}
+func newRedisPool(upstreams map[string]string, roots *x509.CertPool) *redisPool {
+	return &redisPool{upstreams: upstreams, roots: roots, clients: map[string]*redis.Client{}}
 }
 
 // client returns the client for host:port (after the Upstreams rewrite),
 // database and password ("" sends no AUTH), created on first use; go-redis
-// connects lazily.
-func (p *redisPool) client(hostport string, db int, password string) *redis.Client {
+// connects lazily. With tlsName it dials TLS and verifies the certificate
+// for that name against the pool's roots (nil: the system's).
+func (p *redisPool) client(hostport string, db int, password, tlsName string) *redis.Client {
 	if addr, ok := p.upstreams[hostport]; ok {
 		hostport = addr
 	}
-	key := fmt.Sprintf("%s/%d/%s", hostport, db, password) // never printed
+	key := fmt.Sprintf("%s/%d/%s/%s", hostport, db, tlsName, password) // never printed
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c, ok := p.clients[key]
 	if !ok {
-		c = redis.NewClient(&redis.Options{Addr: hostport, DB: db, Password: password, PoolSize: 4})
+		opts := &redis.Options{Addr: hostport, DB: db, Password: password, PoolSize: 4}
+		if tlsName != "" {
+			opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: tlsName, RootCAs: p.roots}
+		}
+		c = redis.NewClient(opts)
 		p.clients[key] = c
 	}
 	return c
