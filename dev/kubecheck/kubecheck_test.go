@@ -282,22 +282,9 @@ func TestTheManifestsMatchTheirSourcesOfTruth(t *testing.T) {
 // what it renders loads as a Kong declarative file whose jwt credential holds
 // the key.
 func TestKongConfigIsRenderedFromGatewayKong(t *testing.T) {
-	dir := t.TempDir()
-	_, verify, err := auth.NewKeys()
+	out, verify, err := renderKong(t)
 	if err != nil {
 		t.Fatal(err)
-	}
-	keyFile := filepath.Join(dir, "jwt-verify-key")
-	if err := os.WriteFile(keyFile, []byte(verify), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "kong.yml")
-	cmd := exec.Command("sh", filepath.Join(kubecheck.Dir, "kong", "render-config.sh"))
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "REDIS_HOST=redis.example.internal", "REDIS_PORT=6380",
-		"OTLP_ENDPOINT=http://jaeger.observability.svc.cluster.local:4318", "JWT_VERIFY_KEY="+keyFile, "OUT="+out)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("render-config.sh: %v\n%s", err, b)
 	}
 	rendered, err := os.ReadFile(out)
 	if err != nil {
@@ -335,6 +322,107 @@ func TestKongConfigIsRenderedFromGatewayKong(t *testing.T) {
 			t.Errorf("the rendered file still holds %q", faasd)
 		}
 	}
+}
+
+// renderKong runs render-config.sh with example hosts and a fresh public
+// key, env added to its environment, and returns the file it wrote and the
+// key.
+func renderKong(t *testing.T, env ...string) (out, verify string, err error) {
+	t.Helper()
+	dir := t.TempDir()
+	_, verify, err = auth.NewKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "jwt-verify-key")
+	if err := os.WriteFile(keyFile, []byte(verify), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out = filepath.Join(dir, "kong.yml")
+	cmd := exec.Command("sh", filepath.Join(kubecheck.Dir, "kong", "render-config.sh"))
+	cmd.Dir = root
+	cmd.Env = append(append(os.Environ(), "REDIS_HOST=redis.example.internal", "REDIS_PORT=6380",
+		"OTLP_ENDPOINT=http://jaeger.observability.svc.cluster.local:4318", "JWT_VERIFY_KEY="+keyFile, "OUT="+out), env...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("render-config.sh: %w\n%s", err, b)
+	}
+	return out, verify, nil
+}
+
+// With REDIS_TLS=true (a Redis that requires TLS) every rate limit kept in
+// Redis gets ssl: true, ssl_verify: true and server_name: REDIS_HOST, and
+// nothing else changes: removing those three lines gives the plain
+// rendering back. REDIS_TLS other than true or false is refused.
+func TestKongConfigRenderedForTLSRedisVerifiesEveryLimit(t *testing.T) {
+	out, _, err := renderKong(t, "REDIS_TLS=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	decl, err := edge.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limits := redisLimits(decl)
+	for where, redis := range limits {
+		if redis["ssl"] != true || redis["ssl_verify"] != true || redis["server_name"] != "redis.example.internal" {
+			t.Errorf("%s: redis ssl %v, ssl_verify %v, server_name %v; want true, true, redis.example.internal",
+				where, redis["ssl"], redis["ssl_verify"], redis["server_name"])
+		}
+	}
+	source, err := edge.Load(filepath.Join(root, "gateway", "kong.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := len(redisLimits(source)); len(limits) != want || want == 0 {
+		t.Errorf("%d redis rate limits rendered, want gateway/kong.yml's %d", len(limits), want)
+	}
+	plainOut, _, err := renderKong(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsText := strings.NewReplacer("            ssl: true\n", "", "            ssl_verify: true\n", "",
+		"            server_name: redis.example.internal\n", "").Replace(string(readFile(t, out)))
+	// The key differs between the two renderings: compare without it.
+	plainText := string(readFile(t, plainOut))
+	cut := func(s string) string { return s[:strings.Index(s, "consumers:")] }
+	if cut(tlsText) != cut(plainText) {
+		t.Errorf("the TLS rendering differs from the plain one in more than the redis blocks' TLS lines:\n%s", firstDiff(cut(tlsText), cut(plainText)))
+	}
+	if _, _, err := renderKong(t, "REDIS_TLS=yes"); err == nil || !strings.Contains(err.Error(), "REDIS_TLS must be true or false") {
+		t.Errorf("REDIS_TLS=yes: %v, want it refused", err)
+	}
+}
+
+// redisLimits are the redis blocks of decl's rate limits kept in Redis, by
+// where each plugin is attached (and its index there: YAML aliases repeat a
+// plugin).
+func redisLimits(decl *edge.Declarative) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	add := func(where string, ps []edge.Plugin) {
+		for i, p := range ps {
+			if p.Name == "rate-limiting" && p.Config["policy"] == "redis" {
+				redis, _ := p.Config["redis"].(map[string]any)
+				out[fmt.Sprintf("%s #%d", where, i)] = redis
+			}
+		}
+	}
+	add("plugins", decl.Plugins)
+	for _, s := range decl.Services {
+		add("service "+s.Name, s.Plugins)
+		for _, r := range s.Routes {
+			add("route "+s.Name+"/"+r.Name, r.Plugins)
+		}
+	}
+	return out
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func firstDiff(a, b string) string {

@@ -25,6 +25,12 @@
 #     docs/deploy-faasd.md step 4 renders it: Kong 3.9 does not resolve a
 #     vault reference in a jwt credential. A public key, so the ConfigMap may
 #     hold it; Kong never gets jwt-signing-key.
+#   - with REDIS_TLS=true (as env/kubernetes.yml for a Redis that requires
+#     TLS), every rate limit's redis block gets ssl: true, ssl_verify: true
+#     and server_name: REDIS_HOST after its password line (Kong 3.9's
+#     kong/tools/redis/schema.lua; the certificate is checked against Kong's
+#     lua_ssl_trusted_certificate, docs/deploy-kubernetes.md). There is no
+#     TLS without verification.
 # The Redis password stays {vault://env/shop-redis-password}: Kong resolves
 # it from SHOP_REDIS_PASSWORD (the Secret kong-credentials).
 # KONG_YML and OUT name other files (tests; gateway/kong.yml and
@@ -33,6 +39,11 @@ set -eu
 : "${REDIS_HOST:?set REDIS_HOST to your Redis host (REDIS_ADDR of env/kubernetes.yml without the port)}"
 : "${OTLP_ENDPOINT:?set OTLP_ENDPOINT to your OTLP/HTTP collector (OTEL_EXPORTER_OTLP_ENDPOINT of env/kubernetes.yml)}"
 REDIS_PORT=${REDIS_PORT:-6379}
+REDIS_TLS=${REDIS_TLS:-false}
+case $REDIS_TLS in
+true | false) ;;
+*) echo "render-config.sh: REDIS_TLS must be true or false" >&2; exit 1 ;;
+esac
 JWT_VERIFY_KEY=${JWT_VERIFY_KEY:-secrets/jwt-verify-key}
 KONG_YML=${KONG_YML:-gateway/kong.yml}
 OUT=${OUT:-deploy/kubernetes/kong/kong.yml}
@@ -51,6 +62,15 @@ sed -e 's|http://gateway:8080/|http://gateway.openfaas:8080/|' \
 	-e "s|http://jaeger:4318/|${OTLP_ENDPOINT%/}/|" \
 	-e "s|{vault://env/shop-jwt-verify-key}|$key|" \
 	"$KONG_YML" >"$tmp"
+if [ "$REDIS_TLS" = true ]; then
+	awk -v host="$REDIS_HOST" '
+	{ print; line = $0; sub(/^ +/, "", line) }
+	line == "password: \"{vault://env/shop-redis-password}\"" {
+		indent = $0; sub(/[^ ].*/, "", indent)
+		print indent "ssl: true"; print indent "ssl_verify: true"; print indent "server_name: " host
+	}' "$tmp" >"$tmp.tls"
+	mv "$tmp.tls" "$tmp"
+fi
 if grep -n -e '//gateway:' -e 'host: redis$' -e '//jaeger:' -e 'vault://env/shop-jwt-verify-key' "$tmp" >&2; then
 	rm -f "$tmp"
 	echo "render-config.sh: the lines above still name faasd's services" >&2
