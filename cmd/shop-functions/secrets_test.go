@@ -12,10 +12,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/openfaas/go-sdk/stack"
 	"gopkg.in/yaml.v3"
@@ -25,6 +27,7 @@ import (
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/fntest"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
 	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
 )
 
@@ -403,5 +406,76 @@ func TestAFunctionIsNotReadyWhileRedisRefusesItsLogin(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A build that fails after it opened its Redis client closes it: fnhttp.Lazy
+// retries a failed build on every request and readiness probe (every 2 s
+// per replica while, say, the catalog database is missing), and each
+// failure left one connection open (about 1,800 an hour per replica, until
+// Redis's maxclients refuses everyone). Each Redis user's build is failed
+// after its Redis client opened, three times, and the Redis server then has
+// no more clients than before. clear-cart and login-user cannot fail once
+// their client is open (Redis is the last thing they build).
+func TestAFailedBuildLeavesNoRedisConnectionOpen(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the Redis users against PostgreSQL and a redis-server of their own; -short was asked for")
+	}
+	// The runtime closes a connection nothing references when a garbage
+	// collection finalizes it, which in an idle replica is every 2 minutes
+	// (the forced collection), so a leak is bounded there; and in a test a
+	// collection may come at any time. Off, the test sees what the code
+	// closes, not what the collector did.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	const password = "leakTestPassword"
+	addr := redisconntest.Server(t, password)
+	missing, _ := pgtest.MissingDatabase(t)
+	breakCatalog := map[string]string{"CATALOG_DATABASE_URL": missing}            // postgres.Open fails after the cache opened
+	breakPricing := map[string]string{"GATEWAY_URL": "gateway:8080"}              // catalogclient.New fails after the carts' client
+	breakSaga := map[string]string{"RECOVER_AFTER": "10s", "SAGA_TIMEOUT": "20s"} // saga.New fails after the carts' client
+	breaks := map[string]map[string]string{
+		"archive-product": breakCatalog, "create-product": breakCatalog, "get-product": breakCatalog,
+		"index-product": breakCatalog, "update-product": breakCatalog, "update-product-stats": breakCatalog,
+		"get-cart": breakPricing, "set-cart-item": breakPricing,
+		"create-order": breakSaga, "cancel-order": breakSaga, "recover-orders": breakSaga,
+		"clear-cart": nil, "login-user": nil,
+	}
+	log := slog.New(slog.DiscardHandler)
+	fns, _ := devFunctions(t) // TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares reports what the registry lacks
+	for _, f := range fns {
+		if !slices.Contains(f.fn.Secrets, "redis-password") {
+			continue // TestTheRedisPasswordHoldersAreTheRedisUsers: exactly the Redis users declare it
+		}
+		broken, known := breaks[f.name]
+		if !known {
+			t.Errorf("%s uses Redis: say in this test how its build fails after its Redis client opened, or that it cannot", f.name)
+		}
+		if broken == nil {
+			continue
+		}
+		t.Run(f.name, func(t *testing.T) {
+			env := maps.Clone(f.env)
+			env["REDIS_ADDR"] = addr
+			env["DATABASE_CREATE"] = "false"
+			maps.Copy(env, broken)
+			before := redisconntest.Clients(t, addr, password)
+			for range 3 {
+				if err := withSecrets(f.name, env, f.fn.Secrets, map[string]string{"redis-password": password}, func(c *config.Reader) error {
+					_, err := f.build(c, log)
+					return err
+				}); err == nil {
+					t.Fatalf("%s built with %v: the test's break no longer fails it", f.name, broken)
+				}
+			}
+			// A closed client's connection leaves the server's list soon
+			// after, not at once.
+			after := redisconntest.Clients(t, addr, password)
+			for deadline := time.Now().Add(2 * time.Second); after > before && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				after = redisconntest.Clients(t, addr, password)
+			}
+			if after > before {
+				t.Errorf("Redis has %d clients after three failed builds, %d before: each left its client open", after, before)
+			}
+		})
 	}
 }

@@ -33,8 +33,10 @@ type Deps struct {
 
 // Load reads the configuration from c (every problem reported at once) and
 // builds the dependencies. It checks the Redis login once (cartredis.NewClient:
-// a refused login is an error, an unreachable Redis is not).
-func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
+// a refused login is an error, an unreachable Redis is not). A failed Load
+// closes the Redis client it opened (a failed build is retried every few
+// seconds: each retry would leave a connection open).
+func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (_ *Deps, err error) {
 	rc := cartredis.ConfigFrom(c)
 	callers := auth.CallersFrom(c, needs.Tokens, false)
 	var cc catalogclient.Config
@@ -52,6 +54,11 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			_ = rdb.Close()
+		}
+	}()
 	d := &Deps{Tokens: tokens, Carts: cartredis.New(rdb, rc)}
 	if needs.Pricing {
 		catalog, err := catalogclient.New(cc)

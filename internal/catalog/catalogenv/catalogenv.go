@@ -80,7 +80,10 @@ type Deps struct {
 // builds the dependencies: it checks the product cache's Redis login
 // (cache.New: refused is an error, unreachable is not), connects to and
 // migrates the catalog database and applies the external index's settings.
-func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
+// A failed Load closes what it opened (a build is retried every few seconds
+// while a dependency is down: each retry would leave a Redis connection and
+// a pool open).
+func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (_ *Deps, err error) {
 	dbc := postgres.ConfigFrom(c, "catalog", catalogdb.Migrations())
 	var cc cache.Config
 	if needs.Cache {
@@ -119,11 +122,14 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		return nil, err
 	}
 	if needs.Cache {
-		ch, err := cache.New(ctx, cc)
-		if err != nil {
+		if d.Cache, err = cache.New(ctx, cc); err != nil {
 			return nil, err
 		}
-		d.Cache = ch
+		defer func() {
+			if err != nil {
+				_ = d.Cache.Close()
+			}
+		}()
 	}
 	ctx, cancel := context.WithTimeout(ctx, postgres.OpenTimeout)
 	defer cancel()
@@ -131,17 +137,20 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			pool.Close()
+		}
+	}()
 	d.Store = catalogdb.New(pool)
 	if needs.Search {
 		d.Search = pgsearch.New(pool)
 		if mc.URL != "" {
 			ix, err := meili.New(mc)
 			if err != nil {
-				pool.Close()
 				return nil, err
 			}
 			if err := ix.EnsureSettings(ctx); err != nil {
-				pool.Close()
 				return nil, err
 			}
 			d.Search, d.External = ix, ix

@@ -66,8 +66,10 @@ type Deps struct {
 // 12h, ORDER_RATE_LIMIT default 30 checkouts per minute per customer), and
 // checks the Redis login (cartredis.NewClient: a refused login is an error,
 // an unreachable Redis is not). Needs.Internal reads the secret
-// internal-callers.
-func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
+// internal-callers. A failed Load closes what it opened (a failed build is
+// retried every few seconds: each retry would leave a pool and a Redis
+// connection open).
+func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (_ *Deps, err error) {
 	withSaga := needs.Saga
 	dbCfg := postgres.ConfigFrom(c, "orders", ordersdb.Migrations())
 	callers := auth.CallersFrom(c, needs.Tokens, needs.Internal)
@@ -134,6 +136,11 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			pool.Close()
+		}
+	}()
 	env := &Deps{Store: ordersdb.New(pool), Tokens: tokens, Internal: internal}
 	if !withSaga {
 		return env, nil
@@ -145,32 +152,32 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	catCfg.HTTP = hc
 	gw, err := ordersgw.NewAt(loc, credential, hc, 0)
 	if err != nil {
-		pool.Close()
 		return nil, err
 	}
 	gw.SetHoldTTL(holdTTL)
 	catalog, err := catalogclient.New(catCfg)
 	if err != nil {
-		pool.Close()
 		return nil, err
 	}
 	rdb, err := cartredis.NewClient(ctx, cartCfg.Redis)
 	if err != nil {
-		pool.Close()
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			_ = rdb.Close()
+		}
+	}()
 	// The edge cannot key a limit on the verified subject (see
 	// internal/ratelimit), so the saga does.
 	limit, err := ratelimit.New(rdb, ratelimit.Config{Prefix: "shop:ratelimit:create-order:", Limit: int64(orderLimit)}, log)
 	if err != nil {
-		pool.Close()
 		return nil, err
 	}
 	sg, err := saga.New(saga.Config{Store: env.Store, Stock: gw, Payments: gw, Catalog: catalog,
 		Cart: cartredis.New(rdb, cartCfg), Limit: limit, Log: log, Timeout: timeout, RecoverAfter: recoverAfter,
 		GiveUpAfter: giveUpAfter})
 	if err != nil {
-		pool.Close()
 		return nil, err
 	}
 	env.Saga = sg

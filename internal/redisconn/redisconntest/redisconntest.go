@@ -138,3 +138,18 @@ func FromSecret[T any](tb testing.TB, addr, secret string, read func(*config.Rea
 	}
 	return v
 }
+
+// Clients is the number of connections the Redis at addr (logged in with
+// password) has open, besides the one that asks (CLIENT LIST): a test of a
+// build that fails counts them before and after, so a client left open is
+// seen.
+func Clients(tb testing.TB, addr, password string) int {
+	tb.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, Password: password, MaxRetries: -1, PoolSize: 1})
+	defer rdb.Close()
+	list, err := rdb.ClientList(context.Background()).Result()
+	if err != nil {
+		tb.Fatalf("CLIENT LIST: %v", err)
+	}
+	return strings.Count(strings.TrimSpace(list), "\n")
+}

@@ -48,8 +48,9 @@ type Deps struct {
 // connects to and migrates the users database within postgres.OpenTimeout
 // and, for Needs.LoginLimit, checks the Redis login (cartredis.NewClient: a
 // refused login is an error, an unreachable Redis is not: the limit fails
-// open).
-func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
+// open). A failed Load closes what it opened (a failed build is retried every
+// few seconds: each retry would leave a pool and a Redis connection open).
+func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (_ *Deps, err error) {
 	dbc := postgres.ConfigFrom(c, "users", usersdb.Migrations())
 	var ttl time.Duration
 	var signingKey string
@@ -85,21 +86,30 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if err != nil {
 		return nil, err
 	}
-	d.Store = usersdb.New(pool)
-	if needs.LoginLimit {
-		// Counted per account table: the database's name is in the key, so
-		// two deployments (or test runs) sharing a Redis count apart.
-		limit.Prefix += pool.Config().ConnConfig.Database + ":"
-		// The same small client as the carts' and the checkout limit's.
-		rdb, err := cartredis.NewClient(ctx, rc)
+	defer func() {
 		if err != nil {
 			pool.Close()
-			return nil, err
 		}
-		if d.LoginLimit, err = ratelimit.New(rdb, limit, log); err != nil {
-			pool.Close()
-			return nil, err
+	}()
+	d.Store = usersdb.New(pool)
+	if !needs.LoginLimit {
+		return d, nil
+	}
+	// Counted per account table: the database's name is in the key, so two
+	// deployments (or test runs) sharing a Redis count apart.
+	limit.Prefix += pool.Config().ConnConfig.Database + ":"
+	// The same small client as the carts' and the checkout limit's.
+	rdb, err := cartredis.NewClient(ctx, rc)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = rdb.Close()
 		}
+	}()
+	if d.LoginLimit, err = ratelimit.New(rdb, limit, log); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
