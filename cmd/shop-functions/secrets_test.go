@@ -24,6 +24,8 @@ import (
 
 	"github.com/shopfaas/shop/dev/stackfile"
 	"github.com/shopfaas/shop/internal/auth/authtest"
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/fntest"
@@ -366,43 +368,79 @@ func TestTheRedisPasswordHoldersAreTheRedisUsers(t *testing.T) {
 	}
 }
 
-// A function that uses Redis checks its login once as it builds: while Redis
-// refuses it (a wrong redis-password secret) the build fails, so /_/ready
-// answers 503 and the function is taken out of rotation, its log naming the
-// secret and never the password, where it was ready and failed or skipped
-// every Redis call instead. A Redis that cannot be reached does not fail the
-// build (the limits fail open, the cache misses); the right password builds.
+// cacheOnly are the Redis users whose only use of Redis is the product
+// cache, an optimisation: the catalog functions.
+var cacheOnly = []string{"archive-product", "create-product", "get-product", "index-product", "update-product",
+	"update-product-stats"}
+
+// A function that needs Redis checks its login once as it builds: while
+// Redis refuses it (a wrong redis-password secret) the build fails, so
+// /_/ready answers 503 and the function is taken out of rotation, its log
+// naming the secret and never the password, where it was ready and failed
+// or skipped every Redis call instead: the carts, the checkout's saga and
+// login-user. A function whose only use of Redis is the product cache stays
+// ready and serves from PostgreSQL (get-product answers 200), each cache
+// call logged at error naming the secret: the cache is an optimisation, and
+// a refused login on it must not take the catalog out of rotation. A Redis
+// that cannot be reached fails no build (the limits fail open, the cache
+// misses); the right password builds.
 func TestAFunctionIsNotReadyWhileRedisRefusesItsLogin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the Redis users against PostgreSQL and a redis-server of their own; -short was asked for")
 	}
 	const password = "readyTestPassword"
 	addr := redisconntest.Server(t, password)
+	pool := pgtest.Open(t, catalogdb.Migrations())
+	product, err := catalog.NewProduct(catalog.Draft{SKU: "READY-1", Name: "Ready", Description: "About ready",
+		Category: "tests", Price: catalog.Money{Amount: 100, Currency: "USD"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if product, err = catalogdb.New(pool).Create(context.Background(), product); err != nil {
+		t.Fatal(err)
+	}
 	fns, _ := devFunctions(t) // TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares reports what the registry lacks
 	for _, f := range fns {
 		if !slices.Contains(f.fn.Secrets, "redis-password") {
 			continue // TestTheRedisPasswordHoldersAreTheRedisUsers: exactly the Redis users declare it
 		}
+		cacheOnly := slices.Contains(cacheOnly, f.name)
 		for _, tt := range []struct {
 			name, addr, secret string
 			ready              bool
 		}{
-			{"wrong password", addr, "wrongPassword", false},
+			{"wrong password", addr, "wrongPassword", cacheOnly},
 			{"Redis down", "127.0.0.1:1", password, true},
 			{"right password", addr, password, true},
 		} {
 			t.Run(f.name+"/"+tt.name, func(t *testing.T) {
 				env := maps.Clone(f.env)
 				env["REDIS_ADDR"] = tt.addr
+				if cacheOnly {
+					env["CATALOG_DATABASE_URL"] = pool.Config().ConnString()
+				}
 				var logged bytes.Buffer
 				err := withSecrets(f.name, env, f.fn.Secrets, map[string]string{"redis-password": tt.secret}, func(c *config.Reader) error {
-					return fnhttp.NewLazy(f.build, c, slog.New(slog.NewTextHandler(&logged, nil))).Ready(context.Background())
+					lazy := fnhttp.NewLazy(f.build, c, slog.New(slog.NewTextHandler(&logged, nil)))
+					if err := lazy.Ready(context.Background()); err != nil || f.name != "get-product" {
+						return err
+					}
+					rec := httptest.NewRecorder()
+					lazy.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/products/"+product.ID.String(), nil))
+					if rec.Code != http.StatusOK {
+						t.Errorf("GET the product: %d %s, want 200 from the database", rec.Code, rec.Body)
+					}
+					return nil
 				})
 				if ready := err == nil; ready != tt.ready {
 					t.Fatalf("Ready = %v, want ready %v; logged:\n%s", err, tt.ready, logged.String())
 				}
-				if !tt.ready && (!strings.Contains(logged.String(), "redis-password") || strings.Contains(logged.String(), tt.secret)) {
+				if tt.name == "wrong password" && (!tt.ready || f.name == "get-product") &&
+					(!strings.Contains(logged.String(), "redis-password") || strings.Contains(logged.String(), tt.secret)) {
 					t.Errorf("logged %q: want the redis-password secret named and the password not", logged.String())
+				}
+				if tt.name == "wrong password" && f.name == "get-product" && !strings.Contains(logged.String(), "level=ERROR") {
+					t.Errorf("logged %q: want the refused cache logged at error", logged.String())
 				}
 			})
 		}
@@ -416,7 +454,10 @@ func TestAFunctionIsNotReadyWhileRedisRefusesItsLogin(t *testing.T) {
 // Redis's maxclients refuses everyone). Each Redis user's build is failed
 // after its Redis client opened, three times, and the Redis server then has
 // no more clients than before. clear-cart and login-user cannot fail once
-// their client is open (Redis is the last thing they build).
+// their client is open (Redis is the last thing they build). The catalog's
+// cache client connects on its first call (redisconn.Client: the cache
+// does not check its login), so its failed builds leave none either way;
+// they are here so that a cache that connects as it builds is checked.
 func TestAFailedBuildLeavesNoRedisConnectionOpen(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the Redis users against PostgreSQL and a redis-server of their own; -short was asked for")

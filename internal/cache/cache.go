@@ -43,10 +43,13 @@ type Cache struct {
 	timeout time.Duration
 }
 
-// New returns a cache once Redis has not refused its login
-// (redisconn.Open: a wrong or missing redis-password secret is an error); a
-// Redis that is down is none, it only makes every call fail fast.
-func New(ctx context.Context, cfg Config) (*Cache, error) {
+// New returns a cache of cfg; its only error is a Config without Redis.Addr
+// or Prefix. It does not check the login (redisconn.Client): the cache is
+// an optimisation, so a Redis that refuses it (a wrong or missing
+// redis-password secret, an ACL that denies its commands) or is down fails
+// each call, fast, which callers count, log and take as a miss, and never
+// fails a function's build.
+func New(cfg Config) (*Cache, error) {
 	if cfg.Redis.Addr == "" || cfg.Prefix == "" {
 		return nil, errors.New("cache: Redis.Addr and Prefix are required")
 	}
@@ -59,11 +62,7 @@ func New(ctx context.Context, cfg Config) (*Cache, error) {
 	opts := redisconn.Options(cfg.Redis)
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = cfg.Timeout, cfg.Timeout, cfg.Timeout
 	opts.MaxRetries, opts.PoolSize, opts.MinIdleConns = -1, 4, 0
-	rdb, err := redisconn.Open(ctx, opts)
-	if err != nil {
-		return nil, fmt.Errorf("cache: %w", err)
-	}
-	return &Cache{rdb: rdb, prefix: cfg.Prefix, ttl: cfg.TTL, timeout: cfg.Timeout}, nil
+	return &Cache{rdb: redisconn.Client(opts), prefix: cfg.Prefix, ttl: cfg.TTL, timeout: cfg.Timeout}, nil
 }
 
 // Close releases the connections.

@@ -11,6 +11,16 @@
 // configuration error, which does not pass by itself; a Redis that cannot be
 // reached is an outage, which does. The rate limits fail closed on the
 // first and open on the second; the product cache misses on both.
+//
+// Every Redis client of a function is built here, one of two ways, by what
+// Redis is to it. A function that needs Redis (the carts, the checkout
+// limit, the login limit: Open) checks its login as it builds, and a refusal
+// fails the build, so /_/ready answers 503 until Redis takes the login. A
+// function whose only use of Redis is an optimisation (the product cache of
+// the catalog functions: Client) does not check: a refusal shows on each
+// call, which the cache counts and logs at error level (catalogenv) and
+// takes as a miss, and never fails the build, so the catalog stays ready and
+// serves from PostgreSQL.
 package redisconn
 
 import (
@@ -79,21 +89,31 @@ func Options(cfg Config) *redis.Options {
 // that has not answered by then is taken as unreachable.
 const LoginTimeout = time.Second
 
-// Open returns a client with opts (from Options, with the caller's pool size
-// and timeouts) that traces every command (telemetry.RedisHook), once it has
-// checked the login with one PING within LoginTimeout. A Redis that refuses
+// Client returns a client with opts (from Options, with the caller's pool
+// size and timeouts) that traces every command (telemetry.RedisHook),
+// without checking its login: for a function whose only use of Redis is an
+// optimisation (the product cache), so that a refused login fails its calls
+// (each a miss, counted and logged by the caller) and never its build. A
+// function that needs Redis opens its client with Open.
+func Client(opts *redis.Options) *redis.Client {
+	rdb := redis.NewClient(opts)
+	rdb.AddHook(telemetry.RedisHook())
+	return rdb
+}
+
+// Open returns a client with opts as Client does, once it has checked the
+// login with one PING within LoginTimeout: for a function that needs Redis
+// (the carts, the rate limits). A Redis that refuses
 // it (AuthFailed: a wrong or missing redis-password secret, or an ACL that
 // denies the user PING) is an error naming the secret, never the password:
 // a function builds its dependencies lazily, so its build fails, /_/ready
 // answers 503 and the next request or probe tries the build again. A Redis
 // that cannot be reached, or answers anything else, is no error: the client
 // is returned and each call meets the outage as it comes (the rate limits
-// let requests through, the product cache misses, the carts answer 503), so
-// an outage does not take out of rotation the functions that only limit
-// with Redis. Every Redis client of a function is built here.
+// let requests through, the carts answer 503), so an outage does not take
+// out of rotation the functions that only limit with Redis.
 func Open(ctx context.Context, opts *redis.Options) (*redis.Client, error) {
-	rdb := redis.NewClient(opts)
-	rdb.AddHook(telemetry.RedisHook())
+	rdb := Client(opts)
 	ctx, cancel := context.WithTimeout(ctx, LoginTimeout)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); AuthFailed(err) {

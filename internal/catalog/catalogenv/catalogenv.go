@@ -77,9 +77,11 @@ type Deps struct {
 }
 
 // Load reads the configuration from c (every problem reported at once) and
-// builds the dependencies: it checks the product cache's Redis login
-// (cache.New: refused is an error, unreachable is not), connects to and
-// migrates the catalog database and applies the external index's settings.
+// builds the dependencies: the product cache (cache.New, which does not
+// check its Redis login: a Redis that refuses it or is down fails each cache
+// call, counted and logged, never the build, so the catalog serves from
+// PostgreSQL), the catalog database, connected and migrated, and the
+// external index, its settings applied.
 // A failed Load closes what it opened (a build is retried every few seconds
 // while a dependency is down: each retry would leave a Redis connection and
 // a pool open).
@@ -122,7 +124,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		return nil, err
 	}
 	if needs.Cache {
-		if d.Cache, err = cache.New(ctx, cc); err != nil {
+		if d.Cache, err = cache.New(cc); err != nil {
 			return nil, err
 		}
 		defer func() {

@@ -79,7 +79,7 @@ func TestFailedCacheCallsAreLoggedOnceAMinutePerKindAndCounted(t *testing.T) {
 			if tt.rules != nil {
 				addr = redisconntest.Server(t, password)
 			}
-			c, err := cache.New(context.Background(), cache.Config{Redis: redisconntest.FromSecret(t, addr, password, redisconn.ConfigFrom),
+			c, err := cache.New(cache.Config{Redis: redisconntest.FromSecret(t, addr, password, redisconn.ConfigFrom),
 				Prefix: "product:", Timeout: 500 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
@@ -165,7 +165,7 @@ func TestACacheOverTLSWorksOnlyWithItsCA(t *testing.T) {
 		{"its CA", ca, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := cache.New(ctx, cache.Config{Redis: redisconntest.FromTLSSecrets(t, addr, "catalogCachePassword", tt.ca, redisconn.ConfigFrom),
+			c, err := cache.New(cache.Config{Redis: redisconntest.FromTLSSecrets(t, addr, "catalogCachePassword", tt.ca, redisconn.ConfigFrom),
 				Prefix: "product:", Timeout: 500 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)

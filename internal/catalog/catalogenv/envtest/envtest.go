@@ -72,7 +72,7 @@ func New(t *testing.T, opts Options) *Env {
 		}
 		rdb.Close()
 	})
-	ch, err := cache.New(context.Background(), cache.Config{Redis: redisconn.Config{Addr: addr}, Prefix: prefix, TTL: time.Minute, Timeout: 200 * time.Millisecond})
+	ch, err := cache.New(cache.Config{Redis: redisconn.Config{Addr: addr}, Prefix: prefix, TTL: time.Minute, Timeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
