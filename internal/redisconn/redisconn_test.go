@@ -145,3 +145,35 @@ func TestOpenFailsOnlyWhenRedisRefusesTheLogin(t *testing.T) {
 		})
 	}
 }
+
+// The guide and the runbook quote, word for word, each refusal a function
+// logs (Refused): an operator searches them for the line in the log, and
+// NOPERM's differs from the login's.
+func TestTheDocsQuoteEveryRefusal(t *testing.T) {
+	const password = "quoteTestPassword"
+	addr := redisconntest.Server(t, password)
+	denied := redisconntest.Server(t, password)
+	redisconntest.SetDefaultUser(t, denied, password, "-ping")
+	var refusals []string
+	for _, at := range []struct{ addr, secret string }{{addr, "wrongPassword"}, {denied, password}} {
+		rdb := redis.NewClient(redisconn.Options(redisconn.Config{Addr: at.addr, Password: at.secret}))
+		err := rdb.Ping(context.Background()).Err()
+		_ = rdb.Close()
+		if !redisconn.AuthFailed(err) {
+			t.Fatalf("PING on %s = %v, want a refusal", at.addr, err)
+		}
+		refusals = append(refusals, redisconn.Refused(err))
+	}
+	for _, doc := range []string{"docs/deploy-faasd.md", "docs/runbooks/function-errors.md"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Join(strings.Fields(string(b)), " ") // quotes wrap across lines
+		for _, r := range refusals {
+			if !strings.Contains(text, "`"+r+"`") {
+				t.Errorf("%s does not quote %q", doc, r)
+			}
+		}
+	}
+}
