@@ -7,12 +7,18 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shopfaas/shop/internal/cache"
+	"github.com/shopfaas/shop/internal/cart/cartredis"
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/ratelimit"
 	"github.com/shopfaas/shop/internal/redisconn"
 	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
 )
@@ -176,4 +182,79 @@ func TestTheDocsQuoteEveryRefusal(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The least-privilege ACL docs/security.md gives for the functions' Redis
+// user (applied here to the default user, as the functions log in as it)
+// runs every call of the carts, the limits and the product cache, and the
+// login check: a command a client sends, or a script runs, that the rules
+// leave out would answer NOPERM (a build that fails, carts and limits 503).
+func TestTheDocumentedACLRunsEveryCall(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "security.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("`(resetkeys [^`]+)`").FindSubmatch(b)
+	if m == nil {
+		t.Fatal("docs/security.md gives no ACL rules for the functions' user (`resetkeys …`)")
+	}
+	const password = "aclTestPassword"
+	addr := redisconntest.Server(t, password)
+	ctx := context.Background()
+	// Before any client of the test connects (SetDefaultUser's CLIENT KILL
+	// would be denied by these rules).
+	admin := redis.NewClient(&redis.Options{Addr: addr, Password: password, MaxRetries: -1})
+	args := []any{"ACL", "SETUSER", "default"}
+	for _, r := range strings.Fields(string(m[1])) {
+		args = append(args, r)
+	}
+	if err := admin.Do(ctx, args...).Err(); err != nil {
+		t.Fatalf("ACL SETUSER default %s: %v", m[1], err)
+	}
+	_ = admin.Close()
+	rc := redisconn.Config{Addr: addr, Password: password}
+
+	rdb, err := cartredis.NewClient(ctx, rc) // the login check: PING
+	if err != nil {
+		t.Fatalf("the login check: %v", err)
+	}
+	defer rdb.Close()
+	carts := cartredis.New(rdb, cartredis.Config{Redis: rc, KeyPrefix: "cart:", TTL: time.Hour})
+	user, order, product := uuid.New(), uuid.New(), uuid.New()
+	check := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	check("cart SetLine", carts.SetLine(ctx, user, product, 2, 50))
+	check("cart SetLineIfUnchanged", carts.SetLineIfUnchanged(ctx, user, uuid.New(), 1, 50, []uuid.UUID{product}))
+	lines, err := carts.Lines(ctx, user)
+	check("cart Lines", err)
+	_, err = carts.TTL(ctx, user)
+	check("cart TTL", err)
+	check("cart RemoveOrdered", carts.RemoveOrdered(ctx, user, order, lines, time.Minute))
+	check("cart ForgetRemoval", carts.ForgetRemoval(ctx, order))
+	check("cart SetLine", carts.SetLine(ctx, user, product, 1, 50))
+	check("cart Remove", carts.Remove(ctx, user, product))
+	check("cart Clear", carts.Clear(ctx, user))
+
+	for _, prefix := range []string{"shop:ratelimit:create-order:", "shop:ratelimit:login-user:shop_users:"} {
+		limit, err := ratelimit.New(rdb, ratelimit.Config{Prefix: prefix, Limit: 5}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("limit Allow", limit.Allow(ctx, "subject"))
+	}
+
+	ch, err := cache.New(cache.Config{Redis: rc, Prefix: "shop:catalog:product:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	_, err = ch.Put(ctx, "p", 1, []byte("v1"))
+	check("cache Put", err)
+	_, _, _, err = ch.Get(ctx, "p")
+	check("cache Get", err)
+	check("cache Invalidate", ch.Invalidate(ctx, "p", 2))
 }
