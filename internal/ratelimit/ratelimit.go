@@ -68,7 +68,7 @@ type Limiter struct {
 
 	// unreachable throttles the warning of a request let through while
 	// Redis cannot be reached: one line a minute, with the count of those
-	// not logged.
+	// not logged, and one line when a count succeeds again.
 	unreachable telemetry.Repeats
 }
 
@@ -108,7 +108,8 @@ func (e *Exceeded) RetryAfter() time.Duration { return e.Wait }
 // set yet gets it from this one, and the count itself is one atomic INCR.
 // Past the limit it returns fault.RateLimited (429 rate_limited) wrapping *Exceeded. It fails open: when Redis cannot be
 // reached the request is let through and a warning logged (one a minute,
-// with the count of those not logged), as the edge's
+// with the count of those not logged, and a line when Redis counts again),
+// as the edge's
 // limits do (fault_tolerant), so a Redis outage does not stop checkouts. A
 // count cut by ctx ending is not an outage: it is fault.Timeout, so a
 // caller that hangs up at once is never let through uncounted. Nor is a
@@ -143,6 +144,10 @@ func (l *Limiter) Allow(ctx context.Context, key string) error {
 				append([]any{"prefix", l.cfg.Prefix, "err", err.Error()}, telemetry.SuppressedAttrs(suppressed)...)...)
 		}
 		return nil
+	}
+	if recovered, suppressed := l.unreachable.Recovered(); recovered {
+		l.log.InfoContext(ctx, "rate limit counter recovered",
+			append([]any{"prefix", l.cfg.Prefix}, telemetry.SuppressedAttrs(suppressed)...)...)
 	}
 	if incr.Val() <= l.cfg.Limit {
 		return nil

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -267,5 +268,57 @@ func TestRefusedRemembersRefusalsUntilTheWindowEnds(t *testing.T) {
 	}
 	if err := l.Allow(ctx, "user-a"); err != nil {
 		t.Errorf("in the next window Allow = %v", err)
+	}
+}
+
+// The end of an outage is logged: the first count after requests were let
+// through logs one line with the count of those not logged since the last
+// warning (until 2026-12-05 that count was lost, and an outage that began
+// again within a minute of the last warning logged nothing); the next
+// outage's first request is logged at once.
+func TestTheEndOfAnOutageIsLoggedWithItsCount(t *testing.T) {
+	addr := redisconntest.Server(t, "")
+	var down atomic.Bool
+	down.Store(true)
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialerRetries: 1, DialerRetryTimeout: time.Millisecond,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if down.Load() {
+				return nil, errors.New("redis is down (test)")
+			}
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}})
+	defer rdb.Close()
+	var logged bytes.Buffer
+	l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: "x:", Limit: 1000}, slog.New(slog.NewTextHandler(&logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow := func(n int) {
+		t.Helper()
+		for range n {
+			if err := l.Allow(context.Background(), "k"); err != nil {
+				t.Fatalf("Allow: %v, want the request let through", err)
+			}
+		}
+	}
+	allow(10)
+	down.Store(false)
+	allow(3)
+	out := logged.String()
+	if strings.Count(out, "request let through") != 1 || strings.Count(out, "rate limit counter recovered") != 1 ||
+		!strings.Contains(out, "suppressed=9") {
+		t.Fatalf("10 requests let through, then 3 counted: want one warning and one recovery line with suppressed=9:\n%s", out)
+	}
+	// Down again, at once: the kept connection is closed, and no new one opens.
+	down.Store(true)
+	admin := redis.NewClient(&redis.Options{Addr: addr})
+	defer admin.Close()
+	if err := admin.Do(context.Background(), "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+		t.Fatal(err)
+	}
+	allow(1)
+	if lines := strings.Count(logged.String(), "request let through"); lines != 2 {
+		t.Fatalf("a new outage within the minute: %d warnings, want 2:\n%s", lines, logged.String())
 	}
 }

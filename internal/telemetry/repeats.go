@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,8 +17,16 @@ const RepeatInterval = time.Minute
 // last key once RepeatInterval has passed since the last line; the others
 // are counted (suppressed) for the next line to report. fnhttp.Lazy keys a
 // failed build by its message, the product cache (catalogenv) a failed call
-// by its kind. The zero value is ready to use; it is safe for concurrent use.
+// by its kind. The end of a failure is reported by Settle (a caller that
+// sees it rarely: a build) or Recovered (one that sees it on a hot path: a
+// call that succeeds). The zero value is ready to use; it is safe for
+// concurrent use.
 type Repeats struct {
+	// failing is set with every occurrence and cleared by Settle and
+	// Recovered, so Recovered costs a success one atomic load while nothing
+	// failed.
+	failing atomic.Bool
+
 	mu         sync.Mutex
 	last       string    // the key of the last occurrence, logged or not
 	seen       bool      // an occurrence since the last Settle
@@ -31,6 +40,7 @@ type Repeats struct {
 func (r *Repeats) Log(key string, now time.Time) (log bool, suppressed int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.failing.Store(true)
 	if r.seen && key == r.last && now.Sub(r.loggedAt) < RepeatInterval {
 		r.suppressed++
 		return false, 0
@@ -46,9 +56,23 @@ func (r *Repeats) Log(key string, now time.Time) (log bool, suppressed int) {
 func (r *Repeats) Settle() (seen bool, suppressed int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.failing.Store(false)
 	seen, suppressed = r.seen, r.suppressed
 	r.last, r.seen, r.loggedAt, r.suppressed = "", false, time.Time{}, 0
 	return seen, suppressed
+}
+
+// Recovered is Settle for a caller on a hot path, called on every success:
+// it reports true once, on the first success after an occurrence, with the
+// count of occurrences not logged since the last line, so the caller logs
+// one line saying the failure is over (the last suppressed count is not
+// lost, and a new failure is logged at once, not a minute after the last
+// line). While nothing failed it costs one atomic load, no lock.
+func (r *Repeats) Recovered() (recovered bool, suppressed int) {
+	if !r.failing.Load() {
+		return false, 0
+	}
+	return r.Settle()
 }
 
 // SuppressedAttrs is a count of occurrences not logged, as log attributes

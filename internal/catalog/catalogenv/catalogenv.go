@@ -204,7 +204,9 @@ func (d *Deps) Invalidate(ctx context.Context, p catalog.Product) {
 	}
 	if err := d.Cache.Invalidate(ctx, CacheKey(p), p.Version); err != nil {
 		d.cacheFailed(ctx, "product cache invalidation failed", err, "product_id", p.ID)
+		return
 	}
+	d.cacheWorked(ctx)
 }
 
 // cacheFailed counts a failed cache call in shop_cache_errors_total by
@@ -216,7 +218,8 @@ func (d *Deps) Invalidate(ctx context.Context, p catalog.Product) {
 // certificate failing verification (redisconn.TLSFailed, reason auth too). Every call fails while
 // Redis is down or refuses, so the lines are throttled per kind: the first,
 // then at most one per telemetry.RepeatInterval, with the count of the calls
-// not logged since the last line (suppressed).
+// not logged since the last line (suppressed), and one when a call succeeds
+// again (cacheWorked).
 func (d *Deps) cacheFailed(ctx context.Context, msg string, err error, attrs ...any) {
 	refused := redisconn.AuthFailed(err) || redisconn.TLSFailed(err)
 	reason, kind := telemetry.CacheUnavailable, 0
@@ -238,6 +241,21 @@ func (d *Deps) cacheFailed(ctx context.Context, msg string, err error, attrs ...
 		return
 	}
 	d.Log.WarnContext(ctx, msg, attrs...)
+}
+
+// cacheWorked is called after every cache call that succeeded: the first
+// after a logged failure of a kind logs one line saying the cache works
+// again, with the count of that kind's failed calls not logged since its
+// last line (suppressed), so the end of an outage or refusal is seen and the
+// next one is logged at once. Otherwise it costs two atomic loads
+// (telemetry.Repeats.Recovered).
+func (d *Deps) cacheWorked(ctx context.Context) {
+	for kind, reason := range [2]string{telemetry.CacheUnavailable, telemetry.CacheAuth} {
+		if recovered, suppressed := d.cacheLogs[kind].Recovered(); recovered {
+			d.Log.InfoContext(ctx, "product cache recovered",
+				append([]any{"reason", reason}, telemetry.SuppressedAttrs(suppressed)...)...)
+		}
+	}
 }
 
 // pushRounds bounds Push: a product that changes again after every one of
@@ -321,6 +339,7 @@ func (d *Deps) Cached(ctx context.Context, key string) ([]byte, int64, bool) {
 		d.cacheFailed(ctx, "product cache unavailable, reading the database", err)
 		return nil, 0, false
 	}
+	d.cacheWorked(ctx)
 	return body, version, ok
 }
 
@@ -336,5 +355,7 @@ func (d *Deps) Remember(ctx context.Context, p catalog.Product) {
 	}
 	if _, err := d.Cache.Put(ctx, CacheKey(p), p.Version, body); err != nil {
 		d.cacheFailed(ctx, "product cache write failed", err, "product_id", p.ID)
+		return
 	}
+	d.cacheWorked(ctx)
 }

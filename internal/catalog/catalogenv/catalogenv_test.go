@@ -187,3 +187,40 @@ func TestACacheOverTLSWorksOnlyWithItsCA(t *testing.T) {
 		})
 	}
 }
+
+// The end of a cache failure is logged: the first call that works after
+// refused ones logs one line with the count of those not logged since the
+// last (until 2026-12-05 that count was lost, and a failure that began again
+// within a minute of the last line logged nothing); the next failure's first
+// call is logged at once.
+func TestTheEndOfACacheFailureIsLoggedWithItsCount(t *testing.T) {
+	const password = "recoveryTestPassword"
+	addr := redisconntest.Server(t, password)
+	c, err := cache.New(cache.Config{Redis: redisconn.Config{Addr: addr, Password: password}, Prefix: "product:",
+		Timeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var logged bytes.Buffer
+	d := &catalogenv.Deps{Cache: c, Log: slog.New(slog.NewJSONHandler(&logged, nil))}
+	ctx := context.Background()
+	redisconntest.SetDefaultUser(t, addr, password, "-get")
+	for range 10 {
+		d.Cached(ctx, "p")
+	}
+	redisconntest.SetDefaultUser(t, addr, password, "+get")
+	for range 3 {
+		d.Cached(ctx, "p")
+	}
+	out := logged.String()
+	if strings.Count(out, "product cache unavailable") != 1 || strings.Count(out, "product cache recovered") != 1 ||
+		!strings.Contains(out, `"msg":"product cache recovered","reason":"auth","suppressed":9`) {
+		t.Fatalf("10 refused calls, then 3 that worked: want one error and one recovery line with suppressed 9:\n%s", out)
+	}
+	redisconntest.SetDefaultUser(t, addr, password, "-get")
+	d.Cached(ctx, "p")
+	if lines := strings.Count(logged.String(), "product cache unavailable"); lines != 2 {
+		t.Fatalf("refused again within the minute: %d lines, want 2:\n%s", lines, logged.String())
+	}
+}
