@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -199,9 +200,32 @@ func devFunctions(t *testing.T) (fns []devFunction, missing []string) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
+		for k, v := range env {
+			if strings.HasSuffix(k, "_DATABASE_URL") {
+				env[k] = closedWhenIdle(t, v)
+			}
+		}
 		fns = append(fns, devFunction{name: name, fn: fn, build: build, env: env})
 	}
 	return fns, missing
+}
+
+// closedWhenIdle is rawURL with PostgreSQL's idle_session_timeout set: a
+// function built here keeps its pools for the rest of the test process (a
+// handler is never closed, and a pool keeps an idle connection 30 s), so
+// without it the package's hundred-odd builds held, beside the other
+// packages' tests, more than max_connections' 100. The server ends such a
+// session after 2 s idle; a built handler that is called later reconnects.
+func closedWhenIdle(t *testing.T, rawURL string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("options", "-c idle_session_timeout=2000")
+	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20") // a space: pgx reads "+" as itself
+	return u.String()
 }
 
 // buildWith builds a function with env and only the given secrets.
@@ -417,7 +441,7 @@ func TestAFunctionIsNotReadyWhileRedisRefusesItsLogin(t *testing.T) {
 				env := maps.Clone(f.env)
 				env["REDIS_ADDR"] = tt.addr
 				if cacheOnly {
-					env["CATALOG_DATABASE_URL"] = pool.Config().ConnString()
+					env["CATALOG_DATABASE_URL"] = closedWhenIdle(t, pool.Config().ConnString())
 				}
 				var logged bytes.Buffer
 				err := withSecrets(f.name, env, f.fn.Secrets, map[string]string{"redis-password": tt.secret}, func(c *config.Reader) error {
