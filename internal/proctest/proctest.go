@@ -5,6 +5,7 @@
 package proctest
 
 import (
+	"bufio"
 	"bytes"
 	"os/exec"
 	"path/filepath"
@@ -57,4 +58,28 @@ func Start(tb testing.TB, cmd *exec.Cmd) (out *Output, exited <-chan struct{}) {
 		}
 	})
 	return out, done
+}
+
+// StartReady starts parent, a copy of the test binary playing the process
+// that starts a helper (the test kills it to see the helper die with it),
+// and waits for it to print "ready" on a line of its own; parent is killed
+// when the test ends. Its standard output is the test's to read no more.
+func StartReady(tb testing.TB, parent *exec.Cmd) {
+	tb.Helper()
+	var stderr bytes.Buffer
+	parent.Stderr = &stderr
+	stdout, err := parent.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := parent.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = parent.Process.Kill(); _ = parent.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if line != "ready\n" {
+		_ = parent.Process.Kill()
+		_ = parent.Wait()
+		tb.Fatalf("%s %v printed %q (%v), want ready\n%s", filepath.Base(parent.Path), parent.Args[1:], line, err, stderr.String())
+	}
 }

@@ -1,8 +1,6 @@
 package proctest_test
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -83,22 +81,7 @@ func threadAlive(tid int) bool {
 // thread that started it ends.
 func TestAHelperDiesWithTheTestProcess(t *testing.T) {
 	parent := helperCommand("parent")
-	var stderr bytes.Buffer
-	parent.Stderr = &stderr
-	stdout, err := parent.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := parent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = parent.Process.Kill(); _ = parent.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if line != "ready\n" {
-		_ = parent.Process.Kill()
-		_ = parent.Wait()
-		t.Fatalf("the parent printed %q (%v), want ready\n%s", line, err, stderr.String())
-	}
+	proctest.StartReady(t, parent)
 	children := proctest.ChildrenOf(parent.Process.Pid)
 	if len(children) != 1 {
 		t.Fatalf("the parent has children %v, want one", children)

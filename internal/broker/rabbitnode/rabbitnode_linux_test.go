@@ -1,8 +1,6 @@
 package rabbitnode_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -48,22 +46,7 @@ func TestANodeDiesWithTheProcessThatStartedIt(t *testing.T) {
 	dir := t.TempDir()
 	parent := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
 	parent.Env = append(os.Environ(), nodeDirEnv+"="+dir)
-	var stderr bytes.Buffer
-	parent.Stderr = &stderr
-	stdout, err := parent.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := parent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = parent.Process.Kill(); _ = parent.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if line != "ready\n" {
-		_ = parent.Process.Kill()
-		_ = parent.Wait()
-		t.Fatalf("the node's starter printed %q (%v), want ready\n%s", line, err, stderr.String())
-	}
+	proctest.StartReady(t, parent)
 	b, err := os.ReadFile(filepath.Join(dir, "pid"))
 	if err != nil {
 		t.Fatal(err)
