@@ -845,6 +845,15 @@ func TestCloseStillAnswersCallbacksToTheGateway(t *testing.T) {
 	if res.StatusCode != http.StatusAccepted {
 		t.Fatalf("async: %d", res.StatusCode)
 	}
+	// Close while the call runs: one accepted but not yet started stays in
+	// the journal for the next run (TestAsyncCallsSurviveARestart), which
+	// is what a loaded machine made of this test once, before it waited.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "echo | echofn POST /job"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the async call never reached echo:\n%s", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if err := rt.Close(); err != nil { // the call ends within the queue's 5 s wind-down
 		t.Fatal(err)
 	}
