@@ -845,10 +845,13 @@ func TestCloseStillAnswersCallbacksToTheGateway(t *testing.T) {
 	if res.StatusCode != http.StatusAccepted {
 		t.Fatalf("async: %d", res.StatusCode)
 	}
-	// Close while the call runs: one accepted but not yet started stays in
-	// the journal for the next run (TestAsyncCallsSurviveARestart), which
-	// is what a loaded machine made of this test once, before it waited.
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "echo | echofn POST /job"); {
+	// Close while the call runs (echo has started it and sleeps): one
+	// accepted but not yet started stays in the journal for the next run
+	// (TestAsyncCallsSurviveARestart), which is what a loaded machine made
+	// of this test once, before it waited. Waiting for the call's end
+	// instead would let a Close that stops the gateway before the queue
+	// pass most runs.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "echo | echofn sleeping 1s in POST /job"); {
 		if time.Now().After(deadline) {
 			t.Fatalf("the async call never reached echo:\n%s", out)
 		}

@@ -114,6 +114,7 @@ func echo(getenv func(string) string) http.HandlerFunc {
 			e.Env = getenv(name)
 		}
 		if d, err := time.ParseDuration(r.URL.Query().Get("sleep")); err == nil {
+			fmt.Printf("echofn sleeping %s in %s %s\n", d, r.Method, r.URL.Path)
 			time.Sleep(d)
 		}
 		fmt.Printf("echofn %s %s\n", r.Method, r.URL.Path)
