@@ -7,6 +7,7 @@ package proctest
 import (
 	"bufio"
 	"bytes"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -61,25 +62,30 @@ func Start(tb testing.TB, cmd *exec.Cmd) (out *Output, exited <-chan struct{}) {
 }
 
 // StartReady starts parent, a copy of the test binary playing the process
-// that starts a helper (the test kills it to see the helper die with it),
-// and waits for it to print "ready" on a line of its own; parent is killed
-// when the test ends. Its standard output is the test's to read no more.
-func StartReady(tb testing.TB, parent *exec.Cmd) {
+// that starts a helper (the test kills it to see the helper die with it), as
+// Start does, and waits for it to print "ready" on a line of its own. Its
+// standard output is the test's to read no more. exited is closed once
+// parent has exited.
+func StartReady(tb testing.TB, parent *exec.Cmd) (exited <-chan struct{}) {
 	tb.Helper()
-	var stderr bytes.Buffer
-	parent.Stderr = &stderr
-	stdout, err := parent.StdoutPipe()
+	r, w, err := os.Pipe()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := parent.Start(); err != nil {
+	defer r.Close()
+	stderr := &Output{}
+	parent.Stdout, parent.Stderr = w, stderr
+	waited, err := childproc.Start(parent)
+	_ = w.Close() // parent holds its own copy
+	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { _ = parent.Process.Kill(); _ = parent.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	done := make(chan struct{})
+	go func() { <-waited; close(done) }()
+	tb.Cleanup(func() { _ = parent.Process.Kill(); <-done })
+	line, err := bufio.NewReader(r).ReadString('\n')
 	if line != "ready\n" {
-		_ = parent.Process.Kill()
-		_ = parent.Wait()
-		tb.Fatalf("%s %v printed %q (%v), want ready\n%s", filepath.Base(parent.Path), parent.Args[1:], line, err, stderr.String())
+		tb.Fatalf("%s %v printed %q (%v), want ready\n%s", filepath.Base(parent.Path), parent.Args[1:], line, err, stderr)
 	}
+	return done
 }

@@ -81,7 +81,7 @@ func threadAlive(tid int) bool {
 // thread that started it ends.
 func TestAHelperDiesWithTheTestProcess(t *testing.T) {
 	parent := helperCommand("parent")
-	proctest.StartReady(t, parent)
+	exited := proctest.StartReady(t, parent)
 	children := proctest.ChildrenOf(parent.Process.Pid)
 	if len(children) != 1 {
 		t.Fatalf("the parent has children %v, want one", children)
@@ -92,12 +92,8 @@ func TestAHelperDiesWithTheTestProcess(t *testing.T) {
 	if err := parent.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = parent.Wait()
-	deadline := time.Now().Add(5 * time.Second)
-	for proctest.Running(child) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the helper (pid %d) still runs 5 s after the test process that started it was killed", child)
-		}
-		time.Sleep(20 * time.Millisecond)
+	<-exited
+	if !proctest.Exits(child, 5*time.Second) {
+		t.Fatalf("the helper (pid %d) still runs 5 s after the test process that started it was killed", child)
 	}
 }

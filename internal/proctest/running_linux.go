@@ -1,50 +1,36 @@
 package proctest
 
 import (
-	"bytes"
-	"os"
-	"strconv"
-	"strings"
+	"time"
+
+	"github.com/shopfaas/shop/internal/childproc"
 )
 
 // Running reports whether process pid runs, from /proc: a zombie (one that
 // died, left to an init that does not reap it) counts as gone.
 func Running(pid int) bool {
-	state, _, ok := stat(pid)
-	return ok && state != "Z"
+	st, ok := childproc.ReadStat(pid)
+	return ok && st.State != "Z"
+}
+
+// Exits reports whether process pid has stopped running (Running) within d.
+func Exits(pid int, d time.Duration) bool {
+	for deadline := time.Now().Add(d); Running(pid); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
 }
 
 // ChildrenOf lists the processes whose parent is pid, from /proc.
 func ChildrenOf(pid int) []int {
-	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if _, ppid, ok := stat(p); ok && ppid == pid {
-			pids = append(pids, p)
+	var children []int
+	pids, _ := childproc.Processes()
+	for _, p := range pids {
+		if st, ok := childproc.ReadStat(p); ok && st.PPID == pid {
+			children = append(children, p)
 		}
 	}
-	return pids
-}
-
-// stat reads a process's state and parent from /proc/pid/stat.
-func stat(pid int) (state string, ppid int, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return "", 0, false
-	}
-	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return "", 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return "", 0, false
-	}
-	ppid, err = strconv.Atoi(f[1])
-	return f[0], ppid, err == nil
+	return children
 }

@@ -46,7 +46,7 @@ func TestANodeDiesWithTheProcessThatStartedIt(t *testing.T) {
 	dir := t.TempDir()
 	parent := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
 	parent.Env = append(os.Environ(), nodeDirEnv+"="+dir)
-	proctest.StartReady(t, parent)
+	exited := proctest.StartReady(t, parent)
 	b, err := os.ReadFile(filepath.Join(dir, "pid"))
 	if err != nil {
 		t.Fatal(err)
@@ -60,12 +60,8 @@ func TestANodeDiesWithTheProcessThatStartedIt(t *testing.T) {
 	if err := parent.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = parent.Wait()
-	deadline := time.Now().Add(10 * time.Second)
-	for proctest.Running(vm) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the node's VM (pid %d) still runs 10 s after the process that started it was killed", vm)
-		}
-		time.Sleep(50 * time.Millisecond)
+	<-exited
+	if !proctest.Exits(vm, 10*time.Second) {
+		t.Fatalf("the node's VM (pid %d) still runs 10 s after the process that started it was killed", vm)
 	}
 }

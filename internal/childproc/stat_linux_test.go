@@ -1,0 +1,49 @@
+package childproc_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+
+	"github.com/shopfaas/shop/internal/childproc"
+)
+
+// ReadStat finds the fields after a command name holding spaces and
+// parentheses, as a process may name itself anything.
+func TestReadStat(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	odd := filepath.Join(t.TempDir(), "a) 1 2 (b")
+	if err := os.WriteFile(odd, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(odd, "60")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	exited, err := childproc.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	st, ok := childproc.ReadStat(pid)
+	pids, err := childproc.Processes()
+	_ = cmd.Process.Kill()
+	<-exited
+	if want := (childproc.Stat{State: st.State, PPID: os.Getpid(), PGID: pid}); !ok || st != want || st.State == "Z" {
+		t.Errorf("ReadStat(%d) = %+v, %v; want %+v, a live state", pid, st, ok, want)
+	}
+	if err != nil || !slices.Contains(pids, pid) || !slices.Contains(pids, os.Getpid()) {
+		t.Errorf("Processes() = %d pids (%v), want %d and %d among them", len(pids), err, pid, os.Getpid())
+	}
+	if st, ok := childproc.ReadStat(pid); ok {
+		t.Errorf("ReadStat of a reaped process = %+v, want false", st)
+	}
+}
