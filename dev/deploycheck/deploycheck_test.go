@@ -52,20 +52,6 @@ func realCompose(tb testing.TB) Compose {
 	return c
 }
 
-// tool returns the path of a CI tool: a missing one fails the test (CI
-// installs it, see .ci/run) unless -short was asked for.
-func tool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if testing.Short() {
-			t.Skipf("%s not installed (-short)", name)
-		}
-		t.Fatalf("%s is required: apt-get install -y %s (.ci/run installs it)", name, pkg)
-	}
-	return p
-}
-
 func runTool(t *testing.T, dir string, name string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
@@ -95,7 +81,7 @@ func wantFindings(t *testing.T, what string, errs []error, substrings ...string)
 }
 
 func TestDockerComposeConfig(t *testing.T) {
-	dc := tool(t, "docker-compose", "docker-compose")
+	dc := proctest.Binary(t, "Debian: apt-get install docker-compose", "docker-compose")
 	dir := t.TempDir() // no .env file of the project may leak in
 	if out, err := runTool(t, dir, dc, "-f", filepath.Join(root(t), "docker-compose.yml"), "config", "-q"); err != nil {
 		t.Fatalf("docker-compose config: %v\n%s", err, out)
@@ -114,7 +100,7 @@ func TestDockerComposeConfig(t *testing.T) {
 }
 
 func TestPromtool(t *testing.T) {
-	pt := tool(t, "promtool", "prometheus")
+	pt := proctest.Binary(t, "Debian: apt-get install prometheus", "promtool")
 	r := root(t)
 	for _, args := range [][]string{
 		{"check", "config", "monitoring/prometheus.yml"},
@@ -809,7 +795,7 @@ services:
 // A password with white space (a CRLF line end) is refused too: the role's
 // users trim it, the script would not.
 func TestPostgresInitNeedsThePassword(t *testing.T) {
-	sh := tool(t, "sh", "dash")
+	sh := "/bin/sh" // as the containers run it
 	dir := t.TempDir()
 	calls := filepath.Join(dir, "psql-calls")
 	fake := "#!/bin/sh\nprintf '%s\\n' \"$*\" >> " + calls + "\ncat > /dev/null\n"
@@ -914,8 +900,8 @@ func TestConnectorsRunAsAFixedUID(t *testing.T) {
 // container's log). Kong's command, which reads the same file, refuses and
 // accepts the same files.
 func TestRedisStartsWithThePasswordSecret(t *testing.T) {
-	sh := tool(t, "sh", "dash")
-	redisServer := tool(t, "redis-server", "redis-server")
+	sh := "/bin/sh" // as the containers run it
+	redisServer := proctest.Binary(t, "Debian: apt-get install redis-server", "redis-server")
 	script := realCompose(t).Services["redis"].Command
 	if len(script) != 3 || script[0] != "/bin/sh" || script[1] != "-c" {
 		t.Fatalf("redis command %q, want /bin/sh -c SCRIPT", script)

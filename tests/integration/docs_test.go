@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,10 +23,14 @@ import (
 	"github.com/shopfaas/shop/internal/proctest"
 )
 
+// chromiumNames are the names Debian's and other distributions' Chromium
+// installs under.
+var chromiumNames = []string{"chromium", "chromium-browser"}
+
 // chromium is Debian's Chromium: missing, the test fails (skipped with -short).
 func chromium(t *testing.T) string {
 	t.Helper()
-	return proctest.Binary(t, "Debian: apt-get install chromium", "chromium", "chromium-browser")
+	return proctest.Binary(t, "Debian: apt-get install chromium", chromiumNames...)
 }
 
 // TestAPIReferencePageCallsTheEdge opens the API reference the local edge
@@ -149,9 +154,7 @@ func TestAPIReferencePageCallsTheEdge(t *testing.T) {
 // fails, or is skipped with -short). Without them api-docs still serves the
 // document.
 func vendorDocs() error {
-	_, err1 := exec.LookPath("chromium")
-	_, err2 := exec.LookPath("chromium-browser")
-	if err1 != nil && err2 != nil {
+	if !slices.ContainsFunc(chromiumNames, func(n string) bool { _, err := exec.LookPath(n); return err == nil }) {
 		return nil
 	}
 	if dir := docassets.Dir("../.."); !docassets.Present(dir) { // the module root
