@@ -39,24 +39,33 @@ import (
 // for. With -short the test is skipped.
 func Server(tb testing.TB, password string, args ...string) string {
 	tb.Helper()
+	addr := freeAddr(tb)
+	_, port, _ := net.SplitHostPort(addr)
+	start(tb, password, []string{"--port", port}, &redis.Options{Addr: addr}, args)
+	return addr
+}
+
+// start runs redis-server as Server describes, listening on 127.0.0.1 as
+// the flags listen say, with args after the defaults, and waits until a
+// client with opts (its Password and MaxRetries set here) answers it: the
+// start Server and TLSServer share.
+func start(tb testing.TB, password string, listen []string, opts *redis.Options, args []string) {
+	tb.Helper()
 	bin := proctest.Binary(tb, "Debian: apt-get install redis-server", "redis-server")
 	if strings.Trim(password, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != "" {
 		tb.Fatalf("redisconntest: a password of letters and digits only, as docker-compose.yml's redis service accepts")
 	}
-	addr := freeAddr(tb)
-	_, port, _ := net.SplitHostPort(addr)
 	// "-" reads the configuration from standard input (first or last argument).
-	argv := append([]string{"-", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
-		"--dir", tb.TempDir()}, args...)
-	cmd := exec.Command(bin, argv...)
+	argv := append([]string{"-", "--bind", "127.0.0.1"}, listen...)
+	argv = append(argv, "--save", "", "--appendonly", "no", "--dir", tb.TempDir())
+	cmd := exec.Command(bin, append(argv, args...)...)
+	cmd.Stdin = strings.NewReader("")
 	if password != "" {
 		cmd.Stdin = strings.NewReader("requirepass " + password + "\n")
-	} else {
-		cmd.Stdin = strings.NewReader("")
 	}
 	out, exited := proctest.Start(tb, cmd)
-	awaitPing(tb, &redis.Options{Addr: addr, Password: password, MaxRetries: -1}, out, exited)
-	return addr
+	opts.Password, opts.MaxRetries = password, -1
+	awaitPing(tb, opts, out, exited)
 }
 
 // awaitPing waits up to 10 s for the redis-server just started to answer a
@@ -125,13 +134,28 @@ func freeAddr(tb testing.TB) string {
 // configuration collected fails the test.
 func FromSecret[T any](tb testing.TB, addr, secret string, read func(*config.Reader) T) T {
 	tb.Helper()
+	return fromSecrets(tb, map[string]string{"REDIS_ADDR": addr},
+		map[string][]byte{redisconn.PasswordSecret: []byte(secret)}, read)
+}
+
+// fromSecrets reads settings with read from a configuration whose
+// environment is env and whose secrets directory holds files (name to
+// content; an empty content writes no file), failing the test on any
+// problem the configuration collected: what FromSecret and FromTLSSecrets
+// share.
+func fromSecrets[T any](tb testing.TB, env map[string]string, files map[string][]byte, read func(*config.Reader) T) T {
+	tb.Helper()
 	dir := tb.TempDir()
-	if secret != "" {
-		if err := os.WriteFile(filepath.Join(dir, redisconn.PasswordSecret), []byte(secret), 0o600); err != nil {
+	for name, b := range files {
+		if len(b) == 0 {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			tb.Fatal(err)
 		}
 	}
-	c := config.New(config.Env(map[string]string{config.SecretsDirEnv: dir, "REDIS_ADDR": addr}))
+	env[config.SecretsDirEnv] = dir
+	c := config.New(config.Env(env))
 	v := read(c)
 	if err := c.Err(); err != nil {
 		tb.Fatal(err)

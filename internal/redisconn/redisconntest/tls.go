@@ -11,16 +11,13 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shopfaas/shop/internal/config"
-	"github.com/shopfaas/shop/internal/proctest"
 	"github.com/shopfaas/shop/internal/redisconn"
 )
 
@@ -39,10 +36,6 @@ const TLSServerName = "localhost"
 // temporary directory only. The password is as Server's.
 func TLSServer(tb testing.TB, password string, args ...string) (addr string, caPEM []byte) {
 	tb.Helper()
-	bin := proctest.Binary(tb, "Debian: apt-get install redis-server", "redis-server")
-	if strings.Trim(password, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != "" {
-		tb.Fatalf("redisconntest: a password of letters and digits only, as docker-compose.yml's redis service accepts")
-	}
 	ca, caKey, caPEM := newCA(tb)
 	certPEM, keyPEM := issue(tb, ca, caKey, TLSServerName)
 	dir := tb.TempDir()
@@ -53,21 +46,14 @@ func TLSServer(tb testing.TB, password string, args ...string) (addr string, caP
 		}
 	}
 	_, port, _ := net.SplitHostPort(freeAddr(tb))
-	argv := append([]string{"-", "--bind", "127.0.0.1", "--port", "0", "--tls-port", port,
-		"--tls-cert-file", filepath.Join(dir, "redis.crt"), "--tls-key-file", filepath.Join(dir, "redis.key"),
-		"--tls-ca-cert-file", filepath.Join(dir, "ca.crt"), "--tls-auth-clients", "no",
-		"--save", "", "--appendonly", "no", "--dir", tb.TempDir()}, args...)
-	cmd := exec.Command(bin, argv...)
-	cmd.Stdin = strings.NewReader("")
-	if password != "" {
-		cmd.Stdin = strings.NewReader("requirepass " + password + "\n")
-	}
-	out, exited := proctest.Start(tb, cmd)
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
 	addr = net.JoinHostPort(TLSServerName, port)
-	awaitPing(tb, &redis.Options{Addr: addr, Password: password, MaxRetries: -1,
-		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, ServerName: TLSServerName, RootCAs: roots}}, out, exited)
+	start(tb, password, []string{"--port", "0", "--tls-port", port,
+		"--tls-cert-file", filepath.Join(dir, "redis.crt"), "--tls-key-file", filepath.Join(dir, "redis.key"),
+		"--tls-ca-cert-file", filepath.Join(dir, "ca.crt"), "--tls-auth-clients", "no"},
+		&redis.Options{Addr: addr, TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, ServerName: TLSServerName, RootCAs: roots}},
+		args)
 	return addr, caPEM
 }
 
@@ -81,26 +67,11 @@ func CA(tb testing.TB) []byte {
 
 // FromTLSSecrets is FromSecret for a Redis that requires TLS: REDIS_TLS is
 // true and the secrets directory holds ca as the redis-ca file (no file
-// when ca is nil: the system's roots).
+// when ca is nil or empty: the system's roots).
 func FromTLSSecrets[T any](tb testing.TB, addr, secret string, ca []byte, read func(*config.Reader) T) T {
 	tb.Helper()
-	dir := tb.TempDir()
-	if secret != "" {
-		if err := os.WriteFile(filepath.Join(dir, redisconn.PasswordSecret), []byte(secret), 0o600); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	if ca != nil {
-		if err := os.WriteFile(filepath.Join(dir, redisconn.CASecret), ca, 0o600); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	c := config.New(config.Env(map[string]string{config.SecretsDirEnv: dir, "REDIS_ADDR": addr, redisconn.TLSEnv: "true"}))
-	v := read(c)
-	if err := c.Err(); err != nil {
-		tb.Fatal(err)
-	}
-	return v
+	return fromSecrets(tb, map[string]string{"REDIS_ADDR": addr, redisconn.TLSEnv: "true"},
+		map[string][]byte{redisconn.PasswordSecret: []byte(secret), redisconn.CASecret: ca}, read)
 }
 
 // newCA returns a self-signed CA certificate valid for an hour, its key and
