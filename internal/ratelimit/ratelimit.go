@@ -120,7 +120,8 @@ func (e *Exceeded) RetryAfter() time.Duration { return e.Wait }
 // up, so it is fault.Unavailable (503), its cause naming the secret (never
 // the password) for the caller's error log. The same holds for Redis's TLS
 // certificate failing verification (redisconn.TLSFailed: a wrong redis-ca
-// secret, or a REDIS_ADDR host the certificate is not for).
+// secret, or a REDIS_ADDR host the certificate is not for): both are
+// redisconn.Misconfigured.
 func (l *Limiter) Allow(ctx context.Context, key string) error {
 	t := l.now()
 	start := t.Truncate(l.cfg.Window)
@@ -134,7 +135,7 @@ func (l *Limiter) Allow(ctx context.Context, key string) error {
 	if err != nil && ctx.Err() != nil {
 		return fault.Wrap(err, fault.Timeout, fault.CodeTimeout, "the request ended before it was counted")
 	}
-	if err != nil && (redisconn.AuthFailed(err) || redisconn.TLSFailed(err)) {
+	if err != nil && redisconn.Misconfigured(err) {
 		return fault.Wrap(fmt.Errorf("rate limit %s: %s: %w", l.cfg.Prefix, redisconn.Refused(err), err),
 			fault.Unavailable, fault.CodeUnavailable, "service temporarily unavailable")
 	}

@@ -111,7 +111,12 @@ func Client(opts *redis.Options) *redis.Client {
 // that cannot be reached, or answers anything else, is no error: the client
 // is returned and each call meets the outage as it comes (the rate limits
 // let requests through, the carts answer 503), so an outage does not take
-// out of rotation the functions that only limit with Redis.
+// out of rotation the functions that only limit with Redis. Nor is a
+// certificate that fails verification (TLSFailed: a wrong redis-ca secret,
+// a REDIS_ADDR host the certificate is not for), although it is a
+// misconfiguration: the PING's handshake fails before any login, Open
+// returns the client, the build succeeds and each call fails (the rate
+// limits answer 503 naming redis-ca, the carts 503).
 func Open(ctx context.Context, opts *redis.Options) (*redis.Client, error) {
 	rdb := Client(opts)
 	ctx, cancel := context.WithTimeout(ctx, LoginTimeout)
@@ -157,9 +162,15 @@ func (cfg Config) LogValue() slog.Value {
 // error. Redis's message does not contain the password.
 func AuthFailed(err error) bool { return redis.IsAuthError(err) || redis.IsPermissionError(err) }
 
+// Misconfigured reports whether err is Redis refusing the shop (AuthFailed)
+// or its certificate failing verification (TLSFailed): a configuration
+// error that does not pass by itself, unlike a Redis that cannot be reached,
+// so a caller that rides out an outage (the rate limits fail open, the
+// product cache logs a warning) must not ride this out. Refused words it.
+func Misconfigured(err error) bool { return AuthFailed(err) || TLSFailed(err) }
+
 // Refused says, for an operator's log line or error, what refusal err (one
-// AuthFailed or TLSFailed reports) is, naming the secret and never the
-// password.
+// Misconfigured reports) is, naming the secret and never the password.
 func Refused(err error) string {
 	if TLSFailed(err) {
 		return "Redis's certificate failed verification (the redis-ca secret, or REDIS_ADDR's host)"

@@ -162,3 +162,22 @@ func TestTLSReachesRedisOnlyWithItsAuthorityAndName(t *testing.T) {
 		t.Error("a TLS client reached a plain Redis")
 	}
 }
+
+// A certificate that fails verification fails no build, as Open says: its
+// PING fails the handshake before any login, so Open returns the client,
+// and each call then fails Misconfigured (not AuthFailed), worded as the
+// redis-ca's problem, never taken for an outage.
+func TestACertificateThatFailsVerificationFailsNoBuild(t *testing.T) {
+	addr, _ := redisconntest.TLSServer(t, "openTLSPassword")
+	ctx := context.Background()
+	rdb, err := redisconn.Open(ctx, redisconn.Options(
+		redisconntest.FromTLSSecrets(t, addr, "openTLSPassword", redisconntest.CA(t), redisconn.ConfigFrom)))
+	if err != nil {
+		t.Fatalf("Open with the wrong CA = %v, want a client", err)
+	}
+	defer rdb.Close()
+	err = rdb.Ping(ctx).Err()
+	if !redisconn.Misconfigured(err) || redisconn.AuthFailed(err) || !strings.Contains(redisconn.Refused(err), "redis-ca") {
+		t.Errorf("PING with the wrong CA = %v (%s), want a certificate that failed verification, naming redis-ca", err, redisconn.Refused(err))
+	}
+}

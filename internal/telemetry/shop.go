@@ -29,7 +29,9 @@ type Shop struct {
 // The reasons of CacheError.
 const (
 	// CacheAuth is a call Redis refused (redisconn.AuthFailed: NOAUTH,
-	// WRONGPASS, NOPERM): a configuration error.
+	// WRONGPASS, NOPERM) or whose TLS handshake failed the verification of
+	// Redis's certificate (redisconn.TLSFailed: the redis-ca secret, or
+	// REDIS_ADDR's host): a configuration error (redisconn.Misconfigured).
 	CacheAuth = "auth"
 	// CacheUnavailable is any other failed call: Redis down, slow or full.
 	CacheUnavailable = "unavailable"
@@ -77,7 +79,7 @@ func NewShop(reg prometheus.Registerer) *Shop {
 		}, []string{"result"}),
 		cacheErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shop_cache_errors_total",
-			Help: "Product cache calls that failed (each a miss, served from the database), by reason: auth (Redis refused the login or the command: the redis-password secret or Redis's ACL) or unavailable (Redis down, slow or full).",
+			Help: "Product cache calls that failed (each a miss, served from the database), by reason: auth (Redis refused the login or the command: the redis-password secret or Redis's ACL; or Redis's TLS certificate failed verification: the redis-ca secret or REDIS_ADDR's host) or unavailable (Redis down, slow or full).",
 		}, []string{"reason"}),
 	}
 	m.cacheErrors.WithLabelValues(CacheAuth)

@@ -210,18 +210,19 @@ func (d *Deps) Invalidate(ctx context.Context, p catalog.Product) {
 }
 
 // cacheFailed counts a failed cache call in shop_cache_errors_total by
-// reason and logs it: a warning, as the cache only saves work, unless Redis
-// refused the login or the command (the redis-password secret is wrong or
-// missing, or Redis's ACL denies its user the command: redisconn.AuthFailed,
-// reason auth): that is a configuration error that turns every read into a
-// miss, logged at error level naming the secret; so is Redis's TLS
-// certificate failing verification (redisconn.TLSFailed, reason auth too). Every call fails while
+// reason and logs it: a warning, as the cache only saves work, unless the
+// failure is redisconn.Misconfigured (reason auth): Redis refused the login
+// or the command (the redis-password secret is wrong or missing, or Redis's
+// ACL denies its user the command: redisconn.AuthFailed), or its TLS
+// certificate failed verification (redisconn.TLSFailed), a configuration
+// error that turns every read into a miss, logged at error level naming the
+// secret. Every call fails while
 // Redis is down or refuses, so the lines are throttled per kind: the first,
 // then at most one per telemetry.RepeatInterval, with the count of the calls
 // not logged since the last line (suppressed), and one when a call succeeds
 // again (cacheWorked).
 func (d *Deps) cacheFailed(ctx context.Context, msg string, err error, attrs ...any) {
-	refused := redisconn.AuthFailed(err) || redisconn.TLSFailed(err)
+	refused := redisconn.Misconfigured(err)
 	reason, kind := telemetry.CacheUnavailable, 0
 	if refused {
 		reason, kind = telemetry.CacheAuth, 1

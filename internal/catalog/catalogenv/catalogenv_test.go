@@ -151,8 +151,9 @@ func cacheErrorsHelp(t *testing.T, reg *prometheus.Registry) string {
 
 // A product cache on a Redis that requires TLS serves entries when the
 // redis-ca secret holds the authority of Redis's certificate; with another
-// authority every call is a miss logged at error level naming redis-ca, a
-// configuration error rather than an outage to ride out.
+// authority every call is a miss logged at error level naming redis-ca and
+// counted in shop_cache_errors_total as auth, a configuration error rather
+// than an outage to ride out.
 func TestACacheOverTLSWorksOnlyWithItsCA(t *testing.T) {
 	addr, ca := redisconntest.TLSServer(t, "catalogCachePassword")
 	ctx := context.Background()
@@ -173,8 +174,23 @@ func TestACacheOverTLSWorksOnlyWithItsCA(t *testing.T) {
 			defer c.Close()
 			var logged bytes.Buffer
 			d := &catalogenv.Deps{Cache: c, Log: slog.New(slog.NewJSONHandler(&logged, nil))}
+			reg := prometheus.NewRegistry()
+			ctx := telemetry.WithShop(ctx, telemetry.NewShop(reg))
 			_, _ = c.Put(ctx, "p", 1, []byte(`{"id":"p"}`))
 			_, _, ok := d.Cached(ctx, "p")
+			auth := 0
+			if tt.level != "" {
+				auth = 1
+			}
+			want := fmt.Sprintf(`
+# HELP shop_cache_errors_total %s
+# TYPE shop_cache_errors_total counter
+shop_cache_errors_total{reason="auth"} %d
+shop_cache_errors_total{reason="unavailable"} 0
+`, cacheErrorsHelp(t, reg), auth)
+			if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "shop_cache_errors_total"); err != nil {
+				t.Error(err)
+			}
 			if tt.level == "" {
 				if !ok || logged.Len() != 0 {
 					t.Errorf("Cached: hit %v, logged %q; want a hit and no log", ok, logged.String())
