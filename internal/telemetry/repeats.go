@@ -24,12 +24,12 @@ const RepeatInterval = time.Minute
 type Repeats struct {
 	// failing is set with every occurrence and cleared by Settle and
 	// Recovered, so Recovered costs a success one atomic load while nothing
-	// failed.
+	// failed. It is written under mu only: there it says whether an
+	// occurrence was recorded since the last Settle.
 	failing atomic.Bool
 
 	mu         sync.Mutex
 	last       string    // the key of the last occurrence, logged or not
-	seen       bool      // an occurrence since the last Settle
 	loggedAt   time.Time // when the last line was written
 	suppressed int       // occurrences not logged since that line
 }
@@ -40,13 +40,12 @@ type Repeats struct {
 func (r *Repeats) Log(key string, now time.Time) (log bool, suppressed int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.failing.Store(true)
-	if r.seen && key == r.last && now.Sub(r.loggedAt) < RepeatInterval {
+	if r.failing.Swap(true) && key == r.last && now.Sub(r.loggedAt) < RepeatInterval {
 		r.suppressed++
 		return false, 0
 	}
 	suppressed = r.suppressed
-	r.last, r.seen, r.loggedAt, r.suppressed = key, true, now, 0
+	r.last, r.loggedAt, r.suppressed = key, now, 0
 	return true, suppressed
 }
 
@@ -56,9 +55,8 @@ func (r *Repeats) Log(key string, now time.Time) (log bool, suppressed int) {
 func (r *Repeats) Settle() (seen bool, suppressed int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.failing.Store(false)
-	seen, suppressed = r.seen, r.suppressed
-	r.last, r.seen, r.loggedAt, r.suppressed = "", false, time.Time{}, 0
+	seen, suppressed = r.failing.Swap(false), r.suppressed
+	r.last, r.loggedAt, r.suppressed = "", time.Time{}, 0
 	return seen, suppressed
 }
 
