@@ -154,19 +154,26 @@ func TestOpenFailsOnlyWhenRedisRefusesTheLogin(t *testing.T) {
 
 // The guide and the runbook quote, word for word, each refusal a function
 // logs (Refused): an operator searches them for the line in the log, and
-// NOPERM's differs from the login's.
+// NOPERM's and a failed certificate's differ from the login's.
 func TestTheDocsQuoteEveryRefusal(t *testing.T) {
 	const password = "quoteTestPassword"
 	addr := redisconntest.Server(t, password)
 	denied := redisconntest.Server(t, password)
 	redisconntest.SetDefaultUser(t, denied, password, "-ping")
+	tlsAddr, _ := redisconntest.TLSServer(t, password)
 	var refusals []string
-	for _, at := range []struct{ addr, secret string }{{addr, "wrongPassword"}, {denied, password}} {
-		rdb := redis.NewClient(redisconn.Options(redisconn.Config{Addr: at.addr, Password: at.secret}))
+	for _, cfg := range []redisconn.Config{
+		{Addr: addr, Password: "wrongPassword"},
+		{Addr: denied, Password: password},
+		{Addr: tlsAddr, Password: password, TLS: true, CA: redisconntest.CA(t)},
+	} {
+		opts := redisconn.Options(cfg)
+		opts.MaxRetries = -1
+		rdb := redis.NewClient(opts)
 		err := rdb.Ping(context.Background()).Err()
 		_ = rdb.Close()
-		if !redisconn.AuthFailed(err) {
-			t.Fatalf("PING on %s = %v, want a refusal", at.addr, err)
+		if !redisconn.Misconfigured(err) {
+			t.Fatalf("PING on %s = %v, want a refusal", cfg, err)
 		}
 		refusals = append(refusals, redisconn.Refused(err))
 	}
