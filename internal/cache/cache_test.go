@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,5 +157,47 @@ func TestTheCacheLogsInWithTheRedisPasswordSecret(t *testing.T) {
 	}
 	if _, _, ok, err := with.Get(ctx, "p"); ok || err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
 		t.Errorf("Get once the password changed: hit %v, err %v; want a miss with WRONGPASS", ok, err)
+	}
+}
+
+// New opens no connection: the catalog functions build their cache and may
+// then fail their build (the catalog database missing), which fnhttp.Lazy
+// retries on every request and probe, so a connection opened by New would be
+// one more each time. A listener counts the connections it accepts: none
+// after New, one once the cache is first called, so the count is seen to
+// work.
+func TestNewOpensNoConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var accepted atomic.Int32
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			conn.Close()
+		}
+	}()
+	c, err := cache.New(cache.Config{Redis: redisconn.Config{Addr: ln.Addr().String()}, Prefix: "p:", Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(200 * time.Millisecond) // a connection dialled in the background has come by then
+	if n := accepted.Load(); n != 0 {
+		t.Fatalf("New opened %d connections, want none", n)
+	}
+	_, _, _, _ = c.Get(context.Background(), "x") // fails once dialled: the listener closes what it accepts
+	deadline := time.Now().Add(2 * time.Second)
+	for accepted.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if accepted.Load() == 0 {
+		t.Fatal("the first call opened no connection either: the listener does not count")
 	}
 }
