@@ -569,8 +569,6 @@ func TestOpenTelemetryRecordsAServerSpan(t *testing.T) {
 // which is what a Kong without SHOP_REDIS_PASSWORD would do.
 func TestRateLimitInRedisLogsInWithThePasswordReference(t *testing.T) {
 	addr := redisconntest.Server(t, "edgeTestPassword")
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	t.Cleanup(up.Close)
 	decl, err := Parse([]byte(`
 _format_version: "3.0"
 services:
@@ -586,28 +584,7 @@ services:
 		t.Fatal(err)
 	}
 	codes := func(password string) []int {
-		e, err := New(decl, Options{
-			Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://"), "redis:6379": addr},
-			Getenv: func(name string) string {
-				if name == "SHOP_REDIS_PASSWORD" {
-					return password
-				}
-				return ""
-			},
-			KeyPrefix: "test:edge:" + uuid.NewString() + ":",
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer e.Close()
-		srv := httptest.NewServer(e)
-		defer srv.Close()
-		var out []int
-		for range 3 {
-			res, _ := send(t, "POST", srv.URL+"/open", nil)
-			out = append(out, res.StatusCode)
-		}
-		return out
+		return limitCodes(t, decl, Options{Upstreams: map[string]string{"redis:6379": addr}, Getenv: redisPasswordEnv(password)})
 	}
 	if diff := cmp.Diff([]int{200, 200, 429}, codes("edgeTestPassword")); diff != "" {
 		t.Errorf("with SHOP_REDIS_PASSWORD, a limit of 2 a minute (-want +got):\n%s", diff)
@@ -626,8 +603,6 @@ services:
 // tried.
 func TestRateLimitInRedisOverTLS(t *testing.T) {
 	addr, ca := redisconntest.TLSServer(t, "edgeTestPassword")
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	t.Cleanup(up.Close)
 	pool := func(pemBytes []byte) *x509.CertPool {
 		p := x509.NewCertPool()
 		if !p.AppendCertsFromPEM(pemBytes) {
@@ -651,29 +626,8 @@ services:
 		if err != nil {
 			t.Fatal(err)
 		}
-		e, err := New(decl, Options{
-			Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://"), "redis:6379": addr},
-			Getenv: func(name string) string {
-				if name == "SHOP_REDIS_PASSWORD" {
-					return "edgeTestPassword"
-				}
-				return ""
-			},
-			KeyPrefix:  "test:edge:" + uuid.NewString() + ":",
-			RedisRoots: roots,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer e.Close()
-		srv := httptest.NewServer(e)
-		defer srv.Close()
-		var out []int
-		for range 3 {
-			res, _ := send(t, "POST", srv.URL+"/open", nil)
-			out = append(out, res.StatusCode)
-		}
-		return out
+		return limitCodes(t, decl, Options{Upstreams: map[string]string{"redis:6379": addr},
+			Getenv: redisPasswordEnv("edgeTestPassword"), RedisRoots: roots})
 	}
 	if diff := cmp.Diff([]int{200, 200, 429}, codes(redisconntest.TLSServerName, pool(ca))); diff != "" {
 		t.Errorf("with the CA, a limit of 2 a minute (-want +got):\n%s", diff)
@@ -683,5 +637,42 @@ services:
 	}
 	if diff := cmp.Diff([]int{200, 200, 200}, codes("redis.example.internal", pool(ca))); diff != "" {
 		t.Errorf("with a server_name the certificate is not for (-want +got):\n%s", diff)
+	}
+}
+
+// limitCodes serves decl with opts, in front of a gateway:8080 that answers
+// 200 and with counters under a key prefix of its own, and returns the
+// statuses of three POST /open: a limit of 2 a minute that holds answers
+// 200 200 429, one whose counts fail (fault_tolerant) 200 200 200.
+func limitCodes(t *testing.T, decl *Declarative, opts Options) []int {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer up.Close()
+	opts.Upstreams = maps.Clone(opts.Upstreams)
+	opts.Upstreams["gateway:8080"] = strings.TrimPrefix(up.URL, "http://")
+	opts.KeyPrefix = "test:edge:" + uuid.NewString() + ":"
+	e, err := New(decl, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	var out []int
+	for range 3 {
+		res, _ := send(t, "POST", srv.URL+"/open", nil)
+		out = append(out, res.StatusCode)
+	}
+	return out
+}
+
+// redisPasswordEnv is an environment holding only SHOP_REDIS_PASSWORD, set
+// to password, which the {vault://env/shop-redis-password} reference reads.
+func redisPasswordEnv(password string) func(string) string {
+	return func(name string) string {
+		if name == "SHOP_REDIS_PASSWORD" {
+			return password
+		}
+		return ""
 	}
 }
