@@ -166,27 +166,49 @@ func isWrite(method string) bool {
 // fault_tolerant lets every request through — the limit is gone, silently.
 const RedisPasswordReference = "{vault://env/shop-redis-password}"
 
+// RedisLimit is a rate-limiting plugin of a declarative file whose policy is
+// redis: the limits that count in the one Redis the shop's limits share.
+type RedisLimit struct {
+	// Where says where in the file the plugin is attached: "plugins" (the
+	// top level, scoped or not), "service NAME" or "route NAME".
+	Where string
+	// Redis is the plugin's redis block (host, port, password, ssl, …); nil
+	// when it has none.
+	Redis map[string]any
+}
+
+// RedisLimits lists every rate-limiting plugin of decl whose policy is
+// redis, enabled or not, in file order: the top-level plugins, then each
+// service's and its routes'. A plugin repeated through a YAML alias is
+// listed at each place it appears.
+func RedisLimits(decl *edge.Declarative) []RedisLimit {
+	var out []RedisLimit
+	add := func(where string, ps []edge.Plugin) {
+		for _, p := range ps {
+			if p.Name == "rate-limiting" && p.Config["policy"] == "redis" {
+				redis, _ := p.Config["redis"].(map[string]any)
+				out = append(out, RedisLimit{Where: where, Redis: redis})
+			}
+		}
+	}
+	add("plugins", decl.Plugins)
+	for _, s := range decl.Services {
+		add("service "+s.Name, s.Plugins)
+		for _, r := range s.Routes {
+			add("route "+r.Name, r.Plugins)
+		}
+	}
+	return out
+}
+
 // checkRedisPasswords requires RedisPasswordReference on every rate-limiting
 // plugin whose policy is redis, wherever it is attached.
 func checkRedisPasswords(decl *edge.Declarative) error {
 	var errs []error
-	check := func(where string, ps []edge.Plugin) {
-		for _, p := range ps {
-			if p.Name != "rate-limiting" || p.Config["policy"] != "redis" {
-				continue
-			}
-			redis, _ := p.Config["redis"].(map[string]any)
-			if redis["password"] != RedisPasswordReference {
-				errs = append(errs, fmt.Errorf("%s: a rate limit kept in Redis needs redis.password %s (the redis-password secret), not %v",
-					where, RedisPasswordReference, redis["password"]))
-			}
-		}
-	}
-	check("plugins", decl.Plugins)
-	for _, s := range decl.Services {
-		check("service "+s.Name, s.Plugins)
-		for _, r := range s.Routes {
-			check("route "+r.Name, r.Plugins)
+	for _, l := range RedisLimits(decl) {
+		if l.Redis["password"] != RedisPasswordReference {
+			errs = append(errs, fmt.Errorf("%s: a rate limit kept in Redis needs redis.password %s (the redis-password secret), not %v",
+				l.Where, RedisPasswordReference, l.Redis["password"]))
 		}
 	}
 	return errors.Join(errs...)
@@ -203,28 +225,15 @@ func checkRedisPasswords(decl *edge.Declarative) error {
 func checkRedisTLS(decl *edge.Declarative) error {
 	var errs []error
 	var plain, tls []string
-	check := func(where string, ps []edge.Plugin) {
-		for _, p := range ps {
-			if p.Name != "rate-limiting" || p.Config["policy"] != "redis" {
-				continue
-			}
-			redis, _ := p.Config["redis"].(map[string]any)
-			if redis["ssl"] != true {
-				plain = append(plain, where)
-				continue
-			}
-			tls = append(tls, where)
-			name, _ := redis["server_name"].(string)
-			if redis["ssl_verify"] != true || name == "" {
-				errs = append(errs, fmt.Errorf("%s: a rate limit with redis.ssl needs redis.ssl_verify: true and a redis.server_name (Redis's certificate verified for its name)", where))
-			}
+	for _, l := range RedisLimits(decl) {
+		if l.Redis["ssl"] != true {
+			plain = append(plain, l.Where)
+			continue
 		}
-	}
-	check("plugins", decl.Plugins)
-	for _, s := range decl.Services {
-		check("service "+s.Name, s.Plugins)
-		for _, r := range s.Routes {
-			check("route "+r.Name, r.Plugins)
+		tls = append(tls, l.Where)
+		name, _ := l.Redis["server_name"].(string)
+		if l.Redis["ssl_verify"] != true || name == "" {
+			errs = append(errs, fmt.Errorf("%s: a rate limit with redis.ssl needs redis.ssl_verify: true and a redis.server_name (Redis's certificate verified for its name)", l.Where))
 		}
 	}
 	if len(plain) > 0 && len(tls) > 0 {

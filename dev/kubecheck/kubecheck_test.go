@@ -15,6 +15,7 @@ import (
 
 	"github.com/shopfaas/shop/dev/deploycheck"
 	"github.com/shopfaas/shop/dev/faaslocal/edge"
+	"github.com/shopfaas/shop/dev/kongcheck"
 	"github.com/shopfaas/shop/dev/kubecheck"
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/broker"
@@ -362,18 +363,18 @@ func TestKongConfigRenderedForTLSRedisVerifiesEveryLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	limits := redisLimits(decl)
-	for where, redis := range limits {
-		if redis["ssl"] != true || redis["ssl_verify"] != true || redis["server_name"] != "redis.example.internal" {
+	limits := kongcheck.RedisLimits(decl)
+	for _, l := range limits {
+		if l.Redis["ssl"] != true || l.Redis["ssl_verify"] != true || l.Redis["server_name"] != "redis.example.internal" {
 			t.Errorf("%s: redis ssl %v, ssl_verify %v, server_name %v; want true, true, redis.example.internal",
-				where, redis["ssl"], redis["ssl_verify"], redis["server_name"])
+				l.Where, l.Redis["ssl"], l.Redis["ssl_verify"], l.Redis["server_name"])
 		}
 	}
 	source, err := edge.Load(filepath.Join(root, "gateway", "kong.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := len(redisLimits(source)); len(limits) != want || want == 0 {
+	if want := len(kongcheck.RedisLimits(source)); len(limits) != want || want == 0 {
 		t.Errorf("%d redis rate limits rendered, want gateway/kong.yml's %d", len(limits), want)
 	}
 	plainOut, _, err := renderKong(t)
@@ -391,29 +392,6 @@ func TestKongConfigRenderedForTLSRedisVerifiesEveryLimit(t *testing.T) {
 	if _, _, err := renderKong(t, "REDIS_TLS=yes"); err == nil || !strings.Contains(err.Error(), "REDIS_TLS must be true or false") {
 		t.Errorf("REDIS_TLS=yes: %v, want it refused", err)
 	}
-}
-
-// redisLimits are the redis blocks of decl's rate limits kept in Redis, by
-// where each plugin is attached (and its index there: YAML aliases repeat a
-// plugin).
-func redisLimits(decl *edge.Declarative) map[string]map[string]any {
-	out := map[string]map[string]any{}
-	add := func(where string, ps []edge.Plugin) {
-		for i, p := range ps {
-			if p.Name == "rate-limiting" && p.Config["policy"] == "redis" {
-				redis, _ := p.Config["redis"].(map[string]any)
-				out[fmt.Sprintf("%s #%d", where, i)] = redis
-			}
-		}
-	}
-	add("plugins", decl.Plugins)
-	for _, s := range decl.Services {
-		add("service "+s.Name, s.Plugins)
-		for _, r := range s.Routes {
-			add("route "+s.Name+"/"+r.Name, r.Plugins)
-		}
-	}
-	return out
 }
 
 func readFile(t *testing.T, path string) []byte {
