@@ -464,9 +464,11 @@ var Images = map[string]Image{
 	"ghcr.io/shopfaas/scheduler":          {},
 }
 
-// imageRepository is the image reference without its tag or digest, with
-// variables resolved as faasd resolves them.
-func imageRepository(image string) string {
+// ImageRepository is an image reference without its tag or digest (a
+// compose file's, with its variables resolved as faasd resolves them, or a
+// Kubernetes manifest's): what a kustomization's images: and the images
+// table match on.
+func ImageRepository(image string) string {
 	img := Resolve(image)
 	img, _, _ = strings.Cut(img, "@")
 	if i := strings.LastIndex(img, ":"); i > strings.LastIndex(img, "/") {
@@ -491,7 +493,7 @@ func CheckCommands(c Compose, images map[string]Image) []error {
 		if len(s.Command) == 0 {
 			continue
 		}
-		repo := imageRepository(s.Image)
+		repo := ImageRepository(s.Image)
 		img, known := images[repo]
 		if !known {
 			errs = append(errs, fmt.Errorf("service %s: image %s is not in deploycheck.Images: add its ENTRYPOINT from its Dockerfile", name, repo))
@@ -518,7 +520,7 @@ func CheckUsers(c Compose, images map[string]Image) []error {
 	var errs []error
 	for _, name := range sortedNames(c) {
 		s := c.Services[name]
-		repo := imageRepository(s.Image)
+		repo := ImageRepository(s.Image)
 		img, known := images[repo]
 		switch {
 		case !known:

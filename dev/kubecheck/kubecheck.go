@@ -27,6 +27,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	kjson "sigs.k8s.io/json"
 	k8syaml "sigs.k8s.io/yaml"
 
@@ -73,7 +74,7 @@ func Load(dir string) (*Manifests, error) {
 			return err
 		}
 		m.Files = append(m.Files, rel)
-		if err := m.Decode(rel, b); err != nil {
+		if err := m.decode(rel, b); err != nil {
 			errs = append(errs, err)
 		}
 		return nil
@@ -87,25 +88,30 @@ func Load(dir string) (*Manifests, error) {
 
 var documentSeparator = regexp.MustCompile(`(?m)^---[ \t]*$`)
 
-// Decode adds the objects of one manifest file, named name, to m. Each
+// decode adds the objects of one manifest file, named name, to m. Each
 // document is decoded as the API server's strict field validation decodes
-// it (YAML to JSON refusing duplicate keys, then sigs.k8s.io/json's
+// it (YAML to JSON refusing duplicate keys, once, then sigs.k8s.io/json's
 // case-sensitive strict decoding) into the API type its apiVersion and kind
 // name: an unknown, misspelt (a field name differing only in case
 // included) or repeated field fails. Each must name its namespace: the
 // folder is applied as a whole, never into the current namespace.
-func (m *Manifests) Decode(name string, b []byte) error {
+func (m *Manifests) decode(name string, b []byte) error {
 	var errs []error
 	for i, doc := range documentSeparator.Split(string(b), -1) {
 		if strings.TrimSpace(stripComments(doc)) == "" {
 			continue
 		}
 		where := fmt.Sprintf("%s, document %d", name, i+1)
+		j, err := k8syaml.YAMLToJSONStrict([]byte(doc))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			continue
+		}
 		var head struct {
 			APIVersion string `json:"apiVersion"`
 			Kind       string `json:"kind"`
 		}
-		if err := k8syaml.Unmarshal([]byte(doc), &head); err != nil {
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(j, &head); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
 			continue
 		}
@@ -122,11 +128,6 @@ func (m *Manifests) Decode(name string, b []byte) error {
 			obj = &networkingv1.NetworkPolicy{}
 		default:
 			errs = append(errs, fmt.Errorf("%s: %s %s is not a kind this check knows (apps/v1 Deployment, v1 Service, networking.k8s.io/v1 NetworkPolicy)", where, head.APIVersion, head.Kind))
-			continue
-		}
-		j, err := k8syaml.YAMLToJSONStrict([]byte(doc))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", where, err))
 			continue
 		}
 		strict, err := kjson.UnmarshalStrict(j, obj)
@@ -221,7 +222,7 @@ func CheckKustomization(k Kustomization, m *Manifests, placeholders ...string) [
 		generated[g.Namespace+"/"+g.Name] = true
 	}
 	images := map[string]bool{}
-	for _, key := range sortedKeys(m.Deployments) {
+	for _, key := range slices.Sorted(maps.Keys(m.Deployments)) {
 		d := m.Deployments[key]
 		for _, v := range d.Spec.Template.Spec.Volumes {
 			if v.ConfigMap != nil && !generated[d.Namespace+"/"+v.ConfigMap.Name] {
@@ -229,7 +230,7 @@ func CheckKustomization(k Kustomization, m *Manifests, placeholders ...string) [
 			}
 		}
 		for _, c := range d.Spec.Template.Spec.Containers {
-			images[repository(c.Image)] = true
+			images[deploycheck.ImageRepository(c.Image)] = true
 		}
 	}
 	listed := map[string]bool{}
@@ -240,22 +241,11 @@ func CheckKustomization(k Kustomization, m *Manifests, placeholders ...string) [
 		}
 	}
 	for _, p := range placeholders {
-		if !listed[repository(p)] {
-			errs = append(errs, fmt.Errorf("%s: the image %s is not under images:, where the user names theirs", KustomizationFile, repository(p)))
+		if repo := deploycheck.ImageRepository(p); !listed[repo] {
+			errs = append(errs, fmt.Errorf("%s: the image %s is not under images:, where the user names theirs", KustomizationFile, repo))
 		}
 	}
 	return errs
-}
-
-// repository is an image reference without its tag or digest.
-func repository(image string) string {
-	if i := strings.Index(image, "@"); i >= 0 {
-		image = image[:i]
-	}
-	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
-		image = image[:i]
-	}
-	return image
 }
 
 // Container returns the Deployment's container named name.
@@ -294,7 +284,7 @@ func CheckConnectorEnv(name string, c *corev1.Container, svc deploycheck.Service
 	if len(c.EnvFrom) > 0 {
 		fail("envFrom sets variables no check can see")
 	}
-	for _, k := range sortedKeys(svc.Environment) {
+	for _, k := range slices.Sorted(maps.Keys(svc.Environment)) {
 		v, ok := env[k]
 		if !ok {
 			fail("docker-compose.yml's service sets %s, the Deployment does not", k)
@@ -304,7 +294,7 @@ func CheckConnectorEnv(name string, c *corev1.Container, svc deploycheck.Service
 			fail("%s is %q, docker-compose.yml's %q: %s", k, v, svc.Environment[k], why)
 		}
 	}
-	for _, k := range sortedKeys(env) {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
 		if _, ok := svc.Environment[k]; !ok && !slices.Contains(extra, k) {
 			fail("sets %s, which docker-compose.yml's service does not (nor is it a documented Kubernetes-only setting)", k)
 		}
@@ -411,12 +401,12 @@ func CheckSecretFiles(name string, files map[string]string, svc deploycheck.Serv
 			compose[path.Base(v.Target)] = true
 		}
 	}
-	for _, f := range sortedKeys(compose) {
+	for _, f := range slices.Sorted(maps.Keys(compose)) {
 		if _, ok := files[f]; !ok {
 			errs = append(errs, fmt.Errorf("deployment %s: docker-compose.yml mounts the secret %s, the Deployment does not", name, f))
 		}
 	}
-	for _, f := range sortedKeys(files) {
+	for _, f := range slices.Sorted(maps.Keys(files)) {
 		if !compose[f] {
 			errs = append(errs, fmt.Errorf("deployment %s: mounts the secret %s (from %s), which docker-compose.yml's service does not", name, f, files[f]))
 		}
@@ -433,7 +423,7 @@ func CheckSecretFiles(name string, files map[string]string, svc deploycheck.Serv
 // selector does not select its own pods.
 func CheckPodLabels(d *appsv1.Deployment, labels map[string]string) []error {
 	var errs []error
-	for _, k := range sortedKeys(labels) {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		if got := d.Spec.Template.Labels[k]; got != labels[k] {
 			errs = append(errs, fmt.Errorf("deployment %s: pod label %s is %q, want %q", d.Name, k, got, labels[k]))
 		}
@@ -517,31 +507,58 @@ func CheckPodSecurity(d *appsv1.Deployment, writable ...string) []error {
 	return errs
 }
 
+// Env returns the value container c sets for the variable name ("" when it
+// sets none or takes it from valueFrom); of a variable set twice, the last,
+// as the kubelet does.
+func Env(c *corev1.Container, name string) string {
+	var v string
+	for _, e := range c.Env {
+		if e.Name == name {
+			v = e.Value
+		}
+	}
+	return v
+}
+
+// MetricsPort returns the port of container c's METRICS_ADDR: where a
+// connector serves /metrics (internal/telemetry ServeMetrics).
+func MetricsPort(c *corev1.Container) (string, error) {
+	addr := Env(c, "METRICS_ADDR")
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("METRICS_ADDR %q: %w", addr, err)
+	}
+	return port, nil
+}
+
+// PortNumber returns the number of the container port that port (a probe's
+// port, a Service's targetPort) names: a name of one of c's ports is that
+// port's containerPort, a number itself; a name c does not declare is
+// returned as it is, so that a message can show it.
+func PortNumber(c *corev1.Container, port intstr.IntOrString) string {
+	if port.Type == intstr.String {
+		for _, cp := range c.Ports {
+			if cp.Name == port.StrVal {
+				return fmt.Sprint(cp.ContainerPort)
+			}
+		}
+	}
+	return port.String()
+}
+
 // CheckMetricsProbe reports a connector whose liveness probe is not an HTTP
 // GET of /metrics on METRICS_ADDR's port: the only endpoint the connectors
 // serve (internal/telemetry ServeMetrics).
 func CheckMetricsProbe(name string, c *corev1.Container) []error {
-	var addr string
-	for _, e := range c.Env {
-		if e.Name == "METRICS_ADDR" {
-			addr = e.Value
-		}
-	}
-	_, port, err := net.SplitHostPort(addr)
+	port, err := MetricsPort(c)
 	if err != nil {
-		return []error{fmt.Errorf("deployment %s: METRICS_ADDR %q: %v", name, addr, err)}
+		return []error{fmt.Errorf("deployment %s: %w", name, err)}
 	}
 	p := c.LivenessProbe
 	if p == nil || p.HTTPGet == nil {
 		return []error{fmt.Errorf("deployment %s: no HTTP liveness probe", name)}
 	}
-	got := p.HTTPGet.Port.String()
-	for _, cp := range c.Ports {
-		if cp.Name == got {
-			got = fmt.Sprint(cp.ContainerPort)
-		}
-	}
-	if p.HTTPGet.Path != "/metrics" || got != port {
+	if got := PortNumber(c, p.HTTPGet.Port); p.HTTPGet.Path != "/metrics" || got != port {
 		return []error{fmt.Errorf("deployment %s: the liveness probe gets %s on port %s; the connector serves /metrics on %s (METRICS_ADDR)", name, p.HTTPGet.Path, got, port)}
 	}
 	return nil
@@ -557,7 +574,7 @@ func CheckKongEnv(c *corev1.Container, svc deploycheck.Service, vault []string) 
 	for _, e := range c.Env {
 		env[e.Name] = e
 	}
-	for _, k := range sortedKeys(svc.Environment) {
+	for _, k := range slices.Sorted(maps.Keys(svc.Environment)) {
 		e, ok := env[k]
 		switch {
 		case !ok:
@@ -572,7 +589,7 @@ func CheckKongEnv(c *corev1.Container, svc deploycheck.Service, vault []string) 
 			errs = append(errs, fmt.Errorf("kong: kong.yml reads {vault://env/...} %s: set it from a Secret with valueFrom.secretKeyRef", k))
 		}
 	}
-	for _, k := range sortedKeys(env) {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
 		if _, ok := svc.Environment[k]; !ok && !slices.Contains(vault, k) {
 			errs = append(errs, fmt.Errorf("kong: sets %s, which neither docker-compose.yml's kong service nor kong.yml reads", k))
 		}
@@ -596,8 +613,4 @@ func MountedAt(d *appsv1.Deployment, c *corev1.Container, mountPath string) (cor
 		}
 	}
 	return corev1.Volume{}, "", false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
 }

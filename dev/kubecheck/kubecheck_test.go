@@ -142,14 +142,8 @@ func findings(t *testing.T, dir string) []error {
 		}
 		add(kubecheck.CheckPodLabels(d, map[string]string{"app": host})...)
 		if ctr, err := kubecheck.Container(d, host); err == nil {
-			var addr string
-			for _, e := range ctr.Env {
-				if e.Name == "METRICS_ADDR" {
-					addr = e.Value
-				}
-			}
-			if _, p, _ := net.SplitHostPort(addr); p != port {
-				add(fmt.Errorf("deployment %s: METRICS_ADDR %q, the scrape job reads port %s", host, addr, port))
+			if p, err := kubecheck.MetricsPort(ctr); err != nil || p != port {
+				add(fmt.Errorf("deployment %s: METRICS_ADDR %q, the scrape job reads port %s", host, kubecheck.Env(ctr, "METRICS_ADDR"), port))
 			}
 		}
 	}
@@ -182,18 +176,16 @@ func kongFindings(m *kubecheck.Manifests, compose deploycheck.Compose) []error {
 	errs = append(errs, kubecheck.CheckKongEnv(ctr, svc, deploycheck.KongVaultEnv(kongYML))...)
 	errs = append(errs, kubecheck.CheckPodLabels(d, map[string]string{"app": "kong"})...)
 	errs = append(errs, kubecheck.CheckPodSecurity(d, "kong")...)
-	env := map[string]string{}
-	for _, e := range ctr.Env {
-		env[e.Name] = e.Value
-	}
 	// The declarative file from the generated ConfigMap's kong.yml; the TLS
 	// pair from a Secret, under the names KONG_SSL_CERT and _KEY give.
-	if v, sub, ok := kubecheck.MountedAt(d, ctr, env["KONG_DECLARATIVE_CONFIG"]); !ok || v.ConfigMap == nil || sub != "kong.yml" {
-		errs = append(errs, fmt.Errorf("kong: KONG_DECLARATIVE_CONFIG %s is not the key kong.yml of a ConfigMap", env["KONG_DECLARATIVE_CONFIG"]))
+	declarative := kubecheck.Env(ctr, "KONG_DECLARATIVE_CONFIG")
+	if v, sub, ok := kubecheck.MountedAt(d, ctr, declarative); !ok || v.ConfigMap == nil || sub != "kong.yml" {
+		errs = append(errs, fmt.Errorf("kong: KONG_DECLARATIVE_CONFIG %s is not the key kong.yml of a ConfigMap", declarative))
 	}
-	certDir := filepath.Dir(env["KONG_SSL_CERT"])
+	cert := kubecheck.Env(ctr, "KONG_SSL_CERT")
+	certDir := filepath.Dir(cert)
 	if v, _, ok := kubecheck.MountedAt(d, ctr, certDir); !ok || v.Secret == nil ||
-		filepath.Base(env["KONG_SSL_CERT"]) != corev1.TLSCertKey || env["KONG_SSL_CERT_KEY"] != filepath.Join(certDir, corev1.TLSPrivateKeyKey) {
+		filepath.Base(cert) != corev1.TLSCertKey || kubecheck.Env(ctr, "KONG_SSL_CERT_KEY") != filepath.Join(certDir, corev1.TLSPrivateKeyKey) {
 		errs = append(errs, fmt.Errorf("kong: KONG_SSL_CERT and KONG_SSL_CERT_KEY are not %s and %s of a TLS Secret mounted at %s", corev1.TLSCertKey, corev1.TLSPrivateKeyKey, certDir))
 	}
 	// Only HTTPS is public, on 443, to Kong's TLS listener (8443, compose's
@@ -205,13 +197,7 @@ func kongFindings(m *kubecheck.Manifests, compose deploycheck.Compose) []error {
 	case s.Spec.Type != corev1.ServiceTypeLoadBalancer || len(s.Spec.Ports) != 1 || s.Spec.Ports[0].Port != 443:
 		errs = append(errs, errors.New("service kong: want a LoadBalancer with the one port 443"))
 	default:
-		target := s.Spec.Ports[0].TargetPort.String()
-		for _, p := range ctr.Ports {
-			if p.Name == target {
-				target = fmt.Sprint(p.ContainerPort)
-			}
-		}
-		if target != "8443" {
+		if target := kubecheck.PortNumber(ctr, s.Spec.Ports[0].TargetPort); target != "8443" {
 			errs = append(errs, fmt.Errorf("service kong: port 443 goes to %s, not Kong's TLS listener 8443", target))
 		}
 		if s.Spec.Selector["app"] != "kong" {
