@@ -564,6 +564,61 @@ func CheckMetricsProbe(name string, c *corev1.Container) []error {
 	return nil
 }
 
+// CheckScrapeJob holds the Deployments of openfaas against the connectors
+// scrape job, given as targets, its host:port targets in faasd's
+// monitoring/prometheus.yml, which the Kubernetes job (docs/deploy-kubernetes.md,
+// "Monitoring") rebuilds from the pod label app and METRICS_ADDR's port. It
+// reports a job without targets (a job that scrapes nothing passes every
+// other check while OutboxRelayDown and RabbitMQConnectorDown wait for series
+// that never come); a target whose host no Deployment runs, whose pods lack
+// the label app=<host>, or whose container's METRICS_ADDR has another port;
+// and each Deployment of serving (the connectors that serve /metrics) that
+// no target reads.
+func CheckScrapeJob(m *Manifests, targets []string, serving ...string) []error {
+	if len(targets) == 0 {
+		return []error{errors.New("the connectors scrape job has no target: the connectors' metrics would not be scraped")}
+	}
+	var errs []error
+	read := map[string]bool{}
+	for _, target := range targets {
+		host, port, err := net.SplitHostPort(target)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("the connectors scrape job's target %q: %w", target, err))
+			continue
+		}
+		read[host] = true
+		d := m.Deployments["openfaas/"+host]
+		if d == nil {
+			errs = append(errs, fmt.Errorf("the connectors scrape job reads %s, which no Deployment runs", target))
+			continue
+		}
+		errs = append(errs, CheckPodLabels(d, map[string]string{"app": host})...)
+		c, err := Container(d, host)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if p, err := MetricsPort(c); err != nil || p != port {
+			errs = append(errs, fmt.Errorf("deployment %s: METRICS_ADDR %q, the scrape job reads port %s", host, Env(c, "METRICS_ADDR"), port))
+		}
+	}
+	for _, name := range serving {
+		if read[name] {
+			continue
+		}
+		port := "METRICS_ADDR's port"
+		if d := m.Deployments["openfaas/"+name]; d != nil {
+			if c, err := Container(d, name); err == nil {
+				if p, err := MetricsPort(c); err == nil {
+					port = p
+				}
+			}
+		}
+		errs = append(errs, fmt.Errorf("deployment %s serves /metrics on %s (METRICS_ADDR), which the connectors scrape job does not read", name, port))
+	}
+	return errs
+}
+
 // CheckKongEnv reports how Kong's container environment differs from the
 // compose service's: every compose variable with its value, plus each of
 // vault (the {vault://env/...} variables kong.yml reads) from a Secret by

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,9 +56,14 @@ func connectors() []connector {
 	}
 }
 
+// scrapeConfig is faasd's Prometheus configuration, whose connectors job the
+// Kubernetes scrape job reproduces (docs/deploy-kubernetes.md, "Monitoring").
+const scrapeConfig = "monitoring/prometheus.yml"
+
 // findings runs every check of the folder dir (a copy of deploy/kubernetes,
-// or the folder itself) against the repository's sources of truth.
-func findings(t *testing.T, dir string) []error {
+// or the folder itself) against the repository's sources of truth, the
+// scrape configuration read from the file scrape.
+func findings(t *testing.T, dir, scrape string) []error {
 	t.Helper()
 	m, err := kubecheck.Load(dir)
 	if err != nil {
@@ -128,25 +132,19 @@ func findings(t *testing.T, dir string) []error {
 
 	// The connectors job of monitoring/prometheus.yml: each target's host is
 	// the pod label app the Kubernetes scrape job keeps and puts back as
-	// instance, its port the connector's METRICS_ADDR.
-	jobs, err := deploycheck.JobTargets(read(t, "monitoring/prometheus.yml"))
+	// instance, its port the connector's METRICS_ADDR; every connector whose
+	// compose service sets METRICS_ADDR is one of them.
+	jobs, err := deploycheck.JobTargets(readFile(t, scrape))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, target := range jobs["connectors"] {
-		host, port, _ := net.SplitHostPort(target)
-		d := m.Deployments["openfaas/"+host]
-		if d == nil {
-			add(fmt.Errorf("the connectors scrape job reads %s, which no Deployment runs", target))
-			continue
-		}
-		add(kubecheck.CheckPodLabels(d, map[string]string{"app": host})...)
-		if ctr, err := kubecheck.Container(d, host); err == nil {
-			if p, err := kubecheck.MetricsPort(ctr); err != nil || p != port {
-				add(fmt.Errorf("deployment %s: METRICS_ADDR %q, the scrape job reads port %s", host, kubecheck.Env(ctr, "METRICS_ADDR"), port))
-			}
+	var serving []string
+	for _, c := range connectors() {
+		if _, ok := compose.Services[c.name].Environment["METRICS_ADDR"]; ok {
+			serving = append(serving, c.name)
 		}
 	}
+	add(kubecheck.CheckScrapeJob(m, jobs["connectors"], serving...)...)
 
 	add(kongFindings(m, compose)...)
 	add(kubecheck.CheckFlows(m.NetworkPolicies, allowedFlows(), deniedFlows())...)
@@ -259,7 +257,7 @@ func deniedFlows() []kubecheck.Flow {
 }
 
 func TestTheManifestsMatchTheirSourcesOfTruth(t *testing.T) {
-	for _, err := range findings(t, filepath.Join(root, kubecheck.Dir)) {
+	for _, err := range findings(t, filepath.Join(root, kubecheck.Dir), filepath.Join(root, scrapeConfig)) {
 		t.Error(err)
 	}
 }
@@ -483,7 +481,24 @@ func copyFolder(t *testing.T, rel string, edit func(string) string) string {
 	return dst
 }
 
-// Each mistake is caught, with a message naming it.
+// editedCopy writes the file path, with edit applied, into a temporary
+// folder and returns the copy's path.
+func editedCopy(t *testing.T, path string, edit func(string) string) string {
+	t.Helper()
+	b := readFile(t, path)
+	e := edit(string(b))
+	if e == string(b) {
+		t.Fatalf("the edit changed nothing in %s", path)
+	}
+	out := filepath.Join(t.TempDir(), filepath.Base(path))
+	if err := os.WriteFile(out, []byte(e), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Each mistake is caught, with a message naming it: a mistake in a file of
+// deploy/kubernetes, or in the scrape configuration (scrapeConfig).
 func TestEachMistakeFails(t *testing.T) {
 	replace := func(old, new string) func(string) string {
 		return func(s string) string { return strings.Replace(s, old, new, 1) }
@@ -540,11 +555,20 @@ func TestEachMistakeFails(t *testing.T) {
 		{"the connector cannot deliver", fnPolicy, replace("              app: rabbitmq-connector", "              app: rabbitmq"), "refuse rabbitmq-connector → reserve-stock:8080"},
 		{"functions open to any pod", fnPolicy, replace("        - podSelector:\n            matchExpressions:\n              - {key: faas_function, operator: Exists}\n", "        - namespaceSelector: {}\n"), "let in another-app → create-order:8080"},
 		{"prometheus cannot scrape the connectors", policy, replace("        - {protocol: TCP, port: 9464}", "        - {protocol: TCP, port: 9465}"), "refuse prometheus → outbox-relay:9464"},
+		{"the connectors scrape job empty", scrapeConfig, replace(`targets: ["outbox-relay:9464", "rabbitmq-connector:9464"]`, "targets: []"), "the connectors scrape job has no target"},
+		{"the connectors scrape job gone", scrapeConfig, replace("  - job_name: connectors\n", "  - job_name: connector\n"), "the connectors scrape job has no target"},
+		{"a connector left out of the scrape job", scrapeConfig, replace(`, "rabbitmq-connector:9464"`, ""), "rabbitmq-connector serves /metrics on 9464 (METRICS_ADDR), which the connectors scrape job does not read"},
 		{"kong's plain HTTP public", policy, replace("    - ports:\n        - {protocol: TCP, port: 8443}\n", "    - ports:\n        - {protocol: TCP, port: 8443}\n        - {protocol: TCP, port: 8000}\n"), "let in internet → kong:8000"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			errs := findings(t, copyFolder(t, tc.file, tc.edit))
+			dir, scrape := filepath.Join(root, kubecheck.Dir), filepath.Join(root, scrapeConfig)
+			if tc.file == scrapeConfig {
+				scrape = editedCopy(t, scrape, tc.edit)
+			} else {
+				dir = copyFolder(t, tc.file, tc.edit)
+			}
+			errs := findings(t, dir, scrape)
 			var all []string
 			for _, err := range errs {
 				all = append(all, err.Error())
