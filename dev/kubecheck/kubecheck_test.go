@@ -329,9 +329,53 @@ func renderKong(t *testing.T, env ...string) (out, verify string, err error) {
 	cmd.Env = append(append(os.Environ(), "REDIS_HOST=redis.example.internal", "REDIS_PORT=6380",
 		"OTLP_ENDPOINT=http://jaeger.observability.svc.cluster.local:4318", "JWT_VERIFY_KEY="+keyFile, "OUT="+out), env...)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", "", fmt.Errorf("render-config.sh: %w\n%s", err, b)
+		return out, verify, fmt.Errorf("render-config.sh: %w\n%s", err, b)
 	}
 	return out, verify, nil
+}
+
+// render-config.sh refuses, with a non-zero exit, a message naming the
+// problem and no file written, what it cannot render: a kong.yml whose
+// faasd addresses its replacements miss (Kong on Kubernetes would call a
+// gateway or a collector that does not resolve there), a verify-key file that
+// holds no public key (the signing key given by mistake) and a KONG_YML it
+// cannot read.
+func TestKongConfigRenderingRefusesWhatItCannotRender(t *testing.T) {
+	kongYML := filepath.Join(root, "gateway", "kong.yml")
+	planted := func(old, new string) string {
+		return "KONG_YML=" + editedCopy(t, kongYML, func(s string) string { return strings.Replace(s, old, new, 1) })
+	}
+	privateKey := filepath.Join(t.TempDir(), "jwt-signing-key")
+	if err := os.WriteFile(privateKey, []byte("-----BEGIN PRIVATE KEY-----\nAAA\n-----END PRIVATE KEY-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, env string
+		want      []string
+	}{
+		{"a gateway URL without its path", planted("url: http://gateway:8080/function/register-user", "url: http://gateway:8080"),
+			[]string{"url: http://gateway:8080\n", "the lines above still name faasd's services"}},
+		{"a collector endpoint without its path", planted("traces_endpoint: http://jaeger:4318/v1/traces", "traces_endpoint: http://jaeger:4318"),
+			[]string{"traces_endpoint: http://jaeger:4318\n", "the lines above still name faasd's services"}},
+		{"the signing key as the verify key", "JWT_VERIFY_KEY=" + privateKey, []string{privateKey + " holds no PEM public key"}},
+		{"no kong.yml", "KONG_YML=" + filepath.Join(t.TempDir(), "missing.yml"), []string{"missing.yml"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, _, err := renderKong(t, tc.env)
+			if err == nil {
+				t.Fatal("rendered")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%v\nwant the refusal to say %q", err, w)
+				}
+			}
+			if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%s written (%v)", out, err)
+			}
+		})
+	}
 }
 
 // With REDIS_TLS=true (a Redis that requires TLS) every rate limit kept in
