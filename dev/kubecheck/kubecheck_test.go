@@ -335,34 +335,53 @@ func renderKong(t *testing.T, env ...string) (out, verify string, err error) {
 }
 
 // render-config.sh refuses, with a non-zero exit, a message naming the
-// problem and no file written, what it cannot render: a kong.yml whose
-// faasd addresses its replacements miss (Kong on Kubernetes would call a
-// gateway or a collector that does not resolve there), a verify-key file that
-// holds no public key (the signing key given by mistake) and a KONG_YML it
-// cannot read.
+// problem and no file written, not even its temporary ones, what it cannot
+// render: a kong.yml whose faasd addresses its replacements miss (Kong on
+// Kubernetes would call a gateway, a collector or a Redis that does not
+// resolve there), a verify-key file that holds no public key (the signing key
+// given by mistake), a KONG_YML it cannot read and a TLS step that cannot
+// write its file.
 func TestKongConfigRenderingRefusesWhatItCannotRender(t *testing.T) {
 	kongYML := filepath.Join(root, "gateway", "kong.yml")
-	planted := func(old, new string) string {
-		return "KONG_YML=" + editedCopy(t, kongYML, func(s string) string { return strings.Replace(s, old, new, 1) })
+	planted := func(old, new string) []string {
+		return []string{"KONG_YML=" + editedCopy(t, kongYML, func(s string) string { return strings.Replace(s, old, new, 1) })}
 	}
+	missing := filepath.Join(t.TempDir(), "missing.yml")
 	privateKey := filepath.Join(t.TempDir(), "jwt-signing-key")
 	if err := os.WriteFile(privateKey, []byte("-----BEGIN PRIVATE KEY-----\nAAA\n-----END PRIVATE KEY-----\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name, env string
-		want      []string
+		name string
+		env  []string
+		// dir is a directory made in the output directory before the run.
+		dir  string
+		want []string
 	}{
 		{"a gateway URL without its path", planted("url: http://gateway:8080/function/register-user", "url: http://gateway:8080"),
-			[]string{"url: http://gateway:8080\n", "the lines above still name faasd's services"}},
+			"", []string{"url: http://gateway:8080\n", "the lines above still name faasd's services"}},
 		{"a collector endpoint without its path", planted("traces_endpoint: http://jaeger:4318/v1/traces", "traces_endpoint: http://jaeger:4318"),
-			[]string{"traces_endpoint: http://jaeger:4318\n", "the lines above still name faasd's services"}},
-		{"the signing key as the verify key", "JWT_VERIFY_KEY=" + privateKey, []string{privateKey + " holds no PEM public key"}},
-		{"no kong.yml", "KONG_YML=" + filepath.Join(t.TempDir(), "missing.yml"), []string{"missing.yml"}},
+			"", []string{"traces_endpoint: http://jaeger:4318\n", "the lines above still name faasd's services"}},
+		// A Redis block in flow style: the host and port lines' rewriting
+		// misses it, Kong would call redis:6379.
+		{"a redis block in flow style", planted("redis:\n            host: redis\n            port: 6379\n            password: \"{vault://env/shop-redis-password}\"",
+			`redis: {host: redis, port: 6379, password: "{vault://env/shop-redis-password}"}`),
+			"", []string{"redis: {host: redis, port: 6379,", "the lines above still name faasd's services"}},
+		{"the signing key as the verify key", []string{"JWT_VERIFY_KEY=" + privateKey}, "", []string{privateKey + " holds no PEM public key"}},
+		{"no kong.yml", []string{"KONG_YML=" + missing}, "", []string{"missing.yml"}},
+		{"no kong.yml, with TLS", []string{"KONG_YML=" + missing, "REDIS_TLS=true"}, "", []string{"missing.yml"}},
+		// The TLS step fails after the first temporary file is written.
+		{"the TLS step cannot write its file", []string{"REDIS_TLS=true"}, "kong.yml.tmp.tls", []string{"kong.yml.tmp.tls"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, _, err := renderKong(t, tc.env)
+			dir := t.TempDir()
+			if tc.dir != "" {
+				if err := os.Mkdir(filepath.Join(dir, tc.dir), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, _, err := renderKong(t, append(tc.env, "OUT="+filepath.Join(dir, "kong.yml"))...)
 			if err == nil {
 				t.Fatal("rendered")
 			}
@@ -371,8 +390,57 @@ func TestKongConfigRenderingRefusesWhatItCannotRender(t *testing.T) {
 					t.Errorf("%v\nwant the refusal to say %q", err, w)
 				}
 			}
-			if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
-				t.Errorf("%s written (%v)", out, err)
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				if e.Name() != tc.dir {
+					t.Errorf("%s written", filepath.Join(dir, e.Name()))
+				}
+			}
+		})
+	}
+}
+
+// render-config.sh rewrites the rate limits' Redis host and port however
+// the line is written in YAML, with trailing blanks, a comment or quotes,
+// keeping the comment and the quotes: a line it left would have Kong on
+// Kubernetes call redis:6379, a name only faasd resolves.
+func TestKongConfigRenderingRewritesRedisHoweverWritten(t *testing.T) {
+	kongYML := filepath.Join(root, "gateway", "kong.yml")
+	tests := []struct{ name, old, new, want string }{
+		{"host with trailing blanks", "host: redis\n", "host: redis \t \n", "host: redis.example.internal\n"},
+		{"host with a comment", "host: redis\n", "host: redis # faasd\n", "host: redis.example.internal # faasd\n"},
+		{"host with a tab before its comment", "host: redis\n", "host: redis\t# faasd\n", "host: redis.example.internal\t# faasd\n"},
+		{"host double-quoted", "host: redis\n", "host: \"redis\"\n", "host: \"redis.example.internal\"\n"},
+		{"host single-quoted, with a comment", "host: redis\n", "host: 'redis' # faasd\n", "host: 'redis.example.internal' # faasd\n"},
+		{"port with trailing blanks", "port: 6379\n", "port: 6379  \n", "port: 6380\n"},
+		{"port with a comment", "port: 6379\n", "port: 6379 # faasd\n", "port: 6380 # faasd\n"},
+		{"port quoted", "port: 6379\n", "port: \"6379\"\n", "port: \"6380\"\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := editedCopy(t, kongYML, func(s string) string { return strings.Replace(s, tc.old, tc.new, 1) })
+			out, _, err := renderKong(t, "KONG_YML="+in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rendered := string(readFile(t, out))
+			if !strings.Contains(rendered, "\n            "+tc.want) {
+				t.Errorf("no line %q in the rendered file", tc.want)
+			}
+			for i, line := range strings.Split(rendered, "\n") {
+				switch key, value, _ := strings.Cut(strings.TrimSpace(line), ":"); key {
+				case "host":
+					if !strings.Contains(value, "redis.example.internal") || strings.Contains(strings.ReplaceAll(value, "redis.example.internal", ""), "redis") {
+						t.Errorf("line %d: %q, want REDIS_HOST redis.example.internal", i+1, line)
+					}
+				case "port":
+					if !strings.Contains(value, "6380") || strings.Contains(value, "6379") {
+						t.Errorf("line %d: %q, want REDIS_PORT 6380", i+1, line)
+					}
+				}
 			}
 		})
 	}

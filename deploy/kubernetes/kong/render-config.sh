@@ -17,7 +17,9 @@
 #     the Service gateway of openfaas);
 #   - the rate limits' Redis, host redis and port 6379 on faasd, becomes
 #     REDIS_HOST and REDIS_PORT (6379 unless set): REDIS_ADDR's of
-#     env/kubernetes.yml;
+#     env/kubernetes.yml. A host: or port: line is rewritten however it is
+#     written, quoted or not, with trailing blanks or a comment, which it
+#     keeps (the quotes too);
 #   - the opentelemetry plugin's http://jaeger:4318 becomes OTLP_ENDPOINT
 #     (OTEL_EXPORTER_OTLP_ENDPOINT of env/kubernetes.yml);
 #   - the jwt credential's {vault://env/shop-jwt-verify-key} becomes the
@@ -35,6 +37,13 @@
 # it from SHOP_REDIS_PASSWORD (the Secret kong-credentials).
 # KONG_YML and OUT name other files (tests; gateway/kong.yml and
 # deploy/kubernetes/kong/kong.yml unless set).
+# It writes nothing, and exits non-zero naming why, when JWT_VERIFY_KEY holds
+# no PEM public key, when a step fails, and when the result still names one
+# of faasd's services: a gateway or jaeger URL its replacements missed, the
+# vault reference to the verify key, a host: redis or (REDIS_PORT set to
+# another port) a port: 6379 however written, a flow-style {host: redis}
+# included. Its temporary files, OUT.tmp and OUT.tmp.tls, go on every exit
+# but the one that renames OUT.tmp to OUT.
 set -eu
 : "${REDIS_HOST:?set REDIS_HOST to your Redis host (REDIS_ADDR of env/kubernetes.yml without the port)}"
 : "${OTLP_ENDPOINT:?set OTLP_ENDPOINT to your OTLP/HTTP collector (OTEL_EXPORTER_OTLP_ENDPOINT of env/kubernetes.yml)}"
@@ -56,9 +65,16 @@ grep -q -- '-----BEGIN PUBLIC KEY-----' "$JWT_VERIFY_KEY" || {
 }
 key=$(sed -n '1,/-----END PUBLIC KEY-----/p' "$JWT_VERIFY_KEY" | awk '{printf "%s\\\\n", $0}')
 tmp=$OUT.tmp
+trap 'rm -f "$tmp" "$tmp.tls"' EXIT
+# dash runs the EXIT trap on exit, not when a signal kills it.
+trap 'exit 1' HUP INT TERM
+# A host: or port: line's value, quoted or not (\2), then trailing blanks or
+# a comment (\3, kept).
+value='[[:blank:]]\{1,\}\(["'"'"']\{0,1\}\)'
+rest='\2\(\([[:blank:]]\{1,\}#.*\)\{0,1\}\)[[:blank:]]*$'
 sed -e 's|http://gateway:8080/|http://gateway.openfaas:8080/|' \
-	-e "s|^\( *\)host: redis\$|\1host: $REDIS_HOST|" \
-	-e "s|^\( *\)port: 6379\$|\1port: $REDIS_PORT|" \
+	-e "s|^\( *\)host:${value}redis$rest|\1host: \2$REDIS_HOST\2\3|" \
+	-e "s|^\( *\)port:${value}6379$rest|\1port: \2$REDIS_PORT\2\3|" \
 	-e "s|http://jaeger:4318/|${OTLP_ENDPOINT%/}/|" \
 	-e "s|{vault://env/shop-jwt-verify-key}|$key|" \
 	"$KONG_YML" >"$tmp"
@@ -71,10 +87,18 @@ if [ "$REDIS_TLS" = true ]; then
 	}' "$tmp" >"$tmp.tls"
 	mv "$tmp.tls" "$tmp"
 fi
-if grep -n -e '//gateway:' -e 'host: redis$' -e '//jaeger:' -e 'vault://env/shop-jwt-verify-key' "$tmp" >&2; then
-	rm -f "$tmp"
+# host: redis and port: 6379 as a key of a block or a flow mapping, quoted
+# or not, followed by a blank, a comment, the mapping's , or } or nothing.
+lead='(^|[[:blank:]{,])'
+end='["'"'"']?([[:blank:]]|[,}]|$)'
+set -- -e '//gateway:' -e "${lead}host:[[:blank:]]+[\"']?redis$end" -e '//jaeger:' -e 'vault://env/shop-jwt-verify-key'
+if [ "$REDIS_PORT" != 6379 ]; then
+	set -- "$@" -e "${lead}port:[[:blank:]]+[\"']?6379$end"
+fi
+if grep -n -E "$@" "$tmp" >&2; then
 	echo "render-config.sh: the lines above still name faasd's services" >&2
 	exit 1
 fi
 mv "$tmp" "$OUT"
+trap - EXIT
 echo "wrote $OUT"
