@@ -482,7 +482,9 @@ func TestAFunctionIsNotReadyWhileRedisRefusesItsLogin(t *testing.T) {
 // catalog functions leave one open: their only Redis client is the product
 // cache's, which opens no connection as it builds (cache.New does not check
 // its login, and its pool keeps no idle connection: internal/cache
-// TestNewOpensNoConnection), only on its first call.
+// TestNewOpensNoConnection), only on its first call, and catalogenv.Load
+// calls nothing on the cache before the steps that may fail: were that to
+// change, this test would not see it.
 func TestAFailedBuildLeavesNoRedisConnectionOpen(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the Redis users against PostgreSQL and a redis-server of their own; -short was asked for")

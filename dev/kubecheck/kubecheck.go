@@ -569,8 +569,8 @@ func CheckMetricsProbe(name string, c *corev1.Container) []error {
 // monitoring/prometheus.yml, which the Kubernetes job (docs/deploy-kubernetes.md,
 // "Monitoring") rebuilds from the pod label app and METRICS_ADDR's port. It
 // reports a job without targets (a job that scrapes nothing passes every
-// other check while OutboxRelayDown and RabbitMQConnectorDown wait for series
-// that never come); a target whose host no Deployment runs, whose pods lack
+// other check, and OutboxRelayDown and RabbitMQConnectorDown, absent(up == 1),
+// then report the connectors down while they run); a target whose host no Deployment runs, whose pods lack
 // the label app=<host>, or whose container's METRICS_ADDR has another port;
 // and each Deployment of serving (the connectors that serve /metrics) that
 // no target reads.

@@ -7,6 +7,7 @@ package proctest
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,29 +64,34 @@ func Start(tb testing.TB, cmd *exec.Cmd) (out *Output, exited <-chan struct{}) {
 
 // StartReady starts parent, a copy of the test binary playing the process
 // that starts a helper (the test kills it to see the helper die with it), as
-// Start does, and waits for it to print "ready" on a line of its own. Its
-// standard output is the test's to read no more. exited is closed once
-// parent has exited.
+// Start does, and waits for it to print "ready" on a line of its own; what
+// it prints after that is read and dropped (a parent writing to a closed
+// pipe would die of SIGPIPE). exited is closed once parent has exited.
 func StartReady(tb testing.TB, parent *exec.Cmd) (exited <-chan struct{}) {
 	tb.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer r.Close()
 	stderr := &Output{}
 	parent.Stdout, parent.Stderr = w, stderr
 	waited, err := childproc.Start(parent)
 	_ = w.Close() // parent holds its own copy
 	if err != nil {
+		_ = r.Close()
 		tb.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() { <-waited; close(done) }()
 	tb.Cleanup(func() { _ = parent.Process.Kill(); <-done })
-	line, err := bufio.NewReader(r).ReadString('\n')
+	br := bufio.NewReader(r)
+	line, err := br.ReadString('\n')
 	if line != "ready\n" {
+		_ = parent.Process.Kill()
+		<-done // its standard error copied to the last byte
+		_ = r.Close()
 		tb.Fatalf("%s %v printed %q (%v), want ready\n%s", filepath.Base(parent.Path), parent.Args[1:], line, err, stderr)
 	}
+	go func() { _, _ = io.Copy(io.Discard, br); _ = r.Close() }() // until parent exits
 	return done
 }

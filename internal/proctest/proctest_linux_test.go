@@ -24,6 +24,12 @@ func TestHelperProcess(t *testing.T) {
 	switch os.Getenv(helperEnv) {
 	case "child":
 		time.Sleep(10 * time.Minute)
+	case "chatty":
+		fmt.Println("ready")
+		for { // on a closed pipe the runtime ends the process (SIGPIPE)
+			time.Sleep(10 * time.Millisecond)
+			fmt.Println("still here")
+		}
 	case "parent":
 		// Started from a goroutine locked to its thread that ends at once,
 		// as a test's goroutine that locked its thread and returned would:
@@ -95,5 +101,17 @@ func TestAHelperDiesWithTheTestProcess(t *testing.T) {
 	<-exited
 	if !proctest.Exits(child, 5*time.Second) {
 		t.Fatalf("the helper (pid %d) still runs 5 s after the test process that started it was killed", child)
+	}
+}
+
+// A parent that goes on printing after its ready line lives on: StartReady
+// keeps reading its standard output (closed, the pipe killed it).
+func TestStartReadyKeepsTheParentsOutputOpen(t *testing.T) {
+	parent := helperCommand("chatty")
+	exited := proctest.StartReady(t, parent)
+	select {
+	case <-exited:
+		t.Fatalf("the parent exited after its ready line: %v", parent.ProcessState)
+	case <-time.After(500 * time.Millisecond):
 	}
 }
