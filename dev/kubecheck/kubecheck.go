@@ -619,10 +619,18 @@ func CheckScrapeJob(m *Manifests, targets []string, serving ...string) []error {
 	return errs
 }
 
+// KongPrefixEnv is the one variable Kong's Deployment sets that compose's
+// kong service does not: Kong's prefix (nginx.conf, the pid, sockets,
+// temporary files), on an emptyDir, so that the root filesystem can be
+// read-only (Kong's own Helm chart does the same). The image's default,
+// /usr/local/kong, cannot be covered by a volume: it holds the .proto files
+// the opentelemetry plugin loads.
+const KongPrefixEnv = "KONG_PREFIX"
+
 // CheckKongEnv reports how Kong's container environment differs from the
 // compose service's: every compose variable with its value, plus each of
 // vault (the {vault://env/...} variables kong.yml reads) from a Secret by
-// secretKeyRef, and nothing else.
+// secretKeyRef, and KongPrefixEnv, and nothing else.
 func CheckKongEnv(c *corev1.Container, svc deploycheck.Service, vault []string) []error {
 	var errs []error
 	env := map[string]corev1.EnvVar{}
@@ -645,7 +653,7 @@ func CheckKongEnv(c *corev1.Container, svc deploycheck.Service, vault []string) 
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(env)) {
-		if _, ok := svc.Environment[k]; !ok && !slices.Contains(vault, k) {
+		if _, ok := svc.Environment[k]; !ok && !slices.Contains(vault, k) && k != KongPrefixEnv {
 			errs = append(errs, fmt.Errorf("kong: sets %s, which neither docker-compose.yml's kong service nor kong.yml reads", k))
 		}
 	}

@@ -173,7 +173,14 @@ func kongFindings(m *kubecheck.Manifests, compose deploycheck.Compose) []error {
 	}
 	errs = append(errs, kubecheck.CheckKongEnv(ctr, svc, deploycheck.KongVaultEnv(kongYML))...)
 	errs = append(errs, kubecheck.CheckPodLabels(d, map[string]string{"app": "kong"})...)
-	errs = append(errs, kubecheck.CheckPodSecurity(d, "kong")...)
+	errs = append(errs, kubecheck.CheckPodSecurity(d)...)
+	// Its root filesystem read-only, Kong writes only to emptyDirs: its
+	// prefix and /tmp.
+	for what, dir := range map[string]string{kubecheck.KongPrefixEnv: kubecheck.Env(ctr, kubecheck.KongPrefixEnv), "/tmp": "/tmp"} {
+		if v, _, ok := kubecheck.MountedAt(d, ctr, dir); !ok || v.EmptyDir == nil {
+			errs = append(errs, fmt.Errorf("kong: %s (%q) is not on an emptyDir mounted in the container: its root filesystem is read-only", what, dir))
+		}
+	}
 	// The declarative file from the generated ConfigMap's kong.yml; the TLS
 	// pair from a Secret, under the names KONG_SSL_CERT and _KEY give.
 	declarative := kubecheck.Env(ctr, "KONG_DECLARATIVE_CONFIG")
@@ -662,6 +669,10 @@ func TestEachMistakeFails(t *testing.T) {
 		{"kong's redis password in the manifest", kongFile, replace("            - name: SHOP_REDIS_PASSWORD\n              valueFrom:\n                secretKeyRef:\n                  name: kong-credentials\n                  key: redis-password\n", "            - name: SHOP_REDIS_PASSWORD\n              value: hunter2\n"), "SHOP_REDIS_PASSWORD: set it from a Secret"},
 		{"kong's image", kongFile, replace("image: docker.io/library/kong:3.9.0", "image: docker.io/library/kong:3.8.0"), "docker-compose.yml's docker.io/library/kong:3.9.0"},
 		{"kong's TLS port not published", kongFile, replace("targetPort: proxy-tls", "targetPort: proxy"), "not Kong's TLS listener 8443"},
+		{"kong's root filesystem writable", kongFile, replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false"), "container kong: readOnlyRootFilesystem must be true"},
+		{"kong's prefix on the root filesystem", kongFile, replace("            - name: KONG_PREFIX\n              value: /kong_prefix\n", ""), `KONG_PREFIX ("") is not on an emptyDir`},
+		{"kong's /tmp not mounted", kongFile, replace("            - name: tmp\n              mountPath: /tmp\n", ""), `/tmp ("/tmp") is not on an emptyDir`},
+		{"kong's prefix on a ConfigMap", kongFile, replace("        - name: prefix\n          emptyDir:\n            sizeLimit: 256Mi\n", "        - name: prefix\n          configMap:\n            name: kong-config\n"), `KONG_PREFIX ("/kong_prefix") is not on an emptyDir`},
 		{"kong.yml not from the ConfigMap", kongFile, replace("subPath: kong.yml", "subPath: kong.yaml"), "KONG_DECLARATIVE_CONFIG /kong/kong.yml is not the key kong.yml"},
 		{"the gateway cannot reach the functions", fnPolicy, replace("              app: gateway", "              app: gateways"), "refuse gateway → create-order:8080"},
 		{"the connector cannot deliver", fnPolicy, replace("              app: rabbitmq-connector", "              app: rabbitmq"), "refuse rabbitmq-connector → reserve-stock:8080"},
