@@ -1,6 +1,7 @@
 package function
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/shopfaas/shop/internal/cart/cartredis"
 	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/redisconn"
 	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
@@ -64,9 +67,11 @@ func TestClearCart(t *testing.T) {
 
 // Built from its configuration for a Redis that accepts only TLS
 // (REDIS_TLS=true, the redis-ca secret, the redis-password secret), the
-// function clears a cart there; built with a redis-ca that did not issue
-// Redis's certificate, it answers 503 and the cart stays: the failed
-// verification is never a plain-text fallback.
+// function clears a cart there; with a redis-ca that did not issue Redis's
+// certificate its build fails (redisconn.Open), so it is not ready, its log
+// names redis-ca and never the password, it answers 503 and the cart stays:
+// the failed verification is never a plain-text fallback, nor a ready
+// function whose every call fails.
 func TestClearCartReachesATLSRedisOnlyWithItsCA(t *testing.T) {
 	addr, ca := redisconntest.TLSServer(t, "clearCartPassword")
 	ctx := context.Background()
@@ -81,7 +86,7 @@ func TestClearCartReachesATLSRedisOnlyWithItsCA(t *testing.T) {
 	tokens := fntest.Tokens(t, 0)
 	bearer := fntest.Bearer(t, tokens, alice, auth.RoleCustomer)
 
-	build := func(ca []byte) http.Handler {
+	lazy := func(ca []byte, log io.Writer) *fnhttp.Lazy {
 		dir := t.TempDir()
 		for name, content := range map[string][]byte{"jwt-verify-key": []byte(fntest.JWTVerifyKey),
 			redisconn.PasswordSecret: []byte("clearCartPassword"), redisconn.CASecret: ca} {
@@ -89,26 +94,32 @@ func TestClearCartReachesATLSRedisOnlyWithItsCA(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		h, err := Build(config.New(config.Env(map[string]string{config.SecretsDirEnv: dir, "REDIS_ADDR": addr,
-			redisconn.TLSEnv: "true"})), slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatalf("Build: %v", err)
-		}
-		return h
+		return fnhttp.NewLazy(Build, config.New(config.Env(map[string]string{config.SecretsDirEnv: dir, "REDIS_ADDR": addr,
+			redisconn.TLSEnv: "true"})), slog.New(slog.NewTextHandler(log, nil)))
 	}
 	for _, tt := range []struct {
 		name       string
 		ca         []byte
+		ready      bool
 		want, kept int
 	}{
-		{"wrong CA", redisconntest.CA(t), http.StatusServiceUnavailable, 1},
-		{"its CA", ca, http.StatusNoContent, 0},
+		{"wrong CA", redisconntest.CA(t), false, http.StatusServiceUnavailable, 1},
+		{"its CA", ca, true, http.StatusNoContent, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := store.SetLine(ctx, alice, product, 2, 50); err != nil {
 				t.Fatal(err)
 			}
-			if w := fntest.Do(t, build(tt.ca), http.MethodDelete, "/api/v1/cart", "", "", "Authorization", bearer); w.Code != tt.want {
+			var logged bytes.Buffer
+			h := lazy(tt.ca, &logged)
+			err := h.Ready(ctx)
+			if ready := err == nil; ready != tt.ready {
+				t.Fatalf("Ready = %v, want ready %v; logged:\n%s", err, tt.ready, logged.String())
+			}
+			if !tt.ready && (!strings.Contains(logged.String(), "redis-ca") || strings.Contains(logged.String(), "clearCartPassword")) {
+				t.Errorf("logged %q: want redis-ca named and the password not", logged.String())
+			}
+			if w := fntest.Do(t, h, http.MethodDelete, "/api/v1/cart", "", "", "Authorization", bearer); w.Code != tt.want {
 				t.Errorf("DELETE /api/v1/cart = %d %s, want %d", w.Code, w.Body, tt.want)
 			}
 			if lines, err := store.Lines(ctx, alice); err != nil || len(lines) != tt.kept {

@@ -46,9 +46,10 @@ type Cache struct {
 // New returns a cache of cfg; its only error is a Config without Redis.Addr
 // or Prefix. It does not check the login (redisconn.Client): the cache is
 // an optimisation, so a Redis that refuses it (a wrong or missing
-// redis-password secret, an ACL that denies its commands) or is down fails
-// each call, fast, which callers count, log and take as a miss, and never
-// fails a function's build.
+// redis-password secret, an ACL that denies its commands), whose TLS
+// certificate fails verification (the redis-ca secret, REDIS_ADDR's host) or
+// that is down fails each call, fast, which callers count, log and take as a
+// miss, and never fails a function's build.
 func New(cfg Config) (*Cache, error) {
 	if cfg.Redis.Addr == "" || cfg.Prefix == "" {
 		return nil, errors.New("cache: Redis.Addr and Prefix are required")

@@ -121,7 +121,10 @@ func (e *Exceeded) RetryAfter() time.Duration { return e.Wait }
 // the password) for the caller's error log. The same holds for Redis's TLS
 // certificate failing verification (redisconn.TLSFailed: a wrong redis-ca
 // secret, or a REDIS_ADDR host the certificate is not for): both are
-// redisconn.Misconfigured.
+// redisconn.Misconfigured. A function whose client redisconn.Open built
+// has already failed its build on either as it stood then; Allow meets
+// those that began after (Redis's password or ACL changed, its certificate
+// renewed by another authority), or a client built otherwise.
 func (l *Limiter) Allow(ctx context.Context, key string) error {
 	t := l.now()
 	start := t.Truncate(l.cfg.Window)

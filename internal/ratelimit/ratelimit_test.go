@@ -176,7 +176,9 @@ func TestARedisThatRefusesTheLoginRefusesTheRequest(t *testing.T) {
 // redis-ca secret holds another authority, or REDIS_ADDR names a host the
 // certificate is not for) refuses the request as unavailable (503) naming
 // redis-ca, as a refused login does: failing open would turn the limits off
-// while Redis is up. With its CA the limit counts over TLS.
+// while Redis is up. (A function's build fails on such a certificate,
+// redisconn.Open; this is one that began to fail after the build.) With its
+// CA the limit counts over TLS.
 func TestACertificateThatFailsVerificationRefusesTheRequest(t *testing.T) {
 	addr, ca := redisconntest.TLSServer(t, "")
 	_, port, _ := strings.Cut(addr, ":")

@@ -7,20 +7,23 @@
 // secret (tls.go), read and applied in the same two places.
 //
 // A Redis that refuses the shop (AuthFailed: NOAUTH or WRONGPASS, a wrong or
-// missing secret; NOPERM, an ACL that denies the user a command or key) is a
-// configuration error, which does not pass by itself; a Redis that cannot be
-// reached is an outage, which does. The rate limits fail closed on the
-// first and open on the second; the product cache misses on both.
+// missing secret; NOPERM, an ACL that denies the user a command or key), or
+// whose TLS certificate fails verification (TLSFailed: the redis-ca secret,
+// or REDIS_ADDR's host), is a configuration error (Misconfigured), which
+// does not pass by itself; a Redis that cannot be reached is an outage,
+// which does. The rate limits fail closed on the first and open on the
+// second; the product cache misses on both.
 //
 // Every Redis client of a function is built here, one of two ways, by what
 // Redis is to it. A function that needs Redis (the carts, the checkout
 // limit, the login limit: Open) checks its login as it builds, and a refusal
-// fails the build, so /_/ready answers 503 until Redis takes the login. A
+// or a certificate that fails verification fails the build, so /_/ready
+// answers 503 until Redis takes the login over a verified connection. A
 // function whose only use of Redis is an optimisation (the product cache of
-// the catalog functions: Client) does not check: a refusal shows on each
-// call, which the cache counts and logs at error level (catalogenv) and
-// takes as a miss, and never fails the build, so the catalog stays ready and
-// serves from PostgreSQL.
+// the catalog functions: Client) does not check: either shows on each call,
+// which the cache counts (reason auth) and logs at error level (catalogenv)
+// and takes as a miss, and never fails the build, so the catalog stays ready
+// and serves from PostgreSQL.
 package redisconn
 
 import (
@@ -103,25 +106,24 @@ func Client(opts *redis.Options) *redis.Client {
 
 // Open returns a client with opts as Client does, once it has checked the
 // login with one PING within LoginTimeout: for a function that needs Redis
-// (the carts, the rate limits). A Redis that refuses
-// it (AuthFailed: a wrong or missing redis-password secret, or an ACL that
-// denies the user PING) is an error naming the secret, never the password:
-// a function builds its dependencies lazily, so its build fails, /_/ready
-// answers 503 and the next request or probe tries the build again. A Redis
-// that cannot be reached, or answers anything else, is no error: the client
-// is returned and each call meets the outage as it comes (the rate limits
-// let requests through, the carts answer 503), so an outage does not take
-// out of rotation the functions that only limit with Redis. Nor is a
-// certificate that fails verification (TLSFailed: a wrong redis-ca secret,
-// a REDIS_ADDR host the certificate is not for), although it is a
-// misconfiguration: the PING's handshake fails before any login, Open
-// returns the client, the build succeeds and each call fails (the rate
-// limits answer 503 naming redis-ca, the carts 503).
+// (the carts, the rate limits). A PING that meets a misconfiguration
+// (Misconfigured) is an error naming it (Refused), never the password: Redis
+// refusing it (AuthFailed: a wrong or missing redis-password secret, or an
+// ACL that denies the user PING), or Redis's certificate failing
+// verification in its handshake (TLSFailed: a wrong redis-ca secret, a
+// REDIS_ADDR host the certificate is not for). A function builds its
+// dependencies lazily, so its build fails, /_/ready answers 503 and the next
+// request or probe tries the build again: such a function is kept out of
+// rotation rather than ready with every call failing. A Redis that cannot be
+// reached, or answers anything else, is no error: the client is returned
+// and each call meets the outage as it comes (the rate limits let requests
+// through, the carts answer 503), so an outage does not take out of rotation
+// the functions that only limit with Redis.
 func Open(ctx context.Context, opts *redis.Options) (*redis.Client, error) {
 	rdb := Client(opts)
 	ctx, cancel := context.WithTimeout(ctx, LoginTimeout)
 	defer cancel()
-	if err := rdb.Ping(ctx).Err(); AuthFailed(err) {
+	if err := rdb.Ping(ctx).Err(); Misconfigured(err) {
 		_ = rdb.Close()
 		return nil, fmt.Errorf("redis %s: %s: %w", opts.Addr, Refused(err), err)
 	}
@@ -166,7 +168,9 @@ func AuthFailed(err error) bool { return redis.IsAuthError(err) || redis.IsPermi
 // or its certificate failing verification (TLSFailed): a configuration
 // error that does not pass by itself, unlike a Redis that cannot be reached,
 // so a caller that rides out an outage (the rate limits fail open, the
-// product cache logs a warning) must not ride this out. Refused words it.
+// product cache logs a warning) must not ride this out: Open fails the build
+// on it, the rate limits refuse the request (503), the product cache logs it
+// at error level. Refused words it.
 func Misconfigured(err error) bool { return AuthFailed(err) || TLSFailed(err) }
 
 // Refused says, for an operator's log line or error, what refusal err (one

@@ -117,11 +117,13 @@ func TestOptionsLogInWithTheSecret(t *testing.T) {
 	}
 }
 
-// Open fails only when Redis refuses the login or PING (a wrong or missing
+// Open fails when Redis refuses the login or PING (a wrong or missing
 // secret, an ACL that denies the user PING), naming the secret and not the
-// password, so a function's build fails on a misconfiguration; a Redis that
-// cannot be reached is no error (its calls meet the outage as they come).
-func TestOpenFailsOnlyWhenRedisRefusesTheLogin(t *testing.T) {
+// password, so a function's build fails on a misconfiguration (as it does on
+// a certificate that fails verification:
+// TestACertificateThatFailsVerificationFailsTheBuild); a Redis that cannot be
+// reached is no error (its calls meet the outage as they come).
+func TestOpenFailsOnARefusedLoginNotOnAnOutage(t *testing.T) {
 	const password = "openTestPassword"
 	addr := redisconntest.Server(t, password)
 	denied := redisconntest.Server(t, password)
@@ -153,8 +155,9 @@ func TestOpenFailsOnlyWhenRedisRefusesTheLogin(t *testing.T) {
 }
 
 // The guide and the runbook quote, word for word, each refusal a function
-// logs (Refused): an operator searches them for the line in the log, and
-// NOPERM's and a failed certificate's differ from the login's.
+// logs (Refused), as the error of the build that Open fails: an operator
+// searches them for the line in the log, and NOPERM's and a failed
+// certificate's differ from the login's.
 func TestTheDocsQuoteEveryRefusal(t *testing.T) {
 	const password = "quoteTestPassword"
 	addr := redisconntest.Server(t, password)
@@ -167,13 +170,13 @@ func TestTheDocsQuoteEveryRefusal(t *testing.T) {
 		{Addr: denied, Password: password},
 		{Addr: tlsAddr, Password: password, TLS: true, CA: redisconntest.CA(t)},
 	} {
-		opts := redisconn.Options(cfg)
-		opts.MaxRetries = -1
-		rdb := redis.NewClient(opts)
-		err := rdb.Ping(context.Background()).Err()
-		_ = rdb.Close()
-		if !redisconn.Misconfigured(err) {
-			t.Fatalf("PING on %s = %v, want a refusal", cfg, err)
+		rdb, err := redisconn.Open(context.Background(), redisconn.Options(cfg))
+		if err == nil {
+			_ = rdb.Close()
+			t.Fatalf("Open on %s built, want a refusal", cfg)
+		}
+		if !redisconn.Misconfigured(err) || !strings.Contains(err.Error(), redisconn.Refused(err)) {
+			t.Fatalf("Open on %s = %v, want a refusal worded by Refused", cfg, err)
 		}
 		refusals = append(refusals, redisconn.Refused(err))
 	}

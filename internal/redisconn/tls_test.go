@@ -163,21 +163,40 @@ func TestTLSReachesRedisOnlyWithItsAuthorityAndName(t *testing.T) {
 	}
 }
 
-// A certificate that fails verification fails no build, as Open says: its
-// PING fails the handshake before any login, so Open returns the client,
-// and each call then fails Misconfigured (not AuthFailed), worded as the
-// redis-ca's problem, never taken for an outage.
-func TestACertificateThatFailsVerificationFailsNoBuild(t *testing.T) {
-	addr, _ := redisconntest.TLSServer(t, "openTLSPassword")
-	ctx := context.Background()
-	rdb, err := redisconn.Open(ctx, redisconn.Options(
-		redisconntest.FromTLSSecrets(t, addr, "openTLSPassword", redisconntest.CA(t), redisconn.ConfigFrom)))
+// A certificate that fails verification fails the build, as a refused
+// login does: Open's PING fails the handshake, and Open returns an error
+// naming the problem (Refused: redis-ca, or REDIS_ADDR's host) and never the
+// password, so /_/ready answers 503 and the rollout stalls where a client
+// returned would have built a function whose every call fails. The error
+// wraps the cause: Misconfigured and TLSFailed, not AuthFailed.
+func TestACertificateThatFailsVerificationFailsTheBuild(t *testing.T) {
+	addr, ca := redisconntest.TLSServer(t, "openTLSPassword")
+	_, port, _ := strings.Cut(addr, ":")
+	for _, tt := range []struct {
+		name, addr string
+		ca         []byte
+	}{
+		{"wrong CA", addr, redisconntest.CA(t)},
+		{"name mismatch", "127.0.0.1:" + port, ca},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rdb, err := redisconn.Open(context.Background(), redisconn.Options(
+				redisconntest.FromTLSSecrets(t, tt.addr, "openTLSPassword", tt.ca, redisconn.ConfigFrom)))
+			if err == nil {
+				_ = rdb.Close()
+				t.Fatalf("Open with a certificate that fails verification returned a client, want an error")
+			}
+			if rdb != nil || !redisconn.TLSFailed(err) || redisconn.AuthFailed(err) ||
+				!strings.Contains(err.Error(), redisconn.Refused(err)) || !strings.Contains(err.Error(), "redis-ca") ||
+				strings.Contains(err.Error(), "openTLSPassword") {
+				t.Errorf("Open = %v, %v; want no client and an error naming redis-ca, not the password", rdb, err)
+			}
+		})
+	}
+	rdb, err := redisconn.Open(context.Background(), redisconn.Options(
+		redisconntest.FromTLSSecrets(t, addr, "openTLSPassword", ca, redisconn.ConfigFrom)))
 	if err != nil {
-		t.Fatalf("Open with the wrong CA = %v, want a client", err)
+		t.Fatalf("Open with its CA = %v, want a client", err)
 	}
-	defer rdb.Close()
-	err = rdb.Ping(ctx).Err()
-	if !redisconn.Misconfigured(err) || redisconn.AuthFailed(err) || !strings.Contains(redisconn.Refused(err), "redis-ca") {
-		t.Errorf("PING with the wrong CA = %v (%s), want a certificate that failed verification, naming redis-ca", err, redisconn.Refused(err))
-	}
+	_ = rdb.Close()
 }

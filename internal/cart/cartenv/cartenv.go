@@ -33,7 +33,8 @@ type Deps struct {
 
 // Load reads the configuration from c (every problem reported at once) and
 // builds the dependencies. It checks the Redis login once (cartredis.NewClient:
-// a refused login is an error, an unreachable Redis is not). A failed Load
+// a refused login or a certificate that fails verification is an error, an
+// unreachable Redis is not). A failed Load
 // closes the Redis client it opened (a failed build is retried every few
 // seconds: each retry would leave a connection open).
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (_ *Deps, err error) {

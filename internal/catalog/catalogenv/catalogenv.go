@@ -78,9 +78,11 @@ type Deps struct {
 
 // Load reads the configuration from c (every problem reported at once) and
 // builds the dependencies: the product cache (cache.New, which does not
-// check its Redis login: a Redis that refuses it or is down fails each cache
-// call, counted and logged, never the build, so the catalog serves from
-// PostgreSQL), the catalog database, connected and migrated, and the
+// check its Redis login: a Redis that refuses it, whose certificate fails
+// verification, or that is down fails each cache call, counted and logged,
+// never the build, so the catalog stays ready and serves from PostgreSQL;
+// the functions that need Redis fail their build on the first two,
+// redisconn.Open), the catalog database, connected and migrated, and the
 // external index, its settings applied.
 // A failed Load closes what it opened (a build is retried every few seconds
 // while a dependency is down: each retry would leave a Redis connection and

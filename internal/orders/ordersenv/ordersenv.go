@@ -64,8 +64,9 @@ type Deps struct {
 // redis-password (redisconn.ConfigFrom) for carts and the checkout limit,
 // SAGA_TIMEOUT default 20s, RECOVER_AFTER default 2m, GIVE_UP_AFTER default
 // 12h, ORDER_RATE_LIMIT default 30 checkouts per minute per customer), and
-// checks the Redis login (cartredis.NewClient: a refused login is an error,
-// an unreachable Redis is not). Needs.Internal reads the secret
+// checks the Redis login (cartredis.NewClient: a refused login or a
+// certificate that fails verification is an error, an unreachable Redis is
+// not). Needs.Internal reads the secret
 // internal-callers. A failed Load closes what it opened (a failed build is
 // retried every few seconds: each retry would leave a pool and a Redis
 // connection open).

@@ -47,8 +47,8 @@ type Deps struct {
 // Load reads the configuration from c (every problem reported at once), then
 // connects to and migrates the users database within postgres.OpenTimeout
 // and, for Needs.LoginLimit, checks the Redis login (cartredis.NewClient: a
-// refused login is an error, an unreachable Redis is not: the limit fails
-// open). A failed Load closes what it opened (a failed build is retried every
+// refused login or a certificate that fails verification is an error, an
+// unreachable Redis is not: the limit fails open). A failed Load closes what it opened (a failed build is retried every
 // few seconds: each retry would leave a pool and a Redis connection open).
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (_ *Deps, err error) {
 	dbc := postgres.ConfigFrom(c, "users", usersdb.Migrations())
