@@ -398,14 +398,16 @@ var cacheOnly = []string{"archive-product", "create-product", "get-product", "in
 	"update-product-stats"}
 
 // A function that needs Redis checks its login once as it builds: while
-// Redis refuses it (a wrong redis-password secret) the build fails, so
+// Redis refuses it (a wrong redis-password secret), or Redis's certificate
+// fails verification (REDIS_TLS=true with a wrong redis-ca), the build fails, so
 // /_/ready answers 503 and the function is taken out of rotation, its log
 // naming the secret and never the password, where it was ready and failed
 // or skipped every Redis call instead: the carts, the checkout's saga and
 // login-user. A function whose only use of Redis is the product cache stays
 // ready and serves from PostgreSQL (get-product answers 200), each cache
 // call logged at error naming the secret: the cache is an optimisation, and
-// a refused login on it must not take the catalog out of rotation. A Redis
+// a refused login or certificate on it must not take the catalog out of
+// rotation. A Redis
 // that cannot be reached fails no build (the limits fail open, the cache
 // misses); the right password builds.
 func TestAFunctionIsNotReadyWhileRedisRefusesItsLogin(t *testing.T) {
@@ -414,6 +416,7 @@ func TestAFunctionIsNotReadyWhileRedisRefusesItsLogin(t *testing.T) {
 	}
 	const password = "readyTestPassword"
 	addr := redisconntest.Server(t, password)
+	tlsAddr, ca := redisconntest.TLSServer(t, password)
 	pool := pgtest.Open(t, catalogdb.Migrations())
 	product, err := catalog.NewProduct(catalog.Draft{SKU: "READY-1", Name: "Ready", Description: "About ready",
 		Category: "tests", Price: catalog.Money{Amount: 100, Currency: "USD"}}, time.Now())
@@ -431,11 +434,16 @@ func TestAFunctionIsNotReadyWhileRedisRefusesItsLogin(t *testing.T) {
 		cacheOnly := slices.Contains(cacheOnly, f.name)
 		for _, tt := range []struct {
 			name, addr, secret string
+			ca                 []byte // with REDIS_TLS=true, the redis-ca secret
 			ready              bool
 		}{
-			{"wrong password", addr, "wrongPassword", cacheOnly},
-			{"Redis down", "127.0.0.1:1", password, true},
-			{"right password", addr, password, true},
+			{"wrong password", addr, "wrongPassword", nil, cacheOnly},
+			{"Redis down", "127.0.0.1:1", password, nil, true},
+			{"right password", addr, password, nil, true},
+			// A certificate that fails verification fails the build as a
+			// refused login does (redisconn.Open).
+			{"wrong CA", tlsAddr, password, redisconntest.CA(t), cacheOnly},
+			{"right CA", tlsAddr, password, ca, true},
 		} {
 			t.Run(f.name+"/"+tt.name, func(t *testing.T) {
 				env := maps.Clone(f.env)
@@ -443,8 +451,13 @@ func TestAFunctionIsNotReadyWhileRedisRefusesItsLogin(t *testing.T) {
 				if cacheOnly {
 					env["CATALOG_DATABASE_URL"] = closedWhenIdle(t, pool.Config().ConnString())
 				}
+				secrets, values := f.fn.Secrets, map[string]string{"redis-password": tt.secret}
+				if tt.ca != nil {
+					env["REDIS_TLS"] = "true"
+					secrets, values["redis-ca"] = append(slices.Clone(secrets), "redis-ca"), string(tt.ca)
+				}
 				var logged bytes.Buffer
-				err := withSecrets(f.name, env, f.fn.Secrets, map[string]string{"redis-password": tt.secret}, func(c *config.Reader) error {
+				err := withSecrets(f.name, env, secrets, values, func(c *config.Reader) error {
 					lazy := fnhttp.NewLazy(f.build, c, slog.New(slog.NewTextHandler(&logged, nil)))
 					if err := lazy.Ready(context.Background()); err != nil || f.name != "get-product" {
 						return err
@@ -465,6 +478,10 @@ func TestAFunctionIsNotReadyWhileRedisRefusesItsLogin(t *testing.T) {
 				}
 				if tt.name == "wrong password" && f.name == "get-product" && !strings.Contains(logged.String(), "level=ERROR") {
 					t.Errorf("logged %q: want the refused cache logged at error", logged.String())
+				}
+				if tt.name == "wrong CA" && (!tt.ready || f.name == "get-product") &&
+					(!strings.Contains(logged.String(), "redis-ca") || strings.Contains(logged.String(), password)) {
+					t.Errorf("logged %q: want the redis-ca secret named and the password not", logged.String())
 				}
 			})
 		}

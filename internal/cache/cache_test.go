@@ -160,6 +160,41 @@ func TestTheCacheLogsInWithTheRedisPasswordSecret(t *testing.T) {
 	}
 }
 
+// A cache on a Redis whose certificate fails verification (a wrong
+// redis-ca) fails each call with the verification error, at once, so the
+// caller counts a misconfiguration (redisconn.TLSFailed: reason auth), not an
+// outage. With go-redis's default of five dials a call, 100 ms apart, it
+// ended as the call's deadline instead, 200 ms later, counted as
+// unavailable. The right CA serves.
+func TestAWrongCAFailsEachCallAtOnce(t *testing.T) {
+	addr, ca := redisconntest.TLSServer(t, "cacheTestPassword")
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name string
+		ca   []byte
+	}{{"wrong CA", redisconntest.CA(t)}, {"right CA", ca}} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := cache.New(cache.Config{Redis: redisconntest.FromTLSSecrets(t, addr, "cacheTestPassword", tt.ca, redisconn.ConfigFrom),
+				Prefix: "test:product:", TTL: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			start := time.Now()
+			_, _, _, err = c.Get(ctx, "p")
+			took := time.Since(start)
+			switch {
+			case tt.name == "right CA":
+				if err != nil {
+					t.Errorf("Get with the right CA: %v", err)
+				}
+			case !redisconn.TLSFailed(err) || took >= 150*time.Millisecond:
+				t.Errorf("Get with a wrong CA = %v after %v; want the certificate's verification error, well within the 200 ms timeout", err, took)
+			}
+		})
+	}
+}
+
 // New opens no connection: the catalog functions build their cache and may
 // then fail their build (the catalog database missing), which fnhttp.Lazy
 // retries on every request and probe, so a connection opened by New would be
