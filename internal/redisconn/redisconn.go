@@ -80,12 +80,8 @@ func ConfigFrom(c *config.Reader) Config {
 // Options returns go-redis options that reach and log in to cfg's Redis;
 // the caller sets its pool size and timeouts on them.
 // With cfg.TLS they dial TLS and verify Redis's certificate (tlsConfig).
-// A command's attempt dials once (DialerRetries 1): its retries
-// (MaxRetries) are the only ones, where go-redis's default dialled five
-// times, 100 ms apart, within each, so a call to a Redis that is down, which
-// the rate limits let through, waited seconds.
 func Options(cfg Config) *redis.Options {
-	opts := &redis.Options{Addr: cfg.Addr, Password: cfg.Password, DialerRetries: 1}
+	opts := &redis.Options{Addr: cfg.Addr, Password: cfg.Password}
 	if cfg.TLS {
 		opts.TLSConfig = tlsConfig(cfg)
 	}
