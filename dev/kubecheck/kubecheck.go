@@ -455,9 +455,9 @@ func CheckSingleton(d *appsv1.Deployment) []error {
 
 // CheckPodSecurity reports every container that may run as root (runAsNonRoot
 // and a non-zero runAsUser, from the pod or the container), may gain
-// privileges, keeps a capability, or has a writable root filesystem unless
-// writable names it; and every container without CPU and memory requests.
-func CheckPodSecurity(d *appsv1.Deployment, writable ...string) []error {
+// privileges, keeps a capability, or has a writable root filesystem; and
+// every container without CPU and memory requests.
+func CheckPodSecurity(d *appsv1.Deployment) []error {
 	var errs []error
 	pod := d.Spec.Template.Spec.SecurityContext
 	if pod == nil {
@@ -497,7 +497,7 @@ func CheckPodSecurity(d *appsv1.Deployment, writable ...string) []error {
 			fail("capabilities must drop ALL and add none")
 		}
 		readOnly := sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem
-		if !readOnly && !slices.Contains(writable, c.Name) {
+		if !readOnly {
 			fail("readOnlyRootFilesystem must be true")
 		}
 		if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() {
@@ -663,17 +663,30 @@ func CheckKongEnv(c *corev1.Container, svc deploycheck.Service, vault []string) 
 	return errs
 }
 
-// MountedAt returns the volume mounted at mountPath (and its subPath) in c.
+// MountedAt returns the volume mounted at mountPath (and its subPath) in c;
+// paths compare cleaned (/kong_prefix/ is /kong_prefix).
 func MountedAt(d *appsv1.Deployment, c *corev1.Container, mountPath string) (corev1.Volume, string, bool) {
+	v, sub, _, ok := mounted(d, c, mountPath)
+	return v, sub, ok
+}
+
+// WritableAt is MountedAt for a volume c may write: mounted without
+// readOnly.
+func WritableAt(d *appsv1.Deployment, c *corev1.Container, mountPath string) (corev1.Volume, bool) {
+	v, _, readOnly, ok := mounted(d, c, mountPath)
+	return v, ok && !readOnly
+}
+
+func mounted(d *appsv1.Deployment, c *corev1.Container, mountPath string) (v corev1.Volume, subPath string, readOnly, ok bool) {
 	for _, vm := range c.VolumeMounts {
-		if vm.MountPath != mountPath {
+		if path.Clean(vm.MountPath) != path.Clean(mountPath) {
 			continue
 		}
 		for _, v := range d.Spec.Template.Spec.Volumes {
 			if v.Name == vm.Name {
-				return v, vm.SubPath, true
+				return v, vm.SubPath, vm.ReadOnly, true
 			}
 		}
 	}
-	return corev1.Volume{}, "", false
+	return corev1.Volume{}, "", false, false
 }

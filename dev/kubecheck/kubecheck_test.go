@@ -177,8 +177,8 @@ func kongFindings(m *kubecheck.Manifests, compose deploycheck.Compose) []error {
 	// Its root filesystem read-only, Kong writes only to emptyDirs: its
 	// prefix and /tmp.
 	for what, dir := range map[string]string{kubecheck.KongPrefixEnv: kubecheck.Env(ctr, kubecheck.KongPrefixEnv), "/tmp": "/tmp"} {
-		if v, _, ok := kubecheck.MountedAt(d, ctr, dir); !ok || v.EmptyDir == nil {
-			errs = append(errs, fmt.Errorf("kong: %s (%q) is not on an emptyDir mounted in the container: its root filesystem is read-only", what, dir))
+		if v, ok := kubecheck.WritableAt(d, ctr, dir); !ok || v.EmptyDir == nil {
+			errs = append(errs, fmt.Errorf("kong: %s (%q) is not on an emptyDir mounted writable in the container: its root filesystem is read-only", what, dir))
 		}
 	}
 	// The declarative file from the generated ConfigMap's kong.yml; the TLS
@@ -374,6 +374,13 @@ func TestKongConfigRenderingRefusesWhatItCannotRender(t *testing.T) {
 		{"a redis block in flow style", planted("redis:\n            host: redis\n            port: 6379\n            password: \"{vault://env/shop-redis-password}\"",
 			`redis: {host: redis, port: 6379, password: "{vault://env/shop-redis-password}"}`),
 			"", []string{"redis: {host: redis, port: 6379,", "the lines above still name faasd's services"}},
+		// A quoted key, or a blank before the colon: not rewritten either.
+		{"a quoted host key", planted("            host: redis\n", "            \"host\": redis\n"),
+			"", []string{`"host": redis`, "the lines above still name faasd's services"}},
+		{"a blank before the host's colon", planted("            host: redis\n", "            host : redis\n"),
+			"", []string{"host : redis", "the lines above still name faasd's services"}},
+		{"a quoted port key, another port", append(planted("            port: 6379\n", "            'port': 6379\n"), "REDIS_PORT=6380"),
+			"", []string{"'port': 6379", "the lines above still name faasd's services"}},
 		{"the signing key as the verify key", []string{"JWT_VERIFY_KEY=" + privateKey}, "", []string{privateKey + " holds no PEM public key"}},
 		{"no kong.yml", []string{"KONG_YML=" + missing}, "", []string{"missing.yml"}},
 		{"no kong.yml, with TLS", []string{"KONG_YML=" + missing, "REDIS_TLS=true"}, "", []string{"missing.yml"}},
@@ -670,9 +677,10 @@ func TestEachMistakeFails(t *testing.T) {
 		{"kong's image", kongFile, replace("image: docker.io/library/kong:3.9.0", "image: docker.io/library/kong:3.8.0"), "docker-compose.yml's docker.io/library/kong:3.9.0"},
 		{"kong's TLS port not published", kongFile, replace("targetPort: proxy-tls", "targetPort: proxy"), "not Kong's TLS listener 8443"},
 		{"kong's root filesystem writable", kongFile, replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false"), "container kong: readOnlyRootFilesystem must be true"},
-		{"kong's prefix on the root filesystem", kongFile, replace("            - name: KONG_PREFIX\n              value: /kong_prefix\n", ""), `KONG_PREFIX ("") is not on an emptyDir`},
-		{"kong's /tmp not mounted", kongFile, replace("            - name: tmp\n              mountPath: /tmp\n", ""), `/tmp ("/tmp") is not on an emptyDir`},
-		{"kong's prefix on a ConfigMap", kongFile, replace("        - name: prefix\n          emptyDir:\n            sizeLimit: 256Mi\n", "        - name: prefix\n          configMap:\n            name: kong-config\n"), `KONG_PREFIX ("/kong_prefix") is not on an emptyDir`},
+		{"kong's prefix on the root filesystem", kongFile, replace("            - name: KONG_PREFIX\n              value: /kong_prefix\n", ""), `KONG_PREFIX ("") is not on an emptyDir mounted writable`},
+		{"kong's /tmp not mounted", kongFile, replace("            - name: tmp\n              mountPath: /tmp\n", ""), `/tmp ("/tmp") is not on an emptyDir mounted writable`},
+		{"kong's /tmp read-only", kongFile, replace("              mountPath: /tmp\n", "              mountPath: /tmp\n              readOnly: true\n"), `/tmp ("/tmp") is not on an emptyDir mounted writable`},
+		{"kong's prefix on a ConfigMap", kongFile, replace("        - name: prefix\n          emptyDir:\n            sizeLimit: 256Mi\n", "        - name: prefix\n          configMap:\n            name: kong-config\n"), `KONG_PREFIX ("/kong_prefix") is not on an emptyDir mounted writable`},
 		{"kong.yml not from the ConfigMap", kongFile, replace("subPath: kong.yml", "subPath: kong.yaml"), "KONG_DECLARATIVE_CONFIG /kong/kong.yml is not the key kong.yml"},
 		{"the gateway cannot reach the functions", fnPolicy, replace("              app: gateway", "              app: gateways"), "refuse gateway → create-order:8080"},
 		{"the connector cannot deliver", fnPolicy, replace("              app: rabbitmq-connector", "              app: rabbitmq"), "refuse rabbitmq-connector → reserve-stock:8080"},

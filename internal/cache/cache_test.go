@@ -161,12 +161,12 @@ func TestTheCacheLogsInWithTheRedisPasswordSecret(t *testing.T) {
 }
 
 // A cache on a Redis whose certificate fails verification (a wrong
-// redis-ca) fails each call with the verification error, at once, so the
+// redis-ca) fails each call with the verification error, so the
 // caller counts a misconfiguration (redisconn.TLSFailed: reason auth), not an
 // outage. With go-redis's default of five dials a call, 100 ms apart, it
 // ended as the call's deadline instead, 200 ms later, counted as
 // unavailable. The right CA serves.
-func TestAWrongCAFailsEachCallAtOnce(t *testing.T) {
+func TestAWrongCAFailsEachCallWithTheVerificationError(t *testing.T) {
 	addr, ca := redisconntest.TLSServer(t, "cacheTestPassword")
 	ctx := context.Background()
 	for _, tt := range []struct {
@@ -180,16 +180,14 @@ func TestAWrongCAFailsEachCallAtOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			start := time.Now()
 			_, _, _, err = c.Get(ctx, "p")
-			took := time.Since(start)
 			switch {
 			case tt.name == "right CA":
 				if err != nil {
 					t.Errorf("Get with the right CA: %v", err)
 				}
-			case !redisconn.TLSFailed(err) || took >= 150*time.Millisecond:
-				t.Errorf("Get with a wrong CA = %v after %v; want the certificate's verification error, well within the 200 ms timeout", err, took)
+			case !redisconn.TLSFailed(err):
+				t.Errorf("Get with a wrong CA = %v; want the certificate's verification error, not the call's deadline", err)
 			}
 		})
 	}

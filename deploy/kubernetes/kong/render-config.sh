@@ -17,9 +17,10 @@
 #     the Service gateway of openfaas);
 #   - the rate limits' Redis, host redis and port 6379 on faasd, becomes
 #     REDIS_HOST and REDIS_PORT (6379 unless set): REDIS_ADDR's of
-#     env/kubernetes.yml. A host: or port: line is rewritten however it is
-#     written, quoted or not, with trailing blanks or a comment, which it
-#     keeps (the quotes too);
+#     env/kubernetes.yml. A host: or port: line is rewritten with its value
+#     quoted or not, with trailing blanks or a comment, which it keeps (the
+#     quotes too); a key written otherwise (quoted, a blank before its colon,
+#     in a flow mapping) is not rewritten but refused (below);
 #   - the opentelemetry plugin's http://jaeger:4318 becomes OTLP_ENDPOINT
 #     (OTEL_EXPORTER_OTLP_ENDPOINT of env/kubernetes.yml);
 #   - the jwt credential's {vault://env/shop-jwt-verify-key} becomes the
@@ -41,8 +42,8 @@
 # no PEM public key, when a step fails, and when the result still names one
 # of faasd's services: a gateway or jaeger URL its replacements missed, the
 # vault reference to the verify key, a host: redis or (REDIS_PORT set to
-# another port) a port: 6379 however written, a flow-style {host: redis}
-# included. Its temporary files, OUT.tmp and OUT.tmp.tls, go on every exit
+# another port) a port: 6379 however written ("host": redis, host : redis,
+# a flow-style {host: redis} included). Its temporary files, OUT.tmp and OUT.tmp.tls, go on every exit
 # but the one that renames OUT.tmp to OUT.
 set -eu
 : "${REDIS_HOST:?set REDIS_HOST to your Redis host (REDIS_ADDR of env/kubernetes.yml without the port)}"
@@ -87,13 +88,14 @@ if [ "$REDIS_TLS" = true ]; then
 	}' "$tmp" >"$tmp.tls"
 	mv "$tmp.tls" "$tmp"
 fi
-# host: redis and port: 6379 as a key of a block or a flow mapping, quoted
-# or not, followed by a blank, a comment, the mapping's , or } or nothing.
+# host: redis and port: 6379 as a key of a block or a flow mapping, key and
+# value quoted or not, blanks before the colon or not, followed by a blank, a
+# comment, the mapping's , or } or nothing.
 lead='(^|[[:blank:]{,])'
 end='["'"'"']?([[:blank:]]|[,}]|$)'
-set -- -e '//gateway:' -e "${lead}host:[[:blank:]]+[\"']?redis$end" -e '//jaeger:' -e 'vault://env/shop-jwt-verify-key'
+set -- -e '//gateway:' -e "${lead}[\"']?host[\"']?[[:blank:]]*:[[:blank:]]+[\"']?redis$end" -e '//jaeger:' -e 'vault://env/shop-jwt-verify-key'
 if [ "$REDIS_PORT" != 6379 ]; then
-	set -- "$@" -e "${lead}port:[[:blank:]]+[\"']?6379$end"
+	set -- "$@" -e "${lead}[\"']?port[\"']?[[:blank:]]*:[[:blank:]]+[\"']?6379$end"
 fi
 if grep -n -E "$@" "$tmp" >&2; then
 	echo "render-config.sh: the lines above still name faasd's services" >&2
