@@ -48,7 +48,8 @@ func ConfigFrom(c *config.Reader) Config {
 
 // NewClient returns a small Redis client for cfg, logged in with its
 // password when it has one; a function replica needs few connections. The
-// carts' store, the checkout limit and the login limit share this client.
+// carts' store uses it (the rate limits have clients of their own:
+// ratelimit.Open).
 // A Redis that refuses the login, or whose certificate fails verification,
 // is an error (redisconn.Open); one that cannot be reached is not.
 func NewClient(ctx context.Context, cfg redisconn.Config) (*redis.Client, error) {

@@ -170,8 +170,18 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		}
 	}()
 	// The edge cannot key a limit on the verified subject (see
-	// internal/ratelimit), so the saga does.
-	limit, err := ratelimit.New(rdb, ratelimit.Config{Prefix: "shop:ratelimit:create-order:", Limit: int64(orderLimit)}, log)
+	// internal/ratelimit), so the saga does, on a client of its own
+	// (ratelimit.Options: no retries).
+	limitRdb, err := ratelimit.Open(ctx, cartCfg.Redis)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = limitRdb.Close()
+		}
+	}()
+	limit, err := ratelimit.New(limitRdb, ratelimit.Config{Prefix: "shop:ratelimit:create-order:", Limit: int64(orderLimit)}, log)
 	if err != nil {
 		return nil, err
 	}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/shopfaas/shop/internal/auth"
-	"github.com/shopfaas/shop/internal/cart/cartredis"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/ratelimit"
@@ -98,8 +97,8 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	// Counted per account table: the database's name is in the key, so two
 	// deployments (or test runs) sharing a Redis count apart.
 	limit.Prefix += pool.Config().ConnConfig.Database + ":"
-	// The same small client as the carts' and the checkout limit's.
-	rdb, err := cartredis.NewClient(ctx, rc)
+	// A limiter's own client (ratelimit.Options: no retries).
+	rdb, err := ratelimit.Open(ctx, rc)
 	if err != nil {
 		return nil, err
 	}
