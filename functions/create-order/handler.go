@@ -33,7 +33,7 @@ import (
 // Build reads the function's configuration from c and builds its handler.
 // fnserve calls it on the first request, and again after a failed build.
 func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
-	d, err := ordersenv.Load(context.Background(), c, log, ordersenv.Needs{Tokens: true, Saga: true, Caller: "create-order"})
+	d, err := ordersenv.Load(context.Background(), c, log, ordersenv.Needs{Tokens: true, Saga: true, Limit: true, Caller: "create-order"})
 	if err != nil {
 		return nil, err
 	}

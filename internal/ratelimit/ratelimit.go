@@ -89,6 +89,10 @@ func Options(cfg redisconn.Config) *redis.Options {
 	opts.PoolSize, opts.MinIdleConns = 4, 0
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, time.Second, time.Second
 	opts.MaxRetries, opts.DialerRetries = -1, 1
+	// A count is a pipeline: without this go-redis runs it on a pipeline
+	// pool of its own (10 connections), falling back to this one on a
+	// failed dial, which dialled twice.
+	opts.PipelinePoolSize = -1
 	return opts
 }
 

@@ -36,6 +36,10 @@ type Needs struct {
 	// Internal checks the function's own internal callers: the
 	// internal-callers secret.
 	Internal bool
+	// Limit, with Saga, counts checkouts per verified subject
+	// (ORDER_RATE_LIMIT) on a Redis client of its own (ratelimit.Open):
+	// create-order's, the one that places orders.
+	Limit bool
 }
 
 // Deps are an orders function's dependencies.
@@ -63,10 +67,11 @@ type Deps struct {
 // internal-token-<Needs.Caller>, REDIS_ADDR and the optional secret
 // redis-password (redisconn.ConfigFrom) for carts and the checkout limit,
 // SAGA_TIMEOUT default 20s, RECOVER_AFTER default 2m, GIVE_UP_AFTER default
-// 12h, ORDER_RATE_LIMIT default 30 checkouts per minute per customer), and
-// checks the Redis login (cartredis.NewClient: a refused login or a
-// certificate that fails verification is an error, an unreachable Redis is
-// not). Needs.Internal reads the secret
+// 12h), and checks the Redis login (cartredis.NewClient: a refused login or
+// a certificate that fails verification is an error, an unreachable Redis is
+// not). Needs.Limit also limits checkouts (ORDER_RATE_LIMIT default 30 per
+// minute per customer) on a client of its own (ratelimit.Open, checked the
+// same way). Needs.Internal reads the secret
 // internal-callers. A failed Load closes what it opened (a failed build is
 // retried every few seconds: each retry would leave a pool and a Redis
 // connection open).
@@ -81,13 +86,18 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		}
 		credential = auth.CredentialFrom(c, needs.Caller)
 	}
+	if needs.Limit && !withSaga {
+		return nil, errors.New("ordersenv: Needs.Limit without Needs.Saga")
+	}
 	var loc gatewayurl.Locator
 	var cartCfg cartredis.Config
 	var catCfg catalogclient.Config
 	var timeout, recoverAfter, giveUpAfter, holdTTL time.Duration
 	var orderLimit int
-	if withSaga {
+	if needs.Limit {
 		orderLimit = c.Int("ORDER_RATE_LIMIT", 30, 1, 1_000_000)
+	}
+	if withSaga {
 		loc = gatewayurl.FromConfig(c)
 		cartCfg = cartredis.ConfigFrom(c)
 		catCfg = catalogclient.ConfigAt(c, loc)
@@ -171,19 +181,25 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	}()
 	// The edge cannot key a limit on the verified subject (see
 	// internal/ratelimit), so the saga does, on a client of its own
-	// (ratelimit.Options: no retries).
-	limitRdb, err := ratelimit.Open(ctx, cartCfg.Redis)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			_ = limitRdb.Close()
+	// (ratelimit.Options: no retries). Without Needs.Limit, none: a nil
+	// saga.Limiter.
+	var limit saga.Limiter
+	if needs.Limit {
+		limitRdb, lerr := ratelimit.Open(ctx, cartCfg.Redis)
+		if lerr != nil {
+			return nil, lerr
 		}
-	}()
-	limit, err := ratelimit.New(limitRdb, ratelimit.Config{Prefix: "shop:ratelimit:create-order:", Limit: int64(orderLimit)}, log)
-	if err != nil {
-		return nil, err
+		defer func() {
+			if err != nil {
+				_ = limitRdb.Close()
+			}
+		}()
+		l, lerr := ratelimit.New(limitRdb, ratelimit.Config{Prefix: "shop:ratelimit:create-order:", Limit: int64(orderLimit)}, log)
+		if lerr != nil {
+			_ = limitRdb.Close()
+			return nil, lerr
+		}
+		limit = l
 	}
 	sg, err := saga.New(saga.Config{Store: env.Store, Stock: gw, Payments: gw, Catalog: catalog,
 		Cart: cartredis.New(rdb, cartCfg), Limit: limit, Log: log, Timeout: timeout, RecoverAfter: recoverAfter,

@@ -91,6 +91,19 @@ func TestLoad(t *testing.T) {
 	if _, err := load(Needs{Saga: true})(configtest.Reader(t, env, configtest.CallerSecrets)); err == nil {
 		t.Fatal("built a saga without the caller it calls as")
 	}
+	// The checkout limit is the saga's, create-order's only.
+	if _, err := load(Needs{Tokens: true, Limit: true})(configtest.Reader(t, env, configtest.CallerSecrets)); err == nil {
+		t.Fatal("built a checkout limit without a saga")
+	}
+	e := maps.Clone(env)
+	e["ORDER_RATE_LIMIT"] = "0"
+	if _, err := load(Needs{Tokens: true, Saga: true, Limit: true, Caller: "create-order"})(configtest.Reader(t, e, configtest.CallerSecrets)); err == nil ||
+		!strings.Contains(err.Error(), "ORDER_RATE_LIMIT") {
+		t.Errorf("ORDER_RATE_LIMIT 0 with Needs.Limit: %v, want it refused", err)
+	}
+	if d, err := load(Needs{Tokens: true, Saga: true, Limit: true, Caller: "create-order"})(configtest.Reader(t, env, configtest.CallerSecrets)); err != nil || d.Saga == nil {
+		t.Errorf("create-order's needs: %v, want a saga", err)
+	}
 }
 
 // Case is a test case of Load.

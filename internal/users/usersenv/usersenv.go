@@ -45,7 +45,7 @@ type Deps struct {
 
 // Load reads the configuration from c (every problem reported at once), then
 // connects to and migrates the users database within postgres.OpenTimeout
-// and, for Needs.LoginLimit, checks the Redis login (cartredis.NewClient: a
+// and, for Needs.LoginLimit, checks the Redis login (ratelimit.Open: a
 // refused login or a certificate that fails verification is an error, an
 // unreachable Redis is not: the limit fails open). A failed Load closes what it opened (a failed build is retried every
 // few seconds: each retry would leave a pool and a Redis connection open).
