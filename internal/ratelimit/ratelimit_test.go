@@ -139,14 +139,7 @@ func TestARedisThatRefusesTheLoginRefusesTheRequest(t *testing.T) {
 		{"INCR denied", denied, password},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			opts := redisconn.Options(redisconntest.FromSecret(t, tt.addr, tt.secret, redisconn.ConfigFrom))
-			opts.MaxRetries = -1
-			rdb := redis.NewClient(opts)
-			defer rdb.Close()
-			l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: "x:", Limit: 100}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			l := limiterOn(t, ratelimit.Options(redisconntest.FromSecret(t, tt.addr, tt.secret, redisconn.ConfigFrom)), 100)
 			for range 2 {
 				err := l.Allow(context.Background(), "k")
 				if !fault.Is(err, fault.Unavailable, fault.CodeUnavailable) {
@@ -158,13 +151,7 @@ func TestARedisThatRefusesTheLoginRefusesTheRequest(t *testing.T) {
 			}
 		})
 	}
-	opts := redisconn.Options(redisconntest.FromSecret(t, addr, password, redisconn.ConfigFrom))
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
-	l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: "x:", Limit: 1}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := limiterOn(t, ratelimit.Options(redisconntest.FromSecret(t, addr, password, redisconn.ConfigFrom)), 1)
 	if err := l.Allow(context.Background(), "k"); err != nil {
 		t.Fatalf("Allow with the password: %v", err)
 	}
@@ -184,15 +171,7 @@ func TestACertificateThatFailsVerificationRefusesTheRequest(t *testing.T) {
 	addr, ca := redisconntest.TLSServer(t, "")
 	_, port, _ := strings.Cut(addr, ":")
 	limiterFor := func(t *testing.T, addr string, ca []byte) *ratelimit.Limiter {
-		opts := redisconn.Options(redisconntest.FromTLSSecrets(t, addr, "", ca, redisconn.ConfigFrom))
-		opts.MaxRetries = -1
-		rdb := redis.NewClient(opts)
-		t.Cleanup(func() { _ = rdb.Close() })
-		l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: "tls:", Limit: 1}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
+		return limiterOn(t, ratelimit.Options(redisconntest.FromTLSSecrets(t, addr, "", ca, redisconn.ConfigFrom)), 1)
 	}
 	for _, tt := range []struct {
 		name string
@@ -338,12 +317,7 @@ func TestALimiterDialsOncePerCount(t *testing.T) {
 		dials.Add(1)
 		return nil, syscall.ECONNREFUSED
 	}
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
-	l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: "x:", Limit: 1}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := limiterOn(t, opts, 1)
 	if err := l.Allow(context.Background(), "k"); err != nil {
 		t.Fatalf("Allow with Redis down: %v, want the request let through", err)
 	}
@@ -351,4 +325,17 @@ func TestALimiterDialsOncePerCount(t *testing.T) {
 	if n := dials.Load(); n != 1 {
 		t.Errorf("one count with Redis down dialled %d times, want 1", n)
 	}
+}
+
+// limiterOn returns a limiter of limit counts per window on a client with
+// opts (ratelimit.Options, as the functions build theirs), closed with t.
+func limiterOn(t *testing.T, opts *redis.Options, limit int64) *ratelimit.Limiter {
+	t.Helper()
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { _ = rdb.Close() })
+	l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: "x:", Limit: limit}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

@@ -196,8 +196,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		}()
 		l, lerr := ratelimit.New(limitRdb, ratelimit.Config{Prefix: "shop:ratelimit:create-order:", Limit: int64(orderLimit)}, log)
 		if lerr != nil {
-			_ = limitRdb.Close()
-			return nil, lerr
+			return nil, lerr // closes limitRdb: the deferred close sees err
 		}
 		limit = l
 	}
