@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -619,18 +620,31 @@ func CheckScrapeJob(m *Manifests, targets []string, serving ...string) []error {
 	return errs
 }
 
-// KongPrefixEnv is the one variable Kong's Deployment sets that compose's
-// kong service does not: Kong's prefix (nginx.conf, the pid, sockets,
-// temporary files), on an emptyDir, so that the root filesystem can be
-// read-only (Kong's own Helm chart does the same). The image's default,
+// KongPrefixEnv is one of the two variables Kong's Deployment sets that
+// compose's kong service does not: Kong's prefix (nginx.conf, the pid,
+// sockets, temporary files), on an emptyDir, so that the root filesystem can
+// be read-only (Kong's own Helm chart does the same). The image's default,
 // /usr/local/kong, cannot be covered by a volume: it holds the .proto files
 // the opentelemetry plugin loads.
 const KongPrefixEnv = "KONG_PREFIX"
 
+// KongPortMapsEnv is the other variable Kong's Deployment sets that compose's
+// kong service does not: Kong's port_maps, each port:targetPort of Kong's
+// Service (CheckKongPortMaps). Kong sends X-Forwarded-Port as the port it
+// listens on (8443) unless port_maps names the one the client reached
+// (443), and the api-docs function writes that port into /openapi.yaml's
+// servers entry (internal/apidocs Origin). On faasd, where 8443 is
+// published as it is, compose sets none (docs/deploy-faasd.md, step 6).
+const KongPortMapsEnv = "KONG_PORT_MAPS"
+
+// kongKubernetesOnly are the variables CheckKongEnv lets Kong's Deployment
+// set beyond compose's and kong.yml's.
+var kongKubernetesOnly = []string{KongPrefixEnv, KongPortMapsEnv}
+
 // CheckKongEnv reports how Kong's container environment differs from the
 // compose service's: every compose variable with its value, plus each of
 // vault (the {vault://env/...} variables kong.yml reads) from a Secret by
-// secretKeyRef, and KongPrefixEnv, and nothing else.
+// secretKeyRef, KongPrefixEnv and KongPortMapsEnv, and nothing else.
 func CheckKongEnv(c *corev1.Container, svc deploycheck.Service, vault []string) []error {
 	var errs []error
 	env := map[string]corev1.EnvVar{}
@@ -653,12 +667,53 @@ func CheckKongEnv(c *corev1.Container, svc deploycheck.Service, vault []string) 
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(env)) {
-		if _, ok := svc.Environment[k]; !ok && !slices.Contains(vault, k) && k != KongPrefixEnv {
+		if _, ok := svc.Environment[k]; !ok && !slices.Contains(vault, k) && !slices.Contains(kongKubernetesOnly, k) {
 			errs = append(errs, fmt.Errorf("kong: sets %s, which neither docker-compose.yml's kong service nor kong.yml reads", k))
 		}
 	}
 	if len(c.EnvFrom) > 0 {
 		errs = append(errs, fmt.Errorf("kong: envFrom sets variables no check can see"))
+	}
+	return errs
+}
+
+// CheckKongPortMaps reports a KongPortMapsEnv of Kong's container c that is
+// not exactly the port:targetPort pairs of Kong's Service s (a targetPort
+// by name is the container port of that name): a port the Service
+// publishes that the map leaves out (Kong would send its own port, and
+// /openapi.yaml would name a port nothing publishes), a pair the Service
+// does not publish, and an entry that is not two port numbers.
+func CheckKongPortMaps(c *corev1.Container, s *corev1.Service) []error {
+	var errs []error
+	raw := Env(c, KongPortMapsEnv)
+	mapped := map[string]bool{}
+	for entry := range strings.SplitSeq(raw, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		from, to, ok := strings.Cut(entry, ":")
+		f, err1 := strconv.Atoi(from)
+		t, err2 := strconv.Atoi(to)
+		if !ok || err1 != nil || err2 != nil || f < 1 || f > 65535 || t < 1 || t > 65535 {
+			errs = append(errs, fmt.Errorf("kong: %s: %q is not port:port", KongPortMapsEnv, entry))
+			continue
+		}
+		mapped[fmt.Sprintf("%d:%d", f, t)] = true
+	}
+	published := map[string]bool{}
+	for _, p := range s.Spec.Ports {
+		published[fmt.Sprintf("%d:%s", p.Port, PortNumber(c, p.TargetPort))] = true
+	}
+	for _, p := range slices.Sorted(maps.Keys(published)) {
+		if !mapped[p] {
+			errs = append(errs, fmt.Errorf("service %s publishes %s, which %s (%q) does not map: Kong would send X-Forwarded-Port as the port it listens on, and /openapi.yaml would name it", s.Name, p, KongPortMapsEnv, raw))
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(mapped)) {
+		if !published[p] {
+			errs = append(errs, fmt.Errorf("kong: %s maps %s, which service %s does not publish", KongPortMapsEnv, p, s.Name))
+		}
 	}
 	return errs
 }

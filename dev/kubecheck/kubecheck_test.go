@@ -194,7 +194,7 @@ func kongFindings(m *kubecheck.Manifests, compose deploycheck.Compose) []error {
 		errs = append(errs, fmt.Errorf("kong: KONG_SSL_CERT and KONG_SSL_CERT_KEY are not %s and %s of a TLS Secret mounted at %s", corev1.TLSCertKey, corev1.TLSPrivateKeyKey, certDir))
 	}
 	// Only HTTPS is public, on 443, to Kong's TLS listener (8443, compose's
-	// one published on all interfaces).
+	// one published on all interfaces), which Kong's port map names.
 	s := m.Services["openfaas/kong"]
 	switch {
 	case s == nil:
@@ -208,6 +208,7 @@ func kongFindings(m *kubecheck.Manifests, compose deploycheck.Compose) []error {
 		if s.Spec.Selector["app"] != "kong" {
 			errs = append(errs, errors.New("service kong: does not select app=kong"))
 		}
+		errs = append(errs, kubecheck.CheckKongPortMaps(ctr, s)...)
 	}
 	return errs
 }
@@ -676,6 +677,12 @@ func TestEachMistakeFails(t *testing.T) {
 		{"kong's redis password in the manifest", kongFile, replace("            - name: SHOP_REDIS_PASSWORD\n              valueFrom:\n                secretKeyRef:\n                  name: kong-credentials\n                  key: redis-password\n", "            - name: SHOP_REDIS_PASSWORD\n              value: hunter2\n"), "SHOP_REDIS_PASSWORD: set it from a Secret"},
 		{"kong's image", kongFile, replace("image: docker.io/library/kong:3.9.0", "image: docker.io/library/kong:3.8.0"), "docker-compose.yml's docker.io/library/kong:3.9.0"},
 		{"kong's TLS port not published", kongFile, replace("targetPort: proxy-tls", "targetPort: proxy"), "not Kong's TLS listener 8443"},
+		{"kong's port map dropped", kongFile, replace("            - name: KONG_PORT_MAPS\n              value: \"443:8443\"\n", ""), `service kong publishes 443:8443, which KONG_PORT_MAPS ("") does not map`},
+		{"kong's port map reversed", kongFile, replace(`value: "443:8443"`, `value: "8443:443"`), `KONG_PORT_MAPS maps 8443:443, which service kong does not publish`},
+		{"kong's port map of a port not published", kongFile, replace(`value: "443:8443"`, `value: "443:8443, 80:8000"`), `KONG_PORT_MAPS maps 80:8000, which service kong does not publish`},
+		{"kong's port map malformed", kongFile, replace(`value: "443:8443"`, `value: "443=8443"`), `KONG_PORT_MAPS: "443=8443" is not port:port`},
+		{"kong's port map from a Secret", kongFile, replace("            - name: KONG_PORT_MAPS\n              value: \"443:8443\"\n", "            - name: KONG_PORT_MAPS\n              valueFrom: {secretKeyRef: {name: kong-credentials, key: port-maps}}\n"), `service kong publishes 443:8443, which KONG_PORT_MAPS ("") does not map`},
+		{"a kong variable compose does not set", kongFile, replace("            - name: KONG_PORT_MAPS\n", "            - name: KONG_TRUSTED_IPS\n              value: 0.0.0.0/0\n            - name: KONG_PORT_MAPS\n"), "kong: sets KONG_TRUSTED_IPS, which neither docker-compose.yml's kong service nor kong.yml reads"},
 		{"kong's root filesystem writable", kongFile, replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false"), "container kong: readOnlyRootFilesystem must be true"},
 		{"kong's prefix on the root filesystem", kongFile, replace("            - name: KONG_PREFIX\n              value: /kong_prefix\n", ""), `KONG_PREFIX ("") is not on an emptyDir mounted writable`},
 		{"kong's /tmp not mounted", kongFile, replace("            - name: tmp\n              mountPath: /tmp\n", ""), `/tmp ("/tmp") is not on an emptyDir mounted writable`},
