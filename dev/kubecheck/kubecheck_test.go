@@ -194,7 +194,8 @@ func kongFindings(m *kubecheck.Manifests, compose deploycheck.Compose) []error {
 		errs = append(errs, fmt.Errorf("kong: KONG_SSL_CERT and KONG_SSL_CERT_KEY are not %s and %s of a TLS Secret mounted at %s", corev1.TLSCertKey, corev1.TLSPrivateKeyKey, certDir))
 	}
 	// Only HTTPS is public, on 443, to Kong's TLS listener (8443, compose's
-	// one published on all interfaces), which Kong's port map names.
+	// one published on all interfaces), which Kong's port map names; from
+	// the client's own address, which kong.yml's per-IP limits count.
 	s := m.Services["openfaas/kong"]
 	switch {
 	case s == nil:
@@ -207,6 +208,9 @@ func kongFindings(m *kubecheck.Manifests, compose deploycheck.Compose) []error {
 		}
 		if s.Spec.Selector["app"] != "kong" {
 			errs = append(errs, errors.New("service kong: does not select app=kong"))
+		}
+		if p := s.Spec.ExternalTrafficPolicy; p != corev1.ServiceExternalTrafficPolicyLocal {
+			errs = append(errs, fmt.Errorf("service kong: externalTrafficPolicy %q, want Local: with Cluster, the default, a node replaces the client's address with its own, and kong.yml's per-IP limits count every client together", p))
 		}
 		errs = append(errs, kubecheck.CheckKongPortMaps(ctr, s)...)
 	}
@@ -683,6 +687,8 @@ func TestEachMistakeFails(t *testing.T) {
 		{"kong's port map malformed", kongFile, replace(`value: "443:8443"`, `value: "443=8443"`), `KONG_PORT_MAPS: "443=8443" is not port:port`},
 		{"kong's port map from a Secret", kongFile, replace("            - name: KONG_PORT_MAPS\n              value: \"443:8443\"\n", "            - name: KONG_PORT_MAPS\n              valueFrom: {secretKeyRef: {name: kong-credentials, key: port-maps}}\n"), `service kong publishes 443:8443, which KONG_PORT_MAPS ("") does not map`},
 		{"a kong variable compose does not set", kongFile, replace("            - name: KONG_PORT_MAPS\n", "            - name: KONG_TRUSTED_IPS\n              value: 0.0.0.0/0\n            - name: KONG_PORT_MAPS\n"), "kong: sets KONG_TRUSTED_IPS, which neither docker-compose.yml's kong service nor kong.yml reads"},
+		{"kong's Service replacing the client's address", kongFile, replace("  externalTrafficPolicy: Local\n", "  externalTrafficPolicy: Cluster\n"), `service kong: externalTrafficPolicy "Cluster", want Local`},
+		{"kong's Service with the default traffic policy", kongFile, replace("  externalTrafficPolicy: Local\n", ""), `service kong: externalTrafficPolicy "", want Local`},
 		{"kong's root filesystem writable", kongFile, replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false"), "container kong: readOnlyRootFilesystem must be true"},
 		{"kong's prefix on the root filesystem", kongFile, replace("            - name: KONG_PREFIX\n              value: /kong_prefix\n", ""), `KONG_PREFIX ("") is not on an emptyDir mounted writable`},
 		{"kong's /tmp not mounted", kongFile, replace("            - name: tmp\n              mountPath: /tmp\n", ""), `/tmp ("/tmp") is not on an emptyDir mounted writable`},
