@@ -18,10 +18,23 @@ func TestParseQuantity(t *testing.T) {
 			t.Errorf("ParseQuantity(%s) = %d, %v", raw, got, err)
 		}
 	}
-	for raw, kind := range map[string]fault.Kind{"100": fault.Invalid, "-1": fault.Invalid, "2.5": fault.Invalid,
+	for raw, kind := range map[string]fault.Kind{"100": fault.Invalid, "-1": fault.Invalid, "99999999999999999999": fault.Invalid,
 		"": fault.Invalid, "null": fault.Invalid, `"3"`: fault.Malformed, "false": fault.Malformed} {
 		if _, err := cart.ParseQuantity(json.RawMessage(raw)); fault.KindOf(err) != kind || err == nil {
 			t.Errorf("ParseQuantity(%s): err = %v, want kind %v", raw, err, kind)
+		}
+	}
+}
+
+// TestAQuantityWithAFractionOrAnExponentIsMalformed: api/openapi.yaml says an
+// integer written with a fraction or an exponent is 400 invalid_json, as
+// checkout's decoder answers for its quantities; 2.0 and 1e1, which JSON
+// Schema counts as integers in range, included.
+func TestAQuantityWithAFractionOrAnExponentIsMalformed(t *testing.T) {
+	for _, raw := range []string{"2.0", "2.5", "1e1", "1E1", "10e-1", "-0.0", "1e400"} {
+		_, err := cart.ParseQuantity(json.RawMessage(raw))
+		if !fault.Is(err, fault.Malformed, fault.CodeInvalidJSON) {
+			t.Errorf("ParseQuantity(%s): err = %v, want malformed invalid_json", raw, err)
 		}
 	}
 }

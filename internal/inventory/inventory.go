@@ -65,9 +65,10 @@ var errOnHandRange = fault.E(fault.Invalid, fault.CodeInvalidRequest,
 	fmt.Sprintf("on_hand must be an integer from 0 to %d", MaxOnHand))
 
 // ParseOnHand interprets the raw JSON value of an on_hand field. A missing or
-// null value, a fraction, an exponent or an out-of-range number is
-// fault.Invalid (422); a value that is not a JSON number at all (a string, a
-// boolean, an object) is fault.Malformed (400), like any other wrong type.
+// null value or an out-of-range integer is fault.Invalid (422); a value that
+// is not a JSON integer (a string, a boolean, an object, or a number with a
+// fraction or an exponent, 2.0 and 1e3 included) is fault.Malformed (400
+// invalid_json), like any other wrong type.
 func ParseOnHand(raw json.RawMessage) (int, error) {
 	n, err := parseInt(raw, "on_hand")
 	if err != nil {
@@ -79,20 +80,20 @@ func ParseOnHand(raw json.RawMessage) (int, error) {
 	return int(n), nil
 }
 
-// parseInt parses a JSON number literal that must be an integer; the range is
-// the caller's business.
+// parseInt parses a JSON number literal that must be an integer, written
+// without a fraction or an exponent (api/openapi.yaml); the range is the
+// caller's business.
 func parseInt(raw json.RawMessage, field string) (int64, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		return 0, fault.E(fault.Invalid, fault.CodeInvalidRequest, field+" is required")
 	}
-	if c := raw[0]; c != '-' && (c < '0' || c > '9') {
+	if c := raw[0]; c != '-' && (c < '0' || c > '9') || bytes.ContainsAny(raw, ".eE") {
 		return 0, fault.E(fault.Malformed, fault.CodeInvalidJSON, fmt.Sprintf("field %q must be an integer", field))
 	}
 	n, err := strconv.ParseInt(string(raw), 10, 64)
 	if err != nil {
-		// A valid JSON number that is not an int64: a fraction, an exponent
-		// or something huge. All are out of range rather than malformed.
+		// An integer too large for an int64: out of range, not malformed.
 		return 0, fault.E(fault.Invalid, fault.CodeInvalidRequest, field+" must be a whole number in range")
 	}
 	return n, nil

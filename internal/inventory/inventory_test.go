@@ -26,8 +26,13 @@ func TestParseOnHand(t *testing.T) {
 		{"1000000", inventory.MaxOnHand, 0, false},
 		{"1000001", 0, fault.Invalid, true},
 		{"-1", 0, fault.Invalid, true},
-		{"1.5", 0, fault.Invalid, true},
-		{"1e3", 0, fault.Invalid, true},
+		// An integer with a fraction or an exponent is 400 invalid_json, as
+		// api/openapi.yaml says of every integer in a body, in range or not.
+		{"1.5", 0, fault.Malformed, true},
+		{"2.0", 0, fault.Malformed, true},
+		{"1e3", 0, fault.Malformed, true},
+		{"1E3", 0, fault.Malformed, true},
+		{"1e400", 0, fault.Malformed, true},
 		{"123456789012345678901234567890", 0, fault.Invalid, true},
 		{"", 0, fault.Invalid, true},
 		{"null", 0, fault.Invalid, true},
