@@ -285,18 +285,35 @@ func TestRecorderChecksTheDocumentsOtherPaths(t *testing.T) {
 }
 
 // TestDocumentRefusesWhatTheCodeRefuses: bodies the functions refuse with
-// 422 for a rule of the schema's kind (a length, a number of members) are
-// refused by the document too, so a client that validates against it learns
-// the rule before it asks. Each is checked as if it had been answered 200: the
+// 422 for a rule of the schema's kind (a length, a number of members, text
+// that is only whitespace where the code trims and requires it) are refused
+// by the document too, so a client that validates against it learns the rule
+// before it asks. Each is checked as if it had been answered 200: the
 // recorder then reports the request the contract refuses.
 func TestDocumentRefusesWhatTheCodeRefuses(t *testing.T) {
 	c := load(t)
+	const product = "/api/v1/products/01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f"
+	order := func(name, line1, city, postalCode string) string {
+		return `{"shipping_address":{"name":"` + name + `","line1":"` + line1 + `","city":"` + city +
+			`","postal_code":"` + postalCode + `","country":"US"},"payment":{"token":"tok_visa"}}`
+	}
 	for _, tc := range []struct{ method, path, body string }{
 		{"POST", "/api/v1/auth/login", `{"email":"","password":"secret-enough"}`},
 		{"POST", "/api/v1/auth/login", `{"email":"a@b.co","password":""}`},
 		{"POST", "/api/v1/auth/login", `{"email":"   ","password":"secret-enough"}`},
-		{"PATCH", "/api/v1/products/01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f", `{}`},
-		{"PATCH", "/api/v1/products/01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f", `{"price":{}}`},
+		{"PATCH", product, `{}`},
+		{"PATCH", product, `{"price":{}}`},
+		// Trimmed and then required (users.NewRegistration,
+		// catalog.Product.Validate, orders.PlaceRequest.Validate).
+		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"   "}`},
+		{"POST", "/api/v1/users", `{"email":"","password":"secret-enough","name":"Ann"}`},
+		{"POST", "/api/v1/users", `{"email":"   ","password":"secret-enough","name":"Ann"}`},
+		{"POST", "/api/v1/products", `{"sku":"A-1","name":"   ","category":"c","price":{"amount":100}}`},
+		{"PATCH", product, `{"name":"   "}`},
+		{"POST", "/api/v1/orders", order("   ", "1 Main St", "Springfield", "12345")},
+		{"POST", "/api/v1/orders", order("Ann", "   ", "Springfield", "12345")},
+		{"POST", "/api/v1/orders", order("Ann", "1 Main St", "   ", "12345")},
+		{"POST", "/api/v1/orders", order("Ann", "1 Main St", "Springfield", "   ")},
 	} {
 		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
 		req.Header.Set("Content-Type", "application/json")
