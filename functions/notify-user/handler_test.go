@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopfaas/shop/internal/auth/authtest"
 	"github.com/shopfaas/shop/internal/config"
@@ -38,6 +39,7 @@ var credential = fntest.Caller("rabbitmq-connector")
 
 type env struct {
 	h     http.Handler
+	pool  *pgxpool.Pool
 	store *notificationsdb.Store
 	users *usersdb.Store
 	smtp  *smtptest.Server
@@ -49,7 +51,7 @@ type env struct {
 func setup(t *testing.T, mail bool) env {
 	t.Helper()
 	pool := pgtest.Open(t, usersdb.Migrations())
-	e := env{store: notificationsdb.New(pool), users: usersdb.New(pool)}
+	e := env{pool: pool, store: notificationsdb.New(pool), users: usersdb.New(pool)}
 	var m notifysvc.Mailer
 	if mail {
 		e.smtp = smtptest.New(t, smtptest.StartTLS)
@@ -282,6 +284,45 @@ func TestFailedEmailIsRetried(t *testing.T) {
 	}
 	if n, m := count(t, e.store, u.ID), len(e.smtp.Messages()); n != 1 || m != 1 {
 		t.Errorf("%d notifications, %d emails; want 1 and 1", n, m)
+	}
+}
+
+// A dead letter replayed after the relay pruned its inbox record (past
+// INBOX_RETENTION) is claimed anew and finds its notification stored: it is a
+// duplicate, which sends the email still owed, once, and answers 200; its
+// email sent already, it sends nothing. Until 2026-12-05 such a claim
+// answered 503 on every delivery, back to the dead letters: the email of an
+// event whose sends had all failed was never sent.
+func TestADeadLetterReplayedPastItsInboxRecordSendsTheEmailOwedOnce(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		smtpDown bool
+	}{{"email owed", true}, {"email sent", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t, true)
+			u := userstest.Register(t, e.users, "grace@example.com", "correct horse battery", "Grace")
+			body := fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
+			e.smtp.RefuseRecipients(tt.smtpDown)
+			code, first := deliver(t, e.h, body)
+			if want := map[bool]int{true: http.StatusServiceUnavailable, false: 200}[tt.smtpDown]; code != want {
+				t.Fatalf("first delivery answered %d, want %d", code, want)
+			}
+			e.smtp.RefuseRecipients(false)
+			// The relay prunes the inbox record; the dead letter is replayed.
+			if _, err := e.pool.Exec(context.Background(), `DELETE FROM processed_events WHERE consumer = $1`, Consumer); err != nil {
+				t.Fatal(err)
+			}
+			code, replay := deliver(t, e.h, body)
+			if code != 200 || !replay.Duplicate || !replay.Emailed {
+				t.Fatalf("the replay answered %d %+v; want 200, duplicate, emailed", code, replay)
+			}
+			if !tt.smtpDown && replay.NotificationID != first.NotificationID {
+				t.Errorf("the replay answered notification %s, want the first delivery's %s", replay.NotificationID, first.NotificationID)
+			}
+			if n, m := count(t, e.store, u.ID), len(e.smtp.Messages()); n != 1 || m != 1 {
+				t.Errorf("%d notifications, %d emails; want 1 and 1", n, m)
+			}
+		})
 	}
 }
 

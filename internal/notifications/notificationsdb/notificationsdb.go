@@ -41,13 +41,18 @@ func scan(row pgx.Row) (notifications.Notification, error) {
 // transaction. On the first delivery it returns n as stored and first=true;
 // on a duplicate it stores nothing and returns the notification the first
 // delivery stored (so a caller can finish an email still owed), first=false.
-// Failures are fault.Unavailable (retry later).
+// A delivery whose claim is new but whose event has a notification already
+// (its inbox record pruned, inbox.Prune, before a dead letter was replayed) is
+// a duplicate too: its claim is committed, nothing else is stored, and it
+// returns the stored notification with first=false. Failures are
+// fault.Unavailable (retry later).
 //
 // Round trips (TestRecordRoundTrips, postgres.BatchTx): BEGIN, the claim, the
 // insert and the read of the stored notification in one batch, then COMMIT:
 // 2 (4 before, a round trip per statement). The insert does not wait for the
 // claim's answer: on a duplicate it finds the first delivery's notification
-// (event_id is unique) and inserts nothing, and the transaction is rolled back.
+// (event_id is unique) and inserts nothing, and the transaction is rolled
+// back (committed when the claim was new).
 func (s *Store) Record(ctx context.Context, consumer string, n notifications.Notification) (stored notifications.Notification, first bool, err error) {
 	unavailable := func(err error) (notifications.Notification, bool, error) {
 		return notifications.Notification{}, false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
@@ -76,15 +81,16 @@ func (s *Store) Record(ctx context.Context, consumer string, n notifications.Not
 	if !first {
 		return stored, false, nil // a duplicate: rolled back, nothing changed
 	}
-	if !inserted {
-		// A first claim whose event has a notification already (stored
-		// under another consumer): as before, the insert fails.
-		return unavailable(errors.New("record notification: event has a notification already"))
-	}
+	// A first claim whose event has a notification already: a dead letter
+	// replayed after the relay pruned its inbox record (the notification
+	// outlives it, relay.Config.NotificationRetention). The claim is kept and
+	// the delivery is a duplicate, whose caller sends the email if it is still
+	// owed: refused, it went back to the dead letters on every replay and the
+	// email was never sent.
 	if err := tx.Commit(ctx, nil); err != nil {
 		return unavailable(err)
 	}
-	return stored, true, nil
+	return stored, inserted, nil
 }
 
 // ClaimEmail reserves the sending of notification id's email for lease: it
