@@ -6,6 +6,10 @@
 //	deadletters replay <function> <id>|all  move back to the function's queue (fresh attempt count)
 //	deadletters purge <function> <id>|all   delete
 //
+// replay all moves the messages the DLQ holds when it starts, each once: one
+// the function refuses again while the replay runs is dead-lettered behind
+// them and waits for the next replay (broker.ReplayDeadLetters).
+//
 // Without functions, list asks the gateway ($GATEWAY_URL) for the functions
 // with a `topic` annotation; with basic_auth=true it sends the gateway API's
 // credentials from SECRETS_DIR (basic-auth-user, basic-auth-password), as
@@ -43,7 +47,7 @@ import (
 const usage = `usage:
   deadletters list [function...]
   deadletters inspect <function> <event-id>
-  deadletters replay <function> <event-id>|all
+  deadletters replay <function> <event-id>|all   (all: the messages there when it starts, each once)
   deadletters purge <function> <event-id>|all`
 
 func main() {

@@ -79,7 +79,11 @@ func PeekDeadLetters(conn *amqp.Connection, n Names, function string, limit int)
 // a replay interrupted half-way duplicates at worst and never loses. The copy
 // is mandatory: when the function's queue does not exist (deleted, the
 // function gone), RabbitMQ returns it instead of confirming a message it
-// dropped, and the message stays in the DLQ.
+// dropped, and the message stays in the DLQ. A replay reads only the messages
+// the DLQ held when it began (walk): one the function refuses again, which
+// the connector dead-letters at once (400, 422) while the replay goes on, is
+// left for the next replay, where a replay of every message read until the
+// DLQ was empty and could replay such a message again and again.
 func ReplayDeadLetters(ctx context.Context, conn *amqp.Connection, n Names, function, id string) (int, error) {
 	count := 0
 	var returns chan amqp.Return // on walk's one channel, at its first message
@@ -137,10 +141,13 @@ func PurgeDeadLetters(conn *amqp.Connection, n Names, function, id string) (int,
 }
 
 // walk fetches the queue's messages one by one, unacknowledged, until visit
-// says stop or the queue has no more; visit reports whether it settled
-// (acked) the message. The others return to the queue when the channel
-// closes, which RabbitMQ does asynchronously, so walk waits (up to 5 s) until
-// they are back: the next command then sees every message.
+// says stop, the queue has no more, or it has fetched as many as the queue
+// held when it began (its passive declare's count): a message added while it
+// walks, behind those, is not visited, so a walk that settles what it visits
+// ends even while others keep adding to the queue. visit reports whether it
+// settled (acked) the message. The others return to the queue when the
+// channel closes, which RabbitMQ does asynchronously, so walk waits (up to
+// 5 s) until they are back: the next command then sees every message.
 func walk(conn *amqp.Connection, queue string, confirm bool, visit func(*amqp.Channel, amqp.Delivery) (more, settled bool, err error)) error {
 	ch, err := conn.Channel()
 	if err != nil {
@@ -150,7 +157,7 @@ func walk(conn *amqp.Connection, queue string, confirm bool, visit func(*amqp.Ch
 	if err != nil {
 		return fmt.Errorf("inspect %s: %w", queue, err)
 	}
-	settled, err := fetch(ch, queue, confirm, visit)
+	settled, err := fetch(ch, queue, confirm, q.Messages, visit)
 	_ = ch.Close()
 	if err != nil {
 		return err
@@ -158,14 +165,16 @@ func walk(conn *amqp.Connection, queue string, confirm bool, visit func(*amqp.Ch
 	return waitReady(conn, queue, q.Messages-settled, 5*time.Second)
 }
 
-func fetch(ch *amqp.Channel, queue string, confirm bool, visit func(*amqp.Channel, amqp.Delivery) (bool, bool, error)) (int, error) {
+// fetch gets up to limit messages of queue, each handed to visit, and
+// returns how many visit settled.
+func fetch(ch *amqp.Channel, queue string, confirm bool, limit int, visit func(*amqp.Channel, amqp.Delivery) (bool, bool, error)) (int, error) {
 	if confirm {
 		if err := ch.Confirm(false); err != nil {
 			return 0, err
 		}
 	}
 	settled := 0
-	for {
+	for range limit {
 		d, ok, err := ch.Get(queue, false)
 		if err != nil {
 			return settled, fmt.Errorf("read %s: %w", queue, err)
@@ -181,6 +190,7 @@ func fetch(ch *amqp.Channel, queue string, confirm bool, visit func(*amqp.Channe
 			return settled, err
 		}
 	}
+	return settled, nil
 }
 
 // waitReady waits until queue holds at least want ready messages.

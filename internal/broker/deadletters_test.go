@@ -1,0 +1,117 @@
+package broker_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopfaas/shop/internal/broker"
+)
+
+// A replay of every dead letter ends, having replayed each message the DLQ
+// held when it began once, even while each replayed message is dead-lettered
+// again at once (as the connector does with an event the function refuses,
+// 400 or 422). Until 2026-12-05 it read the DLQ until it was empty and
+// replayed the messages coming back, over and over.
+func TestAReplayOfEveryDeadLetterEndsWhileTheyComeBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs RabbitMQ; -short was asked for")
+	}
+	conn, err := amqp.Dial(rabbitURL)
+	if err != nil {
+		t.Fatalf("RabbitMQ is required for this test (%s): %v", rabbitURL, err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	names, function := broker.Names{Prefix: "test-replay-" + hex.EncodeToString(b) + "."}, "refuses"
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{names.Queue(function), names.DLQ(function)} {
+		if _, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if c, err := conn.Channel(); err == nil {
+				_, _ = c.QueueDelete(q, false, false, false)
+				_ = c.Close()
+			}
+		})
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const n = 20
+	for i := range n {
+		c, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", names.DLQ(function), false, false, amqp.Publishing{
+			MessageId: fmt.Sprintf("evt-%d", i), DeliveryMode: amqp.Persistent, Body: []byte(`{}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := c.WaitContext(ctx); err != nil || !ok {
+			t.Fatalf("dead letter %d not confirmed: %v, %v", i, ok, err)
+		}
+	}
+
+	// The refusing function: each message replayed to its queue is
+	// dead-lettered again at once (at most 10 times each, so that a replay
+	// that never ends still lets the test end).
+	consumer, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliveries, err := consumer.Consume(names.Queue(function), "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	go func() {
+		for d := range deliveries {
+			mu.Lock()
+			seen[d.MessageId]++
+			again := seen[d.MessageId] <= 10
+			mu.Unlock()
+			if again {
+				_ = consumer.PublishWithContext(ctx, "", names.DLQ(function), false, false, amqp.Publishing{
+					MessageId: d.MessageId, DeliveryMode: amqp.Persistent, Body: d.Body})
+			}
+			_ = d.Ack(false)
+		}
+	}()
+	t.Cleanup(func() { _ = consumer.Close() })
+
+	replayed, err := broker.ReplayDeadLetters(ctx, conn, names, function, "")
+	if err != nil || replayed != n {
+		t.Errorf("replay of every dead letter: %d replayed, %v; want %d, each once", replayed, err, n)
+	}
+	// Each message reaches the function once, and is back in the DLQ.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		mu.Lock()
+		got := len(seen)
+		mu.Unlock()
+		if got == n || time.Now().After(deadline) {
+			break
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // a message replayed twice would arrive by now
+	if left, err := broker.CountDeadLetters(conn, names, function); err != nil || left != n {
+		t.Errorf("%d dead letters after the replay (%v), want the %d refused again, left for the next replay", left, err, n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range n {
+		if id := fmt.Sprintf("evt-%d", i); seen[id] != 1 {
+			t.Errorf("%s reached the function %d times, want 1", id, seen[id])
+		}
+	}
+}
