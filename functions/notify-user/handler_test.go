@@ -142,6 +142,41 @@ func TestAGivenUpOrdersEmailSaysSo(t *testing.T) {
 	}
 }
 
+// The order.cancelled.v1 of a pending order its checkout or recovery
+// cancelled (out of stock; charged and refunded, perhaps) carries its
+// reason, and the customer, perhaps answered 202 pending before, is told that
+// an item is out of stock and that a payment taken is refunded, where a
+// cancellation by request says it was cancelled and refunded. Until
+// 2026-12-05 no such event was written, and every cancellation's subject was
+// the request's.
+func TestACancelledOrdersEmailSaysWhy(t *testing.T) {
+	for _, tt := range []struct {
+		reason, subject string
+	}{
+		{orders.ReasonOutOfStock, "Your order 0193a1b2 was cancelled: an item is out of stock; any payment taken is refunded"},
+		{orders.ReasonRejected, "Your order 0193a1b2 could not be completed and was cancelled; any payment taken is refunded"},
+		{orders.ReasonCancelled, "Your order 0193a1b2 was cancelled and refunded"},
+	} {
+		t.Run(tt.reason, func(t *testing.T) {
+			e := setup(t, true)
+			u := userstest.Register(t, e.users, "heidi@example.com", "correct horse battery", "Heidi")
+			o := orders.Order{ID: uuid.MustParse("0193a1b2-0000-7000-8000-000000000002"), UserID: u.ID, Status: orders.Cancelled, Reason: tt.reason}
+			body := fntest.Envelope(t, "test", events.OrderCancelled, "", o.EventData())
+			if code, resp := deliver(t, e.h, body); code != 200 || !resp.Emailed {
+				t.Fatalf("delivery: %d %+v", code, resp)
+			}
+			msgs := e.smtp.Messages()
+			if len(msgs) != 1 || !strings.Contains(msgs[0].Data, "Subject: "+tt.subject) {
+				t.Errorf("emails: %+v; want one with subject %q", msgs, tt.subject)
+			}
+			items, _, err := e.store.List(context.Background(), u.ID, uuid.Nil, 10)
+			if err != nil || len(items) != 1 || items[0].Subject != tt.subject || items[0].Type != notifications.TypeOrderCanceled {
+				t.Errorf("notifications %+v (%v), want one with subject %q", items, err, tt.subject)
+			}
+		})
+	}
+}
+
 // markFails is a notifications store whose record of a sent email fails
 // its first n tries, as in a database blip.
 type markFails struct {

@@ -78,6 +78,24 @@ func TestPlacedThenCancelledRestores(t *testing.T) {
 	}
 }
 
+// The order.cancelled.v1 of an order cancelled before it was placed (out of
+// stock, or refused, at checkout or in its recovery: no order.placed.v1 ever
+// comes) counts nothing: another order's sale stays counted.
+func TestACancellationOfAnOrderNeverPlacedCountsNothing(t *testing.T) {
+	env, h := setup(t)
+	a := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
+	if code, _ := deliver(t, h, orderEvent(t, events.OrderPlaced, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 3})); code != 200 {
+		t.Fatalf("placed: %d", code)
+	}
+	code, resp := deliver(t, h, orderEvent(t, events.OrderCancelled, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 2}))
+	if code != 200 || resp.Updated != 0 {
+		t.Fatalf("a cancellation of an order never placed: %d %+v; want 200, nothing updated", code, resp)
+	}
+	if got := sold(t, env, a); got != 3 {
+		t.Errorf("sold %d after a cancellation of an order never placed, want the other order's 3", got)
+	}
+}
+
 // TestASaleLeavesTheProductInTheCache: after a sale the product's cache entry
 // is the product as the sale committed it, byte for byte what get-product
 // would read and cache (so the next order's pricing reads no database), and

@@ -99,7 +99,7 @@ func New(ev Event, now time.Time) (Notification, error) {
 	case events.OrderPlaced:
 		n.Type, n.Subject = TypeOrderPlaced, fmt.Sprintf("Your order %s is confirmed", short)
 	case events.OrderCancelled:
-		n.Type, n.Subject = TypeOrderCanceled, fmt.Sprintf("Your order %s was cancelled and refunded", short)
+		n.Type, n.Subject = TypeOrderCanceled, cancelled(ev.Reason, short)
 	case events.OrderPaymentFailed:
 		n.Type, n.Subject = TypePaymentFailed, paymentFailed(ev.Reason, short)
 	default:
@@ -121,6 +121,24 @@ func paymentFailed(reason, order string) string {
 		return fmt.Sprintf("Your order %s could not be completed in time; any payment taken is refunded", order)
 	}
 	return fmt.Sprintf("The payment for your order %s did not go through", order)
+}
+
+// cancelled is the subject of a cancelled order's notification for the
+// order's reason: cancelled by request (cancel-order, a confirmed order; also
+// an event without a reason, which only such a cancellation wrote before the
+// checkout's were told), or before it was placed, by the checkout or its
+// recovery (out of stock, or refused), when a payment may have been taken and
+// is refunded. A reason added later gets the general one.
+func cancelled(reason, order string) string {
+	switch reason {
+	case orders.ReasonCancelled, "":
+		return fmt.Sprintf("Your order %s was cancelled and refunded", order)
+	case orders.ReasonOutOfStock:
+		return fmt.Sprintf("Your order %s was cancelled: an item is out of stock; any payment taken is refunded", order)
+	case orders.ReasonRejected:
+		return fmt.Sprintf("Your order %s could not be completed and was cancelled; any payment taken is refunded", order)
+	}
+	return fmt.Sprintf("Your order %s was cancelled; any payment taken is refunded", order)
 }
 
 // Body is the plain-text email body of n.

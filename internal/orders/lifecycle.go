@@ -70,12 +70,17 @@ type Failure struct {
 	Detail string
 }
 
-// Fail ends a pending order as f says and leaves its compensation owed. A
-// failed payment is told to the other services (order.payment_failed.v1); an
-// order cancelled before it was placed is not, since nothing counted it.
-// Failing an order that already has f's status changes nothing; an order that
-// is neither pending nor in f's status is fault.Conflict "invalid_transition"
-// (a confirmed order is never undone by a late refusal).
+// Fail ends a pending order as f says and leaves its compensation owed, and
+// tells the other services: order.payment_failed.v1 for a failed payment,
+// order.cancelled.v1 with f's reason for an order cancelled before it was
+// placed (out of stock, or refused), so that its buyer, who may have been
+// answered 202 pending and charged since, learns how it ended (notify-user);
+// update-product-stats counts nothing for a cancellation of an order it never
+// saw placed. Until 2026-12-05 a cancellation wrote no event and the buyer of
+// a pending order was never told. Failing an order that already has f's
+// status changes nothing; an order that is neither pending nor in f's status
+// is fault.Conflict "invalid_transition" (a confirmed order is never undone
+// by a late refusal).
 func (o *Order) Fail(f Failure, now time.Time) (Change, error) {
 	if o.Status == f.Status {
 		return Change{}, nil
@@ -92,11 +97,10 @@ func (o *Order) Fail(f Failure, now time.Time) (Change, error) {
 	if err := o.MoveTo(f.Status, f.Reason, now); err != nil {
 		return Change{}, err
 	}
-	c := Change{Step: StepCancelled, Detail: f.Detail, Compensation: CompensationOwed}
 	if f.Status == PaymentFailed {
-		c.Step, c.Event = StepPaymentFailed, events.OrderPaymentFailed
+		return Change{Step: StepPaymentFailed, Detail: f.Detail, Event: events.OrderPaymentFailed, Compensation: CompensationOwed}, nil
 	}
-	return c, nil
+	return Change{Step: StepCancelled, Detail: f.Detail, Event: events.OrderCancelled, Compensation: CompensationOwed}, nil
 }
 
 // Cancel cancels a confirmed order for userID, who must be its owner unless

@@ -365,9 +365,55 @@ func TestOutOfStockCancelsWithReasonAndNeverCharges(t *testing.T) {
 	if c := e.svc.Counts(); c.Calls["charge-payment"] != 0 {
 		t.Fatalf("charged an order without stock")
 	}
-	if n := e.count(t, `SELECT count(*) FROM outbox`); n != 0 {
-		t.Fatalf("%d events for an order never placed", n)
+	// Its buyer is told (notify-user); update-product-stats counts nothing
+	// for a cancellation of an order it never saw placed.
+	e.wantOneCancellation(t, o)
+}
+
+// wantOneCancellation fails unless the outbox holds one event for order o,
+// its order.cancelled.v1 carrying its buyer and its reason, for notify-user.
+func (e *env) wantOneCancellation(t *testing.T, o orders.Order) {
+	t.Helper()
+	var typ, user, reason string
+	var n int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) OVER (), type, envelope->'data'->>'user_id', envelope->'data'->>'reason'
+		FROM outbox WHERE subject = $1`, o.ID.String()).Scan(&n, &typ, &user, &reason); err != nil {
+		t.Fatalf("the order's events: %v; want its order.cancelled.v1", err)
 	}
+	if n != 1 || typ != "order.cancelled.v1" || user != o.UserID.String() || reason != o.Reason {
+		t.Errorf("%d events for the order, the first %s for user %s, reason %q; want one order.cancelled.v1 for %s, reason %q",
+			n, typ, user, reason, o.UserID, o.Reason)
+	}
+}
+
+// A pending order that recovery cancels (its stock gone while reserve-stock
+// was unavailable) tells its buyer, answered 202 pending, how it ended: one
+// order.cancelled.v1 with the buyer and the reason, which notify-user turns
+// into a notification. Until 2026-12-05 a cancellation before the order was
+// placed wrote no event, and the buyer was never told.
+func TestAPendingOrderRecoveryCancelsIsTold(t *testing.T) {
+	e := setup(t, nil)
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "reserve-stock" {
+			return 0, http.StatusServiceUnavailable, 0
+		}
+		return 0, 0, 0
+	})
+	res, err := e.saga.Place(context.Background(), e.user, e.request(2, "tok_visa"), "")
+	if err != nil || res.Outcome() != orders.OutcomePending {
+		t.Fatalf("got %s %v; want pending", res.Outcome(), err)
+	}
+	e.svc.SetStock(e.product.ID, 0)
+	e.svc.SetHook(nil)
+	e.age(t)
+	if rep, err := e.saga.Recover(context.Background(), 10); err != nil || rep.Failed != 1 {
+		t.Fatalf("recover: %+v %v", rep, err)
+	}
+	o, err := e.store.Get(context.Background(), res.Order.ID)
+	if err != nil || o.Status != orders.Cancelled || o.Reason != orders.ReasonOutOfStock {
+		t.Fatalf("order %+v %v; want cancelled out_of_stock", o, err)
+	}
+	e.wantOneCancellation(t, o)
 }
 
 func TestUnknownProductIs422AndFreesTheKey(t *testing.T) {
@@ -705,6 +751,7 @@ func TestRecoverRefundsACaptureWhoseStockIsGone(t *testing.T) {
 	if c := e.svc.Counts(); c.Charges != 1 || c.Refunds != 1 {
 		t.Fatalf("charges %d refunds %d", c.Charges, c.Refunds)
 	}
+	e.wantOneCancellation(t, o) // charged and refunded: its buyer is told
 }
 
 // The saga's twin of payments' TestRefundBeforeTheChargeLandsVoidsIt: a
@@ -1513,8 +1560,9 @@ func TestTheTwinThatLosesTheKeyReleasesItsHold(t *testing.T) {
 }
 
 // A reservation refused for want of stock while the order is written ends
-// the order exactly as before: cancelled out_of_stock, never charged, with
-// reserve-stock called once and its refusal in the timeline and the metrics.
+// the order exactly as before: cancelled out_of_stock (with its
+// order.cancelled.v1, since 2026-12-05), never charged, with reserve-stock
+// called once and its refusal in the timeline and the metrics.
 func TestOutOfStockWhileTheOrderIsWritten(t *testing.T) {
 	e := setup(t, nil)
 	s, w := e.withWatchedStock(t)
@@ -1539,7 +1587,7 @@ func TestOutOfStockWhileTheOrderIsWritten(t *testing.T) {
 	if c := e.svc.Counts(); c.Calls["reserve-stock"] != 1 || c.Calls["charge-payment"] != 0 {
 		t.Errorf("reserve-stock calls %d, charge-payment calls %d; want 1 and 0", c.Calls["reserve-stock"], c.Calls["charge-payment"])
 	}
-	want := []string{"order.created:ok", "stock.reserve:refused", "order.cancelled:ok", "stock.release:ok"}
+	want := []string{"order.created:ok", "stock.reserve:refused", "order.cancelled:ok", "order.cancelled.v1:recorded", "stock.release:ok"}
 	if diff := cmp.Diff(want, e.steps(t, p.res.Order.ID)); diff != "" {
 		t.Errorf("timeline (-want +got):\n%s", diff)
 	}
