@@ -45,6 +45,7 @@ var secretValues = map[string]string{
 	"internal-token-expire-reservations": authtest.Credential("expire-reservations"),
 	"db-password":                        "unused-with-trust",
 	"meili-key":                          "meili-test-key",
+	"meili-search-key":                   "meili-test-search-key",
 	"redis-password":                     "unused-without-requirepass",
 	"smtp-password":                      "unused-without-smtp",
 	"event-verify-key":                   fntest.VerifyKey(),
@@ -53,10 +54,11 @@ var secretValues = map[string]string{
 // callerSecrets are the secrets a loader reads only when the function needs
 // them, and then requires: a function must declare exactly those it reads.
 // The others are optional where they are read (db-password without a
-// password in the URL, meili-key without MEILI_URL, smtp-password without
-// SMTP_ADDR, redis-password without requirepass), so declaring one that goes
-// unread cannot be seen here (TestTheMeiliKeyHoldersAreTheMeilisearchUsers
-// checks meili-key, TestTheRedisPasswordHoldersAreTheRedisUsers
+// password in the URL, meili-key and meili-search-key without MEILI_URL,
+// smtp-password without SMTP_ADDR, redis-password without requirepass), so
+// declaring one that goes unread cannot be seen here
+// (TestTheMeiliKeyHoldersAreTheMeilisearchUsers checks the Meilisearch
+// keys, TestTheRedisPasswordHoldersAreTheRedisUsers
 // redis-password).
 var callerSecrets = []string{"jwt-signing-key", "jwt-verify-key", "internal-callers", "internal-token-create-order",
 	"internal-token-cancel-order", "internal-token-recover-orders", "internal-token-expire-reservations", "event-verify-key"}
@@ -263,24 +265,34 @@ func withSecrets(name string, env map[string]string, secrets []string, values ma
 	return f(config.New(config.Env(e)))
 }
 
-// fakeMeili answers what a loader asks Meilisearch at start (the index
-// settings and their task), Meilisearch being a third party that cannot run
-// here, and counts the requests that carry the key.
+// fakeMeili answers what the catalog functions ask Meilisearch (the index
+// settings and their task at a writer's build, a search), Meilisearch being
+// a third party that cannot run here, and records each request.
 type fakeMeili struct {
 	mu     sync.Mutex
-	keyed  int // requests with the meili-key secret as bearer token
-	asked  int
+	calls  []meiliCall
 	server *httptest.Server
 }
+
+// meiliCall is a request to Meilisearch: its method, path and the secret
+// whose value it carried as bearer token ("" without one, "another key" for
+// a value no secret has).
+type meiliCall struct{ method, path, key string }
 
 func newFakeMeili(t *testing.T) *fakeMeili {
 	m := &fakeMeili{}
 	m.server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m.mu.Lock()
-		m.asked++
-		if r.Header.Get("Authorization") == "Bearer "+secretValues["meili-key"] {
-			m.keyed++
+		key := ""
+		if auth := r.Header.Get("Authorization"); auth != "" {
+			key = "another key"
+			for name, v := range secretValues {
+				if auth == "Bearer "+v {
+					key = name
+				}
+			}
 		}
+		m.mu.Lock()
+		m.calls = append(m.calls, meiliCall{r.Method, r.URL.Path, key})
 		m.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		switch {
@@ -289,6 +301,8 @@ func newFakeMeili(t *testing.T) *fakeMeili {
 			_, _ = io.WriteString(w, `{"taskUid":1}`)
 		case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/tasks/"):
 			_, _ = io.WriteString(w, `{"status":"succeeded"}`)
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/search"):
+			_, _ = io.WriteString(w, `{"hits":[],"estimatedTotalHits":0,"facetDistribution":{"category":{}}}`)
 		default:
 			http.Error(w, `{"message":"not in this fake"}`, http.StatusNotImplemented)
 		}
@@ -297,23 +311,25 @@ func newFakeMeili(t *testing.T) *fakeMeili {
 	return m
 }
 
-// take returns the counts since the last call and resets them.
-func (m *fakeMeili) take() (asked, keyed int) {
+// take returns the requests since the last call and forgets them.
+func (m *fakeMeili) take() []meiliCall {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	asked, keyed = m.asked, m.keyed
-	m.asked, m.keyed = 0, 0
-	return asked, keyed
+	calls := m.calls
+	m.calls = nil
+	return calls
 }
 
 // With MEILI_URL set, exactly the functions that declare meili-key (the
-// Meilisearch master key, docs/deploy-faasd.md) use Meilisearch, and with
-// the key: one that declares it without using it holds the key for nothing
-// (list-products and get-product did), and one that uses Meilisearch without
-// declaring it, or declares it and never loads the index, leaves the index
-// behind (update-product-stats never pushed a sale's counts). meili-key is
-// optional where it is read, so TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares
-// cannot see either.
+// writers' admin key of the index, docs/security.md) ask Meilisearch as they
+// build (the index settings), with that key: one that declares it without
+// using it holds the key for nothing (list-products and get-product did),
+// and one that uses Meilisearch without declaring it, or declares it and
+// never loads the index, leaves the index behind (update-product-stats never
+// pushed a sale's counts). Only search-products declares meili-search-key,
+// and it asks nothing as it builds (TestThePublicSearchOnlySearchesMeilisearch).
+// The keys are optional where they are read, so
+// TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares cannot see any of this.
 func TestTheMeiliKeyHoldersAreTheMeilisearchUsers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds every function against PostgreSQL and Redis; -short was asked for")
@@ -321,7 +337,7 @@ func TestTheMeiliKeyHoldersAreTheMeilisearchUsers(t *testing.T) {
 	meili := newFakeMeili(t)
 	fns, _ := devFunctions(t) // TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares reports what the registry lacks
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	var users []string
+	var writers, searchers []string
 	for _, f := range fns {
 		name, fn, build, env := f.name, f.fn, f.build, f.env
 		env["MEILI_URL"] = meili.server.URL
@@ -329,24 +345,83 @@ func TestTheMeiliKeyHoldersAreTheMeilisearchUsers(t *testing.T) {
 			t.Errorf("%s does not build with MEILI_URL set: %v", name, err)
 			continue
 		}
-		asked, keyed := meili.take()
+		calls := meili.take()
 		declares := slices.Contains(fn.Secrets, "meili-key")
 		switch {
-		case declares && asked == 0:
+		case declares && len(calls) == 0:
 			t.Errorf("%s declares meili-key but never uses Meilisearch: remove the key from its secrets, or load the index", name)
-		case asked > 0 && keyed < asked:
-			t.Errorf("%s asks Meilisearch %d times, %d with the key: declare meili-key in stack.yml", name, asked, keyed)
+		case len(calls) > 0 && !declares:
+			t.Errorf("%s asks Meilisearch %v as it builds: declare meili-key in stack.yml", name, calls)
 		}
-		if asked > 0 {
-			users = append(users, name)
+		for _, c := range calls {
+			if c.key != "meili-key" {
+				t.Errorf("%s sends %s %s with the key %q, want meili-key", name, c.method, c.path, c.key)
+			}
+		}
+		if len(calls) > 0 {
+			writers = append(writers, name)
+		}
+		if slices.Contains(fn.Secrets, "meili-search-key") {
+			searchers = append(searchers, name)
 		}
 	}
-	// The writes and the two event handlers that change what the index holds,
-	// and the search itself.
-	want := []string{"archive-product", "create-product", "index-product", "search-products", "update-product",
-		"update-product-stats"}
-	if !slices.Equal(users, want) {
-		t.Errorf("functions that use Meilisearch: %v, want %v", users, want)
+	// The writes and the two event handlers that change what the index
+	// holds; the search holds the other key.
+	want := []string{"archive-product", "create-product", "index-product", "update-product", "update-product-stats"}
+	if !slices.Equal(writers, want) {
+		t.Errorf("functions that write to Meilisearch: %v, want %v", writers, want)
+	}
+	if !slices.Equal(searchers, []string{"search-products"}) {
+		t.Errorf("functions that declare meili-search-key: %v, want [search-products]", searchers)
+	}
+}
+
+// search-products answers anyone, unauthenticated, so it holds the least a
+// Meilisearch key can do: meili-search-key, an API key that may only search
+// the products index, never meili-key (the writers' key, which can replace
+// or delete every document and change the settings) nor the master key
+// (which also makes keys); and it asks Meilisearch nothing but that search,
+// neither as it builds (the index settings are a writer's to apply) nor on a
+// request. Until 2026-12-05 it declared meili-key, the master key on faasd,
+// and applied the settings with it at every build.
+func TestThePublicSearchOnlySearchesMeilisearch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds search-products against PostgreSQL; -short was asked for")
+	}
+	meili := newFakeMeili(t)
+	fns, _ := devFunctions(t)
+	i := slices.IndexFunc(fns, func(f devFunction) bool { return f.name == "search-products" })
+	if i < 0 {
+		t.Fatal("search-products is not in stack.yml")
+	}
+	f := fns[i]
+	if slices.Contains(f.fn.Secrets, "meili-key") || !slices.Contains(f.fn.Secrets, "meili-search-key") {
+		t.Errorf("search-products declares %v: want meili-search-key and not meili-key", f.fn.Secrets)
+	}
+	f.env["MEILI_URL"] = meili.server.URL
+	var building []meiliCall
+	err := withSecrets(f.name, f.env, f.fn.Secrets, nil, func(c *config.Reader) error {
+		h, err := f.build(c, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return err
+		}
+		building = meili.take()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/search/products?q=lamp&sort=price_asc", nil))
+		if rec.Code != http.StatusOK {
+			t.Errorf("search: %d %s, want 200", rec.Code, rec.Body)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(building) > 0 {
+		t.Errorf("search-products asks Meilisearch %v as it builds, want nothing", building)
+	}
+	want := []meiliCall{{http.MethodPost, "/indexes/products/search", "meili-search-key"}}
+	if got := meili.take(); !slices.Equal(got, want) {
+		t.Errorf("a search asks Meilisearch %v, want only %v", got, want)
 	}
 }
 

@@ -144,7 +144,7 @@ func TestGatewayAPIWithGoSDK(t *testing.T) {
 		names = append(names, s.Name)
 	}
 	wantSecrets := []string{"admin-email", "admin-password", "api-key", "db-password", "event-signing-key", "event-verify-key",
-		"internal-callers", "jwt-signing-key", "jwt-verify-key", "meili-key", "redis-password", "smtp-password"}
+		"internal-callers", "jwt-signing-key", "jwt-verify-key", "meili-key", "meili-search-key", "redis-password", "smtp-password"}
 	for _, c := range routes.AllCallers() {
 		wantSecrets = append(wantSecrets, auth.CredentialSecret(c))
 	}

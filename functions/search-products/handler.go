@@ -3,7 +3,8 @@
 // {hits, total, facets:{category:{name:count}}} to anyone. Search is typo
 // tolerant; sort is relevance (default), price_asc, price_desc or popularity;
 // any bad parameter is 422. The backend is Meilisearch when MEILI_URL is set,
-// else the embedded PostgreSQL index.
+// searched with the meili-search-key secret, a key that may do nothing else
+// (the writers apply the index settings), else the embedded PostgreSQL index.
 package function
 
 import (

@@ -307,7 +307,7 @@ var keyPairs = [][2]string{{"jwt-signing-key", "jwt-verify-key"}, {"event-signin
 // event-signing-key and the consumers' matching event-verify-key (an Ed25519
 // pair, internal/events); the seeded admin's
 // admin-email and admin-password, and db-password, meili-key,
-// redis-password and smtp-password empty (PostgreSQL trusts local
+// meili-search-key, redis-password and smtp-password empty (PostgreSQL trusts local
 // connections, no Meilisearch runs, the machine's Redis has no requirepass
 // and no SMTP server needs a login; functions declare them for production).
 // A developer whose Redis requires a password writes it to the state
@@ -333,6 +333,7 @@ func Development() map[string]string {
 		"admin-password":      "admin-dev-password",
 		"db-password":         "",
 		"meili-key":           "",
+		"meili-search-key":    "",
 		"redis-password":      "",
 		"smtp-password":       "",
 	}

@@ -204,7 +204,7 @@ func TestCreateMissingKeepsExistingValues(t *testing.T) {
 		t.Error("a second CreateMissing replaced basic-auth-password")
 	}
 	want := []string{"admin-email", "admin-password", "db-password", "event-signing-key", "event-verify-key", "internal-callers",
-		"jwt-signing-key", "jwt-verify-key", "meili-key", "redis-password", "smtp-password"}
+		"jwt-signing-key", "jwt-verify-key", "meili-key", "meili-search-key", "redis-password", "smtp-password"}
 	for _, c := range routes.AllCallers() {
 		want = append(want, auth.CredentialSecret(c))
 	}

@@ -8,7 +8,9 @@
 // REDIS_ADDR and the optional secret redis-password (redisconn.ConfigFrom),
 // PRODUCT_CACHE_PREFIX (default "shop:catalog:product:"), PRODUCT_CACHE_TTL (default 5m); MEILI_URL (when
 // set, search uses Meilisearch), MEILI_INDEX (default products), optional
-// secret meili-key; secret jwt-verify-key for the admin writes; secret
+// secrets meili-key (Needs.Index: the writers' admin key) and
+// meili-search-key (Needs.Search: search-products' search-only key,
+// docs/security.md); secret jwt-verify-key for the admin writes; secret
 // internal-callers for the event functions; secret event-verify-key and
 // EVENT_ACCEPT_UNSIGNED for Needs.Events.
 package catalogenv
@@ -16,6 +18,7 @@ package catalogenv
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -36,11 +39,31 @@ import (
 	"github.com/shopfaas/shop/internal/telemetry"
 )
 
+// The Meilisearch keys, one secret each (docs/security.md, "Meilisearch's
+// keys"): neither is the master key, which only Meilisearch holds.
+const (
+	// IndexKeySecret is the writers' key (Needs.Index): an API key of the
+	// products index allowed to write its documents and settings and read
+	// their tasks.
+	IndexKeySecret = "meili-key"
+	// SearchKeySecret is search-products' key (Needs.Search): an API key of
+	// the products index allowed to search it, nothing else.
+	SearchKeySecret = "meili-search-key"
+)
+
 // Needs says which optional dependencies a function uses.
 type Needs struct {
 	Tokens bool // admin writes: the jwt-verify-key secret
 	Cache  bool // get-product and the writes: Redis
-	Search bool // search-products and the writes: the search backend
+	// Search: search-products answers searches from the search backend. With
+	// Meilisearch it holds only the meili-search-key secret, a key that can
+	// search the index and do nothing else, and sends nothing but searches:
+	// not even the index settings, which a writer applies (Index).
+	Search bool
+	// Index: the writes and the event functions keep the external index
+	// (Meilisearch) up to date, with the meili-key secret, an admin key of
+	// the index; the build applies the index settings (EnsureSettings).
+	Index bool
 	// Internal: event functions check their internal callers (the
 	// internal-callers secret).
 	Internal bool
@@ -55,11 +78,12 @@ type Deps struct {
 	Store  *catalogdb.Store
 	Tokens *auth.Verifier
 	Cache  *cache.Cache
-	// Search answers searches: Meilisearch when configured, else the
-	// embedded PostgreSQL index.
+	// Search answers searches, set with Needs.Search: Meilisearch when
+	// configured, else the embedded PostgreSQL index.
 	Search search.Index
 	// External is the search index that the catalog's transaction does not
-	// maintain (Meilisearch), nil for the embedded one. Writes push to it
+	// maintain (Meilisearch), set with Needs.Index; nil for the embedded
+	// one. Writes push to it
 	// after commit (Committed); index-product does so again from
 	// product.changed.v1, and update-product-stats fails a sale's delivery
 	// until its push succeeds.
@@ -83,7 +107,9 @@ type Deps struct {
 // never the build, so the catalog stays ready and serves from PostgreSQL;
 // the functions that need Redis fail their build on the first two,
 // redisconn.Open), the catalog database, connected and migrated, and the
-// external index, its settings applied.
+// search backend: for Needs.Search, which sends Meilisearch nothing as it
+// builds, and for Needs.Index the external index, its settings applied. A
+// function needs one or the other, never both: one key each.
 // A failed Load closes what it opened (a build is retried every few seconds
 // while a dependency is down: each retry would leave a Redis connection and
 // a pool open).
@@ -94,11 +120,18 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		cc = cache.Config{Redis: redisconn.ConfigFrom(c), Prefix: c.String("PRODUCT_CACHE_PREFIX", "shop:catalog:product:"),
 			TTL: c.Duration("PRODUCT_CACHE_TTL", 5*time.Minute)}
 	}
+	if needs.Search && needs.Index {
+		return nil, fmt.Errorf("catalogenv: a function that searches (Needs.Search) does not write the index (Needs.Index): it would hold both Meilisearch keys")
+	}
 	var mc meili.Config
-	if needs.Search {
+	if needs.Search || needs.Index {
 		mc = meili.Config{URL: c.String("MEILI_URL", ""), IndexUID: c.String("MEILI_INDEX", "products")}
 		if mc.URL != "" {
-			mc.APIKey = c.OptionalSecret("meili-key")
+			key := IndexKeySecret
+			if needs.Search {
+				key = SearchKeySecret
+			}
+			mc.APIKey = c.OptionalSecret(key)
 		}
 	}
 	callers := auth.CallersFrom(c, needs.Tokens, needs.Internal)
@@ -149,15 +182,19 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	d.Store = catalogdb.New(pool)
 	if needs.Search {
 		d.Search = pgsearch.New(pool)
-		if mc.URL != "" {
-			ix, err := meili.New(mc)
-			if err != nil {
-				return nil, err
-			}
+	}
+	if mc.URL != "" {
+		ix, err := meili.New(mc)
+		if err != nil {
+			return nil, err
+		}
+		if needs.Search {
+			d.Search = ix
+		} else {
 			if err := ix.EnsureSettings(ctx); err != nil {
 				return nil, err
 			}
-			d.Search, d.External = ix, ix
+			d.External = ix
 		}
 	}
 	return d, nil

@@ -52,6 +52,17 @@ func TestLoad(t *testing.T) {
 	})
 }
 
+// A function that searches does not also write the index: it would hold
+// both Meilisearch keys, and search-products, public, must hold only the
+// search key (docs/security.md, "Meilisearch's keys").
+func TestAFunctionHoldsOneMeilisearchKey(t *testing.T) {
+	c := config.New(config.Env(map[string]string{"MEILI_URL": "http://127.0.0.1:1"}))
+	_, err := catalogenv.Load(context.Background(), c, slog.New(slog.DiscardHandler), catalogenv.Needs{Search: true, Index: true})
+	if err == nil || !strings.Contains(err.Error(), "both Meilisearch keys") {
+		t.Errorf("Load with Needs.Search and Needs.Index = %v, want the refusal of both keys", err)
+	}
+}
+
 // A product cache that Redis refuses (its password changed on Redis's side
 // after the function was built, or an ACL denies the cache's commands:
 // NOPERM) is a miss, as any cache failure is, but logged at error level

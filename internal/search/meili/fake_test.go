@@ -18,7 +18,8 @@ package meili_test
 //     limit (default 20), offset, matchingStrategy "all" → hits,
 //     estimatedTotalHits, facetDistribution. Filtering or sorting on an
 //     attribute that the settings do not declare fails with 400, as it does in
-//     Meilisearch, so the adapter's EnsureSettings is exercised.
+//     Meilisearch, so the adapter's EnsureSettings is exercised. An index that
+//     no settings update or document addition created is 404 index_not_found.
 //   - Errors are {message, code, type, link}; with a key configured every
 //     request needs "Authorization: Bearer <key>".
 // Typo tolerance follows Meilisearch's defaults in spirit: one typo allowed in
@@ -299,6 +300,10 @@ type scored struct {
 }
 
 func (f *fakeMeili) search(w http.ResponseWriter, r *http.Request, index string) {
+	if f.docs[index] == nil && f.sets[index] == nil {
+		f.fail(w, http.StatusNotFound, "index_not_found", fmt.Sprintf("Index `%s` not found.", index))
+		return
+	}
 	var body searchBody
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
 		f.fail(w, http.StatusBadRequest, "bad_request", "The search body is not valid JSON.")

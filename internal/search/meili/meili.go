@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,7 +34,9 @@ import (
 type Config struct {
 	// URL of the Meilisearch server, e.g. http://meilisearch:7700. Required.
 	URL string
-	// APIKey is the master or an admin key (secret meili-key); empty when the
+	// APIKey is the key sent as bearer token: the writers' admin key of the
+	// index (secret meili-key) or search-products' search-only key (secret
+	// meili-search-key), never the master key; empty when the
 	// server runs without one.
 	APIKey string
 	// IndexUID is the index holding products. Default "products".
@@ -126,13 +129,28 @@ type apiError struct {
 	Type    string `json:"type"`
 }
 
+// statusError is an answer of Meilisearch's other than the one a call
+// wanted: its HTTP status, and its error object when it has one.
+type statusError struct {
+	status int
+	apiError
+}
+
+func (e *statusError) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("status %d", e.status)
+	}
+	return fmt.Sprintf("status %d: %s (%s)", e.status, e.Message, e.Code)
+}
+
 // maxRetries is how many times a request answered 502, 503 or 504 is sent
 // again (meilisearch-go's default).
 const maxRetries = 3
 
 // do sends one request (body, when not nil, as JSON) and decodes an answer
 // of status want into out (when not nil). Any other status is an error with
-// Meilisearch's message and code; 502, 503 and 504 are retried first.
+// Meilisearch's message and code (a *statusError); 502, 503 and 504 are retried
+// first.
 func (ix *Index) do(ctx context.Context, method, path string, body any, want int, out any) error {
 	var payload []byte
 	if body != nil {
@@ -182,11 +200,9 @@ func (ix *Index) do(ctx context.Context, method, path string, body any, want int
 			}
 			continue
 		}
-		var e apiError
-		if json.Unmarshal(raw, &e) == nil && e.Message != "" {
-			return fmt.Errorf("status %d: %s (%s)", res.StatusCode, e.Message, e.Code)
-		}
-		return fmt.Errorf("status %d", res.StatusCode)
+		e := &statusError{status: res.StatusCode}
+		_ = json.Unmarshal(raw, &e.apiError)
+		return e
 	}
 }
 
@@ -321,7 +337,11 @@ type searchResponse struct {
 }
 
 // Search answers q. Every query word must match (matchingStrategy "all"),
-// like the embedded backend.
+// like the embedded backend. An index that does not exist yet (Meilisearch's
+// index_not_found) holds no product: its answer is the empty result. The
+// index is created by the first writer that builds (EnsureSettings, before it
+// pushes any product), and search-products, which may start first, never
+// creates it: its key may only search.
 func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, error) {
 	req := searchRequest{
 		Query: q.Text, Limit: q.Limit, Offset: q.Offset, Filter: Filter(q),
@@ -338,6 +358,9 @@ func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, err
 	res := search.Result{Hits: []search.Document{}, Facets: map[string]map[string]int{"category": {}}}
 	var resp searchResponse
 	if err := ix.do(ctx, http.MethodPost, ix.indexPath("/search"), req, http.StatusOK, &resp); err != nil {
+		if e, ok := errors.AsType[*statusError](err); ok && e.Code == "index_not_found" {
+			return res, nil
+		}
 		return res, fmt.Errorf("meili: search: %w", err)
 	}
 	for _, d := range resp.Hits {

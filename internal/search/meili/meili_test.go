@@ -37,17 +37,39 @@ func TestSuite(t *testing.T) {
 	searchtest.Run(t, func(t *testing.T) search.Index { return newIndex(t, "test-key") })
 }
 
-// Searching before EnsureSettings fails, as in Meilisearch (price is not yet
-// filterable), and a wrong key is refused: the fake is strict enough for the
-// suite to mean something.
+// Searching an index created without EnsureSettings fails, as in
+// Meilisearch (price is not yet filterable), and a wrong key is refused: the
+// fake is strict enough for the suite to mean something.
 func TestFakeIsStrict(t *testing.T) {
 	ix := newIndex(t, "test-key")
+	if err := ix.Upsert(context.Background(), search.Document{ID: uuid.New(), Name: "Lamp",
+		Price: catalog.Money{Amount: 100, Currency: "USD"}}); err != nil {
+		t.Fatal(err)
+	}
 	min := int64(10)
 	if _, err := ix.Search(context.Background(), search.Query{MinPrice: &min, Limit: 5, Sort: search.SortPriceAsc}); err == nil {
 		t.Error("search on unconfigured attributes succeeded")
 	}
 	if err := newIndex(t, "wrong").EnsureSettings(context.Background()); err == nil {
 		t.Error("wrong API key accepted")
+	}
+}
+
+// search-products may start before any writer has created the index (the
+// writers apply its settings as they build; search-products' key may only
+// search): until then a search finds nothing, where it answered 503. Any
+// other refusal is still an error.
+func TestAnIndexNoWriterCreatedYetFindsNothing(t *testing.T) {
+	res, err := newIndex(t, "test-key").Search(context.Background(), search.Query{Text: "lamp", Limit: 5, Sort: search.SortPriceAsc})
+	if err != nil {
+		t.Fatalf("Search = %v, want the empty result", err)
+	}
+	want := search.Result{Hits: []search.Document{}, Facets: map[string]map[string]int{"category": {}}}
+	if diff := cmp.Diff(want, res); diff != "" {
+		t.Errorf("result (-want +got):\n%s", diff)
+	}
+	if _, err := newIndex(t, "wrong").Search(context.Background(), search.Query{Limit: 5}); err == nil {
+		t.Error("a search with a wrong key succeeded")
 	}
 }
 
