@@ -21,7 +21,7 @@ const (
 
 // seedAdmin makes the account named by the admin-email secret an admin with
 // the admin-password secret as its password, creating it when missing. It
-// reads USERS_DATABASE_URL, DATABASE_CREATE, the optional db-password secret,
+// reads USERS_DATABASE_URL, DATABASE_CREATE, the optional db-password-users secret,
 // ADMIN_NAME (default Administrator) and ADMIN_PROMOTE (default false: an
 // existing account of the email that is not an admin is refused, not
 // adopted; see usersdb.Store.EnsureAdmin). It never logs the email or

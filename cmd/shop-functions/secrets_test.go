@@ -30,6 +30,7 @@ import (
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/fntest"
+	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
 )
@@ -43,7 +44,11 @@ var secretValues = map[string]string{
 	"internal-token-cancel-order":        authtest.Credential("cancel-order"),
 	"internal-token-recover-orders":      authtest.Credential("recover-orders"),
 	"internal-token-expire-reservations": authtest.Credential("expire-reservations"),
-	"db-password":                        "unused-with-trust",
+	"db-password-users":                  "unused-with-trust",
+	"db-password-catalog":                "unused-with-trust",
+	"db-password-orders":                 "unused-with-trust",
+	"db-password-inventory":              "unused-with-trust",
+	"db-password-payments":               "unused-with-trust",
 	"meili-key":                          "meili-test-key",
 	"meili-search-key":                   "meili-test-search-key",
 	"redis-password":                     "unused-without-requirepass",
@@ -53,8 +58,9 @@ var secretValues = map[string]string{
 
 // callerSecrets are the secrets a loader reads only when the function needs
 // them, and then requires: a function must declare exactly those it reads.
-// The others are optional where they are read (db-password without a
-// password in the URL, meili-key and meili-search-key without MEILI_URL,
+// The others are optional where they are read (db-password-<service>
+// without a password in the URL: TestEachFunctionHoldsItsOwnDatabasePasswordOnly
+// checks those, meili-key and meili-search-key without MEILI_URL,
 // smtp-password without SMTP_ADDR, redis-password without requirepass), so
 // declaring one that goes unread cannot be seen here
 // (TestTheMeiliKeyHoldersAreTheMeilisearchUsers checks the Meilisearch
@@ -163,6 +169,48 @@ func TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares(t *testing.T) {
 				t.Errorf("%s declares %s but builds without it (error %v): remove it from its secrets in stack.yml",
 					name, secret, err)
 			}
+		}
+	}
+}
+
+// databaseServices are the services with a database, each owned by a role
+// of its own whose password is postgres.PasswordSecret(service)
+// (env/faasd/postgres-init/10-shop.sh).
+var databaseServices = []string{"users", "catalog", "orders", "inventory", "payments"}
+
+// Each function declares the database password of exactly the service
+// databases it opens, those whose <SERVICE>_DATABASE_URL it requires (built
+// without it, it fails naming it), and no other: with the password of
+// another service's role, a compromised function could write that service's
+// tables (get-stock's, the users' roles). The secret is optional where it is
+// read (PostgreSQL trusts local connections), so
+// TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares cannot see either
+// mistake; the one db-password every service shared is declared by none.
+func TestEachFunctionHoldsItsOwnDatabasePasswordOnly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds every function against PostgreSQL and Redis; -short was asked for")
+	}
+	fns, _ := devFunctions(t) // TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares reports what the registry lacks
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, f := range fns {
+		var want, got []string
+		for _, service := range databaseServices {
+			v := strings.ToUpper(service) + "_DATABASE_URL"
+			env := maps.Clone(f.env)
+			delete(env, v)
+			if err := buildWith(f.build, f.name, env, f.fn.Secrets, log); err != nil && strings.Contains(err.Error(), v) {
+				want = append(want, postgres.PasswordSecret(service))
+			}
+		}
+		for _, secret := range f.fn.Secrets {
+			if strings.HasPrefix(secret, "db-password") {
+				got = append(got, secret)
+			}
+		}
+		slices.Sort(want)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s declares the database passwords %v, want exactly %v (its service's)", f.name, got, want)
 		}
 	}
 }

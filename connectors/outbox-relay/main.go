@@ -17,7 +17,7 @@
 //	METRICS_ADDR            Prometheus /metrics listen address [127.0.0.1:0]; "off" disables
 //	LOG_LEVEL               debug, info, warn, error [info]
 //	PPROF_CPU_DIR           write a CPU profile of the run there at stop, when PPROF_FUNCTIONS is empty or names outbox-relay [""]
-//	SECRETS_DIR             secret event-signing-key (required), optional secrets db-password and rabbitmq-password (the broker password) [/var/openfaas/secrets]
+//	SECRETS_DIR             secret event-signing-key (required), optional secrets db-password-relay (the relay's own login role, shop_relay) and rabbitmq-password (the broker password) [/var/openfaas/secrets]
 package main
 
 import (
@@ -55,7 +55,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		return err
 	}
 	defer end()
-	password := c.OptionalSecret("db-password")
+	password := c.OptionalSecret(relay.PasswordSecret)
 	signingKey := c.Secret("event-signing-key", "", false)
 	cfg := relay.Config{
 		Names:                 broker.Names{Prefix: c.String("EXCHANGE_PREFIX", "")},

@@ -788,12 +788,13 @@ services:
 }
 
 // The postgres init script (env/faasd/postgres-init/10-shop.sh) stops, before
-// any psql, when it cannot read the shop role's password or the monitoring
-// role's: a failed $(cat ...) inside psql's arguments does not trip set -e,
-// and the role was created with an empty password. A directory stands for a
-// file the script cannot read (the test may run as root, who reads any file).
-// A password with white space (a CRLF line end) is refused too: the role's
-// users trim it, the script would not.
+// any psql, when it cannot read a role's password: a service's
+// (db-password-<service>), the relay's or the monitoring role's. A failed
+// $(cat ...) inside psql's arguments does not trip set -e, and the role was
+// created with an empty password. A directory stands for a file the script
+// cannot read (the test may run as root, who reads any file). A password
+// with white space (a CRLF line end) is refused too: the role's users trim
+// it, the script would not.
 func TestPostgresInitNeedsThePassword(t *testing.T) {
 	sh := "/bin/sh" // as the containers run it
 	dir := t.TempDir()
@@ -802,46 +803,50 @@ func TestPostgresInitNeedsThePassword(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "psql"), []byte(fake), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	run := func(passwordFile, monitorFile string) (string, string, error) {
+	files := []string{"db-password-users", "db-password-catalog", "db-password-orders", "db-password-inventory",
+		"db-password-payments", "db-password-relay", "postgres-monitor-password"}
+	// run runs the script on a secrets folder holding every file, the one
+	// named bad (if any) written by spoil.
+	run := func(bad string, spoil func(path string) error) (string, string, error) {
 		t.Helper()
 		_ = os.Remove(calls)
+		secrets := t.TempDir()
+		for i, f := range files {
+			if err := os.WriteFile(filepath.Join(secrets, f), []byte("s3cret"+strconv.Itoa(i)+"\n"), 0o400); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if bad != "" {
+			if err := os.Remove(filepath.Join(secrets, bad)); err != nil {
+				t.Fatal(err)
+			}
+			if err := spoil(filepath.Join(secrets, bad)); err != nil {
+				t.Fatal(err)
+			}
+		}
 		cmd := exec.Command(sh, filepath.Join(root(t), "env/faasd/postgres-init/10-shop.sh"))
-		cmd.Env = []string{"PATH=" + dir + ":" + os.Getenv("PATH"), "POSTGRES_USER=postgres",
-			"SHOP_DB_PASSWORD_FILE=" + passwordFile, "SHOP_MONITOR_PASSWORD_FILE=" + monitorFile}
+		cmd.Env = []string{"PATH=" + dir + ":" + os.Getenv("PATH"), "POSTGRES_USER=postgres", "SHOP_SECRETS_DIR=" + secrets}
 		out, err := cmd.CombinedOutput()
 		b, _ := os.ReadFile(calls)
 		return string(out), string(b), err
 	}
-	good := filepath.Join(dir, "db-password")
-	if err := os.WriteFile(good, []byte("s3cret\n"), 0o400); err != nil {
-		t.Fatal(err)
-	}
-	monitor := filepath.Join(dir, "postgres-monitor-password")
-	if err := os.WriteFile(monitor, []byte("m0nitor\n"), 0o400); err != nil {
-		t.Fatal(err)
-	}
-	out, psql, err := run(good, monitor)
-	if err != nil || !strings.Contains(psql, "--set=password=s3cret --set=monitor_password=m0nitor\n") {
+	out, psql, err := run("", nil)
+	if err != nil || !strings.Contains(psql, "--set=users_password=s3cret0 --set=catalog_password=s3cret1 "+
+		"--set=orders_password=s3cret2 --set=inventory_password=s3cret3 --set=payments_password=s3cret4 "+
+		"--set=relay_password=s3cret5 --set=monitor_password=s3cret6\n") {
 		t.Fatalf("readable passwords: err %v, output %q, psql calls:\n%s", err, out, psql)
 	}
-	unreadable := filepath.Join(dir, "not-a-file")
-	if err := os.Mkdir(unreadable, 0o755); err != nil {
-		t.Fatal(err)
+	spoils := map[string]func(string) error{
+		"unreadable": func(p string) error { return os.Mkdir(p, 0o755) },
+		"missing":    func(string) error { return nil },
+		"empty":      func(p string) error { return os.WriteFile(p, []byte("\n"), 0o400) },
+		"crlf":       func(p string) error { return os.WriteFile(p, []byte("s3cret\r\n"), 0o400) },
 	}
-	empty := filepath.Join(dir, "empty")
-	if err := os.WriteFile(empty, []byte("\n"), 0o400); err != nil {
-		t.Fatal(err)
-	}
-	crlf := filepath.Join(dir, "crlf")
-	if err := os.WriteFile(crlf, []byte("s3cret\r\n"), 0o400); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{unreadable, filepath.Join(dir, "missing"), empty, crlf} {
-		if out, psql, err := run(f, monitor); err == nil || psql != "" {
-			t.Errorf("password file %s: err %v (want a failure), output %q, psql calls:\n%s", f, err, out, psql)
-		}
-		if out, psql, err := run(good, f); err == nil || psql != "" {
-			t.Errorf("monitoring password file %s: err %v (want a failure), output %q, psql calls:\n%s", f, err, out, psql)
+	for _, f := range files {
+		for what, spoil := range spoils {
+			if out, psql, err := run(f, spoil); err == nil || psql != "" {
+				t.Errorf("%s %s: err %v (want a failure), output %q, psql calls:\n%s", what, f, err, out, psql)
+			}
 		}
 	}
 }
@@ -879,7 +884,7 @@ func TestConnectorsRunAsAFixedUID(t *testing.T) {
 	guide := string(read(t, "docs/deploy-faasd.md"))
 	for _, want := range []string{
 		"chown " + connectorUID + " event-signing-key internal-token-rabbitmq-connector internal-token-scheduler",
-		"chown 999:" + connectorUID + " db-password rabbitmq-password",
+		"chown 999:" + connectorUID + " db-password-relay rabbitmq-password",
 	} {
 		if !strings.Contains(guide, want) {
 			t.Errorf("docs/deploy-faasd.md lacks %q", want)

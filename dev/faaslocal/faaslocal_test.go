@@ -143,7 +143,8 @@ func TestGatewayAPIWithGoSDK(t *testing.T) {
 	for _, s := range secrets {
 		names = append(names, s.Name)
 	}
-	wantSecrets := []string{"admin-email", "admin-password", "api-key", "db-password", "event-signing-key", "event-verify-key",
+	wantSecrets := []string{"admin-email", "admin-password", "api-key", "db-password-catalog", "db-password-inventory",
+		"db-password-orders", "db-password-payments", "db-password-relay", "db-password-users", "event-signing-key", "event-verify-key",
 		"internal-callers", "jwt-signing-key", "jwt-verify-key", "meili-key", "meili-search-key", "redis-password", "smtp-password"}
 	for _, c := range routes.AllCallers() {
 		wantSecrets = append(wantSecrets, auth.CredentialSecret(c))
@@ -740,7 +741,7 @@ func TestHarnessRunsStackFunctions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.EnvVars["SHOP_ENV"] != "development" || st.AvailableReplicas != 1 || !cmp.Equal(st.Secrets, []string{"jwt-verify-key", "db-password"}) {
+	if st.EnvVars["SHOP_ENV"] != "development" || st.AvailableReplicas != 1 || !cmp.Equal(st.Secrets, []string{"jwt-verify-key", "db-password-users"}) {
 		t.Errorf("get-me status %+v", st)
 	}
 }

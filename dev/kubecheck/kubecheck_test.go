@@ -49,7 +49,7 @@ var basicAuth = []string{"basic-auth-user", "basic-auth-password"} // config.Rea
 
 func connectors() []connector {
 	return []connector{
-		{name: "outbox-relay", reads: []string{"event-signing-key", "db-password", broker.PasswordSecret}},
+		{name: "outbox-relay", reads: []string{"event-signing-key", "db-password-relay", broker.PasswordSecret}},
 		{name: "rabbitmq-connector", reads: append([]string{auth.CredentialSecret(routes.CallerRabbitMQ), broker.PasswordSecret}, basicAuth...),
 			kubeOnly: []string{"FUNCTION_URL_TEMPLATE"}},
 		{name: "scheduler", reads: append([]string{auth.CredentialSecret(routes.CallerScheduler)}, basicAuth...)},

@@ -6,7 +6,7 @@
 // configured, emails it to the account's address. See docs/events.md.
 //
 // Configuration: USERS_DATABASE_URL, DATABASE_CREATE, DATABASE_MAX_CONNS,
-// optional secret db-password; secret internal-callers; the mail settings of
+// optional secret db-password-users; secret internal-callers; the mail settings of
 // smtpmail.ConfigFrom: SMTP_ADDR (host:port, optional: no email without it),
 // SMTP_FROM, SMTP_USERNAME with secret smtp-password, SMTP_TLS,
 // SMTP_ALLOW_PLAINTEXT_AUTH, SMTP_TIMEOUT.

@@ -160,7 +160,7 @@ func (c *Reader) GatewayBasicAuth() (user, password string) {
 }
 
 // OptionalSecret reads the secret file name, or "" when it is missing or
-// empty; its absence is never a problem (e.g. db-password where PostgreSQL
+// empty; its absence is never a problem (e.g. db-password-users where PostgreSQL
 // trusts local connections). A file that exists but cannot be read (its
 // owner or mode wrong for this process) is a problem: taken as absent, the
 // process would connect without the password and fail at every attempt

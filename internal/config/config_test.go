@@ -131,7 +131,7 @@ func TestOptionalSecret(t *testing.T) {
 	for _, tt := range []struct {
 		name, want string
 		wantErr    bool
-	}{{"rabbitmq-password", "pw", false}, {"db-password", "", false}, {"a-dir", "", true}} {
+	}{{"rabbitmq-password", "pw", false}, {"db-password-users", "", false}, {"a-dir", "", true}} {
 		c := config.New(config.Env(map[string]string{"SECRETS_DIR": dir}))
 		if got := c.OptionalSecret(tt.name); got != tt.want || (c.Err() != nil) != tt.wantErr {
 			t.Errorf("OptionalSecret(%s) = %q, err %v; want %q, err %v", tt.name, got, c.Err(), tt.want, tt.wantErr)

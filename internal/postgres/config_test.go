@@ -13,11 +13,15 @@ import (
 )
 
 // Every service reads its database settings the same way: its own URL
-// variable, the shared pool settings and the db-password secret.
+// variable, the shared pool settings and its own password secret,
+// db-password-<service>: never another service's, nor the one db-password
+// all services shared before each had a role of its own.
 func TestConfigFrom(t *testing.T) {
 	secrets := t.TempDir()
-	if err := os.WriteFile(filepath.Join(secrets, "db-password"), []byte("pw\n"), 0o600); err != nil {
-		t.Fatal(err)
+	for name, pw := range map[string]string{"db-password-orders": "pw\n", "db-password-users": "users-pw", "db-password": "shared-pw"} {
+		if err := os.WriteFile(filepath.Join(secrets, name), []byte(pw), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	migrations := fstest.MapFS{"0001_init.sql": {Data: []byte("SELECT 1;")}}
 	c := config.New(config.Env(map[string]string{config.SecretsDirEnv: secrets,
@@ -42,7 +46,7 @@ func TestConfigFrom(t *testing.T) {
 		}
 	}
 	if got.Password != "" || got.MigrationURL != "" {
-		t.Errorf("password %q without a db-password secret, migration URL %q unset", got.Password, got.MigrationURL)
+		t.Errorf("password %q without a db-password-users secret, migration URL %q unset", got.Password, got.MigrationURL)
 	}
 
 	// Unset, the lock timeout is the default.

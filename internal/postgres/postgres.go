@@ -703,15 +703,25 @@ func IsCheckViolation(err error) bool {
 // builds its dependencies.
 const OpenTimeout = 15 * time.Second
 
+// PasswordSecret is the secret holding the password of service's login role
+// (db-password-users for "users", …). Each service's database is owned by a
+// role of its own, shop_<service>, that may connect to no other service's
+// database (env/faasd/postgres-init/10-shop.sh): a function declares its
+// service's secret alone, so a compromised one reaches one database.
+func PasswordSecret(service string) string {
+	return "db-password-" + service
+}
+
 // ConfigFrom is how every service reads the settings of its database from c:
 // <SERVICE>_DATABASE_URL (required; service is "users", "orders", …),
 // <SERVICE>_DATABASE_MIGRATION_URL (optional: the same database reached
 // directly where the first goes through a pooler; see Config.MigrationURL),
 // DATABASE_CREATE (default false), DATABASE_MAX_CONNS (default 3, 1 to 20),
 // DATABASE_MIGRATION_LOCK_TIMEOUT (default 2s, 1ms or more; see
-// Config.MigrationLockTimeout) and the optional db-password secret; c
-// collects the problems. migrations are the service's own. Open the result
-// with Open, under OpenTimeout.
+// Config.MigrationLockTimeout) and the optional secret PasswordSecret(service),
+// the password of the service's own login role; c collects the problems.
+// migrations are the service's own. Open the result with Open, under
+// OpenTimeout.
 func ConfigFrom(c *config.Reader, service string, migrations fs.FS) Config {
 	lockTimeout := c.Duration("DATABASE_MIGRATION_LOCK_TIMEOUT", DefaultMigrationLockTimeout)
 	if lockTimeout < time.Millisecond {
@@ -724,7 +734,7 @@ func ConfigFrom(c *config.Reader, service string, migrations fs.FS) Config {
 		CreateDatabase:       c.Bool("DATABASE_CREATE", false),
 		MaxConns:             int32(c.Int("DATABASE_MAX_CONNS", 3, 1, 20)),
 		Migrations:           migrations,
-		Password:             c.OptionalSecret("db-password"),
+		Password:             c.OptionalSecret(PasswordSecret(service)),
 		MigrationURL:         c.String(strings.ToUpper(service)+"_DATABASE_MIGRATION_URL", ""),
 		MigrationLockTimeout: lockTimeout,
 	}

@@ -42,9 +42,18 @@ type Database struct {
 	Name string
 	// URL is the pgx connection string.
 	URL string
-	// Password, when set, overrides the URL's password (the db-password secret).
+	// Password, when set, overrides the URL's password (the relay's own
+	// role's, secret PasswordSecret).
 	Password string
 }
+
+// PasswordSecret is the secret holding the password of the relay's login
+// role, shop_relay. It is no service's role: it may connect to every
+// service database, but only reads and marks the outbox and deletes the old
+// rows of the outbox, processed_events and notifications, what each
+// service's migration *_relay_grants.sql grants it (docs/security.md,
+// "Database roles").
+const PasswordSecret = "db-password-relay"
 
 // Config configures a Relay. Zero values take the documented defaults.
 type Config struct {

@@ -306,8 +306,9 @@ var keyPairs = [][2]string{{"jwt-signing-key", "jwt-verify-key"}, {"event-signin
 // internal-callers that knows them all; the outbox relay's
 // event-signing-key and the consumers' matching event-verify-key (an Ed25519
 // pair, internal/events); the seeded admin's
-// admin-email and admin-password, and db-password, meili-key,
-// meili-search-key, redis-password and smtp-password empty (PostgreSQL trusts local
+// admin-email and admin-password, and the database passwords (each
+// service's db-password-<service> and the relay's db-password-relay),
+// meili-key, meili-search-key, redis-password and smtp-password empty (PostgreSQL trusts local
 // connections, no Meilisearch runs, the machine's Redis has no requirepass
 // and no SMTP server needs a login; functions declare them for production).
 // A developer whose Redis requires a password writes it to the state
@@ -323,19 +324,24 @@ func Development() map[string]string {
 	signing, verify := keyPair()
 	jwtSigning, jwtVerify := keyPair()
 	out := map[string]string{
-		"basic-auth-user":     "admin",
-		"basic-auth-password": randomKey(24),
-		"jwt-signing-key":     jwtSigning,
-		"jwt-verify-key":      jwtVerify,
-		"event-signing-key":   signing,
-		"event-verify-key":    verify,
-		"admin-email":         "admin@example.com",
-		"admin-password":      "admin-dev-password",
-		"db-password":         "",
-		"meili-key":           "",
-		"meili-search-key":    "",
-		"redis-password":      "",
-		"smtp-password":       "",
+		"basic-auth-user":       "admin",
+		"basic-auth-password":   randomKey(24),
+		"jwt-signing-key":       jwtSigning,
+		"jwt-verify-key":        jwtVerify,
+		"event-signing-key":     signing,
+		"event-verify-key":      verify,
+		"admin-email":           "admin@example.com",
+		"admin-password":        "admin-dev-password",
+		"db-password-users":     "",
+		"db-password-catalog":   "",
+		"db-password-orders":    "",
+		"db-password-inventory": "",
+		"db-password-payments":  "",
+		"db-password-relay":     "",
+		"meili-key":             "",
+		"meili-search-key":      "",
+		"redis-password":        "",
+		"smtp-password":         "",
 	}
 	var lines []string
 	for _, caller := range routes.AllCallers() {

@@ -1,19 +1,28 @@
 #!/bin/sh
 # First start of the postgres service (docker-compose.yml): the official image
 # runs this once, when the data directory is empty, as the superuser. It
-# creates the login role `shop` with the password of the secret file
-# /run/secrets/db-password and one database per service owned by it, with
-# pg_trgm (catalog search) available, and the login role `shop_monitor`
-# (pg_monitor: statistics only, no table) with the password of
-# /run/secrets/postgres-monitor-password, for the postgres-exporter service. Schemas are created by the functions'
-# migrations at start (DATABASE_CREATE=false in production).
+# creates one database per service, shop_<service>, each owned by a login
+# role of its own, shop_<service>, with the password of the secret file
+# db-password-<service>, and no other role but the relay's may connect to
+# it: a function holds its service's secret alone (stack.yml), so whatever
+# it is made to do, it reaches one database (docs/security.md, "Database
+# roles"). The login role shop_relay (secret db-password-relay) may connect
+# to every service database; what it may do there (read and mark the
+# outbox, delete old rows) each service's migration *_relay_grants.sql
+# grants it once the tables exist. pg_trgm (catalog search) is available in
+# each database. The login role shop_monitor (pg_monitor: statistics only,
+# no table, the postgres database only) has the password of
+# postgres-monitor-password, for the postgres-exporter service. Schemas are
+# created by the functions' migrations at start (DATABASE_CREATE=false in
+# production), as their service's role. The secret files are read from
+# SHOP_SECRETS_DIR [/run/secrets].
 set -eu
 
 # Read into a variable first: a failed $(cat ...) inside psql's arguments
 # would not stop the script (set -e ignores it there) and the role would get
 # an empty password. The script runs as the postgres user (uid 999), so the
-# file must be readable by it (docs/deploy-faasd.md, step 3).
-# The variables are for dev/deploycheck's test.
+# files must be readable by it (docs/deploy-faasd.md, step 3).
+# SHOP_SECRETS_DIR is for dev/deploycheck's tests.
 read_password() {
 	p=$(cat "$1") || {
 		echo "10-shop.sh: cannot read $1 (it must be readable by uid $(id -u))" >&2
@@ -33,25 +42,44 @@ read_password() {
 	esac
 	printf '%s' "$p"
 }
-password=$(read_password "${SHOP_DB_PASSWORD_FILE:-/run/secrets/db-password}") || exit 1
-monitor_password=$(read_password "${SHOP_MONITOR_PASSWORD_FILE:-/run/secrets/postgres-monitor-password}") || exit 1
+services="users catalog orders inventory payments"
+secrets=${SHOP_SECRETS_DIR:-/run/secrets}
+# Every file is read before the first psql: one that is missing creates no
+# role at all (the data directory is not initialised again on the next start).
+for s in $services relay; do
+	p=$(read_password "$secrets/db-password-$s") || exit 1
+	eval "${s}_password=\$p"
+done
+monitor_password=$(read_password "$secrets/postgres-monitor-password") || exit 1
 
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
-	--set=password="$password" --set=monitor_password="$monitor_password" <<'SQL'
-CREATE ROLE shop LOGIN PASSWORD :'password';
+	--set=users_password="$users_password" --set=catalog_password="$catalog_password" \
+	--set=orders_password="$orders_password" --set=inventory_password="$inventory_password" \
+	--set=payments_password="$payments_password" --set=relay_password="$relay_password" \
+	--set=monitor_password="$monitor_password" <<'SQL'
 CREATE ROLE shop_monitor LOGIN PASSWORD :'monitor_password' IN ROLE pg_monitor;
-CREATE DATABASE shop_users OWNER shop;
-CREATE DATABASE shop_catalog OWNER shop;
-CREATE DATABASE shop_orders OWNER shop;
-CREATE DATABASE shop_inventory OWNER shop;
-CREATE DATABASE shop_payments OWNER shop;
+CREATE ROLE shop_relay LOGIN PASSWORD :'relay_password';
+CREATE ROLE shop_users LOGIN PASSWORD :'users_password';
+CREATE ROLE shop_catalog LOGIN PASSWORD :'catalog_password';
+CREATE ROLE shop_orders LOGIN PASSWORD :'orders_password';
+CREATE ROLE shop_inventory LOGIN PASSWORD :'inventory_password';
+CREATE ROLE shop_payments LOGIN PASSWORD :'payments_password';
+CREATE DATABASE shop_users OWNER shop_users;
+CREATE DATABASE shop_catalog OWNER shop_catalog;
+CREATE DATABASE shop_orders OWNER shop_orders;
+CREATE DATABASE shop_inventory OWNER shop_inventory;
+CREATE DATABASE shop_payments OWNER shop_payments;
 SQL
 
-for db in shop_users shop_catalog shop_orders shop_inventory shop_payments; do
-	psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$db" <<'SQL'
+# PUBLIC may connect to a new database (and create temporary tables in it):
+# each service database is its own role's and the relay's alone.
+for s in $services; do
+	psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "shop_$s" --set=role="shop_$s" <<'SQL'
+REVOKE ALL ON DATABASE :"DBNAME" FROM PUBLIC;
+GRANT CONNECT ON DATABASE :"DBNAME" TO :"role", shop_relay;
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
-GRANT ALL ON SCHEMA public TO shop;
-ALTER SCHEMA public OWNER TO shop;
+ALTER SCHEMA public OWNER TO :"role";
+GRANT USAGE ON SCHEMA public TO shop_relay;
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 SQL
 done

@@ -1,0 +1,381 @@
+package deploycheck
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"maps"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"gopkg.in/yaml.v3"
+
+	"github.com/shopfaas/shop/dev/stackfile"
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/inventory/inventorydb"
+	"github.com/shopfaas/shop/internal/orders/ordersdb"
+	"github.com/shopfaas/shop/internal/payments/paymentsdb"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/relay"
+	"github.com/shopfaas/shop/internal/users/usersdb"
+)
+
+// serviceMigrations are the migrations of each service database, which its
+// functions apply at start as the service's role.
+var serviceMigrations = map[string]func() fs.FS{
+	"users": usersdb.Migrations, "catalog": catalogdb.Migrations, "orders": ordersdb.Migrations,
+	"inventory": inventorydb.Migrations, "payments": paymentsdb.Migrations,
+}
+
+// privateCluster is a PostgreSQL cluster of the test's own (initdb into a
+// temporary directory, its own port on 127.0.0.1): 10-shop.sh creates roles,
+// which belong to the whole cluster, and the databases shop_users, …, so it
+// cannot run on the machine's server that other tests and `make run` share.
+// The superuser postgres is trusted on the Unix socket in dir (where
+// 10-shop.sh's psql connects); every TCP login needs its password
+// (scram-sha-256), as on faasd. As root, the server runs as the postgres
+// user (initdb refuses root).
+type privateCluster struct {
+	dir  string
+	port int
+}
+
+func startPrivateCluster(t *testing.T) privateCluster {
+	t.Helper()
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	if len(bins) == 0 {
+		t.Fatal("PostgreSQL's server binaries not found (Debian: apt-get install postgresql)")
+	}
+	slices.Sort(bins)
+	bin := filepath.Dir(bins[len(bins)-1])
+	dir, err := os.MkdirTemp("", "pg-init-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	asUser := os.Geteuid() == 0
+	run := func(prog string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(bin, prog), args...)
+		if asUser {
+			cmd = exec.Command("runuser", append([]string{"-u", "postgres", "--", filepath.Join(bin, prog)}, args...)...)
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", prog, args, err, out)
+		}
+	}
+	if asUser {
+		if out, err := exec.Command("chown", "postgres:postgres", dir).CombinedOutput(); err != nil {
+			t.Fatalf("chown %s: %v: %s", dir, err, out)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	run("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+	hba := "local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+	if err := os.WriteFile(filepath.Join(data, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if asUser {
+		if out, err := exec.Command("chown", "postgres:postgres", filepath.Join(data, "pg_hba.conf")).CombinedOutput(); err != nil {
+			t.Fatalf("chown pg_hba.conf: %v: %s", err, out)
+		}
+	}
+	c := privateCluster{dir: dir, port: freePort(t)}
+	run("pg_ctl", "start", "-D", data, "-w", "-t", "60", "-l", filepath.Join(dir, "server.log"),
+		"-o", "-p "+strconv.Itoa(c.port)+" -k "+dir+" -c listen_addresses=127.0.0.1 -c fsync=off")
+	t.Cleanup(func() { run("pg_ctl", "stop", "-D", data, "-m", "immediate") })
+	return c
+}
+
+// url is the TCP URL of database as user with password.
+func (c privateCluster) url(user, password, database string) string {
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Host: "127.0.0.1:" + strconv.Itoa(c.port),
+		Path: "/" + database, RawQuery: "sslmode=disable&connect_timeout=10"}
+	return u.String()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// denied reports whether err is PostgreSQL's insufficient_privilege: a
+// login refused by the database's CONNECT privilege, or a statement by a
+// table's privileges.
+func denied(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42501"
+}
+
+// psql runs the SQL script on database as the superuser, over the cluster's
+// Unix socket.
+func (c privateCluster) psql(t *testing.T, database, script string) {
+	t.Helper()
+	cmd := exec.Command("psql", "-v", "ON_ERROR_STOP=1", "-X", "-q", "--username", "postgres", "--dbname", database)
+	cmd.Env = append(os.Environ(), "PGHOST="+c.dir, "PGPORT="+strconv.Itoa(c.port))
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("psql %s: %v\n%s", database, err, out)
+	}
+}
+
+// runScript runs a script of env/faasd as the postgres image runs its init
+// scripts: the superuser's psql on the socket, the secret files in secrets.
+func (c privateCluster) runScript(t *testing.T, rel, secrets string) {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", filepath.Join(root(t), rel))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "POSTGRES_USER=postgres", "PGHOST=" + c.dir, "PGPORT=" + strconv.Itoa(c.port),
+		"SHOP_SECRETS_DIR=" + secrets}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", rel, err, out)
+	}
+}
+
+// databaseSecrets writes the secret files the postgres service mounts, each
+// password distinct, and returns their folder and the passwords by file.
+func databaseSecrets(t *testing.T) (string, map[string]string) {
+	t.Helper()
+	dir := t.TempDir()
+	passwords := map[string]string{"postgres-monitor-password": "pw-monitor"}
+	for _, s := range append(slices.Sorted(maps.Keys(serviceMigrations)), "relay") {
+		passwords["db-password-"+s] = "pw-" + s
+	}
+	for name, pw := range passwords {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(pw+"\n"), 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir, passwords
+}
+
+// migrate applies each service's migrations to its database as user with
+// password, as a function does at start.
+func (c privateCluster) migrate(t *testing.T, user func(service string) (string, string)) {
+	t.Helper()
+	for service, migrations := range serviceMigrations {
+		name, password := user(service)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		pool, err := postgres.Open(ctx, postgres.Config{URL: c.url(name, "", "shop_"+service), Password: password,
+			MaxConns: 1, Migrations: migrations()})
+		cancel()
+		if err != nil {
+			t.Fatalf("migrating shop_%s as %s: %v", service, name, err)
+		}
+		pool.Close()
+	}
+}
+
+// productionRoles are the users of env/production.yml's database URLs, by
+// service: each must be the service's own role, shop_<service>.
+func productionRoles(t *testing.T) map[string]string {
+	t.Helper()
+	var prod struct {
+		Environment map[string]string `yaml:"environment"`
+	}
+	if err := yaml.Unmarshal(read(t, "env/production.yml"), &prod); err != nil {
+		t.Fatal(err)
+	}
+	roles := map[string]string{}
+	for service := range serviceMigrations {
+		u, err := url.Parse(prod.Environment[strings.ToUpper(service)+"_DATABASE_URL"])
+		if err != nil || u.User.Username() != "shop_"+service || u.Path != "/shop_"+service {
+			t.Fatalf("env/production.yml's %s database URL %v (%v): want the user shop_%s, the database shop_%s", service, u, err, service, service)
+		}
+		roles[service] = u.User.Username()
+	}
+	return roles
+}
+
+// 10-shop.sh, run by the superuser on a new cluster as the postgres image
+// runs it, leaves each function of stack.yml able to reach, with the
+// database passwords it declares (and the user of env/production.yml's
+// URL), its own service's database and no other: every other service
+// database refuses the login (permission denied for database), as it does
+// shop_monitor's. So get-stock's secret cannot make a user an admin in
+// shop_users, nor write an order.placed.v1 into shop_orders' outbox. The
+// relay's role, shop_relay, once each database was migrated as its
+// service's role (as the functions do at start), reads, marks and prunes
+// every outbox (and the inbox and notifications it prunes), and can neither
+// write an outbox row (the relay signs whatever it reads) nor read or write
+// a business table.
+func TestEachFunctionReachesOnlyItsServicesDatabase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a PostgreSQL cluster of its own; -short was asked for")
+	}
+	cl := startPrivateCluster(t)
+	secrets, passwords := databaseSecrets(t)
+	cl.runScript(t, "env/faasd/postgres-init/10-shop.sh", secrets)
+	roles := productionRoles(t)
+	cl.migrate(t, func(service string) (string, string) {
+		return roles[service], passwords[postgres.PasswordSecret(service)]
+	})
+	checkDatabaseRoles(t, cl, passwords, roles)
+}
+
+// A deployment whose five databases belong to the one role shop (the
+// 10-shop.sh of before, its migrations applied as shop) ends, after
+// env/faasd/postgres-upgrade/split-roles.sh, the deploy of the new functions
+// and the drop of shop that docs/deploy-faasd.md's step 7 gives, with what a
+// new cluster has (TestEachFunctionReachesOnlyItsServicesDatabase's checks);
+// between the script and the drop the old functions, still logging in as
+// shop, keep reading and writing every database. The script runs twice, as
+// an operator may.
+func TestSplitRolesUpgradesASharedRoleDeployment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a PostgreSQL cluster of its own; -short was asked for")
+	}
+	ctx := context.Background()
+	cl := startPrivateCluster(t)
+	secrets, passwords := databaseSecrets(t)
+	old := "CREATE ROLE shop LOGIN PASSWORD 'pw-shared';\nCREATE ROLE shop_monitor LOGIN PASSWORD 'pw-monitor' IN ROLE pg_monitor;\n"
+	for service := range serviceMigrations {
+		old += "CREATE DATABASE shop_" + service + " OWNER shop;\n"
+	}
+	cl.psql(t, "postgres", old)
+	for service := range serviceMigrations {
+		cl.psql(t, "shop_"+service, "REVOKE ALL ON SCHEMA public FROM PUBLIC;\nGRANT ALL ON SCHEMA public TO shop;\n"+
+			"ALTER SCHEMA public OWNER TO shop;\nCREATE EXTENSION IF NOT EXISTS pg_trgm;\n")
+	}
+	cl.migrate(t, func(string) (string, string) { return "shop", "pw-shared" })
+
+	cl.runScript(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets)
+	cl.runScript(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets)
+	for service := range serviceMigrations {
+		conn, err := pgx.Connect(ctx, cl.url("shop", "pw-shared", "shop_"+service))
+		if err != nil {
+			t.Fatalf("an old function logging in to shop_%s as shop after split-roles.sh: %v", service, err)
+		}
+		if _, err := conn.Exec(ctx, `DELETE FROM outbox WHERE seq < 0`); err != nil {
+			t.Errorf("an old function writing shop_%s as shop after split-roles.sh: %v", service, err)
+		}
+		_ = conn.Close(ctx)
+	}
+	roles := productionRoles(t)
+	cl.migrate(t, func(service string) (string, string) {
+		return roles[service], passwords[postgres.PasswordSecret(service)]
+	})
+	for service := range serviceMigrations {
+		cl.psql(t, "shop_"+service, "DROP OWNED BY shop;\n")
+	}
+	cl.psql(t, "postgres", "DROP ROLE shop;\n")
+	checkDatabaseRoles(t, cl, passwords, roles)
+}
+
+// checkDatabaseRoles checks, on a cluster set up and migrated, what the
+// functions' declared database passwords and the relay's reach.
+func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	connect := func(user, password, database string) (*pgx.Conn, error) {
+		return pgx.Connect(ctx, cl.url(user, password, database))
+	}
+	reach := map[string]string{} // what each declared secret reaches, once per secret
+	s, err := stackfile.LoadEnv(filepath.Join(root(t), "stack.yml"), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range stackfile.Names(s) {
+		for _, secret := range s.Functions[name].Secrets {
+			service, ok := strings.CutPrefix(secret, "db-password-")
+			if !ok || reach[secret] != "" {
+				continue
+			}
+			if serviceMigrations[service] == nil {
+				t.Errorf("%s declares %s, the password of no service database", name, secret)
+				continue
+			}
+			var got []string
+			for other := range serviceMigrations {
+				conn, err := connect(roles[service], passwords[secret], "shop_"+other)
+				switch {
+				case err == nil:
+					got = append(got, other)
+					_ = conn.Close(ctx)
+				case !denied(err):
+					t.Errorf("%s's role %s logging in to shop_%s: %v, want success or permission denied", name, roles[service], other, err)
+				}
+			}
+			slices.Sort(got)
+			reach[secret] = strings.Join(got, " ")
+			if reach[secret] != service {
+				t.Errorf("%s's %s (role %s) reaches the databases [%s], want only shop_%s", name, secret, roles[service], reach[secret], service)
+			}
+		}
+	}
+	if len(reach) != len(serviceMigrations) {
+		t.Errorf("the functions declare the database passwords %v, want one of each service's", slices.Sorted(maps.Keys(reach)))
+	}
+	for database := range serviceMigrations {
+		if conn, err := connect("shop_monitor", passwords["postgres-monitor-password"], "shop_"+database); !denied(err) {
+			if conn != nil {
+				_ = conn.Close(ctx)
+			}
+			t.Errorf("shop_monitor logging in to shop_%s: %v, want permission denied", database, err)
+		}
+	}
+
+	// The relay, with its own secret and the user of docker-compose.yml's
+	// URLs, in every database.
+	relayPassword := passwords[relay.PasswordSecret]
+	for database := range serviceMigrations {
+		v := strings.ToUpper(database) + "_DATABASE_URL"
+		if u, err := url.Parse(realCompose(t).Services["outbox-relay"].Environment[v]); err != nil || u.User.Username() != "shop_relay" {
+			t.Errorf("docker-compose.yml's outbox-relay %s names %v (%v), want the user shop_relay", v, u, err)
+		}
+		conn, err := connect("shop_relay", relayPassword, "shop_"+database)
+		if err != nil {
+			t.Errorf("the relay logging in to shop_%s: %v", database, err)
+			continue
+		}
+		allowed := []string{
+			`SELECT seq, id, envelope FROM outbox WHERE published_at IS NULL LIMIT 1`,
+			`UPDATE outbox SET published_at = now() WHERE seq = ANY('{1}')`,
+			`DELETE FROM outbox WHERE seq < 0 AND published_at < now()`,
+		}
+		refused := []string{
+			// seq given: no sequence's privilege stands in for the table's.
+			`INSERT INTO outbox (seq, id, type, source, envelope) VALUES (1000000, gen_random_uuid(), 'order.placed.v1', 'orders', '{}')`,
+			`UPDATE outbox SET envelope = '{}' WHERE seq = 1`,
+			`CREATE TABLE relay_own (x int)`,
+		}
+		business := map[string]string{"users": "users", "catalog": "products", "orders": "orders", "inventory": "stock", "payments": "payments"}[database]
+		refused = append(refused, `SELECT count(*) FROM `+business, `DELETE FROM `+business)
+		switch database {
+		case "users":
+			allowed = append(allowed, `DELETE FROM processed_events WHERE processed_at < now() - interval '1 year'`,
+				`DELETE FROM notifications WHERE created_at < now() - interval '1 year'`)
+			refused = append(refused, `UPDATE users SET role = 'admin'`, `INSERT INTO processed_events (event_id, consumer) VALUES (gen_random_uuid(), 'x')`)
+		case "catalog":
+			allowed = append(allowed, `DELETE FROM processed_events WHERE processed_at < now() - interval '1 year'`)
+		}
+		for _, q := range allowed {
+			if _, err := conn.Exec(ctx, q); err != nil {
+				t.Errorf("the relay in shop_%s: %s: %v, want it allowed", database, q, err)
+			}
+		}
+		for _, q := range refused {
+			if _, err := conn.Exec(ctx, q); !denied(err) {
+				t.Errorf("the relay in shop_%s: %s: %v, want permission denied", database, q, err)
+			}
+		}
+		_ = conn.Close(ctx)
+	}
+}

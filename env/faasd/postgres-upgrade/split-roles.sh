@@ -1,0 +1,48 @@
+#!/bin/sh
+# Upgrade of a PostgreSQL first started before each service had a role of its
+# own (docs/deploy-faasd.md, step 7): the five databases and everything in
+# them belong to the one login role `shop`. Run once by the superuser inside
+# the postgres container, after the new docker-compose.yml mounts the
+# db-password-* files (SHOP_SECRETS_DIR [/run/secrets]) and before the new
+# functions are deployed. It leaves what 10-shop.sh and the migrations'
+# *_relay_grants.sql leave on a new cluster: shop_<service> owns database
+# shop_<service> and all in it, only it and shop_relay may connect, and
+# shop_relay may read, mark and prune the outbox (and prune the inbox and
+# notifications). Until the old functions are replaced, `shop` is made a
+# member of the five roles, so they keep working; step 7 then drops it.
+# Idempotent: a second run changes nothing.
+set -eu
+
+services="users catalog orders inventory payments"
+secrets=${SHOP_SECRETS_DIR:-/run/secrets}
+for s in $services relay; do
+	p=$(cat "$secrets/db-password-$s") || exit 1
+	case $p in '' | *[[:space:]]*)
+		echo "split-roles.sh: $secrets/db-password-$s is empty or holds white space" >&2
+		exit 1
+		;;
+	esac
+	# psql substitutes :'v' in its standard input, never in its arguments.
+	psql -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname postgres --set=role="shop_$s" --set=p="$p" <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN', :'role') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
+ALTER ROLE :"role" PASSWORD :'p';
+SQL
+done
+
+for s in $services; do
+	# REASSIGN also gives the role every database `shop` still owns: the
+	# ALTER DATABASE below puts each back with its own role.
+	psql -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname "shop_$s" --set=role="shop_$s" <<'SQL'
+SELECT 'REASSIGN OWNED BY shop TO ' || quote_ident(:'role') WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = 'shop') \gexec
+ALTER DATABASE :"DBNAME" OWNER TO :"role";
+REVOKE ALL ON DATABASE :"DBNAME" FROM PUBLIC;
+GRANT CONNECT ON DATABASE :"DBNAME" TO :"role", shop_relay;
+REVOKE ALL ON SCHEMA public FROM PUBLIC;
+ALTER SCHEMA public OWNER TO :"role";
+GRANT USAGE ON SCHEMA public TO shop_relay;
+SELECT 'GRANT SELECT, DELETE, UPDATE (published_at) ON outbox TO shop_relay' WHERE to_regclass('outbox') IS NOT NULL \gexec
+SELECT 'GRANT SELECT, DELETE ON processed_events TO shop_relay' WHERE to_regclass('processed_events') IS NOT NULL \gexec
+SELECT 'GRANT SELECT, DELETE ON notifications TO shop_relay' WHERE to_regclass('notifications') IS NOT NULL \gexec
+SELECT format('GRANT %I TO shop', :'role') WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = 'shop') \gexec
+SQL
+done
