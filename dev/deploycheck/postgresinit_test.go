@@ -22,8 +22,11 @@ import (
 
 	"github.com/shopfaas/shop/dev/stackfile"
 	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
+	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
 	"github.com/shopfaas/shop/internal/orders/ordersdb"
+	"github.com/shopfaas/shop/internal/outbox"
 	"github.com/shopfaas/shop/internal/payments/paymentsdb"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/relay"
@@ -375,6 +378,16 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 			if _, err := conn.Exec(ctx, q); !denied(err) {
 				t.Errorf("the relay in shop_%s: %s: %v, want permission denied", database, q, err)
 			}
+		}
+		// The relay's own cleanups, as it runs them, and its wait for rows.
+		if _, err := inbox.Prune(ctx, conn, time.Hour); err != nil {
+			t.Errorf("the relay in shop_%s: inbox.Prune: %v", database, err)
+		}
+		if _, err := notificationsdb.Prune(ctx, conn, time.Hour); err != nil {
+			t.Errorf("the relay in shop_%s: notificationsdb.Prune: %v", database, err)
+		}
+		if _, err := conn.Exec(ctx, "LISTEN "+outbox.Channel); err != nil {
+			t.Errorf("the relay in shop_%s: LISTEN: %v", database, err)
 		}
 		_ = conn.Close(ctx)
 	}
