@@ -17,7 +17,8 @@ import (
 // Products whose SKU exists are not touched and stock rows that exist are
 // not overwritten, so it is idempotent. It runs when SEED_DEMO_CATALOG is true,
 // which is the default in development only; it reads CATALOG_DATABASE_URL,
-// INVENTORY_DATABASE_URL, DATABASE_CREATE and the optional db-password-inventory secret.
+// INVENTORY_DATABASE_URL, DATABASE_CREATE and the optional secrets db-password-catalog and
+// db-password-inventory (catalogenv.Load, postgres.ConfigFrom).
 func seedDemoCatalog(ctx context.Context, getenv func(string) string, log *slog.Logger) error {
 	c := config.New(getenv)
 	if !c.Bool("SEED_DEMO_CATALOG", c.Dev()) {
