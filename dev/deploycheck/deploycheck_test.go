@@ -892,6 +892,73 @@ func TestConnectorsRunAsAFixedUID(t *testing.T) {
 	}
 }
 
+// The step of docs/deploy-faasd.md that adds KONG_PORT_MAPS to faasd's
+// compose file, run as written twice on a copy of docker-compose.yml (step
+// 6, then again, as after an upgrade that did not replace the file or by an
+// operator who is not sure it ran): the kong service gains the one key and
+// nothing else changes, and the guide's count prints 1. A second key makes a
+// file no YAML loader reads (mapping key already defined): faasd would start
+// nothing.
+func TestKongPortMapsStepRunsTwice(t *testing.T) {
+	const target = "/var/lib/faasd/docker-compose.yaml"
+	guide := string(read(t, "docs/deploy-faasd.md"))
+	_, rest, ok := strings.Cut(guide, "**With 443 redirected to 8443, set `KONG_PORT_MAPS")
+	if !ok {
+		t.Fatal("docs/deploy-faasd.md: no paragraph setting KONG_PORT_MAPS")
+	}
+	_, block, _ := strings.Cut(rest, "```sh\n")
+	block, _, ok = strings.Cut(block, "```")
+	if !ok {
+		t.Fatal("docs/deploy-faasd.md: no sh block after the KONG_PORT_MAPS paragraph")
+	}
+	var change, count []string
+	for _, line := range strings.Split(block, "\n") {
+		switch {
+		case strings.HasPrefix(line, "grep -c KONG_PORT_MAPS "+target):
+			count = append(count, line)
+		case strings.Contains(line, "KONG_PORT_MAPS") && strings.Contains(line, "sed -i") && strings.Contains(line, target):
+			change = append(change, line)
+		}
+	}
+	if len(change) != 1 {
+		t.Fatalf("the block's lines that add KONG_PORT_MAPS to %s: %q, want one", target, change)
+	}
+	orig := read(t, "docker-compose.yml")
+	file := filepath.Join(t.TempDir(), "docker-compose.yaml")
+	if err := os.WriteFile(file, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(line string) (string, error) {
+		b, err := exec.Command("/bin/sh", "-c", strings.ReplaceAll(line, target, file)).CombinedOutput()
+		return string(b), err
+	}
+	for i := range 2 {
+		if out, err := run(change[0]); err != nil {
+			t.Fatalf("run %d of %q: %v\n%s", i+1, change[0], err, out)
+		}
+	}
+	got, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadCompose(got)
+	if err != nil {
+		t.Fatalf("the compose file after two runs: %v", err)
+	}
+	if v := c.Services["kong"].Environment["KONG_PORT_MAPS"]; v != "443:8443" {
+		t.Errorf("kong's KONG_PORT_MAPS %q, want 443:8443", v)
+	}
+	if back := strings.Replace(string(got), "      KONG_PORT_MAPS: \"443:8443\"\n", "", 1); back != string(orig) {
+		t.Errorf("the step changed more than the one key:\n%s", cmp.Diff(string(orig), back))
+	}
+	if len(count) != 1 {
+		t.Fatalf("the block's count of the key (grep -c KONG_PORT_MAPS %s): %q, want one line", target, count)
+	}
+	if out, err := run(count[0]); err != nil || strings.TrimSpace(out) != "1" {
+		t.Errorf("%q: %q, %v; want 1", count[0], out, err)
+	}
+}
+
 // The redis service starts the real redis-server with the secret
 // redis-password as requirepass and docker-compose.yml's options: the
 // compose command runs here with sh, the secret's path pointed at a file of
