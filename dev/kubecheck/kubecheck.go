@@ -28,6 +28,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	kjson "sigs.k8s.io/json"
 	k8syaml "sigs.k8s.io/yaml"
@@ -52,6 +55,8 @@ type Manifests struct {
 	Services map[string]*corev1.Service
 	// NetworkPolicies lists the NetworkPolicies in file order.
 	NetworkPolicies []*networkingv1.NetworkPolicy
+	// DisruptionBudgets lists the PodDisruptionBudgets in file order.
+	DisruptionBudgets []*policyv1.PodDisruptionBudget
 }
 
 // Load reads every *.yaml file under dir but the kustomization, strictly.
@@ -127,8 +132,10 @@ func (m *Manifests) decode(name string, b []byte) error {
 			obj = &corev1.Service{}
 		case "networking.k8s.io/v1 NetworkPolicy":
 			obj = &networkingv1.NetworkPolicy{}
+		case "policy/v1 PodDisruptionBudget":
+			obj = &policyv1.PodDisruptionBudget{}
 		default:
-			errs = append(errs, fmt.Errorf("%s: %s %s is not a kind this check knows (apps/v1 Deployment, v1 Service, networking.k8s.io/v1 NetworkPolicy)", where, head.APIVersion, head.Kind))
+			errs = append(errs, fmt.Errorf("%s: %s %s is not a kind this check knows (apps/v1 Deployment, v1 Service, networking.k8s.io/v1 NetworkPolicy, policy/v1 PodDisruptionBudget)", where, head.APIVersion, head.Kind))
 			continue
 		}
 		strict, err := kjson.UnmarshalStrict(j, obj)
@@ -157,6 +164,8 @@ func (m *Manifests) decode(name string, b []byte) error {
 			m.Services[key] = o
 		case *networkingv1.NetworkPolicy:
 			m.NetworkPolicies = append(m.NetworkPolicies, o)
+		case *policyv1.PodDisruptionBudget:
+			m.DisruptionBudgets = append(m.DisruptionBudgets, o)
 		}
 	}
 	return errors.Join(errs...)
@@ -744,4 +753,133 @@ func mounted(d *appsv1.Deployment, c *corev1.Container, mountPath string) (v cor
 		}
 	}
 	return corev1.Volume{}, "", false, false
+}
+
+// KongQuitMinWait is the least time, in seconds, Kong's preStop keeps Kong
+// serving before it quits: a load balancer sends to a node until its health
+// check of the Service's healthCheckNodePort has failed a few times, 10 to
+// 30 s with the common providers' defaults.
+const KongQuitMinWait = 10
+
+// KongQuit is Kong's preStop, kong quit, parsed: Kong 3.9's flags --prefix
+// (the running Kong's, or the configuration's), --wait (seconds before the
+// SIGQUIT, default 0) and --timeout (seconds from the SIGQUIT to a forced
+// stop, default 10).
+type KongQuit struct {
+	Prefix        string
+	Wait, Timeout int
+}
+
+// ParseKongQuit reads an exec command as kong quit, refusing another
+// command and an argument kong quit does not take.
+func ParseKongQuit(cmd []string) (KongQuit, error) {
+	q := KongQuit{Timeout: 10}
+	if len(cmd) < 2 || cmd[0] != "kong" || cmd[1] != "quit" {
+		return q, fmt.Errorf("the preStop %q is not kong quit", cmd)
+	}
+	args := cmd[2:]
+	for i := 0; i < len(args); i++ {
+		name, value, ok := strings.Cut(args[i], "=")
+		if !ok && i+1 < len(args) {
+			i++
+			value = args[i]
+		}
+		var err error
+		switch name {
+		case "-p", "--prefix":
+			q.Prefix = value
+		case "-w", "--wait":
+			q.Wait, err = strconv.Atoi(value)
+		case "-t", "--timeout":
+			q.Timeout, err = strconv.Atoi(value)
+		default:
+			return q, fmt.Errorf("the preStop's kong quit: %q is not one of its flags (--prefix, --wait, --timeout)", args[i])
+		}
+		if err != nil {
+			return q, fmt.Errorf("the preStop's kong quit: %s %q is not a number of seconds", name, value)
+		}
+	}
+	return q, nil
+}
+
+// CheckKongDrain reports what would make Kong's pods, behind a Service of
+// externalTrafficPolicy Local, drop connections when one stops (a rollout,
+// a drain, an eviction): the load balancer keeps sending to the node until
+// its health check fails, so Kong's container c must stop through a preStop
+// kong quit of KONG_PREFIX that serves for at least KongQuitMinWait seconds
+// and quits gracefully within the pod's grace period; the pods must spread
+// over nodes (kubernetes.io/hostname, ScheduleAnyway so that one node
+// still runs them all); and a PodDisruptionBudget of pdbs in d's namespace
+// must keep at least one of d's pods, and fewer than its replicas.
+func CheckKongDrain(d *appsv1.Deployment, c *corev1.Container, pdbs []*policyv1.PodDisruptionBudget) []error {
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf("kong: "+format, args...)) }
+	pod := labels.Set(d.Spec.Template.Labels)
+	selects := func(s *metav1.LabelSelector) bool {
+		sel, err := metav1.LabelSelectorAsSelector(s)
+		return err == nil && s != nil && !sel.Empty() && sel.Matches(pod)
+	}
+
+	switch h := c.Lifecycle; {
+	case h == nil || h.PreStop == nil:
+		fail("no preStop: Kubernetes' SIGTERM stops nginx at once, while the load balancer still sends to the node")
+	case h.PreStop.Exec == nil:
+		fail("the preStop is not an exec of kong quit")
+	default:
+		q, err := ParseKongQuit(h.PreStop.Exec.Command)
+		if err != nil {
+			fail("%v", err)
+			break
+		}
+		if prefix := Env(c, KongPrefixEnv); path.Clean(q.Prefix) != path.Clean(prefix) || q.Prefix == "" {
+			fail("the preStop's kong quit --prefix %q, not KONG_PREFIX %q: the running Kong's pid is there (named, not left to the hook's environment)", q.Prefix, prefix)
+		}
+		if q.Wait < KongQuitMinWait {
+			fail("the preStop's kong quit waits %d s, want at least %d: the load balancer sends to the node until its health check has failed", q.Wait, KongQuitMinWait)
+		}
+		grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
+		if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
+			grace = *g
+		}
+		if grace <= int64(q.Wait+q.Timeout) {
+			fail("terminationGracePeriodSeconds %d, want more than the preStop's %d s wait and %d s timeout: the kubelet kills Kong at its end", grace, q.Wait, q.Timeout)
+		}
+	}
+
+	var spread *corev1.TopologySpreadConstraint
+	for i, t := range d.Spec.Template.Spec.TopologySpreadConstraints {
+		if t.TopologyKey == corev1.LabelHostname {
+			spread = &d.Spec.Template.Spec.TopologySpreadConstraints[i]
+		}
+	}
+	switch {
+	case spread == nil:
+		fail("no topologySpreadConstraint over %s: both replicas may run on one node, whose loss takes every Kong", corev1.LabelHostname)
+	case spread.WhenUnsatisfiable != corev1.ScheduleAnyway:
+		fail("the spread over %s is %s, want ScheduleAnyway: a one-node cluster would run one Kong", corev1.LabelHostname, spread.WhenUnsatisfiable)
+	case !selects(spread.LabelSelector):
+		fail("the spread over %s does not select Kong's pods (%v)", corev1.LabelHostname, pod)
+	}
+
+	replicas := int32(1)
+	if d.Spec.Replicas != nil {
+		replicas = *d.Spec.Replicas
+	}
+	found := false
+	for _, b := range pdbs {
+		if b.Namespace != d.Namespace || !selects(b.Spec.Selector) {
+			continue
+		}
+		found = true
+		switch m := b.Spec.MinAvailable; {
+		case m == nil || m.Type != intstr.Int:
+			fail("PodDisruptionBudget %s's minAvailable %q, want a number of pods", b.Name, m.String())
+		case m.IntVal < 1 || m.IntVal >= replicas:
+			fail("PodDisruptionBudget %s's minAvailable %d, want at least 1 and fewer than the %d replicas: 0 lets a drain take every Kong, all of them blocks it", b.Name, m.IntVal, replicas)
+		}
+	}
+	if !found {
+		fail("no PodDisruptionBudget of %s selects Kong's pods (%v): a drain may evict both at once", d.Namespace, pod)
+	}
+	return errs
 }

@@ -212,6 +212,10 @@ func kongFindings(m *kubecheck.Manifests, compose deploycheck.Compose) []error {
 		if p := s.Spec.ExternalTrafficPolicy; p != corev1.ServiceExternalTrafficPolicyLocal {
 			errs = append(errs, fmt.Errorf("service kong: externalTrafficPolicy %q, want Local: with Cluster, the default, a node replaces the client's address with its own, and kong.yml's per-IP limits count every client together", p))
 		}
+		// With Local a node serves only through a Kong pod of its own,
+		// until the balancer's health check sees it has none: a pod that
+		// stops must keep serving meanwhile and quit gracefully.
+		errs = append(errs, kubecheck.CheckKongDrain(d, ctr, m.DisruptionBudgets)...)
 		errs = append(errs, kubecheck.CheckKongPortMaps(ctr, s)...)
 	}
 	return errs
@@ -689,6 +693,24 @@ func TestEachMistakeFails(t *testing.T) {
 		{"a kong variable compose does not set", kongFile, replace("            - name: KONG_PORT_MAPS\n", "            - name: KONG_TRUSTED_IPS\n              value: 0.0.0.0/0\n            - name: KONG_PORT_MAPS\n"), "kong: sets KONG_TRUSTED_IPS, which neither docker-compose.yml's kong service nor kong.yml reads"},
 		{"kong's Service replacing the client's address", kongFile, replace("  externalTrafficPolicy: Local\n", "  externalTrafficPolicy: Cluster\n"), `service kong: externalTrafficPolicy "Cluster", want Local`},
 		{"kong's Service with the default traffic policy", kongFile, replace("  externalTrafficPolicy: Local\n", ""), `service kong: externalTrafficPolicy "", want Local`},
+		{"kong stopped at once", kongFile, replace("          lifecycle:\n            preStop:\n              exec:\n                command: [kong, quit, --prefix=/kong_prefix, --wait=30, --timeout=20]\n", ""), "kong: no preStop"},
+		{"kong's preStop not a command", kongFile, replace("              exec:\n                command: [kong, quit, --prefix=/kong_prefix, --wait=30, --timeout=20]\n", "              httpGet: {path: /status, port: status}\n"), "kong: the preStop is not an exec of kong quit"},
+		{"kong's preStop a sleep", kongFile, replace("command: [kong, quit, --prefix=/kong_prefix, --wait=30, --timeout=20]", "command: [sleep, \"30\"]"), `kong: the preStop ["sleep" "30"] is not kong quit`},
+		{"kong quitting without the wait", kongFile, replace(", --wait=30,", ","), "kong: the preStop's kong quit waits 0 s"},
+		{"kong quitting after too short a wait", kongFile, replace("--wait=30", "--wait=5"), "kong: the preStop's kong quit waits 5 s"},
+		{"kong quitting another prefix", kongFile, replace("--prefix=/kong_prefix", "--prefix=/usr/local/kong"), `kong: the preStop's kong quit --prefix "/usr/local/kong", not KONG_PREFIX "/kong_prefix"`},
+		{"kong quitting without the prefix", kongFile, replace(" --prefix=/kong_prefix,", ""), `kong: the preStop's kong quit --prefix "", not KONG_PREFIX "/kong_prefix"`},
+		{"kong quitting with a flag Kong does not know", kongFile, replace("--timeout=20", "--timeout=20, --drain=5"), `kong: the preStop's kong quit: "--drain=5"`},
+		{"kong's grace period below the preStop", kongFile, replace("terminationGracePeriodSeconds: 60", "terminationGracePeriodSeconds: 45"), "kong: terminationGracePeriodSeconds 45, want more than the preStop's 30 s wait and 20 s timeout"},
+		{"kong's grace period the default", kongFile, replace("      terminationGracePeriodSeconds: 60\n", ""), "kong: terminationGracePeriodSeconds 30, want more than the preStop's 30 s wait and 20 s timeout"},
+		{"kong's replicas not spread", kongFile, replace("topologyKey: kubernetes.io/hostname", "topologyKey: topology.kubernetes.io/zone"), "kong: no topologySpreadConstraint over kubernetes.io/hostname"},
+		{"kong's spread refusing a one-node cluster", kongFile, replace("whenUnsatisfiable: ScheduleAnyway", "whenUnsatisfiable: DoNotSchedule"), "kong: the spread over kubernetes.io/hostname is DoNotSchedule, want ScheduleAnyway"},
+		{"kong's spread counting other pods", kongFile, replace("          labelSelector:\n            matchLabels:\n              app: kong\n", "          labelSelector:\n            matchLabels:\n              app: gateway\n"), "kong: the spread over kubernetes.io/hostname does not select Kong's pods"},
+		{"kong without a disruption budget", kongFile, replace("apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: kong\n  namespace: openfaas\n  labels:\n    app: kong\nspec:\n  minAvailable: 1\n  selector:\n    matchLabels:\n      app: kong\n---\n", ""), "kong: no PodDisruptionBudget of openfaas selects Kong's pods"},
+		{"kong's disruption budget selecting other pods", kongFile, replace("spec:\n  minAvailable: 1\n  selector:\n    matchLabels:\n      app: kong\n", "spec:\n  minAvailable: 1\n  selector:\n    matchLabels:\n      app: gateway\n"), "kong: no PodDisruptionBudget of openfaas selects Kong's pods"},
+		{"kong's disruption budget keeping none", kongFile, replace("  minAvailable: 1\n", "  minAvailable: 0\n"), "kong: PodDisruptionBudget kong's minAvailable 0, want at least 1 and fewer than the 2 replicas"},
+		{"kong's disruption budget blocking every drain", kongFile, replace("  minAvailable: 1\n", "  minAvailable: 2\n"), "kong: PodDisruptionBudget kong's minAvailable 2, want at least 1 and fewer than the 2 replicas"},
+		{"kong's disruption budget as a share", kongFile, replace("  minAvailable: 1\n", "  minAvailable: 50%\n"), `kong: PodDisruptionBudget kong's minAvailable "50%", want a number of pods`},
 		{"kong's root filesystem writable", kongFile, replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false"), "container kong: readOnlyRootFilesystem must be true"},
 		{"kong's prefix on the root filesystem", kongFile, replace("            - name: KONG_PREFIX\n              value: /kong_prefix\n", ""), `KONG_PREFIX ("") is not on an emptyDir mounted writable`},
 		{"kong's /tmp not mounted", kongFile, replace("            - name: tmp\n              mountPath: /tmp\n", ""), `/tmp ("/tmp") is not on an emptyDir mounted writable`},
