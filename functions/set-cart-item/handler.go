@@ -37,9 +37,8 @@ type Carts interface {
 	SetItem(ctx context.Context, user, product uuid.UUID, quantity int) (cart.View, error)
 }
 
-// request is the body; quantity is kept raw so that a missing value and an
-// integer too large for an int64 are told apart from a wrong type (422, not
-// 400).
+// request is the body; quantity is kept raw so that a missing value is told
+// apart from a wrong type (422, not 400).
 type request struct {
 	Quantity json.RawMessage `json:"quantity"`
 }

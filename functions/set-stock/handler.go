@@ -57,9 +57,8 @@ type Stock interface {
 	SetOnHand(ctx context.Context, productID uuid.UUID, onHand int, pre inventory.Precondition) (inventory.Stock, error)
 }
 
-// request is the body; on_hand is kept raw so that a missing value and an
-// integer too large for an int64 are told apart from a wrong type (422, not
-// 400).
+// request is the body; on_hand is kept raw so that a missing value is told
+// apart from a wrong type (422, not 400).
 type request struct {
 	OnHand json.RawMessage `json:"on_hand"`
 }

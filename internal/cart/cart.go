@@ -36,11 +36,12 @@ type Line struct {
 }
 
 // ParseQuantity interprets the raw JSON value of a quantity field: an integer
-// from 0 (remove the line) to MaxQuantity. A missing value or an out-of-range
-// integer is fault.Invalid (422); a value that is not a JSON integer (a
-// string, a boolean, or a number with a fraction or an exponent, 2.0 and 1e2
-// included) is fault.Malformed (400 invalid_json), as api/openapi.yaml says of
-// every integer in a body and as the decoder answers for the others.
+// from 0 (remove the line) to MaxQuantity. A missing value or an integer
+// out of that range is fault.Invalid (422); a value that is not a JSON integer
+// (a string, a boolean, or a number with a fraction or an exponent, 2.0 and
+// 1e2 included) or an integer too large for an int64 is fault.Malformed (400
+// invalid_json), as api/openapi.yaml says of every integer in a body and as
+// the decoder answers for the others.
 func ParseQuantity(raw json.RawMessage) (int, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -50,7 +51,12 @@ func ParseQuantity(raw json.RawMessage) (int, error) {
 		return 0, fault.E(fault.Malformed, fault.CodeInvalidJSON, `field "quantity" must be an integer`)
 	}
 	n, err := strconv.ParseInt(string(raw), 10, 64)
-	if err != nil || n < 0 || n > MaxQuantity {
+	if err != nil {
+		// Too large for an int64 (strconv.ErrRange): no integer the API can
+		// read, as encoding/json answers for checkout's quantities.
+		return 0, fault.Wrap(err, fault.Malformed, fault.CodeInvalidJSON, `field "quantity" must be an integer`)
+	}
+	if n < 0 || n > MaxQuantity {
 		return 0, fault.E(fault.Invalid, fault.CodeInvalidQuantity,
 			fmt.Sprintf("quantity must be an integer from 0 to %d (0 removes the line)", MaxQuantity))
 	}

@@ -18,7 +18,8 @@ func TestParseQuantity(t *testing.T) {
 			t.Errorf("ParseQuantity(%s) = %d, %v", raw, got, err)
 		}
 	}
-	for raw, kind := range map[string]fault.Kind{"100": fault.Invalid, "-1": fault.Invalid, "99999999999999999999": fault.Invalid,
+	for raw, kind := range map[string]fault.Kind{"100": fault.Invalid, "-1": fault.Invalid, "9223372036854775807": fault.Invalid,
+		"-9223372036854775808": fault.Invalid, "99999999999999999999": fault.Malformed, "-9223372036854775809": fault.Malformed,
 		"": fault.Invalid, "null": fault.Invalid, `"3"`: fault.Malformed, "false": fault.Malformed} {
 		if _, err := cart.ParseQuantity(json.RawMessage(raw)); fault.KindOf(err) != kind || err == nil {
 			t.Errorf("ParseQuantity(%s): err = %v, want kind %v", raw, err, kind)

@@ -67,8 +67,8 @@ var errOnHandRange = fault.E(fault.Invalid, fault.CodeInvalidRequest,
 // ParseOnHand interprets the raw JSON value of an on_hand field. A missing or
 // null value or an out-of-range integer is fault.Invalid (422); a value that
 // is not a JSON integer (a string, a boolean, an object, or a number with a
-// fraction or an exponent, 2.0 and 1e3 included) is fault.Malformed (400
-// invalid_json), like any other wrong type.
+// fraction or an exponent, 2.0 and 1e3 included) or an integer too large for
+// an int64 is fault.Malformed (400 invalid_json), like any other wrong type.
 func ParseOnHand(raw json.RawMessage) (int, error) {
 	n, err := parseInt(raw, "on_hand")
 	if err != nil {
@@ -80,9 +80,9 @@ func ParseOnHand(raw json.RawMessage) (int, error) {
 	return int(n), nil
 }
 
-// parseInt parses a JSON number literal that must be an integer, written
-// without a fraction or an exponent (api/openapi.yaml); the range is the
-// caller's business.
+// parseInt parses a JSON number literal that must be an integer in 64 bits,
+// written without a fraction or an exponent (api/openapi.yaml), else
+// fault.Malformed; the range is the caller's business.
 func parseInt(raw json.RawMessage, field string) (int64, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -93,8 +93,9 @@ func parseInt(raw json.RawMessage, field string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(string(raw), 10, 64)
 	if err != nil {
-		// An integer too large for an int64: out of range, not malformed.
-		return 0, fault.E(fault.Invalid, fault.CodeInvalidRequest, field+" must be a whole number in range")
+		// Too large for an int64 (strconv.ErrRange): no integer the API can
+		// read, as encoding/json answers for the product endpoints' amounts.
+		return 0, fault.Wrap(err, fault.Malformed, fault.CodeInvalidJSON, fmt.Sprintf("field %q must be an integer", field))
 	}
 	return n, nil
 }

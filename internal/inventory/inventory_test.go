@@ -33,7 +33,14 @@ func TestParseOnHand(t *testing.T) {
 		{"1e3", 0, fault.Malformed, true},
 		{"1E3", 0, fault.Malformed, true},
 		{"1e400", 0, fault.Malformed, true},
-		{"123456789012345678901234567890", 0, fault.Invalid, true},
+		// An integer in 64 bits but out of range is 422; one too large for
+		// an int64 is no integer the API can read: 400 invalid_json, as the
+		// decoder answers for checkout's quantities and prices.
+		{"9223372036854775807", 0, fault.Invalid, true},
+		{"-9223372036854775808", 0, fault.Invalid, true},
+		{"9223372036854775808", 0, fault.Malformed, true},
+		{"-9223372036854775809", 0, fault.Malformed, true},
+		{"123456789012345678901234567890", 0, fault.Malformed, true},
 		{"", 0, fault.Invalid, true},
 		{"null", 0, fault.Invalid, true},
 		{`"5"`, 0, fault.Malformed, true},
