@@ -64,9 +64,14 @@ func TestAReplayOfEveryDeadLetterEndsWhileTheyComeBack(t *testing.T) {
 
 	// The refusing function: each message replayed to its queue is
 	// dead-lettered again at once (at most 10 times each, so that a replay
-	// that never ends still lets the test end).
+	// that never ends still lets the test end), confirmed by the broker
+	// before the delivery is acknowledged, as the connector does.
 	consumer, err := conn.Channel()
 	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = consumer.Close() })
+	if err := consumer.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
 	deliveries, err := consumer.Consume(names.Queue(function), "", false, false, false, false, nil)
@@ -75,6 +80,7 @@ func TestAReplayOfEveryDeadLetterEndsWhileTheyComeBack(t *testing.T) {
 	}
 	var mu sync.Mutex
 	seen := map[string]int{}
+	var refusals []error // dead-lettering again failed or was not confirmed
 	go func() {
 		for d := range deliveries {
 			mu.Lock()
@@ -82,13 +88,16 @@ func TestAReplayOfEveryDeadLetterEndsWhileTheyComeBack(t *testing.T) {
 			again := seen[d.MessageId] <= 10
 			mu.Unlock()
 			if again {
-				_ = consumer.PublishWithContext(ctx, "", names.DLQ(function), false, false, amqp.Publishing{
-					MessageId: d.MessageId, DeliveryMode: amqp.Persistent, Body: d.Body})
+				err := deadLetterAgain(ctx, consumer, names.DLQ(function), d)
+				if err != nil {
+					mu.Lock()
+					refusals = append(refusals, err)
+					mu.Unlock()
+				}
 			}
 			_ = d.Ack(false)
 		}
 	}()
-	t.Cleanup(func() { _ = consumer.Close() })
 
 	replayed, err := broker.ReplayDeadLetters(ctx, conn, names, function, "")
 	if err != nil || replayed != n {
@@ -103,15 +112,43 @@ func TestAReplayOfEveryDeadLetterEndsWhileTheyComeBack(t *testing.T) {
 			break
 		}
 	}
-	time.Sleep(300 * time.Millisecond) // a message replayed twice would arrive by now
-	if left, err := broker.CountDeadLetters(conn, names, function); err != nil || left != n {
+	// Each refusal is confirmed before its delivery is acknowledged, but the
+	// last acknowledgements may still be under way: wait for the count.
+	var left int
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		left, err = broker.CountDeadLetters(conn, names, function)
+		if err != nil || left >= n || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil || left != n {
 		t.Errorf("%d dead letters after the replay (%v), want the %d refused again, left for the next replay", left, err, n)
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	if len(refusals) > 0 {
+		t.Errorf("the refusing function could not dead-letter again: %v", refusals)
+	}
 	for i := range n {
 		if id := fmt.Sprintf("evt-%d", i); seen[id] != 1 {
 			t.Errorf("%s reached the function %d times, want 1", id, seen[id])
 		}
 	}
+}
+
+// deadLetterAgain publishes d to the DLQ q on ch, a channel in confirm mode,
+// and waits for the broker's confirm, so that once d is acknowledged it is
+// counted in q.
+func deadLetterAgain(ctx context.Context, ch *amqp.Channel, q string, d amqp.Delivery) error {
+	c, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", q, false, false, amqp.Publishing{
+		MessageId: d.MessageId, DeliveryMode: amqp.Persistent, Body: d.Body})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if ok, err := c.WaitContext(ctx); err != nil || !ok {
+		return fmt.Errorf("%s not confirmed: %v, %v", d.MessageId, ok, err)
+	}
+	return nil
 }
