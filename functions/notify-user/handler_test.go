@@ -143,18 +143,19 @@ func TestAGivenUpOrdersEmailSaysSo(t *testing.T) {
 }
 
 // The order.cancelled.v1 of a pending order its checkout or recovery
-// cancelled (out of stock; charged and refunded, perhaps) carries its
-// reason, and the customer, perhaps answered 202 pending before, is told that
-// an item is out of stock and that a payment taken is refunded, where a
-// cancellation by request says it was cancelled and refunded. Until
-// 2026-12-05 no such event was written, and every cancellation's subject was
-// the request's.
+// cancelled (out of stock; charged and refunded, perhaps, or refused before
+// any charge) carries its reason, and the customer, perhaps answered 202
+// pending before, is told that an item is out of stock and that a payment, if
+// one was taken, is refunded (the event does not say whether one was: it
+// promises no refund), where a cancellation by request, of an order that was
+// paid, says it was cancelled and refunded. Until 2026-12-05 no such event was
+// written, and every cancellation's subject was the request's.
 func TestACancelledOrdersEmailSaysWhy(t *testing.T) {
 	for _, tt := range []struct {
 		reason, subject string
 	}{
-		{orders.ReasonOutOfStock, "Your order 0193a1b2 was cancelled: an item is out of stock; any payment taken is refunded"},
-		{orders.ReasonRejected, "Your order 0193a1b2 could not be completed and was cancelled; any payment taken is refunded"},
+		{orders.ReasonOutOfStock, "Your order 0193a1b2 was cancelled: an item is out of stock; if a payment was taken, it is refunded"},
+		{orders.ReasonRejected, "Your order 0193a1b2 could not be completed and was cancelled; if a payment was taken, it is refunded"},
 		{orders.ReasonCancelled, "Your order 0193a1b2 was cancelled and refunded"},
 	} {
 		t.Run(tt.reason, func(t *testing.T) {

@@ -124,21 +124,23 @@ func paymentFailed(reason, order string) string {
 }
 
 // cancelled is the subject of a cancelled order's notification for the
-// order's reason: cancelled by request (cancel-order, a confirmed order; also
-// an event without a reason, which only such a cancellation wrote before the
-// checkout's were told), or before it was placed, by the checkout or its
-// recovery (out of stock, or refused), when a payment may have been taken and
-// is refunded. A reason added later gets the general one.
+// order's reason: cancelled by request (cancel-order, a confirmed order, so
+// paid; also an event without a reason, which only such a cancellation wrote
+// before the checkout's were told), or before it was placed, by the checkout
+// or its recovery (out of stock, or refused), when a payment may have been
+// taken and refunded or never taken: the event (orders.EventData) does not
+// say which, so the subject promises a refund only of a payment taken. A
+// reason added later gets the general one.
 func cancelled(reason, order string) string {
 	switch reason {
 	case orders.ReasonCancelled, "":
 		return fmt.Sprintf("Your order %s was cancelled and refunded", order)
 	case orders.ReasonOutOfStock:
-		return fmt.Sprintf("Your order %s was cancelled: an item is out of stock; any payment taken is refunded", order)
+		return fmt.Sprintf("Your order %s was cancelled: an item is out of stock; if a payment was taken, it is refunded", order)
 	case orders.ReasonRejected:
-		return fmt.Sprintf("Your order %s could not be completed and was cancelled; any payment taken is refunded", order)
+		return fmt.Sprintf("Your order %s could not be completed and was cancelled; if a payment was taken, it is refunded", order)
 	}
-	return fmt.Sprintf("Your order %s was cancelled; any payment taken is refunded", order)
+	return fmt.Sprintf("Your order %s was cancelled; if a payment was taken, it is refunded", order)
 }
 
 // Body is the plain-text email body of n.
