@@ -289,7 +289,9 @@ func TestRecorderChecksTheDocumentsOtherPaths(t *testing.T) {
 // that is only whitespace where the code trims and requires it) are refused
 // by the document too, so a client that validates against it learns the rule
 // before it asks. Each is checked as if it had been answered 200: the
-// recorder then reports the request the contract refuses.
+// recorder then reports the request the contract refuses. The same bodies
+// with text that is not blank are accepted (refused false), so each refusal
+// is the blank text's and not another rule's.
 func TestDocumentRefusesWhatTheCodeRefuses(t *testing.T) {
 	c := load(t)
 	const product = "/api/v1/products/01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f"
@@ -297,31 +299,49 @@ func TestDocumentRefusesWhatTheCodeRefuses(t *testing.T) {
 		return `{"shipping_address":{"name":"` + name + `","line1":"` + line1 + `","city":"` + city +
 			`","postal_code":"` + postalCode + `","country":"US"},"payment":{"token":"tok_visa"}}`
 	}
-	for _, tc := range []struct{ method, path, body string }{
-		{"POST", "/api/v1/auth/login", `{"email":"","password":"secret-enough"}`},
-		{"POST", "/api/v1/auth/login", `{"email":"a@b.co","password":""}`},
-		{"POST", "/api/v1/auth/login", `{"email":"   ","password":"secret-enough"}`},
-		{"PATCH", product, `{}`},
-		{"PATCH", product, `{"price":{}}`},
+	for _, tc := range []struct {
+		method, path, body string
+		refused            bool
+	}{
+		{"POST", "/api/v1/auth/login", `{"email":"","password":"secret-enough"}`, true},
+		{"POST", "/api/v1/auth/login", `{"email":"a@b.co","password":""}`, true},
+		{"POST", "/api/v1/auth/login", `{"email":"   ","password":"secret-enough"}`, true},
+		{"PATCH", product, `{}`, true},
+		{"PATCH", product, `{"price":{}}`, true},
 		// Trimmed and then required (users.NewRegistration,
 		// catalog.Product.Validate, orders.PlaceRequest.Validate).
-		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"   "}`},
-		{"POST", "/api/v1/users", `{"email":"","password":"secret-enough","name":"Ann"}`},
-		{"POST", "/api/v1/users", `{"email":"   ","password":"secret-enough","name":"Ann"}`},
-		{"POST", "/api/v1/products", `{"sku":"A-1","name":"   ","category":"c","price":{"amount":100}}`},
-		{"PATCH", product, `{"name":"   "}`},
-		{"POST", "/api/v1/orders", order("   ", "1 Main St", "Springfield", "12345")},
-		{"POST", "/api/v1/orders", order("Ann", "   ", "Springfield", "12345")},
-		{"POST", "/api/v1/orders", order("Ann", "1 Main St", "   ", "12345")},
-		{"POST", "/api/v1/orders", order("Ann", "1 Main St", "Springfield", "   ")},
+		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"   "}`, true},
+		{"POST", "/api/v1/users", `{"email":"","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/users", `{"email":"   ","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/products", `{"sku":"A-1","name":"   ","category":"c","price":{"amount":100}}`, true},
+		{"PATCH", product, `{"name":"   "}`, true},
+		{"POST", "/api/v1/orders", order("   ", "1 Main St", "Springfield", "12345"), true},
+		{"POST", "/api/v1/orders", order("Ann", "   ", "Springfield", "12345"), true},
+		{"POST", "/api/v1/orders", order("Ann", "1 Main St", "   ", "12345"), true},
+		{"POST", "/api/v1/orders", order("Ann", "1 Main St", "Springfield", "   "), true},
+		// The same bodies with the text filled in (padded, as the code
+		// trims it): accepted.
+		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":" Ann "}`, false},
+		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"Ann"}`, false},
+		{"POST", "/api/v1/users", `{"email":" a@b.co ","password":"secret-enough","name":"Ann"}`, false},
+		{"POST", "/api/v1/products", `{"sku":"A-1","name":" Mug ","category":"c","price":{"amount":100}}`, false},
+		{"PATCH", product, `{"name":" Mug "}`, false},
+		{"POST", "/api/v1/orders", order(" Ann ", "1 Main St", "Springfield", "12345"), false},
+		{"POST", "/api/v1/orders", order("Ann", " 1 Main St ", "Springfield", "12345"), false},
+		{"POST", "/api/v1/orders", order("Ann", "1 Main St", " Springfield ", "12345"), false},
+		{"POST", "/api/v1/orders", order("Ann", "1 Main St", "Springfield", " 12345 "), false},
 	} {
 		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer x")
 		res := &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}}}
 		err := c.Check(req, []byte(tc.body), res, []byte(`{}`))
-		if err == nil || !strings.Contains(err.Error(), "a request the contract refuses") {
+		refused := err != nil && strings.Contains(err.Error(), "a request the contract refuses")
+		switch {
+		case tc.refused && !refused:
 			t.Errorf("%s %s %s: the document accepts it (%v)", tc.method, tc.path, tc.body, err)
+		case !tc.refused && refused:
+			t.Errorf("%s %s %s: the document refuses it: %v", tc.method, tc.path, tc.body, err)
 		}
 	}
 }
