@@ -131,7 +131,7 @@ func TestAGivenUpOrdersEmailSaysSo(t *testing.T) {
 	if code, resp := deliver(t, e.h, body); code != 200 || !resp.Emailed {
 		t.Fatalf("delivery: %d %+v", code, resp)
 	}
-	const subject = "Your order 0193a1b2 could not be completed in time; any payment taken is refunded"
+	const subject = "Your order 0193a1b2 could not be completed in time; if a payment was taken, it is refunded"
 	msgs := e.smtp.Messages()
 	if len(msgs) != 1 || !strings.Contains(msgs[0].Data, "Subject: "+subject) {
 		t.Errorf("emails: %+v", msgs)

@@ -118,7 +118,7 @@ func paymentFailed(reason, order string) string {
 	case orders.ReasonInvalidToken:
 		return fmt.Sprintf("The payment details for your order %s were not accepted", order)
 	case orders.ReasonExpired:
-		return fmt.Sprintf("Your order %s could not be completed in time; any payment taken is refunded", order)
+		return fmt.Sprintf("Your order %s could not be completed in time; if a payment was taken, it is refunded", order)
 	}
 	return fmt.Sprintf("The payment for your order %s did not go through", order)
 }

@@ -37,7 +37,7 @@ func TestNew(t *testing.T) {
 		{"payment rejected", notifications.Event{ID: ev, Type: events.OrderPaymentFailed, UserID: user, OrderID: order, Reason: orders.ReasonRejected}, notifications.TypePaymentFailed, "The payment for your order 01234567 did not go through", 0, false},
 		{"payment declined", notifications.Event{ID: ev, Type: events.OrderPaymentFailed, UserID: user, OrderID: order, Reason: orders.ReasonPaymentDeclined}, notifications.TypePaymentFailed, "The payment for your order 01234567 was declined", 0, false},
 		{"payment token refused", notifications.Event{ID: ev, Type: events.OrderPaymentFailed, UserID: user, OrderID: order, Reason: orders.ReasonInvalidToken}, notifications.TypePaymentFailed, "The payment details for your order 01234567 were not accepted", 0, false},
-		{"order given up", notifications.Event{ID: ev, Type: events.OrderPaymentFailed, UserID: user, OrderID: order, Reason: orders.ReasonExpired}, notifications.TypePaymentFailed, "Your order 01234567 could not be completed in time; any payment taken is refunded", 0, false},
+		{"order given up", notifications.Event{ID: ev, Type: events.OrderPaymentFailed, UserID: user, OrderID: order, Reason: orders.ReasonExpired}, notifications.TypePaymentFailed, "Your order 01234567 could not be completed in time; if a payment was taken, it is refunded", 0, false},
 		{"no user", notifications.Event{ID: ev, Type: events.OrderPlaced, OrderID: order}, "", "", fault.Malformed, true},
 		{"order event without order", notifications.Event{ID: ev, Type: events.OrderPlaced, UserID: user}, "", "", fault.Malformed, true},
 		{"unknown type", notifications.Event{ID: ev, Type: events.StockChanged, UserID: user, OrderID: order}, "", "", fault.Invalid, true},
