@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"gopkg.in/yaml.v3"
@@ -137,16 +138,62 @@ func (c privateCluster) psql(t *testing.T, database, script string) {
 	}
 }
 
+// query runs one query on database as the superuser, over the cluster's
+// Unix socket, and returns its rows unaligned, one a line.
+func (c privateCluster) query(t *testing.T, database, q string) string {
+	t.Helper()
+	cmd := exec.Command("psql", "-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t", "--username", "postgres", "--dbname", database, "-c", q)
+	cmd.Env = append(os.Environ(), "PGHOST="+c.dir, "PGPORT="+strconv.Itoa(c.port))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("psql %s: %s: %v", database, q, err)
+	}
+	return string(out)
+}
+
 // runScript runs a script of env/faasd as the postgres image runs its init
 // scripts: the superuser's psql on the socket, the secret files in secrets.
 func (c privateCluster) runScript(t *testing.T, rel, secrets string) {
 	t.Helper()
-	cmd := exec.Command("/bin/sh", filepath.Join(root(t), rel))
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "POSTGRES_USER=postgres", "PGHOST=" + c.dir, "PGPORT=" + strconv.Itoa(c.port),
-		"SHOP_SECRETS_DIR=" + secrets}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", rel, err, out)
+	c.runScriptAs(t, rel, secrets, "postgres", "")
+}
+
+// runScriptAs runs a script of env/faasd as user: the superuser postgres
+// over the Unix socket, any other user over TCP with its password, as an
+// administrator of a managed PostgreSQL runs it (docs/deploy-kubernetes.md).
+func (c privateCluster) runScriptAs(t *testing.T, rel, secrets, user, password string) {
+	t.Helper()
+	host := c.dir
+	if user != "postgres" {
+		host = "127.0.0.1"
 	}
+	cmd := exec.Command("/bin/sh", filepath.Join(root(t), rel))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "POSTGRES_USER=" + user, "PGHOST=" + host, "PGPORT=" + strconv.Itoa(c.port),
+		"PGPASSWORD=" + password, "SHOP_SECRETS_DIR=" + secrets}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s as %s: %v\n%s", rel, user, err, out)
+	}
+}
+
+// layout is what 10-shop.sh and the migrations decide in a cluster, but the
+// password hashes (a password set again gets a new salt): the roles and
+// their attributes, who is a member of which, each database's owner and
+// privileges, and in each service database the schemas', tables' and
+// columns' owners and privileges and the extensions.
+func (c privateCluster) layout(t *testing.T) string {
+	t.Helper()
+	l := c.query(t, "postgres", `SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolconnlimit, rolvaliduntil
+		FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1`)
+	l += c.query(t, "postgres", `SELECT m.roleid::regrole, m.member::regrole, m.admin_option FROM pg_auth_members m ORDER BY 1, 2`)
+	l += c.query(t, "postgres", `SELECT datname, datdba::regrole, datacl FROM pg_database ORDER BY 1`)
+	for _, service := range slices.Sorted(maps.Keys(serviceMigrations)) {
+		db := "shop_" + service
+		l += db + "\n" + c.query(t, db, `SELECT nspname, nspowner::regrole, nspacl FROM pg_namespace ORDER BY 1`)
+		l += c.query(t, db, `SELECT relname, relowner::regrole, relacl FROM pg_class WHERE relnamespace = 'public'::regnamespace ORDER BY 1`)
+		l += c.query(t, db, `SELECT attrelid::regclass, attname, attacl FROM pg_attribute WHERE attacl IS NOT NULL ORDER BY 1, 2`)
+		l += c.query(t, db, `SELECT extname, extowner::regrole, extversion FROM pg_extension ORDER BY 1`)
+	}
+	return l
 }
 
 // databaseSecrets writes the secret files the postgres service mounts, each
@@ -231,6 +278,42 @@ func TestEachFunctionReachesOnlyItsServicesDatabase(t *testing.T) {
 		return roles[service], passwords[postgres.PasswordSecret(service)]
 	})
 	checkDatabaseRoles(t, cl, passwords, roles)
+}
+
+// On Kubernetes 10-shop.sh runs against a managed PostgreSQL
+// (docs/deploy-kubernetes.md), where an operator may run it again (a step
+// repeated, a run that stopped half-way) and whose administrator is often
+// not a superuser, only CREATEROLE and CREATEDB. Run by such an
+// administrator, it leaves what it leaves when the superuser runs it
+// (TestEachFunctionReachesOnlyItsServicesDatabase's checks); run a second
+// time, by the superuser or by that administrator, after the functions
+// migrated the databases, it succeeds and changes nothing.
+func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a PostgreSQL cluster of its own; -short was asked for")
+	}
+	for _, admin := range []string{"postgres", "shop_admin"} {
+		t.Run(admin, func(t *testing.T) {
+			cl := startPrivateCluster(t)
+			secrets, passwords := databaseSecrets(t)
+			password := ""
+			if admin != "postgres" {
+				password = "pw-admin"
+				cl.psql(t, "postgres", "CREATE ROLE "+admin+" LOGIN CREATEROLE CREATEDB PASSWORD '"+password+"';\n")
+			}
+			cl.runScriptAs(t, "env/faasd/postgres-init/10-shop.sh", secrets, admin, password)
+			roles := productionRoles(t)
+			cl.migrate(t, func(service string) (string, string) {
+				return roles[service], passwords[postgres.PasswordSecret(service)]
+			})
+			before := cl.layout(t)
+			cl.runScriptAs(t, "env/faasd/postgres-init/10-shop.sh", secrets, admin, password)
+			if diff := cmp.Diff(before, cl.layout(t)); diff != "" {
+				t.Errorf("10-shop.sh run again as %s changed the cluster (-first run +second):\n%s", admin, diff)
+			}
+			checkDatabaseRoles(t, cl, passwords, roles)
+		})
+	}
 }
 
 // A deployment whose five databases belong to the one role shop (the

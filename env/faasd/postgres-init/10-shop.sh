@@ -16,6 +16,16 @@
 # created by the functions' migrations at start (DATABASE_CREATE=false in
 # production), as their service's role. The secret files are read from
 # SHOP_SECRETS_DIR [/run/secrets].
+#
+# On Kubernetes the script runs against a managed PostgreSQL
+# (docs/deploy-kubernetes.md), perhaps more than once and as an
+# administrator that is not a superuser (CREATEROLE and CREATEDB): it
+# creates what is missing and leaves what exists (a role's password is set
+# at every run, from its file: the files are what the functions read, so a
+# rerun also repairs a role whose password was changed by hand). A
+# non-superuser may create a database owned by a role, or give it a schema,
+# only as a member of that role (PostgreSQL 15), so such an administrator
+# is granted each service role first and stays a member.
 set -eu
 
 # Read into a variable first: a failed $(cat ...) inside psql's arguments
@@ -57,18 +67,23 @@ psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
 	--set=orders_password="$orders_password" --set=inventory_password="$inventory_password" \
 	--set=payments_password="$payments_password" --set=relay_password="$relay_password" \
 	--set=monitor_password="$monitor_password" <<'SQL'
-CREATE ROLE shop_monitor LOGIN PASSWORD :'monitor_password' IN ROLE pg_monitor;
-CREATE ROLE shop_relay LOGIN PASSWORD :'relay_password';
-CREATE ROLE shop_users LOGIN PASSWORD :'users_password';
-CREATE ROLE shop_catalog LOGIN PASSWORD :'catalog_password';
-CREATE ROLE shop_orders LOGIN PASSWORD :'orders_password';
-CREATE ROLE shop_inventory LOGIN PASSWORD :'inventory_password';
-CREATE ROLE shop_payments LOGIN PASSWORD :'payments_password';
-CREATE DATABASE shop_users OWNER shop_users;
-CREATE DATABASE shop_catalog OWNER shop_catalog;
-CREATE DATABASE shop_orders OWNER shop_orders;
-CREATE DATABASE shop_inventory OWNER shop_inventory;
-CREATE DATABASE shop_payments OWNER shop_payments;
+SELECT format('CREATE ROLE %I LOGIN', r)
+	FROM unnest(ARRAY['shop_monitor', 'shop_relay', 'shop_users', 'shop_catalog', 'shop_orders', 'shop_inventory', 'shop_payments']) r
+	WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) \gexec
+ALTER ROLE shop_monitor PASSWORD :'monitor_password';
+ALTER ROLE shop_relay PASSWORD :'relay_password';
+ALTER ROLE shop_users PASSWORD :'users_password';
+ALTER ROLE shop_catalog PASSWORD :'catalog_password';
+ALTER ROLE shop_orders PASSWORD :'orders_password';
+ALTER ROLE shop_inventory PASSWORD :'inventory_password';
+ALTER ROLE shop_payments PASSWORD :'payments_password';
+SELECT 'GRANT pg_monitor TO shop_monitor' WHERE NOT pg_has_role('shop_monitor', 'pg_monitor', 'MEMBER') \gexec
+SELECT format('GRANT %I TO CURRENT_USER', r)
+	FROM unnest(ARRAY['shop_users', 'shop_catalog', 'shop_orders', 'shop_inventory', 'shop_payments']) r
+	WHERE NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AND NOT pg_has_role(r, 'MEMBER') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', r, r)
+	FROM unnest(ARRAY['shop_users', 'shop_catalog', 'shop_orders', 'shop_inventory', 'shop_payments']) r
+	WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = r) \gexec
 SQL
 
 # PUBLIC may connect to a new database (and create temporary tables in it):
