@@ -475,3 +475,77 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 		_ = conn.Close(ctx)
 	}
 }
+
+// restoreFlags are the flags docs/deploy-faasd.md's step 8 gives pg_restore
+// for a dump taken before each service had a role of its own.
+func restoreFlags(service string) []string {
+	return []string{"--no-owner", "--no-privileges", "--no-comments", "--role=shop_" + service}
+}
+
+// A dump taken before the split (its objects owned by shop, its grants to
+// shop) restores, as docs/deploy-faasd.md's step 8 says, into the databases
+// 10-shop.sh makes on a rebuilt cluster where shop no longer exists: with
+// pg_restore's restoreFlags, then split-roles.sh run again for the relay's
+// grants, everything restored belongs to the service's role and the
+// cluster, once the functions started (their migrations, as their roles),
+// ends as a new one does (TestEachFunctionReachesOnlyItsServicesDatabase's
+// checks).
+func TestAPreSplitDumpRestoresIntoTheServiceRoles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a PostgreSQL cluster of its own; -short was asked for")
+	}
+	if guide, want := string(read(t, "docs/deploy-faasd.md")), strings.Join(restoreFlags("$s")[1:], " "); !strings.Contains(guide, want) {
+		t.Errorf("docs/deploy-faasd.md's restore does not give pg_restore %q", want)
+	}
+	cl := startPrivateCluster(t)
+	secrets, passwords := databaseSecrets(t)
+	old := "CREATE ROLE shop LOGIN PASSWORD 'pw-shared';\n"
+	for service := range serviceMigrations {
+		old += "CREATE DATABASE shop_" + service + " OWNER shop;\n"
+	}
+	cl.psql(t, "postgres", old)
+	for service := range serviceMigrations {
+		cl.psql(t, "shop_"+service, "REVOKE ALL ON SCHEMA public FROM PUBLIC;\nGRANT ALL ON SCHEMA public TO shop;\n"+
+			"ALTER SCHEMA public OWNER TO shop;\nCREATE EXTENSION IF NOT EXISTS pg_trgm;\n")
+	}
+	cl.migrate(t, func(string) (string, string) { return "shop", "pw-shared" })
+
+	dumps := t.TempDir()
+	if err := os.Chmod(dumps, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	pg := func(prog string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(prog, append([]string{"--username", "postgres"}, args...)...)
+		cmd.Env = append(os.Environ(), "PGHOST="+cl.dir, "PGPORT="+strconv.Itoa(cl.port))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", prog, args, err, out)
+		}
+	}
+	for service := range serviceMigrations {
+		pg("pg_dump", "-Fc", "-f", filepath.Join(dumps, service+".dump"), "shop_"+service)
+	}
+	// The cluster rebuilt: the old databases and role gone, 10-shop.sh's.
+	drop := "DROP ROLE shop;\n"
+	for service := range serviceMigrations {
+		drop = "DROP DATABASE shop_" + service + ";\n" + drop
+	}
+	cl.psql(t, "postgres", drop)
+	cl.runScript(t, "env/faasd/postgres-init/10-shop.sh", secrets)
+	for service := range serviceMigrations {
+		pg("pg_restore", append(append([]string{"--exit-on-error", "-d", "shop_" + service}, restoreFlags(service)...),
+			filepath.Join(dumps, service+".dump"))...)
+	}
+	cl.runScript(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets)
+
+	roles := productionRoles(t)
+	for service := range serviceMigrations {
+		if got := cl.query(t, "shop_"+service, `SELECT DISTINCT relowner::regrole FROM pg_class WHERE relnamespace = 'public'::regnamespace`); got != "shop_"+service+"\n" {
+			t.Errorf("shop_%s restored: its relations belong to %q, want shop_%s alone", service, got, service)
+		}
+	}
+	cl.migrate(t, func(service string) (string, string) {
+		return roles[service], passwords[postgres.PasswordSecret(service)]
+	})
+	checkDatabaseRoles(t, cl, passwords, roles)
+}
