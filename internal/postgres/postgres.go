@@ -531,6 +531,14 @@ func timeForAnotherTry(ctx context.Context, wait time.Duration) bool {
 // (it would have queued behind it). The sessions' queries are left out: a
 // query typed by hand may hold data that has no place in a log. "" when none
 // is found, or the look-up failed: it only explains the error.
+//
+// It sees only what the migrating role may see: a role that is neither a
+// superuser nor a member of pg_read_all_stats reads xact_start (and state)
+// as NULL for another role's sessions, so where each service migrates as its
+// own role (shop_<service>), a session of the relay (shop_relay) or of an
+// operator (postgres) holding the lock is left out, and the error names
+// nobody or only the service's own sessions. The superuser finds them all
+// (docs/deploy-faasd.md, step 7, item 2).
 func lockHolders(ctx context.Context, conn *pgx.Conn, sql string, held time.Duration) string {
 	rows, err := conn.Query(ctx, `SELECT a.pid, coalesce(a.usename, ''), a.application_name, coalesce(a.state, ''),
 			extract(epoch FROM now() - a.xact_start)::float8, c.relname
