@@ -14,7 +14,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -337,11 +336,12 @@ type searchResponse struct {
 }
 
 // Search answers q. Every query word must match (matchingStrategy "all"),
-// like the embedded backend. An index that does not exist yet (Meilisearch's
-// index_not_found) holds no product: its answer is the empty result. The
-// index is created by the first writer that builds (EnsureSettings, before it
-// pushes any product), and search-products, which may start first, never
-// creates it: its key may only search.
+// like the embedded backend. An index that does not exist (Meilisearch's
+// index_not_found) is an error, as any refusal is: the writers create it as
+// they build (EnsureSettings) and search-products' key may only search, so
+// it means no writer has built yet or Meilisearch lost its data, and
+// search-products answers 503 search_unavailable, never an empty result that
+// would hide the loss.
 func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, error) {
 	req := searchRequest{
 		Query: q.Text, Limit: q.Limit, Offset: q.Offset, Filter: Filter(q),
@@ -358,9 +358,6 @@ func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, err
 	res := search.Result{Hits: []search.Document{}, Facets: map[string]map[string]int{"category": {}}}
 	var resp searchResponse
 	if err := ix.do(ctx, http.MethodPost, ix.indexPath("/search"), req, http.StatusOK, &resp); err != nil {
-		if e, ok := errors.AsType[*statusError](err); ok && e.Code == "index_not_found" {
-			return res, nil
-		}
 		return res, fmt.Errorf("meili: search: %w", err)
 	}
 	for _, d := range resp.Hits {
