@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -315,17 +316,20 @@ func withSecrets(name string, env map[string]string, secrets []string, values ma
 
 // fakeMeili answers what the catalog functions ask Meilisearch (the index
 // settings and their task at a writer's build, a search), Meilisearch being
-// a third party that cannot run here, and records each request.
+// a third party that cannot run here, and records each request. As
+// Meilisearch with a master key does, it refuses a request without a key 401
+// missing_authorization_header and one whose key is no secret's 403
+// invalid_api_key.
 type fakeMeili struct {
 	mu     sync.Mutex
 	calls  []meiliCall
 	server *httptest.Server
 }
 
-// meiliCall is a request to Meilisearch: its method, path and the secret
+// meiliCall is a request to Meilisearch: its method, path, the secret
 // whose value it carried as bearer token ("" without one, "another key" for
-// a value no secret has).
-type meiliCall struct{ method, path, key string }
+// a value no secret has) and, for a search, its limit as sent ("" for none).
+type meiliCall struct{ method, path, key, limit string }
 
 func newFakeMeili(t *testing.T) *fakeMeili {
 	m := &fakeMeili{}
@@ -339,11 +343,23 @@ func newFakeMeili(t *testing.T) *fakeMeili {
 				}
 			}
 		}
+		limit := ""
+		if strings.HasSuffix(r.URL.Path, "/search") {
+			var body map[string]json.RawMessage
+			_ = json.NewDecoder(r.Body).Decode(&body)
+			limit = string(body["limit"])
+		}
 		m.mu.Lock()
-		m.calls = append(m.calls, meiliCall{r.Method, r.URL.Path, key})
+		m.calls = append(m.calls, meiliCall{r.Method, r.URL.Path, key, limit})
 		m.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		switch {
+		case key == "":
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"message":"The Authorization header is missing.","code":"missing_authorization_header","type":"auth"}`)
+		case key == "another key":
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"message":"The provided API key is invalid.","code":"invalid_api_key","type":"auth"}`)
 		case r.Method == http.MethodPatch && strings.HasSuffix(r.URL.Path, "/settings"):
 			w.WriteHeader(http.StatusAccepted)
 			_, _ = io.WriteString(w, `{"taskUid":1}`)
@@ -368,16 +384,17 @@ func (m *fakeMeili) take() []meiliCall {
 	return calls
 }
 
-// With MEILI_URL set, exactly the functions that declare meili-key (the
-// writers' admin key of the index, docs/security.md) ask Meilisearch as they
-// build (the index settings), with that key: one that declares it without
-// using it holds the key for nothing (list-products and get-product did),
-// and one that uses Meilisearch without declaring it, or declares it and
-// never loads the index, leaves the index behind (update-product-stats never
-// pushed a sale's counts). Only search-products declares meili-search-key,
-// and it asks nothing as it builds (TestThePublicSearchOnlySearchesMeilisearch).
-// The keys are optional where they are read, so
-// TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares cannot see any of this.
+// With MEILI_URL set, exactly the functions that declare a Meilisearch key
+// ask Meilisearch as they build, each with the key it declares: meili-key
+// (the writers' key of the index, docs/security.md) for the index settings,
+// meili-search-key for search-products' one search with limit 0 that checks
+// its key (TestThePublicSearchOnlySearchesMeilisearch). One that declares a
+// key without using it holds the key for nothing (list-products and
+// get-product did), and one that uses Meilisearch without declaring it, or
+// declares meili-key and never loads the index, leaves the index behind
+// (update-product-stats never pushed a sale's counts). The keys are not read
+// without MEILI_URL, so TestEveryFunctionBuildsWithOnlyTheSecretsItDeclares
+// cannot see any of this.
 func TestTheMeiliKeyHoldersAreTheMeilisearchUsers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds every function against PostgreSQL and Redis; -short was asked for")
@@ -394,19 +411,26 @@ func TestTheMeiliKeyHoldersAreTheMeilisearchUsers(t *testing.T) {
 			continue
 		}
 		calls := meili.take()
-		declares := slices.Contains(fn.Secrets, "meili-key")
+		declares := slices.ContainsFunc(fn.Secrets, func(s string) bool { return s == "meili-key" || s == "meili-search-key" })
 		switch {
 		case declares && len(calls) == 0:
-			t.Errorf("%s declares meili-key but never uses Meilisearch: remove the key from its secrets, or load the index", name)
+			t.Errorf("%s declares a Meilisearch key but never uses Meilisearch: remove the key from its secrets, or load the index", name)
 		case len(calls) > 0 && !declares:
-			t.Errorf("%s asks Meilisearch %v as it builds: declare meili-key in stack.yml", name, calls)
+			t.Errorf("%s asks Meilisearch %v as it builds: declare its key in stack.yml", name, calls)
 		}
+		sent := map[string]bool{}
 		for _, c := range calls {
-			if c.key != "meili-key" {
-				t.Errorf("%s sends %s %s with the key %q, want meili-key", name, c.method, c.path, c.key)
+			sent[c.key] = true
+			if !slices.Contains(fn.Secrets, c.key) || !strings.HasPrefix(c.key, "meili-") {
+				t.Errorf("%s sends %s %s with the key %q, not a Meilisearch key it declares", name, c.method, c.path, c.key)
 			}
 		}
-		if len(calls) > 0 {
+		for _, key := range []string{"meili-key", "meili-search-key"} {
+			if slices.Contains(fn.Secrets, key) && len(calls) > 0 && !sent[key] {
+				t.Errorf("%s declares %s but asks Meilisearch %v as it builds, never with it", name, key, calls)
+			}
+		}
+		if sent["meili-key"] {
 			writers = append(writers, name)
 		}
 		if slices.Contains(fn.Secrets, "meili-search-key") {
@@ -428,10 +452,12 @@ func TestTheMeiliKeyHoldersAreTheMeilisearchUsers(t *testing.T) {
 // Meilisearch key can do: meili-search-key, an API key that may only search
 // the products index, never meili-key (the writers' key, which can replace
 // or delete every document and change the settings) nor the master key
-// (which also makes keys); and it asks Meilisearch nothing but that search,
-// neither as it builds (the index settings are a writer's to apply) nor on a
-// request. Until 2026-12-05 it declared meili-key, the master key on faasd,
-// and applied the settings with it at every build.
+// (which also makes keys); and it asks Meilisearch nothing but searches: as
+// it builds, one with limit 0 that checks its key (a wrong key fails the
+// build: TestAWrongSearchKeyFailsSearchProductsBuild), never the index
+// settings (a writer's to apply), and one per request. Until 2026-12-05 it
+// declared meili-key, the master key on faasd, and applied the settings with
+// it at every build.
 func TestThePublicSearchOnlySearchesMeilisearch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds search-products against PostgreSQL; -short was asked for")
@@ -464,12 +490,60 @@ func TestThePublicSearchOnlySearchesMeilisearch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(building) > 0 {
-		t.Errorf("search-products asks Meilisearch %v as it builds, want nothing", building)
+	check := []meiliCall{{http.MethodPost, "/indexes/products/search", "meili-search-key", "0"}}
+	if !slices.Equal(building, check) {
+		t.Errorf("search-products asks Meilisearch %v as it builds, want only %v", building, check)
 	}
-	want := []meiliCall{{http.MethodPost, "/indexes/products/search", "meili-search-key"}}
+	want := []meiliCall{{http.MethodPost, "/indexes/products/search", "meili-search-key", "20"}}
 	if got := meili.take(); !slices.Equal(got, want) {
 		t.Errorf("a search asks Meilisearch %v, want only %v", got, want)
+	}
+}
+
+// search-products' build fails when Meilisearch refuses its key (403
+// invalid_api_key: a wrong meili-search-key) or the secret is missing, with
+// an error naming the secret and never the key's value: until 2026-12-05 it
+// sent nothing as it built, so it built, /_/ready answered 200 and a rollout
+// went on while every search answered 503. A Meilisearch that cannot be
+// reached does not fail it.
+func TestAWrongSearchKeyFailsSearchProductsBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds search-products against PostgreSQL; -short was asked for")
+	}
+	meili := newFakeMeili(t)
+	fns, _ := devFunctions(t)
+	i := slices.IndexFunc(fns, func(f devFunction) bool { return f.name == "search-products" })
+	if i < 0 {
+		t.Fatal("search-products is not in stack.yml")
+	}
+	f := fns[i]
+	f.env["MEILI_URL"] = meili.server.URL
+	const wrong = "aWrongSearchKeyValue"
+	for _, tt := range []struct {
+		name    string
+		secrets []string
+		values  map[string]string
+	}{
+		{"wrong key", f.fn.Secrets, map[string]string{"meili-search-key": wrong}},
+		{"no secret", slices.DeleteFunc(slices.Clone(f.fn.Secrets), func(s string) bool { return s == "meili-search-key" }), nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := withSecrets(f.name, f.env, tt.secrets, tt.values, func(c *config.Reader) error {
+				_, err := f.build(c, slog.New(slog.DiscardHandler))
+				return err
+			})
+			if err == nil || !strings.Contains(err.Error(), "meili-search-key") || strings.Contains(err.Error(), wrong) {
+				t.Errorf("build = %v, want an error naming meili-search-key and not the key", err)
+			}
+			meili.take()
+		})
+	}
+	// A Meilisearch that cannot be reached does not fail the build, as an
+	// unreachable Redis does not (redisconn.Open): the searches meet the
+	// outage as they come (503).
+	f.env["MEILI_URL"] = "http://127.0.0.1:1"
+	if err := buildWith(f.build, f.name, f.env, f.fn.Secrets, slog.New(slog.DiscardHandler)); err != nil {
+		t.Errorf("build with Meilisearch unreachable = %v, want it built", err)
 	}
 }
 

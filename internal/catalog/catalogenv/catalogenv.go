@@ -7,10 +7,11 @@
 // Configuration: the catalog database (postgres.ConfigFrom: CATALOG_…);
 // REDIS_ADDR and the optional secret redis-password (redisconn.ConfigFrom),
 // PRODUCT_CACHE_PREFIX (default "shop:catalog:product:"), PRODUCT_CACHE_TTL (default 5m); MEILI_URL (when
-// set, search uses Meilisearch), MEILI_INDEX (default products), optional
-// secrets meili-key (Needs.Index: the writers' admin key) and
-// meili-search-key (Needs.Search: search-products' search-only key,
-// docs/security.md); secret jwt-verify-key for the admin writes; secret
+// set, search uses Meilisearch), MEILI_INDEX (default products), the
+// secrets meili-key (Needs.Index: the writers' admin key; optional, a
+// Meilisearch that refuses it fails the settings at build) and
+// meili-search-key (Needs.Search: search-products' search-only key, required
+// with MEILI_URL, docs/security.md); secret jwt-verify-key for the admin writes; secret
 // internal-callers for the event functions; secret event-verify-key and
 // EVENT_ACCEPT_UNSIGNED for Needs.Events.
 package catalogenv
@@ -18,6 +19,7 @@ package catalogenv
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -57,8 +59,9 @@ type Needs struct {
 	Cache  bool // get-product and the writes: Redis
 	// Search: search-products answers searches from the search backend. With
 	// Meilisearch it holds only the meili-search-key secret, a key that can
-	// search the index and do nothing else, and sends nothing but searches:
-	// not even the index settings, which a writer applies (Index).
+	// search the index and do nothing else, and sends nothing but searches
+	// (one with limit 0 as it builds, which checks the key): not even the
+	// index settings, which a writer applies (Index).
 	Search bool
 	// Index: the writes and the event functions keep the external index
 	// (Meilisearch) up to date, with the meili-key secret, an admin key of
@@ -107,9 +110,12 @@ type Deps struct {
 // never the build, so the catalog stays ready and serves from PostgreSQL;
 // the functions that need Redis fail their build on the first two,
 // redisconn.Open), the catalog database, connected and migrated, and the
-// search backend: for Needs.Search, which sends Meilisearch nothing as it
-// builds, and for Needs.Index the external index, its settings applied. A
-// function needs one or the other, never both: one key each.
+// search backend: for Needs.Search, with Meilisearch, the meili-search-key
+// secret required and checked with one search of limit 0 (meili.CheckKey:
+// a key Meilisearch refuses fails the build, naming the secret; an index no
+// writer has created yet, or a Meilisearch that cannot be reached, does not
+// and is logged), and for Needs.Index the external index, its settings
+// applied. A function needs one or the other, never both: one key each.
 // A failed Load closes what it opened (a build is retried every few seconds
 // while a dependency is down: each retry would leave a Redis connection and
 // a pool open).
@@ -126,12 +132,12 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	var mc meili.Config
 	if needs.Search || needs.Index {
 		mc = meili.Config{URL: c.String("MEILI_URL", ""), IndexUID: c.String("MEILI_INDEX", "products")}
-		if mc.URL != "" {
-			key := IndexKeySecret
-			if needs.Search {
-				key = SearchKeySecret
-			}
-			mc.APIKey = c.OptionalSecret(key)
+		switch {
+		case mc.URL == "":
+		case needs.Search:
+			mc.APIKey = c.Secret(SearchKeySecret, "", false)
+		default:
+			mc.APIKey = c.OptionalSecret(IndexKeySecret)
 		}
 	}
 	callers := auth.CallersFrom(c, needs.Tokens, needs.Internal)
@@ -189,6 +195,13 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 			return nil, err
 		}
 		if needs.Search {
+			if err := ix.CheckKey(ctx); errors.Is(err, meili.ErrKeyRefused) {
+				return nil, fmt.Errorf("catalogenv: Meilisearch refused the %s secret (not a key of its own, or not one allowed to search the index %s): %w",
+					SearchKeySecret, mc.IndexUID, err)
+			} else if err != nil {
+				log.WarnContext(ctx, "the "+SearchKeySecret+" secret was not checked: Meilisearch did not answer its search as the function built",
+					"err", err.Error())
+			}
 			d.Search = ix
 		} else {
 			if err := ix.EnsureSettings(ctx); err != nil {

@@ -21,7 +21,8 @@ package meili_test
 //     Meilisearch, so the adapter's EnsureSettings is exercised. An index that
 //     no settings update or document addition created is 404 index_not_found.
 //   - Errors are {message, code, type, link}; with a key configured every
-//     request needs "Authorization: Bearer <key>".
+//     request needs "Authorization: Bearer <key>": without the header it is
+//     401 missing_authorization_header, with another key 403 invalid_api_key.
 // Typo tolerance follows Meilisearch's defaults in spirit: one typo allowed in
 // words of 5+ letters, two in 9+, the last query word also matches as a prefix.
 
@@ -73,8 +74,11 @@ func (f *fakeMeili) enqueue(w http.ResponseWriter, index, typ string) {
 }
 
 func (f *fakeMeili) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if f.key != "" && r.Header.Get("Authorization") != "Bearer "+f.key {
-		f.fail(w, http.StatusUnauthorized, "missing_authorization_header", "The Authorization header is missing or invalid.")
+	if auth := r.Header.Get("Authorization"); f.key != "" && auth == "" {
+		f.fail(w, http.StatusUnauthorized, "missing_authorization_header", "The Authorization header is missing. It must use the bearer authorization method.")
+		return
+	} else if f.key != "" && auth != "Bearer "+f.key {
+		f.fail(w, http.StatusForbidden, "invalid_api_key", "The provided API key is invalid.")
 		return
 	}
 	f.mu.Lock()

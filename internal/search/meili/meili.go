@@ -4,7 +4,8 @@
 // it, as with the embedded backend.
 //
 // It speaks the five calls of Meilisearch's HTTP API (v1) it needs itself
-// (PATCH settings, POST and DELETE documents, GET a task, POST a search), as
+// (PATCH settings, POST and DELETE documents, GET a task, POST a search, the
+// last also with limit 0 to check a key: CheckKey), as
 // meilisearch-go sent them: that client and its brotli encoder were linked
 // into, and initialised in, every function of the multi-call binary for the
 // two that search (docs/performance.md, "Memory (item 5)").
@@ -14,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -333,6 +335,42 @@ type searchResponse struct {
 	Hits               []document                `json:"hits"`
 	EstimatedTotalHits int                       `json:"estimatedTotalHits"`
 	FacetDistribution  map[string]map[string]int `json:"facetDistribution"`
+}
+
+// ErrKeyRefused is CheckKey's error when Meilisearch refuses the key: 401
+// (missing_authorization_header: no key sent) or 403 (invalid_api_key: a key
+// it does not have, or one not allowed to search the index).
+var ErrKeyRefused = errors.New("meili: Meilisearch refused the API key")
+
+// CheckTimeout bounds CheckKey, retries of a 502, 503 or 504 included: a
+// Meilisearch that does not answer within it is not checked.
+const CheckTimeout = 2 * time.Second
+
+// CheckKey sends one search of the index with limit 0 (no hit is read) to
+// learn whether Meilisearch accepts the key for searching, for a function
+// that only searches and so sends nothing else as it builds. It returns nil
+// when the search is answered or the index does not exist yet
+// (index_not_found: a writer creates it as it builds, which may come
+// later), an error wrapping ErrKeyRefused when Meilisearch refuses the key
+// (401 or 403), and any other failure (Meilisearch not reached within
+// CheckTimeout, another answer) as an error that is not ErrKeyRefused. The
+// error never holds the key.
+func (ix *Index) CheckKey(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+	defer cancel()
+	body := struct {
+		Query string `json:"q"`
+		Limit int    `json:"limit"`
+	}{}
+	err := ix.do(ctx, http.MethodPost, ix.indexPath("/search"), body, http.StatusOK, nil)
+	e, ok := errors.AsType[*statusError](err)
+	switch {
+	case err == nil, ok && e.Code == "index_not_found":
+		return nil
+	case ok && (e.status == http.StatusUnauthorized || e.status == http.StatusForbidden):
+		return fmt.Errorf("%w: %w", ErrKeyRefused, err)
+	}
+	return fmt.Errorf("meili: search with limit 0: %w", err)
 }
 
 // Search answers q. Every query word must match (matchingStrategy "all"),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -69,6 +70,56 @@ func TestAMissingIndexIsAnErrorNotAnEmptyResult(t *testing.T) {
 	}
 	if _, err := newIndex(t, "wrong").Search(context.Background(), search.Query{Limit: 5}); err == nil {
 		t.Error("a search with a wrong key succeeded")
+	}
+}
+
+// CheckKey, search-products' check at build, sends one search with limit 0
+// and fails only when Meilisearch refuses the key (401 without one, 403
+// invalid_api_key for a wrong one): an index no writer has created yet
+// passes (a writer may build later), and a Meilisearch that cannot be
+// reached is an error that is not ErrKeyRefused (the caller lets the build
+// go on).
+func TestCheckKeyFailsOnlyOnARefusedKey(t *testing.T) {
+	ctx := context.Background()
+	created := newIndex(t, "test-key")
+	if err := created.EnsureSettings(ctx); err != nil {
+		t.Fatal(err)
+	}
+	unreachable, err := meili.New(meili.Config{URL: "http://127.0.0.1:1", APIKey: "test-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		ix      *meili.Index
+		refused bool
+		fails   bool
+	}{
+		{"right key", created, false, false},
+		{"no index yet", newIndex(t, "test-key"), false, false},
+		{"wrong key", newIndex(t, "wrong"), true, true},
+		{"no key", newIndex(t, ""), true, true},
+		{"unreachable", unreachable, false, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.ix.CheckKey(ctx)
+			if (err != nil) != tt.fails || errors.Is(err, meili.ErrKeyRefused) != tt.refused {
+				t.Errorf("CheckKey = %v, want error %v, refused %v", err, tt.fails, tt.refused)
+			}
+		})
+	}
+	rec := &recorder{next: newFakeMeili("test-key")}
+	srv := httptest.NewServer(rec)
+	t.Cleanup(srv.Close)
+	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = ix.CheckKey(ctx)
+	want := []recorded{{http.MethodPost, "/indexes/products/search", "application/json", "Bearer test-key",
+		map[string]any{"q": "", "limit": 0.0}}}
+	if diff := cmp.Diff(want, rec.reqs, cmp.AllowUnexported(recorded{})); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
 	}
 }
 
