@@ -1,16 +1,19 @@
 package function
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -232,18 +235,23 @@ func TestASweepGoesOnWhereTheLastStopped(t *testing.T) {
 // run begins no batch it has no time left to finish: before, a run whose
 // batches were slow reached its deadline every time, failed to save its
 // cursor (its context was over) and the next started at the same holds, so
-// the holds behind them were never settled (helper-138).
+// the holds behind them were never settled (helper-138). The deadline passes
+// when the test says, in a run's second batch, not on a wall clock: with a
+// 300 ms deadline, 200 ms lookups and a 50 ms budget, a loaded host's first
+// batch ended with less than the budget left (the run rightly began no
+// second one and answered 200) or was cut itself (503, nothing to save).
 func TestASweepCutByItsDeadlineStillGoesOn(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		budget time.Duration
 		status int
 	}{
-		// the budget kept: a run stops before its deadline, and answers
-		{"stops in time", 250 * time.Millisecond, http.StatusOK},
-		// a budget too short: the deadline cuts the second batch, and
-		// the first one's end is still saved
-		{"cut", 50 * time.Millisecond, http.StatusInternalServerError},
+		// the budget kept: a minute left and two budgeted for a batch, a
+		// run stops after its first batch, and answers
+		{"stops in time", 2 * time.Minute, http.StatusOK},
+		// a budget the minute left covers: a run begins its second batch,
+		// which the deadline cuts, and the first one's end is still saved
+		{"cut", time.Second, http.StatusInternalServerError},
 	} {
 		t.Run(tc.name, func(t *testing.T) { sweepCutByItsDeadline(t, tc.budget, tc.status) })
 	}
@@ -254,42 +262,88 @@ func sweepCutByItsDeadline(t *testing.T, budget time.Duration, status int) {
 	t.Cleanup(func() { batch, maxBatches, batchBudget = Batch, MaxBatches, 12*time.Second })
 	s := newShop(t, 100)
 	user := uuid.Must(uuid.NewV7())
+	var held []uuid.UUID
 	for range 8 {
-		s.hold(t, orderstest.Seed(t, s.orders, user, orders.Pending).ID, 1)
+		o := orderstest.Seed(t, s.orders, user, orders.Pending)
+		held = append(held, o.ID)
+		s.hold(t, o.ID, 1)
 	}
-	age(t, s.pool)
-	// Each lookup takes 200 ms: a run of 300 ms has time for one batch
-	// and is cut in its second when batchBudget is not kept.
-	slow := func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]inventory.OrderStatus, error) {
-		select {
-		case <-time.After(200 * time.Millisecond):
-		case <-ctx.Done():
-			return nil, ctx.Err()
+	age(t, s.pool) // one created_at for all: order id orders them
+	slices.SortFunc(held, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	// A run's first lookup answers; a later one is the batch its deadline
+	// cuts: the deadline passes while the lookup waits.
+	var run *runContext
+	var asked [][]uuid.UUID // by the current run
+	lookup := func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]inventory.OrderStatus, error) {
+		asked = append(asked, ids)
+		if len(asked) == 1 {
+			return s.statuses(ctx, ids)
 		}
-		return s.statuses(ctx, ids)
+		run.pass()
+		<-ctx.Done()
+		return nil, ctx.Err()
 	}
-	h := New(s.store, slow, DefaultSettleAfter, fntest.Internal(), slog.New(slog.DiscardHandler))
-	var cursors []inventory.SettleCursor
-	for run := 1; run <= 3; run++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/", strings.NewReader(`{}`))
+	h := New(s.store, lookup, DefaultSettleAfter, fntest.Internal(), slog.New(slog.DiscardHandler))
+	for n := 1; n <= 3; n++ {
+		run, asked = newRunContext(time.Minute), nil
+		req := httptest.NewRequestWithContext(run, http.MethodPost, "/", strings.NewReader(`{}`))
 		req.Header.Set(auth.InternalHeader, credential)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
-		cancel()
+		if rec.Code != status {
+			t.Errorf("run %d: %d %s, want %d", n, rec.Code, rec.Body, status)
+		}
+		// Run n looks at the nth batch, and at the next one only when cut.
+		want := [][]uuid.UUID{held[2*n-2 : 2*n]}
+		if status != http.StatusOK {
+			want = append(want, held[2*n:2*n+2])
+		}
+		if diff := cmp.Diff(want, asked); diff != "" {
+			t.Errorf("run %d asked about (-want +got):\n%s", n, diff)
+		}
+		// and the next run goes on after its first batch's last hold.
 		cur, err := s.store.SweepCursor(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		cursors = append(cursors, cur)
-		if rec.Code != status {
-			t.Errorf("run %d: %d %s, want %d", run, rec.Code, rec.Body, status)
+		if cur.OrderID != held[2*n-1] {
+			t.Fatalf("cursor after run %d: %v, want after hold %d (%s)", n, cur, 2*n, held[2*n-1])
 		}
 	}
-	for i, cur := range cursors {
-		if cur == (inventory.SettleCursor{}) || (i > 0 && cur == cursors[i-1]) {
-			t.Fatalf("cursors after each run %v: want each run to go on past the last", cursors)
-		}
+}
+
+// runContext is a run's request context whose deadline passes when the test
+// says: Deadline answers d from its making, and the context is done, with
+// context.DeadlineExceeded, once pass is called, as a request's is once its
+// exec_timeout passes.
+type runContext struct {
+	context.Context
+	at   time.Time
+	done chan struct{}
+}
+
+func newRunContext(d time.Duration) *runContext {
+	return &runContext{Context: context.Background(), at: time.Now().Add(d), done: make(chan struct{})}
+}
+
+func (d *runContext) Deadline() (time.Time, bool) { return d.at, true }
+func (d *runContext) Done() <-chan struct{}       { return d.done }
+
+func (d *runContext) Err() error {
+	select {
+	case <-d.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
+// pass makes the deadline pass, once.
+func (d *runContext) pass() {
+	select {
+	case <-d.done:
+	default:
+		close(d.done)
 	}
 }
 
