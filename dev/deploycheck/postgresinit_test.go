@@ -161,18 +161,25 @@ func (c privateCluster) runScript(t *testing.T, rel, secrets string) {
 // runScriptAs runs a script of env/faasd as user: the superuser postgres
 // over the Unix socket, any other user over TCP with its password, as an
 // administrator of a managed PostgreSQL runs it (docs/deploy-kubernetes.md).
-func (c privateCluster) runScriptAs(t *testing.T, rel, secrets, user, password string) {
+func (c privateCluster) runScriptAs(t *testing.T, rel, secrets, user, password string, env ...string) {
+	t.Helper()
+	if out, err := c.scriptOutput(t, rel, secrets, user, password, env...); err != nil {
+		t.Fatalf("%s as %s: %v\n%s", rel, user, err, out)
+	}
+}
+
+// scriptOutput runs a script of env/faasd as runScriptAs does, with env
+// added to its environment, and returns its output and how it ended.
+func (c privateCluster) scriptOutput(t *testing.T, rel, secrets, user, password string, env ...string) ([]byte, error) {
 	t.Helper()
 	host := c.dir
 	if user != "postgres" {
 		host = "127.0.0.1"
 	}
 	cmd := exec.Command("/bin/sh", filepath.Join(root(t), rel))
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "POSTGRES_USER=" + user, "PGHOST=" + host, "PGPORT=" + strconv.Itoa(c.port),
-		"PGPASSWORD=" + password, "SHOP_SECRETS_DIR=" + secrets}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s as %s: %v\n%s", rel, user, err, out)
-	}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "POSTGRES_USER=" + user, "PGHOST=" + host, "PGPORT=" + strconv.Itoa(c.port),
+		"PGPASSWORD=" + password, "SHOP_SECRETS_DIR=" + secrets}, env...)
+	return cmd.CombinedOutput()
 }
 
 // layout is what 10-shop.sh and the migrations decide in a cluster, but the
@@ -316,6 +323,64 @@ func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
 	}
 }
 
+// layOutBeforeTheSplit makes the cluster what the 10-shop.sh of before the
+// role split made and its functions migrated: the five databases and their
+// schemas owned by the one login role shop (password pw-shared), and, with
+// monitor, shop_monitor as it was.
+func (c privateCluster) layOutBeforeTheSplit(t *testing.T, monitor bool) {
+	t.Helper()
+	old := "CREATE ROLE shop LOGIN PASSWORD 'pw-shared';\n"
+	if monitor {
+		old += "CREATE ROLE shop_monitor LOGIN PASSWORD 'pw-monitor' IN ROLE pg_monitor;\n"
+	}
+	for service := range serviceMigrations {
+		old += "CREATE DATABASE shop_" + service + " OWNER shop;\n"
+	}
+	c.psql(t, "postgres", old)
+	for service := range serviceMigrations {
+		c.psql(t, "shop_"+service, "REVOKE ALL ON SCHEMA public FROM PUBLIC;\nGRANT ALL ON SCHEMA public TO shop;\n"+
+			"ALTER SCHEMA public OWNER TO shop;\nCREATE EXTENSION IF NOT EXISTS pg_trgm;\n")
+	}
+	c.migrate(t, func(string) (string, string) { return "shop", "pw-shared" })
+}
+
+// 10-shop.sh run on a cluster laid out before the role split (the databases
+// owned by shop) would take shop's rights on each schema (ALTER SCHEMA
+// public OWNER TO shop_<service>) while the running functions still log in
+// as shop: it stops first, pointing to split-roles.sh, and changes nothing,
+// the old role still reading and writing every database.
+func TestThePostgresInitScriptStopsOnAClusterNotSplitYet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a PostgreSQL cluster of its own; -short was asked for")
+	}
+	ctx := context.Background()
+	cl := startPrivateCluster(t)
+	secrets, _ := databaseSecrets(t)
+	cl.layOutBeforeTheSplit(t, true)
+	roles := "SELECT rolname, rolpassword FROM pg_authid WHERE rolname !~ '^pg_' ORDER BY 1"
+	before, rolesBefore := cl.layout(t), cl.query(t, "postgres", roles)
+	out, err := cl.scriptOutput(t, "env/faasd/postgres-init/10-shop.sh", secrets, "postgres", "")
+	if err == nil || !strings.Contains(string(out), "env/faasd/postgres-upgrade/split-roles.sh") {
+		t.Errorf("10-shop.sh on a cluster not split yet: %v\n%s\nwant a failure naming env/faasd/postgres-upgrade/split-roles.sh", err, out)
+	}
+	if diff := cmp.Diff(before, cl.layout(t)); diff != "" {
+		t.Errorf("10-shop.sh on a cluster not split yet changed it (-before +after):\n%s", diff)
+	}
+	if diff := cmp.Diff(rolesBefore, cl.query(t, "postgres", roles)); diff != "" {
+		t.Errorf("10-shop.sh on a cluster not split yet changed the roles or their passwords (-before +after):\n%s", diff)
+	}
+	for service := range serviceMigrations {
+		conn, err := pgx.Connect(ctx, cl.url("shop", "pw-shared", "shop_"+service))
+		if err != nil {
+			t.Fatalf("an old function logging in to shop_%s as shop after 10-shop.sh: %v", service, err)
+		}
+		if _, err := conn.Exec(ctx, `DELETE FROM outbox WHERE seq < 0`); err != nil {
+			t.Errorf("an old function writing shop_%s as shop after 10-shop.sh: %v", service, err)
+		}
+		_ = conn.Close(ctx)
+	}
+}
+
 // A deployment whose five databases belong to the one role shop (the
 // 10-shop.sh of before, its migrations applied as shop) ends, after
 // env/faasd/postgres-upgrade/split-roles.sh, the deploy of the new functions
@@ -331,16 +396,7 @@ func TestSplitRolesUpgradesASharedRoleDeployment(t *testing.T) {
 	ctx := context.Background()
 	cl := startPrivateCluster(t)
 	secrets, passwords := databaseSecrets(t)
-	old := "CREATE ROLE shop LOGIN PASSWORD 'pw-shared';\nCREATE ROLE shop_monitor LOGIN PASSWORD 'pw-monitor' IN ROLE pg_monitor;\n"
-	for service := range serviceMigrations {
-		old += "CREATE DATABASE shop_" + service + " OWNER shop;\n"
-	}
-	cl.psql(t, "postgres", old)
-	for service := range serviceMigrations {
-		cl.psql(t, "shop_"+service, "REVOKE ALL ON SCHEMA public FROM PUBLIC;\nGRANT ALL ON SCHEMA public TO shop;\n"+
-			"ALTER SCHEMA public OWNER TO shop;\nCREATE EXTENSION IF NOT EXISTS pg_trgm;\n")
-	}
-	cl.migrate(t, func(string) (string, string) { return "shop", "pw-shared" })
+	cl.layOutBeforeTheSplit(t, true)
 
 	cl.runScript(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets)
 	cl.runScript(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets)
@@ -499,16 +555,7 @@ func TestAPreSplitDumpRestoresIntoTheServiceRoles(t *testing.T) {
 	}
 	cl := startPrivateCluster(t)
 	secrets, passwords := databaseSecrets(t)
-	old := "CREATE ROLE shop LOGIN PASSWORD 'pw-shared';\n"
-	for service := range serviceMigrations {
-		old += "CREATE DATABASE shop_" + service + " OWNER shop;\n"
-	}
-	cl.psql(t, "postgres", old)
-	for service := range serviceMigrations {
-		cl.psql(t, "shop_"+service, "REVOKE ALL ON SCHEMA public FROM PUBLIC;\nGRANT ALL ON SCHEMA public TO shop;\n"+
-			"ALTER SCHEMA public OWNER TO shop;\nCREATE EXTENSION IF NOT EXISTS pg_trgm;\n")
-	}
-	cl.migrate(t, func(string) (string, string) { return "shop", "pw-shared" })
+	cl.layOutBeforeTheSplit(t, false)
 
 	dumps := t.TempDir()
 	if err := os.Chmod(dumps, 0o777); err != nil {

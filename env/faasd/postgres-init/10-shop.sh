@@ -25,7 +25,10 @@
 # rerun also repairs a role whose password was changed by hand). A
 # non-superuser may create a database owned by a role, or give it a schema,
 # only as a member of that role (PostgreSQL 15), so such an administrator
-# is granted each service role first and stays a member.
+# is granted each service role first and stays a member. On a cluster laid
+# out before the role split (a shop_<service> database owned by another
+# role, shop) it stops before changing anything and points to
+# env/faasd/postgres-upgrade/split-roles.sh, the upgrade of such a cluster.
 set -eu
 
 # Read into a variable first: a failed $(cat ...) inside psql's arguments
@@ -67,6 +70,23 @@ psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
 	--set=orders_password="$orders_password" --set=inventory_password="$inventory_password" \
 	--set=payments_password="$payments_password" --set=relay_password="$relay_password" \
 	--set=monitor_password="$monitor_password" <<'SQL'
+-- A cluster laid out before the role split (its databases owned by the one
+-- role shop, which the running functions log in as): making the service
+-- roles own the schemas would take shop's rights away from under them.
+-- Nothing is changed; split-roles.sh is that upgrade.
+DO $$
+DECLARE
+	bad text;
+BEGIN
+	SELECT string_agg(format('%s (owned by %s)', datname, datdba::regrole), ', ' ORDER BY datname) INTO bad
+		FROM pg_database
+		WHERE datname IN ('shop_users', 'shop_catalog', 'shop_orders', 'shop_inventory', 'shop_payments')
+			AND datdba::regrole::text <> datname;
+	IF bad IS NOT NULL THEN
+		RAISE EXCEPTION '10-shop.sh: % not owned by its service''s role: a cluster from before the role split, changed nothing; run env/faasd/postgres-upgrade/split-roles.sh instead (docs/deploy-faasd.md, step 7)', bad;
+	END IF;
+END
+$$;
 SELECT format('CREATE ROLE %I LOGIN', r)
 	FROM unnest(ARRAY['shop_monitor', 'shop_relay', 'shop_users', 'shop_catalog', 'shop_orders', 'shop_inventory', 'shop_payments']) r
 	WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) \gexec
