@@ -203,6 +203,11 @@ func (c privateCluster) layout(t *testing.T) string {
 	return l
 }
 
+// passwordHashes lists each role's password hash (pg_authid, the
+// superuser's to read): setting a password again, even the same one, makes
+// a new SCRAM salt and so a new hash.
+const passwordHashes = `SELECT rolname || '|' || coalesce(rolpassword, '') FROM pg_authid WHERE rolname !~ '^pg_' ORDER BY 1`
+
 // databaseSecrets writes the secret files the postgres service mounts, each
 // password distinct, and returns their folder and the passwords by file.
 func databaseSecrets(t *testing.T) (string, map[string]string) {
@@ -294,7 +299,11 @@ func TestEachFunctionReachesOnlyItsServicesDatabase(t *testing.T) {
 // administrator, it leaves what it leaves when the superuser runs it
 // (TestEachFunctionReachesOnlyItsServicesDatabase's checks); run a second
 // time, by the superuser or by that administrator, after the functions
-// migrated the databases, it succeeds and changes nothing.
+// migrated the databases, it succeeds and changes nothing, not even a
+// password's hash (PgBouncer's auth_file holds the SCRAM secrets, and a
+// rerun with stale secret files must not reset the roles' passwords). Run
+// with SHOP_RESET_PASSWORDS=true it sets each password again from its file
+// and lets a role made NOLOGIN log in again.
 func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a PostgreSQL cluster of its own; -short was asked for")
@@ -313,10 +322,25 @@ func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
 			cl.migrate(t, func(service string) (string, string) {
 				return roles[service], passwords[postgres.PasswordSecret(service)]
 			})
-			before := cl.layout(t)
+			before, hashes := cl.layout(t), cl.query(t, "postgres", passwordHashes)
 			cl.runScriptAs(t, "env/faasd/postgres-init/10-shop.sh", secrets, admin, password)
 			if diff := cmp.Diff(before, cl.layout(t)); diff != "" {
 				t.Errorf("10-shop.sh run again as %s changed the cluster (-first run +second):\n%s", admin, diff)
+			}
+			if diff := cmp.Diff(hashes, cl.query(t, "postgres", passwordHashes)); diff != "" {
+				t.Errorf("10-shop.sh run again as %s set passwords again (-first run +second):\n%s", admin, diff)
+			}
+			checkDatabaseRoles(t, cl, passwords, roles)
+
+			// Asked to, it sets every password again, from the files,
+			// and lets a role that was made NOLOGIN log in again.
+			cl.psql(t, "postgres", "ALTER ROLE shop_orders NOLOGIN;\nALTER ROLE shop_relay NOLOGIN;\n")
+			cl.runScriptAs(t, "env/faasd/postgres-init/10-shop.sh", secrets, admin, password, "SHOP_RESET_PASSWORDS=true")
+			after := strings.Split(cl.query(t, "postgres", passwordHashes), "\n")
+			for i, line := range strings.Split(hashes, "\n") {
+				if role, _, _ := strings.Cut(line, "|"); strings.HasPrefix(role, "shop_") && role != "shop_admin" && line == after[i] {
+					t.Errorf("10-shop.sh run with SHOP_RESET_PASSWORDS=true as %s left %s's password hash as it was", admin, role)
+				}
 			}
 			checkDatabaseRoles(t, cl, passwords, roles)
 		})
