@@ -833,7 +833,7 @@ func TestPostgresInitNeedsThePassword(t *testing.T) {
 	out, psql, err := run("", nil)
 	if err != nil || !strings.Contains(psql, "--set=users_password=s3cret0 --set=catalog_password=s3cret1 "+
 		"--set=orders_password=s3cret2 --set=inventory_password=s3cret3 --set=payments_password=s3cret4 "+
-		"--set=relay_password=s3cret5 --set=monitor_password=s3cret6\n") {
+		"--set=relay_password=s3cret5 --set=monitor_password=s3cret6 --set=reset_passwords=false\n") {
 		t.Fatalf("readable passwords: err %v, output %q, psql calls:\n%s", err, out, psql)
 	}
 	spoils := map[string]func(string) error{
