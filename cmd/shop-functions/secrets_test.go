@@ -463,12 +463,7 @@ func TestThePublicSearchOnlySearchesMeilisearch(t *testing.T) {
 		t.Skip("builds search-products against PostgreSQL; -short was asked for")
 	}
 	meili := newFakeMeili(t)
-	fns, _ := devFunctions(t)
-	i := slices.IndexFunc(fns, func(f devFunction) bool { return f.name == "search-products" })
-	if i < 0 {
-		t.Fatal("search-products is not in stack.yml")
-	}
-	f := fns[i]
+	f := searchProducts(t)
 	if slices.Contains(f.fn.Secrets, "meili-key") || !slices.Contains(f.fn.Secrets, "meili-search-key") {
 		t.Errorf("search-products declares %v: want meili-search-key and not meili-key", f.fn.Secrets)
 	}
@@ -511,12 +506,7 @@ func TestAWrongSearchKeyFailsSearchProductsBuild(t *testing.T) {
 		t.Skip("builds search-products against PostgreSQL; -short was asked for")
 	}
 	meili := newFakeMeili(t)
-	fns, _ := devFunctions(t)
-	i := slices.IndexFunc(fns, func(f devFunction) bool { return f.name == "search-products" })
-	if i < 0 {
-		t.Fatal("search-products is not in stack.yml")
-	}
-	f := fns[i]
+	f := searchProducts(t)
 	f.env["MEILI_URL"] = meili.server.URL
 	const wrong = "aWrongSearchKeyValue"
 	for _, tt := range []struct {
@@ -759,4 +749,16 @@ func TestAFailedBuildLeavesNoRedisConnectionOpen(t *testing.T) {
 			}
 		})
 	}
+}
+
+// searchProducts is search-products as stack.yml and the development
+// environment declare it.
+func searchProducts(t *testing.T) devFunction {
+	t.Helper()
+	fns, _ := devFunctions(t)
+	i := slices.IndexFunc(fns, func(f devFunction) bool { return f.name == "search-products" })
+	if i < 0 {
+		t.Fatal("search-products is not in stack.yml")
+	}
+	return fns[i]
 }

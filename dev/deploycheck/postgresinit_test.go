@@ -377,7 +377,6 @@ func TestThePostgresInitScriptStopsOnAClusterNotSplitYet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a PostgreSQL cluster of its own; -short was asked for")
 	}
-	ctx := context.Background()
 	cl := startPrivateCluster(t)
 	secrets, _ := databaseSecrets(t)
 	cl.layOutBeforeTheSplit(t, true)
@@ -393,16 +392,7 @@ func TestThePostgresInitScriptStopsOnAClusterNotSplitYet(t *testing.T) {
 	if diff := cmp.Diff(rolesBefore, cl.query(t, "postgres", roles)); diff != "" {
 		t.Errorf("10-shop.sh on a cluster not split yet changed the roles or their passwords (-before +after):\n%s", diff)
 	}
-	for service := range serviceMigrations {
-		conn, err := pgx.Connect(ctx, cl.url("shop", "pw-shared", "shop_"+service))
-		if err != nil {
-			t.Fatalf("an old function logging in to shop_%s as shop after 10-shop.sh: %v", service, err)
-		}
-		if _, err := conn.Exec(ctx, `DELETE FROM outbox WHERE seq < 0`); err != nil {
-			t.Errorf("an old function writing shop_%s as shop after 10-shop.sh: %v", service, err)
-		}
-		_ = conn.Close(ctx)
-	}
+	cl.oldFunctionsStillWork(t, "10-shop.sh")
 }
 
 // A deployment whose five databases belong to the one role shop (the
@@ -417,23 +407,13 @@ func TestSplitRolesUpgradesASharedRoleDeployment(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a PostgreSQL cluster of its own; -short was asked for")
 	}
-	ctx := context.Background()
 	cl := startPrivateCluster(t)
 	secrets, passwords := databaseSecrets(t)
 	cl.layOutBeforeTheSplit(t, true)
 
 	cl.runScript(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets)
 	cl.runScript(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets)
-	for service := range serviceMigrations {
-		conn, err := pgx.Connect(ctx, cl.url("shop", "pw-shared", "shop_"+service))
-		if err != nil {
-			t.Fatalf("an old function logging in to shop_%s as shop after split-roles.sh: %v", service, err)
-		}
-		if _, err := conn.Exec(ctx, `DELETE FROM outbox WHERE seq < 0`); err != nil {
-			t.Errorf("an old function writing shop_%s as shop after split-roles.sh: %v", service, err)
-		}
-		_ = conn.Close(ctx)
-	}
+	cl.oldFunctionsStillWork(t, "split-roles.sh")
 	roles := productionRoles(t)
 	cl.migrate(t, func(service string) (string, string) {
 		return roles[service], passwords[postgres.PasswordSecret(service)]
@@ -619,4 +599,22 @@ func TestAPreSplitDumpRestoresIntoTheServiceRoles(t *testing.T) {
 		return roles[service], passwords[postgres.PasswordSecret(service)]
 	})
 	checkDatabaseRoles(t, cl, passwords, roles)
+}
+
+// oldFunctionsStillWork checks that a function of before the split, logging
+// in as shop, still reads and writes every service database after the named
+// script ran.
+func (c privateCluster) oldFunctionsStillWork(t *testing.T, after string) {
+	t.Helper()
+	ctx := context.Background()
+	for service := range serviceMigrations {
+		conn, err := pgx.Connect(ctx, c.url("shop", "pw-shared", "shop_"+service))
+		if err != nil {
+			t.Fatalf("an old function logging in to shop_%s as shop after %s: %v", service, after, err)
+		}
+		if _, err := conn.Exec(ctx, `DELETE FROM outbox WHERE seq < 0`); err != nil {
+			t.Errorf("an old function writing shop_%s as shop after %s: %v", service, after, err)
+		}
+		_ = conn.Close(ctx)
+	}
 }
