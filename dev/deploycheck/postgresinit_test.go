@@ -297,13 +297,9 @@ func TestEachFunctionReachesOnlyItsServicesDatabase(t *testing.T) {
 // repeated, a run that stopped half-way) and whose administrator is often
 // not a superuser, only CREATEROLE and CREATEDB. Run by such an
 // administrator, it leaves what it leaves when the superuser runs it
-// (TestEachFunctionReachesOnlyItsServicesDatabase's checks); run a second
-// time, by the superuser or by that administrator, after the functions
-// migrated the databases, it succeeds and changes nothing, not even a
-// password's hash (PgBouncer's auth_file holds the SCRAM secrets, and a
-// rerun with stale secret files must not reset the roles' passwords). Run
-// with SHOP_RESET_PASSWORDS=true it sets each password again from its file
-// and lets a role made NOLOGIN log in again.
+// (TestEachFunctionReachesOnlyItsServicesDatabase's checks); run again, by
+// the superuser or by that administrator, after the functions migrated the
+// databases, it keeps the passwords as checkPasswordsKept says.
 func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a PostgreSQL cluster of its own; -short was asked for")
@@ -322,28 +318,85 @@ func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
 			cl.migrate(t, func(service string) (string, string) {
 				return roles[service], passwords[postgres.PasswordSecret(service)]
 			})
-			before, hashes := cl.layout(t), cl.query(t, "postgres", passwordHashes)
-			cl.runScriptAs(t, "env/faasd/postgres-init/10-shop.sh", secrets, admin, password)
-			if diff := cmp.Diff(before, cl.layout(t)); diff != "" {
-				t.Errorf("10-shop.sh run again as %s changed the cluster (-first run +second):\n%s", admin, diff)
-			}
-			if diff := cmp.Diff(hashes, cl.query(t, "postgres", passwordHashes)); diff != "" {
-				t.Errorf("10-shop.sh run again as %s set passwords again (-first run +second):\n%s", admin, diff)
-			}
-			checkDatabaseRoles(t, cl, passwords, roles)
-
-			// Asked to, it sets every password again, from the files,
-			// and lets a role that was made NOLOGIN log in again.
-			cl.psql(t, "postgres", "ALTER ROLE shop_orders NOLOGIN;\nALTER ROLE shop_relay NOLOGIN;\n")
-			cl.runScriptAs(t, "env/faasd/postgres-init/10-shop.sh", secrets, admin, password, "SHOP_RESET_PASSWORDS=true")
-			after := strings.Split(cl.query(t, "postgres", passwordHashes), "\n")
-			for i, line := range strings.Split(hashes, "\n") {
-				if role, _, _ := strings.Cut(line, "|"); strings.HasPrefix(role, "shop_") && role != "shop_admin" && line == after[i] {
-					t.Errorf("10-shop.sh run with SHOP_RESET_PASSWORDS=true as %s left %s's password hash as it was", admin, role)
-				}
-			}
+			cl.checkPasswordsKept(t, "env/faasd/postgres-init/10-shop.sh", secrets, admin, password, initRoles())
 			checkDatabaseRoles(t, cl, passwords, roles)
 		})
+	}
+}
+
+// initRoles are the login roles 10-shop.sh makes, each with the password
+// of a secret file.
+func initRoles() []string {
+	return append(splitRoles(), "shop_monitor")
+}
+
+// splitRoles are the login roles split-roles.sh makes: the services' and
+// the relay's.
+func splitRoles() []string {
+	var roles []string
+	for _, service := range slices.Sorted(maps.Keys(serviceMigrations)) {
+		roles = append(roles, "shop_"+service)
+	}
+	return append(roles, "shop_relay")
+}
+
+// checkPasswordsKept runs script (10-shop.sh or split-roles.sh, which has
+// run once on cl) again as user and checks what both promise of the
+// passwords of roles, the login roles the script makes: a run without
+// SHOP_RESET_PASSWORDS changes nothing, not even a password's hash
+// (PgBouncer's auth_file holds the SCRAM secrets, a new salt breaks them,
+// and a rerun with stale secret files must not reset the roles' passwords),
+// and leaves a role made NOLOGIN by an operator so; any value of
+// SHOP_RESET_PASSWORDS but true, false or none stops it before it changes
+// anything; SHOP_RESET_PASSWORDS=true sets each password again from its
+// file (a new hash) and lets a role made NOLOGIN log in again.
+func (c privateCluster) checkPasswordsKept(t *testing.T, script, secrets, user, password string, roles []string) {
+	t.Helper()
+	name := filepath.Base(script)
+	before, hashes := c.layout(t), c.query(t, "postgres", passwordHashes)
+	c.runScriptAs(t, script, secrets, user, password)
+	if diff := cmp.Diff(before, c.layout(t)); diff != "" {
+		t.Errorf("%s run again as %s changed the cluster (-first run +second):\n%s", name, user, diff)
+	}
+	if diff := cmp.Diff(hashes, c.query(t, "postgres", passwordHashes)); diff != "" {
+		t.Errorf("%s run again as %s set passwords again (-first run +second):\n%s", name, user, diff)
+	}
+
+	out, err := c.scriptOutput(t, script, secrets, user, password, "SHOP_RESET_PASSWORDS=yes")
+	if err == nil || !strings.Contains(string(out), "SHOP_RESET_PASSWORDS is true, false or unset, not yes") {
+		t.Errorf("%s with SHOP_RESET_PASSWORDS=yes as %s: %v\n%s\nwant it stopped, naming the variable", name, user, err, out)
+	}
+	if diff := cmp.Diff(hashes, c.query(t, "postgres", passwordHashes)); diff != "" {
+		t.Errorf("%s with SHOP_RESET_PASSWORDS=yes as %s set passwords (-before +after):\n%s", name, user, diff)
+	}
+
+	// An operator cut two roles off: a run that was not asked to reset
+	// leaves them so.
+	c.psql(t, "postgres", "ALTER ROLE shop_orders NOLOGIN;\nALTER ROLE shop_relay NOLOGIN;\n")
+	canLogin := `SELECT rolname || '|' || rolcanlogin FROM pg_roles WHERE rolname IN ('shop_orders', 'shop_relay') ORDER BY 1`
+	c.runScriptAs(t, script, secrets, user, password)
+	if got := c.query(t, "postgres", canLogin); got != "shop_orders|false\nshop_relay|false\n" {
+		t.Errorf("%s run again as %s without SHOP_RESET_PASSWORDS let a role made NOLOGIN log in:\n%s", name, user, got)
+	}
+	if diff := cmp.Diff(hashes, c.query(t, "postgres", passwordHashes)); diff != "" {
+		t.Errorf("%s run again as %s set passwords again (-before +after):\n%s", name, user, diff)
+	}
+
+	// Asked to, it sets every password again, from the files, and lets
+	// the roles made NOLOGIN log in again.
+	c.runScriptAs(t, script, secrets, user, password, "SHOP_RESET_PASSWORDS=true")
+	after := map[string]string{}
+	for _, line := range strings.Split(c.query(t, "postgres", passwordHashes), "\n") {
+		role, hash, _ := strings.Cut(line, "|")
+		after[role] = hash
+	}
+	for _, line := range strings.Split(hashes, "\n") {
+		if role, hash, _ := strings.Cut(line, "|"); slices.Contains(roles, role) && after[role] == hash {
+			t.Errorf("%s run with SHOP_RESET_PASSWORDS=true as %s left %s's password hash as it was", name, user, role)
+		}
+	}
+	if got := c.query(t, "postgres", canLogin); got != "shop_orders|true\nshop_relay|true\n" {
+		t.Errorf("%s run with SHOP_RESET_PASSWORDS=true as %s left a role NOLOGIN:\n%s", name, user, got)
 	}
 }
 
@@ -401,8 +454,8 @@ func TestThePostgresInitScriptStopsOnAClusterNotSplitYet(t *testing.T) {
 // and the drop of shop that docs/deploy-faasd.md's step 7 gives, with what a
 // new cluster has (TestEachFunctionReachesOnlyItsServicesDatabase's checks);
 // between the script and the drop the old functions, still logging in as
-// shop, keep reading and writing every database. The script runs twice, as
-// an operator may.
+// shop, keep reading and writing every database. The script runs again, as
+// an operator may, and keeps the passwords as checkPasswordsKept says.
 func TestSplitRolesUpgradesASharedRoleDeployment(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a PostgreSQL cluster of its own; -short was asked for")
@@ -412,7 +465,7 @@ func TestSplitRolesUpgradesASharedRoleDeployment(t *testing.T) {
 	cl.layOutBeforeTheSplit(t, true)
 
 	cl.runScript(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets)
-	cl.runScript(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets)
+	cl.checkPasswordsKept(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets, "postgres", "", splitRoles())
 	cl.oldFunctionsStillWork(t, "split-roles.sh")
 	roles := productionRoles(t)
 	cl.migrate(t, func(service string) (string, string) {

@@ -31,8 +31,10 @@
 # role, or give it a schema, only as a member of that role (PostgreSQL 15),
 # so such an administrator is granted each service role first and stays a
 # member. PostgreSQL 16 and later make a CREATEROLE administrator a member
-# of what it creates without SET, which CREATE DATABASE ... OWNER needs:
-# there the grant is WITH INHERIT TRUE, SET TRUE. Only PostgreSQL 15 is
+# of what it creates without SET, which CREATE DATABASE ... OWNER needs, or
+# INHERIT, which the grants on the database need (createrole_self_grant):
+# there the grant is WITH INHERIT TRUE, SET TRUE, made when either is
+# missing. Only PostgreSQL 15 is
 # tested here (dev/deploycheck); the 16 path is not. On a cluster laid
 # out before the role split (a shop_<service> database owned by another
 # role, shop) it stops before changing anything and points to
@@ -117,14 +119,18 @@ SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', r, p) FROM (VALUES ('shop_moni
 	WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) \gexec
 SELECT 'GRANT pg_monitor TO shop_monitor' WHERE NOT pg_has_role('shop_monitor', 'pg_monitor', 'MEMBER') \gexec
 -- PostgreSQL 16 makes a CREATEROLE administrator a member of the roles it
--- creates without SET or INHERIT (createrole_self_grant), and CREATE
--- DATABASE ... OWNER needs SET: there the check and the grant name them
--- (syntax of 16 and later; not tested here, where only 15 runs).
+-- creates without SET or INHERIT (createrole_self_grant, which may give
+-- either or both), and CREATE DATABASE ... OWNER needs SET, the GRANT and
+-- REVOKE on each database below INHERIT (USAGE: the owner's privileges):
+-- there the check and the grant name both, so a membership with SET alone
+-- (createrole_self_grant = 'set') is granted INHERIT too (syntax of 16 and
+-- later; not tested here, where only 15 runs).
 SELECT current_setting('server_version_num')::int >= 160000 AS pg16 \gset
 \if :pg16
 SELECT format('GRANT %I TO CURRENT_USER WITH INHERIT TRUE, SET TRUE', r)
 	FROM unnest(ARRAY['shop_users', 'shop_catalog', 'shop_orders', 'shop_inventory', 'shop_payments']) r
-	WHERE NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AND NOT pg_has_role(r, 'SET') \gexec
+	WHERE NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+		AND NOT (pg_has_role(r, 'SET') AND pg_has_role(r, 'USAGE')) \gexec
 \else
 SELECT format('GRANT %I TO CURRENT_USER', r)
 	FROM unnest(ARRAY['shop_users', 'shop_catalog', 'shop_orders', 'shop_inventory', 'shop_payments']) r

@@ -10,11 +10,25 @@
 # shop_relay may read, mark and prune the outbox (and prune the inbox and
 # notifications). Until the old functions are replaced, `shop` is made a
 # member of the five roles, so they keep working; step 7 then drops it.
-# Idempotent: a second run changes nothing.
+# Idempotent: a second run changes nothing, not even a password's hash. As
+# with 10-shop.sh, a role's password is set only when the run creates the
+# role: setting it again makes a new SCRAM salt, so PgBouncer's auth_file
+# secrets would no longer match, and a rerun with stale files would reset
+# every password. SHOP_RESET_PASSWORDS=true sets each existing role's
+# password again from its file and lets the role log in again (ALTER ROLE
+# ... LOGIN PASSWORD): the repair of a password changed by hand or of a
+# role made NOLOGIN; a run without it leaves LOGIN as an operator set it.
 set -eu
 
 services="users catalog orders inventory payments"
 secrets=${SHOP_SECRETS_DIR:-/run/secrets}
+case ${SHOP_RESET_PASSWORDS:-false} in
+true | false) reset_passwords=${SHOP_RESET_PASSWORDS:-false} ;;
+*)
+	echo "split-roles.sh: SHOP_RESET_PASSWORDS is true, false or unset, not $SHOP_RESET_PASSWORDS" >&2
+	exit 1
+	;;
+esac
 for s in $services relay; do
 	p=$(cat "$secrets/db-password-$s") || exit 1
 	case $p in '' | *[[:space:]]*)
@@ -23,9 +37,13 @@ for s in $services relay; do
 		;;
 	esac
 	# psql substitutes :'v' in its standard input, never in its arguments.
-	psql -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname postgres --set=role="shop_$s" --set=p="$p" <<'SQL'
-SELECT format('CREATE ROLE %I LOGIN', :'role') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
-ALTER ROLE :"role" PASSWORD :'p';
+	# An existing role keeps its password unless SHOP_RESET_PASSWORDS=true
+	# asks (see above); a role missing is created with it.
+	psql -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname postgres --set=role="shop_$s" --set=p="$p" \
+		--set=reset_passwords="$reset_passwords" <<'SQL'
+SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', :'role', :'p')
+	WHERE :'reset_passwords' = 'true' AND EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
+SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'role', :'p') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
 SQL
 done
 
