@@ -761,6 +761,12 @@ func mounted(d *appsv1.Deployment, c *corev1.Container, mountPath string) (v cor
 // 30 s with the common providers' defaults.
 const KongQuitMinWait = 10
 
+// KongMinReady is the least minReadySeconds of Kong's Deployment: a load
+// balancer sends to a node that ran no Kong only once its health check of
+// the Service's healthCheckNodePort has passed there a few times, the same
+// 10 to 30 s as KongQuitMinWait's failing checks.
+const KongMinReady = KongQuitMinWait
+
 // KongQuit is Kong's preStop, kong quit, parsed: Kong 3.9's flags --prefix
 // (the running Kong's, or the configuration's), --wait (seconds before the
 // SIGQUIT, default 0) and --timeout (seconds from the SIGQUIT to a forced
@@ -800,6 +806,19 @@ func ParseKongQuit(cmd []string) (KongQuit, error) {
 		}
 	}
 	return q, nil
+}
+
+// CheckKongMinReady reports a Kong Deployment d whose new pods count as
+// available as soon as they are Ready (minReadySeconds below KongMinReady):
+// behind a Service of externalTrafficPolicy Local, a new pod on a node that
+// ran no Kong gets no connection until the load balancer's health check has
+// passed there, and a rollout that went on at once would stop the next old
+// pod, the last one the balancer sends to, before.
+func CheckKongMinReady(d *appsv1.Deployment) []error {
+	if s := d.Spec.MinReadySeconds; s < KongMinReady {
+		return []error{fmt.Errorf("kong: minReadySeconds %d, want at least %d: with externalTrafficPolicy Local the balancer sends to a new pod's node only once its health check has passed there, and the rollout would stop the next old pod before", s, KongMinReady)}
+	}
+	return nil
 }
 
 // CheckKongDrain reports what would make Kong's pods, behind a Service of

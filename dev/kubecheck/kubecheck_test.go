@@ -216,6 +216,9 @@ func kongFindings(m *kubecheck.Manifests, compose deploycheck.Compose) []error {
 		// until the balancer's health check sees it has none: a pod that
 		// stops must keep serving meanwhile and quit gracefully.
 		errs = append(errs, kubecheck.CheckKongDrain(d, ctr, m.DisruptionBudgets)...)
+		// And a pod that starts must not count as available before the
+		// balancer sends to its node.
+		errs = append(errs, kubecheck.CheckKongMinReady(d)...)
 		errs = append(errs, kubecheck.CheckKongPortMaps(ctr, s)...)
 	}
 	return errs
@@ -701,6 +704,8 @@ func TestEachMistakeFails(t *testing.T) {
 		{"kong quitting another prefix", kongFile, replace("--prefix=/kong_prefix", "--prefix=/usr/local/kong"), `kong: the preStop's kong quit --prefix "/usr/local/kong", not KONG_PREFIX "/kong_prefix"`},
 		{"kong quitting without the prefix", kongFile, replace(" --prefix=/kong_prefix,", ""), `kong: the preStop's kong quit --prefix "", not KONG_PREFIX "/kong_prefix"`},
 		{"kong quitting with a flag Kong does not know", kongFile, replace("--timeout=20", "--timeout=20, --drain=5"), `kong: the preStop's kong quit: "--drain=5"`},
+		{"kong available as soon as it is ready", kongFile, replace("  minReadySeconds: 30\n", ""), "kong: minReadySeconds 0, want at least 10"},
+		{"kong available too soon", kongFile, replace("minReadySeconds: 30", "minReadySeconds: 5"), "kong: minReadySeconds 5, want at least 10"},
 		{"kong's grace period below the preStop", kongFile, replace("terminationGracePeriodSeconds: 60", "terminationGracePeriodSeconds: 45"), "kong: terminationGracePeriodSeconds 45, want more than the preStop's 30 s wait and 20 s timeout"},
 		{"kong's grace period the default", kongFile, replace("      terminationGracePeriodSeconds: 60\n", ""), "kong: terminationGracePeriodSeconds 30, want more than the preStop's 30 s wait and 20 s timeout"},
 		{"kong's replicas not spread", kongFile, replace("topologyKey: kubernetes.io/hostname", "topologyKey: topology.kubernetes.io/zone"), "kong: no topologySpreadConstraint over kubernetes.io/hostname"},
