@@ -393,6 +393,11 @@ func TestKongConfigRenderingRefusesWhatItCannotRender(t *testing.T) {
 			"", []string{"host : redis", "the lines above still name faasd's services"}},
 		{"a quoted port key, another port", append(planted("            port: 6379\n", "            'port': 6379\n"), "REDIS_PORT=6380"),
 			"", []string{"'port': 6379", "the lines above still name faasd's services"}},
+		// Only a redis: block's host and port are Redis's: a host: redis
+		// elsewhere (here beside the block, in the plugin's config) is left
+		// as it is, and so refused.
+		{"a host: redis outside a redis block", planted("          policy: redis\n          redis:\n", "          policy: redis\n          host: redis\n          redis:\n"),
+			"", []string{"          host: redis\n", "the lines above still name faasd's services"}},
 		{"the signing key as the verify key", []string{"JWT_VERIFY_KEY=" + privateKey}, "", []string{privateKey + " holds no PEM public key"}},
 		{"no kong.yml", []string{"KONG_YML=" + missing}, "", []string{"missing.yml"}},
 		{"no kong.yml, with TLS", []string{"KONG_YML=" + missing, "REDIS_TLS=true"}, "", []string{"missing.yml"}},
@@ -426,6 +431,21 @@ func TestKongConfigRenderingRefusesWhatItCannotRender(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// REDIS_HOST may be redis itself (an ExternalName Service redis in Kong's
+// namespace, say): the rendered host: redis lines are then what was asked
+// for, not faasd's name left behind, and the port is still rewritten.
+func TestKongConfigRenderedForARedisNamedRedis(t *testing.T) {
+	out, _, err := renderKong(t, "REDIS_HOST=redis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Count(string(read(t, "gateway/kong.yml")), "\n            host: redis\n            port: 6379\n")
+	rendered := string(readFile(t, out))
+	if n := strings.Count(rendered, "\n            host: redis\n            port: 6380\n"); n != want || want == 0 {
+		t.Errorf("%d redis blocks rendered with host redis and port 6380, want gateway/kong.yml's %d", n, want)
 	}
 }
 

@@ -17,10 +17,12 @@
 #     the Service gateway of openfaas);
 #   - the rate limits' Redis, host redis and port 6379 on faasd, becomes
 #     REDIS_HOST and REDIS_PORT (6379 unless set): REDIS_ADDR's of
-#     env/kubernetes.yml. A host: or port: line is rewritten with its value
-#     quoted or not, with trailing blanks or a comment, which it keeps (the
-#     quotes too); a key written otherwise (quoted, a blank before its colon,
-#     in a flow mapping) is not rewritten but refused (below);
+#     env/kubernetes.yml. A host: or port: line of a redis: block is
+#     rewritten with its value quoted or not, with trailing blanks or a
+#     comment, which it keeps (the quotes too); a line outside a redis:
+#     block is left as it is, and a key written otherwise (quoted, a blank
+#     before its colon, in a flow mapping) is not rewritten: either is
+#     refused (below) when it names another host or port than asked for;
 #   - the opentelemetry plugin's http://jaeger:4318 becomes OTLP_ENDPOINT
 #     (OTEL_EXPORTER_OTLP_ENDPOINT of env/kubernetes.yml);
 #   - the jwt credential's {vault://env/shop-jwt-verify-key} becomes the
@@ -41,10 +43,12 @@
 # It writes nothing, and exits non-zero naming why, when JWT_VERIFY_KEY holds
 # no PEM public key, when a step fails, and when the result still names one
 # of faasd's services: a gateway or jaeger URL its replacements missed, the
-# vault reference to the verify key, a host: redis or (REDIS_PORT set to
-# another port) a port: 6379 however written ("host": redis, host : redis,
-# a flow-style {host: redis} included). Its temporary files, OUT.tmp and OUT.tmp.tls, go on every exit
-# but the one that renames OUT.tmp to OUT.
+# vault reference to the verify key, a host: redis (REDIS_HOST set to
+# another host) or a port: 6379 (REDIS_PORT set to another port) however
+# written ("host": redis, host : redis, a flow-style {host: redis}, a line
+# outside a redis: block included). Its temporary files, OUT.tmp,
+# OUT.tmp.redis and OUT.tmp.tls, go on every exit but the one that renames
+# OUT.tmp to OUT.
 set -eu
 : "${REDIS_HOST:?set REDIS_HOST to your Redis host (REDIS_ADDR of env/kubernetes.yml without the port)}"
 : "${OTLP_ENDPOINT:?set OTLP_ENDPOINT to your OTLP/HTTP collector (OTEL_EXPORTER_OTLP_ENDPOINT of env/kubernetes.yml)}"
@@ -66,19 +70,49 @@ grep -q -- '-----BEGIN PUBLIC KEY-----' "$JWT_VERIFY_KEY" || {
 }
 key=$(sed -n '1,/-----END PUBLIC KEY-----/p' "$JWT_VERIFY_KEY" | awk '{printf "%s\\\\n", $0}')
 tmp=$OUT.tmp
-trap 'rm -f "$tmp" "$tmp.tls"' EXIT
+trap 'rm -f "$tmp" "$tmp.redis" "$tmp.tls"' EXIT
 # dash runs the EXIT trap on exit, not when a signal kills it.
 trap 'exit 1' HUP INT TERM
-# A host: or port: line's value, quoted or not (\2), then trailing blanks or
-# a comment (\3, kept).
-value='[[:blank:]]\{1,\}\(["'"'"']\{0,1\}\)'
-rest='\2\(\([[:blank:]]\{1,\}#.*\)\{0,1\}\)[[:blank:]]*$'
+# The rate limits' Redis: the host: redis and port: 6379 lines of a redis:
+# block (a line redis:, alone or with a comment, and the lines below it
+# indented deeper; blank and comment lines do not end it), and no other
+# line. A line's value is quoted or not; trailing blanks go, a comment is
+# kept, and so are the quotes.
+awk -v host="$REDIS_HOST" -v port="$REDIS_PORT" '
+function rewrite(line, key, from, to,    ind, rest, q, n) {
+	ind = line
+	sub(/[^ ].*/, "", ind)
+	rest = substr(line, length(ind) + 1)
+	if (substr(rest, 1, length(key) + 1) != key ":") return line
+	rest = substr(rest, length(key) + 2)
+	if (rest !~ /^[ \t]/) return line
+	sub(/^[ \t]+/, "", rest)
+	q = substr(rest, 1, 1)
+	if (q != "\"" && q != "\047") q = ""
+	n = 2 * length(q) + length(from)
+	if (substr(rest, 1, n) != q from q) return line
+	rest = substr(rest, n + 1)
+	if (rest ~ /^[ \t]*$/) rest = ""
+	else if (rest !~ /^[ \t]+#/) return line
+	return ind key ": " q to q rest
+}
+BEGIN { block = -1 }
+{
+	line = $0
+	ind = match(line, /[^ ]/) - 1
+	if (block >= 0 && line !~ /^[ \t]*(#.*)?$/ && ind <= block) block = -1
+	if (block >= 0) {
+		line = rewrite(line, "host", "redis", host)
+		line = rewrite(line, "port", "6379", port)
+	}
+	if (line ~ /^ *redis:[ \t]*(#.*)?$/) block = ind
+	print line
+}' "$KONG_YML" >"$tmp.redis"
 sed -e 's|http://gateway:8080/|http://gateway.openfaas:8080/|' \
-	-e "s|^\( *\)host:${value}redis$rest|\1host: \2$REDIS_HOST\2\3|" \
-	-e "s|^\( *\)port:${value}6379$rest|\1port: \2$REDIS_PORT\2\3|" \
 	-e "s|http://jaeger:4318/|${OTLP_ENDPOINT%/}/|" \
 	-e "s|{vault://env/shop-jwt-verify-key}|$key|" \
-	"$KONG_YML" >"$tmp"
+	"$tmp.redis" >"$tmp"
+rm -f "$tmp.redis"
 if [ "$REDIS_TLS" = true ]; then
 	awk -v host="$REDIS_HOST" '
 	{ print; line = $0; sub(/^ +/, "", line) }
@@ -90,10 +124,15 @@ if [ "$REDIS_TLS" = true ]; then
 fi
 # host: redis and port: 6379 as a key of a block or a flow mapping, key and
 # value quoted or not, blanks before the colon or not, followed by a blank, a
-# comment, the mapping's , or } or nothing.
+# comment, the mapping's , or } or nothing: each only when it is not the
+# value asked for (REDIS_HOST redis, an ExternalName Service of that name in
+# Kong's namespace, say, or REDIS_PORT 6379), as a line left then names it.
 lead='(^|[[:blank:]{,])'
 end='["'"'"']?([[:blank:]]|[,}]|$)'
-set -- -e '//gateway:' -e "${lead}[\"']?host[\"']?[[:blank:]]*:[[:blank:]]+[\"']?redis$end" -e '//jaeger:' -e 'vault://env/shop-jwt-verify-key'
+set -- -e '//gateway:' -e '//jaeger:' -e 'vault://env/shop-jwt-verify-key'
+if [ "$REDIS_HOST" != redis ]; then
+	set -- "$@" -e "${lead}[\"']?host[\"']?[[:blank:]]*:[[:blank:]]+[\"']?redis$end"
+fi
 if [ "$REDIS_PORT" != 6379 ]; then
 	set -- "$@" -e "${lead}[\"']?port[\"']?[[:blank:]]*:[[:blank:]]+[\"']?6379$end"
 fi
