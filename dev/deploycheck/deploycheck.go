@@ -271,7 +271,7 @@ type Endpoint struct {
 // schemes the shop uses.
 func Endpoints(env map[string]string, from string) []Endpoint {
 	var out []Endpoint
-	for _, k := range sortedKeys(env) {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
 		v := Resolve(env[k])
 		var host, port string
 		if u, err := url.Parse(v); err == nil && u.Scheme != "" && u.Host != "" {
@@ -655,16 +655,7 @@ func SecretsLayout(doc []byte) ([]string, error) {
 }
 
 func sortedNames(c Compose) []string {
-	return sortedKeys(c.Services)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(c.Services))
 }
 
 // FunctionTimeouts are one function's timeouts, as its environment sets them
