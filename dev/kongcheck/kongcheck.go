@@ -120,7 +120,7 @@ func Check(kongFile, stackFile string, opts Options) error {
 						return r.Method == method && slices.Contains(r.KongPaths(), path)
 					})
 					if i < 0 {
-						fail("route %s: %s %s is not a public route of the table served by %s", kr.Name, method, path, fn)
+						fail("route %s: %s %s is not a public route of the table served by %s%s", kr.Name, method, path, fn, wantPaths(public[fn], method))
 						continue
 					}
 					r := public[fn][i]
@@ -138,7 +138,7 @@ func Check(kongFile, stackFile string, opts Options) error {
 	for _, r := range opts.Table {
 		for i, kp := range r.KongPaths() { // Path, then Also
 			if !covered[r.Function+" "+r.Method+" "+kp] {
-				fail("public route %s %s (%s) has no route in %s", r.Method, append([]string{r.Path}, r.Also...)[i], opts.Function(r), kongFile)
+				fail("public route %s %s (%s) has no route in %s (want the path %q, methods %v)", r.Method, append([]string{r.Path}, r.Also...)[i], opts.Function(r), kongFile, kp, r.KongMethods())
 			}
 		}
 	}
@@ -147,6 +147,23 @@ func Check(kongFile, stackFile string, opts Options) error {
 	}
 	errs = append(errs, checkRedisPasswords(decl), checkRedisTLS(decl))
 	return errors.Join(errs...)
+}
+
+// wantPaths says which Kong paths the table gives the routes of rs under
+// method ("" when it gives none): a path is a route's Kong regex path
+// (routes.Route.KongPaths, "~/api/v1/products/[^/%]+$"), never the table's
+// pattern or a prefix path, which Kong would match for every longer path too.
+func wantPaths(rs []routes.Route, method string) string {
+	var want []string
+	for _, r := range rs {
+		if r.Method == method {
+			want = append(want, r.KongPaths()...)
+		}
+	}
+	if len(want) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (its %s paths are %s: Kong regex paths, anchored, not prefixes)", method, strings.Join(want, ", "))
 }
 
 // isWrite reports whether an HTTP method changes state: the methods whose

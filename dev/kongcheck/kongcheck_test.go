@@ -82,6 +82,13 @@ plugins:`
 		{"further path of a public route without a route", strings.Replace(kong, `, "~/hello\\.txt$"`, "", 1), stack, "public route GET /hello.txt (hello) has no route"},
 		{"further path unescaped", strings.Replace(kong, `"~/hello\\.txt$"`, `"~/hello.txt$"`, 1), stack, "GET ~/hello.txt$ is not a public route"},
 		{"internal function reachable", strings.Replace(kong, "\nplugins:", secretService, 1), stack, "exposes secret-fn, which has no public route"},
+		// The table's path as a prefix path, as Kong documents paths: the
+		// message names the regex path the table wants (a newcomer could not
+		// tell from "is not a public route" alone).
+		{"public path written as a prefix path", strings.Replace(kong, `"~/api/v1/me$"`, `"/api/v1/me"`, 1), stack,
+			"GET /api/v1/me is not a public route of the table served by me (its GET paths are ~/api/v1/me$: Kong regex paths, anchored, not prefixes)"},
+		{"public route without a route names the path it wants", strings.Replace(kong, `"~/api/v1/me$"`, `"/api/v1/me"`, 1), stack,
+			`(want the path "~/api/v1/me$", methods [GET OPTIONS])`},
 		{"internal path on a public function", strings.Replace(kong, `"~/api/v1/hello$"`, `"~/api/v1/hello$", "/api/v1/"`, 1), stack, "GET /api/v1/ is not a public route"},
 		{"route without methods", strings.Replace(kong, "        methods: [GET, OPTIONS]\n", "", 1), stack, "methods are required"},
 		{"service url", strings.Replace(kong, "url: http://gateway:8080/function/hello", "url: http://127.0.0.1:8080/function/hello", 1), stack, "is not http://gateway:8080/function/<name>"},
