@@ -19,12 +19,13 @@ import (
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/search"
 	"github.com/shopfaas/shop/internal/search/meili"
+	"github.com/shopfaas/shop/internal/search/meili/meilitest"
 	"github.com/shopfaas/shop/internal/search/searchtest"
 )
 
 func newIndex(t *testing.T, key string) *meili.Index {
 	t.Helper()
-	srv := httptest.NewServer(newFakeMeili("test-key"))
+	srv := httptest.NewServer(meilitest.NewFake("test-key"))
 	t.Cleanup(srv.Close)
 	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: key})
 	if err != nil {
@@ -108,7 +109,7 @@ func TestCheckKeyFailsOnlyOnARefusedKey(t *testing.T) {
 			}
 		})
 	}
-	rec := &recorder{next: newFakeMeili("test-key")}
+	rec := &recorder{next: meilitest.NewFake("test-key")}
 	srv := httptest.NewServer(rec)
 	t.Cleanup(srv.Close)
 	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key"})
@@ -169,7 +170,7 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // task, and a search with q, filter, facets, sort, limit, offset and
 // matchingStrategy; a 503 is retried.
 func TestRequestsOnTheWire(t *testing.T) {
-	rec := &recorder{next: newFakeMeili("test-key"), fail: 1}
+	rec := &recorder{next: meilitest.NewFake("test-key"), fail: 1}
 	srv := httptest.NewServer(rec)
 	t.Cleanup(srv.Close)
 	ix, err := meili.New(meili.Config{URL: srv.URL + "/", APIKey: "test-key", IndexUID: "items", RetryDelay: time.Millisecond})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/search"
 	"github.com/shopfaas/shop/internal/search/meili"
+	"github.com/shopfaas/shop/internal/search/meili/meilitest"
 )
 
 // Every Meilisearch call is a client span of the caller's trace and carries
@@ -36,7 +37,7 @@ func TestCallsAreTracedAndBounded(t *testing.T) {
 
 	var mu sync.Mutex
 	var traceparents []string
-	fake := newFakeMeili("test-key")
+	fake := meilitest.NewFake("test-key")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		traceparents = append(traceparents, r.Header.Get("traceparent"))

@@ -1,13 +1,18 @@
-package meili_test
-
-// This file is a FAKE OF A THIRD PARTY: a small in-memory HTTP server that
-// follows Meilisearch's documented HTTP API (v1.x) for exactly what the adapter
-// uses, because no Meilisearch can run on these machines. It is written from
-// the public API reference, not from Meilisearch's code:
+// Package meilitest is a FAKE OF A THIRD PARTY: a small in-memory HTTP
+// server that follows Meilisearch's documented HTTP API (v1.x) for exactly
+// what the shop uses, because no Meilisearch can run on these machines. It
+// is written from the public API reference, not from Meilisearch's code, and
+// shared by the adapter's tests (internal/search/meili) and the reindex
+// command's (cmd/reindex):
 //   - POST /indexes/{uid}/documents[?primaryKey=] adds or replaces documents,
 //     PUT the same path merges them, DELETE /indexes/{uid}/documents/{id};
 //     each answers 202 with a summarized task {taskUid, indexUid, status:
 //     "enqueued", type, enqueuedAt}.
+//   - GET /indexes/{uid}/documents?offset=&limit=&fields= answers a page of
+//     the documents {results, offset, limit, total} (limit default 20,
+//     offset 0; fields, comma-separated, keeps only those attributes), in
+//     the order they were first added; an index that does not exist is 404
+//     index_not_found.
 //   - PATCH /indexes/{uid}/settings (202, task) stores the settings; of the
 //     objects, pagination.maxTotalHits (default 1000) caps the matches a
 //     search pages through and counts in estimatedTotalHits.
@@ -23,12 +28,15 @@ package meili_test
 //   - Errors are {message, code, type, link}; with a key configured every
 //     request needs "Authorization: Bearer <key>": without the header it is
 //     401 missing_authorization_header, with another key 403 invalid_api_key.
+//
 // Typo tolerance follows Meilisearch's defaults in spirit: one typo allowed in
 // words of 5+ letters, two in 9+, the last query word also matches as a prefix.
+package meilitest
 
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -38,7 +46,9 @@ import (
 	"unicode"
 )
 
-type fakeMeili struct {
+// Fake is the fake Meilisearch, an http.Handler; it is safe for concurrent
+// use.
+type Fake struct {
 	key   string
 	mu    sync.Mutex
 	tasks int64
@@ -48,32 +58,67 @@ type fakeMeili struct {
 	max   map[string]int                       // index → pagination.maxTotalHits, when set
 }
 
-func newFakeMeili(key string) *fakeMeili {
-	return &fakeMeili{key: key, docs: map[string]map[string]map[string]any{}, order: map[string][]string{},
+// NewFake returns an empty fake that requires key as bearer token (none
+// when key is empty).
+func NewFake(key string) *Fake {
+	return &Fake{key: key, docs: map[string]map[string]map[string]any{}, order: map[string][]string{},
 		sets: map[string]map[string][]string{}, max: map[string]int{}}
 }
 
-func (f *fakeMeili) fail(w http.ResponseWriter, status int, code, msg string) {
+func (f *Fake) fail(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"message": msg, "code": code, "type": "invalid_request",
 		"link": "https://docs.meilisearch.com/errors#" + code})
 }
 
-func (f *fakeMeili) reply(w http.ResponseWriter, status int, v any) {
+func (f *Fake) reply(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
 
 // enqueue answers a write with its summarized task (the caller holds f.mu).
-func (f *fakeMeili) enqueue(w http.ResponseWriter, index, typ string) {
+func (f *Fake) enqueue(w http.ResponseWriter, index, typ string) {
 	f.tasks++
 	f.reply(w, http.StatusAccepted, map[string]any{"taskUid": f.tasks, "indexUid": index, "status": "enqueued",
 		"type": typ, "enqueuedAt": time.Now().UTC().Format(time.RFC3339Nano)})
 }
 
-func (f *fakeMeili) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// Lose empties the fake as a Meilisearch that lost its data folder: every
+// index, its documents and its settings are gone (the keys are not modelled).
+func (f *Fake) Lose() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.docs, f.order = map[string]map[string]map[string]any{}, map[string][]string{}
+	f.sets, f.max = map[string]map[string][]string{}, map[string]int{}
+}
+
+// Document returns index's document id as stored, and whether there is one.
+func (f *Fake) Document(index, id string) (map[string]any, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, ok := f.docs[index][id]
+	return maps.Clone(d), ok
+}
+
+// IDs returns the ids of index's documents, in the order they were added.
+func (f *Fake) IDs(index string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.order[index])
+}
+
+// Setting returns the attributes of one of index's list settings (e.g.
+// filterableAttributes), nil when it was never set.
+func (f *Fake) Setting(index, name string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.sets[index][name])
+}
+
+// ServeHTTP answers one request of Meilisearch's API.
+func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if auth := r.Header.Get("Authorization"); f.key != "" && auth == "" {
 		f.fail(w, http.StatusUnauthorized, "missing_authorization_header", "The Authorization header is missing. It must use the bearer authorization method.")
 		return
@@ -122,6 +167,8 @@ func (f *fakeMeili) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.docs[index][id] = d
 		}
 		f.enqueue(w, index, "documentAdditionOrUpdate")
+	case len(parts) == 3 && parts[0] == "indexes" && parts[2] == "documents" && r.Method == http.MethodGet:
+		f.list(w, r, parts[1])
 	case len(parts) == 4 && parts[0] == "indexes" && parts[2] == "documents" && r.Method == http.MethodDelete:
 		index, id := parts[1], parts[3]
 		delete(f.docs[index], id)
@@ -162,6 +209,46 @@ func (f *fakeMeili) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// list answers GET /indexes/{uid}/documents (the caller holds f.mu).
+func (f *Fake) list(w http.ResponseWriter, r *http.Request, index string) {
+	if f.docs[index] == nil && f.sets[index] == nil {
+		f.fail(w, http.StatusNotFound, "index_not_found", fmt.Sprintf("Index `%s` not found.", index))
+		return
+	}
+	q := r.URL.Query()
+	offset, limit := 0, 20
+	for name, dst := range map[string]*int{"offset": &offset, "limit": &limit} {
+		if raw := q.Get(name); raw != "" {
+			n, err := strconv.Atoi(raw)
+			if err != nil || n < 0 {
+				f.fail(w, http.StatusBadRequest, "invalid_document_"+name, name+" must be a non-negative integer.")
+				return
+			}
+			*dst = n
+		}
+	}
+	var fields []string
+	if raw := q.Get("fields"); raw != "" && raw != "*" {
+		fields = strings.Split(raw, ",")
+	}
+	ids := f.order[index]
+	results := []map[string]any{}
+	for i := offset; i < len(ids) && i < offset+limit; i++ {
+		doc := f.docs[index][ids[i]]
+		if fields != nil {
+			kept := map[string]any{}
+			for _, k := range fields {
+				if v, ok := doc[k]; ok {
+					kept[k] = v
+				}
+			}
+			doc = kept
+		}
+		results = append(results, doc)
+	}
+	f.reply(w, http.StatusOK, map[string]any{"results": results, "offset": offset, "limit": limit, "total": len(ids)})
+}
+
 type searchBody struct {
 	Q                string   `json:"q"`
 	Filter           any      `json:"filter"`
@@ -177,7 +264,7 @@ type condition struct {
 	value    any
 }
 
-func (f *fakeMeili) parseFilter(index string, filter any) ([]condition, error) {
+func (f *Fake) parseFilter(index string, filter any) ([]condition, error) {
 	expr, ok := filter.(string)
 	if filter == nil {
 		return nil, nil
@@ -303,7 +390,7 @@ type scored struct {
 	pos          int
 }
 
-func (f *fakeMeili) search(w http.ResponseWriter, r *http.Request, index string) {
+func (f *Fake) search(w http.ResponseWriter, r *http.Request, index string) {
 	if f.docs[index] == nil && f.sets[index] == nil {
 		f.fail(w, http.StatusNotFound, "index_not_found", fmt.Sprintf("Index `%s` not found.", index))
 		return
