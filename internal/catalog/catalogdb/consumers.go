@@ -217,3 +217,38 @@ func (s *Store) Current(ctx context.Context, id uuid.UUID) (catalog.Product, err
 	}
 	return p, nil
 }
+
+// LivePage returns up to limit live (not archived) products in id order
+// after the cursor id (uuid.Nil: from the start): the reindex command pages
+// through the catalog with it, so its memory does not grow with the
+// catalog. One SELECT, an index walk of the primary key.
+func (s *Store) LivePage(ctx context.Context, after uuid.UUID, limit int) ([]catalog.Product, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+columns+` FROM products WHERE NOT archived AND id > $1 ORDER BY id LIMIT $2`,
+		after, limit)
+	if err != nil {
+		return nil, unavailable("page products", err)
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (catalog.Product, error) { return scan(r) })
+	if err != nil {
+		return nil, unavailable("page products", err)
+	}
+	return items, nil
+}
+
+// CurrentOf returns the products of ids as stored now, archived or not, by
+// id; an id the catalog does not have is absent from the map. One SELECT.
+func (s *Store) CurrentOf(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]catalog.Product, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+columns+` FROM products WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, unavailable("get products", err)
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (catalog.Product, error) { return scan(r) })
+	if err != nil {
+		return nil, unavailable("get products", err)
+	}
+	out := make(map[uuid.UUID]catalog.Product, len(items))
+	for _, p := range items {
+		out[p.ID] = p
+	}
+	return out, nil
+}

@@ -3,7 +3,8 @@
 // product.changed.v1, pushing the product's CURRENT state so a stale or
 // reordered event never regresses the index, and records each product's
 // in-stock flag from stock.changed.v1 once per event. The function
-// index-product is its HTTP wrapper.
+// index-product is its HTTP wrapper. Reindex rebuilds the whole external
+// index from the catalog, for the operator command cmd/reindex.
 package indexing
 
 import (

@@ -3,9 +3,10 @@
 // Meilisearch task to succeed, so a search right after Upsert or Delete sees
 // it, as with the embedded backend.
 //
-// It speaks the five calls of Meilisearch's HTTP API (v1) it needs itself
+// It speaks the six calls of Meilisearch's HTTP API (v1) it needs itself
 // (PATCH settings, POST and DELETE documents, GET a task, POST a search, the
-// last also with limit 0 to check a key: CheckKey), as
+// last also with limit 0 to check a key: CheckKey; and, for the reindex
+// command only, GET a page of documents' ids: DocumentIDs), as
 // meilisearch-go sent them: that client and its brotli encoder were linked
 // into, and initialised in, every function of the multi-call binary for the
 // two that search (docs/performance.md, "Memory (item 5)").
@@ -298,6 +299,37 @@ func (ix *Index) Delete(ctx context.Context, id uuid.UUID) error {
 	var info taskInfo
 	err := ix.do(ctx, http.MethodDelete, ix.indexPath("/documents/"+id.String()), nil, http.StatusAccepted, &info)
 	return ix.wait(ctx, "delete document", info, err)
+}
+
+// DocumentIDs returns the ids of up to limit of the index's documents from
+// offset (GET /indexes/{uid}/documents with fields=id, Meilisearch's
+// documents.get action) and how many documents the index holds. Meilisearch
+// answers them in an order of its own (by its internal document id; the
+// fake, in the order they were added), so a caller pages with offset, and a
+// document removed meanwhile shifts the ones after it. An index that does
+// not exist is an error (index_not_found); an id that is not a UUID, which
+// no writer pushes, is an error naming it.
+func (ix *Index) DocumentIDs(ctx context.Context, offset, limit int) ([]uuid.UUID, int, error) {
+	var page struct {
+		Results []struct {
+			ID any `json:"id"`
+		} `json:"results"`
+		Total int `json:"total"`
+	}
+	q := url.Values{"offset": {strconv.Itoa(offset)}, "limit": {strconv.Itoa(limit)}, "fields": {"id"}}
+	if err := ix.do(ctx, http.MethodGet, ix.indexPath("/documents?"+q.Encode()), nil, http.StatusOK, &page); err != nil {
+		return nil, 0, fmt.Errorf("meili: get documents: %w", err)
+	}
+	ids := make([]uuid.UUID, 0, len(page.Results))
+	for _, r := range page.Results {
+		s, _ := r.ID.(string)
+		id, err := uuid.Parse(s)
+		if err != nil {
+			return nil, 0, fmt.Errorf("meili: get documents: id %v is not a product id", r.ID)
+		}
+		ids = append(ids, id)
+	}
+	return ids, page.Total, nil
 }
 
 // Filter is the Meilisearch filter expression for q's filters; archived

@@ -1,0 +1,124 @@
+// Command reindex rebuilds Meilisearch's products index from the catalog,
+// after Meilisearch lost its data or whenever the index is suspected to be
+// behind:
+//
+//	reindex    apply the index settings, push every live product, remove every other document
+//
+// It applies the index settings with the writers' own call
+// (meili.Index.EnsureSettings), pushes every live (not archived) product of
+// shop_catalog in batches of REINDEX_BATCH, waiting for each Meilisearch
+// task to succeed, then removes each document whose product is archived or
+// not in the catalog (indexing.Reindex). It is safe to run while the shop is
+// live: a product that a writer changes while it runs is pushed again as the
+// writers push (read again after the push lands, until what landed is
+// current). It prints what it did (pushed, pushed again, deleted) and exits
+// 1 on any error, the counts so far printed.
+//
+// Its database access is read-only: every session it opens has
+// default_transaction_read_only on, so the URL must reach PostgreSQL
+// directly (PgBouncer refuses a startup parameter it does not know), and it
+// applies no migration and creates no database.
+//
+// Environment: CATALOG_DATABASE_URL (required), MEILI_URL (required),
+// MEILI_INDEX [products], REINDEX_BATCH [500, 1 to 10000], SECRETS_DIR
+// [/var/openfaas/secrets] holding db-password-catalog (optional: the URL's
+// password otherwise) and meili-key (the writers' key, which must also be
+// allowed documents.get; optional for a Meilisearch without a master key).
+// Locally:
+//
+//	CATALOG_DATABASE_URL=postgres://postgres@127.0.0.1:5432/shop_catalog MEILI_URL=http://127.0.0.1:7700 \
+//	  SECRETS_DIR=.local/secrets go run ./cmd/reindex
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/catalog/catalogenv"
+	"github.com/shopfaas/shop/internal/catalog/indexing"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/search/meili"
+)
+
+const usage = `usage:
+  reindex    apply the products index's settings, push every live product of the catalog,
+             remove every document whose product is archived or not in the catalog
+environment: CATALOG_DATABASE_URL, MEILI_URL, MEILI_INDEX [products], REINDEX_BATCH [500],
+             SECRETS_DIR [/var/openfaas/secrets] with db-password-catalog and meili-key`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "reindex:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+	if len(args) > 0 {
+		return errors.New(usage)
+	}
+	c := config.New(getenv)
+	dbc := postgres.ConfigFrom(c, "catalog", nil)
+	mc := meili.Config{URL: c.Required("MEILI_URL"), IndexUID: c.String("MEILI_INDEX", "products"),
+		APIKey: c.OptionalSecret(catalogenv.IndexKeySecret)}
+	batch := c.Int("REINDEX_BATCH", indexing.DefaultBatch, 1, 10_000)
+	if err := c.Err(); err != nil {
+		return err
+	}
+	// Read only: no database created, no migration applied, every session
+	// read-only.
+	dbc.CreateDatabase, dbc.Migrations, dbc.MigrationURL = false, nil, ""
+	var err error
+	if dbc.URL, err = readOnly(dbc.URL); err != nil {
+		return err
+	}
+	ix, err := meili.New(mc)
+	if err != nil {
+		return err
+	}
+	octx, cancel := context.WithTimeout(ctx, postgres.OpenTimeout)
+	pool, err := postgres.Open(octx, dbc)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	d := &catalogenv.Deps{Store: catalogdb.New(pool), External: ix,
+		Log: slog.New(slog.NewJSONHandler(os.Stderr, nil))}
+	n, err := indexing.Reindex(ctx, d, ix, batch)
+	fmt.Fprintf(out, "pushed %d product(s) (%d pushed again, changed meanwhile), deleted %d document(s) from %s\n",
+		n.Pushed, n.Repushed, n.Deleted, mc.IndexUID)
+	return err
+}
+
+// readOnly is the database URL with default_transaction_read_only on, a
+// run-time parameter every session it opens starts with: a write would fail
+// (read_only_sql_transaction). Both spellings pgx parses are kept: a
+// postgres:// URL gets it as a query parameter, a keyword/value string as
+// one more pair.
+func readOnly(raw string) (string, error) {
+	const param = "default_transaction_read_only"
+	if strings.HasPrefix(raw, "postgres://") || strings.HasPrefix(raw, "postgresql://") {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return "", errors.New("CATALOG_DATABASE_URL is not a valid URL") // the URL may hold a password
+		}
+		q := u.Query()
+		q.Set(param, "on")
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	}
+	return raw + " " + param + "=on", nil
+}

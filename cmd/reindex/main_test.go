@@ -1,0 +1,431 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/catalog/catalogenv"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/search"
+	"github.com/shopfaas/shop/internal/search/meili"
+	"github.com/shopfaas/shop/internal/search/meili/meilitest"
+)
+
+const key = "test-admin-key"
+
+// TestMain runs the command's main instead of the tests when the test
+// binary is started by TestAFailedRunExitsNonZero, so the exit code main
+// gives is what is checked.
+func TestMain(m *testing.M) {
+	if os.Getenv("REINDEX_TEST_RUN_MAIN") == "1" {
+		os.Args = []string{"reindex"}
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// shop is a scratch catalog database, a fake Meilisearch, and a writer's
+// dependencies over both (what create-, update-, archive-product push with).
+type shop struct {
+	t      *testing.T
+	url    string
+	fake   *meilitest.Fake
+	srv    *httptest.Server
+	writer *catalogenv.Deps
+	ix     *meili.Index
+	env    map[string]string
+
+	mu sync.Mutex
+	// intercept, when set, sees every request before the fake; it answers
+	// the request itself when it returns true.
+	intercept func(w http.ResponseWriter, r *http.Request) bool
+}
+
+func newShop(t *testing.T) *shop {
+	t.Helper()
+	s := &shop{t: t, url: pgtest.NewDatabase(t), fake: meilitest.NewFake(key)}
+	pool, err := postgres.Open(context.Background(), postgres.Config{URL: s.url, Migrations: catalogdb.Migrations(), MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		f := s.intercept
+		s.mu.Unlock()
+		if f != nil && f(w, r) {
+			return
+		}
+		s.fake.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.srv.Close)
+	if s.ix, err = meili.New(meili.Config{URL: s.srv.URL, APIKey: key, PollInterval: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ix.EnsureSettings(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.writer = &catalogenv.Deps{Store: catalogdb.New(pool), External: s.ix}
+	secrets := t.TempDir()
+	if err := os.WriteFile(filepath.Join(secrets, catalogenv.IndexKeySecret), []byte(key), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.env = map[string]string{"CATALOG_DATABASE_URL": s.url, "MEILI_URL": s.srv.URL, "SECRETS_DIR": secrets,
+		"REINDEX_BATCH": "2"}
+	return s
+}
+
+// setIntercept sets (or, with nil, clears) the request interceptor.
+func (s *shop) setIntercept(f func(w http.ResponseWriter, r *http.Request) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.intercept = f
+}
+
+// create stores a product and pushes it as create-product does.
+func (s *shop) create(name string) catalog.Product {
+	s.t.Helper()
+	p, err := catalog.NewProduct(catalog.Draft{SKU: "SKU-" + uuid.NewString()[:8], Name: name, Description: "About " + name,
+		Category: "kitchen", Price: catalog.Money{Amount: 1200, Currency: "USD"}}, time.Now())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if p, err = s.writer.Store.Create(context.Background(), p); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := s.writer.Push(context.Background(), p); err != nil {
+		s.t.Fatal(err)
+	}
+	return p
+}
+
+// update changes a product as update-product does (name) or archives it as
+// archive-product does, and pushes it.
+func (s *shop) update(id uuid.UUID, name string, archive bool) catalog.Product {
+	s.t.Helper()
+	p, err := s.writer.Store.Update(context.Background(), id, func(p catalog.Product, now time.Time) (catalog.Product, error) {
+		if archive {
+			return catalog.Archive(p, now)
+		}
+		return catalog.Apply(p, catalog.Patch{Name: catalog.Optional[string]{Set: true, Value: name}}, now)
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := s.writer.Push(context.Background(), p); err != nil {
+		s.t.Fatal(err)
+	}
+	return p
+}
+
+// run runs the command with the shop's environment and returns its output.
+func (s *shop) run() (string, error) {
+	var out bytes.Buffer
+	err := run(context.Background(), nil, config.Env(s.env), &out)
+	return out.String(), err
+}
+
+// ids are the fake index's document ids, sorted.
+func (s *shop) ids() []string {
+	ids := s.fake.IDs("products")
+	slices.Sort(ids)
+	return ids
+}
+
+func sorted(ps ...catalog.Product) []string {
+	var ids []string
+	for _, p := range ps {
+		ids = append(ids, p.ID.String())
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// A Meilisearch that lost its data, and whose index a writer's push then
+// created without its settings (every search refused), is rebuilt: the
+// settings the writers apply, and every live product as the catalog holds
+// it (sold count and stock included), paged through the catalog in batches;
+// an archived product stays out.
+func TestAReindexRebuildsALostIndexWithItsSettingsAndEveryLiveProduct(t *testing.T) {
+	s := newShop(t)
+	var live []catalog.Product
+	for i := range 5 {
+		live = append(live, s.create(fmt.Sprintf("Kettle %d", i)))
+	}
+	archived := s.update(s.create("Old kettle").ID, "", true)
+	ctx := context.Background()
+	sold, err := s.writer.Store.SetSoldCount(ctx, live[1].ID, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stocked, err := s.writer.Store.SetAvailability(ctx, live[2].ID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live[1], live[2] = sold, stocked
+
+	s.fake.Lose()
+	// The first push after the loss creates the index without its settings.
+	if err := s.writer.Push(ctx, live[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ix.Search(ctx, search.Query{Limit: 10}); err == nil {
+		t.Fatal("a search of an index without its settings was answered: the test would prove nothing")
+	}
+
+	out, err := s.run()
+	if err != nil {
+		t.Fatalf("reindex: %v (output %q)", err, out)
+	}
+	if !strings.Contains(out, "pushed 5 product(s) (0 pushed again") || !strings.Contains(out, "deleted 0 document(s)") {
+		t.Errorf("output %q, want 5 pushed, 0 deleted", out)
+	}
+	if diff := cmp.Diff(meili.IndexSettings().FilterableAttributes, s.fake.Setting("products", "filterableAttributes")); diff != "" {
+		t.Errorf("filterable attributes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(meili.IndexSettings().SortableAttributes, s.fake.Setting("products", "sortableAttributes")); diff != "" {
+		t.Errorf("sortable attributes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(sorted(live...), s.ids()); diff != "" {
+		t.Errorf("index ids (-want +got), archived %s must be absent:\n%s", archived.ID, diff)
+	}
+	res, err := s.ix.Search(ctx, search.Query{Sort: search.SortPopularity, Limit: 10})
+	if err != nil {
+		t.Fatalf("search after the reindex: %v", err)
+	}
+	if res.Total != len(live) || len(res.Hits) == 0 || res.Hits[0].ID != live[1].ID || res.Hits[0].SoldCount != 7 {
+		t.Errorf("search by popularity: total %d, hits %v, want %d, %s with sold_count 7", res.Total, res.Hits, len(live), live[1].ID)
+	}
+	if d, ok := s.fake.Document("products", live[2].ID.String()); !ok || d["in_stock"] != true {
+		t.Errorf("in-stock product's document %v, want in_stock true", d)
+	}
+}
+
+// A document whose product the catalog does not have, or has archived (its
+// delete push failed), is removed; the live products' stay. The stale ones
+// sit among the live ones, across several pages of the listing.
+func TestAReindexRemovesDocumentsOfProductsNotLive(t *testing.T) {
+	s := newShop(t)
+	ctx := context.Background()
+	var live []catalog.Product
+	for i := range 3 {
+		live = append(live, s.create(fmt.Sprintf("Pan %d", i)))
+		ghost := search.Document{ID: uuid.Must(uuid.NewV7()), SKU: "GHOST", Name: "Restored away",
+			Category: "kitchen", Price: catalog.Money{Amount: 1, Currency: "USD"}}
+		if err := s.ix.Upsert(ctx, ghost); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := s.update(s.create("Archived pan").ID, "", true)
+	// Its delete push was lost: the document is still there.
+	if err := s.ix.Upsert(ctx, search.FromProduct(gone)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.ids()); n != 7 {
+		t.Fatalf("index holds %d documents before the reindex, want 7", n)
+	}
+	out, err := s.run()
+	if err != nil {
+		t.Fatalf("reindex: %v (output %q)", err, out)
+	}
+	if diff := cmp.Diff(sorted(live...), s.ids()); diff != "" {
+		t.Errorf("index ids (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(out, "deleted 4 document(s)") {
+		t.Errorf("output %q, want 4 deleted", out)
+	}
+}
+
+// A write that commits after the reindex read its batch, and whose push
+// lands before the batch does, is not undone: the reindex reads the batch's
+// products again once it landed and pushes the changed ones as the writers
+// do. Both an edit and an archive.
+func TestAReindexNeverUndoesAConcurrentWrite(t *testing.T) {
+	for _, archive := range []bool{false, true} {
+		t.Run(fmt.Sprintf("archive=%v", archive), func(t *testing.T) {
+			s := newShop(t)
+			p := s.create("Teapot")
+			var once sync.Once
+			s.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+				if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/documents") {
+					return false
+				}
+				// The reindex's batch, read before this write, lands after
+				// the write's own push.
+				once.Do(func() {
+					s.setIntercept(nil)
+					s.update(p.ID, "Teapot, blue", archive)
+				})
+				return false
+			})
+			out, err := s.run()
+			if err != nil {
+				t.Fatalf("reindex: %v (output %q)", err, out)
+			}
+			d, ok := s.fake.Document("products", p.ID.String())
+			switch {
+			case archive && ok:
+				t.Errorf("the archived product is back in the index: %v", d)
+			case !archive && (!ok || d["name"] != "Teapot, blue"):
+				t.Errorf("document %v, want the edit's name %q", d, "Teapot, blue")
+			}
+			if !strings.Contains(out, "(1 pushed again") {
+				t.Errorf("output %q, want 1 pushed again", out)
+			}
+		})
+	}
+}
+
+// Any Meilisearch failure (settings refused, a push answered 500, a task
+// that failed, the listing refused) fails the run, with the counts so far.
+func TestAMeilisearchErrorFailsTheRun(t *testing.T) {
+	refuse := func(method, suffix string) func() func(w http.ResponseWriter, r *http.Request) bool {
+		return func() func(w http.ResponseWriter, r *http.Request) bool {
+			return func(w http.ResponseWriter, r *http.Request) bool {
+				if r.Method != method || !strings.HasSuffix(r.URL.Path, suffix) {
+					return false
+				}
+				w.WriteHeader(http.StatusForbidden)
+				fmt.Fprint(w, `{"message":"The provided API key is invalid.","code":"invalid_api_key"}`)
+				return true
+			}
+		}
+	}
+	failing := map[string]func() func(w http.ResponseWriter, r *http.Request) bool{
+		"settings refused": refuse(http.MethodPatch, "/settings"),
+		"listing refused":  refuse(http.MethodGet, "/documents"),
+		"push answered 500": func() func(w http.ResponseWriter, r *http.Request) bool {
+			return func(w http.ResponseWriter, r *http.Request) bool {
+				if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/documents") {
+					return false
+				}
+				w.WriteHeader(http.StatusInternalServerError)
+				fmt.Fprint(w, `{"message":"boom","code":"internal"}`)
+				return true
+			}
+		},
+		// The push is accepted, its task fails.
+		"task failed": func() func(w http.ResponseWriter, r *http.Request) bool {
+			var pushed atomic.Bool
+			return func(w http.ResponseWriter, r *http.Request) bool {
+				if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/documents") {
+					pushed.Store(true)
+					return false
+				}
+				if !pushed.Load() || !strings.HasPrefix(r.URL.Path, "/tasks/") {
+					return false
+				}
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprint(w, `{"status":"failed","error":{"message":"disk full","code":"no_space_left_on_device"}}`)
+				return true
+			}
+		},
+	}
+	for name, f := range failing {
+		t.Run(name, func(t *testing.T) {
+			s := newShop(t)
+			s.create("Cup")
+			s.fake.Lose()
+			s.setIntercept(f())
+			out, err := s.run()
+			if err == nil {
+				t.Fatalf("reindex succeeded (output %q)", out)
+			}
+			if !strings.Contains(out, "pushed ") {
+				t.Errorf("output %q, want the counts", out)
+			}
+		})
+	}
+}
+
+// main exits 1 when the run fails (here Meilisearch refuses the key), and 0
+// when it succeeds, so a script or a Job sees the failure.
+func TestAFailedRunExitsNonZero(t *testing.T) {
+	s := newShop(t)
+	s.create("Mug")
+	for _, tc := range []struct {
+		key  string
+		code int
+	}{{"wrong-key", 1}, {key, 0}} {
+		if err := os.WriteFile(filepath.Join(s.env["SECRETS_DIR"], catalogenv.IndexKeySecret), []byte(tc.key), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "REINDEX_TEST_RUN_MAIN=1")
+		for k, v := range s.env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.code {
+			t.Errorf("key %s: exit code %d, want %d (stderr %q)", tc.key, code, tc.code, stderr.String())
+		}
+		if strings.Contains(stderr.String(), key) || strings.Contains(stderr.String(), "wrong-key") {
+			t.Errorf("stderr holds the key: %q", stderr.String())
+		}
+	}
+}
+
+// Arguments are refused with the usage, before anything is contacted.
+func TestArgumentsAreRefusedWithTheUsage(t *testing.T) {
+	err := run(context.Background(), []string{"now"}, config.Env(nil), &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "usage:") {
+		t.Fatalf("err %v, want the usage", err)
+	}
+}
+
+// Every session the command opens is read-only: a write in it fails with
+// read_only_sql_transaction, in both spellings of the URL.
+func TestTheDatabaseSessionIsReadOnly(t *testing.T) {
+	s := newShop(t)
+	cc, err := pgx.ParseConfig(s.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", cc.Host, cc.Port, cc.User, cc.Database)
+	for _, raw := range []string{s.url, kv} {
+		ro, err := readOnly(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := pgx.Connect(context.Background(), ro)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = conn.Exec(context.Background(), `UPDATE products SET name = name`)
+		_ = conn.Close(context.Background())
+		if pe, ok := errors.AsType[*pgconn.PgError](err); !ok || pe.Code != "25006" {
+			t.Errorf("%s: a write answered %v, want read_only_sql_transaction (25006)", raw, err)
+		}
+	}
+}
