@@ -307,8 +307,9 @@ func (ix *Index) Delete(ctx context.Context, id uuid.UUID) error {
 // answers them in an order of its own (by its internal document id; the
 // fake, in the order they were added), so a caller pages with offset, and a
 // document removed meanwhile shifts the ones after it. An index that does
-// not exist is an error (index_not_found); an id that is not a UUID, which
-// no writer pushes, is an error naming it.
+// not exist is an error (index_not_found); an id that is not a UUID in its
+// canonical lowercase, dashed form (uuid.UUID.String), which no writer
+// pushes, is an error naming it.
 func (ix *Index) DocumentIDs(ctx context.Context, offset, limit int) ([]uuid.UUID, int, error) {
 	var page struct {
 		Results []struct {
@@ -323,8 +324,11 @@ func (ix *Index) DocumentIDs(ctx context.Context, offset, limit int) ([]uuid.UUI
 	ids := make([]uuid.UUID, 0, len(page.Results))
 	for _, r := range page.Results {
 		s, _ := r.ID.(string)
+		// Only the canonical form (what the writers push, id.String()) is a
+		// product id: Delete targets that form, so another spelling uuid.Parse
+		// accepts (uppercase, no dashes) would survive a "successful" delete.
 		id, err := uuid.Parse(s)
-		if err != nil {
+		if err != nil || id.String() != s {
 			return nil, 0, fmt.Errorf("meili: get documents: id %v is not a product id", r.ID)
 		}
 		ids = append(ids, id)

@@ -124,6 +124,50 @@ func TestCheckKeyFailsOnlyOnARefusedKey(t *testing.T) {
 	}
 }
 
+// DocumentIDs answers only ids in the canonical form the writers push
+// (uuid.UUID.String): another spelling uuid.Parse accepts (uppercase, no
+// dashes; Meilisearch allows both as document ids) is "not a product id",
+// an error naming it, since Delete targets the canonical form and would
+// leave such a document in place while a reindex counted it deleted.
+func TestDocumentIDsRefusesANonCanonicalID(t *testing.T) {
+	id := uuid.MustParse("0190a5c4-0000-7000-8000-00000000abcd")
+	for _, raw := range []string{strings.ToUpper(id.String()), strings.ReplaceAll(id.String(), "-", "")} {
+		t.Run(raw, func(t *testing.T) {
+			srv := httptest.NewServer(meilitest.NewFake("test-key"))
+			t.Cleanup(srv.Close)
+			ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key", PollInterval: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if err := ix.Upsert(ctx, search.Document{ID: uuid.Must(uuid.NewV7()), Name: "Lamp",
+				Price: catalog.Money{Amount: 100, Currency: "USD"}}); err != nil {
+				t.Fatal(err)
+			}
+			// Not through the adapter, which only sends the canonical form.
+			body := strings.NewReader(`[{"id":"` + raw + `","name":"Odd"}]`)
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/indexes/products/documents?primaryKey=id", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer test-key")
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("the fake answered %d to the odd document", resp.StatusCode)
+			}
+			ids, _, err := ix.DocumentIDs(ctx, 0, 10)
+			if err == nil || !strings.Contains(err.Error(), raw) || !strings.Contains(err.Error(), "not a product id") {
+				t.Errorf("DocumentIDs = %v, %v; want an error naming %s as not a product id", ids, err, raw)
+			}
+		})
+	}
+}
+
 func TestFilter(t *testing.T) {
 	min, max, in := int64(100), int64(200), true
 	got := meili.Filter(search.Query{Category: "home-audio", MinPrice: &min, MaxPrice: &max, InStock: &in})
@@ -167,8 +211,9 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // The adapter sends Meilisearch's documented requests: the key as a bearer
 // token, JSON bodies, documents keyed by id, every write followed by its
-// task, and a search with q, filter, facets, sort, limit, offset and
-// matchingStrategy; a 503 is retried.
+// task, a search with q, filter, facets, sort, limit, offset and
+// matchingStrategy, and a listing of ids with fields, limit and offset; a
+// 503 is retried.
 func TestRequestsOnTheWire(t *testing.T) {
 	rec := &recorder{next: meilitest.NewFake("test-key"), fail: 1}
 	srv := httptest.NewServer(rec)
@@ -195,6 +240,13 @@ func TestRequestsOnTheWire(t *testing.T) {
 	if len(res.Hits) != 1 || res.Hits[0] != doc || res.Total != 1 || res.Facets["category"]["kitchen"] != 1 {
 		t.Errorf("search = %+v", res)
 	}
+	ids, total, err := ix.DocumentIDs(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]uuid.UUID{id}, ids); diff != "" || total != 1 {
+		t.Errorf("DocumentIDs total %d, want 1; ids (-want +got):\n%s", total, diff)
+	}
 	if err := ix.Delete(ctx, id); err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +262,7 @@ func TestRequestsOnTheWire(t *testing.T) {
 	}
 	want := []string{"PATCH /indexes/items/settings", "PATCH /indexes/items/settings", "GET /tasks/1",
 		"POST /indexes/items/documents?primaryKey=id", "GET /tasks/2", "POST /indexes/items/search",
-		"DELETE /indexes/items/documents/" + id.String(), "GET /tasks/3"}
+		"GET /indexes/items/documents?fields=id&limit=10&offset=0", "DELETE /indexes/items/documents/" + id.String(), "GET /tasks/3"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("requests (-want +got):\n%s", diff)
 	}
