@@ -15,9 +15,11 @@
 // 1 on any error, the counts so far printed.
 //
 // Its database access is read-only: every session it opens has
-// default_transaction_read_only on, so the URL must reach PostgreSQL
-// directly (PgBouncer refuses a startup parameter it does not know), and it
-// applies no migration and creates no database.
+// default_transaction_read_only on, and it fails before reading anything
+// unless SHOW transaction_read_only answers on (a pooler that dropped the
+// parameter would leave the session writable), so the URL must reach
+// PostgreSQL directly (PgBouncer refuses a startup parameter it does not
+// know); it applies no migration and creates no database.
 //
 // Environment: CATALOG_DATABASE_URL (required), MEILI_URL (required),
 // MEILI_INDEX [products], REINDEX_BATCH [500, 1 to 10000], SECRETS_DIR
@@ -41,6 +43,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopfaas/shop/internal/catalog/catalogdb"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv"
@@ -77,20 +81,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	if err := c.Err(); err != nil {
 		return err
 	}
-	// Read only: no database created, no migration applied, every session
-	// read-only.
-	dbc.CreateDatabase, dbc.Migrations, dbc.MigrationURL = false, nil, ""
-	var err error
-	if dbc.URL, err = readOnly(dbc.URL); err != nil {
-		return err
-	}
 	ix, err := meili.New(mc)
 	if err != nil {
 		return err
 	}
-	octx, cancel := context.WithTimeout(ctx, postgres.OpenTimeout)
-	pool, err := postgres.Open(octx, dbc)
-	cancel()
+	pool, err := openReadOnly(ctx, dbc)
 	if err != nil {
 		return err
 	}
@@ -101,6 +96,44 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	fmt.Fprintf(out, "pushed %d product(s) (%d pushed again, changed meanwhile), deleted %d document(s) from %s\n",
 		n.Pushed, n.Repushed, n.Deleted, mc.IndexUID)
 	return err
+}
+
+// openReadOnly opens the catalog pool the command reads through: no
+// database created, no migration applied, every session read-only (readOnly
+// adds default_transaction_read_only=on to the URL). It then asks the
+// session whether it is read-only and fails unless it is: a pooler that
+// drops the startup parameter instead of refusing it would otherwise leave
+// the sessions writable without a word.
+func openReadOnly(ctx context.Context, dbc postgres.Config) (*pgxpool.Pool, error) {
+	dbc.CreateDatabase, dbc.Migrations, dbc.MigrationURL = false, nil, ""
+	var err error
+	if dbc.URL, err = readOnly(dbc.URL); err != nil {
+		return nil, err
+	}
+	octx, cancel := context.WithTimeout(ctx, postgres.OpenTimeout)
+	defer cancel()
+	pool, err := postgres.Open(octx, dbc)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkReadOnly(octx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
+// checkReadOnly fails unless a session of pool has transaction_read_only on.
+func checkReadOnly(ctx context.Context, pool *pgxpool.Pool) error {
+	var ro string
+	if err := pool.QueryRow(ctx, "SHOW transaction_read_only").Scan(&ro); err != nil {
+		return fmt.Errorf("check that the catalog session is read-only: %w", err)
+	}
+	if ro != "on" {
+		return fmt.Errorf("the catalog session is not read-only (transaction_read_only %q): "+
+			"CATALOG_DATABASE_URL must reach PostgreSQL directly, not through a pooler that drops default_transaction_read_only", ro)
+	}
+	return nil
 }
 
 // readOnly is the database URL with default_transaction_read_only on, a

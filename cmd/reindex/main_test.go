@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -126,6 +127,16 @@ func (s *shop) create(name string) catalog.Product {
 // archive-product does, and pushes it.
 func (s *shop) update(id uuid.UUID, name string, archive bool) catalog.Product {
 	s.t.Helper()
+	p, err := s.tryUpdate(id, name, archive)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return p
+}
+
+// tryUpdate is update returning its error, for a goroutine other than the
+// test's (an httptest handler), which must not call t.Fatal.
+func (s *shop) tryUpdate(id uuid.UUID, name string, archive bool) (catalog.Product, error) {
 	p, err := s.writer.Store.Update(context.Background(), id, func(p catalog.Product, now time.Time) (catalog.Product, error) {
 		if archive {
 			return catalog.Archive(p, now)
@@ -133,12 +144,9 @@ func (s *shop) update(id uuid.UUID, name string, archive bool) catalog.Product {
 		return catalog.Apply(p, catalog.Patch{Name: catalog.Optional[string]{Set: true, Value: name}}, now)
 	})
 	if err != nil {
-		s.t.Fatal(err)
+		return p, err
 	}
-	if err := s.writer.Push(context.Background(), p); err != nil {
-		s.t.Fatal(err)
-	}
-	return p
+	return p, s.writer.Push(context.Background(), p)
 }
 
 // run runs the command with the shop's environment and returns its output.
@@ -275,9 +283,12 @@ func TestAReindexNeverUndoesAConcurrentWrite(t *testing.T) {
 				}
 				// The reindex's batch, read before this write, lands after
 				// the write's own push.
+				// This runs on the server's goroutine: t.Error, not t.Fatal.
 				once.Do(func() {
 					s.setIntercept(nil)
-					s.update(p.ID, "Teapot, blue", archive)
+					if _, err := s.tryUpdate(p.ID, "Teapot, blue", archive); err != nil {
+						t.Errorf("the concurrent write: %v", err)
+					}
 				})
 				return false
 			})
@@ -404,7 +415,8 @@ func TestArgumentsAreRefusedWithTheUsage(t *testing.T) {
 	}
 }
 
-// Every session the command opens is read-only: a write in it fails with
+// Every session of the pool the command reads through (openReadOnly, what
+// run opens) is read-only: a write in it fails with
 // read_only_sql_transaction, in both spellings of the URL.
 func TestTheDatabaseSessionIsReadOnly(t *testing.T) {
 	s := newShop(t)
@@ -414,18 +426,37 @@ func TestTheDatabaseSessionIsReadOnly(t *testing.T) {
 	}
 	kv := fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", cc.Host, cc.Port, cc.User, cc.Database)
 	for _, raw := range []string{s.url, kv} {
-		ro, err := readOnly(raw)
-		if err != nil {
+		env := maps.Clone(s.env)
+		env["CATALOG_DATABASE_URL"] = raw
+		c := config.New(config.Env(env))
+		dbc := postgres.ConfigFrom(c, "catalog", nil)
+		if err := c.Err(); err != nil {
 			t.Fatal(err)
 		}
-		conn, err := pgx.Connect(context.Background(), ro)
+		pool, err := openReadOnly(context.Background(), dbc)
 		if err != nil {
-			t.Fatal(err)
+			t.Errorf("%s: %v", raw, err)
+			continue
 		}
-		_, err = conn.Exec(context.Background(), `UPDATE products SET name = name`)
-		_ = conn.Close(context.Background())
+		_, err = pool.Exec(context.Background(), `UPDATE products SET name = name`)
+		pool.Close()
 		if pe, ok := errors.AsType[*pgconn.PgError](err); !ok || pe.Code != "25006" {
 			t.Errorf("%s: a write answered %v, want read_only_sql_transaction (25006)", raw, err)
 		}
+	}
+}
+
+// A session that is not read-only (as behind a pooler that drops the
+// default_transaction_read_only startup parameter) is refused before
+// anything is read.
+func TestAWritableSessionIsRefused(t *testing.T) {
+	s := newShop(t)
+	pool, err := postgres.Open(context.Background(), postgres.Config{URL: s.url, MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := checkReadOnly(context.Background(), pool); err == nil || !strings.Contains(err.Error(), "not read-only") {
+		t.Errorf("checkReadOnly of a writable session = %v, want it refused as not read-only", err)
 	}
 }
