@@ -12,7 +12,11 @@
 // live: a product that a writer changes while it runs is pushed again as the
 // writers push (read again after the push lands, until what landed is
 // current). It prints what it did (pushed, pushed again, deleted) and exits
-// 1 on any error, the counts so far printed.
+// 1 on any error, the counts so far printed. Only a run that exits 0
+// guarantees that no older row stays in the index: Meilisearch may still
+// apply a batch whose push failed or was interrupted (the command then
+// pushes that batch's changed products again, best effort), so after exit 1
+// or an interrupt (Ctrl-C, SIGTERM), run it again until it exits 0.
 //
 // Its database access is read-only: every session it opens has
 // default_transaction_read_only on, and it fails before reading anything

@@ -310,6 +310,49 @@ func TestAReindexNeverUndoesAConcurrentWrite(t *testing.T) {
 	}
 }
 
+// A batch Meilisearch accepted, and applies, while the run stops waiting
+// for its task (here the operator's interrupt) does not undo a write that
+// committed after the batch was read and whose push landed first: the run
+// still fails, but pushes the batch's changed products again after it, on
+// a context the interrupt does not cancel.
+func TestAnInterruptedPushDoesNotLeaveAnOlderRow(t *testing.T) {
+	s := newShop(t)
+	p := s.create("Teapot")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var once sync.Once
+	s.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/documents") {
+			return false
+		}
+		answered := false
+		// This runs on the server's goroutine: t.Error, not t.Fatal.
+		once.Do(func() {
+			s.setIntercept(nil)
+			if _, err := s.tryUpdate(p.ID, "Teapot, blue", false); err != nil {
+				t.Errorf("the concurrent write: %v", err)
+			}
+			// The batch, read before the write, lands after its push;
+			// then the operator interrupts the run while it waits.
+			s.fake.ServeHTTP(w, r)
+			cancel()
+			answered = true
+		})
+		return answered
+	})
+	var out bytes.Buffer
+	err := run(ctx, nil, config.Env(s.env), &out)
+	if err == nil {
+		t.Fatalf("the interrupted run succeeded (output %q)", out.String())
+	}
+	if d, ok := s.fake.Document("products", p.ID.String()); !ok || d["name"] != "Teapot, blue" {
+		t.Errorf("document %v, want the edit's name %q (err %v)", d, "Teapot, blue", err)
+	}
+	if !strings.Contains(out.String(), "(1 pushed again") {
+		t.Errorf("output %q, want 1 pushed again", out.String())
+	}
+}
+
 // Any Meilisearch failure (settings refused, a push answered 500, a task
 // that failed, the listing refused) fails the run, with the counts so far.
 func TestAMeilisearchErrorFailsTheRun(t *testing.T) {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv"
 	"github.com/shopfaas/shop/internal/search"
 )
@@ -43,20 +45,27 @@ const DefaultBatch = 500
 // or not in the catalog. Memory stays bounded by batch; the catalog is only
 // read.
 //
-// It is safe while writers push: after a batch lands, Reindex reads its
-// products again (one SELECT) and pushes each that changed since it was read
-// with the writers' own rule (catalogenv.Deps.PushCurrent: push, read again,
-// until what landed is current), so a write that committed after the batch
-// was read, and whose push landed before the batch did, is not undone. A
-// document found stale is removed the same way: PushCurrent reads the
-// product again, so one created or brought back meanwhile is pushed, not
-// deleted. A document removed by a writer while the index is listed shifts
-// the ones after it, so one stale document may be missed: the counts of a
-// second run show it.
+// It is safe while writers push, for a run that returns no error: after a
+// batch lands, Reindex reads its products again (one SELECT) and pushes each
+// that changed since it was read with the writers' own rule
+// (catalogenv.Deps.PushCurrent: push, read again, until what landed is
+// current), so a write that committed after the batch was read, and whose
+// push landed before the batch did, is not undone. A document found stale is
+// removed the same way: PushCurrent reads the product again, so one created
+// or brought back meanwhile is pushed, not deleted. Each document a writer
+// removes ahead of the listing's offset while the index is listed shifts the
+// ones after it back by one, so one stale document may be missed per such
+// removal: a second run removes them.
 //
 // The first error stops it (a failed settings update, push, task, listing
-// or database read) and is returned with the counts so far; d needs Store
-// and External.
+// or database read, or ctx done) and is returned with the counts so far; d
+// needs Store and External. A batch push that failed may still be applied
+// by Meilisearch (it accepted the batch, then the task poll failed, timed
+// out or was interrupted), after a writer's newer push: Reindex then reads
+// that batch's products again and pushes the changed ones, best effort, on
+// a context ctx's cancellation does not reach, for at most repairTimeout.
+// Only a run that returns no error guarantees that no older row stays in
+// the index; after an error, run it again until one does.
 func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int) (Reindexed, error) {
 	var n Reindexed
 	if d.External == nil || d.Store == nil {
@@ -83,21 +92,25 @@ func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int)
 			ids = append(ids, p.ID)
 		}
 		if err := d.External.Upsert(ctx, out...); err != nil {
-			return n, fmt.Errorf("reindex: push %d products: %w", len(out), err)
+			err = fmt.Errorf("reindex: push %d products: %w", len(out), err)
+			// Meilisearch may still apply the batch (accepted, then the
+			// task poll failed, timed out or was interrupted): push the
+			// page's changed products again after it, on a context the
+			// interrupt does not cancel, for at most repairTimeout.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), repairTimeout)
+			k, rerr := repushChanged(rctx, d, page, ids)
+			cancel()
+			n.Repushed += k
+			if rerr != nil {
+				err = errors.Join(err, fmt.Errorf("reindex: after the failed push: %w", rerr))
+			}
+			return n, err
 		}
 		n.Pushed += len(out)
-		now, err := d.Store.CurrentOf(ctx, ids)
+		k, err := repushChanged(ctx, d, page, ids)
+		n.Repushed += k
 		if err != nil {
-			return n, fmt.Errorf("reindex: read the pushed products again: %w", err)
-		}
-		for _, p := range page {
-			if q, found := now[p.ID]; found && !q.Archived && q.Version == p.Version {
-				continue
-			}
-			if err := d.PushCurrent(ctx, p.ID); err != nil {
-				return n, fmt.Errorf("reindex: push product %s again: %w", p.ID, err)
-			}
-			n.Repushed++
+			return n, err
 		}
 		after = page[len(page)-1].ID
 		if len(page) < batch {
@@ -133,4 +146,30 @@ func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int)
 		}
 	}
 	return n, nil
+}
+
+// repairTimeout bounds the pushes again after a failed batch push, which run
+// on a context that an interrupt does not cancel.
+const repairTimeout = 30 * time.Second
+
+// repushChanged reads page's products (ids) again and pushes each that
+// changed or was archived since page was read, as the writers push
+// (catalogenv.Deps.PushCurrent), so a batch of page landing after a writer's
+// newer push does not stay. It returns how many it pushed again.
+func repushChanged(ctx context.Context, d *catalogenv.Deps, page []catalog.Product, ids []uuid.UUID) (int, error) {
+	now, err := d.Store.CurrentOf(ctx, ids)
+	if err != nil {
+		return 0, fmt.Errorf("reindex: read the pushed products again: %w", err)
+	}
+	k := 0
+	for _, p := range page {
+		if q, found := now[p.ID]; found && !q.Archived && q.Version == p.Version {
+			continue
+		}
+		if err := d.PushCurrent(ctx, p.ID); err != nil {
+			return k, fmt.Errorf("reindex: push product %s again: %w", p.ID, err)
+		}
+		k++
+	}
+	return k, nil
 }
