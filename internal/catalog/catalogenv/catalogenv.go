@@ -44,9 +44,11 @@ import (
 // The Meilisearch keys, one secret each (docs/security.md, "Meilisearch's
 // keys"): neither is the master key, which only Meilisearch holds.
 const (
-	// IndexKeySecret is the writers' key (Needs.Index): an API key of the
-	// products index allowed to write its documents and settings and read
-	// their tasks.
+	// IndexKeySecret is the writers' key (Needs.Index), also read by the
+	// operator command cmd/reindex: an API key of the products index allowed
+	// to add and delete its documents (documents.add, documents.delete),
+	// create it, update its settings and read their tasks, and to list its
+	// documents (documents.get, which only cmd/reindex uses).
 	IndexKeySecret = "meili-key"
 	// SearchKeySecret is search-products' key (Needs.Search): an API key of
 	// the products index allowed to search it, nothing else.
