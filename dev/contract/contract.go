@@ -1,6 +1,7 @@
 // Package contract holds the shop's public contract, api/openapi.yaml, to
 // account: its test checks the document against the route table
-// (internal/routes) and the error codes (internal/fault), and Recorder
+// (internal/routes), the error codes (internal/fault) and the answers
+// fnserve and the edge give before a handler runs (Undeclared), and Recorder
 // validates every request a test makes to the public API, and the answer it
 // gets, against the document with libopenapi-validator.
 package contract
@@ -94,8 +95,11 @@ type operation struct {
 
 // Load parses api/openapi.yaml and builds its validator, with format
 // assertions (uuid, date-time) on.
-func Load() (*Contract, error) {
-	spec := api.OpenAPI()
+func Load() (*Contract, error) { return Parse(api.OpenAPI()) }
+
+// Parse is Load of another document, spec (YAML): the tests plant mistakes
+// in a copy of api/openapi.yaml and parse it. Errors name api/openapi.yaml.
+func Parse(spec []byte) (*Contract, error) {
 	c := &Contract{}
 	if err := yaml.Unmarshal(spec, &c.raw); err != nil {
 		return nil, fmt.Errorf("api/openapi.yaml: %w", err)
@@ -303,6 +307,39 @@ func problemCode(res *http.Response, body []byte) (string, bool) {
 		return "", false
 	}
 	return p.Code, true
+}
+
+// Undeclared says what the document lacks for the problem answer status
+// with code of the operation method template (upper-case method, path
+// template as in the document), or "" when it declares it as the validator
+// and Check read the document: the status's own key, else its class ("5XX"),
+// else "default", whose content is a problem that lists code in x-codes.
+// dev/contract's tests hold every operation to the answers the platform
+// (fnserve, the edge) gives before its handler runs; an answer missing here
+// fails only the integration suite otherwise, on the first one it meets.
+func (c *Contract) Undeclared(method, template string, status int, code string) string {
+	op := method + " " + template
+	byStatus, ok := c.answers[op]
+	if !ok {
+		return fmt.Sprintf("%s is no operation of the document", op)
+	}
+	s := strconv.Itoa(status)
+	key := ""
+	for _, k := range []string{s, s[:1] + "XX", "default"} {
+		if _, ok := byStatus[k]; ok {
+			key = k
+			break
+		}
+	}
+	switch a := byStatus[key]; {
+	case key == "":
+		return fmt.Sprintf("%s does not declare %d (nor %sXX or default)", op, status, s[:1])
+	case !a.problem:
+		return fmt.Sprintf("%s declares %d (as %s) without an application/problem+json content", op, status, key)
+	case !slices.Contains(a.codes, code):
+		return fmt.Sprintf("%s declares %d (as %s) without the code %q in its x-codes %v", op, status, key, code, a.codes)
+	}
+	return ""
 }
 
 // ProblemAnswers lists, for every answer of every operation whose content
