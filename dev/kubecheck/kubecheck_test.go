@@ -398,6 +398,11 @@ func TestKongConfigRenderingRefusesWhatItCannotRender(t *testing.T) {
 		// as it is, and so refused.
 		{"a host: redis outside a redis block", planted("          policy: redis\n          redis:\n", "          policy: redis\n          host: redis\n          redis:\n"),
 			"", []string{"          host: redis\n", "the lines above still name faasd's services"}},
+		// The same line after a redis block, at the indentation of the
+		// block's redis: key: the block ended there, so the line is not
+		// the block's and is refused.
+		{"a host: redis after a redis block", planted("          fault_tolerant: true\n", "          host: redis\n          fault_tolerant: true\n"),
+			"", []string{"          host: redis\n", "the lines above still name faasd's services"}},
 		{"the signing key as the verify key", []string{"JWT_VERIFY_KEY=" + privateKey}, "", []string{privateKey + " holds no PEM public key"}},
 		{"no kong.yml", []string{"KONG_YML=" + missing}, "", []string{"missing.yml"}},
 		{"no kong.yml, with TLS", []string{"KONG_YML=" + missing, "REDIS_TLS=true"}, "", []string{"missing.yml"}},
