@@ -358,8 +358,9 @@ func renderKong(t *testing.T, env ...string) (out, verify string, err error) {
 // render: a kong.yml whose faasd addresses its replacements miss (Kong on
 // Kubernetes would call a gateway, a collector or a Redis that does not
 // resolve there), a verify-key file that holds no public key (the signing key
-// given by mistake), a KONG_YML it cannot read and a TLS step that cannot
-// write its file.
+// given by mistake), a KONG_YML it cannot read, a TLS step that cannot
+// write its file, and a REDIS_HOST that is not a host name or a REDIS_PORT
+// that is not a port number (either is written into every redis: block).
 func TestKongConfigRenderingRefusesWhatItCannotRender(t *testing.T) {
 	kongYML := filepath.Join(root, "gateway", "kong.yml")
 	planted := func(old, new string) []string {
@@ -403,6 +404,20 @@ func TestKongConfigRenderingRefusesWhatItCannotRender(t *testing.T) {
 		// the block's and is refused.
 		{"a host: redis after a redis block", planted("          fault_tolerant: true\n", "          host: redis\n          fault_tolerant: true\n"),
 			"", []string{"          host: redis\n", "the lines above still name faasd's services"}},
+		// REDIS_HOST and REDIS_PORT are written into every redis: block:
+		// a newline would add lines of YAML to each.
+		{"no REDIS_HOST", []string{"REDIS_HOST="}, "", []string{"set REDIS_HOST"}},
+		{"a REDIS_HOST of two lines", []string{"REDIS_HOST=redis.example.internal\nssl_verify: false"}, "", []string{redisHostRefused}},
+		{"a REDIS_HOST with its port", []string{"REDIS_HOST=redis.example.internal:6380"}, "", []string{redisHostRefused}},
+		{"a REDIS_HOST with a blank", []string{"REDIS_HOST=redis.example.internal # faasd"}, "", []string{redisHostRefused}},
+		{"a REDIS_HOST with a pipe", []string{"REDIS_HOST=redis|x"}, "", []string{redisHostRefused}},
+		{"a REDIS_PORT of two lines", []string{"REDIS_PORT=6380\nssl_verify: false"}, "", []string{redisPortRefused}},
+		{"a REDIS_PORT not a number", []string{"REDIS_PORT=redis"}, "", []string{redisPortRefused}},
+		{"a REDIS_PORT of 0", []string{"REDIS_PORT=0"}, "", []string{redisPortRefused}},
+		{"a REDIS_PORT with a leading zero", []string{"REDIS_PORT=06380"}, "", []string{redisPortRefused}},
+		{"a REDIS_PORT above 65535", []string{"REDIS_PORT=65536"}, "", []string{redisPortRefused}},
+		{"a REDIS_PORT of six digits", []string{"REDIS_PORT=100000"}, "", []string{redisPortRefused}},
+		{"a negative REDIS_PORT", []string{"REDIS_PORT=-1"}, "", []string{redisPortRefused}},
 		{"the signing key as the verify key", []string{"JWT_VERIFY_KEY=" + privateKey}, "", []string{privateKey + " holds no PEM public key"}},
 		{"no kong.yml", []string{"KONG_YML=" + missing}, "", []string{"missing.yml"}},
 		{"no kong.yml, with TLS", []string{"KONG_YML=" + missing, "REDIS_TLS=true"}, "", []string{"missing.yml"}},
@@ -436,6 +451,25 @@ func TestKongConfigRenderingRefusesWhatItCannotRender(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+const (
+	redisHostRefused = "REDIS_HOST must be a host name: letters, digits, dots and hyphens only"
+	redisPortRefused = "REDIS_PORT must be a port number, 1 to 65535"
+)
+
+// Every port from 1 to 65535 is taken as it is.
+func TestKongConfigRenderingTakesEveryPortNumber(t *testing.T) {
+	for _, port := range []string{"1", "65535"} {
+		out, _, err := renderKong(t, "REDIS_PORT="+port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := strings.Count(string(read(t, "gateway/kong.yml")), "\n            port: 6379\n")
+		if n := strings.Count(string(readFile(t, out)), "\n            port: "+port+"\n"); n != want || want == 0 {
+			t.Errorf("REDIS_PORT=%s: %d redis blocks rendered with it, want gateway/kong.yml's %d", port, n, want)
+		}
 	}
 }
 

@@ -40,7 +40,10 @@
 # it from SHOP_REDIS_PASSWORD (the Secret kong-credentials).
 # KONG_YML and OUT name other files (tests; gateway/kong.yml and
 # deploy/kubernetes/kong/kong.yml unless set).
-# It writes nothing, and exits non-zero naming why, when JWT_VERIFY_KEY holds
+# It writes nothing, and exits non-zero naming why, when REDIS_HOST is empty
+# or holds anything but a host name's letters, digits, dots and hyphens, when
+# REDIS_PORT is not a port number (1 to 65535, digits only, no leading zero),
+# when JWT_VERIFY_KEY holds
 # no PEM public key, when a step fails, and when the result still names one
 # of faasd's services: a gateway or jaeger URL its replacements missed, the
 # vault reference to the verify key, a host: redis (REDIS_HOST set to
@@ -61,8 +64,25 @@ esac
 JWT_VERIFY_KEY=${JWT_VERIFY_KEY:-secrets/jwt-verify-key}
 KONG_YML=${KONG_YML:-gateway/kong.yml}
 OUT=${OUT:-deploy/kubernetes/kong/kong.yml}
-case $REDIS_HOST$REDIS_PORT$OTLP_ENDPOINT in
-*'|'* | *'\'* | *'&'*) echo "render-config.sh: REDIS_HOST, REDIS_PORT and OTLP_ENDPOINT may not hold |, \\ or &" >&2; exit 1 ;;
+# REDIS_HOST and REDIS_PORT go into every redis: block: a host name and a
+# port number, nothing else (a newline, from a grep that matched two lines,
+# would add lines of YAML to each block; a colon is REDIS_ADDR's port left on).
+case $REDIS_HOST in
+*[!abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-]*)
+	echo "render-config.sh: REDIS_HOST must be a host name: letters, digits, dots and hyphens only (no port, no blank or newline)" >&2
+	exit 1
+	;;
+esac
+case $REDIS_PORT in
+'' | 0* | *[!0123456789]*) port_ok=false ;;
+*) if [ "${#REDIS_PORT}" -le 5 ] && [ "$REDIS_PORT" -le 65535 ]; then port_ok=true; else port_ok=false; fi ;;
+esac
+if [ "$port_ok" = false ]; then
+	echo "render-config.sh: REDIS_PORT must be a port number, 1 to 65535, digits only without a leading zero" >&2
+	exit 1
+fi
+case $OTLP_ENDPOINT in
+*'|'* | *'\'* | *'&'*) echo "render-config.sh: OTLP_ENDPOINT may not hold |, \\ or &" >&2; exit 1 ;;
 esac
 grep -q -- '-----BEGIN PUBLIC KEY-----' "$JWT_VERIFY_KEY" || {
 	echo "render-config.sh: $JWT_VERIFY_KEY holds no PEM public key" >&2
