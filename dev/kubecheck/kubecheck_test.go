@@ -411,6 +411,9 @@ func TestKongConfigRenderingRefusesWhatItCannotRender(t *testing.T) {
 		{"a REDIS_HOST with its port", []string{"REDIS_HOST=redis.example.internal:6380"}, "", []string{redisHostRefused}},
 		{"a REDIS_HOST with a blank", []string{"REDIS_HOST=redis.example.internal # faasd"}, "", []string{redisHostRefused}},
 		{"a REDIS_HOST with a pipe", []string{"REDIS_HOST=redis|x"}, "", []string{redisHostRefused}},
+		// With TLS, REDIS_HOST becomes server_name: a short alias is not
+		// what a managed Redis's certificate names.
+		{"TLS to a REDIS_HOST without a dot", []string{"REDIS_TLS=true", "REDIS_HOST=redis"}, "", []string{"with REDIS_TLS=true, REDIS_HOST must be the name Redis's certificate is for"}},
 		{"a REDIS_PORT of two lines", []string{"REDIS_PORT=6380\nssl_verify: false"}, "", []string{redisPortRefused}},
 		{"a REDIS_PORT not a number", []string{"REDIS_PORT=redis"}, "", []string{redisPortRefused}},
 		{"a REDIS_PORT of 0", []string{"REDIS_PORT=0"}, "", []string{redisPortRefused}},

@@ -43,7 +43,8 @@
 # It writes nothing, and exits non-zero naming why, when REDIS_HOST is empty
 # or holds anything but a host name's letters, digits, dots and hyphens, when
 # REDIS_PORT is not a port number (1 to 65535, digits only, no leading zero),
-# when JWT_VERIFY_KEY holds
+# when REDIS_TLS is true and REDIS_HOST has no dot (not the name a
+# certificate is for: below), when JWT_VERIFY_KEY holds
 # no PEM public key, when a step fails, and when the result still names one
 # of faasd's services: a gateway or jaeger URL its replacements missed, the
 # vault reference to the verify key, a host: redis (REDIS_HOST set to
@@ -70,6 +71,17 @@ OUT=${OUT:-deploy/kubernetes/kong/kong.yml}
 case $REDIS_HOST in
 *[!abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-]*)
 	echo "render-config.sh: REDIS_HOST must be a host name: letters, digits, dots and hyphens only (no port, no blank or newline)" >&2
+	exit 1
+	;;
+esac
+# With TLS, Kong checks Redis's certificate for server_name, REDIS_HOST: a
+# name without a dot (an ExternalName alias such as redis) is not the name a
+# managed Redis's certificate is for, every count would fail verification,
+# and fault_tolerant would let every request through.
+case $REDIS_TLS:$REDIS_HOST in
+true:*.*) ;;
+true:*)
+	echo "render-config.sh: with REDIS_TLS=true, REDIS_HOST must be the name Redis's certificate is for (it becomes server_name), not a short name without a dot such as an ExternalName alias" >&2
 	exit 1
 	;;
 esac
