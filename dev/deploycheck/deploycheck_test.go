@@ -794,12 +794,14 @@ services:
 // created with an empty password. A directory stands for a file the script
 // cannot read (the test may run as root, who reads any file). A password
 // with white space (a CRLF line end) is refused too: the role's users trim
-// it, the script would not.
+// it, the script would not. Read, each password reaches psql on its
+// standard input, as a \set of a psql variable, and never in psql's
+// arguments, which any local user sees in ps.
 func TestPostgresInitNeedsThePassword(t *testing.T) {
 	sh := "/bin/sh" // as the containers run it
 	dir := t.TempDir()
-	calls := filepath.Join(dir, "psql-calls")
-	fake := "#!/bin/sh\nprintf '%s\\n' \"$*\" >> " + calls + "\ncat > /dev/null\n"
+	calls, input := filepath.Join(dir, "psql-calls"), filepath.Join(dir, "psql-input")
+	fake := "#!/bin/sh\nprintf '%s\\n' \"$*\" >> " + calls + "\ncat >> " + input + "\n"
 	if err := os.WriteFile(filepath.Join(dir, "psql"), []byte(fake), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -810,6 +812,7 @@ func TestPostgresInitNeedsThePassword(t *testing.T) {
 	run := func(bad string, spoil func(path string) error) (string, string, error) {
 		t.Helper()
 		_ = os.Remove(calls)
+		_ = os.Remove(input)
 		secrets := t.TempDir()
 		for i, f := range files {
 			if err := os.WriteFile(filepath.Join(secrets, f), []byte("s3cret"+strconv.Itoa(i)+"\n"), 0o400); err != nil {
@@ -831,10 +834,20 @@ func TestPostgresInitNeedsThePassword(t *testing.T) {
 		return string(out), string(b), err
 	}
 	out, psql, err := run("", nil)
-	if err != nil || !strings.Contains(psql, "--set=users_password=s3cret0 --set=catalog_password=s3cret1 "+
-		"--set=orders_password=s3cret2 --set=inventory_password=s3cret3 --set=payments_password=s3cret4 "+
-		"--set=relay_password=s3cret5 --set=monitor_password=s3cret6 --set=reset_passwords=false\n") {
+	if err != nil || !strings.HasPrefix(psql, "-v ON_ERROR_STOP=1 --username postgres --dbname postgres --set=reset_passwords=false\n") {
 		t.Fatalf("readable passwords: err %v, output %q, psql calls:\n%s", err, out, psql)
+	}
+	if strings.Contains(psql, "s3cret") {
+		t.Errorf("a password in psql's arguments:\n%s", psql)
+	}
+	stdin, err := os.ReadFile(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, role := range []string{"shop_users", "shop_catalog", "shop_orders", "shop_inventory", "shop_payments", "shop_relay", "shop_monitor"} {
+		if want := "\\set role " + role + "\n\\set p 's3cret" + strconv.Itoa(i) + "'\n"; !strings.Contains(string(stdin), want) {
+			t.Errorf("psql's input holds no %q", want)
+		}
 	}
 	spoils := map[string]func(string) error{
 		"unreadable": func(p string) error { return os.Mkdir(p, 0o755) },

@@ -217,6 +217,10 @@ func databaseSecrets(t *testing.T) (string, map[string]string) {
 	for _, s := range append(slices.Sorted(maps.Keys(serviceMigrations)), "relay") {
 		passwords["db-password-"+s] = "pw-" + s
 	}
+	// What a shell or psql would read otherwise (the scripts hand the
+	// passwords to psql as a quoted \set): a quote, a backslash, a psql
+	// variable, a command substitution.
+	passwords["db-password-users"] = `pw-users'\:p"$(x)` + "`id`"
 	for name, pw := range passwords {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(pw+"\n"), 0o444); err != nil {
 			t.Fatal(err)
@@ -349,42 +353,50 @@ func splitRoles() []string {
 // and leaves a role made NOLOGIN by an operator so; any value of
 // SHOP_RESET_PASSWORDS but true, false or none stops it before it changes
 // anything; SHOP_RESET_PASSWORDS=true sets each password again from its
-// file (a new hash) and lets a role made NOLOGIN log in again.
+// file (a new hash) and lets a role made NOLOGIN log in again. No run puts
+// a password in psql's arguments, and only the run that sets passwords
+// sends them to the server (passwordWatch).
 func (c privateCluster) checkPasswordsKept(t *testing.T, script, secrets, user, password string, roles []string) {
 	t.Helper()
 	name := filepath.Base(script)
+	watch := c.watchPasswords(t, user, secrets)
 	before, hashes := c.layout(t), c.query(t, "postgres", passwordHashes)
-	c.runScriptAs(t, script, secrets, user, password)
+	c.runScriptAs(t, script, secrets, user, password, watch.env...)
 	if diff := cmp.Diff(before, c.layout(t)); diff != "" {
 		t.Errorf("%s run again as %s changed the cluster (-first run +second):\n%s", name, user, diff)
 	}
 	if diff := cmp.Diff(hashes, c.query(t, "postgres", passwordHashes)); diff != "" {
 		t.Errorf("%s run again as %s set passwords again (-first run +second):\n%s", name, user, diff)
 	}
+	watch.noneSent(t, name+" run again as "+user)
 
-	out, err := c.scriptOutput(t, script, secrets, user, password, "SHOP_RESET_PASSWORDS=yes")
+	out, err := c.scriptOutput(t, script, secrets, user, password, append(watch.env, "SHOP_RESET_PASSWORDS=yes")...)
 	if err == nil || !strings.Contains(string(out), "SHOP_RESET_PASSWORDS is true, false or unset, not yes") {
 		t.Errorf("%s with SHOP_RESET_PASSWORDS=yes as %s: %v\n%s\nwant it stopped, naming the variable", name, user, err, out)
 	}
 	if diff := cmp.Diff(hashes, c.query(t, "postgres", passwordHashes)); diff != "" {
 		t.Errorf("%s with SHOP_RESET_PASSWORDS=yes as %s set passwords (-before +after):\n%s", name, user, diff)
 	}
+	watch.noneSent(t, name+" with SHOP_RESET_PASSWORDS=yes as "+user)
 
 	// An operator cut two roles off: a run that was not asked to reset
 	// leaves them so.
 	c.psql(t, "postgres", "ALTER ROLE shop_orders NOLOGIN;\nALTER ROLE shop_relay NOLOGIN;\n")
 	canLogin := `SELECT rolname || '|' || rolcanlogin FROM pg_roles WHERE rolname IN ('shop_orders', 'shop_relay') ORDER BY 1`
-	c.runScriptAs(t, script, secrets, user, password)
+	c.runScriptAs(t, script, secrets, user, password, watch.env...)
 	if got := c.query(t, "postgres", canLogin); got != "shop_orders|false\nshop_relay|false\n" {
 		t.Errorf("%s run again as %s without SHOP_RESET_PASSWORDS let a role made NOLOGIN log in:\n%s", name, user, got)
 	}
 	if diff := cmp.Diff(hashes, c.query(t, "postgres", passwordHashes)); diff != "" {
 		t.Errorf("%s run again as %s set passwords again (-before +after):\n%s", name, user, diff)
 	}
+	watch.noneSent(t, name+" run again after NOLOGIN as "+user)
 
 	// Asked to, it sets every password again, from the files, and lets
-	// the roles made NOLOGIN log in again.
-	c.runScriptAs(t, script, secrets, user, password, "SHOP_RESET_PASSWORDS=true")
+	// the roles made NOLOGIN log in again. Only the ALTER ROLE statements
+	// carry the passwords: never psql's arguments.
+	c.runScriptAs(t, script, secrets, user, password, append(watch.env, "SHOP_RESET_PASSWORDS=true")...)
+	watch.sentInStatementsOnly(t, name+" with SHOP_RESET_PASSWORDS=true as "+user, roles)
 	after := map[string]string{}
 	for _, line := range strings.Split(c.query(t, "postgres", passwordHashes), "\n") {
 		role, hash, _ := strings.Cut(line, "|")
@@ -397,6 +409,119 @@ func (c privateCluster) checkPasswordsKept(t *testing.T, script, secrets, user, 
 	}
 	if got := c.query(t, "postgres", canLogin); got != "shop_orders|true\nshop_relay|true\n" {
 		t.Errorf("%s run with SHOP_RESET_PASSWORDS=true as %s left a role NOLOGIN:\n%s", name, user, got)
+	}
+}
+
+// passwordWatch sees where a script's runs put the passwords of a secrets
+// folder: the cluster's server log, with every statement of the script's
+// user logged (log_statement = all, as an operator may have it), and the
+// arguments of every psql the script runs (which any local user sees in
+// ps), recorded by a psql of its own first on the script's PATH (env) that
+// then runs the real one.
+type passwordWatch struct {
+	env       []string
+	log, args string
+	// offset is how much of log the last check read.
+	offset int
+	// passwords are the start of each password up to its first character
+	// other than a letter, a digit, - or _, by file.
+	passwords map[string]string
+}
+
+// watchPasswords logs every statement of user on c from now on and
+// returns the watch of the passwords in secrets.
+func (c privateCluster) watchPasswords(t *testing.T, user, secrets string) *passwordWatch {
+	t.Helper()
+	c.psql(t, "postgres", "ALTER ROLE "+user+" SET log_statement = 'all';\n")
+	real, err := exec.LookPath("psql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	w := &passwordWatch{env: []string{"PATH=" + bin + ":" + os.Getenv("PATH")}, log: filepath.Join(c.dir, "server.log"),
+		args: filepath.Join(bin, "psql-args"), passwords: map[string]string{}}
+	wrapper := "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '" + w.args + "'\nexec '" + real + "' \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "psql"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files, err := os.ReadDir(secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(secrets, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Its plain start: a statement or a log quotes the rest (a quote
+		// doubled, a backslash perhaps too).
+		p := strings.TrimSpace(string(b))
+		if i := strings.IndexFunc(p, func(r rune) bool {
+			return !strings.ContainsRune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", r)
+		}); i > 0 {
+			p = p[:i]
+		}
+		w.passwords[f.Name()] = p
+	}
+	w.sent(t)
+	return w
+}
+
+// sent returns the server log's lines and the psql arguments since the
+// last call.
+func (w *passwordWatch) sent(t *testing.T) (log, args string) {
+	t.Helper()
+	b, err := os.ReadFile(w.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, w.offset = string(b[w.offset:]), len(b)
+	if b, err := os.ReadFile(w.args); err == nil {
+		args = string(b)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	if err := os.Remove(w.args); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return log, args
+}
+
+// noneSent fails the test when a run since the last check put a password
+// in the server log or in psql's arguments: a run that sets no password
+// must send none.
+func (w *passwordWatch) noneSent(t *testing.T, run string) {
+	t.Helper()
+	log, args := w.sent(t)
+	for file, p := range w.passwords {
+		if strings.Contains(log, p) {
+			t.Errorf("%s sent the password of %s to the server (logged with log_statement = all)", run, file)
+		}
+		if strings.Contains(args, p) {
+			t.Errorf("%s put the password of %s in psql's arguments", run, file)
+		}
+	}
+}
+
+// sentInStatementsOnly fails the test when a run since the last check put
+// a password in psql's arguments, or did not send the password of each of
+// roles to the server (which shows the log does hold statements).
+func (w *passwordWatch) sentInStatementsOnly(t *testing.T, run string, roles []string) {
+	t.Helper()
+	log, args := w.sent(t)
+	for file, p := range w.passwords {
+		if strings.Contains(args, p) {
+			t.Errorf("%s put the password of %s in psql's arguments", run, file)
+		}
+	}
+	for _, role := range roles {
+		file := "db-password-" + strings.TrimPrefix(role, "shop_")
+		if role == "shop_monitor" {
+			file = "postgres-monitor-password"
+		}
+		if p, ok := w.passwords[file]; !ok || !strings.Contains(log, p) {
+			t.Errorf("%s: %s's password (%s) not in the server log", run, role, file)
+		}
 	}
 }
 

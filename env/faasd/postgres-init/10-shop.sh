@@ -41,9 +41,10 @@
 # env/faasd/postgres-upgrade/split-roles.sh, the upgrade of such a cluster.
 set -eu
 
-# Read into a variable first: a failed $(cat ...) inside psql's arguments
-# would not stop the script (set -e ignores it there) and the role would get
-# an empty password. The script runs as the postgres user (uid 999), so the
+# Read into a variable first: a failed $(cat ...) inside psql's input (or
+# a failed read inside psql: a backquoted `cat` stops no psql, even with
+# ON_ERROR_STOP) would not stop the script and the role would get an empty
+# password. The script runs as the postgres user (uid 999), so the
 # files must be readable by it (docs/deploy-faasd.md, step 3).
 # SHOP_SECRETS_DIR is for dev/deploycheck's tests.
 read_password() {
@@ -82,11 +83,19 @@ true | false) reset_passwords=${SHOP_RESET_PASSWORDS:-false} ;;
 	;;
 esac
 
-psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
-	--set=users_password="$users_password" --set=catalog_password="$catalog_password" \
-	--set=orders_password="$orders_password" --set=inventory_password="$inventory_password" \
-	--set=payments_password="$payments_password" --set=relay_password="$relay_password" \
-	--set=monitor_password="$monitor_password" --set=reset_passwords="$reset_passwords" <<'SQL'
+# The passwords reach psql on its standard input, never in its arguments
+# (which other local users see in ps when an operator runs this from a
+# workstation), as a psql variable the server sees only in the CREATE or
+# ALTER ROLE that sets it: a rerun that changes no role sends none
+# (log_statement = all would log it). psql_quoted quotes $1 for a psql
+# \set: a backslash and a quote doubled (psql's rules for a single-quoted
+# argument of a meta-command); sed reads it from a pipe, printf is a shell
+# builtin.
+psql_quoted() {
+	printf '%s\n' "$1" | sed -e 's/\\/\\\\/g' -e "s/'/''/g"
+}
+{
+	cat <<'SQL'
 -- A cluster laid out before the role split (its databases owned by the one
 -- role shop, which the running functions log in as): making the service
 -- roles own the schemas would take shop's rights away from under them.
@@ -104,19 +113,29 @@ BEGIN
 	END IF;
 END
 $$;
--- An existing role keeps its password (a new SCRAM salt would no longer
--- match PgBouncer's auth_file, and stale files would reset them all) unless
--- SHOP_RESET_PASSWORDS=true asks: then it is set again from its file and
--- the role may log in again (ALTER ROLE ... PASSWORD alone would leave a
--- NOLOGIN role so). A role missing is created with its password.
-SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', r, p) FROM (VALUES ('shop_monitor', :'monitor_password'), ('shop_relay', :'relay_password'),
-	('shop_users', :'users_password'), ('shop_catalog', :'catalog_password'), ('shop_orders', :'orders_password'),
-	('shop_inventory', :'inventory_password'), ('shop_payments', :'payments_password')) login (r, p)
-	WHERE :'reset_passwords' = 'true' AND EXISTS (SELECT FROM pg_roles WHERE rolname = r) \gexec
-SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', r, p) FROM (VALUES ('shop_monitor', :'monitor_password'), ('shop_relay', :'relay_password'),
-	('shop_users', :'users_password'), ('shop_catalog', :'catalog_password'), ('shop_orders', :'orders_password'),
-	('shop_inventory', :'inventory_password'), ('shop_payments', :'payments_password')) login (r, p)
-	WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) \gexec
+SQL
+	# An existing role keeps its password (a new SCRAM salt would no longer
+	# match PgBouncer's auth_file, and stale files would reset them all)
+	# unless SHOP_RESET_PASSWORDS=true asks: then it is set again from its
+	# file and the role may log in again (ALTER ROLE ... PASSWORD alone
+	# would leave a NOLOGIN role so). A role missing is created with its
+	# password.
+	for s in monitor relay $services; do
+		eval "p=\$${s}_password"
+		printf '\\set role shop_%s\n\\set p '\''%s'\''\n' "$s" "$(psql_quoted "$p")"
+		cat <<'SQL'
+SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') AS role_exists \gset
+\if :role_exists
+\if :reset_passwords
+ALTER ROLE :"role" LOGIN PASSWORD :'p';
+\endif
+\else
+CREATE ROLE :"role" LOGIN PASSWORD :'p';
+\endif
+\unset p
+SQL
+	done
+	cat <<'SQL'
 SELECT 'GRANT pg_monitor TO shop_monitor' WHERE NOT pg_has_role('shop_monitor', 'pg_monitor', 'MEMBER') \gexec
 -- PostgreSQL 16 makes a CREATEROLE administrator a member of the roles it
 -- creates without SET or INHERIT (createrole_self_grant, which may give
@@ -140,6 +159,7 @@ SELECT format('CREATE DATABASE %I OWNER %I', r, r)
 	FROM unnest(ARRAY['shop_users', 'shop_catalog', 'shop_orders', 'shop_inventory', 'shop_payments']) r
 	WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = r) \gexec
 SQL
+} | psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres --set=reset_passwords="$reset_passwords"
 
 # PUBLIC may connect to a new database (and create temporary tables in it):
 # each service database is its own role's and the relay's alone.

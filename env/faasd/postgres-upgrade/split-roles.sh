@@ -20,6 +20,12 @@
 # role made NOLOGIN; a run without it leaves LOGIN as an operator set it.
 set -eu
 
+# psql_quoted quotes $1 for a psql \set: a backslash and a quote doubled
+# (psql's rules for a single-quoted argument of a meta-command); sed reads
+# it from a pipe, printf is a shell builtin.
+psql_quoted() {
+	printf '%s\n' "$1" | sed -e 's/\\/\\\\/g' -e "s/'/''/g"
+}
 services="users catalog orders inventory payments"
 secrets=${SHOP_SECRETS_DIR:-/run/secrets}
 case ${SHOP_RESET_PASSWORDS:-false} in
@@ -36,15 +42,26 @@ for s in $services relay; do
 		exit 1
 		;;
 	esac
-	# psql substitutes :'v' in its standard input, never in its arguments.
+	# The password reaches psql on its standard input, never in its
+	# arguments (which other local users see in ps), as a psql variable the
+	# server sees only in the CREATE or ALTER ROLE that sets it: a rerun
+	# that changes no role sends none (log_statement = all would log it).
 	# An existing role keeps its password unless SHOP_RESET_PASSWORDS=true
 	# asks (see above); a role missing is created with it.
-	psql -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname postgres --set=role="shop_$s" --set=p="$p" \
-		--set=reset_passwords="$reset_passwords" <<'SQL'
-SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', :'role', :'p')
-	WHERE :'reset_passwords' = 'true' AND EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
-SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'role', :'p') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
+	{
+		printf '\\set p '\''%s'\''\n' "$(psql_quoted "$p")"
+		cat <<'SQL'
+SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') AS role_exists \gset
+\if :role_exists
+\if :reset_passwords
+ALTER ROLE :"role" LOGIN PASSWORD :'p';
+\endif
+\else
+CREATE ROLE :"role" LOGIN PASSWORD :'p';
+\endif
 SQL
+	} | psql -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname postgres --set=role="shop_$s" \
+		--set=reset_passwords="$reset_passwords"
 done
 
 for s in $services; do
