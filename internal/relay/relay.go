@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,13 @@ type Config struct {
 	// quorum queue without a leader may never confirm: without a deadline the
 	// worker, and its lag gauges, stopped there, so OutboxLagHigh could not fire.
 	ConfirmTimeout time.Duration
+	// StatementTimeout bounds each of the relay's database statements, and
+	// its connection attempt (default DefaultStatementTimeout): past it the
+	// statement is abandoned (a context deadline, which also ends a wait on
+	// a half-open connection), the connection closed and the session
+	// started again. Without it a statement stuck on a row lock or a dead
+	// connection stopped the worker, and its lag gauges, for good.
+	StatementTimeout time.Duration
 	// BatchWait is how long a relay woken by a NOTIFY waits before it reads,
 	// so that the rows of the transactions that commit meanwhile go in the
 	// same batch: one read, one confirm round and one mark for all of them
@@ -125,6 +133,17 @@ const DefaultNotificationRetention = 90 * 24 * time.Hour
 // broker shows in the lag gauges well within OutboxLagHigh's minute.
 const DefaultConfirmTimeout = 15 * time.Second
 
+// DefaultStatementTimeout is Config.StatementTimeout's default. A batch's
+// statements take milliseconds (a read of at most BatchSize rows through
+// the pending index, a mark by keys, a delete of at most 5,000 rows), and
+// the lag's count(*) well under a second even over a million pending rows:
+// 30 s is far above any of them on a loaded server, so a slow statement is
+// never cut short, while a stuck one is abandoned, and the lag measured
+// again, well within the 120 s after which OutboxLagHigh takes the lag for
+// unmeasured (shop_outbox_last_observed_timestamp_seconds): a lock held for
+// a moment does not page, one that lasts does.
+const DefaultStatementTimeout = 30 * time.Second
+
 // NoBatchWait as Config.BatchWait reads as soon as a NOTIFY arrives.
 const NoBatchWait time.Duration = -1
 
@@ -140,6 +159,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ConfirmTimeout <= 0 {
 		c.ConfirmTimeout = DefaultConfirmTimeout
+	}
+	if c.StatementTimeout <= 0 {
+		c.StatementTimeout = DefaultStatementTimeout
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
@@ -200,6 +222,7 @@ type Relay struct {
 type metrics struct {
 	pending   *prometheus.GaugeVec
 	oldestAge *prometheus.GaugeVec
+	observed  *prometheus.GaugeVec
 	published *prometheus.CounterVec
 	errors    *prometheus.CounterVec
 }
@@ -217,6 +240,10 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Relay, error
 		oldestAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "shop_outbox_oldest_pending_age_seconds", Help: "Age of the oldest unpublished outbox row (0 when none).",
 		}, []string{"database"}),
+		observed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shop_outbox_last_observed_timestamp_seconds",
+			Help: "Unix time shop_outbox_pending_events and shop_outbox_oldest_pending_age_seconds were last measured (the relay's start until the first time): they keep their last value while the relay cannot use the database.",
+		}, []string{"database"}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shop_outbox_published_total", Help: "Outbox rows published and confirmed by RabbitMQ.",
 		}, []string{"database"}),
@@ -224,17 +251,22 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Relay, error
 			Name: "shop_outbox_relay_errors_total", Help: "Relay errors by database and side (database, broker).",
 		}, []string{"database", "side"}),
 	}
-	for _, c := range []prometheus.Collector{m.pending, m.oldestAge, m.published, m.errors} {
+	for _, c := range []prometheus.Collector{m.pending, m.oldestAge, m.observed, m.published, m.errors} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("relay metrics: %w", err)
 		}
 	}
 	// Every database's counters exist from the start (0 until something
-	// happens), so an alert on their rate reads 0, not "no data".
+	// happens), so an alert on their rate reads 0, not "no data"; so does
+	// its last observation, at the relay's start, so a database the relay
+	// never manages to read goes stale like one it stopped reading
+	// (OutboxLagHigh), instead of having no series.
+	now := float64(time.Now().UnixNano()) / 1e9
 	for _, db := range cfg.Databases {
 		m.published.WithLabelValues(db.Name)
 		m.errors.WithLabelValues(db.Name, "database")
 		m.errors.WithLabelValues(db.Name, "broker")
+		m.observed.WithLabelValues(db.Name).Set(now)
 	}
 	return &Relay{cfg: cfg, log: log, metrics: m}, nil
 }
@@ -295,6 +327,9 @@ func (w *worker) run(ctx context.Context) {
 				w.log.Info("outbox database not created yet: waiting for its service's first request", "err", err)
 			}
 			waiting, wait = true, &poll
+			// A database that does not exist has nothing pending: that is
+			// a measurement too, and a fresh stack's alerts stay quiet.
+			w.measured(0, 0)
 		default:
 			waiting = false
 			w.relay.metrics.errors.WithLabelValues(w.db.Name, "database").Inc()
@@ -340,7 +375,15 @@ func (w *worker) session(ctx context.Context, bo *broker.Backoff) error {
 	// inbox drops a repeat. Nothing is lost: the outbox rows themselves were
 	// committed synchronously by the services that wrote them.
 	cc.RuntimeParams["synchronous_commit"] = "off"
-	conn, err := pgx.ConnectConfig(ctx, cc)
+	// The server also cancels a statement past StatementTimeout itself.
+	// pgx sends a cancel request for a statement it abandons, but on a
+	// connection of its own, which may not get through (the network that
+	// broke the session): a statement waiting on a lock would then wait on
+	// in the server, one more with every new session.
+	cc.RuntimeParams["statement_timeout"] = strconv.FormatInt(w.relay.cfg.StatementTimeout.Milliseconds(), 10)
+	cctx, cancel := context.WithTimeout(ctx, w.relay.cfg.StatementTimeout)
+	conn, err := pgx.ConnectConfig(cctx, cc)
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -349,7 +392,7 @@ func (w *worker) session(ctx context.Context, bo *broker.Backoff) error {
 		defer cancel()
 		_ = conn.Close(cctx)
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+outbox.Channel); err != nil {
+	if _, err := w.bounded(conn).Exec(ctx, "LISTEN "+outbox.Channel); err != nil {
 		return err
 	}
 	w.log.Info("relaying outbox")
@@ -489,7 +532,9 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 	// horizon on. Its marker row is told by its seq wherever it comes: the
 	// first part's rows keep their order (its LIMIT subquery runs whole in
 	// one process, as any child of an Append).
-	rows, err := conn.Query(ctx, `(SELECT seq, id::text, type, envelope::text FROM outbox
+	rctx, endRead := context.WithTimeout(ctx, cfg.StatementTimeout)
+	defer endRead()
+	rows, err := conn.Query(rctx, `(SELECT seq, id::text, type, envelope::text FROM outbox
 			WHERE published_at IS NULL AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 			ORDER BY transaction_id, seq LIMIT $1)
 		UNION ALL
@@ -592,7 +637,7 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 		// estimated a bitmap scan and a sort, which visits the heap page of
 		// every dead entry of that index where the index scan learns to skip
 		// them.
-		if _, err := conn.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE seq = ANY($1)`,
+		if _, err := w.bounded(conn).Exec(ctx, `UPDATE outbox SET published_at = now() WHERE seq = ANY($1)`,
 			pgx.QueryExecModeExec, seqs); err != nil {
 			return drained{held: held}, errDatabase{fmt.Errorf("mark published: %w", err)}
 		}
@@ -664,20 +709,67 @@ func message(p pending, signer *events.Signer) amqp.Publishing {
 	}
 }
 
-// observe refreshes the lag metrics (shop_outbox_pending_events and
-// shop_outbox_oldest_pending_age_seconds).
+// observe refreshes the lag metrics (shop_outbox_pending_events,
+// shop_outbox_oldest_pending_age_seconds and, when both were measured,
+// shop_outbox_last_observed_timestamp_seconds). Only a working session
+// refreshes them: while the relay cannot use the database they keep their
+// last value, and the timestamp tells how old it is.
 func (w *worker) observe(ctx context.Context, conn *pgx.Conn) error {
 	var n int64
 	var age float64
-	err := conn.QueryRow(ctx, `SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
+	err := w.bounded(conn).QueryRow(ctx, `SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
 		FROM outbox WHERE published_at IS NULL`).Scan(&n, &age)
 	if err != nil {
 		return errDatabase{fmt.Errorf("outbox lag: %w", err)}
 	}
+	w.measured(n, age)
+	return nil
+}
+
+// measured sets the lag metrics to n pending rows, the oldest age seconds
+// old, measured now.
+func (w *worker) measured(n int64, age float64) {
+	now := time.Now()
 	w.relay.metrics.pending.WithLabelValues(w.db.Name).Set(float64(n))
 	w.relay.metrics.oldestAge.WithLabelValues(w.db.Name).Set(age)
-	w.lastObserve = time.Now()
-	return nil
+	w.relay.metrics.observed.WithLabelValues(w.db.Name).Set(float64(now.UnixNano()) / 1e9)
+	w.lastObserve = now
+}
+
+// bounded is conn with each statement under its own StatementTimeout.
+func (w *worker) bounded(conn *pgx.Conn) boundedConn {
+	return boundedConn{conn: conn, timeout: w.relay.cfg.StatementTimeout}
+}
+
+// boundedConn runs each statement on conn with a deadline of its own
+// (Config.StatementTimeout), for the relay's own statements and for those
+// of the shared cleanups (postgres.Querier), several statements each: one
+// deadline for all of them would cut a long cleanup short.
+type boundedConn struct {
+	conn    *pgx.Conn
+	timeout time.Duration
+}
+
+func (b boundedConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	return b.conn.Exec(ctx, sql, args...)
+}
+
+func (b boundedConn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	return boundedRow{row: b.conn.QueryRow(ctx, sql, args...), cancel: cancel}
+}
+
+// boundedRow ends its statement's deadline once it is scanned.
+type boundedRow struct {
+	row    pgx.Row
+	cancel context.CancelFunc
+}
+
+func (r boundedRow) Scan(dest ...any) error {
+	defer r.cancel()
+	return r.row.Scan(dest...)
 }
 
 // cleanup deletes published rows older than the retention, processed-event
@@ -689,15 +781,16 @@ func (w *worker) cleanup(ctx context.Context, conn *pgx.Conn) error {
 	if time.Since(w.lastCleanup) < cfg.CleanupInterval {
 		return nil
 	}
-	deleted, err := prune(ctx, conn, cfg.Retention)
+	db := w.bounded(conn)
+	deleted, err := prune(ctx, db, cfg.Retention)
 	if err != nil {
 		return errDatabase{fmt.Errorf("outbox cleanup: %w", err)}
 	}
-	pruned, err := inbox.Prune(ctx, conn, cfg.InboxRetention)
+	pruned, err := inbox.Prune(ctx, db, cfg.InboxRetention)
 	if err != nil {
 		return errDatabase{err}
 	}
-	notified, err := notificationsdb.Prune(ctx, conn, cfg.NotificationRetention)
+	notified, err := notificationsdb.Prune(ctx, db, cfg.NotificationRetention)
 	if err != nil {
 		return errDatabase{err}
 	}

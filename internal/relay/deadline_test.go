@@ -1,0 +1,202 @@
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shopfaas/shop/internal/tcpproxy"
+)
+
+const observedMetric = "shop_outbox_last_observed_timestamp_seconds"
+
+// relayRole creates a login role of the test's own that may read, mark and
+// prune the outbox of pool's database, as shop_relay may, and returns the
+// URL and password the relay logs in with and the role's name. The role is
+// dropped when the test ends, after the relay has stopped.
+func relayRole(t *testing.T, pool *pgxpool.Pool) (url, password, name string) {
+	t.Helper()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name, password = "test_relay_"+hex.EncodeToString(b), hex.EncodeToString(b)
+	ctx := context.Background()
+	for _, sql := range []string{
+		`CREATE ROLE ` + name + ` LOGIN PASSWORD '` + password + `'`,
+		`GRANT SELECT, UPDATE, DELETE ON TABLE outbox TO ` + name,
+	} {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_, _ = pool.Exec(ctx, `SELECT pg_terminate_backend(pid, 2000) FROM pg_stat_activity WHERE usename = $1`, name)
+		_, _ = pool.Exec(ctx, `REVOKE ALL ON TABLE outbox FROM `+name)
+		_, _ = pool.Exec(ctx, `DROP ROLE IF EXISTS `+name)
+	})
+	cc := pool.Config().ConnConfig
+	return strings.Replace(cc.ConnString(), "://"+cc.User+"@", "://"+name+"@", 1), password, name
+}
+
+// databaseErrors is the relay's count of database errors on its one
+// database.
+func databaseErrors(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "shop_outbox_relay_errors_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "side" && l.GetValue() == "database" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return -1
+}
+
+// waitFor polls ok every 20 ms until it holds, and fails the test naming
+// what did not happen when it does not within d.
+func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !ok(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+	}
+}
+
+// TestTheLagGoesStaleWhileTheRelayCannotUseItsDatabase: while the relay
+// cannot use a database (here its role loses LOGIN and its session is
+// ended, as after an operator's cut or a password change), the lag gauges
+// keep their last value although a row waits, and the time of their last
+// measurement, shop_outbox_last_observed_timestamp_seconds, stops: what
+// OutboxLagHigh reads. Once the role may log in again, the row goes out and
+// the time moves on.
+func TestTheLagGoesStaleWhileTheRelayCannotUseItsDatabase(t *testing.T) {
+	names, deliveries := capture(t)
+	pool, _ := openOutbox(t)
+	url, password, role := relayRole(t, pool)
+	ctx := context.Background()
+	reg, _ := startRelay(t, ctx, Config{Databases: []Database{{Name: "orders", URL: url, Password: password}},
+		BrokerURL: rabbitURL, Names: names}, nil)
+	start := gauge(t, reg, observedMetric)
+	if start < float64(time.Now().Add(-time.Minute).Unix()) {
+		t.Fatalf("%s = %v at the relay's start, want about now", observedMetric, start)
+	}
+	publishedOnce(t, ctx, pool, deliveries, "before")
+	waitFor(t, 5*time.Second, "the lag measured on a working session", func() bool {
+		return gauge(t, reg, observedMetric) > start
+	})
+
+	if _, err := pool.Exec(ctx, `ALTER ROLE `+role+` NOLOGIN`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = $1`, role); err != nil {
+		t.Fatal(err)
+	}
+	commitEvent(t, ctx, pool, "while refused")
+	errs := databaseErrors(t, reg)
+	waitFor(t, 10*time.Second, "a database error counted once the relay's session ended", func() bool {
+		return databaseErrors(t, reg) > errs
+	})
+	last := gauge(t, reg, observedMetric)
+	time.Sleep(2 * time.Second) // ten polls, and as many tries to log in again
+	if now := gauge(t, reg, observedMetric); now != last {
+		t.Errorf("%s moved from %v to %v while the relay could not log in", observedMetric, last, now)
+	}
+	if n := unpublished(t, pool); n != 1 {
+		t.Errorf("%d rows pending while the relay could not log in, want 1", n)
+	}
+	if n := databaseErrors(t, reg); n < errs+2 {
+		t.Errorf("%v database errors counted in 2 s of refused logins, want every try", n-errs)
+	}
+
+	if _, err := pool.Exec(ctx, `ALTER ROLE `+role+` LOGIN`); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, deliveries, 1, 10*time.Second)
+	allMarked(t, pool)
+	waitFor(t, 5*time.Second, "the lag measured again once the role may log in", func() bool {
+		return gauge(t, reg, observedMetric) > last
+	})
+}
+
+// TestAStuckStatementIsAbandonedAtItsDeadline: a statement of the relay
+// that never ends — its mark waiting on a row lock another transaction
+// holds, its read sent on a connection gone half-open — is given up at
+// Config.StatementTimeout, and the relay starts a new session: the worker
+// and its lag gauges do not stop there for good.
+func TestAStuckStatementIsAbandonedAtItsDeadline(t *testing.T) {
+	t.Run("a row lock", func(t *testing.T) {
+		names, deliveries := capture(t)
+		pool, url := openOutbox(t)
+		ctx := context.Background()
+		commitEvent(t, ctx, pool, "locked")
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM outbox FOR UPDATE`); err != nil {
+			t.Fatal(err)
+		}
+		reg, _ := startRelay(t, ctx, Config{Databases: []Database{{Name: "orders", URL: url}},
+			BrokerURL: rabbitURL, Names: names, StatementTimeout: time.Second}, nil)
+		receive(t, deliveries, 1, 10*time.Second) // published: its mark now waits for the lock
+		waitFor(t, 10*time.Second, "the mark waiting on the lock given up (a database error counted)", func() bool {
+			return databaseErrors(t, reg) >= 1
+		})
+		// Nor does the server keep it: no statement waits on the lock much
+		// longer than the deadline, however many sessions tried.
+		time.Sleep(3 * time.Second)
+		var waiting int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock' AND now() - query_start > interval '2500 milliseconds'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting != 0 {
+			t.Errorf("%d statements still wait on the lock in the server past their deadline", waiting)
+		}
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		allMarked(t, pool)
+	})
+
+	t.Run("a half-open connection", func(t *testing.T) {
+		names, deliveries := capture(t)
+		pool, url := openOutbox(t)
+		ctx := context.Background()
+		cc, err := pgx.ParseConfig(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		server := net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))
+		proxy := tcpproxy.New(t, server)
+		reg, _ := startRelay(t, ctx, Config{Databases: []Database{{Name: "orders", URL: strings.Replace(url, server, proxy.Addr(), 1)}},
+			BrokerURL: rabbitURL, Names: names, StatementTimeout: time.Second}, nil)
+		publishedOnce(t, ctx, pool, deliveries, "before")
+		proxy.Silence() // the relay's session hears nothing more; a new one gets through
+		commitEvent(t, ctx, pool, "after")
+		receive(t, deliveries, 1, 10*time.Second)
+		if n := databaseErrors(t, reg); n < 1 {
+			t.Errorf("%v database errors counted, want the silent session's", n)
+		}
+	})
+}
