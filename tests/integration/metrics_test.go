@@ -216,8 +216,9 @@ func dashboardChecks(t *testing.T, name string) []check {
 
 // The rule groups that read a service's own metrics, which the local stack
 // does not scrape (the runtime's /system/metrics-targets lists no broker,
-// database or cache, and the machine's RabbitMQ runs without its plugin):
-// each is checked by a test of its own against the service's real metrics.
+// database, cache or Jaeger, and the machine's RabbitMQ runs without its
+// plugin): each is checked by a test of its own against the service's real
+// metrics, but Jaeger's (tracingGroup).
 const (
 	// rabbitMQGroup reads RabbitMQ's rabbitmq_prometheus plugin
 	// (TestRabbitMQAlertsReadWhatRabbitMQServes).
@@ -225,6 +226,11 @@ const (
 	// datastoresGroup reads postgres_exporter, redis_exporter and
 	// node_exporter (TestDatastoreAlertsReadWhatTheExportersServe).
 	datastoresGroup = "shop-datastores"
+	// tracingGroup reads the scrape of Jaeger's own metrics (job jaeger).
+	// No test here scrapes a Jaeger (the local stack exports spans to one
+	// only when asked, and lists no Jaeger target): only promtool's tests
+	// (monitoring/rules/tests) check its rule.
+	tracingGroup = "shop-tracing"
 )
 
 // ownGroups are those groups, each with what its rules read: every signal of
@@ -232,6 +238,7 @@ const (
 var ownGroups = map[string]*regexp.Regexp{
 	rabbitMQGroup:   regexp.MustCompile(`\brabbitmq_[a-z_]+|job="rabbitmq`),
 	datastoresGroup: regexp.MustCompile(`\b(pg|redis|node)_[a-z_]+|job="(postgres|redis|node)"`),
+	tracingGroup:    regexp.MustCompile(`job="jaeger"`),
 }
 
 // ruleChecks are every recording rule's expression and every alert's
