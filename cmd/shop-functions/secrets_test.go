@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/openfaas/go-sdk/stack"
 	"gopkg.in/yaml.v3"
 
@@ -261,12 +263,46 @@ func devFunctions(t *testing.T) (fns []devFunction, missing []string) {
 	return fns, missing
 }
 
-// closedWhenIdle is rawURL with PostgreSQL's idle_session_timeout set: a
-// function built here keeps its pools for the rest of the test process (a
-// handler is never closed, and a pool keeps an idle connection 30 s), so
-// without it the package's hundred-odd builds held, beside the other
-// packages' tests, more than max_connections' 100. The server ends such a
-// session after 2 s idle; a built handler that is called later reconnects.
+// endBuiltSessions ends every PostgreSQL session that functions built by
+// this package opened (application_name builtFunctionsApp), through the
+// server of env's first database URL, if env has one.
+func endBuiltSessions(env map[string]string) error {
+	for k, v := range env {
+		if !strings.HasSuffix(k, "_DATABASE_URL") {
+			continue
+		}
+		u, err := url.Parse(v)
+		if err != nil {
+			return err
+		}
+		u.Path, u.RawQuery = "/postgres", ""
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, u.String())
+		if err != nil {
+			return fmt.Errorf("end the built functions' sessions: %w", err)
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", builtFunctionsApp)
+		return err
+	}
+	return nil
+}
+
+// builtFunctionsApp is the application_name of every session a function
+// built by this package's tests opens (closedWhenIdle).
+const builtFunctionsApp = "shop-functions-test"
+
+// closedWhenIdle is rawURL with PostgreSQL's idle_session_timeout set and
+// the sessions named builtFunctionsApp: a function built here keeps its
+// pools for the rest of the test process (a handler is never closed, and a
+// pool keeps an idle connection 30 s), so without it the package's
+// hundred-odd builds held, beside the other packages' tests, more than
+// max_connections' 100. The server ends such a session after 2 s idle; a
+// built handler that is called later reconnects. On a fast machine the
+// tests build every function within those 2 s, one of them five times
+// (a hundred-odd sessions), so buildWith also ends the sessions of each
+// build (endBuiltSessions).
 func closedWhenIdle(t *testing.T, rawURL string) string {
 	t.Helper()
 	u, err := url.Parse(rawURL)
@@ -275,16 +311,23 @@ func closedWhenIdle(t *testing.T, rawURL string) string {
 	}
 	q := u.Query()
 	q.Set("options", "-c idle_session_timeout=2000")
+	q.Set("application_name", builtFunctionsApp)
 	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20") // a space: pgx reads "+" as itself
 	return u.String()
 }
 
-// buildWith builds a function with env and only the given secrets.
+// buildWith builds a function with env and only the given secrets, and
+// then ends the database sessions it opened (endBuiltSessions): the handler
+// is dropped unused, and some tests build every function five times.
 func buildWith(build fnhttp.Builder, name string, env map[string]string, secrets []string, log *slog.Logger) error {
-	return withSecrets(name, env, secrets, nil, func(c *config.Reader) error {
+	err := withSecrets(name, env, secrets, nil, func(c *config.Reader) error {
 		_, err := build(c, log)
 		return err
 	})
+	if end := endBuiltSessions(env); end != nil {
+		return errors.Join(err, end)
+	}
+	return err
 }
 
 // withSecrets calls f with the configuration of function name: env and only
