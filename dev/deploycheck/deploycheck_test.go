@@ -796,7 +796,8 @@ services:
 // with white space (a CRLF line end) is refused too: the role's users trim
 // it, the script would not. Read, each password reaches psql on its
 // standard input, as a \set of a psql variable, and never in psql's
-// arguments, which any local user sees in ps.
+// arguments, which any local user sees in ps; psql runs with -X (no
+// operator's ~/.psqlrc: its \set ECHO all would print every password).
 func TestPostgresInitNeedsThePassword(t *testing.T) {
 	sh := "/bin/sh" // as the containers run it
 	dir := t.TempDir()
@@ -834,7 +835,7 @@ func TestPostgresInitNeedsThePassword(t *testing.T) {
 		return string(out), string(b), err
 	}
 	out, psql, err := run("", nil)
-	if err != nil || !strings.HasPrefix(psql, "-v ON_ERROR_STOP=1 --username postgres --dbname postgres --set=reset_passwords=false\n") {
+	if err != nil || !strings.HasPrefix(psql, "-X -v ON_ERROR_STOP=1 --username postgres --dbname postgres --set=reset_passwords=false\n") {
 		t.Fatalf("readable passwords: err %v, output %q, psql calls:\n%s", err, out, psql)
 	}
 	if strings.Contains(psql, "s3cret") {
@@ -861,6 +862,15 @@ func TestPostgresInitNeedsThePassword(t *testing.T) {
 				t.Errorf("%s %s: err %v (want a failure), output %q, psql calls:\n%s", what, f, err, out, psql)
 			}
 		}
+	}
+	// A quoting that fails (sed missing, or refusing a byte its locale does
+	// not know) stops the script before psql: inside psql's input pipe its
+	// status was lost and \set p '' created the role without a password.
+	if err := os.WriteFile(filepath.Join(dir, "sed"), []byte("#!/bin/sh\nexit 2\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, psql, err := run("", nil); err == nil || psql != "" {
+		t.Errorf("sed failing: err %v (want a failure), output %q, psql calls:\n%s", err, out, psql)
 	}
 }
 

@@ -219,8 +219,9 @@ func databaseSecrets(t *testing.T) (string, map[string]string) {
 	}
 	// What a shell or psql would read otherwise (the scripts hand the
 	// passwords to psql as a quoted \set): a quote, a backslash, a psql
-	// variable, a command substitution.
-	passwords["db-password-users"] = `pw-users'\:p"$(x)` + "`id`"
+	// variable, a command substitution, psql's escapes (\n, octal, hex) and
+	// a doubled quote inside the value, and a final backslash.
+	passwords["db-password-users"] = `pw-users'\:p"$(x)` + "`id`" + `\n\101\x41''\`
 	for name, pw := range passwords {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(pw+"\n"), 0o444); err != nil {
 			t.Fatal(err)

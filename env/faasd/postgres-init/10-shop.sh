@@ -66,23 +66,6 @@ read_password() {
 	esac
 	printf '%s' "$p"
 }
-services="users catalog orders inventory payments"
-secrets=${SHOP_SECRETS_DIR:-/run/secrets}
-# Every file is read before the first psql: one that is missing creates no
-# role at all (the data directory is not initialised again on the next start).
-for s in $services relay; do
-	p=$(read_password "$secrets/db-password-$s") || exit 1
-	eval "${s}_password=\$p"
-done
-monitor_password=$(read_password "$secrets/postgres-monitor-password") || exit 1
-case ${SHOP_RESET_PASSWORDS:-false} in
-true | false) reset_passwords=${SHOP_RESET_PASSWORDS:-false} ;;
-*)
-	echo "10-shop.sh: SHOP_RESET_PASSWORDS is true, false or unset, not $SHOP_RESET_PASSWORDS" >&2
-	exit 1
-	;;
-esac
-
 # The passwords reach psql on its standard input, never in its arguments
 # (which other local users see in ps when an operator runs this from a
 # workstation), as a psql variable the server sees only in the CREATE or
@@ -94,6 +77,34 @@ esac
 psql_quoted() {
 	printf '%s\n' "$1" | sed -e 's/\\/\\\\/g' -e "s/'/''/g"
 }
+services="users catalog orders inventory payments"
+secrets=${SHOP_SECRETS_DIR:-/run/secrets}
+# Every file is read, and its password quoted, before the first psql: one
+# that is missing creates no role at all (the data directory is not
+# initialised again on the next start), and a quoting that fails (sed
+# missing, or refusing a byte its locale does not know) stops the script
+# here; inside psql's input pipe its status would be lost and the role
+# would get an empty password.
+for s in $services relay monitor; do
+	if [ "$s" = monitor ]; then
+		p=$(read_password "$secrets/postgres-monitor-password") || exit 1
+	else
+		p=$(read_password "$secrets/db-password-$s") || exit 1
+	fi
+	q=$(psql_quoted "$p") && [ -n "$q" ] || {
+		echo "10-shop.sh: cannot quote the password of shop_$s for psql" >&2
+		exit 1
+	}
+	eval "${s}_quoted=\$q"
+done
+case ${SHOP_RESET_PASSWORDS:-false} in
+true | false) reset_passwords=${SHOP_RESET_PASSWORDS:-false} ;;
+*)
+	echo "10-shop.sh: SHOP_RESET_PASSWORDS is true, false or unset, not $SHOP_RESET_PASSWORDS" >&2
+	exit 1
+	;;
+esac
+
 {
 	cat <<'SQL'
 -- A cluster laid out before the role split (its databases owned by the one
@@ -121,8 +132,8 @@ SQL
 	# would leave a NOLOGIN role so). A role missing is created with its
 	# password.
 	for s in monitor relay $services; do
-		eval "p=\$${s}_password"
-		printf '\\set role shop_%s\n\\set p '\''%s'\''\n' "$s" "$(psql_quoted "$p")"
+		eval "q=\$${s}_quoted"
+		printf '\\set role shop_%s\n\\set p '\''%s'\''\n' "$s" "$q"
 		cat <<'SQL'
 SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') AS role_exists \gset
 \if :role_exists
@@ -159,12 +170,12 @@ SELECT format('CREATE DATABASE %I OWNER %I', r, r)
 	FROM unnest(ARRAY['shop_users', 'shop_catalog', 'shop_orders', 'shop_inventory', 'shop_payments']) r
 	WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = r) \gexec
 SQL
-} | psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres --set=reset_passwords="$reset_passwords"
+} | psql -X -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres --set=reset_passwords="$reset_passwords"
 
 # PUBLIC may connect to a new database (and create temporary tables in it):
 # each service database is its own role's and the relay's alone.
 for s in $services; do
-	psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "shop_$s" --set=role="shop_$s" <<'SQL'
+	psql -X -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "shop_$s" --set=role="shop_$s" <<'SQL'
 REVOKE ALL ON DATABASE :"DBNAME" FROM PUBLIC;
 GRANT CONNECT ON DATABASE :"DBNAME" TO :"role", shop_relay;
 REVOKE ALL ON SCHEMA public FROM PUBLIC;

@@ -42,6 +42,12 @@ for s in $services relay; do
 		exit 1
 		;;
 	esac
+	# Quoted before psql's input pipe, whose status is psql's alone: a
+	# quoting that failed there would set an empty password.
+	q=$(psql_quoted "$p") && [ -n "$q" ] || {
+		echo "split-roles.sh: cannot quote the password of shop_$s for psql" >&2
+		exit 1
+	}
 	# The password reaches psql on its standard input, never in its
 	# arguments (which other local users see in ps), as a psql variable the
 	# server sees only in the CREATE or ALTER ROLE that sets it: a rerun
@@ -49,7 +55,7 @@ for s in $services relay; do
 	# An existing role keeps its password unless SHOP_RESET_PASSWORDS=true
 	# asks (see above); a role missing is created with it.
 	{
-		printf '\\set p '\''%s'\''\n' "$(psql_quoted "$p")"
+		printf '\\set p '\''%s'\''\n' "$q"
 		cat <<'SQL'
 SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') AS role_exists \gset
 \if :role_exists
@@ -60,14 +66,14 @@ ALTER ROLE :"role" LOGIN PASSWORD :'p';
 CREATE ROLE :"role" LOGIN PASSWORD :'p';
 \endif
 SQL
-	} | psql -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname postgres --set=role="shop_$s" \
+	} | psql -X -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname postgres --set=role="shop_$s" \
 		--set=reset_passwords="$reset_passwords"
 done
 
 for s in $services; do
 	# REASSIGN also gives the role every database `shop` still owns: the
 	# ALTER DATABASE below puts each back with its own role.
-	psql -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname "shop_$s" --set=role="shop_$s" <<'SQL'
+	psql -X -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname "shop_$s" --set=role="shop_$s" <<'SQL'
 SELECT 'REASSIGN OWNED BY shop TO ' || quote_ident(:'role') WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = 'shop') \gexec
 ALTER DATABASE :"DBNAME" OWNER TO :"role";
 REVOKE ALL ON DATABASE :"DBNAME" FROM PUBLIC;
