@@ -1,6 +1,7 @@
 package contract_test
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/shopfaas/shop/api"
 	"github.com/shopfaas/shop/dev/contract"
 	"github.com/shopfaas/shop/dev/faaslocal/edge"
+	"github.com/shopfaas/shop/internal/fault"
 )
 
 // documented is what the contract says of the headers of each operation, by
@@ -156,20 +158,70 @@ func TestBrowsersMaySendAndReadTheDocumentedHeaders(t *testing.T) {
 }
 
 // TestRateLimitedRoutesDocument429: every service the edge rate limits
-// documents the 429 it answers.
+// documents the 429 it answers, with the code rate_limited in the answer's
+// x-codes.
 func TestRateLimitedRoutesDocument429(t *testing.T) {
-	doc := map[string]contract.Operation{}
-	for _, op := range load(t).Operations() {
-		doc[op.ID] = op
+	for _, miss := range undeclared429(load(t), rateLimits(t)) {
+		t.Error(miss)
 	}
-	for service := range rateLimits(t) {
-		d, ok := doc[service]
-		if !ok {
-			t.Errorf("service %s is rate limited but is no operation of api/openapi.yaml", service)
-		} else if !slices.Contains(d.Statuses, "429") {
-			t.Errorf("%s is rate limited by the edge but does not document 429", service)
+}
+
+// TestARateLimited429WithoutItsCodeFails plants, in a copy of
+// api/openapi.yaml, a 429 without rate_limited on a rate-limited operation,
+// and wants it named.
+func TestARateLimited429WithoutItsCodeFails(t *testing.T) {
+	limited := rateLimits(t)
+	var doc map[string]any
+	if err := yaml.Unmarshal(api.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	planted := ""
+	for path, item := range doc["paths"].(map[string]any) {
+		for method, op := range item.(map[string]any) {
+			op, _ := op.(map[string]any)
+			id, _ := op["operationId"].(string)
+			if _, ok := limited[id]; ok && planted == "" {
+				op["responses"].(map[string]any)["429"] = map[string]any{"$ref": "#/components/responses/UnavailableLimited"}
+				planted = strings.ToUpper(method) + " " + path
+			}
 		}
 	}
+	if planted == "" {
+		t.Fatal("gateway/kong.yml rate limits no operation of api/openapi.yaml")
+	}
+	spec, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := contract.Parse(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := planted + ` declares 429 (as 429) without the code "rate_limited"`
+	if misses := undeclared429(c, limited); !slices.ContainsFunc(misses, func(m string) bool { return strings.Contains(m, want) }) {
+		t.Errorf("want a failure saying %q, got %q", want, misses)
+	}
+}
+
+// undeclared429 lists the services of limited (rateLimits) that are no
+// operation of c, or do not declare the 429 the edge answers them with the
+// code rate_limited.
+func undeclared429(c *contract.Contract, limited map[string][]edge.Plugin) []string {
+	doc := map[string]contract.Operation{}
+	for _, op := range c.Operations() {
+		doc[op.ID] = op
+	}
+	var out []string
+	for service := range limited {
+		op, ok := doc[service]
+		if !ok {
+			out = append(out, fmt.Sprintf("service %s is rate limited but is no operation of api/openapi.yaml", service))
+		} else if miss := c.Undeclared(op.Method, op.Path, http.StatusTooManyRequests, string(fault.CodeRateLimited)); miss != "" {
+			out = append(out, fmt.Sprintf("%s is rate limited by the edge: %s", service, miss))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // TestRateLimitedOperationsDocumentTheRateLimitHeaders: every answer of an

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,30 +58,80 @@ var fnserveProbes = []struct {
 
 // edgeProbes are requests the local edge refuses by a plugin of
 // gateway/kong.yml (plugin; "" for what it answers on every route) before
-// the call reaches the function, or answers for a function that gives no
+// the call reaches its upstream, or answers for an upstream that gives no
 // answer. Only the requests are written here: the statuses and codes are
 // what the edge answers them (dev/faaslocal/edge: request-size-limiting's
 // tooLarge, jwt, upstreamFailed), behind a route of one service that has
 // that plugin only, configured as gateway/kong.yml configures it. The
 // rate-limiting plugin's 429 has its own tests (edge_test.go).
-var edgeProbes = []struct {
-	plugin string
-	why    string
-	probe  func(r *http.Request) // changes the request sent
-	serve  http.Handler          // the function behind the edge (nil: it answers 204)
-}{
+//
+// The probes put the function directly behind the edge. In the real stack
+// and in dev/faaslocal the OpenFaaS gateway sits between: the edge answers
+// 502 only when the gateway itself is unreachable or drops the call, and
+// 504 when the gateway does not answer within the service's read_timeout (a
+// function that hangs gets its own 504 at exec_timeout first). The
+// gateway's own answers (500 "Can't reach service", 503 "No endpoints
+// available", 404 for a function not deployed, a bare 405) and
+// of-watchdog's (its 504 at exec_timeout) are plain text or empty, which no
+// operation can declare as a problem, and are not checked here.
+var edgeProbes = []edgeProbe{
 	{plugin: "request-size-limiting", why: "a body over its limit",
 		probe: func(r *http.Request) { r.ContentLength = 1 << 40 }}, // refused on the Content-Length alone
 	{plugin: "jwt", why: "no token"},
-	{why: "a function that drops the call",
+	// A minute, so that a slow run (-race on a loaded machine) cannot make
+	// it the 504 of the probe below.
+	{why: "an upstream (the OpenFaaS gateway) that drops the call",
 		serve: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) })},
-	{why: "a function that does not answer within the service's read_timeout",
+	{why: "an upstream (the OpenFaaS gateway) that does not answer within the service's read_timeout",
+		timeout: 50 * time.Millisecond,
 		serve: http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 			select {
 			case <-r.Context().Done():
 			case <-time.After(5 * time.Second):
 			}
 		})},
+}
+
+// edgeProbe is one of edgeProbes.
+type edgeProbe struct {
+	plugin  string
+	why     string
+	probe   func(r *http.Request) // changes the request sent
+	serve   http.Handler          // the upstream behind the edge (nil: it answers 204)
+	timeout time.Duration         // the service's read_timeout (0: a minute)
+}
+
+// edgeNeverAnswers are the plugins of the local edge that never answer a
+// request of an operation before its upstream does, each with why. A plugin
+// on a route of gateway/kong.yml that is neither here nor probed
+// (edgeProbes, or rate-limiting's own tests in edge_test.go) fails
+// TestEveryPluginOnARouteIsProbed: what it answers is not asked of the
+// document.
+var edgeNeverAnswers = map[string]string{
+	"cors":                 "answers only preflight OPTIONS requests, which are no operation's; adds headers to others",
+	"correlation-id":       "sets a request and response header",
+	"opentelemetry":        "records a span",
+	"prometheus":           "counts the request",
+	"request-transformer":  "changes the request's headers",
+	"response-transformer": "changes the answer's headers",
+}
+
+// unprobedPlugins lists the plugins decl puts on a route that are neither
+// probed (edgeProbes; rate-limiting, by edge_test.go) nor in
+// edgeNeverAnswers, as "service/route: plugin".
+func unprobedPlugins(decl *edge.Declarative) []string {
+	var out []string
+	for _, s := range decl.Services {
+		for _, r := range s.Routes {
+			for _, p := range decl.PluginsFor(s.Name, r.Name) {
+				probed := p.Name == "rate-limiting" || slices.ContainsFunc(edgeProbes, func(e edgeProbe) bool { return e.plugin == p.Name })
+				if _, never := edgeNeverAnswers[p.Name]; !probed && !never {
+					out = append(out, s.Name+"/"+r.Name+": "+p.Name)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // edgeAnswersOf lists, by operationId (a service of gateway/kong.yml is
@@ -101,7 +152,7 @@ func edgeAnswersOf(t *testing.T, decl *edge.Declarative) map[string][]platformAn
 					}
 					plugin = plugins[i : i+1]
 				}
-				status, code := probeEdge(t, plugin, decl.Consumers, p.probe, p.serve)
+				status, code := probeEdge(t, plugin, decl.Consumers, p)
 				who := "the edge"
 				if p.plugin != "" {
 					who = "the edge's " + p.plugin + " plugin"
@@ -115,12 +166,16 @@ func edgeAnswersOf(t *testing.T, decl *edge.Declarative) map[string][]platformAn
 
 // probeEdge serves one route, GET and POST /probe, through the local edge
 // with plugins (their configuration as gateway/kong.yml's, with its
-// consumers; the jwt key resolved to the tests' own) in front of serve,
-// sends it a POST changed by probe, and returns the answer's status and
-// problem code.
-func probeEdge(t *testing.T, plugins []edge.Plugin, consumers []edge.Consumer, probe func(*http.Request), serve http.Handler) (int, string) {
+// consumers; the jwt key resolved to the tests' own) and p's read_timeout
+// in front of p.serve, sends it a POST changed by p.probe, and returns the
+// answer's status and problem code.
+func probeEdge(t *testing.T, plugins []edge.Plugin, consumers []edge.Consumer, p edgeProbe) (int, string) {
 	t.Helper()
-	readTimeout := 50 // milliseconds
+	readTimeout := int(time.Minute / time.Millisecond)
+	if p.timeout > 0 {
+		readTimeout = int(p.timeout / time.Millisecond)
+	}
+	serve := p.serve
 	decl := &edge.Declarative{FormatVersion: "3.0", Consumers: consumers, Services: []edge.Service{{
 		Name: "probe", URL: "http://gateway:8080/function/probe", ReadTimeout: &readTimeout,
 		Routes:  []edge.Route{{Name: "probe", Paths: []string{"~/probe$"}, Methods: []string{"GET", "POST"}}},
@@ -143,8 +198,8 @@ func probeEdge(t *testing.T, plugins []edge.Plugin, consumers []edge.Consumer, p
 	}
 	defer e.Close()
 	req := httptest.NewRequest(http.MethodPost, "/probe", strings.NewReader("{}"))
-	if probe != nil {
-		probe(req)
+	if p.probe != nil {
+		p.probe(req)
 	}
 	rec := httptest.NewRecorder()
 	e.ServeHTTP(rec, req)
@@ -242,17 +297,71 @@ type operation struct{ method, path, id string }
 
 // platformAnswers is, for each operation of api/openapi.yaml, what fnserve
 // and the edge answer it whatever its handler would (fnserveAnswers,
-// edgeAnswersOf).
+// edgeAnswersOf). It probes once per run of the package; the tests that
+// ask after a failed probe fail too.
 func platformAnswers(t *testing.T) map[operation][]platformAnswer {
 	t.Helper()
-	byEdge := edgeAnswersOf(t, loadKong(t))
+	platform.once.Do(func() { platform.answers = probePlatform(t) })
+	if platform.answers == nil {
+		t.Fatal("probing the platform failed (see the first test that asked)")
+	}
+	return platform.answers
+}
+
+var platform struct {
+	once    sync.Once
+	answers map[operation][]platformAnswer
+}
+
+func probePlatform(t *testing.T) map[operation][]platformAnswer {
+	t.Helper()
+	decl := loadKong(t)
+	byEdge := edgeAnswersOf(t, decl)
 	out := map[operation][]platformAnswer{}
 	for _, op := range load(t).Operations() {
 		answers := append(fnserveAnswers(t, op), byEdge[op.ID]...)
-		if len(answers) < 7 { // 400, 422 twice, 503, 500, 413, 502, 504
-			t.Fatalf("%s %s: found only %d answers of the platform: %v", op.Method, op.Path, len(answers), answers)
+		if miss := missingAnswers(op, answers, pluginsOf(decl, op.ID)); len(miss) > 0 {
+			t.Fatalf("%s %s: %s; found only %v", op.Method, op.Path, strings.Join(miss, "; "), answers)
 		}
 		out[operation{op.Method, op.Path, op.ID}] = answers
+	}
+	return out
+}
+
+// pluginsOf lists the names of the plugins decl puts on a route of service.
+func pluginsOf(decl *edge.Declarative, service string) []string {
+	var out []string
+	for _, s := range decl.Services {
+		if s.Name != service {
+			continue
+		}
+		for _, r := range s.Routes {
+			for _, p := range decl.PluginsFor(s.Name, r.Name) {
+				out = append(out, p.Name)
+			}
+		}
+	}
+	return out
+}
+
+// missingAnswers lists the probes answers has no answer of for op: each of
+// fnserveProbes (the path one only when op's path has a parameter), and
+// each of edgeProbes whose plugin is one of plugins, those on op's routes
+// (or that answers on every route).
+func missingAnswers(op contract.Operation, answers []platformAnswer, plugins []string) []string {
+	answered := func(who, why string) bool {
+		return slices.ContainsFunc(answers, func(a platformAnswer) bool { return a.on == why && strings.HasPrefix(a.who, who) })
+	}
+	var out []string
+	for _, p := range fnserveProbes {
+		if (!p.path || strings.Contains(op.Path, "{")) && !answered("fnserve", p.why) {
+			out = append(out, "fnserve gave no answer to "+p.why)
+		}
+	}
+	for _, p := range edgeProbes {
+		if (p.plugin == "" || slices.Contains(plugins, p.plugin)) && !answered("the edge", p.why) {
+			out = append(out, "the edge gave no answer to "+p.why)
+		}
 	}
 	return out
 }
@@ -278,8 +387,9 @@ func undeclared(c *contract.Contract, answers map[operation][]platformAnswer) []
 // handler runs (a query that does not parse, text that breaks the rule, a
 // parameter sent twice, a path parameter that breaks it, a failed Build) or
 // in its stead (a panic), and each answer the edge's plugins on its route
-// give (413 over 64 KiB, 401 without a token) or the edge gives when the
-// function does not answer (502, 504). Undeclared, the first such answer the
+// give (413 over 64 KiB, 401 without a token) or the edge gives when its
+// upstream, the OpenFaaS gateway, drops the call or does not answer in time
+// (502, 504). Undeclared, the first such answer the
 // integration suite meets fails it ("response code '422' does not exist").
 func TestEveryOperationDeclaresWhatThePlatformAnswersFirst(t *testing.T) {
 	for _, miss := range undeclared(load(t), platformAnswers(t)) {
@@ -345,5 +455,55 @@ func TestAnOperationMissingAPlatformAnswerFails(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEveryPluginOnARouteIsProbed: every plugin gateway/kong.yml puts on a
+// route is probed (edgeProbes, or rate-limiting's tests) or known never to
+// answer before the function (edgeNeverAnswers), so that a plugin added to
+// kong.yml cannot answer what no operation declares unseen.
+func TestEveryPluginOnARouteIsProbed(t *testing.T) {
+	for _, miss := range unprobedPlugins(loadKong(t)) {
+		t.Errorf("%s: the plugin is neither in edgeProbes nor in edgeNeverAnswers; probe what it answers before the function, or say why it never does", miss)
+	}
+}
+
+// TestAnUnprobedPluginFails plants a plugin the probes do not know (Kong's
+// key-auth, which answers 401) on every route of a copy of gateway/kong.yml.
+func TestAnUnprobedPluginFails(t *testing.T) {
+	decl := loadKong(t)
+	decl.Plugins = append(decl.Plugins, edge.Plugin{Name: "key-auth"})
+	misses := unprobedPlugins(decl)
+	if len(misses) == 0 || !strings.HasSuffix(misses[0], ": key-auth") {
+		t.Errorf("want every route named with key-auth, got %q", misses)
+	}
+}
+
+// TestAPlatformAnswerDroppedFails drops, one at a time, each answer the
+// platform gives an operation with a path parameter and a jwt route, and
+// wants missingAnswers to name the probe left without one.
+func TestAPlatformAnswerDroppedFails(t *testing.T) {
+	var op contract.Operation
+	for _, o := range load(t).Operations() {
+		if o.Method == http.MethodGet && o.Path == "/api/v1/orders/{id}" {
+			op = o
+		}
+	}
+	if op.ID == "" {
+		t.Fatal("api/openapi.yaml has no GET /api/v1/orders/{id}")
+	}
+	answers := platformAnswers(t)[operation{op.Method, op.Path, op.ID}]
+	plugins := pluginsOf(loadKong(t), op.ID)
+	if miss := missingAnswers(op, answers, plugins); len(miss) > 0 {
+		t.Fatalf("the operation's answers already miss %v", miss)
+	}
+	if want := len(fnserveProbes) + len(edgeProbes); len(answers) != want {
+		t.Fatalf("want %d answers (every probe's), got %d: %v", want, len(answers), answers)
+	}
+	for i, a := range answers {
+		dropped := slices.Delete(slices.Clone(answers), i, i+1)
+		if miss := missingAnswers(op, dropped, plugins); !slices.ContainsFunc(miss, func(m string) bool { return strings.HasSuffix(m, " to "+a.on) }) {
+			t.Errorf("dropped %s's answer to %s: want it named, got %q", a.who, a.on, miss)
+		}
 	}
 }
