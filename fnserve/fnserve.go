@@ -321,7 +321,11 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				log.ErrorContext(r.Context(), "handler panicked", "panic", fmt.Sprint(p))
+				ctx := r.Context()
+				if sw, ok := w.(*statusWriter); ok { // instrument's: a bundle's member that panicked is named
+					ctx = telemetry.WithFunction(ctx, sw.servedBy)
+				}
+				log.ErrorContext(ctx, "handler panicked", "panic", fmt.Sprint(p))
 				fnhttp.WriteProblem(w, fault.Internalf("panic: %v", p))
 			}
 		}()
@@ -518,7 +522,8 @@ type statusWriter struct {
 	servedBy string // the bundle's member that served, when one did
 }
 
-// SetServedBy is fnhttp.ServedBy's: the request's metrics are the member's.
+// SetServedBy is fnhttp.ServedBy's: the request's metrics are the member's
+// (and so is the line a panic logs; telemetry.Server names the span).
 func (w *statusWriter) SetServedBy(function string) { w.servedBy = function }
 
 func (w *statusWriter) WriteHeader(status int) {

@@ -34,6 +34,7 @@ import (
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/routes"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // Bundle dispatches requests to the members of one service. It is safe for
@@ -60,15 +61,16 @@ type member struct {
 // bundle is ready only when every member is built (Bundle.Ready), so where
 // readiness is acted on (OpenFaaS Standard's probe) one member that cannot
 // build takes the whole bundle out of rotation (docs/bundled-stack.md,
-// "Readiness"). Each member's logger carries its name (member), so the log
-// line of a failed build says whose it is.
+// "Readiness"). Each member's logger is telemetry.ForMember's: its lines,
+// a failed build's among them, name the member as their function and the
+// bundle's process as their bundle.
 func Lazy(members map[string]fnhttp.Builder, c *config.Reader, log *slog.Logger) map[string]http.Handler {
 	if log == nil {
 		log = slog.Default()
 	}
 	out := make(map[string]http.Handler, len(members))
 	for name, build := range members {
-		out[name] = fnhttp.NewLazy(build, c, log.With("member", name))
+		out[name] = fnhttp.NewLazy(build, c, telemetry.ForMember(log, name))
 	}
 	return out
 }
@@ -186,7 +188,7 @@ func (b *Bundle) Ready(ctx context.Context) error {
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(b.byName)) {
 		if rd, ok := b.byName[name].(fnhttp.Readier); ok {
-			if err := rd.Ready(ctx); err != nil {
+			if err := rd.Ready(telemetry.WithFunction(ctx, name)); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			}
 		}
@@ -194,7 +196,13 @@ func (b *Bundle) Ready(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// ServeHTTP hands the request to its member, or answers 404 not_found.
+// ServeHTTP hands the request to its member, or answers 404 not_found. The
+// member is named, as the function that serves, to the request's metrics and
+// server span (fnhttp.ServedBy: fnserve counts the request under the member,
+// and names its span "<member> <METHOD>" with faas.invoked_name) and in the
+// request's context (telemetry.WithFunction: every line logged with it names
+// the member as its function, and the bundle as its bundle), so that on the
+// faasd-CE stack a member is searched for as on the standard stack.
 func (b *Bundle) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name, req, ok := b.Member(r)
 	if !ok {
@@ -204,7 +212,7 @@ func (b *Bundle) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fnhttp.ServedBy(w, name)
-	b.byName[name].ServeHTTP(w, req)
+	b.byName[name].ServeHTTP(w, req.WithContext(telemetry.WithFunction(req.Context(), name)))
 }
 
 // rewrite returns a copy of r whose path is path (same body and context).

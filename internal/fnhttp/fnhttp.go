@@ -355,15 +355,15 @@ func (p *probeWriter) WriteHeader(status int) {
 	}
 }
 
-// ServedBy tells the function's request metrics (fnserve) that function, a
-// member of the bundle w's request reached, served it: they count it under
-// that function, not the bundle's name. It finds the metrics' writer through
-// the Unwrap chain of w; without one it does nothing.
+// ServedBy tells the function's request metrics and server span (fnserve,
+// telemetry.Server) that function, a member of the bundle w's request
+// reached, served it: the metrics count it under that function, not the
+// bundle's name, and the span is named after it. It tells every writer of
+// the Unwrap chain of w that has a SetServedBy; without one it does nothing.
 func ServedBy(w http.ResponseWriter, function string) {
 	for {
 		if s, ok := w.(interface{ SetServedBy(string) }); ok {
 			s.SetServedBy(function)
-			return
 		}
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
 		if !ok {

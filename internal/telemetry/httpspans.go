@@ -59,17 +59,23 @@ func serveSpan(w http.ResponseWriter, r *http.Request, next http.Handler, operat
 		}
 	}()
 	next.ServeHTTP(rw, rCtx)
-	if rCtx.Pattern != "" {
+	status, written, servedBy := rw.result()
+	var attrs []attribute.KeyValue
+	if servedBy != "" && servedBy != operation {
+		// A bundle's member served (fnhttp.ServedBy): the span is the
+		// member's, as it is on the stack where the member is its own
+		// function, and names the bundle it ran in.
+		attrs = append(attrs, attribute.String("faas.invoked_name", servedBy), attribute.String("shop.bundle", operation))
+		span.SetName(name(servedBy, rCtx))
+	} else if rCtx.Pattern != "" {
 		span.SetName(name(operation, rCtx))
 	}
-	status, written := rw.result()
 	switch {
 	case status < 100 || status >= 600:
 		span.SetStatus(codes.Error, fmt.Sprintf("Invalid HTTP status code %d", status))
 	case status >= 500:
 		span.SetStatus(codes.Error, "")
 	}
-	var attrs []attribute.KeyValue
 	if body != nil && body.n > 0 {
 		attrs = append(attrs, attribute.Int("http.request.body.size", int(body.n)))
 	}
@@ -267,6 +273,14 @@ type statusWriter struct {
 	status      int
 	wroteHeader bool
 	written     int64
+	servedBy    string // the bundle's member that served, when one did (fnhttp.ServedBy)
+}
+
+// SetServedBy is fnhttp.ServedBy's: the span is the member's.
+func (w *statusWriter) SetServedBy(function string) {
+	w.mu.Lock()
+	w.servedBy = function
+	w.mu.Unlock()
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -307,10 +321,10 @@ func (w *statusWriter) Flush() {
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-func (w *statusWriter) result() (status int, written int64) {
+func (w *statusWriter) result() (status int, written int64, servedBy string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.status, w.written
+	return w.status, w.written, w.servedBy
 }
 
 // methodAttrs is http.request.method (one of the nine standard methods, in

@@ -6,11 +6,14 @@
 package telemetry
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -91,26 +94,117 @@ func CallID(ctx context.Context) string {
 	return id
 }
 
-// NewLogger returns a JSON logger to w that tags every line with the
-// function name and, for *Context calls, the trace id, span id and call id.
-func NewLogger(w io.Writer, function string, level slog.Leveler) *slog.Logger {
-	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
-	return slog.New(ctxHandler{h}).With("function", function)
+type functionKey struct{}
+
+// WithFunction returns ctx naming function as the one serving the request:
+// a bundle of the faasd-CE stack (internal/bundle) stores the member it hands
+// the request to, and every line logged with ctx (or a context derived from
+// it, context.WithoutCancel's too) names that member as its function, not
+// the process. An empty function leaves ctx as it is.
+func WithFunction(ctx context.Context, function string) context.Context {
+	if function == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, functionKey{}, function)
 }
 
-type ctxHandler struct{ slog.Handler }
+// FunctionFrom returns the function stored by WithFunction, empty if none.
+func FunctionFrom(ctx context.Context) string {
+	f, _ := ctx.Value(functionKey{}).(string)
+	return f
+}
 
-func (h ctxHandler) Handle(ctx context.Context, r slog.Record) error {
+// NewLogger returns a JSON logger to w that tags every line with the
+// function name and, for *Context calls, the trace id, span id and call id.
+// When the context names another function (WithFunction), or the logger is
+// a member's (ForMember), the line's function is that one and its bundle is
+// function, the process's name: on the faasd-CE stack, where one process
+// serves several functions, a search by function finds the member's lines
+// as on the standard stack, and the process that wrote them stays visible.
+func NewLogger(w io.Writer, function string, level slog.Leveler) *slog.Logger {
+	return slog.New(newCtxHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}), function, "", nil))
+}
+
+// ForMember returns log for member, a function a bundle of the faasd-CE
+// stack serves: NewLogger's loggers (and those derived from them) name member
+// as the function of every line, context or not (the lines its Build logs
+// too), and their own function as its bundle. Another logger gets a member
+// attribute instead.
+func ForMember(log *slog.Logger, member string) *slog.Logger {
+	if h, ok := log.Handler().(*ctxHandler); ok {
+		return slog.New(newCtxHandler(h.base, h.function, member, h.ops))
+	}
+	return log.With("member", member)
+}
+
+// ctxHandler writes every record through base named for its function (and,
+// for a bundle's member, its bundle), then adds the context's ids. The
+// function is the first attribute of the line, outside any group, and there
+// is one: the handler for each function a context names is base with the
+// names, then the logger's own With and WithGroup calls (ops) replayed, made
+// once per function and kept.
+type ctxHandler struct {
+	base     slog.Handler // NewLogger's JSON handler, without attributes or groups
+	function string       // the process's: OPENFAAS_NAME, a bundle's name on faasd CE
+	member   string       // ForMember's: the bundle's member this logger is for
+	ops      []func(slog.Handler) slog.Handler
+	own      slog.Handler // named for member, else function
+	named    sync.Map     // a function WithFunction named -> its handler
+}
+
+func newCtxHandler(base slog.Handler, function, member string, ops []func(slog.Handler) slog.Handler) *ctxHandler {
+	h := &ctxHandler{base: base, function: function, member: member, ops: ops}
+	h.own = h.handlerFor(cmp.Or(member, function))
+	return h
+}
+
+// handlerFor is base naming fn as the function, and the process as the
+// bundle when fn is another function, with ops replayed.
+func (h *ctxHandler) handlerFor(fn string) slog.Handler {
+	attrs := []slog.Attr{slog.String("function", fn)}
+	if fn != h.function {
+		attrs = append(attrs, slog.String("bundle", h.function))
+	}
+	out := h.base.WithAttrs(attrs)
+	for _, op := range h.ops {
+		out = op(out)
+	}
+	return out
+}
+
+func (h *ctxHandler) Enabled(ctx context.Context, level slog.Level) bool {
+	return h.base.Enabled(ctx, level)
+}
+
+func (h *ctxHandler) Handle(ctx context.Context, r slog.Record) error {
+	out := h.own
+	if fn := FunctionFrom(ctx); fn != "" && fn != cmp.Or(h.member, h.function) {
+		if v, ok := h.named.Load(fn); ok {
+			out = v.(slog.Handler)
+		} else {
+			out = h.handlerFor(fn)
+			h.named.Store(fn, out)
+		}
+	}
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
 	if id := CallID(ctx); id != "" {
 		r.AddAttrs(slog.String("call_id", id))
 	}
-	return h.Handler.Handle(ctx, r)
+	return out.Handle(ctx, r)
 }
 
-func (h ctxHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return ctxHandler{h.Handler.WithAttrs(attrs)}
+func (h *ctxHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return h.with(func(hh slog.Handler) slog.Handler { return hh.WithAttrs(attrs) })
 }
-func (h ctxHandler) WithGroup(name string) slog.Handler { return ctxHandler{h.Handler.WithGroup(name)} }
+
+func (h *ctxHandler) WithGroup(name string) slog.Handler {
+	return h.with(func(hh slog.Handler) slog.Handler { return hh.WithGroup(name) })
+}
+
+func (h *ctxHandler) with(op func(slog.Handler) slog.Handler) slog.Handler {
+	out := &ctxHandler{base: h.base, function: h.function, member: h.member,
+		ops: append(slices.Clip(h.ops), op), own: op(h.own)}
+	return out
+}

@@ -175,3 +175,48 @@ func TestProviderExportsToTheEndpointOfGetenv(t *testing.T) {
 		})
 	}
 }
+
+// On the faasd-CE stack one process (a bundle) serves several functions: a
+// line logged for one of them, by its context (WithFunction) or its logger
+// (ForMember), names it as the line's one function, at the top level even
+// inside a group, and the process as its bundle; a context naming the
+// process itself changes nothing.
+func TestALineNamesTheMemberItWasLoggedFor(t *testing.T) {
+	var buf bytes.Buffer
+	log := telemetry.NewLogger(&buf, "inventory", slog.LevelInfo).With("k", "v").WithGroup("g")
+	ctx := context.Background()
+	log.InfoContext(telemetry.WithFunction(ctx, "get-stock"), "by context", "x", 1)
+	telemetry.ForMember(log, "set-stock").Info("by logger")
+	telemetry.ForMember(log, "set-stock").InfoContext(telemetry.WithFunction(ctx, "get-stock"), "context first")
+	log.InfoContext(telemetry.WithFunction(ctx, "inventory"), "the process")
+	log.Info("no member")
+
+	type line struct{ Msg, Function, Bundle, K string }
+	var got []line
+	for l := range strings.Lines(buf.String()) {
+		if n := strings.Count(l, `"function":`); n != 1 {
+			t.Errorf("%d function fields in %s", n, l)
+		}
+		var v line
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, v)
+	}
+	want := []line{
+		{"by context", "get-stock", "inventory", "v"},
+		{"by logger", "set-stock", "inventory", "v"},
+		{"context first", "get-stock", "inventory", "v"},
+		{"the process", "inventory", "", "v"},
+		{"no member", "inventory", "", "v"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("lines (-want +got):\n%s", diff)
+	}
+
+	buf.Reset()
+	telemetry.ForMember(slog.New(slog.NewJSONHandler(&buf, nil)), "get-stock").Info("elsewhere")
+	if !strings.Contains(buf.String(), `"member":"get-stock"`) {
+		t.Errorf("another logger's member line %s: want a member attribute", buf.String())
+	}
+}
