@@ -40,6 +40,10 @@ func TestABundleTracesAndLogsEachRequestAsItsMember(t *testing.T) {
 
 	var logs bytes.Buffer
 	log := telemetry.NewLogger(&logs, "inventory", slog.LevelDebug)
+	// A logger that is not a member's (a package's, slog.Default()'s): only
+	// the request's context (Bundle.ServeHTTP's telemetry.WithFunction) can
+	// name the member on its lines.
+	procLog := slog.New(log.Handler())
 	builders := map[string]fnhttp.Builder{}
 	for _, r := range routes.Members("inventory") {
 		builders[r.Function] = func(_ *config.Reader, log *slog.Logger) (http.Handler, error) {
@@ -52,6 +56,7 @@ func TestABundleTracesAndLogsEachRequestAsItsMember(t *testing.T) {
 					panic("member broke")
 				}
 				log.InfoContext(r.Context(), "member served")
+				procLog.InfoContext(r.Context(), "served, logged by the process's logger")
 				w.Header().Set("Content-Type", "application/json")
 				_, _ = w.Write([]byte(`{}`))
 			}), nil
@@ -72,9 +77,11 @@ func TestABundleTracesAndLogsEachRequestAsItsMember(t *testing.T) {
 		lines               map[string]bool // message: logged with the request's context (its trace id)
 	}{
 		{http.MethodPost, "/_fn/reserve-stock", "", "reserve-stock POST", "reserve-stock", "inventory", "reserve-stock",
-			map[string]bool{"member built": false, "member served": true}},
+			map[string]bool{"member built": false, "member served": true,
+				"served, logged by the process's logger": true}},
 		{http.MethodGet, "/api/v1/inventory/0194c5a0-0000-7000-8000-000000000001", "", "get-stock GET", "get-stock", "inventory",
-			"get-stock", map[string]bool{"member built": false, "member served": true}},
+			"get-stock", map[string]bool{"member built": false, "member served": true,
+				"served, logged by the process's logger": true}},
 		{http.MethodPost, "/_fn/commit-stock", "yes", "commit-stock POST", "commit-stock", "inventory", "commit-stock",
 			map[string]bool{"member built": false, "handler panicked": true}},
 		{http.MethodPut, "/api/v1/inventory/0194c5a0-0000-7000-8000-000000000001", "", "set-stock PUT", "set-stock", "inventory",

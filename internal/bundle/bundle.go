@@ -149,12 +149,24 @@ func literals(path string) int {
 // Member returns the member a request is for and the request to hand it
 // (rewritten for an internal call), or false when no member serves it.
 func (b *Bundle) Member(r *http.Request) (string, *http.Request, bool) {
+	name, req, ok := b.member(r, false)
+	return name, req, ok
+}
+
+// member is Member; with named, the request it returns carries its member in
+// its context (telemetry.WithFunction), and is r copied once whether or not
+// it was rewritten.
+func (b *Bundle) member(r *http.Request, named bool) (string, *http.Request, bool) {
 	if rest, ok := strings.CutPrefix(r.URL.Path, routes.InternalPrefix); ok {
 		name, sub, _ := strings.Cut(rest, "/")
 		if _, ok := b.byName[name]; !ok {
 			return "", nil, false
 		}
-		return name, rewrite(r, "/"+sub), true
+		ctx := r.Context()
+		if named {
+			ctx = telemetry.WithFunction(ctx, name)
+		}
+		return name, rewrite(r, ctx, "/"+sub), true
 	}
 	best, found := member{literals: -1}, false
 	for _, m := range b.public {
@@ -162,20 +174,23 @@ func (b *Bundle) Member(r *http.Request) (string, *http.Request, bool) {
 			best, found = m, true
 		}
 	}
-	if found {
-		return best.route.Function, r, true
+	name := ""
+	switch {
+	case found:
+		name = best.route.Function
+	case r.URL.Path != "/" && r.URL.Path != "":
+	case r.Header.Get(routes.TopicHeader) != "":
+		name = b.topics[r.Header.Get(routes.TopicHeader)]
+	case r.Header.Get(routes.ScheduleHeader) != "":
+		name = b.scheduled
 	}
-	if r.URL.Path != "/" && r.URL.Path != "" {
+	if name == "" {
 		return "", nil, false
 	}
-	if topic := r.Header.Get(routes.TopicHeader); topic != "" {
-		name, ok := b.topics[topic]
-		return name, r, ok
+	if named {
+		r = r.WithContext(telemetry.WithFunction(r.Context(), name))
 	}
-	if r.Header.Get(routes.ScheduleHeader) != "" && b.scheduled != "" {
-		return b.scheduled, r, true
-	}
-	return "", nil, false
+	return name, r, true
 }
 
 // Ready reports whether every member can serve: the members that are
@@ -204,7 +219,7 @@ func (b *Bundle) Ready(ctx context.Context) error {
 // the member as its function, and the bundle as its bundle), so that on the
 // faasd-CE stack a member is searched for as on the standard stack.
 func (b *Bundle) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	name, req, ok := b.Member(r)
+	name, req, ok := b.member(r, true)
 	if !ok {
 		b.log.DebugContext(r.Context(), "no member of the bundle serves the request",
 			"bundle", b.service, "method", r.Method, "path", r.URL.Path)
@@ -212,12 +227,12 @@ func (b *Bundle) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fnhttp.ServedBy(w, name)
-	b.byName[name].ServeHTTP(w, req.WithContext(telemetry.WithFunction(req.Context(), name)))
+	b.byName[name].ServeHTTP(w, req)
 }
 
-// rewrite returns a copy of r whose path is path (same body and context).
-func rewrite(r *http.Request, path string) *http.Request {
-	r2 := r.Clone(r.Context())
+// rewrite returns a copy of r whose path is path and context ctx (same body).
+func rewrite(r *http.Request, ctx context.Context, path string) *http.Request {
+	r2 := r.Clone(ctx)
 	r2.URL.Path = path
 	r2.URL.RawPath = ""
 	r2.RequestURI = path

@@ -287,3 +287,35 @@ func TestTableBundles(t *testing.T) {
 		}
 	}
 }
+
+// A member's request is copied once: with the member named in its context
+// (telemetry.WithFunction) and, for an internal call, its path rewritten,
+// by one Clone, not a Clone and a WithContext.
+func TestAMemberRequestIsCopiedOnce(t *testing.T) {
+	handlers := map[string]http.Handler{}
+	for _, r := range routes.Members("inventory") {
+		handlers[r.Function] = http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	}
+	b, err := bundle.New("inventory", routes.Table(), handlers, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	for _, tc := range []struct {
+		method, target string
+		max            float64
+	}{
+		// 6 when the request was copied by WithContext, then cloned by
+		// rewrite (commit 14c6003).
+		{http.MethodPost, "/_fn/reserve-stock", 5},
+		// A public route is not rewritten: one WithContext.
+		{http.MethodGet, "/api/v1/inventory/abc", 5},
+	} {
+		req := httptest.NewRequest(tc.method, tc.target, nil)
+		allocs := testing.AllocsPerRun(100, func() { b.ServeHTTP(w, req) })
+		t.Logf("%s %s: %.0f allocations", tc.method, tc.target, allocs)
+		if allocs > tc.max {
+			t.Errorf("%s %s: %.0f allocations, want at most %.0f", tc.method, tc.target, allocs, tc.max)
+		}
+	}
+}
