@@ -179,12 +179,11 @@ func (h *ctxHandler) Enabled(ctx context.Context, level slog.Level) bool {
 func (h *ctxHandler) Handle(ctx context.Context, r slog.Record) error {
 	out := h.own
 	if fn := FunctionFrom(ctx); fn != "" && fn != cmp.Or(h.member, h.function) {
-		if v, ok := h.named.Load(fn); ok {
-			out = v.(slog.Handler)
-		} else {
-			out = h.handlerFor(fn)
-			h.named.Store(fn, out)
+		v, ok := h.named.Load(fn)
+		if !ok {
+			v, _ = h.named.LoadOrStore(fn, h.handlerFor(fn))
 		}
+		out = v.(slog.Handler)
 	}
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
@@ -199,7 +198,11 @@ func (h *ctxHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return h.with(func(hh slog.Handler) slog.Handler { return hh.WithAttrs(attrs) })
 }
 
+// WithGroup with an empty name returns h, as slog.Handler requires.
 func (h *ctxHandler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
 	return h.with(func(hh slog.Handler) slog.Handler { return hh.WithGroup(name) })
 }
 

@@ -219,4 +219,9 @@ func TestALineNamesTheMemberItWasLoggedFor(t *testing.T) {
 	if !strings.Contains(buf.String(), `"member":"get-stock"`) {
 		t.Errorf("another logger's member line %s: want a member attribute", buf.String())
 	}
+
+	// slog.Handler: "If the name is empty, WithGroup returns the receiver."
+	if h := log.Handler(); h.WithGroup("") != h {
+		t.Error(`WithGroup("") returned another handler, want the receiver`)
+	}
 }
