@@ -34,6 +34,7 @@ func seedAdmin(ctx context.Context, getenv func(string) string, log *slog.Logger
 	name := c.String("ADMIN_NAME", "Administrator")
 	promote := c.Bool("ADMIN_PROMOTE", false)
 	dbCfg := postgres.ConfigFrom(c, "users", usersdb.Migrations())
+	dbCfg.Log = log
 	dbCfg.MaxConns = 1
 	if err := c.Err(); err != nil {
 		return err

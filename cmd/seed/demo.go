@@ -30,6 +30,7 @@ func seedDemoCatalog(ctx context.Context, getenv func(string) string, log *slog.
 		return err
 	}
 	invCfg := postgres.ConfigFrom(c, "inventory", inventorydb.Migrations())
+	invCfg.Log = log
 	invCfg.MaxConns = 1
 	// Load reports every configuration problem read so far, the inventory's included.
 	deps, err := catalogenv.Load(ctx, c, log, catalogenv.Needs{})

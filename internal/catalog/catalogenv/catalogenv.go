@@ -123,6 +123,7 @@ type Deps struct {
 // a pool open).
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (_ *Deps, err error) {
 	dbc := postgres.ConfigFrom(c, "catalog", catalogdb.Migrations())
+	dbc.Log = log // a migration retry's warning names this function (on faasd CE, the member)
 	var cc cache.Config
 	if needs.Cache {
 		cc = cache.Config{Redis: redisconn.ConfigFrom(c), Prefix: c.String("PRODUCT_CACHE_PREFIX", "shop:catalog:product:"),

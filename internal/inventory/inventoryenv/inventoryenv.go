@@ -52,6 +52,7 @@ type Deps struct {
 // postgres.OpenTimeout.
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
 	dbc := postgres.ConfigFrom(c, "inventory", inventorydb.Migrations())
+	dbc.Log = log // a migration retry's warning names this function (on faasd CE, the member)
 	callers := auth.CallersFrom(c, needs.Tokens, needs.Internal)
 	d := &Deps{}
 	var loc gatewayurl.Locator

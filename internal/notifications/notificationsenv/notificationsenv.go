@@ -50,6 +50,7 @@ type Deps struct {
 // connects to and migrates the users database within postgres.OpenTimeout.
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
 	dbc := postgres.ConfigFrom(c, "users", usersdb.Migrations())
+	dbc.Log = log // a migration retry's warning names this function (on faasd CE, the member)
 	callers := auth.CallersFrom(c, needs.Tokens, needs.Internal)
 	d := &Deps{}
 	var mc smtpmail.Config

@@ -78,6 +78,7 @@ type Deps struct {
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (_ *Deps, err error) {
 	withSaga := needs.Saga
 	dbCfg := postgres.ConfigFrom(c, "orders", ordersdb.Migrations())
+	dbCfg.Log = log // a migration retry's warning names this function (on faasd CE, the member)
 	callers := auth.CallersFrom(c, needs.Tokens, needs.Internal)
 	var credential string
 	if withSaga {

@@ -47,6 +47,7 @@ type Deps struct {
 // postgres.OpenTimeout and builds the service over it.
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
 	dbc := postgres.ConfigFrom(c, "payments", paymentsdb.Migrations())
+	dbc.Log = log // a migration retry's warning names this function (on faasd CE, the member)
 	svcCfg := payments.ServiceConfig{ProcessorTimeout: c.Duration("PAYMENT_PROCESSOR_TIMEOUT", 10*time.Second)}
 	name := c.String("PAYMENT_PROCESSOR", "simulator")
 	simCfg, simErr := simulator.ConfigFrom(c)

@@ -51,6 +51,7 @@ type Deps struct {
 // few seconds: each retry would leave a pool and a Redis connection open).
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (_ *Deps, err error) {
 	dbc := postgres.ConfigFrom(c, "users", usersdb.Migrations())
+	dbc.Log = log // a migration retry's warning names this function (on faasd CE, the member)
 	var ttl time.Duration
 	var signingKey string
 	callers := auth.CallersFrom(c, needs.Tokens, false)
