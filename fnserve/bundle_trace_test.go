@@ -28,7 +28,7 @@ import (
 // whose service.name (OPENFAAS_NAME) is the bundle's: a request a member
 // serves is still found as that member's. Its server span is named
 // "<member> <METHOD>", as the function's own would be on the standard stack,
-// with faas.invoked_name the member and shop.bundle the bundle, and every
+// with faas.name the member and shop.bundle the bundle, and every
 // line logged while serving it (the member's build, failed or not, its
 // handler, the panic fnserve recovers) names the member as its function, once, and the bundle
 // as bundle. A request no member serves stays the bundle's.
@@ -71,10 +71,10 @@ func TestABundleTracesAndLogsEachRequestAsItsMember(t *testing.T) {
 		log, prometheus.NewRegistry(), b)
 
 	for _, tc := range []struct {
-		method, path, panic string
-		span, invoked, bndl string          // bndl: the span's shop.bundle
-		function            string          // of every line logged
-		lines               map[string]bool // message: logged with the request's context (its trace id)
+		method, path, panic  string
+		span, faasName, bndl string          // bndl: the span's shop.bundle
+		function             string          // of every line logged
+		lines                map[string]bool // message: logged with the request's context (its trace id)
 	}{
 		{http.MethodPost, "/_fn/reserve-stock", "", "reserve-stock POST", "reserve-stock", "inventory", "reserve-stock",
 			map[string]bool{"member built": false, "member served": true,
@@ -106,9 +106,9 @@ func TestABundleTracesAndLogsEachRequestAsItsMember(t *testing.T) {
 			for _, kv := range s.Attributes() {
 				attrs[string(kv.Key)] = kv.Value.String()
 			}
-			if s.Name() != tc.span || attrs["faas.invoked_name"] != tc.invoked || attrs["shop.bundle"] != tc.bndl {
-				t.Errorf("server span %q, faas.invoked_name %q, shop.bundle %q; want %q, %q, %q",
-					s.Name(), attrs["faas.invoked_name"], attrs["shop.bundle"], tc.span, tc.invoked, tc.bndl)
+			if s.Name() != tc.span || attrs["faas.name"] != tc.faasName || attrs["shop.bundle"] != tc.bndl {
+				t.Errorf("server span %q, faas.name %q, shop.bundle %q; want %q, %q, %q",
+					s.Name(), attrs["faas.name"], attrs["shop.bundle"], tc.span, tc.faasName, tc.bndl)
 			}
 			seen := map[string]bool{}
 			for line := range strings.Lines(logs.String()) {

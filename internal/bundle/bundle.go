@@ -214,7 +214,7 @@ func (b *Bundle) Ready(ctx context.Context) error {
 // ServeHTTP hands the request to its member, or answers 404 not_found. The
 // member is named, as the function that serves, to the request's metrics and
 // server span (fnhttp.ServedBy: fnserve counts the request under the member,
-// and names its span "<member> <METHOD>" with faas.invoked_name) and in the
+// and names its span "<member> <METHOD>" with faas.name) and in the
 // request's context (telemetry.WithFunction: every line logged with it names
 // the member as its function, and the bundle as its bundle), so that on the
 // faasd-CE stack a member is searched for as on the standard stack.

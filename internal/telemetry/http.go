@@ -22,7 +22,7 @@ func Exporting() bool {
 // means operation); otherwise the request only gets the span's ids in its
 // context — a dozen attributes per request that nothing would read. When a
 // bundle's member serves the request (fnhttp.ServedBy), the span is named
-// name(member, r) and has faas.invoked_name (the member) and shop.bundle
+// name(member, r) and has faas.name (the member) and shop.bundle
 // (operation, the bundle's name): the process's service.name stays the
 // bundle's.
 func Server(next http.Handler, operation string, name func(operation string, r *http.Request) string) http.Handler {

@@ -64,8 +64,12 @@ func serveSpan(w http.ResponseWriter, r *http.Request, next http.Handler, operat
 	if servedBy != "" && servedBy != operation {
 		// A bundle's member served (fnhttp.ServedBy): the span is the
 		// member's, as it is on the stack where the member is its own
-		// function, and names the bundle it ran in.
-		attrs = append(attrs, attribute.String("faas.invoked_name", servedBy), attribute.String("shop.bundle", operation))
+		// function, and names the bundle it ran in. faas.name is the
+		// conventions' (v1.37) name of the function that executes, a span
+		// attribute when one process serves several functions with one
+		// tracer provider; faas.invoked_name is a caller's (the connector's
+		// deliver span).
+		attrs = append(attrs, attribute.String("faas.name", servedBy), attribute.String("shop.bundle", operation))
 		span.SetName(name(servedBy, rCtx))
 	} else if rCtx.Pattern != "" {
 		span.SetName(name(operation, rCtx))
