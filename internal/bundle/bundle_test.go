@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/routes"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // seen is what a recording member received.
@@ -317,5 +319,52 @@ func TestAMemberRequestIsCopiedOnce(t *testing.T) {
 		if allocs > tc.max {
 			t.Errorf("%s %s: %.0f allocations, want at most %.0f", tc.method, tc.target, allocs, tc.max)
 		}
+	}
+}
+
+// readyLogger is a member whose readiness check logs with its context
+// through the process's logger, not a member's.
+type readyLogger struct{ log *slog.Logger }
+
+func (readyLogger) ServeHTTP(http.ResponseWriter, *http.Request) {}
+
+func (m readyLogger) Ready(ctx context.Context) error {
+	m.log.InfoContext(ctx, "readiness checked")
+	return nil
+}
+
+// Ready asks each member with a context naming it (telemetry.WithFunction):
+// a line its check logs through any logger of telemetry.NewLogger names the
+// member as its function and the bundle as its bundle.
+func TestReadyNamesEachMemberInItsContext(t *testing.T) {
+	var logged bytes.Buffer
+	log := telemetry.NewLogger(&logged, "inventory", slog.LevelInfo)
+	handlers := map[string]http.Handler{}
+	var want []string
+	for _, r := range routes.Members("inventory") {
+		handlers[r.Function] = readyLogger{log}
+		want = append(want, r.Function)
+	}
+	b, err := bundle.New("inventory", routes.Table(), handlers, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for l := range strings.Lines(logged.String()) {
+		var v struct{ Function, Bundle string }
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.Bundle != "inventory" {
+			t.Errorf("line %s: want bundle \"inventory\"", strings.TrimSpace(l))
+		}
+		got = append(got, v.Function)
+	}
+	slices.Sort(want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("functions of the readiness lines (-want +got):\n%s", diff)
 	}
 }
