@@ -1,14 +1,21 @@
 package paymentsenv_test
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/config/configtest"
+	"github.com/shopfaas/shop/internal/payments/paymentsdb"
 	"github.com/shopfaas/shop/internal/payments/paymentsenv"
+	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // Load names every missing setting at once and builds every dependency asked
@@ -28,4 +35,75 @@ func TestLoad(t *testing.T) {
 			}
 		},
 	})
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A migration Load tries again because its lock was not granted is logged
+// through Load's logger (postgres.Config.Log), so on faasd CE it names the
+// bundle's member, not the process that slog.Default() names.
+func TestLoadLogsAMigrationRetryThroughItsLogger(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	pool, err := postgres.Open(ctx, postgres.Config{URL: url, Migrations: paymentsdb.Migrations()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	// The last migration is pending again, and recording it (an INSERT into
+	// schema_migrations) waits behind a SHARE lock held until the retry's
+	// warning is seen.
+	if _, err := pool.Exec(ctx, `DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)`); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = holder.Rollback(ctx) }()
+	if _, err := holder.Exec(ctx, `LOCK TABLE schema_migrations IN SHARE MODE`); err != nil {
+		t.Fatal(err)
+	}
+
+	var logged lockedBuffer
+	log := telemetry.ForMember(telemetry.NewLogger(&logged, "payments", slog.LevelInfo), "charge-payment")
+	c := config.New(config.Env(map[string]string{"PAYMENTS_DATABASE_URL": url,
+		"DATABASE_MIGRATION_LOCK_TIMEOUT": "100ms", config.SecretsDirEnv: t.TempDir()}))
+	loaded := make(chan error, 1)
+	go func() {
+		_, err := paymentsenv.Load(ctx, c, log, paymentsenv.Needs{})
+		loaded <- err
+	}()
+	const warning = `"msg":"a migration's lock was not granted within the lock timeout; it is tried again"`
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logged.String(), warning); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("no retry warning through Load's logger within 5 s; it logged:\n%s", logged.String())
+			break
+		}
+	}
+	_ = holder.Rollback(ctx)
+	if err := <-loaded; err != nil {
+		t.Fatal(err)
+	}
+	for l := range strings.Lines(logged.String()) {
+		if strings.Contains(l, warning) && !strings.Contains(l, `"function":"charge-payment","bundle":"payments"`) {
+			t.Errorf("retry warning %s: want function charge-payment, bundle payments", strings.TrimSpace(l))
+		}
+	}
 }
