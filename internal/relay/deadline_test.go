@@ -200,3 +200,59 @@ func TestAStuckStatementIsAbandonedAtItsDeadline(t *testing.T) {
 		}
 	})
 }
+
+// TestACleanupPastItsDeadlineDoesNotStopPublishing: a cleanup whose
+// statement runs past Config.StatementTimeout (here a trigger slows its
+// delete; in production, a walk over a large backlog of old rows) is given up with a warning and one database error
+// counted, and tried again only after CleanupInterval: the session goes on
+// publishing without a stall. A timed-out cleanup used to end the session
+// without recording the try, so every new session ran it again right after
+// its drain: publishing stalled a deadline per cycle and the errors grew
+// for ever.
+func TestACleanupPastItsDeadlineDoesNotStopPublishing(t *testing.T) {
+	names, deliveries := capture(t)
+	pool, url := openOutbox(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `INSERT INTO outbox (id, type, source, envelope, published_at)
+		VALUES (gen_random_uuid(), 'old', 'test', '{}', now() - interval '2 hours')`); err != nil {
+		t.Fatal(err)
+	}
+	// Each row's delete takes a second, past the deadline. (A transaction
+	// holding the row's lock would do too, but the relay holds back new
+	// rows while a transaction older than them is open.)
+	for _, sql := range []string{
+		`CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN PERFORM pg_sleep(1); RETURN OLD; END $$`,
+		`CREATE TRIGGER slow_delete BEFORE DELETE ON outbox FOR EACH ROW EXECUTE FUNCTION slow_delete()`,
+	} {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg, _ := startRelay(t, ctx, Config{Databases: []Database{{Name: "orders", URL: url}},
+		BrokerURL: rabbitURL, Names: names, StatementTimeout: 500 * time.Millisecond, Retention: time.Hour}, nil)
+	waitFor(t, 10*time.Second, "the cleanup given up at its deadline (a database error counted)", func() bool {
+		return databaseErrors(t, reg) >= 1
+	})
+	// Every event committed now goes out promptly, and no cleanup runs
+	// again: each one would time out.
+	for i := range 8 {
+		start := time.Now()
+		commitEvent(t, ctx, pool, "after "+strconv.Itoa(i))
+		receive(t, deliveries, 1, 5*time.Second)
+		if d := time.Since(start); d > 400*time.Millisecond {
+			t.Errorf("event %d published %s after its commit, want well under the 500 ms deadline", i, d.Round(time.Millisecond))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if n := databaseErrors(t, reg); n != 1 {
+		t.Errorf("%v database errors counted while a cleanup could not finish, want 1 (one try per CleanupInterval)", n)
+	}
+	var old int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE type = 'old'`).Scan(&old); err != nil {
+		t.Fatal(err)
+	}
+	if old != 1 {
+		t.Errorf("%d old rows left, want the one whose delete timed out", old)
+	}
+}

@@ -776,29 +776,60 @@ func (r boundedRow) Scan(dest ...any) error {
 // records older than the inbox retention and, in the users database,
 // notifications older than the notification retention, at most once per
 // CleanupInterval.
+//
+// A try counts whether it finishes or not: a cleanup that fails is tried
+// again only after CleanupInterval. One cut short by the server at the
+// session's statement_timeout (a delete waiting on a row lock, a walk over
+// a large backlog of old rows) is logged, counted as a database error and
+// leaves the session publishing: its statements are given a client
+// deadline cleanupGrace longer than the server's, so it is the server that
+// cancels them and the connection stays usable. A timed-out cleanup that
+// ended the session was run again right after the next session's drain:
+// publishing stalled StatementTimeout per cycle and the backlog never
+// shrank.
 func (w *worker) cleanup(ctx context.Context, conn *pgx.Conn) error {
 	cfg := w.relay.cfg
 	if time.Since(w.lastCleanup) < cfg.CleanupInterval {
 		return nil
 	}
-	db := w.bounded(conn)
+	w.lastCleanup = time.Now()
+	db := boundedConn{conn: conn, timeout: cfg.StatementTimeout + cleanupGrace}
 	deleted, err := prune(ctx, db, cfg.Retention)
 	if err != nil {
-		return errDatabase{fmt.Errorf("outbox cleanup: %w", err)}
+		return w.cleanupFailed(ctx, conn, fmt.Errorf("outbox cleanup: %w", err))
 	}
 	pruned, err := inbox.Prune(ctx, db, cfg.InboxRetention)
 	if err != nil {
-		return errDatabase{err}
+		return w.cleanupFailed(ctx, conn, err)
 	}
 	notified, err := notificationsdb.Prune(ctx, db, cfg.NotificationRetention)
 	if err != nil {
-		return errDatabase{err}
+		return w.cleanupFailed(ctx, conn, err)
 	}
-	w.lastCleanup = time.Now()
 	if deleted > 0 || pruned > 0 || notified > 0 {
 		w.log.Info("deleted old rows", "outbox", deleted, "processed_events", pruned, "notifications", notified)
 	}
 	return nil
+}
+
+// cleanupGrace is how much longer than the server's statement_timeout a
+// cleanup statement's client deadline is, so that the server cancels a
+// slow one (the session goes on) before pgx abandons it (which closes the
+// connection).
+const cleanupGrace = 5 * time.Second
+
+// cleanupFailed handles a cleanup's error: one the server cut short at
+// statement_timeout (query_canceled, 57014) on a connection still open is
+// logged and counted, and the session goes on; any other ends it.
+func (w *worker) cleanupFailed(ctx context.Context, conn *pgx.Conn, err error) error {
+	var pgErr *pgconn.PgError
+	if ctx.Err() == nil && errors.As(err, &pgErr) && pgErr.Code == "57014" && !conn.IsClosed() {
+		w.relay.metrics.errors.WithLabelValues(w.db.Name, "database").Inc()
+		w.log.Warn("cleanup cut short at the statement deadline, tried again after the cleanup interval",
+			"err", err, "statement_timeout", w.relay.cfg.StatementTimeout, "cleanup_interval", w.relay.cfg.CleanupInterval)
+		return nil
+	}
+	return errDatabase{err}
 }
 
 // prune deletes the rows of the outbox on db published more than retention
