@@ -794,17 +794,26 @@ func (w *worker) cleanup(ctx context.Context, conn *pgx.Conn) error {
 	}
 	w.lastCleanup = time.Now()
 	db := boundedConn{conn: conn, timeout: cfg.StatementTimeout + cleanupGrace}
+	// A step cut short goes on to the next: an outbox too big to walk in
+	// time must not leave the inbox and the notifications unpruned too.
+	cut := false
 	deleted, err := prune(ctx, db, cfg.Retention)
 	if err != nil {
-		return w.cleanupFailed(ctx, conn, fmt.Errorf("outbox cleanup: %w", err))
+		if err := w.cleanupFailed(ctx, conn, fmt.Errorf("outbox cleanup: %w", err), &cut); err != nil {
+			return err
+		}
 	}
 	pruned, err := inbox.Prune(ctx, db, cfg.InboxRetention)
 	if err != nil {
-		return w.cleanupFailed(ctx, conn, err)
+		if err := w.cleanupFailed(ctx, conn, err, &cut); err != nil {
+			return err
+		}
 	}
 	notified, err := notificationsdb.Prune(ctx, db, cfg.NotificationRetention)
 	if err != nil {
-		return w.cleanupFailed(ctx, conn, err)
+		if err := w.cleanupFailed(ctx, conn, err, &cut); err != nil {
+			return err
+		}
 	}
 	if deleted > 0 || pruned > 0 || notified > 0 {
 		w.log.Info("deleted old rows", "outbox", deleted, "processed_events", pruned, "notifications", notified)
@@ -818,13 +827,17 @@ func (w *worker) cleanup(ctx context.Context, conn *pgx.Conn) error {
 // connection).
 const cleanupGrace = 5 * time.Second
 
-// cleanupFailed handles a cleanup's error: one the server cut short at
+// cleanupFailed handles a cleanup step's error: one the server cut short at
 // statement_timeout (query_canceled, 57014) on a connection still open is
-// logged and counted, and the session goes on; any other ends it.
-func (w *worker) cleanupFailed(ctx context.Context, conn *pgx.Conn, err error) error {
+// logged, and counted once per cleanup (cut), and the session goes on; any
+// other ends it.
+func (w *worker) cleanupFailed(ctx context.Context, conn *pgx.Conn, err error, cut *bool) error {
 	var pgErr *pgconn.PgError
 	if ctx.Err() == nil && errors.As(err, &pgErr) && pgErr.Code == "57014" && !conn.IsClosed() {
-		w.relay.metrics.errors.WithLabelValues(w.db.Name, "database").Inc()
+		if !*cut {
+			w.relay.metrics.errors.WithLabelValues(w.db.Name, "database").Inc()
+		}
+		*cut = true
 		w.log.Warn("cleanup cut short at the statement deadline, tried again after the cleanup interval",
 			"err", err, "statement_timeout", w.relay.cfg.StatementTimeout, "cleanup_interval", w.relay.cfg.CleanupInterval)
 		return nil
