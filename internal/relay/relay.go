@@ -863,17 +863,46 @@ func (w *worker) cleanupFailed(ctx context.Context, conn *pgx.Conn, err error, c
 // addresses. Each batch still checks published_at, so a pending row that a
 // transaction open while the bound was read commits below it is never
 // deleted.
+//
+// The walk covers at most pruneWindow values of seq from the oldest row:
+// when no row to keep is among them, their rows are deleted and the next
+// window walked, so no statement's cost grows with a backlog (a cleanup
+// left undone for long, or a shorter retention): one walk over every old
+// row outlasted the statement deadline, and such a cleanup never deleted
+// anything.
 func prune(ctx context.Context, db postgres.Querier, retention time.Duration) (int64, error) {
+	return pruneWindows(ctx, db, retention, pruneWindow)
+}
+
+// pruneWindow is how many values of seq one walk of prune covers: ten
+// delete batches.
+const pruneWindow = 10 * postgres.DeleteBatch
+
+func pruneWindows(ctx context.Context, db postgres.Querier, retention time.Duration, window int64) (int64, error) {
 	secs := retention.Seconds()
-	var bound int64 // the seq of the oldest row kept; the largest bigint when none is
-	if err := db.QueryRow(ctx, `SELECT COALESCE((SELECT seq FROM outbox
-			WHERE published_at IS NULL OR published_at >= now() - make_interval(secs => $1)
-			ORDER BY seq LIMIT 1), 9223372036854775807)`, pgx.QueryExecModeExec, secs).Scan(&bound); err != nil {
-		return 0, err
+	var deleted int64
+	for {
+		// The oldest row's seq (nil when the outbox is empty), and the seq
+		// of the oldest row kept, or the window's end.
+		var lo, bound *int64
+		if err := db.QueryRow(ctx, `SELECT m.lo, COALESCE((SELECT seq FROM outbox
+				WHERE seq >= m.lo AND seq < m.lo + $2
+					AND (published_at IS NULL OR published_at >= now() - make_interval(secs => $1))
+				ORDER BY seq LIMIT 1), m.lo + $2)
+			FROM (SELECT min(seq) AS lo FROM outbox) m`, pgx.QueryExecModeExec, secs, window).Scan(&lo, &bound); err != nil {
+			return deleted, err
+		}
+		if lo == nil || bound == nil {
+			return deleted, nil
+		}
+		n, err := postgres.DeleteInBatches(ctx, db, `DELETE FROM outbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM outbox
+			WHERE seq < $1 AND published_at < now() - make_interval(secs => $2)
+			ORDER BY seq LIMIT $3))`, *bound, secs)
+		deleted += n
+		if err != nil || *bound < *lo+window || n == 0 {
+			return deleted, err
+		}
 	}
-	return postgres.DeleteInBatches(ctx, db, `DELETE FROM outbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM outbox
-		WHERE seq < $1 AND published_at < now() - make_interval(secs => $2)
-		ORDER BY seq LIMIT $3))`, bound, secs)
 }
 
 // publisher is a lazily (re)opened confirm-mode channel.

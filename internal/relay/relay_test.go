@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -951,6 +952,81 @@ func TestCleanupReadsOnlyTheRowsItDeletes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A cleanup over a backlog of old rows larger than its window walks the
+// primary key a window at a time: no statement reads more than a window's
+// rows, however many there are to delete, and it still deletes them all and
+// stops at the oldest row to keep. One walk over every old row outlasted
+// the statement deadline on a large backlog, and such a cleanup never
+// deleted anything (a window as large as the backlog, as before, reads it
+// all in one statement and fails the test).
+func TestCleanupWalksTheBacklogAWindowAtATime(t *testing.T) {
+	pool, _ := openOutbox(t)
+	ctx := context.Background()
+	const old, young, window = 2000, 20, 100
+	if _, err := pool.Exec(ctx, `INSERT INTO outbox (id, type, source, envelope, published_at)
+		SELECT gen_random_uuid(), kind, 'test', '{}',
+			CASE kind WHEN 'pending' THEN NULL WHEN 'young' THEN now() - interval '1 day' ELSE now() - interval '8 days' END
+		FROM (SELECT i, CASE WHEN i <= $1 THEN 'old' WHEN i = $1 + 1 THEN 'pending' ELSE 'young' END AS kind
+			FROM generate_series(1, $1 + 1 + $2) i) k
+		ORDER BY i`, old, young); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	meter := &walkMeter{t: t, tx: tx}
+	deleted, err := pruneWindows(ctx, meter, 7*24*time.Hour, window)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deleted != old {
+		t.Errorf("deleted %d rows, want the %d before the pending row", deleted, old)
+	}
+	var left int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE type <> 'old'`).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 1+young {
+		t.Errorf("%d rows left of the pending and the young ones, want %d", left, 1+young)
+	}
+	if meter.max > window+5 {
+		t.Errorf("one walk read %d rows of the outbox, want at most about the window's %d", meter.max, window)
+	}
+}
+
+// walkMeter is a postgres.Querier over tx that records the most rows of the
+// outbox any one QueryRow read.
+type walkMeter struct {
+	t   *testing.T
+	tx  pgx.Tx
+	max int64
+}
+
+func (m *walkMeter) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	before := pgtest.RowsRead(m.t, m.tx, "outbox")
+	return meteredRow{Row: m.tx.QueryRow(ctx, sql, args...), after: func() {
+		m.max = max(m.max, pgtest.RowsRead(m.t, m.tx, "outbox")-before)
+	}}
+}
+
+func (m *walkMeter) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return m.tx.Exec(ctx, sql, args...)
+}
+
+// meteredRow calls after once its row is read (the statement has ended).
+type meteredRow struct {
+	pgx.Row
+	after func()
+}
+
+func (r meteredRow) Scan(dest ...any) error {
+	err := r.Row.Scan(dest...)
+	r.after()
+	return err
 }
 
 // A cleanup with more rows to delete than one batch deletes them all, in
