@@ -869,19 +869,26 @@ func (w *worker) cleanupFailed(ctx context.Context, conn *pgx.Conn, err error, c
 // window walked, so no statement's cost grows with a backlog (a cleanup
 // left undone for long, or a shorter retention): one walk over every old
 // row outlasted the statement deadline, and such a cleanup never deleted
-// anything.
+// anything. A cleanup walks at most pruneMaxWindows windows, as the
+// notifications' prune caps its batches: it runs in the loop that
+// publishes, so a backlog is deleted over several cleanups instead of
+// holding publishing up until it is gone.
 func prune(ctx context.Context, db postgres.Querier, retention time.Duration) (int64, error) {
-	return pruneWindows(ctx, db, retention, pruneWindow)
+	return pruneWindows(ctx, db, retention, pruneWindow, pruneMaxWindows)
 }
 
-// pruneWindow is how many values of seq one walk of prune covers: ten
-// delete batches.
-const pruneWindow = 10 * postgres.DeleteBatch
+// pruneWindow is how many values of seq one walk of prune covers (ten
+// delete batches), and pruneMaxWindows how many windows one cleanup walks:
+// up to 200,000 rows every CleanupInterval.
+const (
+	pruneWindow     = 10 * postgres.DeleteBatch
+	pruneMaxWindows = 4
+)
 
-func pruneWindows(ctx context.Context, db postgres.Querier, retention time.Duration, window int64) (int64, error) {
+func pruneWindows(ctx context.Context, db postgres.Querier, retention time.Duration, window int64, windows int) (int64, error) {
 	secs := retention.Seconds()
 	var deleted int64
-	for {
+	for range windows {
 		// The oldest row's seq (nil when the outbox is empty), and the seq
 		// of the oldest row kept, or the window's end.
 		var lo, bound *int64
@@ -895,14 +902,18 @@ func pruneWindows(ctx context.Context, db postgres.Querier, retention time.Durat
 		if lo == nil || bound == nil {
 			return deleted, nil
 		}
+		// From the window's start: the entries of rows an earlier window
+		// deleted are not walked again (while something holds back
+		// PostgreSQL's cleanup horizon they are not yet marked dead).
 		n, err := postgres.DeleteInBatches(ctx, db, `DELETE FROM outbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM outbox
-			WHERE seq < $1 AND published_at < now() - make_interval(secs => $2)
-			ORDER BY seq LIMIT $3))`, *bound, secs)
+			WHERE seq >= $3 AND seq < $1 AND published_at < now() - make_interval(secs => $2)
+			ORDER BY seq LIMIT $4))`, *bound, secs, *lo)
 		deleted += n
 		if err != nil || *bound < *lo+window || n == 0 {
 			return deleted, err
 		}
 	}
+	return deleted, nil
 }
 
 // publisher is a lazily (re)opened confirm-mode channel.

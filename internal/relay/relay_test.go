@@ -955,12 +955,14 @@ func TestCleanupReadsOnlyTheRowsItDeletes(t *testing.T) {
 }
 
 // A cleanup over a backlog of old rows larger than its window walks the
-// primary key a window at a time: no statement reads more than a window's
-// rows, however many there are to delete, and it still deletes them all and
-// stops at the oldest row to keep. One walk over every old row outlasted
-// the statement deadline on a large backlog, and such a cleanup never
-// deleted anything (a window as large as the backlog, as before, reads it
-// all in one statement and fails the test).
+// primary key a window at a time: no walk for the oldest row to keep reads
+// more than a window's rows, however many there are to delete; a cleanup
+// walks at most its windows (publishing waits for it), and the next goes
+// on, until every old row is deleted and the oldest row to keep stops it.
+// One walk over every old row outlasted the statement deadline on a large
+// backlog, and such a cleanup never deleted anything (a window as large as
+// the backlog, as before, reads it all in one statement and fails the
+// test).
 func TestCleanupWalksTheBacklogAWindowAtATime(t *testing.T) {
 	pool, _ := openOutbox(t)
 	ctx := context.Background()
@@ -979,9 +981,19 @@ func TestCleanupWalksTheBacklogAWindowAtATime(t *testing.T) {
 	}
 	defer tx.Rollback(ctx)
 	meter := &walkMeter{t: t, tx: tx}
-	deleted, err := pruneWindows(ctx, meter, 7*24*time.Hour, window)
-	if err != nil {
-		t.Fatal(err)
+	var deleted int64
+	for cleanup := 1; ; cleanup++ {
+		n, err := pruneWindows(ctx, meter, 7*24*time.Hour, window, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 4*window {
+			t.Fatalf("cleanup %d deleted %d rows, want at most its 4 windows' %d", cleanup, n, 4*window)
+		}
+		deleted += n
+		if n == 0 || cleanup == 10 {
+			break
+		}
 	}
 	if deleted != old {
 		t.Errorf("deleted %d rows, want the %d before the pending row", deleted, old)
