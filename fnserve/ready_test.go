@@ -1,14 +1,12 @@
 package fnserve_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -16,25 +14,8 @@ import (
 
 	"github.com/shopfaas/shop/fnserve"
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/proctest"
 )
-
-// lockedBuffer is a process's stdout that a test reads while Run writes it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // getProblem GETs url and returns the status, the Content-Type and the
 // problem's code and detail when the body is one.
@@ -69,7 +50,7 @@ func TestReadyOnlyOnceTheHandlerIsBuilt(t *testing.T) {
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "served") }), nil
 	}
-	var log lockedBuffer
+	var log proctest.Output
 	srv := serveBuild(t, nil, &log, build)
 	if n := builds.Load(); n != 0 {
 		t.Fatalf("built %d times before any request or check, want 0", n)

@@ -29,6 +29,7 @@ import (
 	"github.com/shopfaas/shop/internal/outbox"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/proctest"
 	"github.com/shopfaas/shop/internal/tcpproxy"
 	"github.com/shopfaas/shop/internal/users/usersdb"
 )
@@ -746,24 +747,6 @@ func (q *queryKinds) counts() map[string]int {
 	return maps.Clone(q.n)
 }
 
-// lockedBuffer is a log sink the relay's goroutines and the test share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // On a developer machine (DATABASE_CREATE=true) a service's database appears
 // with its functions' first request; until then the relay waits without
 // counting errors (which would fire OutboxRelayErrors) or logging every retry,
@@ -771,7 +754,7 @@ func (l *lockedBuffer) String() string {
 // database stays an error.
 func TestADatabaseNotCreatedYetIsAwaitedQuietly(t *testing.T) {
 	t.Run("production", func(t *testing.T) {
-		logs := &lockedBuffer{}
+		logs := &proctest.Output{}
 		r, err := New(Config{Databases: []Database{{Name: "absent", URL: pgtest.URL(t, "no_such_database_q3")}},
 			BrokerURL: rabbitURL, MaxBackoff: 100 * time.Millisecond}, slog.New(slog.NewTextHandler(logs, nil)), prometheus.NewRegistry())
 		if err != nil {
@@ -791,7 +774,7 @@ func TestADatabaseNotCreatedYetIsAwaitedQuietly(t *testing.T) {
 	url, _ := pgtest.MissingDatabase(t)
 	missingDatabasePoll, missingDatabasePollMax = 100*time.Millisecond, 200*time.Millisecond
 	t.Cleanup(func() { missingDatabasePoll, missingDatabasePollMax = 500*time.Millisecond, 2*time.Second })
-	logs := &lockedBuffer{}
+	logs := &proctest.Output{}
 	reg := prometheus.NewRegistry()
 	// MaxBackoff an hour: backed off from as from an outage, the database
 	// would be tried at 0, 0.2, 0.6, 1.4, 3.0 ... s, its twelfth try

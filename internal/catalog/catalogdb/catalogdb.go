@@ -67,6 +67,9 @@ func scan(row pgx.Row) (catalog.Product, error) {
 }
 
 // scanDest is where a row of columns goes, in order.
+// scanRow is scan for pgx.CollectRows.
+func scanRow(r pgx.CollectableRow) (catalog.Product, error) { return scan(r) }
+
 func scanDest(p *catalog.Product) []any {
 	return []any{&p.ID, &p.SKU, &p.Name, &p.Description, &p.Category, &p.Price.Amount, &p.Price.Currency,
 		&p.SoldCount, &p.InStock, &p.Archived, &p.Version, &p.CreatedAt, &p.UpdatedAt}
@@ -213,7 +216,7 @@ func (s *Store) List(ctx context.Context, category string, after uuid.UUID, limi
 	if err != nil {
 		return nil, false, unavailable("list products", err)
 	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (catalog.Product, error) { return scan(r) })
+	items, err := pgx.CollectRows(rows, scanRow)
 	if err != nil {
 		return nil, false, unavailable("list products", err)
 	}

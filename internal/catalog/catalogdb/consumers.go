@@ -228,7 +228,7 @@ func (s *Store) LivePage(ctx context.Context, after uuid.UUID, limit int) ([]cat
 	if err != nil {
 		return nil, unavailable("page products", err)
 	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (catalog.Product, error) { return scan(r) })
+	items, err := pgx.CollectRows(rows, scanRow)
 	if err != nil {
 		return nil, unavailable("page products", err)
 	}
@@ -242,7 +242,7 @@ func (s *Store) CurrentOf(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]c
 	if err != nil {
 		return nil, unavailable("get products", err)
 	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (catalog.Product, error) { return scan(r) })
+	items, err := pgx.CollectRows(rows, scanRow)
 	if err != nil {
 		return nil, unavailable("get products", err)
 	}

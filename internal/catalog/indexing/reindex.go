@@ -86,10 +86,8 @@ func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int)
 			break
 		}
 		out := make([]search.Document, 0, len(page))
-		ids := make([]uuid.UUID, 0, len(page))
 		for _, p := range page {
 			out = append(out, search.FromProduct(p))
-			ids = append(ids, p.ID)
 		}
 		if err := d.External.Upsert(ctx, out...); err != nil {
 			err = fmt.Errorf("reindex: push %d products: %w", len(out), err)
@@ -98,7 +96,7 @@ func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int)
 			// page's changed products again after it, on a context the
 			// interrupt does not cancel, for at most repairTimeout.
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), repairTimeout)
-			k, rerr := repushChanged(rctx, d, page, ids)
+			k, rerr := repushChanged(rctx, d, page)
 			cancel()
 			n.Repushed += k
 			if rerr != nil {
@@ -107,7 +105,7 @@ func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int)
 			return n, err
 		}
 		n.Pushed += len(out)
-		k, err := repushChanged(ctx, d, page, ids)
+		k, err := repushChanged(ctx, d, page)
 		n.Repushed += k
 		if err != nil {
 			return n, err
@@ -152,11 +150,15 @@ func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int)
 // on a context that an interrupt does not cancel.
 const repairTimeout = 30 * time.Second
 
-// repushChanged reads page's products (ids) again and pushes each that
+// repushChanged reads page's products again and pushes each that
 // changed or was archived since page was read, as the writers push
 // (catalogenv.Deps.PushCurrent), so a batch of page landing after a writer's
 // newer push does not stay. It returns how many it pushed again.
-func repushChanged(ctx context.Context, d *catalogenv.Deps, page []catalog.Product, ids []uuid.UUID) (int, error) {
+func repushChanged(ctx context.Context, d *catalogenv.Deps, page []catalog.Product) (int, error) {
+	ids := make([]uuid.UUID, len(page))
+	for i, p := range page {
+		ids[i] = p.ID
+	}
 	now, err := d.Store.CurrentOf(ctx, ids)
 	if err != nil {
 		return 0, fmt.Errorf("reindex: read the pushed products again: %w", err)

@@ -1,11 +1,9 @@
 package paymentsenv_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/shopfaas/shop/internal/payments/paymentsenv"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/proctest"
 	"github.com/shopfaas/shop/internal/telemetry"
 )
 
@@ -35,24 +34,6 @@ func TestLoad(t *testing.T) {
 			}
 		},
 	})
-}
-
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // A migration Load tries again because its lock was not granted is logged
@@ -81,7 +62,7 @@ func TestLoadLogsAMigrationRetryThroughItsLogger(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var logged lockedBuffer
+	var logged proctest.Output
 	log := telemetry.ForMember(telemetry.NewLogger(&logged, "payments", slog.LevelInfo), "charge-payment")
 	c := config.New(config.Env(map[string]string{"PAYMENTS_DATABASE_URL": url,
 		"DATABASE_MIGRATION_LOCK_TIMEOUT": "100ms", config.SecretsDirEnv: t.TempDir()}))
