@@ -68,12 +68,18 @@ type Response struct {
 	// Emailed is true when the notification's email has gone out (now or on
 	// an earlier delivery).
 	Emailed bool `json:"emailed"`
+	// Undeliverable is true when the mail server refused the email for good
+	// (now or on an earlier delivery): it is never sent, and the delivery is
+	// done all the same.
+	Undeliverable bool `json:"undeliverable,omitempty"`
 }
 
 // New returns the handler. It answers 200 only after the notification is
 // committed (and, with a Mailer, its email sent): a failed send is 503 and the
 // redelivery sends the email still owed without storing a second
-// notification (notifysvc.Service.Notify). Events it can never process are 4xx.
+// notification (notifysvc.Service.Notify); an email the server refuses for
+// good is 200, undeliverable, and never tried again. Events it can never
+// process are 4xx.
 func New(d Deps) http.Handler {
 	svc := notifysvc.New(d.Store, d.Users, d.Mailer, d.Log)
 	mux := http.NewServeMux()
@@ -94,7 +100,7 @@ func New(d Deps) http.Handler {
 		if err != nil {
 			return err
 		}
-		return fnhttp.JSON(w, http.StatusOK, Response{EventID: ev.EventID, Duplicate: res.Duplicate, NotificationID: res.Notification.ID, Emailed: res.Emailed})
+		return fnhttp.JSON(w, http.StatusOK, Response{EventID: ev.EventID, Duplicate: res.Duplicate, NotificationID: res.Notification.ID, Emailed: res.Emailed, Undeliverable: res.Undeliverable})
 	}))
 	return fnhttp.Routes(mux)
 }

@@ -3,6 +3,7 @@ package function
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -320,6 +321,51 @@ func TestFailedEmailIsRetried(t *testing.T) {
 	}
 	if n, m := count(t, e.store, u.ID), len(e.smtp.Messages()); n != 1 || m != 1 {
 		t.Errorf("%d notifications, %d emails; want 1 and 1", n, m)
+	}
+}
+
+// An email the server refuses for good (a 5xx to RCPT TO: 550 no such
+// mailbox, or 553 for a non-ASCII address at a relay without SMTPUTF8) is
+// final: the delivery answers 200 with the notification stored and its email
+// recorded undeliverable, and a redelivery makes no SMTP attempt. Until
+// 2026-12-06 it answered 503 like a 451: every notification of such an
+// account went to the dead letters after MAX_ATTEMPTS and paged on-call
+// (DeadLetters), an alert any client could fire with the address it
+// registered.
+func TestAnEmailRefusedForGoodIsNotRetried(t *testing.T) {
+	for _, code := range []int{550, 553} {
+		t.Run(fmt.Sprint(code), func(t *testing.T) {
+			e := setup(t, true)
+			u := userstest.Register(t, e.users, "frank@example.com", "correct horse battery", "Frank")
+			body := fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
+			e.smtp.RefuseRecipientsWith(code)
+			status, first := deliver(t, e.h, body)
+			if status != 200 || first.Duplicate || first.Emailed || !first.Undeliverable {
+				t.Fatalf("a recipient refused with %d answered %d %+v; want 200, not emailed, undeliverable", code, status, first)
+			}
+			n, err := e.store.Get(context.Background(), first.NotificationID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n.EmailedAt != nil || n.EmailRefusedAt == nil {
+				t.Fatalf("stored notification: emailed at %v, refused at %v; want refused only", n.EmailedAt, n.EmailRefusedAt)
+			}
+			attempts := len(e.smtp.Helos()) // sessions: a STARTTLS starts a second one
+			if attempts == 0 {
+				t.Fatal("no SMTP session for the first delivery")
+			}
+			e.smtp.RefuseRecipientsWith(0) // whatever the server would say now, nothing is asked
+			status, second := deliver(t, e.h, body)
+			if status != 200 || !second.Duplicate || second.Emailed || !second.Undeliverable || second.NotificationID != first.NotificationID {
+				t.Fatalf("redelivery: %d %+v; want 200, duplicate, undeliverable, the same notification", status, second)
+			}
+			if c, m := len(e.smtp.Helos()), len(e.smtp.Messages()); c != attempts || m != 0 {
+				t.Errorf("the redelivery opened %d SMTP sessions and %d emails went out; want none", c-attempts, m)
+			}
+			if n := count(t, e.store, u.ID); n != 1 {
+				t.Errorf("%d notifications, want 1", n)
+			}
+		})
 	}
 }
 

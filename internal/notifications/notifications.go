@@ -5,6 +5,7 @@
 package notifications
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -37,6 +38,9 @@ type Notification struct {
 	// EmailedAt is when the email went out; nil while it is owed (or when no
 	// SMTP server is configured).
 	EmailedAt *time.Time
+	// EmailRefusedAt is when the mail server refused the email for good
+	// (ErrUndeliverable): it is never sent, and no longer owed.
+	EmailRefusedAt *time.Time
 }
 
 // View is the API shape of a notification.
@@ -153,6 +157,12 @@ func (n Notification) Body() string {
 	b.WriteString("You can see all your notifications in your account.\r\n")
 	return b.String()
 }
+
+// ErrUndeliverable is what a mail transport's error wraps when the email can
+// never be delivered as it is: the server refused it for good (an SMTP 5xx
+// reply to the recipient or the message) or the address cannot be sent to.
+// Sending it again would get the same answer, so it is not retried.
+var ErrUndeliverable = errors.New("the email cannot be delivered")
 
 // Email is a notification's email: what a mail transport needs to send it.
 // The transport composes and encodes the message itself.

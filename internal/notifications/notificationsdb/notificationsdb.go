@@ -29,11 +29,11 @@ type Store struct {
 // New returns a store over the users database pool (usersdb.Migrations applied).
 func New(pool *pgxpool.Pool) *Store { return &Store{db: pool} }
 
-const columns = `id, user_id, event_id, type, subject, order_id, created_at, emailed_at`
+const columns = `id, user_id, event_id, type, subject, order_id, created_at, emailed_at, email_refused_at`
 
 func scan(row pgx.Row) (notifications.Notification, error) {
 	var n notifications.Notification
-	err := row.Scan(&n.ID, &n.UserID, &n.EventID, &n.Type, &n.Subject, &n.OrderID, &n.CreatedAt, &n.EmailedAt)
+	err := row.Scan(&n.ID, &n.UserID, &n.EventID, &n.Type, &n.Subject, &n.OrderID, &n.CreatedAt, &n.EmailedAt, &n.EmailRefusedAt)
 	return n, err
 }
 
@@ -94,14 +94,15 @@ func (s *Store) Record(ctx context.Context, consumer string, n notifications.Not
 }
 
 // ClaimEmail reserves the sending of notification id's email for lease: it
-// reports false when the email already went out or another delivery holds an
-// unexpired claim, so two concurrent deliveries never both send it. A claim
+// reports false when the email already went out, was refused for good
+// (MarkRefused), or another delivery holds an unexpired claim, so two concurrent deliveries never both send it. A claim
 // whose sender died expires and can be taken again. On success it returns the
 // claim (the lease's end as stored), which ReleaseEmail takes back. Failures
 // are fault.Unavailable.
 func (s *Store) ClaimEmail(ctx context.Context, id uuid.UUID, lease time.Duration) (claim time.Time, ok bool, err error) {
 	err = s.db.QueryRow(ctx, `UPDATE notifications SET email_claimed_until = now() + make_interval(secs => $2)
-		WHERE id = $1 AND emailed_at IS NULL AND (email_claimed_until IS NULL OR email_claimed_until < now())
+		WHERE id = $1 AND emailed_at IS NULL AND email_refused_at IS NULL
+			AND (email_claimed_until IS NULL OR email_claimed_until < now())
 		RETURNING email_claimed_until`, id, lease.Seconds()).Scan(&claim)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return time.Time{}, false, nil
@@ -129,6 +130,19 @@ func (s *Store) ReleaseEmail(ctx context.Context, id uuid.UUID, claim time.Time)
 // again changes nothing. Failures are fault.Unavailable.
 func (s *Store) MarkEmailed(ctx context.Context, id uuid.UUID) error {
 	_, err := s.db.Exec(ctx, `UPDATE notifications SET emailed_at = now() WHERE id = $1 AND emailed_at IS NULL`, id)
+	if err != nil {
+		return fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
+	}
+	return nil
+}
+
+// MarkRefused records that the mail server refused the email of
+// notification id for good (notifications.ErrUndeliverable) and gives up the
+// claim: no delivery claims or sends it again. An email recorded sent stays
+// sent; doing it again changes nothing. Failures are fault.Unavailable.
+func (s *Store) MarkRefused(ctx context.Context, id uuid.UUID) error {
+	_, err := s.db.Exec(ctx, `UPDATE notifications SET email_refused_at = now(), email_claimed_until = NULL
+		WHERE id = $1 AND emailed_at IS NULL AND email_refused_at IS NULL`, id)
 	if err != nil {
 		return fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
 	}

@@ -7,6 +7,7 @@ package notifysvc
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -32,6 +33,9 @@ type Store interface {
 	ReleaseEmail(ctx context.Context, id uuid.UUID, claim time.Time) error
 	// MarkEmailed records that the email went out.
 	MarkEmailed(ctx context.Context, id uuid.UUID) error
+	// MarkRefused records that the email was refused for good and releases
+	// its claim: it is never claimed again.
+	MarkRefused(ctx context.Context, id uuid.UUID) error
 }
 
 // Accounts finds a user's account (for the email address); usersdb.Store
@@ -41,7 +45,9 @@ type Accounts interface {
 }
 
 // Mailer sends one email; smtpmail.Sender implements it. An error means the
-// email may not have been delivered.
+// email may not have been delivered; one that wraps
+// notifications.ErrUndeliverable means it never will be (the server refused
+// it for good), and sending it again would get the same answer.
 type Mailer interface {
 	Send(ctx context.Context, e notifications.Email) error
 }
@@ -84,13 +90,19 @@ type Result struct {
 	// Emailed is true when the notification's email has gone out (now or on
 	// an earlier delivery).
 	Emailed bool
+	// Undeliverable is true when the mail server refused the email for good
+	// (now or on an earlier delivery): it is not sent, nor tried again.
+	Undeliverable bool
 }
 
 // Notify records the notification of event e for consumer and, with a
 // Mailer, sends the email still owed. It returns only after the notification
 // is committed (and its email sent): a failed send is fault.Unavailable, and
 // the redelivery sends the email without storing a second notification. An
-// event it can never process is fault.Invalid or fault.Malformed.
+// email the server refuses for good (notifications.ErrUndeliverable) is
+// recorded so and is no error: retrying could not change the answer, and the
+// notification is stored. An event it can never process is fault.Invalid or
+// fault.Malformed.
 func (s *Service) Notify(ctx context.Context, consumer string, e notifications.Event, now time.Time) (Result, error) {
 	n, err := notifications.New(e, now)
 	if err != nil {
@@ -105,31 +117,33 @@ func (s *Service) Notify(ctx context.Context, consumer string, e notifications.E
 	} else {
 		s.log.InfoContext(ctx, "event processed", "event_id", e.ID, "type", e.Type, "notification_id", stored.ID)
 	}
-	res := Result{Notification: stored, Duplicate: !first, Emailed: stored.EmailedAt != nil}
-	if s.mailer != nil && !res.Emailed {
-		if res.Emailed, err = s.email(ctx, stored); err != nil {
+	res := Result{Notification: stored, Duplicate: !first, Emailed: stored.EmailedAt != nil, Undeliverable: stored.EmailRefusedAt != nil}
+	if s.mailer != nil && !res.Emailed && !res.Undeliverable {
+		if res.Emailed, res.Undeliverable, err = s.email(ctx, stored); err != nil {
 			return Result{}, err
 		}
 	}
 	return res, nil
 }
 
-// email sends n to its user's address and records it. A deleted account is
-// no error (nothing to send, reported false); a failed send is
-// fault.Unavailable so the connector retries.
-func (s *Service) email(ctx context.Context, n notifications.Notification) (bool, error) {
+// email sends n to its user's address and records it, reporting whether it
+// went out or was refused for good. A deleted account is no error (nothing to
+// send, reported false, false); a failed send is fault.Unavailable so the
+// connector retries, unless the server refused the email for good
+// (notifications.ErrUndeliverable): that is recorded and reported, no error.
+func (s *Service) email(ctx context.Context, n notifications.Notification) (sent, refused bool, err error) {
 	u, err := s.users.Get(ctx, n.UserID)
 	if fault.Is(err, fault.NotFound, "") {
 		s.log.InfoContext(ctx, "no account to email", "user_id", n.UserID, "notification_id", n.ID)
-		return false, nil
+		return false, false, nil
 	}
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	claimedAt := time.Now()
 	claim, claimed, err := s.store.ClaimEmail(ctx, n.ID, EmailLease)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	if !claimed {
 		// Sent since this delivery read the notification, or another delivery
@@ -137,22 +151,49 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (bool
 		// with the claim held (its retry then finds the claim held too, until
 		// the lease runs out). Either way this delivery is retried, not
 		// acknowledged: its retry answers 200 once the email is recorded sent,
-		// or takes the claim over once the lease has run out.
-		return false, fault.E(fault.Unavailable, fault.CodeUnavailable, "the email is being sent by another delivery")
+		// or takes the claim over once the lease has run out (or once the
+		// email is recorded refused).
+		return false, false, fault.E(fault.Unavailable, fault.CodeUnavailable, "the email is being sent by another delivery")
 	}
 	if err := s.mailer.Send(ctx, n.Email(u.Email)); err != nil {
+		if errors.Is(err, notifications.ErrUndeliverable) {
+			return false, true, s.refused(ctx, n, u.Email, claim, err)
+		}
 		s.log.WarnContext(ctx, "email not sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID, "err", err.Error())
 		if rerr := s.store.ReleaseEmail(context.WithoutCancel(ctx), n.ID, claim); rerr != nil {
 			// The retry waits for the lease to run out instead.
 			s.log.WarnContext(ctx, "email claim not released", "notification_id", n.ID, "err", rerr.Error())
 		}
-		return false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the email could not be sent")
+		return false, false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the email could not be sent")
 	}
 	if err := s.markEmailed(ctx, n.ID, claimedAt.Add(EmailLease-MarkTimeout-markMargin)); err != nil {
-		return true, err
+		return true, false, err
 	}
 	s.log.InfoContext(ctx, "email sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID)
-	return true, nil
+	return true, false, nil
+}
+
+// refused records that the server refused n's email to address for good
+// (sendErr), so that no redelivery sends it again: an address the server
+// will never take (one it does not know, or a non-ASCII one to a relay
+// without SMTPUTF8, which registration accepts) would otherwise fail every
+// delivery of every event of its account until the dead letters, and page
+// on-call for what a client typed. The record is written on a context the
+// delivery's end does not cancel; when it fails, the claim is released and the
+// delivery is fault.Unavailable: its retry asks the server again.
+func (s *Service) refused(ctx context.Context, n notifications.Notification, address string, claim time.Time, sendErr error) error {
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), MarkTimeout)
+	defer cancel()
+	if err := s.store.MarkRefused(mctx, n.ID); err != nil {
+		s.log.WarnContext(ctx, "a refused email could not be recorded; the delivery is retried", "notification_id", n.ID, "err", err.Error())
+		if rerr := s.store.ReleaseEmail(mctx, n.ID, claim); rerr != nil {
+			s.log.WarnContext(ctx, "email claim not released", "notification_id", n.ID, "err", rerr.Error())
+		}
+		return err
+	}
+	s.log.WarnContext(ctx, "email refused for good: not sent, not retried", "to", notifications.MaskEmail(address),
+		"notification_id", n.ID, "err", sendErr.Error())
+	return nil
 }
 
 // markEmailed records that notification id's email went out, the server

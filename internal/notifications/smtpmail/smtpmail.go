@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/mail"
 	"net/smtp"
+	"net/textproto"
 	"os"
 	"regexp"
 	"strconv"
@@ -192,6 +193,11 @@ func New(cfg Config) (*Sender, error) {
 // cancellation ends the conversation too). Any failure is an error (the
 // email may not have been delivered), whose text masks the recipient's
 // address; a malformed recipient is an error before any connection is made.
+// The error wraps notifications.ErrUndeliverable when sending again cannot
+// help: a malformed recipient, or a permanent refusal (a 5xx reply) of the
+// recipient or of the message. A 5xx earlier in the conversation (AUTH,
+// MAIL FROM) is this sender's configuration, the same for every email, and
+// stays a plain error, retried like a 4xx or a connection that failed.
 func (s *Sender) Send(ctx context.Context, e notifications.Email) error {
 	from, to, msg, err := s.message(e)
 	if err != nil {
@@ -267,21 +273,43 @@ func (s *Sender) send(ctx context.Context, deadline time.Time, from, to string, 
 		return err
 	}
 	if err := c.Rcpt(to); err != nil {
-		return err
+		return refusal(err)
 	}
 	w, err := c.Data()
 	if err != nil {
-		return err
+		return refusal(err)
 	}
 	if _, err := w.Write(msg); err != nil {
 		return err
 	}
 	if err := w.Close(); err != nil { // the server's answer to the message
-		return err
+		return refusal(err)
 	}
 	_ = c.Quit() // the message was accepted: a failed goodbye changes nothing
 	return nil
 }
+
+// refusal is err, the server's answer to the recipient or to the message,
+// marked notifications.ErrUndeliverable when it is a permanent negative reply
+// (RFC 5321 4.2.1: 5yz, "the same request … should not be repeated"): the
+// mailbox does not exist (550), its name is not allowed (553, a non-ASCII
+// address to a server without SMTPUTF8), the message is refused (554). A
+// transient reply (4yz) or a broken connection is returned as it is.
+func refusal(err error) error {
+	var te *textproto.Error
+	if errors.As(err, &te) && te.Code >= 500 && te.Code <= 599 {
+		return undeliverable{err: err}
+	}
+	return err
+}
+
+// undeliverable is an error that is notifications.ErrUndeliverable, with
+// err's text.
+type undeliverable struct{ err error }
+
+func (u undeliverable) Error() string { return u.err.Error() }
+
+func (u undeliverable) Unwrap() []error { return []error{notifications.ErrUndeliverable, u.err} }
 
 // helo is the name the sender gives in EHLO: the machine's host name (as
 // go-mail gave it; some servers refuse "localhost"), "localhost" without one.
@@ -298,7 +326,7 @@ func helo() string {
 func (s *Sender) message(e notifications.Email) (from, to string, msg []byte, err error) {
 	rcpt, err := mail.ParseAddress(e.To)
 	if err != nil {
-		return "", "", nil, errors.New("smtp: invalid recipient address")
+		return "", "", nil, undeliverable{err: errors.New("smtp: invalid recipient address")}
 	}
 	sender, err := mail.ParseAddress(s.cfg.From)
 	if err != nil {

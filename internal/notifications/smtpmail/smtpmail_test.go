@@ -2,6 +2,7 @@ package smtpmail_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,6 +149,40 @@ func TestRefusalsAreErrorsWithMaskedAddresses(t *testing.T) {
 	}
 	if n := len(srv.Messages()); n != 0 {
 		t.Errorf("%d messages accepted, want 0", n)
+	}
+}
+
+// Only what sending again cannot change is notifications.ErrUndeliverable:
+// a 5xx to the recipient (550, 553) and an address that cannot be sent to.
+// A 451, a refused login (the sender's configuration, the same for every
+// email) and a server that is not there are retried.
+func TestOnlyAPermanentRefusalIsUndeliverable(t *testing.T) {
+	srv := smtptest.New(t, smtptest.StartTLS)
+	good := authenticated(t, srv, nil)
+	for _, tt := range []struct {
+		name          string
+		sender        *smtpmail.Sender
+		to            string
+		rcpt          int // the server's answer to RCPT TO; 0 accepts
+		undeliverable bool
+	}{
+		{"550 no such mailbox", good, "bob@example.com", 550, true},
+		{"553 mailbox name not allowed", good, "bob@example.com", 553, true},
+		{"451 try again later", good, "bob@example.com", 451, false},
+		{"an address that cannot be sent to", good, "bob@@example.com", 0, true},
+		{"a refused login", authenticated(t, srv, func(c *smtpmail.Config) { c.Password = "not-the-password" }), "bob@example.com", 0, false},
+		{"no server", authenticated(t, srv, func(c *smtpmail.Config) { c.Addr = "127.0.0.1:1" }), "bob@example.com", 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv.RefuseRecipientsWith(tt.rcpt)
+			err := tt.sender.Send(context.Background(), email(tt.to))
+			if err == nil {
+				t.Fatal("sent")
+			}
+			if got := errors.Is(err, notifications.ErrUndeliverable); got != tt.undeliverable {
+				t.Errorf("%v: undeliverable %v, want %v", err, got, tt.undeliverable)
+			}
+		})
 	}
 }
 

@@ -80,7 +80,7 @@ type Server struct {
 	mu           sync.Mutex
 	msgs         []Message
 	authFailures int
-	refuseRcpt   bool
+	rcptCode     int           // the answer to RCPT TO; 0 accepts
 	offer        []string      // the AUTH mechanisms offered, default PLAIN
 	used         []string      // the mechanism of each successful AUTH
 	helos        []string      // the name each connection\'s first HELO or EHLO gave
@@ -126,8 +126,20 @@ func New(t testing.TB, mode Mode) *Server {
 // RefuseRecipients makes the server answer RCPT TO with 451 (a temporary
 // failure), echoing the address as real servers do, until called with false.
 func (s *Server) RefuseRecipients(refuse bool) {
+	code := 0
+	if refuse {
+		code = 451
+	}
+	s.RefuseRecipientsWith(code)
+}
+
+// RefuseRecipientsWith makes the server answer RCPT TO with code, echoing the
+// address: a 4xx is a temporary failure (451), a 5xx a permanent one (550
+// mailbox unavailable; 553 mailbox name not allowed, a relay's answer to a
+// non-ASCII address without SMTPUTF8). 0 accepts recipients again.
+func (s *Server) RefuseRecipientsWith(code int) {
 	s.mu.Lock()
-	s.refuseRcpt = refuse
+	s.rcptCode = code
 	s.mu.Unlock()
 }
 
@@ -341,10 +353,13 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return errAuthRequired
 	}
 	ss.srv.mu.Lock()
-	refuse := ss.srv.refuseRcpt
+	code := ss.srv.rcptCode
 	ss.srv.mu.Unlock()
-	if refuse {
-		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "<" + to + ">: try again later"}
+	switch {
+	case code >= 500:
+		return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<" + to + ">: mailbox unavailable"}
+	case code > 0:
+		return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "<" + to + ">: try again later"}
 	}
 	ss.cur.To = append(ss.cur.To, to)
 	return nil
