@@ -11,7 +11,7 @@
 //	RELAY_POLL_INTERVAL     fallback poll when no NOTIFY arrives [1s]
 //	RELAY_CONFIRM_TIMEOUT   longest wait for RabbitMQ's confirmation of a batch; past it the rows stay pending and go again [15s]
 //	OUTBOX_RETENTION        how long published rows are kept [168h]
-//	INBOX_RETENTION         how long consumers' processed-event ids are kept [720h]
+//	INBOX_RETENTION         how long consumers' processed-event ids are kept [720h]; set it alike on the consumers, which refuse older events
 //	NOTIFICATION_RETENTION  how long the users database's notifications are kept; at least INBOX_RETENTION [2160h, or INBOX_RETENTION when longer]
 //	DATABASE_CREATE         the functions create their databases on first request (development): a missing one is awaited, not an error [false]
 //	METRICS_ADDR            Prometheus /metrics listen address [127.0.0.1:0]; "off" disables
@@ -35,6 +35,7 @@ import (
 	"github.com/shopfaas/shop/internal/broker"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/relay"
 	"github.com/shopfaas/shop/internal/telemetry"
 )
@@ -64,7 +65,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		PollInterval:          c.Duration("RELAY_POLL_INTERVAL", time.Second),
 		ConfirmTimeout:        c.Duration("RELAY_CONFIRM_TIMEOUT", relay.DefaultConfirmTimeout),
 		Retention:             c.Duration("OUTBOX_RETENTION", 7*24*time.Hour),
-		InboxRetention:        c.Duration("INBOX_RETENTION", 30*24*time.Hour),
+		InboxRetention:        inbox.RetentionFrom(c),
 		NotificationRetention: c.Duration("NOTIFICATION_RETENTION", 0),
 		// The functions' own setting: their first request creates the database.
 		CreatedOnDemand: c.Bool("DATABASE_CREATE", false),

@@ -23,6 +23,7 @@ import (
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fntest"
+	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/notifications"
 	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
 	"github.com/shopfaas/shop/internal/notifications/notifysvc"
@@ -366,6 +367,41 @@ func TestAnEmailRefusedForGoodIsNotRetried(t *testing.T) {
 				t.Errorf("%d notifications, want 1", n)
 			}
 		})
+	}
+}
+
+// A captured, correctly signed event replayed after the inbox retention
+// (its processed-event record pruned, so the inbox would not know it) is
+// refused 422 event_expired and changes nothing: no notification, no email.
+// One just inside the window is processed. Until 2026-12-06 its time was not
+// checked, and the replay notified (and emailed) again.
+func TestASignedEventPastTheInboxRetentionHasNoEffect(t *testing.T) {
+	e := setup(t, true)
+	u := userstest.Register(t, e.users, "heidi@example.com", "correct horse battery", "Heidi")
+	at := func(age time.Duration) string {
+		env, err := events.New(context.Background(), "test", events.OrderPlaced, "", orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Time = time.Now().Add(-age).UTC()
+		b, err := json.Marshal(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if code, _ := deliver(t, e.h, at(inbox.DefaultRetention+time.Hour)); code != http.StatusUnprocessableEntity {
+		t.Fatalf("an event past the inbox retention answered %d, want 422", code)
+	}
+	if n, m := count(t, e.store, u.ID), len(e.smtp.Messages()); n != 0 || m != 0 {
+		t.Fatalf("the refused event left %d notifications and %d emails, want none", n, m)
+	}
+	code, resp := deliver(t, e.h, at(inbox.DefaultRetention-inbox.MaxClockSkew-time.Minute))
+	if code != 200 || resp.Duplicate || !resp.Emailed {
+		t.Fatalf("an event just inside the window answered %d %+v, want 200, emailed", code, resp)
+	}
+	if n := count(t, e.store, u.ID); n != 1 {
+		t.Errorf("%d notifications, want 1", n)
 	}
 }
 

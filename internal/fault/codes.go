@@ -156,4 +156,9 @@ const (
 	// with one no configured key verifies (403: retried like any credential
 	// problem, then dead-lettered; see docs/events.md, "Signed events").
 	CodeInvalidSignature Code = "invalid_signature"
+	// CodeEventExpired: a signed event whose envelope time is older than the
+	// inbox retention (its processed-event record may be pruned: applying it
+	// again could double its effect) or too far ahead of the consumer's clock
+	// (422: dead-lettered at once; see docs/events.md, "Signed events").
+	CodeEventExpired Code = "event_expired"
 )

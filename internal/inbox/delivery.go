@@ -3,7 +3,10 @@ package inbox
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -27,29 +30,74 @@ type Delivery struct {
 // function, refusing any whose body the outbox relay did not sign: a caller
 // that can reach the function (anyone holding the internal credential) cannot
 // make it act on a forged event.
+//
+// Nor can it replay a genuine event once its record of having been processed
+// may be gone: an event whose envelope time is older than the inbox retention
+// (the relay prunes processed-event records past it, Prune) less
+// MaxClockSkew, or more than MaxClockSkew ahead of this process's clock (a
+// signer's clock ahead would stretch that window), is refused.
 type Events struct {
-	verifier *events.Verifier
-	unsigned bool
+	verifier  *events.Verifier
+	unsigned  bool
+	retention time.Duration
+	log       *slog.Logger
 }
+
+// MaxClockSkew is how far apart the clocks of an event's producer, of its
+// consumer and of the database that records it may be: an envelope time more
+// than this ahead of the consumer's clock is refused, and an event is refused
+// this long before its processed-event record may be pruned.
+const MaxClockSkew = 5 * time.Minute
 
 // NewEvents returns an Events checking signatures with verifier. With
 // acceptUnsigned (EVENT_ACCEPT_UNSIGNED=true, for the upgrade of a deployment
 // whose queues still hold events published before the relay signed them),
-// an event without a signature is accepted; a wrong signature never is.
+// an event without a signature is accepted; a wrong signature never is. It
+// refuses events older than DefaultRetention and logs nothing; EventsConfig
+// sets the retention configured and a logger.
 func NewEvents(verifier *events.Verifier, acceptUnsigned bool) (Events, error) {
 	if verifier == nil {
 		return Events{}, errors.New("inbox: an event verifier is required")
 	}
-	return Events{verifier: verifier, unsigned: acceptUnsigned}, nil
+	return Events{verifier: verifier, unsigned: acceptUnsigned, retention: DefaultRetention}, nil
+}
+
+// checkTime refuses an envelope time outside the window in which a
+// duplicate is still recognised: older than the retention less MaxClockSkew
+// (its processed-event record may have been pruned, and a replay of a
+// captured event would apply it again), or more than MaxClockSkew ahead of
+// now. A missing time is refused too: the relay's envelopes always carry one
+// (events.New). The refusal is fault.Invalid "event_expired", 422, which the
+// connector dead-letters at once; it is logged at warn.
+func (e Events) checkTime(r *http.Request, d Delivery, now time.Time) error {
+	age := now.Sub(d.Time)
+	window := e.retention - MaxClockSkew
+	var why string
+	switch {
+	case d.Time.IsZero():
+		why = "the event has no time"
+	case age > window:
+		why = fmt.Sprintf("the event is older than the inbox retention allows (%s)", window)
+	case age < -MaxClockSkew:
+		why = fmt.Sprintf("the event's time is more than %s ahead of this clock", MaxClockSkew)
+	default:
+		return nil
+	}
+	if e.log != nil {
+		e.log.WarnContext(r.Context(), "event refused: outside the inbox retention", "event_id", d.EventID,
+			"type", d.Type, "time", d.Time, "age", age.Round(time.Second).String(), "reason", why)
+	}
+	return fault.E(fault.Invalid, fault.CodeEventExpired, why+": it may have been processed already, and is not processed again")
 }
 
 // Read checks the request's events.SignatureHeader against its body, then
 // reads the body as a CloudEvents envelope (internal/events) whose type is one
-// of types. Every problem is a 4xx fault: a missing or wrong signature is
-// fault.Forbidden "invalid_signature" (retried, then dead-lettered); the
-// others (fault.Malformed "invalid_event", fault.TooLarge, fault.Invalid
-// "unsupported_event") make the connector dead-letter the message at once
-// instead of retrying what can never succeed.
+// of types and whose time is inside the inbox retention (Events). Every
+// problem is a 4xx fault: a missing or wrong signature is fault.Forbidden
+// "invalid_signature" (retried, then dead-lettered); the others
+// (fault.Malformed "invalid_event", fault.TooLarge, fault.Invalid
+// "unsupported_event" and "event_expired") make the connector dead-letter the
+// message at once instead of retrying what can never succeed.
 func (e Events) Read(r *http.Request, types ...string) (Delivery, error) {
 	if e.verifier == nil {
 		return Delivery{}, fault.Internalf("inbox: Events used without NewEvents")
@@ -64,7 +112,14 @@ func (e Events) Read(r *http.Request, types ...string) (Delivery, error) {
 		return Delivery{}, fault.Wrap(err, fault.Forbidden, fault.CodeInvalidSignature,
 			"the event is not signed by the outbox relay")
 	}
-	return decodeDelivery(body, types)
+	d, err := decodeDelivery(body, types)
+	if err != nil {
+		return Delivery{}, err
+	}
+	if err := e.checkTime(r, d, time.Now()); err != nil {
+		return Delivery{}, err
+	}
+	return d, nil
 }
 
 func readBody(r *http.Request) ([]byte, error) {
@@ -118,18 +173,28 @@ type EventsConfig struct {
 	// AcceptUnsigned is EVENT_ACCEPT_UNSIGNED (default false), for upgrading
 	// a deployment whose queues still hold unsigned events (docs/events.md).
 	AcceptUnsigned bool
+	// Retention is INBOX_RETENTION (RetentionFrom), the outbox relay's
+	// setting too: events older than it are refused.
+	Retention time.Duration
 }
 
 // EventsConfigFrom reads an EventsConfig from c; problems are collected in c.
 func EventsConfigFrom(c *config.Reader) EventsConfig {
-	return EventsConfig{VerifyKey: c.Secret("event-verify-key", "", false), AcceptUnsigned: c.Bool("EVENT_ACCEPT_UNSIGNED", false)}
+	return EventsConfig{VerifyKey: c.Secret("event-verify-key", "", false), AcceptUnsigned: c.Bool("EVENT_ACCEPT_UNSIGNED", false),
+		Retention: RetentionFrom(c)}
 }
 
-// Events builds the Events of the configuration.
-func (ec EventsConfig) Events() (Events, error) {
+// Events builds the Events of the configuration, logging refused events'
+// times to log.
+func (ec EventsConfig) Events(log *slog.Logger) (Events, error) {
 	v, err := events.ParseVerifier(ec.VerifyKey)
 	if err != nil {
 		return Events{}, err
 	}
-	return NewEvents(v, ec.AcceptUnsigned)
+	if ec.Retention <= MaxClockSkew {
+		return Events{}, fmt.Errorf("INBOX_RETENTION=%s must be above %s", ec.Retention, MaxClockSkew)
+	}
+	ev, err := NewEvents(v, ec.AcceptUnsigned)
+	ev.retention, ev.log = ec.Retention, log
+	return ev, err
 }

@@ -7,9 +7,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/inbox"
 )
 
@@ -94,6 +97,90 @@ func TestEventsAcceptOnlyWhatTheRelaySigned(t *testing.T) {
 	}
 	if _, err := inbox.NewEvents(nil, true); err == nil {
 		t.Error("NewEvents without a verifier must fail")
+	}
+}
+
+// signedAt is a signed order.placed.v1 whose envelope time is at.
+func signedAt(t *testing.T, signer *events.Signer, at time.Time) *http.Request {
+	t.Helper()
+	env, err := events.New(context.Background(), "orders", events.OrderPlaced, "order-1", map[string]any{"quantity": "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Time = at
+	body, err := json.Marshal(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return post(body, signer.Sign(body))
+}
+
+// A captured, correctly signed event replayed once its processed-event
+// record may have been pruned (the relay prunes past INBOX_RETENTION) would
+// be applied again: it is refused 422 event_expired, which the connector
+// dead-letters at once. So is one far ahead of the consumer's clock, which
+// would stretch the window. One just inside the window is read. Until
+// 2026-12-06 Read checked the signature and the type, never the time.
+func TestASignedEventOutsideTheInboxRetentionIsRefused(t *testing.T) {
+	signer, ev := keys(t, false)
+	window := inbox.DefaultRetention - inbox.MaxClockSkew
+	now := time.Now()
+	for _, tt := range []struct {
+		name    string
+		at      time.Time
+		refused bool
+	}{
+		{"just now", now, false},
+		{"a minute inside the window", now.Add(-window + time.Minute), false},
+		{"within the clock skew ahead", now.Add(inbox.MaxClockSkew - time.Minute), false},
+		{"a minute past the window", now.Add(-window - time.Minute), true},
+		{"past the retention", now.Add(-inbox.DefaultRetention - time.Hour), true},
+		{"a year old", now.AddDate(-1, 0, 0), true},
+		{"beyond the clock skew ahead", now.Add(inbox.MaxClockSkew + time.Minute), true},
+		{"no time", time.Time{}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ev.Read(signedAt(t, signer, tt.at), events.OrderPlaced)
+			switch {
+			case tt.refused && !fault.Is(err, fault.Invalid, fault.CodeEventExpired):
+				t.Errorf("Read = %v, want Invalid event_expired", err)
+			case tt.refused && fnhttp.Status(err) != http.StatusUnprocessableEntity:
+				t.Errorf("refused with %d, want 422 (dead-lettered at once)", fnhttp.Status(err))
+			case !tt.refused && err != nil:
+				t.Errorf("Read = %v, want the event", err)
+			}
+		})
+	}
+}
+
+// The window follows INBOX_RETENTION, the relay's prune setting: with a
+// day's retention, a two-day-old event is refused, one of 23 hours read.
+func TestTheWindowIsTheConfiguredInboxRetention(t *testing.T) {
+	c := config.New(config.Env(map[string]string{"INBOX_RETENTION": "24h"}))
+	retention := inbox.RetentionFrom(c)
+	if err := c.Err(); err != nil || retention != 24*time.Hour {
+		t.Fatalf("INBOX_RETENTION=24h read as %s, %v", retention, err)
+	}
+	signing, verify, err := events.NewKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := events.ParseSigner(signing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := inbox.EventsConfig{VerifyKey: verify, Retention: retention}.Events(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ev.Read(signedAt(t, signer, time.Now().Add(-48*time.Hour)), events.OrderPlaced); !fault.Is(err, fault.Invalid, fault.CodeEventExpired) {
+		t.Errorf("two days old, a day's retention: Read = %v, want event_expired", err)
+	}
+	if _, err := ev.Read(signedAt(t, signer, time.Now().Add(-23*time.Hour)), events.OrderPlaced); err != nil {
+		t.Errorf("23 hours old, a day's retention: Read = %v", err)
+	}
+	if _, err := (inbox.EventsConfig{VerifyKey: verify, Retention: inbox.MaxClockSkew}).Events(nil); err == nil {
+		t.Error("a retention no longer than the clock skew leaves no window: want an error")
 	}
 }
 

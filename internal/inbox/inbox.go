@@ -12,8 +12,21 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/postgres"
 )
+
+// DefaultRetention is how long processed-event records are kept when
+// INBOX_RETENTION is unset (RetentionFrom): the outbox relay prunes them past
+// it (Prune), and consumers refuse an event older than it (Events.Read), the
+// one setting for both so the two cannot drift apart.
+const DefaultRetention = 30 * 24 * time.Hour
+
+// RetentionFrom reads INBOX_RETENTION (default DefaultRetention): the outbox
+// relay's prune and the consumers' refusal of old events both read it.
+func RetentionFrom(c *config.Reader) time.Duration {
+	return c.Duration("INBOX_RETENTION", DefaultRetention)
+}
 
 // Schema is the table of processed events every consuming service database
 // has. Service migrations include it verbatim (a test checks that they do).
@@ -82,7 +95,8 @@ const PruneIndex = `CREATE INDEX CONCURRENTLY IF NOT EXISTS processed_events_pro
 // database behind db, when it has the table (not every service consumes
 // events). The outbox relay calls it with its inbox retention; a delivery
 // older than that (e.g. a dead letter replayed months later) would no longer
-// be recognised as a duplicate, so keep it far above any replay window.
+// be recognised as a duplicate, so consumers refuse an event whose envelope
+// time is that old (Events.Read, with the same INBOX_RETENTION).
 //
 // It reads only the records it deletes, through PruneIndex: the table holds
 // the retention's records (30 days in the relay), and a DELETE by age with

@@ -170,7 +170,7 @@ func (c *Config) setDefaults() {
 		c.Retention = 7 * 24 * time.Hour
 	}
 	if c.InboxRetention <= 0 {
-		c.InboxRetention = 30 * 24 * time.Hour
+		c.InboxRetention = inbox.DefaultRetention
 	}
 	if c.NotificationRetention <= 0 {
 		// Unset, it is never shorter than the inbox retention: a deployment

@@ -12,8 +12,9 @@
 // Meilisearch that refuses it fails the settings at build) and
 // meili-search-key (Needs.Search: search-products' search-only key, required
 // with MEILI_URL, docs/security.md); secret jwt-verify-key for the admin writes; secret
-// internal-callers for the event functions; secret event-verify-key and
-// EVENT_ACCEPT_UNSIGNED for Needs.Events.
+// internal-callers for the event functions; secret event-verify-key,
+// EVENT_ACCEPT_UNSIGNED and INBOX_RETENTION (the window of events accepted,
+// the relay's setting too) for Needs.Events.
 package catalogenv
 
 import (
@@ -153,7 +154,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		return nil, err
 	}
 	if needs.Events {
-		ev, err := ec.Events()
+		ev, err := ec.Events(log)
 		if err != nil {
 			return nil, err
 		}

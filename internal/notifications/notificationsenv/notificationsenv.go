@@ -5,7 +5,8 @@
 //
 // Configuration: the users database (postgres.ConfigFrom: USERS_…); secret
 // jwt-verify-key for Needs.Tokens; secret internal-callers for Needs.Internal;
-// secret event-verify-key and EVENT_ACCEPT_UNSIGNED for Needs.Events;
+// secret event-verify-key, EVENT_ACCEPT_UNSIGNED and INBOX_RETENTION (the
+// window of events accepted, the relay's setting too) for Needs.Events;
 // SMTP_* (smtpmail.ConfigFrom) for Needs.Mail, where an empty SMTP_ADDR
 // means no mail is sent.
 package notificationsenv
@@ -66,7 +67,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	}
 	var err error
 	if needs.Events {
-		if d.Events, err = ec.Events(); err != nil {
+		if d.Events, err = ec.Events(log); err != nil {
 			return nil, err
 		}
 	}
