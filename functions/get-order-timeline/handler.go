@@ -11,7 +11,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strconv"
 
 	"github.com/google/uuid"
 
@@ -89,7 +88,7 @@ func New(store Store, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 			out.Steps = []orders.Step{}
 		}
 		if next != 0 {
-			s := strconv.FormatInt(next, 10)
+			s := orders.TimelineCursor(next)
 			out.NextCursor = &s
 		}
 		w.Header().Set("Cache-Control", "no-store")

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/auth"
@@ -117,11 +118,87 @@ func TestATimelineIsAnsweredAPageAtATime(t *testing.T) {
 		t.Fatalf("the pages hold %d entries (want %d), in order: %v", len(all), before+extra, all)
 	}
 	for q, code := range map[string]string{"?limit=0": "invalid_request", "?limit=501": "invalid_request",
-		"?cursor=x": "invalid_cursor", "?cursor=0": "invalid_cursor", "?cursor=-3": "invalid_cursor"} {
+		"?cursor=x": "invalid_cursor", "?cursor=0": "invalid_cursor", "?cursor=-3": "invalid_cursor",
+		"?cursor=p0": "invalid_cursor", "?cursor=p05": "invalid_cursor",
+		"?cursor=40": "invalid_cursor"} { // the old form, a shop-wide sequence number
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, owner.Authorize(httptest.NewRequest(http.MethodGet, "/api/v1/orders/"+o.ID.String()+"/timeline"+q, nil)))
 		fntest.Problem(t, rec, http.StatusUnprocessableEntity, code)
 	}
+}
+
+// A timeline's cursor says nothing of other orders: the next_cursor of an
+// order's first page of one entry is the same whether or not 1,000 entries of
+// other orders were written before it, and paging one entry at a time through
+// an order whose entries were written between another order's answers each
+// of its entries once, in order. Until 2026-12-06 the cursor was
+// order_events.seq, shared by every order: two cursors' difference told how
+// many timeline entries (roughly, checkouts) the shop had written between.
+func TestATimelineCursorSaysNothingOfOtherOrders(t *testing.T) {
+	store := ordersdb.New(pgtest.Open(t, ordersdb.Migrations()))
+	tokens := orderstest.Tokens(t)
+	h := New(store, tokens, slog.New(slog.DiscardHandler))
+	owner := orderstest.NewUser(t, tokens, auth.RoleCustomer)
+	quiet := orderstest.Seed(t, store, owner.UserID, orders.Confirmed)
+	before := timelinePage(t, h, owner, quiet.ID.String(), "?limit=1").NextCursor
+
+	busy := orderstest.Seed(t, store, owner.UserID, orders.Pending)
+	notes := make([]ordersdb.Note, 1000)
+	for i := range notes {
+		notes[i] = ordersdb.Note{Step: orders.StepCharge, Outcome: orders.StepError, Detail: fmt.Sprintf("other %d", i+1)}
+	}
+	if err := store.Record(t.Context(), busy.ID, notes...); err != nil {
+		t.Fatal(err)
+	}
+	later := orderstest.Seed(t, store, owner.UserID, orders.Confirmed)
+	after := timelinePage(t, h, owner, later.ID.String(), "?limit=1").NextCursor
+	if before == nil || after == nil || *before != *after {
+		t.Fatalf("first pages' next_cursor: %v before 1,000 other entries, %v after; want the same", deref(before), deref(after))
+	}
+
+	// The later order's entries interleaved with the busy one's.
+	for i := range 5 {
+		for _, n := range []struct {
+			id     uuid.UUID
+			detail string
+		}{{later.ID, fmt.Sprintf("mine %d", i+1)}, {busy.ID, "theirs"}} {
+			if err := store.Record(t.Context(), n.id, ordersdb.Note{Step: orders.StepRefund, Outcome: orders.StepError, Detail: n.detail}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	whole := timelinePage(t, h, owner, later.ID.String(), "?limit=500")
+	var want, got []string
+	for _, s := range whole.Steps {
+		want = append(want, s.Step+":"+s.Detail)
+	}
+	query := "?limit=1"
+	for pages := 0; ; pages++ {
+		if pages > len(want) {
+			t.Fatal("more pages than entries")
+		}
+		p := timelinePage(t, h, owner, later.ID.String(), query)
+		for _, s := range p.Steps {
+			got = append(got, s.Step+":"+s.Detail)
+		}
+		if p.NextCursor == nil {
+			break
+		}
+		query = "?limit=1&cursor=" + *p.NextCursor
+	}
+	if len(want) < 7 || want[len(want)-1] != "payment.refund:mine 5" {
+		t.Fatalf("the whole timeline: %v", want)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("entries paged one at a time (-whole +paged):\n%s", diff)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
 }
 
 type timelineAnswer struct {

@@ -1,7 +1,7 @@
 package orders
 
 import (
-	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/shopfaas/shop/internal/fault"
@@ -55,9 +55,12 @@ func FuzzParseCursor(f *testing.F) {
 
 // FuzzParseTimelineCursor: a timeline cursor either parses to a positive
 // position, written as the timeline writes it, or is refused as
-// fault.Invalid. Until 2026-12-05 "+5" and "05" were read as 5.
+// fault.Invalid. Until 2026-12-05 "+5" and "05" were read as 5; since
+// 2026-12-06 the old form, a bare number (a shop-wide sequence number), is
+// refused too.
 func FuzzParseTimelineCursor(f *testing.F) {
-	for _, s := range []string{"", "1", "0", "-1", "9223372036854775807", "9223372036854775808", "1e3", " 1", "\xff", "+5", "05"} {
+	for _, s := range []string{"", "1", "0", "-1", "9223372036854775807", "1e3", " 1", "\xff", "+5", "05",
+		"p1", "p0", "p-1", "p9223372036854775807", "p9223372036854775808", "p+5", "p05", "P1", "pp1"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -67,8 +70,10 @@ func FuzzParseTimelineCursor(f *testing.F) {
 			t.Fatalf("ParseTimelineCursor(%q) = %v, want fault.Invalid", s, err)
 		case err == nil && n <= 0:
 			t.Fatalf("ParseTimelineCursor(%q) = %d, want a positive position", s, n)
-		case err == nil && strconv.FormatInt(n, 10) != s:
+		case err == nil && TimelineCursor(n) != s:
 			t.Fatalf("ParseTimelineCursor(%q) = %d: a cursor the timeline would not write was read", s, n)
+		case err == nil && !strings.HasPrefix(s, "p"):
+			t.Fatalf("ParseTimelineCursor(%q) = %d: a cursor of the old form was read", s, n)
 		}
 	})
 }

@@ -436,13 +436,31 @@ const (
 	StepRecorded = "recorded"
 )
 
-// ParseTimelineCursor reads a timeline cursor (the position of the last entry
-// of the previous page: a positive integer, written in decimal). A bad
+// A timeline cursor is the number of an order's entries the pages before
+// have answered, "p" and that number in decimal ("p100"): a position within
+// the order, the same for every order at the same page, so it says nothing of
+// other orders. Until 2026-12-06 it was the last entry's order_events.seq, a
+// counter shared by every order: the difference of two cursors told how many
+// timeline entries (so, roughly, checkouts) the whole shop wrote in between.
+// A cursor of that old form (a bare number) is refused as any cursor this
+// API did not return.
+const timelineCursorPrefix = "p"
+
+// TimelineCursor is the cursor of the page after the first n entries of an
+// order's timeline.
+func TimelineCursor(n int64) string {
+	return timelineCursorPrefix + strconv.FormatInt(n, 10)
+}
+
+// ParseTimelineCursor reads a timeline cursor (TimelineCursor: how many
+// entries of the order the previous pages held, a positive number). A bad
 // cursor is ErrBadCursor, and so is another spelling of a position than the
-// one the timeline writes ("+5", "05"), as ParseCursor refuses one of an id.
+// one the timeline writes ("p+5", "p05"), as ParseCursor refuses one of an
+// id, and a cursor of the old form, a bare number.
 func ParseTimelineCursor(s string) (int64, error) {
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 || strconv.FormatInt(n, 10) != s {
+	digits, ok := strings.CutPrefix(s, timelineCursorPrefix)
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if !ok || err != nil || n <= 0 || TimelineCursor(n) != s {
 		return 0, ErrBadCursor
 	}
 	return n, nil

@@ -482,23 +482,26 @@ func nullable(id uuid.UUID) *uuid.UUID {
 }
 
 // Timeline returns up to limit of an order's steps in the order they
-// happened, each with the trace id it was written in, starting after the
-// entry after (0 for the first page), and the cursor of the next page (0 when
-// there is none). One query on order_events_by_order, which reads the page
-// and no more, however long the timeline.
+// happened, each with the trace id it was written in, after the first after
+// entries (0 for the first page), and the position of the next page (after
+// plus the page's entries; 0 when there is none). The position counts the
+// order's own entries only (orders.TimelineCursor), never order_events.seq,
+// which every order shares: a cursor made of it leaked the shop's volume. One
+// query on order_events_by_order, which reads the order's entries up to the
+// end of the page (the ones before it skipped by OFFSET, within the order's
+// index range) and no other order's: a timeline is short (a stuck order's
+// records its first recovery runs only, saga.RecordedRecoveries) and a page at
+// most 500 entries.
 func (s *Store) Timeline(ctx context.Context, orderID uuid.UUID, after int64, limit int) ([]orders.Step, int64, error) {
-	rows, err := s.db.Query(ctx, `SELECT seq, at, step, outcome, detail, trace_id FROM order_events
-		WHERE order_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, orderID, after, limit+1)
+	rows, err := s.db.Query(ctx, `SELECT at, step, outcome, detail, trace_id FROM order_events
+		WHERE order_id = $1 ORDER BY seq OFFSET $2 LIMIT $3`, orderID, after, limit+1)
 	if err != nil {
 		return nil, 0, unavailable(err)
 	}
-	var seqs []int64
 	steps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (orders.Step, error) {
 		var st orders.Step
-		var seq int64
-		err := r.Scan(&seq, &st.At, &st.Step, &st.Outcome, &st.Detail, &st.TraceID)
+		err := r.Scan(&st.At, &st.Step, &st.Outcome, &st.Detail, &st.TraceID)
 		st.At = st.At.UTC()
-		seqs = append(seqs, seq)
 		return st, err
 	})
 	if err != nil {
@@ -506,7 +509,7 @@ func (s *Store) Timeline(ctx context.Context, orderID uuid.UUID, after int64, li
 	}
 	var next int64
 	if len(steps) > limit {
-		steps, next = steps[:limit], seqs[limit-1]
+		steps, next = steps[:limit], after+int64(limit)
 	}
 	return steps, next, nil
 }
