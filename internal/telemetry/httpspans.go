@@ -118,6 +118,10 @@ func serverRequestAttrs(r *http.Request) []attribute.KeyValue {
 	if ua := r.UserAgent(); ua != "" {
 		attrs = append(attrs, attribute.String("user_agent.original", ua))
 	}
+	// client.address is the first X-Forwarded-For entry, as otelhttp sets it
+	// (kept alike on purpose, TestHTTPSpansMatchOtelhttp):
+	// the entry the client wrote, which Kong passes on and appends after, so
+	// the attribute is the client's claim, never evidence (docs/edge.md).
 	client := r.Header.Get("X-Forwarded-For")
 	if i := strings.IndexByte(client, ','); i >= 0 {
 		client = client[:i]
