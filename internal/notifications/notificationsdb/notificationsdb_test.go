@@ -180,3 +180,47 @@ func TestReleaseEmailLeavesANewerClaim(t *testing.T) {
 		t.Fatalf("the claim released by its holder could not be taken (%v, %v)", ok, err)
 	}
 }
+
+// An email recorded refused for good is never claimed again, whether or not
+// a claim's lease has run out: no delivery sends it, and the record drops the
+// claim it was refused under. A sent email stays sent.
+func TestARefusedEmailIsNeverClaimedAgain(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, usersdb.Migrations())
+	s := notificationsdb.New(pool)
+	n := notification()
+	if _, _, err := s.Record(ctx, "notify-user", n); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.ClaimEmail(ctx, n.ID, time.Minute); err != nil || !ok {
+		t.Fatalf("claim = %v, %v", ok, err)
+	}
+	if err := s.MarkRefused(ctx, n.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, n.ID)
+	if err != nil || got.EmailRefusedAt == nil || got.EmailedAt != nil {
+		t.Fatalf("after MarkRefused: refused at %v, emailed at %v, %v; want refused only", got.EmailRefusedAt, got.EmailedAt, err)
+	}
+	var claimed *time.Time
+	if err := pool.QueryRow(ctx, `SELECT email_claimed_until FROM notifications WHERE id = $1`, n.ID).Scan(&claimed); err != nil || claimed != nil {
+		t.Fatalf("the claim after MarkRefused: %v, %v; want none", claimed, err)
+	}
+	if _, ok, err := s.ClaimEmail(ctx, n.ID, time.Minute); err != nil || ok {
+		t.Fatalf("a refused email was claimed (%v, %v)", ok, err)
+	}
+
+	sent := notification()
+	if _, _, err := s.Record(ctx, "notify-user", sent); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkEmailed(ctx, sent.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkRefused(ctx, sent.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, sent.ID); err != nil || got.EmailedAt == nil || got.EmailRefusedAt != nil {
+		t.Fatalf("a sent email after MarkRefused: emailed at %v, refused at %v, %v; want sent only", got.EmailedAt, got.EmailRefusedAt, err)
+	}
+}
