@@ -93,8 +93,10 @@ type Config struct {
 	// Retention is how long published rows are kept (default 7 days).
 	Retention time.Duration
 	// InboxRetention is how long consumers' processed-event records
-	// (internal/inbox) are kept in the same databases (default 30 days): a
-	// dead letter replayed later than that would be processed again.
+	// (internal/inbox) are kept in the same databases (default
+	// inbox.DefaultRetention, 30 days, INBOX_RETENTION): the consumers, reading
+	// the same setting, refuse an event older than that (inbox.Events), whose
+	// record may be gone and which would be processed again.
 	InboxRetention time.Duration
 	// NotificationRetention is how long the users database's notifications
 	// (internal/notifications/notificationsdb) are kept (default 90 days, or
