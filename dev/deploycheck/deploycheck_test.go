@@ -789,7 +789,8 @@ services:
 
 // The postgres init script (env/faasd/postgres-init/10-shop.sh) stops, before
 // any psql, when it cannot read a role's password: a service's
-// (db-password-<service>), the relay's or the monitoring role's. A failed
+// (db-password-<service>), the relay's, a reader's
+// (db-password-<service>-reader) or the monitoring role's. A failed
 // $(cat ...) inside psql's arguments does not trip set -e, and the role was
 // created with an empty password. A directory stands for a file the script
 // cannot read (the test may run as root, who reads any file). A password
@@ -807,7 +808,8 @@ func TestPostgresInitNeedsThePassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := []string{"db-password-users", "db-password-catalog", "db-password-orders", "db-password-inventory",
-		"db-password-payments", "db-password-relay", "postgres-monitor-password"}
+		"db-password-payments", "db-password-relay", "postgres-monitor-password", "db-password-catalog-reader",
+		"db-password-inventory-reader"}
 	// run runs the script on a secrets folder holding every file, the one
 	// named bad (if any) written by spoil.
 	run := func(bad string, spoil func(path string) error) (string, string, error) {
@@ -845,7 +847,8 @@ func TestPostgresInitNeedsThePassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, role := range []string{"shop_users", "shop_catalog", "shop_orders", "shop_inventory", "shop_payments", "shop_relay", "shop_monitor"} {
+	for i, role := range []string{"shop_users", "shop_catalog", "shop_orders", "shop_inventory", "shop_payments", "shop_relay", "shop_monitor",
+		"shop_catalog_reader", "shop_inventory_reader"} {
 		if want := "\\set role " + role + "\n\\set p 's3cret" + strconv.Itoa(i) + "'\n"; !strings.Contains(string(stdin), want) {
 			t.Errorf("psql's input holds no %q", want)
 		}

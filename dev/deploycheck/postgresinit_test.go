@@ -17,12 +17,14 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"gopkg.in/yaml.v3"
 
 	"github.com/shopfaas/shop/dev/stackfile"
 	"github.com/shopfaas/shop/internal/catalog/catalogdb"
+	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
 	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
@@ -31,6 +33,8 @@ import (
 	"github.com/shopfaas/shop/internal/payments/paymentsdb"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/relay"
+	"github.com/shopfaas/shop/internal/search"
+	"github.com/shopfaas/shop/internal/search/pgsearch"
 	"github.com/shopfaas/shop/internal/users/usersdb"
 )
 
@@ -217,6 +221,9 @@ func databaseSecrets(t *testing.T) (string, map[string]string) {
 	for _, s := range append(slices.Sorted(maps.Keys(serviceMigrations)), "relay") {
 		passwords["db-password-"+s] = "pw-" + s
 	}
+	for _, s := range readerServices {
+		passwords[postgres.ReaderPasswordSecret(s)] = "pw-" + s + "-reader"
+	}
 	// What a shell or psql would read otherwise (the scripts hand the
 	// passwords to psql as a quoted \set): a quote, a backslash, a psql
 	// variable, a command substitution, psql's escapes (\n, octal, hex) and
@@ -335,15 +342,27 @@ func initRoles() []string {
 	return append(splitRoles(), "shop_monitor")
 }
 
-// splitRoles are the login roles split-roles.sh makes: the services' and
-// the relay's.
+// splitRoles are the login roles split-roles.sh makes: the services', the
+// relay's and the readers'.
 func splitRoles() []string {
 	var roles []string
 	for _, service := range slices.Sorted(maps.Keys(serviceMigrations)) {
 		roles = append(roles, "shop_"+service)
 	}
-	return append(roles, "shop_relay")
+	roles = append(roles, "shop_relay")
+	for _, service := range readerServices {
+		roles = append(roles, readerRole(service))
+	}
+	return roles
 }
+
+// readerServices are the services whose public, unauthenticated readers
+// log in as a read-only role of their own, readerRole(service), with the
+// password of postgres.ReaderPasswordSecret(service).
+var readerServices = []string{"catalog", "inventory"}
+
+// readerRole is the read-only login role of service's public readers.
+func readerRole(service string) string { return "shop_" + service + "_reader" }
 
 // checkPasswordsKept runs script (10-shop.sh or split-roles.sh, which has
 // run once on cl) again as user and checks what both promise of the
@@ -519,6 +538,8 @@ func (w *passwordWatch) sentInStatementsOnly(t *testing.T, run string, roles []s
 		file := "db-password-" + strings.TrimPrefix(role, "shop_")
 		if role == "shop_monitor" {
 			file = "postgres-monitor-password"
+		} else if service, ok := strings.CutSuffix(strings.TrimPrefix(role, "shop_"), "_reader"); ok {
+			file = postgres.ReaderPasswordSecret(service)
 		}
 		if p, ok := w.passwords[file]; !ok || !strings.Contains(log, p) {
 			t.Errorf("%s: %s's password (%s) not in the server log", run, role, file)
@@ -657,6 +678,8 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 		}
 	}
 
+	checkReaders(t, cl, passwords)
+
 	// The relay, with its own secret and the user of docker-compose.yml's
 	// URLs, in every database.
 	relayPassword := passwords[relay.PasswordSecret]
@@ -712,6 +735,110 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 			t.Errorf("the relay in shop_%s: LISTEN: %v", database, err)
 		}
 		_ = conn.Close(ctx)
+	}
+}
+
+// checkReaders checks, on a cluster set up and migrated, what the public
+// readers' roles reach: each logs in to its service's database and no
+// other, runs every query of its functions' stores there (the catalog's
+// get-product, list-products and search-products, the inventory's
+// get-stock) and the check that the database is migrated
+// (schema_migrations), and is refused any write, the outbox, the inbox and
+// the other business tables, and creating a table, a temporary one
+// included.
+func checkReaders(t *testing.T, cl privateCluster, passwords map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, service := range readerServices {
+		role, password := readerRole(service), passwords[postgres.ReaderPasswordSecret(service)]
+		var reach []string
+		for other := range serviceMigrations {
+			conn, err := pgx.Connect(ctx, cl.url(role, password, "shop_"+other))
+			switch {
+			case err == nil:
+				reach = append(reach, other)
+				_ = conn.Close(ctx)
+			case !denied(err):
+				t.Errorf("%s logging in to shop_%s: %v, want success or permission denied", role, other, err)
+			}
+		}
+		if len(reach) != 1 || reach[0] != service {
+			t.Errorf("%s reaches the databases %v, want only shop_%s", role, reach, service)
+		}
+		pool, err := postgres.Open(ctx, postgres.Config{URL: cl.url(role, password, "shop_"+service), MaxConns: 1})
+		if err != nil {
+			t.Errorf("%s opening shop_%s: %v", role, service, err)
+			continue
+		}
+		// A read that finds nothing has run: PostgreSQL checks the
+		// privileges before it reads a row.
+		found := func(err error) error {
+			if fault.Is(err, fault.NotFound, "") {
+				return nil
+			}
+			return err
+		}
+		reads := map[string]func() error{
+			"schema_migrations": func() error {
+				_, err := pool.Exec(ctx, `SELECT max(version) FROM schema_migrations`)
+				return err
+			},
+		}
+		var refused []string
+		switch service {
+		case "catalog":
+			store, index := catalogdb.New(pool), pgsearch.New(pool)
+			reads["get-product's Get"] = func() error { _, err := store.Get(ctx, uuid.New()); return found(err) }
+			reads["list-products' List"] = func() error { _, _, err := store.List(ctx, "shoes", uuid.Nil, 10); return err }
+			reads["search-products' Search"] = func() error {
+				minPrice, inStock := int64(1), true
+				_, err := index.Search(ctx, search.Query{Text: "red shoe", Category: "shoes", MinPrice: &minPrice, InStock: &inStock, Limit: 10})
+				return err
+			}
+			reads["search-products' browse"] = func() error { _, err := index.Search(ctx, search.Query{Limit: 10}); return err }
+			refused = []string{
+				`INSERT INTO products (id, sku, name, category, price_amount, price_currency) VALUES (gen_random_uuid(), 'x', 'x', 'x', 1, 'EUR')`,
+				`UPDATE products SET price_amount = 1`,
+				`UPDATE products SET archived = true`,
+				`DELETE FROM products`,
+				`INSERT INTO search_documents (id, sku, name, description, category, price_amount, price_currency) VALUES (gen_random_uuid(), 'x', 'x', '', 'x', 1, 'EUR')`,
+				`UPDATE search_documents SET price_amount = 1`,
+				`DELETE FROM search_documents`,
+				`SELECT count(*) FROM processed_events`,
+				`SELECT count(*) FROM order_sales`,
+			}
+		case "inventory":
+			store := inventorydb.New(pool)
+			reads["get-stock's Get"] = func() error { _, err := store.Get(ctx, uuid.New()); return found(err) }
+			refused = []string{
+				`INSERT INTO stock (product_id, on_hand) VALUES (gen_random_uuid(), 1)`,
+				`UPDATE stock SET on_hand = 1000000`,
+				`DELETE FROM stock`,
+				`SELECT count(*) FROM reservations`,
+				`UPDATE reservations SET status = 'released'`,
+			}
+		}
+		refused = append(refused,
+			`INSERT INTO outbox (seq, id, type, source, envelope) VALUES (1000000, gen_random_uuid(), 'product.changed.v1', 'x', '{}')`,
+			`SELECT count(*) FROM outbox`,
+			`UPDATE outbox SET published_at = now()`,
+			`DELETE FROM outbox`,
+			`INSERT INTO schema_migrations (version, name) VALUES (1000000, 'x')`,
+			`DELETE FROM schema_migrations`,
+			`CREATE TABLE reader_own (x int)`,
+			`CREATE TEMP TABLE reader_temp (x int)`,
+		)
+		for _, name := range slices.Sorted(maps.Keys(reads)) {
+			if err := reads[name](); err != nil {
+				t.Errorf("%s in shop_%s: %s: %v, want it allowed", role, service, name, err)
+			}
+		}
+		for _, q := range refused {
+			if _, err := pool.Exec(ctx, q); !denied(err) {
+				t.Errorf("%s in shop_%s: %s: %v, want permission denied", role, service, q, err)
+			}
+		}
+		pool.Close()
 	}
 }
 

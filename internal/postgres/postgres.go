@@ -720,6 +720,18 @@ func PasswordSecret(service string) string {
 	return "db-password-" + service
 }
 
+// ReaderPasswordSecret is the secret holding the password of the read-only
+// login role of service's public readers, shop_<service>_reader
+// (db-password-catalog-reader for "catalog"): it may connect to the
+// service's database and read the tables its readers read, which the
+// service's migration *_reader_grants.sql grants it, and write nothing
+// (env/faasd/postgres-init/10-shop.sh; docs/security.md, "Database roles").
+// A secret's name takes no underscore on Kubernetes, a role's no hyphen
+// unquoted: hence the two spellings.
+func ReaderPasswordSecret(service string) string {
+	return PasswordSecret(service) + "-reader"
+}
+
 // ConfigFrom is how every service reads the settings of its database from c:
 // <SERVICE>_DATABASE_URL (required; service is "users", "orders", …),
 // <SERVICE>_DATABASE_MIGRATION_URL (optional: the same database reached

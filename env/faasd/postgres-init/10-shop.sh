@@ -9,7 +9,13 @@
 # roles"). The login role shop_relay (secret db-password-relay) may connect
 # to every service database; what it may do there (read and mark the
 # outbox, delete old rows) each service's migration *_relay_grants.sql
-# grants it once the tables exist. pg_trgm (catalog search) is available in
+# grants it once the tables exist. The public readers of the catalog and
+# of the inventory log in as read-only roles of their own,
+# shop_catalog_reader and shop_inventory_reader (secrets
+# db-password-catalog-reader, db-password-inventory-reader), which may
+# connect to their service's database only and use its schema; the
+# SELECT on the tables they read is each service's migration
+# *_reader_grants.sql's. pg_trgm (catalog search) is available in
 # each database. The login role shop_monitor (pg_monitor: statistics only,
 # no table, the postgres database only) has the password of
 # postgres-monitor-password, for the postgres-exporter service. Schemas are
@@ -78,6 +84,11 @@ psql_quoted() {
 	printf '%s\n' "$1" | sed -e 's/\\/\\\\/g' -e "s/'/''/g"
 }
 services="users catalog orders inventory payments"
+# The services whose public readers have a role of their own,
+# shop_<service>_reader, with the password of db-password-<service>-reader
+# (a secret's name takes no underscore on Kubernetes, a role's no hyphen
+# unquoted).
+readers="catalog inventory"
 secrets=${SHOP_SECRETS_DIR:-/run/secrets}
 # Every file is read, and its password quoted, before the first psql: one
 # that is missing creates no role at all (the data directory is not
@@ -85,12 +96,12 @@ secrets=${SHOP_SECRETS_DIR:-/run/secrets}
 # missing, or refusing a byte its locale does not know) stops the script
 # here; inside psql's input pipe its status would be lost and the role
 # would get an empty password.
-for s in $services relay monitor; do
-	if [ "$s" = monitor ]; then
-		p=$(read_password "$secrets/postgres-monitor-password") || exit 1
-	else
-		p=$(read_password "$secrets/db-password-$s") || exit 1
-	fi
+for s in $services relay monitor $(for r in $readers; do echo "${r}_reader"; done); do
+	case $s in
+	monitor) p=$(read_password "$secrets/postgres-monitor-password") || exit 1 ;;
+	*_reader) p=$(read_password "$secrets/db-password-${s%_reader}-reader") || exit 1 ;;
+	*) p=$(read_password "$secrets/db-password-$s") || exit 1 ;;
+	esac
 	q=$(psql_quoted "$p") && [ -n "$q" ] || {
 		echo "10-shop.sh: cannot quote the password of shop_$s for psql" >&2
 		exit 1
@@ -131,7 +142,7 @@ SQL
 	# file and the role may log in again (ALTER ROLE ... PASSWORD alone
 	# would leave a NOLOGIN role so). A role missing is created with its
 	# password.
-	for s in monitor relay $services; do
+	for s in monitor relay $services $(for r in $readers; do echo "${r}_reader"; done); do
 		eval "q=\$${s}_quoted"
 		printf '\\set role shop_%s\n\\set p '\''%s'\''\n' "$s" "$q"
 		cat <<'SQL'
@@ -182,5 +193,15 @@ REVOKE ALL ON SCHEMA public FROM PUBLIC;
 ALTER SCHEMA public OWNER TO :"role";
 GRANT USAGE ON SCHEMA public TO shop_relay;
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
+SQL
+done
+
+# A reader's role may connect to its service's database and use its
+# schema; which tables it reads the service's migration *_reader_grants.sql
+# grants, as the service's role, once they exist.
+for r in $readers; do
+	psql -X -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "shop_$r" --set=reader="shop_${r}_reader" <<'SQL'
+GRANT CONNECT ON DATABASE :"DBNAME" TO :"reader";
+GRANT USAGE ON SCHEMA public TO :"reader";
 SQL
 done

@@ -8,7 +8,14 @@
 # *_relay_grants.sql leave on a new cluster: shop_<service> owns database
 # shop_<service> and all in it, only it and shop_relay may connect, and
 # shop_relay may read, mark and prune the outbox (and prune the inbox and
-# notifications). Until the old functions are replaced, `shop` is made a
+# notifications), and the public readers' roles shop_catalog_reader and
+# shop_inventory_reader (secrets db-password-catalog-reader,
+# db-password-inventory-reader) may connect to their service's database
+# and read what the migrations' *_reader_grants.sql grant them, granted
+# here too where the tables exist: on a cluster whose databases were
+# migrated before the reader roles existed, this script is also the
+# upgrade that adds them (docs/deploy-faasd.md, "Upgrading to the readers'
+# roles"). Until the old functions are replaced, `shop` is made a
 # member of the five roles, so they keep working; step 7 then drops it.
 # Idempotent: a second run changes nothing, not even a password's hash. As
 # with 10-shop.sh, a role's password is set only when the run creates the
@@ -27,6 +34,8 @@ psql_quoted() {
 	printf '%s\n' "$1" | sed -e 's/\\/\\\\/g' -e "s/'/''/g"
 }
 services="users catalog orders inventory payments"
+# The services whose public readers have a role of their own (10-shop.sh).
+readers="catalog inventory"
 secrets=${SHOP_SECRETS_DIR:-/run/secrets}
 case ${SHOP_RESET_PASSWORDS:-false} in
 true | false) reset_passwords=${SHOP_RESET_PASSWORDS:-false} ;;
@@ -35,10 +44,12 @@ true | false) reset_passwords=${SHOP_RESET_PASSWORDS:-false} ;;
 	exit 1
 	;;
 esac
-for s in $services relay; do
-	p=$(cat "$secrets/db-password-$s") || exit 1
+for s in $services relay $(for r in $readers; do echo "${r}_reader"; done); do
+	file=db-password-$s
+	case $s in *_reader) file=db-password-${s%_reader}-reader ;; esac
+	p=$(cat "$secrets/$file") || exit 1
 	case $p in '' | *[[:space:]]*)
-		echo "split-roles.sh: $secrets/db-password-$s is empty or holds white space" >&2
+		echo "split-roles.sh: $secrets/$file is empty or holds white space" >&2
 		exit 1
 		;;
 	esac
@@ -85,5 +96,24 @@ SELECT 'GRANT SELECT, DELETE, UPDATE (published_at) ON outbox TO shop_relay' WHE
 SELECT 'GRANT SELECT, DELETE ON processed_events TO shop_relay' WHERE to_regclass('processed_events') IS NOT NULL \gexec
 SELECT 'GRANT SELECT, DELETE ON notifications TO shop_relay' WHERE to_regclass('notifications') IS NOT NULL \gexec
 SELECT format('GRANT %I TO shop', :'role') WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = 'shop') \gexec
+SQL
+done
+
+# The readers' roles: CONNECT and the schema, as 10-shop.sh grants them,
+# and SELECT on the tables their service's *_reader_grants.sql grants, where
+# the tables exist (a database migrated past that migration before the role
+# existed got nothing from it).
+for r in $readers; do
+	case $r in
+	catalog) tables="products search_documents schema_migrations" ;;
+	inventory) tables="stock schema_migrations" ;;
+	esac
+	psql -X -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname "shop_$r" --set=reader="shop_${r}_reader" \
+		--set=tables="$tables" <<'SQL'
+GRANT CONNECT ON DATABASE :"DBNAME" TO :"reader";
+GRANT USAGE ON SCHEMA public TO :"reader";
+SELECT format('GRANT SELECT ON %I TO %I', t, :'reader')
+	FROM unnest(string_to_array(:'tables', ' ')) t
+	WHERE to_regclass(quote_ident(t)) IS NOT NULL \gexec
 SQL
 done
