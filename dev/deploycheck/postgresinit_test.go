@@ -765,7 +765,10 @@ func checkReaders(t *testing.T, cl privateCluster, passwords map[string]string) 
 		if len(reach) != 1 || reach[0] != service {
 			t.Errorf("%s reaches the databases %v, want only shop_%s", role, reach, service)
 		}
-		pool, err := postgres.Open(ctx, postgres.Config{URL: cl.url(role, password, "shop_"+service), MaxConns: 1})
+		// Opened as a reader opens it: the check that every migration is
+		// applied (schema_migrations) instead of migrating.
+		pool, err := postgres.Open(ctx, postgres.Config{URL: cl.url(role, password, "shop_"+service), MaxConns: 1,
+			Migrations: serviceMigrations[service](), ReadOnly: true})
 		if err != nil {
 			t.Errorf("%s opening shop_%s: %v", role, service, err)
 			continue

@@ -30,7 +30,7 @@ import (
 // Build reads the function's configuration from c and builds its handler.
 // fnserve calls it on the first request, and again after a failed build.
 func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
-	d, err := catalogenv.Load(context.Background(), c, log, catalogenv.Needs{Cache: true})
+	d, err := catalogenv.Load(context.Background(), c, log, catalogenv.Needs{Cache: true, Reader: true})
 	if err != nil {
 		return nil, err
 	}

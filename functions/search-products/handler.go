@@ -22,7 +22,7 @@ import (
 // Build reads the function's configuration from c and builds its handler.
 // fnserve calls it on the first request, and again after a failed build.
 func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
-	d, err := catalogenv.Load(context.Background(), c, log, catalogenv.Needs{Search: true})
+	d, err := catalogenv.Load(context.Background(), c, log, catalogenv.Needs{Search: true, Reader: true})
 	if err != nil {
 		return nil, err
 	}

@@ -52,6 +52,13 @@ type Config struct {
 	// Log receives a line for each try of a migration that could not get
 	// its locks and is tried again (default slog.Default()).
 	Log *slog.Logger
+	// ReadOnly: the pool is a reader's, whose role may read the service's
+	// tables and write nothing (ReaderConfigFrom): Open applies no
+	// migration, and instead checks that schema_migrations records every
+	// file of Migrations, failing with ErrNotMigrated until the service's
+	// writers have applied them. CreateDatabase and MigrationURL are
+	// ignored.
+	ReadOnly bool
 }
 
 // Open connects to the service database, creating it when asked and applying
@@ -88,7 +95,7 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 		}
 		direct.MaxConns, direct.MinConns = 1, 0
 	}
-	if cfg.CreateDatabase {
+	if cfg.CreateDatabase && !cfg.ReadOnly {
 		if err := ensureDatabase(ctx, direct.ConnConfig); err != nil {
 			return nil, err
 		}
@@ -101,13 +108,52 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 		pool.Close()
 		return nil, err
 	}
-	if cfg.Migrations != nil {
+	switch {
+	case cfg.Migrations == nil:
+	case cfg.ReadOnly:
+		if err := checkMigrated(ctx, pool, cfg.Migrations); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	default:
 		if err := migrateOver(ctx, pool, direct, cfg); err != nil {
 			pool.Close()
 			return nil, err
 		}
 	}
 	return pool, nil
+}
+
+// ErrNotMigrated is Open's answer to a reader (Config.ReadOnly) whose
+// database lacks a migration its binary knows: a release whose readers
+// started before its writers migrated. The reader's build fails like any
+// unready dependency's (its function answers 503 and builds again at its
+// next request, fnhttp.Lazy) until a writer has migrated: a reader's role
+// may not migrate, and its queries may need what the migration adds.
+var ErrNotMigrated = errors.New("the database is not migrated as far as this function's release needs; " +
+	"its service's writers apply the migrations, a reader never does")
+
+// checkMigrated is ErrNotMigrated, naming the first file of migrations that
+// schema_migrations does not record, or nil when it records every one. One
+// round trip when the table exists, sent unprepared (through a pooler).
+func checkMigrated(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
+	files, err := migrationFiles(migrations)
+	if err != nil {
+		return err
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("check the migrations: %w", err)
+	}
+	defer conn.Release()
+	pending, err := firstPending(ctx, conn.Conn(), files)
+	if err != nil {
+		return fmt.Errorf("check the migrations of %s: %w", pool.Config().ConnConfig.Database, err)
+	}
+	if pending != "" {
+		return fmt.Errorf("%s: %s is not applied: %w", pool.Config().ConnConfig.Database, path.Base(pending), ErrNotMigrated)
+	}
+	return nil
 }
 
 // parsePoolConfig parses a database URL, with password (a secret file's)
@@ -730,6 +776,39 @@ func PasswordSecret(service string) string {
 // unquoted: hence the two spellings.
 func ReaderPasswordSecret(service string) string {
 	return PasswordSecret(service) + "-reader"
+}
+
+// ReaderURLVar is the variable of service's readers' own database URL,
+// <SERVICE>_READER_DATABASE_URL (ReaderConfigFrom): a variable of its own,
+// and not <SERVICE>_DATABASE_URL set again in a reader's stack.yml entry,
+// since that entry is the same on a developer machine, where every process
+// logs in as postgres, and in a deployment.
+func ReaderURLVar(service string) string {
+	return strings.ToUpper(service) + "_READER_DATABASE_URL"
+}
+
+// ReaderConfigFrom is how a function that only reads service's database (a
+// public reader: get-product, list-products, search-products, get-stock)
+// reads its settings from c. With ReaderURLVar(service) set, they are the
+// readers' role's: that URL, the password of the optional secret
+// ReaderPasswordSecret(service), DATABASE_MAX_CONNS, and ReadOnly (Open
+// migrates nothing and checks that every file of migrations is applied).
+// Unset, they are ConfigFrom's, the writers': a developer machine and
+// `make run`, where every process logs in as postgres, and a faasd-CE
+// bundle that serves a writer of the same database (dev/bundlegen sets the
+// variable empty there); the reader then migrates as a writer does.
+func ReaderConfigFrom(c *config.Reader, service string, migrations fs.FS) Config {
+	url := c.String(ReaderURLVar(service), "")
+	if url == "" {
+		return ConfigFrom(c, service, migrations)
+	}
+	return Config{
+		URL:        url,
+		MaxConns:   int32(c.Int("DATABASE_MAX_CONNS", 3, 1, 20)),
+		Migrations: migrations,
+		Password:   c.OptionalSecret(ReaderPasswordSecret(service)),
+		ReadOnly:   true,
+	}
 }
 
 // ConfigFrom is how every service reads the settings of its database from c:

@@ -4,7 +4,9 @@
 // cache and the search backend, and owns what happens after a catalog write
 // commits (cache invalidation, push to an external search index).
 //
-// Configuration: the catalog database (postgres.ConfigFrom: CATALOG_…);
+// Configuration: the catalog database (postgres.ConfigFrom: CATALOG_…; for
+// Needs.Reader postgres.ReaderConfigFrom: CATALOG_READER_DATABASE_URL and
+// the secret db-password-catalog-reader when set, else the writers');
 // REDIS_ADDR and the optional secret redis-password (redisconn.ConfigFrom),
 // PRODUCT_CACHE_PREFIX (default "shop:catalog:product:"), PRODUCT_CACHE_TTL (default 5m); MEILI_URL (when
 // set, search uses Meilisearch), MEILI_INDEX (default products), the
@@ -76,6 +78,16 @@ type Needs struct {
 	// Events: the function consumes events and checks the relay's signature
 	// (the event-verify-key secret, inbox.EventsConfigFrom).
 	Events bool
+	// Reader: the function only reads the catalog (the public get-product,
+	// list-products and search-products). With CATALOG_READER_DATABASE_URL
+	// set it logs in as the readers' role, shop_catalog_reader, which may
+	// read the products and the search index and write nothing, never
+	// migrates, and fails its build (postgres.ErrNotMigrated) until the
+	// writers have applied every migration it knows
+	// (postgres.ReaderConfigFrom; docs/security.md, "Database roles").
+	// Unset, it opens the database as the writers do. A reader writes
+	// nothing: not with Index, Internal or Events.
+	Reader bool
 }
 
 // Deps are a catalog function's dependencies. Fields a function does not
@@ -112,7 +124,8 @@ type Deps struct {
 // verification, or that is down fails each cache call, counted and logged,
 // never the build, so the catalog stays ready and serves from PostgreSQL;
 // the functions that need Redis fail their build on the first two,
-// redisconn.Open), the catalog database, connected and migrated, and the
+// redisconn.Open), the catalog database, connected and migrated (for
+// Needs.Reader with its own URL, connected and checked to be migrated), and the
 // search backend: for Needs.Search, with Meilisearch, the meili-search-key
 // secret required and checked with one search of limit 0 (meili.CheckKey:
 // a key Meilisearch refuses fails the build, naming the secret; an index no
@@ -123,7 +136,15 @@ type Deps struct {
 // while a dependency is down: each retry would leave a Redis connection and
 // a pool open).
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (_ *Deps, err error) {
-	dbc := postgres.ConfigFrom(c, "catalog", catalogdb.Migrations())
+	if needs.Reader && (needs.Index || needs.Internal || needs.Events) {
+		return nil, fmt.Errorf("catalogenv: a reader (Needs.Reader) writes nothing: it does not write the index (Needs.Index) nor serve events or internal callers")
+	}
+	var dbc postgres.Config
+	if needs.Reader {
+		dbc = postgres.ReaderConfigFrom(c, "catalog", catalogdb.Migrations())
+	} else {
+		dbc = postgres.ConfigFrom(c, "catalog", catalogdb.Migrations())
+	}
 	dbc.Log = log // a migration retry's warning names this function (on faasd CE, the member)
 	var cc cache.Config
 	if needs.Cache {

@@ -2,7 +2,9 @@
 // (get-, set-, reserve-, commit- and release-stock, expire-reservations) from
 // their configuration. Every problem is collected before failing.
 //
-// Configuration: the inventory database (postgres.ConfigFrom: INVENTORY_…);
+// Configuration: the inventory database (postgres.ConfigFrom: INVENTORY_…;
+// for Needs.Reader postgres.ReaderConfigFrom: INVENTORY_READER_DATABASE_URL
+// and the secret db-password-inventory-reader when set, else the writers');
 // secret jwt-verify-key for Needs.Tokens; secret internal-callers (the verifier
 // of internal callers) for Needs.Internal; GATEWAY_URL (gatewayurl.FromConfig, catalogclient.ConfigAt) for Needs.Catalog;
 // GATEWAY_URL, FUNCTION_BUNDLES and the secret internal-token-<Needs.OrdersCaller>
@@ -32,6 +34,14 @@ type Needs struct {
 	// (routes.Table's Callers): it asks order-statuses with the credential
 	// internal-token-<OrdersCaller>.
 	OrdersCaller string
+	// Reader: the function only reads the stock levels (the public
+	// get-stock). With INVENTORY_READER_DATABASE_URL set it logs in as the
+	// readers' role, shop_inventory_reader, which may read the stock and
+	// write nothing, never migrates, and fails its build
+	// (postgres.ErrNotMigrated) until the writers have applied every
+	// migration it knows (postgres.ReaderConfigFrom; docs/security.md,
+	// "Database roles"). Unset, it opens the database as the writers do.
+	Reader bool
 }
 
 // Deps are an inventory function's dependencies. Fields a function does not
@@ -49,9 +59,15 @@ type Deps struct {
 
 // Load reads the configuration from c (every problem reported at once), then
 // connects to and migrates the inventory database within
-// postgres.OpenTimeout.
+// postgres.OpenTimeout (for Needs.Reader with its own URL, connects and
+// checks that it is migrated).
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
-	dbc := postgres.ConfigFrom(c, "inventory", inventorydb.Migrations())
+	var dbc postgres.Config
+	if needs.Reader {
+		dbc = postgres.ReaderConfigFrom(c, "inventory", inventorydb.Migrations())
+	} else {
+		dbc = postgres.ConfigFrom(c, "inventory", inventorydb.Migrations())
+	}
 	dbc.Log = log // a migration retry's warning names this function (on faasd CE, the member)
 	callers := auth.CallersFrom(c, needs.Tokens, needs.Internal)
 	d := &Deps{}

@@ -1,0 +1,71 @@
+package inventoryenv_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/inventory/inventoryenv"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+// get-stock (Needs.Reader) with a database URL of its own,
+// INVENTORY_READER_DATABASE_URL, never migrates: on a database whose
+// schema_migrations lacks the newest migration it knows, its build fails
+// with postgres.ErrNotMigrated naming it, and the migration is neither run
+// nor recorded; once a writer has migrated, it builds. Without that URL it
+// opens the database as the writers do, migrating it (a developer machine).
+func TestAReaderWithItsOwnURLDoesNotMigrate(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	url := pgtest.NewDatabase(t)
+	load := func(env map[string]string, needs inventoryenv.Needs) error {
+		env[config.SecretsDirEnv] = t.TempDir()
+		_, err := inventoryenv.Load(ctx, config.New(config.Env(env)), log, needs)
+		return err
+	}
+	reader := map[string]string{"INVENTORY_DATABASE_URL": "postgres://unused@127.0.0.1:1/shop_inventory", "INVENTORY_READER_DATABASE_URL": url}
+	if err := load(reader, inventoryenv.Needs{Reader: true}); !errors.Is(err, postgres.ErrNotMigrated) {
+		t.Fatalf("the reader on a database never migrated: %v, want ErrNotMigrated", err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL OR to_regclass('stock') IS NOT NULL`).Scan(&exists); err != nil || exists {
+		t.Fatalf("the reader migrated the database (%v)", err)
+	}
+
+	// The writers migrate; then the newest migration is taken back out of
+	// the record, as on a database of the release before.
+	if err := load(map[string]string{"INVENTORY_DATABASE_URL": url}, inventoryenv.Needs{}); err != nil {
+		t.Fatal(err)
+	}
+	var newest string
+	if err := conn.QueryRow(ctx, `DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations) RETURNING name`).Scan(&newest); err != nil {
+		t.Fatal(err)
+	}
+	err = load(reader, inventoryenv.Needs{Reader: true})
+	if !errors.Is(err, postgres.ErrNotMigrated) || !strings.Contains(err.Error(), newest) {
+		t.Errorf("the reader on a database behind it: %v, want ErrNotMigrated naming %s", err, newest)
+	}
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM schema_migrations WHERE name = $1)`, newest).Scan(&exists); err != nil || exists {
+		t.Errorf("the reader applied %s (%v)", newest, err)
+	}
+
+	// Without its own URL, the reader opens as the writers do and migrates.
+	if err := load(map[string]string{"INVENTORY_DATABASE_URL": url}, inventoryenv.Needs{Reader: true}); err != nil {
+		t.Errorf("the reader without its own URL: %v", err)
+	}
+	if err := load(reader, inventoryenv.Needs{Reader: true}); err != nil {
+		t.Errorf("the reader with its own URL, on a migrated database: %v", err)
+	}
+}
