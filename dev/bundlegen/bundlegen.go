@@ -23,6 +23,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/routes"
 )
 
@@ -344,6 +345,7 @@ func bundleFunction(svc string, members []routes.Route, st stackDoc) (string, er
 	if err := errors.Join(errs...); err != nil {
 		return "", err
 	}
+	secrets = shareWritersRole(secrets, env)
 	env["FUNCTION_BUNDLES"] = "true"
 	env[NameVar] = svc
 	if len(topics) > 0 {
@@ -378,6 +380,31 @@ func bundleFunction(svc string, members []routes.Route, st stackDoc) (string, er
 	writeMap(&b, "annotations", annotations)
 	fmt.Fprintf(&b, "    limits:\n      memory: %dMi\n\n", memMax+32*(len(members)-1))
 	return b.String(), nil
+}
+
+// shareWritersRole makes the reader members of a bundle that also serves a
+// writer of their database log in as the writer does: it drops the
+// readers' password (postgres.ReaderPasswordSecret) from secrets, and sets
+// postgres.ReaderSharesWritersVar true in env, so postgres.ReaderConfigFrom
+// returns the writers' settings though env/production.yml sets the readers'
+// URL (faas-cli merges the environment file over a function's environment:
+// that URL set empty here would not win). A bundle is one process: holding the writers' password
+// already, its readers would gain nothing from a role of their own, and the
+// writers keep theirs and go on migrating. A bundle whose members only read
+// a database keeps the readers' password and URL.
+func shareWritersRole(secrets []string, env map[string]string) []string {
+	return slices.DeleteFunc(secrets, func(s string) bool {
+		service, ok := strings.CutPrefix(s, "db-password-")
+		if !ok {
+			return false
+		}
+		if service, ok = strings.CutSuffix(service, "-reader"); !ok || s != postgres.ReaderPasswordSecret(service) ||
+			!slices.Contains(secrets, postgres.PasswordSecret(service)) {
+			return false
+		}
+		env[postgres.ReaderSharesWritersVar(service)] = "true"
+		return true
+	})
 }
 
 func writeMap(b *strings.Builder, name string, m map[string]string) {

@@ -2,11 +2,18 @@ package bundlegen_test
 
 import (
 	"fmt"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/shopfaas/shop/dev/bundlegen"
+	"github.com/shopfaas/shop/dev/stackfile"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/routes"
 )
 
@@ -87,5 +94,112 @@ func TestRenderRefuses(t *testing.T) {
 	}
 	if _, err := bundlegen.Render(many, stack, kong); err == nil || !strings.Contains(err.Error(), "exceed the CE cap") {
 		t.Errorf("more bundles than the cap: %v", err)
+	}
+}
+
+// A bundle is one process: where it also serves a writer of a database,
+// its readers log in as the writer does (the readers' password dropped,
+// <SERVICE>_READER_SHARES_WRITERS_ROLE=true, so postgres.ReaderConfigFrom
+// returns the writers' settings: the readers' URL of env/production.yml
+// cannot be set empty, faas-cli merges the file over the entry), and the
+// writer keeps its password and migrates; a bundle whose members only read
+// a database keeps the readers' password and URL. The committed stack's
+// catalog and inventory bundles are of the first kind.
+func TestABundleWithAWriterSharesItsRole(t *testing.T) {
+	fn := func(name string, secrets ...string) string {
+		return "  " + name + ":\n    lang: shop-go\n    handler: ./functions/" + name + "\n    image: r/" + name + ":dev\n" +
+			"    environment_file:\n      - env/production.yml\n    secrets:\n      - " + strings.Join(secrets, "\n      - ") +
+			"\n    limits:\n      memory: 64Mi\n"
+	}
+	stack := "provider:\n  name: openfaas\n  gateway: http://127.0.0.1:8080\nfunctions:\n" +
+		fn("read-a", "db-password-catalog-reader", "redis-password") + fn("write-a", "db-password-catalog") +
+		fn("read-b", "db-password-inventory-reader")
+	table := []routes.Route{
+		{Function: "read-a", Service: "a", Kind: routes.Internal},
+		{Function: "write-a", Service: "a", Kind: routes.Internal},
+		{Function: "read-b", Service: "b", Kind: routes.Internal},
+	}
+	files, err := bundlegen.Render(table, []byte(stack), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ce := bundles(t, files[bundlegen.StackCEFile])
+	if a := ce["a"]; slices.Contains(a.Secrets, "db-password-catalog-reader") || !slices.Contains(a.Secrets, "db-password-catalog") ||
+		a.Environment["CATALOG_READER_SHARES_WRITERS_ROLE"] != "true" {
+		t.Errorf("a bundle with a writer: secrets %v, environment %v; want db-password-catalog alone and CATALOG_READER_SHARES_WRITERS_ROLE true",
+			a.Secrets, a.Environment)
+	}
+	if b := ce["b"]; !slices.Contains(b.Secrets, "db-password-inventory-reader") || hasKey(b.Environment, "INVENTORY_READER_SHARES_WRITERS_ROLE") {
+		t.Errorf("a bundle of readers only: secrets %v, environment %v; want the readers' password and URL kept", b.Secrets, b.Environment)
+	}
+
+	real, kong := inputs(t)
+	if files, err = bundlegen.Render(routes.Table(), real, kong); err != nil {
+		t.Fatal(err)
+	}
+	ce = bundles(t, files[bundlegen.StackCEFile])
+	for _, service := range []string{"catalog", "inventory"} {
+		b, shares := ce[service], strings.ToUpper(service)+"_READER_SHARES_WRITERS_ROLE"
+		if slices.Contains(b.Secrets, "db-password-"+service+"-reader") || !slices.Contains(b.Secrets, "db-password-"+service) ||
+			b.Environment[shares] != "true" {
+			t.Errorf("stack.ce.yml's %s: secrets %v, environment %v; want db-password-%s alone and %s true",
+				service, b.Secrets, b.Environment, service, shares)
+		}
+	}
+}
+
+type bundleEntry struct {
+	Environment map[string]string `yaml:"environment"`
+	Secrets     []string          `yaml:"secrets"`
+}
+
+func bundles(t *testing.T, stackCE []byte) map[string]bundleEntry {
+	t.Helper()
+	var doc struct {
+		Functions map[string]bundleEntry `yaml:"functions"`
+	}
+	if err := yaml.Unmarshal(stackCE, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc.Functions
+}
+
+func hasKey(m map[string]string, k string) bool { _, ok := m[k]; return ok }
+
+// As faasd deploys them with env/production.yml (its file merged over each
+// entry's environment, as faas-cli merges them: stackfile.Environment),
+// the public readers of stack.yml log in as their readers' role, read-only,
+// and the readers inside stack.ce.yml's catalog and inventory bundles as
+// the writers' role, migrating.
+func TestProductionReadersLogInAsTheirRole(t *testing.T) {
+	for _, tc := range []struct {
+		file, function, service, user string
+		readOnly                      bool
+	}{
+		{"stack.yml", "get-product", "catalog", "shop_catalog_reader", true},
+		{"stack.yml", "get-stock", "inventory", "shop_inventory_reader", true},
+		{"stack.ce.yml", "catalog", "catalog", "shop_catalog", false},
+		{"stack.ce.yml", "inventory", "inventory", "shop_inventory", false},
+	} {
+		s, err := stackfile.LoadEnv("../../"+tc.file, func(k string) string {
+			if k == "SHOP_ENV" {
+				return "production"
+			}
+			return ""
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := stackfile.Environment("../..", s.Functions[tc.function])
+		if err != nil {
+			t.Fatalf("%s's %s: %v", tc.file, tc.function, err)
+		}
+		c := config.New(config.Env(env))
+		got := postgres.ReaderConfigFrom(c, tc.service, nil)
+		u, err := url.Parse(got.URL)
+		if err != nil || c.Err() != nil || u.User.Username() != tc.user || got.ReadOnly != tc.readOnly {
+			t.Errorf("%s's %s in production: a reader logs in as %v (read-only %t; %v, %v), want %s (read-only %t)",
+				tc.file, tc.function, u, got.ReadOnly, err, c.Err(), tc.user, tc.readOnly)
+		}
 	}
 }

@@ -278,6 +278,24 @@ func productionRoles(t *testing.T) map[string]string {
 	return roles
 }
 
+// productionReaderRole is the user of env/production.yml's readers' URL of
+// service (postgres.ReaderURLVar), which must name the service's database.
+func productionReaderRole(t *testing.T, service string) string {
+	t.Helper()
+	var prod struct {
+		Environment map[string]string `yaml:"environment"`
+	}
+	if err := yaml.Unmarshal(read(t, "env/production.yml"), &prod); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(prod.Environment[postgres.ReaderURLVar(service)])
+	if err != nil || u.Path != "/shop_"+service || u.User == nil {
+		t.Errorf("env/production.yml's %s %v (%v): want the URL of the database shop_%s", postgres.ReaderURLVar(service), u, err, service)
+		return ""
+	}
+	return u.User.Username()
+}
+
 // 10-shop.sh, run by the superuser on a new cluster as the postgres image
 // runs it, leaves each function of stack.yml able to reach, with the
 // database passwords it declares (and the user of env/production.yml's
@@ -634,6 +652,7 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 		return pgx.Connect(ctx, cl.url(user, password, database))
 	}
 	reach := map[string]string{} // what each declared secret reaches, once per secret
+	readers := map[string]bool{} // the services whose readers' password a function declares
 	s, err := stackfile.LoadEnv(filepath.Join(root(t), "stack.yml"), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
@@ -642,6 +661,17 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 		for _, secret := range s.Functions[name].Secrets {
 			service, ok := strings.CutPrefix(secret, "db-password-")
 			if !ok || reach[secret] != "" {
+				continue
+			}
+			// A reader's password: checkReaders checks what its role
+			// reaches, the role env/production.yml's URL names.
+			if service, ok := strings.CutSuffix(service, "-reader"); ok && secret == postgres.ReaderPasswordSecret(service) {
+				if !slices.Contains(readerServices, service) {
+					t.Errorf("%s declares %s, the password of no readers' role", name, secret)
+				} else if role := productionReaderRole(t, service); role != readerRole(service) {
+					t.Errorf("env/production.yml's %s names the user %q, want %s", postgres.ReaderURLVar(service), role, readerRole(service))
+				}
+				readers[service] = true
 				continue
 			}
 			if serviceMigrations[service] == nil {
@@ -668,6 +698,9 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 	}
 	if len(reach) != len(serviceMigrations) {
 		t.Errorf("the functions declare the database passwords %v, want one of each service's", slices.Sorted(maps.Keys(reach)))
+	}
+	if got := slices.Sorted(maps.Keys(readers)); !slices.Equal(got, readerServices) {
+		t.Errorf("the functions declare the readers' passwords of %v, want those of %v (10-shop.sh's readers)", got, readerServices)
 	}
 	for database := range serviceMigrations {
 		if conn, err := connect("shop_monitor", passwords["postgres-monitor-password"], "shop_"+database); !denied(err) {

@@ -143,7 +143,7 @@ func TestGatewayAPIWithGoSDK(t *testing.T) {
 	for _, s := range secrets {
 		names = append(names, s.Name)
 	}
-	wantSecrets := []string{"admin-email", "admin-password", "api-key", "db-password-catalog", "db-password-inventory",
+	wantSecrets := []string{"admin-email", "admin-password", "api-key", "db-password-catalog", "db-password-catalog-reader", "db-password-inventory", "db-password-inventory-reader",
 		"db-password-orders", "db-password-payments", "db-password-relay", "db-password-users", "event-signing-key", "event-verify-key",
 		"internal-callers", "jwt-signing-key", "jwt-verify-key", "meili-key", "meili-search-key", "redis-password", "smtp-password"}
 	for _, c := range routes.AllCallers() {

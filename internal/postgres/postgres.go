@@ -787,19 +787,30 @@ func ReaderURLVar(service string) string {
 	return strings.ToUpper(service) + "_READER_DATABASE_URL"
 }
 
+// ReaderSharesWritersVar is the variable, <SERVICE>_READER_SHARES_WRITERS_ROLE,
+// that set to true makes ReaderConfigFrom return the writers' settings even
+// where ReaderURLVar(service) is set: dev/bundlegen sets it on a faasd-CE
+// bundle that serves a writer of the database beside its readers. A
+// variable of its own, because faas-cli merges a function's
+// environment_file over its environment (dev/stackfile.Environment): a
+// bundle's entry cannot set the readers' URL empty over env/production.yml's.
+func ReaderSharesWritersVar(service string) string {
+	return strings.ToUpper(service) + "_READER_SHARES_WRITERS_ROLE"
+}
+
 // ReaderConfigFrom is how a function that only reads service's database (a
 // public reader: get-product, list-products, search-products, get-stock)
 // reads its settings from c. With ReaderURLVar(service) set, they are the
 // readers' role's: that URL, the password of the optional secret
 // ReaderPasswordSecret(service), DATABASE_MAX_CONNS, and ReadOnly (Open
 // migrates nothing and checks that every file of migrations is applied).
-// Unset, they are ConfigFrom's, the writers': a developer machine and
-// `make run`, where every process logs in as postgres, and a faasd-CE
-// bundle that serves a writer of the same database (dev/bundlegen sets the
-// variable empty there); the reader then migrates as a writer does.
+// Unset, or with ReaderSharesWritersVar(service) true, they are
+// ConfigFrom's, the writers': a developer machine and `make run`, where
+// every process logs in as postgres, and a faasd-CE bundle that serves a
+// writer of the same database; the reader then migrates as a writer does.
 func ReaderConfigFrom(c *config.Reader, service string, migrations fs.FS) Config {
 	url := c.String(ReaderURLVar(service), "")
-	if url == "" {
+	if url == "" || c.Bool(ReaderSharesWritersVar(service), false) {
 		return ConfigFrom(c, service, migrations)
 	}
 	return Config{

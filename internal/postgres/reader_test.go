@@ -19,9 +19,10 @@ import (
 
 // A reader with a URL of its own (<SERVICE>_READER_DATABASE_URL) logs in
 // with the readers' password (db-password-<service>-reader), never the
-// writers', and opens read-only; without it, it reads exactly the writers'
-// settings and migrates as they do (a developer machine, a faasd-CE bundle
-// that serves a writer of the same database).
+// writers', and opens read-only; without it (a developer machine), or with
+// <SERVICE>_READER_SHARES_WRITERS_ROLE=true (a faasd-CE bundle that serves a
+// writer of the same database), it reads exactly the writers' settings and
+// migrates as they do.
 func TestReaderConfigFrom(t *testing.T) {
 	secrets := t.TempDir()
 	for name, pw := range map[string]string{"db-password-catalog": "writer-pw", "db-password-catalog-reader": "reader-pw\n"} {
@@ -45,16 +46,19 @@ func TestReaderConfigFrom(t *testing.T) {
 		t.Errorf("with its own URL (-want +got):\n%s", diff)
 	}
 
-	// Without it: the writers' settings, their password, migrating.
-	delete(env, "CATALOG_READER_DATABASE_URL")
-	c = config.New(config.Env(env))
-	got, writers := postgres.ReaderConfigFrom(c, "catalog", migrations), postgres.ConfigFrom(config.New(config.Env(env)), "catalog", migrations)
-	if err := c.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if got.ReadOnly || got.URL != writers.URL || got.Password != "writer-pw" || got.MigrationURL != writers.MigrationURL ||
-		!got.CreateDatabase || got.Migrations == nil {
-		t.Errorf("without its own URL: %+v, want the writers' %+v", got, writers)
+	// Sharing the writers' role, or without its own URL: the writers'
+	// settings, their password, migrating.
+	for _, shared := range []map[string]string{{"CATALOG_READER_SHARES_WRITERS_ROLE": "true"}, {"CATALOG_READER_DATABASE_URL": ""}} {
+		maps.Copy(env, shared)
+		c = config.New(config.Env(env))
+		got, writers := postgres.ReaderConfigFrom(c, "catalog", migrations), postgres.ConfigFrom(config.New(config.Env(env)), "catalog", migrations)
+		if err := c.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got.ReadOnly || got.URL != writers.URL || got.Password != "writer-pw" || got.MigrationURL != writers.MigrationURL ||
+			!got.CreateDatabase || got.Migrations == nil {
+			t.Errorf("with %v: %+v, want the writers' %+v", shared, got, writers)
+		}
 	}
 	// … and it needs the writers' URL then, as they do.
 	delete(env, "CATALOG_DATABASE_URL")

@@ -307,7 +307,9 @@ var keyPairs = [][2]string{{"jwt-signing-key", "jwt-verify-key"}, {"event-signin
 // event-signing-key and the consumers' matching event-verify-key (an Ed25519
 // pair, internal/events); the seeded admin's
 // admin-email and admin-password, and the database passwords (each
-// service's db-password-<service> and the relay's db-password-relay),
+// service's db-password-<service>, the relay's db-password-relay and the
+// public readers' db-password-catalog-reader and
+// db-password-inventory-reader),
 // meili-key, meili-search-key, redis-password and smtp-password empty (PostgreSQL trusts local
 // connections, no Meilisearch runs, the machine's Redis has no requirepass
 // and no SMTP server needs a login; functions declare them for production).
@@ -338,10 +340,15 @@ func Development() map[string]string {
 		"db-password-inventory": "",
 		"db-password-payments":  "",
 		"db-password-relay":     "",
-		"meili-key":             "",
-		"meili-search-key":      "",
-		"redis-password":        "",
-		"smtp-password":         "",
+		// The readers' (postgres.ReaderPasswordSecret): unused too, as
+		// env/development.yml sets no <SERVICE>_READER_DATABASE_URL and
+		// the readers log in as the writers do.
+		"db-password-catalog-reader":   "",
+		"db-password-inventory-reader": "",
+		"meili-key":                    "",
+		"meili-search-key":             "",
+		"redis-password":               "",
+		"smtp-password":                "",
 	}
 	var lines []string
 	for _, caller := range routes.AllCallers() {

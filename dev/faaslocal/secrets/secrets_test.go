@@ -203,7 +203,7 @@ func TestCreateMissingKeepsExistingValues(t *testing.T) {
 	if again, _ := s.Read("basic-auth-password"); string(again) != string(firstPassword) {
 		t.Error("a second CreateMissing replaced basic-auth-password")
 	}
-	want := []string{"admin-email", "admin-password", "db-password-catalog", "db-password-inventory", "db-password-orders",
+	want := []string{"admin-email", "admin-password", "db-password-catalog", "db-password-catalog-reader", "db-password-inventory", "db-password-inventory-reader", "db-password-orders",
 		"db-password-payments", "db-password-relay", "db-password-users", "event-signing-key", "event-verify-key", "internal-callers",
 		"jwt-signing-key", "jwt-verify-key", "meili-key", "meili-search-key", "redis-password", "smtp-password"}
 	for _, c := range routes.AllCallers() {
