@@ -14,9 +14,9 @@
 # and read what the migrations' *_reader_grants.sql grant them, granted
 # here too where the tables exist: on a cluster whose databases were
 # migrated before the reader roles existed, this script is also the
-# upgrade that adds them (docs/deploy-faasd.md, "Upgrading to the readers'
-# roles"). Until the old functions are replaced, `shop` is made a
-# member of the five roles, so they keep working; step 7 then drops it.
+# upgrade that adds them (docs/deploy-faasd.md, step 7, item 8). Until
+# the old functions are replaced, `shop` is made a member of the five
+# roles, so they keep working; step 7 then drops it.
 # Idempotent: a second run changes nothing, not even a password's hash. As
 # with 10-shop.sh, a role's password is set only when the run creates the
 # role: setting it again makes a new SCRAM salt, so PgBouncer's auth_file
