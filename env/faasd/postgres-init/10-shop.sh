@@ -3,8 +3,9 @@
 # runs this once, when the data directory is empty, as the superuser. It
 # creates one database per service, shop_<service>, each owned by a login
 # role of its own, shop_<service>, with the password of the secret file
-# db-password-<service>, and no other role but the relay's may connect to
-# it: a function holds its service's secret alone (stack.yml), so whatever
+# db-password-<service>, and no other role but the relay's (and, for the
+# catalog and the inventory, their readers', below) may connect to it: a
+# function holds its service's secret alone (stack.yml), so whatever
 # it is made to do, it reaches one database (docs/security.md, "Database
 # roles"). The login role shop_relay (secret db-password-relay) may connect
 # to every service database; what it may do there (read and mark the
@@ -184,7 +185,8 @@ SQL
 } | psql -X -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres --set=reset_passwords="$reset_passwords"
 
 # PUBLIC may connect to a new database (and create temporary tables in it):
-# each service database is its own role's and the relay's alone.
+# each service database is its own role's and the relay's alone (and its
+# readers', granted after this loop).
 for s in $services; do
 	psql -X -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "shop_$s" --set=role="shop_$s" <<'SQL'
 REVOKE ALL ON DATABASE :"DBNAME" FROM PUBLIC;
