@@ -3,7 +3,12 @@
 // (internal/routes), the error codes (internal/fault) and the answers
 // fnserve and the edge give before a handler runs (Undeclared), and Recorder
 // validates every request a test makes to the public API, and the answer it
-// gets, against the document with libopenapi-validator.
+// gets, against the document with libopenapi-validator: the code answers
+// nothing the document does not allow. The other direction, that the code
+// refuses no request the document accepts, is held by Boundaries, the
+// requests derived from the document's schemas at their boundaries, which
+// the package's tests send through each operation's decoding and
+// validation in process.
 package contract
 
 import (
@@ -43,6 +48,9 @@ type Contract struct {
 	mu  sync.Mutex // the validator caches per request path; one call at a time keeps it simple
 	val validator.Validator
 	raw document
+	// spec is the document as parsed (YAML), for the walk over its schemas
+	// (Boundaries).
+	spec []byte
 
 	// named are the response headers the document declares anywhere
 	// (canonical names); answers, per "METHOD template" and status key
@@ -100,7 +108,7 @@ func Load() (*Contract, error) { return Parse(api.OpenAPI()) }
 // Parse is Load of another document, spec (YAML): the tests plant mistakes
 // in a copy of api/openapi.yaml and parse it. Errors name api/openapi.yaml.
 func Parse(spec []byte) (*Contract, error) {
-	c := &Contract{}
+	c := &Contract{spec: spec}
 	if err := yaml.Unmarshal(spec, &c.raw); err != nil {
 		return nil, fmt.Errorf("api/openapi.yaml: %w", err)
 	}
@@ -259,6 +267,23 @@ func (c *Contract) Check(req *http.Request, reqBody []byte, res *http.Response, 
 		return nil
 	}
 	return fmt.Errorf("%s %s: %w", req.Method, req.URL.RequestURI(), errors.Join(errs...))
+}
+
+// Accepts reports whether the document accepts the request req, whose
+// body, already read, is body: nil, or what it refuses. It reads the query
+// string as Check does (a parameter sent empty is one left out).
+func (c *Contract) Accepts(req *http.Request, body []byte) error {
+	r := req.Clone(req.Context())
+	r.URL.RawQuery = withoutEmpty(r.URL.RawQuery)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	c.mu.Lock()
+	ok, errs := c.val.ValidateHttpRequestSync(r)
+	c.mu.Unlock()
+	if ok {
+		return nil
+	}
+	return joinValidation(errs)
 }
 
 // answer is what the document declares for the status of an answer of op

@@ -325,6 +325,37 @@ func TestDocumentRefusesWhatTheCodeRefuses(t *testing.T) {
 		{"POST", "/api/v1/orders", order("Ann", "   ", "Springfield", "12345"), true},
 		{"POST", "/api/v1/orders", order("Ann", "1 Main St", "   ", "12345"), true},
 		{"POST", "/api/v1/orders", order("Ann", "1 Main St", "Springfield", "   "), true},
+		// Only Unicode spaces (U+00A0, U+3000), which the code trims as it
+		// trims ASCII ones: the patterns name them (`[^\s\x85\p{Z}]`).
+		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"\u00a0\u3000"}`, true},
+		{"POST", "/api/v1/users", `{"email":"\u00a0","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/auth/login", `{"email":"\u3000","password":"secret-enough"}`, true},
+		{"POST", "/api/v1/products", `{"sku":"A-1","name":"\u00a0","category":"c","price":{"amount":100}}`, true},
+		{"PATCH", product, `{"name":"\u2003"}`, true},
+		{"POST", "/api/v1/orders", order(`\u00a0`, "1 Main St", "Springfield", "12345"), true},
+		{"POST", "/api/v1/orders", order("Ann", `\u00a0`, "Springfield", "12345"), true},
+		{"POST", "/api/v1/orders", order("Ann", "1 Main St", `\u3000`, "12345"), true},
+		{"POST", "/api/v1/orders", order("Ann", "1 Main St", "Springfield", `\u00a0`), true},
+		// Registration's email rules (users.NewRegistration): one @, a
+		// domain of two labels or more, no space, no empty run of the local
+		// part, at most 64 bytes before the @ and 63 in a label.
+		{"POST", "/api/v1/users", `{"email":"ann","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/users", `{"email":"ann@example","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/users", `{"email":"a@b@example.com","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/users", `{"email":"a..b@example.com","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/users", `{"email":".ab@example.com","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/users", `{"email":"a b@example.com","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/users", `{"email":"a\u00a0b@example.com","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/users", `{"email":"a(b)@example.com","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/users", `{"email":"ann@-example.com","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/users", `{"email":"ann@example_shop.com","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/users", `{"email":"` + strings.Repeat("a", 65) + `@example.com","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/users", `{"email":"` + strings.Repeat("é", 17) + `@example.com","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/users", `{"email":"ann@` + strings.Repeat("b", 64) + `.com","password":"secret-enough","name":"Ann"}`, true},
+		// A category's 64 characters are the slug's, padding aside.
+		{"POST", "/api/v1/products", `{"sku":"A-1","name":"Mug","category":"` + strings.Repeat("a", 65) + `","price":{"amount":100}}`, true},
+		// The nil UUID names no product.
+		{"POST", "/api/v1/orders", `{"items":[{"product_id":"00000000-0000-0000-0000-000000000000","quantity":1}],` + order("Ann", "1 Main St", "Springfield", "12345")[1:], true},
 		// The same bodies with the text filled in (padded, as the code
 		// trims it): accepted.
 		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":" Ann "}`, false},
@@ -340,6 +371,12 @@ func TestDocumentRefusesWhatTheCodeRefuses(t *testing.T) {
 		{"POST", "/api/v1/orders", order("Ann", " 1 Main St ", "Springfield", "12345"), false},
 		{"POST", "/api/v1/orders", order("Ann", "1 Main St", " Springfield ", "12345"), false},
 		{"POST", "/api/v1/orders", order("Ann", "1 Main St", "Springfield", " 12345 "), false},
+		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"\u00a0Ann\u3000"}`, false},
+		{"POST", "/api/v1/users", `{"email":"\u00a0Jos\u00e9.P@ex\u00e4mple.co.uk ","password":"secret-enough","name":"Ann"}`, false},
+		{"POST", "/api/v1/users", `{"email":"` + strings.Repeat("a", 64) + `@` + strings.Repeat("b", 63) + `.com","password":"secret-enough","name":"Ann"}`, false},
+		{"POST", "/api/v1/users", `{"email":"` + strings.Repeat("é", 16) + `@example.com","password":"secret-enough","name":"Ann"}`, false},
+		{"POST", "/api/v1/products", `{"sku":"\u00a0a-1\u00a0","name":"\u2003Mug","category":"\u00a0` + strings.Repeat("a", 64) + ` ","price":{"amount":100}}`, false},
+		{"POST", "/api/v1/orders", `{"items":[{"product_id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f","quantity":1}],` + order("Ann", "1 Main St", "Springfield", "12345")[1:], false},
 	} {
 		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
 		req.Header.Set("Content-Type", "application/json")

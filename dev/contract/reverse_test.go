@@ -1,0 +1,461 @@
+package contract_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/api"
+	"github.com/shopfaas/shop/dev/contract"
+	createorder "github.com/shopfaas/shop/functions/create-order"
+	getordertimeline "github.com/shopfaas/shop/functions/get-order-timeline"
+	listnotifications "github.com/shopfaas/shop/functions/list-notifications"
+	listorders "github.com/shopfaas/shop/functions/list-orders"
+	loginuser "github.com/shopfaas/shop/functions/login-user"
+	registeruser "github.com/shopfaas/shop/functions/register-user"
+	searchproducts "github.com/shopfaas/shop/functions/search-products"
+	setcartitem "github.com/shopfaas/shop/functions/set-cart-item"
+	setstock "github.com/shopfaas/shop/functions/set-stock"
+	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/cart"
+	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalogclient"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/fntest"
+	"github.com/shopfaas/shop/internal/inventory"
+	"github.com/shopfaas/shop/internal/notifications"
+	"github.com/shopfaas/shop/internal/orders"
+	"github.com/shopfaas/shop/internal/search"
+	"github.com/shopfaas/shop/internal/users"
+)
+
+// reached is what every fake store answers once the code has decoded and
+// validated a request and asks it to act: 503 unavailable, with the seam's
+// flag set, so the request is known to have passed every rule of its shape.
+var reached = fault.E(fault.Unavailable, fault.CodeUnavailable, "the store was reached")
+
+// seam is how the code decides on one operation's request, in process: a
+// handler that answers it as the function does up to its store, and a
+// flag set when the request got there.
+type seam struct {
+	handler http.Handler
+	reached *atomic.Bool
+}
+
+// codeSeam is, for one operation of api/openapi.yaml, the code that decodes
+// and validates its request, the values only the code can mint, and the
+// rules the document states only in words.
+type codeSeam struct {
+	// build makes the seam. Where the function's handler takes its stores
+	// as small interfaces, the seam is the handler itself over fakes that
+	// say yes to every question of state (the product exists, the
+	// credentials are checked after) and flag the call; where it takes a
+	// concrete store (the catalog's, over PostgreSQL), it is the handler's
+	// decoding and domain validation called in the handler's order.
+	build func(t *testing.T) seam
+	// minted are values of parameters the document declares opaque (a
+	// cursor: "the next_cursor of the previous page"): the code refuses one
+	// it did not write (invalid_cursor), which the schema cannot say, so
+	// the requests carry one it wrote.
+	minted map[string]string
+	// prose are the rules of the operation's request the document states
+	// in words only, because JSON Schema cannot say them (a comparison of
+	// two values).
+	prose []proseRule
+}
+
+// proseRule is a rule of a request the document states in words, says
+// (which the document must contain); refuses tells which requests it
+// refuses. The code must refuse them with 422.
+type proseRule struct {
+	says    string
+	refuses func(q url.Values, h http.Header, body any) bool
+}
+
+// theCode maps every operationId of the document whose request carries a
+// JSON body or query or header parameters to the code that decides on it.
+// TestTheCodeAcceptsWhatTheDocumentAccepts fails for an operation missing
+// here, so a new one cannot be left unchecked.
+func theCode(t *testing.T) map[string]codeSeam {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	tokens := fntest.Tokens(t, time.Hour)
+	admin := fntest.Bearer(t, tokens, uuid.New(), auth.RoleAdmin)
+	customer := fntest.Bearer(t, tokens, uuid.New(), auth.RoleCustomer)
+	as := func(bearer string, h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.Header.Set("Authorization", bearer)
+			h.ServeHTTP(w, r)
+		})
+	}
+	// domain serves a seam that calls the code's decoding and validation
+	// (check) in an fnhttp.Adapt, as the handler does, and flags success.
+	domain := func(check func(r *http.Request) error) seam {
+		s := seam{reached: new(atomic.Bool)}
+		s.handler = fnhttp.Adapt(log, func(_ http.ResponseWriter, r *http.Request) error {
+			if err := check(r); err != nil {
+				return err
+			}
+			s.reached.Store(true)
+			return reached
+		})
+		return s
+	}
+	id := uuid.MustParse(contract.PathID)
+	return map[string]codeSeam{
+		"register-user": {build: func(t *testing.T) seam {
+			f := &fake{reached: new(atomic.Bool)}
+			return seam{registeruser.New(f, log), f.reached}
+		}},
+		"login-user": {build: func(t *testing.T) seam {
+			f := &fake{reached: new(atomic.Bool)}
+			return seam{loginuser.New(f, nil, f, log), f.reached}
+		}},
+		"list-notifications": {build: func(t *testing.T) seam {
+			f := &fake{reached: new(atomic.Bool)}
+			return seam{as(customer, listnotifications.New(f, tokens, log)), f.reached}
+		}, minted: map[string]string{"cursor": id.String()}},
+		// The catalog's handlers take a catalogdb.Store: its decoding and
+		// validation, in the handlers' order.
+		"list-products": {build: func(t *testing.T) seam {
+			return domain(func(r *http.Request) error {
+				if _, err := fnhttp.QueryInt(r, "limit", catalog.DefaultLimit, 1, catalog.MaxLimit); err != nil {
+					return err
+				}
+				if err := catalog.ValidateCategory(r.URL.Query().Get("category")); err != nil {
+					return err
+				}
+				_, err := catalog.DecodeCursor(r.URL.Query().Get("cursor"))
+				return err
+			})
+		}, minted: map[string]string{"cursor": catalog.EncodeCursor(id)}},
+		"create-product": {build: func(t *testing.T) seam {
+			return domain(func(r *http.Request) error {
+				var d catalog.Draft
+				if err := fnhttp.Decode(r, &d, fnhttp.MaxBody); err != nil {
+					return err
+				}
+				_, err := catalog.NewProduct(d, time.Now())
+				return err
+			})
+		}},
+		"update-product": {build: func(t *testing.T) seam {
+			stored, err := catalog.NewProduct(catalog.Draft{SKU: "MUG-1", Name: "Mug", Category: "kitchen", Price: catalog.Money{Amount: 100}}, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return domain(func(r *http.Request) error {
+				var p catalog.Patch
+				if err := fnhttp.Decode(r, &p, fnhttp.MaxBody); err != nil {
+					return err
+				}
+				_, err := catalog.Apply(stored, p, time.Now())
+				return err
+			})
+		}},
+		// get-product reads If-None-Match only to compare it with the
+		// product's ETag (304): nothing of its request is refused.
+		"get-product": {build: func(t *testing.T) seam {
+			return domain(func(*http.Request) error { return nil })
+		}},
+		"search-products": {build: func(t *testing.T) seam {
+			f := &fake{reached: new(atomic.Bool)}
+			return seam{searchproducts.New(f, log), f.reached}
+		}, prose: []proseRule{{
+			says: "`min_price` must not exceed `max_price`",
+			refuses: func(q url.Values, _ http.Header, _ any) bool {
+				lo, errLo := strconv.ParseInt(q.Get("min_price"), 10, 64)
+				hi, errHi := strconv.ParseInt(q.Get("max_price"), 10, 64)
+				return errLo == nil && errHi == nil && lo > hi
+			},
+		}}},
+		"set-stock": {build: func(t *testing.T) seam {
+			f := &fake{reached: new(atomic.Bool)}
+			return seam{as(admin, setstock.New(f, f, tokens, log)), f.reached}
+		}},
+		"set-cart-item": {build: func(t *testing.T) seam {
+			f := &fake{reached: new(atomic.Bool)}
+			return seam{as(customer, setcartitem.New(f, tokens, log)), f.reached}
+		}},
+		"list-orders": {build: func(t *testing.T) seam {
+			f := &fake{reached: new(atomic.Bool)}
+			return seam{as(customer, listorders.New(orderList{f}, tokens, log)), f.reached}
+		}, minted: map[string]string{"cursor": id.String()}},
+		"create-order": {build: func(t *testing.T) seam {
+			f := &fake{reached: new(atomic.Bool)}
+			return seam{as(customer, createorder.New(f, tokens, log)), f.reached}
+		}},
+		"get-order-timeline": {build: func(t *testing.T) seam {
+			f := &fake{reached: new(atomic.Bool)}
+			return seam{as(customer, getordertimeline.New(f, tokens, log)), f.reached}
+		}, minted: map[string]string{"cursor": "5"}},
+	}
+}
+
+// fake is every store the seams' handlers take, answering every question
+// of state yes and every action with reached.
+type fake struct{ reached *atomic.Bool }
+
+func (f *fake) hit() error { f.reached.Store(true); return reached }
+
+// register-user, login-user
+func (f *fake) Register(context.Context, users.Registration) (users.User, error) {
+	return users.User{}, f.hit()
+}
+func (f *fake) Authenticate(context.Context, users.Login) (users.User, error) {
+	return users.User{}, f.hit()
+}
+func (f *fake) Allow(context.Context, string) error { return nil }
+
+// list-notifications, list-orders
+func (f *fake) List(context.Context, uuid.UUID, uuid.UUID, int) ([]notifications.Notification, bool, error) {
+	return nil, false, f.hit()
+}
+
+// orderList is fake as list-orders' store.
+type orderList struct{ *fake }
+
+func (f orderList) List(context.Context, uuid.UUID, uuid.UUID, int) ([]orders.Order, uuid.UUID, error) {
+	return nil, uuid.Nil, f.hit()
+}
+
+// search-products
+func (f *fake) Upsert(context.Context, ...search.Document) error { return f.hit() }
+func (f *fake) Delete(context.Context, uuid.UUID) error          { return f.hit() }
+func (f *fake) Search(context.Context, search.Query) (search.Result, error) {
+	return search.Result{}, f.hit()
+}
+func (f *fake) EnsureSettings(context.Context) error { return nil }
+
+// set-stock
+func (f *fake) GetProduct(context.Context, uuid.UUID) (catalogclient.Product, error) {
+	return catalogclient.Product{}, nil
+}
+func (f *fake) SetOnHand(context.Context, uuid.UUID, int, inventory.Precondition) (inventory.Stock, error) {
+	return inventory.Stock{}, f.hit()
+}
+
+// set-cart-item
+func (f *fake) SetItem(context.Context, uuid.UUID, uuid.UUID, int) (cart.View, error) {
+	return cart.View{}, f.hit()
+}
+
+// create-order: the checkout's own checks of the request's shape, as
+// saga.admit makes them before anything else (everything after them is a
+// question of state: stock, prices, the payment).
+func (f *fake) Place(_ context.Context, _ auth.Identity, req orders.PlaceRequest, key string) (orders.Checkout, error) {
+	if err := req.Validate(); err != nil {
+		return orders.Checkout{}, err
+	}
+	if key != "" {
+		if err := orders.ValidKey(key); err != nil {
+			return orders.Checkout{}, err
+		}
+	}
+	return orders.Checkout{}, f.hit()
+}
+
+// get-order-timeline
+func (f *fake) GetVisible(context.Context, uuid.UUID, auth.Identity) (orders.Order, error) {
+	return orders.Order{}, f.hit()
+}
+func (f *fake) Timeline(context.Context, uuid.UUID, int64, int) ([]orders.Step, int64, error) {
+	return nil, 0, f.hit()
+}
+
+// TestTheCodeAcceptsWhatTheDocumentAccepts: every request the document
+// accepts, of those derived from its schemas (contract.Boundaries: the
+// minimal and maximal request of each operation with a body or parameters,
+// and each with one value at a boundary of its schema), is accepted by the
+// code: its decoding and validation, called in process (theCode), do not
+// refuse it with 400 or 422. A client that follows the document to the
+// letter is never refused for the shape of its request.
+//
+// Refusals of state are out of reach by construction: the seams' stores
+// say yes to every question of state (the product exists and is for sale,
+// the account's password is checked after) and answer an action with 503
+// once the request got to them. What the code may still refuse is what the
+// document says in words and cannot say in a schema (theCode's prose
+// rules): those requests must be refused with 422. The test also fails
+// when the walk cannot build an operation's minimal or maximal request, or
+// when no request of an operation got past the code's checks.
+func TestTheCodeAcceptsWhatTheDocumentAccepts(t *testing.T) {
+	for _, miss := range disagreements(t, load(t), theCode(t)) {
+		t.Error(miss)
+	}
+}
+
+// disagreements runs every request Boundaries derives from c through
+// seams and lists what breaks the rule of
+// TestTheCodeAcceptsWhatTheDocumentAccepts.
+func disagreements(t *testing.T, c *contract.Contract, seams map[string]codeSeam) []string {
+	t.Helper()
+	bounds, err := c.Boundaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(api.OpenAPI())
+	var out []string
+	byOp := map[string][]contract.Boundary{}
+	for _, b := range bounds {
+		byOp[b.Operation.ID] = append(byOp[b.Operation.ID], b)
+	}
+	ops := c.Operations()
+	slices.SortFunc(ops, func(a, b contract.Operation) int { return strings.Compare(a.Path+" "+a.Method, b.Path+" "+b.Method) })
+	for _, op := range ops {
+		if len(byOp[op.ID]) == 0 {
+			if _, ok := seams[op.ID]; ok {
+				out = append(out, fmt.Sprintf("%s: theCode has a seam for it, but the document gives it no body or parameters", op.ID))
+			}
+			continue
+		}
+		s, ok := seams[op.ID]
+		if !ok {
+			out = append(out, fmt.Sprintf("%s %s (%s) takes a body or parameters, but theCode has no seam for it: add the code that decodes and validates its request", op.Method, op.Path, op.ID))
+			continue
+		}
+		for _, r := range s.prose {
+			if !strings.Contains(text, r.says) {
+				out = append(out, fmt.Sprintf("%s: the document does not say %q, a rule theCode says it states", op.ID, r.says))
+			}
+		}
+		checked, got := 0, 0
+		refused := map[string][]string{} // by the value moved, the code's refusals
+		var moved []string
+		baseRefused := map[string]bool{} // a variant of a refused base would repeat its refusal
+		for _, b := range byOp[op.ID] {
+			if !b.Base && baseRefused[b.On] {
+				continue
+			}
+			for name, v := range s.minted {
+				if b.Query.Has(name) {
+					b.Query.Set(name, v)
+				}
+			}
+			req := b.Request()
+			req.Header.Set("Authorization", "Bearer x") // the token's validity is the edge's business
+			if err := c.Accepts(req, b.Body); err != nil {
+				if b.Base {
+					out = append(out, fmt.Sprintf("%s: the document refuses its %s request, built from its own schemas: %v\n\t%s", op.ID, b.Why, err, b.Body))
+				}
+				continue
+			}
+			checked++
+			sm := s.build(t)
+			req = b.Request()
+			if b.Body != nil {
+				req.Body = io.NopCloser(bytes.NewReader(b.Body))
+			}
+			rec := httptest.NewRecorder()
+			sm.handler.ServeHTTP(rec, req)
+			var problem struct{ Code, Detail string }
+			_ = json.Unmarshal(rec.Body.Bytes(), &problem)
+			prose := slices.IndexFunc(s.prose, func(r proseRule) bool { return r.refuses(b.Query, b.Header, b.Value) })
+			switch {
+			case prose >= 0:
+				if rec.Code != http.StatusUnprocessableEntity {
+					out = append(out, fmt.Sprintf("%s (%s): the document says %q, yet the code answered %d %s", op.ID, b.Why, s.prose[prose].says, rec.Code, problem.Code))
+				}
+			case sm.reached.Load():
+				got++
+			case rec.Code == http.StatusBadRequest || rec.Code == http.StatusUnprocessableEntity:
+				baseRefused[b.Why] = b.Base
+				what, _, _ := strings.Cut(b.Why, ":")
+				if refused[what] == nil {
+					moved = append(moved, what)
+				}
+				refused[what] = append(refused[what], fmt.Sprintf("%s: the code refuses it %d %s %q\n\t\t%s %s", b.Why,
+					rec.Code, problem.Code, problem.Detail, req.URL.RequestURI(), shorten(b.Body)))
+			}
+		}
+		for _, what := range moved {
+			list := refused[what]
+			more := ""
+			if len(list) > 1 {
+				more = fmt.Sprintf("\n\t(and %d more requests with %s moved)", len(list)-1, what)
+			}
+			out = append(out, fmt.Sprintf("%s: a request the document accepts, refused by the code: %s%s", op.ID, list[0], more))
+		}
+		if got == 0 {
+			out = append(out, fmt.Sprintf("%s: none of its %d requests the document accepts got past the code's checks (is its seam right?)", op.ID, checked))
+		}
+	}
+	return out
+}
+
+// shorten is body, cut to a line's length.
+func shorten(body []byte) string {
+	if r := []rune(string(body)); len(r) > 160 {
+		return string(r[:160]) + "…"
+	}
+	return string(body)
+}
+
+// TestADisagreementPlantedOnEitherSideFails plants each kind of mistake
+// the check above is for and wants it named: a document that accepts more
+// than the code (a maxLength raised in a copy of api/openapi.yaml), code
+// that refuses what the document accepts (register-user's validation with
+// a name limit lowered to 99), and an operation without a seam.
+func TestADisagreementPlantedOnEitherSideFails(t *testing.T) {
+	spec := strings.Replace(string(api.OpenAPI()),
+		"name: {type: string, minLength: 1, maxLength: 100,", "name: {type: string, minLength: 1, maxLength: 101,", 1)
+	if spec == string(api.OpenAPI()) {
+		t.Fatal("Registration.name is not where the test plants its mistake")
+	}
+	looser, err := contract.Parse([]byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	stricter := theCode(t)
+	stricter["register-user"] = codeSeam{build: func(t *testing.T) seam {
+		f := &fake{reached: new(atomic.Bool)}
+		h := registeruser.New(f, log)
+		return seam{http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var body struct{ Name string }
+			raw, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(raw))
+			if json.Unmarshal(raw, &body) == nil && utf8.RuneCountInString(strings.TrimSpace(body.Name)) > 99 {
+				fnhttp.ProblemFor(fault.E(fault.Invalid, fault.CodeInvalidRequest, "name must be at most 99 characters")).Write(w)
+				return
+			}
+			h.ServeHTTP(w, r)
+		}), f.reached}
+	}}
+	unseamed := theCode(t)
+	delete(unseamed, "set-cart-item")
+
+	for _, tc := range []struct {
+		name  string
+		doc   *contract.Contract
+		seams map[string]codeSeam
+		want  string
+	}{
+		{"the document's maxLength raised", looser, theCode(t), `register-user: a request the document accepts, refused by the code: body.name: 101 characters`},
+		{"the code's limit lowered", load(t), stricter, `register-user: a request the document accepts, refused by the code: body.name: 100 characters`},
+		{"an operation without a seam", load(t), unseamed, `PUT /api/v1/cart/items/{product_id} (set-cart-item) takes a body or parameters, but theCode has no seam for it`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := disagreements(t, tc.doc, tc.seams)
+			if !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, tc.want) }) {
+				t.Errorf("want a failure starting %q, got %q", tc.want, got)
+			}
+		})
+	}
+}
