@@ -204,7 +204,7 @@ func theCode(t *testing.T) map[string]codeSeam {
 		"get-order-timeline": {build: func(t *testing.T) seam {
 			f := &fake{reached: new(atomic.Bool)}
 			return seam{as(customer, getordertimeline.New(f, tokens, log)), f.reached}
-		}, minted: map[string]string{"cursor": "5"}},
+		}, minted: map[string]string{"cursor": orders.TimelineCursor(5)}},
 	}
 }
 
