@@ -193,11 +193,15 @@ func New(cfg Config) (*Sender, error) {
 // cancellation ends the conversation too). Any failure is an error (the
 // email may not have been delivered), whose text masks the recipient's
 // address; a malformed recipient is an error before any connection is made.
-// The error wraps notifications.ErrUndeliverable when sending again cannot
-// help: a malformed recipient, or a permanent refusal (a 5xx reply) of the
-// recipient or of the message. A 5xx earlier in the conversation (AUTH,
-// MAIL FROM) is this sender's configuration, the same for every email, and
-// stays a plain error, retried like a 4xx or a connection that failed.
+// The error wraps notifications.ErrUndeliverable only when sending again
+// cannot help because of the recipient: a malformed recipient, a non-ASCII
+// one to a server without SMTPUTF8, or a permanent refusal of the recipient
+// at RCPT TO (see recipientRefused). Any other 5xx (AUTH, MAIL FROM, a
+// relay or policy refusal at RCPT TO, DATA or the end of the message) is
+// most likely this sender's configuration, the same for every email, and
+// stays a plain error, retried like a 4xx or a connection that failed: a
+// misconfigured relay then dead-letters and pages instead of marking every
+// email refused.
 func (s *Sender) Send(ctx context.Context, e notifications.Email) error {
 	from, to, msg, err := s.message(e)
 	if err != nil {
@@ -269,38 +273,77 @@ func (s *Sender) send(ctx context.Context, deadline time.Time, from, to string, 
 			return err
 		}
 	}
+	if ok, _ := c.Extension("SMTPUTF8"); !ok && !ascii(to) {
+		// RFC 6531 3.4: such an address needs SMTPUTF8; without it the
+		// server could only refuse it, or mangle it.
+		return undeliverable{err: errors.New("the server does not offer SMTPUTF8, needed for a non-ASCII address")}
+	}
 	if err := c.Mail(from); err != nil {
 		return err
 	}
 	if err := c.Rcpt(to); err != nil {
-		return refusal(err)
+		return recipientRefused(err)
 	}
+	// A 5xx from here on (DATA, or the answer to the message: a DMARC or
+	// sender-authorisation refusal, a message the relay will not take) is
+	// not about the recipient: retried.
 	w, err := c.Data()
 	if err != nil {
-		return refusal(err)
+		return err
 	}
 	if _, err := w.Write(msg); err != nil {
 		return err
 	}
 	if err := w.Close(); err != nil { // the server's answer to the message
-		return refusal(err)
+		return err
 	}
 	_ = c.Quit() // the message was accepted: a failed goodbye changes nothing
 	return nil
 }
 
-// refusal is err, the server's answer to the recipient or to the message,
-// marked notifications.ErrUndeliverable when it is a permanent negative reply
-// (RFC 5321 4.2.1: 5yz, "the same request … should not be repeated"): the
-// mailbox does not exist (550), its name is not allowed (553, a non-ASCII
-// address to a server without SMTPUTF8), the message is refused (554). A
-// transient reply (4yz) or a broken connection is returned as it is.
-func refusal(err error) error {
+// recipientRefused is err, the server's answer to RCPT TO, marked
+// notifications.ErrUndeliverable when it is a permanent refusal of this
+// recipient (RFC 5321 4.2.1: a 5yz "should not be repeated"), which a
+// redelivery would get again. A 5yz is about the recipient only when its
+// RFC 3463 enhanced status code (the "5.x.y" that opens the reply's text)
+// says so: 5.1.x (a bad or unknown address), 5.2.1 (mailbox disabled), 5.6.7
+// (a non-ASCII address without SMTPUTF8). Without an enhanced code, only 550
+// (mailbox unavailable), 551 (user not local) and 553 (mailbox name not
+// allowed). Anything else is returned as it is, retried: a 4yz, a broken
+// connection, and the 5yz that are the sender's setup and would refuse every
+// email alike: "554 5.7.1 Relay access denied" (no SMTP_USERNAME against a
+// relay that wants it), "530 5.7.0 Authentication required", the protocol
+// errors 500-504 and 555 (5.5.x), and 5.3.x/5.4.x (the relay's system or
+// network).
+func recipientRefused(err error) error {
 	var te *textproto.Error
-	if errors.As(err, &te) && te.Code >= 500 && te.Code <= 599 {
+	if !errors.As(err, &te) || te.Code < 500 || te.Code > 599 {
+		return err
+	}
+	if m := enhancedCode.FindStringSubmatch(te.Msg); m != nil {
+		if subject, detail := m[1], m[2]; subject == "1" || subject+"."+detail == "2.1" || subject+"."+detail == "6.7" {
+			return undeliverable{err: err}
+		}
+		return err
+	}
+	if te.Code == 550 || te.Code == 551 || te.Code == 553 {
 		return undeliverable{err: err}
 	}
 	return err
+}
+
+// enhancedCode matches a permanent RFC 3463 enhanced status code at the start
+// of a reply's text (net/textproto.Error.Msg), capturing subject and detail.
+var enhancedCode = regexp.MustCompile(`^5\.(\d{1,3})\.(\d{1,3})(?:[ \t\n]|$)`)
+
+// ascii reports whether s is all ASCII, which SMTP without SMTPUTF8 carries.
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // undeliverable is an error that is notifications.ErrUndeliverable, with

@@ -152,35 +152,66 @@ func TestRefusalsAreErrorsWithMaskedAddresses(t *testing.T) {
 	}
 }
 
-// Only what sending again cannot change is notifications.ErrUndeliverable:
-// a 5xx to the recipient (550, 553) and an address that cannot be sent to.
-// A 451, a refused login (the sender's configuration, the same for every
-// email) and a server that is not there are retried.
+// Only what sending again cannot change because of the recipient is
+// notifications.ErrUndeliverable: a refusal of the recipient at RCPT TO (an
+// enhanced code 5.1.x, 5.2.1 or 5.6.7; without one, 550, 551 or 553), an
+// address that cannot be sent to, and a non-ASCII address to a server
+// without SMTPUTF8 (refused here, before RCPT TO). The sender's own setup,
+// the same for every email, is retried so that a misconfigured relay
+// dead-letters and pages: a relay or policy refusal at RCPT TO (5.7.x), a
+// protocol error (5.5.x), any refusal of MAIL FROM or of the message, a
+// refused login, a 451 and a server that is not there. Until 2026-12-06 any
+// 5xx to RCPT TO or to the message counted as undeliverable: "554 5.7.1
+// Relay access denied" marked every email refused, silently.
 func TestOnlyAPermanentRefusalIsUndeliverable(t *testing.T) {
 	srv := smtptest.New(t, smtptest.StartTLS)
 	good := authenticated(t, srv, nil)
 	for _, tt := range []struct {
-		name          string
-		sender        *smtpmail.Sender
-		to            string
-		rcpt          int // the server's answer to RCPT TO; 0 accepts
-		undeliverable bool
+		name                string
+		sender              *smtpmail.Sender
+		to                  string
+		mail, rcpt, message string // the server's answer to MAIL FROM, RCPT TO, the message; "" accepts
+		undeliverable       bool
+		noRcpt              bool // refused before RCPT TO is sent
 	}{
-		{"550 no such mailbox", good, "bob@example.com", 550, true},
-		{"553 mailbox name not allowed", good, "bob@example.com", 553, true},
-		{"451 try again later", good, "bob@example.com", 451, false},
-		{"an address that cannot be sent to", good, "bob@@example.com", 0, true},
-		{"a refused login", authenticated(t, srv, func(c *smtpmail.Config) { c.Password = "not-the-password" }), "bob@example.com", 0, false},
-		{"no server", authenticated(t, srv, func(c *smtpmail.Config) { c.Addr = "127.0.0.1:1" }), "bob@example.com", 0, false},
+		{name: "550 5.1.1 no such mailbox", sender: good, to: "bob@example.com", rcpt: "550 5.1.1", undeliverable: true},
+		{name: "553 5.6.7 non-ASCII address not allowed", sender: good, to: "bob@example.com", rcpt: "553 5.6.7", undeliverable: true},
+		{name: "550 5.2.1 mailbox disabled", sender: good, to: "bob@example.com", rcpt: "550 5.2.1", undeliverable: true},
+		{name: "550 without an enhanced code", sender: good, to: "bob@example.com", rcpt: "550", undeliverable: true},
+		{name: "553 without an enhanced code", sender: good, to: "bob@example.com", rcpt: "553", undeliverable: true},
+		{name: "554 5.7.1 relay access denied", sender: good, to: "bob@example.com", rcpt: "554 5.7.1"},
+		{name: "530 5.7.0 authentication required", sender: good, to: "bob@example.com", rcpt: "530 5.7.0"},
+		{name: "503 5.5.1 bad sequence of commands", sender: good, to: "bob@example.com", rcpt: "503 5.5.1"},
+		{name: "552 5.3.4 at RCPT TO", sender: good, to: "bob@example.com", rcpt: "552 5.3.4"},
+		{name: "554 without an enhanced code", sender: good, to: "bob@example.com", rcpt: "554"},
+		{name: "451 4.3.0 try again later", sender: good, to: "bob@example.com", rcpt: "451 4.3.0"},
+		{name: "550 5.1.0 to MAIL FROM", sender: good, to: "bob@example.com", mail: "550 5.1.0"},
+		{name: "553 to MAIL FROM", sender: good, to: "bob@example.com", mail: "553"},
+		{name: "550 5.7.1 DMARC refusal of the message", sender: good, to: "bob@example.com", message: "550 5.7.1"},
+		{name: "550 5.1.1 to the message", sender: good, to: "bob@example.com", message: "550 5.1.1"},
+		{name: "554 to the message", sender: good, to: "bob@example.com", message: "554"},
+		{name: "an address that cannot be sent to", sender: good, to: "bob@@example.com", undeliverable: true, noRcpt: true},
+		{name: "a non-ASCII address without SMTPUTF8", sender: good, to: "bób@example.com", undeliverable: true, noRcpt: true},
+		{name: "a refused login", sender: authenticated(t, srv, func(c *smtpmail.Config) { c.Password = "not-the-password" }), to: "bob@example.com", noRcpt: true},
+		{name: "no server", sender: authenticated(t, srv, func(c *smtpmail.Config) { c.Addr = "127.0.0.1:1" }), to: "bob@example.com", noRcpt: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			srv.RefuseSenderWith(tt.mail)
 			srv.RefuseRecipientsWith(tt.rcpt)
+			srv.RefuseMessageWith(tt.message)
+			rcpts, msgs := srv.Rcpts(), len(srv.Messages())
 			err := tt.sender.Send(context.Background(), email(tt.to))
 			if err == nil {
 				t.Fatal("sent")
 			}
 			if got := errors.Is(err, notifications.ErrUndeliverable); got != tt.undeliverable {
 				t.Errorf("%v: undeliverable %v, want %v", err, got, tt.undeliverable)
+			}
+			if sent := srv.Rcpts() - rcpts; tt.noRcpt && sent != 0 {
+				t.Errorf("%d RCPT TO sent, want none", sent)
+			}
+			if n := len(srv.Messages()) - msgs; n != 0 {
+				t.Errorf("%d messages accepted, want 0", n)
 			}
 		})
 	}

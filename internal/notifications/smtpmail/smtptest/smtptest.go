@@ -80,12 +80,15 @@ type Server struct {
 	mu           sync.Mutex
 	msgs         []Message
 	authFailures int
-	rcptCode     int           // the answer to RCPT TO; 0 accepts
-	offer        []string      // the AUTH mechanisms offered, default PLAIN
-	used         []string      // the mechanism of each successful AUTH
-	helos        []string      // the name each connection\'s first HELO or EHLO gave
-	slowReplies  int           // the first replies of each new connection that come late
-	replyDelay   time.Duration // how late
+	mailReply    *smtp.SMTPError // the answer to MAIL FROM; nil accepts
+	rcptReply    *smtp.SMTPError // the answer to RCPT TO; nil accepts
+	dataReply    *smtp.SMTPError // the answer to the message; nil accepts
+	rcpts        int             // RCPT TO commands received
+	offer        []string        // the AUTH mechanisms offered, default PLAIN
+	used         []string        // the mechanism of each successful AUTH
+	helos        []string        // the name each connection\'s first HELO or EHLO gave
+	slowReplies  int             // the first replies of each new connection that come late
+	replyDelay   time.Duration   // how late
 }
 
 // New starts a server in mode, stopped at the end of the test.
@@ -123,24 +126,71 @@ func New(t testing.TB, mode Mode) *Server {
 	return s
 }
 
-// RefuseRecipients makes the server answer RCPT TO with 451 (a temporary
-// failure), echoing the address as real servers do, until called with false.
+// RefuseRecipients makes the server answer RCPT TO with 451 4.3.0 (a
+// temporary failure), echoing the address as real servers do, until called
+// with false.
 func (s *Server) RefuseRecipients(refuse bool) {
-	code := 0
+	reply := ""
 	if refuse {
-		code = 451
+		reply = "451 4.3.0"
 	}
-	s.RefuseRecipientsWith(code)
+	s.RefuseRecipientsWith(reply)
 }
 
-// RefuseRecipientsWith makes the server answer RCPT TO with code, echoing the
-// address: a 4xx is a temporary failure (451), a 5xx a permanent one (550
-// mailbox unavailable; 553 mailbox name not allowed, a relay's answer to a
-// non-ASCII address without SMTPUTF8). 0 accepts recipients again.
-func (s *Server) RefuseRecipientsWith(code int) {
+// RefuseRecipientsWith makes the server answer RCPT TO with reply, echoing
+// the address: a code and, optionally, an RFC 3463 enhanced status code
+// ("550 5.1.1" mailbox unavailable, "553 5.6.7" a non-ASCII address without
+// SMTPUTF8, "554 5.7.1" relay access denied, "550" with no enhanced code).
+// "" accepts recipients again.
+func (s *Server) RefuseRecipientsWith(reply string) {
 	s.mu.Lock()
-	s.rcptCode = code
+	s.rcptReply = parseReply(reply, "<recipient>: refused")
 	s.mu.Unlock()
+}
+
+// RefuseSenderWith makes the server answer MAIL FROM with reply (as
+// RefuseRecipientsWith; "" accepts again).
+func (s *Server) RefuseSenderWith(reply string) {
+	s.mu.Lock()
+	s.mailReply = parseReply(reply, "sender refused")
+	s.mu.Unlock()
+}
+
+// RefuseMessageWith makes the server answer the message (after DATA's end)
+// with reply, as a DMARC or content policy does ("550 5.7.1"; as
+// RefuseRecipientsWith, "" accepts again). go-smtp answers the DATA command
+// itself (354) without asking the session, so this is the reply that
+// refuses DATA.
+func (s *Server) RefuseMessageWith(reply string) {
+	s.mu.Lock()
+	s.dataReply = parseReply(reply, "message refused")
+	s.mu.Unlock()
+}
+
+// Rcpts is how many RCPT TO commands the server has received.
+func (s *Server) Rcpts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rcpts
+}
+
+// parseReply reads "code[ x.y.z]" into an SMTP error with text msg; nil for
+// "". A malformed reply panics: it is a test's typo.
+func parseReply(reply, msg string) *smtp.SMTPError {
+	if reply == "" {
+		return nil
+	}
+	e := &smtp.SMTPError{EnhancedCode: smtp.NoEnhancedCode, Message: msg}
+	code, enhanced, _ := strings.Cut(reply, " ")
+	if _, err := fmt.Sscanf(code, "%d", &e.Code); err != nil || e.Code < 400 || e.Code > 599 {
+		panic(fmt.Sprintf("smtptest: reply %q: want a 4xx or 5xx code", reply))
+	}
+	if enhanced != "" {
+		if n, err := fmt.Sscanf(enhanced, "%d.%d.%d", &e.EnhancedCode[0], &e.EnhancedCode[1], &e.EnhancedCode[2]); err != nil || n != 3 {
+			panic(fmt.Sprintf("smtptest: reply %q: want an enhanced code x.y.z", reply))
+		}
+	}
+	return e
 }
 
 // SlowReplies makes the first n writes of every new connection come d late:
@@ -344,6 +394,12 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	if !ss.authed {
 		return errAuthRequired
 	}
+	ss.srv.mu.Lock()
+	reply := ss.srv.mailReply
+	ss.srv.mu.Unlock()
+	if reply != nil {
+		return reply
+	}
 	ss.cur = Message{From: from}
 	return nil
 }
@@ -353,13 +409,13 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return errAuthRequired
 	}
 	ss.srv.mu.Lock()
-	code := ss.srv.rcptCode
+	ss.srv.rcpts++
+	reply := ss.srv.rcptReply
 	ss.srv.mu.Unlock()
-	switch {
-	case code >= 500:
-		return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<" + to + ">: mailbox unavailable"}
-	case code > 0:
-		return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "<" + to + ">: try again later"}
+	if reply != nil {
+		r := *reply
+		r.Message = "<" + to + ">: " + map[bool]string{true: "mailbox unavailable", false: "try again later"}[r.Code >= 500]
+		return &r
 	}
 	ss.cur.To = append(ss.cur.To, to)
 	return nil
@@ -375,6 +431,10 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	ss.cur.Data = string(b)
 	ss.srv.mu.Lock()
+	if reply := ss.srv.dataReply; reply != nil {
+		ss.srv.mu.Unlock()
+		return reply
+	}
 	ss.srv.msgs = append(ss.srv.msgs, ss.cur)
 	ss.srv.mu.Unlock()
 	return nil
