@@ -3,6 +3,7 @@ package function
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/shopfaas/shop/internal/auth/authtest"
 	"github.com/shopfaas/shop/internal/config"
@@ -30,6 +33,7 @@ import (
 	"github.com/shopfaas/shop/internal/notifications/smtpmail/smtptest"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
+	"github.com/shopfaas/shop/internal/telemetry"
 	"github.com/shopfaas/shop/internal/users"
 	"github.com/shopfaas/shop/internal/users/usersdb"
 	"github.com/shopfaas/shop/internal/users/userstest"
@@ -305,20 +309,24 @@ func TestEmailClaimedByADeadDeliveryIsRetried(t *testing.T) {
 // and stores no second notification.
 func TestFailedEmailIsRetried(t *testing.T) {
 	e := setup(t, true)
+	reg := prometheus.NewRegistry()
+	h := withShop(e.h, telemetry.NewShop(reg))
 	u := userstest.Register(t, e.users, "bob@example.com", "correct horse battery", "Bob")
 	body := fntest.Envelope(t, "test", events.OrderPaymentFailed, "", orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.PaymentFailed})
 	e.smtp.RefuseRecipients(true)
-	if code, _ := deliver(t, e.h, body); code != http.StatusServiceUnavailable {
+	if code, _ := deliver(t, h, body); code != http.StatusServiceUnavailable {
 		t.Fatalf("failed send answered %d, want 503", code)
 	}
+	emails(t, reg, 0, 0, 1)
 	e.smtp.RefuseRecipients(false)
-	code, resp := deliver(t, e.h, body)
+	code, resp := deliver(t, h, body)
 	if code != 200 || !resp.Duplicate || !resp.Emailed {
 		t.Fatalf("redelivery: %d %+v", code, resp)
 	}
-	if code, resp = deliver(t, e.h, body); code != 200 || !resp.Emailed {
+	if code, resp = deliver(t, h, body); code != 200 || !resp.Emailed {
 		t.Fatalf("third delivery: %d %+v", code, resp)
 	}
+	emails(t, reg, 1, 0, 1)
 	if n, m := count(t, e.store, u.ID), len(e.smtp.Messages()); n != 1 || m != 1 {
 		t.Errorf("%d notifications, %d emails; want 1 and 1", n, m)
 	}
@@ -336,10 +344,12 @@ func TestAnEmailRefusedForGoodIsNotRetried(t *testing.T) {
 	for _, code := range []string{"550 5.1.1", "553 5.6.7"} {
 		t.Run(code, func(t *testing.T) {
 			e := setup(t, true)
+			reg := prometheus.NewRegistry()
+			h := withShop(e.h, telemetry.NewShop(reg))
 			u := userstest.Register(t, e.users, "frank@example.com", "correct horse battery", "Frank")
 			body := fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
 			e.smtp.RefuseRecipientsWith(code)
-			status, first := deliver(t, e.h, body)
+			status, first := deliver(t, h, body)
 			if status != 200 || first.Duplicate || first.Emailed || !first.Undeliverable {
 				t.Fatalf("a recipient refused with %s answered %d %+v; want 200, not emailed, undeliverable", code, status, first)
 			}
@@ -354,8 +364,9 @@ func TestAnEmailRefusedForGoodIsNotRetried(t *testing.T) {
 			if attempts == 0 {
 				t.Fatal("no SMTP session for the first delivery")
 			}
+			emails(t, reg, 0, 1, 0)
 			e.smtp.RefuseRecipientsWith("") // whatever the server would say now, nothing is asked
-			status, second := deliver(t, e.h, body)
+			status, second := deliver(t, h, body)
 			if status != 200 || !second.Duplicate || second.Emailed || !second.Undeliverable || second.NotificationID != first.NotificationID {
 				t.Fatalf("redelivery: %d %+v; want 200, duplicate, undeliverable, the same notification", status, second)
 			}
@@ -365,7 +376,28 @@ func TestAnEmailRefusedForGoodIsNotRetried(t *testing.T) {
 			if n := count(t, e.store, u.ID); n != 1 {
 				t.Errorf("%d notifications, want 1", n)
 			}
+			emails(t, reg, 0, 1, 0) // the redelivery counts nothing
 		})
+	}
+}
+
+// withShop serves h with the shop's metrics m in every request's context, as
+// fnserve does.
+func withShop(h http.Handler, m *telemetry.Shop) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(telemetry.WithShop(r.Context(), m)))
+	})
+}
+
+// emails checks shop_notification_emails_total on reg: sent, refused and
+// failed so far.
+func emails(t *testing.T, reg *prometheus.Registry, sent, refused, failed int) {
+	t.Helper()
+	const name = "shop_notification_emails_total"
+	want := fmt.Sprintf("# HELP %[1]s Notification emails notify-user tried to send, by outcome: sent, refused (the mail server refused the recipient for good: recorded, never retried) or failed (retried).\n# TYPE %[1]s counter\n"+
+		"%[1]s{outcome=\"failed\"} %[4]d\n%[1]s{outcome=\"refused\"} %[3]d\n%[1]s{outcome=\"sent\"} %[2]d\n", name, sent, refused, failed)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), name); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -10,8 +10,9 @@ import (
 // orders, payments, stock and the checkout saga, registered on the process's
 // own registry (fnserve creates one per process and serves it at /_/metrics).
 // Every function process has the set; each series appears once it is
-// observed, in the function that observes it, but the cache errors', which
-// exist at 0 from the start, so their rate reads 0 and not "no data". A nil *Shop records nothing,
+// observed, in the function that observes it, but the cache errors' and the
+// notification emails', which exist at 0 from the start, so their rate reads
+// 0 and not "no data". A nil *Shop records nothing,
 // so code that runs outside fnserve (tests, tools) needs no stand-in.
 type Shop struct {
 	orders         *prometheus.CounterVec
@@ -24,6 +25,7 @@ type Shop struct {
 	recoveredTotal *prometheus.CounterVec
 	sweeps         *prometheus.CounterVec
 	cacheErrors    *prometheus.CounterVec
+	emails         *prometheus.CounterVec
 }
 
 // The reasons of CacheError.
@@ -35,6 +37,19 @@ const (
 	CacheAuth = "auth"
 	// CacheUnavailable is any other failed call: Redis down, slow or full.
 	CacheUnavailable = "unavailable"
+)
+
+// The outcomes of NotificationEmail.
+const (
+	// EmailSent is an email the mail server accepted.
+	EmailSent = "sent"
+	// EmailRefused is an email the mail server refused for good
+	// (notifications.ErrUndeliverable), recorded so and never tried again.
+	EmailRefused = "refused"
+	// EmailFailed is a send that failed and is retried (the delivery
+	// answers 503): a 4xx, a connection, TLS or login failure, or a refusal
+	// that is the sender's configuration.
+	EmailFailed = "failed"
 )
 
 // NewShop registers the shop's metrics on reg.
@@ -81,11 +96,18 @@ func NewShop(reg prometheus.Registerer) *Shop {
 			Name: "shop_cache_errors_total",
 			Help: "Product cache calls that failed (each a miss, served from the database), by reason: auth (Redis refused the login or the command: the redis-password secret or Redis's ACL; or Redis's TLS certificate failed verification: the redis-ca secret or REDIS_ADDR's host) or unavailable (Redis down, slow or full).",
 		}, []string{"reason"}),
+		emails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shop_notification_emails_total",
+			Help: "Notification emails notify-user tried to send, by outcome: sent, refused (the mail server refused the recipient for good: recorded, never retried) or failed (retried).",
+		}, []string{"outcome"}),
 	}
 	m.cacheErrors.WithLabelValues(CacheAuth)
 	m.cacheErrors.WithLabelValues(CacheUnavailable)
+	for _, o := range []string{EmailSent, EmailRefused, EmailFailed} {
+		m.emails.WithLabelValues(o)
+	}
 	reg.MustRegister(m.orders, m.declines, m.conflicts, m.stepDuration, m.stepFailures, m.compensations, m.recoveryRuns, m.recoveredTotal, m.sweeps,
-		m.cacheErrors)
+		m.cacheErrors, m.emails)
 	return m
 }
 
@@ -94,6 +116,14 @@ func NewShop(reg prometheus.Registerer) *Shop {
 func (m *Shop) CacheError(reason string) {
 	if m != nil {
 		m.cacheErrors.WithLabelValues(reason).Inc()
+	}
+}
+
+// NotificationEmail counts one notification email by outcome (EmailSent,
+// EmailRefused or EmailFailed).
+func (m *Shop) NotificationEmail(outcome string) {
+	if m != nil {
+		m.emails.WithLabelValues(outcome).Inc()
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/notifications"
+	"github.com/shopfaas/shop/internal/telemetry"
 	"github.com/shopfaas/shop/internal/users"
 )
 
@@ -159,6 +160,7 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (sent
 		if errors.Is(err, notifications.ErrUndeliverable) {
 			return false, true, s.refused(ctx, n, u.Email, claim, err)
 		}
+		telemetry.ShopFrom(ctx).NotificationEmail(telemetry.EmailFailed)
 		s.log.WarnContext(ctx, "email not sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID, "err", err.Error())
 		if rerr := s.store.ReleaseEmail(context.WithoutCancel(ctx), n.ID, claim); rerr != nil {
 			// The retry waits for the lease to run out instead.
@@ -166,6 +168,7 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (sent
 		}
 		return false, false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the email could not be sent")
 	}
+	telemetry.ShopFrom(ctx).NotificationEmail(telemetry.EmailSent)
 	if err := s.markEmailed(ctx, n.ID, claimedAt.Add(EmailLease-MarkTimeout-markMargin)); err != nil {
 		return true, false, err
 	}
@@ -185,12 +188,14 @@ func (s *Service) refused(ctx context.Context, n notifications.Notification, add
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), MarkTimeout)
 	defer cancel()
 	if err := s.store.MarkRefused(mctx, n.ID); err != nil {
+		telemetry.ShopFrom(ctx).NotificationEmail(telemetry.EmailFailed)
 		s.log.WarnContext(ctx, "a refused email could not be recorded; the delivery is retried", "notification_id", n.ID, "err", err.Error())
 		if rerr := s.store.ReleaseEmail(mctx, n.ID, claim); rerr != nil {
 			s.log.WarnContext(ctx, "email claim not released", "notification_id", n.ID, "err", rerr.Error())
 		}
 		return err
 	}
+	telemetry.ShopFrom(ctx).NotificationEmail(telemetry.EmailRefused)
 	s.log.WarnContext(ctx, "email refused for good: not sent, not retried", "to", notifications.MaskEmail(address),
 		"notification_id", n.ID, "err", sendErr.Error())
 	return nil
