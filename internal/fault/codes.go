@@ -158,7 +158,12 @@ const (
 	CodeInvalidSignature Code = "invalid_signature"
 	// CodeEventExpired: a signed event whose envelope time is older than the
 	// inbox retention (its processed-event record may be pruned: applying it
-	// again could double its effect) or too far ahead of the consumer's clock
-	// (422: dead-lettered at once; see docs/events.md, "Signed events").
+	// again could double its effect) or missing (422: dead-lettered at once;
+	// see docs/events.md, "Signed events").
 	CodeEventExpired Code = "event_expired"
+	// CodeEventEarly: a signed event whose envelope time is more than
+	// inbox.MaxClockSkew ahead of the consumer's clock (503: retried, since
+	// it becomes valid once the clocks agree; a dead letter of it is replayed
+	// after fixing them).
+	CodeEventEarly Code = "event_early"
 )

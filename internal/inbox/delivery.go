@@ -63,12 +63,15 @@ func NewEvents(verifier *events.Verifier, acceptUnsigned bool) (Events, error) {
 }
 
 // checkTime refuses an envelope time outside the window in which a
-// duplicate is still recognised: older than the retention less MaxClockSkew
+// duplicate is still recognised. Older than the retention less MaxClockSkew
 // (its processed-event record may have been pruned, and a replay of a
-// captured event would apply it again), or more than MaxClockSkew ahead of
-// now. A missing time is refused too: the relay's envelopes always carry one
-// (events.New). The refusal is fault.Invalid "event_expired", 422, which the
-// connector dead-letters at once; it is logged at warn.
+// captured event would apply it again), or missing (the relay's envelopes
+// always carry one, events.New), is fault.Invalid "event_expired", 422, which
+// the connector dead-letters at once: no later delivery can change it. More
+// than MaxClockSkew ahead of now (a signer's clock ahead would stretch the
+// window) is fault.Unavailable "event_early", 503: it becomes valid once the
+// clocks agree, so the connector retries it, and a dead letter of it can be
+// replayed after fixing the clocks. Both are logged at warn with their reason.
 func (e Events) checkTime(r *http.Request, d Delivery, now time.Time) error {
 	age := now.Sub(d.Time)
 	window := e.retention - MaxClockSkew
@@ -80,6 +83,11 @@ func (e Events) checkTime(r *http.Request, d Delivery, now time.Time) error {
 		why = fmt.Sprintf("the event is older than the inbox retention allows (%s)", window)
 	case age < -MaxClockSkew:
 		why = fmt.Sprintf("the event's time is more than %s ahead of this clock", MaxClockSkew)
+		if e.log != nil {
+			e.log.WarnContext(r.Context(), "event refused: ahead of this clock", "event_id", d.EventID,
+				"type", d.Type, "time", d.Time, "ahead", (-age).Round(time.Second).String(), "reason", why)
+		}
+		return fault.E(fault.Unavailable, fault.CodeEventEarly, why+": the producer's or this clock is wrong; retried until they agree")
 	default:
 		return nil
 	}
@@ -97,7 +105,9 @@ func (e Events) checkTime(r *http.Request, d Delivery, now time.Time) error {
 // "invalid_signature" (retried, then dead-lettered); the others
 // (fault.Malformed "invalid_event", fault.TooLarge, fault.Invalid
 // "unsupported_event" and "event_expired") make the connector dead-letter the
-// message at once instead of retrying what can never succeed.
+// message at once instead of retrying what can never succeed, but for an
+// event too far ahead of this clock: fault.Unavailable "event_early" (503),
+// retried.
 func (e Events) Read(r *http.Request, types ...string) (Delivery, error) {
 	if e.verifier == nil {
 		return Delivery{}, fault.Internalf("inbox: Events used without NewEvents")

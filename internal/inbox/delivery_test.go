@@ -118,36 +118,56 @@ func signedAt(t *testing.T, signer *events.Signer, at time.Time) *http.Request {
 // A captured, correctly signed event replayed once its processed-event
 // record may have been pruned (the relay prunes past INBOX_RETENTION) would
 // be applied again: it is refused 422 event_expired, which the connector
-// dead-letters at once. So is one far ahead of the consumer's clock, which
-// would stretch the window. One just inside the window is read. Until
+// dead-letters at once. One far ahead of the consumer's clock, which would
+// stretch the window, is refused 503 event_early instead: retryable, it is
+// read once the clocks agree (until 2026-12-06, later that day, it was 422
+// event_expired and dead-lettered). One just inside the window is read. Until
 // 2026-12-06 Read checked the signature and the type, never the time.
 func TestASignedEventOutsideTheInboxRetentionIsRefused(t *testing.T) {
 	signer, ev := keys(t, false)
 	window := inbox.DefaultRetention - inbox.MaxClockSkew
 	now := time.Now()
+	const (
+		read    = iota
+		expired // 422 event_expired, dead-lettered at once
+		early   // 503 event_early, retried
+	)
 	for _, tt := range []struct {
-		name    string
-		at      time.Time
-		refused bool
+		name string
+		at   time.Time
+		want int
 	}{
-		{"just now", now, false},
-		{"a minute inside the window", now.Add(-window + time.Minute), false},
-		{"within the clock skew ahead", now.Add(inbox.MaxClockSkew - time.Minute), false},
-		{"a minute past the window", now.Add(-window - time.Minute), true},
-		{"past the retention", now.Add(-inbox.DefaultRetention - time.Hour), true},
-		{"a year old", now.AddDate(-1, 0, 0), true},
-		{"beyond the clock skew ahead", now.Add(inbox.MaxClockSkew + time.Minute), true},
-		{"no time", time.Time{}, true},
+		{"just now", now, read},
+		{"a minute inside the window", now.Add(-window + time.Minute), read},
+		{"within the clock skew ahead", now.Add(inbox.MaxClockSkew - time.Minute), read},
+		{"a minute past the window", now.Add(-window - time.Minute), expired},
+		{"past the retention", now.Add(-inbox.DefaultRetention - time.Hour), expired},
+		{"a year old", now.AddDate(-1, 0, 0), expired},
+		{"no time", time.Time{}, expired},
+		{"beyond the clock skew ahead", now.Add(inbox.MaxClockSkew + time.Minute), early},
+		{"a year ahead", now.AddDate(1, 0, 0), early},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := ev.Read(signedAt(t, signer, tt.at), events.OrderPlaced)
-			switch {
-			case tt.refused && !fault.Is(err, fault.Invalid, fault.CodeEventExpired):
-				t.Errorf("Read = %v, want Invalid event_expired", err)
-			case tt.refused && fnhttp.Status(err) != http.StatusUnprocessableEntity:
-				t.Errorf("refused with %d, want 422 (dead-lettered at once)", fnhttp.Status(err))
-			case !tt.refused && err != nil:
-				t.Errorf("Read = %v, want the event", err)
+			switch tt.want {
+			case read:
+				if err != nil {
+					t.Errorf("Read = %v, want the event", err)
+				}
+			case expired:
+				if !fault.Is(err, fault.Invalid, fault.CodeEventExpired) || fault.Retryable(err) {
+					t.Errorf("Read = %v, want Invalid event_expired, not retryable", err)
+				}
+				if s := fnhttp.Status(err); s != http.StatusUnprocessableEntity {
+					t.Errorf("refused with %d, want 422 (dead-lettered at once)", s)
+				}
+			case early:
+				if !fault.Is(err, fault.Unavailable, fault.CodeEventEarly) || !fault.Retryable(err) {
+					t.Errorf("Read = %v, want Unavailable event_early, retryable", err)
+				}
+				if s := fnhttp.Status(err); s != http.StatusServiceUnavailable {
+					t.Errorf("refused with %d, want 503 (retried)", s)
+				}
 			}
 		})
 	}
