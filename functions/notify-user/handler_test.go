@@ -381,6 +381,54 @@ func TestAnEmailRefusedForGoodIsNotRetried(t *testing.T) {
 	}
 }
 
+// A refusal whose record times out (the database slow for MarkTimeout)
+// answers 503 and releases the claim on a context of its own, so the retry
+// right after asks the server again and records the refusal. Until
+// 2026-12-06 the release reused the record's context, already ended: it
+// failed at once and the claim held the email for its minute's lease, every
+// retry meanwhile answering 503.
+func TestAFailedRefusalRecordReleasesTheClaim(t *testing.T) {
+	e := setup(t, true)
+	store := &slowRefusals{Store: e.store, block: true}
+	h := New(Deps{Store: store, Users: e.users, Mailer: sender(t, e.smtp, smtptest.Password), Events: fntest.Events(),
+		Internal: fntest.Internal(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	u := userstest.Register(t, e.users, "ivan@example.com", "correct horse battery", "Ivan")
+	body := fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
+	e.smtp.RefuseRecipientsWith("550 5.1.1")
+	code, _ := deliver(t, h, body)
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("a refusal whose record timed out answered %d, want 503", code)
+	}
+	var claimed *time.Time
+	if err := e.pool.QueryRow(context.Background(), `SELECT email_claimed_until FROM notifications WHERE user_id = $1`, u.ID).Scan(&claimed); err != nil {
+		t.Fatal(err)
+	}
+	if claimed != nil {
+		t.Fatalf("the claim is held until %v after the failed record; want it released", claimed)
+	}
+	store.block = false
+	code, resp := deliver(t, h, body)
+	if code != 200 || !resp.Duplicate || resp.Emailed || !resp.Undeliverable {
+		t.Fatalf("the retry right after answered %d %+v; want 200, duplicate, undeliverable", code, resp)
+	}
+}
+
+// slowRefusals is a store whose MarkRefused, while block is set, waits for
+// its context to end: a database that does not answer in time (failing as
+// the store does, fault.Unavailable).
+type slowRefusals struct {
+	*notificationsdb.Store
+	block bool
+}
+
+func (s *slowRefusals) MarkRefused(ctx context.Context, id uuid.UUID) error {
+	if s.block {
+		<-ctx.Done()
+		return fault.Wrap(ctx.Err(), fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
+	}
+	return s.Store.MarkRefused(ctx, id)
+}
+
 // withShop serves h with the shop's metrics m in every request's context, as
 // fnserve does.
 func withShop(h http.Handler, m *telemetry.Shop) http.Handler {

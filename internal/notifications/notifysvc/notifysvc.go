@@ -183,14 +183,19 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (sent
 // delivery of every event of its account until the dead letters, and page
 // on-call for what a client typed. The record is written on a context the
 // delivery's end does not cancel; when it fails, the claim is released and the
-// delivery is fault.Unavailable: its retry asks the server again.
+// delivery is fault.Unavailable: its retry asks the server again. The release
+// has its own MarkTimeout: the record may have failed by using all of its
+// own, and a release on that ended context would fail at once, leaving the
+// claim held for the rest of its lease (EmailLease).
 func (s *Service) refused(ctx context.Context, n notifications.Notification, address string, claim time.Time, sendErr error) error {
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), MarkTimeout)
 	defer cancel()
 	if err := s.store.MarkRefused(mctx, n.ID); err != nil {
 		telemetry.ShopFrom(ctx).NotificationEmail(telemetry.EmailFailed)
 		s.log.WarnContext(ctx, "a refused email could not be recorded; the delivery is retried", "notification_id", n.ID, "err", err.Error())
-		if rerr := s.store.ReleaseEmail(mctx, n.ID, claim); rerr != nil {
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), MarkTimeout)
+		defer rcancel()
+		if rerr := s.store.ReleaseEmail(rctx, n.ID, claim); rerr != nil {
 			s.log.WarnContext(ctx, "email claim not released", "notification_id", n.ID, "err", rerr.Error())
 		}
 		return err
