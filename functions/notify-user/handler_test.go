@@ -421,12 +421,12 @@ type slowRefusals struct {
 	block bool
 }
 
-func (s *slowRefusals) MarkRefused(ctx context.Context, id uuid.UUID) error {
+func (s *slowRefusals) MarkRefused(ctx context.Context, id uuid.UUID, claim time.Time) (bool, error) {
 	if s.block {
 		<-ctx.Done()
-		return fault.Wrap(ctx.Err(), fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
+		return false, fault.Wrap(ctx.Err(), fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
 	}
-	return s.Store.MarkRefused(ctx, id)
+	return s.Store.MarkRefused(ctx, id, claim)
 }
 
 // withShop serves h with the shop's metrics m in every request's context, as

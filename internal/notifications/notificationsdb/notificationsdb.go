@@ -137,16 +137,38 @@ func (s *Store) MarkEmailed(ctx context.Context, id uuid.UUID) error {
 }
 
 // MarkRefused records that the mail server refused the email of
-// notification id for good (notifications.ErrUndeliverable) and gives up the
-// claim: no delivery claims or sends it again. An email recorded sent stays
-// sent; doing it again changes nothing. Failures are fault.Unavailable.
-func (s *Store) MarkRefused(ctx context.Context, id uuid.UUID) error {
-	_, err := s.db.Exec(ctx, `UPDATE notifications SET email_refused_at = now(), email_claimed_until = NULL
-		WHERE id = $1 AND emailed_at IS NULL AND email_refused_at IS NULL`, id)
-	if err != nil {
-		return fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
+// notification id for good (notifications.ErrUndeliverable) and gives up
+// claim, taken by ClaimEmail: no delivery claims or sends it again. It
+// records only while that claim is still held, as ReleaseEmail releases only
+// its own: a sender whose lease ran out while it was refused leaves alone
+// the claim another delivery has taken since, which may be sending right now
+// (and may get another answer). It answers from the stored state: true when
+// it recorded the refusal; false when the email was recorded refused already
+// (doing it again changes nothing); fault.Unavailable when the email was
+// sent, or is claimed by another delivery, meanwhile (a retry of the delivery
+// finds out which); fault.NotFound when there is no such notification. Other
+// failures are fault.Unavailable.
+func (s *Store) MarkRefused(ctx context.Context, id uuid.UUID, claim time.Time) (bool, error) {
+	var marked, emailed, refused bool
+	err := s.db.QueryRow(ctx, `WITH marked AS (
+			UPDATE notifications SET email_refused_at = now(), email_claimed_until = NULL
+			WHERE id = $1 AND emailed_at IS NULL AND email_refused_at IS NULL AND email_claimed_until = $2
+			RETURNING id)
+		SELECT EXISTS (SELECT 1 FROM marked), emailed_at IS NOT NULL, email_refused_at IS NOT NULL
+		FROM notifications WHERE id = $1`, id, claim).Scan(&marked, &emailed, &refused)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return false, fault.E(fault.NotFound, fault.CodeNotFound, "no such notification")
+	case err != nil:
+		return false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
+	case marked:
+		return true, nil
+	case refused: // the statement's snapshot: recorded before it
+		return false, nil
+	case emailed:
+		return false, fault.E(fault.Unavailable, fault.CodeUnavailable, "the email was sent by another delivery")
 	}
-	return nil
+	return false, fault.E(fault.Unavailable, fault.CodeUnavailable, "the email is claimed by another delivery")
 }
 
 // List returns up to limit of the user's notifications, newest first (by

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/notifications"
 	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
 	"github.com/shopfaas/shop/internal/postgres"
@@ -182,8 +183,9 @@ func TestReleaseEmailLeavesANewerClaim(t *testing.T) {
 }
 
 // An email recorded refused for good is never claimed again, whether or not
-// a claim's lease has run out: no delivery sends it, and the record drops the
-// claim it was refused under. A sent email stays sent.
+// a claim's lease has run out: no delivery claims or sends it, and the record
+// drops the claim it was refused under; recording it again records nothing.
+// A sent email stays sent: its refusal is not recorded.
 func TestARefusedEmailIsNeverClaimedAgain(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.Open(t, usersdb.Migrations())
@@ -192,11 +194,12 @@ func TestARefusedEmailIsNeverClaimedAgain(t *testing.T) {
 	if _, _, err := s.Record(ctx, "notify-user", n); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := s.ClaimEmail(ctx, n.ID, time.Minute); err != nil || !ok {
+	claim, ok, err := s.ClaimEmail(ctx, n.ID, time.Minute)
+	if err != nil || !ok {
 		t.Fatalf("claim = %v, %v", ok, err)
 	}
-	if err := s.MarkRefused(ctx, n.ID); err != nil {
-		t.Fatal(err)
+	if recorded, err := s.MarkRefused(ctx, n.ID, claim); err != nil || !recorded {
+		t.Fatalf("MarkRefused = %v, %v; want recorded", recorded, err)
 	}
 	got, err := s.Get(ctx, n.ID)
 	if err != nil || got.EmailRefusedAt == nil || got.EmailedAt != nil {
@@ -209,18 +212,72 @@ func TestARefusedEmailIsNeverClaimedAgain(t *testing.T) {
 	if _, ok, err := s.ClaimEmail(ctx, n.ID, time.Minute); err != nil || ok {
 		t.Fatalf("a refused email was claimed (%v, %v)", ok, err)
 	}
+	if recorded, err := s.MarkRefused(ctx, n.ID, claim); err != nil || recorded {
+		t.Fatalf("MarkRefused again = %v, %v; want nothing recorded, no error", recorded, err)
+	}
 
 	sent := notification()
 	if _, _, err := s.Record(ctx, "notify-user", sent); err != nil {
 		t.Fatal(err)
 	}
+	claim, ok, err = s.ClaimEmail(ctx, sent.ID, time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("claim = %v, %v", ok, err)
+	}
 	if err := s.MarkEmailed(ctx, sent.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.MarkRefused(ctx, sent.ID); err != nil {
-		t.Fatal(err)
+	if recorded, err := s.MarkRefused(ctx, sent.ID, claim); recorded || !fault.Is(err, fault.Unavailable, "") {
+		t.Fatalf("MarkRefused of a sent email = %v, %v; want not recorded, Unavailable", recorded, err)
 	}
 	if got, err := s.Get(ctx, sent.ID); err != nil || got.EmailedAt == nil || got.EmailRefusedAt != nil {
 		t.Fatalf("a sent email after MarkRefused: emailed at %v, refused at %v, %v; want sent only", got.EmailedAt, got.EmailRefusedAt, err)
+	}
+}
+
+// A sender whose lease ran out before the server refused the email records
+// nothing: the claim another delivery has taken since stays (that delivery
+// may be sending right now), and the email is not marked refused; the
+// answer says so (fault.Unavailable, retried). Until 2026-12-06 MarkRefused
+// cleared the claim whoever held it and reported nothing.
+func TestAStaleClaimsRefusalLeavesANewerClaim(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, usersdb.Migrations())
+	s := notificationsdb.New(pool)
+	n := notification()
+	if _, _, err := s.Record(ctx, "notify-user", n); err != nil {
+		t.Fatal(err)
+	}
+	stale, ok, err := s.ClaimEmail(ctx, n.ID, time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("first claim = %v, %v", ok, err)
+	}
+	// The first sender's lease runs out; a second delivery takes the email.
+	if _, err := pool.Exec(ctx, `UPDATE notifications SET email_claimed_until = now() - interval '1 second' WHERE id = $1`, n.ID); err != nil {
+		t.Fatal(err)
+	}
+	held, ok, err := s.ClaimEmail(ctx, n.ID, time.Minute)
+	if err != nil || !ok || held.Equal(stale) {
+		t.Fatalf("second claim = %v, %v, %v (first %v)", held, ok, err, stale)
+	}
+	recorded, err := s.MarkRefused(ctx, n.ID, stale) // the first send is refused late
+	if recorded || !fault.Is(err, fault.Unavailable, "") {
+		t.Errorf("MarkRefused under a stale claim = %v, %v; want not recorded, Unavailable", recorded, err)
+	}
+	var claimed *time.Time
+	if err := pool.QueryRow(ctx, `SELECT email_claimed_until FROM notifications WHERE id = $1`, n.ID).Scan(&claimed); err != nil {
+		t.Fatal(err)
+	}
+	if claimed == nil || !claimed.Equal(held) {
+		t.Errorf("the newer claim after a stale MarkRefused: %v, want %v", claimed, held)
+	}
+	if got, err := s.Get(ctx, n.ID); err != nil || got.EmailRefusedAt != nil {
+		t.Errorf("after a stale MarkRefused: refused at %v, %v; want not refused", got.EmailRefusedAt, err)
+	}
+	if _, ok, err := s.ClaimEmail(ctx, n.ID, time.Minute); err != nil || ok {
+		t.Fatalf("a third delivery claimed the email the second holds (%v, %v)", ok, err)
+	}
+	if recorded, err := s.MarkRefused(ctx, n.ID, held); err != nil || !recorded {
+		t.Errorf("MarkRefused under the held claim = %v, %v; want recorded", recorded, err)
 	}
 }

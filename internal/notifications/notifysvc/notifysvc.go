@@ -34,9 +34,11 @@ type Store interface {
 	ReleaseEmail(ctx context.Context, id uuid.UUID, claim time.Time) error
 	// MarkEmailed records that the email went out.
 	MarkEmailed(ctx context.Context, id uuid.UUID) error
-	// MarkRefused records that the email was refused for good and releases
-	// its claim: it is never claimed again.
-	MarkRefused(ctx context.Context, id uuid.UUID) error
+	// MarkRefused records, while claim is still held, that the email was
+	// refused for good and releases the claim: it is never claimed again.
+	// recorded is false when it was recorded refused already; an error when
+	// the email was sent, or claimed by another delivery, meanwhile.
+	MarkRefused(ctx context.Context, id uuid.UUID, claim time.Time) (recorded bool, err error)
 }
 
 // Accounts finds a user's account (for the email address); usersdb.Store
@@ -190,7 +192,8 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (sent
 func (s *Service) refused(ctx context.Context, n notifications.Notification, address string, claim time.Time, sendErr error) error {
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), MarkTimeout)
 	defer cancel()
-	if err := s.store.MarkRefused(mctx, n.ID); err != nil {
+	recorded, err := s.store.MarkRefused(mctx, n.ID, claim)
+	if err != nil {
 		telemetry.ShopFrom(ctx).NotificationEmail(telemetry.EmailFailed)
 		s.log.WarnContext(ctx, "a refused email could not be recorded; the delivery is retried", "notification_id", n.ID, "err", err.Error())
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), MarkTimeout)
@@ -199,6 +202,9 @@ func (s *Service) refused(ctx context.Context, n notifications.Notification, add
 			s.log.WarnContext(ctx, "email claim not released", "notification_id", n.ID, "err", rerr.Error())
 		}
 		return err
+	}
+	if !recorded {
+		return nil // by another delivery, which counted and logged it
 	}
 	telemetry.ShopFrom(ctx).NotificationEmail(telemetry.EmailRefused)
 	s.log.WarnContext(ctx, "email refused for good: not sent, not retried", "to", notifications.MaskEmail(address),
