@@ -201,8 +201,8 @@ func (ec EventsConfig) Events(log *slog.Logger) (Events, error) {
 	if err != nil {
 		return Events{}, err
 	}
-	if ec.Retention <= MaxClockSkew {
-		return Events{}, fmt.Errorf("INBOX_RETENTION=%s must be above %s", ec.Retention, MaxClockSkew)
+	if err := CheckRetention(ec.Retention); err != nil {
+		return Events{}, fmt.Errorf("INBOX_RETENTION: %w", err)
 	}
 	ev, err := NewEvents(v, ec.AcceptUnsigned)
 	ev.retention, ev.log = ec.Retention, log

@@ -173,6 +173,35 @@ func TestASignedEventOutsideTheInboxRetentionIsRefused(t *testing.T) {
 	}
 }
 
+// INBOX_RETENTION not above MaxClockSkew is a configuration error wherever
+// it is read (RetentionFrom: the outbox relay and the consumers alike), and
+// so is it in an EventsConfig.
+func TestAnInboxRetentionNotAboveTheClockSkewIsRefused(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		ok    bool
+	}{{"", true}, {"6m", true}, {"720h", true}, {"5m", false}, {"0", false}, {"1s", false}} {
+		t.Run("INBOX_RETENTION="+tt.value, func(t *testing.T) {
+			c := config.New(config.Env(map[string]string{"INBOX_RETENTION": tt.value}))
+			r := inbox.RetentionFrom(c)
+			err := c.Err()
+			if (err == nil) != tt.ok {
+				t.Fatalf("RetentionFrom = %s, %v; want accepted %v", r, err, tt.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "INBOX_RETENTION") {
+				t.Errorf("the refusal %q does not name the setting", err)
+			}
+		})
+	}
+	_, verify, err := events.NewKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (inbox.EventsConfig{VerifyKey: verify, Retention: inbox.MaxClockSkew}).Events(nil); err == nil {
+		t.Error("Events accepted a retention of MaxClockSkew")
+	}
+}
+
 // The window follows INBOX_RETENTION, the relay's prune setting: with a
 // day's retention, a two-day-old event is refused, one of 23 hours read.
 func TestTheWindowIsTheConfiguredInboxRetention(t *testing.T) {

@@ -23,9 +23,27 @@ import (
 const DefaultRetention = 30 * 24 * time.Hour
 
 // RetentionFrom reads INBOX_RETENTION (default DefaultRetention): the outbox
-// relay's prune and the consumers' refusal of old events both read it.
+// relay's prune and the consumers' refusal of old events both read it, and
+// both refuse alike (a problem collected in c) a value that is not above
+// MaxClockSkew, the consumers' window being the retention less that.
 func RetentionFrom(c *config.Reader) time.Duration {
-	return c.Duration("INBOX_RETENTION", DefaultRetention)
+	r := c.Duration("INBOX_RETENTION", DefaultRetention)
+	if err := CheckRetention(r); err != nil {
+		c.Fail("INBOX_RETENTION", err)
+		return DefaultRetention
+	}
+	return r
+}
+
+// CheckRetention refuses an inbox retention that is not above MaxClockSkew:
+// the consumers would accept no event at all (their window is the retention
+// less MaxClockSkew), and the relay would prune the records of events they
+// still accept.
+func CheckRetention(r time.Duration) error {
+	if r <= MaxClockSkew {
+		return fmt.Errorf("the inbox retention (%s) must be above %s, the clock skew the consumers allow", r, MaxClockSkew)
+	}
+	return nil
 }
 
 // Schema is the table of processed events every consuming service database

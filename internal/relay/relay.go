@@ -96,7 +96,9 @@ type Config struct {
 	// (internal/inbox) are kept in the same databases (default
 	// inbox.DefaultRetention, 30 days, INBOX_RETENTION): the consumers, reading
 	// the same setting, refuse an event older than that (inbox.Events), whose
-	// record may be gone and which would be processed again.
+	// record may be gone and which would be processed again. Zero means the
+	// default; Validate refuses any other value not above inbox.MaxClockSkew,
+	// as the consumers do.
 	InboxRetention time.Duration
 	// NotificationRetention is how long the users database's notifications
 	// (internal/notifications/notificationsdb) are kept (default 90 days, or
@@ -171,7 +173,7 @@ func (c *Config) setDefaults() {
 	if c.Retention <= 0 {
 		c.Retention = 7 * 24 * time.Hour
 	}
-	if c.InboxRetention <= 0 {
+	if c.InboxRetention == 0 {
 		c.InboxRetention = inbox.DefaultRetention
 	}
 	if c.NotificationRetention <= 0 {
@@ -197,6 +199,10 @@ func (c Config) Validate() error {
 		if d.Name == "" || d.URL == "" {
 			errs = append(errs, fmt.Errorf("relay: database %q needs a name and a URL", d.Name))
 		}
+	}
+	if err := inbox.CheckRetention(c.InboxRetention); err != nil {
+		// The consumers refuse to start with it (inbox.EventsConfig.Events).
+		errs = append(errs, fmt.Errorf("relay: INBOX_RETENTION: %w", err))
 	}
 	if c.NotificationRetention < c.InboxRetention {
 		errs = append(errs, fmt.Errorf("relay: the notification retention (%s) must be at least the inbox retention (%s): "+

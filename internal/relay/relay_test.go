@@ -26,6 +26,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/broker"
 	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/outbox"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
@@ -1139,6 +1140,37 @@ func TestANotificationRetentionShorterThanTheInboxRetentionIsRefused(t *testing.
 				t.Fatalf("New = %v; want accepted %v", err, tt.ok)
 			}
 			if err != nil && !strings.Contains(err.Error(), "notification retention") {
+				t.Errorf("the refusal %q does not name the setting", err)
+			}
+		})
+	}
+}
+
+// The relay refuses an inbox retention the consumers refuse (not above
+// inbox.MaxClockSkew: their window would be empty, or negative), with an
+// error naming INBOX_RETENTION; zero is the default. Until 2026-12-06 it
+// took any value <= 0 as the default and accepted 5 minutes or less, pruning
+// the records of events the consumers would still have accepted, while they
+// refused to start.
+func TestAnInboxRetentionTheConsumersRefuseIsRefused(t *testing.T) {
+	dbs := []Database{{Name: "users", URL: "postgres://127.0.0.1/users"}}
+	for _, tt := range []struct {
+		name  string
+		inbox time.Duration
+		ok    bool
+	}{
+		{"unset: the default", 0, true},
+		{"a minute above the clock skew", inbox.MaxClockSkew + time.Minute, true},
+		{"the clock skew", inbox.MaxClockSkew, false},
+		{"a second", time.Second, false},
+		{"negative", -time.Hour, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(Config{Databases: dbs, InboxRetention: tt.inbox}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+			if (err == nil) != tt.ok {
+				t.Fatalf("New = %v; want accepted %v", err, tt.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "INBOX_RETENTION") {
 				t.Errorf("the refusal %q does not name the setting", err)
 			}
 		})
