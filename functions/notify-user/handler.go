@@ -71,7 +71,7 @@ type Response struct {
 	// Undeliverable is true when the mail server refused the email for good
 	// (now or on an earlier delivery): it is never sent, and the delivery is
 	// done all the same.
-	Undeliverable bool `json:"undeliverable,omitempty"`
+	Undeliverable bool `json:"undeliverable"`
 }
 
 // New returns the handler. It answers 200 only after the notification is

@@ -429,6 +429,23 @@ func (s *slowRefusals) MarkRefused(ctx context.Context, id uuid.UUID, claim time
 	return s.Store.MarkRefused(ctx, id, claim)
 }
 
+// Every answer carries both email fields, false included, so a reader of
+// the connector's logs or a test sees the state either way. Until
+// 2026-12-06 "undeliverable" was omitted when false, "emailed" never.
+func TestTheAnswerAlwaysCarriesBothEmailFields(t *testing.T) {
+	e := setup(t, true)
+	u := userstest.Register(t, e.users, "judy@example.com", "correct horse battery", "Judy")
+	body := fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
+	w := fntest.Do(t, e.h, http.MethodPost, "/", "application/json", body, "X-Internal-Token", credential, "Shop-Signature", fntest.Sign(body))
+	var got map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != 200 {
+		t.Fatalf("%d %s: %v", w.Code, w.Body, err)
+	}
+	if got["emailed"] != true || got["undeliverable"] != false {
+		t.Errorf("answer %s: want \"emailed\": true and \"undeliverable\": false", w.Body)
+	}
+}
+
 // withShop serves h with the shop's metrics m in every request's context, as
 // fnserve does.
 func withShop(h http.Handler, m *telemetry.Shop) http.Handler {
