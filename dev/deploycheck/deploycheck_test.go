@@ -1171,3 +1171,82 @@ func shows(out, password string) bool {
 	}
 	return false
 }
+
+// Every block of docs/deploy-faasd.md that deploys the whole stack (step 5,
+// step 7's items 2 and 8) builds a writer of each readers' database, through
+// its /_/ready, before the block's first call of a reader: the public
+// readers never migrate and answer 503 until a writer of their release has,
+// and faasd builds a writer only when it is called (the catalog has no
+// scheduled writer), so a deploy without it leaves the storefront down. The
+// writers and readers of each database are read from stack.yml's secrets: a
+// writer declares db-password-<service>, a reader db-password-<service>-reader.
+func TestEveryDeployReadiesAWriterOfEachReadersDatabase(t *testing.T) {
+	s, err := stackfile.LoadEnv(filepath.Join(root(t), "stack.yml"), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	writers, readers := map[string][]string{}, map[string]string{} // database → its writers; reader → its database
+	for name, fn := range s.Functions {
+		for _, sec := range fn.Secrets {
+			if db, ok := strings.CutPrefix(sec, "db-password-"); ok {
+				if db, ok := strings.CutSuffix(db, "-reader"); ok {
+					readers[name] = db
+				} else {
+					writers[db] = append(writers[db], name)
+				}
+			}
+		}
+	}
+	for _, ws := range writers {
+		slices.Sort(ws)
+	}
+	dbs := slices.Sorted(maps.Values(readers))
+	dbs = slices.Compact(dbs)
+	if len(dbs) != 2 {
+		t.Fatalf("stack.yml's readers' databases: %v, want catalog and inventory", dbs)
+	}
+	readyLoop := regexp.MustCompile(`^for f in ([a-z -]+); do curl -fsS .*http://127\.0\.0\.1:8080/function/\$f/_/ready`)
+	blocks := regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(string(read(t, "docs/deploy-faasd.md")), -1)
+	deploys := 0
+	for _, b := range blocks {
+		lines := strings.Split(b[1], "\n")
+		at := slices.IndexFunc(lines, func(l string) bool {
+			l = strings.TrimSpace(l)
+			return strings.HasPrefix(l, "faas-cli deploy -f stack.yml") && !strings.Contains(l, "--regex")
+		})
+		if at < 0 {
+			continue
+		}
+		deploys++
+		readied := map[string]bool{}
+		for _, l := range lines[at+1:] {
+			l = strings.TrimSpace(l)
+			if m := readyLoop.FindStringSubmatch(l); m != nil {
+				for _, f := range strings.Fields(m[1]) {
+					for db, ws := range writers {
+						if slices.Contains(ws, f) {
+							readied[db] = true
+						}
+					}
+				}
+				continue
+			}
+			calls := strings.Contains(l, "/api/v1/")
+			for r := range readers {
+				calls = calls || strings.Contains(l, "/function/"+r)
+			}
+			if calls {
+				break
+			}
+		}
+		for _, db := range dbs {
+			if !readied[db] {
+				t.Errorf("docs/deploy-faasd.md: the block deploying with %q builds no writer of %s (one of %v) through its /_/ready before its first reader call",
+					strings.TrimSpace(lines[at]), db, writers[db])
+			}
+		}
+	}
+	if deploys < 3 {
+		t.Errorf("docs/deploy-faasd.md: %d blocks deploy the whole stack, want step 5's and step 7's items 2 and 8", deploys)
+	}
+}

@@ -129,7 +129,9 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 // started before its writers migrated. The reader's build fails like any
 // unready dependency's (its function answers 503 and builds again at its
 // next request, fnhttp.Lazy) until a writer has migrated: a reader's role
-// may not migrate, and its queries may need what the migration adds.
+// may not migrate, and its queries may need what the migration adds. The
+// error says what to do, build a writer (its /_/ready), since on faasd
+// nothing builds one until it is called (docs/deploy-faasd.md, step 7).
 var ErrNotMigrated = errors.New("the database is not migrated as far as this function's release needs; " +
 	"its service's writers apply the migrations, a reader never does")
 
@@ -151,7 +153,9 @@ func checkMigrated(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) er
 		return fmt.Errorf("check the migrations of %s: %w", pool.Config().ConnConfig.Database, err)
 	}
 	if pending != "" {
-		return fmt.Errorf("%s: %s is not applied: %w", pool.Config().ConnConfig.Database, path.Base(pending), ErrNotMigrated)
+		db := pool.Config().ConnConfig.Database
+		return fmt.Errorf("%s: %s is not applied (a writer of %s has not migrated it yet: call its /_/ready): %w",
+			db, path.Base(pending), db, ErrNotMigrated)
 	}
 	return nil
 }
