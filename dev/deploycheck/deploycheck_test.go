@@ -1250,3 +1250,71 @@ func TestEveryDeployReadiesAWriterOfEachReadersDatabase(t *testing.T) {
 		t.Errorf("docs/deploy-faasd.md: %d blocks deploy the whole stack, want step 5's and step 7's items 2 and 8", deploys)
 	}
 }
+
+// The guides' sentences about who holds which database password and who
+// logs in as which role name the readers' roles and secrets that stack.yml
+// gives the public readers: the sentences written before those roles
+// existed said every function held its service's owner password, that a
+// pooler's auth_file lists one role per service, that a restore's
+// split-roles.sh grants only the relay, and that search-products holds the
+// catalog owner's password.
+func TestTheGuidesNameTheReadersRoles(t *testing.T) {
+	s, err := stackfile.LoadEnv(filepath.Join(root(t), "stack.yml"), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secrets, roles []string // the readers'
+	searchSecret := ""
+	for name, fn := range s.Functions {
+		for _, sec := range fn.Secrets {
+			db, ok := strings.CutPrefix(sec, "db-password-")
+			if !ok {
+				continue
+			}
+			if name == "search-products" {
+				searchSecret = sec
+			}
+			if db, ok := strings.CutSuffix(db, "-reader"); ok {
+				secrets, roles = append(secrets, sec), append(roles, "shop_"+db+"_reader")
+			}
+		}
+	}
+	slices.Sort(secrets)
+	slices.Sort(roles)
+	secrets, roles = slices.Compact(secrets), slices.Compact(roles)
+	if len(roles) != 2 || searchSecret != "db-password-catalog-reader" {
+		t.Fatalf("stack.yml: readers' roles %v, search-products' database secret %q; want two roles and the catalog readers'", roles, searchSecret)
+	}
+	for _, c := range []struct {
+		doc, marker string
+		want        []string
+	}{
+		{"docs/deploy-faasd.md", "Each function lists", append(slices.Clone(secrets), roles...)},
+		{"docs/deploy-faasd.md", "`split-roles.sh` then", append([]string{"0008_reader_grants.sql"}, roles...)},
+		{"docs/deploy-kubernetes.md", "the pooler's `auth_file` (or `auth_query`) lists", roles},
+		{"docs/security.md", "| `meili-search-key` |", []string{"`search-products` (which also holds `" + searchSecret + "`"}},
+	} {
+		p := paragraph(t, string(read(t, c.doc)), c.marker)
+		for _, w := range c.want {
+			if !strings.Contains(strings.Join(strings.Fields(p), " "), w) {
+				t.Errorf("%s, the paragraph of %q, does not name %q:\n%s", c.doc, c.marker, w, p)
+			}
+		}
+	}
+}
+
+// paragraph is the paragraph of doc (between blank lines) that contains
+// marker, which must occur once.
+func paragraph(t *testing.T, doc, marker string) string {
+	t.Helper()
+	if n := strings.Count(doc, marker); n != 1 {
+		t.Fatalf("%q occurs %d times, want once", marker, n)
+	}
+	i := strings.Index(doc, marker)
+	start := strings.LastIndex(doc[:i], "\n\n") + 1
+	end := strings.Index(doc[i:], "\n\n")
+	if end < 0 {
+		return doc[start:]
+	}
+	return doc[start : i+end]
+}
