@@ -47,11 +47,13 @@ func TestReaderConfigFrom(t *testing.T) {
 	}
 
 	// Sharing the writers' role, or without its own URL: the writers'
-	// settings, their password, migrating.
+	// settings, their password, migrating. Each case changes a copy of env,
+	// so that none inherits another's change.
 	for _, shared := range []map[string]string{{"CATALOG_READER_SHARES_WRITERS_ROLE": "true"}, {"CATALOG_READER_DATABASE_URL": ""}} {
-		maps.Copy(env, shared)
-		c = config.New(config.Env(env))
-		got, writers := postgres.ReaderConfigFrom(c, "catalog", migrations), postgres.ConfigFrom(config.New(config.Env(env)), "catalog", migrations)
+		caseEnv := maps.Clone(env)
+		maps.Copy(caseEnv, shared)
+		c = config.New(config.Env(caseEnv))
+		got, writers := postgres.ReaderConfigFrom(c, "catalog", migrations), postgres.ConfigFrom(config.New(config.Env(caseEnv)), "catalog", migrations)
 		if err := c.Err(); err != nil {
 			t.Fatal(err)
 		}
@@ -60,8 +62,20 @@ func TestReaderConfigFrom(t *testing.T) {
 			t.Errorf("with %v: %+v, want the writers' %+v", shared, got, writers)
 		}
 	}
+	// Its own URL with SHARES_WRITERS_ROLE=false: its own role, read-only.
+	caseEnv := maps.Clone(env)
+	caseEnv["CATALOG_READER_SHARES_WRITERS_ROLE"] = "false"
+	c = config.New(config.Env(caseEnv))
+	got = postgres.ReaderConfigFrom(c, "catalog", migrations)
+	if err := c.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b fstest.MapFS) bool { return maps.EqualFunc(a, b, sameFile) })); diff != "" {
+		t.Errorf("with its own URL and CATALOG_READER_SHARES_WRITERS_ROLE=false (-want +got):\n%s", diff)
+	}
 	// … and it needs the writers' URL then, as they do.
 	delete(env, "CATALOG_DATABASE_URL")
+	delete(env, "CATALOG_READER_DATABASE_URL")
 	c = config.New(config.Env(env))
 	postgres.ReaderConfigFrom(c, "catalog", migrations)
 	if err := c.Err(); err == nil || !strings.Contains(err.Error(), "CATALOG_DATABASE_URL") {
@@ -107,17 +121,20 @@ func TestAReaderNeverMigrates(t *testing.T) {
 		t.Errorf("things.colour exists: %v (%v), want the reader's migration not run", colour, err)
 	}
 
-	// The older release's reader, and the newer one's once a writer of the
-	// newer release has migrated, open.
-	for name, fsys := range map[string]fstest.MapFS{"older": older, "newer": newer} {
-		if name == "newer" {
-			if err := postgres.Migrate(ctx, writer, newer); err != nil {
-				t.Fatal(err)
-			}
-		}
-		reader, err := postgres.Open(ctx, postgres.Config{URL: url, Migrations: fsys, ReadOnly: true})
+	// Once a writer of the newer release has migrated, both releases'
+	// readers open: the newer one's, and the older one's on a database
+	// ahead of it (a rolling upgrade, whose old readers keep serving until
+	// they are replaced). In this order, every run.
+	if err := postgres.Migrate(ctx, writer, newer); err != nil {
+		t.Fatal(err)
+	}
+	for _, release := range []struct {
+		name string
+		fsys fstest.MapFS
+	}{{"older", older}, {"newer", newer}} {
+		reader, err := postgres.Open(ctx, postgres.Config{URL: url, Migrations: release.fsys, ReadOnly: true})
 		if err != nil {
-			t.Errorf("the %s release's reader on a migrated database: %v", name, err)
+			t.Errorf("the %s release's reader on a database migrated by the newer release: %v", release.name, err)
 			continue
 		}
 		reader.Close()
