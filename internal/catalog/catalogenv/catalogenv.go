@@ -86,7 +86,8 @@ type Needs struct {
 	// writers have applied every migration it knows
 	// (postgres.ReaderConfigFrom; docs/security.md, "Database roles").
 	// Unset, it opens the database as the writers do. A reader writes
-	// nothing: not with Index, Internal or Events.
+	// nothing: not with Index, Internal or Events, nor Tokens (the admin
+	// writes' verifier: a function that checks admins is a writer).
 	Reader bool
 }
 
@@ -136,8 +137,8 @@ type Deps struct {
 // while a dependency is down: each retry would leave a Redis connection and
 // a pool open).
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (_ *Deps, err error) {
-	if needs.Reader && (needs.Index || needs.Internal || needs.Events) {
-		return nil, fmt.Errorf("catalogenv: a reader (Needs.Reader) writes nothing: it does not write the index (Needs.Index) nor serve events or internal callers")
+	if needs.Reader && (needs.Index || needs.Internal || needs.Events || needs.Tokens) {
+		return nil, fmt.Errorf("catalogenv: a reader (Needs.Reader) writes nothing: it does not write the index (Needs.Index) nor serve events, internal callers or admins (Needs.Tokens)")
 	}
 	var dbc postgres.Config
 	if needs.Reader {

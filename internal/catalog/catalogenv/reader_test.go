@@ -74,7 +74,7 @@ func TestAReaderWithItsOwnURLDoesNotMigrate(t *testing.T) {
 // writers (the index's admin key, events, internal callers), which a
 // read-only role could not serve anyway.
 func TestAReaderHasNoWritersNeeds(t *testing.T) {
-	for _, needs := range []catalogenv.Needs{{Reader: true, Index: true}, {Reader: true, Events: true}, {Reader: true, Internal: true}} {
+	for _, needs := range []catalogenv.Needs{{Reader: true, Index: true}, {Reader: true, Events: true}, {Reader: true, Internal: true}, {Reader: true, Tokens: true}} {
 		c := config.New(config.Env(map[string]string{"CATALOG_DATABASE_URL": "postgres://unused@127.0.0.1:1/shop_catalog"}))
 		if _, err := catalogenv.Load(context.Background(), c, slog.New(slog.DiscardHandler), needs); err == nil ||
 			!strings.Contains(err.Error(), "a reader (Needs.Reader) writes nothing") {

@@ -14,6 +14,7 @@ package inventoryenv
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/shopfaas/shop/internal/auth"
@@ -41,6 +42,10 @@ type Needs struct {
 	// (postgres.ErrNotMigrated) until the writers have applied every
 	// migration it knows (postgres.ReaderConfigFrom; docs/security.md,
 	// "Database roles"). Unset, it opens the database as the writers do.
+	// A reader writes nothing: not with Tokens, Internal, Catalog or
+	// OrdersCaller, which only the writers need (a reader with them would
+	// be a writer that logs in as a role that cannot write, and its writes
+	// would fail in production only).
 	Reader bool
 }
 
@@ -62,6 +67,9 @@ type Deps struct {
 // postgres.OpenTimeout (for Needs.Reader with its own URL, connects and
 // checks that it is migrated).
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
+	if needs.Reader && (needs.Tokens || needs.Internal || needs.Catalog || needs.OrdersCaller != "") {
+		return nil, fmt.Errorf("inventoryenv: a reader (Needs.Reader) writes nothing: it does not verify users' or internal callers' tokens, read the catalog nor ask the orders service (Needs.Tokens, Internal, Catalog, OrdersCaller)")
+	}
 	var dbc postgres.Config
 	if needs.Reader {
 		dbc = postgres.ReaderConfigFrom(c, "inventory", inventorydb.Migrations())

@@ -69,3 +69,19 @@ func TestAReaderWithItsOwnURLDoesNotMigrate(t *testing.T) {
 		t.Errorf("the reader with its own URL, on a migrated database: %v", err)
 	}
 }
+
+// A reader writes nothing: Load refuses Needs.Reader beside any of the
+// writers' needs (the tokens of users or internal callers, the catalog, the
+// orders service) before it reads a setting or dials anything, so a writer
+// given Reader fails its build everywhere, not only where its role cannot
+// write.
+func TestAReaderHasNoWritersNeeds(t *testing.T) {
+	for _, needs := range []inventoryenv.Needs{{Reader: true, Tokens: true}, {Reader: true, Internal: true},
+		{Reader: true, Catalog: true}, {Reader: true, OrdersCaller: "release-stock"}} {
+		c := config.New(config.Env(map[string]string{"INVENTORY_DATABASE_URL": "postgres://unused@127.0.0.1:1/shop_inventory"}))
+		if _, err := inventoryenv.Load(context.Background(), c, slog.New(slog.DiscardHandler), needs); err == nil ||
+			!strings.Contains(err.Error(), "a reader (Needs.Reader) writes nothing") {
+			t.Errorf("Load with %+v = %v, want the refusal of a reader that writes", needs, err)
+		}
+	}
+}
