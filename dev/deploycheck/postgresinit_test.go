@@ -130,6 +130,13 @@ func denied(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "42501"
 }
 
+// readOnlyRefused tells whether err is PostgreSQL's refusal of a write in a
+// read-only transaction (read_only_sql_transaction).
+func readOnlyRefused(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "25006"
+}
+
 // psql runs the SQL script on database as the superuser, over the cluster's
 // Unix socket.
 func (c privateCluster) psql(t *testing.T, database, script string) {
@@ -778,7 +785,9 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 // get-stock) and the check that the database is migrated
 // (schema_migrations), and is refused any write, the outbox, the inbox and
 // the other business tables, and creating a table, a temporary one
-// included.
+// included; its sessions start read-only (transaction_read_only on), so
+// each write is refused as one, and the privileges refuse them all the same
+// once the session set that default off.
 func checkReaders(t *testing.T, cl privateCluster, passwords map[string]string) {
 	t.Helper()
 	ctx := context.Background()
@@ -837,6 +846,8 @@ func checkReaders(t *testing.T, cl privateCluster, passwords map[string]string) 
 				`UPDATE products SET price_amount = 1`,
 				`UPDATE products SET archived = true`,
 				`DELETE FROM products`,
+				`TRUNCATE products`,
+				`SELECT id FROM products FOR UPDATE`,
 				`INSERT INTO search_documents (id, sku, name, description, category, price_amount, price_currency) VALUES (gen_random_uuid(), 'x', 'x', '', 'x', 1, 'EUR')`,
 				`UPDATE search_documents SET price_amount = 1`,
 				`DELETE FROM search_documents`,
@@ -850,6 +861,8 @@ func checkReaders(t *testing.T, cl privateCluster, passwords map[string]string) 
 				`INSERT INTO stock (product_id, on_hand) VALUES (gen_random_uuid(), 1)`,
 				`UPDATE stock SET on_hand = 1000000`,
 				`DELETE FROM stock`,
+				`TRUNCATE stock`,
+				`SELECT product_id FROM stock FOR UPDATE`,
 				`SELECT count(*) FROM reservations`,
 				`UPDATE reservations SET status = 'released'`,
 			}
@@ -869,11 +882,39 @@ func checkReaders(t *testing.T, cl privateCluster, passwords map[string]string) 
 				t.Errorf("%s in shop_%s: %s: %v, want it allowed", role, service, name, err)
 			}
 		}
+		// Its sessions start read-only (the role's default_transaction_read_only,
+		// 10-shop.sh, split-roles.sh): every write is refused as one, before
+		// its privileges are checked; a read of a table it may not read is
+		// refused by the privileges. A session can set the default off, so
+		// the privileges must refuse the same writes then.
+		conn, err := pool.Acquire(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", role, err)
+		}
+		var readOnly string
+		if err := conn.QueryRow(ctx, `SHOW transaction_read_only`).Scan(&readOnly); err != nil || readOnly != "on" {
+			t.Errorf("%s in shop_%s: transaction_read_only %q (%v), want on", role, service, readOnly, err)
+		}
 		for _, q := range refused {
-			if _, err := pool.Exec(ctx, q); !denied(err) {
+			_, err := conn.Exec(ctx, q)
+			if read := strings.HasPrefix(q, "SELECT count(*)"); read && !denied(err) {
 				t.Errorf("%s in shop_%s: %s: %v, want permission denied", role, service, q, err)
+			} else if !read && !readOnlyRefused(err) {
+				t.Errorf("%s in shop_%s: %s: %v, want refused in a read-only transaction", role, service, q, err)
 			}
 		}
+		if _, err := conn.Exec(ctx, `SET default_transaction_read_only = off`); err != nil {
+			t.Fatalf("%s: %v", role, err)
+		}
+		for _, q := range refused {
+			if _, err := conn.Exec(ctx, q); !denied(err) {
+				t.Errorf("%s in shop_%s, its session's default set off: %s: %v, want permission denied", role, service, q, err)
+			}
+		}
+		if _, err := conn.Exec(ctx, `RESET default_transaction_read_only`); err != nil {
+			t.Fatalf("%s: %v", role, err)
+		}
+		conn.Release()
 		pool.Close()
 	}
 }

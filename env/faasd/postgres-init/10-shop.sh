@@ -200,10 +200,15 @@ done
 
 # A reader's role may connect to its service's database and use its
 # schema; which tables it reads the service's migration *_reader_grants.sql
-# grants, as the service's role, once they exist.
+# grants, as the service's role, once they exist. Its sessions start
+# read-only (default_transaction_read_only, applied at every session's
+# start, through a pooler too): a write that a mistaken grant would allow
+# is refused anyway, unless the session sets it off (docs/security.md,
+# "Database roles", says what it does not refuse).
 for r in $readers; do
 	psql -X -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "shop_$r" --set=reader="shop_${r}_reader" <<'SQL'
 GRANT CONNECT ON DATABASE :"DBNAME" TO :"reader";
 GRANT USAGE ON SCHEMA public TO :"reader";
+ALTER ROLE :"reader" SET default_transaction_read_only = on;
 SQL
 done

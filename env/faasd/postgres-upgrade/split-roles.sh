@@ -100,9 +100,10 @@ SQL
 done
 
 # The readers' roles: CONNECT and the schema, as 10-shop.sh grants them,
-# and SELECT on the tables their service's *_reader_grants.sql grants, where
-# the tables exist (a database migrated past that migration before the role
-# existed got nothing from it).
+# their sessions read-only by default as there, and SELECT on the tables
+# their service's *_reader_grants.sql grants, where the tables exist (a
+# database migrated past that migration before the role existed got nothing
+# from it).
 for r in $readers; do
 	case $r in
 	catalog) tables="products search_documents schema_migrations" ;;
@@ -112,6 +113,7 @@ for r in $readers; do
 		--set=tables="$tables" <<'SQL'
 GRANT CONNECT ON DATABASE :"DBNAME" TO :"reader";
 GRANT USAGE ON SCHEMA public TO :"reader";
+ALTER ROLE :"reader" SET default_transaction_read_only = on;
 SELECT format('GRANT SELECT ON %I TO %I', t, :'reader')
 	FROM unnest(string_to_array(:'tables', ' ')) t
 	WHERE to_regclass(quote_ident(t)) IS NOT NULL \gexec
