@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -999,5 +1000,57 @@ func (c privateCluster) oldFunctionsStillWork(t *testing.T, after string) {
 			t.Errorf("an old function writing shop_%s as shop after %s: %v", service, after, err)
 		}
 		_ = conn.Close(ctx)
+	}
+}
+
+// split-roles.sh's lists of the tables each readers' role reads are a second
+// copy of what the services' migrations grant it (GRANT SELECT ON … TO
+// shop_<service>_reader): the script grants them again where the migrations
+// granted nothing (a database migrated before the role existed, a restore
+// with --no-privileges). The two must name the same tables, or a reader
+// restored or upgraded with the script is refused a table (or given one the
+// migrations never grant).
+func TestSplitRolesGrantsTheReadersWhatTheMigrationsGrant(t *testing.T) {
+	script := string(read(t, "env/faasd/postgres-upgrade/split-roles.sh"))
+	grant := regexp.MustCompile(`(?is)GRANT\s+SELECT\s+ON\s+([a-z_,\s]+?)\s+TO\s+(shop_[a-z]+_reader)\b`)
+	for _, service := range readerServices {
+		var fromMigrations []string
+		err := fs.WalkDir(serviceMigrations[service](), ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".sql") {
+				return err
+			}
+			b, err := fs.ReadFile(serviceMigrations[service](), p)
+			if err != nil {
+				return err
+			}
+			for _, m := range grant.FindAllStringSubmatch(string(b), -1) {
+				if m[2] != readerRole(service) {
+					t.Errorf("%s migration %s grants %s, not its service's readers' role", service, p, m[2])
+					continue
+				}
+				for _, table := range strings.Split(m[1], ",") {
+					fromMigrations = append(fromMigrations, strings.TrimSpace(table))
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`(?m)^\s*` + service + `\) tables="([^"]*)" ;;`).FindStringSubmatch(script)
+		if m == nil {
+			t.Errorf("split-roles.sh: no tables=\"…\" line for %s", service)
+			continue
+		}
+		fromScript := strings.Fields(m[1])
+		slices.Sort(fromMigrations)
+		slices.Sort(fromScript)
+		fromMigrations = slices.Compact(fromMigrations)
+		if len(fromMigrations) == 0 {
+			t.Errorf("no %s migration grants %s anything", service, readerRole(service))
+		}
+		if diff := cmp.Diff(fromMigrations, fromScript); diff != "" {
+			t.Errorf("the tables %s reads: the %s migrations vs split-roles.sh (-migrations +script):\n%s", readerRole(service), service, diff)
+		}
 	}
 }

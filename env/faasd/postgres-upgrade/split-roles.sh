@@ -103,7 +103,10 @@ done
 # their sessions read-only by default as there, and SELECT on the tables
 # their service's *_reader_grants.sql grants, where the tables exist (a
 # database migrated past that migration before the role existed got nothing
-# from it).
+# from it). These lists are a second copy of the migrations' GRANT SELECT …
+# TO shop_<service>_reader: a migration that grants a readers' role another
+# table adds it here too (dev/deploycheck
+# TestSplitRolesGrantsTheReadersWhatTheMigrationsGrant fails until it does).
 for r in $readers; do
 	case $r in
 	catalog) tables="products search_documents schema_migrations" ;;

@@ -10,7 +10,11 @@
 -- env/faasd/postgres-upgrade/split-roles.sh) created it; on a developer
 -- machine, where every process logs in as postgres, there is nothing to
 -- grant. A database migrated before the role existed gets the same grants
--- from split-roles.sh.
+-- from split-roles.sh, which lists these tables again (its `inventory)
+-- tables="…"` line, for a restore with --no-privileges too): a migration
+-- that grants this role another table adds it there as well
+-- (dev/deploycheck TestSplitRolesGrantsTheReadersWhatTheMigrationsGrant
+-- compares the two).
 DO $$
 BEGIN
 	IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'shop_inventory_reader') THEN
