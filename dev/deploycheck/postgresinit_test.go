@@ -651,6 +651,38 @@ func TestSplitRolesUpgradesASharedRoleDeployment(t *testing.T) {
 	checkDatabaseRoles(t, cl, passwords, roles)
 }
 
+// The upgrade of docs/deploy-faasd.md step 7 item 8 on a cluster already
+// split by 10-shop.sh but laid out before the readers' roles existed: its
+// databases migrated through 0008_reader_grants.sql by the service roles
+// while the readers' roles were missing, so the migration, recorded as
+// applied, granted nothing. split-roles.sh, run as the superuser, creates
+// the roles and grants them what the migration would have: the new
+// cluster's checks (checkDatabaseRoles, checkReaders among them) pass.
+func TestSplitRolesGivesTheReadersRolesToASplitClusterMigratedWithoutThem(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a PostgreSQL cluster of its own; -short was asked for")
+	}
+	cl := startPrivateCluster(t)
+	secrets, passwords := databaseSecrets(t)
+	cl.runScript(t, "env/faasd/postgres-init/10-shop.sh", secrets)
+	for _, service := range readerServices {
+		cl.psql(t, "shop_"+service, "DROP OWNED BY "+readerRole(service)+";\n")
+		cl.psql(t, "postgres", "DROP ROLE "+readerRole(service)+";\n")
+	}
+	roles := productionRoles(t)
+	cl.migrate(t, func(service string) (string, string) {
+		return roles[service], passwords[postgres.PasswordSecret(service)]
+	})
+	for _, service := range readerServices {
+		if got := cl.query(t, "shop_"+service, "SELECT count(*) FROM schema_migrations WHERE version = 8"); strings.TrimSpace(got) != "1" {
+			t.Fatalf("shop_%s: 0008 recorded %s times, want once (applied without the readers' role)", service, got)
+		}
+	}
+
+	cl.runScript(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets)
+	checkDatabaseRoles(t, cl, passwords, roles)
+}
+
 // checkDatabaseRoles checks, on a cluster set up and migrated, what the
 // functions' declared database passwords and the relay's reach.
 func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[string]string) {
