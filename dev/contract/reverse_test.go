@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -122,7 +123,16 @@ func theCode(t *testing.T) map[string]codeSeam {
 		"register-user": {build: func(t *testing.T) seam {
 			f := &fake{reached: new(atomic.Bool)}
 			return seam{registeruser.New(f, log), f.reached}
-		}},
+		}, prose: []proseRule{{
+			// The pattern lets in every character beyond ASCII but the
+			// spaces: no portable pattern names the letters of every script.
+			says: "Every character of a label beyond ASCII must be a letter",
+			refuses: func(_ url.Values, _ http.Header, body any) bool {
+				email, _ := body.(map[string]any)["email"].(string)
+				_, domain, _ := strings.Cut(strings.ToLower(strings.TrimSpace(email)), "@")
+				return strings.ContainsFunc(domain, func(r rune) bool { return r > unicode.MaxASCII && !unicode.IsLetter(r) })
+			},
+		}}},
 		"login-user": {build: func(t *testing.T) seam {
 			f := &fake{reached: new(atomic.Bool)}
 			return seam{loginuser.New(f, nil, f, log), f.reached}

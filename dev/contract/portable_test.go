@@ -1,0 +1,128 @@
+package contract_test
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"unicode"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/shopfaas/shop/api"
+)
+
+// TestEveryPatternIsPortable: every `pattern` of api/openapi.yaml is read
+// alike by every client's engine. JSON Schema 2020-12 patterns are ECMA-262
+// regular expressions that only SHOULD be compiled with the u flag: without
+// it (ajv v6, `new RegExp(p)`), `\p{Z}` is a literal "p{Z}", and Python's re
+// fails on it ("bad escape \p"); `\s`, `\d`, `\w`, `\b` differ between
+// engines, lookarounds and inline flags are not in Go's, and Go reads no
+// `\u` escape. So a pattern holds literal characters, classes and ranges
+// of them, `\xHH` and escaped punctuation only (api/openapi.yaml writes a
+// non-ASCII character as a `\uXXXX` escape of a double-quoted YAML string,
+// which YAML turns into the character itself).
+func TestEveryPatternIsPortable(t *testing.T) {
+	var doc any
+	if err := yaml.Unmarshal(api.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	eachPattern(doc, "", func(where, p string) {
+		n++
+		if problem := unportable(p); problem != "" {
+			t.Errorf("%s: the pattern %q %s", where, p, problem)
+		}
+		if _, err := regexp.Compile(p); err != nil {
+			t.Errorf("%s: Go cannot read the pattern %q: %v", where, p, err)
+		}
+	})
+	if n == 0 {
+		t.Fatal("no pattern found in api/openapi.yaml: is the walk right?")
+	}
+	for _, p := range []string{`^\p{Z}*a$`, `[^\s]`, `\d+`, `(?i)a`, `a(?=b)`, `\u00e9`, `\bA`, `[[:alpha:]]`, `\x{e9}`, `\Qa\E`} {
+		if unportable(p) == "" {
+			t.Errorf("unportable(%q) finds nothing wrong", p)
+		}
+	}
+}
+
+// TestThePatternsSpacesAreTheCodesSpaces: the padding the patterns allow
+// around a trimmed value (SKU) is exactly what the code trims
+// (strings.TrimSpace: unicode.IsSpace) beyond the control characters the
+// text rule refuses anyway: the 17 characters of Unicode's Z category.
+func TestThePatternsSpacesAreTheCodesSpaces(t *testing.T) {
+	var doc map[string]any
+	if err := yaml.Unmarshal(api.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	sku := doc["components"].(map[string]any)["schemas"].(map[string]any)["SKU"].(map[string]any)["pattern"].(string)
+	name := doc["components"].(map[string]any)["schemas"].(map[string]any)["ProductName"].(map[string]any)["pattern"].(string)
+	padded, notSpace := regexp.MustCompile(sku), regexp.MustCompile(name)
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		space := unicode.IsSpace(r) && !unicode.IsControl(r)
+		if r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			space = true // a SKU's own character: the padded SKU is a longer one
+		}
+		if got := padded.MatchString(string(r) + "A-1" + string(r)); got != space {
+			t.Errorf("SKU padded with %U: matched %v, want %v (unicode.IsSpace %v)", r, got, space, unicode.IsSpace(r))
+		}
+		if got := notSpace.MatchString(string(r)); got == unicode.IsSpace(r) {
+			t.Errorf("ProductName of %U alone: matched %v, want %v (unicode.IsSpace %v)", r, got, !unicode.IsSpace(r), unicode.IsSpace(r))
+		}
+	}
+}
+
+// eachPattern calls f with every value of a "pattern" key under v, and
+// where it is.
+func eachPattern(v any, where string, f func(where, p string)) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, sub := range x {
+			if p, ok := sub.(string); ok && k == "pattern" {
+				f(where, p)
+				continue
+			}
+			eachPattern(sub, where+"/"+k, f)
+		}
+	case []any:
+		for i, sub := range x {
+			eachPattern(sub, fmt.Sprintf("%s/%d", where, i), f)
+		}
+	}
+}
+
+// unportable says why p is outside the portable subset, or "".
+func unportable(p string) string {
+	if strings.Contains(p, "(?") {
+		return "has an inline flag, a lookaround or a named group: not in every engine"
+	}
+	if strings.Contains(p, "[:") {
+		return "has a POSIX class: not in ECMA-262"
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] != '\\' {
+			continue
+		}
+		if i+1 == len(p) {
+			return "ends with a lone backslash"
+		}
+		c := p[i+1]
+		switch {
+		case c == 'x':
+			if i+3 >= len(p) || !isHex(p[i+2]) || !isHex(p[i+3]) {
+				return `has \x without two hex digits (Go's \x{…} is not ECMA-262)`
+			}
+			i += 3
+		case strings.IndexByte(`\^$.|?*+()[]{}/-`, c) >= 0:
+			i++
+		default:
+			return fmt.Sprintf(`has the escape \%c, which engines read differently (\p and \P need the u flag, Go reads no \u; write the characters out)`, c)
+		}
+	}
+	return ""
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
