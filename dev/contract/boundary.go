@@ -166,10 +166,15 @@ func (w walker) operation(o Operation, item, op map[string]any) ([]Boundary, err
 			return nil, err
 		}
 		in, _ := pm["in"].(string)
-		if in != "query" && in != "header" {
-			continue // path parameters are ids (PathID); cookies none
-		}
 		name, _ := pm["name"].(string)
+		if in != "query" && in != "header" {
+			// Path parameters are ids (PathID), cookies none: nothing is
+			// written, but a keyword the walk does not know still fails.
+			if _, err := w.schema(pm["schema"], in+"."+name); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		required, _ := pm["required"].(bool)
 		s, err := w.deref(pm["schema"])
 		if err != nil {
@@ -346,14 +351,28 @@ var known = map[string]bool{
 	"allOf": true,
 }
 
-// deref resolves a $ref of the document (local references only) and
-// checks that the schema uses no keyword the walk does not know.
+// deref resolves a $ref of the document (local references only). The
+// keywords beside a $ref apply with its target's (OpenAPI 3.1, JSON Schema
+// 2020-12), so a schema that has any is answered as an allOf of them and
+// the target, which schema merges and checks part by part: a keyword
+// beside a $ref is neither dropped nor unchecked. Annotations beside a
+// $ref (description, summary: a Reference Object's own) are left aside.
 func (w walker) deref(v any) (map[string]any, error) {
 	m, _ := v.(map[string]any)
+	var siblings []any
 	for range 10 {
 		ref, ok := m["$ref"].(string)
 		if !ok {
 			break
+		}
+		rest := map[string]any{}
+		for k, x := range m {
+			if k != "$ref" && k != "description" && k != "summary" {
+				rest[k] = x
+			}
+		}
+		if len(rest) > 0 {
+			siblings = append(siblings, rest)
 		}
 		var node any = w.doc
 		for part := range strings.SplitSeq(strings.TrimPrefix(ref, "#/"), "/") {
@@ -362,6 +381,11 @@ func (w walker) deref(v any) (map[string]any, error) {
 		if m, ok = node.(map[string]any); !ok {
 			return nil, fmt.Errorf("%s resolves to nothing", ref)
 		}
+	}
+	if len(siblings) > 0 {
+		// The siblings first: where both bound a value, the nearer
+		// schema's bound is written (schema merges first value wins).
+		return map[string]any{"allOf": append(siblings, m)}, nil
 	}
 	return m, nil
 }

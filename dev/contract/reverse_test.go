@@ -469,3 +469,51 @@ func TestADisagreementPlantedOnEitherSideFails(t *testing.T) {
 		})
 	}
 }
+
+// TestBoundariesReadTheSiblingsOfARef: a keyword beside a $ref counts
+// (OpenAPI 3.1: a schema's $ref and its other keywords all apply), so the
+// walk checks it as it checks the target's: an unknown one fails the walk,
+// a maxLength beside a $ref bounds the strings written. A path parameter's
+// schema is checked too.
+func TestBoundariesReadTheSiblingsOfARef(t *testing.T) {
+	plant := func(t *testing.T, old, new string) *contract.Contract {
+		t.Helper()
+		spec := strings.Replace(string(api.OpenAPI()), old, new, 1)
+		if spec == string(api.OpenAPI()) {
+			t.Fatalf("%q is not where the test plants its change", old)
+		}
+		c, err := contract.Parse([]byte(spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	const draftSKU = "      required: [sku, name, category, price]\n      properties:\n        sku: {$ref: '#/components/schemas/SKU'}"
+	for _, tc := range []struct{ name, old, new string }{
+		{"an unknown keyword beside a $ref", draftSKU, strings.Replace(draftSKU, "SKU'}", "SKU', frobnicate: 1}", 1)},
+		{"an unknown keyword in a path parameter's schema", "      schema: {type: string}\n    ProductID:", "      schema: {type: string, frobnicate: 1}\n    ProductID:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := plant(t, tc.old, tc.new)
+			_, err := c.Boundaries()
+			if err == nil || !strings.Contains(err.Error(), "not one Boundaries knows") {
+				t.Errorf("Boundaries: %v, want the keyword %q named as not one Boundaries knows", err, "frobnicate")
+			}
+		})
+	}
+	t.Run("a maxLength beside a $ref", func(t *testing.T) {
+		c := plant(t, draftSKU, strings.Replace(draftSKU, "SKU'}", "SKU', maxLength: 10}", 1))
+		bounds, err := c.Boundaries("create-product")
+		if err != nil {
+			t.Fatal(err)
+		}
+		longest := 0
+		for _, b := range bounds {
+			sku, _ := b.Value.(map[string]any)["sku"].(string)
+			longest = max(longest, utf8.RuneCountInString(sku))
+		}
+		if longest != 10 {
+			t.Errorf("the longest sku written is %d characters, want 10 (maxLength beside the $ref)", longest)
+		}
+	})
+}
