@@ -189,6 +189,12 @@ type Operation struct {
 	Statuses []string
 }
 
+// Says reports whether the document's text holds sentence: a rule no
+// schema can state (a comparison of two values) is a sentence of a
+// description, and a check that the code holds it must find it in this
+// document, not in another (a planted copy).
+func (c *Contract) Says(sentence string) bool { return strings.Contains(string(c.spec), sentence) }
+
 // Operations lists every operation of the document.
 func (c *Contract) Operations() []Operation {
 	var out []Operation

@@ -320,7 +320,6 @@ func disagreements(t *testing.T, c *contract.Contract, seams map[string]codeSeam
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := string(api.OpenAPI())
 	var out []string
 	byOp := map[string][]contract.Boundary{}
 	for _, b := range bounds {
@@ -341,7 +340,7 @@ func disagreements(t *testing.T, c *contract.Contract, seams map[string]codeSeam
 			continue
 		}
 		for _, r := range s.prose {
-			if !strings.Contains(text, r.says) {
+			if !c.Says(r.says) {
 				out = append(out, fmt.Sprintf("%s: the document does not say %q, a rule theCode says it states", op.ID, r.says))
 			}
 		}
@@ -421,7 +420,8 @@ func shorten(body []byte) string {
 // the check above is for and wants it named: a document that accepts more
 // than the code (a maxLength raised in a copy of api/openapi.yaml), code
 // that refuses what the document accepts (register-user's validation with
-// a name limit lowered to 99), and an operation without a seam.
+// a name limit lowered to 99), an operation without a seam, and a copy of
+// the document without the sentence of a prose rule the code holds.
 func TestADisagreementPlantedOnEitherSideFails(t *testing.T) {
 	spec := strings.Replace(string(api.OpenAPI()),
 		"name: {type: string, minLength: 1, maxLength: 100,", "name: {type: string, minLength: 1, maxLength: 101,", 1)
@@ -450,6 +450,11 @@ func TestADisagreementPlantedOnEitherSideFails(t *testing.T) {
 	}}
 	unseamed := theCode(t)
 	delete(unseamed, "set-cart-item")
+	silent, err := contract.Parse([]byte(strings.ReplaceAll(string(api.OpenAPI()),
+		"`min_price` must not exceed `max_price`", "`min_price` and `max_price` bound the price")))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	for _, tc := range []struct {
 		name  string
@@ -460,6 +465,7 @@ func TestADisagreementPlantedOnEitherSideFails(t *testing.T) {
 		{"the document's maxLength raised", looser, theCode(t), `register-user: a request the document accepts, refused by the code: body.name: 101 characters`},
 		{"the code's limit lowered", load(t), stricter, `register-user: a request the document accepts, refused by the code: body.name: 100 characters`},
 		{"an operation without a seam", load(t), unseamed, `PUT /api/v1/cart/items/{product_id} (set-cart-item) takes a body or parameters, but theCode has no seam for it`},
+		{"a prose rule the document no longer says", silent, theCode(t), "search-products: the document does not say \"`min_price` must not exceed `max_price`\""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := disagreements(t, tc.doc, tc.seams)
