@@ -346,8 +346,9 @@ var known = map[string]bool{
 	// Read by the document's validator only: a value they refuse is left
 	// out (the caller asks Accepts), which a moved value may be.
 	"not": true,
-	// Merged into the schema (allOf's patterns all apply: the first one
-	// writes a string, every one checks it).
+	// Merged into the schema (intersect: the tightest bounds, the common
+	// enum values; allOf's patterns all apply: the first one writes a
+	// string, every one checks it).
 	"allOf": true,
 }
 
@@ -383,8 +384,8 @@ func (w walker) deref(v any) (map[string]any, error) {
 		}
 	}
 	if len(siblings) > 0 {
-		// The siblings first: where both bound a value, the nearer
-		// schema's bound is written (schema merges first value wins).
+		// The siblings first: where a keyword is not a bound schema
+		// intersects (type, properties), the nearer schema's is kept.
 		return map[string]any{"allOf": append(siblings, m)}, nil
 	}
 	return m, nil
@@ -409,15 +410,9 @@ func (w walker) schema(v any, path string) (map[string]any, error) {
 			if err != nil {
 				return nil, err
 			}
-			for k, v := range m {
-				switch k {
-				case "allOf":
-				case "pattern":
-					patterns = append(patterns, v)
-				default:
-					if _, set := merged[k]; !set {
-						merged[k] = v
-					}
+			for _, k := range sortedKeys(m) {
+				if err := intersect(merged, k, m[k], &patterns); err != nil {
+					return nil, fmt.Errorf("%s: allOf: %w", path, err)
 				}
 			}
 		}
@@ -432,6 +427,59 @@ func (w walker) schema(v any, path string) (map[string]any, error) {
 		}
 	}
 	return s, nil
+}
+
+// intersect merges the keyword k of one part of an allOf, v, into merged,
+// so that merged accepts only what every part accepts: the largest lower
+// bound, the smallest upper bound, the enum values every part lists, every
+// pattern (checked one by one) and every required member. Two parts of
+// different formats or consts fail: no value is both. Other keywords
+// (type, properties, items, annotations) keep the first part's.
+func intersect(merged map[string]any, k string, v any, patterns *[]any) error {
+	old, set := merged[k]
+	switch k {
+	case "allOf":
+		return nil
+	case "pattern":
+		*patterns = append(*patterns, v)
+		return nil
+	}
+	if !set {
+		merged[k] = v
+		return nil
+	}
+	switch k {
+	case "minimum", "minLength", "minItems", "minProperties":
+		a, okA := intBound(old)
+		b, okB := intBound(v)
+		if okA && okB && b > a {
+			merged[k] = v
+		}
+	case "maximum", "maxLength", "maxItems":
+		a, okA := intBound(old)
+		b, okB := intBound(v)
+		if okA && okB && b < a {
+			merged[k] = v
+		}
+	case "enum":
+		var both []any
+		for _, x := range asList(old) {
+			if slices.ContainsFunc(asList(v), func(y any) bool { return fmt.Sprint(x) == fmt.Sprint(y) }) {
+				both = append(both, x)
+			}
+		}
+		if len(both) == 0 {
+			return fmt.Errorf("the enums %v and %v have no value in common", old, v)
+		}
+		merged[k] = both
+	case "required":
+		merged[k] = append(slices.Clone(asList(old)), asList(v)...)
+	case "format", "const":
+		if fmt.Sprint(old) != fmt.Sprint(v) {
+			return fmt.Errorf("the %s %v and the %s %v: no value is both", k, old, k, v)
+		}
+	}
+	return nil
 }
 
 // types is the schema's type as a list ("string", "null", …).

@@ -523,3 +523,49 @@ func TestBoundariesReadTheSiblingsOfARef(t *testing.T) {
 		}
 	})
 }
+
+// TestBoundariesIntersectAllOf: every part of an allOf applies, so the
+// walk writes values all of them accept: the largest minimum, the smallest
+// maximum, the enum values every part lists; parts of conflicting formats
+// fail the walk. A maxLength of 50 in an allOf of a field of maxLength 100
+// bounds its strings at 50, whichever part says it first.
+func TestBoundariesIntersectAllOf(t *testing.T) {
+	const name = "name: {type: string, minLength: 1, maxLength: 100,"
+	for _, tc := range []struct{ name, new string }{
+		{"the allOf's bound the smaller", name + " allOf: [{maxLength: 50}],"},
+		{"the field's bound the smaller", "name: {type: string, minLength: 1, maxLength: 50, allOf: [{maxLength: 100}],"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := strings.Replace(string(api.OpenAPI()), name, tc.new, 1)
+			if spec == string(api.OpenAPI()) {
+				t.Fatal("Registration.name is not where the test plants its allOf")
+			}
+			c, err := contract.Parse([]byte(spec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			bounds, err := c.Boundaries("register-user")
+			if err != nil {
+				t.Fatal(err)
+			}
+			longest := 0
+			for _, b := range bounds {
+				n, _ := b.Value.(map[string]any)["name"].(string)
+				longest = max(longest, utf8.RuneCountInString(n))
+			}
+			if longest != 50 {
+				t.Errorf("the longest name written is %d characters, want 50", longest)
+			}
+		})
+	}
+	t.Run("conflicting formats", func(t *testing.T) {
+		spec := strings.Replace(string(api.OpenAPI()), name, name+" allOf: [{format: uuid}, {format: date-time}],", 1)
+		c, err := contract.Parse([]byte(spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Boundaries("register-user"); err == nil || !strings.Contains(err.Error(), "format") {
+			t.Errorf("Boundaries: %v, want the conflicting formats named", err)
+		}
+	})
+}
