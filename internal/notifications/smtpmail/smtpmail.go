@@ -306,7 +306,7 @@ func (s *Sender) send(ctx context.Context, deadline time.Time, from, to string, 
 // recipient (RFC 5321 4.2.1: a 5yz "should not be repeated"), which a
 // redelivery would get again. A 5yz is about the recipient only when its
 // RFC 3463 enhanced status code (the "5.x.y" that opens the reply's text)
-// says so: 5.1.x (a bad or unknown address), 5.2.1 (mailbox disabled), 5.6.7
+// says so: 5.1.x but 5.1.7 and 5.1.8 (a bad or unknown address; those two are the sender's), 5.2.1 (mailbox disabled), 5.6.7
 // (a non-ASCII address without SMTPUTF8). Without an enhanced code, only 550
 // (mailbox unavailable), 551 (user not local) and 553 (mailbox name not
 // allowed). Anything else is returned as it is, retried: a 4yz, a broken
@@ -321,7 +321,11 @@ func recipientRefused(err error) error {
 		return err
 	}
 	if m := enhancedCode.FindStringSubmatch(te.Msg); m != nil {
-		if subject, detail := m[1], m[2]; subject == "1" || subject+"."+detail == "2.1" || subject+"."+detail == "6.7" {
+		// 5.1.7 and 5.1.8 are the sender's address (RFC 3463): Postfix,
+		// with its default smtpd_delay_reject, answers its sender checks at
+		// RCPT TO, so a bad SMTP_FROM would otherwise mark every email
+		// refused for good.
+		if subject, detail := m[1], m[2]; subject == "1" && detail != "7" && detail != "8" || subject+"."+detail == "2.1" || subject+"."+detail == "6.7" {
 			return undeliverable{err: err}
 		}
 		return err

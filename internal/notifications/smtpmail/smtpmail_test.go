@@ -186,6 +186,10 @@ func TestOnlyAPermanentRefusalIsUndeliverable(t *testing.T) {
 		{name: "554 without an enhanced code", sender: good, to: "bob@example.com", rcpt: "554"},
 		{name: "451 4.3.0 try again later", sender: good, to: "bob@example.com", rcpt: "451 4.3.0"},
 		{name: "550 5.1.0 to MAIL FROM", sender: good, to: "bob@example.com", mail: "550 5.1.0"},
+		// The sender's address refused at RCPT TO (Postfix's
+		// smtpd_delay_reject): the same for every email, retried.
+		{name: "550 5.1.8 sender's domain at RCPT TO", sender: good, to: "bob@example.com", rcpt: "550 5.1.8"},
+		{name: "553 5.1.7 sender's address at RCPT TO", sender: good, to: "bob@example.com", rcpt: "553 5.1.7"},
 		{name: "553 to MAIL FROM", sender: good, to: "bob@example.com", mail: "553"},
 		{name: "550 5.7.1 DMARC refusal of the message", sender: good, to: "bob@example.com", message: "550 5.7.1"},
 		{name: "550 5.1.1 to the message", sender: good, to: "bob@example.com", message: "550 5.1.1"},
