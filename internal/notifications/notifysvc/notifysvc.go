@@ -164,10 +164,7 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (sent
 		}
 		telemetry.ShopFrom(ctx).NotificationEmail(telemetry.EmailFailed)
 		s.log.WarnContext(ctx, "email not sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID, "err", err.Error())
-		if rerr := s.store.ReleaseEmail(context.WithoutCancel(ctx), n.ID, claim); rerr != nil {
-			// The retry waits for the lease to run out instead.
-			s.log.WarnContext(ctx, "email claim not released", "notification_id", n.ID, "err", rerr.Error())
-		}
+		s.release(ctx, n.ID, claim)
 		return false, false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the email could not be sent")
 	}
 	telemetry.ShopFrom(ctx).NotificationEmail(telemetry.EmailSent)
@@ -176,6 +173,18 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (sent
 	}
 	s.log.InfoContext(ctx, "email sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID)
 	return true, false, nil
+}
+
+// release gives the claim on notification id back after a failed send or a
+// failed refusal record, on a context of its own bounded by MarkTimeout: the
+// delivery's may be ended, or used up by the record that failed. A release
+// that fails is logged; the retry then waits for the lease to run out.
+func (s *Service) release(ctx context.Context, id uuid.UUID, claim time.Time) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), MarkTimeout)
+	defer cancel()
+	if err := s.store.ReleaseEmail(rctx, id, claim); err != nil {
+		s.log.WarnContext(ctx, "email claim not released", "notification_id", id, "err", err.Error())
+	}
 }
 
 // refused records that the server refused n's email to address for good
@@ -196,11 +205,7 @@ func (s *Service) refused(ctx context.Context, n notifications.Notification, add
 	if err != nil {
 		telemetry.ShopFrom(ctx).NotificationEmail(telemetry.EmailFailed)
 		s.log.WarnContext(ctx, "a refused email could not be recorded; the delivery is retried", "notification_id", n.ID, "err", err.Error())
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), MarkTimeout)
-		defer rcancel()
-		if rerr := s.store.ReleaseEmail(rctx, n.ID, claim); rerr != nil {
-			s.log.WarnContext(ctx, "email claim not released", "notification_id", n.ID, "err", rerr.Error())
-		}
+		s.release(ctx, n.ID, claim)
 		return err
 	}
 	if !recorded {
