@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -327,7 +328,7 @@ func TestEachFunctionReachesOnlyItsServicesDatabase(t *testing.T) {
 	cl.migrate(t, func(service string) (string, string) {
 		return roles[service], passwords[postgres.PasswordSecret(service)]
 	})
-	checkDatabaseRoles(t, cl, passwords, roles)
+	checkDatabaseRoles(t, cl, passwords, roles, true)
 }
 
 // On Kubernetes 10-shop.sh runs against a managed PostgreSQL
@@ -335,9 +336,12 @@ func TestEachFunctionReachesOnlyItsServicesDatabase(t *testing.T) {
 // repeated, a run that stopped half-way) and whose administrator is often
 // not a superuser, only CREATEROLE and CREATEDB. Run by such an
 // administrator, it leaves what it leaves when the superuser runs it
-// (TestEachFunctionReachesOnlyItsServicesDatabase's checks); run again, by
-// the superuser or by that administrator, after the functions migrated the
-// databases, it keeps the passwords as checkPasswordsKept says.
+// (TestEachFunctionReachesOnlyItsServicesDatabase's checks), but the
+// privileges of pg_catalog's functions, which only a superuser may change:
+// the readers' roles may still create large objects and take advisory
+// locks there, and the script says so; run again, by the superuser or by
+// that administrator, after the functions migrated the databases, it keeps
+// the passwords as checkPasswordsKept says.
 func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a PostgreSQL cluster of its own; -short was asked for")
@@ -351,13 +355,23 @@ func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
 				password = "pw-admin"
 				cl.psql(t, "postgres", "CREATE ROLE "+admin+" LOGIN CREATEROLE CREATEDB PASSWORD '"+password+"';\n")
 			}
-			cl.runScriptAs(t, "env/faasd/postgres-init/10-shop.sh", secrets, admin, password)
+			out, err := cl.scriptOutput(t, "env/faasd/postgres-init/10-shop.sh", secrets, admin, password)
+			if err != nil {
+				t.Fatalf("10-shop.sh as %s: %v\n%s", admin, err, out)
+			}
+			superuser := admin == "postgres"
+			for _, service := range readerServices {
+				warning := "10-shop.sh: not a superuser, so in shop_" + service + " the role " + readerRole(service) + " can still create large objects"
+				if got := strings.Contains(string(out), warning); got == superuser {
+					t.Errorf("10-shop.sh as %s: warned %q %v, want %v\n%s", admin, warning, got, !superuser, out)
+				}
+			}
 			roles := productionRoles(t)
 			cl.migrate(t, func(service string) (string, string) {
 				return roles[service], passwords[postgres.PasswordSecret(service)]
 			})
 			cl.checkPasswordsKept(t, "env/faasd/postgres-init/10-shop.sh", secrets, admin, password, initRoles())
-			checkDatabaseRoles(t, cl, passwords, roles)
+			checkDatabaseRoles(t, cl, passwords, roles, superuser)
 		})
 	}
 }
@@ -648,7 +662,7 @@ func TestSplitRolesUpgradesASharedRoleDeployment(t *testing.T) {
 		cl.psql(t, "shop_"+service, "DROP OWNED BY shop;\n")
 	}
 	cl.psql(t, "postgres", "DROP ROLE shop;\n")
-	checkDatabaseRoles(t, cl, passwords, roles)
+	checkDatabaseRoles(t, cl, passwords, roles, true)
 }
 
 // The upgrade of docs/deploy-faasd.md step 7 item 8 on a cluster already
@@ -680,12 +694,16 @@ func TestSplitRolesGivesTheReadersRolesToASplitClusterMigratedWithoutThem(t *tes
 	}
 
 	cl.runScript(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets)
-	checkDatabaseRoles(t, cl, passwords, roles)
+	checkDatabaseRoles(t, cl, passwords, roles, true)
 }
 
 // checkDatabaseRoles checks, on a cluster set up and migrated, what the
-// functions' declared database passwords and the relay's reach.
-func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[string]string) {
+// functions' declared database passwords and the relay's reach. superuser
+// tells whether a superuser ran the scripts, and so whether the readers'
+// databases refuse large objects and advisory locks to all but their
+// service's role (checkReaders); each service's role, the relay's, still
+// migrate and work there either way.
+func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[string]string, superuser bool) {
 	t.Helper()
 	ctx := context.Background()
 	connect := func(user, password, database string) (*pgx.Conn, error) {
@@ -751,7 +769,37 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 		}
 	}
 
-	checkReaders(t, cl, passwords)
+	checkReaders(t, cl, passwords, superuser)
+
+	// The writers of the readers' databases still migrate: a pending
+	// migration is applied under the advisory lock, which their role may
+	// take whoever ran the scripts (pg_try_advisory_lock is refused to
+	// PUBLIC there when a superuser did).
+	for _, service := range readerServices {
+		migrations := fstest.MapFS{"9999_after_the_scripts.sql": {Data: []byte("CREATE TABLE after_the_scripts (x int);\n")}}
+		if err := fs.WalkDir(serviceMigrations[service](), ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := fs.ReadFile(serviceMigrations[service](), p)
+			migrations[p] = &fstest.MapFile{Data: b}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		pool, err := postgres.Open(ctx, postgres.Config{URL: cl.url(roles[service], "", "shop_"+service),
+			Password: passwords[postgres.PasswordSecret(service)], MaxConns: 1, Migrations: migrations})
+		cancel()
+		if err != nil {
+			t.Errorf("%s applying a new migration to shop_%s: %v", roles[service], service, err)
+			continue
+		}
+		pool.Close()
+		if got := cl.query(t, "shop_"+service, "SELECT count(*) FROM schema_migrations WHERE version = 9999"); strings.TrimSpace(got) != "1" {
+			t.Errorf("shop_%s: the new migration recorded %s times, want once", service, got)
+		}
+	}
 
 	// The relay, with its own secret and the user of docker-compose.yml's
 	// URLs, in every database.
@@ -820,8 +868,12 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 // the other business tables, and creating a table, a temporary one
 // included; its sessions start read-only (transaction_read_only on), so
 // each write is refused as one, and the privileges refuse them all the same
-// once the session set that default off.
-func checkReaders(t *testing.T, cl privateCluster, passwords map[string]string) {
+// once the session set that default off. Where a superuser ran the scripts
+// (superuser), creating a large object and taking an advisory lock (the
+// migrations' key) are refused too, read-only or not; where an
+// administrator that is not one ran them, they are still allowed, as
+// docs/security.md says.
+func checkReaders(t *testing.T, cl privateCluster, passwords map[string]string, superuser bool) {
 	t.Helper()
 	ctx := context.Background()
 	for _, service := range readerServices {
@@ -944,8 +996,39 @@ func checkReaders(t *testing.T, cl privateCluster, passwords map[string]string) 
 				t.Errorf("%s in shop_%s, its session's default set off: %s: %v, want permission denied", role, service, q, err)
 			}
 		}
-		if _, err := conn.Exec(ctx, `RESET default_transaction_read_only`); err != nil {
-			t.Fatalf("%s: %v", role, err)
+		// What no table's privilege controls: large objects (disk) and
+		// advisory locks (the migrations' key: it would hold the writers'
+		// migrations back), in both modes of the session.
+		key := strconv.FormatInt(postgres.MigrationLockKey, 10)
+		functions := []string{
+			`SELECT lo_create(0)`,
+			`SELECT lo_creat(-1)`,
+			`SELECT lo_from_bytea(0, '\x00')`,
+			`SELECT pg_advisory_lock(` + key + `)`,
+			`SELECT pg_try_advisory_lock(` + key + `)`,
+			`SELECT pg_advisory_lock_shared(` + key + `)`,
+			`SELECT pg_try_advisory_lock_shared(` + key + `)`,
+			`SELECT pg_advisory_xact_lock(` + key + `)`,
+			`SELECT pg_try_advisory_xact_lock(` + key + `)`,
+			`SELECT pg_advisory_lock(1, 2)`,
+		}
+		for _, mode := range []string{"off", "on"} {
+			for _, q := range functions {
+				_, err := conn.Exec(ctx, q)
+				switch {
+				case superuser && !denied(err):
+					t.Errorf("%s in shop_%s, default_transaction_read_only %s: %s: %v, want permission denied", role, service, mode, q, err)
+				case !superuser && err != nil:
+					t.Errorf("%s in shop_%s, default_transaction_read_only %s, the scripts run by an administrator that is not a superuser: %s: %v, want it allowed (what docs/security.md says remains)",
+						role, service, mode, q, err)
+				}
+			}
+			if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
+				t.Fatalf("%s: %v", role, err)
+			}
+			if _, err := conn.Exec(ctx, `RESET default_transaction_read_only`); err != nil {
+				t.Fatalf("%s: %v", role, err)
+			}
 		}
 		conn.Release()
 		pool.Close()
@@ -1014,7 +1097,7 @@ func TestAPreSplitDumpRestoresIntoTheServiceRoles(t *testing.T) {
 	cl.migrate(t, func(service string) (string, string) {
 		return roles[service], passwords[postgres.PasswordSecret(service)]
 	})
-	checkDatabaseRoles(t, cl, passwords, roles)
+	checkDatabaseRoles(t, cl, passwords, roles, true)
 }
 
 // oldFunctionsStillWork checks that a function of before the split, logging

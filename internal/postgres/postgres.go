@@ -295,8 +295,12 @@ func ensureDatabase(ctx context.Context, cc *pgx.ConnConfig) error {
 	return nil
 }
 
-// migrationLockKey is the advisory lock that serialises migrations in a database.
-const migrationLockKey = 7_412_001
+// MigrationLockKey is the advisory lock that serialises migrations in a
+// database. Whoever holds it holds every writer's migration back (each build
+// gives up after OpenTimeout), so in a database that readers' roles reach
+// only the service's role may take advisory locks
+// (env/faasd/postgres-init/10-shop.sh; docs/security.md, "Database roles").
+const MigrationLockKey = 7_412_001
 
 // NoTransaction is the first line of a migration that must run outside a
 // transaction: one statement that PostgreSQL refuses in a transaction block,
@@ -365,7 +369,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS, lockTime
 	defer func() {
 		dctx, cancel := Detached(ctx)
 		defer cancel()
-		_, _ = conn.Exec(dctx, `SELECT pg_advisory_unlock($1)`, migrationLockKey)
+		_, _ = conn.Exec(dctx, `SELECT pg_advisory_unlock($1)`, MigrationLockKey)
 	}()
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version integer PRIMARY KEY,
@@ -472,7 +476,7 @@ type migrationFile struct {
 func lockMigrations(ctx context.Context, conn *pgx.Conn) error {
 	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
 		var got bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, migrationLockKey).Scan(&got); err != nil {
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, MigrationLockKey).Scan(&got); err != nil {
 			return err
 		}
 		if got {

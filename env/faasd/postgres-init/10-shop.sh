@@ -205,10 +205,37 @@ done
 # start, through a pooler too): a write that a mistaken grant would allow
 # is refused anyway, unless the session sets it off (docs/security.md,
 # "Database roles", says what it does not refuse).
+#
+# What no grant on a table controls and a read-only session still allows:
+# creating large objects (disk a reader could fill) and taking advisory
+# locks (the migrations' key among them: a reader holding it would hold the
+# writers' migrations back until each build gives up). Both are functions
+# that PUBLIC may execute; in each readers' database EXECUTE on them is
+# revoked from PUBLIC, and on the advisory locks granted back to the
+# service's role, whose migrations take one (internal/postgres). The relay
+# takes none. Only the functions' owner, the bootstrap superuser, or another
+# superuser may change their privileges (an owner of the database, or a
+# CREATEROLE administrator of a managed PostgreSQL, gets "no privileges
+# could be revoked"): an administrator that is not a superuser leaves them
+# as they are and is told so (docs/security.md says what then remains).
 for r in $readers; do
-	psql -X -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "shop_$r" --set=reader="shop_${r}_reader" <<'SQL'
+	psql -X -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "shop_$r" --set=reader="shop_${r}_reader" \
+		--set=owner="shop_$r" <<'SQL'
 GRANT CONNECT ON DATABASE :"DBNAME" TO :"reader";
 GRANT USAGE ON SCHEMA public TO :"reader";
 ALTER ROLE :"reader" SET default_transaction_read_only = on;
+SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user \gset
+\if :superuser
+SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', oid::regprocedure)
+	FROM pg_proc
+	WHERE pronamespace = 'pg_catalog'::regnamespace
+		AND (proname IN ('lo_creat', 'lo_create', 'lo_from_bytea', 'lo_import')
+			OR proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$') \gexec
+SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I', oid::regprocedure, :'owner')
+	FROM pg_proc
+	WHERE pronamespace = 'pg_catalog'::regnamespace AND proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$' \gexec
+\else
+\warn 10-shop.sh: not a superuser, so in :DBNAME the role :reader can still create large objects and take advisory locks (docs/security.md, Database roles)
+\endif
 SQL
 done

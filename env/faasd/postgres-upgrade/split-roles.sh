@@ -107,18 +107,36 @@ done
 # TO shop_<service>_reader: a migration that grants a readers' role another
 # table adds it here too (dev/deploycheck
 # TestSplitRolesGrantsTheReadersWhatTheMigrationsGrant fails until it does).
+# And, as 10-shop.sh does (its comment says why), EXECUTE on the functions
+# that create large objects and take advisory locks revoked from PUBLIC in
+# each readers' database, the advisory locks granted back to the service's
+# role, whose migrations take one: a superuser's change alone, so another
+# administrator is told that it left them.
 for r in $readers; do
 	case $r in
 	catalog) tables="products search_documents schema_migrations" ;;
 	inventory) tables="stock schema_migrations" ;;
 	esac
 	psql -X -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname "shop_$r" --set=reader="shop_${r}_reader" \
-		--set=tables="$tables" <<'SQL'
+		--set=tables="$tables" --set=owner="shop_$r" <<'SQL'
 GRANT CONNECT ON DATABASE :"DBNAME" TO :"reader";
 GRANT USAGE ON SCHEMA public TO :"reader";
 ALTER ROLE :"reader" SET default_transaction_read_only = on;
 SELECT format('GRANT SELECT ON %I TO %I', t, :'reader')
 	FROM unnest(string_to_array(:'tables', ' ')) t
 	WHERE to_regclass(quote_ident(t)) IS NOT NULL \gexec
+SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user \gset
+\if :superuser
+SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', oid::regprocedure)
+	FROM pg_proc
+	WHERE pronamespace = 'pg_catalog'::regnamespace
+		AND (proname IN ('lo_creat', 'lo_create', 'lo_from_bytea', 'lo_import')
+			OR proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$') \gexec
+SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I', oid::regprocedure, :'owner')
+	FROM pg_proc
+	WHERE pronamespace = 'pg_catalog'::regnamespace AND proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$' \gexec
+\else
+\warn split-roles.sh: not a superuser, so in :DBNAME the role :reader can still create large objects and take advisory locks (docs/security.md, Database roles)
+\endif
 SQL
 done
