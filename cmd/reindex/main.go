@@ -23,14 +23,23 @@
 // unless SHOW transaction_read_only answers on (a pooler that dropped the
 // parameter would leave the session writable), so the URL must reach
 // PostgreSQL directly (PgBouncer refuses a startup parameter it does not
-// know); it applies no migration and creates no database.
+// know); it applies no migration and creates no database. It reads the
+// products alone, which the catalog readers' role may read: with
+// CATALOG_READER_DATABASE_URL set it logs in as that role, with the
+// password of db-password-catalog-reader, as get-product does
+// (postgres.ReaderConfigFrom), and needs neither CATALOG_DATABASE_URL nor
+// the catalog owner's password, whose role could write the catalog and its
+// outbox had the session set the default off (docs/security.md, "Database
+// roles"); unset (or with CATALOG_READER_SHARES_WRITERS_ROLE true), it
+// logs in with CATALOG_DATABASE_URL and db-password-catalog, as before.
 //
-// Environment: CATALOG_DATABASE_URL (required), MEILI_URL (required),
-// MEILI_INDEX [products], REINDEX_BATCH [500, 1 to 10000], SECRETS_DIR
-// [/var/openfaas/secrets] holding db-password-catalog (optional: the URL's
-// password otherwise) and meili-key (the writers' key, which must also be
-// allowed documents.get; optional for a Meilisearch without a master key).
-// Locally:
+// Environment: CATALOG_READER_DATABASE_URL, or else CATALOG_DATABASE_URL
+// (required then), MEILI_URL (required), MEILI_INDEX [products],
+// REINDEX_BATCH [500, 1 to 10000], SECRETS_DIR [/var/openfaas/secrets]
+// holding db-password-catalog-reader, or else db-password-catalog
+// (optional: the URL's password otherwise), and meili-key (the writers'
+// key, which must also be allowed documents.get; optional for a
+// Meilisearch without a master key). Locally:
 //
 //	CATALOG_DATABASE_URL=postgres://postgres@127.0.0.1:5432/shop_catalog MEILI_URL=http://127.0.0.1:7700 \
 //	  SECRETS_DIR=.local/secrets go run ./cmd/reindex
@@ -61,8 +70,9 @@ import (
 const usage = `usage:
   reindex    apply the products index's settings, push every live product of the catalog,
              remove every document whose product is archived or not in the catalog
-environment: CATALOG_DATABASE_URL, MEILI_URL, MEILI_INDEX [products], REINDEX_BATCH [500],
-             SECRETS_DIR [/var/openfaas/secrets] with db-password-catalog and meili-key`
+environment: CATALOG_READER_DATABASE_URL or else CATALOG_DATABASE_URL, MEILI_URL, MEILI_INDEX [products],
+             REINDEX_BATCH [500], SECRETS_DIR [/var/openfaas/secrets] with db-password-catalog-reader
+             (or else db-password-catalog) and meili-key`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -78,7 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		return errors.New(usage)
 	}
 	c := config.New(getenv)
-	dbc := postgres.ConfigFrom(c, "catalog", nil)
+	dbc := postgres.ReaderConfigFrom(c, "catalog", nil)
 	mc := meili.Config{URL: c.Required("MEILI_URL"), IndexUID: c.String("MEILI_INDEX", "products"),
 		APIKey: c.OptionalSecret(catalogenv.IndexKeySecret)}
 	batch := c.Int("REINDEX_BATCH", indexing.DefaultBatch, 1, 10_000)
@@ -89,7 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	if err != nil {
 		return err
 	}
-	pool, err := openReadOnly(ctx, dbc)
+	pool, err := openReadOnly(ctx, dbc, urlVar(dbc))
 	if err != nil {
 		return err
 	}
@@ -102,16 +112,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	return err
 }
 
+// urlVar names the variable of dbc's URL, for the errors that speak of it:
+// postgres.ReaderConfigFrom marks the readers' settings ReadOnly, and gives
+// the writers' (CATALOG_DATABASE_URL) otherwise.
+func urlVar(dbc postgres.Config) string {
+	if dbc.ReadOnly {
+		return postgres.ReaderURLVar("catalog")
+	}
+	return "CATALOG_DATABASE_URL"
+}
+
 // openReadOnly opens the catalog pool the command reads through: no
 // database created, no migration applied, every session read-only (readOnly
 // adds default_transaction_read_only=on to the URL). It then asks the
 // session whether it is read-only and fails unless it is: a pooler that
 // drops the startup parameter instead of refusing it would otherwise leave
-// the sessions writable without a word.
-func openReadOnly(ctx context.Context, dbc postgres.Config) (*pgxpool.Pool, error) {
+// the sessions writable without a word. urlVar names dbc.URL's variable in
+// its errors.
+func openReadOnly(ctx context.Context, dbc postgres.Config, urlVar string) (*pgxpool.Pool, error) {
 	dbc.CreateDatabase, dbc.Migrations, dbc.MigrationURL = false, nil, ""
 	var err error
-	if dbc.URL, err = readOnly(dbc.URL); err != nil {
+	if dbc.URL, err = readOnly(dbc.URL, urlVar); err != nil {
 		return nil, err
 	}
 	octx, cancel := context.WithTimeout(ctx, postgres.OpenTimeout)
@@ -120,22 +141,23 @@ func openReadOnly(ctx context.Context, dbc postgres.Config) (*pgxpool.Pool, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := checkReadOnly(octx, pool); err != nil {
+	if err := checkReadOnly(octx, pool, urlVar); err != nil {
 		pool.Close()
 		return nil, err
 	}
 	return pool, nil
 }
 
-// checkReadOnly fails unless a session of pool has transaction_read_only on.
-func checkReadOnly(ctx context.Context, pool *pgxpool.Pool) error {
+// checkReadOnly fails unless a session of pool has transaction_read_only on;
+// urlVar names the variable of pool's URL.
+func checkReadOnly(ctx context.Context, pool *pgxpool.Pool, urlVar string) error {
 	var ro string
 	if err := pool.QueryRow(ctx, "SHOW transaction_read_only").Scan(&ro); err != nil {
 		return fmt.Errorf("check that the catalog session is read-only: %w", err)
 	}
 	if ro != "on" {
 		return fmt.Errorf("the catalog session is not read-only (transaction_read_only %q): "+
-			"CATALOG_DATABASE_URL must reach PostgreSQL directly, not through a pooler that drops default_transaction_read_only", ro)
+			"%s must reach PostgreSQL directly, not through a pooler that drops default_transaction_read_only", ro, urlVar)
 	}
 	return nil
 }
@@ -144,13 +166,13 @@ func checkReadOnly(ctx context.Context, pool *pgxpool.Pool) error {
 // run-time parameter every session it opens starts with: a write would fail
 // (read_only_sql_transaction). Both spellings pgx parses are kept: a
 // postgres:// URL gets it as a query parameter, a keyword/value string as
-// one more pair.
-func readOnly(raw string) (string, error) {
+// one more pair. urlVar names raw's variable in the error.
+func readOnly(raw, urlVar string) (string, error) {
 	const param = "default_transaction_read_only"
 	if strings.HasPrefix(raw, "postgres://") || strings.HasPrefix(raw, "postgresql://") {
 		u, err := url.Parse(raw)
 		if err != nil {
-			return "", errors.New("CATALOG_DATABASE_URL is not a valid URL") // the URL may hold a password
+			return "", errors.New(urlVar + " is not a valid URL") // the URL may hold a password
 		}
 		q := u.Query()
 		q.Set(param, "on")

@@ -476,7 +476,7 @@ func TestTheDatabaseSessionIsReadOnly(t *testing.T) {
 		if err := c.Err(); err != nil {
 			t.Fatal(err)
 		}
-		pool, err := openReadOnly(context.Background(), dbc)
+		pool, err := openReadOnly(context.Background(), dbc, "CATALOG_DATABASE_URL")
 		if err != nil {
 			t.Errorf("%s: %v", raw, err)
 			continue
@@ -499,7 +499,78 @@ func TestAWritableSessionIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	if err := checkReadOnly(context.Background(), pool); err == nil || !strings.Contains(err.Error(), "not read-only") {
+	if err := checkReadOnly(context.Background(), pool, "CATALOG_DATABASE_URL"); err == nil || !strings.Contains(err.Error(), "not read-only") {
 		t.Errorf("checkReadOnly of a writable session = %v, want it refused as not read-only", err)
+	}
+}
+
+// With CATALOG_READER_DATABASE_URL set, the command reads the catalog as
+// the readers' role, with db-password-catalog-reader, and needs neither
+// CATALOG_DATABASE_URL nor the owner's password: a role that may read
+// nothing is refused the listing (so the run did log in as that role), the
+// same role granted SELECT on the products, as 0008_reader_grants.sql
+// grants shop_catalog_reader, rebuilds the index; a writer's URL set beside
+// it, to a database that does not exist, is not used. Its sessions stay
+// read-only.
+func TestAReindexReadsAsTheReadersRoleWhenItsURLIsSet(t *testing.T) {
+	s := newShop(t)
+	p := s.create("Kettle")
+	s.fake.Lose()
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, s.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Close(context.Background()) })
+	role, password := "reindex_reader_"+strings.ReplaceAll(uuid.NewString()[:13], "-", ""), uuid.NewString()
+	if _, err := admin.Exec(ctx, `CREATE ROLE `+role+` LOGIN PASSWORD '`+password+`'`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Before the database is dropped (pgtest's cleanup, registered
+		// first, runs last): the role's grants there, then the role.
+		ctx := context.Background()
+		_, _ = admin.Exec(ctx, `SELECT pg_terminate_backend(pid, 2000) FROM pg_stat_activity WHERE usename = $1`, role)
+		_, _ = admin.Exec(ctx, `DROP OWNED BY `+role)
+		_, _ = admin.Exec(ctx, `DROP ROLE IF EXISTS `+role)
+	})
+	cc, err := pgx.ParseConfig(s.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.env["SECRETS_DIR"], postgres.ReaderPasswordSecret("catalog")), []byte(password), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.env[postgres.ReaderURLVar("catalog")] = fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", role, cc.Host, cc.Port, cc.Database)
+	s.env["CATALOG_DATABASE_URL"] = fmt.Sprintf("postgres://%s@%s:%d/%s_missing?sslmode=disable", cc.User, cc.Host, cc.Port, cc.Database)
+
+	if out, err := s.run(); !strings.Contains(fmt.Sprint(err), "permission denied for table products") {
+		t.Fatalf("reindex as %s, which may read nothing: %v (output %q), want permission denied for table products", role, err, out)
+	}
+	if _, err := admin.Exec(ctx, `GRANT SELECT ON products TO `+role); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.run()
+	if err != nil {
+		t.Fatalf("reindex as %s, granted SELECT on products: %v (output %q)", role, err, out)
+	}
+	if diff := cmp.Diff(sorted(p), s.ids()); diff != "" {
+		t.Errorf("index ids (-want +got):\n%s", diff)
+	}
+
+	delete(s.env, "CATALOG_DATABASE_URL")
+	c := config.New(config.Env(s.env))
+	dbc := postgres.ReaderConfigFrom(c, "catalog", nil)
+	if err := c.Err(); err != nil {
+		t.Fatalf("the readers' settings without CATALOG_DATABASE_URL: %v", err)
+	}
+	pool, err := openReadOnly(ctx, dbc, urlVar(dbc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var user, readOnly string
+	if err := pool.QueryRow(ctx, `SELECT current_user, current_setting('transaction_read_only')`).Scan(&user, &readOnly); err != nil || user != role || readOnly != "on" {
+		t.Errorf("the session: user %q, transaction_read_only %q (%v), want %s, on", user, readOnly, err, role)
 	}
 }

@@ -862,8 +862,8 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 // checkReaders checks, on a cluster set up and migrated, what the public
 // readers' roles reach: each logs in to its service's database and no
 // other, runs every query of its functions' stores there (the catalog's
-// get-product, list-products and search-products, the inventory's
-// get-stock) and the check that the database is migrated
+// get-product, list-products and search-products, and the command reindex,
+// the inventory's get-stock) and the check that the database is migrated
 // (schema_migrations), and is refused any write, the outbox, the inbox and
 // the other business tables, and creating a table, a temporary one
 // included; its sessions start read-only (transaction_read_only on), so
@@ -926,6 +926,10 @@ func checkReaders(t *testing.T, cl privateCluster, passwords map[string]string, 
 				return err
 			}
 			reads["search-products' browse"] = func() error { _, err := index.Search(ctx, search.Query{Limit: 10}); return err }
+			// The operator command reindex logs in as this role too
+			// (CATALOG_READER_DATABASE_URL): its listing and its re-read.
+			reads["reindex's LivePage"] = func() error { _, err := store.LivePage(ctx, uuid.Nil, 10); return err }
+			reads["reindex's CurrentOf"] = func() error { _, err := store.CurrentOf(ctx, []uuid.UUID{uuid.New()}); return err }
 			refused = []string{
 				`INSERT INTO products (id, sku, name, category, price_amount, price_currency) VALUES (gen_random_uuid(), 'x', 'x', 'x', 1, 'EUR')`,
 				`UPDATE products SET price_amount = 1`,
