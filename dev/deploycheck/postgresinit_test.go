@@ -199,7 +199,10 @@ func (c privateCluster) scriptOutput(t *testing.T, rel, secrets, user, password 
 // password hashes (a password set again gets a new salt): the roles and
 // their attributes, who is a member of which, each database's owner and
 // privileges, and in each service database the schemas', tables' and
-// columns' owners and privileges and the extensions.
+// columns' owners and privileges, the extensions, and the privileges of
+// pg_catalog's functions that differ from the default (the large-object
+// and advisory-lock functions the scripts revoke in the readers'
+// databases).
 func (c privateCluster) layout(t *testing.T) string {
 	t.Helper()
 	l := c.query(t, "postgres", `SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolconnlimit, rolvaliduntil
@@ -212,6 +215,8 @@ func (c privateCluster) layout(t *testing.T) string {
 		l += c.query(t, db, `SELECT relname, relowner::regrole, relacl FROM pg_class WHERE relnamespace = 'public'::regnamespace ORDER BY 1`)
 		l += c.query(t, db, `SELECT attrelid::regclass, attname, attacl FROM pg_attribute WHERE attacl IS NOT NULL ORDER BY 1, 2`)
 		l += c.query(t, db, `SELECT extname, extowner::regrole, extversion FROM pg_extension ORDER BY 1`)
+		l += c.query(t, db, `SELECT oid::regprocedure, proacl FROM pg_proc
+			WHERE pronamespace = 'pg_catalog'::regnamespace AND proacl IS NOT NULL ORDER BY 1`)
 	}
 	return l
 }
