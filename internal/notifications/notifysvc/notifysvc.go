@@ -189,8 +189,8 @@ func (s *Service) release(ctx context.Context, id uuid.UUID, claim time.Time) {
 
 // refused records that the server refused n's email to address for good
 // (sendErr), so that no redelivery sends it again: an address the server
-// will never take (one it does not know, or a non-ASCII one to a relay
-// without SMTPUTF8, which registration accepts) would otherwise fail every
+// will never take (one it does not know, or one with a non-ASCII local part
+// to a relay without SMTPUTF8, which registration accepts) would otherwise fail every
 // delivery of every event of its account until the dead letters, and page
 // on-call for what a client typed. The record is written on a context the
 // delivery's end does not cancel; when it fails, the claim is released and the

@@ -29,6 +29,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/idna"
+
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/notifications"
 )
@@ -67,7 +69,10 @@ const (
 type Config struct {
 	// Addr is the SMTP server, host:port (SMTP_ADDR).
 	Addr string
-	// From is the sender address (SMTP_FROM), default DefaultFrom.
+	// From is the sender address (SMTP_FROM), default DefaultFrom. A
+	// non-ASCII domain must be a valid internationalised domain name; to a
+	// server without SMTPUTF8 it is sent as its A-label (xn--…), and a
+	// non-ASCII local part cannot be sent there at all (a retried error).
 	From string
 	// Username turns SMTP AUTH on (SMTP_USERNAME): the sender logs in with
 	// it and Password, with the first mechanism of SCRAM-SHA-256,
@@ -136,8 +141,12 @@ func (c Config) Validate() error {
 	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
 		errs = append(errs, fmt.Errorf("SMTP_ADDR=%q must be host:port", c.Addr))
 	}
-	if _, err := mail.ParseAddress(c.From); err != nil {
+	if from, err := mail.ParseAddress(c.From); err != nil {
 		errs = append(errs, fmt.Errorf("SMTP_FROM=%q is not an email address", c.From))
+	} else if _, err := aLabel(domain(from.Address)); err != nil {
+		// Refused here rather than at every send: no server could take a
+		// domain that no resolver can look up.
+		errs = append(errs, fmt.Errorf("SMTP_FROM=%q %w", c.From, err))
 	}
 	switch c.TLS {
 	case TLSStartTLS, TLSImplicit, TLSNone, TLSOpportunistic:
@@ -193,9 +202,12 @@ func New(cfg Config) (*Sender, error) {
 // cancellation ends the conversation too). Any failure is an error (the
 // email may not have been delivered), whose text masks the recipient's
 // address; a malformed recipient is an error before any connection is made.
+// To a server without SMTPUTF8 (RFC 6531), a recipient or sender whose
+// domain only is non-ASCII is sent as its A-label (asciiAddress).
 // The error wraps notifications.ErrUndeliverable only when sending again
-// cannot help because of the recipient: a malformed recipient, a non-ASCII
-// one to a server without SMTPUTF8, or a permanent refusal of the recipient
+// cannot help because of the recipient: a malformed recipient, one with a
+// non-ASCII local part or a domain that is not a valid internationalised
+// domain name to a server without SMTPUTF8, or a permanent refusal of the recipient
 // at RCPT TO (see recipientRefused). Any other 5xx (AUTH, MAIL FROM, a
 // relay or policy refusal at RCPT TO, DATA or the end of the message) is
 // most likely this sender's configuration, the same for every email, and
@@ -203,22 +215,27 @@ func New(cfg Config) (*Sender, error) {
 // misconfigured relay then dead-letters and pages instead of marking every
 // email refused.
 func (s *Sender) Send(ctx context.Context, e notifications.Email) error {
-	from, to, msg, err := s.message(e)
+	d, err := s.draft(e)
 	if err != nil {
 		return err
 	}
 	deadline := time.Now().Add(s.cfg.Timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
 	}
-	if err := s.send(ctx, deadline, from, to, msg); err != nil {
-		return maskedError{err: err, to: e.To}
+	if err := s.send(ctx, deadline, d); err != nil {
+		// Servers echo the address as it was sent, which may be its A-label.
+		masked := []string{e.To, d.to.Address}
+		if a, err := asciiAddress(d.to); err == nil {
+			masked = append(masked, a.Address)
+		}
+		return maskedError{err: err, to: masked}
 	}
 	return nil
 }
 
 // send is one SMTP conversation on its own connection.
-func (s *Sender) send(ctx context.Context, deadline time.Time, from, to string, msg []byte) error {
+func (s *Sender) send(ctx context.Context, deadline time.Time, d draft) error {
 	host, _, _ := net.SplitHostPort(s.cfg.Addr)
 	tlsCfg := &tls.Config{ServerName: host, RootCAs: s.cfg.RootCAs, MinVersion: tls.VersionTLS12}
 	raw, err := (&net.Dialer{Deadline: deadline}).DialContext(ctx, "tcp", s.cfg.Addr)
@@ -273,10 +290,10 @@ func (s *Sender) send(ctx context.Context, deadline time.Time, from, to string, 
 			return err
 		}
 	}
-	if ok, _ := c.Extension("SMTPUTF8"); !ok && !ascii(to) {
-		// RFC 6531 3.4: such an address needs SMTPUTF8; without it the
-		// server could only refuse it, or mangle it.
-		return undeliverable{err: errors.New("the server does not offer SMTPUTF8, needed for a non-ASCII address")}
+	smtputf8, _ := c.Extension("SMTPUTF8")
+	from, to, msg, err := d.compose(smtputf8)
+	if err != nil {
+		return err
 	}
 	if err := c.Mail(from); err != nil {
 		return err
@@ -340,6 +357,52 @@ func recipientRefused(err error) error {
 // of a reply's text (net/textproto.Error.Msg), capturing subject and detail.
 var enhancedCode = regexp.MustCompile(`^5\.(\d{1,3})\.(\d{1,3})(?:[ \t\n]|$)`)
 
+// asciiAddress is a as SMTP without SMTPUTF8 carries it: a non-ASCII domain
+// is converted to its A-label (aLabel), the same domain to every resolver, an
+// ASCII local part is kept as it is. Only a non-ASCII local part needs
+// SMTPUTF8 (RFC 6531 3.4): it has no ASCII form and is an error, as is a
+// domain that is not a valid internationalised domain name. An all-ASCII
+// address is returned unchanged.
+func asciiAddress(a *mail.Address) (*mail.Address, error) {
+	if ascii(a.Address) {
+		return a, nil
+	}
+	local := strings.TrimSuffix(a.Address, "@"+domain(a.Address))
+	if !ascii(local) {
+		return nil, errors.New("has a non-ASCII local part")
+	}
+	d, err := aLabel(domain(a.Address))
+	if err != nil {
+		return nil, err
+	}
+	return &mail.Address{Name: a.Name, Address: local + "@" + d}, nil
+}
+
+// aLabel is the domain name in ASCII: unchanged when it is ASCII already,
+// else converted by IDNA 2008 with UTS #46's lookup processing (idna.Lookup:
+// mapped to lower case and NFC, non-transitional, so "ß" is encoded rather
+// than mapped to "ss"), as a resolver or a mail client looks a typed domain
+// up. An error says why the
+// domain is not a valid internationalised domain name.
+func aLabel(name string) (string, error) {
+	if ascii(name) {
+		return name, nil
+	}
+	a, err := idna.Lookup.ToASCII(name)
+	if err != nil {
+		return "", fmt.Errorf("has a domain that is not a valid internationalised domain name: %w", err)
+	}
+	if !ascii(a) { // not expected of ToASCII without an error; never sent
+		return "", errors.New("has a domain with no ASCII form")
+	}
+	return a, nil
+}
+
+// domain is the part of a parsed address after its last "@".
+func domain(address string) string {
+	return address[strings.LastIndexByte(address, '@')+1:]
+}
+
 // ascii reports whether s is all ASCII, which SMTP without SMTPUTF8 carries.
 func ascii(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -367,20 +430,50 @@ func helo() string {
 	return "localhost"
 }
 
-// message composes e as a plain-text UTF-8 email from the configured sender:
-// the envelope's sender and recipient and the message's bytes (CRLF line
-// ends; net/smtp's DATA writer stuffs leading dots).
-func (s *Sender) message(e notifications.Email) (from, to string, msg []byte, err error) {
+// draft is an email whose addresses are checked, composed (compose) once
+// the server has said whether it offers SMTPUTF8, on which the form of the
+// addresses depends.
+type draft struct {
+	e        notifications.Email
+	from, to *mail.Address
+}
+
+// draft checks e's recipient and Message-ID and the configured sender before
+// any connection is made.
+func (s *Sender) draft(e notifications.Email) (draft, error) {
 	rcpt, err := mail.ParseAddress(e.To)
 	if err != nil {
-		return "", "", nil, undeliverable{err: errors.New("smtp: invalid recipient address")}
+		return draft{}, undeliverable{err: errors.New("smtp: invalid recipient address")}
 	}
 	sender, err := mail.ParseAddress(s.cfg.From)
 	if err != nil {
-		return "", "", nil, fmt.Errorf("smtp: sender address: %w", err)
+		return draft{}, fmt.Errorf("smtp: sender address: %w", err)
 	}
 	if strings.ContainsAny(e.MessageID, "<>\r\n\x00 ") {
-		return "", "", nil, errors.New("smtp: invalid Message-ID")
+		return draft{}, errors.New("smtp: invalid Message-ID")
+	}
+	return draft{e: e, from: sender, to: rcpt}, nil
+}
+
+// compose makes d a plain-text UTF-8 email: the envelope's sender and
+// recipient and the message's bytes (CRLF line ends; net/smtp's DATA writer
+// stuffs leading dots). Without smtputf8 (the server does not offer
+// SMTPUTF8) both addresses are in their ASCII form (asciiAddress), in the
+// envelope and in the From: and To: headers alike: without SMTPUTF8 a header
+// must be ASCII (RFC 5322), and an RFC 2047 encoded-word may not stand for
+// an address (RFC 2047, section 5), so the A-label is the only form a server
+// without SMTPUTF8 can carry intact. A recipient without an ASCII form is
+// undeliverable; a sender (SMTP_FROM) without one is the configuration's
+// fault, the same for every email, and stays a plain error, retried.
+func (d draft) compose(smtputf8 bool) (from, to string, msg []byte, err error) {
+	rcpt, sender, e := d.to, d.from, d.e
+	if !smtputf8 {
+		if rcpt, err = asciiAddress(d.to); err != nil {
+			return "", "", nil, undeliverable{err: fmt.Errorf("the server does not offer SMTPUTF8, and the recipient %w", err)}
+		}
+		if sender, err = asciiAddress(d.from); err != nil {
+			return "", "", nil, fmt.Errorf("the server does not offer SMTPUTF8, and the sender address (SMTP_FROM) %w", err)
+		}
 	}
 	var b bytes.Buffer
 	b.WriteString("Date: " + e.Date.Format(time.RFC1123Z) + "\r\n")
@@ -406,17 +499,21 @@ func (s *Sender) message(e notifications.Email) (from, to string, msg []byte, er
 	return sender.Address, rcpt.Address, b.Bytes(), nil
 }
 
-// maskedError hides the recipient's address in the text of err (servers echo
-// it in their answers; logs show only masked
+// maskedError hides the recipient's address, in each of the forms in to, in
+// the text of err (servers echo it in their answers; logs show only masked
 // addresses); errors.Is and errors.As still see err.
 type maskedError struct {
 	err error
-	to  string
+	to  []string
 }
 
 func (m maskedError) Error() string {
-	re := regexp.MustCompile(`(?i)` + regexp.QuoteMeta(m.to))
-	return "smtp: " + re.ReplaceAllLiteralString(m.err.Error(), notifications.MaskEmail(m.to))
+	text := m.err.Error()
+	for _, to := range m.to {
+		re := regexp.MustCompile(`(?i)` + regexp.QuoteMeta(to))
+		text = re.ReplaceAllLiteralString(text, notifications.MaskEmail(to))
+	}
+	return "smtp: " + text
 }
 
 func (m maskedError) Unwrap() error { return m.err }

@@ -155,12 +155,14 @@ func TestRefusalsAreErrorsWithMaskedAddresses(t *testing.T) {
 // Only what sending again cannot change because of the recipient is
 // notifications.ErrUndeliverable: a refusal of the recipient at RCPT TO (an
 // enhanced code 5.1.x, 5.2.1 or 5.6.7; without one, 550, 551 or 553), an
-// address that cannot be sent to, and a non-ASCII address to a server
-// without SMTPUTF8 (refused here, before RCPT TO). The sender's own setup,
-// the same for every email, is retried so that a misconfigured relay
-// dead-letters and pages: a relay or policy refusal at RCPT TO (5.7.x), a
-// protocol error (5.5.x), any refusal of MAIL FROM or of the message, a
-// refused login, a 451 and a server that is not there. Until 2026-12-06 any
+// address that cannot be sent to, and, to a server without SMTPUTF8, an
+// address with a non-ASCII local part or an invalid internationalised domain
+// (refused here, before RCPT TO). The sender's own setup, the same for every
+// email, is retried so that a misconfigured relay dead-letters and pages: a
+// relay or policy refusal at RCPT TO (5.7.x), a protocol error (5.5.x), any
+// refusal of MAIL FROM or of the message, a refused login, a 451, a server
+// that is not there and an SMTP_FROM with a non-ASCII local part to a server
+// without SMTPUTF8. Until 2026-12-06 any
 // 5xx to RCPT TO or to the message counted as undeliverable: "554 5.7.1
 // Relay access denied" marked every email refused, silently.
 func TestOnlyAPermanentRefusalIsUndeliverable(t *testing.T) {
@@ -196,6 +198,16 @@ func TestOnlyAPermanentRefusalIsUndeliverable(t *testing.T) {
 		{name: "554 to the message", sender: good, to: "bob@example.com", message: "554"},
 		{name: "an address that cannot be sent to", sender: good, to: "bob@@example.com", undeliverable: true, noRcpt: true},
 		{name: "a non-ASCII address without SMTPUTF8", sender: good, to: "bób@example.com", undeliverable: true, noRcpt: true},
+		// Only the domain has an ASCII form (its A-label): a non-ASCII
+		// local part needs SMTPUTF8 whatever the domain, and a domain that
+		// is not a valid internationalised domain name has none.
+		{name: "a non-ASCII local part at an internationalised domain without SMTPUTF8", sender: good, to: "bób@bücherhalle-hamburg.de", undeliverable: true, noRcpt: true},
+		{name: "an internationalised domain with a leading hyphen", sender: good, to: "info@-bücherhalle.de", undeliverable: true, noRcpt: true},
+		{name: "an internationalised domain with an underscore", sender: good, to: "info@bücher_halle.de", undeliverable: true, noRcpt: true},
+		{name: "an internationalised domain mixing left-to-right and right-to-left", sender: good, to: "info@a\u05d0ü.de", undeliverable: true, noRcpt: true},
+		// SMTP_FROM with a non-ASCII local part is the configuration's
+		// fault, the same for every email: retried, never undeliverable.
+		{name: "a non-ASCII sender local part without SMTPUTF8", sender: authenticated(t, srv, func(c *smtpmail.Config) { c.From = "bücher@example.com" }), to: "bob@example.com", noRcpt: true},
 		{name: "a refused login", sender: authenticated(t, srv, func(c *smtpmail.Config) { c.Password = "not-the-password" }), to: "bob@example.com", noRcpt: true},
 		{name: "no server", sender: authenticated(t, srv, func(c *smtpmail.Config) { c.Addr = "127.0.0.1:1" }), to: "bob@example.com", noRcpt: true},
 	} {
@@ -244,6 +256,9 @@ func TestConfigRefusals(t *testing.T) {
 		{"address without port", func(c *smtpmail.Config) { c.Addr = "smtp.example.com" }, "SMTP_ADDR"},
 		{"port out of range", func(c *smtpmail.Config) { c.Addr = "smtp.example.com:70000" }, "SMTP_ADDR"},
 		{"sender not an address", func(c *smtpmail.Config) { c.From = "shop" }, "SMTP_FROM"},
+		{"sender at an internationalised domain", func(c *smtpmail.Config) { c.From = "Bücherhalle <shop@bücherhalle-hamburg.de>" }, ""},
+		{"sender with a non-ASCII local part", func(c *smtpmail.Config) { c.From = "bücher@example.com" }, ""},
+		{"sender at an invalid internationalised domain", func(c *smtpmail.Config) { c.From = "shop@-bücherhalle.de" }, "SMTP_FROM"},
 		{"timeout above the limit", func(c *smtpmail.Config) { c.Timeout = time.Minute }, "SMTP_TIMEOUT"},
 	}
 	for _, tt := range tests {
@@ -406,5 +421,100 @@ func TestCancelEndsTheConversation(t *testing.T) {
 	}
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("the send took %s after its context was cancelled at 200ms", took)
+	}
+}
+
+// Only a non-ASCII local part needs SMTPUTF8 (RFC 6531): to a server without
+// it, an address whose domain only is non-ASCII goes as the domain's A-label
+// (IDNA 2008, UTS #46 lookup: mapped to lower case, "ß" kept), in the
+// envelope and in the From: and To: headers, and the message is all ASCII;
+// the sender's address (SMTP_FROM) the same way. A refusal's text masks the
+// A-label form the server echoes. Until 2026-12-06 such an address was
+// refused here as undeliverable, never sent.
+func TestInternationalisedDomainGoesAsItsALabelWithoutSMTPUTF8(t *testing.T) {
+	for _, tt := range []struct {
+		name, from, to       string
+		wantFrom, wantTo     string // the envelope
+		fromHeader, toHeader string
+	}{
+		{name: "recipient", from: "shop@example.com", to: "info@bücherhalle-hamburg.de",
+			wantFrom: "shop@example.com", wantTo: "info@xn--bcherhalle-hamburg-m6b.de",
+			fromHeader: "From: <shop@example.com>\r\n", toHeader: "To: <info@xn--bcherhalle-hamburg-m6b.de>\r\n"},
+		{name: "upper case mapped, local part kept", from: "shop@example.com", to: "Info@BÜCHERhalle-Hamburg.DE",
+			wantFrom: "shop@example.com", wantTo: "Info@xn--bcherhalle-hamburg-m6b.de",
+			fromHeader: "From: <shop@example.com>\r\n", toHeader: "To: <Info@xn--bcherhalle-hamburg-m6b.de>\r\n"},
+		{name: "sharp s kept (non-transitional)", from: "shop@example.com", to: "Zoë <zoe@straße.de>",
+			wantFrom: "shop@example.com", wantTo: "zoe@xn--strae-oqa.de",
+			fromHeader: "From: <shop@example.com>\r\n", toHeader: "To: =?utf-8?q?Zo=C3=AB?= <zoe@xn--strae-oqa.de>\r\n"},
+		{name: "sender", from: "Bücherhalle <shop@bücherhalle-hamburg.de>", to: "bob@example.com",
+			wantFrom: "shop@xn--bcherhalle-hamburg-m6b.de", wantTo: "bob@example.com",
+			fromHeader: "From: =?utf-8?q?B=C3=BCcherhalle?= <shop@xn--bcherhalle-hamburg-m6b.de>\r\n", toHeader: "To: <bob@example.com>\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := smtptest.New(t, smtptest.StartTLS)
+			s := authenticated(t, srv, func(c *smtpmail.Config) { c.From = tt.from })
+			if err := s.Send(context.Background(), email(tt.to)); err != nil {
+				t.Fatal(err)
+			}
+			got := srv.Messages()
+			if len(got) != 1 {
+				t.Fatalf("%d messages accepted, want 1", len(got))
+			}
+			if diff := cmp.Diff(smtptest.Message{From: tt.wantFrom, To: []string{tt.wantTo}, Data: got[0].Data}, got[0]); diff != "" {
+				t.Errorf("envelope (-want +got):\n%s", diff)
+			}
+			for _, want := range []string{tt.fromHeader, tt.toHeader} {
+				if !strings.Contains(got[0].Data, want) {
+					t.Errorf("message lacks %q:\n%s", want, got[0].Data)
+				}
+			}
+			for i := 0; i < len(got[0].Data); i++ {
+				if got[0].Data[i] >= 0x80 {
+					t.Fatalf("byte %d of the message is not ASCII:\n%s", i, got[0].Data)
+				}
+			}
+		})
+	}
+	t.Run("refusal masked", func(t *testing.T) {
+		srv := smtptest.New(t, smtptest.StartTLS)
+		srv.RefuseRecipientsWith("550 5.1.1")
+		err := authenticated(t, srv, nil).Send(context.Background(), email("info@bücherhalle-hamburg.de"))
+		if !errors.Is(err, notifications.ErrUndeliverable) {
+			t.Fatalf("err = %v, want undeliverable", err)
+		}
+		if srv.Rcpts() != 1 || strings.Contains(err.Error(), "info@") || !strings.Contains(err.Error(), "i***@xn--bcherhalle-hamburg-m6b.de") {
+			t.Errorf("%d RCPT TO, error text %q: want 1 and the A-label address masked", srv.Rcpts(), err)
+		}
+	})
+}
+
+// A server that offers SMTPUTF8 gets every address as it was given, UTF-8
+// in the envelope (with MAIL FROM's SMTPUTF8 parameter) and in the headers:
+// no A-label, a non-ASCII local part delivered.
+func TestSMTPUTF8ServerGetsAddressesUnchanged(t *testing.T) {
+	for _, tt := range []struct{ from, to string }{
+		{"shop@example.com", "info@bücherhalle-hamburg.de"},
+		{"shop@example.com", "bób@bücherhalle-hamburg.de"},
+		{"bücher@bücherhalle-hamburg.de", "bob@example.com"},
+	} {
+		t.Run(tt.from+" to "+tt.to, func(t *testing.T) {
+			srv := smtptest.New(t, smtptest.StartTLS, smtptest.SMTPUTF8)
+			s := authenticated(t, srv, func(c *smtpmail.Config) { c.From = tt.from })
+			if err := s.Send(context.Background(), email(tt.to)); err != nil {
+				t.Fatal(err)
+			}
+			got := srv.Messages()
+			if len(got) != 1 {
+				t.Fatalf("%d messages accepted, want 1", len(got))
+			}
+			if diff := cmp.Diff(smtptest.Message{From: tt.from, To: []string{tt.to}, Data: got[0].Data, SMTPUTF8: true}, got[0]); diff != "" {
+				t.Errorf("envelope (-want +got):\n%s", diff)
+			}
+			for _, want := range []string{"From: <" + tt.from + ">\r\n", "To: <" + tt.to + ">\r\n"} {
+				if !strings.Contains(got[0].Data, want) {
+					t.Errorf("message lacks %q:\n%s", want, got[0].Data)
+				}
+			}
+		})
 	}
 }

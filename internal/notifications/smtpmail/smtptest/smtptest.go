@@ -53,6 +53,16 @@ const (
 	Plain
 )
 
+// Option changes what a server announces.
+type Option int
+
+const (
+	// SMTPUTF8 announces RFC 6531's SMTPUTF8, which lets a client send
+	// non-ASCII addresses; without it the server does not announce it, as
+	// many relays do not, and refuses a MAIL FROM that asks for it.
+	SMTPUTF8 Option = iota + 1
+)
+
 // Username and Password are the credentials the server accepts.
 const (
 	Username = "shop-mailer"
@@ -67,6 +77,8 @@ type Message struct {
 	To []string
 	// Data is the message as received, headers and body.
 	Data string
+	// SMTPUTF8 is whether MAIL FROM asked for SMTPUTF8.
+	SMTPUTF8 bool
 }
 
 // Server is a running SMTP server.
@@ -91,8 +103,8 @@ type Server struct {
 	replyDelay   time.Duration   // how late
 }
 
-// New starts a server in mode, stopped at the end of the test.
-func New(t testing.TB, mode Mode) *Server {
+// New starts a server in mode with opts, stopped at the end of the test.
+func New(t testing.TB, mode Mode, opts ...Option) *Server {
 	t.Helper()
 	cert, pool := certificate(t)
 	s := &Server{RootCAs: pool}
@@ -106,6 +118,11 @@ func New(t testing.TB, mode Mode) *Server {
 	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
 	srv.MaxMessageBytes = 1 << 20
 	srv.ErrorLog = log.New(io.Discard, "", 0)
+	for _, o := range opts {
+		if o == SMTPUTF8 {
+			srv.EnableSMTPUTF8 = true
+		}
+	}
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -390,7 +407,7 @@ func (s *scramServer) Next(response []byte) ([]byte, bool, error) {
 	return nil, true, s.check(len(response) == 0)
 }
 
-func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if !ss.authed {
 		return errAuthRequired
 	}
@@ -400,7 +417,7 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	if reply != nil {
 		return reply
 	}
-	ss.cur = Message{From: from}
+	ss.cur = Message{From: from, SMTPUTF8: opts != nil && opts.UTF8}
 	return nil
 }
 
