@@ -381,6 +381,51 @@ func TestAnEmailRefusedForGoodIsNotRetried(t *testing.T) {
 	}
 }
 
+// A customer registered at an internationalised domain gets the email from a
+// relay without SMTPUTF8 (the test server does not offer it): it goes to the
+// domain's A-label, recorded sent and counted sent. Only a non-ASCII local
+// part, which needs SMTPUTF8, is still refused for good there. Until
+// 2026-12-06 both were refused, recorded undeliverable and never sent.
+func TestAnInternationalisedDomainIsEmailedWithoutSMTPUTF8(t *testing.T) {
+	for _, tt := range []struct {
+		address, rcpt string // rcpt: the RCPT TO the relay gets; "" for none
+	}{
+		{"info@bücherhalle-hamburg.de", "info@xn--bcherhalle-hamburg-m6b.de"},
+		{"bób@bücherhalle-hamburg.de", ""},
+	} {
+		t.Run(tt.address, func(t *testing.T) {
+			e := setup(t, true)
+			reg := prometheus.NewRegistry()
+			h := withShop(e.h, telemetry.NewShop(reg))
+			u := userstest.Register(t, e.users, tt.address, "correct horse battery", "Grete")
+			body := fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
+			status, resp := deliver(t, h, body)
+			if status != 200 || resp.Emailed != (tt.rcpt != "") || resp.Undeliverable != (tt.rcpt == "") {
+				t.Fatalf("delivery: %d %+v; want 200, emailed %v", status, resp, tt.rcpt != "")
+			}
+			n, err := e.store.Get(context.Background(), resp.NotificationID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (n.EmailedAt != nil) != (tt.rcpt != "") || (n.EmailRefusedAt != nil) != (tt.rcpt == "") {
+				t.Errorf("stored notification: emailed at %v, refused at %v", n.EmailedAt, n.EmailRefusedAt)
+			}
+			msgs := e.smtp.Messages()
+			if tt.rcpt == "" {
+				if len(msgs) != 0 || e.smtp.Rcpts() != 0 {
+					t.Errorf("%d RCPT TO, %d emails; want none", e.smtp.Rcpts(), len(msgs))
+				}
+				emails(t, reg, 0, 1, 0)
+				return
+			}
+			if len(msgs) != 1 || len(msgs[0].To) != 1 || msgs[0].To[0] != tt.rcpt {
+				t.Fatalf("emails: %+v; want one to %s", msgs, tt.rcpt)
+			}
+			emails(t, reg, 1, 0, 0)
+		})
+	}
+}
+
 // A refusal whose record times out (the database slow for MarkTimeout)
 // answers 503 and releases the claim on a context of its own, so the retry
 // right after asks the server again and records the refusal. Until
