@@ -378,22 +378,32 @@ func asciiAddress(a *mail.Address) (*mail.Address, error) {
 	return &mail.Address{Name: a.Name, Address: local + "@" + d}, nil
 }
 
+// mailDomain converts a mail domain to ASCII: idna.Lookup's IDNA 2008 with
+// UTS #46 lookup processing (mapped to lower case and NFC, non-transitional,
+// so "ß" is encoded rather than mapped to "ss"; STD3 rules, hyphen, joiner
+// and bidi checks), as a resolver or a mail client looks a typed domain up,
+// plus the DNS length rules, which Lookup leaves out: an empty label ("a。。de"
+// maps to "a..de") or one over 63 octets cannot be a mail domain.
+var mailDomain = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.VerifyDNSLength(true))
+
 // aLabel is the domain name in ASCII: unchanged when it is ASCII already,
-// else converted by IDNA 2008 with UTS #46's lookup processing (idna.Lookup:
-// mapped to lower case and NFC, non-transitional, so "ß" is encoded rather
-// than mapped to "ss"), as a resolver or a mail client looks a typed domain
-// up. An error says why the
-// domain is not a valid internationalised domain name.
+// else converted by mailDomain. An error says why the domain is not a valid
+// internationalised domain name.
 func aLabel(name string) (string, error) {
 	if ascii(name) {
 		return name, nil
 	}
-	a, err := idna.Lookup.ToASCII(name)
+	a, err := mailDomain.ToASCII(name)
 	if err != nil {
 		return "", fmt.Errorf("has a domain that is not a valid internationalised domain name: %w", err)
 	}
 	if !ascii(a) { // not expected of ToASCII without an error; never sent
 		return "", errors.New("has a domain with no ASCII form")
+	}
+	if strings.HasSuffix(a, ".") {
+		// The DNS's root, which VerifyDNSLength allows ("ü。" maps to
+		// "xn--tda."), has no place in an address (RFC 5321's Domain).
+		return "", errors.New("has a domain that ends with a dot")
 	}
 	return a, nil
 }

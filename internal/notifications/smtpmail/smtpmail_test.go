@@ -205,6 +205,9 @@ func TestOnlyAPermanentRefusalIsUndeliverable(t *testing.T) {
 		{name: "an internationalised domain with a leading hyphen", sender: good, to: "info@-bücherhalle.de", undeliverable: true, noRcpt: true},
 		{name: "an internationalised domain with an underscore", sender: good, to: "info@bücher_halle.de", undeliverable: true, noRcpt: true},
 		{name: "an internationalised domain mixing left-to-right and right-to-left", sender: good, to: "info@a\u05d0ü.de", undeliverable: true, noRcpt: true},
+		{name: "an internationalised domain with an empty label", sender: good, to: "info@bücher\u3002\u3002de", undeliverable: true, noRcpt: true},
+		{name: "an internationalised domain with a trailing dot", sender: good, to: "info@bücher.de\u3002", undeliverable: true, noRcpt: true},
+		{name: "an internationalised domain with a label over 63 octets", sender: good, to: "info@ü" + strings.Repeat("a", 63) + ".de", undeliverable: true, noRcpt: true},
 		// SMTP_FROM with a non-ASCII local part is the configuration's
 		// fault, the same for every email: retried, never undeliverable.
 		{name: "a non-ASCII sender local part without SMTPUTF8", sender: authenticated(t, srv, func(c *smtpmail.Config) { c.From = "bücher@example.com" }), to: "bob@example.com", noRcpt: true},
