@@ -398,12 +398,12 @@ func aLabel(name string) (string, error) {
 		return "", fmt.Errorf("has a domain that is not a valid internationalised domain name: %w", err)
 	}
 	if !ascii(a) { // not expected of ToASCII without an error; never sent
-		return "", errors.New("has a domain with no ASCII form")
+		return "", errors.New("has a domain that is not a valid internationalised domain name: no ASCII form")
 	}
 	if strings.HasSuffix(a, ".") {
 		// The DNS's root, which VerifyDNSLength allows ("ü。" maps to
 		// "xn--tda."), has no place in an address (RFC 5321's Domain).
-		return "", errors.New("has a domain that ends with a dot")
+		return "", errors.New("has a domain that is not a valid internationalised domain name: it ends with a dot")
 	}
 	return a, nil
 }
