@@ -838,7 +838,9 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 				`DELETE FROM notifications WHERE created_at < now() - interval '1 year'`)
 			refused = append(refused, `UPDATE users SET role = 'admin'`, `INSERT INTO processed_events (event_id, consumer) VALUES (gen_random_uuid(), 'x')`)
 		case "catalog":
-			allowed = append(allowed, `DELETE FROM processed_events WHERE processed_at < now() - interval '1 year'`)
+			allowed = append(allowed, `DELETE FROM processed_events WHERE processed_at < now() - interval '1 year'`,
+				`DELETE FROM order_sales WHERE state <> 'placed' AND updated_at < now() - interval '1 year'`)
+			refused = append(refused, `UPDATE order_sales SET state = 'placed'`, `INSERT INTO order_sales (order_id, state) VALUES (gen_random_uuid(), 'placed')`)
 		}
 		for _, q := range allowed {
 			if _, err := conn.Exec(ctx, q); err != nil {
@@ -856,6 +858,9 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 		}
 		if _, err := notificationsdb.Prune(ctx, conn, time.Hour); err != nil {
 			t.Errorf("the relay in shop_%s: notificationsdb.Prune: %v", database, err)
+		}
+		if _, err := catalogdb.PruneOrderSales(ctx, conn, time.Hour); err != nil {
+			t.Errorf("the relay in shop_%s: catalogdb.PruneOrderSales: %v", database, err)
 		}
 		if _, err := conn.Exec(ctx, "LISTEN "+outbox.Channel); err != nil {
 			t.Errorf("the relay in shop_%s: LISTEN: %v", database, err)

@@ -30,6 +30,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/notifications/notificationsdb"
@@ -93,7 +94,8 @@ type Config struct {
 	// Retention is how long published rows are kept (default 7 days).
 	Retention time.Duration
 	// InboxRetention is how long consumers' processed-event records
-	// (internal/inbox) are kept in the same databases (default
+	// (internal/inbox), and the catalog's settled sales
+	// (catalogdb.PruneOrderSales), are kept in the same databases (default
 	// inbox.DefaultRetention, 30 days, INBOX_RETENTION): the consumers, reading
 	// the same setting, refuse an event older than that (inbox.Events), whose
 	// record may be gone and which would be processed again. Zero means the
@@ -823,8 +825,14 @@ func (w *worker) cleanup(ctx context.Context, conn *pgx.Conn) error {
 			return err
 		}
 	}
-	if deleted > 0 || pruned > 0 || notified > 0 {
-		w.log.Info("deleted old rows", "outbox", deleted, "processed_events", pruned, "notifications", notified)
+	settled, err := catalogdb.PruneOrderSales(ctx, db, cfg.InboxRetention)
+	if err != nil {
+		if err := w.cleanupFailed(ctx, conn, err, &cut); err != nil {
+			return err
+		}
+	}
+	if deleted > 0 || pruned > 0 || notified > 0 || settled > 0 {
+		w.log.Info("deleted old rows", "outbox", deleted, "processed_events", pruned, "notifications", notified, "order_sales", settled)
 	}
 	return nil
 }

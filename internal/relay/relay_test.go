@@ -25,6 +25,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/catalog/catalogdb"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/outbox"
@@ -1080,6 +1081,41 @@ func TestRelayDeletesNotificationsCreatedBeforeTheRetention(t *testing.T) {
 	}
 	if n := count("young"); n != 2 {
 		t.Errorf("%d notifications created within the retention left, want 2", n)
+	}
+}
+
+// A running relay deletes the catalog database's settled sales (cancelled,
+// or cancelled first) last changed before the inbox retention, and keeps the
+// placed ones and the younger settled ones (catalogdb.PruneOrderSales). Until
+// 2026-12-06 every checkout refused at once left a sale for ever.
+func TestRelayDeletesSettledSalesPastTheInboxRetention(t *testing.T) {
+	names, _ := capture(t)
+	catalog := pgtest.Open(t, catalogdb.Migrations())
+	_, other := openOutbox(t)
+	ctx := context.Background()
+	if _, err := catalog.Exec(ctx, `INSERT INTO order_sales (order_id, state, updated_at)
+		SELECT gen_random_uuid(), s, now() - d
+		FROM unnest(ARRAY['cancelled', 'cancelled_first', 'placed', 'cancelled', 'cancelled_first'],
+			ARRAY[interval '31 days', interval '31 days', interval '31 days', interval '29 days', interval '29 days']) AS t(s, d)`); err != nil {
+		t.Fatal(err)
+	}
+	startRelay(t, ctx, Config{Databases: []Database{{Name: "catalog", URL: catalog.Config().ConnString()}, {Name: "orders", URL: other}},
+		BrokerURL: rabbitURL, Names: names}, nil)
+	count := func(where string) int {
+		t.Helper()
+		var n int
+		if err := catalog.QueryRow(ctx, `SELECT count(*) FROM order_sales WHERE `+where).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for deadline := time.Now().Add(10 * time.Second); count(`state <> 'placed' AND updated_at < now() - interval '30 days'`) != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d settled sales older than the inbox retention left after 10 s", count(`state <> 'placed' AND updated_at < now() - interval '30 days'`))
+		}
+	}
+	if n := count(`true`); n != 3 {
+		t.Errorf("%d sales left, want 3 (the old placed one, the two young settled ones)", n)
 	}
 }
 

@@ -95,6 +95,7 @@ GRANT USAGE ON SCHEMA public TO shop_relay;
 SELECT 'GRANT SELECT, DELETE, UPDATE (published_at) ON outbox TO shop_relay' WHERE to_regclass('outbox') IS NOT NULL \gexec
 SELECT 'GRANT SELECT, DELETE ON processed_events TO shop_relay' WHERE to_regclass('processed_events') IS NOT NULL \gexec
 SELECT 'GRANT SELECT, DELETE ON notifications TO shop_relay' WHERE to_regclass('notifications') IS NOT NULL \gexec
+SELECT 'GRANT SELECT, DELETE ON order_sales TO shop_relay' WHERE to_regclass('order_sales') IS NOT NULL \gexec
 SELECT format('GRANT %I TO shop', :'role') WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = 'shop') \gexec
 SQL
 done

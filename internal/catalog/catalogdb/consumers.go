@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -123,6 +125,31 @@ func queueRecordSale(b *pgx.Batch, orderID uuid.UUID, cancelled bool, counts *bo
 		*counts = state == "placed" || state == "cancelled"
 		return err
 	})
+}
+
+// PruneOrderSales deletes the settled sales (cancelled, or cancelled before
+// they were placed) last changed more than olderThan ago from the database
+// behind db, when it has their index (migration 0009; not every service
+// database has the table), and reports how many went. The outbox relay calls
+// it with its inbox retention (INBOX_RETENTION): every event of such an order
+// that could still come, a duplicate or a placement delivered after its
+// cancellation, is older than the cancellation that settled it, so past the
+// retention the consumers refuse it as expired (inbox.Events) before it could
+// miss its sale. Placed sales are kept: the order's cancellation may come at
+// any time and must find its placement to subtract it. Until 2026-12-06 every
+// checkout refused at once left a cancelled_first row for ever.
+func PruneOrderSales(ctx context.Context, db postgres.Querier, olderThan time.Duration) (int64, error) {
+	var exists bool
+	if err := db.QueryRow(ctx, `SELECT to_regclass('order_sales_settled_at') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+		return 0, err
+	}
+	deleted, err := postgres.DeleteInBatches(ctx, db, `DELETE FROM order_sales WHERE ctid = ANY(ARRAY(SELECT ctid
+		FROM order_sales WHERE state <> 'placed' AND updated_at < now() - make_interval(secs => $1) ORDER BY updated_at LIMIT $2))`,
+		olderThan.Seconds())
+	if err != nil {
+		return deleted, fmt.Errorf("prune order sales: %w", err)
+	}
+	return deleted, nil
 }
 
 // SetAvailabilityOnce is SetAvailability for the consumer of one

@@ -3,8 +3,11 @@ package catalogdb_test
 import (
 	"context"
 	"io/fs"
+	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -122,5 +125,79 @@ func TestSetAvailabilityOnce(t *testing.T) {
 	other, _ := uuid.NewV7()
 	if _, _, _, err := s.SetAvailabilityOnce(ctx, other, "index", uuid.New(), true, 1); !fault.Is(err, fault.NotFound, "") {
 		t.Errorf("unknown product: %v", err)
+	}
+}
+
+// PruneOrderSales deletes the sales settled (cancelled, or cancelled first)
+// before the retention and keeps every placed sale, however old, and the
+// younger settled ones: an old order cancelled after the prune still
+// subtracts its sale. It reads only the rows it deletes, through the partial
+// index of migration 0009, not the placed sales; on a database without the
+// index (every service database but the catalog's, which the relay's cleanup
+// visits too) it does nothing.
+func TestPruneOrderSales(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, catalogdb.Migrations())
+	s := catalogdb.New(pool)
+	a := create(t, s, "A-1")
+	sale := func(order uuid.UUID, cancelled bool, delta int64) {
+		t.Helper()
+		if _, _, err := s.AddSold(ctx, uuid.Must(uuid.NewV7()), "stats", order, cancelled, []catalog.SoldDelta{{ProductID: a.ID, Delta: delta}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	placedOld, cancelledOld, firstOld, cancelledYoung, firstYoung := uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	for _, o := range []uuid.UUID{placedOld, cancelledOld, cancelledYoung} {
+		sale(o, false, 1)
+	}
+	for _, o := range []uuid.UUID{cancelledOld, firstOld, cancelledYoung, firstYoung} {
+		sale(o, true, -1)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE order_sales SET updated_at = now() - interval '31 days' WHERE order_id = ANY($1)`,
+		[]uuid.UUID{placedOld, cancelledOld, firstOld}); err != nil {
+		t.Fatal(err)
+	}
+	// Old placed sales the walk must not read.
+	if _, err := pool.Exec(ctx, `INSERT INTO order_sales (order_id, state, updated_at)
+		SELECT gen_random_uuid(), 'placed', now() - interval '60 days' FROM generate_series(1, 3000)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `ANALYZE order_sales`); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	before := pgtest.RowsRead(t, tx, "order_sales")
+	n, err := catalogdb.PruneOrderSales(ctx, tx, 30*24*time.Hour)
+	if err != nil || n != 2 {
+		t.Fatalf("PruneOrderSales = %d, %v; want the 2 settled sales older than the retention deleted", n, err)
+	}
+	if read := pgtest.RowsRead(t, tx, "order_sales") - before; read > 10 {
+		t.Errorf("the prune read %d sales to delete 2; want the index to find only those", read)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var left []uuid.UUID
+	if err := pool.QueryRow(ctx, `SELECT array_agg(order_id ORDER BY order_id) FROM order_sales WHERE order_id = ANY($1)`,
+		[]uuid.UUID{placedOld, cancelledOld, firstOld, cancelledYoung, firstYoung}).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	want := []uuid.UUID{placedOld, cancelledYoung, firstYoung}
+	slices.SortFunc(want, func(x, y uuid.UUID) int { return strings.Compare(x.String(), y.String()) })
+	if !slices.Equal(left, want) {
+		t.Errorf("sales left %v, want %v (the old placed one and the young settled ones)", left, want)
+	}
+	// The old placed order's cancellation, after the prune, still subtracts.
+	sale(placedOld, true, -1)
+	if p, _ := s.Get(ctx, a.ID); p.SoldCount != 0 {
+		t.Errorf("sold %d after every placement was cancelled, want 0", p.SoldCount)
+	}
+	empty := pgtest.Open(t, fstest.MapFS{"0001_none.sql": {Data: []byte(`CREATE TABLE other (n int);`)}})
+	if n, err := catalogdb.PruneOrderSales(ctx, empty, time.Hour); err != nil || n != 0 {
+		t.Errorf("PruneOrderSales without the table = %d, %v; want 0, nil", n, err)
 	}
 }
