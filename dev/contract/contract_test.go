@@ -15,6 +15,7 @@ import (
 
 	"github.com/shopfaas/shop/api"
 	"github.com/shopfaas/shop/dev/contract"
+	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/routes"
 )
 
@@ -80,7 +81,8 @@ func TestDocumentMatchesTheRouteTable(t *testing.T) {
 }
 
 // TestProblemCodesAreTheFaultCodes: Problem.code lists exactly the Code
-// constants of internal/fault/codes.go.
+// constants of internal/fault/codes.go, each with the codes' syntax (a
+// connector repeats only such a code of a function's answer).
 func TestProblemCodesAreTheFaultCodes(t *testing.T) {
 	f, err := parser.ParseFile(token.NewFileSet(), "../../internal/fault/codes.go", nil, 0)
 	if err != nil {
@@ -106,6 +108,9 @@ func TestProblemCodesAreTheFaultCodes(t *testing.T) {
 	}
 	doc := load(t).ProblemCodes()
 	for _, c := range codes {
+		if !fault.Code(c).Valid() {
+			t.Errorf("fault code %q does not have the codes' syntax (fault.Code.Valid)", c)
+		}
 		if !slices.Contains(doc, c) {
 			t.Errorf("fault code %q is missing from Problem.code in api/openapi.yaml", c)
 		}

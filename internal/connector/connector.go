@@ -1066,11 +1066,35 @@ func (c *Connector) invoke(ctx context.Context, fn, topic string, attempt int, d
 		return 0, fmt.Errorf("gateway unreachable: %w", err)
 	}
 	defer res.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
+	var answer error
 	if res.StatusCode < 200 || res.StatusCode > 299 {
-		return res.StatusCode, fmt.Errorf("function answered %d", res.StatusCode)
+		answer = failed(res)
 	}
-	return res.StatusCode, nil
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
+	return res.StatusCode, answer
+}
+
+// maxProblem bounds the part of a failed answer read for its problem's code:
+// a function's problem body is a few hundred bytes.
+const maxProblem = 4 << 10
+
+// failed is the error of a function's answer that is not 2xx: "function
+// answered <status>", followed by the code of its problem body
+// (application/problem+json, fnhttp.Problem), "function answered 422
+// event_expired", so the dead letter's shop-last-error tells on-call which
+// refusal it was without the function's logs. Only a code with the shop's
+// syntax (fault.Code.Valid, at most 64 bytes) is repeated: the body is the
+// function's, or a proxy's, and no other byte of it reaches the header.
+func failed(res *http.Response) error {
+	mt, _, _ := strings.Cut(res.Header.Get("Content-Type"), ";")
+	if strings.EqualFold(strings.TrimSpace(mt), "application/problem+json") {
+		body, _ := io.ReadAll(io.LimitReader(res.Body, maxProblem))
+		var p fnhttp.Problem
+		if json.Unmarshal(body, &p) == nil && fault.Code(p.Code).Valid() {
+			return fmt.Errorf("function answered %d %s", res.StatusCode, p.Code)
+		}
+	}
+	return fmt.Errorf("function answered %d", res.StatusCode)
 }
 
 func cmpOr(a, b string) string {

@@ -49,12 +49,15 @@ type gateway struct {
 	// cancelled meanwhile.
 	hold map[string]chan struct{}
 	cut  map[string]int
-	srv  *httptest.Server
+	// bodies, when set for a function, is the Content-Type and body of
+	// its answers.
+	bodies map[string][2]string
+	srv    *httptest.Server
 }
 
 func newGateway(t *testing.T) *gateway {
 	g := &gateway{topics: map[string]string{}, status: map[string]func(int) int{}, calls: map[string][]call{}, conns: map[string]bool{},
-		hold: map[string]chan struct{}{}, cut: map[string]int{}}
+		hold: map[string]chan struct{}{}, cut: map[string]int{}, bodies: map[string][2]string{}}
 	mux := http.NewServeMux()
 	// The gateway API requires basic auth, as faasd's does.
 	authorized := func(w http.ResponseWriter, r *http.Request) bool {
@@ -104,7 +107,7 @@ func newGateway(t *testing.T) *gateway {
 				n++
 			}
 		}
-		st, hold := g.status[name], g.hold[name]
+		st, hold, answer := g.status[name], g.hold[name], g.bodies[name]
 		g.mu.Unlock()
 		if hold != nil {
 			select {
@@ -120,7 +123,11 @@ func newGateway(t *testing.T) *gateway {
 		if st != nil {
 			code = st(n)
 		}
+		if answer[0] != "" {
+			w.Header().Set("Content-Type", answer[0])
+		}
 		w.WriteHeader(code)
+		_, _ = io.WriteString(w, answer[1])
 	})
 	g.srv = httptest.NewServer(mux)
 	t.Cleanup(g.srv.Close)
@@ -132,6 +139,15 @@ func (g *gateway) set(fn, topic string, status func(int) int) {
 	defer g.mu.Unlock()
 	g.topics[fn] = topic
 	g.status[fn] = status
+}
+
+// setAnswer is set for fn with every answer status, of contentType, with
+// body.
+func (g *gateway) setAnswer(fn, topic string, status int, contentType, body string) {
+	g.set(fn, topic, func(int) int { return status })
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.bodies[fn] = [2]string{contentType, body}
 }
 
 // setHeld is set for fn with its answers held back until the returned
@@ -510,6 +526,72 @@ func TestInvalidEventDeadLetteredAtOnce(t *testing.T) {
 	}
 	if len(dls) != 1 || dls[0].ID != id || dls[0].LastStatus != http.StatusUnprocessableEntity || dls[0].Attempts != 1 {
 		t.Errorf("dead letters: %+v", dls)
+	}
+}
+
+// A dead letter's shop-last-error names the code of the problem its function
+// answered ("function answered 422 event_expired"), so on-call sees which
+// refusal it was in `deadletters list`/`inspect`; an answer that is not a
+// problem, or whose code does not have the shop's syntax, is named by its
+// status alone, and no other byte of the body reaches the header. Until
+// 2026-12-06 every dead letter said only "function answered <status>".
+func TestADeadLetterNamesTheCodeOfTheProblemItsFunctionAnswered(t *testing.T) {
+	cases := []struct {
+		fn          string
+		status      int
+		contentType string
+		body        string
+		want        string
+	}{
+		{"expired", http.StatusUnprocessableEntity, "application/problem+json",
+			`{"type":"about:blank","title":"Unprocessable Entity","status":422,"code":"event_expired","detail":"the event is older than the inbox retention"}`,
+			"function answered 422 event_expired"},
+		{"declined", http.StatusPaymentRequired, "application/problem+json; charset=utf-8",
+			`{"type":"about:blank","title":"Payment Required","status":402,"code":"payment_declined"}`,
+			"function answered 402 payment_declined"},
+		// Not the shop's code syntax: a body's text, a control
+		// character, an upper-case letter, a code past 64 bytes.
+		{"prose", http.StatusUnprocessableEntity, "application/problem+json",
+			`{"status":422,"code":"event expired: see https://example.test"}`, "function answered 422"},
+		{"control", http.StatusBadRequest, "application/problem+json",
+			`{"status":400,"code":"invalid_event\nshop-function: other"}`, "function answered 400"},
+		{"upper", http.StatusConflict, "application/problem+json", `{"status":409,"code":"Not_Cancellable"}`, "function answered 409"},
+		{"long", http.StatusUnprocessableEntity, "application/problem+json",
+			`{"status":422,"code":"` + strings.Repeat("a", 65) + `"}`, "function answered 422"},
+		// Not a problem: a code in another JSON body, a body that is not
+		// JSON, no body.
+		{"plain", http.StatusUnprocessableEntity, "application/json", `{"code":"event_expired"}`, "function answered 422"},
+		{"text", http.StatusBadRequest, "text/plain", "event_expired", "function answered 400"},
+		{"broken", http.StatusUnprocessableEntity, "application/problem+json", `{"code":"event_expired"`, "function answered 422"},
+		{"empty", http.StatusUnprocessableEntity, "", "", "function answered 422"},
+	}
+	fns := make([]string, len(cases))
+	for i, c := range cases {
+		fns[i] = c.fn
+	}
+	e := setup(t, fns...)
+	topic := e.names.Prefix + "order.placed.v1"
+	for _, c := range cases {
+		e.gw.setAnswer(c.fn, topic, c.status, c.contentType, c.body)
+	}
+	e.start(t)
+	e.gw.synced(t)
+	id := e.publish(t, topic)
+	for _, c := range cases {
+		t.Run(c.fn, func(t *testing.T) {
+			waitLen(t, e, e.names.DLQ(c.fn), 1)
+			dls, err := broker.PeekDeadLetters(e.conn, e.names, c.fn, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(dls) != 1 || dls[0].ID != id {
+				t.Fatalf("dead letters: %+v, want the one of %s", dls, id)
+			}
+			if dl := dls[0]; dl.LastError != c.want || dl.LastStatus != c.status || dl.Attempts != 1 {
+				t.Errorf("dead letter: last error %q, status %d, attempts %d; want %q, %d, 1",
+					dl.LastError, dl.LastStatus, dl.Attempts, c.want, c.status)
+			}
+		})
 	}
 }
 

@@ -128,3 +128,25 @@ func Retryable(err error) bool {
 	}
 	return false
 }
+
+// maxCodeLen bounds a code read from another process's answer; the longest
+// code of codes.go is a third of it.
+const maxCodeLen = 64
+
+// Valid reports whether c has the syntax of the shop's codes (codes.go):
+// 1 to 64 bytes of lower-case ASCII letters, digits and '_', starting with a
+// letter. A code taken from another process's answer, which the shop does not
+// control, is repeated where an operator reads it (a dead letter's
+// shop-last-error header) only when it is valid, so that answer cannot put
+// arbitrary bytes, control characters or a long text there.
+func (c Code) Valid() bool {
+	if len(c) == 0 || len(c) > maxCodeLen || c[0] < 'a' || c[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(c); i++ {
+		if b := c[i]; (b < 'a' || b > 'z') && (b < '0' || b > '9') && b != '_' {
+			return false
+		}
+	}
+	return true
+}

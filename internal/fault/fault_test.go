@@ -3,6 +3,7 @@ package fault_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -112,5 +113,24 @@ func TestOnlyFailuresOfTheMomentOrOfConfigurationAreRetryable(t *testing.T) {
 	}
 	if fault.Retryable(nil) {
 		t.Error("nil is not a failure")
+	}
+}
+
+// Only a code with the syntax of codes.go is valid: a code read from another
+// process's answer may hold anything (dev/contract checks that every code of
+// codes.go is valid).
+func TestOnlyACodeWithTheShopsSyntaxIsValid(t *testing.T) {
+	valid := []fault.Code{fault.CodeInternal, "event_expired", "idempotency_key_reused", "a", "x9", fault.Code(strings.Repeat("a", 64))}
+	invalid := []fault.Code{"", "Event_expired", "event-expired", "event expired", "_event", "9lives", "event\nexpired",
+		"event_expiré", `event"`, fault.Code(strings.Repeat("a", 65))}
+	for _, c := range valid {
+		if !c.Valid() {
+			t.Errorf("%q is not valid, want valid", c)
+		}
+	}
+	for _, c := range invalid {
+		if c.Valid() {
+			t.Errorf("%q is valid, want invalid", c)
+		}
 	}
 }
