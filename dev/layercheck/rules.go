@@ -38,8 +38,8 @@ var domain = []string{
 
 // kernel are the shop's packages a domain package may import besides the
 // other domain packages: error kinds, the event envelope, identities and the
-// API's spelling of ids.
-var kernel = []string{"internal/fault", "internal/events", "internal/auth", "internal/ids"}
+// API's spelling of ids and of a body's integers.
+var kernel = []string{"internal/fault", "internal/events", "internal/auth", "internal/ids", "internal/jsonint"}
 
 // domainThirdParty are the only modules outside the standard library a
 // domain package may import.

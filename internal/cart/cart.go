@@ -6,16 +6,15 @@
 package cart
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
 
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/jsonint"
 )
 
 // Limits of a cart.
@@ -43,18 +42,9 @@ type Line struct {
 // invalid_json), as api/openapi.yaml says of every integer in a body and as
 // the decoder answers for the others.
 func ParseQuantity(raw json.RawMessage) (int, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return 0, fault.E(fault.Invalid, fault.CodeInvalidRequest, "quantity is required")
-	}
-	if c := raw[0]; c != '-' && (c < '0' || c > '9') || bytes.ContainsAny(raw, ".eE") {
-		return 0, fault.E(fault.Malformed, fault.CodeInvalidJSON, `field "quantity" must be an integer`)
-	}
-	n, err := strconv.ParseInt(string(raw), 10, 64)
+	n, err := jsonint.Parse(raw, "quantity")
 	if err != nil {
-		// Too large for an int64 (strconv.ErrRange): no integer the API can
-		// read, as encoding/json answers for checkout's quantities.
-		return 0, fault.Wrap(err, fault.Malformed, fault.CodeInvalidJSON, `field "quantity" must be an integer`)
+		return 0, err
 	}
 	if n < 0 || n > MaxQuantity {
 		return 0, fault.E(fault.Invalid, fault.CodeInvalidQuantity,

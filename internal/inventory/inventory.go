@@ -4,15 +4,14 @@
 package inventory
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/jsonint"
 )
 
 // MaxOnHand is the largest stock level an administrator may set. Anything
@@ -70,7 +69,7 @@ var errOnHandRange = fault.E(fault.Invalid, fault.CodeInvalidRequest,
 // fraction or an exponent, 2.0 and 1e3 included) or an integer too large for
 // an int64 is fault.Malformed (400 invalid_json), like any other wrong type.
 func ParseOnHand(raw json.RawMessage) (int, error) {
-	n, err := parseInt(raw, "on_hand")
+	n, err := jsonint.Parse(raw, "on_hand")
 	if err != nil {
 		return 0, err
 	}
@@ -78,26 +77,6 @@ func ParseOnHand(raw json.RawMessage) (int, error) {
 		return 0, errOnHandRange
 	}
 	return int(n), nil
-}
-
-// parseInt parses a JSON number literal that must be an integer in 64 bits,
-// written without a fraction or an exponent (api/openapi.yaml), else
-// fault.Malformed; the range is the caller's business.
-func parseInt(raw json.RawMessage, field string) (int64, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return 0, fault.E(fault.Invalid, fault.CodeInvalidRequest, field+" is required")
-	}
-	if c := raw[0]; c != '-' && (c < '0' || c > '9') || bytes.ContainsAny(raw, ".eE") {
-		return 0, fault.E(fault.Malformed, fault.CodeInvalidJSON, fmt.Sprintf("field %q must be an integer", field))
-	}
-	n, err := strconv.ParseInt(string(raw), 10, 64)
-	if err != nil {
-		// Too large for an int64 (strconv.ErrRange): no integer the API can
-		// read, as encoding/json answers for the product endpoints' amounts.
-		return 0, fault.Wrap(err, fault.Malformed, fault.CodeInvalidJSON, fmt.Sprintf("field %q must be an integer", field))
-	}
-	return n, nil
 }
 
 // View is the public JSON shape of a stock level (get-stock's and set-stock's
