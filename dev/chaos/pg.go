@@ -6,20 +6,38 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopfaas/shop/internal/childproc"
 )
 
 // cluster is a private PostgreSQL cluster: initdb into a directory of its
 // own, served on its own port on 127.0.0.1 with trust authentication, so
 // restarting it disturbs nobody. As root, the server runs as the postgres
 // user (initdb refuses root).
+//
+// The server (its postmaster) is this process's child, started through
+// childproc, so on Linux it dies with the chaos run even when the run is
+// killed (SIGKILL: no Close runs), and its backends follow it (each watches
+// the postmaster). Until 2026-12-06 it was started with `pg_ctl start`,
+// which detaches the postmaster (setsid, its parent pg_ctl gone): a killed
+// run left a PostgreSQL serving its temporary directory on a random port.
 type cluster struct {
 	bin, dir string
 	port     int
 	asUser   bool
+
+	mu     sync.Mutex
+	server *os.Process   // the postmaster; nil when stopped
+	exited chan struct{} // closed once server has exited
 }
 
 func pgBinDir() (string, error) {
@@ -51,7 +69,7 @@ func startCluster(ctx context.Context, dir string, port int) (*cluster, error) {
 	if err := c.run(ctx, "initdb", "-D", filepath.Join(dir, "data"), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"); err != nil {
 		return nil, err
 	}
-	return c, c.ctl(ctx, "start")
+	return c, c.start(ctx)
 }
 
 // URL is the connection URL of database name.
@@ -78,32 +96,122 @@ func (c *cluster) run(ctx context.Context, prog string, args ...string) error {
 	return nil
 }
 
-func (c *cluster) ctl(ctx context.Context, action string, extra ...string) error {
-	args := []string{action, "-D", filepath.Join(c.dir, "data"), "-w", "-t", "120", "-l", filepath.Join(c.dir, "server.log")}
-	if action != "stop" {
-		args = append(args, "-o", "-p "+strconv.Itoa(c.port)+" -k "+c.dir+" -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=on")
+// start runs the postmaster and waits until it accepts connections (as
+// `pg_ctl start -w -t 120` did).
+func (c *cluster) start(ctx context.Context) error {
+	logFile, err := os.OpenFile(filepath.Join(c.dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
 	}
-	return c.run(ctx, "pg_ctl", append(args, extra...)...)
+	defer logFile.Close() // the server holds its own copy
+	cmd := exec.Command(filepath.Join(c.bin, "postgres"), "-D", filepath.Join(c.dir, "data"), "-p", strconv.Itoa(c.port),
+		"-k", c.dir, "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200", "-c", "fsync=on")
+	cmd.Dir = c.dir
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Its own process group: a Ctrl-C of the chaos run must not reach the
+	// server before the run stops it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if c.asUser {
+		// The postmaster itself runs as postgres, not a child of runuser
+		// (which forks and waits): the parent-death signal childproc sets
+		// must reach the server. Go sets it after changing the user, which
+		// would clear it.
+		cred, err := postgresUser()
+		if err != nil {
+			return err
+		}
+		cmd.SysProcAttr.Credential = cred
+	}
+	waited, err := childproc.Start(cmd)
+	if err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { <-waited; close(exited) }()
+	c.mu.Lock()
+	c.server, c.exited = cmd.Process, exited
+	c.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+	defer cancel()
+	for {
+		conn, err := pgx.Connect(ctx, c.URL("postgres"))
+		if err == nil {
+			_ = conn.Close(context.WithoutCancel(ctx))
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("postgres exited at start (%s): %w", filepath.Join(c.dir, "server.log"), err)
+		case <-ctx.Done():
+			return fmt.Errorf("postgres not ready (%s): %w", filepath.Join(c.dir, "server.log"), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
-// Restart is `pg_ctl restart -m fast`: sessions are cut, transactions in
-// flight roll back, and the server writes a checkpoint before it stops.
-// With crash, it is `-m immediate`, which stops every process at once as a
+// stop asks the postmaster for a shutdown in mode (SIGINT: fast, SIGQUIT:
+// immediate) and waits until it has exited.
+func (c *cluster) stop(mode syscall.Signal) error {
+	c.mu.Lock()
+	server, exited := c.server, c.exited
+	c.server = nil
+	c.mu.Unlock()
+	if server == nil {
+		return nil
+	}
+	if err := server.Signal(mode); err != nil {
+		return fmt.Errorf("stop postgres: %w", err)
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(120 * time.Second):
+		_ = server.Kill()
+		<-exited
+		return errors.New("postgres did not stop within 120 s; killed")
+	}
+}
+
+// postgresUser is the credential of the postgres user.
+func postgresUser() (*syscall.Credential, error) {
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, err
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return nil, err
+	}
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return nil, err
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// Restart is what `pg_ctl restart -m fast` does, a fast shutdown (SIGINT to
+// the postmaster) and a start: sessions are cut, transactions in flight roll
+// back, and the server writes a checkpoint before it stops. With crash, it
+// is `-m immediate` (SIGQUIT), which stops every process at once as a
 // crash of its processes would (not of the host): no checkpoint, the WAL
 // still in PostgreSQL's buffers is lost (asynchronous commits not yet
 // written: the relay's marks, the simulator's ledger), and the start
 // replays the WAL.
 func (c *cluster) Restart(ctx context.Context, crash bool) error {
-	mode := "fast"
+	mode := syscall.SIGINT
 	if crash {
-		mode = "immediate"
+		mode = syscall.SIGQUIT
 	}
-	return c.ctl(ctx, "restart", "-m", mode)
+	if err := c.stop(mode); err != nil {
+		return err
+	}
+	return c.start(ctx)
 }
 
-// Close stops the server and removes its directory.
+// Close stops the server (fast shutdown) and removes its directory.
 func (c *cluster) Close() error {
-	err := c.ctl(context.Background(), "stop", "-m", "fast")
+	err := c.stop(syscall.SIGINT)
 	_ = os.RemoveAll(c.dir)
 	return err
 }

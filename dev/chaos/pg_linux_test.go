@@ -1,0 +1,143 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopfaas/shop/internal/broker/rabbitnode"
+	"github.com/shopfaas/shop/internal/proctest"
+)
+
+// clusterDirEnv, set, makes TestClusterHelperProcess start a cluster in that
+// directory.
+const clusterDirEnv = "CHAOS_CLUSTER_HELPER_DIR"
+
+// newTestCluster starts a private cluster in a fresh directory; it is
+// stopped when the test ends.
+func newTestCluster(t *testing.T) *cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a PostgreSQL cluster; -short was asked for")
+	}
+	port, err := rabbitnode.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(tempDir(t), "pg")
+	c, err := startCluster(context.Background(), dir, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// tempDir is a directory the postgres user can enter (t.TempDir's parent
+// is 0700 and root's when the test runs as root).
+func tempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "chaos-pg-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dir, 0o755)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}
+
+// TestClusterHelperProcess is not a test: run again by
+// TestAClusterDiesWithTheRunThatStartedIt with clusterDirEnv set, the test
+// binary starts a cluster, says "ready" and waits to be killed. Without
+// clusterDirEnv it returns.
+func TestClusterHelperProcess(t *testing.T) {
+	dir := os.Getenv(clusterDirEnv)
+	if dir == "" {
+		return
+	}
+	port, err := rabbitnode.FreePort()
+	if err == nil {
+		_, err = startCluster(context.Background(), filepath.Join(dir, "pg"), port)
+	}
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	fmt.Println("ready")
+	time.Sleep(10 * time.Minute)
+}
+
+// TestAClusterDiesWithTheRunThatStartedIt: the private PostgreSQL does not
+// outlive a chaos run that is killed (SIGKILL: no Close runs). Until
+// 2026-12-06 `pg_ctl start` detached the postmaster, which served on.
+func TestAClusterDiesWithTheRunThatStartedIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a PostgreSQL cluster; -short was asked for")
+	}
+	dir := tempDir(t)
+	parent := exec.Command(os.Args[0], "-test.run=^TestClusterHelperProcess$")
+	parent.Env = append(os.Environ(), clusterDirEnv+"="+dir)
+	exited := proctest.StartReady(t, parent)
+	b, err := os.ReadFile(filepath.Join(dir, "pg", "data", "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	postmaster, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil || !proctest.Running(postmaster) {
+		t.Fatalf("postmaster.pid says %q (%v), not a running process", first, err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(postmaster, syscall.SIGKILL) })
+
+	if err := parent.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	if !proctest.Exits(postmaster, 10*time.Second) {
+		t.Fatalf("the postmaster (pid %d) still runs 10 s after the run that started it was killed", postmaster)
+	}
+}
+
+// A cluster serves again after each kind of restart the chaos run makes
+// (fast, and immediate as a crash), and keeps what was committed.
+func TestAClusterServesAfterEachRestart(t *testing.T) {
+	c := newTestCluster(t)
+	ctx := context.Background()
+	run := func(sql string) {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, c.URL("postgres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run("CREATE TABLE kept (n int)")
+	run("INSERT INTO kept VALUES (1)")
+	for _, crash := range []bool{false, true} {
+		if err := c.Restart(ctx, crash); err != nil {
+			t.Fatalf("restart (crash %v): %v", crash, err)
+		}
+		run("INSERT INTO kept VALUES (2)")
+	}
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM kept").Scan(&n); err != nil || n != 3 {
+		t.Fatalf("rows after the restarts: %d (%v), want 3", n, err)
+	}
+}
