@@ -89,7 +89,42 @@ func (b Boundary) Request() *http.Request {
 // schema keyword it does not, so that a rule added to the document is not
 // left out of the requests unseen. ops, when not empty, limits it to those
 // operationIds.
+//
+// The walk of every operation (no ops) is made once per Contract and its
+// requests handed out again: each call gets Query and Header of its own, to
+// change as it likes, while Body and Value are shared between calls and
+// must not be changed.
 func (c *Contract) Boundaries(ops ...string) ([]Boundary, error) {
+	if len(ops) > 0 {
+		return c.walk(ops)
+	}
+	c.walked.once.Do(func() { c.walked.bounds, c.walked.err = c.walk(nil) })
+	if c.walked.err != nil {
+		return nil, c.walked.err
+	}
+	out := make([]Boundary, len(c.walked.bounds))
+	for i, b := range c.walked.bounds {
+		b.Query, b.Header = cloneValues(b.Query), b.Header.Clone()
+		out[i] = b
+	}
+	return out, nil
+}
+
+// cloneValues is a copy of v that shares nothing with it (url.Values has
+// no Clone; nil stays nil).
+func cloneValues(v url.Values) url.Values {
+	if v == nil {
+		return nil
+	}
+	out := make(url.Values, len(v))
+	for k, vs := range v {
+		out[k] = slices.Clone(vs)
+	}
+	return out
+}
+
+// walk derives the requests of the operations ops (every one when empty).
+func (c *Contract) walk(ops []string) ([]Boundary, error) {
 	var doc map[string]any
 	if err := yaml.Unmarshal(c.spec, &doc); err != nil {
 		return nil, fmt.Errorf("api/openapi.yaml: %w", err)

@@ -57,6 +57,15 @@ type Contract struct {
 	// ("200", "5XX", "default"), what the document declares for that answer.
 	named   map[string]bool
 	answers map[string]map[string]answer
+
+	// walked is Boundaries of every operation, derived once per document:
+	// the walk writes every string from its pattern, and the reverse check
+	// asks for the same requests of one document more than once.
+	walked struct {
+		once   sync.Once
+		bounds []Boundary
+		err    error
+	}
 }
 
 // answer is what the document declares for one answer of an operation: its

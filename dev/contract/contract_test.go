@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -19,9 +20,16 @@ import (
 	"github.com/shopfaas/shop/internal/routes"
 )
 
+// loaded is api/openapi.yaml parsed once for all the package's tests:
+// parsing it and building its validator is a good part of what a test
+// spends, a Contract is safe for concurrent use, and no test changes it
+// (a test that plants a mistake parses a copy of its own).
+var loaded = sync.OnceValues(contract.Load)
+
+// load is the document, parsed once (loaded).
 func load(t *testing.T) *contract.Contract {
 	t.Helper()
-	c, err := contract.Load()
+	c, err := loaded()
 	if err != nil {
 		t.Fatal(err)
 	}

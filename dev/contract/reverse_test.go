@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -359,7 +360,7 @@ func disagreements(t *testing.T, c *contract.Contract, seams map[string]codeSeam
 			}
 			req := b.Request()
 			req.Header.Set("Authorization", "Bearer x") // the token's validity is the edge's business
-			if err := c.Accepts(req, b.Body); err != nil {
+			if err := accepts(c, req, b.Body); err != nil {
 				if b.Base {
 					out = append(out, fmt.Sprintf("%s: the document refuses its %s request, built from its own schemas: %v\n\t%s", op.ID, b.Why, err, b.Body))
 				}
@@ -406,6 +407,37 @@ func disagreements(t *testing.T, c *contract.Contract, seams map[string]codeSeam
 		}
 	}
 	return out
+}
+
+// verdicts are the document's answers to the requests disagreements asks
+// it about (Accepts), by document and request: the reverse check asks one
+// document about the same requests once for each set of seams it holds to
+// it (TestTheCodeAcceptsWhatTheDocumentAccepts, and two cases of
+// TestADisagreementPlantedOnEitherSideFails), and the answer of a document
+// to a request does not change.
+var verdicts sync.Map // verdict → error (nil: accepted)
+
+// verdict is a key of verdicts: the document, and the request as written
+// (method, target, headers, body).
+type verdict struct {
+	c   *contract.Contract
+	req string
+}
+
+// accepts is c.Accepts(req, body), asked once per document and request.
+func accepts(c *contract.Contract, req *http.Request, body []byte) error {
+	var key strings.Builder
+	key.WriteString(req.Method + " " + req.URL.RequestURI() + "\n")
+	_ = req.Header.Write(&key) // in the order of the names, each line once
+	key.Write(body)
+	k := verdict{c, key.String()}
+	if err, ok := verdicts.Load(k); ok {
+		err, _ := err.(error)
+		return err
+	}
+	err := c.Accepts(req, body)
+	verdicts.Store(k, err)
+	return err
 }
 
 // shorten is body, cut to a line's length.
