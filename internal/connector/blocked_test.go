@@ -226,6 +226,7 @@ func waitQueueCounts(t *testing.T, node *rabbitnode.Node, queue string, want que
 // would close its consumer's channel (PRECONDITION_FAILED, unknown delivery
 // tag), which the connector logs as a consumer the broker ended.
 func TestALostConnectionLosesNoDelivery(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		cut  int // which connection of the session: 0 consumes, 1 publishes
@@ -234,6 +235,7 @@ func TestALostConnectionLosesNoDelivery(t *testing.T) {
 		{"consuming connection", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			e := setup(t, "failing", "ok")
 			proxy := tcpproxy.New(t, "127.0.0.1:5672")
 			e.cfg.BrokerURL = "amqp://guest:guest@" + proxy.Addr() + "/"

@@ -218,6 +218,18 @@ type env struct {
 
 // setup connects to the real RabbitMQ with a unique name prefix and deletes
 // every object the test's functions could have created when it ends.
+//
+// A test on setup shares nothing with another one (its exchanges and queues
+// carry its own prefix, its gateway and connector are its own), so most of
+// them run in parallel (t.Parallel): they spend their time waiting for
+// deliveries, retry delays and refreshes, not computing. Those that stay
+// sequential change process-wide state (TestAFailedDeliveryIsLoggedWithItsTraceID:
+// OpenTelemetry's propagator) or hold the connector to a tight upper bound
+// on time (TestHeldDeliveriesOfAGoneFunctionGoBackAtOnce: within a second;
+// TestAnUnansweredDeclarationIsGivenUpAfterInvokeTimeout: within
+// InvokeTimeout and a margin), which a neighbour's load should not eat. The
+// tests on a private node (privateNode) stay sequential too: each starts an
+// Erlang node of its own.
 func setup(t *testing.T, functions ...string) *env {
 	t.Helper()
 	if testing.Short() {
@@ -333,6 +345,7 @@ func ids(cs []call) []string {
 }
 
 func TestEachMessageOnceWithHeaders(t *testing.T) {
+	t.Parallel()
 	e := setup(t, "ok")
 	topic := e.names.Prefix + "order.placed.v1"
 	e.gw.set("ok", topic, nil)
@@ -379,6 +392,7 @@ var cmpSorted = cmp.Transformer("sort", func(in []string) []string {
 // least its delay (less 10% for the clocks); that the delays grow is in the
 // list, so consecutive wall-clock gaps are not compared with each other.
 func TestRetriesWithGrowingDelayIsolatedPerFunction(t *testing.T) {
+	t.Parallel()
 	e := setup(t, "flaky", "steady")
 	topic := e.names.Prefix + "stock.changed.v1"
 	e.gw.set("flaky", topic, func(n int) int {
@@ -424,6 +438,7 @@ func TestRetriesWithGrowingDelayIsolatedPerFunction(t *testing.T) {
 // A function that always fails gets MaxAttempts calls; the message then sits
 // in its DLQ with the reason, and the dead-letter tool replays it.
 func TestDeadLetterAfterMaxAttemptsAndReplay(t *testing.T) {
+	t.Parallel()
 	e := setup(t, "broken")
 	e.cfg.MaxAttempts = 3
 	topic := e.names.Prefix + "user.registered.v1"
@@ -489,6 +504,7 @@ func TestDeadLetterAfterMaxAttemptsAndReplay(t *testing.T) {
 // would confirm a non-mandatory copy it cannot route, and the replay would
 // then have removed the only copy.
 func TestReplayIntoAMissingQueueKeepsTheDeadLetter(t *testing.T) {
+	t.Parallel()
 	e := setup(t, "gone")
 	dlq := e.names.DLQ("gone")
 	if _, err := e.ch.QueueDeclare(dlq, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
@@ -509,6 +525,7 @@ func TestReplayIntoAMissingQueueKeepsTheDeadLetter(t *testing.T) {
 // A function that calls the event itself invalid (400, 413, 415, 422) is not
 // retried: the message goes to its dead-letter queue after the first call.
 func TestInvalidEventDeadLetteredAtOnce(t *testing.T) {
+	t.Parallel()
 	e := setup(t, "strict")
 	topic := e.names.Prefix + "order.placed.v1"
 	e.gw.set("strict", topic, func(int) int { return http.StatusUnprocessableEntity })
@@ -598,6 +615,7 @@ func TestADeadLetterNamesTheCodeOfTheProblemItsFunctionAnswered(t *testing.T) {
 // Topic annotations added and removed at the gateway are picked up without a
 // restart; an event nobody subscribes to lands in the unrouted queue.
 func TestAnnotationChangesAndUnrouted(t *testing.T) {
+	t.Parallel()
 	e := setup(t, "dyn")
 	topic := e.names.Prefix + "product.changed.v1"
 	e.gw.set("dyn", "", nil)
@@ -649,6 +667,7 @@ func TestAnnotationChangesAndUnrouted(t *testing.T) {
 // (or to shop.unrouted), while the relay had it confirmed and marked
 // published.
 func TestAFunctionGoneForAnUpdateMissesNoEvent(t *testing.T) {
+	t.Parallel()
 	e := setup(t, "upd")
 	topic := e.names.Prefix + "order.placed.v1"
 	e.gw.set("upd", topic, nil)
@@ -675,6 +694,7 @@ func TestAFunctionGoneForAnUpdateMissesNoEvent(t *testing.T) {
 // the delivery went back to the queue, and the function handled the event
 // twice (notify-user sent an email twice).
 func TestAnInvocationInFlightWhenItsFunctionGoesIsNotCut(t *testing.T) {
+	t.Parallel()
 	e := setup(t, "busy")
 	topic := e.names.Prefix + "order.placed.v1"
 	release := e.gw.setHeld("busy", topic)
@@ -763,6 +783,7 @@ func invocations(t *testing.T, reg *prometheus.Registry, fn, outcome string) flo
 // A topic removed from a function's annotation while no connector ran stays
 // bound on the broker; the next connector unbinds it when it starts.
 func TestStaleBindingRemovedAtStart(t *testing.T) {
+	t.Parallel()
 	e := setup(t, "shifty")
 	keep, drop := e.names.Prefix+"order.placed.v1", e.names.Prefix+"order.cancelled.v1"
 	e.cfg.KnownTopics = []string{keep, drop}
@@ -800,6 +821,7 @@ func TestStaleBindingRemovedAtStart(t *testing.T) {
 // channel, and draining that channel spun forever holding the lock, so the
 // connector could never stop its subscription or reconnect.
 func TestACopyOnAClosedChannelFails(t *testing.T) {
+	t.Parallel()
 	e := setup(t, "closed")
 	conn, err := amqp.Dial(rabbitURL)
 	if err != nil {
@@ -844,6 +866,7 @@ func TestACopyOnAClosedChannelFails(t *testing.T) {
 // cannot route, and the connector would then ack the only one. The copy is
 // returned instead, and the connector declares the function's queues again.
 func TestACopyIntoADeletedQueueIsNotLost(t *testing.T) {
+	t.Parallel()
 	e := setup(t, "nodlq", "noretry")
 	topic := e.names.Prefix + "order.placed.v1"
 	e.gw.set("nodlq", topic, func(int) int { return http.StatusBadRequest })
@@ -918,6 +941,7 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // Gateway errors (502 while a function restarts) are retried until the
 // function answers.
 func TestGatewayErrorsRetried(t *testing.T) {
+	t.Parallel()
 	e := setup(t, "later")
 	topic := e.names.Prefix + "order.cancelled.v1"
 	e.gw.set("later", topic, func(n int) int {
@@ -940,6 +964,7 @@ func TestGatewayErrorsRetried(t *testing.T) {
 // keep-alive connections to the gateway instead of opening one for nearly
 // every call (Go's default transport keeps 2 idle per host).
 func TestDeliveriesReuseGatewayConnections(t *testing.T) {
+	t.Parallel()
 	e := setup(t, "a", "b")
 	e.cfg.Prefetch = 8
 	topic := e.names.Prefix + "order.placed.v1"
@@ -979,6 +1004,7 @@ func TestDeliveriesReuseGatewayConnections(t *testing.T) {
 // interval is set past the test's bounds so that only the cancel itself can
 // bring the consumer back.
 func TestAConsumerCancelledByTheBrokerIsSubscribedAgain(t *testing.T) {
+	t.Parallel()
 	e := setup(t, "cancelled", "bystander")
 	e.cfg.RefreshInterval = time.Hour
 	topic := e.names.Prefix + "order.placed.v1"
@@ -1012,6 +1038,7 @@ func TestAConsumerCancelledByTheBrokerIsSubscribedAgain(t *testing.T) {
 // loop of discoveries, declarations and consumers; once it stops, the
 // function is subscribed again and gets its events.
 func TestAConsumerTheBrokerKeepsEndingIsReplacedAtAGrowingDelay(t *testing.T) {
+	t.Parallel()
 	e := setup(t, "churned")
 	e.cfg.RefreshInterval = time.Hour
 	e.cfg.MaxBackoff = 2 * time.Second

@@ -15,6 +15,7 @@ import (
 // only for functions with a consumer: the series kept its last value, and
 // DeadLetters fired, after the purge and forever after the function left.
 func TestTheDeadLetterGaugeFollowsAFunctionThatLeft(t *testing.T) {
+	t.Parallel()
 	e := setup(t, "leaving")
 	e.cfg.MaxAttempts = 1
 	e.cfg.UnbindAfter = 3 * time.Second

@@ -222,6 +222,7 @@ func deadLetterCount(t *testing.T, url string, names broker.Names, fn string) in
 // redeclaration, every waiting delivery moves to the quorum retry queue of
 // its delay, and the legacy queues are deleted.
 func TestUpgradeFromClassicRetryQueues(t *testing.T) {
+	t.Parallel()
 	e := setup(t, "upgraded")
 	e.cfg.RetryDelay = 20 * time.Second
 	e.cfg.MaxAttempts = 3

@@ -14,6 +14,7 @@ import (
 // the first events reach only the functions bound so far (a chaos run once
 // lost order.placed for update-product-stats that way).
 func TestAnEventPublishedOnceSubscribedReachesEveryFunction(t *testing.T) {
+	t.Parallel()
 	fns := []string{"a", "b", "c", "d", "e", "f"}
 	e := setup(t, fns...)
 	topic := e.names.Prefix + "order.placed.v1"
