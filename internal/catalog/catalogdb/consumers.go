@@ -129,8 +129,13 @@ func queueRecordSale(b *pgx.Batch, orderID uuid.UUID, cancelled bool, counts *bo
 
 // PruneOrderSales deletes the settled sales (cancelled, or cancelled before
 // they were placed) last changed more than olderThan ago from the database
-// behind db, when it has their index (migration 0009; not every service
-// database has the table), and reports how many went. The outbox relay calls
+// behind db, and reports how many went. It deletes nothing until their
+// index (migration 0010) is built and valid, so that it reads only what it
+// deletes (not every service database has the table; a concurrent build
+// shows the index before it is ready, and a failed one leaves it invalid),
+// nor where it may not delete them (shop_relay created after migration 0009
+// ran, until split-roles.sh grants it): the sales are kept, as they were
+// before, rather than each cleanup ending the relay's session. The outbox relay calls
 // it with its inbox retention (INBOX_RETENTION): every event of such an order
 // that could still come, a duplicate or a placement delivered after its
 // cancellation, is older than the cancellation that settled it, so past the
@@ -140,7 +145,9 @@ func queueRecordSale(b *pgx.Batch, orderID uuid.UUID, cancelled bool, counts *bo
 // checkout refused at once left a cancelled_first row for ever.
 func PruneOrderSales(ctx context.Context, db postgres.Querier, olderThan time.Duration) (int64, error) {
 	var exists bool
-	if err := db.QueryRow(ctx, `SELECT to_regclass('order_sales_settled_at') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+	if err := db.QueryRow(ctx, `SELECT CASE WHEN to_regclass('order_sales_settled_at') IS NULL THEN false
+		ELSE (SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('order_sales_settled_at'))
+			AND has_table_privilege('order_sales', 'SELECT') AND has_table_privilege('order_sales', 'DELETE') END`).Scan(&exists); err != nil || !exists {
 		return 0, err
 	}
 	deleted, err := postgres.DeleteInBatches(ctx, db, `DELETE FROM order_sales WHERE ctid = ANY(ARRAY(SELECT ctid

@@ -132,7 +132,7 @@ func TestSetAvailabilityOnce(t *testing.T) {
 // before the retention and keeps every placed sale, however old, and the
 // younger settled ones: an old order cancelled after the prune still
 // subtracts its sale. It reads only the rows it deletes, through the partial
-// index of migration 0009, not the placed sales; on a database without the
+// index of migration 0010, not the placed sales; on a database without the
 // index (every service database but the catalog's, which the relay's cleanup
 // visits too) it does nothing.
 func TestPruneOrderSales(t *testing.T) {
@@ -164,6 +164,25 @@ func TestPruneOrderSales(t *testing.T) {
 	}
 	if _, err := pool.Exec(ctx, `ANALYZE order_sales`); err != nil {
 		t.Fatal(err)
+	}
+	// Nothing is deleted while the index is not valid (a concurrent build
+	// under way or failed), nor by a role that may read but not delete the
+	// sales (shop_relay before its grant).
+	for name, setup := range map[string]string{
+		"an invalid index":   `UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'order_sales_settled_at'::regclass`,
+		"a role not granted": `SET LOCAL ROLE pg_read_all_data`,
+	} {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, setup); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := catalogdb.PruneOrderSales(ctx, tx, 30*24*time.Hour); err != nil || n != 0 {
+			t.Errorf("PruneOrderSales with %s = %d, %v; want 0, nil", name, n, err)
+		}
+		_ = tx.Rollback(ctx)
 	}
 	tx, err := pool.Begin(ctx)
 	if err != nil {

@@ -6,5 +6,6 @@
 -- cleanup reads what it deletes and never the placed sales, which stay: a
 -- placed order can be cancelled at any time, and its cancellation must find
 -- its sale to subtract it. Built concurrently, outside a transaction
--- (postgres.NoTransaction), as 0006 is, so the consumers go on meanwhile.
+-- (postgres.NoTransaction), as 0006 is, so the consumers go on meanwhile;
+-- after 0009's grant, so the relay finds the index only once it may use it.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS order_sales_settled_at ON order_sales (updated_at) WHERE state <> 'placed';
