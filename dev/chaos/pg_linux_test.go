@@ -107,8 +107,14 @@ func TestAClusterDiesWithTheRunThatStartedIt(t *testing.T) {
 	}
 }
 
+// recoveryLine is what PostgreSQL (15 and later) logs when it starts on a
+// cluster that was not shut down cleanly, before it replays the WAL.
+const recoveryLine = "database system was not properly shut down; automatic recovery in progress"
+
 // A cluster serves again after each kind of restart the chaos run makes
-// (fast, and immediate as a crash), and keeps what was committed.
+// (fast, and immediate as a crash), and keeps what was committed. The crash
+// must be one: the server's log shows crash recovery after it and not after
+// the fast restart, which would pass the rest of the test just as well.
 func TestAClusterServesAfterEachRestart(t *testing.T) {
 	c := newTestCluster(t)
 	ctx := context.Background()
@@ -125,11 +131,26 @@ func TestAClusterServesAfterEachRestart(t *testing.T) {
 	}
 	run("CREATE TABLE kept (n int)")
 	run("INSERT INTO kept VALUES (1)")
+	logPath := filepath.Join(c.dir, "server.log")
 	for _, crash := range []bool{false, true} {
+		before, err := os.ReadFile(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := c.Restart(ctx, crash); err != nil {
 			t.Fatalf("restart (crash %v): %v", crash, err)
 		}
 		run("INSERT INTO kept VALUES (2)")
+		after, err := os.ReadFile(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The server only appends: what this restart logged follows what
+		// was there before it.
+		logged := string(after[len(before):])
+		if recovered := strings.Contains(logged, recoveryLine); recovered != crash {
+			t.Errorf("restart (crash %v): crash recovery in the server's log: %v, want %v; it logged:\n%s", crash, recovered, crash, logged)
+		}
 	}
 	conn, err := pgx.Connect(ctx, c.URL("postgres"))
 	if err != nil {
