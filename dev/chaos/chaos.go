@@ -191,7 +191,7 @@ func (r *run) setup(ctx context.Context) error {
 		return err
 	}
 	r.printf("starting a private PostgreSQL on 127.0.0.1:%d", pgPort)
-	if r.pg, err = startCluster(ctx, filepath.Join(r.tmp, "pg"), pgPort); err != nil {
+	if r.pg, err = startCluster(ctx, filepath.Join(r.tmp, "pg"), pgPort, r.printf); err != nil {
 		return err
 	}
 	r.closers = append(r.closers, func() {

@@ -34,10 +34,17 @@ type cluster struct {
 	bin, dir string
 	port     int
 	asUser   bool
+	logf     func(format string, args ...any) // the chaos run's log
 
 	mu     sync.Mutex
-	server *os.Process   // the postmaster; nil when stopped
-	exited chan struct{} // closed once server has exited
+	server *postmaster // nil when stopped
+}
+
+// postmaster is one run of the server.
+type postmaster struct {
+	proc   *os.Process
+	exited chan struct{} // closed once proc has exited
+	err    error         // its Wait's result, set before exited is closed
 }
 
 func pgBinDir() (string, error) {
@@ -52,12 +59,14 @@ func pgBinDir() (string, error) {
 	return dirs[len(dirs)-1], nil
 }
 
-func startCluster(ctx context.Context, dir string, port int) (*cluster, error) {
+// startCluster creates the cluster in dir and starts its server on port;
+// logf receives what the run's log should tell of it (a server found dead).
+func startCluster(ctx context.Context, dir string, port int, logf func(format string, args ...any)) (*cluster, error) {
 	bin, err := pgBinDir()
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{bin: bin, dir: dir, port: port, asUser: os.Geteuid() == 0}
+	c := &cluster{bin: bin, dir: dir, port: port, asUser: os.Geteuid() == 0, logf: logf}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -126,10 +135,10 @@ func (c *cluster) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
-	exited := make(chan struct{})
-	go func() { <-waited; close(exited) }()
+	server := &postmaster{proc: cmd.Process, exited: make(chan struct{})}
+	go func() { server.err = <-waited; close(server.exited) }()
 	c.mu.Lock()
-	c.server, c.exited = cmd.Process, exited
+	c.server = server
 	c.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, 120*time.Second)
@@ -141,7 +150,7 @@ func (c *cluster) start(ctx context.Context) error {
 			return nil
 		}
 		select {
-		case <-exited:
+		case <-server.exited:
 			return fmt.Errorf("postgres exited at start (%s): %w", filepath.Join(c.dir, "server.log"), err)
 		case <-ctx.Done():
 			return fmt.Errorf("postgres not ready (%s): %w", filepath.Join(c.dir, "server.log"), err)
@@ -151,24 +160,39 @@ func (c *cluster) start(ctx context.Context) error {
 }
 
 // stop asks the postmaster for a shutdown in mode (SIGINT: fast, SIGQUIT:
-// immediate) and waits until it has exited.
+// immediate) and waits until it has exited. A postmaster that had already
+// exited on its own (killed, crashed) is stopped as well: stop logs it and
+// returns nil, so that a restart starts it again, as `pg_ctl restart` did.
 func (c *cluster) stop(mode syscall.Signal) error {
 	c.mu.Lock()
-	server, exited := c.server, c.exited
+	server := c.server
 	c.server = nil
 	c.mu.Unlock()
 	if server == nil {
 		return nil
 	}
-	if err := server.Signal(mode); err != nil {
-		return fmt.Errorf("stop postgres: %w", err)
+	select {
+	case <-server.exited:
+		c.logf("PostgreSQL had exited on its own (%v); see %s", server.err, filepath.Join(c.dir, "server.log"))
+		return nil
+	default:
+	}
+	if err := server.proc.Signal(mode); err != nil {
+		if !errors.Is(err, os.ErrProcessDone) {
+			return fmt.Errorf("stop postgres: %w", err)
+		}
+		// Reaped between the look at exited and the signal: exited is
+		// about to be closed, and server.err set.
+		<-server.exited
+		c.logf("PostgreSQL had exited on its own (%v); see %s", server.err, filepath.Join(c.dir, "server.log"))
+		return nil
 	}
 	select {
-	case <-exited:
+	case <-server.exited:
 		return nil
 	case <-time.After(120 * time.Second):
-		_ = server.Kill()
-		<-exited
+		_ = server.proc.Kill()
+		<-server.exited
 		return errors.New("postgres did not stop within 120 s; killed")
 	}
 }
@@ -197,7 +221,8 @@ func postgresUser() (*syscall.Credential, error) {
 // crash of its processes would (not of the host): no checkpoint, the WAL
 // still in PostgreSQL's buffers is lost (asynchronous commits not yet
 // written: the relay's marks, the simulator's ledger), and the start
-// replays the WAL.
+// replays the WAL. A server that had died on its own is logged and started
+// again, as pg_ctl restart started it.
 func (c *cluster) Restart(ctx context.Context, crash bool) error {
 	mode := syscall.SIGINT
 	if crash {

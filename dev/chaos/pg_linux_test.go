@@ -34,7 +34,7 @@ func newTestCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(tempDir(t), "pg")
-	c, err := startCluster(context.Background(), dir, port)
+	c, err := startCluster(context.Background(), dir, port, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestClusterHelperProcess(t *testing.T) {
 	}
 	port, err := rabbitnode.FreePort()
 	if err == nil {
-		_, err = startCluster(context.Background(), filepath.Join(dir, "pg"), port)
+		_, err = startCluster(context.Background(), filepath.Join(dir, "pg"), port, t.Logf)
 	}
 	if err != nil {
 		fmt.Println(err)
@@ -160,5 +160,50 @@ func TestAClusterServesAfterEachRestart(t *testing.T) {
 	var n int
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM kept").Scan(&n); err != nil || n != 3 {
 		t.Fatalf("rows after the restarts: %d (%v), want 3", n, err)
+	}
+}
+
+// A restart brings back a server that died on its own (here SIGKILLed
+// behind the cluster's back), as `pg_ctl restart` did, and the run's log
+// says so. Until 2026-12-06 the signal to the dead postmaster failed ("os:
+// process already finished") and Restart returned that error without
+// starting it: every later restart of the run failed the same way.
+func TestARestartRevivesAServerThatDiedOnItsOwn(t *testing.T) {
+	c := newTestCluster(t)
+	var logged []string
+	c.logf = func(format string, args ...any) {
+		logged = append(logged, fmt.Sprintf(format, args...))
+		t.Logf(format, args...)
+	}
+	ctx := context.Background()
+	for _, crash := range []bool{false, true} {
+		c.mu.Lock()
+		server := c.server
+		c.mu.Unlock()
+		if err := server.proc.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-server.exited:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the SIGKILLed postmaster has not exited after 10 s")
+		}
+		logged = nil
+		if err := c.Restart(ctx, crash); err != nil {
+			t.Fatalf("restart (crash %v) of a dead server: %v", crash, err)
+		}
+		conn, err := pgx.Connect(ctx, c.URL("postgres"))
+		if err != nil {
+			t.Fatalf("after the restart (crash %v) of a dead server: %v", crash, err)
+		}
+		var one int
+		err = conn.QueryRow(ctx, "SELECT 1").Scan(&one)
+		_ = conn.Close(ctx)
+		if err != nil || one != 1 {
+			t.Fatalf("after the restart (crash %v) of a dead server: SELECT 1 = %d (%v)", crash, one, err)
+		}
+		if len(logged) != 1 || !strings.Contains(logged[0], "exited on its own") {
+			t.Errorf("restart (crash %v) of a dead server logged %q, want one line saying it had exited on its own", crash, logged)
+		}
 	}
 }
