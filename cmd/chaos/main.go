@@ -24,11 +24,11 @@ import (
 
 func main() {
 	var o chaos.Options
-	short := flag.Bool("short", false, "the CI form: 30s of load, 1 PostgreSQL restart (a crash, -m immediate) and 1 RabbitMQ stop_app/start_app")
+	short := flag.Bool("short", false, "the CI form: 30s of load, 1 PostgreSQL restart (a crash: immediate shutdown, SIGQUIT) and 1 RabbitMQ stop_app/start_app")
 	flag.DurationVar(&o.Duration, "duration", 3*time.Minute, "how long customers order under chaos")
 	flag.IntVar(&o.Customers, "customers", 6, "concurrent customers")
 	flag.DurationVar(&o.KillEvery, "kill-every", 1500*time.Millisecond, "mean interval between SIGKILLs of a random function or connector process")
-	flag.IntVar(&o.PGRestarts, "pg-restarts", 3, "PostgreSQL restarts, spread over the run: a crash (pg_ctl restart -m immediate), then a planned one (-m fast), alternating")
+	flag.IntVar(&o.PGRestarts, "pg-restarts", 3, "PostgreSQL restarts, spread over the run: a crash (immediate shutdown, SIGQUIT to the postmaster), then a planned one (fast shutdown, SIGINT), alternating")
 	flag.IntVar(&o.RabbitRestarts, "rabbitmq-restarts", 3, "RabbitMQ restarts, alternately stop_app/start_app and SIGKILL of the node")
 	flag.DurationVar(&o.Settle, "settle", 5*time.Minute, "how long the shop may take to settle afterwards")
 	flag.StringVar(&o.GatewayAddr, "gateway", "127.0.0.1:8200", "local runtime's gateway address")

@@ -562,9 +562,10 @@ func (r *run) at(ctx context.Context, start time.Time, i, n int, offset float64)
 }
 
 // restartPG restarts PostgreSQL PGRestarts times, alternating a crash
-// (pg_ctl restart -m immediate: no checkpoint, the WAL still in its buffers
-// lost, recovery at start) with a planned restart (-m fast), the crash
-// first, so that the short run's one restart is a crash.
+// (an immediate shutdown, SIGQUIT to the postmaster: no checkpoint, the WAL
+// still in its buffers lost, recovery at start) with a planned restart (a
+// fast shutdown, SIGINT), the crash first, so that the short run's one
+// restart is a crash.
 func (r *run) restartPG(ctx context.Context) {
 	start := time.Now()
 	for i := range r.o.PGRestarts {
@@ -573,9 +574,9 @@ func (r *run) restartPG(ctx context.Context) {
 		}
 		t := time.Now()
 		crash := i%2 == 0
-		how := "restarted (-m fast)"
+		how := "restarted (fast shutdown, SIGINT)"
 		if crash {
-			how = "crashed and recovered (-m immediate)"
+			how = "crashed and recovered (immediate shutdown, SIGQUIT)"
 		}
 		if err := r.pg.Restart(context.WithoutCancel(ctx), crash); err != nil {
 			r.printf("PostgreSQL restart failed: %v", err)

@@ -47,8 +47,12 @@ type postmaster struct {
 	err    error         // its Wait's result, set before exited is closed
 }
 
+// pgBinDir is the directory of PostgreSQL's server binaries: that of
+// postgres on PATH, else the newest /usr/lib/postgresql/*/bin (Debian keeps
+// them off PATH). It looks for postgres, which the cluster runs, not pg_ctl,
+// which it no longer needs.
 func pgBinDir() (string, error) {
-	if p, err := exec.LookPath("pg_ctl"); err == nil {
+	if p, err := exec.LookPath("postgres"); err == nil {
 		return filepath.Dir(p), nil
 	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")

@@ -207,3 +207,19 @@ func TestARestartRevivesAServerThatDiedOnItsOwn(t *testing.T) {
 		}
 	}
 }
+
+// The server binaries are found through postgres on PATH, which the cluster
+// runs, and not through pg_ctl, which it no longer needs: a PATH holding
+// initdb and postgres but no pg_ctl is enough (the README's promise).
+func TestServerBinariesAreFoundThroughPostgresOnPath(t *testing.T) {
+	dir := t.TempDir()
+	for _, prog := range []string{"initdb", "postgres"} {
+		if err := os.WriteFile(filepath.Join(dir, prog), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", dir)
+	if got, err := pgBinDir(); err != nil || got != dir {
+		t.Errorf("pgBinDir() with only initdb and postgres on PATH = %q (%v), want %q", got, err, dir)
+	}
+}
