@@ -371,6 +371,10 @@ func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
 					t.Errorf("10-shop.sh as %s: warned %q %v, want %v\n%s", admin, warning, got, !superuser, out)
 				}
 			}
+			warning := "10-shop.sh: not a superuser, so the reader roles can still connect to postgres and template1"
+			if got := strings.Contains(string(out), warning); got == superuser {
+				t.Errorf("10-shop.sh as %s: warned %q %v, want %v\n%s", admin, warning, got, !superuser, out)
+			}
 			roles := productionRoles(t)
 			cl.migrate(t, func(service string) (string, string) {
 				return roles[service], passwords[postgres.PasswordSecret(service)]
@@ -702,6 +706,64 @@ func TestSplitRolesGivesTheReadersRolesToASplitClusterMigratedWithoutThem(t *tes
 	checkDatabaseRoles(t, cl, passwords, roles, true)
 }
 
+// The upgrade of docs/deploy-faasd.md step 7 item 9 on a cluster that went
+// through item 8 with the scripts of before: 10-shop.sh runs only on an
+// empty data directory, so such a cluster keeps PostgreSQL's defaults
+// (PUBLIC's CONNECT and TEMPORARY on postgres and template1, PUBLIC's
+// EXECUTE on the large objects' and advisory locks' functions, no
+// temp_file_limit on the readers' roles) until split-roles.sh runs again as
+// the superuser. The cluster is laid out by today's 10-shop.sh with those
+// defaults put back, and migrated; after split-roles.sh the item's check
+// query prints what the item says and the new cluster's checks pass.
+func TestSplitRolesClosesTheReadersWaysToFillTheDiskOnAClusterOfTheLastRelease(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a PostgreSQL cluster of its own; -short was asked for")
+	}
+	cl := startPrivateCluster(t)
+	secrets, passwords := databaseSecrets(t)
+	cl.runScript(t, "env/faasd/postgres-init/10-shop.sh", secrets)
+	cl.psql(t, "postgres", "GRANT CONNECT, TEMPORARY ON DATABASE postgres, template1 TO PUBLIC;\n"+
+		"REVOKE CONNECT ON DATABASE postgres FROM shop_monitor;\n")
+	for _, service := range readerServices {
+		cl.psql(t, "postgres", "ALTER ROLE "+readerRole(service)+" RESET temp_file_limit;\n")
+		cl.psql(t, "shop_"+service, `SELECT format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', oid::regprocedure)
+	FROM pg_proc
+	WHERE pronamespace = 'pg_catalog'::regnamespace
+		AND (proname IN ('lo_creat', 'lo_create', 'lo_from_bytea', 'lo_import')
+			OR proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$') \gexec
+`)
+	}
+	roles := productionRoles(t)
+	cl.migrate(t, func(service string) (string, string) {
+		return roles[service], passwords[postgres.PasswordSecret(service)]
+	})
+
+	// The item's check query, as docs/deploy-faasd.md prints it.
+	m := regexp.MustCompile(`(?s)--exec-id roles-check postgres psql -U postgres -d shop_catalog -Atc \\\n\s*"(.*?)"\n`).
+		FindStringSubmatch(string(read(t, "docs/deploy-faasd.md")))
+	if m == nil {
+		t.Fatal("docs/deploy-faasd.md: no roles-check query in step 7's item 9")
+	}
+	check := m[1]
+	// An ACL's entry for PUBLIC names no role before its '='.
+	public := func(acl, privileges string) bool {
+		return regexp.MustCompile(`[{,]=` + privileges + `/`).MatchString(acl)
+	}
+	before := strings.Split(strings.TrimSpace(cl.query(t, "shop_catalog", check)), "|")
+	if len(before) != 3 || !public(before[0], "X") || !public(before[1], "Tc") || strings.Contains(before[1], "shop_monitor=") ||
+		strings.Contains(before[2], "temp_file_limit") {
+		t.Fatalf("the check query before split-roles.sh: %q, want PUBLIC's EXECUTE, CONNECT and TEMPORARY, no monitor's CONNECT, no temp_file_limit", before)
+	}
+
+	cl.runScript(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets)
+	after := strings.Split(strings.TrimSpace(cl.query(t, "shop_catalog", check)), "|")
+	if len(after) != 3 || public(after[0], "X") || public(after[1], "[A-Za-z]*") || !strings.Contains(after[1], "shop_monitor=c/postgres") ||
+		!strings.Contains(after[2], "temp_file_limit="+readerTempFileLimit) || !strings.Contains(after[2], "default_transaction_read_only=on") {
+		t.Errorf("the check query after split-roles.sh: %q, want what docs/deploy-faasd.md step 7 item 9 says", after)
+	}
+	checkDatabaseRoles(t, cl, passwords, roles, true)
+}
+
 // checkDatabaseRoles checks, on a cluster set up and migrated, what the
 // functions' declared database passwords and the relay's reach. superuser
 // tells whether a superuser ran the scripts, and so whether the readers'
@@ -772,6 +834,14 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 			}
 			t.Errorf("shop_monitor logging in to shop_%s: %v, want permission denied", database, err)
 		}
+	}
+
+	// The monitor logs in to postgres, the one database it reaches (the
+	// scripts revoke CONNECT on it from PUBLIC when a superuser runs them).
+	if conn, err := connect("shop_monitor", passwords["postgres-monitor-password"], "postgres"); err != nil {
+		t.Errorf("shop_monitor logging in to postgres: %v, want it allowed (postgres-exporter's login)", err)
+	} else {
+		_ = conn.Close(ctx)
 	}
 
 	checkReaders(t, cl, passwords, superuser)
@@ -883,6 +953,10 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 // migrations' key) are refused too, read-only or not; where an
 // administrator that is not one ran them, they are still allowed, as
 // docs/security.md says.
+// readerTempFileLimit is the temp_file_limit the scripts set on the
+// readers' roles, as SHOW prints it.
+const readerTempFileLimit = "1GB"
+
 func checkReaders(t *testing.T, cl privateCluster, passwords map[string]string, superuser bool) {
 	t.Helper()
 	ctx := context.Background()
@@ -901,6 +975,22 @@ func checkReaders(t *testing.T, cl privateCluster, passwords map[string]string, 
 		}
 		if len(reach) != 1 || reach[0] != service {
 			t.Errorf("%s reaches the databases %v, want only shop_%s", role, reach, service)
+		}
+		// Nor the cluster's own databases, where PUBLIC may connect and
+		// create temporary tables and large objects by PostgreSQL's
+		// defaults: refused where a superuser ran the scripts, still open
+		// (and said so) where another administrator did.
+		for _, database := range []string{"postgres", "template1"} {
+			conn, err := pgx.Connect(ctx, cl.url(role, password, database))
+			switch {
+			case superuser && !denied(err):
+				t.Errorf("%s logging in to %s: %v, want permission denied", role, database, err)
+			case !superuser && err != nil:
+				t.Errorf("%s logging in to %s, the scripts run by an administrator that is not a superuser: %v, want it allowed (what docs/security.md says remains)", role, database, err)
+			}
+			if conn != nil {
+				_ = conn.Close(ctx)
+			}
 		}
 		// Opened as a reader opens it: the check that every migration is
 		// applied (schema_migrations) instead of migrating.
@@ -1008,6 +1098,21 @@ func checkReaders(t *testing.T, cl privateCluster, passwords map[string]string, 
 		for _, q := range refused {
 			if _, err := conn.Exec(ctx, q); !denied(err) {
 				t.Errorf("%s in shop_%s, its session's default set off: %s: %v, want permission denied", role, service, q, err)
+			}
+		}
+		// Temporary files (a sort or a hash larger than work_mem spills to
+		// disk, a read-only query's too): limited by the role's
+		// temp_file_limit, which only a superuser may set, so the session
+		// cannot raise it.
+		var limit string
+		if err := conn.QueryRow(ctx, `SHOW temp_file_limit`).Scan(&limit); err != nil {
+			t.Errorf("%s in shop_%s: SHOW temp_file_limit: %v", role, service, err)
+		} else if want := map[bool]string{true: readerTempFileLimit, false: "-1"}[superuser]; limit != want {
+			t.Errorf("%s in shop_%s: temp_file_limit %s, want %s", role, service, limit, want)
+		}
+		for _, q := range []string{`SET temp_file_limit = -1`, `SET temp_file_limit = '2GB'`, `SELECT set_config('temp_file_limit', '-1', false)`} {
+			if _, err := conn.Exec(ctx, q); !denied(err) {
+				t.Errorf("%s in shop_%s: %s: %v, want permission denied", role, service, q, err)
 			}
 		}
 		// What no table's privilege controls: large objects (disk) and

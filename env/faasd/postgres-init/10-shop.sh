@@ -239,3 +239,30 @@ SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I', oid::regprocedure, :'owner')
 \endif
 SQL
 done
+
+# Outside the readers' own databases: by PostgreSQL's defaults PUBLIC, and so
+# each readers' role, may connect to the databases postgres and template1
+# and create temporary tables there (and large objects: the REVOKEs above
+# are each database's own), and a session's sorts and hashes may spill
+# temporary files without a limit (temp_file_limit = -1), in its own
+# database too, read-only or not: disk a reader could fill. CONNECT and
+# TEMPORARY on both are revoked from PUBLIC and CONNECT on postgres granted
+# back to the one role that logs in there, shop_monitor (postgres-exporter;
+# the functions log in there only with DATABASE_CREATE=true, a developer
+# machine's, as postgres; the scripts themselves as the superuser), and
+# each readers' role gets temp_file_limit = 1GB: a superuser's setting
+# (PGC_SUSET), so its sessions cannot raise it; its queries read a page of
+# products, stock or search documents at a time, megabytes at the most.
+# A superuser's change alone (the databases belong to the bootstrap
+# superuser), so another administrator is told what stays open.
+psql -X -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres --set=readers="$(for r in $readers; do printf 'shop_%s_reader ' "$r"; done)" <<'SQL'
+SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user \gset
+\if :superuser
+REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC;
+GRANT CONNECT ON DATABASE postgres TO shop_monitor;
+SELECT format('ALTER ROLE %I SET temp_file_limit = %L', r, '1GB')
+	FROM unnest(string_to_array(trim(:'readers'), ' ')) r \gexec
+\else
+\warn 10-shop.sh: not a superuser, so the reader roles can still connect to postgres and template1 (and create temporary tables and large objects there) and spill temporary files without a limit (docs/security.md, Database roles)
+\endif
+SQL
