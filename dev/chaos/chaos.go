@@ -578,9 +578,13 @@ func (r *run) restartPG(ctx context.Context) {
 		if crash {
 			how = "crashed and recovered (immediate shutdown, SIGQUIT)"
 		}
-		if err := r.pg.Restart(context.WithoutCancel(ctx), crash); err != nil {
+		revived, err := r.pg.Restart(context.WithoutCancel(ctx), crash)
+		if err != nil {
 			r.printf("PostgreSQL restart failed: %v", err)
 			continue
+		}
+		if revived {
+			how = "revived (it had exited on its own: no signal sent)"
 		}
 		r.n.PGRestarts.Add(1)
 		r.printf("PostgreSQL %s (%s)", how, time.Since(t).Round(time.Millisecond))

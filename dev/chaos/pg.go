@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -165,40 +167,86 @@ func (c *cluster) start(ctx context.Context) error {
 
 // stop asks the postmaster for a shutdown in mode (SIGINT: fast, SIGQUIT:
 // immediate) and waits until it has exited. A postmaster that had already
-// exited on its own (killed, crashed) is stopped as well: stop logs it and
-// returns nil, so that a restart starts it again, as `pg_ctl restart` did.
-func (c *cluster) stop(mode syscall.Signal) error {
+// exited on its own (killed, crashed) is stopped as well: stop logs it,
+// waits for the backends it left (reviving says so), and returns nil, so
+// that a restart starts it again, as `pg_ctl restart` did.
+func (c *cluster) stop(mode syscall.Signal) (reviving bool, err error) {
 	c.mu.Lock()
 	server := c.server
 	c.server = nil
 	c.mu.Unlock()
 	if server == nil {
-		return nil
+		return false, nil
 	}
 	select {
 	case <-server.exited:
-		c.logf("PostgreSQL had exited on its own (%v); see %s", server.err, filepath.Join(c.dir, "server.log"))
-		return nil
+		return true, c.died(server)
 	default:
 	}
 	if err := server.proc.Signal(mode); err != nil {
 		if !errors.Is(err, os.ErrProcessDone) {
-			return fmt.Errorf("stop postgres: %w", err)
+			return false, fmt.Errorf("stop postgres: %w", err)
 		}
 		// Reaped between the look at exited and the signal: exited is
 		// about to be closed, and server.err set.
 		<-server.exited
-		c.logf("PostgreSQL had exited on its own (%v); see %s", server.err, filepath.Join(c.dir, "server.log"))
-		return nil
+		return true, c.died(server)
 	}
 	select {
 	case <-server.exited:
-		return nil
+		return false, nil
 	case <-time.After(120 * time.Second):
 		_ = server.proc.Kill()
 		<-server.exited
-		return errors.New("postgres did not stop within 120 s; killed")
+		return false, errors.New("postgres did not stop within 120 s; killed")
 	}
+}
+
+// died logs a postmaster that exited on its own and waits until the
+// backends it left are gone: a postmaster killed outright leaves them
+// running until they notice, attached to its shared memory, and a new one
+// started meanwhile refuses to ("pre-existing shared memory block is still
+// in use"). They are in its process group (Setpgid): they are asked to quit
+// at once, as an immediate shutdown asks them, and the group is watched
+// until none of them runs (a zombie left for whoever adopted it to reap
+// holds nothing).
+func (c *cluster) died(server *postmaster) error {
+	c.logf("PostgreSQL had exited on its own (%v); see %s", server.err, filepath.Join(c.dir, "server.log"))
+	group := server.proc.Pid
+	_ = syscall.Kill(-group, syscall.SIGQUIT)
+	for deadline := time.Now().Add(30 * time.Second); len(running(group)) > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(-group, syscall.SIGKILL)
+			return errors.New("the backends of a postmaster that exited on its own still ran 30 s later; killed")
+		}
+	}
+	return nil
+}
+
+// running lists the processes of process group pgid that are not zombies,
+// from /proc.
+func running(pgid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var pids []int
+	for _, path := range stats {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid pgrp …: comm may hold spaces and parentheses.
+		end := bytes.LastIndexByte(b, ')')
+		if end < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[end+1:]))
+		if len(f) < 3 || f[0] == "Z" || f[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(path))); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // postgresUser is the credential of the postgres user.
@@ -226,21 +274,23 @@ func postgresUser() (*syscall.Credential, error) {
 // still in PostgreSQL's buffers is lost (asynchronous commits not yet
 // written: the relay's marks, the simulator's ledger), and the start
 // replays the WAL. A server that had died on its own is logged and started
-// again, as pg_ctl restart started it.
-func (c *cluster) Restart(ctx context.Context, crash bool) error {
+// again, as pg_ctl restart started it; revived then says so (no signal was
+// sent).
+func (c *cluster) Restart(ctx context.Context, crash bool) (revived bool, err error) {
 	mode := syscall.SIGINT
 	if crash {
 		mode = syscall.SIGQUIT
 	}
-	if err := c.stop(mode); err != nil {
-		return err
+	revived, err = c.stop(mode)
+	if err != nil {
+		return revived, err
 	}
-	return c.start(ctx)
+	return revived, c.start(ctx)
 }
 
 // Close stops the server (fast shutdown) and removes its directory.
 func (c *cluster) Close() error {
-	err := c.stop(syscall.SIGINT)
+	_, err := c.stop(syscall.SIGINT)
 	_ = os.RemoveAll(c.dir)
 	return err
 }

@@ -137,8 +137,8 @@ func TestAClusterServesAfterEachRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.Restart(ctx, crash); err != nil {
-			t.Fatalf("restart (crash %v): %v", crash, err)
+		if revived, err := c.Restart(ctx, crash); err != nil || revived {
+			t.Fatalf("restart (crash %v): revived %v, %v; want a running server stopped and started", crash, revived, err)
 		}
 		run("INSERT INTO kept VALUES (2)")
 		after, err := os.ReadFile(logPath)
@@ -177,6 +177,17 @@ func TestARestartRevivesAServerThatDiedOnItsOwn(t *testing.T) {
 	}
 	ctx := context.Background()
 	for _, crash := range []bool{false, true} {
+		// A session open when the postmaster dies: its backend must be
+		// gone before the new postmaster starts, which refuses to while a
+		// backend of the old one holds its shared memory.
+		held, err := pgx.Connect(ctx, c.URL("postgres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var backend int
+		if err := held.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+			t.Fatal(err)
+		}
 		c.mu.Lock()
 		server := c.server
 		c.mu.Unlock()
@@ -189,8 +200,13 @@ func TestARestartRevivesAServerThatDiedOnItsOwn(t *testing.T) {
 			t.Fatal("the SIGKILLed postmaster has not exited after 10 s")
 		}
 		logged = nil
-		if err := c.Restart(ctx, crash); err != nil {
-			t.Fatalf("restart (crash %v) of a dead server: %v", crash, err)
+		revived, err := c.Restart(ctx, crash)
+		if err != nil || !revived {
+			t.Fatalf("restart (crash %v) of a dead server: revived %v, %v; want it revived", crash, revived, err)
+		}
+		_ = held.Close(ctx)
+		if pids := running(server.proc.Pid); len(pids) > 0 {
+			t.Errorf("restart (crash %v) of a dead server: processes of the old postmaster's group still run: %v (its backend was %d)", crash, pids, backend)
 		}
 		conn, err := pgx.Connect(ctx, c.URL("postgres"))
 		if err != nil {
