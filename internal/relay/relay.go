@@ -304,6 +304,9 @@ type worker struct {
 	pub         publisher
 	lastCleanup time.Time
 	lastObserve time.Time
+	// salesKeptTold: the catalog's settled sales could not be pruned, and
+	// this worker said so (catalogdb.ErrSalesKept).
+	salesKeptTold bool
 }
 
 // errDatabase marks a failure that needs a new database connection.
@@ -826,7 +829,15 @@ func (w *worker) cleanup(ctx context.Context, conn *pgx.Conn) error {
 		}
 	}
 	settled, err := catalogdb.PruneOrderSales(ctx, db, cfg.InboxRetention)
-	if err != nil {
+	switch {
+	case errors.Is(err, catalogdb.ErrSalesKept):
+		// Told once per worker: a rollout's concurrent index build, or a
+		// grant still missing, which split-roles.sh gives.
+		if !w.salesKeptTold {
+			w.salesKeptTold = true
+			w.log.Warn("order sales not pruned", "err", err)
+		}
+	case err != nil:
 		if err := w.cleanupFailed(ctx, conn, err, &cut); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -1117,6 +1118,59 @@ func TestRelayDeletesSettledSalesPastTheInboxRetention(t *testing.T) {
 	if n := count(`true`); n != 3 {
 		t.Errorf("%d sales left, want 3 (the old placed one, the two young settled ones)", n)
 	}
+}
+
+// Where the settled sales cannot be pruned yet (here their index missing,
+// as while a rollout builds it), a running relay says so once and goes on:
+// its session is not ended at every cleanup, and no database error is
+// counted (catalogdb.ErrSalesKept).
+func TestARelayThatCannotPruneTheSalesSaysSoOnceAndGoesOn(t *testing.T) {
+	names, deliveries := capture(t)
+	catalog := pgtest.Open(t, catalogdb.Migrations())
+	ctx := context.Background()
+	if _, err := catalog.Exec(ctx, `DROP INDEX order_sales_settled_at`); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	reg := prometheus.NewRegistry()
+	r, err := New(Config{Databases: []Database{{Name: "catalog", URL: catalog.Config().ConnString()}}, BrokerURL: rabbitURL,
+		Names: names, PollInterval: 200 * time.Millisecond, MaxBackoff: 300 * time.Millisecond, CleanupInterval: 50 * time.Millisecond},
+		slog.New(slog.NewTextHandler(logs, nil)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, r)
+	waitFor(t, 10*time.Second, "the relay saying the sales are kept", func() bool {
+		return strings.Contains(logs.String(), "order sales not pruned")
+	})
+	for i := range 3 { // cleanups run meanwhile, every 50 ms, on the same session
+		commitEvent(t, ctx, catalog, fmt.Sprint("after ", i))
+		receive(t, deliveries, 1, 10*time.Second)
+	}
+	if n := strings.Count(logs.String(), "order sales not pruned"); n != 1 {
+		t.Errorf("told %d times that the sales are kept, want once", n)
+	}
+	if n := databaseErrors(t, reg); n != 0 {
+		t.Errorf("%v database errors counted, want none", n)
+	}
+}
+
+// lockedBuffer is a log destination the relay's workers and the test share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // A running relay cleans up with its Retention: the rows published before it

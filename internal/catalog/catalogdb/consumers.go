@@ -127,15 +127,21 @@ func queueRecordSale(b *pgx.Batch, orderID uuid.UUID, cancelled bool, counts *bo
 	})
 }
 
+// ErrSalesKept is PruneOrderSales' answer where the catalog's settled sales
+// cannot be pruned yet; its text says why.
+var ErrSalesKept = errors.New("settled order sales kept")
+
 // PruneOrderSales deletes the settled sales (cancelled, or cancelled before
 // they were placed) last changed more than olderThan ago from the database
-// behind db, and reports how many went. It deletes nothing until their
-// index (migration 0010) is built and valid, so that it reads only what it
-// deletes (not every service database has the table; a concurrent build
+// behind db, and reports how many went; on a database without the table
+// (every service database but the catalog's) it does nothing. It deletes
+// nothing, and answers ErrSalesKept, until their index (migration 0010) is
+// built and valid, so that it reads only what it deletes (a concurrent build
 // shows the index before it is ready, and a failed one leaves it invalid),
 // nor where it may not delete them (shop_relay created after migration 0009
 // ran, until split-roles.sh grants it): the sales are kept, as they were
-// before, rather than each cleanup ending the relay's session. The outbox relay calls
+// before, and the relay says so once rather than each cleanup ending its
+// session. The outbox relay calls
 // it with its inbox retention (INBOX_RETENTION): every event of such an order
 // that could still come, a duplicate or a placement delivered after its
 // cancellation, is older than the cancellation that settled it, so past the
@@ -144,11 +150,21 @@ func queueRecordSale(b *pgx.Batch, orderID uuid.UUID, cancelled bool, counts *bo
 // any time and must find its placement to subtract it. Until 2026-12-06 every
 // checkout refused at once left a cancelled_first row for ever.
 func PruneOrderSales(ctx context.Context, db postgres.Querier, olderThan time.Duration) (int64, error) {
-	var exists bool
-	if err := db.QueryRow(ctx, `SELECT CASE WHEN to_regclass('order_sales_settled_at') IS NULL THEN false
-		ELSE (SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('order_sales_settled_at'))
-			AND has_table_privilege('order_sales', 'SELECT') AND has_table_privilege('order_sales', 'DELETE') END`).Scan(&exists); err != nil || !exists {
-		return 0, err
+	var state string
+	if err := db.QueryRow(ctx, `SELECT CASE WHEN to_regclass('order_sales') IS NULL THEN 'absent'
+		WHEN NOT coalesce((SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('order_sales_settled_at')), false)
+			THEN 'no valid index order_sales_settled_at (catalog migration 0010) yet'
+		WHEN NOT (has_table_privilege('order_sales', 'SELECT') AND has_table_privilege('order_sales', 'DELETE'))
+			THEN 'no SELECT and DELETE on order_sales (catalog migration 0009, split-roles.sh)'
+		ELSE 'prunable' END`).Scan(&state); err != nil {
+		return 0, fmt.Errorf("prune order sales: %w", err)
+	}
+	switch state {
+	case "absent":
+		return 0, nil
+	case "prunable":
+	default:
+		return 0, fmt.Errorf("%w: %s", ErrSalesKept, state)
 	}
 	deleted, err := postgres.DeleteInBatches(ctx, db, `DELETE FROM order_sales WHERE ctid = ANY(ARRAY(SELECT ctid
 		FROM order_sales WHERE state <> 'placed' AND updated_at < now() - make_interval(secs => $1) ORDER BY updated_at LIMIT $2))`,
