@@ -939,6 +939,10 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 	}
 }
 
+// readerTempFileLimit is the temp_file_limit the scripts set on the
+// readers' roles, as SHOW prints it.
+const readerTempFileLimit = "1GB"
+
 // checkReaders checks, on a cluster set up and migrated, what the public
 // readers' roles reach: each logs in to its service's database and no
 // other, runs every query of its functions' stores there (the catalog's
@@ -953,10 +957,6 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 // migrations' key) are refused too, read-only or not; where an
 // administrator that is not one ran them, they are still allowed, as
 // docs/security.md says.
-// readerTempFileLimit is the temp_file_limit the scripts set on the
-// readers' roles, as SHOW prints it.
-const readerTempFileLimit = "1GB"
-
 func checkReaders(t *testing.T, cl privateCluster, passwords map[string]string, superuser bool) {
 	t.Helper()
 	ctx := context.Background()

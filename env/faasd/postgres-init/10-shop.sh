@@ -27,7 +27,10 @@
 # On Kubernetes the script runs against a managed PostgreSQL
 # (docs/deploy-kubernetes.md), perhaps more than once and as an
 # administrator that is not a superuser (CREATEROLE and CREATEDB): it
-# creates what is missing and leaves what exists. A role's password is set
+# creates what is missing and leaves what exists. (Once a superuser has run
+# it, the postgres database admits only the roles granted CONNECT there:
+# such an administrator then needs that grant to run it again;
+# docs/security.md.) A role's password is set
 # only when the run creates the role: setting it again makes a new SCRAM
 # salt, so PgBouncer's auth_file secrets would no longer match, and a rerun
 # with stale files would reset every password. SHOP_RESET_PASSWORDS=true
