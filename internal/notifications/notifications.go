@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -186,11 +187,14 @@ func (n Notification) Email(to string) Email {
 }
 
 // MaskEmail hides an address for logs: "a***@example.com". Full addresses
-// never appear in logs.
+// never appear in logs. It keeps the local part's first character, not its
+// first byte: until 2026-12-06 "élodie@…" became an invalid UTF-8 byte
+// and "***".
 func MaskEmail(email string) string {
 	local, domain, ok := strings.Cut(email, "@")
 	if !ok || local == "" {
 		return "***"
 	}
-	return local[:1] + "***@" + domain
+	_, size := utf8.DecodeRuneInString(local)
+	return local[:size] + "***@" + domain
 }
