@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -214,39 +212,13 @@ func (c *cluster) died(server *postmaster) error {
 	c.logf("PostgreSQL had exited on its own (%v); see %s", server.err, filepath.Join(c.dir, "server.log"))
 	group := server.proc.Pid
 	_ = syscall.Kill(-group, syscall.SIGQUIT)
-	for deadline := time.Now().Add(30 * time.Second); len(running(group)) > 0; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); childproc.GroupAlive(group); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			_ = syscall.Kill(-group, syscall.SIGKILL)
 			return errors.New("the backends of a postmaster that exited on its own still ran 30 s later; killed")
 		}
 	}
 	return nil
-}
-
-// running lists the processes of process group pgid that are not zombies,
-// from /proc.
-func running(pgid int) []int {
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	var pids []int
-	for _, path := range stats {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// pid (comm) state ppid pgrp …: comm may hold spaces and parentheses.
-		end := bytes.LastIndexByte(b, ')')
-		if end < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[end+1:]))
-		if len(f) < 3 || f[0] == "Z" || f[2] != strconv.Itoa(pgid) {
-			continue
-		}
-		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(path))); err == nil {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // postgresUser is the credential of the postgres user.

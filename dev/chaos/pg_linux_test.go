@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopfaas/shop/internal/broker/rabbitnode"
+	"github.com/shopfaas/shop/internal/childproc"
 	"github.com/shopfaas/shop/internal/proctest"
 )
 
@@ -205,8 +206,8 @@ func TestARestartRevivesAServerThatDiedOnItsOwn(t *testing.T) {
 			t.Fatalf("restart (crash %v) of a dead server: revived %v, %v; want it revived", crash, revived, err)
 		}
 		_ = held.Close(ctx)
-		if pids := running(server.proc.Pid); len(pids) > 0 {
-			t.Errorf("restart (crash %v) of a dead server: processes of the old postmaster's group still run: %v (its backend was %d)", crash, pids, backend)
+		if childproc.GroupAlive(server.proc.Pid) {
+			t.Errorf("restart (crash %v) of a dead server: processes of the old postmaster's group still run (its backend was %d)", crash, backend)
 		}
 		conn, err := pgx.Connect(ctx, c.URL("postgres"))
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/shopfaas/shop/internal/childproc"
 )
@@ -45,5 +46,33 @@ func TestReadStat(t *testing.T) {
 	}
 	if st, ok := childproc.ReadStat(pid); ok {
 		t.Errorf("ReadStat of a reaped process = %+v, want false", st)
+	}
+}
+
+// A process group is alive while a member runs, and not once the members
+// left are zombies nobody has reaped yet, nor once they are reaped.
+func TestGroupAlive(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	alive := childproc.GroupAlive(pid)
+	_ = cmd.Process.Kill()
+	// Not reaped yet: a zombie until Wait.
+	for st, ok := childproc.ReadStat(pid); ok && st.State != "Z"; st, ok = childproc.ReadStat(pid) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	zombie := childproc.GroupAlive(pid)
+	_ = cmd.Wait()
+	if !alive {
+		t.Error("GroupAlive of a group whose one member sleeps = false, want true")
+	}
+	if zombie {
+		t.Error("GroupAlive of a group whose one member is a zombie = true, want false")
+	}
+	if childproc.GroupAlive(pid) {
+		t.Error("GroupAlive of a group whose member is reaped = true, want false")
 	}
 }

@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -1131,7 +1130,7 @@ func TestARelayThatCannotPruneTheSalesSaysSoOnceAndGoesOn(t *testing.T) {
 	if _, err := catalog.Exec(ctx, `DROP INDEX order_sales_settled_at`); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &proctest.Output{}
 	reg := prometheus.NewRegistry()
 	r, err := New(Config{Databases: []Database{{Name: "catalog", URL: catalog.Config().ConnString()}}, BrokerURL: rabbitURL,
 		Names: names, PollInterval: 200 * time.Millisecond, MaxBackoff: 300 * time.Millisecond, CleanupInterval: 50 * time.Millisecond},
@@ -1153,24 +1152,6 @@ func TestARelayThatCannotPruneTheSalesSaysSoOnceAndGoesOn(t *testing.T) {
 	if n := databaseErrors(t, reg); n != 0 {
 		t.Errorf("%v database errors counted, want none", n)
 	}
-}
-
-// lockedBuffer is a log destination the relay's workers and the test share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // A running relay cleans up with its Retention: the rows published before it

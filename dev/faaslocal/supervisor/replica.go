@@ -209,7 +209,7 @@ func (r *replica) runOnce(ctx context.Context) error {
 // left to a parent that does not reap it counts as gone) or until deadline
 // fires; false when it fired first.
 func waitGroupGone(pgid int, deadline <-chan time.Time) bool {
-	for groupAlive(pgid) {
+	for childproc.GroupAlive(pgid) {
 		select {
 		case <-deadline:
 			return false
@@ -217,24 +217,6 @@ func waitGroupGone(pgid int, deadline <-chan time.Time) bool {
 		}
 	}
 	return true
-}
-
-// groupAlive reports whether process group pgid has a member that is not a
-// zombie (Linux: /proc/<pid>/stat).
-func groupAlive(pgid int) bool {
-	if errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) {
-		return false
-	}
-	pids, err := childproc.Processes()
-	if err != nil {
-		return true
-	}
-	for _, pid := range pids {
-		if st, ok := childproc.ReadStat(pid); ok && st.PGID == pgid && st.State != "Z" {
-			return true
-		}
-	}
-	return false
 }
 
 // signalGroup signals a process group; a group that is already gone is not
