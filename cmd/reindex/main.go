@@ -124,13 +124,18 @@ func urlVar(dbc postgres.Config) string {
 
 // openReadOnly opens the catalog pool the command reads through: no
 // database created, no migration applied, every session read-only (readOnly
-// adds default_transaction_read_only=on to the URL). It then asks the
+// adds default_transaction_read_only=on to the URL), and the database
+// checked migrated as far as this binary's catalog migrations, as a
+// reader's is (postgres.ErrNotMigrated, naming the first missing file: a
+// reindex of a release run before its writers migrated could push
+// documents the new release reads otherwise). It then asks the
 // session whether it is read-only and fails unless it is: a pooler that
 // drops the startup parameter instead of refusing it would otherwise leave
 // the sessions writable without a word. urlVar names dbc.URL's variable in
 // its errors.
 func openReadOnly(ctx context.Context, dbc postgres.Config, urlVar string) (*pgxpool.Pool, error) {
-	dbc.CreateDatabase, dbc.Migrations, dbc.MigrationURL = false, nil, ""
+	dbc.CreateDatabase, dbc.MigrationURL = false, ""
+	dbc.ReadOnly, dbc.Migrations = true, catalogdb.Migrations()
 	var err error
 	if dbc.URL, err = readOnly(dbc.URL, urlVar); err != nil {
 		return nil, err

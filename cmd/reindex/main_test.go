@@ -504,6 +504,48 @@ func TestAWritableSessionIsRefused(t *testing.T) {
 	}
 }
 
+// A catalog whose schema_migrations lacks a migration this binary knows (a
+// release's reindex run before its writers migrated) is refused with
+// postgres.ErrNotMigrated naming the file, before anything is pushed, and
+// the migration is not applied; once the record is back, the run rebuilds.
+func TestAReindexOfACatalogBehindItsMigrationsIsRefused(t *testing.T) {
+	s := newShop(t)
+	p := s.create("Kettle")
+	s.fake.Lose()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	var version int64
+	var newest string
+	if err := conn.QueryRow(ctx, `DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)
+		RETURNING version, name`).Scan(&version, &newest); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.run()
+	if !errors.Is(err, postgres.ErrNotMigrated) || !strings.Contains(err.Error(), newest) {
+		t.Fatalf("reindex of a catalog without %s: %v (output %q), want ErrNotMigrated naming it", newest, err, out)
+	}
+	if ids := s.ids(); len(ids) != 0 {
+		t.Errorf("documents pushed by a refused run: %v", ids)
+	}
+	var applied bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM schema_migrations WHERE name = $1)`, newest).Scan(&applied); err != nil || applied {
+		t.Errorf("the refused run recorded %s (%v)", newest, err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, version, newest); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.run(); err != nil {
+		t.Fatalf("reindex of the migrated catalog: %v (output %q)", err, out)
+	}
+	if diff := cmp.Diff(sorted(p), s.ids()); diff != "" {
+		t.Errorf("index ids (-want +got):\n%s", diff)
+	}
+}
+
 // With CATALOG_READER_DATABASE_URL set, the command reads the catalog as
 // the readers' role, with db-password-catalog-reader, and needs neither
 // CATALOG_DATABASE_URL nor the owner's password: a role that may read
@@ -524,6 +566,11 @@ func TestAReindexReadsAsTheReadersRoleWhenItsURLIsSet(t *testing.T) {
 	t.Cleanup(func() { _ = admin.Close(context.Background()) })
 	role, password := "reindex_reader_"+strings.ReplaceAll(uuid.NewString()[:13], "-", ""), uuid.NewString()
 	if _, err := admin.Exec(ctx, `CREATE ROLE `+role+` LOGIN PASSWORD '`+password+`'`); err != nil {
+		t.Fatal(err)
+	}
+	// As 0008_reader_grants.sql grants shop_catalog_reader, for the check
+	// that the database is migrated.
+	if _, err := admin.Exec(ctx, `GRANT SELECT ON schema_migrations TO `+role); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
