@@ -343,8 +343,9 @@ func TestEachFunctionReachesOnlyItsServicesDatabase(t *testing.T) {
 // administrator, it leaves what it leaves when the superuser runs it
 // (TestEachFunctionReachesOnlyItsServicesDatabase's checks), but the
 // privileges of pg_catalog's functions, which only a superuser may change:
-// the readers' roles may still create large objects and take advisory
-// locks there, and the script says so; run again, by the superuser or by
+// the relay's and the readers' roles may still create large objects and
+// take advisory locks in every service database, and the script says so,
+// once for each; run again, by the superuser or by
 // that administrator, after the functions migrated the databases, it keeps
 // the passwords as checkPasswordsKept says.
 func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
@@ -365,8 +366,8 @@ func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
 				t.Fatalf("10-shop.sh as %s: %v\n%s", admin, err, out)
 			}
 			superuser := admin == "postgres"
-			for _, service := range readerServices {
-				warning := "10-shop.sh: not a superuser, so in shop_" + service + " the role " + readerRole(service) + " can still create large objects"
+			for service := range serviceMigrations {
+				warning := "10-shop.sh: not a superuser, so in shop_" + service + " every role that may connect (shop_relay among them) can still create large objects"
 				if got := strings.Contains(string(out), warning); got == superuser {
 					t.Errorf("10-shop.sh as %s: warned %q %v, want %v\n%s", admin, warning, got, !superuser, out)
 				}
@@ -584,16 +585,23 @@ func (w *passwordWatch) sentInStatementsOnly(t *testing.T, run string, roles []s
 		}
 	}
 	for _, role := range roles {
-		file := "db-password-" + strings.TrimPrefix(role, "shop_")
-		if role == "shop_monitor" {
-			file = "postgres-monitor-password"
-		} else if service, ok := strings.CutSuffix(strings.TrimPrefix(role, "shop_"), "_reader"); ok {
-			file = postgres.ReaderPasswordSecret(service)
-		}
+		file := roleSecret(role)
 		if p, ok := w.passwords[file]; !ok || !strings.Contains(log, p) {
 			t.Errorf("%s: %s's password (%s) not in the server log", run, role, file)
 		}
 	}
+}
+
+// roleSecret is the secret file that holds the password of role, one of
+// the login roles the scripts make (initRoles).
+func roleSecret(role string) string {
+	if role == "shop_monitor" {
+		return "postgres-monitor-password"
+	}
+	if service, ok := strings.CutSuffix(strings.TrimPrefix(role, "shop_"), "_reader"); ok {
+		return postgres.ReaderPasswordSecret(service)
+	}
+	return "db-password-" + strings.TrimPrefix(role, "shop_")
 }
 
 // layOutBeforeTheSplit makes the cluster what the 10-shop.sh of before the
@@ -710,7 +718,8 @@ func TestSplitRolesGivesTheReadersRolesToASplitClusterMigratedWithoutThem(t *tes
 // through item 8 with the scripts of before: 10-shop.sh runs only on an
 // empty data directory, so such a cluster keeps PostgreSQL's defaults
 // (PUBLIC's CONNECT and TEMPORARY on postgres and template1, PUBLIC's
-// EXECUTE on the large objects' and advisory locks' functions, no
+// EXECUTE on the large objects' and advisory locks' functions in every
+// service database, no
 // temp_file_limit on the readers' roles) until split-roles.sh runs again as
 // the superuser. The cluster is laid out by today's 10-shop.sh with those
 // defaults put back, and migrated; after split-roles.sh the item's check
@@ -726,6 +735,8 @@ func TestSplitRolesClosesTheReadersWaysToFillTheDiskOnAClusterOfTheLastRelease(t
 		"REVOKE CONNECT ON DATABASE postgres FROM shop_monitor;\n")
 	for _, service := range readerServices {
 		cl.psql(t, "postgres", "ALTER ROLE "+readerRole(service)+" RESET temp_file_limit;\n")
+	}
+	for service := range serviceMigrations {
 		cl.psql(t, "shop_"+service, `SELECT format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', oid::regprocedure)
 	FROM pg_proc
 	WHERE pronamespace = 'pg_catalog'::regnamespace
@@ -761,15 +772,22 @@ func TestSplitRolesClosesTheReadersWaysToFillTheDiskOnAClusterOfTheLastRelease(t
 		!strings.Contains(after[2], "temp_file_limit="+readerTempFileLimit) || !strings.Contains(after[2], "default_transaction_read_only=on") {
 		t.Errorf("the check query after split-roles.sh: %q, want what docs/deploy-faasd.md step 7 item 9 says", after)
 	}
+	// The item runs it in the other service databases too: lo_create
+	// without PUBLIC's entry in each.
+	for service := range serviceMigrations {
+		if lo := strings.Split(cl.query(t, "shop_"+service, check), "|")[0]; public(lo, "X") {
+			t.Errorf("the check query's first column in shop_%s after split-roles.sh: %q, want no entry for PUBLIC", service, lo)
+		}
+	}
 	checkDatabaseRoles(t, cl, passwords, roles, true)
 }
 
 // checkDatabaseRoles checks, on a cluster set up and migrated, what the
 // functions' declared database passwords and the relay's reach. superuser
-// tells whether a superuser ran the scripts, and so whether the readers'
+// tells whether a superuser ran the scripts, and so whether the service
 // databases refuse large objects and advisory locks to all but their
-// service's role (checkReaders); each service's role, the relay's, still
-// migrate and work there either way.
+// service's role (checkLargeObjectsAndAdvisoryLocks); each service's role
+// still migrates there, and the relay works, either way.
 func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[string]string, superuser bool) {
 	t.Helper()
 	ctx := context.Background()
@@ -845,12 +863,13 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 	}
 
 	checkReaders(t, cl, passwords, superuser)
+	checkLargeObjectsAndAdvisoryLocks(t, cl, passwords, superuser)
 
-	// The writers of the readers' databases still migrate: a pending
+	// The writers of every service database still migrate: a pending
 	// migration is applied under the advisory lock, which their role may
 	// take whoever ran the scripts (pg_try_advisory_lock is refused to
 	// PUBLIC there when a superuser did).
-	for _, service := range readerServices {
+	for _, service := range slices.Sorted(maps.Keys(serviceMigrations)) {
 		migrations := fstest.MapFS{"9999_after_the_scripts.sql": {Data: []byte("CREATE TABLE after_the_scripts (x int);\n")}}
 		if err := fs.WalkDir(serviceMigrations[service](), ".", func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
@@ -952,11 +971,8 @@ const readerTempFileLimit = "1GB"
 // the other business tables, and creating a table, a temporary one
 // included; its sessions start read-only (transaction_read_only on), so
 // each write is refused as one, and the privileges refuse them all the same
-// once the session set that default off. Where a superuser ran the scripts
-// (superuser), creating a large object and taking an advisory lock (the
-// migrations' key) are refused too, read-only or not; where an
-// administrator that is not one ran them, they are still allowed, as
-// docs/security.md says.
+// once the session set that default off. Large objects and advisory locks:
+// checkLargeObjectsAndAdvisoryLocks.
 func checkReaders(t *testing.T, cl privateCluster, passwords map[string]string, superuser bool) {
 	t.Helper()
 	ctx := context.Background()
@@ -1115,42 +1131,85 @@ func checkReaders(t *testing.T, cl privateCluster, passwords map[string]string, 
 				t.Errorf("%s in shop_%s: %s: %v, want permission denied", role, service, q, err)
 			}
 		}
-		// What no table's privilege controls: large objects (disk) and
-		// advisory locks (the migrations' key: it would hold the writers'
-		// migrations back), in both modes of the session.
-		key := strconv.FormatInt(postgres.MigrationLockKey, 10)
-		functions := []string{
-			`SELECT lo_create(0)`,
-			`SELECT lo_creat(-1)`,
-			`SELECT lo_from_bytea(0, '\x00')`,
-			`SELECT pg_advisory_lock(` + key + `)`,
-			`SELECT pg_try_advisory_lock(` + key + `)`,
-			`SELECT pg_advisory_lock_shared(` + key + `)`,
-			`SELECT pg_try_advisory_lock_shared(` + key + `)`,
-			`SELECT pg_advisory_xact_lock(` + key + `)`,
-			`SELECT pg_try_advisory_xact_lock(` + key + `)`,
-			`SELECT pg_advisory_lock(1, 2)`,
-		}
-		for _, mode := range []string{"off", "on"} {
-			for _, q := range functions {
-				_, err := conn.Exec(ctx, q)
-				switch {
-				case superuser && !denied(err):
-					t.Errorf("%s in shop_%s, default_transaction_read_only %s: %s: %v, want permission denied", role, service, mode, q, err)
-				case !superuser && err != nil:
-					t.Errorf("%s in shop_%s, default_transaction_read_only %s, the scripts run by an administrator that is not a superuser: %s: %v, want it allowed (what docs/security.md says remains)",
-						role, service, mode, q, err)
-				}
-			}
-			if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
-				t.Fatalf("%s: %v", role, err)
-			}
-			if _, err := conn.Exec(ctx, `RESET default_transaction_read_only`); err != nil {
-				t.Fatalf("%s: %v", role, err)
-			}
-		}
 		conn.Release()
 		pool.Close()
+	}
+}
+
+// checkLargeObjectsAndAdvisoryLocks checks, on a cluster set up and
+// migrated, what no table's privilege controls: creating large objects
+// (disk) and taking advisory locks (the migrations' key: held, it would
+// hold the service's migrations back), by every role but the owner's that
+// may log in to each service database (the relay's in all five, the
+// readers' in theirs: the roles found in the catalog, not a list of ours,
+// so a role granted CONNECT later is checked too), in both modes of its
+// session (default_transaction_read_only off and on). Where a superuser ran
+// the scripts (superuser) each is refused; where an administrator that is
+// not one ran them, each is still allowed, as docs/security.md says. A
+// superuser, and a member of the owner's role (an administrator that ran
+// 10-shop.sh), have the owner's rights, which keep the locks.
+func checkLargeObjectsAndAdvisoryLocks(t *testing.T, cl privateCluster, passwords map[string]string, superuser bool) {
+	t.Helper()
+	ctx := context.Background()
+	key := strconv.FormatInt(postgres.MigrationLockKey, 10)
+	functions := []string{
+		`SELECT lo_create(0)`,
+		`SELECT lo_creat(-1)`,
+		`SELECT lo_from_bytea(0, '\x00')`,
+		`SELECT pg_advisory_lock(` + key + `)`,
+		`SELECT pg_try_advisory_lock(` + key + `)`,
+		`SELECT pg_advisory_lock_shared(` + key + `)`,
+		`SELECT pg_try_advisory_lock_shared(` + key + `)`,
+		`SELECT pg_advisory_xact_lock(` + key + `)`,
+		`SELECT pg_try_advisory_xact_lock(` + key + `)`,
+		`SELECT pg_advisory_lock(1, 2)`,
+	}
+	for _, service := range slices.Sorted(maps.Keys(serviceMigrations)) {
+		db := "shop_" + service
+		roles := strings.Fields(cl.query(t, db, `SELECT r.rolname FROM pg_roles r, pg_database d
+			WHERE d.datname = current_database() AND r.rolcanlogin AND NOT r.rolsuper
+				AND has_database_privilege(r.oid, d.oid, 'CONNECT') AND NOT pg_has_role(r.oid, d.datdba, 'USAGE')
+			ORDER BY 1`))
+		want := []string{"shop_relay"}
+		if slices.Contains(readerServices, service) {
+			want = append(want, readerRole(service))
+		}
+		for _, role := range want {
+			if !slices.Contains(roles, role) {
+				t.Errorf("%s: the roles other than its owner that may log in are %v, want %s among them", db, roles, role)
+			}
+		}
+		for _, role := range roles {
+			password, ok := passwords[roleSecret(role)]
+			if !ok {
+				t.Errorf("%s may log in to %s: a role the scripts do not make (no password known to check it)", role, db)
+				continue
+			}
+			conn, err := pgx.Connect(ctx, cl.url(role, password, db))
+			if err != nil {
+				t.Errorf("%s logging in to %s: %v", role, db, err)
+				continue
+			}
+			for _, mode := range []string{"off", "on"} {
+				if _, err := conn.Exec(ctx, `SET default_transaction_read_only = `+mode); err != nil {
+					t.Fatalf("%s: %v", role, err)
+				}
+				for _, q := range functions {
+					_, err := conn.Exec(ctx, q)
+					switch {
+					case superuser && !denied(err):
+						t.Errorf("%s in %s, default_transaction_read_only %s: %s: %v, want permission denied", role, db, mode, q, err)
+					case !superuser && err != nil:
+						t.Errorf("%s in %s, default_transaction_read_only %s, the scripts run by an administrator that is not a superuser: %s: %v, want it allowed (what docs/security.md says remains)",
+							role, db, mode, q, err)
+					}
+				}
+				if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
+					t.Fatalf("%s: %v", role, err)
+				}
+			}
+			_ = conn.Close(ctx)
+		}
 	}
 }
 
@@ -1221,7 +1280,9 @@ func TestAPreSplitDumpRestoresIntoTheServiceRoles(t *testing.T) {
 
 // oldFunctionsStillWork checks that a function of before the split, logging
 // in as shop, still reads and writes every service database after the named
-// script ran.
+// script ran, and still takes the migrations' advisory lock (its migrations
+// at start), which split-roles.sh leaves to the service's roles, shop a
+// member of each.
 func (c privateCluster) oldFunctionsStillWork(t *testing.T, after string) {
 	t.Helper()
 	ctx := context.Background()
@@ -1232,6 +1293,10 @@ func (c privateCluster) oldFunctionsStillWork(t *testing.T, after string) {
 		}
 		if _, err := conn.Exec(ctx, `DELETE FROM outbox WHERE seq < 0`); err != nil {
 			t.Errorf("an old function writing shop_%s as shop after %s: %v", service, after, err)
+		}
+		var locked bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, postgres.MigrationLockKey).Scan(&locked); err != nil || !locked {
+			t.Errorf("an old function taking the migrations' lock in shop_%s as shop after %s: %t, %v", service, after, locked, err)
 		}
 		_ = conn.Close(ctx)
 	}

@@ -190,6 +190,21 @@ SQL
 # PUBLIC may connect to a new database (and create temporary tables in it):
 # each service database is its own role's and the relay's alone (and its
 # readers', granted after this loop).
+#
+# What no grant on a table controls and a read-only session still allows:
+# creating large objects (disk a role could fill) and taking advisory locks
+# (the migrations' key among them: a role holding it would hold the
+# service's migrations back until each build gives up). Both are functions
+# that PUBLIC may execute, and so every role that may connect: the relay's
+# in every service database, the readers' in theirs. In each service
+# database EXECUTE on them is revoked from PUBLIC, and on the advisory locks
+# granted back to the service's role, whose migrations take one
+# (internal/postgres). The relay takes none, and no writer uses large
+# objects. Only the functions' owner, the bootstrap superuser, or another
+# superuser may change their privileges (an owner of the database, or a
+# CREATEROLE administrator of a managed PostgreSQL, gets "no privileges
+# could be revoked"): an administrator that is not a superuser leaves them
+# as they are and is told so (docs/security.md says what then remains).
 for s in $services; do
 	psql -X -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "shop_$s" --set=role="shop_$s" <<'SQL'
 REVOKE ALL ON DATABASE :"DBNAME" FROM PUBLIC;
@@ -198,6 +213,19 @@ REVOKE ALL ON SCHEMA public FROM PUBLIC;
 ALTER SCHEMA public OWNER TO :"role";
 GRANT USAGE ON SCHEMA public TO shop_relay;
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
+SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user \gset
+\if :superuser
+SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', oid::regprocedure)
+	FROM pg_proc
+	WHERE pronamespace = 'pg_catalog'::regnamespace
+		AND (proname IN ('lo_creat', 'lo_create', 'lo_from_bytea', 'lo_import')
+			OR proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$') \gexec
+SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I', oid::regprocedure, :'role')
+	FROM pg_proc
+	WHERE pronamespace = 'pg_catalog'::regnamespace AND proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$' \gexec
+\else
+\warn 10-shop.sh: not a superuser, so in :DBNAME every role that may connect (shop_relay among them) can still create large objects and take advisory locks (docs/security.md, Database roles)
+\endif
 SQL
 done
 
@@ -207,39 +235,14 @@ done
 # read-only (default_transaction_read_only, applied at every session's
 # start, through a pooler too): a write that a mistaken grant would allow
 # is refused anyway, unless the session sets it off (docs/security.md,
-# "Database roles", says what it does not refuse).
-#
-# What no grant on a table controls and a read-only session still allows:
-# creating large objects (disk a reader could fill) and taking advisory
-# locks (the migrations' key among them: a reader holding it would hold the
-# writers' migrations back until each build gives up). Both are functions
-# that PUBLIC may execute; in each readers' database EXECUTE on them is
-# revoked from PUBLIC, and on the advisory locks granted back to the
-# service's role, whose migrations take one (internal/postgres). The relay
-# takes none. Only the functions' owner, the bootstrap superuser, or another
-# superuser may change their privileges (an owner of the database, or a
-# CREATEROLE administrator of a managed PostgreSQL, gets "no privileges
-# could be revoked"): an administrator that is not a superuser leaves them
-# as they are and is told so (docs/security.md says what then remains).
+# "Database roles", says what it does not refuse). Large objects and
+# advisory locks are refused to it by the loop above, where a superuser
+# runs this.
 for r in $readers; do
-	psql -X -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "shop_$r" --set=reader="shop_${r}_reader" \
-		--set=owner="shop_$r" <<'SQL'
+	psql -X -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "shop_$r" --set=reader="shop_${r}_reader" <<'SQL'
 GRANT CONNECT ON DATABASE :"DBNAME" TO :"reader";
 GRANT USAGE ON SCHEMA public TO :"reader";
 ALTER ROLE :"reader" SET default_transaction_read_only = on;
-SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user \gset
-\if :superuser
-SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', oid::regprocedure)
-	FROM pg_proc
-	WHERE pronamespace = 'pg_catalog'::regnamespace
-		AND (proname IN ('lo_creat', 'lo_create', 'lo_from_bytea', 'lo_import')
-			OR proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$') \gexec
-SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I', oid::regprocedure, :'owner')
-	FROM pg_proc
-	WHERE pronamespace = 'pg_catalog'::regnamespace AND proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$' \gexec
-\else
-\warn 10-shop.sh: not a superuser, so in :DBNAME the role :reader can still create large objects and take advisory locks (docs/security.md, Database roles)
-\endif
 SQL
 done
 

@@ -81,6 +81,13 @@ SQL
 		--set=reset_passwords="$reset_passwords"
 done
 
+# In each service database, as 10-shop.sh does (its comment says why),
+# EXECUTE on the functions that create large objects and take advisory
+# locks revoked from PUBLIC (the relay's role and the readers' among those
+# that may connect), the advisory locks granted back to the service's role,
+# whose migrations take one (and so to `shop` while it is a member, whose
+# old functions migrate as it): a superuser's change alone, so another
+# administrator is told that it left them.
 for s in $services; do
 	# REASSIGN also gives the role every database `shop` still owns: the
 	# ALTER DATABASE below puts each back with its own role.
@@ -97,6 +104,19 @@ SELECT 'GRANT SELECT, DELETE ON processed_events TO shop_relay' WHERE to_regclas
 SELECT 'GRANT SELECT, DELETE ON notifications TO shop_relay' WHERE to_regclass('notifications') IS NOT NULL \gexec
 SELECT 'GRANT SELECT, DELETE ON order_sales TO shop_relay' WHERE to_regclass('order_sales') IS NOT NULL \gexec
 SELECT format('GRANT %I TO shop', :'role') WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = 'shop') \gexec
+SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user \gset
+\if :superuser
+SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', oid::regprocedure)
+	FROM pg_proc
+	WHERE pronamespace = 'pg_catalog'::regnamespace
+		AND (proname IN ('lo_creat', 'lo_create', 'lo_from_bytea', 'lo_import')
+			OR proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$') \gexec
+SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I', oid::regprocedure, :'role')
+	FROM pg_proc
+	WHERE pronamespace = 'pg_catalog'::regnamespace AND proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$' \gexec
+\else
+\warn split-roles.sh: not a superuser, so in :DBNAME every role that may connect (shop_relay among them) can still create large objects and take advisory locks (docs/security.md, Database roles)
+\endif
 SQL
 done
 
@@ -108,37 +128,20 @@ done
 # TO shop_<service>_reader: a migration that grants a readers' role another
 # table adds it here too (dev/deploycheck
 # TestSplitRolesGrantsTheReadersWhatTheMigrationsGrant fails until it does).
-# And, as 10-shop.sh does (its comment says why), EXECUTE on the functions
-# that create large objects and take advisory locks revoked from PUBLIC in
-# each readers' database, the advisory locks granted back to the service's
-# role, whose migrations take one: a superuser's change alone, so another
-# administrator is told that it left them.
+# Large objects and advisory locks are refused to them by the loop above.
 for r in $readers; do
 	case $r in
 	catalog) tables="products search_documents schema_migrations" ;;
 	inventory) tables="stock schema_migrations" ;;
 	esac
 	psql -X -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname "shop_$r" --set=reader="shop_${r}_reader" \
-		--set=tables="$tables" --set=owner="shop_$r" <<'SQL'
+		--set=tables="$tables" <<'SQL'
 GRANT CONNECT ON DATABASE :"DBNAME" TO :"reader";
 GRANT USAGE ON SCHEMA public TO :"reader";
 ALTER ROLE :"reader" SET default_transaction_read_only = on;
 SELECT format('GRANT SELECT ON %I TO %I', t, :'reader')
 	FROM unnest(string_to_array(:'tables', ' ')) t
 	WHERE to_regclass(quote_ident(t)) IS NOT NULL \gexec
-SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user \gset
-\if :superuser
-SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', oid::regprocedure)
-	FROM pg_proc
-	WHERE pronamespace = 'pg_catalog'::regnamespace
-		AND (proname IN ('lo_creat', 'lo_create', 'lo_from_bytea', 'lo_import')
-			OR proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$') \gexec
-SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I', oid::regprocedure, :'owner')
-	FROM pg_proc
-	WHERE pronamespace = 'pg_catalog'::regnamespace AND proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$' \gexec
-\else
-\warn split-roles.sh: not a superuser, so in :DBNAME the role :reader can still create large objects and take advisory locks (docs/security.md, Database roles)
-\endif
 SQL
 done
 
