@@ -201,8 +201,8 @@ func (c privateCluster) scriptOutput(t *testing.T, rel, secrets, user, password 
 // privileges, and in each service database the schemas', tables' and
 // columns' owners and privileges, the extensions, and the privileges of
 // pg_catalog's functions that differ from the default (the large-object
-// and advisory-lock functions the scripts revoke in the readers'
-// databases).
+// and advisory-lock functions the scripts revoke in every service
+// database).
 func (c privateCluster) layout(t *testing.T) string {
 	t.Helper()
 	l := c.query(t, "postgres", `SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolconnlimit, rolvaliduntil
