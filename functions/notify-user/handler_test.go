@@ -3,6 +3,7 @@ package function
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -472,6 +473,62 @@ func (s *slowRefusals) MarkRefused(ctx context.Context, id uuid.UUID, claim time
 		return false, fault.Wrap(ctx.Err(), fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
 	}
 	return s.Store.MarkRefused(ctx, id, claim)
+}
+
+// A failed send whose release of the claim hangs (a database that does not
+// answer) still answers 503, once MarkTimeout has passed: the release runs on
+// a context the delivery's end does not cancel, bounded by MarkTimeout. Until
+// 66edf08 (2026-12-06) the send-failure path released on
+// context.WithoutCancel with no deadline, and a hung database held the
+// delivery, and the connector's invocation, for ever.
+func TestAHungClaimReleaseDoesNotHoldTheDelivery(t *testing.T) {
+	e := setup(t, true)
+	store := &hungReleases{Store: e.store, over: make(chan struct{})}
+	t.Cleanup(func() { close(store.over) }) // frees a release still waiting when the test fails
+	h := New(Deps{Store: store, Users: e.users, Mailer: sender(t, e.smtp, smtptest.Password), Events: fntest.Events(),
+		Internal: fntest.Internal(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	u := userstest.Register(t, e.users, "kate@example.com", "correct horse battery", "Kate")
+	body := fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
+	sig := fntest.Sign(body)
+	e.smtp.RefuseRecipients(true) // 451: a failed send, the claim released
+	start := time.Now()
+	answered := make(chan int, 1)
+	go func() {
+		answered <- fntest.Do(t, h, http.MethodPost, "/", "application/json", body, "X-Internal-Token", credential, "Shop-Signature", sig).Code
+	}()
+	select {
+	case code := <-answered:
+		if code != http.StatusServiceUnavailable {
+			t.Errorf("a failed send answered %d, want 503", code)
+		}
+		if took := time.Since(start); took < notifysvc.MarkTimeout {
+			t.Errorf("answered after %s, before the release's MarkTimeout (%s): the release did not hang", took, notifysvc.MarkTimeout)
+		}
+	case <-time.After(notifysvc.MarkTimeout + 10*time.Second):
+		t.Fatalf("no answer %s after a failed send whose claim release hangs: the release has no deadline", time.Since(start))
+	}
+	if n := store.calls.Load(); n != 1 {
+		t.Errorf("%d releases, want 1", n)
+	}
+}
+
+// hungReleases is a store whose ReleaseEmail waits for its context to end,
+// as a database that does not answer (failing as the store does,
+// fault.Unavailable), or for the test to be over.
+type hungReleases struct {
+	*notificationsdb.Store
+	over  chan struct{}
+	calls atomic.Int32
+}
+
+func (s *hungReleases) ReleaseEmail(ctx context.Context, id uuid.UUID, claim time.Time) error {
+	s.calls.Add(1)
+	select {
+	case <-ctx.Done():
+		return fault.Wrap(ctx.Err(), fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
+	case <-s.over:
+		return errors.New("the test is over")
+	}
 }
 
 // Every answer carries both email fields, false included, so a reader of
