@@ -324,14 +324,15 @@ func (s *Sender) send(ctx context.Context, deadline time.Time, d draft) error {
 // redelivery would get again. A 5yz is about the recipient only when its
 // RFC 3463 enhanced status code (the "5.x.y" that opens the reply's text)
 // says so: 5.1.x but 5.1.7 and 5.1.8 (a bad or unknown address; those two are the sender's), 5.2.1 (mailbox disabled), 5.6.7
-// (a non-ASCII address without SMTPUTF8). Without an enhanced code, only 550
+// (a non-ASCII address without SMTPUTF8), and 5.4.1 in a 550 whose text
+// says "Recipient address rejected" (exchangeRejected). Without an enhanced code, only 550
 // (mailbox unavailable), 551 (user not local) and 553 (mailbox name not
 // allowed). Anything else is returned as it is, retried: a 4yz, a broken
 // connection, and the 5yz that are the sender's setup and would refuse every
 // email alike: "554 5.7.1 Relay access denied" (no SMTP_USERNAME against a
 // relay that wants it), "530 5.7.0 Authentication required", the protocol
 // errors 500-504 and 555 (5.5.x), and 5.3.x/5.4.x (the relay's system or
-// network).
+// network) but Exchange Online's 5.4.1 above.
 func recipientRefused(err error) error {
 	var te *textproto.Error
 	if !errors.As(err, &te) || te.Code < 500 || te.Code > 599 {
@@ -342,7 +343,13 @@ func recipientRefused(err error) error {
 		// with its default smtpd_delay_reject, answers its sender checks at
 		// RCPT TO, so a bad SMTP_FROM would otherwise mark every email
 		// refused for good.
-		if subject, detail := m[1], m[2]; subject == "1" && detail != "7" && detail != "8" || subject+"."+detail == "2.1" || subject+"."+detail == "6.7" {
+		subject, detail := m[1], m[2]
+		switch code := subject + "." + detail; {
+		case subject == "1" && detail != "7" && detail != "8", code == "2.1", code == "6.7":
+			return undeliverable{err: err}
+		case code == "4.1" && te.Code == 550 && exchangeRejected(te.Msg):
+			// Exchange Online's unknown recipient; any other 5.4.x, and
+			// this one without its text, is the relay's network: retried.
 			return undeliverable{err: err}
 		}
 		return err
@@ -351,6 +358,18 @@ func recipientRefused(err error) error {
 		return undeliverable{err: err}
 	}
 	return err
+}
+
+// exchangeRejected reports whether msg, the text of a 550 5.4.1 to RCPT TO,
+// is Microsoft 365's (Exchange Online's) refusal of a recipient its directory
+// does not know: "550 5.4.1 Recipient address rejected: Access denied"
+// (Directory-Based Edge Blocking). RFC 3463 has 5.4.1 mean "no answer from
+// host", the relay's network, retried like any other 5.4.x; Exchange Online
+// gives it for an address it will refuse every time, which retrying would
+// only take to the dead letters. The text, compared without regard to case,
+// tells the two apart.
+func exchangeRejected(msg string) bool {
+	return strings.Contains(strings.ToLower(msg), "recipient address rejected")
 }
 
 // enhancedCode matches a permanent RFC 3463 enhanced status code at the start

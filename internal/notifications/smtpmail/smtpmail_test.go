@@ -187,6 +187,21 @@ func TestOnlyAPermanentRefusalIsUndeliverable(t *testing.T) {
 		{name: "552 5.3.4 at RCPT TO", sender: good, to: "bob@example.com", rcpt: "552 5.3.4"},
 		{name: "554 without an enhanced code", sender: good, to: "bob@example.com", rcpt: "554"},
 		{name: "451 4.3.0 try again later", sender: good, to: "bob@example.com", rcpt: "451 4.3.0"},
+		// Microsoft 365 (Exchange Online) refuses a recipient its directory
+		// does not know with 5.4.1, which RFC 3463 gives to the network
+		// ("no answer from host"): permanent with its text only, and only in
+		// a 550; every other 5.4.x, and a 4.4.1, stays retried.
+		{name: "550 5.4.1 Microsoft 365's unknown recipient", sender: good, to: "bob@example.com",
+			rcpt: "550 5.4.1 Recipient address rejected: Access denied. AS(201806281) [AM0PR01MB1234.eurprd01.prod.exchangelabs.com]", undeliverable: true},
+		{name: "550 5.4.1 its text in another case", sender: good, to: "bob@example.com", rcpt: "550 5.4.1 RECIPIENT ADDRESS REJECTED: access denied", undeliverable: true},
+		{name: "550 5.4.1 without its text", sender: good, to: "bob@example.com", rcpt: "550 5.4.1"},
+		{name: "550 5.4.1 no answer from host", sender: good, to: "bob@example.com", rcpt: "550 5.4.1 No answer from host"},
+		{name: "554 5.4.1 its text in a 554", sender: good, to: "bob@example.com", rcpt: "554 5.4.1 Recipient address rejected: Access denied"},
+		{name: "550 5.4.4 its text with another 5.4.x", sender: good, to: "bob@example.com", rcpt: "550 5.4.4 Recipient address rejected: unable to route"},
+		{name: "550 5.4.0 its text with another 5.4.x", sender: good, to: "bob@example.com", rcpt: "550 5.4.0 Recipient address rejected"},
+		{name: "450 4.4.1 its text in a 4xx", sender: good, to: "bob@example.com", rcpt: "450 4.4.1 Recipient address rejected: Access denied"},
+		// Postfix's words for an access-map refusal, a policy (5.7.1): retried.
+		{name: "554 5.7.1 its text with a policy refusal", sender: good, to: "bob@example.com", rcpt: "554 5.7.1 <bob@example.com>: Recipient address rejected: Access denied"},
 		{name: "550 5.1.0 to MAIL FROM", sender: good, to: "bob@example.com", mail: "550 5.1.0"},
 		// The sender's address refused at RCPT TO (Postfix's
 		// smtpd_delay_reject): the same for every email, retried.

@@ -154,14 +154,16 @@ func (s *Server) RefuseRecipients(refuse bool) {
 	s.RefuseRecipientsWith(reply)
 }
 
-// RefuseRecipientsWith makes the server answer RCPT TO with reply, echoing
-// the address: a code and, optionally, an RFC 3463 enhanced status code
-// ("550 5.1.1" mailbox unavailable, "553 5.6.7" a non-ASCII address without
-// SMTPUTF8, "554 5.7.1" relay access denied, "550" with no enhanced code).
-// "" accepts recipients again.
+// RefuseRecipientsWith makes the server answer RCPT TO with reply: a code
+// and, optionally, an RFC 3463 enhanced status code ("550 5.1.1" mailbox
+// unavailable, "553 5.6.7" a non-ASCII address without SMTPUTF8, "554 5.7.1"
+// relay access denied, "550" with no enhanced code), then, optionally, the
+// reply's text ("550 5.4.1 Recipient address rejected: Access denied", as
+// Microsoft 365 words it); without a text the reply echoes the address, as
+// real servers do. "" accepts recipients again.
 func (s *Server) RefuseRecipientsWith(reply string) {
 	s.mu.Lock()
-	s.rcptReply = parseReply(reply, "<recipient>: refused")
+	s.rcptReply = parseReply(reply, "")
 	s.mu.Unlock()
 }
 
@@ -191,14 +193,18 @@ func (s *Server) Rcpts() int {
 	return s.rcpts
 }
 
-// parseReply reads "code[ x.y.z]" into an SMTP error with text msg; nil for
-// "". A malformed reply panics: it is a test's typo.
+// parseReply reads "code[ x.y.z[ text]]" into an SMTP error with its text,
+// msg without one; nil for "". A malformed reply panics: it is a test's typo.
 func parseReply(reply, msg string) *smtp.SMTPError {
 	if reply == "" {
 		return nil
 	}
 	e := &smtp.SMTPError{EnhancedCode: smtp.NoEnhancedCode, Message: msg}
 	code, enhanced, _ := strings.Cut(reply, " ")
+	enhanced, text, _ := strings.Cut(enhanced, " ")
+	if text != "" {
+		e.Message = text
+	}
 	if _, err := fmt.Sscanf(code, "%d", &e.Code); err != nil || e.Code < 400 || e.Code > 599 {
 		panic(fmt.Sprintf("smtptest: reply %q: want a 4xx or 5xx code", reply))
 	}
@@ -431,7 +437,9 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	ss.srv.mu.Unlock()
 	if reply != nil {
 		r := *reply
-		r.Message = "<" + to + ">: " + map[bool]string{true: "mailbox unavailable", false: "try again later"}[r.Code >= 500]
+		if r.Message == "" {
+			r.Message = "<" + to + ">: " + map[bool]string{true: "mailbox unavailable", false: "try again later"}[r.Code >= 500]
+		}
 		return &r
 	}
 	ss.cur.To = append(ss.cur.To, to)
