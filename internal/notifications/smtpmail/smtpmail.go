@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 
@@ -147,6 +148,9 @@ func (c Config) Validate() error {
 		// Refused here rather than at every send: no server could take a
 		// domain that no resolver can look up.
 		errs = append(errs, fmt.Errorf("SMTP_FROM=%q %w", c.From, err))
+	} else if _, err := mailbox(from.Address); err != nil {
+		// The same: no SMTP command can carry it (a tab in a quoted local part).
+		errs = append(errs, fmt.Errorf("SMTP_FROM=%q %w", c.From, err))
 	}
 	switch c.TLS {
 	case TLSStartTLS, TLSImplicit, TLSNone, TLSOpportunistic:
@@ -205,7 +209,9 @@ func New(cfg Config) (*Sender, error) {
 // To a server without SMTPUTF8 (RFC 6531), a recipient or sender whose
 // domain only is non-ASCII is sent as its A-label (asciiAddress).
 // The error wraps notifications.ErrUndeliverable only when sending again
-// cannot help because of the recipient: a malformed recipient, one with a
+// cannot help because of the recipient: a malformed recipient (or one with
+// a control character in its local part, which no SMTP command carries;
+// any other local part that is not a Dot-string goes quoted, mailbox), one with a
 // non-ASCII local part or a domain that is not a valid internationalised
 // domain name to a server without SMTPUTF8, or a permanent refusal of the recipient
 // at RCPT TO (see recipientRefused). Any other 5xx (AUTH, MAIL FROM, a
@@ -224,10 +230,16 @@ func (s *Sender) Send(ctx context.Context, e notifications.Email) error {
 		deadline = dl
 	}
 	if err := s.send(ctx, deadline, d); err != nil {
-		// Servers echo the address as it was sent, which may be its A-label.
+		// Servers echo the address as it was sent, which may be its A-label,
+		// and its local part quoted (mailbox).
 		masked := []string{e.To, d.to.Address}
 		if a, err := asciiAddress(d.to); err == nil {
 			masked = append(masked, a.Address)
+		}
+		for _, m := range masked[1:] {
+			if q, err := mailbox(m); err == nil && q != m {
+				masked = append(masked, q)
+			}
 		}
 		return maskedError{err: err, to: masked}
 	}
@@ -376,6 +388,60 @@ func exchangeRejected(msg string) bool {
 // of a reply's text (net/textproto.Error.Msg), capturing subject and detail.
 var enhancedCode = regexp.MustCompile(`^5\.(\d{1,3})\.(\d{1,3})(?:[ \t\n]|$)`)
 
+// mailbox is address (net/mail's Address: the local part unquoted) as RFC
+// 5321's Mailbox in MAIL FROM and RCPT TO (4.1.2): the local part as it is
+// when it is a Dot-string, else as a Quoted-string with its '"' and '\'
+// escaped by a '\'. net/mail unquotes `"john doe"@example.com` to "john
+// doe@example.com", which no server takes as it is: a space, '"', '@' or
+// any other character outside atext, or an empty atom (a leading, trailing
+// or doubled dot), needs the quotes. A local part a Quoted-string cannot
+// carry either (a tab, which net/mail accepts within quotes, or another
+// control character) is an error. The domain is kept as it is. Characters
+// beyond ASCII are kept as they are: only a server that offers SMTPUTF8
+// gets them (RFC 6531 allows them in atext and in a Quoted-string; to any
+// other, asciiAddress refuses a non-ASCII local part first). The headers'
+// form is net/mail's Address.String, which quotes the same local parts.
+func mailbox(address string) (string, error) {
+	at := strings.LastIndexByte(address, '@')
+	local := address[:at]
+	if dotString(local) {
+		return address, nil
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range local {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r >= ' ' && r <= '~' || r >= utf8.RuneSelf:
+			b.WriteRune(r)
+		default:
+			return "", errors.New("has a local part with a control character, which SMTP cannot carry")
+		}
+	}
+	b.WriteByte('"')
+	return b.String() + address[at:], nil
+}
+
+// dotString reports whether local is an RFC 5321 Dot-string: atoms of atext
+// (RFC 5322's, and any character beyond ASCII, RFC 6531's UTF8-non-ascii)
+// joined by single dots.
+func dotString(local string) bool {
+	for _, atom := range strings.Split(local, ".") {
+		if atom == "" {
+			return false
+		}
+		for _, r := range atom {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+				strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", r) || r >= utf8.RuneSelf) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // asciiAddress is a as SMTP without SMTPUTF8 carries it: a non-ASCII domain
 // is converted to its A-label (aLabel), the same domain to every resolver, an
 // ASCII local part is kept as it is. Only a non-ASCII local part needs
@@ -474,6 +540,9 @@ func (s *Sender) draft(e notifications.Email) (draft, error) {
 	if err != nil {
 		return draft{}, undeliverable{err: errors.New("smtp: invalid recipient address")}
 	}
+	if _, err := mailbox(rcpt.Address); err != nil {
+		return draft{}, undeliverable{err: fmt.Errorf("smtp: the recipient %w", err)}
+	}
 	sender, err := mail.ParseAddress(s.cfg.From)
 	if err != nil {
 		return draft{}, fmt.Errorf("smtp: sender address: %w", err)
@@ -486,7 +555,10 @@ func (s *Sender) draft(e notifications.Email) (draft, error) {
 
 // compose makes d a plain-text UTF-8 email: the envelope's sender and
 // recipient and the message's bytes (CRLF line ends; net/smtp's DATA writer
-// stuffs leading dots). Without smtputf8 (the server does not offer
+// stuffs leading dots). The envelope's addresses are RFC 5321 Mailboxes
+// (mailbox: a local part that is not a Dot-string quoted), the headers' RFC
+// 5322 addresses (net/mail's Address.String, which quotes the same local
+// parts). Without smtputf8 (the server does not offer
 // SMTPUTF8) both addresses are in their ASCII form (asciiAddress), in the
 // envelope and in the From: and To: headers alike: without SMTPUTF8 a header
 // must be ASCII (RFC 5322), and an RFC 2047 encoded-word may not stand for
@@ -525,7 +597,13 @@ func (d draft) compose(smtputf8 bool) (from, to string, msg []byte, err error) {
 	if !bytes.HasSuffix(b.Bytes(), []byte("\r\n")) {
 		b.WriteString("\r\n")
 	}
-	return sender.Address, rcpt.Address, b.Bytes(), nil
+	if to, err = mailbox(rcpt.Address); err != nil {
+		return "", "", nil, undeliverable{err: fmt.Errorf("the recipient %w", err)}
+	}
+	if from, err = mailbox(sender.Address); err != nil {
+		return "", "", nil, fmt.Errorf("the sender address (SMTP_FROM) %w", err)
+	}
+	return from, to, b.Bytes(), nil
 }
 
 // maskedError hides the recipient's address, in each of the forms in to, in
@@ -539,8 +617,13 @@ type maskedError struct {
 func (m maskedError) Error() string {
 	text := m.err.Error()
 	for _, to := range m.to {
-		re := regexp.MustCompile(`(?i)` + regexp.QuoteMeta(to))
-		text = re.ReplaceAllLiteralString(text, notifications.MaskEmail(to))
+		// net/textproto's error shows the server's text Go-quoted (%q): a
+		// quoted local part's '"' and '\' come escaped.
+		escaped := strconv.Quote(to)
+		for _, form := range []string{to, escaped[1 : len(escaped)-1]} {
+			re := regexp.MustCompile(`(?i)` + regexp.QuoteMeta(form))
+			text = re.ReplaceAllLiteralString(text, notifications.MaskEmail(to))
+		}
 	}
 	return "smtp: " + text
 }

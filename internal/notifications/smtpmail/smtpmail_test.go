@@ -212,6 +212,9 @@ func TestOnlyAPermanentRefusalIsUndeliverable(t *testing.T) {
 		{name: "550 5.1.1 to the message", sender: good, to: "bob@example.com", message: "550 5.1.1"},
 		{name: "554 to the message", sender: good, to: "bob@example.com", message: "554"},
 		{name: "an address that cannot be sent to", sender: good, to: "bob@@example.com", undeliverable: true, noRcpt: true},
+		// net/mail takes a tab within quotes (RFC 5322's FWS); RFC 5321's
+		// Quoted-string has no form for it.
+		{name: "a tab in a quoted local part", sender: good, to: "\"bob\tsmith\"@example.com", undeliverable: true, noRcpt: true},
 		{name: "a non-ASCII address without SMTPUTF8", sender: good, to: "bób@example.com", undeliverable: true, noRcpt: true},
 		// Only the domain has an ASCII form (its A-label): a non-ASCII
 		// local part needs SMTPUTF8 whatever the domain, and a domain that
@@ -277,6 +280,8 @@ func TestConfigRefusals(t *testing.T) {
 		{"sender at an internationalised domain", func(c *smtpmail.Config) { c.From = "Bücherhalle <shop@bücherhalle-hamburg.de>" }, ""},
 		{"sender with a non-ASCII local part", func(c *smtpmail.Config) { c.From = "bücher@example.com" }, ""},
 		{"sender at an invalid internationalised domain", func(c *smtpmail.Config) { c.From = "shop@-bücherhalle.de" }, "SMTP_FROM"},
+		{"sender with a quoted local part", func(c *smtpmail.Config) { c.From = `"shop desk"@example.com` }, ""},
+		{"sender with a tab in a quoted local part", func(c *smtpmail.Config) { c.From = "\"shop\tdesk\"@example.com" }, "SMTP_FROM"},
 		{"timeout above the limit", func(c *smtpmail.Config) { c.Timeout = time.Minute }, "SMTP_TIMEOUT"},
 	}
 	for _, tt := range tests {
@@ -535,4 +540,77 @@ func TestSMTPUTF8ServerGetsAddressesUnchanged(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A local part that is not an RFC 5321 Dot-string (net/mail hands it over
+// unquoted: `"john doe"@example.com` is "john doe@example.com") goes quoted
+// in MAIL FROM and RCPT TO, '"' and '\' escaped (RFC 5321 4.1.2), and in the
+// From: and To: headers; with a domain's A-label to a server without
+// SMTPUTF8, in UTF-8 to one with it. The test server unquotes what it
+// receives, as Postfix does, and refuses an unquoted space or '"' (501 5.5.2).
+// A refusal that echoes the quoted form masks it. Until 2026-12-06 the
+// envelope carried the local part unquoted: "RCPT TO:<john doe@example.com>",
+// a syntax error (this server's 501 5.5.2, retried until the dead letters;
+// a server answering 5.1.3, bad address syntax, had it refused for good).
+func TestAQuotedLocalPartGoesQuoted(t *testing.T) {
+	for _, tt := range []struct {
+		name, from, to       string
+		utf8                 bool
+		wantFrom, wantTo     string // the envelope, as the server unquotes it
+		fromHeader, toHeader string
+	}{
+		{name: "a space", from: "shop@example.com", to: `"john doe"@example.com`,
+			wantFrom: "shop@example.com", wantTo: "john doe@example.com",
+			fromHeader: "From: <shop@example.com>\r\n", toHeader: "To: <\"john doe\"@example.com>\r\n"},
+		{name: "a quote and a backslash", from: "shop@example.com", to: `"a\"b\\c"@example.com`,
+			wantFrom: "shop@example.com", wantTo: `a"b\c@example.com`,
+			fromHeader: "From: <shop@example.com>\r\n", toHeader: `To: <"a\"b\\c"@example.com>` + "\r\n"},
+		{name: "an at sign and a leading dot", from: "shop@example.com", to: `".john@home"@example.com`,
+			wantFrom: "shop@example.com", wantTo: ".john@home@example.com",
+			fromHeader: "From: <shop@example.com>\r\n", toHeader: "To: <\".john@home\"@example.com>\r\n"},
+		{name: "at an internationalised domain without SMTPUTF8", from: "shop@example.com", to: `"john doe"@bücherhalle-hamburg.de`,
+			wantFrom: "shop@example.com", wantTo: "john doe@xn--bcherhalle-hamburg-m6b.de",
+			fromHeader: "From: <shop@example.com>\r\n", toHeader: "To: <\"john doe\"@xn--bcherhalle-hamburg-m6b.de>\r\n"},
+		{name: "non-ASCII with SMTPUTF8", from: "shop@example.com", to: `"jöhn doe"@bücherhalle-hamburg.de`, utf8: true,
+			wantFrom: "shop@example.com", wantTo: "jöhn doe@bücherhalle-hamburg.de",
+			fromHeader: "From: <shop@example.com>\r\n", toHeader: "To: <\"jöhn doe\"@bücherhalle-hamburg.de>\r\n"},
+		{name: "the sender", from: `Shop <"shop desk"@example.com>`, to: "bob@example.com",
+			wantFrom: "shop desk@example.com", wantTo: "bob@example.com",
+			fromHeader: "From: \"Shop\" <\"shop desk\"@example.com>\r\n", toHeader: "To: <bob@example.com>\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var opts []smtptest.Option
+			if tt.utf8 {
+				opts = append(opts, smtptest.SMTPUTF8)
+			}
+			srv := smtptest.New(t, smtptest.StartTLS, opts...)
+			s := authenticated(t, srv, func(c *smtpmail.Config) { c.From = tt.from })
+			if err := s.Send(context.Background(), email(tt.to)); err != nil {
+				t.Fatal(err)
+			}
+			got := srv.Messages()
+			if len(got) != 1 {
+				t.Fatalf("%d messages accepted, want 1", len(got))
+			}
+			if diff := cmp.Diff(smtptest.Message{From: tt.wantFrom, To: []string{tt.wantTo}, Data: got[0].Data, SMTPUTF8: tt.utf8}, got[0]); diff != "" {
+				t.Errorf("envelope (-want +got):\n%s", diff)
+			}
+			for _, want := range []string{tt.fromHeader, tt.toHeader} {
+				if !strings.Contains(got[0].Data, want) {
+					t.Errorf("message lacks %q:\n%s", want, got[0].Data)
+				}
+			}
+		})
+	}
+	t.Run("refusal masked", func(t *testing.T) {
+		srv := smtptest.New(t, smtptest.StartTLS)
+		srv.RefuseRecipientsWith(`550 5.1.1 <"john doe"@example.com>: Recipient address rejected: User unknown`)
+		err := authenticated(t, srv, nil).Send(context.Background(), email(`"john doe"@example.com`))
+		if !errors.Is(err, notifications.ErrUndeliverable) {
+			t.Fatalf("err = %v, want undeliverable", err)
+		}
+		if strings.Contains(err.Error(), "john") || !strings.Contains(err.Error(), `"***@example.com`) {
+			t.Errorf("error text %q: want the quoted address masked", err)
+		}
+	})
 }
