@@ -192,11 +192,11 @@ func TestARestartRevivesAServerThatDiedOnItsOwn(t *testing.T) {
 		c.mu.Lock()
 		server := c.server
 		c.mu.Unlock()
-		if err := server.proc.Signal(syscall.SIGKILL); err != nil {
+		if err := syscall.Kill(server.Pid(), syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
 		select {
-		case <-server.exited:
+		case <-server.Exited():
 		case <-time.After(10 * time.Second):
 			t.Fatal("the SIGKILLed postmaster has not exited after 10 s")
 		}
@@ -206,7 +206,7 @@ func TestARestartRevivesAServerThatDiedOnItsOwn(t *testing.T) {
 			t.Fatalf("restart (crash %v) of a dead server: revived %v, %v; want it revived", crash, revived, err)
 		}
 		_ = held.Close(ctx)
-		if childproc.GroupAlive(server.proc.Pid) {
+		if childproc.GroupAlive(server.Pid()) {
 			t.Errorf("restart (crash %v) of a dead server: processes of the old postmaster's group still run (its backend was %d)", crash, backend)
 		}
 		conn, err := pgx.Connect(ctx, c.URL("postgres"))
@@ -222,21 +222,5 @@ func TestARestartRevivesAServerThatDiedOnItsOwn(t *testing.T) {
 		if len(logged) != 1 || !strings.Contains(logged[0], "exited on its own") {
 			t.Errorf("restart (crash %v) of a dead server logged %q, want one line saying it had exited on its own", crash, logged)
 		}
-	}
-}
-
-// The server binaries are found through postgres on PATH, which the cluster
-// runs, and not through pg_ctl, which it no longer needs: a PATH holding
-// initdb and postgres but no pg_ctl is enough (the README's promise).
-func TestServerBinariesAreFoundThroughPostgresOnPath(t *testing.T) {
-	dir := t.TempDir()
-	for _, prog := range []string{"initdb", "postgres"} {
-		if err := os.WriteFile(filepath.Join(dir, prog), []byte("#!/bin/sh\n"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Setenv("PATH", dir)
-	if got, err := pgBinDir(); err != nil || got != dir {
-		t.Errorf("pgBinDir() with only initdb and postgres on PATH = %q (%v), want %q", got, err, dir)
 	}
 }

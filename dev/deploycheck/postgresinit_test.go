@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -34,6 +36,7 @@ import (
 	"github.com/shopfaas/shop/internal/outbox"
 	"github.com/shopfaas/shop/internal/payments/paymentsdb"
 	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/postgres/pgserver"
 	"github.com/shopfaas/shop/internal/relay"
 	"github.com/shopfaas/shop/internal/search"
 	"github.com/shopfaas/shop/internal/search/pgsearch"
@@ -47,63 +50,101 @@ var serviceMigrations = map[string]func() fs.FS{
 	"inventory": inventorydb.Migrations, "payments": paymentsdb.Migrations,
 }
 
-// privateCluster is a PostgreSQL cluster of the test's own (initdb into a
-// temporary directory, its own port on 127.0.0.1): 10-shop.sh creates roles,
-// which belong to the whole cluster, and the databases shop_users, …, so it
+// privateCluster is a PostgreSQL cluster of the test's own (a copy of the
+// test binary's clusterTemplate in a temporary directory, its own port on
+// 127.0.0.1, internal/postgres/pgserver): 10-shop.sh creates roles, which
+// belong to the whole cluster, and the databases shop_users, …, so it
 // cannot run on the machine's server that other tests and `make run` share.
 // The superuser postgres is trusted on the Unix socket in dir (where
 // 10-shop.sh's psql connects); every TCP login needs its password
 // (scram-sha-256), as on faasd. As root, the server runs as the postgres
-// user (initdb refuses root).
+// user (initdb refuses root). Its postmaster is the test process's child,
+// so it dies with a test binary killed by its timeout or SIGKILL
+// (TestAPrivateClusterDiesWithTheTestProcess).
 type privateCluster struct {
 	dir  string
 	port int
 }
 
+// clusterTemplate is the data directory every privateCluster starts as a
+// copy of: initdb, which takes seconds, runs once per test binary, when
+// the first test needs it; TestMain removes it.
+var clusterTemplate struct {
+	once      sync.Once
+	dir       string // holds data; removed by TestMain
+	bin, data string // PostgreSQL's server binaries, the data directory
+	err       error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if clusterTemplate.dir != "" {
+		_ = os.RemoveAll(clusterTemplate.dir)
+	}
+	os.Exit(code)
+}
+
+// templateData makes clusterTemplate the first time it is called: a
+// cluster as initdb leaves it, and the pg_hba.conf privateCluster says.
+func templateData(t *testing.T) (bin, data string) {
+	t.Helper()
+	ct := &clusterTemplate
+	ct.once.Do(func() {
+		if ct.bin, ct.err = pgserver.BinDir(); ct.err != nil {
+			return
+		}
+		if ct.dir, ct.err = os.MkdirTemp("", "pg-init-template-"); ct.err != nil {
+			return
+		}
+		if ct.err = pgserver.Chown(ct.dir); ct.err != nil {
+			return
+		}
+		data := filepath.Join(ct.dir, "data")
+		if ct.err = pgserver.Run(context.Background(), ct.bin, ct.dir, "initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"); ct.err != nil {
+			return
+		}
+		hba := "local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+		if ct.err = os.WriteFile(filepath.Join(data, "pg_hba.conf"), []byte(hba), 0o600); ct.err != nil {
+			return
+		}
+		if ct.err = pgserver.Chown(filepath.Join(data, "pg_hba.conf")); ct.err != nil {
+			return
+		}
+		ct.data = data
+	})
+	if ct.err != nil {
+		t.Fatalf("the clusters' template: %v", ct.err)
+	}
+	return ct.bin, ct.data
+}
+
 func startPrivateCluster(t *testing.T) privateCluster {
 	t.Helper()
-	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	if len(bins) == 0 {
-		t.Fatal("PostgreSQL's server binaries not found (Debian: apt-get install postgresql)")
-	}
-	slices.Sort(bins)
-	bin := filepath.Dir(bins[len(bins)-1])
+	bin, template := templateData(t)
 	dir, err := os.MkdirTemp("", "pg-init-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	asUser := os.Geteuid() == 0
-	run := func(prog string, args ...string) {
-		t.Helper()
-		cmd := exec.Command(filepath.Join(bin, prog), args...)
-		if asUser {
-			cmd = exec.Command("runuser", append([]string{"-u", "postgres", "--", filepath.Join(bin, prog)}, args...)...)
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s %v: %v\n%s", prog, args, err, out)
-		}
-	}
-	if asUser {
-		if out, err := exec.Command("chown", "postgres:postgres", dir).CombinedOutput(); err != nil {
-			t.Fatalf("chown %s: %v: %s", dir, err, out)
-		}
-	}
-	data := filepath.Join(dir, "data")
-	run("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
-	hba := "local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
-	if err := os.WriteFile(filepath.Join(data, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+	if err := pgserver.Chown(dir); err != nil {
 		t.Fatal(err)
 	}
-	if asUser {
-		if out, err := exec.Command("chown", "postgres:postgres", filepath.Join(data, "pg_hba.conf")).CombinedOutput(); err != nil {
-			t.Fatalf("chown pg_hba.conf: %v: %s", err, out)
-		}
+	// cp -a keeps each file's owner (the postgres user, as root) and mode.
+	data := filepath.Join(dir, "data")
+	if out, err := exec.Command("cp", "-a", template, data).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a %s %s: %v\n%s", template, data, err, out)
 	}
 	c := privateCluster{dir: dir, port: freePort(t)}
-	run("pg_ctl", "start", "-D", data, "-w", "-t", "60", "-l", filepath.Join(dir, "server.log"),
-		"-o", "-p "+strconv.Itoa(c.port)+" -k "+dir+" -c listen_addresses=127.0.0.1 -c fsync=off")
-	t.Cleanup(func() { run("pg_ctl", "stop", "-D", data, "-m", "immediate") })
+	server, err := pgserver.Start(context.Background(), pgserver.Config{Bin: bin, Data: data, SocketDir: dir, Port: c.port,
+		Log: filepath.Join(dir, "server.log"), Settings: []string{"fsync=off"}, StartTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := server.Stop(syscall.SIGQUIT, time.Minute); err != nil {
+			t.Errorf("stopping the private cluster: %v", err)
+		}
+	})
 	return c
 }
 
