@@ -36,36 +36,31 @@ func TestAnAlarmHoldsOnlyTheDeliveriesWaitingForACopy(t *testing.T) {
 	node, names := privateNode(t)
 
 	gw := newGateway(t)
-	alarmed, released := make(chan struct{}), make(chan struct{})
-	// wait holds an answer until ch is closed, within the invocation's timeout.
-	wait := func(ch chan struct{}) {
-		select {
-		case <-ch:
-		case <-time.After(20 * time.Second):
-		}
-	}
+	alarmed, released := newGate(t), newGate(t)
 	// "failing" answers its first call once the alarm is up, with a 503: the
 	// connector publishes a retry copy, which blocks. Its retry succeeds.
 	gw.set("failing", "thing.failed.v1", func(n int) int {
 		if n > 1 {
 			return http.StatusOK
 		}
-		wait(alarmed)
+		alarmed.wait()
 		return http.StatusServiceUnavailable
 	})
 	// "ok" holds its first event until the copy is blocked, then answers
 	// 200 to every event: with a prefetch of 1 its second event is delivered
 	// only once the broker has read the first one's ack.
 	gw.set("ok", "thing.done.v1", func(int) int {
-		wait(released)
+		released.wait()
 		return http.StatusOK
 	})
 	cfg := Config{
 		GatewayURL: gw.srv.URL, BrokerURL: node.URL(), Names: names, MaxAttempts: 3,
 		RetryDelay: time.Second, Prefetch: 1, RefreshInterval: 200 * time.Millisecond,
-		// Longer than the alarm lasts here: the copy is not given up on
-		// (which would requeue the original and send a second copy later).
-		InvokeTimeout: 30 * time.Second, MaxBackoff: 500 * time.Millisecond,
+		// Longer than the alarm lasts here, also on a loaded machine where
+		// each of the test's rabbitmqctl calls takes tens of seconds: the
+		// copy is not given up on (which would requeue the original and
+		// send a second copy later), nor "ok"'s held first call.
+		InvokeTimeout: invokeTimeoutPastTheAlarm, MaxBackoff: 500 * time.Millisecond,
 		InternalToken: "test-internal-token", GatewayUser: "gw-admin", GatewayPassword: "gw-password",
 	}
 	logs := &logRecorder{}
@@ -78,18 +73,20 @@ func TestAnAlarmHoldsOnlyTheDeliveriesWaitingForACopy(t *testing.T) {
 
 	failed := publishConfirmed(t, node.URL(), names, "thing.failed.v1", 1)[0]
 	done := publishConfirmed(t, node.URL(), names, "thing.done.v1", 2)
-	gw.waitCalls(t, "failing", 1, 10*time.Second)
-	gw.waitCalls(t, "ok", 1, 10*time.Second)
+	failingAt := gw.waitCalls(t, "failing", 1, 10*time.Second)[0].at
+	okAt := gw.waitCalls(t, "ok", 1, 10*time.Second)[0].at
 
 	if err := node.RaiseMemoryAlarm(ctx); err != nil {
 		t.Fatal(err)
 	}
 	alarmedAt := time.Now()
-	close(alarmed)
+	alarmed.open()
 	// The connector published the copy and the broker blocked the
 	// connection it went out on.
 	waitBlockedConnection(t, node)
-	close(released)
+	released.open()
+	t.Logf("failing's first answer held %s, ok's %s", alarmedAt.Sub(failingAt).Round(time.Millisecond),
+		time.Since(okAt).Round(time.Millisecond))
 	calls := gw.waitCalls(t, "ok", 2, 15*time.Second)
 	if got := ids(calls[:2]); got[0] != done[0] || got[1] != done[1] {
 		t.Errorf("ok's calls are for %v, want %v", got, done)
@@ -122,6 +119,43 @@ func TestAnAlarmHoldsOnlyTheDeliveriesWaitingForACopy(t *testing.T) {
 		t.Errorf("ok got %d calls, want 2 (one per event)", n)
 	}
 }
+
+// invokeTimeoutPastTheAlarm is the InvokeTimeout of the tests that raise a
+// memory alarm and hold answers while it stands: longer than any of their
+// alarms lasts, as long as make test's -timeout. Each rabbitmqctl call of
+// theirs (raising, inspecting, clearing the alarm) takes a second or two on
+// an idle machine and tens of seconds on a loaded one: at a load average of
+// 15 "ok"'s first answer was held 1 min 37 s and the alarm stood 2 min 50 s,
+// past the 30 s these tests had, after which the held call timed out and
+// the blocked copy was given up on (the original requeued, the copy landing
+// later): another scenario than the one they describe.
+const invokeTimeoutPastTheAlarm = 15 * time.Minute
+
+// gate holds answers of the test gateway back until the test opens it: as
+// long as the test takes to get there. A hold that gave up after a fixed
+// 20 s let the answer go out early on a loaded machine, where the
+// rabbitmqctl calls in between took longer (33 s at a load average of 15):
+// "failing" answered its 503 before the alarm was raised, its copy went out
+// unblocked, and no connection was ever blocked ("no connection blocked
+// within 30s of the alarm", both connections merely "blocking"); "ok"
+// answered its first event, so that its second was the one in flight when
+// the consuming connection was cut, its ack lost with it, and delivered
+// twice. A gate opens at the latest when the test ends, before the
+// gateway's close, which waits for the answers it holds.
+type gate struct {
+	ch   chan struct{}
+	open func()
+}
+
+func newGate(t *testing.T) gate {
+	ch := make(chan struct{})
+	g := gate{ch: ch, open: sync.OnceFunc(func() { close(ch) })}
+	t.Cleanup(g.open)
+	return g
+}
+
+// wait blocks until g is open.
+func (g gate) wait() { <-g.ch }
 
 const blockedLog = "the broker blocked the publishing connection (resource alarm): " +
 	"retry and dead-letter copies wait, other deliveries are still acknowledged"
@@ -326,16 +360,7 @@ func TestAnAlarmHoldsNeitherRefreshNorReconnect(t *testing.T) {
 	proxy := tcpproxy.New(t, "127.0.0.1:"+strconv.Itoa(node.Port()))
 
 	gw := newGateway(t)
-	alarmed, released := make(chan struct{}), make(chan struct{})
-	release := sync.OnceFunc(func() { close(released) })
-	// Run before the gateway's close, which would wait for a held answer.
-	t.Cleanup(release)
-	wait := func(ch chan struct{}) {
-		select {
-		case <-ch:
-		case <-time.After(20 * time.Second):
-		}
-	}
+	alarmed, released := newGate(t), newGate(t)
 	// "failing" answers an event's first call with a 503 once the alarm is
 	// up: its retry copy blocks the publishing connection.
 	const failingTopic, okTopic, newTopic = "thing.failed.v1", "thing.done.v1", "thing.new.v1"
@@ -343,20 +368,21 @@ func TestAnAlarmHoldsNeitherRefreshNorReconnect(t *testing.T) {
 		if n > 1 {
 			return http.StatusOK
 		}
-		wait(alarmed)
+		alarmed.wait()
 		return http.StatusServiceUnavailable
 	})
 	// "ok" holds its first event until the consuming connection is cut, so
 	// its other events wait in its queue for the next session.
 	gw.set("ok", okTopic, func(int) int {
-		wait(released)
+		released.wait()
 		return http.StatusOK
 	})
 	cfg := Config{
 		GatewayURL: gw.srv.URL, BrokerURL: "amqp://guest:guest@" + proxy.Addr() + "/", Names: names, MaxAttempts: 3,
 		RetryDelay: 500 * time.Millisecond, Prefetch: 1, RefreshInterval: 200 * time.Millisecond,
-		// Longer than the alarm lasts here: the blocked copy is not given up on.
-		InvokeTimeout: 30 * time.Second, MaxBackoff: 500 * time.Millisecond,
+		// Longer than the alarm lasts here, also on a loaded machine: the
+		// blocked copy is not given up on, nor "ok"'s held first call.
+		InvokeTimeout: invokeTimeoutPastTheAlarm, MaxBackoff: 500 * time.Millisecond,
 		InternalToken: "test-internal-token", GatewayUser: "gw-admin", GatewayPassword: "gw-password",
 	}
 	// "new" is not in the gateway's list yet, but its queue, bound to its
@@ -388,12 +414,13 @@ func TestAnAlarmHoldsNeitherRefreshNorReconnect(t *testing.T) {
 	waitConsumer(t, node.URL(), names.Queue("ok"))
 	failed := publishConfirmed(t, node.URL(), names, failingTopic, 1)[0]
 	done := publishConfirmed(t, node.URL(), names, okTopic, 3)
-	gw.waitCalls(t, "failing", 1, 30*time.Second)
-	gw.waitCalls(t, "ok", 1, 30*time.Second)
+	failingAt := gw.waitCalls(t, "failing", 1, 30*time.Second)[0].at
+	okAt := gw.waitCalls(t, "ok", 1, 30*time.Second)[0].at
 	if err := node.RaiseMemoryAlarm(ctx); err != nil {
 		t.Fatal(err)
 	}
-	close(alarmed)
+	alarmed.open()
+	t.Logf("failing's first answer held %s", time.Since(failingAt).Round(time.Millisecond))
 	waitBlockedConnection(t, node)
 
 	gw.set("new", newTopic, nil)
@@ -407,7 +434,8 @@ func TestAnAlarmHoldsNeitherRefreshNorReconnect(t *testing.T) {
 	// ends, and the next one delivers every waiting event of "ok" and, again,
 	// failing's event, whose copy was never confirmed.
 	proxy.Conn(t, 0).Cut()
-	release()
+	released.open()
+	t.Logf("ok's first answer held %s", time.Since(okAt).Round(time.Millisecond))
 	// The first event is delivered again: its answer, if any, came too late
 	// for the lost connection.
 	gw.waitCalls(t, "ok", 4, 30*time.Second)
