@@ -1037,6 +1037,13 @@ func TestAConsumerCancelledByTheBrokerIsSubscribedAgain(t *testing.T) {
 // deleted again and again) gets its replacements at a growing delay, not in a
 // loop of discoveries, declarations and consumers; once it stops, the
 // function is subscribed again and gets its events.
+//
+// The delays are bounds from below: a replacement comes no sooner than its
+// delay after the consumer before it ended, and load only makes it later.
+// The test therefore measures how long four replacements take, never how
+// many fit in a fixed time: it counted those in 3 s (2 to 8), and a loaded
+// machine, where each replacement's discovery, quorum queue declaration and
+// consumer take a second or more, could fit fewer than 2.
 func TestAConsumerTheBrokerKeepsEndingIsReplacedAtAGrowingDelay(t *testing.T) {
 	t.Parallel()
 	e := setup(t, "churned")
@@ -1053,18 +1060,44 @@ func TestAConsumerTheBrokerKeepsEndingIsReplacedAtAGrowingDelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Each consumer ends as soon as it is seen: its queue is deleted.
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+	// Each consumer ends as soon as it is seen: its queue is deleted. The
+	// first is the one subscribed at the start; the next ones replace it.
+	const replacements = 4
+	var deleted []time.Time
+	for deadline := time.Now().Add(time.Minute); len(deleted) < 1+replacements; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d replacements of the consumer within a minute of deletions, want %d", max(len(deleted)-1, 0), replacements)
+		}
 		if n, err := e.tryConsumers(q); err == nil && n > 0 {
 			if _, err := ch.QueueDelete(q, false, false, false); err != nil {
 				t.Fatal(err)
 			}
+			deleted = append(deleted, time.Now())
 		}
 	}
-	// 200 ms, 400, 800, 1.6 s: about four in three seconds; without the
-	// delay, one every few milliseconds.
-	if n := logs.count("the broker ended the function's consumer, subscribing again"); n < 2 || n > 8 {
-		t.Errorf("the consumer was replaced %d times in 3 s of deletions, want 2 to 8", n)
+	// 200 ms, 400, 800 and 1.6 s at least between a deletion and the next
+	// consumer: 3 s for four replacements; without the delay, a few
+	// milliseconds each. (After a pause over twice MaxBackoff the delays
+	// start again from 200 ms, but that pause alone is longer than 3 s.)
+	var least time.Duration
+	for d := 200 * time.Millisecond; d <= 1600*time.Millisecond; d *= 2 {
+		least += d
+	}
+	took := deleted[replacements].Sub(deleted[0])
+	t.Logf("%d replacements in %s", replacements, took.Round(time.Millisecond))
+	if took < least {
+		t.Errorf("the consumer was replaced %d times in %s, want no sooner than %s (200 ms, doubling)",
+			replacements, took.Round(time.Millisecond), least)
+	}
+	// The last end is logged once the connector hears of it.
+	const endedLog = "the broker ended the function's consumer, subscribing again"
+	for deadline := time.Now().Add(10 * time.Second); logs.count(endedLog) < 1+replacements; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	if n := logs.count(endedLog); n != 1+replacements {
+		t.Errorf("%d consumers ended by the broker logged, want %d (one per deletion)", n, 1+replacements)
 	}
 	waitConsumed(t, e, q)
 	id := e.publish(t, topic)
