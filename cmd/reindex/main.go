@@ -23,8 +23,11 @@
 // unless SHOW transaction_read_only answers on (a pooler that dropped the
 // parameter would leave the session writable), so the URL must reach
 // PostgreSQL directly (PgBouncer refuses a startup parameter it does not
-// know); it applies no migration and creates no database. It reads the
-// products alone, which the catalog readers' role may read: with
+// know); it applies no migration and creates no database, and it refuses
+// a catalog whose schema_migrations lacks a migration of its release
+// (postgres.ErrNotMigrated, as a reader's build does: run it once a writer
+// has migrated). It reads the products and schema_migrations alone, which
+// the catalog readers' role may read: with
 // CATALOG_READER_DATABASE_URL set it logs in as that role, with the
 // password of db-password-catalog-reader, as get-product does
 // (postgres.ReaderConfigFrom), and needs neither CATALOG_DATABASE_URL nor
@@ -69,7 +72,8 @@ import (
 
 const usage = `usage:
   reindex    apply the products index's settings, push every live product of the catalog,
-             remove every document whose product is archived or not in the catalog
+             remove every document whose product is archived or not in the catalog; it never
+             migrates, and refuses a catalog its release's writers have not migrated yet
 environment: CATALOG_READER_DATABASE_URL or else CATALOG_DATABASE_URL, MEILI_URL, MEILI_INDEX [products],
              REINDEX_BATCH [500], SECRETS_DIR [/var/openfaas/secrets] with db-password-catalog-reader
              (or else db-password-catalog) and meili-key`

@@ -2,11 +2,9 @@ package childproc
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // Stat is what the kernel tells of a process in /proc/<pid>/stat (Linux).
@@ -53,23 +51,4 @@ func Processes() ([]int, error) {
 		}
 	}
 	return pids, nil
-}
-
-// GroupAlive reports whether process group pgid has a member that is not a
-// zombie (a zombie left for whoever adopted it to reap holds nothing);
-// where there is no /proc to tell, whether the group exists at all.
-func GroupAlive(pgid int) bool {
-	if errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) {
-		return false
-	}
-	pids, err := Processes()
-	if err != nil {
-		return true
-	}
-	for _, pid := range pids {
-		if st, ok := ReadStat(pid); ok && st.PGID == pgid && st.State != "Z" {
-			return true
-		}
-	}
-	return false
 }

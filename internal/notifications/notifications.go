@@ -189,12 +189,14 @@ func (n Notification) Email(to string) Email {
 // MaskEmail hides an address for logs: "a***@example.com". Full addresses
 // never appear in logs. It keeps the local part's first character, not its
 // first byte: until 2026-12-06 "élodie@…" became an invalid UTF-8 byte
-// and "***".
+// and "***". The domain is what follows the last '@': a quoted local part
+// may hold one ("\"a@b\"@example.com"), whose rest would show otherwise.
 func MaskEmail(email string) string {
-	local, domain, ok := strings.Cut(email, "@")
-	if !ok || local == "" {
+	at := strings.LastIndexByte(email, '@')
+	if at <= 0 {
 		return "***"
 	}
+	local, domain := email[:at], email[at+1:]
 	_, size := utf8.DecodeRuneInString(local)
 	return local[:size] + "***@" + domain
 }

@@ -70,7 +70,8 @@ func TestNew(t *testing.T) {
 
 func TestMaskEmail(t *testing.T) {
 	for in, want := range map[string]string{"alice@example.com": "a***@example.com", "x": "***", "@d": "***",
-		"élodie@example.fr": "é***@example.fr", "李@例子.中国": "李***@例子.中国"} {
+		"élodie@example.fr": "é***@example.fr", "李@例子.中国": "李***@例子.中国",
+		`".john@home"@example.com`: `"***@example.com`, ".john@home@example.com": ".***@example.com"} {
 		if got := notifications.MaskEmail(in); got != want {
 			t.Errorf("MaskEmail(%q) = %q, want %q", in, got, want)
 		}
