@@ -972,6 +972,14 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 				`DELETE FROM order_sales WHERE state <> 'placed' AND updated_at < now() - interval '1 year'`)
 			refused = append(refused, `UPDATE order_sales SET state = 'placed'`, `INSERT INTO order_sales (order_id, state) VALUES (gen_random_uuid(), 'placed')`)
 		}
+		if database == "users" || database == "catalog" {
+			// The consumers' recorded retentions: read, never written
+			// (a relay that could lower one would prune what a consumer
+			// still needs).
+			allowed = append(allowed, `SELECT max(retention_seconds) FROM inbox_retentions`)
+			refused = append(refused, `INSERT INTO inbox_retentions (consumer, retention_seconds) VALUES ('x', 1)`,
+				`UPDATE inbox_retentions SET retention_seconds = 1`, `DELETE FROM inbox_retentions`)
+		}
 		for _, q := range allowed {
 			if _, err := conn.Exec(ctx, q); err != nil {
 				t.Errorf("the relay in shop_%s: %s: %v, want it allowed", database, q, err)
@@ -983,6 +991,9 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 			}
 		}
 		// The relay's own cleanups, as it runs them, and its wait for rows.
+		if _, err := inbox.RecordedRetentions(ctx, conn); err != nil {
+			t.Errorf("the relay in shop_%s: inbox.RecordedRetentions: %v", database, err)
+		}
 		if _, err := inbox.Prune(ctx, conn, time.Hour); err != nil {
 			t.Errorf("the relay in shop_%s: inbox.Prune: %v", database, err)
 		}
@@ -1340,6 +1351,47 @@ func (c privateCluster) oldFunctionsStillWork(t *testing.T, after string) {
 			t.Errorf("an old function taking the migrations' lock in shop_%s as shop after %s: %t, %v", service, after, locked, err)
 		}
 		_ = conn.Close(ctx)
+	}
+}
+
+// split-roles.sh's grants to the relay's role are a second copy of what the
+// services' migrations grant it (GRANT … ON <table> TO shop_relay): the
+// script grants them again where the migrations granted nothing (a database
+// migrated before the role existed). The two must grant the same privileges
+// on the same tables, or a relay upgraded with the script is refused a
+// table it prunes or reads (its cleanup then warns, or keeps rows, for good).
+func TestSplitRolesGrantsTheRelayWhatTheMigrationsGrant(t *testing.T) {
+	grant := regexp.MustCompile(`GRANT\s+([A-Z][A-Za-z_, ()]*?)\s+ON\s+([a-z_]+)\s+TO\s+shop_relay\b`)
+	grants := func(text string) []string {
+		var out []string
+		for _, m := range grant.FindAllStringSubmatch(text, -1) {
+			out = append(out, m[2]+": "+m[1])
+		}
+		return out
+	}
+	var fromMigrations []string
+	for service, migrations := range serviceMigrations {
+		err := fs.WalkDir(migrations(), ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".sql") {
+				return err
+			}
+			b, err := fs.ReadFile(migrations(), p)
+			fromMigrations = append(fromMigrations, grants(string(b))...)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s migrations: %v", service, err)
+		}
+	}
+	fromScript := grants(string(read(t, "env/faasd/postgres-upgrade/split-roles.sh")))
+	slices.Sort(fromMigrations)
+	slices.Sort(fromScript)
+	fromMigrations = slices.Compact(fromMigrations)
+	if !slices.Contains(fromMigrations, "inbox_retentions: SELECT") {
+		t.Errorf("the migrations' grants to shop_relay %q: want SELECT on inbox_retentions among them", fromMigrations)
+	}
+	if diff := cmp.Diff(fromMigrations, fromScript); diff != "" {
+		t.Errorf("shop_relay's grants: the migrations vs split-roles.sh (-migrations +script):\n%s", diff)
 	}
 }
 

@@ -35,7 +35,7 @@ const Consumer = "notify-user"
 // Build reads the function's configuration from c and builds its handler.
 // fnserve calls it on the first request, and again after a failed build.
 func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
-	d, err := notificationsenv.Load(context.Background(), c, log, notificationsenv.Needs{Internal: true, Mail: true, Events: true})
+	d, err := notificationsenv.Load(context.Background(), c, log, notificationsenv.Needs{Internal: true, Mail: true, Events: true, Consumer: Consumer})
 	if err != nil {
 		return nil, err
 	}

@@ -31,7 +31,7 @@ const Consumer = "update-product-stats"
 // Build reads the function's configuration from c and builds its handler.
 // fnserve calls it on the first request, and again after a failed build.
 func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
-	d, err := catalogenv.Load(context.Background(), c, log, catalogenv.Needs{Cache: true, Index: true, Internal: true, Events: true})
+	d, err := catalogenv.Load(context.Background(), c, log, catalogenv.Needs{Cache: true, Index: true, Internal: true, Events: true, Consumer: Consumer})
 	if err != nil {
 		return nil, err
 	}

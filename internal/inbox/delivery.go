@@ -184,7 +184,8 @@ type EventsConfig struct {
 	// a deployment whose queues still hold unsigned events (docs/events.md).
 	AcceptUnsigned bool
 	// Retention is INBOX_RETENTION (RetentionFrom), the outbox relay's
-	// setting too: events older than it are refused.
+	// setting too: events older than it are refused. The consumer records
+	// it (RecordRetention) so that the relay never prunes sooner.
 	Retention time.Duration
 }
 

@@ -18,8 +18,10 @@ import (
 
 // DefaultRetention is how long processed-event records are kept when
 // INBOX_RETENTION is unset (RetentionFrom): the outbox relay prunes them past
-// it (Prune), and consumers refuse an event older than it (Events.Read), the
-// one setting for both so the two cannot drift apart.
+// it (Prune), and consumers refuse an event older than it (Events.Read). Each
+// consumer records the value it runs with (RecordRetention) and the relay
+// prunes with the longest of its own and those (RecordedRetentions), so a
+// relay set shorter never prunes a record a consumer still needs.
 const DefaultRetention = 30 * 24 * time.Hour
 
 // RetentionFrom reads INBOX_RETENTION (default DefaultRetention): the outbox
@@ -111,7 +113,8 @@ const PruneIndex = `CREATE INDEX CONCURRENTLY IF NOT EXISTS processed_events_pro
 
 // Prune deletes processed-event records older than olderThan from the
 // database behind db, when it has the table (not every service consumes
-// events). The outbox relay calls it with its inbox retention; a delivery
+// events). The outbox relay calls it with its inbox retention (or a
+// consumer's recorded there, RecordedRetentions, when longer); a delivery
 // older than that (e.g. a dead letter replayed months later) would no longer
 // be recognised as a duplicate, so consumers refuse an event whose envelope
 // time is that old (Events.Read, with the same INBOX_RETENTION).

@@ -266,3 +266,32 @@ func TestPruneDeletesInBatches(t *testing.T) {
 		t.Errorf("%d records left (%v), want none", left, err)
 	}
 }
+
+// A consumer's recorded retention is one row per consumer, the last build's
+// (an upsert); a database without the table has none recorded; a consumer
+// without a name, or a retention the consumers refuse, is not recorded.
+func TestRecordRetentionKeepsEachConsumersLast(t *testing.T) {
+	ctx := context.Background()
+	empty := pgtest.Open(t, migrations())
+	if got, err := inbox.RecordedRetentions(ctx, empty); err != nil || got != nil {
+		t.Errorf("RecordedRetentions without the table = %v, %v; want none", got, err)
+	}
+	m := migrations()
+	m["0003_retentions.sql"] = &fstest.MapFile{Data: []byte(inbox.RetentionSchema)}
+	pool := pgtest.Open(t, m)
+	const day = 24 * time.Hour
+	for _, r := range []inbox.Recorded{{"stats", 40 * day}, {"index", 30 * day}, {"stats", 60 * day}} {
+		if err := inbox.RecordRetention(ctx, pool, r.Consumer, r.Retention); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, bad := range []inbox.Recorded{{"", 30 * day}, {"stats", inbox.MaxClockSkew}} {
+		if err := inbox.RecordRetention(ctx, pool, bad.Consumer, bad.Retention); err == nil {
+			t.Errorf("RecordRetention(%q, %s) succeeded, want a refusal", bad.Consumer, bad.Retention)
+		}
+	}
+	got, err := inbox.RecordedRetentions(ctx, pool)
+	if diff := cmp.Diff([]inbox.Recorded{{"index", 30 * day}, {"stats", 60 * day}}, got); diff != "" || err != nil {
+		t.Errorf("RecordedRetentions (%v; -want +got):\n%s", err, diff)
+	}
+}

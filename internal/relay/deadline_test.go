@@ -21,29 +21,36 @@ import (
 const observedMetric = "shop_outbox_last_observed_timestamp_seconds"
 
 // relayRole creates a login role of the test's own that may read, mark and
-// prune the outbox of pool's database, as shop_relay may, and returns the
-// URL and password the relay logs in with and the role's name. The role is
-// dropped when the test ends, after the relay has stopped.
-func relayRole(t *testing.T, pool *pgxpool.Pool) (url, password, name string) {
+// prune the outbox of pool's database, as shop_relay may, and read and
+// delete the rows of tables, and returns the URL and password the relay logs
+// in with and the role's name. The role is dropped when the test ends, after
+// the relay has stopped.
+func relayRole(t *testing.T, pool *pgxpool.Pool, tables ...string) (url, password, name string) {
 	t.Helper()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	name, password = "test_relay_"+hex.EncodeToString(b), hex.EncodeToString(b)
 	ctx := context.Background()
-	for _, sql := range []string{
-		`CREATE ROLE ` + name + ` LOGIN PASSWORD '` + password + `'`,
-		`GRANT SELECT, UPDATE, DELETE ON TABLE outbox TO ` + name,
-	} {
-		if _, err := pool.Exec(ctx, sql); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := pool.Exec(ctx, `CREATE ROLE `+name+` LOGIN PASSWORD '`+password+`'`); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx := context.Background()
 		_, _ = pool.Exec(ctx, `SELECT pg_terminate_backend(pid, 2000) FROM pg_stat_activity WHERE usename = $1`, name)
-		_, _ = pool.Exec(ctx, `REVOKE ALL ON TABLE outbox FROM `+name)
+		for _, table := range append(tables, "outbox") {
+			_, _ = pool.Exec(ctx, `REVOKE ALL ON TABLE `+table+` FROM `+name)
+		}
 		_, _ = pool.Exec(ctx, `DROP ROLE IF EXISTS `+name)
 	})
+	grants := []string{`GRANT SELECT, UPDATE, DELETE ON TABLE outbox TO ` + name}
+	for _, table := range tables {
+		grants = append(grants, `GRANT SELECT, DELETE ON TABLE `+table+` TO `+name)
+	}
+	for _, sql := range grants {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cc := pool.Config().ConnConfig
 	return strings.Replace(cc.ConnString(), "://"+cc.User+"@", "://"+name+"@", 1), password, name
 }

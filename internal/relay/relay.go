@@ -98,9 +98,12 @@ type Config struct {
 	// (catalogdb.PruneOrderSales), are kept in the same databases (default
 	// inbox.DefaultRetention, 30 days, INBOX_RETENTION): the consumers, reading
 	// the same setting, refuse an event older than that (inbox.Events), whose
-	// record may be gone and which would be processed again. Zero means the
-	// default; Validate refuses any other value not above inbox.MaxClockSkew,
-	// as the consumers do.
+	// record may be gone and which would be processed again. Where a
+	// consumer of a database recorded a longer retention of its own
+	// (inbox.RecordRetention), that database is pruned with the longest
+	// (and its notifications kept at least as long), and a warning says so.
+	// Zero means the default; Validate refuses any other value not above
+	// inbox.MaxClockSkew, as the consumers do.
 	InboxRetention time.Duration
 	// NotificationRetention is how long the users database's notifications
 	// (internal/notifications/notificationsdb) are kept (default 90 days, or
@@ -307,6 +310,11 @@ type worker struct {
 	// salesKeptTold: the catalog's settled sales could not be pruned, and
 	// this worker said so (catalogdb.ErrSalesKept).
 	salesKeptTold bool
+	// retentionsTold: the consumers' recorded inbox retentions longer than
+	// the relay's this worker warned of, by consumer; retentionsUnreadableTold:
+	// it said it may not read them (inboxRetention).
+	retentionsTold           map[string]time.Duration
+	retentionsUnreadableTold bool
 }
 
 // errDatabase marks a failure that needs a new database connection.
@@ -786,9 +794,10 @@ func (r boundedRow) Scan(dest ...any) error {
 }
 
 // cleanup deletes published rows older than the retention, processed-event
-// records older than the inbox retention and, in the users database,
-// notifications older than the notification retention, at most once per
-// CleanupInterval.
+// records and settled sales older than the inbox retention (the longest of
+// the relay's and of the database's consumers', inboxRetention) and, in the
+// users database, notifications older than the notification retention (or
+// that inbox retention, when longer), at most once per CleanupInterval.
 //
 // A try counts whether it finishes or not: a cleanup that fails is tried
 // again only after CleanupInterval. One cut short by the server at the
@@ -816,19 +825,31 @@ func (w *worker) cleanup(ctx context.Context, conn *pgx.Conn) error {
 			return err
 		}
 	}
-	pruned, err := inbox.Prune(ctx, db, cfg.InboxRetention)
+	retention, err := w.inboxRetention(ctx, db)
+	if err != nil {
+		// Without the consumers' retentions nothing they may still need
+		// is pruned: the rest waits for the next cleanup.
+		if err := w.cleanupFailed(ctx, conn, err, &cut); err != nil {
+			return err
+		}
+		if deleted > 0 {
+			w.log.Info("deleted old rows", "outbox", deleted)
+		}
+		return nil
+	}
+	pruned, err := inbox.Prune(ctx, db, retention)
 	if err != nil {
 		if err := w.cleanupFailed(ctx, conn, err, &cut); err != nil {
 			return err
 		}
 	}
-	notified, err := notificationsdb.Prune(ctx, db, cfg.NotificationRetention)
+	notified, err := notificationsdb.Prune(ctx, db, max(cfg.NotificationRetention, retention))
 	if err != nil {
 		if err := w.cleanupFailed(ctx, conn, err, &cut); err != nil {
 			return err
 		}
 	}
-	settled, err := catalogdb.PruneOrderSales(ctx, db, cfg.InboxRetention)
+	settled, err := catalogdb.PruneOrderSales(ctx, db, retention)
 	switch {
 	case errors.Is(err, catalogdb.ErrSalesKept):
 		// Told once per worker: a rollout's concurrent index build, or a
@@ -846,6 +867,47 @@ func (w *worker) cleanup(ctx context.Context, conn *pgx.Conn) error {
 		w.log.Info("deleted old rows", "outbox", deleted, "processed_events", pruned, "notifications", notified, "order_sales", settled)
 	}
 	return nil
+}
+
+// inboxRetention is the inbox retention this cleanup of the database prunes
+// with: the greatest of the relay's own (Config.InboxRetention) and of every
+// consumer's of the database, as each recorded it as it was built
+// (inbox.RecordRetention). A consumer whose INBOX_RETENTION is longer than
+// the relay's still accepts an event (a dead letter replayed, a captured
+// event) whose record the relay's own retention would have pruned: it would
+// be applied twice. Such a consumer is warned of once per consumer and value.
+// Where the relay may not read the consumers' retentions (a database whose
+// grant split-roles.sh has not given yet) it says so once and prunes with its
+// own, as before, counting no error; any other failure is returned.
+func (w *worker) inboxRetention(ctx context.Context, db postgres.Querier) (time.Duration, error) {
+	own := w.relay.cfg.InboxRetention
+	recorded, err := inbox.RecordedRetentions(ctx, db)
+	switch {
+	case errors.Is(err, inbox.ErrRetentionsUnreadable):
+		if !w.retentionsUnreadableTold {
+			w.retentionsUnreadableTold = true
+			w.log.Warn("consumers' inbox retentions not read: pruning with the relay's own", "err", err, "inbox_retention", own)
+		}
+		return own, nil
+	case err != nil:
+		return 0, err
+	}
+	retention := own
+	for _, r := range recorded {
+		if r.Retention <= own {
+			continue
+		}
+		retention = max(retention, r.Retention)
+		if told, ok := w.retentionsTold[r.Consumer]; !ok || told != r.Retention {
+			if w.retentionsTold == nil {
+				w.retentionsTold = map[string]time.Duration{}
+			}
+			w.retentionsTold[r.Consumer] = r.Retention
+			w.log.Warn("a consumer keeps events longer than the relay's INBOX_RETENTION: pruning with the consumer's",
+				"consumer", r.Consumer, "consumer_retention", r.Retention, "inbox_retention", own)
+		}
+	}
+	return retention, nil
 }
 
 // cleanupGrace is how much longer than the server's statement_timeout a

@@ -7,8 +7,9 @@
 # functions are deployed. It leaves what 10-shop.sh and the migrations'
 # *_relay_grants.sql leave on a new cluster: shop_<service> owns database
 # shop_<service> and all in it, only it and shop_relay may connect, and
-# shop_relay may read, mark and prune the outbox (and prune the inbox and
-# notifications), and the public readers' roles shop_catalog_reader and
+# shop_relay may read, mark and prune the outbox (and prune the inbox,
+# notifications and settled sales, and read the consumers' recorded inbox
+# retentions), and the public readers' roles shop_catalog_reader and
 # shop_inventory_reader (secrets db-password-catalog-reader,
 # db-password-inventory-reader) may connect to their service's database
 # and read what the migrations' *_reader_grants.sql grant them, granted
@@ -103,6 +104,7 @@ SELECT 'GRANT SELECT, DELETE, UPDATE (published_at) ON outbox TO shop_relay' WHE
 SELECT 'GRANT SELECT, DELETE ON processed_events TO shop_relay' WHERE to_regclass('processed_events') IS NOT NULL \gexec
 SELECT 'GRANT SELECT, DELETE ON notifications TO shop_relay' WHERE to_regclass('notifications') IS NOT NULL \gexec
 SELECT 'GRANT SELECT, DELETE ON order_sales TO shop_relay' WHERE to_regclass('order_sales') IS NOT NULL \gexec
+SELECT 'GRANT SELECT ON inbox_retentions TO shop_relay' WHERE to_regclass('inbox_retentions') IS NOT NULL \gexec
 SELECT format('GRANT %I TO shop', :'role') WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = 'shop') \gexec
 SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user \gset
 \if :superuser

@@ -25,6 +25,7 @@ func TestMigrationHasInbox(t *testing.T) {
 	for file, want := range map[string]string{
 		"0002_inbox.sql":                   inbox.Schema,
 		"0006_processed_events_by_age.sql": inbox.PruneIndex,
+		"0011_inbox_retentions.sql":        inbox.RetentionSchema,
 	} {
 		b, err := fs.ReadFile(catalogdb.Migrations(), file)
 		if err != nil {

@@ -16,7 +16,8 @@
 // with MEILI_URL, docs/security.md); secret jwt-verify-key for the admin writes; secret
 // internal-callers for the event functions; secret event-verify-key,
 // EVENT_ACCEPT_UNSIGNED and INBOX_RETENTION (the window of events accepted,
-// the relay's setting too) for Needs.Events.
+// the relay's setting too, and recorded in the catalog database for it,
+// inbox.RecordRetention) for Needs.Events.
 package catalogenv
 
 import (
@@ -76,8 +77,13 @@ type Needs struct {
 	// internal-callers secret).
 	Internal bool
 	// Events: the function consumes events and checks the relay's signature
-	// (the event-verify-key secret, inbox.EventsConfigFrom).
+	// (the event-verify-key secret, inbox.EventsConfigFrom), as Consumer.
 	Events bool
+	// Consumer is the function's name in the inbox (the one it claims
+	// events with), required with Events: the build records its
+	// INBOX_RETENTION under it (inbox.RecordRetention), so that the outbox
+	// relay keeps the records of the events it still accepts.
+	Consumer string
 	// Reader: the function only reads the catalog (the public get-product,
 	// list-products and search-products). With CATALOG_READER_DATABASE_URL
 	// set it logs in as the readers' role, shop_catalog_reader, which may
@@ -126,7 +132,9 @@ type Deps struct {
 // never the build, so the catalog stays ready and serves from PostgreSQL;
 // the functions that need Redis fail their build on the first two,
 // redisconn.Open), the catalog database, connected and migrated (for
-// Needs.Reader with its own URL, connected and checked to be migrated), and the
+// Needs.Reader with its own URL, connected and checked to be migrated; for
+// Needs.Events, the consumer's INBOX_RETENTION recorded there,
+// inbox.RecordRetention), and the
 // search backend: for Needs.Search, with Meilisearch, the meili-search-key
 // secret required and checked with one search of limit 0 (meili.CheckKey:
 // a key Meilisearch refuses fails the build, naming the secret; an index no
@@ -170,6 +178,9 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	d := &Deps{Log: log}
 	var ec inbox.EventsConfig
 	if needs.Events {
+		if needs.Consumer == "" {
+			return nil, fmt.Errorf("catalogenv: a function that consumes events (Needs.Events) needs its name in the inbox (Needs.Consumer)")
+		}
 		ec = inbox.EventsConfigFrom(c)
 	}
 	if err := c.Err(); err != nil {
@@ -211,6 +222,11 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 			pool.Close()
 		}
 	}()
+	if needs.Events {
+		if err := inbox.RecordRetention(ctx, pool, needs.Consumer, ec.Retention); err != nil {
+			return nil, err
+		}
+	}
 	d.Store = catalogdb.New(pool)
 	if needs.Search {
 		d.Search = pgsearch.New(pool)

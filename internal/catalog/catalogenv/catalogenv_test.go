@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/config/configtest"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 	"github.com/shopfaas/shop/internal/redisconn"
 	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
@@ -28,17 +31,24 @@ import (
 
 // Load names every missing setting at once and builds every dependency asked
 // for, with the embedded search index when MEILI_URL is not set.
+//
+// A consumer's build records its INBOX_RETENTION under its name
+// (inbox.RecordRetention), for the outbox relay.
 func TestLoad(t *testing.T) {
+	db := pgtest.NewDatabase(t)
 	configtest.Run(t, configtest.Case[*catalogenv.Deps]{
 		Name: "everything",
 		Load: func(c *config.Reader) (*catalogenv.Deps, error) {
 			return catalogenv.Load(context.Background(), c, slog.New(slog.DiscardHandler),
-				catalogenv.Needs{Tokens: true, Cache: true, Search: true, Events: true})
+				catalogenv.Needs{Tokens: true, Cache: true, Search: true, Events: true, Consumer: "test-consumer"})
 		},
 		Missing: []string{"CATALOG_DATABASE_URL", "REDIS_ADDR", "jwt-verify-key", "event-verify-key"},
-		Env:     map[string]string{"CATALOG_DATABASE_URL": pgtest.NewDatabase(t), "REDIS_ADDR": "127.0.0.1:6379"},
+		Env:     map[string]string{"CATALOG_DATABASE_URL": db, "REDIS_ADDR": "127.0.0.1:6379", "INBOX_RETENTION": "1440h"},
 		Secrets: map[string]string{"jwt-verify-key": configtest.CallerSecrets["jwt-verify-key"], "event-verify-key": configtest.VerifyKey(t)},
 		Check: func(t *testing.T, d *catalogenv.Deps) {
+			if diff := cmp.Diff([]inbox.Recorded{{Consumer: "test-consumer", Retention: 60 * 24 * time.Hour}}, recordedRetentions(t, db)); diff != "" {
+				t.Errorf("retentions recorded (-want +got):\n%s", diff)
+			}
 			if _, err := d.Events.Read(httptest.NewRequest("POST", "/", strings.NewReader("{}"))); !fault.Is(err, fault.Forbidden, fault.CodeInvalidSignature) {
 				t.Errorf("Events.Read of an unsigned event = %v, want invalid_signature", err)
 			}
@@ -50,6 +60,32 @@ func TestLoad(t *testing.T) {
 			}
 		},
 	})
+}
+
+// recordedRetentions reads the consumers' retentions recorded in the
+// database at url.
+func recordedRetentions(t *testing.T, url string) []inbox.Recorded {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	got, err := inbox.RecordedRetentions(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// A function that consumes events names itself in the inbox: its build
+// records its retention under that name.
+func TestAConsumerNamesItself(t *testing.T) {
+	_, err := catalogenv.Load(context.Background(), config.New(config.Env(nil)), slog.New(slog.DiscardHandler), catalogenv.Needs{Events: true})
+	if err == nil || !strings.Contains(err.Error(), "Needs.Consumer") {
+		t.Errorf("Load with Needs.Events and no Needs.Consumer = %v, want a refusal naming Needs.Consumer", err)
+	}
 }
 
 // A function that searches does not also write the index: it would hold

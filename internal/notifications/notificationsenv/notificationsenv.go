@@ -6,13 +6,15 @@
 // Configuration: the users database (postgres.ConfigFrom: USERS_…); secret
 // jwt-verify-key for Needs.Tokens; secret internal-callers for Needs.Internal;
 // secret event-verify-key, EVENT_ACCEPT_UNSIGNED and INBOX_RETENTION (the
-// window of events accepted, the relay's setting too) for Needs.Events;
+// window of events accepted, the relay's setting too, and recorded in the
+// users database for it, inbox.RecordRetention) for Needs.Events;
 // SMTP_* (smtpmail.ConfigFrom) for Needs.Mail, where an empty SMTP_ADDR
 // means no mail is sent.
 package notificationsenv
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
 	"github.com/shopfaas/shop/internal/auth"
@@ -30,8 +32,13 @@ type Needs struct {
 	Internal bool // checks internal callers: the internal-callers secret
 	Mail     bool // sends mail when SMTP_ADDR is set
 	// Events: the function consumes events and checks the relay's signature
-	// (the event-verify-key secret, inbox.EventsConfigFrom).
+	// (the event-verify-key secret, inbox.EventsConfigFrom), as Consumer.
 	Events bool
+	// Consumer is the function's name in the inbox (the one it claims
+	// events with), required with Events: the build records its
+	// INBOX_RETENTION under it (inbox.RecordRetention), so that the outbox
+	// relay keeps the records of the events it still accepts.
+	Consumer string
 }
 
 // Deps are a notifications function's dependencies. Fields a function does
@@ -48,7 +55,9 @@ type Deps struct {
 }
 
 // Load reads the configuration from c (every problem reported at once), then
-// connects to and migrates the users database within postgres.OpenTimeout.
+// connects to and migrates the users database within postgres.OpenTimeout
+// and, for Needs.Events, records the consumer's INBOX_RETENTION there
+// (inbox.RecordRetention): a failure fails the build.
 func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) (*Deps, error) {
 	dbc := postgres.ConfigFrom(c, "users", usersdb.Migrations())
 	dbc.Log = log // a migration retry's warning names this function (on faasd CE, the member)
@@ -60,6 +69,9 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	}
 	var ec inbox.EventsConfig
 	if needs.Events {
+		if needs.Consumer == "" {
+			return nil, errors.New("notificationsenv: a function that consumes events (Needs.Events) needs its name in the inbox (Needs.Consumer)")
+		}
 		ec = inbox.EventsConfigFrom(c)
 	}
 	if err := c.Err(); err != nil {
@@ -87,6 +99,12 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	pool, err := postgres.Open(ctx, dbc)
 	if err != nil {
 		return nil, err
+	}
+	if needs.Events {
+		if err := inbox.RecordRetention(ctx, pool, needs.Consumer, ec.Retention); err != nil {
+			pool.Close()
+			return nil, err
+		}
 	}
 	d.Store, d.Users = notificationsdb.New(pool), usersdb.New(pool)
 	return d, nil

@@ -4,9 +4,14 @@ import (
 	"context"
 	"log/slog"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/config/configtest"
+	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/notifications/notificationsenv"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
@@ -21,11 +26,25 @@ func TestLoad(t *testing.T) {
 	}
 	db := pgtest.NewDatabase(t)
 	configtest.Run(t, configtest.Case[*notificationsenv.Deps]{
-		Name: "with events", Load: load(notificationsenv.Needs{Tokens: true, Internal: true, Mail: true, Events: true}),
+		Name: "with events", Load: load(notificationsenv.Needs{Tokens: true, Internal: true, Mail: true, Events: true, Consumer: "test-consumer"}),
 		Missing: []string{"USERS_DATABASE_URL", "jwt-verify-key", "internal-callers", "event-verify-key"},
-		Env:     map[string]string{"USERS_DATABASE_URL": db, "SMTP_ADDR": "127.0.0.1:2525"},
+		Env:     map[string]string{"USERS_DATABASE_URL": db, "SMTP_ADDR": "127.0.0.1:2525", "INBOX_RETENTION": "1440h"},
 		Secrets: map[string]string{"jwt-verify-key": configtest.CallerSecrets["jwt-verify-key"],
 			"internal-callers": configtest.CallerSecrets["internal-callers"], "event-verify-key": configtest.VerifyKey(t)},
+		// The consumer's retention, recorded for the outbox relay
+		// (inbox.RecordRetention).
+		Check: func(t *testing.T, d *notificationsenv.Deps) {
+			ctx := context.Background()
+			conn, err := pgx.Connect(ctx, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			got, err := inbox.RecordedRetentions(ctx, conn)
+			if diff := cmp.Diff([]inbox.Recorded{{Consumer: "test-consumer", Retention: 60 * 24 * time.Hour}}, got); diff != "" || err != nil {
+				t.Errorf("retentions recorded (%v; -want +got):\n%s", err, diff)
+			}
+		},
 	}, configtest.Case[*notificationsenv.Deps]{
 		Name: "with mail", Load: load(notificationsenv.Needs{Tokens: true, Internal: true, Mail: true}),
 		Env:     map[string]string{"USERS_DATABASE_URL": db, "SMTP_ADDR": "127.0.0.1:2525"},

@@ -60,6 +60,7 @@ func TestMigrationsIncludeInbox(t *testing.T) {
 	for file, want := range map[string]string{
 		"0002_notifications.sql":           inbox.Schema,
 		"0004_processed_events_by_age.sql": inbox.PruneIndex,
+		"0008_inbox_retentions.sql":        inbox.RetentionSchema,
 	} {
 		b, err := fs.ReadFile(usersdb.Migrations(), file)
 		if err != nil {
