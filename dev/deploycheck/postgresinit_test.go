@@ -760,11 +760,11 @@ func TestSplitRolesGivesTheReadersRolesToASplitClusterMigratedWithoutThem(t *tes
 // empty data directory, so such a cluster keeps PostgreSQL's defaults
 // (PUBLIC's CONNECT and TEMPORARY on postgres and template1, PUBLIC's
 // EXECUTE on the large objects' and advisory locks' functions in every
-// service database, no
-// temp_file_limit on the readers' roles) until split-roles.sh runs again as
-// the superuser. The cluster is laid out by today's 10-shop.sh with those
-// defaults put back, and migrated; after split-roles.sh the item's check
-// query prints what the item says and the new cluster's checks pass.
+// service database, no temp_file_limit on the readers' roles nor on the
+// relay's) until split-roles.sh runs again as the superuser. The cluster is
+// laid out by today's 10-shop.sh with those defaults put back, and
+// migrated; after split-roles.sh the item's check query prints what the
+// item says and the new cluster's checks pass.
 func TestSplitRolesClosesTheReadersWaysToFillTheDiskOnAClusterOfTheLastRelease(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a PostgreSQL cluster of its own; -short was asked for")
@@ -777,6 +777,7 @@ func TestSplitRolesClosesTheReadersWaysToFillTheDiskOnAClusterOfTheLastRelease(t
 	for _, service := range readerServices {
 		cl.psql(t, "postgres", "ALTER ROLE "+readerRole(service)+" RESET temp_file_limit;\n")
 	}
+	cl.psql(t, "postgres", "ALTER ROLE shop_relay RESET temp_file_limit;\n")
 	for service := range serviceMigrations {
 		cl.psql(t, "shop_"+service, `SELECT format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', oid::regprocedure)
 	FROM pg_proc
@@ -802,15 +803,16 @@ func TestSplitRolesClosesTheReadersWaysToFillTheDiskOnAClusterOfTheLastRelease(t
 		return regexp.MustCompile(`[{,]=` + privileges + `/`).MatchString(acl)
 	}
 	before := strings.Split(strings.TrimSpace(cl.query(t, "shop_catalog", check)), "|")
-	if len(before) != 3 || !public(before[0], "X") || !public(before[1], "Tc") || strings.Contains(before[1], "shop_monitor=") ||
-		strings.Contains(before[2], "temp_file_limit") {
+	if len(before) != 4 || !public(before[0], "X") || !public(before[1], "Tc") || strings.Contains(before[1], "shop_monitor=") ||
+		strings.Contains(before[2], "temp_file_limit") || strings.Contains(before[3], "temp_file_limit") {
 		t.Fatalf("the check query before split-roles.sh: %q, want PUBLIC's EXECUTE, CONNECT and TEMPORARY, no monitor's CONNECT, no temp_file_limit", before)
 	}
 
 	cl.runScript(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets)
 	after := strings.Split(strings.TrimSpace(cl.query(t, "shop_catalog", check)), "|")
-	if len(after) != 3 || public(after[0], "X") || public(after[1], "[A-Za-z]*") || !strings.Contains(after[1], "shop_monitor=c/postgres") ||
-		!strings.Contains(after[2], "temp_file_limit="+readerTempFileLimit) || !strings.Contains(after[2], "default_transaction_read_only=on") {
+	if len(after) != 4 || public(after[0], "X") || public(after[1], "[A-Za-z]*") || !strings.Contains(after[1], "shop_monitor=c/postgres") ||
+		!strings.Contains(after[2], "temp_file_limit="+tempFileLimit) || !strings.Contains(after[2], "default_transaction_read_only=on") ||
+		!strings.Contains(after[3], "temp_file_limit="+tempFileLimit) {
 		t.Errorf("the check query after split-roles.sh: %q, want what docs/deploy-faasd.md step 7 item 9 says", after)
 	}
 	// The item runs it in the other service databases too: lo_create
@@ -827,8 +829,9 @@ func TestSplitRolesClosesTheReadersWaysToFillTheDiskOnAClusterOfTheLastRelease(t
 // functions' declared database passwords and the relay's reach. superuser
 // tells whether a superuser ran the scripts, and so whether the service
 // databases refuse large objects and advisory locks to all but their
-// service's role (checkLargeObjectsAndAdvisoryLocks); each service's role
-// still migrates there, and the relay works, either way.
+// service's role (checkLargeObjectsAndAdvisoryLocks) and the readers' and
+// the relay's temporary files are limited (checkTempFileLimit); each
+// service's role still migrates there, and the relay works, either way.
 func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[string]string, superuser bool) {
 	t.Helper()
 	ctx := context.Background()
@@ -1006,13 +1009,39 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 		if _, err := conn.Exec(ctx, "LISTEN "+outbox.Channel); err != nil {
 			t.Errorf("the relay in shop_%s: LISTEN: %v", database, err)
 		}
+		// It needs no table to spill temporary files: limited as the
+		// readers' are.
+		checkTempFileLimit(t, conn, "shop_relay", "shop_"+database, superuser)
 		_ = conn.Close(ctx)
 	}
 }
 
-// readerTempFileLimit is the temp_file_limit the scripts set on the
-// readers' roles, as SHOW prints it.
-const readerTempFileLimit = "1GB"
+// tempFileLimit is the temp_file_limit the scripts set on the readers'
+// roles and the relay's, as SHOW prints it.
+const tempFileLimit = "1GB"
+
+// checkTempFileLimit checks the temporary files of role's session conn in
+// database (a sort or a hash larger than work_mem spills to disk, a
+// read-only query's too, and one that reads no table, such as a sort of
+// generate_series, as much as any): limited to tempFileLimit by the role's
+// temp_file_limit where a superuser ran the scripts (superuser), not limited
+// where another administrator did; a setting only a superuser may change,
+// so the session cannot raise it either way.
+func checkTempFileLimit(t *testing.T, conn postgres.Querier, role, database string, superuser bool) {
+	t.Helper()
+	ctx := context.Background()
+	var limit string
+	if err := conn.QueryRow(ctx, `SHOW temp_file_limit`).Scan(&limit); err != nil {
+		t.Errorf("%s in %s: SHOW temp_file_limit: %v", role, database, err)
+	} else if want := map[bool]string{true: tempFileLimit, false: "-1"}[superuser]; limit != want {
+		t.Errorf("%s in %s: temp_file_limit %s, want %s", role, database, limit, want)
+	}
+	for _, q := range []string{`SET temp_file_limit = -1`, `SET temp_file_limit = '2GB'`, `SELECT set_config('temp_file_limit', '-1', false)`} {
+		if _, err := conn.Exec(ctx, q); !denied(err) {
+			t.Errorf("%s in %s: %s: %v, want permission denied", role, database, q, err)
+		}
+	}
+}
 
 // checkReaders checks, on a cluster set up and migrated, what the public
 // readers' roles reach: each logs in to its service's database and no
@@ -1168,21 +1197,7 @@ func checkReaders(t *testing.T, cl privateCluster, passwords map[string]string, 
 				t.Errorf("%s in shop_%s, its session's default set off: %s: %v, want permission denied", role, service, q, err)
 			}
 		}
-		// Temporary files (a sort or a hash larger than work_mem spills to
-		// disk, a read-only query's too): limited by the role's
-		// temp_file_limit, which only a superuser may set, so the session
-		// cannot raise it.
-		var limit string
-		if err := conn.QueryRow(ctx, `SHOW temp_file_limit`).Scan(&limit); err != nil {
-			t.Errorf("%s in shop_%s: SHOW temp_file_limit: %v", role, service, err)
-		} else if want := map[bool]string{true: readerTempFileLimit, false: "-1"}[superuser]; limit != want {
-			t.Errorf("%s in shop_%s: temp_file_limit %s, want %s", role, service, limit, want)
-		}
-		for _, q := range []string{`SET temp_file_limit = -1`, `SET temp_file_limit = '2GB'`, `SELECT set_config('temp_file_limit', '-1', false)`} {
-			if _, err := conn.Exec(ctx, q); !denied(err) {
-				t.Errorf("%s in shop_%s: %s: %v, want permission denied", role, service, q, err)
-			}
-		}
+		checkTempFileLimit(t, conn, role, "shop_"+service, superuser)
 		conn.Release()
 		pool.Close()
 	}

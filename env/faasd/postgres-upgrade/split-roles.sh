@@ -160,9 +160,17 @@ done
 # each readers' role gets temp_file_limit = 1GB: a superuser's setting
 # (PGC_SUSET), so its sessions cannot raise it; its queries read a page of
 # products, stock or search documents at a time, megabytes at the most.
+# So does shop_relay, which may connect to all five databases, where a
+# query that reads no table (a sort of generate_series, say) spills as much
+# as any: its own queries read a batch of the outbox (RELAY_BATCH_SIZE rows,
+# 10000 at most, through the index outbox_pending: a top-N sort at worst,
+# in memory), the consumers' retentions (inbox_retentions, a row each) and
+# delete in batches of 5000 rows found through an index (outbox,
+# processed_events, notifications, order_sales): no temporary file near
+# the limit.
 # A superuser's change alone (the databases belong to the bootstrap
 # superuser), so another administrator is told what stays open.
-psql -X -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname postgres --set=readers="$(for r in $readers; do printf 'shop_%s_reader ' "$r"; done)" <<'SQL'
+psql -X -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname postgres --set=limited="shop_relay $(for r in $readers; do printf 'shop_%s_reader ' "$r"; done)" <<'SQL'
 SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user \gset
 \if :superuser
 REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC;
@@ -170,8 +178,8 @@ REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC;
 -- and grants it CONNECT).
 SELECT 'GRANT CONNECT ON DATABASE postgres TO shop_monitor' WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = 'shop_monitor') \gexec
 SELECT format('ALTER ROLE %I SET temp_file_limit = %L', r, '1GB')
-	FROM unnest(string_to_array(trim(:'readers'), ' ')) r \gexec
+	FROM unnest(string_to_array(trim(:'limited'), ' ')) r \gexec
 \else
-\warn split-roles.sh: not a superuser, so the reader roles can still connect to postgres and template1 (and create temporary tables and large objects there) and spill temporary files without a limit (docs/security.md, Database roles)
+\warn split-roles.sh: not a superuser, so the reader roles can still connect to postgres and template1 (and create temporary tables and large objects there) and, as can shop_relay, spill temporary files without a limit (docs/security.md, Database roles)
 \endif
 SQL
