@@ -760,11 +760,13 @@ func TestSplitRolesGivesTheReadersRolesToASplitClusterMigratedWithoutThem(t *tes
 // empty data directory, so such a cluster keeps PostgreSQL's defaults
 // (PUBLIC's CONNECT and TEMPORARY on postgres and template1, PUBLIC's
 // EXECUTE on the large objects' and advisory locks' functions in every
-// service database, no temp_file_limit on the readers' roles nor on the
-// relay's) until split-roles.sh runs again as the superuser. The cluster is
-// laid out by today's 10-shop.sh with those defaults put back, and
-// migrated; after split-roles.sh the item's check query prints what the
-// item says and the new cluster's checks pass.
+// service database, which the service's role then holds through PUBLIC
+// alone, no temp_file_limit on the readers' roles nor on the relay's)
+// until split-roles.sh runs again as the superuser. The cluster is laid out
+// by today's 10-shop.sh with those defaults put back, and migrated; after
+// split-roles.sh the item's check query prints what the item says and the
+// new cluster's checks pass (each service's role migrating under the
+// advisory lock that split-roles.sh grants it back).
 func TestSplitRolesClosesTheReadersWaysToFillTheDiskOnAClusterOfTheLastRelease(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a PostgreSQL cluster of its own; -short was asked for")
@@ -778,13 +780,25 @@ func TestSplitRolesClosesTheReadersWaysToFillTheDiskOnAClusterOfTheLastRelease(t
 		cl.psql(t, "postgres", "ALTER ROLE "+readerRole(service)+" RESET temp_file_limit;\n")
 	}
 	cl.psql(t, "postgres", "ALTER ROLE shop_relay RESET temp_file_limit;\n")
+	// PostgreSQL's defaults: PUBLIC may execute the large objects' and
+	// advisory locks' functions (lo_import, server-side, is the
+	// superuser's alone by default), and the service's role holds no
+	// grant of its own, so its migrations take the lock only if
+	// split-roles.sh grants it back.
 	for service := range serviceMigrations {
 		cl.psql(t, "shop_"+service, `SELECT format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', oid::regprocedure)
 	FROM pg_proc
 	WHERE pronamespace = 'pg_catalog'::regnamespace
-		AND (proname IN ('lo_creat', 'lo_create', 'lo_from_bytea', 'lo_import')
+		AND (proname IN ('lo_creat', 'lo_create', 'lo_from_bytea')
 			OR proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$') \gexec
+SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM %I', oid::regprocedure, current_database())
+	FROM pg_proc
+	WHERE pronamespace = 'pg_catalog'::regnamespace AND proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$' \gexec
 `)
+		if got := cl.query(t, "shop_"+service, `SELECT count(*) FROM pg_proc, aclexplode(proacl) a
+			WHERE pronamespace = 'pg_catalog'::regnamespace AND a.grantee = '`+"shop_"+service+`'::regrole`); strings.TrimSpace(got) != "0" {
+			t.Fatalf("shop_%s: its role still holds %s grants on pg_catalog's functions, want none (as the last release left it)", service, got)
+		}
 	}
 	roles := productionRoles(t)
 	cl.migrate(t, func(service string) (string, string) {
