@@ -204,7 +204,9 @@ SQL
 # superuser may change their privileges (an owner of the database, or a
 # CREATEROLE administrator of a managed PostgreSQL, gets "no privileges
 # could be revoked"): an administrator that is not a superuser leaves them
-# as they are and is told so (docs/security.md says what then remains).
+# as they are and is told so (docs/security.md says what then remains),
+# where PUBLIC still may execute one of them (not on a rerun after a
+# superuser's run revoked them all).
 for s in $services; do
 	psql -X -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "shop_$s" --set=role="shop_$s" <<'SQL'
 REVOKE ALL ON DATABASE :"DBNAME" FROM PUBLIC;
@@ -224,7 +226,18 @@ SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I', oid::regprocedure, :'role')
 	FROM pg_proc
 	WHERE pronamespace = 'pg_catalog'::regnamespace AND proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$' \gexec
 \else
+-- Said only where PUBLIC still may execute one of them: not after a
+-- superuser's run revoked them. A NULL proacl is PostgreSQL's default,
+-- which grants PUBLIC (grantee 0 in aclexplode).
+SELECT EXISTS (SELECT FROM pg_proc
+	WHERE pronamespace = 'pg_catalog'::regnamespace
+		AND (proname IN ('lo_creat', 'lo_create', 'lo_from_bytea', 'lo_import')
+			OR proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$')
+		AND (proacl IS NULL
+			OR EXISTS (SELECT FROM aclexplode(proacl) a WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'))) AS public_executes \gset
+\if :public_executes
 \warn 10-shop.sh: not a superuser, so in :DBNAME every role that may connect (shop_relay among them) can still create large objects and take advisory locks (docs/security.md, Database roles)
+\endif
 \endif
 SQL
 done

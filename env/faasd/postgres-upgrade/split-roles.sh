@@ -88,7 +88,8 @@ done
 # that may connect), the advisory locks granted back to the service's role,
 # whose migrations take one (and so to `shop` while it is a member, whose
 # old functions migrate as it): a superuser's change alone, so another
-# administrator is told that it left them.
+# administrator is told that it left them, where PUBLIC still may execute
+# one of them.
 for s in $services; do
 	# REASSIGN also gives the role every database `shop` still owns: the
 	# ALTER DATABASE below puts each back with its own role.
@@ -117,7 +118,18 @@ SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I', oid::regprocedure, :'role')
 	FROM pg_proc
 	WHERE pronamespace = 'pg_catalog'::regnamespace AND proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$' \gexec
 \else
+-- Said only where PUBLIC still may execute one of them: not after a
+-- superuser's run revoked them. A NULL proacl is PostgreSQL's default,
+-- which grants PUBLIC (grantee 0 in aclexplode).
+SELECT EXISTS (SELECT FROM pg_proc
+	WHERE pronamespace = 'pg_catalog'::regnamespace
+		AND (proname IN ('lo_creat', 'lo_create', 'lo_from_bytea', 'lo_import')
+			OR proname ~ '^pg_(try_)?advisory_(xact_)?lock(_shared)?$')
+		AND (proacl IS NULL
+			OR EXISTS (SELECT FROM aclexplode(proacl) a WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'))) AS public_executes \gset
+\if :public_executes
 \warn split-roles.sh: not a superuser, so in :DBNAME every role that may connect (shop_relay among them) can still create large objects and take advisory locks (docs/security.md, Database roles)
+\endif
 \endif
 SQL
 done
