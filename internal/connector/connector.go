@@ -392,17 +392,25 @@ func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 			// Drop it and refresh soon: the function's queues are declared
 			// again (the queue may have been deleted) and a new consumer
 			// takes its place.
-			if subs[s.fn] == s {
-				c.log.Warn("the broker ended the function's consumer, subscribing again", "fn", s.fn, "reason", s.ended)
-				s.stop()
-				delete(subs, s.fn)
-			}
+			// The replacement waits for the next delay, unless one is
+			// already pending (the log then names none).
+			var delay time.Duration
 			if again == nil {
 				if time.Since(lastEnded) > 2*endedBackoff.Max {
 					endedBackoff.Reset()
 				}
 				lastEnded = time.Now()
-				again = time.After(endedBackoff.Next())
+				delay = endedBackoff.Next()
+				again = time.After(delay)
+			}
+			if subs[s.fn] == s {
+				args := []any{"fn", s.fn, "reason", s.ended}
+				if delay > 0 {
+					args = append(args, "after", delay)
+				}
+				c.log.Warn("the broker ended the function's consumer, subscribing again", args...)
+				s.stop()
+				delete(subs, s.fn)
 			}
 			refresh = false
 		case m := <-migrated:

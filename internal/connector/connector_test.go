@@ -1099,11 +1099,40 @@ func TestAConsumerTheBrokerKeepsEndingIsReplacedAtAGrowingDelay(t *testing.T) {
 	if n := logs.count(endedLog); n != 1+replacements {
 		t.Errorf("%d consumers ended by the broker logged, want %d (one per deletion)", n, 1+replacements)
 	}
+	// Each end's delay is twice the last, up to MaxBackoff, or back at
+	// 200 ms after a calm spell over twice MaxBackoff: under load a
+	// replacement may take that long (an interval near it may go either
+	// way, as the connector times it from its own receipt of each end). A
+	// constant delay, however long, would fail here.
+	delays := logs.delays()
+	if len(delays) != 1+replacements {
+		t.Fatalf("delays logged %v, want one per deletion (%d)", delays, 1+replacements)
+	}
+	for i, d := range delays {
+		grown := 200 * time.Millisecond
+		if i > 0 {
+			grown = min(2*delays[i-1], e.cfg.MaxBackoff)
+		}
+		calm := i > 0 && deleted[i].Sub(deleted[i-1]) > 2*e.cfg.MaxBackoff-500*time.Millisecond
+		if d != grown && !(calm && d == 200*time.Millisecond) {
+			t.Errorf("delay %d before subscribing again = %s (all: %v, deletions %v apart), want %s",
+				i, d, delays, intervals(deleted), grown)
+		}
+	}
 	waitConsumed(t, e, q)
 	id := e.publish(t, topic)
 	if got := e.gw.waitCalls(t, "churned", 1, 10*time.Second); got[0].id != id {
 		t.Errorf("call for %s, want %s", got[0].id, id)
 	}
+}
+
+// intervals are the times between consecutive instants of ts, rounded.
+func intervals(ts []time.Time) []time.Duration {
+	var d []time.Duration
+	for i := 1; i < len(ts); i++ {
+		d = append(d, ts[i].Sub(ts[i-1]).Round(time.Millisecond))
+	}
+	return d
 }
 
 // waitConsumed waits until q exists and has a consumer.
@@ -1130,6 +1159,9 @@ func (e *env) tryConsumers(q string) (int, error) {
 type logRecorder struct {
 	mu   sync.Mutex
 	msgs []string
+	// afters are the "after" attributes logged, in order: the delays
+	// before a function's consumer is subscribed again.
+	afters []time.Duration
 }
 
 func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
@@ -1139,7 +1171,20 @@ func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.msgs = append(l.msgs, r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "after" {
+			l.afters = append(l.afters, a.Value.Duration())
+		}
+		return true
+	})
 	return nil
+}
+
+// delays returns the "after" attributes logged so far.
+func (l *logRecorder) delays() []time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.afters)
 }
 
 func (l *logRecorder) count(msg string) int {
