@@ -76,3 +76,32 @@ func TestGroupAlive(t *testing.T) {
 		t.Error("GroupAlive of a group whose member is reaped = true, want false")
 	}
 }
+
+// StartGroup's atExit runs while the leader that exited is still a zombie,
+// not reaped: its pid, the group's id, cannot have been given to another
+// process yet, so atExit may signal the group by number. atExit runs
+// before the exit is reported.
+func TestAGroupsAtExitRunsBeforeItsLeaderIsReaped(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	var (
+		st    childproc.Stat
+		seen  bool
+		probe error
+	)
+	exited, err := childproc.StartGroup(cmd, func() {
+		st, seen = childproc.ReadStat(cmd.Process.Pid)
+		probe = syscall.Kill(-cmd.Process.Pid, 0)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	_ = cmd.Process.Kill()
+	<-exited
+	if want := (childproc.Stat{State: "Z", PPID: os.Getpid(), PGID: pid}); !seen || st != want {
+		t.Errorf("ReadStat of the leader in atExit = %+v, %v; want %+v: exited, not yet reaped", st, seen, want)
+	}
+	if probe != nil {
+		t.Errorf("signal 0 to the group in atExit: %v, want it delivered", probe)
+	}
+}
