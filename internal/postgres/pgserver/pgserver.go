@@ -8,12 +8,16 @@
 // The postmaster runs in the foreground as this process's child, started
 // through childproc, so on Linux it dies with the process that started it
 // even when that one is killed (SIGKILL: no cleanup runs), and its backends
-// follow it (each watches the postmaster). `pg_ctl start` would detach it
+// follow it (each watches the postmaster). Those are not in its process
+// group (each of PostgreSQL's children leads a session of its own): Stop
+// finds them by their program and working directory. `pg_ctl start` would
+// detach it
 // (setsid, its parent pg_ctl gone): a killed test or chaos run left a
 // PostgreSQL serving a temporary directory on a random port.
 package pgserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,10 +27,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shopfaas/shop/internal/childproc"
 )
@@ -64,19 +70,41 @@ func Chown(path string) error {
 }
 
 // Run runs prog, one of PostgreSQL's programs in bin (initdb), in dir, as
-// the postgres user where the server runs as that user, and in a process
-// group of its own (a Ctrl-C at the terminal must not reach it before the
-// caller decides). The error carries prog's output.
+// the postgres user where the server runs as that user (through
+// Credential, as Start runs the postmaster: one way of switching user), in
+// a process group of its own (a Ctrl-C at the terminal must not reach it
+// before the caller decides). It dies with this process (childproc), and
+// when ctx is done it is killed with its group (initdb's own children, the
+// bootstrap postgres) and Run returns ctx's error at once. The error
+// carries prog's output.
 func Run(ctx context.Context, bin, dir, prog string, args ...string) error {
-	path := filepath.Join(bin, prog)
-	cmd := exec.CommandContext(ctx, path, args...)
-	if asPostgres() {
-		cmd = exec.CommandContext(ctx, "runuser", append([]string{"-u", "postgres", "--", path}, args...)...)
-	}
+	cmd := exec.Command(filepath.Join(bin, prog), args...)
 	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %v: %w\n%s", prog, args, err, out)
+	var out bytes.Buffer // one writer for both: written by one goroutine
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if asPostgres() {
+		cred, err := postgresUser()
+		if err != nil {
+			return err
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	// Whatever of its group outlives prog (killed, or crashed) goes with
+	// it, signalled before prog is reaped (StartGroup): its children hold
+	// the output pipe Wait reads to its end.
+	waited, err := childproc.StartGroup(cmd, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	if err != nil {
+		return fmt.Errorf("%s: %w", prog, err)
+	}
+	select {
+	case err = <-waited:
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		<-waited
+		return fmt.Errorf("%s %v: %w\n%s", prog, args, ctx.Err(), out.Bytes())
+	}
+	if err != nil {
+		return fmt.Errorf("%s %v: %w\n%s", prog, args, err, out.Bytes())
 	}
 	return nil
 }
@@ -101,6 +129,10 @@ type Config struct {
 	// StartTimeout bounds the wait for the server to accept connections
 	// (default 120 s, as `pg_ctl start -w -t 120`).
 	StartTimeout time.Duration
+
+	// started, if not nil, is told of the server once its postmaster
+	// runs (tests: what Start stopped must be gone).
+	started func(*Server)
 }
 
 // Server is one run of a postmaster.
@@ -108,19 +140,41 @@ type Server struct {
 	proc   *os.Process
 	exited chan struct{} // closed once proc has exited
 	err    error         // its Wait's result, set before exited is closed
+	// exe and data are the postmaster's program and data directory as
+	// /proc shows a process's (symbolic links resolved): its children's.
+	exe, data string
 }
 
 // Start starts the postmaster in the foreground (in a process group of its
 // own, whose id is its pid) and returns once the superuser postgres can log
-// in on its Unix socket. A server that exits or is not ready in time is not
-// left behind: Start stops it and returns an error naming the log.
+// in on its Unix socket. A server that exits, refuses that login or is not
+// ready in time is not left behind: Start stops it and returns an error
+// naming the log. Only what can clear as the server starts is waited out
+// (no socket yet, connection refused, "the database system is starting
+// up"); any other refusal (a login pg_hba.conf rejects) fails at once.
+//
+// The log is opened as whoever runs Start (root) in a directory the
+// server's user may write to: a symbolic link or anything but a regular
+// file in its place is refused, never followed or written to.
 func Start(ctx context.Context, c Config) (*Server, error) {
-	logFile, err := os.OpenFile(c.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logFile, err := openLog(c.Log)
 	if err != nil {
 		return nil, err
 	}
 	defer logFile.Close() // the server holds its own copy
-	args := []string{"-D", c.Data, "-p", strconv.Itoa(c.Port), "-k", c.SocketDir, "-c", "listen_addresses=127.0.0.1"}
+	// The readiness login's settings, as fields: a socket directory is
+	// any path (spaces, quotes), which a connection string would have to
+	// quote.
+	login, err := pgx.ParseConfig("")
+	if err != nil {
+		return nil, fmt.Errorf("postgres readiness login: %w", err)
+	}
+	login.Host, login.Port, login.User, login.Database = c.SocketDir, uint16(c.Port), "postgres", "postgres"
+	login.TLSConfig, login.Fallbacks = nil, nil
+	// -k takes a list (unix_socket_directories): a name in double quotes,
+	// a quote in it doubled, may hold spaces and commas.
+	socketDirs := `"` + strings.ReplaceAll(c.SocketDir, `"`, `""`) + `"`
+	args := []string{"-D", c.Data, "-p", strconv.Itoa(c.Port), "-k", socketDirs, "-c", "listen_addresses=127.0.0.1"}
 	for _, s := range c.Settings {
 		args = append(args, "-c", s)
 	}
@@ -128,7 +182,7 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	cmd.Dir = c.SocketDir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group: a Ctrl-C at the terminal must not reach the
-	// server before its caller stops it, and Stop waits for the group.
+	// server before its caller stops it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if asPostgres() {
 		// The postmaster itself runs as postgres, not a child of runuser
@@ -141,22 +195,31 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 		}
 		cmd.SysProcAttr.Credential = cred
 	}
+	s := &Server{exited: make(chan struct{})}
+	if s.exe, err = resolved(cmd.Path); err == nil {
+		s.data, err = resolved(c.Data)
+	}
+	if err != nil {
+		return nil, err
+	}
 	waited, err := childproc.Start(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
-	s := &Server{proc: cmd.Process, exited: make(chan struct{})}
+	s.proc = cmd.Process
 	go func() { s.err = <-waited; close(s.exited) }()
+	if c.started != nil {
+		c.started(s)
+	}
 
 	timeout := c.StartTimeout
 	if timeout == 0 {
 		timeout = 120 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	waitCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	dsn := "host=" + c.SocketDir + " port=" + strconv.Itoa(c.Port) + " user=postgres dbname=postgres sslmode=disable"
 	for {
-		conn, err := pgx.Connect(ctx, dsn)
+		conn, err := pgx.ConnectConfig(waitCtx, login)
 		if err == nil {
 			_ = conn.Close(context.WithoutCancel(ctx))
 			return s, nil
@@ -165,12 +228,56 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 		case <-s.exited:
 			_, _ = s.Stop(syscall.SIGQUIT, 30*time.Second) // its backends, if any
 			return nil, fmt.Errorf("postgres exited at start (%v; %s): %w", s.err, c.Log, err)
-		case <-ctx.Done():
+		default:
+		}
+		switch {
+		case ctx.Err() != nil:
 			_, _ = s.Stop(syscall.SIGQUIT, 30*time.Second)
-			return nil, fmt.Errorf("postgres not ready within %v (%s): %w", timeout, c.Log, err)
+			return nil, fmt.Errorf("postgres start abandoned (%s; last login: %v): %w", c.Log, err, ctx.Err())
+		case waitCtx.Err() != nil:
+			_, _ = s.Stop(syscall.SIGQUIT, 30*time.Second)
+			return nil, fmt.Errorf("postgres not ready within %v (%s; last login: %v): %w", timeout, c.Log, err, waitCtx.Err())
+		case !startingUp(err):
+			_, _ = s.Stop(syscall.SIGQUIT, 30*time.Second)
+			return nil, fmt.Errorf("postgres refused the superuser's login on its socket (%s): %w", c.Log, err)
+		}
+		select {
+		case <-s.exited:
+		case <-waitCtx.Done():
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// openLog opens the server's log to append to, creating it: not through a
+// symbolic link (O_NOFOLLOW: the directory is the server's user's, who
+// could point it at any file root may write), and only a regular file
+// (O_NONBLOCK: a FIFO put there must not block the open).
+func openLog(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("postgres's log: %w", err)
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("postgres's log %s is not a regular file (%v)", path, fi.Mode().Type())
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// startingUp reports whether err, a failed login, may clear as the server
+// starts: its socket not there yet or not listening, or the server
+// answering that it is starting up (57P03, cannot_connect_now).
+func startingUp(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "57P03"
+	}
+	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // Pid is the postmaster's process id, which is also its process group's.
@@ -190,15 +297,17 @@ func (s *Server) Err() error {
 }
 
 // Stop asks the postmaster for a shutdown in mode (SIGINT: fast, SIGQUIT:
-// immediate) and waits until it has exited and no process of its group
-// runs; what still runs after timeout is killed and Stop says so. A
+// immediate) and waits, timeout in all, until it and every process it
+// started have exited; what still runs then is killed and Stop says so. A
 // postmaster that had exited on its own (killed, crashed) gets no signal:
-// died says so (Err tells how it ended), and Stop waits for the backends
-// it left, asked to quit at once as an immediate shutdown asks them (a
-// postmaster killed outright leaves them running, attached to its shared
-// memory, and a new one started meanwhile on the same data directory
-// refuses to: "pre-existing shared memory block is still in use").
+// died says so (Err tells how it ended), and Stop asks the processes it
+// left (backends) to quit at once, as an immediate shutdown asks them, and
+// waits for them (a postmaster killed outright leaves them running,
+// attached to its shared memory, and a new one started meanwhile on the
+// same data directory refuses to: "pre-existing shared memory block is
+// still in use").
 func (s *Server) Stop(mode syscall.Signal, timeout time.Duration) (died bool, err error) {
+	deadline := time.Now().Add(timeout)
 	select {
 	case <-s.exited:
 		died = true
@@ -213,26 +322,92 @@ func (s *Server) Stop(mode syscall.Signal, timeout time.Duration) (died bool, er
 			died = true
 		}
 	}
-	if died {
-		_ = syscall.Kill(-s.proc.Pid, syscall.SIGQUIT)
-	} else {
+	if !died {
+		timer := time.NewTimer(time.Until(deadline))
+		defer timer.Stop()
 		select {
 		case <-s.exited:
-		case <-time.After(timeout):
+		case <-timer.C:
 			_ = s.proc.Kill()
 			<-s.exited
-			_ = syscall.Kill(-s.proc.Pid, syscall.SIGKILL)
-			return false, fmt.Errorf("postgres did not stop within %v; killed", timeout)
+			err = fmt.Errorf("postgres did not stop within %v; killed", timeout)
 		}
 	}
-	// A zombie left for whoever adopted it to reap holds nothing.
-	for deadline := time.Now().Add(timeout); childproc.GroupAlive(s.proc.Pid); time.Sleep(20 * time.Millisecond) {
+	// After a shutdown none is left, unless the postmaster was killed.
+	left := s.children()
+	for _, p := range left {
+		_ = p.Signal(syscall.SIGQUIT)
+	}
+	for ; len(left) > 0; left = s.children() {
 		if time.Now().After(deadline) {
-			_ = syscall.Kill(-s.proc.Pid, syscall.SIGKILL)
-			return died, fmt.Errorf("the processes of postgres's group still ran %v after its postmaster exited; killed", timeout)
+			for _, p := range left {
+				_ = p.Kill()
+			}
+			release(left)
+			return died, errors.Join(err, fmt.Errorf("%d processes of postgres still ran %v after Stop was called; killed", len(left), timeout))
 		}
+		release(left)
+		time.Sleep(20 * time.Millisecond)
 	}
-	return died, nil
+	return died, err
+}
+
+// children lists the processes the postmaster started (its backends and
+// auxiliary processes) that still run, its own or, once it has exited,
+// left by it. Each makes itself the leader of a session of its own
+// (setsid), so no process group holds them; they are the processes that
+// run the postmaster's program in its data directory (each works there,
+// as the postmaster does). Each comes as a handle (a pidfd on Linux),
+// taken before the process is checked again: a signal through it reaches
+// that process, never one that reused its pid. Where there is no /proc,
+// none is found.
+func (s *Server) children() []*os.Process {
+	pids, _ := childproc.Processes()
+	var found []*os.Process
+	for _, pid := range pids {
+		if pid == s.proc.Pid || !s.runs(pid) {
+			continue
+		}
+		p, err := os.FindProcess(pid)
+		if err != nil {
+			continue
+		}
+		if !s.runs(pid) { // gone, its pid reused, before the handle
+			_ = p.Release()
+			continue
+		}
+		found = append(found, p)
+	}
+	return found
+}
+
+// runs reports whether process pid runs the postmaster's program in its
+// data directory: a zombie runs nothing (its exe cannot be read).
+func (s *Server) runs(pid int) bool {
+	proc := "/proc/" + strconv.Itoa(pid)
+	exe, err := os.Readlink(proc + "/exe")
+	if err != nil || exe != s.exe {
+		return false
+	}
+	cwd, err := os.Readlink(proc + "/cwd")
+	return err == nil && cwd == s.data
+}
+
+// release releases the handles of ps.
+func release(ps []*os.Process) {
+	for _, p := range ps {
+		_ = p.Release()
+	}
+}
+
+// resolved is path absolute, with its symbolic links resolved, as /proc
+// shows a process's program and working directory.
+func resolved(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(abs)
 }
 
 // postgresUser is the credential of the postgres user.
