@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,13 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopfaas/shop/internal/broker/rabbitnode"
-	"github.com/shopfaas/shop/internal/childproc"
 	"github.com/shopfaas/shop/internal/proctest"
 )
-
-// clusterDirEnv, set, makes TestClusterHelperProcess start a cluster in that
-// directory.
-const clusterDirEnv = "CHAOS_CLUSTER_HELPER_DIR"
 
 // newTestCluster starts a private cluster in a fresh directory; it is
 // stopped when the test ends.
@@ -54,58 +47,6 @@ func tempDir(t *testing.T) string {
 	_ = os.Chmod(dir, 0o755)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	return dir
-}
-
-// TestClusterHelperProcess is not a test: run again by
-// TestAClusterDiesWithTheRunThatStartedIt with clusterDirEnv set, the test
-// binary starts a cluster, says "ready" and waits to be killed. Without
-// clusterDirEnv it returns.
-func TestClusterHelperProcess(t *testing.T) {
-	dir := os.Getenv(clusterDirEnv)
-	if dir == "" {
-		return
-	}
-	port, err := rabbitnode.FreePort()
-	if err == nil {
-		_, err = startCluster(context.Background(), filepath.Join(dir, "pg"), port, t.Logf)
-	}
-	if err != nil {
-		fmt.Println(err)
-		os.Exit(1)
-	}
-	fmt.Println("ready")
-	time.Sleep(10 * time.Minute)
-}
-
-// TestAClusterDiesWithTheRunThatStartedIt: the private PostgreSQL does not
-// outlive a chaos run that is killed (SIGKILL: no Close runs). Until
-// 2026-12-06 `pg_ctl start` detached the postmaster, which served on.
-func TestAClusterDiesWithTheRunThatStartedIt(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a PostgreSQL cluster; -short was asked for")
-	}
-	dir := tempDir(t)
-	parent := exec.Command(os.Args[0], "-test.run=^TestClusterHelperProcess$")
-	parent.Env = append(os.Environ(), clusterDirEnv+"="+dir)
-	exited := proctest.StartReady(t, parent)
-	b, err := os.ReadFile(filepath.Join(dir, "pg", "data", "postmaster.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, _, _ := strings.Cut(string(b), "\n")
-	postmaster, err := strconv.Atoi(strings.TrimSpace(first))
-	if err != nil || !proctest.Running(postmaster) {
-		t.Fatalf("postmaster.pid says %q (%v), not a running process", first, err)
-	}
-	t.Cleanup(func() { _ = syscall.Kill(postmaster, syscall.SIGKILL) })
-
-	if err := parent.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-exited
-	if !proctest.Exits(postmaster, 10*time.Second) {
-		t.Fatalf("the postmaster (pid %d) still runs 10 s after the run that started it was killed", postmaster)
-	}
 }
 
 // recoveryLine is what PostgreSQL (15 and later) logs when it starts on a
@@ -206,8 +147,10 @@ func TestARestartRevivesAServerThatDiedOnItsOwn(t *testing.T) {
 			t.Fatalf("restart (crash %v) of a dead server: revived %v, %v; want it revived", crash, revived, err)
 		}
 		_ = held.Close(ctx)
-		if childproc.GroupAlive(server.Pid()) {
-			t.Errorf("restart (crash %v) of a dead server: processes of the old postmaster's group still run (its backend was %d)", crash, backend)
+		// Its own session's leader (PostgreSQL's children call setsid),
+		// so not in the postmaster's process group.
+		if proctest.Running(backend) {
+			t.Errorf("restart (crash %v) of a dead server: the old postmaster's backend %d still runs", crash, backend)
 		}
 		conn, err := pgx.Connect(ctx, c.URL("postgres"))
 		if err != nil {

@@ -59,8 +59,8 @@ var serviceMigrations = map[string]func() fs.FS{
 // 10-shop.sh's psql connects); every TCP login needs its password
 // (scram-sha-256), as on faasd. As root, the server runs as the postgres
 // user (initdb refuses root). Its postmaster is the test process's child,
-// so it dies with a test binary killed by its timeout or SIGKILL
-// (TestAPrivateClusterDiesWithTheTestProcess).
+// so it dies with a test binary killed by its timeout or SIGKILL, and its
+// backends follow (pgserver's TestAServerDiesWithTheProcessThatStartedIt).
 type privateCluster struct {
 	dir  string
 	port int
@@ -68,7 +68,9 @@ type privateCluster struct {
 
 // clusterTemplate is the data directory every privateCluster starts as a
 // copy of: initdb, which takes seconds, runs once per test binary, when
-// the first test needs it; TestMain removes it.
+// the first test needs it; TestMain removes it, when the tests end: a test
+// binary that panics or is killed by its -timeout leaves it in the
+// temporary directory (pg-init-template-*), as nothing runs after that.
 var clusterTemplate struct {
 	once      sync.Once
 	dir       string // holds data; removed by TestMain
