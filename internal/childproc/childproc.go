@@ -5,10 +5,7 @@
 // through it.
 package childproc
 
-import (
-	"os/exec"
-	"syscall"
-)
+import "os/exec"
 
 // Start starts cmd and returns a channel that receives cmd.Wait's result
 // once cmd has exited. On Linux cmd gets SIGKILL when this process dies, set
@@ -23,28 +20,6 @@ func Start(cmd *exec.Cmd) (<-chan error, error) {
 	started := make(chan error, 1)
 	exited := make(chan error, 1)
 	go startAndWait(cmd, nil, started, exited)
-	if err := <-started; err != nil {
-		return nil, err
-	}
-	return exited, nil
-}
-
-// StartGroup is Start for a cmd that leads a process group of its own
-// (Setpgid, set here on cmd.SysProcAttr), whose processes may outlive it:
-// atExit runs once cmd has exited and, on Linux, before it is reaped. Until
-// then cmd's pid, which is the group's id, cannot be given to another
-// process, so atExit may signal the group by number
-// (syscall.Kill(-pid, sig)) without ever reaching a group that reused the
-// id, as a signal sent after the reaping could when no member was left.
-// Elsewhere atExit runs after the reaping.
-func StartGroup(cmd *exec.Cmd, atExit func()) (<-chan error, error) {
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Setpgid = true
-	started := make(chan error, 1)
-	exited := make(chan error, 1)
-	go startAndWait(cmd, atExit, started, exited)
 	if err := <-started; err != nil {
 		return nil, err
 	}
