@@ -388,9 +388,11 @@ func TestEachFunctionReachesOnlyItsServicesDatabase(t *testing.T) {
 // privileges of pg_catalog's functions, which only a superuser may change:
 // the relay's and the readers' roles may still create large objects and
 // take advisory locks in every service database, and the script says so,
-// once for each (and, run by such an administrator after the superuser,
-// only where PUBLIC may still execute one of those functions:
-// rerunWithoutASuperuser); run again, by the superuser or by
+// once for each, nor close postgres and template1 to the readers' roles
+// or limit their temporary files and the relay's, which it says once (and,
+// run by such an administrator after the superuser, it and split-roles.sh
+// say only what still holds: rerunWithoutASuperuser); run again, by the
+// superuser or by
 // that administrator, after the functions migrated the databases, it keeps
 // the passwords as checkPasswordsKept says.
 func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
@@ -417,9 +419,17 @@ func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
 					t.Errorf("10-shop.sh as %s: warned %q %v, want %v\n%s", admin, warning, got, !superuser, out)
 				}
 			}
-			warning := "10-shop.sh: not a superuser, so the reader roles can still connect to postgres and template1"
-			if got := strings.Contains(string(out), warning); got == superuser {
-				t.Errorf("10-shop.sh as %s: warned %q %v, want %v\n%s", admin, warning, got, !superuser, out)
+			// PostgreSQL's defaults: PUBLIC may connect to postgres and
+			// template1 but create temporary tables in postgres alone
+			// (initdb leaves template1 "=c/postgres").
+			want := ""
+			if !superuser {
+				want = "10-shop.sh: not a superuser, so the reader roles can still connect to postgres and template1 " +
+					"(and create large objects there, and temporary tables in postgres), and shop_relay and the reader roles " +
+					"can still spill temporary files without a limit (docs/security.md, Database roles)"
+			}
+			if got := outsideWarning(out, "10-shop.sh"); got != want {
+				t.Errorf("10-shop.sh as %s: warned of postgres, template1 and temporary files %q, want %q\n%s", admin, got, want, out)
 			}
 			roles := productionRoles(t)
 			cl.migrate(t, func(service string) (string, string) {
@@ -434,29 +444,76 @@ func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
 	}
 }
 
-// rerunWithoutASuperuser runs 10-shop.sh as an administrator that is not a
-// superuser on cl, where the superuser ran it: it warns of the large
-// objects and advisory locks only in the service databases where PUBLIC
-// may still execute one of those functions, here shop_orders alone, where
-// lo_create was granted to PUBLIC again after the superuser's run (an
-// explicit entry for PUBLIC, where a fresh cluster has PostgreSQL's
-// default, no ACL at all: the shop_admin case of
-// TestThePostgresInitScriptRunsAgainAndWithoutASuperuser).
+// rerunWithoutASuperuser runs 10-shop.sh, and then split-roles.sh, as an
+// administrator that is not a superuser on cl, where the superuser ran
+// 10-shop.sh: each warns of the large objects and advisory locks only in
+// the service databases where PUBLIC may still execute one of those
+// functions, here shop_orders alone, where lo_create was granted to PUBLIC
+// again after the superuser's run (an explicit entry for PUBLIC, where a
+// fresh cluster has PostgreSQL's default, no ACL at all: the shop_admin
+// case of TestThePostgresInitScriptRunsAgainAndWithoutASuperuser), and of
+// postgres, template1 and the temporary files not at all (the superuser
+// closed them); then, a part of that put back, of that part alone: PUBLIC's
+// CONNECT on template1 (the readers may connect there again, but not create
+// temporary tables: TEMPORARY stays revoked), and then the limit of one
+// role.
 func rerunWithoutASuperuser(t *testing.T, cl privateCluster, secrets string) {
 	t.Helper()
 	cl.psql(t, "postgres", "CREATE ROLE shop_admin LOGIN CREATEROLE CREATEDB PASSWORD 'pw-admin';\n"+
 		"GRANT CONNECT ON DATABASE postgres TO shop_admin;\n")
 	cl.psql(t, "shop_orders", "GRANT EXECUTE ON FUNCTION lo_create(oid) TO PUBLIC;\n")
-	out, err := cl.scriptOutput(t, "env/faasd/postgres-init/10-shop.sh", secrets, "shop_admin", "pw-admin")
-	if err != nil {
-		t.Fatalf("10-shop.sh run again as shop_admin after the superuser: %v\n%s", err, out)
-	}
-	for service := range serviceMigrations {
-		warning := "10-shop.sh: not a superuser, so in shop_" + service + " every role that may connect (shop_relay among them) can still create large objects"
-		if got, want := strings.Contains(string(out), warning), service == "orders"; got != want {
-			t.Errorf("10-shop.sh run again as shop_admin after the superuser: warned %q %v, want %v\n%s", warning, got, want, out)
+	// 10-shop.sh first: it makes shop_admin a member of the service roles,
+	// which split-roles.sh needs (ALTER DATABASE ... OWNER).
+	for _, script := range []string{"env/faasd/postgres-init/10-shop.sh", "env/faasd/postgres-upgrade/split-roles.sh"} {
+		name := filepath.Base(script)
+		out, err := cl.scriptOutput(t, script, secrets, "shop_admin", "pw-admin")
+		if err != nil {
+			t.Fatalf("%s run as shop_admin after the superuser: %v\n%s", name, err, out)
+		}
+		for service := range serviceMigrations {
+			warning := name + ": not a superuser, so in shop_" + service + " every role that may connect (shop_relay among them) can still create large objects"
+			if got, want := strings.Contains(string(out), warning), service == "orders"; got != want {
+				t.Errorf("%s run as shop_admin after the superuser: warned %q %v, want %v\n%s", name, warning, got, want, out)
+			}
+		}
+		if got := outsideWarning(out, name); got != "" {
+			t.Errorf("%s run as shop_admin after the superuser: warned %q, want no warning of postgres, template1 or temporary files\n%s", name, got, out)
 		}
 	}
+
+	for _, step := range []struct{ put, script, want string }{
+		{"GRANT CONNECT ON DATABASE template1 TO PUBLIC;\n", "env/faasd/postgres-init/10-shop.sh",
+			"10-shop.sh: not a superuser, so the reader roles can still connect to template1 (and create large objects there)"},
+		{"REVOKE CONNECT ON DATABASE template1 FROM PUBLIC;\nALTER ROLE shop_inventory_reader RESET temp_file_limit;\n", "env/faasd/postgres-init/10-shop.sh",
+			"10-shop.sh: not a superuser, so shop_inventory_reader can still spill temporary files without a limit"},
+		{"GRANT CONNECT ON DATABASE template1 TO PUBLIC;\nALTER ROLE shop_relay RESET temp_file_limit;\n", "env/faasd/postgres-upgrade/split-roles.sh",
+			"split-roles.sh: not a superuser, so the reader roles can still connect to template1 (and create large objects there), " +
+				"and shop_relay and shop_inventory_reader can still spill temporary files without a limit"},
+	} {
+		cl.psql(t, "postgres", step.put)
+		out, err := cl.scriptOutput(t, step.script, secrets, "shop_admin", "pw-admin")
+		if err != nil {
+			t.Fatalf("%s run as shop_admin after %q: %v\n%s", step.script, step.put, err, out)
+		}
+		if got, want := outsideWarning(out, filepath.Base(step.script)), step.want+" (docs/security.md, Database roles)"; got != want {
+			t.Errorf("%s run as shop_admin after %q: warned %q, want %q\n%s", step.script, step.put, got, want, out)
+		}
+	}
+}
+
+// outsideWarning is the warning of script (10-shop.sh or split-roles.sh)
+// in its output out about what, outside the service databases, only a
+// superuser may close (the connections to postgres and template1, the
+// temporary files without a limit), its lines joined, "" if none.
+func outsideWarning(out []byte, script string) string {
+	var warnings []string
+	for line := range strings.Lines(string(out)) {
+		line = strings.TrimSuffix(line, "\n")
+		if strings.HasPrefix(line, script+": not a superuser, so ") && !strings.HasPrefix(line, script+": not a superuser, so in shop_") {
+			warnings = append(warnings, line)
+		}
+	}
+	return strings.Join(warnings, "\n")
 }
 
 // initRoles are the login roles 10-shop.sh makes, each with the password
@@ -1120,8 +1177,8 @@ func checkReaders(t *testing.T, cl privateCluster, passwords map[string]string, 
 			t.Errorf("%s reaches the databases %v, want only shop_%s", role, reach, service)
 		}
 		// Nor the cluster's own databases, where PUBLIC may connect and
-		// create temporary tables and large objects by PostgreSQL's
-		// defaults: refused where a superuser ran the scripts, still open
+		// create large objects (and temporary tables in postgres) by
+		// PostgreSQL's defaults: refused where a superuser ran the scripts, still open
 		// (and said so) where another administrator did.
 		for _, database := range []string{"postgres", "template1"} {
 			conn, err := pgx.Connect(ctx, cl.url(role, password, database))

@@ -161,8 +161,9 @@ done
 
 # Outside the readers' own databases: by PostgreSQL's defaults PUBLIC, and so
 # each readers' role, may connect to the databases postgres and template1
-# and create temporary tables there (and large objects: the REVOKEs above
-# are each database's own), and a session's sorts and hashes may spill
+# and create large objects there (the REVOKEs above are each database's
+# own), and temporary tables in postgres (initdb grants PUBLIC only CONNECT
+# on template1), and a session's sorts and hashes may spill
 # temporary files without a limit (temp_file_limit = -1), in its own
 # database too, read-only or not: disk a reader could fill. CONNECT and
 # TEMPORARY on both are revoked from PUBLIC and CONNECT on postgres granted
@@ -182,7 +183,9 @@ done
 # the limit.
 # A superuser's change alone (the databases belong to the bootstrap
 # superuser), so another administrator is told what stays open.
-psql -X -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname postgres --set=limited="shop_relay $(for r in $readers; do printf 'shop_%s_reader ' "$r"; done)" <<'SQL'
+reader_roles=$(for r in $readers; do printf 'shop_%s_reader ' "$r"; done)
+psql -X -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname postgres --set=readers="$reader_roles" \
+	--set=limited="shop_relay $reader_roles" <<'SQL'
 SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user \gset
 \if :superuser
 REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC;
@@ -192,6 +195,46 @@ SELECT 'GRANT CONNECT ON DATABASE postgres TO shop_monitor' WHERE EXISTS (SELECT
 SELECT format('ALTER ROLE %I SET temp_file_limit = %L', r, '1GB')
 	FROM unnest(string_to_array(trim(:'limited'), ' ')) r \gexec
 \else
-\warn split-roles.sh: not a superuser, so the reader roles can still connect to postgres and template1 (and create temporary tables and large objects there) and, as can shop_relay, spill temporary files without a limit (docs/security.md, Database roles)
+-- Says only what still holds: nothing after a superuser's run closed it
+-- all, the part put back since (PUBLIC's CONNECT granted again, a limit
+-- reset) alone. has_database_privilege counts PUBLIC's CONNECT and
+-- TEMPORARY as a reader's own (a NULL datacl is PostgreSQL's default,
+-- which grants PUBLIC both). A role's limit is its pg_db_role_setting for
+-- every database (setdatabase 0); -1 is none.
+WITH readers AS (
+	SELECT r FROM unnest(string_to_array(trim(:'readers'), ' ')) r
+), open AS (
+	SELECT d, array_agg(r ORDER BY r) AS rs, bool_and(has_database_privilege(r, d, 'TEMPORARY')) AS temporary
+		FROM readers, unnest(ARRAY['postgres', 'template1']) d
+		WHERE has_database_privilege(r, d, 'CONNECT')
+		GROUP BY d
+), unlimited AS (
+	SELECT r FROM unnest(string_to_array(trim(:'limited'), ' ')) r
+		WHERE NOT EXISTS (SELECT FROM pg_db_role_setting s, unnest(s.setconfig) c
+			WHERE s.setdatabase = 0 AND s.setrole = r::regrole
+				AND c LIKE 'temp_file_limit=%' AND c <> 'temp_file_limit=-1')
+), connecting AS (
+	SELECT format('%s can still connect to %s (and create %s)',
+			CASE WHEN rs @> (SELECT array_agg(r) FROM readers) THEN 'the reader roles' ELSE array_to_string(rs, ' and ') END,
+			string_agg(d, ' and ' ORDER BY d),
+			CASE WHEN bool_and(temporary) THEN 'temporary tables and large objects there'
+				WHEN bool_or(temporary) THEN 'large objects there, and temporary tables in '
+					|| string_agg(d, ' and ' ORDER BY d) FILTER (WHERE temporary)
+				ELSE 'large objects there' END) AS part
+		FROM open
+		GROUP BY rs
+), spilling AS (
+	SELECT concat_ws(' and ',
+			(SELECT string_agg(r, ' and ' ORDER BY r) FROM unlimited WHERE r NOT IN (SELECT r FROM readers)),
+			CASE WHEN NOT EXISTS (SELECT FROM readers WHERE r NOT IN (SELECT r FROM unlimited)) THEN 'the reader roles'
+				ELSE (SELECT string_agg(r, ' and ' ORDER BY r) FROM unlimited JOIN readers USING (r)) END)
+		|| ' can still spill temporary files without a limit' AS part
+		WHERE EXISTS (SELECT FROM unlimited)
+)
+SELECT still_open, still_open <> '' AS warn
+	FROM concat_ws(', and ', (SELECT string_agg(part, ', and ' ORDER BY part) FROM connecting), (SELECT part FROM spilling)) still_open \gset
+\if :warn
+\warn split-roles.sh: not a superuser, so :still_open (docs/security.md, Database roles)
+\endif
 \endif
 SQL
