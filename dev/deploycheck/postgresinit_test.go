@@ -455,8 +455,9 @@ func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
 // postgres, template1 and the temporary files not at all (the superuser
 // closed them); then, a part of that put back, of that part alone: PUBLIC's
 // CONNECT on template1 (the readers may connect there again, but not create
-// temporary tables: TEMPORARY stays revoked), and then the limit of one
-// role.
+// temporary tables: TEMPORARY stays revoked), then, that revoked again,
+// the limit of one readers' role (10-shop.sh), and then both, the relay's
+// limit too (split-roles.sh).
 func rerunWithoutASuperuser(t *testing.T, cl privateCluster, secrets string) {
 	t.Helper()
 	cl.psql(t, "postgres", "CREATE ROLE shop_admin LOGIN CREATEROLE CREATEDB PASSWORD 'pw-admin';\n"+
