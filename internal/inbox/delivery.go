@@ -33,14 +33,14 @@ type Delivery struct {
 //
 // Nor can it replay a genuine event once its record of having been processed
 // may be gone: an event whose envelope time is older than the inbox retention
-// (the relay prunes processed-event records past it, Prune) less
-// MaxClockSkew, or more than MaxClockSkew ahead of this process's clock (a
+// (the relay prunes processed-event records past it, Prune; less for a while
+// after a raise of it, Since) less MaxClockSkew, or more than MaxClockSkew ahead of this process's clock (a
 // signer's clock ahead would stretch that window), is refused.
 type Events struct {
-	verifier  *events.Verifier
-	unsigned  bool
-	retention time.Duration
-	log       *slog.Logger
+	verifier *events.Verifier
+	unsigned bool
+	window   Window
+	log      *slog.Logger
 }
 
 // MaxClockSkew is how far apart the clocks of an event's producer, of its
@@ -59,11 +59,12 @@ func NewEvents(verifier *events.Verifier, acceptUnsigned bool) (Events, error) {
 	if verifier == nil {
 		return Events{}, errors.New("inbox: an event verifier is required")
 	}
-	return Events{verifier: verifier, unsigned: acceptUnsigned, retention: DefaultRetention}, nil
+	return Events{verifier: verifier, unsigned: acceptUnsigned, window: Window{Retention: DefaultRetention}}, nil
 }
 
 // checkTime refuses an envelope time outside the window in which a
-// duplicate is still recognised. Older than the retention less MaxClockSkew
+// duplicate is still recognised. Older than the window (the retention, or
+// less after a raise, Window.At) less MaxClockSkew
 // (its processed-event record may have been pruned, and a replay of a
 // captured event would apply it again), or missing (the relay's envelopes
 // always carry one, events.New), is fault.Invalid "event_expired", 422, which
@@ -74,7 +75,7 @@ func NewEvents(verifier *events.Verifier, acceptUnsigned bool) (Events, error) {
 // replayed after fixing the clocks. Both are logged at warn with their reason.
 func (e Events) checkTime(r *http.Request, d Delivery, now time.Time) error {
 	age := now.Sub(d.Time)
-	window := e.retention - MaxClockSkew
+	window := e.window.At(now) - MaxClockSkew
 	var why string
 	switch {
 	case d.Time.IsZero():
@@ -206,6 +207,14 @@ func (ec EventsConfig) Events(log *slog.Logger) (Events, error) {
 		return Events{}, fmt.Errorf("INBOX_RETENTION: %w", err)
 	}
 	ev, err := NewEvents(v, ec.AcceptUnsigned)
-	ev.retention, ev.log = ec.Retention, log
+	ev.window, ev.log = Window{Retention: ec.Retention}, log
 	return ev, err
+}
+
+// Since returns e reading events within w (Window.At): the window
+// RecordRetention returned for e's retention, which is less than it for a
+// while after a raise.
+func (e Events) Since(w Window) Events {
+	e.window = w
+	return e
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
@@ -276,22 +278,146 @@ func TestRecordRetentionKeepsEachConsumersLast(t *testing.T) {
 	if got, err := inbox.RecordedRetentions(ctx, empty); err != nil || got != nil {
 		t.Errorf("RecordedRetentions without the table = %v, %v; want none", got, err)
 	}
-	m := migrations()
-	m["0003_retentions.sql"] = &fstest.MapFile{Data: []byte(inbox.RetentionSchema)}
-	pool := pgtest.Open(t, m)
+	pool := pgtest.Open(t, retentionMigrations())
 	const day = 24 * time.Hour
 	for _, r := range []inbox.Recorded{{"stats", 40 * day}, {"index", 30 * day}, {"stats", 60 * day}} {
-		if err := inbox.RecordRetention(ctx, pool, r.Consumer, r.Retention); err != nil {
+		if _, err := inbox.RecordRetention(ctx, pool, r.Consumer, r.Retention); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, bad := range []inbox.Recorded{{"", 30 * day}, {"stats", inbox.MaxClockSkew}} {
-		if err := inbox.RecordRetention(ctx, pool, bad.Consumer, bad.Retention); err == nil {
+		if _, err := inbox.RecordRetention(ctx, pool, bad.Consumer, bad.Retention); err == nil {
 			t.Errorf("RecordRetention(%q, %s) succeeded, want a refusal", bad.Consumer, bad.Retention)
 		}
 	}
 	got, err := inbox.RecordedRetentions(ctx, pool)
 	if diff := cmp.Diff([]inbox.Recorded{{"index", 30 * day}, {"stats", 60 * day}}, got); diff != "" || err != nil {
 		t.Errorf("RecordedRetentions (%v; -want +got):\n%s", err, diff)
+	}
+}
+
+// A consumer's window after a raise of its retention grows from the window
+// it had by the time since the raise, up to the new retention: the relay
+// pruned with the old one until the raise, so an event older than that grows
+// no younger than the records pruned then.
+func TestTheWindowGrowsFromTheRaise(t *testing.T) {
+	const day = 24 * time.Hour
+	raised := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name string
+		w    inbox.Window
+		now  time.Time
+		want time.Duration
+	}{
+		{"never raised", inbox.Window{Retention: 60 * day}, raised, 60 * day},
+		{"at the raise", inbox.Window{Retention: 60 * day, Previous: 30 * day, RaisedAt: raised}, raised, 30 * day},
+		{"10 days after", inbox.Window{Retention: 60 * day, Previous: 30 * day, RaisedAt: raised}, raised.Add(10 * day), 40 * day},
+		{"a minute before the end", inbox.Window{Retention: 60 * day, Previous: 30 * day, RaisedAt: raised}, raised.Add(30*day - time.Minute), 60*day - time.Minute},
+		{"at the end", inbox.Window{Retention: 60 * day, Previous: 30 * day, RaisedAt: raised}, raised.Add(30 * day), 60 * day},
+		{"long after", inbox.Window{Retention: 60 * day, Previous: 30 * day, RaisedAt: raised}, raised.AddDate(1, 0, 0), 60 * day},
+		{"a clock before the raise", inbox.Window{Retention: 60 * day, Previous: 30 * day, RaisedAt: raised}, raised.Add(-time.Hour), 30 * day},
+		{"previous not shorter", inbox.Window{Retention: 60 * day, Previous: 90 * day, RaisedAt: raised}, raised, 60 * day},
+	} {
+		if got := tt.w.At(tt.now); got != tt.want {
+			t.Errorf("%s: %+v.At(%s) = %s, want %s", tt.name, tt.w, tt.now, got, tt.want)
+		}
+	}
+}
+
+// retentionMigrations are migrations() with the consumers' retentions.
+func retentionMigrations() fstest.MapFS {
+	m := migrations()
+	m["0003_retentions.sql"] = &fstest.MapFile{Data: []byte(inbox.RetentionSchema)}
+	m["0004_raises.sql"] = &fstest.MapFile{Data: []byte(inbox.RetentionRaiseSchema)}
+	return m
+}
+
+// A consumer raised from 30 to 60 days does not accept at once an event 45
+// days old, whose processed-event record the relay pruned at 30 days until
+// the raise: its window starts at 30 days and grows with the time since the
+// raise (here recorded 10 days ago: 40 days, and 16 days ago: 46), reaching
+// 60. Its next build with the same retention keeps the raise's window; a
+// lowered retention takes effect at once; a first record has no previous
+// window. Until 2026-12-06 a raise took effect at once and the 45-day event
+// was read (and applied again).
+func TestARaisedConsumerRefusesWhatTheRelayMayHavePruned(t *testing.T) {
+	const day = 24 * time.Hour
+	ctx := context.Background()
+	pool := pgtest.Open(t, retentionMigrations())
+	signing, verify, err := events.NewKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := events.ParseSigner(signing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// build is a consumer's build with retention: its Events.
+	build := func(retention time.Duration) (inbox.Events, inbox.Window) {
+		t.Helper()
+		ev, err := inbox.EventsConfig{VerifyKey: verify, Retention: retention}.Events(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := inbox.RecordRetention(ctx, pool, "stats", retention)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev.Since(w), w
+	}
+	reads := func(ev inbox.Events, age time.Duration) bool {
+		t.Helper()
+		_, err := ev.Read(signedAt(t, signer, time.Now().Add(-age)), events.OrderPlaced)
+		if err != nil && !fault.Is(err, fault.Invalid, fault.CodeEventExpired) {
+			t.Fatalf("Read = %v, want the event or event_expired", err)
+		}
+		return err == nil
+	}
+	raisedAgo := func(ago time.Duration) {
+		t.Helper()
+		if _, err := pool.Exec(ctx, `UPDATE inbox_retentions SET raised_at = now() - $1::interval WHERE consumer = 'stats'`,
+			ago.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ev, w := build(30 * day)
+	if w.Previous != 0 || !reads(ev, 29*day) || reads(ev, 31*day) {
+		t.Errorf("first record: %+v; want no previous window, 29 days read, 31 refused", w)
+	}
+	ev, w = build(60 * day)
+	if w.Previous != 30*day || time.Since(w.RaisedAt) > time.Minute {
+		t.Errorf("raised to 60 days: %+v, want the previous 30 days, raised now", w)
+	}
+	if reads(ev, 45*day) || !reads(ev, 29*day) {
+		t.Error("just raised from 30 to 60 days: want 45 days refused, 29 read")
+	}
+	raisedAgo(10 * day)
+	ev, w = build(60 * day) // another build, the same retention
+	if got := w.At(time.Now()); got < 40*day-time.Minute || got > 40*day+time.Minute {
+		t.Errorf("rebuilt 10 days after the raise: window %s (%+v), want 40 days", got, w)
+	}
+	if reads(ev, 45*day) || !reads(ev, 39*day) {
+		t.Error("10 days after the raise: want 45 days refused, 39 read")
+	}
+	raisedAgo(16 * day) // from the rebuild's 40 days: 56
+	if ev, _ = build(60 * day); !reads(ev, 45*day) || reads(ev, 57*day) {
+		t.Error("16 more days: want 45 days read, 57 refused")
+	}
+	raisedAgo(30 * day)
+	if ev, w = build(60 * day); w.Previous != 0 || !reads(ev, 59*day) {
+		t.Errorf("once grown: %+v; want no previous window, 59 days read", w)
+	}
+	// Raised again, then lowered before the window grew to it: at once.
+	build(90 * day)
+	if ev, w = build(50 * day); w.Previous != 0 || reads(ev, 51*day) || !reads(ev, 49*day) {
+		t.Errorf("lowered to 50 days: %+v; want no previous window, 51 days refused, 49 read", w)
+	}
+	// Lowered, but still above the window growing to it: that window
+	// goes on growing, to the lower retention.
+	build(90 * day)
+	raisedAgo(5 * day)
+	if ev, w = build(70 * day); (w.Previous-55*day).Abs() > time.Minute || reads(ev, 56*day) || !reads(ev, 54*day) {
+		t.Errorf("raised to 90 days 5 days ago, then 70: %+v; want still growing from 55 days", w)
 	}
 }

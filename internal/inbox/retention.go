@@ -22,24 +22,85 @@ const RetentionSchema = `CREATE TABLE IF NOT EXISTS inbox_retentions (
 	recorded_at       timestamptz NOT NULL DEFAULT now()
 );`
 
+// RetentionRaiseSchema adds to inbox_retentions what a consumer whose
+// retention was raised needs to know (RecordRetention): the window it had
+// just before the raise and when the raise was recorded. Service migrations
+// include it verbatim (catalog 0012, users 0009; a test checks that they do).
+// The relay's SELECT on the table covers the new columns.
+const RetentionRaiseSchema = `ALTER TABLE inbox_retentions
+	ADD COLUMN IF NOT EXISTS previous_retention_seconds double precision CHECK (previous_retention_seconds > 0),
+	ADD COLUMN IF NOT EXISTS raised_at timestamptz;`
+
+// Window is the age past which a consumer refuses an event (Events): its
+// retention, or, while a raise of it is recent, less (At).
+type Window struct {
+	// Retention is the consumer's INBOX_RETENTION.
+	Retention time.Duration
+	// Previous, when not zero, is the window the consumer had when its
+	// retention was raised to Retention, at RaisedAt (on this process's
+	// clock): the outbox relay pruned the records of events older than
+	// Previous until then, so the window grows from Previous by the time
+	// since the raise.
+	Previous time.Duration
+	RaisedAt time.Time
+}
+
+// At is the window at now: min(Retention, Previous + (now - RaisedAt)) after
+// a raise, Retention otherwise. A record the relay pruned before the raise
+// (older than Previous then) is older than that window at any later time, so
+// the event it was the record of is refused rather than applied again.
+func (w Window) At(now time.Time) time.Duration {
+	if w.Previous <= 0 || w.Previous >= w.Retention {
+		return w.Retention
+	}
+	return min(w.Retention, w.Previous+max(0, now.Sub(w.RaisedAt)))
+}
+
+// effectiveSeconds is the SQL of a recorded row's window now (Window.At), r
+// being inbox_retentions.
+const effectiveSeconds = `CASE WHEN r.raised_at IS NULL OR r.previous_retention_seconds IS NULL THEN r.retention_seconds
+	ELSE least(r.retention_seconds, r.previous_retention_seconds + greatest(0, extract(epoch FROM now() - r.raised_at)::double precision)) END`
+
 // RecordRetention records, in the database behind db, that consumer (the
 // name it claims events with) refuses events older than retention
 // (Events.Read): an upsert, the last build of the consumer wins. A consumer
-// calls it as it is built, before it reads any event; an error (the table
-// missing, the database unavailable) fails the build.
-func RecordRetention(ctx context.Context, db postgres.Querier, consumer string, retention time.Duration) error {
+// calls it as it is built, before it reads any event, and reads events with
+// the Window it returns (Events.Since); an error (the table missing, the
+// database unavailable) fails the build.
+//
+// A retention longer than the window recorded so far (a raise) is recorded
+// with that window and the time of the raise: the relay pruned with the
+// shorter one until now, so the consumer's window grows from it with time
+// (Window.At) rather than reaching at once events whose records may be gone.
+// A retention no longer than that window takes effect at once. A consumer's
+// first record has no previous one: its window is its retention at once,
+// which is safe only where the relay's INBOX_RETENTION was at least as long
+// until then (docs/events.md, "Outbox relay").
+func RecordRetention(ctx context.Context, db postgres.Querier, consumer string, retention time.Duration) (Window, error) {
 	if consumer == "" {
-		return errors.New("inbox: record retention: the consumer is required")
+		return Window{}, errors.New("inbox: record retention: the consumer is required")
 	}
 	if err := CheckRetention(retention); err != nil {
-		return fmt.Errorf("inbox: record retention: %w", err)
+		return Window{}, fmt.Errorf("inbox: record retention: %w", err)
 	}
-	if _, err := db.Exec(ctx, `INSERT INTO inbox_retentions (consumer, retention_seconds) VALUES ($1, $2)
-		ON CONFLICT (consumer) DO UPDATE SET retention_seconds = excluded.retention_seconds, recorded_at = now()`,
-		consumer, retention.Seconds()); err != nil {
-		return fmt.Errorf("inbox: record retention of %s: %w", consumer, err)
+	var previous, since *float64
+	if err := db.QueryRow(ctx, `INSERT INTO inbox_retentions AS r (consumer, retention_seconds) VALUES ($1, $2)
+		ON CONFLICT (consumer) DO UPDATE SET
+			previous_retention_seconds = CASE WHEN excluded.retention_seconds > `+effectiveSeconds+` THEN `+effectiveSeconds+` END,
+			raised_at = CASE WHEN excluded.retention_seconds > `+effectiveSeconds+` THEN now() END,
+			retention_seconds = excluded.retention_seconds, recorded_at = now()
+		RETURNING r.previous_retention_seconds, extract(epoch FROM now() - r.raised_at)::double precision`,
+		consumer, retention.Seconds()).Scan(&previous, &since); err != nil {
+		return Window{}, fmt.Errorf("inbox: record retention of %s: %w", consumer, err)
 	}
-	return nil
+	w := Window{Retention: retention}
+	if previous != nil && since != nil {
+		// The time since the raise, on the database's clock, is carried
+		// over to this process's: the two clocks need not agree.
+		w.Previous = time.Duration(*previous * float64(time.Second))
+		w.RaisedAt = time.Now().Add(-time.Duration(*since * float64(time.Second)))
+	}
+	return w, nil
 }
 
 // Recorded is one consumer's retention as RecordRetention recorded it.

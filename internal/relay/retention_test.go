@@ -45,7 +45,7 @@ func TestTheRelayKeepsTheRecordsAConsumerWithALongerRetentionStillNeeds(t *testi
 			names, _ := capture(t)
 			pool := tc.open(t)
 			ctx := context.Background()
-			if err := inbox.RecordRetention(ctx, pool, tc.consumer, 60*day); err != nil {
+			if _, err := inbox.RecordRetention(ctx, pool, tc.consumer, 60*day); err != nil {
 				t.Fatal(err)
 			}
 			old := func(age string) {
@@ -120,7 +120,7 @@ func TestTheNotificationsAreKeptAsLongAsTheConsumersRetention(t *testing.T) {
 	names, _ := capture(t)
 	users := pgtest.Open(t, usersdb.Migrations())
 	ctx := context.Background()
-	if err := inbox.RecordRetention(ctx, users, "notify-user", 120*day); err != nil {
+	if _, err := inbox.RecordRetention(ctx, users, "notify-user", 120*day); err != nil {
 		t.Fatal(err)
 	}
 	insert := func(age string) {
@@ -158,7 +158,7 @@ func TestARelayRefusedTheConsumersRetentionsSaysSoOnceAndGoesOn(t *testing.T) {
 	names, deliveries := capture(t)
 	catalog := pgtest.Open(t, catalogdb.Migrations())
 	ctx := context.Background()
-	if err := inbox.RecordRetention(ctx, catalog, "update-product-stats", 60*day); err != nil {
+	if _, err := inbox.RecordRetention(ctx, catalog, "update-product-stats", 60*day); err != nil {
 		t.Fatal(err)
 	}
 	url, password, _ := relayRole(t, catalog, "processed_events", "order_sales")

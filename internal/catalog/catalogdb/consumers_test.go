@@ -26,6 +26,7 @@ func TestMigrationHasInbox(t *testing.T) {
 		"0002_inbox.sql":                   inbox.Schema,
 		"0006_processed_events_by_age.sql": inbox.PruneIndex,
 		"0011_inbox_retentions.sql":        inbox.RetentionSchema,
+		"0012_inbox_retention_raises.sql":  inbox.RetentionRaiseSchema,
 	} {
 		b, err := fs.ReadFile(catalogdb.Migrations(), file)
 		if err != nil {

@@ -132,15 +132,17 @@ type Deps struct {
 // never the build, so the catalog stays ready and serves from PostgreSQL;
 // the functions that need Redis fail their build on the first two,
 // redisconn.Open), the catalog database, connected and migrated (for
-// Needs.Reader with its own URL, connected and checked to be migrated; for
-// Needs.Events, the consumer's INBOX_RETENTION recorded there,
-// inbox.RecordRetention), and the
-// search backend: for Needs.Search, with Meilisearch, the meili-search-key
+// Needs.Reader with its own URL, connected and checked to be migrated), and
+// the search backend: for Needs.Search, with Meilisearch, the meili-search-key
 // secret required and checked with one search of limit 0 (meili.CheckKey:
 // a key Meilisearch refuses fails the build, naming the secret; an index no
 // writer has created yet, or a Meilisearch that cannot be reached, does not
 // and is logged), and for Needs.Index the external index, its settings
 // applied. A function needs one or the other, never both: one key each.
+// Last, for Needs.Events, it records the consumer's INBOX_RETENTION in the
+// catalog database (inbox.RecordRetention) and reads events within the window
+// that returns (inbox.Events.Since): a build failing before that records
+// nothing, one failing to record fails.
 // A failed Load closes what it opened (a build is retried every few seconds
 // while a dependency is down: each retry would leave a Redis connection and
 // a pool open).
@@ -222,11 +224,6 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 			pool.Close()
 		}
 	}()
-	if needs.Events {
-		if err := inbox.RecordRetention(ctx, pool, needs.Consumer, ec.Retention); err != nil {
-			return nil, err
-		}
-	}
 	d.Store = catalogdb.New(pool)
 	if needs.Search {
 		d.Search = pgsearch.New(pool)
@@ -251,6 +248,15 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 			}
 			d.External = ix
 		}
+	}
+	// Last, once nothing else can fail the build (and before any event is
+	// read): a build that fails records nothing the relay would prune with.
+	if needs.Events {
+		w, err := inbox.RecordRetention(ctx, pool, needs.Consumer, ec.Retention)
+		if err != nil {
+			return nil, err
+		}
+		d.Events = d.Events.Since(w)
 	}
 	return d, nil
 }

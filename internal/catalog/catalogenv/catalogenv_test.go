@@ -3,15 +3,16 @@ package catalogenv_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -20,7 +21,9 @@ import (
 	"github.com/shopfaas/shop/internal/catalog/catalogenv"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/config/configtest"
+	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 	"github.com/shopfaas/shop/internal/redisconn"
@@ -46,8 +49,9 @@ func TestLoad(t *testing.T) {
 		Env:     map[string]string{"CATALOG_DATABASE_URL": db, "REDIS_ADDR": "127.0.0.1:6379", "INBOX_RETENTION": "1440h"},
 		Secrets: map[string]string{"jwt-verify-key": configtest.CallerSecrets["jwt-verify-key"], "event-verify-key": configtest.VerifyKey(t)},
 		Check: func(t *testing.T, d *catalogenv.Deps) {
-			if diff := cmp.Diff([]inbox.Recorded{{Consumer: "test-consumer", Retention: 60 * 24 * time.Hour}}, recordedRetentions(t, db)); diff != "" {
-				t.Errorf("retentions recorded (-want +got):\n%s", diff)
+			got, err := inbox.RecordedRetentions(context.Background(), pgtest.Connect(t, db))
+			if diff := cmp.Diff([]inbox.Recorded{{Consumer: "test-consumer", Retention: 60 * 24 * time.Hour}}, got); diff != "" || err != nil {
+				t.Errorf("retentions recorded (%v; -want +got):\n%s", err, diff)
 			}
 			if _, err := d.Events.Read(httptest.NewRequest("POST", "/", strings.NewReader("{}"))); !fault.Is(err, fault.Forbidden, fault.CodeInvalidSignature) {
 				t.Errorf("Events.Read of an unsigned event = %v, want invalid_signature", err)
@@ -60,23 +64,6 @@ func TestLoad(t *testing.T) {
 			}
 		},
 	})
-}
-
-// recordedRetentions reads the consumers' retentions recorded in the
-// database at url.
-func recordedRetentions(t *testing.T, url string) []inbox.Recorded {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	got, err := inbox.RecordedRetentions(ctx, conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
 }
 
 // A function that consumes events names itself in the inbox: its build
@@ -285,5 +272,79 @@ func TestTheEndOfACacheFailureIsLoggedWithItsCount(t *testing.T) {
 	d.Cached(ctx, "p")
 	if lines := strings.Count(logged.String(), "product cache unavailable"); lines != 2 {
 		t.Fatalf("refused again within the minute: %d lines, want 2:\n%s", lines, logged.String())
+	}
+}
+
+// signedEvent is a POST of an order.placed.v1 event written age ago, signed
+// with the key fntest.VerifyKey trusts.
+func signedEvent(t *testing.T, age time.Duration) *http.Request {
+	t.Helper()
+	ev, err := events.New(context.Background(), "orders", events.OrderPlaced, "order-1", map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.Time = time.Now().Add(-age)
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("POST", "/", bytes.NewReader(b))
+	r.Header.Set(events.SignatureHeader, fntest.Sign(string(b)))
+	return r
+}
+
+// A consumer built with a retention raised from 30 to 60 days reads events
+// within the window that grows from the raise (inbox.RecordRetention,
+// inbox.Events.Since): an event 45 days old, whose processed-event record
+// the relay pruned at 30 days until the raise, is refused 422 event_expired
+// until 15 days after the raise (here a raise recorded 20 days ago), then
+// read. Until 2026-12-06 the build read events within its retention at once.
+func TestARaisedConsumerReadsWithinTheWindowGrowingFromTheRaise(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	build := func(retention string) *catalogenv.Deps {
+		t.Helper()
+		c := configtest.Reader(t, map[string]string{"CATALOG_DATABASE_URL": db, "INBOX_RETENTION": retention},
+			map[string]string{"event-verify-key": fntest.VerifyKey()})
+		d, err := catalogenv.Load(context.Background(), c, slog.New(slog.DiscardHandler), catalogenv.Needs{Events: true, Consumer: "test-consumer"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	const day = 24 * time.Hour
+	build("720h")
+	d := build("1440h")
+	if _, err := d.Events.Read(signedEvent(t, 45*day), events.OrderPlaced); !fault.Is(err, fault.Invalid, fault.CodeEventExpired) {
+		t.Errorf("45 days old, just raised from 30 days to 60: Read = %v, want event_expired", err)
+	}
+	if _, err := d.Events.Read(signedEvent(t, 29*day), events.OrderPlaced); err != nil {
+		t.Errorf("29 days old, just raised from 30 days to 60: Read = %v, want it read", err)
+	}
+	if _, err := pgtest.Connect(t, db).Exec(context.Background(), `UPDATE inbox_retentions SET raised_at = now() - interval '20 days'`); err != nil {
+		t.Fatal(err)
+	}
+	d = build("1440h")
+	if _, err := d.Events.Read(signedEvent(t, 45*day), events.OrderPlaced); err != nil {
+		t.Errorf("45 days old, raised from 30 days to 60 20 days ago: Read = %v, want it read", err)
+	}
+	if _, err := d.Events.Read(signedEvent(t, 51*day), events.OrderPlaced); !fault.Is(err, fault.Invalid, fault.CodeEventExpired) {
+		t.Errorf("51 days old, raised from 30 days to 60 20 days ago: Read = %v, want event_expired", err)
+	}
+}
+
+// A build that fails after opening the catalog database (here applying the
+// settings of a Meilisearch that does not answer) records no retention: the
+// relay would prune with a retention no consumer runs with. Until 2026-12-06
+// the retention was recorded before the index was built.
+func TestABuildThatFailsRecordsNoRetention(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	c := configtest.Reader(t, map[string]string{"CATALOG_DATABASE_URL": db, "INBOX_RETENTION": "1440h", "MEILI_URL": "http://127.0.0.1:1"},
+		map[string]string{"event-verify-key": fntest.VerifyKey()})
+	_, err := catalogenv.Load(context.Background(), c, slog.New(slog.DiscardHandler), catalogenv.Needs{Index: true, Events: true, Consumer: "test-consumer"})
+	if err == nil {
+		t.Fatal("Load with a Meilisearch that does not answer succeeded, want it to fail")
+	}
+	if got, rerr := inbox.RecordedRetentions(context.Background(), pgtest.Connect(t, db)); len(got) != 0 || rerr != nil {
+		t.Errorf("a failed build (%v) recorded %v (%v), want nothing", err, got, rerr)
 	}
 }

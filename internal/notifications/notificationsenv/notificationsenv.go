@@ -100,11 +100,15 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if err != nil {
 		return nil, err
 	}
+	// Last, once nothing else can fail the build (and before any event is
+	// read): a build that fails records nothing the relay would prune with.
 	if needs.Events {
-		if err := inbox.RecordRetention(ctx, pool, needs.Consumer, ec.Retention); err != nil {
+		w, err := inbox.RecordRetention(ctx, pool, needs.Consumer, ec.Retention)
+		if err != nil {
 			pool.Close()
 			return nil, err
 		}
+		d.Events = d.Events.Since(w)
 	}
 	d.Store, d.Users = notificationsdb.New(pool), usersdb.New(pool)
 	return d, nil

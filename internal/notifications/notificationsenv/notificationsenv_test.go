@@ -3,11 +3,11 @@ package notificationsenv_test
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/config/configtest"
@@ -34,13 +34,7 @@ func TestLoad(t *testing.T) {
 		// The consumer's retention, recorded for the outbox relay
 		// (inbox.RecordRetention).
 		Check: func(t *testing.T, d *notificationsenv.Deps) {
-			ctx := context.Background()
-			conn, err := pgx.Connect(ctx, db)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close(ctx)
-			got, err := inbox.RecordedRetentions(ctx, conn)
+			got, err := inbox.RecordedRetentions(context.Background(), pgtest.Connect(t, db))
 			if diff := cmp.Diff([]inbox.Recorded{{Consumer: "test-consumer", Retention: 60 * 24 * time.Hour}}, got); diff != "" || err != nil {
 				t.Errorf("retentions recorded (%v; -want +got):\n%s", err, diff)
 			}
@@ -55,4 +49,13 @@ func TestLoad(t *testing.T) {
 			}
 		},
 	})
+}
+
+// A function that consumes events names itself in the inbox: its build
+// records its retention under that name.
+func TestAConsumerNamesItself(t *testing.T) {
+	_, err := notificationsenv.Load(context.Background(), config.New(config.Env(nil)), slog.New(slog.DiscardHandler), notificationsenv.Needs{Events: true})
+	if err == nil || !strings.Contains(err.Error(), "Needs.Consumer") {
+		t.Errorf("Load with Needs.Events and no Needs.Consumer = %v, want a refusal naming Needs.Consumer", err)
+	}
 }

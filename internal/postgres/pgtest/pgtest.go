@@ -95,6 +95,18 @@ func Open(tb testing.TB, migrations fs.FS) *pgxpool.Pool {
 	return pool
 }
 
+// Connect opens one connection to the database at url (a database the code
+// under test opened, NewDatabase's), closed at the end of the test.
+func Connect(tb testing.TB, url string) *pgx.Conn {
+	tb.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		tb.Fatalf("connect to the test database: %v", err)
+	}
+	tb.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return conn
+}
+
 // RowsRead is the number of rows of table that tx has read so far, by
 // sequential scans and fetched through the table's indexes
 // (pg_stat_xact_user_tables): what tells a walk of a few keys from a scan.

@@ -61,6 +61,7 @@ func TestMigrationsIncludeInbox(t *testing.T) {
 		"0002_notifications.sql":           inbox.Schema,
 		"0004_processed_events_by_age.sql": inbox.PruneIndex,
 		"0008_inbox_retentions.sql":        inbox.RetentionSchema,
+		"0009_inbox_retention_raises.sql":  inbox.RetentionRaiseSchema,
 	} {
 		b, err := fs.ReadFile(usersdb.Migrations(), file)
 		if err != nil {
