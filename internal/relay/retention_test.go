@@ -200,3 +200,56 @@ func TestARelayRefusedTheConsumersRetentionsSaysSoOnceAndGoesOn(t *testing.T) {
 		t.Errorf("%v database errors counted, want none", n)
 	}
 }
+
+// A relay that may read the consumers' retentions but fails to (here a row
+// security policy that divides by zero: any error other than a refused
+// SELECT) prunes none of the records they may still need in that cleanup:
+// with a consumer's 60 days recorded and its own 30, a record 45 days old
+// stays, and the failure is one database error. Pruning with its own
+// retention on any error would delete it.
+func TestARelayThatCannotReadTheRetentionsPrunesNoRecord(t *testing.T) {
+	names, _ := capture(t)
+	catalog := pgtest.Open(t, catalogdb.Migrations())
+	ctx := context.Background()
+	if _, err := inbox.RecordRetention(ctx, catalog, "update-product-stats", 60*day); err != nil {
+		t.Fatal(err)
+	}
+	url, password, _ := relayRole(t, catalog, "processed_events", "order_sales", "inbox_retentions")
+	for _, sql := range []string{
+		`ALTER TABLE inbox_retentions ENABLE ROW LEVEL SECURITY`,
+		`CREATE POLICY unreadable ON inbox_retentions USING (1/0 = 1)`,
+		`INSERT INTO processed_events (event_id, consumer, processed_at)
+			VALUES (gen_random_uuid(), 'update-product-stats', now() - interval '45 days')`,
+	} {
+		if _, err := catalog.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := func() (n int) {
+		t.Helper()
+		if err := catalog.QueryRow(ctx, `SELECT count(*) FROM processed_events`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	logs := &proctest.Output{}
+	reg := prometheus.NewRegistry()
+	// One cleanup, as the worker starts: the next would be an hour later.
+	r, err := New(Config{Databases: []Database{{Name: "catalog", URL: url, Password: password}}, BrokerURL: rabbitURL,
+		Names: names, PollInterval: 200 * time.Millisecond, MaxBackoff: 300 * time.Millisecond, CleanupInterval: time.Hour,
+		InboxRetention: 30 * day}, slog.New(slog.NewTextHandler(logs, nil)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, r)
+	waitFor(t, 10*time.Second, "the cleanup failing or pruning", func() bool { return databaseErrors(t, reg) > 0 || kept() == 0 })
+	if n := kept(); n != 1 {
+		t.Errorf("%d records 45 days old left, want 1: the consumer's retention was not read, and it may be 60 days", n)
+	}
+	if n := databaseErrors(t, reg); n != 1 {
+		t.Errorf("%v database errors counted, want 1", n)
+	}
+	if !strings.Contains(logs.String(), "division by zero") {
+		t.Errorf("the log does not name the failure of the read:\n%s", logs)
+	}
+}
