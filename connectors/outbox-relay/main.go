@@ -12,7 +12,7 @@
 //	RELAY_CONFIRM_TIMEOUT   longest wait for RabbitMQ's confirmation of a batch; past it the rows stay pending and go again [15s]
 //	OUTBOX_RETENTION        how long published rows are kept [168h]
 //	INBOX_RETENTION         how long consumers' processed-event ids (and the catalog's settled sales) are kept [720h], above 5m; each database is pruned with the longest of this and its consumers' recorded INBOX_RETENTION (inbox_retentions), with a warning when a consumer's is longer
-//	NOTIFICATION_RETENTION  how long the users database's notifications are kept; at least INBOX_RETENTION [2160h, or INBOX_RETENTION when longer]
+//	NOTIFICATION_RETENTION  how long the users database's notifications are kept at least; at least INBOX_RETENTION; kept as long as notify-user's recorded INBOX_RETENTION when that is longer, logged once per value [2160h, or INBOX_RETENTION when longer]
 //	DATABASE_CREATE         the functions create their databases on first request (development): a missing one is awaited, not an error [false]
 //	METRICS_ADDR            Prometheus /metrics listen address [127.0.0.1:0]; "off" disables
 //	LOG_LEVEL               debug, info, warn, error [info]

@@ -106,10 +106,14 @@ type Config struct {
 	// inbox.MaxClockSkew, as the consumers do.
 	InboxRetention time.Duration
 	// NotificationRetention is how long the users database's notifications
-	// (internal/notifications/notificationsdb) are kept (default 90 days, or
-	// InboxRetention when that is longer). It must be at least InboxRetention: a notification's unique event id is
-	// what keeps a replayed dead letter whose inbox record was pruned from
-	// notifying, and emailing, twice. Validate refuses a shorter one.
+	// (internal/notifications/notificationsdb) are kept at least (default 90
+	// days, or InboxRetention when that is longer). It must be at least
+	// InboxRetention: a notification's unique event id is what keeps a
+	// replayed dead letter whose inbox record was pruned from notifying, and
+	// emailing, twice. Validate refuses a shorter one. Set or not, each
+	// cleanup keeps them as long as the database's inbox retention when that
+	// is longer (a consumer's recorded one, inboxRetention), and logs once
+	// per value at info that it does.
 	NotificationRetention time.Duration
 	// CleanupInterval is how often old published rows are deleted (default 10 min).
 	CleanupInterval time.Duration
@@ -315,6 +319,10 @@ type worker struct {
 	// it said it may not read them (inboxRetention).
 	retentionsTold           map[string]time.Duration
 	retentionsUnreadableTold bool
+	// notificationsKeptTold: the notification retention longer than
+	// Config.NotificationRetention this worker last told of
+	// (tellNotificationsKept), or zero.
+	notificationsKeptTold time.Duration
 }
 
 // errDatabase marks a failure that needs a new database connection.
@@ -843,7 +851,9 @@ func (w *worker) cleanup(ctx context.Context, conn *pgx.Conn) error {
 			return err
 		}
 	}
-	notified, err := notificationsdb.Prune(ctx, db, max(cfg.NotificationRetention, retention))
+	keep := max(cfg.NotificationRetention, retention)
+	w.tellNotificationsKept(ctx, db, keep)
+	notified, err := notificationsdb.Prune(ctx, db, keep)
 	if err != nil {
 		if err := w.cleanupFailed(ctx, conn, err, &cut); err != nil {
 			return err
@@ -908,6 +918,32 @@ func (w *worker) inboxRetention(ctx context.Context, db postgres.Querier) (time.
 		}
 	}
 	return retention, nil
+}
+
+// tellNotificationsKept logs, once per value, that the notifications of the
+// database are kept for keep, longer than Config.NotificationRetention (a
+// consumer of the users database recorded a longer inbox retention,
+// inboxRetention: a notification's unique event id must outlive the record
+// of its event). Nothing is said of a database without notifications; a
+// failure to tell is tried again at the next cleanup.
+func (w *worker) tellNotificationsKept(ctx context.Context, db postgres.Querier, keep time.Duration) {
+	configured := w.relay.cfg.NotificationRetention
+	if keep <= configured {
+		w.notificationsKeptTold = 0
+		return
+	}
+	if w.notificationsKeptTold == keep {
+		return
+	}
+	var exists bool
+	if err := db.QueryRow(ctx, `SELECT to_regclass('notifications') IS NOT NULL`).Scan(&exists); err != nil {
+		return
+	}
+	w.notificationsKeptTold = keep
+	if exists {
+		w.log.Info("notifications kept longer than NOTIFICATION_RETENTION: a consumer's recorded inbox retention is longer",
+			"notification_retention", configured, "applied", keep)
+	}
 }
 
 // cleanupGrace is how much longer than the server's statement_timeout a

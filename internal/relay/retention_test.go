@@ -115,12 +115,19 @@ func TestTheRelayKeepsTheRecordsAConsumerWithALongerRetentionStillNeeds(t *testi
 // processed-event records (Config.NotificationRetention): their unique event
 // id is what keeps a replayed event whose record was pruned from notifying
 // twice. A consumer that recorded a retention (120 days) longer than the
-// relay's notification retention (90) has them kept for its 120 days.
+// relay's notification retention (90, here set explicitly) has them kept
+// for its 120 days, and the relay says so once at info, with both values
+// (until 2026-12-06 it exceeded an explicit NOTIFICATION_RETENTION silently);
+// of the catalog database, which has no notifications, it says nothing.
 func TestTheNotificationsAreKeptAsLongAsTheConsumersRetention(t *testing.T) {
 	names, _ := capture(t)
 	users := pgtest.Open(t, usersdb.Migrations())
+	catalog := pgtest.Open(t, catalogdb.Migrations())
 	ctx := context.Background()
 	if _, err := inbox.RecordRetention(ctx, users, "notify-user", 120*day); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inbox.RecordRetention(ctx, catalog, "update-product-stats", 120*day); err != nil {
 		t.Fatal(err)
 	}
 	insert := func(age string) {
@@ -132,8 +139,14 @@ func TestTheNotificationsAreKeptAsLongAsTheConsumersRetention(t *testing.T) {
 	}
 	insert("100 days")
 	insert("121 days")
-	startRelay(t, ctx, Config{Databases: []Database{{Name: "users", URL: users.Config().ConnString()}},
-		BrokerURL: rabbitURL, Names: names, CleanupInterval: 50 * time.Millisecond}, nil)
+	logs := &proctest.Output{}
+	r, err := New(Config{Databases: []Database{{Name: "users", URL: users.Config().ConnString()}, {Name: "catalog", URL: catalog.Config().ConnString()}},
+		BrokerURL: rabbitURL, Names: names, PollInterval: 200 * time.Millisecond, MaxBackoff: 300 * time.Millisecond,
+		CleanupInterval: 50 * time.Millisecond, NotificationRetention: 90 * day}, slog.New(slog.NewTextHandler(logs, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, r)
 	count := func(typ string) (n int) {
 		t.Helper()
 		if err := users.QueryRow(ctx, `SELECT count(*) FROM notifications WHERE type = $1`, typ).Scan(&n); err != nil {
@@ -147,6 +160,17 @@ func TestTheNotificationsAreKeptAsLongAsTheConsumersRetention(t *testing.T) {
 	waitFor(t, 10*time.Second, "a notification past the consumer's retention pruned by a later cleanup", func() bool { return count("122 days") == 0 })
 	if n := count("100 days"); n != 1 {
 		t.Errorf("%d notifications 100 days old left, want 1: the consumer's retention is 120 days", n)
+	}
+	const kept = "notifications kept longer than NOTIFICATION_RETENTION"
+	var told []string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, kept) {
+			told = append(told, line)
+		}
+	}
+	if len(told) != 1 || !strings.Contains(told[0], "level=INFO") || !strings.Contains(told[0], "database=users") ||
+		!strings.Contains(told[0], "notification_retention=2160h0m0s") || !strings.Contains(told[0], "applied=2880h0m0s") {
+		t.Errorf("told %q, want one info line of the users database, with 2160h configured and 2880h applied:\n%s", told, logs)
 	}
 }
 
