@@ -185,8 +185,10 @@ type EventsConfig struct {
 	// a deployment whose queues still hold unsigned events (docs/events.md).
 	AcceptUnsigned bool
 	// Retention is INBOX_RETENTION (RetentionFrom), the outbox relay's
-	// setting too: events older than it are refused. The consumer records
-	// it (RecordRetention) so that the relay never prunes sooner.
+	// setting too: events older than it are refused (for a while after a
+	// raise, older than the window RecordRetention returns, Events.Since).
+	// The consumer records it (RecordRetention) so that the relay does not
+	// prune sooner.
 	Retention time.Duration
 }
 

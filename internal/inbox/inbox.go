@@ -21,7 +21,10 @@ import (
 // it (Prune), and consumers refuse an event older than it (Events.Read). Each
 // consumer records the value it runs with (RecordRetention) and the relay
 // prunes with the longest of its own and those (RecordedRetentions), so a
-// relay set shorter never prunes a record a consumer still needs.
+// relay set shorter does not prune the record of an event a consumer accepts
+// (a raised consumer's window grows from its previous one, Window); the
+// exceptions (a consumer's first record, a relay not granted SELECT on the
+// table, a rollout lowering a retention) are in docs/events.md.
 const DefaultRetention = 30 * 24 * time.Hour
 
 // RetentionFrom reads INBOX_RETENTION (default DefaultRetention): the outbox

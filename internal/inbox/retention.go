@@ -13,8 +13,9 @@ import (
 // RetentionSchema is the table in which each consumer of a service database
 // records the inbox retention it runs with (RecordRetention), so that the
 // outbox relay, a process of its own with an INBOX_RETENTION of its own,
-// never prunes a processed-event record (or a catalog sale) that a consumer
-// still needs to recognise a duplicate (RecordedRetentions). Service
+// does not prune a processed-event record (or a catalog sale) that a
+// consumer still needs to recognise a duplicate (RecordedRetentions; the
+// exceptions are in DefaultRetention's doc). Service
 // migrations include it verbatim (a test checks that they do).
 const RetentionSchema = `CREATE TABLE IF NOT EXISTS inbox_retentions (
 	consumer          text PRIMARY KEY CHECK (consumer <> ''),
