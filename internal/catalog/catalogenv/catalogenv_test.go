@@ -344,7 +344,19 @@ func TestABuildThatFailsRecordsNoRetention(t *testing.T) {
 	if err == nil {
 		t.Fatal("Load with a Meilisearch that does not answer succeeded, want it to fail")
 	}
-	if got, rerr := inbox.RecordedRetentions(context.Background(), pgtest.Connect(t, db)); len(got) != 0 || rerr != nil {
+	conn := pgtest.Connect(t, db)
+	if got, rerr := inbox.RecordedRetentions(context.Background(), conn); len(got) != 0 || rerr != nil {
 		t.Errorf("a failed build (%v) recorded %v (%v), want nothing", err, got, rerr)
+	}
+	// The failed build closed the pool it opened: a build is retried every
+	// few seconds while Meilisearch is down, and each would leave one.
+	var sessions int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&sessions); err != nil {
+		t.Fatal(err)
+	}
+
+	if sessions != 0 {
+		t.Errorf("%d sessions of the failed build still open in its database, want none (its pool closed)", sessions)
 	}
 }
