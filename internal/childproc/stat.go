@@ -9,9 +9,13 @@ import (
 
 // Stat is what the kernel tells of a process in /proc/<pid>/stat (Linux).
 type Stat struct {
+	Comm  string // its command name (the program's, 15 bytes at most, unless it renamed itself)
 	State string // R, S, D, T, Z (a zombie: dead, not yet reaped), ...
 	PPID  int    // its parent
 	PGID  int    // its process group
+	// Start is when it started, in clock ticks since the system booted
+	// (field 22): as BootTicks counts.
+	Start uint64
 }
 
 // ReadStat reads process pid's Stat; false when the process is gone, or
@@ -22,20 +26,21 @@ func ReadStat(pid int) (Stat, bool) {
 		return Stat{}, false
 	}
 	// pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
+	open, i := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if open < 0 || i < open {
 		return Stat{}, false
 	}
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 3 {
+	if len(f) < 20 { // state is field 3, starttime field 22
 		return Stat{}, false
 	}
 	ppid, err1 := strconv.Atoi(f[1])
 	pgid, err2 := strconv.Atoi(f[2])
-	if err1 != nil || err2 != nil {
+	start, err3 := strconv.ParseUint(f[19], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
 		return Stat{}, false
 	}
-	return Stat{State: f[0], PPID: ppid, PGID: pgid}, true
+	return Stat{Comm: string(b[open+1 : i]), State: f[0], PPID: ppid, PGID: pgid, Start: start}, true
 }
 
 // Processes lists the pids in /proc.

@@ -12,8 +12,9 @@ import (
 	"github.com/shopfaas/shop/internal/childproc"
 )
 
-// ReadStat finds the fields after a command name holding spaces and
-// parentheses, as a process may name itself anything.
+// ReadStat finds the command name and the fields after it when that name
+// holds spaces and parentheses, as a process may name itself anything; the
+// start time is when it started, as BootTicks counts.
 func TestReadStat(t *testing.T) {
 	sleep, err := exec.LookPath("sleep")
 	if err != nil {
@@ -29,17 +30,22 @@ func TestReadStat(t *testing.T) {
 	}
 	cmd := exec.Command(odd, "60")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	before, ok1 := childproc.BootTicks()
 	exited, err := childproc.Start(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pid := cmd.Process.Pid
 	st, ok := childproc.ReadStat(pid)
+	after, ok2 := childproc.BootTicks()
 	pids, err := childproc.Processes()
 	_ = cmd.Process.Kill()
 	<-exited
-	if want := (childproc.Stat{State: st.State, PPID: os.Getpid(), PGID: pid}); !ok || st != want || st.State == "Z" {
+	if want := (childproc.Stat{Comm: "a) 1 2 (b", State: st.State, PPID: os.Getpid(), PGID: pid, Start: st.Start}); !ok || st != want || st.State == "Z" {
 		t.Errorf("ReadStat(%d) = %+v, %v; want %+v, a live state", pid, st, ok, want)
+	}
+	if !ok1 || !ok2 || st.Start < before || st.Start > after {
+		t.Errorf("ReadStat(%d).Start = %d, want it between the BootTicks before and after the start: %d (%v), %d (%v)", pid, st.Start, before, ok1, after, ok2)
 	}
 	if err != nil || !slices.Contains(pids, pid) || !slices.Contains(pids, os.Getpid()) {
 		t.Errorf("Processes() = %d pids (%v), want %d and %d among them", len(pids), err, pid, os.Getpid())
@@ -98,7 +104,7 @@ func TestAGroupsAtExitRunsBeforeItsLeaderIsReaped(t *testing.T) {
 	pid := cmd.Process.Pid
 	_ = cmd.Process.Kill()
 	<-exited
-	if want := (childproc.Stat{State: "Z", PPID: os.Getpid(), PGID: pid}); !seen || st != want {
+	if want := (childproc.Stat{Comm: "sleep", State: "Z", PPID: os.Getpid(), PGID: pid, Start: st.Start}); !seen || st != want {
 		t.Errorf("ReadStat of the leader in atExit = %+v, %v; want %+v: exited, not yet reaped", st, seen, want)
 	}
 	if probe != nil {
