@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package pgserver runs a private PostgreSQL server for tests and the chaos
 // suite: a data directory of its own (initdb), its postmaster on its own
 // port on 127.0.0.1 with its Unix socket in a directory of its own, so that
@@ -10,8 +12,10 @@
 // even when that one is killed (SIGKILL: no cleanup runs), and its backends
 // follow it (each watches the postmaster). Those are not in its process
 // group (each of PostgreSQL's children leads a session of its own): Stop
-// finds them by their program and working directory. `pg_ctl start` would
-// detach it
+// finds them from what /proc/<pid>/stat tells anyone (no CAP_SYS_PTRACE
+// needed where the server runs as another user): its children while it
+// runs, and once it has exited, the processes named postgres that it left
+// (Server.children). `pg_ctl start` would detach it
 // (setsid, its parent pg_ctl gone): a killed test or chaos run left a
 // PostgreSQL serving a temporary directory on a random port.
 package pgserver
@@ -140,9 +144,12 @@ type Server struct {
 	proc   *os.Process
 	exited chan struct{} // closed once proc has exited
 	err    error         // its Wait's result, set before exited is closed
-	// exe and data are the postmaster's program and data directory as
-	// /proc shows a process's (symbolic links resolved): its children's.
-	exe, data string
+	// start is when the postmaster started, and end a time no earlier
+	// than its exit (taken as it exits, before it is reaped; set before
+	// exited is closed), in the clock ticks since boot of
+	// childproc.Stat.Start. known says both could be read.
+	start, end uint64
+	known      bool
 }
 
 // Start starts the postmaster in the foreground (in a process group of its
@@ -174,7 +181,13 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	// -k takes a list (unix_socket_directories): a name in double quotes,
 	// a quote in it doubled, may hold spaces and commas.
 	socketDirs := `"` + strings.ReplaceAll(c.SocketDir, `"`, `""`) + `"`
-	args := []string{"-D", c.Data, "-p", strconv.Itoa(c.Port), "-k", socketDirs, "-c", "listen_addresses=127.0.0.1"}
+	// -D absolute: the server runs in the socket directory, where a
+	// relative data directory would name another.
+	data, err := filepath.Abs(c.Data)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-D", data, "-p", strconv.Itoa(c.Port), "-k", socketDirs, "-c", "listen_addresses=127.0.0.1"}
 	for _, s := range c.Settings {
 		args = append(args, "-c", s)
 	}
@@ -196,13 +209,15 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 		cmd.SysProcAttr.Credential = cred
 	}
 	s := &Server{exited: make(chan struct{})}
-	if s.exe, err = resolved(cmd.Path); err == nil {
-		s.data, err = resolved(c.Data)
+	// Its start time, read while it is a zombie not yet reaped (its pid
+	// not reused), and the time it is known to have exited by: whatever
+	// it started, it started in between.
+	atExit := func() {
+		st, ok := childproc.ReadStat(cmd.Process.Pid)
+		end, ok2 := childproc.BootTicks()
+		s.start, s.end, s.known = st.Start, end, ok && ok2 && st.Start <= end
 	}
-	if err != nil {
-		return nil, err
-	}
-	waited, err := childproc.Start(cmd)
+	waited, err := childproc.StartGroup(cmd, atExit)
 	if err != nil {
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
@@ -270,14 +285,16 @@ func openLog(path string) (*os.File, error) {
 }
 
 // startingUp reports whether err, a failed login, may clear as the server
-// starts: its socket not there yet or not listening, or the server
-// answering that it is starting up (57P03, cannot_connect_now).
+// starts: its socket not there yet or not listening (or its backlog full,
+// EAGAIN), or the server answering that it is starting up (57P03,
+// cannot_connect_now) or has no connection free yet (53300,
+// too_many_connections: the sessions of a restarted server's clients).
 func startingUp(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		return pgErr.Code == "57P03"
+		return pgErr.Code == "57P03" || pgErr.Code == "53300"
 	}
-	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)
+	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EAGAIN)
 }
 
 // Pid is the postmaster's process id, which is also its process group's.
@@ -355,24 +372,25 @@ func (s *Server) Stop(mode syscall.Signal, timeout time.Duration) (died bool, er
 // children lists the processes the postmaster started (its backends and
 // auxiliary processes) that still run, its own or, once it has exited,
 // left by it. Each makes itself the leader of a session of its own
-// (setsid), so no process group holds them; they are the processes that
-// run the postmaster's program in its data directory (each works there,
-// as the postmaster does). Each comes as a handle (a pidfd on Linux),
-// taken before the process is checked again: a signal through it reaches
-// that process, never one that reused its pid. Where there is no /proc,
-// none is found.
+// (setsid), so no process group holds them. They are told from
+// /proc/<pid>/stat, which anyone may read (a process's program and working
+// directory need CAP_SYS_PTRACE when it runs as another user, as the
+// server does as root): see ours. Each comes as a handle (a pidfd on
+// Linux), taken before the process is checked again: a signal through it
+// reaches that process, never one that reused its pid. Where there is no
+// /proc, none is found.
 func (s *Server) children() []*os.Process {
 	pids, _ := childproc.Processes()
 	var found []*os.Process
 	for _, pid := range pids {
-		if pid == s.proc.Pid || !s.runs(pid) {
+		if pid == s.proc.Pid || !s.ours(pid) {
 			continue
 		}
 		p, err := os.FindProcess(pid)
 		if err != nil {
 			continue
 		}
-		if !s.runs(pid) { // gone, its pid reused, before the handle
+		if !s.ours(pid) { // gone, its pid reused, before the handle
 			_ = p.Release()
 			continue
 		}
@@ -381,16 +399,28 @@ func (s *Server) children() []*os.Process {
 	return found
 }
 
-// runs reports whether process pid runs the postmaster's program in its
-// data directory: a zombie runs nothing (its exe cannot be read).
-func (s *Server) runs(pid int) bool {
-	proc := "/proc/" + strconv.Itoa(pid)
-	exe, err := os.Readlink(proc + "/exe")
-	if err != nil || exe != s.exe {
+// ours reports whether process pid, running (not a zombie), was started
+// by the postmaster. While the postmaster runs, its parent is the
+// postmaster. Once the postmaster has exited, its children are another's
+// (init's, or a subreaper's): then it is a process named postgres that
+// started while the postmaster ran, whose parent is not a postgres (the
+// postmaster of another server on the same data directory, one that
+// refused this one with its lock file, and its children are never ours).
+func (s *Server) ours(pid int) bool {
+	st, ok := childproc.ReadStat(pid)
+	if !ok || st.State == "Z" {
 		return false
 	}
-	cwd, err := os.Readlink(proc + "/cwd")
-	return err == nil && cwd == s.data
+	select {
+	case <-s.exited:
+	default:
+		return st.PPID == s.proc.Pid
+	}
+	if !s.known || st.Comm != "postgres" || st.Start < s.start || st.Start > s.end {
+		return false
+	}
+	parent, ok := childproc.ReadStat(st.PPID)
+	return !ok || parent.Comm != "postgres" || parent.State == "Z"
 }
 
 // release releases the handles of ps.
@@ -398,16 +428,6 @@ func release(ps []*os.Process) {
 	for _, p := range ps {
 		_ = p.Release()
 	}
-}
-
-// resolved is path absolute, with its symbolic links resolved, as /proc
-// shows a process's program and working directory.
-func resolved(path string) (string, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return "", err
-	}
-	return filepath.EvalSymlinks(abs)
 }
 
 // postgresUser is the credential of the postgres user.

@@ -90,23 +90,48 @@ func running(pids []int) []int {
 	return r
 }
 
-// leftBehind tells what of server s still runs after Start failed: its
-// postmaster, or any process it started, which Start's error path had to
-// stop (nil: nothing, or s never started).
-func leftBehind(s *Server) []int {
-	if s == nil {
+// watcher records a server's postmaster and the processes it starts, seen
+// as its children (proctest.ChildrenOf) while it runs: a view of them
+// independent of Stop's.
+type watcher struct {
+	done chan struct{} // closed once the postmaster has exited
+	pids []int         // the postmaster, then its children; set before done is closed
+}
+
+// watch returns a watcher and the Config.started hook that starts it.
+func watch() (*watcher, func(*Server)) {
+	w := &watcher{done: make(chan struct{})}
+	return w, func(s *Server) {
+		w.pids = []int{s.Pid()}
+		go func() {
+			defer close(w.done)
+			for {
+				for _, pid := range proctest.ChildrenOf(s.Pid()) {
+					if !slices.Contains(w.pids, pid) {
+						w.pids = append(w.pids, pid)
+					}
+				}
+				select {
+				case <-s.Exited():
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		}()
+	}
+}
+
+// leftBehind tells what still runs of the server w watched after Start
+// failed: its postmaster, or any process seen started by it, which Start's
+// error path had to stop (nil: nothing; -1: no server was started, or its
+// postmaster has not exited within a minute).
+func (w *watcher) leftBehind() []int {
+	select {
+	case <-w.done:
+		return running(w.pids)
+	case <-time.After(time.Minute):
 		return []int{-1}
 	}
-	var r []int
-	if proctest.Running(s.Pid()) {
-		r = append(r, s.Pid())
-	}
-	children := s.children()
-	for _, p := range children {
-		r = append(r, p.Pid)
-	}
-	release(children)
-	return r
 }
 
 // TestServerHelperProcess is not a test: run again by
@@ -134,7 +159,7 @@ func TestServerHelperProcess(t *testing.T) {
 }
 
 // The postmaster dies with the process that started it, even killed
-// (SIGKILL: no cleanup runs), and every process of its group follows: a
+// (SIGKILL: no cleanup runs), and every process it started follows: a
 // killed test or chaos run leaves no PostgreSQL behind.
 func TestAServerDiesWithTheProcessThatStartedIt(t *testing.T) {
 	dir := tempDir(t)
@@ -189,8 +214,8 @@ func TestAServerDiesWithTheProcessThatStartedIt(t *testing.T) {
 }
 
 // A server that cannot start (its port taken) or is never ready (here no
-// time to be) is not left behind: Start returns an error, and no process
-// of the postmaster's group runs.
+// time to be) is not left behind: Start returns an error, and neither the
+// postmaster nor any process seen started by it runs.
 func TestAServerThatFailsToStartLeavesNothingBehind(t *testing.T) {
 	c := newConfig(t, tempDir(t))
 	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(c.Port))
@@ -198,42 +223,41 @@ func TestAServerThatFailsToStartLeavesNothingBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	held := c
-	var srv *Server
-	held.started = func(s *Server) { srv = s }
+	w, started := watch()
+	held.started = started
 	if s, err := Start(context.Background(), held); err == nil || !strings.Contains(err.Error(), "exited at start") {
 		t.Errorf("Start on a port held by another listener: %v (server %v), want an error saying it exited", err, s)
 	}
 	_ = ln.Close()
-	if left := leftBehind(srv); left != nil {
+	if left := w.leftBehind(); left != nil {
 		t.Errorf("after Start on a taken port failed, these still run: %v (-1: nothing was started)", left)
 	}
 
 	hurried := c
 	hurried.StartTimeout = time.Nanosecond
-	srv = nil
-	hurried.started = func(s *Server) { srv = s }
+	w, hurried.started = watch()
 	if s, err := Start(context.Background(), hurried); err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "not ready within") {
 		t.Errorf("Start given 1 ns: %v (server %v), want not ready within 1ns", err, s)
 	}
-	if left := leftBehind(srv); left != nil {
+	if left := w.leftBehind(); left != nil {
 		t.Errorf("after Start that was not ready in time, these still run: %v (-1: nothing was started)", left)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	abandoned := c
-	srv = nil
-	abandoned.started = func(s *Server) { srv = s; cancel() }
+	w, started = watch()
+	abandoned.started = func(s *Server) { started(s); cancel() }
 	if s, err := Start(ctx, abandoned); err == nil || !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "not ready within") {
 		t.Errorf("Start with a cancelled ctx: %v (server %v), want the cancellation as the cause, not a time", err, s)
 	}
-	if left := leftBehind(srv); left != nil {
+	if left := w.leftBehind(); left != nil {
 		t.Errorf("after Start with a cancelled ctx, these still run: %v (-1: nothing was started)", left)
 	}
 }
 
-// Stop returns only once no process of the postmaster's group runs: after
-// a fast and an immediate shutdown with a session open, and after the
+// Stop returns only once neither the postmaster nor any process it started
+// runs: after a fast and an immediate shutdown with a session open, and after the
 // postmaster was killed behind the server's back (its backend left
 // running). Each stop's wait is bounded by one timeout.
 func TestStopWaitsUntilEveryProcessOfTheServerIsGone(t *testing.T) {
@@ -299,6 +323,30 @@ func TestAServerStartsInASocketDirectoryWithASpace(t *testing.T) {
 	}
 }
 
+// A data directory named relative to the working directory serves: the
+// postmaster runs in the socket directory, where that name would be
+// another's (or none) were it passed on as it is.
+func TestAServerStartsOnARelativeDataDirectory(t *testing.T) {
+	dir := filepath.Join(tempDir(t), "socket")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := Chown(dir); err != nil {
+		t.Fatal(err)
+	}
+	c := newConfig(t, filepath.Dir(dir))
+	c.SocketDir = dir
+	t.Chdir(filepath.Dir(c.Data))
+	c.Data = filepath.Base(c.Data)
+	s, err := Start(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Stop(syscall.SIGINT, time.Minute); err != nil {
+		t.Error(err)
+	}
+}
+
 // A refusal that cannot clear as the server starts (pg_hba.conf rejects
 // the superuser's login) fails Start at once, the server stopped, rather
 // than being retried until the start timeout.
@@ -311,14 +359,14 @@ func TestARefusedLoginFailsStartAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.StartTimeout = time.Minute
-	var srv *Server
-	c.started = func(s *Server) { srv = s }
+	w, started := watch()
+	c.started = started
 	began := time.Now()
 	s, err := Start(context.Background(), c)
 	if took := time.Since(began); err == nil || took > c.StartTimeout/2 || !strings.Contains(err.Error(), "pg_hba.conf") {
 		t.Errorf("Start with every login rejected: %v (server %v) after %v; want the refusal long before the %v timeout", err, s, took, c.StartTimeout)
 	}
-	if left := leftBehind(srv); left != nil {
+	if left := w.leftBehind(); left != nil {
 		t.Errorf("after Start failed on a refused login, these still run: %v (-1: nothing was started)", left)
 	}
 }
@@ -411,4 +459,61 @@ func TestRunEndsWithItsContext(t *testing.T) {
 	if !waitGroupGone(pid, 10*time.Second) {
 		t.Errorf("10 s after Run was cancelled, processes of the program's group (%d) still run", pid)
 	}
+}
+
+// A second server started on the data directory a live one holds exits at
+// once (its lock file, postmaster.pid), and Start's error path stops only
+// what that second postmaster started: the first one, its session and its
+// other processes run on, and it still takes new sessions.
+func TestASecondServerOnTheSameDataDirectoryLeavesTheFirstServing(t *testing.T) {
+	dir := tempDir(t)
+	c := newConfig(t, dir)
+	ctx := context.Background()
+	first, err := Start(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if _, err := first.Stop(syscall.SIGQUIT, time.Minute); err != nil {
+			t.Error(err)
+		}
+	}()
+	url := "postgres://postgres@127.0.0.1:" + strconv.Itoa(c.Port) + "/postgres?sslmode=disable"
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var backend int
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+		t.Fatal(err)
+	}
+	// Those two, not every child: the backend of Start's readiness login
+	// may still be ending.
+	pids := []int{first.Pid(), backend}
+
+	second := c
+	if second.Port, err = rabbitnode.FreePort(); err != nil {
+		t.Fatal(err)
+	}
+	second.Log = filepath.Join(dir, "second.log")
+	if s, err := Start(ctx, second); err == nil || !strings.Contains(err.Error(), "exited at start") {
+		t.Fatalf("a second Start on a data directory a live server holds: %v (server %v), want an error saying it exited", err, s)
+	}
+	select {
+	case <-first.Exited():
+		t.Fatalf("the first server exited (%v) when a second one failed to start on its data directory", first.Err())
+	default:
+	}
+	if r := running(pids); len(r) != len(pids) {
+		t.Errorf("of the first server's postmaster and its session's backend %v, only %v still run after the second Start failed", pids, r)
+	}
+	if _, err := conn.Exec(ctx, "SELECT 1"); err != nil {
+		t.Errorf("the first server's session after the second Start failed: %v", err)
+	}
+	again, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("a new session on the first server after the second Start failed: %v", err)
+	}
+	_ = again.Close(ctx)
 }
