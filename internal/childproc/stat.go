@@ -43,6 +43,27 @@ func ReadStat(pid int) (Stat, bool) {
 	return Stat{Comm: string(b[open+1 : i]), State: f[0], PPID: ppid, PGID: pgid, Start: start}, true
 }
 
+// UID is the real user id of process pid, from /proc/<pid>/status, which
+// anyone may read (a zombie's too); false when the process is gone, or
+// where there is no /proc to tell.
+func UID(pid int) (int, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				return 0, false
+			}
+			uid, err := strconv.Atoi(f[0])
+			return uid, err == nil
+		}
+	}
+	return 0, false
+}
+
 // Processes lists the pids in /proc.
 func Processes() ([]int, error) {
 	entries, err := os.ReadDir("/proc")

@@ -38,6 +38,7 @@ func TestReadStat(t *testing.T) {
 	pid := cmd.Process.Pid
 	st, ok := childproc.ReadStat(pid)
 	after, ok2 := childproc.BootTicks()
+	uid, uidOK := childproc.UID(pid)
 	pids, err := childproc.Processes()
 	_ = cmd.Process.Kill()
 	<-exited
@@ -46,6 +47,9 @@ func TestReadStat(t *testing.T) {
 	}
 	if !ok1 || !ok2 || st.Start < before || st.Start > after {
 		t.Errorf("ReadStat(%d).Start = %d, want it between the BootTicks before and after the start: %d (%v), %d (%v)", pid, st.Start, before, ok1, after, ok2)
+	}
+	if !uidOK || uid != os.Getuid() {
+		t.Errorf("UID(%d) = %d, %v; want %d", pid, uid, uidOK, os.Getuid())
 	}
 	if err != nil || !slices.Contains(pids, pid) || !slices.Contains(pids, os.Getpid()) {
 		t.Errorf("Processes() = %d pids (%v), want %d and %d among them", len(pids), err, pid, os.Getpid())

@@ -147,8 +147,10 @@ type Server struct {
 	// start is when the postmaster started, and end a time no earlier
 	// than its exit (taken as it exits, before it is reaped; set before
 	// exited is closed), in the clock ticks since boot of
-	// childproc.Stat.Start. known says both could be read.
+	// childproc.Stat.Start. uid is its user's id. known says all three
+	// could be read.
 	start, end uint64
+	uid        int
 	known      bool
 }
 
@@ -215,7 +217,8 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	atExit := func() {
 		st, ok := childproc.ReadStat(cmd.Process.Pid)
 		end, ok2 := childproc.BootTicks()
-		s.start, s.end, s.known = st.Start, end, ok && ok2 && st.Start <= end
+		uid, ok3 := childproc.UID(cmd.Process.Pid)
+		s.start, s.end, s.uid, s.known = st.Start, end, uid, ok && ok2 && ok3 && st.Start <= end
 	}
 	waited, err := childproc.StartGroup(cmd, atExit)
 	if err != nil {
@@ -402,10 +405,11 @@ func (s *Server) children() []*os.Process {
 // ours reports whether process pid, running (not a zombie), was started
 // by the postmaster. While the postmaster runs, its parent is the
 // postmaster. Once the postmaster has exited, its children are another's
-// (init's, or a subreaper's): then it is a process named postgres that
-// started while the postmaster ran, whose parent is not a postgres (the
-// postmaster of another server on the same data directory, one that
-// refused this one with its lock file, and its children are never ours).
+// (init's, or a subreaper's): then it is a process named postgres, of the
+// postmaster's user, that started while the postmaster ran, whose parent
+// is not a postgres (the postmaster of another server on the same data
+// directory, one that refused this one with its lock file, and its
+// children are never ours).
 func (s *Server) ours(pid int) bool {
 	st, ok := childproc.ReadStat(pid)
 	if !ok || st.State == "Z" {
@@ -417,6 +421,9 @@ func (s *Server) ours(pid int) bool {
 		return st.PPID == s.proc.Pid
 	}
 	if !s.known || st.Comm != "postgres" || st.Start < s.start || st.Start > s.end {
+		return false
+	}
+	if uid, ok := childproc.UID(pid); !ok || uid != s.uid {
 		return false
 	}
 	parent, ok := childproc.ReadStat(st.PPID)
