@@ -148,7 +148,17 @@ func (r *replica) runOnce(ctx context.Context) error {
 		return err
 	}
 	cmd.Stdout, cmd.Stderr = pw, pw
-	exited, err := childproc.Start(cmd)
+	// A leader that exits on its own takes its process group with it,
+	// signalled before the leader is reaped (StartGroup: the group's id is
+	// then still its own), so a restarted replica never competes with
+	// orphans. Not once the replica is being stopped: the group's
+	// processes then drain for the rest of the grace period (below).
+	var stopping atomic.Bool
+	exited, err := childproc.StartGroup(cmd, func() {
+		if !stopping.Load() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+	})
 	_ = pw.Close()
 	if err != nil {
 		_ = pr.Close()
@@ -171,16 +181,14 @@ func (r *replica) runOnce(ctx context.Context) error {
 	pgid := cmd.Process.Pid
 	select {
 	case err := <-exited:
-		r.markDown()
-		// The leader is gone: take its process group with it, so a
-		// restarted replica never competes with orphans.
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		r.markDown() // its group killed as it exited (StartGroup above)
 		if err == nil {
 			err = errors.New("exit status 0")
 		}
 		return err
 	case <-ctx.Done():
 	}
+	stopping.Store(true)
 	r.markDown()
 	r.setStopErr(signalGroup(pgid, syscall.SIGTERM))
 	grace := time.NewTimer(r.s.cfg.Grace)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/dev/faaslocal/supervisor"
+	"github.com/shopfaas/shop/internal/proctest"
 )
 
 // output collects what the supervised processes print.
@@ -121,6 +122,33 @@ func TestCrashedReplicaRestarts(t *testing.T) {
 	r := s.Replicas("echo")[0]
 	if r.PID == victim || !r.Available || r.Restarts != 1 {
 		t.Errorf("after a crash: %+v (killed pid %d), want a new available process and 1 restart", r, victim)
+	}
+}
+
+// A replica whose leader dies on its own (a shell whose function process
+// it started in the background) takes its process group with it: the
+// restarted replica never competes with the orphan for the port or calls.
+func TestACrashedLeaderTakesItsProcessGroupWithIt(t *testing.T) {
+	s, out := start(t, time.Second)
+	spec := supervisor.Spec{Path: "/bin/sh", Args: []string{"-c", runtimetest.EchoFunction(t) + " & while :; do sleep 0.2; done"},
+		Env: []string{"BIND_HOST=127.0.0.1", "PATH=" + os.Getenv("PATH")}}
+	if err := s.Start("shell", spec, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, s, "shell")
+	leader := s.Replicas("shell")[0].PID
+	res, err := http.Get("http://" + pick(t, s, "shell") + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := atoi(t, res.Header.Get("X-Echo-Pid"))
+	res.Body.Close()
+	if err := syscall.Kill(leader, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	out.waitFor(t, "shell-1", "replica exited")
+	if !proctest.Exits(child, 10*time.Second) {
+		t.Errorf("the function process %d outlived its group's leader %d", child, leader)
 	}
 }
 

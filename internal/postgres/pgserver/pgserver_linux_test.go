@@ -307,13 +307,14 @@ func TestStopWaitsUntilEveryProcessOfTheServerIsGone(t *testing.T) {
 // from it could never be parsed and Start waited out its timeout.
 func TestAServerStartsInASocketDirectoryWithASpace(t *testing.T) {
 	dir := filepath.Join(tempDir(t), `a "socket" dir`)
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := Chown(dir); err != nil {
-		t.Fatal(err)
-	}
+	serverDir(t, dir)
 	c := newConfig(t, dir)
+	serves(t, c)
+}
+
+// serves starts a server with c and stops it, failing t unless both work.
+func serves(t *testing.T, c Config) {
+	t.Helper()
 	s, err := Start(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
@@ -323,28 +324,28 @@ func TestAServerStartsInASocketDirectoryWithASpace(t *testing.T) {
 	}
 }
 
-// A data directory named relative to the working directory serves: the
-// postmaster runs in the socket directory, where that name would be
-// another's (or none) were it passed on as it is.
-func TestAServerStartsOnARelativeDataDirectory(t *testing.T) {
-	dir := filepath.Join(tempDir(t), "socket")
+// serverDir makes dir, given to the user the server runs as.
+func serverDir(t *testing.T, dir string) {
+	t.Helper()
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := Chown(dir); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A data directory named relative to the working directory serves: the
+// postmaster runs in the socket directory, where that name would be
+// another's (or none) were it passed on as it is.
+func TestAServerStartsOnARelativeDataDirectory(t *testing.T) {
+	dir := filepath.Join(tempDir(t), "socket")
+	serverDir(t, dir)
 	c := newConfig(t, filepath.Dir(dir))
 	c.SocketDir = dir
 	t.Chdir(filepath.Dir(c.Data))
 	c.Data = filepath.Base(c.Data)
-	s, err := Start(context.Background(), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Stop(syscall.SIGINT, time.Minute); err != nil {
-		t.Error(err)
-	}
+	serves(t, c)
 }
 
 // A refusal that cannot clear as the server starts (pg_hba.conf rejects
