@@ -11,7 +11,10 @@
 // not in the catalog (indexing.Reindex). It is safe to run while the shop is
 // live: a product that a writer changes while it runs is pushed again as the
 // writers push (read again after the push lands, until what landed is
-// current). It prints what it did (pushed, pushed again, deleted) and exits
+// current), and one run removes every stale document even while writers
+// archive and create products: it lists the index by spans of document
+// buckets (each span in one request), never by an offset that a concurrent
+// deletion shifts (meili.Index.EachDocumentIDs). It prints what it did (pushed, pushed again, deleted) and exits
 // 1 on any error, the counts so far printed. Only a run that exits 0
 // guarantees that no older row stays in the index: Meilisearch may still
 // apply a batch whose push failed or was interrupted (the command then

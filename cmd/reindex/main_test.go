@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -264,6 +265,155 @@ func TestAReindexRemovesDocumentsOfProductsNotLive(t *testing.T) {
 	}
 	if !strings.Contains(out, "deleted 4 document(s)") {
 		t.Errorf("output %q, want 4 deleted", out)
+	}
+}
+
+// One run leaves the index holding exactly the catalog's live products,
+// though writers remove and add documents while it lists the index: once
+// it has read a page of documents, and before it reads the next, a live
+// product of that page is archived (its writer deletes its document) and a
+// product is created (its writer pushes it). Listing by offset, that
+// deletion shifted the documents after it back by one, so the stale
+// document that moved below the offset was never seen (a second run
+// removed it).
+func TestOneReindexRemovesEveryStaleDocumentDespiteConcurrentRemovals(t *testing.T) {
+	s := newShop(t)
+	ctx := context.Background()
+	ghost := func() {
+		t.Helper()
+		if err := s.ix.Upsert(ctx, search.Document{ID: uuid.Must(uuid.NewV7()), SKU: "GHOST", Name: "Restored away",
+			Category: "kitchen", Price: catalog.Money{Amount: 1, Currency: "USD"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// In the index's order: two live products, then stale documents among
+	// live ones, so a page of two ends on the second live product.
+	live := []catalog.Product{s.create("Pan 0"), s.create("Pan 1")}
+	for i := range 3 {
+		ghost()
+		live = append(live, s.create(fmt.Sprintf("Pan %d", i+2)))
+	}
+	ghost()
+	var (
+		once     sync.Once
+		mu       sync.Mutex
+		answered bool // a page of documents was answered
+		created  catalog.Product
+	)
+	s.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/documents") {
+			return false
+		}
+		mu.Lock()
+		between := answered
+		mu.Unlock()
+		if between {
+			// Between the first page of documents the run read (and checked
+			// against the catalog) and the next, on the server's goroutine
+			// (t.Error, not t.Fatal): an archive of a product the first page
+			// held, and a creation, each pushed by its writer.
+			once.Do(func() {
+				if _, err := s.tryUpdate(live[0].ID, "", true); err != nil {
+					t.Errorf("the concurrent archive: %v", err)
+				}
+				p, err := catalog.NewProduct(catalog.Draft{SKU: "SKU-NEW", Name: "New pan", Category: "kitchen",
+					Price: catalog.Money{Amount: 900, Currency: "USD"}}, time.Now())
+				if err == nil {
+					p, err = s.writer.Store.Create(context.Background(), p)
+				}
+				if err == nil {
+					err = s.writer.Push(context.Background(), p)
+				}
+				if err != nil {
+					t.Errorf("the concurrent creation: %v", err)
+				}
+				mu.Lock()
+				created = p
+				mu.Unlock()
+			})
+		}
+		rec := httptest.NewRecorder()
+		s.fake.ServeHTTP(rec, r)
+		var page struct {
+			Results []any `json:"results"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
+			t.Errorf("the listing's answer: %v", err)
+		}
+		mu.Lock()
+		answered = answered || len(page.Results) > 0
+		mu.Unlock()
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+		return true
+	})
+	out, err := s.run()
+	if err != nil {
+		t.Fatalf("reindex: %v (output %q)", err, out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if created.ID == uuid.Nil {
+		t.Fatal("the concurrent writes did not run: the test would prove nothing")
+	}
+	if diff := cmp.Diff(sorted(append(live[1:], created)...), s.ids()); diff != "" {
+		t.Errorf("index ids after one run (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(out, "deleted 4 document(s)") {
+		t.Errorf("output %q, want 4 deleted", out)
+	}
+}
+
+// A document without a bucket (pushed by a release before buckets, which
+// the listing by bucket cannot see) is removed when its product is not
+// live, and pushed again with its bucket when it is: here an older
+// writer's push of a live product lands after the run pushed it, before it
+// lists the index.
+func TestAReindexHandlesDocumentsWithoutABucket(t *testing.T) {
+	s := newShop(t)
+	p := s.create("Kettle")
+	stale := uuid.Must(uuid.NewV7())
+	// As the older release pushed them: no bucket.
+	oldPush := func(ids ...uuid.UUID) {
+		var docs []string
+		for _, id := range ids {
+			docs = append(docs, fmt.Sprintf(`{"id":%q,"name":"Old","price":1}`, id))
+		}
+		req := httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/indexes/products/documents?primaryKey=id",
+			strings.NewReader("["+strings.Join(docs, ",")+"]"))
+		req.Header.Set("Authorization", "Bearer "+key)
+		rec := httptest.NewRecorder()
+		s.fake.ServeHTTP(rec, req)
+		if rec.Code != http.StatusAccepted {
+			t.Errorf("the fake answered %d to the old documents", rec.Code)
+		}
+		for _, id := range ids {
+			if d, ok := s.fake.Document("products", id.String()); !ok || d["bucket"] != nil {
+				t.Errorf("document %s: %v, want one without a bucket", id, d)
+			}
+		}
+	}
+	oldPush(stale)
+	var once sync.Once
+	s.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/documents") {
+			once.Do(func() { oldPush(p.ID) }) // the server's goroutine: t.Error only
+		}
+		return false
+	})
+	out, err := s.run()
+	if err != nil {
+		t.Fatalf("reindex: %v (output %q)", err, out)
+	}
+	if diff := cmp.Diff(sorted(p), s.ids()); diff != "" {
+		t.Errorf("index ids (-want +got):\n%s", diff)
+	}
+	if d, ok := s.fake.Document("products", p.ID.String()); !ok || d["bucket"] != float64(meili.BucketOf(p.ID)) || d["name"] != "Kettle" {
+		t.Errorf("the live product's document %v, want it as the catalog holds it, with its bucket %d", d, meili.BucketOf(p.ID))
+	}
+	if !strings.Contains(out, "(1 pushed again") || !strings.Contains(out, "deleted 1 document(s)") {
+		t.Errorf("output %q, want 1 pushed again, 1 deleted", out)
 	}
 }
 

@@ -13,10 +13,17 @@ import (
 	"github.com/shopfaas/shop/internal/search"
 )
 
-// Documents lists the external index's documents (meili.Index.DocumentIDs):
-// up to limit ids from offset, and how many documents the index holds.
+// Documents lists the external index's documents (meili.Index).
 type Documents interface {
-	DocumentIDs(ctx context.Context, offset, limit int) ([]uuid.UUID, int, error)
+	// EachDocumentIDs passes the ids of every document with a bucket to fn,
+	// at most batch at a time, so that each document in the index from the
+	// start of the walk to its end is passed, whatever others (and fn) add
+	// or delete meanwhile (meili.Index.EachDocumentIDs).
+	EachDocumentIDs(ctx context.Context, batch int, fn func(ids []uuid.UUID) error) error
+	// UnbucketedIDs returns the ids of up to limit documents without a
+	// bucket, pushed by a release before buckets, from the first
+	// (meili.Index.UnbucketedIDs).
+	UnbucketedIDs(ctx context.Context, limit int) ([]uuid.UUID, error)
 }
 
 // Reindexed is what a reindex did.
@@ -25,7 +32,9 @@ type Reindexed struct {
 	Pushed int `json:"pushed"`
 	// Repushed is how many of them had changed (or been archived) by the
 	// time their batch landed, so were pushed again as a writer pushes
-	// (catalogenv.Deps.PushCurrent).
+	// (catalogenv.Deps.PushCurrent), and how many live products' documents
+	// lacked their bucket (pushed by a release before buckets), pushed
+	// again the same way.
 	Repushed int `json:"repushed"`
 	// Deleted is how many documents were removed from the index: their
 	// product was archived or is not in the catalog.
@@ -41,9 +50,9 @@ const DefaultBatch = 500
 // (EnsureSettings, the writers' own call), then pushes every live product
 // (archived ones are never in the index) batch rows at a time in id order,
 // each batch one write whose task it waits for, then lists the index's
-// documents batch ids at a time and removes each whose product is archived
-// or not in the catalog. Memory stays bounded by batch; the catalog is only
-// read.
+// documents, batch ids at a time, and removes each whose product is
+// archived or not in the catalog. Memory stays bounded by batch (and the
+// listing's stack of spans); the catalog is only read.
 //
 // It is safe while writers push, for a run that returns no error: after a
 // batch lands, Reindex reads its products again (one SELECT) and pushes each
@@ -52,10 +61,22 @@ const DefaultBatch = 500
 // current), so a write that committed after the batch was read, and whose
 // push landed before the batch did, is not undone. A document found stale is
 // removed the same way: PushCurrent reads the product again, so one created
-// or brought back meanwhile is pushed, not deleted. Each document a writer
-// removes ahead of the listing's offset while the index is listed shifts the
-// ones after it back by one, so one stale document may be missed per such
-// removal: a second run removes them.
+// or brought back meanwhile is pushed, not deleted.
+//
+// One run converges: the listing never pages with an offset, which a
+// document deleted ahead of it (an archive's push) shifts, but lists spans
+// of document buckets each in one read (docs.EachDocumentIDs), so every
+// document in the index from the listing's start to its end is checked
+// against the catalog at least once, whatever writers add or delete
+// meanwhile. Documents without a bucket (pushed by a release before
+// buckets) are listed first, each pushed again with its bucket or deleted
+// (PushCurrent), so each leaves what the next read lists. When the run
+// returns no error and no writer's push is still under way, the index
+// holds exactly the live products, each as the catalog holds it: a
+// product changed, archived or created after the listing checked its span
+// is pushed by its writer, as any write is, and a document added after
+// its span was checked was added by a writer, which pushes until what
+// landed is current.
 //
 // The first error stops it (a failed settings update, push, task, listing
 // or database read, or ctx done) and is returned with the counts so far; d
@@ -115,35 +136,94 @@ func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int)
 			break
 		}
 	}
-	// Documents kept stay where they are; a removed one shifts the rest
-	// back, so the next page starts after the kept ones only.
-	for offset := 0; ; {
-		ids, _, err := docs.DocumentIDs(ctx, offset, batch)
+	k, err := removeUnbucketed(ctx, d, docs, batch)
+	n.Repushed += k.Repushed
+	n.Deleted += k.Deleted
+	if err != nil {
+		return n, err
+	}
+	var staleErr error
+	err = docs.EachDocumentIDs(ctx, batch, func(ids []uuid.UUID) error {
+		var k int
+		k, staleErr = removeStale(ctx, d, ids)
+		n.Deleted += k
+		return staleErr
+	})
+	if staleErr != nil {
+		return n, staleErr
+	}
+	if err != nil {
+		return n, fmt.Errorf("reindex: list the index: %w", err)
+	}
+	return n, nil
+}
+
+// removeStale removes, as the writers push (catalogenv.Deps.PushCurrent),
+// the document of each of ids whose product is archived or not in the
+// catalog, and returns how many it removed.
+func removeStale(ctx context.Context, d *catalogenv.Deps, ids []uuid.UUID) (int, error) {
+	now, err := d.Store.CurrentOf(ctx, ids)
+	if err != nil {
+		return 0, fmt.Errorf("reindex: read the listed products: %w", err)
+	}
+	k := 0
+	for _, id := range ids {
+		if p, found := now[id]; found && !p.Archived {
+			continue
+		}
+		if err := d.PushCurrent(ctx, id); err != nil {
+			return k, fmt.Errorf("reindex: remove document %s: %w", id, err)
+		}
+		k++
+	}
+	return k, nil
+}
+
+// removeUnbucketed pushes again each document without a bucket whose
+// product is live (it gets its bucket), and removes the others, as the
+// writers push (catalogenv.Deps.PushCurrent), until the index lists none:
+// each one handled leaves what the next read lists, so the listing always
+// reads from the first. A page whose ids were all on the page before
+// (pushed, yet still without a bucket: a writer of a release before buckets
+// still running) is an error rather than a loop.
+func removeUnbucketed(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int) (Reindexed, error) {
+	var n Reindexed
+	var before map[uuid.UUID]bool
+	for {
+		ids, err := docs.UnbucketedIDs(ctx, batch)
 		if err != nil {
-			return n, fmt.Errorf("reindex: list the index: %w", err)
+			return n, fmt.Errorf("reindex: list the documents without a bucket: %w", err)
 		}
 		if len(ids) == 0 {
-			break
+			return n, nil
+		}
+		again := 0
+		for _, id := range ids {
+			if before[id] {
+				again++
+			}
+		}
+		if again == len(ids) {
+			return n, fmt.Errorf("reindex: %d document(s) still without a bucket after their push (%s first): "+
+				"is a writer of an older release still pushing?", len(ids), ids[0])
 		}
 		now, err := d.Store.CurrentOf(ctx, ids)
 		if err != nil {
 			return n, fmt.Errorf("reindex: read the listed products: %w", err)
 		}
+		before = make(map[uuid.UUID]bool, len(ids))
 		for _, id := range ids {
-			if p, found := now[id]; found && !p.Archived {
-				offset++
-				continue
-			}
+			before[id] = true
 			if err := d.PushCurrent(ctx, id); err != nil {
-				return n, fmt.Errorf("reindex: remove document %s: %w", id, err)
+				return n, fmt.Errorf("reindex: push document %s again: %w", id, err)
 			}
-			n.Deleted++
-		}
-		if len(ids) < batch {
-			break
+			if p, found := now[id]; found && !p.Archived {
+				n.Repushed++
+			} else {
+				n.Deleted++
+			}
 		}
 	}
-	return n, nil
 }
 
 // repairTimeout bounds the pushes again after a failed batch push, which run

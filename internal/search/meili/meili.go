@@ -6,7 +6,8 @@
 // It speaks the six calls of Meilisearch's HTTP API (v1) it needs itself
 // (PATCH settings, POST and DELETE documents, GET a task, POST a search, the
 // last also with limit 0 to check a key: CheckKey; and, for the reindex
-// command only, GET a page of documents' ids: DocumentIDs), as
+// command only, GET documents' ids by filter: EachDocumentIDs,
+// UnbucketedIDs), as
 // meilisearch-go sent them: that client and its brotli encoder were linked
 // into, and initialised in, every function of the multi-call binary for the
 // two that search (docs/performance.md, "Memory (item 5)").
@@ -15,6 +16,7 @@ package meili
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,11 +94,12 @@ type Pagination struct {
 // ties; without a sort parameter the rule is inactive and relevance decides.
 // id is sortable only to break ties deterministically. maxTotalHits lets a
 // search page as deep as the API allows (search.MaxOffset + search.MaxLimit).
+// bucket is filterable for the reindex's listing alone (EachDocumentIDs).
 func IndexSettings() Settings {
 	return Settings{
 		RankingRules:         []string{"sort", "words", "typo", "proximity", "attribute", "exactness"},
 		SearchableAttributes: []string{"name", "description", "category", "sku"},
-		FilterableAttributes: []string{"category", "price", "in_stock", "archived"},
+		FilterableAttributes: []string{"category", "price", "in_stock", "archived", "bucket"},
 		SortableAttributes:   []string{"price", "sold_count", "id"},
 		Pagination:           Pagination{MaxTotalHits: search.MaxOffset + search.MaxLimit},
 	}
@@ -209,7 +212,8 @@ func (ix *Index) do(ctx context.Context, method, path string, body any, want int
 }
 
 // document is the shape stored in Meilisearch: flat, so price is filterable
-// and sortable as a number.
+// and sortable as a number. Bucket (BucketOf the id) is there for the
+// reindex's listing (EachDocumentIDs); a search never reads it.
 type document struct {
 	ID          string `json:"id"`
 	SKU         string `json:"sku"`
@@ -221,11 +225,27 @@ type document struct {
 	SoldCount   int64  `json:"sold_count"`
 	InStock     bool   `json:"in_stock"`
 	Archived    bool   `json:"archived"`
+	Bucket      uint64 `json:"bucket"`
 }
 
 func toDocument(d search.Document) document {
 	return document{ID: d.ID.String(), SKU: d.SKU, Name: d.Name, Description: d.Description, Category: d.Category,
-		Price: d.Price.Amount, Currency: d.Price.Currency, SoldCount: d.SoldCount, InStock: d.InStock}
+		Price: d.Price.Amount, Currency: d.Price.Currency, SoldCount: d.SoldCount, InStock: d.InStock,
+		Bucket: BucketOf(d.ID)}
+}
+
+// Buckets is how many buckets there are: every document the adapter pushes
+// carries its bucket, BucketOf its id, a number below Buckets.
+const Buckets = 1 << 48
+
+// BucketOf is the bucket of the document of id: the id's last six bytes as
+// a number (random bits in a UUIDv7 or v4, and different in ids that differ
+// only at their end), below 2^53, so Meilisearch's numbers (64-bit floats)
+// hold it exactly. It never changes for a document, whoever pushes it.
+func BucketOf(id uuid.UUID) uint64 {
+	var b [8]byte
+	copy(b[2:], id[10:])
+	return binary.BigEndian.Uint64(b[:])
 }
 
 func (d document) search() (search.Document, error) {
@@ -301,23 +321,95 @@ func (ix *Index) Delete(ctx context.Context, id uuid.UUID) error {
 	return ix.wait(ctx, "delete document", info, err)
 }
 
-// DocumentIDs returns the ids of up to limit of the index's documents from
-// offset (GET /indexes/{uid}/documents with fields=id, Meilisearch's
-// documents.get action) and how many documents the index holds. Meilisearch
-// answers them in an order of its own (by its internal document id; the
-// fake, in the order they were added), so a caller pages with offset, and a
-// document removed meanwhile shifts the ones after it. An index that does
-// not exist is an error (index_not_found); an id that is not a UUID in its
-// canonical lowercase, dashed form (uuid.UUID.String), which no writer
-// pushes, is an error naming it.
-func (ix *Index) DocumentIDs(ctx context.Context, offset, limit int) ([]uuid.UUID, int, error) {
+// maxSplit bounds how many spans EachDocumentIDs splits one span into.
+const maxSplit = 4096
+
+// EachDocumentIDs passes the ids of every document of the index that has a
+// bucket to fn, at most batch ids a call, each id once, so that every such
+// document that is in the index from the start of the walk to its end is
+// passed, however many documents others add or delete meanwhile (fn
+// included). It never pages with an offset (a document deleted ahead of
+// the offset shifts the rest back, so one is skipped per deletion): it
+// lists the documents of a span of buckets with one request (GET
+// /indexes/{uid}/documents, filter "bucket >= lo AND bucket < hi",
+// fields=id, limit batch+1; Meilisearch's documents.get action) and passes
+// them when they are at most batch, all the span holds at that moment;
+// otherwise it splits the span (into about twice the documents the answer
+// counted, its total, divided by batch) and lists the parts, which no
+// deletion or addition in another span can shift. The walk's memory is
+// the stack of spans it still has to list, at most maxSplit per level of
+// splitting. It needs bucket filterable (EnsureSettings); a document
+// without a bucket (pushed by a release before buckets) is not listed:
+// UnbucketedIDs. An error stops the walk: a failed request, an id not in
+// the canonical form (as UnbucketedIDs), more than batch documents in one
+// bucket (two ids with the same last six bytes), or fn's.
+func (ix *Index) EachDocumentIDs(ctx context.Context, batch int, fn func(ids []uuid.UUID) error) error {
+	if batch < 1 {
+		return fmt.Errorf("meili: a batch of %d documents", batch)
+	}
+	type span struct{ lo, hi uint64 }
+	todo := []span{{0, Buckets}}
+	for len(todo) > 0 {
+		s := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		ids, total, err := ix.documentIDs(ctx, fmt.Sprintf("bucket >= %d AND bucket < %d", s.lo, s.hi), batch+1)
+		if err != nil {
+			return err
+		}
+		if len(ids) <= batch {
+			if len(ids) > 0 {
+				if err := fn(ids); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		width := s.hi - s.lo
+		if width == 1 {
+			return fmt.Errorf("meili: more than %d documents in bucket %d", batch, s.lo)
+		}
+		// total is only a hint of how many the span holds: a wrong one
+		// costs requests, never a document.
+		parts := uint64(min(max(2*total/batch, 2), maxSplit))
+		parts = min(parts, width)
+		step := (width + parts - 1) / parts
+		// Pushed from the top, so the lowest span is listed first.
+		for hi := s.hi; hi > s.lo; {
+			lo := s.lo
+			if hi-s.lo > step {
+				lo = hi - step
+			}
+			todo = append(todo, span{lo, hi})
+			hi = lo
+		}
+	}
+	return nil
+}
+
+// UnbucketedIDs returns the ids of up to limit documents without a bucket
+// (filter "bucket NOT EXISTS"), which only a release before buckets
+// pushed: a caller that lists them until none is left must push each again
+// (with its bucket) or delete it, as EachDocumentIDs cannot list them. It
+// needs bucket filterable (EnsureSettings); errors as EachDocumentIDs'.
+func (ix *Index) UnbucketedIDs(ctx context.Context, limit int) ([]uuid.UUID, error) {
+	ids, _, err := ix.documentIDs(ctx, "bucket NOT EXISTS", limit)
+	return ids, err
+}
+
+// documentIDs returns the ids of up to limit documents that filter matches,
+// from offset 0, in one request (GET /indexes/{uid}/documents with fields=id
+// and filter), and the answer's total. An index that does not exist is an
+// error (index_not_found); an id that is not a UUID in its canonical
+// lowercase, dashed form (uuid.UUID.String), which no writer pushes, is an
+// error naming it.
+func (ix *Index) documentIDs(ctx context.Context, filter string, limit int) ([]uuid.UUID, int, error) {
 	var page struct {
 		Results []struct {
 			ID any `json:"id"`
 		} `json:"results"`
 		Total int `json:"total"`
 	}
-	q := url.Values{"offset": {strconv.Itoa(offset)}, "limit": {strconv.Itoa(limit)}, "fields": {"id"}}
+	q := url.Values{"limit": {strconv.Itoa(limit)}, "fields": {"id"}, "filter": {filter}}
 	if err := ix.do(ctx, http.MethodGet, ix.indexPath("/documents?"+q.Encode()), nil, http.StatusOK, &page); err != nil {
 		return nil, 0, fmt.Errorf("meili: get documents: %w", err)
 	}

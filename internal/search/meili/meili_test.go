@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -124,12 +126,13 @@ func TestCheckKeyFailsOnlyOnARefusedKey(t *testing.T) {
 	}
 }
 
-// DocumentIDs answers only ids in the canonical form the writers push
+// The listing answers only ids in the canonical form the writers push
 // (uuid.UUID.String): another spelling uuid.Parse accepts (uppercase, no
 // dashes; Meilisearch allows both as document ids) is "not a product id",
 // an error naming it, since Delete targets the canonical form and would
-// leave such a document in place while a reindex counted it deleted.
-func TestDocumentIDsRefusesANonCanonicalID(t *testing.T) {
+// leave such a document in place while a reindex counted it deleted. Such
+// a document, pushed by no writer, has no bucket: UnbucketedIDs lists it.
+func TestTheListingRefusesANonCanonicalID(t *testing.T) {
 	id := uuid.MustParse("0190a5c4-0000-7000-8000-00000000abcd")
 	for _, raw := range []string{strings.ToUpper(id.String()), strings.ReplaceAll(id.String(), "-", "")} {
 		t.Run(raw, func(t *testing.T) {
@@ -140,6 +143,9 @@ func TestDocumentIDsRefusesANonCanonicalID(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctx := context.Background()
+			if err := ix.EnsureSettings(ctx); err != nil {
+				t.Fatal(err)
+			}
 			if err := ix.Upsert(ctx, search.Document{ID: uuid.Must(uuid.NewV7()), Name: "Lamp",
 				Price: catalog.Money{Amount: 100, Currency: "USD"}}); err != nil {
 				t.Fatal(err)
@@ -160,9 +166,9 @@ func TestDocumentIDsRefusesANonCanonicalID(t *testing.T) {
 			if resp.StatusCode != http.StatusAccepted {
 				t.Fatalf("the fake answered %d to the odd document", resp.StatusCode)
 			}
-			ids, _, err := ix.DocumentIDs(ctx, 0, 10)
+			ids, err := ix.UnbucketedIDs(ctx, 10)
 			if err == nil || !strings.Contains(err.Error(), raw) || !strings.Contains(err.Error(), "not a product id") {
-				t.Errorf("DocumentIDs = %v, %v; want an error naming %s as not a product id", ids, err, raw)
+				t.Errorf("UnbucketedIDs = %v, %v; want an error naming %s as not a product id", ids, err, raw)
 			}
 		})
 	}
@@ -212,8 +218,8 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // The adapter sends Meilisearch's documented requests: the key as a bearer
 // token, JSON bodies, documents keyed by id, every write followed by its
 // task, a search with q, filter, facets, sort, limit, offset and
-// matchingStrategy, and a listing of ids with fields, limit and offset; a
-// 503 is retried.
+// matchingStrategy, and a listing of ids with fields, a filter on the
+// bucket and limit; a 503 is retried.
 func TestRequestsOnTheWire(t *testing.T) {
 	rec := &recorder{next: meilitest.NewFake("test-key"), fail: 1}
 	srv := httptest.NewServer(rec)
@@ -240,12 +246,15 @@ func TestRequestsOnTheWire(t *testing.T) {
 	if len(res.Hits) != 1 || res.Hits[0] != doc || res.Total != 1 || res.Facets["category"]["kitchen"] != 1 {
 		t.Errorf("search = %+v", res)
 	}
-	ids, total, err := ix.DocumentIDs(ctx, 0, 10)
-	if err != nil {
+	var ids []uuid.UUID
+	if err := ix.EachDocumentIDs(ctx, 10, func(page []uuid.UUID) error {
+		ids = append(ids, page...)
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]uuid.UUID{id}, ids); diff != "" || total != 1 {
-		t.Errorf("DocumentIDs total %d, want 1; ids (-want +got):\n%s", total, diff)
+	if diff := cmp.Diff([]uuid.UUID{id}, ids); diff != "" {
+		t.Errorf("EachDocumentIDs (-want +got):\n%s", diff)
 	}
 	if err := ix.Delete(ctx, id); err != nil {
 		t.Fatal(err)
@@ -262,14 +271,15 @@ func TestRequestsOnTheWire(t *testing.T) {
 	}
 	want := []string{"PATCH /indexes/items/settings", "PATCH /indexes/items/settings", "GET /tasks/1",
 		"POST /indexes/items/documents?primaryKey=id", "GET /tasks/2", "POST /indexes/items/search",
-		"GET /indexes/items/documents?fields=id&limit=10&offset=0", "DELETE /indexes/items/documents/" + id.String(), "GET /tasks/3"}
+		"GET /indexes/items/documents?fields=id&filter=bucket+%3E%3D+0+AND+bucket+%3C+281474976710656&limit=11",
+		"DELETE /indexes/items/documents/" + id.String(), "GET /tasks/3"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("requests (-want +got):\n%s", diff)
 	}
 	wantSettings := map[string]any{
 		"rankingRules":         []any{"sort", "words", "typo", "proximity", "attribute", "exactness"},
 		"searchableAttributes": []any{"name", "description", "category", "sku"},
-		"filterableAttributes": []any{"category", "price", "in_stock", "archived"},
+		"filterableAttributes": []any{"category", "price", "in_stock", "archived", "bucket"},
 		"sortableAttributes":   []any{"price", "sold_count", "id"},
 		"pagination":           map[string]any{"maxTotalHits": 10100.0},
 	}
@@ -277,7 +287,8 @@ func TestRequestsOnTheWire(t *testing.T) {
 		t.Errorf("settings (-want +got):\n%s", diff)
 	}
 	wantDocs := []any{map[string]any{"id": id.String(), "sku": "SKU-1", "name": "Blue kettle", "description": "",
-		"category": "kitchen", "price": 1500.0, "currency": "EUR", "sold_count": 0.0, "in_stock": true, "archived": false}}
+		"category": "kitchen", "price": 1500.0, "currency": "EUR", "sold_count": 0.0, "in_stock": true, "archived": false,
+		"bucket": 1.0}}
 	if diff := cmp.Diff(wantDocs, rec.reqs[3].body); diff != "" {
 		t.Errorf("documents (-want +got):\n%s", diff)
 	}
@@ -285,5 +296,102 @@ func TestRequestsOnTheWire(t *testing.T) {
 		"facets": []any{"category"}, "sort": []any{"price:asc", "id:desc"}, "matchingStrategy": "all"}
 	if diff := cmp.Diff(wantSearch, rec.reqs[5].body); diff != "" {
 		t.Errorf("search (-want +got):\n%s", diff)
+	}
+}
+
+// EachDocumentIDs passes every document that is in the index from the
+// start of the walk to its end exactly once, though documents are deleted
+// and added between its first twenty requests: the first remaining one in
+// the index's order (which, listed by offset, shifts every later one back)
+// and a new one. A third of the ids differ only in their last byte, so
+// their span is split many times.
+func TestEachDocumentIDsSeesEveryDocumentDespiteConcurrentWrites(t *testing.T) {
+	fake := meilitest.NewFake("test-key")
+	var (
+		mu       sync.Mutex
+		order    []uuid.UUID // the index's order, as the fake keeps it
+		deleted  = map[uuid.UUID]bool{}
+		requests int
+	)
+	push := func(ctx context.Context, ix *meili.Index, id uuid.UUID) error {
+		order = append(order, id)
+		return ix.Upsert(ctx, search.Document{ID: id, Name: "Lamp", Price: catalog.Money{Amount: 100, Currency: "USD"}})
+	}
+	var writer *meili.Index
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fake.ServeHTTP(w, r)
+		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/documents") {
+			return
+		}
+		// After the answer: on the server's goroutine, so t.Error only.
+		mu.Lock()
+		defer mu.Unlock()
+		requests++
+		if requests > 20 {
+			return
+		}
+		ctx := context.Background()
+		for _, id := range order {
+			if !deleted[id] {
+				deleted[id] = true
+				if err := writer.Delete(ctx, id); err != nil {
+					t.Errorf("the concurrent delete: %v", err)
+				}
+				break
+			}
+		}
+		if err := push(ctx, writer, uuid.Must(uuid.NewV7())); err != nil {
+			t.Errorf("the concurrent push: %v", err)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	var err error
+	if writer, err = meili.New(meili.Config{URL: srv.URL, APIKey: "test-key", PollInterval: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := writer.EnsureSettings(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	for i := range 60 {
+		id := uuid.Must(uuid.NewV7())
+		if i%3 == 0 { // the same high bits of the bucket, different low ones
+			id = uuid.MustParse(fmt.Sprintf("0190a5c4-0000-7000-8000-0000000000%02x", i))
+		}
+		if err := push(ctx, writer, id); err != nil {
+			mu.Unlock()
+			t.Fatal(err)
+		}
+	}
+	before := slices.Clone(order)
+	mu.Unlock()
+
+	seen := map[uuid.UUID]int{}
+	if err := writer.EachDocumentIDs(ctx, 4, func(ids []uuid.UUID) error {
+		if len(ids) > 4 {
+			t.Errorf("a call with %d ids, more than the batch", len(ids))
+		}
+		for _, id := range ids {
+			seen[id]++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if requests < 10 {
+		t.Fatalf("%d listing requests: the walk did not split, the test would prove nothing", requests)
+	}
+	for _, id := range before {
+		if !deleted[id] && seen[id] != 1 {
+			t.Errorf("document %s, in the index throughout, passed %d times, want once", id, seen[id])
+		}
+	}
+	for id, k := range seen {
+		if k != 1 {
+			t.Errorf("document %s passed %d times", id, k)
+		}
 	}
 }

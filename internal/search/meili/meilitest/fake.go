@@ -8,18 +8,36 @@
 //     PUT the same path merges them, DELETE /indexes/{uid}/documents/{id};
 //     each answers 202 with a summarized task {taskUid, indexUid, status:
 //     "enqueued", type, enqueuedAt}.
-//   - GET /indexes/{uid}/documents?offset=&limit=&fields= answers a page of
-//     the documents {results, offset, limit, total} (limit default 20,
-//     offset 0; fields, comma-separated, keeps only those attributes), in
-//     the order they were first added; an index that does not exist is 404
-//     index_not_found.
+//   - GET /indexes/{uid}/documents?offset=&limit=&fields=&filter= answers a
+//     page of the documents {results, offset, limit, total} (limit default
+//     20, offset 0; fields, comma-separated, keeps only those attributes;
+//     filter, a filter expression as the search's below, keeps only the
+//     documents it matches, and total counts those: the docs call it the
+//     "total number of documents in the index", and the adapter takes it
+//     only as a hint), in the order they were
+//     first added ("Meilisearch orders documents in the order they were
+//     inserted into the database" and "filter will not work without first
+//     explicitly adding attributes to the filterableAttributes list",
+//     https://www.meilisearch.com/docs/reference/api/documents, "Get
+//     documents with GET"; filter since v1.2). An offset counts the
+//     documents there are at the moment of each request, so a document
+//     deleted ahead of a caller's offset between two pages shifts the rest
+//     back by one, as in Meilisearch; each request is answered from one
+//     state of the index, under the fake's lock (assumed of Meilisearch,
+//     which answers a request from one read transaction of its store; its
+//     docs do not say). An index that does not exist is 404
+//     index_not_found; a filter on an attribute that is not filterable is
+//     400 invalid_document_filter.
 //   - PATCH /indexes/{uid}/settings (202, task) stores the settings; of the
 //     objects, pagination.maxTotalHits (default 1000) caps the matches a
 //     search pages through and counts in estimatedTotalHits.
 //   - GET /tasks/{uid} answers the task with status "succeeded" (work is done
 //     synchronously here), or 404 task_not_found.
 //   - POST /indexes/{uid}/search with q, filter (AND-joined "attr op value"
-//     expressions, attributes must be filterable), facets, sort ("attr:asc"),
+//     expressions, op one of = != > >= < <=, or "attr EXISTS", "attr NOT
+//     EXISTS", attributes must be filterable; https://www.meilisearch.com/
+//     docs/learn/filtering_and_sorting/filter_expression_reference),
+//     facets, sort ("attr:asc"),
 //     limit (default 20), offset, matchingStrategy "all" → hits,
 //     estimatedTotalHits, facetDistribution. Filtering or sorting on an
 //     attribute that the settings do not declare fails with 400, as it does in
@@ -231,7 +249,20 @@ func (f *Fake) list(w http.ResponseWriter, r *http.Request, index string) {
 	if raw := q.Get("fields"); raw != "" && raw != "*" {
 		fields = strings.Split(raw, ",")
 	}
-	ids := f.order[index]
+	var conds []condition
+	if raw := q.Get("filter"); raw != "" {
+		var err error
+		if conds, err = f.parseFilter(index, raw); err != nil {
+			f.fail(w, http.StatusBadRequest, "invalid_document_filter", err.Error())
+			return
+		}
+	}
+	var ids []string
+	for _, id := range f.order[index] {
+		if matches(conds, f.docs[index][id]) {
+			ids = append(ids, id)
+		}
+	}
 	results := []map[string]any{}
 	for i := offset; i < len(ids) && i < offset+limit; i++ {
 		doc := f.docs[index][ids[i]]
@@ -275,6 +306,17 @@ func (f *Fake) parseFilter(index string, filter any) ([]condition, error) {
 	var out []condition
 	for _, part := range strings.Split(expr, " AND ") {
 		fields := strings.Fields(part)
+		if exists := len(fields) == 2 && fields[1] == "EXISTS"; exists || len(fields) == 3 && fields[1] == "NOT" && fields[2] == "EXISTS" {
+			if !slices.Contains(f.sets[index]["filterableAttributes"], fields[0]) {
+				return nil, fmt.Errorf("attribute `%s` is not filterable", fields[0])
+			}
+			op := "NOT EXISTS"
+			if exists {
+				op = "EXISTS"
+			}
+			out = append(out, condition{attr: fields[0], op: op})
+			continue
+		}
 		if len(fields) < 3 {
 			return nil, fmt.Errorf("bad condition %q", part)
 		}
@@ -309,8 +351,24 @@ func (f *Fake) parseFilter(index string, filter any) ([]condition, error) {
 	return out, nil
 }
 
+// matches reports whether doc holds every condition.
+func matches(conds []condition, doc map[string]any) bool {
+	for _, c := range conds {
+		if !c.holds(doc) {
+			return false
+		}
+	}
+	return true
+}
+
 func (c condition) holds(doc map[string]any) bool {
-	got := doc[c.attr]
+	got, exists := doc[c.attr]
+	switch c.op {
+	case "EXISTS":
+		return exists
+	case "NOT EXISTS":
+		return !exists
+	}
 	if n, ok := c.value.(float64); ok {
 		g, ok := got.(float64)
 		if !ok {
@@ -431,13 +489,10 @@ func (f *Fake) search(w http.ResponseWriter, r *http.Request, index string) {
 	var matched []scored
 	for pos, id := range f.order[index] {
 		doc := f.docs[index][id]
-		ok := true
-		for _, c := range conds {
-			ok = ok && c.holds(doc)
-		}
-		if !ok {
+		if !matches(conds, doc) {
 			continue
 		}
+		ok := true
 		s := scored{doc: doc, pos: pos}
 		for i, word := range words {
 			best, bestAttr := -1, 0
