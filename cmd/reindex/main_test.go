@@ -504,7 +504,9 @@ func TestAnInterruptedPushDoesNotLeaveAnOlderRow(t *testing.T) {
 }
 
 // Any Meilisearch failure (settings refused, a push answered 500, a task
-// that failed, the listing refused) fails the run, with the counts so far.
+// that failed, the listing refused, the listing's filter refused once an
+// older writer's settings made bucket unfilterable) fails the run, with the
+// counts so far.
 func TestAMeilisearchErrorFailsTheRun(t *testing.T) {
 	refuse := func(method, suffix string) func() func(w http.ResponseWriter, r *http.Request) bool {
 		return func() func(w http.ResponseWriter, r *http.Request) bool {
@@ -531,6 +533,43 @@ func TestAMeilisearchErrorFailsTheRun(t *testing.T) {
 				return true
 			}
 		},
+		// A writer of an older release builds while the run lists: its
+		// settings make bucket no longer filterable, so the listing by
+		// bucket is refused (400 invalid_document_filter).
+		"older writer's settings": func() func(w http.ResponseWriter, r *http.Request) bool {
+			var once sync.Once
+			return func(w http.ResponseWriter, r *http.Request) bool {
+				if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/documents") {
+					return false
+				}
+				var err error
+				once.Do(func() {
+					// Through the same server, as the writer would.
+					var req *http.Request
+					req, err = http.NewRequestWithContext(r.Context(), http.MethodPatch, "http://"+r.Host+"/indexes/products/settings",
+						strings.NewReader(`{"filterableAttributes":["category","price","in_stock","archived"]}`))
+					if err != nil {
+						return
+					}
+					req.Header.Set("Authorization", "Bearer "+key)
+					req.Header.Set("Content-Type", "application/json")
+					var resp *http.Response
+					if resp, err = http.DefaultClient.Do(req); err == nil {
+						_ = resp.Body.Close()
+						if resp.StatusCode != http.StatusAccepted {
+							err = fmt.Errorf("the older settings answered %d", resp.StatusCode)
+						}
+					}
+				})
+				if err != nil {
+					// Answer so the run fails for certain, and say why.
+					w.WriteHeader(http.StatusTeapot)
+					fmt.Fprintf(w, `{"message":%q,"code":"test_setup"}`, err.Error())
+					return true
+				}
+				return false
+			}
+		},
 		// The push is accepted, its task fails.
 		"task failed": func() func(w http.ResponseWriter, r *http.Request) bool {
 			var pushed atomic.Bool
@@ -548,6 +587,9 @@ func TestAMeilisearchErrorFailsTheRun(t *testing.T) {
 			}
 		},
 	}
+	// What the error must say, where the failure is not the interceptor's
+	// own answer.
+	wantErr := map[string]string{"older writer's settings": "invalid_document_filter"}
 	for name, f := range failing {
 		t.Run(name, func(t *testing.T) {
 			s := newShop(t)
@@ -557,6 +599,9 @@ func TestAMeilisearchErrorFailsTheRun(t *testing.T) {
 			out, err := s.run()
 			if err == nil {
 				t.Fatalf("reindex succeeded (output %q)", out)
+			}
+			if !strings.Contains(err.Error(), wantErr[name]) {
+				t.Errorf("reindex: %v, want an error saying %s", err, wantErr[name])
 			}
 			if !strings.Contains(out, "pushed ") {
 				t.Errorf("output %q, want the counts", out)
