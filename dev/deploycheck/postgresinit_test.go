@@ -3,6 +3,7 @@ package deploycheck
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"net"
@@ -394,7 +395,11 @@ func TestEachFunctionReachesOnlyItsServicesDatabase(t *testing.T) {
 // say only what still holds: rerunWithoutASuperuser); run again, by the
 // superuser or by
 // that administrator, after the functions migrated the databases, it keeps
-// the passwords as checkPasswordsKept says.
+// the passwords as checkPasswordsKept says. The superuser's first run, with
+// every statement of it logged (passwordWatch), logs no password; the
+// administrator's logs them, as it may not turn that logging off, and says
+// so once; granted SET on those parameters (PostgreSQL 15's GRANT SET ON
+// PARAMETER), its reruns log none.
 func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a PostgreSQL cluster of its own; -short was asked for")
@@ -408,11 +413,33 @@ func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
 				password = "pw-admin"
 				cl.psql(t, "postgres", "CREATE ROLE "+admin+" LOGIN CREATEROLE CREATEDB PASSWORD '"+password+"';\n")
 			}
-			out, err := cl.scriptOutput(t, "env/faasd/postgres-init/10-shop.sh", secrets, admin, password)
+			watch := cl.watchPasswords(t, admin, secrets)
+			out, err := cl.scriptOutput(t, "env/faasd/postgres-init/10-shop.sh", secrets, admin, password, watch.env...)
 			if err != nil {
 				t.Fatalf("10-shop.sh as %s: %v\n%s", admin, err, out)
 			}
 			superuser := admin == "postgres"
+			// The superuser turns the statement logging off for the
+			// statements that set the passwords; an administrator that
+			// may not sets them logged, and says so once, without them.
+			if got, want := strings.Count(string(out), passwordsMayBeLogged("10-shop.sh")), map[bool]int{true: 0, false: 1}[superuser]; got != want {
+				t.Errorf("10-shop.sh as %s: warned %d times that the passwords may be logged, want %d\n%s", admin, got, want, out)
+			}
+			for file, p := range watch.passwords {
+				if strings.Contains(string(out), p) {
+					t.Errorf("10-shop.sh as %s printed the password of %s\n%s", admin, file, out)
+				}
+			}
+			if superuser {
+				watch.noneSent(t, "10-shop.sh as "+admin, roleCheck, quieted)
+			} else {
+				watch.sentInStatementsOnly(t, "10-shop.sh as "+admin, initRoles())
+				// PostgreSQL 15 lets the superuser grant it those
+				// parameters: it then sets the passwords unlogged too
+				// (checkPasswordsKept).
+				cl.psql(t, "postgres", "GRANT SET ON PARAMETER log_statement, log_min_duration_statement, log_min_duration_sample, "+
+					"log_transaction_sample_rate, log_min_error_statement TO "+admin+";\n")
+			}
 			for service := range serviceMigrations {
 				warning := "10-shop.sh: not a superuser, so in shop_" + service + " every role that may connect (shop_relay among them) can still create large objects"
 				if got := strings.Contains(string(out), warning); got == superuser {
@@ -555,8 +582,11 @@ func readerRole(service string) string { return "shop_" + service + "_reader" }
 // SHOP_RESET_PASSWORDS but true, false or none stops it before it changes
 // anything; SHOP_RESET_PASSWORDS=true sets each password again from its
 // file (a new hash) and lets a role made NOLOGIN log in again. No run puts
-// a password in psql's arguments, and only the run that sets passwords
-// sends them to the server (passwordWatch).
+// a password in psql's arguments or in the server log, which logs every
+// other statement of user (passwordWatch; user may turn that logging off:
+// the superuser, or an administrator granted SET on its parameters), not
+// even a run whose ALTER ROLE fails (a lock timeout), which the server
+// logs without the statement.
 func (c privateCluster) checkPasswordsKept(t *testing.T, script, secrets, user, password string, roles []string) {
 	t.Helper()
 	name := filepath.Base(script)
@@ -569,7 +599,7 @@ func (c privateCluster) checkPasswordsKept(t *testing.T, script, secrets, user, 
 	if diff := cmp.Diff(hashes, c.query(t, "postgres", passwordHashes)); diff != "" {
 		t.Errorf("%s run again as %s set passwords again (-first run +second):\n%s", name, user, diff)
 	}
-	watch.noneSent(t, name+" run again as "+user)
+	watch.noneSent(t, name+" run again as "+user, roleCheck)
 
 	out, err := c.scriptOutput(t, script, secrets, user, password, append(watch.env, "SHOP_RESET_PASSWORDS=yes")...)
 	if err == nil || !strings.Contains(string(out), "SHOP_RESET_PASSWORDS is true, false or unset, not yes") {
@@ -591,13 +621,20 @@ func (c privateCluster) checkPasswordsKept(t *testing.T, script, secrets, user, 
 	if diff := cmp.Diff(hashes, c.query(t, "postgres", passwordHashes)); diff != "" {
 		t.Errorf("%s run again as %s set passwords again (-before +after):\n%s", name, user, diff)
 	}
-	watch.noneSent(t, name+" run again after NOLOGIN as "+user)
+	watch.noneSent(t, name+" run again after NOLOGIN as "+user, roleCheck)
 
 	// Asked to, it sets every password again, from the files, and lets
 	// the roles made NOLOGIN log in again. Only the ALTER ROLE statements
-	// carry the passwords: never psql's arguments.
-	c.runScriptAs(t, script, secrets, user, password, append(watch.env, "SHOP_RESET_PASSWORDS=true")...)
-	watch.sentInStatementsOnly(t, name+" with SHOP_RESET_PASSWORDS=true as "+user, roles)
+	// carry the passwords, never psql's arguments, and the server logs
+	// none of them.
+	out, err = c.scriptOutput(t, script, secrets, user, password, append(watch.env, "SHOP_RESET_PASSWORDS=true")...)
+	if err != nil {
+		t.Fatalf("%s with SHOP_RESET_PASSWORDS=true as %s: %v\n%s", name, user, err, out)
+	}
+	if strings.Contains(string(out), passwordsMayBeLogged(name)) {
+		t.Errorf("%s with SHOP_RESET_PASSWORDS=true as %s warned that the passwords may be logged\n%s", name, user, out)
+	}
+	watch.noneSent(t, name+" with SHOP_RESET_PASSWORDS=true as "+user, roleCheck, quieted)
 	after := map[string]string{}
 	for _, line := range strings.Split(c.query(t, "postgres", passwordHashes), "\n") {
 		role, hash, _ := strings.Cut(line, "|")
@@ -611,14 +648,50 @@ func (c privateCluster) checkPasswordsKept(t *testing.T, script, secrets, user, 
 	if got := c.query(t, "postgres", canLogin); got != "shop_orders|true\nshop_relay|true\n" {
 		t.Errorf("%s run with SHOP_RESET_PASSWORDS=true as %s left a role NOLOGIN:\n%s", name, user, got)
 	}
+
+	// A statement that fails is logged with its text unless
+	// log_min_error_statement says otherwise: here the first ALTER ROLE
+	// waits for pg_authid, which another session holds locked, until its
+	// lock_timeout, and fails, which stops the script.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	holder, err := pgx.Connect(ctx, "host="+c.dir+" port="+strconv.Itoa(c.port)+" user=postgres dbname=postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(context.Background())
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK pg_authid IN SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	out, err = c.scriptOutput(t, script, secrets, user, password, append(watch.env, "SHOP_RESET_PASSWORDS=true", "PGOPTIONS=-c lock_timeout=200ms")...)
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err == nil || !strings.Contains(string(out), "lock timeout") {
+		t.Errorf("%s with SHOP_RESET_PASSWORDS=true as %s, pg_authid locked: %v\n%s\nwant it stopped by the lock timeout", name, user, err, out)
+	}
+	watch.noneSent(t, name+" with SHOP_RESET_PASSWORDS=true as "+user+", stopped by a lock timeout", roleCheck, "ERROR:  canceling statement due to lock timeout")
+}
+
+// passwordsMayBeLogged is the warning of script (10-shop.sh or
+// split-roles.sh) run by an administrator that may not turn the server's
+// statement logging off for the statements that set passwords.
+func passwordsMayBeLogged(script string) string {
+	return script + ": not allowed to SET log_statement, log_min_duration_statement, log_min_duration_sample, " +
+		"log_transaction_sample_rate and log_min_error_statement, so a server that logs statements may log the passwords " +
+		"this run sets (docs/security.md, Database roles)"
 }
 
 // passwordWatch sees where a script's runs put the passwords of a secrets
 // folder: the cluster's server log, with every statement of the script's
-// user logged (log_statement = all, as an operator may have it), and the
-// arguments of every psql the script runs (which any local user sees in
-// ps), recorded by a psql of its own first on the script's PATH (env) that
-// then runs the real one.
+// user logged in every way an operator may ask for (logStatements), and
+// the arguments of every psql the script runs (which any local user sees
+// in ps), recorded by a psql of its own first on the script's PATH (env)
+// that then runs the real one.
 type passwordWatch struct {
 	env       []string
 	log, args string
@@ -629,11 +702,23 @@ type passwordWatch struct {
 	passwords map[string]string
 }
 
-// watchPasswords logs every statement of user on c from now on and
-// returns the watch of the passwords in secrets.
+// logStatements are the settings, each a superuser's, that write a
+// statement's text to the server log, each set so that it logs every
+// statement: log_statement, the durations, the sampled durations and the
+// sampled transactions (log_min_error_statement's default, error, logs
+// the text of a statement that fails).
+var logStatements = []string{"log_statement = 'all'", "log_min_duration_statement = 0", "log_min_duration_sample = 0",
+	"log_statement_sample_rate = 1", "log_transaction_sample_rate = 1"}
+
+// watchPasswords logs every statement of user on c from now on
+// (logStatements) and returns the watch of the passwords in secrets.
 func (c privateCluster) watchPasswords(t *testing.T, user, secrets string) *passwordWatch {
 	t.Helper()
-	c.psql(t, "postgres", "ALTER ROLE "+user+" SET log_statement = 'all';\n")
+	var alter strings.Builder
+	for _, set := range logStatements {
+		alter.WriteString("ALTER ROLE " + user + " SET " + set + ";\n")
+	}
+	c.psql(t, "postgres", alter.String())
 	real, err := exec.LookPath("psql")
 	if err != nil {
 		t.Fatal(err)
@@ -689,24 +774,41 @@ func (w *passwordWatch) sent(t *testing.T) (log, args string) {
 }
 
 // noneSent fails the test when a run since the last check put a password
-// in the server log or in psql's arguments: a run that sets no password
-// must send none.
-func (w *passwordWatch) noneSent(t *testing.T, run string) {
+// in the server log or in psql's arguments, or when the log does not hold
+// each of want, statements the run sent (none for a run that stops before
+// its first psql): the log holds the run's statements, so a password in
+// one would be seen.
+func (w *passwordWatch) noneSent(t *testing.T, run string, want ...string) {
 	t.Helper()
 	log, args := w.sent(t)
 	for file, p := range w.passwords {
 		if strings.Contains(log, p) {
-			t.Errorf("%s sent the password of %s to the server (logged with log_statement = all)", run, file)
+			t.Errorf("%s sent the password of %s to the server, which logged it", run, file)
 		}
 		if strings.Contains(args, p) {
 			t.Errorf("%s put the password of %s in psql's arguments", run, file)
 		}
 	}
+	for _, statement := range want {
+		if !strings.Contains(log, statement) {
+			t.Errorf("%s: %q not in the server log, want every statement logged but those that set a password:\n%s", run, statement, log)
+		}
+	}
 }
 
+// roleCheck is the start of the statement with which each script asks,
+// for each role, whether it exists: the server logs it whether or not a
+// password is set then.
+const roleCheck = "statement: SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = 'shop_"
+
+// quieted is the start of the statement with which the scripts turn the
+// server's statement logging off for the statement that sets a password.
+const quieted = "statement: SET log_statement = 'none'"
+
 // sentInStatementsOnly fails the test when a run since the last check put
-// a password in psql's arguments, or did not send the password of each of
-// roles to the server (which shows the log does hold statements).
+// a password in psql's arguments, or when the server did not log the
+// password of each of roles: what a run by an administrator that may not
+// turn the logging off does, and says (passwordsMayBeLogged).
 func (w *passwordWatch) sentInStatementsOnly(t *testing.T, run string, roles []string) {
 	t.Helper()
 	log, args := w.sent(t)
@@ -733,6 +835,100 @@ func roleSecret(role string) string {
 		return postgres.ReaderPasswordSecret(service)
 	}
 	return "db-password-" + strings.TrimPrefix(role, "shop_")
+}
+
+// The runbook's commands that create shop_monitor on a cluster older than
+// the role (docs/runbooks/datastores.md, "Upgrading") and set its password
+// again once the secret changed: the script of its ctr … exec line, run as
+// written (the secret file is the test's, the cluster too), makes a login
+// role member of pg_monitor that logs in with the file's password, and its
+// "changed secret" variant sets the new one; neither puts the password in
+// psql's arguments or in the server log, which logs every statement of the
+// superuser (passwordWatch). An empty file stops the script before psql
+// and changes nothing.
+func TestTheRunbooksMonitorRoleCommandsKeepThePasswordToPsql(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a PostgreSQL cluster of its own; -short was asked for")
+	}
+	doc := string(read(t, "docs/runbooks/datastores.md"))
+	m := regexp.MustCompile(`(?s)ctr -n openfaas task exec --exec-id monitor postgres sh -c '\n(.*?\n)'\n`).FindStringSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/runbooks/datastores.md: no sh -c script in the ctr … exec line of Upgrading")
+	}
+	// A quote inside the single-quoted script is written '"'"'.
+	unquote := func(s string) string { return strings.ReplaceAll(s, `'"'"'`, `'`) }
+	create := unquote(m[1])
+	a := regexp.MustCompile("with `(ALTER ROLE shop_monitor PASSWORD [^`]*)` in place of its `CREATE ROLE` line").FindStringSubmatch(doc)
+	createLine := regexp.MustCompile(`(?m)^CREATE ROLE shop_monitor .*$`)
+	if a == nil || !createLine.MatchString(create) {
+		t.Fatal("docs/runbooks/datastores.md: no CREATE ROLE shop_monitor line in the script, or no ALTER ROLE of a changed secret to put in its place")
+	}
+	alter := createLine.ReplaceAllLiteralString(create, unquote(a[1]))
+
+	cl := startPrivateCluster(t)
+	secrets := t.TempDir()
+	if err := os.Chmod(secrets, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(secrets, "postgres-monitor-password")
+	write := func(password string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(password+"\n"), 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("pw-monitor-first")
+	watch := cl.watchPasswords(t, "postgres", secrets)
+	run := func(script string) ([]byte, error) {
+		cmd := exec.Command("/bin/sh", "-c", strings.ReplaceAll(script, "/run/secrets/postgres-monitor-password", file))
+		cmd.Env = append([]string{"PGHOST=" + cl.dir, "PGPORT=" + strconv.Itoa(cl.port)}, watch.env...)
+		return cmd.CombinedOutput()
+	}
+	logsIn := func(password string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, cl.url("shop_monitor", password, "postgres"))
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		var monitor bool
+		if err := conn.QueryRow(ctx, "SELECT pg_has_role('pg_monitor', 'MEMBER')").Scan(&monitor); err != nil || !monitor {
+			return fmt.Errorf("a member of pg_monitor: %v (%v)", monitor, err)
+		}
+		return nil
+	}
+	const quietedHere = "statement: SET log_statement = none"
+
+	if out, err := run(create); err != nil {
+		t.Fatalf("the runbook's CREATE ROLE script: %v\n%s", err, out)
+	}
+	watch.noneSent(t, "the runbook's CREATE ROLE script", quietedHere)
+	if err := logsIn("pw-monitor-first"); err != nil {
+		t.Errorf("shop_monitor after the runbook's CREATE ROLE script: %v", err)
+	}
+
+	write("pw-monitor-changed")
+	watch.passwords["postgres-monitor-password, changed"] = "pw-monitor-changed"
+	if out, err := run(alter); err != nil {
+		t.Fatalf("the runbook's ALTER ROLE script: %v\n%s", err, out)
+	}
+	watch.noneSent(t, "the runbook's ALTER ROLE script", quietedHere)
+	if err := logsIn("pw-monitor-changed"); err != nil {
+		t.Errorf("shop_monitor after the runbook's ALTER ROLE script: %v", err)
+	}
+	if err := logsIn("pw-monitor-first"); err == nil {
+		t.Error("shop_monitor still logs in with its first password after the runbook's ALTER ROLE script")
+	}
+
+	write("")
+	out, err := run(alter)
+	if err == nil || !strings.Contains(string(out), "unreadable or empty") {
+		t.Errorf("the runbook's ALTER ROLE script with an empty secret file: %v\n%s\nwant it stopped, saying so", err, out)
+	}
+	if err := logsIn("pw-monitor-changed"); err != nil {
+		t.Errorf("shop_monitor after the runbook's ALTER ROLE script with an empty secret file: %v", err)
+	}
 }
 
 // layOutBeforeTheSplit makes the cluster what the 10-shop.sh of before the
@@ -789,7 +985,8 @@ func TestThePostgresInitScriptStopsOnAClusterNotSplitYet(t *testing.T) {
 // and the drop of shop that docs/deploy-faasd.md's step 7 gives, with what a
 // new cluster has (TestEachFunctionReachesOnlyItsServicesDatabase's checks);
 // between the script and the drop the old functions, still logging in as
-// shop, keep reading and writing every database. The script runs again, as
+// shop, keep reading and writing every database. Its run, every statement
+// of it logged, logs no password (passwordWatch). The script runs again, as
 // an operator may, and keeps the passwords as checkPasswordsKept says.
 func TestSplitRolesUpgradesASharedRoleDeployment(t *testing.T) {
 	if testing.Short() {
@@ -799,7 +996,9 @@ func TestSplitRolesUpgradesASharedRoleDeployment(t *testing.T) {
 	secrets, passwords := databaseSecrets(t)
 	cl.layOutBeforeTheSplit(t, true)
 
-	cl.runScript(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets)
+	watch := cl.watchPasswords(t, "postgres", secrets)
+	cl.runScriptAs(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets, "postgres", "", watch.env...)
+	watch.noneSent(t, "split-roles.sh creating the roles", roleCheck, quieted)
 	cl.checkPasswordsKept(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets, "postgres", "", splitRoles())
 	cl.oldFunctionsStillWork(t, "split-roles.sh")
 	roles := productionRoles(t)

@@ -79,8 +79,8 @@ read_password() {
 # The passwords reach psql on its standard input, never in its arguments
 # (which other local users see in ps when an operator runs this from a
 # workstation), as a psql variable the server sees only in the CREATE or
-# ALTER ROLE that sets it: a rerun that changes no role sends none
-# (log_statement = all would log it). psql_quoted quotes $1 for a psql
+# ALTER ROLE that sets it, which the server does not log (below): a
+# rerun that changes no role sends none. psql_quoted quotes $1 for a psql
 # \set: a backslash and a quote doubled (psql's rules for a single-quoted
 # argument of a meta-command); sed reads it from a pipe, printf is a shell
 # builtin.
@@ -140,6 +140,24 @@ BEGIN
 END
 $$;
 SQL
+	# The statements that set a password run with the server's statement
+	# logging off for them alone: log_statement, the durations
+	# (log_min_duration_statement), the samples (log_min_duration_sample,
+	# log_transaction_sample_rate) and the STATEMENT line of an error
+	# (log_min_error_statement), each SET right before and RESET right
+	# after, so a server that logs statements never writes a password,
+	# and the rest of the script is logged as the operator configured.
+	# They are superusers' parameters: an administrator that may not SET
+	# one of them (PostgreSQL 15 grants it with GRANT SET ON PARAMETER)
+	# sets the passwords all the same, and is told once that they may be
+	# logged (docs/security.md, "Database roles"). split-roles.sh has the
+	# same block.
+	cat <<'SQL'
+SELECT bool_and(has_parameter_privilege(current_user, p, 'SET')) AS quiet
+	FROM unnest(ARRAY['log_statement', 'log_min_duration_statement', 'log_min_duration_sample',
+		'log_transaction_sample_rate', 'log_min_error_statement']) p \gset
+\set warned false
+SQL
 	# An existing role keeps its password (a new SCRAM salt would no longer
 	# match PgBouncer's auth_file, and stale files would reset them all)
 	# unless SHOP_RESET_PASSWORDS=true asks: then it is set again from its
@@ -150,13 +168,26 @@ SQL
 		eval "q=\$${s}_quoted"
 		printf '\\set role shop_%s\n\\set p '\''%s'\''\n' "$s" "$q"
 		cat <<'SQL'
-SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') AS role_exists \gset
-\if :role_exists
-\if :reset_passwords
-ALTER ROLE :"role" LOGIN PASSWORD :'p';
+SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') AS role_exists,
+	NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') OR :reset_passwords AS sets_password \gset
+\if :sets_password
+\if :quiet
+SET log_statement = 'none' \; SET log_min_duration_statement = -1 \; SET log_min_duration_sample = -1 \;
+	SET log_transaction_sample_rate = 0 \; SET log_min_error_statement = 'panic';
+\elif :warned
+\else
+\warn 10-shop.sh: not allowed to SET log_statement, log_min_duration_statement, log_min_duration_sample, log_transaction_sample_rate and log_min_error_statement, so a server that logs statements may log the passwords this run sets (docs/security.md, Database roles)
+\set warned true
 \endif
+\if :role_exists
+ALTER ROLE :"role" LOGIN PASSWORD :'p';
 \else
 CREATE ROLE :"role" LOGIN PASSWORD :'p';
+\endif
+\if :quiet
+RESET log_min_error_statement \; RESET log_transaction_sample_rate \; RESET log_min_duration_sample \;
+	RESET log_min_duration_statement \; RESET log_statement;
+\endif
 \endif
 \unset p
 SQL

@@ -45,6 +45,8 @@ true | false) reset_passwords=${SHOP_RESET_PASSWORDS:-false} ;;
 	exit 1
 	;;
 esac
+# Every file is read, and its password quoted, before the first psql, as
+# 10-shop.sh does: one that is missing or empty creates no role at all.
 for s in $services relay $(for r in $readers; do echo "${r}_reader"; done); do
 	file=db-password-$s
 	case $s in *_reader) file=db-password-${s%_reader}-reader ;; esac
@@ -60,27 +62,61 @@ for s in $services relay $(for r in $readers; do echo "${r}_reader"; done); do
 		echo "split-roles.sh: cannot quote the password of shop_$s for psql" >&2
 		exit 1
 	}
-	# The password reaches psql on its standard input, never in its
-	# arguments (which other local users see in ps), as a psql variable the
-	# server sees only in the CREATE or ALTER ROLE that sets it: a rerun
-	# that changes no role sends none (log_statement = all would log it).
-	# An existing role keeps its password unless SHOP_RESET_PASSWORDS=true
-	# asks (see above); a role missing is created with it.
-	{
-		printf '\\set p '\''%s'\''\n' "$q"
+	eval "${s}_quoted=\$q"
+done
+
+# The passwords reach psql on its standard input, never in its arguments
+# (which other local users see in ps), as a psql variable the server sees
+# only in the CREATE or ALTER ROLE that sets it: a rerun that changes no
+# role sends none. Those statements run with the server's statement
+# logging off for them alone: log_statement, the durations
+# (log_min_duration_statement), the samples (log_min_duration_sample,
+# log_transaction_sample_rate) and the STATEMENT line of an error
+# (log_min_error_statement), each SET right before and RESET right after,
+# so a server that logs statements never writes a password, and the rest
+# of the script is logged as the operator configured. They are
+# superusers' parameters: an administrator that may not SET one of them
+# (PostgreSQL 15 grants it with GRANT SET ON PARAMETER) sets the passwords
+# all the same, and is told once that they may be logged (docs/security.md,
+# "Database roles"). 10-shop.sh has the same block. An existing role keeps
+# its password unless SHOP_RESET_PASSWORDS=true asks (see above); a role
+# missing is created with it.
+{
+	cat <<'SQL'
+SELECT bool_and(has_parameter_privilege(current_user, p, 'SET')) AS quiet
+	FROM unnest(ARRAY['log_statement', 'log_min_duration_statement', 'log_min_duration_sample',
+		'log_transaction_sample_rate', 'log_min_error_statement']) p \gset
+\set warned false
+SQL
+	for s in $services relay $(for r in $readers; do echo "${r}_reader"; done); do
+		eval "q=\$${s}_quoted"
+		printf '\\set role shop_%s\n\\set p '\''%s'\''\n' "$s" "$q"
 		cat <<'SQL'
-SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') AS role_exists \gset
-\if :role_exists
-\if :reset_passwords
-ALTER ROLE :"role" LOGIN PASSWORD :'p';
+SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') AS role_exists,
+	NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') OR :reset_passwords AS sets_password \gset
+\if :sets_password
+\if :quiet
+SET log_statement = 'none' \; SET log_min_duration_statement = -1 \; SET log_min_duration_sample = -1 \;
+	SET log_transaction_sample_rate = 0 \; SET log_min_error_statement = 'panic';
+\elif :warned
+\else
+\warn split-roles.sh: not allowed to SET log_statement, log_min_duration_statement, log_min_duration_sample, log_transaction_sample_rate and log_min_error_statement, so a server that logs statements may log the passwords this run sets (docs/security.md, Database roles)
+\set warned true
 \endif
+\if :role_exists
+ALTER ROLE :"role" LOGIN PASSWORD :'p';
 \else
 CREATE ROLE :"role" LOGIN PASSWORD :'p';
 \endif
+\if :quiet
+RESET log_min_error_statement \; RESET log_transaction_sample_rate \; RESET log_min_duration_sample \;
+	RESET log_min_duration_statement \; RESET log_statement;
+\endif
+\endif
+\unset p
 SQL
-	} | psql -X -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname postgres --set=role="shop_$s" \
-		--set=reset_passwords="$reset_passwords"
-done
+	done
+} | psql -X -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname postgres --set=reset_passwords="$reset_passwords"
 
 # In each service database, as 10-shop.sh does (its comment says why),
 # EXECUTE on the functions that create large objects and take advisory
