@@ -484,7 +484,9 @@ func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
 // CONNECT on template1 (the readers may connect there again, but not create
 // temporary tables: TEMPORARY stays revoked), then, that revoked again,
 // the limit of one readers' role (10-shop.sh), and then both, the relay's
-// limit too (split-roles.sh).
+// limit too (split-roles.sh); neither warns that passwords may be logged,
+// as they set none, but split-roles.sh run by it with
+// SHOP_RESET_PASSWORDS=true does, once.
 func rerunWithoutASuperuser(t *testing.T, cl privateCluster, secrets string) {
 	t.Helper()
 	cl.psql(t, "postgres", "CREATE ROLE shop_admin LOGIN CREATEROLE CREATEDB PASSWORD 'pw-admin';\n"+
@@ -507,6 +509,9 @@ func rerunWithoutASuperuser(t *testing.T, cl privateCluster, secrets string) {
 		if got := outsideWarning(out, name); got != "" {
 			t.Errorf("%s run as shop_admin after the superuser: warned %q, want no warning of postgres, template1 or temporary files\n%s", name, got, out)
 		}
+		if strings.Contains(string(out), passwordsMayBeLogged(name)) {
+			t.Errorf("%s run as shop_admin after the superuser, setting no password, warned that passwords may be logged\n%s", name, out)
+		}
 	}
 
 	for _, step := range []struct{ put, script, want string }{
@@ -527,6 +532,24 @@ func rerunWithoutASuperuser(t *testing.T, cl privateCluster, secrets string) {
 			t.Errorf("%s run as shop_admin after %q: warned %q, want %q\n%s", step.script, step.put, got, want, out)
 		}
 	}
+
+	// split-roles.sh resetting the passwords as shop_admin, which may not
+	// turn the statement logging off: it sets them logged and says so
+	// once, without them.
+	watch := cl.watchPasswords(t, "shop_admin", secrets)
+	out, err := cl.scriptOutput(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets, "shop_admin", "pw-admin", append(watch.env, "SHOP_RESET_PASSWORDS=true")...)
+	if err != nil {
+		t.Fatalf("split-roles.sh with SHOP_RESET_PASSWORDS=true as shop_admin: %v\n%s", err, out)
+	}
+	if got := strings.Count(string(out), passwordsMayBeLogged("split-roles.sh")); got != 1 {
+		t.Errorf("split-roles.sh with SHOP_RESET_PASSWORDS=true as shop_admin: warned %d times that the passwords may be logged, want once\n%s", got, out)
+	}
+	for file, p := range watch.passwords {
+		if strings.Contains(string(out), p) {
+			t.Errorf("split-roles.sh with SHOP_RESET_PASSWORDS=true as shop_admin printed the password of %s\n%s", file, out)
+		}
+	}
+	watch.sentInStatementsOnly(t, "split-roles.sh with SHOP_RESET_PASSWORDS=true as shop_admin", splitRoles())
 }
 
 // outsideWarning is the warning of script (10-shop.sh or split-roles.sh)
