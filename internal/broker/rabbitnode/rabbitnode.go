@@ -3,7 +3,9 @@
 // data, log and cookie in a directory of its own and no plugins (but
 // rabbitmq_prometheus when asked for), so stopping, restarting, killing it or
 // raising its alarms disturbs nobody else on the machine. On Linux a node
-// dies with the process that started it, even one killed before its Close.
+// dies with the process that started it, even one killed before its Close,
+// and the rest of its process group (erl_child_setup, port programs) dies
+// with the node's VM, however the VM ends.
 //
 // Ports are chosen below the kernel's ephemeral range (32768 and up on
 // Linux): a listener on an ephemeral port can find its port taken by some
@@ -62,8 +64,40 @@ type Node struct {
 	console *os.File
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
+	run  *group
 	done chan struct{}
+}
+
+// group is the process group a start of the node leads: the Erlang VM and
+// what it started (erl_child_setup, port programs). It is signalled by
+// number (kill(-pgid)) only until the VM, whose pid is the group's id, is
+// reaped: after that the id could be another group's.
+type group struct {
+	cmd *exec.Cmd // its Process.Pid is the group's id
+
+	mu     sync.Mutex
+	exited bool // the VM has exited and is about to be reaped
+}
+
+// signal sends sig to the group unless its leader has exited.
+func (g *group) signal(sig syscall.Signal) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.exited {
+		_ = syscall.Kill(-g.cmd.Process.Pid, sig)
+	}
+}
+
+// leaderExited kills what is left of the group (erl_child_setup and port
+// programs may outlive the VM, by a crash or a clean stop alike) and stops
+// signal from signalling it again. On Linux it runs before the VM is
+// reaped (childproc.StartGroup), when the group's id is still the VM's pid;
+// elsewhere just after.
+func (g *group) leaderExited() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.exited = true
+	_ = syscall.Kill(-g.cmd.Process.Pid, syscall.SIGKILL)
 }
 
 // Start prepares the node's directory and boots the node, returning once it
@@ -200,28 +234,30 @@ func (n *Node) Name() string { return n.name }
 
 // Start boots the node's process (after Kill or Stop) and waits until it
 // accepts AMQP connections. On Linux the node dies with this process, even
-// when it is killed (childproc.Start).
+// when it is killed (childproc.StartGroup); whenever the node's VM exits
+// (Stop, Kill, a crash), what is left of its process group is killed.
 func (n *Node) Start(ctx context.Context) error {
 	n.mu.Lock()
-	if n.cmd != nil {
+	if n.run != nil {
 		n.mu.Unlock()
 		return errors.New("rabbitnode: already running")
 	}
 	cmd := exec.Command(filepath.Join(n.opts.BinDir, "rabbitmq-server"))
 	// RUNNING_UNDER_SYSTEMD makes the script exec the Erlang VM instead of
 	// running it as a child of a shell that waits: the VM is then the
-	// process childproc.Start ties to this one, and dies with it.
+	// process childproc.StartGroup ties to this one, and dies with it, and
+	// the leader of the group whose rest dies with the VM.
 	cmd.Env = append(n.env(), "RUNNING_UNDER_SYSTEMD=true")
 	cmd.Dir = n.opts.Dir
 	cmd.Stdout, cmd.Stderr = n.console, n.console
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	waited, err := childproc.Start(cmd)
+	g := &group{cmd: cmd}
+	waited, err := childproc.StartGroup(cmd, g.leaderExited)
 	if err != nil {
 		n.mu.Unlock()
 		return fmt.Errorf("rabbitnode: start: %w", err)
 	}
 	done := make(chan struct{})
-	n.cmd, n.done = cmd, done
+	n.run, n.done = g, done
 	n.mu.Unlock()
 	go func() {
 		<-waited
@@ -231,6 +267,7 @@ func (n *Node) Start(ctx context.Context) error {
 }
 
 func (n *Node) waitReady(ctx context.Context, exited <-chan struct{}) error {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, n.opts.StartTimeout)
 	defer cancel()
 	for {
@@ -241,7 +278,8 @@ func (n *Node) waitReady(ctx context.Context, exited <-chan struct{}) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("rabbitnode: %s not ready after %s (see %s): %w", n.name, n.opts.StartTimeout,
+			// ctx may be the caller's, ending before StartTimeout.
+			return fmt.Errorf("rabbitnode: %s not ready after %s (see %s): %w", n.name, time.Since(start).Round(time.Second),
 				filepath.Join(n.opts.Dir, "console.log"), err)
 		case <-exited:
 			return fmt.Errorf("rabbitnode: %s exited while starting (see %s)", n.name, filepath.Join(n.opts.Dir, "console.log"))
@@ -309,24 +347,26 @@ func (n *Node) Kill() error { return n.signal(syscall.SIGKILL, 30*time.Second) }
 // Stop shuts the node down cleanly (SIGTERM) and waits for it.
 func (n *Node) Stop() error { return n.signal(syscall.SIGTERM, 60*time.Second) }
 
+// signal sends sig to the node's process group, SIGKILL if the VM still
+// runs after within, and waits until the VM has exited and been reaped;
+// the rest of the group was killed as the VM exited (Start). A node whose
+// VM already exited (crashed) is not signalled.
 func (n *Node) signal(sig syscall.Signal, within time.Duration) error {
 	n.mu.Lock()
-	cmd, done := n.cmd, n.done
+	g, done := n.run, n.done
 	n.mu.Unlock()
-	if cmd == nil {
+	if g == nil {
 		return nil
 	}
-	_ = syscall.Kill(-cmd.Process.Pid, sig)
+	g.signal(sig)
 	select {
 	case <-done:
 	case <-time.After(within):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		g.signal(syscall.SIGKILL)
 		<-done
 	}
-	// Helpers of the group (erl_child_setup) may outlive the VM.
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	n.mu.Lock()
-	n.cmd, n.done = nil, nil
+	n.run, n.done = nil, nil
 	n.mu.Unlock()
 	return nil
 }

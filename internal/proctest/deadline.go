@@ -1,0 +1,37 @@
+package proctest
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// BeforeDeadline returns d, or less: what is left before t's deadline (go
+// test's -timeout, t.Deadline) less margin, and at least a second. A wait
+// of d bounded by it that hangs ends, and fails the test with the wait's
+// own message, before -timeout: past it the test binary panics, printing
+// every goroutine's stack and no message of the test's (go test's default
+// -timeout, outside make, is 10 min). margin is what the test keeps for
+// its cleanups and its report. Without a deadline (-timeout 0) d stands.
+func BeforeDeadline(t *testing.T, d, margin time.Duration) time.Duration {
+	deadline, ok := t.Deadline()
+	if !ok {
+		return d
+	}
+	return max(min(d, time.Until(deadline)-margin), time.Second)
+}
+
+// DeadlineContext returns a context that ends margin before t's deadline
+// (never without one), for what takes no deadline of its own: a helper
+// process the test runs (rabbitmqctl), a private server's start. It is
+// cancelled by a cleanup registered here, so it stays valid for the
+// cleanups registered after this call, which run before.
+func DeadlineContext(t *testing.T, margin time.Duration) context.Context {
+	deadline, ok := t.Deadline()
+	if !ok {
+		return context.Background()
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(-margin))
+	t.Cleanup(cancel)
+	return ctx
+}
