@@ -17,6 +17,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/broker"
 	"github.com/shopfaas/shop/internal/broker/rabbitnode"
+	"github.com/shopfaas/shop/internal/proctest"
 	"github.com/shopfaas/shop/internal/tcpproxy"
 )
 
@@ -32,7 +33,7 @@ import (
 // RabbitMQResourceAlarm), so here "ok" never got its second event. It runs a
 // private RabbitMQ node, since it raises the node's memory alarm.
 func TestAnAlarmHoldsOnlyTheDeliveriesWaitingForACopy(t *testing.T) {
-	ctx := context.Background()
+	ctx := proctest.DeadlineContext(t, deadlineMargin)
 	node, names := privateNode(t)
 
 	gw := newGateway(t)
@@ -60,7 +61,7 @@ func TestAnAlarmHoldsOnlyTheDeliveriesWaitingForACopy(t *testing.T) {
 		// each of the test's rabbitmqctl calls takes tens of seconds: the
 		// copy is not given up on (which would requeue the original and
 		// send a second copy later), nor "ok"'s held first call.
-		InvokeTimeout: invokeTimeoutPastTheAlarm, MaxBackoff: 500 * time.Millisecond,
+		InvokeTimeout: invokeTimeoutPastTheAlarm(t), MaxBackoff: 500 * time.Millisecond,
 		InternalToken: "test-internal-token", GatewayUser: "gw-admin", GatewayPassword: "gw-password",
 	}
 	logs := &logRecorder{}
@@ -120,16 +121,27 @@ func TestAnAlarmHoldsOnlyTheDeliveriesWaitingForACopy(t *testing.T) {
 	}
 }
 
-// invokeTimeoutPastTheAlarm is the InvokeTimeout of the tests that raise a
-// memory alarm and hold answers while it stands: longer than any of their
-// alarms lasts, as long as make test's -timeout. Each rabbitmqctl call of
-// theirs (raising, inspecting, clearing the alarm) takes a second or two on
-// an idle machine and tens of seconds on a loaded one: at a load average of
-// 15 "ok"'s first answer was held 1 min 37 s and the alarm stood 2 min 50 s,
-// past the 30 s these tests had, after which the held call timed out and
-// the blocked copy was given up on (the original requeued, the copy landing
-// later): another scenario than the one they describe.
-const invokeTimeoutPastTheAlarm = 15 * time.Minute
+// invokeTimeoutPastTheAlarm returns the InvokeTimeout of the tests that
+// raise a memory alarm and hold answers while it stands: longer than any of
+// their alarms lasts, as long as make test's -timeout (15 min). Each
+// rabbitmqctl call of theirs (raising, inspecting, clearing the alarm) takes
+// a second or two on an idle machine and tens of seconds on a loaded one: at
+// a load average of 15 "ok"'s first answer was held 1 min 37 s and the alarm
+// stood 2 min 50 s, past the 30 s these tests had, after which the held call
+// timed out and the blocked copy was given up on (the original requeued, the
+// copy landing later): another scenario than the one they describe. Under a
+// shorter -timeout (go test's default is 10 min) it is what the test's
+// deadline leaves less twice deadlineMargin, so that a held answer or a
+// blocked copy is given up on, and the connector stopped, before the test
+// binary panics.
+func invokeTimeoutPastTheAlarm(t *testing.T) time.Duration {
+	const d = 15 * time.Minute
+	bounded := proctest.BeforeDeadline(t, d, 2*deadlineMargin)
+	if bounded < d {
+		t.Logf("InvokeTimeout %s: what go test's -timeout leaves of %s", bounded.Round(time.Second), d)
+	}
+	return bounded
+}
 
 // gate holds answers of the test gateway back until the test opens it: as
 // long as the test takes to get there. A hold that gave up after a fixed
@@ -203,8 +215,10 @@ func waitConsumer(t *testing.T, url, queue string) {
 func waitBlockedConnection(t *testing.T, node *rabbitnode.Node) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline) // a rabbitmqctl that hangs too
+	defer cancel()
 	for {
-		out, err := node.Eval(context.Background(), `lists:flatten([io_lib:format("~s=~s;", [case lists:keyfind(<<"connection_name">>, 1, proplists:get_value(client_properties, I)) of {_, _, N} -> N; false -> <<"">> end, proplists:get_value(state, I)]) || I <- rabbit_networking:connection_info_all([client_properties, state])]).`)
+		out, err := node.Eval(ctx, `lists:flatten([io_lib:format("~s=~s;", [case lists:keyfind(<<"connection_name">>, 1, proplists:get_value(client_properties, I)) of {_, _, N} -> N; false -> <<"">> end, proplists:get_value(state, I)]) || I <- rabbit_networking:connection_info_all([client_properties, state])]).`)
 		if err == nil && strings.Contains(out, "=blocked;") {
 			if !strings.Contains(out, PubConnName+"=blocked;") || strings.Contains(out, ConnName+"=blocked;") {
 				t.Fatalf("connections by state: %s; want %s blocked and %s not", out, PubConnName, ConnName)
@@ -229,11 +243,13 @@ func waitQueueCounts(t *testing.T, node *rabbitnode.Node, queue string, want que
 	ready := regexp.MustCompile(`\{messages_ready,(\d+)\}`)
 	unacked := regexp.MustCompile(`\{messages_unacknowledged,(\d+)\}`)
 	deadline := time.Now().Add(15 * time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline) // a rabbitmqctl that hangs too
+	defer cancel()
 	var got queueCounts
 	var out string
 	var err error
 	for {
-		out, err = node.Eval(context.Background(), expr)
+		out, err = node.Eval(ctx, expr)
 		r, u := ready.FindStringSubmatch(out), unacked.FindStringSubmatch(out)
 		if err == nil && r != nil && u != nil {
 			got.ready, _ = strconv.Atoi(r[1])
@@ -355,7 +371,7 @@ func TestALostConnectionLosesNoDelivery(t *testing.T) {
 // since it raises the node's memory alarm, behind a proxy that cuts the
 // consuming connection.
 func TestAnAlarmHoldsNeitherRefreshNorReconnect(t *testing.T) {
-	ctx := context.Background()
+	ctx := proctest.DeadlineContext(t, deadlineMargin)
 	node, names := privateNode(t)
 	proxy := tcpproxy.New(t, "127.0.0.1:"+strconv.Itoa(node.Port()))
 
@@ -382,7 +398,7 @@ func TestAnAlarmHoldsNeitherRefreshNorReconnect(t *testing.T) {
 		RetryDelay: 500 * time.Millisecond, Prefetch: 1, RefreshInterval: 200 * time.Millisecond,
 		// Longer than the alarm lasts here, also on a loaded machine: the
 		// blocked copy is not given up on, nor "ok"'s held first call.
-		InvokeTimeout: invokeTimeoutPastTheAlarm, MaxBackoff: 500 * time.Millisecond,
+		InvokeTimeout: invokeTimeoutPastTheAlarm(t), MaxBackoff: 500 * time.Millisecond,
 		InternalToken: "test-internal-token", GatewayUser: "gw-admin", GatewayPassword: "gw-password",
 	}
 	// "new" is not in the gateway's list yet, but its queue, bound to its

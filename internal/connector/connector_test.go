@@ -303,7 +303,20 @@ func runConnector(t *testing.T, cfg Config, log *slog.Logger) *prometheus.Regist
 	}()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		deadline, ok := t.Deadline()
+		if !ok {
+			<-done
+			return
+		}
+		// A connector that does not stop fails the test with a message
+		// before go test's -timeout panics the test binary.
+		wait := max(time.Until(deadline)-deadlineMargin/2, time.Second)
+		select {
+		case <-done:
+		case <-time.After(wait):
+			t.Errorf("the connector had not stopped %s after its context was cancelled (InvokeTimeout %s); "+
+				"no longer waited for, go test's -timeout being near", wait.Round(time.Second), cfg.InvokeTimeout)
+		}
 	})
 	return reg
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/broker"
 	"github.com/shopfaas/shop/internal/broker/rabbitnode"
+	"github.com/shopfaas/shop/internal/proctest"
 )
 
 // failFirst answers 503 to the first k calls of each event id, then 200.
@@ -64,9 +65,11 @@ func publishConfirmed(t *testing.T, url string, names broker.Names, topic string
 	return ids
 }
 
-// waitAttempts waits until every id had at least n calls of fn.
+// waitAttempts waits until every id had at least n calls of fn, for at most
+// within or what the test's deadline leaves of it (proctest.BeforeDeadline).
 func (g *gateway) waitAttempts(t *testing.T, fn string, ids []string, n int, within time.Duration) {
 	t.Helper()
+	within = proctest.BeforeDeadline(t, within, deadlineMargin)
 	deadline := time.Now().Add(within)
 	for {
 		missing := 0
@@ -96,7 +99,7 @@ func (g *gateway) waitAttempts(t *testing.T, fn string, ids []string, n int, wit
 // queues (at-most-once dead-lettering) events expiring around the restart
 // are dropped. It runs a private RabbitMQ node, so it disturbs nobody.
 func TestRetriesSurviveBrokerRestartAndCrash(t *testing.T) {
-	ctx := context.Background()
+	ctx := proctest.DeadlineContext(t, deadlineMargin)
 	node, names := privateNode(t)
 
 	const topic = "thing.happened.v1"
@@ -286,7 +289,7 @@ func TestUpgradeFromClassicRetryQueues(t *testing.T) {
 // 2026-12-03 the wait had no deadline. It runs a private RabbitMQ node, since
 // it suspends a queue's process.
 func TestAnUnconfirmedCopyRequeuesTheOriginal(t *testing.T) {
-	ctx := context.Background()
+	ctx := proctest.DeadlineContext(t, deadlineMargin)
 	node, names := privateNode(t)
 
 	const topic = "thing.happened.v1"
@@ -324,7 +327,7 @@ func privateNode(t *testing.T) (*rabbitnode.Node, broker.Names) {
 		t.Skip("starts a private RabbitMQ node; -short was asked for")
 	}
 	start := time.Now()
-	node, err := rabbitnode.Start(context.Background(), rabbitnode.Options{})
+	node, err := rabbitnode.Start(proctest.DeadlineContext(t, deadlineMargin), rabbitnode.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

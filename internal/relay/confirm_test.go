@@ -20,6 +20,7 @@ import (
 	"github.com/shopfaas/shop/internal/broker/rabbitnode"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/proctest"
 )
 
 // A batch whose confirmation never comes (here the process of a queue
@@ -35,7 +36,10 @@ func TestAnUnconfirmedBatchStaysPendingAndIsRetried(t *testing.T) {
 		t.Skip("starts a private RabbitMQ node; -short was asked for")
 	}
 	ctx := context.Background()
-	node, err := rabbitnode.Start(ctx, rabbitnode.Options{})
+	// The node's start and rabbitmqctl end before go test's -timeout: a hang
+	// fails the test with their message instead of a panic.
+	nodeCtx := proctest.DeadlineContext(t, 30*time.Second)
+	node, err := rabbitnode.Start(nodeCtx, rabbitnode.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,13 +66,13 @@ func TestAnUnconfirmedBatchStaysPendingAndIsRetried(t *testing.T) {
 	}
 	queueProcess := `sys:%s(begin {ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"` + queue +
 		`">>)), amqqueue:get_pid(Q) end).`
-	if out, err := node.Eval(ctx, fmt.Sprintf(queueProcess, "suspend")); err != nil {
+	if out, err := node.Eval(nodeCtx, fmt.Sprintf(queueProcess, "suspend")); err != nil {
 		t.Fatalf("suspend %s: %v %s", queue, err, out)
 	}
 	resumed := false
 	t.Cleanup(func() {
 		if !resumed {
-			_, _ = node.Eval(ctx, fmt.Sprintf(queueProcess, "resume"))
+			_, _ = node.Eval(nodeCtx, fmt.Sprintf(queueProcess, "resume"))
 		}
 	})
 
@@ -121,7 +125,7 @@ func TestAnUnconfirmedBatchStaysPendingAndIsRetried(t *testing.T) {
 		t.Errorf("no publish span ended with status Error: %v", spans.Ended())
 	}
 
-	if out, err := node.Eval(ctx, fmt.Sprintf(queueProcess, "resume")); err != nil {
+	if out, err := node.Eval(nodeCtx, fmt.Sprintf(queueProcess, "resume")); err != nil {
 		t.Fatalf("resume %s: %v %s", queue, err, out)
 	}
 	resumed = true
