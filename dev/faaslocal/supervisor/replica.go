@@ -154,9 +154,13 @@ func (r *replica) runOnce(ctx context.Context) error {
 	// orphans. Not once the replica is being stopped: the group's
 	// processes then drain for the rest of the grace period (below).
 	var stopping atomic.Bool
+	g := &leaderGroup{}
 	exited, err := childproc.StartGroup(cmd, func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.leaderGone = true
 		if !stopping.Load() {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = killGroup(cmd.Process.Pid, syscall.SIGKILL)
 		}
 	})
 	_ = pw.Close()
@@ -178,7 +182,7 @@ func (r *replica) runOnce(ctx context.Context) error {
 	defer stopProbe()
 	go r.probe(probeCtx, port)
 
-	pgid := cmd.Process.Pid
+	g.pgid = cmd.Process.Pid
 	select {
 	case err := <-exited:
 		r.markDown() // its group killed as it exited (StartGroup above)
@@ -190,14 +194,14 @@ func (r *replica) runOnce(ctx context.Context) error {
 	}
 	stopping.Store(true)
 	r.markDown()
-	r.setStopErr(signalGroup(pgid, syscall.SIGTERM))
+	r.setStopErr(g.signal(syscall.SIGTERM))
 	grace := time.NewTimer(r.s.cfg.Grace)
 	defer grace.Stop()
 	select {
 	case <-exited:
 	case <-grace.C:
 		r.notice("still running %s after SIGTERM, killed", r.s.cfg.Grace)
-		_ = signalGroup(pgid, syscall.SIGKILL)
+		_ = g.signal(syscall.SIGKILL)
 		<-exited
 		return ctx.Err()
 	}
@@ -206,11 +210,44 @@ func (r *replica) runOnce(ctx context.Context) error {
 	// draining in the group: it gets the rest of the grace period too, then
 	// whatever is left (children that ignored SIGTERM) is killed. Killing
 	// it at once reset the calls it was still serving (issue 9).
-	if !waitGroupGone(pgid, grace.C) {
+	if !waitGroupGone(g.pgid, grace.C) {
 		r.notice("children still running %s after SIGTERM, killed", r.s.cfg.Grace)
+		_ = g.signal(syscall.SIGKILL)
 	}
-	_ = signalGroup(pgid, syscall.SIGKILL)
 	return ctx.Err()
+}
+
+// leaderGroup is the process group a replica's process leads, signalled by
+// its id (kill(-pgid)). The id is the leader's pid, which no new process
+// or group can take while the leader is unreaped or any member of the group
+// lives: so the group is signalled only then, never by an id that may by
+// now be another group's.
+type leaderGroup struct {
+	pgid int // set before any signal
+
+	mu         sync.Mutex
+	leaderGone bool // set by StartGroup's exit hook, before the leader is reaped
+}
+
+// killGroup sends sig to process group pgid; tests replace it to see which
+// signals go out.
+var killGroup = func(pgid int, sig syscall.Signal) error { return syscall.Kill(-pgid, sig) }
+
+// signal sends sig to the group while its leader is unreaped, or after that
+// while a member still lives (childproc.GroupAlive; a member that exits in
+// between and frees the id leaves a window of a few instructions, against
+// the kernel's whole pid space to wrap around). A group that is gone is not
+// an error.
+func (g *leaderGroup) signal(sig syscall.Signal) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.leaderGone && !childproc.GroupAlive(g.pgid) {
+		return nil
+	}
+	if err := killGroup(g.pgid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("signal process group %d: %w", g.pgid, err)
+	}
+	return nil
 }
 
 // waitGroupGone polls until process group pgid has no live member (a zombie
@@ -225,15 +262,6 @@ func waitGroupGone(pgid int, deadline <-chan time.Time) bool {
 		}
 	}
 	return true
-}
-
-// signalGroup signals a process group; a group that is already gone is not
-// an error.
-func signalGroup(pgid int, sig syscall.Signal) error {
-	if err := syscall.Kill(-pgid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("signal process group %d: %w", pgid, err)
-	}
-	return nil
 }
 
 func (r *replica) setStopErr(err error) {

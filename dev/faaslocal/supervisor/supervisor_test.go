@@ -15,6 +15,7 @@ import (
 
 	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/dev/faaslocal/supervisor"
+	"github.com/shopfaas/shop/internal/childproc"
 	"github.com/shopfaas/shop/internal/proctest"
 )
 
@@ -149,6 +150,47 @@ func TestACrashedLeaderTakesItsProcessGroupWithIt(t *testing.T) {
 	out.waitFor(t, "shell-1", "replica exited")
 	if !proctest.Exits(child, 10*time.Second) {
 		t.Errorf("the function process %d outlived its group's leader %d", child, leader)
+	}
+}
+
+// A replica's process group is signalled by its id only while the id is
+// still the group's: while the leader is unreaped or a member lives. A
+// leader that exited at once on SIGTERM and left no process behind had its
+// gone group SIGKILLed by id after the drain, an id by then free for a new
+// process group to take.
+func TestAGroupIsNeverSignalledAfterItIsGone(t *testing.T) {
+	type sent struct {
+		pgid  int
+		sig   syscall.Signal
+		alive bool
+	}
+	var mu sync.Mutex
+	var sends []sent
+	restore := supervisor.SetKillGroup(func(pgid int, sig syscall.Signal) error {
+		alive := childproc.GroupAlive(pgid)
+		mu.Lock()
+		sends = append(sends, sent{pgid, sig, alive})
+		mu.Unlock()
+		return syscall.Kill(-pgid, sig)
+	})
+	defer restore()
+	s, _ := start(t, 5*time.Second)
+	if err := s.Start("echo", echo(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, s, "echo")
+	if err := s.Remove("echo"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sends) == 0 {
+		t.Fatal("no signal was sent to stop the replica")
+	}
+	for _, x := range sends {
+		if !x.alive {
+			t.Errorf("%v sent to process group %d after it was gone (every signal: %+v)", x.sig, x.pgid, sends)
+		}
 	}
 }
 
