@@ -334,7 +334,8 @@ func TestFailedEmailIsRetried(t *testing.T) {
 }
 
 // An email the server refuses for good (a 5xx to RCPT TO: 550 no such
-// mailbox, or 553 for a non-ASCII address at a relay without SMTPUTF8) is
+// mailbox, with or without an enhanced code, or 553 for a non-ASCII address
+// at a relay without SMTPUTF8) is
 // final: the delivery answers 200 with the notification stored and its email
 // recorded undeliverable, and a redelivery makes no SMTP attempt. Until
 // 2026-12-06 it answered 503 like a 451: every notification of such an
@@ -342,7 +343,7 @@ func TestFailedEmailIsRetried(t *testing.T) {
 // (DeadLetters), an alert any client could fire with the address it
 // registered.
 func TestAnEmailRefusedForGoodIsNotRetried(t *testing.T) {
-	for _, code := range []string{"550 5.1.1", "553 5.6.7"} {
+	for _, code := range []string{"550 5.1.1", "553 5.6.7", "550 No such user"} {
 		t.Run(code, func(t *testing.T) {
 			e := setup(t, true)
 			reg := prometheus.NewRegistry()

@@ -337,9 +337,10 @@ func (s *Sender) send(ctx context.Context, deadline time.Time, d draft) error {
 // RFC 3463 enhanced status code (the "5.x.y" that opens the reply's text)
 // says so: 5.1.x but 5.1.7 and 5.1.8 (a bad or unknown address; those two are the sender's), 5.2.1 (mailbox disabled), 5.6.7
 // (a non-ASCII address without SMTPUTF8), and 5.4.1 in a 550 whose text
-// says "Recipient address rejected" (exchangeRejected). Without an enhanced code, only 550
-// (mailbox unavailable), 551 (user not local) and 553 (mailbox name not
-// allowed). Anything else is returned as it is, retried: a 4yz, a broken
+// says "Recipient address rejected" (exchangeRejected). Without an enhanced
+// code ("550 No such user"; also text that opens with one RFC 3463 forbids,
+// "5.04.001", enhancedCode), only 550 (mailbox unavailable), 551 (user not
+// local) and 553 (mailbox name not allowed). Anything else is returned as it is, retried: a 4yz, a broken
 // connection, and the 5yz that are the sender's setup and would refuse every
 // email alike: "554 5.7.1 Relay access denied" (no SMTP_USERNAME against a
 // relay that wants it), "530 5.7.0 Authentication required", the protocol
@@ -385,8 +386,14 @@ func exchangeRejected(msg string) bool {
 }
 
 // enhancedCode matches a permanent RFC 3463 enhanced status code at the start
-// of a reply's text (net/textproto.Error.Msg), capturing subject and detail.
-var enhancedCode = regexp.MustCompile(`^5\.(\d{1,3})\.(\d{1,3})(?:[ \t\n]|$)`)
+// of a reply's text (net/textproto.Error.Msg), capturing subject and detail:
+// each one to three digits without a leading zero, which RFC 3463 (section 2)
+// forbids ("MUST be expressed without leading zero digits"). Text that opens
+// with anything else, "5.04.001" included, carries no enhanced code, and the
+// reply's code alone decides (recipientRefused). Until 2026-12-06 leading
+// zeros were taken: "550 5.01.1" was read as subject "01", no known code, and
+// retried, where a 550 without an enhanced code is a refusal for good.
+var enhancedCode = regexp.MustCompile(`^5\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})(?:[ \t\n]|$)`)
 
 // mailbox is address (net/mail's Address: the local part unquoted) as RFC
 // 5321's Mailbox in MAIL FROM and RCPT TO (4.1.2): the local part as it is

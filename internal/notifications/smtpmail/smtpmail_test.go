@@ -154,7 +154,8 @@ func TestRefusalsAreErrorsWithMaskedAddresses(t *testing.T) {
 
 // Only what sending again cannot change because of the recipient is
 // notifications.ErrUndeliverable: a refusal of the recipient at RCPT TO (an
-// enhanced code 5.1.x, 5.2.1 or 5.6.7; without one, 550, 551 or 553), an
+// enhanced code 5.1.x, 5.2.1 or 5.6.7; without one, or with one RFC 3463
+// does not allow, 550, 551 or 553), an
 // address that cannot be sent to, and, to a server without SMTPUTF8, an
 // address with a non-ASCII local part or an invalid internationalised domain
 // (refused here, before RCPT TO). The sender's own setup, the same for every
@@ -187,6 +188,27 @@ func TestOnlyAPermanentRefusalIsUndeliverable(t *testing.T) {
 		{name: "552 5.3.4 at RCPT TO", sender: good, to: "bob@example.com", rcpt: "552 5.3.4"},
 		{name: "554 without an enhanced code", sender: good, to: "bob@example.com", rcpt: "554"},
 		{name: "451 4.3.0 try again later", sender: good, to: "bob@example.com", rcpt: "451 4.3.0"},
+		// A server that sends no enhanced code words its reply at once:
+		// the reply's code decides, 550, 551 and 553 for good, any other
+		// retried. Until 2026-12-06 the test server could not send these.
+		{name: "550 No such user", sender: good, to: "bob@example.com", rcpt: "550 No such user", undeliverable: true},
+		{name: "551 User not local", sender: good, to: "bob@example.com", rcpt: "551 User not local; please try <bob@example.org>", undeliverable: true},
+		{name: "553 Mailbox name not allowed", sender: good, to: "bob@example.com", rcpt: "553 Mailbox name not allowed", undeliverable: true},
+		{name: "450 No such user, for now", sender: good, to: "bob@example.com", rcpt: "450 No such user"},
+		{name: "451 Requested action aborted", sender: good, to: "bob@example.com", rcpt: "451 Requested action aborted: local error in processing"},
+		{name: "452 Too many recipients", sender: good, to: "bob@example.com", rcpt: "452 Too many recipients"},
+		{name: "554 Transaction failed", sender: good, to: "bob@example.com", rcpt: "554 Transaction failed"},
+		{name: "552 Requested mail action aborted", sender: good, to: "bob@example.com", rcpt: "552 Requested mail action aborted: exceeded storage allocation"},
+		// RFC 3463 (section 2) forbids leading zeros in an enhanced code's
+		// numbers: text that opens with one carries no enhanced code, and
+		// the reply's code decides. Until 2026-12-06 "5.01.1" was read as
+		// subject 01, no known code: retried. A lone 0 is a number.
+		{name: "550 5.04.001 leading zeros", sender: good, to: "bob@example.com", rcpt: "550 5.04.001", undeliverable: true},
+		{name: "553 5.01.1 a leading zero", sender: good, to: "bob@example.com", rcpt: "553 5.01.1 Mailbox name not allowed", undeliverable: true},
+		{name: "554 5.01.1 a leading zero in a 554", sender: good, to: "bob@example.com", rcpt: "554 5.01.1"},
+		{name: "450 4.01.1 a leading zero in a 4xx", sender: good, to: "bob@example.com", rcpt: "450 4.01.1"},
+		{name: "550 5.0.0 a lone zero", sender: good, to: "bob@example.com", rcpt: "550 5.0.0"},
+		{name: "550 5.1.0 a lone zero detail", sender: good, to: "bob@example.com", rcpt: "550 5.1.0", undeliverable: true},
 		// Microsoft 365 (Exchange Online) refuses a recipient its directory
 		// does not know with 5.4.1, which RFC 3463 gives to the network
 		// ("no answer from host"): permanent with its text only, and only in

@@ -30,6 +30,8 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -92,15 +94,15 @@ type Server struct {
 	mu           sync.Mutex
 	msgs         []Message
 	authFailures int
-	mailReply    *smtp.SMTPError // the answer to MAIL FROM; nil accepts
-	rcptReply    *smtp.SMTPError // the answer to RCPT TO; nil accepts
-	dataReply    *smtp.SMTPError // the answer to the message; nil accepts
-	rcpts        int             // RCPT TO commands received
-	offer        []string        // the AUTH mechanisms offered, default PLAIN
-	used         []string        // the mechanism of each successful AUTH
-	helos        []string        // the name each connection\'s first HELO or EHLO gave
-	slowReplies  int             // the first replies of each new connection that come late
-	replyDelay   time.Duration   // how late
+	mailReply    *reply        // the answer to MAIL FROM; nil accepts
+	rcptReply    *reply        // the answer to RCPT TO; nil accepts
+	dataReply    *reply        // the answer to the message; nil accepts
+	rcpts        int           // RCPT TO commands received
+	offer        []string      // the AUTH mechanisms offered, default PLAIN
+	used         []string      // the mechanism of each successful AUTH
+	helos        []string      // the name each connection\'s first HELO or EHLO gave
+	slowReplies  int           // the first replies of each new connection that come late
+	replyDelay   time.Duration // how late
 }
 
 // New starts a server in mode with opts, stopped at the end of the test.
@@ -159,11 +161,15 @@ func (s *Server) RefuseRecipients(refuse bool) {
 // unavailable, "553 5.6.7" a non-ASCII address without SMTPUTF8, "554 5.7.1"
 // relay access denied, "550" with no enhanced code), then, optionally, the
 // reply's text ("550 5.4.1 Recipient address rejected: Access denied", as
-// Microsoft 365 words it); without a text the reply echoes the address, as
-// real servers do. "" accepts recipients again.
+// Microsoft 365 words it; "550 No such user", a server that sends no
+// enhanced code); without a text the reply echoes the address, as real
+// servers do. "" accepts recipients again. The reply goes out as written,
+// its enhanced code included, so a test can send one RFC 3463 does not
+// allow ("550 5.04.001"). Until 2026-12-06 a text without an enhanced code
+// ("550 No such user") panicked.
 func (s *Server) RefuseRecipientsWith(reply string) {
 	s.mu.Lock()
-	s.rcptReply = parseReply(reply, "")
+	s.rcptReply = parseReply(reply)
 	s.mu.Unlock()
 }
 
@@ -171,7 +177,7 @@ func (s *Server) RefuseRecipientsWith(reply string) {
 // RefuseRecipientsWith; "" accepts again).
 func (s *Server) RefuseSenderWith(reply string) {
 	s.mu.Lock()
-	s.mailReply = parseReply(reply, "sender refused")
+	s.mailReply = parseReply(reply)
 	s.mu.Unlock()
 }
 
@@ -182,7 +188,7 @@ func (s *Server) RefuseSenderWith(reply string) {
 // refuses DATA.
 func (s *Server) RefuseMessageWith(reply string) {
 	s.mu.Lock()
-	s.dataReply = parseReply(reply, "message refused")
+	s.dataReply = parseReply(reply)
 	s.mu.Unlock()
 }
 
@@ -193,27 +199,51 @@ func (s *Server) Rcpts() int {
 	return s.rcpts
 }
 
-// parseReply reads "code[ x.y.z[ text]]" into an SMTP error with its text,
-// msg without one; nil for "". A malformed reply panics: it is a test's typo.
-func parseReply(reply, msg string) *smtp.SMTPError {
-	if reply == "" {
+// reply is a refusal a test asked for, as it goes out: "code enhanced text".
+type reply struct {
+	code     int
+	enhanced string // the enhanced status code as the test wrote it; "" for none
+	text     string // "" for the command's default
+}
+
+// parseReply reads "code[ x.y.z][ text]" into a reply; nil for "". A word
+// after the code that opens with a digit is the enhanced status code, any
+// other word opens the text. A malformed reply (a code outside 4xx and 5xx,
+// an enhanced code that is not three dot-separated numbers) panics: it is a
+// test's typo.
+func parseReply(s string) *reply {
+	if s == "" {
 		return nil
 	}
-	e := &smtp.SMTPError{EnhancedCode: smtp.NoEnhancedCode, Message: msg}
-	code, enhanced, _ := strings.Cut(reply, " ")
-	enhanced, text, _ := strings.Cut(enhanced, " ")
-	if text != "" {
-		e.Message = text
+	code, rest, _ := strings.Cut(s, " ")
+	n, err := strconv.Atoi(code)
+	if err != nil || n < 400 || n > 599 {
+		panic(fmt.Sprintf("smtptest: reply %q: want a 4xx or 5xx code", s))
 	}
-	if _, err := fmt.Sscanf(code, "%d", &e.Code); err != nil || e.Code < 400 || e.Code > 599 {
-		panic(fmt.Sprintf("smtptest: reply %q: want a 4xx or 5xx code", reply))
-	}
-	if enhanced != "" {
-		if n, err := fmt.Sscanf(enhanced, "%d.%d.%d", &e.EnhancedCode[0], &e.EnhancedCode[1], &e.EnhancedCode[2]); err != nil || n != 3 {
-			panic(fmt.Sprintf("smtptest: reply %q: want an enhanced code x.y.z", reply))
+	r := &reply{code: n, text: rest}
+	if rest != "" && rest[0] >= '0' && rest[0] <= '9' {
+		r.enhanced, r.text, _ = strings.Cut(rest, " ")
+		if !enhancedCode.MatchString(r.enhanced) {
+			panic(fmt.Sprintf("smtptest: reply %q: want an enhanced code x.y.z", s))
 		}
 	}
-	return e
+	return r
+}
+
+// enhancedCode is the shape of an enhanced status code: three numbers,
+// leading zeros allowed so that a test can send what RFC 3463 forbids.
+var enhancedCode = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
+
+// err is r as go-smtp writes it, with text when r has none: go-smtp writes
+// a code and a message, the enhanced code in the message as r has it.
+func (r *reply) err(text string) *smtp.SMTPError {
+	if r.text != "" {
+		text = r.text
+	}
+	if r.enhanced != "" {
+		text = r.enhanced + " " + text
+	}
+	return &smtp.SMTPError{Code: r.code, EnhancedCode: smtp.NoEnhancedCode, Message: text}
 }
 
 // SlowReplies makes the first n writes of every new connection come d late:
@@ -421,7 +451,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	reply := ss.srv.mailReply
 	ss.srv.mu.Unlock()
 	if reply != nil {
-		return reply
+		return reply.err("sender refused")
 	}
 	ss.cur = Message{From: from, SMTPUTF8: opts != nil && opts.UTF8}
 	return nil
@@ -436,11 +466,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	reply := ss.srv.rcptReply
 	ss.srv.mu.Unlock()
 	if reply != nil {
-		r := *reply
-		if r.Message == "" {
-			r.Message = "<" + to + ">: " + map[bool]string{true: "mailbox unavailable", false: "try again later"}[r.Code >= 500]
-		}
-		return &r
+		return reply.err("<" + to + ">: " + map[bool]string{true: "mailbox unavailable", false: "try again later"}[reply.code >= 500])
 	}
 	ss.cur.To = append(ss.cur.To, to)
 	return nil
@@ -458,7 +484,7 @@ func (ss *session) Data(r io.Reader) error {
 	ss.srv.mu.Lock()
 	if reply := ss.srv.dataReply; reply != nil {
 		ss.srv.mu.Unlock()
-		return reply
+		return reply.err("message refused")
 	}
 	ss.srv.msgs = append(ss.srv.msgs, ss.cur)
 	ss.srv.mu.Unlock()
