@@ -154,6 +154,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/schedule
 	$(GO) test -run '^$$' -fuzz '^FuzzASCIIAddress$$' -fuzztime $(FUZZTIME) ./internal/notifications/smtpmail
 	$(GO) test -run '^$$' -fuzz '^FuzzMailbox$$' -fuzztime $(FUZZTIME) ./internal/notifications/smtpmail
+	$(GO) test -run '^$$' -fuzz '^FuzzMaskEmail$$' -fuzztime $(FUZZTIME) ./internal/notifications
 
 ## buildcheck: build every function of stack.yml and stack.ce.yml as faas-cli
 ## build --shrinkwrap and the template's Dockerfile would (gofmt gate, vet,

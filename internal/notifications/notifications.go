@@ -191,12 +191,37 @@ func (n Notification) Email(to string) Email {
 // first byte: until 2026-12-06 "élodie@…" became an invalid UTF-8 byte
 // and "***". The domain is what follows the last '@': a quoted local part
 // may hold one ("\"a@b\"@example.com"), whose rest would show otherwise.
+// A quoted local part (RFC 5322's quoted-string) shows the first character
+// of the text it quotes, as an unquoted one shows its own: "\"a b\"@…"
+// masks to "a***@…" (until 2026-12-06 to "\"***@…", the opening quote), and
+// a quoted-pair shows the character it escapes, without its '\'. A local
+// part whose first character is not valid UTF-8, or that quotes nothing
+// ("\"\"@…"), shows none: "***@…".
 func MaskEmail(email string) string {
 	at := strings.LastIndexByte(email, '@')
 	if at <= 0 {
 		return "***"
 	}
 	local, domain := email[:at], email[at+1:]
-	_, size := utf8.DecodeRuneInString(local)
-	return local[:size] + "***@" + domain
+	return firstCharacter(local) + "***@" + domain
+}
+
+// firstCharacter is what MaskEmail shows of local: its first character,
+// whole, or that of the text a leading '"' quotes; "" when there is none or
+// it is not valid UTF-8.
+func firstCharacter(local string) string {
+	if quoted, ok := strings.CutPrefix(local, `"`); ok {
+		switch {
+		case strings.HasPrefix(quoted, `"`): // ""@…: nothing quoted
+			return ""
+		case len(quoted) > 1 && quoted[0] == '\\': // a quoted-pair: the character it escapes
+			quoted = quoted[1:]
+		}
+		local = quoted
+	}
+	r, size := utf8.DecodeRuneInString(local)
+	if r == utf8.RuneError && size <= 1 {
+		return ""
+	}
+	return local[:size]
 }

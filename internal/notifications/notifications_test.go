@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
@@ -68,14 +69,69 @@ func TestNew(t *testing.T) {
 	}
 }
 
+// A masked address shows the local part's first character, whole, and the
+// domain; of a quoted local part, the first character of the text it quotes
+// (until 2026-12-06 the opening quote: "\"***@example.com" for every one).
 func TestMaskEmail(t *testing.T) {
 	for in, want := range map[string]string{"alice@example.com": "a***@example.com", "x": "***", "@d": "***",
 		"élodie@example.fr": "é***@example.fr", "李@例子.中国": "李***@例子.中国",
-		`".john@home"@example.com`: `"***@example.com`, ".john@home@example.com": ".***@example.com"} {
+		`".john@home"@example.com`: `.***@example.com`, ".john@home@example.com": ".***@example.com",
+		`"a b"@example.com`: "a***@example.com", `"élodie m"@example.fr`: "é***@example.fr",
+		`"李 四"@例子.中国`: "李***@例子.中国", `"\"x"@example.com`: `"***@example.com`,
+		`"\\x"@example.com`: `\***@example.com`, `""@example.com`: "***@example.com",
+		`"@example.com`: "***@example.com", "\xc3lodie@example.fr": "***@example.fr", "\"\xe6\x9d\"@example.com": "***@example.com"} {
 		if got := notifications.MaskEmail(in); got != want {
 			t.Errorf("MaskEmail(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// FuzzMaskEmail: whatever the address, the masked one is at most one
+// character of the local part, whole (valid UTF-8, never a byte of a longer
+// character), then "***@" and what follows the last '@'; "***" without an
+// '@' after the first byte. The character is the local part's first, or,
+// when it opens with a quote, the first the quote opens (a quoted-pair's
+// '\' dropped): never that quote itself.
+func FuzzMaskEmail(f *testing.F) {
+	for _, s := range []string{"alice@example.com", "élodie@example.fr", "李@例子.中国", `"a b"@example.com`,
+		`"\"x"@example.com`, `"\\x"@example.com`, `""@example.com`, `"@example.com`, "\xc3lodie@example.fr",
+		"\"\xe6\x9d\"@example.com", `".john@home"@example.com`, "x", "@d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, email string) {
+		got := notifications.MaskEmail(email)
+		at := strings.LastIndexByte(email, '@')
+		if at <= 0 {
+			if got != "***" {
+				t.Fatalf("MaskEmail(%q) = %q, want ***", email, got)
+			}
+			return
+		}
+		local := email[:at]
+		shown, ok := strings.CutSuffix(got, "***@"+email[at+1:])
+		if !ok || !utf8.ValidString(shown) || utf8.RuneCountInString(shown) > 1 {
+			t.Fatalf("MaskEmail(%q) = %q: want at most one whole character, then ***@ and the domain", email, got)
+		}
+		first := func(s string) string { // s's first character, "" for none or an invalid byte
+			if r, size := utf8.DecodeRuneInString(s); r != utf8.RuneError || size > 1 {
+				return s[:size]
+			}
+			return ""
+		}
+		inside, quoted := strings.CutPrefix(local, `"`)
+		switch c := first(inside); {
+		case !quoted:
+			if shown != first(local) {
+				t.Fatalf("MaskEmail(%q) = %q: want the local part's first character %q", email, got, first(local))
+			}
+		case shown == `"` && !strings.HasPrefix(inside, `\"`):
+			t.Fatalf("MaskEmail(%q) = %q: shows the quote", email, got)
+		case c != `"` && c != `\` && shown != c:
+			t.Fatalf("MaskEmail(%q) = %q: want the first quoted character %q", email, got, c)
+		case c == `\` && shown != first(inside[1:]) && shown != c:
+			t.Fatalf("MaskEmail(%q) = %q: want the character the quoted-pair escapes", email, got)
+		}
+	})
 }
 
 func TestEmail(t *testing.T) {
