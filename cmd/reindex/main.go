@@ -13,13 +13,14 @@
 // writers push (read again after the push lands, until what landed is
 // current), and one run removes every stale document even while writers
 // archive and create products: it lists the index by spans of document
-// buckets (each span in one request), never by an offset that a concurrent
-// deletion shifts (meili.Index.EachDocumentIDs). It prints what it did (pushed, pushed again, deleted) and exits
-// 1 on any error, the counts so far printed. Only a run that exits 0
-// guarantees that no older row stays in the index: Meilisearch may still
-// apply a batch whose push failed or was interrupted (the command then
-// pushes that batch's changed products again, best effort), so after exit 1
-// or an interrupt (Ctrl-C, SIGTERM), run it again until it exits 0.
+// buckets (each span in one request), never by an offset that a
+// concurrent deletion shifts (meili.Index.EachDocumentIDs). It prints what
+// it did (pushed, pushed again, deleted) and exits 1 on any error, the
+// counts so far printed. Only a run that exits 0 guarantees that no older
+// row stays in the index: Meilisearch may still apply a batch whose push
+// failed or was interrupted (the command then pushes that batch's changed
+// products again, best effort), so after exit 1 or an interrupt (Ctrl-C,
+// SIGTERM), run it again until it exits 0.
 //
 // Its database access is read-only: every session it opens has
 // default_transaction_read_only on, and it fails before reading anything

@@ -269,13 +269,14 @@ func TestAReindexRemovesDocumentsOfProductsNotLive(t *testing.T) {
 }
 
 // One run leaves the index holding exactly the catalog's live products,
-// though writers remove and add documents while it lists the index: once
-// it has read a page of documents, and before it reads the next, a live
-// product of that page is archived (its writer deletes its document) and a
-// product is created (its writer pushes it). Listing by offset, that
-// deletion shifted the documents after it back by one, so the stale
-// document that moved below the offset was never seen (a second run
-// removed it).
+// though writers remove and add documents while it lists the index: after
+// the first request of the listing that answered documents (the probe of
+// the whole range of buckets, which only finds it holds too many to check
+// at once), and before the next, a live product is archived (its writer
+// deletes its document, ahead of the walk) and a product is created (its
+// writer pushes it). Listing by offset, such a deletion shifted the
+// documents after it back by one, so the stale document that moved below
+// the offset was never seen (a second run removed it).
 func TestOneReindexRemovesEveryStaleDocumentDespiteConcurrentRemovals(t *testing.T) {
 	s := newShop(t)
 	ctx := context.Background()
@@ -308,10 +309,11 @@ func TestOneReindexRemovesEveryStaleDocumentDespiteConcurrentRemovals(t *testing
 		between := answered
 		mu.Unlock()
 		if between {
-			// Between the first page of documents the run read (and checked
-			// against the catalog) and the next, on the server's goroutine
-			// (t.Error, not t.Fatal): an archive of a product the first page
-			// held, and a creation, each pushed by its writer.
+			// After the listing's first request that answered documents
+			// (the whole-range probe: nothing checked yet) and before the
+			// next, on the server's goroutine (t.Error, not t.Fatal): an
+			// archive ahead of the walk, and a creation, each pushed by its
+			// writer.
 			once.Do(func() {
 				if _, err := s.tryUpdate(live[0].ID, "", true); err != nil {
 					t.Errorf("the concurrent archive: %v", err)
