@@ -340,9 +340,15 @@ const maxSplit = 4096
 // the stack of spans it still has to list, at most maxSplit per level of
 // splitting. It needs bucket filterable (EnsureSettings); a document
 // without a bucket (pushed by a release before buckets) is not listed:
-// UnbucketedIDs. An error stops the walk: a failed request, an id not in
-// the canonical form (as UnbucketedIDs), more than batch documents in one
-// bucket (two ids with the same last six bytes), or fn's.
+// UnbucketedIDs. One bucket holding more than batch documents (ids that
+// share their last six bytes, likely only with a tiny batch) cannot be
+// split: it is listed by offset, batch ids a request (filter "bucket >= b
+// AND bucket < b+1", offset 0, batch, 2·batch …), each page passed to fn,
+// so a document deleted in that bucket while it is paged (by fn or a
+// writer) may shift a later one of the same bucket out of this walk (the
+// next one checks it); the shift is confined to that bucket. An error
+// stops the walk: batch below 1, a failed request, an id not in the
+// canonical form (as UnbucketedIDs), or fn's.
 func (ix *Index) EachDocumentIDs(ctx context.Context, batch int, fn func(ids []uuid.UUID) error) error {
 	if batch < 1 {
 		return fmt.Errorf("meili: a batch of %d documents", batch)
@@ -352,7 +358,8 @@ func (ix *Index) EachDocumentIDs(ctx context.Context, batch int, fn func(ids []u
 	for len(todo) > 0 {
 		s := todo[len(todo)-1]
 		todo = todo[:len(todo)-1]
-		ids, total, err := ix.documentIDs(ctx, fmt.Sprintf("bucket >= %d AND bucket < %d", s.lo, s.hi), batch+1)
+		filter := fmt.Sprintf("bucket >= %d AND bucket < %d", s.lo, s.hi)
+		ids, total, err := ix.documentIDs(ctx, filter, 0, batch+1)
 		if err != nil {
 			return err
 		}
@@ -366,7 +373,10 @@ func (ix *Index) EachDocumentIDs(ctx context.Context, batch int, fn func(ids []u
 		}
 		width := s.hi - s.lo
 		if width == 1 {
-			return fmt.Errorf("meili: more than %d documents in bucket %d", batch, s.lo)
+			if err := ix.eachPage(ctx, filter, batch, fn); err != nil {
+				return err
+			}
+			continue
 		}
 		// total is only a hint of how many the span holds: a wrong one
 		// costs requests, never a document.
@@ -386,23 +396,42 @@ func (ix *Index) EachDocumentIDs(ctx context.Context, batch int, fn func(ids []u
 	return nil
 }
 
+// eachPage passes the ids of the documents filter matches to fn, a page of
+// batch by offset at a time, until a page shorter than batch.
+func (ix *Index) eachPage(ctx context.Context, filter string, batch int, fn func(ids []uuid.UUID) error) error {
+	for offset := 0; ; offset += batch {
+		ids, _, err := ix.documentIDs(ctx, filter, offset, batch)
+		if err != nil {
+			return err
+		}
+		if len(ids) > 0 {
+			if err := fn(ids); err != nil {
+				return err
+			}
+		}
+		if len(ids) < batch {
+			return nil
+		}
+	}
+}
+
 // UnbucketedIDs returns the ids of up to limit documents without a bucket
 // (filter "bucket NOT EXISTS"), which only a release before buckets
 // pushed: a caller that lists them until none is left must push each again
 // (with its bucket) or delete it, as EachDocumentIDs cannot list them. It
 // needs bucket filterable (EnsureSettings); errors as EachDocumentIDs'.
 func (ix *Index) UnbucketedIDs(ctx context.Context, limit int) ([]uuid.UUID, error) {
-	ids, _, err := ix.documentIDs(ctx, "bucket NOT EXISTS", limit)
+	ids, _, err := ix.documentIDs(ctx, "bucket NOT EXISTS", 0, limit)
 	return ids, err
 }
 
 // documentIDs returns the ids of up to limit documents that filter matches,
-// from offset 0, in one request (GET /indexes/{uid}/documents with fields=id
-// and filter), and the answer's total. An index that does not exist is an
+// from offset, in one request (GET /indexes/{uid}/documents with fields=id
+// and filter, and offset when it is not 0), and the answer's total. An index that does not exist is an
 // error (index_not_found); an id that is not a UUID in its canonical
 // lowercase, dashed form (uuid.UUID.String), which no writer pushes, is an
 // error naming it.
-func (ix *Index) documentIDs(ctx context.Context, filter string, limit int) ([]uuid.UUID, int, error) {
+func (ix *Index) documentIDs(ctx context.Context, filter string, offset, limit int) ([]uuid.UUID, int, error) {
 	var page struct {
 		Results []struct {
 			ID any `json:"id"`
@@ -410,6 +439,9 @@ func (ix *Index) documentIDs(ctx context.Context, filter string, limit int) ([]u
 		Total int `json:"total"`
 	}
 	q := url.Values{"limit": {strconv.Itoa(limit)}, "fields": {"id"}, "filter": {filter}}
+	if offset > 0 {
+		q.Set("offset", strconv.Itoa(offset))
+	}
 	if err := ix.do(ctx, http.MethodGet, ix.indexPath("/documents?"+q.Encode()), nil, http.StatusOK, &page); err != nil {
 		return nil, 0, fmt.Errorf("meili: get documents: %w", err)
 	}

@@ -395,3 +395,149 @@ func TestEachDocumentIDsSeesEveryDocumentDespiteConcurrentWrites(t *testing.T) {
 		}
 	}
 }
+
+// pushIDs creates the index with its settings and pushes a document for each
+// of ids through ix.
+func pushIDs(t *testing.T, ix *meili.Index, ids ...uuid.UUID) {
+	t.Helper()
+	ctx := context.Background()
+	if err := ix.EnsureSettings(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if err := ix.Upsert(ctx, search.Document{ID: id, Name: "Lamp", Price: catalog.Money{Amount: 100, Currency: "USD"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// eachIDs walks ix with batch and returns how many times each id was
+// passed, failing on a call with more than batch ids.
+func eachIDs(t *testing.T, ctx context.Context, ix *meili.Index, batch int) (map[uuid.UUID]int, error) {
+	t.Helper()
+	seen := map[uuid.UUID]int{}
+	err := ix.EachDocumentIDs(ctx, batch, func(ids []uuid.UUID) error {
+		if len(ids) > batch {
+			t.Errorf("a call with %d ids, more than the batch %d", len(ids), batch)
+		}
+		for _, id := range ids {
+			seen[id]++
+		}
+		return nil
+	})
+	return seen, err
+}
+
+// Ids that share their last six bytes share a bucket, which no split can
+// divide: with a batch of 1, two of them (and a third id elsewhere) are
+// still each passed once, a call each, rather than failing every run.
+func TestEachDocumentIDsPagesABucketHoldingMoreThanTheBatch(t *testing.T) {
+	ix := newIndex(t, "test-key")
+	twins := []uuid.UUID{
+		uuid.MustParse("0190a5c4-0000-7000-8000-0000000000aa"),
+		uuid.MustParse("0190a5c4-1111-7000-9000-0000000000aa"),
+		uuid.MustParse("0190a5c4-2222-7000-a000-0000000000ab"),
+	}
+	if meili.BucketOf(twins[0]) != meili.BucketOf(twins[1]) {
+		t.Fatal("the twins do not share their bucket: the test would prove nothing")
+	}
+	pushIDs(t, ix, twins...)
+	seen, err := eachIDs(t, context.Background(), ix, 1)
+	if err != nil {
+		t.Fatalf("EachDocumentIDs with a batch of 1: %v", err)
+	}
+	want := map[uuid.UUID]int{twins[0]: 1, twins[1]: 1, twins[2]: 1}
+	if diff := cmp.Diff(want, seen); diff != "" {
+		t.Errorf("ids passed (-want +got):\n%s", diff)
+	}
+}
+
+// A batch below 1 is refused before any request (it would never finish a
+// bucket's pages).
+func TestEachDocumentIDsRefusesABatchBelowOne(t *testing.T) {
+	rec := &recorder{next: meilitest.NewFake("test-key")}
+	srv := httptest.NewServer(rec)
+	t.Cleanup(srv.Close)
+	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushIDs(t, ix, uuid.MustParse("0190a5c4-0000-7000-8000-000000000001"))
+	rec.mu.Lock()
+	before := len(rec.reqs)
+	rec.mu.Unlock()
+	for _, batch := range []int{0, -1} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		seen, err := eachIDs(t, ctx, ix, batch)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("a batch of %d", batch)) || len(seen) != 0 {
+			t.Errorf("batch %d: passed %v, error %v; want none passed and the batch refused", batch, seen, err)
+		}
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.reqs) != before {
+		t.Errorf("%d requests after the refused batches, want none", len(rec.reqs)-before)
+	}
+}
+
+// An answer's total is only a hint: a huge one (here 2^20, for a span
+// holding two documents) splits the span into at most 4096 parts, not
+// 2·total/batch, so the walk's memory and requests stay bounded. The fake
+// answers 500 past 5000 listing requests, which fails the walk.
+func TestEachDocumentIDsCapsTheSplitOfOneSpan(t *testing.T) {
+	fake := meilitest.NewFake("test-key")
+	var (
+		mu       sync.Mutex
+		requests int
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/documents") {
+			fake.ServeHTTP(w, r)
+			return
+		}
+		mu.Lock()
+		requests++
+		n := requests
+		mu.Unlock()
+		if n > 5000 {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		rec := httptest.NewRecorder()
+		fake.ServeHTTP(rec, r)
+		var page map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
+			t.Errorf("the fake's listing: %v", err)
+		}
+		if n == 1 {
+			page["total"] = 1 << 20
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rec.Code)
+		_ = json.NewEncoder(w).Encode(page)
+	}))
+	t.Cleanup(srv.Close)
+	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key", PollInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Buckets 0 and 2^47: in different parts of any split into 4096.
+	ids := []uuid.UUID{
+		uuid.MustParse("0190a5c4-0000-7000-8000-000000000000"),
+		uuid.MustParse("0190a5c4-0000-7000-8000-800000000000"),
+	}
+	pushIDs(t, ix, ids...)
+	seen, err := eachIDs(t, context.Background(), ix, 1)
+	if err != nil {
+		t.Fatalf("EachDocumentIDs: %v", err)
+	}
+	if diff := cmp.Diff(map[uuid.UUID]int{ids[0]: 1, ids[1]: 1}, seen); diff != "" {
+		t.Errorf("ids passed (-want +got):\n%s", diff)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if requests != 1+4096 {
+		t.Errorf("%d listing requests, want 1 + 4096 (the whole range, then its 4096 parts)", requests)
+	}
+}
