@@ -376,31 +376,11 @@ func TestAReindexHandlesDocumentsWithoutABucket(t *testing.T) {
 	s := newShop(t)
 	p := s.create("Kettle")
 	stale := uuid.Must(uuid.NewV7())
-	// As the older release pushed them: no bucket.
-	oldPush := func(ids ...uuid.UUID) {
-		var docs []string
-		for _, id := range ids {
-			docs = append(docs, fmt.Sprintf(`{"id":%q,"name":"Old","price":1}`, id))
-		}
-		req := httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/indexes/products/documents?primaryKey=id",
-			strings.NewReader("["+strings.Join(docs, ",")+"]"))
-		req.Header.Set("Authorization", "Bearer "+key)
-		rec := httptest.NewRecorder()
-		s.fake.ServeHTTP(rec, req)
-		if rec.Code != http.StatusAccepted {
-			t.Errorf("the fake answered %d to the old documents", rec.Code)
-		}
-		for _, id := range ids {
-			if d, ok := s.fake.Document("products", id.String()); !ok || d["bucket"] != nil {
-				t.Errorf("document %s: %v, want one without a bucket", id, d)
-			}
-		}
-	}
-	oldPush(stale)
+	s.oldPush(t, stale)
 	var once sync.Once
 	s.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/documents") {
-			once.Do(func() { oldPush(p.ID) }) // the server's goroutine: t.Error only
+			once.Do(func() { s.oldPush(t, p.ID) }) // the server's goroutine: t.Error only
 		}
 		return false
 	})
@@ -416,6 +396,73 @@ func TestAReindexHandlesDocumentsWithoutABucket(t *testing.T) {
 	}
 	if !strings.Contains(out, "(1 pushed again") || !strings.Contains(out, "deleted 1 document(s)") {
 		t.Errorf("output %q, want 1 pushed again, 1 deleted", out)
+	}
+}
+
+// oldPush pushes a document for each of ids as a writer of a release
+// before buckets did: without a bucket. It calls t.Error only, so it may
+// run on the fake server's goroutine.
+func (s *shop) oldPush(t *testing.T, ids ...uuid.UUID) {
+	t.Helper()
+	var docs []string
+	for _, id := range ids {
+		docs = append(docs, fmt.Sprintf(`{"id":%q,"name":"Old","price":1}`, id))
+	}
+	req := httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/indexes/products/documents?primaryKey=id",
+		strings.NewReader("["+strings.Join(docs, ",")+"]"))
+	req.Header.Set("Authorization", "Bearer "+key)
+	rec := httptest.NewRecorder()
+	s.fake.ServeHTTP(rec, req)
+	if rec.Code != http.StatusAccepted {
+		t.Errorf("the fake answered %d to the old documents", rec.Code)
+	}
+	for _, id := range ids {
+		if d, ok := s.fake.Document("products", id.String()); !ok || d["bucket"] != nil {
+			t.Errorf("document %s: %v, want one without a bucket", id, d)
+		}
+	}
+}
+
+// A writer of an older release still running pushes its documents again
+// without a bucket after the run pushed them with theirs: when a whole page
+// of documents without a bucket is the page before again, the run stops
+// (main exits 1 on the error, TestAFailedRunExitsNonZero) naming the cause,
+// rather than looping for ever. Here every "bucket NOT EXISTS" listing is
+// preceded by such a push of every document it listed before.
+func TestARunStopsWhenDocumentsStayWithoutABucket(t *testing.T) {
+	s := newShop(t)
+	p, q := s.create("Kettle"), s.create("Teapot")
+	s.oldPush(t, p.ID, q.ID)
+	var (
+		mu       sync.Mutex
+		listings int
+	)
+	s.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/documents") ||
+			r.URL.Query().Get("filter") != "bucket NOT EXISTS" {
+			return false
+		}
+		mu.Lock()
+		listings++
+		n := listings
+		mu.Unlock()
+		if n <= 10 { // bounded, so a run that loops ends (and fails the test)
+			s.oldPush(t, p.ID, q.ID) // the server's goroutine: t.Error only
+		}
+		return false
+	})
+	out, err := s.run()
+	if err == nil || !strings.Contains(err.Error(), "2 document(s) still without a bucket after their push") ||
+		!strings.Contains(err.Error(), "older release") {
+		t.Fatalf("reindex: %v (output %q), want the run stopped: documents still without a bucket", err, out)
+	}
+	if !strings.Contains(out, "(2 pushed again") {
+		t.Errorf("output %q, want the counts: 2 pushed again", out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if listings != 2 {
+		t.Errorf("%d listings of the documents without a bucket, want 2 (the page, then the same page again)", listings)
 	}
 }
 
