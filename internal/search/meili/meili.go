@@ -11,6 +11,12 @@
 // meilisearch-go sent them: that client and its brotli encoder were linked
 // into, and initialised in, every function of the multi-call binary for the
 // two that search (docs/performance.md, "Memory (item 5)").
+//
+// The listing (EachDocumentIDs, UnbucketedIDs) needs Meilisearch v1.2 or
+// later, the first whose GET /indexes/{uid}/documents takes a filter
+// (Meilisearch's v1.2 release notes, "Get documents by filter"); what an
+// older one does with the parameter is not verified, so reindex must not
+// run against one.
 package meili
 
 import (

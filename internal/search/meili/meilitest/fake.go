@@ -12,20 +12,26 @@
 //     page of the documents {results, offset, limit, total} (limit default
 //     20, offset 0; fields, comma-separated, keeps only those attributes;
 //     filter, a filter expression as the search's below, keeps only the
-//     documents it matches, and total counts those: the docs call it the
-//     "total number of documents in the index", and the adapter takes it
-//     only as a hint), in the order they were
-//     first added ("Meilisearch orders documents in the order they were
-//     inserted into the database" and "filter will not work without first
-//     explicitly adding attributes to the filterableAttributes list",
+//     documents it matches, and total counts those, the filtered count;
+//     the adapter takes it only as a hint), in the order they were first
+//     added ("filter will not work without first explicitly adding
+//     attributes to the filterableAttributes list",
 //     https://www.meilisearch.com/docs/reference/api/documents, "Get
-//     documents with GET"; filter since v1.2). An offset counts the
-//     documents there are at the moment of each request, so a document
-//     deleted ahead of a caller's offset between two pages shifts the rest
-//     back by one, as in Meilisearch; each request is answered from one
-//     state of the index, under the fake's lock (assumed of Meilisearch,
-//     which answers a request from one read transaction of its store; its
-//     docs do not say). An index that does not exist is 404
+//     documents with GET"; filter since v1.2, its release notes,
+//     https://www.meilisearch.com/docs/changelog/v1.2). Meilisearch itself
+//     lists in ascending internal document id (a bitmap of them), not
+//     by insertion order (that it reuses the ids of deleted documents is
+//     a review's reading, not checked here): the adapter depends on no
+//     order. An offset
+//     counts the documents there are at the moment of each request, so a
+//     document deleted ahead of a caller's offset between two pages shifts
+//     the rest back by one, as in Meilisearch. Each request is answered
+//     from one state of the index, under the fake's lock; that Meilisearch
+//     does the same, and that its total is the filtered count, is
+//     confirmed from its source, not run (crates/meilisearch/src/routes/
+//     indexes/documents.rs, retrieve_documents: one read transaction of
+//     the index, the filter evaluated on it, total the number of
+//     candidates left). An index that does not exist is 404
 //     index_not_found; a filter on an attribute that is not filterable is
 //     400 invalid_document_filter.
 //   - PATCH /indexes/{uid}/settings (202, task) stores the settings; of the
