@@ -466,6 +466,56 @@ func TestARunStopsWhenDocumentsStayWithoutABucket(t *testing.T) {
 	}
 }
 
+// The counts say what each push did, not what a read before it found: a
+// live product's document without a bucket is pushed again, and the
+// product is archived while that push is under way (before Meilisearch
+// applies it), so the push ends removing the document, counted as
+// deleted, not as pushed again.
+func TestAReindexCountsWhatItsPushesDid(t *testing.T) {
+	s := newShop(t)
+	p := s.create("Kettle")
+	var (
+		mu       sync.Mutex
+		listed   bool // the documents without a bucket were listed
+		archived bool
+	)
+	s.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/documents") && !listed:
+			listed = true
+			s.oldPush(t, p.ID) // the server's goroutine: t.Error only
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/documents") && listed && !archived:
+			// The run's push of the listed document, before the fake applies
+			// it: the catalog archives the product (its writer's delete lands
+			// first, then this push; the run's read after it sees the archive).
+			archived = true
+			if _, err := s.writer.Store.Update(context.Background(), p.ID, func(q catalog.Product, now time.Time) (catalog.Product, error) {
+				return catalog.Archive(q, now)
+			}); err != nil {
+				t.Errorf("the concurrent archive: %v", err)
+			}
+		}
+		return false
+	})
+	out, err := s.run()
+	if err != nil {
+		t.Fatalf("reindex: %v (output %q)", err, out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !archived {
+		t.Fatal("the archive did not run: the test would prove nothing")
+	}
+	if ids := s.ids(); len(ids) != 0 {
+		t.Errorf("index ids %v, want none (the product was archived)", ids)
+	}
+	if !strings.Contains(out, "(0 pushed again") || !strings.Contains(out, "deleted 1 document(s)") {
+		t.Errorf("output %q, want 0 pushed again, 1 deleted", out)
+	}
+}
+
 // A write that commits after the reindex read its batch, and whose push
 // lands before the batch does, is not undone: the reindex reads the batch's
 // products again once it landed and pushes the changed ones as the writers

@@ -117,7 +117,7 @@ func push(ctx context.Context, d *catalogenv.Deps, changed []catalog.Product, fi
 		return nil
 	}
 	for _, id := range products(ds) {
-		if err := d.PushCurrent(ctx, id); err != nil {
+		if _, err := d.PushCurrent(ctx, id); err != nil {
 			return err
 		}
 	}

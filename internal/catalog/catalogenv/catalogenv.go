@@ -380,43 +380,49 @@ func (d *Deps) Push(ctx context.Context, p catalog.Product) error {
 	if d.External == nil {
 		return nil
 	}
-	return d.push(ctx, p.ID, p, true)
+	_, err := d.push(ctx, p.ID, p, true)
+	return err
 }
 
 // PushCurrent reads the product and pushes it as Push does; a product the
-// catalog does not have is removed from the external index.
-func (d *Deps) PushCurrent(ctx context.Context, id uuid.UUID) error {
+// catalog does not have is removed from the external index. upserted
+// reports what its last push did, the one that left the index current:
+// true when it added the product's document (the product live), false when
+// it removed it (archived or not in the catalog), or when there is no
+// external index.
+func (d *Deps) PushCurrent(ctx context.Context, id uuid.UUID) (upserted bool, err error) {
 	if d.External == nil {
-		return nil
+		return false, nil
 	}
 	p, found, err := d.current(ctx, id)
 	if err != nil {
-		return err
+		return false, err
 	}
-	return d.push(ctx, id, p, found)
+	upserted, err = d.push(ctx, id, p, found)
+	return upserted, err
 }
 
-func (d *Deps) push(ctx context.Context, id uuid.UUID, p catalog.Product, found bool) error {
+func (d *Deps) push(ctx context.Context, id uuid.UUID, p catalog.Product, found bool) (upserted bool, err error) {
 	for range pushRounds {
-		var err error
-		if found && !p.Archived {
+		upserted = found && !p.Archived
+		if upserted {
 			err = d.External.Upsert(ctx, search.FromProduct(p))
 		} else {
 			err = d.External.Delete(ctx, id)
 		}
 		if err != nil {
-			return fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the search index is unavailable")
+			return false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the search index is unavailable")
 		}
 		now, nowFound, err := d.current(ctx, id)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if nowFound == found && (!found || now.Version == p.Version) {
-			return nil
+			return upserted, nil
 		}
 		p, found = now, nowFound
 	}
-	return fault.E(fault.Unavailable, fault.CodeUnavailable, "the product kept changing while it was pushed to the search index")
+	return false, fault.E(fault.Unavailable, fault.CodeUnavailable, "the product kept changing while it was pushed to the search index")
 }
 
 // current reads the product as stored now; found is false when the catalog

@@ -68,7 +68,7 @@ func ProductChanged(ctx context.Context, d *catalogenv.Deps, e ProductEvent) (Re
 		res.Skipped = "no_external_index"
 		return res, nil
 	}
-	if err := d.PushCurrent(ctx, e.ID); err != nil {
+	if _, err := d.PushCurrent(ctx, e.ID); err != nil {
 		return res, err
 	}
 	res.Indexed = true

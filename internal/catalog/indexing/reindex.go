@@ -32,12 +32,14 @@ type Reindexed struct {
 	Pushed int `json:"pushed"`
 	// Repushed is how many of them had changed (or been archived) by the
 	// time their batch landed, so were pushed again as a writer pushes
-	// (catalogenv.Deps.PushCurrent), and how many live products' documents
-	// lacked their bucket (pushed by a release before buckets), pushed
-	// again the same way.
+	// (catalogenv.Deps.PushCurrent), and how many listed documents (without
+	// a bucket, pushed by a release before buckets, or found stale) were
+	// pushed again the same way and left in the index, their product live
+	// when that push landed.
 	Repushed int `json:"repushed"`
-	// Deleted is how many documents were removed from the index: their
-	// product was archived or is not in the catalog.
+	// Deleted is how many listed documents were removed from the index by
+	// such a push: their product was archived or not in the catalog when it
+	// landed.
 	Deleted int `json:"deleted"`
 }
 
@@ -136,17 +138,12 @@ func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int)
 			break
 		}
 	}
-	k, err := removeUnbucketed(ctx, d, docs, batch)
-	n.Repushed += k.Repushed
-	n.Deleted += k.Deleted
-	if err != nil {
+	if err := removeUnbucketed(ctx, d, docs, batch, &n); err != nil {
 		return n, err
 	}
 	var staleErr error
-	err = docs.EachDocumentIDs(ctx, batch, func(ids []uuid.UUID) error {
-		var k int
-		k, staleErr = removeStale(ctx, d, ids)
-		n.Deleted += k
+	err := docs.EachDocumentIDs(ctx, batch, func(ids []uuid.UUID) error {
+		staleErr = removeStale(ctx, d, ids, &n)
 		return staleErr
 	})
 	if staleErr != nil {
@@ -160,42 +157,39 @@ func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int)
 
 // removeStale removes, as the writers push (catalogenv.Deps.PushCurrent),
 // the document of each of ids whose product is archived or not in the
-// catalog, and returns how many it removed.
-func removeStale(ctx context.Context, d *catalogenv.Deps, ids []uuid.UUID) (int, error) {
+// catalog (one read of them all first; a live one is left alone), counting
+// each push in n by what it did (pushAgain).
+func removeStale(ctx context.Context, d *catalogenv.Deps, ids []uuid.UUID, n *Reindexed) error {
 	now, err := d.Store.CurrentOf(ctx, ids)
 	if err != nil {
-		return 0, fmt.Errorf("reindex: read the listed products: %w", err)
+		return fmt.Errorf("reindex: read the listed products: %w", err)
 	}
-	k := 0
+	var stale []uuid.UUID
 	for _, id := range ids {
-		if p, found := now[id]; found && !p.Archived {
-			continue
+		if p, found := now[id]; !found || p.Archived {
+			stale = append(stale, id)
 		}
-		if err := d.PushCurrent(ctx, id); err != nil {
-			return k, fmt.Errorf("reindex: remove document %s: %w", id, err)
-		}
-		k++
 	}
-	return k, nil
+	return pushAgain(ctx, d, stale, n)
 }
 
 // removeUnbucketed pushes again each document without a bucket whose
 // product is live (it gets its bucket), and removes the others, as the
-// writers push (catalogenv.Deps.PushCurrent), until the index lists none:
-// each one handled leaves what the next read lists, so the listing always
-// reads from the first. A page whose ids were all on the page before
-// (pushed, yet still without a bucket: a writer of a release before buckets
-// still running) is an error rather than a loop.
-func removeUnbucketed(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int) (Reindexed, error) {
-	var n Reindexed
+// writers push (catalogenv.Deps.PushCurrent), until the index lists none,
+// counting each push in n by what it did (pushAgain): each one handled
+// leaves what the next read lists, so the listing always reads from the
+// first. A page whose ids were all on the page before (pushed, yet still
+// without a bucket: a writer of a release before buckets still running) is
+// an error rather than a loop.
+func removeUnbucketed(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int, n *Reindexed) error {
 	var before map[uuid.UUID]bool
 	for {
 		ids, err := docs.UnbucketedIDs(ctx, batch)
 		if err != nil {
-			return n, fmt.Errorf("reindex: list the documents without a bucket: %w", err)
+			return fmt.Errorf("reindex: list the documents without a bucket: %w", err)
 		}
 		if len(ids) == 0 {
-			return n, nil
+			return nil
 		}
 		again := 0
 		for _, id := range ids {
@@ -204,26 +198,38 @@ func removeUnbucketed(ctx context.Context, d *catalogenv.Deps, docs Documents, b
 			}
 		}
 		if again == len(ids) {
-			return n, fmt.Errorf("reindex: %d document(s) still without a bucket after their push (%s first): "+
+			return fmt.Errorf("reindex: %d document(s) still without a bucket after their push (%s first): "+
 				"is a writer of an older release still pushing?", len(ids), ids[0])
-		}
-		now, err := d.Store.CurrentOf(ctx, ids)
-		if err != nil {
-			return n, fmt.Errorf("reindex: read the listed products: %w", err)
 		}
 		before = make(map[uuid.UUID]bool, len(ids))
 		for _, id := range ids {
 			before[id] = true
-			if err := d.PushCurrent(ctx, id); err != nil {
-				return n, fmt.Errorf("reindex: push document %s again: %w", id, err)
-			}
-			if p, found := now[id]; found && !p.Archived {
-				n.Repushed++
-			} else {
-				n.Deleted++
-			}
+		}
+		if err := pushAgain(ctx, d, ids, n); err != nil {
+			return err
 		}
 	}
+}
+
+// pushAgain pushes each of ids as the writers push
+// (catalogenv.Deps.PushCurrent: read, push, read again until current) and
+// counts in n what each push did: Repushed when it left the product's
+// document in the index (live), Deleted when it removed it. The count is of
+// the push itself, so a product archived or created between a caller's
+// read and the push is counted as what happened to it.
+func pushAgain(ctx context.Context, d *catalogenv.Deps, ids []uuid.UUID, n *Reindexed) error {
+	for _, id := range ids {
+		upserted, err := d.PushCurrent(ctx, id)
+		if err != nil {
+			return fmt.Errorf("reindex: push document %s again: %w", id, err)
+		}
+		if upserted {
+			n.Repushed++
+		} else {
+			n.Deleted++
+		}
+	}
+	return nil
 }
 
 // repairTimeout bounds the pushes again after a failed batch push, which run
@@ -248,7 +254,7 @@ func repushChanged(ctx context.Context, d *catalogenv.Deps, page []catalog.Produ
 		if q, found := now[p.ID]; found && !q.Archived && q.Version == p.Version {
 			continue
 		}
-		if err := d.PushCurrent(ctx, p.ID); err != nil {
+		if _, err := d.PushCurrent(ctx, p.ID); err != nil {
 			return k, fmt.Errorf("reindex: push product %s again: %w", p.ID, err)
 		}
 		k++
