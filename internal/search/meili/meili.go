@@ -334,8 +334,9 @@ const maxSplit = 4096
 // bucket to fn, at most batch ids a call, each id once, so that every such
 // document that is in the index from the start of the walk to its end is
 // passed, however many documents others add or delete meanwhile (fn
-// included). It never pages with an offset (a document deleted ahead of
-// the offset shifts the rest back, so one is skipped per deletion): it
+// included), but in a bucket holding more than batch (below). It never
+// pages with an offset across buckets (a document deleted ahead of the
+// offset shifts the rest back, so one is skipped per deletion): it
 // lists the documents of a span of buckets with one request (GET
 // /indexes/{uid}/documents, filter "bucket >= lo AND bucket < hi",
 // fields=id, limit batch+1; Meilisearch's documents.get action) and passes
