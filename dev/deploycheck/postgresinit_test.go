@@ -121,7 +121,7 @@ func templateData(t *testing.T) (bin, data string) {
 	return ct.bin, ct.data
 }
 
-func startPrivateCluster(t *testing.T) privateCluster {
+func startPrivateCluster(t *testing.T, settings ...string) privateCluster {
 	t.Helper()
 	bin, template := templateData(t)
 	dir, err := os.MkdirTemp("", "pg-init-")
@@ -139,7 +139,7 @@ func startPrivateCluster(t *testing.T) privateCluster {
 	}
 	c := privateCluster{dir: dir, port: freePort(t)}
 	server, err := pgserver.Start(context.Background(), pgserver.Config{Bin: bin, Data: data, SocketDir: dir, Port: c.port,
-		Log: filepath.Join(dir, "server.log"), Settings: []string{"fsync=off"}, StartTimeout: time.Minute})
+		Log: filepath.Join(dir, "server.log"), Settings: append([]string{"fsync=off"}, settings...), StartTimeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,6 +229,12 @@ func (c privateCluster) runScriptAs(t *testing.T, rel, secrets, user, password s
 // added to its environment, and returns its output and how it ended.
 func (c privateCluster) scriptOutput(t *testing.T, rel, secrets, user, password string, env ...string) ([]byte, error) {
 	t.Helper()
+	return c.scriptCommand(t, rel, secrets, user, password, env...).CombinedOutput()
+}
+
+// scriptCommand is the command of scriptOutput, not started.
+func (c privateCluster) scriptCommand(t *testing.T, rel, secrets, user, password string, env ...string) *exec.Cmd {
+	t.Helper()
 	host := c.dir
 	if user != "postgres" {
 		host = "127.0.0.1"
@@ -236,7 +242,7 @@ func (c privateCluster) scriptOutput(t *testing.T, rel, secrets, user, password 
 	cmd := exec.Command("/bin/sh", filepath.Join(root(t), rel))
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "POSTGRES_USER=" + user, "PGHOST=" + host, "PGPORT=" + strconv.Itoa(c.port),
 		"PGPASSWORD=" + password, "SHOP_SECRETS_DIR=" + secrets}, env...)
-	return cmd.CombinedOutput()
+	return cmd
 }
 
 // layout is what 10-shop.sh and the migrations decide in a cluster, but the
@@ -275,19 +281,27 @@ const passwordHashes = `SELECT rolname || '|' || coalesce(rolpassword, '') FROM 
 func databaseSecrets(t *testing.T) (string, map[string]string) {
 	t.Helper()
 	dir := t.TempDir()
+	// No password is the start of another (pw-catalog was of
+	// pw-catalog-reader): passwordWatch looks for each one's start, which
+	// then tells the roles apart.
 	passwords := map[string]string{"postgres-monitor-password": "pw-monitor"}
 	for _, s := range append(slices.Sorted(maps.Keys(serviceMigrations)), "relay") {
-		passwords["db-password-"+s] = "pw-" + s
+		passwords["db-password-"+s] = "pw-own-" + s
 	}
 	for _, s := range readerServices {
-		passwords[postgres.ReaderPasswordSecret(s)] = "pw-" + s + "-reader"
+		passwords[postgres.ReaderPasswordSecret(s)] = "pw-reader-" + s
 	}
 	// What a shell or psql would read otherwise (the scripts hand the
 	// passwords to psql as a quoted \set): a quote, a backslash, a psql
 	// variable, a command substitution, psql's escapes (\n, octal, hex) and
 	// a doubled quote inside the value, and a final backslash.
-	passwords["db-password-users"] = `pw-users'\:p"$(x)` + "`id`" + `\n\101\x41''\`
+	passwords["db-password-users"] = `pw-own-users'\:p"$(x)` + "`id`" + `\n\101\x41''\`
 	for name, pw := range passwords {
+		for other, o := range passwords {
+			if other != name && strings.HasPrefix(o, pw) {
+				t.Fatalf("the password of %s starts with that of %s", other, name)
+			}
+		}
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(pw+"\n"), 0o444); err != nil {
 			t.Fatal(err)
 		}
@@ -406,7 +420,7 @@ func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
 	}
 	for _, admin := range []string{"postgres", "shop_admin"} {
 		t.Run(admin, func(t *testing.T) {
-			cl := startPrivateCluster(t)
+			cl := startPrivateCluster(t, pgStatStatementsLoaded)
 			secrets, passwords := databaseSecrets(t)
 			password := ""
 			if admin != "postgres" {
@@ -431,14 +445,15 @@ func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
 				}
 			}
 			if superuser {
-				watch.noneSent(t, "10-shop.sh as "+admin, roleCheck, quieted)
+				log := watch.noneSent(t, "10-shop.sh as "+admin, roleCheck, quieted, afterThePasswords)
+				rolesChecked(t, "10-shop.sh as "+admin, log, len(initRoles()))
 			} else {
 				watch.sentInStatementsOnly(t, "10-shop.sh as "+admin, initRoles())
 				// PostgreSQL 15 lets the superuser grant it those
 				// parameters: it then sets the passwords unlogged too
 				// (checkPasswordsKept).
 				cl.psql(t, "postgres", "GRANT SET ON PARAMETER log_statement, log_min_duration_statement, log_min_duration_sample, "+
-					"log_transaction_sample_rate, log_min_error_statement TO "+admin+";\n")
+					"log_transaction_sample_rate, log_min_error_statement, track_activities, pg_stat_statements.track_utility TO "+admin+";\n")
 			}
 			for service := range serviceMigrations {
 				warning := "10-shop.sh: not a superuser, so in shop_" + service + " every role that may connect (shop_relay among them) can still create large objects"
@@ -614,6 +629,10 @@ func (c privateCluster) checkPasswordsKept(t *testing.T, script, secrets, user, 
 	t.Helper()
 	name := filepath.Base(script)
 	watch := c.watchPasswords(t, user, secrets)
+	pgss := strings.Contains(c.query(t, "postgres", "SHOW shared_preload_libraries"), "pg_stat_statements")
+	if pgss {
+		c.psql(t, "postgres", "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;\nSELECT pg_stat_statements_reset();\n")
+	}
 	before, hashes := c.layout(t), c.query(t, "postgres", passwordHashes)
 	c.runScriptAs(t, script, secrets, user, password, watch.env...)
 	if diff := cmp.Diff(before, c.layout(t)); diff != "" {
@@ -657,7 +676,25 @@ func (c privateCluster) checkPasswordsKept(t *testing.T, script, secrets, user, 
 	if strings.Contains(string(out), passwordsMayBeLogged(name)) {
 		t.Errorf("%s with SHOP_RESET_PASSWORDS=true as %s warned that the passwords may be logged\n%s", name, user, out)
 	}
-	watch.noneSent(t, name+" with SHOP_RESET_PASSWORDS=true as "+user, roleCheck, quieted)
+	want := []string{roleCheck, quieted}
+	if name == "10-shop.sh" {
+		want = append(want, afterThePasswords)
+	}
+	log := watch.noneSent(t, name+" with SHOP_RESET_PASSWORDS=true as "+user, want...)
+	rolesChecked(t, name+" with SHOP_RESET_PASSWORDS=true as "+user, log, len(roles))
+	if pgss {
+		// What pg_stat_statements kept of the runs: the role checks, but
+		// no statement that set a password.
+		kept := c.query(t, "postgres", "SELECT query FROM pg_stat_statements")
+		for file, p := range watch.passwords {
+			if strings.Contains(kept, p) {
+				t.Errorf("%s with SHOP_RESET_PASSWORDS=true as %s: pg_stat_statements kept the password of %s", name, user, file)
+			}
+		}
+		if !strings.Contains(kept, "FROM pg_roles WHERE rolname") {
+			t.Errorf("%s with SHOP_RESET_PASSWORDS=true as %s: pg_stat_statements kept no role check, want the runs' statements:\n%s", name, user, kept)
+		}
+	}
 	after := map[string]string{}
 	for _, line := range strings.Split(c.query(t, "postgres", passwordHashes), "\n") {
 		role, hash, _ := strings.Cut(line, "|")
@@ -673,9 +710,13 @@ func (c privateCluster) checkPasswordsKept(t *testing.T, script, secrets, user, 
 	}
 
 	// A statement that fails is logged with its text unless
-	// log_min_error_statement says otherwise: here the first ALTER ROLE
-	// waits for pg_authid, which another session holds locked, until its
-	// lock_timeout, and fails, which stops the script.
+	// log_min_error_statement says otherwise, and one that runs shows it in
+	// pg_stat_activity (which a backend's crash, "Failed process was
+	// running", and a deadlock's DETAIL in the other session write to the
+	// log) unless track_activities is off: here the first ALTER ROLE waits
+	// for pg_authid, which another session holds locked, a third reads
+	// what pg_stat_activity shows of it and cancels it, which stops the
+	// script.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	holder, err := pgx.Connect(ctx, "host="+c.dir+" port="+strconv.Itoa(c.port)+" user=postgres dbname=postgres")
@@ -683,21 +724,60 @@ func (c privateCluster) checkPasswordsKept(t *testing.T, script, secrets, user, 
 		t.Fatal(err)
 	}
 	defer holder.Close(context.Background())
+	reader, err := pgx.Connect(ctx, "host="+c.dir+" port="+strconv.Itoa(c.port)+" user=postgres dbname=postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close(context.Background())
 	tx, err := holder.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
 	if _, err := tx.Exec(ctx, "LOCK pg_authid IN SHARE MODE"); err != nil {
 		t.Fatal(err)
 	}
-	out, err = c.scriptOutput(t, script, secrets, user, password, append(watch.env, "SHOP_RESET_PASSWORDS=true", "PGOPTIONS=-c lock_timeout=200ms")...)
+	cmd := c.scriptCommand(t, script, secrets, user, password, append(watch.env, "SHOP_RESET_PASSWORDS=true", "PGOPTIONS=-c lock_timeout=1min")...)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		out, err = cmd.CombinedOutput()
+	}()
+	var pid int
+	var activity string
+	for {
+		qerr := reader.QueryRow(ctx, `SELECT pid, coalesce(query, '') FROM pg_stat_activity
+			WHERE usename = $1 AND cardinality(pg_blocking_pids(pid)) > 0`, user).Scan(&pid, &activity)
+		if qerr == nil {
+			break
+		}
+		if !errors.Is(qerr, pgx.ErrNoRows) {
+			t.Fatal(qerr)
+		}
+		select {
+		case <-done:
+			t.Fatalf("%s with SHOP_RESET_PASSWORDS=true as %s, pg_authid locked, ended without waiting for the lock: %v\n%s", name, user, err, out)
+		case <-ctx.Done():
+			t.Fatalf("%s with SHOP_RESET_PASSWORDS=true as %s, pg_authid locked: no session of its waits", name, user)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	for file, p := range watch.passwords {
+		if strings.Contains(activity, p) {
+			t.Errorf("%s with SHOP_RESET_PASSWORDS=true as %s: pg_stat_activity shows the password of %s in the statement that waits", name, user, file)
+		}
+	}
+	if _, err := reader.Exec(ctx, "SELECT pg_cancel_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	<-done
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err == nil || !strings.Contains(string(out), "lock timeout") {
-		t.Errorf("%s with SHOP_RESET_PASSWORDS=true as %s, pg_authid locked: %v\n%s\nwant it stopped by the lock timeout", name, user, err, out)
+	if err == nil || !strings.Contains(string(out), "canceling statement due to user request") {
+		t.Errorf("%s with SHOP_RESET_PASSWORDS=true as %s, pg_authid locked: %v\n%s\nwant it stopped by the cancel", name, user, err, out)
 	}
-	watch.noneSent(t, name+" with SHOP_RESET_PASSWORDS=true as "+user+", stopped by a lock timeout", roleCheck, "ERROR:  canceling statement due to lock timeout")
+	watch.noneSent(t, name+" with SHOP_RESET_PASSWORDS=true as "+user+", cancelled waiting for a lock", roleCheck, "ERROR:  canceling statement due to user request")
 }
 
 // passwordsMayBeLogged is the warning of script (10-shop.sh or
@@ -705,7 +785,7 @@ func (c privateCluster) checkPasswordsKept(t *testing.T, script, secrets, user, 
 // statement logging off for the statements that set passwords.
 func passwordsMayBeLogged(script string) string {
 	return script + ": not allowed to SET log_statement, log_min_duration_statement, log_min_duration_sample, " +
-		"log_transaction_sample_rate and log_min_error_statement, so a server that logs statements may log the passwords " +
+		"log_transaction_sample_rate, log_min_error_statement and track_activities, so a server that logs statements may log the passwords " +
 		"this run sets (docs/security.md, Database roles)"
 }
 
@@ -801,7 +881,7 @@ func (w *passwordWatch) sent(t *testing.T) (log, args string) {
 // each of want, statements the run sent (none for a run that stops before
 // its first psql): the log holds the run's statements, so a password in
 // one would be seen.
-func (w *passwordWatch) noneSent(t *testing.T, run string, want ...string) {
+func (w *passwordWatch) noneSent(t *testing.T, run string, want ...string) string {
 	t.Helper()
 	log, args := w.sent(t)
 	for file, p := range w.passwords {
@@ -817,7 +897,28 @@ func (w *passwordWatch) noneSent(t *testing.T, run string, want ...string) {
 			t.Errorf("%s: %q not in the server log, want every statement logged but those that set a password:\n%s", run, statement, log)
 		}
 	}
+	return log
 }
+
+// rolesChecked fails the test unless log, a run's server log, holds n of
+// the scripts' role checks (roleCheck), one for each role: the later ones
+// follow the statements that set the earlier ones' passwords, so a logging
+// left off after them (no RESET) would hide them.
+func rolesChecked(t *testing.T, run, log string, n int) {
+	t.Helper()
+	if got := strings.Count(log, roleCheck); got != n {
+		t.Errorf("%s: %d role checks in the server log, want %d, one a role (the logging set back after each password):\n%s", run, got, n, log)
+	}
+}
+
+// afterThePasswords is a statement 10-shop.sh sends in the session that
+// set the passwords, after them: logged once the logging is set back.
+const afterThePasswords = "statement: SELECT 'GRANT pg_monitor TO shop_monitor'"
+
+// pgStatStatementsLoaded is the setting with which a private cluster loads
+// pg_stat_statements (contrib), which keeps what statements a session
+// sends unless pg_stat_statements.track_utility is off for it.
+const pgStatStatementsLoaded = "shared_preload_libraries=pg_stat_statements"
 
 // roleCheck is the start of the statement with which each script asks,
 // for each role, whether it exists: the server logs it whether or not a
@@ -944,13 +1045,19 @@ func TestTheRunbooksMonitorRoleCommandsKeepThePasswordToPsql(t *testing.T) {
 		t.Error("shop_monitor still logs in with its first password after the runbook's ALTER ROLE script")
 	}
 
-	write("")
-	out, err := run(alter)
-	if err == nil || !strings.Contains(string(out), "unreadable or empty") {
-		t.Errorf("the runbook's ALTER ROLE script with an empty secret file: %v\n%s\nwant it stopped, saying so", err, out)
-	}
-	if err := logsIn("pw-monitor-changed"); err != nil {
-		t.Errorf("shop_monitor after the runbook's ALTER ROLE script with an empty secret file: %v", err)
+	// An empty file, and one with a CRLF line end (psql's backquote
+	// strips the LF alone, the exporter trims the CR too: the role would
+	// get a password the exporter cannot log in with), stop it before
+	// psql, which changes nothing.
+	for _, bad := range []struct{ what, content string }{{"an empty secret file", ""}, {"a CRLF secret file", "pw-monitor-crlf\r"}} {
+		write(bad.content)
+		out, err := run(alter)
+		if err == nil || !strings.Contains(string(out), "unreadable, empty or holds white space") {
+			t.Errorf("the runbook's ALTER ROLE script with %s: %v\n%s\nwant it stopped, saying so", bad.what, err, out)
+		}
+		if err := logsIn("pw-monitor-changed"); err != nil {
+			t.Errorf("shop_monitor after the runbook's ALTER ROLE script with %s: %v", bad.what, err)
+		}
 	}
 }
 
@@ -1020,8 +1127,34 @@ func TestSplitRolesUpgradesASharedRoleDeployment(t *testing.T) {
 	cl.layOutBeforeTheSplit(t, true)
 
 	watch := cl.watchPasswords(t, "postgres", secrets)
+	// A secret file missing, the last one read: the script stops, naming
+	// it, before its first psql, and creates no role.
+	late := filepath.Join(secrets, postgres.ReaderPasswordSecret(readerServices[len(readerServices)-1]))
+	kept, err := os.ReadFile(late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(late); err != nil {
+		t.Fatal(err)
+	}
+	rolesBefore := cl.query(t, "postgres", "SELECT rolname FROM pg_roles WHERE rolname LIKE 'shop%' ORDER BY 1")
+	out, err := cl.scriptOutput(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets, "postgres", "", watch.env...)
+	if err == nil || !strings.Contains(string(out), "split-roles.sh: cannot read "+late) {
+		t.Errorf("split-roles.sh with %s missing: %v\n%s\nwant it stopped, naming the file", late, err, out)
+	}
+	if got := cl.query(t, "postgres", "SELECT rolname FROM pg_roles WHERE rolname LIKE 'shop%' ORDER BY 1"); got != rolesBefore {
+		t.Errorf("split-roles.sh with %s missing: roles %q, want those of before, %q", late, got, rolesBefore)
+	}
+	if log, args := watch.sent(t); strings.Contains(log, "ROLE") || args != "" {
+		t.Errorf("split-roles.sh with %s missing ran psql %q or sent a role's statement:\n%s", late, args, log)
+	}
+	if err := os.WriteFile(late, kept, 0o444); err != nil {
+		t.Fatal(err)
+	}
+
 	cl.runScriptAs(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets, "postgres", "", watch.env...)
-	watch.noneSent(t, "split-roles.sh creating the roles", roleCheck, quieted)
+	log := watch.noneSent(t, "split-roles.sh creating the roles", roleCheck, quieted)
+	rolesChecked(t, "split-roles.sh creating the roles", log, len(splitRoles()))
 	cl.checkPasswordsKept(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets, "postgres", "", splitRoles())
 	cl.oldFunctionsStillWork(t, "split-roles.sh")
 	roles := productionRoles(t)

@@ -144,18 +144,25 @@ SQL
 	# logging off for them alone: log_statement, the durations
 	# (log_min_duration_statement), the samples (log_min_duration_sample,
 	# log_transaction_sample_rate) and the STATEMENT line of an error
-	# (log_min_error_statement), each SET right before and RESET right
-	# after, so a server that logs statements never writes a password,
-	# and the rest of the script is logged as the operator configured.
-	# They are superusers' parameters: an administrator that may not SET
-	# one of them (PostgreSQL 15 grants it with GRANT SET ON PARAMETER)
+	# (log_min_error_statement), and the statement's text in
+	# pg_stat_activity (track_activities), which a crash's "Failed process
+	# was running" and another session's deadlock DETAIL would log, each
+	# SET right before and RESET right after, so a server that logs
+	# statements does not write a password, and the rest of the script is
+	# logged as the operator configured. Where it may SET it (a
+	# superuser), pg_stat_statements.track_utility is turned off the same
+	# way, so the module, if loaded, keeps no such statement (a
+	# non-superuser may not, loaded or not, and is not told). The others
+	# are superusers' parameters: an administrator that may not SET one
+	# of them (PostgreSQL 15 grants it with GRANT SET ON PARAMETER)
 	# sets the passwords all the same, and is told once that they may be
 	# logged (docs/security.md, "Database roles"). split-roles.sh has the
 	# same block.
 	cat <<'SQL'
 SELECT bool_and(has_parameter_privilege(current_user, p, 'SET')) AS quiet
 	FROM unnest(ARRAY['log_statement', 'log_min_duration_statement', 'log_min_duration_sample',
-		'log_transaction_sample_rate', 'log_min_error_statement']) p \gset
+		'log_transaction_sample_rate', 'log_min_error_statement', 'track_activities']) p \gset
+SELECT has_parameter_privilege(current_user, 'pg_stat_statements.track_utility', 'SET') AS untracked \gset
 \set warned false
 SQL
 	# An existing role keeps its password (a new SCRAM salt would no longer
@@ -171,12 +178,15 @@ SQL
 SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') AS role_exists,
 	NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') OR :reset_passwords AS sets_password \gset
 \if :sets_password
+\if :untracked
+SET pg_stat_statements.track_utility = off;
+\endif
 \if :quiet
 SET log_statement = 'none' \; SET log_min_duration_statement = -1 \; SET log_min_duration_sample = -1 \;
-	SET log_transaction_sample_rate = 0 \; SET log_min_error_statement = 'panic';
+	SET log_transaction_sample_rate = 0 \; SET log_min_error_statement = 'panic' \; SET track_activities = off;
 \elif :warned
 \else
-\warn 10-shop.sh: not allowed to SET log_statement, log_min_duration_statement, log_min_duration_sample, log_transaction_sample_rate and log_min_error_statement, so a server that logs statements may log the passwords this run sets (docs/security.md, Database roles)
+\warn 10-shop.sh: not allowed to SET log_statement, log_min_duration_statement, log_min_duration_sample, log_transaction_sample_rate, log_min_error_statement and track_activities, so a server that logs statements may log the passwords this run sets (docs/security.md, Database roles)
 \set warned true
 \endif
 \if :role_exists
@@ -185,8 +195,11 @@ ALTER ROLE :"role" LOGIN PASSWORD :'p';
 CREATE ROLE :"role" LOGIN PASSWORD :'p';
 \endif
 \if :quiet
-RESET log_min_error_statement \; RESET log_transaction_sample_rate \; RESET log_min_duration_sample \;
-	RESET log_min_duration_statement \; RESET log_statement;
+RESET track_activities \; RESET log_min_error_statement \; RESET log_transaction_sample_rate \;
+	RESET log_min_duration_sample \; RESET log_min_duration_statement \; RESET log_statement;
+\endif
+\if :untracked
+RESET pg_stat_statements.track_utility;
 \endif
 \endif
 \unset p
