@@ -623,8 +623,12 @@ func readerRole(service string) string { return "shop_" + service + "_reader" }
 // a password in psql's arguments or in the server log, which logs every
 // other statement of user (passwordWatch; user may turn that logging off:
 // the superuser, or an administrator granted SET on its parameters), not
-// even a run whose ALTER ROLE fails (a lock timeout), which the server
-// logs without the statement.
+// even a run whose ALTER ROLE fails (cancelled while it waits for a lock),
+// which the server logs without the statement; while it waits,
+// pg_stat_activity shows no password; each run that sets the passwords
+// checks each role in a logged statement (the logging set back after each
+// password); and, on a cluster that loads it, pg_stat_statements keeps
+// none.
 func (c privateCluster) checkPasswordsKept(t *testing.T, script, secrets, user, password string, roles []string) {
 	t.Helper()
 	name := filepath.Base(script)
@@ -968,8 +972,8 @@ func roleSecret(role string) string {
 // role member of pg_monitor that logs in with the file's password, and its
 // "changed secret" variant sets the new one; neither puts the password in
 // psql's arguments or in the server log, which logs every statement of the
-// superuser (passwordWatch). An empty file stops the script before psql
-// and changes nothing.
+// superuser (passwordWatch). An empty file, or one with a CRLF line end,
+// stops the script before psql and changes nothing.
 func TestTheRunbooksMonitorRoleCommandsKeepThePasswordToPsql(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a PostgreSQL cluster of its own; -short was asked for")
@@ -1116,7 +1120,9 @@ func TestThePostgresInitScriptStopsOnAClusterNotSplitYet(t *testing.T) {
 // new cluster has (TestEachFunctionReachesOnlyItsServicesDatabase's checks);
 // between the script and the drop the old functions, still logging in as
 // shop, keep reading and writing every database. Its run, every statement
-// of it logged, logs no password (passwordWatch). The script runs again, as
+// of it logged, logs no password (passwordWatch), and logs a role check
+// for each role; with a secret file missing it stops before its first
+// psql, naming the file, and creates no role. The script runs again, as
 // an operator may, and keeps the passwords as checkPasswordsKept says.
 func TestSplitRolesUpgradesASharedRoleDeployment(t *testing.T) {
 	if testing.Short() {
