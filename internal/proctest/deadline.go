@@ -35,3 +35,9 @@ func DeadlineContext(t *testing.T, margin time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// CleanupMargin is the time a test that runs a private RabbitMQ node keeps
+// before its deadline for its cleanups and its report: the node's Close
+// (rabbitnode's Stop waits up to 60 s before it kills the node) and the
+// cleanups that run before it.
+const CleanupMargin = 90 * time.Second

@@ -3,9 +3,11 @@
 // data, log and cookie in a directory of its own and no plugins (but
 // rabbitmq_prometheus when asked for), so stopping, restarting, killing it or
 // raising its alarms disturbs nobody else on the machine. On Linux a node
-// dies with the process that started it, even one killed before its Close,
-// and the rest of its process group (erl_child_setup, port programs) dies
-// with the node's VM, however the VM ends.
+// dies with the process that started it, even one killed before its Close.
+// The processes the node's Erlang VM starts (erl_child_setup, port programs
+// such as inet_gethost) each set up a session of their own, out of reach of
+// any signal to the VM's process group; they exit on their own once the VM
+// has exited, even killed alone (TestACrashedNodeLeavesNoProcessBehind).
 //
 // Ports are chosen below the kernel's ephemeral range (32768 and up on
 // Linux): a listener on an ephemeral port can find its port taken by some
@@ -63,41 +65,14 @@ type Node struct {
 	tempDir bool
 	console *os.File
 
-	mu   sync.Mutex
-	run  *group
-	done chan struct{}
+	mu  sync.Mutex
+	run *run // nil when the VM is not running
 }
 
-// group is the process group a start of the node leads: the Erlang VM and
-// what it started (erl_child_setup, port programs). It is signalled by
-// number (kill(-pgid)) only until the VM, whose pid is the group's id, is
-// reaped: after that the id could be another group's.
-type group struct {
-	cmd *exec.Cmd // its Process.Pid is the group's id
-
-	mu     sync.Mutex
-	exited bool // the VM has exited and is about to be reaped
-}
-
-// signal sends sig to the group unless its leader has exited.
-func (g *group) signal(sig syscall.Signal) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if !g.exited {
-		_ = syscall.Kill(-g.cmd.Process.Pid, sig)
-	}
-}
-
-// leaderExited kills what is left of the group (erl_child_setup and port
-// programs may outlive the VM, by a crash or a clean stop alike) and stops
-// signal from signalling it again. On Linux it runs before the VM is
-// reaped (childproc.StartGroup), when the group's id is still the VM's pid;
-// elsewhere just after.
-func (g *group) leaderExited() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.exited = true
-	_ = syscall.Kill(-g.cmd.Process.Pid, syscall.SIGKILL)
+// run is one start of the node: its Erlang VM.
+type run struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed once the VM has exited and been reaped
 }
 
 // Start prepares the node's directory and boots the node, returning once it
@@ -234,8 +209,8 @@ func (n *Node) Name() string { return n.name }
 
 // Start boots the node's process (after Kill or Stop) and waits until it
 // accepts AMQP connections. On Linux the node dies with this process, even
-// when it is killed (childproc.StartGroup); whenever the node's VM exits
-// (Stop, Kill, a crash), what is left of its process group is killed.
+// when it is killed (childproc.Start). A node whose VM exited on its own (a
+// crash) may be started again without a Stop.
 func (n *Node) Start(ctx context.Context) error {
 	n.mu.Lock()
 	if n.run != nil {
@@ -245,25 +220,28 @@ func (n *Node) Start(ctx context.Context) error {
 	cmd := exec.Command(filepath.Join(n.opts.BinDir, "rabbitmq-server"))
 	// RUNNING_UNDER_SYSTEMD makes the script exec the Erlang VM instead of
 	// running it as a child of a shell that waits: the VM is then the
-	// process childproc.StartGroup ties to this one, and dies with it, and
-	// the leader of the group whose rest dies with the VM.
+	// process childproc.Start ties to this one, and dies with it.
 	cmd.Env = append(n.env(), "RUNNING_UNDER_SYSTEMD=true")
 	cmd.Dir = n.opts.Dir
 	cmd.Stdout, cmd.Stderr = n.console, n.console
-	g := &group{cmd: cmd}
-	waited, err := childproc.StartGroup(cmd, g.leaderExited)
+	waited, err := childproc.Start(cmd)
 	if err != nil {
 		n.mu.Unlock()
 		return fmt.Errorf("rabbitnode: start: %w", err)
 	}
-	done := make(chan struct{})
-	n.run, n.done = g, done
+	r := &run{cmd: cmd, done: make(chan struct{})}
+	n.run = r
 	n.mu.Unlock()
 	go func() {
 		<-waited
-		close(done)
+		n.mu.Lock()
+		if n.run == r { // not a later start's
+			n.run = nil
+		}
+		n.mu.Unlock()
+		close(r.done)
 	}()
-	return n.waitReady(ctx, done)
+	return n.waitReady(ctx, r.done)
 }
 
 func (n *Node) waitReady(ctx context.Context, exited <-chan struct{}) error {
@@ -297,6 +275,11 @@ func (n *Node) ctl(ctx context.Context, args ...string) error {
 func (n *Node) ctlOutput(ctx context.Context, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, filepath.Join(n.opts.BinDir, "rabbitmqctl"), append([]string{"-n", n.name}, args...)...)
 	cmd.Env = n.env()
+	// ctx's end kills the process rabbitmqctl runs as only: what its Erlang
+	// VM started (erl_child_setup, port programs, in sessions of their own)
+	// may hold the output pipe a while longer, and CombinedOutput waits for
+	// the pipe: WaitDelay bounds that wait.
+	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("rabbitmqctl %v: %w\n%s", args, err, out)
@@ -335,39 +318,39 @@ func (n *Node) StartApp(ctx context.Context) error {
 		return err
 	}
 	n.mu.Lock()
-	done := n.done
+	r := n.run
 	n.mu.Unlock()
-	return n.waitReady(ctx, done)
+	if r == nil {
+		return errors.New("rabbitnode: the node's VM is not running")
+	}
+	return n.waitReady(ctx, r.done)
 }
 
-// Kill sends SIGKILL to the node's process group (beam and its helpers) and
-// waits until it is gone: nothing is flushed, as in a crash.
+// Kill sends SIGKILL to the node's VM and waits until it is gone: nothing is
+// flushed, as in a crash.
 func (n *Node) Kill() error { return n.signal(syscall.SIGKILL, 30*time.Second) }
 
 // Stop shuts the node down cleanly (SIGTERM) and waits for it.
 func (n *Node) Stop() error { return n.signal(syscall.SIGTERM, 60*time.Second) }
 
-// signal sends sig to the node's process group, SIGKILL if the VM still
-// runs after within, and waits until the VM has exited and been reaped;
-// the rest of the group was killed as the VM exited (Start). A node whose
-// VM already exited (crashed) is not signalled.
+// signal sends sig to the node's VM, SIGKILL if it still runs after within,
+// and waits until it has exited and been reaped. A VM that already exited
+// (crashed) is not signalled: os.Process signals no process once it has
+// been reaped.
 func (n *Node) signal(sig syscall.Signal, within time.Duration) error {
 	n.mu.Lock()
-	g, done := n.run, n.done
+	r := n.run
 	n.mu.Unlock()
-	if g == nil {
+	if r == nil {
 		return nil
 	}
-	g.signal(sig)
+	_ = r.cmd.Process.Signal(sig)
 	select {
-	case <-done:
+	case <-r.done:
 	case <-time.After(within):
-		g.signal(syscall.SIGKILL)
-		<-done
+		_ = r.cmd.Process.Kill()
+		<-r.done
 	}
-	n.mu.Lock()
-	n.run, n.done = nil, nil
-	n.mu.Unlock()
 	return nil
 }
 

@@ -60,43 +60,118 @@ func TestANodeDiesWithTheProcessThatStartedIt(t *testing.T) {
 	}
 }
 
-// TestACrashedNodeTakesItsProcessGroupWithIt: a process of the node's
-// process group (as erl_child_setup and port programs are) does not outlive
-// the node's VM when the VM crashes, killed alone with no Stop or Kill: it
-// is killed as the VM exits, before the VM is reaped, while the group's id
-// cannot be another group's (childproc.StartGroup). Until 2026-12-06 the
-// group was killed only by Stop or Kill, after the VM was reaped: after a
-// crash its processes ran on, and the kill by number could have reached a
-// group that had reused the id.
-func TestACrashedNodeTakesItsProcessGroupWithIt(t *testing.T) {
+// TestACrashedNodeLeavesNoProcessBehind: the processes the node's Erlang
+// VM started (erl_child_setup, and the port programs it runs, such as
+// inet_gethost) do not outlive the VM when it crashes, killed alone with no
+// Stop or Kill. They are collected from /proc while the node runs, with
+// their start times, so a pid reused after one exited is not taken for it.
+// Each sets up a session of its own, outside the VM's process group: a
+// signal to the group would not reach them; they exit on their own when
+// the VM's end of their pipe closes.
+func TestACrashedNodeLeavesNoProcessBehind(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a RabbitMQ node; -short was asked for")
 	}
 	dir := t.TempDir()
 	// A node not ready in time fails the test with its own message, not go
 	// test's panic at -timeout.
-	node, err := rabbitnode.Start(proctest.DeadlineContext(t, 30*time.Second), rabbitnode.Options{Dir: dir})
+	node, err := rabbitnode.Start(proctest.DeadlineContext(t, proctest.CleanupMargin), rabbitnode.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = node.Close() })
 	vm := vmPID(t, dir)
-	if st, ok := childproc.ReadStat(vm); !ok || st.PGID != vm {
-		t.Fatalf("the node's VM (pid %d) does not lead a process group (process group %d, %v)", vm, st.PGID, ok)
+	descendants := descendantsOf(vm)
+	if len(descendants) == 0 {
+		t.Fatalf("the node's VM (pid %d) runs no process of its own: nothing to watch", vm)
 	}
-	member := exec.Command("sleep", "600")
-	member.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: vm}
-	_, exited := proctest.Start(t, member)
+	for _, d := range descendants {
+		t.Logf("the VM's descendant %d: %s", d.pid, procStat(d.pid))
+	}
 
 	if err := syscall.Kill(vm, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("a process of the node's group (pid %d) still runs 10 s after the node's VM (pid %d) crashed",
-			member.Process.Pid, vm)
+	for _, d := range descendants {
+		if !exits(d, 10*time.Second) {
+			t.Errorf("the node VM's descendant %d (%s) still runs 10 s after the VM (pid %d) crashed", d.pid, d.comm, vm)
+		}
 	}
+}
+
+// TestACrashedNodeStartsAgainWithoutAStop: a node whose VM exited on its
+// own (killed alone, as in a crash) is not "already running": Start boots it
+// again. Until 2026-12-06 only Stop, Kill or Close forgot the exited VM.
+func TestACrashedNodeStartsAgainWithoutAStop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a RabbitMQ node; -short was asked for")
+	}
+	dir := t.TempDir()
+	ctx := proctest.DeadlineContext(t, proctest.CleanupMargin)
+	node, err := rabbitnode.Start(ctx, rabbitnode.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Kill() })
+	vm := vmPID(t, dir)
+	if err := syscall.Kill(vm, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if !proctest.Exits(vm, 10*time.Second) {
+		t.Fatalf("the node's VM (pid %d) still runs 10 s after SIGKILL", vm)
+	}
+	// The VM is reaped, and the node told, just after it stops running.
+	var started error
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if started = node.Start(ctx); started == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if started != nil {
+		t.Fatalf("Start after the node's VM crashed: %v", started)
+	}
+}
+
+// process is a process as it was seen: a pid reused by a later process is
+// told apart by its start time.
+type process struct {
+	pid   int
+	comm  string
+	start uint64
+}
+
+// descendantsOf lists pid's children, their children and so on, from /proc.
+func descendantsOf(pid int) []process {
+	var all []process
+	for queue := []int{pid}; len(queue) > 0; queue = queue[1:] {
+		for _, c := range proctest.ChildrenOf(queue[0]) {
+			if st, ok := childproc.ReadStat(c); ok {
+				all = append(all, process{pid: c, comm: st.Comm, start: st.Start})
+				queue = append(queue, c)
+			}
+		}
+	}
+	return all
+}
+
+// exits reports whether p has stopped running within d: gone, a zombie, or
+// its pid now another process's.
+func exits(p process, d time.Duration) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(20 * time.Millisecond) {
+		st, ok := childproc.ReadStat(p.pid)
+		if !ok || st.State == "Z" || st.Start != p.start {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+// procStat is /proc/pid/stat, for the test's log.
+func procStat(pid int) string {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	return strings.TrimSpace(string(b))
 }
 
 // vmPID returns the pid of the node's Erlang VM, from the pid file in the
