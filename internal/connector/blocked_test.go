@@ -33,7 +33,7 @@ import (
 // RabbitMQResourceAlarm), so here "ok" never got its second event. It runs a
 // private RabbitMQ node, since it raises the node's memory alarm.
 func TestAnAlarmHoldsOnlyTheDeliveriesWaitingForACopy(t *testing.T) {
-	ctx := proctest.DeadlineContext(t, deadlineMargin)
+	ctx := proctest.DeadlineContext(t, proctest.CleanupMargin)
 	node, names := privateNode(t)
 
 	gw := newGateway(t)
@@ -61,14 +61,14 @@ func TestAnAlarmHoldsOnlyTheDeliveriesWaitingForACopy(t *testing.T) {
 		// each of the test's rabbitmqctl calls takes tens of seconds: the
 		// copy is not given up on (which would requeue the original and
 		// send a second copy later), nor "ok"'s held first call.
-		InvokeTimeout: invokeTimeoutPastTheAlarm(t), MaxBackoff: 500 * time.Millisecond,
+		InvokeTimeout: invokeTimeoutPastTheAlarm, MaxBackoff: 500 * time.Millisecond,
 		InternalToken: "test-internal-token", GatewayUser: "gw-admin", GatewayPassword: "gw-password",
 	}
 	logs := &logRecorder{}
 	runConnector(t, cfg, slog.New(logs))
 	// Registered after the connector's cleanup, so it runs before it: the
 	// connector stops after the alarm is gone even when the test fails.
-	t.Cleanup(func() { _ = node.ClearMemoryAlarm(ctx) })
+	t.Cleanup(func() { clearMemoryAlarm(node) })
 	waitConsumer(t, node.URL(), names.Queue("failing"))
 	waitConsumer(t, node.URL(), names.Queue("ok"))
 
@@ -121,26 +121,25 @@ func TestAnAlarmHoldsOnlyTheDeliveriesWaitingForACopy(t *testing.T) {
 	}
 }
 
-// invokeTimeoutPastTheAlarm returns the InvokeTimeout of the tests that
-// raise a memory alarm and hold answers while it stands: longer than any of
-// their alarms lasts, as long as make test's -timeout (15 min). Each
-// rabbitmqctl call of theirs (raising, inspecting, clearing the alarm) takes
-// a second or two on an idle machine and tens of seconds on a loaded one: at
-// a load average of 15 "ok"'s first answer was held 1 min 37 s and the alarm
-// stood 2 min 50 s, past the 30 s these tests had, after which the held call
+// invokeTimeoutPastTheAlarm is the InvokeTimeout of the tests that raise a
+// memory alarm and hold answers while it stands: longer than any of their
+// alarms lasts, as long as make test's -timeout (15 min). Each rabbitmqctl
+// call of theirs (raising, inspecting, clearing the alarm) takes a second or
+// two on an idle machine and tens of seconds on a loaded one: at a load
+// average of 15 "ok"'s first answer was held 1 min 37 s and the alarm stood
+// 2 min 50 s, past the 30 s these tests had, after which the held call
 // timed out and the blocked copy was given up on (the original requeued, the
-// copy landing later): another scenario than the one they describe. Under a
-// shorter -timeout (go test's default is 10 min) it is what the test's
-// deadline leaves less twice deadlineMargin, so that a held answer or a
-// blocked copy is given up on, and the connector stopped, before the test
-// binary panics.
-func invokeTimeoutPastTheAlarm(t *testing.T) time.Duration {
-	const d = 15 * time.Minute
-	bounded := proctest.BeforeDeadline(t, d, 2*deadlineMargin)
-	if bounded < d {
-		t.Logf("InvokeTimeout %s: what go test's -timeout leaves of %s", bounded.Round(time.Second), d)
-	}
-	return bounded
+// copy landing later): another scenario than the one they describe. It need
+// not end before a shorter -timeout: the end of the connector's Run context
+// (runConnector's cleanup) cuts held calls and blocked copies alike.
+const invokeTimeoutPastTheAlarm = 15 * time.Minute
+
+// clearMemoryAlarm clears node's memory alarm from a test's cleanup, on a
+// context of its own: the test's may have ended.
+func clearMemoryAlarm(node *rabbitnode.Node) {
+	ctx, cancel := context.WithTimeout(context.Background(), proctest.CleanupTimeout)
+	defer cancel()
+	_ = node.ClearMemoryAlarm(ctx)
 }
 
 // gate holds answers of the test gateway back until the test opens it: as
@@ -215,8 +214,10 @@ func waitConsumer(t *testing.T, url, queue string) {
 func waitBlockedConnection(t *testing.T, node *rabbitnode.Node) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline) // a rabbitmqctl that hangs too
-	defer cancel()
+	// A slow rabbitmqctl call (tens of seconds under load) may end past the
+	// window, which is checked between calls: only the test's deadline cuts
+	// one that hangs.
+	ctx := proctest.DeadlineContext(t, proctest.CleanupMargin)
 	for {
 		out, err := node.Eval(ctx, `lists:flatten([io_lib:format("~s=~s;", [case lists:keyfind(<<"connection_name">>, 1, proplists:get_value(client_properties, I)) of {_, _, N} -> N; false -> <<"">> end, proplists:get_value(state, I)]) || I <- rabbit_networking:connection_info_all([client_properties, state])]).`)
 		if err == nil && strings.Contains(out, "=blocked;") {
@@ -243,8 +244,10 @@ func waitQueueCounts(t *testing.T, node *rabbitnode.Node, queue string, want que
 	ready := regexp.MustCompile(`\{messages_ready,(\d+)\}`)
 	unacked := regexp.MustCompile(`\{messages_unacknowledged,(\d+)\}`)
 	deadline := time.Now().Add(15 * time.Second)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline) // a rabbitmqctl that hangs too
-	defer cancel()
+	// A slow rabbitmqctl call (tens of seconds under load) may end past the
+	// window, which is checked between calls: only the test's deadline cuts
+	// one that hangs.
+	ctx := proctest.DeadlineContext(t, proctest.CleanupMargin)
 	var got queueCounts
 	var out string
 	var err error
@@ -371,7 +374,7 @@ func TestALostConnectionLosesNoDelivery(t *testing.T) {
 // since it raises the node's memory alarm, behind a proxy that cuts the
 // consuming connection.
 func TestAnAlarmHoldsNeitherRefreshNorReconnect(t *testing.T) {
-	ctx := proctest.DeadlineContext(t, deadlineMargin)
+	ctx := proctest.DeadlineContext(t, proctest.CleanupMargin)
 	node, names := privateNode(t)
 	proxy := tcpproxy.New(t, "127.0.0.1:"+strconv.Itoa(node.Port()))
 
@@ -398,7 +401,7 @@ func TestAnAlarmHoldsNeitherRefreshNorReconnect(t *testing.T) {
 		RetryDelay: 500 * time.Millisecond, Prefetch: 1, RefreshInterval: 200 * time.Millisecond,
 		// Longer than the alarm lasts here, also on a loaded machine: the
 		// blocked copy is not given up on, nor "ok"'s held first call.
-		InvokeTimeout: invokeTimeoutPastTheAlarm(t), MaxBackoff: 500 * time.Millisecond,
+		InvokeTimeout: invokeTimeoutPastTheAlarm, MaxBackoff: 500 * time.Millisecond,
 		InternalToken: "test-internal-token", GatewayUser: "gw-admin", GatewayPassword: "gw-password",
 	}
 	// "new" is not in the gateway's list yet, but its queue, bound to its
@@ -425,7 +428,7 @@ func TestAnAlarmHoldsNeitherRefreshNorReconnect(t *testing.T) {
 	runConnector(t, cfg, slog.New(logs))
 	// Registered after the connector's cleanup, so it runs before it: the
 	// connector stops after the alarm is gone even when the test fails.
-	t.Cleanup(func() { _ = node.ClearMemoryAlarm(ctx) })
+	t.Cleanup(func() { clearMemoryAlarm(node) })
 	waitConsumer(t, node.URL(), names.Queue("failing"))
 	waitConsumer(t, node.URL(), names.Queue("ok"))
 	failed := publishConfirmed(t, node.URL(), names, failingTopic, 1)[0]

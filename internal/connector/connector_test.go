@@ -20,6 +20,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/proctest"
 )
 
 const rabbitURL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -303,19 +304,16 @@ func runConnector(t *testing.T, cfg Config, log *slog.Logger) *prometheus.Regist
 	}()
 	t.Cleanup(func() {
 		cancel()
-		deadline, ok := t.Deadline()
-		if !ok {
-			<-done
-			return
-		}
 		// A connector that does not stop fails the test with a message
-		// before go test's -timeout panics the test binary.
-		wait := max(time.Until(deadline)-deadlineMargin/2, time.Second)
+		// before go test's -timeout panics the test binary, leaving the
+		// cleanups after this one (a private node's, proctest.CloseAtEnd:
+		// a kill once the test has failed) stopWait.
+		wait := proctest.BeforeDeadline(t, 10*time.Minute, stopWait)
 		select {
 		case <-done:
 		case <-time.After(wait):
-			t.Errorf("the connector had not stopped %s after its context was cancelled (InvokeTimeout %s); "+
-				"no longer waited for, go test's -timeout being near", wait.Round(time.Second), cfg.InvokeTimeout)
+			t.Errorf("the connector had not stopped %s after its context was cancelled; "+
+				"no longer waited for, go test's -timeout being near", wait.Round(time.Second))
 		}
 	})
 	return reg

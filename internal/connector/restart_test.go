@@ -69,7 +69,7 @@ func publishConfirmed(t *testing.T, url string, names broker.Names, topic string
 // within or what the test's deadline leaves of it (proctest.BeforeDeadline).
 func (g *gateway) waitAttempts(t *testing.T, fn string, ids []string, n int, within time.Duration) {
 	t.Helper()
-	within = proctest.BeforeDeadline(t, within, deadlineMargin)
+	within = proctest.BeforeDeadline(t, within, proctest.CleanupMargin)
 	deadline := time.Now().Add(within)
 	for {
 		missing := 0
@@ -99,7 +99,7 @@ func (g *gateway) waitAttempts(t *testing.T, fn string, ids []string, n int, wit
 // queues (at-most-once dead-lettering) events expiring around the restart
 // are dropped. It runs a private RabbitMQ node, so it disturbs nobody.
 func TestRetriesSurviveBrokerRestartAndCrash(t *testing.T) {
-	ctx := proctest.DeadlineContext(t, deadlineMargin)
+	ctx := proctest.DeadlineContext(t, proctest.CleanupMargin)
 	node, names := privateNode(t)
 
 	const topic = "thing.happened.v1"
@@ -289,7 +289,7 @@ func TestUpgradeFromClassicRetryQueues(t *testing.T) {
 // 2026-12-03 the wait had no deadline. It runs a private RabbitMQ node, since
 // it suspends a queue's process.
 func TestAnUnconfirmedCopyRequeuesTheOriginal(t *testing.T) {
-	ctx := proctest.DeadlineContext(t, deadlineMargin)
+	ctx := proctest.DeadlineContext(t, proctest.CleanupMargin)
 	node, names := privateNode(t)
 
 	const topic = "thing.happened.v1"
@@ -327,11 +327,11 @@ func privateNode(t *testing.T) (*rabbitnode.Node, broker.Names) {
 		t.Skip("starts a private RabbitMQ node; -short was asked for")
 	}
 	start := time.Now()
-	node, err := rabbitnode.Start(proctest.DeadlineContext(t, deadlineMargin), rabbitnode.Options{})
+	node, err := rabbitnode.Start(proctest.DeadlineContext(t, proctest.CleanupMargin), rabbitnode.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = node.Close() })
+	proctest.CloseAtEnd(t, node)
 	t.Logf("private node %s on port %d up in %s", node.Name(), node.Port(), time.Since(start).Round(time.Millisecond))
 	names := broker.Names{Prefix: "t."}
 	conn, err := amqp.Dial(node.URL())

@@ -39,5 +39,35 @@ func DeadlineContext(t *testing.T, margin time.Duration) context.Context {
 // CleanupMargin is the time a test that runs a private RabbitMQ node keeps
 // before its deadline for its cleanups and its report: the node's Close
 // (rabbitnode's Stop waits up to 60 s before it kills the node) and the
-// cleanups that run before it.
+// cleanups that run before it (CleanupTimeout each).
 const CleanupMargin = 90 * time.Second
+
+// CleanupTimeout bounds each call a cleanup makes on a context of its own
+// (context.WithTimeout(context.Background(), CleanupTimeout)): the test's
+// contexts may have ended by the time cleanups run.
+const CleanupTimeout = 20 * time.Second
+
+// stopAtMost is how long a private server's clean stop may take at most
+// (rabbitnode's Stop: 60 s, then SIGKILL) and a little more.
+const stopAtMost = 75 * time.Second
+
+// Closer is a private server a test runs: Close stops it cleanly, which
+// may take up to a minute; Kill ends it at once.
+type Closer interface {
+	Close() error
+	Kill() error
+}
+
+// CloseAtEnd registers a cleanup that closes s: killed first when the
+// test has failed (nothing of its state is wanted) or when its deadline is
+// too near for a clean stop, so that the cleanup ends before go test's
+// -timeout.
+func CloseAtEnd(t *testing.T, s Closer) {
+	t.Cleanup(func() {
+		deadline, ok := t.Deadline()
+		if t.Failed() || ok && time.Until(deadline) < stopAtMost {
+			_ = s.Kill()
+		}
+		_ = s.Close()
+	})
+}

@@ -38,12 +38,12 @@ func TestAnUnconfirmedBatchStaysPendingAndIsRetried(t *testing.T) {
 	ctx := context.Background()
 	// The node's start and rabbitmqctl end before go test's -timeout: a hang
 	// fails the test with their message instead of a panic.
-	nodeCtx := proctest.DeadlineContext(t, 30*time.Second)
+	nodeCtx := proctest.DeadlineContext(t, proctest.CleanupMargin)
 	node, err := rabbitnode.Start(nodeCtx, rabbitnode.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = node.Close() })
+	proctest.CloseAtEnd(t, node)
 	names := broker.Names{Prefix: "t."}
 	conn, err := amqp.Dial(node.URL())
 	if err != nil {
@@ -71,8 +71,10 @@ func TestAnUnconfirmedBatchStaysPendingAndIsRetried(t *testing.T) {
 	}
 	resumed := false
 	t.Cleanup(func() {
-		if !resumed {
-			_, _ = node.Eval(nodeCtx, fmt.Sprintf(queueProcess, "resume"))
+		if !resumed { // on a context of its own: nodeCtx may have ended
+			ctx, cancel := context.WithTimeout(context.Background(), proctest.CleanupTimeout)
+			defer cancel()
+			_, _ = node.Eval(ctx, fmt.Sprintf(queueProcess, "resume"))
 		}
 	})
 

@@ -79,7 +79,7 @@ func TestACrashedNodeLeavesNoProcessBehind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = node.Close() })
+	proctest.CloseAtEnd(t, node)
 	vm := vmPID(t, dir)
 	descendants := descendantsOf(vm)
 	if len(descendants) == 0 {
