@@ -1,6 +1,10 @@
 package proctest_test
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,5 +36,53 @@ func TestWaitsBoundedByTheDeadlineEndBeforeIt(t *testing.T) {
 	}
 	if short := proctest.BeforeDeadline(t, time.Second, margin); short != time.Second {
 		t.Errorf("a wait of 1 s bounded to %s", short)
+	}
+}
+
+// closeAtEndEnv, set, makes TestHelperCloseAtEnd run: "fail" fails the
+// test after CloseAtEnd, "pass" does not.
+const closeAtEndEnv = "PROCTEST_CLOSE_AT_END"
+
+// server records how CloseAtEnd ended it, on standard output.
+type server struct{}
+
+func (server) Kill() error  { fmt.Println("server: kill"); return nil }
+func (server) Close() error { fmt.Println("server: close"); return nil }
+
+// TestHelperCloseAtEnd is not a test: run again by
+// TestCloseAtEndKillsWhenTheTestFailedOrTimeIsShort with closeAtEndEnv set.
+func TestHelperCloseAtEnd(t *testing.T) {
+	mode := os.Getenv(closeAtEndEnv)
+	if mode == "" {
+		return
+	}
+	proctest.CloseAtEnd(t, server{})
+	if mode == "fail" {
+		t.Fail()
+	}
+}
+
+// A private server is killed before its Close when its test failed or
+// when a clean stop could run past -timeout, and only closed otherwise.
+func TestCloseAtEndKillsWhenTheTestFailedOrTimeIsShort(t *testing.T) {
+	for _, c := range []struct {
+		mode, timeout, want string
+	}{
+		{"pass", "10m", "server: close\n"},
+		{"fail", "10m", "server: kill\nserver: close\n"},
+		{"pass", "30s", "server: kill\nserver: close\n"},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCloseAtEnd$", "-test.timeout="+c.timeout)
+		cmd.Env = append(os.Environ(), closeAtEndEnv+"="+c.mode)
+		out, _ := cmd.Output()
+		var got strings.Builder
+		for _, line := range strings.SplitAfter(string(out), "\n") {
+			if strings.HasPrefix(line, "server: ") {
+				got.WriteString(line)
+			}
+		}
+		if got.String() != c.want {
+			t.Errorf("a test that ends with %q under -timeout %s: %q, want %q", c.mode, c.timeout, got.String(), c.want)
+		}
 	}
 }
