@@ -225,8 +225,12 @@ func (r *replica) runOnce(ctx context.Context) error {
 type leaderGroup struct {
 	pgid int // set before any signal
 
-	mu         sync.Mutex
-	leaderGone bool // set by StartGroup's exit hook, before the leader is reaped
+	mu sync.Mutex
+	// leaderGone is set by StartGroup's exit hook: on Linux before the
+	// leader is reaped; elsewhere (childproc's other systems, macOS) just
+	// after, so there a signal sent between the reap and the hook may reach
+	// a group that took the freed id since.
+	leaderGone bool
 }
 
 // killGroup sends sig to process group pgid; tests replace it to see which

@@ -166,14 +166,18 @@ func TestAGroupIsNeverSignalledAfterItIsGone(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var sends []sent
-	restore := supervisor.SetKillGroup(func(pgid int, sig syscall.Signal) error {
-		alive := childproc.GroupAlive(pgid)
+	// Restored after the supervisor's cleanup (registered after this one)
+	// has stopped every replica that could still signal.
+	t.Cleanup(supervisor.SetKillGroup(func(pgid int, sig syscall.Signal) error {
+		// The id is still the group's while its leader is unreaped (a
+		// zombie has its /proc entry) or a member lives.
+		_, unreaped := childproc.ReadStat(pgid)
+		alive := unreaped || childproc.GroupAlive(pgid)
 		mu.Lock()
 		sends = append(sends, sent{pgid, sig, alive})
 		mu.Unlock()
 		return syscall.Kill(-pgid, sig)
-	})
-	defer restore()
+	}))
 	s, _ := start(t, 5*time.Second)
 	if err := s.Start("echo", echo(t), 1); err != nil {
 		t.Fatal(err)

@@ -338,8 +338,8 @@ func (s *Sender) send(ctx context.Context, deadline time.Time, d draft) error {
 // says so: 5.1.x but 5.1.7 and 5.1.8 (a bad or unknown address; those two are the sender's), 5.2.1 (mailbox disabled), 5.6.7
 // (a non-ASCII address without SMTPUTF8), and 5.4.1 in a 550 whose text
 // says "Recipient address rejected" (exchangeRejected). Without an enhanced
-// code ("550 No such user"; also text that opens with one RFC 3463 forbids,
-// "5.04.001", enhancedCode), only 550 (mailbox unavailable), 551 (user not
+// code ("550 No such user"; one written with leading zeros, "5.01.7", is read
+// by value: enhancedCode), only 550 (mailbox unavailable), 551 (user not
 // local) and 553 (mailbox name not allowed). Anything else is returned as it is, retried: a 4yz, a broken
 // connection, and the 5yz that are the sender's setup and would refuse every
 // email alike: "554 5.7.1 Relay access denied" (no SMTP_USERNAME against a
@@ -356,7 +356,7 @@ func recipientRefused(err error) error {
 		// with its default smtpd_delay_reject, answers its sender checks at
 		// RCPT TO, so a bad SMTP_FROM would otherwise mark every email
 		// refused for good.
-		subject, detail := m[1], m[2]
+		subject, detail := enhancedNumber(m[1]), enhancedNumber(m[2])
 		switch code := subject + "." + detail; {
 		case subject == "1" && detail != "7" && detail != "8", code == "2.1", code == "6.7":
 			return undeliverable{err: err}
@@ -386,14 +386,24 @@ func exchangeRejected(msg string) bool {
 }
 
 // enhancedCode matches a permanent RFC 3463 enhanced status code at the start
-// of a reply's text (net/textproto.Error.Msg), capturing subject and detail:
-// each one to three digits without a leading zero, which RFC 3463 (section 2)
-// forbids ("MUST be expressed without leading zero digits"). Text that opens
-// with anything else, "5.04.001" included, carries no enhanced code, and the
-// reply's code alone decides (recipientRefused). Until 2026-12-06 leading
-// zeros were taken: "550 5.01.1" was read as subject "01", no known code, and
-// retried, where a 550 without an enhanced code is a refusal for good.
-var enhancedCode = regexp.MustCompile(`^5\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})(?:[ \t\n]|$)`)
+// of a reply's text (net/textproto.Error.Msg), capturing subject and detail,
+// each one to three digits. RFC 3463 (section 2) forbids leading zeros ("MUST
+// be expressed without leading zero digits"), but a server that writes them
+// still means the number: recipientRefused compares subject and detail by
+// value (enhancedNumber), so "5.07.1" is the sender's policy (7.1) and
+// "5.01.7" the sender's address (1.7), retried like 5.7.1 and 5.1.7, and
+// "5.01.1" a bad recipient (1.1). Reading such a code as no code at all made
+// the reply's 550 decide: a refusal for good of what is the sender's setup.
+var enhancedCode = regexp.MustCompile(`^5\.(\d{1,3})\.(\d{1,3})(?:[ \t\n]|$)`)
+
+// enhancedNumber is a subject or detail of enhancedCode as its number is
+// written without leading zeros ("007" is "7", "000" is "0").
+func enhancedNumber(digits string) string {
+	if t := strings.TrimLeft(digits, "0"); t != "" {
+		return t
+	}
+	return "0"
+}
 
 // mailbox is address (net/mail's Address: the local part unquoted) as RFC
 // 5321's Mailbox in MAIL FROM and RCPT TO (4.1.2): the local part as it is

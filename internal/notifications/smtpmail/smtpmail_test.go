@@ -200,12 +200,18 @@ func TestOnlyAPermanentRefusalIsUndeliverable(t *testing.T) {
 		{name: "554 Transaction failed", sender: good, to: "bob@example.com", rcpt: "554 Transaction failed"},
 		{name: "552 Requested mail action aborted", sender: good, to: "bob@example.com", rcpt: "552 Requested mail action aborted: exceeded storage allocation"},
 		// RFC 3463 (section 2) forbids leading zeros in an enhanced code's
-		// numbers: text that opens with one carries no enhanced code, and
-		// the reply's code decides. Until 2026-12-06 "5.01.1" was read as
-		// subject 01, no known code: retried. A lone 0 is a number.
-		{name: "550 5.04.001 leading zeros", sender: good, to: "bob@example.com", rcpt: "550 5.04.001", undeliverable: true},
+		// numbers; a server that writes them still means the number, read
+		// by value: 5.01.1 is a bad recipient, 5.07.1 and 5.01.7 the
+		// sender's policy and address, retried as 5.7.1 and 5.1.7 are. For a
+		// while on 2026-12-06 such text counted as no enhanced code, and the
+		// reply's 550 made the sender's refusals final.
+		{name: "550 5.04.001 leading zeros, 5.4.1 without Exchange's text", sender: good, to: "bob@example.com", rcpt: "550 5.04.001"},
 		{name: "553 5.01.1 a leading zero", sender: good, to: "bob@example.com", rcpt: "553 5.01.1 Mailbox name not allowed", undeliverable: true},
-		{name: "554 5.01.1 a leading zero in a 554", sender: good, to: "bob@example.com", rcpt: "554 5.01.1"},
+		{name: "554 5.01.1 a leading zero in a 554", sender: good, to: "bob@example.com", rcpt: "554 5.01.1", undeliverable: true},
+		{name: "550 5.07.1 the sender's policy with a leading zero", sender: good, to: "bob@example.com", rcpt: "550 5.07.1"},
+		{name: "550 5.01.7 the sender's address with a leading zero", sender: good, to: "bob@example.com", rcpt: "550 5.01.7"},
+		{name: "550 5.01.008 the sender's address, zeros in both", sender: good, to: "bob@example.com", rcpt: "550 5.01.008"},
+		{name: "550 5.002.001 mailbox disabled with zeros", sender: good, to: "bob@example.com", rcpt: "550 5.002.001", undeliverable: true},
 		{name: "450 4.01.1 a leading zero in a 4xx", sender: good, to: "bob@example.com", rcpt: "450 4.01.1"},
 		{name: "550 5.0.0 a lone zero", sender: good, to: "bob@example.com", rcpt: "550 5.0.0"},
 		{name: "550 5.1.0 a lone zero detail", sender: good, to: "bob@example.com", rcpt: "550 5.1.0", undeliverable: true},

@@ -207,8 +207,8 @@ type reply struct {
 }
 
 // parseReply reads "code[ x.y.z][ text]" into a reply; nil for "". A word
-// after the code that opens with a digit is the enhanced status code, any
-// other word opens the text. A malformed reply (a code outside 4xx and 5xx,
+// after the code that opens with a digit and holds a '.' is the enhanced
+// status code; any other word opens the text ("452 4 recipients max"). A malformed reply (a code outside 4xx and 5xx,
 // an enhanced code that is not three dot-separated numbers) panics: it is a
 // test's typo.
 func parseReply(s string) *reply {
@@ -221,7 +221,7 @@ func parseReply(s string) *reply {
 		panic(fmt.Sprintf("smtptest: reply %q: want a 4xx or 5xx code", s))
 	}
 	r := &reply{code: n, text: rest}
-	if rest != "" && rest[0] >= '0' && rest[0] <= '9' {
+	if word, _, _ := strings.Cut(rest, " "); word != "" && word[0] >= '0' && word[0] <= '9' && strings.Contains(word, ".") {
 		r.enhanced, r.text, _ = strings.Cut(rest, " ")
 		if !enhancedCode.MatchString(r.enhanced) {
 			panic(fmt.Sprintf("smtptest: reply %q: want an enhanced code x.y.z", s))

@@ -32,6 +32,9 @@ func TestARecipientRefusalGoesOutAsWritten(t *testing.T) {
 		{"550 5.4.1 Recipient address rejected: Access denied", 550, "5.4.1 Recipient address rejected: Access denied"},
 		{"550 5.04.001", 550, "5.04.001 <bob@example.com>: mailbox unavailable"},
 		{"553 5.01.1 Mailbox name not allowed", 553, "5.01.1 Mailbox name not allowed"},
+		// A text that opens with a number is no enhanced code.
+		{"452 4 recipients max", 452, "4 recipients max"},
+		{"550 5 attempts exceeded", 550, "5 attempts exceeded"},
 	} {
 		t.Run(tt.reply, func(t *testing.T) {
 			srv.RefuseRecipientsWith(tt.reply)
