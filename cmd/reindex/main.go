@@ -13,8 +13,9 @@
 // writers push (read again after the push lands, until what landed is
 // current), and one run removes every stale document even while writers
 // archive and create products: it lists the index by spans of document
-// buckets (each span in one request), never by an offset that a
-// concurrent deletion shifts (meili.Index.EachDocumentIDs). It prints what
+// buckets (each span in one request; a bucket too full to split, read
+// whole before any of its ids is checked), never by an offset that a
+// deletion, its own or a writer's, shifts (meili.Index.EachDocumentIDs). It prints what
 // it did (pushed, pushed again, deleted) and exits 1 on any error, the
 // counts so far printed. Only a run that exits 0 guarantees that no older
 // row stays in the index: Meilisearch may still apply a batch whose push

@@ -29,6 +29,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -334,9 +335,8 @@ const maxSplit = 4096
 // bucket to fn, at most batch ids a call, each id once, so that every such
 // document that is in the index from the start of the walk to its end is
 // passed, however many documents others add or delete meanwhile (fn
-// included), but in a bucket holding more than batch (below). It never
-// pages with an offset across buckets (a document deleted ahead of the
-// offset shifts the rest back, so one is skipped per deletion): it
+// included). It never pages with an offset (a document deleted ahead of
+// the offset shifts the rest back, so one is skipped per deletion): it
 // lists the documents of a span of buckets with one request (GET
 // /indexes/{uid}/documents, filter "bucket >= lo AND bucket < hi",
 // fields=id, limit batch+1; Meilisearch's documents.get action) and passes
@@ -349,11 +349,11 @@ const maxSplit = 4096
 // without a bucket (pushed by a release before buckets) is not listed:
 // UnbucketedIDs. One bucket holding more than batch documents (ids that
 // share their last six bytes, likely only with a tiny batch) cannot be
-// split: it is listed by offset, batch ids a request (filter "bucket >= b
-// AND bucket < b+1", offset 0, batch, 2·batch …), each page passed to fn,
-// so a document deleted in that bucket while it is paged (by fn or a
-// writer) may shift a later one of the same bucket out of this walk (the
-// next one checks it); the shift is confined to that bucket. An error
+// split: all its ids are read by one request (limit max(total, batch)+1,
+// asked again with a larger limit while an answer fills it) before they
+// are passed to fn, batch a call, so what fn or a writer deletes in that
+// bucket meanwhile shifts none of the others out of the walk; the walk
+// then holds that bucket's ids in memory. An error
 // stops the walk: batch below 1, a failed request, an id not in the
 // canonical form (as UnbucketedIDs), or fn's.
 func (ix *Index) EachDocumentIDs(ctx context.Context, batch int, fn func(ids []uuid.UUID) error) error {
@@ -366,7 +366,7 @@ func (ix *Index) EachDocumentIDs(ctx context.Context, batch int, fn func(ids []u
 		s := todo[len(todo)-1]
 		todo = todo[:len(todo)-1]
 		filter := fmt.Sprintf("bucket >= %d AND bucket < %d", s.lo, s.hi)
-		ids, total, err := ix.documentIDs(ctx, filter, 0, batch+1)
+		ids, total, err := ix.documentIDs(ctx, filter, batch+1)
 		if err != nil {
 			return err
 		}
@@ -380,7 +380,7 @@ func (ix *Index) EachDocumentIDs(ctx context.Context, batch int, fn func(ids []u
 		}
 		width := s.hi - s.lo
 		if width == 1 {
-			if err := ix.eachPage(ctx, filter, batch, fn); err != nil {
+			if err := ix.eachOfBucket(ctx, filter, total, batch, fn); err != nil {
 				return err
 			}
 			continue
@@ -403,23 +403,34 @@ func (ix *Index) EachDocumentIDs(ctx context.Context, batch int, fn func(ids []u
 	return nil
 }
 
-// eachPage passes the ids of the documents filter matches to fn, a page of
-// batch by offset at a time, until a page shorter than batch.
-func (ix *Index) eachPage(ctx context.Context, filter string, batch int, fn func(ids []uuid.UUID) error) error {
-	for offset := 0; ; offset += batch {
-		ids, _, err := ix.documentIDs(ctx, filter, offset, batch)
+// eachOfBucket passes the ids of the documents filter (one bucket) matches
+// to fn, batch ids a call, all read by one request before the first call:
+// fn may delete what it is passed (reindex's removeStale does), which would
+// shift the bucket's later documents back under an offset, one skipped per
+// deletion. The request asks for max(total, batch)+1 ids (total: the count
+// the bucket's first listing answered, a hint); an answer that fills its
+// limit may have left some out, so it asks again with twice the limit (or
+// the answer's total+1, if larger) until an answer does not.
+func (ix *Index) eachOfBucket(ctx context.Context, filter string, total, batch int, fn func(ids []uuid.UUID) error) error {
+	limit := max(total, batch) + 1
+	var ids []uuid.UUID
+	for {
+		var err error
+		ids, total, err = ix.documentIDs(ctx, filter, limit)
 		if err != nil {
 			return err
 		}
-		if len(ids) > 0 {
-			if err := fn(ids); err != nil {
-				return err
-			}
+		if len(ids) < limit {
+			break
 		}
-		if len(ids) < batch {
-			return nil
+		limit = max(2*limit, total+1)
+	}
+	for chunk := range slices.Chunk(ids, batch) {
+		if err := fn(chunk); err != nil {
+			return err
 		}
 	}
+	return nil
 }
 
 // UnbucketedIDs returns the ids of up to limit documents without a bucket
@@ -428,17 +439,17 @@ func (ix *Index) eachPage(ctx context.Context, filter string, batch int, fn func
 // (with its bucket) or delete it, as EachDocumentIDs cannot list them. It
 // needs bucket filterable (EnsureSettings); errors as EachDocumentIDs'.
 func (ix *Index) UnbucketedIDs(ctx context.Context, limit int) ([]uuid.UUID, error) {
-	ids, _, err := ix.documentIDs(ctx, "bucket NOT EXISTS", 0, limit)
+	ids, _, err := ix.documentIDs(ctx, "bucket NOT EXISTS", limit)
 	return ids, err
 }
 
-// documentIDs returns the ids of up to limit documents that filter matches,
-// from offset, in one request (GET /indexes/{uid}/documents with fields=id
-// and filter, and offset when it is not 0), and the answer's total. An index that does not exist is an
+// documentIDs returns the ids of the first limit documents that filter
+// matches, in one request (GET /indexes/{uid}/documents with fields=id and
+// filter, no offset), and the answer's total. An index that does not exist is an
 // error (index_not_found); an id that is not a UUID in its canonical
 // lowercase, dashed form (uuid.UUID.String), which no writer pushes, is an
 // error naming it.
-func (ix *Index) documentIDs(ctx context.Context, filter string, offset, limit int) ([]uuid.UUID, int, error) {
+func (ix *Index) documentIDs(ctx context.Context, filter string, limit int) ([]uuid.UUID, int, error) {
 	var page struct {
 		Results []struct {
 			ID any `json:"id"`
@@ -446,9 +457,6 @@ func (ix *Index) documentIDs(ctx context.Context, filter string, offset, limit i
 		Total int `json:"total"`
 	}
 	q := url.Values{"limit": {strconv.Itoa(limit)}, "fields": {"id"}, "filter": {filter}}
-	if offset > 0 {
-		q.Set("offset", strconv.Itoa(offset))
-	}
 	if err := ix.do(ctx, http.MethodGet, ix.indexPath("/documents?"+q.Encode()), nil, http.StatusOK, &page); err != nil {
 		return nil, 0, fmt.Errorf("meili: get documents: %w", err)
 	}

@@ -452,8 +452,117 @@ func TestEachDocumentIDsPagesABucketHoldingMoreThanTheBatch(t *testing.T) {
 	}
 }
 
-// A batch below 1 is refused before any request (it would never finish a
-// bucket's pages).
+// A bucket holding more than the batch is read whole before any of it is
+// passed, so an fn that deletes the ids it is passed (as reindex's
+// removeStale does) shifts none of the bucket's others out of the walk:
+// three ids sharing their last six bytes, a batch of 1, each is passed
+// once and the index is left empty. Paged by offset, the second page
+// skipped the id the first page's deletion shifted back.
+func TestEachDocumentIDsPassesAWholeBucketThatFnDeletesFrom(t *testing.T) {
+	ix := newIndex(t, "test-key")
+	ids := []uuid.UUID{
+		uuid.MustParse("0190a5c4-0000-7000-8000-0000000000aa"),
+		uuid.MustParse("0190a5c4-1111-7000-9000-0000000000aa"),
+		uuid.MustParse("0190a5c4-2222-7000-a000-0000000000aa"),
+	}
+	for _, id := range ids[1:] {
+		if meili.BucketOf(id) != meili.BucketOf(ids[0]) {
+			t.Fatal("the ids do not share their bucket: the test would prove nothing")
+		}
+	}
+	pushIDs(t, ix, ids...)
+	ctx := context.Background()
+	seen := map[uuid.UUID]int{}
+	err := ix.EachDocumentIDs(ctx, 1, func(page []uuid.UUID) error {
+		if len(page) > 1 {
+			t.Errorf("a call with %d ids, more than the batch 1", len(page))
+		}
+		for _, id := range page {
+			seen[id]++
+			if err := ix.Delete(ctx, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("EachDocumentIDs with a batch of 1: %v", err)
+	}
+	want := map[uuid.UUID]int{ids[0]: 1, ids[1]: 1, ids[2]: 1}
+	if diff := cmp.Diff(want, seen); diff != "" {
+		t.Errorf("ids passed (-want +got):\n%s", diff)
+	}
+	left, err := eachIDs(t, ctx, ix, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("documents left in the index: %v", left)
+	}
+}
+
+// An over-full bucket's total is only a hint too: answered 0 for every
+// listing, the bucket of three is read with a limit of 2 (max(0, 1)+1),
+// which the answer fills, so it is read again with a limit of 4 before any
+// id is passed, and all three are passed.
+func TestEachDocumentIDsReadsAnOverFullBucketAgainWhenItsAnswerFillsTheLimit(t *testing.T) {
+	fake := meilitest.NewFake("test-key")
+	var (
+		mu     sync.Mutex
+		limits []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/documents") {
+			fake.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		fake.ServeHTTP(rec, r)
+		var page map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
+			t.Errorf("the fake's listing: %v", err)
+		}
+		page["total"] = 0
+		if r.URL.Query().Get("filter") == fmt.Sprintf("bucket >= %d AND bucket < %d", 0xaa, 0xab) {
+			mu.Lock()
+			limits = append(limits, r.URL.Query().Get("limit"))
+			mu.Unlock()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rec.Code)
+		_ = json.NewEncoder(w).Encode(page)
+	}))
+	t.Cleanup(srv.Close)
+	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key", PollInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []uuid.UUID{
+		uuid.MustParse("0190a5c4-0000-7000-8000-0000000000aa"),
+		uuid.MustParse("0190a5c4-1111-7000-9000-0000000000aa"),
+		uuid.MustParse("0190a5c4-2222-7000-a000-0000000000aa"),
+	}
+	if meili.BucketOf(ids[0]) != 0xaa {
+		t.Fatalf("bucket %d, want 0xaa: the test would watch the wrong filter", meili.BucketOf(ids[0]))
+	}
+	pushIDs(t, ix, ids...)
+	seen, err := eachIDs(t, context.Background(), ix, 1)
+	if err != nil {
+		t.Fatalf("EachDocumentIDs: %v", err)
+	}
+	if diff := cmp.Diff(map[uuid.UUID]int{ids[0]: 1, ids[1]: 1, ids[2]: 1}, seen); diff != "" {
+		t.Errorf("ids passed (-want +got):\n%s", diff)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// The first, limit 2 (batch+1), is the split's listing of the bucket.
+	if diff := cmp.Diff([]string{"2", "2", "4"}, limits); diff != "" {
+		t.Errorf("limits of the bucket's listings (-want +got):\n%s", diff)
+	}
+}
+
+// A batch below 1 is refused before any request (no call could pass a
+// bucket's ids).
 func TestEachDocumentIDsRefusesABatchBelowOne(t *testing.T) {
 	rec := &recorder{next: meilitest.NewFake("test-key")}
 	srv := httptest.NewServer(rec)
