@@ -488,8 +488,10 @@ func TestAReindexCountsWhatItsPushesDid(t *testing.T) {
 			s.oldPush(t, p.ID) // the server's goroutine: t.Error only
 		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/documents") && listed && !archived:
 			// The run's push of the listed document, before the fake applies
-			// it: the catalog archives the product (its writer's delete lands
-			// first, then this push; the run's read after it sees the archive).
+			// it: the catalog archives the product, its row alone (nothing
+			// deletes the document from the index here), so this push lands
+			// and the run's read after it sees the archive and deletes the
+			// document itself.
 			archived = true
 			if _, err := s.writer.Store.Update(context.Background(), p.ID, func(q catalog.Product, now time.Time) (catalog.Product, error) {
 				return catalog.Archive(q, now)
