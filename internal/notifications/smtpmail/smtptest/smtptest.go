@@ -168,16 +168,18 @@ func (s *Server) RefuseRecipients(refuse bool) {
 // allow ("550 5.04.001"). Until 2026-12-06 a text without an enhanced code
 // ("550 No such user") panicked.
 func (s *Server) RefuseRecipientsWith(reply string) {
+	r := parseReply(reply) // outside the lock: a typo panics
 	s.mu.Lock()
-	s.rcptReply = parseReply(reply)
+	s.rcptReply = r
 	s.mu.Unlock()
 }
 
 // RefuseSenderWith makes the server answer MAIL FROM with reply (as
 // RefuseRecipientsWith; "" accepts again).
 func (s *Server) RefuseSenderWith(reply string) {
+	r := parseReply(reply) // outside the lock: a typo panics
 	s.mu.Lock()
-	s.mailReply = parseReply(reply)
+	s.mailReply = r
 	s.mu.Unlock()
 }
 
@@ -187,8 +189,9 @@ func (s *Server) RefuseSenderWith(reply string) {
 // itself (354) without asking the session, so this is the reply that
 // refuses DATA.
 func (s *Server) RefuseMessageWith(reply string) {
+	r := parseReply(reply) // outside the lock: a typo panics
 	s.mu.Lock()
-	s.dataReply = parseReply(reply)
+	s.dataReply = r
 	s.mu.Unlock()
 }
 
