@@ -27,6 +27,21 @@ func keys(t testing.TB, acceptUnsigned bool) (*events.Signer, inbox.Events) {
 	return signer, ev
 }
 
+// signerAndVerifyKey returns a new signer and its verify key as the
+// event-verify-key secret holds it (inbox.EventsConfig.VerifyKey).
+func signerAndVerifyKey(t testing.TB) (*events.Signer, string) {
+	t.Helper()
+	signing, verify, err := events.NewKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := events.ParseSigner(signing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer, verify
+}
+
 func eventBody(t testing.TB, quantity string) []byte {
 	t.Helper()
 	env, err := events.New(context.Background(), "orders", events.OrderPlaced, "order-1",
@@ -210,14 +225,7 @@ func TestTheWindowIsTheConfiguredInboxRetention(t *testing.T) {
 	if err := c.Err(); err != nil || retention != 24*time.Hour {
 		t.Fatalf("INBOX_RETENTION=24h read as %s, %v", retention, err)
 	}
-	signing, verify, err := events.NewKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := events.ParseSigner(signing)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, verify := signerAndVerifyKey(t)
 	ev, err := inbox.EventsConfig{VerifyKey: verify, Retention: retention}.Events(nil)
 	if err != nil {
 		t.Fatal(err)

@@ -344,14 +344,7 @@ func TestARaisedConsumerRefusesWhatTheRelayMayHavePruned(t *testing.T) {
 	const day = 24 * time.Hour
 	ctx := context.Background()
 	pool := pgtest.Open(t, retentionMigrations())
-	signing, verify, err := events.NewKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := events.ParseSigner(signing)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, verify := signerAndVerifyKey(t)
 	// build is a consumer's build with retention: its Events.
 	build := func(retention time.Duration) (inbox.Events, inbox.Window) {
 		t.Helper()

@@ -511,28 +511,15 @@ func TestEachDocumentIDsReadsAnOverFullBucketAgainWhenItsAnswerFillsTheLimit(t *
 		mu     sync.Mutex
 		limits []string
 	)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/documents") {
-			fake.ServeHTTP(w, r)
-			return
-		}
-		rec := httptest.NewRecorder()
-		fake.ServeHTTP(rec, r)
-		var page map[string]any
-		if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
-			t.Errorf("the fake's listing: %v", err)
-		}
+	srv := listingProxy(t, fake, func(r *http.Request, page map[string]any) bool {
 		page["total"] = 0
 		if r.URL.Query().Get("filter") == fmt.Sprintf("bucket >= %d AND bucket < %d", 0xaa, 0xab) {
 			mu.Lock()
 			limits = append(limits, r.URL.Query().Get("limit"))
 			mu.Unlock()
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(rec.Code)
-		_ = json.NewEncoder(w).Encode(page)
-	}))
-	t.Cleanup(srv.Close)
+		return true
+	})
 	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key", PollInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -600,33 +587,19 @@ func TestEachDocumentIDsCapsTheSplitOfOneSpan(t *testing.T) {
 		mu       sync.Mutex
 		requests int
 	)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/documents") {
-			fake.ServeHTTP(w, r)
-			return
-		}
+	srv := listingProxy(t, fake, func(_ *http.Request, page map[string]any) bool {
 		mu.Lock()
 		requests++
 		n := requests
 		mu.Unlock()
 		if n > 5000 {
-			w.WriteHeader(http.StatusInternalServerError)
-			return
-		}
-		rec := httptest.NewRecorder()
-		fake.ServeHTTP(rec, r)
-		var page map[string]any
-		if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
-			t.Errorf("the fake's listing: %v", err)
+			return false
 		}
 		if n == 1 {
 			page["total"] = 1 << 20
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(rec.Code)
-		_ = json.NewEncoder(w).Encode(page)
-	}))
-	t.Cleanup(srv.Close)
+		return true
+	})
 	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key", PollInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -649,4 +622,33 @@ func TestEachDocumentIDsCapsTheSplitOfOneSpan(t *testing.T) {
 	if requests != 1+4096 {
 		t.Errorf("%d listing requests, want 1 + 4096 (the whole range, then its 4096 parts)", requests)
 	}
+}
+
+// listingProxy serves fake through a test server whose answers to a listing
+// of documents (GET …/documents) edit may change, as decoded JSON, before
+// they go out; an edit that returns false answers 500 instead. Every other
+// request reaches fake as it is.
+func listingProxy(t *testing.T, fake http.Handler, edit func(r *http.Request, page map[string]any) bool) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/documents") {
+			fake.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		fake.ServeHTTP(rec, r)
+		var page map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
+			t.Errorf("the fake's listing: %v", err)
+		}
+		if !edit(r, page) {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rec.Code)
+		_ = json.NewEncoder(w).Encode(page)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }
