@@ -428,10 +428,14 @@ func (s *shop) oldPush(t *testing.T, ids ...uuid.UUID) {
 // of documents without a bucket is the page before again, the run stops
 // (main exits 1 on the error, TestAFailedRunExitsNonZero) naming the cause,
 // rather than looping for ever. Here every "bucket NOT EXISTS" listing is
-// preceded by such a push of every document it listed before.
+// preceded by such a push of every document it listed before. The stop
+// deletes nothing: the two live products' documents and a third live
+// product's (with its bucket) are all still in the index, and the counts
+// say 0 deleted. With the repeat check removed the run pushed them again
+// ten times each and exited 0.
 func TestARunStopsWhenDocumentsStayWithoutABucket(t *testing.T) {
 	s := newShop(t)
-	p, q := s.create("Kettle"), s.create("Teapot")
+	p, q, r := s.create("Kettle"), s.create("Teapot"), s.create("Mug")
 	s.oldPush(t, p.ID, q.ID)
 	var (
 		mu       sync.Mutex
@@ -456,8 +460,11 @@ func TestARunStopsWhenDocumentsStayWithoutABucket(t *testing.T) {
 		!strings.Contains(err.Error(), "older release") {
 		t.Fatalf("reindex: %v (output %q), want the run stopped: documents still without a bucket", err, out)
 	}
-	if !strings.Contains(out, "(2 pushed again") {
-		t.Errorf("output %q, want the counts: 2 pushed again", out)
+	if !strings.Contains(out, "(2 pushed again") || !strings.Contains(out, "deleted 0 document(s)") {
+		t.Errorf("output %q, want the counts: 2 pushed again, 0 deleted", out)
+	}
+	if diff := cmp.Diff(sorted(p, q, r), s.ids()); diff != "" {
+		t.Errorf("index ids after the stop (-want +got), nothing deleted:\n%s", diff)
 	}
 	mu.Lock()
 	defer mu.Unlock()

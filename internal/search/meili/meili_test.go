@@ -431,7 +431,7 @@ func eachIDs(t *testing.T, ctx context.Context, ix *meili.Index, batch int) (map
 // Ids that share their last six bytes share a bucket, which no split can
 // divide: with a batch of 1, two of them (and a third id elsewhere) are
 // still each passed once, a call each, rather than failing every run.
-func TestEachDocumentIDsPagesABucketHoldingMoreThanTheBatch(t *testing.T) {
+func TestEachDocumentIDsPassesABucketFullerThanTheBatchABatchACall(t *testing.T) {
 	ix := newIndex(t, "test-key")
 	twins := []uuid.UUID{
 		uuid.MustParse("0190a5c4-0000-7000-8000-0000000000aa"),
