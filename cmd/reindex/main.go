@@ -14,7 +14,8 @@
 // current), and one run removes every stale document even while writers
 // archive and create products: it lists the index by spans of document
 // buckets (each span in one request; a bucket too full to split, read
-// whole before any of its ids is checked), never by an offset that a
+// whole before any of its ids is checked, up to meili.MaxBucketIDs ids: a
+// fuller one stops the run), never by an offset that a
 // deletion, its own or a writer's, shifts (meili.Index.EachDocumentIDs). It prints what
 // it did (pushed, pushed again, deleted) and exits 1 on any error, the
 // counts so far printed. Only a run that exits 0 guarantees that no older

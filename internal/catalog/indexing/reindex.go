@@ -54,7 +54,9 @@ const DefaultBatch = 500
 // each batch one write whose task it waits for, then lists the index's
 // documents, batch ids at a time, and removes each whose product is
 // archived or not in the catalog. Memory stays bounded by batch (and the
-// listing's stack of spans); the catalog is only read.
+// listing's stack of spans, and the ids of one bucket too full to split,
+// at most meili.MaxBucketIDs or batch, the larger: a fuller one fails the
+// run); the catalog is only read.
 //
 // It is safe while writers push, for a run that returns no error: after a
 // batch lands, Reindex reads its products again (one SELECT) and pushes each

@@ -331,6 +331,16 @@ func (ix *Index) Delete(ctx context.Context, id uuid.UUID) error {
 // maxSplit bounds how many spans EachDocumentIDs splits one span into.
 const maxSplit = 4096
 
+// MaxBucketIDs bounds how many ids EachDocumentIDs reads of one bucket it
+// cannot split (ids that share their last six bytes), all held in memory
+// at once: about 1.6 MB of ids, from an answer of about 4.5 MB (the adapter
+// reads at most 64 MiB of one). A bucket holding more (with a batch above
+// it, more than the batch) stops the walk with an error naming it, rather
+// than asking for ever larger answers. UUIDv7 and v4 ids (48 random bits
+// there) share a bucket by chance about never; only ids made otherwise
+// fill one.
+const MaxBucketIDs = 100_000
+
 // EachDocumentIDs passes the ids of every document of the index that has a
 // bucket to fn, at most batch ids a call, each id once, so that every such
 // document that is in the index from the start of the walk to its end is
@@ -353,9 +363,11 @@ const maxSplit = 4096
 // asked again with a larger limit while an answer fills it) before they
 // are passed to fn, batch a call, so what fn or a writer deletes in that
 // bucket meanwhile shifts none of the others out of the walk; the walk
-// then holds that bucket's ids in memory. An error
+// then holds that bucket's ids in memory, at most max(batch,
+// MaxBucketIDs) of them: a bucket holding more is an error naming it, and
+// none of its ids is passed. An error
 // stops the walk: batch below 1, a failed request, an id not in the
-// canonical form (as UnbucketedIDs), or fn's.
+// canonical form (as UnbucketedIDs), a bucket beyond that bound, or fn's.
 func (ix *Index) EachDocumentIDs(ctx context.Context, batch int, fn func(ids []uuid.UUID) error) error {
 	if batch < 1 {
 		return fmt.Errorf("meili: a batch of %d documents", batch)
@@ -380,7 +392,7 @@ func (ix *Index) EachDocumentIDs(ctx context.Context, batch int, fn func(ids []u
 		}
 		width := s.hi - s.lo
 		if width == 1 {
-			if err := ix.eachOfBucket(ctx, filter, total, batch, fn); err != nil {
+			if err := ix.eachOfBucket(ctx, s.lo, filter, total, batch, fn); err != nil {
 				return err
 			}
 			continue
@@ -403,16 +415,20 @@ func (ix *Index) EachDocumentIDs(ctx context.Context, batch int, fn func(ids []u
 	return nil
 }
 
-// eachOfBucket passes the ids of the documents filter (one bucket) matches
-// to fn, batch ids a call, all read by one request before the first call:
-// fn may delete what it is passed (reindex's removeStale does), which would
-// shift the bucket's later documents back under an offset, one skipped per
-// deletion. The request asks for max(total, batch)+1 ids (total: the count
-// the bucket's first listing answered, a hint); an answer that fills its
-// limit may have left some out, so it asks again with twice the limit (or
-// the answer's total+1, if larger) until an answer does not.
-func (ix *Index) eachOfBucket(ctx context.Context, filter string, total, batch int, fn func(ids []uuid.UUID) error) error {
-	limit := max(total, batch) + 1
+// eachOfBucket passes the ids of the documents filter (bucket, alone)
+// matches to fn, batch ids a call, all read by one request before the first
+// call: fn may delete what it is passed (reindex's removeStale does), which
+// would shift the bucket's later documents back under an offset, one
+// skipped per deletion. The request asks for max(total, batch)+1 ids
+// (total: the count the bucket's first listing answered, a hint); an
+// answer that fills its limit may have left some out, so it asks again
+// with twice the limit (or the answer's total+1, if larger) until an
+// answer does not. No limit goes past bound+1 (bound: max(batch,
+// MaxBucketIDs)): an answer that fills that one holds more than bound ids,
+// an error naming the bucket, before fn is called.
+func (ix *Index) eachOfBucket(ctx context.Context, bucket uint64, filter string, total, batch int, fn func(ids []uuid.UUID) error) error {
+	bound := max(batch, MaxBucketIDs)
+	limit := min(max(total, batch)+1, bound+1)
 	var ids []uuid.UUID
 	for {
 		var err error
@@ -423,7 +439,11 @@ func (ix *Index) eachOfBucket(ctx context.Context, filter string, total, batch i
 		if len(ids) < limit {
 			break
 		}
-		limit = max(2*limit, total+1)
+		if limit > bound {
+			return fmt.Errorf("meili: bucket %d holds more than %d documents (ids sharing their last six bytes, %s among them), "+
+				"more than the listing holds of one bucket at once (the batch or meili.MaxBucketIDs, the larger)", bucket, bound, ids[0])
+		}
+		limit = min(max(2*limit, total+1), bound+1)
 	}
 	for chunk := range slices.Chunk(ids, batch) {
 		if err := fn(chunk); err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -651,4 +652,71 @@ func listingProxy(t *testing.T, fake http.Handler, edit func(r *http.Request, pa
 	}))
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// A bucket too full to split is read whole, but not without bound: one
+// holding more than MaxBucketIDs ids (here the fake's bucket 0xaa, its
+// answers padded with ids sharing its last six bytes to MaxBucketIDs+1,
+// their total answered as 0, so the limit doubles from 2) is asked for
+// at most MaxBucketIDs+1 ids, and the walk stops with an error naming the
+// bucket and the bound before any of its ids is passed. Unbounded, the
+// limit doubled past the bucket's size and all its ids were passed.
+func TestEachDocumentIDsRefusesABucketBeyondMaxBucketIDs(t *testing.T) {
+	fake := meilitest.NewFake("test-key")
+	bucketFilter := fmt.Sprintf("bucket >= %d AND bucket < %d", 0xaa, 0xab)
+	var (
+		mu     sync.Mutex
+		limits []string
+	)
+	srv := listingProxy(t, fake, func(r *http.Request, page map[string]any) bool {
+		if r.URL.Query().Get("filter") != bucketFilter {
+			return true
+		}
+		limit, err := strconv.Atoi(r.URL.Query().Get("limit"))
+		if err != nil {
+			t.Errorf("the bucket's listing: limit %q", r.URL.Query().Get("limit"))
+			return false
+		}
+		mu.Lock()
+		limits = append(limits, r.URL.Query().Get("limit"))
+		mu.Unlock()
+		results := make([]any, 0, min(limit, meili.MaxBucketIDs+1))
+		for i := range min(limit, meili.MaxBucketIDs+1) {
+			results = append(results, map[string]any{"id": fmt.Sprintf("%08x-0000-7000-8000-0000000000aa", i)})
+		}
+		page["results"], page["total"] = results, 0
+		return true
+	})
+	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key", PollInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fake's own documents: two in bucket 0xaa (so the walk reaches
+	// it), one elsewhere.
+	pushIDs(t, ix,
+		uuid.MustParse("0190a5c4-0000-7000-8000-0000000000aa"),
+		uuid.MustParse("0190a5c4-1111-7000-9000-0000000000aa"),
+		uuid.MustParse("0190a5c4-0000-7000-8000-800000000000"))
+	seen, err := eachIDs(t, context.Background(), ix, 1)
+	want := fmt.Sprintf("bucket %d holds more than %d documents", 0xaa, meili.MaxBucketIDs)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("EachDocumentIDs = %v, want an error saying %q", err, want)
+	}
+	for id := range seen {
+		if meili.BucketOf(id) == 0xaa {
+			t.Errorf("id %s of the over-full bucket was passed", id)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// The split's listing of the bucket (batch+1), then its whole reads,
+	// doubling from 2 to the bound.
+	wantLimits := []string{"2"}
+	for l := 2; l <= meili.MaxBucketIDs; l *= 2 {
+		wantLimits = append(wantLimits, strconv.Itoa(l))
+	}
+	wantLimits = append(wantLimits, strconv.Itoa(meili.MaxBucketIDs+1))
+	if diff := cmp.Diff(wantLimits, limits); diff != "" {
+		t.Errorf("limits of the bucket's listings (-want +got):\n%s", diff)
+	}
 }
