@@ -4,7 +4,11 @@
 //
 //	reindex    apply the index settings, push every live product, remove every other document
 //
-// It applies the index settings with the writers' own call
+// It first reads Meilisearch's version (GET /version) and refuses, before
+// it changes anything, one older than v1.2 (the first whose document
+// listing takes a filter) or one whose version it cannot read or parse
+// (meili.Index.CheckListingVersion). It then
+// applies the index settings with the writers' own call
 // (meili.Index.EnsureSettings), pushes every live (not archived) product of
 // shop_catalog in batches of REINDEX_BATCH, waiting for each Meilisearch
 // task to succeed, then removes each document whose product is archived or
@@ -47,8 +51,8 @@
 // REINDEX_BATCH [500, 1 to 10000], SECRETS_DIR [/var/openfaas/secrets]
 // holding db-password-catalog-reader, or else db-password-catalog
 // (optional: the URL's password otherwise), and meili-key (the writers'
-// key, which must also be allowed documents.get; optional for a
-// Meilisearch without a master key). Locally:
+// key, which must also be allowed documents.get and version; optional for
+// a Meilisearch without a master key). Locally:
 //
 //	CATALOG_DATABASE_URL=postgres://postgres@127.0.0.1:5432/shop_catalog MEILI_URL=http://127.0.0.1:7700 \
 //	  SECRETS_DIR=.local/secrets go run ./cmd/reindex
@@ -79,7 +83,8 @@ import (
 const usage = `usage:
   reindex    apply the products index's settings, push every live product of the catalog,
              remove every document whose product is archived or not in the catalog; it never
-             migrates, and refuses a catalog its release's writers have not migrated yet
+             migrates, and refuses a catalog its release's writers have not migrated yet and
+             a Meilisearch older than v1.2
 environment: CATALOG_READER_DATABASE_URL or else CATALOG_DATABASE_URL, MEILI_URL, MEILI_INDEX [products],
              REINDEX_BATCH [500], SECRETS_DIR [/var/openfaas/secrets] with db-password-catalog-reader
              (or else db-password-catalog) and meili-key`

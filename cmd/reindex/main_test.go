@@ -718,18 +718,20 @@ func TestAMeilisearchErrorFailsTheRun(t *testing.T) {
 	}
 }
 
-// main exits 1 when the run fails (here Meilisearch refuses the key), and 0
-// when it succeeds, so a script or a Job sees the failure.
+// main exits 1 when the run fails (here Meilisearch refuses the key, or
+// is older than v1.2), and 0 when it succeeds, so a script or a Job sees
+// the failure.
 func TestAFailedRunExitsNonZero(t *testing.T) {
 	s := newShop(t)
 	s.create("Mug")
 	for _, tc := range []struct {
-		key  string
-		code int
-	}{{"wrong-key", 1}, {key, 0}} {
+		key, version string
+		code         int
+	}{{"wrong-key", meilitest.DefaultVersion, 1}, {key, "1.1.2", 1}, {key, meilitest.DefaultVersion, 0}} {
 		if err := os.WriteFile(filepath.Join(s.env["SECRETS_DIR"], catalogenv.IndexKeySecret), []byte(tc.key), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		s.fake.SetVersion(tc.version)
 		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), "REINDEX_TEST_RUN_MAIN=1")
 		for k, v := range s.env {
@@ -745,11 +747,89 @@ func TestAFailedRunExitsNonZero(t *testing.T) {
 			t.Fatal(err)
 		}
 		if code != tc.code {
-			t.Errorf("key %s: exit code %d, want %d (stderr %q)", tc.key, code, tc.code, stderr.String())
+			t.Errorf("key %s, Meilisearch %s: exit code %d, want %d (stderr %q)", tc.key, tc.version, code, tc.code, stderr.String())
 		}
 		if strings.Contains(stderr.String(), key) || strings.Contains(stderr.String(), "wrong-key") {
 			t.Errorf("stderr holds the key: %q", stderr.String())
 		}
+	}
+}
+
+// A Meilisearch older than v1.2 (whose listing may not filter), or one
+// whose version the run cannot read (403: a key without the version
+// action) or parse, is refused before anything changes: the run's one
+// request is GET /version, so no setting is applied, no document pushed
+// or deleted (a live product's missing document stays missing, a stale
+// one stays), and it fails naming the version (main exits 1,
+// TestAFailedRunExitsNonZero). Once the fake answers 1.2.0 the same
+// index is rebuilt. Without the check, each run went on and rebuilt it.
+func TestAReindexRefusesAMeilisearchOlderThanV12(t *testing.T) {
+	s := newShop(t)
+	p := s.create("Kettle")
+	ctx := context.Background()
+	ghost := search.Document{ID: uuid.Must(uuid.NewV7()), SKU: "GHOST", Name: "Gone", Category: "kitchen",
+		Price: catalog.Money{Amount: 1, Currency: "USD"}}
+	if err := s.ix.Upsert(ctx, ghost); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ix.Delete(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	before := s.ids()
+	for _, tc := range []struct {
+		name, version string
+		forbid        bool   // answer GET /version 403, as for a key without the version action
+		says          string // what the error must say
+	}{
+		{"1.1.2", "1.1.2", false, "Meilisearch 1.1.2 is older than 1.2.0"},
+		{"0.30.5", "0.30.5", false, "Meilisearch 0.30.5 is older than 1.2.0"},
+		{"1.2.0-rc.1", "1.2.0-rc.1", false, "Meilisearch 1.2.0-rc.1 is older than 1.2.0"},
+		{"empty", "", false, "no pkgVersion"},
+		{"not a version", "nightly", false, `pkgVersion "nightly", not a version`},
+		{"key without the version action", meilitest.DefaultVersion, true, "version action"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s.fake.SetVersion(tc.version)
+			var (
+				mu   sync.Mutex
+				reqs []string
+			)
+			s.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+				mu.Lock()
+				reqs = append(reqs, r.Method+" "+r.URL.Path)
+				mu.Unlock()
+				if tc.forbid && r.URL.Path == "/version" {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusForbidden)
+					fmt.Fprint(w, `{"message":"The provided API key is invalid.","code":"invalid_api_key","type":"auth"}`)
+					return true
+				}
+				return false
+			})
+			t.Cleanup(func() { s.setIntercept(nil) })
+			out, err := s.run()
+			if err == nil || !strings.Contains(err.Error(), tc.says) || errors.Is(err, meili.ErrVersionRefused) == tc.forbid {
+				t.Errorf("reindex: %v (output %q), want it refused saying %q", err, out, tc.says)
+			}
+			if !strings.Contains(out, "pushed 0 product(s) (0 pushed again, changed meanwhile), deleted 0 document(s)") {
+				t.Errorf("output %q, want nothing pushed or deleted", out)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if diff := cmp.Diff([]string{"GET /version"}, reqs); diff != "" {
+				t.Errorf("requests of the refused run (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(before, s.ids()); diff != "" {
+				t.Errorf("index ids after the refused run (-want +got):\n%s", diff)
+			}
+		})
+	}
+	s.fake.SetVersion(meilitest.DefaultVersion)
+	if out, err := s.run(); err != nil {
+		t.Fatalf("reindex against Meilisearch %s: %v (output %q)", meilitest.DefaultVersion, err, out)
+	}
+	if diff := cmp.Diff(sorted(p), s.ids()); diff != "" {
+		t.Errorf("index ids after the run (-want +got):\n%s", diff)
 	}
 }
 

@@ -51,8 +51,9 @@ const (
 	// IndexKeySecret is the writers' key (Needs.Index), also read by the
 	// operator command cmd/reindex: an API key of the products index allowed
 	// to add and delete its documents (documents.add, documents.delete),
-	// create it, update its settings and read their tasks, and to list its
-	// documents (documents.get, which only cmd/reindex uses).
+	// create it, update its settings and read their tasks, to list its
+	// documents (documents.get) and to read Meilisearch's version
+	// (version), the last two used by cmd/reindex alone.
 	IndexKeySecret = "meili-key"
 	// SearchKeySecret is search-products' key (Needs.Search): an API key of
 	// the products index allowed to search it, nothing else.

@@ -15,6 +15,10 @@ import (
 
 // Documents lists the external index's documents (meili.Index).
 type Documents interface {
+	// CheckListingVersion fails unless the index's server can list as
+	// EachDocumentIDs and UnbucketedIDs do, by filter: Meilisearch v1.2 or
+	// later (meili.Index.CheckListingVersion).
+	CheckListingVersion(ctx context.Context) error
 	// EachDocumentIDs passes the ids of every document with a bucket to fn,
 	// at most batch at a time, so that each document in the index from the
 	// start of the walk to its end is passed, whatever others (and fn) add
@@ -58,6 +62,12 @@ const DefaultBatch = 500
 // at most meili.MaxBucketIDs or batch, the larger: a fuller one fails the
 // run); the catalog is only read.
 //
+// Before anything else it checks the server's version
+// (docs.CheckListingVersion): against a Meilisearch older than v1.2, or
+// one whose version it cannot read or parse, it fails before it applies a
+// setting, pushes or deletes anything: what such a server does with the
+// listing's filter is not verified.
+//
 // It is safe while writers push, for a run that returns no error: after a
 // batch lands, Reindex reads its products again (one SELECT) and pushes each
 // that changed since it was read with the writers' own rule
@@ -82,8 +92,8 @@ const DefaultBatch = 500
 // its span was checked was added by a writer, which pushes until what
 // landed is current.
 //
-// The first error stops it (a failed settings update, push, task, listing
-// or database read, or ctx done) and is returned with the counts so far; d
+// The first error stops it (a version refused, a failed settings update,
+// push, task, listing or database read, or ctx done) and is returned with the counts so far; d
 // needs Store and External. A batch push that failed may still be applied
 // by Meilisearch (it accepted the batch, then the task poll failed, timed
 // out or was interrupted), after a writer's newer push: Reindex then reads
@@ -98,6 +108,9 @@ func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int)
 	}
 	if batch < 1 {
 		batch = DefaultBatch
+	}
+	if err := docs.CheckListingVersion(ctx); err != nil {
+		return n, fmt.Errorf("reindex: %w", err)
 	}
 	if err := d.External.EnsureSettings(ctx); err != nil {
 		return n, fmt.Errorf("reindex: apply the index settings: %w", err)

@@ -3,11 +3,11 @@
 // Meilisearch task to succeed, so a search right after Upsert or Delete sees
 // it, as with the embedded backend.
 //
-// It speaks the six calls of Meilisearch's HTTP API (v1) it needs itself
+// It speaks the calls of Meilisearch's HTTP API (v1) it needs itself
 // (PATCH settings, POST and DELETE documents, GET a task, POST a search, the
 // last also with limit 0 to check a key: CheckKey; and, for the reindex
-// command only, GET documents' ids by filter: EachDocumentIDs,
-// UnbucketedIDs), as
+// command only, GET /version, CheckListingVersion, and GET documents' ids
+// by filter: EachDocumentIDs, UnbucketedIDs), as
 // meilisearch-go sent them: that client and its brotli encoder were linked
 // into, and initialised in, every function of the multi-call binary for the
 // two that search (docs/performance.md, "Memory (item 5)").
@@ -15,8 +15,9 @@
 // The listing (EachDocumentIDs, UnbucketedIDs) needs Meilisearch v1.2 or
 // later, the first whose GET /indexes/{uid}/documents takes a filter
 // (Meilisearch's v1.2 release notes, "Get documents by filter"); what an
-// older one does with the parameter is not verified, so reindex must not
-// run against one.
+// older one does with the parameter is not verified, so a caller checks
+// the version first (CheckListingVersion: indexing.Reindex does, before it
+// changes anything).
 package meili
 
 import (
@@ -340,6 +341,81 @@ const maxSplit = 4096
 // there) share a bucket by chance about never; only ids made otherwise
 // fill one.
 const MaxBucketIDs = 100_000
+
+// MinListingVersion is the oldest Meilisearch the listing (EachDocumentIDs,
+// UnbucketedIDs) may run against: v1.2, the first whose GET
+// /indexes/{uid}/documents takes a filter (its release notes, "Get
+// documents by filter"). What an older one does with the filter is not
+// verified: were it ignored, a span's listing would answer documents of
+// every bucket.
+const MinListingVersion = "1.2.0"
+
+// ErrVersionRefused is CheckListingVersion's error for a Meilisearch older
+// than MinListingVersion, or whose version it cannot parse.
+var ErrVersionRefused = errors.New("meili: Meilisearch's version refused for the listing")
+
+// CheckListingVersion reads Meilisearch's version (GET /version, the
+// answer's pkgVersion: Meilisearch's package version, MAJOR.MINOR.PATCH,
+// with -PRERELEASE or +BUILD at times) and returns nil when it is
+// MinListingVersion or later, by semantic versioning's order: a
+// pre-release precedes its release, so 1.2.0-rc.1 is refused and
+// 1.3.0-rc.0 is not. An older version, or a pkgVersion that is none
+// (missing, empty, "v1.2.0", "1.2"), is an error wrapping
+// ErrVersionRefused and naming it. A failed request is an error that is
+// not: Meilisearch answers GET /version only to a key allowed its
+// "version" action (or the master key), and answers 403 invalid_api_key
+// to one that is not, which the error says.
+func (ix *Index) CheckListingVersion(ctx context.Context) error {
+	var v struct {
+		PkgVersion *string `json:"pkgVersion"`
+	}
+	if err := ix.do(ctx, http.MethodGet, "/version", nil, http.StatusOK, &v); err != nil {
+		if e, ok := errors.AsType[*statusError](err); ok && e.status == http.StatusForbidden {
+			return fmt.Errorf("meili: read the version (GET /version, which needs the key's version action): %w", err)
+		}
+		return fmt.Errorf("meili: read the version (GET /version): %w", err)
+	}
+	if v.PkgVersion == nil || *v.PkgVersion == "" {
+		return fmt.Errorf("%w: GET /version answered no pkgVersion", ErrVersionRefused)
+	}
+	raw := *v.PkgVersion
+	if len(raw) > 64 {
+		raw = raw[:64] + "…"
+	}
+	got, pre, ok := parseVersion(*v.PkgVersion)
+	if !ok {
+		return fmt.Errorf("%w: GET /version answered pkgVersion %q, not a version (MAJOR.MINOR.PATCH)", ErrVersionRefused, raw)
+	}
+	minimum, _, _ := parseVersion(MinListingVersion)
+	if c := slices.Compare(got[:], minimum[:]); c < 0 || c == 0 && pre {
+		return fmt.Errorf("%w: Meilisearch %s is older than %s, the first whose document listing takes a filter: upgrade it first",
+			ErrVersionRefused, raw, MinListingVersion)
+	}
+	return nil
+}
+
+// parseVersion parses a semantic version MAJOR.MINOR.PATCH, each a decimal
+// number without a sign or leading zero, optionally followed by
+// -PRERELEASE and +BUILD (not checked further), and reports whether it
+// has a pre-release and whether s was one.
+func parseVersion(s string) (v [3]int, pre, ok bool) {
+	s, _, _ = strings.Cut(s, "+")
+	s, suffix, pre := strings.Cut(s, "-")
+	if pre && suffix == "" {
+		return v, false, false
+	}
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return v, false, false
+	}
+	for i, p := range parts {
+		if p == "" || len(p) > 9 || len(p) > 1 && p[0] == '0' || strings.Trim(p, "0123456789") != "" {
+			return v, false, false
+		}
+		v[i], _ = strconv.Atoi(p)
+	}
+	return v, pre, true
+}
 
 // EachDocumentIDs passes the ids of every document of the index that has a
 // bucket to fn, at most batch ids a call, each id once, so that every such

@@ -219,8 +219,8 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // The adapter sends Meilisearch's documented requests: the key as a bearer
 // token, JSON bodies, documents keyed by id, every write followed by its
 // task, a search with q, filter, facets, sort, limit, offset and
-// matchingStrategy, and a listing of ids with fields, a filter on the
-// bucket and limit; a 503 is retried.
+// matchingStrategy, the version (GET /version), and a listing of ids with
+// fields, a filter on the bucket and limit; a 503 is retried.
 func TestRequestsOnTheWire(t *testing.T) {
 	rec := &recorder{next: meilitest.NewFake("test-key"), fail: 1}
 	srv := httptest.NewServer(rec)
@@ -247,6 +247,9 @@ func TestRequestsOnTheWire(t *testing.T) {
 	if len(res.Hits) != 1 || res.Hits[0] != doc || res.Total != 1 || res.Facets["category"]["kitchen"] != 1 {
 		t.Errorf("search = %+v", res)
 	}
+	if err := ix.CheckListingVersion(ctx); err != nil {
+		t.Fatal(err)
+	}
 	var ids []uuid.UUID
 	if err := ix.EachDocumentIDs(ctx, 10, func(page []uuid.UUID) error {
 		ids = append(ids, page...)
@@ -271,7 +274,7 @@ func TestRequestsOnTheWire(t *testing.T) {
 		got = append(got, r.method+" "+r.uri)
 	}
 	want := []string{"PATCH /indexes/items/settings", "PATCH /indexes/items/settings", "GET /tasks/1",
-		"POST /indexes/items/documents?primaryKey=id", "GET /tasks/2", "POST /indexes/items/search",
+		"POST /indexes/items/documents?primaryKey=id", "GET /tasks/2", "POST /indexes/items/search", "GET /version",
 		"GET /indexes/items/documents?fields=id&filter=bucket+%3E%3D+0+AND+bucket+%3C+281474976710656&limit=11",
 		"DELETE /indexes/items/documents/" + id.String(), "GET /tasks/3"}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -652,6 +655,68 @@ func listingProxy(t *testing.T, fake http.Handler, edit func(r *http.Request, pa
 	}))
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// The listing needs Meilisearch v1.2 or later (a filter on GET documents):
+// CheckListingVersion accepts pkgVersion 1.2.0 and what follows it in
+// semantic versioning's order (a later pre-release too), and refuses, with
+// ErrVersionRefused naming what it got, an older one (a pre-release of
+// 1.2.0 among them) and anything it cannot parse. A key Meilisearch
+// refuses GET /version (403: without the version action) is an error
+// that says which action, not ErrVersionRefused.
+func TestCheckListingVersionRefusesAnOlderOrUnknownMeilisearch(t *testing.T) {
+	fake := meilitest.NewFake("test-key")
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tt := range []struct {
+		version string
+		ok      bool
+		says    string // what the error must say
+	}{
+		{"1.2.0", true, ""},
+		{"1.2.1", true, ""},
+		{"1.11.3", true, ""}, // docker-compose.yml's
+		{"1.3.0-rc.0", true, ""},
+		{"2.0.0", true, ""},
+		{"1.2.0+build.7", true, ""},
+		{"1.1.2", false, "Meilisearch 1.1.2 is older than 1.2.0"},
+		{"0.30.5", false, "Meilisearch 0.30.5 is older than 1.2.0"},
+		{"1.2.0-rc.1", false, "Meilisearch 1.2.0-rc.1 is older than 1.2.0"},
+		{"1.10.0-", false, `pkgVersion "1.10.0-", not a version`},
+		{"", false, "no pkgVersion"},
+		{"v1.2.0", false, `pkgVersion "v1.2.0", not a version`},
+		{"1.2", false, `pkgVersion "1.2", not a version`},
+		{"1.x.0", false, `pkgVersion "1.x.0", not a version`},
+		{"01.2.0", false, `pkgVersion "01.2.0", not a version`},
+		{"+1.2.0", false, `pkgVersion "+1.2.0", not a version`},
+		{"1.2.-0", false, `pkgVersion "1.2.-0", not a version`},
+		{"99999999999999999999.0.0", false, "not a version"},
+	} {
+		t.Run(tt.version, func(t *testing.T) {
+			fake.SetVersion(tt.version)
+			err := ix.CheckListingVersion(ctx)
+			if tt.ok {
+				if err != nil {
+					t.Errorf("CheckListingVersion of %q = %v, want nil", tt.version, err)
+				}
+				return
+			}
+			if !errors.Is(err, meili.ErrVersionRefused) || !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("CheckListingVersion of %q = %v, want ErrVersionRefused saying %q", tt.version, err, tt.says)
+			}
+		})
+	}
+	fake.SetVersion(meilitest.DefaultVersion)
+	err = newIndex(t, "wrong").CheckListingVersion(ctx)
+	if err == nil || errors.Is(err, meili.ErrVersionRefused) || !strings.Contains(err.Error(), "invalid_api_key") ||
+		!strings.Contains(err.Error(), "version action") {
+		t.Errorf("CheckListingVersion with a key refused = %v, want an error naming invalid_api_key and the version action", err)
+	}
 }
 
 // A bucket too full to split is read whole, but not without bound: one

@@ -39,6 +39,13 @@
 //     search pages through and counts in estimatedTotalHits.
 //   - GET /tasks/{uid} answers the task with status "succeeded" (work is done
 //     synchronously here), or 404 task_not_found.
+//   - GET /version answers {commitSha, commitDate, pkgVersion}
+//     (https://www.meilisearch.com/docs/reference/api/version), pkgVersion
+//     DefaultVersion unless SetVersion changed it. Meilisearch answers it
+//     only to a key allowed the "version" action (its source, crates/
+//     meilisearch/src/routes/mod.rs, get_version: ActionPolicy
+//     actions::VERSION; read, not run); the fake has one key allowed
+//     everything, so it does not model actions.
 //   - POST /indexes/{uid}/search with q, filter (AND-joined "attr op value"
 //     expressions, op one of = != > >= < <=, or "attr EXISTS", "attr NOT
 //     EXISTS", attributes must be filterable; https://www.meilisearch.com/
@@ -70,22 +77,28 @@ import (
 	"unicode"
 )
 
+// DefaultVersion is the pkgVersion a new Fake answers GET /version with:
+// the oldest Meilisearch whose document listing takes a filter
+// (meili.MinListingVersion), which the fake's listing follows.
+const DefaultVersion = "1.2.0"
+
 // Fake is the fake Meilisearch, an http.Handler; it is safe for concurrent
 // use.
 type Fake struct {
-	key   string
-	mu    sync.Mutex
-	tasks int64
-	docs  map[string]map[string]map[string]any // index → id → document
-	order map[string][]string                  // index → ids in insertion order
-	sets  map[string]map[string][]string       // index → setting → attributes
-	max   map[string]int                       // index → pagination.maxTotalHits, when set
+	key     string
+	mu      sync.Mutex
+	version string // GET /version's pkgVersion
+	tasks   int64
+	docs    map[string]map[string]map[string]any // index → id → document
+	order   map[string][]string                  // index → ids in insertion order
+	sets    map[string]map[string][]string       // index → setting → attributes
+	max     map[string]int                       // index → pagination.maxTotalHits, when set
 }
 
 // NewFake returns an empty fake that requires key as bearer token (none
 // when key is empty).
 func NewFake(key string) *Fake {
-	return &Fake{key: key, docs: map[string]map[string]map[string]any{}, order: map[string][]string{},
+	return &Fake{key: key, version: DefaultVersion, docs: map[string]map[string]map[string]any{}, order: map[string][]string{},
 		sets: map[string]map[string][]string{}, max: map[string]int{}}
 }
 
@@ -116,6 +129,14 @@ func (f *Fake) Lose() {
 	defer f.mu.Unlock()
 	f.docs, f.order = map[string]map[string]map[string]any{}, map[string][]string{}
 	f.sets, f.max = map[string]map[string][]string{}, map[string]int{}
+}
+
+// SetVersion makes GET /version answer pkgVersion v from now on (as a
+// Meilisearch of that version would; "" answers an empty one).
+func (f *Fake) SetVersion(v string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.version = v
 }
 
 // Document returns index's document id as stored, and whether there is one.
@@ -154,6 +175,9 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	switch {
+	case len(parts) == 1 && parts[0] == "version" && r.Method == http.MethodGet:
+		f.reply(w, http.StatusOK, map[string]any{"commitSha": "0000000000000000000000000000000000000000",
+			"commitDate": "unknown", "pkgVersion": f.version})
 	case len(parts) == 2 && parts[0] == "tasks" && r.Method == http.MethodGet:
 		uid, err := strconv.ParseInt(parts[1], 10, 64)
 		if err != nil || uid < 1 || uid > f.tasks {
