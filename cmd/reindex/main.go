@@ -6,8 +6,12 @@
 //
 // It first reads Meilisearch's version (GET /version) and refuses, before
 // it changes anything, one older than v1.2 (the first whose document
-// listing takes a filter) or one whose version it cannot read or parse
-// (meili.Index.CheckListingVersion). It then
+// listing takes a filter) or one whose version it cannot parse
+// (meili.Index.CheckListingVersion). A key without the "version" action
+// (made before it was asked for) is answered 403: the command then prints
+// one warning to stderr and goes on; Meilisearch 1.0 and 1.1 refuse its
+// first listing's filter (400), which comes before any deletion of a
+// listed document, so it still fails against one. It then
 // applies the index settings with the writers' own call
 // (meili.Index.EnsureSettings), pushes every live (not archived) product of
 // shop_catalog in batches of REINDEX_BATCH, waiting for each Meilisearch
@@ -51,8 +55,8 @@
 // REINDEX_BATCH [500, 1 to 10000], SECRETS_DIR [/var/openfaas/secrets]
 // holding db-password-catalog-reader, or else db-password-catalog
 // (optional: the URL's password otherwise), and meili-key (the writers'
-// key, which must also be allowed documents.get and version; optional for
-// a Meilisearch without a master key). Locally:
+// key, which must also be allowed documents.get, and version for the
+// version check; optional for a Meilisearch without a master key). Locally:
 //
 //	CATALOG_DATABASE_URL=postgres://postgres@127.0.0.1:5432/shop_catalog MEILI_URL=http://127.0.0.1:7700 \
 //	  SECRETS_DIR=.local/secrets go run ./cmd/reindex
@@ -92,13 +96,15 @@ environment: CATALOG_READER_DATABASE_URL or else CATALOG_DATABASE_URL, MEILI_URL
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "reindex:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+// run reindexes as configured by getenv, printing what it did to out and
+// its warnings to warn.
+func run(ctx context.Context, args []string, getenv func(string) string, out, warn io.Writer) error {
 	if len(args) > 0 {
 		return errors.New(usage)
 	}
@@ -122,6 +128,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	d := &catalogenv.Deps{Store: catalogdb.New(pool), External: ix,
 		Log: slog.New(slog.NewJSONHandler(os.Stderr, nil))}
 	n, err := indexing.Reindex(ctx, d, ix, batch)
+	if n.VersionUnchecked != nil {
+		fmt.Fprintf(warn, "reindex: warning: %v; remaking meili-key with the \"version\" action adds the check "+
+			"(optional: docs/deploy-faasd.md step 7, item 11); without it a Meilisearch older than v1.2 is "+
+			"still refused, at the run's first listing\n", n.VersionUnchecked)
+	}
 	fmt.Fprintf(out, "pushed %d product(s) (%d pushed again, changed meanwhile), deleted %d document(s) from %s\n",
 		n.Pushed, n.Repushed, n.Deleted, mc.IndexUID)
 	return err

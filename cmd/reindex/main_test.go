@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -152,9 +153,43 @@ func (s *shop) tryUpdate(id uuid.UUID, name string, archive bool) (catalog.Produ
 
 // run runs the command with the shop's environment and returns its output.
 func (s *shop) run() (string, error) {
-	var out bytes.Buffer
-	err := run(context.Background(), nil, config.Env(s.env), &out)
-	return out.String(), err
+	out, _, err := s.runWarned()
+	return out, err
+}
+
+// runWarned is run also returning what the command wrote to stderr.
+func (s *shop) runWarned() (out, warned string, err error) {
+	var o, w bytes.Buffer
+	err = run(context.Background(), nil, config.Env(s.env), &o, &w)
+	return o.String(), w.String(), err
+}
+
+// forbidVersion makes Meilisearch answer GET /version 403, as it answers
+// a key without the "version" action, and records every request's method
+// and path (with its query) in reqs, until the test ends.
+func (s *shop) forbidVersion(t *testing.T) (reqs func() []string) {
+	var (
+		mu  sync.Mutex
+		got []string
+	)
+	s.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		got = append(got, r.Method+" "+r.URL.RequestURI())
+		mu.Unlock()
+		if r.URL.Path == "/version" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `{"message":"The provided API key is invalid.","code":"invalid_api_key","type":"auth"}`)
+			return true
+		}
+		return false
+	})
+	t.Cleanup(func() { s.setIntercept(nil) })
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
 }
 
 // ids are the fake index's document ids, sorted.
@@ -599,7 +634,7 @@ func TestAnInterruptedPushDoesNotLeaveAnOlderRow(t *testing.T) {
 		return answered
 	})
 	var out bytes.Buffer
-	err := run(ctx, nil, config.Env(s.env), &out)
+	err := run(ctx, nil, config.Env(s.env), &out, io.Discard)
 	if err == nil {
 		t.Fatalf("the interrupted run succeeded (output %q)", out.String())
 	}
@@ -719,19 +754,32 @@ func TestAMeilisearchErrorFailsTheRun(t *testing.T) {
 }
 
 // main exits 1 when the run fails (here Meilisearch refuses the key, or
-// is older than v1.2), and 0 when it succeeds, so a script or a Job sees
-// the failure.
+// is older than v1.2, its version read or, with a key that may not read
+// it, its listing's filter refused), and 0 when it succeeds, so a script
+// or a Job sees the failure.
 func TestAFailedRunExitsNonZero(t *testing.T) {
 	s := newShop(t)
 	s.create("Mug")
 	for _, tc := range []struct {
 		key, version string
+		forbid       bool // answer GET /version 403: a key without the version action
 		code         int
-	}{{"wrong-key", meilitest.DefaultVersion, 1}, {key, "1.1.2", 1}, {key, meilitest.DefaultVersion, 0}} {
+		warn         bool // a warning that the version was not checked (a wrong key is refused GET /version too)
+	}{
+		{"wrong-key", meilitest.DefaultVersion, false, 1, true},
+		{key, "1.1.2", false, 1, false},
+		{key, "1.1.2", true, 1, true},
+		{key, meilitest.DefaultVersion, true, 0, true},
+		{key, meilitest.DefaultVersion, false, 0, false},
+	} {
 		if err := os.WriteFile(filepath.Join(s.env["SECRETS_DIR"], catalogenv.IndexKeySecret), []byte(tc.key), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		s.fake.SetVersion(tc.version)
+		s.setIntercept(nil)
+		if tc.forbid {
+			s.forbidVersion(t)
+		}
 		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), "REINDEX_TEST_RUN_MAIN=1")
 		for k, v := range s.env {
@@ -747,7 +795,11 @@ func TestAFailedRunExitsNonZero(t *testing.T) {
 			t.Fatal(err)
 		}
 		if code != tc.code {
-			t.Errorf("key %s, Meilisearch %s: exit code %d, want %d (stderr %q)", tc.key, tc.version, code, tc.code, stderr.String())
+			t.Errorf("key %s, Meilisearch %s, version forbidden %v: exit code %d, want %d (stderr %q)",
+				tc.key, tc.version, tc.forbid, code, tc.code, stderr.String())
+		}
+		if warned := strings.Contains(stderr.String(), "reindex: warning:"); warned != tc.warn {
+			t.Errorf("key %s, Meilisearch %s, version forbidden %v: warned %v (stderr %q)", tc.key, tc.version, tc.forbid, warned, stderr.String())
 		}
 		if strings.Contains(stderr.String(), key) || strings.Contains(stderr.String(), "wrong-key") {
 			t.Errorf("stderr holds the key: %q", stderr.String())
@@ -756,8 +808,9 @@ func TestAFailedRunExitsNonZero(t *testing.T) {
 }
 
 // A Meilisearch older than v1.2 (whose listing may not filter), or one
-// whose version the run cannot read (403: a key without the version
-// action) or parse, is refused before anything changes: the run's one
+// whose version the run cannot parse, is refused before anything changes
+// (a key without the version action is not refused:
+// TestAKeyWithoutTheVersionActionOnlyWarns): the run's one
 // request is GET /version, so no setting is applied, no document pushed
 // or deleted (a live product's missing document stays missing, a stale
 // one stays), and it fails naming the version (main exits 1,
@@ -778,15 +831,13 @@ func TestAReindexRefusesAMeilisearchOlderThanV12(t *testing.T) {
 	before := s.ids()
 	for _, tc := range []struct {
 		name, version string
-		forbid        bool   // answer GET /version 403, as for a key without the version action
 		says          string // what the error must say
 	}{
-		{"1.1.2", "1.1.2", false, "Meilisearch 1.1.2 is older than 1.2.0"},
-		{"0.30.5", "0.30.5", false, "Meilisearch 0.30.5 is older than 1.2.0"},
-		{"1.2.0-rc.1", "1.2.0-rc.1", false, "Meilisearch 1.2.0-rc.1 is older than 1.2.0"},
-		{"empty", "", false, "no pkgVersion"},
-		{"not a version", "nightly", false, `pkgVersion "nightly", not a version`},
-		{"key without the version action", meilitest.DefaultVersion, true, "version action"},
+		{"1.1.2", "1.1.2", "Meilisearch 1.1.2 is older than 1.2.0"},
+		{"0.30.5", "0.30.5", "Meilisearch 0.30.5 is older than 1.2.0"},
+		{"1.2.0-rc.1", "1.2.0-rc.1", "Meilisearch 1.2.0-rc.1 is older than 1.2.0"},
+		{"empty", "", "no pkgVersion"},
+		{"not a version", "nightly", `pkgVersion "nightly", not a version`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s.fake.SetVersion(tc.version)
@@ -798,17 +849,11 @@ func TestAReindexRefusesAMeilisearchOlderThanV12(t *testing.T) {
 				mu.Lock()
 				reqs = append(reqs, r.Method+" "+r.URL.Path)
 				mu.Unlock()
-				if tc.forbid && r.URL.Path == "/version" {
-					w.Header().Set("Content-Type", "application/json")
-					w.WriteHeader(http.StatusForbidden)
-					fmt.Fprint(w, `{"message":"The provided API key is invalid.","code":"invalid_api_key","type":"auth"}`)
-					return true
-				}
 				return false
 			})
 			t.Cleanup(func() { s.setIntercept(nil) })
 			out, err := s.run()
-			if err == nil || !strings.Contains(err.Error(), tc.says) || errors.Is(err, meili.ErrVersionRefused) == tc.forbid {
+			if err == nil || !strings.Contains(err.Error(), tc.says) || !errors.Is(err, meili.ErrVersionRefused) {
 				t.Errorf("reindex: %v (output %q), want it refused saying %q", err, out, tc.says)
 			}
 			if !strings.Contains(out, "pushed 0 product(s) (0 pushed again, changed meanwhile), deleted 0 document(s)") {
@@ -833,9 +878,68 @@ func TestAReindexRefusesAMeilisearchOlderThanV12(t *testing.T) {
 	}
 }
 
+// A key without the "version" action (Meilisearch answers its GET /version
+// 403, as to every meili-key made before the action was asked for) is not
+// refused: the run warns once on stderr, naming the action and the
+// guide's step that adds it, never the key, and goes on. Against
+// Meilisearch 1.1 (whose listing refuses the filter parameter, 400
+// bad_request) it fails at its first listing, which comes before any
+// deletion: the stale document stays, nothing is deleted, no DELETE is
+// sent. Against 1.2 the same key's run warns and rebuilds the index.
+func TestAKeyWithoutTheVersionActionOnlyWarns(t *testing.T) {
+	s := newShop(t)
+	p := s.create("Kettle")
+	ghost := search.Document{ID: uuid.Must(uuid.NewV7()), SKU: "GHOST", Name: "Gone", Category: "kitchen",
+		Price: catalog.Money{Amount: 1, Currency: "USD"}}
+	if err := s.ix.Upsert(context.Background(), ghost); err != nil {
+		t.Fatal(err)
+	}
+	reqs := s.forbidVersion(t)
+	checkWarned := func(warned string) {
+		t.Helper()
+		if strings.Count(warned, "warning") != 1 || !strings.Contains(warned, `"version" action`) ||
+			!strings.Contains(warned, "step 7, item 11") || strings.Contains(warned, key) {
+			t.Errorf("stderr %q, want one warning naming the version action and step 7, item 11, not the key", warned)
+		}
+	}
+
+	s.fake.SetVersion("1.1.2")
+	out, warned, err := s.runWarned()
+	if err == nil || !strings.Contains(err.Error(), "Unknown parameter `filter`") {
+		t.Errorf("reindex against Meilisearch 1.1.2: %v (output %q), want it stopped at the listing's filter", err, out)
+	}
+	checkWarned(warned)
+	if !strings.Contains(out, "deleted 0 document(s)") {
+		t.Errorf("output %q, want nothing deleted", out)
+	}
+	if diff := cmp.Diff(sorted(p, catalog.Product{ID: ghost.ID}), s.ids()); diff != "" {
+		t.Errorf("index ids after the run against 1.1.2 (-want +got):\n%s", diff)
+	}
+	got := reqs()
+	if len(got) == 0 || got[0] != "GET /version" || !strings.HasPrefix(got[len(got)-1], "GET /indexes/products/documents?") ||
+		!strings.Contains(got[len(got)-1], "filter=") {
+		t.Errorf("requests %q, want GET /version first and a filtered listing last", got)
+	}
+	for _, r := range got {
+		if strings.HasPrefix(r, "DELETE ") {
+			t.Errorf("the run against 1.1.2 sent %s", r)
+		}
+	}
+
+	s.fake.SetVersion(meilitest.DefaultVersion)
+	out, warned, err = s.runWarned()
+	if err != nil {
+		t.Fatalf("reindex against Meilisearch %s: %v (output %q)", meilitest.DefaultVersion, err, out)
+	}
+	checkWarned(warned)
+	if diff := cmp.Diff(sorted(p), s.ids()); diff != "" {
+		t.Errorf("index ids after the run against %s (-want +got):\n%s", meilitest.DefaultVersion, diff)
+	}
+}
+
 // Arguments are refused with the usage, before anything is contacted.
 func TestArgumentsAreRefusedWithTheUsage(t *testing.T) {
-	err := run(context.Background(), []string{"now"}, config.Env(nil), &bytes.Buffer{})
+	err := run(context.Background(), []string{"now"}, config.Env(nil), &bytes.Buffer{}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "usage:") {
 		t.Fatalf("err %v, want the usage", err)
 	}

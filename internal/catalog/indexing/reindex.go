@@ -11,13 +11,15 @@ import (
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv"
 	"github.com/shopfaas/shop/internal/search"
+	"github.com/shopfaas/shop/internal/search/meili"
 )
 
 // Documents lists the external index's documents (meili.Index).
 type Documents interface {
 	// CheckListingVersion fails unless the index's server can list as
 	// EachDocumentIDs and UnbucketedIDs do, by filter: Meilisearch v1.2 or
-	// later (meili.Index.CheckListingVersion).
+	// later (meili.Index.CheckListingVersion); an error wrapping
+	// meili.ErrVersionUnchecked says the key may not read the version.
 	CheckListingVersion(ctx context.Context) error
 	// EachDocumentIDs passes the ids of every document with a bucket to fn,
 	// at most batch at a time, so that each document in the index from the
@@ -45,6 +47,10 @@ type Reindexed struct {
 	// such a push: their product was archived or not in the catalog when it
 	// landed.
 	Deleted int `json:"deleted"`
+	// VersionUnchecked, when not nil, is why the server's version was not
+	// checked (it wraps meili.ErrVersionUnchecked: the key lacks the
+	// "version" action); the run went on without the check.
+	VersionUnchecked error `json:"-"`
 }
 
 // DefaultBatch is how many products a reindex reads and pushes at a time
@@ -64,9 +70,16 @@ const DefaultBatch = 500
 //
 // Before anything else it checks the server's version
 // (docs.CheckListingVersion): against a Meilisearch older than v1.2, or
-// one whose version it cannot read or parse, it fails before it applies a
-// setting, pushes or deletes anything: what such a server does with the
-// listing's filter is not verified.
+// one whose version it cannot parse, it fails before it applies a
+// setting, pushes or deletes anything. When the key may not read the
+// version (meili.ErrVersionUnchecked: a key made before the "version"
+// action was asked for), it goes on and says so in VersionUnchecked: it
+// then applies the settings and pushes the live products (what the
+// writers do; a product archived meanwhile is removed, as its writer
+// removes it) before its first listing, which Meilisearch 1.0 and 1.1
+// refuse (400 on the filter), so against one the run fails before it
+// deletes any listed document. Any other failure to read the version
+// stops it.
 //
 // It is safe while writers push, for a run that returns no error: after a
 // batch lands, Reindex reads its products again (one SELECT) and pushes each
@@ -92,7 +105,7 @@ const DefaultBatch = 500
 // its span was checked was added by a writer, which pushes until what
 // landed is current.
 //
-// The first error stops it (a version refused, a failed settings update,
+// The first error stops it (a version refused or unreadable, a failed settings update,
 // push, task, listing or database read, or ctx done) and is returned with the counts so far; d
 // needs Store and External. A batch push that failed may still be applied
 // by Meilisearch (it accepted the batch, then the task poll failed, timed
@@ -109,7 +122,9 @@ func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int)
 	if batch < 1 {
 		batch = DefaultBatch
 	}
-	if err := docs.CheckListingVersion(ctx); err != nil {
+	if err := docs.CheckListingVersion(ctx); errors.Is(err, meili.ErrVersionUnchecked) {
+		n.VersionUnchecked = err
+	} else if err != nil {
 		return n, fmt.Errorf("reindex: %w", err)
 	}
 	if err := d.External.EnsureSettings(ctx); err != nil {

@@ -14,10 +14,11 @@
 //
 // The listing (EachDocumentIDs, UnbucketedIDs) needs Meilisearch v1.2 or
 // later, the first whose GET /indexes/{uid}/documents takes a filter
-// (Meilisearch's v1.2 release notes, "Get documents by filter"); what an
-// older one does with the parameter is not verified, so a caller checks
-// the version first (CheckListingVersion: indexing.Reindex does, before it
-// changes anything).
+// (Meilisearch's v1.2 release notes, "Get documents by filter"), so a
+// caller checks the version first (CheckListingVersion: indexing.Reindex
+// does, before it changes anything). When the key may not read the
+// version, 1.0 and 1.1 still refuse the filter (400 bad_request, read in
+// their source, not run); older ones are not verified.
 package meili
 
 import (
@@ -345,14 +346,25 @@ const MaxBucketIDs = 100_000
 // MinListingVersion is the oldest Meilisearch the listing (EachDocumentIDs,
 // UnbucketedIDs) may run against: v1.2, the first whose GET
 // /indexes/{uid}/documents takes a filter (its release notes, "Get
-// documents by filter"). What an older one does with the filter is not
-// verified: were it ignored, a span's listing would answer documents of
-// every bucket.
+// documents by filter"). 1.0 and 1.1 answer the filter 400 bad_request
+// (an unknown parameter, read in their source, not run); what a 0.x one
+// does with it is not verified: were it ignored, a span's listing would
+// answer documents of every bucket.
 const MinListingVersion = "1.2.0"
 
 // ErrVersionRefused is CheckListingVersion's error for a Meilisearch older
 // than MinListingVersion, or whose version it cannot parse.
 var ErrVersionRefused = errors.New("meili: Meilisearch's version refused for the listing")
+
+// ErrVersionUnchecked is CheckListingVersion's error when Meilisearch
+// refused the key GET /version (401 or 403: a key without the "version"
+// action, as keys made before it was asked for are): the version is
+// unknown, not refused. A caller may go on: Meilisearch 1.0 and 1.1
+// answer the listing's filter parameter 400 bad_request ("Unknown
+// parameter `filter`"; their GET documents' query struct denies unknown
+// fields, read in v1.0.0's and v1.1.0's source, not run), so the first
+// listing still stops a run against one.
+var ErrVersionUnchecked = errors.New(`meili: Meilisearch's version not checked: it refused the key GET /version, as it refuses a key without the "version" action`)
 
 // CheckListingVersion reads Meilisearch's version (GET /version, the
 // answer's pkgVersion: Meilisearch's package version, MAJOR.MINOR.PATCH,
@@ -361,17 +373,19 @@ var ErrVersionRefused = errors.New("meili: Meilisearch's version refused for the
 // pre-release precedes its release, so 1.2.0-rc.1 is refused and
 // 1.3.0-rc.0 is not. An older version, or a pkgVersion that is none
 // (missing, empty, "v1.2.0", "1.2"), is an error wrapping
-// ErrVersionRefused and naming it. A failed request is an error that is
-// not: Meilisearch answers GET /version only to a key allowed its
-// "version" action (or the master key), and answers 403 invalid_api_key
-// to one that is not, which the error says.
+// ErrVersionRefused and naming it. Meilisearch answers GET /version only
+// to a key allowed its "version" action (or the master key), and answers
+// 403 invalid_api_key to one that is not (401 to a request without a
+// key): that is an error wrapping ErrVersionUnchecked and the answer.
+// Any other failed request (the network, a 5xx after its retries) is an
+// error wrapping neither.
 func (ix *Index) CheckListingVersion(ctx context.Context) error {
 	var v struct {
 		PkgVersion *string `json:"pkgVersion"`
 	}
 	if err := ix.do(ctx, http.MethodGet, "/version", nil, http.StatusOK, &v); err != nil {
-		if e, ok := errors.AsType[*statusError](err); ok && e.status == http.StatusForbidden {
-			return fmt.Errorf("meili: read the version (GET /version, which needs the key's version action): %w", err)
+		if e, ok := errors.AsType[*statusError](err); ok && (e.status == http.StatusForbidden || e.status == http.StatusUnauthorized) {
+			return fmt.Errorf("%w (GET /version: %w)", ErrVersionUnchecked, err)
 		}
 		return fmt.Errorf("meili: read the version (GET /version): %w", err)
 	}

@@ -662,8 +662,9 @@ func listingProxy(t *testing.T, fake http.Handler, edit func(r *http.Request, pa
 // semantic versioning's order (a later pre-release too), and refuses, with
 // ErrVersionRefused naming what it got, an older one (a pre-release of
 // 1.2.0 among them) and anything it cannot parse. A key Meilisearch
-// refuses GET /version (403: without the version action) is an error
-// that says which action, not ErrVersionRefused.
+// refuses GET /version (403: without the version action) is
+// ErrVersionUnchecked, not ErrVersionRefused
+// (TestOnlyARefusedKeyLeavesTheVersionUnchecked).
 func TestCheckListingVersionRefusesAnOlderOrUnknownMeilisearch(t *testing.T) {
 	fake := meilitest.NewFake("test-key")
 	srv := httptest.NewServer(fake)
@@ -711,11 +712,82 @@ func TestCheckListingVersionRefusesAnOlderOrUnknownMeilisearch(t *testing.T) {
 			}
 		})
 	}
-	fake.SetVersion(meilitest.DefaultVersion)
-	err = newIndex(t, "wrong").CheckListingVersion(ctx)
-	if err == nil || errors.Is(err, meili.ErrVersionRefused) || !strings.Contains(err.Error(), "invalid_api_key") ||
-		!strings.Contains(err.Error(), "version action") {
-		t.Errorf("CheckListingVersion with a key refused = %v, want an error naming invalid_api_key and the version action", err)
+}
+
+// A key Meilisearch refuses GET /version (403, as a key without the
+// "version" action; 401, as a request without a key) leaves the version
+// unchecked: ErrVersionUnchecked, naming the action and Meilisearch's
+// code, not ErrVersionRefused, so a caller may go on. Any other failure
+// (a 500, a 404, no server) is neither: it stops a caller as any
+// Meilisearch failure does.
+func TestOnlyARefusedKeyLeavesTheVersionUnchecked(t *testing.T) {
+	ctx := context.Background()
+	err := newIndex(t, "wrong").CheckListingVersion(ctx)
+	if !errors.Is(err, meili.ErrVersionUnchecked) || errors.Is(err, meili.ErrVersionRefused) ||
+		!strings.Contains(err.Error(), "invalid_api_key") || !strings.Contains(err.Error(), `"version" action`) {
+		t.Errorf("CheckListingVersion with a key refused = %v, want ErrVersionUnchecked naming invalid_api_key and the version action", err)
+	}
+	for _, tt := range []struct {
+		status    int
+		unchecked bool
+	}{{http.StatusForbidden, true}, {http.StatusUnauthorized, true}, {http.StatusInternalServerError, false},
+		{http.StatusNotFound, false}} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(tt.status)
+			fmt.Fprint(w, `{"message":"no","code":"some_code","type":"auth"}`)
+		}))
+		ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = ix.CheckListingVersion(ctx)
+		srv.Close()
+		if err == nil || errors.Is(err, meili.ErrVersionUnchecked) != tt.unchecked || errors.Is(err, meili.ErrVersionRefused) {
+			t.Errorf("CheckListingVersion answered %d = %v, want an error, ErrVersionUnchecked %v", tt.status, err, tt.unchecked)
+		}
+	}
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close()
+	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.CheckListingVersion(ctx); err == nil || errors.Is(err, meili.ErrVersionUnchecked) {
+		t.Errorf("CheckListingVersion without a server = %v, want an error, not ErrVersionUnchecked", err)
+	}
+}
+
+// Meilisearch 1.0 and 1.1 refuse the listing's filter parameter (400
+// bad_request, an unknown parameter), so a run whose key may not read the
+// version still stops at its first listing against one: the fake set to
+// a version below 1.2 answers so, and EachDocumentIDs and UnbucketedIDs
+// fail with that answer; at 1.2.0 they list.
+func TestAListingAgainstMeilisearchBelowV12Fails(t *testing.T) {
+	fake := meilitest.NewFake("test-key")
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := ix.EnsureSettings(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		version string
+		ok      bool
+	}{{"1.1.2", false}, {"1.0.0", false}, {"1.2.0", true}, {"1.11.3", true}} {
+		fake.SetVersion(tt.version)
+		_, uerr := ix.UnbucketedIDs(ctx, 10)
+		eerr := ix.EachDocumentIDs(ctx, 10, func([]uuid.UUID) error { return nil })
+		for _, err := range []error{uerr, eerr} {
+			if tt.ok && err != nil || !tt.ok && (err == nil || !strings.Contains(err.Error(), "Unknown parameter `filter`") ||
+				!strings.Contains(err.Error(), "status 400")) {
+				t.Errorf("a listing against Meilisearch %s = %v, want ok %v", tt.version, err, tt.ok)
+			}
+		}
 	}
 }
 

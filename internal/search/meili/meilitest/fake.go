@@ -46,6 +46,16 @@
 //     meilisearch/src/routes/mod.rs, get_version: ActionPolicy
 //     actions::VERSION; read, not run); the fake has one key allowed
 //     everything, so it does not model actions.
+//   - Set to a version below 1.2 (SetVersion), the listing answers a
+//     filter parameter 400 bad_request "Unknown parameter `filter`:
+//     expected one of `offset`, `limit`, `fields`", before it looks for the
+//     index, as Meilisearch 1.0 and 1.1 do: their GET documents' query
+//     struct (BrowseQuery: offset, limit, fields) is deserialized with
+//     deserr's deny_unknown_fields, whose error is DeserrQueryParamError's
+//     default code bad_request, 400, in the extractor, before the handler
+//     runs (meilisearch/src/routes/indexes/documents.rs at tags v1.0.0 and
+//     v1.1.0; the message's shape from v1.1.0's routes/tasks.rs snapshot
+//     of an unknown parameter; read, not run).
 //   - POST /indexes/{uid}/search with q, filter (AND-joined "attr op value"
 //     expressions, op one of = != > >= < <=, or "attr EXISTS", "attr NOT
 //     EXISTS", attributes must be filterable; https://www.meilisearch.com/
@@ -132,11 +142,25 @@ func (f *Fake) Lose() {
 }
 
 // SetVersion makes GET /version answer pkgVersion v from now on (as a
-// Meilisearch of that version would; "" answers an empty one).
+// Meilisearch of that version would; "" answers an empty one). A version
+// below 1.2 (MAJOR.MINOR read from its start) also makes the listing
+// refuse its filter parameter, as Meilisearch 1.0 and 1.1 do.
 func (f *Fake) SetVersion(v string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.version = v
+}
+
+// filtersListing reports whether the fake's version takes the listing's
+// filter: 1.2 or later, or a version whose MAJOR.MINOR it cannot read (the
+// version check's own tests set those, and never list). The caller holds
+// f.mu.
+func (f *Fake) filtersListing() bool {
+	var major, minor int
+	if n, _ := fmt.Sscanf(f.version, "%d.%d", &major, &minor); n != 2 {
+		return true
+	}
+	return major > 1 || major == 1 && minor >= 2
 }
 
 // Document returns index's document id as stored, and whether there is one.
@@ -259,6 +283,11 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // list answers GET /indexes/{uid}/documents (the caller holds f.mu).
 func (f *Fake) list(w http.ResponseWriter, r *http.Request, index string) {
+	if r.URL.Query().Has("filter") && !f.filtersListing() {
+		f.fail(w, http.StatusBadRequest, "bad_request",
+			"Unknown parameter `filter`: expected one of `offset`, `limit`, `fields`")
+		return
+	}
 	if f.docs[index] == nil && f.sets[index] == nil {
 		f.fail(w, http.StatusNotFound, "index_not_found", fmt.Sprintf("Index `%s` not found.", index))
 		return
