@@ -105,8 +105,9 @@ const DefaultBatch = 500
 // its span was checked was added by a writer, which pushes until what
 // landed is current.
 //
-// The first error stops it (a version refused or unreadable, a failed settings update,
-// push, task, listing or database read, or ctx done) and is returned with the counts so far; d
+// The first error stops it (a version refused, a failed read of it other
+// than a refused key, a failed settings update, push, task, listing or
+// database read, or ctx done) and is returned with the counts so far; d
 // needs Store and External. A batch push that failed may still be applied
 // by Meilisearch (it accepted the batch, then the task poll failed, timed
 // out or was interrupted), after a writer's newer push: Reindex then reads
