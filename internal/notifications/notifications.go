@@ -193,10 +193,13 @@ func (n Notification) Email(to string) Email {
 // may hold one ("\"a@b\"@example.com"), whose rest would show otherwise.
 // A quoted local part (RFC 5322's quoted-string) shows the first character
 // of the text it quotes, as an unquoted one shows its own: "\"a b\"@…"
-// masks to "a***@…" (until 2026-12-06 to "\"***@…", the opening quote), and
-// a quoted-pair shows the character it escapes, without its '\'. A local
-// part whose first character is not valid UTF-8, or that quotes nothing
-// ("\"\"@…"), shows none: "***@…".
+// masks to "a***@…" (until 2026-12-06 to "\"***@…", the opening quote). One
+// whose quoted text opens with a quoted-pair ('\' and the character it
+// escapes, "\"\\\"abc\"@…") shows none: either half of the pair, shown
+// alone, reads as a quote or a stray escape (until 2026-12-06 it showed the
+// escaped character, a '"' there looking like the opening quote of before),
+// and a lone '\' likewise. A local part whose first character is not valid
+// UTF-8, or that quotes nothing ("\"\"@…"), shows none either: "***@…".
 func MaskEmail(email string) string {
 	at := strings.LastIndexByte(email, '@')
 	if at <= 0 {
@@ -207,15 +210,13 @@ func MaskEmail(email string) string {
 }
 
 // firstCharacter is what MaskEmail shows of local: its first character,
-// whole, or that of the text a leading '"' quotes; "" when there is none or
+// whole, or that of the text a leading '"' quotes; "" when there is none,
+// when that text opens with a '\' (a quoted-pair, or a lone '\'), or when
 // it is not valid UTF-8.
 func firstCharacter(local string) string {
 	if quoted, ok := strings.CutPrefix(local, `"`); ok {
-		switch {
-		case strings.HasPrefix(quoted, `"`): // ""@…: nothing quoted
+		if strings.HasPrefix(quoted, `"`) || strings.HasPrefix(quoted, `\`) { // ""@… quotes nothing; \x is a pair
 			return ""
-		case len(quoted) > 1 && quoted[0] == '\\': // a quoted-pair: the character it escapes
-			quoted = quoted[1:]
 		}
 		local = quoted
 	}
