@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -105,13 +106,20 @@ func (c *Reader) Bool(name string, def bool) bool {
 }
 
 // Duration returns the variable parsed as a duration; a bare number is seconds,
-// as in the OpenFaaS watchdog's variables.
+// as in the OpenFaaS watchdog's variables. A value past the longest
+// time.Duration (about 292 years) is a problem, as is one that is not a
+// duration ("NaN", "Inf"): until 2026-12-06 a bare number of seconds past it
+// wrapped around, 36028797018967568 (2^55 + 3600) reading as one hour.
 func (c *Reader) Duration(name string, def time.Duration) time.Duration {
 	raw := c.String(name, "")
 	if raw == "" {
 		return def
 	}
-	if n, err := strconv.Atoi(raw); err == nil && n >= 0 {
+	if n, err := strconv.ParseInt(raw, 10, 64); (err == nil || errors.Is(err, strconv.ErrRange)) && n >= 0 {
+		if err != nil || n > maxSeconds {
+			c.fail("%s=%q is longer than the longest duration, %d seconds", name, raw, maxSeconds)
+			return def
+		}
 		return time.Duration(n) * time.Second
 	}
 	d, err := time.ParseDuration(raw)
@@ -121,6 +129,9 @@ func (c *Reader) Duration(name string, def time.Duration) time.Duration {
 	}
 	return d
 }
+
+// maxSeconds is the longest duration in whole seconds.
+const maxSeconds = int64(math.MaxInt64 / time.Second)
 
 // Secret reads the secret file name from the secrets directory. Development
 // defaults are used only when dev is true; otherwise a missing secret is a

@@ -69,6 +69,15 @@ func TestDuration(t *testing.T) {
 		{"-1", 5 * time.Second, true},
 		{"-2s", 5 * time.Second, true},
 		{"soon", 5 * time.Second, true},
+		// The longest duration in seconds, and past it: until 2026-12-06
+		// those wrapped around, 2^55 + 3600 seconds to one hour.
+		{"9223372036", 9223372036 * time.Second, false},
+		{"9223372037", 5 * time.Second, true},
+		{"36028797018967568", 5 * time.Second, true},
+		{"99999999999999999999", 5 * time.Second, true},
+		{"2562048h", 5 * time.Second, true},
+		{"NaN", 5 * time.Second, true},
+		{"Inf", 5 * time.Second, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {

@@ -190,12 +190,18 @@ func TestASignedEventOutsideTheInboxRetentionIsRefused(t *testing.T) {
 
 // INBOX_RETENTION not above MaxClockSkew is a configuration error wherever
 // it is read (RetentionFrom: the outbox relay and the consumers alike), and
-// so is it in an EventsConfig.
+// so is it in an EventsConfig. So is one that is not a finite duration
+// (NaN, Infinity, past 292 years): RecordRetention records a time.Duration,
+// so no consumer's build records a NaN or an Infinity (inbox_retentions
+// refuses both too, RetentionFiniteSchema); until 2026-12-06 a number of
+// seconds past 292 years wrapped around, 2^55 + 3600 seconds to one hour.
 func TestAnInboxRetentionNotAboveTheClockSkewIsRefused(t *testing.T) {
 	for _, tt := range []struct {
 		value string
 		ok    bool
-	}{{"", true}, {"6m", true}, {"720h", true}, {"5m", false}, {"0", false}, {"1s", false}} {
+	}{{"", true}, {"6m", true}, {"720h", true}, {"9223372036", true}, {"5m", false}, {"0", false}, {"1s", false},
+		{"NaN", false}, {"Inf", false}, {"+Inf", false}, {"Infinity", false}, {"1e400", false},
+		{"9223372037", false}, {"36028797018967568", false}} {
 		t.Run("INBOX_RETENTION="+tt.value, func(t *testing.T) {
 			c := config.New(config.Env(map[string]string{"INBOX_RETENTION": tt.value}))
 			r := inbox.RetentionFrom(c)
