@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -329,7 +330,67 @@ func retentionMigrations() fstest.MapFS {
 	m := migrations()
 	m["0003_retentions.sql"] = &fstest.MapFile{Data: []byte(inbox.RetentionSchema)}
 	m["0004_raises.sql"] = &fstest.MapFile{Data: []byte(inbox.RetentionRaiseSchema)}
+	m["0005_finite.sql"] = &fstest.MapFile{Data: []byte(inbox.RetentionFiniteSchema)}
 	return m
+}
+
+// A NaN or an Infinity in inbox_retentions, which the CHECK (... > 0) of
+// RetentionSchema and RetentionRaiseSchema accepts (in PostgreSQL 'NaN' is
+// above every number), is refused once RetentionFiniteSchema ran; a row
+// that held one before is rewritten to what it meant: a retention the relay
+// reads as for ever still reads so, and a previous window that left the
+// consumer's window at its retention becomes none, with the same window.
+// The step runs again without error.
+func TestARecordedRetentionIsFiniteAndTheUpgradeKeepsWhatOneMeant(t *testing.T) {
+	const day = 24 * time.Hour
+	ctx := context.Background()
+	older := retentionMigrations()
+	delete(older, "0005_finite.sql")
+	pool := pgtest.Open(t, older)
+	if _, err := pool.Exec(ctx, `INSERT INTO inbox_retentions (consumer, retention_seconds, previous_retention_seconds, raised_at)
+		VALUES ('index', 'NaN', NULL, NULL), ('notify', 'Infinity', NULL, NULL),
+			('search', $1, 'NaN', now()), ('stats', $1, 'Infinity', now())`, (30 * day).Seconds()); err != nil {
+		t.Fatal(err)
+	}
+	forEver := time.Duration(math.MaxInt64)
+	want := []inbox.Recorded{{"index", forEver}, {"notify", forEver}, {"search", 30 * day}, {"stats", 30 * day}}
+	before, err := inbox.RecordedRetentions(ctx, pool)
+	if diff := cmp.Diff(want, before); diff != "" || err != nil {
+		t.Fatalf("RecordedRetentions before the step (%v; -want +got):\n%s", err, diff)
+	}
+
+	if err := postgres.Migrate(ctx, pool, retentionMigrations()); err != nil {
+		t.Fatal(err)
+	}
+	after, err := inbox.RecordedRetentions(ctx, pool)
+	if diff := cmp.Diff(want, after); diff != "" || err != nil {
+		t.Errorf("RecordedRetentions after the step (%v; -want +got):\n%s", err, diff)
+	}
+	var gone, finite bool
+	if err := pool.QueryRow(ctx, `SELECT bool_and(previous_retention_seconds IS NULL) FILTER (WHERE raised_at IS NOT NULL),
+		bool_and(retention_seconds < 'Infinity') FROM inbox_retentions`).Scan(&gone, &finite); err != nil || !gone || !finite {
+		t.Errorf("after the step: previous windows gone %v, retentions finite %v (%v); want both", gone, finite, err)
+	}
+	for _, consumer := range []string{"search", "stats"} {
+		if w, err := inbox.RecordRetention(ctx, pool, consumer, 30*day); err != nil || w.Previous != 0 || w.At(time.Now()) != 30*day {
+			t.Errorf("%s recorded again at 30 days: %+v, %v; want no previous window, 30 days", consumer, w, err)
+		}
+	}
+
+	for _, q := range []string{
+		`INSERT INTO inbox_retentions (consumer, retention_seconds) VALUES ('nan', 'NaN')`,
+		`INSERT INTO inbox_retentions (consumer, retention_seconds) VALUES ('inf', 'Infinity')`,
+		`UPDATE inbox_retentions SET retention_seconds = 'NaN' WHERE consumer = 'stats'`,
+		`UPDATE inbox_retentions SET previous_retention_seconds = 'NaN', raised_at = now() WHERE consumer = 'stats'`,
+		`UPDATE inbox_retentions SET previous_retention_seconds = 'Infinity', raised_at = now() WHERE consumer = 'stats'`,
+	} {
+		if _, err := pool.Exec(ctx, q); !postgres.IsCheckViolation(err) {
+			t.Errorf("%s: %v, want a check violation", q, err)
+		}
+	}
+	if _, err := pool.Exec(ctx, inbox.RetentionFiniteSchema); err != nil {
+		t.Errorf("RetentionFiniteSchema run again: %v", err)
+	}
 }
 
 // A consumer raised from 30 to 60 days does not accept at once an event 45

@@ -32,6 +32,31 @@ const RetentionRaiseSchema = `ALTER TABLE inbox_retentions
 	ADD COLUMN IF NOT EXISTS previous_retention_seconds double precision CHECK (previous_retention_seconds > 0),
 	ADD COLUMN IF NOT EXISTS raised_at timestamptz;`
 
+// RetentionFiniteSchema refuses a NaN or an Infinity in inbox_retentions'
+// retention columns: RetentionSchema's and RetentionRaiseSchema's CHECK
+// (... > 0) accept both (in PostgreSQL 'NaN' is above every number). No
+// build writes one (RecordRetention records a time.Duration, always finite,
+// read from INBOX_RETENTION, which config.Reader.Duration refuses as "NaN"
+// or "Inf" or past 292 years); only a hand-written row holds one. Existing
+// ones are rewritten first, each to what it meant to the relay and the
+// consumers: a retention to 1e10 seconds (317 years, past the longest
+// time.Duration, 292 years, which RecordedRetentions reads as for ever, as
+// it read NaN and Infinity: the relay goes on keeping that database's
+// records), a previous window to NULL (the window was already the
+// retention: least() ranks NaN and Infinity above any number). The
+// constraints are dropped before they are added, so that it may run again.
+// Service migrations include it verbatim (catalog 0013, users 0010; a test
+// checks that they do).
+const RetentionFiniteSchema = `UPDATE inbox_retentions SET retention_seconds = 1e10
+	WHERE NOT (retention_seconds < 'Infinity');
+UPDATE inbox_retentions SET previous_retention_seconds = NULL
+	WHERE NOT (previous_retention_seconds < 'Infinity');
+ALTER TABLE inbox_retentions
+	DROP CONSTRAINT IF EXISTS inbox_retentions_retention_seconds_finite,
+	ADD CONSTRAINT inbox_retentions_retention_seconds_finite CHECK (retention_seconds < 'Infinity'),
+	DROP CONSTRAINT IF EXISTS inbox_retentions_previous_retention_seconds_finite,
+	ADD CONSTRAINT inbox_retentions_previous_retention_seconds_finite CHECK (previous_retention_seconds < 'Infinity');`
+
 // Window is the age past which a consumer refuses an event (Events): its
 // retention, or, while a raise of it is recent, less (At).
 type Window struct {

@@ -27,6 +27,7 @@ func TestMigrationHasInbox(t *testing.T) {
 		"0006_processed_events_by_age.sql": inbox.PruneIndex,
 		"0011_inbox_retentions.sql":        inbox.RetentionSchema,
 		"0012_inbox_retention_raises.sql":  inbox.RetentionRaiseSchema,
+		"0013_inbox_retentions_finite.sql": inbox.RetentionFiniteSchema,
 	} {
 		b, err := fs.ReadFile(catalogdb.Migrations(), file)
 		if err != nil {

@@ -62,6 +62,7 @@ func TestMigrationsIncludeInbox(t *testing.T) {
 		"0004_processed_events_by_age.sql": inbox.PruneIndex,
 		"0008_inbox_retentions.sql":        inbox.RetentionSchema,
 		"0009_inbox_retention_raises.sql":  inbox.RetentionRaiseSchema,
+		"0010_inbox_retentions_finite.sql": inbox.RetentionFiniteSchema,
 	} {
 		b, err := fs.ReadFile(usersdb.Migrations(), file)
 		if err != nil {
