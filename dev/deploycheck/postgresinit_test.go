@@ -477,6 +477,14 @@ func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
 			cl.migrate(t, func(service string) (string, string) {
 				return roles[service], passwords[postgres.PasswordSecret(service)]
 			})
+			if superuser {
+				// A role's own setting in one database overrides its
+				// 1GB there: the superuser's rerun resets one that lifts
+				// it (-1), so checkDatabaseRoles sees 1GB there (until
+				// 2026-12-06 it stayed, and -1 was seen).
+				cl.psql(t, "postgres", "ALTER ROLE shop_inventory_reader IN DATABASE shop_inventory SET temp_file_limit = -1;\n"+
+					"ALTER ROLE shop_relay IN DATABASE shop_payments SET temp_file_limit = -1;\n")
+			}
 			cl.checkPasswordsKept(t, "env/faasd/postgres-init/10-shop.sh", secrets, admin, password, initRoles())
 			checkDatabaseRoles(t, cl, passwords, roles, superuser)
 			if superuser {
@@ -537,6 +545,19 @@ func rerunWithoutASuperuser(t *testing.T, cl privateCluster, secrets string) {
 		{"GRANT CONNECT ON DATABASE template1 TO PUBLIC;\nALTER ROLE shop_relay RESET temp_file_limit;\n", "env/faasd/postgres-upgrade/split-roles.sh",
 			"split-roles.sh: not a superuser, so the reader roles can still connect to template1 (and create large objects there), " +
 				"and shop_relay and shop_inventory_reader can still spill temporary files without a limit"},
+		// Limited again for every database, but a role's own setting in
+		// one database overrides it there: -1 lifts it in that one alone
+		// (until 2026-12-06 the scripts read only the setting for every
+		// database, and said nothing); another value is a limit still.
+		{"REVOKE CONNECT ON DATABASE template1 FROM PUBLIC;\nALTER ROLE shop_relay SET temp_file_limit = '1GB';\n" +
+			"ALTER ROLE shop_inventory_reader SET temp_file_limit = '1GB';\n" +
+			"ALTER ROLE shop_relay IN DATABASE shop_orders SET temp_file_limit = -1;\n" +
+			"ALTER ROLE shop_relay IN DATABASE shop_users SET temp_file_limit = -1;\n", "env/faasd/postgres-init/10-shop.sh",
+			"10-shop.sh: not a superuser, so shop_relay can still spill temporary files without a limit in shop_orders and shop_users"},
+		{"ALTER ROLE shop_catalog_reader IN DATABASE shop_catalog SET temp_file_limit = -1;\n" +
+			"ALTER ROLE shop_inventory_reader IN DATABASE shop_inventory SET temp_file_limit = '2GB';\n", "env/faasd/postgres-upgrade/split-roles.sh",
+			"split-roles.sh: not a superuser, so shop_catalog_reader can still spill temporary files without a limit in shop_catalog, " +
+				"and shop_relay can still spill temporary files without a limit in shop_orders and shop_users"},
 	} {
 		cl.psql(t, "postgres", step.put)
 		out, err := cl.scriptOutput(t, step.script, secrets, "shop_admin", "pw-admin")
@@ -1231,6 +1252,15 @@ func TestSplitRolesClosesTheReadersWaysToFillTheDiskOnAClusterOfTheLastRelease(t
 		cl.psql(t, "postgres", "ALTER ROLE "+readerRole(service)+" RESET temp_file_limit;\n")
 	}
 	cl.psql(t, "postgres", "ALTER ROLE shop_relay RESET temp_file_limit;\n")
+	// An operator's settings of a role in one database, which override its
+	// setting for every database there: split-roles.sh resets those that
+	// lift the limit (-1; until 2026-12-06 they stayed, and
+	// checkDatabaseRoles saw -1 there) and leaves another value, a limit
+	// still (the inventory reader may not connect to shop_payments: the
+	// setting is only looked at).
+	cl.psql(t, "postgres", "ALTER ROLE shop_catalog_reader IN DATABASE shop_catalog SET temp_file_limit = -1;\n"+
+		"ALTER ROLE shop_relay IN DATABASE shop_orders SET temp_file_limit = -1;\n"+
+		"ALTER ROLE shop_inventory_reader IN DATABASE shop_payments SET temp_file_limit = '512MB';\n")
 	// PostgreSQL's defaults: PUBLIC may execute the large objects' and
 	// advisory locks' functions (lo_import, server-side, is the
 	// superuser's alone by default), and the service's role holds no
@@ -1274,6 +1304,10 @@ SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM %I', oid::regprocedure, curren
 	}
 
 	cl.runScript(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets)
+	if got := cl.query(t, "postgres", `SELECT s.setrole::regrole || ' in ' || d.datname || ': ' || array_to_string(s.setconfig, ',')
+		FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase ORDER BY 1`); got != "shop_inventory_reader in shop_payments: temp_file_limit=512MB\n" {
+		t.Errorf("the roles' settings in one database after split-roles.sh:\n%s\nwant shop_inventory_reader's 512MB in shop_payments alone", got)
+	}
 	after := strings.Split(strings.TrimSpace(cl.query(t, "shop_catalog", check)), "|")
 	if len(after) != 4 || public(after[0], "X") || public(after[1], "[A-Za-z]*") || !strings.Contains(after[1], "shop_monitor=c/postgres") ||
 		!strings.Contains(after[2], "temp_file_limit="+tempFileLimit) || !strings.Contains(after[2], "default_transaction_read_only=on") ||

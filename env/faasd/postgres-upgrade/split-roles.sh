@@ -220,7 +220,8 @@ done
 # back to the one role that logs in there, shop_monitor (postgres-exporter;
 # the functions log in there only with DATABASE_CREATE=true, a developer
 # machine's, as postgres; the scripts themselves as the superuser), and
-# each readers' role gets temp_file_limit = 1GB: a superuser's setting
+# each readers' role gets temp_file_limit = 1GB (and loses a setting of its
+# own in one database that lifts it there, -1): a superuser's setting
 # (PGC_SUSET), so its sessions cannot raise it; its queries read a page of
 # products, stock or search documents at a time, megabytes at the most.
 # So does shop_relay, which may connect to all five databases, where a
@@ -244,13 +245,25 @@ REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC;
 SELECT 'GRANT CONNECT ON DATABASE postgres TO shop_monitor' WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = 'shop_monitor') \gexec
 SELECT format('ALTER ROLE %I SET temp_file_limit = %L', r, '1GB')
 	FROM unnest(string_to_array(trim(:'limited'), ' ')) r \gexec
+-- A role's setting in one database (ALTER ROLE ... IN DATABASE ... SET)
+-- overrides its setting for every database there: one that lifts the limit
+-- (-1) is reset, so the 1GB holds there too; any other value, a limit
+-- still, an operator's, is left as it is.
+SELECT format('ALTER ROLE %I IN DATABASE %I RESET temp_file_limit', r, d.datname)
+	FROM unnest(string_to_array(trim(:'limited'), ' ')) r
+		JOIN pg_db_role_setting s ON s.setrole = r::regrole
+		JOIN pg_database d ON d.oid = s.setdatabase
+	WHERE 'temp_file_limit=-1' = ANY (s.setconfig)
+	ORDER BY 1 \gexec
 \else
 -- Says only what still holds: nothing after a superuser's run closed it
 -- all, the part put back since (PUBLIC's CONNECT granted again, a limit
 -- reset) alone. has_database_privilege counts PUBLIC's CONNECT and
 -- TEMPORARY as a reader's own (a NULL datacl is PostgreSQL's default,
 -- which grants PUBLIC both). A role's limit is its pg_db_role_setting for
--- every database (setdatabase 0); -1 is none.
+-- every database (setdatabase 0); -1 is none. Its setting in one database
+-- overrides that one there: -1 there lifts the limit in that database
+-- alone, which is said of a role limited everywhere else.
 WITH readers AS (
 	SELECT r FROM unnest(string_to_array(trim(:'readers'), ' ')) r
 ), open AS (
@@ -263,6 +276,13 @@ WITH readers AS (
 		WHERE NOT EXISTS (SELECT FROM pg_db_role_setting s, unnest(s.setconfig) c
 			WHERE s.setdatabase = 0 AND s.setrole = r::regrole
 				AND c LIKE 'temp_file_limit=%' AND c <> 'temp_file_limit=-1')
+), unlimited_in AS (
+	SELECT r, string_agg(d.datname, ' and ' ORDER BY d.datname) AS ds
+		FROM unnest(string_to_array(trim(:'limited'), ' ')) r
+			JOIN pg_db_role_setting s ON s.setrole = r::regrole
+			JOIN pg_database d ON d.oid = s.setdatabase
+		WHERE 'temp_file_limit=-1' = ANY (s.setconfig) AND r NOT IN (SELECT r FROM unlimited)
+		GROUP BY r
 ), connecting AS (
 	SELECT format('%s can still connect to %s (and create %s)',
 			CASE WHEN rs @> (SELECT array_agg(r) FROM readers) THEN 'the reader roles' ELSE array_to_string(rs, ' and ') END,
@@ -280,9 +300,13 @@ WITH readers AS (
 				ELSE (SELECT string_agg(r, ' and ' ORDER BY r) FROM unlimited JOIN readers USING (r)) END)
 		|| ' can still spill temporary files without a limit' AS part
 		WHERE EXISTS (SELECT FROM unlimited)
+), spilling_in AS (
+	SELECT string_agg(format('%s can still spill temporary files without a limit in %s', r, ds), ', and ' ORDER BY r) AS part
+		FROM unlimited_in
 )
 SELECT still_open, still_open <> '' AS warn
-	FROM concat_ws(', and ', (SELECT string_agg(part, ', and ' ORDER BY part) FROM connecting), (SELECT part FROM spilling)) still_open \gset
+	FROM concat_ws(', and ', (SELECT string_agg(part, ', and ' ORDER BY part) FROM connecting), (SELECT part FROM spilling),
+		(SELECT part FROM spilling_in)) still_open \gset
 \if :warn
 \warn split-roles.sh: not a superuser, so :still_open (docs/security.md, Database roles)
 \endif
