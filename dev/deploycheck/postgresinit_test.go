@@ -480,10 +480,12 @@ func TestThePostgresInitScriptRunsAgainAndWithoutASuperuser(t *testing.T) {
 			if superuser {
 				// A role's own setting in one database overrides its
 				// 1GB there: the superuser's rerun resets one that lifts
-				// it (-1), so checkDatabaseRoles sees 1GB there (until
-				// 2026-12-06 it stayed, and -1 was seen).
+				// it (-1, however spelled: PostgreSQL stores '-1kB' as
+				// written), so checkDatabaseRoles sees 1GB there (until
+				// 2026-12-06 it stayed, and -1 was seen; until the review
+				// of that day '-1kB' stayed).
 				cl.psql(t, "postgres", "ALTER ROLE shop_inventory_reader IN DATABASE shop_inventory SET temp_file_limit = -1;\n"+
-					"ALTER ROLE shop_relay IN DATABASE shop_payments SET temp_file_limit = -1;\n")
+					"ALTER ROLE shop_relay IN DATABASE shop_payments SET temp_file_limit = '-1kB';\n")
 			}
 			cl.checkPasswordsKept(t, "env/faasd/postgres-init/10-shop.sh", secrets, admin, password, initRoles())
 			checkDatabaseRoles(t, cl, passwords, roles, superuser)
@@ -540,7 +542,9 @@ func rerunWithoutASuperuser(t *testing.T, cl privateCluster, secrets string) {
 	for _, step := range []struct{ put, script, want string }{
 		{"GRANT CONNECT ON DATABASE template1 TO PUBLIC;\n", "env/faasd/postgres-init/10-shop.sh",
 			"10-shop.sh: not a superuser, so the reader roles can still connect to template1 (and create large objects there)"},
-		{"REVOKE CONNECT ON DATABASE template1 FROM PUBLIC;\nALTER ROLE shop_inventory_reader RESET temp_file_limit;\n", "env/faasd/postgres-init/10-shop.sh",
+		// -1 written in another unit, stored as written: a lift all the
+		// same (until the review of 2026-12-06 only '-1' was seen).
+		{"REVOKE CONNECT ON DATABASE template1 FROM PUBLIC;\nALTER ROLE shop_inventory_reader SET temp_file_limit = '-1kB';\n", "env/faasd/postgres-init/10-shop.sh",
 			"10-shop.sh: not a superuser, so shop_inventory_reader can still spill temporary files without a limit"},
 		{"GRANT CONNECT ON DATABASE template1 TO PUBLIC;\nALTER ROLE shop_relay RESET temp_file_limit;\n", "env/faasd/postgres-upgrade/split-roles.sh",
 			"split-roles.sh: not a superuser, so the reader roles can still connect to template1 (and create large objects there), " +
@@ -552,7 +556,7 @@ func rerunWithoutASuperuser(t *testing.T, cl privateCluster, secrets string) {
 		{"REVOKE CONNECT ON DATABASE template1 FROM PUBLIC;\nALTER ROLE shop_relay SET temp_file_limit = '1GB';\n" +
 			"ALTER ROLE shop_inventory_reader SET temp_file_limit = '1GB';\n" +
 			"ALTER ROLE shop_relay IN DATABASE shop_orders SET temp_file_limit = -1;\n" +
-			"ALTER ROLE shop_relay IN DATABASE shop_users SET temp_file_limit = -1;\n", "env/faasd/postgres-init/10-shop.sh",
+			"ALTER ROLE shop_relay IN DATABASE shop_users SET temp_file_limit = '-1024B';\n", "env/faasd/postgres-init/10-shop.sh",
 			"10-shop.sh: not a superuser, so shop_relay can still spill temporary files without a limit in shop_orders and shop_users"},
 		{"ALTER ROLE shop_catalog_reader IN DATABASE shop_catalog SET temp_file_limit = -1;\n" +
 			"ALTER ROLE shop_inventory_reader IN DATABASE shop_inventory SET temp_file_limit = '2GB';\n", "env/faasd/postgres-upgrade/split-roles.sh",
@@ -1254,12 +1258,13 @@ func TestSplitRolesClosesTheReadersWaysToFillTheDiskOnAClusterOfTheLastRelease(t
 	cl.psql(t, "postgres", "ALTER ROLE shop_relay RESET temp_file_limit;\n")
 	// An operator's settings of a role in one database, which override its
 	// setting for every database there: split-roles.sh resets those that
-	// lift the limit (-1; until 2026-12-06 they stayed, and
-	// checkDatabaseRoles saw -1 there) and leaves another value, a limit
+	// lift the limit (-1, or '-1kB' as PostgreSQL stores it when so
+	// written; until 2026-12-06 they stayed, and checkDatabaseRoles saw -1
+	// there, and '-1kB' until the review of that day) and leaves another value, a limit
 	// still (the inventory reader may not connect to shop_payments: the
 	// setting is only looked at).
 	cl.psql(t, "postgres", "ALTER ROLE shop_catalog_reader IN DATABASE shop_catalog SET temp_file_limit = -1;\n"+
-		"ALTER ROLE shop_relay IN DATABASE shop_orders SET temp_file_limit = -1;\n"+
+		"ALTER ROLE shop_relay IN DATABASE shop_orders SET temp_file_limit = '-1kB';\n"+
 		"ALTER ROLE shop_inventory_reader IN DATABASE shop_payments SET temp_file_limit = '512MB';\n")
 	// PostgreSQL's defaults: PUBLIC may execute the large objects' and
 	// advisory locks' functions (lo_import, server-side, is the

@@ -339,13 +339,16 @@ SELECT format('ALTER ROLE %I SET temp_file_limit = %L', r, '1GB')
 	FROM unnest(string_to_array(trim(:'limited'), ' ')) r \gexec
 -- A role's setting in one database (ALTER ROLE ... IN DATABASE ... SET)
 -- overrides its setting for every database there: one that lifts the limit
--- (-1) is reset, so the 1GB holds there too; any other value, a limit
--- still, an operator's, is left as it is.
+-- is reset, so the 1GB holds there too; any other value, a limit still, an
+-- operator's, is left as it is. PostgreSQL stores the value as written, so
+-- a lift is any negative spelling ('-1', '-1kB', '-1024B', ' -1'), the only
+-- negative value it accepts being -1 (a '-0' one, which is 0, is reset
+-- too: to the 1GB).
 SELECT format('ALTER ROLE %I IN DATABASE %I RESET temp_file_limit', r, d.datname)
 	FROM unnest(string_to_array(trim(:'limited'), ' ')) r
 		JOIN pg_db_role_setting s ON s.setrole = r::regrole
 		JOIN pg_database d ON d.oid = s.setdatabase
-	WHERE 'temp_file_limit=-1' = ANY (s.setconfig)
+	WHERE EXISTS (SELECT FROM unnest(s.setconfig) c WHERE c ~ '^temp_file_limit=\s*-')
 	ORDER BY 1 \gexec
 \else
 -- Says only what still holds: nothing after a superuser's run closed it
@@ -353,9 +356,10 @@ SELECT format('ALTER ROLE %I IN DATABASE %I RESET temp_file_limit', r, d.datname
 -- reset) alone. has_database_privilege counts PUBLIC's CONNECT and
 -- TEMPORARY as a reader's own (a NULL datacl is PostgreSQL's default,
 -- which grants PUBLIC both). A role's limit is its pg_db_role_setting for
--- every database (setdatabase 0); -1 is none. Its setting in one database
--- overrides that one there: -1 there lifts the limit in that database
--- alone, which is said of a role limited everywhere else.
+-- every database (setdatabase 0); a negative one (stored as written: -1,
+-- -1kB, -1024B) is none. Its setting in one database overrides that one
+-- there: a negative one there lifts the limit in that database alone,
+-- which is said of a role limited everywhere else.
 WITH readers AS (
 	SELECT r FROM unnest(string_to_array(trim(:'readers'), ' ')) r
 ), open AS (
@@ -367,13 +371,13 @@ WITH readers AS (
 	SELECT r FROM unnest(string_to_array(trim(:'limited'), ' ')) r
 		WHERE NOT EXISTS (SELECT FROM pg_db_role_setting s, unnest(s.setconfig) c
 			WHERE s.setdatabase = 0 AND s.setrole = r::regrole
-				AND c LIKE 'temp_file_limit=%' AND c <> 'temp_file_limit=-1')
+				AND c LIKE 'temp_file_limit=%' AND c !~ '^temp_file_limit=\s*-')
 ), unlimited_in AS (
 	SELECT r, string_agg(d.datname, ' and ' ORDER BY d.datname) AS ds
 		FROM unnest(string_to_array(trim(:'limited'), ' ')) r
 			JOIN pg_db_role_setting s ON s.setrole = r::regrole
 			JOIN pg_database d ON d.oid = s.setdatabase
-		WHERE 'temp_file_limit=-1' = ANY (s.setconfig) AND r NOT IN (SELECT r FROM unlimited)
+		WHERE EXISTS (SELECT FROM unnest(s.setconfig) c WHERE c ~ '^temp_file_limit=\s*-') AND r NOT IN (SELECT r FROM unlimited)
 		GROUP BY r
 ), connecting AS (
 	SELECT format('%s can still connect to %s (and create %s)',
