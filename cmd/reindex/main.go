@@ -7,11 +7,16 @@
 // It first reads Meilisearch's version (GET /version) and refuses, before
 // it changes anything, one older than v1.2 (the first whose document
 // listing takes a filter) or one whose version it cannot parse
-// (meili.Index.CheckListingVersion). A key without the "version" action
-// (made before it was asked for) is answered 403: the command then prints
-// one warning to stderr and goes on; Meilisearch 1.0 and 1.1 refuse its
-// first listing's filter (400), which comes before any deletion of a
-// listed document, so it still fails against one. It then
+// (meili.Index.CheckListingVersion). Meilisearch answers GET /version 403
+// to a key without the "version" action (made before it was asked for)
+// and to a wrong key alike, so the command then lists no document (GET
+// /indexes/{uid}/documents?limit=0, which the reindex needs anyway): a
+// key refused there too fails the run at once ("meili-key refused", never
+// the key, no warning); a key allowed it gets one warning on stderr and
+// the run goes on, checking the listing's filter itself once the settings
+// are applied and before anything is pushed (a filter nothing matches:
+// Meilisearch 1.0 and 1.1 refuse it, 400; a listing that ignores it
+// answers a document), so it still fails against one. It then
 // applies the index settings with the writers' own call
 // (meili.Index.EnsureSettings), pushes every live (not archived) product of
 // shop_catalog in batches of REINDEX_BATCH, waiting for each Meilisearch
@@ -128,10 +133,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, wa
 	d := &catalogenv.Deps{Store: catalogdb.New(pool), External: ix,
 		Log: slog.New(slog.NewJSONHandler(os.Stderr, nil))}
 	n, err := indexing.Reindex(ctx, d, ix, batch)
+	if errors.Is(err, meili.ErrKeyRefused) {
+		err = fmt.Errorf("%s refused: %w", catalogenv.IndexKeySecret, err)
+	}
 	if n.VersionUnchecked != nil {
 		fmt.Fprintf(warn, "reindex: warning: %v; remaking meili-key with the \"version\" action adds the check "+
 			"(optional: docs/deploy-faasd.md step 7, item 11); without it a Meilisearch older than v1.2 is "+
-			"still refused, at the run's first listing\n", n.VersionUnchecked)
+			"still refused, by a check of the listing's filter before any push\n", n.VersionUnchecked)
 	}
 	fmt.Fprintf(out, "pushed %d product(s) (%d pushed again, changed meanwhile), deleted %d document(s) from %s\n",
 		n.Pushed, n.Repushed, n.Deleted, mc.IndexUID)

@@ -756,7 +756,9 @@ func TestAMeilisearchErrorFailsTheRun(t *testing.T) {
 // main exits 1 when the run fails (here Meilisearch refuses the key, or
 // is older than v1.2, its version read or, with a key that may not read
 // it, its listing's filter refused), and 0 when it succeeds, so a script
-// or a Job sees the failure.
+// or a Job sees the failure. A wrong key (refused GET /version and the
+// listing alike) says "meili-key refused" and warns of no version action
+// (until a review of 2026-12-06 it was advised to add one).
 func TestAFailedRunExitsNonZero(t *testing.T) {
 	s := newShop(t)
 	s.create("Mug")
@@ -764,9 +766,9 @@ func TestAFailedRunExitsNonZero(t *testing.T) {
 		key, version string
 		forbid       bool // answer GET /version 403: a key without the version action
 		code         int
-		warn         bool // a warning that the version was not checked (a wrong key is refused GET /version too)
+		warn         bool // a warning that the version was not checked
 	}{
-		{"wrong-key", meilitest.DefaultVersion, false, 1, true},
+		{"wrong-key", meilitest.DefaultVersion, false, 1, false},
 		{key, "1.1.2", false, 1, false},
 		{key, "1.1.2", true, 1, true},
 		{key, meilitest.DefaultVersion, true, 0, true},
@@ -800,6 +802,9 @@ func TestAFailedRunExitsNonZero(t *testing.T) {
 		}
 		if warned := strings.Contains(stderr.String(), "reindex: warning:"); warned != tc.warn {
 			t.Errorf("key %s, Meilisearch %s, version forbidden %v: warned %v (stderr %q)", tc.key, tc.version, tc.forbid, warned, stderr.String())
+		}
+		if refused := strings.Contains(stderr.String(), "meili-key refused"); refused != (tc.key == "wrong-key") {
+			t.Errorf("key %s, Meilisearch %s, version forbidden %v: said meili-key refused %v (stderr %q)", tc.key, tc.version, tc.forbid, refused, stderr.String())
 		}
 		if strings.Contains(stderr.String(), key) || strings.Contains(stderr.String(), "wrong-key") {
 			t.Errorf("stderr holds the key: %q", stderr.String())
@@ -881,17 +886,26 @@ func TestAReindexRefusesAMeilisearchOlderThanV12(t *testing.T) {
 // A key without the "version" action (Meilisearch answers its GET /version
 // 403, as to every meili-key made before the action was asked for) is not
 // refused: the run warns once on stderr, naming the action and the
-// guide's step that adds it, never the key, and goes on. Against
+// guide's step that adds it, never the key, and goes on, checking the
+// listing's filter itself once the settings are applied. Against
 // Meilisearch 1.1 (whose listing refuses the filter parameter, 400
-// bad_request) it fails at its first listing, which comes before any
-// deletion: the stale document stays, nothing is deleted, no DELETE is
-// sent. Against 1.2 the same key's run warns and rebuilds the index.
+// bad_request), and against a listing that ignores the filter (the fake's
+// IgnoreListingFilter, as a 0.x might), it fails at that check, before
+// any push or deletion: the stale document stays, a live product's
+// missing document stays missing, no document is pushed, no DELETE sent
+// (until a review of 2026-12-06 every product was pushed against 1.1
+// before its first listing failed, and an ignored filter was not seen).
+// Against 1.2 the same key's run warns and rebuilds the index.
 func TestAKeyWithoutTheVersionActionOnlyWarns(t *testing.T) {
 	s := newShop(t)
 	p := s.create("Kettle")
 	ghost := search.Document{ID: uuid.Must(uuid.NewV7()), SKU: "GHOST", Name: "Gone", Category: "kitchen",
 		Price: catalog.Money{Amount: 1, Currency: "USD"}}
 	if err := s.ix.Upsert(context.Background(), ghost); err != nil {
+		t.Fatal(err)
+	}
+	// A live product whose document is missing: a push would add it.
+	if err := s.ix.Delete(context.Background(), p.ID); err != nil {
 		t.Fatal(err)
 	}
 	reqs := s.forbidVersion(t)
@@ -903,31 +917,43 @@ func TestAKeyWithoutTheVersionActionOnlyWarns(t *testing.T) {
 		}
 	}
 
-	s.fake.SetVersion("1.1.2")
-	out, warned, err := s.runWarned()
-	if err == nil || !strings.Contains(err.Error(), "Unknown parameter `filter`") {
-		t.Errorf("reindex against Meilisearch 1.1.2: %v (output %q), want it stopped at the listing's filter", err, out)
-	}
-	checkWarned(warned)
-	if !strings.Contains(out, "deleted 0 document(s)") {
-		t.Errorf("output %q, want nothing deleted", out)
-	}
-	if diff := cmp.Diff(sorted(p, catalog.Product{ID: ghost.ID}), s.ids()); diff != "" {
-		t.Errorf("index ids after the run against 1.1.2 (-want +got):\n%s", diff)
-	}
-	got := reqs()
-	if len(got) == 0 || got[0] != "GET /version" || !strings.HasPrefix(got[len(got)-1], "GET /indexes/products/documents?") ||
-		!strings.Contains(got[len(got)-1], "filter=") {
-		t.Errorf("requests %q, want GET /version first and a filtered listing last", got)
-	}
-	for _, r := range got {
-		if strings.HasPrefix(r, "DELETE ") {
-			t.Errorf("the run against 1.1.2 sent %s", r)
+	for _, tc := range []struct {
+		name, version string
+		ignore        bool
+		says          string // what the error must say
+	}{
+		{"Meilisearch 1.1.2", "1.1.2", false, "Unknown parameter `filter`"},
+		{"a listing that ignores the filter", meilitest.DefaultVersion, true, "ignored the filter"},
+	} {
+		s.fake.SetVersion(tc.version)
+		s.fake.IgnoreListingFilter(tc.ignore)
+		from := len(reqs())
+		out, warned, err := s.runWarned()
+		if err == nil || !strings.Contains(err.Error(), tc.says) || !errors.Is(err, meili.ErrVersionRefused) {
+			t.Errorf("reindex against %s: %v (output %q), want it refused saying %q", tc.name, err, out, tc.says)
+		}
+		checkWarned(warned)
+		if !strings.Contains(out, "pushed 0 product(s) (0 pushed again, changed meanwhile), deleted 0 document(s)") {
+			t.Errorf("reindex against %s: output %q, want nothing pushed or deleted", tc.name, out)
+		}
+		if diff := cmp.Diff(sorted(catalog.Product{ID: ghost.ID}), s.ids()); diff != "" {
+			t.Errorf("index ids after the run against %s (-want +got):\n%s", tc.name, diff)
+		}
+		got := reqs()[from:]
+		if len(got) == 0 || got[0] != "GET /version" || !strings.HasPrefix(got[len(got)-1], "GET /indexes/products/documents?") ||
+			!strings.Contains(got[len(got)-1], "filter=bucket") {
+			t.Errorf("reindex against %s: requests %q, want GET /version first and the filter's check last", tc.name, got)
+		}
+		for _, r := range got {
+			if strings.HasPrefix(r, "DELETE ") || strings.HasPrefix(r, "POST ") || strings.HasPrefix(r, "PUT ") {
+				t.Errorf("reindex against %s sent %s", tc.name, r)
+			}
 		}
 	}
+	s.fake.IgnoreListingFilter(false)
 
 	s.fake.SetVersion(meilitest.DefaultVersion)
-	out, warned, err = s.runWarned()
+	out, warned, err := s.runWarned()
 	if err != nil {
 		t.Fatalf("reindex against Meilisearch %s: %v (output %q)", meilitest.DefaultVersion, err, out)
 	}

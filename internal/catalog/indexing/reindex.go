@@ -19,8 +19,14 @@ type Documents interface {
 	// CheckListingVersion fails unless the index's server can list as
 	// EachDocumentIDs and UnbucketedIDs do, by filter: Meilisearch v1.2 or
 	// later (meili.Index.CheckListingVersion); an error wrapping
-	// meili.ErrVersionUnchecked says the key may not read the version.
+	// meili.ErrVersionUnchecked says the key may not read the version (but
+	// may list), one wrapping meili.ErrKeyRefused that it may do neither.
 	CheckListingVersion(ctx context.Context) error
+	// CheckListingFilter fails unless the listing filters, checked by one
+	// listing with a filter nothing matches (needs the settings applied):
+	// for a server whose version is unchecked
+	// (meili.Index.CheckListingFilter).
+	CheckListingFilter(ctx context.Context) error
 	// EachDocumentIDs passes the ids of every document with a bucket to fn,
 	// at most batch at a time, so that each document in the index from the
 	// start of the walk to its end is passed, whatever others (and fn) add
@@ -65,21 +71,25 @@ const DefaultBatch = 500
 // documents, batch ids at a time, and removes each whose product is
 // archived or not in the catalog. Memory stays bounded by batch (and the
 // listing's stack of spans, and the ids of one bucket too full to split,
-// at most meili.MaxBucketIDs or batch, the larger: a fuller one fails the
-// run); the catalog is only read.
+// at most meili.MaxBucketIDs: a fuller one fails the run); the catalog is
+// only read.
 //
 // Before anything else it checks the server's version
 // (docs.CheckListingVersion): against a Meilisearch older than v1.2, or
 // one whose version it cannot parse, it fails before it applies a
-// setting, pushes or deletes anything. When the key may not read the
-// version (meili.ErrVersionUnchecked: a key made before the "version"
-// action was asked for), it goes on and says so in VersionUnchecked: it
-// then applies the settings and pushes the live products (what the
-// writers do; a product archived meanwhile is removed, as its writer
-// removes it) before its first listing, which Meilisearch 1.0 and 1.1
-// refuse (400 on the filter), so against one the run fails before it
-// deletes any listed document. Any other failure to read the version
-// stops it.
+// setting, pushes or deletes anything. A key Meilisearch refuses both the
+// version and the listing (meili.ErrKeyRefused: a wrong key) stops it
+// there too. When the key may list but not read the version
+// (meili.ErrVersionUnchecked: a key made before the "version" action was
+// asked for), it goes on and says so in VersionUnchecked: it applies the
+// settings (bucket filterable) and then checks the listing's filter itself
+// (docs.CheckListingFilter) before any push or deletion: a listing that
+// refuses it (400, as Meilisearch 1.0 and 1.1 do) or ignores it (a
+// document answered to a filter nothing matches) stops it, the settings
+// applied, nothing pushed. On an empty index an ignored filter cannot be
+// seen: the run pushes, and its listing of the documents without a bucket,
+// answered every document, stops at the page it already handled, before
+// any deletion. Any other failure to read the version stops it.
 //
 // It is safe while writers push, for a run that returns no error: after a
 // batch lands, Reindex reads its products again (one SELECT) and pushes each
@@ -105,8 +115,9 @@ const DefaultBatch = 500
 // its span was checked was added by a writer, which pushes until what
 // landed is current.
 //
-// The first error stops it (a version refused, a failed read of it other
-// than a refused key, a failed settings update, push, task, listing or
+// The first error stops it (a version or the listing's filter refused, a
+// key refused, a failed read of the version other than a key without the
+// version action, a failed settings update, push, task, listing or
 // database read, or ctx done) and is returned with the counts so far; d
 // needs Store and External. A batch push that failed may still be applied
 // by Meilisearch (it accepted the batch, then the task poll failed, timed
@@ -130,6 +141,13 @@ func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int)
 	}
 	if err := d.External.EnsureSettings(ctx); err != nil {
 		return n, fmt.Errorf("reindex: apply the index settings: %w", err)
+	}
+	if n.VersionUnchecked != nil {
+		// The version unread, the listing's filter is checked itself,
+		// before any push or deletion.
+		if err := docs.CheckListingFilter(ctx); err != nil {
+			return n, fmt.Errorf("reindex: %w", err)
+		}
 	}
 	for after := uuid.Nil; ; {
 		page, err := d.Store.LivePage(ctx, after, batch)

@@ -35,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -336,9 +337,10 @@ const maxSplit = 4096
 // MaxBucketIDs bounds how many ids EachDocumentIDs reads of one bucket it
 // cannot split (ids that share their last six bytes), all held in memory
 // at once: about 1.6 MB of ids, from an answer of about 4.5 MB (the adapter
-// reads at most 64 MiB of one). A bucket holding more (with a batch above
-// it, more than the batch) stops the walk with an error naming it, rather
-// than asking for ever larger answers. UUIDv7 and v4 ids (48 random bits
+// reads at most 64 MiB of one). A bucket holding more stops the walk with an
+// error naming it, rather than asking for ever larger answers, whatever the
+// batch (a batch above the bound, which the reindex's REINDEX_BATCH, 10,000
+// at most, never is, does not raise it). UUIDv7 and v4 ids (48 random bits
 // there) share a bucket by chance about never; only ids made otherwise
 // fill one.
 const MaxBucketIDs = 100_000
@@ -353,17 +355,19 @@ const MaxBucketIDs = 100_000
 const MinListingVersion = "1.2.0"
 
 // ErrVersionRefused is CheckListingVersion's error for a Meilisearch older
-// than MinListingVersion, or whose version it cannot parse.
+// than MinListingVersion, or whose version it cannot parse, and
+// CheckListingFilter's for one whose listing refuses or ignores a filter.
 var ErrVersionRefused = errors.New("meili: Meilisearch's version refused for the listing")
 
 // ErrVersionUnchecked is CheckListingVersion's error when Meilisearch
-// refused the key GET /version (401 or 403: a key without the "version"
-// action, as keys made before it was asked for are): the version is
-// unknown, not refused. A caller may go on: Meilisearch 1.0 and 1.1
-// answer the listing's filter parameter 400 bad_request ("Unknown
-// parameter `filter`"; their GET documents' query struct denies unknown
-// fields, read in v1.0.0's and v1.1.0's source, not run), so the first
-// listing still stops a run against one.
+// refused the key GET /version (401 or 403) but let it list the index's
+// documents (a key without the "version" action, as keys made before it
+// was asked for are): the version is unknown, not refused. A caller may go
+// on, checking the listing's filter itself before it changes anything
+// (CheckListingFilter): Meilisearch 1.0 and 1.1 answer the listing's
+// filter parameter 400 bad_request ("Unknown parameter `filter`"; their
+// GET documents' query struct denies unknown fields, read in v1.0.0's and
+// v1.1.0's source, not run).
 var ErrVersionUnchecked = errors.New(`meili: Meilisearch's version not checked: it refused the key GET /version, as it refuses a key without the "version" action`)
 
 // CheckListingVersion reads Meilisearch's version (GET /version, the
@@ -376,16 +380,23 @@ var ErrVersionUnchecked = errors.New(`meili: Meilisearch's version not checked: 
 // ErrVersionRefused and naming it. Meilisearch answers GET /version only
 // to a key allowed its "version" action (or the master key), and answers
 // 403 invalid_api_key to one that is not (401 to a request without a
-// key): that is an error wrapping ErrVersionUnchecked and the answer.
-// Any other failed request (the network, a 5xx after its retries) is an
-// error wrapping neither.
+// key), as it answers a key it does not have (403 invalid_api_key too):
+// so a refused GET /version is followed by a read the key must be allowed
+// anyway, GET /indexes/{uid}/documents?limit=0 (the listing's
+// documents.get; read-only, no document read). Answered (or
+// index_not_found: the key was accepted, the index is not there yet),
+// the key lacks the version action alone: an error wrapping
+// ErrVersionUnchecked and GET /version's answer. Refused too (401 or
+// 403): an error wrapping ErrKeyRefused, never the key. Any other failed
+// request (the network, a 5xx after its retries) is an error wrapping
+// none of them.
 func (ix *Index) CheckListingVersion(ctx context.Context) error {
 	var v struct {
 		PkgVersion *string `json:"pkgVersion"`
 	}
 	if err := ix.do(ctx, http.MethodGet, "/version", nil, http.StatusOK, &v); err != nil {
-		if e, ok := errors.AsType[*statusError](err); ok && (e.status == http.StatusForbidden || e.status == http.StatusUnauthorized) {
-			return fmt.Errorf("%w (GET /version: %w)", ErrVersionUnchecked, err)
+		if refused(err) {
+			return ix.versionRefused(ctx, err)
 		}
 		return fmt.Errorf("meili: read the version (GET /version): %w", err)
 	}
@@ -394,7 +405,12 @@ func (ix *Index) CheckListingVersion(ctx context.Context) error {
 	}
 	raw := *v.PkgVersion
 	if len(raw) > 64 {
-		raw = raw[:64] + "…"
+		// Cut at a character's start, so the error stays valid UTF-8.
+		cut := 64
+		for cut > 0 && !utf8.RuneStart(raw[cut]) {
+			cut--
+		}
+		raw = raw[:cut] + "…"
 	}
 	got, pre, ok := parseVersion(*v.PkgVersion)
 	if !ok {
@@ -404,6 +420,61 @@ func (ix *Index) CheckListingVersion(ctx context.Context) error {
 	if c := slices.Compare(got[:], minimum[:]); c < 0 || c == 0 && pre {
 		return fmt.Errorf("%w: Meilisearch %s is older than %s, the first whose document listing takes a filter: upgrade it first",
 			ErrVersionRefused, raw, MinListingVersion)
+	}
+	return nil
+}
+
+// refused reports whether err is Meilisearch's refusal of the key: 401 (no
+// key sent) or 403 (a key it does not have, or one not allowed the call).
+func refused(err error) bool {
+	e, ok := errors.AsType[*statusError](err)
+	return ok && (e.status == http.StatusUnauthorized || e.status == http.StatusForbidden)
+}
+
+// versionRefused tells, after GET /version refused the key (versionErr),
+// a key without the "version" action from one Meilisearch refuses
+// outright, by one read every key of the reindex must be allowed:
+// CheckListingVersion's doc says what each answer returns.
+func (ix *Index) versionRefused(ctx context.Context, versionErr error) error {
+	err := ix.do(ctx, http.MethodGet, ix.indexPath("/documents?limit=0"), nil, http.StatusOK, nil)
+	e, ok := errors.AsType[*statusError](err)
+	switch {
+	case err == nil, ok && e.Code == "index_not_found":
+		return fmt.Errorf("%w (GET /version: %w)", ErrVersionUnchecked, versionErr)
+	case refused(err):
+		return fmt.Errorf("%w: GET /version and GET /indexes/%s/documents both refused it (%w)", ErrKeyRefused, ix.cfg.IndexUID, err)
+	}
+	return fmt.Errorf("meili: list no document (GET /indexes/%s/documents?limit=0), after GET /version refused the key: %w", ix.cfg.IndexUID, err)
+}
+
+// CheckListingFilter checks, for a Meilisearch whose version is unknown
+// (CheckListingVersion's ErrVersionUnchecked), that its document listing
+// filters as EachDocumentIDs and UnbucketedIDs need: it lists with a filter
+// no document matches ("bucket < 0", limit 1, one request). A 400 other
+// than invalid_document_filter (Meilisearch 1.0 and 1.1 answer the filter
+// parameter bad_request, an unknown one) means the listing takes no
+// filter, and a document in the answer that it ignored the filter (what
+// a 0.x does with it is not verified): either is an error wrapping
+// ErrVersionRefused. It needs bucket filterable (EnsureSettings): a 400
+// invalid_document_filter (bucket not filterable, as after an older
+// writer's settings) and any other failure is an error wrapping none of
+// them. An empty index answers no document either way: the check cannot
+// see an ignored filter there (an ignored "bucket NOT EXISTS" then lists
+// every document, and Reindex's listing of those stops at the page it
+// already handled, before any deletion).
+func (ix *Index) CheckListingFilter(ctx context.Context) error {
+	const filter = "bucket < 0"
+	ids, _, err := ix.documentIDs(ctx, filter, 1)
+	if e, ok := errors.AsType[*statusError](err); ok && e.status == http.StatusBadRequest && e.Code != "invalid_document_filter" {
+		return fmt.Errorf("%w: its document listing refused the filter %q, as Meilisearch older than %s does: upgrade it first (%w)",
+			ErrVersionRefused, filter, MinListingVersion, err)
+	}
+	if err != nil {
+		return fmt.Errorf("meili: check the listing's filter: %w", err)
+	}
+	if len(ids) > 0 {
+		return fmt.Errorf("%w: its document listing ignored the filter %q (it answered document %s), as no Meilisearch since %s does: upgrade it first",
+			ErrVersionRefused, filter, ids[0], MinListingVersion)
 	}
 	return nil
 }
@@ -453,8 +524,8 @@ func parseVersion(s string) (v [3]int, pre, ok bool) {
 // asked again with a larger limit while an answer fills it) before they
 // are passed to fn, batch a call, so what fn or a writer deletes in that
 // bucket meanwhile shifts none of the others out of the walk; the walk
-// then holds that bucket's ids in memory, at most max(batch,
-// MaxBucketIDs) of them: a bucket holding more is an error naming it, and
+// then holds that bucket's ids in memory, at most MaxBucketIDs of them,
+// whatever the batch: a bucket holding more is an error naming it, and
 // none of its ids is passed. An error
 // stops the walk: batch below 1, a failed request, an id not in the
 // canonical form (as UnbucketedIDs), a bucket beyond that bound, or fn's.
@@ -513,11 +584,13 @@ func (ix *Index) EachDocumentIDs(ctx context.Context, batch int, fn func(ids []u
 // (total: the count the bucket's first listing answered, a hint); an
 // answer that fills its limit may have left some out, so it asks again
 // with twice the limit (or the answer's total+1, if larger) until an
-// answer does not. No limit goes past bound+1 (bound: max(batch,
-// MaxBucketIDs)): an answer that fills that one holds more than bound ids,
-// an error naming the bucket, before fn is called.
+// answer does not. No limit goes past MaxBucketIDs+1: an answer that fills
+// that one holds more than MaxBucketIDs ids, an error naming the bucket,
+// before fn is called. The bound is fixed: a batch above it (the reindex
+// caps REINDEX_BATCH at 10,000) raises no bound, so such a bucket is an
+// error even when the batch could hold it.
 func (ix *Index) eachOfBucket(ctx context.Context, bucket uint64, filter string, total, batch int, fn func(ids []uuid.UUID) error) error {
-	bound := max(batch, MaxBucketIDs)
+	const bound = MaxBucketIDs
 	limit := min(max(total, batch)+1, bound+1)
 	var ids []uuid.UUID
 	for {
@@ -531,7 +604,7 @@ func (ix *Index) eachOfBucket(ctx context.Context, bucket uint64, filter string,
 		}
 		if limit > bound {
 			return fmt.Errorf("meili: bucket %d holds more than %d documents (ids sharing their last six bytes, %s among them), "+
-				"more than the listing holds of one bucket at once (the batch or meili.MaxBucketIDs, the larger)", bucket, bound, ids[0])
+				"more than the listing holds of one bucket at once (meili.MaxBucketIDs)", bucket, bound, ids[0])
 		}
 		limit = min(max(2*limit, total+1), bound+1)
 	}

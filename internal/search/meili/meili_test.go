@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
@@ -661,10 +662,11 @@ func listingProxy(t *testing.T, fake http.Handler, edit func(r *http.Request, pa
 // CheckListingVersion accepts pkgVersion 1.2.0 and what follows it in
 // semantic versioning's order (a later pre-release too), and refuses, with
 // ErrVersionRefused naming what it got, an older one (a pre-release of
-// 1.2.0 among them) and anything it cannot parse. A key Meilisearch
-// refuses GET /version (403: without the version action) is
-// ErrVersionUnchecked, not ErrVersionRefused
-// (TestOnlyARefusedKeyLeavesTheVersionUnchecked).
+// 1.2.0 among them) and anything it cannot parse, quoting at most 64
+// bytes of it, cut at a character's start (until a review of 2026-12-06
+// the cut could split one, and the error held invalid UTF-8). A key
+// without the version action is ErrVersionUnchecked, not
+// ErrVersionRefused (TestOnlyAKeyWithoutTheVersionActionLeavesTheVersionUnchecked).
 func TestCheckListingVersionRefusesAnOlderOrUnknownMeilisearch(t *testing.T) {
 	fake := meilitest.NewFake("test-key")
 	srv := httptest.NewServer(fake)
@@ -697,6 +699,8 @@ func TestCheckListingVersionRefusesAnOlderOrUnknownMeilisearch(t *testing.T) {
 		{"+1.2.0", false, `pkgVersion "+1.2.0", not a version`},
 		{"1.2.-0", false, `pkgVersion "1.2.-0", not a version`},
 		{"99999999999999999999.0.0", false, "not a version"},
+		// 'é' takes bytes 63 and 64: the quote stops before it.
+		{strings.Repeat("1", 63) + "éé", false, `pkgVersion "` + strings.Repeat("1", 63) + `…", not a version`},
 	} {
 		t.Run(tt.version, func(t *testing.T) {
 			fake.SetVersion(tt.version)
@@ -707,54 +711,162 @@ func TestCheckListingVersionRefusesAnOlderOrUnknownMeilisearch(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, meili.ErrVersionRefused) || !strings.Contains(err.Error(), tt.says) {
-				t.Errorf("CheckListingVersion of %q = %v, want ErrVersionRefused saying %q", tt.version, err, tt.says)
+			if !errors.Is(err, meili.ErrVersionRefused) || !strings.Contains(err.Error(), tt.says) || !utf8.ValidString(err.Error()) {
+				t.Errorf("CheckListingVersion of %q = %v, want ErrVersionRefused saying %q, valid UTF-8", tt.version, err, tt.says)
 			}
 		})
 	}
 }
 
-// A key Meilisearch refuses GET /version (403, as a key without the
-// "version" action; 401, as a request without a key) leaves the version
-// unchecked: ErrVersionUnchecked, naming the action and Meilisearch's
-// code, not ErrVersionRefused, so a caller may go on. Any other failure
-// (a 500, a 404, no server) is neither: it stops a caller as any
+// Meilisearch answers GET /version 403 invalid_api_key to a key without
+// the "version" action, to a key it does not have too, and 401 to no key:
+// CheckListingVersion tells them apart by listing no document (GET
+// /indexes/{uid}/documents?limit=0). A key allowed that (answered, or
+// index_not_found: no index yet) lacks the version action alone: the
+// version is unchecked (ErrVersionUnchecked, naming the action and
+// Meilisearch's code), so a caller may go on. A key refused there too is
+// ErrKeyRefused, not ErrVersionUnchecked nor ErrVersionRefused, and never
+// names the key (until a review of 2026-12-06 a wrong key was taken for
+// one without the action). Any other failure (a 500, a 404 of GET
+// /version, no server) is none of them: it stops a caller as any
 // Meilisearch failure does.
-func TestOnlyARefusedKeyLeavesTheVersionUnchecked(t *testing.T) {
+func TestOnlyAKeyWithoutTheVersionActionLeavesTheVersionUnchecked(t *testing.T) {
 	ctx := context.Background()
-	err := newIndex(t, "wrong").CheckListingVersion(ctx)
-	if !errors.Is(err, meili.ErrVersionUnchecked) || errors.Is(err, meili.ErrVersionRefused) ||
-		!strings.Contains(err.Error(), "invalid_api_key") || !strings.Contains(err.Error(), `"version" action`) {
-		t.Errorf("CheckListingVersion with a key refused = %v, want ErrVersionUnchecked naming invalid_api_key and the version action", err)
+	fake := meilitest.NewFake("test-key")
+	fake.ForbidVersion(true)
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	pushIDs(t, newIndexAt(t, srv.URL, "test-key", "products"), uuid.Must(uuid.NewV7()))
+	type want int
+	const (
+		unchecked want = iota
+		keyRefused
+		neither
+	)
+	check := func(t *testing.T, what string, err error, w want) {
+		t.Helper()
+		switch {
+		case err == nil || errors.Is(err, meili.ErrVersionRefused) ||
+			errors.Is(err, meili.ErrVersionUnchecked) != (w == unchecked) || errors.Is(err, meili.ErrKeyRefused) != (w == keyRefused):
+			t.Errorf("%s: CheckListingVersion = %v, want %s", what, err, [...]string{"ErrVersionUnchecked", "ErrKeyRefused", "neither"}[w])
+		case w == unchecked && (!strings.Contains(err.Error(), "invalid_api_key") || !strings.Contains(err.Error(), `"version" action`)):
+			t.Errorf("%s: CheckListingVersion = %v, want it naming invalid_api_key and the version action", what, err)
+		case w == keyRefused && strings.Contains(err.Error(), `"version" action`):
+			t.Errorf("%s: CheckListingVersion = %v, want no advice about the version action", what, err)
+		case strings.Contains(err.Error(), "wrong-key") || strings.Contains(err.Error(), "test-key"):
+			t.Errorf("%s: CheckListingVersion = %v, holds the key", what, err)
+		}
 	}
 	for _, tt := range []struct {
-		status    int
-		unchecked bool
-	}{{http.StatusForbidden, true}, {http.StatusUnauthorized, true}, {http.StatusInternalServerError, false},
-		{http.StatusNotFound, false}} {
+		name, key, index string
+		want             want
+	}{
+		{"a key without the version action", "test-key", "products", unchecked},
+		{"a key without the version action, before the index", "test-key", "absent", unchecked},
+		{"a wrong key", "wrong-key", "products", keyRefused},
+		{"a wrong key, before the index", "wrong-key", "absent", keyRefused},
+		{"no key", "", "products", keyRefused},
+	} {
+		check(t, tt.name, newIndexAt(t, srv.URL, tt.key, tt.index).CheckListingVersion(ctx), tt.want)
+	}
+
+	// Other answers, from a server answering GET /version and GET
+	// documents each with one status.
+	for _, tt := range []struct {
+		version, documents int
+		code               string // GET documents' code
+		want               want
+	}{
+		{http.StatusForbidden, http.StatusOK, "", unchecked},
+		{http.StatusUnauthorized, http.StatusNotFound, "index_not_found", unchecked},
+		{http.StatusForbidden, http.StatusForbidden, "invalid_api_key", keyRefused},
+		{http.StatusUnauthorized, http.StatusUnauthorized, "missing_authorization_header", keyRefused},
+		{http.StatusForbidden, http.StatusInternalServerError, "internal", neither},
+		{http.StatusForbidden, http.StatusNotFound, "not_found", neither},
+		{http.StatusInternalServerError, http.StatusOK, "", neither},
+		{http.StatusNotFound, http.StatusOK, "", neither},
+	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(tt.status)
-			fmt.Fprint(w, `{"message":"no","code":"some_code","type":"auth"}`)
+			if r.URL.Path == "/version" {
+				w.WriteHeader(tt.version)
+				fmt.Fprint(w, `{"message":"The provided API key is invalid.","code":"invalid_api_key","type":"auth"}`)
+				return
+			}
+			if r.URL.Path != "/indexes/products/documents" || r.URL.Query().Get("limit") != "0" {
+				t.Errorf("%s %s, want GET /indexes/products/documents?limit=0 alone after GET /version", r.Method, r.URL)
+			}
+			w.WriteHeader(tt.documents)
+			if tt.documents == http.StatusOK {
+				fmt.Fprint(w, `{"results":[],"offset":0,"limit":0,"total":3}`)
+				return
+			}
+			fmt.Fprintf(w, `{"message":"no","code":%q,"type":"auth"}`, tt.code)
 		}))
-		ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = ix.CheckListingVersion(ctx)
+		err := newIndexAt(t, srv.URL, "test-key", "products").CheckListingVersion(ctx)
 		srv.Close()
-		if err == nil || errors.Is(err, meili.ErrVersionUnchecked) != tt.unchecked || errors.Is(err, meili.ErrVersionRefused) {
-			t.Errorf("CheckListingVersion answered %d = %v, want an error, ErrVersionUnchecked %v", tt.status, err, tt.unchecked)
-		}
+		check(t, fmt.Sprintf("GET /version %d, GET documents %d %s", tt.version, tt.documents, tt.code), err, tt.want)
 	}
-	srv := httptest.NewServer(http.NotFoundHandler())
+	srv = httptest.NewServer(http.NotFoundHandler())
 	srv.Close()
-	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key"})
+	check(t, "no server", newIndexAt(t, srv.URL, "test-key", "products").CheckListingVersion(ctx), neither)
+}
+
+// newIndexAt is an adapter of index uid at url, sending key.
+func newIndexAt(t *testing.T, url, key, uid string) *meili.Index {
+	t.Helper()
+	ix, err := meili.New(meili.Config{URL: url, APIKey: key, IndexUID: uid, PollInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ix.CheckListingVersion(ctx); err == nil || errors.Is(err, meili.ErrVersionUnchecked) {
-		t.Errorf("CheckListingVersion without a server = %v, want an error, not ErrVersionUnchecked", err)
+	return ix
+}
+
+// With its version unchecked, the listing's filter is checked itself
+// (CheckListingFilter, a filter no document matches): a listing that
+// refuses it (400, as Meilisearch 1.0 and 1.1 do) and one that ignores it
+// (a document answered, the fake's IgnoreListingFilter) are each
+// ErrVersionRefused; one that filters passes, on an empty index and on
+// one with documents. A bucket that is not filterable (an index without
+// the settings) answers 400 invalid_document_filter: an error, but not a
+// refused version (the server filters).
+func TestCheckListingFilterRefusesAListingThatRefusesOrIgnoresTheFilter(t *testing.T) {
+	ctx := context.Background()
+	fake := meilitest.NewFake("test-key")
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	ix := newIndexAt(t, srv.URL, "test-key", "products")
+	if err := ix.EnsureSettings(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.CheckListingFilter(ctx); err != nil {
+		t.Errorf("CheckListingFilter of an empty index = %v, want nil", err)
+	}
+	pushIDs(t, ix, uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7()))
+	for _, tt := range []struct {
+		name, version string
+		ignore        bool
+		says          string // "" when it passes
+	}{
+		{"1.2.0", meilitest.DefaultVersion, false, ""},
+		{"1.1.2, refused", "1.1.2", false, "refused the filter"},
+		{"ignored", meilitest.DefaultVersion, true, "ignored the filter"},
+	} {
+		fake.SetVersion(tt.version)
+		fake.IgnoreListingFilter(tt.ignore)
+		err := ix.CheckListingFilter(ctx)
+		if tt.says == "" && err != nil || tt.says != "" && (!errors.Is(err, meili.ErrVersionRefused) || !strings.Contains(err.Error(), tt.says)) {
+			t.Errorf("%s: CheckListingFilter = %v, want ErrVersionRefused saying %q (nil if empty)", tt.name, err, tt.says)
+		}
+	}
+	fake.SetVersion(meilitest.DefaultVersion)
+	fake.IgnoreListingFilter(false)
+	bare := newIndexAt(t, srv.URL, "test-key", "bare")
+	if err := bare.Upsert(ctx, search.Document{ID: uuid.Must(uuid.NewV7()), Name: "Lamp", Price: catalog.Money{Amount: 1, Currency: "USD"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bare.CheckListingFilter(ctx); err == nil || errors.Is(err, meili.ErrVersionRefused) || !strings.Contains(err.Error(), "invalid_document_filter") {
+		t.Errorf("CheckListingFilter without bucket filterable = %v, want invalid_document_filter, not ErrVersionRefused", err)
 	}
 }
 

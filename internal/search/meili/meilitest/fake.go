@@ -44,8 +44,11 @@
 //     DefaultVersion unless SetVersion changed it. Meilisearch answers it
 //     only to a key allowed the "version" action (its source, crates/
 //     meilisearch/src/routes/mod.rs, get_version: ActionPolicy
-//     actions::VERSION; read, not run); the fake has one key allowed
-//     everything, so it does not model actions.
+//     actions::VERSION; read, not run), and answers a key not allowed an
+//     action as it answers a key it does not have, 403 invalid_api_key (its
+//     authentication extractor's error; read, not run). The fake has one
+//     key, allowed everything but, after ForbidVersion, GET /version: it
+//     models that one action alone.
 //   - Set to a version below 1.2 (SetVersion), the listing answers a
 //     filter parameter 400 bad_request "Unknown parameter `filter`:
 //     expected one of `offset`, `limit`, `fields`", before it looks for the
@@ -56,6 +59,9 @@
 //     runs (meilisearch/src/routes/indexes/documents.rs at tags v1.0.0 and
 //     v1.1.0; the message's shape from v1.1.0's routes/tasks.rs snapshot
 //     of an unknown parameter; read, not run).
+//   - After IgnoreListingFilter, the listing ignores its filter parameter
+//     (every document matches), to emulate a server that does not know it
+//     and does not refuse it either (a 0.x might; not verified).
 //   - POST /indexes/{uid}/search with q, filter (AND-joined "attr op value"
 //     expressions, op one of = != > >= < <=, or "attr EXISTS", "attr NOT
 //     EXISTS", attributes must be filterable; https://www.meilisearch.com/
@@ -98,11 +104,14 @@ type Fake struct {
 	key     string
 	mu      sync.Mutex
 	version string // GET /version's pkgVersion
-	tasks   int64
-	docs    map[string]map[string]map[string]any // index → id → document
-	order   map[string][]string                  // index → ids in insertion order
-	sets    map[string]map[string][]string       // index → setting → attributes
-	max     map[string]int                       // index → pagination.maxTotalHits, when set
+	// noVersion: GET /version refuses the key (403), as a key without the
+	// "version" action; noFilter: the listing ignores its filter.
+	noVersion, noFilter bool
+	tasks               int64
+	docs                map[string]map[string]map[string]any // index → id → document
+	order               map[string][]string                  // index → ids in insertion order
+	sets                map[string]map[string][]string       // index → setting → attributes
+	max                 map[string]int                       // index → pagination.maxTotalHits, when set
 }
 
 // NewFake returns an empty fake that requires key as bearer token (none
@@ -149,6 +158,25 @@ func (f *Fake) SetVersion(v string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.version = v
+}
+
+// ForbidVersion makes GET /version answer the fake's key 403
+// invalid_api_key from now on, as Meilisearch answers a key without the
+// "version" action (forbid false allows it again); every other call is
+// still allowed.
+func (f *Fake) ForbidVersion(forbid bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.noVersion = forbid
+}
+
+// IgnoreListingFilter makes the document listing ignore its filter
+// parameter from now on (ignore false filters again): every document
+// matches, and total counts them all.
+func (f *Fake) IgnoreListingFilter(ignore bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.noFilter = ignore
 }
 
 // filtersListing reports whether the fake's version takes the listing's
@@ -199,6 +227,8 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	switch {
+	case len(parts) == 1 && parts[0] == "version" && r.Method == http.MethodGet && f.noVersion:
+		f.fail(w, http.StatusForbidden, "invalid_api_key", "The provided API key is invalid.")
 	case len(parts) == 1 && parts[0] == "version" && r.Method == http.MethodGet:
 		f.reply(w, http.StatusOK, map[string]any{"commitSha": "0000000000000000000000000000000000000000",
 			"commitDate": "unknown", "pkgVersion": f.version})
@@ -309,7 +339,7 @@ func (f *Fake) list(w http.ResponseWriter, r *http.Request, index string) {
 		fields = strings.Split(raw, ",")
 	}
 	var conds []condition
-	if raw := q.Get("filter"); raw != "" {
+	if raw := q.Get("filter"); raw != "" && !f.noFilter {
 		var err error
 		if conds, err = f.parseFilter(index, raw); err != nil {
 			f.fail(w, http.StatusBadRequest, "invalid_document_filter", err.Error())
