@@ -697,7 +697,8 @@ type searchResponse struct {
 
 // ErrKeyRefused is CheckKey's error when Meilisearch refuses the key: 401
 // (missing_authorization_header: no key sent) or 403 (invalid_api_key: a key
-// it does not have, or one not allowed to search the index).
+// it does not have, or one not allowed to search the index), and
+// CheckListingVersion's when it refuses both GET /version and the listing.
 var ErrKeyRefused = errors.New("meili: Meilisearch refused the API key")
 
 // CheckTimeout bounds CheckKey, retries of a 502, 503 or 504 included: a
