@@ -23,13 +23,13 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/dev/faaslocal"
 	"github.com/shopfaas/shop/dev/faaslocal/secrets"
+	"github.com/shopfaas/shop/dev/faaslocal/supervisor"
 	"github.com/shopfaas/shop/dev/stackfile"
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/broker/rabbitnode"
@@ -514,8 +514,16 @@ func (r *run) customer(dctx, ctx context.Context) {
 }
 
 // killer SIGKILLs a random function replica or connector process about
-// every KillEvery.
+// every KillEvery, through the runtime (KillReplica, KillConnector): a
+// replica listed here that exits before its kill is not signalled, so the
+// kill never reaches a process group that took its freed id. Only a kill
+// whose signal was sent is counted.
 func (r *run) killer(ctx context.Context) {
+	type target struct {
+		name      string
+		connector bool
+		rep       supervisor.ReplicaInfo
+	}
 	for {
 		d := r.o.KillEvery/2 + rand.N(r.o.KillEvery)
 		select {
@@ -523,11 +531,11 @@ func (r *run) killer(ctx context.Context) {
 			return
 		case <-time.After(d):
 		}
-		var pids []int
+		var targets []target
 		for _, fn := range r.deployed() {
 			for _, rep := range r.rt.Replicas(fn) {
 				if rep.PID > 0 {
-					pids = append(pids, rep.PID)
+					targets = append(targets, target{fn, false, rep})
 				}
 			}
 		}
@@ -536,14 +544,23 @@ func (r *run) killer(ctx context.Context) {
 				if rep.PID > 0 {
 					// Connectors are few: weigh them up so each is killed
 					// several times per run.
-					pids = append(pids, rep.PID, rep.PID, rep.PID)
+					t := target{c, true, rep}
+					targets = append(targets, t, t, t)
 				}
 			}
 		}
-		if len(pids) == 0 {
+		if len(targets) == 0 {
 			continue
 		}
-		if err := syscall.Kill(-pids[rand.IntN(len(pids))], syscall.SIGKILL); err == nil {
+		t := targets[rand.IntN(len(targets))]
+		kill := r.rt.KillReplica
+		if t.connector {
+			kill = r.rt.KillConnector
+		}
+		switch sent, err := kill(t.name, t.rep); {
+		case err != nil:
+			r.printf("kill %s (%s): %v", t.name, t.rep.Instance, err)
+		case sent:
 			r.n.Kills.Add(1)
 		}
 	}

@@ -392,10 +392,11 @@ func TestScaleRoundRobinAndRestart(t *testing.T) {
 	}
 	before := pids
 
-	// A killed replica is restarted and serves again.
+	// A replica killed through the runtime (as the chaos run kills one) is
+	// restarted and serves again.
 	victim := reps[0].PID
-	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+	if killed, err := rt.KillReplica("echo", reps[0]); err != nil || !killed {
+		t.Fatalf("KillReplica: sent %v, %v", killed, err)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {

@@ -352,6 +352,21 @@ func (rt *Runtime) ConnectorReplicas(name string) []supervisor.ReplicaInfo {
 	return rt.connectors.Replicas(name)
 }
 
+// KillReplica SIGKILLs the process group of replica rep of function name
+// (rep as Replicas listed it), as a crash would: the replica restarts. It
+// reports whether the signal was sent, which it is only while rep's process
+// is still the replica's current one and unreaped, never to a group id that
+// may have been freed since the listing (supervisor.Supervisor.Kill).
+func (rt *Runtime) KillReplica(name string, rep supervisor.ReplicaInfo) (bool, error) {
+	return rt.replicas.Kill(name, rep)
+}
+
+// KillConnector is KillReplica for connector name's process (rep as
+// ConnectorReplicas listed it).
+func (rt *Runtime) KillConnector(name string, rep supervisor.ReplicaInfo) (bool, error) {
+	return rt.connectors.Kill(name, rep)
+}
+
 // server is one HTTP listener of the runtime.
 type server struct {
 	ln      net.Listener

@@ -57,6 +57,7 @@ type replica struct {
 	mu       sync.Mutex
 	pid      int
 	port     int
+	leader   *leaderGroup // the current process's group, nil between processes and once it is being stopped
 	restarts int
 	stopErr  error // what ending the last process failed with
 }
@@ -168,8 +169,9 @@ func (r *replica) runOnce(ctx context.Context) error {
 		_ = pr.Close()
 		return fmt.Errorf("start %s: %w", r.spec.Path, err)
 	}
+	g.pgid = cmd.Process.Pid
 	r.mu.Lock()
-	r.pid, r.port = cmd.Process.Pid, port
+	r.pid, r.port, r.leader = cmd.Process.Pid, port, g
 	r.mu.Unlock()
 
 	copied := make(chan struct{})
@@ -182,7 +184,6 @@ func (r *replica) runOnce(ctx context.Context) error {
 	defer stopProbe()
 	go r.probe(probeCtx, port)
 
-	g.pgid = cmd.Process.Pid
 	select {
 	case err := <-exited:
 		r.markDown() // its group killed as it exited (StartGroup above)
@@ -254,6 +255,39 @@ func (g *leaderGroup) signal(sig syscall.Signal) error {
 	return nil
 }
 
+// killLeader SIGKILLs the group if pid is its leader and the leader has not
+// exited (StartGroup's exit hook has not run: on Linux the leader is then
+// unreaped, so the id is still this group's); it reports whether the signal
+// was sent. A leader that exited is not an error: the exit hook has already
+// killed the group, or the replica is being stopped and drains.
+func (g *leaderGroup) killLeader(pid int) (bool, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.leaderGone || g.pgid != pid {
+		return false, nil
+	}
+	switch err := killGroup(g.pgid, syscall.SIGKILL); {
+	case errors.Is(err, syscall.ESRCH):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("kill process group %d: %w", g.pgid, err)
+	}
+	return true, nil
+}
+
+// kill SIGKILLs the replica's process group if pid leads it and has not
+// exited (leaderGroup.killLeader); the replica then restarts as after any
+// crash. It reports whether the signal was sent.
+func (r *replica) kill(pid int) (bool, error) {
+	r.mu.Lock()
+	g := r.leader
+	r.mu.Unlock()
+	if g == nil {
+		return false, nil
+	}
+	return g.killLeader(pid)
+}
+
 // waitGroupGone polls until process group pgid has no live member (a zombie
 // left to a parent that does not reap it counts as gone) or until deadline
 // fires; false when it fired first.
@@ -274,11 +308,12 @@ func (r *replica) setStopErr(err error) {
 	r.mu.Unlock()
 }
 
-// markDown records that the current process is gone.
+// markDown records that the current process is gone or being stopped:
+// from then on kill no longer reaches it.
 func (r *replica) markDown() {
 	r.healthy.Store(false)
 	r.mu.Lock()
-	r.pid = 0
+	r.pid, r.leader = 0, nil
 	r.mu.Unlock()
 	r.s.notify()
 }

@@ -3,7 +3,9 @@
 // once its health endpoint answers 200, restarts it with capped backoff when
 // it exits, chooses an available replica round-robin for each call, and stops
 // replicas in the order a graceful stop needs (out of rotation first, then
-// SIGTERM to the group, SIGKILL after a grace period).
+// SIGTERM to the group, SIGKILL after a grace period). Kill crashes a
+// replica on request (the chaos run) without ever signalling a group id that
+// may have been freed.
 //
 // The supervisor knows processes, not OpenFaaS: the function store and the
 // runtime decide what runs and why.
@@ -330,6 +332,43 @@ func (s *Supervisor) Replicas(name string) []ReplicaInfo {
 		out = append(out, r.info())
 	}
 	return out
+}
+
+// Kill SIGKILLs the process group of replica rep of name, as a crash would
+// (the replica restarts as after any exit), and reports whether the signal
+// was sent. rep is the replica as Replicas described it: its Instance and
+// PID. The signal goes out only while rep.PID is still that replica's
+// current process and has not exited, under the lock StartGroup's exit hook
+// takes: on Linux the leader is then unreaped, so the group's id cannot
+// belong to another process group yet. A replica that exited since (even
+// one already restarted as another process), is being stopped or was
+// removed is not signalled, and that is not an error. Elsewhere (macOS) the
+// exit hook runs just after the reaping, which leaves the window
+// leaderGroup describes. It returns ErrUnknown when name is not running.
+//
+// Kill exists for the chaos run, which picks a replica from Replicas and
+// kills it some time later: a pid kept that long and signalled by number
+// (kill(-pid)) could reach whatever process group took the id since.
+func (s *Supervisor) Kill(name string, rep ReplicaInfo) (bool, error) {
+	s.mu.Lock()
+	g := s.groups[name]
+	var target *replica
+	if g != nil {
+		for _, r := range g.replicas {
+			if r.instance == rep.Instance {
+				target = r
+				break
+			}
+		}
+	}
+	s.mu.Unlock()
+	switch {
+	case g == nil:
+		return false, fmt.Errorf("%s: %w", name, ErrUnknown)
+	case target == nil || rep.PID <= 0:
+		return false, nil
+	}
+	return target.kill(rep.PID)
 }
 
 // WaitReady waits until every replica of every named group is available. A

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -159,25 +160,7 @@ func TestACrashedLeaderTakesItsProcessGroupWithIt(t *testing.T) {
 // gone group SIGKILLed by id after the drain, an id by then free for a new
 // process group to take.
 func TestAGroupIsNeverSignalledAfterItIsGone(t *testing.T) {
-	type sent struct {
-		pgid  int
-		sig   syscall.Signal
-		alive bool
-	}
-	var mu sync.Mutex
-	var sends []sent
-	// Restored after the supervisor's cleanup (registered after this one)
-	// has stopped every replica that could still signal.
-	t.Cleanup(supervisor.SetKillGroup(func(pgid int, sig syscall.Signal) error {
-		// The id is still the group's while its leader is unreaped (a
-		// zombie has its /proc entry) or a member lives.
-		_, unreaped := childproc.ReadStat(pgid)
-		alive := unreaped || childproc.GroupAlive(pgid)
-		mu.Lock()
-		sends = append(sends, sent{pgid, sig, alive})
-		mu.Unlock()
-		return syscall.Kill(-pgid, sig)
-	}))
+	sent := recordSignals(t)
 	s, _ := start(t, 5*time.Second)
 	if err := s.Start("echo", echo(t), 1); err != nil {
 		t.Fatal(err)
@@ -186,8 +169,7 @@ func TestAGroupIsNeverSignalledAfterItIsGone(t *testing.T) {
 	if err := s.Remove("echo"); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	sends := sent()
 	if len(sends) == 0 {
 		t.Fatal("no signal was sent to stop the replica")
 	}
@@ -195,6 +177,97 @@ func TestAGroupIsNeverSignalledAfterItIsGone(t *testing.T) {
 		if !x.alive {
 			t.Errorf("%v sent to process group %d after it was gone (every signal: %+v)", x.sig, x.pgid, sends)
 		}
+	}
+}
+
+// signal is one signal a replica's process group was sent.
+type signal struct {
+	pgid  int
+	sig   syscall.Signal
+	alive bool // the id was still the group's when it was sent
+}
+
+// recordSignals records every signal the supervisor sends a process group
+// (and still sends it) until the test ends; the func returns them so far.
+// Call it before start: the hook is restored after the supervisor's cleanup
+// (registered later, so run first) has stopped every replica that could
+// still signal.
+func recordSignals(t *testing.T) func() []signal {
+	t.Helper()
+	var mu sync.Mutex
+	var sends []signal
+	t.Cleanup(supervisor.SetKillGroup(func(pgid int, sig syscall.Signal) error {
+		// The id is still the group's while its leader is unreaped (a
+		// zombie has its /proc entry) or a member lives.
+		_, unreaped := childproc.ReadStat(pgid)
+		alive := unreaped || childproc.GroupAlive(pgid)
+		mu.Lock()
+		sends = append(sends, signal{pgid, sig, alive})
+		mu.Unlock()
+		return syscall.Kill(-pgid, sig)
+	}))
+	return func() []signal {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(sends)
+	}
+}
+
+// Kill, the chaos run's way to crash a replica, signals the replica it is
+// given (as Replicas listed it) only while that process is still the
+// replica's and unreaped. A live one is killed with its group and restarts;
+// one that exited and was reaped between the listing and the kill is not
+// signalled at all: not by its old group id, by then free for any new
+// process group to take (the chaos run used to kill(-pid) a pid it had
+// listed earlier), and not through its restarted process either.
+func TestKillSignalsOnlyAListedReplicaThatIsStillThere(t *testing.T) {
+	sent := recordSignals(t)
+	s, out := start(t, 2*time.Second)
+	if err := s.Start("echo", echo(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, s, "echo")
+	listed := s.Replicas("echo")[0]
+
+	killed, err := s.Kill("echo", listed)
+	if err != nil || !killed {
+		t.Fatalf("Kill of a live replica: sent %v, %v; want sent", killed, err)
+	}
+	if !proctest.Exits(listed.PID, 10*time.Second) {
+		t.Fatalf("the killed replica's process %d still runs", listed.PID)
+	}
+	if !slices.Contains(sent(), signal{listed.PID, syscall.SIGKILL, true}) {
+		t.Errorf("no SIGKILL to the live group %d among %+v", listed.PID, sent())
+	}
+	out.waitFor(t, "echo-1", "replica exited")
+	waitReady(t, s, "echo")
+	now := s.Replicas("echo")[0]
+	if now.PID == listed.PID || now.Restarts != 1 {
+		t.Fatalf("after the kill: %+v (killed pid %d), want a new process and 1 restart", now, listed.PID)
+	}
+
+	// listed is now a replica that exited and was reaped (the supervisor
+	// restarted it only after its Wait) since it was listed.
+	before := len(sent())
+	killed, err = s.Kill("echo", listed)
+	if err != nil || killed {
+		t.Errorf("Kill of a replica gone since it was listed: sent %v, %v; want nothing sent", killed, err)
+	}
+	if late := sent()[before:]; len(late) != 0 {
+		t.Errorf("signals sent for a replica gone since it was listed: %+v (its old group id %d)", late, listed.PID)
+	}
+	if !alive(now.PID) {
+		t.Errorf("the restarted process %d was killed by a Kill meant for %d", now.PID, listed.PID)
+	}
+
+	if _, err := s.Kill("ghost", now); !errors.Is(err, supervisor.ErrUnknown) {
+		t.Errorf("Kill in an unknown group: %v, want ErrUnknown", err)
+	}
+	if err := s.Scale("echo", 0); err != nil {
+		t.Fatal(err)
+	}
+	if killed, err := s.Kill("echo", now); err != nil || killed {
+		t.Errorf("Kill of a replica scaled away: sent %v, %v; want nothing sent", killed, err)
 	}
 }
 
