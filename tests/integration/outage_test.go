@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -121,7 +120,10 @@ wait:
 	}
 	relays := 0
 	for _, r := range s.ConnectorReplicas("outbox-relay") {
-		if r.PID > 0 && syscall.Kill(r.PID, syscall.SIGKILL) == nil {
+		// Through the runtime, never by a pid that may be freed by now.
+		if sent, err := s.KillConnector("outbox-relay", r); err != nil {
+			t.Fatal(err)
+		} else if sent {
 			relays++
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -221,9 +220,10 @@ func TestCrashedCheckoutsAreRecovered(t *testing.T) {
 		confirmed, pendingAtFirst, driven, recovered, charges, refunds)
 }
 
-// keepDown SIGKILLs every replica of fn, and again each process the
-// supervisor restarts, until the returned stop is called (at the latest when
-// the test ends); stop answers how many processes were killed.
+// keepDown SIGKILLs every replica of fn (its process group, through the
+// runtime), and again each process the supervisor restarts, until the
+// returned stop is called (at the latest when the test ends); stop answers
+// how many processes were killed.
 func keepDown(t *testing.T, s *shop, fn string) (stop func() int) {
 	done := make(chan struct{})
 	killed := map[int]bool{}
@@ -231,7 +231,12 @@ func keepDown(t *testing.T, s *shop, fn string) (stop func() int) {
 	wg.Go(func() {
 		for {
 			for _, r := range s.Replicas(fn) {
-				if r.PID > 0 && !killed[r.PID] && syscall.Kill(r.PID, syscall.SIGKILL) == nil {
+				if r.PID == 0 || killed[r.PID] {
+					continue
+				}
+				// Through the runtime: it signals only a replica still
+				// running as r.PID, never a pid freed since the listing.
+				if sent, err := s.KillReplica(fn, r); err == nil && sent {
 					killed[r.PID] = true
 				}
 			}
