@@ -1,12 +1,9 @@
 package deploycheck
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"io/fs"
 	"maps"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +15,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 
 	"github.com/shopfaas/shop/dev/stackfile"
@@ -982,173 +978,6 @@ func TestKongPortMapsStepRunsTwice(t *testing.T) {
 	}
 	if out, err := run(count[0]); err != nil || strings.TrimSpace(out) != "1" {
 		t.Errorf("%q: %q, %v; want 1", count[0], out, err)
-	}
-}
-
-// The redis service starts the real redis-server with the secret
-// redis-password as requirepass and docker-compose.yml's options: the
-// compose command runs here with sh, the secret's path pointed at a file of
-// the test and docker-entrypoint.sh replaced by a shim that adds a free
-// loopback port and a data directory of the test's. Clients without the
-// password are refused (NOAUTH); the password is on no command line; a
-// secret file that is missing, empty or unreadable, or that holds anything
-// but letters and digits, stops the service before redis-server starts, and
-// the output does not show the rejected password (redis-server itself
-// prints a configuration line it cannot parse, password and all, to the
-// container's log). Kong's command, which reads the same file, refuses and
-// accepts the same files.
-func TestRedisStartsWithThePasswordSecret(t *testing.T) {
-	sh := "/bin/sh" // as the containers run it
-	redisServer := proctest.Binary(t, "Debian: apt-get install redis-server", "redis-server")
-	script := realCompose(t).Services["redis"].Command
-	if len(script) != 3 || script[0] != "/bin/sh" || script[1] != "-c" {
-		t.Fatalf("redis command %q, want /bin/sh -c SCRIPT", script)
-	}
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	// The shim records the argv it was given (what the image's entrypoint
-	// would pass to redis-server, which then rewrites its process title).
-	shim := "#!/bin/sh\nprintf '%s\\n' \"$*\" > " + filepath.Join(dir, "argv") + "\n[ \"$1\" = redis-server ] && shift\nexec " +
-		redisServer + ` "$@" --bind 127.0.0.1 --port ` + port + " --dir " + dir + " --save ''\n"
-	if err := os.WriteFile(filepath.Join(dir, "docker-entrypoint.sh"), []byte(shim), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	start := func(secret string) (*exec.Cmd, *strings.Builder) {
-		cmd := exec.Command(sh, "-c", strings.ReplaceAll(strings.ReplaceAll(script[2], "$$", "$"), "/run/secrets/redis-password", secret))
-		cmd.Env = []string{"PATH=" + dir + ":" + os.Getenv("PATH")}
-		cmd.Dir = dir
-		var out strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &out
-		return cmd, &out
-	}
-
-	unreadable := filepath.Join(dir, "a-dir")
-	if err := os.Mkdir(unreadable, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	empty := filepath.Join(dir, "empty")
-	if err := os.WriteFile(empty, []byte("\n"), 0o400); err != nil {
-		t.Fatal(err)
-	}
-	refused := []string{filepath.Join(dir, "missing"), empty, unreadable}
-	// Passwords redis-server would reject (a space, a quote: the line is
-	// printed), or read otherwise than Kong and the functions (a backslash
-	// escape, a second line), or that break the exporter's JSON.
-	badPasswords := []string{"two words", `quo"te`, "it's", `back\x41slash`, "line\nbreak", "tab\tbed", "dollar$x", "caf\u00e9"}
-	for i, pw := range badPasswords {
-		f := filepath.Join(dir, fmt.Sprintf("bad-%d", i))
-		if err := os.WriteFile(f, []byte(pw+"\n"), 0o400); err != nil {
-			t.Fatal(err)
-		}
-		refused = append(refused, f)
-	}
-	for i, f := range refused {
-		cmd, out := start(f)
-		done := make(chan error, 1)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err == nil {
-				t.Errorf("secret %s: the command exited 0, want a failure", f)
-			}
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Errorf("secret %s: redis started (output %q), want the command to fail", f, out.String())
-		}
-		if j := i - (len(refused) - len(badPasswords)); j >= 0 {
-			pw := badPasswords[j]
-			if shows(out.String(), pw) {
-				t.Errorf("secret %q refused with output %q: it shows the password", pw, out.String())
-			}
-			if !strings.Contains(out.String(), "redis-password") {
-				t.Errorf("secret %q refused with output %q: want it to name the secret redis-password", pw, out.String())
-			}
-		}
-	}
-
-	secret := filepath.Join(dir, "redis-password")
-	if err := os.WriteFile(secret, []byte("0123abcdXYZ\n"), 0o400); err != nil {
-		t.Fatal(err)
-	}
-	kongAcceptsTheSameSecrets(t, sh, append(refused, secret), secret)
-	cmd, _ := start(secret)
-	proctest.Start(t, cmd) // its output, not start's, is logged if the test fails
-	ask := func(password string, args ...any) (any, error) {
-		rdb := redis.NewClient(&redis.Options{Addr: addr, Password: password, MaxRetries: -1})
-		defer rdb.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		return rdb.Do(ctx, args...).Result()
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := ask("0123abcdXYZ", "PING"); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("redis did not answer with the password within 10 s: %v", err)
-		}
-	}
-	if _, err := ask("", "PING"); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
-		t.Errorf("PING without the password: %v, want NOAUTH", err)
-	}
-	for option, want := range map[string]string{"maxmemory-policy": "volatile-ttl", "maxmemory": "268435456", "appendonly": "yes"} {
-		got, err := ask("0123abcdXYZ", "CONFIG", "GET", option)
-		if err != nil || fmt.Sprint(got) != fmt.Sprintf("map[%s:%s]", option, want) {
-			t.Errorf("CONFIG GET %s = %v, %v; want %s (docker-compose.yml's option)", option, got, err, want)
-		}
-	}
-	if argv, err := os.ReadFile(filepath.Join(dir, "argv")); err != nil || strings.Contains(string(argv), "0123abcdXYZ") ||
-		!strings.HasPrefix(string(argv), "redis-server - ") {
-		t.Errorf("docker-entrypoint.sh's arguments %q (%v): want redis-server - … without the password", argv, err)
-	}
-}
-
-// kongAcceptsTheSameSecrets runs Kong's compose command with each secret
-// file as redis-password and /docker-entrypoint.sh replaced by a shim that
-// records SHOP_REDIS_PASSWORD: Kong starts with the file's password for
-// good alone and refuses every other file, so Redis and the rate limits
-// that log in to it never disagree on what the password is.
-func kongAcceptsTheSameSecrets(t *testing.T, sh string, secrets []string, good string) {
-	t.Helper()
-	script := realCompose(t).Services["kong"].Command
-	if len(script) != 3 || script[0] != "/bin/sh" || script[1] != "-c" {
-		t.Fatalf("kong command %q, want /bin/sh -c SCRIPT", script)
-	}
-	dir := t.TempDir()
-	got := filepath.Join(dir, "got")
-	shim := filepath.Join(dir, "docker-entrypoint.sh")
-	if err := os.WriteFile(shim, []byte("#!/bin/sh\nprintf '%s' \"$SHOP_REDIS_PASSWORD\" > "+got+"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	key := filepath.Join(dir, "jwt-verify-key")
-	if err := os.WriteFile(key, []byte("a public key\n"), 0o400); err != nil {
-		t.Fatal(err)
-	}
-	for _, secret := range secrets {
-		_ = os.Remove(got)
-		text := strings.NewReplacer("$$", "$", "/run/secrets/redis-password", secret, "/run/secrets/jwt-verify-key", key,
-			"/docker-entrypoint.sh", shim).Replace(script[2])
-		cmd := exec.Command(sh, "-c", text)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-		out, err := cmd.CombinedOutput()
-		pw, _ := os.ReadFile(secret)
-		switch {
-		case secret == good && (err != nil || !fileHolds(got, strings.TrimSuffix(string(pw), "\n"))):
-			t.Errorf("kong with secret %s: %v (%s), want it started with the password", secret, err, out)
-		case secret != good && err == nil:
-			t.Errorf("kong with secret %s started, want the command to fail as redis's does", secret)
-		case secret != good && len(pw) > 1 && shows(string(out), strings.TrimSuffix(string(pw), "\n")):
-			t.Errorf("kong with secret %s: output %q shows the password", secret, out)
-		}
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"github.com/shopfaas/shop/dev/faaslocal/edge"
 	"github.com/shopfaas/shop/dev/faaslocal/provider"
 	"github.com/shopfaas/shop/dev/faaslocal/secrets"
-	"github.com/shopfaas/shop/internal/redisconn"
 	"github.com/shopfaas/shop/internal/telemetry"
 )
 
@@ -55,15 +54,22 @@ func (rt *Runtime) startEdge(ctx context.Context) error {
 	return nil
 }
 
+// KongRedisPasswordSecret is the secret of Kong's Redis ACL user kong
+// (docker-compose.yml exports it as SHOP_REDIS_KONG_PASSWORD), which the
+// local edge reads in Kong's place. It is not the functions'
+// redisconn.PasswordSecret.
+const KongRedisPasswordSecret = "redis-kong-password"
+
 // edgeOptions points the Kong file's names at this runtime: its services'
 // gateway:8080 is the gateway API's address, the rate-limiting plugin's
 // redis:6379 is the functions' REDIS_ADDR (Config.Env, then the host
 // environment, else 127.0.0.1:6379), {vault://env/SHOP_JWT_VERIFY_KEY}
 // is the jwt-verify-key secret (the public key), as a production deploy
-// renders it for Kong, and {vault://env/SHOP_REDIS_PASSWORD} is the
-// redis-password secret, as docker-compose.yml exports it for Kong (empty
-// or absent: no AUTH, as the functions); other vault references come from
-// the host environment.
+// renders it for Kong, and {vault://env/SHOP_REDIS_KONG_PASSWORD} is the
+// redis-kong-password secret, as docker-compose.yml exports it for Kong
+// (empty or absent, the default: no AUTH, and so no ACL user, as the
+// functions: the machine's Redis has no ACL users); other vault references
+// come from the host environment.
 func edgeOptions(cfg Config, store *secrets.Store, gatewayAddr string) edge.Options {
 	redisAddr := "127.0.0.1:6379"
 	if v := cfg.Env["REDIS_ADDR"]; v != "" {
@@ -79,8 +85,8 @@ func edgeOptions(cfg Config, store *secrets.Store, gatewayAddr string) edge.Opti
 			case "SHOP_JWT_VERIFY_KEY":
 				v, _ := store.Read("jwt-verify-key")
 				return strings.TrimSpace(string(v)) // as the functions read it (internal/config)
-			case "SHOP_REDIS_PASSWORD":
-				v, _ := store.Read(redisconn.PasswordSecret)
+			case "SHOP_REDIS_KONG_PASSWORD":
+				v, _ := store.Read(KongRedisPasswordSecret)
 				return strings.TrimSpace(string(v))
 			}
 			return cfg.Getenv(name)

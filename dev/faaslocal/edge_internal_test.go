@@ -66,11 +66,11 @@ services:
 	}
 }
 
-// The edge resolves kong.yml's {vault://env/shop-redis-password} from the
-// runtime's redis-password secret, as docker-compose.yml exports it for
-// Kong, and from nothing else: empty (the development default) or absent it
-// is "", and the rate limits send no AUTH; a host variable of that name is
-// not read.
+// The edge resolves kong.yml's {vault://env/shop-redis-kong-password} from
+// the runtime's redis-kong-password secret, as docker-compose.yml exports it
+// for Kong, and from nothing else: empty or absent (the development
+// default) it is "", and the rate limits send no AUTH; neither a host
+// variable of that name nor the functions' redis-password is read.
 func TestTheEdgeTakesTheRedisPasswordFromTheSecret(t *testing.T) {
 	store, err := secrets.Open(t.TempDir())
 	if err != nil {
@@ -78,13 +78,19 @@ func TestTheEdgeTakesTheRedisPasswordFromTheSecret(t *testing.T) {
 	}
 	cfg := Config{Getenv: func(name string) string { return "from-the-host-" + name }}
 	getenv := edgeOptions(cfg, store, "127.0.0.1:1").Getenv
-	if got := getenv("SHOP_REDIS_PASSWORD"); got != "" {
+	if got := getenv("SHOP_REDIS_KONG_PASSWORD"); got != "" {
 		t.Errorf("without the secret: %q, want \"\"", got)
 	}
-	if err := store.Create(redisconn.PasswordSecret, []byte("pw\n")); err != nil {
+	if err := store.Create(redisconn.PasswordSecret, []byte("functions\n")); err != nil {
 		t.Fatal(err)
 	}
-	if got := getenv("SHOP_REDIS_PASSWORD"); got != "pw" {
+	if got := getenv("SHOP_REDIS_KONG_PASSWORD"); got != "" {
+		t.Errorf("with the functions' redis-password only: %q, want \"\" (Kong never holds it)", got)
+	}
+	if err := store.Create(KongRedisPasswordSecret, []byte("pw\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := getenv("SHOP_REDIS_KONG_PASSWORD"); got != "pw" {
 		t.Errorf("with the secret: %q, want pw", got)
 	}
 }

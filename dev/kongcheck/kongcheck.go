@@ -177,11 +177,19 @@ func isWrite(method string) bool {
 }
 
 // RedisPasswordReference is what every rate limit kept in Redis must give
-// as its redis.password: Kong resolves it from SHOP_REDIS_PASSWORD, which
-// docker-compose.yml exports from the redis-password secret. A limit without
-// it sends no AUTH to a Redis that requires one: every count fails, and
-// fault_tolerant lets every request through — the limit is gone, silently.
-const RedisPasswordReference = "{vault://env/shop-redis-password}"
+// as its redis.password: Kong resolves it from SHOP_REDIS_KONG_PASSWORD,
+// which docker-compose.yml exports from the redis-kong-password secret. A
+// limit without it sends no AUTH to a Redis that requires one: every count
+// fails, and fault_tolerant lets every request through — the limit is gone,
+// silently.
+const RedisPasswordReference = "{vault://env/shop-redis-kong-password}"
+
+// RedisUsername is the Redis ACL user every rate limit kept in Redis logs in
+// as (redis.username): kong, whose rules allow only the ratelimit:* keys and
+// the commands of Kong's redis policy (docker-compose.yml). A limit without
+// it would log in as the functions' default user with Kong's password:
+// WRONGPASS, and fault_tolerant lets every request through.
+const RedisUsername = "kong"
 
 // RedisLimit is a rate-limiting plugin of a declarative file whose policy is
 // redis: the limits that count in the one Redis the shop's limits share.
@@ -218,14 +226,18 @@ func RedisLimits(decl *edge.Declarative) []RedisLimit {
 	return out
 }
 
-// checkRedisPasswords requires RedisPasswordReference on every rate-limiting
-// plugin whose policy is redis, wherever it is attached.
+// checkRedisPasswords requires RedisUsername and RedisPasswordReference on
+// every rate-limiting plugin whose policy is redis, wherever it is attached.
 func checkRedisPasswords(decl *edge.Declarative) error {
 	var errs []error
 	for _, l := range RedisLimits(decl) {
 		if l.Redis["password"] != RedisPasswordReference {
-			errs = append(errs, fmt.Errorf("%s: a rate limit kept in Redis needs redis.password %s (the redis-password secret), not %v",
+			errs = append(errs, fmt.Errorf("%s: a rate limit kept in Redis needs redis.password %s (the redis-kong-password secret), not %v",
 				l.Where, RedisPasswordReference, l.Redis["password"]))
+		}
+		if l.Redis["username"] != RedisUsername {
+			errs = append(errs, fmt.Errorf("%s: a rate limit kept in Redis needs redis.username %s (Redis's ACL user for Kong), not %v",
+				l.Where, RedisUsername, l.Redis["username"]))
 		}
 	}
 	return errors.Join(errs...)

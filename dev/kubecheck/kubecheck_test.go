@@ -384,8 +384,8 @@ func TestKongConfigRenderingRefusesWhatItCannotRender(t *testing.T) {
 			"", []string{"traces_endpoint: http://jaeger:4318\n", "the lines above still name faasd's services"}},
 		// A Redis block in flow style: the host and port lines' rewriting
 		// misses it, Kong would call redis:6379.
-		{"a redis block in flow style", planted("redis:\n            host: redis\n            port: 6379\n            password: \"{vault://env/shop-redis-password}\"",
-			`redis: {host: redis, port: 6379, password: "{vault://env/shop-redis-password}"}`),
+		{"a redis block in flow style", planted("redis:\n            host: redis\n            port: 6379\n            username: kong\n            password: \"{vault://env/shop-redis-kong-password}\"",
+			`redis: {host: redis, port: 6379, username: kong, password: "{vault://env/shop-redis-kong-password}"}`),
 			"", []string{"redis: {host: redis, port: 6379,", "the lines above still name faasd's services"}},
 		// A quoted key, or a blank before the colon: not rewritten either.
 		{"a quoted host key", planted("            host: redis\n", "            \"host\": redis\n"),
@@ -618,10 +618,10 @@ func TestKongStartsOnlyWithAUsableRedisPassword(t *testing.T) {
 	if !strings.HasSuffix(script, start) {
 		t.Fatalf("the script does not end by starting Kong (%s)", start)
 	}
-	script = strings.TrimSuffix(script, start) + `printf '%s|%s' "$SHOP_REDIS_PASSWORD" "$SHOP_JWT_VERIFY_KEY"`
+	script = strings.TrimSuffix(script, start) + `printf '%s|%s' "$SHOP_REDIS_KONG_PASSWORD" "$SHOP_JWT_VERIFY_KEY"`
 	run := func(password, key string) (string, error) {
 		cmd := exec.Command("sh", "-c", script)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SHOP_REDIS_PASSWORD=" + password, "SHOP_JWT_VERIFY_KEY=" + key}
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SHOP_REDIS_KONG_PASSWORD=" + password, "SHOP_JWT_VERIFY_KEY=" + key}
 		b, err := cmd.CombinedOutput()
 		return string(b), err
 	}
@@ -638,8 +638,8 @@ func TestKongStartsOnlyWithAUsableRedisPassword(t *testing.T) {
 		}
 		// A pod that exits without a word is a CrashLoopBackOff with an
 		// empty log: the line names the secret's key.
-		if !strings.Contains(out, "redis-password") {
-			t.Errorf("password %q: Kong stopped without naming redis-password: %q", bad, out)
+		if !strings.Contains(out, "redis-kong-password") {
+			t.Errorf("password %q: Kong stopped without naming redis-kong-password: %q", bad, out)
 		}
 	}
 	if out, err := run("0a1b2c", ""); err == nil || !strings.Contains(out, "jwt-verify-key") {
@@ -747,7 +747,7 @@ func TestEachMistakeFails(t *testing.T) {
 		{"no requests", relay, replace("            requests:\n              cpu: 50m\n              memory: 64Mi\n", ""), "needs CPU and memory requests"},
 		{"a probe on a path the connector does not serve", relay, replace("path: /metrics", "path: /healthz"), "the connector serves /metrics on 9464"},
 		{"kong's body limit dropped", kongFile, replace("            - name: KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE\n              value: 64k\n", ""), "sets KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE, the Deployment does not"},
-		{"kong's redis password in the manifest", kongFile, replace("            - name: SHOP_REDIS_PASSWORD\n              valueFrom:\n                secretKeyRef:\n                  name: kong-credentials\n                  key: redis-password\n", "            - name: SHOP_REDIS_PASSWORD\n              value: hunter2\n"), "SHOP_REDIS_PASSWORD: set it from a Secret"},
+		{"kong's redis password in the manifest", kongFile, replace("            - name: SHOP_REDIS_KONG_PASSWORD\n              valueFrom:\n                secretKeyRef:\n                  name: kong-credentials\n                  key: redis-kong-password\n", "            - name: SHOP_REDIS_KONG_PASSWORD\n              value: hunter2\n"), "SHOP_REDIS_KONG_PASSWORD: set it from a Secret"},
 		{"kong's image", kongFile, replace("image: docker.io/library/kong:3.9.0", "image: docker.io/library/kong:3.8.0"), "docker-compose.yml's docker.io/library/kong:3.9.0"},
 		{"kong's TLS port not published", kongFile, replace("targetPort: proxy-tls", "targetPort: proxy"), "not Kong's TLS listener 8443"},
 		{"kong's port map dropped", kongFile, replace("            - name: KONG_PORT_MAPS\n              value: \"443:8443\"\n", ""), `service kong publishes 443:8443, which KONG_PORT_MAPS ("") does not map`},

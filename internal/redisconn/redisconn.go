@@ -39,10 +39,12 @@ import (
 )
 
 // PasswordSecret is the secret file whose content, when present and not
-// blank, is Redis's password (requirepass: the default user's password).
+// blank, is Redis's password: the password of Redis's default user, which
+// on faasd only the functions log in as (Kong, the redis-exporter and
+// operators have ACL users and secrets of their own; docker-compose.yml).
 // It is read from the secrets directory only, so the password is in no
-// process's environment or command line; docker-compose.yml's redis service,
-// Kong and the redis-exporter read the same file (docs/deploy-faasd.md).
+// process's environment or command line; docker-compose.yml's redis service
+// reads the same file (docs/deploy-faasd.md).
 const PasswordSecret = "redis-password"
 
 // Config is where Redis is and how to log in to it. Printed (fmt's %v, %+v,

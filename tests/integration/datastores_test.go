@@ -35,7 +35,9 @@ import (
 // of maxmemory, volatile-ttl as in docker-compose.yml, one save point) that
 // requires a password, which the exporter reads from a password file as
 // docker-compose.yml configures it (the JSON map docs/deploy-faasd.md
-// renders from redis-password); another a closed port. node_exporter runs with the compose service's
+// renders from redis-exporter-password; here the default user's, the
+// exporter's own ACL user being dev/deploycheck
+// TestTheRedisExporterServesWhatTheAlertsReadAsItsUser's); another a closed port. node_exporter runs with the compose service's
 // flags (startNodeExporter). Every signal of the shop-datastores alerts must
 // return series (a metric name or label the exporters do not serve fails
 // it), and: PostgreSQLDown and RedisDown are active for the closed ports

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shopfaas/shop/dev/faaslocal"
 	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/cart"
@@ -26,14 +27,21 @@ import (
 // stack.yml): the cart lives in that Redis, and get-product's cache entry
 // too. With the secret empty, as in development, the same functions are
 // refused by that Redis and the cart answers 503. The edge's rate limit
-// counts in that Redis too (Kong's {vault://env/shop-redis-password}): with
-// the secret the first cart write of a token carries RateLimit-Remaining
+// counts in that Redis too, as Kong's ACL user kong with the
+// redis-kong-password secret (Kong's username: kong and
+// {vault://env/shop-redis-kong-password}): with the secrets the first cart write of a token carries RateLimit-Remaining
 // 119 of set-cart-item's 120 a minute; without it the count fails, the
 // request is let through (fault_tolerant) and no RateLimit header is sent,
 // so a 200 alone never shows the edge logged in.
 func TestTheCartWorksOnARedisThatRequiresThePasswordSecret(t *testing.T) {
 	const password = "itestRedisPassword"
+	const kongPassword = "itestRedisKongPassword"
 	addr := redisconntest.Server(t, password)
+	admin := redis.NewClient(&redis.Options{Addr: addr, Password: password})
+	if err := admin.Do(context.Background(), "ACL", "SETUSER", "kong", "on", ">"+kongPassword, "~*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_ = admin.Close()
 	catalogURL := pgtest.NewDatabase(t)
 	ctx := context.Background()
 	pool, err := postgres.Open(ctx, postgres.Config{URL: catalogURL, Migrations: catalogdb.Migrations(), MaxConns: 2})
@@ -51,13 +59,14 @@ func TestTheCartWorksOnARedisThatRequiresThePasswordSecret(t *testing.T) {
 	}
 	env := map[string]string{"CATALOG_DATABASE_URL": catalogURL, "REDIS_ADDR": addr,
 		"CART_KEY_PREFIX": "cart:", "PRODUCT_CACHE_PREFIX": "product:"}
-	// start runs the functions with secret as redis-password and returns
+	// start runs the functions with secret as redis-password (and the
+	// edge with kongSecret as redis-kong-password) and returns
 	// the edge's API and a customer's token (each runtime has its own keys).
-	start := func(secret string, user uuid.UUID) (edge, token string) {
+	start := func(secret, kongSecret string, user uuid.UUID) (edge, token string) {
 		rt := runtimetest.Start(t, runtimetest.Options{
 			Functions:    []string{"get-product", "get-cart", "set-cart-item"},
 			Env:          env,
-			Secrets:      map[string]string{redisconn.PasswordSecret: secret},
+			Secrets:      map[string]string{redisconn.PasswordSecret: secret, faaslocal.KongRedisPasswordSecret: kongSecret},
 			ReadyTimeout: 3 * time.Minute,
 		})
 		signer, err := auth.ParseSigner(rt.ReadSecret(t, "jwt-signing-key"), 0)
@@ -72,7 +81,7 @@ func TestTheCartWorksOnARedisThatRequiresThePasswordSecret(t *testing.T) {
 	}
 
 	user := uuid.Must(uuid.NewV7())
-	edge, token := start(password, user)
+	edge, token := start(password, kongPassword, user)
 	var v cart.View
 	got, h := callWith(t, http.MethodPut, edge+"/cart/items/"+p.ID.String(), token, nil, map[string]any{"quantity": 2}, &v)
 	if got != 200 {
@@ -91,7 +100,7 @@ func TestTheCartWorksOnARedisThatRequiresThePasswordSecret(t *testing.T) {
 		t.Errorf("the cart and the cached product in the password-protected Redis: %d of 2 keys (%v)", n, err)
 	}
 
-	edge, token = start("", user)
+	edge, token = start("", "", user)
 	if got := call(t, http.MethodGet, edge+"/cart", token, nil, nil); got != http.StatusServiceUnavailable {
 		t.Errorf("get-cart without the secret: %d, want 503 (Redis refuses it: NOAUTH)", got)
 	}

@@ -36,8 +36,8 @@
 #     kong/tools/redis/schema.lua; the certificate is checked against Kong's
 #     lua_ssl_trusted_certificate, docs/deploy-kubernetes.md). There is no
 #     TLS without verification.
-# The Redis password stays {vault://env/shop-redis-password}: Kong resolves
-# it from SHOP_REDIS_PASSWORD (the Secret kong-credentials).
+# The Redis password stays {vault://env/shop-redis-kong-password}: Kong resolves
+# it from SHOP_REDIS_KONG_PASSWORD (the Secret kong-credentials).
 # KONG_YML and OUT name other files (tests; gateway/kong.yml and
 # deploy/kubernetes/kong/kong.yml unless set).
 # It writes nothing, and exits non-zero naming why, when REDIS_HOST is empty
@@ -148,7 +148,7 @@ rm -f "$tmp.redis"
 if [ "$REDIS_TLS" = true ]; then
 	awk -v host="$REDIS_HOST" '
 	{ print; line = $0; sub(/^ +/, "", line) }
-	line == "password: \"{vault://env/shop-redis-password}\"" {
+	line == "password: \"{vault://env/shop-redis-kong-password}\"" {
 		indent = $0; sub(/[^ ].*/, "", indent)
 		print indent "ssl: true"; print indent "ssl_verify: true"; print indent "server_name: " host
 	}' "$tmp" >"$tmp.tls"

@@ -41,7 +41,6 @@ func TestPluginConfigsRefuseWhatTheyCannotHonour(t *testing.T) {
 		// A Redis password is a vault reference, never written in the file.
 		{"rate-limiting", map[string]any{"minute": 5, "policy": "redis", "redis": map[string]any{"host": "redis", "password": "x"}}, []string{"must be a {vault://env/NAME} reference"}},
 		{"rate-limiting", map[string]any{"minute": 5, "policy": "redis", "redis": map[string]any{"host": "redis", "password": "{vault://aws/x}"}}, []string{"only {vault://env/NAME}"}},
-		{"rate-limiting", map[string]any{"minute": 5, "policy": "redis", "redis": map[string]any{"host": "redis", "username": "kong"}}, []string{"ACL users (username)"}},
 		{"rate-limiting", map[string]any{"minute": 5, "policy": "redis", "redis": map[string]any{"host": "redis", "ssl": true}}, []string{"redis.ssl without redis.ssl_verify"}},
 		{"cors", map[string]any{"origins": []any{`https://.*\.example\.com`}, "max_age": -1}, []string{"regex origins", "max_age -1"}},
 		{"opentelemetry", map[string]any{}, []string{"traces_endpoint is required"}},

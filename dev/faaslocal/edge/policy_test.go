@@ -562,13 +562,20 @@ func TestOpenTelemetryRecordsAServerSpan(t *testing.T) {
 	}
 }
 
-// The redis policy logs in to a Redis that requires a password with the
-// file's {vault://env/...} reference, as Kong does: the limit holds. Where
-// the variable is unset Kong resolves the reference to "" and sends no AUTH;
-// every count then fails (NOAUTH) and fault_tolerant lets requests through,
-// which is what a Kong without SHOP_REDIS_PASSWORD would do.
+// The redis policy logs in to Redis as the file's ACL user (username:
+// kong) with the password of the file's {vault://env/...} reference, as
+// Kong does: the limit holds. Where the variable is unset Kong resolves the
+// reference to "" and sends no AUTH; every count then fails (NOAUTH) and
+// fault_tolerant lets requests through, which is what a Kong without
+// SHOP_REDIS_KONG_PASSWORD would do; so does a password that is not the
+// user's (the default user's, WRONGPASS).
 func TestRateLimitInRedisLogsInWithThePasswordReference(t *testing.T) {
 	addr := redisconntest.Server(t, "edgeTestPassword")
+	admin := redis.NewClient(&redis.Options{Addr: addr, Password: "edgeTestPassword"})
+	defer admin.Close()
+	if err := admin.Do(context.Background(), "ACL", "SETUSER", "kong", "on", ">edgeKongPassword", "~*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
 	decl, err := Parse([]byte(`
 _format_version: "3.0"
 services:
@@ -578,7 +585,7 @@ services:
     plugins:
       - name: rate-limiting
         config: {minute: 2, limit_by: ip, policy: redis, fault_tolerant: true,
-                 redis: {host: redis, port: 6379, password: "{vault://env/shop-redis-password}"}}
+                 redis: {host: redis, port: 6379, username: kong, password: "{vault://env/shop-redis-kong-password}"}}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -586,8 +593,11 @@ services:
 	codes := func(password string) []int {
 		return limitCodes(t, decl, Options{Upstreams: map[string]string{"redis:6379": addr}, Getenv: redisPasswordEnv(password)})
 	}
-	if diff := cmp.Diff([]int{200, 200, 429}, codes("edgeTestPassword")); diff != "" {
-		t.Errorf("with SHOP_REDIS_PASSWORD, a limit of 2 a minute (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]int{200, 200, 429}, codes("edgeKongPassword")); diff != "" {
+		t.Errorf("as kong with SHOP_REDIS_KONG_PASSWORD, a limit of 2 a minute (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int{200, 200, 200}, codes("edgeTestPassword")); diff != "" {
+		t.Errorf("as kong with the default user's password (WRONGPASS, fault_tolerant) (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]int{200, 200, 200}, codes("")); diff != "" {
 		t.Errorf("without it (no AUTH, counts refused, fault_tolerant) (-want +got):\n%s", diff)
@@ -620,7 +630,7 @@ services:
     plugins:
       - name: rate-limiting
         config: {minute: 2, limit_by: ip, policy: redis, fault_tolerant: true,
-                 redis: {host: redis, port: 6379, password: "{vault://env/shop-redis-password}",
+                 redis: {host: redis, port: 6379, password: "{vault://env/shop-redis-kong-password}",
                          ssl: true, ssl_verify: true, server_name: ` + serverName + `}}
 `))
 		if err != nil {
@@ -666,11 +676,12 @@ func limitCodes(t *testing.T, decl *Declarative, opts Options) []int {
 	return out
 }
 
-// redisPasswordEnv is an environment holding only SHOP_REDIS_PASSWORD, set
-// to password, which the {vault://env/shop-redis-password} reference reads.
+// redisPasswordEnv is an environment holding only SHOP_REDIS_KONG_PASSWORD,
+// set to password, which the {vault://env/shop-redis-kong-password}
+// reference reads.
 func redisPasswordEnv(password string) func(string) string {
 	return func(name string) string {
-		if name == "SHOP_REDIS_PASSWORD" {
+		if name == "SHOP_REDIS_KONG_PASSWORD" {
 			return password
 		}
 		return ""

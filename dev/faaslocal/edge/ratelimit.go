@@ -52,9 +52,10 @@ type RateLimitingConfig struct {
 }
 
 // RateLimitingRedis is the redis block of the rate-limiting plugin. The
-// local edge logs in with a password given as a vault reference, as Kong
-// does, and dials TLS as Kong 3.9 does (kong/tools/redis/schema.lua: ssl,
-// ssl_verify, server_name), verifying always; it supports no ACL users.
+// local edge logs in with a password given as a vault reference and an
+// optional ACL user name, as Kong does, and dials TLS as Kong 3.9 does
+// (kong/tools/redis/schema.lua: ssl, ssl_verify, server_name), verifying
+// always.
 type RateLimitingRedis struct {
 	// Host is Redis's host, rewritten by Options.Upstreams (required).
 	Host string `json:"host"`
@@ -64,7 +65,11 @@ type RateLimitingRedis struct {
 	Database int `json:"database"`
 	// Timeout is Kong's Redis timeout (ms); unused locally.
 	Timeout int `json:"timeout"`
-	// Username is not supported locally (Redis ACL users).
+	// Username is the Redis ACL user the counters log in as, with
+	// Password. As in Kong 3.9 (policies/init.lua: AUTH username password
+	// only when the password is present), it is not sent when the password
+	// resolves empty: locally the machine's Redis has no ACL users and the
+	// edge sends no AUTH.
 	Username string `json:"username"`
 	// Password is Redis's password: a {vault://env/NAME} reference (a
 	// password written in the file is refused: secrets stay out of it).
@@ -89,7 +94,7 @@ func (c *RateLimitingConfig) setDefaults() {
 
 // Validate reports missing or non-positive limits, an unknown limit_by or
 // policy (and what each needs), a Redis password that is not a vault
-// reference, a Redis username or TLS, and an error code that is not 4xx or
+// reference, Redis TLS without verification, and an error code that is not 4xx or
 // 5xx.
 func (c *RateLimitingConfig) Validate() error {
 	var errs []error
@@ -120,8 +125,6 @@ func (c *RateLimitingConfig) Validate() error {
 		switch {
 		case c.Redis == nil || c.Redis.Host == "":
 			errs = append(errs, errors.New("policy redis needs redis.host"))
-		case c.Redis.Username != "":
-			errs = append(errs, errors.New("redis ACL users (username) are not supported by the local edge"))
 		case c.Redis.SSL && !c.Redis.SSLVerify:
 			errs = append(errs, errors.New("redis.ssl without redis.ssl_verify: the local edge does not speak TLS to Redis without verifying its certificate"))
 		case c.Redis.Password != "" && !isReference(c.Redis.Password):
@@ -190,7 +193,7 @@ func newRateLimiting(c RateLimitingConfig, sc *scope) (plugin, error) {
 		if c.Redis.SSL {
 			tlsName = cmp.Or(c.Redis.ServerName, c.Redis.Host)
 		}
-		p.store = redisCounter{sc.redis.client(net.JoinHostPort(c.Redis.Host, strconv.Itoa(port)), c.Redis.Database, password, tlsName)}
+		p.store = redisCounter{sc.redis.client(net.JoinHostPort(c.Redis.Host, strconv.Itoa(port)), c.Redis.Database, c.Redis.Username, password, tlsName)}
 	} else {
 		p.store = newLocalCounter(sc.now)
 	}

@@ -26,19 +26,23 @@ func newRedisPool(upstreams map[string]string, roots *x509.CertPool) *redisPool 
 }
 
 // client returns the client for host:port (after the Upstreams rewrite),
-// database and password ("" sends no AUTH), created on first use; go-redis
+// database, user and password (a password "" sends no AUTH, whatever the
+// user, as in Kong), created on first use; go-redis
 // connects lazily. With tlsName it dials TLS and verifies the certificate
 // for that name against the pool's roots (nil: the system's).
-func (p *redisPool) client(hostport string, db int, password, tlsName string) *redis.Client {
+func (p *redisPool) client(hostport string, db int, username, password, tlsName string) *redis.Client {
 	if addr, ok := p.upstreams[hostport]; ok {
 		hostport = addr
 	}
-	key := fmt.Sprintf("%s/%d/%s/%s", hostport, db, tlsName, password) // never printed
+	if password == "" {
+		username = ""
+	}
+	key := fmt.Sprintf("%s/%d/%s/%s/%s", hostport, db, tlsName, username, password) // never printed
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c, ok := p.clients[key]
 	if !ok {
-		opts := &redis.Options{Addr: hostport, DB: db, Password: password, PoolSize: 4}
+		opts := &redis.Options{Addr: hostport, DB: db, Username: username, Password: password, PoolSize: 4}
 		if tlsName != "" {
 			opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: tlsName, RootCAs: p.roots}
 		}

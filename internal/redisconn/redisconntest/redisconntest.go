@@ -26,9 +26,11 @@ import (
 
 // Server starts redis-server on a free loopback port for as long as the test
 // runs and returns its host:port. With a password the server requires it
-// (requirepass: the default user's password), set as docker-compose.yml's
-// redis service sets it: the line "requirepass <password>", unquoted, on
-// the server's standard input, so it is on no command line. As there, the
+// (requirepass: the default user's password, which docker-compose.yml's
+// redis service sets with a "user default on >password …" line instead),
+// given as that service gives its configuration: the line "requirepass
+// <password>", unquoted, on the server's standard input, so it is on no
+// command line. As there, the
 // password must be letters and digits only (anything else fails the test:
 // compose refuses to start Redis with it). args are added after the
 // defaults (no persistence, a data directory of the test's own) and win
