@@ -314,7 +314,10 @@ var keyPairs = [][2]string{{"jwt-signing-key", "jwt-verify-key"}, {"event-signin
 // connections, no Meilisearch runs, the machine's Redis has no requirepass
 // and no SMTP server needs a login; functions declare them for production).
 // A developer whose Redis requires a password writes it to the state
-// directory's redis-password: the functions and the local edge use it. cmd/faas-local, runtimetest and chaos store them with
+// directory's redis-password (the functions use it) and, for the local
+// edge's rate limits, which log in as kong.yml's ACL user kong, that user's
+// password to redis-kong-password (absent by default: the edge sends no
+// AUTH). cmd/faas-local, runtimetest and chaos store them with
 // CreateDevelopment before starting a runtime; the runtime itself never
 // writes a secret on its own.
 //
