@@ -27,7 +27,8 @@ import (
 // stack.yml): the cart lives in that Redis, and get-product's cache entry
 // too. With the secret empty, as in development, the same functions are
 // refused by that Redis and the cart answers 503. The edge's rate limit
-// counts in that Redis too, as Kong's ACL user kong with the
+// counts in that Redis too, as Kong's ACL user kong (made with
+// docker-compose.yml's rules for it) with the
 // redis-kong-password secret (Kong's username: kong and
 // {vault://env/shop-redis-kong-password}): with the secrets the first cart write of a token carries RateLimit-Remaining
 // 119 of set-cart-item's 120 a minute; without it the count fails, the
@@ -37,11 +38,7 @@ func TestTheCartWorksOnARedisThatRequiresThePasswordSecret(t *testing.T) {
 	const password = "itestRedisPassword"
 	const kongPassword = "itestRedisKongPassword"
 	addr := redisconntest.Server(t, password)
-	admin := redis.NewClient(&redis.Options{Addr: addr, Password: password})
-	if err := admin.Do(context.Background(), "ACL", "SETUSER", "kong", "on", ">"+kongPassword, "~*", "+@all").Err(); err != nil {
-		t.Fatal(err)
-	}
-	_ = admin.Close()
+	redisconntest.ComposeUser(t, addr, password, "kong", kongPassword)
 	catalogURL := pgtest.NewDatabase(t)
 	ctx := context.Background()
 	pool, err := postgres.Open(ctx, postgres.Config{URL: catalogURL, Migrations: catalogdb.Migrations(), MaxConns: 2})

@@ -36,7 +36,8 @@ type Options struct {
 	Getenv func(string) string
 	// KeyPrefix prefixes every rate-limiting counter in Redis, so edges
 	// sharing one Redis (tests, several runtimes) never share counters;
-	// default "edge:<random>:".
+	// default "ratelimit:edge:<random>:", under the ratelimit: prefix that
+	// docker-compose.yml's Redis user kong may touch (as Kong's own keys).
 	KeyPrefix string
 	// Now is the clock of tokens and rate-limiting windows (default time.Now).
 	Now func() time.Time
@@ -66,7 +67,7 @@ func (o *Options) setDefaults() {
 		o.Now = time.Now
 	}
 	if o.KeyPrefix == "" {
-		o.KeyPrefix = "edge:" + uuid.NewString() + ":"
+		o.KeyPrefix = "ratelimit:edge:" + uuid.NewString() + ":"
 	}
 }
 

@@ -117,7 +117,7 @@ func tracedPolicyEdge(t *testing.T, now *time.Time, tp trace.TracerProvider) *ht
 // Redis on 127.0.0.1:6379 is required.
 func counterPrefix(t *testing.T) string {
 	t.Helper()
-	prefix := "test:edge:" + uuid.NewString() + ":"
+	prefix := "ratelimit:test:edge:" + uuid.NewString() + ":"
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 	if err := rdb.Ping(context.Background()).Err(); err != nil {
 		t.Fatalf("redis at 127.0.0.1:6379 is required: %v", err)
@@ -564,18 +564,15 @@ func TestOpenTelemetryRecordsAServerSpan(t *testing.T) {
 
 // The redis policy logs in to Redis as the file's ACL user (username:
 // kong) with the password of the file's {vault://env/...} reference, as
-// Kong does: the limit holds. Where the variable is unset Kong resolves the
+// Kong does, the user made with docker-compose.yml's rules for kong (keys
+// ratelimit:*, EVAL, INCR, EXPIRE; no MULTI): the limit holds. Where the variable is unset Kong resolves the
 // reference to "" and sends no AUTH; every count then fails (NOAUTH) and
 // fault_tolerant lets requests through, which is what a Kong without
 // SHOP_REDIS_KONG_PASSWORD would do; so does a password that is not the
 // user's (the default user's, WRONGPASS).
 func TestRateLimitInRedisLogsInWithThePasswordReference(t *testing.T) {
 	addr := redisconntest.Server(t, "edgeTestPassword")
-	admin := redis.NewClient(&redis.Options{Addr: addr, Password: "edgeTestPassword"})
-	defer admin.Close()
-	if err := admin.Do(context.Background(), "ACL", "SETUSER", "kong", "on", ">edgeKongPassword", "~*", "+@all").Err(); err != nil {
-		t.Fatal(err)
-	}
+	redisconntest.ComposeUser(t, addr, "edgeTestPassword", "kong", "edgeKongPassword")
 	decl, err := Parse([]byte(`
 _format_version: "3.0"
 services:
@@ -660,7 +657,7 @@ func limitCodes(t *testing.T, decl *Declarative, opts Options) []int {
 	defer up.Close()
 	opts.Upstreams = maps.Clone(opts.Upstreams)
 	opts.Upstreams["gateway:8080"] = strings.TrimPrefix(up.URL, "http://")
-	opts.KeyPrefix = "test:edge:" + uuid.NewString() + ":"
+	opts.KeyPrefix = "ratelimit:test:edge:" + uuid.NewString() + ":"
 	e, err := New(decl, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -317,7 +317,8 @@ var keyPairs = [][2]string{{"jwt-signing-key", "jwt-verify-key"}, {"event-signin
 // directory's redis-password (the functions use it) and, for the local
 // edge's rate limits, which log in as kong.yml's ACL user kong, that user's
 // password to redis-kong-password (absent by default: the edge sends no
-// AUTH). cmd/faas-local, runtimetest and chaos store them with
+// AUTH); docker-compose.yml's rules for kong suffice (the edge counts with
+// EVAL on ratelimit:* keys). cmd/faas-local, runtimetest and chaos store them with
 // CreateDevelopment before starting a runtime; the runtime itself never
 // writes a secret on its own.
 //

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -178,4 +179,53 @@ func Clients(tb testing.TB, addr, password string) int {
 		tb.Fatalf("CLIENT LIST: %v", err)
 	}
 	return strings.Count(strings.TrimSpace(list), "\n")
+}
+
+// ComposeRules are the ACL rules docker-compose.yml's redis service gives
+// user: the words after "user <user> on >$$<variable>" on its line of the
+// configuration the service writes to redis-server's standard input. A
+// compose file without such a line fails the test.
+func ComposeRules(tb testing.TB, user string) []string {
+	tb.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatal("redisconntest: no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "docker-compose.yml"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*user ` + regexp.QuoteMeta(user) + ` on >\$\$\w+ (.+)$`).FindSubmatch(b)
+	if m == nil {
+		tb.Fatalf("docker-compose.yml's redis service defines no `user %s on >$$x RULES` line", user)
+	}
+	return strings.Fields(string(m[1]))
+}
+
+// ComposeUser creates (or replaces) the ACL user user with password on the
+// Redis at addr, logged in as its default user with defaultPassword, with
+// the rules docker-compose.yml's redis service gives that user
+// (ComposeRules): a client of the test then has exactly the rights the
+// deployment gives it.
+func ComposeUser(tb testing.TB, addr, defaultPassword, user, password string) {
+	tb.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, Password: defaultPassword, MaxRetries: -1})
+	defer rdb.Close()
+	args := []any{"ACL", "SETUSER", user, "reset", "on", ">" + password}
+	for _, r := range ComposeRules(tb, user) {
+		args = append(args, r)
+	}
+	if err := rdb.Do(context.Background(), args...).Err(); err != nil {
+		tb.Fatalf("ACL SETUSER %s with docker-compose.yml's rules: %v", user, err)
+	}
 }
