@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/telemetry"
@@ -82,8 +83,17 @@ func ConfigFrom(c *config.Reader) Config {
 // Options returns go-redis options that reach and log in to cfg's Redis;
 // the caller sets its pool size and timeouts on them.
 // With cfg.TLS they dial TLS and verify Redis's certificate (tlsConfig).
+//
+// They send nothing on connecting but the login (HELLO with AUTH): go-redis
+// would also send CLIENT SETINFO LIB-NAME and LIB-VER (DisableIdentity) and
+// CLIENT MAINT_NOTIFICATIONS ON (MaintNotificationsConfig), which the
+// functions' ACL user may not run: Redis >= 7.2 answers SETINFO with NOPERM
+// (go-redis ignores it) and records each refusal in ACL LOG, where an
+// operator looks for the refusals that matter (docs/runbooks/datastores.md).
+// Leaving them out also saves their round trips on every new connection.
 func Options(cfg Config) *redis.Options {
-	opts := &redis.Options{Addr: cfg.Addr, Password: cfg.Password}
+	opts := &redis.Options{Addr: cfg.Addr, Password: cfg.Password, DisableIdentity: true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}}
 	if cfg.TLS {
 		opts.TLSConfig = tlsConfig(cfg)
 	}

@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -267,4 +269,59 @@ func TestTheDocumentedACLRunsEveryCall(t *testing.T) {
 	_, _, _, err = ch.Get(ctx, "p")
 	check("cache Get", err)
 	check("cache Invalidate", ch.Invalidate(ctx, "p", 2))
+}
+
+// recordingConn keeps every byte a client writes to Redis.
+type recordingConn struct {
+	net.Conn
+	mu  *sync.Mutex
+	out *bytes.Buffer
+}
+
+func (c recordingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.out.Write(p)
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// A client with Options sends no CLIENT SETINFO (nor CLIENT
+// MAINT_NOTIFICATIONS) when it connects: go-redis would send LIB-NAME and
+// LIB-VER on every new connection, which Redis
+// >= 7.2 refuses every shop user but admin (NOPERM, ignored by go-redis)
+// and records in its ACL LOG, drowning the refusals an operator looks for
+// there (docs/runbooks/datastores.md). The bytes the client writes are read
+// here, as this machine's Redis 7.0 knows no SETINFO and would log nothing.
+func TestTheClientSendsNoClientSetinfo(t *testing.T) {
+	const password = "setinfoTestPassword"
+	addr := redisconntest.Server(t, password)
+	var mu sync.Mutex
+	var out bytes.Buffer
+	opts := redisconn.Options(redisconn.Config{Addr: addr, Password: password})
+	opts.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return recordingConn{Conn: c, mu: &mu, out: &out}, nil
+	}
+	rdb, err := redisconn.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	if err := rdb.Set(context.Background(), "identity-test", "v", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	sent := strings.ToUpper(out.String())
+	if !strings.Contains(sent, "PING") || !strings.Contains(sent, "SET") {
+		t.Fatalf("the recorder saw not the client's PING and SET: %q", sent)
+	}
+	for _, sub := range []string{"SETINFO", "MAINT_NOTIFICATIONS"} {
+		if strings.Contains(sent, "\r\n"+sub+"\r\n") {
+			t.Errorf("the client sent CLIENT %s: %q", sub, sent)
+		}
+	}
 }
