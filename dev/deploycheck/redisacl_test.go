@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
+	"gopkg.in/yaml.v3"
 
 	"github.com/shopfaas/shop/dev/stackfile"
 	"github.com/shopfaas/shop/internal/proctest"
@@ -558,4 +559,100 @@ func readTree(t *testing.T, rel string) []byte {
 		t.Fatal(err)
 	}
 	return all
+}
+
+// The commands of docs/deploy-kubernetes.md's "Upgrading to Redis's ACL
+// users", run as written: step 2 makes the user kong on a Redis (here a
+// redis-server with an admin user, as a managed Redis's administrator)
+// with docker-compose.yml's rules and the password of
+// secrets/redis-kong-password, so kong then counts as Kong does (EVAL of
+// INCR and EXPIRE on a ratelimit: key) and may not read a cart; step 3's
+// Secret, rendered by kubectl --dry-run=client (no API server; skipped
+// without kubectl), holds redis-kong-password and jwt-verify-key, and not
+// the functions' redis-password.
+func TestTheKubernetesGuideCreatesKong(t *testing.T) {
+	doc := string(read(t, "docs/deploy-kubernetes.md"))
+	_, section, ok := strings.Cut(doc, "### Upgrading to Redis's ACL users\n")
+	if !ok {
+		t.Fatal("docs/deploy-kubernetes.md has no section \"Upgrading to Redis's ACL users\"")
+	}
+	_, block, _ := strings.Cut(section, "```sh\n")
+	block, _, _ = strings.Cut(block, "```")
+	step := func(from, to string) string {
+		t.Helper()
+		_, s, ok := strings.Cut(block, from)
+		if !ok {
+			t.Fatalf("the section's commands have no %q", from)
+		}
+		s, _, ok = strings.Cut(s, to)
+		if !ok {
+			t.Fatalf("the section's commands have no %q", to)
+		}
+		return s
+	}
+	const password, adminPassword, kongPassword = "guideDefaultPassword", "guideAdminPassword", "guideKongPassword"
+	addr := redisconntest.Server(t, password)
+	redisconntest.ComposeUser(t, addr, password, "admin", adminPassword)
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "secrets"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string][]byte{"docker-compose.yml": read(t, "docker-compose.yml"),
+		"secrets/redis-kong-password": []byte(kongPassword + "\n"), "secrets/redis-admin-password": []byte(adminPassword + "\n"),
+		"secrets/jwt-verify-key": []byte("public key\n")} {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	sh := func(script string) string {
+		t.Helper()
+		cmd := exec.Command("sh", "-ec", script)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "REDIS_HOST="+host, "REDIS_PORT="+port, "ADMIN_USER=admin")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", script, err, out)
+		}
+		return string(out)
+	}
+	if out := sh("#" + step("# 2.", "# 3.")); strings.TrimSpace(out) != "OK" {
+		t.Errorf("step 2 answered %q, want OK", out)
+	}
+	kong := redis.NewClient(&redis.Options{Addr: addr, Username: "kong", Password: kongPassword, MaxRetries: -1})
+	defer kong.Close()
+	ctx := context.Background()
+	key := "ratelimit:guide-test"
+	if n, err := kong.Eval(ctx, `local n = redis.call("INCR", KEYS[1]) redis.call("EXPIRE", KEYS[1], 60) return n`, []string{key}).Int64(); err != nil || n != 1 {
+		t.Errorf("kong's count: %d, %v; want 1", n, err)
+	}
+	if err := kong.Get(ctx, "cart:someone").Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("kong reading a cart: %v, want NOPERM", err)
+	}
+
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		t.Skip("no kubectl: step 3 not run")
+	}
+	s3 := "#" + step("# 3.", "# 4.")
+	s3, ok = strings.CutSuffix(strings.TrimSpace(s3), " | kubectl apply -f -")
+	if !ok {
+		t.Fatalf("step 3 does not end with `| kubectl apply -f -`: %q", s3)
+	}
+	var secret struct {
+		Metadata struct{ Name, Namespace string }
+		Data     map[string]string
+	}
+	if err := yaml.Unmarshal([]byte(sh(s3)), &secret); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for k := range secret.Data {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if secret.Metadata.Name != "kong-credentials" || secret.Metadata.Namespace != "openfaas" ||
+		!slices.Equal(keys, []string{"jwt-verify-key", "redis-kong-password"}) {
+		t.Errorf("step 3's Secret: %s/%s with keys %v, want openfaas/kong-credentials with jwt-verify-key and redis-kong-password",
+			secret.Metadata.Namespace, secret.Metadata.Name, keys)
+	}
 }
