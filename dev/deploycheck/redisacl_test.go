@@ -656,3 +656,14 @@ func TestTheKubernetesGuideCreatesKong(t *testing.T) {
 			secret.Metadata.Namespace, secret.Metadata.Name, keys)
 	}
 }
+
+// Kong runs without its anonymous usage report (KONG_ANONYMOUS_REPORTS
+// off): no report leaves for Kong Inc., and no INFO server reaches Redis,
+// which the user kong may not run (each refusal a line in ACL LOG).
+// dev/kubecheck holds the Kubernetes Deployment's environment to the
+// compose service's.
+func TestKongSendsNoAnonymousReports(t *testing.T) {
+	if v, ok := realCompose(t).Services["kong"].Environment["KONG_ANONYMOUS_REPORTS"]; !ok || v != "off" {
+		t.Errorf("kong's KONG_ANONYMOUS_REPORTS = %q (set: %v), want \"off\"", v, ok)
+	}
+}
