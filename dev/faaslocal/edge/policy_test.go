@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -682,5 +683,21 @@ func redisPasswordEnv(password string) func(string) string {
 			return password
 		}
 		return ""
+	}
+}
+
+// The redis policy's clients send, like Kong's, nothing on connecting but
+// their login: go-redis's CLIENT SETINFO and CLIENT MAINT_NOTIFICATIONS
+// are turned off (the user kong may not run them; Redis >= 7.2 records each
+// refused SETINFO in ACL LOG, which this machine's Redis 7.0 would not, so
+// the options are checked).
+func TestRedisPolicyClientsSendNoClientInfo(t *testing.T) {
+	p := newRedisPool(nil, nil)
+	defer func() { _ = p.close() }()
+	opts := p.client("127.0.0.1:6379", 0, "kong", "password", "").Options()
+	if !opts.DisableIdentity || opts.MaintNotificationsConfig == nil ||
+		opts.MaintNotificationsConfig.Mode != maintnotifications.ModeDisabled {
+		t.Errorf("DisableIdentity %v, MaintNotificationsConfig %+v; want true and mode disabled",
+			opts.DisableIdentity, opts.MaintNotificationsConfig)
 	}
 }

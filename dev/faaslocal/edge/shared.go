@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // redisPool holds the Redis clients of one edge's plugin instances.
@@ -42,7 +43,11 @@ func (p *redisPool) client(hostport string, db int, username, password, tlsName 
 	defer p.mu.Unlock()
 	c, ok := p.clients[key]
 	if !ok {
-		opts := &redis.Options{Addr: hostport, DB: db, Username: username, Password: password, PoolSize: 4}
+		// Like Kong, the client sends nothing on connecting but its login:
+		// no CLIENT SETINFO or MAINT_NOTIFICATIONS, which the user kong may
+		// not run (Redis >= 7.2 logs each refused SETINFO in ACL LOG).
+		opts := &redis.Options{Addr: hostport, DB: db, Username: username, Password: password, PoolSize: 4,
+			DisableIdentity: true, MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}}
 		if tlsName != "" {
 			opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: tlsName, RootCAs: p.roots}
 		}
