@@ -11,8 +11,11 @@
 // to a key without the "version" action (made before it was asked for)
 // and to a wrong key alike, so the command then lists no document (GET
 // /indexes/{uid}/documents?limit=0, which the reindex needs anyway): a
-// key refused there too fails the run at once ("meili-key refused", never
-// the key, no warning); a key allowed it gets one warning on stderr and
+// key refused there too is asked GET /tasks (tasks.get, which every
+// meili-key has had): answered, the key is genuine but lacks documents.get
+// and the run fails at once pointing to docs/deploy-faasd.md step 7 item 7
+// ("meili-key lacks the documents.get action"); refused too, it fails at
+// once ("meili-key refused", never the key, no warning); a key allowed it gets one warning on stderr and
 // the run goes on, checking the listing's filter itself once the settings
 // are applied and before anything is pushed (a filter nothing matches:
 // Meilisearch 1.0 and 1.1 refuse it, 400; a listing that ignores it
@@ -135,6 +138,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, wa
 	n, err := indexing.Reindex(ctx, d, ix, batch)
 	if errors.Is(err, meili.ErrKeyRefused) {
 		err = fmt.Errorf("%s refused: %w", catalogenv.IndexKeySecret, err)
+	} else if errors.Is(err, meili.ErrKeyLacksListing) {
+		// A genuine key made before documents.get was asked for: its
+		// value is right, only remaking it helps.
+		err = fmt.Errorf("%s lacks the documents.get action: %w", catalogenv.IndexKeySecret, err)
 	}
 	if n.VersionUnchecked != nil {
 		fmt.Fprintf(warn, "reindex: warning: %v; remaking meili-key with the \"version\" action adds the check "+

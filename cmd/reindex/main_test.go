@@ -767,12 +767,14 @@ func TestAFailedRunExitsNonZero(t *testing.T) {
 		forbid       bool // answer GET /version 403: a key without the version action
 		code         int
 		warn         bool // a warning that the version was not checked
+		noListing    bool // the listing refused too: a key without documents.get either
 	}{
-		{"wrong-key", meilitest.DefaultVersion, false, 1, false},
-		{key, "1.1.2", false, 1, false},
-		{key, "1.1.2", true, 1, true},
-		{key, meilitest.DefaultVersion, true, 0, true},
-		{key, meilitest.DefaultVersion, false, 0, false},
+		{"wrong-key", meilitest.DefaultVersion, false, 1, false, false},
+		{key, "1.1.2", false, 1, false, false},
+		{key, "1.1.2", true, 1, true, false},
+		{key, meilitest.DefaultVersion, true, 0, true, false},
+		{key, meilitest.DefaultVersion, false, 0, false, false},
+		{key, meilitest.DefaultVersion, true, 1, false, true},
 	} {
 		if err := os.WriteFile(filepath.Join(s.env["SECRETS_DIR"], catalogenv.IndexKeySecret), []byte(tc.key), 0o600); err != nil {
 			t.Fatal(err)
@@ -782,6 +784,7 @@ func TestAFailedRunExitsNonZero(t *testing.T) {
 		if tc.forbid {
 			s.forbidVersion(t)
 		}
+		s.fake.ForbidListing(tc.noListing)
 		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), "REINDEX_TEST_RUN_MAIN=1")
 		for k, v := range s.env {
@@ -806,10 +809,15 @@ func TestAFailedRunExitsNonZero(t *testing.T) {
 		if refused := strings.Contains(stderr.String(), "meili-key refused"); refused != (tc.key == "wrong-key") {
 			t.Errorf("key %s, Meilisearch %s, version forbidden %v: said meili-key refused %v (stderr %q)", tc.key, tc.version, tc.forbid, refused, stderr.String())
 		}
+		if remake := strings.Contains(stderr.String(), "lacks the documents.get action") &&
+			strings.Contains(stderr.String(), "step 7, item 7"); remake != tc.noListing {
+			t.Errorf("key %s, listing forbidden %v: told to remake the key (step 7, item 7) %v (stderr %q)", tc.key, tc.noListing, remake, stderr.String())
+		}
 		if strings.Contains(stderr.String(), key) || strings.Contains(stderr.String(), "wrong-key") {
 			t.Errorf("stderr holds the key: %q", stderr.String())
 		}
 	}
+	s.fake.ForbidListing(false)
 }
 
 // A Meilisearch older than v1.2 (whose listing may not filter), or one

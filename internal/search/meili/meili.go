@@ -359,6 +359,14 @@ const MinListingVersion = "1.2.0"
 // CheckListingFilter's for one whose listing refuses or ignores a filter.
 var ErrVersionRefused = errors.New("meili: Meilisearch's version refused for the listing")
 
+// ErrKeyLacksListing is CheckListingVersion's error when Meilisearch
+// refuses the key GET /version and the document listing but answers it
+// GET /tasks (tasks.get, which every meili-key was made with): the key is
+// genuine but lacks documents.get, as one made before the release of
+// 2026-12-06 does. It does not wrap ErrKeyRefused: the key's value is
+// right, its actions are not.
+var ErrKeyLacksListing = errors.New("meili: the API key may not list the index's documents")
+
 // ErrVersionUnchecked is CheckListingVersion's error when Meilisearch
 // refused the key GET /version (401 or 403) but let it list the index's
 // documents (a key without the "version" action, as keys made before it
@@ -387,7 +395,11 @@ var ErrVersionUnchecked = errors.New(`meili: Meilisearch's version not checked: 
 // index_not_found: the key was accepted, the index is not there yet),
 // the key lacks the version action alone: an error wrapping
 // ErrVersionUnchecked and GET /version's answer. Refused too (401 or
-// 403): an error wrapping ErrKeyRefused, never the key. Any other failed
+// 403), a third read, GET /tasks?limit=1 (tasks.get, an action every
+// meili-key has had), tells the two: answered, the key is genuine but
+// lacks documents.get (made before the release of 2026-12-06), an error
+// wrapping ErrKeyLacksListing; refused too, an error wrapping
+// ErrKeyRefused. Neither holds the key. Any other failed
 // request (the network, a 5xx after its retries) is an error wrapping
 // none of them.
 func (ix *Index) CheckListingVersion(ctx context.Context) error {
@@ -442,7 +454,16 @@ func (ix *Index) versionRefused(ctx context.Context, versionErr error) error {
 	case err == nil, ok && e.Code == "index_not_found":
 		return fmt.Errorf("%w (GET /version: %w)", ErrVersionUnchecked, versionErr)
 	case refused(err):
-		return fmt.Errorf("%w: GET /version and GET /indexes/%s/documents both refused it (%w)", ErrKeyRefused, ix.cfg.IndexUID, err)
+		// A third read every meili-key was always allowed (tasks.get:
+		// the writers poll their tasks) tells a genuine key made before
+		// documents.get was added to it from a wrong one.
+		terr := ix.do(ctx, http.MethodGet, "/tasks?limit=1", nil, http.StatusOK, nil)
+		if terr == nil {
+			return fmt.Errorf("%w: GET /version and GET /indexes/%s/documents refused it (%w), GET /tasks did not: "+
+				"the key lacks the documents.get action, as one made before the release of 2026-12-06 does: remake it "+
+				"with documents.get (docs/deploy-faasd.md step 7, item 7)", ErrKeyLacksListing, ix.cfg.IndexUID, err)
+		}
+		return fmt.Errorf("%w: GET /version, GET /indexes/%s/documents and GET /tasks all refused it (%w)", ErrKeyRefused, ix.cfg.IndexUID, err)
 	}
 	return fmt.Errorf("meili: list no document (GET /indexes/%s/documents?limit=0), after GET /version refused the key: %w", ix.cfg.IndexUID, err)
 }

@@ -742,13 +742,17 @@ func TestOnlyAKeyWithoutTheVersionActionLeavesTheVersionUnchecked(t *testing.T) 
 		unchecked want = iota
 		keyRefused
 		neither
+		lacksListing
 	)
 	check := func(t *testing.T, what string, err error, w want) {
 		t.Helper()
 		switch {
 		case err == nil || errors.Is(err, meili.ErrVersionRefused) ||
-			errors.Is(err, meili.ErrVersionUnchecked) != (w == unchecked) || errors.Is(err, meili.ErrKeyRefused) != (w == keyRefused):
-			t.Errorf("%s: CheckListingVersion = %v, want %s", what, err, [...]string{"ErrVersionUnchecked", "ErrKeyRefused", "neither"}[w])
+			errors.Is(err, meili.ErrVersionUnchecked) != (w == unchecked) || errors.Is(err, meili.ErrKeyRefused) != (w == keyRefused) ||
+			errors.Is(err, meili.ErrKeyLacksListing) != (w == lacksListing):
+			t.Errorf("%s: CheckListingVersion = %v, want %s", what, err, [...]string{"ErrVersionUnchecked", "ErrKeyRefused", "neither", "ErrKeyLacksListing"}[w])
+		case w == lacksListing && (!strings.Contains(err.Error(), "documents.get") || !strings.Contains(err.Error(), "step 7, item 7")):
+			t.Errorf("%s: CheckListingVersion = %v, want it naming documents.get and step 7, item 7", what, err)
 		case w == unchecked && (!strings.Contains(err.Error(), "invalid_api_key") || !strings.Contains(err.Error(), `"version" action`)):
 			t.Errorf("%s: CheckListingVersion = %v, want it naming invalid_api_key and the version action", what, err)
 		case w == keyRefused && strings.Contains(err.Error(), `"version" action`):
@@ -769,22 +773,30 @@ func TestOnlyAKeyWithoutTheVersionActionLeavesTheVersionUnchecked(t *testing.T) 
 	} {
 		check(t, tt.name, newIndexAt(t, srv.URL, tt.key, tt.index).CheckListingVersion(ctx), tt.want)
 	}
+	// A genuine key made before documents.get was asked for (nor version):
+	// the listing refuses it as it refuses a wrong key, GET /tasks does not.
+	fake.ForbidListing(true)
+	check(t, "a key without the version and documents.get actions", newIndexAt(t, srv.URL, "test-key", "products").CheckListingVersion(ctx), lacksListing)
+	check(t, "a wrong key, the listing forbidden", newIndexAt(t, srv.URL, "wrong-key", "products").CheckListingVersion(ctx), keyRefused)
+	fake.ForbidListing(false)
 
 	// Other answers, from a server answering GET /version and GET
 	// documents each with one status.
 	for _, tt := range []struct {
 		version, documents int
 		code               string // GET documents' code
+		tasks              int    // GET /tasks' status, asked only after both refused
 		want               want
 	}{
-		{http.StatusForbidden, http.StatusOK, "", unchecked},
-		{http.StatusUnauthorized, http.StatusNotFound, "index_not_found", unchecked},
-		{http.StatusForbidden, http.StatusForbidden, "invalid_api_key", keyRefused},
-		{http.StatusUnauthorized, http.StatusUnauthorized, "missing_authorization_header", keyRefused},
-		{http.StatusForbidden, http.StatusInternalServerError, "internal", neither},
-		{http.StatusForbidden, http.StatusNotFound, "not_found", neither},
-		{http.StatusInternalServerError, http.StatusOK, "", neither},
-		{http.StatusNotFound, http.StatusOK, "", neither},
+		{http.StatusForbidden, http.StatusOK, "", 0, unchecked},
+		{http.StatusUnauthorized, http.StatusNotFound, "index_not_found", 0, unchecked},
+		{http.StatusForbidden, http.StatusForbidden, "invalid_api_key", http.StatusForbidden, keyRefused},
+		{http.StatusUnauthorized, http.StatusUnauthorized, "missing_authorization_header", http.StatusUnauthorized, keyRefused},
+		{http.StatusForbidden, http.StatusForbidden, "invalid_api_key", http.StatusOK, lacksListing},
+		{http.StatusForbidden, http.StatusInternalServerError, "internal", 0, neither},
+		{http.StatusForbidden, http.StatusNotFound, "not_found", 0, neither},
+		{http.StatusInternalServerError, http.StatusOK, "", 0, neither},
+		{http.StatusNotFound, http.StatusOK, "", 0, neither},
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
@@ -793,8 +805,17 @@ func TestOnlyAKeyWithoutTheVersionActionLeavesTheVersionUnchecked(t *testing.T) 
 				fmt.Fprint(w, `{"message":"The provided API key is invalid.","code":"invalid_api_key","type":"auth"}`)
 				return
 			}
+			if r.URL.Path == "/tasks" && tt.tasks != 0 {
+				w.WriteHeader(tt.tasks)
+				if tt.tasks == http.StatusOK {
+					fmt.Fprint(w, `{"results":[],"total":0,"limit":1,"from":null,"next":null}`)
+					return
+				}
+				fmt.Fprint(w, `{"message":"The provided API key is invalid.","code":"invalid_api_key","type":"auth"}`)
+				return
+			}
 			if r.URL.Path != "/indexes/products/documents" || r.URL.Query().Get("limit") != "0" {
-				t.Errorf("%s %s, want GET /indexes/products/documents?limit=0 alone after GET /version", r.Method, r.URL)
+				t.Errorf("%s %s, want GET /indexes/products/documents?limit=0 after GET /version (GET /tasks only after both refused)", r.Method, r.URL)
 			}
 			w.WriteHeader(tt.documents)
 			if tt.documents == http.StatusOK {

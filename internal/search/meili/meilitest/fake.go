@@ -37,6 +37,8 @@
 //   - PATCH /indexes/{uid}/settings (202, task) stores the settings; of the
 //     objects, pagination.maxTotalHits (default 1000) caps the matches a
 //     search pages through and counts in estimatedTotalHits.
+//   - GET /tasks answers {results: [], total, limit, from, next} (no task
+//     listed: the adapter reads it only to tell a key allowed tasks.get).
 //   - GET /tasks/{uid} answers the task with status "succeeded" (work is done
 //     synchronously here), or 404 task_not_found.
 //   - GET /version answers {commitSha, commitDate, pkgVersion}
@@ -48,7 +50,8 @@
 //     action as it answers a key it does not have, 403 invalid_api_key (its
 //     authentication extractor's error; read, not run). The fake has one
 //     key, allowed everything but, after ForbidVersion, GET /version: it
-//     models that one action alone.
+//     models that one action alone; ForbidListing likewise refuses the
+//     document listing (GET /indexes/{uid}/documents, documents.get).
 //   - Set to a version below 1.2 (SetVersion), the listing answers a
 //     filter parameter 400 bad_request "Unknown parameter `filter`:
 //     expected one of `offset`, `limit`, `fields`", before it looks for the
@@ -106,12 +109,14 @@ type Fake struct {
 	version string // GET /version's pkgVersion
 	// noVersion: GET /version refuses the key (403), as a key without the
 	// "version" action; noFilter: the listing ignores its filter.
-	noVersion, noFilter bool
-	tasks               int64
-	docs                map[string]map[string]map[string]any // index → id → document
-	order               map[string][]string                  // index → ids in insertion order
-	sets                map[string]map[string][]string       // index → setting → attributes
-	max                 map[string]int                       // index → pagination.maxTotalHits, when set
+	// noListing: the document listing refuses the key (403), as a key
+	// without the "documents.get" action.
+	noVersion, noFilter, noListing bool
+	tasks                          int64
+	docs                           map[string]map[string]map[string]any // index → id → document
+	order                          map[string][]string                  // index → ids in insertion order
+	sets                           map[string]map[string][]string       // index → setting → attributes
+	max                            map[string]int                       // index → pagination.maxTotalHits, when set
 }
 
 // NewFake returns an empty fake that requires key as bearer token (none
@@ -168,6 +173,16 @@ func (f *Fake) ForbidVersion(forbid bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.noVersion = forbid
+}
+
+// ForbidListing makes the document listing (GET
+// /indexes/{uid}/documents) answer the fake's key 403 invalid_api_key from
+// now on, as Meilisearch answers a key without the "documents.get" action
+// (forbid false allows it again); every other call is still allowed.
+func (f *Fake) ForbidListing(forbid bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.noListing = forbid
 }
 
 // IgnoreListingFilter makes the document listing ignore its filter
@@ -232,6 +247,8 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case len(parts) == 1 && parts[0] == "version" && r.Method == http.MethodGet:
 		f.reply(w, http.StatusOK, map[string]any{"commitSha": "0000000000000000000000000000000000000000",
 			"commitDate": "unknown", "pkgVersion": f.version})
+	case len(parts) == 1 && parts[0] == "tasks" && r.Method == http.MethodGet:
+		f.reply(w, http.StatusOK, map[string]any{"results": []any{}, "total": f.tasks, "limit": 20, "from": nil, "next": nil})
 	case len(parts) == 2 && parts[0] == "tasks" && r.Method == http.MethodGet:
 		uid, err := strconv.ParseInt(parts[1], 10, 64)
 		if err != nil || uid < 1 || uid > f.tasks {
@@ -269,6 +286,8 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.docs[index][id] = d
 		}
 		f.enqueue(w, index, "documentAdditionOrUpdate")
+	case len(parts) == 3 && parts[0] == "indexes" && parts[2] == "documents" && r.Method == http.MethodGet && f.noListing:
+		f.fail(w, http.StatusForbidden, "invalid_api_key", "The provided API key is invalid.")
 	case len(parts) == 3 && parts[0] == "indexes" && parts[2] == "documents" && r.Method == http.MethodGet:
 		f.list(w, r, parts[1])
 	case len(parts) == 4 && parts[0] == "indexes" && parts[2] == "documents" && r.Method == http.MethodDelete:
