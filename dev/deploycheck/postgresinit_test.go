@@ -558,8 +558,13 @@ func rerunWithoutASuperuser(t *testing.T, cl privateCluster, secrets string) {
 			"ALTER ROLE shop_relay IN DATABASE shop_orders SET temp_file_limit = -1;\n" +
 			"ALTER ROLE shop_relay IN DATABASE shop_users SET temp_file_limit = '-1024B';\n", "env/faasd/postgres-init/10-shop.sh",
 			"10-shop.sh: not a superuser, so shop_relay can still spill temporary files without a limit in shop_orders and shop_users"},
+		// '-0' and '-0.4' are 0 to PostgreSQL, the strictest limit: not
+		// warned of (until a review of 2026-12-06 any negative spelling
+		// was).
 		{"ALTER ROLE shop_catalog_reader IN DATABASE shop_catalog SET temp_file_limit = -1;\n" +
-			"ALTER ROLE shop_inventory_reader IN DATABASE shop_inventory SET temp_file_limit = '2GB';\n", "env/faasd/postgres-upgrade/split-roles.sh",
+			"ALTER ROLE shop_inventory_reader IN DATABASE shop_inventory SET temp_file_limit = '2GB';\n" +
+			"ALTER ROLE shop_inventory_reader IN DATABASE shop_orders SET temp_file_limit = '-0';\n" +
+			"ALTER ROLE shop_catalog_reader IN DATABASE shop_users SET temp_file_limit = '-0.4';\n", "env/faasd/postgres-upgrade/split-roles.sh",
 			"split-roles.sh: not a superuser, so shop_catalog_reader can still spill temporary files without a limit in shop_catalog, " +
 				"and shop_relay can still spill temporary files without a limit in shop_orders and shop_users"},
 	} {
@@ -1262,10 +1267,15 @@ func TestSplitRolesClosesTheReadersWaysToFillTheDiskOnAClusterOfTheLastRelease(t
 	// written; until 2026-12-06 they stayed, and checkDatabaseRoles saw -1
 	// there, and '-1kB' until the review of that day) and leaves another value, a limit
 	// still (the inventory reader may not connect to shop_payments: the
-	// setting is only looked at).
+	// setting is only looked at), '-0' and '-0.4' too: PostgreSQL reads
+	// both as 0, the strictest limit (until a review of 2026-12-06 any
+	// negative spelling was reset), while '-0.6' is -1, a lift.
 	cl.psql(t, "postgres", "ALTER ROLE shop_catalog_reader IN DATABASE shop_catalog SET temp_file_limit = -1;\n"+
 		"ALTER ROLE shop_relay IN DATABASE shop_orders SET temp_file_limit = '-1kB';\n"+
-		"ALTER ROLE shop_inventory_reader IN DATABASE shop_payments SET temp_file_limit = '512MB';\n")
+		"ALTER ROLE shop_relay IN DATABASE shop_users SET temp_file_limit = '-0.6';\n"+
+		"ALTER ROLE shop_inventory_reader IN DATABASE shop_payments SET temp_file_limit = '512MB';\n"+
+		"ALTER ROLE shop_inventory_reader IN DATABASE shop_orders SET temp_file_limit = '-0';\n"+
+		"ALTER ROLE shop_catalog_reader IN DATABASE shop_users SET temp_file_limit = '-0.4';\n")
 	// PostgreSQL's defaults: PUBLIC may execute the large objects' and
 	// advisory locks' functions (lo_import, server-side, is the
 	// superuser's alone by default), and the service's role holds no
@@ -1310,8 +1320,11 @@ SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM %I', oid::regprocedure, curren
 
 	cl.runScript(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets)
 	if got := cl.query(t, "postgres", `SELECT s.setrole::regrole || ' in ' || d.datname || ': ' || array_to_string(s.setconfig, ',')
-		FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase ORDER BY 1`); got != "shop_inventory_reader in shop_payments: temp_file_limit=512MB\n" {
-		t.Errorf("the roles' settings in one database after split-roles.sh:\n%s\nwant shop_inventory_reader's 512MB in shop_payments alone", got)
+		FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase ORDER BY 1`); got != "shop_catalog_reader in shop_users: temp_file_limit=-0.4\n"+
+		"shop_inventory_reader in shop_orders: temp_file_limit=-0\n"+
+		"shop_inventory_reader in shop_payments: temp_file_limit=512MB\n" {
+		t.Errorf("the roles' settings in one database after split-roles.sh:\n%s\nwant shop_catalog_reader's -0.4 in shop_users, "+
+			"shop_inventory_reader's -0 in shop_orders and 512MB in shop_payments alone", got)
 	}
 	after := strings.Split(strings.TrimSpace(cl.query(t, "shop_catalog", check)), "|")
 	if len(after) != 4 || public(after[0], "X") || public(after[1], "[A-Za-z]*") || !strings.Contains(after[1], "shop_monitor=c/postgres") ||

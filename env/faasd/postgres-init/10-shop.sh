@@ -340,15 +340,19 @@ SELECT format('ALTER ROLE %I SET temp_file_limit = %L', r, '1GB')
 -- A role's setting in one database (ALTER ROLE ... IN DATABASE ... SET)
 -- overrides its setting for every database there: one that lifts the limit
 -- is reset, so the 1GB holds there too; any other value, a limit still, an
--- operator's, is left as it is. PostgreSQL stores the value as written, so
--- a lift is any negative spelling ('-1', '-1kB', '-1024B', ' -1'), the only
--- negative value it accepts being -1 (a '-0' one, which is 0, is reset
--- too: to the 1GB).
+-- operator's, is left as it is. PostgreSQL stores the value as written and
+-- rounds it to whole kB (half to even) when it reads it: a lift is a
+-- negative spelling below -0.5 kB ('-1', '-1kB', '-1024B', ' -1', '-0.6',
+-- '-513B'), the only negative value it accepts being -1; one that rounds to
+-- 0 ('-0', '-0.4', '-512B': the strictest limit) is left. A negative
+-- spelling the expression cannot read (say hexadecimal) counts as a lift.
 SELECT format('ALTER ROLE %I IN DATABASE %I RESET temp_file_limit', r, d.datname)
 	FROM unnest(string_to_array(trim(:'limited'), ' ')) r
 		JOIN pg_db_role_setting s ON s.setrole = r::regrole
 		JOIN pg_database d ON d.oid = s.setdatabase
-	WHERE EXISTS (SELECT FROM unnest(s.setconfig) c WHERE c ~ '^temp_file_limit=\s*-')
+	WHERE EXISTS (SELECT FROM unnest(s.setconfig) c WHERE (c ~ '^temp_file_limit=\s*-' AND coalesce((SELECT m[1]::numeric * CASE m[2] WHEN 'B' THEN 1 / 1024.0
+			WHEN 'MB' THEN 1024 WHEN 'GB' THEN 1048576 WHEN 'TB' THEN 1073741824 ELSE 1 END < -0.5
+		FROM regexp_match(c, '^temp_file_limit=\s*(-[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)\s*([kMGT]?B)?\s*$') m), true)))
 	ORDER BY 1 \gexec
 \else
 -- Says only what still holds: nothing after a superuser's run closed it
@@ -356,8 +360,8 @@ SELECT format('ALTER ROLE %I IN DATABASE %I RESET temp_file_limit', r, d.datname
 -- reset) alone. has_database_privilege counts PUBLIC's CONNECT and
 -- TEMPORARY as a reader's own (a NULL datacl is PostgreSQL's default,
 -- which grants PUBLIC both). A role's limit is its pg_db_role_setting for
--- every database (setdatabase 0); a negative one (stored as written: -1,
--- -1kB, -1024B) is none. Its setting in one database overrides that one
+-- every database (setdatabase 0); a negative one below -0.5 kB (stored as
+-- written: -1, -1kB, -1024B, -0.6) is none ('-0' or '-0.4' is 0, a limit). Its setting in one database overrides that one
 -- there: a negative one there lifts the limit in that database alone,
 -- which is said of a role limited everywhere else.
 WITH readers AS (
@@ -371,13 +375,17 @@ WITH readers AS (
 	SELECT r FROM unnest(string_to_array(trim(:'limited'), ' ')) r
 		WHERE NOT EXISTS (SELECT FROM pg_db_role_setting s, unnest(s.setconfig) c
 			WHERE s.setdatabase = 0 AND s.setrole = r::regrole
-				AND c LIKE 'temp_file_limit=%' AND c !~ '^temp_file_limit=\s*-')
+				AND c LIKE 'temp_file_limit=%' AND NOT (c ~ '^temp_file_limit=\s*-' AND coalesce((SELECT m[1]::numeric * CASE m[2] WHEN 'B' THEN 1 / 1024.0
+			WHEN 'MB' THEN 1024 WHEN 'GB' THEN 1048576 WHEN 'TB' THEN 1073741824 ELSE 1 END < -0.5
+		FROM regexp_match(c, '^temp_file_limit=\s*(-[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)\s*([kMGT]?B)?\s*$') m), true)))
 ), unlimited_in AS (
 	SELECT r, string_agg(d.datname, ' and ' ORDER BY d.datname) AS ds
 		FROM unnest(string_to_array(trim(:'limited'), ' ')) r
 			JOIN pg_db_role_setting s ON s.setrole = r::regrole
 			JOIN pg_database d ON d.oid = s.setdatabase
-		WHERE EXISTS (SELECT FROM unnest(s.setconfig) c WHERE c ~ '^temp_file_limit=\s*-') AND r NOT IN (SELECT r FROM unlimited)
+		WHERE EXISTS (SELECT FROM unnest(s.setconfig) c WHERE (c ~ '^temp_file_limit=\s*-' AND coalesce((SELECT m[1]::numeric * CASE m[2] WHEN 'B' THEN 1 / 1024.0
+			WHEN 'MB' THEN 1024 WHEN 'GB' THEN 1048576 WHEN 'TB' THEN 1073741824 ELSE 1 END < -0.5
+		FROM regexp_match(c, '^temp_file_limit=\s*(-[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)\s*([kMGT]?B)?\s*$') m), true))) AND r NOT IN (SELECT r FROM unlimited)
 		GROUP BY r
 ), connecting AS (
 	SELECT format('%s can still connect to %s (and create %s)',
