@@ -1,6 +1,9 @@
 package supervisor
 
-import "syscall"
+import (
+	"syscall"
+	"time"
+)
 
 // SetKillGroup replaces how replicas signal their process groups, until
 // restore is called.
@@ -8,4 +11,12 @@ func SetKillGroup(f func(pgid int, sig syscall.Signal) error) (restore func()) {
 	old := killGroup
 	killGroup = f
 	return func() { killGroup = old }
+}
+
+// SetMinBackoff replaces the first restart's wait, until restore is called:
+// call it before the supervisor starts, and restore it after it closed.
+func SetMinBackoff(d time.Duration) (restore func()) {
+	old := minBackoff
+	minBackoff = d
+	return func() { minBackoff = old }
 }

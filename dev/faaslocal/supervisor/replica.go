@@ -35,8 +35,11 @@ type ReplicaInfo struct {
 
 // Restart backoff: the first restart waits minBackoff, each following one
 // twice as long up to maxBackoff; a process that ran for stableAfter resets it.
+// minBackoff is a variable only so that a test can hold a replica between
+// its exit and its restart (SetMinBackoff, export_test.go).
+var minBackoff = 250 * time.Millisecond
+
 const (
-	minBackoff  = 250 * time.Millisecond
 	maxBackoff  = 10 * time.Second
 	stableAfter = 30 * time.Second
 )

@@ -271,6 +271,43 @@ func TestKillSignalsOnlyAListedReplicaThatIsStillThere(t *testing.T) {
 	}
 }
 
+// A replica that exited before its restart (killed from outside: its
+// listed pid SIGKILLed directly, then reaped by the supervisor, which waits
+// its restart backoff, held long here) is not signalled by a Kill with the
+// stale listing: by then its process group's id is free for any new group
+// to take. In TestKillSignalsOnlyAListedReplicaThatIsStillThere the stale
+// Kill comes after the restart, where the new pid alone refuses it; here
+// the replica has no process yet, so only Kill's own guards (the leader's
+// exit recorded by the exit hook, and the replica's leader dropped when it
+// went down) keep the signal from being sent: with both removed a review of
+// 2026-12-06 saw that test still pass, and this one fails.
+func TestKillSendsNothingToAReplicaThatExitedBeforeItsRestart(t *testing.T) {
+	t.Cleanup(supervisor.SetMinBackoff(time.Minute))
+	sent := recordSignals(t)
+	s, out := start(t, 2*time.Second)
+	if err := s.Start("echo", echo(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, s, "echo")
+	listed := s.Replicas("echo")[0]
+	if err := syscall.Kill(-listed.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Noticed after the supervisor reaped it, before its minute's backoff.
+	out.waitFor(t, "echo-1", "replica exited")
+	if now := s.Replicas("echo")[0]; now.PID != 0 {
+		t.Fatalf("after the outside kill: %+v, want no process yet", now)
+	}
+	before := len(sent())
+	killed, err := s.Kill("echo", listed)
+	if err != nil || killed {
+		t.Errorf("Kill of a replica that exited before its restart: sent %v, %v; want nothing sent", killed, err)
+	}
+	if late := sent()[before:]; len(late) != 0 {
+		t.Errorf("signals sent for a replica that exited before its restart: %+v (its old group id %d)", late, listed.PID)
+	}
+}
+
 // Stopping a replica takes it out of rotation before it is signalled: while
 // it still serves after SIGTERM (as of-watchdog does for
 // healthcheck_interval), Pick never returns it. Drain-before-stop relies on
