@@ -15,11 +15,13 @@
 // meili-key has had): answered, the key is genuine but lacks documents.get
 // and the run fails at once pointing to docs/deploy-faasd.md step 7 item 7
 // ("meili-key lacks the documents.get action"); refused too, it fails at
-// once ("meili-key refused", never the key, no warning); a key allowed it gets one warning on stderr and
-// the run goes on, checking the listing's filter itself once the settings
-// are applied and before anything is pushed (a filter nothing matches:
-// Meilisearch 1.0 and 1.1 refuse it, 400; a listing that ignores it
-// answers a document), so it still fails against one. It then
+// once ("meili-key refused", never the key, no warning); a key allowed it
+// gets one warning on stderr and the run goes on, checking the listing's
+// filter itself before it changes anything, settings included (a filter
+// nothing matches: Meilisearch 1.0 and 1.1 refuse it, 400; a listing that
+// ignores it answers a document; on an empty index, seen only once the
+// first batch is pushed, so checked again then), so it still fails
+// against one. It then
 // applies the index settings with the writers' own call
 // (meili.Index.EnsureSettings), pushes every live (not archived) product of
 // shop_catalog in batches of REINDEX_BATCH, waiting for each Meilisearch

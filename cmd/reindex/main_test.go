@@ -902,8 +902,9 @@ func TestAReindexRefusesAMeilisearchOlderThanV12(t *testing.T) {
 // any push or deletion: the stale document stays, a live product's
 // missing document stays missing, no document is pushed, no DELETE sent
 // (until a review of 2026-12-06 every product was pushed against 1.1
-// before its first listing failed, and an ignored filter was not seen).
-// Against 1.2 the same key's run warns and rebuilds the index.
+// before its first listing failed, and an ignored filter was not seen),
+// and no settings update either (the check ran after it until a later
+// review). Against 1.2 the same key's run warns and rebuilds the index.
 func TestAKeyWithoutTheVersionActionOnlyWarns(t *testing.T) {
 	s := newShop(t)
 	p := s.create("Kettle")
@@ -953,8 +954,9 @@ func TestAKeyWithoutTheVersionActionOnlyWarns(t *testing.T) {
 			t.Errorf("reindex against %s: requests %q, want GET /version first and the filter's check last", tc.name, got)
 		}
 		for _, r := range got {
-			if strings.HasPrefix(r, "DELETE ") || strings.HasPrefix(r, "POST ") || strings.HasPrefix(r, "PUT ") {
-				t.Errorf("reindex against %s sent %s", tc.name, r)
+			if strings.HasPrefix(r, "DELETE ") || strings.HasPrefix(r, "POST ") || strings.HasPrefix(r, "PUT ") ||
+				strings.HasPrefix(r, "PATCH ") {
+				t.Errorf("reindex against %s sent %s (a refused server gets no change, settings included)", tc.name, r)
 			}
 		}
 	}
@@ -968,6 +970,55 @@ func TestAKeyWithoutTheVersionActionOnlyWarns(t *testing.T) {
 	checkWarned(warned)
 	if diff := cmp.Diff(sorted(p), s.ids()); diff != "" {
 		t.Errorf("index ids after the run against %s (-want +got):\n%s", meilitest.DefaultVersion, diff)
+	}
+}
+
+// On an empty index (a Meilisearch that lost its data) the first check of
+// the listing's filter sees no document, whether the filter is applied or
+// ignored: with the version unchecked the run checks again once its first
+// batch is pushed, and fails there, naming the ignored filter, before any
+// listing or deletion (until a review of 2026-12-06 it went on and failed
+// at its listing of the documents without a bucket, blaming a writer of an
+// older release).
+func TestAnIgnoredFilterIsSeenOnAnEmptyIndex(t *testing.T) {
+	s := newShop(t)
+	s.create("Kettle")
+	s.create("Teapot")
+	s.fake.Lose()
+	reqs := s.forbidVersion(t)
+	s.fake.IgnoreListingFilter(true)
+	t.Cleanup(func() { s.fake.IgnoreListingFilter(false) })
+	out, _, err := s.runWarned()
+	if err == nil || !errors.Is(err, meili.ErrVersionRefused) || !strings.Contains(err.Error(), "ignored the filter") ||
+		strings.Contains(err.Error(), "older release") {
+		t.Errorf("reindex against an empty index whose listing ignores the filter: %v (output %q), want it refused "+
+			"for the ignored filter", err, out)
+	}
+	for _, r := range reqs() {
+		if strings.HasPrefix(r, "DELETE ") || strings.Contains(r, "NOT+EXISTS") || strings.Contains(r, "NOT%20EXISTS") {
+			t.Errorf("reindex against an empty index whose listing ignores the filter sent %s after the refusal", r)
+		}
+	}
+
+	// A listing that filters, from no index at all (the check, now before
+	// the settings, is answered index_not_found) and from an index whose
+	// bucket is not filterable yet (invalid_document_filter): both pass,
+	// and the run rebuilds the index.
+	s.fake.IgnoreListingFilter(false)
+	for _, bare := range []bool{false, true} {
+		s.fake.Lose()
+		if bare {
+			if err := s.ix.Upsert(context.Background(), search.Document{ID: uuid.Must(uuid.NewV7()), SKU: "GHOST", Name: "Gone",
+				Category: "kitchen", Price: catalog.Money{Amount: 1, Currency: "USD"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if out, _, err := s.runWarned(); err != nil {
+			t.Errorf("reindex against a lost index (a document without the settings %v): %v (output %q)", bare, err, out)
+		}
+		if got := len(s.ids()); got != 2 {
+			t.Errorf("reindex against a lost index (a document without the settings %v): %d documents, want the 2 products", bare, got)
+		}
 	}
 }
 

@@ -23,8 +23,8 @@ type Documents interface {
 	// may list), one wrapping meili.ErrKeyRefused that it may do neither.
 	CheckListingVersion(ctx context.Context) error
 	// CheckListingFilter fails unless the listing filters, checked by one
-	// listing with a filter nothing matches (needs the settings applied):
-	// for a server whose version is unchecked
+	// listing with a filter nothing matches (before the settings too: a
+	// bucket not filterable yet passes): for a server whose version is unchecked
 	// (meili.Index.CheckListingFilter).
 	CheckListingFilter(ctx context.Context) error
 	// EachDocumentIDs passes the ids of every document with a bucket to fn,
@@ -81,15 +81,15 @@ const DefaultBatch = 500
 // version and the listing (meili.ErrKeyRefused: a wrong key) stops it
 // there too. When the key may list but not read the version
 // (meili.ErrVersionUnchecked: a key made before the "version" action was
-// asked for), it goes on and says so in VersionUnchecked: it applies the
-// settings (bucket filterable) and then checks the listing's filter itself
-// (docs.CheckListingFilter) before any push or deletion: a listing that
-// refuses it (400, as Meilisearch 1.0 and 1.1 do) or ignores it (a
-// document answered to a filter nothing matches) stops it, the settings
-// applied, nothing pushed. On an empty index an ignored filter cannot be
-// seen: the run pushes, and its listing of the documents without a bucket,
-// answered every document, stops at the page it already handled, before
-// any deletion. Any other failure to read the version stops it.
+// asked for), it goes on and says so in VersionUnchecked: it checks the
+// listing's filter itself (docs.CheckListingFilter) before any change,
+// the settings included: a listing that refuses it (400, as Meilisearch
+// 1.0 and 1.1 do) or ignores it (a document answered to a filter nothing
+// matches) stops it, nothing changed. On an empty index (or one whose
+// bucket is not filterable yet) an ignored filter cannot be seen there, so
+// it checks again once its first batch is pushed (a bucketed document is
+// then there), before any listing or deletion. Any other failure to read
+// the version stops it.
 //
 // It is safe while writers push, for a run that returns no error: after a
 // batch lands, Reindex reads its products again (one SELECT) and pushes each
@@ -139,17 +139,18 @@ func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int)
 	} else if err != nil {
 		return n, fmt.Errorf("reindex: %w", err)
 	}
-	if err := d.External.EnsureSettings(ctx); err != nil {
-		return n, fmt.Errorf("reindex: apply the index settings: %w", err)
-	}
 	if n.VersionUnchecked != nil {
 		// The version unread, the listing's filter is checked itself,
-		// before any push or deletion.
+		// before any change: a server refused here gets no settings
+		// update, no push, no deletion.
 		if err := docs.CheckListingFilter(ctx); err != nil {
 			return n, fmt.Errorf("reindex: %w", err)
 		}
 	}
-	for after := uuid.Nil; ; {
+	if err := d.External.EnsureSettings(ctx); err != nil {
+		return n, fmt.Errorf("reindex: apply the index settings: %w", err)
+	}
+	for after, first := uuid.Nil, true; ; first = false {
 		page, err := d.Store.LivePage(ctx, after, batch)
 		if err != nil {
 			return n, fmt.Errorf("reindex: read the catalog: %w", err)
@@ -177,6 +178,15 @@ func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int)
 			return n, err
 		}
 		n.Pushed += len(out)
+		if first && n.VersionUnchecked != nil {
+			// The check above sees no ignored filter on an empty index
+			// (or one whose bucket was not filterable yet): checked
+			// again now that a bucketed document is there, before any
+			// listing or deletion.
+			if err := docs.CheckListingFilter(ctx); err != nil {
+				return n, fmt.Errorf("reindex: after the first push: %w", err)
+			}
+		}
 		k, err := repushChanged(ctx, d, page)
 		n.Repushed += k
 		if err != nil {

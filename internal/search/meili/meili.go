@@ -476,19 +476,23 @@ func (ix *Index) versionRefused(ctx context.Context, versionErr error) error {
 // parameter bad_request, an unknown one) means the listing takes no
 // filter, and a document in the answer that it ignored the filter (what
 // a 0.x does with it is not verified): either is an error wrapping
-// ErrVersionRefused. It needs bucket filterable (EnsureSettings): a 400
-// invalid_document_filter (bucket not filterable, as after an older
-// writer's settings) and any other failure is an error wrapping none of
-// them. An empty index answers no document either way: the check cannot
-// see an ignored filter there (an ignored "bucket NOT EXISTS" then lists
-// every document, and Reindex's listing of those stops at the page it
-// already handled, before any deletion).
+// ErrVersionRefused. It may run before EnsureSettings: a 400
+// invalid_document_filter (bucket not filterable yet, as before the
+// settings or after an older writer's) shows that the server read the
+// filter, and a 404 index_not_found (no index yet) that it has no document
+// to answer: both pass, as no document answered does. Any other failure
+// is an error wrapping none of them. An empty index (or one whose bucket
+// is not filterable) answers no document either way: the check cannot see
+// an ignored filter there, so Reindex checks again once its first batch
+// is pushed.
 func (ix *Index) CheckListingFilter(ctx context.Context) error {
 	const filter = "bucket < 0"
 	ids, _, err := ix.documentIDs(ctx, filter, 1)
 	if e, ok := errors.AsType[*statusError](err); ok && e.status == http.StatusBadRequest && e.Code != "invalid_document_filter" {
 		return fmt.Errorf("%w: its document listing refused the filter %q, as Meilisearch older than %s does: upgrade it first (%w)",
 			ErrVersionRefused, filter, MinListingVersion, err)
+	} else if ok && (e.Code == "invalid_document_filter" || e.Code == "index_not_found") {
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("meili: check the listing's filter: %w", err)

@@ -849,8 +849,10 @@ func newIndexAt(t *testing.T, url, key, uid string) *meili.Index {
 // (a document answered, the fake's IgnoreListingFilter) are each
 // ErrVersionRefused; one that filters passes, on an empty index and on
 // one with documents. A bucket that is not filterable (an index without
-// the settings) answers 400 invalid_document_filter: an error, but not a
-// refused version (the server filters).
+// the settings, as before Reindex's EnsureSettings) answers 400
+// invalid_document_filter, and an index not there yet 404
+// index_not_found: both pass (the server read the filter; nothing to
+// answer), as the check now runs before any settings update.
 func TestCheckListingFilterRefusesAListingThatRefusesOrIgnoresTheFilter(t *testing.T) {
 	ctx := context.Background()
 	fake := meilitest.NewFake("test-key")
@@ -886,8 +888,11 @@ func TestCheckListingFilterRefusesAListingThatRefusesOrIgnoresTheFilter(t *testi
 	if err := bare.Upsert(ctx, search.Document{ID: uuid.Must(uuid.NewV7()), Name: "Lamp", Price: catalog.Money{Amount: 1, Currency: "USD"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := bare.CheckListingFilter(ctx); err == nil || errors.Is(err, meili.ErrVersionRefused) || !strings.Contains(err.Error(), "invalid_document_filter") {
-		t.Errorf("CheckListingFilter without bucket filterable = %v, want invalid_document_filter, not ErrVersionRefused", err)
+	if err := bare.CheckListingFilter(ctx); err != nil {
+		t.Errorf("CheckListingFilter without bucket filterable = %v, want nil (invalid_document_filter: the server read the filter)", err)
+	}
+	if err := newIndexAt(t, srv.URL, "test-key", "absent").CheckListingFilter(ctx); err != nil {
+		t.Errorf("CheckListingFilter before the index exists = %v, want nil (index_not_found)", err)
 	}
 }
 
