@@ -27,6 +27,19 @@ import (
 	"github.com/shopfaas/shop/internal/search/searchtest"
 )
 
+// indexOn is an Index logging in with "test-key" to h, served for the
+// test's length.
+func indexOn(t *testing.T, h http.Handler) *meili.Index {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
+}
+
 func newIndex(t *testing.T, key string) *meili.Index {
 	t.Helper()
 	srv := httptest.NewServer(meilitest.NewFake("test-key"))
@@ -114,12 +127,7 @@ func TestCheckKeyFailsOnlyOnARefusedKey(t *testing.T) {
 		})
 	}
 	rec := &recorder{next: meilitest.NewFake("test-key")}
-	srv := httptest.NewServer(rec)
-	t.Cleanup(srv.Close)
-	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ix := indexOn(t, rec)
 	_ = ix.CheckKey(ctx)
 	want := []recorded{{http.MethodPost, "/indexes/products/search", "application/json", "Bearer test-key",
 		map[string]any{"q": "", "limit": 0.0}}}
@@ -557,12 +565,7 @@ func TestEachDocumentIDsReadsAnOverFullBucketAgainWhenItsAnswerFillsTheLimit(t *
 // bucket's ids).
 func TestEachDocumentIDsRefusesABatchBelowOne(t *testing.T) {
 	rec := &recorder{next: meilitest.NewFake("test-key")}
-	srv := httptest.NewServer(rec)
-	t.Cleanup(srv.Close)
-	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ix := indexOn(t, rec)
 	pushIDs(t, ix, uuid.MustParse("0190a5c4-0000-7000-8000-000000000001"))
 	rec.mu.Lock()
 	before := len(rec.reqs)
@@ -669,12 +672,7 @@ func listingProxy(t *testing.T, fake http.Handler, edit func(r *http.Request, pa
 // ErrVersionRefused (TestOnlyAKeyWithoutTheVersionActionLeavesTheVersionUnchecked).
 func TestCheckListingVersionRefusesAnOlderOrUnknownMeilisearch(t *testing.T) {
 	fake := meilitest.NewFake("test-key")
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
-	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ix := indexOn(t, fake)
 	ctx := context.Background()
 	for _, tt := range []struct {
 		version string
@@ -903,12 +901,7 @@ func TestCheckListingFilterRefusesAListingThatRefusesOrIgnoresTheFilter(t *testi
 // fail with that answer; at 1.2.0 they list.
 func TestAListingAgainstMeilisearchBelowV12Fails(t *testing.T) {
 	fake := meilitest.NewFake("test-key")
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
-	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ix := indexOn(t, fake)
 	ctx := context.Background()
 	if err := ix.EnsureSettings(ctx); err != nil {
 		t.Fatal(err)
