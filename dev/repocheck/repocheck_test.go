@@ -4,11 +4,14 @@
 package repocheck
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/binary"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -24,54 +27,85 @@ func root(t *testing.T) string {
 	return strings.TrimSpace(string(out))
 }
 
-// executableMagic are the first bytes of the executables Go builds: ELF
-// (Linux), Mach-O (macOS, 64 bit, either byte order) and PE (Windows, "MZ").
-var executableMagic = [][]byte{
-	{0x7f, 'E', 'L', 'F'},
-	{0xcf, 0xfa, 0xed, 0xfe},
-	{0xfe, 0xed, 0xfa, 0xcf},
-	{'M', 'Z'},
-}
-
-// isExecutable reports whether the file at path starts as an executable.
-func isExecutable(path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	head := make([]byte, 4)
-	n, err := io.ReadFull(f, head)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return false, err
-	}
-	for _, m := range executableMagic {
-		if n >= len(m) && bytes.Equal(head[:len(m)], m) {
-			return true, nil
+// isExecutable reports whether content starts as an executable Go can
+// build: ELF (Linux), Mach-O (macOS, 64 bit, either byte order), or PE
+// (Windows: "MZ", and at the offset stored at 0x3c the signature "PE\0\0").
+func isExecutable(content []byte) bool {
+	for _, m := range [][]byte{{0x7f, 'E', 'L', 'F'}, {0xcf, 0xfa, 0xed, 0xfe}, {0xfe, 0xed, 0xfa, 0xcf}} {
+		if bytes.HasPrefix(content, m) {
+			return true
 		}
 	}
-	return false, nil
+	if !bytes.HasPrefix(content, []byte("MZ")) || len(content) < 0x40 {
+		return false
+	}
+	off := int(binary.LittleEndian.Uint32(content[0x3c:]))
+	return off >= 0x40 && off+4 <= len(content) && bytes.Equal(content[off:off+4], []byte("PE\x00\x00"))
 }
 
-func TestNoExecutableIsTracked(t *testing.T) {
-	dir := root(t)
-	cmd := exec.Command("git", "ls-files", "-z")
-	cmd.Dir = dir
-	out, err := cmd.Output()
+// trackedBlobs passes each file of git's index (what is committed or
+// staged, whatever the work tree holds) to fn with its content.
+func trackedBlobs(t *testing.T, dir string, fn func(path string, content []byte)) {
+	t.Helper()
+	ls := exec.Command("git", "ls-files", "-s", "-z")
+	ls.Dir = dir
+	out, err := ls.Output()
 	if err != nil {
 		t.Fatalf("git ls-files: %v", err)
 	}
-	for name := range strings.SplitSeq(strings.TrimRight(string(out), "\x00"), "\x00") {
-		path := filepath.Join(dir, name)
-		if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() {
-			continue // deleted in the work tree, or a link
+	var paths, oids []string
+	for entry := range strings.SplitSeq(strings.TrimRight(string(out), "\x00"), "\x00") {
+		// <mode> <object> <stage>\t<path>
+		meta, path, ok := strings.Cut(entry, "\t")
+		fields := strings.Fields(meta)
+		if !ok || len(fields) != 3 {
+			t.Fatalf("git ls-files -s: unexpected entry %q", entry)
 		}
-		exe, err := isExecutable(path)
+		if fields[0] == "120000" || fields[0] == "160000" {
+			continue // a symbolic link or a submodule
+		}
+		paths, oids = append(paths, path), append(oids, fields[1])
+	}
+	cat := exec.Command("git", "cat-file", "--batch")
+	cat.Dir = dir
+	cat.Stdin = strings.NewReader(strings.Join(oids, "\n") + "\n")
+	blobs, err := cat.Output()
+	if err != nil {
+		t.Fatalf("git cat-file --batch: %v", err)
+	}
+	r := bufio.NewReader(bytes.NewReader(blobs))
+	for i, path := range paths {
+		// <object> blob <size>\n<content>\n
+		header, err := r.ReadString('\n')
 		if err != nil {
-			t.Errorf("%s: %v", name, err)
-		} else if exe {
-			t.Errorf("%s is an executable, tracked: build outputs are never committed (git rm --cached %s; ignore it in .gitignore)", name, name)
+			t.Fatalf("git cat-file --batch, %s: %v", path, err)
 		}
+		f := strings.Fields(header)
+		if len(f) != 3 || f[0] != oids[i] || f[1] != "blob" {
+			t.Fatalf("git cat-file --batch, %s: header %q", path, header)
+		}
+		size, err := strconv.Atoi(f[2])
+		if err != nil {
+			t.Fatalf("git cat-file --batch, %s: header %q", path, header)
+		}
+		content := make([]byte, size+1)
+		if _, err := io.ReadFull(r, content); err != nil {
+			t.Fatalf("git cat-file --batch, %s: %v", path, err)
+		}
+		fn(path, content[:size])
+	}
+}
+
+func TestNoExecutableIsTracked(t *testing.T) {
+	n := 0
+	trackedBlobs(t, root(t), func(path string, content []byte) {
+		n++
+		if isExecutable(content) {
+			t.Errorf("%s is an executable, tracked: build outputs are never committed (git rm --cached %s; ignore it in .gitignore)", path, path)
+		}
+	})
+	if n == 0 {
+		t.Fatal("git tracks no file: the test checked nothing")
 	}
 }
 
@@ -104,14 +138,27 @@ func TestIsExecutableKnowsABuiltBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if exe, err := isExecutable(self); err != nil || !exe {
-		t.Errorf("isExecutable(the test binary %s) = %v, %v; want true", self, exe, err)
-	}
-	src := filepath.Join(t.TempDir(), "a.go")
-	if err := os.WriteFile(src, []byte("package a\n"), 0o644); err != nil {
+	bin, err := os.ReadFile(self)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if exe, err := isExecutable(src); err != nil || exe {
-		t.Errorf("isExecutable(a Go source file) = %v, %v; want false", exe, err)
+	pe := make([]byte, 0x84)
+	copy(pe, "MZ")
+	binary.LittleEndian.PutUint32(pe[0x3c:], 0x80)
+	copy(pe[0x80:], "PE\x00\x00")
+	for _, tt := range []struct {
+		name    string
+		content []byte
+		want    bool
+	}{
+		{"the test binary", bin, true},
+		{"a PE header", pe, true},
+		{"a Go source file", []byte("package a\n"), false},
+		{"text opening with MZ", []byte("MZ is a postcode area in the text of a fixture, long enough to hold 0x3c and more"), false},
+		{"an empty file", nil, false},
+	} {
+		if got := isExecutable(tt.content); got != tt.want {
+			t.Errorf("isExecutable(%s) = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
