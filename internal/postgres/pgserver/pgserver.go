@@ -409,7 +409,13 @@ func (s *Server) children() []*os.Process {
 // postmaster's user, that started while the postmaster ran, whose parent
 // is not a postgres (the postmaster of another server on the same data
 // directory, one that refused this one with its lock file, and its
-// children are never ours).
+// children are never ours), and that is no postmaster: its command line is
+// a child's title ("postgres: checkpointer", "postgres: <user> <database>
+// …", which every child of a postmaster sets as it starts), not a
+// postmaster's program and options. Until 2026-12-06 the last check was
+// missing, so another server's postmaster started meanwhile by another
+// process (a parallel test's, the chaos run's) was taken for one of ours
+// and shut down (immediate, SIGQUIT) by this one's Stop.
 func (s *Server) ours(pid int) bool {
 	st, ok := childproc.ReadStat(pid)
 	if !ok || st.State == "Z" {
@@ -426,8 +432,19 @@ func (s *Server) ours(pid int) bool {
 	if uid, ok := childproc.UID(pid); !ok || uid != s.uid {
 		return false
 	}
+	if !childTitle(pid) {
+		return false
+	}
 	parent, ok := childproc.ReadStat(st.PPID)
 	return !ok || parent.Comm != "postgres" || parent.State == "Z"
+}
+
+// childTitle reports whether process pid's command line is the title a
+// postmaster's child gives itself, "postgres: …"; false when it cannot be
+// read (no /proc, or the process gone).
+func childTitle(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return err == nil && bytes.HasPrefix(b, []byte("postgres: "))
 }
 
 // release releases the handles of ps.

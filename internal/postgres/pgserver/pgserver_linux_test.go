@@ -302,6 +302,56 @@ func TestStopWaitsUntilEveryProcessOfTheServerIsGone(t *testing.T) {
 	}
 }
 
+// A server's Stop ends that server's processes only: another server
+// started while it ran, by another process (a parallel test's, the chaos
+// run's), is a process named postgres, of the same user, started in its
+// window, whose parent is no postgres, as its own children left by a
+// killed postmaster are. Until 2026-12-06 Stop took that postmaster for
+// one of them and shut it down (SIGQUIT, then SIGKILL): the chaos run of a
+// clean-clone CI lost its PostgreSQL ("exited on its own") while another
+// checkout's tests stopped their private clusters. Both ways a Stop scans
+// for leftovers after its postmaster is gone are tried: a fast shutdown,
+// and a postmaster killed outright.
+func TestStopLeavesAnotherServerStartedMeanwhileServing(t *testing.T) {
+	ctx := context.Background()
+	for _, killed := range []bool{false, true} {
+		first, err := Start(ctx, newConfig(t, tempDir(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newConfig(t, tempDir(t))
+		other, err := Start(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = other.Stop(syscall.SIGQUIT, time.Minute) })
+		if killed {
+			if err := syscall.Kill(first.Pid(), syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			<-first.Exited()
+		}
+		if _, err := first.Stop(syscall.SIGINT, time.Minute); err != nil {
+			t.Fatalf("Stop (killed %v): %v", killed, err)
+		}
+		// A shutdown ordered by a stray SIGQUIT takes a moment.
+		time.Sleep(500 * time.Millisecond)
+		select {
+		case <-other.Exited():
+			t.Fatalf("the other server (postmaster %d) exited (%v) when the first one (killed %v) was stopped", other.Pid(), other.Err(), killed)
+		default:
+		}
+		conn, err := pgx.Connect(ctx, "postgres://postgres@127.0.0.1:"+strconv.Itoa(c.Port)+"/postgres?sslmode=disable")
+		if err != nil {
+			t.Fatalf("the other server refuses a login after the first one (killed %v) was stopped: %v", killed, err)
+		}
+		_ = conn.Close(ctx)
+		if _, err := other.Stop(syscall.SIGINT, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // The readiness login takes the socket directory as it is: one whose name
 // holds a space (and a quote) serves, where a connection string pasted
 // from it could never be parsed and Start waited out its timeout.
