@@ -399,9 +399,10 @@ var ErrVersionUnchecked = errors.New(`meili: Meilisearch's version not checked: 
 // meili-key has had), tells the two: answered, the key is genuine but
 // lacks documents.get (made before the release of 2026-12-06), an error
 // wrapping ErrKeyLacksListing; refused too, an error wrapping
-// ErrKeyRefused. Neither holds the key. Any other failed
-// request (the network, a 5xx after its retries) is an error wrapping
-// none of them.
+// ErrKeyRefused; failed otherwise (the network, a 5xx after its retries,
+// a cancelled context), an error wrapping that failure and none of them.
+// Neither holds the key. Any other failed request (the network, a 5xx
+// after its retries) is an error wrapping none of them.
 func (ix *Index) CheckListingVersion(ctx context.Context) error {
 	var v struct {
 		PkgVersion *string `json:"pkgVersion"`
@@ -463,7 +464,13 @@ func (ix *Index) versionRefused(ctx context.Context, versionErr error) error {
 				"the key lacks the documents.get action, as one made before the release of 2026-12-06 does: remake it "+
 				"with documents.get (docs/deploy-faasd.md step 7, item 7)", ErrKeyLacksListing, ix.cfg.IndexUID, err)
 		}
-		return fmt.Errorf("%w: GET /version, GET /indexes/%s/documents and GET /tasks all refused it (%w)", ErrKeyRefused, ix.cfg.IndexUID, err)
+		if refused(terr) {
+			return fmt.Errorf("%w: GET /version, GET /indexes/%s/documents and GET /tasks all refused it (%w)", ErrKeyRefused, ix.cfg.IndexUID, terr)
+		}
+		// A 5xx after its retries, the network, a cancelled context: the
+		// key is not known to be refused.
+		return fmt.Errorf("meili: read no task (GET /tasks?limit=1), after GET /version and GET /indexes/%s/documents refused the key (%w): %w",
+			ix.cfg.IndexUID, err, terr)
 	}
 	return fmt.Errorf("meili: list no document (GET /indexes/%s/documents?limit=0), after GET /version refused the key: %w", ix.cfg.IndexUID, err)
 }

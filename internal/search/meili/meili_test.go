@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -33,7 +34,7 @@ func indexOn(t *testing.T, h http.Handler) *meili.Index {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key"})
+	ix, err := meili.New(meili.Config{URL: srv.URL, APIKey: "test-key", RetryDelay: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -829,6 +830,34 @@ func TestOnlyAKeyWithoutTheVersionActionLeavesTheVersionUnchecked(t *testing.T) 
 	srv = httptest.NewServer(http.NotFoundHandler())
 	srv.Close()
 	check(t, "no server", newIndexAt(t, srv.URL, "test-key", "products").CheckListingVersion(ctx), neither)
+}
+
+// Only a refusal of GET /tasks too makes the key refused: GET /version and
+// the listing refused (403), GET /tasks failing otherwise (503 after the
+// retries) is an error that is neither ErrKeyRefused
+// nor ErrKeyLacksListing and carries that failure (until a review of
+// 2026-12-06 any failure of GET /tasks was called a refused key).
+func TestOnlyARefusedTaskReadMakesTheKeyRefused(t *testing.T) {
+	var tasks atomic.Int32
+	ix := indexOn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/tasks" {
+			tasks.Add(1)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `{"message":"busy","code":"unavailable","type":"system"}`)
+			return
+		}
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `{"message":"The provided API key is invalid.","code":"invalid_api_key","type":"auth"}`)
+	}))
+	err := ix.CheckListingVersion(context.Background())
+	if err == nil || errors.Is(err, meili.ErrKeyRefused) || errors.Is(err, meili.ErrKeyLacksListing) ||
+		errors.Is(err, meili.ErrVersionUnchecked) || !strings.Contains(err.Error(), "503") {
+		t.Errorf("GET /tasks 503: CheckListingVersion = %v, want neither refused nor lacking the listing, naming the 503", err)
+	}
+	if n := tasks.Load(); n < 2 {
+		t.Errorf("GET /tasks asked %d times, want it retried", n)
+	}
 }
 
 // newIndexAt is an adapter of index uid at url, sending key.
