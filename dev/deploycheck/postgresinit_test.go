@@ -558,12 +558,16 @@ func rerunWithoutASuperuser(t *testing.T, cl privateCluster, secrets string) {
 			"ALTER ROLE shop_relay IN DATABASE shop_orders SET temp_file_limit = -1;\n" +
 			"ALTER ROLE shop_relay IN DATABASE shop_users SET temp_file_limit = '-1024B';\n", "env/faasd/postgres-init/10-shop.sh",
 			"10-shop.sh: not a superuser, so shop_relay can still spill temporary files without a limit in shop_orders and shop_users"},
-		// '-0' and '-0.4' are 0 to PostgreSQL, the strictest limit: not
-		// warned of (until a review of 2026-12-06 any negative spelling
-		// was).
+		// '-0', '-0.4', '-0.0004GB' and '-0.0000004TB' are 0 to
+		// PostgreSQL, the strictest limit: not warned of (until a review
+		// of 2026-12-06 any negative spelling was, and until a later one
+		// the GB and TB spellings, their number times their unit below
+		// -0.5 kB, though PostgreSQL rounds them to whole MB and GB first).
 		{"ALTER ROLE shop_catalog_reader IN DATABASE shop_catalog SET temp_file_limit = -1;\n" +
 			"ALTER ROLE shop_inventory_reader IN DATABASE shop_inventory SET temp_file_limit = '2GB';\n" +
 			"ALTER ROLE shop_inventory_reader IN DATABASE shop_orders SET temp_file_limit = '-0';\n" +
+			"ALTER ROLE shop_inventory_reader IN DATABASE shop_users SET temp_file_limit = '-0.0004GB';\n" +
+			"ALTER ROLE shop_catalog_reader IN DATABASE shop_orders SET temp_file_limit = '-0.0000004TB';\n" +
 			"ALTER ROLE shop_catalog_reader IN DATABASE shop_users SET temp_file_limit = '-0.4';\n", "env/faasd/postgres-upgrade/split-roles.sh",
 			"split-roles.sh: not a superuser, so shop_catalog_reader can still spill temporary files without a limit in shop_catalog, " +
 				"and shop_relay can still spill temporary files without a limit in shop_orders and shop_users"},
@@ -1267,15 +1271,18 @@ func TestSplitRolesClosesTheReadersWaysToFillTheDiskOnAClusterOfTheLastRelease(t
 	// written; until 2026-12-06 they stayed, and checkDatabaseRoles saw -1
 	// there, and '-1kB' until the review of that day) and leaves another value, a limit
 	// still (the inventory reader may not connect to shop_payments: the
-	// setting is only looked at), '-0' and '-0.4' too: PostgreSQL reads
-	// both as 0, the strictest limit (until a review of 2026-12-06 any
-	// negative spelling was reset), while '-0.6' is -1, a lift.
+	// setting is only looked at), '-0', '-0.4', '-0.0004GB' and
+	// '-0.0000004TB' too: PostgreSQL reads them as 0, the strictest limit
+	// (until a review of 2026-12-06 any negative spelling was reset, and
+	// until a later one the GB and TB ones), while '-0.6' is -1, a lift.
 	cl.psql(t, "postgres", "ALTER ROLE shop_catalog_reader IN DATABASE shop_catalog SET temp_file_limit = -1;\n"+
 		"ALTER ROLE shop_relay IN DATABASE shop_orders SET temp_file_limit = '-1kB';\n"+
 		"ALTER ROLE shop_relay IN DATABASE shop_users SET temp_file_limit = '-0.6';\n"+
 		"ALTER ROLE shop_inventory_reader IN DATABASE shop_payments SET temp_file_limit = '512MB';\n"+
 		"ALTER ROLE shop_inventory_reader IN DATABASE shop_orders SET temp_file_limit = '-0';\n"+
-		"ALTER ROLE shop_catalog_reader IN DATABASE shop_users SET temp_file_limit = '-0.4';\n")
+		"ALTER ROLE shop_catalog_reader IN DATABASE shop_users SET temp_file_limit = '-0.4';\n"+
+		"ALTER ROLE shop_relay IN DATABASE shop_catalog SET temp_file_limit = '-0.0004GB';\n"+
+		"ALTER ROLE shop_inventory_reader IN DATABASE shop_users SET temp_file_limit = '-0.0000004TB';\n")
 	// PostgreSQL's defaults: PUBLIC may execute the large objects' and
 	// advisory locks' functions (lo_import, server-side, is the
 	// superuser's alone by default), and the service's role holds no
@@ -1322,9 +1329,12 @@ SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM %I', oid::regprocedure, curren
 	if got := cl.query(t, "postgres", `SELECT s.setrole::regrole || ' in ' || d.datname || ': ' || array_to_string(s.setconfig, ',')
 		FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase ORDER BY 1`); got != "shop_catalog_reader in shop_users: temp_file_limit=-0.4\n"+
 		"shop_inventory_reader in shop_orders: temp_file_limit=-0\n"+
-		"shop_inventory_reader in shop_payments: temp_file_limit=512MB\n" {
+		"shop_inventory_reader in shop_payments: temp_file_limit=512MB\n"+
+		"shop_inventory_reader in shop_users: temp_file_limit=-0.0000004TB\n"+
+		"shop_relay in shop_catalog: temp_file_limit=-0.0004GB\n" {
 		t.Errorf("the roles' settings in one database after split-roles.sh:\n%s\nwant shop_catalog_reader's -0.4 in shop_users, "+
-			"shop_inventory_reader's -0 in shop_orders and 512MB in shop_payments alone", got)
+			"shop_inventory_reader's -0 in shop_orders, 512MB in shop_payments and -0.0000004TB in shop_users, "+
+			"and shop_relay's -0.0004GB in shop_catalog alone", got)
 	}
 	after := strings.Split(strings.TrimSpace(cl.query(t, "shop_catalog", check)), "|")
 	if len(after) != 4 || public(after[0], "X") || public(after[1], "[A-Za-z]*") || !strings.Contains(after[1], "shop_monitor=c/postgres") ||

@@ -235,8 +235,29 @@ done
 # A superuser's change alone (the databases belong to the bootstrap
 # superuser), so another administrator is told what stays open.
 reader_roles=$(for r in $readers; do printf 'shop_%s_reader ' "$r"; done)
+# lifts is the SQL test, of c (one of a role's settings, 'name=value'),
+# that c lifts temp_file_limit; it is used three times below. PostgreSQL
+# stores the value as written and reads it (guc.c's parse_int and
+# convert_to_base_unit) as strtod's number times its unit, a fractional
+# kB, MB, GB or TB first rounded to a whole number of the next smaller
+# unit (B, kB, MB, GB), then rounded to whole kB, each half to even
+# (rint, as round() of a float8 does): a lift is a negative value read as
+# -1 ('-1', '-1kB', '-1024B', ' -1', '-0.6', '-513B', '-0.5005kB'); one
+# read as 0 ('-0', '-0.4', '-512B', '-0.5004kB', and every negative GB or
+# TB value PostgreSQL accepts: '-0.0004GB' is -0.4096 MB, 0 MB, while
+# '-0.0005GB' is -1 MB, out of range) is the strictest limit. Tried with
+# SET on PostgreSQL 15. A negative spelling the expression cannot read
+# (say hexadecimal) counts as a lift.
+lifts=$(cat <<'SQL'
+(c ~ '^temp_file_limit=\s*-' AND coalesce((SELECT round(CASE v.unit WHEN 'B' THEN v.n / 1024
+		WHEN 'kB' THEN round(v.n * 1024) / 1024 WHEN 'MB' THEN v.n * 1024
+		WHEN 'GB' THEN round(v.n * 1024) * 1024 WHEN 'TB' THEN round(v.n * 1024) * 1048576 ELSE v.n END) <= -1
+	FROM (SELECT m[1]::float8 AS n, m[2] AS unit
+		FROM regexp_match(c, '^temp_file_limit=\s*(-[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)\s*([kMGT]?B)?\s*$') m) v), true))
+SQL
+)
 psql -X -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname postgres --set=readers="$reader_roles" \
-	--set=limited="shop_relay $reader_roles" <<'SQL'
+	--set=limited="shop_relay $reader_roles" --set=lifts="$lifts" <<'SQL'
 SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user \gset
 \if :superuser
 REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC;
@@ -248,19 +269,14 @@ SELECT format('ALTER ROLE %I SET temp_file_limit = %L', r, '1GB')
 -- A role's setting in one database (ALTER ROLE ... IN DATABASE ... SET)
 -- overrides its setting for every database there: one that lifts the limit
 -- is reset, so the 1GB holds there too; any other value, a limit still, an
--- operator's, is left as it is. PostgreSQL stores the value as written and
--- rounds it to whole kB (half to even) when it reads it: a lift is a
--- negative spelling below -0.5 kB ('-1', '-1kB', '-1024B', ' -1', '-0.6',
--- '-513B'), the only negative value it accepts being -1; one that rounds to
--- 0 ('-0', '-0.4', '-512B': the strictest limit) is left. A negative
--- spelling the expression cannot read (say hexadecimal) counts as a lift.
+-- operator's, is left as it is: :lifts (the shell's lifts, which says how
+-- PostgreSQL reads a stored value) tells a lift, a value read as -1, from
+-- one read as 0 ('-0', '-0.4', '-0.0004GB': the strictest limit).
 SELECT format('ALTER ROLE %I IN DATABASE %I RESET temp_file_limit', r, d.datname)
 	FROM unnest(string_to_array(trim(:'limited'), ' ')) r
 		JOIN pg_db_role_setting s ON s.setrole = r::regrole
 		JOIN pg_database d ON d.oid = s.setdatabase
-	WHERE EXISTS (SELECT FROM unnest(s.setconfig) c WHERE (c ~ '^temp_file_limit=\s*-' AND coalesce((SELECT m[1]::numeric * CASE m[2] WHEN 'B' THEN 1 / 1024.0
-			WHEN 'MB' THEN 1024 WHEN 'GB' THEN 1048576 WHEN 'TB' THEN 1073741824 ELSE 1 END < -0.5
-		FROM regexp_match(c, '^temp_file_limit=\s*(-[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)\s*([kMGT]?B)?\s*$') m), true)))
+	WHERE EXISTS (SELECT FROM unnest(s.setconfig) c WHERE :lifts)
 	ORDER BY 1 \gexec
 \else
 -- Says only what still holds: nothing after a superuser's run closed it
@@ -268,8 +284,8 @@ SELECT format('ALTER ROLE %I IN DATABASE %I RESET temp_file_limit', r, d.datname
 -- reset) alone. has_database_privilege counts PUBLIC's CONNECT and
 -- TEMPORARY as a reader's own (a NULL datacl is PostgreSQL's default,
 -- which grants PUBLIC both). A role's limit is its pg_db_role_setting for
--- every database (setdatabase 0); a negative one below -0.5 kB (stored as
--- written: -1, -1kB, -1024B, -0.6) is none ('-0' or '-0.4' is 0, a limit). Its setting in one database overrides that one
+-- every database (setdatabase 0); one that :lifts (read as -1: -1, -1kB,
+-- -1024B, -0.6) is none ('-0', '-0.4' or '-0.0004GB' is 0, a limit). Its setting in one database overrides that one
 -- there: a negative one there lifts the limit in that database alone,
 -- which is said of a role limited everywhere else.
 WITH readers AS (
@@ -283,17 +299,13 @@ WITH readers AS (
 	SELECT r FROM unnest(string_to_array(trim(:'limited'), ' ')) r
 		WHERE NOT EXISTS (SELECT FROM pg_db_role_setting s, unnest(s.setconfig) c
 			WHERE s.setdatabase = 0 AND s.setrole = r::regrole
-				AND c LIKE 'temp_file_limit=%' AND NOT (c ~ '^temp_file_limit=\s*-' AND coalesce((SELECT m[1]::numeric * CASE m[2] WHEN 'B' THEN 1 / 1024.0
-			WHEN 'MB' THEN 1024 WHEN 'GB' THEN 1048576 WHEN 'TB' THEN 1073741824 ELSE 1 END < -0.5
-		FROM regexp_match(c, '^temp_file_limit=\s*(-[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)\s*([kMGT]?B)?\s*$') m), true)))
+				AND c LIKE 'temp_file_limit=%' AND NOT :lifts)
 ), unlimited_in AS (
 	SELECT r, string_agg(d.datname, ' and ' ORDER BY d.datname) AS ds
 		FROM unnest(string_to_array(trim(:'limited'), ' ')) r
 			JOIN pg_db_role_setting s ON s.setrole = r::regrole
 			JOIN pg_database d ON d.oid = s.setdatabase
-		WHERE EXISTS (SELECT FROM unnest(s.setconfig) c WHERE (c ~ '^temp_file_limit=\s*-' AND coalesce((SELECT m[1]::numeric * CASE m[2] WHEN 'B' THEN 1 / 1024.0
-			WHEN 'MB' THEN 1024 WHEN 'GB' THEN 1048576 WHEN 'TB' THEN 1073741824 ELSE 1 END < -0.5
-		FROM regexp_match(c, '^temp_file_limit=\s*(-[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)\s*([kMGT]?B)?\s*$') m), true))) AND r NOT IN (SELECT r FROM unlimited)
+		WHERE EXISTS (SELECT FROM unnest(s.setconfig) c WHERE :lifts) AND r NOT IN (SELECT r FROM unlimited)
 		GROUP BY r
 ), connecting AS (
 	SELECT format('%s can still connect to %s (and create %s)',
