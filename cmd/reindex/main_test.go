@@ -1022,6 +1022,50 @@ func TestAnIgnoredFilterIsSeenOnAnEmptyIndex(t *testing.T) {
 	}
 }
 
+// The check after the first push fails the run only after the page's
+// changed products are pushed again: a writer's newer push that the batch,
+// read before it, overwrote is not left overwritten (until a review of
+// 2026-12-06 the run returned at the failed check first).
+func TestAFailedCheckAfterTheFirstPushLeavesNoOlderRow(t *testing.T) {
+	s := newShop(t)
+	p := s.create("Kettle")
+	s.fake.Lose()
+	s.fake.IgnoreListingFilter(true)
+	t.Cleanup(func() { s.fake.IgnoreListingFilter(false) })
+	var once sync.Once
+	s.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/version" {
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `{"message":"The provided API key is invalid.","code":"invalid_api_key","type":"auth"}`)
+			return true
+		}
+		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/documents") {
+			return false
+		}
+		answered := false
+		// This runs on the server's goroutine: t.Error, not t.Fatal.
+		once.Do(func() {
+			s.setIntercept(nil)
+			if _, err := s.tryUpdate(p.ID, "Kettle, red", false); err != nil {
+				t.Errorf("the concurrent write: %v", err)
+			}
+			// The batch, read before the write, lands after its push.
+			s.fake.ServeHTTP(w, r)
+			answered = true
+		})
+		return answered
+	})
+	t.Cleanup(func() { s.setIntercept(nil) })
+	out, _, err := s.runWarned()
+	if !errors.Is(err, meili.ErrVersionRefused) || !strings.Contains(err.Error(), "after the first push") {
+		t.Fatalf("reindex against an empty index whose listing ignores the filter: %v (output %q), want it refused after the first push", err, out)
+	}
+	if d, ok := s.fake.Document("products", p.ID.String()); !ok || d["name"] != "Kettle, red" {
+		t.Errorf("document %v, want the edit's name %q", d, "Kettle, red")
+	}
+}
+
 // Arguments are refused with the usage, before anything is contacted.
 func TestArgumentsAreRefusedWithTheUsage(t *testing.T) {
 	err := run(context.Background(), []string{"now"}, config.Env(nil), &bytes.Buffer{}, &bytes.Buffer{})

@@ -88,7 +88,9 @@ const DefaultBatch = 500
 // matches) stops it, nothing changed. On an empty index (or one whose
 // bucket is not filterable yet) an ignored filter cannot be seen there, so
 // it checks again once its first batch is pushed (a bucketed document is
-// then there), before any listing or deletion. Any other failure to read
+// then there) and the batch's changed products are pushed again (so a
+// failed check leaves no writer's push overwritten), before any listing
+// or deletion. Any other failure to read
 // the version stops it.
 //
 // It is safe while writers push, for a run that returns no error: after a
@@ -178,19 +180,21 @@ func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int)
 			return n, err
 		}
 		n.Pushed += len(out)
-		if first && n.VersionUnchecked != nil {
-			// The check above sees no ignored filter on an empty index
-			// (or one whose bucket was not filterable yet): checked
-			// again now that a bucketed document is there, before any
-			// listing or deletion.
-			if err := docs.CheckListingFilter(ctx); err != nil {
-				return n, fmt.Errorf("reindex: after the first push: %w", err)
-			}
-		}
 		k, err := repushChanged(ctx, d, page)
 		n.Repushed += k
 		if err != nil {
 			return n, err
+		}
+		if first && n.VersionUnchecked != nil {
+			// The check above sees no ignored filter on an empty index
+			// (or one whose bucket was not filterable yet): checked
+			// again now that a bucketed document is there, before any
+			// listing or deletion, and after the page's changed products
+			// are pushed again, so a writer's newer push the batch
+			// overwrote is not left overwritten when the check fails.
+			if err := docs.CheckListingFilter(ctx); err != nil {
+				return n, fmt.Errorf("reindex: after the first push: %w", err)
+			}
 		}
 		after = page[len(page)-1].ID
 		if len(page) < batch {
