@@ -19,10 +19,15 @@ type counter interface {
 // EXPIRE within it, on keys ratelimit:*): no MULTI, no EVALSHA, no PEXPIRE.
 type redisCounter struct{ c *redis.Client }
 
-// incrScript increments KEYS[1] and sets its time to live to ARGV[1]
-// seconds, returning the new count.
+// incrScript increments KEYS[1], sets its time to live to ARGV[1] seconds
+// when the increment made it (a count of 1), as Kong's script does
+// (kong/plugins/rate-limiting/policies/init.lua, 3.9.0: EXPIRE only when
+// INCR returns 1), so later increments never push a window's end back,
+// and returns the new count.
 const incrScript = `local n = redis.call("INCR", KEYS[1])
-redis.call("EXPIRE", KEYS[1], ARGV[1])
+if n == 1 then
+	redis.call("EXPIRE", KEYS[1], ARGV[1])
+end
 return n`
 
 func (r redisCounter) incr(ctx context.Context, key string, ttl time.Duration) (int64, error) {

@@ -701,3 +701,30 @@ func TestRedisPolicyClientsSendNoClientInfo(t *testing.T) {
 			opts.DisableIdentity, opts.MaintNotificationsConfig)
 	}
 }
+
+// The redis policy sets a counter's time to live only when its INCR made
+// it, as Kong's script does: a later increment of the window leaves the
+// time to live as it is (until a review of 2026-12-06 every increment set
+// it again).
+func TestARedisCounterSetsItsTimeToLiveOnlyWhenItIsMade(t *testing.T) {
+	ctx := context.Background()
+	key := counterPrefix(t) + "window"
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	t.Cleanup(func() { rdb.Close() })
+	c := redisCounter{c: rdb}
+	if n, err := c.incr(ctx, key, time.Hour); err != nil || n != 1 {
+		t.Fatalf("first incr = %d, %v, want 1", n, err)
+	}
+	if ttl := rdb.TTL(ctx, key).Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Fatalf("TTL after the first incr %v, want about an hour", ttl)
+	}
+	if err := rdb.Expire(ctx, key, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.incr(ctx, key, time.Hour); err != nil || n != 2 {
+		t.Fatalf("second incr = %d, %v, want 2", n, err)
+	}
+	if ttl := rdb.TTL(ctx, key).Val(); ttl <= 0 || ttl > time.Minute {
+		t.Errorf("TTL after the second incr %v, want the minute left as it was", ttl)
+	}
+}
