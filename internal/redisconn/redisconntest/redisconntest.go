@@ -9,6 +9,7 @@ package redisconntest
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"gopkg.in/yaml.v3"
 
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/proctest"
@@ -182,9 +184,10 @@ func Clients(tb testing.TB, addr, password string) int {
 }
 
 // ComposeRules are the ACL rules docker-compose.yml's redis service gives
-// user: the words after "user <user> on >$$<variable>" on its line of the
-// configuration the service writes to redis-server's standard input. A
-// compose file without such a line fails the test.
+// user: the words after "user <user> on >$<variable>" on a line of the
+// service's command (services.redis.command, decoded as YAML, compose's
+// "$$" escaping undone), the configuration it writes to redis-server's
+// standard input. A compose file without such a line fails the test.
 func ComposeRules(tb testing.TB, user string) []string {
 	tb.Helper()
 	dir, err := os.Getwd()
@@ -205,11 +208,43 @@ func ComposeRules(tb testing.TB, user string) []string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^\s*user ` + regexp.QuoteMeta(user) + ` on >\$\$\w+ (.+)$`).FindSubmatch(b)
-	if m == nil {
-		tb.Fatalf("docker-compose.yml's redis service defines no `user %s on >$$x RULES` line", user)
+	rules, err := composeRules(b, user)
+	if err != nil {
+		tb.Fatalf("docker-compose.yml: %v", err)
 	}
-	return strings.Fields(string(m[1]))
+	return rules
+}
+
+// composeRules is ComposeRules of the compose file b.
+func composeRules(b []byte, user string) ([]string, error) {
+	var compose struct {
+		Services map[string]struct {
+			// Command is a list of words or one string (compose takes both).
+			Command any `yaml:"command"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(b, &compose); err != nil {
+		return nil, err
+	}
+	var words []string
+	switch c := compose.Services["redis"].Command.(type) {
+	case string:
+		words = []string{c}
+	case []any:
+		for _, w := range c {
+			s, ok := w.(string)
+			if !ok {
+				return nil, fmt.Errorf("services.redis.command holds %v, not a string", w)
+			}
+			words = append(words, s)
+		}
+	}
+	command := strings.ReplaceAll(strings.Join(words, "\n"), "$$", "$")
+	m := regexp.MustCompile(`(?m)^\s*user ` + regexp.QuoteMeta(user) + ` on >\$\w+ (.+)$`).FindStringSubmatch(command)
+	if m == nil {
+		return nil, fmt.Errorf("services.redis.command defines no `user %s on >$$x RULES` line", user)
+	}
+	return strings.Fields(m[1]), nil
 }
 
 // ComposeUser creates (or replaces) the ACL user user with password on the
