@@ -226,7 +226,7 @@ func TestCrashedCheckoutsAreRecovered(t *testing.T) {
 // how many processes were killed.
 func keepDown(t *testing.T, s *shop, fn string) (stop func() int) {
 	done := make(chan struct{})
-	killed := map[int]bool{}
+	killed, failed := map[int]bool{}, map[int]bool{}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
@@ -236,7 +236,17 @@ func keepDown(t *testing.T, s *shop, fn string) (stop func() int) {
 				}
 				// Through the runtime: it signals only a replica still
 				// running as r.PID, never a pid freed since the listing.
-				if sent, err := s.KillReplica(fn, r); err == nil && sent {
+				// This goroutine may not call t.Fatal: a failed kill is
+				// an error of the test, said once per process.
+				sent, err := s.KillReplica(fn, r)
+				if err != nil {
+					if !failed[r.PID] {
+						t.Errorf("keepDown: kill %s's replica %d: %v", fn, r.PID, err)
+					}
+					failed[r.PID] = true
+					continue
+				}
+				if sent {
 					killed[r.PID] = true
 				}
 			}
