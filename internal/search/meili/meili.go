@@ -468,8 +468,8 @@ func (ix *Index) versionRefused(ctx context.Context, versionErr error) error {
 			return fmt.Errorf("%w: GET /version, GET /indexes/%s/documents and GET /tasks all refused it (%w)", ErrKeyRefused, ix.cfg.IndexUID, terr)
 		}
 		// A 5xx after its retries, the network, a cancelled context: the
-		// key is not known to be refused.
-		return fmt.Errorf("meili: read no task (GET /tasks?limit=1), after GET /version and GET /indexes/%s/documents refused the key (%w): %w",
+		// key is not known to be refused (only that failure is wrapped).
+		return fmt.Errorf("meili: read no task (GET /tasks?limit=1), after GET /version and GET /indexes/%s/documents refused the key (%v): %w",
 			ix.cfg.IndexUID, err, terr)
 	}
 	return fmt.Errorf("meili: list no document (GET /indexes/%s/documents?limit=0), after GET /version refused the key: %w", ix.cfg.IndexUID, err)
