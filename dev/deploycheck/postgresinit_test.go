@@ -1281,7 +1281,7 @@ func TestSplitRolesClosesTheReadersWaysToFillTheDiskOnAClusterOfTheLastRelease(t
 		"ALTER ROLE shop_inventory_reader IN DATABASE shop_payments SET temp_file_limit = '512MB';\n"+
 		"ALTER ROLE shop_inventory_reader IN DATABASE shop_orders SET temp_file_limit = '-0';\n"+
 		"ALTER ROLE shop_catalog_reader IN DATABASE shop_users SET temp_file_limit = '-0.4';\n"+
-		"ALTER ROLE shop_relay IN DATABASE shop_catalog SET temp_file_limit = '-0.0004GB';\n"+
+		"ALTER ROLE shop_catalog_reader IN DATABASE shop_orders SET temp_file_limit = '-0.0004GB';\n"+
 		"ALTER ROLE shop_inventory_reader IN DATABASE shop_users SET temp_file_limit = '-0.0000004TB';\n")
 	// PostgreSQL's defaults: PUBLIC may execute the large objects' and
 	// advisory locks' functions (lo_import, server-side, is the
@@ -1327,14 +1327,14 @@ SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM %I', oid::regprocedure, curren
 
 	cl.runScript(t, "env/faasd/postgres-upgrade/split-roles.sh", secrets)
 	if got := cl.query(t, "postgres", `SELECT s.setrole::regrole || ' in ' || d.datname || ': ' || array_to_string(s.setconfig, ',')
-		FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase ORDER BY 1`); got != "shop_catalog_reader in shop_users: temp_file_limit=-0.4\n"+
+		FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase ORDER BY 1`); got != "shop_catalog_reader in shop_orders: temp_file_limit=-0.0004GB\n"+
+		"shop_catalog_reader in shop_users: temp_file_limit=-0.4\n"+
 		"shop_inventory_reader in shop_orders: temp_file_limit=-0\n"+
 		"shop_inventory_reader in shop_payments: temp_file_limit=512MB\n"+
-		"shop_inventory_reader in shop_users: temp_file_limit=-0.0000004TB\n"+
-		"shop_relay in shop_catalog: temp_file_limit=-0.0004GB\n" {
-		t.Errorf("the roles' settings in one database after split-roles.sh:\n%s\nwant shop_catalog_reader's -0.4 in shop_users, "+
-			"shop_inventory_reader's -0 in shop_orders, 512MB in shop_payments and -0.0000004TB in shop_users, "+
-			"and shop_relay's -0.0004GB in shop_catalog alone", got)
+		"shop_inventory_reader in shop_users: temp_file_limit=-0.0000004TB\n" {
+		t.Errorf("the roles' settings in one database after split-roles.sh:\n%s\nwant shop_catalog_reader's -0.0004GB in shop_orders "+
+			"and -0.4 in shop_users, shop_inventory_reader's -0 in shop_orders, 512MB in shop_payments and -0.0000004TB in shop_users "+
+			"alone", got)
 	}
 	after := strings.Split(strings.TrimSpace(cl.query(t, "shop_catalog", check)), "|")
 	if len(after) != 4 || public(after[0], "X") || public(after[1], "[A-Za-z]*") || !strings.Contains(after[1], "shop_monitor=c/postgres") ||
