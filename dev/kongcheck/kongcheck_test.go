@@ -39,6 +39,12 @@ func write(t *testing.T, name, content string) string {
 	return p
 }
 
+// withPlugins is kong with plugins (YAML list items) added to its global
+// plugins, before the correlation-id plugin.
+func withPlugins(kong, plugins string) string {
+	return strings.Replace(kong, "  - name: correlation-id\n", plugins+"  - name: correlation-id\n", 1)
+}
+
 func TestProjectFilesPass(t *testing.T) {
 	if err := kongcheck.Check("../../gateway/kong.yml", "../../stack.yml", kongcheck.Options{}); err != nil {
 		t.Error(err)
@@ -99,24 +105,24 @@ plugins:`
 		{"literal jwt public key", strings.Replace(kong, `"{vault://env/shop-jwt-verify-key}"`, `"-----BEGIN PUBLIC KEY-----"`, 1), stack, "must be a {vault://env/NAME} reference"},
 		{"HS256 credential", strings.Replace(kong, "algorithm: EdDSA\n        rsa_public_key: \"{vault://env/shop-jwt-verify-key}\"", "algorithm: HS256\n        secret: \"{vault://env/shop-jwt-secret}\"", 1), stack, "must use EdDSA, not \"HS256\""},
 		{"an HMAC secret beside the public key", strings.Replace(kong, "algorithm: EdDSA\n", "algorithm: EdDSA\n        secret: \"{vault://env/shop-jwt-secret}\"\n", 1), stack, "must have no secret"},
-		{"a redis rate limit without the password", strings.Replace(kong, "  - name: correlation-id\n",
-			"  - name: rate-limiting\n    config: {minute: 5, policy: redis, redis: {host: redis, port: 6379}}\n  - name: correlation-id\n", 1), stack,
+		{"a redis rate limit without the password", withPlugins(kong,
+			"  - name: rate-limiting\n    config: {minute: 5, policy: redis, redis: {host: redis, port: 6379}}\n"), stack,
 			"needs redis.password {vault://env/shop-redis-kong-password}"},
-		{"a redis rate limit logging in as the default user", strings.Replace(kong, "  - name: correlation-id\n",
-			"  - name: rate-limiting\n    config: {minute: 5, policy: redis, redis: {host: redis, port: 6379, password: \"{vault://env/shop-redis-kong-password}\"}}\n  - name: correlation-id\n", 1), stack,
+		{"a redis rate limit logging in as the default user", withPlugins(kong,
+			"  - name: rate-limiting\n    config: {minute: 5, policy: redis, redis: {host: redis, port: 6379, password: \"{vault://env/shop-redis-kong-password}\"}}\n"), stack,
 			"needs redis.username kong"},
-		{"a redis rate limit with the functions' password", strings.Replace(kong, "  - name: correlation-id\n",
-			"  - name: rate-limiting\n    config: {minute: 5, policy: redis, redis: {host: redis, port: 6379, username: kong, password: \"{vault://env/shop-redis-password}\"}}\n  - name: correlation-id\n", 1), stack,
+		{"a redis rate limit with the functions' password", withPlugins(kong,
+			"  - name: rate-limiting\n    config: {minute: 5, policy: redis, redis: {host: redis, port: 6379, username: kong, password: \"{vault://env/shop-redis-password}\"}}\n"), stack,
 			"needs redis.password {vault://env/shop-redis-kong-password}"},
-		{"a redis rate limit with TLS unverified", strings.Replace(kong, "  - name: correlation-id\n",
-			"  - name: rate-limiting\n    config: {minute: 5, policy: redis, redis: {host: redis, port: 6379, username: kong, password: \"{vault://env/shop-redis-kong-password}\", ssl: true, server_name: redis}}\n  - name: correlation-id\n", 1), stack,
+		{"a redis rate limit with TLS unverified", withPlugins(kong,
+			"  - name: rate-limiting\n    config: {minute: 5, policy: redis, redis: {host: redis, port: 6379, username: kong, password: \"{vault://env/shop-redis-kong-password}\", ssl: true, server_name: redis}}\n"), stack,
 			"needs redis.ssl_verify: true and a redis.server_name"},
-		{"a redis rate limit with TLS and no server name", strings.Replace(kong, "  - name: correlation-id\n",
-			"  - name: rate-limiting\n    config: {minute: 5, policy: redis, redis: {host: redis, port: 6379, username: kong, password: \"{vault://env/shop-redis-kong-password}\", ssl: true, ssl_verify: true}}\n  - name: correlation-id\n", 1), stack,
+		{"a redis rate limit with TLS and no server name", withPlugins(kong,
+			"  - name: rate-limiting\n    config: {minute: 5, policy: redis, redis: {host: redis, port: 6379, username: kong, password: \"{vault://env/shop-redis-kong-password}\", ssl: true, ssl_verify: true}}\n"), stack,
 			"needs redis.ssl_verify: true and a redis.server_name"},
-		{"redis rate limits disagreeing on TLS", strings.Replace(kong, "  - name: correlation-id\n",
+		{"redis rate limits disagreeing on TLS", withPlugins(kong,
 			"  - name: rate-limiting\n    config: {minute: 5, policy: redis, redis: {host: redis, port: 6379, username: kong, password: \"{vault://env/shop-redis-kong-password}\", ssl: true, ssl_verify: true, server_name: redis}}\n"+
-				"  - name: rate-limiting\n    service: me\n    config: {minute: 5, policy: redis, redis: {host: redis, port: 6379, username: kong, password: \"{vault://env/shop-redis-kong-password}\"}}\n  - name: correlation-id\n", 1), stack,
+				"  - name: rate-limiting\n    service: me\n    config: {minute: 5, policy: redis, redis: {host: redis, port: 6379, username: kong, password: \"{vault://env/shop-redis-kong-password}\"}}\n"), stack,
 			"disagree on TLS: redis.ssl on plugins, off on plugins"},
 		{"a write without a rate limit", strings.Replace(kong, "    plugins:\n      - name: rate-limiting\n        config: {minute: 30, limit_by: header, header_name: Authorization, policy: local}\n", "", 1), stack,
 			"route post-note: POST is a write but has no enabled rate-limiting plugin"},

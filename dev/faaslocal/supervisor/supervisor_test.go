@@ -63,6 +63,18 @@ func start(t *testing.T, grace time.Duration) (*supervisor.Supervisor, *output) 
 	return s, out
 }
 
+// startEcho starts a supervisor (start) running one replica of the echo
+// function, ready.
+func startEcho(t *testing.T, grace time.Duration) (*supervisor.Supervisor, *output) {
+	t.Helper()
+	s, out := start(t, grace)
+	if err := s.Start("echo", echo(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, s, "echo")
+	return s, out
+}
+
 // echo is a spec running the echo test function with extra environment.
 func echo(t *testing.T, env ...string) supervisor.Spec {
 	t.Helper()
@@ -110,11 +122,7 @@ func TestPickRoundRobinsOverTheReplicas(t *testing.T) {
 
 // A replica whose process dies comes back as a new process on its own.
 func TestCrashedReplicaRestarts(t *testing.T) {
-	s, out := start(t, 2*time.Second)
-	if err := s.Start("echo", echo(t), 1); err != nil {
-		t.Fatal(err)
-	}
-	waitReady(t, s, "echo")
+	s, out := startEcho(t, 2*time.Second)
 	victim := s.Replicas("echo")[0].PID
 	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -161,11 +169,7 @@ func TestACrashedLeaderTakesItsProcessGroupWithIt(t *testing.T) {
 // process group to take.
 func TestAGroupIsNeverSignalledAfterItIsGone(t *testing.T) {
 	sent := recordSignals(t)
-	s, _ := start(t, 5*time.Second)
-	if err := s.Start("echo", echo(t), 1); err != nil {
-		t.Fatal(err)
-	}
-	waitReady(t, s, "echo")
+	s, _ := startEcho(t, 5*time.Second)
 	if err := s.Remove("echo"); err != nil {
 		t.Fatal(err)
 	}
@@ -222,11 +226,7 @@ func recordSignals(t *testing.T) func() []signal {
 // listed earlier), and not through its restarted process either.
 func TestKillSignalsOnlyAListedReplicaThatIsStillThere(t *testing.T) {
 	sent := recordSignals(t)
-	s, out := start(t, 2*time.Second)
-	if err := s.Start("echo", echo(t), 1); err != nil {
-		t.Fatal(err)
-	}
-	waitReady(t, s, "echo")
+	s, out := startEcho(t, 2*time.Second)
 	listed := s.Replicas("echo")[0]
 
 	killed, err := s.Kill("echo", listed)
@@ -284,11 +284,7 @@ func TestKillSignalsOnlyAListedReplicaThatIsStillThere(t *testing.T) {
 func TestKillSendsNothingToAReplicaThatExitedBeforeItsRestart(t *testing.T) {
 	t.Cleanup(supervisor.SetMinBackoff(time.Minute))
 	sent := recordSignals(t)
-	s, out := start(t, 2*time.Second)
-	if err := s.Start("echo", echo(t), 1); err != nil {
-		t.Fatal(err)
-	}
-	waitReady(t, s, "echo")
+	s, out := startEcho(t, 2*time.Second)
 	listed := s.Replicas("echo")[0]
 	if err := syscall.Kill(-listed.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
