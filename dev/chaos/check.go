@@ -466,27 +466,12 @@ func (r *run) check(ctx context.Context) (bool, error) {
 	}
 	add("one order per idempotency key", p, fmt.Sprintf("%d keys, answers %v", len(r.orders), answers))
 
-	// A cancel's answer is the order's end: 200 ⇒ cancelled, 409
-	// not_cancellable ⇒ not cancelled, unless an earlier try of that cancel
-	// got no definite answer (its cancellation may have gone through).
-	p = nil
-	cancels := map[int]int{}
-	for _, o := range r.orders {
-		if o.cancel == 0 {
-			continue
+	cancels, p := cancelProblems(r.orders, func(id uuid.UUID) string {
+		if d := orders[id]; d != nil {
+			return d.status
 		}
-		cancels[o.cancel]++
-		st := ""
-		if d := orders[o.id]; d != nil {
-			st = d.status
-		}
-		switch {
-		case o.cancel == http.StatusOK && st != "cancelled":
-			p = append(p, fmt.Sprintf("cancel of %s answered 200, order %q", o.id, st))
-		case o.cancel == http.StatusConflict && st == "cancelled" && !o.cancelRetried:
-			p = append(p, fmt.Sprintf("cancel of %s answered 409 at its first try, order cancelled", o.id))
-		}
-	}
+		return ""
+	})
 	add("a cancel's answer is the order's end", p, fmt.Sprintf("cancel answers %v", cancels))
 
 	// confirmed ⇔ payment captured and stock committed: once settled (the
@@ -655,4 +640,32 @@ func countValues[K comparable](m map[K]string) map[string]int {
 		out[v]++
 	}
 	return out
+}
+
+// cancelProblems checks that a cancel's answer is the order's end, given the
+// order's final status: 200 ⇒ cancelled; 409 not_cancellable ⇒ not
+// cancelled, unless an earlier try of that cancel got no definite answer
+// (its cancellation may have gone through) or the checkout was answered 202
+// (the order was then pending or already ended, and 409 is the answer for
+// either, while recovery may still end a pending order cancelled: out of
+// stock or its reservation expired). A checkout answered 201 confirmed the
+// order, and only a cancel answered 200 ends it cancelled. It returns the
+// answers counted and the orders whose end contradicts their cancel's answer.
+func cancelProblems(rs []*order, statusOf func(uuid.UUID) string) (map[int]int, []string) {
+	var p []string
+	cancels := map[int]int{}
+	for _, o := range rs {
+		if o.cancel == 0 {
+			continue
+		}
+		cancels[o.cancel]++
+		st := statusOf(o.id)
+		switch {
+		case o.cancel == http.StatusOK && st != "cancelled":
+			p = append(p, fmt.Sprintf("cancel of %s answered 200, order %q", o.id, st))
+		case o.cancel == http.StatusConflict && st == "cancelled" && !o.cancelRetried && o.status != http.StatusAccepted:
+			p = append(p, fmt.Sprintf("cancel of %s answered 409 at its first try after a checkout answered %d, order cancelled", o.id, o.status))
+		}
+	}
+	return cancels, p
 }

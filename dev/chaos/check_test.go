@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // full is a run that did everything the short form plans.
@@ -86,5 +88,41 @@ func TestEffortOfReadsTheCounters(t *testing.T) {
 		pgRestarts: 1, rabbitRestarts: 2, kills: 7, confirmed: 5, declinedCards: 2, failed: 2, cancelled: 1, soldOut: 1}
 	if got != want {
 		t.Fatalf("effortOf = %+v, want %+v", got, want)
+	}
+}
+
+// A cancel's answer binds the order's end only where the answer could know
+// it: 409 after a checkout answered 202 (the order was pending, and recovery
+// may end it cancelled) or after a try without a definite answer does not.
+func TestACancelsAnswerIsTheOrdersEnd(t *testing.T) {
+	cases := []struct {
+		name  string
+		o     order
+		end   string
+		fails bool
+	}{
+		{"200, cancelled", order{status: 201, cancel: 200}, "cancelled", false},
+		{"200, still confirmed", order{status: 201, cancel: 200}, "confirmed", true},
+		{"409 after 201, confirmed", order{status: 201, cancel: 409}, "confirmed", false},
+		{"409 after 201, cancelled", order{status: 201, cancel: 409}, "cancelled", true},
+		{"409 after a retry, cancelled", order{status: 201, cancel: 409, cancelRetried: true}, "cancelled", false},
+		{"409 while pending, cancelled by recovery", order{status: 202, cancel: 409}, "cancelled", false},
+		{"409 while pending, confirmed", order{status: 202, cancel: 409}, "confirmed", false},
+		{"not cancelled", order{status: 201}, "cancelled", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := c.o
+			o.id = uuid.Must(uuid.NewV7())
+			_, p := cancelProblems([]*order{&o}, func(id uuid.UUID) string {
+				if id != o.id {
+					t.Fatalf("status of %s asked, want %s", id, o.id)
+				}
+				return c.end
+			})
+			if (len(p) > 0) != c.fails {
+				t.Fatalf("problems %q, want failing %v", p, c.fails)
+			}
+		})
 	}
 }
