@@ -738,7 +738,26 @@ services:
     image: docker.io/library/rabbitmq:3.13.7-management
     user: "999"
     entrypoint: []
-    command: [/bin/sh, -c, 'set -e; p=$$(cat /run/secrets/p); [ -n "$$p" ]; export PASS="$$p"; exec docker-entrypoint.sh rabbitmq-server']
+    command: [/bin/sh, -c, 'set -e; p=$$(cat /run/secrets/p) || p=; [ -n "$$p" ] || { echo "mq not started, the secret p is missing, unreadable or empty; docs: step 3" >&2; exit 1; }; export PASS="$$p"; exec docker-entrypoint.sh rabbitmq-server']
+  mq-silent:
+    image: docker.io/library/rabbitmq:3.13.7-management
+    user: "999"
+    entrypoint: []
+    command: [/bin/sh, -c, 'set -e; p=$$(cat /run/secrets/p); [ -n "$$p" ]; q=$$(cat /run/secrets/q); [ -n "$$q" ] || exit 1; export PASS="$$p$$q"; exec docker-entrypoint.sh rabbitmq-server']
+  kv:
+    image: docker.io/library/redis:7.4.2-alpine
+    user: "999"
+    entrypoint: []
+    command:
+      - /bin/sh
+      - -c
+      - |
+        set -e; bad=
+        v=$$(cat /run/secrets/r 2>/dev/null) || v=
+        if [ -n "$$bad" ]; then echo "kv not started" >&2; exit 1; fi
+        [ -n "$$v" ] || { printf 'kv not started, the secret r is missing, unreadable or empty\n' >&2; exit 1; }
+        [ -n "$$v" ] && echo "set"
+        exec docker-entrypoint.sh redis-server --requirepass "$$v"
   meili:
     image: docker.io/getmeili/meilisearch:v1.11.3
     entrypoint: []
@@ -768,7 +787,9 @@ services:
 		`service prom: command starts with the flag "--config.file=`, "service prom: a service with a command sets `entrypoint: []`")
 	wantFindings(t, "secret reads", CheckSecretReads(c),
 		`service kong: "export A_SET=$(`, "service kong: a script that reads a file starts with `set -e;`",
-		`service meili: "exec /bin/meilisearch --master-key \"$(`)
+		"service kv: [ -n \"$v\" ] stops the service without a word",
+		`service meili: "exec /bin/meilisearch --master-key \"$(`,
+		"service mq-silent: [ -n \"$p\" ] stops the service without a word", "service mq-silent: [ -n \"$q\" ] stops the service without a word")
 	wantFindings(t, "users", CheckUsers(c, images),
 		"service api: image example/api is not in deploycheck.Images", "service db: image postgres is not in deploycheck.Images",
 		"service pg: docker.io/library/postgres starts as root and switches user", "service relay: image /relay is not in deploycheck.Images")
@@ -979,11 +1000,6 @@ func TestKongPortMapsStepRunsTwice(t *testing.T) {
 	if out, err := run(count[0]); err != nil || strings.TrimSpace(out) != "1" {
 		t.Errorf("%q: %q, %v; want 1", count[0], out, err)
 	}
-}
-
-func fileHolds(path, want string) bool {
-	b, err := os.ReadFile(path)
-	return err == nil && string(b) == want
 }
 
 // shows reports whether out holds password or any of its words (redis-server

@@ -416,55 +416,36 @@ func TestEachRedisSecretIsMountedWhereItIsUsed(t *testing.T) {
 // Kong's compose command exports SHOP_REDIS_KONG_PASSWORD from the secret
 // redis-kong-password, the password of Redis's user kong: it starts with a
 // good file and refuses the files the redis service refuses for that
-// secret, without showing the password, so Redis and the rate limits never
-// disagree on what the password is. /docker-entrypoint.sh is replaced by a
-// shim that records the variable.
+// secret, with a line naming it and without showing the password, so Redis
+// and the rate limits never disagree on what the password is. A
+// jwt-verify-key that is missing, unreadable or empty stops it the same
+// way. /docker-entrypoint.sh is replaced by a shim that records the
+// variable (composeStart).
 func TestKongTakesItsRedisPasswordFromItsSecret(t *testing.T) {
-	script := realCompose(t).Services["kong"].Command
-	if len(script) != 3 || script[0] != "/bin/sh" || script[1] != "-c" {
-		t.Fatalf("kong command %q, want /bin/sh -c SCRIPT", script)
+	const key = "verifykey0123\n" // stands for the PEM public key
+	run := func(files map[string][]byte) (bool, string, string) {
+		return composeStart(t, "kong", "/docker-entrypoint.sh", "SHOP_REDIS_KONG_PASSWORD", files)
 	}
-	dir := t.TempDir()
-	got := filepath.Join(dir, "got")
-	shim := filepath.Join(dir, "docker-entrypoint.sh")
-	if err := os.WriteFile(shim, []byte("#!/bin/sh\nprintf '%s' \"$SHOP_REDIS_KONG_PASSWORD\" > "+got+"\n"), 0o755); err != nil {
-		t.Fatal(err)
+	good := map[string][]byte{"jwt-verify-key": []byte(key), "redis-kong-password": []byte("kong0123abcd\n")}
+	if started, got, out := run(good); !started || got != "kong0123abcd" {
+		t.Errorf("kong with a good redis-kong-password: started %t with %q (%s), want it started with the password", started, got, out)
 	}
-	run := func(files map[string][]byte) (string, error) {
-		_ = os.Remove(got)
-		files["jwt-verify-key"] = []byte("a public key\n")
-		secrets := secretFiles(t, files)
-		text := strings.NewReplacer("$$", "$", "/run/secrets/", secrets+"/", "/docker-entrypoint.sh", shim).Replace(script[2])
-		cmd := exec.Command("/bin/sh", "-c", text)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-		out, err := cmd.CombinedOutput()
-		return string(out), err
+	for _, what := range unusable {
+		started, _, out := run(withUnusable(good, "redis-kong-password", what))
+		wantNamedRefusal(t, "redis-kong-password "+what, "kong", "redis-kong-password", out, started, key)
+		started, _, out = run(withUnusable(good, "jwt-verify-key", what))
+		wantNamedRefusal(t, "jwt-verify-key "+what, "kong", "jwt-verify-key", out, started, "kong0123abcd")
 	}
-	if out, err := run(map[string][]byte{"redis-kong-password": []byte("kong0123abcd\n")}); err != nil || !fileHolds(got, "kong0123abcd") {
-		t.Errorf("kong with a good redis-kong-password: %v (%s), want it started with the password", err, out)
-	}
-	bad := map[string][]byte{"missing": {}, "empty": []byte("\n"), "unreadable": nil}
 	for i, pw := range badRedisPasswords {
-		bad[fmt.Sprintf("bad %d", i)] = []byte(pw + "\n")
-	}
-	for what, content := range bad {
-		files := map[string][]byte{"redis-kong-password": content}
-		if what == "missing" {
-			files = map[string][]byte{}
-		}
-		out, err := run(files)
-		if err == nil {
-			t.Errorf("kong with redis-kong-password %s started, want the command to fail as redis's does", what)
-		}
-		if pw := strings.TrimSuffix(string(content), "\n"); len(pw) > 0 && shows(out, pw) {
-			t.Errorf("kong with redis-kong-password %s: output %q shows the password", what, out)
-		}
+		files := map[string][]byte{"jwt-verify-key": []byte(key), "redis-kong-password": []byte(pw + "\n")}
+		started, _, out := run(files)
+		wantNamedRefusal(t, fmt.Sprintf("redis-kong-password bad %d", i), "kong", "redis-kong-password", out, started, key, pw)
 	}
 	// The functions' password alone (a host that kept the last release's
 	// files and skipped the new secret) does not start Kong.
-	if _, err := run(map[string][]byte{"redis-password": []byte("0123abcdXYZ\n")}); err == nil {
-		t.Error("kong with redis-password only started, want it refused (it must not hold the functions' password)")
-	}
+	lastRelease := map[string][]byte{"jwt-verify-key": []byte(key), "redis-password": []byte("0123abcdXYZ\n")}
+	started, _, out := run(lastRelease)
+	wantNamedRefusal(t, "redis-password only", "kong", "redis-kong-password", out, started, "0123abcdXYZ")
 }
 
 // The redis-exporter, run as docker-compose.yml runs it (the user exporter,
