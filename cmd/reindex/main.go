@@ -16,11 +16,17 @@
 // and the run fails at once pointing to docs/deploy-faasd.md step 7 item 7
 // ("meili-key lacks the documents.get action"); refused too, it fails at
 // once ("meili-key refused", never the key, no warning); a key allowed it
-// gets one warning on stderr and the run goes on, checking the listing's
-// filter itself before it changes anything, settings included (a filter
-// nothing matches: Meilisearch 1.0 and 1.1 refuse it, 400; a listing that
-// ignores it answers a document; on an empty index, seen only once the
-// first batch is pushed, so checked again then), so it still fails
+// gets one warning on stderr and the run goes on. Then, whatever the
+// version check answered, it checks the listing itself before it changes
+// anything, settings included (meili.Index.CheckListingFilter: one
+// listing with a filter nothing matches). A key refused there is asked GET
+// /tasks as above, so a key allowed the version but not documents.get
+// fails here, "meili-key lacks the documents.get action", nothing pushed
+// (it used to pass the version check, push every product and fail only at
+// its first listing); Meilisearch 1.0 and 1.1 refuse the filter, 400, and
+// a listing that ignores it answers a document (on an empty index, seen
+// only once the first batch is pushed, so checked again then when the
+// version is unchecked), so a key without the version action still fails
 // against one. It then
 // applies the index settings with the writers' own call
 // (meili.Index.EnsureSettings), pushes every live (not archived) product of
@@ -97,8 +103,9 @@ import (
 const usage = `usage:
   reindex    apply the products index's settings, push every live product of the catalog,
              remove every document whose product is archived or not in the catalog; it never
-             migrates, and refuses a catalog its release's writers have not migrated yet and
-             a Meilisearch older than v1.2
+             migrates, and refuses a catalog its release's writers have not migrated yet,
+             a Meilisearch older than v1.2, and a meili-key that may not list the documents
+             (documents.get), before it pushes anything
 environment: CATALOG_READER_DATABASE_URL or else CATALOG_DATABASE_URL, MEILI_URL, MEILI_INDEX [products],
              REINDEX_BATCH [500], SECRETS_DIR [/var/openfaas/secrets] with db-password-catalog-reader
              (or else db-password-catalog) and meili-key`

@@ -192,6 +192,15 @@ func (s *shop) forbidVersion(t *testing.T) (reqs func() []string) {
 	}
 }
 
+// walksTheIndex reports whether r is one of the run's listings of the
+// index (GET documents), not its check of the listing before any change
+// (meili.Index.CheckListingFilter, filter "bucket < 0", which no document
+// matches): since a review of 2026-12-06 that check runs with every key,
+// so the run's first GET documents is no longer its first listing.
+func walksTheIndex(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/documents") && r.URL.Query().Get("filter") != "bucket < 0"
+}
+
 // ids are the fake index's document ids, sorted.
 func (s *shop) ids() []string {
 	ids := s.fake.IDs("products")
@@ -414,7 +423,7 @@ func TestAReindexHandlesDocumentsWithoutABucket(t *testing.T) {
 	s.oldPush(t, stale)
 	var once sync.Once
 	s.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/documents") {
+		if walksTheIndex(r) {
 			once.Do(func() { s.oldPush(t, p.ID) }) // the server's goroutine: t.Error only
 		}
 		return false
@@ -525,7 +534,7 @@ func TestAReindexCountsWhatItsPushesDid(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
-		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/documents") && !listed:
+		case walksTheIndex(r) && !listed:
 			listed = true
 			s.oldPush(t, p.ID) // the server's goroutine: t.Error only
 		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/documents") && listed && !archived:
@@ -647,7 +656,8 @@ func TestAnInterruptedPushDoesNotLeaveAnOlderRow(t *testing.T) {
 }
 
 // Any Meilisearch failure (settings refused, a push answered 500, a task
-// that failed, the listing refused, the listing's filter refused once an
+// that failed, the listing refused, at the check before any change or
+// only once the run walks the index, the listing's filter refused once an
 // older writer's settings made bucket unfilterable) fails the run, with the
 // counts so far.
 func TestAMeilisearchErrorFailsTheRun(t *testing.T) {
@@ -666,6 +676,18 @@ func TestAMeilisearchErrorFailsTheRun(t *testing.T) {
 	failing := map[string]func() func(w http.ResponseWriter, r *http.Request) bool{
 		"settings refused": refuse(http.MethodPatch, "/settings"),
 		"listing refused":  refuse(http.MethodGet, "/documents"),
+		// Refused only once the run walks the index, past its check
+		// before any change (a key remade meanwhile): the run still fails.
+		"listing refused after the check": func() func(w http.ResponseWriter, r *http.Request) bool {
+			return func(w http.ResponseWriter, r *http.Request) bool {
+				if !walksTheIndex(r) {
+					return false
+				}
+				w.WriteHeader(http.StatusForbidden)
+				fmt.Fprint(w, `{"message":"The provided API key is invalid.","code":"invalid_api_key"}`)
+				return true
+			}
+		},
 		"push answered 500": func() func(w http.ResponseWriter, r *http.Request) bool {
 			return func(w http.ResponseWriter, r *http.Request) bool {
 				if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/documents") {
@@ -682,7 +704,7 @@ func TestAMeilisearchErrorFailsTheRun(t *testing.T) {
 		"older writer's settings": func() func(w http.ResponseWriter, r *http.Request) bool {
 			var once sync.Once
 			return func(w http.ResponseWriter, r *http.Request) bool {
-				if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/documents") {
+				if !walksTheIndex(r) {
 					return false
 				}
 				var err error
@@ -755,10 +777,11 @@ func TestAMeilisearchErrorFailsTheRun(t *testing.T) {
 
 // main exits 1 when the run fails (here Meilisearch refuses the key, or
 // is older than v1.2, its version read or, with a key that may not read
-// it, its listing's filter refused), and 0 when it succeeds, so a script
-// or a Job sees the failure. A wrong key (refused GET /version and the
-// listing alike) says "meili-key refused" and warns of no version action
-// (until a review of 2026-12-06 it was advised to add one).
+// it, its listing's filter refused, or the key lacks documents.get,
+// whether or not it may read the version), and 0 when it succeeds, so a
+// script or a Job sees the failure. A wrong key (refused GET /version and
+// the listing alike) says "meili-key refused" and warns of no version
+// action (until a review of 2026-12-06 it was advised to add one).
 func TestAFailedRunExitsNonZero(t *testing.T) {
 	s := newShop(t)
 	s.create("Mug")
@@ -775,6 +798,7 @@ func TestAFailedRunExitsNonZero(t *testing.T) {
 		{key, meilitest.DefaultVersion, true, 0, true, false},
 		{key, meilitest.DefaultVersion, false, 0, false, false},
 		{key, meilitest.DefaultVersion, true, 1, false, true},
+		{key, meilitest.DefaultVersion, false, 1, false, true},
 	} {
 		if err := os.WriteFile(filepath.Join(s.env["SECRETS_DIR"], catalogenv.IndexKeySecret), []byte(tc.key), 0o600); err != nil {
 			t.Fatal(err)
@@ -818,6 +842,70 @@ func TestAFailedRunExitsNonZero(t *testing.T) {
 		}
 	}
 	s.fake.ForbidListing(false)
+}
+
+// A key allowed the "version" action but not documents.get (made with the
+// version action added to an older key's list, say) passes the version
+// check, yet cannot list: the run checks the listing before any change, so
+// it stops there, "meili-key lacks the documents.get action" pointing to
+// step 7, item 7, with no warning (the version was checked), nothing
+// pushed or deleted and no settings update: the stale document stays, a
+// live product's missing document stays missing. Until a review of
+// 2026-12-06 such a key passed, every product was pushed, and the run
+// failed only at its first listing, after all that work.
+func TestAKeyWithoutDocumentsGetStopsTheRunBeforeAnyPush(t *testing.T) {
+	s := newShop(t)
+	p := s.create("Kettle")
+	s.create("Teapot")
+	ghost := search.Document{ID: uuid.Must(uuid.NewV7()), SKU: "GHOST", Name: "Gone", Category: "kitchen",
+		Price: catalog.Money{Amount: 1, Currency: "USD"}}
+	if err := s.ix.Upsert(context.Background(), ghost); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ix.Delete(context.Background(), p.ID); err != nil {
+		t.Fatal(err)
+	}
+	before := s.ids()
+	var (
+		mu   sync.Mutex
+		reqs []string
+	)
+	s.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		reqs = append(reqs, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		return false
+	})
+	t.Cleanup(func() { s.setIntercept(nil) })
+	s.fake.ForbidListing(true)
+	t.Cleanup(func() { s.fake.ForbidListing(false) })
+
+	out, warned, err := s.runWarned()
+	if !errors.Is(err, meili.ErrKeyLacksListing) || !strings.Contains(err.Error(), "meili-key lacks the documents.get action") ||
+		!strings.Contains(err.Error(), "step 7, item 7") || strings.Contains(err.Error(), key) {
+		t.Errorf("reindex with a key without documents.get: %v (output %q), want it stopped: "+
+			"meili-key lacks the documents.get action, step 7, item 7, never the key", err, out)
+	}
+	if warned != "" {
+		t.Errorf("stderr %q, want no warning: the version was checked", warned)
+	}
+	if !strings.Contains(out, "pushed 0 product(s) (0 pushed again, changed meanwhile), deleted 0 document(s)") {
+		t.Errorf("output %q, want nothing pushed or deleted", out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reqs) == 0 || reqs[0] != "GET /version" {
+		t.Errorf("requests %q, want GET /version first", reqs)
+	}
+	for _, r := range reqs {
+		if strings.HasPrefix(r, "POST ") || strings.HasPrefix(r, "PUT ") || strings.HasPrefix(r, "DELETE ") ||
+			strings.HasPrefix(r, "PATCH ") {
+			t.Errorf("the run sent %s: a key that cannot list gets no push, deletion or settings update", r)
+		}
+	}
+	if diff := cmp.Diff(before, s.ids()); diff != "" {
+		t.Errorf("index ids after the stopped run (-want +got):\n%s", diff)
+	}
 }
 
 // A Meilisearch older than v1.2 (whose listing may not filter), or one

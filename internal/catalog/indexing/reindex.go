@@ -22,10 +22,12 @@ type Documents interface {
 	// meili.ErrVersionUnchecked says the key may not read the version (but
 	// may list), one wrapping meili.ErrKeyRefused that it may do neither.
 	CheckListingVersion(ctx context.Context) error
-	// CheckListingFilter fails unless the listing filters, checked by one
-	// listing with a filter nothing matches (before the settings too: a
-	// bucket not filterable yet passes): for a server whose version is unchecked
-	// (meili.Index.CheckListingFilter).
+	// CheckListingFilter fails unless the key may list the documents and
+	// the listing filters, checked by one listing with a filter nothing
+	// matches (before the settings too: a bucket not filterable yet
+	// passes); an error wrapping meili.ErrKeyLacksListing says the key
+	// may not list (but is genuine), one wrapping meili.ErrKeyRefused
+	// that it is refused (meili.Index.CheckListingFilter).
 	CheckListingFilter(ctx context.Context) error
 	// EachDocumentIDs passes the ids of every document with a bucket to fn,
 	// at most batch at a time, so that each document in the index from the
@@ -77,21 +79,26 @@ const DefaultBatch = 500
 // Before anything else it checks the server's version
 // (docs.CheckListingVersion): against a Meilisearch older than v1.2, or
 // one whose version it cannot parse, it fails before it applies a
-// setting, pushes or deletes anything. A key Meilisearch refuses both the
-// version and the listing (meili.ErrKeyRefused: a wrong key) stops it
-// there too. When the key may list but not read the version
+// setting, pushes or deletes anything. A key Meilisearch refuses the
+// version, the listing and its tasks (meili.ErrKeyRefused: a wrong key),
+// or the version and the listing but not its tasks
+// (meili.ErrKeyLacksListing: a genuine key without documents.get), stops
+// it there too. When the key may list but not read the version
 // (meili.ErrVersionUnchecked: a key made before the "version" action was
-// asked for), it goes on and says so in VersionUnchecked: it checks the
-// listing's filter itself (docs.CheckListingFilter) before any change,
-// the settings included: a listing that refuses it (400, as Meilisearch
-// 1.0 and 1.1 do) or ignores it (a document answered to a filter nothing
-// matches) stops it, nothing changed. On an empty index (or one whose
+// asked for), it goes on and says so in VersionUnchecked. Then, whatever
+// the version check answered, it checks the listing itself
+// (docs.CheckListingFilter) before any change, the settings included: a
+// key refused the listing (meili.ErrKeyLacksListing, as a key allowed the
+// version but not documents.get is, or meili.ErrKeyRefused), a listing
+// that refuses the filter (400, as Meilisearch 1.0 and 1.1 do) or ignores
+// it (a document answered to a filter nothing matches) stops it, nothing
+// changed. With the version unchecked, on an empty index (or one whose
 // bucket is not filterable yet) an ignored filter cannot be seen there, so
 // it checks again once its first batch is pushed (a bucketed document is
 // then there) and the batch's changed products are pushed again (so a
 // failed check leaves no writer's push overwritten), before any listing
-// or deletion. Any other failure to read
-// the version stops it.
+// or deletion; a version checked as v1.2 or later filters, so needs no
+// second check. Any other failure to read the version stops it.
 //
 // It is safe while writers push, for a run that returns no error: after a
 // batch lands, Reindex reads its products again (one SELECT) and pushes each
@@ -118,16 +125,17 @@ const DefaultBatch = 500
 // landed is current.
 //
 // The first error stops it (a version or the listing's filter refused, a
-// key refused, a failed read of the version other than a key without the
-// version action, a failed settings update, push, task, listing or
-// database read, or ctx done) and is returned with the counts so far; d
-// needs Store and External. A batch push that failed may still be applied
-// by Meilisearch (it accepted the batch, then the task poll failed, timed
-// out or was interrupted), after a writer's newer push: Reindex then reads
-// that batch's products again and pushes the changed ones, best effort, on
-// a context ctx's cancellation does not reach, for at most repairTimeout.
-// Only a run that returns no error guarantees that no older row stays in
-// the index; after an error, run it again until one does.
+// key refused or without documents.get, a failed read of the version other
+// than a key without the version action, a failed settings update, push,
+// task, listing or database read, or ctx done) and is returned with the
+// counts so far; d needs Store and External. A batch push that failed may
+// still be applied by Meilisearch (it accepted the batch, then the task
+// poll failed, timed out or was interrupted), after a writer's newer push:
+// Reindex then reads that batch's products again and pushes the changed
+// ones, best effort, on a context ctx's cancellation does not reach, for
+// at most repairTimeout. Only a run that returns no error guarantees that
+// no older row stays in the index; after an error, run it again until one
+// does.
 func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int) (Reindexed, error) {
 	var n Reindexed
 	if d.External == nil || d.Store == nil {
@@ -141,13 +149,15 @@ func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int)
 	} else if err != nil {
 		return n, fmt.Errorf("reindex: %w", err)
 	}
-	if n.VersionUnchecked != nil {
-		// The version unread, the listing's filter is checked itself,
-		// before any change: a server refused here gets no settings
-		// update, no push, no deletion.
-		if err := docs.CheckListingFilter(ctx); err != nil {
-			return n, fmt.Errorf("reindex: %w", err)
-		}
+	// The listing itself is checked before any change, the settings
+	// included, whatever the version check answered: a key allowed GET
+	// /version but not documents.get passes that check, and would fail
+	// only at the listing, after every push; a key or a server refused
+	// here gets no settings update, no push, no deletion. The check
+	// passes a bucket not filterable yet, so it need not wait for the
+	// settings.
+	if err := docs.CheckListingFilter(ctx); err != nil {
+		return n, fmt.Errorf("reindex: %w", err)
 	}
 	if err := d.External.EnsureSettings(ctx); err != nil {
 		return n, fmt.Errorf("reindex: apply the index settings: %w", err)

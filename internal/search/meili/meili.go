@@ -16,9 +16,11 @@
 // later, the first whose GET /indexes/{uid}/documents takes a filter
 // (Meilisearch's v1.2 release notes, "Get documents by filter"), so a
 // caller checks the version first (CheckListingVersion: indexing.Reindex
-// does, before it changes anything). When the key may not read the
-// version, 1.0 and 1.1 still refuse the filter (400 bad_request, read in
-// their source, not run); older ones are not verified.
+// does, before it changes anything), then the listing itself
+// (CheckListingFilter: the key may list, and the listing filters). When
+// the key may not read the version, 1.0 and 1.1 still refuse the filter
+// (400 bad_request, read in their source, not run); older ones are not
+// verified.
 package meili
 
 import (
@@ -361,10 +363,12 @@ var ErrVersionRefused = errors.New("meili: Meilisearch's version refused for the
 
 // ErrKeyLacksListing is CheckListingVersion's error when Meilisearch
 // refuses the key GET /version and the document listing but answers it
-// GET /tasks (tasks.get, which every meili-key was made with): the key is
-// genuine but lacks documents.get, as one made before the release of
-// 2026-12-06 does. It does not wrap ErrKeyRefused: the key's value is
-// right, its actions are not.
+// GET /tasks (tasks.get, which every meili-key was made with), and
+// CheckListingFilter's when it refuses the listing but answers GET
+// /tasks (whether or not GET /version answered): the key is genuine but
+// lacks documents.get, as one made before the release of 2026-12-06
+// does. It does not wrap ErrKeyRefused: the key's value is right, its
+// actions are not.
 var ErrKeyLacksListing = errors.New("meili: the API key may not list the index's documents")
 
 // ErrVersionUnchecked is CheckListingVersion's error when Meilisearch
@@ -455,46 +459,64 @@ func (ix *Index) versionRefused(ctx context.Context, versionErr error) error {
 	case err == nil, ok && e.Code == "index_not_found":
 		return fmt.Errorf("%w (GET /version: %w)", ErrVersionUnchecked, versionErr)
 	case refused(err):
-		// A third read every meili-key was always allowed (tasks.get:
-		// the writers poll their tasks) tells a genuine key made before
-		// documents.get was added to it from a wrong one.
-		terr := ix.do(ctx, http.MethodGet, "/tasks?limit=1", nil, http.StatusOK, nil)
-		if terr == nil {
-			return fmt.Errorf("%w: GET /version and GET /indexes/%s/documents refused it (%w), GET /tasks did not: "+
-				"the key lacks the documents.get action, as one made before the release of 2026-12-06 does: remake it "+
-				"with documents.get (docs/deploy-faasd.md step 7, item 7)", ErrKeyLacksListing, ix.cfg.IndexUID, err)
-		}
-		if refused(terr) {
-			return fmt.Errorf("%w: GET /version, GET /indexes/%s/documents and GET /tasks all refused it (%w)", ErrKeyRefused, ix.cfg.IndexUID, terr)
-		}
-		// A 5xx after its retries, the network, a cancelled context: the
-		// key is not known to be refused (only that failure is wrapped).
-		return fmt.Errorf("meili: read no task (GET /tasks?limit=1), after GET /version and GET /indexes/%s/documents refused the key (%v): %w",
-			ix.cfg.IndexUID, err, terr)
+		return ix.listingRefused(ctx, fmt.Sprintf("GET /version and GET /indexes/%s/documents", ix.cfg.IndexUID), err)
 	}
 	return fmt.Errorf("meili: list no document (GET /indexes/%s/documents?limit=0), after GET /version refused the key: %w", ix.cfg.IndexUID, err)
 }
 
-// CheckListingFilter checks, for a Meilisearch whose version is unknown
-// (CheckListingVersion's ErrVersionUnchecked), that its document listing
-// filters as EachDocumentIDs and UnbucketedIDs need: it lists with a filter
-// no document matches ("bucket < 0", limit 1, one request). A 400 other
-// than invalid_document_filter (Meilisearch 1.0 and 1.1 answer the filter
+// listingRefused tells, after Meilisearch refused the key the document
+// listing (listErr, 401 or 403; calls names what refused it), a genuine
+// key made before documents.get was added to it from a wrong one, by a
+// third read every meili-key was always allowed (GET /tasks?limit=1,
+// tasks.get: the writers poll their tasks). Answered, it is an error
+// wrapping ErrKeyLacksListing; refused too, one wrapping ErrKeyRefused;
+// failed otherwise (a 5xx after its retries, the network, a cancelled
+// context: the key is not known to be refused), one wrapping that failure
+// alone (listErr is printed, not wrapped, so nothing finds a refusal in
+// it).
+func (ix *Index) listingRefused(ctx context.Context, calls string, listErr error) error {
+	terr := ix.do(ctx, http.MethodGet, "/tasks?limit=1", nil, http.StatusOK, nil)
+	if terr == nil {
+		return fmt.Errorf("%w: %s refused it (%w), GET /tasks did not: "+
+			"the key lacks the documents.get action, as one made before the release of 2026-12-06 does: remake it "+
+			"with documents.get (docs/deploy-faasd.md step 7, item 7)", ErrKeyLacksListing, calls, listErr)
+	}
+	if refused(terr) {
+		return fmt.Errorf("%w: %s refused it, GET /tasks too (%w)", ErrKeyRefused, calls, terr)
+	}
+	return fmt.Errorf("meili: read no task (GET /tasks?limit=1), after %s refused the key (%v): %w", calls, listErr, terr)
+}
+
+// CheckListingFilter checks that the key may list the index's documents
+// and that the listing filters as EachDocumentIDs and UnbucketedIDs need:
+// it lists with a filter no document matches ("bucket < 0", limit 1, one
+// request). indexing.Reindex runs it before any change, whatever
+// CheckListingVersion answered: a key allowed GET /version but not
+// documents.get passes that check, and would otherwise fail only at the
+// listing after its pushes. A listing refused (401 or 403) is told as
+// CheckListingVersion tells it, by GET /tasks?limit=1: answered, an error
+// wrapping ErrKeyLacksListing; refused too, one wrapping ErrKeyRefused;
+// failed otherwise, one wrapping that failure alone. A 400 other than
+// invalid_document_filter (Meilisearch 1.0 and 1.1 answer the filter
 // parameter bad_request, an unknown one) means the listing takes no
 // filter, and a document in the answer that it ignored the filter (what
 // a 0.x does with it is not verified): either is an error wrapping
 // ErrVersionRefused. It may run before EnsureSettings: a 400
 // invalid_document_filter (bucket not filterable yet, as before the
 // settings or after an older writer's) shows that the server read the
-// filter, and a 404 index_not_found (no index yet) that it has no document
-// to answer: both pass, as no document answered does. Any other failure
-// is an error wrapping none of them. An empty index (or one whose bucket
-// is not filterable) answers no document either way: the check cannot see
-// an ignored filter there, so Reindex checks again once its first batch
-// is pushed.
+// filter, and a 404 index_not_found (no index yet; Meilisearch checks the
+// key before it looks for the index, read in its source, not run) that it
+// has no document to answer: both pass, as no document answered does. Any other failure is an error wrapping none of
+// them. An empty index (or one whose bucket is not filterable) answers no
+// document either way: the check cannot see an ignored filter there, so
+// Reindex, when the version is unchecked, checks again once its first
+// batch is pushed.
 func (ix *Index) CheckListingFilter(ctx context.Context) error {
 	const filter = "bucket < 0"
 	ids, _, err := ix.documentIDs(ctx, filter, 1)
+	if refused(err) {
+		return ix.listingRefused(ctx, fmt.Sprintf("GET /indexes/%s/documents", ix.cfg.IndexUID), err)
+	}
 	if e, ok := errors.AsType[*statusError](err); ok && e.status == http.StatusBadRequest && e.Code != "invalid_document_filter" {
 		return fmt.Errorf("%w: its document listing refused the filter %q, as Meilisearch older than %s does: upgrade it first (%w)",
 			ErrVersionRefused, filter, MinListingVersion, err)
@@ -729,8 +751,10 @@ type searchResponse struct {
 
 // ErrKeyRefused is CheckKey's error when Meilisearch refuses the key: 401
 // (missing_authorization_header: no key sent) or 403 (invalid_api_key: a key
-// it does not have, or one not allowed to search the index), and
-// CheckListingVersion's when it refuses both GET /version and the listing.
+// it does not have, or one not allowed to search the index),
+// CheckListingVersion's when it refuses GET /version, the listing and GET
+// /tasks, and CheckListingFilter's when it refuses the listing and GET
+// /tasks.
 var ErrKeyRefused = errors.New("meili: Meilisearch refused the API key")
 
 // CheckTimeout bounds CheckKey, retries of a 502, 503 or 504 included: a

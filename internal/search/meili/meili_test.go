@@ -923,6 +923,81 @@ func TestCheckListingFilterRefusesAListingThatRefusesOrIgnoresTheFilter(t *testi
 	}
 }
 
+// CheckListingFilter runs whatever the version check answered, so it
+// tells a refused listing as CheckListingVersion does, by GET /tasks: a
+// genuine key without documents.get (the fake's ForbidListing; GET
+// /version allowed) is ErrKeyLacksListing, naming the action and step 7,
+// item 7; a wrong key (or none) is ErrKeyRefused; a GET /tasks failing
+// otherwise (503 after the retries) is neither and carries that failure.
+// None is ErrVersionRefused, and none holds the key. Until a review of
+// 2026-12-06 a key allowed GET /version was never asked to list before
+// the reindex's pushes.
+func TestCheckListingFilterTellsAKeyWithoutDocumentsGetFromAWrongKey(t *testing.T) {
+	ctx := context.Background()
+	fake := meilitest.NewFake("test-key")
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	if err := newIndexAt(t, srv.URL, "test-key", "products").EnsureSettings(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fake.ForbidListing(true)
+	if err := newIndexAt(t, srv.URL, "test-key", "products").CheckListingVersion(ctx); err != nil {
+		t.Fatalf("CheckListingVersion of a key allowed the version = %v, want nil: the test would prove nothing", err)
+	}
+	var tasks atomic.Int32
+	busyTasks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/tasks" {
+			tasks.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `{"message":"busy","code":"unavailable","type":"system"}`)
+			return
+		}
+		fake.ServeHTTP(w, r)
+	}))
+	t.Cleanup(busyTasks.Close)
+	busy, err := meili.New(meili.Config{URL: busyTasks.URL, APIKey: "test-key", RetryDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name         string
+		ix           *meili.Index
+		lacks, wrong bool
+		says         []string
+	}{
+		{"a key without documents.get", newIndexAt(t, srv.URL, "test-key", "products"), true, false,
+			[]string{"documents.get", "step 7, item 7", "GET /indexes/products/documents refused it"}},
+		{"a key without documents.get, before the index", newIndexAt(t, srv.URL, "test-key", "absent"), true, false,
+			[]string{"documents.get", "GET /indexes/absent/documents refused it"}},
+		{"a wrong key", newIndexAt(t, srv.URL, "wrong-key", "products"), false, true, []string{"invalid_api_key"}},
+		{"no key", newIndexAt(t, srv.URL, "", "products"), false, true, []string{"missing_authorization_header"}},
+		{"GET /tasks 503", busy, false, false, []string{"503", "read no task"}},
+	} {
+		err := tt.ix.CheckListingFilter(ctx)
+		if err == nil || errors.Is(err, meili.ErrKeyLacksListing) != tt.lacks || errors.Is(err, meili.ErrKeyRefused) != tt.wrong ||
+			errors.Is(err, meili.ErrVersionRefused) || errors.Is(err, meili.ErrVersionUnchecked) {
+			t.Errorf("%s: CheckListingFilter = %v, want ErrKeyLacksListing %v, ErrKeyRefused %v", tt.name, err, tt.lacks, tt.wrong)
+			continue
+		}
+		for _, says := range tt.says {
+			if !strings.Contains(err.Error(), says) {
+				t.Errorf("%s: CheckListingFilter = %v, want it saying %q", tt.name, err, says)
+			}
+		}
+		if strings.Contains(err.Error(), "test-key") || strings.Contains(err.Error(), "wrong-key") {
+			t.Errorf("%s: CheckListingFilter = %v, holds the key", tt.name, err)
+		}
+	}
+	if n := tasks.Load(); n < 2 {
+		t.Errorf("GET /tasks asked %d times, want it retried", n)
+	}
+	fake.ForbidListing(false)
+	if err := newIndexAt(t, srv.URL, "test-key", "products").CheckListingFilter(ctx); err != nil {
+		t.Errorf("CheckListingFilter once the key may list = %v, want nil", err)
+	}
+}
+
 // Meilisearch 1.0 and 1.1 refuse the listing's filter parameter (400
 // bad_request, an unknown parameter), so a run whose key may not read the
 // version still stops at its first listing against one: the fake set to
