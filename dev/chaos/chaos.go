@@ -125,8 +125,10 @@ type order struct {
 	quantity int
 	declined bool // paid with a card the simulator declines
 	status   int  // the definite answer to POST /orders
-	id       uuid.UUID
-	cancel   int // the definite answer to the cancel, 0 when not cancelled
+	// outOfStock: that answer was 409 out_of_stock.
+	outOfStock bool
+	id         uuid.UUID
+	cancel     int // the definite answer to the cancel, 0 when not cancelled
 	// cancelRetried: the cancel got an answer that was not definite (5xx, a
 	// transport error) before its definite one, so a cancellation that
 	// went through may have been answered 409 not_cancellable at the retry.
@@ -502,6 +504,7 @@ func (r *run) customer(dctx, ctx context.Context) {
 		r.mu.Unlock()
 		code, b := r.definite(ctx, http.MethodPost, "/api/v1/orders", o.token, o.key, body)
 		o.status = code
+		o.outOfStock = code == http.StatusConflict && bytes.Contains(b, []byte(`"out_of_stock"`))
 		var v struct {
 			ID uuid.UUID `json:"id"`
 		}

@@ -226,7 +226,7 @@ func (r *run) effortOf(byStatus map[string]int) effort {
 		if o.cancel == http.StatusOK {
 			e.cancelled++
 		}
-		if o.status == http.StatusConflict {
+		if o.status == http.StatusConflict && o.outOfStock {
 			e.soldOut++
 		}
 	}
@@ -276,9 +276,9 @@ func (r *run) check(ctx context.Context) (bool, error) {
 	add("settled (no pending order, held reservation, unpublished event or queued delivery; every function up)", errs(settled), "")
 
 	type dbOrder struct {
-		user   uuid.UUID
-		status string
-		lines  map[uuid.UUID]int
+		user           uuid.UUID
+		status, reason string
+		lines          map[uuid.UUID]int
 	}
 	orders := map[uuid.UUID]*dbOrder{}
 	payments := map[uuid.UUID]string{}
@@ -294,13 +294,13 @@ func (r *run) check(ctx context.Context) (bool, error) {
 		db, sql string
 		scan    func(pgx.Rows) error
 	}{
-		{"shop_orders", `SELECT id, user_id, status FROM orders`, func(rows pgx.Rows) error {
+		{"shop_orders", `SELECT id, user_id, status, reason FROM orders`, func(rows pgx.Rows) error {
 			var id, user uuid.UUID
-			var st string
-			if err := rows.Scan(&id, &user, &st); err != nil {
+			var st, reason string
+			if err := rows.Scan(&id, &user, &st, &reason); err != nil {
 				return err
 			}
-			orders[id] = &dbOrder{user: user, status: st, lines: map[uuid.UUID]int{}}
+			orders[id] = &dbOrder{user: user, status: st, reason: reason, lines: map[uuid.UUID]int{}}
 			return nil
 		}},
 		{"shop_orders", `SELECT order_id, product_id, quantity FROM order_items`, func(rows pgx.Rows) error {
@@ -466,11 +466,11 @@ func (r *run) check(ctx context.Context) (bool, error) {
 	}
 	add("one order per idempotency key", p, fmt.Sprintf("%d keys, answers %v", len(r.orders), answers))
 
-	cancels, p := cancelProblems(r.orders, func(id uuid.UUID) string {
+	cancels, p := cancelProblems(r.orders, func(id uuid.UUID) (string, string) {
 		if d := orders[id]; d != nil {
-			return d.status
+			return d.status, d.reason
 		}
-		return ""
+		return "", ""
 	})
 	add("a cancel's answer is the order's end", p, fmt.Sprintf("cancel answers %v", cancels))
 
@@ -643,15 +643,17 @@ func countValues[K comparable](m map[K]string) map[string]int {
 }
 
 // cancelProblems checks that a cancel's answer is the order's end, given the
-// order's final status: 200 ⇒ cancelled; 409 not_cancellable ⇒ not
-// cancelled, unless an earlier try of that cancel got no definite answer
-// (its cancellation may have gone through) or the checkout was answered 202
-// (the order was then pending or already ended, and 409 is the answer for
-// either, while recovery may still end a pending order cancelled: out of
-// stock or its reservation expired). A checkout answered 201 confirmed the
-// order, and only a cancel answered 200 ends it cancelled. It returns the
-// answers counted and the orders whose end contradicts their cancel's answer.
-func cancelProblems(rs []*order, statusOf func(uuid.UUID) string) (map[int]int, []string) {
+// order's final status and reason (endOf): 200 ⇒ cancelled by request; 409
+// not_cancellable ⇒ not cancelled by request, unless an earlier try of that
+// cancel got no definite answer (its cancellation may have gone through).
+// Only a cancel ends an order cancelled by request (orders.ReasonCancelled)
+// and each order has at most one cancel, so the rule holds after a checkout
+// answered 202 too: its cancel is 409 while the order is pending, and
+// recovery may still end it cancelled, for another reason (out of stock, its
+// reservation expired). Any other answer to a cancel is a problem: the
+// customer owns the order and sent nothing malformed. It returns the answers
+// counted and the orders whose end contradicts their cancel's answer.
+func cancelProblems(rs []*order, endOf func(uuid.UUID) (status, reason string)) (map[int]int, []string) {
 	var p []string
 	cancels := map[int]int{}
 	for _, o := range rs {
@@ -659,12 +661,15 @@ func cancelProblems(rs []*order, statusOf func(uuid.UUID) string) (map[int]int, 
 			continue
 		}
 		cancels[o.cancel]++
-		st := statusOf(o.id)
+		st, reason := endOf(o.id)
+		byRequest := st == "cancelled" && reason == orders.ReasonCancelled
 		switch {
-		case o.cancel == http.StatusOK && st != "cancelled":
-			p = append(p, fmt.Sprintf("cancel of %s answered 200, order %q", o.id, st))
-		case o.cancel == http.StatusConflict && st == "cancelled" && !o.cancelRetried && o.status != http.StatusAccepted:
-			p = append(p, fmt.Sprintf("cancel of %s answered 409 at its first try after a checkout answered %d, order cancelled", o.id, o.status))
+		case o.cancel == http.StatusOK && !byRequest:
+			p = append(p, fmt.Sprintf("cancel of %s answered 200, order %q (%s)", o.id, st, reason))
+		case o.cancel == http.StatusConflict && byRequest && !o.cancelRetried:
+			p = append(p, fmt.Sprintf("cancel of %s answered 409 at its first try after a checkout answered %d, order cancelled by request", o.id, o.status))
+		case o.cancel != http.StatusOK && o.cancel != http.StatusConflict:
+			p = append(p, fmt.Sprintf("cancel of %s answered %d", o.id, o.cancel))
 		}
 	}
 	return cancels, p

@@ -78,7 +78,7 @@ func TestPlanWithoutRestartsAsksForNone(t *testing.T) {
 func TestEffortOfReadsTheCounters(t *testing.T) {
 	o := Options{Duration: 30 * time.Second, PGRestarts: 1, RabbitRestarts: 2}
 	o.defaults()
-	r := &run{o: o, orders: []*order{{declined: true}, {cancel: 200}, {declined: true}, {cancel: 409}, {status: 409}}}
+	r := &run{o: o, orders: []*order{{declined: true}, {cancel: 200}, {declined: true}, {cancel: 409}, {status: 409, outOfStock: true}, {status: 409}}}
 	r.n.PGRestarts.Add(1)
 	r.n.RabbitStops.Add(1)
 	r.n.RabbitKills.Add(1)
@@ -91,34 +91,39 @@ func TestEffortOfReadsTheCounters(t *testing.T) {
 	}
 }
 
-// A cancel's answer binds the order's end only where the answer could know
-// it: 409 after a checkout answered 202 (the order was pending, and recovery
-// may end it cancelled) or after a try without a definite answer does not.
+// A cancel's answer binds the order's end where the answer could know it:
+// only a cancel ends an order cancelled by request, so 409 at a cancel's
+// first try forbids that end after a checkout answered 201 or 202, while
+// recovery may still end a pending order cancelled for another reason.
 func TestACancelsAnswerIsTheOrdersEnd(t *testing.T) {
+	const byRequest, outOfStock = "cancelled_by_request", "out_of_stock"
 	cases := []struct {
-		name  string
-		o     order
-		end   string
-		fails bool
+		name           string
+		o              order
+		status, reason string
+		fails          bool
 	}{
-		{"200, cancelled", order{status: 201, cancel: 200}, "cancelled", false},
-		{"200, still confirmed", order{status: 201, cancel: 200}, "confirmed", true},
-		{"409 after 201, confirmed", order{status: 201, cancel: 409}, "confirmed", false},
-		{"409 after 201, cancelled", order{status: 201, cancel: 409}, "cancelled", true},
-		{"409 after a retry, cancelled", order{status: 201, cancel: 409, cancelRetried: true}, "cancelled", false},
-		{"409 while pending, cancelled by recovery", order{status: 202, cancel: 409}, "cancelled", false},
-		{"409 while pending, confirmed", order{status: 202, cancel: 409}, "confirmed", false},
-		{"not cancelled", order{status: 201}, "cancelled", false},
+		{"200, cancelled by request", order{status: 201, cancel: 200}, "cancelled", byRequest, false},
+		{"200, still confirmed", order{status: 201, cancel: 200}, "confirmed", "", true},
+		{"200, cancelled out of stock", order{status: 202, cancel: 200}, "cancelled", outOfStock, true},
+		{"409 after 201, confirmed", order{status: 201, cancel: 409}, "confirmed", "", false},
+		{"409 after 201, cancelled by request", order{status: 201, cancel: 409}, "cancelled", byRequest, true},
+		{"409 after a retry, cancelled by request", order{status: 201, cancel: 409, cancelRetried: true}, "cancelled", byRequest, false},
+		{"409 while pending, cancelled by recovery", order{status: 202, cancel: 409}, "cancelled", outOfStock, false},
+		{"409 while pending, cancelled by request", order{status: 202, cancel: 409}, "cancelled", byRequest, true},
+		{"409 while pending, confirmed", order{status: 202, cancel: 409}, "confirmed", "", false},
+		{"404 to the owner's cancel", order{status: 201, cancel: 404}, "confirmed", "", true},
+		{"not cancelled", order{status: 201}, "cancelled", byRequest, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			o := c.o
 			o.id = uuid.Must(uuid.NewV7())
-			_, p := cancelProblems([]*order{&o}, func(id uuid.UUID) string {
+			_, p := cancelProblems([]*order{&o}, func(id uuid.UUID) (string, string) {
 				if id != o.id {
-					t.Fatalf("status of %s asked, want %s", id, o.id)
+					t.Fatalf("end of %s asked, want %s", id, o.id)
 				}
-				return c.end
+				return c.status, c.reason
 			})
 			if (len(p) > 0) != c.fails {
 				t.Fatalf("problems %q, want failing %v", p, c.fails)
