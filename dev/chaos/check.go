@@ -16,6 +16,7 @@ import (
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/broker"
 	"github.com/shopfaas/shop/internal/connector"
+	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/routes"
 )
@@ -43,8 +44,9 @@ func (r *run) count(ctx context.Context, db, sql string, args ...any) (int, erro
 }
 
 // backlog is what is still to do: pending orders, owed compensations, held
-// reservations, unpublished outbox rows, messages waiting in the consumers'
-// queues, and functions or event-path connectors that are down.
+// reservations, unpublished outbox rows, order events not yet handled by a
+// consumer the invariants read, messages waiting in the consumers' queues,
+// and functions or event-path connectors that are down.
 func (r *run) backlog(ctx context.Context) (string, error) {
 	var parts []string
 	add := func(what string, n int) {
@@ -74,6 +76,13 @@ func (r *run) backlog(ctx context.Context) (string, error) {
 			return "", err
 		}
 		add("outbox_"+strings.TrimPrefix(db, "shop_"), n)
+	}
+	left, err := r.unhandledEvents(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range eventEffects {
+		add("unhandled_events."+e.fn, left[e.fn])
 	}
 	// A delivery the connector holds while its function's replica restarts
 	// is unacknowledged, which a queue's message count does not show: the
@@ -114,6 +123,85 @@ func (r *run) backlog(ctx context.Context) (string, error) {
 		}
 	}
 	return strings.Join(parts, " "), nil
+}
+
+// orderEvents are the types of the order events whose effects the
+// invariants read: one notification each, and the sold counts.
+var orderEvents = []string{events.OrderPlaced, events.OrderCancelled, events.OrderPaymentFailed}
+
+// eventEffects are the consumers of the order events whose effects the
+// invariants read, each with its database and the query for the events it
+// has handled: notify-user's notification (committed with its inbox claim)
+// and update-product-stats' inbox claim (committed with the sold counts it
+// changed, or alone for an event that changes none: a cancellation before
+// its placement, or the placement after it).
+var eventEffects = []struct{ fn, db, sql string }{
+	{"notify-user", "shop_users", `SELECT event_id FROM notifications`},
+	{"update-product-stats", "shop_catalog", `SELECT event_id FROM processed_events WHERE consumer = 'update-product-stats'`},
+}
+
+// unhandledEvents counts, per consumer of eventEffects, the order events in
+// the orders outbox that it has not handled yet. The queues' message counts
+// are not enough: they are RabbitMQ's ready messages, and a delivery the
+// connector holds unacknowledged (up to its prefetch per function) while the
+// handler runs, or while the broker has not confirmed its retry copy, is in
+// none. Without this, settle could end while a notification or a sale was
+// still owed, and the invariants fail a correct shop. The events are read
+// before what handled them, so an event handled in between is not missed.
+func (r *run) unhandledEvents(ctx context.Context) (map[string]int, error) {
+	types := map[uuid.UUID]string{}
+	err := r.query(ctx, "shop_orders", func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, `SELECT id, type FROM outbox WHERE type = ANY($1)`, orderEvents)
+		if err != nil {
+			return err
+		}
+		var id uuid.UUID
+		var t string
+		_, err = pgx.ForEachRow(rows, []any{&id, &t}, func() error {
+			types[id] = t
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the order events: %w", err)
+	}
+	left := map[string]int{}
+	for _, e := range eventEffects {
+		handled := map[uuid.UUID]bool{}
+		err := r.query(ctx, e.db, func(c *pgx.Conn) error {
+			rows, err := c.Query(ctx, e.sql)
+			if err != nil {
+				return err
+			}
+			var id uuid.UUID
+			_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
+				handled[id] = true
+				return nil
+			})
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read the events %s handled: %w", e.fn, err)
+		}
+		left[e.fn] = unhandled(e.fn, types, handled)
+	}
+	return left, nil
+}
+
+// unhandled counts the events (id → type) of the types fn subscribes to
+// (routes.Table) that are not in handled. Only those: update-product-stats
+// is not sent order.payment_failed.v1 (a failed payment sold nothing) and
+// never records one, which counted would hold settle until its deadline.
+func unhandled(fn string, types map[uuid.UUID]string, handled map[uuid.UUID]bool) int {
+	rt, _ := routes.Lookup(fn)
+	n := 0
+	for id, t := range types {
+		if slices.Contains(rt.Topics, t) && !handled[id] {
+			n++
+		}
+	}
+	return n
 }
 
 // settle waits until nothing is left to do, three checks in a row.

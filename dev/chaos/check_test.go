@@ -1,11 +1,14 @@
 package chaos
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/routes"
 )
 
 // full is a run that did everything the short form plans.
@@ -129,5 +132,60 @@ func TestACancelsAnswerIsTheOrdersEnd(t *testing.T) {
 				t.Fatalf("problems %q, want failing %v", p, c.fails)
 			}
 		})
+	}
+}
+
+// settle waits for every order event each consumer the invariants read has
+// to handle, and only for those: a delivery the connector holds
+// unacknowledged is in no queue's count, and update-product-stats never
+// records a failed payment, which it is not sent.
+func TestSettleWaitsForTheOrderEventsNotYetHandled(t *testing.T) {
+	placed, placedNotCounted, cancelledNotNotified := uuid.New(), uuid.New(), uuid.New()
+	failed, failedNotNotified := uuid.New(), uuid.New()
+	types := map[uuid.UUID]string{
+		placed: "order.placed.v1", placedNotCounted: "order.placed.v1",
+		cancelledNotNotified: "order.cancelled.v1",
+		failed:               "order.payment_failed.v1", failedNotNotified: "order.payment_failed.v1",
+	}
+	for _, c := range []struct {
+		fn      string
+		handled []uuid.UUID
+		want    int
+	}{
+		{"notify-user", []uuid.UUID{placed, placedNotCounted, failed}, 2},
+		{"update-product-stats", []uuid.UUID{placed, cancelledNotNotified}, 1},
+		{"update-product-stats", []uuid.UUID{placed, placedNotCounted, cancelledNotNotified}, 0},
+		{"notify-user", nil, len(types)},
+	} {
+		handled := map[uuid.UUID]bool{}
+		for _, id := range c.handled {
+			handled[id] = true
+		}
+		if got := unhandled(c.fn, types, handled); got != c.want {
+			t.Errorf("%s handled %d of the %d events: %d left, want %d", c.fn, len(c.handled), len(types), got, c.want)
+		}
+	}
+}
+
+// Every function sent an order event has its effects waited for by settle:
+// one added later, whose effect an invariant reads, must be added to
+// eventEffects too, or settle may end before it has handled its events.
+func TestSettleKnowsEveryConsumerOfTheOrderEvents(t *testing.T) {
+	var waited []string
+	for _, e := range eventEffects {
+		waited = append(waited, e.fn)
+	}
+	for _, rt := range routes.Table() {
+		if rt.Kind != routes.Event || !slices.ContainsFunc(rt.Topics, func(t string) bool { return slices.Contains(orderEvents, t) }) {
+			continue
+		}
+		if !slices.Contains(waited, rt.Function) {
+			t.Errorf("%s is sent order events (%v) but settle does not wait for it (eventEffects)", rt.Function, rt.Topics)
+		}
+	}
+	for _, fn := range waited {
+		if rt, _ := routes.Lookup(fn); !slices.ContainsFunc(rt.Topics, func(t string) bool { return slices.Contains(orderEvents, t) }) {
+			t.Errorf("settle waits for %s, which is sent no order event", fn)
+		}
 	}
 }
