@@ -361,7 +361,7 @@ func (r *run) check(ctx context.Context) (bool, error) {
 		}
 		vs = append(vs, v)
 	}
-	add("settled (no pending order, held reservation, unpublished event or queued delivery; every function up)", errs(settled), "")
+	add("settled (no pending order, held reservation, unpublished or unhandled event, or queued delivery; every function up)", errs(settled), "")
 
 	type dbOrder struct {
 		user           uuid.UUID
