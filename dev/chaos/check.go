@@ -554,6 +554,15 @@ func (r *run) check(ctx context.Context) (bool, error) {
 	}
 	add("one order per idempotency key", p, fmt.Sprintf("%d keys, answers %v", len(r.orders), answers))
 
+	p = checkoutProblems(r.orders, func(user uuid.UUID) []orderEnd {
+		var ends []orderEnd
+		for _, id := range perUser[user] {
+			ends = append(ends, orderEnd{status: orders[id].status, reason: orders[id].reason})
+		}
+		return ends
+	})
+	add("a checkout's answer is the order's end", p, fmt.Sprintf("%d checkouts: 201 confirmed or cancelled by its cancel, 402 payment_failed, 409 out_of_stock cancelled out of stock", len(r.orders)))
+
 	cancels, p := cancelProblems(r.orders, func(id uuid.UUID) (string, string) {
 		if d := orders[id]; d != nil {
 			return d.status, d.reason
@@ -761,4 +770,46 @@ func cancelProblems(rs []*order, endOf func(uuid.UUID) (status, reason string)) 
 		}
 	}
 	return cancels, p
+}
+
+// orderEnd is an order's final status and reason.
+type orderEnd struct{ status, reason string }
+
+// checkoutProblems checks that a checkout's definite answer is its order's
+// end, given the orders of the checkout's user (endsOf: each checkout has
+// its own user): 201 ⇒ confirmed, or cancelled by request after a cancel;
+// 402 ⇒ payment_failed; 409 out_of_stock ⇒ cancelled out of stock (or no
+// order); 202 ⇒ any end (the order was pending, and "every order final"
+// checks it ended). Any other answer is a problem: the run sends nothing
+// malformed and retries what is not definite. It returns the checkouts
+// whose order ended otherwise.
+func checkoutProblems(rs []*order, endsOf func(user uuid.UUID) []orderEnd) []string {
+	var p []string
+	for _, o := range rs {
+		ends := endsOf(o.user)
+		if len(ends) > 1 {
+			continue // "one order per idempotency key" reports it
+		}
+		var end orderEnd
+		if len(ends) == 1 {
+			end = ends[0]
+		}
+		ok := false
+		switch {
+		case o.status == http.StatusCreated:
+			ok = end.status == string(orders.Confirmed) ||
+				o.cancel != 0 && end.status == string(orders.Cancelled) && end.reason == orders.ReasonCancelled
+		case o.status == http.StatusPaymentRequired:
+			ok = end.status == string(orders.PaymentFailed)
+		case o.status == http.StatusConflict && o.outOfStock:
+			ok = len(ends) == 0 || end.status == string(orders.Cancelled) && end.reason == orders.ReasonOutOfStock
+		case o.status == http.StatusAccepted:
+			ok = true
+		}
+		if !ok {
+			p = append(p, fmt.Sprintf("checkout of key %s answered %d (out_of_stock %v), its order %q (%s), %d order(s)",
+				o.key, o.status, o.outOfStock, end.status, end.reason, len(ends)))
+		}
+	}
+	return p
 }

@@ -189,3 +189,49 @@ func TestSettleKnowsEveryConsumerOfTheOrderEvents(t *testing.T) {
 		}
 	}
 }
+
+// A checkout's definite answer is its order's end: what the customer was
+// told is what the shop did.
+func TestACheckoutsAnswerIsTheOrdersEnd(t *testing.T) {
+	confirmed := orderEnd{"confirmed", ""}
+	byRequest := orderEnd{"cancelled", "cancelled_by_request"}
+	outOfStock := orderEnd{"cancelled", "out_of_stock"}
+	failed := orderEnd{"payment_failed", "payment_declined"}
+	cases := []struct {
+		name  string
+		o     order
+		ends  []orderEnd
+		fails bool
+	}{
+		{"201, confirmed", order{status: 201}, []orderEnd{confirmed}, false},
+		{"201, cancelled by its cancel", order{status: 201, cancel: 200}, []orderEnd{byRequest}, false},
+		{"201, cancelled by request without a cancel", order{status: 201}, []orderEnd{byRequest}, true},
+		{"201, payment failed", order{status: 201}, []orderEnd{failed}, true},
+		{"201, cancelled out of stock", order{status: 201, cancel: 409}, []orderEnd{outOfStock}, true},
+		{"201, no order", order{status: 201}, nil, true},
+		{"402, payment failed", order{status: 402}, []orderEnd{failed}, false},
+		{"402, confirmed", order{status: 402}, []orderEnd{confirmed}, true},
+		{"409 out of stock, cancelled out of stock", order{status: 409, outOfStock: true}, []orderEnd{outOfStock}, false},
+		{"409 out of stock, no order", order{status: 409, outOfStock: true}, nil, false},
+		{"409 out of stock, confirmed", order{status: 409, outOfStock: true}, []orderEnd{confirmed}, true},
+		{"409 other, cancelled", order{status: 409}, []orderEnd{outOfStock}, true},
+		{"202, any end", order{status: 202}, []orderEnd{failed}, false},
+		{"500", order{status: 500}, nil, true},
+		{"two orders: the key check's", order{status: 201}, []orderEnd{failed, failed}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := c.o
+			o.user, o.key = uuid.Must(uuid.NewV7()), uuid.NewString()
+			p := checkoutProblems([]*order{&o}, func(user uuid.UUID) []orderEnd {
+				if user != o.user {
+					t.Fatalf("orders of %s asked, want %s", user, o.user)
+				}
+				return c.ends
+			})
+			if (len(p) > 0) != c.fails {
+				t.Fatalf("problems %q, want failing %v", p, c.fails)
+			}
+		})
+	}
+}
