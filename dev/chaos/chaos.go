@@ -519,8 +519,9 @@ func (r *run) customer(dctx, ctx context.Context) {
 // killer SIGKILLs a random function replica or connector process about
 // every KillEvery, through the runtime (KillReplica, KillConnector): a
 // replica listed here that exits before its kill is not signalled, so the
-// kill never reaches a process group that took its freed id. Only a kill
-// whose signal was sent is counted.
+// kill never reaches a process group that took its freed id, and neither is
+// one whose stop has begun, so a drain is never cut. Only a kill whose
+// signal was sent is counted.
 func (r *run) killer(ctx context.Context) {
 	type target struct {
 		name      string

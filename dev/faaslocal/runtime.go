@@ -356,7 +356,9 @@ func (rt *Runtime) ConnectorReplicas(name string) []supervisor.ReplicaInfo {
 // (rep as Replicas listed it), as a crash would: the replica restarts. It
 // reports whether the signal was sent, which it is only while rep's process
 // is still the replica's current one and unreaped, never to a group id that
-// may have been freed since the listing (supervisor.Supervisor.Kill).
+// may have been freed since the listing, and never once the replica's stop
+// (scale-down, redeploy, removal, Close) has begun, so a draining replica
+// finishes its calls (supervisor.Supervisor.Kill).
 func (rt *Runtime) KillReplica(name string, rep supervisor.ReplicaInfo) (bool, error) {
 	return rt.replicas.Kill(name, rep)
 }

@@ -20,3 +20,11 @@ func SetMinBackoff(d time.Duration) (restore func()) {
 	minBackoff = d
 	return func() { minBackoff = old }
 }
+
+// SetBeforeKillSignal runs f in Kill once it has its target's process group,
+// just before the signal, until restore is called.
+func SetBeforeKillSignal(f func()) (restore func()) {
+	old := beforeKillSignal
+	beforeKillSignal = f
+	return func() { beforeKillSignal = old }
+}

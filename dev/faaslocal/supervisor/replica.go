@@ -262,7 +262,7 @@ func (g *leaderGroup) signal(sig syscall.Signal) error {
 // exited (StartGroup's exit hook has not run: on Linux the leader is then
 // unreaped, so the id is still this group's); it reports whether the signal
 // was sent. A leader that exited is not an error: the exit hook has already
-// killed the group, or the replica is being stopped and drains.
+// killed the group.
 func (g *leaderGroup) killLeader(pid int) (bool, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -280,7 +280,8 @@ func (g *leaderGroup) killLeader(pid int) (bool, error) {
 
 // kill SIGKILLs the replica's process group if pid leads it and has not
 // exited (leaderGroup.killLeader); the replica then restarts as after any
-// crash. It reports whether the signal was sent.
+// crash. It reports whether the signal was sent. Its caller (Kill) holds
+// s.mu, so no stop of r can begin meanwhile.
 func (r *replica) kill(pid int) (bool, error) {
 	r.mu.Lock()
 	g := r.leader
@@ -288,8 +289,13 @@ func (r *replica) kill(pid int) (bool, error) {
 	if g == nil {
 		return false, nil
 	}
+	beforeKillSignal()
 	return g.killLeader(pid)
 }
+
+// beforeKillSignal runs in kill between taking the replica's process group
+// and signalling it; a test replaces it to begin a stop right there.
+var beforeKillSignal = func() {}
 
 // waitGroupGone polls until process group pgid has no live member (a zombie
 // left to a parent that does not reap it counts as gone) or until deadline

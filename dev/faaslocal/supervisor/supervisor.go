@@ -5,7 +5,7 @@
 // replicas in the order a graceful stop needs (out of rotation first, then
 // SIGTERM to the group, SIGKILL after a grace period). Kill crashes a
 // replica on request (the chaos run) without ever signalling a group id that
-// may have been freed.
+// may have been freed, nor a replica whose stop has begun.
 //
 // The supervisor knows processes, not OpenFaaS: the function store and the
 // runtime decide what runs and why.
@@ -79,6 +79,8 @@ type Supervisor struct {
 	ctx    context.Context // parent of every replica; cancelled by Close
 	cancel context.CancelFunc
 
+	// mu is taken before a replica's lock and its process group's (Pick,
+	// Replicas, Kill), never while holding either.
 	mu      sync.Mutex
 	groups  map[string]*group
 	changed chan struct{} // closed and replaced whenever a replica changes state
@@ -242,8 +244,9 @@ func (s *Supervisor) stopAll(rs []*replica) error {
 }
 
 // stop ends a replica that is already out of rotation: every caller first
-// removes it from its group's list under s.mu (Scale, Remove, Close), so
-// Pick can no longer return it, and calls already sent to it go on. Then:
+// removes it from its group's list under s.mu (Scale, Remove, Replace,
+// Close), so Pick can no longer return it nor Kill crash it, and calls
+// already sent to it go on. Then:
 //
 //  1. drain: waiting for r's calls in flight belongs here, so that a replica
 //     stopped by scale-down, redeploy or removal finishes its work before it
@@ -341,34 +344,43 @@ func (s *Supervisor) Replicas(name string) []ReplicaInfo {
 // current process and has not exited, under the lock StartGroup's exit hook
 // takes: on Linux the leader is then unreaped, so the group's id cannot
 // belong to another process group yet. A replica that exited since (even
-// one already restarted as another process), is being stopped or was
-// removed is not signalled, and that is not an error. Elsewhere (macOS) the
-// exit hook runs just after the reaping, which leaves the window
+// one already restarted as another process), whose stop has begun or that
+// was removed is not signalled, and that is not an error. Elsewhere (macOS)
+// the exit hook runs just after the reaping, which leaves the window
 // leaderGroup describes. It returns ErrUnknown when name is not running.
+//
+// A stop begins when its replica leaves its group's list under s.mu (Scale,
+// Remove, Replace, Close: see stop), and Kill finds its target in that list
+// and signals it without letting s.mu go, so the two are ordered: a stop
+// that comes first leaves Kill no target, and one that comes during a Kill
+// waits for its signal and then stops a replica that has crashed. A
+// replica draining after its stop's SIGTERM is never SIGKILLed by Kill,
+// which would cut the calls it was finishing: the drain the stop promised.
+// Taking the target from the list and signalling it later, as Kill did
+// until 2026-12-06, let a stop begin in between. Holding s.mu across the
+// signal costs whoever waits for it (Pick) a kill(2): a replica still in
+// its group's list is not being stopped, so only its exit hook, which
+// signals and returns, can hold the group's lock.
 //
 // Kill exists for the chaos run, which picks a replica from Replicas and
 // kills it some time later: a pid kept that long and signalled by number
 // (kill(-pid)) could reach whatever process group took the id since.
 func (s *Supervisor) Kill(name string, rep ReplicaInfo) (bool, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	g := s.groups[name]
-	var target *replica
-	if g != nil {
-		for _, r := range g.replicas {
-			if r.instance == rep.Instance {
-				target = r
-				break
-			}
-		}
-	}
-	s.mu.Unlock()
-	switch {
-	case g == nil:
+	if g == nil {
 		return false, fmt.Errorf("%s: %w", name, ErrUnknown)
-	case target == nil || rep.PID <= 0:
+	}
+	if rep.PID <= 0 {
 		return false, nil
 	}
-	return target.kill(rep.PID)
+	for _, r := range g.replicas {
+		if r.instance == rep.Instance {
+			return r.kill(rep.PID)
+		}
+	}
+	return false, nil
 }
 
 // WaitReady waits until every replica of every named group is available. A

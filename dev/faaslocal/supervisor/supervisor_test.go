@@ -304,6 +304,98 @@ func TestKillSendsNothingToAReplicaThatExitedBeforeItsRestart(t *testing.T) {
 	}
 }
 
+// A replica whose stop has begun drains as the stop promised: Kill never
+// SIGKILLs it, which would cut the calls it is finishing. A Kill that has
+// already taken a replica's process group when a scale-down begins comes
+// first: the stop waits for its signal (a test hook begins the stop right
+// before Kill signals and gives it a second to send its SIGTERM) and ends a
+// crashed replica. Until 2026-12-06 the stop went on meanwhile, and Kill
+// SIGKILLed the replica draining after that SIGTERM. A Kill issued while a
+// replica drains, with a listing from before its stop, answers false, and
+// the replica ends by its drain alone.
+func TestKillNeverCutsAStoppingReplicasDrain(t *testing.T) {
+	sent := recordSignals(t)
+	s, out := start(t, 10*time.Second)
+	if err := s.Start("echo", echo(t, "ECHOFN_TERM_DELAY=1s"), 1); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, s, "echo")
+	listed := s.Replicas("echo")[0]
+	scaled := make(chan error, 1)
+	stopSignalled := false
+	restore := supervisor.SetBeforeKillSignal(func() {
+		go func() { scaled <- s.Scale("echo", 0) }()
+		stopSignalled = waitSignal(sent, listed.PID, syscall.SIGTERM, time.Second)
+	})
+	t.Cleanup(restore)
+	killed, err := s.Kill("echo", listed)
+	restore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-scaled; err != nil {
+		t.Fatal(err)
+	}
+	if stopSignalled || !killed {
+		t.Errorf("a scale-down begun during Kill: the stop's SIGTERM went out first %v, Kill sent SIGKILL %v; "+
+			"want the stop to wait for the kill (signals: %+v)", stopSignalled, killed, sent())
+	}
+	noKillAfterTerm(t, sent(), listed.PID)
+
+	if err := s.Scale("echo", 1); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, s, "echo")
+	listed = s.Replicas("echo")[0]
+	go func() { scaled <- s.Scale("echo", 0) }()
+	out.waitFor(t, listed.Instance, "SIGTERM, serving")
+	if killed, err := s.Kill("echo", listed); err != nil || killed {
+		t.Errorf("Kill of a replica draining after its stop's SIGTERM: sent %v, %v; want nothing sent", killed, err)
+	}
+	if err := <-scaled; err != nil {
+		t.Fatal(err)
+	}
+	var got []syscall.Signal
+	for _, x := range sent() {
+		if x.pgid == listed.PID {
+			got = append(got, x.sig)
+		}
+	}
+	if !slices.Equal(got, []syscall.Signal{syscall.SIGTERM}) {
+		t.Errorf("signals to the drained replica's group %d: %v, want its stop's SIGTERM alone", listed.PID, got)
+	}
+}
+
+// waitSignal waits up to d until sig has been sent to process group pgid.
+func waitSignal(sent func() []signal, pgid int, sig syscall.Signal, d time.Duration) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, x := range sent() {
+			if x.pgid == pgid && x.sig == sig {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// noKillAfterTerm fails when process group pgid was sent SIGKILL after a
+// SIGTERM: the drain the SIGTERM began was cut (the stop's own SIGKILL comes
+// only after its grace period, longer than these tests wait).
+func noKillAfterTerm(t *testing.T, sends []signal, pgid int) {
+	t.Helper()
+	termed := false
+	for _, x := range sends {
+		switch {
+		case x.pgid != pgid:
+		case x.sig == syscall.SIGTERM:
+			termed = true
+		case x.sig == syscall.SIGKILL && termed:
+			t.Errorf("process group %d was sent SIGKILL during its drain (every signal: %+v)", pgid, sends)
+			return
+		}
+	}
+}
+
 // Stopping a replica takes it out of rotation before it is signalled: while
 // it still serves after SIGTERM (as of-watchdog does for
 // healthcheck_interval), Pick never returns it. Drain-before-stop relies on
