@@ -1274,8 +1274,13 @@ func TestSplitRolesClosesTheReadersWaysToFillTheDiskOnAClusterOfTheLastRelease(t
 	// setting is only looked at), '-0', '-0.4', '-0.0004GB' and
 	// '-0.0000004TB' too: PostgreSQL reads them as 0, the strictest limit
 	// (until a review of 2026-12-06 any negative spelling was reset, and
-	// until a later one the GB and TB ones), while '-0.6' is -1, a lift.
+	// until a later one the GB and TB ones), while '-0.6' is -1, a lift,
+	// and so are '-0x1' and '-01001B' (-513 B), hexadecimal and octal to
+	// PostgreSQL's strtol, which the scripts' expression does not read so
+	// but counts as lifts all the same (it errs toward a lift alone).
 	cl.psql(t, "postgres", "ALTER ROLE shop_catalog_reader IN DATABASE shop_catalog SET temp_file_limit = -1;\n"+
+		"ALTER ROLE shop_relay IN DATABASE shop_payments SET temp_file_limit = '-0x1';\n"+
+		"ALTER ROLE shop_catalog_reader IN DATABASE shop_payments SET temp_file_limit = '-01001B';\n"+
 		"ALTER ROLE shop_relay IN DATABASE shop_orders SET temp_file_limit = '-1kB';\n"+
 		"ALTER ROLE shop_relay IN DATABASE shop_users SET temp_file_limit = '-0.6';\n"+
 		"ALTER ROLE shop_inventory_reader IN DATABASE shop_payments SET temp_file_limit = '512MB';\n"+
@@ -1540,6 +1545,61 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 		// readers' are.
 		checkTempFileLimit(t, conn, "shop_relay", "shop_"+database, superuser)
 		_ = conn.Close(ctx)
+	}
+}
+
+// A database's own setting (ALTER DATABASE ... SET temp_file_limit) comes
+// last but the server's in PostgreSQL's order (a role's setting in that
+// database, then the role's own, then the database's, then the server's):
+// the scripts set the own limit of every role they limit, so a database's
+// -1, however spelled, lifts none of them, and neither script need reset
+// it or warn of it. The private cluster's server limits every session to
+// 2GB and two service databases lift it: in shop_catalog the service's own
+// role, which the scripts leave unset, is unlimited (the database's
+// setting is in force there), while the catalog's reader and the relay
+// keep the scripts' 1GB, as the inventory's reader and the relay do in
+// shop_inventory; an administrator's rerun then warns of no temporary
+// files.
+func TestADatabasesTempFileLimitLiftsNoRoleTheScriptsLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a PostgreSQL cluster of its own; -short was asked for")
+	}
+	cl := startPrivateCluster(t, "temp_file_limit=2GB")
+	secrets, passwords := databaseSecrets(t)
+	cl.runScript(t, "env/faasd/postgres-init/10-shop.sh", secrets)
+	cl.psql(t, "postgres", "ALTER DATABASE shop_catalog SET temp_file_limit = -1;\n"+
+		"ALTER DATABASE shop_inventory SET temp_file_limit = '-1kB';\n")
+	ctx := context.Background()
+	for _, c := range []struct{ role, secret, database, want string }{
+		{"shop_catalog", postgres.PasswordSecret("catalog"), "shop_catalog", "-1"},
+		{readerRole("catalog"), postgres.ReaderPasswordSecret("catalog"), "shop_catalog", tempFileLimit},
+		{"shop_relay", relay.PasswordSecret, "shop_catalog", tempFileLimit},
+		{readerRole("inventory"), postgres.ReaderPasswordSecret("inventory"), "shop_inventory", tempFileLimit},
+		{"shop_relay", relay.PasswordSecret, "shop_inventory", tempFileLimit},
+	} {
+		conn, err := pgx.Connect(ctx, cl.url(c.role, passwords[c.secret], c.database))
+		if err != nil {
+			t.Fatalf("%s logging in to %s: %v", c.role, c.database, err)
+		}
+		var limit string
+		if err := conn.QueryRow(ctx, `SHOW temp_file_limit`).Scan(&limit); err != nil {
+			t.Errorf("%s in %s: SHOW temp_file_limit: %v", c.role, c.database, err)
+		} else if limit != c.want {
+			t.Errorf("%s in %s, a database whose temp_file_limit is lifted: temp_file_limit %s, want %s", c.role, c.database, limit, c.want)
+		}
+		_ = conn.Close(ctx)
+	}
+	cl.psql(t, "postgres", "CREATE ROLE shop_admin LOGIN CREATEROLE CREATEDB PASSWORD 'pw-admin';\n"+
+		"GRANT CONNECT ON DATABASE postgres TO shop_admin;\n")
+	for _, script := range []string{"env/faasd/postgres-init/10-shop.sh", "env/faasd/postgres-upgrade/split-roles.sh"} {
+		name := filepath.Base(script)
+		out, err := cl.scriptOutput(t, script, secrets, "shop_admin", "pw-admin")
+		if err != nil {
+			t.Fatalf("%s run as shop_admin after the superuser: %v\n%s", name, err, out)
+		}
+		if got := outsideWarning(out, name); got != "" {
+			t.Errorf("%s run as shop_admin after the superuser, in databases whose temp_file_limit is lifted: warned %q, want no warning\n%s", name, got, out)
+		}
 	}
 }
 

@@ -326,6 +326,14 @@ done
 # delete in batches of 5000 rows found through an index (outbox,
 # processed_events, notifications, order_sales): no temporary file near
 # the limit.
+# A database's own setting (ALTER DATABASE ... SET temp_file_limit = -1)
+# lifts none of these limits: PostgreSQL applies a role's setting in that
+# database, then the role's own, then the database's, then the server's,
+# the first found winning (pg_db_role_setting; postinit.c's
+# process_settings), and each of these roles has its own 1GB; where it has
+# none (another administrator's run), it is warned of as unlimited
+# already. So the database's rows are not read (dev/deploycheck
+# TestADatabasesTempFileLimitLiftsNoRoleTheScriptsLimit).
 # A superuser's change alone (the databases belong to the bootstrap
 # superuser), so another administrator is told what stays open.
 reader_roles=$(for r in $readers; do printf 'shop_%s_reader ' "$r"; done)
@@ -340,8 +348,14 @@ reader_roles=$(for r in $readers; do printf 'shop_%s_reader ' "$r"; done)
 # read as 0 ('-0', '-0.4', '-512B', '-0.5004kB', and every negative GB or
 # TB value PostgreSQL accepts: '-0.0004GB' is -0.4096 MB, 0 MB, while
 # '-0.0005GB' is -1 MB, out of range) is the strictest limit. Tried with
-# SET on PostgreSQL 15. A negative spelling the expression cannot read
-# (say hexadecimal) counts as a lift.
+# SET on PostgreSQL 15. Its integer parser (strtol with base 0, strtod
+# after a point) also takes hexadecimal ('-0x1' is -1, '-0x0' and '-0x0.8'
+# are 0) and reads a leading 0 as octal ('-0777B' is -511 B, so 0): the
+# expression reads no hexadecimal, which counts as a lift, and reads octal
+# digits as decimal, a larger number, so it errs toward a lift alone,
+# never taking a -1 for a limit (such a 0 in one database is reset to the
+# role's 1GB, or warned of). Reading them as PostgreSQL does would take
+# strtol's and hexadecimal strtod's rules here, for spellings no one writes.
 lifts=$(cat <<'SQL'
 (c ~ '^temp_file_limit=\s*-' AND coalesce((SELECT round(CASE v.unit WHEN 'B' THEN v.n / 1024
 		WHEN 'kB' THEN round(v.n * 1024) / 1024 WHEN 'MB' THEN v.n * 1024
