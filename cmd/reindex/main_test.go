@@ -108,6 +108,28 @@ func (s *shop) setIntercept(f func(w http.ResponseWriter, r *http.Request) bool)
 	s.intercept = f
 }
 
+// recordRequests records the method and path of every request the fake
+// receives from now until t ends, passing each on; the returned function
+// reads them so far.
+func (s *shop) recordRequests(t *testing.T) func() []string {
+	var (
+		mu   sync.Mutex
+		reqs []string
+	)
+	s.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		reqs = append(reqs, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		return false
+	})
+	t.Cleanup(func() { s.setIntercept(nil) })
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(reqs)
+	}
+}
+
 // create stores a product and pushes it as create-product does.
 func (s *shop) create(name string) catalog.Product {
 	s.t.Helper()
@@ -866,17 +888,7 @@ func TestAKeyWithoutDocumentsGetStopsTheRunBeforeAnyPush(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := s.ids()
-	var (
-		mu   sync.Mutex
-		reqs []string
-	)
-	s.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
-		mu.Lock()
-		reqs = append(reqs, r.Method+" "+r.URL.Path)
-		mu.Unlock()
-		return false
-	})
-	t.Cleanup(func() { s.setIntercept(nil) })
+	requests := s.recordRequests(t)
 	s.fake.ForbidListing(true)
 	t.Cleanup(func() { s.fake.ForbidListing(false) })
 
@@ -892,8 +904,7 @@ func TestAKeyWithoutDocumentsGetStopsTheRunBeforeAnyPush(t *testing.T) {
 	if !strings.Contains(out, "pushed 0 product(s) (0 pushed again, changed meanwhile), deleted 0 document(s)") {
 		t.Errorf("output %q, want nothing pushed or deleted", out)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	reqs := requests()
 	if len(reqs) == 0 || reqs[0] != "GET /version" {
 		t.Errorf("requests %q, want GET /version first", reqs)
 	}
@@ -942,17 +953,7 @@ func TestAReindexRefusesAMeilisearchOlderThanV12(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s.fake.SetVersion(tc.version)
-			var (
-				mu   sync.Mutex
-				reqs []string
-			)
-			s.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
-				mu.Lock()
-				reqs = append(reqs, r.Method+" "+r.URL.Path)
-				mu.Unlock()
-				return false
-			})
-			t.Cleanup(func() { s.setIntercept(nil) })
+			requests := s.recordRequests(t)
 			out, err := s.run()
 			if err == nil || !strings.Contains(err.Error(), tc.says) || !errors.Is(err, meili.ErrVersionRefused) {
 				t.Errorf("reindex: %v (output %q), want it refused saying %q", err, out, tc.says)
@@ -960,9 +961,7 @@ func TestAReindexRefusesAMeilisearchOlderThanV12(t *testing.T) {
 			if !strings.Contains(out, "pushed 0 product(s) (0 pushed again, changed meanwhile), deleted 0 document(s)") {
 				t.Errorf("output %q, want nothing pushed or deleted", out)
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if diff := cmp.Diff([]string{"GET /version"}, reqs); diff != "" {
+			if diff := cmp.Diff([]string{"GET /version"}, requests()); diff != "" {
 				t.Errorf("requests of the refused run (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(before, s.ids()); diff != "" {

@@ -93,32 +93,26 @@ func wantNamedRefusal(t *testing.T, what, service, secret, out string, started b
 	}
 }
 
-// RabbitMQ creates its user shop from rabbitmq-password: a good file starts
-// it with the password (its trailing newline stripped); a file that is
-// missing, unreadable or empty stops it with a line naming the secret,
-// where `set -e` alone stopped it without a word.
-func TestRabbitMQNamesAnUnusablePasswordSecret(t *testing.T) {
-	good := map[string][]byte{"rabbitmq-password": []byte("rabbit0123abcd\n")}
-	if started, got, out := composeStart(t, "rabbitmq", "docker-entrypoint.sh", "RABBITMQ_DEFAULT_PASS", good); !started || got != "rabbit0123abcd" {
-		t.Errorf("rabbitmq with a good rabbitmq-password: started %t with %q (%s), want it started with the password", started, got, out)
-	}
-	for _, what := range unusable {
-		started, _, out := composeStart(t, "rabbitmq", "docker-entrypoint.sh", "RABBITMQ_DEFAULT_PASS", withUnusable(good, "rabbitmq-password", what))
-		wantNamedRefusal(t, "rabbitmq-password "+what, "rabbitmq", "rabbitmq-password", out, started)
-	}
-}
-
-// Meilisearch takes its master key from meili-master-key: a good file
-// starts it with the key; a file that is missing, unreadable or empty stops
-// it with a line naming the secret, where `set -e` alone stopped it
-// without a word.
-func TestMeilisearchNamesAnUnusableMasterKeySecret(t *testing.T) {
-	good := map[string][]byte{"meili-master-key": []byte("meili0123abcdef0123\n")}
-	if started, got, out := composeStart(t, "meilisearch", "/bin/meilisearch", "MEILI_MASTER_KEY", good); !started || got != "meili0123abcdef0123" {
-		t.Errorf("meilisearch with a good meili-master-key: started %t with %q (%s), want it started with the key", started, got, out)
-	}
-	for _, what := range unusable {
-		started, _, out := composeStart(t, "meilisearch", "/bin/meilisearch", "MEILI_MASTER_KEY", withUnusable(good, "meili-master-key", what))
-		wantNamedRefusal(t, "meili-master-key "+what, "meilisearch", "meili-master-key", out, started)
+// RabbitMQ creates its user shop from rabbitmq-password, Meilisearch takes
+// its master key from meili-master-key: a good file starts each with the
+// value (its trailing newline stripped); a file that is missing, unreadable
+// or empty stops it with a line naming the secret, where `set -e` alone
+// stopped it without a word. (Kong's two secrets:
+// TestKongTakesItsRedisPasswordFromItsSecret.)
+func TestAServiceNamesAnUnusableSecret(t *testing.T) {
+	for _, tc := range []struct{ service, program, variable, secret, value string }{
+		{"rabbitmq", "docker-entrypoint.sh", "RABBITMQ_DEFAULT_PASS", "rabbitmq-password", "rabbit0123abcd"},
+		{"meilisearch", "/bin/meilisearch", "MEILI_MASTER_KEY", "meili-master-key", "meili0123abcdef0123"},
+	} {
+		t.Run(tc.service, func(t *testing.T) {
+			good := map[string][]byte{tc.secret: []byte(tc.value + "\n")}
+			if started, got, out := composeStart(t, tc.service, tc.program, tc.variable, good); !started || got != tc.value {
+				t.Errorf("%s with a good %s: started %t with %q (%s), want it started with the value", tc.service, tc.secret, started, got, out)
+			}
+			for _, what := range unusable {
+				started, _, out := composeStart(t, tc.service, tc.program, tc.variable, withUnusable(good, tc.secret, what))
+				wantNamedRefusal(t, tc.secret+" "+what, tc.service, tc.secret, out, started)
+			}
+		})
 	}
 }
