@@ -108,19 +108,20 @@ func (s *shop) setIntercept(f func(w http.ResponseWriter, r *http.Request) bool)
 	s.intercept = f
 }
 
-// recordRequests records the method and path of every request the fake
-// receives from now until t ends, passing each on; the returned function
-// reads them so far.
-func (s *shop) recordRequests(t *testing.T) func() []string {
+// recordRequests records the method and path (with its query) of every
+// request the fake receives from now until t ends, and lets answer (when
+// not nil) answer it instead of the fake, as an intercept does; the
+// returned function reads them so far.
+func (s *shop) recordRequests(t *testing.T, answer func(w http.ResponseWriter, r *http.Request) bool) func() []string {
 	var (
 		mu   sync.Mutex
 		reqs []string
 	)
 	s.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
 		mu.Lock()
-		reqs = append(reqs, r.Method+" "+r.URL.Path)
+		reqs = append(reqs, r.Method+" "+r.URL.RequestURI())
 		mu.Unlock()
-		return false
+		return answer != nil && answer(w, r)
 	})
 	t.Cleanup(func() { s.setIntercept(nil) })
 	return func() []string {
@@ -128,6 +129,23 @@ func (s *shop) recordRequests(t *testing.T) func() []string {
 		defer mu.Unlock()
 		return slices.Clone(reqs)
 	}
+}
+
+// unsync puts the index out of step with the catalog: a stale document
+// (no product has its id) that a run must delete, and live product p's
+// document gone, which a run must push again. It returns the stale
+// document's id.
+func (s *shop) unsync(p catalog.Product) uuid.UUID {
+	s.t.Helper()
+	ghost := search.Document{ID: uuid.Must(uuid.NewV7()), SKU: "GHOST", Name: "Gone", Category: "kitchen",
+		Price: catalog.Money{Amount: 1, Currency: "USD"}}
+	if err := s.ix.Upsert(context.Background(), ghost); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := s.ix.Delete(context.Background(), p.ID); err != nil {
+		s.t.Fatal(err)
+	}
+	return ghost.ID
 }
 
 // create stores a product and pushes it as create-product does.
@@ -190,28 +208,15 @@ func (s *shop) runWarned() (out, warned string, err error) {
 // a key without the "version" action, and records every request's method
 // and path (with its query) in reqs, until the test ends.
 func (s *shop) forbidVersion(t *testing.T) (reqs func() []string) {
-	var (
-		mu  sync.Mutex
-		got []string
-	)
-	s.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
-		mu.Lock()
-		got = append(got, r.Method+" "+r.URL.RequestURI())
-		mu.Unlock()
-		if r.URL.Path == "/version" {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusForbidden)
-			fmt.Fprint(w, `{"message":"The provided API key is invalid.","code":"invalid_api_key","type":"auth"}`)
-			return true
+	return s.recordRequests(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/version" {
+			return false
 		}
-		return false
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `{"message":"The provided API key is invalid.","code":"invalid_api_key","type":"auth"}`)
+		return true
 	})
-	t.Cleanup(func() { s.setIntercept(nil) })
-	return func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(got)
-	}
 }
 
 // walksTheIndex reports whether r is one of the run's listings of the
@@ -879,16 +884,9 @@ func TestAKeyWithoutDocumentsGetStopsTheRunBeforeAnyPush(t *testing.T) {
 	s := newShop(t)
 	p := s.create("Kettle")
 	s.create("Teapot")
-	ghost := search.Document{ID: uuid.Must(uuid.NewV7()), SKU: "GHOST", Name: "Gone", Category: "kitchen",
-		Price: catalog.Money{Amount: 1, Currency: "USD"}}
-	if err := s.ix.Upsert(context.Background(), ghost); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.ix.Delete(context.Background(), p.ID); err != nil {
-		t.Fatal(err)
-	}
+	s.unsync(p)
 	before := s.ids()
-	requests := s.recordRequests(t)
+	requests := s.recordRequests(t, nil)
 	s.fake.ForbidListing(true)
 	t.Cleanup(func() { s.fake.ForbidListing(false) })
 
@@ -931,15 +929,7 @@ func TestAKeyWithoutDocumentsGetStopsTheRunBeforeAnyPush(t *testing.T) {
 func TestAReindexRefusesAMeilisearchOlderThanV12(t *testing.T) {
 	s := newShop(t)
 	p := s.create("Kettle")
-	ctx := context.Background()
-	ghost := search.Document{ID: uuid.Must(uuid.NewV7()), SKU: "GHOST", Name: "Gone", Category: "kitchen",
-		Price: catalog.Money{Amount: 1, Currency: "USD"}}
-	if err := s.ix.Upsert(ctx, ghost); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.ix.Delete(ctx, p.ID); err != nil {
-		t.Fatal(err)
-	}
+	s.unsync(p)
 	before := s.ids()
 	for _, tc := range []struct {
 		name, version string
@@ -953,7 +943,7 @@ func TestAReindexRefusesAMeilisearchOlderThanV12(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s.fake.SetVersion(tc.version)
-			requests := s.recordRequests(t)
+			requests := s.recordRequests(t, nil)
 			out, err := s.run()
 			if err == nil || !strings.Contains(err.Error(), tc.says) || !errors.Is(err, meili.ErrVersionRefused) {
 				t.Errorf("reindex: %v (output %q), want it refused saying %q", err, out, tc.says)
@@ -995,15 +985,7 @@ func TestAReindexRefusesAMeilisearchOlderThanV12(t *testing.T) {
 func TestAKeyWithoutTheVersionActionOnlyWarns(t *testing.T) {
 	s := newShop(t)
 	p := s.create("Kettle")
-	ghost := search.Document{ID: uuid.Must(uuid.NewV7()), SKU: "GHOST", Name: "Gone", Category: "kitchen",
-		Price: catalog.Money{Amount: 1, Currency: "USD"}}
-	if err := s.ix.Upsert(context.Background(), ghost); err != nil {
-		t.Fatal(err)
-	}
-	// A live product whose document is missing: a push would add it.
-	if err := s.ix.Delete(context.Background(), p.ID); err != nil {
-		t.Fatal(err)
-	}
+	ghost := s.unsync(p)
 	reqs := s.forbidVersion(t)
 	checkWarned := func(warned string) {
 		t.Helper()
@@ -1032,7 +1014,7 @@ func TestAKeyWithoutTheVersionActionOnlyWarns(t *testing.T) {
 		if !strings.Contains(out, "pushed 0 product(s) (0 pushed again, changed meanwhile), deleted 0 document(s)") {
 			t.Errorf("reindex against %s: output %q, want nothing pushed or deleted", tc.name, out)
 		}
-		if diff := cmp.Diff(sorted(catalog.Product{ID: ghost.ID}), s.ids()); diff != "" {
+		if diff := cmp.Diff(sorted(catalog.Product{ID: ghost}), s.ids()); diff != "" {
 			t.Errorf("index ids after the run against %s (-want +got):\n%s", tc.name, diff)
 		}
 		got := reqs()[from:]
