@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	updateproductstats "github.com/shopfaas/shop/functions/update-product-stats"
 	"github.com/shopfaas/shop/internal/routes"
 )
 
@@ -187,6 +188,12 @@ func TestSettleKnowsEveryConsumerOfTheOrderEvents(t *testing.T) {
 		if rt, _ := routes.Lookup(fn); !slices.ContainsFunc(rt.Topics, func(t string) bool { return slices.Contains(orderEvents, t) }) {
 			t.Errorf("settle waits for %s, which is sent no order event", fn)
 		}
+	}
+	// The inbox claims settle reads are update-product-stats' own.
+	if !slices.ContainsFunc(eventEffects, func(e struct{ fn, db, sql string }) bool {
+		return strings.Contains(e.sql, "consumer = '"+updateproductstats.Consumer+"'")
+	}) {
+		t.Errorf("no query of eventEffects reads the inbox claims of consumer %q", updateproductstats.Consumer)
 	}
 }
 

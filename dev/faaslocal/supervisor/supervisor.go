@@ -79,8 +79,9 @@ type Supervisor struct {
 	ctx    context.Context // parent of every replica; cancelled by Close
 	cancel context.CancelFunc
 
-	// mu is taken before a replica's lock and its process group's (Pick,
-	// Replicas, Kill), never while holding either.
+	// mu is taken before a replica's lock or its process group's (Pick,
+	// Replicas, Kill), never while holding either; Kill lets the replica's
+	// go before it takes the group's.
 	mu      sync.Mutex
 	groups  map[string]*group
 	changed chan struct{} // closed and replaced whenever a replica changes state

@@ -312,7 +312,9 @@ func TestKillSendsNothingToAReplicaThatExitedBeforeItsRestart(t *testing.T) {
 // crashed replica. Until 2026-12-06 the stop went on meanwhile, and Kill
 // SIGKILLed the replica draining after that SIGTERM. A Kill issued while a
 // replica drains, with a listing from before its stop, answers false, and
-// the replica ends by its drain alone.
+// the replica ends by its drain alone: that second half guards what held
+// before too (a stop marks its replica down, forgetting its group, before
+// its SIGTERM), only the first tells the old Kill from the new.
 func TestKillNeverCutsAStoppingReplicasDrain(t *testing.T) {
 	sent := recordSignals(t)
 	s, out := start(t, 10*time.Second)

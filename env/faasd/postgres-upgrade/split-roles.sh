@@ -234,7 +234,8 @@ done
 # the limit.
 # A database's own setting (ALTER DATABASE ... SET temp_file_limit = -1)
 # lifts none of these limits: PostgreSQL applies a role's setting in that
-# database, then the role's own, then the database's, then the server's,
+# database, then the role's own, then the database's, then ALTER ROLE
+# ALL's, then the server's configuration,
 # the first found winning (pg_db_role_setting; postinit.c's
 # process_settings), and each of these roles has its own 1GB; where it has
 # none (another administrator's run), it is warned of as unlimited
