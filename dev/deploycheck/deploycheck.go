@@ -536,16 +536,6 @@ func CheckUsers(c Compose, images map[string]Image) []error {
 // arguments, where the shell ignores its failure.
 var readInArgument = regexp.MustCompile(`(?:export|exec)\s[^;]*\$\(`)
 
-// emptyTest is a test that a variable is not empty, and what follows it:
-// group 1 is what precedes the test on its line (an if or a while makes it
-// a condition, not a refusal), group 2 the variable, group 3 the rest of
-// the script.
-var emptyTest = regexp.MustCompile(`(?m)^(.*?)\[ -n "\$\{?(\w+)\}?" \]((?s:.*))`)
-
-// loudRefusal is the refusal an emptyTest must be followed by: a group that
-// writes a line to stderr and exits non-zero. The line may quote a `;`.
-var loudRefusal = regexp.MustCompile(`^\s*\|\|\s*\{\s*(?:echo|printf)\s(?:"[^"]*"|'[^']*'|[^;}"'])*>&2\s*;\s*exit\s+[1-9][0-9]*\s*;\s*\}`)
-
 // CheckSecretReads reports every `/bin/sh -c` command that reads a file
 // with $(...) inside an export or another command's arguments: the shell
 // ignores a substitution's failure there (set -e too), so an unreadable
@@ -554,10 +544,24 @@ var loudRefusal = regexp.MustCompile(`^\s*\|\|\s*\{\s*(?:echo|printf)\s(?:"[^"]*
 // names the secret (missing, unreadable or empty all end there):
 // `set -e; p=$(cat FILE) || p=; [ -n "$p" ] || { echo "S not started, the
 // secret F is missing, unreadable or empty; …" >&2; exit 1; }; export X="$p"; exec ...`.
-// So it also reports every `[ -n "$x" ]` that is not an if's or a while's
-// condition and is not followed by `|| { echo … >&2; exit 1; }` (printf
-// too): under set -e a bare `[ -n "$x" ];` stops the service with exit 1
-// and not a word in its log.
+//
+// So it also reports, in every `sh -c` command whatever reads its secret
+// ($(cat …), read < …), each test of a variable's emptiness that stops the
+// service without a line saying why (silentRefusals; under set -e a bare
+// `[ -n "$p" ];` stops it with exit 1 and not a word in its log). A test is
+// `[ … ]` or `test …` of $x, "$x", ${x} or ${x:-}, with -n, ! -z or no
+// operator (true when set) or with -z or ! -n (true when empty), spaces as
+// sh reads them. One true when set refuses the variable when it is the last
+// command of its list (`[ -n "$p" ];`) or is followed, past any `&& …`, by
+// `|| R`; one true when empty refuses it when followed by `&& R` and R
+// exits. Each refusal R must be a group `{ …; exit N; }` (N at least 1, its
+// commands split by ; or line breaks) with an echo or a printf that writes a
+// quoted line holding "not started" to stderr (`>&2` anywhere in that
+// command). Not refusals, so not reported: the condition of an if, an elif,
+// a while or an until (however many tests its list links with &&, || or
+// !), a test followed by && and no || (set -e ignores a failure before the
+// last && of a list: `[ -n "$x" ] && export X="$x"` goes on), a test
+// negated with ! (set -e ignores it too), and a test inside $(...).
 func CheckSecretReads(c Compose) []error {
 	var errs []error
 	for _, name := range sortedNames(c) {
@@ -566,6 +570,8 @@ func CheckSecretReads(c Compose) []error {
 			continue
 		}
 		script := strings.ReplaceAll(cmd[2], "$$", "$") // compose's escape
+		// Every script, whatever reads its secret ($(cat …), read < …).
+		errs = append(errs, silentRefusals(name, script)...)
 		if !strings.Contains(script, "$(") {
 			continue
 		}
@@ -575,33 +581,8 @@ func CheckSecretReads(c Compose) []error {
 		if !strings.HasPrefix(script, "set -e;") {
 			errs = append(errs, fmt.Errorf("service %s: a script that reads a file starts with `set -e;`", name))
 		}
-		errs = append(errs, silentRefusals(name, script)...)
 	}
 	return errs
-}
-
-// silentRefusals reports each `[ -n "$x" ]` of script that refuses an empty
-// x without a word (CheckSecretReads).
-func silentRefusals(service, script string) []error {
-	var errs []error
-	for rest := script; ; {
-		m := emptyTest.FindStringSubmatch(rest)
-		if m == nil {
-			return errs
-		}
-		before, variable, after := m[1], m[2], m[3]
-		if !isCondition(before) && !loudRefusal.MatchString(after) {
-			errs = append(errs, fmt.Errorf("service %s: [ -n \"$%s\" ] stops the service without a word when $%s is empty; follow it with || { echo \"%s not started, the secret … is missing, unreadable or empty; …\" >&2; exit 1; }", service, variable, variable, service))
-		}
-		rest = after
-	}
-}
-
-// isCondition reports whether a test preceded by before (the text before it
-// on its line) is the condition of an if, an elif, a while or an until.
-func isCondition(before string) bool {
-	f := strings.Fields(strings.ReplaceAll(before, ";", " ; "))
-	return len(f) > 0 && slices.Contains([]string{"if", "elif", "while", "until"}, f[len(f)-1])
 }
 
 var vaultEnv = regexp.MustCompile(`\{vault://env/([A-Za-z0-9_-]+)`)

@@ -757,7 +757,18 @@ services:
         if [ -n "$$bad" ]; then echo "kv not started" >&2; exit 1; fi
         [ -n "$$v" ] || { printf 'kv not started, the secret r is missing, unreadable or empty\n' >&2; exit 1; }
         [ -n "$$v" ] && echo "set"
-        exec docker-entrypoint.sh redis-server --requirepass "$$v"
+        w=$$(cat /run/secrets/w) || w=
+        [ -n "$$w" ] || {
+          >&2 echo "kv not started, the secret w is missing, unreadable or empty"
+          exit 1
+        }
+        [ -z "$$w" ] && exit 1
+        exec docker-entrypoint.sh redis-server --requirepass "$$v$$w"
+  mq-read:
+    image: docker.io/library/rabbitmq:3.13.7-management
+    user: "999"
+    entrypoint: []
+    command: [/bin/sh, -c, 'set -e; read -r p < /run/secrets/p; [ "$$p" ]; export PASS="$$p"; exec docker-entrypoint.sh rabbitmq-server']
   meili:
     image: docker.io/getmeili/meilisearch:v1.11.3
     entrypoint: []
@@ -787,8 +798,9 @@ services:
 		`service prom: command starts with the flag "--config.file=`, "service prom: a service with a command sets `entrypoint: []`")
 	wantFindings(t, "secret reads", CheckSecretReads(c),
 		`service kong: "export A_SET=$(`, "service kong: a script that reads a file starts with `set -e;`",
-		"service kv: [ -n \"$v\" ] stops the service without a word",
+		"service kv: [ -z \"$w\" ] stops the service without a word",
 		`service meili: "exec /bin/meilisearch --master-key \"$(`,
+		"service mq-read: [ \"$p\" ] stops the service without a word",
 		"service mq-silent: [ -n \"$p\" ] stops the service without a word", "service mq-silent: [ -n \"$q\" ] stops the service without a word")
 	wantFindings(t, "users", CheckUsers(c, images),
 		"service api: image example/api is not in deploycheck.Images", "service db: image postgres is not in deploycheck.Images",

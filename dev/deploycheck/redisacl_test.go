@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -419,16 +420,18 @@ func TestEachRedisSecretIsMountedWhereItIsUsed(t *testing.T) {
 // secret, with a line naming it and without showing the password, so Redis
 // and the rate limits never disagree on what the password is. A
 // jwt-verify-key that is missing, unreadable or empty stops it the same
-// way. /docker-entrypoint.sh is replaced by a shim that records the
-// variable (composeStart).
+// way. /docker-entrypoint.sh is replaced by a shim that records both
+// variables (composeStart): a good pair starts Kong with each value in its
+// own variable, the key's trailing newline stripped.
 func TestKongTakesItsRedisPasswordFromItsSecret(t *testing.T) {
 	const key = "verifykey0123\n" // stands for the PEM public key
-	run := func(files map[string][]byte) (bool, string, string) {
-		return composeStart(t, "kong", "/docker-entrypoint.sh", "SHOP_REDIS_KONG_PASSWORD", files)
+	run := func(files map[string][]byte) (bool, map[string]string, string) {
+		return composeStart(t, "kong", "/docker-entrypoint.sh", []string{"SHOP_REDIS_KONG_PASSWORD", "SHOP_JWT_VERIFY_KEY"}, files)
 	}
 	good := map[string][]byte{"jwt-verify-key": []byte(key), "redis-kong-password": []byte("kong0123abcd\n")}
-	if started, got, out := run(good); !started || got != "kong0123abcd" {
-		t.Errorf("kong with a good redis-kong-password: started %t with %q (%s), want it started with the password", started, got, out)
+	want := map[string]string{"SHOP_REDIS_KONG_PASSWORD": "kong0123abcd", "SHOP_JWT_VERIFY_KEY": "verifykey0123"}
+	if started, got, out := run(good); !started || !maps.Equal(got, want) {
+		t.Errorf("kong with a good redis-kong-password and jwt-verify-key: started %t with %q (%s), want it started with %q", started, got, out, want)
 	}
 	for _, what := range unusable {
 		started, _, out := run(withUnusable(good, "redis-kong-password", what))
