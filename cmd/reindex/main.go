@@ -12,18 +12,26 @@
 // and to a wrong key alike, so the command then lists no document (GET
 // /indexes/{uid}/documents?limit=0, which the reindex needs anyway): a
 // key refused there too is asked GET /tasks (tasks.get, which every
-// meili-key has had): answered, the key is genuine but lacks documents.get
-// and the run fails at once pointing to docs/deploy-faasd.md step 7 item 7
-// ("meili-key lacks the documents.get action"); refused too, it fails at
+// meili-key has had): answered, the key is genuine but may not list the
+// index, and the run fails at once ("meili-key may not list the documents
+// of index products"), naming both causes Meilisearch answers alike: the
+// key lacks documents.get on the index (remake it: docs/deploy-faasd.md
+// step 7 item 7), or its indexes do not include it (a key made for
+// another index, or MEILI_INDEX set to another than the guide's
+// products: said too when it is); refused too, it fails at
 // once ("meili-key refused", never the key, no warning); a key allowed it
 // gets one warning on stderr and the run goes on. Then, whatever the
 // version check answered, it checks the listing itself before it changes
 // anything, settings included (meili.Index.CheckListingFilter: one
 // listing with a filter nothing matches). A key refused there is asked GET
 // /tasks as above, so a key allowed the version but not documents.get
-// fails here, "meili-key lacks the documents.get action", nothing pushed
-// (it used to pass the version check, push every product and fail only at
-// its first listing); Meilisearch 1.0 and 1.1 refuse the filter, 400, and
+// fails here, "meili-key may not list the documents of index products",
+// nothing pushed (it used to pass the version check, push every product
+// and fail only at its first listing); a key refused GET /tasks too there
+// is never called refused, as Meilisearch has just accepted it: it lacks
+// documents.get and tasks.get, or was deleted meanwhile. Meilisearch 1.0
+// and 1.1 refuse the filter, 400 (a server whose version was read as
+// v1.2 or later is told an unexpected listing answer, not to upgrade), and
 // a listing that ignores it answers a document (on an empty index, seen
 // only once the first batch is pushed, so checked again then when the
 // version is unchecked), so a key without the version action still fails
@@ -110,6 +118,11 @@ environment: CATALOG_READER_DATABASE_URL or else CATALOG_DATABASE_URL, MEILI_URL
              REINDEX_BATCH [500], SECRETS_DIR [/var/openfaas/secrets] with db-password-catalog-reader
              (or else db-password-catalog) and meili-key`
 
+// guideIndex is MEILI_INDEX's default, the index the deployment guides'
+// key loops make meili-key for ("indexes":["products"]): a key made there
+// may not list another.
+const guideIndex = "products"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -127,7 +140,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, wa
 	}
 	c := config.New(getenv)
 	dbc := postgres.ReaderConfigFrom(c, "catalog", nil)
-	mc := meili.Config{URL: c.Required("MEILI_URL"), IndexUID: c.String("MEILI_INDEX", "products"),
+	mc := meili.Config{URL: c.Required("MEILI_URL"), IndexUID: c.String("MEILI_INDEX", guideIndex),
 		APIKey: c.OptionalSecret(catalogenv.IndexKeySecret)}
 	batch := c.Int("REINDEX_BATCH", indexing.DefaultBatch, 1, 10_000)
 	if err := c.Err(); err != nil {
@@ -148,9 +161,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, wa
 	if errors.Is(err, meili.ErrKeyRefused) {
 		err = fmt.Errorf("%s refused: %w", catalogenv.IndexKeySecret, err)
 	} else if errors.Is(err, meili.ErrKeyLacksListing) {
-		// A genuine key made before documents.get was asked for: its
-		// value is right, only remaking it helps.
-		err = fmt.Errorf("%s lacks the documents.get action: %w", catalogenv.IndexKeySecret, err)
+		// A genuine key that may not list this index: made before
+		// documents.get was asked for, or for another index (the guide's
+		// key loop names guideIndex alone). Its value is right; the
+		// error names both causes, and which one the index suggests.
+		var made string
+		if mc.IndexUID != guideIndex {
+			made = fmt.Sprintf(" (MEILI_INDEX is %s, but the guide's key loop makes %s for index %s alone: docs/deploy-faasd.md step 5)",
+				mc.IndexUID, catalogenv.IndexKeySecret, guideIndex)
+		}
+		err = fmt.Errorf("%s may not list the documents of index %s%s: %w", catalogenv.IndexKeySecret, mc.IndexUID, made, err)
 	}
 	if n.VersionUnchecked != nil {
 		fmt.Fprintf(warn, "reindex: warning: %v; remaking meili-key with the \"version\" action adds the check "+

@@ -874,7 +874,8 @@ func TestAFailedRunExitsNonZero(t *testing.T) {
 // A key allowed the "version" action but not documents.get (made with the
 // version action added to an older key's list, say) passes the version
 // check, yet cannot list: the run checks the listing before any change, so
-// it stops there, "meili-key lacks the documents.get action" pointing to
+// it stops there, "meili-key may not list the documents of index
+// products", the key lacking "the documents.get action" pointing to
 // step 7, item 7, with no warning (the version was checked), nothing
 // pushed or deleted and no settings update: the stale document stays, a
 // live product's missing document stays missing. Until a review of
@@ -891,10 +892,12 @@ func TestAKeyWithoutDocumentsGetStopsTheRunBeforeAnyPush(t *testing.T) {
 	t.Cleanup(func() { s.fake.ForbidListing(false) })
 
 	out, warned, err := s.runWarned()
-	if !errors.Is(err, meili.ErrKeyLacksListing) || !strings.Contains(err.Error(), "meili-key lacks the documents.get action") ||
+	if !errors.Is(err, meili.ErrKeyLacksListing) || !strings.Contains(err.Error(), "meili-key may not list the documents of index products") ||
+		!strings.Contains(err.Error(), "lacks the documents.get action on index products") ||
 		!strings.Contains(err.Error(), "step 7, item 7") || strings.Contains(err.Error(), key) {
 		t.Errorf("reindex with a key without documents.get: %v (output %q), want it stopped: "+
-			"meili-key lacks the documents.get action, step 7, item 7, never the key", err, out)
+			"meili-key may not list the documents of index products, lacks the documents.get action on index products, "+
+			"step 7, item 7, never the key", err, out)
 	}
 	if warned != "" {
 		t.Errorf("stderr %q, want no warning: the version was checked", warned)
@@ -914,6 +917,133 @@ func TestAKeyWithoutDocumentsGetStopsTheRunBeforeAnyPush(t *testing.T) {
 	}
 	if diff := cmp.Diff(before, s.ids()); diff != "" {
 		t.Errorf("index ids after the stopped run (-want +got):\n%s", diff)
+	}
+}
+
+// refuseOtherIndexes makes Meilisearch answer every call on an index
+// other than products 403 invalid_api_key, as it answers a key whose
+// "indexes" hold products alone (the guides' key loop makes meili-key
+// so), until the test ends; GET /version and GET /tasks still answer, as
+// they do such a key.
+func (s *shop) refuseOtherIndexes(t *testing.T) {
+	s.recordRequests(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasPrefix(r.URL.Path, "/indexes/") || strings.HasPrefix(r.URL.Path, "/indexes/products/") {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `{"message":"The provided API key is invalid.","code":"invalid_api_key","type":"auth"}`)
+		return true
+	})
+}
+
+// A key made for another index (the guide's meili-key holds "indexes":
+// ["products"]) run with MEILI_INDEX set to another index is refused the
+// listing, 403 invalid_api_key, as a key without documents.get is, while
+// GET /version and GET /tasks answer: the run stops before any change
+// and its error names the index and both causes, and that MEILI_INDEX is
+// not the index the guide's key is made for, still
+// meili.ErrKeyLacksListing. Until a review of 2026-12-06 it said only
+// "meili-key lacks the documents.get action … remake it with
+// documents.get", which cannot help such a key.
+func TestAKeyForAnotherIndexIsToldItsIndexesMayNotIncludeThisOne(t *testing.T) {
+	s := newShop(t)
+	s.create("Kettle")
+	s.refuseOtherIndexes(t)
+	s.env["MEILI_INDEX"] = "shop-staging"
+
+	out, err := s.run()
+	for _, says := range []string{
+		"meili-key may not list the documents of index shop-staging",
+		"lacks the documents.get action on index shop-staging",
+		"or its indexes do not include shop-staging",
+		"MEILI_INDEX is shop-staging, but the guide's key loop makes meili-key for index products alone",
+	} {
+		if !errors.Is(err, meili.ErrKeyLacksListing) || !strings.Contains(fmt.Sprint(err), says) {
+			t.Errorf("reindex of shop-staging with a key for products: %v, want meili.ErrKeyLacksListing saying %q", err, says)
+		}
+	}
+	if strings.Contains(fmt.Sprint(err), key) {
+		t.Errorf("reindex: %v holds the key", err)
+	}
+	if !strings.Contains(out, "pushed 0 product(s)") {
+		t.Errorf("output %q, want nothing pushed", out)
+	}
+}
+
+// A key Meilisearch has just accepted (GET /version answered it, or, when
+// the key lacks the "version" action, the version check listed the
+// documents with it) that the listing and GET /tasks then refuse is
+// genuine, lacking documents.get and tasks.get (or deleted meanwhile):
+// the run stops before any change with meili.ErrKeyLacksListing saying
+// so, never "meili-key refused" (which sends the operator to check the
+// secret's value). Until a review of 2026-12-06 it was meili.ErrKeyRefused.
+func TestAKeyJustAcceptedIsNeverCalledRefused(t *testing.T) {
+	s := newShop(t)
+	s.create("Kettle")
+	refuse := func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `{"message":"The provided API key is invalid.","code":"invalid_api_key","type":"auth"}`)
+	}
+	for _, tc := range []struct {
+		name, accepted string
+		noVersion      bool
+	}{
+		{"version allowed", "GET /version answered it", false},
+		{"version forbidden", "the version check listed the documents with it", true},
+	} {
+		s.recordRequests(t, func(w http.ResponseWriter, r *http.Request) bool {
+			switch {
+			case r.URL.Path == "/tasks", tc.noVersion && r.URL.Path == "/version":
+			case r.URL.Path == "/indexes/products/documents" && r.URL.Query().Get("filter") == "bucket < 0":
+			default:
+				return false
+			}
+			refuse(w)
+			return true
+		})
+		out, err := s.run()
+		for _, says := range []string{"meili-key may not list the documents of index products", tc.accepted,
+			"lacks both the documents.get and tasks.get actions", "deleted meanwhile"} {
+			if !errors.Is(err, meili.ErrKeyLacksListing) || errors.Is(err, meili.ErrKeyRefused) || !strings.Contains(fmt.Sprint(err), says) {
+				t.Errorf("%s: reindex = %v, want meili.ErrKeyLacksListing (not ErrKeyRefused) saying %q", tc.name, err, says)
+			}
+		}
+		if strings.Contains(fmt.Sprint(err), "meili-key refused") || strings.Contains(fmt.Sprint(err), key) {
+			t.Errorf("%s: reindex = %v, want neither \"meili-key refused\" nor the key", tc.name, err)
+		}
+		if !strings.Contains(out, "pushed 0 product(s)") {
+			t.Errorf("%s: output %q, want nothing pushed", tc.name, out)
+		}
+	}
+}
+
+// A Meilisearch whose version the run has just read as v1.2 or later (the
+// fake's default) but whose listing answers a filter nothing matches
+// with a document (it ignored the filter) is not told to upgrade: the run
+// stops before any change with an unexpected listing answer naming the
+// index and the document, still meili.ErrVersionRefused. Until a review
+// of 2026-12-06 it said "as no Meilisearch since 1.2.0 does: upgrade it
+// first" to a server that had just reported a later version.
+func TestAServerReadAsNewEnoughIsNeverToldToUpgrade(t *testing.T) {
+	s := newShop(t)
+	p := s.create("Kettle")
+	s.fake.IgnoreListingFilter(true)
+	t.Cleanup(func() { s.fake.IgnoreListingFilter(false) })
+
+	out, err := s.run()
+	for _, says := range []string{"an unexpected listing answer", "GET /indexes/products/documents",
+		"with document " + p.ID.String(), "though GET /version reported Meilisearch 1.2.0 or later"} {
+		if !errors.Is(err, meili.ErrVersionRefused) || !strings.Contains(fmt.Sprint(err), says) {
+			t.Errorf("reindex against a listing ignoring its filter = %v, want meili.ErrVersionRefused saying %q", err, says)
+		}
+	}
+	if strings.Contains(fmt.Sprint(err), "upgrade it first") {
+		t.Errorf("reindex = %v, want no advice to upgrade a server just read as v1.2 or later", err)
+	}
+	if !strings.Contains(out, "pushed 0 product(s)") {
+		t.Errorf("output %q, want nothing pushed", out)
 	}
 }
 

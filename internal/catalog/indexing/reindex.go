@@ -26,9 +26,12 @@ type Documents interface {
 	// the listing filters, checked by one listing with a filter nothing
 	// matches (before the settings too: a bucket not filterable yet
 	// passes); an error wrapping meili.ErrKeyLacksListing says the key
-	// may not list (but is genuine), one wrapping meili.ErrKeyRefused
-	// that it is refused (meili.Index.CheckListingFilter).
-	CheckListingFilter(ctx context.Context) error
+	// may not list this index (but is genuine), one wrapping
+	// meili.ErrKeyRefused that it is refused. checked is what
+	// CheckListingVersion learnt, so that a key it just accepted is not
+	// called wrong nor a server it read as v1.2 or later told to upgrade
+	// (meili.Index.CheckListingFilter).
+	CheckListingFilter(ctx context.Context, checked meili.Checked) error
 	// EachDocumentIDs passes the ids of every document with a bucket to fn,
 	// at most batch at a time, so that each document in the index from the
 	// start of the walk to its end is passed, whatever others (and fn) add
@@ -87,9 +90,11 @@ const DefaultBatch = 500
 // (meili.ErrVersionUnchecked: a key made before the "version" action was
 // asked for), it goes on and says so in VersionUnchecked. Then, whatever
 // the version check answered, it checks the listing itself
-// (docs.CheckListingFilter) before any change, the settings included: a
-// key refused the listing (meili.ErrKeyLacksListing, as a key allowed the
-// version but not documents.get is, or meili.ErrKeyRefused), a listing
+// (docs.CheckListingFilter, told what the version check learnt) before
+// any change, the settings included: a key refused the listing
+// (meili.ErrKeyLacksListing, as a key allowed the version but not
+// documents.get on this index is, or one whose indexes do not include it;
+// a key just accepted is never meili.ErrKeyRefused there), a listing
 // that refuses the filter (400, as Meilisearch 1.0 and 1.1 do) or ignores
 // it (a document answered to a filter nothing matches) stops it, nothing
 // changed. With the version unchecked, on an empty index (or one whose
@@ -144,8 +149,11 @@ func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int)
 	if batch < 1 {
 		batch = DefaultBatch
 	}
+	// Either way on, Meilisearch has just accepted the key: GET /version
+	// answered it, or the check listed the documents with it.
+	checked := meili.VersionChecked
 	if err := docs.CheckListingVersion(ctx); errors.Is(err, meili.ErrVersionUnchecked) {
-		n.VersionUnchecked = err
+		n.VersionUnchecked, checked = err, meili.KeyAccepted
 	} else if err != nil {
 		return n, fmt.Errorf("reindex: %w", err)
 	}
@@ -156,7 +164,7 @@ func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int)
 	// here gets no settings update, no push, no deletion. The check
 	// passes a bucket not filterable yet, so it need not wait for the
 	// settings.
-	if err := docs.CheckListingFilter(ctx); err != nil {
+	if err := docs.CheckListingFilter(ctx, checked); err != nil {
 		return n, fmt.Errorf("reindex: %w", err)
 	}
 	if err := d.External.EnsureSettings(ctx); err != nil {
@@ -202,7 +210,7 @@ func Reindex(ctx context.Context, d *catalogenv.Deps, docs Documents, batch int)
 			// listing or deletion, and after the page's changed products
 			// are pushed again, so a writer's newer push the batch
 			// overwrote is not left overwritten when the check fails.
-			if err := docs.CheckListingFilter(ctx); err != nil {
+			if err := docs.CheckListingFilter(ctx, checked); err != nil {
 				return n, fmt.Errorf("reindex: after the first push: %w", err)
 			}
 		}

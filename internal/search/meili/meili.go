@@ -358,17 +358,21 @@ const MinListingVersion = "1.2.0"
 
 // ErrVersionRefused is CheckListingVersion's error for a Meilisearch older
 // than MinListingVersion, or whose version it cannot parse, and
-// CheckListingFilter's for one whose listing refuses or ignores a filter.
+// CheckListingFilter's for one whose listing refuses or ignores a filter
+// (worded as an unexpected answer, not an old server, when GET /version
+// has just reported MinListingVersion or later).
 var ErrVersionRefused = errors.New("meili: Meilisearch's version refused for the listing")
 
 // ErrKeyLacksListing is CheckListingVersion's error when Meilisearch
 // refuses the key GET /version and the document listing but answers it
 // GET /tasks (tasks.get, which every meili-key was made with), and
 // CheckListingFilter's when it refuses the listing but answers GET
-// /tasks (whether or not GET /version answered): the key is genuine but
-// lacks documents.get, as one made before the release of 2026-12-06
-// does. It does not wrap ErrKeyRefused: the key's value is right, its
-// actions are not.
+// /tasks (whether or not GET /version answered), or refuses GET /tasks
+// too after the key was just accepted: the key is genuine but lacks
+// documents.get on the index (as one made before the release of
+// 2026-12-06 does), or its indexes do not include the index (Meilisearch
+// answers both 403 invalid_api_key). It does not wrap ErrKeyRefused: the
+// key's value is right, its actions or indexes are not.
 var ErrKeyLacksListing = errors.New("meili: the API key may not list the index's documents")
 
 // ErrVersionUnchecked is CheckListingVersion's error when Meilisearch
@@ -459,27 +463,43 @@ func (ix *Index) versionRefused(ctx context.Context, versionErr error) error {
 	case err == nil, ok && e.Code == "index_not_found":
 		return fmt.Errorf("%w (GET /version: %w)", ErrVersionUnchecked, versionErr)
 	case refused(err):
-		return ix.listingRefused(ctx, fmt.Sprintf("GET /version and GET /indexes/%s/documents", ix.cfg.IndexUID), err)
+		return ix.listingRefused(ctx, NotChecked, fmt.Sprintf("GET /version and GET /indexes/%s/documents", ix.cfg.IndexUID), err)
 	}
 	return fmt.Errorf("meili: list no document (GET /indexes/%s/documents?limit=0), after GET /version refused the key: %w", ix.cfg.IndexUID, err)
 }
 
 // listingRefused tells, after Meilisearch refused the key the document
 // listing (listErr, 401 or 403; calls names what refused it), a genuine
-// key made before documents.get was added to it from a wrong one, by a
-// third read every meili-key was always allowed (GET /tasks?limit=1,
-// tasks.get: the writers poll their tasks). Answered, it is an error
-// wrapping ErrKeyLacksListing; refused too, one wrapping ErrKeyRefused;
-// failed otherwise (a 5xx after its retries, the network, a cancelled
-// context: the key is not known to be refused), one wrapping that failure
-// alone (listErr is printed, not wrapped, so nothing finds a refusal in
-// it).
-func (ix *Index) listingRefused(ctx context.Context, calls string, listErr error) error {
+// key that may not list this index from a wrong one, by a third read every
+// meili-key was always allowed (GET /tasks?limit=1, tasks.get: the writers
+// poll their tasks). Answered, it is an error wrapping ErrKeyLacksListing
+// that names the index and both causes Meilisearch answers alike (403
+// invalid_api_key): the key lacks documents.get (made before the release
+// of 2026-12-06), or its indexes do not include this one (a key made for
+// another index, or MEILI_INDEX set to another than the key's); refused
+// too, one wrapping ErrKeyRefused, unless checked says Meilisearch
+// accepted the key moments before (KeyAccepted, VersionChecked): then the
+// key is genuine but lacks tasks.get as well as documents.get (or was
+// deleted meanwhile), an error wrapping ErrKeyLacksListing, not a wrong
+// value; failed otherwise (a 5xx after its retries, the network, a
+// cancelled context: the key is not known to be refused), one wrapping
+// that failure alone (listErr is printed, not wrapped, so nothing finds a
+// refusal in it).
+func (ix *Index) listingRefused(ctx context.Context, checked Checked, calls string, listErr error) error {
+	uid := ix.cfg.IndexUID
 	terr := ix.do(ctx, http.MethodGet, "/tasks?limit=1", nil, http.StatusOK, nil)
 	if terr == nil {
 		return fmt.Errorf("%w: %s refused it (%w), GET /tasks did not: "+
-			"the key lacks the documents.get action, as one made before the release of 2026-12-06 does: remake it "+
-			"with documents.get (docs/deploy-faasd.md step 7, item 7)", ErrKeyLacksListing, calls, listErr)
+			"the key lacks the documents.get action on index %s (as one made before the release of 2026-12-06 does), "+
+			"or its indexes do not include %s (a key made for another index): remake it with documents.get on %s "+
+			"(docs/deploy-faasd.md step 7, item 7), or set MEILI_INDEX to the index the key was made for",
+			ErrKeyLacksListing, calls, listErr, uid, uid, uid)
+	}
+	if refused(terr) && checked != NotChecked {
+		return fmt.Errorf("%w: %s refused it, GET /tasks too (%v), though Meilisearch had just accepted the key (%s): "+
+			"the key is genuine but lacks both the documents.get and tasks.get actions on index %s (or its indexes "+
+			"do not include %s), or it was deleted meanwhile: remake it (docs/deploy-faasd.md step 7, item 7)",
+			ErrKeyLacksListing, calls, terr, checked.accepted(), uid, uid)
 	}
 	if refused(terr) {
 		return fmt.Errorf("%w: %s refused it, GET /tasks too (%w)", ErrKeyRefused, calls, terr)
@@ -487,37 +507,76 @@ func (ix *Index) listingRefused(ctx context.Context, calls string, listErr error
 	return fmt.Errorf("meili: read no task (GET /tasks?limit=1), after %s refused the key (%v): %w", calls, listErr, terr)
 }
 
+// Checked is what the caller of CheckListingFilter learnt from
+// CheckListingVersion, so that a failed check blames what is left: a key
+// just accepted is not called wrong, and a server whose version was read
+// is not told to upgrade.
+type Checked int
+
+const (
+	// NotChecked: nothing is known, the key may be wrong and the server
+	// of any version.
+	NotChecked Checked = iota
+	// KeyAccepted: Meilisearch accepted the key (CheckListingVersion
+	// listed the documents and returned ErrVersionUnchecked); its
+	// version is unknown.
+	KeyAccepted
+	// VersionChecked: GET /version answered the key MinListingVersion or
+	// later (CheckListingVersion returned nil).
+	VersionChecked
+)
+
+// accepted says which call accepted the key.
+func (c Checked) accepted() string {
+	if c == VersionChecked {
+		return "GET /version answered it"
+	}
+	return "the version check listed the documents with it"
+}
+
 // CheckListingFilter checks that the key may list the index's documents
 // and that the listing filters as EachDocumentIDs and UnbucketedIDs need:
 // it lists with a filter no document matches ("bucket < 0", limit 1, one
 // request). indexing.Reindex runs it before any change, whatever
-// CheckListingVersion answered: a key allowed GET /version but not
-// documents.get passes that check, and would otherwise fail only at the
-// listing after its pushes. A listing refused (401 or 403) is told as
-// CheckListingVersion tells it, by GET /tasks?limit=1: answered, an error
-// wrapping ErrKeyLacksListing; refused too, one wrapping ErrKeyRefused;
-// failed otherwise, one wrapping that failure alone. A 400 other than
-// invalid_document_filter (Meilisearch 1.0 and 1.1 answer the filter
-// parameter bad_request, an unknown one) means the listing takes no
-// filter, and a document in the answer that it ignored the filter (what
-// a 0.x does with it is not verified): either is an error wrapping
-// ErrVersionRefused. It may run before EnsureSettings: a 400
-// invalid_document_filter (bucket not filterable yet, as before the
-// settings or after an older writer's) shows that the server read the
-// filter, and a 404 index_not_found (no index yet; Meilisearch checks the
-// key before it looks for the index, read in its source, not run) that it
-// has no document to answer: both pass, as no document answered does. Any other failure is an error wrapping none of
+// CheckListingVersion answered, and passes in checked what that check
+// learnt: a key allowed GET /version but not documents.get passes that
+// check, and would otherwise fail only at the listing after its pushes. A
+// listing refused (401 or 403) is told as CheckListingVersion tells it, by
+// GET /tasks?limit=1 (listingRefused): answered, an error wrapping
+// ErrKeyLacksListing that names the index and both causes (no
+// documents.get on it, or a key for other indexes); refused too, one
+// wrapping ErrKeyRefused, or ErrKeyLacksListing when checked says the key
+// was just accepted; failed otherwise, one wrapping that failure alone. A
+// 400 other than invalid_document_filter (Meilisearch 1.0 and 1.1 answer
+// the filter parameter bad_request, an unknown one) means the listing
+// takes no filter, and a document in the answer that it ignored the
+// filter (what a 0.x does with it is not verified): either is an error
+// wrapping ErrVersionRefused, which says to upgrade Meilisearch unless
+// checked is VersionChecked: a server that has just reported v1.2 or
+// later is not told to upgrade, the error names the unexpected answer
+// (its status and code, or the document) instead. It may run before
+// EnsureSettings: a 400 invalid_document_filter (bucket not filterable
+// yet, as before the settings or after an older writer's) shows that the
+// server read the filter, and a 404 index_not_found (no index yet;
+// Meilisearch checks the key before it looks for the index, read in its
+// source, not run) that it has no document to answer: both pass, as no
+// document answered does. Any other failure is an error wrapping none of
 // them. An empty index (or one whose bucket is not filterable) answers no
 // document either way: the check cannot see an ignored filter there, so
 // Reindex, when the version is unchecked, checks again once its first
 // batch is pushed.
-func (ix *Index) CheckListingFilter(ctx context.Context) error {
+func (ix *Index) CheckListingFilter(ctx context.Context, checked Checked) error {
 	const filter = "bucket < 0"
 	ids, _, err := ix.documentIDs(ctx, filter, 1)
 	if refused(err) {
-		return ix.listingRefused(ctx, fmt.Sprintf("GET /indexes/%s/documents", ix.cfg.IndexUID), err)
+		return ix.listingRefused(ctx, checked, fmt.Sprintf("GET /indexes/%s/documents", ix.cfg.IndexUID), err)
 	}
 	if e, ok := errors.AsType[*statusError](err); ok && e.status == http.StatusBadRequest && e.Code != "invalid_document_filter" {
+		if checked == VersionChecked {
+			return fmt.Errorf("%w: an unexpected listing answer: GET /indexes/%s/documents with the filter %q answered %d %s (%w), "+
+				"though GET /version reported Meilisearch %s or later, whose listing takes that filter",
+				ErrVersionRefused, ix.cfg.IndexUID, filter, e.status, e.Code, err, MinListingVersion)
+		}
 		return fmt.Errorf("%w: its document listing refused the filter %q, as Meilisearch older than %s does: upgrade it first (%w)",
 			ErrVersionRefused, filter, MinListingVersion, err)
 	} else if ok && (e.Code == "invalid_document_filter" || e.Code == "index_not_found") {
@@ -527,6 +586,11 @@ func (ix *Index) CheckListingFilter(ctx context.Context) error {
 		return fmt.Errorf("meili: check the listing's filter: %w", err)
 	}
 	if len(ids) > 0 {
+		if checked == VersionChecked {
+			return fmt.Errorf("%w: an unexpected listing answer: GET /indexes/%s/documents with the filter %q answered 200 "+
+				"with document %s, which the filter excludes, though GET /version reported Meilisearch %s or later, "+
+				"whose listing applies that filter", ErrVersionRefused, ix.cfg.IndexUID, filter, ids[0], MinListingVersion)
+		}
 		return fmt.Errorf("%w: its document listing ignored the filter %q (it answered document %s), as no Meilisearch since %s does: upgrade it first",
 			ErrVersionRefused, filter, ids[0], MinListingVersion)
 	}
@@ -754,7 +818,7 @@ type searchResponse struct {
 // it does not have, or one not allowed to search the index),
 // CheckListingVersion's when it refuses GET /version, the listing and GET
 // /tasks, and CheckListingFilter's when it refuses the listing and GET
-// /tasks.
+// /tasks to a key not accepted before (NotChecked).
 var ErrKeyRefused = errors.New("meili: Meilisearch refused the API key")
 
 // CheckTimeout bounds CheckKey, retries of a 502, 503 or 504 included: a

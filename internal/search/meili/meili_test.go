@@ -889,7 +889,7 @@ func TestCheckListingFilterRefusesAListingThatRefusesOrIgnoresTheFilter(t *testi
 	if err := ix.EnsureSettings(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := ix.CheckListingFilter(ctx); err != nil {
+	if err := ix.CheckListingFilter(ctx, meili.NotChecked); err != nil {
 		t.Errorf("CheckListingFilter of an empty index = %v, want nil", err)
 	}
 	pushIDs(t, ix, uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7()))
@@ -904,7 +904,7 @@ func TestCheckListingFilterRefusesAListingThatRefusesOrIgnoresTheFilter(t *testi
 	} {
 		fake.SetVersion(tt.version)
 		fake.IgnoreListingFilter(tt.ignore)
-		err := ix.CheckListingFilter(ctx)
+		err := ix.CheckListingFilter(ctx, meili.NotChecked)
 		if tt.says == "" && err != nil || tt.says != "" && (!errors.Is(err, meili.ErrVersionRefused) || !strings.Contains(err.Error(), tt.says)) {
 			t.Errorf("%s: CheckListingFilter = %v, want ErrVersionRefused saying %q (nil if empty)", tt.name, err, tt.says)
 		}
@@ -915,11 +915,95 @@ func TestCheckListingFilterRefusesAListingThatRefusesOrIgnoresTheFilter(t *testi
 	if err := bare.Upsert(ctx, search.Document{ID: uuid.Must(uuid.NewV7()), Name: "Lamp", Price: catalog.Money{Amount: 1, Currency: "USD"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := bare.CheckListingFilter(ctx); err != nil {
+	if err := bare.CheckListingFilter(ctx, meili.NotChecked); err != nil {
 		t.Errorf("CheckListingFilter without bucket filterable = %v, want nil (invalid_document_filter: the server read the filter)", err)
 	}
-	if err := newIndexAt(t, srv.URL, "test-key", "absent").CheckListingFilter(ctx); err != nil {
+	if err := newIndexAt(t, srv.URL, "test-key", "absent").CheckListingFilter(ctx, meili.NotChecked); err != nil {
 		t.Errorf("CheckListingFilter before the index exists = %v, want nil (index_not_found)", err)
+	}
+}
+
+// CheckListingFilter's errors blame only what the version check left
+// open (its checked argument), each still the error callers test for:
+//   - a listing refused while GET /tasks answers (a key without
+//     documents.get, or one whose indexes leave this index out, which
+//     Meilisearch answers alike, 403 invalid_api_key) is
+//     ErrKeyLacksListing naming the index and both causes;
+//   - a listing and GET /tasks both refused to a key just accepted
+//     (KeyAccepted, VersionChecked) is ErrKeyLacksListing, the key
+//     genuine but lacking tasks.get too (or deleted), never ErrKeyRefused;
+//     with NotChecked it stays ErrKeyRefused;
+//   - a listing that refuses the filter (400 bad_request) or ignores it (a
+//     document answered) on a server whose version was read as 1.2.0 or
+//     later (VersionChecked) is ErrVersionRefused worded as an unexpected
+//     answer, its status and code or the document named, with no advice
+//     to upgrade; with the version unchecked it still says to upgrade.
+//
+// Until a review of 2026-12-06 the first named neither the index nor its
+// indexes, the second was ErrKeyRefused, the third said "upgrade it
+// first" to a server just read as v1.11.
+func TestCheckListingFilterBlamesOnlyWhatTheVersionCheckLeftOpen(t *testing.T) {
+	ctx := context.Background()
+	fake := meilitest.NewFake("test-key")
+	var refuseTasks atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/tasks" && refuseTasks.Load() {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `{"message":"The provided API key is invalid.","code":"invalid_api_key","type":"auth"}`)
+			return
+		}
+		fake.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	ix := newIndexAt(t, srv.URL, "test-key", "shop-staging")
+	if err := ix.EnsureSettings(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pushIDs(t, ix, uuid.Must(uuid.NewV7()))
+	for _, tt := range []struct {
+		name                         string
+		checked                      meili.Checked
+		noListing, noTasks, noFilter bool
+		version                      string
+		want                         error
+		says                         []string
+		never                        string
+	}{
+		{"listing refused, tasks answered", meili.VersionChecked, true, false, false, meilitest.DefaultVersion, meili.ErrKeyLacksListing,
+			[]string{"documents.get action on index shop-staging", "or its indexes do not include shop-staging", "step 7, item 7"}, ""},
+		{"listing and tasks refused, version read", meili.VersionChecked, true, true, false, meilitest.DefaultVersion, meili.ErrKeyLacksListing,
+			[]string{"just accepted the key (GET /version answered it)", "lacks both the documents.get and tasks.get actions on index shop-staging", "deleted meanwhile"}, "refused the API key"},
+		{"listing and tasks refused, version check listed", meili.KeyAccepted, true, true, false, meilitest.DefaultVersion, meili.ErrKeyLacksListing,
+			[]string{"the version check listed the documents with it", "lacks both the documents.get and tasks.get actions"}, "refused the API key"},
+		{"listing and tasks refused, nothing checked", meili.NotChecked, true, true, false, meilitest.DefaultVersion, meili.ErrKeyRefused,
+			[]string{"GET /tasks too"}, "tasks.get"},
+		{"filter refused, version read", meili.VersionChecked, false, false, false, "1.1.2", meili.ErrVersionRefused,
+			[]string{"an unexpected listing answer", "GET /indexes/shop-staging/documents", "answered 400 bad_request", "reported Meilisearch 1.2.0 or later"}, "upgrade"},
+		{"filter ignored, version read", meili.VersionChecked, false, false, true, meilitest.DefaultVersion, meili.ErrVersionRefused,
+			[]string{"an unexpected listing answer", "answered 200 with document"}, "upgrade"},
+		{"filter refused, version unchecked", meili.KeyAccepted, false, false, false, "1.1.2", meili.ErrVersionRefused,
+			[]string{"refused the filter", "upgrade it first"}, "unexpected"},
+		{"filter ignored, version unchecked", meili.KeyAccepted, false, false, true, meilitest.DefaultVersion, meili.ErrVersionRefused,
+			[]string{"ignored the filter", "upgrade it first"}, "unexpected"},
+	} {
+		fake.ForbidListing(tt.noListing)
+		refuseTasks.Store(tt.noTasks)
+		fake.IgnoreListingFilter(tt.noFilter)
+		fake.SetVersion(tt.version)
+		err := ix.CheckListingFilter(ctx, tt.checked)
+		if !errors.Is(err, tt.want) {
+			t.Errorf("%s: CheckListingFilter = %v, want %v", tt.name, err, tt.want)
+			continue
+		}
+		for _, says := range tt.says {
+			if !strings.Contains(err.Error(), says) {
+				t.Errorf("%s: CheckListingFilter = %v, want it saying %q", tt.name, err, says)
+			}
+		}
+		if tt.never != "" && strings.Contains(err.Error(), tt.never) || strings.Contains(err.Error(), "test-key") {
+			t.Errorf("%s: CheckListingFilter = %v, want it never saying %q nor the key", tt.name, err, tt.never)
+		}
 	}
 }
 
@@ -974,7 +1058,7 @@ func TestCheckListingFilterTellsAKeyWithoutDocumentsGetFromAWrongKey(t *testing.
 		{"no key", newIndexAt(t, srv.URL, "", "products"), false, true, []string{"missing_authorization_header"}},
 		{"GET /tasks 503", busy, false, false, []string{"503", "read no task"}},
 	} {
-		err := tt.ix.CheckListingFilter(ctx)
+		err := tt.ix.CheckListingFilter(ctx, meili.NotChecked)
 		if err == nil || errors.Is(err, meili.ErrKeyLacksListing) != tt.lacks || errors.Is(err, meili.ErrKeyRefused) != tt.wrong ||
 			errors.Is(err, meili.ErrVersionRefused) || errors.Is(err, meili.ErrVersionUnchecked) {
 			t.Errorf("%s: CheckListingFilter = %v, want ErrKeyLacksListing %v, ErrKeyRefused %v", tt.name, err, tt.lacks, tt.wrong)
@@ -993,7 +1077,7 @@ func TestCheckListingFilterTellsAKeyWithoutDocumentsGetFromAWrongKey(t *testing.
 		t.Errorf("GET /tasks asked %d times, want it retried", n)
 	}
 	fake.ForbidListing(false)
-	if err := newIndexAt(t, srv.URL, "test-key", "products").CheckListingFilter(ctx); err != nil {
+	if err := newIndexAt(t, srv.URL, "test-key", "products").CheckListingFilter(ctx, meili.NotChecked); err != nil {
 		t.Errorf("CheckListingFilter once the key may list = %v, want nil", err)
 	}
 }
