@@ -402,7 +402,7 @@ func (r *run) check(ctx context.Context) (bool, error) {
 			}
 			return nil
 		}},
-		{"shop_orders", `SELECT id, type FROM outbox WHERE type IN ('order.placed.v1', 'order.cancelled.v1', 'order.payment_failed.v1')`, func(rows pgx.Rows) error {
+		{"shop_orders", `SELECT id, type FROM outbox WHERE type IN ('` + strings.Join(orderEvents, `', '`) + `')`, func(rows pgx.Rows) error {
 			var id uuid.UUID
 			var t string
 			if err := rows.Scan(&id, &t); err != nil {

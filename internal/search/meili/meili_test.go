@@ -946,16 +946,8 @@ func TestCheckListingFilterBlamesOnlyWhatTheVersionCheckLeftOpen(t *testing.T) {
 	ctx := context.Background()
 	fake := meilitest.NewFake("test-key")
 	var refuseTasks atomic.Bool
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/tasks" && refuseTasks.Load() {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusForbidden)
-			fmt.Fprint(w, `{"message":"The provided API key is invalid.","code":"invalid_api_key","type":"auth"}`)
-			return
-		}
-		fake.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
+	srv, _ := answeringTasks(t, fake, refuseTasks.Load, http.StatusForbidden,
+		`{"message":"The provided API key is invalid.","code":"invalid_api_key","type":"auth"}`)
 	ix := newIndexAt(t, srv.URL, "test-key", "shop-staging")
 	if err := ix.EnsureSettings(ctx); err != nil {
 		t.Fatal(err)
@@ -1028,18 +1020,8 @@ func TestCheckListingFilterTellsAKeyWithoutDocumentsGetFromAWrongKey(t *testing.
 	if err := newIndexAt(t, srv.URL, "test-key", "products").CheckListingVersion(ctx); err != nil {
 		t.Fatalf("CheckListingVersion of a key allowed the version = %v, want nil: the test would prove nothing", err)
 	}
-	var tasks atomic.Int32
-	busyTasks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/tasks" {
-			tasks.Add(1)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprint(w, `{"message":"busy","code":"unavailable","type":"system"}`)
-			return
-		}
-		fake.ServeHTTP(w, r)
-	}))
-	t.Cleanup(busyTasks.Close)
+	busyTasks, tasks := answeringTasks(t, fake, nil, http.StatusServiceUnavailable,
+		`{"message":"busy","code":"unavailable","type":"system"}`)
 	busy, err := meili.New(meili.Config{URL: busyTasks.URL, APIKey: "test-key", RetryDelay: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -1175,4 +1157,23 @@ func TestEachDocumentIDsRefusesABucketBeyondMaxBucketIDs(t *testing.T) {
 	if diff := cmp.Diff(wantLimits, limits); diff != "" {
 		t.Errorf("limits of the bucket's listings (-want +got):\n%s", diff)
 	}
+}
+
+// answeringTasks serves fake, except that GET /tasks is answered status and
+// the JSON body whenever on reports true (always when on is nil); it
+// returns the server and the count of those answers.
+func answeringTasks(t *testing.T, fake http.Handler, on func() bool, status int, body string) (*httptest.Server, *atomic.Int32) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/tasks" && (on == nil || on()) {
+			n.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			fmt.Fprint(w, body)
+			return
+		}
+		fake.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
 }
