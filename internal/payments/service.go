@@ -52,20 +52,29 @@ type ServiceConfig struct {
 	// processor answers with the first outcome.
 	ProcessorTimeout time.Duration
 	// Lease is how long an attempt owns a payment row (to refund it, or to
-	// settle a pending one) before another may take over; default
-	// ProcessorTimeout + 5s, so a live attempt is never taken over.
+	// settle a pending one) before another may take over. The default,
+	// ProcessorTimeout + StoreTimeout + 5s, outlasts what a live attempt
+	// holds a claim for (one processor call, then Finish), so only an
+	// attempt that crashed or hung is taken over. A shorter Lease (tests)
+	// lets a live attempt be taken over; Refund stays correct then, since
+	// an attempt whose Finish found its claim gone looks again.
 	Lease time.Duration
 	// PollInterval is the longest pause between looks at a payment another
 	// attempt is working on (default 200ms).
 	PollInterval time.Duration
 }
 
+// StoreTimeout is the longest the Store takes over a write Service makes on
+// a context without deadline (Record, Finish, Unclaim, Discard): paymentsdb
+// bounds each with postgres.Detached, whose budget is 10s.
+const StoreTimeout = 10 * time.Second
+
 func (c *ServiceConfig) setDefaults() {
 	if c.ProcessorTimeout <= 0 {
 		c.ProcessorTimeout = 10 * time.Second
 	}
 	if c.Lease <= c.ProcessorTimeout {
-		c.Lease = c.ProcessorTimeout + 5*time.Second
+		c.Lease = c.ProcessorTimeout + StoreTimeout + 5*time.Second
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = 200 * time.Millisecond
@@ -294,7 +303,17 @@ func (s *Service) Refund(ctx context.Context, orderID uuid.UUID) (Payment, error
 				if err != nil {
 					return p, s.giveUp(detached, claimed, claim, err)
 				}
-				return s.store.Finish(detached, orderID, claim, res)
+				// Finish leaves the row captured when another attempt took
+				// the claim over meanwhile: look again until the row is
+				// refunded (by that attempt, or by this one once the
+				// other's lease runs out; the refund key keeps the
+				// processor to one refund). Answering the captured row as
+				// the refund's success would settle a compensation that
+				// the table never records.
+				if p, err = s.store.Finish(detached, orderID, claim, res); err != nil {
+					return p, err
+				}
+				continue
 			}
 		default:
 			return p, fault.Internalf("payment %s has unknown status %q", p.ID, p.Status)

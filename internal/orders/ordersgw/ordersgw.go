@@ -162,9 +162,29 @@ func (g *Gateway) Charge(ctx context.Context, c saga.Charge) error {
 	return nil
 }
 
-// Refund calls refund-payment.
+// Refund calls refund-payment and accepts only an answer that settles this
+// order's payment: refunded, declined (nothing was captured) or none (never
+// charged, and now never will be). A 2xx with anything else (a payment still
+// captured, another order, a defect) is fault.Internal, so the saga does not
+// mark the compensation done while money may still be held; it retries.
 func (g *Gateway) Refund(ctx context.Context, orderID uuid.UUID) error {
-	return g.call(ctx, "refund-payment", orderRef{orderID})
+	raw, err := g.do(ctx, "refund-payment", orderRef{orderID})
+	if err != nil {
+		return err
+	}
+	var p struct {
+		OrderID uuid.UUID `json:"order_id"`
+		Status  string    `json:"status"`
+	}
+	if err := json.Unmarshal(raw, &p); err != nil || p.OrderID != orderID || !settled(p.Status) {
+		return fault.Internalf("refund-payment answered success without settling order %s: %.200q", orderID, raw)
+	}
+	return nil
+}
+
+// settled reports whether a refund-payment status leaves no money held.
+func settled(status string) bool {
+	return status == "refunded" || status == "declined" || status == "none"
 }
 
 type orderRef struct {

@@ -79,6 +79,64 @@ func TestChargeAcceptsOnlyTheCaptureOfThisOrder(t *testing.T) {
 	}
 }
 
+// A refund-payment that answers 200 with the payment still captured (its
+// attempt was taken over and found the row unchanged) refunded nothing we
+// recorded: only refunded, declined or none settles the compensation;
+// anything else is a retryable fault, so the saga asks again.
+func TestRefundAcceptsOnlyASettledPaymentOfThisOrder(t *testing.T) {
+	order := uuid.New()
+	view := func(id uuid.UUID, status string) string {
+		return `{"id":"` + uuid.NewString() + `","order_id":"` + id.String() + `","status":"` + status +
+			`","amount":{"amount":1999,"currency":"EUR"},"provider_ref":"sim_1"}`
+	}
+	for _, c := range []struct {
+		name   string
+		status int
+		body   string
+		want   fault.Kind // when not ok
+		ok     bool
+	}{
+		{"refunded", 200, view(order, "refunded"), 0, true},
+		{"declined", 200, view(order, "declined"), 0, true},
+		{"never charged", 200, `{"order_id":"` + order.String() + `","status":"none"}`, 0, true},
+		{"still captured", 200, view(order, "captured"), fault.Internal, false},
+		{"pending", 200, view(order, "pending"), fault.Internal, false},
+		{"another order", 200, view(uuid.New(), "refunded"), fault.Internal, false},
+		{"empty success", 200, ``, fault.Internal, false},
+		{"not JSON", 200, `ok`, fault.Internal, false},
+		{"unavailable", 503, `{"type":"about:blank","title":"Service Unavailable","status":503,"code":"processor_unavailable","detail":"retry"}`, fault.Unavailable, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/function/refund-payment" || r.Header.Get("X-Internal-Token") != "internal" {
+					http.Error(w, "unexpected call", http.StatusTeapot)
+					return
+				}
+				if c.status != 200 {
+					w.Header().Set("Content-Type", "application/problem+json")
+				}
+				w.WriteHeader(c.status)
+				_, _ = w.Write([]byte(c.body))
+			}))
+			defer srv.Close()
+			gw, err := ordersgw.New(srv.URL, "internal", srv.Client(), time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = gw.Refund(context.Background(), order)
+			switch {
+			case c.ok && err != nil:
+				t.Fatalf("Refund = %v, want success", err)
+			case c.ok:
+			case err == nil || fault.KindOf(err) != c.want:
+				t.Fatalf("Refund = %v (kind %v), want kind %v", err, fault.KindOf(err), c.want)
+			case !fault.Retryable(err):
+				t.Fatalf("Refund = %v must be retryable, so the compensation is asked again", err)
+			}
+		})
+	}
+}
+
 // TestEveryCallCarriesTheCallersTrace: each saga call goes out with one
 // traceparent, of the caller's trace (sent by the client's transport, not
 // injected a second time by the gateway client).

@@ -2,6 +2,7 @@ package paymentsdb_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -188,6 +189,65 @@ func TestRefundIsOnce(t *testing.T) {
 	}
 	if p, err := f.svc.Refund(ctx, uuid.Must(uuid.NewV7())); err != nil || p.Status != payments.StatusNone {
 		t.Errorf("refund of an order never charged: %v %v", p.Status, err)
+	}
+}
+
+// slowFinish delays Finish: a slow commit, well within the Store's budget.
+type slowFinish struct {
+	payments.Store
+	delay time.Duration
+}
+
+func (s *slowFinish) Finish(ctx context.Context, orderID, claim uuid.UUID, res payments.Result) (payments.Payment, error) {
+	time.Sleep(s.delay)
+	return s.Store.Finish(ctx, orderID, claim, res)
+}
+
+// crashedFinish is an attempt whose process dies before its Finish.
+type crashedFinish struct{ payments.Store }
+
+func (crashedFinish) Finish(context.Context, uuid.UUID, uuid.UUID, payments.Result) (payments.Payment, error) {
+	return payments.Payment{}, errors.New("process killed")
+}
+
+// TestARefundTakenOverNeverAnswersTheCapturedRow: attempt A's processor call
+// plus its slow Finish outlast its (here short) lease; attempt B takes the
+// claim over, refunds at the processor under the same key and dies before
+// its Finish. A's Finish finds its claim gone: A must not answer the
+// still-captured row as the refund's success (refund-payment would answer
+// 200 and the saga settle the compensation with our table captured for
+// ever). It waits out B's lease and finishes the refund; the refund key
+// keeps the processor to one refund.
+func TestARefundTakenOverNeverAnswersTheCapturedRow(t *testing.T) {
+	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
+	ctx := context.Background()
+	cfg := payments.ServiceConfig{ProcessorTimeout: 100 * time.Millisecond, Lease: 200 * time.Millisecond, PollInterval: 20 * time.Millisecond}
+	a := payments.NewService(&slowFinish{Store: f.store, delay: 600 * time.Millisecond}, f.proc, cfg)
+	b := payments.NewService(crashedFinish{f.store}, f.proc, cfg)
+	req := chargeReq(simulator.TokenVisa)
+	if _, err := a.Charge(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		p   payments.Payment
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() { p, err := a.Refund(ctx, req.OrderID); done <- answer{p, err} }()
+	time.Sleep(350 * time.Millisecond) // A's lease ran out while A is still finishing
+	if _, err := b.Refund(ctx, req.OrderID); err == nil {
+		t.Fatal("B was meant to die before Finish")
+	}
+	got := <-done
+	if got.err != nil || got.p.Status != payments.StatusRefunded {
+		t.Errorf("A answered %q, %v; want refunded", got.p.Status, got.err)
+	}
+	stored, err := f.store.ByOrder(ctx, req.OrderID)
+	if err != nil || stored.Status != payments.StatusRefunded {
+		t.Errorf("stored payment %q, %v; want refunded", stored.Status, err)
+	}
+	if n := f.count(t, "refund"); n != 1 {
+		t.Errorf("processor recorded %d refunds, want 1", n)
 	}
 }
 
