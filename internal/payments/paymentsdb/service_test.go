@@ -3,6 +3,7 @@ package paymentsdb_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -346,6 +347,39 @@ func TestProcessorFailures(t *testing.T) {
 	}
 	if got := f.proc.charges.Load(); got != 2 {
 		t.Errorf("recovered processor asked %d times, want 2 (the hung one answers its first outcome)", got)
+	}
+}
+
+// lateLedger records the entry, then holds the answer until the caller's
+// deadline: the commit went through and its answer was cut, as when pgx
+// cancels a query at the deadline after PostgreSQL committed it.
+type lateLedger struct{ simulator.Ledger }
+
+func (l lateLedger) Record(ctx context.Context, e simulator.Entry) (simulator.Entry, error) {
+	if _, err := l.Ledger.Record(ctx, e); err != nil {
+		return simulator.Entry{}, err
+	}
+	<-ctx.Done()
+	return simulator.Entry{}, fmt.Errorf("record: %w", ctx.Err())
+}
+
+// A capture whose answer the deadline cut is an unknown outcome (504), never
+// 503, which tells the caller that nothing was captured (docs/checkout.md).
+func TestACaptureWhoseAnswerWasCutIsAnUnknownOutcome(t *testing.T) {
+	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
+	cfg := payments.ServiceConfig{ProcessorTimeout: 100 * time.Millisecond}
+	svc := payments.NewService(f.store, simulator.New(lateLedger{f.ledger}, simulator.Config{}), cfg)
+	req := chargeReq(simulator.TokenVisa)
+	_, err := svc.Charge(context.Background(), req)
+	if !fault.Is(err, fault.Timeout, payments.ErrTimeout.Code) {
+		t.Errorf("answer %v (kind %v), want the timeout (504, outcome unknown)", err, fault.KindOf(err))
+	}
+	if n := f.count(t, "charge"); n != 1 {
+		t.Fatalf("processor recorded %d charges, want the 1 whose answer was cut", n)
+	}
+	// The retry under the key answers the capture.
+	if p, err := f.svc.Charge(context.Background(), req); err != nil || p.Status != payments.StatusCaptured {
+		t.Errorf("retry: %q %v, want captured", p.Status, err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	mathrand "math/rand/v2"
@@ -166,7 +167,7 @@ func (s *Simulator) Charge(ctx context.Context, key string, amount payments.Mone
 		e, found, err = s.ledger.Find(ctx, key)
 	}
 	if err != nil {
-		return payments.Result{}, s.down(err)
+		return payments.Result{}, s.down(ctx, err)
 	}
 	if !found {
 		return payments.Result{}, payments.ErrInvalidToken
@@ -187,12 +188,12 @@ func (s *Simulator) Refund(ctx context.Context, key, chargeRef string, amount pa
 	}
 	e, found, err := s.ledger.Find(ctx, key)
 	if err != nil {
-		return payments.Result{}, s.down(err)
+		return payments.Result{}, s.down(ctx, err)
 	}
 	if !found {
 		charge, ok, err := s.ledger.FindReference(ctx, chargeRef)
 		if err != nil {
-			return payments.Result{}, s.down(err)
+			return payments.Result{}, s.down(ctx, err)
 		}
 		if !ok || charge.Kind != "charge" || charge.Outcome != payments.OutcomeCaptured || charge.Amount != amount {
 			return payments.Result{}, fault.E(fault.Invalid, fault.CodeInvalidRefund, "no captured charge of that amount to refund")
@@ -200,7 +201,7 @@ func (s *Simulator) Refund(ctx context.Context, key, chargeRef string, amount pa
 		e = Entry{Key: key, Kind: "refund", Outcome: payments.OutcomeRefunded, Reference: "re_sim_" + randomHex(),
 			ChargeRef: chargeRef, Amount: amount}
 		if e, err = s.ledger.Record(ctx, e); err != nil {
-			return payments.Result{}, s.down(err)
+			return payments.Result{}, s.down(ctx, err)
 		}
 	}
 	return s.leave(ctx, hang, result(e))
@@ -215,7 +216,7 @@ func (s *Simulator) Lookup(ctx context.Context, key string) (payments.Result, er
 	}
 	e, found, err := s.ledger.Find(ctx, key)
 	if err != nil {
-		return payments.Result{}, s.down(err)
+		return payments.Result{}, s.down(ctx, err)
 	}
 	if !found {
 		return payments.Result{}, payments.ErrUnknownKey
@@ -236,7 +237,7 @@ func (s *Simulator) Void(ctx context.Context, key string) (payments.Result, erro
 	e, err := s.ledger.Void(ctx, Entry{Key: key, Kind: "charge", Outcome: payments.OutcomeDeclined,
 		DeclineCode: payments.VoidedCode, Reference: "ch_sim_" + randomHex()})
 	if err != nil {
-		return payments.Result{}, s.down(err)
+		return payments.Result{}, s.down(ctx, err)
 	}
 	if e.Kind != "charge" {
 		return payments.Result{}, fault.E(fault.Conflict, fault.CodeIdempotencyKeyReused, "the key was used for a refund")
@@ -275,8 +276,14 @@ func (s *Simulator) leave(ctx context.Context, hang bool, r payments.Result) (pa
 	return payments.Result{}, fault.Wrap(ctx.Err(), fault.Timeout, payments.ErrTimeout.Code, payments.ErrTimeout.Message)
 }
 
-// down reports a ledger failure as the processor being unavailable.
-func (s *Simulator) down(err error) error {
+// down reports a ledger failure as the processor being unavailable, or, when
+// the caller's deadline cut it, as a timeout: a write cut mid-flight may have
+// committed (a charge captured), and 503 would tell the caller that nothing
+// was captured.
+func (s *Simulator) down(ctx context.Context, err error) error {
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fault.Wrap(err, fault.Timeout, payments.ErrTimeout.Code, payments.ErrTimeout.Message)
+	}
 	return fault.Wrap(err, fault.Unavailable, payments.ErrUnavailable.Code, payments.ErrUnavailable.Message)
 }
 
