@@ -82,8 +82,15 @@ func TestChargePayment(t *testing.T) {
 			t.Errorf("decline: %d %v", code, out)
 		}
 	}
-	if code, out := fntest.Call(t, h, credential, charge(uuid.Must(uuid.NewV7()), "tok_unknown")); code != http.StatusUnprocessableEntity {
-		t.Errorf("invalid token: %d %v", code, out)
+	before, err := ledger.Count(t.Context(), "charge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out := fntest.Call(t, h, credential, charge(uuid.Must(uuid.NewV7()), "tok_unknown")); code != http.StatusUnprocessableEntity || out["code"] != "invalid_payment_token" {
+		t.Errorf("invalid token: %d %v, want 422 invalid_payment_token", code, out)
+	}
+	if n, err := ledger.Count(t.Context(), "charge"); err != nil || n != before {
+		t.Errorf("processor charges %d %v after an invalid token, want %d: nothing charged", n, err, before)
 	}
 }
 
