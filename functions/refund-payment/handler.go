@@ -39,6 +39,15 @@ type none struct {
 	Status  payments.Status `json:"status"`
 }
 
+// unstored is the answer for a payment the processor knows and our table
+// does not: a View without the id, which only a stored payment has.
+type unstored struct {
+	OrderID     uuid.UUID       `json:"order_id"`
+	Status      payments.Status `json:"status"`
+	Amount      payments.Money  `json:"amount"`
+	ProviderRef string          `json:"provider_ref"`
+}
+
 // New returns the refund-payment handler over svc; it admits only the
 // internal callers routes.Table names for it (fnhttp.CheckInternal: 401
 // without a valid credential, 403 for another caller).
@@ -48,8 +57,13 @@ func New(svc Refunder, internal *auth.InternalVerifier, log *slog.Logger) http.H
 		if err != nil {
 			return nil, err
 		}
-		if p.Status == payments.StatusNone {
+		switch {
+		case p.Status == payments.StatusNone:
 			return none{OrderID: orderID, Status: p.Status}, nil
+		case p.ID == uuid.Nil:
+			// The processor refunded a charge we hold no row of
+			// (payments.Service.unrecorded): there is no payment id to give.
+			return unstored{OrderID: orderID, Status: p.Status, Amount: p.Amount, ProviderRef: p.ProviderRef}, nil
 		}
 		return payments.ViewOf(p), nil
 	})

@@ -69,3 +69,30 @@ func TestRefundPayment(t *testing.T) {
 		}
 	}
 }
+
+// refundedAtTheProcessor is a processor that answers Void with a refund: a
+// real processor may say so of a charge refunded at its side, which the
+// built-in simulator never does.
+type refundedAtTheProcessor struct{ payments.Processor }
+
+func (refundedAtTheProcessor) Void(_ context.Context, _ string) (payments.Result, error) {
+	return payments.Result{Outcome: payments.OutcomeRefunded, Reference: "re_1",
+		Amount: payments.Money{Amount: 500, Currency: "USD"}, Customer: uuid.New()}, nil
+}
+
+// A refund the processor made of a charge we hold no row of has no payment
+// id: the answer leaves the id out rather than send the zero UUID.
+func TestARefundWithoutAStoredPaymentAnswersNoID(t *testing.T) {
+	pool := pgtest.Open(t, paymentsdb.Migrations())
+	proc := refundedAtTheProcessor{simulator.New(paymentsdb.NewSimLedger(pool), simulator.Config{})}
+	svc := payments.NewService(paymentsdb.New(pool), proc, payments.ServiceConfig{})
+	h := New(svc, fntest.Internal(), slog.New(slog.DiscardHandler))
+	order := uuid.NewString()
+	code, out := fntest.Call(t, h, credential, `{"order_id":"`+order+`"}`)
+	if code != http.StatusOK || out["status"] != "refunded" || out["order_id"] != order || out["provider_ref"] != "re_1" {
+		t.Fatalf("refund: %d %v", code, out)
+	}
+	if id, ok := out["id"]; ok {
+		t.Errorf("answer carries id %v for a payment that was never stored", id)
+	}
+}

@@ -336,7 +336,8 @@ func (s *Service) Refund(ctx context.Context, orderID uuid.UUID) (Payment, error
 //   - captured: the charge is recorded as the processor knows it (the user
 //     from its customer metadata) and answered, for Refund to refund it;
 //   - refunded (a real processor may say so of a charge refunded at its
-//     side): answered as refunded, without a row.
+//     side): answered as refunded, without a row (so with no ID;
+//     refund-payment leaves the id out of its answer).
 func (s *Service) unrecorded(ctx context.Context, orderID uuid.UUID) (Payment, error) {
 	none := Payment{OrderID: orderID, Status: StatusNone}
 	res, err := s.void(ctx, orderID)
