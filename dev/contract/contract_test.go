@@ -12,11 +12,14 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/uuid"
 	"gopkg.in/yaml.v3"
 
 	"github.com/shopfaas/shop/api"
 	"github.com/shopfaas/shop/dev/contract"
+	"github.com/shopfaas/shop/internal/cart"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/routes"
 )
 
@@ -503,6 +506,35 @@ func TestDocumentSaysHowIntegersAreWritten(t *testing.T) {
 	for where, text := range map[string]string{"info.description": doc.Info.Description, "BadRequest": doc.Components.Responses.BadRequest.Description} {
 		if !strings.Contains(text, "`100.0`") || !strings.Contains(text, "`1e2`") {
 			t.Errorf("%s does not say that an integer written with a fraction or an exponent (`100.0`, `1e2`) is 400 invalid_json", where)
+		}
+	}
+}
+
+// TestTheCurrencyMismatchProblemIsTheDocuments: the problem a mixed cart is
+// answered with (cart.Mixed, written by fnhttp) is what the document declares
+// for the cart's 409s (CurrencyMismatch), and one without its "currencies"
+// member breaks the contract.
+func TestTheCurrencyMismatchProblemIsTheDocuments(t *testing.T) {
+	c := load(t)
+	usd, eur := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	named := cart.Mixed("", map[string][]uuid.UUID{"USD": {usd}, "EUR": {eur}})
+	bare := fault.E(fault.Conflict, fault.CodeCurrencyMismatch, "a cart holds products of one currency")
+	for _, tc := range []struct{ method, path, body string }{
+		{http.MethodGet, "/api/v1/cart", ""},
+		{http.MethodPut, "/api/v1/cart/items/" + usd.String(), `{"quantity":0}`},
+	} {
+		for _, answer := range []*fault.Error{named, bare} {
+			rec := httptest.NewRecorder()
+			fnhttp.WriteProblem(rec, answer)
+			req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+			if tc.body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			req.Header.Set("Authorization", "Bearer x")
+			err := c.Check(req, []byte(tc.body), rec.Result(), rec.Body.Bytes())
+			if named := answer.Members != nil; (err == nil) != named {
+				t.Errorf("%s %s answered %s: contract says %v", tc.method, tc.path, rec.Body, err)
+			}
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,5 +172,42 @@ func TestCatalogDownIsUnavailable(t *testing.T) {
 	e.catalog.SetDown(false)
 	if _, v := e.get(t, alice); len(v.Items) != 1 {
 		t.Fatalf("cart after outage = %+v", v)
+	}
+}
+
+// A cart left mixed by a catalog currency change answers 409 naming the
+// products of each currency, in the detail and in the "currencies" member, so
+// the client knows which lines to remove.
+func TestAMixedCartNamesTheProductsOfEachCurrency(t *testing.T) {
+	e := setup(t)
+	mug := e.catalog.Add("MUG", 1299, "USD")
+	tasse := e.catalog.Add("TASSE", 1100, "USD")
+	aliceID, alice := e.user(t)
+	e.add(t, aliceID, mug.ID, 1)
+	e.add(t, aliceID, tasse.ID, 1)
+	tasse.Price.Currency = "EUR"
+	e.catalog.Put(tasse)
+
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/cart", nil)
+	req.Header.Set("Authorization", alice)
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	var p struct {
+		Code       string                 `json:"code"`
+		Detail     string                 `json:"detail"`
+		Currencies map[string][]uuid.UUID `json:"currencies"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+		t.Fatalf("decode: %v; body %s", err, rec.Body)
+	}
+	if rec.Code != http.StatusConflict || p.Code != "currency_mismatch" {
+		t.Fatalf("got %d %q, want 409 currency_mismatch", rec.Code, p.Code)
+	}
+	want := map[string][]uuid.UUID{"USD": {mug.ID}, "EUR": {tasse.ID}}
+	if diff := cmp.Diff(want, p.Currencies); diff != "" {
+		t.Errorf("currencies (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(p.Detail, "USD: "+mug.ID.String()) || !strings.Contains(p.Detail, "EUR: "+tasse.ID.String()) {
+		t.Errorf("detail %q does not name the products of each currency", p.Detail)
 	}
 }

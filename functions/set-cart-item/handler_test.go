@@ -48,8 +48,8 @@ func (e env) user(t *testing.T) (uuid.UUID, string) {
 	return id, fntest.Bearer(t, e.tokens, id, auth.RoleCustomer)
 }
 
-// put sends the request and returns the status, the problem code (if any) and the cart.
-func (e env) put(t *testing.T, authz string, product string, body string) (int, string, cart.View) {
+// send sends the request and returns the recorded answer.
+func (e env) send(t *testing.T, authz string, product string, body string) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodPut, "/api/v1/cart/items/"+product, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -58,6 +58,13 @@ func (e env) put(t *testing.T, authz string, product string, body string) (int, 
 	}
 	rec := httptest.NewRecorder()
 	e.h.ServeHTTP(rec, req)
+	return rec
+}
+
+// put sends the request and returns the status, the problem code (if any) and the cart.
+func (e env) put(t *testing.T, authz string, product string, body string) (int, string, cart.View) {
+	t.Helper()
+	rec := e.send(t, authz, product, body)
 	var v cart.View
 	var p struct{ Code string }
 	if rec.Code == http.StatusOK {
@@ -291,4 +298,95 @@ func TestRefusesABodyWithoutContentType(t *testing.T) {
 	_, alice := e.user(t)
 	w := fntest.Do(t, e.h, http.MethodPut, "/api/v1/cart/items/"+mug.ID.String(), "", `{"quantity":1}`, "Authorization", alice)
 	fntest.Problem(t, w, http.StatusBadRequest, "unsupported_media_type")
+}
+
+// mismatch is a currency_mismatch problem with its extension member.
+type mismatch struct {
+	Status     int                    `json:"status"`
+	Code       string                 `json:"code"`
+	Detail     string                 `json:"detail"`
+	Currencies map[string][]uuid.UUID `json:"currencies"`
+}
+
+func decodeMismatch(t *testing.T, rec *httptest.ResponseRecorder) mismatch {
+	t.Helper()
+	var p mismatch
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+		t.Fatalf("decode problem: %v; body %s", err, rec.Body)
+	}
+	return p
+}
+
+// A refused add names the products of each currency, so the client can tell
+// which lines stand in the way.
+func TestACurrencyMismatchNamesTheProductsOfEachCurrency(t *testing.T) {
+	e := setup(t)
+	mug := e.catalog.Add("MUG", 1299, "USD")
+	pen := e.catalog.Add("PEN", 250, "USD")
+	euro := e.catalog.Add("EUR-MUG", 1100, "EUR")
+	_, alice := e.user(t)
+	for _, p := range []uuid.UUID{mug.ID, pen.ID} {
+		if status, code, _ := e.put(t, alice, p.String(), `{"quantity":1}`); status != 200 {
+			t.Fatalf("add: %d %s", status, code)
+		}
+	}
+	p := decodeMismatch(t, e.send(t, alice, euro.ID.String(), `{"quantity":1}`))
+	if p.Status != http.StatusConflict || p.Code != "currency_mismatch" {
+		t.Fatalf("got %d %q, want 409 currency_mismatch", p.Status, p.Code)
+	}
+	want := map[string][]uuid.UUID{"USD": {mug.ID, pen.ID}, "EUR": {euro.ID}}
+	if diff := cmp.Diff(want, p.Currencies); diff != "" {
+		t.Errorf("currencies (-want +got):\n%s", diff)
+	}
+	for _, id := range []uuid.UUID{mug.ID, pen.ID, euro.ID} {
+		if !strings.Contains(p.Detail, id.String()) {
+			t.Errorf("detail %q does not name %s", p.Detail, id)
+		}
+	}
+}
+
+// A catalog currency change (PATCH price.currency) can leave a cart mixed.
+// Removing a line is written all the same and never answered as if it had
+// not been: 200 with the cart once the rest shares a currency, otherwise a 409
+// that says the line was removed and names the products of each currency.
+func TestRemovingALineOfAMixedCartIsAnsweredAsWritten(t *testing.T) {
+	e := setup(t)
+	mug := e.catalog.Add("MUG", 1299, "USD")
+	pen := e.catalog.Add("PEN", 250, "USD")
+	tasse := e.catalog.Add("TASSE", 1100, "USD")
+	userID, alice := e.user(t)
+	for _, p := range []uuid.UUID{mug.ID, pen.ID, tasse.ID} {
+		if status, code, _ := e.put(t, alice, p.String(), `{"quantity":1}`); status != 200 {
+			t.Fatalf("add: %d %s", status, code)
+		}
+	}
+	tasse.Price.Currency = "EUR"
+	e.catalog.Put(tasse)
+
+	p := decodeMismatch(t, e.send(t, alice, pen.ID.String(), `{"quantity":0}`))
+	if p.Status != http.StatusConflict || p.Code != "currency_mismatch" {
+		t.Fatalf("removing an unrelated line: got %d %q, want 409 currency_mismatch", p.Status, p.Code)
+	}
+
+	want := map[string][]uuid.UUID{"USD": {mug.ID}, "EUR": {tasse.ID}}
+	if diff := cmp.Diff(want, p.Currencies); diff != "" {
+		t.Errorf("currencies (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(p.Detail, pen.ID.String()+" is no longer in the cart") ||
+		!strings.Contains(p.Detail, mug.ID.String()) || !strings.Contains(p.Detail, tasse.ID.String()) {
+		t.Errorf("detail %q does not say the line was removed and which products keep the cart mixed", p.Detail)
+	}
+	lines, err := e.store.Lines(context.Background(), userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]cart.Line{{ProductID: mug.ID, Quantity: 1}, {ProductID: tasse.ID, Quantity: 1}}, lines); diff != "" {
+		t.Fatalf("stored lines (-want +got):\n%s", diff)
+	}
+
+	status, code, v := e.put(t, alice, tasse.ID.String(), `{"quantity":0}`)
+	wantView := cart.View{Items: []cart.ItemView{{ProductID: mug.ID, Quantity: 1, UnitPrice: usd(1299), LineTotal: usd(1299)}}, Total: usd(1299)}
+	if diff := cmp.Diff(wantView, v); status != 200 || diff != "" {
+		t.Fatalf("removing the other currency's line: %d %q (-want +got):\n%s", status, code, diff)
+	}
 }

@@ -7,9 +7,12 @@ package cart
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -111,8 +114,11 @@ type View struct {
 // product has no price (unknown or archived) are left out of the view and returned in
 // dropped, so the caller can remove them from the stored cart. All remaining
 // products must share one currency: mixing is fault.Conflict
-// "currency_mismatch". Totals that would overflow are fault.Invalid.
+// "currency_mismatch" (see Mixed). Totals that would overflow are fault.Invalid.
 func Price(lines []Line, prices map[uuid.UUID]Money) (v View, dropped []uuid.UUID, err error) {
+	if err := oneCurrency(lines, prices); err != nil {
+		return View{}, nil, err
+	}
 	v = View{Items: []ItemView{}, Total: Money{Currency: DefaultCurrency}}
 	currency := ""
 	for _, l := range lines {
@@ -121,12 +127,7 @@ func Price(lines []Line, prices map[uuid.UUID]Money) (v View, dropped []uuid.UUI
 			dropped = append(dropped, l.ProductID)
 			continue
 		}
-		if currency == "" {
-			currency = price.Currency
-		} else if price.Currency != currency {
-			return View{}, nil, fault.E(fault.Conflict, fault.CodeCurrencyMismatch,
-				fmt.Sprintf("a cart holds products of one currency; it has %s and %s", currency, price.Currency))
-		}
+		currency = price.Currency
 		lineTotal, ok := mul(price.Amount, int64(l.Quantity))
 		if !ok {
 			return View{}, nil, errOverflow
@@ -143,6 +144,53 @@ func Price(lines []Line, prices map[uuid.UUID]Money) (v View, dropped []uuid.UUI
 		v.Total.Currency = currency
 	}
 	return v, dropped, nil
+}
+
+// Mixed returns the fault.Conflict "currency_mismatch" of a cart whose
+// products are priced in more than one currency. So that a client can tell
+// which lines to remove, its message names the products of each currency and
+// its problem carries them in the extension member "currencies" (currency →
+// product ids, in the cart's order), as api/openapi.yaml declares. prefix,
+// when not empty, starts the message (a removal says it was written).
+func Mixed(prefix string, currencies map[string][]uuid.UUID) *fault.Error {
+	names := slices.Sorted(maps.Keys(currencies))
+	parts := make([]string, len(names))
+	for i, c := range names {
+		ids := make([]string, len(currencies[c]))
+		for j, id := range currencies[c] {
+			ids[j] = id.String()
+		}
+		parts[i] = c + ": " + strings.Join(ids, ", ")
+	}
+	err := fault.E(fault.Conflict, fault.CodeCurrencyMismatch,
+		prefix+"a cart holds products of one currency; it has "+strings.Join(parts, "; "))
+	err.Members = map[string]any{"currencies": currencies}
+	return err
+}
+
+// MixedCurrencies returns the products of each currency that err, a
+// "currency_mismatch" of Mixed, names; false for any other error.
+func MixedCurrencies(err error) (map[string][]uuid.UUID, bool) {
+	var fe *fault.Error
+	if !errors.As(err, &fe) || fe.Code != fault.CodeCurrencyMismatch {
+		return nil, false
+	}
+	currencies, ok := fe.Members["currencies"].(map[string][]uuid.UUID)
+	return currencies, ok
+}
+
+// oneCurrency is nil when the priced lines share one currency, else Mixed.
+func oneCurrency(lines []Line, prices map[uuid.UUID]Money) error {
+	currencies := map[string][]uuid.UUID{}
+	for _, l := range lines {
+		if price, ok := prices[l.ProductID]; ok {
+			currencies[price.Currency] = append(currencies[price.Currency], l.ProductID)
+		}
+	}
+	if len(currencies) > 1 {
+		return Mixed("", currencies)
+	}
+	return nil
 }
 
 var errOverflow = fault.E(fault.Invalid, fault.CodeInvalidRequest, "the cart's total is too large")

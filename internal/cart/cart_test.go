@@ -2,6 +2,7 @@ package cart_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"testing"
 
@@ -90,8 +91,19 @@ func TestPrice(t *testing.T) {
 	}
 
 	prices[b] = cart.Money{Amount: 5, Currency: "EUR"}
-	if _, _, err := cart.Price([]cart.Line{{ProductID: a, Quantity: 1}, {ProductID: b, Quantity: 1}}, prices); !fault.Is(err, fault.Conflict, "currency_mismatch") {
+	_, _, err = cart.Price([]cart.Line{{ProductID: a, Quantity: 1}, {ProductID: gone, Quantity: 1}, {ProductID: b, Quantity: 1}}, prices)
+	if !fault.Is(err, fault.Conflict, "currency_mismatch") {
 		t.Fatalf("mixed currencies: %v", err)
+	}
+	// The conflict names the products of each currency (not the one without
+	// a price), so a client can tell which lines to remove.
+	currencies, ok := cart.MixedCurrencies(err)
+	if diff := cmp.Diff(map[string][]uuid.UUID{"USD": {a}, "EUR": {b}}, currencies); !ok || diff != "" {
+		t.Fatalf("currencies of %v (-want +got):\n%s", err, diff)
+	}
+	wantMessage := fmt.Sprintf("a cart holds products of one currency; it has EUR: %s; USD: %s", b, a)
+	if got := err.(*fault.Error).Message; got != wantMessage {
+		t.Fatalf("message = %q, want %q", got, wantMessage)
 	}
 	prices[a] = usd(math.MaxInt64 / 2)
 	if _, _, err := cart.Price([]cart.Line{{ProductID: a, Quantity: 3}}, prices); !fault.Is(err, fault.Invalid, "") {

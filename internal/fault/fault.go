@@ -53,6 +53,10 @@ type Error struct {
 	Code    Code
 	Message string
 	Err     error
+	// Members are extension members of the problem the error is answered
+	// with (RFC 9457 section 3.2): data a client acts on, safe to show like
+	// Message and declared for Code in api/openapi.yaml. Nil for most errors.
+	Members map[string]any
 }
 
 // E builds a classified error without a cause.

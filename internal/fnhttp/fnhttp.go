@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"reflect"
@@ -117,6 +118,28 @@ type Problem struct {
 	Code     string `json:"code"`
 	Detail   string `json:"detail,omitempty"`
 	Instance string `json:"instance,omitempty"`
+	// Members are the problem's extension members (fault.Error.Members),
+	// written after the standard ones; a member named like a standard one is
+	// not written.
+	Members map[string]any `json:"-"`
+}
+
+// MarshalJSON writes the standard members, then the extension members.
+func (p Problem) MarshalJSON() ([]byte, error) {
+	type standard Problem
+	body, err := json.Marshal(standard(p))
+	if err != nil || len(p.Members) == 0 {
+		return body, err
+	}
+	extra := maps.Clone(p.Members)
+	for _, name := range []string{"type", "title", "status", "code", "detail", "instance"} {
+		delete(extra, name)
+	}
+	more, err := json.Marshal(extra)
+	if err != nil || len(extra) == 0 {
+		return body, err
+	}
+	return append(append(body[:len(body)-1], ','), more[1:]...), nil
 }
 
 // ProblemFor builds the problem body for err. Internal errors get a generic
@@ -127,6 +150,7 @@ func ProblemFor(err error) Problem {
 	var fe *fault.Error
 	if errors.As(err, &fe) && fe.Kind != fault.Internal {
 		p.Detail = fe.Message
+		p.Members = fe.Members
 	} else {
 		p.Detail = "internal error"
 	}

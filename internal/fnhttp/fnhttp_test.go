@@ -151,6 +151,23 @@ func TestProblemFor(t *testing.T) {
 	}
 }
 
+// A client error's extension members are written after the standard ones and
+// never replace them; an internal error shows none.
+func TestProblemWritesTheErrorsExtensionMembers(t *testing.T) {
+	conflict := &fault.Error{Kind: fault.Conflict, Code: "currency_mismatch", Message: "mixed",
+		Members: map[string]any{"currencies": map[string][]string{"EUR": {"b"}, "USD": {"a"}}, "status": 200}}
+	rec := httptest.NewRecorder()
+	fnhttp.WriteProblem(rec, conflict)
+	want := `{"type":"about:blank","title":"Conflict","status":409,"code":"currency_mismatch","detail":"mixed","currencies":{"EUR":["b"],"USD":["a"]}}` + "\n"
+	if got := rec.Body.String(); got != want {
+		t.Errorf("body = %s, want %s", got, want)
+	}
+	internal := &fault.Error{Kind: fault.Internal, Code: "internal", Message: "boom", Members: map[string]any{"secret": "hunter2"}}
+	if b, err := json.Marshal(fnhttp.ProblemFor(internal)); err != nil || bytes.Contains(b, []byte("hunter2")) {
+		t.Errorf("internal problem = %s, %v; want no members", b, err)
+	}
+}
+
 func TestStatusTableCoversEveryKind(t *testing.T) {
 	for k := fault.Internal; k <= fault.PreconditionRequired; k++ {
 		s := fnhttp.Status(fault.E(k, "x", "x"))

@@ -7,6 +7,7 @@ package cartsvc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 
@@ -75,15 +76,15 @@ func (s *Service) Get(ctx context.Context, user uuid.UUID) (cart.View, error) {
 // otherwise) unless the line is being removed; a new line beyond cart.MaxLines
 // is fault.Invalid "cart_full"; a product in another currency than the cart's
 // is fault.Conflict "currency_mismatch". Nothing is written when it fails.
+// A removal is written even when the rest of the cart cannot be priced (its
+// products no longer share a currency): then it answers a "currency_mismatch"
+// whose message says the line was removed (cart.Mixed).
 // The line is written only while the cart has gained no other line since it
 // was read; otherwise SetItem decides again, and after setTries answers
 // cart.ErrChanged (503).
 func (s *Service) SetItem(ctx context.Context, user, product uuid.UUID, quantity int) (cart.View, error) {
 	if quantity == 0 {
-		if err := s.store.SetLine(ctx, user, product, 0, cart.MaxLines); err != nil {
-			return cart.View{}, err
-		}
-		return s.Get(ctx, user)
+		return s.remove(ctx, user, product)
 	}
 	p, err := s.catalog.GetProduct(ctx, product)
 	if fault.Is(err, fault.NotFound, "") {
@@ -102,6 +103,21 @@ func (s *Service) SetItem(ctx context.Context, user, product uuid.UUID, quantity
 		}
 	}
 	return cart.View{}, cart.ErrChanged
+}
+
+// remove deletes product's line and returns the priced cart. The line is
+// gone even when the rest of the cart still mixes currencies, so that 409
+// says so and names the products that keep it mixed: a client must not read
+// it as a removal that was not made.
+func (s *Service) remove(ctx context.Context, user, product uuid.UUID) (cart.View, error) {
+	if err := s.store.SetLine(ctx, user, product, 0, cart.MaxLines); err != nil {
+		return cart.View{}, err
+	}
+	view, err := s.Get(ctx, user)
+	if currencies, ok := cart.MixedCurrencies(err); ok {
+		return cart.View{}, cart.Mixed(fmt.Sprintf("product %s is no longer in the cart, but the cart still cannot be priced: ", product), currencies)
+	}
+	return view, err
 }
 
 // setTries is how many times SetItem reads, decides and writes a line before
