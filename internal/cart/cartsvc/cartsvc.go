@@ -75,7 +75,8 @@ func (s *Service) Get(ctx context.Context, user uuid.UUID) (cart.View, error) {
 // and returns the priced cart. The product must be for sale (fault.NotFound
 // otherwise) unless the line is being removed; a new line beyond cart.MaxLines
 // is fault.Invalid "cart_full"; a product in another currency than the cart's
-// is fault.Conflict "currency_mismatch". Nothing is written when it fails.
+// is fault.Conflict "currency_mismatch". Such a refusal writes nothing (lines
+// of products that left the catalog are removed only once a line is accepted).
 // A removal is written even when the rest of the cart cannot be priced (its
 // products no longer share a currency): then it answers a "currency_mismatch"
 // whose message says the line was removed (cart.Mixed).
@@ -136,8 +137,9 @@ func (s *Service) setOnce(ctx context.Context, user, product uuid.UUID, quantity
 	if err != nil {
 		return cart.View{}, err
 	}
-	// Lines of products that left the catalog go first, so they never count
-	// against the cart's line limit.
+	// Lines of products that left the catalog do not count against the
+	// cart's line limit; they are removed only once the line is accepted
+	// (just before it is written), so a refusal writes nothing.
 	var dropped []uuid.UUID
 	kept := lines[:0:0]
 	for _, l := range lines {
@@ -147,7 +149,6 @@ func (s *Service) setOnce(ctx context.Context, user, product uuid.UUID, quantity
 			dropped = append(dropped, l.ProductID)
 		}
 	}
-	s.drop(ctx, user, dropped)
 	next, err := cart.Set(kept, product, quantity)
 	if err != nil {
 		return cart.View{}, err
@@ -156,6 +157,7 @@ func (s *Service) setOnce(ctx context.Context, user, product uuid.UUID, quantity
 	if err != nil {
 		return cart.View{}, err
 	}
+	s.drop(ctx, user, dropped)
 	known := make([]uuid.UUID, len(kept))
 	for i, l := range kept {
 		known[i] = l.ProductID
