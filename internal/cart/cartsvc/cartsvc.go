@@ -1,7 +1,9 @@
 // Package cartsvc runs the cart use cases: it reads the stored lines, asks the
 // catalog for today's prices, lets package cart decide, and writes the result.
 // The cart functions (get-cart, set-cart-item, clear-cart) are thin wrappers of
-// it, and checkout reuses Get to order a cart.
+// it. Checkout does not use it: the order saga reads the stored lines
+// (cartredis Lines), prices them itself, and removes the ordered lines with
+// RemoveOrdered.
 package cartsvc
 
 import (
