@@ -800,7 +800,10 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 	if topic == "" {
 		topic = d.RoutingKey
 	}
-	failures := broker.HeaderInt(d.Headers, broker.HeaderAttempts)
+	// The count is the message's, written by whoever published it: a
+	// negative one is read as none (it would index the retry delays below
+	// with a negative number and panic the process).
+	failures := max(0, broker.HeaderInt(d.Headers, broker.HeaderAttempts))
 	ictx, span := s.c.deliverySpan(ctx, s.fn, topic, failures+1, d)
 	status, err := s.c.invoke(ictx, s.fn, topic, failures+1, d)
 	if err != nil {

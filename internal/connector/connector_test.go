@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -443,6 +444,49 @@ func TestRetriesWithGrowingDelayIsolatedPerFunction(t *testing.T) {
 	}
 	if n := e.queueLen(t, e.names.DLQ("flaky")); n != 0 {
 		t.Errorf("%d dead letters for a function that recovered", n)
+	}
+}
+
+// The attempts header is read from the message, which anyone who may publish
+// to the exchange writes: a negative count is read as none. Until 2026-12-06
+// a negative count indexed the retry delays with -1 on the first failure and
+// panicked the connector, every function's subscription with it, again at
+// each redelivery of the unacknowledged message.
+func TestANegativeAttemptsHeaderIsReadAsNone(t *testing.T) {
+	t.Parallel()
+	e := setup(t, "flaky")
+	topic := e.names.Prefix + "stock.changed.v1"
+	e.gw.set("flaky", topic, func(n int) int {
+		if n == 1 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusAccepted
+	})
+	e.start(t)
+	e.gw.synced(t)
+	for _, attempts := range []any{int32(-1), "-3", int64(-1 << 40)} {
+		err := e.ch.PublishWithContext(context.Background(), e.names.Exchange(), topic, false, false, amqp.Publishing{
+			Headers:     amqp.Table{broker.HeaderAttempts: attempts},
+			ContentType: broker.ContentType, DeliveryMode: amqp.Persistent, MessageId: fmt.Sprint("evt-negative-", attempts),
+			Type: topic, Body: []byte(`{"specversion":"1.0","id":"x","source":"test","type":"` + topic + `","data":{}}`),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each message fails once and is retried once, as a message without
+	// the header is: six calls, each with the attempt its count says.
+	calls := e.gw.waitCalls(t, "flaky", 6, 15*time.Second)
+	var attempts []string
+	for _, c := range calls {
+		attempts = append(attempts, c.headers.Get("X-Attempt"))
+	}
+	slices.Sort(attempts)
+	if want := []string{"1", "1", "1", "2", "2", "2"}; !slices.Equal(attempts, want) {
+		t.Errorf("X-Attempt of the calls = %v, want %v", attempts, want)
+	}
+	if n := e.queueLen(t, e.names.DLQ("flaky")); n != 0 {
+		t.Errorf("%d dead letters, want none", n)
 	}
 }
 
