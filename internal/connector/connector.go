@@ -800,10 +800,11 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 	if topic == "" {
 		topic = d.RoutingKey
 	}
-	// The count is the message's, written by whoever published it: a
-	// negative one is read as none (it would index the retry delays below
-	// with a negative number and panic the process).
-	failures := max(0, broker.HeaderInt(d.Headers, broker.HeaderAttempts))
+	// The count is the message's, written by whoever published it: it is
+	// read within 0..MaxAttempts (a negative one would index the retry
+	// delays below with a negative number, a huge one overflow on the
+	// increment, either panicking the process).
+	failures := min(max(0, broker.HeaderInt(d.Headers, broker.HeaderAttempts)), s.c.cfg.MaxAttempts)
 	ictx, span := s.c.deliverySpan(ctx, s.fn, topic, failures+1, d)
 	status, err := s.c.invoke(ictx, s.fn, topic, failures+1, d)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -448,11 +449,13 @@ func TestRetriesWithGrowingDelayIsolatedPerFunction(t *testing.T) {
 }
 
 // The attempts header is read from the message, which anyone who may publish
-// to the exchange writes: a negative count is read as none. Until 2026-12-06
-// a negative count indexed the retry delays with -1 on the first failure and
-// panicked the connector, every function's subscription with it, again at
-// each redelivery of the unacknowledged message.
-func TestANegativeAttemptsHeaderIsReadAsNone(t *testing.T) {
+// to the exchange writes: a negative count is read as none, one above
+// MaxAttempts as MaxAttempts (dead-lettered at its failure). Until 2026-12-06
+// a negative count indexed the retry delays with -1 on the first failure,
+// and the largest int overflowed to the smallest, and either panicked the
+// connector, every function's subscription with it, again at each
+// redelivery of the unacknowledged message.
+func TestAnAttemptsHeaderOutOfRangeIsClamped(t *testing.T) {
 	t.Parallel()
 	e := setup(t, "flaky")
 	topic := e.names.Prefix + "stock.changed.v1"
@@ -474,20 +477,35 @@ func TestANegativeAttemptsHeaderIsReadAsNone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Each message fails once and is retried once, as a message without
-	// the header is: six calls, each with the attempt its count says.
-	calls := e.gw.waitCalls(t, "flaky", 6, 15*time.Second)
+	huge := e.names.Prefix + "huge"
+	err := e.ch.PublishWithContext(context.Background(), e.names.Exchange(), topic, false, false, amqp.Publishing{
+		Headers:     amqp.Table{broker.HeaderAttempts: int64(math.MaxInt64)},
+		ContentType: broker.ContentType, DeliveryMode: amqp.Persistent, MessageId: huge,
+		Type: topic, Body: []byte(`{"specversion":"1.0","id":"x","source":"test","type":"` + topic + `","data":{}}`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each message with a negative count fails once and is retried once, as
+	// a message without the header is: six calls, each with the attempt its
+	// count says. The huge one fails its one call (attempt MaxAttempts+1)
+	// and is dead-lettered.
+	calls := e.gw.waitCalls(t, "flaky", 7, 15*time.Second)
 	var attempts []string
 	for _, c := range calls {
+		if c.id == huge {
+			if got, want := c.headers.Get("X-Attempt"), fmt.Sprint(e.cfg.MaxAttempts+1); got != want {
+				t.Errorf("the huge count's call has X-Attempt %s, want %s", got, want)
+			}
+			continue
+		}
 		attempts = append(attempts, c.headers.Get("X-Attempt"))
 	}
 	slices.Sort(attempts)
 	if want := []string{"1", "1", "1", "2", "2", "2"}; !slices.Equal(attempts, want) {
 		t.Errorf("X-Attempt of the calls = %v, want %v", attempts, want)
 	}
-	if n := e.queueLen(t, e.names.DLQ("flaky")); n != 0 {
-		t.Errorf("%d dead letters, want none", n)
-	}
+	waitLen(t, e, e.names.DLQ("flaky"), 1)
 }
 
 // A function that always fails gets MaxAttempts calls; the message then sits

@@ -78,7 +78,9 @@ func (s *Service) Get(ctx context.Context, user uuid.UUID) (cart.View, error) {
 // otherwise) unless the line is being removed; a new line beyond cart.MaxLines
 // is fault.Invalid "cart_full"; a product in another currency than the cart's
 // is fault.Conflict "currency_mismatch". Such a refusal writes nothing (lines
-// of products that left the catalog are removed only once a line is accepted).
+// of products that left the catalog are removed only once a line is accepted,
+// just before it is written: a write given up because the cart kept changing
+// may have removed them, as get-cart would).
 // A removal is written even when the rest of the cart cannot be priced (its
 // products no longer share a currency): then it answers a "currency_mismatch"
 // whose message says the line was removed (cart.Mixed).
