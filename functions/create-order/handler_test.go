@@ -319,6 +319,47 @@ func TestReplayAnswersTheFirstAnswerAfterTheOrderChanged(t *testing.T) {
 	}
 }
 
+// A checkout answered 202 (the processor stayed unavailable) is replayed for
+// its key: the same request again gets 202 with the order as it stands, marked
+// Idempotent-Replayed, without a second order, a second charge sequence or a
+// second hold. Until 2026-12-06 it waited KeyWait and answered 409
+// request_in_progress until recovery ended the order.
+func TestARetryOfACheckoutAnsweredPendingReplaysIt(t *testing.T) {
+	f := setup(t)
+	u := orderstest.NewUser(t, f.tokens, auth.RoleCustomer)
+	f.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			return 0, http.StatusServiceUnavailable, 0
+		}
+		return 0, 0, 0
+	})
+	first := f.post(u, f.body(2, "tok_visa"), "k-pending")
+	if first.Code != http.StatusAccepted {
+		t.Fatalf("first: %d %s, want 202", first.Code, first.Body)
+	}
+	charges := f.svc.Counts().Calls["charge-payment"]
+	start := time.Now()
+	replay := f.post(u, f.body(2, "tok_visa"), "k-pending")
+	if replay.Code != http.StatusAccepted || replay.Header().Get("Idempotent-Replayed") != "true" ||
+		replay.Body.String() != first.Body.String() {
+		t.Fatalf("replay after %s: %d %v %s, first answer %s", time.Since(start), replay.Code, replay.Header(), replay.Body, first.Body)
+	}
+	if waited := time.Since(start); waited > time.Second {
+		t.Fatalf("the replay waited %s for a request that had finished", waited)
+	}
+	var n int
+	if err := f.pool.QueryRow(context.Background(), `SELECT count(*) FROM orders`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d orders (%v), want 1", n, err)
+	}
+	if c := f.svc.Counts(); c.Calls["charge-payment"] != charges || c.Charges != 0 {
+		t.Fatalf("charge calls %d after the replay, %d before; charges %d", c.Calls["charge-payment"], charges, c.Charges)
+	}
+	f.svc.Idle(t)
+	if _, reserved := f.svc.Stock(f.product); reserved != 2 {
+		t.Fatalf("%d units reserved, want the pending order's 2", reserved)
+	}
+}
+
 // legacyAnswer is an answer stored by the version that kept rendered bytes in
 // idempotency_keys (captured from it), with the order it answered.
 type legacyAnswer struct {

@@ -81,19 +81,25 @@ const keyFree = `(expires_at < now() OR (order_id IS NULL AND settled_status IS 
 // returns (nil, nil) when the key is free — absent, expired or abandoned — and
 // the caller may write its order with it (Create); the settled checkout
 // (Replayed, the order as it was answered) when the same request already
-// finished; ErrKeyReused when the key was used with another request; and,
+// finished; the order's current pending view (Replayed) when the same request
+// was answered pending (202) and no request drives its saga any longer (its
+// lease ran out or was released: ReleaseLease), so a retry of a 202 is
+// answered 202 again rather than request_in_progress until recovery ends the
+// order; ErrKeyReused when the key was used with another request; and,
 // after waiting up to wait for a running request with the key to finish,
-// ErrKeyInProgress. It only reads: one round trip, no commit.
+// ErrKeyInProgress. It only reads: one round trip, no commit (two for a
+// replay, which reads the order).
 func (s *Store) CheckKey(ctx context.Context, userID uuid.UUID, key, hash string, wait time.Duration) (*orders.Checkout, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		var free bool
+		var free, idle bool
 		var gotHash string
 		var orderID *uuid.UUID
 		var settled settlement
-		err := s.db.QueryRow(ctx, `SELECT `+keyFree+`, request_hash, order_id, settled_status, settled_reason, settled_detail, settled_at
+		err := s.db.QueryRow(ctx, `SELECT `+keyFree+`, request_hash, order_id, settled_status, settled_reason, settled_detail, settled_at,
+				coalesce((SELECT s.lease_until < now() FROM order_sagas s WHERE s.order_id = idempotency_keys.order_id), false)
 			FROM idempotency_keys WHERE user_id = $1 AND key = $2`, userID, key, AbandonedAfter.Seconds()).
-			Scan(&free, &gotHash, &orderID, &settled.status, &settled.reason, &settled.detail, &settled.at)
+			Scan(&free, &gotHash, &orderID, &settled.status, &settled.reason, &settled.detail, &settled.at, &idle)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			return nil, nil
@@ -105,6 +111,12 @@ func (s *Store) CheckKey(ctx context.Context, userID uuid.UUID, key, hash string
 			return nil, ErrKeyReused
 		case settled.status != nil && orderID != nil:
 			return s.settledCheckout(ctx, *orderID, settled)
+		case orderID != nil && idle:
+			if c, err := s.pendingCheckout(ctx, *orderID); err != nil || c != nil {
+				return c, err
+			}
+			// It ended since the key was read, and settled its key in the
+			// same transaction: read the key again (below).
 		}
 		if time.Now().After(deadline) {
 			return nil, ErrKeyInProgress
@@ -136,6 +148,34 @@ func (s *Store) settledCheckout(ctx context.Context, orderID uuid.UUID, st settl
 	}
 	o.Status, o.Reason, o.UpdatedAt = *st.status, *st.reason, st.at.UTC()
 	return &orders.Checkout{Order: o, Detail: *st.detail, Replayed: true}, nil
+}
+
+// pendingCheckout is the replay of a checkout answered pending whose saga no
+// request drives: the order as it stands now, nil when it is no longer
+// pending (then its key is settled, and replayed as settled).
+func (s *Store) pendingCheckout(ctx context.Context, orderID uuid.UUID) (*orders.Checkout, error) {
+	o, err := s.Get(ctx, orderID)
+	if err != nil {
+		return nil, err
+	}
+	if o.Status != orders.Pending {
+		return nil, nil
+	}
+	return &orders.Checkout{Order: o, Replayed: true}, nil
+}
+
+// ReleaseLease ends the lease of the saga of a pending order whose request
+// stops driving it (the checkout is answered 202): from then on a retry with
+// its key replays the pending order (CheckKey) rather than wait for a request
+// that has finished. Recovery still claims it only once it is RecoverAfter
+// old (ClaimStale). Only the lease Create wrote is ended: a saga recovery
+// has claimed since (attempts > 0) keeps its lease.
+func (s *Store) ReleaseLease(ctx context.Context, orderID uuid.UUID) error {
+	if _, err := s.db.Exec(ctx, `UPDATE order_sagas SET lease_until = now()
+		WHERE order_id = $1 AND payment_token IS NOT NULL AND attempts = 0 AND lease_until > now()`, orderID); err != nil {
+		return unavailable(err)
+	}
+	return nil
 }
 
 // Saga is the persisted state a saga driver resumes from.

@@ -147,6 +147,69 @@ func TestKeys(t *testing.T) {
 	}
 }
 
+// A key whose order is still pending is replayed as that pending order once
+// no request drives its saga — its lease released by the request that
+// answered 202 (ReleaseLease), or run out — and waited for while a request or
+// recovery holds a live lease; once the order ends, it replays as settled.
+func TestAPendingKeyReplaysOnlyOnceNoRequestDrivesIt(t *testing.T) {
+	pool := pgtest.Open(t, ordersdb.Migrations())
+	store := ordersdb.New(pool)
+	ctx := context.Background()
+	user := uuid.New()
+	create := func(key string) orders.Order {
+		t.Helper()
+		o := newOrder(t, user)
+		if err := store.Create(ctx, o, "tok", false, key, "h", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	replaysPending := func(key string, o orders.Order) {
+		t.Helper()
+		r, err := store.CheckKey(ctx, user, key, "h", 0)
+		if err != nil || r == nil || !r.Replayed || r.Order.ID != o.ID || r.Order.Status != orders.Pending || r.Detail != "" {
+			t.Fatalf("key %s: %+v %v, want the pending order replayed", key, r, err)
+		}
+	}
+	waits := func(key string) {
+		t.Helper()
+		if _, err := store.CheckKey(ctx, user, key, "h", 100*time.Millisecond); err != ordersdb.ErrKeyInProgress {
+			t.Fatalf("key %s under a live lease: %v, want ErrKeyInProgress", key, err)
+		}
+	}
+
+	released := create("released")
+	waits("released")
+	if err := store.ReleaseLease(ctx, released.ID); err != nil {
+		t.Fatal(err)
+	}
+	replaysPending("released", released)
+
+	ranOut := create("ran-out")
+	if _, err := pool.Exec(ctx, `UPDATE order_sagas SET lease_until = now() - interval '1 second' WHERE order_id = $1`, ranOut.ID); err != nil {
+		t.Fatal(err)
+	}
+	replaysPending("ran-out", ranOut)
+
+	// Recovery's claim (attempts > 0) is a live driver: ReleaseLease leaves
+	// its lease alone.
+	claimed := create("claimed")
+	if _, err := pool.Exec(ctx, `UPDATE order_sagas SET attempts = 1 WHERE order_id = $1`, claimed.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.ReleaseLease(ctx, claimed.ID); err != nil {
+		t.Fatal(err)
+	}
+	waits("claimed")
+
+	if _, err := store.Update(ctx, released.ID, func(o *orders.Order) (orders.Change, error) { return o.Confirm(time.Now()) }); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := store.CheckKey(ctx, user, "released", "h", 0); err != nil || r == nil || !r.Replayed || r.Order.Status != orders.Confirmed {
+		t.Fatalf("ended: %+v %v, want the confirmed order replayed", r, err)
+	}
+}
+
 // Status changes are decided by the domain under the row lock and written
 // whole: of 10 concurrent confirmations one changes the order and writes one
 // event, the others change nothing.

@@ -219,7 +219,9 @@ func (s *Saga) lease() time.Duration { return s.cfg.Timeout + 10*time.Second }
 // written; with one, that is an error: the key asked again tells). With a
 // key, the same request gets the same checkout (Replayed): the key is written
 // with the pending order, in its transaction, and settled in the same
-// transaction as the order's final status.
+// transaction as the order's final status; a checkout answered pending is
+// replayed as its order now stands, pending, once its request has released
+// its lease (drivePlaced).
 //
 // Before anything is written, the caller's limit is counted, the key read
 // (ordersdb.Store.CheckKey: one read, no commit) and the request priced, all
@@ -324,7 +326,7 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 				}
 				return orders.Checkout{}, err
 			}
-			return s.drive(ctx, sg.Order.ID, &sg, first)
+			return s.drivePlaced(ctx, sg, first)
 		}
 		if reserved != nil {
 			// Nothing was written: give the hold back now rather than at its
@@ -349,6 +351,28 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 		}
 		// Free again (the holder's key expired or was purged): try once more.
 	}
+}
+
+// drivePlaced drives the saga of the order a checkout wrote (sg) under the
+// lease Create gave the request. When it is answered pending (202), the
+// request stops driving it: the lease is released (ordersdb.Store.ReleaseLease)
+// so that a retry with its Idempotency-Key replays the pending order at once
+// rather than wait KeyWait for a request that has finished and answer
+// request_in_progress. Should the release fail, such a retry gets
+// request_in_progress until the lease runs out (Timeout + 10 s), then the
+// replay.
+func (s *Saga) drivePlaced(ctx context.Context, sg ordersdb.Saga, first *tried) (orders.Checkout, error) {
+	c, err := s.drive(ctx, sg.Order.ID, &sg, first)
+	if err == nil && c.Order.Status == orders.Pending {
+		// On a context of its own: the saga's deadline may be what ended
+		// the drive.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), doubtTimeout)
+		defer cancel()
+		if rerr := s.db.ReleaseLease(rctx, sg.Order.ID); rerr != nil {
+			s.cfg.Log.WarnContext(ctx, "release the lease of an order answered pending", "order_id", sg.Order.ID, "err", rerr.Error())
+		}
+	}
+	return c, err
 }
 
 // settleWrite answers a checkout whose order's write (ordersdb.Store.Create)
@@ -378,7 +402,7 @@ func (s *Saga) settleWrite(ctx context.Context, sg ordersdb.Saga, first *tried, 
 	switch {
 	case err == nil:
 		s.cfg.Log.WarnContext(ctx, "the answer of the order's write was lost; it was written", "order_id", sg.Order.ID, "err", werr.Error())
-		return s.drive(ctx, sg.Order.ID, &written, first)
+		return s.drivePlaced(ctx, written, first)
 	case fault.KindOf(err) == fault.NotFound:
 		if first != nil {
 			s.giveBack(ctx, sg.Order.ID, *first)
