@@ -374,6 +374,14 @@ func TestDocumentRefusesWhatTheCodeRefuses(t *testing.T) {
 		{"POST", "/api/v1/users", `{"email":"ann@` + strings.Repeat("ü", 32) + `.de","password":"secret-enough","name":"Ann"}`, true},
 		// A category's 64 characters are the slug's, padding aside.
 		{"POST", "/api/v1/products", `{"sku":"A-1","name":"Mug","category":"` + strings.Repeat("a", 65) + `","price":{"amount":100}}`, true},
+		// Lengths counted as sent, padding included (catalog.checkSent,
+		// users.NewRegistration, search.ParseQuery): one over once padded.
+		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":" ` + strings.Repeat("a", 100) + `"}`, true},
+		{"POST", "/api/v1/products", `{"sku":"A-1","name":" ` + strings.Repeat("a", 200) + `","category":"c","price":{"amount":100}}`, true},
+		{"POST", "/api/v1/products", `{"sku":"A-1","name":"Mug","description":"` + strings.Repeat("x", 5000) + ` ","category":"c","price":{"amount":100}}`, true},
+		{"PATCH", product, `{"name":"` + strings.Repeat("a", 200) + `\u00a0"}`, true},
+		{"PATCH", product, `{"description":" ` + strings.Repeat("x", 5000) + `"}`, true},
+		{"GET", "/api/v1/search/products?q=%20" + strings.Repeat("a", 200), "", true},
 		// The nil UUID names no product.
 		{"POST", "/api/v1/orders", `{"items":[{"product_id":"00000000-0000-0000-0000-000000000000","quantity":1}],` + order("Ann", "1 Main St", "Springfield", "12345")[1:], true},
 		// The same bodies with the text filled in (padded, as the code
@@ -403,6 +411,10 @@ func TestDocumentRefusesWhatTheCodeRefuses(t *testing.T) {
 		{"POST", "/api/v1/users", `{"email":"ada@İstanbul.example","password":"secret-enough","name":"Ann"}`, false},
 		{"POST", "/api/v1/products", `{"sku":"\u00a0a-1\u00a0","name":"\u2003Mug","category":"\u00a0` + strings.Repeat("a", 64) + ` ","price":{"amount":100}}`, false},
 		{"POST", "/api/v1/orders", `{"items":[{"product_id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f","quantity":1}],` + order("Ann", "1 Main St", "Springfield", "12345")[1:], false},
+		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":" ` + strings.Repeat("a", 99) + `"}`, false},
+		{"POST", "/api/v1/products", `{"sku":"A-1","name":" ` + strings.Repeat("a", 199) + `","description":"` + strings.Repeat("x", 4999) + ` ","category":"c","price":{"amount":100}}`, false},
+		{"PATCH", product, `{"name":"` + strings.Repeat("a", 199) + `\u00a0","description":" ` + strings.Repeat("x", 4999) + `"}`, false},
+		{"GET", "/api/v1/search/products?q=%20" + strings.Repeat("a", 199), "", false},
 	} {
 		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
 		req.Header.Set("Content-Type", "application/json")

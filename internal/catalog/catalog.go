@@ -92,7 +92,28 @@ func NewProduct(d Draft, now time.Time) (Product, error) {
 	if p.Price.Currency == "" {
 		p.Price.Currency = DefaultCurrency
 	}
+	if err := checkSent(d.Name, d.Description); err != nil {
+		return p, err
+	}
 	return p, p.Validate()
+}
+
+// checkSent refuses a name or description longer than its maximum as sent,
+// before it is trimmed: the contract's maxLength counts the padding too, so a
+// client that validates against the document and the function agree on every
+// value. Validate counts what is stored (trimmed) for the rest.
+func checkSent(name, description string) error {
+	var problems []string
+	if utf8.RuneCountInString(name) > MaxName {
+		problems = append(problems, fmt.Sprintf("name must be at most %d characters as sent (surrounding spaces count)", MaxName))
+	}
+	if utf8.RuneCountInString(description) > MaxDescription {
+		problems = append(problems, fmt.Sprintf("description must be at most %d characters as sent (surrounding spaces count)", MaxDescription))
+	}
+	if len(problems) > 0 {
+		return fault.E(fault.Invalid, fault.CodeInvalidRequest, strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // Validate checks every admin-writable field.
@@ -186,6 +207,9 @@ func Apply(p Product, pt Patch, now time.Time) (Product, error) {
 	}
 	if pt.Empty() {
 		return p, fault.E(fault.Invalid, fault.CodeInvalidRequest, "the patch changes nothing")
+	}
+	if err := checkSent(pt.Name.Value, pt.Description.Value); err != nil {
+		return p, err
 	}
 	var nulls []string
 	str := func(name string, f Optional[string], dst *string, upper bool) {

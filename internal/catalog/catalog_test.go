@@ -103,3 +103,47 @@ func TestCursor(t *testing.T) {
 		}
 	}
 }
+
+// The contract's maxLength counts a name or description as sent, padding
+// included: one over the maximum only once padded is refused by both writes,
+// and padded up to the maximum it is accepted and stored trimmed.
+func TestLengthsAreCountedAsSent(t *testing.T) {
+	for field, mutate := range map[string]func(*catalog.Draft){
+		"name":        func(d *catalog.Draft) { d.Name = " " + strings.Repeat("a", catalog.MaxName) },
+		"description": func(d *catalog.Draft) { d.Description = strings.Repeat("x", catalog.MaxDescription) + "\n" },
+	} {
+		d := valid()
+		mutate(&d)
+		if _, err := catalog.NewProduct(d, time.Now()); !fault.Is(err, fault.Invalid, "invalid_request") {
+			t.Errorf("NewProduct with a padded %s one over the maximum: err %v, want invalid_request", field, err)
+		}
+	}
+	d := valid()
+	d.Name, d.Description = " "+strings.Repeat("a", catalog.MaxName-1), strings.Repeat("x", catalog.MaxDescription-1)+"\n"
+	p, err := catalog.NewProduct(d, time.Now())
+	if err != nil {
+		t.Fatalf("padded to the maximum: %v", err)
+	}
+	if len(p.Name) != catalog.MaxName-1 || len(p.Description) != catalog.MaxDescription-1 {
+		t.Errorf("stored name %d, description %d characters, want them trimmed", len(p.Name), len(p.Description))
+	}
+	for _, body := range []string{
+		`{"name":" ` + strings.Repeat("a", catalog.MaxName) + `"}`,
+		`{"description":"` + strings.Repeat("x", catalog.MaxDescription) + ` "}`,
+	} {
+		var pt catalog.Patch
+		if err := json.Unmarshal([]byte(body), &pt); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := catalog.Apply(p, pt, time.Now()); !fault.Is(err, fault.Invalid, "invalid_request") {
+			t.Errorf("Apply %.20s…: err %v, want invalid_request", body, err)
+		}
+	}
+	var pt catalog.Patch
+	if err := json.Unmarshal([]byte(`{"name":" `+strings.Repeat("b", catalog.MaxName-1)+`"}`), &pt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := catalog.Apply(p, pt, time.Now()); err != nil {
+		t.Errorf("Apply a name padded to the maximum: %v", err)
+	}
+}

@@ -103,8 +103,9 @@ func invalid(format string, args ...any) error {
 func ParseQuery(v url.Values) (Query, error) {
 	q := Query{Text: strings.TrimSpace(v.Get("q")), Category: v.Get("category"), Sort: v.Get("sort"),
 		Limit: DefaultLimit}
-	if utf8.RuneCountInString(q.Text) > MaxText {
-		return q, invalid("q must be at most %d characters", MaxText)
+	// Counted as sent, as the contract's maxLength counts it; searched trimmed.
+	if utf8.RuneCountInString(v.Get("q")) > MaxText {
+		return q, invalid("q must be at most %d characters as sent (surrounding spaces count)", MaxText)
 	}
 	if err := catalog.ValidateCategory(q.Category); err != nil {
 		return q, err

@@ -2,6 +2,7 @@ package search_test
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -22,11 +23,17 @@ func TestParseQuery(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
+	padded := " " + strings.Repeat("a", search.MaxText-1)
+	if got, err := search.ParseQuery(url.Values{"q": {padded}}); err != nil || got.Text != padded[1:] {
+		t.Errorf("q padded to the maximum: %q %v, want it searched trimmed", got.Text, err)
+	}
 	if got, _ := search.ParseQuery(url.Values{}); got.Sort != search.SortRelevance || got.Limit != search.DefaultLimit {
 		t.Errorf("defaults %+v", got)
 	}
 	for _, raw := range []string{"min_price=abc", "min_price=1.5", "max_price=-1", "min_price=9&max_price=1", "limit=1000",
-		"limit=0", "offset=-1", "offset=x", "sort=bogus", "in_stock=maybe", "category=A%20B"} {
+		"limit=0", "offset=-1", "offset=x", "sort=bogus", "in_stock=maybe", "category=A%20B",
+		// q's maximum counts it as sent, as the contract's maxLength does.
+		"q=" + strings.Repeat("a", search.MaxText+1), "q=+" + strings.Repeat("a", search.MaxText)} {
 		v, _ := url.ParseQuery(raw)
 		if _, err := search.ParseQuery(v); !fault.Is(err, fault.Invalid, "") {
 			t.Errorf("%s: %v, want invalid", raw, err)

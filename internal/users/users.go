@@ -178,8 +178,8 @@ func normalizeName(name string) (string, string) {
 		return "", "name is required"
 	case !utf8.ValidString(n):
 		return "", "name must be valid UTF-8"
-	case utf8.RuneCountInString(n) > MaxNameRunes:
-		return "", "name must be at most 100 characters"
+	case utf8.RuneCountInString(name) > MaxNameRunes: // as sent, as the contract counts it
+		return "", "name must be at most 100 characters as sent (surrounding spaces count)"
 	}
 	for _, r := range n {
 		if unicode.IsControl(r) {

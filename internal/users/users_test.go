@@ -60,6 +60,8 @@ func TestNewRegistrationRejects(t *testing.T) {
 		{"missing name", ok.email, ok.password, "", "name is required"},
 		{"blank name", ok.email, ok.password, " \t ", "name is required"},
 		{"long name", ok.email, ok.password, strings.Repeat("é", 101), "at most 100"},
+		// So does the name's, padding included (the contract's maxLength).
+		{"long name with spaces", ok.email, ok.password, " " + strings.Repeat("é", 100), "at most 100"},
 		{"control in name", ok.email, ok.password, "A\x00B", "control"},
 		{"everything", "", "", "", "email is required; password is required; name is required"},
 	}
@@ -83,6 +85,7 @@ func TestNewRegistrationBoundaries(t *testing.T) {
 	for _, tc := range []struct{ email, password, name string }{
 		{"a@b.co", strings.Repeat("p", 8), "A"},
 		{"a@b.co", strings.Repeat("p", 128), strings.Repeat("é", 100)},
+		{"a@b.co", "hunter-2-x", " " + strings.Repeat("é", 99)},
 		{"a@b.co", strings.Repeat("é", 100), "A"}, // 200 bytes, 100 characters
 		{email254, "hunter-2-x", "A"},
 		{strings.Repeat("a", 64) + "@example.com", "hunter-2-x", "Zoë"},
