@@ -382,6 +382,11 @@ func TestDocumentRefusesWhatTheCodeRefuses(t *testing.T) {
 		{"PATCH", product, `{"name":"` + strings.Repeat("a", 200) + `\u00a0"}`, true},
 		{"PATCH", product, `{"description":" ` + strings.Repeat("x", 5000) + `"}`, true},
 		{"GET", "/api/v1/search/products?q=%20" + strings.Repeat("a", 200), "", true},
+		// A SKU's letters are ASCII, in either case (catalog.upperASCII):
+		// strings.ToUpper would have stored "ſku-1" as SKU-1.
+		{"POST", "/api/v1/products", `{"sku":"ſku-1","name":"Mug","category":"c","price":{"amount":100}}`, true},
+		{"PATCH", product, `{"sku":"ıtem-1"}`, true},
+		{"PATCH", product, `{"sku":" sku-1 "}`, false},
 		// The nil UUID names no product.
 		{"POST", "/api/v1/orders", `{"items":[{"product_id":"00000000-0000-0000-0000-000000000000","quantity":1}],` + order("Ann", "1 Main St", "Springfield", "12345")[1:], true},
 		// The same bodies with the text filled in (padded, as the code

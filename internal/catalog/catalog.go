@@ -85,7 +85,7 @@ func NewProduct(d Draft, now time.Time) (Product, error) {
 		return Product{}, fault.Internalf("product id: %w", err)
 	}
 	p := Product{
-		ID: id, SKU: strings.ToUpper(strings.TrimSpace(d.SKU)), Name: strings.TrimSpace(d.Name),
+		ID: id, SKU: upperASCII(strings.TrimSpace(d.SKU)), Name: strings.TrimSpace(d.Name),
 		Description: strings.TrimSpace(d.Description), Category: strings.TrimSpace(d.Category),
 		Price: d.Price, Version: 1, CreatedAt: stored(now), UpdatedAt: stored(now),
 	}
@@ -96,6 +96,20 @@ func NewProduct(d Draft, now time.Time) (Product, error) {
 		return p, err
 	}
 	return p, p.Validate()
+}
+
+// upperASCII upper-cases a SKU's ASCII letters only. strings.ToUpper also
+// maps letters beyond ASCII onto ASCII ones ("ſ" to "S", "ı" to "I"), so a
+// SKU the contract's pattern (ASCII letters in either case) refuses would be
+// stored as another, valid one; left as sent, such a letter fails skuPattern.
+// It is the pattern checked case-insensitively on the value as sent.
+func upperASCII(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' {
+			return r - ('a' - 'A')
+		}
+		return r
+	}, s)
 }
 
 // checkSent refuses a name or description longer than its maximum as sent,
@@ -220,7 +234,7 @@ func Apply(p Product, pt Patch, now time.Time) (Product, error) {
 		default:
 			*dst = strings.TrimSpace(f.Value)
 			if upper {
-				*dst = strings.ToUpper(*dst)
+				*dst = upperASCII(*dst)
 			}
 		}
 	}

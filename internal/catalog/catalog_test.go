@@ -27,9 +27,13 @@ func TestNewProduct(t *testing.T) {
 		t.Errorf("normalised product %+v", p)
 	}
 	cases := map[string]func(*catalog.Draft){
-		"short sku":       func(d *catalog.Draft) { d.SKU = "AB" },
-		"sku with space":  func(d *catalog.Draft) { d.SKU = "AB 12" },
-		"long sku":        func(d *catalog.Draft) { d.SKU = strings.Repeat("A", 33) },
+		"short sku":      func(d *catalog.Draft) { d.SKU = "AB" },
+		"sku with space": func(d *catalog.Draft) { d.SKU = "AB 12" },
+		"long sku":       func(d *catalog.Draft) { d.SKU = strings.Repeat("A", 33) },
+		// Letters beyond ASCII that strings.ToUpper maps onto ASCII ones:
+		// the contract's pattern refuses them.
+		"long s in sku":   func(d *catalog.Draft) { d.SKU = "ſku-1" },
+		"dotless i sku":   func(d *catalog.Draft) { d.SKU = "ıtem-1" },
 		"empty name":      func(d *catalog.Draft) { d.Name = "  " },
 		"long name":       func(d *catalog.Draft) { d.Name = strings.Repeat("é", 201) },
 		"long desc":       func(d *catalog.Draft) { d.Description = strings.Repeat("x", 5001) },
@@ -65,7 +69,7 @@ func TestApplyMergeSemantics(t *testing.T) {
 	}
 	for _, body := range []string{`{"name":null}`, `{"price":null}`, `{"price":{"amount":null}}`, `{}`, `{"price":{"amount":0}}`,
 		`{"price":{"currency":null}}`, `{"price":{"currency":"usd"}}`, `{"price":{"currency":" USD "}}`, `{"price":{"currency":""}}`,
-		`{"price":{}}`, `{"name":"Lamp two","price":{}}`} {
+		`{"price":{}}`, `{"name":"Lamp two","price":{}}`, `{"sku":"ſku-1"}`, `{"sku":"ıtem-1"}`} {
 		var pt catalog.Patch
 		if err := json.Unmarshal([]byte(body), &pt); err != nil {
 			t.Fatal(err)
