@@ -9,6 +9,7 @@ package function
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/ids"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersenv"
 )
@@ -44,7 +46,36 @@ const MaxIDs = 500
 
 // Request is the body of order-statuses.
 type Request struct {
-	OrderIDs []uuid.UUID `json:"order_ids"`
+	OrderIDs IDList `json:"order_ids"`
+}
+
+// IDList is order_ids, each id read only in its canonical form
+// (ids.Canonical), as every id a client sends is (docs/security.md):
+// uuid.UUID's own decoding also reads "{id}", "urn:uuid:id" and 32 bare hex
+// digits, spellings the sweep never writes.
+type IDList []uuid.UUID
+
+// errOrderIDs is IDList's answer to anything but an array of strings holding
+// canonical ids, a 400 invalid_json like any body that is not the request.
+var errOrderIDs = fault.E(fault.Malformed, fault.CodeInvalidJSON,
+	"order_ids must be an array of order ids, UUIDs such as 0192f1e4-7c3a-7b6e-9a51-3c2d1e0f4a5b")
+
+// UnmarshalJSON decodes b, an array of canonical ids (null reads as none).
+func (l *IDList) UnmarshalJSON(b []byte) error {
+	var raw []string
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return errOrderIDs
+	}
+	list := make(IDList, len(raw))
+	for i, s := range raw {
+		id, ok := ids.Canonical(s)
+		if !ok {
+			return errOrderIDs
+		}
+		list[i] = id
+	}
+	*l = list
+	return nil
 }
 
 // Response is the answer of order-statuses: the status of every order asked
@@ -56,8 +87,8 @@ type Response struct {
 // New returns the order-statuses handler over store; it admits only the
 // internal callers routes.Table names for it (fnhttp.CheckInternal: 401
 // without a valid credential, 403 for another caller). A body that is not
-// the request (an id that is not a UUID among them) is 400; no ids, more
-// than MaxIDs or the nil UUID is 422.
+// the request (an id that is not a UUID in its canonical form among them) is
+// 400; no ids, more than MaxIDs or the nil UUID is 422.
 func New(store Lookup, internal *auth.InternalVerifier, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {

@@ -82,14 +82,25 @@ func TestOrderStatuses(t *testing.T) {
 		"not JSON":      {`{"order_ids":`, http.StatusBadRequest},
 		"not a UUID":    {body(ids[0], "1; DROP TABLE orders"), http.StatusBadRequest},
 		"unknown field": {`{"order_ids":["` + ids[0] + `"],"all":true}`, http.StatusBadRequest},
-		"no ids":        {`{"order_ids":[]}`, http.StatusUnprocessableEntity},
-		"missing ids":   {`{}`, http.StatusUnprocessableEntity},
-		"nil UUID":      {body(uuid.Nil.String()), http.StatusUnprocessableEntity},
-		"too many ids":  {body(tooMany...), http.StatusUnprocessableEntity},
+		// Only the canonical form, as every id a client sends is read
+		// (docs/security.md); uuid.UUID's decoding reads these too.
+		"braced id":      {body(ids[0], "{"+ids[1]+"}"), http.StatusBadRequest},
+		"urn id":         {body("urn:uuid:" + ids[0]), http.StatusBadRequest},
+		"bare hex id":    {body(strings.ReplaceAll(ids[0], "-", "")), http.StatusBadRequest},
+		"number id":      {`{"order_ids":[1]}`, http.StatusBadRequest},
+		"ids not a list": {`{"order_ids":"` + ids[0] + `"}`, http.StatusBadRequest},
+		"no ids":         {`{"order_ids":[]}`, http.StatusUnprocessableEntity},
+		"missing ids":    {`{}`, http.StatusUnprocessableEntity},
+		"nil UUID":       {body(uuid.Nil.String()), http.StatusUnprocessableEntity},
+		"too many ids":   {body(tooMany...), http.StatusUnprocessableEntity},
 	} {
-		if code, out := fntest.Call(t, h, credential, c.body); code != c.code {
-			t.Errorf("%s: %d %v, want %d", name, code, out, c.code)
+		code, out := fntest.Call(t, h, credential, c.body)
+		if code != c.code || code == http.StatusBadRequest && out["code"] != "invalid_json" {
+			t.Errorf("%s: %d %v, want %d (invalid_json when 400)", name, code, out, c.code)
 		}
+	}
+	if code, out := fntest.Call(t, h, credential, body(strings.ToUpper(ids[1]))); code != http.StatusOK || out["statuses"].(map[string]any)[ids[1]] != want[ids[1]] {
+		t.Errorf("an id in upper case (canonical): %d %v, want its status", code, out)
 	}
 	if code, _ := fntest.Call(t, h, credential, body(tooMany[:MaxIDs]...)); code != http.StatusOK {
 		t.Errorf("%d ids: %d, want 200", MaxIDs, code)
