@@ -209,14 +209,16 @@ func (s *Service) giveUp(ctx context.Context, p Payment, claim uuid.UUID, err er
 }
 
 // processorError classifies the error of a processor call: anything but a
-// processor error means the processor's state is unknown.
+// processor error means the processor's state is unknown, and so does a
+// deadline however the processor's adapter classified it (an Unavailable
+// that a deadline cut may have captured: 504, not 503).
 func processorError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) && fault.KindOf(err) != fault.Timeout {
+		return fault.Wrap(err, fault.Timeout, ErrTimeout.Code, ErrTimeout.Message)
+	}
 	switch fault.KindOf(err) {
 	case fault.Unavailable, fault.Timeout, fault.Invalid, fault.Conflict:
 		return err
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fault.Wrap(err, fault.Timeout, ErrTimeout.Code, ErrTimeout.Message)
 	}
 	return fault.Wrap(err, fault.Unavailable, ErrUnavailable.Code, ErrUnavailable.Message)
 }
