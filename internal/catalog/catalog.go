@@ -85,7 +85,7 @@ func NewProduct(d Draft, now time.Time) (Product, error) {
 		return Product{}, fault.Internalf("product id: %w", err)
 	}
 	p := Product{
-		ID: id, SKU: upperASCII(strings.TrimSpace(d.SKU)), Name: strings.TrimSpace(d.Name),
+		ID: id, SKU: NormalizeSKU(d.SKU), Name: strings.TrimSpace(d.Name),
 		Description: strings.TrimSpace(d.Description), Category: strings.TrimSpace(d.Category),
 		Price: d.Price, Version: 1, CreatedAt: stored(now), UpdatedAt: stored(now),
 	}
@@ -97,6 +97,10 @@ func NewProduct(d Draft, now time.Time) (Product, error) {
 	}
 	return p, p.Validate()
 }
+
+// NormalizeSKU is a SKU as it is stored and looked up: trimmed, its ASCII
+// letters upper-cased (upperASCII).
+func NormalizeSKU(sku string) string { return upperASCII(strings.TrimSpace(sku)) }
 
 // upperASCII upper-cases a SKU's ASCII letters only. strings.ToUpper also
 // maps letters beyond ASCII onto ASCII ones ("ſ" to "S", "ı" to "I"), so a

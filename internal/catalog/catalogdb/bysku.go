@@ -3,7 +3,6 @@ package catalogdb
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -14,7 +13,7 @@ import (
 // reused), so idempotent imports such as the demo seed can tell what already
 // exists. A SKU no product has is fault.NotFound.
 func (s *Store) GetBySKU(ctx context.Context, sku string) (catalog.Product, error) {
-	p, err := scan(s.db.QueryRow(ctx, `SELECT `+columns+` FROM products WHERE sku = $1`, strings.ToUpper(strings.TrimSpace(sku))))
+	p, err := scan(s.db.QueryRow(ctx, `SELECT `+columns+` FROM products WHERE sku = $1`, catalog.NormalizeSKU(sku)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, errNotFound
 	}

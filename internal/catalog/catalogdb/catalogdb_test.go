@@ -186,3 +186,19 @@ func TestADatabaseDownIsUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// GetBySKU reads a SKU as a write stores it: trimmed, its ASCII letters
+// upper-cased, and nothing else. Until 2026-12-06 it upper-cased with
+// strings.ToUpper, so "ſku-1" (a SKU the writes refuse since abeb0a2) found
+// SKU-1.
+func TestGetBySKUReadsTheSKUAsAWriteStoresIt(t *testing.T) {
+	s := catalogdb.New(pgtest.Open(t, catalogdb.Migrations()))
+	ctx := context.Background()
+	p := create(t, s, "sku-1")
+	if got, err := s.GetBySKU(ctx, " Sku-1 "); err != nil || got.ID != p.ID {
+		t.Errorf("GetBySKU(\" Sku-1 \") = %v, %v; want %s", got.ID, err, p.ID)
+	}
+	if got, err := s.GetBySKU(ctx, "ſku-1"); !fault.Is(err, fault.NotFound, "") {
+		t.Errorf("GetBySKU(\"ſku-1\") = %v, %v; want not found", got.ID, err)
+	}
+}

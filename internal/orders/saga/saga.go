@@ -326,7 +326,7 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 				}
 				return orders.Checkout{}, err
 			}
-			return s.drivePlaced(ctx, sg, first)
+			return s.drivePlaced(ctx, sg, first, key)
 		}
 		if reserved != nil {
 			// Nothing was written: give the hold back now rather than at its
@@ -360,13 +360,15 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 // rather than wait KeyWait for a request that has finished and answer
 // request_in_progress. Should the release fail, such a retry gets
 // request_in_progress until the lease runs out (Timeout + 10 s), then the
-// replay.
-func (s *Saga) drivePlaced(ctx context.Context, sg ordersdb.Saga, first *tried) (orders.Checkout, error) {
+// replay. Without a key no request can be replayed: nothing is released.
+// The release takes the cart clear's share of LongestDrive: a confirmed
+// order clears its cart, a pending one never does.
+func (s *Saga) drivePlaced(ctx context.Context, sg ordersdb.Saga, first *tried, key string) (orders.Checkout, error) {
 	c, err := s.drive(ctx, sg.Order.ID, &sg, first)
-	if err == nil && c.Order.Status == orders.Pending {
+	if err == nil && key != "" && c.Order.Status == orders.Pending {
 		// On a context of its own: the saga's deadline may be what ended
 		// the drive.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), doubtTimeout)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clearTimeout)
 		defer cancel()
 		if rerr := s.db.ReleaseLease(rctx, sg.Order.ID); rerr != nil {
 			s.cfg.Log.WarnContext(ctx, "release the lease of an order answered pending", "order_id", sg.Order.ID, "err", rerr.Error())
@@ -402,7 +404,7 @@ func (s *Saga) settleWrite(ctx context.Context, sg ordersdb.Saga, first *tried, 
 	switch {
 	case err == nil:
 		s.cfg.Log.WarnContext(ctx, "the answer of the order's write was lost; it was written", "order_id", sg.Order.ID, "err", werr.Error())
-		return s.drivePlaced(ctx, written, first)
+		return s.drivePlaced(ctx, written, first, key)
 	case fault.KindOf(err) == fault.NotFound:
 		if first != nil {
 			s.giveBack(ctx, sg.Order.ID, *first)
@@ -790,7 +792,9 @@ type Report struct {
 
 // LongestDrive is the longest a drive of a saga with timeout may take: the
 // timeout, then the look-up of an order whose write's answer was lost, the
-// cart clear and the timeline write, on contexts of their own after it.
+// cart clear (or, for an order answered pending, the release of its lease:
+// never both, and each at most clearTimeout) and the timeline write, on
+// contexts of their own after it.
 func LongestDrive(timeout time.Duration) time.Duration {
 	return timeout + doubtTimeout + clearTimeout + flushTimeout
 }
