@@ -49,23 +49,8 @@ func TestChargeAcceptsOnlyTheCaptureOfThisOrder(t *testing.T) {
 		{"declined", 402, `{"type":"about:blank","title":"Payment Required","status":402,"code":"payment_declined","detail":"declined"}`, fault.PaymentRequired, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Path != "/function/charge-payment" || r.Header.Get("X-Internal-Token") != "internal" {
-					http.Error(w, "unexpected call", http.StatusTeapot)
-					return
-				}
-				if c.status != 200 {
-					w.Header().Set("Content-Type", "application/problem+json")
-				}
-				w.WriteHeader(c.status)
-				_, _ = w.Write([]byte(c.body))
-			}))
-			defer srv.Close()
-			gw, err := ordersgw.New(srv.URL, "internal", srv.Client(), time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = gw.Charge(context.Background(), saga.Charge{OrderID: order, UserID: uuid.New(), Amount: amount, Token: "tok_visa"})
+			gw := answering(t, "charge-payment", c.status, c.body)
+			err := gw.Charge(context.Background(), saga.Charge{OrderID: order, UserID: uuid.New(), Amount: amount, Token: "tok_visa"})
 			switch {
 			case c.ok && err != nil:
 				t.Fatalf("Charge = %v, want success", err)
@@ -107,23 +92,8 @@ func TestRefundAcceptsOnlyASettledPaymentOfThisOrder(t *testing.T) {
 		{"unavailable", 503, `{"type":"about:blank","title":"Service Unavailable","status":503,"code":"processor_unavailable","detail":"retry"}`, fault.Unavailable, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Path != "/function/refund-payment" || r.Header.Get("X-Internal-Token") != "internal" {
-					http.Error(w, "unexpected call", http.StatusTeapot)
-					return
-				}
-				if c.status != 200 {
-					w.Header().Set("Content-Type", "application/problem+json")
-				}
-				w.WriteHeader(c.status)
-				_, _ = w.Write([]byte(c.body))
-			}))
-			defer srv.Close()
-			gw, err := ordersgw.New(srv.URL, "internal", srv.Client(), time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = gw.Refund(context.Background(), order)
+			gw := answering(t, "refund-payment", c.status, c.body)
+			err := gw.Refund(context.Background(), order)
 			switch {
 			case c.ok && err != nil:
 				t.Fatalf("Refund = %v, want success", err)
@@ -231,4 +201,28 @@ func TestEveryCallPassesTheFunctionsBodyCheck(t *testing.T) {
 			t.Errorf("%s would refuse the call: %v", fn, err)
 		}
 	}
+}
+
+// answering is a gateway to a fake function fn that answers every call with
+// status and body (a problem's content type for a status other than 200),
+// and 418 to a call of another function or without the internal credential.
+func answering(t *testing.T, fn string, status int, body string) *ordersgw.Gateway {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/function/"+fn || r.Header.Get("X-Internal-Token") != "internal" {
+			http.Error(w, "unexpected call", http.StatusTeapot)
+			return
+		}
+		if status != 200 {
+			w.Header().Set("Content-Type", "application/problem+json")
+		}
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	gw, err := ordersgw.New(srv.URL, "internal", srv.Client(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gw
 }
