@@ -1,7 +1,10 @@
 package function
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"testing"
@@ -10,6 +13,8 @@ import (
 
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv/envtest"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/search"
 )
 
@@ -78,5 +83,33 @@ func TestBadFilters(t *testing.T) {
 		if w.Code != http.StatusUnprocessableEntity {
 			t.Errorf("%s: status %d, want 422: %s", q, w.Code, w.Body)
 		}
+	}
+}
+
+// downIndex stands in for a search backend that cannot answer (Meilisearch
+// down or refusing the key): only Search is reached by this handler.
+type downIndex struct{ search.Index }
+
+func (downIndex) Search(context.Context, search.Query) (search.Result, error) {
+	return search.Result{}, errors.New("dial tcp 127.0.0.1:7700: connection refused")
+}
+
+// A backend failure is the 503 search_unavailable problem api/openapi.yaml
+// declares, never a 500 and never the cause's text.
+func TestBackendDownIsSearchUnavailable(t *testing.T) {
+	h := New(downIndex{}, slog.New(slog.DiscardHandler))
+	w := envtest.Do(t, h, http.MethodGet, "/api/v1/search/products?q=lamp", "")
+	if w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503: %s", w.Code, w.Body)
+	}
+	if ct := w.Header().Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("Content-Type %q, want application/problem+json", ct)
+	}
+	var p fnhttp.Problem
+	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Code != string(fault.CodeSearchUnavailable) || p.Status != http.StatusServiceUnavailable {
+		t.Errorf("problem %+v, want code %s and status 503", p, fault.CodeSearchUnavailable)
 	}
 }
