@@ -92,6 +92,7 @@ type Settings struct {
 	FilterableAttributes []string   `json:"filterableAttributes"`
 	SortableAttributes   []string   `json:"sortableAttributes"`
 	Pagination           Pagination `json:"pagination"`
+	Faceting             Faceting   `json:"faceting"`
 }
 
 // Pagination is the index's paging setting: MaxTotalHits caps the matches a
@@ -101,12 +102,30 @@ type Pagination struct {
 	MaxTotalHits int `json:"maxTotalHits"`
 }
 
+// Faceting is the index's faceting setting: MaxValuesPerFacet caps how many
+// values of one facet a search answers (Meilisearch's default is 100; past
+// the cap it answers the first values in alphabetical order and drops the
+// rest, counts and all).
+type Faceting struct {
+	MaxValuesPerFacet int `json:"maxValuesPerFacet"`
+}
+
+// MaxFacetValues is the faceting setting's cap: how many categories a
+// search's facets can name. Categories are slugs an admin chooses, so no
+// count is enforced anywhere; 1,000 is far beyond any shop's menu, where
+// Meilisearch's default of 100 is not, and keeps an answer's facets under
+// about 100 kB. The embedded PostgreSQL index answers every category.
+const MaxFacetValues = 1000
+
 // IndexSettings are what EnsureSettings applies. "sort" is the first ranking rule, so
 // an explicit sort (price, popularity) is exact and relevance only breaks its
 // ties; without a sort parameter the rule is inactive and relevance decides.
 // id is sortable only to break ties deterministically. maxTotalHits lets a
 // search page as deep as the API allows (search.MaxOffset + search.MaxLimit).
 // bucket is filterable for the reindex's listing alone (EachDocumentIDs).
+// maxValuesPerFacet lets facets count every category of the matches, up to
+// MaxFacetValues. EnsureSettings PATCHes them all, so a deployment made
+// before a setting was added gets it from its next writer or reindex.
 func IndexSettings() Settings {
 	return Settings{
 		RankingRules:         []string{"sort", "words", "typo", "proximity", "attribute", "exactness"},
@@ -114,6 +133,7 @@ func IndexSettings() Settings {
 		FilterableAttributes: []string{"category", "price", "in_stock", "archived", "bucket"},
 		SortableAttributes:   []string{"price", "sold_count", "id"},
 		Pagination:           Pagination{MaxTotalHits: search.MaxOffset + search.MaxLimit},
+		Faceting:             Faceting{MaxValuesPerFacet: MaxFacetValues},
 	}
 }
 

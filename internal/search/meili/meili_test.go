@@ -185,6 +185,31 @@ func TestTheListingRefusesANonCanonicalID(t *testing.T) {
 	}
 }
 
+// Facets name every category of the matches up to meili.MaxFacetValues,
+// not Meilisearch's default of 100; past it, the alphabetically first ones.
+func TestFacetsNameUpToMaxFacetValuesCategories(t *testing.T) {
+	ix := newIndex(t, "test-key")
+	if err := ix.EnsureSettings(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	docs := make([]search.Document, 0, meili.MaxFacetValues+1)
+	for i := range meili.MaxFacetValues + 1 {
+		docs = append(docs, search.Document{ID: uuid.Must(uuid.NewV7()), SKU: fmt.Sprintf("SKU-%d", i), Name: "Kettle",
+			Category: fmt.Sprintf("c-%04d", i), Price: catalog.Money{Amount: 100, Currency: "EUR"}})
+	}
+	if err := ix.Upsert(t.Context(), docs...); err != nil {
+		t.Fatal(err)
+	}
+	res, err := ix.Search(t.Context(), search.Query{Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := res.Facets["category"]
+	if len(got) != meili.MaxFacetValues || got["c-0000"] != 1 || got[fmt.Sprintf("c-%04d", meili.MaxFacetValues-1)] != 1 {
+		t.Errorf("%d categories in facets, want the first %d", len(got), meili.MaxFacetValues)
+	}
+}
+
 func TestFilter(t *testing.T) {
 	min, max, in := int64(100), int64(200), true
 	got := meili.Filter(search.Query{Category: "home-audio", MinPrice: &min, MaxPrice: &max, InStock: &in})
@@ -296,6 +321,7 @@ func TestRequestsOnTheWire(t *testing.T) {
 		"filterableAttributes": []any{"category", "price", "in_stock", "archived", "bucket"},
 		"sortableAttributes":   []any{"price", "sold_count", "id"},
 		"pagination":           map[string]any{"maxTotalHits": 10100.0},
+		"faceting":             map[string]any{"maxValuesPerFacet": 1000.0},
 	}
 	if diff := cmp.Diff(wantSettings, rec.reqs[1].body); diff != "" {
 		t.Errorf("settings (-want +got):\n%s", diff)

@@ -36,7 +36,11 @@
 //     400 invalid_document_filter.
 //   - PATCH /indexes/{uid}/settings (202, task) stores the settings; of the
 //     objects, pagination.maxTotalHits (default 1000) caps the matches a
-//     search pages through and counts in estimatedTotalHits.
+//     search pages through and counts in estimatedTotalHits, and
+//     faceting.maxValuesPerFacet (default 100) caps the values a facet
+//     answers: the first in alphabetical order (sortFacetValuesBy's default,
+//     "alpha"), as Meilisearch's documentation of the setting says (read,
+//     not run).
 //   - GET /tasks answers {results: [], total, limit, from, next} (no task
 //     listed: the adapter reads it only to tell a key allowed tasks.get).
 //   - GET /tasks/{uid} answers the task with status "succeeded" (work is done
@@ -117,13 +121,14 @@ type Fake struct {
 	order                          map[string][]string                  // index → ids in insertion order
 	sets                           map[string]map[string][]string       // index → setting → attributes
 	max                            map[string]int                       // index → pagination.maxTotalHits, when set
+	facetMax                       map[string]int                       // index → faceting.maxValuesPerFacet, when set
 }
 
 // NewFake returns an empty fake that requires key as bearer token (none
 // when key is empty).
 func NewFake(key string) *Fake {
 	return &Fake{key: key, version: DefaultVersion, docs: map[string]map[string]map[string]any{}, order: map[string][]string{},
-		sets: map[string]map[string][]string{}, max: map[string]int{}}
+		sets: map[string]map[string][]string{}, max: map[string]int{}, facetMax: map[string]int{}}
 }
 
 func (f *Fake) fail(w http.ResponseWriter, status int, code, msg string) {
@@ -152,7 +157,7 @@ func (f *Fake) Lose() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.docs, f.order = map[string]map[string]map[string]any{}, map[string][]string{}
-	f.sets, f.max = map[string]map[string][]string{}, map[string]int{}
+	f.sets, f.max, f.facetMax = map[string]map[string][]string{}, map[string]int{}, map[string]int{}
 }
 
 // SetVersion makes GET /version answer pkgVersion v from now on (as a
@@ -313,6 +318,16 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					return
 				}
 				f.max[parts[1]] = int(n)
+				continue
+			}
+			if k == "faceting" {
+				p, _ := v.(map[string]any)
+				n, ok := p["maxValuesPerFacet"].(float64)
+				if !ok || n < 0 || n != float64(int(n)) {
+					f.fail(w, http.StatusBadRequest, "invalid_settings_faceting", "maxValuesPerFacet must be a non-negative integer.")
+					return
+				}
+				f.facetMax[parts[1]] = int(n)
 				continue
 			}
 			list, _ := v.([]any)
@@ -644,10 +659,7 @@ func (f *Fake) search(w http.ResponseWriter, r *http.Request, index string) {
 	})
 	facets := map[string]map[string]int{}
 	for _, facet := range body.Facets {
-		facets[facet] = map[string]int{}
-		for _, m := range matched {
-			facets[facet][fmt.Sprint(m.doc[facet])]++
-		}
+		facets[facet] = capFacet(facetValues(matched, facet), f.facetCap(index))
 	}
 	limit := 20
 	if body.Limit != nil {
@@ -680,4 +692,30 @@ func compare(a, b any) int {
 		return 0
 	}
 	return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
+}
+
+// facetValues counts the matches by their value of facet.
+func facetValues(matched []scored, facet string) map[string]int {
+	counts := map[string]int{}
+	for _, m := range matched {
+		counts[fmt.Sprint(m.doc[facet])]++
+	}
+	return counts
+}
+
+// facetCap is the index's faceting.maxValuesPerFacet (the caller holds f.mu).
+func (f *Fake) facetCap(index string) int {
+	if n, ok := f.facetMax[index]; ok {
+		return n
+	}
+	return 100
+}
+
+// capFacet keeps the first n values of counts in alphabetical order.
+func capFacet(counts map[string]int, n int) map[string]int {
+	values := slices.Sorted(maps.Keys(counts))
+	for _, v := range values[min(n, len(values)):] {
+		delete(counts, v)
+	}
+	return counts
 }
