@@ -55,9 +55,13 @@ const (
 
 // Query is a validated search. Text matches name, description, category and
 // sku, every word required, each exactly, by stem or with a typo. Nil pointers
-// mean "no filter". Ties always break by id, newest first, so paging over
-// unchanged data is stable (a sort key that changes between two pages, such
-// as sold_count, can move a product across them).
+// mean "no filter". Under an explicit sort (price, popularity) ties break by
+// id, newest first, in every backend, so paging over unchanged data is
+// stable (a sort key that changes between two pages, such as sold_count, can
+// move a product across them). Under relevance the order is the backend's:
+// the embedded index breaks ties by sold_count, then id (so with empty Text,
+// where every product ranks alike, sold_count decides); Meilisearch gets no
+// sort, which would override its relevance, and orders ties its own way.
 type Query struct {
 	Text     string
 	Category string
