@@ -54,7 +54,8 @@ const (
 )
 
 // Query is a validated search. Text matches name, description, category and
-// sku, every word required, each exactly, by stem or with a typo. Nil pointers
+// sku, every word required (Meilisearch ignores the words after the tenth),
+// each exactly, by stem or with a typo. Nil pointers
 // mean "no filter". Under an explicit sort (price, popularity) ties break by
 // id, newest first, in every backend, so paging over unchanged data is
 // stable (a sort key that changes between two pages, such as sold_count, can
