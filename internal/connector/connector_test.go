@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -326,12 +327,21 @@ const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 // publish sends an event the way the outbox relay does.
 func (e *env) publish(t *testing.T, topic string) string {
 	t.Helper()
+	return e.publishWith(t, topic, nil)
+}
+
+// publishWith is publish with more headers (they may replace its own), as a
+// publisher other than the relay could send.
+func (e *env) publishWith(t *testing.T, topic string, more amqp.Table) string {
+	t.Helper()
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	id := "evt-" + hex.EncodeToString(b)
 	body := `{"specversion":"1.0","id":"` + id + `","source":"test","type":"` + topic + `","data":{}}`
+	headers := amqp.Table{"traceparent": traceparent, "shop-signature": "ed25519=sig-of-" + id}
+	maps.Copy(headers, more)
 	err := e.ch.PublishWithContext(context.Background(), e.names.Exchange(), topic, false, false, amqp.Publishing{
-		Headers: amqp.Table{"traceparent": traceparent, "shop-signature": "ed25519=sig-of-" + id}, ContentType: broker.ContentType,
+		Headers: headers, ContentType: broker.ContentType,
 		DeliveryMode: amqp.Persistent, MessageId: id, Type: topic, Body: []byte(body),
 	})
 	if err != nil {
@@ -468,24 +478,9 @@ func TestAnAttemptsHeaderOutOfRangeIsClamped(t *testing.T) {
 	e.start(t)
 	e.gw.synced(t)
 	for _, attempts := range []any{int32(-1), "-3", int64(-1 << 40)} {
-		err := e.ch.PublishWithContext(context.Background(), e.names.Exchange(), topic, false, false, amqp.Publishing{
-			Headers:     amqp.Table{broker.HeaderAttempts: attempts},
-			ContentType: broker.ContentType, DeliveryMode: amqp.Persistent, MessageId: fmt.Sprint("evt-negative-", attempts),
-			Type: topic, Body: []byte(`{"specversion":"1.0","id":"x","source":"test","type":"` + topic + `","data":{}}`),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		e.publishWith(t, topic, amqp.Table{broker.HeaderAttempts: attempts})
 	}
-	huge := e.names.Prefix + "huge"
-	err := e.ch.PublishWithContext(context.Background(), e.names.Exchange(), topic, false, false, amqp.Publishing{
-		Headers:     amqp.Table{broker.HeaderAttempts: int64(math.MaxInt64)},
-		ContentType: broker.ContentType, DeliveryMode: amqp.Persistent, MessageId: huge,
-		Type: topic, Body: []byte(`{"specversion":"1.0","id":"x","source":"test","type":"` + topic + `","data":{}}`),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	huge := e.publishWith(t, topic, amqp.Table{broker.HeaderAttempts: int64(math.MaxInt64)})
 	// Each message with a negative count fails once and is retried once, as
 	// a message without the header is: six calls, each with the attempt its
 	// count says. The huge one fails its one call (attempt MaxAttempts+1)

@@ -311,23 +311,21 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		for k, v := range s {
 			if k == "pagination" {
-				p, _ := v.(map[string]any)
-				n, ok := p["maxTotalHits"].(float64)
-				if !ok || n < 1 || n != float64(int(n)) {
+				n, ok := intSetting(v, "maxTotalHits", 1)
+				if !ok {
 					f.fail(w, http.StatusBadRequest, "invalid_settings_pagination", "maxTotalHits must be a positive integer.")
 					return
 				}
-				f.max[parts[1]] = int(n)
+				f.max[parts[1]] = n
 				continue
 			}
 			if k == "faceting" {
-				p, _ := v.(map[string]any)
-				n, ok := p["maxValuesPerFacet"].(float64)
-				if !ok || n < 0 || n != float64(int(n)) {
+				n, ok := intSetting(v, "maxValuesPerFacet", 0)
+				if !ok {
 					f.fail(w, http.StatusBadRequest, "invalid_settings_faceting", "maxValuesPerFacet must be a non-negative integer.")
 					return
 				}
-				f.facetMax[parts[1]] = int(n)
+				f.facetMax[parts[1]] = n
 				continue
 			}
 			list, _ := v.([]any)
@@ -718,4 +716,15 @@ func capFacet(counts map[string]int, n int) map[string]int {
 		delete(counts, v)
 	}
 	return counts
+}
+
+// intSetting reads the integer field of a settings object (v, decoded JSON):
+// false when it is missing, not a whole number or below least.
+func intSetting(v any, field string, least int) (int, bool) {
+	p, _ := v.(map[string]any)
+	n, ok := p[field].(float64)
+	if !ok || n < float64(least) || n != float64(int(n)) {
+		return 0, false
+	}
+	return int(n), true
 }
