@@ -114,6 +114,10 @@ func checkClaim(eventID uuid.UUID, consumer string) error {
 // records.
 const PruneIndex = `CREATE INDEX CONCURRENTLY IF NOT EXISTS processed_events_processed_at ON processed_events (processed_at);`
 
+// PruneBatches is the most batches (postgres.DeleteBatch rows each) one
+// Prune deletes.
+const PruneBatches = 20
+
 // Prune deletes processed-event records older than olderThan from the
 // database behind db, when it has the table (not every service consumes
 // events). The outbox relay calls it with its inbox retention (or a
@@ -125,15 +129,19 @@ const PruneIndex = `CREATE INDEX CONCURRENTLY IF NOT EXISTS processed_events_pro
 // It reads only the records it deletes, through PruneIndex: the table holds
 // the retention's records (30 days in the relay), and a DELETE by age with
 // no index read them all at every cleanup (docs/performance.md, item 35).
-// The records go in batches, oldest first (postgres.DeleteInBatches), each
+// The records go in batches, oldest first (postgres.DeleteBatches), each
 // an ordered walk of the index with a LIMIT, so no plan reads the table
-// whatever its statistics.
+// whatever its statistics. One call deletes at most PruneBatches batches:
+// the relay prunes in the loop that publishes that database's events, so a
+// backlog (after a relay outage, or a lowered INBOX_RETENTION) goes over
+// several cleanups instead of holding the events up; until 2026-12-06 one
+// cleanup deleted the whole backlog.
 func Prune(ctx context.Context, db postgres.Querier, olderThan time.Duration) (int64, error) {
 	var exists bool
 	if err := db.QueryRow(ctx, `SELECT to_regclass('processed_events') IS NOT NULL`).Scan(&exists); err != nil || !exists {
 		return 0, err
 	}
-	deleted, err := postgres.DeleteInBatches(ctx, db, `DELETE FROM processed_events WHERE ctid = ANY(ARRAY(SELECT ctid
+	deleted, err := postgres.DeleteBatches(ctx, db, PruneBatches, `DELETE FROM processed_events WHERE ctid = ANY(ARRAY(SELECT ctid
 		FROM processed_events WHERE processed_at < now() - make_interval(secs => $1) ORDER BY processed_at LIMIT $2))`,
 		olderThan.Seconds())
 	if err != nil {

@@ -270,6 +270,30 @@ func TestPruneDeletesInBatches(t *testing.T) {
 	}
 }
 
+// One Prune deletes at most PruneBatches batches: the relay prunes in the
+// loop that publishes, so a backlog (after a relay outage, or a lowered
+// INBOX_RETENTION) goes over several cleanups instead of holding the events
+// up; the next Prune goes on where it stopped.
+func TestPruneStopsAfterItsBatches(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, migrations())
+	const capped, n = inbox.PruneBatches * postgres.DeleteBatch, inbox.PruneBatches*postgres.DeleteBatch + 7
+	if _, err := pool.Exec(ctx, `INSERT INTO processed_events (event_id, consumer, processed_at)
+		SELECT gen_random_uuid(), 'c', now() - interval '40 days' FROM generate_series(1, $1)`, n); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := inbox.Prune(ctx, pool, 30*24*time.Hour); err != nil || got != capped {
+		t.Fatalf("first Prune = %d, %v; want its %d batches' %d records deleted", got, err, inbox.PruneBatches, capped)
+	}
+	var left int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM processed_events`).Scan(&left); err != nil || left != n-capped {
+		t.Errorf("%d records left after the first Prune (%v), want %d", left, err, n-capped)
+	}
+	if got, err := inbox.Prune(ctx, pool, 30*24*time.Hour); err != nil || got != n-capped {
+		t.Fatalf("second Prune = %d, %v; want the %d records left deleted", got, err, n-capped)
+	}
+}
+
 // A consumer's recorded retention is one row per consumer, the last build's
 // (an upsert); a database without the table has none recorded; a consumer
 // without a name, or a retention the consumers refuse, is not recorded.

@@ -131,6 +131,10 @@ func queueRecordSale(b *pgx.Batch, orderID uuid.UUID, cancelled bool, counts *bo
 // cannot be pruned yet; its text says why.
 var ErrSalesKept = errors.New("settled order sales kept")
 
+// PruneSalesBatches is the most batches (postgres.DeleteBatch rows each)
+// one PruneOrderSales deletes.
+const PruneSalesBatches = 20
+
 // PruneOrderSales deletes the settled sales (cancelled, or cancelled before
 // they were placed) last changed more than olderThan ago from the database
 // behind db, and reports how many went; on a database without the table
@@ -149,6 +153,12 @@ var ErrSalesKept = errors.New("settled order sales kept")
 // miss its sale. Placed sales are kept: the order's cancellation may come at
 // any time and must find its placement to subtract it. Until 2026-12-06 every
 // checkout refused at once left a cancelled_first row for ever.
+//
+// The sales go in batches, oldest first, at most PruneSalesBatches of them
+// (postgres.DeleteBatches): the relay prunes in the loop that publishes the
+// catalog's events, so a backlog (an upgrade's pile of old sales, a lowered
+// INBOX_RETENTION) goes over several cleanups instead of holding the events
+// up; until 2026-12-06 one cleanup deleted the whole backlog.
 func PruneOrderSales(ctx context.Context, db postgres.Querier, olderThan time.Duration) (int64, error) {
 	var state string
 	if err := db.QueryRow(ctx, `SELECT CASE WHEN to_regclass('order_sales') IS NULL THEN 'absent'
@@ -166,7 +176,7 @@ func PruneOrderSales(ctx context.Context, db postgres.Querier, olderThan time.Du
 	default:
 		return 0, fmt.Errorf("%w: %s", ErrSalesKept, state)
 	}
-	deleted, err := postgres.DeleteInBatches(ctx, db, `DELETE FROM order_sales WHERE ctid = ANY(ARRAY(SELECT ctid
+	deleted, err := postgres.DeleteBatches(ctx, db, PruneSalesBatches, `DELETE FROM order_sales WHERE ctid = ANY(ARRAY(SELECT ctid
 		FROM order_sales WHERE state <> 'placed' AND updated_at < now() - make_interval(secs => $1) ORDER BY updated_at LIMIT $2))`,
 		olderThan.Seconds())
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/shopfaas/shop/internal/catalog/catalogdb"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/inbox"
+	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
@@ -222,5 +223,32 @@ func TestPruneOrderSales(t *testing.T) {
 	empty := pgtest.Open(t, fstest.MapFS{"0001_none.sql": {Data: []byte(`CREATE TABLE other (n int);`)}})
 	if n, err := catalogdb.PruneOrderSales(ctx, empty, time.Hour); err != nil || n != 0 {
 		t.Errorf("PruneOrderSales without the table = %d, %v; want 0, nil", n, err)
+	}
+}
+
+// One PruneOrderSales deletes at most PruneSalesBatches batches: the relay
+// prunes in the loop that publishes the catalog's events, so a backlog of
+// settled sales (the first cleanup after an upgrade, a lowered
+// INBOX_RETENTION) goes over several cleanups instead of holding the events
+// up; the next prune goes on where it stopped, and placed sales stay.
+func TestPruneOrderSalesStopsAfterItsBatches(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, catalogdb.Migrations())
+	const capped, n = catalogdb.PruneSalesBatches * postgres.DeleteBatch, catalogdb.PruneSalesBatches*postgres.DeleteBatch + 7
+	if _, err := pool.Exec(ctx, `INSERT INTO order_sales (order_id, state, updated_at)
+		SELECT gen_random_uuid(), CASE WHEN i <= $1::int THEN 'cancelled' ELSE 'placed' END, now() - interval '40 days'
+		FROM generate_series(1, $1::int + 5) i`, n); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := catalogdb.PruneOrderSales(ctx, pool, 30*24*time.Hour); err != nil || got != capped {
+		t.Fatalf("first PruneOrderSales = %d, %v; want its %d batches' %d sales deleted", got, err, catalogdb.PruneSalesBatches, capped)
+	}
+	var settled, placed int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state <> 'placed'), count(*) FILTER (WHERE state = 'placed')
+		FROM order_sales`).Scan(&settled, &placed); err != nil || settled != n-capped || placed != 5 {
+		t.Errorf("%d settled and %d placed sales left after the first prune (%v), want %d and 5", settled, placed, err, n-capped)
+	}
+	if got, err := catalogdb.PruneOrderSales(ctx, pool, 30*24*time.Hour); err != nil || got != n-capped {
+		t.Fatalf("second PruneOrderSales = %d, %v; want the %d settled sales left deleted", got, err, n-capped)
 	}
 }
