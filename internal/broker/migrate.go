@@ -15,9 +15,15 @@ import (
 // Each message is acknowledged on the legacy queue only after RabbitMQ
 // confirmed its copy, so an interrupted migration duplicates at worst (the
 // handlers are idempotent) and never loses; a moved message waits its full
-// delay again. A legacy queue that does not exist is skipped, so the call is
-// cheap once the upgrade is done. Retry queues must already be declared
-// (DeclareFunction). It returns how many messages were moved.
+// delay again. The copy is mandatory (PublishMandatory): where the quorum
+// retry queue is missing, RabbitMQ returns it instead of confirming a copy
+// it dropped, and the move stops with ErrReturned, the message left
+// unacknowledged (so back in the legacy queue) and the legacy queue kept.
+// Until 2026-12-06 the copy was not mandatory, and such a move acknowledged
+// the message, deleted the legacy queue and lost it. A legacy queue that does
+// not exist is skipped, so the call is cheap once the upgrade is done. Retry
+// queues must already be declared (DeclareFunction). It returns how many
+// messages were moved.
 func MigrateRetryQueues(ctx context.Context, conn *amqp.Connection, n Names, function string, delays []time.Duration) (int, error) {
 	moved := 0
 	for _, d := range delays {
@@ -47,6 +53,8 @@ func migrateQueue(ctx context.Context, conn *amqp.Connection, from, to string) (
 	if err := ch.Confirm(false); err != nil {
 		return 0, err
 	}
+	// One copy at a time, and none after a return: no return piles up.
+	returns := ch.NotifyReturn(make(chan amqp.Return, 1))
 	moved := 0
 	for {
 		d, ok, err := ch.Get(from, false)
@@ -62,15 +70,14 @@ func migrateQueue(ctx context.Context, conn *amqp.Connection, from, to string) (
 				headers[k] = v
 			}
 		}
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", to, false, false, amqp.Publishing{
+		// Not acknowledged on an error: closing the channel puts the
+		// message back in the legacy queue, which stays.
+		err = PublishMandatory(ctx, ch, returns, to, amqp.Publishing{
 			Headers: headers, ContentType: d.ContentType, DeliveryMode: amqp.Persistent, MessageId: d.MessageId,
 			Type: d.Type, Timestamp: d.Timestamp, AppId: d.AppId, Body: d.Body,
 		})
 		if err != nil {
-			return moved, err
-		}
-		if ok, err := dc.WaitContext(ctx); err != nil || !ok {
-			return moved, fmt.Errorf("move %s to %s not confirmed: %v", d.MessageId, to, err)
+			return moved, fmt.Errorf("move %s to %s: %w", d.MessageId, to, err)
 		}
 		if err := d.Ack(false); err != nil {
 			return moved, err
