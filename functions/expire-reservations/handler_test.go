@@ -379,3 +379,30 @@ func TestExpireReservationsWithoutOrdersChangesNothing(t *testing.T) {
 		t.Errorf("stock %d/%d, want 7/0", onHand, reserved)
 	}
 }
+
+// When order-statuses refuses the sweep's own credential (401: unknown, after
+// a rotation; 403: another caller's), the sweep answers the scheduler 503,
+// not that 401 or 403: the scheduler's credential was accepted, and a 4xx
+// blamed internal-token-scheduler (runbook step 1) and escaped
+// FunctionErrorRateHigh. Nothing changes.
+func TestARefusalOfTheSweepsOwnCredentialIsNoRefusalOfTheScheduler(t *testing.T) {
+	s := newShop(t, 10)
+	o := orderstest.Seed(t, s.orders, uuid.Must(uuid.NewV7()), orders.Confirmed)
+	s.hold(t, o.ID, 3)
+	for _, tc := range []struct{ name, own string }{
+		{"another caller's credential", fntest.Caller("create-order")},
+		{"an unknown credential", "expire-reservations.not-a-deployed-credential"},
+	} {
+		client, err := orderstatus.New(gatewayurl.Locator{Gateway: s.gateway.URL + "/"}, tc.own, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := New(s.store, client.Statuses, DefaultSettleAfter, fntest.Internal(), slog.New(slog.DiscardHandler))
+		if rec := post(h, credential, "?settle_after_seconds=0"); rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("%s: answered the scheduler %d %s, want 503", tc.name, rec.Code, rec.Body)
+		}
+	}
+	if onHand, reserved := s.level(t); onHand != 10 || reserved != 3 {
+		t.Errorf("stock %d/%d after refused lookups, want 10/3", onHand, reserved)
+	}
+}

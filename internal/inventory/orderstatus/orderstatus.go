@@ -61,8 +61,9 @@ func New(loc gatewayurl.Locator, token string, hc *http.Client, timeout time.Dur
 // MaxIDs) and returns those the orders service knows; an unknown order is
 // absent. Any failure — no answer, an error answered, an answer that is not
 // the statuses of the orders asked about — is an error: the caller then
-// changes nothing (fault.Unavailable when order-statuses could not be
-// reached).
+// changes nothing. No answer and every answer but 200 (a 401 or 403 that
+// refuses this client's credential too) are fault.Unavailable, so the
+// sweep answers its own caller 503, never the callee's status.
 func (c *Client) Statuses(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]inventory.OrderStatus, error) {
 	if len(ids) == 0 {
 		return map[uuid.UUID]inventory.OrderStatus{}, nil
@@ -98,7 +99,12 @@ func (c *Client) Statuses(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]i
 		return nil, fault.Wrap(fmt.Errorf("%s: %w", Function, err), fault.Unavailable, fault.CodeUnavailable, Function+" is unavailable")
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %w", Function, fnhttp.ErrorFrom(resp.StatusCode, raw))
+		// Every refusal is this client's failure, not its caller's: a 401
+		// or 403 refuses the sweep's own credential
+		// (internal-token-expire-reservations), which the scheduler must
+		// not read as a refusal of its own (docs/runbooks/reservation-sweep.md).
+		answered := fnhttp.ErrorFrom(resp.StatusCode, raw)
+		return nil, fault.Wrap(fmt.Errorf("%s: %w", Function, answered), fault.Unavailable, fault.CodeUnavailable, Function+" is unavailable")
 	}
 	var out struct {
 		Statuses map[uuid.UUID]inventory.OrderStatus `json:"statuses"`

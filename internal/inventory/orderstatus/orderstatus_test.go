@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -57,6 +58,17 @@ func TestStatuses(t *testing.T) {
 	status, answer = 503, `{"type":"about:blank","status":503,"code":"unavailable","title":"Service Unavailable"}`
 	if _, err := c.Statuses(ctx, []uuid.UUID{id}); !fault.Retryable(err) {
 		t.Errorf("503: %v, want a retryable error", err)
+	}
+	// A refusal of the client's own credential is order-statuses being
+	// unavailable to it, never the 401 or 403 its caller would pass on.
+	for _, refused := range []struct {
+		status int
+		code   string
+	}{{401, "unauthenticated"}, {403, "forbidden"}, {400, "invalid"}} {
+		status, answer = refused.status, `{"type":"about:blank","status":`+strconv.Itoa(refused.status)+`,"code":"`+refused.code+`","title":"x"}`
+		if _, err := c.Statuses(ctx, []uuid.UUID{id}); fault.KindOf(err) != fault.Unavailable || fault.CodeOf(err) != fault.CodeUnavailable {
+			t.Errorf("%d: %v, want unavailable", refused.status, err)
+		}
 	}
 	status, answer = 200, `{"statuses":{"`+other.String()+`":"confirmed"}}`
 	if _, err := c.Statuses(ctx, []uuid.UUID{id}); err == nil {
