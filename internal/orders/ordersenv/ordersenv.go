@@ -124,11 +124,14 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 			return nil, fmt.Errorf("HOLD_TTL %s must be longer than SAGA_TIMEOUT %s", set, timeout)
 		}
 		// A drive must end within the request that runs it (fnserve's
-		// exec_timeout): else a checkout answers after its deadline, and a
-		// recovery run, which claims only orders it can finish in time,
-		// claims none.
-		if exec := c.Duration("exec_timeout", 30*time.Second); saga.LongestDrive(timeout) >= exec {
-			return nil, fmt.Errorf("SAGA_TIMEOUT %s: a drive may take %s, not within exec_timeout %s", timeout, saga.LongestDrive(timeout), exec)
+		// exec_timeout): else a checkout answers after its deadline. And a
+		// recovery run claims only orders it can finish in time, so only in
+		// the window between its start and exec_timeout less the longest
+		// drive: a window shorter than saga.MinClaimWindow is used up by the
+		// request's own start, and every run claimed none.
+		if exec := c.Duration("exec_timeout", 30*time.Second); saga.LongestDrive(timeout)+saga.MinClaimWindow > exec {
+			return nil, fmt.Errorf("SAGA_TIMEOUT %s: a drive may take %s, which must leave recovery %s to claim orders within exec_timeout %s",
+				timeout, saga.LongestDrive(timeout), saga.MinClaimWindow, exec)
 		}
 	}
 	if err := c.Err(); err != nil {

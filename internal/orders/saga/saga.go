@@ -790,6 +790,12 @@ type Report struct {
 	Purged int64 `json:"purged_keys"`
 }
 
+// MinClaimWindow is the least time a request's deadline (exec_timeout) must
+// leave beyond LongestDrive: a recovery run claims orders only in that window
+// (Recover), and one shorter than a run's own start and first claim would
+// claim nothing, run after run (ordersenv refuses it).
+const MinClaimWindow = 2 * time.Second
+
 // LongestDrive is the longest a drive of a saga with timeout may take: the
 // timeout, then the look-up of an order whose write's answer was lost, the
 // cart clear (or, for an order answered pending, the release of its lease:
@@ -807,7 +813,9 @@ func LongestDrive(timeout time.Duration) time.Duration {
 // purge). It claims no order once less than a drive's longest time
 // (LongestDrive) is left before ctx's deadline (the function's exec timeout),
 // so the run ends before it: a claim made past it would fail, and a drive
-// claimed late would outlive the request. Concurrent runs split the work
+// claimed late would outlive the request. A run whose deadline leaves no
+// time to claim at all claims nothing and returns a fault.Unavailable error
+// (after its purge), so it counts as a failed run. Concurrent runs split the work
 // (ordersdb.Store.ClaimStale); the next run takes what is left.
 //
 // Each order is driven in a span of its own, "recover order" (a child of
@@ -820,11 +828,15 @@ func (s *Saga) Recover(ctx context.Context, limit int) (Report, error) {
 	var rep Report
 	budget := time.Now().Add(s.cfg.Timeout)
 	drive := LongestDrive(s.cfg.Timeout)
+	// noWindow: the deadline left no time to claim even one order. The run
+	// then fails (after its purge), so that a recovery that never claims is
+	// counted as failing rather than as an empty success.
+	var noWindow error
 	if d, ok := ctx.Deadline(); ok && d.Add(-drive).Before(budget) {
 		budget = d.Add(-drive)
-		if !time.Now().Before(budget) {
-			s.cfg.Log.WarnContext(ctx, "recovery claims nothing: the run's deadline leaves less than a drive's longest time",
-				"deadline_in", time.Until(d).String(), "longest_drive", drive.String())
+		if !time.Now().Before(budget) && limit > 0 {
+			noWindow = fault.Wrap(fmt.Errorf("recovery claims nothing: the run's deadline is %s away, a drive may take %s",
+				time.Until(d).Round(time.Millisecond), drive), fault.Unavailable, fault.CodeUnavailable, "recovery had no time to claim an order")
 		}
 	}
 	for rep.Driven+rep.Errors < limit && time.Now().Before(budget) {
@@ -860,6 +872,9 @@ func (s *Saga) Recover(ctx context.Context, limit int) (Report, error) {
 	}
 	var err error
 	rep.Purged, err = s.purge(ctx)
+	if noWindow != nil {
+		return rep, errors.Join(noWindow, err)
+	}
 	return rep, err
 }
 

@@ -2587,6 +2587,34 @@ func TestARecoveryRunEndsBeforeItsDeadline(t *testing.T) {
 	}
 }
 
+// A run whose deadline leaves no time to claim (less than a drive's longest
+// time before it) claims nothing and says so: it is a failed run
+// (fault.Unavailable), which recover-orders counts as one, so
+// RecoveryRunsFailing sees recovery that never claims. Until 2026-12-06 it
+// answered an empty report and no error, and counted ok while pending orders
+// were never finished.
+func TestARecoveryRunWithNoTimeToClaimFails(t *testing.T) {
+	const timeout = 2 * time.Second
+	e := setup(t, func(c *saga.Config) { c.Timeout = timeout })
+	ids := e.placePending(t, 2)
+	e.age(t)
+	// The deadline is exactly a drive's longest time away: no claim window.
+	ctx, cancel := context.WithTimeout(context.Background(), saga.LongestDrive(timeout))
+	defer cancel()
+	rep, err := e.saga.Recover(ctx, 10)
+	if fault.KindOf(err) != fault.Unavailable {
+		t.Errorf("recovery with no time to claim: %+v %v; want an unavailable error", rep, err)
+	}
+	if rep.Driven != 0 || rep.Errors != 0 {
+		t.Errorf("report %+v; want nothing claimed", rep)
+	}
+	for _, id := range ids {
+		if n := e.count(t, `SELECT count(*) FROM orders WHERE id = $1 AND status = 'pending'`, id); n != 1 {
+			t.Errorf("order %s is no longer pending", id)
+		}
+	}
+}
+
 // An order whose payment keeps failing is retried by every recovery run (each
 // minute), and each run made one timeline entry per try: some 2 million a
 // year for one stuck order. Only the request's run and the first
