@@ -135,9 +135,11 @@ func (m *Shop) Order(outcome string) {
 }
 
 // Step records one attempt of a saga step: its duration, and a failure when
-// outcome is refused or error. A refused charge is a payment decline, a
-// refused reservation a reservation conflict.
-func (m *Shop) Step(step, outcome string, seconds float64, charge, reserve bool) {
+// outcome is refused or error. The caller says what a refusal was: decline,
+// a refused charge (a payment decline); conflict, a reservation refused for
+// want of stock (out_of_stock, a reservation conflict). Neither is counted
+// unless outcome is refused.
+func (m *Shop) Step(step, outcome string, seconds float64, decline, conflict bool) {
 	if m == nil {
 		return
 	}
@@ -146,10 +148,10 @@ func (m *Shop) Step(step, outcome string, seconds float64, charge, reserve bool)
 		return
 	}
 	m.stepFailures.WithLabelValues(step, outcome).Inc()
-	if outcome == "refused" && charge {
+	if outcome == "refused" && decline {
 		m.declines.Inc()
 	}
-	if outcome == "refused" && reserve {
+	if outcome == "refused" && conflict {
 		m.conflicts.Inc()
 	}
 }

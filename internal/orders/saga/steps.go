@@ -429,7 +429,17 @@ func (s *Saga) attemptAfter(ctx context.Context, tl *timeline, orderID uuid.UUID
 		default:
 			outcome = orders.StepError
 		}
-		telemetry.ShopFrom(ctx).Step(name, outcome, t.ended.Sub(t.began).Seconds(), name == orders.StepCharge, name == orders.StepReserve)
+		// A refused charge is a payment decline (whatever charge-payment
+		// refused); only out_of_stock is a reservation conflict. reserve-
+		// stock's reservation_released is a retake the saga continues from
+		// (commit-stock takes the stock again): the metrics count it as an
+		// answered step, no failure, while the timeline notes the refusal.
+		metric := outcome
+		if name == orders.StepReserve && fault.Is(err, fault.Conflict, fault.CodeReservationReleased) {
+			metric = orders.StepOK
+		}
+		telemetry.ShopFrom(ctx).Step(name, metric, t.ended.Sub(t.began).Seconds(),
+			name == orders.StepCharge, name == orders.StepReserve && fault.Is(err, fault.Conflict, fault.CodeOutOfStock))
 		switch outcome {
 		case orders.StepOK:
 			tl.noteAt(t.ended, name, orders.StepOK, "")
