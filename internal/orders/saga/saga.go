@@ -808,12 +808,15 @@ func LongestDrive(timeout time.Duration) time.Duration {
 // Recover drives every saga left unfinished — orders pending for longer than
 // RecoverAfter, orders still owing a compensation, and confirmed cart orders
 // whose lines are still owed out of the cart (Report.CartRemovals) — one lease at a time,
-// until limit orders were driven or the run has used its time budget (the
-// saga Timeout), then purges expired idempotency keys in the time left (see
-// purge). It claims no order once less than a drive's longest time
-// (LongestDrive) is left before ctx's deadline (the function's exec timeout),
-// so the run ends before it: a claim made past it would fail, and a drive
-// claimed late would outlive the request. A run whose deadline leaves no
+// each claimed once the drive before it has ended, until limit orders were
+// driven or its claim window is over, then purges expired idempotency keys in
+// the time left (see purge). It claims no order once less than a drive's
+// longest time (LongestDrive) is left before ctx's deadline (the function's
+// exec timeout), so the run ends before it: a claim made past it would fail,
+// and a drive claimed late would outlive the request. The claim window is
+// thus the deadline less LongestDrive (at most the saga Timeout): 3 s from the
+// request's start at the defaults (exec_timeout 30 s − 27 s), so a run drives
+// about min(limit, 3 s ÷ one drive's time) orders. A run whose deadline leaves no
 // time to claim at all claims nothing and returns a fault.Unavailable error
 // (after its purge), so it counts as a failed run. Concurrent runs split the work
 // (ordersdb.Store.ClaimStale); the next run takes what is left.
