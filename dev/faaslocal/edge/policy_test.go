@@ -70,7 +70,7 @@ plugins:
   - name: response-transformer
     config: {add: {headers: ["X-Content-Type-Options:nosniff", "Strict-Transport-Security: max-age=31536000"]}}
   - name: request-transformer
-    config: {remove: {headers: [X-Call-Id, X-Internal-Token, Shop-Signature, X-Topic, X-Scheduled-At]}}
+    config: {remove: {headers: [X-Call-Id, X-Timeout, X-Internal-Token, Shop-Signature, X-Topic, X-Scheduled-At]}}
 `
 
 // seen is what the upstream received.
@@ -398,7 +398,9 @@ func TestResponseTransformerHeadersOnEveryAnswer(t *testing.T) {
 // The global request-transformer removes the headers a client must not
 // choose before the upstream sees the request: X-Call-Id (the call id of
 // every function's log lines, which the gateway generates only when it is
-// missing) and the headers only internal callers send. Other headers pass.
+// missing), X-Timeout (which of-watchdog honours: a client could make any
+// call answer 504 when it chose) and the headers only internal callers send.
+// Other headers pass.
 // The policy file's routes (open, and behind jwt) and a public route of the
 // project's gateway/kong.yml are checked.
 func TestRequestTransformerRemovesClientHeaders(t *testing.T) {
@@ -407,7 +409,7 @@ func TestRequestTransformerRemovesClientHeaders(t *testing.T) {
 	project := projectPolicyEdge(t)
 	tok := "Bearer " + token(t, jwt.SigningMethodEdDSA, testKey, jwt.MapClaims{"iss": "shop-users", "sub": "r", "exp": now.Add(time.Hour).Unix()})
 	removed := map[string]string{"X-Call-Id": "forged", "X-Internal-Token": "operator.guess", "Shop-Signature": "forged",
-		"X-Topic": "order.placed.v1", "X-Scheduled-At": "2026-01-01T00:00:00Z"}
+		"X-Topic": "order.placed.v1", "X-Scheduled-At": "2026-01-01T00:00:00Z", "X-Timeout": "1ms"}
 	kept := map[string]string{"Idempotency-Key": "key-1", "X-Client-Note": "kept", "Accept": "application/json"}
 	for _, tc := range []struct {
 		name, method, url string
