@@ -272,27 +272,40 @@ func checkRedisTLS(decl *edge.Declarative) error {
 	return errors.Join(errs...)
 }
 
-// checkIssuer requires the credential that verifies login-user's tokens:
-// key = auth.Issuer, algorithm auth.Algorithm (EdDSA), the public key a vault
-// reference (rendered from jwt-verify-key at deploy), never a literal, and no
-// HMAC secret at all: the edge must hold nothing that can sign a token.
+// checkIssuer requires the credential that verifies login-user's tokens, and
+// only it: key = auth.Issuer, algorithm auth.Algorithm (EdDSA), the public
+// key a vault reference (rendered from jwt-verify-key at deploy), never a
+// literal, and no HMAC secret at all: the edge must hold nothing that can sign
+// a token. Kong accepts a token whose iss names any credential's key, so any
+// other jwt_secrets entry, whatever its key, algorithm or consumer, is refused
+// (a second HS256 credential would let Kong accept tokens it can sign itself).
 func checkIssuer(decl *edge.Declarative) error {
+	var errs []error
+	found := false
 	for _, c := range decl.Consumers {
 		for _, j := range c.JWTSecrets {
 			if j.Key != auth.Issuer {
+				errs = append(errs, fmt.Errorf("consumer %s: jwt credential %q: the only jwt credential allowed is %s's (key %q); Kong would accept tokens with iss %q", c.Username, j.Key, auth.Issuer, auth.Issuer, j.Key))
 				continue
 			}
+			if found {
+				errs = append(errs, fmt.Errorf("consumer %s: a second jwt credential with key %q", c.Username, auth.Issuer))
+				continue
+			}
+			found = true
 			if j.Algorithm != auth.Algorithm {
-				return fmt.Errorf("consumer %s: the %s credential must use %s, not %q", c.Username, auth.Issuer, auth.Algorithm, j.Algorithm)
+				errs = append(errs, fmt.Errorf("consumer %s: the %s credential must use %s, not %q", c.Username, auth.Issuer, auth.Algorithm, j.Algorithm))
 			}
 			if !strings.HasPrefix(j.RSAPublicKey, "{vault://env/") || !strings.HasSuffix(j.RSAPublicKey, "}") {
-				return fmt.Errorf("consumer %s: the %s credential's rsa_public_key must be a {vault://env/NAME} reference, not a value", c.Username, auth.Issuer)
+				errs = append(errs, fmt.Errorf("consumer %s: the %s credential's rsa_public_key must be a {vault://env/NAME} reference, not a value", c.Username, auth.Issuer))
 			}
 			if j.Secret != "" {
-				return fmt.Errorf("consumer %s: the %s credential must have no secret (EdDSA verifies with the public key only)", c.Username, auth.Issuer)
+				errs = append(errs, fmt.Errorf("consumer %s: the %s credential must have no secret (EdDSA verifies with the public key only)", c.Username, auth.Issuer))
 			}
-			return nil
 		}
 	}
-	return fmt.Errorf("jwt is used but no consumer has a jwt_secrets credential with key %q (internal/auth.Issuer)", auth.Issuer)
+	if !found {
+		errs = append(errs, fmt.Errorf("jwt is used but no consumer has a jwt_secrets credential with key %q (internal/auth.Issuer)", auth.Issuer))
+	}
+	return errors.Join(errs...)
 }

@@ -129,6 +129,14 @@ plugins:`
 		{"a write whose rate limit is disabled", strings.Replace(kong, "      - name: rate-limiting\n", "      - name: rate-limiting\n        enabled: false\n", 1), stack,
 			"route post-note: POST is a write but has no enabled rate-limiting plugin"},
 		{"no issuer credential", strings.Replace(kong, "key: shop-users", "key: someone-else", 1), stack, `key "shop-users"`},
+		// Kong accepts a token whose iss names any credential's key: a second
+		// credential beside the issuer's, whatever its key, would verify
+		// tokens the shop never signed (an HMAC one lets the edge sign).
+		{"a second HS256 credential", strings.Replace(kong, "        rsa_public_key: \"{vault://env/shop-jwt-verify-key}\"\n",
+			"        rsa_public_key: \"{vault://env/shop-jwt-verify-key}\"\n      - key: legacy\n        algorithm: HS256\n        secret: \"{vault://env/shop-jwt-legacy}\"\n", 1), stack,
+			`credential "legacy"`},
+		{"a second consumer's EdDSA credential", kong + "  - username: partner\n    jwt_secrets:\n      - key: partner\n        algorithm: EdDSA\n        rsa_public_key: \"{vault://env/partner-key}\"\n", stack,
+			`credential "partner"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
