@@ -100,6 +100,7 @@ plugins:`
 		{"service url", strings.Replace(kong, "url: http://gateway:8080/function/hello", "url: http://127.0.0.1:8080/function/hello", 1), stack, "is not http://gateway:8080/function/<name>"},
 		{"user route without jwt (service plugin removed)", strings.Replace(kong, "    plugins:\n      - name: jwt\n        config: {claims_to_verify: [exp]}\n", "", 1), stack, "/api/v1/me is for user access but has no jwt"},
 		{"user route without jwt (top-level plugin removed)", strings.Replace(kong, "  - name: jwt\n    route: post-note\n    config: {claims_to_verify: [exp]}\n", "", 1), stack, "/api/v1/notes is for user access but has no jwt"},
+		{"jwt for grpc only", strings.Replace(kong, "    route: post-note\n", "    route: post-note\n    protocols: [grpc, grpcs]\n", 1), stack, "protocols [grpc grpcs] must include http and https"},
 		{"jwt disabled", strings.Replace(kong, "    route: post-note\n", "    route: post-note\n    enabled: false\n", 1), stack, "has no jwt"},
 		{"retries on a non-idempotent route", strings.Replace(kong, "    retries: 0\n", "", 1), stack, "needs retries: 0"},
 		{"literal jwt public key", strings.Replace(kong, `"{vault://env/shop-jwt-verify-key}"`, `"-----BEGIN PUBLIC KEY-----"`, 1), stack, "must be a {vault://env/NAME} reference"},

@@ -217,6 +217,59 @@ plugins: [{name: correlation-id, service: nope}]`,
 	}
 }
 
+// Kong runs a plugin only for the protocols it lists, and matches a route
+// only for its own: a jwt for grpc alone never runs on HTTP, so its route
+// would be open on Kong and guarded here. A route or plugin whose protocols
+// leave out http or https is refused. A list that holds both (Kong's
+// defaults, with grpc and grpcs for plugins) is accepted: the local edge is
+// HTTP.
+func TestProtocolsMustIncludeHTTPAndHTTPS(t *testing.T) {
+	bad := map[string]string{
+		"route for https only": `
+_format_version: "3.0"
+services:
+  - name: s
+    url: http://gateway:8080/function/s
+    routes: [{name: r, paths: [/a], protocols: [https]}]`,
+		"global plugin for grpc only": `
+_format_version: "3.0"
+plugins: [{name: correlation-id, protocols: [grpc, grpcs]}]`,
+		"service plugin for grpc only": `
+_format_version: "3.0"
+services:
+  - name: s
+    url: http://gateway:8080/function/s
+    routes: [{name: r, paths: [/a]}]
+    plugins: [{name: jwt, protocols: [grpc, grpcs]}]`,
+		"route plugin for http only": `
+_format_version: "3.0"
+services:
+  - name: s
+    url: http://gateway:8080/function/s
+    routes: [{name: r, paths: [/a], plugins: [{name: jwt, protocols: [http]}]}]`,
+	}
+	for name, src := range bad {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Parse([]byte(src)); err == nil || !strings.Contains(err.Error(), "protocols") {
+				t.Errorf("got %v, want an error naming protocols", err)
+			}
+		})
+	}
+	decl, err := Parse([]byte(`
+_format_version: "3.0"
+services:
+  - name: s
+    url: http://gateway:8080/function/s
+    routes: [{name: r, paths: [/a], protocols: [http, https], plugins: [{name: correlation-id, protocols: [grpc, grpcs, http, https]}]}]
+plugins: [{name: request-size-limiting, protocols: [https, http]}]`))
+	if err == nil {
+		_, err = New(decl, Options{})
+	}
+	if err != nil {
+		t.Errorf("http and https refused: %v", err)
+	}
+}
+
 // The project's kong.yml loads and compiles.
 func TestProjectKongFile(t *testing.T) {
 	decl, err := Load("../../../gateway/kong.yml")

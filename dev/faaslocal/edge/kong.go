@@ -4,9 +4,9 @@
 // the configured plugins and proxies to the service's upstream.
 //
 // Only what the project's kong.yml uses is supported; anything else in the
-// file (route hosts or headers, unknown plugins or plugin fields) is refused
-// at load time, so the local edge never silently routes differently from
-// Kong.
+// file (route hosts or headers, unknown plugins or plugin fields, protocols
+// without http and https) is refused at load time, so the local edge never
+// silently routes differently from Kong.
 //
 // This file is the loader. Routing is in route.go; each plugin is a type in
 // a file of its own with its config type (one documented field per Kong
@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -162,6 +163,13 @@ func (d *Declarative) validate() error {
 			if r.PathHandling != "" && r.PathHandling != "v0" && r.PathHandling != "v1" {
 				errs = append(errs, fmt.Errorf("route %q: path_handling %q", r.Name, r.PathHandling))
 			}
+			errs = append(errs, checkProtocols(fmt.Sprintf("route %q", r.Name), r.Protocols))
+			for _, p := range r.Plugins {
+				errs = append(errs, checkProtocols(fmt.Sprintf("route %q plugin %s", r.Name, p.Name), p.Protocols))
+			}
+		}
+		for _, p := range s.Plugins {
+			errs = append(errs, checkProtocols(fmt.Sprintf("service %s plugin %s", s.Name, p.Name), p.Protocols))
 		}
 	}
 	keys := map[string]bool{}
@@ -183,6 +191,20 @@ func (d *Declarative) validate() error {
 		if p.Route != "" && !routes[p.Route] {
 			errs = append(errs, fmt.Errorf("plugin %s: unknown route %q", p.Name, p.Route))
 		}
+		errs = append(errs, checkProtocols("plugin "+p.Name, p.Protocols))
 	}
 	return errors.Join(errs...)
+}
+
+// checkProtocols refuses a route's or plugin's protocols that leave out http
+// or https. Kong matches a route only for its protocols and runs a plugin
+// only for its own (a jwt with [grpc, grpcs] never runs on an HTTP request,
+// leaving its route open), while the local edge serves HTTP and applies every
+// plugin: it can honour only a list that holds both (empty means Kong's
+// default, which does).
+func checkProtocols(where string, protocols []string) error {
+	if len(protocols) == 0 || slices.Contains(protocols, "http") && slices.Contains(protocols, "https") {
+		return nil
+	}
+	return fmt.Errorf("%s: protocols %v must include http and https (Kong would not apply it to every request the local edge does)", where, protocols)
 }
