@@ -15,7 +15,9 @@
 // durations), max_request_bytes, healthcheck_interval, plus PORT (default 8082, the watchdog's
 // upstream) and BIND_HOST (default 127.0.0.1). SERVICE_ADDR, which only the
 // local runtime sets, adds a listener that every replica of the function
-// shares (see Config.ServiceAddr).
+// shares (see Config.ServiceAddr); LOOPBACK_HOST_ONLY, which only the local
+// runtime sets too, refuses requests whose Host is not a loopback name (see
+// Config.LoopbackHostOnly).
 //
 // Profiling, only when asked for: with PPROF_CPU_DIR set, the process writes
 // a pprof CPU profile of its whole life to PPROF_CPU_DIR/<name>.<pid>.pprof
@@ -50,6 +52,7 @@ import (
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/loopback"
 	"github.com/shopfaas/shop/internal/telemetry"
 )
 
@@ -96,6 +99,14 @@ type Config struct {
 	// left, and the caller falls back to the gateway. Linux only: elsewhere
 	// a set SERVICE_ADDR is a configuration error.
 	ServiceAddr string
+	// LoopbackHostOnly (LOOPBACK_HOST_ONLY, default false) answers 421
+	// Misdirected Request to every request whose Host is not a loopback
+	// name or address, on both listeners (loopback.Only). The local runtime
+	// sets it: its functions listen on loopback ports a DNS-rebinding web
+	// page could otherwise reach under its own name (and, at login-user's,
+	// log in with the development admin's password). Production never sets
+	// it: of-watchdog passes the client's Host through.
+	LoopbackHostOnly bool
 	// CPUProfile, when not empty, is the file the process writes its CPU
 	// profile to at shutdown (PPROF_CPU_DIR/<name>.<pid>.pprof, when
 	// PPROF_FUNCTIONS is empty or names this function).
@@ -131,6 +142,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		ExecTimeout:     c.Duration("exec_timeout", 30*time.Second),
 		MaxRequestBytes: int64(c.Int("max_request_bytes", 1<<20, 1, 1<<30)),
 	}
+	cfg.LoopbackHostOnly = c.Bool("LOOPBACK_HOST_ONLY", false)
 	cfg.WriteTimeout = c.Duration("write_timeout", cfg.ExecTimeout+WriteGrace)
 	cfg.DrainInterval = c.Duration("healthcheck_interval", cfg.WriteTimeout)
 	var errs []error
@@ -215,8 +227,12 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, buil
 	}
 	var draining atomic.Bool
 	handle := fnhttp.NewLazy(build, config.New(getenv), log)
+	h := handler(cfg, log, prometheus.NewRegistry(), handle, &draining)
+	if cfg.LoopbackHostOnly {
+		h = loopback.Only("function "+cfg.Name, h)
+	}
 	srv := &http.Server{
-		Handler:           handler(cfg, log, prometheus.NewRegistry(), handle, &draining),
+		Handler:           h,
 		ReadTimeout:       cfg.ReadTimeout,
 		ReadHeaderTimeout: cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,

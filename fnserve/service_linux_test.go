@@ -195,3 +195,46 @@ func TestServiceAddrMustBeHostPort(t *testing.T) {
 		t.Errorf("LoadConfig with SERVICE_ADDR=8080: %v, want an error naming SERVICE_ADDR", err)
 	}
 }
+
+// TestLoopbackHostOnlyRefusesRebindingPages: with LOOPBACK_HOST_ONLY=true (the
+// local runtime sets it) a request whose Host is not a loopback name is
+// answered 421 on the function's own port and on the shared SERVICE_ADDR, so
+// a DNS-rebinding page cannot log in at login-user's port; loopback names
+// pass. Without the variable (production: of-watchdog passes the client's
+// Host through) every Host is served.
+func TestLoopbackHostOnlyRefusesRebindingPages(t *testing.T) {
+	addr := reservePort(t)
+	guarded := serve(t, map[string]string{"SERVICE_ADDR": addr, "LOOPBACK_HOST_ONLY": "true"}, named("f"))
+	open := serve(t, nil, named("f"))
+	status := func(url, host string) int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, url+"/api/v1/auth/login", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		return res.StatusCode
+	}
+	for _, url := range []string{guarded.url, "http://" + addr} {
+		port := url[strings.LastIndex(url, ":")+1:]
+		for host, want := range map[string]int{
+			"rebound.attacker.example:" + port: http.StatusMisdirectedRequest,
+			"192.168.1.10:" + port:             http.StatusMisdirectedRequest,
+			"127.0.0.1:" + port:                http.StatusOK,
+			"localhost:" + port:                http.StatusOK,
+			"[::1]:" + port:                    http.StatusOK,
+		} {
+			if got := status(url, host); got != want {
+				t.Errorf("%s with Host %s: %d, want %d", url, host, got, want)
+			}
+		}
+	}
+	if got := status(open.url, "rebound.attacker.example"); got != http.StatusOK {
+		t.Errorf("without LOOPBACK_HOST_ONLY, Host rebound.attacker.example: %d, want 200 (production passes the client's Host)", got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -176,5 +177,41 @@ func TestGatewayOnlyGivesNoDirectAddresses(t *testing.T) {
 	}
 	if got := envOf(t, rt, "echo", "GATEWAY_URL"); got != rt.GatewayURL {
 		t.Errorf("GATEWAY_URL = %q, want %q", got, rt.GatewayURL)
+	}
+}
+
+// A DNS-rebinding web page reaches a function's loopback ports under its own
+// name, as it would the edge and the gateway: every function process the
+// runtime starts gets LOOPBACK_HOST_ONLY=true and answers such a request 421,
+// on its replica's port and on its FUNCTION_URLS address, while the runtime's
+// own callers (the gateway's forwarder, the supervisor's probe, a direct call
+// to FUNCTION_URLS) name 127.0.0.1 and are served.
+func TestFunctionPortsRefuseRebindingPages(t *testing.T) {
+	rt := runtimetest.Start(t, runtimetest.Options{Binary: runtimetest.EchoFunction(t)})
+	deployEcho(t, rt, client(t, rt), types.FunctionDeployment{Service: "echo"})
+	if got := envOf(t, rt, "echo", "LOOPBACK_HOST_ONLY"); got != "true" {
+		t.Errorf("echo's LOOPBACK_HOST_ONLY = %q, want true", got)
+	}
+	bases := []string{functionURLs(t, envOf(t, rt, "echo", "FUNCTION_URLS"))["echo"]}
+	for _, r := range rt.Replicas("echo") {
+		bases = append(bases, "http://127.0.0.1:"+strconv.Itoa(r.Port))
+	}
+	for _, base := range bases {
+		port := base[strings.LastIndex(base, ":")+1:]
+		for host, want := range map[string]int{"rebound.attacker.example:" + port: http.StatusMisdirectedRequest, "127.0.0.1:" + port: http.StatusOK} {
+			req, err := http.NewRequest(http.MethodPost, base+"/api/v1/auth/login", strings.NewReader(`{}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = host
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = res.Body.Close()
+			if res.StatusCode != want {
+				t.Errorf("%s with Host %s: %d, want %d", base, host, res.StatusCode, want)
+			}
+		}
 	}
 }

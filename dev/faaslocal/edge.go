@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/shopfaas/shop/dev/faaslocal/edge"
-	"github.com/shopfaas/shop/dev/faaslocal/provider"
 	"github.com/shopfaas/shop/dev/faaslocal/secrets"
+	"github.com/shopfaas/shop/internal/loopback"
 	"github.com/shopfaas/shop/internal/telemetry"
 )
 
@@ -50,7 +50,7 @@ func (rt *Runtime) startEdge(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("edge listen: %w", err)
 	}
-	rt.edgeServer = serve(ln, provider.LoopbackHostOnly("the local edge", rt.edge), rt.cfg.Log)
+	rt.edgeServer = serve(ln, loopback.Only("the local edge", rt.edge), rt.cfg.Log)
 	return nil
 }
 

@@ -163,6 +163,12 @@ func (l *launcher) Process(spec types.FunctionDeployment, secretsDir string) (su
 	}
 	env["OPENFAAS_NAME"] = spec.Service
 	env["BIND_HOST"] = "127.0.0.1"
+	// A DNS-rebinding page could reach each loopback port under its own
+	// name (fnserve answers it 421 with this set); every local caller (the
+	// gateway's forwarder, FUNCTION_URLS, the supervisor's probe) uses
+	// 127.0.0.1. Production leaves it unset: of-watchdog passes the
+	// client's Host through.
+	env["LOOPBACK_HOST_ONLY"] = "true"
 	env["SECRETS_DIR"] = secretsDir
 	// The runtime owns the shared port: a deployment naming another
 	// function's would receive that function's calls.
@@ -219,6 +225,12 @@ func (l *launcher) connectorEnv(secretsDir string) (map[string]string, error) {
 	env["GODEBUG"] = orderPathGODEBUG
 	maps.Copy(env, l.overrides)
 	env["BIND_HOST"] = "127.0.0.1"
+	// A DNS-rebinding page could reach each loopback port under its own
+	// name (fnserve answers it 421 with this set); every local caller (the
+	// gateway's forwarder, FUNCTION_URLS, the supervisor's probe) uses
+	// 127.0.0.1. Production leaves it unset: of-watchdog passes the
+	// client's Host through.
+	env["LOOPBACK_HOST_ONLY"] = "true"
 	return env, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/shopfaas/shop/dev/faaslocal/queue"
+	"github.com/shopfaas/shop/internal/loopback"
 )
 
 // maxAsyncBody caps what an async invocation may queue.
@@ -108,7 +109,7 @@ func (c Callbacks) check(raw string) (string, error) {
 	}
 	target := net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 	if _, gwPort, err := net.SplitHostPort(c.Gateway); err == nil && port == gwPort && u.Scheme == "http" &&
-		loopbackHost(u.Host) && strings.HasPrefix(u.Path, "/function/") && path.Clean(u.Path) == strings.TrimSuffix(u.Path, "/") {
+		loopback.Host(u.Host) && strings.HasPrefix(u.Path, "/function/") && path.Clean(u.Path) == strings.TrimSuffix(u.Path, "/") {
 		return raw, nil
 	}
 	for _, a := range c.Allow {

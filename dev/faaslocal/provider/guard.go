@@ -2,9 +2,10 @@ package provider
 
 import (
 	"mime"
-	"net"
 	"net/http"
 	"strings"
+
+	"github.com/shopfaas/shop/internal/loopback"
 )
 
 // Guard is the gateway API's defence against the web pages a developer
@@ -12,7 +13,9 @@ import (
 // can still reach it.
 //   - Host must be a loopback name or address (localhost, *.localhost,
 //     127.0.0.0/8, ::1), so a DNS-rebinding page whose name now points at
-//     127.0.0.1 is refused (421 Misdirected Request).
+//     127.0.0.1 is refused (421 Misdirected Request; loopback.Only, which
+//     the local edge and, under the runtime, every function process apply
+//     too).
 //   - A request a browser made for a web page (it carries Origin or
 //     Sec-Fetch-Mode; faas-cli, the connectors and the functions never send
 //     them) is refused (403) everywhere but /function/*, so no cross-origin
@@ -25,7 +28,7 @@ import (
 //
 // Answers are plain text, as faasd's gateway API answers.
 func Guard(next http.Handler) http.Handler {
-	return LoopbackHostOnly("the gateway API", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return loopback.Only("the gateway API", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		browser := r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Mode") != ""
 		if browser && !strings.HasPrefix(r.URL.Path, "/function/") {
 			http.Error(w, "the gateway API does not serve browsers", http.StatusForbidden)
@@ -39,38 +42,4 @@ func Guard(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	}))
-}
-
-// LoopbackHostOnly answers 421 Misdirected Request, naming what, to a
-// request whose Host is not a loopback name or address. The runtime listens
-// on loopback only, so any other Host is a DNS-rebinding page: a name the
-// attacker controls, now pointing at 127.0.0.1, which makes the browser treat
-// the local edge or gateway as the attacker's own origin (no CORS check) and
-// hand it the answers. The edge has it too: a rebinding page could otherwise
-// log in as the development admin (its password is in the README) and use the
-// admin API.
-func LoopbackHostOnly(what string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !loopbackHost(r.Host) {
-			http.Error(w, what+" answers only to loopback host names", http.StatusMisdirectedRequest)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// loopbackHost reports whether host (a Host header, with or without port)
-// names this machine's loopback interface.
-func loopbackHost(host string) bool {
-	h := host
-	if sh, _, err := net.SplitHostPort(host); err == nil {
-		h = sh
-	}
-	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-	h = strings.TrimSuffix(strings.ToLower(h), ".")
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
