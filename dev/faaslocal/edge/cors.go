@@ -54,22 +54,24 @@ func (c *CORSConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// cors is Kong's cors plugin: a preflight (OPTIONS with
+// cors is Kong's cors plugin: a routed preflight (OPTIONS with
 // Access-Control-Request-Method) is answered by the edge with 200 unless
-// preflight_continue; every other response gets Access-Control-Allow-Origin
+// preflight_continue (one no route matches gets the 404, as in Kong, whose
+// router answers it before any plugin runs); every other response gets Access-Control-Allow-Origin
 // only for an allowed Origin, and Vary: Origin whenever the allow-list is
 // not "*". Errors from later plugins (401, 413, 429) carry the same
 // headers, as the plugin's header filter runs for them in Kong.
 type cors struct {
 	cfg       CORSConfig
+	unrouted  bool // the unrouted chain's: preflights get the 404 (scope.unrouted)
 	anyOrigin bool
 	methods   string
 	exposed   string                             // Access-Control-Expose-Headers, "" when none
 	answer    func(h http.Header, origin string) // an actual response's headers, made once
 }
 
-func newCORS(c CORSConfig, _ *scope) (plugin, error) {
-	p := &cors{cfg: c, anyOrigin: len(c.Origins) == 0 || slices.Contains(c.Origins, "*"),
+func newCORS(c CORSConfig, sc *scope) (plugin, error) {
+	p := &cors{cfg: c, unrouted: sc.unrouted, anyOrigin: len(c.Origins) == 0 || slices.Contains(c.Origins, "*"),
 		methods: strings.Join(c.Methods, ","), exposed: strings.Join(c.ExposedHeaders, ",")}
 	p.answer = func(h http.Header, origin string) {
 		p.setOrigin(h, origin)
@@ -112,7 +114,7 @@ func (p *cors) setOrigin(h http.Header, origin string) {
 func (p *cors) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
-		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" && !p.cfg.PreflightContinue {
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" && !p.cfg.PreflightContinue && !p.unrouted {
 			p.preflight(w, r, origin)
 			return
 		}

@@ -100,7 +100,9 @@ func New(decl *Declarative, opts Options) (*Edge, error) {
 		return &scope{name: name, consumers: decl.Consumers, getenv: opts.Getenv, now: opts.Now, log: opts.Log,
 			keyPrefix: opts.KeyPrefix, redis: e.redis, route: route, tracing: opts.TracerProvider, metrics: e.metrics}
 	}
-	global, err := chain(decl.PluginsFor("", ""), known, scopeOf("global", ""))
+	unrouted := scopeOf("global", "")
+	unrouted.unrouted = true
+	global, err := chain(decl.PluginsFor("", ""), known, unrouted)
 	if err != nil {
 		return nil, closeOnError(e, err)
 	}

@@ -395,3 +395,44 @@ func TestRawRequestLinesKeepTheirEncodedSlashes(t *testing.T) {
 		}
 	}
 }
+
+// Kong matches routes before any plugin runs, so a preflight no route
+// matches (an unrouted path, or a route that does not list OPTIONS) gets
+// Kong's 404 and no CORS grant: cors never sees it. The local edge answers
+// such a preflight 404 (the problem of any unmatched request) too, and a
+// routed preflight 200 with the grant.
+func TestCORSAnswersOnlyRoutedPreflights(t *testing.T) {
+	decl, err := Parse([]byte(`
+_format_version: "3.0"
+services:
+  - name: s
+    url: http://127.0.0.1:1/function/s
+    routes:
+      - {name: with-options, paths: ["~/with$"], methods: [GET, OPTIONS]}
+      - {name: without-options, paths: ["~/without$"], methods: [GET]}
+plugins:
+  - name: cors
+    config: {origins: [http://localhost:3000], methods: [GET]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(decl, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]int{"/with": http.StatusOK, "/without": http.StatusNotFound, "/nowhere": http.StatusNotFound} {
+		r := httptest.NewRequest(http.MethodOptions, path, nil)
+		r.Header.Set("Origin", "http://localhost:3000")
+		r.Header.Set("Access-Control-Request-Method", "GET")
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, r)
+		granted := rec.Header().Get("Access-Control-Allow-Methods") != ""
+		if rec.Code != want || granted != (want == http.StatusOK) {
+			t.Errorf("preflight of %s: %d (Access-Control-Allow-Methods %q), want %d", path, rec.Code, rec.Header().Get("Access-Control-Allow-Methods"), want)
+		}
+		if want == http.StatusNotFound && rec.Header().Get("Content-Type") != "application/problem+json" {
+			t.Errorf("preflight of %s: Content-Type %q, want the 404 problem", path, rec.Header().Get("Content-Type"))
+		}
+	}
+}

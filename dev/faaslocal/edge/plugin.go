@@ -68,6 +68,10 @@ type scope struct {
 	tracing trace.TracerProvider
 	// metrics are the edge's Kong metrics (the prometheus plugin).
 	metrics *edgeMetrics
+	// unrouted is true for the chain of requests no route matches. Kong
+	// answers them 404 before its access phase, so no plugin answers them
+	// in its stead (cors answers no preflight there).
+	unrouted bool
 }
 
 // kind is a plugin the edge implements: Kong 3.9's PRIORITY (a higher
