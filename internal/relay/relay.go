@@ -805,7 +805,8 @@ func (r boundedRow) Scan(dest ...any) error {
 // records and settled sales older than the inbox retention (the longest of
 // the relay's and of the database's consumers', inboxRetention) and, in the
 // users database, notifications older than the notification retention (or
-// that inbox retention, when longer), at most once per CleanupInterval.
+// that inbox retention, when longer), at most once per CleanupInterval, or
+// cleanupCatchUp after a cleanup that stopped at one of its caps.
 //
 // A try counts whether it finishes or not: a cleanup that fails is tried
 // again only after CleanupInterval. One cut short by the server at the
@@ -827,7 +828,7 @@ func (w *worker) cleanup(ctx context.Context, conn *pgx.Conn) error {
 	// A step cut short goes on to the next: an outbox too big to walk in
 	// time must not leave the inbox and the notifications unpruned too.
 	cut := false
-	deleted, err := prune(ctx, db, cfg.Retention)
+	deleted, more, err := prune(ctx, db, cfg.Retention)
 	if err != nil {
 		if err := w.cleanupFailed(ctx, conn, fmt.Errorf("outbox cleanup: %w", err), &cut); err != nil {
 			return err
@@ -876,8 +877,22 @@ func (w *worker) cleanup(ctx context.Context, conn *pgx.Conn) error {
 	if deleted > 0 || pruned > 0 || notified > 0 || settled > 0 {
 		w.log.Info("deleted old rows", "outbox", deleted, "processed_events", pruned, "notifications", notified, "order_sales", settled)
 	}
+	// A step that stopped at its cap may have left old rows: the next
+	// cleanup comes cleanupCatchUp later instead of CleanupInterval, so a
+	// backlog, or a rate above what one capped cleanup per interval deletes
+	// (100,000 records each 10 min, about 167 a second), is caught up with
+	// while each cleanup still holds publishing up only for its cap.
+	if more || pruned >= inbox.PruneBatches*postgres.DeleteBatch ||
+		notified >= notificationsdb.PruneBatches*postgres.DeleteBatch ||
+		settled >= catalogdb.PruneSalesBatches*postgres.DeleteBatch {
+		w.lastCleanup = time.Now().Add(min(cleanupCatchUp, cfg.CleanupInterval) - cfg.CleanupInterval)
+	}
 	return nil
 }
+
+// cleanupCatchUp is how soon the next cleanup comes after one that stopped
+// at a cap (cleanup).
+const cleanupCatchUp = 10 * time.Second
 
 // inboxRetention is the inbox retention this cleanup of the database prunes
 // with: the greatest of the relay's own (Config.InboxRetention) and of every
@@ -998,7 +1013,10 @@ func (w *worker) cleanupFailed(ctx context.Context, conn *pgx.Conn, err error, c
 // notifications' prune caps its batches: it runs in the loop that
 // publishes, so a backlog is deleted over several cleanups instead of
 // holding publishing up until it is gone.
-func prune(ctx context.Context, db postgres.Querier, retention time.Duration) (int64, error) {
+//
+// more reports that the walk stopped at its last window with old rows
+// perhaps left beyond it (the cleanup then comes back sooner, cleanupCatchUp).
+func prune(ctx context.Context, db postgres.Querier, retention time.Duration) (deleted int64, more bool, err error) {
 	return pruneWindows(ctx, db, retention, pruneWindow, pruneMaxWindows)
 }
 
@@ -1010,7 +1028,7 @@ const (
 	pruneMaxWindows = 4
 )
 
-func pruneWindows(ctx context.Context, db postgres.Querier, retention time.Duration, window int64, windows int) (int64, error) {
+func pruneWindows(ctx context.Context, db postgres.Querier, retention time.Duration, window int64, windows int) (int64, bool, error) {
 	secs := retention.Seconds()
 	var deleted int64
 	for range windows {
@@ -1022,10 +1040,10 @@ func pruneWindows(ctx context.Context, db postgres.Querier, retention time.Durat
 					AND (published_at IS NULL OR published_at >= now() - make_interval(secs => $1))
 				ORDER BY seq LIMIT 1), m.lo + $2)
 			FROM (SELECT min(seq) AS lo FROM outbox) m`, pgx.QueryExecModeExec, secs, window).Scan(&lo, &bound); err != nil {
-			return deleted, err
+			return deleted, false, err
 		}
 		if lo == nil || bound == nil {
-			return deleted, nil
+			return deleted, false, nil
 		}
 		// From the window's start: the entries of rows an earlier window
 		// deleted are not walked again (while something holds back
@@ -1035,10 +1053,10 @@ func pruneWindows(ctx context.Context, db postgres.Querier, retention time.Durat
 			ORDER BY seq LIMIT $4))`, *bound, secs, *lo)
 		deleted += n
 		if err != nil || *bound < *lo+window || n == 0 {
-			return deleted, err
+			return deleted, false, err
 		}
 	}
-	return deleted, nil
+	return deleted, true, nil
 }
 
 // publisher is a lazily (re)opened confirm-mode channel.

@@ -907,7 +907,7 @@ func TestCleanupReadsOnlyTheRowsItDeletes(t *testing.T) {
 			}
 			defer tx.Rollback(ctx)
 			before := pgtest.RowsRead(t, tx, "outbox")
-			deleted, err := prune(ctx, tx, 7*24*time.Hour)
+			deleted, _, err := prune(ctx, tx, 7*24*time.Hour)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -929,7 +929,7 @@ func TestCleanupReadsOnlyTheRowsItDeletes(t *testing.T) {
 			if _, err := tx.Exec(ctx, `UPDATE outbox SET published_at = now() - interval '8 days' WHERE type = 'pending'`); err != nil {
 				t.Fatal(err)
 			}
-			if deleted, err = prune(ctx, tx, 7*24*time.Hour); err != nil || deleted != 1+behind {
+			if deleted, _, err = prune(ctx, tx, 7*24*time.Hour); err != nil || deleted != 1+behind {
 				t.Errorf("second cleanup deleted %d rows (%v), want %d", deleted, err, 1+behind)
 			}
 			if diff := cmp.Diff(map[string]int{"young": young}, kinds(tx)); diff != "" {
@@ -968,7 +968,7 @@ func TestCleanupWalksTheBacklogAWindowAtATime(t *testing.T) {
 	meter := &walkMeter{t: t, tx: tx}
 	var deleted int64
 	for cleanup := 1; ; cleanup++ {
-		n, err := pruneWindows(ctx, meter, 7*24*time.Hour, window, 4)
+		n, _, err := pruneWindows(ctx, meter, 7*24*time.Hour, window, 4)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1036,7 +1036,7 @@ func TestCleanupDeletesInBatches(t *testing.T) {
 		SELECT gen_random_uuid(), 'old', 'test', '{}', now() - interval '8 days' FROM generate_series(1, $1)`, n); err != nil {
 		t.Fatal(err)
 	}
-	deleted, err := prune(ctx, pool, 7*24*time.Hour)
+	deleted, _, err := prune(ctx, pool, 7*24*time.Hour)
 	if err != nil || deleted != n {
 		t.Fatalf("prune = %d, %v; want %d deleted", deleted, err, n)
 	}

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/catalog/catalogdb"
 	"github.com/shopfaas/shop/internal/inbox"
+	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 	"github.com/shopfaas/shop/internal/proctest"
 	"github.com/shopfaas/shop/internal/users/usersdb"
@@ -276,4 +278,36 @@ func TestARelayThatCannotReadTheRetentionsPrunesNoRecord(t *testing.T) {
 	if !strings.Contains(logs.String(), "division by zero") {
 		t.Errorf("the log does not name the failure of the read:\n%s", logs)
 	}
+}
+
+// A cleanup that stopped at a cap comes back cleanupCatchUp later, not a
+// CleanupInterval later: with more old records than one cleanup deletes
+// (inbox.PruneBatches batches) and an hour between cleanups, the rest goes
+// within seconds. Until 2026-12-06 it waited the hour, so a rate above one
+// capped cleanup per interval (about 167 records a second) outgrew the table.
+func TestACappedCleanupComesBackSooner(t *testing.T) {
+	names, _ := capture(t)
+	catalog := pgtest.Open(t, catalogdb.Migrations())
+	ctx := context.Background()
+	const n = inbox.PruneBatches*postgres.DeleteBatch + 7
+	if _, err := catalog.Exec(ctx, `INSERT INTO processed_events (event_id, consumer, processed_at)
+		SELECT gen_random_uuid(), 'update-product-stats', now() - interval '45 days' FROM generate_series(1, $1)`, n); err != nil {
+		t.Fatal(err)
+	}
+	kept := func() (n int) {
+		t.Helper()
+		if err := catalog.QueryRow(ctx, `SELECT count(*) FROM processed_events`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	url, password, _ := relayRole(t, catalog, "processed_events", "order_sales", "inbox_retentions")
+	r, err := New(Config{Databases: []Database{{Name: "catalog", URL: url, Password: password}}, BrokerURL: rabbitURL,
+		Names: names, PollInterval: 200 * time.Millisecond, MaxBackoff: 300 * time.Millisecond, CleanupInterval: time.Hour,
+		InboxRetention: 30 * day}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, r)
+	waitFor(t, 3*cleanupCatchUp, "every old record pruned", func() bool { return kept() == 0 })
 }
