@@ -150,6 +150,35 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// An Ed25519 signature is 64 bytes, 86 base64url characters: the last one
+// carries 2 bits of the signature and 4 spare bits. Only the spelling whose
+// spare bits are zero (the one Issue writes) verifies, so one token cannot be
+// sent in 16 spellings, each with its own budget at the edge's limits keyed on
+// the Authorization header.
+func TestOneTokenHasOneSpelling(t *testing.T) {
+	now := time.Now()
+	sg, _ := newTokens(t, now)
+	tok, err := sg.Issue(uuid.Must(uuid.NewV7()), auth.RoleCustomer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alphabet, tok[len(tok)-1])
+	if last < 0 || last&0x0f != 0 {
+		t.Fatalf("issued token's last character %q has spare bits set: Issue must write the canonical spelling", tok[len(tok)-1])
+	}
+	_, tk := newTokens(t, now) // a fresh verifier: nothing remembered
+	if _, err := tk.Verify(tok); err != nil {
+		t.Fatalf("the issued token: %v", err)
+	}
+	for spare := 1; spare < 16; spare++ {
+		other := tok[:len(tok)-1] + string(alphabet[last|spare])
+		if _, err := tk.Verify(other); !fault.Is(err, fault.Unauthenticated, fault.CodeUnauthenticated) {
+			t.Errorf("the token with spare bits %04b in its last character: err = %v, want Unauthenticated", spare, err)
+		}
+	}
+}
+
 func TestVerifyRefuses(t *testing.T) {
 	now := time.Now()
 	sg, tk := newTokens(t, now)
