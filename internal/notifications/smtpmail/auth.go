@@ -104,7 +104,8 @@ func (a cramAuth) Next(fromServer []byte, more bool) ([]byte, error) {
 
 // scramAuth is SCRAM-SHA-1 or SCRAM-SHA-256 without channel binding (RFC
 // 5802, RFC 7677): the server proves it knows the password too; a wrong
-// server signature is an error.
+// server signature is an error, and so is a success (235) before the server
+// sent its signature (net/smtp then calls Next with more false).
 type scramAuth struct {
 	name       string
 	h          func() hash.Hash
@@ -112,6 +113,7 @@ type scramAuth struct {
 
 	nonce, clientFirstBare string
 	salted, authMessage    []byte
+	verified               bool // the server's signature (v=) was checked
 }
 
 func (a *scramAuth) Start(*smtp.ServerInfo) (string, []byte, error) {
@@ -130,6 +132,9 @@ func (a *scramAuth) Start(*smtp.ServerInfo) (string, []byte, error) {
 
 func (a *scramAuth) Next(fromServer []byte, more bool) ([]byte, error) {
 	if !more {
+		if !a.verified {
+			return nil, errors.New("smtp: SCRAM: the server accepted the login without proving it knows the password")
+		}
 		return nil, nil
 	}
 	switch {
@@ -141,6 +146,7 @@ func (a *scramAuth) Next(fromServer []byte, more bool) ([]byte, error) {
 		if !hmac.Equal(fromServer[2:], []byte(want)) {
 			return nil, errors.New("smtp: SCRAM: the server's signature is wrong")
 		}
+		a.verified = true
 		return []byte{}, nil
 	case bytes.HasPrefix(fromServer, []byte("e=")):
 		return nil, fmt.Errorf("smtp: SCRAM: the server refused: %s", fromServer[2:])

@@ -421,6 +421,27 @@ func TestLogsInWithTheFirstOfferedMechanism(t *testing.T) {
 	}
 }
 
+// A SCRAM login is complete only when the server has proved it knows the
+// password (its signature in the server-final message, RFC 5802): a server
+// that answers 235 without it is refused and nothing is sent to it.
+func TestSCRAMRefusesAServerThatNeverProvesItKnowsThePassword(t *testing.T) {
+	for _, mech := range []string{"SCRAM-SHA-256", "SCRAM-SHA-1"} {
+		t.Run(mech, func(t *testing.T) {
+			srv := smtptest.New(t, smtptest.StartTLS)
+			srv.Offer(mech)
+			srv.SkipSCRAMServerFinal(true)
+			err := authenticated(t, srv, nil).Send(context.Background(), email("bob@example.com"))
+			if err == nil || len(srv.Messages()) != 0 {
+				t.Fatalf("a 235 without the server's signature: err %v, %d messages; want an error and none", err, len(srv.Messages()))
+			}
+			srv.SkipSCRAMServerFinal(false)
+			if err := authenticated(t, srv, nil).Send(context.Background(), email("bob@example.com")); err != nil || len(srv.Messages()) != 1 {
+				t.Fatalf("with the server's signature: err %v, %d messages; want nil and 1", err, len(srv.Messages()))
+			}
+		})
+	}
+}
+
 // The message is what go-mail composed before (headers in the same order,
 // the recipient's display name and the subject RFC 2047-encoded, the body
 // quoted-printable with CRLF line ends), a leading dot arrives intact, and

@@ -102,6 +102,7 @@ type Server struct {
 	used         []string      // the mechanism of each successful AUTH
 	helos        []string      // the name each connection\'s first HELO or EHLO gave
 	slowReplies  int           // the first replies of each new connection that come late
+	scramNoProof bool          // SCRAM logins end with 235 and no server-final message
 	replyDelay   time.Duration // how late
 }
 
@@ -258,6 +259,17 @@ func (s *Server) SlowReplies(n int, d time.Duration) {
 	s.mu.Unlock()
 }
 
+// SkipSCRAMServerFinal makes the server answer a SCRAM client-final message
+// with 235 at once, without checking the client's proof and without the
+// server-final message (v=, the server's signature): a server that does not
+// know the password, which RFC 5802's client must refuse. Until called with
+// false.
+func (s *Server) SkipSCRAMServerFinal(skip bool) {
+	s.mu.Lock()
+	s.scramNoProof = skip
+	s.mu.Unlock()
+}
+
 // Offer sets the AUTH mechanisms the server offers, in this order: any of
 // PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1 and SCRAM-SHA-256.
 func (s *Server) Offer(mechanisms ...string) {
@@ -337,10 +349,15 @@ func (ss *session) Auth(mechanism string) (sasl.Server, error) {
 		return &loginServer{check: func(u, p string) error { return ss.check(mechanism, u == Username && p == Password) }}, nil
 	case "CRAM-MD5":
 		return &cramServer{check: func(ok bool) error { return ss.check(mechanism, ok) }}, nil
-	case "SCRAM-SHA-1":
-		return &scramServer{h: sha1.New, check: func(ok bool) error { return ss.check(mechanism, ok) }}, nil
-	case "SCRAM-SHA-256":
-		return &scramServer{h: sha256.New, check: func(ok bool) error { return ss.check(mechanism, ok) }}, nil
+	case "SCRAM-SHA-1", "SCRAM-SHA-256":
+		ss.srv.mu.Lock()
+		noProof := ss.srv.scramNoProof
+		ss.srv.mu.Unlock()
+		h := sha256.New
+		if mechanism == "SCRAM-SHA-1" {
+			h = sha1.New
+		}
+		return &scramServer{h: h, noProof: noProof, check: func(ok bool) error { return ss.check(mechanism, ok) }}, nil
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
 }
@@ -391,6 +408,7 @@ func (c *cramServer) Next(response []byte) ([]byte, bool, error) {
 type scramServer struct {
 	h               func() hash.Hash
 	check           func(ok bool) error
+	noProof         bool // answer the client-final message with 235 at once
 	step            int
 	clientFirstBare string
 	serverFirst     string
@@ -426,6 +444,9 @@ func (s *scramServer) Next(response []byte) ([]byte, bool, error) {
 		s.serverFirst = "r=" + s.nonce + ",s=" + base64.StdEncoding.EncodeToString(salt) + ",i=4096"
 		return []byte(s.serverFirst), false, nil
 	case 2:
+		if s.noProof {
+			return nil, true, s.check(true)
+		}
 		withoutProof, proof, ok := strings.Cut(string(response), ",p=")
 		if !ok || withoutProof != "c=biws,r="+s.nonce {
 			return nil, true, s.check(false)
