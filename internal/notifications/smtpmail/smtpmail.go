@@ -333,32 +333,53 @@ func (s *Sender) send(ctx context.Context, deadline time.Time, d draft) error {
 // recipientRefused is err, the server's answer to RCPT TO, marked
 // notifications.ErrUndeliverable when it is a permanent refusal of this
 // recipient (RFC 5321 4.2.1: a 5yz "should not be repeated"), which a
-// redelivery would get again. A 5yz is about the recipient only when its
-// RFC 3463 enhanced status code (the "5.x.y" that opens the reply's text)
-// says so: 5.1.x but 5.1.7 and 5.1.8 (a bad or unknown address; those two are the sender's), 5.2.1 (mailbox disabled), 5.6.7
-// (a non-ASCII address without SMTPUTF8), and 5.4.1 in a 550 whose text
-// says "Recipient address rejected" (exchangeRejected). Without an enhanced
-// code ("550 No such user"; one written with leading zeros, "5.01.7", is read
-// by value: enhancedCode), only 550 (mailbox unavailable), 551 (user not
-// local) and 553 (mailbox name not allowed). Anything else is returned as it is, retried: a 4yz, a broken
-// connection, and the 5yz that are the sender's setup and would refuse every
-// email alike: "554 5.7.1 Relay access denied" (no SMTP_USERNAME against a
-// relay that wants it), "530 5.7.0 Authentication required", the protocol
-// errors 500-504 and 555 (5.5.x), and 5.3.x/5.4.x (the relay's system or
-// network) but Exchange Online's 5.4.1 above.
+// redelivery would get again. When in doubt it is not: a wrong
+// "undeliverable" loses the email for good, a wrong retry only takes it to
+// the dead letters, which page. A 5yz is about the recipient only when:
+//   - its text does not name the sender or a relay refusal (senderOrRelay:
+//     "Sender address rejected", "sender verif…", "relay access denied",
+//     "relaying denied", …), whatever its codes: Postfix, with its default
+//     smtpd_delay_reject, answers its sender checks at RCPT TO, with 5.1.0,
+//     5.1.1 or no code at all as the check has it;
+//   - and its RFC 3463 enhanced status code (the "5.x.y" that opens the
+//     reply's text or, qmail's way, a "(#5.x.y)" that ends it: "553 sorry,
+//     that domain isn't in my list of allowed rcpthosts (#5.7.1)") says so:
+//     5.1.x but 5.1.0, 5.1.7 and 5.1.8 (a bad or unknown address; 5.1.0
+//     names no address, and Postfix's reject_unlisted_sender sends it; 5.1.7
+//     and 5.1.8 are the sender's), 5.2.1 (mailbox disabled), 5.6.7 (a
+//     non-ASCII address without SMTPUTF8), and 5.4.1 in a 550 whose text
+//     says "Recipient address rejected" (exchangeRejected); a code written
+//     with leading zeros, "5.01.7", is read by value (enhancedCode);
+//   - or, without an enhanced code ("550 No such user"), its code is 550
+//     (mailbox unavailable), 551 (user not local) or 553 (mailbox name not
+//     allowed).
+//
+// Anything else is returned as it is, retried: a 4yz, a broken connection,
+// and the 5yz that are the sender's setup and would refuse every email
+// alike: "554 5.7.1 Relay access denied" (no SMTP_USERNAME against a relay
+// that wants it), "530 5.7.0 Authentication required", the protocol errors
+// 500-504 and 555 (5.5.x), and 5.3.x/5.4.x (the relay's system or network)
+// but Exchange Online's 5.4.1 above.
 func recipientRefused(err error) error {
 	var te *textproto.Error
 	if !errors.As(err, &te) || te.Code < 500 || te.Code > 599 {
 		return err
 	}
-	if m := enhancedCode.FindStringSubmatch(te.Msg); m != nil {
+	if senderOrRelay(te.Msg) {
+		return err
+	}
+	m := enhancedCode.FindStringSubmatch(te.Msg)
+	if m == nil {
+		m = trailingEnhancedCode.FindStringSubmatch(te.Msg)
+	}
+	if m != nil {
 		// 5.1.7 and 5.1.8 are the sender's address (RFC 3463): Postfix,
 		// with its default smtpd_delay_reject, answers its sender checks at
 		// RCPT TO, so a bad SMTP_FROM would otherwise mark every email
-		// refused for good.
+		// refused for good; 5.1.0 names no address.
 		subject, detail := enhancedNumber(m[1]), enhancedNumber(m[2])
 		switch code := subject + "." + detail; {
-		case subject == "1" && detail != "7" && detail != "8", code == "2.1", code == "6.7":
+		case subject == "1" && detail != "0" && detail != "7" && detail != "8", code == "2.1", code == "6.7":
 			return undeliverable{err: err}
 		case code == "4.1" && te.Code == 550 && exchangeRejected(te.Msg):
 			// Exchange Online's unknown recipient; any other 5.4.x, and
@@ -371,6 +392,39 @@ func recipientRefused(err error) error {
 		return undeliverable{err: err}
 	}
 	return err
+}
+
+// senderOrRelayWords are the phrases, compared without regard to case, by
+// which servers refuse at RCPT TO for the sender's or the relay's sake,
+// whatever code they give: Postfix's "Sender address rejected" (its sender
+// restrictions, reject_unlisted_sender among them, answered at RCPT TO) and
+// "Relay access denied"; Exim's "Sender verify failed" (and other servers'
+// "sender verification failed") and "relay not permitted"; Sendmail's
+// "Relaying denied"; Exchange's "Unable to relay". A bare "relay" is not
+// among them: Postfix refuses an unknown recipient with "User unknown in
+// relay recipient table", the recipient's for good.
+var senderOrRelayWords = []string{
+	"sender address rejected",
+	"sender verif",
+	"relay access denied",
+	"relaying denied",
+	"relay not permitted",
+	"relaying not permitted",
+	"relay not allowed",
+	"relaying not allowed",
+	"unable to relay",
+}
+
+// senderOrRelay reports whether msg, the text of a refusal at RCPT TO, has
+// one of senderOrRelayWords.
+func senderOrRelay(msg string) bool {
+	lower := strings.ToLower(msg)
+	for _, w := range senderOrRelayWords {
+		if strings.Contains(lower, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // exchangeRejected reports whether msg, the text of a 550 5.4.1 to RCPT TO,
@@ -395,6 +449,14 @@ func exchangeRejected(msg string) bool {
 // "5.01.1" a bad recipient (1.1). Reading such a code as no code at all made
 // the reply's 550 decide: a refusal for good of what is the sender's setup.
 var enhancedCode = regexp.MustCompile(`^5\.(\d{1,3})\.(\d{1,3})(?:[ \t\n]|$)`)
+
+// trailingEnhancedCode matches a permanent enhanced status code written at
+// the end of a reply's text in parentheses after a '#', as qmail writes it
+// ("553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)",
+// "550 sorry, no mailbox here by that name. (#5.1.1)"), capturing subject
+// and detail like enhancedCode. Until 2026-12-06 it was not read and the
+// reply's bare 553 made qmail's relay refusal the recipient's for good.
+var trailingEnhancedCode = regexp.MustCompile(`\(#5\.(\d{1,3})\.(\d{1,3})\)[ \t]*$`)
 
 // enhancedNumber is a subject or detail of enhancedCode as its number is
 // written without leading zeros ("007" is "7", "000" is "0").

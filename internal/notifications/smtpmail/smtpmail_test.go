@@ -154,8 +154,9 @@ func TestRefusalsAreErrorsWithMaskedAddresses(t *testing.T) {
 
 // Only what sending again cannot change because of the recipient is
 // notifications.ErrUndeliverable: a refusal of the recipient at RCPT TO (an
-// enhanced code 5.1.x, 5.2.1 or 5.6.7; without one, or with one RFC 3463
-// does not allow, 550, 551 or 553), an
+// enhanced code 5.1.x but 5.1.0, 5.1.7 and 5.1.8, 5.2.1 or 5.6.7, leading
+// or qmail's trailing "(#5.x.y)"; without one, 550, 551 or 553; never a
+// reply whose words name the sender or a relay refusal), an
 // address that cannot be sent to, and, to a server without SMTPUTF8, an
 // address with a non-ASCII local part or an invalid internationalised domain
 // (refused here, before RCPT TO). The sender's own setup, the same for every
@@ -214,7 +215,11 @@ func TestOnlyAPermanentRefusalIsUndeliverable(t *testing.T) {
 		{name: "550 5.002.001 mailbox disabled with zeros", sender: good, to: "bob@example.com", rcpt: "550 5.002.001", undeliverable: true},
 		{name: "450 4.01.1 a leading zero in a 4xx", sender: good, to: "bob@example.com", rcpt: "450 4.01.1"},
 		{name: "550 5.0.0 a lone zero", sender: good, to: "bob@example.com", rcpt: "550 5.0.0"},
-		{name: "550 5.1.0 a lone zero detail", sender: good, to: "bob@example.com", rcpt: "550 5.1.0", undeliverable: true},
+		// 5.1.0 ("other address status") names no address: Postfix's
+		// reject_unlisted_sender gives it to the sender at RCPT TO.
+		// Retried; until 2026-12-06 it was the recipient's.
+		{name: "550 5.1.0 a lone zero detail", sender: good, to: "bob@example.com", rcpt: "550 5.1.0"},
+		{name: "550 5.01.00 a lone zero detail with zeros", sender: good, to: "bob@example.com", rcpt: "550 5.01.00"},
 		// Microsoft 365 (Exchange Online) refuses a recipient its directory
 		// does not know with 5.4.1, which RFC 3463 gives to the network
 		// ("no answer from host"): permanent with its text only, and only in
@@ -235,6 +240,33 @@ func TestOnlyAPermanentRefusalIsUndeliverable(t *testing.T) {
 		// smtpd_delay_reject): the same for every email, retried.
 		{name: "550 5.1.8 sender's domain at RCPT TO", sender: good, to: "bob@example.com", rcpt: "550 5.1.8"},
 		{name: "553 5.1.7 sender's address at RCPT TO", sender: good, to: "bob@example.com", rcpt: "553 5.1.7"},
+		// The sender's or the relay's refusals in the words of real
+		// servers, whatever their codes: the same for every email,
+		// retried. Until 2026-12-06 each of these marked every email
+		// refused for good (a 5.1.x, or a bare 550/553 whose qmail code
+		// at the end was not read).
+		{name: "Postfix reject_unlisted_sender at RCPT TO", sender: good, to: "bob@example.com",
+			rcpt: "550 5.1.0 <shop@example.com>: Sender address rejected: User unknown in local recipient table"},
+		{name: "Postfix sender refusal with a recipient's code", sender: good, to: "bob@example.com",
+			rcpt: "550 5.1.1 <shop@example.com>: Sender address rejected: undeliverable address"},
+		{name: "qmail rcpthosts, its code at the end", sender: good, to: "bob@example.com",
+			rcpt: "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)"},
+		{name: "Exim relay not permitted", sender: good, to: "bob@example.com", rcpt: "550 relay not permitted"},
+		{name: "Exim sender verify failed", sender: good, to: "bob@example.com", rcpt: "550 Sender verify failed"},
+		{name: "sender verification failed", sender: good, to: "bob@example.com", rcpt: "550 SENDER VERIFICATION FAILED"},
+		{name: "Sendmail relaying denied", sender: good, to: "bob@example.com", rcpt: "550 Relaying denied"},
+		{name: "Exchange unable to relay", sender: good, to: "bob@example.com", rcpt: "550 Unable to relay for bob@example.com"},
+		{name: "Postfix relay access denied with a recipient's code", sender: good, to: "bob@example.com",
+			rcpt: "550 5.1.1 <bob@example.com>: Relay access denied"},
+		// A recipient's refusal is still one when its words mention a relay
+		// table or its code comes at the end, qmail's way.
+		{name: "Postfix relay_recipient_maps unknown user", sender: good, to: "bob@example.com",
+			rcpt: "550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown in relay recipient table", undeliverable: true},
+		{name: "qmail no mailbox, its code at the end", sender: good, to: "bob@example.com",
+			rcpt: "550 sorry, no mailbox here by that name. (#5.1.1)", undeliverable: true},
+		{name: "qmail's code at the end, leading zeros", sender: good, to: "bob@example.com",
+			rcpt: "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.07.01)"},
+		{name: "qmail's 5.1.0 at the end", sender: good, to: "bob@example.com", rcpt: "550 sorry, refused (#5.1.0)"},
 		{name: "553 to MAIL FROM", sender: good, to: "bob@example.com", mail: "553"},
 		{name: "550 5.7.1 DMARC refusal of the message", sender: good, to: "bob@example.com", message: "550 5.7.1"},
 		{name: "550 5.1.1 to the message", sender: good, to: "bob@example.com", message: "550 5.1.1"},
