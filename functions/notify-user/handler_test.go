@@ -720,6 +720,59 @@ func TestAnEmailAcceptedAsTheDeliveryEndsIsRecordedSent(t *testing.T) {
 	}
 }
 
+// A delivery whose context ends after the relay has the whole message but
+// before it answers the final dot (the connector's INVOKE_TIMEOUT or SIGTERM
+// while a relay scans the content) still waits, within SMTP_TIMEOUT, for the
+// answer and records the email sent: the redelivery sends nothing. Until
+// 2026-12-06 the cancel cut the conversation there, the claim was released
+// and the redelivery sent a second email.
+func TestACancelWhileTheRelayAnswersTheMessageSendsOneEmail(t *testing.T) {
+	e := setup(t, true)
+	u := userstest.Register(t, e.users, "gwen@example.com", "correct horse battery", "Gwen")
+	body := fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
+	e.smtp.SlowMessageAnswers(2 * time.Second) // SMTP_TIMEOUT is 5 s
+	code, _ := deliver(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		e.h.ServeHTTP(w, r.WithContext(ctx))
+	}), body)
+	t.Logf("the delivery whose context ended answered %d", code)
+	e.smtp.SlowMessageAnswers(0)
+	if code, resp := deliver(t, e.h, body); code != 200 || !resp.Duplicate || !resp.Emailed {
+		t.Errorf("redelivery: %d %+v; want 200, duplicate, emailed", code, resp)
+	}
+	if m := len(e.smtp.Messages()); m != 1 {
+		t.Errorf("%d emails for one event, want 1", m)
+	}
+}
+
+// A message the relay has in full but never answered within SMTP_TIMEOUT
+// may have gone out: the delivery fails (503) but keeps its claim, so a
+// redelivery within the claim's lease sends nothing and answers 503, and
+// only one after the lease sends it again. Until 2026-12-06 the claim was
+// released and the redelivery, at once, sent a second email.
+func TestAnUnansweredMessageKeepsItsClaim(t *testing.T) {
+	e := setup(t, true)
+	u := userstest.Register(t, e.users, "hal@example.com", "correct horse battery", "Hal")
+	body := fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
+	s, err := smtpmail.New(smtpmail.Config{Addr: e.smtp.Addr, From: "shop@example.com", Username: smtptest.Username,
+		Password: smtptest.Password, RootCAs: e.smtp.RootCAs, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.smtp.SlowMessageAnswers(2 * time.Second) // beyond SMTP_TIMEOUT
+	if code, _ := deliver(t, e.handler(s), body); code != http.StatusServiceUnavailable {
+		t.Fatalf("the unanswered delivery answered %d, want 503", code)
+	}
+	e.smtp.SlowMessageAnswers(0)
+	if code, _ := deliver(t, e.h, body); code != http.StatusServiceUnavailable {
+		t.Errorf("the redelivery within the lease answered %d, want 503 (the claim held)", code)
+	}
+	if m := len(e.smtp.Messages()); m != 1 {
+		t.Errorf("%d emails for one event, want 1", m)
+	}
+}
+
 // A configuration that would send the SMTP password in plain text to
 // another machine stops the function at start, before any event.
 func TestPlaintextSMTPAuthToRemoteHostRefusedAtStart(t *testing.T) {

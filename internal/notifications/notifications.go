@@ -165,6 +165,13 @@ func (n Notification) Body() string {
 // Sending it again would get the same answer, so it is not retried.
 var ErrUndeliverable = errors.New("the email cannot be delivered")
 
+// ErrUnanswered is what a mail transport's error wraps when the server was
+// handed the whole message (SMTP: the final dot was written) but its answer
+// never came: the email may have gone out. Sending it again at once could
+// send it twice, so the sender keeps its claim and lets the claim's lease
+// decide when a later delivery may send it again.
+var ErrUnanswered = errors.New("the email was handed over but not answered")
+
 // Email is a notification's email: what a mail transport needs to send it.
 // The transport composes and encodes the message itself.
 type Email struct {

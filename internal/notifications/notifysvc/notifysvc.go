@@ -50,7 +50,9 @@ type Accounts interface {
 // Mailer sends one email; smtpmail.Sender implements it. An error means the
 // email may not have been delivered; one that wraps
 // notifications.ErrUndeliverable means it never will be (the server refused
-// it for good), and sending it again would get the same answer.
+// it for good), and sending it again would get the same answer; one that
+// wraps notifications.ErrUnanswered means the server had the whole message
+// but never answered: it may have gone out, and the claim is kept.
 type Mailer interface {
 	Send(ctx context.Context, e notifications.Email) error
 }
@@ -163,6 +165,14 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (sent
 			return false, true, s.refused(ctx, n, u.Email, claim, err)
 		}
 		telemetry.ShopFrom(ctx).NotificationEmail(telemetry.EmailFailed)
+		if errors.Is(err, notifications.ErrUnanswered) {
+			// The server may have the message: the claim is kept, so no
+			// redelivery sends it again before the lease (EmailLease) runs
+			// out; one after it does, which is the lease's to decide.
+			s.log.WarnContext(ctx, "email handed over but not answered: the claim is kept until its lease runs out",
+				"to", notifications.MaskEmail(u.Email), "notification_id", n.ID, "err", err.Error())
+			return false, false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the email could not be sent")
+		}
 		s.log.WarnContext(ctx, "email not sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID, "err", err.Error())
 		s.release(ctx, n.ID, claim)
 		return false, false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the email could not be sent")

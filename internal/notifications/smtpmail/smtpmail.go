@@ -225,11 +225,12 @@ func (s *Sender) Send(ctx context.Context, e notifications.Email) error {
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(s.cfg.Timeout)
+	timeout := time.Now().Add(s.cfg.Timeout)
+	deadline := timeout
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	if err := s.send(ctx, deadline, d); err != nil {
+	if err := s.send(ctx, deadline, timeout, d); err != nil {
 		// Servers echo the address as it was sent, which may be its A-label,
 		// and its local part quoted (mailbox).
 		masked := []string{e.To, d.to.Address}
@@ -246,8 +247,15 @@ func (s *Sender) Send(ctx context.Context, e notifications.Email) error {
 	return nil
 }
 
-// send is one SMTP conversation on its own connection.
-func (s *Sender) send(ctx context.Context, deadline time.Time, d draft) error {
+// send is one SMTP conversation on its own connection, ended by deadline
+// (SMTP_TIMEOUT's end, timeout, or ctx's deadline if earlier) or by ctx's
+// cancellation, except the wait for the answer to the message: once the
+// whole message is written but for its final dot, the conversation is no
+// longer cut by ctx, and only timeout bounds it. The server may have the
+// message then; cutting the conversation would not take it back, and the
+// redelivery would send a second email. An answer that still does not come
+// is an error wrapping notifications.ErrUnanswered.
+func (s *Sender) send(ctx context.Context, deadline, timeout time.Time, d draft) error {
 	host, _, _ := net.SplitHostPort(s.cfg.Addr)
 	tlsCfg := &tls.Config{ServerName: host, RootCAs: s.cfg.RootCAs, MinVersion: tls.VersionTLS12}
 	raw, err := (&net.Dialer{Deadline: deadline}).DialContext(ctx, "tcp", s.cfg.Addr)
@@ -323,8 +331,18 @@ func (s *Sender) send(ctx context.Context, deadline time.Time, d draft) error {
 	if _, err := w.Write(msg); err != nil {
 		return err
 	}
-	if err := w.Close(); err != nil { // the server's answer to the message
+	if !stop() { // ctx ended before the final dot: the server has no message
+		return fmt.Errorf("the message was not finished: %w", context.Cause(ctx))
+	}
+	if err := raw.SetDeadline(timeout); err != nil {
 		return err
+	}
+	if err := w.Close(); err != nil { // the final dot, then the server's answer to the message
+		var te *textproto.Error
+		if errors.As(err, &te) {
+			return err // answered: a refusal, retried
+		}
+		return unanswered{err: err}
 	}
 	_ = c.Quit() // the message was accepted: a failed goodbye changes nothing
 	return nil
@@ -594,6 +612,15 @@ type undeliverable struct{ err error }
 func (u undeliverable) Error() string { return u.err.Error() }
 
 func (u undeliverable) Unwrap() []error { return []error{notifications.ErrUndeliverable, u.err} }
+
+// unanswered is an error after the whole message was handed over (the
+// final dot written, or being written) without an answer from the server:
+// the email may have gone out (notifications.ErrUnanswered).
+type unanswered struct{ err error }
+
+func (u unanswered) Error() string { return u.err.Error() }
+
+func (u unanswered) Unwrap() []error { return []error{notifications.ErrUnanswered, u.err} }
 
 // helo is the name the sender gives in EHLO: the machine's host name (as
 // go-mail gave it; some servers refuse "localhost"), "localhost" without one.

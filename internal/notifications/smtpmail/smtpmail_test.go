@@ -510,6 +510,30 @@ func TestMessageBytes(t *testing.T) {
 	}
 }
 
+// Once the whole message is handed over, a cancel no longer cuts the
+// conversation: the server may have the message, so the sender waits,
+// within SMTP_TIMEOUT, for its answer. An answer that never comes is
+// notifications.ErrUnanswered (the email may have gone out), not a plain
+// failure. Until 2026-12-06 the cancel cut the wait and the email was sent
+// again by the redelivery.
+func TestAMessageHandedOverWaitsForItsAnswer(t *testing.T) {
+	srv := smtptest.New(t, smtptest.StartTLS)
+	srv.SlowMessageAnswers(time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := authenticated(t, srv, nil).Send(ctx, email("bob@example.com")); err != nil {
+		t.Fatalf("a message answered after the context ended: %v", err)
+	}
+	err := authenticated(t, srv, func(c *smtpmail.Config) { c.Timeout = 500 * time.Millisecond }).
+		Send(context.Background(), email("bob@example.com"))
+	if !errors.Is(err, notifications.ErrUnanswered) || errors.Is(err, notifications.ErrUndeliverable) {
+		t.Errorf("an answer beyond SMTP_TIMEOUT: %v, want notifications.ErrUnanswered", err)
+	}
+	if n := len(srv.Messages()); n != 2 {
+		t.Errorf("%d messages stored, want 2", n)
+	}
+}
+
 // A delivery whose context is cancelled (the event's invocation ended) stops
 // talking to a slow server at once instead of waiting out SMTP_TIMEOUT.
 func TestCancelEndsTheConversation(t *testing.T) {

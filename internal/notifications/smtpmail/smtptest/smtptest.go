@@ -103,6 +103,7 @@ type Server struct {
 	helos        []string      // the name each connection\'s first HELO or EHLO gave
 	slowReplies  int           // the first replies of each new connection that come late
 	scramNoProof bool          // SCRAM logins end with 235 and no server-final message
+	answerDelay  time.Duration // how long the server holds its answer to a message it stored
 	replyDelay   time.Duration // how late
 }
 
@@ -256,6 +257,15 @@ func (r *reply) err(text string) *smtp.SMTPError {
 func (s *Server) SlowReplies(n int, d time.Duration) {
 	s.mu.Lock()
 	s.slowReplies, s.replyDelay = n, d
+	s.mu.Unlock()
+}
+
+// SlowMessageAnswers makes the server store every message it accepts at
+// once, then wait d before answering it (250): a relay that scans content
+// before it answers the final dot. 0 answers at once again.
+func (s *Server) SlowMessageAnswers(d time.Duration) {
+	s.mu.Lock()
+	s.answerDelay = d
 	s.mu.Unlock()
 }
 
@@ -511,7 +521,9 @@ func (ss *session) Data(r io.Reader) error {
 		return reply.err("message refused")
 	}
 	ss.srv.msgs = append(ss.srv.msgs, ss.cur)
+	delay := ss.srv.answerDelay
 	ss.srv.mu.Unlock()
+	time.Sleep(delay)
 	return nil
 }
 
