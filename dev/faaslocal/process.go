@@ -225,12 +225,6 @@ func (l *launcher) connectorEnv(secretsDir string) (map[string]string, error) {
 	env["GODEBUG"] = orderPathGODEBUG
 	maps.Copy(env, l.overrides)
 	env["BIND_HOST"] = "127.0.0.1"
-	// A DNS-rebinding page could reach each loopback port under its own
-	// name (fnserve answers it 421 with this set); every local caller (the
-	// gateway's forwarder, FUNCTION_URLS, the supervisor's probe) uses
-	// 127.0.0.1. Production leaves it unset: of-watchdog passes the
-	// client's Host through.
-	env["LOOPBACK_HOST_ONLY"] = "true"
 	return env, nil
 }
 
