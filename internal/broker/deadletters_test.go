@@ -20,14 +20,7 @@ import (
 // 400 or 422). Until 2026-12-05 it read the DLQ until it was empty and
 // replayed the messages coming back, over and over.
 func TestAReplayOfEveryDeadLetterEndsWhileTheyComeBack(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs RabbitMQ; -short was asked for")
-	}
-	conn, err := amqp.Dial(rabbitURL)
-	if err != nil {
-		t.Fatalf("RabbitMQ is required for this test (%s): %v", rabbitURL, err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := dialRabbit(t)
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	names, function := broker.Names{Prefix: "test-replay-" + hex.EncodeToString(b) + "."}, "refuses"

@@ -16,12 +16,10 @@ import (
 
 const rabbitURL = "amqp://guest:guest@127.0.0.1:5672/"
 
-// A return left by an earlier publish whose wait was cut (its message went
-// to a missing queue) may arrive while the next message is being published:
-// it is not that message's, even for the same queue and message id. Read as
-// one, it made a copy that the broker had routed look returned, and the
-// caller declared the queues again and sent it a second time.
-func TestAnEarlierMessagesReturnIsNotTheNextOnes(t *testing.T) {
+// dialRabbit connects to the test RabbitMQ, closed when the test ends; the
+// test is skipped under -short and fails without RabbitMQ.
+func dialRabbit(t *testing.T) *amqp.Connection {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("needs RabbitMQ; -short was asked for")
 	}
@@ -30,6 +28,16 @@ func TestAnEarlierMessagesReturnIsNotTheNextOnes(t *testing.T) {
 		t.Fatalf("RabbitMQ is required for this test (%s): %v", rabbitURL, err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// A return left by an earlier publish whose wait was cut (its message went
+// to a missing queue) may arrive while the next message is being published:
+// it is not that message's, even for the same queue and message id. Read as
+// one, it made a copy that the broker had routed look returned, and the
+// caller declared the queues again and sent it a second time.
+func TestAnEarlierMessagesReturnIsNotTheNextOnes(t *testing.T) {
+	conn := dialRabbit(t)
 	ch, err := conn.Channel()
 	if err != nil {
 		t.Fatal(err)

@@ -20,14 +20,7 @@ import (
 // is declared. Until 2026-12-06 the copy was not mandatory: the move
 // reported it moved, deleted the legacy queue, and the message was gone.
 func TestAMoveToAMissingRetryQueueLosesNothing(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs RabbitMQ; -short was asked for")
-	}
-	conn, err := amqp.Dial(rabbitURL)
-	if err != nil {
-		t.Fatalf("RabbitMQ is required for this test (%s): %v", rabbitURL, err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := dialRabbit(t)
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	names := broker.Names{Prefix: "test-migrate-" + hex.EncodeToString(b) + "."}
