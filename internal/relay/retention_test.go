@@ -205,13 +205,7 @@ func TestARelayRefusedTheConsumersRetentionsSaysSoOnceAndGoesOn(t *testing.T) {
 	waitFor(t, 10*time.Second, "the relay saying it cannot read the retentions", func() bool {
 		return strings.Contains(logs.String(), warning)
 	})
-	waitFor(t, 10*time.Second, "the record past the relay's own retention pruned", func() bool {
-		var n int
-		if err := catalog.QueryRow(ctx, `SELECT count(*) FROM processed_events`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n == 0
-	})
+	waitFor(t, 10*time.Second, "the record past the relay's own retention pruned", func() bool { return records(t, catalog) == 0 })
 	for i := range 3 { // cleanups run meanwhile, every 50 ms, on the same session
 		commitEvent(t, ctx, catalog, "after "+strconv.Itoa(i))
 		receive(t, deliveries, 1, 10*time.Second)
@@ -251,13 +245,7 @@ func TestARelayThatCannotReadTheRetentionsPrunesNoRecord(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	kept := func() (n int) {
-		t.Helper()
-		if err := catalog.QueryRow(ctx, `SELECT count(*) FROM processed_events`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	kept := func() int { return records(t, catalog) }
 	logs := &proctest.Output{}
 	reg := prometheus.NewRegistry()
 	// One cleanup, as the worker starts: the next would be an hour later.
@@ -294,13 +282,7 @@ func TestACappedCleanupComesBackSooner(t *testing.T) {
 		SELECT gen_random_uuid(), 'update-product-stats', now() - interval '45 days' FROM generate_series(1, $1)`, n); err != nil {
 		t.Fatal(err)
 	}
-	kept := func() (n int) {
-		t.Helper()
-		if err := catalog.QueryRow(ctx, `SELECT count(*) FROM processed_events`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	kept := func() int { return records(t, catalog) }
 	url, password, _ := relayRole(t, catalog, "processed_events", "order_sales", "inbox_retentions")
 	r, err := New(Config{Databases: []Database{{Name: "catalog", URL: url, Password: password}}, BrokerURL: rabbitURL,
 		Names: names, PollInterval: 200 * time.Millisecond, MaxBackoff: 300 * time.Millisecond, CleanupInterval: time.Hour,
@@ -310,4 +292,13 @@ func TestACappedCleanupComesBackSooner(t *testing.T) {
 	}
 	run(t, ctx, r)
 	waitFor(t, 3*cleanupCatchUp, "every old record pruned", func() bool { return kept() == 0 })
+}
+
+// records is how many processed-event records the database behind pool holds.
+func records(t *testing.T, pool *pgxpool.Pool) (n int) {
+	t.Helper()
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM processed_events`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
