@@ -881,10 +881,13 @@ func (w *worker) cleanup(ctx context.Context, conn *pgx.Conn) error {
 	// cleanup comes cleanupCatchUp later instead of CleanupInterval, so a
 	// backlog, or a rate above what one capped cleanup per interval deletes
 	// (100,000 records each 10 min, about 167 a second), is caught up with
-	// while each cleanup still holds publishing up only for its cap.
-	if more || pruned >= inbox.PruneBatches*postgres.DeleteBatch ||
+	// while each cleanup still holds publishing up only for its cap. Not
+	// after a cleanup cut short (cut): a step that times out would then
+	// stall publishing for its statement timeout every cleanupCatchUp; a
+	// failed cleanup is tried again only after CleanupInterval.
+	if !cut && (more || pruned >= inbox.PruneBatches*postgres.DeleteBatch ||
 		notified >= notificationsdb.PruneBatches*postgres.DeleteBatch ||
-		settled >= catalogdb.PruneSalesBatches*postgres.DeleteBatch {
+		settled >= catalogdb.PruneSalesBatches*postgres.DeleteBatch) {
 		w.lastCleanup = time.Now().Add(min(cleanupCatchUp, cfg.CleanupInterval) - cfg.CleanupInterval)
 	}
 	return nil

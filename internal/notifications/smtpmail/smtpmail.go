@@ -203,7 +203,10 @@ func New(cfg Config) (*Sender, error) {
 
 // Send delivers e: connect, TLS as configured, AUTH when a Username is set,
 // then the message, all within Timeout (or ctx's earlier deadline; ctx's
-// cancellation ends the conversation too). Any failure is an error (the
+// cancellation ends the conversation too, but for the wait for the answer to
+// the message once it was handed over, which Timeout alone bounds: see send;
+// the goodbye after an accepted message is said only while ctx lasts, within
+// that earlier deadline). Any failure is an error (the
 // email may not have been delivered), whose text masks the recipient's
 // address; a malformed recipient is an error before any connection is made.
 // To a server without SMTPUTF8 (RFC 6531), a recipient or sender whose
@@ -344,7 +347,14 @@ func (s *Sender) send(ctx context.Context, deadline, timeout time.Time, d draft)
 		}
 		return unanswered{err: err}
 	}
-	_ = c.Quit() // the message was accepted: a failed goodbye changes nothing
+	// The message was accepted: a failed goodbye changes nothing, so it is
+	// said only while ctx lasts, within the send's own deadline again (the
+	// wait for the answer alone had SMTP_TIMEOUT's); a server that never
+	// answers QUIT must not hold the delivery, and its record of the sent
+	// email, past the invocation.
+	if ctx.Err() == nil && raw.SetDeadline(deadline) == nil {
+		_ = c.Quit()
+	}
 	return nil
 }
 
