@@ -411,8 +411,8 @@ func (s *Server) children() []*os.Process {
 // directory, one that refused this one with its lock file, and its
 // children are never ours), and that is no postmaster: its command line is
 // a child's title ("postgres: checkpointer", "postgres: <user> <database>
-// …", which every child of a postmaster sets as it starts), not a
-// postmaster's program and options. Until 2026-12-06 the last check was
+// …", which every child of a postmaster sets as it starts, or empty as it
+// exits: childTitle), not a postmaster's program and options. Until 2026-12-06 the last check was
 // missing, so another server's postmaster started meanwhile by another
 // process (a parallel test's, the chaos run's) was taken for one of ours
 // and shut down (immediate, SIGQUIT) by this one's Stop.
@@ -440,11 +440,18 @@ func (s *Server) ours(pid int) bool {
 }
 
 // childTitle reports whether process pid's command line is the title a
-// postmaster's child gives itself, "postgres: …"; false when it cannot be
-// read (no /proc, or the process gone).
+// postmaster's child gives itself, "postgres: …", or is empty; false when it
+// cannot be read (no /proc, or the process gone). A process reads empty
+// there while it exits, from the release of its memory until it is a
+// zombie: a backend that saw its postmaster killed and is ending by itself
+// is still one of ours, and Stop waits for it (an exiting postmaster of
+// another server taken for one would only be waited for, and signalled in
+// vain). Until 2026-12-07 such a backend was not ours for that moment, and
+// Stop could return while it ran (TestStopWaitsUntilEveryProcessOfTheServerIsGone
+// failed once so in a clean-clone CI: "returned while [26025] … still ran").
 func childTitle(pid int) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	return err == nil && bytes.HasPrefix(b, []byte("postgres: "))
+	return err == nil && (len(b) == 0 || bytes.HasPrefix(b, []byte("postgres: ")))
 }
 
 // release releases the handles of ps.
