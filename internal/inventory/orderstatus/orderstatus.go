@@ -91,20 +91,19 @@ func (c *Client) Statuses(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]i
 	gatewayurl.MarkReplayable(req.Header)
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, fault.Wrap(fmt.Errorf("%s: %w", Function, err), fault.Unavailable, fault.CodeUnavailable, Function+" is unavailable")
+		return nil, unavailable(err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return nil, fault.Wrap(fmt.Errorf("%s: %w", Function, err), fault.Unavailable, fault.CodeUnavailable, Function+" is unavailable")
+		return nil, unavailable(err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		// Every refusal is this client's failure, not its caller's: a 401
 		// or 403 refuses the sweep's own credential
 		// (internal-token-expire-reservations), which the scheduler must
 		// not read as a refusal of its own (docs/runbooks/reservation-sweep.md).
-		answered := fnhttp.ErrorFrom(resp.StatusCode, raw)
-		return nil, fault.Wrap(fmt.Errorf("%s: %w", Function, answered), fault.Unavailable, fault.CodeUnavailable, Function+" is unavailable")
+		return nil, unavailable(fnhttp.ErrorFrom(resp.StatusCode, raw))
 	}
 	var out struct {
 		Statuses map[uuid.UUID]inventory.OrderStatus `json:"statuses"`
@@ -122,4 +121,10 @@ func (c *Client) Statuses(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]i
 		}
 	}
 	return out.Statuses, nil
+}
+
+// unavailable is cause, a failure to get the statuses, as fault.Unavailable
+// naming order-statuses: the caller answers its own caller 503.
+func unavailable(cause error) error {
+	return fault.Wrap(fmt.Errorf("%s: %w", Function, cause), fault.Unavailable, fault.CodeUnavailable, Function+" is unavailable")
 }
