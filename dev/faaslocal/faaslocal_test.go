@@ -29,6 +29,7 @@ import (
 
 	"github.com/shopfaas/shop/dev/faaslocal"
 	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
+	"github.com/shopfaas/shop/dev/stackfile"
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/routes"
 )
@@ -744,6 +745,91 @@ func TestHarnessRunsStackFunctions(t *testing.T) {
 	}
 	if st.EnvVars["SHOP_ENV"] != "development" || st.AvailableReplicas != 1 || !cmp.Equal(st.Secrets, []string{"jwt-verify-key", "db-password-users"}) {
 		t.Errorf("get-me status %+v", st)
+	}
+}
+
+// stackDeployment is what faas-cli deploy sends for stack.yml's function
+// name when its shell has SHOP_ENV=shopEnv ("": unset): stack.yml's
+// environment_file is env/${SHOP_ENV:-production}.yml.
+func stackDeployment(t *testing.T, name, shopEnv string) types.FunctionDeployment {
+	t.Helper()
+	s, err := stackfile.LoadEnv("../../stack.yml", func(k string) string {
+		if k == "SHOP_ENV" {
+			return shopEnv
+		}
+		return os.Getenv(k)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn, ok := s.Functions[name]
+	if !ok {
+		t.Fatalf("%s is not in stack.yml", name)
+	}
+	env, err := stackfile.Environment("../..", fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return types.FunctionDeployment{Service: name, Image: fn.Image, EnvProcess: fn.FProcess, EnvVars: env,
+		Secrets: fn.Secrets, Labels: fn.Labels, Annotations: fn.Annotations}
+}
+
+// faas-cli deploy of a stack.yml function from a shell without
+// SHOP_ENV=development sends env/production.yml's environment (faasd's host
+// names): the runtime refuses it, deploy and update alike, with 400 naming
+// the fix, before touching the running replicas, which keep serving. The
+// development environment is still accepted and replaces them. Until
+// 2026-12-07 the production environment was accepted, its replicas passed
+// the health check and replaced the working ones, and every call answered 503.
+func TestDeployRefusesAnotherShopEnvironment(t *testing.T) {
+	rt := runtimetest.Start(t, runtimetest.Options{Functions: []string{"get-me"}})
+	waitReady(t, rt, "get-me")
+	pids := func() []int {
+		var out []int
+		for _, r := range rt.Replicas("get-me") {
+			out = append(out, r.PID)
+		}
+		return out
+	}
+	before := pids()
+	c := client(t, rt)
+	production := stackDeployment(t, "get-me", "")
+	if production.EnvVars["SHOP_ENV"] != "production" {
+		t.Fatalf("stack.yml without SHOP_ENV gives SHOP_ENV=%q, want production", production.EnvVars["SHOP_ENV"])
+	}
+	for op, deploy := range map[string]func(context.Context, types.FunctionDeployment) (int, error){
+		"deploy": c.Deploy, "update": c.Update,
+	} {
+		code, err := deploy(context.Background(), production)
+		if code != http.StatusBadRequest || err == nil || !strings.Contains(err.Error(), "SHOP_ENV=development faas-cli deploy") {
+			t.Errorf("%s with env/production.yml: %d %v, want 400 naming SHOP_ENV=development faas-cli deploy", op, code, err)
+		}
+	}
+	if after := pids(); !cmp.Equal(after, before) {
+		t.Errorf("replicas after the refused deploys: %v, want %v untouched", after, before)
+	}
+	for _, pid := range before {
+		if !alive(pid) {
+			t.Errorf("replica %d is gone", pid)
+		}
+	}
+	st, err := c.GetFunction(context.Background(), "get-me", "")
+	if err != nil || st.EnvVars["SHOP_ENV"] != "development" {
+		t.Errorf("get-me after the refused deploys: SHOP_ENV %q, %v", st.EnvVars["SHOP_ENV"], err)
+	}
+	if res, b := do(t, http.MethodGet, rt.GatewayURL+"/function/get-me", nil, nil); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("get-me after the refused deploys: %d %s, want 401 (no token)", res.StatusCode, b)
+	}
+
+	if code, err := c.Update(context.Background(), stackDeployment(t, "get-me", "development")); code != http.StatusAccepted || err != nil {
+		t.Fatalf("update with env/development.yml: %d %v, want 202", code, err)
+	}
+	waitReady(t, rt, "get-me")
+	if after := pids(); cmp.Equal(after, before) {
+		t.Errorf("the accepted update left the old replicas %v", before)
+	}
+	if res, b := do(t, http.MethodGet, rt.GatewayURL+"/function/get-me", nil, nil); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("get-me after the development update: %d %s, want 401 (no token)", res.StatusCode, b)
 	}
 }
 

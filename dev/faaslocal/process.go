@@ -28,7 +28,15 @@ const (
 	// codeExecRefused: the deployment's envProcess is a shell command and
 	// the runtime was not started with Config.AllowExec.
 	codeExecRefused = "exec_not_allowed"
+	// codeNotDevelopment: a function of the multi-call binary deployed with
+	// an environment whose SHOP_ENV is not development.
+	codeNotDevelopment = "not_development"
 )
+
+// devEnv is the SHOP_ENV of every function the local runtime runs: stack.yml
+// takes the environment_file env/${SHOP_ENV:-production}.yml, and only
+// env/development.yml names this machine's services.
+const devEnv = "development"
 
 // templateProcess is the fprocess of the shop-go template's image
 // (template/shop-go/template.yml): a handler binary inside an image, which
@@ -126,6 +134,15 @@ func TelemetryEnv(environ []string, otlp string) map[string]string {
 // for a function of the multi-call binary, SERVICE_ADDR (the port its
 // replicas share), which nothing overrides. Without services
 // (Config.GatewayOnly) there is no FUNCTION_URLS and no SERVICE_ADDR.
+//
+// A function of the multi-call binary whose environment (the deployment's
+// envVars, then Config.Env) sets SHOP_ENV to anything but development is
+// refused (fault.Invalid, codeNotDevelopment): faas-cli deploy of a stack.yml
+// function from a shell without SHOP_ENV=development sends
+// env/production.yml's environment (faasd's host names, DATABASE_CREATE
+// false), whose replicas pass the health check and replace the working ones,
+// and every call then fails. Process runs before a deploy or an update
+// touches anything running, so the old replicas keep serving.
 func (l *launcher) Process(spec types.FunctionDeployment, secretsDir string) (supervisor.Spec, error) {
 	var p supervisor.Spec
 	switch {
@@ -155,6 +172,15 @@ func (l *launcher) Process(spec types.FunctionDeployment, secretsDir string) (su
 	maps.Copy(env, l.telemetry)
 	l.setGateway(env)
 	maps.Copy(env, l.overrides)
+	if v, ok := env["SHOP_ENV"]; ok && v != devEnv && l.known[spec.Service] {
+		return supervisor.Spec{}, fault.E(fault.Invalid, codeNotDevelopment, fmt.Sprintf(
+			"%q has SHOP_ENV=%s in its environment: the local runtime runs the shop's functions with SHOP_ENV=%s only "+
+				"(stack.yml's environment_file is env/${SHOP_ENV:-production}.yml, and only env/development.yml names "+
+				"this machine's services); deploy with SHOP_ENV=development faas-cli deploy … "+
+				"(export OPENFAAS_URL=http://127.0.0.1:8080 SHOP_ENV=development, docs/faas-cli.md); "+
+				"the running replicas were left alone",
+			spec.Service, v, devEnv))
+	}
 	if env["healthcheck_interval"] == "" {
 		// fnserve's drain after SIGTERM: the supervisor takes a replica out
 		// of rotation before signalling it, or on its first 503 when
