@@ -63,11 +63,17 @@ api-docs:
 ## test: lint, every test (against the real PostgreSQL, Redis and RabbitMQ;
 ## the unit packages with the race detector), a short fuzz run and, last, the
 ## short chaos run beside the build check of every function of stack.yml and
-## stack.ce.yml. No other test runs then: chaos restarts only its own
-## PostgreSQL cluster and RabbitMQ node, and buildcheck touches no service, so
-## the build check's compiling fills the minutes chaos spends waiting (for its
-## RabbitMQ node, its customers, the shop to settle).
-test: lint unit integration broker-restart-test replacement-test fuzz
+## stack.ce.yml. The first stage runs one target at a time, in this order,
+## under its own -j1, so that make -j or MAKEFLAGS=-j... cannot run them side
+## by side: broker-restart-test restarts the machine's RabbitMQ and
+## replacement-test counts every answer, so each must run alone
+## (dev/deploycheck TestMakeTestRunsItsFirstStageInOrder). No other test runs
+## during the second: chaos restarts only its own PostgreSQL cluster and
+## RabbitMQ node, and buildcheck touches no service, so the build check's
+## compiling fills the minutes chaos spends waiting (for its RabbitMQ node,
+## its customers, the shop to settle).
+test:
+	$(MAKE) -j1 lint unit integration broker-restart-test replacement-test fuzz
 	$(MAKE) -j2 --output-sync=target chaos-short buildcheck bench-smoke
 
 ## lint: gofmt, imports in three groups (stdlib, third party, the shop), vet,

@@ -1,6 +1,7 @@
 package deploycheck
 
 import (
+	"fmt"
 	"go/ast"
 	"go/build"
 	"go/build/constraint"
@@ -299,5 +300,99 @@ func TestAllocationTestsRunWithoutRace(t *testing.T) {
 	}
 	if found < 3 {
 		t.Fatalf("found %d tests that run only without the race detector, want at least 3; the walk is broken", found)
+	}
+}
+
+// aloneTargets returns the targets whose ## block in makefile says they run
+// alone (broker-restart-test, replacement-test).
+func aloneTargets(makefile string) []string {
+	head := regexp.MustCompile(`^## ([\w-]+): `)
+	var alone []string
+	name, text := "", ""
+	flush := func() {
+		if name != "" && strings.Contains(text, "runs alone") {
+			alone = append(alone, name)
+		}
+		name, text = "", ""
+	}
+	for line := range strings.SplitSeq(makefile, "\n") {
+		if m := head.FindStringSubmatch(line); m != nil {
+			flush()
+			name, text = m[1], line
+			continue
+		}
+		if rest, ok := strings.CutPrefix(line, "##"); ok && name != "" {
+			text += rest
+			continue
+		}
+		flush()
+	}
+	flush()
+	return alone
+}
+
+// testRuleProblems reports how makefile's test rule could run one of alone
+// beside another target: as a prerequisite (make -j, or MAKEFLAGS=-j...,
+// builds prerequisites side by side), or in a recipe line that is not
+// `$(MAKE) -j1 ...`.
+func testRuleProblems(makefile string, alone []string) []string {
+	lines := strings.Split(strings.ReplaceAll(makefile, "\\\n", " "), "\n")
+	start := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "test:") })
+	if start < 0 {
+		return []string{"no test: rule"}
+	}
+	var problems []string
+	if prereqs := strings.Fields(strings.TrimPrefix(lines[start], "test:")); len(prereqs) > 0 {
+		problems = append(problems, fmt.Sprintf("test: has prerequisites %v, which make -j (or MAKEFLAGS=-j...) runs side by side: "+
+			"name them in its recipe's `$(MAKE) -j1 ...` line", prereqs))
+	}
+	ran := map[string]bool{}
+	for _, line := range lines[start+1:] {
+		if !strings.HasPrefix(line, "\t") {
+			break
+		}
+		f := strings.Fields(line)
+		jobs := slices.DeleteFunc(slices.Clone(f), func(s string) bool { return !strings.HasPrefix(s, "-j") && !strings.HasPrefix(s, "--jobs") })
+		serial := len(f) > 0 && f[0] == "$(MAKE)" && slices.Equal(jobs, []string{"-j1"})
+		for _, name := range alone {
+			if !slices.Contains(f, name) {
+				continue
+			}
+			ran[name] = true
+			if !serial {
+				problems = append(problems, fmt.Sprintf("%s runs alone, but test's recipe line %q is not `$(MAKE) -j1 ...`", name, strings.TrimSpace(line)))
+			}
+		}
+	}
+	for _, name := range alone {
+		if !ran[name] && !slices.Contains(strings.Fields(strings.TrimPrefix(lines[start], "test:")), name) {
+			problems = append(problems, fmt.Sprintf("make test does not run %s", name))
+		}
+	}
+	return problems
+}
+
+// make test's first stage (lint, the suites, broker-restart-test,
+// replacement-test, fuzz) runs one target at a time even under make -j or
+// MAKEFLAGS=-j...: broker-restart-test restarts the machine's RabbitMQ and
+// replacement-test counts every answer, so each must run alone. They were
+// test's prerequisites, which make -j built side by side (helper-307).
+func TestMakeTestRunsItsFirstStageInOrder(t *testing.T) {
+	makefile := string(read(t, "Makefile"))
+	alone := aloneTargets(makefile)
+	if !slices.Contains(alone, "broker-restart-test") || !slices.Contains(alone, "replacement-test") {
+		t.Fatalf("targets whose ## comment says they run alone: %v, want broker-restart-test and replacement-test; the parse is broken", alone)
+	}
+	for _, p := range testRuleProblems(makefile, alone) {
+		t.Errorf("Makefile: %s", p)
+	}
+	// The check sees the shape that ran them side by side.
+	parallel := "test: lint unit integration broker-restart-test replacement-test fuzz\n" +
+		"\t$(MAKE) -j2 --output-sync=target chaos-short buildcheck bench-smoke\n"
+	if p := testRuleProblems(parallel, alone); len(p) == 0 {
+		t.Error("testRuleProblems accepts test's prerequisites")
+	}
+	if p := testRuleProblems("test:\n\t$(MAKE) -j2 lint unit broker-restart-test replacement-test\n", alone); len(p) != 2 {
+		t.Errorf("testRuleProblems on a -j2 first stage: %v, want one problem per target that runs alone", p)
 	}
 }
