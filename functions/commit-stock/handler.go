@@ -1,5 +1,5 @@
 // Package function is commit-stock, an internal function (POST /, internal
-// credential required): it turns an order's stock hold into a sale (on_hand and reserved drop), re-taking the stock when the hold had expired; idempotent by order id. See docs/checkout.md.
+// credential required): it turns an order's stock hold into a sale (on_hand and reserved drop), re-taking the stock when the hold had expired (a released hold is final: 409 reservation_released); idempotent by order id. See docs/checkout.md.
 package function
 
 import (

@@ -70,6 +70,22 @@ func TestCommitStock(t *testing.T) {
 	if code, out := fntest.Call(t, h, credential, `{"order_id":"`+late.String()+`"}`); code != http.StatusConflict || out["code"] != "out_of_stock" {
 		t.Errorf("expired hold, stock gone: %d %v", code, out)
 	}
+	// A released hold is final (its order ended): 409 reservation_released,
+	// and nothing is taken.
+	if _, err := store.SetOnHand(ctx, product, 2, inventory.IfExists()); err != nil {
+		t.Fatal(err)
+	}
+	released := uuid.Must(uuid.NewV7())
+	reserve(released)
+	if _, err := store.Release(ctx, released); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := fntest.Call(t, h, credential, `{"order_id":"`+released.String()+`"}`); code != http.StatusConflict || out["code"] != "reservation_released" {
+		t.Errorf("released hold: %d %v, want 409 reservation_released", code, out)
+	}
+	if st, _ := store.Get(ctx, product); st.OnHand != 2 || st.Reserved != 0 {
+		t.Errorf("stock %+v after the commit of a released hold, want 2 on hand, none reserved", st)
+	}
 	for name, bad := range map[string]string{
 		"unknown field": `{"order_id":"` + order.String() + `","force":true}`,
 		"wrong type":    `{"order_id":42}`,

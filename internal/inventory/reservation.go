@@ -23,8 +23,9 @@ const (
 )
 
 // HoldStatus is where an order's reservation stands. It only moves forward:
-// held → committed → restocked, held → released, held → expired. Released and
-// expired holds may still be committed by re-taking the stock (see Commit).
+// held → committed → restocked, held → released, held → expired. An expired
+// hold may still be committed by re-taking the stock (see CanCommit); a
+// released one is final.
 type HoldStatus string
 
 // The reservation statuses. StatusNone is never stored: it answers a release
@@ -135,17 +136,25 @@ func (h Hold) ReserveAgain() (Hold, error) {
 }
 
 // CanCommit reports how a commit proceeds from h's status: retake is true when
-// the units were given back (released or expired) and must be taken again
-// conditionally; done is true when the order is already committed. A restocked
-// order (committed, then cancelled) is fault.Conflict "reservation_released".
+// the hold expired (the sweep gave it back for an order the orders service did
+// not know yet, which a live saga may still confirm) and its units must be
+// taken again conditionally; done is true when the order is already
+// committed. A released hold is final — every release follows the end of its
+// order (failed, cancelled, or never written) — so, like a restocked order
+// (committed, then cancelled), it is fault.Conflict "reservation_released":
+// a late or replayed commit never sells stock for a dead order (until
+// 2026-12-07 a released hold was taken again as an expired one is).
 func (h Hold) CanCommit() (retake, done bool, err error) {
 	switch h.Status {
 	case StatusHeld:
 		return false, false, nil
 	case StatusCommitted:
 		return false, true, nil
-	case StatusReleased, StatusExpired:
+	case StatusExpired:
 		return true, false, nil
+	case StatusReleased:
+		return false, false, fault.E(fault.Conflict, fault.CodeReservationReleased,
+			"the reservation of this order was released: its order ended")
 	case StatusVoid:
 		return false, false, fault.E(fault.NotFound, fault.CodeNotFound, "no reservation for this order")
 	default:

@@ -87,7 +87,7 @@ func TestCheckoutWritesStockEventsOnlyWhenAProductSellsOut(t *testing.T) {
 			}
 		})
 	}
-	t.Run("expiry and commit of a released hold", func(t *testing.T) {
+	t.Run("expiry and commit of an expired hold", func(t *testing.T) {
 		for _, c := range []struct {
 			onHand, want int // want: events of each of the three steps
 		}{{10, 0}, {3, 1}} {

@@ -43,7 +43,7 @@ import (
 const (
 	setReserve = "reserved = reserved + $2"
 	setSell    = "on_hand = on_hand - $2, reserved = reserved - $2" // held units become sold ones
-	setRetake  = "on_hand = on_hand - $2"                           // released units taken again and sold
+	setRetake  = "on_hand = on_hand - $2"                           // expired units taken again and sold
 	setRelease = "reserved = reserved - $2"
 	setRestock = "on_hand = on_hand + $2"
 )
@@ -121,14 +121,15 @@ func (s *Store) reserveNew(ctx context.Context, orderID uuid.UUID, ttl time.Dura
 
 // Commit turns the order's hold into a sale: on_hand and reserved both drop by
 // each line's quantity, which leaves available unchanged, so it writes no
-// stock.changed.v1 (a hold taken again after its release lowers available,
-// and writes one when that sells the product out). A hold that was released
-// or expired is taken again conditionally and committed directly; when the
-// stock is gone that is fault.Conflict "out_of_stock" and nothing changes.
-// Committing twice is a no-op answered "committed". Errors: fault.NotFound
-// "not_found" when the order never reserved, fault.Conflict
-// "reservation_released" when the order was already restocked (cancelled),
-// fault.Unavailable on database failure.
+// stock.changed.v1 (a hold taken again after its expiry lowers available,
+// and writes one when that sells the product out). A hold that expired is
+// taken again conditionally and committed directly; when the stock is gone
+// that is fault.Conflict "out_of_stock" and nothing changes. Committing twice
+// is a no-op answered "committed". Errors: fault.NotFound "not_found" when the
+// order never reserved, fault.Conflict "reservation_released" when its hold
+// was released (its order ended: inventory.Hold.CanCommit) or it was already
+// restocked (cancelled), and nothing changes; fault.Unavailable on database
+// failure.
 func (s *Store) Commit(ctx context.Context, orderID uuid.UUID) (inventory.Hold, error) {
 	tx, h, err := s.beginLocked(ctx, orderID)
 	defer tx.Rollback(ctx)

@@ -371,6 +371,33 @@ func TestCommitAfterExpiry(t *testing.T) {
 	}
 }
 
+// A released hold is final: its order failed or was cancelled, or was never
+// written. A late or replayed commit of it is refused reservation_released and
+// takes nothing (until 2026-12-07 it took the stock again and sold it for a
+// dead order); only an expired hold is taken again (TestCommitAfterExpiry).
+func TestACommitNeverRetakesAReleasedHold(t *testing.T) {
+	s, ids := reservationStore(t, 5)
+	ctx := context.Background()
+	order := newID()
+	if _, err := s.Reserve(ctx, holdReq(t, order, 0, inventory.Line{ProductID: ids[0], Quantity: 2})); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := s.Release(ctx, order); err != nil || h.Status != inventory.StatusReleased {
+		t.Fatalf("release: %v %v", h.Status, err)
+	}
+	for range 2 {
+		if h, err := s.Commit(ctx, order); !fault.Is(err, fault.Conflict, "reservation_released") {
+			t.Errorf("commit of a released hold: %v %v, want reservation_released", h.Status, err)
+		}
+	}
+	if got := stockLevel(t, s, ids[0]); got != (level{5, 0}) {
+		t.Errorf("stock %+v, want {5 0}: nothing taken", got)
+	}
+	if h, err := s.Hold(ctx, order); err != nil || h.Status != inventory.StatusReleased {
+		t.Errorf("hold: %v %v, want still released", h.Status, err)
+	}
+}
+
 func TestNewHoldRequestRefusesBadInput(t *testing.T) {
 	p := newID()
 	cases := map[string]struct {

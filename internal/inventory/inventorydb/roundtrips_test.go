@@ -79,9 +79,10 @@ func TestCheckoutRoundTrips(t *testing.T) {
 	// The other paths, 2 lines: a refusal is the first batch and a ROLLBACK
 	// (no commit); a repeat is that, then the hold read (BEGIN + the locked
 	// read, ROLLBACK: it writes nothing; 4 round trips and a commit before);
-	// a release and the commit of a released hold (taken
+	// a release and the commit of an expired hold (taken
 	// again, with events) are 3 round trips: the locked read, the stock
-	// UPDATEs, and the status, the events and COMMIT (5 each before).
+	// UPDATEs, and the status, the events and COMMIT (5 each before). The
+	// commit of a released hold is refused and writes nothing (no commit).
 	t.Run("refused, released, taken again", func(t *testing.T) {
 		lines := stockedLines(t, s, 2)
 		order := newID()
@@ -124,11 +125,26 @@ func TestCheckoutRoundTrips(t *testing.T) {
 			}
 		}
 		rt.Reset()
-		if h, err := cs.Commit(ctx, order); err != nil || h.Status != inventory.StatusCommitted {
-			t.Fatalf("commit of a released hold: %+v %v", h, err)
+		if _, err := cs.Commit(ctx, order); !fault.Is(err, fault.Conflict, "reservation_released") {
+			t.Fatalf("commit of a released hold: %v, want reservation_released", err)
+		}
+		if got := rt.Counts(); got.Commits != 0 {
+			t.Errorf("commit of a released hold: %+v, want no commit", got)
+		}
+		// The retake: a hold of the same lines that the sweep expired.
+		retaken := newID()
+		if _, err := s.Reserve(ctx, holdReq(t, retaken, 0, lines...)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Expire(ctx, time.Now().Add(inventory.MaxHoldTTL+time.Hour), 0); err != nil {
+			t.Fatal(err)
+		}
+		rt.Reset()
+		if h, err := cs.Commit(ctx, retaken); err != nil || h.Status != inventory.StatusCommitted {
+			t.Fatalf("commit of an expired hold: %+v %v", h, err)
 		}
 		if got := rt.Counts(); got.Trips > 3 || got.Commits != 1 {
-			t.Errorf("commit of a released hold: %+v, want at most 3 round trips and 1 commit", got)
+			t.Errorf("commit of an expired hold: %+v, want at most 3 round trips and 1 commit", got)
 		}
 		for _, l := range lines {
 			if got := stockLevel(t, s, l.ProductID); got != (level{8, 0}) {

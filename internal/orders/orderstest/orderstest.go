@@ -43,7 +43,7 @@ type Counts struct {
 
 type reservation struct {
 	lines  map[uuid.UUID]int
-	status string // held, committed, released, restocked, void
+	status string // held, committed, released, expired, restocked, void
 }
 
 type payment struct {
@@ -126,7 +126,9 @@ func (s *Server) Stock(product uuid.UUID) (onHand, reserved int) {
 	return s.stock[product][0], s.stock[product][1]
 }
 
-// Expire releases an order's hold as expire-reservations would.
+// Expire gives an order's hold back as expire-reservations does past its
+// expiry, for an order the orders service does not know: status "expired",
+// the one given-back hold commit-stock takes again (a released one is final).
 func (s *Server) Expire(orderID uuid.UUID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -136,7 +138,7 @@ func (s *Server) Expire(orderID uuid.UUID) {
 			st[1] -= q
 			s.stock[p] = st
 		}
-		r.status = "released"
+		r.status = "expired"
 	}
 }
 
@@ -308,6 +310,9 @@ func (s *Server) commit(_ *http.Request, orderID uuid.UUID, _ []byte) (any, erro
 		// stock again.
 		return nil, fault.E(fault.Conflict, fault.CodeReservationReleased, "the order was cancelled and its stock restocked")
 	case "released":
+		// Nor does a released hold: its order ended.
+		return nil, fault.E(fault.Conflict, fault.CodeReservationReleased, "the reservation of this order was released")
+	case "expired":
 		for p, q := range r.lines {
 			if st := s.stock[p]; st[0]-st[1] < q {
 				return nil, fault.E(fault.Conflict, fault.CodeOutOfStock, "the hold expired and the stock is gone")

@@ -16,9 +16,10 @@ import (
 
 // The fake answers as the real services do where the saga could tell them
 // apart (docs/checkout.md, Reservations and Payments): inventory's
-// commit-stock refuses a restocked (cancelled) order 409
+// commit-stock refuses a released hold and a restocked (cancelled) order 409
 // reservation_released (inventory.Hold.CanCommit) rather than answer
-// committed; its release-stock of an order that reserved nothing stores a
+// committed, and takes an expired hold (the fake's Expire, as the sweep
+// writes it) again; its release-stock of an order that reserved nothing stores a
 // void reservation (inventorydb.Store.Release), so a reserve-stock after it
 // is 409 reservation_released and holds nothing; payments' refund-payment of
 // an order with no payment voids its charge key (payments.Service.Refund),
@@ -50,6 +51,40 @@ func TestTheFakeAnswersAsTheRealServices(t *testing.T) {
 		if onHand, reserved := srv.Stock(product); onHand != 5 || reserved != 0 {
 			t.Fatalf("stock on_hand %d reserved %d, want 5 0: the cancelled order took its stock again", onHand, reserved)
 		}
+	})
+
+	t.Run("commit of a released hold", func(t *testing.T) {
+		id := uuid.Must(uuid.NewV7())
+		if err := gw.Reserve(ctx, id, []orders.Line{{ProductID: product, Quantity: 2}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := gw.Release(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := gw.Commit(ctx, id); !fault.Is(err, fault.Conflict, fault.CodeReservationReleased) {
+			t.Fatalf("commit of a released hold: %v, want 409 reservation_released", err)
+		}
+		if onHand, reserved := srv.Stock(product); onHand != 5 || reserved != 0 {
+			t.Fatalf("stock on_hand %d reserved %d, want 5 0: the released hold took its stock again", onHand, reserved)
+		}
+	})
+
+	t.Run("commit of an expired hold", func(t *testing.T) {
+		id := uuid.Must(uuid.NewV7())
+		if err := gw.Reserve(ctx, id, []orders.Line{{ProductID: product, Quantity: 2}}); err != nil {
+			t.Fatal(err)
+		}
+		srv.Expire(id)
+		if got := srv.Reservation(id); got != "expired" {
+			t.Fatalf("reservation %q after Expire, want expired as the sweep writes it", got)
+		}
+		if err := gw.Commit(ctx, id); err != nil {
+			t.Fatalf("commit of an expired hold: %v, want it taken again", err)
+		}
+		if onHand, reserved := srv.Stock(product); onHand != 3 || reserved != 0 {
+			t.Fatalf("stock on_hand %d reserved %d, want 3 0", onHand, reserved)
+		}
+		srv.SetStock(product, 5)
 	})
 
 	t.Run("reserve after a release of nothing", func(t *testing.T) {

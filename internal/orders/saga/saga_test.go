@@ -685,10 +685,11 @@ func TestRecoveryGivesUpOnAnOrderPendingTooLong(t *testing.T) {
 	}
 }
 
-// An earlier run's hold was given back (reserve-stock answers
-// reservation_released): the saga takes the stock again (commit-stock) after
-// the charge and before it confirms, and the units are sold at once.
-func TestARecoveredOrderWhoseHoldWasReleasedTakesTheStockAgain(t *testing.T) {
+// An earlier run's hold expired (the sweep gave it back; reserve-stock
+// answers reservation_released): the saga takes the stock again
+// (commit-stock) after the charge and before it confirms, and the units are
+// sold at once.
+func TestARecoveredOrderWhoseHoldExpiredTakesTheStockAgain(t *testing.T) {
 	e := setup(t, nil)
 	e.processorDown()
 	res, err := e.saga.Place(context.Background(), e.user, e.request(2, "tok_visa"), "")
@@ -716,6 +717,53 @@ func TestARecoveredOrderWhoseHoldWasReleasedTakesTheStockAgain(t *testing.T) {
 	if !slices.Contains(steps, "stock.reserve:refused") || commit < 0 || confirm < commit {
 		t.Fatalf("timeline %v: want the refused reserve, then the commit, then the confirmation", steps)
 	}
+}
+
+// An earlier run's hold was released, not expired: a release is final
+// (inventory.Hold.CanCommit), so step 3 meets commit-stock's 409
+// reservation_released, and the order fails, its capture refunded, its stock
+// untouched: no order is confirmed on a hold given back for good.
+func TestARecoveredOrderWhoseHoldWasReleasedFailsAndIsRefunded(t *testing.T) {
+	e := setup(t, nil)
+	ctx := context.Background()
+	e.processorDown()
+	res, err := e.saga.Place(ctx, e.user, e.request(2, "tok_visa"), "")
+	if err != nil || res.Outcome() != orders.OutcomePending {
+		t.Fatalf("got %+v %v", res, err)
+	}
+	id := res.Order.View().ID
+	if err := e.cfg.Stock.Release(ctx, id); err != nil { // a release-stock from elsewhere
+		t.Fatal(err)
+	}
+	if got := e.svc.Reservation(id); got != "released" {
+		t.Fatalf("reservation %q, want released: the test proves nothing", got)
+	}
+	e.svc.SetHook(nil)
+	e.age(t)
+	if rep, err := e.saga.Recover(ctx, 10); err != nil || rep.Failed != 1 || rep.Confirmed != 0 {
+		t.Fatalf("recover: %+v %v; want the order failed", rep, err)
+	}
+	o, err := e.store.Get(ctx, id)
+	if err != nil || o.Status != orders.Cancelled || o.Reason != orders.ReasonRejected {
+		t.Fatalf("order %s/%s %v; want cancelled rejected", o.Status, o.Reason, err)
+	}
+	if c := e.svc.Counts(); c.Captures != 1 || c.Refunds != 1 || c.Commits != 0 || c.Calls["commit-stock"] != 1 {
+		t.Fatalf("calls %v captures %d refunds %d commits %d; want commit-stock refused once, the capture refunded",
+			c.Calls, c.Captures, c.Refunds, c.Commits)
+	}
+	if got := e.svc.Payment(id); got != "refunded" {
+		t.Errorf("payment %q, want refunded", got)
+	}
+	if got := e.svc.Reservation(id); got != "released" {
+		t.Errorf("reservation %q, want still released", got)
+	}
+	if onHand, reserved := e.svc.Stock(e.product.ID); onHand != 5 || reserved != 0 {
+		t.Errorf("stock on_hand %d reserved %d, want 5 0: nothing sold", onHand, reserved)
+	}
+	if steps := e.steps(t, id); !slices.Contains(steps, "stock.commit:refused") {
+		t.Errorf("timeline %v: want the refused commit", steps)
+	}
+	e.wantOneCancellation(t, o) // charged and refunded: its buyer is told
 }
 
 func TestRecoverRefundsACaptureWhoseStockIsGone(t *testing.T) {
@@ -1637,7 +1685,7 @@ func TestATransientReserveWhileTheOrderIsWrittenIsRetried(t *testing.T) {
 // When the key a twin held becomes free again while a request waits for it,
 // the request writes its order after all, under another order id than the
 // one whose hold it gave back, and reserves again: no order is written with
-// a released hold (which only commit-stock's retake would save).
+// a released hold (which commit-stock refuses: a release is final).
 func TestAWriteAfterTheKeyIsFreeAgainIsANewOrder(t *testing.T) {
 	e := setup(t, nil)
 	s, w := e.withWatchedStock(t)

@@ -74,7 +74,8 @@ func (s *Saga) checkout(sg ordersdb.Saga) []step {
 		name: orders.StepReserve,
 		call: func(ctx context.Context) error { return s.cfg.Stock.Reserve(ctx, o.ID, o.Items) },
 		refusals: []refusal{
-			// An earlier run's hold was given back: commit-stock takes the stock again if it can.
+			// An earlier run's hold was given back: commit-stock takes the stock again if it can
+			// (an expired hold; a released one is final: 409 reservation_released fails the order, refunded).
 			{match: refusedAs(fault.Conflict, fault.CodeReservationReleased), proceed: true},
 			{match: refusedAs(fault.Conflict, fault.CodeOutOfStock), undo: releaseStock,
 				fail: orders.Failure{Status: orders.Cancelled, Reason: orders.ReasonOutOfStock}},
