@@ -4,11 +4,13 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
@@ -95,5 +97,38 @@ func TestCommitStock(t *testing.T) {
 		if code, out := fntest.Call(t, h, credential, bad); code < 400 || code >= 500 || out["code"] == nil {
 			t.Errorf("%s: %d %v, want 4xx", name, code, out)
 		}
+	}
+}
+
+// The order id is read only in its canonical form (either case,
+// docs/security.md): another spelling uuid.UUID's own decoding reads is 400
+// invalid_json and commits nothing (fnhttp.OrderCall). Until 2026-12-07 it
+// was read as the id it spells.
+func TestCommitStockReadsTheOrderIDOnlyInItsCanonicalForm(t *testing.T) {
+	ctx := context.Background()
+	store := inventorydb.New(pgtest.Open(t, inventorydb.Migrations()))
+	h := New(store, fntest.Internal(), slog.New(slog.DiscardHandler))
+	product, order := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	if _, err := store.SetOnHand(ctx, product, 2, inventory.IfAbsent()); err != nil {
+		t.Fatal(err)
+	}
+	req, err := inventory.NewHoldRequest(order, []inventory.Line{{ProductID: product, Quantity: 2}}, 0)
+	if err == nil {
+		_, err = store.Reserve(ctx, req)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, other := range fntest.OtherSpellings(order) {
+		t.Run(name, func(t *testing.T) {
+			w := fntest.Do(t, h, http.MethodPost, "/", "application/json", `{"order_id":"`+other+`"}`, auth.InternalHeader, credential)
+			fntest.Problem(t, w, http.StatusBadRequest, "invalid_json")
+			if st, _ := store.Get(ctx, product); st.OnHand != 2 || st.Reserved != 2 {
+				t.Fatalf("a refused call committed: stock %+v", st)
+			}
+		})
+	}
+	if code, out := fntest.Call(t, h, credential, `{"order_id":"`+strings.ToUpper(order.String())+`"}`); code != http.StatusOK || out["status"] != "committed" || out["order_id"] != order.String() {
+		t.Fatalf("upper-case id: %d %v, want committed", code, out)
 	}
 }

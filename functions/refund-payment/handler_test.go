@@ -4,10 +4,12 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/payments"
 	"github.com/shopfaas/shop/internal/payments/paymentsdb"
@@ -94,5 +96,34 @@ func TestARefundWithoutAStoredPaymentAnswersNoID(t *testing.T) {
 	}
 	if id, ok := out["id"]; ok {
 		t.Errorf("answer carries id %v for a payment that was never stored", id)
+	}
+}
+
+// The order id is read only in its canonical form (either case,
+// docs/security.md): another spelling uuid.UUID's own decoding reads is 400
+// invalid_json and refunds nothing (fnhttp.OrderCall, which commit-stock and
+// release-stock share). Until 2026-12-07 it was read as the id it spells.
+func TestRefundPaymentReadsTheOrderIDOnlyInItsCanonicalForm(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, paymentsdb.Migrations())
+	ledger := paymentsdb.NewSimLedger(pool)
+	svc := payments.NewService(paymentsdb.New(pool), simulator.New(ledger, simulator.Config{}), payments.ServiceConfig{})
+	h := New(svc, fntest.Internal(), slog.New(slog.DiscardHandler))
+	captured := payments.ChargeRequest{OrderID: uuid.Must(uuid.NewV7()), UserID: uuid.New(),
+		Amount: payments.Money{Amount: 500, Currency: "USD"}, Token: simulator.TokenVisa}
+	if _, err := svc.Charge(ctx, captured); err != nil {
+		t.Fatal(err)
+	}
+	for name, other := range fntest.OtherSpellings(captured.OrderID) {
+		t.Run(name, func(t *testing.T) {
+			w := fntest.Do(t, h, http.MethodPost, "/", "application/json", `{"order_id":"`+other+`"}`, auth.InternalHeader, credential)
+			fntest.Problem(t, w, http.StatusBadRequest, "invalid_json")
+			if n, err := ledger.Count(ctx, "refund"); err != nil || n != 0 {
+				t.Fatalf("a refused call refunded: %d refunds %v", n, err)
+			}
+		})
+	}
+	if code, out := fntest.Call(t, h, credential, `{"order_id":"`+strings.ToUpper(captured.OrderID.String())+`"}`); code != http.StatusOK || out["status"] != "refunded" {
+		t.Fatalf("upper-case id: %d %v, want refunded", code, out)
 	}
 }

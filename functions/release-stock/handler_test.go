@@ -4,10 +4,12 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
@@ -59,5 +61,38 @@ func TestReleaseStock(t *testing.T) {
 		if code, out := fntest.Call(t, h, credential, bad); code < 400 || code >= 500 || out["code"] == nil {
 			t.Errorf("%s: %d %v, want 4xx", name, code, out)
 		}
+	}
+}
+
+// The order id is read only in its canonical form (either case,
+// docs/security.md): another spelling uuid.UUID's own decoding reads is 400
+// invalid_json and releases nothing, nor stores a void reservation
+// (fnhttp.OrderCall). Until 2026-12-07 it was read as the id it spells.
+func TestReleaseStockReadsTheOrderIDOnlyInItsCanonicalForm(t *testing.T) {
+	ctx := context.Background()
+	store := inventorydb.New(pgtest.Open(t, inventorydb.Migrations()))
+	h := New(store, fntest.Internal(), slog.New(slog.DiscardHandler))
+	product, order := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	if _, err := store.SetOnHand(ctx, product, 5, inventory.IfAbsent()); err != nil {
+		t.Fatal(err)
+	}
+	req, err := inventory.NewHoldRequest(order, []inventory.Line{{ProductID: product, Quantity: 4}}, 0)
+	if err == nil {
+		_, err = store.Reserve(ctx, req)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, other := range fntest.OtherSpellings(order) {
+		t.Run(name, func(t *testing.T) {
+			w := fntest.Do(t, h, http.MethodPost, "/", "application/json", `{"order_id":"`+other+`"}`, auth.InternalHeader, credential)
+			fntest.Problem(t, w, http.StatusBadRequest, "invalid_json")
+			if st, _ := store.Get(ctx, product); st.Reserved != 4 {
+				t.Fatalf("a refused call released: stock %+v", st)
+			}
+		})
+	}
+	if code, out := fntest.Call(t, h, credential, `{"order_id":"`+strings.ToUpper(order.String())+`"}`); code != http.StatusOK || out["status"] != "released" || out["order_id"] != order.String() {
+		t.Fatalf("upper-case id: %d %v, want released", code, out)
 	}
 }

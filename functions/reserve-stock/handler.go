@@ -14,6 +14,7 @@ import (
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/ids"
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/inventoryenv"
 )
@@ -33,10 +34,19 @@ type Reserver interface {
 	Reserve(ctx context.Context, req inventory.HoldRequest) (inventory.Hold, error)
 }
 
+// request is the body of reserve-stock. Its ids decode only in their
+// canonical form (ids.CanonicalID: 400 invalid_json otherwise), as
+// docs/security.md says of every id a client sends.
 type request struct {
-	OrderID    uuid.UUID        `json:"order_id"`
-	Lines      []inventory.Line `json:"lines"`
-	TTLSeconds int              `json:"ttl_seconds"`
+	OrderID    ids.CanonicalID `json:"order_id"`
+	Lines      []line          `json:"lines"`
+	TTLSeconds int             `json:"ttl_seconds"`
+}
+
+// line is an inventory.Line as the body writes it.
+type line struct {
+	ProductID ids.CanonicalID `json:"product_id"`
+	Quantity  int             `json:"quantity"`
 }
 
 // Response is the answer of reserve-stock.
@@ -59,7 +69,11 @@ func New(store Reserver, internal *auth.InternalVerifier, log *slog.Logger) http
 		if err := fnhttp.Decode(r, &body, 0); err != nil {
 			return err
 		}
-		req, err := inventory.NewHoldRequest(body.OrderID, body.Lines, body.TTLSeconds)
+		lines := make([]inventory.Line, len(body.Lines))
+		for i, l := range body.Lines {
+			lines[i] = inventory.Line{ProductID: l.ProductID.UUID(), Quantity: l.Quantity}
+		}
+		req, err := inventory.NewHoldRequest(body.OrderID.UUID(), lines, body.TTLSeconds)
 		if err != nil {
 			return err
 		}

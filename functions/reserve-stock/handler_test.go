@@ -106,3 +106,35 @@ func TestReserveStockRefusesABodyWithoutContentType(t *testing.T) {
 		t.Errorf("a refused call reserved %d (%v)", st.Reserved, err)
 	}
 }
+
+// Every id of the body is read only in its canonical form (either case,
+// docs/security.md): another spelling uuid.UUID's own decoding reads, of the
+// order id or of a line's product id, is 400 invalid_json and holds nothing.
+// Until 2026-12-07 they were read as the id they spell.
+func TestReserveStockReadsIDsOnlyInTheirCanonicalForm(t *testing.T) {
+	h, store, product := setup(t)
+	body := func(order, product string) string {
+		return `{"order_id":"` + order + `","lines":[{"product_id":"` + product + `","quantity":1}]}`
+	}
+	refused := func(t *testing.T, body string) {
+		w := fntest.Do(t, h, http.MethodPost, "/", "application/json", body, auth.InternalHeader, credential)
+		fntest.Problem(t, w, http.StatusBadRequest, "invalid_json")
+		if st, err := store.Get(context.Background(), product); err != nil || st.Reserved != 0 {
+			t.Fatalf("a refused call reserved %d (%v)", st.Reserved, err)
+		}
+	}
+	for name, other := range fntest.OtherSpellings(uuid.Must(uuid.NewV7())) {
+		t.Run("order_id "+name, func(t *testing.T) { refused(t, body(other, product.String())) })
+	}
+	for name, other := range fntest.OtherSpellings(product) {
+		t.Run("product_id "+name, func(t *testing.T) { refused(t, body(uuid.NewString(), other)) })
+	}
+	order := uuid.Must(uuid.NewV7())
+	code, out := fntest.Call(t, h, credential, body(strings.ToUpper(order.String()), strings.ToUpper(product.String())))
+	if code != http.StatusOK || out["status"] != "held" || out["order_id"] != order.String() {
+		t.Fatalf("upper-case ids: %d %v, want held under the order's id", code, out)
+	}
+	if st, err := store.Get(context.Background(), product); err != nil || st.Reserved != 1 {
+		t.Errorf("reserved %d (%v), want 1", st.Reserved, err)
+	}
+}

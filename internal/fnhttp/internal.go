@@ -11,6 +11,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/ids"
 	"github.com/shopfaas/shop/internal/routes"
 )
 
@@ -29,8 +30,10 @@ func CheckInternal(r *http.Request, v *auth.InternalVerifier, function string) e
 
 // OrderCall serves the internal function named function whose request is
 // {"order_id": "…"} (POST /): it admits only the callers function accepts
-// (CheckInternal: 401, 403), decodes the order id strictly (4xx on bad
-// input) and answers 200 with do's result as JSON, or the problem do
+// (CheckInternal: 401, 403), decodes the order id strictly, only in its
+// canonical form (ids.CanonicalID: 400 invalid_json otherwise, as
+// docs/security.md says of every id a client sends; 422 when absent or the
+// zero id) and answers 200 with do's result as JSON, or the problem do
 // returns.
 func OrderCall(log *slog.Logger, function string, v *auth.InternalVerifier, do func(ctx context.Context, orderID uuid.UUID) (any, error)) http.Handler {
 	mux := http.NewServeMux()
@@ -39,15 +42,16 @@ func OrderCall(log *slog.Logger, function string, v *auth.InternalVerifier, do f
 			return err
 		}
 		var body struct {
-			OrderID uuid.UUID `json:"order_id"`
+			OrderID ids.CanonicalID `json:"order_id"`
 		}
 		if err := Decode(r, &body, 0); err != nil {
 			return err
 		}
-		if body.OrderID == uuid.Nil {
+		orderID := body.OrderID.UUID()
+		if orderID == uuid.Nil {
 			return fault.E(fault.Invalid, fault.CodeInvalidRequest, "order_id is required")
 		}
-		out, err := do(r.Context(), body.OrderID)
+		out, err := do(r.Context(), orderID)
 		if err != nil {
 			return err
 		}

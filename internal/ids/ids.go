@@ -6,7 +6,11 @@
 // as different resources.
 package ids
 
-import "github.com/google/uuid"
+import (
+	"github.com/google/uuid"
+
+	"github.com/shopfaas/shop/internal/fault"
+)
 
 // canonicalLen is the length of an id in its canonical form, 8-4-4-4-12 hex
 // digits (RFC 9562 §4).
@@ -38,3 +42,43 @@ func Exact(s string) (uuid.UUID, bool) {
 	}
 	return id, true
 }
+
+// CanonicalID is an id in a JSON body that decodes only from a string holding
+// its canonical form (Canonical; the string's bytes as sent, without
+// escapes), as every id a client sends is read (docs/security.md); null
+// leaves it as it was, the zero id when absent, as uuid.UUID's decoding
+// does. Anything else is ErrNotCanonical. uuid.UUID's own decoding would
+// also read "{id}", "urn:uuid:id" and 32 bare hex digits. It encodes as
+// uuid.UUID does.
+type CanonicalID uuid.UUID
+
+// ErrNotCanonical is CanonicalID's answer to a value that is not a string
+// holding an id in its canonical form: 400 invalid_json, as any body that is
+// not the request (fnhttp.Decode passes a type's own fault.Malformed on).
+var ErrNotCanonical = fault.E(fault.Malformed, fault.CodeInvalidJSON,
+	"every id must be a UUID in its canonical form, such as 0192f1e4-7c3a-7b6e-9a51-3c2d1e0f4a5b")
+
+// UnmarshalJSON decodes b, a JSON string holding a canonical id, or null.
+func (c *CanonicalID) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return ErrNotCanonical
+	}
+	id, ok := Canonical(string(b[1 : len(b)-1]))
+	if !ok {
+		return ErrNotCanonical
+	}
+	*c = CanonicalID(id)
+	return nil
+}
+
+// MarshalText encodes c as uuid.UUID does: the canonical form, lower case.
+func (c CanonicalID) MarshalText() ([]byte, error) { return uuid.UUID(c).MarshalText() }
+
+// UUID is c as a uuid.UUID.
+func (c CanonicalID) UUID() uuid.UUID { return uuid.UUID(c) }
+
+// String is c's canonical form, lower case.
+func (c CanonicalID) String() string { return uuid.UUID(c).String() }

@@ -45,10 +45,12 @@ const (
 	StatusVoid HoldStatus = "void"
 )
 
-// Line is one product of a reservation.
+// Line is one product of a reservation. It is no wire type: reserve-stock
+// decodes its body's lines itself, reading each product id only in its
+// canonical form (docs/security.md).
 type Line struct {
-	ProductID uuid.UUID `json:"product_id"`
-	Quantity  int       `json:"quantity"`
+	ProductID uuid.UUID
+	Quantity  int
 }
 
 // Hold is the reservation of one order: every line is held, committed or
