@@ -7,9 +7,12 @@ package search
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -54,8 +57,9 @@ const (
 )
 
 // Query is a validated search. Text matches name, description, category and
-// sku, every word required (Meilisearch ignores the words after the tenth),
-// each exactly, by stem or with a typo. Nil pointers
+// sku, every one of its Terms required (Meilisearch ignores the terms after
+// the tenth), each exactly, by stem or with a typo; stop words and symbols
+// are no terms, and a Text without terms matches as an empty one. Nil pointers
 // mean "no filter". Under an explicit sort (price, popularity) ties break by
 // id, newest first, in every backend, so paging over unchanged data is
 // stable (a sort key that changes between two pages, such as sold_count, can
@@ -92,12 +96,64 @@ type Index interface {
 	EnsureSettings(ctx context.Context) error
 }
 
-// Words splits text into the lower-case words a backend must all match.
+// Words splits text into its lower-case words: runs of letters, digits,
+// combining marks and hyphens ("usb-c", "café"); anything else separates
+// them, punctuation and symbols included ("—", "€", the "’" of "speaker’s").
 func Words(text string) []string {
 	return strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
-		return !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r > 127)
+		return !(r == '-' || unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r))
 	})
 }
+
+// Terms are the words of text a backend must all match, each once, in the
+// order they first appear: Words, with hyphens trimmed from their ends, without
+// the words that hold no letter or digit (a lone "-") and without the English
+// stop words (IsStopWord). Every backend searches these, so they agree on
+// what a query asks: PostgreSQL's english configuration holds no stop word
+// in a document's vector, and Meilisearch is sent the terms alone. No terms
+// (a q of stop words and symbols only, "the", "—") is an empty query: every
+// product matches.
+func Terms(text string) []string {
+	var out []string
+	for _, w := range Words(text) {
+		w = strings.Trim(w, "-")
+		if IsStopWord(w) || !strings.ContainsFunc(w, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) ||
+			slices.Contains(out, w) {
+			continue
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// IsStopWord reports whether w (lower case) is one of the English stop
+// words, which no query needs a product to contain: PostgreSQL's english
+// text-search configuration's list (tsearch_data/english.stop, the Snowball
+// project's English list), which its full-text vectors leave out. A test in
+// pgsearch holds the two lists equal.
+func IsStopWord(w string) bool {
+	_, ok := stopWords[w]
+	return ok
+}
+
+// StopWords returns the English stop words IsStopWord knows, sorted.
+func StopWords() []string {
+	return slices.Sorted(maps.Keys(stopWords))
+}
+
+var stopWords = func() map[string]struct{} {
+	m := map[string]struct{}{}
+	for _, w := range strings.Fields(`i me my myself we our ours ourselves you your yours yourself yourselves
+		he him his himself she her hers herself it its itself they them their theirs themselves what which who
+		whom this that these those am is are was were be been being have has had having do does did doing a an
+		the and but if or because as until while of at by for with about against between into through during
+		before after above below to from up down in out on off over under again further then once here there
+		when where why how all any both each few more most other some such no nor not only own same so than too
+		very s t can will just don should now`) {
+		m[w] = struct{}{}
+	}
+	return m
+}()
 
 func invalid(format string, args ...any) error {
 	return fault.E(fault.Invalid, fault.CodeInvalidRequest, fmt.Sprintf(format, args...))

@@ -45,4 +45,28 @@ func TestWords(t *testing.T) {
 	if diff := cmp.Diff([]string{"usb-c", "cable", "2m"}, search.Words("USB-C  cable, 2m!")); diff != "" {
 		t.Error(diff)
 	}
+	if diff := cmp.Diff([]string{"café", "speaker", "s", "garden", "-", "5", "日本"}, search.Words("Café — speaker’s garden - 5€ 日本")); diff != "" {
+		t.Error("punctuation and symbols separate words:", diff)
+	}
+}
+
+// TestTermsLeaveOutStopWordsAndSymbols: what a backend must match holds no
+// English stop word and no word without a letter or digit, each term once;
+// a text of those alone has no terms (an empty query).
+func TestTermsLeaveOutStopWordsAndSymbols(t *testing.T) {
+	cases := map[string][]string{
+		"Speaker for the Garden":     {"speaker", "garden"},
+		"headphones with microphone": {"headphones", "microphone"},
+		"speaker — garden € -":       {"speaker", "garden"},
+		"-bluetooth- usb-c t-shirt":  {"bluetooth", "usb-c", "t-shirt"},
+		"lamp LAMP lamp's":           {"lamp"},
+		"the":                        nil,
+		"of the — € -- ’":            nil,
+		"":                           nil,
+	}
+	for text, want := range cases {
+		if diff := cmp.Diff(want, search.Terms(text)); diff != "" {
+			t.Errorf("%q (-want +got):\n%s", text, diff)
+		}
+	}
 }

@@ -872,8 +872,11 @@ func (ix *Index) CheckKey(ctx context.Context) error {
 	return fmt.Errorf("meili: search with limit 0: %w", err)
 }
 
-// Search answers q. Every query word must match (matchingStrategy "all"),
-// like the embedded backend. An index that does not exist (Meilisearch's
+// Search answers q. Every query term must match (matchingStrategy "all"),
+// like the embedded backend: Meilisearch is sent search.Terms of q.Text, so
+// it ignores the stop words and symbols the embedded backend ignores (it has
+// no stop words of its own by default), and a text of those alone is an
+// empty query. An index that does not exist (Meilisearch's
 // index_not_found) is an error, as any refusal is: the writers create it as
 // they build (EnsureSettings) and search-products' key may only search, so
 // it means no writer has built yet or Meilisearch lost its data, and
@@ -881,7 +884,7 @@ func (ix *Index) CheckKey(ctx context.Context) error {
 // would hide the loss.
 func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, error) {
 	req := searchRequest{
-		Query: q.Text, Limit: q.Limit, Offset: q.Offset, Filter: Filter(q),
+		Query: strings.Join(search.Terms(q.Text), " "), Limit: q.Limit, Offset: q.Offset, Filter: Filter(q),
 		Facets: []string{"category"}, MatchingStrategy: "all",
 	}
 	switch q.Sort {

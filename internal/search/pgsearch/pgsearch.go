@@ -135,7 +135,8 @@ func DeleteTx(ctx context.Context, db Execer, id uuid.UUID) error {
 }
 
 // match is the WHERE clause shared by the facet and the hit queries: $1 to $4
-// are the filters, and the n query words follow them, from $first. Every word
+// are the filters, and the n query words (search.Terms: no stop word, no
+// symbol) follow them, from $first. Every word
 // must match the full-text vector (stemmed, or as it is) or be similar enough
 // to a word of name, category or sku: pg_trgm's <%, word_similarity at least
 // pg_trgm.word_similarity_threshold, which the search sets to Similarity.
@@ -182,13 +183,14 @@ func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, err
 // searchBatch is Search's statements, which fill res as they are read: its
 // settings (with words only), the facets and the hits. Search sends them as one transaction.
 func searchBatch(q search.Query, res *search.Result) *pgx.Batch {
-	words := search.Words(q.Text)
-	slices.Sort(words) // a word twice is one condition twice
-	words = slices.Compact(words)
-	// The filters are $1 to $4 of both queries, the hits' text, limit and
-	// offset follow, and the words come last (match).
+	// The terms, each once: a stop word or a symbol would be a condition no
+	// document meets (english vectors hold no stop word), so it is none.
+	words := search.Terms(q.Text)
+	// The filters are $1 to $4 of both queries, the hits' text (the terms,
+	// so a q of stop words ranks as an empty one), limit and offset follow,
+	// and the words come last (match).
 	facetArgs := []any{q.Category, q.MinPrice, q.MaxPrice, q.InStock}
-	hitArgs := append(slices.Clip(facetArgs), q.Text, q.Limit, q.Offset)
+	hitArgs := append(slices.Clip(facetArgs), strings.Join(words, " "), q.Limit, q.Offset)
 	facetWhere, hitWhere := match(len(words), len(facetArgs)+1), match(len(words), len(hitArgs)+1)
 	for _, w := range words {
 		facetArgs, hitArgs = append(facetArgs, w), append(hitArgs, w)

@@ -109,6 +109,44 @@ func Run(t *testing.T, newIndex NewIndex) {
 			t.Errorf("an unmatched word must exclude every document, got %v", names(res.Hits))
 		}
 	})
+	t.Run("stop words and symbols are ignored", func(t *testing.T) {
+		// "for", "the", "a" are English stop words: the embedded backend's
+		// full-text vector holds none of them, and a product need not
+		// contain one to be what "speaker for the garden" asks for. A word
+		// with no letter or digit ("—", "€", a lone "-") names nothing.
+		ix := newIndex(t)
+		f := seed(t, ix)
+		for _, q := range []string{"speaker for garden", "the speaker", "speaker for the garden", "a bluetooth speaker",
+			"speaker — garden", "speaker €", "speaker - garden", "speaker, garden!", "Speaker’s garden"} {
+			res := run(t, ix, search.Query{Text: q})
+			if diff := cmp.Diff(ids(f.speaker), ids(res.Hits...)); diff != "" || res.Total != 1 {
+				t.Errorf("%q: total %d, hits (-want +got):\n%s names %v", q, res.Total, diff, names(res.Hits))
+			}
+		}
+		if res := run(t, ix, search.Query{Text: "the xylophone"}); res.Total != 0 || len(res.Hits) != 0 {
+			t.Errorf("a stop word beside an unmatched word must find nothing, got %v", names(res.Hits))
+		}
+	})
+	t.Run("a query of stop words and symbols alone is an empty query", func(t *testing.T) {
+		// Nothing is left to match: every product (under the filters), as
+		// with an empty q, never nothing.
+		ix := newIndex(t)
+		f := seed(t, ix)
+		all := map[string]map[string]int{"category": {"audio": 3, "home": 1, "accessories": 1}}
+		for _, q := range []string{"the", "of the", "—", "€ — -", "for a"} {
+			res := run(t, ix, search.Query{Text: q})
+			if res.Total != 5 || len(res.Hits) != 5 {
+				t.Errorf("%q: total %d, %d hits; want 5 and 5", q, res.Total, len(res.Hits))
+			}
+			if diff := cmp.Diff(all, res.Facets); diff != "" {
+				t.Errorf("%q: facets (-want +got):\n%s", q, diff)
+			}
+		}
+		res := run(t, ix, search.Query{Text: "the", Category: "home"})
+		if diff := cmp.Diff(ids(f.lamp), ids(res.Hits...)); diff != "" || res.Total != 1 {
+			t.Errorf("with a filter: total %d, hits (-want +got):\n%s", res.Total, diff)
+		}
+	})
 	t.Run("name matches rank above description matches", func(t *testing.T) {
 		ix := newIndex(t)
 		f := seed(t, ix)
