@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -54,6 +55,23 @@ type Response struct {
 // only after the change committed, 4xx for an event it can never process,
 // 5xx when the database failed (the connector retries).
 func New(d *catalogenv.Deps, internal *auth.InternalVerifier) http.Handler {
+	return newHandler(d, internal, AfterCommitTimeout)
+}
+
+// AfterCommitTimeout bounds the work after a sale's commit: caching the
+// products and pushing them to Meilisearch, every round (its task polled
+// until done). Unbounded, a Meilisearch that accepts the push but leaves its
+// task queued held the delivery past the watchdog's exec_timeout (30 s) and
+// the RabbitMQ connector's INVOKE_TIMEOUT (35 s): each redelivery hung the
+// same way until the event was dead-lettered, though the database was right.
+// Twenty seconds is below both (a sale's push is more patient than an admin
+// write's, catalogenv.AfterCommitTimeout, as it may push several products);
+// a push cut short fails the delivery (503) and the redelivery pushes again.
+const AfterCommitTimeout = 20 * time.Second
+
+// newHandler is New with the bound of the work after a commit (tests set
+// less).
+func newHandler(d *catalogenv.Deps, internal *auth.InternalVerifier, afterCommit time.Duration) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /", fnhttp.Adapt(d.Log, func(w http.ResponseWriter, r *http.Request) error {
 		if err := fnhttp.CheckInternal(r, internal, "update-product-stats"); err != nil {
@@ -77,8 +95,10 @@ func New(d *catalogenv.Deps, internal *auth.InternalVerifier) http.Handler {
 			return err
 		}
 		// The change has committed: what follows must not be cut short by a
-		// caller that hangs up (as Deps.Committed).
-		after := context.WithoutCancel(ctx)
+		// caller that hangs up, and must end within its bound (as
+		// Deps.Committed).
+		after, cancel := catalogenv.AfterCommitContext(ctx, afterCommit)
+		defer cancel()
 		// Each changed product goes into the cache as committed, so the next
 		// order's pricing (get-product) finds it there: with a marker, every
 		// sale made the next read of its product go to the database.

@@ -345,3 +345,54 @@ func TestAPushGivesUpOnAProductThatKeepsChanging(t *testing.T) {
 		t.Errorf("%d pushes, want a few and a bound", pushes)
 	}
 }
+
+// TestASaleWhosePushWaitsInMeilisearchsQueueFailsWithinItsBound: a
+// Meilisearch that accepts the push but leaves its task queued held the
+// delivery for ever (the work after the commit had no deadline), past the
+// connector's INVOKE_TIMEOUT, so every redelivery hung the same way until the
+// event was dead-lettered. The delivery must fail (503, delivered again)
+// within the bound, with the sale committed, and stop polling.
+func TestASaleWhosePushWaitsInMeilisearchsQueueFailsWithinItsBound(t *testing.T) {
+	env := envtest.New(t, envtest.Options{})
+	ext := envtest.NewQueuedMeili(t)
+	env.External = ext
+	h := newHandler(env.Deps, fntest.Internal(), 200*time.Millisecond)
+	a := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
+	body := orderEvent(t, events.OrderPlaced, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 2})
+	type answer struct {
+		code int
+		took time.Duration
+	}
+	done := make(chan answer, 1)
+	go func() {
+		start := time.Now()
+		code, _ := deliver(t, h, body)
+		done <- answer{code, time.Since(start)}
+	}()
+	var got answer
+	select {
+	case got = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the delivery is still waiting for the Meilisearch task 10 s later (bound 200 ms; %d polls)", ext.Polls())
+	}
+	if got.code != http.StatusServiceUnavailable {
+		t.Errorf("delivery: %d, want 503 (the connector delivers it again)", got.code)
+	}
+	if got.took > 3*time.Second {
+		t.Errorf("the delivery took %v, want about its bound of 200 ms", got.took)
+	}
+	if ext.Polls() == 0 {
+		t.Fatal("the push never polled its task: the test shows nothing")
+	}
+	if n := sold(t, env, a); n != 2 {
+		t.Errorf("sold_count %d after the push was cut short, want 2 (committed)", n)
+	}
+	polls := ext.Polls()
+	time.Sleep(100 * time.Millisecond)
+	if n := ext.Polls(); n != polls {
+		t.Errorf("the task was polled %d more times after the delivery was answered", n-polls)
+	}
+	if AfterCommitTimeout >= 30*time.Second {
+		t.Errorf("AfterCommitTimeout %v, want below exec_timeout (30 s) and INVOKE_TIMEOUT (35 s)", AfterCommitTimeout)
+	}
+}

@@ -119,6 +119,9 @@ type Deps struct {
 	// Events reads signed events, set with Needs.Events.
 	Events inbox.Events
 	Log    *slog.Logger
+	// AfterCommit bounds Committed (AfterCommitContext); zero is
+	// AfterCommitTimeout. Tests set less.
+	AfterCommit time.Duration
 
 	// cacheLogs throttle the log lines of failed cache calls, one per kind
 	// (refused, unavailable); now is their clock (tests set it).
@@ -265,15 +268,39 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 // CacheKey is the cache entry of a product.
 func CacheKey(p catalog.Product) string { return p.ID.String() }
 
+// AfterCommitTimeout bounds what Committed does after a write's commit, the
+// cache marker and every round of the push to the external index (Meilisearch
+// polls a task until it is done: one waiting in a busy queue would otherwise
+// hold the admin's answer until the watchdog's exec_timeout, 30 s, cut it
+// with a 5xx for a write that committed, and keep the goroutine). Five
+// seconds is well inside exec_timeout; a push cut short is logged as any
+// failed push, and index-product's push from the write's product.changed.v1
+// repairs the index.
+const AfterCommitTimeout = 5 * time.Second
+
+// AfterCommitContext is the context of the work after a commit: not cut
+// short by a caller that hangs up (the write has happened), but bounded by
+// bound, so the function still answers and no goroutine outlives it.
+func AfterCommitContext(ctx context.Context, bound time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), bound)
+}
+
 // Committed runs after a catalog write committed: it replaces the product's
 // cache entry with an invalidation marker of the new version (Invalidate), and
-// pushes the product to the external search index, if any (Push). Failures are
-// logged, never returned: the write has happened, and the cache TTL and the
-// product.changed.v1 event (index-product) repair what was missed. A sale
-// writes no such event: update-product-stats calls Invalidate and Push itself,
-// and fails the delivery when the push fails.
+// pushes the product to the external search index, if any (Push), within
+// d.AfterCommit (AfterCommitTimeout by default) however long ctx lasts.
+// Failures, the bound's included, are logged, never returned: the write has
+// happened, and the cache TTL and the product.changed.v1 event (index-product)
+// repair what was missed. A sale writes no such event: update-product-stats
+// calls Fresh and Push itself, within its own bound, and fails the delivery
+// when the push fails.
 func (d *Deps) Committed(ctx context.Context, p catalog.Product) {
-	ctx = context.WithoutCancel(ctx)
+	bound := d.AfterCommit
+	if bound <= 0 {
+		bound = AfterCommitTimeout
+	}
+	ctx, cancel := AfterCommitContext(ctx, bound)
+	defer cancel()
 	d.Invalidate(ctx, p)
 	if err := d.Push(ctx, p); err != nil {
 		d.Log.WarnContext(ctx, "search index push failed", "product_id", p.ID, "err", err.Error())

@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/shopfaas/shop/internal/cache"
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv"
+	"github.com/shopfaas/shop/internal/catalog/catalogenv/envtest"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/config/configtest"
 	"github.com/shopfaas/shop/internal/events"
@@ -358,5 +360,46 @@ func TestABuildThatFailsRecordsNoRetention(t *testing.T) {
 
 	if sessions != 0 {
 		t.Errorf("%d sessions of the failed build still open in its database, want none (its pool closed)", sessions)
+	}
+}
+
+// TestTheWorkAfterACommitIsBounded: Committed's push to Meilisearch waits for
+// its task, and a Meilisearch that accepts the write but leaves the task in
+// its queue made it wait for ever (context.WithoutCancel dropped the
+// request's deadline with its cancellation): the admin's committed write
+// never answered, and the goroutine kept polling. Committed must return
+// within its bound (Deps.AfterCommit), however long the request's context
+// would have lasted, and stop polling.
+func TestTheWorkAfterACommitIsBounded(t *testing.T) {
+	ext := envtest.NewQueuedMeili(t)
+	d := &catalogenv.Deps{External: ext, Log: slog.New(slog.DiscardHandler), AfterCommit: 200 * time.Millisecond}
+	p := catalog.Product{ID: uuid.Must(uuid.NewV7()), SKU: "SPK-1", Name: "Speaker", Category: "audio",
+		Price: catalog.Money{Amount: 8999, Currency: "USD"}, Version: 1}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		d.Committed(ctx, p)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Committed still waiting for the Meilisearch task %v later (bound 200 ms; %d polls)", time.Since(start), ext.Polls())
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Committed took %v, want about its bound of 200 ms", took)
+	}
+	if ext.Polls() == 0 {
+		t.Fatal("the push never polled its task: the test shows nothing")
+	}
+	polls := ext.Polls()
+	time.Sleep(100 * time.Millisecond)
+	if n := ext.Polls(); n != polls {
+		t.Errorf("the task was polled %d more times after Committed returned", n-polls)
+	}
+	if catalogenv.AfterCommitTimeout <= 0 || catalogenv.AfterCommitTimeout > 10*time.Second {
+		t.Errorf("AfterCommitTimeout %v, want a few seconds, well inside exec_timeout (30 s)", catalogenv.AfterCommitTimeout)
 	}
 }

@@ -2,12 +2,20 @@ package envtest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/search"
+	"github.com/shopfaas/shop/internal/search/meili"
 )
 
 // Meili stands in for Meilisearch (a third-party service that cannot run
@@ -85,3 +93,39 @@ func (m *Meili) Search(context.Context, search.Query) (search.Result, error) {
 
 // EnsureSettings does nothing.
 func (m *Meili) EnsureSettings(context.Context) error { return nil }
+
+// QueuedMeili is a Meilisearch (the real adapter, meili.Index, over HTTP)
+// that accepts every write, 202 with a task, and leaves every task enqueued
+// for ever: a write's wait for its task (meili's task polling) ends only
+// with its context, as with a Meilisearch whose queue is stuck behind a long
+// task. Polls counts the polls of the tasks, so a test sees when they stop.
+type QueuedMeili struct {
+	*meili.Index
+	polls atomic.Int64
+}
+
+// NewQueuedMeili starts the server, closed when the test ends.
+func NewQueuedMeili(t *testing.T) *QueuedMeili {
+	t.Helper()
+	q := &QueuedMeili{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasPrefix(r.URL.Path, "/tasks/") {
+			q.polls.Add(1)
+			_ = json.NewEncoder(w).Encode(map[string]any{"uid": 1, "status": "enqueued"})
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(map[string]any{"taskUid": 1, "status": "enqueued"})
+	}))
+	t.Cleanup(srv.Close)
+	ix, err := meili.New(meili.Config{URL: srv.URL, IndexUID: "products", PollInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Index = ix
+	return q
+}
+
+// Polls is how many times a task was polled so far.
+func (q *QueuedMeili) Polls() int64 { return q.polls.Load() }
