@@ -159,7 +159,7 @@ func TestEveryProblemAnswerListsItsCodes(t *testing.T) {
 // TestRecorderCatchesWhatBreaksTheContract drives the recorder with a fake
 // edge whose answers are right or wrong in known ways.
 func TestRecorderCatchesWhatBreaksTheContract(t *testing.T) {
-	const product = `{"id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f","sku":"A-1","name":"A","description":"","category":"c","price":{"amount":100,"currency":"USD"},"sold_count":0}`
+	const product = `{"id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f","sku":"A-1","name":"A","description":"","category":"c","price":{"amount":100,"currency":"USD"},"sold_count":0,"in_stock":true,"archived":false,"version":1,"created_at":"2026-12-01T00:00:00Z","updated_at":"2026-12-01T00:00:00Z"}`
 	answers := map[string]struct {
 		status      int
 		contentType string
@@ -174,7 +174,7 @@ func TestRecorderCatchesWhatBreaksTheContract(t *testing.T) {
 		"/api/v1/products/missing":     {404, "application/problem+json", `{"type":"about:blank","title":"Not Found","status":404,"code":"not_found"}`, nil},
 		"/api/v1/nowhere":              {404, "application/problem+json", `{"type":"about:blank","title":"Not Found","status":404,"code":"not_found"}`, nil},
 		"/api/v1/elsewhere":            {200, "application/json", `{}`, nil},
-		"/api/v1/users/me":             {200, "application/json", `{"id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f","email":"a@b.c","name":"A","role":"customer"}`, nil},
+		"/api/v1/users/me":             {200, "application/json", `{"id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f","email":"a@b.c","name":"A","role":"customer","created_at":"2026-12-01T00:00:00Z"}`, nil},
 		"/api/v1/inventory/refused":    {200, "application/json", `{"product_id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f","on_hand":1,"reserved":0,"available":1,"version":1}`, nil},
 		"/api/v1/inventory/refused400": {400, "application/problem+json", `{"type":"about:blank","title":"Bad Request","status":400,"code":"invalid_json"}`, nil},
 		// Headers the document names: declared for the answer, or not.
@@ -442,7 +442,7 @@ func TestDocumentRefusesWhatTheCodeRefuses(t *testing.T) {
 // one breaks the contract instead of passing as one that may leave it out.
 func TestRecorderRequiresTheHeadersAlwaysSent(t *testing.T) {
 	const id = "01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f"
-	const product = `{"id":"` + id + `","sku":"A-1","name":"A","description":"","category":"c","price":{"amount":100,"currency":"USD"},"sold_count":0}`
+	const product = `{"id":"` + id + `","sku":"A-1","name":"A","description":"","category":"c","price":{"amount":100,"currency":"USD"},"sold_count":0,"in_stock":true,"archived":false,"version":1,"created_at":"2026-12-01T00:00:00Z","updated_at":"2026-12-01T00:00:00Z"}`
 	const stock = `{"product_id":"` + id + `","on_hand":1,"reserved":0,"available":1,"version":1}`
 	edge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, h := range strings.Fields(r.Header.Get("X-Send")) {
