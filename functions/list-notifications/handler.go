@@ -55,12 +55,14 @@ func New(store Lister, tokens *auth.Verifier, log *slog.Logger) http.Handler {
 		}
 		after := uuid.Nil
 		if c := r.URL.Query().Get("cursor"); c != "" {
-			// A cursor is the id as this list wrote it (ids.Exact:
+			// A cursor is an id as this list writes it (ids.Exact:
 			// never the zero id, which would be taken for the first
-			// page); another spelling is not one it returned.
+			// page); another spelling is refused. Any id so written is
+			// read, one no page returned included: the list stays the
+			// caller's own notifications, those with a smaller id.
 			var ok bool
 			if after, ok = ids.Exact(c); !ok {
-				return fault.E(fault.Invalid, fault.CodeInvalidCursor, "cursor is not one this API returned")
+				return fault.E(fault.Invalid, fault.CodeInvalidCursor, "cursor is not written as this list writes one")
 			}
 		}
 		list, more, err := store.List(r.Context(), who.UserID, after, limit)

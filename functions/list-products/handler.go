@@ -1,7 +1,8 @@
 // Package function is list-products: GET /api/v1/products?category=&limit=&cursor=
 // lists live products to anyone, newest first (by UUIDv7 id, so the order is
 // stable while products are added), as {items, next_cursor}. next_cursor is
-// opaque and null on the last page; a cursor this API did not make is 422.
+// opaque and null on the last page; a cursor not written as the list writes
+// one is 422.
 package function
 
 import (

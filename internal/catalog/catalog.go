@@ -318,16 +318,18 @@ func EncodeCursor(id uuid.UUID) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + id.String()))
 }
 
-// DecodeCursor parses a cursor made by EncodeCursor; an empty cursor is the
-// start (uuid.Nil). Anything else is fault.Invalid with code invalid_cursor,
-// a cursor EncodeCursor would not write included: one that decodes to another
-// spelling of an id (uuid.Parse also reads upper case, 32 hex digits, braces
-// and urn:uuid:) is not one this API returned.
+// DecodeCursor parses a cursor as EncodeCursor writes it; an empty cursor is
+// the start (uuid.Nil). Anything else is fault.Invalid with code
+// invalid_cursor, a cursor EncodeCursor would not write included: one that
+// decodes to another spelling of an id (uuid.Parse also reads upper case, 32
+// hex digits, braces and urn:uuid:). The cursor carries no proof of its
+// origin: the encoding of any id is read, one no page returned included, as
+// the place after which the list goes on.
 func DecodeCursor(s string) (uuid.UUID, error) {
 	if s == "" {
 		return uuid.Nil, nil
 	}
-	bad := fault.E(fault.Invalid, fault.CodeInvalidCursor, "cursor is not one this API returned")
+	bad := fault.E(fault.Invalid, fault.CodeInvalidCursor, "cursor is not written as this list writes one")
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil || !strings.HasPrefix(string(raw), cursorPrefix) {
 		return uuid.Nil, bad

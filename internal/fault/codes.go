@@ -72,7 +72,8 @@ const (
 	// CodeSKUTaken: create-product or update-product with a sku another
 	// product has (409).
 	CodeSKUTaken Code = "sku_taken"
-	// CodeInvalidCursor: a list cursor this API did not return (422).
+	// CodeInvalidCursor: a list cursor not written as the list writes one
+	// (422).
 	CodeInvalidCursor Code = "invalid_cursor"
 	// CodeSearchUnavailable: the search backend is down (503).
 	CodeSearchUnavailable Code = "search_unavailable"

@@ -442,8 +442,10 @@ const (
 // other orders. Until 2026-12-06 it was the last entry's order_events.seq, a
 // counter shared by every order: the difference of two cursors told how many
 // timeline entries (so, roughly, checkouts) the whole shop wrote in between.
-// A cursor of that old form (a bare number) is refused as any cursor this
-// API did not return.
+// A cursor of that old form (a bare number) is refused as any cursor not
+// written as TimelineCursor writes one. Any position so written is read, one
+// no page returned included: past the order's last entry it reads an empty
+// page.
 const timelineCursorPrefix = "p"
 
 // TimelineCursor is the cursor of the page after the first n entries of an
@@ -467,10 +469,11 @@ func ParseTimelineCursor(s string) (int64, error) {
 }
 
 // ParseCursor reads a list cursor (the id of the last order of the previous
-// page, as the list wrote it: ids.Exact, so never the zero id, which the store
-// would take for the first page). A bad cursor is ErrBadCursor: a cursor is
-// opaque, and one this API did not return is refused, not read as the id it
-// resembles.
+// page, as the list writes it: ids.Exact, so never the zero id, which the
+// store would take for the first page). A cursor not written so is
+// ErrBadCursor, not read as the id it resembles. Any id so written is read,
+// one the list never returned included (another user's order, ffffffff-…):
+// the list stays the caller's own orders, those with a smaller id.
 func ParseCursor(s string) (uuid.UUID, error) {
 	id, ok := ids.Exact(s)
 	if !ok {
@@ -479,6 +482,6 @@ func ParseCursor(s string) (uuid.UUID, error) {
 	return id, nil
 }
 
-// ErrBadCursor is a list cursor this API did not return: 422 with code
-// invalid_cursor, as every list of the API answers one.
-var ErrBadCursor = fault.E(fault.Invalid, fault.CodeInvalidCursor, "cursor is not one this API returned")
+// ErrBadCursor is a cursor not written as the list (or the timeline) writes
+// one: 422 with code invalid_cursor, as every list of the API answers one.
+var ErrBadCursor = fault.E(fault.Invalid, fault.CodeInvalidCursor, "cursor is not written as this list writes one")
