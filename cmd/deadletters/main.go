@@ -6,6 +6,9 @@
 //	deadletters replay <function> <id>|all  move back to the function's queue (fresh attempt count)
 //	deadletters purge <function> <id>|all   delete
 //
+// An empty <id> is a usage error (every message is spelt all), and a replay
+// or purge of an id the DLQ does not hold fails naming it.
+//
 // replay all moves the messages the DLQ holds when it starts, each once: one
 // the function refuses again while the replay runs is dead-lettered behind
 // them and waits for the next replay (broker.ReplayDeadLetters).
@@ -81,7 +84,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	}
 	cmd, rest := args[0], args[1:]
 	need := map[string]int{"inspect": 2, "replay": 2, "purge": 2}
-	if n, ok := need[cmd]; ok && len(rest) != n {
+	if n, ok := need[cmd]; ok && (len(rest) != n || rest[1] == "") {
+		// An empty id is a usage error, never "every message": a shell
+		// variable left unset must not purge or replay the whole DLQ.
 		return errors.New(usage)
 	} else if !ok && cmd != "list" {
 		return errors.New(usage)
@@ -103,16 +108,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	case "inspect":
 		return inspect(conn, names, rest[0], rest[1], out)
 	case "replay":
-		n, err := broker.ReplayDeadLetters(ctx, conn, names, rest[0], idArg(rest[1]))
+		id := idArg(rest[1])
+		n, err := broker.ReplayDeadLetters(ctx, conn, names, rest[0], id)
+		if err == nil && n == 0 && id != "" {
+			return fmt.Errorf("no message %s in %s: nothing replayed", id, names.DLQ(rest[0]))
+		}
 		fmt.Fprintf(out, "replayed %d message(s) to %s\n", n, names.Queue(rest[0]))
 		return err
 	default:
-		n, err := broker.PurgeDeadLetters(conn, names, rest[0], idArg(rest[1]))
+		id := idArg(rest[1])
+		n, err := broker.PurgeDeadLetters(conn, names, rest[0], id)
+		if err == nil && n == 0 && id != "" {
+			return fmt.Errorf("no message %s in %s: nothing purged", id, names.DLQ(rest[0]))
+		}
 		fmt.Fprintf(out, "purged %d message(s) from %s\n", n, names.DLQ(rest[0]))
 		return err
 	}
 }
 
+// idArg maps the command line's event id to the broker's: "all" is every
+// message (""); run refused an empty argument before.
 func idArg(s string) string {
 	if s == "all" {
 		return ""

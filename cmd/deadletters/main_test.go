@@ -97,3 +97,68 @@ func TestListInspectReplayPurge(t *testing.T) {
 		t.Errorf("purge all: %s", out)
 	}
 }
+
+// TestEmptyOrUnknownIDTouchesNothing: an empty event id (a shell variable
+// left unset) is a usage error, not "every message", and a replay or purge
+// of an id the DLQ does not hold fails naming it; the DLQ keeps its messages.
+func TestEmptyOrUnknownIDTouchesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs RabbitMQ; -short was asked for")
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	names := broker.Names{Prefix: "test-" + hex.EncodeToString(b) + "."}
+	conn, err := amqp.Dial(rabbitURL)
+	if err != nil {
+		t.Fatalf("RabbitMQ is required for this test: %v", err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = ch.QueueDelete(names.Queue("fn1"), false, false, false)
+		_, _ = ch.QueueDelete(names.DLQ("fn1"), false, false, false)
+		_ = conn.Close()
+	})
+	if err := broker.DeclareFunction(ch, names, "fn1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"evt-1", "evt-2"} {
+		dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "", names.DLQ("fn1"), false, false, amqp.Publishing{
+			MessageId: id, Type: "order.placed.v1", Body: []byte(`{"id":"` + id + `"}`),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := dc.WaitContext(context.Background()); err != nil || !ok {
+			t.Fatalf("publish %s not confirmed: %v", id, err)
+		}
+	}
+	getenv := config.Env(map[string]string{"RABBITMQ_URL": rabbitURL, "EXCHANGE_PREFIX": names.Prefix})
+	for _, tc := range []struct {
+		args []string
+		want string // in the error
+	}{
+		{[]string{"purge", "fn1", ""}, "usage"},
+		{[]string{"replay", "fn1", ""}, "usage"},
+		{[]string{"inspect", "fn1", ""}, "usage"},
+		{[]string{"purge", "fn1", "evt-none"}, "evt-none"},
+		{[]string{"replay", "fn1", "evt-none"}, "evt-none"},
+	} {
+		var out bytes.Buffer
+		err := run(context.Background(), tc.args, getenv, &out)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err %v, want one containing %q (output %q)", tc.args, err, tc.want, out.String())
+		}
+		if n, err := broker.CountDeadLetters(conn, names, "fn1"); err != nil || n != 2 {
+			t.Fatalf("after %q: %d dead letter(s) (err %v), want the 2 untouched", tc.args, n, err)
+		}
+		if q, err := ch.QueueDeclarePassive(names.Queue("fn1"), true, false, false, false, nil); err != nil || q.Messages != 0 {
+			t.Fatalf("after %q: fn1's queue holds %d (err %v), want 0", tc.args, q.Messages, err)
+		}
+	}
+}
