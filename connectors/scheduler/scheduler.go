@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/gatewayurl"
 	"github.com/shopfaas/shop/internal/schedule"
 )
 
@@ -102,7 +103,9 @@ func New(cfg Config, log *slog.Logger) (*Scheduler, error) {
 		return nil, err
 	}
 	return &Scheduler{cfg: cfg, log: log, jobs: map[string]*entry{}, running: map[string]bool{},
-		client: &http.Client{Timeout: cfg.InvokeTimeout}}, nil
+		// No redirect is followed (gatewayurl.NoRedirect): a 3xx is
+		// logged as a refusal and its request goes nowhere else.
+		client: &http.Client{Timeout: cfg.InvokeTimeout, CheckRedirect: gatewayurl.NoRedirect}}, nil
 }
 
 // Refresh lists the functions (GET /system/functions) and updates the

@@ -37,6 +37,7 @@ type gateway struct {
 	traces   map[string]bool // trace ids seen in traceparent headers
 	down     bool
 	hold     chan struct{} // while non-nil, invocations wait for it to close
+	redirect string        // when set, invocations are answered 307 to it
 }
 
 func newGateway(t *testing.T) *gateway {
@@ -65,10 +66,14 @@ func newGateway(t *testing.T) *gateway {
 			g.traces[tp[1]] = true
 		}
 		g.calls[r.PathValue("name")]++
-		hold := g.hold
+		hold, redirect := g.hold, g.redirect
 		g.mu.Unlock()
 		if hold != nil {
 			<-hold
+		}
+		if redirect != "" {
+			http.Redirect(w, r, redirect, http.StatusTemporaryRedirect)
+			return
 		}
 		w.WriteHeader(http.StatusOK)
 	})
@@ -332,6 +337,48 @@ func TestRun(t *testing.T) {
 	}
 	if n := g.counts()["job"]; n != 1 {
 		t.Errorf("%d invocations, want 1", n)
+	}
+}
+
+// A scheduled invocation follows no redirect: a 307 re-sent the POST with
+// X-Internal-Token to whatever host Location named (net/http strips only
+// Authorization and Cookie across hosts). The 3xx is logged as a refusal.
+func TestARedirectIsNotFollowed(t *testing.T) {
+	var mu sync.Mutex
+	var elsewhere []http.Header
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		elsewhere = append(elsewhere, r.Header.Clone())
+		mu.Unlock()
+	}))
+	t.Cleanup(other.Close)
+	g := newGateway(t)
+	g.redirect = other.URL + "/function/sweep"
+	g.set("sweep", map[string]string{"schedule": "*/1 * * * *"})
+	var buf bytes.Buffer
+	s, err := New(Config{GatewayURL: g.URL, Credential: credential, InvokeTimeout: 5 * time.Second},
+		slog.New(slog.NewTextHandler(&buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Refresh(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	s.Tick(ctx, minute(1))
+	s.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, h := range elsewhere {
+		if tok := h.Get("X-Internal-Token"); tok != "" {
+			t.Errorf("the internal credential reached the redirect's host: %q", tok)
+		}
+	}
+	if len(elsewhere) != 0 {
+		t.Errorf("%d request(s) followed the redirect, want none", len(elsewhere))
+	}
+	if !strings.Contains(buf.String(), "scheduled invocation refused") || !strings.Contains(buf.String(), "status=307") {
+		t.Errorf("the 307 was not logged as a refusal:\n%s", buf.String())
 	}
 }
 

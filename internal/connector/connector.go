@@ -238,7 +238,9 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Connector, e
 		// directly) for every invocation at once (Go's default keeps 2 idle
 		// per host: with more deliveries in flight nearly every call opened a
 		// new connection).
-		client: &http.Client{Timeout: cfg.InvokeTimeout,
+		// No redirect is followed (gatewayurl.NoRedirect): a 3xx is a
+		// failed invocation, retried and then dead-lettered.
+		client: &http.Client{Timeout: cfg.InvokeTimeout, CheckRedirect: gatewayurl.NoRedirect,
 			Transport: gatewayurl.Locator{Gateway: cfg.GatewayURL, Direct: cfg.Direct}.Transport(gatewayurl.NewTransport())},
 		metrics: m,
 		bound:   map[string]map[string]bool{},

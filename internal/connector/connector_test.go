@@ -56,12 +56,15 @@ type gateway struct {
 	// bodies, when set for a function, is the Content-Type and body of
 	// its answers.
 	bodies map[string][2]string
-	srv    *httptest.Server
+	// location, when set for a function, is the Location header of its
+	// answers (a redirect).
+	location map[string]string
+	srv      *httptest.Server
 }
 
 func newGateway(t *testing.T) *gateway {
 	g := &gateway{topics: map[string]string{}, status: map[string]func(int) int{}, calls: map[string][]call{}, conns: map[string]bool{},
-		hold: map[string]chan struct{}{}, cut: map[string]int{}, bodies: map[string][2]string{}}
+		hold: map[string]chan struct{}{}, cut: map[string]int{}, bodies: map[string][2]string{}, location: map[string]string{}}
 	mux := http.NewServeMux()
 	// The gateway API requires basic auth, as faasd's does.
 	authorized := func(w http.ResponseWriter, r *http.Request) bool {
@@ -111,7 +114,7 @@ func newGateway(t *testing.T) *gateway {
 				n++
 			}
 		}
-		st, hold, answer := g.status[name], g.hold[name], g.bodies[name]
+		st, hold, answer, location := g.status[name], g.hold[name], g.bodies[name], g.location[name]
 		g.mu.Unlock()
 		if hold != nil {
 			select {
@@ -129,6 +132,9 @@ func newGateway(t *testing.T) *gateway {
 		}
 		if answer[0] != "" {
 			w.Header().Set("Content-Type", answer[0])
+		}
+		if location != "" {
+			w.Header().Set("Location", location)
 		}
 		w.WriteHeader(code)
 		_, _ = io.WriteString(w, answer[1])
@@ -164,6 +170,15 @@ func (g *gateway) setHeld(fn, topic string) chan struct{} {
 	g.status[fn] = nil
 	g.hold[fn] = release
 	return release
+}
+
+// setRedirect is set for fn with every answer status (a 3xx) naming
+// location.
+func (g *gateway) setRedirect(fn, topic string, status int, location string) {
+	g.set(fn, topic, func(int) int { return status })
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.location[fn] = location
 }
 
 func (g *gateway) remove(fn string) {
@@ -1024,6 +1039,59 @@ func TestGatewayErrorsRetried(t *testing.T) {
 	got := e.gw.waitCalls(t, "later", 3, 10*time.Second)
 	if got[2].id != id || got[2].headers.Get("X-Attempt") != "3" {
 		t.Errorf("third call: id %q attempt %q", got[2].id, got[2].headers.Get("X-Attempt"))
+	}
+}
+
+// TestARedirectIsAFailedInvocation: the connector follows no redirect. A
+// gateway (or a proxy in front of it) answering 307 to another host got the
+// POST re-sent there with X-Internal-Token, Shop-Signature and the envelope
+// (net/http strips only Authorization and Cookie across hosts); one answering
+// 302 got it turned into a GET without a body, whose 200 the connector took
+// for the function's and acked an event no function handled. A 3xx is now a
+// failed invocation: retried, then dead-lettered.
+func TestARedirectIsAFailedInvocation(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var elsewhere []http.Header
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		elsewhere = append(elsewhere, r.Header.Clone())
+		mu.Unlock()
+	}))
+	t.Cleanup(other.Close)
+	e := setup(t, "moved", "found")
+	e.cfg.MaxAttempts = 2
+	topic := e.names.Prefix + "order.placed.v1"
+	e.gw.setRedirect("moved", topic, http.StatusTemporaryRedirect, other.URL+"/function/moved")
+	e.gw.setRedirect("found", topic, http.StatusFound, other.URL+"/function/found")
+	reg := e.start(t)
+	e.gw.synced(t)
+	id := e.publish(t, topic)
+	for _, c := range []struct {
+		fn     string
+		status int
+	}{{"moved", http.StatusTemporaryRedirect}, {"found", http.StatusFound}} {
+		waitLen(t, e, e.names.DLQ(c.fn), 1)
+		dls, err := broker.PeekDeadLetters(e.conn, e.names, c.fn, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dls) != 1 || dls[0].ID != id || dls[0].LastStatus != c.status || dls[0].Attempts != 2 {
+			t.Errorf("%s: dead letters %+v, want %s after 2 attempts answered %d", c.fn, dls, id, c.status)
+		}
+		if n := invocations(t, reg, c.fn, "ok"); n != 0 {
+			t.Errorf("%s: %v invocation(s) counted ok for a %d", c.fn, n, c.status)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, h := range elsewhere {
+		if tok := h.Get("X-Internal-Token"); tok != "" {
+			t.Errorf("the internal credential reached the redirect's host: %q", tok)
+		}
+	}
+	if len(elsewhere) != 0 {
+		t.Errorf("%d request(s) followed a redirect to another host, want none", len(elsewhere))
 	}
 }
 

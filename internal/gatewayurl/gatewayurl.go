@@ -76,9 +76,21 @@ const MaxIdlePerHost = 64
 // traced transport (telemetry.Client: every call a client span naming the
 // gateway URL, traceparent goes out with it) over l.Transport (direct calls
 // where l.Direct allows) over NewTransport.
+//
+// The client follows no redirect (NoRedirect): a call's answer is the
+// callee's own, a 3xx included, which the caller takes for a failure.
 func (l Locator) NewClient() *http.Client {
-	return &http.Client{Transport: telemetry.Client(l.Transport(NewTransport()))}
+	return &http.Client{Transport: telemetry.Client(l.Transport(NewTransport())), CheckRedirect: NoRedirect}
 }
+
+// NoRedirect is the CheckRedirect of every client that sends the internal
+// credential (NewClient, the RabbitMQ connector's, the scheduler's): the 3xx
+// itself is the answer. Following one, net/http re-sent a 307/308's POST with
+// X-Internal-Token, Shop-Signature and the body to whatever host Location
+// named (it strips only Authorization and Cookie across hosts), and turned a
+// 301/302/303's POST into a GET without a body, whose 2xx the caller took for
+// the callee's.
+func NoRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // NewTransport is the transport under NewClient, for a caller that makes its
 // own span per call (the RabbitMQ connector's delivery span) and wraps it in

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -87,5 +88,46 @@ func TestClientReusesConnectionsUnderConcurrency(t *testing.T) {
 	}
 	if n := opened.Load(); n > 2*concurrent {
 		t.Errorf("%d connections opened for %d rounds of %d concurrent calls, want at most %d", n, rounds, concurrent, 2*concurrent)
+	}
+}
+
+// TestNewClientFollowsNoRedirect: a call's answer is the callee's own, 3xx
+// included. Following a 307/308 re-sent the POST with its X-Internal-Token
+// (net/http strips only Authorization and Cookie across hosts) and body to
+// whatever host Location named; following a 301/302/303 turned it into a GET
+// without a body whose 2xx the caller took for the callee's.
+func TestNewClientFollowsNoRedirect(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+		if tok := r.Header.Get("X-Internal-Token"); tok != "" {
+			t.Errorf("the internal credential reached another host: %q", tok)
+		}
+	}))
+	t.Cleanup(other.Close)
+	for _, status := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, other.URL+"/steal", status)
+		}))
+		loc := gatewayurl.Locator{Gateway: gw.URL}
+		req, err := http.NewRequest(http.MethodPost, loc.URL("reserve-stock"), strings.NewReader(`{"order_id":"x"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Internal-Token", "internal-secret")
+		res, err := loc.NewClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		gw.Close()
+		if res.StatusCode != status {
+			t.Errorf("a %d answer came back as %d, want the %d itself", status, res.StatusCode, status)
+		}
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("%d request(s) followed a redirect to another host, want none", n)
 	}
 }
