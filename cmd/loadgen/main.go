@@ -6,8 +6,9 @@
 //	go run ./cmd/loadgen -c 8 -d 10s http://127.0.0.1:8000/api/v1/products/<id>
 //	go run ./cmd/loadgen -n 500 -X POST -H 'Content-Type: application/json' -body '{"a":1}' http://127.0.0.1:8080/function/echo
 //
-// It only sends to loopback addresses: it is meant for a developer machine
-// (make run, make bench), never to load someone else's server. The
+// It only sends to loopback addresses, and follows a redirect only to one:
+// it is meant for a developer machine (make run, make bench), never to load
+// someone else's server. The
 // scenarios of make bench (tests/bench) use its package load directly.
 package main
 
@@ -105,7 +106,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
 	client := &http.Client{Timeout: *timeout, Transport: &http.Transport{
-		MaxIdleConns: *workers, MaxIdleConnsPerHost: *workers, IdleConnTimeout: 30 * time.Second}}
+		MaxIdleConns: *workers, MaxIdleConnsPerHost: *workers, IdleConnTimeout: 30 * time.Second},
+		CheckRedirect: loopbackRedirects}
 	res, err := load.Run(ctx, load.Config{
 		Workers: *workers, Duration: *duration, Requests: *count, Client: client,
 		Request: func(_, _ int) (*http.Request, error) {
@@ -145,6 +147,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "outcomes %s  (errors: %d)\n", res.StatusSummary(), res.Errors(load.Success))
 	if res.FirstError != nil {
 		fmt.Fprintf(stdout, "first error: %v\n", res.FirstError)
+	}
+	return nil
+}
+
+// loopbackRedirects is the client's CheckRedirect: a redirect is followed
+// only to a loopback address (checkLoopback), as net/http does, at most 10
+// times; one off this machine fails the request, counted as an error.
+func loopbackRedirects(req *http.Request, via []*http.Request) error {
+	if err := checkLoopback(req.URL.String()); err != nil {
+		return fmt.Errorf("redirect refused: %w", err)
+	}
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
 	}
 	return nil
 }
