@@ -795,8 +795,8 @@ func (s *subscription) retire() {
 }
 
 // handle invokes the function once for d and acks, schedules a retry or
-// dead-letters it. When the process is stopping, d is left unacked so the
-// broker redelivers it.
+// dead-letters it. When the process is stopping, a failed d is left unacked
+// so the broker redelivers it; a success is acked.
 func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 	topic := broker.HeaderString(d.Headers, broker.HeaderTopic)
 	if topic == "" {
@@ -815,12 +815,16 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 	}
 	span.SetAttributes(attribute.Int("http.response.status_code", status))
 	span.End()
-	if ctx.Err() != nil {
-		return
-	}
+	// A success is acked even when stop cancelled ctx meanwhile: stop
+	// cancels before it closes the channel, so the ack still reaches the
+	// broker, where returning first left a handled delivery unacked and the
+	// function was called again for it.
 	if err == nil {
 		s.c.metrics.invocations.WithLabelValues(s.fn, "ok").Inc()
 		_ = d.Ack(false)
+		return
+	}
+	if ctx.Err() != nil {
 		return
 	}
 	failures++
