@@ -9,11 +9,10 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/google/uuid"
-
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/ids"
 	"github.com/shopfaas/shop/internal/payments"
 	"github.com/shopfaas/shop/internal/payments/paymentsenv"
 )
@@ -36,17 +35,21 @@ type Charger interface {
 // maxBody bounds a charge request; it is a handful of short fields.
 const maxBody = 4 << 10
 
+// request is the body of charge-payment. Its ids decode only in their
+// canonical form (ids.CanonicalID: 400 invalid_json otherwise), as
+// docs/security.md says of every id a client sends.
 type request struct {
-	OrderID uuid.UUID      `json:"order_id"`
-	UserID  uuid.UUID      `json:"user_id"`
-	Amount  payments.Money `json:"amount"`
-	Token   string         `json:"token"`
+	OrderID ids.CanonicalID `json:"order_id"`
+	UserID  ids.CanonicalID `json:"user_id"`
+	Amount  payments.Money  `json:"amount"`
+	Token   string          `json:"token"`
 }
 
 // New returns the charge-payment handler over svc; it admits only the
 // internal callers routes.Table names for it (fnhttp.CheckInternal: 401
 // without a valid credential, 403 for another caller). Answers: 200 the captured
-// payment, 402 payment_declined, 422 invalid_request or invalid_payment_token,
+// payment, 400 invalid_json (an id not in its canonical form among them), 402
+// payment_declined, 422 invalid_request or invalid_payment_token,
 // 409 payment_mismatch, 503/504 processor_unavailable.
 func New(svc Charger, internal *auth.InternalVerifier, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
@@ -59,7 +62,7 @@ func New(svc Charger, internal *auth.InternalVerifier, log *slog.Logger) http.Ha
 			return err
 		}
 		p, err := svc.Charge(r.Context(), payments.ChargeRequest{
-			OrderID: body.OrderID, UserID: body.UserID, Amount: body.Amount, Token: body.Token})
+			OrderID: body.OrderID.UUID(), UserID: body.UserID.UUID(), Amount: body.Amount, Token: body.Token})
 		if err != nil {
 			return err
 		}

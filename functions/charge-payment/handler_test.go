@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/payments"
 	"github.com/shopfaas/shop/internal/payments/paymentsdb"
@@ -121,5 +122,44 @@ func TestChargePaymentRefusesBadInput(t *testing.T) {
 				t.Errorf("%d %v, want a 4xx problem", code, out)
 			}
 		})
+	}
+}
+
+// Both ids are read only in their canonical form (either case,
+// docs/security.md): another spelling uuid.UUID's own decoding reads is 400
+// invalid_json and charges nothing at the processor. Until 2026-12-07 charge-
+// payment read them as the ids they spell (braces captured a charge, the
+// other spellings met the first charge's key: 409 payment_mismatch).
+func TestChargePaymentReadsIDsOnlyInTheirCanonicalForm(t *testing.T) {
+	h, ledger := setup(t)
+	body := func(order, user string) string {
+		return `{"order_id":"` + order + `","user_id":"` + user +
+			`","amount":{"amount":2599,"currency":"EUR"},"token":"tok_visa"}`
+	}
+	order, user := uuid.Must(uuid.NewV7()), uuid.New()
+	for field, spellings := range map[string]map[string]string{
+		"order_id": fntest.OtherSpellings(order),
+		"user_id":  fntest.OtherSpellings(user),
+	} {
+		for name, other := range spellings {
+			t.Run(field+" "+name, func(t *testing.T) {
+				b := body(order.String(), other)
+				if field == "order_id" {
+					b = body(other, user.String())
+				}
+				w := fntest.Do(t, h, http.MethodPost, "/", "application/json", b, auth.InternalHeader, credential)
+				fntest.Problem(t, w, http.StatusBadRequest, "invalid_json")
+				if n, err := ledger.Count(t.Context(), "charge"); err != nil || n != 0 {
+					t.Fatalf("a refused spelling charged: %d processor charges %v", n, err)
+				}
+			})
+		}
+	}
+	code, out := fntest.Call(t, h, credential, body(strings.ToUpper(order.String()), strings.ToUpper(user.String())))
+	if code != http.StatusOK || out["status"] != "captured" || out["order_id"] != order.String() {
+		t.Fatalf("upper-case ids: %d %v, want captured for %s", code, out, order)
+	}
+	if n, err := ledger.Count(t.Context(), "charge"); err != nil || n != 1 {
+		t.Errorf("processor charges %d %v, want 1", n, err)
 	}
 }
