@@ -57,7 +57,9 @@ type payment struct {
 
 // Hook may delay or fail a call before it takes effect (fail > 0 answers that
 // status with nothing changed) or after (failAfter > 0: the effect happened
-// but the answer is lost).
+// but the answer is lost). The answer's code is processor_unavailable, but a
+// 422 of charge-payment is invalid_payment_token, as a processor that refuses
+// the token (one that took it as single-use on an earlier try, say) answers.
 type Hook func(fn string, orderID uuid.UUID) (delay time.Duration, fail, failAfter int)
 
 // Server is a fake gateway in front of the internal checkout functions.
@@ -231,7 +233,11 @@ func (s *Server) serve(name string, h func(*http.Request, uuid.UUID, []byte) (an
 				time.Sleep(delay)
 			}
 			if fail > 0 {
-				return fnhttp.JSON(w, fail, fnhttp.Problem{Type: "about:blank", Status: fail, Code: string(fault.CodeProcessorUnavailable)})
+				code := fault.CodeProcessorUnavailable
+				if name == "charge-payment" && fail == http.StatusUnprocessableEntity {
+					code = fault.CodeInvalidPaymentToken
+				}
+				return fnhttp.JSON(w, fail, fnhttp.Problem{Type: "about:blank", Status: fail, Code: string(code)})
 			}
 			failAfter = after
 		}

@@ -857,6 +857,67 @@ func TestARefundBeforeTheChargeLandsLeavesNoCapture(t *testing.T) {
 	}
 }
 
+// A charge refused as invalid (422 invalid_payment_token) after an earlier
+// try timed out — a processor with single-use tokens refuses the retry while
+// the first try is still in flight — ends the order payment_failed with the
+// charge key voided too (refund-payment, which answers none): the first try,
+// landing late, captures nothing, and no later charge of the order does.
+// Until 2026-12-07 that refusal only released the stock and marked the
+// compensation done, and the late try captured the order's money.
+func TestATokenRefusedAfterATimedOutChargeLeavesNoCapture(t *testing.T) {
+	e := setup(t, nil)
+	land := make(chan struct{})
+	var charges atomic.Int64
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn != "charge-payment" {
+			return 0, 0, 0
+		}
+		switch charges.Add(1) {
+		case 1:
+			<-land // past the client's timeout: the saga tries again
+		case 2:
+			return 0, http.StatusUnprocessableEntity, 0 // invalid_payment_token: the token was used
+		}
+		return 0, 0, 0
+	})
+	gw, err := ordersgw.New(e.svc.URL, orderstest.Token, nil, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.cfg
+	cfg.Payments = gw
+	s, err := saga.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
+	close(land)
+	if err != nil || res.Outcome() != orders.OutcomeTokenRefused || res.Order.Status != orders.PaymentFailed {
+		t.Fatalf("place: %s %+v %v, want invalid_payment_token payment_failed", res.Outcome(), res.Order, err)
+	}
+	id := res.Order.ID
+	e.svc.Idle(t) // the first charge has landed
+	if c := e.svc.Counts(); c.Calls["charge-payment"] != 2 || c.Calls["refund-payment"] != 1 || c.Captures != 0 {
+		t.Fatalf("calls %v, captures %d: want two charges, one refund, nothing captured", c.Calls, c.Captures)
+	}
+	if got := e.svc.Payment(id); got != "declined" {
+		t.Fatalf("payment %q after the late charge landed, want declined (voided)", got)
+	}
+	if got := e.svc.Reservation(id); got != "released" {
+		t.Fatalf("reservation %q, want released", got)
+	}
+	if n := e.count(t, `SELECT count(*) FROM order_sagas WHERE order_id = $1 AND compensation = 'done'`, id); n != 1 {
+		t.Fatal("the compensation is not done")
+	}
+	err = gw.Charge(context.Background(), saga.Charge{OrderID: id, UserID: e.user.UserID, Amount: res.Order.Total, Token: "tok_visa"})
+	if fault.KindOf(err) != fault.PaymentRequired {
+		t.Fatalf("a later charge of the order: %v, want payment_declined", err)
+	}
+	if c := e.svc.Counts(); c.Captures != 0 {
+		t.Fatalf("%d captures for a failed order", c.Captures)
+	}
+}
+
 func TestConcurrentRecoveryDrivesEachOrderOnce(t *testing.T) {
 	e := setup(t, nil)
 	e.svc.SetStock(e.product.ID, 100)
@@ -1102,6 +1163,13 @@ func TestRefusedTokenFailsTheOrderAndReleasesStock(t *testing.T) {
 	}
 	if _, reserved := e.svc.Stock(e.product.ID); reserved != 0 {
 		t.Fatalf("%d units still reserved", reserved)
+	}
+	// The charge key is voided as well (refund-payment answers none): the
+	// refusal may answer a retry while an earlier try is in flight (see
+	// TestATokenRefusedAfterATimedOutChargeLeavesNoCapture).
+	if c := e.svc.Counts(); c.Calls["refund-payment"] != 1 || c.Captures != 0 || e.svc.Payment(res.Order.ID) != "declined" {
+		t.Fatalf("calls %v, captures %d, payment %q: want one refund, nothing captured, the key voided",
+			c.Calls, c.Captures, e.svc.Payment(res.Order.ID))
 	}
 }
 

@@ -90,7 +90,13 @@ func (s *Saga) checkout(sg ordersdb.Saga) []step {
 		refusals: []refusal{
 			{match: refusedAs(fault.PaymentRequired, ""), undo: releaseStock, fail: orders.Failure{Status: orders.PaymentFailed,
 				Reason: orders.ReasonPaymentDeclined, Detail: "the payment was declined"}},
-			{match: refusedAs(fault.Invalid, ""), undo: releaseStock, fail: orders.Failure{Status: orders.PaymentFailed,
+			// A refused token is no proof that nothing was charged: the
+			// refusal may answer a retry of a try whose call timed out and
+			// is still in flight (a processor with single-use tokens refuses
+			// the token's second use), and that first try may capture later.
+			// The refund voids the order's charge key (refund-payment: an
+			// order with no payment answers none), so nothing can land.
+			{match: refusedAs(fault.Invalid, ""), undo: releaseAndRefund, fail: orders.Failure{Status: orders.PaymentFailed,
 				Reason: orders.ReasonInvalidToken, Detail: "the payment token was refused"}},
 			{undo: releaseAndRefund, fail: orders.Failure{Status: orders.PaymentFailed, Reason: orders.ReasonRejected,
 				Detail: "charge-payment refused the order"}},
