@@ -2,6 +2,8 @@ package relay
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"testing"
@@ -135,5 +137,97 @@ func TestAnUnconfirmedBatchStaysPendingAndIsRetried(t *testing.T) {
 	msg, ok, err := ch.Get(queue, true)
 	if err != nil || !ok || msg.MessageId != id {
 		t.Errorf("queue holds %q (%v, %v), want the event %s", msg.MessageId, ok, err, id)
+	}
+}
+
+// A nacked event fails its publish span and the spans of every event after it
+// in the batch: their rows are not marked and are published again. Here a
+// queue that holds one message and rejects the rest (x-overflow
+// reject-publish) nacks the second and third events of a batch of three.
+// Until 2026-12-07 only the nacked event's span had the Error status; the
+// third's ended with none, although its row went out again the next round.
+func TestANackFailsTheSpansOfTheEventsAfterIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs RabbitMQ; -short was asked for")
+	}
+	ctx := context.Background()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	names := broker.Names{Prefix: "test-" + hex.EncodeToString(b) + "."}
+	conn, err := amqp.Dial(rabbitURL)
+	if err != nil {
+		t.Fatalf("RabbitMQ is required for this test (%s): %v", rabbitURL, err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := names.Prefix + "full"
+	t.Cleanup(func() {
+		if c, err := conn.Channel(); err == nil {
+			_, _ = c.QueueDelete(queue, false, false, false)
+			_, _ = c.QueueDelete(names.Unrouted(), false, false, false)
+			_ = c.ExchangeDelete(names.Exchange(), false, false)
+			_ = c.ExchangeDelete(names.Unrouted(), false, false)
+		}
+		_ = conn.Close()
+	})
+	if err := broker.DeclareExchange(ch, names); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(queue, false, false, false, false,
+		amqp.Table{"x-max-length": int32(1), "x-overflow": "reject-publish"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(queue, "#", names.Exchange(), false, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	prev := otel.GetTracerProvider()
+	spans := tracetest.NewSpanRecorder()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+
+	pool, url := openOutbox(t)
+	var ids []string
+	if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+		for _, subject := range []string{"first", "nacked", "after"} {
+			ids = append(ids, insertEvent(t, ctx, tx, subject))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	startRelay(t, ctx, Config{Databases: []Database{{Name: "orders", URL: url}}, BrokerURL: rabbitURL, Names: names}, nil)
+
+	// Wait for two rounds that published the last event.
+	ofAfter := func() []sdktrace.ReadOnlySpan {
+		var out []sdktrace.ReadOnlySpan
+		for _, s := range spans.Ended() {
+			for _, a := range s.Attributes() {
+				if a.Key == "messaging.message.id" && a.Value.AsString() == ids[2] {
+					out = append(out, s)
+				}
+			}
+		}
+		return out
+	}
+	waitFor(t, 15*time.Second, "two publish spans of the event after the nacked one", func() bool { return len(ofAfter()) >= 2 })
+	for _, s := range ofAfter() {
+		if s.Status().Code != codes.Error {
+			t.Errorf("publish span of the event after the nacked one ended with status %v %q, want Error", s.Status().Code, s.Status().Description)
+		}
+	}
+	var nacked int
+	for _, s := range spans.Ended() {
+		if s.Status().Description == "nacked" {
+			nacked++
+		}
+	}
+	if nacked == 0 {
+		t.Error("no publish span ended with the status nacked")
+	}
+	if n := unpublished(t, pool); n != 2 {
+		t.Errorf("%d rows pending, want 2 (the nacked event and the one after it)", n)
 	}
 }

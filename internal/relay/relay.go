@@ -602,7 +602,8 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 		}
 	}()
 	// fail marks the spans of the events from i on, published and not
-	// confirmed: their rows stay pending and are published again.
+	// confirmed (or nacked, or after a nacked one): their rows stay pending
+	// and are published again.
 	fail := func(i int, err error, status string) {
 		for _, span := range spans[i:] {
 			span.RecordError(err)
@@ -641,7 +642,11 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 			break
 		}
 		if !ok {
+			// The nacked event and every one after it stay pending and
+			// are published again: all their spans fail.
 			confirmErr = fmt.Errorf("broker nacked event %s", batch[i].id)
+			fail(i+1, confirmErr, "an earlier event was nacked")
+			spans[i].RecordError(confirmErr)
 			spans[i].SetStatus(codes.Error, "nacked")
 			break
 		}
