@@ -870,8 +870,10 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 // permanent reports whether a function's answer says retrying cannot help,
 // so the message goes to the dead-letter queue at once: the answer's status
 // mapped back to an error (fnhttp.ErrorFrom) is not fault.Retryable. That is
-// an event the function calls bad (400, 413, 415, 422) or a decision it made
-// on it (409, 402, 412). Failures of the moment (no answer, 5xx, 429) and of
+// an event the function calls bad (400, 411, 413, 415, 422), a call it
+// refuses in that form (405, 428) or a decision it made on it (409, 402,
+// 412); docs/runbooks/dead-letters.md and docs/events.md list the same
+// (TestTheDocsListTheStatusesDeadLetteredAtOnce). Failures of the moment (no answer, 5xx, 429) and of
 // configuration (401/403: a credential to fix) are retried, and so is a 404:
 // without its body it is the gateway's answer for a function being redeployed.
 func permanent(status int) bool {

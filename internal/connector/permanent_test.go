@@ -2,6 +2,11 @@ package connector
 
 import (
 	"net/http"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -10,7 +15,10 @@ import (
 func TestOnlyAnswersRetryingCannotChangeAreDeadLetteredAtOnce(t *testing.T) {
 	deadLettered := []int{
 		// The event is bad.
-		http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity,
+		http.StatusBadRequest, http.StatusLengthRequired, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType,
+		http.StatusUnprocessableEntity,
+		// The call refused in that form.
+		http.StatusMethodNotAllowed, http.StatusPreconditionRequired,
 		// The function decided on it.
 		http.StatusConflict, http.StatusPaymentRequired, http.StatusPreconditionFailed,
 	}
@@ -31,6 +39,44 @@ func TestOnlyAnswersRetryingCannotChangeAreDeadLetteredAtOnce(t *testing.T) {
 	for _, status := range retried {
 		if permanent(status) {
 			t.Errorf("%d is dead-lettered at once, want it retried", status)
+		}
+	}
+}
+
+// The statuses docs/runbooks/dead-letters.md and docs/events.md list as
+// dead-lettered at once are exactly those permanent reports, over every
+// status a function, the gateway or a proxy may answer. Until 2026-12-07 the
+// runbook left out 405, 411 and 428, and docs/events.md 428.
+func TestTheDocsListTheStatusesDeadLetteredAtOnce(t *testing.T) {
+	var want []int
+	for status := 400; status < 600; status++ {
+		if permanent(status) {
+			want = append(want, status)
+		}
+	}
+	for _, doc := range []struct{ path, from, to string }{
+		{"../../docs/runbooks/dead-letters.md", "An answer that retrying cannot change", "goes to the DLQ"},
+		{"../../docs/events.md", "The connector dead-letters at once an answer that retrying cannot change", "Every other failure"},
+	} {
+		b, err := os.ReadFile(doc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(b)
+		start := strings.Index(text, doc.from)
+		end := strings.Index(text[max(start, 0):], doc.to)
+		if start < 0 || end < 0 {
+			t.Errorf("%s: no sentence from %q to %q", doc.path, doc.from, doc.to)
+			continue
+		}
+		var listed []int
+		for _, m := range regexp.MustCompile(`\b[45]\d\d\b`).FindAllString(text[start:start+end], -1) {
+			n, _ := strconv.Atoi(m)
+			listed = append(listed, n)
+		}
+		slices.Sort(listed)
+		if !slices.Equal(listed, want) {
+			t.Errorf("%s lists %v as dead-lettered at once; permanent() says %v", doc.path, listed, want)
 		}
 	}
 }
