@@ -833,3 +833,57 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("a refused delivery stored %d notifications", n)
 	}
 }
+
+// Every email log line names the account (user_id) beside the masked address,
+// so that the runbook's step "many accounts with bad addresses"
+// (docs/runbooks/notification-emails.md) finds the registrations behind the
+// refusals. Until 2026-12-07 "email refused for good", "email not sent" and
+// "email sent" carried only the masked address and the notification id.
+func TestEmailLogLinesNameTheUser(t *testing.T) {
+	e := setup(t, true)
+	var mu sync.Mutex
+	var buf strings.Builder
+	h := New(Deps{Store: e.store, Users: e.users, Mailer: sender(t, e.smtp, smtptest.Password), Events: fntest.Events(),
+		Internal: fntest.Internal(), Log: slog.New(slog.NewJSONHandler(lockedWriter{&mu, &buf}, nil))})
+	u := userstest.Register(t, e.users, "grace@example.com", "correct horse battery", "Grace")
+	deliverOrder := func(refuse string) {
+		t.Helper()
+		e.smtp.RefuseRecipientsWith(refuse)
+		deliver(t, h, fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed}))
+	}
+	deliverOrder("550 5.1.1") // refused for good
+	deliverOrder("451 4.3.0") // not sent, retried
+	deliverOrder("")          // sent
+	mu.Lock()
+	defer mu.Unlock()
+	lines := map[string]map[string]any{}
+	for line := range strings.Lines(buf.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		lines[fmt.Sprint(rec["msg"])] = rec
+	}
+	for _, msg := range []string{"email refused for good: not sent, not retried", "email not sent", "email sent"} {
+		rec, ok := lines[msg]
+		if !ok {
+			t.Errorf("no %q line in\n%s", msg, buf.String())
+			continue
+		}
+		if rec["user_id"] != u.ID.String() {
+			t.Errorf("%q line: user_id %v, want %s: %v", msg, rec["user_id"], u.ID, rec)
+		}
+	}
+}
+
+// lockedWriter serialises writes to w under mu.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

@@ -170,10 +170,11 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (sent
 			// redelivery sends it again before the lease (EmailLease) runs
 			// out; one after it does, which is the lease's to decide.
 			s.log.WarnContext(ctx, "email handed over but not answered: the claim is kept until its lease runs out",
-				"to", notifications.MaskEmail(u.Email), "notification_id", n.ID, "err", err.Error())
+				"to", notifications.MaskEmail(u.Email), "user_id", n.UserID, "notification_id", n.ID, "err", err.Error())
 			return false, false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the email could not be sent")
 		}
-		s.log.WarnContext(ctx, "email not sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID, "err", err.Error())
+		s.log.WarnContext(ctx, "email not sent", "to", notifications.MaskEmail(u.Email), "user_id", n.UserID, "notification_id", n.ID,
+			"err", err.Error())
 		s.release(ctx, n.ID, claim)
 		return false, false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the email could not be sent")
 	}
@@ -181,7 +182,7 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (sent
 	if err := s.markEmailed(ctx, n.ID, claimedAt.Add(EmailLease-MarkTimeout-markMargin)); err != nil {
 		return true, false, err
 	}
-	s.log.InfoContext(ctx, "email sent", "to", notifications.MaskEmail(u.Email), "notification_id", n.ID)
+	s.log.InfoContext(ctx, "email sent", "to", notifications.MaskEmail(u.Email), "user_id", n.UserID, "notification_id", n.ID)
 	return true, false, nil
 }
 
@@ -214,7 +215,8 @@ func (s *Service) refused(ctx context.Context, n notifications.Notification, add
 	recorded, err := s.store.MarkRefused(mctx, n.ID, claim)
 	if err != nil {
 		telemetry.ShopFrom(ctx).NotificationEmail(telemetry.EmailFailed)
-		s.log.WarnContext(ctx, "a refused email could not be recorded; the delivery is retried", "notification_id", n.ID, "err", err.Error())
+		s.log.WarnContext(ctx, "a refused email could not be recorded; the delivery is retried", "user_id", n.UserID,
+			"notification_id", n.ID, "err", err.Error())
 		s.release(ctx, n.ID, claim)
 		return err
 	}
@@ -223,7 +225,7 @@ func (s *Service) refused(ctx context.Context, n notifications.Notification, add
 	}
 	telemetry.ShopFrom(ctx).NotificationEmail(telemetry.EmailRefused)
 	s.log.WarnContext(ctx, "email refused for good: not sent, not retried", "to", notifications.MaskEmail(address),
-		"notification_id", n.ID, "err", sendErr.Error())
+		"user_id", n.UserID, "notification_id", n.ID, "err", sendErr.Error())
 	return nil
 }
 
