@@ -188,6 +188,9 @@ type Connector struct {
 	gone map[string]time.Time
 	// migrated lists the functions whose legacy retry queues are gone.
 	migrated map[string]bool
+	// unrouted is the count of shop.unrouted the last refresh saw: the
+	// warning about it is logged when it changes, not at every refresh.
+	unrouted int
 }
 
 type metrics struct {
@@ -587,9 +590,14 @@ func (c *Connector) observe(conn *amqp.Connection) {
 	}
 	if q, err := declare(c.cfg.Names.Unrouted()); err == nil {
 		c.metrics.unrouted.Set(float64(q.Messages))
-		if q.Messages > 0 {
+		// Logged when the count changes, not every RefreshInterval: old
+		// events may sit there until an operator purges them
+		// (docs/runbooks/dead-letters.md), and the gauge
+		// (UnroutedEvents) says they are still there.
+		if q.Messages > 0 && q.Messages != c.unrouted {
 			c.log.Warn("events without subscriber are waiting", "queue", c.cfg.Names.Unrouted(), "count", q.Messages)
 		}
+		c.unrouted = q.Messages
 	}
 	for fn := range c.bound {
 		q, err := declare(c.cfg.Names.DLQ(fn))

@@ -1334,3 +1334,38 @@ func (l *logRecorder) count(msg string) int {
 	}
 	return n
 }
+
+// The warning about events waiting in the unrouted queue is logged when
+// their count changes, not at every refresh: the runbook expects old events
+// to sit there until purged. Until 2026-12-07 it was logged every
+// RefreshInterval (5 s: about 17,000 lines a day) while the queue was not
+// empty.
+func TestUnroutedEventsAreLoggedWhenTheirCountChanges(t *testing.T) {
+	t.Parallel()
+	e := setup(t, "quiet")
+	topic := e.names.Prefix + "product.changed.v1"
+	e.gw.set("quiet", "", nil)
+	logs := &logRecorder{}
+	reg := e.startLogging(t, slog.New(logs))
+	e.gw.synced(t)
+	const warning = "events without subscriber are waiting"
+	e.publish(t, topic)
+	waitLen(t, e, e.names.Unrouted(), 1)
+	for range 5 { // refreshes that find the same event waiting
+		e.gw.synced(t)
+	}
+	if v := gaugeValue(t, reg, "shop_unrouted_messages"); v != 1 {
+		t.Fatalf("shop_unrouted_messages = %v, want 1", v)
+	}
+	if n := logs.count(warning); n != 1 {
+		t.Errorf("%q logged %d times over 10 refreshes with one event waiting, want once", warning, n)
+	}
+	e.publish(t, topic)
+	waitLen(t, e, e.names.Unrouted(), 2)
+	for range 2 {
+		e.gw.synced(t)
+	}
+	if n := logs.count(warning); n != 2 {
+		t.Errorf("%q logged %d times after a second event, want twice", warning, n)
+	}
+}
