@@ -58,8 +58,9 @@ const (
 
 // Query is a validated search. Text matches name, description, category and
 // sku, every one of its Terms required (Meilisearch ignores the terms after
-// the tenth), each exactly, by stem or with a typo; stop words and symbols
-// are no terms, and a Text without terms matches as an empty one. Nil pointers
+// the tenth), each exactly, by stem or with a typo; symbols are no terms,
+// nor are stop words beside another word, and a Text without terms matches
+// as an empty one. Nil pointers
 // mean "no filter". Under an explicit sort (price, popularity) ties break by
 // id, newest first, in every backend, so paging over unchanged data is
 // stable (a sort key that changes between two pages, such as sold_count, can
@@ -106,24 +107,36 @@ func Words(text string) []string {
 }
 
 // Terms are the words of text a backend must all match, each once, in the
-// order they first appear: Words, with hyphens trimmed from their ends, without
-// the words that hold no letter or digit (a lone "-") and without the English
-// stop words (IsStopWord). Every backend searches these, so they agree on
-// what a query asks: PostgreSQL's english configuration holds no stop word
-// in a document's vector, and Meilisearch is sent the terms alone. No terms
-// (a q of stop words and symbols only, "the", "—") is an empty query: every
-// product matches.
+// order they first appear: Words, with hyphens trimmed from their ends,
+// without the words that hold no letter or digit (a lone "-", "—", "€") and,
+// when any other word remains, without the English stop words (IsStopWord):
+// "speaker for the garden" asks for "speaker garden", since PostgreSQL's
+// english configuration holds no stop word in a document's vector. A text of
+// stop words alone ("the who", "it") keeps them: they are what it asks for,
+// and match, as any word, a product holding them ("The Who", a sku "IT"; the
+// embedded backend finds them in name, category and sku, by the simple
+// configuration and the trigram words). Every backend searches these, so they
+// agree on what a query asks; Meilisearch is sent the terms alone. No terms (a
+// text of symbols only, "—") is an empty query: every product matches.
 func Terms(text string) []string {
-	var out []string
+	var words, stop []string
 	for _, w := range Words(text) {
 		w = strings.Trim(w, "-")
-		if IsStopWord(w) || !strings.ContainsFunc(w, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) ||
-			slices.Contains(out, w) {
+		if !strings.ContainsFunc(w, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) {
 			continue
 		}
-		out = append(out, w)
+		into := &words
+		if IsStopWord(w) {
+			into = &stop
+		}
+		if !slices.Contains(*into, w) {
+			*into = append(*into, w)
+		}
 	}
-	return out
+	if len(words) == 0 {
+		return stop
+	}
+	return words
 }
 
 // IsStopWord reports whether w (lower case) is one of the English stop

@@ -51,8 +51,10 @@ func TestWords(t *testing.T) {
 }
 
 // TestTermsLeaveOutStopWordsAndSymbols: what a backend must match holds no
-// English stop word and no word without a letter or digit, each term once;
-// a text of those alone has no terms (an empty query).
+// word without a letter or digit, and no English stop word when another word
+// remains, each term once; a text of stop words alone keeps them (they are
+// what it asks for), and a text of symbols alone has no terms (an empty
+// query).
 func TestTermsLeaveOutStopWordsAndSymbols(t *testing.T) {
 	cases := map[string][]string{
 		"Speaker for the Garden":     {"speaker", "garden"},
@@ -60,8 +62,12 @@ func TestTermsLeaveOutStopWordsAndSymbols(t *testing.T) {
 		"speaker — garden € -":       {"speaker", "garden"},
 		"-bluetooth- usb-c t-shirt":  {"bluetooth", "usb-c", "t-shirt"},
 		"lamp LAMP lamp's":           {"lamp"},
-		"the":                        nil,
-		"of the — € -- ’":            nil,
+		"the":                        {"the"},
+		"The Who":                    {"the", "who"},
+		"it — IT it":                 {"it"},
+		"of the — € -- ’":            {"of", "the"},
+		"the kettle":                 {"kettle"},
+		"— € -- ’":                   nil,
 		"":                           nil,
 	}
 	for text, want := range cases {

@@ -874,8 +874,9 @@ func (ix *Index) CheckKey(ctx context.Context) error {
 
 // Search answers q. Every query term must match (matchingStrategy "all"),
 // like the embedded backend: Meilisearch is sent search.Terms of q.Text, so
-// it ignores the stop words and symbols the embedded backend ignores (it has
-// no stop words of its own by default), and a text of those alone is an
+// it ignores the symbols, and the stop words beside another word, that the
+// embedded backend ignores (it has no stop words of its own by default); a
+// text of stop words alone is sent as they are, and one of symbols alone is an
 // empty query. An index that does not exist (Meilisearch's
 // index_not_found) is an error, as any refusal is: the writers create it as
 // they build (EnsureSettings) and search-products' key may only search, so

@@ -135,8 +135,8 @@ func DeleteTx(ctx context.Context, db Execer, id uuid.UUID) error {
 }
 
 // match is the WHERE clause shared by the facet and the hit queries: $1 to $4
-// are the filters, and the n query words (search.Terms: no stop word, no
-// symbol) follow them, from $first. Every word
+// are the filters, and the n query words (search.Terms: no symbol, no stop
+// word unless all are) follow them, from $first. Every word
 // must match the full-text vector (stemmed, or as it is) or be similar enough
 // to a word of name, category or sku: pg_trgm's <%, word_similarity at least
 // pg_trgm.word_similarity_threshold, which the search sets to Similarity.
@@ -183,11 +183,13 @@ func (ix *Index) Search(ctx context.Context, q search.Query) (search.Result, err
 // searchBatch is Search's statements, which fill res as they are read: its
 // settings (with words only), the facets and the hits. Search sends them as one transaction.
 func searchBatch(q search.Query, res *search.Result) *pgx.Batch {
-	// The terms, each once: a stop word or a symbol would be a condition no
-	// document meets (english vectors hold no stop word), so it is none.
+	// The terms, each once: a symbol would be a condition no document
+	// meets, and a stop word beside another word one that only a product
+	// holding it in name, category or sku meets (english vectors hold no
+	// stop word), so they are none; a q of stop words alone keeps them.
 	words := search.Terms(q.Text)
-	// The filters are $1 to $4 of both queries, the hits' text (the terms,
-	// so a q of stop words ranks as an empty one), limit and offset follow,
+	// The filters are $1 to $4 of both queries, the hits' text (the terms),
+	// limit and offset follow,
 	// and the words come last (match).
 	facetArgs := []any{q.Category, q.MinPrice, q.MaxPrice, q.InStock}
 	hitArgs := append(slices.Clip(facetArgs), strings.Join(words, " "), q.Limit, q.Offset)

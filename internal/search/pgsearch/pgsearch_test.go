@@ -23,10 +23,12 @@ func TestSuite(t *testing.T) {
 
 // TestStopWordsAreTheEnglishConfigurations: search.IsStopWord knows exactly
 // the stop words of PostgreSQL's english configuration, which its vectors
-// leave out. A word it knows that PostgreSQL indexes would be ignored by
-// both backends though the embedded one could match it; a stop word it does
-// not know would be a query condition no document meets (the search finds
-// nothing), as every stop word was before search.Terms.
+// leave out. A word it knows that PostgreSQL indexes would be ignored beside
+// another word by both backends though the embedded one could match it in
+// the description; a stop word it does not know would be kept beside another
+// word, a condition only a product holding it in name, category or sku meets
+// (the simple configuration and the trigram words), so "speaker for the
+// garden" would find nearly nothing, as it did before search.Terms.
 func TestStopWordsAreTheEnglishConfigurations(t *testing.T) {
 	ctx := t.Context()
 	pool := pgtest.Open(t, catalogdb.Migrations())

@@ -19,8 +19,8 @@ import (
 // with another word of their name) and a kettle in every tenth. The words
 // unnested into one NOT EXISTS, as before, could use no index: every search
 // read all 3,000 documents twice (facets and hits) and computed
-// word_similarity for each. A query's stop words and symbols add no
-// condition, so they cost no read. On a table never analyzed (this machine runs with
+// word_similarity for each. A query's symbols, and its stop words beside
+// another word, add no condition, so they cost no read. On a table never analyzed (this machine runs with
 // autovacuum off) and on one analyzed.
 func TestSearchReadsTheDocumentsThatMatch(t *testing.T) {
 	for _, analyzed := range []bool{false, true} {
@@ -39,7 +39,7 @@ func TestSearchReadsTheDocumentsThatMatch(t *testing.T) {
 				q    string
 				want int
 			}{{"headphones", 3}, {"hedphones", 3}, {"aria headphones", 3}, {"kettle", 300}, {"ketle", 300},
-				// Stop words and symbols are no conditions (search.Terms): the
+				// Symbols, and stop words beside a word, are no conditions (search.Terms): the
 				// same index-backed reads as the words alone.
 				{"the headphones", 3}, {"headphones with — €", 3}, {"a kettle for the", 300}} {
 				tx, err := pool.Begin(ctx)

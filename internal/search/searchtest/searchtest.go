@@ -127,13 +127,14 @@ func Run(t *testing.T, newIndex NewIndex) {
 			t.Errorf("a stop word beside an unmatched word must find nothing, got %v", names(res.Hits))
 		}
 	})
-	t.Run("a query of stop words and symbols alone is an empty query", func(t *testing.T) {
-		// Nothing is left to match: every product (under the filters), as
-		// with an empty q, never nothing.
+	t.Run("a query of symbols alone is an empty query", func(t *testing.T) {
+		// A word with no letter or digit names nothing: nothing is left to
+		// match, so every product (under the filters), as with an empty q,
+		// never nothing.
 		ix := newIndex(t)
 		f := seed(t, ix)
 		all := map[string]map[string]int{"category": {"audio": 3, "home": 1, "accessories": 1}}
-		for _, q := range []string{"the", "of the", "—", "€ — -", "for a"} {
+		for _, q := range []string{"—", "€ — -", "--", "’ !"} {
 			res := run(t, ix, search.Query{Text: q})
 			if res.Total != 5 || len(res.Hits) != 5 {
 				t.Errorf("%q: total %d, %d hits; want 5 and 5", q, res.Total, len(res.Hits))
@@ -142,9 +143,54 @@ func Run(t *testing.T, newIndex NewIndex) {
 				t.Errorf("%q: facets (-want +got):\n%s", q, diff)
 			}
 		}
-		res := run(t, ix, search.Query{Text: "the", Category: "home"})
+		res := run(t, ix, search.Query{Text: "—", Category: "home"})
 		if diff := cmp.Diff(ids(f.lamp), ids(res.Hits...)); diff != "" || res.Total != 1 {
 			t.Errorf("with a filter: total %d, hits (-want +got):\n%s", res.Total, diff)
+		}
+	})
+	t.Run("a query of stop words alone matches them as words", func(t *testing.T) {
+		// With no other word a stop word is what the query asks for: a
+		// product named "The Who", a sku "IT". The embedded backend matches
+		// it in the sku (simple configuration) and in name, category and sku
+		// (trigram words), not in the description (english configuration,
+		// which holds no stop word), so these documents hold none in theirs.
+		ix := newIndex(t)
+		if err := ix.EnsureSettings(context.Background()); err != nil {
+			t.Fatalf("EnsureSettings: %v", err)
+		}
+		mk := func(sku, name, category string) search.Document {
+			d := doc(name, "Plain", category, 1000, 0, true)
+			d.SKU = sku
+			return d
+		}
+		who, it := mk("WHO-1", "The Who", "music"), mk("IT", "Book", "books")
+		kettle, lamp := mk("K-1", "Kettle", "kitchen"), mk("L-1", "Lamp", "home")
+		if err := ix.Upsert(context.Background(), who, it, kettle, lamp); err != nil {
+			t.Fatalf("Upsert: %v", err)
+		}
+		for _, c := range []struct {
+			q    string
+			want search.Document
+		}{{"the who", who}, {"who", who}, {"The Who", who}, {"the — who", who}, {"it", it}, {"IT", it}} {
+			res := run(t, ix, search.Query{Text: c.q})
+			if diff := cmp.Diff(ids(c.want), ids(res.Hits...)); diff != "" || res.Total != 1 {
+				t.Errorf("%q: total %d, hits (-want +got):\n%s names %v", c.q, res.Total, diff, names(res.Hits))
+			}
+		}
+		// A stop word beside another word is still ignored: "the kettle"
+		// is "kettle", though no product holds "the" beside it.
+		res := run(t, ix, search.Query{Text: "the kettle"})
+		if diff := cmp.Diff(ids(kettle), ids(res.Hits...)); diff != "" || res.Total != 1 {
+			t.Errorf("the kettle: total %d, hits (-want +got):\n%s", res.Total, diff)
+		}
+		// Stop words that no product holds find nothing, as any word.
+		for _, q := range []string{"of", "for a", "because"} {
+			if res := run(t, ix, search.Query{Text: q}); res.Total != 0 || len(res.Hits) != 0 {
+				t.Errorf("%q: total %d, hits %v; want none", q, res.Total, names(res.Hits))
+			}
+		}
+		if res := run(t, ix, search.Query{Text: "who", Category: "home"}); res.Total != 0 || len(res.Hits) != 0 {
+			t.Errorf("who in home: total %d, hits %v; want none", res.Total, names(res.Hits))
 		}
 	})
 	t.Run("name matches rank above description matches", func(t *testing.T) {
