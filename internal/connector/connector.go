@@ -736,15 +736,28 @@ func (s *subscription) watch(cancelled <-chan string, chClosed <-chan *amqp.Erro
 	}
 }
 
-// stop cancels the consumer and waits for in-flight invocations; unacked
-// messages return to the queue when the channel closes. The publishing
-// channel is closed in the background (closePub).
+// stop cancels the consumer and the invocations in flight, waits for the
+// workers, and then closes the consuming channel, so an ack a worker sends
+// meanwhile (an invocation that succeeded as stop began) reaches the broker:
+// closing first dropped it, and the handled delivery was redelivered.
+// Unacked messages return to the queue when the channel closes. The wait
+// is short: once the consumer is cancelled the client ends its deliveries
+// (those it still holds are handed to the workers, which nack them at once,
+// s.stopped), each invocation ends with its cancelled context, and a copy's
+// publish waits on that context too (the session closes the publishing
+// connection before it stops the subscriptions). A consumer whose cancel
+// fails (its channel or connection is closed, or the broker refused it) has
+// its channel closed first, as the client then ends its deliveries only
+// with the channel. The publishing channel is closed in the background
+// (closePub).
 func (s *subscription) stop() {
 	s.stopOnce.Do(func() { close(s.stopped) })
-	_ = s.ch.Cancel(s.tag, false)
+	if err := s.ch.Cancel(s.tag, false); err != nil {
+		_ = s.ch.Close()
+	}
 	s.cancel()
-	_ = s.ch.Close()
 	s.wg.Wait()
+	_ = s.ch.Close()
 	s.closePub()
 }
 
@@ -824,9 +837,9 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 	span.SetAttributes(attribute.Int("http.response.status_code", status))
 	span.End()
 	// A success is acked even when stop cancelled ctx meanwhile: stop
-	// cancels before it closes the channel, so the ack still reaches the
-	// broker, where returning first left a handled delivery unacked and the
-	// function was called again for it.
+	// waits for the workers before it closes the channel, so the ack still
+	// reaches the broker, where returning first left a handled delivery
+	// unacked and the function was called again for it.
 	if err == nil {
 		s.c.metrics.invocations.WithLabelValues(s.fn, "ok").Inc()
 		_ = d.Ack(false)
