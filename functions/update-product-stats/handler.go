@@ -95,8 +95,9 @@ func newHandler(d *catalogenv.Deps, internal *auth.InternalVerifier, afterCommit
 			return err
 		}
 		// The change has committed: what follows must not be cut short by a
-		// caller that hangs up, and must end within its bound (as
-		// Deps.Committed).
+		// caller that hangs up, and must end within its bound and before
+		// the request's deadline (exec_timeout, less
+		// catalogenv.AfterCommitMargin), as Deps.Committed.
 		after, cancel := catalogenv.AfterCommitContext(ctx, afterCommit)
 		defer cancel()
 		// Each changed product goes into the cache as committed, so the next

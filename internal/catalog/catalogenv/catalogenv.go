@@ -278,17 +278,35 @@ func CacheKey(p catalog.Product) string { return p.ID.String() }
 // repairs the index.
 const AfterCommitTimeout = 5 * time.Second
 
+// AfterCommitMargin is what AfterCommitContext leaves of the request's
+// deadline for the answer: the work after a commit ends that long before it.
+const AfterCommitMargin = 500 * time.Millisecond
+
 // AfterCommitContext is the context of the work after a commit: not cut
 // short by a caller that hangs up (the write has happened), but bounded by
-// bound, so the function still answers and no goroutine outlives it.
+// bound, so the function still answers and no goroutine outlives it, and by
+// ctx's deadline (fnserve's exec_timeout) less AfterCommitMargin when that
+// comes first. context.WithoutCancel drops the deadline with the
+// cancellation, and the bound starts at the commit: a commit that landed
+// late had the answer wait the whole bound past the request's deadline,
+// after write_timeout and the connector's INVOKE_TIMEOUT, which then retried
+// work that was done. A deadline within the margin ends the work at once (a
+// push cut short is logged by Committed, and fails update-product-stats'
+// delivery, whose redelivery pushes again).
 func AfterCommitContext(ctx context.Context, bound time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), bound)
+	end := time.Now().Add(bound)
+	if d, ok := ctx.Deadline(); ok && d.Add(-AfterCommitMargin).Before(end) {
+		end = d.Add(-AfterCommitMargin)
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), end)
 }
 
 // Committed runs after a catalog write committed: it replaces the product's
 // cache entry with an invalidation marker of the new version (Invalidate), and
 // pushes the product to the external search index, if any (Push), within
-// d.AfterCommit (AfterCommitTimeout by default) however long ctx lasts.
+// d.AfterCommit (AfterCommitTimeout by default) and ctx's deadline less
+// AfterCommitMargin (AfterCommitContext), whichever comes first, though ctx
+// be cancelled.
 // Failures, the bound's included, are logged, never returned: the write has
 // happened, and the cache TTL and the product.changed.v1 event (index-product)
 // repair what was missed. A sale writes no such event: update-product-stats

@@ -375,7 +375,8 @@ func TestTheWorkAfterACommitIsBounded(t *testing.T) {
 	d := &catalogenv.Deps{External: ext, Log: slog.New(slog.DiscardHandler), AfterCommit: 200 * time.Millisecond}
 	p := catalog.Product{ID: uuid.Must(uuid.NewV7()), SKU: "SPK-1", Name: "Speaker", Category: "audio",
 		Price: catalog.Money{Amount: 8999, Currency: "USD"}, Version: 1}
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	// The request's deadline is far: the bound is what ends the work.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	done := make(chan struct{})
 	start := time.Now()
@@ -401,5 +402,61 @@ func TestTheWorkAfterACommitIsBounded(t *testing.T) {
 	}
 	if catalogenv.AfterCommitTimeout <= 0 || catalogenv.AfterCommitTimeout > 10*time.Second {
 		t.Errorf("AfterCommitTimeout %v, want a few seconds, well inside exec_timeout (30 s)", catalogenv.AfterCommitTimeout)
+	}
+}
+
+// TestTheWorkAfterACommitEndsBeforeTheRequestsDeadline: the bound of the
+// work after a commit started at the commit, and context.WithoutCancel
+// dropped the request's deadline (fnserve's exec_timeout), so a commit that
+// landed late had the answer wait the whole bound past that deadline: after
+// write_timeout and the connector's INVOKE_TIMEOUT, which retried work that
+// was done. The after-commit context ends by the request's deadline less
+// AfterCommitMargin when that comes before the bound, and is still not
+// cancelled by a caller that hangs up; Committed returns by then.
+func TestTheWorkAfterACommitEndsBeforeTheRequestsDeadline(t *testing.T) {
+	deadline := time.Now().Add(2 * time.Second)
+	req, hangUp := context.WithDeadline(context.Background(), deadline)
+	after, cancel := catalogenv.AfterCommitContext(req, time.Minute)
+	defer cancel()
+	if end, ok := after.Deadline(); !ok || end.After(deadline.Add(-catalogenv.AfterCommitMargin)) {
+		t.Errorf("after-commit deadline %v (set %v), want by the request's %v less %v", end, ok, deadline, catalogenv.AfterCommitMargin)
+	}
+	hangUp()
+	if err := after.Err(); err != nil {
+		t.Errorf("the caller hung up and the work after the commit was cut: %v", err)
+	}
+
+	// A far deadline leaves the bound.
+	start := time.Now()
+	far, hangUpFar := context.WithTimeout(context.Background(), time.Hour)
+	defer hangUpFar()
+	after, cancel = catalogenv.AfterCommitContext(far, time.Second)
+	defer cancel()
+	if end, ok := after.Deadline(); !ok || end.Before(start.Add(time.Second)) || end.After(time.Now().Add(time.Second)) {
+		t.Errorf("after-commit deadline %v (set %v), want its bound, a second from now", end, ok)
+	}
+
+	// Committed, bounded by a minute, pushing to a Meilisearch that leaves
+	// its task queued, returns by the request's deadline.
+	ext := envtest.NewQueuedMeili(t)
+	d := &catalogenv.Deps{External: ext, Log: slog.New(slog.DiscardHandler), AfterCommit: time.Minute}
+	p := catalog.Product{ID: uuid.Must(uuid.NewV7()), SKU: "SPK-1", Name: "Speaker", Category: "audio",
+		Price: catalog.Money{Amount: 8999, Currency: "USD"}, Version: 1}
+	deadline = time.Now().Add(catalogenv.AfterCommitMargin + 300*time.Millisecond)
+	req, hangUp = context.WithDeadline(context.Background(), deadline)
+	defer hangUp()
+	done := make(chan struct{})
+	go func() {
+		d.Committed(req, p)
+		close(done)
+	}()
+	select {
+	case <-done:
+		if now := time.Now(); now.After(deadline) {
+			t.Errorf("Committed returned %v after the request's deadline", now.Sub(deadline))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Committed still waiting for the Meilisearch task 10 s later (request deadline in %v, %d polls)",
+			catalogenv.AfterCommitMargin+300*time.Millisecond, ext.Polls())
 	}
 }
