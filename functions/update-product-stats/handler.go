@@ -102,9 +102,13 @@ func newHandler(d *catalogenv.Deps, internal *auth.InternalVerifier, afterCommit
 		defer cancel()
 		// Each changed product goes into the cache as committed, so the next
 		// order's pricing (get-product) finds it there: with a marker, every
-		// sale made the next read of its product go to the database.
+		// sale made the next read of its product go to the database. The
+		// cache write has its own short bound (catalogenv.CacheContext), not
+		// cut by a deadline within the margin; only the push is.
 		for _, p := range changed {
-			d.Fresh(after, p)
+			cctx, ccancel := catalogenv.CacheContext(ctx)
+			d.Fresh(cctx, p)
+			ccancel()
 		}
 		if err := push(after, d, changed, first, ds); err != nil {
 			return err

@@ -292,7 +292,8 @@ const AfterCommitMargin = 500 * time.Millisecond
 // after write_timeout and the connector's INVOKE_TIMEOUT, which then retried
 // work that was done. A deadline within the margin ends the work at once (a
 // push cut short is logged by Committed, and fails update-product-stats'
-// delivery, whose redelivery pushes again).
+// delivery, whose redelivery pushes again). It bounds the search index push
+// only: the cache writes use CacheContext.
 func AfterCommitContext(ctx context.Context, bound time.Duration) (context.Context, context.CancelFunc) {
 	end := time.Now().Add(bound)
 	if d, ok := ctx.Deadline(); ok && d.Add(-AfterCommitMargin).Before(end) {
@@ -301,12 +302,21 @@ func AfterCommitContext(ctx context.Context, bound time.Duration) (context.Conte
 	return context.WithDeadline(context.WithoutCancel(ctx), end)
 }
 
+// CacheContext is the context of a cache write after a commit
+// (Invalidate, Fresh): detached from ctx, so neither a caller that hangs up
+// nor a request deadline within AfterCommitMargin cuts it (a Redis SET takes
+// about a millisecond, and write_timeout is exec_timeout + 2 s), and bounded
+// by AfterCommitMargin/2 of its own.
+func CacheContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), AfterCommitMargin/2)
+}
+
 // Committed runs after a catalog write committed: it replaces the product's
-// cache entry with an invalidation marker of the new version (Invalidate), and
-// pushes the product to the external search index, if any (Push), within
-// d.AfterCommit (AfterCommitTimeout by default) and ctx's deadline less
-// AfterCommitMargin (AfterCommitContext), whichever comes first, though ctx
-// be cancelled.
+// cache entry with an invalidation marker of the new version (Invalidate),
+// always, within CacheContext's own bound, and pushes the product to the
+// external search index, if any (Push), within d.AfterCommit
+// (AfterCommitTimeout by default) and ctx's deadline less AfterCommitMargin
+// (AfterCommitContext), whichever comes first, though ctx be cancelled.
 // Failures, the bound's included, are logged, never returned: the write has
 // happened, and the cache TTL and the product.changed.v1 event (index-product)
 // repair what was missed. A sale writes no such event: update-product-stats
@@ -317,9 +327,11 @@ func (d *Deps) Committed(ctx context.Context, p catalog.Product) {
 	if bound <= 0 {
 		bound = AfterCommitTimeout
 	}
+	cctx, ccancel := CacheContext(ctx)
+	d.Invalidate(cctx, p)
+	ccancel()
 	ctx, cancel := AfterCommitContext(ctx, bound)
 	defer cancel()
-	d.Invalidate(ctx, p)
 	if err := d.Push(ctx, p); err != nil {
 		d.Log.WarnContext(ctx, "search index push failed", "product_id", p.ID, "err", err.Error())
 	}

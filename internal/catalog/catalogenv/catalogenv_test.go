@@ -460,3 +460,46 @@ func TestTheWorkAfterACommitEndsBeforeTheRequestsDeadline(t *testing.T) {
 			catalogenv.AfterCommitMargin+300*time.Millisecond, ext.Polls())
 	}
 }
+
+// TestACommitNearTheRequestsDeadlineStillInvalidatesTheCache: the cache
+// invalidation after a commit ran in the after-commit context, which a
+// request deadline within AfterCommitMargin had already ended, so Redis kept
+// the old version and get-product served it until index-product handled the
+// event (or the TTL, with the broker down). The invalidation has its own
+// short bound, detached from the request; only the push is cut by the
+// deadline.
+func TestACommitNearTheRequestsDeadlineStillInvalidatesTheCache(t *testing.T) {
+	addr := redisconntest.Server(t, "afterCommitPassword")
+	c, err := cache.New(cache.Config{Redis: redisconn.Config{Addr: addr, Password: "afterCommitPassword"},
+		Prefix: "product:", Timeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d := &catalogenv.Deps{Cache: c, Log: slog.New(slog.DiscardHandler)}
+	p := catalog.Product{ID: uuid.Must(uuid.NewV7()), SKU: "SPK-1", Name: "Speaker", Category: "audio",
+		Price: catalog.Money{Amount: 8999, Currency: "USD"}, Version: 1}
+	d.Remember(context.Background(), p)
+	if _, v, ok := d.Cached(context.Background(), catalogenv.CacheKey(p)); !ok || v != 1 {
+		t.Fatalf("Remember: cached %v at version %d, want version 1", ok, v)
+	}
+
+	p.Version, p.Name = 2, "Speaker v2"
+	req, hangUp := context.WithTimeout(context.Background(), catalogenv.AfterCommitMargin-200*time.Millisecond)
+	defer hangUp()
+	d.Committed(req, p)
+	if _, v, ok := d.Cached(context.Background(), catalogenv.CacheKey(p)); ok {
+		t.Errorf("after the committed write of version 2 near the request's deadline the cache still serves version %d", v)
+	}
+
+	// update-product-stats' Fresh, in the cache context, as near the deadline.
+	p.Version, p.Name = 3, "Speaker v3"
+	req, hangUp = context.WithTimeout(context.Background(), catalogenv.AfterCommitMargin-200*time.Millisecond)
+	defer hangUp()
+	cctx, cancel := catalogenv.CacheContext(req)
+	defer cancel()
+	d.Fresh(cctx, p)
+	if _, v, ok := d.Cached(context.Background(), catalogenv.CacheKey(p)); !ok || v != 3 {
+		t.Errorf("Fresh near the request's deadline: cached %v at version %d, want version 3", ok, v)
+	}
+}
