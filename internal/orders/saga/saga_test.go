@@ -811,32 +811,7 @@ func TestRecoverRefundsACaptureWhoseStockIsGone(t *testing.T) {
 // either.
 func TestARefundBeforeTheChargeLandsLeavesNoCapture(t *testing.T) {
 	e := setup(t, nil)
-	land := make(chan struct{})
-	var charges atomic.Int64
-	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
-		if fn != "charge-payment" {
-			return 0, 0, 0
-		}
-		switch charges.Add(1) {
-		case 1:
-			<-land // past the client's timeout: the saga tries again
-		case 2:
-			return 0, http.StatusConflict, 0 // a refusal the table does not name: failed, refund owed
-		}
-		return 0, 0, 0
-	})
-	gw, err := ordersgw.New(e.svc.URL, orderstest.Token, nil, 300*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := e.cfg
-	cfg.Payments = gw
-	s, err := saga.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := s.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
-	close(land)
+	gw, res, err := e.placeWithALateCharge(t, http.StatusConflict) // a refusal the table does not name: failed, refund owed
 	if err != nil || res.Outcome() != orders.OutcomeRejected || res.Order.Status != orders.PaymentFailed {
 		t.Fatalf("place: %s %+v %v, want rejected payment_failed", res.Outcome(), res.Order, err)
 	}
@@ -866,32 +841,7 @@ func TestARefundBeforeTheChargeLandsLeavesNoCapture(t *testing.T) {
 // compensation done, and the late try captured the order's money.
 func TestATokenRefusedAfterATimedOutChargeLeavesNoCapture(t *testing.T) {
 	e := setup(t, nil)
-	land := make(chan struct{})
-	var charges atomic.Int64
-	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
-		if fn != "charge-payment" {
-			return 0, 0, 0
-		}
-		switch charges.Add(1) {
-		case 1:
-			<-land // past the client's timeout: the saga tries again
-		case 2:
-			return 0, http.StatusUnprocessableEntity, 0 // invalid_payment_token: the token was used
-		}
-		return 0, 0, 0
-	})
-	gw, err := ordersgw.New(e.svc.URL, orderstest.Token, nil, 300*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := e.cfg
-	cfg.Payments = gw
-	s, err := saga.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := s.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
-	close(land)
+	gw, res, err := e.placeWithALateCharge(t, http.StatusUnprocessableEntity) // invalid_payment_token: the token was used
 	if err != nil || res.Outcome() != orders.OutcomeTokenRefused || res.Order.Status != orders.PaymentFailed {
 		t.Fatalf("place: %s %+v %v, want invalid_payment_token payment_failed", res.Outcome(), res.Order, err)
 	}
@@ -916,6 +866,42 @@ func TestATokenRefusedAfterATimedOutChargeLeavesNoCapture(t *testing.T) {
 	if c := e.svc.Counts(); c.Captures != 0 {
 		t.Fatalf("%d captures for a failed order", c.Captures)
 	}
+}
+
+// placeWithALateCharge places one order through a payments client that gives
+// up on a call after 300ms, over a service whose first charge hangs past that
+// timeout (it lands once the order is placed) and whose second, the saga's
+// retry, answers refusal. It returns the client, for a later charge of the
+// order, and what Place returned.
+func (e *env) placeWithALateCharge(t *testing.T, refusal int) (*ordersgw.Gateway, orders.Checkout, error) {
+	t.Helper()
+	land := make(chan struct{})
+	var charges atomic.Int64
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn != "charge-payment" {
+			return 0, 0, 0
+		}
+		switch charges.Add(1) {
+		case 1:
+			<-land // past the client's timeout: the saga tries again
+		case 2:
+			return 0, refusal, 0
+		}
+		return 0, 0, 0
+	})
+	gw, err := ordersgw.New(e.svc.URL, orderstest.Token, nil, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.cfg
+	cfg.Payments = gw
+	s, err := saga.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Place(context.Background(), e.user, e.request(1, "tok_visa"), "")
+	close(land)
+	return gw, res, err
 }
 
 func TestConcurrentRecoveryDrivesEachOrderOnce(t *testing.T) {
