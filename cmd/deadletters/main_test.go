@@ -19,45 +19,7 @@ import (
 const rabbitURL = "amqp://guest:guest@127.0.0.1:5672/"
 
 func TestListInspectReplayPurge(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs RabbitMQ; -short was asked for")
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	names := broker.Names{Prefix: "test-" + hex.EncodeToString(b) + "."}
-	conn, err := amqp.Dial(rabbitURL)
-	if err != nil {
-		t.Fatalf("RabbitMQ is required for this test: %v", err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = ch.QueueDelete(names.Queue("fn1"), false, false, false)
-		_, _ = ch.QueueDelete(names.DLQ("fn1"), false, false, false)
-		_ = conn.Close()
-	})
-	if err := broker.DeclareFunction(ch, names, "fn1", nil); err != nil {
-		t.Fatal(err)
-	}
-	// Confirmed publishes: the messages are in the queue before the first
-	// list (without confirms it sometimes listed 0 on a loaded machine).
-	if err := ch.Confirm(false); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{"evt-1", "evt-2", "evt-3"} {
-		dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "", names.DLQ("fn1"), false, false, amqp.Publishing{
-			MessageId: id, Type: "order.placed.v1", Body: []byte(`{"id":"` + id + `"}`),
-			Headers: amqp.Table{broker.HeaderAttempts: int32(5), broker.HeaderLastStatus: int32(500), broker.HeaderTopic: "order.placed.v1"},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ok, err := dc.WaitContext(context.Background()); err != nil || !ok {
-			t.Fatalf("publish %s not confirmed: %v", id, err)
-		}
-	}
+	names, _, ch := deadLetters(t, amqp.Table{broker.HeaderAttempts: int32(5), broker.HeaderLastStatus: int32(500), broker.HeaderTopic: "order.placed.v1"}, "evt-1", "evt-2", "evt-3")
 	// The password comes from the rabbitmq-password secret, as on faasd,
 	// where RABBITMQ_URL names none; the secret wins over a stale one.
 	secrets := t.TempDir()
@@ -102,6 +64,39 @@ func TestListInspectReplayPurge(t *testing.T) {
 // left unset) is a usage error, not "every message", and a replay or purge
 // of an id the DLQ does not hold fails naming it; the DLQ keeps its messages.
 func TestEmptyOrUnknownIDTouchesNothing(t *testing.T) {
+	names, conn, ch := deadLetters(t, nil, "evt-1", "evt-2")
+	getenv := config.Env(map[string]string{"RABBITMQ_URL": rabbitURL, "EXCHANGE_PREFIX": names.Prefix})
+	for _, tc := range []struct {
+		args []string
+		want string // in the error
+	}{
+		{[]string{"purge", "fn1", ""}, "usage"},
+		{[]string{"replay", "fn1", ""}, "usage"},
+		{[]string{"inspect", "fn1", ""}, "usage"},
+		{[]string{"purge", "fn1", "evt-none"}, "evt-none"},
+		{[]string{"replay", "fn1", "evt-none"}, "evt-none"},
+	} {
+		var out bytes.Buffer
+		err := run(context.Background(), tc.args, getenv, &out)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err %v, want one containing %q (output %q)", tc.args, err, tc.want, out.String())
+		}
+		if n, err := broker.CountDeadLetters(conn, names, "fn1"); err != nil || n != 2 {
+			t.Fatalf("after %q: %d dead letter(s) (err %v), want the 2 untouched", tc.args, n, err)
+		}
+		if q, err := ch.QueueDeclarePassive(names.Queue("fn1"), true, false, false, false, nil); err != nil || q.Messages != 0 {
+			t.Fatalf("after %q: fn1's queue holds %d (err %v), want 0", tc.args, q.Messages, err)
+		}
+	}
+}
+
+// deadLetters declares function fn1 under a prefix of its own and puts one
+// message per id, with the given headers, on fn1's dead-letter queue. The
+// publishes are confirmed: the messages are in the queue before the test's
+// first look (without confirms a list sometimes saw 0 on a loaded machine).
+// The queues are deleted and the connection closed when the test ends.
+func deadLetters(t *testing.T, headers amqp.Table, ids ...string) (broker.Names, *amqp.Connection, *amqp.Channel) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("needs RabbitMQ; -short was asked for")
 	}
@@ -127,9 +122,9 @@ func TestEmptyOrUnknownIDTouchesNothing(t *testing.T) {
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"evt-1", "evt-2"} {
+	for _, id := range ids {
 		dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "", names.DLQ("fn1"), false, false, amqp.Publishing{
-			MessageId: id, Type: "order.placed.v1", Body: []byte(`{"id":"` + id + `"}`),
+			MessageId: id, Type: "order.placed.v1", Body: []byte(`{"id":"` + id + `"}`), Headers: headers,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -138,27 +133,5 @@ func TestEmptyOrUnknownIDTouchesNothing(t *testing.T) {
 			t.Fatalf("publish %s not confirmed: %v", id, err)
 		}
 	}
-	getenv := config.Env(map[string]string{"RABBITMQ_URL": rabbitURL, "EXCHANGE_PREFIX": names.Prefix})
-	for _, tc := range []struct {
-		args []string
-		want string // in the error
-	}{
-		{[]string{"purge", "fn1", ""}, "usage"},
-		{[]string{"replay", "fn1", ""}, "usage"},
-		{[]string{"inspect", "fn1", ""}, "usage"},
-		{[]string{"purge", "fn1", "evt-none"}, "evt-none"},
-		{[]string{"replay", "fn1", "evt-none"}, "evt-none"},
-	} {
-		var out bytes.Buffer
-		err := run(context.Background(), tc.args, getenv, &out)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q: err %v, want one containing %q (output %q)", tc.args, err, tc.want, out.String())
-		}
-		if n, err := broker.CountDeadLetters(conn, names, "fn1"); err != nil || n != 2 {
-			t.Fatalf("after %q: %d dead letter(s) (err %v), want the 2 untouched", tc.args, n, err)
-		}
-		if q, err := ch.QueueDeclarePassive(names.Queue("fn1"), true, false, false, false, nil); err != nil || q.Messages != 0 {
-			t.Fatalf("after %q: fn1's queue holds %d (err %v), want 0", tc.args, q.Messages, err)
-		}
-	}
+	return names, conn, ch
 }
