@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/inventory"
 	"github.com/shopfaas/shop/internal/inventory/inventorydb"
@@ -119,15 +118,12 @@ func TestCommitStockReadsTheOrderIDOnlyInItsCanonicalForm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, other := range fntest.OtherSpellings(order) {
-		t.Run(name, func(t *testing.T) {
-			w := fntest.Do(t, h, http.MethodPost, "/", "application/json", `{"order_id":"`+other+`"}`, auth.InternalHeader, credential)
-			fntest.Problem(t, w, http.StatusBadRequest, "invalid_json")
+	fntest.RefusesOtherSpellings(t, h, credential, order, "",
+		func(other string) string { return `{"order_id":"` + other + `"}` }, func(t *testing.T) {
 			if st, _ := store.Get(ctx, product); st.OnHand != 2 || st.Reserved != 2 {
 				t.Fatalf("a refused call committed: stock %+v", st)
 			}
 		})
-	}
 	if code, out := fntest.Call(t, h, credential, `{"order_id":"`+strings.ToUpper(order.String())+`"}`); code != http.StatusOK || out["status"] != "committed" || out["order_id"] != order.String() {
 		t.Fatalf("upper-case id: %d %v, want committed", code, out)
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/payments"
 	"github.com/shopfaas/shop/internal/payments/paymentsdb"
@@ -114,15 +113,12 @@ func TestRefundPaymentReadsTheOrderIDOnlyInItsCanonicalForm(t *testing.T) {
 	if _, err := svc.Charge(ctx, captured); err != nil {
 		t.Fatal(err)
 	}
-	for name, other := range fntest.OtherSpellings(captured.OrderID) {
-		t.Run(name, func(t *testing.T) {
-			w := fntest.Do(t, h, http.MethodPost, "/", "application/json", `{"order_id":"`+other+`"}`, auth.InternalHeader, credential)
-			fntest.Problem(t, w, http.StatusBadRequest, "invalid_json")
+	fntest.RefusesOtherSpellings(t, h, credential, captured.OrderID, "",
+		func(other string) string { return `{"order_id":"` + other + `"}` }, func(t *testing.T) {
 			if n, err := ledger.Count(ctx, "refund"); err != nil || n != 0 {
 				t.Fatalf("a refused call refunded: %d refunds %v", n, err)
 			}
 		})
-	}
 	if code, out := fntest.Call(t, h, credential, `{"order_id":"`+strings.ToUpper(captured.OrderID.String())+`"}`); code != http.StatusOK || out["status"] != "refunded" {
 		t.Fatalf("upper-case id: %d %v, want refunded", code, out)
 	}
