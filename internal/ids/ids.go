@@ -63,15 +63,22 @@ func (c *CanonicalID) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		return nil
 	}
-	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
-		return ErrNotCanonical
-	}
-	id, ok := Canonical(string(b[1 : len(b)-1]))
+	id, ok := CanonicalJSON(b)
 	if !ok {
 		return ErrNotCanonical
 	}
 	*c = CanonicalID(id)
 	return nil
+}
+
+// CanonicalJSON reads b, a JSON value, as a string holding an id in its
+// canonical form (Canonical), the string's bytes as sent: an escape, any
+// other spelling or any other JSON value is not one.
+func CanonicalJSON(b []byte) (uuid.UUID, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return uuid.Nil, false
+	}
+	return Canonical(string(b[1 : len(b)-1]))
 }
 
 // MarshalText encodes c as uuid.UUID does: the canonical form, lower case.

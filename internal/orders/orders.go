@@ -147,7 +147,7 @@ func (l *ItemList) UnmarshalJSON(b []byte) error {
 }
 
 // canonicalID is an id that decodes only from a JSON string holding its
-// canonical form (ids.Canonical), as a path's is read (fnhttp.PathID).
+// canonical form (ids.CanonicalJSON), as a path's is read (fnhttp.PathID).
 type canonicalID uuid.UUID
 
 // errProductID is canonicalID's answer to anything else, a 400 invalid_json
@@ -157,10 +157,7 @@ var errProductID = fault.E(fault.Malformed, fault.CodeInvalidJSON,
 
 // UnmarshalJSON reads a canonical id from a JSON string without escapes.
 func (c *canonicalID) UnmarshalJSON(b []byte) error {
-	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
-		return errProductID
-	}
-	id, ok := ids.Canonical(string(b[1 : len(b)-1]))
+	id, ok := ids.CanonicalJSON(b)
 	if !ok {
 		return errProductID
 	}
