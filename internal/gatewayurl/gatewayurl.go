@@ -84,8 +84,9 @@ func (l Locator) NewClient() *http.Client {
 }
 
 // NoRedirect is the CheckRedirect of every client that sends the internal
-// credential (NewClient, the RabbitMQ connector's, the scheduler's): the 3xx
-// itself is the answer. Following one, net/http re-sent a 307/308's POST with
+// credential (NewClient, the RabbitMQ connector's, the scheduler's, and
+// faas-local's asynchronous queue worker): the 3xx itself is the answer.
+// Following one, net/http re-sent a 307/308's POST with
 // X-Internal-Token, Shop-Signature and the body to whatever host Location
 // named (it strips only Authorization and Cookie across hosts), and turned a
 // 301/302/303's POST into a GET without a body, whose 2xx the caller took for

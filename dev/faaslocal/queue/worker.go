@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shopfaas/shop/internal/gatewayurl"
 )
 
 // maxResponse caps what the worker reads of a function's answer.
@@ -138,7 +140,9 @@ type Worker struct {
 func NewWorker(cfg Config) *Worker {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Worker{cfg: cfg, client: &http.Client{CheckRedirect: noRedirects}, ctx: ctx, cancel: cancel,
+	// A redirect is the answer, as the gateway's proxy takes it: neither a
+	// function's answer nor a callback target can send the worker elsewhere.
+	return &Worker{cfg: cfg, client: &http.Client{CheckRedirect: gatewayurl.NoRedirect}, ctx: ctx, cancel: cancel,
 		turns: make(chan struct{}, cfg.MaxInflight), stopped: make(chan struct{})}
 }
 
@@ -354,8 +358,3 @@ func (w *Worker) invoke(ctx context.Context, c Call) (int, http.Header, []byte) 
 	}
 	return res.StatusCode, res.Header, b
 }
-
-// noRedirects makes the worker's client return a redirect as the answer, as
-// the gateway's proxy does: neither a function's answer nor a callback
-// target can send the worker elsewhere.
-func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
