@@ -104,12 +104,30 @@ func (g *gateway) counts() map[string]int {
 
 func newScheduler(t *testing.T, g *gateway) *Scheduler {
 	t.Helper()
-	s, err := New(Config{GatewayURL: g.URL, Credential: credential, InvokeTimeout: 5 * time.Second},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return newLoggingScheduler(t, g, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// newLoggingScheduler is a scheduler of g's functions logging to log.
+func newLoggingScheduler(t *testing.T, g *gateway, log *slog.Logger) *Scheduler {
+	t.Helper()
+	s, err := New(Config{GatewayURL: g.URL, Credential: credential, InvokeTimeout: 5 * time.Second}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// runMinuteOne schedules g's functions with a scheduler logging to log and
+// runs the tick of minute(1) until its invocations have ended.
+func runMinuteOne(t *testing.T, g *gateway, log *slog.Logger) {
+	t.Helper()
+	s := newLoggingScheduler(t, g, log)
+	ctx := context.Background()
+	if err := s.Refresh(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	s.Tick(ctx, minute(1))
+	s.Wait()
 }
 
 var t0 = time.Date(2026, 3, 1, 10, 0, 30, 0, time.UTC)
@@ -356,17 +374,7 @@ func TestARedirectIsNotFollowed(t *testing.T) {
 	g.redirect = other.URL + "/function/sweep"
 	g.set("sweep", map[string]string{"schedule": "*/1 * * * *"})
 	var buf bytes.Buffer
-	s, err := New(Config{GatewayURL: g.URL, Credential: credential, InvokeTimeout: 5 * time.Second},
-		slog.New(slog.NewTextHandler(&buf, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := s.Refresh(ctx, t0); err != nil {
-		t.Fatal(err)
-	}
-	s.Tick(ctx, minute(1))
-	s.Wait()
+	runMinuteOne(t, g, slog.New(slog.NewTextHandler(&buf, nil)))
 	mu.Lock()
 	defer mu.Unlock()
 	for _, h := range elsewhere {
@@ -412,17 +420,7 @@ func TestLogLinesNameEachKeyOnce(t *testing.T) {
 	g := newGateway(t)
 	g.set("sweep", map[string]string{"schedule": "*/1 * * * *"})
 	g.set("broken", map[string]string{"schedule": "every minute"})
-	s, err := New(Config{GatewayURL: g.URL, Credential: credential, InvokeTimeout: 5 * time.Second},
-		telemetry.NewLogger(&buf, "scheduler", slog.LevelDebug))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := s.Refresh(ctx, t0); err != nil {
-		t.Fatal(err)
-	}
-	s.Tick(ctx, minute(1))
-	s.Wait()
+	runMinuteOne(t, g, telemetry.NewLogger(&buf, "scheduler", slog.LevelDebug))
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) < 3 {
 		t.Fatalf("%d lines logged, want the schedule, the refusal and the run:\n%s", len(lines), buf.String())
