@@ -36,17 +36,25 @@ func docEdge(t *testing.T, up *httptest.Server) *httptest.Server {
 // proxied to up, until the test ends.
 func edgeOf(t *testing.T, text string, up *httptest.Server) (*Edge, *httptest.Server) {
 	t.Helper()
+	e := newEdge(t, text, Options{Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://")}})
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return e, srv
+}
+
+// newEdge is the edge of the declaration text with opts; the test fails if
+// the text does not parse or compile.
+func newEdge(t *testing.T, text string, opts Options) *Edge {
+	t.Helper()
 	decl, err := Parse([]byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(decl, Options{Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://")}})
+	e, err := New(decl, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(e)
-	t.Cleanup(srv.Close)
-	return e, srv
+	return e
 }
 
 const doc = `
@@ -158,20 +166,13 @@ func TestRoutingFollowsKongPriorities(t *testing.T) {
 }
 
 func TestUpstreamDownIs502(t *testing.T) {
-	decl, err := Parse([]byte(`
+	e := newEdge(t, `
 _format_version: "3.0"
 services:
   - name: down
     url: http://127.0.0.1:1/function/down
     routes: [{name: down, paths: [/down]}]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(decl, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, Options{})
 	rec := httptest.NewRecorder()
 	e.ServeHTTP(rec, httptest.NewRequest("GET", "/down", nil))
 	if rec.Code != http.StatusBadGateway || rec.Header().Get("Content-Type") != "application/problem+json" {
@@ -402,7 +403,7 @@ func TestRawRequestLinesKeepTheirEncodedSlashes(t *testing.T) {
 // such a preflight 404 (the problem of any unmatched request) too, and a
 // routed preflight 200 with the grant.
 func TestCORSAnswersOnlyRoutedPreflights(t *testing.T) {
-	decl, err := Parse([]byte(`
+	e := newEdge(t, `
 _format_version: "3.0"
 services:
   - name: s
@@ -413,14 +414,7 @@ services:
 plugins:
   - name: cors
     config: {origins: [http://localhost:3000], methods: [GET]}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(decl, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, Options{})
 	for path, want := range map[string]int{"/with": http.StatusOK, "/without": http.StatusNotFound, "/nowhere": http.StatusNotFound} {
 		r := httptest.NewRequest(http.MethodOptions, path, nil)
 		r.Header.Set("Origin", "http://localhost:3000")
