@@ -2,8 +2,6 @@ package relay
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"testing"
@@ -147,34 +145,9 @@ func TestAnUnconfirmedBatchStaysPendingAndIsRetried(t *testing.T) {
 // Until 2026-12-07 only the nacked event's span had the Error status; the
 // third's ended with none, although its row went out again the next round.
 func TestANackFailsTheSpansOfTheEventsAfterIt(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs RabbitMQ; -short was asked for")
-	}
 	ctx := context.Background()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	names := broker.Names{Prefix: "test-" + hex.EncodeToString(b) + "."}
-	conn, err := amqp.Dial(rabbitURL)
-	if err != nil {
-		t.Fatalf("RabbitMQ is required for this test (%s): %v", rabbitURL, err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	names, ch := declareExchange(t, "full")
 	queue := names.Prefix + "full"
-	t.Cleanup(func() {
-		if c, err := conn.Channel(); err == nil {
-			_, _ = c.QueueDelete(queue, false, false, false)
-			_, _ = c.QueueDelete(names.Unrouted(), false, false, false)
-			_ = c.ExchangeDelete(names.Exchange(), false, false)
-			_ = c.ExchangeDelete(names.Unrouted(), false, false)
-		}
-		_ = conn.Close()
-	})
-	if err := broker.DeclareExchange(ch, names); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := ch.QueueDeclare(queue, false, false, false, false,
 		amqp.Table{"x-max-length": int32(1), "x-overflow": "reject-publish"}); err != nil {
 		t.Fatal(err)

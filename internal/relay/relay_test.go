@@ -44,9 +44,11 @@ func openOutbox(t *testing.T) (*pgxpool.Pool, string) {
 	return pool, pool.Config().ConnString()
 }
 
-// capture declares the test's exchange (unique prefix) and a queue bound to
-// every routing key, and returns the deliveries.
-func capture(t *testing.T) (broker.Names, <-chan amqp.Delivery) {
+// declareExchange declares the test's exchange under a unique prefix and
+// returns its names and a channel; when the test ends it deletes the
+// exchanges, the unrouted queue and the queue names.Prefix+s for each s in
+// queueSuffixes.
+func declareExchange(t *testing.T, queueSuffixes ...string) (broker.Names, *amqp.Channel) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs RabbitMQ; -short was asked for")
@@ -58,6 +60,17 @@ func capture(t *testing.T) (broker.Names, <-chan amqp.Delivery) {
 	if err != nil {
 		t.Fatalf("RabbitMQ is required for this test (%s): %v", rabbitURL, err)
 	}
+	t.Cleanup(func() {
+		if c, err := conn.Channel(); err == nil {
+			for _, suffix := range queueSuffixes {
+				_, _ = c.QueueDelete(names.Prefix+suffix, false, false, false)
+			}
+			_, _ = c.QueueDelete(names.Unrouted(), false, false, false)
+			_ = c.ExchangeDelete(names.Exchange(), false, false)
+			_ = c.ExchangeDelete(names.Unrouted(), false, false)
+		}
+		_ = conn.Close()
+	})
 	ch, err := conn.Channel()
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +78,14 @@ func capture(t *testing.T) (broker.Names, <-chan amqp.Delivery) {
 	if err := broker.DeclareExchange(ch, names); err != nil {
 		t.Fatal(err)
 	}
+	return names, ch
+}
+
+// capture declares the test's exchange (unique prefix) and a queue bound to
+// every routing key, and returns the deliveries.
+func capture(t *testing.T) (broker.Names, <-chan amqp.Delivery) {
+	t.Helper()
+	names, ch := declareExchange(t, "capture")
 	q := names.Prefix + "capture"
 	if _, err := ch.QueueDeclare(q, false, false, false, false, nil); err != nil {
 		t.Fatal(err)
@@ -76,16 +97,6 @@ func capture(t *testing.T) (broker.Names, <-chan amqp.Delivery) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		c, err := conn.Channel()
-		if err == nil {
-			_, _ = c.QueueDelete(q, false, false, false)
-			_, _ = c.QueueDelete(names.Unrouted(), false, false, false)
-			_ = c.ExchangeDelete(names.Exchange(), false, false)
-			_ = c.ExchangeDelete(names.Unrouted(), false, false)
-		}
-		_ = conn.Close()
-	})
 	return names, deliveries
 }
 
