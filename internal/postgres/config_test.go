@@ -26,21 +26,23 @@ func TestConfigFrom(t *testing.T) {
 	migrations := fstest.MapFS{"0001_init.sql": {Data: []byte("SELECT 1;")}}
 	c := config.New(config.Env(map[string]string{config.SecretsDirEnv: secrets,
 		"ORDERS_DATABASE_URL": "postgres://shop@127.0.0.1:5432/shop_orders", "DATABASE_CREATE": "true", "DATABASE_MAX_CONNS": "7",
-		"ORDERS_DATABASE_MIGRATION_URL": "postgres://shop@10.0.0.5:5432/shop_orders", "DATABASE_MIGRATION_LOCK_TIMEOUT": "2s"}))
+		"ORDERS_DATABASE_MIGRATION_URL": "postgres://shop@10.0.0.5:5432/shop_orders", "DATABASE_MIGRATION_LOCK_TIMEOUT": "2s",
+		"DATABASE_MIGRATION_TIMEOUT": "3h"}))
 	got := postgres.ConfigFrom(c, "orders", migrations)
 	if err := c.Err(); err != nil {
 		t.Fatal(err)
 	}
 	if got.URL != "postgres://shop@127.0.0.1:5432/shop_orders" || !got.CreateDatabase || got.MaxConns != 7 || got.Password != "pw" || got.Migrations == nil ||
-		got.MigrationURL != "postgres://shop@10.0.0.5:5432/shop_orders" || got.MigrationLockTimeout != 2*time.Second {
+		got.MigrationURL != "postgres://shop@10.0.0.5:5432/shop_orders" || got.MigrationLockTimeout != 2*time.Second ||
+		got.MigrationTimeout != 3*time.Hour {
 		t.Errorf("config %+v", got)
 	}
 
 	c = config.New(config.Env(map[string]string{config.SecretsDirEnv: t.TempDir(), "DATABASE_MAX_CONNS": "99",
-		"DATABASE_MIGRATION_LOCK_TIMEOUT": "0"}))
+		"DATABASE_MIGRATION_LOCK_TIMEOUT": "0", "DATABASE_MIGRATION_TIMEOUT": "500ms"}))
 	got = postgres.ConfigFrom(c, "users", migrations)
 	err := c.Err()
-	for _, want := range []string{"USERS_DATABASE_URL", "DATABASE_MAX_CONNS", "DATABASE_MIGRATION_LOCK_TIMEOUT"} {
+	for _, want := range []string{"USERS_DATABASE_URL", "DATABASE_MAX_CONNS", "DATABASE_MIGRATION_LOCK_TIMEOUT", "DATABASE_MIGRATION_TIMEOUT"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not name %s", err, want)
 		}
@@ -53,5 +55,8 @@ func TestConfigFrom(t *testing.T) {
 	c = config.New(config.Env(map[string]string{config.SecretsDirEnv: t.TempDir(), "USERS_DATABASE_URL": "postgres://shop@127.0.0.1:5432/shop_users"}))
 	if got := postgres.ConfigFrom(c, "users", migrations); c.Err() != nil || got.MigrationLockTimeout != postgres.DefaultMigrationLockTimeout {
 		t.Errorf("migration lock timeout %s (%v), want the default %s", got.MigrationLockTimeout, c.Err(), postgres.DefaultMigrationLockTimeout)
+	}
+	if got := postgres.ConfigFrom(c, "users", migrations); c.Err() != nil || got.MigrationTimeout != postgres.DefaultMigrationTimeout {
+		t.Errorf("migration timeout %s (%v), want the default %s", got.MigrationTimeout, c.Err(), postgres.DefaultMigrationTimeout)
 	}
 }

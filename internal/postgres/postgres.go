@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,7 +33,8 @@ type Config struct {
 	// Password, when set, overrides the URL's password (read from a secret file).
 	Password string
 	// MaxConns bounds the pool; every function replica owns one pool, and
-	// PostgreSQL's default max_connections is 100. Default 4.
+	// PostgreSQL's default max_connections is 100. Default 4. A pending
+	// migration runs on one connection more, closed once it is done.
 	MaxConns int32
 	// Migrations holds the service's NNNN_name.sql files, applied in order.
 	Migrations fs.FS
@@ -49,8 +51,12 @@ type Config struct {
 	// waits for each lock it takes before it is rolled back and tried again
 	// (see Migrate). Default DefaultMigrationLockTimeout.
 	MigrationLockTimeout time.Duration
+	// MigrationTimeout bounds a run of the pending migrations, which Open's
+	// deadline does not cut (see Open). Default DefaultMigrationTimeout.
+	MigrationTimeout time.Duration
 	// Log receives a line for each try of a migration that could not get
-	// its locks and is tried again (default slog.Default()).
+	// its locks and is tried again, and the outcome of a run of migrations
+	// that no Open was waiting for when it ended (default slog.Default()).
 	Log *slog.Logger
 	// ReadOnly: the pool is a reader's, whose role may read the service's
 	// tables and write nothing (ReaderConfigFrom): Open applies no
@@ -63,6 +69,15 @@ type Config struct {
 
 // Open connects to the service database, creating it when asked and applying
 // pending migrations under an advisory lock, so many replicas may start at once.
+//
+// The migrations run on a connection of their own, in the background, under
+// Config.MigrationTimeout and not under ctx: Open waits for them until ctx is
+// done, and then fails with ErrMigrating while they go on (a function's
+// build runs under OpenTimeout, 15 s, and an index built concurrently on a
+// large table, or a backfill, takes longer: cut at each build's deadline,
+// it would never be applied). An Open in the same process that finds them
+// running waits for that run, not a second one, up to its own ctx; an Open
+// in another process waits for the advisory lock up to its ctx.
 //
 // URL may go through a pooler in transaction mode (PgBouncer) if it says how
 // queries are sent (default_query_exec_mode: exec where the pooler keeps no
@@ -88,13 +103,13 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 		ScanTimesInUTC(c.TypeMap())
 		return nil
 	}
-	direct := pc
+	direct := pc.Copy()
 	if cfg.MigrationURL != "" {
 		if direct, err = parsePoolConfig(cfg.MigrationURL, cfg.Password); err != nil {
 			return nil, fmt.Errorf("migration url: %w", err)
 		}
-		direct.MaxConns, direct.MinConns = 1, 0
 	}
+	direct.MaxConns, direct.MinConns = 1, 0
 	if cfg.CreateDatabase && !cfg.ReadOnly {
 		if err := ensureDatabase(ctx, direct.ConnConfig); err != nil {
 			return nil, err
@@ -184,11 +199,117 @@ func ScanTimesInUTC(m *pgtype.Map) {
 		Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC}})
 }
 
-// migrateOver applies cfg's migrations over pool, or, when
-// cfg.MigrationURL is set and one is pending, over a pool of one connection
-// to it (direct): a replica that finds nothing pending, every one after the
-// first of a release, opens no connection past the pooler.
+// migrateOver applies cfg's pending migrations (runMigrations) over a pool
+// of one connection of its own to direct, cfg.MigrationURL's when set, else
+// the pool's own URL's: a replica that finds nothing pending, every one
+// after the first of a release, opens no connection besides pool's. It waits
+// for the run until ctx is done, then fails with ErrMigrating while the run
+// goes on.
 func migrateOver(ctx context.Context, pool *pgxpool.Pool, direct *pgxpool.Config, cfg Config) error {
+	files, err := migrationFiles(cfg.Migrations)
+	if err != nil {
+		return err
+	}
+	db := pool.Config().ConnConfig.Database
+	for {
+		conn, err := pool.Acquire(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		pending, err := firstPending(ctx, conn.Conn(), files)
+		conn.Release()
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		if pending == "" {
+			return nil
+		}
+		run, started := runMigrations(ctx, direct, cfg)
+		select {
+		case <-run.done:
+			run.leave()
+			// A run another Open started applied its own files, which
+			// may not be all of cfg's: look again.
+			if run.err != nil || started {
+				return run.err
+			}
+		case <-ctx.Done():
+			run.leave()
+			return fmt.Errorf("%s: %s and any after it are still being applied (%v): %w",
+				db, path.Base(pending), ctx.Err(), ErrMigrating)
+		}
+	}
+}
+
+// DefaultMigrationTimeout bounds a run of a database's pending migrations
+// by default (Config.MigrationTimeout, DATABASE_MIGRATION_TIMEOUT): a
+// concurrent index build on a table of tens of millions of rows, or a
+// backfill, with room to spare.
+const DefaultMigrationTimeout = time.Hour
+
+// ErrMigrating is Open's answer when its deadline came while the database's
+// migrations were being applied: they go on in the background, within
+// Config.MigrationTimeout, and the next Open waits for them again, or finds
+// them applied. A function's build fails meanwhile, so it answers 503 and
+// builds again at its next request or readiness check (fnhttp.Lazy).
+var ErrMigrating = errors.New("the database's migrations are still being applied in the background " +
+	"(within DATABASE_MIGRATION_TIMEOUT); the function answers 503 until they are")
+
+// migrationRun is a run of a database's pending migrations in this process:
+// it outlives the Open that started it, so that the deadline of a
+// function's build does not cut a long migration.
+type migrationRun struct {
+	done chan struct{}
+	err  error // the run's outcome, set before done is closed
+	// waiters counts the Opens waiting for the run (guarded by runsMu):
+	// when none is at its end, the run logs its outcome itself.
+	waiters int
+}
+
+var (
+	runsMu sync.Mutex
+	// runs are the runs going on, by database (migrationKey).
+	runs = map[string]*migrationRun{}
+)
+
+// migrationKey names direct's database among the runs of this process.
+func migrationKey(direct *pgxpool.Config) string {
+	cc := direct.ConnConfig
+	return cc.Host + ":" + strconv.Itoa(int(cc.Port)) + "/" + cc.Database
+}
+
+// runMigrations returns the run of direct's database's pending migrations
+// going on in this process, starting it when there is none (started), and
+// counts the caller among its waiters (leave when done waiting). The run
+// applies cfg.Migrations (migrate) over a pool of one connection to direct,
+// on ctx's values without its cancellation, bounded by cfg.MigrationTimeout.
+func runMigrations(ctx context.Context, direct *pgxpool.Config, cfg Config) (run *migrationRun, started bool) {
+	key := migrationKey(direct)
+	runsMu.Lock()
+	defer runsMu.Unlock()
+	if run := runs[key]; run != nil {
+		run.waiters++
+		return run, false
+	}
+	run = &migrationRun{done: make(chan struct{}), waiters: 1}
+	runs[key] = run
+	go run.apply(context.WithoutCancel(ctx), key, direct, cfg)
+	return run, true
+}
+
+// leave counts a waiter out of run.
+func (run *migrationRun) leave() {
+	runsMu.Lock()
+	run.waiters--
+	runsMu.Unlock()
+}
+
+// apply is the run's work: see runMigrations.
+func (run *migrationRun) apply(ctx context.Context, key string, direct *pgxpool.Config, cfg Config) {
+	timeout := cfg.MigrationTimeout
+	if timeout <= 0 {
+		timeout = DefaultMigrationTimeout
+	}
 	lockTimeout := cfg.MigrationLockTimeout
 	if lockTimeout <= 0 {
 		lockTimeout = DefaultMigrationLockTimeout
@@ -197,31 +318,36 @@ func migrateOver(ctx context.Context, pool *pgxpool.Pool, direct *pgxpool.Config
 	if log == nil {
 		log = slog.Default()
 	}
-	if cfg.MigrationURL == "" {
-		return migrate(ctx, pool, cfg.Migrations, lockTimeout, log)
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := func() error {
+		mp, err := pgxpool.NewWithConfig(ctx, direct)
+		if err != nil {
+			return fmt.Errorf("connect %s for its migrations: %w", direct.ConnConfig.Database, err)
+		}
+		defer mp.Close()
+		return migrate(ctx, mp, cfg.Migrations, lockTimeout, log)
+	}()
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w (the migrations ran for longer than DATABASE_MIGRATION_TIMEOUT, %s)", err, timeout)
 	}
-	files, err := migrationFiles(cfg.Migrations)
+	runsMu.Lock()
+	delete(runs, key)
+	run.err = err
+	unwatched := run.waiters == 0
+	runsMu.Unlock()
+	close(run.done)
+	if !unwatched {
+		return // its waiters return its outcome
+	}
+	took := time.Since(began).Round(time.Millisecond).String()
 	if err != nil {
-		return err
+		log.Error("the database's migrations failed; the next start tries them again",
+			"database", direct.ConnConfig.Database, "took", took, "err", err.Error())
+		return
 	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	pending, err := firstPending(ctx, conn.Conn(), files)
-	conn.Release()
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	if pending == "" {
-		return nil
-	}
-	mp, err := pgxpool.NewWithConfig(ctx, direct)
-	if err != nil {
-		return fmt.Errorf("connect %s for its migrations: %w", direct.ConnConfig.Database, err)
-	}
-	defer mp.Close()
-	return migrate(ctx, mp, cfg.Migrations, lockTimeout, log)
+	log.Info("the database's migrations are applied", "database", direct.ConnConfig.Database, "took", took)
 }
 
 // ErrPoolerUnsaid is Open's answer for a URL that goes through a pooler
@@ -296,8 +422,9 @@ func ensureDatabase(ctx context.Context, cc *pgx.ConnConfig) error {
 }
 
 // MigrationLockKey is the advisory lock that serialises migrations in a
-// database. Whoever holds it holds every writer's migration back (each build
-// gives up after OpenTimeout), so in a database that readers' roles reach
+// database. Whoever holds it holds every writer's migration back (each
+// build gives up waiting after OpenTimeout, its run of migrations after
+// Config.MigrationTimeout), so in a database that readers' roles reach
 // only the service's role may take advisory locks
 // (env/faasd/postgres-init/10-shop.sh; docs/security.md, "Database roles").
 const MigrationLockKey = 7_412_001
@@ -501,10 +628,12 @@ const DefaultMigrationLockTimeout = 2 * time.Second
 
 // migrationTries and migrationRetryWait bound the tries of a migration whose
 // locks were not granted in time: the wait before the next try doubles each
-// time (1, 2, 4 and 8 s). Under OpenTimeout the deadline comes first, after
-// four tries with the default lock timeout; Open then fails, and a function
-// answers 503 and opens again at its next request (fnhttp.Lazy). A test
-// shortens them.
+// time (1, 2, 4 and 8 s): about 25 s with the default lock timeout. Open
+// applies migrations in a run that OpenTimeout does not cut (see Open): a
+// function's build gives up waiting after OpenTimeout (ErrMigrating), it
+// answers 503 and builds again at its next request (fnhttp.Lazy), which
+// waits for the same run, and gets its error when the last try failed. A
+// test shortens them.
 var (
 	migrationTries     = 5
 	migrationRetryWait = time.Second
@@ -761,8 +890,9 @@ func IsCheckViolation(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23514"
 }
 
-// OpenTimeout bounds connecting to and migrating a database while a function
-// builds its dependencies.
+// OpenTimeout bounds connecting to a database, and waiting for its
+// migrations, while a function builds its dependencies: migrations that take
+// longer go on in the background (Open, ErrMigrating).
 const OpenTimeout = 15 * time.Second
 
 // PasswordSecret is the secret holding the password of service's login role
@@ -836,7 +966,8 @@ func ReaderConfigFrom(c *config.Reader, service string, migrations fs.FS) Config
 // directly where the first goes through a pooler; see Config.MigrationURL),
 // DATABASE_CREATE (default false), DATABASE_MAX_CONNS (default 3, 1 to 20),
 // DATABASE_MIGRATION_LOCK_TIMEOUT (default 2s, 1ms or more; see
-// Config.MigrationLockTimeout) and the optional secret PasswordSecret(service),
+// Config.MigrationLockTimeout), DATABASE_MIGRATION_TIMEOUT (default 1h, 1s
+// or more; see Config.MigrationTimeout) and the optional secret PasswordSecret(service),
 // the password of the service's own login role; c collects the problems.
 // migrations are the service's own. Open the result with Open, under
 // OpenTimeout.
@@ -847,6 +978,10 @@ func ConfigFrom(c *config.Reader, service string, migrations fs.FS) Config {
 		// ever", which is what the timeout is there to prevent.
 		c.Fail("DATABASE_MIGRATION_LOCK_TIMEOUT", errors.New("must be 1ms or more"))
 	}
+	migrationTimeout := c.Duration("DATABASE_MIGRATION_TIMEOUT", DefaultMigrationTimeout)
+	if migrationTimeout < time.Second {
+		c.Fail("DATABASE_MIGRATION_TIMEOUT", errors.New("must be 1s or more"))
+	}
 	return Config{
 		URL:                  c.Required(strings.ToUpper(service) + "_DATABASE_URL"),
 		CreateDatabase:       c.Bool("DATABASE_CREATE", false),
@@ -855,5 +990,6 @@ func ConfigFrom(c *config.Reader, service string, migrations fs.FS) Config {
 		Password:             c.OptionalSecret(PasswordSecret(service)),
 		MigrationURL:         c.String(strings.ToUpper(service)+"_DATABASE_MIGRATION_URL", ""),
 		MigrationLockTimeout: lockTimeout,
+		MigrationTimeout:     migrationTimeout,
 	}
 }

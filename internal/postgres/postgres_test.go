@@ -546,3 +546,84 @@ func TestTimesAreScannedInUTC(t *testing.T) {
 		t.Errorf("scanned the array %v, want its time in UTC", ats)
 	}
 }
+
+// A migration that takes longer than the deadline Open runs under (a
+// function's build, OpenTimeout) is not cut by it: it goes on in the
+// background while Open fails, and a later Open finds it applied and
+// recorded. Cut at each deadline, a concurrent build would leave an invalid
+// index that the next Open drops and builds again from the start, for ever,
+// and a migration in a transaction would roll back each time.
+func TestMigrationLongerThanOpensDeadlineIsAppliedInTheEnd(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	fsys := fstest.MapFS{
+		// slow takes 10 ms a row, so a build over w's 100 rows takes 1 s a pass.
+		"0001_w.sql": {Data: []byte(`CREATE TABLE w (k int);
+			INSERT INTO w SELECT generate_series(1, 100);
+			CREATE FUNCTION slow(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.01); RETURN $1; END $$;`)},
+		"0002_w_slow.sql": {Data: []byte(postgres.NoTransaction + "\n" +
+			"CREATE INDEX CONCURRENTLY IF NOT EXISTS w_slow ON w (slow(k));")},
+		"0003_after.sql": {Data: []byte(`SELECT pg_sleep(1.5); CREATE TABLE after_sleep (k int);`)},
+	}
+	const deadline = 300 * time.Millisecond
+	start := time.Now()
+	var firstErr error
+	for tries := 1; ; tries++ {
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		began := time.Now()
+		pool, err := postgres.Open(ctx, postgres.Config{URL: url, Migrations: fsys})
+		took := time.Since(began)
+		cancel()
+		if err == nil {
+			pool.Close()
+			t.Logf("Open succeeded at try %d, %s after the first", tries, time.Since(start).Round(time.Millisecond))
+			break
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+		if !errors.Is(err, postgres.ErrMigrating) {
+			t.Fatalf("Open #%d = %v; want ErrMigrating while the migrations go on", tries, err)
+		}
+		if took > deadline+time.Second {
+			t.Fatalf("Open #%d took %s, beyond its deadline %s", tries, took, deadline)
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("Open under a %s deadline still fails after %d tries in %s: %v (the first: %v)",
+				deadline, tries, time.Since(start).Round(time.Second), err, firstErr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	pool := connect(t, url)
+	if diff := cmp.Diff([]string{"0001_w.sql", "0002_w_slow.sql", "0003_after.sql"}, applied(t, pool)); diff != "" {
+		t.Errorf("schema_migrations (-want +got):\n%s", diff)
+	}
+	if exists, valid := indexValid(t, pool, "w_slow"); !exists || !valid {
+		t.Errorf("index w_slow exists %v, valid %v; want a valid index", exists, valid)
+	}
+}
+
+// The run of migrations that Open's deadline no longer cuts is bounded by
+// Config.MigrationTimeout (DATABASE_MIGRATION_TIMEOUT): past it the
+// migration is cut, rolled back and not recorded.
+func TestMigrationTimeoutBoundsTheMigrations(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	fsys := fstest.MapFS{
+		"0001_x.sql": {Data: []byte(`CREATE TABLE x (k int);`)},
+		"0002_y.sql": {Data: []byte(`CREATE TABLE y (k int); SELECT pg_sleep(5);`)},
+	}
+	began := time.Now()
+	_, err := postgres.Open(context.Background(), postgres.Config{URL: url, Migrations: fsys, MigrationTimeout: 500 * time.Millisecond})
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "DATABASE_MIGRATION_TIMEOUT") ||
+		!strings.Contains(err.Error(), "0002_y.sql") || time.Since(began) > 4*time.Second {
+		t.Fatalf("Open = %v after %s; want the migration 0002_y.sql cut at DATABASE_MIGRATION_TIMEOUT (500ms)",
+			err, time.Since(began).Round(time.Millisecond))
+	}
+	pool := connect(t, url)
+	if diff := cmp.Diff([]string{"0001_x.sql"}, applied(t, pool)); diff != "" {
+		t.Errorf("schema_migrations (-want +got):\n%s", diff)
+	}
+	var exists bool
+	if err := pool.QueryRow(context.Background(), `SELECT to_regclass('y') IS NOT NULL`).Scan(&exists); err != nil || exists {
+		t.Errorf("table y exists %v (%v); want 0002_y.sql rolled back", exists, err)
+	}
+}
