@@ -33,8 +33,10 @@ type Config struct {
 	// Password, when set, overrides the URL's password (read from a secret file).
 	Password string
 	// MaxConns bounds the pool; every function replica owns one pool, and
-	// PostgreSQL's default max_connections is 100. Default 4. A pending
-	// migration runs on one connection more, closed once it is done.
+	// PostgreSQL's default max_connections is 100. ConfigFrom and
+	// ReaderConfigFrom set it from DATABASE_MAX_CONNS, default 3; a Config
+	// built directly with 0 (tests, tools) gets 4. A pending migration runs
+	// on one connection more, closed once it is done.
 	MaxConns int32
 	// Migrations holds the service's NNNN_name.sql files, applied in order.
 	Migrations fs.FS
