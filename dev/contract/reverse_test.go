@@ -71,15 +71,22 @@ type codeSeam struct {
 	// concrete store (the catalog's, over PostgreSQL), it is the handler's
 	// decoding and domain validation called in the handler's order.
 	build func(t *testing.T) seam
-	// minted are values of parameters the document declares opaque (a
-	// cursor: "the next_cursor of the previous page"): the code refuses one
-	// it did not write (invalid_cursor), which the schema cannot say, so
-	// the requests carry one it wrote.
+	// minted are values of parameters (query or header) the document
+	// declares opaque (a cursor: "the next_cursor of the previous page"; an
+	// If-Match: "the ETag get-stock answered"): the code refuses one it did
+	// not write (invalid_cursor; a malformed If-Match, 412), which the
+	// schema cannot say, so the requests carry one it wrote.
 	minted map[string]string
 	// prose are the rules of the operation's request the document states
 	// in words only, because JSON Schema cannot say them (a comparison of
 	// two values).
 	prose []proseRule
+	// refusesState are the statuses other than 400 and 422 with which the
+	// seam may answer a request the document accepts before it reaches
+	// its store: a refusal of state the fakes cannot say yes to. Any other
+	// answer that is not the store's is a disagreement (a 500, a 404, a
+	// 413): keep the list short and say beside each entry why.
+	refusesState []int
 }
 
 // proseRule is a rule of a request the document states in words, says
@@ -199,7 +206,13 @@ func theCode(t *testing.T) map[string]codeSeam {
 		"set-stock": {build: func(t *testing.T) seam {
 			f := &fake{reached: new(atomic.Bool)}
 			return seam{as(admin, setstock.New(f, f, tokens, log)), f.reached}
-		}},
+		}, minted: map[string]string{"If-Match": inventory.Stock{ProductID: id, Version: 5}.ETag()},
+			// 428: a request with neither If-Match nor If-None-Match, as
+			// the document's minimal one is (both are optional in the
+			// schema, as one of them must be left out), is refused for
+			// want of a precondition: the operation's description says
+			// "Without either: 428".
+			refusesState: []int{http.StatusPreconditionRequired}},
 		"set-cart-item": {build: func(t *testing.T) seam {
 			f := &fake{reached: new(atomic.Bool)}
 			return seam{as(customer, setcartitem.New(f, tokens, log)), f.reached}
@@ -294,9 +307,12 @@ func (f *fake) Timeline(context.Context, uuid.UUID, int64, int) ([]orders.Step, 
 // accepts, of those derived from its schemas (contract.Boundaries: the
 // minimal and maximal request of each operation with a body or parameters,
 // and each with one value at a boundary of its schema), is accepted by the
-// code: its decoding and validation, called in process (theCode), do not
-// refuse it with 400 or 422. A client that follows the document to the
-// letter is never refused for the shape of its request.
+// code: its decoding and validation, called in process (theCode), let it
+// through to the store. A client that follows the document to the letter
+// is never refused for the shape of its request, nor failed by it: a 400
+// or 422 is a rule the document does not state, and any other answer
+// before the store (a 500, a 404, a 413) is a disagreement too, but for
+// the refusals of state the seam lists (refusesState).
 //
 // Refusals of state are out of reach by construction: the seams' stores
 // say yes to every question of state (the product exists and is for sale,
@@ -357,6 +373,9 @@ func disagreements(t *testing.T, c *contract.Contract, seams map[string]codeSeam
 				if b.Query.Has(name) {
 					b.Query.Set(name, v)
 				}
+				if _, ok := b.Header[http.CanonicalHeaderKey(name)]; ok {
+					b.Header.Set(name, v)
+				}
 			}
 			req := b.Request()
 			req.Header.Set("Authorization", "Bearer x") // the token's validity is the edge's business
@@ -392,6 +411,10 @@ func disagreements(t *testing.T, c *contract.Contract, seams map[string]codeSeam
 				}
 				refused[what] = append(refused[what], fmt.Sprintf("%s: the code refuses it %d %s %q\n\t\t%s %s", b.Why,
 					rec.Code, problem.Code, problem.Detail, req.URL.RequestURI(), shorten(b.Body)))
+			case slices.Contains(s.refusesState, rec.Code):
+			default:
+				out = append(out, fmt.Sprintf("%s: a request the document accepts, answered %d %s (%s): %q\n\t%s %s", op.ID,
+					rec.Code, problem.Code, b.Why, problem.Detail, req.URL.RequestURI(), shorten(b.Body)))
 			}
 		}
 		for _, what := range moved {
@@ -452,7 +475,9 @@ func shorten(body []byte) string {
 // the check above is for and wants it named: a document that accepts more
 // than the code (a maxLength raised in a copy of api/openapi.yaml), code
 // that refuses what the document accepts (register-user's validation with
-// a name limit lowered to 99), an operation without a seam, and a copy of
+// a name limit lowered to 99), code that fails a request the document
+// accepts (set-cart-item answering 500 to a body holding 99), an operation
+// without a seam, and a copy of
 // the document without the sentence of a prose rule the code holds.
 func TestADisagreementPlantedOnEitherSideFails(t *testing.T) {
 	spec := strings.Replace(string(api.OpenAPI()),
@@ -480,6 +505,20 @@ func TestADisagreementPlantedOnEitherSideFails(t *testing.T) {
 			h.ServeHTTP(w, r)
 		}), f.reached}
 	}}
+	failing := theCode(t)
+	cartItem := failing["set-cart-item"].build
+	failing["set-cart-item"] = codeSeam{build: func(t *testing.T) seam {
+		s := cartItem(t)
+		return seam{http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			raw, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(raw))
+			if bytes.Contains(raw, []byte("99")) {
+				fnhttp.ProblemFor(fault.Internalf("the code broke on 99")).Write(w)
+				return
+			}
+			s.handler.ServeHTTP(w, r)
+		}), s.reached}
+	}}
 	unseamed := theCode(t)
 	delete(unseamed, "set-cart-item")
 	silent, err := contract.Parse([]byte(strings.ReplaceAll(string(api.OpenAPI()),
@@ -496,6 +535,7 @@ func TestADisagreementPlantedOnEitherSideFails(t *testing.T) {
 	}{
 		{"the document's maxLength raised", looser, theCode(t), `register-user: a request the document accepts, refused by the code: body.name: 101 characters`},
 		{"the code's limit lowered", load(t), stricter, `register-user: a request the document accepts, refused by the code: body.name: 100 characters`},
+		{"the code failing a request", load(t), failing, `set-cart-item: a request the document accepts, answered 500 internal`},
 		{"an operation without a seam", load(t), unseamed, `PUT /api/v1/cart/items/{product_id} (set-cart-item) takes a body or parameters, but theCode has no seam for it`},
 		{"a prose rule the document no longer says", silent, theCode(t), "search-products: the document does not say \"`min_price` must not exceed `max_price`\""},
 	} {
