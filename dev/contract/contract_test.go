@@ -1,6 +1,7 @@
 package contract_test
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -553,5 +554,17 @@ func TestTheCurrencyMismatchProblemIsTheDocuments(t *testing.T) {
 				t.Errorf("%s %s answered %s: contract says %v", tc.method, tc.path, rec.Body, err)
 			}
 		}
+	}
+}
+
+// TestTheDocumentSaysHowABadPathIsAnswered: the document's text rule says
+// how a path holding a control character is answered, and it is what the
+// code answers (fnhttp.CheckRequestText, which fnserve applies before every
+// handler): a client reading the document expects that status and code.
+func TestTheDocumentSaysHowABadPathIsAnswered(t *testing.T) {
+	r := httptest.NewRequest(http.MethodGet, "/api/v1/orders/%00", nil)
+	p := fnhttp.ProblemFor(fnhttp.CheckRequestText(r))
+	if want := fmt.Sprintf("A path that breaks the rule is %d `%s`", p.Status, p.Code); !load(t).Says(want) {
+		t.Errorf("the code answers a path with a control character %d %s, and the document's text rule does not say %q", p.Status, p.Code, want)
 	}
 }
