@@ -84,6 +84,11 @@ func TestDocumentNamesTheOriginTheCallerUsed(t *testing.T) {
 		{"gateway:8080", []string{"X-Forwarded-Host", "shop.example.com", "X-Forwarded-Proto", "https", "X-Forwarded-Prefix", "/shop"}, "https://shop.example.com/shop"},
 		{"gateway:8080", []string{"X-Forwarded-Host", "evil\n", "X-Forwarded-Proto", "javascript", "X-Forwarded-Port", "1;x", "X-Forwarded-Prefix", "/a b"}, "http://gateway:8080"},
 		{"gateway:8080", []string{"X-Forwarded-Host", "shop.example.com:9000", "X-Forwarded-Port", "8000"}, "http://shop.example.com:9000"},
+		// an IPv6 literal, bracketed: the port joins it once bracketed
+		{"gateway:8080", []string{"X-Forwarded-Host", "[2001:db8::1]", "X-Forwarded-Proto", "https", "X-Forwarded-Port", "8443"}, "https://[2001:db8::1]:8443"},
+		{"gateway:8080", []string{"X-Forwarded-Host", "[2001:db8::1]", "X-Forwarded-Proto", "https", "X-Forwarded-Port", "443"}, "https://[2001:db8::1]"},
+		{"gateway:8080", []string{"X-Forwarded-Host", "[2001:db8::1]", "X-Forwarded-Proto", "https"}, "https://[2001:db8::1]"},
+		{"gateway:8080", []string{"X-Forwarded-Host", "[2001:db8::1]:9000", "X-Forwarded-Port", "8000"}, "http://[2001:db8::1]:9000"},
 	} {
 		res := get(t, h, "/openapi.yaml", tc.host, tc.header...)
 		if res.status != http.StatusOK || !strings.HasPrefix(res.header.Get("Content-Type"), "application/yaml") {

@@ -88,7 +88,9 @@ func Origin(r *http.Request) string {
 	} else if _, _, err := net.SplitHostPort(host); err != nil {
 		if port := r.Header.Get("X-Forwarded-Port"); validPort(port) &&
 			!(proto == "http" && port == "80") && !(proto == "https" && port == "443") {
-			host = net.JoinHostPort(host, port)
+			// JoinHostPort brackets an IPv6 literal itself: one already
+			// bracketed ([2001:db8::1]) would be bracketed twice.
+			host = net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), port)
 		}
 	}
 	if !validHost(host) {
