@@ -80,7 +80,6 @@ func Handler(doc []byte, assets fs.FS) (http.Handler, error) {
 	}
 	present := Present(assets)
 	missing := func(w http.ResponseWriter) {
-		w.Header().Set("Content-Security-Policy", CSP)
 		fnhttp.WriteProblem(w, fault.E(fault.Unavailable, fault.CodeUnavailable, MissingHint))
 	}
 	mux := http.NewServeMux()
@@ -114,12 +113,23 @@ func Handler(doc []byte, assets fs.FS) (http.Handler, error) {
 			http.ServeFileFS(w, r, assets, a)
 		})
 	}
-	return fnhttp.Routes(mux), nil
+	return underDocs(fnhttp.Routes(mux)), nil
+}
+
+// underDocs sets CSP on every answer under /docs before h writes it: the
+// page, its assets, the 503 without them, and the 404 and 405 problems of
+// fnhttp.Routes for a path or method the mux does not serve there.
+func underDocs(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/docs" || strings.HasPrefix(r.URL.Path, "/docs/") {
+			w.Header().Set("Content-Security-Policy", CSP)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func header(w http.ResponseWriter, contentType string) {
 	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("Content-Security-Policy", CSP)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-cache")
 }

@@ -150,6 +150,37 @@ func TestPageLoadsOnlyFromItsOrigin(t *testing.T) {
 	}
 }
 
+// Every answer under /docs carries the CSP, the function's own 404 and 405
+// problems included (a path it does not serve, a method it does not take),
+// with the assets or without them; /openapi.yaml and other paths do not.
+func TestEveryAnswerUnderDocsCarriesTheCSP(t *testing.T) {
+	for name, assets := range map[string]fstest.MapFS{"with the assets": vendored(), "without them": {}} {
+		h := handler(t, assets)
+		for _, tc := range []struct {
+			method, path string
+			status       int
+			csp          bool
+		}{
+			{http.MethodGet, "/docs/x", http.StatusNotFound, true},
+			{http.MethodGet, "/docs/x/swagger-ui.css", http.StatusNotFound, true},
+			{http.MethodPost, "/docs", http.StatusMethodNotAllowed, true},
+			{http.MethodDelete, "/docs/swagger-ui.css", http.StatusMethodNotAllowed, true},
+			{http.MethodGet, "/docsx", http.StatusNotFound, false},
+			{http.MethodGet, "/openapi.yaml", http.StatusOK, false},
+		} {
+			req := httptest.NewRequest(tc.method, tc.path, nil)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.status {
+				t.Errorf("%s: %s %s: %d, want %d", name, tc.method, tc.path, rec.Code, tc.status)
+			}
+			if got := rec.Header().Get("Content-Security-Policy"); (got == apidocs.CSP) != tc.csp || (!tc.csp && got != "") {
+				t.Errorf("%s: %s %s: Content-Security-Policy %q, want it: %v", name, tc.method, tc.path, got, tc.csp)
+			}
+		}
+	}
+}
+
 // Without the assets (an image built before make api-docs) the page and its
 // assets answer 503 with a problem that says how to build them, and the
 // document is still served.
@@ -164,6 +195,9 @@ func TestMissingAssetsSayHowToBuildThem(t *testing.T) {
 		if res.status != http.StatusServiceUnavailable || res.header.Get("Content-Type") != "application/problem+json" ||
 			p.Code != "unavailable" || !strings.Contains(p.Detail, "make api-docs before faas-cli build") {
 			t.Errorf("GET %s without assets: %d %q %s", path, res.status, res.header.Get("Content-Type"), res.body)
+		}
+		if csp := res.header.Get("Content-Security-Policy"); csp != apidocs.CSP {
+			t.Errorf("GET %s without assets: Content-Security-Policy %q", path, csp)
 		}
 	}
 	if res := get(t, h, "/openapi.yaml", "127.0.0.1:8000"); res.status != http.StatusOK {
