@@ -17,11 +17,21 @@ type remover interface {
 
 // deleteHandler is DELETE /system/functions: 202 once the function's
 // processes, its logs and its state folder are gone; 404 for a function
-// that is not deployed.
+// that is not deployed. Another namespace is refused before anything is
+// touched, as deploy and describe refuse it: 400 when the body names it (as
+// go-sdk and faas-cli send it), 404 when the query does.
 func deleteHandler(fns remover, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req types.DeleteFunctionRequest
 		if err := decode(r, &req); err != nil {
+			fail(w, log, err)
+			return
+		}
+		if err := checkSpecNamespace(req.Namespace); err != nil {
+			fail(w, log, err)
+			return
+		}
+		if err := checkNamespace(r); err != nil {
 			fail(w, log, err)
 			return
 		}

@@ -16,10 +16,15 @@ const maxFollow = 30 * time.Minute
 
 // logsHandler is GET /system/logs?name=…: faas-provider's log handler
 // (NDJSON of logs.Message; tail, since, instance and follow) over the log
-// store, after a 404 for a name that has no logs.
+// store, after a 404 for a name that has no logs or another namespace (as
+// describe answers; the store holds the runtime's namespace only).
 func logsHandler(store Logs, log *slog.Logger) http.HandlerFunc {
 	stream := logs.NewLogHandlerFunc(store, maxFollow)
 	return func(w http.ResponseWriter, r *http.Request) {
+		if err := checkNamespace(r); err != nil {
+			fail(w, log, err)
+			return
+		}
 		raw := r.URL.Query().Get("name")
 		name, ok := splitName(raw)
 		if !ok || !store.Has(name) {

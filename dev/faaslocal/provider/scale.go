@@ -23,11 +23,20 @@ type scaler interface {
 // a script that scales to 0 here does what it does on faasd. The body must
 // name the function the path names: faasd scales the body's serviceName and
 // OpenFaaS on Kubernetes the path's, so a request that names only one of
-// them would not do the same on both (400).
+// them would not do the same on both (400). Another namespace is refused
+// as deploy and describe refuse it: 400 in the body, 404 in the query.
 func scaleHandler(fns scaler, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req types.ScaleServiceRequest
 		if err := decode(r, &req); err != nil {
+			fail(w, log, err)
+			return
+		}
+		if err := checkSpecNamespace(req.Namespace); err != nil {
+			fail(w, log, err)
+			return
+		}
+		if err := checkNamespace(r); err != nil {
 			fail(w, log, err)
 			return
 		}
