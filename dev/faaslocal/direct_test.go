@@ -42,6 +42,11 @@ func direct(t *testing.T, base, path string) (echo, error) {
 	return e, nil
 }
 
+// shopDevEnv is the environment a function of the multi-call binary (here the
+// echo binary) must be deployed with: the runtime refuses one without
+// SHOP_ENV=development.
+var shopDevEnv = map[string]string{"SHOP_ENV": "development"}
+
 // functionURLs parses FUNCTION_URLS (name=base-url,...).
 func functionURLs(t *testing.T, v string) map[string]string {
 	t.Helper()
@@ -77,7 +82,7 @@ func TestFunctionsCallEachOtherDirectly(t *testing.T) {
 	rt := runtimetest.Start(t, runtimetest.Options{Binary: runtimetest.EchoFunction(t)})
 	c := client(t, rt)
 	ctx := context.Background()
-	deployEcho(t, rt, c, types.FunctionDeployment{Service: "echo"})
+	deployEcho(t, rt, c, types.FunctionDeployment{Service: "echo", EnvVars: shopDevEnv})
 
 	urls := functionURLs(t, envOf(t, rt, "echo", "FUNCTION_URLS"))
 	if diff := cmp.Diff(runtimetest.EchoFunctions, slices.Sorted(maps.Keys(urls))); diff != "" {
@@ -130,7 +135,7 @@ func TestFunctionsCallEachOtherDirectly(t *testing.T) {
 	// replicas (com.openfaas.scale.min 0; the scale API raises 0 to 1, as
 	// OpenFaaS's gateway does).
 	refused(t, urls["echo-b"])
-	atZero := types.FunctionDeployment{Service: "echo-b", EnvProcess: runtimetest.EchoFunction(t),
+	atZero := types.FunctionDeployment{Service: "echo-b", EnvProcess: runtimetest.EchoFunction(t), EnvVars: shopDevEnv,
 		Labels: &map[string]string{"com.openfaas.scale.min": "0"}}
 	if _, err := c.Deploy(ctx, atZero); err != nil {
 		t.Fatal(err)
@@ -169,7 +174,7 @@ func refused(t *testing.T, base string) {
 // function has a direct address.
 func TestGatewayOnlyGivesNoDirectAddresses(t *testing.T) {
 	rt := runtimetest.Start(t, runtimetest.Options{Binary: runtimetest.EchoFunction(t), GatewayOnly: true})
-	deployEcho(t, rt, client(t, rt), types.FunctionDeployment{Service: "echo"})
+	deployEcho(t, rt, client(t, rt), types.FunctionDeployment{Service: "echo", EnvVars: shopDevEnv})
 	for _, v := range []string{"FUNCTION_URLS", "SERVICE_ADDR"} {
 		if got := envOf(t, rt, "echo", v); got != "" {
 			t.Errorf("%s = %q with GatewayOnly, want unset", v, got)
@@ -188,7 +193,7 @@ func TestGatewayOnlyGivesNoDirectAddresses(t *testing.T) {
 // to FUNCTION_URLS) name 127.0.0.1 and are served.
 func TestFunctionPortsRefuseRebindingPages(t *testing.T) {
 	rt := runtimetest.Start(t, runtimetest.Options{Binary: runtimetest.EchoFunction(t)})
-	deployEcho(t, rt, client(t, rt), types.FunctionDeployment{Service: "echo"})
+	deployEcho(t, rt, client(t, rt), types.FunctionDeployment{Service: "echo", EnvVars: shopDevEnv})
 	if got := envOf(t, rt, "echo", "LOOPBACK_HOST_ONLY"); got != "true" {
 		t.Errorf("echo's LOOPBACK_HOST_ONLY = %q, want true", got)
 	}

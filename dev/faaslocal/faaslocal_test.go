@@ -776,8 +776,9 @@ func stackDeployment(t *testing.T, name, shopEnv string) types.FunctionDeploymen
 
 // faas-cli deploy of a stack.yml function from a shell without
 // SHOP_ENV=development sends env/production.yml's environment (faasd's host
-// names): the runtime refuses it, deploy and update alike, with 400 naming
-// the fix, before touching the running replicas, which keep serving. The
+// names), and faas-cli deploy --name … --image … none at all: the runtime
+// refuses both, deploy and update alike, with 400 naming the fix, before
+// touching the running replicas, which keep serving. The
 // development environment is still accepted and replaces them. Until
 // 2026-12-07 the production environment was accepted, its replicas passed
 // the health check and replaced the working ones, and every call answered 503.
@@ -797,12 +798,17 @@ func TestDeployRefusesAnotherShopEnvironment(t *testing.T) {
 	if production.EnvVars["SHOP_ENV"] != "production" {
 		t.Fatalf("stack.yml without SHOP_ENV gives SHOP_ENV=%q, want production", production.EnvVars["SHOP_ENV"])
 	}
+	// faas-cli deploy --name get-me --image x sends no environment at all:
+	// the function would start with internal/config's production defaults.
+	bare := types.FunctionDeployment{Service: "get-me", Image: "x"}
 	for op, deploy := range map[string]func(context.Context, types.FunctionDeployment) (int, error){
 		"deploy": c.Deploy, "update": c.Update,
 	} {
-		code, err := deploy(context.Background(), production)
-		if code != http.StatusBadRequest || err == nil || !strings.Contains(err.Error(), "SHOP_ENV=development faas-cli deploy") {
-			t.Errorf("%s with env/production.yml: %d %v, want 400 naming SHOP_ENV=development faas-cli deploy", op, code, err)
+		for env, spec := range map[string]types.FunctionDeployment{"env/production.yml": production, "no environment": bare} {
+			code, err := deploy(context.Background(), spec)
+			if code != http.StatusBadRequest || err == nil || !strings.Contains(err.Error(), "SHOP_ENV=development faas-cli deploy") {
+				t.Errorf("%s with %s: %d %v, want 400 naming SHOP_ENV=development faas-cli deploy", op, env, code, err)
+			}
 		}
 	}
 	if after := pids(); !cmp.Equal(after, before) {

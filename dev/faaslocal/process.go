@@ -136,12 +136,13 @@ func TelemetryEnv(environ []string, otlp string) map[string]string {
 // (Config.GatewayOnly) there is no FUNCTION_URLS and no SERVICE_ADDR.
 //
 // A function of the multi-call binary whose environment (the deployment's
-// envVars, then Config.Env) sets SHOP_ENV to anything but development is
-// refused (fault.Invalid, codeNotDevelopment): faas-cli deploy of a stack.yml
-// function from a shell without SHOP_ENV=development sends
+// envVars, then Config.Env) does not set SHOP_ENV to development, missing
+// included, is refused (fault.Invalid, codeNotDevelopment): faas-cli deploy
+// of a stack.yml function from a shell without SHOP_ENV=development sends
 // env/production.yml's environment (faasd's host names, DATABASE_CREATE
-// false), whose replicas pass the health check and replace the working ones,
-// and every call then fails. Process runs before a deploy or an update
+// false), and faas-cli deploy --name … --image … none at all (production
+// defaults); either's replicas pass the health check and replace the working
+// ones, and every call then fails. Process runs before a deploy or an update
 // touches anything running, so the old replicas keep serving.
 func (l *launcher) Process(spec types.FunctionDeployment, secretsDir string) (supervisor.Spec, error) {
 	var p supervisor.Spec
@@ -172,14 +173,21 @@ func (l *launcher) Process(spec types.FunctionDeployment, secretsDir string) (su
 	maps.Copy(env, l.telemetry)
 	l.setGateway(env)
 	maps.Copy(env, l.overrides)
-	if v, ok := env["SHOP_ENV"]; ok && v != devEnv && l.known[spec.Service] {
+	if v, ok := env["SHOP_ENV"]; v != devEnv && l.known[spec.Service] {
+		got := "SHOP_ENV=" + v + " in its environment"
+		if !ok {
+			// faas-cli deploy --name … --image … sends no environment: the
+			// function would start with internal/config's production
+			// defaults, which fnserve's health check does not notice.
+			got = "no SHOP_ENV in its environment (it would run as production)"
+		}
 		return supervisor.Spec{}, fault.E(fault.Invalid, codeNotDevelopment, fmt.Sprintf(
-			"%q has SHOP_ENV=%s in its environment: the local runtime runs the shop's functions with SHOP_ENV=%s only "+
+			"%q has %s: the local runtime runs the shop's functions with SHOP_ENV=%s only "+
 				"(stack.yml's environment_file is env/${SHOP_ENV:-production}.yml, and only env/development.yml names "+
 				"this machine's services); deploy with SHOP_ENV=development faas-cli deploy … "+
 				"(export OPENFAAS_URL=http://127.0.0.1:8080 SHOP_ENV=development, docs/faas-cli.md); "+
 				"the running replicas were left alone",
-			spec.Service, v, devEnv))
+			spec.Service, got, devEnv))
 	}
 	if env["healthcheck_interval"] == "" {
 		// fnserve's drain after SIGTERM: the supervisor takes a replica out

@@ -34,7 +34,7 @@ func TestTelemetryEnv(t *testing.T) {
 func TestProcessesGetTheTelemetryEnv(t *testing.T) {
 	l := &launcher{binary: "/bin/shop-functions", known: map[string]bool{"get-me": true}, host: map[string]string{"PATH": "/bin"},
 		telemetry: TelemetryEnv(nil, "http://127.0.0.1:4318"), overrides: map[string]string{}}
-	envVars := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318"}
+	envVars := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318", "SHOP_ENV": devEnv}
 	fn, err := l.Process(types.FunctionDeployment{Service: "get-me", EnvVars: envVars}, "/secrets")
 	if err != nil {
 		t.Fatal(err)
@@ -69,11 +69,11 @@ func TestProcessesGetTheDirectAddresses(t *testing.T) {
 		spec     types.FunctionDeployment
 		want     []string
 	}{
-		{"function of the binary", svc, types.FunctionDeployment{Service: "get-me", EnvVars: map[string]string{"SERVICE_ADDR": "127.0.0.1:2"}},
+		{"function of the binary", svc, types.FunctionDeployment{Service: "get-me", EnvVars: map[string]string{"SERVICE_ADDR": "127.0.0.1:2", "SHOP_ENV": devEnv}},
 			[]string{urls, "SERVICE_ADDR=127.0.0.1:41001"}},
 		{"envProcess", svc, types.FunctionDeployment{Service: "echo", EnvProcess: "echofn", EnvVars: map[string]string{"SERVICE_ADDR": "127.0.0.1:41002"}},
 			[]string{urls}},
-		{"gateway only", nil, types.FunctionDeployment{Service: "get-me"}, nil},
+		{"gateway only", nil, types.FunctionDeployment{Service: "get-me", EnvVars: map[string]string{"SHOP_ENV": devEnv}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := newLauncher(tc.services).Process(tc.spec, "/secrets")
