@@ -99,8 +99,9 @@ type Store struct {
 	cfg Config
 	ops sync.Mutex // serialises changes, held while replicas stop and start
 
-	mu  sync.Mutex // guards fns
-	fns map[string]*function
+	mu     sync.Mutex // guards fns and waking
+	fns    map[string]*function
+	waking map[string]bool // functions a Wake is scaling up
 }
 
 // function is one deployed function.
@@ -246,6 +247,44 @@ func (s *Store) Scale(name string, replicas uint64) error {
 		return notFound(name)
 	}
 	return s.cfg.Supervisor.Scale(name, int(replicas))
+}
+
+// Wake is the gateway's scale from zero: name, deployed with no replica, is
+// scaled to replicas (clamped as Scale clamps) in the background, and Wake
+// returns at once. The caller waits for a replica under its call's own
+// context: ops may be held for minutes by a redeploy (replaceWait) or a
+// drain, which a call must not wait for beyond its timeout. Under ops it
+// checks again that name is deployed and has no replica, so a wake that
+// waited does not undo a scale or a deploy made meanwhile; one wake per
+// function runs at a time.
+func (s *Store) Wake(name string, replicas uint64) {
+	replicas = min(replicas, uint64(s.cfg.MaxReplicas))
+	s.mu.Lock()
+	if s.waking[name] {
+		s.mu.Unlock()
+		return
+	}
+	if s.waking == nil {
+		s.waking = map[string]bool{}
+	}
+	s.waking[name] = true
+	s.mu.Unlock()
+	go func() {
+		defer func() {
+			s.mu.Lock()
+			delete(s.waking, name)
+			s.mu.Unlock()
+		}()
+		s.ops.Lock()
+		defer s.ops.Unlock()
+		if s.get(name) == nil {
+			return
+		}
+		if n, _ := s.cfg.Supervisor.Count(name); n != 0 {
+			return
+		}
+		_ = s.cfg.Supervisor.Scale(name, int(replicas)) // closed meanwhile: the call's 503
+	}()
 }
 
 // Exists reports whether name is deployed.

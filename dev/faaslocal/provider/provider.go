@@ -37,7 +37,7 @@ type Functions interface {
 	updater
 	remover
 	scaler
-	describer
+	waker
 	lister
 	finder
 	invocationCounter

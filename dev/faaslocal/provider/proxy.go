@@ -159,7 +159,12 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out = out.WithContext(ctx)
 
-	addr, err := f.resolver.Resolve(name)
+	var addr url.URL
+	if rc, ok := f.resolver.(contextResolver); ok {
+		addr, err = rc.ResolveContext(ctx, name)
+	} else {
+		addr, err = f.resolver.Resolve(name)
+	}
 	if err != nil {
 		f.log.Warn("resolver error: no endpoints", "function", name, "err", err)
 		w.Header().Add(internalHeader, "proxy")
@@ -276,6 +281,12 @@ func (p replayable) request() (io.ReadCloser, int64, func() (io.ReadCloser, erro
 	return rc, int64(len(p.body)), get
 }
 
+// contextResolver is a resolver that waits for a replica under the call's
+// context (resolver).
+type contextResolver interface {
+	ResolveContext(ctx context.Context, name string) (url.URL, error)
+}
+
 // resolver is faas-provider's BaseURLResolver over the supervisor: an
 // available replica, round-robin, waiting up to wait for one.
 type resolver struct {
@@ -283,9 +294,16 @@ type resolver struct {
 	wait     time.Duration
 }
 
-// Resolve implements proxy.BaseURLResolver.
+// Resolve implements proxy.BaseURLResolver (faas-provider's proxy, for
+// streams, has no request context to give it).
 func (rs resolver) Resolve(name string) (url.URL, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), rs.wait)
+	return rs.ResolveContext(context.Background(), name)
+}
+
+// ResolveContext is Resolve for a call: it waits for a replica no longer
+// than the call's own context (its timeout, its client going away).
+func (rs resolver) ResolveContext(ctx context.Context, name string) (url.URL, error) {
+	ctx, cancel := context.WithTimeout(ctx, rs.wait)
 	defer cancel()
 	addr, err := rs.replicas.Pick(ctx, name)
 	if err != nil {

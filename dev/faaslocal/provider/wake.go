@@ -9,15 +9,20 @@ import (
 // waker is what scale from zero needs of the function store.
 type waker interface {
 	describer
-	scaler
+	// Wake scales name to replicas when it still has none, in the
+	// background: it returns at once (the store's lock may be held by a
+	// redeploy for minutes), and the call waits for a replica with its own
+	// context (functions.Store).
+	Wake(name string, replicas uint64)
 }
 
 // wake is the OpenFaaS gateway's scale from zero: a call to a deployed
-// function scaled to 0 replicas (st, its status) first scales it to its
-// com.openfaas.scale.min (at least 1), then waits, like any call, for an
-// available replica (Deps.ResolveWait) before it is proxied. The watchdog
-// calls it with the status it looked up for the call's timeout.
-func wake(fns scaler, name string, st types.FunctionStatus) {
+// function scaled to 0 replicas (st, its status) asks for it to be scaled to
+// its com.openfaas.scale.min (at least 1), then waits, like any call, for an
+// available replica (Deps.ResolveWait, within the call's own timeout) before
+// it is proxied. The watchdog calls it with the status it looked up for the
+// call's timeout.
+func wake(fns waker, name string, st types.FunctionStatus) {
 	if st.Replicas != 0 {
 		return
 	}
@@ -27,7 +32,7 @@ func wake(fns scaler, name string, st types.FunctionStatus) {
 			target = n
 		}
 	}
-	_ = fns.Scale(name, target) // a function removed meanwhile is the proxy's 404
+	fns.Wake(name, target) // a function removed meanwhile is the proxy's 404
 }
 
 // Waker is wake for a caller outside the gateway's handlers: the async
@@ -39,8 +44,10 @@ type Waker struct {
 	Functions waker
 }
 
-// Wake scales name to its com.openfaas.scale.min (at least 1) when it has
-// no replica; a function that is not deployed is left to the caller's 404.
+// Wake asks for name to be scaled to its com.openfaas.scale.min (at least
+// 1) when it has no replica, and returns at once (the worker then waits for
+// a replica under the call's context); a function that is not deployed is
+// left to the caller's 404.
 func (w Waker) Wake(name string) {
 	if st, err := w.Functions.Status(name); err == nil {
 		wake(w.Functions, name, st)

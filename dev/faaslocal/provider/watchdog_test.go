@@ -28,7 +28,7 @@ func (f lookedUpFunction) Status(name string) (types.FunctionStatus, error) {
 	return st, nil
 }
 
-func (f lookedUpFunction) Scale(string, uint64) error { f.scales.Add(1); return nil }
+func (f lookedUpFunction) Wake(string, uint64) { f.scales.Add(1) }
 
 // TestACallLooksItsFunctionUpOnce: scale from zero and the watchdog's
 // timeout share one look-up of the function per call (it was one each: the
