@@ -52,11 +52,16 @@ type Supervisor interface {
 type Secrets interface {
 	// Check fails with fault.Invalid for a secret that does not exist.
 	Check(names []string) error
-	// MountDir is where Mount puts function's secrets.
+	// MountDir names a new folder for one generation of function's
+	// secrets: each deploy gets its own, so that the replicas it replaces
+	// keep theirs until they stop.
 	MountDir(function string) string
-	// Mount fills MountDir(function) with exactly the named secrets.
-	Mount(function string, names []string) error
-	// Unmount removes function's state folder, MountDir included.
+	// Mount fills dir, one of MountDir(function)'s, with exactly the named
+	// secrets.
+	Mount(function, dir string, names []string) error
+	// Release removes dir, a generation no replica uses any longer.
+	Release(function, dir string) error
+	// Unmount removes function's state folder, every generation included.
 	Unmount(function string) error
 }
 
@@ -109,6 +114,9 @@ type function struct {
 	spec    types.FunctionDeployment
 	created time.Time
 	invoked *atomic.Uint64 // kept across updates
+	// secretsDir is the folder of this generation's secrets (its
+	// replicas' SECRETS_DIR).
+	secretsDir string
 }
 
 // New returns an empty store.
@@ -147,7 +155,8 @@ func (s *Store) deploy(spec types.FunctionDeployment, mustExist bool) error {
 	if err := s.cfg.Secrets.Check(spec.Secrets); err != nil {
 		return err
 	}
-	proc, err := s.cfg.Launcher.Process(spec, s.cfg.Secrets.MountDir(name))
+	secretsDir := s.cfg.Secrets.MountDir(name)
+	proc, err := s.cfg.Launcher.Process(spec, secretsDir)
 	if err != nil {
 		return err
 	}
@@ -159,7 +168,15 @@ func (s *Store) deploy(spec types.FunctionDeployment, mustExist bool) error {
 	if old == nil && mustExist {
 		return notFound(name)
 	}
-	if err := s.cfg.Secrets.Mount(name, spec.Secrets); err != nil {
+	if old == nil {
+		// Nothing of name runs: drop the folders a previous run left.
+		if err := s.cfg.Secrets.Unmount(name); err != nil {
+			return err
+		}
+	}
+	// A folder of this generation's own: the running replicas keep reading
+	// theirs until Replace has stopped them.
+	if err := s.cfg.Secrets.Mount(name, secretsDir, spec.Secrets); err != nil {
 		return err
 	}
 	s.cfg.Logs.Open(name)
@@ -179,8 +196,13 @@ func (s *Store) deploy(spec types.FunctionDeployment, mustExist bool) error {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	s.mu.Lock()
-	s.fns[name] = &function{spec: spec, created: time.Now().UTC(), invoked: invoked}
+	s.fns[name] = &function{spec: spec, created: time.Now().UTC(), invoked: invoked, secretsDir: secretsDir}
 	s.mu.Unlock()
+	if old != nil {
+		// The old replicas have stopped. A folder that cannot be removed
+		// now goes with the function's state folder (Remove).
+		_ = s.cfg.Secrets.Release(name, old.secretsDir)
+	}
 	return nil
 }
 

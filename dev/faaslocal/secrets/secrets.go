@@ -16,8 +16,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/shopfaas/shop/dev/faaslocal/durable"
 	"github.com/shopfaas/shop/internal/auth"
@@ -70,9 +73,10 @@ const tmpSuffix = durable.TempSuffix
 // concurrent use.
 type Store struct {
 	dir    string // one file per secret
-	mounts string // <mounts>/<function>/secrets
+	mounts string // <mounts>/<function>/secrets-<generation>
 
-	mu sync.Mutex // serialises writes
+	mu  sync.Mutex    // serialises writes
+	gen atomic.Uint64 // tells apart the generations MountDir names
 }
 
 // Open returns the store of stateDir, creating its directories (0700).
@@ -210,22 +214,26 @@ func (s *Store) Check(names []string) error {
 	return errors.Join(errs...)
 }
 
-// MountDir is the directory Mount fills for function.
+// MountDir is a new directory (not created yet) for one generation of
+// function's secrets: each deploy mounts into its own, so the replicas of
+// the previous generation, still running while the new ones start, keep
+// reading theirs (a function reads a secret lazily, on first use) until
+// Release removes it.
 func (s *Store) MountDir(function string) string {
-	return filepath.Join(s.mounts, function, "secrets")
+	gen := strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.FormatUint(s.gen.Add(1), 36)
+	return filepath.Join(s.mounts, function, "secrets-"+gen)
 }
 
-// Mount gives function a directory (MountDir) holding copies of exactly the
-// named secrets, replacing what it held. A missing secret is a
-// fault.Invalid error and leaves the directory as it was.
-func (s *Store) Mount(function string, names []string) error {
-	if function == "" || strings.ContainsAny(function, `/\`) || strings.Contains(function, "..") {
-		return fmt.Errorf("mount secrets: bad function name %q", function)
+// Mount fills dir, one of MountDir(function)'s, with copies of exactly the
+// named secrets. A missing secret is a fault.Invalid error and creates
+// nothing.
+func (s *Store) Mount(function, dir string, names []string) error {
+	if err := s.checkGeneration(function, dir); err != nil {
+		return fmt.Errorf("mount secrets: %w", err)
 	}
 	if err := s.Check(names); err != nil {
 		return err
 	}
-	dir := s.MountDir(function)
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("mount secrets: %w", err)
 	}
@@ -240,6 +248,30 @@ func (s *Store) Mount(function string, names []string) error {
 		if err := os.WriteFile(filepath.Join(dir, n), b, 0o600); err != nil {
 			return fmt.Errorf("mount secret %q: %w", n, err)
 		}
+	}
+	return nil
+}
+
+// Release removes dir, a generation of function's secrets (MountDir) that
+// no replica uses any longer.
+func (s *Store) Release(function, dir string) error {
+	if err := s.checkGeneration(function, dir); err != nil {
+		return fmt.Errorf("release secrets: %w", err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("release secrets: %w", err)
+	}
+	return nil
+}
+
+// checkGeneration refuses a function name that is a path, and a directory
+// that is not one of the function's generations (MountDir).
+func (s *Store) checkGeneration(function, dir string) error {
+	if function == "" || strings.ContainsAny(function, `/\`) || strings.Contains(function, "..") {
+		return fmt.Errorf("bad function name %q", function)
+	}
+	if dir != filepath.Clean(dir) || filepath.Dir(dir) != filepath.Join(s.mounts, function) || !strings.HasPrefix(filepath.Base(dir), "secrets-") {
+		return fmt.Errorf("%q is not a secrets folder of %s", dir, function)
 	}
 	return nil
 }

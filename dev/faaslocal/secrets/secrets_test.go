@@ -1,6 +1,7 @@
 package secrets_test
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -61,7 +62,7 @@ func TestGatewayCredentialsAreNotFunctionSecrets(t *testing.T) {
 		"update": s.Update("basic-auth-password", []byte("guessed")),
 		"delete": s.Delete("basic-auth-password"),
 		"check":  s.Check([]string{"jwt-signing-key", "basic-auth-password"}),
-		"mount":  s.Mount("fn", []string{"basic-auth-password"}),
+		"mount":  s.Mount("fn", s.MountDir("fn"), []string{"basic-auth-password"}),
 	} {
 		if fault.KindOf(err) != fault.Invalid || !strings.Contains(fmt.Sprint(err), "gateway API's credential") {
 			t.Errorf("%s: %v, want Invalid naming the gateway API's credential", what, err)
@@ -137,8 +138,10 @@ func TestSecretLifecycle(t *testing.T) {
 	}
 }
 
-// A function's directory holds exactly the secrets it declares now; a
-// mount that names a missing secret changes nothing.
+// A function's directory holds exactly the secrets it declares now; each
+// mount gets a directory (a generation) of its own, leaving the previous one
+// as it was until it is released; a mount that names a missing secret
+// creates nothing.
 func TestMountHoldsExactlyTheDeclaredSecrets(t *testing.T) {
 	s, _ := open(t)
 	for _, n := range []string{"a", "b"} {
@@ -146,8 +149,7 @@ func TestMountHoldsExactlyTheDeclaredSecrets(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dir := s.MountDir("fn")
-	mounted := func() map[string]string {
+	mounted := func(dir string) map[string]string {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			t.Fatal(err)
@@ -159,23 +161,49 @@ func TestMountHoldsExactlyTheDeclaredSecrets(t *testing.T) {
 		}
 		return out
 	}
-	if err := s.Mount("fn", []string{"a"}); err != nil {
+	first, second := s.MountDir("fn"), s.MountDir("fn")
+	if first == second {
+		t.Fatalf("two generations share %s", first)
+	}
+	if err := s.Mount("fn", first, []string{"a"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Mount("fn", []string{"b"}); err != nil {
+	if err := s.Mount("fn", second, []string{"b"}); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[string]string{"b": "value of b"}, mounted()); diff != "" {
-		t.Errorf("after remounting with b only (-want +got):\n%s", diff)
+	if diff := cmp.Diff(map[string]string{"b": "value of b"}, mounted(second)); diff != "" {
+		t.Errorf("the mount with b only (-want +got):\n%s", diff)
 	}
-	if err := s.Mount("fn", []string{"a", "missing"}); fault.KindOf(err) != fault.Invalid {
+	if diff := cmp.Diff(map[string]string{"a": "value of a"}, mounted(first)); diff != "" {
+		t.Errorf("the previous generation after the next mount (-want +got):\n%s", diff)
+	}
+	third := s.MountDir("fn")
+	if err := s.Mount("fn", third, []string{"a", "missing"}); fault.KindOf(err) != fault.Invalid {
 		t.Errorf("mount with a missing secret: %v, want invalid", err)
 	}
-	if diff := cmp.Diff(map[string]string{"b": "value of b"}, mounted()); diff != "" {
-		t.Errorf("a refused mount changed the directory (-want +got):\n%s", diff)
+	if _, err := os.Stat(third); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused mount created %s: %v", third, err)
 	}
-	if err := s.Mount("../fn", nil); err == nil {
+	if err := s.Release("fn", first); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(first); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a released generation is still there: %v", err)
+	}
+	if diff := cmp.Diff(map[string]string{"b": "value of b"}, mounted(second)); diff != "" {
+		t.Errorf("releasing another generation changed this one (-want +got):\n%s", diff)
+	}
+	if err := s.Mount("../fn", s.MountDir("../fn"), nil); err == nil {
 		t.Error("a path as a function name was mounted")
+	}
+	for _, dir := range []string{filepath.Dir(second), filepath.Join(filepath.Dir(second), "..", "other", "secrets-x"),
+		second + "/../../other/secrets-x", t.TempDir()} {
+		if err := s.Mount("fn", dir, nil); err == nil {
+			t.Errorf("%s, not a generation of fn, was mounted", dir)
+		}
+		if err := s.Release("fn", dir); err == nil {
+			t.Errorf("%s, not a generation of fn, was released", dir)
+		}
 	}
 }
 
