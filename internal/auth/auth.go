@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
@@ -107,14 +108,23 @@ func (v *Verifier) verify(token string) (Identity, time.Time, error) {
 	return Identity{UserID: id, Role: c.Role}, c.ExpiresAt.Time, nil
 }
 
-// FromRequest verifies the request's bearer token.
+// BearerPrefix is the one spelling of the Authorization scheme read: the
+// header is exactly "Bearer ", one space, and the token, as login-user hands
+// it out (token_type "Bearer").
+const BearerPrefix = "Bearer "
+
+// FromRequest verifies the request's bearer token. Only the header
+// BearerPrefix + token is read: any other spelling of the same token
+// ("bearer x", "BEARER x", "Bearer  x", a tab, spaces around it) is
+// fault.Unauthenticated before any verification, because the edge's per-token
+// rate limits count on the header's exact value and each spelling would be a
+// budget of its own (docs/edge.md, "Rate limits").
 func (v *Verifier) FromRequest(r *http.Request) (Identity, error) {
-	h := r.Header.Get("Authorization")
-	scheme, token, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), BearerPrefix)
+	if !ok || token == "" || strings.ContainsFunc(token, unicode.IsSpace) {
 		return Identity{}, errToken
 	}
-	return v.Verify(strings.TrimSpace(token))
+	return v.Verify(token)
 }
 
 // RequireAdmin verifies the token and refuses non-admins with fault.Forbidden.

@@ -302,7 +302,15 @@ func TestFromRequestAndRequireAdmin(t *testing.T) {
 	}{
 		{"customer", "Bearer " + customer, -1, fault.Forbidden},
 		{"admin", "Bearer " + admin, -1, -1},
-		{"lower-case scheme", "bearer " + admin, -1, -1},
+		// Only the spelling login-user hands out is read: each other one is a
+		// new Authorization value, so a new count for the edge's per-token
+		// limits (docs/edge.md, "Rate limits").
+		{"lower-case scheme", "bearer " + admin, fault.Unauthenticated, fault.Unauthenticated},
+		{"upper-case scheme", "BEARER " + admin, fault.Unauthenticated, fault.Unauthenticated},
+		{"two spaces", "Bearer  " + admin, fault.Unauthenticated, fault.Unauthenticated},
+		{"a tab", "Bearer\t" + admin, fault.Unauthenticated, fault.Unauthenticated},
+		{"a leading space", " Bearer " + admin, fault.Unauthenticated, fault.Unauthenticated},
+		{"a trailing space", "Bearer " + admin + " ", fault.Unauthenticated, fault.Unauthenticated},
 		{"missing header", "", fault.Unauthenticated, fault.Unauthenticated},
 		{"no scheme", customer, fault.Unauthenticated, fault.Unauthenticated},
 		{"basic scheme", "Basic " + customer, fault.Unauthenticated, fault.Unauthenticated},

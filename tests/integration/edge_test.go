@@ -284,7 +284,8 @@ func TestEdgePolicy(t *testing.T) {
 // another's. The checkouts carry a body create-order refuses 400 before its
 // saga: the edge counts every request it passes on, whatever the answer, and
 // the function's own per-subject limit counts none of these, so the 429 can
-// only be the edge's.
+// only be the edge's. The same token in another spelling of the header
+// ("bearer", "BEARER", two spaces, a tab) is refused 401, not counted anew.
 func TestEdgeLimitsEveryWritePerToken(t *testing.T) {
 	s := startShop(t, []string{"get-product", "set-cart-item", "set-stock", "create-order"}, nil, nil)
 	p := s.product(t, "EDGE-LIMIT-1", 1299, 10)
@@ -323,6 +324,19 @@ func TestEdgeLimitsEveryWritePerToken(t *testing.T) {
 					h.Get("RateLimit-Remaining") != "0" {
 					problems = append(problems, fmt.Sprintf("write %d: %d Retry-After %q RateLimit-Remaining %q, want 429 until the minute ends", tc.limit+1, code,
 						h.Get("Retry-After"), h.Get("RateLimit-Remaining")))
+				}
+				// The same token spelled otherwise is no new budget: refused
+				// 401 (the edge and the function read only "Bearer <token>"),
+				// never served. Until 2026-12-07 each spelling was a count of
+				// its own and served ([200 200 429 200 200 …] with a limit of 2).
+				for _, spelling := range []string{"bearer ", "BEARER ", "Bearer  ", "Bearer\t", "bEaReR "} {
+					hdr := map[string]string{"Authorization": spelling + greedy}
+					for k, v := range tc.header {
+						hdr[k] = v
+					}
+					if code, _ := callWith(t, tc.method, api+tc.path, "", hdr, tc.body, nil); code != http.StatusUnauthorized {
+						problems = append(problems, fmt.Sprintf("the token spelled %q: %d, want 401", spelling+"…", code))
+					}
 				}
 				// Another token of the same role is served, counted on its own.
 				if code, h := write(other); code != tc.served || h.Get("RateLimit-Remaining") != strconv.Itoa(tc.limit-1) {

@@ -93,7 +93,13 @@ func (c jwtCredential) verifyKey() any {
 // is EdDSA.
 var jwtAlgorithms = []string{"HS256", "HS384", "HS512", "EdDSA"}
 
-var bearer = regexp.MustCompile(`^\s*[Bb]earer\s+(.+)$`)
+// bearer is the one spelling of a bearer header read: "Bearer ", one space,
+// the token. Kong 3.9's jwt plugin also reads "bearer" and any whitespace
+// around the token, each spelling a new Authorization value and so a new
+// count for limit_by: header; the shop's functions refuse those spellings
+// (auth.FromRequest), and the local edge refuses them at once so that the
+// per-token limits hold as documented (docs/edge.md, "Rate limits").
+var bearer = regexp.MustCompile(`^Bearer (\S+)$`)
 
 // jwtAuth is Kong's jwt plugin for HMAC and EdDSA credentials: the token is
 // taken from the configured query parameters, cookies and headers (Bearer);
@@ -258,7 +264,7 @@ func (p *jwtAuth) tokens(r *http.Request) []string {
 	for _, h := range p.headers {
 		for _, v := range r.Header.Values(h) {
 			if m := bearer.FindStringSubmatch(v); m != nil {
-				tokens = append(tokens, strings.TrimSpace(m[1]))
+				tokens = append(tokens, m[1])
 			}
 		}
 	}

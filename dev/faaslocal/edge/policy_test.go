@@ -176,7 +176,12 @@ func TestJWT(t *testing.T) {
 		want   int
 	}{
 		{"valid", map[string]string{"Authorization": "Bearer " + valid}, "", 200},
-		{"lower-case bearer", map[string]string{"Authorization": "bearer " + valid}, "", 200},
+		// Only "Bearer " and the token: another spelling of the same token
+		// would be a new count for the per-token limits (docs/edge.md).
+		{"lower-case bearer", map[string]string{"Authorization": "bearer " + valid}, "", 401},
+		{"upper-case bearer", map[string]string{"Authorization": "BEARER " + valid}, "", 401},
+		{"two spaces", map[string]string{"Authorization": "Bearer  " + valid}, "", 401},
+		{"a tab", map[string]string{"Authorization": "Bearer\t" + valid}, "", 401},
 		{"no token", nil, "", 401},
 		{"not bearer", map[string]string{"Authorization": "Basic " + valid}, "", 401},
 		{"query token not configured", nil, "?jwt=" + valid, 401},
