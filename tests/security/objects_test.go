@@ -16,9 +16,14 @@ import (
 )
 
 // probeBOLA: on every user route, user B asks for A's objects. Routes with
-// an {id} name one of A's orders: B gets 404 exactly as for a missing one,
-// however the id is spelled; A gets it; an admin gets it where the contract
-// says "admin". Routes scoped to the caller (/users/me, /cart, /orders) are
+// an {id} name one of A's orders. The ownership check: with the id as the
+// API writes it (canonical, either case) B gets 404 exactly as for a missing
+// one, A gets it, an admin gets it where the contract says "admin" — this is
+// what fails when orders.Order.VisibleTo stops comparing owners. Apart from
+// it, the spelling check: the id in braces, as a urn:uuid: or as 32 bare hex
+// digits is 404 for B and for A alike (fnhttp.PathID refuses it before any
+// store is asked), so those answers prove nothing about ownership and are
+// not counted as such. Routes scoped to the caller (/users/me, /cart, /orders) are
 // called by B with A's id in every place a careless handler might read it
 // (query, headers): B's answers hold nothing of A's, and B's writes leave A's
 // view of every such route unchanged.
@@ -42,8 +47,11 @@ func (f *fixture) probeBOLA(t *testing.T) {
 	}
 	viewOfA := f.viewOf(t, f.tokenA)
 
-	spellings := []string{f.orderA.String(), strings.ToUpper(f.orderA.String()), "{" + f.orderA.String() + "}",
-		"urn:uuid:" + f.orderA.String(), strings.ReplaceAll(f.orderA.String(), "-", "")}
+	// canonical are the spellings the API reads: B's answers on them are the
+	// ownership check. otherSpellings are refused as paths (404 for anyone,
+	// the owner too) before any ownership is checked: the spelling check.
+	canonical := []string{f.orderA.String(), strings.ToUpper(f.orderA.String())}
+	otherSpellings := []string{"{" + f.orderA.String() + "}", "urn:uuid:" + f.orderA.String(), strings.ReplaceAll(f.orderA.String(), "-", "")}
 	objects, scoped := 0, 0
 	var cancel []operation
 	for _, o := range f.ops {
@@ -55,13 +63,33 @@ func (f *fixture) probeBOLA(t *testing.T) {
 			if o.Method != http.MethodGet {
 				cancel = append(cancel, o)
 			}
-			for _, id := range spellings {
+			// Ownership: B names A's order as the API writes it.
+			for _, id := range canonical {
 				a := do(t, request{Method: o.Method, URL: f.url(o, map[string]string{"id": id}), Token: tokenB})
 				if a.Status != http.StatusNotFound || a.code() != "not_found" || a.problem() != "" {
-					t.Errorf("user B: %s on A's order %s: %s, want a 404 not_found problem", o, id, a)
+					t.Errorf("ownership: user B: %s on A's order %s: %s, want a 404 not_found problem as for a missing order", o, id, a)
 				}
 				if s := leak(a); s != "" {
-					t.Errorf("user B: %s on A's order %s answers A's %s", o, id, s)
+					t.Errorf("ownership: user B: %s on A's order %s answers A's %s", o, id, s)
+				}
+			}
+			// Spelling, not ownership: refused as a path, for B and (on
+			// reads, which change nothing) for the owner A alike.
+			for _, id := range otherSpellings {
+				callers := []struct {
+					who, token string
+				}{{"user B", tokenB}}
+				if o.Method == http.MethodGet {
+					callers = append(callers, struct{ who, token string }{"owner A", f.tokenA})
+				}
+				for _, c := range callers {
+					a := do(t, request{Method: o.Method, URL: f.url(o, map[string]string{"id": id}), Token: c.token})
+					if a.Status != http.StatusNotFound || a.code() != "not_found" || a.problem() != "" {
+						t.Errorf("spelling: %s: %s on A's order spelled %s: %s, want a 404 not_found problem (only the canonical form is read)", c.who, o, id, a)
+					}
+					if s := leak(a); s != "" {
+						t.Errorf("spelling: %s: %s on A's order spelled %s answers A's %s", c.who, o, id, s)
+					}
 				}
 			}
 			if o.Method != http.MethodGet {
