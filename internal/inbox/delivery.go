@@ -14,6 +14,7 @@ import (
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // MaxEvent is the largest event body a consumer reads (1 MiB).
@@ -41,6 +42,10 @@ type Events struct {
 	unsigned bool
 	window   Window
 	log      *slog.Logger
+	// accepted throttles the warning for an unsigned event accepted (with
+	// unsigned only): shared by the copies Since returns, so at most one
+	// line a minute per function.
+	accepted *telemetry.Repeats
 }
 
 // MaxClockSkew is how far apart the clocks of an event's producer, of its
@@ -59,7 +64,8 @@ func NewEvents(verifier *events.Verifier, acceptUnsigned bool) (Events, error) {
 	if verifier == nil {
 		return Events{}, errors.New("inbox: an event verifier is required")
 	}
-	return Events{verifier: verifier, unsigned: acceptUnsigned, window: Window{Retention: DefaultRetention}}, nil
+	return Events{verifier: verifier, unsigned: acceptUnsigned, window: Window{Retention: DefaultRetention},
+		accepted: &telemetry.Repeats{}}, nil
 }
 
 // checkTime refuses an envelope time outside the window in which a
@@ -108,7 +114,9 @@ func (e Events) checkTime(r *http.Request, d Delivery, now time.Time) error {
 // "unsupported_event" and "event_expired") make the connector dead-letter the
 // message at once instead of retrying what can never succeed, but for an
 // event too far ahead of this clock: fault.Unavailable "event_early" (503),
-// retried.
+// retried. An unsigned event accepted (EVENT_ACCEPT_UNSIGNED=true) is logged
+// at warn, at most once a minute (telemetry.RepeatInterval) with the count of
+// those not logged since.
 func (e Events) Read(r *http.Request, types ...string) (Delivery, error) {
 	if e.verifier == nil {
 		return Delivery{}, fault.Internalf("inbox: Events used without NewEvents")
@@ -117,8 +125,11 @@ func (e Events) Read(r *http.Request, types ...string) (Delivery, error) {
 	if err != nil {
 		return Delivery{}, err
 	}
+	unsigned := false
 	switch err := e.verifier.Verify(body, r.Header.Get(events.SignatureHeader)); {
-	case err == nil, errors.Is(err, events.ErrUnsigned) && e.unsigned:
+	case err == nil:
+	case errors.Is(err, events.ErrUnsigned) && e.unsigned:
+		unsigned = true
 	default:
 		return Delivery{}, fault.Wrap(err, fault.Forbidden, fault.CodeInvalidSignature,
 			"the event is not signed by the outbox relay")
@@ -127,10 +138,25 @@ func (e Events) Read(r *http.Request, types ...string) (Delivery, error) {
 	if err != nil {
 		return Delivery{}, err
 	}
-	if err := e.checkTime(r, d, time.Now()); err != nil {
+	now := time.Now()
+	if err := e.checkTime(r, d, now); err != nil {
 		return Delivery{}, err
 	}
+	if unsigned {
+		e.warnUnsigned(r, d, now)
+	}
 	return d, nil
+}
+
+// warnUnsigned logs an unsigned event accepted, throttled by e.accepted.
+func (e Events) warnUnsigned(r *http.Request, d Delivery, now time.Time) {
+	if e.log == nil || e.accepted == nil {
+		return
+	}
+	if ok, suppressed := e.accepted.Log("unsigned", now); ok {
+		e.log.WarnContext(r.Context(), "event accepted without a signature: EVENT_ACCEPT_UNSIGNED=true lets anyone holding the internal credential forge events; unset it once the queues hold no unsigned event (docs/production-checklist.md)",
+			"event_id", d.EventID, "type", d.Type, "not_logged_since_last", suppressed)
+	}
 }
 
 func readBody(r *http.Request) ([]byte, error) {
@@ -210,6 +236,9 @@ func (ec EventsConfig) Events(log *slog.Logger) (Events, error) {
 	}
 	ev, err := NewEvents(v, ec.AcceptUnsigned)
 	ev.window, ev.log = Window{Retention: ec.Retention}, log
+	if err == nil && ec.AcceptUnsigned && log != nil {
+		log.Warn("EVENT_ACCEPT_UNSIGNED=true: events without the outbox relay's signature are accepted, so anyone holding the internal credential can forge them; unset it once the queues hold no unsigned event (docs/production-checklist.md)")
+	}
 	return ev, err
 }
 

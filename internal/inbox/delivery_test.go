@@ -1,8 +1,10 @@
 package inbox_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -112,6 +114,62 @@ func TestEventsAcceptOnlyWhatTheRelaySigned(t *testing.T) {
 	}
 	if _, err := inbox.NewEvents(nil, true); err == nil {
 		t.Error("NewEvents without a verifier must fail")
+	}
+}
+
+// EVENT_ACCEPT_UNSIGNED=true turns the relay's signatures off for the
+// events that carry none: it must not do so silently. Building the Events
+// warns once; each unsigned event accepted warns, at most once a minute
+// (telemetry.RepeatInterval) per function, so a queue of them does not
+// flood the log; a signed event warns nothing, and without the setting the
+// build warns nothing.
+func TestAcceptingUnsignedEventsIsLogged(t *testing.T) {
+	signer, verify := signerAndVerifyKey(t)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	warnings := func(about string) int {
+		n := 0
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "level=WARN") && strings.Contains(l, about) {
+				n++
+			}
+		}
+		return n
+	}
+
+	if _, err := (inbox.EventsConfig{VerifyKey: verify, Retention: inbox.DefaultRetention}).Events(log); err != nil {
+		t.Fatal(err)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("built with signatures required, it logged: %s", logs.String())
+	}
+
+	ev, err := inbox.EventsConfig{VerifyKey: verify, AcceptUnsigned: true, Retention: inbox.DefaultRetention}.Events(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := warnings("EVENT_ACCEPT_UNSIGNED=true"); n != 1 {
+		t.Errorf("built with EVENT_ACCEPT_UNSIGNED=true: %d warnings naming it, want 1; logs:\n%s", n, logs.String())
+	}
+	logs.Reset()
+
+	body := eventBody(t, "1")
+	if _, err := ev.Read(post(body, signer.Sign(body)), events.OrderPlaced); err != nil {
+		t.Fatal(err)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("a signed event logged: %s", logs.String())
+	}
+	for range 3 {
+		if _, err := ev.Read(post(body, ""), events.OrderPlaced); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := warnings("event accepted without a signature"); n != 1 {
+		t.Errorf("three unsigned events accepted within a minute: %d warnings, want 1; logs:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "event_id=") || !strings.Contains(logs.String(), "type="+events.OrderPlaced) {
+		t.Errorf("the warning does not name the event: %s", logs.String())
 	}
 }
 
