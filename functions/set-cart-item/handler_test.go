@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -212,14 +213,14 @@ type racingStore struct {
 	always bool // every write is raced, not only the first
 }
 
-func (s *racingStore) SetLineIfUnchanged(ctx context.Context, user, product uuid.UUID, quantity, maxLines int, known []uuid.UUID) error {
+func (s *racingStore) SetLineIfUnchanged(ctx context.Context, user, product uuid.UUID, quantity, maxLines int, currency string, known []uuid.UUID) error {
 	if race := s.race; race != nil {
 		if !s.always {
 			s.race = nil
 		}
 		race()
 	}
-	return s.Store.SetLineIfUnchanged(ctx, user, product, quantity, maxLines, known)
+	return s.Store.SetLineIfUnchanged(ctx, user, product, quantity, maxLines, currency, known)
 }
 
 // raced serves e's handler over a racingStore whose race adds product to the
@@ -265,6 +266,39 @@ func TestRacingAddsNeverMixCurrencies(t *testing.T) {
 	}
 	if diff := cmp.Diff([]cart.Line{{ProductID: euro.ID, Quantity: 1}}, e.lines(t, id)); diff != "" {
 		t.Errorf("stored cart (-want +got):\n%s", diff)
+	}
+}
+
+// Parallel adds of distinct products of one currency all succeed and all
+// their lines are stored: another line landing between an add's read and its
+// write is no reason to refuse it when it cannot mix currencies (each add
+// checked the cart without the others; until 2026-12-07 most of 20 such adds
+// answered 503).
+func TestParallelAddsOfOneCurrencyAllSucceed(t *testing.T) {
+	e := setup(t)
+	const n = 20
+	products := make([]uuid.UUID, n)
+	for i := range products {
+		products[i] = e.catalog.Add(fmt.Sprintf("PEN-%02d", i), 250, "USD").ID
+	}
+	id, alice := e.user(t)
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i, p := range products {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i] = e.send(t, alice, p.String(), `{"quantity":1}`).Code
+		}()
+	}
+	wg.Wait()
+	for i, status := range statuses {
+		if status != http.StatusOK {
+			t.Errorf("add %d of %d: %d, want 200", i+1, n, status)
+		}
+	}
+	if lines := e.lines(t, id); len(lines) != n {
+		t.Errorf("stored cart has %d lines, want the %d added", len(lines), n)
 	}
 }
 

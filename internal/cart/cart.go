@@ -81,10 +81,10 @@ func Set(lines []Line, product uuid.UUID, quantity int) ([]Line, error) {
 	}
 }
 
-// ErrChanged refuses a line whose cart gained a line after it was read: the
-// new line was checked against a cart that is no longer the stored one (a
-// currency, the line limit). The service reads and decides again; past its
-// tries it answers this, which the client may retry.
+// ErrChanged refuses a line whose cart gained, after it was read, a line that
+// may be of another currency: the new line's currency was checked against a
+// cart that is no longer the stored one. The service reads and decides again;
+// past its tries it answers this, which the client may retry.
 var ErrChanged = fault.E(fault.Unavailable, fault.CodeUnavailable, "the cart changed while it was being updated; try again")
 
 // ErrFull refuses a line beyond MaxLines.

@@ -240,7 +240,7 @@ func TestTheDocumentedACLRunsEveryCall(t *testing.T) {
 		}
 	}
 	check("cart SetLine", carts.SetLine(ctx, user, product, 2, 50))
-	check("cart SetLineIfUnchanged", carts.SetLineIfUnchanged(ctx, user, uuid.New(), 1, 50, []uuid.UUID{product}))
+	check("cart SetLineIfUnchanged", carts.SetLineIfUnchanged(ctx, user, uuid.New(), 1, 50, "USD", []uuid.UUID{product}))
 	lines, err := carts.Lines(ctx, user)
 	check("cart Lines", err)
 	_, err = carts.TTL(ctx, user)

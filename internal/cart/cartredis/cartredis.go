@@ -100,29 +100,51 @@ func (s *Store) Lines(ctx context.Context, user uuid.UUID) ([]cart.Line, error) 
 	return lines, nil
 }
 
+// currencyField is the field of a cart's hash that holds the currency of its
+// lines, written by SetLineIfUnchanged with each line it writes (not a
+// product id, so never a line: Lines skips it, and the line limit does not
+// count it). A cart without it (written before 2026-12-07, or last by
+// SetLine) has lines of a currency no write vouched for; a cart holding only
+// it is an empty cart.
+const currencyField = "currency"
+
 // setScript sets or removes one line atomically, refusing a new line when the
-// cart already has maxLines lines, and restarts the TTL. With check "1" it
-// first refuses when the cart holds a line that is neither the one set nor one
-// of the known lines (ARGV[6] on): a line added since the caller read the
-// cart. It returns 0 when the cart is full, 2 when it changed, 1 otherwise.
+// cart already has maxLines lines (its currency field not counted), and
+// restarts the TTL. With check "1" it first refuses when the cart's currency
+// field is not currency (ARGV[6]; absent counts as another) and the cart holds
+// a line that is neither the one set nor one of the known lines (ARGV[7] on):
+// a line added since the caller read the cart, whose currency the caller did
+// not check. A line it writes then records currency as the cart's; a line
+// SetLine writes removes the field (its currency is not known). Removing the
+// last line deletes the cart. It returns 0 when the cart is full, 2 when it
+// changed, 1 otherwise.
 var setScript = redis.NewScript(`
-local key, field, qty, maxLines, ttl, check = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
-if check == '1' then
+local key, field, qty, maxLines, ttl, check, currency = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
+local cur = '` + currencyField + `'
+if check == '1' and redis.call('HGET', key, cur) ~= currency then
   local known = {}
-  for i = 6, #ARGV do known[ARGV[i]] = true end
+  for i = 7, #ARGV do known[ARGV[i]] = true end
   for _, f in ipairs(redis.call('HKEYS', key)) do
-    if f ~= field and not known[f] then
+    if f ~= field and f ~= cur and not known[f] then
       return 2
     end
   end
 end
 if qty == 0 then
   redis.call('HDEL', key, field)
+  if redis.call('HLEN', key) == redis.call('HEXISTS', key, cur) then
+    redis.call('DEL', key)
+  end
 else
-  if redis.call('HEXISTS', key, field) == 0 and redis.call('HLEN', key) >= maxLines then
+  if redis.call('HEXISTS', key, field) == 0 and redis.call('HLEN', key) - redis.call('HEXISTS', key, cur) >= maxLines then
     return 0
   end
   redis.call('HSET', key, field, qty)
+  if check == '1' then
+    redis.call('HSET', key, cur, currency)
+  else
+    redis.call('HDEL', key, cur)
+  end
 end
 if redis.call('EXISTS', key) == 1 then
   redis.call('PEXPIRE', key, ttl)
@@ -132,22 +154,27 @@ return 1
 
 // SetLine sets the quantity of one line (0 removes it) and restarts the
 // cart's TTL, atomically: concurrent writers can never push a cart past
-// maxLines, which is answered cart.ErrFull. Redis failures are fault.Unavailable.
+// maxLines, which is answered cart.ErrFull. A line it sets leaves the cart's
+// currency unrecorded (the next SetLineIfUnchanged checks every line then).
+// Redis failures are fault.Unavailable.
 func (s *Store) SetLine(ctx context.Context, user, product uuid.UUID, quantity, maxLines int) error {
-	return s.setLine(ctx, user, product, quantity, maxLines, false, nil)
+	return s.setLine(ctx, user, product, quantity, maxLines, false, "", nil)
 }
 
 // SetLineIfUnchanged is SetLine for a line decided on a cart read earlier,
-// whose lines were known: when the cart has gained another line since, it
-// writes nothing and answers cart.ErrChanged, so two racing adds cannot both
-// pass a check (one currency per cart) that each made without the other.
-func (s *Store) SetLineIfUnchanged(ctx context.Context, user, product uuid.UUID, quantity, maxLines int, known []uuid.UUID) error {
-	return s.setLine(ctx, user, product, quantity, maxLines, true, known)
+// whose lines were known and all in currency (the line's own included):
+// when the cart has gained another line since and its recorded currency is
+// not currency, it writes nothing and answers cart.ErrChanged, so two racing
+// adds cannot both pass a check (one currency per cart) that each made
+// without the other. Racing adds of one currency all pass: each records
+// currency with its line, atomically.
+func (s *Store) SetLineIfUnchanged(ctx context.Context, user, product uuid.UUID, quantity, maxLines int, currency string, known []uuid.UUID) error {
+	return s.setLine(ctx, user, product, quantity, maxLines, true, currency, known)
 }
 
-// setLine runs setScript; with check, it refuses a cart that holds a line
-// other than product and known.
-func (s *Store) setLine(ctx context.Context, user, product uuid.UUID, quantity, maxLines int, check bool, known []uuid.UUID) error {
+// setLine runs setScript; with check, it refuses a cart whose recorded
+// currency is not currency and that holds a line other than product and known.
+func (s *Store) setLine(ctx context.Context, user, product uuid.UUID, quantity, maxLines int, check bool, currency string, known []uuid.UUID) error {
 	if quantity < 0 || quantity > cart.MaxQuantity {
 		return fault.E(fault.Invalid, fault.CodeInvalidQuantity, fmt.Sprintf("quantity must be from 0 to %d", cart.MaxQuantity))
 	}
@@ -155,7 +182,7 @@ func (s *Store) setLine(ctx context.Context, user, product uuid.UUID, quantity, 
 	if check {
 		flag = "1"
 	}
-	args := []any{product.String(), quantity, maxLines, s.ttl.Milliseconds(), flag}
+	args := []any{product.String(), quantity, maxLines, s.ttl.Milliseconds(), flag, currency}
 	for _, k := range known {
 		args = append(args, k.String())
 	}
@@ -201,7 +228,8 @@ func (s *Store) Clear(ctx context.Context, user uuid.UUID) error {
 // order's removal mark; ARGV: the mark's life in ms, then field, quantity
 // pairs): it removes each line that still holds the ordered quantity — a
 // line set since to another quantity, and every other line, stays — unless
-// the mark says this order's removal was made already.
+// the mark says this order's removal was made already. A cart left with no
+// line (only its currency field) is deleted.
 var takeScript = redis.NewScript(`
 if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then
   return 0
@@ -211,6 +239,9 @@ for i = 2, #ARGV, 2 do
   if held and tonumber(held) == tonumber(ARGV[i + 1]) then
     redis.call('HDEL', KEYS[1], ARGV[i])
   end
+end
+if redis.call('HLEN', KEYS[1]) == redis.call('HEXISTS', KEYS[1], '` + currencyField + `') then
+  redis.call('DEL', KEYS[1])
 end
 return 1
 `)

@@ -96,6 +96,66 @@ func TestLineLimitIsAtomic(t *testing.T) {
 	}
 }
 
+// SetLineIfUnchanged refuses only a line that a line added since the cart was
+// read may mix with another currency: one not known to the caller while the
+// cart's recorded currency is another (or none). Lines of the recorded
+// currency are no obstacle, and a cart whose lines the caller all knew takes
+// the caller's currency (the catalog may have changed one). The recorded
+// currency is never a line, and does not count against the limit.
+func TestSetLineIfUnchangedRefusesOnlyAnotherCurrency(t *testing.T) {
+	s, _, _ := cartredistest.New(t, time.Hour)
+	ctx := context.Background()
+	user := uuid.Must(uuid.NewV7())
+	a, b, c, d := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	// A line SetLine wrote has no recorded currency: an add that did not
+	// know it is refused, whatever its currency.
+	if err := s.SetLine(ctx, user, a, 1, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetLineIfUnchanged(ctx, user, b, 1, 3, "USD", nil); err != cart.ErrChanged {
+		t.Fatalf("add beside an unknown line of no recorded currency: %v, want ErrChanged", err)
+	}
+	if err := s.SetLineIfUnchanged(ctx, user, b, 1, 3, "USD", []uuid.UUID{a}); err != nil {
+		t.Fatalf("add that knew the cart: %v", err)
+	}
+	// b recorded USD: an add of USD that knew neither line passes, one of
+	// EUR is refused.
+	if err := s.SetLineIfUnchanged(ctx, user, c, 2, 3, "USD", nil); err != nil {
+		t.Fatalf("add of the recorded currency: %v", err)
+	}
+	if err := s.SetLineIfUnchanged(ctx, user, d, 1, 4, "EUR", []uuid.UUID{a, b}); err != cart.ErrChanged {
+		t.Fatalf("add of another currency beside an unknown line: %v, want ErrChanged", err)
+	}
+	// The recorded currency does not count as a line: the cart of 3 is full.
+	if err := s.SetLineIfUnchanged(ctx, user, d, 1, 3, "USD", nil); err != cart.ErrFull {
+		t.Fatalf("a 4th line in a cart of 3: %v, want ErrFull", err)
+	}
+	// A caller that knew every line decides the currency (the catalog moved
+	// them to EUR).
+	if err := s.SetLineIfUnchanged(ctx, user, a, 5, 3, "EUR", []uuid.UUID{a, b, c}); err != nil {
+		t.Fatalf("change by a caller that knew every line: %v", err)
+	}
+	if err := s.SetLineIfUnchanged(ctx, user, d, 1, 4, "EUR", nil); err != nil {
+		t.Fatalf("add of the newly recorded currency: %v", err)
+	}
+	lines, err := s.Lines(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 4 {
+		t.Fatalf("lines %v, want 4 (the recorded currency is not a line)", lines)
+	}
+	// Removing every line deletes the cart, its recorded currency too.
+	for _, p := range []uuid.UUID{a, b, c, d} {
+		if err := s.SetLine(ctx, user, p, 0, 4); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ttl, err := s.TTL(ctx, user); err != nil || ttl >= 0 {
+		t.Fatalf("TTL of an emptied cart: %v, %v; want no cart", ttl, err)
+	}
+}
+
 // RemoveOrdered takes out only the lines that still hold the ordered
 // quantity; once nothing is left, the cart is gone.
 func TestRemoveOrderedLeavesWhatChanged(t *testing.T) {

@@ -24,7 +24,7 @@ import (
 type Store interface {
 	Lines(ctx context.Context, user uuid.UUID) ([]cart.Line, error)
 	SetLine(ctx context.Context, user, product uuid.UUID, quantity, maxLines int) error
-	SetLineIfUnchanged(ctx context.Context, user, product uuid.UUID, quantity, maxLines int, known []uuid.UUID) error
+	SetLineIfUnchanged(ctx context.Context, user, product uuid.UUID, quantity, maxLines int, currency string, known []uuid.UUID) error
 	Remove(ctx context.Context, user uuid.UUID, products ...uuid.UUID) error
 	Clear(ctx context.Context, user uuid.UUID) error
 }
@@ -84,9 +84,10 @@ func (s *Service) Get(ctx context.Context, user uuid.UUID) (cart.View, error) {
 // A removal is written even when the rest of the cart cannot be priced (its
 // products no longer share a currency): then it answers a "currency_mismatch"
 // whose message says the line was removed (cart.Mixed).
-// The line is written only while the cart has gained no other line since it
-// was read; otherwise SetItem decides again, and after setTries answers
-// cart.ErrChanged (503).
+// The line is written only while the cart has gained no line of another
+// currency since it was read (a line added since by a write that recorded
+// the same currency is no obstacle); otherwise SetItem decides again, and
+// after setTries answers cart.ErrChanged (503).
 func (s *Service) SetItem(ctx context.Context, user, product uuid.UUID, quantity int) (cart.View, error) {
 	if quantity == 0 {
 		return s.remove(ctx, user, product)
@@ -99,8 +100,8 @@ func (s *Service) SetItem(ctx context.Context, user, product uuid.UUID, quantity
 		return cart.View{}, err
 	}
 	// The line is decided on the cart as read, and written only while the
-	// cart has gained no other line (a racing add of a product in another
-	// currency, or past the limit): otherwise read and decide again.
+	// cart has gained no line that may be of another currency (a racing add
+	// of a product in another currency): otherwise read and decide again.
 	for range setTries {
 		view, err := s.setOnce(ctx, user, product, quantity, cart.Money(p.Price))
 		if !errors.Is(err, cart.ErrChanged) {
@@ -130,8 +131,8 @@ func (s *Service) remove(ctx context.Context, user, product uuid.UUID) (cart.Vie
 const setTries = 3
 
 // setOnce is one try of SetItem: read the cart, price it with price for
-// product, decide, and write the line unless the cart gained another line
-// since it was read (cart.ErrChanged).
+// product, decide, and write the line unless the cart gained a line that may
+// be of another currency since it was read (cart.ErrChanged).
 func (s *Service) setOnce(ctx context.Context, user, product uuid.UUID, quantity int, price cart.Money) (cart.View, error) {
 	lines, err := s.load(ctx, user)
 	if err != nil {
@@ -166,7 +167,7 @@ func (s *Service) setOnce(ctx context.Context, user, product uuid.UUID, quantity
 	for i, l := range kept {
 		known[i] = l.ProductID
 	}
-	if err := s.store.SetLineIfUnchanged(ctx, user, product, quantity, cart.MaxLines, known); err != nil {
+	if err := s.store.SetLineIfUnchanged(ctx, user, product, quantity, cart.MaxLines, price.Currency, known); err != nil {
 		return cart.View{}, err
 	}
 	return view, nil
