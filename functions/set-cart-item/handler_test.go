@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/cart"
@@ -29,17 +30,19 @@ import (
 type env struct {
 	h       http.Handler
 	store   *cartredis.Store
+	rdb     *redis.Client
+	cfg     cartredis.Config
 	catalog *catalogtest.Server
 	tokens  *auth.Verifier
 }
 
 func setup(t *testing.T) env {
 	t.Helper()
-	store, _, _ := cartredistest.New(t, time.Hour)
+	store, rdb, cfg := cartredistest.New(t, time.Hour)
 	catalog := catalogtest.New(t)
 	tokens := fntest.Tokens(t, 0)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return env{h: New(cartsvc.New(store, catalog.Client(t), log), tokens, log), store: store, catalog: catalog, tokens: tokens}
+	return env{h: New(cartsvc.New(store, catalog.Client(t), log), tokens, log), store: store, rdb: rdb, cfg: cfg, catalog: catalog, tokens: tokens}
 }
 
 // user returns a new user id and its bearer header.
@@ -299,6 +302,42 @@ func TestParallelAddsOfOneCurrencyAllSucceed(t *testing.T) {
 	}
 	if lines := e.lines(t, id); len(lines) != n {
 		t.Errorf("stored cart has %d lines, want the %d added", len(lines), n)
+	}
+}
+
+// A field of the cart's hash that is not a line (not a product id in its
+// canonical lower-case form, or a quantity outside 1..99) is neither shown nor
+// in the way: adds and changes
+// of that cart succeed, and it does not count towards the line limit (it was
+// never among the lines an add had read, so every add answered 503 until the
+// cart expired).
+func TestAFieldThatIsNotALineIsNotInTheWay(t *testing.T) {
+	e := setup(t)
+	mug := e.catalog.Add("MUG", 1299, "USD")
+	pen := e.catalog.Add("PEN", 250, "USD")
+	id, alice := e.user(t)
+	key := e.cfg.KeyPrefix + id.String()
+	if err := e.rdb.HSet(context.Background(), key, "not-a-uuid", "3", uuid.NewString(), "100", strings.ToUpper(mug.ID.String()), "2").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		product uuid.UUID
+		body    string
+		items   int
+	}{{mug.ID, `{"quantity":1}`, 1}, {pen.ID, `{"quantity":2}`, 2}, {mug.ID, `{"quantity":3}`, 2}} {
+		if status, code, v := e.put(t, alice, step.product.String(), step.body); status != http.StatusOK || len(v.Items) != step.items {
+			t.Errorf("PUT %s %s: %d %q, %d items; want 200, %d items", step.product, step.body, status, code, len(v.Items), step.items)
+		}
+	}
+	// With the junk gone, 48 more lines fill the cart to its 50.
+	for i := range cart.MaxLines - 2 {
+		p := e.catalog.Add(fmt.Sprintf("SKU-%02d", i), 100, "USD")
+		if status, code, _ := e.put(t, alice, p.ID.String(), `{"quantity":1}`); status != http.StatusOK {
+			t.Fatalf("line %d: %d %q, want 200", i+3, status, code)
+		}
+	}
+	if n := len(e.lines(t, id)); n != cart.MaxLines {
+		t.Errorf("stored cart has %d lines, want %d", n, cart.MaxLines)
 	}
 }
 

@@ -80,8 +80,10 @@ func New(rdb redis.UniversalClient, cfg Config) *Store {
 func (s *Store) key(user uuid.UUID) string { return s.prefix + user.String() }
 
 // Lines returns the user's cart lines ordered by product id (an empty slice
-// for no cart). Fields that are not a product id and a valid quantity are
-// ignored. Redis failures are fault.Unavailable.
+// for no cart). Fields that are not a product id in canonical form (lower-case
+// 8-4-4-4-12, as the store writes them) and a quantity of 1..MaxQuantity are
+// ignored (setScript deletes them at the next write). Redis failures are
+// fault.Unavailable.
 func (s *Store) Lines(ctx context.Context, user uuid.UUID) ([]cart.Line, error) {
 	m, err := s.rdb.HGetAll(ctx, s.key(user)).Result()
 	if err != nil {
@@ -91,7 +93,7 @@ func (s *Store) Lines(ctx context.Context, user uuid.UUID) ([]cart.Line, error) 
 	for field, value := range m {
 		id, err1 := uuid.Parse(field)
 		q, err2 := strconv.Atoi(value)
-		if err1 != nil || err2 != nil || q < 1 || q > cart.MaxQuantity {
+		if err1 != nil || err2 != nil || id.String() != field || q < 1 || q > cart.MaxQuantity {
 			continue
 		}
 		lines = append(lines, cart.Line{ProductID: id, Quantity: q})
@@ -117,10 +119,26 @@ const currencyField = "currency"
 // not check. A line it writes then records currency as the cart's; a line
 // SetLine writes removes the field (its currency is not known). Removing the
 // last line deletes the cart. It returns 0 when the cart is full, 2 when it
-// changed, 1 otherwise.
+// changed, 1 otherwise. First it deletes every field that is neither the
+// currency field nor a line Lines would read (a canonical product id and a
+// quantity of 1..MaxQuantity): no one reads such a field as a line, so it
+// must neither refuse the write as a line added since nor count against the
+// limit.
 var setScript = redis.NewScript(`
 local key, field, qty, maxLines, ttl, check, currency = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 local cur = '` + currencyField + `'
+local h = '[0-9a-f]'
+local id = '^' .. h:rep(8) .. '%-' .. h:rep(4) .. '%-' .. h:rep(4) .. '%-' .. h:rep(4) .. '%-' .. h:rep(12) .. '$'
+local all = redis.call('HGETALL', key)
+for i = 1, #all, 2 do
+  local f, v = all[i], all[i + 1]
+  if f ~= cur then
+    local q = string.match(v, '^[+-]?%d+$') and tonumber(v)
+    if not string.match(f, id) or not q or q < 1 or q > ` + strconv.Itoa(cart.MaxQuantity) + ` then
+      redis.call('HDEL', key, f)
+    end
+  end
+end
 if check == '1' and redis.call('HGET', key, cur) ~= currency then
   local known = {}
   for i = 7, #ARGV do known[ARGV[i]] = true end
