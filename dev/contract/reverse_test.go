@@ -246,6 +246,7 @@ func (f *fake) Authenticate(context.Context, users.Login) (users.User, error) {
 	return users.User{}, f.hit()
 }
 func (f *fake) Allow(context.Context, string) error { return nil }
+func (f *fake) Refund(context.Context, string)      {}
 
 // list-notifications, list-orders
 func (f *fake) List(context.Context, uuid.UUID, uuid.UUID, int) ([]notifications.Notification, bool, error) {

@@ -40,9 +40,11 @@ type Authenticator interface {
 }
 
 // Limiter counts one login of an account; ratelimit.Limiter is the real one.
-// Past its limit it answers 429 rate_limited with a Retry-After.
+// Past its limit Allow answers 429 rate_limited with a Retry-After. Refund
+// gives back a count whose login checked no password, even after ctx ended.
 type Limiter interface {
 	Allow(ctx context.Context, key string) error
+	Refund(ctx context.Context, key string)
 }
 
 // AccountKey is the rate limit's key of an email: a digest, so that no
@@ -69,7 +71,11 @@ type Token struct {
 // password alike, 422 for missing fields, 400 for malformed bodies, 429 past
 // limit's count of logins of one account (before any password work): the
 // edge limits logins per client IP, which an attacker guessing one
-// account's password from many addresses does not meet.
+// account's password from many addresses does not meet. Only logins whose
+// password was judged stay counted (a success or invalid_credentials): one
+// that Authenticate failed without judging it (503 unavailable, 504
+// timeout, 500) is refunded, so a client retrying after a 503 does not lock
+// itself out.
 func New(store Authenticator, tokens *auth.Signer, limit Limiter, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /api/v1/auth/login", fnhttp.Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
@@ -87,6 +93,10 @@ func New(store Authenticator, tokens *auth.Signer, limit Limiter, log *slog.Logg
 		}
 		u, err := store.Authenticate(r.Context(), login)
 		if err != nil {
+			switch fault.KindOf(err) {
+			case fault.Unavailable, fault.Timeout, fault.Internal:
+				limit.Refund(r.Context(), AccountKey(login.Email))
+			}
 			return err
 		}
 		token, err := tokens.Issue(u.ID, u.Role)

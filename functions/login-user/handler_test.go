@@ -2,8 +2,10 @@ package function
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/postgres"
@@ -236,4 +239,71 @@ func TestBuildWiring(t *testing.T) {
 	if _, err := fntest.Tokens(t, 0).Verify(tok.AccessToken); err != nil {
 		t.Fatalf("the token does not verify with jwt-verify-key: %v", err)
 	}
+}
+
+// failing answers the first len(errs) credential checks with errs (a check
+// that judged no password: the hash slots busy, the database down, the
+// client gone), then checks for real.
+type failing struct {
+	Authenticator
+	errs []func() error
+}
+
+func (f *failing) Authenticate(ctx context.Context, login users.Login) (users.User, error) {
+	if len(f.errs) > 0 {
+		err := f.errs[0]()
+		f.errs = f.errs[1:]
+		return users.User{}, err
+	}
+	return f.Authenticator.Authenticate(ctx, login)
+}
+
+// A login whose password was never judged (503 while the hash slots stay
+// busy or the users database is down, 504 when the client hung up while it
+// waited, 500) does not count against the account's limit: a client that
+// follows Retry-After would otherwise spend the limit in seconds, and the
+// right password would then get 429 for the rest of the window. A wrong
+// password still counts (TestLoginLimitPerAccount). Until 2026-12-07 three
+// 503s with a limit of 3 made the right password 429.
+func TestALoginWhosePasswordWasNotCheckedIsNotCounted(t *testing.T) {
+	store := userstest.Store(t)
+	userstest.Register(t, store, "carol@example.com", "password-1", "Carol")
+	var cancel context.CancelFunc
+	busy := func() error {
+		return fault.E(fault.Unavailable, fault.CodeUnavailable, "too many password checks at once; retry shortly")
+	}
+	checks := &failing{Authenticator: store, errs: []func() error{
+		busy, busy, busy,
+		func() error {
+			return fault.Wrap(errors.New("users database down"), fault.Unavailable, fault.CodeUnavailable, "down")
+		},
+		func() error {
+			cancel() // the client hung up while the check waited
+			return fault.Wrap(context.Canceled, fault.Timeout, fault.CodeTimeout, "the request ended")
+		},
+		func() error { return fault.Internalf("unexpected") },
+	}}
+	h := New(checks, fntest.Signer(t, 0), limiter(t, 3), slog.New(slog.DiscardHandler))
+	body := `{"email":"carol@example.com","password":"password-1"}`
+	for _, want := range []int{503, 503, 503, 503, 504, 500} {
+		ctx, c := context.WithCancel(context.Background())
+		cancel = c
+		r := httptest.NewRequestWithContext(ctx, http.MethodPost, path, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		c()
+		if w.Code != want {
+			t.Fatalf("a login while the check fails: %d %s, want %d", w.Code, w.Body, want)
+		}
+	}
+	if code, b := login(t, h, body); code != http.StatusOK {
+		t.Fatalf("the right password after six logins that checked no password: %d %s, want 200", code, b)
+	}
+	for range 2 {
+		if code, b := login(t, h, `{"email":"carol@example.com","password":"wrong-password"}`); code != http.StatusUnauthorized {
+			t.Fatalf("a wrong password within the limit: %d %s", code, b)
+		}
+	}
+	fntest.Problem(t, fntest.Do(t, h, http.MethodPost, path, "application/json", body), http.StatusTooManyRequests, "rate_limited")
 }

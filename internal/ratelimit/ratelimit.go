@@ -70,6 +70,9 @@ type Limiter struct {
 	// Redis cannot be reached: one line a minute, with the count of those
 	// not logged, and one line when a count succeeds again.
 	unreachable telemetry.Repeats
+	// refundFailed throttles the warning of a Refund that failed, the same
+	// way.
+	refundFailed telemetry.Repeats
 }
 
 // refusedCap bounds the keys a Limiter remembers as refused; past it the
@@ -155,7 +158,7 @@ func (e *Exceeded) RetryAfter() time.Duration { return e.Wait }
 func (l *Limiter) Allow(ctx context.Context, key string) error {
 	t := l.now()
 	start := t.Truncate(l.cfg.Window)
-	k := l.cfg.Prefix + key + ":" + strconv.FormatInt(start.Unix(), 10)
+	k := l.windowKey(key, start)
 	var incr *redis.IntCmd
 	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		incr = p.Incr(ctx, k)
@@ -188,10 +191,58 @@ func (l *Limiter) Allow(ctx context.Context, key string) error {
 	return l.exceeded(end.Sub(t))
 }
 
+// windowKey is the Redis key of key's count in the window that starts at start.
+func (l *Limiter) windowKey(key string, start time.Time) string {
+	return l.cfg.Prefix + key + ":" + strconv.FormatInt(start.Unix(), 10)
+}
+
+// refundTimeout bounds a Refund, which runs past its caller's end.
+const refundTimeout = time.Second
+
+// refund takes one count back from a window's key, never below zero and
+// never creating the key (an expired window's, or one Redis lost). It is a
+// script of GET and SET KEEPTTL, atomic as DECR is, because the functions'
+// Redis user may run scripts, GET and SET but not DECR (docs/security.md,
+// the Redis row).
+var refund = redis.NewScript(`local n = tonumber(redis.call('GET', KEYS[1]))
+if n and n > 0 then
+  redis.call('SET', KEYS[1], n - 1, 'KEEPTTL')
+  return n - 1
+end
+return 0`)
+
+// Refund gives back one count Allow made for key, for a request that turned
+// out to cost nothing the limit guards: login-user refunds a login whose
+// password was never checked (hash slots busy, database down, client gone),
+// so that a client following Retry-After does not spend the limit on
+// failures of the server's. It takes the count from the window current now,
+// never below zero: a refund that crosses a window's end lands on the next
+// window, where it can give back at most the counts refunded, so any two
+// windows in a row still hold at most twice the limit, as fixed windows
+// already allow across their boundary. It runs even when ctx has ended (a
+// client that hung up is refunded too), for at most refundTimeout; a failed
+// refund is logged (one warning a minute, with the count of those not
+// logged) and leaves the count standing.
+func (l *Limiter) Refund(ctx context.Context, key string) {
+	t := l.now()
+	k := l.windowKey(key, t.Truncate(l.cfg.Window))
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundTimeout)
+	defer cancel()
+	if err := refund.Run(rctx, l.rdb, []string{k}).Err(); err != nil {
+		if log, suppressed := l.refundFailed.Log("", t); log {
+			l.log.WarnContext(ctx, "rate limit refund failed; the count stands",
+				append([]any{"prefix", l.cfg.Prefix, "err", err.Error()}, telemetry.SuppressedAttrs(suppressed)...)...)
+		}
+		return
+	}
+	l.refundFailed.Recovered()
+}
+
 // Refused answers, from this process's memory alone (no Redis), the refusal
 // Allow gave key earlier in the current window, and nil otherwise. A key
 // refused stays refused until its window ends (counts only grow within a
-// window), so a caller can refuse a request before starting any work for it
+// window, on a limit that is never refunded: Refund can bring a refused
+// key's count back under the limit, and Refused would not know), so a caller can refuse a request before starting any work for it
 // and call Allow only when Refused says nil. Another replica's refusals are
 // not known here: Allow finds them.
 func (l *Limiter) Refused(key string) error {

@@ -211,6 +211,50 @@ func TestACountCutByItsCallerIsNotLetThrough(t *testing.T) {
 	}
 }
 
+// Refund gives back one count of the current window, even on an ended
+// context, never below zero and never creating a key; the window keeps
+// its expiry.
+func TestRefundGivesBackOneCountNeverBelowZero(t *testing.T) {
+	rdb, prefix := scratchRedis(t, 0)
+	l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: prefix, Limit: 2, Window: time.Hour}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	l.Refund(ended, "never-counted")
+	if keys, err := rdb.Keys(ctx, prefix+"never-counted*").Result(); err != nil || len(keys) != 0 {
+		t.Fatalf("a refund of a key never counted left keys %v (%v)", keys, err)
+	}
+	for range 2 {
+		if err := l.Allow(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 5 { // more refunds than counts
+		l.Refund(ended, "k")
+	}
+	keys, err := rdb.Keys(ctx, prefix+"k:*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("window keys %v (%v), want one", keys, err)
+	}
+	if n, err := rdb.Get(ctx, keys[0]).Int64(); err != nil || n != 0 {
+		t.Fatalf("count after more refunds than counts = %d (%v), want 0", n, err)
+	}
+	if ttl, err := rdb.TTL(ctx, keys[0]).Result(); err != nil || ttl <= 0 {
+		t.Fatalf("the window's key lost its expiry: TTL %v (%v)", ttl, err)
+	}
+	for i := range 2 {
+		if err := l.Allow(ctx, "k"); err != nil {
+			t.Fatalf("count %d after the refunds: %v", i+1, err)
+		}
+	}
+	if err := l.Allow(ctx, "k"); !fault.Is(err, fault.RateLimited, fault.CodeRateLimited) {
+		t.Fatalf("third count after the refunds: %v, want rate_limited", err)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	if _, err := ratelimit.New(nil, ratelimit.Config{}, nil); err == nil {
 		t.Error("an empty config was accepted")

@@ -258,6 +258,17 @@ func TestTheDocumentedACLRunsEveryCall(t *testing.T) {
 		}
 		check("limit Allow", limit.Allow(ctx, "subject"))
 	}
+	// login-user refunds a login that checked no password: with a limit of
+	// one, a second count passes only if the refund ran (a failed one is
+	// only logged).
+	login, err := ratelimit.New(rdb, ratelimit.Config{Prefix: "shop:ratelimit:login-user:shop_users:", Limit: 1},
+		slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("login limit Allow", login.Allow(ctx, "refunded"))
+	login.Refund(ctx, "refunded")
+	check("login limit Allow after Refund", login.Allow(ctx, "refunded"))
 
 	ch, err := cache.New(cache.Config{Redis: rc, Prefix: "shop:catalog:product:"})
 	if err != nil {
