@@ -4,15 +4,17 @@
 //
 // Configuration: the users database (postgres.ConfigFrom: USERS_…); secret
 // jwt-verify-key for Needs.Tokens; secret jwt-signing-key and
-// ACCESS_TOKEN_TTL (default 15m) for Needs.Issue (login-user only: the one
-// function that checks passwords is the one that can sign); REDIS_ADDR and
-// the optional secret redis-password (redisconn.ConfigFrom),
-// LOGIN_RATE_LIMIT (default 10) and LOGIN_RATE_WINDOW (default 15m) for
+// ACCESS_TOKEN_TTL (default 15m, at least MinTokenTTL) for Needs.Issue
+// (login-user only: the one function that checks passwords is the one that
+// can sign); REDIS_ADDR and the optional secret redis-password
+// (redisconn.ConfigFrom), LOGIN_RATE_LIMIT (default 10) and
+// LOGIN_RATE_WINDOW (default 15m, at least MinLoginWindow) for
 // Needs.LoginLimit.
 package usersenv
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -22,6 +24,16 @@ import (
 	"github.com/shopfaas/shop/internal/ratelimit"
 	"github.com/shopfaas/shop/internal/redisconn"
 	"github.com/shopfaas/shop/internal/users/usersdb"
+)
+
+// The shortest settings Load accepts; shorter ones are configuration errors,
+// never replaced by a default: ratelimit's windows are keyed by the start
+// second, so a window under a second would count every request apart (no
+// limit), and a token that lives under a minute expires before its client
+// can use it (expires_in counts whole seconds: 500ms answered 0).
+const (
+	MinLoginWindow = time.Second // LOGIN_RATE_WINDOW
+	MinTokenTTL    = time.Minute // ACCESS_TOKEN_TTL
 )
 
 // Needs says which optional dependencies a function uses.
@@ -58,6 +70,9 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	if needs.Issue {
 		signingKey = auth.SignerKey(c)
 		ttl = c.Duration("ACCESS_TOKEN_TTL", 15*time.Minute)
+		if ttl < MinTokenTTL {
+			c.Fail("ACCESS_TOKEN_TTL", fmt.Errorf("%s is shorter than the minimum of %s (a token would expire as it is issued)", ttl, MinTokenTTL))
+		}
 	}
 	var limit ratelimit.Config
 	var rc redisconn.Config
@@ -66,6 +81,9 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		limit = ratelimit.Config{Prefix: "shop:ratelimit:login-user:",
 			Limit:  int64(c.Int("LOGIN_RATE_LIMIT", 10, 1, 1_000_000)),
 			Window: c.Duration("LOGIN_RATE_WINDOW", 15*time.Minute)}
+		if limit.Window < MinLoginWindow {
+			c.Fail("LOGIN_RATE_WINDOW", fmt.Errorf("%s is shorter than the minimum of %s (the windows are keyed by the second: a shorter one would not limit)", limit.Window, MinLoginWindow))
+		}
 	}
 	if err := c.Err(); err != nil {
 		return nil, err

@@ -3,6 +3,9 @@ package usersenv_test
 import (
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,4 +74,38 @@ func TestLoad(t *testing.T) {
 			}
 		},
 	})
+}
+
+// A login window under a second or a token lifetime under a minute is a
+// configuration error naming the setting, not a value quietly replaced:
+// until 2026-12-07 LOGIN_RATE_WINDOW=0 became one minute and 1ms turned the
+// limit off (every request a window of its own), and ACCESS_TOKEN_TTL=0
+// became 15 minutes and 500ms answered expires_in 0. The shortest allowed
+// values load.
+func TestLoadRefusesAWindowOrATokenLifetimeTooShort(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "jwt-signing-key"), []byte(configtest.JWTSigningKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := pgtest.NewDatabase(t)
+	load := func(name, value string) error {
+		env := map[string]string{"SECRETS_DIR": dir, "USERS_DATABASE_URL": db, "REDIS_ADDR": "127.0.0.1:6379", name: value}
+		_, err := usersenv.Load(context.Background(), config.New(config.Env(env)), slog.New(slog.DiscardHandler),
+			usersenv.Needs{Issue: true, LoginLimit: true})
+		return err
+	}
+	for _, tc := range []struct{ name, value string }{
+		{"LOGIN_RATE_WINDOW", "0"}, {"LOGIN_RATE_WINDOW", "0s"}, {"LOGIN_RATE_WINDOW", "1ms"}, {"LOGIN_RATE_WINDOW", "999ms"},
+		{"ACCESS_TOKEN_TTL", "0"}, {"ACCESS_TOKEN_TTL", "500ms"}, {"ACCESS_TOKEN_TTL", "59s"},
+	} {
+		err := load(tc.name, tc.value)
+		if err == nil || !strings.Contains(err.Error(), tc.name) {
+			t.Errorf("%s=%s: Load = %v, want a configuration error naming %s", tc.name, tc.value, err, tc.name)
+		}
+	}
+	for _, tc := range []struct{ name, value string }{{"LOGIN_RATE_WINDOW", "1s"}, {"ACCESS_TOKEN_TTL", "1m"}} {
+		if err := load(tc.name, tc.value); err != nil {
+			t.Errorf("%s=%s: Load = %v, want it accepted", tc.name, tc.value, err)
+		}
+	}
 }
