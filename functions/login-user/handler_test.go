@@ -148,6 +148,9 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 	} {
 		w := fntest.Do(t, h, http.MethodPost, path, "application/json", body)
 		fntest.Problem(t, w, http.StatusUnauthorized, "invalid_credentials", "carol", "nobody", "password-")
+		if c := w.Header().Get("WWW-Authenticate"); c != `Login realm="shop"` {
+			t.Errorf("%s: WWW-Authenticate %q, want a Login challenge (no bearer token is taken here)", name, c)
+		}
 		bodies[name] = w.Body.String()
 	}
 	for name, b := range bodies {

@@ -20,6 +20,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fault"
 )
 
@@ -282,7 +283,9 @@ type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
 // level. An error a database raised for bad text (BadText) is answered 422, so a
 // client cannot make a function log at error level or fire the error-rate
 // alerts with its input. An error with a RetryAfter() time.Duration method in
-// its chain (a rate limit's) sets the Retry-After header in seconds.
+// its chain (a rate limit's) sets the Retry-After header in seconds. A 401
+// carries the WWW-Authenticate challenge of its credential (auth.Challenge)
+// unless h set one.
 func Adapt(log *slog.Logger, h HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		err := h(w, r)
@@ -308,6 +311,9 @@ func Adapt(log *slog.Logger, h HandlerFunc) http.HandlerFunc {
 		var wait interface{ RetryAfter() time.Duration }
 		if errors.As(err, &wait) {
 			w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(wait.RetryAfter().Seconds())), 10))
+		}
+		if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+			w.Header().Set("WWW-Authenticate", auth.Challenge(r, netted))
 		}
 		WriteProblem(w, netted)
 	}

@@ -22,7 +22,9 @@ import (
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/telemetry"
+	"github.com/shopfaas/shop/internal/users"
 )
 
 type payload struct {
@@ -584,5 +586,64 @@ func TestLazyLogsARepeatedFailureOnceAMinute(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("log lines (-want +got):\n%s", diff)
+	}
+}
+
+// Every 401 carries a WWW-Authenticate challenge (RFC 9110 section 11.6.1),
+// the one for the credential the route takes: on a bearer-token route
+// `Bearer realm="shop"`, with error="invalid_token" when a bearer token was
+// sent and failed (RFC 6750 section 3: none when the request carried no
+// bearer credential); on login, whose credentials are in the body, a
+// challenge that invites no bearer token; on an internal function, one
+// naming the internal credential. Until 2026-12-07 the functions' 401s
+// carried none.
+func TestEvery401CarriesTheChallengeOfItsCredential(t *testing.T) {
+	tokens := fntest.Tokens(t, 0)
+	bearer := fnhttp.Adapt(slog.New(slog.DiscardHandler), func(w http.ResponseWriter, r *http.Request) error {
+		_, err := tokens.FromRequest(r)
+		return err
+	})
+	internal := fnhttp.Adapt(slog.New(slog.DiscardHandler), func(w http.ResponseWriter, r *http.Request) error {
+		return fnhttp.CheckInternal(r, fntest.Internal(), "reserve-stock")
+	})
+	login := fnhttp.Adapt(slog.New(slog.DiscardHandler), func(w http.ResponseWriter, r *http.Request) error {
+		return users.ErrInvalidCredentials
+	})
+	for _, tc := range []struct {
+		name          string
+		h             http.Handler
+		header, value string
+		want          string
+	}{
+		{"no token", bearer, "", "", `Bearer realm="shop"`},
+		{"another scheme", bearer, "Authorization", "Basic Y2Fyb2w6cGFzc3dvcmQ=", `Bearer realm="shop"`},
+		{"a bad token", bearer, "Authorization", "Bearer not.a.token", `Bearer realm="shop", error="invalid_token"`},
+		{"a bad token, lower-case scheme", bearer, "Authorization", "bearer not.a.token", `Bearer realm="shop", error="invalid_token"`},
+		{"bad credentials on login", login, "", "", `Login realm="shop"`},
+		{"no internal credential", internal, "", "", `Internal realm="shop"`},
+		{"a bad internal credential", internal, "X-Internal-Token", "saga:nope", `Internal realm="shop"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			if tc.header != "" {
+				r.Header.Set(tc.header, tc.value)
+			}
+			w := httptest.NewRecorder()
+			tc.h.ServeHTTP(w, r)
+			if w.Code != http.StatusUnauthorized {
+				t.Fatalf("status %d, want 401", w.Code)
+			}
+			if got := w.Header().Values("WWW-Authenticate"); len(got) != 1 || got[0] != tc.want {
+				t.Errorf("WWW-Authenticate %q, want %q", got, tc.want)
+			}
+		})
+	}
+	// A 403 (authenticated, not allowed) carries no challenge.
+	w := httptest.NewRecorder()
+	fnhttp.Adapt(slog.New(slog.DiscardHandler), func(w http.ResponseWriter, r *http.Request) error {
+		return fault.E(fault.Forbidden, fault.CodeForbidden, "admin role required")
+	}).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	if got := w.Header().Get("WWW-Authenticate"); w.Code != http.StatusForbidden || got != "" {
+		t.Errorf("a 403: status %d, WWW-Authenticate %q, want none", w.Code, got)
 	}
 }
