@@ -2,16 +2,21 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/postgres"
 )
 
@@ -44,13 +49,17 @@ func TestCrashedCheckoutsAreRecovered(t *testing.T) {
 	body := `{"items":[{"product_id":"` + p.ID.String() + `","quantity":2}],` +
 		`"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"Springfield","postal_code":"12345","country":"US"},` +
 		`"payment":{"token":"tok_visa"}}`
-	order := func(ctx context.Context, token string) {
+	// order answers the status the client received (0 when it hung up).
+	order := func(ctx context.Context, token string) int {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.EdgeURL+"/api/v1/orders", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+token)
-		if res, err := http.DefaultClient.Do(req); err == nil {
-			res.Body.Close()
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
 		}
+		res.Body.Close()
+		return res.StatusCode
 	}
 
 	var wg sync.WaitGroup
@@ -64,10 +73,19 @@ func TestCrashedCheckoutsAreRecovered(t *testing.T) {
 		})
 	}
 	// Four clients wait, but charge-payment is killed while their charges
-	// run, and kept down until every saga has given up.
+	// run, and kept down until every saga has given up. Each is its own
+	// user, so its answer is checked against its order's final state.
+	var answersMu sync.Mutex
+	answers := map[uuid.UUID]int{}
 	for range 4 {
-		tok := s.token(t, auth.RoleCustomer)
-		wg.Go(func() { order(ctx, tok) })
+		user := uuid.Must(uuid.NewV7())
+		tok := s.TokenFor(t, user, auth.RoleCustomer)
+		wg.Go(func() {
+			code := order(ctx, tok)
+			answersMu.Lock()
+			answers[user] = code
+			answersMu.Unlock()
+		})
 	}
 	time.Sleep(800 * time.Millisecond)
 	stopKilling := keepDown(t, s, "charge-payment")
@@ -142,20 +160,32 @@ func TestCrashedCheckoutsAreRecovered(t *testing.T) {
 
 	type outcome struct{ order, payment, reservation string }
 	outcomes := map[string]*outcome{}
-	rows, err := ordersPool.Query(ctx, `SELECT id::text, status FROM orders`)
+	endOf := map[uuid.UUID][]string{} // each user's orders' final states
+	rows, err := ordersPool.Query(ctx, `SELECT id::text, user_id, status FROM orders`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
 		var id, status string
-		if err := rows.Scan(&id, &status); err != nil {
+		var user uuid.UUID
+		if err := rows.Scan(&id, &user, &status); err != nil {
 			t.Fatal(err)
 		}
 		outcomes[id] = &outcome{order: status}
+		endOf[user] = append(endOf[user], status)
 	}
 	rows.Close()
 	if len(outcomes) != 7 {
 		t.Fatalf("%d orders were written, want 7", len(outcomes))
+	}
+	// What a waiting client was told must not contradict where its order
+	// ended, by the rule of dev/chaos's checkoutProblems: 201 means
+	// confirmed, 402 payment_failed, 202 any final state (the checkout
+	// was still running); any other answer is a fault of the checkout.
+	for user, code := range answers {
+		for _, p := range answerProblems(code, endOf[user]) {
+			t.Errorf("a waiting client (user %s): %s", user, p)
+		}
 	}
 	collect := func(pool *pgxpool.Pool, sql string, set func(o *outcome, v string)) {
 		rows, err := pool.Query(ctx, sql)
@@ -216,8 +246,8 @@ func TestCrashedCheckoutsAreRecovered(t *testing.T) {
 	if confirmed == 0 {
 		t.Error("no order ended confirmed")
 	}
-	t.Logf("%d of 7 orders confirmed, %d pending when recovery began, %d driven and %d confirmed by recover-orders; %d processor charges, %d refunds",
-		confirmed, pendingAtFirst, driven, recovered, charges, refunds)
+	t.Logf("%d of 7 orders confirmed, %d pending when recovery began, %d driven and %d confirmed by recover-orders; %d processor charges, %d refunds; the waiting clients' answers %v",
+		confirmed, pendingAtFirst, driven, recovered, charges, refunds, slices.Sorted(maps.Values(answers)))
 }
 
 // keepDown SIGKILLs every replica of fn (its process group, through the
@@ -275,4 +305,55 @@ func openPool(t *testing.T, url string, migrations fs.FS) *pgxpool.Pool {
 	}
 	t.Cleanup(pool.Close)
 	return pool
+}
+
+// answerProblems says how a checkout's answer contradicts the final states of
+// the orders its user placed (one order per user, all of them final): 201
+// must have ended confirmed, 402 payment_failed, and 202 (accepted, still
+// running) may end in any final state; another answer, or a number of orders
+// other than one, is a problem.
+func answerProblems(code int, ends []string) []string {
+	if len(ends) != 1 {
+		return []string{fmt.Sprintf("answered %d, but its user has %d orders, want 1", code, len(ends))}
+	}
+	end := ends[0]
+	var ok bool
+	switch code {
+	case http.StatusCreated:
+		ok = end == string(orders.Confirmed)
+	case http.StatusPaymentRequired:
+		ok = end == string(orders.PaymentFailed)
+	case http.StatusAccepted:
+		ok = true
+	}
+	if ok {
+		return nil
+	}
+	return []string{fmt.Sprintf("answered %d, but its order ended %q", code, end)}
+}
+
+// TestCheckoutAnswerMustAgreeWithItsOrder checks answerProblems, the rule the
+// recovery test applies to its waiting clients' answers.
+func TestCheckoutAnswerMustAgreeWithItsOrder(t *testing.T) {
+	for _, c := range []struct {
+		code int
+		ends []string
+		ok   bool
+	}{
+		{http.StatusCreated, []string{"confirmed"}, true},
+		{http.StatusCreated, []string{"payment_failed"}, false},
+		{http.StatusCreated, []string{"cancelled"}, false},
+		{http.StatusPaymentRequired, []string{"payment_failed"}, true},
+		{http.StatusPaymentRequired, []string{"confirmed"}, false},
+		{http.StatusAccepted, []string{"confirmed"}, true},
+		{http.StatusAccepted, []string{"payment_failed"}, true},
+		{http.StatusAccepted, []string{"cancelled"}, true},
+		{http.StatusInternalServerError, []string{"confirmed"}, false},
+		{http.StatusCreated, nil, false},
+		{http.StatusAccepted, []string{"confirmed", "confirmed"}, false},
+	} {
+		if got := answerProblems(c.code, c.ends); (len(got) == 0) != c.ok {
+			t.Errorf("answer %d, orders %v: problems %q, want ok %v", c.code, c.ends, got, c.ok)
+		}
+	}
 }
