@@ -57,10 +57,15 @@ import (
 // echoName is the baseline function, deployed through the gateway API.
 const echoName = "bench-echo"
 
-// hotStock is the stock of the product every fifth order asks for until it
-// has sold out (hotUntilSoldOut): it sells out during the checkout scenario,
-// so the no-oversell check sees contention.
-const hotStock = 20
+// hotStockFor is the stock of the product every fifth order asks for until
+// it has sold out (hotUntilSoldOut), for a scenario of length d: 5 units per
+// second, from 2 (make bench-smoke's 300 ms, some 20–30 orders on a busy
+// machine) to 20 (the default 4 s and longer). It must sell out in every run,
+// so that the no-oversell check sees the workers contend for its last units;
+// checkout fails the run when it did not.
+func hotStockFor(d time.Duration) int {
+	return min(20, max(2, int(5*d/time.Second)))
+}
 
 // hotUntilSoldOut picks each checkout order's product: every fifth order asks
 // for the hot product until an answer says it is out of stock, and every
@@ -110,8 +115,11 @@ type bench struct {
 	products []uuid.UUID
 	names    []string
 	inv      *inventorydb.Store
-	rows     []row
-	redis    procGroup // the machine's Redis server, which both runtimes use
+	// paymentsURL is the payments database, where checkout counts the
+	// captured payments.
+	paymentsURL string
+	rows        []row
+	redis       procGroup // the machine's Redis server, which both runtimes use
 }
 
 func envInt(b *testing.B, name string, def int) int {
@@ -176,7 +184,7 @@ func BenchmarkShop(b *testing.B) {
 		ReadyTimeout: 3 * time.Minute,
 	})
 	s := &bench{b: b, rt: rt, workers: envInt(b, "BENCH_WORKERS", 8),
-		duration: envDuration(b, "BENCH_DURATION", 4*time.Second)}
+		duration: envDuration(b, "BENCH_DURATION", 4*time.Second), paymentsURL: paymentsURL}
 	s.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		MaxIdleConns: 4 * s.workers, MaxIdleConnsPerHost: 2 * s.workers, IdleConnTimeout: 30 * time.Second}}
 	tokens, err := auth.ParseSigner(rt.ReadSecret(b, "jwt-signing-key"), time.Hour)
@@ -727,12 +735,14 @@ func (s *bench) search(ctx context.Context) load.Result {
 // checkout places one-line orders through the gateway (create-order →
 // reserve-stock → charge-payment, payment simulator at 0 latency), each by a
 // new customer so no per-consumer limit applies. Every fifth order asks for a
-// product with only hotStock units until it has sold out (hotUntilSoldOut);
+// product with only hotStockFor(duration) units until it has sold out
+// (hotUntilSoldOut), and must have sold out by the end;
 // the others for products with ample stock. Its figures (Requests, latencies,
 // orders/s) count the confirmed orders (201), not the out_of_stock refusals,
 // which its note lists. Afterwards, once the sweep has sold the confirmed
 // orders' holds (settleHolds, not measured), the stock consumed must equal the
-// confirmed orders, product by product, with nothing left reserved.
+// confirmed orders, product by product, with nothing left reserved, and the
+// payments captured during the run the 201 answers.
 func (s *bench) checkout(ctx context.Context, workers int, tokens *customerTokens) load.Result {
 	const ample = 1_000_000
 	hot := s.products[0]
@@ -741,13 +751,15 @@ func (s *bench) checkout(ctx context.Context, workers int, tokens *customerToken
 	}
 	s.warmUp(ctx, s.rt.GatewayURL+"/function/create-order/api/v1/orders", s.products[1:], tokens)
 	s.settleHolds(ctx, s.rt) // the warm-up's sales, before the levels are set again
+	hotStock := hotStockFor(s.duration)
 	s.setStockAt(ctx, s.rt, hot, hotStock)
 	for _, p := range s.products[1:] {
 		s.setStockAt(ctx, s.rt, p, ample)
 	}
 	var mu sync.Mutex
 	confirmed := map[uuid.UUID]int{}
-	outOfStock := 0
+	outOfStock, created := 0, 0
+	capturedBefore := s.capturedPayments(ctx)
 	ok := func(st int) bool { return st == http.StatusCreated || st == http.StatusConflict }
 	name := "create-order (gateway)"
 	if workers == 1 {
@@ -776,6 +788,7 @@ func (s *bench) checkout(ctx context.Context, workers int, tokens *customerToken
 					return fmt.Errorf("201 with status %q and %d items", out.Status, len(out.Items))
 				}
 				confirmed[out.Items[0].ProductID] += out.Items[0].Quantity
+				created++
 			case http.StatusConflict:
 				if out.Code != "out_of_stock" {
 					return fmt.Errorf("409 %q", out.Code)
@@ -810,9 +823,35 @@ func (s *bench) checkout(ctx context.Context, workers int, tokens *customerToken
 		s.b.Errorf("oversell check: %d confirmed, %d consumed, %d reserved, hot product %d/%d",
 			orders, consumed, reserved, confirmed[hot], hotStock)
 	}
+	// The check proves nothing unless the workers contended for the hot
+	// product's last units: it must have sold out, and been refused after.
+	if confirmed[hot] < hotStock || outOfStock == 0 {
+		verdict = "FAILED"
+		s.b.Errorf("oversell check: the hot product did not sell out (%d/%d sold, %d out_of_stock answers), so its last units were never contended",
+			confirmed[hot], hotStock, outOfStock)
+	}
+	// Each 201 was charged once, and nothing else was.
+	if captured := s.capturedPayments(ctx) - capturedBefore; captured != created {
+		verdict = "FAILED"
+		s.b.Errorf("payment check: %d payments captured during the run for %d orders answered 201", captured, created)
+	}
 	s.rows[len(s.rows)-1].note = fmt.Sprintf("no-oversell %s: %d confirmed = %d consumed, %d reserved, hot %d/%d, %d out_of_stock (not counted)",
 		verdict, orders, consumed, reserved, confirmed[hot], hotStock, outOfStock)
 	return res
+}
+
+// capturedPayments counts the captured payments in the payments database.
+func (s *bench) capturedPayments(ctx context.Context) int {
+	conn, err := pgx.Connect(ctx, s.paymentsURL)
+	if err != nil {
+		s.b.Fatalf("payments database: %v", err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM payments WHERE status = 'captured'`).Scan(&n); err != nil {
+		s.b.Fatalf("count captured payments: %v", err)
+	}
+	return n
 }
 
 // warmUpOrders is the number of orders each worker (or R3 client) places
