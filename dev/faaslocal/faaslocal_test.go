@@ -29,6 +29,7 @@ import (
 
 	"github.com/shopfaas/shop/dev/faaslocal"
 	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
+	"github.com/shopfaas/shop/dev/faaslocal/supervisor"
 	"github.com/shopfaas/shop/dev/stackfile"
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/routes"
@@ -1173,6 +1174,17 @@ func replaceUnderLoad(t *testing.T, l replacementLoad) int {
 		if err := c.ScaleFunction(ctx, "steady", "", 1); err != nil {
 			t.Fatal(err)
 		}
+		// The scale-down must leave exactly one replica, serving (the
+		// other drains first, so it may take a moment to go).
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			rs := rt.Replicas("steady")
+			if len(rs) == 1 && rs[0].Available {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: 20 s after the scale to 1, the replicas are %+v, want one available", round, rs)
+			}
+		}
 		pause()
 		if err := c.ScaleFunction(ctx, "steady", "", 2); err != nil {
 			t.Fatal(err)
@@ -1197,7 +1209,8 @@ func replaceUnderLoad(t *testing.T, l replacementLoad) int {
 		pause()
 
 		// 3. SIGTERM to one replica's function process from outside.
-		victim := functionProcess(t, rt.Replicas("steady")[round%2].PID)
+		hit := rt.Replicas("steady")[round%2]
+		victim := functionProcess(t, hit.PID)
 		mark("round %d: SIGTERM pid %d", round, victim)
 		if err := syscall.Kill(victim, syscall.SIGTERM); err != nil {
 			t.Fatal(err)
@@ -1206,7 +1219,29 @@ func replaceUnderLoad(t *testing.T, l replacementLoad) int {
 		for alive(victim) && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
+		if alive(victim) {
+			t.Fatalf("round %d: pid %d still running 20 s after its SIGTERM", round, victim)
+		}
 		waitReady(t, rt, "steady")
+		// The victim's replica was replaced by a new process that serves,
+		// beside the other one.
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			rs := rt.Replicas("steady")
+			i := slices.IndexFunc(rs, func(r supervisor.ReplicaInfo) bool { return r.Instance == hit.Instance })
+			if len(rs) == 2 && i >= 0 && rs[i].Available && rs[i].PID != 0 && rs[i].PID != hit.PID && alive(rs[i].PID) {
+				res, err := hc.Post("http://127.0.0.1:"+strconv.Itoa(rs[i].Port)+"/", "text/plain", strings.NewReader("x"))
+				if err == nil {
+					_ = res.Body.Close()
+				}
+				if err == nil && res.StatusCode/100 == 2 {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: 20 s after pid %d of %s exited, the replicas are %+v, want %s replaced by a new process that serves, and 2 replicas",
+					round, victim, hit.Instance, rs, hit.Instance)
+			}
+		}
 		pause()
 	}
 	close(stop)
