@@ -20,7 +20,9 @@ import (
 // its request metrics carry the member that served each request as their
 // function label, so the rules and the dashboard, which select by function
 // (create-order's SLO, get-product's latency), see the same series on both
-// stacks. A request no member serves counts under the bundle's name.
+// stacks. A request no member serves counts under the bundle's name; one
+// fnserve refuses before the bundle dispatches it (CheckRequestText) counts
+// under the member that would have served it.
 func TestABundleCountsEachRequestUnderItsMember(t *testing.T) {
 	members := map[string]http.Handler{}
 	for _, r := range routes.Members("inventory") {
@@ -33,13 +35,23 @@ func TestABundleCountsEachRequestUnderItsMember(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	h := fnserve.Handler(fnserve.Config{Name: "inventory", ExecTimeout: time.Minute, MaxRequestBytes: 1 << 20}, log, reg, b)
-	for _, req := range []struct{ method, path string }{
-		{http.MethodGet, "/api/v1/inventory/" + "0194c5a0-0000-7000-8000-000000000001"},
-		{http.MethodGet, "/api/v1/inventory/" + "0194c5a0-0000-7000-8000-000000000002"},
-		{http.MethodPost, "/_fn/reserve-stock"},
-		{http.MethodGet, "/nowhere"},
+	for _, req := range []struct {
+		method, path string
+		code         int
+	}{
+		{http.MethodGet, "/api/v1/inventory/" + "0194c5a0-0000-7000-8000-000000000001", http.StatusOK},
+		{http.MethodGet, "/api/v1/inventory/" + "0194c5a0-0000-7000-8000-000000000002", http.StatusOK},
+		{http.MethodPost, "/_fn/reserve-stock", http.StatusOK},
+		{http.MethodGet, "/nowhere", http.StatusNotFound},
+		// Refused by fnserve's text check (a parameter sent twice: 422)
+		// before the bundle dispatches: still its member's request.
+		{http.MethodGet, "/api/v1/inventory/" + "0194c5a0-0000-7000-8000-000000000003?x=1&x=2", http.StatusUnprocessableEntity},
 	} {
-		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(req.method, req.path, strings.NewReader(`{}`)))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(req.method, req.path, strings.NewReader(`{}`)))
+		if rec.Code != req.code {
+			t.Errorf("%s %s: %d, want %d", req.method, req.path, rec.Code, req.code)
+		}
 	}
 	got := map[string]float64{}
 	families, err := reg.Gather()
@@ -58,7 +70,7 @@ func TestABundleCountsEachRequestUnderItsMember(t *testing.T) {
 			}
 		}
 	}
-	want := map[string]float64{"get-stock": 2, "reserve-stock": 1, "inventory": 1}
+	want := map[string]float64{"get-stock": 3, "reserve-stock": 1, "inventory": 1}
 	for fn, n := range want {
 		if got[fn] != n {
 			t.Errorf("function_requests_total by function: %v, want %v", got, want)

@@ -317,6 +317,12 @@ func durationBuckets(exec time.Duration) []float64 {
 	return b
 }
 
+// memberNamer is a handler that serves several functions (internal/bundle's
+// Bundle): Member names the one that serves r, or false.
+type memberNamer interface {
+	Member(r *http.Request) (string, *http.Request, bool)
+}
+
 // handler is Handler whose /_/health and ReadyPath answer 503 while draining
 // is true.
 func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http.Handler, draining *atomic.Bool) http.Handler {
@@ -355,6 +361,13 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 		// value per parameter, before any handler reads them (bodies get
 		// the rule in fnhttp.Decode).
 		if err := fnhttp.CheckRequestText(r); err != nil {
+			// A bundle's request is still its member's: counted and
+			// traced under the member that would have served it.
+			if b, ok := handle.(memberNamer); ok {
+				if name, _, ok := b.Member(r); ok {
+					fnhttp.ServedBy(w, name)
+				}
+			}
 			fnhttp.WriteProblem(w, err)
 			return
 		}
