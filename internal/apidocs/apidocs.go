@@ -9,7 +9,7 @@
 // build time (make api-docs); the assets reach Handler as a file system
 // (the function embeds them). The page loads nothing from outside: its
 // script, style sheet and the document all come from the same origin, and
-// every answer under /docs carries the Content-Security-Policy CSP
+// every answer Handler writes under /docs carries the Content-Security-Policy CSP
 // (default-src 'self').
 package apidocs
 
@@ -36,7 +36,7 @@ const (
 // served as this one's.
 const Dir = Package + "-" + Version
 
-// CSP is the Content-Security-Policy of every answer under /docs: only the
+// CSP is the Content-Security-Policy of every answer Handler writes under /docs: only the
 // page's own origin (images may also be data: URLs, which Swagger UI's
 // style sheet uses for its icons; they load nothing). The page repeats it
 // in a meta tag without frame-ancestors, which a meta tag cannot carry.
@@ -116,9 +116,12 @@ func Handler(doc []byte, assets fs.FS) (http.Handler, error) {
 	return underDocs(fnhttp.Routes(mux)), nil
 }
 
-// underDocs sets CSP on every answer under /docs before h writes it: the
-// page, its assets, the 503 without them, and the 404 and 405 problems of
-// fnhttp.Routes for a path or method the mux does not serve there.
+// underDocs sets CSP on every answer h writes under /docs: the page, its
+// assets, the 503 without them, and the 404 and 405 problems of
+// fnhttp.Routes for a path or method the mux does not serve there. The
+// answers fnserve gives before h runs (the problems of
+// fnhttp.CheckRequestText, the redirect of a path that is not clean)
+// carry none: they are not HTML.
 func underDocs(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/docs" || strings.HasPrefix(r.URL.Path, "/docs/") {

@@ -150,7 +150,7 @@ func TestPageLoadsOnlyFromItsOrigin(t *testing.T) {
 	}
 }
 
-// Every answer under /docs carries the CSP, the function's own 404 and 405
+// Every answer Handler writes under /docs carries the CSP, the function's own 404 and 405
 // problems included (a path it does not serve, a method it does not take),
 // with the assets or without them; /openapi.yaml and other paths do not.
 func TestEveryAnswerUnderDocsCarriesTheCSP(t *testing.T) {
