@@ -54,7 +54,9 @@ type Config struct {
 	// (see Migrate). Default DefaultMigrationLockTimeout.
 	MigrationLockTimeout time.Duration
 	// MigrationTimeout bounds a run of the pending migrations, which Open's
-	// deadline does not cut (see Open). Default DefaultMigrationTimeout.
+	// deadline does not cut (see Open), counted from when the run holds the
+	// migration lock; the wait for the lock, which another process may
+	// hold, is bounded by it too, on its own. Default DefaultMigrationTimeout.
 	MigrationTimeout time.Duration
 	// Log receives a line for each try of a migration that could not get
 	// its locks and is tried again, and the outcome of a run of migrations
@@ -321,18 +323,33 @@ func (run *migrationRun) apply(ctx context.Context, key string, direct *pgxpool.
 		log = slog.Default()
 	}
 	began := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	// The timeout counts twice, on its own each time: once for connecting
+	// and waiting for the migration lock, which another process may hold
+	// for long, and once for the migrations from when the lock is held,
+	// so that a long wait leaves them their whole budget.
+	waitCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	var runCtx context.Context // the migrations', once the lock is held
+	held := func() (context.Context, context.CancelFunc) {
+		c, cancel := context.WithTimeout(ctx, timeout)
+		runCtx = c
+		return c, cancel
+	}
 	err := func() error {
-		mp, err := pgxpool.NewWithConfig(ctx, direct)
+		mp, err := pgxpool.NewWithConfig(waitCtx, direct)
 		if err != nil {
 			return fmt.Errorf("connect %s for its migrations: %w", direct.ConnConfig.Database, err)
 		}
 		defer mp.Close()
-		return migrate(ctx, mp, cfg.Migrations, lockTimeout, log)
+		return migrate(waitCtx, mp, cfg.Migrations, lockTimeout, held, log)
 	}()
-	if err != nil && ctx.Err() != nil {
+	switch {
+	case err == nil:
+	case runCtx != nil && errors.Is(runCtx.Err(), context.DeadlineExceeded):
 		err = fmt.Errorf("%w (the migrations ran for longer than DATABASE_MIGRATION_TIMEOUT, %s)", err, timeout)
+	case runCtx == nil && waitCtx.Err() != nil:
+		err = fmt.Errorf("%w (the migrations waited for their lock, held by another process, for longer than "+
+			"DATABASE_MIGRATION_TIMEOUT, %s)", err, timeout)
 	}
 	runsMu.Lock()
 	delete(runs, key)
@@ -463,12 +480,15 @@ const NoTransaction = "-- migrate: no transaction"
 // fails with lock_not_available (SQLSTATE 55P03), naming the file and the
 // sessions that held locks on the tables it names; the file is not recorded.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
-	return migrate(ctx, pool, migrations, DefaultMigrationLockTimeout, slog.Default())
+	return migrate(ctx, pool, migrations, DefaultMigrationLockTimeout, nil, slog.Default())
 }
 
 // migrate is Migrate with the lock timeout of the files run in a
-// transaction, and the logger of their tries.
-func migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS, lockTimeout time.Duration, log *slog.Logger) error {
+// transaction, and the logger of their tries. When held is not nil, the
+// migrations run under the context it returns once the migration lock is
+// held (ctx bounds only what comes before); migrate calls its cancel.
+func migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS, lockTimeout time.Duration,
+	held func() (context.Context, context.CancelFunc), log *slog.Logger) error {
 	files, err := migrationFiles(migrations)
 	if err != nil {
 		return err
@@ -494,6 +514,11 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS, lockTime
 	}
 	if err := lockMigrations(ctx, conn.Conn()); err != nil {
 		return fmt.Errorf("migrate: lock: %w", err)
+	}
+	if held != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = held()
+		defer cancel()
 	}
 	defer func() {
 		dctx, cancel := Detached(ctx)

@@ -627,3 +627,66 @@ func TestMigrationTimeoutBoundsTheMigrations(t *testing.T) {
 		t.Errorf("table y exists %v (%v); want 0002_y.sql rolled back", exists, err)
 	}
 }
+
+// Config.MigrationTimeout counts from when the run holds the migration
+// lock: a run that waited for the lock held by another process for most of
+// its timeout still has the whole timeout for its migrations, and the wait
+// is bounded by a timeout of its own.
+func TestMigrationTimeoutCountsOnceTheLockIsHeld(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	other, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	if _, err := other.Exec(ctx, `SELECT pg_advisory_lock($1)`, postgres.MigrationLockKey); err != nil {
+		t.Fatal(err)
+	}
+	const timeout = 1500 * time.Millisecond
+	released := make(chan error, 1)
+	go func() {
+		time.Sleep(timeout * 3 / 5) // most of the timeout
+		_, err := other.Exec(ctx, `SELECT pg_advisory_unlock($1)`, postgres.MigrationLockKey)
+		released <- err
+	}()
+	fsys := fstest.MapFS{
+		"0001_slow.sql": {Data: []byte(`SELECT pg_sleep(0.9); CREATE TABLE slow (k int);`)}, // most of it too
+	}
+	began := time.Now()
+	pool, err := postgres.Open(ctx, postgres.Config{URL: url, Migrations: fsys, MigrationTimeout: timeout})
+	if err := <-released; err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatalf("Open = %v after %s; want the migration applied, its %s counted from the lock",
+			err, time.Since(began).Round(time.Millisecond), timeout)
+	}
+	pool.Close()
+	if diff := cmp.Diff([]string{"0001_slow.sql"}, applied(t, connect(t, url))); diff != "" {
+		t.Errorf("schema_migrations (-want +got):\n%s", diff)
+	}
+}
+
+// The wait for the migration lock another process holds is bounded by
+// Config.MigrationTimeout on its own, and its failure says so.
+func TestMigrationWaitForTheLockIsBounded(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	other, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	if _, err := other.Exec(ctx, `SELECT pg_advisory_lock($1)`, postgres.MigrationLockKey); err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{"0001_x.sql": {Data: []byte(`CREATE TABLE x (k int);`)}}
+	began := time.Now()
+	_, err = postgres.Open(ctx, postgres.Config{URL: url, Migrations: fsys, MigrationTimeout: 300 * time.Millisecond})
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "waited for their lock") ||
+		time.Since(began) > 3*time.Second {
+		t.Fatalf("Open = %v after %s; want the wait for the lock cut at DATABASE_MIGRATION_TIMEOUT (300ms)",
+			err, time.Since(began).Round(time.Millisecond))
+	}
+}
