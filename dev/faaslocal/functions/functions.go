@@ -42,6 +42,9 @@ var serviceName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 // Supervisor runs the replicas of each function (supervisor.Supervisor).
 type Supervisor interface {
 	Start(name string, spec supervisor.Spec, n int) error
+	// Replace fails before changing anything only with ErrClosed; any
+	// other error comes after spec's replicas took over (the old ones
+	// failed to stop).
 	Replace(ctx context.Context, name string, spec supervisor.Spec, n int) error
 	Scale(name string, n int) error
 	Remove(name string) error
@@ -138,7 +141,8 @@ func invalid(format string, args ...any) error {
 // Deploy runs spec, replacing the function of the same name if there is one
 // (faas-cli deploy over an existing function replaces it, as on faasd).
 // Errors: fault.Invalid for a spec that cannot run (checked before anything
-// running is touched).
+// running is touched). A redeploy whose old replicas fail to stop returns
+// that error with spec recorded, since spec is what runs.
 func (s *Store) Deploy(spec types.FunctionDeployment) error { return s.deploy(spec, false) }
 
 // Update replaces a deployed function with spec: its replicas are stopped,
@@ -181,6 +185,7 @@ func (s *Store) deploy(spec types.FunctionDeployment, mustExist bool) error {
 	}
 	s.cfg.Logs.Open(name)
 	invoked := new(atomic.Uint64)
+	var replaceErr error
 	if old != nil {
 		// A redeploy: the new replicas take over before the old ones stop
 		// (each out of rotation first, then drained), so calls keep
@@ -189,8 +194,17 @@ func (s *Store) deploy(spec types.FunctionDeployment, mustExist bool) error {
 		ctx, cancel := context.WithTimeout(context.Background(), replaceWait)
 		err := s.cfg.Supervisor.Replace(ctx, name, proc, n)
 		cancel()
-		if err != nil {
+		if errors.Is(err, supervisor.ErrClosed) {
+			// Nothing changed: the old generation still runs, the new
+			// folder is used by no replica.
+			_ = s.cfg.Secrets.Release(name, secretsDir)
 			return fmt.Errorf("replace %s: %w", name, err)
+		}
+		if err != nil {
+			// The new replicas took over; stopping the old ones failed
+			// (they are ended all the same). The new generation is what
+			// runs, and is recorded.
+			replaceErr = fmt.Errorf("replace %s: %w", name, err)
 		}
 	} else if err := s.cfg.Supervisor.Start(name, proc, n); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
@@ -203,7 +217,7 @@ func (s *Store) deploy(spec types.FunctionDeployment, mustExist bool) error {
 		// now goes with the function's state folder (Remove).
 		_ = s.cfg.Secrets.Release(name, old.secretsDir)
 	}
-	return nil
+	return replaceErr
 }
 
 // replicas validates spec's name and returns its replica count: the

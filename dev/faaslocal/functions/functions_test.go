@@ -23,6 +23,10 @@ type slowSupervisor struct {
 	scales   []int
 	release  chan struct{}
 	entered  chan struct{} // closed when a Replace starts waiting (when set)
+	// replaceErr fails Replace as the supervisor does: ErrClosed before
+	// anything changed, any other error after the new replicas took over
+	// (stopping the old ones failed).
+	replaceErr error
 }
 
 func (s *slowSupervisor) Start(name string, _ supervisor.Spec, n int) error {
@@ -37,7 +41,13 @@ func (s *slowSupervisor) Replace(_ context.Context, name string, spec supervisor
 		close(s.entered)
 	}
 	<-s.release
-	return s.Start(name, spec, n)
+	if errors.Is(s.replaceErr, supervisor.ErrClosed) {
+		return s.replaceErr
+	}
+	if err := s.Start(name, spec, n); err != nil {
+		return err
+	}
+	return s.replaceErr
 }
 
 func (s *slowSupervisor) Scale(name string, n int) error {
@@ -183,5 +193,69 @@ func TestRedeployLeavesTheRunningReplicasSecretsAlone(t *testing.T) {
 	}
 	if _, err := os.Stat(oldDir); newDir != oldDir && !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the old replicas' folder %s is still there after the redeploy: %v", oldDir, err)
+	}
+}
+
+// A redeploy whose Replace fails records what runs and releases the other
+// generation's folder: the new deployment and its folder once the new
+// replicas took over (the old ones failed to stop), the old ones when
+// nothing changed (the supervisor is closed). Until 2026-12-07 a failed
+// Replace kept the old deployment in the store whatever ran, and released
+// neither folder: the new one stayed on disk until the function was
+// removed, and the next redeploy released the old one again.
+func TestFailedRedeployRecordsWhatRuns(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		err      error
+		switched bool
+	}{
+		{"the old replicas fail to stop", errors.New("stop fn-1: operation not permitted"), true},
+		{"the supervisor is closed", supervisor.ErrClosed, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store, err := secrets.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range []string{"a", "b"} {
+				if err := store.Create(n, []byte("value of "+n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			release := make(chan struct{})
+			close(release)
+			sup := &slowSupervisor{replicas: map[string]int{}, release: release, replaceErr: tc.err}
+			launcher := dirLauncher{dirs: make(chan string, 2)}
+			s := New(Config{Namespace: "openfaas-fn", Supervisor: sup, Secrets: store, Launcher: launcher, Logs: noSecrets{}})
+			if err := s.Deploy(types.FunctionDeployment{Service: "fn", Secrets: []string{"a"}}); err != nil {
+				t.Fatal(err)
+			}
+			oldDir := <-launcher.dirs
+			err = s.Update(types.FunctionDeployment{Service: "fn", Secrets: []string{"b"}})
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("Update: %v; want %v", err, tc.err)
+			}
+			newDir := <-launcher.dirs
+			running, unused, wantSecret := oldDir, newDir, "a"
+			if tc.switched {
+				running, unused, wantSecret = newDir, oldDir, "b"
+			}
+			st, err := s.Status("fn")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(st.Secrets) != 1 || st.Secrets[0] != wantSecret {
+				t.Errorf("the store records secrets %v; want [%s] (what runs)", st.Secrets, wantSecret)
+			}
+			if b, err := os.ReadFile(filepath.Join(running, wantSecret)); string(b) != "value of "+wantSecret {
+				t.Errorf("the running replicas' folder %s: %s=%q, %v", running, wantSecret, b, err)
+			}
+			if _, err := os.Stat(unused); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the folder %s no replica uses is still there: %v", unused, err)
+			}
+			if s.get("fn").secretsDir != running {
+				t.Errorf("the store records folder %s; want %s", s.get("fn").secretsDir, running)
+			}
+		})
 	}
 }

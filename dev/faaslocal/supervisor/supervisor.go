@@ -152,7 +152,9 @@ func (s *Supervisor) Scale(name string, n int) error {
 // the rotation as their health checks pass; once all of them are available
 // (or ctx ends first, e.g. a new version that never becomes healthy), the old
 // replicas leave the rotation and are stopped, each as stop describes. A name
-// that is not running is simply started.
+// that is not running is simply started. It fails before changing anything
+// only with ErrClosed; any other error is from stopping the old replicas,
+// after the new ones took over.
 func (s *Supervisor) Replace(ctx context.Context, name string, spec Spec, n int) error {
 	s.mu.Lock()
 	if s.closed {
