@@ -164,6 +164,7 @@ type run struct {
 	orders  []*order
 	placed  atomic.Int64 // checkouts begun, numbering them for declineEvery
 	stock   map[uuid.UUID]int
+	scarce  uuid.UUID // the product with ScarceStock units, the only one that may run out
 	closers []func()
 }
 
@@ -362,7 +363,7 @@ func (r *run) seed(ctx context.Context) error {
 		}
 		units := r.o.Stock
 		if i == 0 {
-			units = r.o.ScarceStock
+			units, r.scarce = r.o.ScarceStock, p.ID
 		}
 		code, _, err := r.callWith(ctx, http.MethodPut, "/api/v1/inventory/"+p.ID.String(), admin,
 			map[string]string{"If-None-Match": "*"}, map[string]int{"on_hand": units}) // never stocked: a first write

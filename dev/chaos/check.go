@@ -285,20 +285,23 @@ type effort struct {
 	plannedPG, plannedRabbit  int
 	plansKills, plansDeclines bool
 	// Done: restarts that completed, successful SIGKILLs, orders confirmed,
-	// checkouts paid with a declined card and orders that ended
+	// checkouts paid with a declined card, those of them whose order ended
+	// payment_failed for payment_declined, and orders that ended
 	// payment_failed.
-	pgRestarts, rabbitRestarts int
-	kills                      int
-	confirmed                  int
-	declinedCards, failed      int
-	// cancelled: cancels answered 200; soldOut: checkouts answered 409
-	// out_of_stock.
+	pgRestarts, rabbitRestarts    int
+	kills                         int
+	confirmed                     int
+	declinedCards, declinedFailed int
+	failed                        int
+	// cancelled: cancels answered 200; soldOut: checkouts of the scarce
+	// product answered 409 out_of_stock.
 	cancelled, soldOut int
 }
 
 // effortOf reads what the run planned from its options and what it did from
-// its counters and the orders' final statuses.
-func (r *run) effortOf(byStatus map[string]int) effort {
+// its counters, the orders' final statuses and the ends of each checkout's
+// orders (endsOf, by the checkout's user).
+func (r *run) effortOf(byStatus map[string]int, endsOf func(user uuid.UUID) []orderEnd) effort {
 	e := effort{
 		plannedPG: r.o.PGRestarts, plannedRabbit: r.o.RabbitRestarts,
 		plansKills: r.o.KillEvery > 0, plansDeclines: declineEvery > 0,
@@ -310,11 +313,14 @@ func (r *run) effortOf(byStatus map[string]int) effort {
 	for _, o := range r.orders {
 		if o.declined {
 			e.declinedCards++
+			if ends := endsOf(o.user); len(ends) == 1 && declinedEnd(ends[0]) {
+				e.declinedFailed++
+			}
 		}
 		if o.cancel == http.StatusOK {
 			e.cancelled++
 		}
-		if o.status == http.StatusConflict && o.outOfStock {
+		if o.status == http.StatusConflict && o.outOfStock && o.product == r.scarce {
 			e.soldOut++
 		}
 	}
@@ -323,7 +329,9 @@ func (r *run) effortOf(byStatus map[string]int) effort {
 
 // verdicts fail a run that did less than it planned: a restart that failed,
 // no process killed, no order confirmed, no declined card placed or none
-// ending payment_failed.
+// ending payment_failed; and one whose payment_failed orders are not the
+// declined cards' (a good card's order ended payment_failed: checkoutProblems
+// names it).
 func (e effort) verdicts() []verdict {
 	var vs []verdict
 	add := func(name string, ok bool, detail string) {
@@ -338,8 +346,9 @@ func (e effort) verdicts() []verdict {
 	add("orders were cancelled", e.cancelled > 0, fmt.Sprintf("%d cancels answered 200", e.cancelled))
 	add("the scarce product sold out", e.soldOut > 0, fmt.Sprintf("%d checkouts answered 409 out_of_stock", e.soldOut))
 	if e.plansDeclines {
-		add("declined cards were placed and ended payment_failed", e.declinedCards > 0 && e.failed > 0,
-			fmt.Sprintf("%d checkouts with a declined card, %d orders payment_failed", e.declinedCards, e.failed))
+		add("declined cards were placed and ended payment_failed", e.declinedCards > 0 && e.declinedFailed > 0 && e.failed == e.declinedFailed,
+			fmt.Sprintf("%d checkouts with a declined card, %d of them payment_failed (payment_declined); %d orders payment_failed",
+				e.declinedCards, e.declinedFailed, e.failed))
 	}
 	return vs
 }
@@ -522,14 +531,21 @@ func (r *run) check(ctx context.Context) (bool, error) {
 		}
 	}
 	add("every order final", p, fmt.Sprintf("%d orders: %v; %d read back through the API", len(orders), byStatus, apiChecked))
-	vs = append(vs, r.effortOf(byStatus).verdicts()...)
-
-	// One order per key: each checkout had its own user and key.
-	p = nil
 	perUser := map[uuid.UUID][]uuid.UUID{}
 	for id, o := range orders {
 		perUser[o.user] = append(perUser[o.user], id)
 	}
+	endsOf := func(user uuid.UUID) []orderEnd {
+		var ends []orderEnd
+		for _, id := range perUser[user] {
+			ends = append(ends, orderEnd{status: orders[id].status, reason: orders[id].reason})
+		}
+		return ends
+	}
+	vs = append(vs, r.effortOf(byStatus, endsOf).verdicts()...)
+
+	// One order per key: each checkout had its own user and key.
+	p = nil
 	clients := map[uuid.UUID]bool{}
 	for _, o := range r.orders {
 		clients[o.user] = true
@@ -554,14 +570,8 @@ func (r *run) check(ctx context.Context) (bool, error) {
 	}
 	add("one order per idempotency key", p, fmt.Sprintf("%d keys, answers %v", len(r.orders), answers))
 
-	p = checkoutProblems(r.orders, func(user uuid.UUID) []orderEnd {
-		var ends []orderEnd
-		for _, id := range perUser[user] {
-			ends = append(ends, orderEnd{status: orders[id].status, reason: orders[id].reason})
-		}
-		return ends
-	})
-	add("a checkout's answer is the order's end", p, fmt.Sprintf("%d checkouts: 201 confirmed or cancelled by its cancel, 402 payment_failed, 409 out_of_stock cancelled out of stock", len(r.orders)))
+	p = checkoutProblems(r.orders, r.scarce, endsOf)
+	add("a checkout's answer is the order's end", p, fmt.Sprintf("%d checkouts: 201 confirmed or cancelled by its cancel, 402 payment_failed, 409 out_of_stock cancelled out of stock (the scarce product only); a declined card ends payment_failed (payment_declined), a good one never", len(r.orders)))
 
 	cancels, p := cancelProblems(r.orders, func(id uuid.UUID) (string, string) {
 		if d := orders[id]; d != nil {
@@ -779,13 +789,25 @@ type orderEnd struct{ status, reason string }
 // end, given the orders of the checkout's user (endsOf: each checkout has
 // its own user): 201 ⇒ confirmed, or cancelled by request after a cancel;
 // 402 ⇒ payment_failed; 409 out_of_stock ⇒ cancelled out of stock (or no
-// order); 202 ⇒ any end (the order was pending, and "every order final"
-// checks it ended). Any other answer is a problem: the run sends nothing
-// malformed and retries what is not definite. It returns the checkouts
-// whose order ended otherwise.
-func checkoutProblems(rs []*order, endsOf func(user uuid.UUID) []orderEnd) []string {
+// order), and only on the scarce product (the others have 100,000 units);
+// 202 ⇒ any end (the order was pending, and "every order final" checks it
+// ended). Any other answer is a problem: the run sends nothing malformed and
+// retries what is not definite. A checkout with no definite answer is
+// "every order final"'s problem.
+//
+// The card decides the end too (cardFits): under chaos the simulator
+// captures every tok_visa charge (internal/payments/simulator) and recovery
+// gives up only after GiveUpAfter (12 h), so a declined card ends
+// payment_failed for payment_declined and a good one never ends
+// payment_failed; either may end cancelled out of stock on the scarce
+// product, and a good one cancelled by request after its cancel. It returns
+// the checkouts whose order ended otherwise.
+func checkoutProblems(rs []*order, scarce uuid.UUID, endsOf func(user uuid.UUID) []orderEnd) []string {
 	var p []string
 	for _, o := range rs {
+		if o.status == 0 {
+			continue // "every order final" reports it
+		}
 		ends := endsOf(o.user)
 		if len(ends) > 1 {
 			continue // "one order per idempotency key" reports it
@@ -802,14 +824,35 @@ func checkoutProblems(rs []*order, endsOf func(user uuid.UUID) []orderEnd) []str
 		case o.status == http.StatusPaymentRequired:
 			ok = end.status == string(orders.PaymentFailed)
 		case o.status == http.StatusConflict && o.outOfStock:
-			ok = len(ends) == 0 || end.status == string(orders.Cancelled) && end.reason == orders.ReasonOutOfStock
+			ok = o.product == scarce && (len(ends) == 0 || end.status == string(orders.Cancelled) && end.reason == orders.ReasonOutOfStock)
 		case o.status == http.StatusAccepted:
 			ok = true
 		}
+		if ok && len(ends) == 1 {
+			ok = cardFits(o, scarce, end)
+		}
 		if !ok {
-			p = append(p, fmt.Sprintf("checkout of key %s answered %d (out_of_stock %v), its order %q (%s), %d order(s)",
-				o.key, o.status, o.outOfStock, end.status, end.reason, len(ends)))
+			p = append(p, fmt.Sprintf("checkout of key %s answered %d (out_of_stock %v, declined card %v, scarce product %v), its order %q (%s), %d order(s)",
+				o.key, o.status, o.outOfStock, o.declined, o.product == scarce, end.status, end.reason, len(ends)))
 		}
 	}
 	return p
+}
+
+// cardFits reports whether end is one the card of o allows (see
+// checkoutProblems).
+func cardFits(o *order, scarce uuid.UUID, end orderEnd) bool {
+	if o.product == scarce && end.status == string(orders.Cancelled) && end.reason == orders.ReasonOutOfStock {
+		return true
+	}
+	if o.declined {
+		return declinedEnd(end)
+	}
+	return end.status == string(orders.Confirmed) ||
+		o.cancel != 0 && end.status == string(orders.Cancelled) && end.reason == orders.ReasonCancelled
+}
+
+// declinedEnd reports whether end is a declined payment's.
+func declinedEnd(end orderEnd) bool {
+	return end.status == string(orders.PaymentFailed) && end.reason == orders.ReasonPaymentDeclined
 }

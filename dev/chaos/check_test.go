@@ -14,7 +14,7 @@ import (
 
 // full is a run that did everything the short form plans.
 var full = effort{plannedPG: 1, plannedRabbit: 1, plansKills: true, plansDeclines: true,
-	pgRestarts: 1, rabbitRestarts: 1, kills: 12, confirmed: 300, declinedCards: 80, failed: 80, cancelled: 40, soldOut: 12}
+	pgRestarts: 1, rabbitRestarts: 1, kills: 12, confirmed: 300, declinedCards: 80, declinedFailed: 80, failed: 80, cancelled: 40, soldOut: 12}
 
 func failing(vs []verdict) []string {
 	var out []string
@@ -52,7 +52,9 @@ func TestRunThatDidLessThanItsPlanFails(t *testing.T) {
 		{"no order cancelled", func(e *effort) { e.cancelled = 0 }, "orders were cancelled"},
 		{"nothing sold out", func(e *effort) { e.soldOut = 0 }, "the scarce product sold out"},
 		{"no order declined", func(e *effort) { e.failed = 0 }, "declined cards were placed and ended payment_failed"},
-		{"no declined card placed", func(e *effort) { e.declinedCards, e.failed = 0, 0 }, "declined cards were placed and ended payment_failed"},
+		{"no declined card placed", func(e *effort) { e.declinedCards, e.declinedFailed, e.failed = 0, 0, 0 }, "declined cards were placed and ended payment_failed"},
+		{"a good card's order payment_failed", func(e *effort) { e.failed = 81 }, "declined cards were placed and ended payment_failed"},
+		{"no declined card's order payment_failed", func(e *effort) { e.declinedFailed = 0 }, "declined cards were placed and ended payment_failed"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := full
@@ -82,14 +84,24 @@ func TestPlanWithoutRestartsAsksForNone(t *testing.T) {
 func TestEffortOfReadsTheCounters(t *testing.T) {
 	o := Options{Duration: 30 * time.Second, PGRestarts: 1, RabbitRestarts: 2}
 	o.defaults()
-	r := &run{o: o, orders: []*order{{declined: true}, {cancel: 200}, {declined: true}, {cancel: 409}, {status: 409, outOfStock: true}, {status: 409}}}
+	scarce, plenty := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	failedUser, confirmedUser, refusedUser := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	r := &run{o: o, scarce: scarce, orders: []*order{
+		{declined: true, user: failedUser}, {cancel: 200}, {declined: true, user: confirmedUser}, {declined: true, user: refusedUser}, {cancel: 409},
+		{status: 409, outOfStock: true, product: scarce}, {status: 409, outOfStock: true, product: plenty}, {status: 409, product: scarce},
+	}}
+	ends := map[uuid.UUID][]orderEnd{
+		failedUser:    {{"payment_failed", "payment_declined"}},
+		confirmedUser: {{"confirmed", ""}},
+		refusedUser:   {{"payment_failed", "invalid_payment_token"}},
+	}
 	r.n.PGRestarts.Add(1)
 	r.n.RabbitStops.Add(1)
 	r.n.RabbitKills.Add(1)
 	r.n.Kills.Add(7)
-	got := r.effortOf(map[string]int{"confirmed": 5, "payment_failed": 2, "cancelled": 1})
+	got := r.effortOf(map[string]int{"confirmed": 5, "payment_failed": 2, "cancelled": 1}, func(user uuid.UUID) []orderEnd { return ends[user] })
 	want := effort{plannedPG: 1, plannedRabbit: 2, plansKills: true, plansDeclines: true,
-		pgRestarts: 1, rabbitRestarts: 2, kills: 7, confirmed: 5, declinedCards: 2, failed: 2, cancelled: 1, soldOut: 1}
+		pgRestarts: 1, rabbitRestarts: 2, kills: 7, confirmed: 5, declinedCards: 3, declinedFailed: 1, failed: 2, cancelled: 1, soldOut: 1}
 	if got != want {
 		t.Fatalf("effortOf = %+v, want %+v", got, want)
 	}
@@ -198,12 +210,18 @@ func TestSettleKnowsEveryConsumerOfTheOrderEvents(t *testing.T) {
 }
 
 // A checkout's definite answer is its order's end: what the customer was
-// told is what the shop did.
+// told is what the shop did. And the card decides the end: under chaos the
+// simulator captures every tok_visa charge and recovery gives up only after
+// 12 h, so a good card never ends payment_failed and a declined one always
+// does (unless the scarce product ran out first); only the scarce product can
+// run out.
 func TestACheckoutsAnswerIsTheOrdersEnd(t *testing.T) {
 	confirmed := orderEnd{"confirmed", ""}
 	byRequest := orderEnd{"cancelled", "cancelled_by_request"}
 	outOfStock := orderEnd{"cancelled", "out_of_stock"}
 	failed := orderEnd{"payment_failed", "payment_declined"}
+	refused := orderEnd{"payment_failed", "invalid_payment_token"}
+	scarce, plenty := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
 	cases := []struct {
 		name  string
 		o     order
@@ -214,23 +232,39 @@ func TestACheckoutsAnswerIsTheOrdersEnd(t *testing.T) {
 		{"201, cancelled by its cancel", order{status: 201, cancel: 200}, []orderEnd{byRequest}, false},
 		{"201, cancelled by request without a cancel", order{status: 201}, []orderEnd{byRequest}, true},
 		{"201, payment failed", order{status: 201}, []orderEnd{failed}, true},
-		{"201, cancelled out of stock", order{status: 201, cancel: 409}, []orderEnd{outOfStock}, true},
+		{"201, cancelled out of stock", order{status: 201, cancel: 409, product: scarce}, []orderEnd{outOfStock}, true},
 		{"201, no order", order{status: 201}, nil, true},
-		{"402, payment failed", order{status: 402}, []orderEnd{failed}, false},
-		{"402, confirmed", order{status: 402}, []orderEnd{confirmed}, true},
-		{"409 out of stock, cancelled out of stock", order{status: 409, outOfStock: true}, []orderEnd{outOfStock}, false},
-		{"409 out of stock, no order", order{status: 409, outOfStock: true}, nil, false},
-		{"409 out of stock, confirmed", order{status: 409, outOfStock: true}, []orderEnd{confirmed}, true},
-		{"409 other, cancelled", order{status: 409}, []orderEnd{outOfStock}, true},
-		{"202, any end", order{status: 202}, []orderEnd{failed}, false},
+		{"201 to a declined card, confirmed", order{status: 201, declined: true}, []orderEnd{confirmed}, true},
+		{"402 to a declined card, payment failed", order{status: 402, declined: true}, []orderEnd{failed}, false},
+		{"402 to a good card, payment failed", order{status: 402}, []orderEnd{failed}, true},
+		{"402 to a declined card, token refused", order{status: 402, declined: true}, []orderEnd{refused}, true},
+		{"402, confirmed", order{status: 402, declined: true}, []orderEnd{confirmed}, true},
+		{"409 out of stock, cancelled out of stock", order{status: 409, outOfStock: true, product: scarce}, []orderEnd{outOfStock}, false},
+		{"409 out of stock, no order", order{status: 409, outOfStock: true, product: scarce}, nil, false},
+		{"409 out of stock to a declined card", order{status: 409, outOfStock: true, product: scarce, declined: true}, []orderEnd{outOfStock}, false},
+		{"409 out of stock on a plentiful product", order{status: 409, outOfStock: true, product: plenty}, []orderEnd{outOfStock}, true},
+		{"409 out of stock on a plentiful product, no order", order{status: 409, outOfStock: true, product: plenty}, nil, true},
+		{"409 out of stock, confirmed", order{status: 409, outOfStock: true, product: scarce}, []orderEnd{confirmed}, true},
+		{"409 other, cancelled", order{status: 409, product: scarce}, []orderEnd{outOfStock}, true},
+		{"202 to a declined card, payment failed", order{status: 202, declined: true}, []orderEnd{failed}, false},
+		{"202 to a declined card, confirmed", order{status: 202, declined: true}, []orderEnd{confirmed}, true},
+		{"202 to a good card, payment failed", order{status: 202}, []orderEnd{failed}, true},
+		{"202 to a good card, confirmed", order{status: 202}, []orderEnd{confirmed}, false},
+		{"202, cancelled by its cancel", order{status: 202, cancel: 200}, []orderEnd{byRequest}, false},
+		{"202, cancelled out of stock", order{status: 202, product: scarce}, []orderEnd{outOfStock}, false},
+		{"202, cancelled out of stock on a plentiful product", order{status: 202, product: plenty}, []orderEnd{outOfStock}, true},
+		{"no definite answer: every order final's", order{declined: true}, []orderEnd{confirmed}, false},
 		{"500", order{status: 500}, nil, true},
 		{"two orders: the key check's", order{status: 201}, []orderEnd{failed, failed}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			o := c.o
+			if o.product == uuid.Nil {
+				o.product = plenty
+			}
 			o.user, o.key = uuid.Must(uuid.NewV7()), uuid.NewString()
-			p := checkoutProblems([]*order{&o}, func(user uuid.UUID) []orderEnd {
+			p := checkoutProblems([]*order{&o}, scarce, func(user uuid.UUID) []orderEnd {
 				if user != o.user {
 					t.Fatalf("orders of %s asked, want %s", user, o.user)
 				}
