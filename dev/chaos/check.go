@@ -386,6 +386,7 @@ func (r *run) check(ctx context.Context) (bool, error) {
 	onHand, reserved, sold := map[uuid.UUID]int{}, map[uuid.UUID]int{}, map[uuid.UUID]int{}
 	sales := map[uuid.UUID]string{} // update-product-stats' order_sales: which orders its counts hold
 	events := map[uuid.UUID]string{}
+	var outbox []orderEvent // the same, with their subjects
 	notified := map[uuid.UUID]int{}
 	load := []struct {
 		db, sql string
@@ -411,13 +412,14 @@ func (r *run) check(ctx context.Context) (bool, error) {
 			}
 			return nil
 		}},
-		{"shop_orders", `SELECT id, type FROM outbox WHERE type IN ('` + strings.Join(orderEvents, `', '`) + `')`, func(rows pgx.Rows) error {
+		{"shop_orders", `SELECT id, type, subject FROM outbox WHERE type IN ('` + strings.Join(orderEvents, `', '`) + `')`, func(rows pgx.Rows) error {
 			var id uuid.UUID
-			var t string
-			if err := rows.Scan(&id, &t); err != nil {
+			var t, subject string
+			if err := rows.Scan(&id, &t, &subject); err != nil {
 				return err
 			}
 			events[id] = t
+			outbox = append(outbox, orderEvent{id: id, subject: subject, typ: t})
 			return nil
 		}},
 		{"shop_payments", `SELECT order_id, status FROM payments`, func(rows pgx.Rows) error {
@@ -677,6 +679,15 @@ func (r *run) check(ctx context.Context) (bool, error) {
 	}
 	add("exactly one notification per order event", p, fmt.Sprintf("%d order events: %v", len(events), countValues(events)))
 
+	// Each final order wrote exactly the events of its end: the
+	// notifications cannot show a duplicate (their event_id is unique).
+	ends := map[uuid.UUID]orderEnd{}
+	for id, o := range orders {
+		ends[id] = orderEnd{status: o.status, reason: o.reason}
+	}
+	add("each order's events are its end's", eventProblems(ends, outbox),
+		"confirmed: order.placed.v1; payment_failed: order.payment_failed.v1; cancelled by request: placed and order.cancelled.v1; cancelled otherwise: order.cancelled.v1; each once")
+
 	// Every dead letter accounted for.
 	p = nil
 	conn, err := amqp.Dial(r.rabbit.URL())
@@ -855,4 +866,67 @@ func cardFits(o *order, scarce uuid.UUID, end orderEnd) bool {
 // declinedEnd reports whether end is a declined payment's.
 func declinedEnd(end orderEnd) bool {
 	return end.status == string(orders.PaymentFailed) && end.reason == orders.ReasonPaymentDeclined
+}
+
+// orderEvent is an order event in the orders outbox: its id, subject (the
+// order's id) and type.
+type orderEvent struct {
+	id           uuid.UUID
+	subject, typ string
+}
+
+// eventsOfEnd are the order events an order that ended so writes, each
+// once (internal/orders: Confirm writes order.placed.v1; Fail of a pending
+// order order.payment_failed.v1, or order.cancelled.v1 when it cancels it,
+// out of stock or refused; Cancel, of a confirmed order only,
+// order.cancelled.v1 with reason cancelled_by_request; none writes anything
+// when the order already has the status asked). nil for a pending order.
+func eventsOfEnd(end orderEnd) []string {
+	switch {
+	case end.status == string(orders.Confirmed):
+		return []string{events.OrderPlaced}
+	case end.status == string(orders.PaymentFailed):
+		return []string{events.OrderPaymentFailed}
+	case end.status == string(orders.Cancelled) && end.reason == orders.ReasonCancelled:
+		return []string{events.OrderPlaced, events.OrderCancelled}
+	case end.status == string(orders.Cancelled):
+		return []string{events.OrderCancelled}
+	}
+	return nil
+}
+
+// eventProblems checks that each final order's events (evs, the order
+// events of the orders outbox, by subject) are exactly those of its end
+// (eventsOfEnd): none missing, none written twice, none of another end. A
+// pending order is "every order final"'s problem. An order event whose
+// subject is no order of ends is a problem too.
+func eventProblems(ends map[uuid.UUID]orderEnd, evs []orderEvent) []string {
+	var p []string
+	got := map[uuid.UUID]map[string]int{}
+	for _, ev := range evs {
+		id, err := uuid.Parse(ev.subject)
+		if _, known := ends[id]; err != nil || !known {
+			p = append(p, fmt.Sprintf("%s %s: subject %q is no order", ev.typ, ev.id, ev.subject))
+			continue
+		}
+		if got[id] == nil {
+			got[id] = map[string]int{}
+		}
+		got[id][ev.typ]++
+	}
+	for id, end := range ends {
+		want := eventsOfEnd(end)
+		if want == nil {
+			continue
+		}
+		ok := len(got[id]) == len(want)
+		for _, t := range want {
+			ok = ok && got[id][t] == 1
+		}
+		if !ok {
+			p = append(p, fmt.Sprintf("order %s %s (%s): events %v, want one each of %v", id, end.status, end.reason, got[id], want))
+		}
+	}
+	slices.Sort(p)
+	return p
 }

@@ -276,3 +276,64 @@ func TestACheckoutsAnswerIsTheOrdersEnd(t *testing.T) {
 		})
 	}
 }
+
+// Each final order's events in the orders outbox, by subject, are exactly
+// those its end writes (internal/orders lifecycle: Confirm, Fail, Cancel):
+// confirmed, one order.placed.v1; payment_failed, one
+// order.payment_failed.v1; cancelled by request (Cancel takes only a
+// confirmed order), one placed and one cancelled; cancelled otherwise
+// (out of stock, refused: Fail of a pending order), one cancelled. A
+// duplicate does not show in the notifications (their event_id is unique).
+func TestEachOrderWroteTheEventsOfItsEnd(t *testing.T) {
+	const placed, cancelled, failed = "order.placed.v1", "order.cancelled.v1", "order.payment_failed.v1"
+	confirmed := orderEnd{"confirmed", ""}
+	byRequest := orderEnd{"cancelled", "cancelled_by_request"}
+	outOfStock := orderEnd{"cancelled", "out_of_stock"}
+	declined := orderEnd{"payment_failed", "payment_declined"}
+	pending := orderEnd{"pending", ""}
+	cases := []struct {
+		name  string
+		end   orderEnd
+		types []string
+		fails bool
+	}{
+		{"confirmed, placed", confirmed, []string{placed}, false},
+		{"confirmed, no event", confirmed, nil, true},
+		{"confirmed, placed twice", confirmed, []string{placed, placed}, true},
+		{"confirmed, placed and failed", confirmed, []string{placed, failed}, true},
+		{"payment failed", declined, []string{failed}, false},
+		{"payment failed twice", declined, []string{failed, failed}, true},
+		{"payment failed, placed too", declined, []string{placed, failed}, true},
+		{"payment failed, no event", declined, nil, true},
+		{"payment failed, cancelled", declined, []string{cancelled}, true},
+		{"cancelled by request, placed and cancelled", byRequest, []string{placed, cancelled}, false},
+		{"cancelled by request, never placed", byRequest, []string{cancelled}, true},
+		{"cancelled by request, cancelled twice", byRequest, []string{placed, cancelled, cancelled}, true},
+		{"cancelled by request, no cancellation", byRequest, []string{placed}, true},
+		{"cancelled out of stock", outOfStock, []string{cancelled}, false},
+		{"cancelled out of stock, placed too", outOfStock, []string{placed, cancelled}, true},
+		{"cancelled out of stock, no event", outOfStock, nil, true},
+		{"pending: every order final's", pending, []string{placed, placed}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			id, other := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+			evs := []orderEvent{{id: uuid.New(), subject: other.String(), typ: placed}}
+			for _, typ := range c.types {
+				evs = append(evs, orderEvent{id: uuid.New(), subject: id.String(), typ: typ})
+			}
+			p := eventProblems(map[uuid.UUID]orderEnd{id: c.end, other: confirmed}, evs)
+			if (len(p) > 0) != c.fails {
+				t.Fatalf("problems %q, want failing %v", p, c.fails)
+			}
+		})
+	}
+	// An order event of no order, or whose subject is no order id.
+	id := uuid.Must(uuid.NewV7())
+	for _, subject := range []string{uuid.NewString(), "", "not-an-id"} {
+		evs := []orderEvent{{id: uuid.New(), subject: id.String(), typ: placed}, {id: uuid.New(), subject: subject, typ: cancelled}}
+		if p := eventProblems(map[uuid.UUID]orderEnd{id: confirmed}, evs); len(p) == 0 {
+			t.Errorf("an order event with subject %q passes", subject)
+		}
+	}
+}
