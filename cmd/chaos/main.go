@@ -31,6 +31,7 @@ func main() {
 	flag.IntVar(&o.PGRestarts, "pg-restarts", 3, "PostgreSQL restarts, spread over the run: a crash (immediate shutdown, SIGQUIT to the postmaster), then a planned one (fast shutdown, SIGINT), alternating")
 	flag.IntVar(&o.RabbitRestarts, "rabbitmq-restarts", 3, "RabbitMQ restarts, alternately stop_app/start_app and SIGKILL of the node")
 	flag.DurationVar(&o.Settle, "settle", 5*time.Minute, "how long the shop may take to settle afterwards")
+	flag.DurationVar(&o.AnswerWithin, "answer-within", 5*time.Minute, "how long one request is retried (5xx, 429, transport errors) before it counts as never answered, failing the run")
 	flag.StringVar(&o.GatewayAddr, "gateway", "127.0.0.1:8200", "local runtime's gateway address")
 	flag.StringVar(&o.EdgeAddr, "edge", "127.0.0.1:8201", "local runtime's edge address")
 	flag.BoolVar(&o.Verbose, "v", false, "echo every process's output")

@@ -52,6 +52,11 @@ type Options struct {
 	PGRestarts, RabbitRestarts int
 	// Settle bounds the wait for the shop to settle afterwards (default 5m).
 	Settle time.Duration
+	// AnswerWithin bounds the retries of one request (default 5m: longer
+	// than any planned outage, a PostgreSQL stop waits up to 2m and a
+	// RabbitMQ boot may take one); a request still without a definite
+	// answer then fails the run.
+	AnswerWithin time.Duration
 	// Products is the number of products (default 5), each with Stock units
 	// but the first, which has ScarceStock (default 20): it sells out under
 	// the kills and restarts, so that the refusals of stock that is gone are
@@ -81,6 +86,9 @@ func (o *Options) defaults() {
 	}
 	if o.Settle <= 0 {
 		o.Settle = 5 * time.Minute
+	}
+	if o.AnswerWithin <= 0 {
+		o.AnswerWithin = 5 * time.Minute
 	}
 	if o.Products <= 0 {
 		o.Products = 5
@@ -133,6 +141,9 @@ type order struct {
 	// transport error) before its definite one, so a cancellation that
 	// went through may have been answered 409 not_cancellable at the retry.
 	cancelRetried bool
+	// cancelTried: a cancel was sent (cancel 0 then means it never got a
+	// definite answer).
+	cancelTried bool
 }
 
 // Run runs the chaos suite and reports whether every invariant held.
@@ -431,18 +442,31 @@ func (r *run) definite(ctx context.Context, method, path, token, key string, bod
 // definiteTries is definite, and reports whether an earlier try got an
 // answer that was not definite.
 func (r *run) definiteTries(ctx context.Context, method, path, token, key string, body any) (int, []byte, bool) {
+	return untilDefinite(ctx, r.o.AnswerWithin, 300*time.Millisecond, func() (int, []byte, error) {
+		return r.call(ctx, method, path, token, key, body)
+	})
+}
+
+// untilDefinite calls try, pausing between tries, until its answer is
+// neither an error, a 5xx, a 429 nor a 409 request_in_progress, or until
+// within has passed since the first try: the run's context ends only on a
+// signal, so a request that never gets a definite answer would hang the run
+// (and make test) instead of failing it. The answer is then 0, which the
+// verdicts report ("every order final").
+func untilDefinite(ctx context.Context, within, pause time.Duration, try func() (int, []byte, error)) (int, []byte, bool) {
+	deadline := time.Now().Add(within)
 	for retried := false; ; retried = true {
-		code, b, err := r.call(ctx, method, path, token, key, body)
+		code, b, err := try()
 		// 409 request_in_progress says "retry later" (the first attempt
 		// with this key may have died with its process).
 		if err == nil && code < 500 && code != http.StatusTooManyRequests &&
 			(code != http.StatusConflict || !bytes.Contains(b, []byte("request_in_progress"))) {
 			return code, b, retried
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || time.Now().After(deadline) {
 			return 0, nil, retried
 		}
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(pause)
 	}
 }
 
@@ -512,6 +536,7 @@ func (r *run) customer(dctx, ctx context.Context) {
 		_ = json.Unmarshal(b, &v)
 		o.id = v.ID
 		if (code == http.StatusCreated || code == http.StatusAccepted) && rand.IntN(4) == 0 {
+			o.cancelTried = true
 			o.cancel, _, o.cancelRetried = r.definiteTries(ctx, http.MethodPost, "/api/v1/orders/"+o.id.String()+"/cancel", o.token, "", nil)
 		}
 	}

@@ -519,6 +519,9 @@ func (r *run) check(ctx context.Context) (bool, error) {
 	}
 	apiChecked := 0
 	for _, o := range r.orders {
+		if o.cancelTried && o.cancel == 0 {
+			p = append(p, "cancel of order "+o.id.String()+" never got a definite answer")
+		}
 		if o.status == 0 {
 			p = append(p, "key "+o.key+" never got a definite answer")
 			continue

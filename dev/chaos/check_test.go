@@ -337,3 +337,44 @@ func TestEachOrderWroteTheEventsOfItsEnd(t *testing.T) {
 		}
 	}
 }
+
+// A request that never gets a definite answer is given up after
+// AnswerWithin (the command's context ends only on a signal, so an endless
+// 5xx would hang the run, and make test, instead of failing it): its
+// answer is 0, which the verdicts report.
+func TestARequestWithoutADefiniteAnswerIsGivenUp(t *testing.T) {
+	tries := 0
+	done := make(chan int, 1)
+	go func() {
+		code, _, retried := untilDefinite(t.Context(), 100*time.Millisecond, 10*time.Millisecond, func() (int, []byte, error) {
+			tries++
+			return 503, nil, nil
+		})
+		if !retried {
+			t.Error("not retried")
+		}
+		done <- code
+	}()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("answer %d after %d tries of 503, want 0", code, tries)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("still retrying a permanent 503 after 5s, with AnswerWithin 100ms")
+	}
+	// Until then a 5xx, a 429 and a 409 request_in_progress are retried.
+	answers := []struct {
+		code int
+		body string
+	}{{502, ""}, {429, ""}, {409, `{"code":"request_in_progress"}`}, {201, `{}`}}
+	i := 0
+	code, b, retried := untilDefinite(t.Context(), time.Minute, time.Millisecond, func() (int, []byte, error) {
+		a := answers[i]
+		i++
+		return a.code, []byte(a.body), nil
+	})
+	if code != 201 || string(b) != "{}" || !retried || i != len(answers) {
+		t.Fatalf("answer %d %s retried %v after %d tries, want 201 after %d", code, b, retried, i, len(answers))
+	}
+}
