@@ -289,6 +289,7 @@ type effort struct {
 	// payment_failed for payment_declined, and orders that ended
 	// payment_failed.
 	pgRestarts, rabbitRestarts    int
+	pgRevived                     int // PostgreSQL found dead by a restart: not counted in pgRestarts
 	kills                         int
 	confirmed                     int
 	declinedCards, declinedFailed int
@@ -306,6 +307,7 @@ func (r *run) effortOf(byStatus map[string]int, endsOf func(user uuid.UUID) []or
 		plannedPG: r.o.PGRestarts, plannedRabbit: r.o.RabbitRestarts,
 		plansKills: r.o.KillEvery > 0, plansDeclines: declineEvery > 0,
 		pgRestarts:     int(r.n.PGRestarts.Load()),
+		pgRevived:      int(r.n.PGRevived.Load()),
 		rabbitRestarts: int(r.n.RabbitStops.Load() + r.n.RabbitKills.Load()),
 		kills:          int(r.n.Kills.Load()),
 		confirmed:      byStatus["confirmed"], failed: byStatus["payment_failed"],
@@ -338,7 +340,7 @@ func (e effort) verdicts() []verdict {
 		vs = append(vs, verdict{name: name, ok: ok, detail: detail})
 	}
 	add("every planned restart happened", e.pgRestarts >= e.plannedPG && e.rabbitRestarts >= e.plannedRabbit,
-		fmt.Sprintf("PostgreSQL %d of %d, RabbitMQ %d of %d", e.pgRestarts, e.plannedPG, e.rabbitRestarts, e.plannedRabbit))
+		fmt.Sprintf("PostgreSQL %d of %d (found dead on its own %d times, not counted), RabbitMQ %d of %d", e.pgRestarts, e.plannedPG, e.pgRevived, e.rabbitRestarts, e.plannedRabbit))
 	if e.plansKills {
 		add("processes were killed", e.kills > 0, fmt.Sprintf("%d kills", e.kills))
 	}

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -376,5 +377,48 @@ func TestARequestWithoutADefiniteAnswerIsGivenUp(t *testing.T) {
 	})
 	if code != 201 || string(b) != "{}" || !retried || i != len(answers) {
 		t.Fatalf("answer %d %s retried %v after %d tries, want 201 after %d", code, b, retried, i, len(answers))
+	}
+}
+
+// A planned PostgreSQL restart that finds the server dead on its own sent
+// no signal: the server is started again and the restart made once more;
+// one that finds it dead again (or fails) is not a planned restart, and
+// "every planned restart happened" fails.
+func TestARevivedPostgreSQLIsNotAPlannedRestart(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		revived []bool
+		failed  bool
+		tries   int
+		deaths  int
+		done    bool
+	}{
+		{"signalled", []bool{false}, false, 1, 0, true},
+		{"found dead, then signalled", []bool{true, false}, false, 2, 1, true},
+		{"found dead twice", []bool{true, true}, false, 2, 2, false},
+		{"failed", []bool{false}, true, 1, 0, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tries := 0
+			deaths, err := deliverRestart(func() (bool, error) {
+				if tries >= len(c.revived) {
+					t.Fatalf("restart %d, want %d", tries+1, len(c.revived))
+				}
+				revived := c.revived[tries]
+				tries++
+				if c.failed {
+					return revived, errors.New("boom")
+				}
+				return revived, nil
+			})
+			if tries != c.tries || deaths != c.deaths || (err == nil) != c.done {
+				t.Fatalf("%d restarts, %d found dead, err %v; want %d, %d, counted %v", tries, deaths, err, c.tries, c.deaths, c.done)
+			}
+		})
+	}
+	e := full
+	e.pgRestarts, e.pgRevived = 0, 1
+	if f := failing(e.verdicts()); len(f) != 1 || !strings.Contains(f[0], "found dead on its own 1 times") {
+		t.Fatalf("a restart that found PostgreSQL dead: failing verdicts %q", f)
 	}
 }
