@@ -13,6 +13,8 @@ import (
 
 	"github.com/shopfaas/shop/fnserve"
 	"github.com/shopfaas/shop/internal/bundle"
+	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/routes"
 )
 
@@ -22,7 +24,8 @@ import (
 // (create-order's SLO, get-product's latency), see the same series on both
 // stacks. A request no member serves counts under the bundle's name; one
 // fnserve refuses before the bundle dispatches it (CheckRequestText) counts
-// under the member that would have served it.
+// under the member that would have served it. The bundle is served through
+// fnhttp.Lazy, as Run serves it.
 func TestABundleCountsEachRequestUnderItsMember(t *testing.T) {
 	members := map[string]http.Handler{}
 	for _, r := range routes.Members("inventory") {
@@ -33,8 +36,9 @@ func TestABundleCountsEachRequestUnderItsMember(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lazy := fnhttp.NewLazy(func(*config.Reader, *slog.Logger) (http.Handler, error) { return b, nil }, config.New(func(string) string { return "" }), log)
 	reg := prometheus.NewRegistry()
-	h := fnserve.Handler(fnserve.Config{Name: "inventory", ExecTimeout: time.Minute, MaxRequestBytes: 1 << 20}, log, reg, b)
+	h := fnserve.Handler(fnserve.Config{Name: "inventory", ExecTimeout: time.Minute, MaxRequestBytes: 1 << 20}, log, reg, lazy)
 	for _, req := range []struct {
 		method, path string
 		code         int

@@ -120,3 +120,21 @@ func (l *Lazy) Ready(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Member names the function of a bundle that serves r (internal/bundle's
+// Bundle.Member) when the built handler serves several; fnserve asks it to
+// count and trace a request it refuses before dispatch under that member.
+// It never builds: before a build has succeeded it answers false, as it does
+// when the built handler is not a bundle.
+func (l *Lazy) Member(r *http.Request) (string, *http.Request, bool) {
+	l.mu.Lock()
+	h := l.h
+	l.mu.Unlock()
+	m, ok := h.(interface {
+		Member(r *http.Request) (string, *http.Request, bool)
+	})
+	if !ok {
+		return "", nil, false
+	}
+	return m.Member(r)
+}
