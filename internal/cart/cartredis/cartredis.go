@@ -217,17 +217,29 @@ func (s *Store) setLine(ctx context.Context, user, product uuid.UUID, quantity, 
 	return nil
 }
 
+// removeScript removes lines from a cart (KEYS: the cart; ARGV: the lines'
+// fields) and deletes a cart left with no line (only its currency field), as
+// setScript and takeScript do.
+var removeScript = redis.NewScript(`
+redis.call('HDEL', KEYS[1], unpack(ARGV))
+if redis.call('HLEN', KEYS[1]) == redis.call('HEXISTS', KEYS[1], '` + currencyField + `') then
+  redis.call('DEL', KEYS[1])
+end
+return 1
+`)
+
 // Remove deletes lines from the user's cart (lines that are absent are
-// ignored). Redis failures are fault.Unavailable.
+// ignored), atomically; a cart left with no line is deleted, its recorded
+// currency too. Redis failures are fault.Unavailable.
 func (s *Store) Remove(ctx context.Context, user uuid.UUID, products ...uuid.UUID) error {
 	if len(products) == 0 {
 		return nil
 	}
-	fields := make([]string, len(products))
+	fields := make([]any, len(products))
 	for i, p := range products {
 		fields[i] = p.String()
 	}
-	if err := s.rdb.HDel(ctx, s.key(user), fields...).Err(); err != nil {
+	if err := removeScript.Run(ctx, s.rdb, []string{s.key(user)}, fields...).Err(); err != nil {
 		return unavailable(err)
 	}
 	return nil

@@ -156,6 +156,33 @@ func TestSetLineIfUnchangedRefusesOnlyAnotherCurrency(t *testing.T) {
 	}
 }
 
+// Remove (cartsvc's drop of lines whose product left the catalog) deletes a
+// cart whose last line it removes, its recorded currency too, and leaves a
+// cart that still holds a line with its currency.
+func TestRemovingTheLastLinesDeletesTheCart(t *testing.T) {
+	s, rdb, cfg := cartredistest.New(t, time.Hour)
+	ctx := context.Background()
+	user := uuid.Must(uuid.NewV7())
+	a, b := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	for _, p := range []uuid.UUID{a, b} {
+		if err := s.SetLineIfUnchanged(ctx, user, p, 1, 3, "USD", []uuid.UUID{a, b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Remove(ctx, user, a); err != nil {
+		t.Fatal(err)
+	}
+	if got := rdb.HGetAll(ctx, cfg.KeyPrefix+user.String()).Val(); len(got) != 2 || got["currency"] != "USD" || got[b.String()] != "1" {
+		t.Fatalf("cart after removing one of two lines: %v, want b's line and its currency", got)
+	}
+	if err := s.Remove(ctx, user, b, a); err != nil {
+		t.Fatal(err)
+	}
+	if n := rdb.Exists(ctx, cfg.KeyPrefix+user.String()).Val(); n != 0 {
+		t.Fatalf("cart after removing its last line still exists (%v)", rdb.HGetAll(ctx, cfg.KeyPrefix+user.String()).Val())
+	}
+}
+
 // RemoveOrdered takes out only the lines that still hold the ordered
 // quantity; once nothing is left, the cart is gone.
 func TestRemoveOrderedLeavesWhatChanged(t *testing.T) {
