@@ -251,8 +251,9 @@ func (f *fake) Register(context.Context, users.Registration) (users.User, error)
 func (f *fake) Authenticate(context.Context, users.Login) (users.User, error) {
 	return users.User{}, f.hit()
 }
-func (f *fake) Allow(context.Context, string) error { return nil }
-func (f *fake) Refund(context.Context, string)      {}
+func (f *fake) Allow(context.Context, string) error         { return nil }
+func (f *fake) Count(context.Context, string) (bool, error) { return true, nil }
+func (f *fake) Refund(context.Context, string)              {}
 
 // list-notifications, list-orders
 func (f *fake) List(context.Context, uuid.UUID, uuid.UUID, int) ([]notifications.Notification, bool, error) {

@@ -40,10 +40,12 @@ type Authenticator interface {
 }
 
 // Limiter counts one login of an account; ratelimit.Limiter is the real one.
-// Past its limit Allow answers 429 rate_limited with a Retry-After. Refund
-// gives back a count whose login checked no password, even after ctx ended.
+// Past its limit Count answers 429 rate_limited with a Retry-After; counted
+// says whether it counted the login (not when Redis could not be reached and
+// it let the login through). Refund gives back a count whose login checked
+// no password, even after ctx ended; only a login counted is refunded.
 type Limiter interface {
-	Allow(ctx context.Context, key string) error
+	Count(ctx context.Context, key string) (counted bool, err error)
 	Refund(ctx context.Context, key string)
 }
 
@@ -88,14 +90,17 @@ func New(store Authenticator, tokens *auth.Signer, limit Limiter, log *slog.Logg
 		if err != nil {
 			return err
 		}
-		if err := limit.Allow(r.Context(), AccountKey(login.Email)); err != nil {
+		counted, err := limit.Count(r.Context(), AccountKey(login.Email))
+		if err != nil {
 			return err
 		}
 		u, err := store.Authenticate(r.Context(), login)
 		if err != nil {
 			switch fault.KindOf(err) {
 			case fault.Unavailable, fault.Timeout, fault.Internal:
-				limit.Refund(r.Context(), AccountKey(login.Email))
+				if counted { // a login let through uncounted has nothing to give back
+					limit.Refund(r.Context(), AccountKey(login.Email))
+				}
 			}
 			return err
 		}

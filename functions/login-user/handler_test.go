@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -309,4 +312,81 @@ func TestALoginWhosePasswordWasNotCheckedIsNotCounted(t *testing.T) {
 		}
 	}
 	fntest.Problem(t, fntest.Do(t, h, http.MethodPost, path, "application/json", body), http.StatusTooManyRequests, "rate_limited")
+}
+
+// outage makes the Redis client's counts (pipelines) fail as an unreachable
+// Redis does while down is set; other commands (Refund's script) pass.
+type outage struct{ down *atomic.Bool }
+
+func (outage) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (outage) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (o outage) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if !o.down.Load() {
+			return next(ctx, cmds)
+		}
+		err := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+		for _, c := range cmds {
+			c.SetErr(err)
+		}
+		return err
+	}
+}
+
+// backAfter fails the first check 503 and marks Redis back (down cleared)
+// while it does: Redis came back between the count and the refund.
+type backAfter struct {
+	Authenticator
+	down *atomic.Bool
+	n    int
+}
+
+func (b *backAfter) Authenticate(ctx context.Context, login users.Login) (users.User, error) {
+	b.n++
+	if b.n == 2 {
+		b.down.Store(false)
+		return users.User{}, fault.E(fault.Unavailable, fault.CodeUnavailable, "too many password checks at once; retry shortly")
+	}
+	return b.Authenticator.Authenticate(ctx, login)
+}
+
+// A login let through uncounted while Redis could not be reached is not
+// refunded when its password check then fails 503 and Redis is back: the
+// refund would take off another login's count. Until 2026-12-07 it was, and
+// the account got one login more than its limit in the window.
+func TestALoginLetThroughUncountedIsNotRefunded(t *testing.T) {
+	store := userstest.Store(t)
+	userstest.Register(t, store, "carol@example.com", "password-1", "Carol")
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	var down atomic.Bool
+	rdb.AddHook(outage{&down})
+	prefix := "test:login-user:" + uuid.NewString() + ":"
+	t.Cleanup(func() {
+		keys, _ := rdb.Keys(context.Background(), prefix+"*").Result()
+		if len(keys) > 0 {
+			_ = rdb.Del(context.Background(), keys...).Err()
+		}
+		_ = rdb.Close()
+	})
+	l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: prefix, Limit: 3, Window: 10_000 * time.Hour}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(&backAfter{Authenticator: store, down: &down}, fntest.Signer(t, 0), l, slog.New(slog.DiscardHandler))
+	wrong := `{"email":"carol@example.com","password":"wrong-password"}`
+	if code, b := login(t, h, wrong); code != http.StatusUnauthorized { // counted: 1 of 3
+		t.Fatalf("a wrong password: %d %s", code, b)
+	}
+	down.Store(true)
+	if code, b := login(t, h, `{"email":"carol@example.com","password":"password-1"}`); code != http.StatusServiceUnavailable {
+		t.Fatalf("a login let through uncounted whose check fails: %d %s, want 503", code, b)
+	}
+	for range 2 { // counted: 2 and 3 of 3
+		if code, b := login(t, h, wrong); code != http.StatusUnauthorized {
+			t.Fatalf("a wrong password within the limit: %d %s", code, b)
+		}
+	}
+	fntest.Problem(t, fntest.Do(t, h, http.MethodPost, path, "application/json", wrong), http.StatusTooManyRequests, "rate_limited")
 }

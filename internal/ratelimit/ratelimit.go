@@ -156,20 +156,31 @@ func (e *Exceeded) RetryAfter() time.Duration { return e.Wait }
 // those that began after (Redis's password or ACL changed, its certificate
 // renewed by another authority), or a client built otherwise.
 func (l *Limiter) Allow(ctx context.Context, key string) error {
+	_, err := l.Count(ctx, key)
+	return err
+}
+
+// Count is Allow that also reports whether it counted the request in Redis:
+// false when it let the request through uncounted (Redis could not be
+// reached) or refused it before counting (fault.Timeout, a misconfigured
+// Redis), true otherwise, refusals past the limit included. A caller that
+// gives a count back (Refund) must give back only one Count made: a refund
+// of a request never counted would take off another request's count.
+func (l *Limiter) Count(ctx context.Context, key string) (counted bool, err error) {
 	t := l.now()
 	start := t.Truncate(l.cfg.Window)
 	k := l.windowKey(key, start)
 	var incr *redis.IntCmd
-	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		incr = p.Incr(ctx, k)
 		p.ExpireNX(ctx, k, l.cfg.Window+time.Second)
 		return nil
 	})
 	if err != nil && ctx.Err() != nil {
-		return fault.Wrap(err, fault.Timeout, fault.CodeTimeout, "the request ended before it was counted")
+		return false, fault.Wrap(err, fault.Timeout, fault.CodeTimeout, "the request ended before it was counted")
 	}
 	if err != nil && redisconn.Misconfigured(err) {
-		return fault.Wrap(fmt.Errorf("rate limit %s: %s: %w", l.cfg.Prefix, redisconn.Refused(err), err),
+		return false, fault.Wrap(fmt.Errorf("rate limit %s: %s: %w", l.cfg.Prefix, redisconn.Refused(err), err),
 			fault.Unavailable, fault.CodeUnavailable, "service temporarily unavailable")
 	}
 	if err != nil {
@@ -177,18 +188,18 @@ func (l *Limiter) Allow(ctx context.Context, key string) error {
 			l.log.WarnContext(ctx, "rate limit counter failed; request let through",
 				append([]any{"prefix", l.cfg.Prefix, "err", err.Error()}, telemetry.SuppressedAttrs(suppressed)...)...)
 		}
-		return nil
+		return false, nil
 	}
 	if recovered, suppressed := l.unreachable.Recovered(); recovered {
 		l.log.InfoContext(ctx, "rate limit counter recovered",
 			append([]any{"prefix", l.cfg.Prefix}, telemetry.SuppressedAttrs(suppressed)...)...)
 	}
 	if incr.Val() <= l.cfg.Limit {
-		return nil
+		return true, nil
 	}
 	end := start.Add(l.cfg.Window)
 	l.remember(key, end, t)
-	return l.exceeded(end.Sub(t))
+	return true, l.exceeded(end.Sub(t))
 }
 
 // windowKey is the Redis key of key's count in the window that starts at start.
@@ -211,7 +222,7 @@ if n and n > 0 then
 end
 return 0`)
 
-// Refund gives back one count Allow made for key, for a request that turned
+// Refund gives back one count Count made for key (it answered counted), for a request that turned
 // out to cost nothing the limit guards: login-user refunds a login whose
 // password was never checked (hash slots busy, database down, client gone),
 // so that a client following Retry-After does not spend the limit on
