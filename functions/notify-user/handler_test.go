@@ -137,7 +137,7 @@ func TestAGivenUpOrdersEmailSaysSo(t *testing.T) {
 	if code, resp := deliver(t, e.h, body); code != 200 || !resp.Emailed {
 		t.Fatalf("delivery: %d %+v", code, resp)
 	}
-	const subject = "Your order 0193a1b2 could not be completed in time; if a payment was taken, it is refunded"
+	const subject = "Your order 00000001 could not be completed in time; if a payment was taken, it is refunded"
 	msgs := e.smtp.Messages()
 	if len(msgs) != 1 || !strings.Contains(msgs[0].Data, "Subject: "+subject) {
 		t.Errorf("emails: %+v", msgs)
@@ -160,9 +160,9 @@ func TestACancelledOrdersEmailSaysWhy(t *testing.T) {
 	for _, tt := range []struct {
 		reason, subject string
 	}{
-		{orders.ReasonOutOfStock, "Your order 0193a1b2 was cancelled: an item is out of stock; if a payment was taken, it is refunded"},
-		{orders.ReasonRejected, "Your order 0193a1b2 could not be completed and was cancelled; if a payment was taken, it is refunded"},
-		{orders.ReasonCancelled, "Your order 0193a1b2 was cancelled and refunded"},
+		{orders.ReasonOutOfStock, "Your order 00000002 was cancelled: an item is out of stock; if a payment was taken, it is refunded"},
+		{orders.ReasonRejected, "Your order 00000002 could not be completed and was cancelled; if a payment was taken, it is refunded"},
+		{orders.ReasonCancelled, "Your order 00000002 was cancelled and refunded"},
 	} {
 		t.Run(tt.reason, func(t *testing.T) {
 			e := setup(t, true)

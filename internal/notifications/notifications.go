@@ -96,7 +96,12 @@ func New(ev Event, now time.Time) (Notification, error) {
 		}
 		o := ev.OrderID
 		n.OrderID = &o
-		short = strings.SplitN(o.String(), "-", 2)[0]
+		// The order's number in the subject is the id's last 8 hex digits,
+		// random bits of a UUIDv7. Its first 8 (until 2026-12-07) are the top
+		// of its millisecond timestamp, one number for every order placed
+		// within 65.536 s: a declined checkout and its retry shared one.
+		s := o.String()
+		short = s[len(s)-8:]
 	}
 	switch ev.Type {
 	case events.UserRegistered:

@@ -28,17 +28,17 @@ func TestNew(t *testing.T) {
 		wantErr  bool
 	}{
 		{"welcome", notifications.Event{ID: ev, Type: events.UserRegistered, UserID: user}, notifications.TypeWelcome, "Welcome to the shop", 0, false},
-		{"placed", notifications.Event{ID: ev, Type: events.OrderPlaced, UserID: user, OrderID: order}, notifications.TypeOrderPlaced, "Your order 01234567 is confirmed", 0, false},
-		{"cancelled", notifications.Event{ID: ev, Type: events.OrderCancelled, UserID: user, OrderID: order}, notifications.TypeOrderCanceled, "Your order 01234567 was cancelled and refunded", 0, false},
-		{"cancelled by request", notifications.Event{ID: ev, Type: events.OrderCancelled, UserID: user, OrderID: order, Reason: orders.ReasonCancelled}, notifications.TypeOrderCanceled, "Your order 01234567 was cancelled and refunded", 0, false},
-		{"cancelled out of stock", notifications.Event{ID: ev, Type: events.OrderCancelled, UserID: user, OrderID: order, Reason: orders.ReasonOutOfStock}, notifications.TypeOrderCanceled, "Your order 01234567 was cancelled: an item is out of stock; if a payment was taken, it is refunded", 0, false},
-		{"cancelled rejected", notifications.Event{ID: ev, Type: events.OrderCancelled, UserID: user, OrderID: order, Reason: orders.ReasonRejected}, notifications.TypeOrderCanceled, "Your order 01234567 could not be completed and was cancelled; if a payment was taken, it is refunded", 0, false},
-		{"cancelled for a later reason", notifications.Event{ID: ev, Type: events.OrderCancelled, UserID: user, OrderID: order, Reason: "later"}, notifications.TypeOrderCanceled, "Your order 01234567 was cancelled; if a payment was taken, it is refunded", 0, false},
-		{"payment failed", notifications.Event{ID: ev, Type: events.OrderPaymentFailed, UserID: user, OrderID: order}, notifications.TypePaymentFailed, "The payment for your order 01234567 did not go through", 0, false},
-		{"payment rejected", notifications.Event{ID: ev, Type: events.OrderPaymentFailed, UserID: user, OrderID: order, Reason: orders.ReasonRejected}, notifications.TypePaymentFailed, "The payment for your order 01234567 did not go through", 0, false},
-		{"payment declined", notifications.Event{ID: ev, Type: events.OrderPaymentFailed, UserID: user, OrderID: order, Reason: orders.ReasonPaymentDeclined}, notifications.TypePaymentFailed, "The payment for your order 01234567 was declined", 0, false},
-		{"payment token refused", notifications.Event{ID: ev, Type: events.OrderPaymentFailed, UserID: user, OrderID: order, Reason: orders.ReasonInvalidToken}, notifications.TypePaymentFailed, "The payment details for your order 01234567 were not accepted", 0, false},
-		{"order given up", notifications.Event{ID: ev, Type: events.OrderPaymentFailed, UserID: user, OrderID: order, Reason: orders.ReasonExpired}, notifications.TypePaymentFailed, "Your order 01234567 could not be completed in time; if a payment was taken, it is refunded", 0, false},
+		{"placed", notifications.Event{ID: ev, Type: events.OrderPlaced, UserID: user, OrderID: order}, notifications.TypeOrderPlaced, "Your order 89abcdef is confirmed", 0, false},
+		{"cancelled", notifications.Event{ID: ev, Type: events.OrderCancelled, UserID: user, OrderID: order}, notifications.TypeOrderCanceled, "Your order 89abcdef was cancelled and refunded", 0, false},
+		{"cancelled by request", notifications.Event{ID: ev, Type: events.OrderCancelled, UserID: user, OrderID: order, Reason: orders.ReasonCancelled}, notifications.TypeOrderCanceled, "Your order 89abcdef was cancelled and refunded", 0, false},
+		{"cancelled out of stock", notifications.Event{ID: ev, Type: events.OrderCancelled, UserID: user, OrderID: order, Reason: orders.ReasonOutOfStock}, notifications.TypeOrderCanceled, "Your order 89abcdef was cancelled: an item is out of stock; if a payment was taken, it is refunded", 0, false},
+		{"cancelled rejected", notifications.Event{ID: ev, Type: events.OrderCancelled, UserID: user, OrderID: order, Reason: orders.ReasonRejected}, notifications.TypeOrderCanceled, "Your order 89abcdef could not be completed and was cancelled; if a payment was taken, it is refunded", 0, false},
+		{"cancelled for a later reason", notifications.Event{ID: ev, Type: events.OrderCancelled, UserID: user, OrderID: order, Reason: "later"}, notifications.TypeOrderCanceled, "Your order 89abcdef was cancelled; if a payment was taken, it is refunded", 0, false},
+		{"payment failed", notifications.Event{ID: ev, Type: events.OrderPaymentFailed, UserID: user, OrderID: order}, notifications.TypePaymentFailed, "The payment for your order 89abcdef did not go through", 0, false},
+		{"payment rejected", notifications.Event{ID: ev, Type: events.OrderPaymentFailed, UserID: user, OrderID: order, Reason: orders.ReasonRejected}, notifications.TypePaymentFailed, "The payment for your order 89abcdef did not go through", 0, false},
+		{"payment declined", notifications.Event{ID: ev, Type: events.OrderPaymentFailed, UserID: user, OrderID: order, Reason: orders.ReasonPaymentDeclined}, notifications.TypePaymentFailed, "The payment for your order 89abcdef was declined", 0, false},
+		{"payment token refused", notifications.Event{ID: ev, Type: events.OrderPaymentFailed, UserID: user, OrderID: order, Reason: orders.ReasonInvalidToken}, notifications.TypePaymentFailed, "The payment details for your order 89abcdef were not accepted", 0, false},
+		{"order given up", notifications.Event{ID: ev, Type: events.OrderPaymentFailed, UserID: user, OrderID: order, Reason: orders.ReasonExpired}, notifications.TypePaymentFailed, "Your order 89abcdef could not be completed in time; if a payment was taken, it is refunded", 0, false},
 		{"no user", notifications.Event{ID: ev, Type: events.OrderPlaced, OrderID: order}, "", "", fault.Malformed, true},
 		{"order event without order", notifications.Event{ID: ev, Type: events.OrderPlaced, UserID: user}, "", "", fault.Malformed, true},
 		{"unknown type", notifications.Event{ID: ev, Type: events.StockChanged, UserID: user, OrderID: order}, "", "", fault.Invalid, true},
@@ -66,6 +66,51 @@ func TestNew(t *testing.T) {
 				t.Errorf("order id %v for event order %v", n.OrderID, tt.ev.OrderID)
 			}
 		})
+	}
+}
+
+// v7At is a UUIDv7 made at ms (milliseconds since the Unix epoch), as
+// orders.New makes an order's id then: ms in its first 48 bits, random bits
+// after the version.
+func v7At(t *testing.T, ms int64) uuid.UUID {
+	t.Helper()
+	id, err := uuid.NewV7()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 6; i++ {
+		id[i] = byte(ms >> (8 * (5 - i)))
+	}
+	return id
+}
+
+// Two orders placed 2 s apart get subjects with different order numbers:
+// the number is the id's random tail. Until 2026-12-07 it was the id's first
+// 8 hex digits, for a UUIDv7 the top 32 bits of its millisecond timestamp,
+// the same for every order placed within one 65.536 s window: a checkout
+// declined and retried with another card read "declined" and "confirmed"
+// under one number.
+func TestOrdersPlacedSecondsApartHaveDifferentNumbers(t *testing.T) {
+	start := time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC).UnixMilli() &^ 0xffff // a window's start
+	declined, placed := v7At(t, start), v7At(t, start+2000)
+	subjects := make([]string, 2)
+	for i, ev := range []notifications.Event{
+		{ID: uuid.New(), Type: events.OrderPaymentFailed, UserID: uuid.New(), OrderID: declined, Reason: orders.ReasonPaymentDeclined},
+		{ID: uuid.New(), Type: events.OrderPlaced, UserID: uuid.New(), OrderID: placed},
+	} {
+		n, err := notifications.New(ev, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		subjects[i] = n.Subject
+	}
+	number := func(subject string) string {
+		_, after, _ := strings.Cut(subject, "order ")
+		number, _, _ := strings.Cut(after, " ")
+		return number
+	}
+	if a, b := number(subjects[0]), number(subjects[1]); a == b || len(a) != 8 || len(b) != 8 {
+		t.Errorf("orders %s and %s: subjects %q and %q, want two different 8-digit numbers", declined, placed, subjects[0], subjects[1])
 	}
 }
 
