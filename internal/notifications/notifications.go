@@ -120,13 +120,19 @@ func New(ev Event, now time.Time) (Notification, error) {
 
 // paymentFailed is the subject of a failed payment's notification for the
 // order's reason; an unknown or missing reason (an event written before
-// reasons were read, or a reason added later) gets the general one.
+// reasons were read, or a reason added later) gets the general one. A
+// refused token and a charge rejected otherwise are refunded by the checkout
+// (a capture may be in flight: docs/checkout.md), so their subjects promise
+// the refund of a payment taken, as a cancellation's do (until 2026-12-07
+// they said nothing of it); a decline is not refunded, nothing was taken.
 func paymentFailed(reason, order string) string {
 	switch reason {
 	case orders.ReasonPaymentDeclined:
 		return fmt.Sprintf("The payment for your order %s was declined", order)
 	case orders.ReasonInvalidToken:
-		return fmt.Sprintf("The payment details for your order %s were not accepted", order)
+		return fmt.Sprintf("The payment details for your order %s were not accepted; if a payment was taken, it is refunded", order)
+	case orders.ReasonRejected:
+		return fmt.Sprintf("The payment for your order %s did not go through; if a payment was taken, it is refunded", order)
 	case orders.ReasonExpired:
 		return fmt.Sprintf("Your order %s could not be completed in time; if a payment was taken, it is refunded", order)
 	}
