@@ -556,19 +556,35 @@ type drained struct {
 // poll.
 func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 	cfg := w.relay.cfg
-	// Both parts read the statement's snapshot (pg_current_snapshot is the
-	// active one); the second is one probe of outbox_pending from the
-	// horizon on. Its marker row is told by its seq wherever it comes: the
-	// first part's rows keep their order (its LIMIT subquery runs whole in
-	// one process, as any child of an Append).
+	// All three parts read the statement's snapshot (pg_current_snapshot is
+	// the active one); the first two are range scans of outbox_pending in
+	// its order (EXPLAIN, a generic plan as the custom one). The first takes
+	// rows restored from another cluster (pg_dump keeps transaction_id as
+	// data: docs/deploy-faasd.md, step 8): an id at or above the
+	// snapshot's xmax is no transaction of this cluster that could still
+	// commit (a row the snapshot sees was committed by one below xmax), so
+	// such rows are not held; they go out first, in their own cluster's
+	// order, since they were written before anything of this cluster. The
+	// second takes this cluster's rows below the horizon, in transaction
+	// order. The third is one probe of the rows held back, from the horizon
+	// up to xmax. Its marker row is told by its seq wherever it comes: the
+	// other parts' rows keep their order (each LIMIT subquery runs whole in
+	// one process, as any child of an Append, and the children run in turn).
+	// A batch is thus at most twice BatchSize, and only while restored rows
+	// remain.
 	rctx, endRead := context.WithTimeout(ctx, cfg.StatementTimeout)
 	defer endRead()
 	rows, err := conn.Query(rctx, `(SELECT seq, id::text, type, envelope::text FROM outbox
+			WHERE published_at IS NULL AND transaction_id >= pg_snapshot_xmax(pg_current_snapshot())
+			ORDER BY transaction_id, seq LIMIT $1)
+		UNION ALL
+		(SELECT seq, id::text, type, envelope::text FROM outbox
 			WHERE published_at IS NULL AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 			ORDER BY transaction_id, seq LIMIT $1)
 		UNION ALL
 		(SELECT -1, '', '', '' FROM outbox
-			WHERE published_at IS NULL AND transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) LIMIT 1)`, cfg.BatchSize)
+			WHERE published_at IS NULL AND transaction_id >= pg_snapshot_xmin(pg_current_snapshot())
+				AND transaction_id < pg_snapshot_xmax(pg_current_snapshot()) LIMIT 1)`, cfg.BatchSize)
 	if err != nil {
 		return drained{}, errDatabase{fmt.Errorf("read outbox: %w", err)}
 	}
@@ -681,7 +697,7 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 	if confirmErr != nil {
 		return drained{held: held}, confirmErr
 	}
-	return drained{more: len(batch) == cfg.BatchSize, held: held, published: true}, nil
+	return drained{more: len(batch) >= cfg.BatchSize, held: held, published: true}, nil
 }
 
 // publishSpan starts the producer span of one event's publication ("publish

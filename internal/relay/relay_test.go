@@ -1258,3 +1258,54 @@ func TestAnInboxRetentionTheConsumersRefuseIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// A restored outbox (pg_dump of an older cluster, restored into a new one:
+// docs/deploy-faasd.md, step 8) keeps its rows' transaction ids, far
+// above the new cluster's. The relay took such rows for rows of a running
+// transaction and held them until the new cluster had used as many ids. A
+// row whose id is at or above the snapshot's xmax can only be such a row:
+// it is published; a row committed behind a transaction still running is
+// still held.
+func TestARestoredRowFromAnOlderClusterIsPublished(t *testing.T) {
+	names, deliveries := capture(t)
+	pool, url := openOutbox(t)
+	ctx := context.Background()
+	r, err := New(Config{Databases: []Database{{Name: "orders", URL: url}}, BrokerURL: rabbitURL, Names: names,
+		BatchWait: NoBatchWait, PollInterval: 200 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, r)
+
+	// A transaction still running, older than the event committed below.
+	older, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = older.Rollback(ctx) }()
+	if _, err := older.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
+		t.Fatal(err)
+	}
+	var behind, restored string
+	if err := postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+		behind = insertEvent(t, ctx, tx, "behind")
+		restored = insertEvent(t, ctx, tx, "restored")
+		// As pg_restore writes it: the old cluster's id, 50 million ahead.
+		_, err := tx.Exec(ctx, `UPDATE outbox SET transaction_id = (pg_current_xact_id()::text::bigint + 50000000)::text::xid8
+			WHERE id = $1`, restored)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, deliveries, 1, 10*time.Second); got[0].MessageId != restored {
+		t.Fatalf("published %s, want the restored row %s", got[0].MessageId, restored)
+	}
+	noMore(t, deliveries, 600*time.Millisecond) // "behind" waits for the older transaction
+	if err := older.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, deliveries, 1, 10*time.Second); got[0].MessageId != behind {
+		t.Errorf("published %s, want %s", got[0].MessageId, behind)
+	}
+	allMarked(t, pool)
+}
