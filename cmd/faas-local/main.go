@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, lookupenv func(string) (string, boo
 	if err != nil {
 		return err
 	}
-	if err := faaslocal.Preflight(ctx, root, getenv); err != nil {
+	if err := faaslocal.Preflight(ctx, root, nil); err != nil {
 		return err
 	}
 	state, err := filepath.Abs(opts.StateDir)

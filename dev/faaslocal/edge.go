@@ -1,6 +1,7 @@
 package faaslocal
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -28,7 +29,10 @@ func (rt *Runtime) startEdge(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	opts := edgeOptions(rt.cfg, rt.secrets, rt.gateway.addr())
+	opts, err := edgeOptions(rt.cfg, rt.secrets, rt.gateway.addr())
+	if err != nil {
+		return err
+	}
 	// The gateway runs in this process: the edge hands it requests directly
 	// rather than over a loopback connection (Kong, in production, is a
 	// process of its own and proxies over HTTP, which is what the edge does
@@ -62,21 +66,21 @@ const KongRedisPasswordSecret = "redis-kong-password"
 
 // edgeOptions points the Kong file's names at this runtime: its services'
 // gateway:8080 is the gateway API's address, the rate-limiting plugin's
-// redis:6379 is the functions' REDIS_ADDR (Config.Env, then the host
-// environment, else 127.0.0.1:6379), {vault://env/SHOP_JWT_VERIFY_KEY}
+// redis:6379 is the functions' REDIS_ADDR (Config.Env, then
+// env/development.yml, else 127.0.0.1:6379; never the host environment,
+// which the functions do not inherit), {vault://env/SHOP_JWT_VERIFY_KEY}
 // is the jwt-verify-key secret (the public key), as a production deploy
 // renders it for Kong, and {vault://env/SHOP_REDIS_KONG_PASSWORD} is the
 // redis-kong-password secret, as docker-compose.yml exports it for Kong
 // (empty or absent, the default: no AUTH, and so no ACL user, as the
 // functions: the machine's Redis has no ACL users); other vault references
 // come from the host environment.
-func edgeOptions(cfg Config, store *secrets.Store, gatewayAddr string) edge.Options {
-	redisAddr := "127.0.0.1:6379"
-	if v := cfg.Env["REDIS_ADDR"]; v != "" {
-		redisAddr = v
-	} else if v := cfg.Getenv("REDIS_ADDR"); v != "" {
-		redisAddr = v
+func edgeOptions(cfg Config, store *secrets.Store, gatewayAddr string) (edge.Options, error) {
+	env, err := serviceEnv(cfg.Root, cfg.Env)
+	if err != nil {
+		return edge.Options{}, err
 	}
+	redisAddr := cmp.Or(env["REDIS_ADDR"], "127.0.0.1:6379")
 	return edge.Options{
 		Upstreams: map[string]string{gatewayHost: gatewayAddr, "redis:6379": redisAddr},
 		Log:       cfg.Log,
@@ -91,5 +95,5 @@ func edgeOptions(cfg Config, store *secrets.Store, gatewayAddr string) edge.Opti
 			}
 			return cfg.Getenv(name)
 		},
-	}
+	}, nil
 }

@@ -76,8 +76,12 @@ func TestTheEdgeTakesTheRedisPasswordFromTheSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Getenv: func(name string) string { return "from-the-host-" + name }}
-	getenv := edgeOptions(cfg, store, "127.0.0.1:1").Getenv
+	cfg := Config{Root: "../..", Getenv: func(name string) string { return "from-the-host-" + name }}
+	opts, err := edgeOptions(cfg, store, "127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	getenv := opts.Getenv
 	if got := getenv("SHOP_REDIS_KONG_PASSWORD"); got != "" {
 		t.Errorf("without the secret: %q, want \"\"", got)
 	}
@@ -92,5 +96,36 @@ func TestTheEdgeTakesTheRedisPasswordFromTheSecret(t *testing.T) {
 	}
 	if got := getenv("SHOP_REDIS_KONG_PASSWORD"); got != "pw" {
 		t.Errorf("with the secret: %q, want pw", got)
+	}
+}
+
+// The edge's rate limits count in the functions' Redis: Config.Env's
+// REDIS_ADDR, else env/development.yml's, never a host REDIS_ADDR, which the
+// functions do not inherit (until 2026-12-07 the edge took the host's, and
+// counted in another Redis than the carts').
+func TestTheEdgeRateLimitsInTheFunctionsRedis(t *testing.T) {
+	store, err := secrets.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Root: "../..", Getenv: func(name string) string {
+		if name == "REDIS_ADDR" {
+			return "127.0.0.1:6380"
+		}
+		return ""
+	}}
+	opts, err := edgeOptions(cfg, store, "127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := opts.Upstreams["redis:6379"]; got != "127.0.0.1:6379" {
+		t.Errorf("with a host REDIS_ADDR: redis:6379 is %q, want env/development.yml's 127.0.0.1:6379", got)
+	}
+	cfg.Env = map[string]string{"REDIS_ADDR": "127.0.0.1:7000"}
+	if opts, err = edgeOptions(cfg, store, "127.0.0.1:1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := opts.Upstreams["redis:6379"]; got != "127.0.0.1:7000" {
+		t.Errorf("with Config.Env: redis:6379 is %q, want 127.0.0.1:7000", got)
 	}
 }

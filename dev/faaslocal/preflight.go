@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"slices"
@@ -17,17 +18,31 @@ import (
 	"github.com/shopfaas/shop/internal/broker"
 )
 
+// serviceEnv is where the functions, connectors and seed find the services:
+// env/development.yml, overrides (Config.Env) winning. The host environment
+// is not read: processes never inherit REDIS_ADDR, RABBITMQ_URL or a
+// database URL from it (hostVars), so neither do the checks.
+func serviceEnv(root string, overrides map[string]string) (map[string]string, error) {
+	env, err := stackfile.Environment(root, stack.Function{EnvironmentFile: []string{connectorEnvFile}})
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(env, overrides)
+	return env, nil
+}
+
 // Preflight checks, before anything is built or started, that PostgreSQL,
 // Redis and RabbitMQ answer at the addresses the functions and connectors
-// will use: env/development.yml (as the connectors read it), a variable of
-// the caller's environment winning. Every service that does not answer is
-// named in the error, with the variable it came from and what to do.
-func Preflight(ctx context.Context, root string, getenv func(string) string) error {
-	env, err := stackfile.Environment(root, stack.Function{EnvironmentFile: []string{connectorEnvFile}})
+// will use: env/development.yml, overrides (Config.Env) winning, never the
+// host environment, which the processes do not inherit. Every service that
+// does not answer is named in the error, with the variable it came from and
+// what to do.
+func Preflight(ctx context.Context, root string, overrides map[string]string) error {
+	env, err := serviceEnv(root, overrides)
 	if err != nil {
 		return err
 	}
-	value := func(key, def string) string { return cmp.Or(getenv(key), env[key], def) }
+	value := func(key, def string) string { return cmp.Or(env[key], def) }
 
 	type service struct{ name, addr, from string }
 	var services []service
@@ -57,7 +72,7 @@ func Preflight(ctx context.Context, root string, getenv func(string) string) err
 	for _, s := range services {
 		c, err := d.DialContext(ctx, "tcp", s.addr)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s is not answering at %s (%s): start it with make services", s.name, s.addr, s.from))
+			errs = append(errs, fmt.Errorf("%s is not answering at %s (%s): start it with make services, or edit %s in %s", s.name, s.addr, s.from, s.from, connectorEnvFile))
 			continue
 		}
 		_ = c.Close()
