@@ -1,6 +1,7 @@
 // Package repocheck checks the repository itself: no build output is
-// tracked, and every command's binary, as `go build ./cmd/<name>` writes it
-// at the root, is ignored.
+// tracked, every command's binary, as `go build ./cmd/<name>` writes it
+// at the root, is ignored, and README.md's Layout table names every
+// top-level folder.
 package repocheck
 
 import (
@@ -159,6 +160,39 @@ func TestIsExecutableKnowsABuiltBinary(t *testing.T) {
 	} {
 		if got := isExecutable(tt.content); got != tt.want {
 			t.Errorf("isExecutable(%s) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestTheReadmeLayoutNamesEveryTopLevelFolder: README.md's Layout table says
+// it lists every top-level folder; each folder git tracks a file in must
+// have a row whose path starts with it ("`api/`", "`deploy/kubernetes/`").
+func TestTheReadmeLayoutNamesEveryTopLevelFolder(t *testing.T) {
+	dir := root(t)
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, layout, ok := strings.Cut(string(readme), "\n## Layout\n")
+	if !ok {
+		t.Fatal("README.md has no \"## Layout\" section")
+	}
+	layout, _, _ = strings.Cut(layout, "\n## ")
+	ls := exec.Command("git", "ls-files", "-z")
+	ls.Dir = dir
+	out, err := ls.Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	seen := map[string]bool{}
+	for path := range strings.SplitSeq(strings.TrimRight(string(out), "\x00"), "\x00") {
+		top, _, ok := strings.Cut(path, "/")
+		if !ok || seen[top] {
+			continue
+		}
+		seen[top] = true
+		if !strings.Contains(layout, "\n| `"+top+"/") {
+			t.Errorf("README.md's Layout table has no row for the top-level folder %s/", top)
 		}
 	}
 }
