@@ -3,8 +3,14 @@
 # are not running (installing Debian's packages when missing), and set up the
 # PostgreSQL authentication the shop needs explicitly: trust for the postgres
 # user over TCP from 127.0.0.1 (a development machine and CI only). .ci/run
-# sources it; production gets its services from docker-compose.yml.
+# sources it; production gets its services from docker-compose.yml. Starting
+# or installing a service, or setting the authentication, needs root on a
+# Debian machine (apt-get, pg_ctlcluster, /var/lib/redis, pg_hba.conf).
 set -euo pipefail
+
+# PG_CONF_DIR is Debian's PostgreSQL configuration directory (a test points
+# it elsewhere).
+PG_CONF_DIR="${PG_CONF_DIR:-/etc/postgresql}"
 
 log() { printf '[services] %s\n' "$*"; }
 
@@ -19,13 +25,32 @@ wait_port() { # name port seconds
 	log "$1 did not come up on 127.0.0.1:$2"; return 1
 }
 
+# pg_cluster prints "<version> <name>" of the Debian cluster on port 5432:
+# pg_lsclusters' when it is installed and lists one, else the lexically first
+# version under PG_CONF_DIR and "main"; nothing when neither finds one.
+pg_cluster() {
+	local found=""
+	if command -v pg_lsclusters >/dev/null; then
+		found="$(pg_lsclusters --no-header 2>/dev/null | awk '$3 == 5432 { print $1, $2; exit }')" || found=""
+	fi
+	if [ -z "$found" ] && [ -d "$PG_CONF_DIR" ]; then
+		found="$(ls "$PG_CONF_DIR" | head -n1)"
+		[ -n "$found" ] && found="$found main"
+	fi
+	[ -n "$found" ] && printf '%s\n' "$found"
+	return 0
+}
+
 ensure_postgres() {
 	port_open 5432 && return 0
 	log "starting PostgreSQL"
 	if ! command -v pg_ctlcluster >/dev/null; then
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 	fi
-	pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+	local cluster
+	cluster="$(pg_cluster)"
+	# shellcheck disable=SC2086 # "<version> <name>", two words
+	[ -n "$cluster" ] && pg_ctlcluster --skip-systemctl-redirect $cluster start || true
 	wait_port PostgreSQL 5432 60
 }
 
@@ -55,13 +80,21 @@ ensure_rabbitmq() {
 # 127.0.0.1, as env/development.yml's URLs expect. Only when it does not
 # already: then a trust line goes first in pg_hba.conf and the cluster reloads.
 ensure_pg_auth() {
+	if ! command -v psql >/dev/null; then
+		log "psql is missing: install PostgreSQL's client (apt-get install postgresql-client) so that the postgres login from 127.0.0.1 can be checked"
+		return 1
+	fi
 	psql -h 127.0.0.1 -U postgres -d postgres -w -Atc 'select 1' >/dev/null 2>&1 && return 0
-	local ver hba
-	ver="$(ls /etc/postgresql | head -n1)"
-	hba="/etc/postgresql/$ver/main/pg_hba.conf"
+	local ver name hba
+	read -r ver name <<<"$(pg_cluster)" || true
+	hba="$PG_CONF_DIR/$ver/$name/pg_hba.conf"
+	if [ -z "$ver" ] || [ ! -f "$hba" ]; then
+		log "PostgreSQL on 127.0.0.1:5432 refuses postgres without a password, and no Debian cluster's pg_hba.conf was found (pg_lsclusters, $PG_CONF_DIR): allow postgres from 127.0.0.1 with trust yourself"
+		return 1
+	fi
 	log "setting trust for postgres from 127.0.0.1 in $hba"
 	sed -i '1i host all postgres 127.0.0.1/32 trust\nhost all postgres ::1/128 trust' "$hba"
-	pg_ctlcluster --skip-systemctl-redirect "$ver" main reload
+	pg_ctlcluster --skip-systemctl-redirect "$ver" "$name" reload
 	psql -h 127.0.0.1 -U postgres -d postgres -w -Atc 'select 1' >/dev/null || { log "PostgreSQL still refuses postgres from 127.0.0.1"; return 1; }
 }
 
