@@ -26,14 +26,15 @@ wait_port() { # name port seconds
 }
 
 # pg_cluster prints "<version> <name>" of the Debian cluster on port 5432:
-# pg_lsclusters' when it is installed and lists one, else the lexically first
-# version under PG_CONF_DIR and "main"; nothing when neither finds one.
+# the one pg_lsclusters lists when it is installed (nothing when it lists none
+# on 5432: another cluster's configuration is never touched), else the
+# lexically first version under PG_CONF_DIR and "main"; nothing when neither
+# finds one.
 pg_cluster() {
 	local found=""
 	if command -v pg_lsclusters >/dev/null; then
 		found="$(pg_lsclusters --no-header 2>/dev/null | awk '$3 == 5432 { print $1, $2; exit }')" || found=""
-	fi
-	if [ -z "$found" ] && [ -d "$PG_CONF_DIR" ]; then
+	elif [ -d "$PG_CONF_DIR" ]; then
 		found="$(ls "$PG_CONF_DIR" | head -n1)"
 		[ -n "$found" ] && found="$found main"
 	fi

@@ -6,7 +6,7 @@
 //	USERS_, CATALOG_, ORDERS_, INVENTORY_, PAYMENTS_DATABASE_URL  service databases; unset ones are skipped
 //	RABBITMQ_URL            [amqp://guest:guest@127.0.0.1:5672/]
 //	EXCHANGE_PREFIX         prefix of every exchange and queue name [""]
-//	RELAY_BATCH_SIZE        rows per confirm round [100]
+//	RELAY_BATCH_SIZE        rows per confirm round, twice that while rows restored from another cluster remain [100]
 //	RELAY_BATCH_WAIT        wait after a NOTIFY before reading, so the commits behind it share the batch; 0 reads at once [10ms]
 //	RELAY_POLL_INTERVAL     fallback poll when no NOTIFY arrives [1s]
 //	RELAY_CONFIRM_TIMEOUT   longest wait for RabbitMQ's confirmation of a batch; past it the rows stay pending and go again [15s]

@@ -138,3 +138,29 @@ func TestNoClusterFoundIsNamed(t *testing.T) {
 		t.Errorf("output %q does not name the missing cluster", out)
 	}
 }
+
+// When pg_lsclusters lists clusters but none on port 5432 (5432 is another
+// PostgreSQL's, say a container's), no cluster's pg_hba.conf is touched: the
+// lexically first version is only the guess where pg_lsclusters is absent.
+func TestNoClusterOnPort5432ChangesNoCluster(t *testing.T) {
+	conf := pgConf(t, "15")
+	bin := stubs(t, map[string]string{
+		"psql":          psql,
+		"pg_ctlcluster": pgCtlcluster,
+		"pg_lsclusters": "echo '15 main 5433 online postgres /var/lib/postgresql/15/main -'",
+	})
+	state := t.TempDir()
+	out, err := ensurePGAuth(t, bin, conf, state)
+	if err == nil {
+		t.Fatalf("ensure_pg_auth passed with no cluster on 5432:\n%s", out)
+	}
+	if !strings.Contains(out, "no Debian cluster's pg_hba.conf was found") {
+		t.Errorf("output %q does not name the missing cluster", out)
+	}
+	if got := hba(t, conf, "15"); strings.Contains(got, "trust") {
+		t.Errorf("15/main/pg_hba.conf (on 5433) was changed: %q", got)
+	}
+	if ctl, err := os.ReadFile(filepath.Join(state, "ctl")); err == nil {
+		t.Errorf("pg_ctlcluster ran (%q) for a cluster not on 5432", ctl)
+	}
+}

@@ -65,7 +65,8 @@ type Config struct {
 	BrokerURL string
 	// Names are the exchange names (empty prefix in production).
 	Names broker.Names
-	// BatchSize is the number of rows published per confirm round (default 100).
+	// BatchSize is the number of rows published per confirm round (default
+	// 100; twice that while rows restored from another cluster remain: drain).
 	BatchSize int
 	// ConfirmTimeout bounds the wait for RabbitMQ's confirmation of a
 	// batch (default DefaultConfirmTimeout). A batch not confirmed in time is
@@ -148,7 +149,7 @@ const DefaultConfirmTimeout = 15 * time.Second
 
 // DefaultStatementTimeout is Config.StatementTimeout's default. A batch's
 // statements take milliseconds (a read of at most BatchSize rows through
-// the pending index, a mark by keys, a delete of at most 5,000 rows), and
+// the pending index, twice that while restored rows remain, a mark by keys, a delete of at most 5,000 rows), and
 // the lag's count(*) well under a second even over a million pending rows:
 // 30 s is far above any of them on a loaded server, so a slow statement is
 // never cut short, while a stuck one is abandoned, and the lag measured
@@ -564,7 +565,9 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 	// snapshot's xmax is no transaction of this cluster that could still
 	// commit (a row the snapshot sees was committed by one below xmax), so
 	// such rows are not held; they go out first, in their own cluster's
-	// order, since they were written before anything of this cluster. The
+	// order, since they were written before anything of this cluster
+	// (restored ids this cluster has reached already cannot be told from
+	// its own: they go with the second part or are held). The
 	// second takes this cluster's rows below the horizon, in transaction
 	// order. The third is one probe of the rows held back, from the horizon
 	// up to xmax. Its marker row is told by its seq wherever it comes: the
