@@ -317,12 +317,6 @@ func durationBuckets(exec time.Duration) []float64 {
 	return b
 }
 
-// memberNamer is a handler that serves several functions (internal/bundle's
-// Bundle): Member names the one that serves r, or false.
-type memberNamer interface {
-	Member(r *http.Request) (string, *http.Request, bool)
-}
-
 // handler is Handler whose /_/health and ReadyPath answer 503 while draining
 // is true.
 func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http.Handler, draining *atomic.Bool) http.Handler {
@@ -363,7 +357,7 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 		if err := fnhttp.CheckRequestText(r); err != nil {
 			// A bundle's request is still its member's: counted and
 			// traced under the member that would have served it.
-			if b, ok := handle.(memberNamer); ok {
+			if b, ok := handle.(fnhttp.MemberNamer); ok {
 				if name, _, ok := b.Member(r); ok {
 					fnhttp.ServedBy(w, name)
 				}

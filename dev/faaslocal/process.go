@@ -10,10 +10,8 @@ import (
 	"strings"
 
 	"github.com/openfaas/faas-provider/types"
-	"github.com/openfaas/go-sdk/stack"
 
 	"github.com/shopfaas/shop/dev/faaslocal/supervisor"
-	"github.com/shopfaas/shop/dev/stackfile"
 	"github.com/shopfaas/shop/internal/fault"
 )
 
@@ -246,7 +244,7 @@ func (l *launcher) connector(c Connector, secretsDir string) (supervisor.Spec, e
 
 // connectorEnv is the environment every connector runs with (see connector).
 func (l *launcher) connectorEnv(secretsDir string) (map[string]string, error) {
-	fileEnv, err := stackfile.Environment(l.root, stack.Function{EnvironmentFile: []string{connectorEnvFile}})
+	fileEnv, err := serviceEnv(l.root, nil) // the overrides go last, below
 	if err != nil {
 		return nil, err
 	}

@@ -90,7 +90,8 @@ func New(store Authenticator, tokens *auth.Signer, limit Limiter, log *slog.Logg
 		if err != nil {
 			return err
 		}
-		counted, err := limit.Count(r.Context(), AccountKey(login.Email))
+		key := AccountKey(login.Email)
+		counted, err := limit.Count(r.Context(), key)
 		if err != nil {
 			return err
 		}
@@ -99,7 +100,7 @@ func New(store Authenticator, tokens *auth.Signer, limit Limiter, log *slog.Logg
 			switch fault.KindOf(err) {
 			case fault.Unavailable, fault.Timeout, fault.Internal:
 				if counted { // a login let through uncounted has nothing to give back
-					limit.Refund(r.Context(), AccountKey(login.Email))
+					limit.Refund(r.Context(), key)
 				}
 			}
 			return err

@@ -42,11 +42,15 @@ func setup(t *testing.T, ttl time.Duration) (http.Handler, *auth.Verifier, users
 }
 
 // limiter is a login limit of n in the real Redis, under a prefix of its own
-// that it deletes at the end. Its window is long (the windows are aligned on
-// the clock), so that no test run crosses into the next one.
-func limiter(t *testing.T, n int64) *ratelimit.Limiter {
+// that it deletes at the end, its client running hooks. Its window is long
+// (the windows are aligned on the clock), so that no test run crosses into
+// the next one.
+func limiter(t *testing.T, n int64, hooks ...redis.Hook) *ratelimit.Limiter {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	for _, h := range hooks {
+		rdb.AddHook(h)
+	}
 	prefix := "test:login-user:" + uuid.NewString() + ":"
 	t.Cleanup(func() {
 		keys, _ := rdb.Keys(context.Background(), prefix+"*").Result()
@@ -55,7 +59,7 @@ func limiter(t *testing.T, n int64) *ratelimit.Limiter {
 		}
 		_ = rdb.Close()
 	})
-	l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: prefix, Limit: n, Window: 10_000 * time.Hour}, nil)
+	l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: prefix, Limit: n, Window: 10_000 * time.Hour}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,21 +363,8 @@ func (b *backAfter) Authenticate(ctx context.Context, login users.Login) (users.
 func TestALoginLetThroughUncountedIsNotRefunded(t *testing.T) {
 	store := userstest.Store(t)
 	userstest.Register(t, store, "carol@example.com", "password-1", "Carol")
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 	var down atomic.Bool
-	rdb.AddHook(outage{&down})
-	prefix := "test:login-user:" + uuid.NewString() + ":"
-	t.Cleanup(func() {
-		keys, _ := rdb.Keys(context.Background(), prefix+"*").Result()
-		if len(keys) > 0 {
-			_ = rdb.Del(context.Background(), keys...).Err()
-		}
-		_ = rdb.Close()
-	})
-	l, err := ratelimit.New(rdb, ratelimit.Config{Prefix: prefix, Limit: 3, Window: 10_000 * time.Hour}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := limiter(t, 3, outage{&down})
 	h := New(&backAfter{Authenticator: store, down: &down}, fntest.Signer(t, 0), l, slog.New(slog.DiscardHandler))
 	wrong := `{"email":"carol@example.com","password":"wrong-password"}`
 	if code, b := login(t, h, wrong); code != http.StatusUnauthorized { // counted: 1 of 3

@@ -121,6 +121,13 @@ func (l *Lazy) Ready(ctx context.Context) error {
 	return nil
 }
 
+// MemberNamer is a handler that serves several functions (internal/bundle's
+// Bundle, and a Lazy that built one): Member names the one that serves r, or
+// false.
+type MemberNamer interface {
+	Member(r *http.Request) (string, *http.Request, bool)
+}
+
 // Member names the function of a bundle that serves r (internal/bundle's
 // Bundle.Member) when the built handler serves several; fnserve asks it to
 // count and trace a request it refuses before dispatch under that member.
@@ -130,9 +137,7 @@ func (l *Lazy) Member(r *http.Request) (string, *http.Request, bool) {
 	l.mu.Lock()
 	h := l.h
 	l.mu.Unlock()
-	m, ok := h.(interface {
-		Member(r *http.Request) (string, *http.Request, bool)
-	})
+	m, ok := h.(MemberNamer)
 	if !ok {
 		return "", nil, false
 	}

@@ -628,6 +628,22 @@ func TestMigrationTimeoutBoundsTheMigrations(t *testing.T) {
 	}
 }
 
+// holdMigrationLock takes the migration lock of url's database on a
+// connection of its own, as another process would, closed when t ends.
+func holdMigrationLock(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	other, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close(ctx) })
+	if _, err := other.Exec(ctx, `SELECT pg_advisory_lock($1)`, postgres.MigrationLockKey); err != nil {
+		t.Fatal(err)
+	}
+	return other
+}
+
 // Config.MigrationTimeout counts from when the run holds the migration
 // lock: a run that waited for the lock held by another process for most of
 // its timeout still has the whole timeout for its migrations, and the wait
@@ -635,14 +651,7 @@ func TestMigrationTimeoutBoundsTheMigrations(t *testing.T) {
 func TestMigrationTimeoutCountsOnceTheLockIsHeld(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	ctx := context.Background()
-	other, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close(ctx)
-	if _, err := other.Exec(ctx, `SELECT pg_advisory_lock($1)`, postgres.MigrationLockKey); err != nil {
-		t.Fatal(err)
-	}
+	other := holdMigrationLock(t, url)
 	const timeout = 1500 * time.Millisecond
 	released := make(chan error, 1)
 	go func() {
@@ -673,17 +682,10 @@ func TestMigrationTimeoutCountsOnceTheLockIsHeld(t *testing.T) {
 func TestMigrationWaitForTheLockIsBounded(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	ctx := context.Background()
-	other, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close(ctx)
-	if _, err := other.Exec(ctx, `SELECT pg_advisory_lock($1)`, postgres.MigrationLockKey); err != nil {
-		t.Fatal(err)
-	}
+	holdMigrationLock(t, url)
 	fsys := fstest.MapFS{"0001_x.sql": {Data: []byte(`CREATE TABLE x (k int);`)}}
 	began := time.Now()
-	_, err = postgres.Open(ctx, postgres.Config{URL: url, Migrations: fsys, MigrationTimeout: 300 * time.Millisecond})
+	_, err := postgres.Open(ctx, postgres.Config{URL: url, Migrations: fsys, MigrationTimeout: 300 * time.Millisecond})
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "waited for their lock") ||
 		time.Since(began) > 3*time.Second {
 		t.Fatalf("Open = %v after %s; want the wait for the lock cut at DATABASE_MIGRATION_TIMEOUT (300ms)",

@@ -147,12 +147,9 @@ func (l dirLauncher) Process(_ types.FunctionDeployment, dir string) (supervisor
 	return supervisor.Spec{Path: "/bin/true"}, nil
 }
 
-// A redeploy mounts the new secrets into a folder of its own: the running
-// replicas' folder keeps exactly what they were started with while the new
-// ones start (they read it lazily, on first use), and goes once Replace
-// returns (the old replicas have stopped). Until 2026-12-07 a redeploy
-// emptied and rewrote the running replicas' folder before Replace.
-func TestRedeployLeavesTheRunningReplicasSecretsAlone(t *testing.T) {
+// secretsAB is a secrets store holding "a" and "b", each "value of " its name.
+func secretsAB(t *testing.T) *secrets.Store {
+	t.Helper()
 	store, err := secrets.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +159,16 @@ func TestRedeployLeavesTheRunningReplicasSecretsAlone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return store
+}
+
+// A redeploy mounts the new secrets into a folder of its own: the running
+// replicas' folder keeps exactly what they were started with while the new
+// ones start (they read it lazily, on first use), and goes once Replace
+// returns (the old replicas have stopped). Until 2026-12-07 a redeploy
+// emptied and rewrote the running replicas' folder before Replace.
+func TestRedeployLeavesTheRunningReplicasSecretsAlone(t *testing.T) {
+	store := secretsAB(t)
 	sup := &slowSupervisor{replicas: map[string]int{}, release: make(chan struct{}), entered: make(chan struct{})}
 	launcher := dirLauncher{dirs: make(chan string, 2)}
 	s := New(Config{Namespace: "openfaas-fn", Supervisor: sup, Secrets: store, Launcher: launcher, Logs: noSecrets{}})
@@ -213,15 +220,7 @@ func TestFailedRedeployRecordsWhatRuns(t *testing.T) {
 		{"the supervisor is closed", supervisor.ErrClosed, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			store, err := secrets.Open(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, n := range []string{"a", "b"} {
-				if err := store.Create(n, []byte("value of "+n)); err != nil {
-					t.Fatal(err)
-				}
-			}
+			store := secretsAB(t)
 			release := make(chan struct{})
 			close(release)
 			sup := &slowSupervisor{replicas: map[string]int{}, release: release, replaceErr: tc.err}
@@ -231,7 +230,7 @@ func TestFailedRedeployRecordsWhatRuns(t *testing.T) {
 				t.Fatal(err)
 			}
 			oldDir := <-launcher.dirs
-			err = s.Update(types.FunctionDeployment{Service: "fn", Secrets: []string{"b"}})
+			err := s.Update(types.FunctionDeployment{Service: "fn", Secrets: []string{"b"}})
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("Update: %v; want %v", err, tc.err)
 			}

@@ -27,11 +27,7 @@ func deleteHandler(fns remover, log *slog.Logger) http.HandlerFunc {
 			fail(w, log, err)
 			return
 		}
-		if err := checkSpecNamespace(req.Namespace); err != nil {
-			fail(w, log, err)
-			return
-		}
-		if err := checkNamespace(r); err != nil {
+		if err := checkNamespaces(r, req.Namespace); err != nil {
 			fail(w, log, err)
 			return
 		}

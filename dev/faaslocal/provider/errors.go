@@ -92,3 +92,12 @@ func checkSpecNamespace(ns string) error {
 	}
 	return nil
 }
+
+// checkNamespaces refuses a request whose body (ns: 400) or query (404)
+// names another namespace, the body's first.
+func checkNamespaces(r *http.Request, ns string) error {
+	if err := checkSpecNamespace(ns); err != nil {
+		return err
+	}
+	return checkNamespace(r)
+}

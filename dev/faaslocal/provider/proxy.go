@@ -44,8 +44,8 @@ type invocationCounter interface {
 // replica (503 when none becomes available in time), behind a 404 for a
 // function that is not deployed. The ".<namespace>" suffix go-sdk adds to
 // the name is removed first.
-func proxyHandler(fns invocationCounter, resolver proxy.BaseURLResolver, log *slog.Logger) http.HandlerFunc {
-	forward := newForwarder(resolver, log)
+func proxyHandler(fns invocationCounter, rs resolver, log *slog.Logger) http.HandlerFunc {
+	forward := newForwarder(rs, log)
 	return func(w http.ResponseWriter, r *http.Request) {
 		vars := mux.Vars(r)
 		name, ok := splitName(vars["name"])
@@ -81,15 +81,15 @@ func proxyHandler(fns invocationCounter, resolver proxy.BaseURLResolver, log *sl
 // still answers 500, as the OpenFaaS gateway would: running it twice could
 // do its work twice.
 type forwarder struct {
-	resolver  proxy.BaseURLResolver
+	resolver  resolver
 	transport *http.Transport
 	streams   http.HandlerFunc
 	log       *slog.Logger
 }
 
-func newForwarder(resolver proxy.BaseURLResolver, log *slog.Logger) *forwarder {
+func newForwarder(rs resolver, log *slog.Logger) *forwarder {
 	return &forwarder{
-		resolver: resolver,
+		resolver: rs,
 		transport: &http.Transport{
 			DialContext:           (&net.Dialer{Timeout: proxyTimeout}).DialContext,
 			MaxIdleConns:          1024,
@@ -97,7 +97,7 @@ func newForwarder(resolver proxy.BaseURLResolver, log *slog.Logger) *forwarder {
 			IdleConnTimeout:       idleConnTimeout,
 			ExpectContinueTimeout: 1500 * time.Millisecond,
 		},
-		streams: proxy.NewHandlerFunc(types.FaaSConfig{ReadTimeout: proxyTimeout}, resolver, false),
+		streams: proxy.NewHandlerFunc(types.FaaSConfig{ReadTimeout: proxyTimeout}, rs, false),
 		log:     log,
 	}
 }
@@ -159,12 +159,7 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out = out.WithContext(ctx)
 
-	var addr url.URL
-	if rc, ok := f.resolver.(contextResolver); ok {
-		addr, err = rc.ResolveContext(ctx, name)
-	} else {
-		addr, err = f.resolver.Resolve(name)
-	}
+	addr, err := f.resolver.ResolveContext(ctx, name)
 	if err != nil {
 		f.log.Warn("resolver error: no endpoints", "function", name, "err", err)
 		w.Header().Add(internalHeader, "proxy")
@@ -279,12 +274,6 @@ func (p replayable) request() (io.ReadCloser, int64, func() (io.ReadCloser, erro
 	get := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(p.body)), nil }
 	rc, _ := get()
 	return rc, int64(len(p.body)), get
-}
-
-// contextResolver is a resolver that waits for a replica under the call's
-// context (resolver).
-type contextResolver interface {
-	ResolveContext(ctx context.Context, name string) (url.URL, error)
 }
 
 // resolver is faas-provider's BaseURLResolver over the supervisor: an

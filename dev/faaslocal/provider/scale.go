@@ -32,11 +32,7 @@ func scaleHandler(fns scaler, log *slog.Logger) http.HandlerFunc {
 			fail(w, log, err)
 			return
 		}
-		if err := checkSpecNamespace(req.Namespace); err != nil {
-			fail(w, log, err)
-			return
-		}
-		if err := checkNamespace(r); err != nil {
+		if err := checkNamespaces(r, req.Namespace); err != nil {
 			fail(w, log, err)
 			return
 		}

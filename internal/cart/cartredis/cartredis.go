@@ -110,6 +110,13 @@ func (s *Store) Lines(ctx context.Context, user uuid.UUID) ([]cart.Line, error) 
 // it is an empty cart.
 const currencyField = "currency"
 
+// dropIfNoLine is the Lua that deletes the cart KEYS[1] when no line is left
+// in it (only its currency field, or nothing): setScript, removeScript and
+// takeScript end their removals with it.
+const dropIfNoLine = `if redis.call('HLEN', KEYS[1]) == redis.call('HEXISTS', KEYS[1], '` + currencyField + `') then
+  redis.call('DEL', KEYS[1])
+end`
+
 // setScript sets or removes one line atomically, refusing a new line when the
 // cart already has maxLines lines (its currency field not counted), and
 // restarts the TTL. With check "1" it first refuses when the cart's currency
@@ -150,9 +157,7 @@ if check == '1' and redis.call('HGET', key, cur) ~= currency then
 end
 if qty == 0 then
   redis.call('HDEL', key, field)
-  if redis.call('HLEN', key) == redis.call('HEXISTS', key, cur) then
-    redis.call('DEL', key)
-  end
+` + dropIfNoLine + `
 else
   if redis.call('HEXISTS', key, field) == 0 and redis.call('HLEN', key) - redis.call('HEXISTS', key, cur) >= maxLines then
     return 0
@@ -222,9 +227,7 @@ func (s *Store) setLine(ctx context.Context, user, product uuid.UUID, quantity, 
 // setScript and takeScript do.
 var removeScript = redis.NewScript(`
 redis.call('HDEL', KEYS[1], unpack(ARGV))
-if redis.call('HLEN', KEYS[1]) == redis.call('HEXISTS', KEYS[1], '` + currencyField + `') then
-  redis.call('DEL', KEYS[1])
-end
+` + dropIfNoLine + `
 return 1
 `)
 
@@ -270,9 +273,7 @@ for i = 2, #ARGV, 2 do
     redis.call('HDEL', KEYS[1], ARGV[i])
   end
 end
-if redis.call('HLEN', KEYS[1]) == redis.call('HEXISTS', KEYS[1], '` + currencyField + `') then
-  redis.call('DEL', KEYS[1])
-end
+` + dropIfNoLine + `
 return 1
 `)
 
