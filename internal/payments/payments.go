@@ -112,8 +112,11 @@ func (r ChargeRequest) Validate() error {
 	if err := r.Amount.Validate(); err != nil {
 		return err
 	}
-	if r.Token == "" || len(r.Token) > MaxTokenLength {
+	if r.Token == "" {
 		return invalid("token is required")
+	}
+	if len(r.Token) > MaxTokenLength {
+		return invalid(fmt.Sprintf("token is longer than %d bytes", MaxTokenLength))
 	}
 	return nil
 }

@@ -55,3 +55,23 @@ func TestOutcomeAndSameCharge(t *testing.T) {
 		t.Error("charge and refund keys must differ")
 	}
 }
+
+// A token over MaxTokenLength is refused saying so, not "token is required".
+func TestChargeRequestNamesWhatIsWrongWithTheToken(t *testing.T) {
+	req := payments.ChargeRequest{OrderID: uuid.New(), UserID: uuid.New(),
+		Amount: payments.Money{Amount: 5, Currency: "USD"}}
+	for token, want := range map[string]string{
+		"": "token is required",
+		strings.Repeat("a", payments.MaxTokenLength+1): "token is longer than 255 bytes",
+	} {
+		req.Token = token
+		err := req.Validate()
+		if !fault.Is(err, fault.Invalid, "invalid_request") || !strings.Contains(err.Error(), want) {
+			t.Errorf("token of %d bytes: %v, want %q", len(token), err, want)
+		}
+	}
+	req.Token = strings.Repeat("a", payments.MaxTokenLength)
+	if err := req.Validate(); err != nil {
+		t.Errorf("token of %d bytes: %v", payments.MaxTokenLength, err)
+	}
+}
