@@ -8,7 +8,8 @@
 // up on orders still pending after GIVE_UP_AFTER (default 12h: payment_failed,
 // reason expired, refunded), and purges expired idempotency keys. Runs may
 // overlap safely.
-// Internal: POST / (any path) with the internal credential, 401 otherwise.
+// Internal: POST / (any path) with the scheduler's or an operator's internal
+// credential; 401 without a valid one, 403 for any other caller's.
 package function
 
 import (
