@@ -297,7 +297,21 @@ type task struct {
 	Error  apiError `json:"error"`
 }
 
-// wait blocks until the task is done and reports a failed task as an error.
+// taskError is a task that ended other than succeeded (failed, canceled):
+// its status and Meilisearch's error object.
+type taskError struct {
+	what   string
+	uid    int64
+	status string
+	apiError
+}
+
+func (e *taskError) Error() string {
+	return fmt.Sprintf("meili: %s: task %d %s: %s", e.what, e.uid, e.status, e.Message)
+}
+
+// wait blocks until the task is done and reports a failed task as an error
+// (a *taskError).
 func (ix *Index) wait(ctx context.Context, what string, info taskInfo, err error) error {
 	if err != nil {
 		return fmt.Errorf("meili: %s: %w", what, err)
@@ -312,7 +326,7 @@ func (ix *Index) wait(ctx context.Context, what string, info taskInfo, err error
 			return nil
 		case "enqueued", "processing":
 		default:
-			return fmt.Errorf("meili: %s: task %d %s: %s", what, info.TaskUID, t.Status, t.Error.Message)
+			return &taskError{what: what, uid: info.TaskUID, status: t.Status, apiError: t.Error}
 		}
 		timer := time.NewTimer(ix.cfg.PollInterval)
 		select {
@@ -346,11 +360,25 @@ func (ix *Index) Upsert(ctx context.Context, docs ...search.Document) error {
 	return ix.wait(ctx, "add documents", info, err)
 }
 
-// Delete removes a document; a missing one is not an error.
+// Delete removes a document; a missing one is not an error, nor is a
+// missing index. Meilisearch creates no index for a deletion: on an index
+// that does not exist (no writer has built yet, or Meilisearch lost its
+// data) it accepts the deletion (202) and fails its task with
+// index_not_found (its scheduler's autobatcher lets only document additions
+// and settings create an index; read in its source, not run). No index
+// holds no document, so the deletion is done: were it an error, the push of
+// every archive (index-product's delivery of its product.changed.v1) would
+// fail until the index is back, and be dead-lettered. A writer's push that
+// creates the index later reads the product again after it lands
+// (catalogenv.Deps.Push), so an archived product does not come back.
 func (ix *Index) Delete(ctx context.Context, id uuid.UUID) error {
 	var info taskInfo
 	err := ix.do(ctx, http.MethodDelete, ix.indexPath("/documents/"+id.String()), nil, http.StatusAccepted, &info)
-	return ix.wait(ctx, "delete document", info, err)
+	err = ix.wait(ctx, "delete document", info, err)
+	if t, ok := errors.AsType[*taskError](err); ok && t.Code == "index_not_found" {
+		return nil
+	}
+	return err
 }
 
 // maxSplit bounds how many spans EachDocumentIDs splits one span into.

@@ -92,6 +92,51 @@ func TestAMissingIndexIsAnErrorNotAnEmptyResult(t *testing.T) {
 	}
 }
 
+// A deletion creates no index in Meilisearch: on an index that does not
+// exist (no writer has built yet, or Meilisearch lost its data) it answers
+// 202 and its task fails with index_not_found, as the fake's does. No index
+// holds no document, so Delete is done (until 2026-12-07 it was an error:
+// every archive's push failed, and index-product's delivery of it was
+// retried until dead-lettered), and it creates no index either. A deletion
+// task that fails otherwise is still an error.
+func TestADeleteFromAMissingIndexIsDone(t *testing.T) {
+	ctx := context.Background()
+	fake := meilitest.NewFake("test-key")
+	ix := indexOn(t, fake)
+	if err := ix.Delete(ctx, uuid.New()); err != nil {
+		t.Errorf("Delete from an index that does not exist = %v, want nil", err)
+	}
+	if _, err := ix.Search(ctx, search.Query{Limit: 5}); err == nil || !strings.Contains(err.Error(), "index_not_found") {
+		t.Errorf("Search after the Delete = %v, want index_not_found: a deletion creates no index", err)
+	}
+	doc := search.Document{ID: uuid.New(), SKU: "CUP-1", Name: "Cup", Category: "kitchen",
+		Price: catalog.Money{Amount: 500, Currency: "EUR"}}
+	if err := ix.EnsureSettings(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Upsert(ctx, doc); err != nil {
+		t.Fatal(err)
+	}
+	fake.Lose()
+	if err := ix.Delete(ctx, doc.ID); err != nil {
+		t.Errorf("Delete after Meilisearch lost its data = %v, want nil", err)
+	}
+
+	// Another failure of the task is not hidden.
+	ix = indexOn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodDelete {
+			w.WriteHeader(http.StatusAccepted)
+			fmt.Fprint(w, `{"taskUid":7,"indexUid":"products","status":"enqueued","type":"documentDeletion"}`)
+			return
+		}
+		fmt.Fprint(w, `{"uid":7,"status":"failed","type":"documentDeletion","error":{"message":"disk full","code":"no_space_left_on_device","type":"system"}}`)
+	}))
+	if err := ix.Delete(ctx, uuid.New()); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("Delete whose task failed for want of disk = %v, want that error", err)
+	}
+}
+
 // CheckKey, search-products' check at build, sends one search with limit 0
 // and fails only when Meilisearch refuses the key (401 without one, 403
 // invalid_api_key for a wrong one): an index no writer has created yet

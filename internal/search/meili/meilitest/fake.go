@@ -7,7 +7,10 @@
 //   - POST /indexes/{uid}/documents[?primaryKey=] adds or replaces documents,
 //     PUT the same path merges them, DELETE /indexes/{uid}/documents/{id};
 //     each answers 202 with a summarized task {taskUid, indexUid, status:
-//     "enqueued", type, enqueuedAt}.
+//     "enqueued", type, enqueuedAt}. A deletion creates no index: on an
+//     index that does not exist its task fails with index_not_found, as in
+//     Meilisearch, whose scheduler lets only document additions and
+//     settings updates create one (its autobatcher; read, not run).
 //   - GET /indexes/{uid}/documents?offset=&limit=&fields=&filter= answers a
 //     page of the documents {results, offset, limit, total} (limit default
 //     20, offset 0; fields, comma-separated, keeps only those attributes;
@@ -44,7 +47,8 @@
 //   - GET /tasks answers {results: [], total, limit, from, next} (no task
 //     listed: the adapter reads it only to tell a key allowed tasks.get).
 //   - GET /tasks/{uid} answers the task with status "succeeded" (work is done
-//     synchronously here), or 404 task_not_found.
+//     synchronously here), or "failed" with its error object for a task
+//     that failed (a deletion on a missing index), or 404 task_not_found.
 //   - GET /version answers {commitSha, commitDate, pkgVersion}
 //     (https://www.meilisearch.com/docs/reference/api/version), pkgVersion
 //     DefaultVersion unless SetVersion changed it. Meilisearch answers it
@@ -117,6 +121,7 @@ type Fake struct {
 	// without the "documents.get" action.
 	noVersion, noFilter, noListing bool
 	tasks                          int64
+	failed                         map[int64]map[string]string          // task → its error object, for a task that failed
 	docs                           map[string]map[string]map[string]any // index → id → document
 	order                          map[string][]string                  // index → ids in insertion order
 	sets                           map[string]map[string][]string       // index → setting → attributes
@@ -127,7 +132,8 @@ type Fake struct {
 // NewFake returns an empty fake that requires key as bearer token (none
 // when key is empty).
 func NewFake(key string) *Fake {
-	return &Fake{key: key, version: DefaultVersion, docs: map[string]map[string]map[string]any{}, order: map[string][]string{},
+	return &Fake{key: key, version: DefaultVersion, failed: map[int64]map[string]string{},
+		docs: map[string]map[string]map[string]any{}, order: map[string][]string{},
 		sets: map[string]map[string][]string{}, max: map[string]int{}, facetMax: map[string]int{}}
 }
 
@@ -260,6 +266,10 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.fail(w, http.StatusNotFound, "task_not_found", "Task not found.")
 			return
 		}
+		if e, ok := f.failed[uid]; ok { // only deletions fail here
+			f.reply(w, http.StatusOK, map[string]any{"uid": uid, "status": "failed", "type": "documentDeletion", "error": e})
+			return
+		}
 		f.reply(w, http.StatusOK, map[string]any{"uid": uid, "status": "succeeded", "type": "documentAdditionOrUpdate",
 			"error": nil, "enqueuedAt": time.Now().UTC().Format(time.RFC3339Nano)})
 	case len(parts) == 3 && parts[0] == "indexes" && parts[2] == "documents" && (r.Method == http.MethodPost || r.Method == http.MethodPut):
@@ -297,6 +307,12 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.list(w, r, parts[1])
 	case len(parts) == 4 && parts[0] == "indexes" && parts[2] == "documents" && r.Method == http.MethodDelete:
 		index, id := parts[1], parts[3]
+		if f.docs[index] == nil && f.sets[index] == nil {
+			f.enqueue(w, index, "documentDeletion")
+			f.failed[f.tasks] = map[string]string{"message": fmt.Sprintf("Index `%s` not found.", index),
+				"code": "index_not_found", "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#index_not_found"}
+			return
+		}
 		delete(f.docs[index], id)
 		f.order[index] = slices.DeleteFunc(f.order[index], func(s string) bool { return s == id })
 		f.enqueue(w, index, "documentDeletion")
