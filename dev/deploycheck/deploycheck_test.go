@@ -215,21 +215,41 @@ func TestEveryAlertIsTestedFiringAndNot(t *testing.T) {
 	}
 }
 
+// alertMetric is a metric an alert reads, from the sources the rules'
+// header names (fnserve's function_*, the shop's shop_*, Kong's, RabbitMQ's
+// and the exporters'); a name followed by "(" is a function's, one after
+// ":" part of a recording rule's (shop:function_requests:rate5m).
+var alertMetric = regexp.MustCompile(`(?:^|[^:\w])((?:shop|function|kong|rabbitmq|pg|redis|node)_\w+)\b\s*(\(?)`)
+
 // TestEveryAlertLinksItsRunbook: every alert of monitoring/rules/shop.yml
 // has a runbook_url to a page of docs/runbooks/ in this repository, and that
-// page names the alert, so whoever is paged lands where it is explained.
+// page names the alert, so whoever is paged lands where it is explained,
+// and every metric the alert reads (also through a recording rule; a
+// histogram's _bucket and _count by its own name), so the page says what
+// the alert measured and where to look: CompensationsOwed's page named it
+// only in its list of alerts.
 func TestEveryAlertLinksItsRunbook(t *testing.T) {
 	const prefix = "https://github.com/shopfaas/shop/blob/main/"
 	var rules struct {
 		Groups []struct {
 			Rules []struct {
+				Record      string            `yaml:"record"`
 				Alert       string            `yaml:"alert"`
+				Expr        string            `yaml:"expr"`
 				Annotations map[string]string `yaml:"annotations"`
 			} `yaml:"rules"`
 		} `yaml:"groups"`
 	}
 	if err := yaml.Unmarshal(read(t, "monitoring/rules/shop.yml"), &rules); err != nil {
 		t.Fatal(err)
+	}
+	records := map[string]string{}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if r.Record != "" {
+				records[r.Record] = r.Expr
+			}
+		}
 	}
 	n := 0
 	for _, g := range rules.Groups {
@@ -251,6 +271,30 @@ func TestEveryAlertLinksItsRunbook(t *testing.T) {
 			}
 			if !regexp.MustCompile(`\b` + r.Alert + `\b`).Match(text) {
 				t.Errorf("alert %s: its runbook %s never names it", r.Alert, page)
+			}
+			expr := r.Expr
+			for name, e := range records {
+				if strings.Contains(r.Expr, name) {
+					expr += "\n" + e
+				}
+			}
+			read := map[string]bool{}
+			for _, m := range alertMetric.FindAllStringSubmatch(expr, -1) {
+				if m[2] != "" {
+					continue // histogram_quantile(, label_replace(, …
+				}
+				name := m[1]
+				for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+					if base, ok := strings.CutSuffix(name, suffix); ok && strings.HasSuffix(base, "_seconds") {
+						name = base
+					}
+				}
+				read[name] = true
+			}
+			for _, name := range slices.Sorted(maps.Keys(read)) {
+				if !regexp.MustCompile(`\b` + name + `(_bucket|_count|_sum)?\b`).Match(text) {
+					t.Errorf("alert %s: its runbook %s never names %s, which it reads", r.Alert, page, name)
+				}
 			}
 		}
 	}
