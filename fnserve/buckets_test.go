@@ -19,8 +19,8 @@ import (
 // TestRequestDurationsAreBucketedUpToAndPastTheExecTimeout: with the
 // exec_timeout of each deployed environment (env/production.yml,
 // env/development.yml), function_request_duration_seconds keeps Prometheus's
-// default buckets (the SLO rules and dashboards read le="0.25" and
-// le="2.5") and adds bounds up to and past the timeout: a request of 12 s
+// default buckets (the checkout latency SLO's rules read le="2.5") and
+// adds bounds up to and past the timeout: a request of 12 s
 // lands in a bucket of its own above 10 s, one cut at the deadline at the
 // timeout, one that ends just after it (its 504 written once the context
 // ended) under a finite bound, not in +Inf with everything slower than 10 s.

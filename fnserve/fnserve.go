@@ -301,7 +301,7 @@ func Handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 
 // durationBuckets are function_request_duration_seconds' buckets for
 // requests that may run for exec (exec_timeout): Prometheus's defaults, 5 ms
-// to 10 s (the SLO rules and dashboards read le="0.25" and le="2.5"), then
+// to 10 s (the checkout latency SLO's rules read le="2.5"), then
 // 15 s, exec and exec + 5 s, each where it is beyond the last. With the
 // defaults alone every request slower than 10 s fell in +Inf, an answer at
 // 12 s and one cut at the 30 s deadline alike, and a p95 past 10 s read as
