@@ -72,7 +72,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	if err := telemetry.ServeMetrics(ctx, metricsAddr, reg, log); err != nil {
 		return err
 	}
-	log.Info("rabbitmq connector starting", "gateway", cfg.GatewayURL, "max_attempts", cfg.MaxAttempts)
+	log.Info("rabbitmq connector starting", "gateway", gatewayurl.Shown(cfg.GatewayURL), "max_attempts", cfg.MaxAttempts)
 	conn.Run(ctx)
 	return nil
 }

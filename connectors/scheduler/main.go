@@ -26,6 +26,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/gatewayurl"
 	"github.com/shopfaas/shop/internal/routes"
 	"github.com/shopfaas/shop/internal/telemetry"
 )
@@ -70,7 +71,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	defer ticker.Stop()
 	refresh := time.NewTicker(s.cfg.RefreshInterval)
 	defer refresh.Stop()
-	log.Info("scheduler starting", "gateway", cfg.GatewayURL, "refresh_interval", s.cfg.RefreshInterval.String(), "tz", loc.String())
+	log.Info("scheduler starting", "gateway", gatewayurl.Shown(cfg.GatewayURL), "refresh_interval", s.cfg.RefreshInterval.String(), "tz", loc.String())
 	s.Run(ctx, ticker.C, refresh.C)
 	log.Info("scheduler stopped")
 	return nil

@@ -15,6 +15,7 @@ package gatewayurl
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/shopfaas/shop/internal/config"
@@ -45,6 +46,18 @@ func FromConfig(c *config.Reader) Locator {
 
 // Bundled reads FUNCTION_BUNDLES (optional boolean, default false) from c.
 func Bundled(c *config.Reader) bool { return c.Bool("FUNCTION_BUNDLES", false) }
+
+// Shown is the gateway URL raw as a log line may show it: the password of
+// its userinfo (http://user:password@gateway:8080, which net/http sends as
+// basic auth) replaced by "xxxxx" (url.URL.Redacted). A URL that does not
+// parse is shown as "(unparsable)": it may hold the password whole.
+func Shown(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
+}
 
 // URL returns the URL that invokes function with an empty path; a caller
 // appends the function's own path (e.g. /api/v1/products/<id>) to it. A

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A GATEWAY_URL carrying the gateway's basic-auth credentials in its
+// userinfo (net/http sends them) works, and the start line must not write
+// its password to the logs.
+func TestTheStartLineNeverLogsTheGatewaysPassword(t *testing.T) {
+	const password = "gw-s3cret-pw"
+	secrets := t.TempDir()
+	if err := os.WriteFile(filepath.Join(secrets, "internal-token-rabbitmq-connector"), []byte("test-credential"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"GATEWAY_URL": "http://admin:" + password + "@127.0.0.1:1", "SECRETS_DIR": secrets,
+		"RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:1/", "METRICS_ADDR": "off"}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = w
+	t.Cleanup(func() { os.Stdout = stdout })
+	out := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(r)
+		out <- string(b)
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the connector starts, logs, and stops at once
+	err = run(ctx, func(k string) string { return env[k] })
+	os.Stdout = stdout
+	_ = w.Close()
+	logs := <-out
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, logs)
+	}
+	if !strings.Contains(logs, "rabbitmq connector starting") || !strings.Contains(logs, "127.0.0.1:1") {
+		t.Fatalf("no start line naming the gateway:\n%s", logs)
+	}
+	if strings.Contains(logs, password) {
+		t.Errorf("the logs hold the gateway's password:\n%s", logs)
+	}
+}
