@@ -15,6 +15,8 @@ import (
 
 	"github.com/openfaas/faas-provider/types"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -247,13 +249,20 @@ func (s *Scheduler) invoke(ctx context.Context, name string, due time.Time) {
 	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	res, err := s.client.Do(req)
 	if err != nil {
+		// The run's span fails with it, as the relay's and the
+		// connector's do: a trace of a run that never reached its
+		// function must not read as a success.
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "invocation failed")
 		s.log.Warn("scheduled invocation failed", "target", name, "due", due, "err", err.Error())
 		return
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
 	res.Body.Close()
 	tookMS := float64(time.Since(start).Microseconds()) / 1000
+	span.SetAttributes(attribute.Int("http.response.status_code", res.StatusCode))
 	if res.StatusCode/100 != 2 {
+		span.SetStatus(codes.Error, "invocation refused")
 		s.log.Warn("scheduled invocation refused", "target", name, "due", due, "status", res.StatusCode, "took_ms", tookMS)
 		return
 	}

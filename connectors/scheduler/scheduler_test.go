@@ -17,8 +17,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/openfaas/faas-provider/types"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/shopfaas/shop/internal/telemetry"
 )
@@ -445,5 +447,62 @@ func TestLogLinesNameEachKeyOnce(t *testing.T) {
 				t.Fatalf("%s: %v", line, err)
 			}
 		}
+	}
+}
+
+// A run's span says how the run went: a function that answers an error
+// (here 503) or no answer at all fails its run's span, with the status code
+// when there is one, as the relay's and the connector's spans do; a 2xx
+// leaves it unset.
+func TestAFailedRunFailsItsSpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	t.Cleanup(func() { otel.SetTracerProvider(sdktrace.NewTracerProvider()) })
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /system/functions", func(w http.ResponseWriter, r *http.Request) {
+		every := map[string]string{"schedule": "* * * * *"}
+		_ = json.NewEncoder(w).Encode([]types.FunctionStatus{{Name: "fine", Annotations: &every},
+			{Name: "broken", Annotations: &every}, {Name: "gone", Annotations: &every}})
+	})
+	mux.HandleFunc("POST /function/fine", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("POST /function/broken", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+	})
+	mux.HandleFunc("POST /function/gone", func(w http.ResponseWriter, r *http.Request) {
+		panic(http.ErrAbortHandler) // the connection is cut: no answer
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	s, err := New(Config{GatewayURL: srv.URL, Credential: credential, InvokeTimeout: 5 * time.Second}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Refresh(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	s.Tick(ctx, minute(1))
+	s.Wait()
+	type got struct {
+		Status codes.Code
+		Code   int64
+	}
+	spans := map[string]got{}
+	for _, sp := range rec.Ended() {
+		var code int64
+		for _, a := range sp.Attributes() {
+			if a.Key == "http.response.status_code" {
+				code = a.Value.AsInt64()
+			}
+		}
+		spans[sp.Name()] = got{sp.Status().Code, code}
+	}
+	want := map[string]got{
+		"schedule fine":   {codes.Unset, 200},
+		"schedule broken": {codes.Error, 503},
+		"schedule gone":   {codes.Error, 0},
+	}
+	if diff := cmp.Diff(want, spans); diff != "" {
+		t.Errorf("run spans (-want +got):\n%s", diff)
 	}
 }
