@@ -1029,13 +1029,24 @@ func (s *subscription) publishOnce(ctx context.Context, queue string, msg amqp.P
 // deliverySpan starts the consumer span of one invocation (messaging
 // semantic conventions: messaging.system rabbitmq, messaging.operation.type
 // process), a child of the relay's publish span named in the message's
-// headers.
+// headers. A message without a traceparent header (a publisher other than
+// the relay) continues its envelope's traceparent instead, the trace the
+// handler continues (events.Envelope.Context): a new trace here would be
+// the one the invocation carries, and the delivery would span two traces.
 func (c *Connector) deliverySpan(ctx context.Context, fn, topic string, attempt int, d amqp.Delivery) (context.Context, trace.Span) {
 	carrier := propagation.MapCarrier{}
 	for _, k := range []string{"traceparent", "tracestate"} {
 		if v := broker.HeaderString(d.Headers, k); v != "" {
 			carrier[k] = v
 		}
+	}
+	if carrier["traceparent"] == "" {
+		var env struct {
+			TraceParent string `json:"traceparent"`
+			TraceState  string `json:"tracestate"`
+		}
+		_ = json.Unmarshal(d.Body, &env)
+		carrier = propagation.MapCarrier{"traceparent": env.TraceParent, "tracestate": env.TraceState}
 	}
 	ctx = otel.GetTextMapPropagator().Extract(ctx, carrier)
 	return otel.Tracer("github.com/shopfaas/shop/connector").Start(ctx, "deliver "+topic+" to "+fn,

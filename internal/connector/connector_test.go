@@ -243,7 +243,8 @@ type env struct {
 // them run in parallel (t.Parallel): they spend their time waiting for
 // deliveries, retry delays and refreshes, not computing. Those that stay
 // sequential change process-wide state (TestAFailedDeliveryIsLoggedWithItsTraceID:
-// OpenTelemetry's propagator) or hold the connector to a tight upper bound
+// OpenTelemetry's propagator; TestADeliveryWithoutATraceparentHeaderContinuesTheEnvelopesTrace:
+// its propagator and tracer provider) or hold the connector to a tight upper bound
 // on time (TestHeldDeliveriesOfAGoneFunctionGoBackAtOnce: within a second;
 // TestAnUnansweredDeclarationIsGivenUpAfterInvokeTimeout: within
 // InvokeTimeout and a margin), which a neighbour's load should not eat. The

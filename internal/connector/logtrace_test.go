@@ -3,6 +3,7 @@ package connector
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -11,9 +12,15 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/telemetry"
 )
 
@@ -73,5 +80,81 @@ func TestAFailedDeliveryIsLoggedWithItsTraceID(t *testing.T) {
 		if line["trace_id"] != traceID || line["span_id"] == nil {
 			t.Errorf("line %d: trace_id %v span_id %v, want the message's trace %s and the delivery's span", i, line["trace_id"], line["span_id"], traceID)
 		}
+	}
+}
+
+// A message without a traceparent header (a publisher other than the relay,
+// which always sets it) whose envelope carries one is delivered in the
+// envelope's trace: the delivery span is the child of the envelope's span,
+// the invocation names the delivery span, and the function, which continues
+// the request's trace and then the envelope's (events.Envelope.Context),
+// stays in that one trace. Until 2026-12-07 the delivery span started a new
+// trace, which the invocation carried, and the handler's work jumped back to
+// the envelope's trace: two traces for one delivery.
+func TestADeliveryWithoutATraceparentHeaderContinuesTheEnvelopesTrace(t *testing.T) {
+	prevProp, prevTP := otel.GetTextMapPropagator(), otel.GetTracerProvider()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	otel.SetTracerProvider(tp)
+	t.Cleanup(func() {
+		otel.SetTextMapPropagator(prevProp)
+		otel.SetTracerProvider(prevTP)
+		_ = tp.Shutdown(context.Background())
+	})
+
+	e := setup(t, "ok")
+	topic := e.names.Prefix + "order.placed.v1"
+	e.gw.set("ok", topic, nil)
+	e.start(t)
+	e.gw.synced(t)
+	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7" // traceparent's
+	id := "evt-no-traceparent-header"
+	body := `{"specversion":"1.0","id":"` + id + `","source":"test","type":"` + topic +
+		`","time":"` + time.Now().UTC().Format(time.RFC3339Nano) + `","data":{},"traceparent":"` + traceparent + `"}`
+	err := e.ch.PublishWithContext(context.Background(), e.names.Exchange(), topic, false, false, amqp.Publishing{
+		Headers: amqp.Table{"shop-signature": "ed25519=sig-of-" + id}, ContentType: broker.ContentType,
+		DeliveryMode: amqp.Persistent, MessageId: id, Type: topic, Body: []byte(body),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := e.gw.waitCalls(t, "ok", 1, 10*time.Second)
+
+	var deliver sdktrace.ReadOnlySpan
+	deadline := time.Now().Add(5 * time.Second)
+	for deliver == nil && time.Now().Before(deadline) {
+		for _, s := range rec.Ended() {
+			if s.SpanKind() == trace.SpanKindConsumer {
+				deliver = s
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if deliver == nil {
+		t.Fatal("no delivery span ended")
+	}
+	if deliver.SpanContext().TraceID().String() != traceID || deliver.Parent().SpanID().String() != parentID {
+		t.Errorf("delivery span in trace %s under span %s, want the envelope's trace %s under its span %s",
+			deliver.SpanContext().TraceID(), deliver.Parent().SpanID(), traceID, parentID)
+	}
+	// The function: its server span continues the request's traceparent,
+	// its handler the envelope's (internal/inbox, events.Envelope.Context).
+	fctx := otel.GetTextMapPropagator().Extract(context.Background(), propagation.HeaderCarrier(got[0].headers))
+	fctx, server := tp.Tracer("test").Start(fctx, "ok POST", trace.WithSpanKind(trace.SpanKindServer))
+	server.End()
+	envl, err := events.Decode([]byte(got[0].body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, handler := tp.Tracer("test").Start(envl.Context(fctx), "handle")
+	handler.End()
+	if s := server.(sdktrace.ReadOnlySpan); s.SpanContext().TraceID().String() != traceID ||
+		s.Parent().SpanID() != deliver.SpanContext().SpanID() {
+		t.Errorf("the function's span in trace %s under span %s (invocation traceparent %q), want the envelope's trace %s under the delivery span %s",
+			s.SpanContext().TraceID(), s.Parent().SpanID(), got[0].headers.Get("traceparent"), traceID, deliver.SpanContext().SpanID())
+	}
+	if h := handler.SpanContext(); h.TraceID().String() != traceID {
+		t.Errorf("the handler's span is in trace %s, want the envelope's %s", h.TraceID(), traceID)
 	}
 }
