@@ -1219,3 +1219,32 @@ func paragraph(t *testing.T, doc, marker string) string {
 	}
 	return doc[start : i+end]
 }
+
+// Every variable faas-cli substitutes into a stack file (the image's
+// REGISTRY and TAG, SHOP_ENV, the mail settings of notify-user) comes from
+// the shell that runs faas-cli deploy, so the guide that deploys that stack
+// file names each one: a variable it leaves out is deployed with its
+// default, silently (an SMTP_ADDR left out deploys notify-user with email
+// off).
+func TestTheGuidesNameWhatTheStackFilesSubstitute(t *testing.T) {
+	substituted := regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)`)
+	for _, c := range []struct{ doc, stack string }{
+		{"docs/deploy-faasd.md", "stack.yml"},
+		{"docs/deploy-faasd.md", "stack.ce.yml"},
+		{"docs/deploy-kubernetes.md", "stack.yml"},
+	} {
+		doc := string(read(t, c.doc))
+		names := map[string]bool{}
+		for _, m := range substituted.FindAllStringSubmatch(string(read(t, c.stack)), -1) {
+			names[m[1]] = true
+		}
+		if len(names) == 0 {
+			t.Fatalf("%s substitutes no variable", c.stack)
+		}
+		for _, name := range slices.Sorted(maps.Keys(names)) {
+			if !regexp.MustCompile(`\b` + name + `\b`).MatchString(doc) {
+				t.Errorf("%s substitutes ${%s}, which %s, the guide that deploys it, never names", c.stack, name, c.doc)
+			}
+		}
+	}
+}
