@@ -7,9 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/shopfaas/shop/dev/deploycheck"
@@ -811,4 +813,107 @@ func TestEachMistakeFails(t *testing.T) {
 			}
 		})
 	}
+}
+
+// kubectl kustomize builds the folder (with a stand-in for the rendered
+// kong.yml, which is gitignored) into every object of its manifests and
+// Kong's ConfigMap under its hashed name, which Kong's Deployment mounts;
+// and docs/deploy-kubernetes.md, which says it was built by hand, counts the
+// objects it builds. Skipped without kubectl (a fresh machine's package
+// sources have none).
+func TestKustomizeBuildsWhatTheGuideCounts(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("no kubectl")
+	}
+	dir := filepath.Join(t.TempDir(), "kubernetes")
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(root, kubecheck.Dir))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kong", "kong.yml"), []byte("_format_version: \"3.0\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(kubectl, "kustomize", dir).Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize: %v", err)
+	}
+	built, err := loadBuilt(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := kubecheck.Load(filepath.Join(root, kubecheck.Dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := len(m.Deployments) + len(m.Services) + len(m.NetworkPolicies) + len(m.DisruptionBudgets)
+	if len(built.ConfigMaps) != 1 || !strings.HasPrefix(built.ConfigMaps[0], "openfaas/kong-config-") {
+		t.Fatalf("kustomize built the ConfigMaps %q, want kong-config with its hash", built.ConfigMaps)
+	}
+	if built.Objects != want+1 {
+		t.Errorf("kustomize built %d objects, want the manifests' %d and the ConfigMap", built.Objects, want)
+	}
+	if got := built.KongConfig; "openfaas/"+got != built.ConfigMaps[0] {
+		t.Errorf("Kong's Deployment mounts the ConfigMap %q, kustomize built %s", got, built.ConfigMaps[0])
+	}
+	words := []string{"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+		"twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"}
+	if built.Objects >= len(words) {
+		t.Fatalf("%d objects: past the words this test knows", built.Objects)
+	}
+	doc := strings.Join(strings.Fields(string(read(t, "docs/deploy-kubernetes.md"))), " ")
+	if claim := "builds the " + words[built.Objects] + " objects"; !strings.Contains(doc, claim) {
+		t.Errorf("docs/deploy-kubernetes.md does not say kubectl kustomize %q (it builds %d)", claim, built.Objects)
+	}
+}
+
+// built is what kubectl kustomize printed for the folder: how many objects,
+// the ConfigMaps it generated (namespace/name, the hash included) and the
+// ConfigMap Kong's Deployment (openfaas/kong) mounts.
+type built struct {
+	Objects    int
+	ConfigMaps []string
+	KongConfig string
+}
+
+// loadBuilt reads the output of kubectl kustomize, one object a document.
+func loadBuilt(b []byte) (built, error) {
+	var out built
+	for i, doc := range regexp.MustCompile(`(?m)^---[ \t]*$`).Split(string(b), -1) {
+		if strings.TrimSpace(doc) == "" {
+			continue
+		}
+		var obj struct {
+			Kind     string `yaml:"kind"`
+			Metadata struct {
+				Name      string `yaml:"name"`
+				Namespace string `yaml:"namespace"`
+			} `yaml:"metadata"`
+			Spec struct {
+				Template struct {
+					Spec struct {
+						Volumes []struct {
+							ConfigMap *struct {
+								Name string `yaml:"name"`
+							} `yaml:"configMap"`
+						} `yaml:"volumes"`
+					} `yaml:"spec"`
+				} `yaml:"template"`
+			} `yaml:"spec"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			return out, fmt.Errorf("kustomize's document %d: %w", i+1, err)
+		}
+		out.Objects++
+		switch key := obj.Metadata.Namespace + "/" + obj.Metadata.Name; {
+		case obj.Kind == "ConfigMap":
+			out.ConfigMaps = append(out.ConfigMaps, key)
+		case obj.Kind == "Deployment" && key == "openfaas/kong":
+			for _, v := range obj.Spec.Template.Spec.Volumes {
+				if v.ConfigMap != nil {
+					out.KongConfig = v.ConfigMap.Name
+				}
+			}
+		}
+	}
+	return out, nil
 }
