@@ -1,6 +1,8 @@
 package deploycheck
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io/fs"
 	"maps"
@@ -18,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shopfaas/shop/dev/stackfile"
+	"github.com/shopfaas/shop/internal/edkey"
 	"github.com/shopfaas/shop/internal/proctest"
 )
 
@@ -1300,5 +1303,154 @@ func TestTheKubernetesGuideKeepsTheTokenKeys(t *testing.T) {
 	signing, verify := run()
 	if s, v := run(); s != signing || v != verify {
 		t.Error("run again, the guide's commands replace the token keys: the next render-config.sh gives Kong a verify key login-user does not sign with")
+	}
+}
+
+// The lines of docs/deploy-kubernetes.md's "Secrets and functions" that come
+// before its faas-cli secret create loop make, in secrets/, every file that
+// loop and the shop-connector-credentials command read (but meili-key and
+// meili-search-key, which the key loop after the block gets from
+// Meilisearch), in the formats the functions read: run in an empty folder
+// they make each one, non-empty; run again (the upgrade sections send the
+// operator back to them, and "Managed services" may run them first) they
+// change none. The guide sent its reader to docs/deploy-faasd.md for most of
+// them, whose commands cd into /var/lib/faasd/secrets. secrets/ is in the
+// checkout, so git must ignore it.
+func TestTheKubernetesGuideMakesEverySecretOnce(t *testing.T) {
+	doc := string(read(t, "docs/deploy-kubernetes.md"))
+	_, section, ok := strings.Cut(doc, "\n## Secrets and functions\n")
+	if !ok {
+		t.Fatal("docs/deploy-kubernetes.md has no section \"Secrets and functions\"")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	_, block, _ := strings.Cut(section, "```sh\n")
+	block, afterBlock, _ := strings.Cut(block, "```")
+	lines := strings.Split(block, "\n")
+	// statement is the line at i with its continuation lines, joined.
+	statement := func(i int) string {
+		s := ""
+		for ; i < len(lines); i++ {
+			l, more := strings.CutSuffix(strings.TrimRight(lines[i], " "), "\\")
+			s += l + " "
+			if !more {
+				break
+			}
+		}
+		return s
+	}
+	create := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "faas-cli secret create $s") })
+	loop := create - 1
+	for loop >= 0 && !strings.HasPrefix(lines[loop], "for s in ") {
+		loop--
+	}
+	if loop < 0 {
+		t.Fatalf("the section's block has no loop of faas-cli secret create:\n%s", block)
+	}
+	listed, _, _ := strings.Cut(strings.TrimPrefix(statement(loop), "for s in "), ";")
+	needed := strings.Fields(listed)
+	conn := slices.IndexFunc(lines, func(l string) bool {
+		return strings.HasPrefix(l, "kubectl create secret generic shop-connector-credentials ")
+	})
+	if conn < 0 {
+		t.Fatalf("the section's block does not create shop-connector-credentials:\n%s", block)
+	}
+	fromFile := regexp.MustCompile(`--from-file=secrets/([A-Za-z0-9_.-]+)`)
+	for _, m := range fromFile.FindAllStringSubmatch(statement(conn), -1) {
+		needed = append(needed, m[1])
+	}
+	// meili-key and meili-search-key come from Meilisearch, by the key loop
+	// of the section's next block, which writes both into secrets/.
+	for _, k := range []string{"meili-key", "meili-search-key"} {
+		if !strings.Contains(afterBlock, "'"+k+" ") || !strings.Contains(afterBlock, "> secrets/$1") {
+			t.Errorf("the section's key loop does not write secrets/%s", k)
+		}
+	}
+	needed = slices.DeleteFunc(needed, func(s string) bool { return s == "meili-key" || s == "meili-search-key" })
+	if len(needed) < 20 {
+		t.Fatalf("the loop and the connectors' command read %d files %q; want the twenty and more stack.yml's functions and the connectors hold", len(needed), needed)
+	}
+
+	// The guide makes them in the checkout, from which nothing secret may
+	// be committed.
+	for _, f := range needed {
+		check := exec.Command("git", "check-ignore", "-q", "--no-index", "secrets/"+f)
+		check.Dir = root(t)
+		if err := check.Run(); err != nil {
+			t.Errorf("secrets/%s, made by the guide in the repository's root, is not ignored by git: %v", f, err)
+		}
+	}
+
+	script := strings.Join(lines[:loop], "\n")
+	dir := t.TempDir()
+	run := func() map[string]string {
+		t.Helper()
+		cmd := exec.Command("sh", "-ec", script)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("the lines before the faas-cli secret create loop failed in an empty folder: %v\n%s\n%s", err, out, script)
+		}
+		files := map[string]string{}
+		for _, f := range needed {
+			b, err := os.ReadFile(filepath.Join(dir, "secrets", f))
+			if err != nil || len(strings.TrimSpace(string(b))) == 0 {
+				t.Errorf("secrets/%s, read by the section's Secrets, is not made by the lines before them (%v, %d bytes)", f, err, len(b))
+				continue
+			}
+			files[f] = string(b)
+		}
+		return files
+	}
+	first := run()
+	if t.Failed() {
+		t.FailNow()
+	}
+	second := run()
+	for _, f := range needed {
+		if first[f] != second[f] {
+			t.Errorf("run again, the guide's lines replace secrets/%s, which the Secrets, Kong and the services already hold", f)
+		}
+	}
+
+	// The formats the readers take.
+	hexPassword := regexp.MustCompile(`^[0-9a-f]{64}$`)
+	for _, f := range needed {
+		if strings.HasPrefix(f, "db-password-") || f == "rabbitmq-password" || f == "redis-password" {
+			if !hexPassword.MatchString(strings.TrimSuffix(first[f], "\n")) {
+				t.Errorf("secrets/%s = %d bytes, want 64 hex digits (letters and digits only)", f, len(first[f]))
+			}
+		}
+	}
+	for _, p := range []string{"event", "jwt"} {
+		priv, err := edkey.ParsePrivate(p+"-signing-key", first[p+"-signing-key"])
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		pub, err := edkey.ParsePublic(p+"-verify-key", first[p+"-verify-key"])
+		if err != nil || len(pub) != 1 || !pub[0].Equal(priv.Public()) {
+			t.Errorf("secrets/%s-verify-key is not the public half of %[1]s-signing-key (%v)", p, err)
+		}
+	}
+	callers := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSuffix(first["internal-callers"], "\n"), "\n") {
+		c, h, _ := strings.Cut(l, " ")
+		if _, dup := callers[c]; dup {
+			t.Errorf("secrets/internal-callers lists %s twice", c)
+		}
+		callers[c] = h
+	}
+	token := regexp.MustCompile(`^([a-z-]+)\.[A-Za-z0-9_-]{43}$`)
+	for _, f := range needed {
+		c, ok := strings.CutPrefix(f, "internal-token-")
+		if !ok {
+			continue
+		}
+		if !token.MatchString(first[f]) || token.FindStringSubmatch(first[f])[1] != c {
+			t.Errorf("secrets/%s is not %q followed by a dot and 43 base64url characters", f, c)
+		}
+		sum := sha256.Sum256([]byte(first[f]))
+		if callers[c] != hex.EncodeToString(sum[:]) {
+			t.Errorf("secrets/internal-callers does not hold the SHA-256 of secrets/%s", f)
+		}
 	}
 }
