@@ -18,6 +18,7 @@ import (
 	"github.com/shopfaas/shop/internal/connector"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/orders"
+	"github.com/shopfaas/shop/internal/payments"
 	"github.com/shopfaas/shop/internal/routes"
 )
 
@@ -383,7 +384,7 @@ func (r *run) check(ctx context.Context) (bool, error) {
 	payments := map[uuid.UUID]string{}
 	// The money as the processor (the simulator's ledger) knows it: a charge
 	// whose recording in payments was lost is found there.
-	capturedAt, refundedAt := map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
+	var ledger []simEntry
 	reservations := map[uuid.UUID]string{}
 	onHand, reserved, sold := map[uuid.UUID]int{}, map[uuid.UUID]int{}, map[uuid.UUID]int{}
 	sales := map[uuid.UUID]string{} // update-product-stats' order_sales: which orders its counts hold
@@ -434,16 +435,11 @@ func (r *run) check(ctx context.Context) (bool, error) {
 			return nil
 		}},
 		{"shop_payments", `SELECT idempotency_key, kind, outcome FROM processor_sim_entries`, func(rows pgx.Rows) error {
-			var key, kind, outcome string
-			if err := rows.Scan(&key, &kind, &outcome); err != nil {
+			var e simEntry
+			if err := rows.Scan(&e.key, &e.kind, &e.outcome); err != nil {
 				return err
 			}
-			id, err := uuid.Parse(strings.TrimPrefix(key, "refund:"))
-			if err != nil {
-				return nil // not an order's key
-			}
-			capturedAt[id] = capturedAt[id] || (kind == "charge" && outcome == "captured")
-			refundedAt[id] = refundedAt[id] || kind == "refund"
+			ledger = append(ledger, e)
 			return nil
 		}},
 		{"shop_inventory", `SELECT order_id, status FROM reservations`, func(rows pgx.Rows) error {
@@ -606,18 +602,8 @@ func (r *run) check(ctx context.Context) (bool, error) {
 
 	// Every capture at the processor is recorded, refunds included: none was
 	// lost between the processor's answer and the payment's one insert.
-	p = nil
-	captures := 0
-	for id, captured := range capturedAt {
-		if !captured {
-			continue // declined (or voided) at the processor
-		}
-		captures++
-		if pay := payments[id]; (pay != "captured" && pay != "refunded") || refundedAt[id] != (pay == "refunded") {
-			p = append(p, fmt.Sprintf("order %s: captured at the processor (refunded %v), payment %q", id, refundedAt[id], pay))
-		}
-	}
-	add("every capture at the processor recorded", p, fmt.Sprintf("%d captures", captures))
+	capturedAt, refundedAt, captures, p := captureProblems(ledger, payments, byStatus["confirmed"])
+	add("every capture at the processor recorded", p, fmt.Sprintf("%d captures, %d confirmed orders", captures, byStatus["confirmed"]))
 
 	// declined or cancelled ⇒ nothing captured kept, nothing held.
 	p = nil
@@ -748,6 +734,55 @@ func (r *run) check(ctx context.Context) (bool, error) {
 		fmt.Fprintln(r.log, "chaos: FAIL")
 	}
 	return ok, nil
+}
+
+// simEntry is an entry of the payment simulator's ledger
+// (processor_sim_entries): the processor's own record of a charge or refund.
+type simEntry struct{ key, kind, outcome string }
+
+// captureProblems reads the simulator's ledger by order and checks that
+// every capture there is recorded (recorded: the payments table's status by
+// order): captured, or refunded exactly when the processor refunded it.
+// Each key must be an order's charge key (payments.ChargeKey) or refund key
+// (payments.RefundKey), and there must be at least as many captures as
+// confirmed orders (every confirmed order was captured): otherwise, a ledger
+// the check cannot read by order, the check would pass having checked
+// nothing. It returns the orders captured and refunded at the processor, the
+// captures counted, and the problems.
+func captureProblems(ledger []simEntry, recorded map[uuid.UUID]string, confirmed int) (capturedAt, refundedAt map[uuid.UUID]bool, captures int, p []string) {
+	capturedAt, refundedAt = map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
+	for _, e := range ledger {
+		var key func(uuid.UUID) string
+		switch e.kind {
+		case "charge":
+			key = payments.ChargeKey
+		case "refund":
+			key = payments.RefundKey
+		default:
+			p = append(p, fmt.Sprintf("ledger key %q: kind %q, neither charge nor refund", e.key, e.kind))
+			continue
+		}
+		id, err := uuid.Parse(strings.TrimPrefix(e.key, "refund:"))
+		if err != nil || key(id) != e.key {
+			p = append(p, fmt.Sprintf("ledger key %q (%s): not an order's %s key", e.key, e.kind, e.kind))
+			continue
+		}
+		capturedAt[id] = capturedAt[id] || (e.kind == "charge" && e.outcome == string(payments.OutcomeCaptured))
+		refundedAt[id] = refundedAt[id] || e.kind == "refund"
+	}
+	for id, captured := range capturedAt {
+		if !captured {
+			continue // declined (or voided) at the processor
+		}
+		captures++
+		if pay := recorded[id]; (pay != "captured" && pay != "refunded") || refundedAt[id] != (pay == "refunded") {
+			p = append(p, fmt.Sprintf("order %s: captured at the processor (refunded %v), payment %q", id, refundedAt[id], pay))
+		}
+	}
+	if captures < confirmed {
+		p = append(p, fmt.Sprintf("%d captures at the processor, fewer than the %d confirmed orders", captures, confirmed))
+	}
+	return capturedAt, refundedAt, captures, p
 }
 
 func errs(err error) []string {

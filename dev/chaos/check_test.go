@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	updateproductstats "github.com/shopfaas/shop/functions/update-product-stats"
+	"github.com/shopfaas/shop/internal/payments"
 	"github.com/shopfaas/shop/internal/routes"
 )
 
@@ -336,6 +337,55 @@ func TestEachOrderWroteTheEventsOfItsEnd(t *testing.T) {
 		if p := eventProblems(map[uuid.UUID]orderEnd{id: confirmed}, evs); len(p) == 0 {
 			t.Errorf("an order event with subject %q passes", subject)
 		}
+	}
+}
+
+// Every capture in the simulator's ledger is recorded, and the check cannot
+// pass having read nothing: fewer captures than confirmed orders (every
+// confirmed order was captured), or a ledger key that is no order's charge
+// or refund key (payments.ChargeKey, payments.RefundKey), is a problem.
+func TestEveryCaptureAtTheProcessorIsRecorded(t *testing.T) {
+	kept, refunded, declined := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	good := []simEntry{
+		{payments.ChargeKey(kept), "charge", "captured"},
+		{payments.ChargeKey(refunded), "charge", "captured"},
+		{payments.RefundKey(refunded), "refund", "refunded"},
+		{payments.ChargeKey(declined), "charge", "declined"},
+	}
+	recorded := map[uuid.UUID]string{kept: "captured", refunded: "refunded", declined: "declined"}
+	cases := []struct {
+		name      string
+		ledger    []simEntry
+		recorded  map[uuid.UUID]string
+		confirmed int
+		fails     bool
+	}{
+		{"every capture recorded", good, recorded, 1, false},
+		{"a capture not recorded", good, map[uuid.UUID]string{refunded: "refunded", declined: "declined"}, 1, true},
+		{"a refund not recorded", good, map[uuid.UUID]string{kept: "captured", refunded: "captured", declined: "declined"}, 1, true},
+		{"no capture, an order confirmed", nil, map[uuid.UUID]string{kept: "captured"}, 1, true},
+		{"fewer captures than confirmed orders", good, recorded, 3, true},
+		{"no capture, no order confirmed", nil, nil, 0, false},
+		{"a key that is no uuid", append(slices.Clone(good), simEntry{"not-an-order", "charge", "captured"}), recorded, 1, true},
+		{"a charge under another format", append(slices.Clone(good), simEntry{"charge:" + kept.String(), "charge", "captured"}), recorded, 1, true},
+		{"a charge under a refund key", append(slices.Clone(good), simEntry{payments.RefundKey(kept), "charge", "declined"}), recorded, 1, true},
+		{"a refund under a charge key", append(slices.Clone(good), simEntry{payments.ChargeKey(kept), "refund", "refunded"}), recorded, 1, true},
+		{"a charge key in another spelling", append(slices.Clone(good), simEntry{"urn:uuid:" + declined.String(), "charge", "declined"}), recorded, 1, true},
+		{"an unknown kind", append(slices.Clone(good), simEntry{payments.ChargeKey(declined), "void", "declined"}), recorded, 1, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, _, p := captureProblems(c.ledger, c.recorded, c.confirmed)
+			if (len(p) > 0) != c.fails {
+				t.Fatalf("problems %q, want failing %v", p, c.fails)
+			}
+		})
+	}
+	// The ledger read by order: what the next check (declined or cancelled
+	// ⇒ nothing captured kept) reads.
+	capturedAt, refundedAt, captures, _ := captureProblems(good, recorded, 1)
+	if captures != 2 || !capturedAt[kept] || refundedAt[kept] || !capturedAt[refunded] || !refundedAt[refunded] || capturedAt[declined] || refundedAt[declined] {
+		t.Fatalf("captures %d, captured %v, refunded %v", captures, capturedAt, refundedAt)
 	}
 }
 
