@@ -102,8 +102,8 @@ func TestOrderListAndReservationExpiry(t *testing.T) {
 		Available int `json:"available"`
 	}
 	// The 3 confirmed orders' holds are not sold yet: the sweep does that.
-	if call(t, http.MethodGet, stockURL, "", nil, &stock); stock.OnHand != 10 || stock.Reserved != 7 || stock.Available != 3 {
-		t.Fatalf("after the hold: %+v, want 10 on hand, 7 reserved and 3 available", stock)
+	if code := call(t, http.MethodGet, stockURL, "", nil, &stock); code != http.StatusOK || stock.OnHand != 10 || stock.Reserved != 7 || stock.Available != 3 {
+		t.Fatalf("after the hold: %d %+v, want 200, 10 on hand, 7 reserved and 3 available", code, stock)
 	}
 	inventory := openPool(t, s.DB["INVENTORY_DATABASE_URL"], inventorydb.Migrations())
 	if _, err := inventory.Exec(ctx, `UPDATE reservations SET expires_at = now() - interval '1 minute', created_at = now() - interval '2 minutes' WHERE order_id = $1`, order); err != nil {
@@ -122,24 +122,27 @@ func TestOrderListAndReservationExpiry(t *testing.T) {
 	}
 	// An administrator reads the level now (10 on hand, 3 reserved), and
 	// will write "10 + 5 received" after the sweep has sold the 3.
-	_, h := callWith(t, http.MethodGet, stockURL, "", nil, nil, &stock)
+	code, h := callWith(t, http.MethodGet, stockURL, "", nil, nil, &stock)
+	read := h.Get("ETag")
+	if code != http.StatusOK || read == "" {
+		t.Fatalf("get-stock after expiry: %d, ETag %q, want 200 and an ETag", code, read)
+	}
 	if stock.OnHand != 10 || stock.Reserved != 3 || stock.Available != 7 {
 		t.Errorf("after expiry: %+v, want 10 on hand, 3 reserved and 7 available", stock)
 	}
-	read := h.Get("ETag")
 	code, out = internalCall(t, s.GatewayURL, "expire-reservations?settle_after_seconds=0", scheduler, map[string]any{})
 	if code != http.StatusOK || out["settled"] != float64(3) || out["expired"] != float64(0) {
 		t.Fatalf("expire-reservations at once: %d %v, want the 3 confirmed orders' holds settled", code, out)
 	}
-	if call(t, http.MethodGet, stockURL, "", nil, &stock); stock.OnHand != 7 || stock.Reserved != 0 || stock.Available != 7 {
-		t.Errorf("after settlement: %+v, want 7 on hand, nothing reserved and 7 available", stock)
+	if code := call(t, http.MethodGet, stockURL, "", nil, &stock); code != http.StatusOK || stock.OnHand != 7 || stock.Reserved != 0 || stock.Available != 7 {
+		t.Errorf("after settlement: %d %+v, want 200, 7 on hand, nothing reserved and 7 available", code, stock)
 	}
 	// Written, 15 would put the 3 units sold back on hand, to be sold twice.
 	if code, _ := callWith(t, http.MethodPut, stockURL, s.token(t, auth.RoleAdmin), map[string]string{"If-Match": read},
 		map[string]int{"on_hand": 15}, nil); code != http.StatusPreconditionFailed {
 		t.Errorf("set-stock on the ETag read before the sale: %d, want 412", code)
 	}
-	if call(t, http.MethodGet, stockURL, "", nil, &stock); stock.OnHand != 7 || stock.Reserved != 0 {
-		t.Errorf("after the stale write: %+v, want 7 on hand, nothing reserved", stock)
+	if code := call(t, http.MethodGet, stockURL, "", nil, &stock); code != http.StatusOK || stock.OnHand != 7 || stock.Reserved != 0 {
+		t.Errorf("after the stale write: %d %+v, want 200, 7 on hand, nothing reserved", code, stock)
 	}
 }
