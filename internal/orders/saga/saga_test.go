@@ -1851,7 +1851,7 @@ func (e *env) withFaults(t *testing.T) (*saga.Saga, *pgtest.Faults) {
 // before the statement reaches the server otherwise — and runs then with the
 // order's id in the instant before the saga reads the order again. It fails
 // the test unless the break happened.
-func (e *env) placeBreakingConfirmation(t *testing.T, committed bool, then func(id uuid.UUID)) (orders.Checkout, error) {
+func (e *env) placeBreakingConfirmation(t *testing.T, committed bool, key string, then func(id uuid.UUID)) (orders.Checkout, error) {
 	t.Helper()
 	s, f := e.withFaults(t)
 	ctx := context.Background()
@@ -1863,7 +1863,7 @@ func (e *env) placeBreakingConfirmation(t *testing.T, committed bool, then func(
 		}
 		then(id)
 	}})
-	res, err := s.Place(ctx, e.user, e.request(2, "tok_visa"), "")
+	res, err := s.Place(ctx, e.user, e.request(2, "tok_visa"), key)
 	if f.Fired() != 1 {
 		t.Fatal("the confirmation was not broken: the test proves nothing")
 	}
@@ -2544,20 +2544,28 @@ func TestALostAnswerOfTheConfirmationStillEmptiesTheCart(t *testing.T) {
 // A confirmation whose answer is lost may be followed, in the instant before
 // the checkout reads the order again, by its owner's cancellation (the order
 // is listed from its first write on). Cancelled, it was confirmed first, and
-// only this run could confirm it: the checkout answers the order as it is,
+// only this run could confirm it: the checkout answers the confirmation as it
+// was written — the answer its Idempotency-Key, settled with it, replays —
 // with each step in the timeline once. Until 2026-12-05 the checkout took
 // the confirmation as not written: it answered 202 pending for an order that
-// had ended, and wrote the steps' entries (reserve, charge) a second time.
+// had ended, and wrote the steps' entries (reserve, charge) a second time;
+// until 2026-12-07 it answered the order as it then was, 409 not_cancellable,
+// and the same request asked again with its key was answered 201 confirmed.
 func TestALostConfirmationCancelledSinceIsNotWrittenAgain(t *testing.T) {
 	e := setup(t, nil)
-	res, err := e.placeBreakingConfirmation(t, true, func(id uuid.UUID) {
+	res, err := e.placeBreakingConfirmation(t, true, "k-cancelled-since", func(id uuid.UUID) {
 		if _, err := e.saga.Cancel(context.Background(), e.user, id); err != nil {
 			t.Errorf("the owner's cancellation: %v", err)
 		}
 	})
-	if err != nil || res.Outcome() != orders.OutcomeCancelled {
-		t.Fatalf("place: %s %v, want the order as it is, cancelled", res.Outcome(), err)
+	if err != nil || res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("place: %s %v, want the confirmation as written, confirmed", res.Outcome(), err)
 	}
+	again, err := e.saga.Place(context.Background(), e.user, e.request(2, "tok_visa"), "k-cancelled-since")
+	if err != nil || !again.Replayed {
+		t.Fatalf("replay: %+v %v", again, err)
+	}
+	same(t, again, res)
 	want := []string{"order.created:ok", "stock.reserve:ok", "payment.charge:ok", "order.confirmed:ok",
 		"order.placed.v1:recorded", "order.cancelled:ok", "order.cancelled.v1:recorded", "stock.release:ok", "payment.refund:ok"}
 	if diff := cmp.Diff(want, e.steps(t, res.Order.ID)); diff != "" {
@@ -2575,7 +2583,7 @@ func TestALostConfirmationCancelledSinceIsNotWrittenAgain(t *testing.T) {
 // and the charge's entries.
 func TestALostConfirmationFailedSinceByAnotherIsNotTakenAsConfirmed(t *testing.T) {
 	e := setup(t, nil)
-	res, err := e.placeBreakingConfirmation(t, false, func(id uuid.UUID) {
+	res, err := e.placeBreakingConfirmation(t, false, "", func(id uuid.UUID) {
 		if _, err := e.store.Update(context.Background(), id, func(o *orders.Order) (orders.Change, error) {
 			return o.Fail(orders.Failure{Status: orders.Cancelled, Reason: orders.ReasonOutOfStock, Detail: "not enough stock"}, time.Now())
 		}); err != nil {

@@ -227,13 +227,18 @@ const clearTimeout = 2 * time.Second
 // before the removal, recovery makes it.
 func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orders.Checkout {
 	fromCart := sg.FromCart && s.cfg.Cart != nil
+	// decided is the order as the last decision left it: what a
+	// confirmation that committed wrote, and its key was settled with.
+	var decided orders.Order
 	c, err := s.decide(ctx, tl, sg.Order, func(o *orders.Order) (orders.Change, error) {
 		ch, err := o.Confirm(time.Now())
 		// The removal is owed from the confirmation's commit on, so that
 		// recovery makes it if this run dies before it does.
 		ch.CartOwed = fromCart && !ch.None()
+		decided = *o
 		return ch, err
 	})
+	status := c.Order.Status // as stored: the answer may be the order as it was confirmed
 	if err != nil {
 		// An order found confirmed — or cancelled by request, which only a
 		// confirmed order can be (orders.Order.Cancel; Fail refuses that
@@ -250,9 +255,16 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 		}
 		s.cfg.Log.WarnContext(ctx, "the answer of the order's confirmation was lost; it was confirmed", "order_id", sg.Order.ID, "err", err.Error())
 		tl.notes, tl.changed = nil, true
-		c = orders.Checkout{Order: stored.Order, Detail: c.Detail}
+		c, status = orders.Checkout{Order: stored.Order, Detail: c.Detail}, stored.Order.Status
+		if status != orders.Confirmed {
+			// Cancelled since: answered as the confirmation wrote it, not as
+			// it now is. The same checkout asked again with its
+			// Idempotency-Key replays what the key was settled with in the
+			// confirmation's transaction, and both answers must be one.
+			c.Order = decided
+		}
 	}
-	if fromCart && c.Order.Status == orders.Confirmed {
+	if fromCart && status == orders.Confirmed {
 		// The order is confirmed: take its lines out of the cart now, even
 		// when the saga's deadline passes, rather than leave them to
 		// recovery (which waits for the lease to run out).
