@@ -256,11 +256,13 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 		s.cfg.Log.WarnContext(ctx, "the answer of the order's confirmation was lost; it was confirmed", "order_id", sg.Order.ID, "err", err.Error())
 		tl.notes, tl.changed = nil, true
 		c, status = orders.Checkout{Order: stored.Order, Detail: c.Detail}, stored.Order.Status
-		if status != orders.Confirmed {
+		if status != orders.Confirmed && decided.ID == sg.Order.ID && decided.Status == orders.Confirmed {
 			// Cancelled since: answered as the confirmation wrote it, not as
 			// it now is. The same checkout asked again with its
 			// Idempotency-Key replays what the key was settled with in the
 			// confirmation's transaction, and both answers must be one.
+			// (Only when this run's decision confirmed it: one that failed
+			// before deciding answers the order as stored.)
 			c.Order = decided
 		}
 	}
