@@ -54,11 +54,17 @@ const (
 	MaxLimit     = 100
 	MaxOffset    = 10_000
 	MaxText      = 200
+	// MaxTerms is how many of a query's Terms a search uses: the first
+	// ten, the rest ignored. Meilisearch's hard limit (its "Known
+	// limitations": words after the tenth are ignored), which the embedded
+	// backend keeps too, so both answer alike and a 200-character q of
+	// short words is ten conditions there, not seventy.
+	MaxTerms = 10
 )
 
 // Query is a validated search. Text matches name, description, category and
-// sku, every one of its Terms required (Meilisearch ignores the terms after
-// the tenth), each exactly, by stem or with a typo; symbols are no terms,
+// sku, every one of its first MaxTerms Terms required (the terms after
+// the tenth are ignored, in both backends), each exactly, by stem or with a typo; symbols are no terms,
 // nor are stop words beside another word, and a Text without terms matches
 // as an empty one. Nil pointers
 // mean "no filter". Under an explicit sort (price, popularity) ties break by

@@ -109,6 +109,32 @@ func Run(t *testing.T, newIndex NewIndex) {
 			t.Errorf("an unmatched word must exclude every document, got %v", names(res.Hits))
 		}
 	})
+	t.Run("words after the tenth are ignored", func(t *testing.T) {
+		// Meilisearch takes the first search.MaxTerms (10) words of a query
+		// and ignores the rest (its documented hard limit); the embedded
+		// backend does the same, so a 200-character q of short words is 10
+		// conditions there, not a hundred. Stop words and symbols, which are
+		// no terms, do not count.
+		ix := newIndex(t)
+		seed(t, ix)
+		long := doc("Aria Bluetooth Studio Monitor Headphones Walnut Brass Velvet Cushion Edition",
+			"Ten words in its name", "audio", 45999, 1, true)
+		if err := ix.Upsert(context.Background(), long); err != nil {
+			t.Fatalf("Upsert: %v", err)
+		}
+		ten := "aria bluetooth studio monitor headphones walnut brass velvet cushion edition"
+		for _, q := range []string{ten + " xylophone", "the " + ten + " — for xylophone marimba"} {
+			res := run(t, ix, search.Query{Text: q})
+			if diff := cmp.Diff(ids(long), ids(res.Hits...)); diff != "" || res.Total != 1 {
+				t.Errorf("%q: total %d, hits (-want +got):\n%s names %v", q, res.Total, diff, names(res.Hits))
+			}
+		}
+		// The first ten terms count, not any ten: an unmatched word among
+		// them excludes the product.
+		if res := run(t, ix, search.Query{Text: "xylophone " + ten}); res.Total != 0 || len(res.Hits) != 0 {
+			t.Errorf("an unmatched first word must exclude every document, got %v", names(res.Hits))
+		}
+	})
 	t.Run("stop words and symbols are ignored", func(t *testing.T) {
 		// "for", "the", "a" are English stop words: the embedded backend's
 		// full-text vector holds none of them, and a product need not

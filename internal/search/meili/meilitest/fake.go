@@ -109,6 +109,10 @@ import (
 // (meili.MinListingVersion), which the fake's listing follows.
 const DefaultVersion = "1.2.0"
 
+// maxQueryWords is how many words of q a search takes: Meilisearch ignores
+// the words after the tenth (its "Known limitations", a hard limit).
+const maxQueryWords = 10
+
 // Fake is the fake Meilisearch, an http.Handler; it is safe for concurrent
 // use.
 type Fake struct {
@@ -622,7 +626,9 @@ func (f *Fake) search(w http.ResponseWriter, r *http.Request, index string) {
 		f.fail(w, http.StatusBadRequest, "fake_unsupported", "the fake needs searchableAttributes")
 		return
 	}
+	// Meilisearch ignores the words after the tenth (a hard limit).
 	words := tokens(body.Q)
+	words = words[:min(len(words), maxQueryWords)]
 	var matched []scored
 	for pos, id := range f.order[index] {
 		doc := f.docs[index][id]
