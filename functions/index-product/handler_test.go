@@ -82,6 +82,34 @@ func TestStockChangedOncePerEvent(t *testing.T) {
 	}
 }
 
+// A stock event whose push to the external index fails is still done (the
+// change is committed, with the product.changed.v1 that pushes again), but
+// its report says "indexed": false. Until 2026-12-07 it said true whenever
+// there was an external index, the failed push only logged.
+func TestStockChangedReportsAFailedPush(t *testing.T) {
+	env := envtest.New(t, envtest.Options{})
+	ext := envtest.NewMeili()
+	env.External = ext
+	h := New(env.Deps, fntest.Internal())
+	p := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
+	ext.SetDown(true)
+	body := fntest.Envelope(t, inventory.Source, events.StockChanged, "", inventory.View{ProductID: p.ID, OnHand: 5, Available: 5, Version: 2})
+	if resp := deliver(t, h, body, 200); resp.Duplicate || resp.Indexed {
+		t.Errorf("push failed: %+v, want indexed false", resp)
+	}
+	if cur, _ := env.Store.Current(context.Background(), p.ID); !cur.InStock {
+		t.Error("the stock change was not recorded")
+	}
+	ext.SetDown(false)
+	body = fntest.Envelope(t, inventory.Source, events.StockChanged, "", inventory.View{ProductID: p.ID, OnHand: 0, Version: 3})
+	if resp := deliver(t, h, body, 200); !resp.Indexed {
+		t.Errorf("push succeeded: %+v, want indexed true", resp)
+	}
+	if d, ok := ext.Doc(p.ID); !ok || d.InStock {
+		t.Errorf("external document %+v (found %v), want it out of stock", d, ok)
+	}
+}
+
 func TestProductChangedPushesCurrentState(t *testing.T) {
 	ctx := context.Background()
 	env := envtest.New(t, envtest.Options{})

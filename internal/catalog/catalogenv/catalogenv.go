@@ -321,8 +321,9 @@ func CacheContext(ctx context.Context) (context.Context, context.CancelFunc) {
 // happened, and the cache TTL and the product.changed.v1 event (index-product)
 // repair what was missed. A sale writes no such event: update-product-stats
 // calls Fresh and Push itself, within its own bound, and fails the delivery
-// when the push fails.
-func (d *Deps) Committed(ctx context.Context, p catalog.Product) {
+// when the push fails. pushed reports whether the external index took the
+// push: false without one, or when it failed (index-product's stock report).
+func (d *Deps) Committed(ctx context.Context, p catalog.Product) (pushed bool) {
 	bound := d.AfterCommit
 	if bound <= 0 {
 		bound = AfterCommitTimeout
@@ -334,7 +335,9 @@ func (d *Deps) Committed(ctx context.Context, p catalog.Product) {
 	defer cancel()
 	if err := d.Push(ctx, p); err != nil {
 		d.Log.WarnContext(ctx, "search index push failed", "product_id", p.ID, "err", err.Error())
+		return false
 	}
+	return d.External != nil
 }
 
 // Fresh caches p as the write that returned it has just committed it: a live

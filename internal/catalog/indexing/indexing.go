@@ -22,7 +22,8 @@ type Result struct {
 	ProductID uuid.UUID `json:"product_id"`
 	// Duplicate is true when a stock event had already been processed.
 	Duplicate bool `json:"duplicate"`
-	// Indexed is true when the product was pushed to the external index.
+	// Indexed is true when the product was pushed to the external index
+	// (false when the push failed, or there is none).
 	Indexed bool `json:"indexed"`
 	// Skipped says why nothing was done, e.g. "unknown_product".
 	Skipped string `json:"skipped,omitempty"`
@@ -78,7 +79,8 @@ func ProductChanged(ctx context.Context, d *catalogenv.Deps, e ProductEvent) (Re
 // StockChanged records whether the product is in stock, once per event
 // (eventID, claimed by consumer in the same transaction as the change, its
 // search columns and a product.changed.v1 event), then invalidates the
-// product cache and pushes to the external index. Stock of a product the
+// product cache and pushes to the external index; a failed push is logged,
+// not returned (that event pushes again), and reported as Indexed false. Stock of a product the
 // catalog does not know is skipped ("unknown_product"): retrying cannot help.
 // An event without product_id, available or a positive version is
 // fault.Malformed.
@@ -98,8 +100,10 @@ func StockChanged(ctx context.Context, d *catalogenv.Deps, eventID uuid.UUID, co
 	}
 	res.Duplicate = !first
 	if changed {
-		d.Committed(ctx, p) // cache marker + external push (errors logged)
-		res.Indexed = d.External != nil
+		// Cache marker + external push (errors logged): Indexed only when
+		// the push succeeded; a failed one is repaired by the
+		// product.changed.v1 committed with the change.
+		res.Indexed = d.Committed(ctx, p)
 	}
 	return res, nil
 }
