@@ -261,11 +261,13 @@ func (p *jwtAuth) tokens(r *http.Request) []string {
 			tokens = append(tokens, ck.Value)
 		}
 	}
+	// Only a header's first value, as Kong (retrieve_tokens reads
+	// token_header[1]), the rate limits (limit_by: header) and the
+	// functions read it: a token in a later value would pass while a
+	// value the client varies at will is counted.
 	for _, h := range p.headers {
-		for _, v := range r.Header.Values(h) {
-			if m := bearer.FindStringSubmatch(v); m != nil {
-				tokens = append(tokens, m[1])
-			}
+		if m := bearer.FindStringSubmatch(r.Header.Get(h)); m != nil {
+			tokens = append(tokens, m[1])
 		}
 	}
 	slices.Sort(tokens)

@@ -315,6 +315,44 @@ func TestRateLimitByToken(t *testing.T) {
 	}
 }
 
+// Kong's jwt plugin reads the first value of a repeated Authorization header
+// (kong/plugins/jwt/handler.lua, retrieve_tokens: token_header[1]), as the
+// rate-limiting plugin counts it and every function reads it. A token in a
+// later value must not pass the local edge: the limit would count the first
+// value, which a client can vary at will, while Kong answers 401.
+func TestJWTReadsTheFirstAuthorizationValueOnly(t *testing.T) {
+	now := time.Now()
+	srv := policyEdge(t, &now)
+	a := token(t, jwt.SigningMethodEdDSA, testKey, jwt.MapClaims{"iss": "shop-users", "sub": "a", "exp": now.Add(time.Hour).Unix()})
+	b := token(t, jwt.SigningMethodEdDSA, testKey, jwt.MapClaims{"iss": "shop-users", "sub": "b", "exp": now.Add(time.Hour).Unix()})
+	post := func(values ...string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/private", strings.NewReader("{}"))
+		for _, v := range values {
+			req.Header.Add("Authorization", v)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		return res.StatusCode
+	}
+	// A different first value each time, the token second: a fresh count
+	// each time if the token were read from the second value.
+	var codes []int
+	for i := range 4 {
+		codes = append(codes, post(fmt.Sprintf("x%d", i), "Bearer "+a))
+	}
+	if diff := cmp.Diff([]int{401, 401, 401, 401}, codes); diff != "" {
+		t.Errorf("a token in the second Authorization value (-want +got):\n%s", diff)
+	}
+	// The first value is the token Kong reads; what follows is not read.
+	if got := post("Bearer "+b, "Bearer "+a); got != 200 {
+		t.Errorf("two tokens, the first valid: %d, want 200 as Kong", got)
+	}
+}
+
 // TestAnAliasedPluginCountsPerService: gateway/kong.yml writes a plugin
 // shared by several services once, with a YAML anchor, and reuses it by
 // alias. Kong makes each alias a plugin of its own service, whose Redis
