@@ -353,6 +353,58 @@ func TestJWTReadsTheFirstAuthorizationValueOnly(t *testing.T) {
 	}
 }
 
+// With two windows (register-user's 10 a minute and 50 an hour), Kong's
+// RateLimit-* headers describe the window with the fewest requests left
+// and, when both have as few, the longer one (rate-limiting/handler.lua,
+// 3.9.0), whose end is also the 429's Retry-After: a client pacing itself on
+// RateLimit-Reset must not be told the minute's end when the hour is spent.
+func TestRateLimitHeadersNameTheLongerWindowOnATie(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(up.Close)
+	decl, err := Load("../../../gateway/kong.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 10, 0, 15, 0, time.UTC)
+	e, err := New(decl, Options{
+		Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://"), "redis:6379": "127.0.0.1:6379"},
+		Getenv:    testEnv, KeyPrefix: counterPrefix(t), Now: func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	register := func() *http.Response {
+		t.Helper()
+		res, _ := send(t, http.MethodPost, srv.URL+"/api/v1/users", nil)
+		return res
+	}
+	// 10 a minute for four minutes and 9 in the fifth: 49 of the hour's 50.
+	for m := range 5 {
+		now = time.Date(2026, 1, 1, 10, m, 15, 0, time.UTC)
+		for i := 0; i < 10 && m*10+i < 49; i++ {
+			if res := register(); res.StatusCode != http.StatusOK {
+				t.Fatalf("minute %d, request %d: %d", m, i+1, res.StatusCode)
+			}
+		}
+	}
+	headers := func(res *http.Response) []string {
+		return []string{strconv.Itoa(res.StatusCode), res.Header.Get("RateLimit-Limit"), res.Header.Get("RateLimit-Remaining"),
+			res.Header.Get("RateLimit-Reset"), res.Header.Get("Retry-After")}
+	}
+	hourLeft := strconv.Itoa(3600 - 4*60 - 15)
+	// The 50th: none left in the minute nor in the hour.
+	if diff := cmp.Diff([]string{"200", "50", "0", hourLeft, ""}, headers(register())); diff != "" {
+		t.Errorf("the hour's 50th request, the minute's 10th (-want +got):\n%s", diff)
+	}
+	// The 51st: refused until the hour ends, and the headers say so.
+	if diff := cmp.Diff([]string{"429", "50", "0", hourLeft, hourLeft}, headers(register())); diff != "" {
+		t.Errorf("the 51st request (-want +got):\n%s", diff)
+	}
+}
+
 // TestAnAliasedPluginCountsPerService: gateway/kong.yml writes a plugin
 // shared by several services once, with a YAML anchor, and reuses it by
 // alias. Kong makes each alias a plugin of its own service, whose Redis

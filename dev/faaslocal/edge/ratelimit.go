@@ -274,7 +274,10 @@ func (p *rateLimiting) count(w http.ResponseWriter, r *http.Request, ident strin
 			w.Header().Set("X-RateLimit-Limit-"+pd.name, strconv.FormatInt(pd.limit, 10))
 			w.Header().Set("X-RateLimit-Remaining-"+pd.name, strconv.FormatInt(remaining, 10))
 		}
-		if minRemaining < 0 || remaining < minRemaining {
+		// The RateLimit-* headers describe the window with the fewest
+		// requests left, the longer one on a tie (periods go shortest
+		// first), as Kong's: when both are spent, its end is Retry-After's.
+		if minRemaining < 0 || remaining <= minRemaining {
 			minRemaining, minLimit, minReset = remaining, pd.limit, reset
 		}
 	}
