@@ -54,7 +54,7 @@ func (c *CORSConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// cors is Kong's cors plugin: a routed preflight (OPTIONS with
+// cors is Kong's cors plugin: a routed preflight (OPTIONS with Origin and
 // Access-Control-Request-Method) is answered by the edge with 200 unless
 // preflight_continue (one no route matches gets the 404, as in Kong, whose
 // router answers it before any plugin runs); every other response gets Access-Control-Allow-Origin
@@ -114,7 +114,10 @@ func (p *cors) setOrigin(h http.Header, origin string) {
 func (p *cors) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
-		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" && !p.cfg.PreflightContinue && !p.unrouted {
+		// A preflight, as Kong tells one: OPTIONS with an Origin and
+		// Access-Control-Request-Method; anything else goes on (a jwt
+		// route answers it 401).
+		if r.Method == http.MethodOptions && origin != "" && r.Header.Get("Access-Control-Request-Method") != "" && !p.cfg.PreflightContinue && !p.unrouted {
 			p.preflight(w, r, origin)
 			return
 		}

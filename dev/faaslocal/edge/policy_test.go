@@ -575,6 +575,20 @@ func TestCORS(t *testing.T) {
 	}
 }
 
+// Kong's cors plugin answers a preflight only when the request carries an
+// Origin (cors/handler.lua, 3.9.0: OPTIONS, Origin and
+// Access-Control-Request-Method); without one the request goes on through
+// the chain, so a jwt route answers it 401 as any request without a token.
+func TestAPreflightWithoutAnOriginIsNotAnswered(t *testing.T) {
+	now := time.Now()
+	srv := policyEdge(t, &now)
+	res, b := send(t, "OPTIONS", srv.URL+"/private", map[string]string{"Access-Control-Request-Method": "POST"})
+	if res.StatusCode != http.StatusUnauthorized || res.Header.Get("Access-Control-Allow-Methods") != "" {
+		t.Errorf("OPTIONS with Access-Control-Request-Method, no Origin: %d (Access-Control-Allow-Methods %q) %s, want the jwt 401",
+			res.StatusCode, res.Header.Get("Access-Control-Allow-Methods"), b)
+	}
+}
+
 // traceparentRE is a valid version-00 W3C traceparent: trace id, span id, flags.
 var traceparentRE = regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$`)
 
