@@ -7,6 +7,7 @@
 package kongcheck
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -110,6 +111,13 @@ func Check(kongFile, stackFile string, opts Options) error {
 			plugins := decl.PluginsFor(s.Name, kr.Name) // enabled, route over service over global
 			jwt := slices.ContainsFunc(plugins, func(p edge.Plugin) bool { return p.Name == "jwt" })
 			usesJWT = usesJWT || jwt
+			for _, p := range plugins {
+				if p.Name == "jwt" {
+					for _, e := range checkJWTConfig(p.Config) {
+						fail("route %s: jwt plugin: %s", kr.Name, e)
+					}
+				}
+			}
 			if writes := slices.DeleteFunc(slices.Clone(methods), func(m string) bool { return !isWrite(m) }); len(writes) > 0 &&
 				!slices.ContainsFunc(plugins, func(p edge.Plugin) bool { return p.Name == "rate-limiting" }) {
 				fail("route %s: %s is a write but has no enabled rate-limiting plugin (route, service or global): every write is rate limited at the edge (docs/edge.md)", kr.Name, strings.Join(writes, ", "))
@@ -147,6 +155,50 @@ func Check(kongFile, stackFile string, opts Options) error {
 	}
 	errs = append(errs, checkRedisPasswords(decl), checkRedisTLS(decl))
 	return errors.Join(errs...)
+}
+
+// checkJWTConfig returns what a jwt plugin's config leaves to Kong's
+// defaults, or sets, against gateway/kong.yml's: tokens only from the
+// Authorization header (uri_param_names defaults to [jwt]: a token in a query
+// string, which access logs record), exp checked (nothing is checked by
+// default), exp at most auth.MaxLifetime away, and the credential chosen by
+// iss (checkIssuer's shop-users key).
+func checkJWTConfig(raw map[string]any) []string {
+	var c struct {
+		URIParamNames  *[]string `json:"uri_param_names"`
+		CookieNames    *[]string `json:"cookie_names"`
+		HeaderNames    []string  `json:"header_names"`
+		ClaimsToVerify []string  `json:"claims_to_verify"`
+		MaxExpiration  float64   `json:"maximum_expiration"`
+		KeyClaimName   string    `json:"key_claim_name"`
+	}
+	if b, err := json.Marshal(raw); err != nil || json.Unmarshal(b, &c) != nil {
+		return []string{fmt.Sprintf("config %v does not decode", raw)}
+	}
+	var errs []string
+	for _, l := range []struct {
+		name, why string
+		v         *[]string
+	}{{"uri_param_names", "Kong's default reads ?jwt=, which access logs record", c.URIParamNames}, {"cookie_names", "a browser sends a cookie on requests it did not choose to authenticate", c.CookieNames}} {
+		if l.v == nil {
+			errs = append(errs, fmt.Sprintf("%s must be [] (%s), not <unset>", l.name, l.why))
+		} else if len(*l.v) > 0 {
+			errs = append(errs, fmt.Sprintf("%s must be [] (%s), not %v", l.name, l.why, *l.v))
+		}
+	}
+	if len(c.HeaderNames) != 1 || !strings.EqualFold(c.HeaderNames[0], "authorization") {
+		errs = append(errs, fmt.Sprintf("header_names must be [authorization], not %v", c.HeaderNames))
+	}
+	if !slices.Contains(c.ClaimsToVerify, "exp") {
+		errs = append(errs, fmt.Sprintf("claims_to_verify must include exp (Kong checks no expiry otherwise), not %v", c.ClaimsToVerify))
+	}
+	if maxExp := auth.MaxLifetime.Seconds(); c.MaxExpiration < 1 || c.MaxExpiration > maxExp {
+		errs = append(errs, fmt.Sprintf("maximum_expiration must be 1 to %.0f (auth.MaxLifetime; unset or 0 is no limit), not %v", maxExp, c.MaxExpiration))
+	}
+	if c.KeyClaimName != "iss" {
+		errs = append(errs, fmt.Sprintf("key_claim_name must be iss (set explicitly), not %q", c.KeyClaimName))
+	}
+	return errs
 }
 
 // wantPaths says which Kong paths the table gives the routes of rs under

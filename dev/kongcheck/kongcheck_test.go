@@ -65,6 +65,15 @@ func TestFixturePasses(t *testing.T) {
 	}
 }
 
+// jwtConfig is the fixture's jwt plugin config, as gateway/kong.yml sets it.
+const jwtConfig = "config: {key_claim_name: iss, claims_to_verify: [exp], maximum_expiration: 86400, header_names: [authorization], uri_param_names: [], cookie_names: []}"
+
+// jwtWith is kong with its first jwt plugin's (service me's) config setting
+// old replaced by new.
+func jwtWith(kong, old, new string) string {
+	return strings.Replace(kong, jwtConfig, strings.Replace(jwtConfig, old, new, 1), 1)
+}
+
 // Each mistake is caught, with a message naming it.
 func TestEachMistakeFails(t *testing.T) {
 	kong, stack := fixture(t, "kong.yml"), fixture(t, "stack.yml")
@@ -98,10 +107,25 @@ plugins:`
 		{"internal path on a public function", strings.Replace(kong, `"~/api/v1/hello$"`, `"~/api/v1/hello$", "/api/v1/"`, 1), stack, "GET /api/v1/ is not a public route"},
 		{"route without methods", strings.Replace(kong, "        methods: [GET, OPTIONS]\n", "", 1), stack, "methods are required"},
 		{"service url", strings.Replace(kong, "url: http://gateway:8080/function/hello", "url: http://127.0.0.1:8080/function/hello", 1), stack, "is not http://gateway:8080/function/<name>"},
-		{"user route without jwt (service plugin removed)", strings.Replace(kong, "    plugins:\n      - name: jwt\n        config: {claims_to_verify: [exp]}\n", "", 1), stack, "/api/v1/me is for user access but has no jwt"},
-		{"user route without jwt (top-level plugin removed)", strings.Replace(kong, "  - name: jwt\n    route: post-note\n    config: {claims_to_verify: [exp]}\n", "", 1), stack, "/api/v1/notes is for user access but has no jwt"},
+		{"user route without jwt (service plugin removed)", strings.Replace(kong, "    plugins:\n      - name: jwt\n        "+jwtConfig+"\n", "", 1), stack, "/api/v1/me is for user access but has no jwt"},
+		{"user route without jwt (top-level plugin removed)", strings.Replace(kong, "  - name: jwt\n    route: post-note\n    "+jwtConfig+"\n", "", 1), stack, "/api/v1/notes is for user access but has no jwt"},
 		{"jwt for grpc only", strings.Replace(kong, "    route: post-note\n", "    route: post-note\n    protocols: [grpc, grpcs]\n", 1), stack, "protocols [grpc grpcs] must include http and https"},
 		{"jwt disabled", strings.Replace(kong, "    route: post-note\n", "    route: post-note\n    enabled: false\n", 1), stack, "has no jwt"},
+		// Kong's defaults read a token from ?jwt= (which access logs record),
+		// and check no claim: each jwt plugin must set what gateway/kong.yml does.
+		{"jwt reads ?jwt= by default", jwtWith(kong, ", uri_param_names: []", ""), stack, "route me: jwt plugin: uri_param_names must be [] (Kong's default reads ?jwt=, which access logs record), not <unset>"},
+		{"jwt reads ?token=", jwtWith(kong, "uri_param_names: []", "uri_param_names: [token]"), stack, "uri_param_names must be []"},
+		{"global jwt reads ?jwt= by default", strings.Replace(kong, "route: post-note\n    "+jwtConfig, "route: post-note\n    "+strings.Replace(jwtConfig, ", uri_param_names: []", "", 1), 1), stack, "route post-note: jwt plugin: uri_param_names must be []"},
+		{"jwt reads a cookie", jwtWith(kong, "cookie_names: []", "cookie_names: [session]"), stack, "route me: jwt plugin: cookie_names must be []"},
+		{"jwt cookie_names unset", jwtWith(kong, ", cookie_names: []", ""), stack, "route me: jwt plugin: cookie_names must be []"},
+		{"jwt reads another header", jwtWith(kong, "header_names: [authorization]", "header_names: [authorization, x-token]"), stack, "route me: jwt plugin: header_names must be [authorization]"},
+		{"jwt header_names unset", jwtWith(kong, " header_names: [authorization],", ""), stack, "route me: jwt plugin: header_names must be [authorization]"},
+		{"jwt checks no expiry", jwtWith(kong, "claims_to_verify: [exp]", "claims_to_verify: [nbf]"), stack, "route me: jwt plugin: claims_to_verify must include exp"},
+		{"jwt claims_to_verify unset", jwtWith(kong, " claims_to_verify: [exp],", ""), stack, "route me: jwt plugin: claims_to_verify must include exp"},
+		{"jwt without maximum_expiration", jwtWith(kong, " maximum_expiration: 86400,", ""), stack, "route me: jwt plugin: maximum_expiration must be 1 to 86400"},
+		{"jwt maximum_expiration above auth.MaxLifetime", jwtWith(kong, "maximum_expiration: 86400", "maximum_expiration: 604800"), stack, "maximum_expiration must be 1 to 86400"},
+		{"jwt maximum_expiration 0 (no limit)", jwtWith(kong, "maximum_expiration: 86400", "maximum_expiration: 0"), stack, "maximum_expiration must be 1 to 86400"},
+		{"jwt key claim other than iss", jwtWith(kong, "key_claim_name: iss", "key_claim_name: kid"), stack, "route me: jwt plugin: key_claim_name must be iss"},
 		{"retries on a non-idempotent route", strings.Replace(kong, "    retries: 0\n", "", 1), stack, "needs retries: 0"},
 		{"literal jwt public key", strings.Replace(kong, `"{vault://env/shop-jwt-verify-key}"`, `"-----BEGIN PUBLIC KEY-----"`, 1), stack, "must be a {vault://env/NAME} reference"},
 		{"HS256 credential", strings.Replace(kong, "algorithm: EdDSA\n        rsa_public_key: \"{vault://env/shop-jwt-verify-key}\"", "algorithm: HS256\n        secret: \"{vault://env/shop-jwt-secret}\"", 1), stack, "must use EdDSA, not \"HS256\""},
