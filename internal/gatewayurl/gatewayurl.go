@@ -49,12 +49,18 @@ func Bundled(c *config.Reader) bool { return c.Bool("FUNCTION_BUNDLES", false) }
 
 // Shown is the gateway URL raw as a log line may show it: the password of
 // its userinfo (http://user:password@gateway:8080, which net/http sends as
-// basic auth) replaced by "xxxxx" (url.URL.Redacted). A URL that does not
-// parse is shown as "(unparsable)": it may hold the password whole.
+// basic auth) replaced by "xxxxx" (url.URL.Redacted), and a user without a
+// password (http://token@gateway:8080, which may be a token) too. A URL that
+// does not parse is shown as "(unparsable)": it may hold the password whole.
 func Shown(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparsable)"
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); !ok {
+			u.User = url.User("xxxxx")
+		}
 	}
 	return u.Redacted()
 }

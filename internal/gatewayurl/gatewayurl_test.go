@@ -131,3 +131,20 @@ func TestNewClientFollowsNoRedirect(t *testing.T) {
 		t.Errorf("%d request(s) followed a redirect to another host, want none", n)
 	}
 }
+
+// Shown never prints a secret of the URL's userinfo: a password is masked
+// (url.URL.Redacted), and so is a user without one, which may be a token
+// sent as basic auth's user name.
+func TestShownHidesTheUserinfosSecrets(t *testing.T) {
+	for raw, want := range map[string]string{
+		"http://gateway:8080":                   "http://gateway:8080",
+		"http://admin:s3cret@gateway:8080":      "http://admin:xxxxx@gateway:8080",
+		"http://tok3n@gateway:8080/":            "http://xxxxx@gateway:8080/",
+		"http://gate way:8080/%zz":              "(unparsable)",
+		"https://admin:s3cret@gateway:8443/p?q": "https://admin:xxxxx@gateway:8443/p?q",
+	} {
+		if got := gatewayurl.Shown(raw); got != want {
+			t.Errorf("Shown(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}
