@@ -2,8 +2,9 @@
 // route table (internal/routes) and a stack file: Kong cannot run here, so
 // every mistake that would only show on a real deploy — an unknown key or
 // plugin, a route to a missing function, a public endpoint without a route,
-// an internal function exposed, a user route without jwt, a write without a
-// rate limit — fails a test.
+// an internal function exposed, a user route without jwt or with a jwt
+// plugin that takes tokens from elsewhere than the Authorization header or
+// skips their expiry, a write without a rate limit — fails a test.
 package kongcheck
 
 import (
