@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shopfaas/shop/internal/proctest"
 )
 
 // A GATEWAY_URL carrying the gateway's basic-auth credentials in its
@@ -20,24 +21,10 @@ func TestTheStartLineNeverLogsTheGatewaysPassword(t *testing.T) {
 	}
 	env := map[string]string{"GATEWAY_URL": "http://admin:" + password + "@127.0.0.1:1", "SECRETS_DIR": secrets,
 		"RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:1/", "METRICS_ADDR": "off"}
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout := os.Stdout
-	os.Stdout = w
-	t.Cleanup(func() { os.Stdout = stdout })
-	out := make(chan string)
-	go func() {
-		b, _ := io.ReadAll(r)
-		out <- string(b)
-	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // the connector starts, logs, and stops at once
-	err = run(ctx, func(k string) string { return env[k] })
-	os.Stdout = stdout
-	_ = w.Close()
-	logs := <-out
+	var err error
+	logs := proctest.Stdout(t, func() { err = run(ctx, func(k string) string { return env[k] }) })
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, logs)
 	}
