@@ -1267,14 +1267,26 @@ func TestTheKubernetesGuideKeepsTheTokenKeys(t *testing.T) {
 	}
 	_, block, _ := strings.Cut(section, "```sh\n")
 	block, _, _ = strings.Cut(block, "```")
-	var lines []string
+	// The block's statements: a line ending in || or \ goes on.
+	var statements []string
+	cont := false
 	for _, l := range strings.Split(block, "\n") {
+		if cont {
+			statements[len(statements)-1] += "\n" + l
+		} else {
+			statements = append(statements, l)
+		}
+		end := strings.TrimRight(l, " ")
+		cont = strings.HasSuffix(end, "||") || strings.HasSuffix(end, "\\")
+	}
+	var lines []string
+	for _, l := range statements {
 		if strings.Contains(l, "openssl") && strings.Contains(l, "secrets/jwt-") {
 			lines = append(lines, l)
 		}
 	}
 	if len(lines) != 2 {
-		t.Fatalf("the section's commands make the token keys in %d lines, want 2 (the private key, its public half):\n%s", len(lines), block)
+		t.Fatalf("the section's commands make the token keys in %d statements, want 2 (the private key, its public half):\n%s", len(lines), block)
 	}
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "secrets"), 0o700); err != nil {
@@ -1310,12 +1322,15 @@ func TestTheKubernetesGuideKeepsTheTokenKeys(t *testing.T) {
 // before its faas-cli secret create loop make, in secrets/, every file that
 // loop and the shop-connector-credentials command read (but meili-key and
 // meili-search-key, which the key loop after the block gets from
-// Meilisearch), in the formats the functions read: run in an empty folder
+// Meilisearch) and every file 10-shop.sh reads ("Managed services" points it
+// at secrets/), in the formats their readers take: run in an empty folder
 // they make each one, non-empty; run again (the upgrade sections send the
 // operator back to them, and "Managed services" may run them first) they
-// change none. The guide sent its reader to docs/deploy-faasd.md for most of
-// them, whose commands cd into /var/lib/faasd/secrets. secrets/ is in the
-// checkout, so git must ignore it.
+// change none; run with a signing key lost, they make its verify key
+// again, the new key's half. The guide sent its reader to
+// docs/deploy-faasd.md for most of them, whose commands cd into
+// /var/lib/faasd/secrets. secrets/ is in the checkout, so git must ignore
+// it.
 func TestTheKubernetesGuideMakesEverySecretOnce(t *testing.T) {
 	doc := string(read(t, "docs/deploy-kubernetes.md"))
 	_, section, ok := strings.Cut(doc, "\n## Secrets and functions\n")
@@ -1366,6 +1381,14 @@ func TestTheKubernetesGuideMakesEverySecretOnce(t *testing.T) {
 		}
 	}
 	needed = slices.DeleteFunc(needed, func(s string) bool { return s == "meili-key" || s == "meili-search-key" })
+	// "Managed services" points 10-shop.sh (SHOP_SECRETS_DIR) at secrets/:
+	// every file it reads before its first psql must be made here too.
+	initReads := postgresInitReads(t)
+	for _, f := range initReads {
+		if !slices.Contains(needed, f) {
+			needed = append(needed, f)
+		}
+	}
 	if len(needed) < 20 {
 		t.Fatalf("the loop and the connectors' command read %d files %q; want the twenty and more stack.yml's functions and the connectors hold", len(needed), needed)
 	}
@@ -1410,27 +1433,48 @@ func TestTheKubernetesGuideMakesEverySecretOnce(t *testing.T) {
 			t.Errorf("run again, the guide's lines replace secrets/%s, which the Secrets, Kong and the services already hold", f)
 		}
 	}
+	// 10-shop.sh, pointed at that folder as "Managed services" says, reads
+	// every password it needs (up to its first psql).
+	initCmd := exec.Command("sh", "-c", postgresInitBeforePsql(t))
+	initCmd.Dir = dir
+	initCmd.Env = append(os.Environ(), "SHOP_SECRETS_DIR=secrets")
+	if out, err := initCmd.CombinedOutput(); err != nil {
+		t.Errorf("10-shop.sh with SHOP_SECRETS_DIR=secrets cannot read the guide's files: %v\n%s", err, out)
+	}
 
 	// The formats the readers take.
 	hexPassword := regexp.MustCompile(`^[0-9a-f]{64}$`)
 	for _, f := range needed {
-		if strings.HasPrefix(f, "db-password-") || f == "rabbitmq-password" || f == "redis-password" {
+		if strings.HasPrefix(f, "db-password-") || f == "rabbitmq-password" || f == "redis-password" || slices.Contains(initReads, f) {
 			if !hexPassword.MatchString(strings.TrimSuffix(first[f], "\n")) {
 				t.Errorf("secrets/%s = %d bytes, want 64 hex digits (letters and digits only)", f, len(first[f]))
 			}
 		}
 	}
-	for _, p := range []string{"event", "jwt"} {
-		priv, err := edkey.ParsePrivate(p+"-signing-key", first[p+"-signing-key"])
-		if err != nil {
-			t.Error(err)
-			continue
-		}
-		pub, err := edkey.ParsePublic(p+"-verify-key", first[p+"-verify-key"])
-		if err != nil || len(pub) != 1 || !pub[0].Equal(priv.Public()) {
-			t.Errorf("secrets/%s-verify-key is not the public half of %[1]s-signing-key (%v)", p, err)
+	pairs := func(when string, files map[string]string) {
+		t.Helper()
+		for _, p := range []string{"event", "jwt"} {
+			priv, err := edkey.ParsePrivate(p+"-signing-key", files[p+"-signing-key"])
+			if err != nil {
+				t.Errorf("%s: %v", when, err)
+				continue
+			}
+			pub, err := edkey.ParsePublic(p+"-verify-key", files[p+"-verify-key"])
+			if err != nil || len(pub) != 1 || !pub[0].Equal(priv.Public()) {
+				t.Errorf("%s: secrets/%s-verify-key is not the public half of %[2]s-signing-key (%v)", when, p, err)
+			}
 		}
 	}
+	pairs("made", first)
+	// A signing key lost (missing or emptied) while its verify key stays:
+	// the run that makes a new one derives its public half again, or Kong
+	// (or the event functions) would keep the old one and refuse all.
+	for _, p := range []string{"event", "jwt"} {
+		if err := os.WriteFile(filepath.Join(dir, "secrets", p+"-signing-key"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pairs("a signing key made again", run())
 	callers := map[string]string{}
 	for _, l := range strings.Split(strings.TrimSuffix(first["internal-callers"], "\n"), "\n") {
 		c, h, _ := strings.Cut(l, " ")
@@ -1453,4 +1497,47 @@ func TestTheKubernetesGuideMakesEverySecretOnce(t *testing.T) {
 			t.Errorf("secrets/internal-callers does not hold the SHA-256 of secrets/%s", f)
 		}
 	}
+}
+
+// postgresInitBeforePsql is env/faasd/postgres-init/10-shop.sh up to its
+// first psql: the part that reads and checks the secret files.
+func postgresInitBeforePsql(t *testing.T) string {
+	t.Helper()
+	script := string(read(t, "env/faasd/postgres-init/10-shop.sh"))
+	before, _, ok := strings.Cut(script, "\n{\n")
+	if !ok || strings.Contains(before, "psql -") {
+		t.Fatal("env/faasd/postgres-init/10-shop.sh: no block piped into its first psql (a line \"{\")")
+	}
+	return before + "\n"
+}
+
+// postgresInitReads lists the secret files 10-shop.sh reads, as the script
+// itself names them: its part before the first psql, run with a cat that
+// notes each file asked for and answers a password.
+func postgresInitReads(t *testing.T) []string {
+	t.Helper()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "reads")
+	stub := "cat() { printf '%s\\n' \"$1\" >> \"$READS\"; printf 'pw'; }\n"
+	cmd := exec.Command("sh", "-c", stub+postgresInitBeforePsql(t))
+	cmd.Env = append(os.Environ(), "SHOP_SECRETS_DIR=secrets", "READS="+log)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("10-shop.sh up to its first psql, every file answering a password: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, l := range strings.Fields(string(b)) {
+		f, ok := strings.CutPrefix(l, "secrets/")
+		if !ok {
+			t.Fatalf("10-shop.sh read %s, outside SHOP_SECRETS_DIR", l)
+		}
+		files = append(files, f)
+	}
+	if len(files) < 9 {
+		t.Fatalf("10-shop.sh reads %d files %q; want the nine roles' passwords", len(files), files)
+	}
+	return files
 }
