@@ -94,9 +94,9 @@ func answer(w http.ResponseWriter, c orders.Checkout) error {
 	case orders.OutcomeOutOfStock:
 		err = fault.E(fault.Conflict, fault.CodeOutOfStock, cmp.Or(c.Detail, "not enough stock"))
 	case orders.OutcomeCancelled:
-		// Not a checkout's answer: an order its owner cancelled in the
-		// instant its confirmation's answer was lost is answered as
-		// confirmed (saga), as its key replays it. Kept for safety.
+		// An order its owner (or an admin) cancelled in the instant
+		// since its confirmation, placed without an Idempotency-Key
+		// (with one, the saga answers what the key was settled with).
 		err = fault.E(fault.Conflict, fault.CodeNotCancellable, "the order was cancelled")
 	default:
 		err = fault.E(fault.Invalid, fault.CodeOrderRejected, cmp.Or(c.Detail, "the order was refused"))

@@ -150,6 +150,28 @@ func (s *Store) settledCheckout(ctx context.Context, orderID uuid.UUID, st settl
 	return &orders.Checkout{Order: o, Detail: *st.detail, Replayed: true}, nil
 }
 
+// SettledCheckout is the checkout the idempotency key that placed order
+// orderID was settled with: what a replay of that key answers, whoever
+// ended the order, but as a live answer (Replayed false). Nil when the order
+// was placed without a key, or its key is not settled yet.
+func (s *Store) SettledCheckout(ctx context.Context, orderID uuid.UUID) (*orders.Checkout, error) {
+	var settled settlement
+	err := s.db.QueryRow(ctx, `SELECT settled_status, settled_reason, settled_detail, settled_at
+		FROM idempotency_keys WHERE order_id = $1 AND settled_status IS NOT NULL LIMIT 1`, orderID).
+		Scan(&settled.status, &settled.reason, &settled.detail, &settled.at)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, unavailable(err)
+	}
+	c, err := s.settledCheckout(ctx, orderID, settled)
+	if c != nil {
+		c.Replayed = false
+	}
+	return c, err
+}
+
 // pendingCheckout is the replay of a checkout answered pending whose saga no
 // request drives: the order as it stands now, nil when it is no longer
 // pending (then its key is settled, and replayed as settled).

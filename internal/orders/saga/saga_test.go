@@ -2573,6 +2573,96 @@ func TestALostConfirmationCancelledSinceIsNotWrittenAgain(t *testing.T) {
 	}
 }
 
+// confirmElsewhereThenCancel is what another driver and the owner may do to
+// order id in the instant before this run's confirmation: a recovery that
+// claimed it once this run's lease ran out confirms it (settling its key),
+// then its owner cancels it.
+func (e *env) confirmElsewhereThenCancel(t *testing.T, id uuid.UUID) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := e.store.Update(ctx, id, func(o *orders.Order) (orders.Change, error) {
+		return o.Confirm(time.Now())
+	}); err != nil {
+		t.Errorf("the other driver's confirmation: %v", err)
+	}
+	if _, err := e.saga.Cancel(ctx, e.user, id); err != nil {
+		t.Errorf("the owner's cancellation: %v", err)
+	}
+}
+
+// afterCharge is Payments that calls then with the order once its charge
+// has been made.
+type afterCharge struct {
+	saga.Payments
+	then func(id uuid.UUID)
+}
+
+func (p afterCharge) Charge(ctx context.Context, c saga.Charge) error {
+	err := p.Payments.Charge(ctx, c)
+	p.then(c.OrderID)
+	return err
+}
+
+// Another driver (a recovery that claimed the order once this run's lease ran
+// out) may confirm the order, and its owner cancel it, before this run's
+// confirmation runs: the confirmation finds it cancelled and is refused. With
+// an Idempotency-Key, settled by that other confirmation, the run answers
+// what the key replays, byte for byte; without one, the order as stored, 409
+// not_cancellable. Until 2026-12-07 (review) it answered 409 not_cancellable
+// with a key that replayed 201.
+func TestALostConfirmationConfirmedAndCancelledByOthersAnswersAsItsKey(t *testing.T) {
+	for _, key := range []string{"k-others", ""} {
+		t.Run("key="+key, func(t *testing.T) {
+			var e *env
+			e = setup(t, func(c *saga.Config) {
+				c.Payments = afterCharge{Payments: c.Payments, then: func(id uuid.UUID) { e.confirmElsewhereThenCancel(t, id) }}
+			})
+			ctx := context.Background()
+			res, err := e.saga.Place(ctx, e.user, e.request(2, "tok_visa"), key)
+			if err != nil {
+				t.Fatalf("place: %v", err)
+			}
+			if o, err := e.store.Get(ctx, res.Order.ID); err != nil || o.Status != orders.Cancelled {
+				t.Fatalf("stored %+v %v, want cancelled: the test proves nothing", o, err)
+			}
+			if key == "" {
+				if res.Outcome() != orders.OutcomeCancelled {
+					t.Fatalf("place: %s, want cancelled (409 not_cancellable): no key to answer as", res.Outcome())
+				}
+				return
+			}
+			if res.Replayed {
+				t.Error("the live answer says replayed")
+			}
+			again, err := e.saga.Place(ctx, e.user, e.request(2, "tok_visa"), key)
+			if err != nil || !again.Replayed {
+				t.Fatalf("replay: %+v %v", again, err)
+			}
+			same(t, again, res)
+		})
+	}
+}
+
+// A confirmation that never reached the server, followed in that instant by
+// another driver's confirmation and the owner's cancellation, was not this
+// run's: the run answers what the order's key was settled with (the other
+// confirmation), not its own decision, whose updated_at no one wrote. Until
+// 2026-12-07 (review) the live 201 differed from the replay in updated_at.
+func TestALostConfirmationNeverWrittenAnswersAsItsKey(t *testing.T) {
+	e := setup(t, nil)
+	res, err := e.placeBreakingConfirmation(t, false, "k-never-written", func(id uuid.UUID) {
+		e.confirmElsewhereThenCancel(t, id)
+	})
+	if err != nil || res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("place: %s %v, want confirmed as the key was settled", res.Outcome(), err)
+	}
+	again, err := e.saga.Place(context.Background(), e.user, e.request(2, "tok_visa"), "k-never-written")
+	if err != nil || !again.Replayed {
+		t.Fatalf("replay: %+v %v", again, err)
+	}
+	same(t, again, res)
+}
+
 // A confirmation that never reached the database looks the same to the run as
 // one whose answer was lost; if, in the instant before the re-read, another
 // driver ended the still-pending order (a recovery that claimed it once this

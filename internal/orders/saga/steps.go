@@ -227,18 +227,14 @@ const clearTimeout = 2 * time.Second
 // before the removal, recovery makes it.
 func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orders.Checkout {
 	fromCart := sg.FromCart && s.cfg.Cart != nil
-	// decided is the order as the last decision left it: what a
-	// confirmation that committed wrote, and its key was settled with.
-	var decided orders.Order
 	c, err := s.decide(ctx, tl, sg.Order, func(o *orders.Order) (orders.Change, error) {
 		ch, err := o.Confirm(time.Now())
 		// The removal is owed from the confirmation's commit on, so that
 		// recovery makes it if this run dies before it does.
 		ch.CartOwed = fromCart && !ch.None()
-		decided = *o
 		return ch, err
 	})
-	status := c.Order.Status // as stored: the answer may be the order as it was confirmed
+	status := c.Order.Status // as stored: the answer may be the checkout its key was settled with
 	if err != nil {
 		// An order found confirmed — or cancelled by request, which only a
 		// confirmed order can be (orders.Order.Cancel; Fail refuses that
@@ -256,14 +252,25 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 		s.cfg.Log.WarnContext(ctx, "the answer of the order's confirmation was lost; it was confirmed", "order_id", sg.Order.ID, "err", err.Error())
 		tl.notes, tl.changed = nil, true
 		c, status = orders.Checkout{Order: stored.Order, Detail: c.Detail}, stored.Order.Status
-		if status != orders.Confirmed && decided.ID == sg.Order.ID && decided.Status == orders.Confirmed {
-			// Cancelled since: answered as the confirmation wrote it, not as
-			// it now is. The same checkout asked again with its
-			// Idempotency-Key replays what the key was settled with in the
-			// confirmation's transaction, and both answers must be one.
-			// (Only when this run's decision confirmed it: one that failed
-			// before deciding answers the order as stored.)
-			c.Order = decided
+		if status != orders.Confirmed {
+			// Cancelled since. Whichever driver confirmed it (this run, or a
+			// recovery once this run's lease ran out), its confirmation
+			// settled the order's Idempotency-Key in its transaction: the
+			// answer is what that key replays, so that the same request
+			// asked again gets the same answer. Without a key, the order
+			// as stored (409 not_cancellable). The key unreadable, pending
+			// (202): a retry with the key gets its replay.
+			// Read past the saga's deadline, as the look-up was.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), doubtTimeout)
+			settled, serr := s.db.SettledCheckout(rctx, sg.Order.ID)
+			cancel()
+			switch {
+			case serr != nil:
+				s.cfg.Log.ErrorContext(ctx, "read the order's settled checkout", "order_id", sg.Order.ID, "err", serr.Error())
+				return orders.Checkout{Order: sg.Order}
+			case settled != nil:
+				c = *settled
+			}
 		}
 	}
 	if fromCart && status == orders.Confirmed {
