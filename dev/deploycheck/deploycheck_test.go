@@ -1267,20 +1267,8 @@ func TestTheKubernetesGuideKeepsTheTokenKeys(t *testing.T) {
 	}
 	_, block, _ := strings.Cut(section, "```sh\n")
 	block, _, _ = strings.Cut(block, "```")
-	// The block's statements: a line ending in || or \ goes on.
-	var statements []string
-	cont := false
-	for _, l := range strings.Split(block, "\n") {
-		if cont {
-			statements[len(statements)-1] += "\n" + l
-		} else {
-			statements = append(statements, l)
-		}
-		end := strings.TrimRight(l, " ")
-		cont = strings.HasSuffix(end, "||") || strings.HasSuffix(end, "\\")
-	}
 	var lines []string
-	for _, l := range statements {
+	for _, l := range shStatements(block) {
 		if strings.Contains(l, "openssl") && strings.Contains(l, "secrets/jwt-") {
 			lines = append(lines, l)
 		}
@@ -1496,6 +1484,106 @@ func TestTheKubernetesGuideMakesEverySecretOnce(t *testing.T) {
 		if callers[c] != hex.EncodeToString(sum[:]) {
 			t.Errorf("secrets/internal-callers does not hold the SHA-256 of secrets/%s", f)
 		}
+	}
+}
+
+// shStatements splits a shell block into its statements: a line ending in
+// || or \ goes on into the next.
+func shStatements(block string) []string {
+	var statements []string
+	cont := false
+	for _, l := range strings.Split(block, "\n") {
+		if cont {
+			statements[len(statements)-1] += "\n" + l
+		} else {
+			statements = append(statements, l)
+		}
+		end := strings.TrimRight(l, " ")
+		cont = strings.HasSuffix(end, "||") || strings.HasSuffix(end, "\\")
+	}
+	return statements
+}
+
+// The lines of docs/deploy-faasd.md step 3 that make the access tokens' and
+// the events' Ed25519 pairs make each pair once: run again (on a host that
+// has them) they change neither file, and run with a signing key lost (an
+// empty file, or none) beside its old verify key, they make the verify key
+// again, the new signing key's public half: kept, the old one would have
+// Kong refuse every token login-user signs (or the event functions every
+// event the relay signs).
+func TestTheFaasdGuideMakesTheKeyPairsOnce(t *testing.T) {
+	doc := string(read(t, "docs/deploy-faasd.md"))
+	_, step, ok := strings.Cut(doc, "\n## 3. Secrets and TLS files\n")
+	if !ok {
+		t.Fatal("docs/deploy-faasd.md has no step \"3. Secrets and TLS files\"")
+	}
+	step, _, _ = strings.Cut(step, "\n## ")
+	_, block, _ := strings.Cut(step, "```sh\n")
+	block, _, _ = strings.Cut(block, "```")
+	keyFile := regexp.MustCompile(`\b(jwt|event)-(signing|verify)-key\b`)
+	var lines []string
+	for _, l := range shStatements(block) {
+		if strings.Contains(l, "openssl") && keyFile.MatchString(l) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 4 {
+		t.Fatalf("step 3's first block makes the two key pairs in %d statements, want 4 (each private key, then its public half):\n%s", len(lines), block)
+	}
+	script := strings.Join(lines, "\n")
+	dir := t.TempDir()
+	names := []string{"jwt-signing-key", "jwt-verify-key", "event-signing-key", "event-verify-key"}
+	run := func(when string) map[string]string {
+		t.Helper()
+		cmd := exec.Command("sh", "-ec", script)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s\n%s", when, err, out, script)
+		}
+		files := map[string]string{}
+		for _, f := range names {
+			b, err := os.ReadFile(filepath.Join(dir, f))
+			if err != nil {
+				t.Fatalf("%s: %v", when, err)
+			}
+			files[f] = string(b)
+		}
+		for _, p := range []string{"jwt", "event"} {
+			priv, err := edkey.ParsePrivate(p+"-signing-key", files[p+"-signing-key"])
+			if err != nil {
+				t.Errorf("%s: %v", when, err)
+				continue
+			}
+			pub, err := edkey.ParsePublic(p+"-verify-key", files[p+"-verify-key"])
+			if err != nil || len(pub) != 1 || !pub[0].Equal(priv.Public()) {
+				t.Errorf("%s: %s-verify-key is not the public half of %[2]s-signing-key (%v)", when, p, err)
+			}
+		}
+		return files
+	}
+	first := run("made in an empty folder")
+	if again := run("run again"); !maps.Equal(first, again) {
+		t.Error("run again, step 3's lines replace a key of the pairs faasd's secrets, Kong and the functions already hold")
+	}
+	for _, lose := range []struct {
+		how  string
+		lose func(string) error
+	}{
+		{"emptied", func(f string) error { return os.WriteFile(f, nil, 0o600) }},
+		{"removed", os.Remove},
+	} {
+		for _, p := range []string{"jwt", "event"} {
+			if err := lose.lose(filepath.Join(dir, p+"-signing-key")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		remade := run("the signing keys " + lose.how + ", their verify keys kept")
+		for _, p := range []string{"jwt", "event"} {
+			if remade[p+"-signing-key"] == first[p+"-signing-key"] {
+				t.Errorf("the signing keys %s: %s-signing-key is the first one again, want a new key", lose.how, p)
+			}
+		}
+		first = remade
 	}
 }
 
