@@ -38,7 +38,8 @@ type Store interface {
 	// Unclaim drops claim without changing the status.
 	Unclaim(ctx context.Context, orderID, claim uuid.UUID) error
 	// Discard deletes a pending payment held by claim: the processor
-	// answered that nothing was (or ever will be) charged under its key.
+	// answered that nothing was (or ever will be) charged under its key,
+	// or that the key's charge was refunded at its side.
 	Discard(ctx context.Context, orderID, claim uuid.UUID) error
 	// ByOrder returns the order's payment; fault.NotFound when there is none.
 	ByOrder(ctx context.Context, orderID uuid.UUID) (Payment, error)
@@ -200,12 +201,15 @@ func (s *Service) settlePending(ctx context.Context, orderID uuid.UUID, res Resu
 }
 
 // giveUp drops the claim so a retry may go on at once, and classifies err
-// (processorError).
+// (processorError). A failed release rides along with err, which keeps its
+// classification: the answer is the processor call's (the claim's lease
+// frees the row in time).
 func (s *Service) giveUp(ctx context.Context, p Payment, claim uuid.UUID, err error) error {
+	err = processorError(err)
 	if uerr := s.store.Unclaim(ctx, p.OrderID, claim); uerr != nil {
 		return errors.Join(err, uerr)
 	}
-	return processorError(err)
+	return err
 }
 
 // processorError classifies the error of a processor call: anything but a
@@ -240,11 +244,12 @@ func (s *Service) pause(ctx context.Context, orderID uuid.UUID, d time.Duration)
 // without a payment row is asked of the processor with Void (see unrecorded):
 // a charge whose recording was lost is recorded and refunded, and any other
 // charge key is made never to capture. A pending row (left by the previous
-// version) is resolved by Void as well. The answer is the payment with status
-// "refunded", or unchanged with status "declined" when there was nothing to
-// refund, or Status StatusNone when the order was never charged. Errors:
-// processor_unavailable (503/504) when the processor could not be asked;
-// retrying is safe.
+// version) is resolved by Void as well (a charge the processor refunded at
+// its side: the row is deleted and answered as unrecorded does). The answer
+// is the payment with status "refunded", or unchanged with status "declined"
+// when there was nothing to refund, or Status StatusNone when the order was
+// never charged. Errors: processor_unavailable (503/504) when the processor
+// could not be asked; retrying is safe.
 func (s *Service) Refund(ctx context.Context, orderID uuid.UUID) (Payment, error) {
 	if orderID == uuid.Nil {
 		return Payment{}, invalid("order_id is required")
@@ -278,10 +283,17 @@ func (s *Service) Refund(ctx context.Context, orderID uuid.UUID) (Payment, error
 				if err != nil {
 					return p, s.giveUp(detached, claimed, claim, err)
 				}
-				if voided(res) {
-					// Never charged, and now never will be.
+				if voided(res) || res.Outcome == OutcomeRefunded {
+					// Never charged, and now never will be; or refunded
+					// at the processor's side, which the row (whose status
+					// cannot move from pending to refunded) would never
+					// show: the row goes, and the answer is the row-less
+					// case's (unrecorded).
 					if err := s.store.Discard(detached, orderID, claim); err != nil {
 						return p, err
+					}
+					if res.Outcome == OutcomeRefunded {
+						return refundedAtTheProcessor(orderID, res), nil
 					}
 					return none, nil
 				}
@@ -350,8 +362,7 @@ func (s *Service) unrecorded(ctx context.Context, orderID uuid.UUID) (Payment, e
 	case OutcomeDeclined:
 		return none, nil
 	case OutcomeRefunded:
-		return Payment{OrderID: orderID, UserID: res.Customer, Status: StatusRefunded, Amount: res.Amount,
-			ProviderRef: res.Reference}, nil
+		return refundedAtTheProcessor(orderID, res), nil
 	case OutcomeCaptured:
 		id, err := uuid.NewV7()
 		if err != nil {
@@ -360,6 +371,13 @@ func (s *Service) unrecorded(ctx context.Context, orderID uuid.UUID) (Payment, e
 		return s.store.Record(context.WithoutCancel(ctx), Payment{ID: id, OrderID: orderID, UserID: res.Customer, Amount: res.Amount}, res)
 	}
 	return none, processorError(fault.Internalf("processor answered void outcome %q", res.Outcome))
+}
+
+// refundedAtTheProcessor answers Refund for a charge the processor's Void
+// says was refunded at its side, with no row of ours (so with no ID).
+func refundedAtTheProcessor(orderID uuid.UUID, res Result) Payment {
+	return Payment{OrderID: orderID, UserID: res.Customer, Status: StatusRefunded, Amount: res.Amount,
+		ProviderRef: res.Reference}
 }
 
 // call runs one processor call on a context the caller cannot cancel,

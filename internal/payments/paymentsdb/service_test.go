@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -472,5 +473,75 @@ func TestStatusOnlyMovesForward(t *testing.T) {
 		if _, err := f.pool.Exec(ctx, `UPDATE payments SET status = $2 WHERE order_id = $1`, req.OrderID, back); err == nil {
 			t.Errorf("captured -> %s was allowed", back)
 		}
+	}
+}
+
+// refundedAtItsSide is a processor whose Void answers that the key's charge
+// was refunded at its side, as a real processor may (the simulator never
+// does).
+type refundedAtItsSide struct{ payments.Processor }
+
+func (refundedAtItsSide) Void(context.Context, string) (payments.Result, error) {
+	return payments.Result{Outcome: payments.OutcomeRefunded, Reference: "re_side", Amount: usd}, nil
+}
+
+// A pending row of the previous version whose key the processor answers
+// refunded is answered as the row-less case is (refunded, no id) and the
+// row goes: its status cannot move from pending to refunded, and a row left
+// pending would be claimed and voided by every retry. Until 2026-12-07 Finish
+// left the row pending and Refund looked again until its caller gave up.
+func TestAPendingRowTheProcessorRefundedIsAnsweredRefunded(t *testing.T) {
+	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
+	svc := payments.NewService(f.store, refundedAtItsSide{f.proc}, payments.ServiceConfig{PollInterval: 20 * time.Millisecond})
+	req := chargeReq(simulator.TokenVisa)
+	insertPending(t, f, payments.Payment{ID: uuid.Must(uuid.NewV7()), OrderID: req.OrderID, UserID: req.UserID,
+		Amount: req.Amount}, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	for i := range 2 {
+		p, err := svc.Refund(ctx, req.OrderID)
+		if err != nil || p.Status != payments.StatusRefunded || p.ID != uuid.Nil || p.ProviderRef != "re_side" || p.Amount != usd {
+			t.Fatalf("refund %d: %+v %v, want refunded re_side without an id", i+1, p, err)
+		}
+	}
+	if _, err := f.store.ByOrder(ctx, req.OrderID); !fault.Is(err, fault.NotFound, "") {
+		t.Errorf("the pending row after the refund: %v, want gone", err)
+	}
+}
+
+// cutRefund is a processor adapter that calls a deadline cut of its Refund
+// unavailable (503): Service must answer 504 all the same.
+type cutRefund struct{ payments.Processor }
+
+func (cutRefund) Refund(context.Context, string, string, payments.Money) (payments.Result, error) {
+	return payments.Result{}, fault.Wrap(context.DeadlineExceeded, fault.Unavailable, payments.ErrUnavailable.Code, payments.ErrUnavailable.Message)
+}
+
+// failedUnclaim is a store whose Unclaim fails (the database went away
+// after the claim).
+type failedUnclaim struct{ payments.Store }
+
+func (failedUnclaim) Unclaim(context.Context, uuid.UUID, uuid.UUID) error {
+	return fault.Wrap(errors.New("connection reset"), fault.Unavailable, fault.CodeUnavailable, "database unavailable")
+}
+
+// A refund whose processor call failed and whose claim release failed too
+// answers the processor call's classification: a cut call is an unknown
+// outcome (504), not the 503 that says nothing happened. Until 2026-12-07
+// the two errors were joined unclassified and the adapter's 503 came out.
+func TestAFailedReleaseKeepsTheProcessorCallsClassification(t *testing.T) {
+	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
+	ctx := context.Background()
+	req := chargeReq(simulator.TokenVisa)
+	if _, err := f.svc.Charge(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	svc := payments.NewService(failedUnclaim{f.store}, cutRefund{f.proc}, payments.ServiceConfig{})
+	_, err := svc.Refund(ctx, req.OrderID)
+	if !fault.Is(err, fault.Timeout, payments.ErrTimeout.Code) {
+		t.Errorf("answer %v (kind %v), want the timeout (504, outcome unknown)", err, fault.KindOf(err))
+	}
+	if !strings.Contains(fmt.Sprint(err), "connection reset") {
+		t.Errorf("answer %v does not carry the failed release", err)
 	}
 }
