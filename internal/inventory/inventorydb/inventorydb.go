@@ -115,7 +115,7 @@ func (s *Store) SetOnHand(ctx context.Context, productID uuid.UUID, onHand int, 
 		}
 		return appendChanged(ctx, tx, &pgx.Batch{}, []inventory.Stock{out}, func(int) int { return out.Available() - cur.Available() })
 	})
-	return out, err
+	return out, txErr(err)
 }
 
 // Init gives a product its first stock level and reports whether it did: a
@@ -140,7 +140,19 @@ func (s *Store) Init(ctx context.Context, productID uuid.UUID, onHand int) (crea
 		created = true
 		return appendChanged(ctx, tx, &pgx.Batch{}, []inventory.Stock{st}, func(int) int { return st.Available() }) // none was available before
 	})
-	return created, err
+	return created, txErr(err)
+}
+
+// txErr is the error of a postgres.Tx: a fault its function decided (a
+// precondition, a refusal) as it is, and anything else (the BEGIN or the
+// COMMIT failing, a database that cannot be reached) through unavailable,
+// so a database that is down is a 503, not a 500.
+func txErr(err error) error {
+	var fe *fault.Error
+	if err == nil || errors.As(err, &fe) {
+		return err
+	}
+	return unavailable(err)
 }
 
 func scan(row pgx.Row) (inventory.Stock, error) {

@@ -291,3 +291,32 @@ func TestStockChangeRollsBackWithoutItsEvent(t *testing.T) {
 		t.Fatalf("stock rows = %d, want 1", rows)
 	}
 }
+
+// An inventory database that cannot be reached is a 503 the client may
+// retry (api/openapi.yaml: set-stock's and get-stock's 503 unavailable), as
+// SetOnHand's and Get's comments promise, never a 500 logged as a defect:
+// until 2026-12-07 SetOnHand and Init returned postgres.Tx's "begin: …"
+// unwrapped, so set-stock answered 500 internal while the database was down.
+func TestADatabaseDownIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	s, pool := openStore(t)
+	id := uuid.Must(uuid.NewV7())
+	if _, err := s.SetOnHand(ctx, id, 3, inventory.IfAbsent()); err != nil {
+		t.Fatal(err)
+	}
+	pool.Close()
+	calls := map[string]func() error{
+		"Get":       func() error { _, err := s.Get(ctx, id); return err },
+		"SetOnHand": func() error { _, err := s.SetOnHand(ctx, id, 5, inventory.IfExists()); return err },
+		"SetOnHand first": func() error {
+			_, err := s.SetOnHand(ctx, uuid.Must(uuid.NewV7()), 5, inventory.IfAbsent())
+			return err
+		},
+		"Init": func() error { _, err := s.Init(ctx, uuid.Must(uuid.NewV7()), 5); return err },
+	}
+	for name, call := range calls {
+		if err := call(); fault.KindOf(err) != fault.Unavailable {
+			t.Errorf("%s with the database down: %v (kind %v), want fault.Unavailable", name, err, fault.KindOf(err))
+		}
+	}
+}
