@@ -609,7 +609,7 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 	if len(batch) == 0 {
 		return drained{held: held}, nil
 	}
-	ch, err := w.pub.channel(ctx, cfg.BrokerURL, cfg.Names)
+	ch, err := w.pub.channel(ctx, cfg.BrokerURL, cfg.Names, 2*cfg.BatchSize)
 	if err != nil {
 		return drained{held: held}, err
 	}
@@ -632,7 +632,10 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 	for _, p := range batch {
 		msg := message(p, cfg.Signer)
 		spans = append(spans, w.publishSpan(ctx, cfg.Names.Exchange(), p, msg))
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, cfg.Names.Exchange(), p.typ, false, false, msg)
+		// Mandatory: an event no queue takes, not even shop.unrouted (the
+		// alternate exchange's queue deleted), comes back (returned below)
+		// instead of being confirmed and dropped.
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, cfg.Names.Exchange(), p.typ, true, false, msg)
 		if err != nil {
 			err = fmt.Errorf("publish %s: %w", p.id, err)
 			fail(0, err, "not published")
@@ -669,9 +672,26 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 			spans[i].SetStatus(codes.Error, "nacked")
 			break
 		}
-		spans[i].End()
 		seqs = append(seqs, batch[i].seq)
 		ids = append(ids, batch[i].id)
+	}
+	// RabbitMQ sends a mandatory message's return before its confirmation,
+	// and the client hands them over in that order: every return of the
+	// confirmed prefix is already in w.pub.returns. A returned event and
+	// every one after it stay pending; the error closes the connection, and
+	// the next one declares shop.unrouted again.
+	for drained := false; !drained; {
+		select {
+		case r := <-w.pub.returns:
+			if i := slices.Index(ids, r.MessageId); i >= 0 {
+				confirmErr = fmt.Errorf("the broker returned event %s: no queue took it, not even %s (%d %s)",
+					r.MessageId, cfg.Names.Unrouted(), r.ReplyCode, r.ReplyText)
+				fail(i, confirmErr, "returned, or after a returned event")
+				seqs, ids = seqs[:i], ids[:i]
+			}
+		default:
+			drained = true
+		}
 	}
 	if len(seqs) > 0 {
 		if w.relay.beforeMark != nil {
@@ -1090,9 +1110,14 @@ func pruneWindows(ctx context.Context, db postgres.Querier, retention time.Durat
 type publisher struct {
 	conn *amqp.Connection
 	ch   *amqp.Channel
+	// returns receives ch's returned mandatory messages (nil while closed).
+	returns chan amqp.Return
 }
 
-func (p *publisher) channel(ctx context.Context, url string, names broker.Names) (*amqp.Channel, error) {
+// channel opens the channel when needed; room is the most messages one
+// batch publishes on it, for which returns keeps room (the client drops a
+// return it cannot hand over within 5 s, which would look confirmed).
+func (p *publisher) channel(ctx context.Context, url string, names broker.Names, room int) (*amqp.Channel, error) {
 	if p.ch != nil && !p.ch.IsClosed() && !p.conn.IsClosed() {
 		return p.ch, nil
 	}
@@ -1112,7 +1137,7 @@ func (p *publisher) channel(ctx context.Context, url string, names broker.Names)
 		_ = conn.Close()
 		return nil, fmt.Errorf("open publisher channel: %w", err)
 	}
-	p.conn, p.ch = conn, ch
+	p.conn, p.ch, p.returns = conn, ch, ch.NotifyReturn(make(chan amqp.Return, room))
 	return ch, nil
 }
 
@@ -1126,5 +1151,5 @@ func (p *publisher) close() {
 	if p.conn != nil {
 		_ = p.conn.CloseDeadline(time.Now().Add(closeWait))
 	}
-	p.conn, p.ch = nil, nil
+	p.conn, p.ch, p.returns = nil, nil, nil
 }
