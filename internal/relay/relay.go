@@ -679,10 +679,16 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 	// and the client hands them over in that order: every return of the
 	// confirmed prefix is already in w.pub.returns. A returned event and
 	// every one after it stay pending; the error closes the connection, and
-	// the next one declares shop.unrouted again.
+	// the next one declares shop.unrouted again. A lost connection closes
+	// the returns channel (its returns already read): the read stops there,
+	// where a closed channel would answer empty returns for ever.
 	for drained := false; !drained; {
 		select {
-		case r := <-w.pub.returns:
+		case r, open := <-w.pub.returns:
+			if !open {
+				drained = true
+				break
+			}
 			if i := slices.Index(ids, r.MessageId); i >= 0 {
 				confirmErr = fmt.Errorf("the broker returned event %s: no queue took it, not even %s (%d %s)",
 					r.MessageId, cfg.Names.Unrouted(), r.ReplyCode, r.ReplyText)
