@@ -1328,37 +1328,25 @@ func TestTheKubernetesGuideMakesEverySecretOnce(t *testing.T) {
 	section, _, _ = strings.Cut(section, "\n## ")
 	_, block, _ := strings.Cut(section, "```sh\n")
 	block, afterBlock, _ := strings.Cut(block, "```")
-	lines := strings.Split(block, "\n")
-	// statement is the line at i with its continuation lines, joined.
-	statement := func(i int) string {
-		s := ""
-		for ; i < len(lines); i++ {
-			l, more := strings.CutSuffix(strings.TrimRight(lines[i], " "), "\\")
-			s += l + " "
-			if !more {
-				break
-			}
-		}
-		return s
-	}
-	create := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "faas-cli secret create $s") })
+	stmts := shStatements(block)
+	create := slices.IndexFunc(stmts, func(l string) bool { return strings.Contains(l, "faas-cli secret create $s") })
 	loop := create - 1
-	for loop >= 0 && !strings.HasPrefix(lines[loop], "for s in ") {
+	for loop >= 0 && !strings.HasPrefix(stmts[loop], "for s in ") {
 		loop--
 	}
 	if loop < 0 {
 		t.Fatalf("the section's block has no loop of faas-cli secret create:\n%s", block)
 	}
-	listed, _, _ := strings.Cut(strings.TrimPrefix(statement(loop), "for s in "), ";")
-	needed := strings.Fields(listed)
-	conn := slices.IndexFunc(lines, func(l string) bool {
+	listed, _, _ := strings.Cut(strings.TrimPrefix(stmts[loop], "for s in "), ";")
+	needed := strings.Fields(strings.ReplaceAll(listed, "\\\n", " "))
+	conn := slices.IndexFunc(stmts, func(l string) bool {
 		return strings.HasPrefix(l, "kubectl create secret generic shop-connector-credentials ")
 	})
 	if conn < 0 {
 		t.Fatalf("the section's block does not create shop-connector-credentials:\n%s", block)
 	}
 	fromFile := regexp.MustCompile(`--from-file=secrets/([A-Za-z0-9_.-]+)`)
-	for _, m := range fromFile.FindAllStringSubmatch(statement(conn), -1) {
+	for _, m := range fromFile.FindAllStringSubmatch(stmts[conn], -1) {
 		needed = append(needed, m[1])
 	}
 	// meili-key and meili-search-key come from Meilisearch, by the key loop
@@ -1391,7 +1379,7 @@ func TestTheKubernetesGuideMakesEverySecretOnce(t *testing.T) {
 		}
 	}
 
-	script := strings.Join(lines[:loop], "\n")
+	script := strings.Join(stmts[:loop], "\n")
 	dir := t.TempDir()
 	run := func() map[string]string {
 		t.Helper()

@@ -83,6 +83,15 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// Classified reports whether err holds an *Error: a fault its code decided
+// (a precondition, a refusal), to answer as it is, where anything else from a
+// store (a failed BEGIN or COMMIT, a database that cannot be reached) is
+// turned into a 503.
+func Classified(err error) bool {
+	var fe *Error
+	return errors.As(err, &fe)
+}
+
 // KindOf reports the Kind of err, Internal when err is not classified.
 func KindOf(err error) Kind {
 	var fe *Error

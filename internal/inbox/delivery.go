@@ -148,14 +148,18 @@ func (e Events) Read(r *http.Request, types ...string) (Delivery, error) {
 	return d, nil
 }
 
+// unsignedRisk is what EVENT_ACCEPT_UNSIGNED=true risks, and when to unset
+// it: said at start-up and with each unsigned event logged.
+const unsignedRisk = "EVENT_ACCEPT_UNSIGNED=true lets anyone holding the internal credential forge events; unset it once the queues hold no unsigned event (docs/production-checklist.md)"
+
 // warnUnsigned logs an unsigned event accepted, throttled by e.accepted.
 func (e Events) warnUnsigned(r *http.Request, d Delivery, now time.Time) {
-	if e.log == nil || e.accepted == nil {
+	if e.log == nil { // accepted is set by NewEvents, which Read requires
 		return
 	}
 	if ok, suppressed := e.accepted.Log("unsigned", now); ok {
-		e.log.WarnContext(r.Context(), "event accepted without a signature: EVENT_ACCEPT_UNSIGNED=true lets anyone holding the internal credential forge events; unset it once the queues hold no unsigned event (docs/production-checklist.md)",
-			"event_id", d.EventID, "type", d.Type, "not_logged_since_last", suppressed)
+		e.log.WarnContext(r.Context(), "event accepted without a signature: "+unsignedRisk,
+			append([]any{"event_id", d.EventID, "type", d.Type}, telemetry.SuppressedAttrs(suppressed)...)...)
 	}
 }
 
@@ -237,7 +241,7 @@ func (ec EventsConfig) Events(log *slog.Logger) (Events, error) {
 	ev, err := NewEvents(v, ec.AcceptUnsigned)
 	ev.window, ev.log = Window{Retention: ec.Retention}, log
 	if err == nil && ec.AcceptUnsigned && log != nil {
-		log.Warn("EVENT_ACCEPT_UNSIGNED=true: events without the outbox relay's signature are accepted, so anyone holding the internal credential can forge them; unset it once the queues hold no unsigned event (docs/production-checklist.md)")
+		log.Warn("EVENT_ACCEPT_UNSIGNED=true: events without the outbox relay's signature are accepted: " + unsignedRisk)
 	}
 	return ev, err
 }

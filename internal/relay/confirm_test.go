@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -32,51 +31,8 @@ import (
 // lag gauges stopped there, so OutboxLagHigh could not fire. It runs a
 // private RabbitMQ node, since it suspends a queue's process.
 func TestAnUnconfirmedBatchStaysPendingAndIsRetried(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a private RabbitMQ node; -short was asked for")
-	}
 	ctx := context.Background()
-	// The node's start and rabbitmqctl end before go test's -timeout: a hang
-	// fails the test with their message instead of a panic.
-	nodeCtx := proctest.DeadlineContext(t, proctest.CleanupMargin)
-	node, err := rabbitnode.Start(nodeCtx, rabbitnode.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	proctest.CloseAtEnd(t, node)
-	names := broker.Names{Prefix: "t."}
-	conn, err := amqp.Dial(node.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	const queue = "t.stalled"
-	if err := broker.DeclareExchange(ch, names); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.QueueBind(queue, events.OrderPlaced, names.Exchange(), false, nil); err != nil {
-		t.Fatal(err)
-	}
-	queueProcess := `sys:%s(begin {ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"` + queue +
-		`">>)), amqqueue:get_pid(Q) end).`
-	if out, err := node.Eval(nodeCtx, fmt.Sprintf(queueProcess, "suspend")); err != nil {
-		t.Fatalf("suspend %s: %v %s", queue, err, out)
-	}
-	resumed := false
-	t.Cleanup(func() {
-		if !resumed { // on a context of its own: nodeCtx may have ended
-			ctx, cancel := context.WithTimeout(context.Background(), proctest.CleanupTimeout)
-			defer cancel()
-			_, _ = node.Eval(ctx, fmt.Sprintf(queueProcess, "resume"))
-		}
-	})
+	st := stallQueue(t)
 
 	prev := otel.GetTracerProvider()
 	spans := tracetest.NewSpanRecorder()
@@ -85,7 +41,7 @@ func TestAnUnconfirmedBatchStaysPendingAndIsRetried(t *testing.T) {
 
 	pool, url := openOutbox(t)
 	reg := prometheus.NewRegistry()
-	r, err := New(Config{Databases: []Database{{Name: "orders", URL: url}}, BrokerURL: node.URL(), Names: names,
+	r, err := New(Config{Databases: []Database{{Name: "orders", URL: url}}, BrokerURL: st.node.URL(), Names: st.names,
 		ConfirmTimeout: time.Second,
 		PollInterval:   200 * time.Millisecond, MaxBackoff: 300 * time.Millisecond},
 		slog.New(slog.DiscardHandler), reg)
@@ -127,12 +83,9 @@ func TestAnUnconfirmedBatchStaysPendingAndIsRetried(t *testing.T) {
 		t.Errorf("no publish span ended with status Error: %v", spans.Ended())
 	}
 
-	if out, err := node.Eval(nodeCtx, fmt.Sprintf(queueProcess, "resume")); err != nil {
-		t.Fatalf("resume %s: %v %s", queue, err, out)
-	}
-	resumed = true
+	st.resume(t)
 	allMarked(t, pool)
-	msg, ok, err := ch.Get(queue, true)
+	msg, ok, err := st.ch.Get(stalledQueue, true)
 	if err != nil || !ok || msg.MessageId != id {
 		t.Errorf("queue holds %q (%v, %v), want the event %s", msg.MessageId, ok, err, id)
 	}
@@ -203,4 +156,82 @@ func TestANackFailsTheSpansOfTheEventsAfterIt(t *testing.T) {
 	if n := unpublished(t, pool); n != 2 {
 		t.Errorf("%d rows pending, want 2 (the nacked event and the one after it)", n)
 	}
+}
+
+// stalledQueue is the quorum queue stallQueue binds to order.placed.
+const stalledQueue = "t.stalled"
+
+// stalled is a private RabbitMQ node whose queue stalledQueue, bound to
+// order.placed on the exchange of names, is suspended: a publish of that
+// event is never confirmed until resume (as a quorum queue without a leader
+// would leave it). ctx bounds the node's start and rabbitmqctl calls.
+type stalled struct {
+	ctx     context.Context
+	node    *rabbitnode.Node
+	names   broker.Names
+	ch      *amqp.Channel
+	resumed bool
+}
+
+// stallQueue starts the node, declares the exchange and stalledQueue and
+// suspends the queue's process; the test's end resumes it if the test did
+// not. A private node, since it suspends a queue's process.
+func stallQueue(t *testing.T) *stalled {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a private RabbitMQ node; -short was asked for")
+	}
+	// The node's start and rabbitmqctl end before go test's -timeout: a hang
+	// fails the test with their message instead of a panic.
+	st := &stalled{ctx: proctest.DeadlineContext(t, proctest.CleanupMargin), names: broker.Names{Prefix: "t."}}
+	node, err := rabbitnode.Start(st.ctx, rabbitnode.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proctest.CloseAtEnd(t, node)
+	st.node = node
+	conn, err := amqp.Dial(node.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	if st.ch, err = conn.Channel(); err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.DeclareExchange(st.ch, st.names); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ch.QueueDeclare(stalledQueue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ch.QueueBind(stalledQueue, events.OrderPlaced, st.names.Exchange(), false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := node.Eval(st.ctx, st.queueProcess("suspend")); err != nil {
+		t.Fatalf("suspend %s: %v %s", stalledQueue, err, out)
+	}
+	t.Cleanup(func() {
+		if !st.resumed { // on a context of its own: st.ctx may have ended
+			ctx, cancel := context.WithTimeout(context.Background(), proctest.CleanupTimeout)
+			defer cancel()
+			_, _ = node.Eval(ctx, st.queueProcess("resume"))
+		}
+	})
+	return st
+}
+
+// queueProcess is the Erlang expression that runs sys:<call> on the
+// queue's process.
+func (st *stalled) queueProcess(call string) string {
+	return `sys:` + call + `(begin {ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"` + stalledQueue +
+		`">>)), amqqueue:get_pid(Q) end).`
+}
+
+// resume lets the queue answer again.
+func (st *stalled) resume(t *testing.T) {
+	t.Helper()
+	if out, err := st.node.Eval(st.ctx, st.queueProcess("resume")); err != nil {
+		t.Fatalf("resume %s: %v %s", stalledQueue, err, out)
+	}
+	st.resumed = true
 }

@@ -682,11 +682,11 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 	// the next one declares shop.unrouted again. A lost connection closes
 	// the returns channel (its returns already read): the read stops there,
 	// where a closed channel would answer empty returns for ever.
-	for drained := false; !drained; {
+	for done := false; !done; {
 		select {
 		case r, open := <-w.pub.returns:
 			if !open {
-				drained = true
+				done = true
 				break
 			}
 			if i := slices.Index(ids, r.MessageId); i >= 0 {
@@ -696,7 +696,7 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 				seqs, ids = seqs[:i], ids[:i]
 			}
 		default:
-			drained = true
+			done = true
 		}
 	}
 	if len(seqs) > 0 {

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopfaas/shop/internal/postgres"
 )
@@ -16,16 +15,7 @@ import (
 // mandatory, the broker confirmed it, dropped it, and the row was marked
 // published.
 func TestAnEventNoQueueTakesStaysPendingUntilUnroutedIsBack(t *testing.T) {
-	names, _ := declareExchange(t)
-	conn, err := amqp.Dial(rabbitURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	names, ch := declareExchange(t)
 	pool, url := openOutbox(t)
 	ctx := context.Background()
 	startRelay(t, ctx, Config{Databases: []Database{{Name: "orders", URL: url}}, BrokerURL: rabbitURL, Names: names}, nil)

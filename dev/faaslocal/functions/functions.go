@@ -127,7 +127,7 @@ func New(cfg Config) *Store {
 	if cfg.MaxReplicas <= 0 {
 		cfg.MaxReplicas = 5
 	}
-	return &Store{cfg: cfg, fns: map[string]*function{}}
+	return &Store{cfg: cfg, fns: map[string]*function{}, waking: map[string]bool{}}
 }
 
 func notFound(name string) error {
@@ -299,9 +299,6 @@ func (s *Store) Wake(name string, replicas uint64) {
 	if s.waking[name] {
 		s.mu.Unlock()
 		return
-	}
-	if s.waking == nil {
-		s.waking = map[string]bool{}
 	}
 	s.waking[name] = true
 	s.mu.Unlock()

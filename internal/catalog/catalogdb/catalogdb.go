@@ -193,13 +193,12 @@ func (s *Store) Update(ctx context.Context, id uuid.UUID, change func(catalog.Pr
 		}
 		return changed(ctx, tx, out)
 	})
-	var fe *fault.Error
 	switch {
 	case err == nil:
 		return out, nil
 	case postgres.IsUniqueViolation(err, "products_sku_key"):
 		return out, ErrSKUTaken
-	case errors.As(err, &fe):
+	case fault.Classified(err):
 		return out, err
 	default:
 		return out, unavailable("update product", err)
@@ -261,8 +260,7 @@ func (s *Store) setCounter(ctx context.Context, id uuid.UUID, column string, val
 		out = p
 		return changed(ctx, tx, p)
 	})
-	var fe *fault.Error
-	if err != nil && !errors.As(err, &fe) {
+	if err != nil && !fault.Classified(err) {
 		return out, unavailable("set "+column, err)
 	}
 	return out, err

@@ -148,8 +148,7 @@ func (s *Store) Init(ctx context.Context, productID uuid.UUID, onHand int) (crea
 // COMMIT failing, a database that cannot be reached) through unavailable,
 // so a database that is down is a 503, not a 500.
 func txErr(err error) error {
-	var fe *fault.Error
-	if err == nil || errors.As(err, &fe) {
+	if err == nil || fault.Classified(err) {
 		return err
 	}
 	return unavailable(err)

@@ -110,7 +110,11 @@ func (s *Store) CheckKey(ctx context.Context, userID uuid.UUID, key, hash string
 		case gotHash != hash:
 			return nil, ErrKeyReused
 		case settled.status != nil && orderID != nil:
-			return s.settledCheckout(ctx, *orderID, settled)
+			c, err := s.settledCheckout(ctx, *orderID, settled)
+			if c != nil {
+				c.Replayed = true
+			}
+			return c, err
 		case orderID != nil && idle:
 			if c, err := s.pendingCheckout(ctx, *orderID); err != nil || c != nil {
 				return c, err
@@ -147,7 +151,7 @@ func (s *Store) settledCheckout(ctx context.Context, orderID uuid.UUID, st settl
 		return nil, err
 	}
 	o.Status, o.Reason, o.UpdatedAt = *st.status, *st.reason, st.at.UTC()
-	return &orders.Checkout{Order: o, Detail: *st.detail, Replayed: true}, nil
+	return &orders.Checkout{Order: o, Detail: *st.detail}, nil
 }
 
 // SettledCheckout is the checkout the idempotency key that placed order
@@ -165,11 +169,7 @@ func (s *Store) SettledCheckout(ctx context.Context, orderID uuid.UUID) (*orders
 	case err != nil:
 		return nil, unavailable(err)
 	}
-	c, err := s.settledCheckout(ctx, orderID, settled)
-	if c != nil {
-		c.Replayed = false
-	}
-	return c, err
+	return s.settledCheckout(ctx, orderID, settled)
 }
 
 // pendingCheckout is the replay of a checkout answered pending whose saga no

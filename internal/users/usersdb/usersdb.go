@@ -177,7 +177,7 @@ var errNoAccount = errors.New("no account with this email")
 // with Retry-After; the request ended while it waited: a timeout); any other
 // failure to hash or check a password is a defect.
 func passwordErr(what string, err error) error {
-	if isFault(err) {
+	if fault.Classified(err) {
 		return err
 	}
 	return fault.Internalf("%s: %w", what, err)
@@ -205,7 +205,7 @@ func (s *Store) promote(ctx context.Context, reg users.Registration, customer bo
 		}
 		same, err := auth.CheckPassword(ctx, hash, reg.Password)
 		if err != nil {
-			if isFault(err) { // a slot's wait failed, not the hash
+			if fault.Classified(err) { // a slot's wait failed, not the hash
 				return err
 			}
 			same = false // an unreadable hash is replaced
@@ -226,15 +226,10 @@ func (s *Store) promote(ctx context.Context, reg users.Registration, customer bo
 		changed = true
 		return nil
 	})
-	if err != nil && !errors.Is(err, errNoAccount) && !isFault(err) {
+	if err != nil && !errors.Is(err, errNoAccount) && !fault.Classified(err) {
 		return u, false, unavailable(err) // begin or commit failed
 	}
 	return u, changed, err
-}
-
-func isFault(err error) bool {
-	var fe *fault.Error
-	return errors.As(err, &fe)
 }
 
 // PendingEvent is one unpublished row of the outbox, for tests and diagnostics.
