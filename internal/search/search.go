@@ -211,12 +211,15 @@ func ParseQuery(v url.Values) (Query, error) {
 	if q.MinPrice != nil && q.MaxPrice != nil && *q.MinPrice > *q.MaxPrice {
 		return q, invalid("min_price must not exceed max_price")
 	}
-	if raw := v.Get("in_stock"); raw != "" {
-		b, err := strconv.ParseBool(raw)
-		if err != nil {
-			return q, invalid("in_stock must be true or false")
-		}
+	// Only the contract's spellings: strconv.ParseBool would also take
+	// 1, t, TRUE and the like, which the OpenAPI document's boolean does not.
+	switch raw := v.Get("in_stock"); raw {
+	case "":
+	case "true", "false":
+		b := raw == "true"
 		q.InStock = &b
+	default:
+		return q, invalid("in_stock must be true or false")
 	}
 	switch q.Sort {
 	case "":

@@ -31,7 +31,7 @@ func TestParseQuery(t *testing.T) {
 		t.Errorf("defaults %+v", got)
 	}
 	for _, raw := range []string{"min_price=abc", "min_price=1.5", "max_price=-1", "min_price=9&max_price=1", "limit=1000",
-		"limit=0", "offset=-1", "offset=x", "sort=bogus", "in_stock=maybe", "category=A%20B",
+		"limit=0", "offset=-1", "offset=x", "sort=bogus", "in_stock=maybe", "in_stock=1", "in_stock=TRUE", "category=A%20B",
 		// q's maximum counts it as sent, as the contract's maxLength does.
 		"q=" + strings.Repeat("a", search.MaxText+1), "q=+" + strings.Repeat("a", search.MaxText)} {
 		v, _ := url.ParseQuery(raw)
