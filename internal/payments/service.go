@@ -101,6 +101,11 @@ func NewService(store Store, proc Processor, cfg ServiceConfig) *Service {
 var errInProgress = fault.E(fault.Unavailable, fault.CodeProcessorUnavailable,
 	"a payment for this order is in progress; retry later")
 
+// errChargeRefunded answers a charge whose key the processor answers
+// refunded (see Charge).
+var errChargeRefunded = fault.E(fault.PaymentRequired, fault.CodePaymentDeclined,
+	"the order's charge was refunded at the payment processor; it cannot be charged again")
+
 // Charge charges the order once. It calls the processor at once under the
 // order's charge key (ChargeKey), which the processor honours: every attempt
 // at the order — a retry, a concurrent twin, a retry after a crash — gets the
@@ -127,8 +132,10 @@ var errInProgress = fault.E(fault.Unavailable, fault.CodeProcessorUnavailable,
 // Answers: the captured (or since refunded) payment; fault.PaymentRequired
 // "payment_declined" for a decline, stored and repeated on every retry;
 // fault.Conflict "payment_mismatch" when the order was charged with another
-// amount or user; ErrInvalidToken (422, nothing stored); processor_unavailable
-// as 503 (nothing captured) or 504 (outcome unknown, nothing stored, retry).
+// amount or user; ErrInvalidToken (422, nothing stored); 402
+// "payment_declined", nothing stored, when the processor answers that the
+// key's charge was refunded at its side; processor_unavailable as 503
+// (nothing captured) or 504 (outcome unknown, nothing stored, retry).
 func (s *Service) Charge(ctx context.Context, req ChargeRequest) (Payment, error) {
 	if err := req.Validate(); err != nil {
 		return Payment{}, err
@@ -143,6 +150,15 @@ func (s *Service) Charge(ctx context.Context, req ChargeRequest) (Payment, error
 	})
 	if errors.Is(err, ErrInvalidToken) {
 		return Payment{}, err
+	}
+	if err == nil && res.Outcome == OutcomeRefunded {
+		// Refunded at the processor's side (a real processor may say so;
+		// the simulator never does): the key can never capture again. A
+		// final refusal, as a voided key's decline is: the saga ends the
+		// order payment_failed and releases its stock, and no money is
+		// held. Nothing is stored (a row is never inserted refunded); the
+		// processor repeats the answer to every retry.
+		return Payment{}, errChargeRefunded
 	}
 	if err == nil && res.Outcome != OutcomeCaptured && res.Outcome != OutcomeDeclined {
 		err = fault.Internalf("processor answered charge outcome %q", res.Outcome)

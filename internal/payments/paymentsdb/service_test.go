@@ -509,6 +509,37 @@ func TestAPendingRowTheProcessorRefundedIsAnsweredRefunded(t *testing.T) {
 	}
 }
 
+// chargeRefundedAtItsSide is a processor whose Charge answers that the key's
+// charge was refunded at its side, as a real processor may (the simulator
+// never does).
+type chargeRefundedAtItsSide struct{ payments.Processor }
+
+func (chargeRefundedAtItsSide) Charge(context.Context, string, payments.Money, string, uuid.UUID) (payments.Result, error) {
+	return payments.Result{Outcome: payments.OutcomeRefunded, Reference: "re_side", Amount: usd}, nil
+}
+
+// A charge whose key the processor answers refunded can never capture under
+// that key: the answer is a final refusal, 402 payment_declined (the saga
+// ends the order payment_failed and releases its stock), on every retry,
+// with nothing stored. Until 2026-12-07 it was 503 processor_unavailable,
+// which the saga retried until GIVE_UP_AFTER with the stock held.
+func TestAChargeTheProcessorRefundedIsAFinalRefusal(t *testing.T) {
+	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
+	svc := payments.NewService(f.store, chargeRefundedAtItsSide{f.proc}, payments.ServiceConfig{})
+	ctx := context.Background()
+	req := chargeReq(simulator.TokenVisa)
+	for i := range 2 {
+		_, err := svc.Charge(ctx, req)
+		if !fault.Is(err, fault.PaymentRequired, fault.CodePaymentDeclined) || fault.Retryable(err) ||
+			!strings.Contains(fmt.Sprint(err), "refunded") {
+			t.Fatalf("charge %d: %v (kind %v), want a final 402 payment_declined saying refunded", i+1, err, fault.KindOf(err))
+		}
+	}
+	if _, err := f.store.ByOrder(ctx, req.OrderID); !fault.Is(err, fault.NotFound, "") {
+		t.Errorf("after the refusal: %v, want nothing stored", err)
+	}
+}
+
 // cutRefund is a processor adapter that calls a deadline cut of its Refund
 // unavailable (503): Service must answer 504 all the same.
 type cutRefund struct{ payments.Processor }
