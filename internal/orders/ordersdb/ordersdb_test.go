@@ -309,6 +309,63 @@ func TestListAndLoadSagaRoundTrips(t *testing.T) {
 	}
 }
 
+// A page of a customer's orders reads its own rows (and the one that says
+// more follow) through orders_by_user, from the cursor on, however many newer
+// orders the customer has and whatever plan PostgreSQL keeps for the
+// statement: the generic plan it may cache on a session after five runs
+// included. Until 2026-12-07 one statement served the first page and every
+// next one, and its condition ($2 IS NULL OR id < $2) cannot start a generic
+// plan's index scan at the cursor: a page deep in a long history read every
+// newer order of the customer first.
+func TestAListPageReadsItsOwnRowsOnly(t *testing.T) {
+	pool := pgtest.Open(t, ordersdb.Migrations())
+	ctx := context.Background()
+	user := uuid.New()
+	const history = 3000
+	if _, err := pool.Exec(ctx, `INSERT INTO orders (id, user_id, status, total_amount, currency, shipping_address, created_at, updated_at)
+		SELECT gen_random_uuid(), CASE WHEN n % 2 = 0 THEN $1 ELSE gen_random_uuid() END, 'confirmed', 100, 'USD',
+		       '{}', now(), now()
+		FROM generate_series(1, 2 * $2::int) n`, user, history); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `ANALYZE orders`); err != nil {
+		t.Fatal(err)
+	}
+	var cursor uuid.UUID // near the end of the customer's history
+	if err := pool.QueryRow(ctx, `SELECT id FROM orders WHERE user_id = $1 ORDER BY id DESC OFFSET $2 LIMIT 1`,
+		user, history-50).Scan(&cursor); err != nil {
+		t.Fatal(err)
+	}
+	const limit = 20
+	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+		for _, before := range []uuid.UUID{uuid.Nil, cursor} {
+			t.Run(fmt.Sprintf("%s/cursor=%v", mode, before != uuid.Nil), func(t *testing.T) {
+				tx, err := pool.Begin(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer tx.Rollback(ctx) //nolint:errcheck
+				if _, err := tx.Exec(ctx, `SELECT set_config('plan_cache_mode', $1, true)`, mode); err != nil {
+					t.Fatal(err)
+				}
+				read0 := pgtest.RowsRead(t, tx, "orders")
+				page, next, err := ordersdb.ListIn(ctx, tx, user, before, limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				read := pgtest.RowsRead(t, tx, "orders") - read0
+				t.Logf("a page of %d of the customer's %d orders read %d orders", len(page), history, read)
+				if len(page) != limit || next != page[limit-1].ID || (before != uuid.Nil && page[0].ID.String() >= before.String()) {
+					t.Fatalf("a page of %d orders, next %v: want %d orders after the cursor and a next cursor", len(page), next, limit)
+				}
+				if read > 2*limit {
+					t.Errorf("a page of %d orders read %d orders; want the page's and the next one's (at most %d)", limit, read, 2*limit)
+				}
+			})
+		}
+	}
+}
+
 // Update sends its writes and COMMIT in one batch. When a statement of that
 // batch fails, PostgreSQL skips the rest, COMMIT included: Update reports the
 // failure (fault.Unavailable), nothing of the batch is written — not the notes
