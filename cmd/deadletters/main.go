@@ -7,7 +7,9 @@
 //	deadletters purge <function> <id>|all   delete
 //
 // An empty <id> is a usage error (every message is spelt all), and a replay
-// or purge of an id the DLQ does not hold fails naming it.
+// or purge of an id the DLQ does not hold fails naming it. An id takes every
+// message of that event the DLQ holds: a fault between a copy's publish and
+// the original's ack (the connector's or a replay's) leaves two.
 //
 // replay all moves the messages the DLQ holds when it starts, each once: one
 // the function refuses again while the replay runs is dead-lettered behind

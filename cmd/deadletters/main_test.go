@@ -135,3 +135,40 @@ func deadLetters(t *testing.T, headers amqp.Table, ids ...string) (broker.Names,
 	}
 	return names, conn, ch
 }
+
+// TestReplayOrPurgeOfAnIDTakesEveryCopy: a fault between a copy's publish
+// and the original's ack (the connector dead-lettering a delivery, or a
+// replay, whose connection is lost before the ack) leaves two messages of
+// one event in the DLQ. A purge of its id deletes both, so that no later
+// replay of all hands the function an event the operator purged, and a
+// replay of its id moves both (the function records the event id, so the
+// second does nothing); the DLQ's other messages stay.
+func TestReplayOrPurgeOfAnIDTakesEveryCopy(t *testing.T) {
+	for _, cmd := range []string{"purge", "replay"} {
+		t.Run(cmd, func(t *testing.T) {
+			names, conn, ch := deadLetters(t, nil, "evt-1", "evt-2", "evt-1")
+			getenv := config.Env(map[string]string{"RABBITMQ_URL": rabbitURL, "EXCHANGE_PREFIX": names.Prefix})
+			var out bytes.Buffer
+			if err := run(context.Background(), []string{cmd, "fn1", "evt-1"}, getenv, &out); err != nil {
+				t.Fatal(err)
+			}
+			if want := "d 2 message(s)"; !strings.Contains(out.String(), want) {
+				t.Errorf("%s evt-1: %q, want it to say %q", cmd, out.String(), want)
+			}
+			dls, err := broker.PeekDeadLetters(conn, names, "fn1", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(dls) != 1 || dls[0].ID != "evt-2" {
+				t.Errorf("%s evt-1 left in the DLQ: %+v, want evt-2 alone", cmd, dls)
+			}
+			want := 0
+			if cmd == "replay" {
+				want = 2
+			}
+			if q, err := ch.QueueDeclarePassive(names.Queue("fn1"), true, false, false, false, nil); err != nil || q.Messages != want {
+				t.Errorf("fn1's queue holds %d (err %v), want %d", q.Messages, err, want)
+			}
+		})
+	}
+}

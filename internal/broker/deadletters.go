@@ -73,8 +73,10 @@ func PeekDeadLetters(conn *amqp.Connection, n Names, function string, limit int)
 	return out, err
 }
 
-// ReplayDeadLetters moves the message with id (every message when id is "")
-// from the function's DLQ back to its queue with a fresh attempt count. Each
+// ReplayDeadLetters moves the messages with id (every message when id is "")
+// from the function's DLQ back to its queue with a fresh attempt count: every
+// copy of the event, as a fault between a copy's publish and the original's
+// ack (the connector's or a replay's) leaves two in the DLQ. Each
 // message is removed from the DLQ only after RabbitMQ confirmed the copy, so
 // a replay interrupted half-way duplicates at worst and never loses. The copy
 // is mandatory: when the function's queue does not exist (deleted, the
@@ -113,13 +115,15 @@ func ReplayDeadLetters(ctx context.Context, conn *amqp.Connection, n Names, func
 			return false, false, err
 		}
 		count++
-		return id == "", true, nil
+		return true, true, nil
 	})
 	return count, err
 }
 
-// PurgeDeadLetters deletes the message with id (every message when id is "")
-// from the function's DLQ and returns how many were deleted.
+// PurgeDeadLetters deletes the messages with id (every message when id is
+// "") from the function's DLQ and returns how many were deleted: every copy
+// of the event (see ReplayDeadLetters), so that none is left for a later
+// replay of every message to hand the function.
 func PurgeDeadLetters(conn *amqp.Connection, n Names, function, id string) (int, error) {
 	if id == "" {
 		ch, err := conn.Channel()
@@ -135,7 +139,7 @@ func PurgeDeadLetters(conn *amqp.Connection, n Names, function, id string) (int,
 			return true, false, nil
 		}
 		count++
-		return false, true, d.Ack(false)
+		return true, true, d.Ack(false)
 	})
 	return count, err
 }
