@@ -7,7 +7,8 @@
 //
 // Each step reads what it needs from the environment (USERS_DATABASE_URL, …);
 // -env-file supplies values the process environment does not set, in the
-// environment_file format of stack.yml.
+// environment_file format of stack.yml. Any other argument is refused before
+// a step runs.
 package main
 
 import (
@@ -61,6 +62,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	envFile := fs.String("env-file", "", "environment_file (YAML with an environment map) for variables the process does not set")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		// Ignored, an env file named without -env-file would leave every
+		// step reading the process environment and its defaults alone.
+		return fmt.Errorf("unexpected argument %q: seed takes flags only (an env file is -env-file FILE)", fs.Arg(0))
 	}
 	if *envFile != "" {
 		fallback, err := readEnvFile(*envFile)

@@ -172,3 +172,25 @@ func TestSeedEnvFile(t *testing.T) {
 		t.Fatal("a missing env file was accepted")
 	}
 }
+
+// An argument that is not a flag (an env file named without -env-file) is
+// refused before any step runs: the seed used to ignore it and seed from
+// the process environment alone, defaults included, as if it had been read.
+func TestSeedRefusesArgumentsThatAreNotFlags(t *testing.T) {
+	vars, dir := env(t)
+	writeSecret(t, dir, "admin-email", "root@example.com")
+	writeSecret(t, dir, "admin-password", "a-long-enough-password")
+	file := filepath.Join(t.TempDir(), "development.yml")
+	if err := os.WriteFile(file, []byte("environment:\n  ADMIN_NAME: Root\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{file}, {"-env-file", file, "extra"}} {
+		if _, err := seed(t, vars, args...); err == nil || !strings.Contains(err.Error(), "-env-file") {
+			t.Errorf("seed %q: err = %v, want the argument refused, naming -env-file", args, err)
+		}
+	}
+	if _, err := store(t, vars["USERS_DATABASE_URL"]).Authenticate(context.Background(),
+		users.Login{Email: "root@example.com", Password: "a-long-enough-password"}); err == nil {
+		t.Error("the admin was seeded though the arguments were refused")
+	}
+}
