@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	count := fs.Int("n", 0, "stop after this many requests (0: only -d)")
 	method := fs.String("X", http.MethodGet, "request method")
 	body := fs.String("body", "", "request body")
-	timeout := fs.Duration("timeout", 30*time.Second, "per-request timeout")
+	timeout := fs.Duration("timeout", 30*time.Second, "per-request timeout (positive)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	var hdrs headers
 	fs.Var(&hdrs, "H", "request header 'Name: value' (repeatable)")
@@ -96,6 +96,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *workers < 1 || *workers > 1000 {
 		return errors.New("-c must be from 1 to 1000")
+	}
+	if *timeout <= 0 {
+		// net/http reads 0 (or less) as no timeout: a request never
+		// answered would hold the run, and an interrupt, which stops
+		// only the starting of requests, would not end it.
+		return errors.New("-timeout must be positive")
 	}
 	if *duration <= 0 && *count <= 0 {
 		return errors.New("set -d or -n, so that the run ends by itself")

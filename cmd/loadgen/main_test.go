@@ -43,6 +43,10 @@ func TestRunRefusesNonLoopbackAndEndlessRuns(t *testing.T) {
 		{"-n", "1", "ftp://127.0.0.1/"},
 		{"-d", "0", "http://127.0.0.1:1/"},
 		{"-c", "0", "-n", "1", "http://127.0.0.1:1/"},
+		// No per-request timeout: a request that never gets an answer
+		// holds the run, and Ctrl-C (caught) does not end it.
+		{"-timeout", "0", "-n", "1", "http://127.0.0.1:1/"},
+		{"-timeout", "-1s", "-n", "1", "http://127.0.0.1:1/"},
 	} {
 		var out bytes.Buffer
 		if err := run(context.Background(), args, &out); err == nil {
