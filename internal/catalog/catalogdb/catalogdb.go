@@ -207,11 +207,52 @@ func (s *Store) Update(ctx context.Context, id uuid.UUID, change func(catalog.Pr
 
 // List returns up to limit live products newest first (by UUIDv7 id) after the
 // cursor id (uuid.Nil: from the start), in category when it is not empty, and
-// whether more follow.
+// whether more follow. The page is read through products_live or
+// products_live_category from the cursor on (listAll, listAllAfter,
+// listCategory, listCategoryAfter).
 func (s *Store) List(ctx context.Context, category string, after uuid.UUID, limit int) ([]catalog.Product, bool, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+columns+` FROM products
-		WHERE NOT archived AND ($1 = '' OR category = $1) AND ($2 = '00000000-0000-0000-0000-000000000000'::uuid OR id < $2)
-		ORDER BY id DESC LIMIT $3`, category, after, limit+1)
+	return list(ctx, s.db, category, after, limit)
+}
+
+// querier runs a query: the pool, or a transaction (the tests').
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// The statements of List, one per shape of page: the whole catalog or a
+// category, from the start or after a cursor. Each states the category and
+// the cursor it has as index conditions of products_live_category
+// (category, id DESC) or products_live (id DESC), so that any plan PostgreSQL
+// keeps for it on a session — the generic plan it may cache after five runs
+// included — reads the page from the cursor on. One statement for all four,
+// with ($1 = empty OR category = $1) AND ($2 = the nil UUID OR id < $2), got a
+// generic plan that walked the catalog from the newest product and filtered:
+// a page deep in the list read every newer product
+// (TestAListPageReadsItsOwnRowsOnly).
+const (
+	listAll = `SELECT ` + columns + ` FROM products
+		WHERE NOT archived ORDER BY id DESC LIMIT $1`
+	listAllAfter = `SELECT ` + columns + ` FROM products
+		WHERE NOT archived AND id < $2 ORDER BY id DESC LIMIT $1`
+	listCategory = `SELECT ` + columns + ` FROM products
+		WHERE NOT archived AND category = $2 ORDER BY id DESC LIMIT $1`
+	listCategoryAfter = `SELECT ` + columns + ` FROM products
+		WHERE NOT archived AND category = $2 AND id < $3 ORDER BY id DESC LIMIT $1`
+)
+
+// list is List through q.
+func list(ctx context.Context, q querier, category string, after uuid.UUID, limit int) ([]catalog.Product, bool, error) {
+	query, args := listAll, []any{limit + 1}
+	switch {
+	case category == "" && after == uuid.Nil:
+	case category == "":
+		query, args = listAllAfter, append(args, after)
+	case after == uuid.Nil:
+		query, args = listCategory, append(args, category)
+	default:
+		query, args = listCategoryAfter, append(args, category, after)
+	}
+	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return nil, false, unavailable("list products", err)
 	}
