@@ -173,11 +173,40 @@ func (s *Store) MarkRefused(ctx context.Context, id uuid.UUID, claim time.Time) 
 
 // List returns up to limit of the user's notifications, newest first (by
 // UUIDv7 id), after the cursor id (uuid.Nil: from the start), and whether
-// more follow. Only the user's own notifications are ever returned.
+// more follow. Only the user's own notifications are ever returned. The page
+// is read through notifications_by_user from the cursor on (listFirst,
+// listAfter).
 func (s *Store) List(ctx context.Context, userID, after uuid.UUID, limit int) ([]notifications.Notification, bool, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+columns+` FROM notifications
-		WHERE user_id = $1 AND ($2 = '00000000-0000-0000-0000-000000000000'::uuid OR id < $2)
-		ORDER BY id DESC LIMIT $3`, userID, after, limit+1)
+	return list(ctx, s.db, userID, after, limit)
+}
+
+// querier runs a query: the pool, or a transaction (the tests').
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// The statements of List: the first page, and a page after a cursor. Each
+// states its bounds as an index condition of notifications_by_user (user_id,
+// id DESC), so that any plan PostgreSQL keeps for it on a session — the
+// generic plan it may cache after five runs included — reads the page from
+// the cursor on. One statement for both, with ($2 = the nil UUID OR id < $2),
+// got a generic plan that read every notification of the user the retention
+// keeps (TestAListPageReadsItsOwnRowsOnly), as list-orders' and
+// list-products' did.
+const (
+	listFirst = `SELECT ` + columns + ` FROM notifications
+		WHERE user_id = $1 ORDER BY id DESC LIMIT $2`
+	listAfter = `SELECT ` + columns + ` FROM notifications
+		WHERE user_id = $1 AND id < $3 ORDER BY id DESC LIMIT $2`
+)
+
+// list is List through q.
+func list(ctx context.Context, q querier, userID, after uuid.UUID, limit int) ([]notifications.Notification, bool, error) {
+	query, args := listFirst, []any{userID, limit + 1}
+	if after != uuid.Nil {
+		query, args = listAfter, append(args, after)
+	}
+	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return nil, false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
 	}

@@ -2,6 +2,8 @@ package notificationsdb_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -279,5 +281,80 @@ func TestAStaleClaimsRefusalLeavesANewerClaim(t *testing.T) {
 	}
 	if recorded, err := s.MarkRefused(ctx, n.ID, held); err != nil || !recorded {
 		t.Errorf("MarkRefused under the held claim = %v, %v; want recorded", recorded, err)
+	}
+}
+
+// A page of a user's notifications reads its own rows (and the one that says
+// more follow) through notifications_by_user, from the cursor on, whatever
+// plan PostgreSQL keeps for the statement: the generic plan it may cache on a
+// session after five runs included. Until 2026-12-07 one statement served the
+// first page and every next one, and its condition (the nil UUID OR id < $2)
+// cannot start a generic plan's index scan at the cursor: a page read every
+// notification of the user the retention keeps.
+func TestAListPageReadsItsOwnRowsOnly(t *testing.T) {
+	pool := pgtest.Open(t, usersdb.Migrations())
+	ctx := context.Background()
+	user := uuid.New()
+	const history = 3000
+	if _, err := pool.Exec(ctx, `INSERT INTO notifications (id, user_id, event_id, type, subject)
+		SELECT gen_random_uuid(), CASE WHEN n % 2 = 0 THEN $1 ELSE gen_random_uuid() END, gen_random_uuid(),
+		       'order.placed', 'Your order'
+		FROM generate_series(1, 2 * $2::int) n`, user, history); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `ANALYZE notifications`); err != nil {
+		t.Fatal(err)
+	}
+	var ids []uuid.UUID // the user's, newest (highest id) first
+	rows, err := pool.Query(ctx, `SELECT id FROM notifications WHERE user_id = $1 ORDER BY id DESC`, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	const limit = 20
+	deep := len(ids) * 3 / 4 // the cursor: three quarters down the list
+	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+		for _, from := range []int{-1, deep} {
+			after := uuid.Nil
+			if from >= 0 {
+				after = ids[from]
+			}
+			t.Run(fmt.Sprintf("%s/cursor=%v", mode, from >= 0), func(t *testing.T) {
+				tx, err := pool.Begin(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer tx.Rollback(ctx) //nolint:errcheck
+				if _, err := tx.Exec(ctx, `SELECT set_config('plan_cache_mode', $1, true)`, mode); err != nil {
+					t.Fatal(err)
+				}
+				read0 := pgtest.RowsRead(t, tx, "notifications")
+				page, more, err := notificationsdb.ListIn(ctx, tx, user, after, limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				read := pgtest.RowsRead(t, tx, "notifications") - read0
+				t.Logf("a page of %d of the user's %d notifications read %d notifications", len(page), len(ids), read)
+				got := make([]uuid.UUID, len(page))
+				for i, n := range page {
+					got[i] = n.ID
+				}
+				if w := ids[from+1 : from+1+limit]; !slices.Equal(got, w) || !more {
+					t.Fatalf("page %v, more %v; want %v, more true", got, more, w)
+				}
+				if read > 2*limit {
+					t.Errorf("a page of %d notifications read %d notifications; want the page's and the next one's (at most %d)", limit, read, 2*limit)
+				}
+			})
+		}
 	}
 }
