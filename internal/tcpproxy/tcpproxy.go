@@ -33,6 +33,8 @@ type Conn struct {
 	deaf           bool              // drop what the client sends
 	deafAfter      func([]byte) bool // what from the server makes it deaf (DeafAfter)
 	silent         bool              // drop everything and close nothing
+	stalled        bool              // read nothing more from the client (Stall)
+	unstall        *sync.Cond        // on mu: broadcast when stalled may have changed, or closed
 	closed         bool
 	swallowed      int // bytes from the client dropped
 }
@@ -78,6 +80,7 @@ func Listen(tb testing.TB, addr, target string) *Proxy {
 				continue
 			}
 			c := &Conn{client: client, server: server}
+			c.unstall = sync.NewCond(&c.mu)
 			p.mu.Lock()
 			if p.down { // cut while dialling
 				p.mu.Unlock()
@@ -195,6 +198,36 @@ func (c *Conn) DeafAfter(reply func([]byte) bool) {
 	c.deafAfter = reply
 }
 
+// Stall stops reading what the client sends, while what the server sends
+// still reaches it: the client's writes back up once the sockets' buffers
+// are full and then wait, as on a connection RabbitMQ blocks during a
+// resource alarm (it stops reading the socket). Nothing the client sends
+// from then on reaches the server: the proxy holds what its read under way
+// takes (up to 32 KiB) and reads no more. Unlike Deaf, nothing is dropped:
+// Unstall forwards it all.
+func (c *Conn) Stall() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stalled = true
+}
+
+// Unstall reads and forwards what the client sends again after Stall.
+func (c *Conn) Unstall() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stalled = false
+	c.unstall.Broadcast()
+}
+
+// Send writes b to the client as if the server had sent it (a message the
+// server would send unasked, such as RabbitMQ's connection.blocked). It is
+// written whole, between two of the server's writes; a test sends it while
+// the server is between messages.
+func (c *Conn) Send(b []byte) error {
+	_, err := c.client.Write(b)
+	return err
+}
+
 // WaitSwallowed waits up to 10 s until the connection has dropped at least n
 // bytes its client sent: the client has tried to say something it was not
 // heard saying.
@@ -222,6 +255,7 @@ func (c *Conn) cut() bool {
 		return false
 	}
 	c.closed = true
+	c.unstall.Broadcast()
 	_ = c.client.Close()
 	_ = c.server.Close()
 	return true
@@ -234,6 +268,9 @@ func (c *Conn) pipe(dst, src net.Conn, up bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
+		if up && n > 0 && !c.waitUnstalled() {
+			break
+		}
 		if n > 0 && c.forwards(buf[:n], up) {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				break
@@ -249,6 +286,17 @@ func (c *Conn) pipe(dst, src net.Conn, up bool) {
 	if !silent {
 		c.cut()
 	}
+}
+
+// waitUnstalled waits while the connection is stalled and says whether it
+// is still open.
+func (c *Conn) waitUnstalled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.stalled && !c.closed {
+		c.unstall.Wait()
+	}
+	return !c.closed
 }
 
 // forwards says whether b, read from one end, goes on to the other, and

@@ -1,6 +1,7 @@
 package tcpproxy_test
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -60,6 +61,52 @@ func TestDeafAfterTheServersReply(t *testing.T) {
 	c.WaitSwallowed(t, len("declare"))
 	hearsNothing(t, server, "the server after its reply")
 	send(t, server, client, "still heard")
+}
+
+// A stalled connection reads nothing more from its client, whose write
+// then waits once the sockets' buffers are full, as on a connection RabbitMQ
+// blocks, while what the server sends, and what Send adds, still reaches the
+// client; Unstall forwards everything that waited, nothing dropped. The
+// other connections are not stalled.
+func TestAStalledConnectionBacksItsClientUp(t *testing.T) {
+	p := newLink(t)
+	client, server := p.pair(t)
+	other, otherServer := p.pair(t)
+	c := p.Conn(t, 0)
+	c.Stall()
+	// Far more than the client's send buffer and the proxy's receive
+	// buffer hold (4 MiB and 128 KiB by default on Linux).
+	big := make([]byte, 16<<20)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := client.Write(big)
+		wrote <- err
+	}()
+	select {
+	case err := <-wrote:
+		t.Fatalf("the client wrote 16 MiB to a stalled connection (%v), want its write waiting", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	hearsNothing(t, server, "the stalled connection's server")
+	send(t, server, client, "heard")
+	if err := c.Send([]byte("sent")); err != nil {
+		t.Fatal(err)
+	}
+	read(t, client, "sent")
+	send(t, other, otherServer, "not stalled")
+
+	c.Unstall()
+	_ = server.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, len(big))
+	if n, err := io.ReadFull(server, got); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("the server read %d bytes (%v), not the %d the client wrote while stalled", n, err, len(big))
+	}
+	if err := <-wrote; err != nil {
+		t.Errorf("the client's write after Unstall: %v", err)
+	}
 }
 
 // A single connection's Cut closes both of its ends and no other connection.
@@ -257,9 +304,15 @@ func (l *link) pair(t *testing.T) (client, server net.Conn) {
 func send(t *testing.T, from, to net.Conn, msg string) {
 	t.Helper()
 	write(t, from, msg)
-	_ = to.SetReadDeadline(time.Now().Add(5 * time.Second))
+	read(t, to, msg)
+}
+
+// read fails unless c reads msg within 5 s.
+func read(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(to, got); err != nil || string(got) != msg {
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
 		t.Fatalf("read %q, %v; want %q", got, err, msg)
 	}
 }
