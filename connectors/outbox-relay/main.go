@@ -9,7 +9,7 @@
 //	RELAY_BATCH_SIZE        rows per confirm round, twice that while rows restored from another cluster remain [100]
 //	RELAY_BATCH_WAIT        wait after a NOTIFY before reading, so the commits behind it share the batch; 0 reads at once [10ms]
 //	RELAY_POLL_INTERVAL     fallback poll when no NOTIFY arrives [1s]
-//	RELAY_CONFIRM_TIMEOUT   longest wait for RabbitMQ's confirmation of a batch; past it the rows stay pending and go again [15s]
+//	RELAY_CONFIRM_TIMEOUT   longest a batch's writes and RabbitMQ's confirmation of it take (a connection the broker blocks is not read); past it the rows stay pending and go again on a new connection [15s]
 //	OUTBOX_RETENTION        how long published rows are kept [168h]
 //	INBOX_RETENTION         how long consumers' processed-event ids (and the catalog's settled sales) are kept [720h], above 5m; each database is pruned with the longest of this and its consumers' recorded INBOX_RETENTION (inbox_retentions), with a warning when a consumer's is longer
 //	NOTIFICATION_RETENTION  how long the users database's notifications are kept at least; at least INBOX_RETENTION; kept as long as notify-user's recorded INBOX_RETENTION when that is longer, logged once per value [2160h, or INBOX_RETENTION when longer]

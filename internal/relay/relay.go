@@ -68,13 +68,16 @@ type Config struct {
 	// BatchSize is the number of rows published per confirm round (default
 	// 100; twice that while rows restored from another cluster remain: drain).
 	BatchSize int
-	// ConfirmTimeout bounds the wait for RabbitMQ's confirmation of a
-	// batch (default DefaultConfirmTimeout). A batch not confirmed in time is
-	// a failed publish: the confirmed prefix is marked published, the other
-	// rows stay pending and go again on a new connection (consumers drop a
-	// repeat by event id), and the lag metrics are refreshed meanwhile. A
-	// quorum queue without a leader may never confirm: without a deadline the
-	// worker, and its lag gauges, stopped there, so OutboxLagHigh could not fire.
+	// ConfirmTimeout bounds a batch's publication, its writes and the wait
+	// for RabbitMQ's confirmation of it (default DefaultConfirmTimeout). A
+	// batch not written or not confirmed in time is a failed publish: the
+	// confirmed prefix is marked published, the other rows stay pending and
+	// go again on a new connection (consumers drop a repeat by event id),
+	// and the lag metrics are refreshed meanwhile. A quorum queue without a
+	// leader may never confirm, and a connection RabbitMQ blocks during a
+	// resource alarm is not read, so a large batch's writes wait: without a
+	// deadline the worker, and its lag gauges, stopped there, so
+	// OutboxLagHigh could not fire.
 	ConfirmTimeout time.Duration
 	// StatementTimeout bounds each of the relay's database statements, and
 	// its connection attempt (default DefaultStatementTimeout): past it the
@@ -609,9 +612,28 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 	if len(batch) == 0 {
 		return drained{held: held}, nil
 	}
-	ch, err := w.pub.channel(ctx, cfg.BrokerURL, cfg.Names, 2*cfg.BatchSize)
+	ch, err := w.pub.channel(ctx, cfg.BrokerURL, cfg.Names, 2*cfg.BatchSize, w.log)
 	if err != nil {
 		return drained{held: held}, err
+	}
+	// One deadline, ConfirmTimeout, bounds the batch's writes and the wait
+	// for its confirmations. A write waits as long as the broker does not
+	// read the connection: RabbitMQ stops reading a publishing connection
+	// it blocks during a resource alarm, and a batch larger than the
+	// sockets' buffers then waits in the client's write, which has no
+	// deadline and does not look at its context. At the deadline the
+	// connection is therefore closed under the write (a close with a
+	// deadline already past fails the write at once): the batch is a failed
+	// publish, as an unconfirmed one, and goes again on a new connection.
+	// Until 2026-12-07 the deadline started after the last write, and a
+	// write the broker did not read waited until the alarm cleared.
+	bctx, cancel := context.WithTimeout(ctx, cfg.ConfirmTimeout)
+	defer cancel()
+	pubConn := w.pub.conn
+	stopAbort := context.AfterFunc(bctx, func() { _ = pubConn.CloseDeadline(time.Now()) })
+	notWritten := func() error {
+		return fmt.Errorf("not written within %s: the broker stopped reading the connection (it blocks a publishing connection during a resource alarm)",
+			cfg.ConfirmTimeout)
 	}
 	confirms := make([]*amqp.DeferredConfirmation, 0, len(batch))
 	spans := make([]trace.Span, 0, len(batch))
@@ -635,23 +657,35 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 		// Mandatory: an event no queue takes, not even shop.unrouted (the
 		// alternate exchange's queue deleted), comes back (returned below)
 		// instead of being confirmed and dropped.
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, cfg.Names.Exchange(), p.typ, true, false, msg)
+		dc, err := ch.PublishWithDeferredConfirmWithContext(bctx, cfg.Names.Exchange(), p.typ, true, false, msg)
 		if err != nil {
+			if ctx.Err() == nil && bctx.Err() != nil {
+				err = notWritten()
+			}
 			err = fmt.Errorf("publish %s: %w", p.id, err)
 			fail(0, err, "not published")
 			return drained{held: held}, err
 		}
 		confirms = append(confirms, dc)
 	}
+	if !stopAbort() {
+		// The deadline came as the last write ended: the connection is
+		// closed, and no confirmation will come.
+		err := ctx.Err()
+		if err == nil {
+			err = notWritten()
+		}
+		err = fmt.Errorf("publish: %w", err)
+		fail(0, err, "not published")
+		return drained{held: held}, err
+	}
 	// Mark only the confirmed prefix: a nacked or unconfirmed row and
 	// everything after it are published again in order next round.
 	var seqs []int64
 	var ids []string
 	var confirmErr error
-	cctx, cancel := context.WithTimeout(ctx, cfg.ConfirmTimeout)
-	defer cancel()
 	for i, dc := range confirms {
-		ok, err := dc.WaitContext(cctx)
+		ok, err := dc.WaitContext(bctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return drained{held: held}, ctx.Err()
@@ -725,6 +759,11 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 	}
 	if confirmErr != nil {
 		return drained{held: held}, confirmErr
+	}
+	if !w.pub.blocked.Load() {
+		// A whole batch confirmed on a connection the broker does not
+		// block: an alarm told of is over.
+		w.pub.tellAlarmOver(w.log)
 	}
 	return drained{more: len(batch) >= cfg.BatchSize, held: held, published: true}, nil
 }
@@ -1118,12 +1157,22 @@ type publisher struct {
 	ch   *amqp.Channel
 	// returns receives ch's returned mandatory messages (nil while closed).
 	returns chan amqp.Return
+	// blocked says the broker blocks conn (from connection.blocked to
+	// connection.unblocked: watchBlocks).
+	blocked *atomic.Bool
+	// alarmTold says a block was warned of and not seen to end since
+	// (tellAlarmOver). RabbitMQ blocks every connection that publishes
+	// during a resource alarm, and the relay opens a new one after each
+	// batch it gives up on: the warning comes once per alarm, not once per
+	// connection.
+	alarmTold atomic.Bool
 }
 
 // channel opens the channel when needed; room is the most messages one
 // batch publishes on it, for which returns keeps room (the client drops a
-// return it cannot hand over within 5 s, which would look confirmed).
-func (p *publisher) channel(ctx context.Context, url string, names broker.Names, room int) (*amqp.Channel, error) {
+// return it cannot hand over within 5 s, which would look confirmed). The
+// broker's blocks of its connection are logged on log (watchBlocks).
+func (p *publisher) channel(ctx context.Context, url string, names broker.Names, room int, log *slog.Logger) (*amqp.Channel, error) {
 	if p.ch != nil && !p.ch.IsClosed() && !p.conn.IsClosed() {
 		return p.ch, nil
 	}
@@ -1132,6 +1181,8 @@ func (p *publisher) channel(ctx context.Context, url string, names broker.Names,
 	if err != nil {
 		return nil, err
 	}
+	blocked := new(atomic.Bool)
+	go p.watchBlocks(conn.NotifyBlocked(make(chan amqp.Blocking, 1)), blocked, log)
 	ch, err := conn.Channel()
 	if err == nil {
 		err = ch.Confirm(false)
@@ -1143,8 +1194,36 @@ func (p *publisher) channel(ctx context.Context, url string, names broker.Names,
 		_ = conn.Close()
 		return nil, fmt.Errorf("open publisher channel: %w", err)
 	}
-	p.conn, p.ch, p.returns = conn, ch, ch.NotifyReturn(make(chan amqp.Return, room))
+	p.conn, p.ch, p.returns, p.blocked = conn, ch, ch.NotifyReturn(make(chan amqp.Return, room)), blocked
 	return ch, nil
+}
+
+// watchBlocks tells of the broker's blocks of one connection until it
+// closes, which closes blocks: a block at warn, with the broker's reason
+// (its memory or disk alarm), once per alarm (alarmTold), and its end at
+// info. The batch it holds up is given up at its deadline
+// (Config.ConfirmTimeout) and goes again on a new connection, which the
+// broker blocks too until the alarm clears.
+func (p *publisher) watchBlocks(blocks <-chan amqp.Blocking, blocked *atomic.Bool, log *slog.Logger) {
+	for b := range blocks {
+		blocked.Store(b.Active)
+		switch {
+		case !b.Active:
+			p.tellAlarmOver(log)
+		case !p.alarmTold.Swap(true):
+			log.Warn("the broker blocked the publishing connection (resource alarm): each batch is given up at RELAY_CONFIRM_TIMEOUT "+
+				"and published again on a new connection until the alarm clears; the rows stay pending", "reason", b.Reason)
+		}
+	}
+}
+
+// tellAlarmOver logs at info that the broker accepts events again, when a
+// block was told of (watchBlocks): its connection was unblocked, or a batch
+// was confirmed on one it does not block.
+func (p *publisher) tellAlarmOver(log *slog.Logger) {
+	if p.alarmTold.Swap(false) {
+		log.Info("the broker accepts events again: the resource alarm that blocked the publishing connection is over")
+	}
 }
 
 // closeWait bounds the wait for the broker's answer to connection.close;
@@ -1157,5 +1236,5 @@ func (p *publisher) close() {
 	if p.conn != nil {
 		_ = p.conn.CloseDeadline(time.Now().Add(closeWait))
 	}
-	p.conn, p.ch, p.returns = nil, nil, nil
+	p.conn, p.ch, p.returns, p.blocked = nil, nil, nil, nil
 }
