@@ -73,7 +73,8 @@ type Config struct {
 	// cut off and the caller sees a closed connection instead.
 	WriteTimeout time.Duration
 	// ExecTimeout is the deadline of the request's context (exec_timeout,
-	// default 30s); handlers see it as ctx.Done().
+	// default 30s); handlers see it as ctx.Done(). 0, which of-watchdog
+	// reads as no timeout, is refused.
 	ExecTimeout time.Duration
 	// MaxRequestBytes caps any request body (max_request_bytes, default 1 MiB);
 	// handlers decode JSON with their own, smaller limit.
@@ -146,6 +147,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	cfg.WriteTimeout = c.Duration("write_timeout", cfg.ExecTimeout+WriteGrace)
 	cfg.DrainInterval = c.Duration("healthcheck_interval", cfg.WriteTimeout)
 	var errs []error
+	if cfg.ExecTimeout == 0 {
+		// of-watchdog reads 0 as no timeout; here it would be a deadline
+		// at the request's arrival, every handler's context already ended.
+		errs = append(errs, errors.New("exec_timeout must be more than 0: it is every request's deadline"))
+	}
 	if cfg.WriteTimeout != 0 && cfg.WriteTimeout <= cfg.ExecTimeout {
 		errs = append(errs, fmt.Errorf("write_timeout %s must exceed exec_timeout %s (by %s or so), "+
 			"or an answer written at the exec deadline is cut off", cfg.WriteTimeout, cfg.ExecTimeout, WriteGrace))

@@ -646,3 +646,18 @@ func BenchmarkMiddlewareRead(b *testing.B) {
 		h.ServeHTTP(w, r)
 	}
 }
+
+// An exec_timeout of 0 is refused: the request's deadline would be the
+// moment it arrives, so every handler would find its context ended and
+// answer 504 (of-watchdog reads 0 as "no timeout"; fnserve gives every
+// request a deadline).
+func TestAZeroExecTimeoutIsRefused(t *testing.T) {
+	for _, env := range []map[string]string{
+		{"exec_timeout": "0"},
+		{"exec_timeout": "0s", "write_timeout": "10s"},
+	} {
+		if _, err := fnserve.LoadConfig(config.Env(env)); err == nil || !strings.Contains(err.Error(), "exec_timeout") {
+			t.Errorf("LoadConfig(%v) = %v, want exec_timeout refused", env, err)
+		}
+	}
+}
