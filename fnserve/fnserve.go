@@ -70,7 +70,9 @@ type Config struct {
 	// WriteGrace). It must exceed ExecTimeout, which starts at about the
 	// same moment: with the two equal an answer written at the exec deadline
 	// (the 504 a handler writes once its context ends, after a rollback) is
-	// cut off and the caller sees a closed connection instead.
+	// cut off and the caller sees a closed connection instead. It also
+	// bounds the wait for the requests in flight at shutdown; 0 is refused,
+	// as of-watchdog refuses it.
 	WriteTimeout time.Duration
 	// ExecTimeout is the deadline of the request's context (exec_timeout,
 	// default 30s); handlers see it as ctx.Done(). 0, which of-watchdog
@@ -152,7 +154,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		// at the request's arrival, every handler's context already ended.
 		errs = append(errs, errors.New("exec_timeout must be more than 0: it is every request's deadline"))
 	}
-	if cfg.WriteTimeout != 0 && cfg.WriteTimeout <= cfg.ExecTimeout {
+	if cfg.WriteTimeout == 0 {
+		// As of-watchdog refuses it: the shutdown's wait for the requests
+		// in flight is bounded by it, and with 0 a SIGTERM cut them all.
+		errs = append(errs, errors.New("write_timeout must be more than 0: it bounds the wait for the requests in flight at shutdown"))
+	} else if cfg.WriteTimeout <= cfg.ExecTimeout {
 		errs = append(errs, fmt.Errorf("write_timeout %s must exceed exec_timeout %s (by %s or so), "+
 			"or an answer written at the exec deadline is cut off", cfg.WriteTimeout, cfg.ExecTimeout, WriteGrace))
 	}

@@ -661,3 +661,14 @@ func TestAZeroExecTimeoutIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A write_timeout of 0 is refused, as of-watchdog refuses it: the drain
+// (healthcheck_interval defaults to it) and the wait for the requests in
+// flight at shutdown are bounded by it, so with 0 a SIGTERM cut every
+// request in flight at once.
+func TestAZeroWriteTimeoutIsRefused(t *testing.T) {
+	if _, err := fnserve.LoadConfig(config.Env(map[string]string{"write_timeout": "0"})); err == nil ||
+		!strings.Contains(err.Error(), "write_timeout") {
+		t.Errorf("LoadConfig(write_timeout=0) = %v, want write_timeout refused", err)
+	}
+}
