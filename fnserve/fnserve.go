@@ -350,10 +350,18 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 					panic(p)
 				}
 				ctx := r.Context()
-				if sw, ok := w.(*statusWriter); ok { // instrument's: a bundle's member that panicked is named
+				sw, _ := w.(*statusWriter) // instrument's
+				if sw != nil {             // a bundle's member that panicked is named
 					ctx = telemetry.WithFunction(ctx, sw.servedBy)
 				}
 				log.ErrorContext(ctx, "handler panicked", "panic", fmt.Sprint(p))
+				if sw != nil && sw.status != 0 {
+					// The answer has begun: a problem appended to it would
+					// read as part of a success. Cut the connection
+					// instead, counted as a 500.
+					sw.status = http.StatusInternalServerError
+					panic(http.ErrAbortHandler)
+				}
 				fnhttp.WriteProblem(w, fault.Internalf("panic: %v", p))
 			}
 		}()
@@ -505,10 +513,12 @@ func instrument(name string, requests *prometheus.CounterVec, duration *promethe
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		began := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
+		defer func() { // deferred: a request cut by http.ErrAbortHandler counts too
+			c := lookup(key{cmp.Or(sw.servedBy, name), methodLabel(r.Method), sw.status})
+			c.requests.Inc()
+			c.duration.Observe(time.Since(began).Seconds())
+		}()
 		next.ServeHTTP(sw, r)
-		c := lookup(key{cmp.Or(sw.servedBy, name), methodLabel(r.Method), sw.status})
-		c.requests.Inc()
-		c.duration.Observe(time.Since(began).Seconds())
 	})
 }
 

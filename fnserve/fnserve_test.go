@@ -672,3 +672,60 @@ func TestAZeroWriteTimeoutIsRefused(t *testing.T) {
 		t.Errorf("LoadConfig(write_timeout=0) = %v, want write_timeout refused", err)
 	}
 }
+
+// A handler that panics after it has begun its answer does not have a
+// problem appended to what it wrote: the status is already sent, so the
+// caller would take the 200 and its broken body for a success. The
+// connection is cut instead (the caller sees an error), the panic is
+// logged, and the process serves on.
+func TestAPanicAfterTheAnswerBeganCutsIt(t *testing.T) {
+	var log syncBuffer
+	build := func(*config.Reader, *slog.Logger) (http.Handler, error) {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/ok" {
+				_, _ = io.WriteString(w, "fine")
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, `{"items":[`)
+			panic("kaboom")
+		}), nil
+	}
+	url := serveBuild(t, nil, &log, build).url
+	resp, err := http.Get(url + "/partial")
+	if err == nil {
+		b, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if rerr == nil {
+			t.Errorf("a panic after the answer began: %d %q, want the connection cut", resp.StatusCode, b)
+		}
+	}
+	if code, body := get(t, url+"/ok"); code != http.StatusOK || body != "fine" {
+		t.Errorf("after the panic: %d %q", code, body)
+	}
+	if !strings.Contains(log.String(), "handler panicked") {
+		t.Errorf("no log line for the panic: %s", log.String())
+	}
+	if _, metrics := get(t, url+"/_/metrics"); !strings.Contains(metrics, `function_requests_total{code="500",function="fixture",method="get"} 1`) {
+		t.Errorf("the cut request is not counted as a 500: %q", grep(metrics, "function_requests_total{"))
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
