@@ -1252,60 +1252,6 @@ func TestTheGuidesNameWhatTheStackFilesSubstitute(t *testing.T) {
 	}
 }
 
-// The token keys' lines of docs/deploy-kubernetes.md's "Secrets and
-// functions", run twice as written (the upgrade sections send the operator
-// back to that shell and its commands): the second run keeps the pair the
-// first made. A pair made again would be rendered into Kong's kong.yml by
-// the next render-config.sh while login-user still signs with the pair its
-// Secret holds (faas-cli secret create does not replace it): Kong would
-// refuse every token.
-func TestTheKubernetesGuideKeepsTheTokenKeys(t *testing.T) {
-	doc := string(read(t, "docs/deploy-kubernetes.md"))
-	_, section, ok := strings.Cut(doc, "\n## Secrets and functions\n")
-	if !ok {
-		t.Fatal("docs/deploy-kubernetes.md has no section \"Secrets and functions\"")
-	}
-	_, block, _ := strings.Cut(section, "```sh\n")
-	block, _, _ = strings.Cut(block, "```")
-	var lines []string
-	for _, l := range shStatements(block) {
-		if strings.Contains(l, "openssl") && strings.Contains(l, "secrets/jwt-") {
-			lines = append(lines, l)
-		}
-	}
-	if len(lines) != 2 {
-		t.Fatalf("the section's commands make the token keys in %d statements, want 2 (the private key, its public half):\n%s", len(lines), block)
-	}
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "secrets"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	run := func() (signing, verify string) {
-		t.Helper()
-		cmd := exec.Command("sh", "-ec", strings.Join(lines, "\n"))
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(lines, "\n"), err, out)
-		}
-		s, err := os.ReadFile(filepath.Join(dir, "secrets", "jwt-signing-key"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := os.ReadFile(filepath.Join(dir, "secrets", "jwt-verify-key"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(string(s), "PRIVATE KEY") || !strings.Contains(string(v), "-----BEGIN PUBLIC KEY-----") {
-			t.Fatalf("the commands made %q and %q, want a private key and its public half", s, v)
-		}
-		return string(s), string(v)
-	}
-	signing, verify := run()
-	if s, v := run(); s != signing || v != verify {
-		t.Error("run again, the guide's commands replace the token keys: the next render-config.sh gives Kong a verify key login-user does not sign with")
-	}
-}
-
 // The lines of docs/deploy-kubernetes.md's "Secrets and functions" that come
 // before its faas-cli secret create loop make, in secrets/, every file that
 // loop and the shop-connector-credentials command read (but meili-key and
@@ -1314,11 +1260,13 @@ func TestTheKubernetesGuideKeepsTheTokenKeys(t *testing.T) {
 // at secrets/), in the formats their readers take: run in an empty folder
 // they make each one, non-empty; run again (the upgrade sections send the
 // operator back to them, and "Managed services" may run them first) they
-// change none; run with a signing key lost, they make its verify key
-// again, the new key's half. The guide sent its reader to
-// docs/deploy-faasd.md for most of them, whose commands cd into
-// /var/lib/faasd/secrets. secrets/ is in the checkout, so git must ignore
-// it.
+// change none (a token key pair made again would reach Kong's kong.yml at
+// the next render-config.sh while login-user still signs with the pair its
+// Secret holds: Kong would refuse every token); run with a signing key
+// lost, they make its verify key again, the new key's half. The guide sent
+// its reader to docs/deploy-faasd.md for most of them, whose commands cd
+// into /var/lib/faasd/secrets. secrets/ is in the checkout, so git must
+// ignore it.
 func TestTheKubernetesGuideMakesEverySecretOnce(t *testing.T) {
 	doc := string(read(t, "docs/deploy-kubernetes.md"))
 	_, section, ok := strings.Cut(doc, "\n## Secrets and functions\n")
