@@ -130,27 +130,30 @@ end`
 // currency field nor a line Lines would read (a canonical product id and a
 // quantity of 1..MaxQuantity): no one reads such a field as a line, so it
 // must neither refuse the write as a line added since nor count against the
-// limit.
+// limit. That one read of the hash (HGETALL) also gives the lines the check
+// looks at.
 var setScript = redis.NewScript(`
 local key, field, qty, maxLines, ttl, check, currency = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 local cur = '` + currencyField + `'
 local h = '[0-9a-f]'
 local id = '^' .. h:rep(8) .. '%-' .. h:rep(4) .. '%-' .. h:rep(4) .. '%-' .. h:rep(4) .. '%-' .. h:rep(12) .. '$'
-local all = redis.call('HGETALL', key)
+local all, lines = redis.call('HGETALL', key), {}
 for i = 1, #all, 2 do
   local f, v = all[i], all[i + 1]
   if f ~= cur then
     local q = string.match(v, '^[+-]?%d+$') and tonumber(v)
     if not string.match(f, id) or not q or q < 1 or q > ` + strconv.Itoa(cart.MaxQuantity) + ` then
       redis.call('HDEL', key, f)
+    else
+      lines[#lines + 1] = f
     end
   end
 end
 if check == '1' and redis.call('HGET', key, cur) ~= currency then
   local known = {}
   for i = 7, #ARGV do known[ARGV[i]] = true end
-  for _, f in ipairs(redis.call('HKEYS', key)) do
-    if f ~= field and f ~= cur and not known[f] then
+  for _, f in ipairs(lines) do
+    if f ~= field and not known[f] then
       return 2
     end
   end
