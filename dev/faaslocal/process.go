@@ -48,6 +48,7 @@ type launcher struct {
 	binary     string            // the multi-call binary, "" when none
 	known      map[string]bool   // functions the binary serves
 	host       map[string]string // hostEnv values
+	file       map[string]string // connectorEnvFile's values, read once when the runtime opens
 	telemetry  map[string]string // TelemetryEnv of the host and Config.OTLPEndpoint
 	overrides  map[string]string // Config.Env
 	gatewayURL string            // the gateway API, for GATEWAY_URL
@@ -234,22 +235,14 @@ const connectorEnvFile = "env/development.yml"
 // basic_auth=true (the connectors read the gateway API's credentials from
 // SECRETS_DIR; the OpenFaaS connectors' secret_mount_path is not read),
 // GODEBUG (orderPathGODEBUG), Config.Env, then BIND_HOST=127.0.0.1.
-func (l *launcher) connector(c Connector, secretsDir string) (supervisor.Spec, error) {
-	env, err := l.connectorEnv(secretsDir)
-	if err != nil {
-		return supervisor.Spec{}, fmt.Errorf("connector %s: %w", c.Name, err)
-	}
-	return supervisor.Spec{Path: c.Path, Env: envList(env), Dir: l.root}, nil
+func (l *launcher) connector(c Connector, secretsDir string) supervisor.Spec {
+	return supervisor.Spec{Path: c.Path, Env: envList(l.connectorEnv(secretsDir)), Dir: l.root}
 }
 
 // connectorEnv is the environment every connector runs with (see connector).
-func (l *launcher) connectorEnv(secretsDir string) (map[string]string, error) {
-	fileEnv, err := serviceEnv(l.root, nil) // the overrides go last, below
-	if err != nil {
-		return nil, err
-	}
+func (l *launcher) connectorEnv(secretsDir string) map[string]string {
 	env := maps.Clone(l.host)
-	maps.Copy(env, fileEnv)
+	maps.Copy(env, l.file) // the overrides go last, below
 	maps.Copy(env, l.telemetry)
 	l.setGateway(env)
 	env["SECRETS_DIR"] = secretsDir
@@ -257,7 +250,7 @@ func (l *launcher) connectorEnv(secretsDir string) (map[string]string, error) {
 	env["GODEBUG"] = orderPathGODEBUG
 	maps.Copy(env, l.overrides)
 	env["BIND_HOST"] = "127.0.0.1"
-	return env, nil
+	return env
 }
 
 // setGateway sets how a process calls functions: GATEWAY_URL, and

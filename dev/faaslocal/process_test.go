@@ -91,10 +91,7 @@ func TestProcessesGetTheDirectAddresses(t *testing.T) {
 		want     string
 	}{{"connector", svc, strings.TrimPrefix(urls, "FUNCTION_URLS=")}, {"connector, gateway only", nil, ""}} {
 		t.Run(tc.name, func(t *testing.T) {
-			env, err := newLauncher(tc.services).connectorEnv("/secrets")
-			if err != nil {
-				t.Fatal(err)
-			}
+			env := newLauncher(tc.services).connectorEnv("/secrets")
 			if env["FUNCTION_URLS"] != tc.want {
 				t.Errorf("connector's FUNCTION_URLS = %q, want %q", env["FUNCTION_URLS"], tc.want)
 			}
@@ -140,11 +137,7 @@ func TestTheOrderPathRunsWithSysmonAwake(t *testing.T) {
 		}
 	}
 	l := &launcher{root: "../..", host: map[string]string{}, overrides: map[string]string{}}
-	env, err := l.connectorEnv("/secrets")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if env["GODEBUG"] != orderPathGODEBUG {
+	if env := l.connectorEnv("/secrets"); env["GODEBUG"] != orderPathGODEBUG {
 		t.Errorf("the local runtime's connectors: GODEBUG %q, want %q", env["GODEBUG"], orderPathGODEBUG)
 	}
 }

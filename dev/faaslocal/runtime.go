@@ -143,6 +143,14 @@ func (rt *Runtime) start(ctx context.Context) error {
 func (rt *Runtime) open(known map[string]bool, gatewayURL string) error {
 	cfg := rt.cfg
 	var err error
+	// The connectors' environment file, read once for all of them (Config.Env
+	// goes over it, in connectorEnv); a runtime without connectors reads none.
+	var fileEnv map[string]string
+	if len(cfg.Connectors) > 0 {
+		if fileEnv, err = serviceEnv(cfg.Root, nil); err != nil {
+			return fmt.Errorf("connectors: %w", err)
+		}
+	}
 	if rt.secrets, err = secrets.Open(cfg.StateDir); err != nil {
 		return err
 	}
@@ -159,7 +167,7 @@ func (rt *Runtime) open(known map[string]bool, gatewayURL string) error {
 		rt.connectorMetrics.observe(name, line)
 		rt.output(name, instance, line)
 	}})
-	rt.launcher = &launcher{root: cfg.Root, binary: cfg.Binary, known: known, host: hostVars(cfg.Getenv),
+	rt.launcher = &launcher{root: cfg.Root, binary: cfg.Binary, known: known, host: hostVars(cfg.Getenv), file: fileEnv,
 		telemetry: TelemetryEnv(cfg.Environ(), cfg.OTLPEndpoint), overrides: cfg.Env, gatewayURL: gatewayURL,
 		allowExec: cfg.AllowExec, services: rt.services}
 	rt.functions = functions.New(functions.Config{Namespace: provider.Namespace, MaxReplicas: cfg.MaxReplicas,
@@ -212,12 +220,8 @@ func readCredentials(s *secrets.Store) (provider.Credentials, error) {
 // startConnector supervises c like a one-replica function: restarted when it
 // exits, stopped by Close, its output in the log store under its name.
 func (rt *Runtime) startConnector(c Connector) error {
-	spec, err := rt.launcher.connector(c, rt.secrets.Dir())
-	if err != nil {
-		return err
-	}
 	rt.logs.Open(c.Name)
-	return rt.connectors.Start(c.Name, spec, 1)
+	return rt.connectors.Start(c.Name, rt.launcher.connector(c, rt.secrets.Dir()), 1)
 }
 
 // output records one output line of a process: into the log store and,
@@ -329,10 +333,7 @@ func (rt *Runtime) WaitSubscribed(ctx context.Context) error {
 	if !slices.ContainsFunc(rt.cfg.Connectors, func(c Connector) bool { return c.Name == "rabbitmq" }) {
 		return nil
 	}
-	env, err := rt.launcher.connectorEnv(rt.secrets.Dir())
-	if err != nil {
-		return err
-	}
+	env := rt.launcher.connectorEnv(rt.secrets.Dir())
 	var fns []string
 	for _, f := range rt.functions.List() {
 		if f.Annotations != nil && strings.TrimSpace((*f.Annotations)[schedule.TopicAnnotation]) != "" {
