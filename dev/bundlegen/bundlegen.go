@@ -272,13 +272,15 @@ func bundleFunction(svc string, members []routes.Route, st stackDoc) (string, er
 	var secrets, topics []string
 	var schedule, image, lang string
 	scaleMin, scaleMax, memMax := 0, 0, 0
-	for i, m := range members {
+	first := true // the first member found in the stack sets lang, environment_file and image
+	for _, m := range members {
 		fn, ok := st.Functions[m.Function]
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s: %s is in the route table but not in %s", svc, m.Function, StackFile))
 			continue
 		}
-		if i == 0 || envFiles == nil {
+		if first {
+			first = false
 			envFiles, lang = fn.EnvironmentFile, fn.Lang
 			image = strings.Replace(fn.Image, "/"+m.Function+":", "/"+svc+":", 1)
 			if image == fn.Image {

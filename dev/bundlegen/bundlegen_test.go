@@ -97,6 +97,34 @@ func TestRenderRefuses(t *testing.T) {
 	}
 }
 
+// A bundle is one process with one environment: its members share one lang
+// and one environment_file, whichever member comes first in the table (one
+// without an environment_file included).
+func TestRenderRefusesMembersWithAnotherEnvironmentFile(t *testing.T) {
+	fn := func(name, envFile string) string {
+		s := "  " + name + ":\n    lang: shop-go\n    handler: ./functions/" + name + "\n    image: r/" + name + ":dev\n"
+		if envFile != "" {
+			s += "    environment_file:\n      - " + envFile + "\n"
+		}
+		return s + "    limits:\n      memory: 64Mi\n"
+	}
+	table := []routes.Route{
+		{Function: "first", Service: "a", Kind: routes.Internal},
+		{Function: "second", Service: "a", Kind: routes.Internal},
+	}
+	for _, tc := range []struct{ first, second string }{
+		{"env/production.yml", ""},
+		{"", "env/production.yml"},
+		{"env/production.yml", "env/development.yml"},
+	} {
+		stack := "provider:\n  name: openfaas\n  gateway: http://127.0.0.1:8080\nfunctions:\n" + fn("first", tc.first) + fn("second", tc.second)
+		_, err := bundlegen.Render(table, []byte(stack), nil)
+		if err == nil || !strings.Contains(err.Error(), "second has another lang or environment_file") {
+			t.Errorf("environment_file %q, then %q: %v, want second refused", tc.first, tc.second, err)
+		}
+	}
+}
+
 // A bundle is one process: where it also serves a writer of a database,
 // its readers log in as the writer does (the readers' password dropped,
 // <SERVICE>_READER_SHARES_WRITERS_ROLE=true, so postgres.ReaderConfigFrom
