@@ -532,6 +532,9 @@ func CheckUsers(c Compose, images map[string]Image) []error {
 	return errs
 }
 
+// shells are the shells a compose command may run a script with.
+var shells = []string{"sh", "bash", "ash", "dash"}
+
 // readInArgument is a command substitution inside an export or a command's
 // arguments, where the shell ignores its failure.
 var readInArgument = regexp.MustCompile(`(?:export|exec)\s[^;]*\$\(`)
@@ -562,11 +565,23 @@ var readInArgument = regexp.MustCompile(`(?:export|exec)\s[^;]*\$\(`)
 // !), a test followed by && and no || (set -e ignores a failure before the
 // last && of a list: `[ -n "$x" ] && export X="$x"` goes on), a test
 // negated with ! (set -e ignores it too), and a test inside $(...).
+//
+// A command run by a shell (sh, bash, ash, dash) is read only in the form
+// [<shell>, -c, SCRIPT]; any other (one string, flags together as -ec, a
+// script file) is reported, as its reads could not be checked.
 func CheckSecretReads(c Compose) []error {
 	var errs []error
 	for _, name := range sortedNames(c) {
 		cmd := c.Services[name].Command
-		if len(cmd) < 3 || path.Base(cmd[0]) != "sh" || cmd[1] != "-c" {
+		var shell string
+		if len(cmd) > 0 {
+			shell, _, _ = strings.Cut(strings.TrimSpace(cmd[0]), " ")
+		}
+		if !slices.Contains(shells, path.Base(shell)) {
+			continue
+		}
+		if len(cmd) < 3 || cmd[1] != "-c" {
+			errs = append(errs, fmt.Errorf("service %s: write the command as a list [%s, -c, SCRIPT]: a script in one string, after -ec or in a file is not read, so its secret reads are not checked", name, shell))
 			continue
 		}
 		script := strings.ReplaceAll(cmd[2], "$$", "$") // compose's escape

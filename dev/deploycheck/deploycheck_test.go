@@ -863,6 +863,33 @@ services:
 	}
 }
 
+// CheckSecretReads reads a script whichever shell runs it, and refuses a
+// shell's command in a form it cannot read (one string, flags together, a
+// script file) rather than pass it unread.
+func TestCheckSecretReadsLeavesNoShellUnread(t *testing.T) {
+	c, err := LoadCompose([]byte(`
+services:
+  bash:
+    command: [/bin/bash, -c, 'set -e; export P=$$(cat /run/secrets/p); exec x']
+  flags:
+    command: [/bin/sh, -ec, 'p=$$(cat /run/secrets/p) || p=; export P="$$p"; exec x']
+  other:
+    command: [/bin/x, -c, 'export P=$$(cat /run/secrets/p)']
+  script:
+    command: [sh, /run/start.sh]
+  string:
+    command: /bin/sh -c 'set -e; export P=$$(cat /run/secrets/p); exec x'
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFindings(t, "secret reads", CheckSecretReads(c),
+		`service bash: "export P=$(`,
+		"service flags: write the command as a list [/bin/sh, -c, SCRIPT]",
+		"service script: write the command as a list [sh, -c, SCRIPT]",
+		"service string: write the command as a list [/bin/sh, -c, SCRIPT]")
+}
+
 // The postgres init script (env/faasd/postgres-init/10-shop.sh) stops, before
 // any psql, when it cannot read a role's password: a service's
 // (db-password-<service>), the relay's, a reader's
