@@ -18,7 +18,7 @@ import (
 // documented is what the contract says of the headers of each operation, by
 // operationId (contract.Operations has the rest).
 type documented struct {
-	requestHeaders  []string // header parameters
+	requestHeaders  []string // header parameters, its security scheme's header, a body's Content-Type
 	responseHeaders []string // headers of any response
 }
 
@@ -34,15 +34,25 @@ func readDocument(t *testing.T) map[string]documented {
 		Headers map[string]any `yaml:"headers"`
 	}
 	type operation struct {
-		OperationID string              `yaml:"operationId"`
-		Parameters  []parameter         `yaml:"parameters"`
-		Responses   map[string]response `yaml:"responses"`
+		OperationID string                `yaml:"operationId"`
+		Parameters  []parameter           `yaml:"parameters"`
+		Responses   map[string]response   `yaml:"responses"`
+		Security    []map[string][]string `yaml:"security"`
+		RequestBody struct {
+			Content map[string]any `yaml:"content"`
+		} `yaml:"requestBody"`
 	}
 	var doc struct {
+		Security   []map[string][]string           `yaml:"security"` // of an operation that declares none
 		Paths      map[string]map[string]yaml.Node `yaml:"paths"`
 		Components struct {
-			Parameters map[string]parameter `yaml:"parameters"`
-			Responses  map[string]response  `yaml:"responses"`
+			Parameters      map[string]parameter `yaml:"parameters"`
+			Responses       map[string]response  `yaml:"responses"`
+			SecuritySchemes map[string]struct {
+				Type string `yaml:"type"`
+				In   string `yaml:"in"`
+				Name string `yaml:"name"`
+			} `yaml:"securitySchemes"`
 		} `yaml:"components"`
 	}
 	if err := yaml.Unmarshal(api.OpenAPI(), &doc); err != nil {
@@ -72,6 +82,32 @@ func readDocument(t *testing.T) map[string]documented {
 				}
 				if p.In == "header" {
 					d.requestHeaders = append(d.requestHeaders, p.Name)
+				}
+			}
+			// The header of each security scheme the operation accepts:
+			// a browser sends it, so a preflight asks for it.
+			security := op.Security
+			if security == nil {
+				security = doc.Security
+			}
+			for _, req := range security {
+				for name := range req {
+					switch s := doc.Components.SecuritySchemes[name]; {
+					case s.Type == "http":
+						d.requestHeaders = append(d.requestHeaders, "Authorization")
+					case s.Type == "apiKey" && s.In == "header":
+						d.requestHeaders = append(d.requestHeaders, s.Name)
+					default:
+						t.Fatalf("%s: security scheme %q (type %q): the test does not know which header it sends", op.OperationID, name, s.Type)
+					}
+				}
+			}
+			// A body of a type other than the three a form may send
+			// (application/json) makes its Content-Type a header a
+			// preflight asks for.
+			for ct := range op.RequestBody.Content {
+				if !slices.Contains([]string{"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"}, ct) {
+					d.requestHeaders = append(d.requestHeaders, "Content-Type")
 				}
 			}
 			for _, r := range op.Responses {
@@ -142,19 +178,50 @@ func TestBrowsersMaySendAndReadTheDocumentedHeaders(t *testing.T) {
 	if cors == nil {
 		t.Fatal("gateway/kong.yml has no global cors plugin")
 	}
+	for _, miss := range corsMisses(t, cors, readDocument(t)) {
+		t.Error(miss)
+	}
+}
+
+// A cors plugin that does not allow the token's header (Authorization, the
+// bearer scheme's) or a JSON body's Content-Type fails: a browser's
+// preflight for any such call would be refused.
+func TestACorsPluginWithoutTheTokenOrBodyHeaderFails(t *testing.T) {
+	cors := map[string]any{
+		"headers":         []any{"Accept", "Idempotency-Key", "If-Match", "If-None-Match", "X-Correlation-ID", "traceparent"},
+		"exposed_headers": []any{"X-Correlation-ID", "ETag", "Location", "Idempotent-Replayed", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "WWW-Authenticate"},
+	}
+	misses := strings.Join(corsMisses(t, cors, readDocument(t)), "\n")
+	for _, want := range []string{
+		"get-me documents the request header Authorization",
+		"create-order documents the request header Content-Type",
+	} {
+		if !strings.Contains(misses, want) {
+			t.Errorf("want a failure saying %q, got:\n%s", want, misses)
+		}
+	}
+}
+
+// corsMisses are the headers documented by an operation of docs that the
+// cors plugin's configuration cors does not allow or expose.
+func corsMisses(t *testing.T, cors map[string]any, docs map[string]documented) []string {
+	t.Helper()
 	allowed, exposed := stringsOf(t, cors, "headers"), stringsOf(t, cors, "exposed_headers")
-	for id, d := range readDocument(t) {
+	var out []string
+	for id, d := range docs {
 		for _, h := range d.requestHeaders {
 			if !slices.Contains(allowed, http.CanonicalHeaderKey(h)) {
-				t.Errorf("%s documents the request header %s, which the cors plugin's headers do not allow", id, h)
+				out = append(out, fmt.Sprintf("%s documents the request header %s, which the cors plugin's headers do not allow", id, h))
 			}
 		}
 		for _, h := range d.responseHeaders {
 			if !slices.Contains(exposed, http.CanonicalHeaderKey(h)) {
-				t.Errorf("%s documents the response header %s, which the cors plugin's exposed_headers hide", id, h)
+				out = append(out, fmt.Sprintf("%s documents the response header %s, which the cors plugin's exposed_headers hide", id, h))
 			}
 		}
 	}
+	slices.Sort(out)
+	return out
 }
 
 // TestRateLimitedRoutesDocument429: every service the edge rate limits
