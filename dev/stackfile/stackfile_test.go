@@ -1,6 +1,7 @@
 package stackfile_test
 
 import (
+	"fmt"
 	"os"
 	"regexp"
 	"slices"
@@ -175,31 +176,9 @@ func TestSubstitutedValuesSurviveTheYAML(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		type entry struct{ fn, key string }
-		var entries []entry
-		vars := map[string]bool{}
-		fn, inEnv, block := "", false, ""
-		for line := range strings.SplitSeq(string(raw), "\n") {
-			switch {
-			case strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "   ") && strings.HasSuffix(line, ":"):
-				fn, inEnv = strings.TrimSuffix(strings.TrimSpace(line), ":"), false
-			case strings.HasPrefix(line, "    ") && !strings.HasPrefix(line, "     "):
-				inEnv = line == "    environment:"
-			case !inEnv:
-			case block != "":
-				if m := blockValue.FindStringSubmatch(line); m != nil {
-					entries = append(entries, entry{fn, block})
-					vars[m[1]] = true
-				} else if strings.Contains(line, "${") {
-					t.Errorf("%s: %s's %s: one substitution per literal block, alone on its line (%s)", file, fn, block, strings.TrimSpace(line))
-				}
-				block = ""
-			case blockKey.MatchString(line):
-				block = blockKey.FindStringSubmatch(line)[1]
-			case substLine.MatchString(line):
-				t.Errorf("%s: %s's %s: make the substitution a literal block (|2-) (%s)", file, fn,
-					substLine.FindStringSubmatch(line)[1], strings.TrimSpace(line))
-			}
+		entries, vars, problems := substitutions(file, string(raw))
+		for _, p := range problems {
+			t.Error(p)
 		}
 		if file == "../../stack.yml" && len(entries) < 5 {
 			t.Fatalf("%s: found %d substituted environment values; is the pattern stale?", file, len(entries))
@@ -220,6 +199,81 @@ func TestSubstitutedValuesSurviveTheYAML(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A substitution of a function's environment in any other form than a
+// literal block (|2-) of its own is named, whatever the form: a plain or
+// quoted value, a block of another style (|-, >-), a block's second line.
+func TestSubstitutionsOutsideALiteralBlockAreNamed(t *testing.T) {
+	const stack = `functions:
+  f:
+    environment:
+      GOOD: |2-
+        ${GOOD:-}
+      PLAIN: ${PLAIN:-}
+      QUOTED: "${QUOTED:-}"
+      STRIP: |-
+        ${STRIP:-}
+      FOLDED: >-
+        ${FOLDED:-}
+      SECOND: |2-
+        text
+        ${SECOND:-}
+      TWO: |2-
+        ${A:-}${B:-}
+`
+	entries, vars, problems := substitutions("stack.yml", stack)
+	if len(entries) != 1 || entries[0] != (substitution{"f", "GOOD"}) || !vars["GOOD"] || len(vars) != 1 {
+		t.Errorf("substitutions read %v (variables %v), want f's GOOD alone", entries, vars)
+	}
+	all := strings.Join(problems, "\n")
+	for _, want := range []string{"(PLAIN: ${PLAIN:-})", `(QUOTED: "${QUOTED:-}")`, "(${STRIP:-})", "(${FOLDED:-})", "(${SECOND:-})", "(${A:-}${B:-})"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no problem names %s; problems:\n%s", want, all)
+		}
+	}
+	if len(problems) != 6 {
+		t.Errorf("%d problems, want 6:\n%s", len(problems), all)
+	}
+}
+
+// A substitution is one ${VAR} substituted in a function's environment.
+type substitution struct{ fn, key string }
+
+// substitutions reads the stack file raw (named file) line by line, as
+// faas-cli's substitution sees it: the environment values that are one
+// ${VAR} alone in a literal block (|2-), the variables they substitute, and
+// a problem for every other ${ in an environment.
+func substitutions(file, raw string) (entries []substitution, vars map[string]bool, problems []string) {
+	vars = map[string]bool{}
+	fn, inEnv, block := "", false, ""
+	for line := range strings.SplitSeq(raw, "\n") {
+		switch {
+		case strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "   ") && strings.HasSuffix(line, ":"):
+			fn, inEnv = strings.TrimSuffix(strings.TrimSpace(line), ":"), false
+		case strings.HasPrefix(line, "    ") && !strings.HasPrefix(line, "     "):
+			inEnv = line == "    environment:"
+		case !inEnv:
+		case block != "":
+			if m := blockValue.FindStringSubmatch(line); m != nil {
+				entries = append(entries, substitution{fn, block})
+				vars[m[1]] = true
+			} else if strings.Contains(line, "${") {
+				problems = append(problems, fmt.Sprintf("%s: %s's %s: one substitution per literal block, alone on its line (%s)", file, fn, block, strings.TrimSpace(line)))
+			}
+			block = ""
+		case blockKey.MatchString(line):
+			block = blockKey.FindStringSubmatch(line)[1]
+		case substLine.MatchString(line):
+			problems = append(problems, fmt.Sprintf("%s: %s's %s: make the substitution a literal block (|2-) (%s)", file, fn,
+				substLine.FindStringSubmatch(line)[1], strings.TrimSpace(line)))
+		case strings.Contains(line, "${"):
+			// A block of another style (|-, >-), a block's second line:
+			// faas-cli substitutes there too, unchecked by the test above.
+			problems = append(problems, fmt.Sprintf("%s: %s's environment: a substitution outside a literal block (|2-) of its own (%s)", file, fn, strings.TrimSpace(line)))
+		}
+	}
+	return entries, vars, problems
 }
 
 // A key set both in a function's environment and in its environment_file is
