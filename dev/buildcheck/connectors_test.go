@@ -168,14 +168,47 @@ func TestRealConnectorDockerfiles(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.Dockerfile, err)
 		}
-		var kept []string
-		for _, l := range strings.Split(string(ign), "\n") {
-			if p, ok := strings.CutPrefix(strings.TrimSpace(l), "!"); ok {
-				kept = append(kept, p)
-			}
+		if diff := dockerignoreDiff(ign); diff != "" {
+			t.Errorf("%s.dockerignore: its rules (-want +got):\n%s", c.Dockerfile, diff)
 		}
-		if diff := cmp.Diff(ConnectorContextPaths(), kept); diff != "" {
-			t.Errorf("%s.dockerignore keeps (-want +got):\n%s", c.Dockerfile, diff)
+	}
+}
+
+// dockerignoreDiff compares the rules of a connector's Dockerfile.dockerignore
+// (its lines but blank ones and comments) with the ones that keep exactly
+// ConnectorContextPaths: "*" first, which ignores everything, then "!<path>"
+// for each path kept. "" when they are the same.
+func dockerignoreDiff(ign []byte) string {
+	want := []string{"*"}
+	for _, p := range ConnectorContextPaths() {
+		want = append(want, "!"+p)
+	}
+	var rules []string
+	for _, l := range strings.Split(string(ign), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			rules = append(rules, l)
+		}
+	}
+	return cmp.Diff(want, rules)
+}
+
+// A Dockerfile.dockerignore that keeps more than ConnectorContextPaths (no
+// "*": the whole project; a path ignored again after it is kept; another
+// path kept) or fewer fails the check.
+func TestDockerignoreCheckRefusesAnotherContext(t *testing.T) {
+	const good = "# comment\n*\n!go.mod\n!go.sum\n!internal\n!connectors\n"
+	if diff := dockerignoreDiff([]byte(good)); diff != "" {
+		t.Fatalf("the context of ConnectorContextPaths is refused:\n%s", diff)
+	}
+	for name, ign := range map[string]string{
+		"no *":              "!go.mod\n!go.sum\n!internal\n!connectors\n",
+		"* last":            "!go.mod\n!go.sum\n!internal\n!connectors\n*\n",
+		"a path re-ignored": good + "internal/secrets\n",
+		"another path kept": good + "!functions\n",
+		"a path not kept":   "*\n!go.mod\n!go.sum\n!internal\n",
+	} {
+		if dockerignoreDiff([]byte(ign)) == "" {
+			t.Errorf("%s: the check passed %q", name, ign)
 		}
 	}
 }
