@@ -78,6 +78,21 @@ func TestDomainAndStoreRules(t *testing.T) {
 	}
 }
 
+// Each areas violation says what the area may import: the list of areas, or
+// for api, which may import none, that it imports nothing of the shop.
+func TestAnAreasViolationSaysWhatTheAreaMayImport(t *testing.T) {
+	const m = "example.com/shop"
+	for _, c := range []struct{ from, imp, want string }{
+		{"api", "internal/fault", "api imports internal/fault: api/ imports nothing of the shop [areas]"},
+		{"fnserve", "dev/helper", "fnserve imports dev/helper: fnserve/ may import only internal/ [areas]"},
+	} {
+		got := Check(m, []Package{{Path: m + "/" + c.from, Imports: []string{m + "/" + c.imp}}}, nil)
+		if len(got) != 1 || got[0].String() != c.want {
+			t.Errorf("%s importing %s: %v, want %q", c.from, c.imp, got, c.want)
+		}
+	}
+}
+
 // A known violation is not reported while it exists; once it is gone, its
 // entry is, so the list of known violations only shrinks.
 func TestKnownViolationsHideAndThenExpire(t *testing.T) {

@@ -179,6 +179,9 @@ func checkArea(from, imp string, inModule, test bool) *Violation {
 		return nil
 	}
 	why := fmt.Sprintf("%s/ may import only %s/", area(from), strings.Join(areas[area(from)], "/, "))
+	if len(areas[area(from)]) == 0 {
+		why = fmt.Sprintf("%s/ imports nothing of the shop", area(from))
+	}
 	if area(from) == to {
 		why = fmt.Sprintf("one %s imports no other", strings.TrimSuffix(to, "s"))
 	}
