@@ -381,8 +381,14 @@ func (d *Deps) Invalidate(ctx context.Context, p catalog.Product) {
 // Redis is down or refuses, so the lines are throttled per kind: the first,
 // then at most one per telemetry.RepeatInterval, with the count of the calls
 // not logged since the last line (suppressed), and one when a call succeeds
-// again (cacheWorked).
+// again (cacheWorked). A call that failed because its caller hung up (ctx
+// cancelled: get-product's request) says nothing about Redis: it is a miss,
+// neither counted nor logged, or every client that gave up would show on
+// the panel and in the log as an outage and its recovery.
 func (d *Deps) cacheFailed(ctx context.Context, msg string, err error, attrs ...any) {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return
+	}
 	refused := redisconn.Misconfigured(err)
 	reason, kind := telemetry.CacheUnavailable, 0
 	if refused {

@@ -503,3 +503,52 @@ func TestACommitNearTheRequestsDeadlineStillInvalidatesTheCache(t *testing.T) {
 		t.Errorf("Fresh near the request's deadline: cached %v at version %d, want version 3", ok, v)
 	}
 }
+
+// A caller that hung up (its request context cancelled) makes the cache call
+// fail, but Redis is fine: that is a miss, neither logged as Redis
+// unavailable nor counted in shop_cache_errors_total, whose panel would
+// otherwise show an outage for every client that gave up, and whose log would
+// say "unavailable" then "recovered" at each one. A Redis that is down is
+// still counted, and logged, with the caller's context cancelled or not.
+func TestACallerThatHungUpIsNoCacheError(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		addr   string
+		counts float64
+	}{
+		{"redis up", envtest.RedisAddr, 0},
+		{"redis down", "127.0.0.1:1", 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := cache.New(cache.Config{Redis: redisconn.Config{Addr: tt.addr}, Prefix: "test:catalog:hungup:"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var logged bytes.Buffer
+			d := &catalogenv.Deps{Cache: c, Log: slog.New(slog.NewJSONHandler(&logged, nil))}
+			reg := prometheus.NewRegistry()
+			ctx, cancel := context.WithCancel(telemetry.WithShop(context.Background(), telemetry.NewShop(reg)))
+			if tt.addr == envtest.RedisAddr {
+				cancel() // Redis is up: the call fails for the hang-up alone
+			}
+			if _, _, ok := d.Cached(ctx, uuid.NewString()); ok {
+				t.Fatal("Cached: a hit")
+			}
+			d.Remember(ctx, catalog.Product{ID: uuid.New(), Version: 1})
+			cancel()
+			want := fmt.Sprintf(`
+# HELP shop_cache_errors_total %s
+# TYPE shop_cache_errors_total counter
+shop_cache_errors_total{reason="auth"} 0
+shop_cache_errors_total{reason="unavailable"} %v
+`, cacheErrorsHelp(t, reg), tt.counts)
+			if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "shop_cache_errors_total"); err != nil {
+				t.Error(err)
+			}
+			if got := strings.Contains(logged.String(), "unavailable"); got != (tt.counts > 0) {
+				t.Errorf("logged %q: want a line saying the cache is unavailable only when Redis is down", logged.String())
+			}
+		})
+	}
+}
