@@ -184,26 +184,23 @@ func list(conn *amqp.Connection, names broker.Names, fns []string, out io.Writer
 }
 
 func inspect(conn *amqp.Connection, names broker.Names, fn, id string, out io.Writer) error {
-	dls, err := broker.PeekDeadLetters(conn, names, fn, 100000)
+	d, ok, err := broker.FindDeadLetter(conn, names, fn, id)
 	if err != nil {
 		return err
 	}
-	for _, d := range dls {
-		if d.ID != id {
-			continue
-		}
-		fmt.Fprintf(out, "id:          %s\ntype:        %s\ntopic:       %s\nattempts:    %d\nlast status: %d\nlast error:  %s\nfailed at:   %s\nheaders:\n",
-			d.ID, d.Type, d.Topic, d.Attempts, d.LastStatus, d.LastError, d.FailedAt)
-		keys := make([]string, 0, len(d.Headers))
-		for k := range d.Headers {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			fmt.Fprintf(out, "  %s: %v\n", k, d.Headers[k])
-		}
-		fmt.Fprintf(out, "envelope:\n%s\n", d.Body)
-		return nil
+	if !ok {
+		return fmt.Errorf("no message %s in %s", id, names.DLQ(fn))
 	}
-	return fmt.Errorf("no message %s in %s", id, names.DLQ(fn))
+	fmt.Fprintf(out, "id:          %s\ntype:        %s\ntopic:       %s\nattempts:    %d\nlast status: %d\nlast error:  %s\nfailed at:   %s\nheaders:\n",
+		d.ID, d.Type, d.Topic, d.Attempts, d.LastStatus, d.LastError, d.FailedAt)
+	keys := make([]string, 0, len(d.Headers))
+	for k := range d.Headers {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(out, "  %s: %v\n", k, d.Headers[k])
+	}
+	fmt.Fprintf(out, "envelope:\n%s\n", d.Body)
+	return nil
 }

@@ -172,3 +172,28 @@ func TestReplayOrPurgeOfAnIDTakesEveryCopy(t *testing.T) {
 		})
 	}
 }
+
+// TestInspectStopsAtTheMessage: inspect fetches the DLQ's messages only up
+// to the one asked for; each fetch is a delivery, which a quorum queue counts
+// against the delivery limit, so the ones behind it keep no redelivered flag.
+func TestInspectStopsAtTheMessage(t *testing.T) {
+	names, _, ch := deadLetters(t, nil, "evt-1", "evt-2", "evt-3")
+	getenv := config.Env(map[string]string{"RABBITMQ_URL": rabbitURL, "EXCHANGE_PREFIX": names.Prefix})
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"inspect", "fn1", "evt-1"}, getenv, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `{"id":"evt-1"}`) {
+		t.Errorf("inspect:\n%s", out.String())
+	}
+	for _, want := range []struct {
+		id          string
+		redelivered bool
+	}{{"evt-1", true}, {"evt-2", false}, {"evt-3", false}} {
+		d, ok, err := ch.Get(names.DLQ("fn1"), true)
+		if err != nil || !ok || d.MessageId != want.id || d.Redelivered != want.redelivered {
+			t.Errorf("DLQ after inspect: ok %v err %v id %q redelivered %v, want %s redelivered %v",
+				ok, err, d.MessageId, d.Redelivered, want.id, want.redelivered)
+		}
+	}
+}

@@ -73,6 +73,23 @@ func PeekDeadLetters(conn *amqp.Connection, n Names, function string, limit int)
 	return out, err
 }
 
+// FindDeadLetter returns the first message with id in the function's DLQ
+// without removing it, and whether there is one. It stops at that message:
+// the ones behind it are not fetched, which on a quorum queue would count a
+// delivery against each (docs/runbooks/dead-letters.md).
+func FindDeadLetter(conn *amqp.Connection, n Names, function, id string) (DeadLetter, bool, error) {
+	var out DeadLetter
+	found := false
+	err := walk(conn, n.DLQ(function), false, func(_ *amqp.Channel, d amqp.Delivery) (bool, bool, error) {
+		if d.MessageId != id {
+			return true, false, nil
+		}
+		out, found = deadLetter(d), true
+		return false, false, nil
+	})
+	return out, found, err
+}
+
 // ReplayDeadLetters moves the messages with id (every message when id is "")
 // from the function's DLQ back to its queue with a fresh attempt count: every
 // copy of the event, as a fault between a copy's publish and the original's
