@@ -18,10 +18,10 @@
 // Without functions, list asks the gateway ($GATEWAY_URL) for the functions
 // with a `topic` annotation; with basic_auth=true it sends the gateway API's
 // credentials from SECRETS_DIR (basic-auth-user, basic-auth-password), as
-// the connectors do. Environment: RABBITMQ_URL
-// [amqp://guest:guest@127.0.0.1:5672/], GATEWAY_URL [http://127.0.0.1:8080],
-// EXCHANGE_PREFIX [""], basic_auth [false], SECRETS_DIR
-// [/var/openfaas/secrets]. Locally:
+// the connectors do; the other commands need only the broker. Environment:
+// RABBITMQ_URL [amqp://guest:guest@127.0.0.1:5672/], GATEWAY_URL
+// [http://127.0.0.1:8080], EXCHANGE_PREFIX [""], basic_auth [false],
+// SECRETS_DIR [/var/openfaas/secrets]. Locally:
 //
 //	basic_auth=true SECRETS_DIR=.local/secrets go run ./cmd/deadletters list
 package main
@@ -69,10 +69,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	rawURL := c.String("RABBITMQ_URL", broker.DefaultURL)
 	gateway := c.String("GATEWAY_URL", "http://127.0.0.1:8080")
 	names := broker.Names{Prefix: c.String("EXCHANGE_PREFIX", "")}
-	var gatewayAuth sdk.ClientAuth
-	if user, password := c.GatewayBasicAuth(); user != "" {
-		gatewayAuth = &sdk.BasicAuth{Username: user, Password: password}
-	}
 	password := c.OptionalSecret(broker.PasswordSecret)
 	if err := c.Err(); err != nil {
 		return err
@@ -102,6 +98,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	case "list":
 		fns := rest
 		if len(fns) == 0 {
+			// Only this asks the gateway, so only this needs its
+			// credentials (basic_auth=true).
+			g := config.New(getenv)
+			var gatewayAuth sdk.ClientAuth
+			if user, password := g.GatewayBasicAuth(); user != "" {
+				gatewayAuth = &sdk.BasicAuth{Username: user, Password: password}
+			}
+			if err := g.Err(); err != nil {
+				return err
+			}
 			if fns, err = subscribed(gateway, gatewayAuth); err != nil {
 				return fmt.Errorf("discover functions (or name them): %w", err)
 			}

@@ -197,3 +197,22 @@ func TestInspectStopsAtTheMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestOnlyTheGatewayCallNeedsItsCredentials: with basic_auth=true the
+// gateway's basic-auth secrets are needed by list without functions, which
+// asks the gateway, and by no command that talks only to the broker.
+func TestOnlyTheGatewayCallNeedsItsCredentials(t *testing.T) {
+	names, _, _ := deadLetters(t, nil, "evt-1", "evt-2")
+	getenv := config.Env(map[string]string{"RABBITMQ_URL": rabbitURL, "EXCHANGE_PREFIX": names.Prefix,
+		"basic_auth": "true", "SECRETS_DIR": t.TempDir()})
+	for _, args := range [][]string{{"list", "fn1"}, {"inspect", "fn1", "evt-1"}, {"replay", "fn1", "evt-1"}, {"purge", "fn1", "evt-2"}} {
+		var out bytes.Buffer
+		if err := run(context.Background(), args, getenv, &out); err != nil {
+			t.Errorf("%q without the gateway's secrets: %v", args, err)
+		}
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"list"}, getenv, &out); err == nil || !strings.Contains(err.Error(), "basic-auth-user") {
+		t.Errorf("list without functions nor the gateway's secrets: err %v, want one naming basic-auth-user", err)
+	}
+}
