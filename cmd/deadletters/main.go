@@ -6,6 +6,9 @@
 //	deadletters replay <function> <id>|all  move back to the function's queue (fresh attempt count)
 //	deadletters purge <function> <id>|all   delete
 //
+// list of a function whose DLQ does not exist (a misspelt name) fails
+// naming it; list without functions shows such a discovered one with 0.
+//
 // An empty <id> is a usage error (every message is spelt all), and a replay
 // or purge of an id the DLQ does not hold fails naming it. An id takes every
 // message of that event the DLQ holds: a fault between a copy's publish and
@@ -112,7 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 				return fmt.Errorf("discover functions (or name them): %w", err)
 			}
 		}
-		return list(conn, names, fns, out)
+		return list(conn, names, fns, len(rest) > 0, out)
 	case "inspect":
 		return inspect(conn, names, rest[0], rest[1], out)
 	case "replay":
@@ -163,13 +166,20 @@ func subscribed(gateway string, auth sdk.ClientAuth) ([]string, error) {
 	return out, nil
 }
 
-func list(conn *amqp.Connection, names broker.Names, fns []string, out io.Writer) error {
+// list prints the functions' dead letters. A function the operator named
+// (named) whose DLQ does not exist is an error, not 0 dead letters: a
+// misspelt name would look like an empty DLQ. A discovered one without a
+// DLQ yet (its connector has not declared it) has 0.
+func list(conn *amqp.Connection, names broker.Names, fns []string, named bool, out io.Writer) error {
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	defer tw.Flush()
 	for _, fn := range fns {
-		n, err := broker.CountDeadLetters(conn, names, fn)
+		n, exists, err := broker.DeadLetterQueue(conn, names, fn)
 		if err != nil {
 			return err
+		}
+		if named && !exists {
+			return fmt.Errorf("%s: no such queue %s (not a subscribed function?)", fn, names.DLQ(fn))
 		}
 		fmt.Fprintf(tw, "%s\t%d dead letter(s)\n", fn, n)
 		if n == 0 {

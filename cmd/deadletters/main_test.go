@@ -216,3 +216,19 @@ func TestOnlyTheGatewayCallNeedsItsCredentials(t *testing.T) {
 		t.Errorf("list without functions nor the gateway's secrets: err %v, want one naming basic-auth-user", err)
 	}
 }
+
+// TestListOfAFunctionWithoutDLQFails: list of a named function whose DLQ
+// does not exist (a misspelt name) is an error naming it, not "0 dead
+// letter(s)", which reads as an empty DLQ.
+func TestListOfAFunctionWithoutDLQFails(t *testing.T) {
+	names, _, _ := deadLetters(t, nil, "evt-1")
+	getenv := config.Env(map[string]string{"RABBITMQ_URL": rabbitURL, "EXCHANGE_PREFIX": names.Prefix})
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"list", "fn1", "fn-typo"}, getenv, &out)
+	if err == nil || !strings.Contains(err.Error(), "fn-typo") || !strings.Contains(err.Error(), "no such queue") {
+		t.Errorf("list of fn-typo: err %v, want one naming it and saying no such queue (output %q)", err, out.String())
+	}
+	if !strings.Contains(out.String(), "1 dead letter(s)") {
+		t.Errorf("list of fn1 before it: %q", out.String())
+	}
+}

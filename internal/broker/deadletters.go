@@ -45,20 +45,28 @@ func deadLetter(d amqp.Delivery) DeadLetter {
 // CountDeadLetters returns the number of messages in the function's DLQ; a
 // function that never had a queue has 0.
 func CountDeadLetters(conn *amqp.Connection, n Names, function string) (int, error) {
+	count, _, err := DeadLetterQueue(conn, n, function)
+	return count, err
+}
+
+// DeadLetterQueue returns the number of messages in the function's DLQ and
+// whether it exists: a function whose connector never declared its queues
+// (not subscribed, or a misspelt name) has none.
+func DeadLetterQueue(conn *amqp.Connection, n Names, function string) (count int, exists bool, err error) {
 	ch, err := conn.Channel()
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer func() { _ = ch.Close() }()
 	q, err := ch.QueueDeclarePassive(n.DLQ(function), true, false, false, false, nil)
 	if err != nil {
 		var ae *amqp.Error
 		if errors.As(err, &ae) && ae.Code == amqp.NotFound {
-			return 0, nil
+			return 0, false, nil
 		}
-		return 0, fmt.Errorf("inspect %s: %w", n.DLQ(function), err)
+		return 0, false, fmt.Errorf("inspect %s: %w", n.DLQ(function), err)
 	}
-	return q.Messages, nil
+	return q.Messages, true, nil
 }
 
 // PeekDeadLetters returns up to limit messages of the function's DLQ without
