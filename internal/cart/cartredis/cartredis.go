@@ -28,8 +28,8 @@ type Config struct {
 	// KeyPrefix is put before the user id to name a cart's key
 	// (CART_KEY_PREFIX, default "cart:"). Tests use a random prefix.
 	KeyPrefix string
-	// TTL is how long an untouched cart lives (CART_TTL, default 30 days);
-	// every write restarts it.
+	// TTL is how long an untouched cart lives (CART_TTL, default 30 days,
+	// 1 minute or more); every write restarts it.
 	TTL time.Duration
 }
 
@@ -41,7 +41,10 @@ func ConfigFrom(c *config.Reader) Config {
 		TTL:       c.Duration("CART_TTL", 30*24*time.Hour),
 	}
 	if cfg.TTL < time.Minute {
-		cfg.TTL = time.Minute
+		// A cart that expires within seconds of its last write would be
+		// lost while the shopper fills it: a typo (30s for 30d) is refused,
+		// not silently raised.
+		c.Fail("CART_TTL", errors.New("must be 1m or more"))
 	}
 	return cfg
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/shopfaas/shop/internal/cart"
 	"github.com/shopfaas/shop/internal/cart/cartredis"
 	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
 )
@@ -313,5 +314,29 @@ func TestTheCartStoreLogsInWithTheRedisPasswordSecret(t *testing.T) {
 	err = with.SetLine(ctx, user, product, 3, 50)
 	if !fault.Is(err, fault.Unavailable, fault.CodeUnavailable) || !strings.Contains(err.Error(), "WRONGPASS") {
 		t.Errorf("SetLine once the password changed = %v, want Unavailable naming WRONGPASS", err)
+	}
+}
+
+// TestACartTTLBelowAMinuteIsRefused: CART_TTL under 1 minute (30s typed for
+// 30d) is a configuration error naming the variable, not raised to 1 minute
+// without a word; 1 minute and the default are accepted.
+func TestACartTTLBelowAMinuteIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		ttl     string
+		refused bool
+	}{{"30s", true}, {"59", true}, {"1m", false}, {"", false}} {
+		env := map[string]string{"REDIS_ADDR": "127.0.0.1:6379", "SECRETS_DIR": t.TempDir()}
+		if tc.ttl != "" {
+			env["CART_TTL"] = tc.ttl
+		}
+		c := config.New(config.Env(env))
+		cfg := cartredis.ConfigFrom(c)
+		err := c.Err()
+		if tc.refused && (err == nil || !strings.Contains(err.Error(), "CART_TTL")) {
+			t.Errorf("CART_TTL=%q: err %v (TTL %v), want one naming CART_TTL", tc.ttl, err, cfg.TTL)
+		}
+		if !tc.refused && (err != nil || cfg.TTL < time.Minute) {
+			t.Errorf("CART_TTL=%q: err %v, TTL %v", tc.ttl, err, cfg.TTL)
+		}
 	}
 }
