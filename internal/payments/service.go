@@ -134,8 +134,10 @@ var errChargeRefunded = fault.E(fault.PaymentRequired, fault.CodePaymentDeclined
 // fault.Conflict "payment_mismatch" when the order was charged with another
 // amount or user; ErrInvalidToken (422, nothing stored); 402
 // "payment_declined", nothing stored, when the processor answers that the
-// key's charge was refunded at its side; processor_unavailable as 503
-// (nothing captured) or 504 (outcome unknown, nothing stored, retry).
+// key's charge was refunded at its side (a stored captured row is first
+// refunded, and a pending one settled, by Refund, whose error is answered if
+// it fails); processor_unavailable as 503 (nothing captured) or 504 (outcome
+// unknown, nothing stored, retry).
 func (s *Service) Charge(ctx context.Context, req ChargeRequest) (Payment, error) {
 	if err := req.Validate(); err != nil {
 		return Payment{}, err
@@ -157,7 +159,16 @@ func (s *Service) Charge(ctx context.Context, req ChargeRequest) (Payment, error
 		// final refusal, as a voided key's decline is: the saga ends the
 		// order payment_failed and releases its stock, and no money is
 		// held. Nothing is stored (a row is never inserted refunded); the
-		// processor repeats the answer to every retry.
+		// processor repeats the answer to every retry. A row the order
+		// already has (captured by an earlier run that stopped before
+		// confirming, or pending from the previous version) is brought in
+		// line first through Refund, since the saga's refusal refunds
+		// nothing: the refund key keeps the processor to one refund, and
+		// Void of an already refunded key changes nothing. Refund's error
+		// (retryable) is answered instead, so a retry settles the row.
+		if _, err := s.Refund(ctx, req.OrderID); err != nil {
+			return Payment{}, err
+		}
 		return Payment{}, errChargeRefunded
 	}
 	if err == nil && res.Outcome != OutcomeCaptured && res.Outcome != OutcomeDeclined {

@@ -540,6 +540,45 @@ func TestAChargeTheProcessorRefundedIsAFinalRefusal(t *testing.T) {
 	}
 }
 
+// A stored row of the order — captured by an earlier run of the saga that
+// stopped before confirming, or pending from the previous version — whose key
+// the processor then answers refunded is brought in line before the 402: the
+// saga's refusal calls no refund, so a row left captured (or pending) would
+// claim money the processor gave back. The captured row is refunded through
+// Refund (once, however often the charge is retried); the pending one goes,
+// as Refund settles it. Until 2026-12-07 the 402 left both rows as they were.
+func TestAChargeTheProcessorRefundedSettlesTheStoredRow(t *testing.T) {
+	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
+	ctx := context.Background()
+	req := chargeReq(simulator.TokenVisa)
+	if p, err := f.svc.Charge(ctx, req); err != nil || p.Status != payments.StatusCaptured {
+		t.Fatalf("first charge: %+v %v", p, err)
+	}
+	svc := payments.NewService(f.store, chargeRefundedAtItsSide{f.proc}, payments.ServiceConfig{})
+	for i := range 2 {
+		if _, err := svc.Charge(ctx, req); !fault.Is(err, fault.PaymentRequired, fault.CodePaymentDeclined) ||
+			fault.Retryable(err) || !strings.Contains(fmt.Sprint(err), "refunded") {
+			t.Fatalf("charge %d: %v (kind %v), want a final 402 payment_declined saying refunded", i+1, err, fault.KindOf(err))
+		}
+	}
+	if p, err := f.store.ByOrder(ctx, req.OrderID); err != nil || p.Status != payments.StatusRefunded {
+		t.Errorf("the captured row after the refusal: %v %v, want refunded", p.Status, err)
+	}
+	if got := f.count(t, "refund"); got != 1 {
+		t.Errorf("simulator recorded %d refunds, want 1", got)
+	}
+
+	req = chargeReq(simulator.TokenVisa)
+	insertPending(t, f, payments.Payment{ID: uuid.Must(uuid.NewV7()), OrderID: req.OrderID, UserID: req.UserID,
+		Amount: req.Amount}, 0)
+	if _, err := svc.Charge(ctx, req); !fault.Is(err, fault.PaymentRequired, fault.CodePaymentDeclined) {
+		t.Fatalf("charge over a pending row: %v (kind %v), want 402 payment_declined", err, fault.KindOf(err))
+	}
+	if p, err := f.store.ByOrder(ctx, req.OrderID); !fault.Is(err, fault.NotFound, "") {
+		t.Errorf("the pending row after the refusal: %v %v, want gone", p.Status, err)
+	}
+}
+
 // cutRefund is a processor adapter that calls a deadline cut of its Refund
 // unavailable (503): Service must answer 504 all the same.
 type cutRefund struct{ payments.Processor }
