@@ -108,15 +108,16 @@ func (e Events) checkTime(r *http.Request, d Delivery, now time.Time) error {
 // Read checks the request's events.SignatureHeader against its body, then
 // reads the body as a CloudEvents envelope (internal/events) whose type is one
 // of types and whose time is inside the inbox retention (Events). Every
-// problem is a 4xx fault: a missing or wrong signature is fault.Forbidden
-// "invalid_signature" (retried, then dead-lettered); the others
-// (fault.Malformed "invalid_event", fault.TooLarge, fault.Invalid
+// problem of the event is a 4xx fault: a missing or wrong signature is
+// fault.Forbidden "invalid_signature" (retried, then dead-lettered); the
+// others (fault.Malformed "invalid_event", fault.TooLarge, fault.Invalid
 // "unsupported_event" and "event_expired") make the connector dead-letter the
 // message at once instead of retrying what can never succeed, but for an
 // event too far ahead of this clock: fault.Unavailable "event_early" (503),
-// retried. An unsigned event accepted (EVENT_ACCEPT_UNSIGNED=true) is logged
-// at warn, at most once a minute (telemetry.RepeatInterval) with the count of
-// those not logged since.
+// retried. A body that could not be read whole is fault.Unavailable (503),
+// retried: the transfer failed, not the event (readBody). An unsigned event
+// accepted (EVENT_ACCEPT_UNSIGNED=true) is logged at warn, at most once a
+// minute (telemetry.RepeatInterval) with the count of those not logged since.
 func (e Events) Read(r *http.Request, types ...string) (Delivery, error) {
 	if e.verifier == nil {
 		return Delivery{}, fault.Internalf("inbox: Events used without NewEvents")
@@ -163,6 +164,11 @@ func (e Events) warnUnsigned(r *http.Request, d Delivery, now time.Time) {
 	}
 }
 
+// readBody reads the event's body. A body that could not be read whole (the
+// transfer broke off or timed out: read_timeout) says nothing of the event,
+// which the connector sends again whole: fault.Unavailable, retried. Until
+// 2026-12-07 it was 400 invalid_event, and the connector dead-lettered a
+// sound event at once.
 func readBody(r *http.Request) ([]byte, error) {
 	if r.Body == nil {
 		return nil, fault.E(fault.Malformed, fault.CodeInvalidEvent, "event body is required")
@@ -171,7 +177,7 @@ func readBody(r *http.Request) ([]byte, error) {
 	// the body first: too large either way.
 	body, err := fnhttp.ReadAtMost(r.Body, MaxEvent, "event")
 	if err != nil && !fault.Is(err, fault.TooLarge, fault.CodeBodyTooLarge) {
-		return nil, fault.Wrap(err, fault.Malformed, fault.CodeInvalidEvent, "could not read the event")
+		return nil, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the event's body could not be read whole")
 	}
 	return body, err
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +77,49 @@ func TestAnEventPastTheProcessCapIs413(t *testing.T) {
 	r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, int64(inbox.MaxEvent))
 	if _, err := ev.Read(r, events.OrderPlaced); !fault.Is(err, fault.TooLarge, fault.CodeBodyTooLarge) {
 		t.Errorf("Read = %v, want TooLarge body_too_large", err)
+	}
+}
+
+// brokenBody is a request body whose transfer breaks off after its first
+// bytes with err, as a connection cut or a read_timeout ends it.
+type brokenBody struct {
+	head []byte
+	err  error
+}
+
+func (b *brokenBody) Read(p []byte) (int, error) {
+	if len(b.head) == 0 {
+		return 0, b.err
+	}
+	n := copy(p, b.head)
+	b.head = b.head[n:]
+	return n, nil
+}
+
+func (b *brokenBody) Close() error { return nil }
+
+// A body whose transfer fails before its end says nothing of the event: the
+// delivery is 503 unavailable, which the connector retries, sending the
+// event whole again. Until 2026-12-07 it was 400 invalid_event, which the
+// connector dead-letters at once: a sound event went to the dead letters
+// (and paged, DeadLetters) for a broken transfer.
+func TestABodyNotReadWholeIsRetried(t *testing.T) {
+	signer, ev := keys(t, false)
+	body := eventBody(t, "1")
+	for name, cause := range map[string]error{
+		"cut off":   io.ErrUnexpectedEOF,
+		"timed out": os.ErrDeadlineExceeded,
+	} {
+		r := post(body, signer.Sign(body))
+		r.Body = &brokenBody{head: body[:len(body)/2], err: cause}
+		_, err := ev.Read(r, events.OrderPlaced)
+		if !fault.Is(err, fault.Unavailable, fault.CodeUnavailable) || !fault.Retryable(err) {
+			t.Errorf("%s: Read = %v, want Unavailable unavailable (retried)", name, err)
+		}
+	}
+	// The whole body still reads.
+	if _, err := ev.Read(post(body, signer.Sign(body)), events.OrderPlaced); err != nil {
+		t.Errorf("the whole body: %v", err)
 	}
 }
 
