@@ -377,15 +377,24 @@ func FuzzEventsRead(f *testing.F) {
 }
 
 // FuzzReadDelivery: the envelope decoder never panics and refuses with 4xx
-// faults only (unsigned events accepted, so the fuzzer reaches the decoder).
+// faults only (unsigned events accepted, so the fuzzer reaches the decoder),
+// but for an envelope dated over MaxClockSkew ahead, which is 503
+// event_early by design (retried until the clocks agree). Until 2026-12-07
+// such an envelope failed the target (the fourth seed did), and one digit of
+// the first seed's year, made larger by a mutation, was enough to fail make
+// fuzz with no defect.
 func FuzzReadDelivery(f *testing.F) {
 	_, lenient := keys(f, true)
 	f.Add(eventBody(f, "1"))
 	f.Add([]byte(`{"specversion":"1.0","id":"00000000-0000-0000-0000-000000000000","type":"order.placed.v1","source":"s"}`))
 	f.Add([]byte(`{"specversion":"1.0","id":"0190c7a0-0000-7000-8000-000000000000","type":"order.placed.v1","source":"s","data":null}`))
+	f.Add([]byte(`{"specversion":"1.0","id":"0190c7a0-0000-7000-8000-000000000000","type":"order.placed.v1","source":"s","time":"2999-01-01T00:00:00Z","data":{}}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := lenient.Read(post(b, ""), events.OrderPlaced)
+		if fault.Is(err, fault.Unavailable, fault.CodeEventEarly) {
+			return
+		}
 		if err != nil {
 			if k := fault.KindOf(err); k == fault.Internal || k == fault.Unavailable {
 				t.Fatalf("a caller's event caused %v", err)
