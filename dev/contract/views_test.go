@@ -5,7 +5,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"gopkg.in/yaml.v3"
 
 	"github.com/shopfaas/shop/api"
@@ -86,6 +88,46 @@ func TestSchemasRequireWhatTheViewsAlwaysSend(t *testing.T) {
 				t.Errorf("%s.required lacks %q, which %s always sends", c.schema, name, typ)
 			}
 		}
+	}
+}
+
+// A notification's type is one of the values Notification.type lists, and
+// the list names no type the shop never writes, so a client generated from
+// the document can tell them apart. Until 2026-12-07 the schema said only
+// "a string": notifications.New's types, "stable strings of the API", were
+// written down nowhere a client reads.
+func TestTheNotificationTypesAreTheDocuments(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				Notification struct {
+					Properties struct {
+						Type struct {
+							Enum []string `yaml:"enum"`
+						} `yaml:"type"`
+					} `yaml:"properties"`
+				} `yaml:"Notification"`
+			} `yaml:"schemas"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(api.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var written []string
+	for _, typ := range notifications.Types {
+		n, err := notifications.New(notifications.Event{ID: uuid.New(), Type: typ, UserID: uuid.New(), OrderID: uuid.New()}, time.Now())
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		if !slices.Contains(written, n.Type) {
+			written = append(written, n.Type)
+		}
+	}
+	documented := doc.Components.Schemas.Notification.Properties.Type.Enum
+	slices.Sort(written)
+	slices.Sort(documented)
+	if !slices.Equal(written, documented) {
+		t.Errorf("Notification.type lists %q; the notifications of the events notify-user handles have the types %q", documented, written)
 	}
 }
 
