@@ -346,7 +346,10 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 	fn := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
+				if p == http.ErrAbortHandler { // the handler cut it: counted as a 500
+					if sw, _ := w.(*statusWriter); sw != nil {
+						sw.status = http.StatusInternalServerError
+					}
 					panic(p)
 				}
 				ctx := r.Context()

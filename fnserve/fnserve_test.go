@@ -712,6 +712,37 @@ func TestAPanicAfterTheAnswerBeganCutsIt(t *testing.T) {
 	}
 }
 
+// TestAHandlerAbortingItsAnswerIsCountedAs500 is the handler that panics
+// with http.ErrAbortHandler itself: the connection is cut, and the request
+// is counted as a 500, not as the 200 its status writer held.
+func TestAHandlerAbortingItsAnswerIsCountedAs500(t *testing.T) {
+	build := func(*config.Reader, *slog.Logger) (http.Handler, error) {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/before" {
+				panic(http.ErrAbortHandler)
+			}
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, `{"items":[`)
+			panic(http.ErrAbortHandler)
+		}), nil
+	}
+	url := serveBuild(t, nil, io.Discard, build).url
+	for _, path := range []string{"/before", "/after"} {
+		resp, err := http.Get(url + path)
+		if err == nil {
+			b, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if rerr == nil {
+				t.Errorf("%s: aborted: %d %q, want the connection cut", path, resp.StatusCode, b)
+			}
+		}
+	}
+	if _, metrics := get(t, url+"/_/metrics"); !strings.Contains(metrics, `function_requests_total{code="500",function="fixture",method="get"} 2`) ||
+		strings.Contains(metrics, `function_requests_total{code="200"`) {
+		t.Errorf("the aborted requests are not counted as 500s: %q", grep(metrics, "function_requests_total{"))
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe for a server's goroutines.
 type syncBuffer struct {
 	mu sync.Mutex
