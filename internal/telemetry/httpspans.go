@@ -58,8 +58,27 @@ func serveSpan(w http.ResponseWriter, r *http.Request, next http.Handler, operat
 			r.MultipartForm = rCtx.MultipartForm
 		}
 	}()
+	// Deferred, so that a panic passing through (fnserve cuts an answer
+	// that had begun with http.ErrAbortHandler) leaves the span named and
+	// an error, status 500, and goes on with the same value.
+	defer func() {
+		p := recover()
+		endServeSpan(span, rw, body, rCtx, operation, name, p != nil)
+		if p != nil {
+			panic(p)
+		}
+	}()
 	next.ServeHTTP(rw, rCtx)
+}
+
+// endServeSpan names the server span and sets its status and response
+// attributes once next has served, or panicked.
+func endServeSpan(span trace.Span, rw *statusWriter, body *countingBody, rCtx *http.Request, operation string,
+	name func(string, *http.Request) string, panicked bool) {
 	status, written, servedBy := rw.result()
+	if panicked {
+		status = http.StatusInternalServerError
+	}
 	var attrs []attribute.KeyValue
 	if servedBy != "" && servedBy != operation {
 		// A bundle's member served (fnhttp.ServedBy): the span is the

@@ -46,6 +46,40 @@ func recordSpans(t *testing.T) *tracetest.SpanRecorder {
 	return rec
 }
 
+// A panic that passes through the server span (fnserve cuts an answer that
+// had begun with http.ErrAbortHandler) leaves it an error with status 500,
+// named for the bundle's member that served, and goes on with the same value.
+func TestServerSpanOfAPanicIsAnError(t *testing.T) {
+	rec := recordSpans(t)
+	name := func(op string, r *http.Request) string { return op + " " + r.Method }
+	for _, p := range []any{http.ErrAbortHandler, "kaboom"} {
+		h := telemetry.Server(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.(interface{ SetServedBy(string) }).SetServedBy("member")
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, "part")
+			panic(p)
+		}), "bundle", name)
+		before := len(rec.Ended())
+		func() {
+			defer func() {
+				if got := recover(); got != p {
+					t.Errorf("panic %v: went on as %v", p, got)
+				}
+			}()
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+		}()
+		spans := rec.Ended()[before:]
+		if len(spans) != 1 {
+			t.Fatalf("panic %v: %d spans", p, len(spans))
+		}
+		v := view(spans[0])
+		if v.Name != "member GET" || v.Status != "Error" || !slices.Contains(v.Attrs, "http.response.status_code=500") ||
+			!slices.Contains(v.Attrs, "faas.name=member") {
+			t.Errorf("panic %v: span %+v, want member GET, Error, status 500", p, v)
+		}
+	}
+}
+
 // While spans are exported, telemetry.Server and telemetry.Client make the
 // spans otelhttp v0.72 made (its handler with fnserve's span name, its
 // transport): the same names, kinds, parents, statuses and attributes, for
