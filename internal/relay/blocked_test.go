@@ -104,8 +104,8 @@ func TestABatchTheBrokerDoesNotReadIsGivenUpAtItsDeadline(t *testing.T) {
 	// stalled proxy (about 30 s after the stall: without the deadline the
 	// write failed then, "connection reset by peer").
 	waitFor(t, confirmTimeout+10*time.Second, "the batch given up at its deadline (a broker error counted)", func() bool { return brokerErrors() > 0 })
-	if !strings.Contains(logs.String(), "not written within "+confirmTimeout.String()) {
-		t.Errorf("the failure does not say the batch was not written in time:\n%s", logs)
+	if !strings.Contains(logs.String(), "not written within "+confirmTimeout.String()+": the broker did not read the connection, which it blocks") {
+		t.Errorf("the failure does not say the batch was not written in time on a blocked connection:\n%s", logs)
 	}
 	allMarked(t, pool) // published again on a new connection, which is read
 	if n := proxy.Accepted(); n < 2 {
@@ -149,6 +149,20 @@ func TestABlockIsToldOncePerAlarm(t *testing.T) {
 	}
 	if !strings.Contains(out, "low on disk") {
 		t.Errorf("the second alarm's reason not told:\n%s", out)
+	}
+}
+
+// A batch not written in time names the resource alarm as the cause only
+// when the broker blocked the connection: a stall it did not announce may be
+// an alarm or a link too slow.
+func TestNotWrittenNamesTheAlarmOnlyWhenBlocked(t *testing.T) {
+	if got := errNotWritten(15*time.Second, false).Error(); !strings.Contains(got, "not written within 15s") ||
+		!strings.Contains(got, "or the link too slow") {
+		t.Errorf("not blocked: %q, want the alarm and a slow link as causes", got)
+	}
+	if got := errNotWritten(15*time.Second, true).Error(); !strings.Contains(got, "not written within 15s") ||
+		strings.Contains(got, "too slow") || !strings.Contains(got, "resource alarm") {
+		t.Errorf("blocked: %q, want the alarm named", got)
 	}
 }
 

@@ -629,12 +629,9 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 	// write the broker did not read waited until the alarm cleared.
 	bctx, cancel := context.WithTimeout(ctx, cfg.ConfirmTimeout)
 	defer cancel()
-	pubConn := w.pub.conn
+	pubConn, pubBlocked := w.pub.conn, w.pub.blocked
 	stopAbort := context.AfterFunc(bctx, func() { _ = pubConn.CloseDeadline(time.Now()) })
-	notWritten := func() error {
-		return fmt.Errorf("not written within %s: the broker stopped reading the connection (it blocks a publishing connection during a resource alarm)",
-			cfg.ConfirmTimeout)
-	}
+	notWritten := func() error { return errNotWritten(cfg.ConfirmTimeout, pubBlocked.Load()) }
 	confirms := make([]*amqp.DeferredConfirmation, 0, len(batch))
 	spans := make([]trace.Span, 0, len(batch))
 	defer func() {
@@ -1151,6 +1148,18 @@ func pruneWindows(ctx context.Context, db postgres.Querier, retention time.Durat
 	return deleted, true, nil
 }
 
+// errNotWritten is the failure of a batch whose writes did not end within
+// timeout: the broker did not read the connection. It names the resource
+// alarm only when the broker said it blocks the connection (blocked, the
+// publisher's flag); otherwise the alarm is one likely cause, a link too slow
+// the other.
+func errNotWritten(timeout time.Duration, blocked bool) error {
+	if blocked {
+		return fmt.Errorf("not written within %s: the broker did not read the connection, which it blocks (connection.blocked: a resource alarm)", timeout)
+	}
+	return fmt.Errorf("not written within %s: the broker did not read the connection: blocked by a resource alarm, or the link too slow", timeout)
+}
+
 // publisher is a lazily (re)opened confirm-mode channel.
 type publisher struct {
 	conn *amqp.Connection
@@ -1164,7 +1173,8 @@ type publisher struct {
 	// (tellAlarmOver). RabbitMQ blocks every connection that publishes
 	// during a resource alarm, and the relay opens a new one after each
 	// batch it gives up on: the warning comes once per alarm, not once per
-	// connection.
+	// connection. Each outbox database's worker has its own publisher, so
+	// an alarm is warned of once for each outbox database.
 	alarmTold atomic.Bool
 }
 
@@ -1200,10 +1210,10 @@ func (p *publisher) channel(ctx context.Context, url string, names broker.Names,
 
 // watchBlocks tells of the broker's blocks of one connection until it
 // closes, which closes blocks: a block at warn, with the broker's reason
-// (its memory or disk alarm), once per alarm (alarmTold), and its end at
-// info. The batch it holds up is given up at its deadline
-// (Config.ConfirmTimeout) and goes again on a new connection, which the
-// broker blocks too until the alarm clears.
+// (its memory or disk alarm), once per alarm for this publisher's outbox
+// database (alarmTold), and its end at info. The batch it holds up is given
+// up at its deadline (Config.ConfirmTimeout) and goes again on a new
+// connection, which the broker blocks too until the alarm clears.
 func (p *publisher) watchBlocks(blocks <-chan amqp.Blocking, blocked *atomic.Bool, log *slog.Logger) {
 	for b := range blocks {
 		blocked.Store(b.Active)
