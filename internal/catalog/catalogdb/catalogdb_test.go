@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogdb"
@@ -255,7 +256,7 @@ func TestAListPageReadsItsOwnRowsOnly(t *testing.T) {
 		return ids
 	}
 	const limit = 20
-	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+	for _, mode := range pgtest.PlanModes {
 		for _, category := range []string{"", "lamps"} {
 			want := live(category)
 			deep := len(want) * 3 / 4 // the cursor: three quarters down the list
@@ -265,20 +266,14 @@ func TestAListPageReadsItsOwnRowsOnly(t *testing.T) {
 					after = want[from]
 				}
 				t.Run(fmt.Sprintf("%s/category=%q/cursor=%v", mode, category, from >= 0), func(t *testing.T) {
-					tx, err := pool.Begin(ctx)
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer tx.Rollback(ctx) //nolint:errcheck
-					if _, err := tx.Exec(ctx, `SELECT set_config('plan_cache_mode', $1, true)`, mode); err != nil {
-						t.Fatal(err)
-					}
-					read0 := pgtest.RowsRead(t, tx, "products")
-					page, more, err := catalogdb.ListIn(ctx, tx, category, after, limit)
-					if err != nil {
-						t.Fatal(err)
-					}
-					read := pgtest.RowsRead(t, tx, "products") - read0
+					var page []catalog.Product
+					var more bool
+					read := pgtest.RowsReadUnder(t, pool, mode, "products", func(tx pgx.Tx) {
+						var err error
+						if page, more, err = catalogdb.ListIn(ctx, tx, category, after, limit); err != nil {
+							t.Fatal(err)
+						}
+					})
 					t.Logf("a page of %d of %d live products read %d products", len(page), len(want), read)
 					got := make([]uuid.UUID, len(page))
 					for i, p := range page {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/notifications"
@@ -322,27 +323,21 @@ func TestAListPageReadsItsOwnRowsOnly(t *testing.T) {
 	}
 	const limit = 20
 	deep := len(ids) * 3 / 4 // the cursor: three quarters down the list
-	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+	for _, mode := range pgtest.PlanModes {
 		for _, from := range []int{-1, deep} {
 			after := uuid.Nil
 			if from >= 0 {
 				after = ids[from]
 			}
 			t.Run(fmt.Sprintf("%s/cursor=%v", mode, from >= 0), func(t *testing.T) {
-				tx, err := pool.Begin(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer tx.Rollback(ctx) //nolint:errcheck
-				if _, err := tx.Exec(ctx, `SELECT set_config('plan_cache_mode', $1, true)`, mode); err != nil {
-					t.Fatal(err)
-				}
-				read0 := pgtest.RowsRead(t, tx, "notifications")
-				page, more, err := notificationsdb.ListIn(ctx, tx, user, after, limit)
-				if err != nil {
-					t.Fatal(err)
-				}
-				read := pgtest.RowsRead(t, tx, "notifications") - read0
+				var page []notifications.Notification
+				var more bool
+				read := pgtest.RowsReadUnder(t, pool, mode, "notifications", func(tx pgx.Tx) {
+					var err error
+					if page, more, err = notificationsdb.ListIn(ctx, tx, user, after, limit); err != nil {
+						t.Fatal(err)
+					}
+				})
 				t.Logf("a page of %d of the user's %d notifications read %d notifications", len(page), len(ids), read)
 				got := make([]uuid.UUID, len(page))
 				for i, n := range page {

@@ -337,23 +337,17 @@ func TestAListPageReadsItsOwnRowsOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	const limit = 20
-	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+	for _, mode := range pgtest.PlanModes {
 		for _, before := range []uuid.UUID{uuid.Nil, cursor} {
 			t.Run(fmt.Sprintf("%s/cursor=%v", mode, before != uuid.Nil), func(t *testing.T) {
-				tx, err := pool.Begin(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer tx.Rollback(ctx) //nolint:errcheck
-				if _, err := tx.Exec(ctx, `SELECT set_config('plan_cache_mode', $1, true)`, mode); err != nil {
-					t.Fatal(err)
-				}
-				read0 := pgtest.RowsRead(t, tx, "orders")
-				page, next, err := ordersdb.ListIn(ctx, tx, user, before, limit)
-				if err != nil {
-					t.Fatal(err)
-				}
-				read := pgtest.RowsRead(t, tx, "orders") - read0
+				var page []orders.Order
+				var next uuid.UUID
+				read := pgtest.RowsReadUnder(t, pool, mode, "orders", func(tx pgx.Tx) {
+					var err error
+					if page, next, err = ordersdb.ListIn(ctx, tx, user, before, limit); err != nil {
+						t.Fatal(err)
+					}
+				})
 				t.Logf("a page of %d of the customer's %d orders read %d orders", len(page), history, read)
 				if len(page) != limit || next != page[limit-1].ID || (before != uuid.Nil && page[0].ID.String() >= before.String()) {
 					t.Fatalf("a page of %d orders, next %v: want %d orders after the cursor and a next cursor", len(page), next, limit)

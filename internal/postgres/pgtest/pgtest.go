@@ -119,3 +119,28 @@ func RowsRead(tb testing.TB, tx pgx.Tx, table string) int64 {
 	}
 	return n
 }
+
+// PlanModes are the plan_cache_mode values that force a statement's plan:
+// the custom plan of each run's values, and the generic plan PostgreSQL may
+// cache on a session for a prepared statement after five runs (pgx prepares
+// every statement on its connection).
+var PlanModes = []string{"force_custom_plan", "force_generic_plan"}
+
+// RowsReadUnder runs read in a transaction of pool's whose plan_cache_mode is
+// mode, rolled back after, and returns the rows of table it read (RowsRead):
+// for the tests that a page reads its own rows whatever plan runs it.
+func RowsReadUnder(tb testing.TB, pool *pgxpool.Pool, mode, table string, read func(tx pgx.Tx)) int64 {
+	tb.Helper()
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	if _, err := tx.Exec(ctx, `SELECT set_config('plan_cache_mode', $1, true)`, mode); err != nil {
+		tb.Fatal(err)
+	}
+	read0 := RowsRead(tb, tx, table)
+	read(tx)
+	return RowsRead(tb, tx, table) - read0
+}
