@@ -135,8 +135,8 @@ var errChargeRefunded = fault.E(fault.PaymentRequired, fault.CodePaymentDeclined
 // amount or user; ErrInvalidToken (422, nothing stored); 402
 // "payment_declined", nothing stored, when the processor answers that the
 // key's charge was refunded at its side (a stored captured row is first
-// refunded, and a pending one settled, by Refund, whose error is answered if
-// it fails); processor_unavailable as 503 (nothing captured) or 504 (outcome
+// recorded refunded, and a pending one deleted, asking the processor nothing:
+// settleRefunded, whose error is answered if it fails); processor_unavailable as 503 (nothing captured) or 504 (outcome
 // unknown, nothing stored, retry).
 func (s *Service) Charge(ctx context.Context, req ChargeRequest) (Payment, error) {
 	if err := req.Validate(); err != nil {
@@ -162,11 +162,10 @@ func (s *Service) Charge(ctx context.Context, req ChargeRequest) (Payment, error
 		// processor repeats the answer to every retry. A row the order
 		// already has (captured by an earlier run that stopped before
 		// confirming, or pending from the previous version) is brought in
-		// line first through Refund, since the saga's refusal refunds
-		// nothing: the refund key keeps the processor to one refund, and
-		// Void of an already refunded key changes nothing. Refund's error
-		// (retryable) is answered instead, so a retry settles the row.
-		if _, err := s.Refund(ctx, req.OrderID); err != nil {
+		// line first with that answer (settleRefunded), since the saga's
+		// refusal refunds nothing; its error (retryable) is answered
+		// instead, so a retry settles the row.
+		if err := s.settleRefunded(ctx, req.OrderID, res); err != nil {
 			return Payment{}, err
 		}
 		return Payment{}, errChargeRefunded
@@ -264,6 +263,45 @@ func (s *Service) pause(ctx context.Context, orderID uuid.UUID, d time.Duration)
 	case <-t.C:
 	}
 	return s.store.ByOrder(ctx, orderID)
+}
+
+// settleRefunded records res, the processor's answer that the order's charge
+// was refunded at its side, in the order's payment row: a captured row
+// becomes refunded, and a pending one (the previous version's) goes, as
+// Refund does with Void's refunded answer. No row, or a refunded or declined
+// one, is left as it is. Nothing is asked of the processor: a refund of a
+// charge already refunded would be refused, as the simulator refuses it (or,
+// at a processor that took it, pay the money back twice), and Void of the
+// key would change nothing. It waits while another attempt holds the row;
+// when ctx ends first, the answer is 503 "in progress".
+func (s *Service) settleRefunded(ctx context.Context, orderID uuid.UUID, res Result) error {
+	detached := context.WithoutCancel(ctx)
+	claim := uuid.New()
+	p, err := s.store.ByOrder(ctx, orderID)
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, s.cfg.PollInterval) {
+		switch {
+		case fault.Is(err, fault.NotFound, ""):
+			return nil
+		case err != nil:
+			return err
+		case p.Status != StatusCaptured && p.Status != StatusPending:
+			return nil
+		}
+		_, ok, cerr := s.store.Claim(ctx, orderID, p.Status, claim, s.cfg.Lease)
+		if cerr != nil {
+			return cerr
+		}
+		switch {
+		case ok && p.Status == StatusPending: // its status cannot move from pending to refunded
+			return s.store.Discard(detached, orderID, claim)
+		case ok:
+			// Finish leaves the row captured when another attempt took
+			// the claim over meanwhile: look again.
+			p, err = s.store.Finish(detached, orderID, claim, res)
+		default:
+			p, err = s.pause(ctx, orderID, wait)
+		}
+	}
 }
 
 // Refund gives a captured payment back, exactly once: the refund uses the

@@ -544,15 +544,23 @@ func TestAChargeTheProcessorRefundedIsAFinalRefusal(t *testing.T) {
 // stopped before confirming, or pending from the previous version — whose key
 // the processor then answers refunded is brought in line before the 402: the
 // saga's refusal calls no refund, so a row left captured (or pending) would
-// claim money the processor gave back. The captured row is refunded through
-// Refund (once, however often the charge is retried); the pending one goes,
-// as Refund settles it. Until 2026-12-07 the 402 left both rows as they were.
+// claim money the processor gave back. The captured row is recorded refunded
+// with the processor's answer, no refund asked again (the processor refuses
+// one of a refunded charge); the pending one goes, as Refund settles it.
+// Until 2026-12-07 the 402 left both rows as they were, and then (8e93afd)
+// asked the processor for a second refund, refused: 400 invalid_refund.
 func TestAChargeTheProcessorRefundedSettlesTheStoredRow(t *testing.T) {
 	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
 	ctx := context.Background()
 	req := chargeReq(simulator.TokenVisa)
-	if p, err := f.svc.Charge(ctx, req); err != nil || p.Status != payments.StatusCaptured {
-		t.Fatalf("first charge: %+v %v", p, err)
+	captured, err := f.svc.Charge(ctx, req)
+	if err != nil || captured.Status != payments.StatusCaptured {
+		t.Fatalf("first charge: %+v %v", captured, err)
+	}
+	// Refunded at the processor by hand, under a key of its own: the
+	// processor refuses another refund of the charge.
+	if _, err := f.proc.Refund(ctx, "by-hand:"+req.OrderID.String(), captured.ProviderRef, captured.Amount); err != nil {
+		t.Fatal(err)
 	}
 	svc := payments.NewService(f.store, chargeRefundedAtItsSide{f.proc}, payments.ServiceConfig{})
 	for i := range 2 {
@@ -565,7 +573,7 @@ func TestAChargeTheProcessorRefundedSettlesTheStoredRow(t *testing.T) {
 		t.Errorf("the captured row after the refusal: %v %v, want refunded", p.Status, err)
 	}
 	if got := f.count(t, "refund"); got != 1 {
-		t.Errorf("simulator recorded %d refunds, want 1", got)
+		t.Errorf("simulator recorded %d refunds, want 1 (the one by hand; none asked again)", got)
 	}
 
 	req = chargeReq(simulator.TokenVisa)
