@@ -4,8 +4,9 @@
 // the products' sold_count and takes a cancelled order's back, once per event
 // (the event id is claimed in the same transaction). A sale writes no
 // product.changed.v1: with Meilisearch configured, the handler pushes the new
-// counts there itself, and fails the delivery until the push succeeds. See
-// docs/events.md.
+// counts there itself, and fails the delivery until the push succeeds. A
+// duplicate changes nothing but caches the products' current rows, in case
+// the first delivery's cache write was lost. See docs/events.md.
 package function
 
 import (
@@ -105,7 +106,17 @@ func newHandler(d *catalogenv.Deps, internal *auth.InternalVerifier, afterCommit
 		// sale made the next read of its product go to the database. The
 		// cache write has its own short bound (catalogenv.CacheContext), not
 		// cut by a deadline within the margin; only the push is.
-		for _, p := range changed {
+		// A duplicate changed nothing, but the first delivery's cache write
+		// may have been lost (Redis failed, the function crashed after the
+		// commit, or the commit's answer was lost and the delivery failed):
+		// it caches the products' current rows instead, with the same
+		// compare-and-set on the version, so get-product does not serve the
+		// old sold_count and ETag until PRODUCT_CACHE_TTL.
+		cached := changed
+		if !first {
+			cached = current(ctx, d, ds)
+		}
+		for _, p := range cached {
 			cctx, ccancel := catalogenv.CacheContext(ctx)
 			d.Fresh(cctx, p)
 			ccancel()
@@ -147,6 +158,29 @@ func push(ctx context.Context, d *catalogenv.Deps, changed []catalog.Product, fi
 		}
 	}
 	return nil
+}
+
+// current reads the event's products as stored now, for a duplicate's cache
+// refresh (products the catalog does not have are left out). A failed read
+// is logged, not returned: the cache only saves work, and its TTL bounds
+// what the refresh misses.
+func current(ctx context.Context, d *catalogenv.Deps, ds []catalog.SoldDelta) []catalog.Product {
+	if d.Cache == nil {
+		return nil
+	}
+	ids := products(ds)
+	now, err := d.Store.CurrentOf(ctx, ids)
+	if err != nil {
+		d.Log.WarnContext(ctx, "the duplicate's product cache refresh failed", "err", err.Error())
+		return nil
+	}
+	var out []catalog.Product
+	for _, id := range ids {
+		if p, ok := now[id]; ok {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // products returns the products of ds, each once, in order.

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/catalog"
+	"github.com/shopfaas/shop/internal/catalog/catalogenv"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv/envtest"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fntest"
@@ -394,5 +395,44 @@ func TestASaleWhosePushWaitsInMeilisearchsQueueFailsWithinItsBound(t *testing.T)
 	}
 	if AfterCommitTimeout >= 30*time.Second {
 		t.Errorf("AfterCommitTimeout %v, want below exec_timeout (30 s) and INVOKE_TIMEOUT (35 s)", AfterCommitTimeout)
+	}
+}
+
+// TestADuplicateRefreshesTheCacheTheFirstDeliveryMissed: a sale whose cache
+// write was lost (Redis failed, the function crashed after the commit, or the
+// commit's answer was lost and the delivery failed) left get-product serving
+// the old sold_count and version, so the old ETag, until PRODUCT_CACHE_TTL.
+// The connector's redelivery, a duplicate for the inbox, must write the
+// products' current rows to the cache.
+func TestADuplicateRefreshesTheCacheTheFirstDeliveryMissed(t *testing.T) {
+	env, h := setup(t)
+	ctx := context.Background()
+	a := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
+	env.Remember(ctx, a) // get-product cached the lamp before the sale
+	body := orderEvent(t, events.OrderPlaced, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 2})
+
+	// The first delivery commits, but writes nothing to the cache.
+	noCache := New(&catalogenv.Deps{Store: env.Store, Events: env.Events, Log: env.Log}, fntest.Internal())
+	if code, resp := deliver(t, noCache, body); code != http.StatusOK || resp.Duplicate {
+		t.Fatalf("first delivery: %d %+v", code, resp)
+	}
+	if _, v, _, err := env.Cache.Get(ctx, a.ID.String()); err != nil || v != a.Version {
+		t.Fatalf("after the first delivery the cache holds version %d (%v), want the old %d: the test shows nothing", v, err, a.Version)
+	}
+
+	if code, resp := deliver(t, h, body); code != http.StatusOK || !resp.Duplicate {
+		t.Fatalf("redelivery: %d %+v, want 200 duplicate", code, resp)
+	}
+	live, err := env.Store.Get(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.Marshal(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, v, ok, err := env.Cache.Get(ctx, a.ID.String())
+	if err != nil || !ok || v != live.Version || string(got) != string(want) || live.SoldCount != 2 {
+		t.Errorf("after the redelivery the cache holds version %d (ok %v, %v):\n%s\nwant version %d:\n%s", v, ok, err, got, live.Version, want)
 	}
 }
