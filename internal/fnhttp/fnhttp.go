@@ -285,10 +285,14 @@ type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
 // alerts with its input. An error with a RetryAfter() time.Duration method in
 // its chain (a rate limit's) sets the Retry-After header in seconds. A 401
 // carries the WWW-Authenticate challenge of its credential (auth.Challenge)
-// unless h set one.
+// unless h set one. An error returned after h began its answer (wrote its
+// status) is logged the same, and the connection is cut (panic with
+// http.ErrAbortHandler, which fnserve counts as a 500): a problem appended to
+// the answer already sent would read as part of a success.
 func Adapt(log *slog.Logger, h HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		err := h(w, r)
+		bw := &begunWriter{ResponseWriter: w}
+		err := h(bw, r)
 		if err == nil {
 			return
 		}
@@ -308,6 +312,9 @@ func Adapt(log *slog.Logger, h HandlerFunc) http.HandlerFunc {
 		default:
 			log.DebugContext(r.Context(), "request refused", append(attrs, "err", err.Error())...)
 		}
+		if bw.begun {
+			panic(http.ErrAbortHandler)
+		}
 		var wait interface{ RetryAfter() time.Duration }
 		if errors.As(err, &wait) {
 			w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(wait.RetryAfter().Seconds())), 10))
@@ -318,6 +325,34 @@ func Adapt(log *slog.Logger, h HandlerFunc) http.HandlerFunc {
 		WriteProblem(w, netted)
 	}
 }
+
+// begunWriter records whether a handler began its answer: wrote a status
+// (an informational one aside) or a byte of body, or flushed.
+type begunWriter struct {
+	http.ResponseWriter
+	begun bool
+}
+
+func (w *begunWriter) WriteHeader(status int) {
+	if status < 100 || status > 199 || status == http.StatusSwitchingProtocols {
+		w.begun = true
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *begunWriter) Write(b []byte) (int, error) {
+	w.begun = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush lets streamed answers through (it sends the status too).
+func (w *begunWriter) Flush() {
+	w.begun = true
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap gives http.ResponseController and ServedBy the writer underneath.
+func (w *begunWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // QueryInt parses an optional integer query parameter within [min, max].
 func QueryInt(r *http.Request, name string, def, min, max int) (int, error) {

@@ -647,3 +647,48 @@ func TestEvery401CarriesTheChallengeOfItsCredential(t *testing.T) {
 		t.Errorf("a 403: status %d, WWW-Authenticate %q, want none", w.Code, got)
 	}
 }
+
+// A handler that fails after it has begun its answer does not have a problem
+// appended to what it wrote: the status is already sent, so the caller would
+// take the 200 and its broken body for a success. The connection is cut
+// instead (the caller sees an error), and the error is logged as any other.
+func TestAnErrorAfterTheAnswerBeganCutsIt(t *testing.T) {
+	var log syncBuffer
+	srv := httptest.NewServer(fnhttp.Adapt(slog.New(slog.NewJSONHandler(&log, nil)), func(w http.ResponseWriter, _ *http.Request) error {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, `{"items":[`)
+		return fault.Internalf("the rows broke off: %s", "cause-detail")
+	}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err == nil {
+		b, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if rerr == nil {
+			t.Errorf("an error after the answer began: %d %q, want the connection cut", resp.StatusCode, b)
+		}
+	}
+	srv.Close() // waits for the handler: its line is logged
+	if s := log.String(); !strings.Contains(s, "request failed") || !strings.Contains(s, "cause-detail") {
+		t.Errorf("the error is not logged with its cause: %s", s)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
