@@ -6,6 +6,7 @@ package fnhttp
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -280,9 +281,10 @@ type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
 // Adapt serves h and turns its error into a problem response. The error is
 // logged once here, in the request's context (telemetry.NewLogger adds the
 // trace, span and call ids): 5xx at error level with the cause, 4xx at debug
-// level. An error a database raised for bad text (BadText) is answered 422, so a
-// client cannot make a function log at error level or fire the error-rate
-// alerts with its input. An error with a RetryAfter() time.Duration method in
+// level; a 5xx whose request's context was cancelled (the client hung up,
+// not a deadline) at info level, "the caller hung up". An error a database
+// raised for bad text (BadText) is answered 422, so a client cannot make a
+// function log at error level or fire the error-rate alerts with its input. An error with a RetryAfter() time.Duration method in
 // its chain (a rate limit's) sets the Retry-After header in seconds. A 401
 // carries the WWW-Authenticate challenge of its credential (auth.Challenge)
 // unless h set one. An error returned after h began its answer (wrote its
@@ -303,6 +305,11 @@ func Adapt(log *slog.Logger, h HandlerFunc) http.HandlerFunc {
 		// added here too, every line carried each key twice.
 		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", status, "code", fault.CodeOf(netted)}
 		switch {
+		case status >= 500 && r.Context().Err() == context.Canceled:
+			// The client hung up (not a deadline: that is a 504 and a
+			// failure): its stores' calls fail with its context and are
+			// answered 503 to nobody. Not an alert.
+			log.InfoContext(r.Context(), "the caller hung up", append(attrs, "err", err.Error())...)
 		case status >= 500:
 			log.ErrorContext(r.Context(), "request failed", append(attrs, "err", err.Error())...)
 		case badText:

@@ -692,3 +692,43 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// A store's call that failed because the client hung up (the request's
+// context cancelled) is wrapped Unavailable like any other: Adapt logs it at
+// info, not as a failure at error level, which would be a false alarm. A
+// deadline that passed (504) is still a failure.
+func TestACallerThatHungUpIsNotLoggedAsAFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		ctx       func(context.Context) (context.Context, context.CancelFunc)
+		err       error
+		wantLevel string
+		wantMsg   string
+	}{
+		{"cancelled", context.WithCancel, fault.Wrap(context.Canceled, fault.Unavailable, fault.CodeUnavailable, "products unavailable"),
+			"INFO", "the caller hung up"},
+		{"deadline", func(ctx context.Context) (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 0) },
+			fault.Wrap(context.DeadlineExceeded, fault.Timeout, fault.CodeTimeout, "products timed out"), "ERROR", "request failed"},
+		{"live", context.WithCancel, fault.Wrap(errors.New("connection refused"), fault.Unavailable, fault.CodeUnavailable, "products unavailable"),
+			"ERROR", "request failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			log := slog.New(slog.NewJSONHandler(&buf, nil))
+			ctx, cancel := tc.ctx(context.Background())
+			defer cancel()
+			if tc.name == "cancelled" {
+				cancel()
+			}
+			fnhttp.Adapt(log, func(http.ResponseWriter, *http.Request) error { return tc.err }).
+				ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/api/v1/products/x", nil).WithContext(ctx))
+			var line map[string]any
+			if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+				t.Fatalf("log %q: %v", buf.String(), err)
+			}
+			if line["level"] != tc.wantLevel || line["msg"] != tc.wantMsg || line["err"] == nil {
+				t.Errorf("logged %v, want %s %q with the error", line, tc.wantLevel, tc.wantMsg)
+			}
+		})
+	}
+}
