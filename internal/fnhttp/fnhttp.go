@@ -305,10 +305,12 @@ func Adapt(log *slog.Logger, h HandlerFunc) http.HandlerFunc {
 		// added here too, every line carried each key twice.
 		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", status, "code", fault.CodeOf(netted)}
 		switch {
-		case status >= 500 && r.Context().Err() == context.Canceled:
+		case status >= 500 && r.Context().Err() == context.Canceled && errors.Is(err, context.Canceled):
 			// The client hung up (not a deadline: that is a 504 and a
 			// failure): its stores' calls fail with its context and are
-			// answered 503 to nobody. Not an alert.
+			// answered 503 to nobody. Not an alert. A failure of its
+			// own (a detached call's deadline, a bug) met after the
+			// hang-up stays one.
 			log.InfoContext(r.Context(), "the caller hung up", append(attrs, "err", err.Error())...)
 		case status >= 500:
 			log.ErrorContext(r.Context(), "request failed", append(attrs, "err", err.Error())...)

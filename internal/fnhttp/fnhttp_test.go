@@ -709,6 +709,8 @@ func TestACallerThatHungUpIsNotLoggedAsAFailure(t *testing.T) {
 			"INFO", "the caller hung up"},
 		{"deadline", func(ctx context.Context) (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 0) },
 			fault.Wrap(context.DeadlineExceeded, fault.Timeout, fault.CodeTimeout, "products timed out"), "ERROR", "request failed"},
+		{"cancelled, a failure of its own", context.WithCancel,
+			fault.Wrap(context.DeadlineExceeded, fault.Timeout, fault.CodeTimeout, "the processor timed out"), "ERROR", "request failed"},
 		{"live", context.WithCancel, fault.Wrap(errors.New("connection refused"), fault.Unavailable, fault.CodeUnavailable, "products unavailable"),
 			"ERROR", "request failed"},
 	} {
@@ -717,7 +719,7 @@ func TestACallerThatHungUpIsNotLoggedAsAFailure(t *testing.T) {
 			log := slog.New(slog.NewJSONHandler(&buf, nil))
 			ctx, cancel := tc.ctx(context.Background())
 			defer cancel()
-			if tc.name == "cancelled" {
+			if strings.HasPrefix(tc.name, "cancelled") {
 				cancel()
 			}
 			fnhttp.Adapt(log, func(http.ResponseWriter, *http.Request) error { return tc.err }).

@@ -270,9 +270,9 @@ func (s *Service) pause(ctx context.Context, orderID uuid.UUID, d time.Duration)
 // becomes refunded, and a pending one (the previous version's) goes, as
 // Refund does with Void's refunded answer. No row, or a refunded or declined
 // one, is left as it is. Nothing is asked of the processor: a refund of a
-// charge already refunded would be refused, as the simulator refuses it (or,
-// at a processor that took it, pay the money back twice), and Void of the
-// key would change nothing. It waits while another attempt holds the row;
+// charge already refunded would be refused by a real processor or, at one
+// that takes it (the simulator does), pay the money back twice; and Void of
+// the key would change nothing. It waits while another attempt holds the row;
 // when ctx ends first, the answer is 503 "in progress".
 func (s *Service) settleRefunded(ctx context.Context, orderID uuid.UUID, res Result) error {
 	detached := context.WithoutCancel(ctx)

@@ -545,10 +545,11 @@ func TestAChargeTheProcessorRefundedIsAFinalRefusal(t *testing.T) {
 // the processor then answers refunded is brought in line before the 402: the
 // saga's refusal calls no refund, so a row left captured (or pending) would
 // claim money the processor gave back. The captured row is recorded refunded
-// with the processor's answer, no refund asked again (the processor refuses
-// one of a refunded charge); the pending one goes, as Refund settles it.
-// Until 2026-12-07 the 402 left both rows as they were, and then (8e93afd)
-// asked the processor for a second refund, refused: 400 invalid_refund.
+// with the processor's answer, no refund asked again (a real processor
+// refuses one of a refunded charge; the simulator pays it); the pending one
+// goes, as Refund settles it. Until 2026-12-07 the 402 left both rows as they
+// were, and then (8e93afd) asked the processor for a second refund, which the
+// simulator paid.
 func TestAChargeTheProcessorRefundedSettlesTheStoredRow(t *testing.T) {
 	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
 	ctx := context.Background()
