@@ -144,7 +144,7 @@ func (f *fixture) seed(t *testing.T) {
 
 	usersPool := openPool(t, f.DB["USERS_DATABASE_URL"], usersdb.Migrations())
 	n, _, err := notificationsdb.New(usersPool).Record(ctx, "security-probe", notifications.Notification{
-		ID: uuid.Must(uuid.NewV7()), UserID: f.userA, EventID: uuid.New(), Type: "order.placed.v1",
+		ID: uuid.Must(uuid.NewV7()), UserID: f.userA, EventID: uuid.New(), Type: notifications.TypeOrderPlaced,
 		Subject: "Your order is confirmed", OrderID: &f.orderA, CreatedAt: time.Now()})
 	if err != nil {
 		t.Fatal(err)
