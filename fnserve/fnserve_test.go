@@ -24,6 +24,7 @@ import (
 	"github.com/shopfaas/shop/fnserve"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/fnhttp"
+	"github.com/shopfaas/shop/internal/proctest"
 	"github.com/shopfaas/shop/internal/telemetry"
 )
 
@@ -679,7 +680,7 @@ func TestAZeroWriteTimeoutIsRefused(t *testing.T) {
 // connection is cut instead (the caller sees an error), the panic is
 // logged, and the process serves on.
 func TestAPanicAfterTheAnswerBeganCutsIt(t *testing.T) {
-	var log syncBuffer
+	var log proctest.Output
 	build := func(*config.Reader, *slog.Logger) (http.Handler, error) {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/ok" {
@@ -741,22 +742,4 @@ func TestAHandlerAbortingItsAnswerIsCountedAs500(t *testing.T) {
 		strings.Contains(metrics, `function_requests_total{code="200"`) {
 		t.Errorf("the aborted requests are not counted as 500s: %q", grep(metrics, "function_requests_total{"))
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/fntest"
+	"github.com/shopfaas/shop/internal/proctest"
 	"github.com/shopfaas/shop/internal/telemetry"
 	"github.com/shopfaas/shop/internal/users"
 )
@@ -653,7 +654,7 @@ func TestEvery401CarriesTheChallengeOfItsCredential(t *testing.T) {
 // take the 200 and its broken body for a success. The connection is cut
 // instead (the caller sees an error), and the error is logged as any other.
 func TestAnErrorAfterTheAnswerBeganCutsIt(t *testing.T) {
-	var log syncBuffer
+	var log proctest.Output
 	srv := httptest.NewServer(fnhttp.Adapt(slog.New(slog.NewJSONHandler(&log, nil)), func(w http.ResponseWriter, _ *http.Request) error {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
@@ -673,24 +674,6 @@ func TestAnErrorAfterTheAnswerBeganCutsIt(t *testing.T) {
 	if s := log.String(); !strings.Contains(s, "request failed") || !strings.Contains(s, "cause-detail") {
 		t.Errorf("the error is not logged with its cause: %s", s)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // A store's call that failed because the client hung up (the request's
