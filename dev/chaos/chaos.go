@@ -180,6 +180,8 @@ type run struct {
 	stock   map[uuid.UUID]int
 	scarce  uuid.UUID // the product with ScarceStock units, the only one that may run out
 	closers []func()
+	answers answerTally // the answers that were not definite, by kind
+	errTail *errorTail  // the processes' last lines at error level
 }
 
 func (r *run) printf(format string, args ...any) {
@@ -287,9 +289,12 @@ func (r *run) setup(ctx context.Context) error {
 		// 15m, so the shop settles within the wait.
 		"HOLD_TTL": "30s",
 	}
-	var out io.Writer = io.Discard
+	// Every process's output goes through errorTail, which keeps the last
+	// lines at error level for a failed run's summary.
+	r.errTail = &errorTail{max: 30}
+	var out io.Writer = r.errTail
 	if r.o.Verbose {
-		out = r.o.Out
+		out = io.MultiWriter(r.o.Out, r.errTail)
 	} else {
 		// faas-provider (its proxy still carries streams) logs every
 		// failed call with the standard logger: under chaos that is
@@ -303,7 +308,7 @@ func (r *run) setup(ctx context.Context) error {
 	cfg := faaslocal.Config{Functions: stackfile.Names(stack),
 		Root: r.o.Root, StackFile: "stack.yml", KongFile: "gateway/kong.yml", StateDir: state,
 		GatewayAddr: r.o.GatewayAddr, EdgeAddr: r.o.EdgeAddr, Binary: fnBin, Connectors: connectors,
-		Env: env, Quiet: !r.o.Verbose, Stdout: out, StopGrace: 5 * time.Second,
+		Env: env, Stdout: out, StopGrace: 5 * time.Second,
 		Log: slog.New(slog.NewTextHandler(out, nil)),
 	}
 	r.printf("starting the local runtime (gateway %s, edge %s)", r.o.GatewayAddr, r.o.EdgeAddr)
@@ -422,12 +427,16 @@ func (r *run) callWith(ctx context.Context, method, path, token string, header m
 	res, err := httpClient.Do(req)
 	if err != nil {
 		r.n.TransportErrors.Add(1)
+		r.answers.add(method, path, 0, nil, err)
 		return 0, nil, err
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	if res.StatusCode >= 500 {
 		r.n.Responses5xx.Add(1)
+	}
+	if !definite(res.StatusCode, b) {
+		r.answers.add(method, path, res.StatusCode, b, nil)
 	}
 	return res.StatusCode, b, nil
 }
@@ -460,10 +469,7 @@ func untilDefinite(ctx context.Context, within, pause time.Duration, try func() 
 	deadline := time.Now().Add(within)
 	for retried := false; ; retried = true {
 		code, b, err := try()
-		// 409 request_in_progress says "retry later" (the first attempt
-		// with this key may have died with its process).
-		if err == nil && code < 500 && code != http.StatusTooManyRequests &&
-			(code != http.StatusConflict || !bytes.Contains(b, []byte("request_in_progress"))) {
+		if err == nil && definite(code, b) {
 			return code, b, retried
 		}
 		if ctx.Err() != nil || time.Now().After(deadline) {

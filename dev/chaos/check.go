@@ -715,6 +715,12 @@ func (r *run) check(ctx context.Context) (bool, error) {
 	fmt.Fprintf(r.log, "\nchaos summary: duration=%s kills=%d pg_restarts=%d rabbitmq_restarts=%d (stop_app/start_app=%d, sigkill=%d) requests=%d 5xx=%d transport_errors=%d\n",
 		r.o.Duration, r.n.Kills.Load(), r.n.PGRestarts.Load(), r.n.RabbitStops.Load()+r.n.RabbitKills.Load(),
 		r.n.RabbitStops.Load(), r.n.RabbitKills.Load(), r.n.Requests.Load(), r.n.Responses5xx.Load(), r.n.TransportErrors.Load())
+	if kinds := r.answers.lines(12); len(kinds) > 0 {
+		fmt.Fprintln(r.log, "answers that were not definite (each retried):")
+		for _, l := range kinds {
+			fmt.Fprintln(r.log, "  "+l)
+		}
+	}
 	for _, v := range vs {
 		mark := "PASS"
 		if !v.ok {
@@ -728,10 +734,18 @@ func (r *run) check(ctx context.Context) (bool, error) {
 	}
 	if ok {
 		fmt.Fprintln(r.log, "chaos: PASS")
-	} else {
-		fmt.Fprintln(r.log, "chaos: FAIL")
+		return true, nil
 	}
-	return ok, nil
+	if r.errTail != nil {
+		if lines := r.errTail.last(); len(lines) > 0 {
+			fmt.Fprintln(r.log, "the processes' last lines at error level:")
+			for _, l := range lines {
+				fmt.Fprintln(r.log, "  "+l)
+			}
+		}
+	}
+	fmt.Fprintln(r.log, "chaos: FAIL")
+	return false, nil
 }
 
 // simEntry is an entry of the payment simulator's ledger
