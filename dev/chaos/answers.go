@@ -145,3 +145,18 @@ func (e *errorTail) last() []string {
 	defer e.mu.Unlock()
 	return slices.Clone(e.lines)
 }
+
+// killsByTarget lists the kills per function or connector, the most killed
+// first (then by name): "create-order 2, rabbitmq 2, get-product 1".
+func killsByTarget(killed map[string]int) string {
+	names := make([]string, 0, len(killed))
+	for n := range killed {
+		names = append(names, n)
+	}
+	slices.SortFunc(names, func(a, b string) int { return cmp.Or(killed[b]-killed[a], strings.Compare(a, b)) })
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s %d", n, killed[n])
+	}
+	return strings.Join(parts, ", ")
+}

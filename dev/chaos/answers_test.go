@@ -70,3 +70,13 @@ func TestErrorTailKeepsTheLastErrorLines(t *testing.T) {
 		t.Errorf("last = %q, want %q", got, want)
 	}
 }
+
+func TestKillsByTarget(t *testing.T) {
+	got := killsByTarget(map[string]int{"get-product": 1, "rabbitmq": 2, "create-order": 2})
+	if want := "create-order 2, rabbitmq 2, get-product 1"; got != want {
+		t.Errorf("killsByTarget = %q, want %q", got, want)
+	}
+	if got := killsByTarget(nil); got != "" {
+		t.Errorf("killsByTarget(nil) = %q, want empty", got)
+	}
+}

@@ -715,6 +715,9 @@ func (r *run) check(ctx context.Context) (bool, error) {
 	fmt.Fprintf(r.log, "\nchaos summary: duration=%s kills=%d pg_restarts=%d rabbitmq_restarts=%d (stop_app/start_app=%d, sigkill=%d) requests=%d 5xx=%d transport_errors=%d\n",
 		r.o.Duration, r.n.Kills.Load(), r.n.PGRestarts.Load(), r.n.RabbitStops.Load()+r.n.RabbitKills.Load(),
 		r.n.RabbitStops.Load(), r.n.RabbitKills.Load(), r.n.Requests.Load(), r.n.Responses5xx.Load(), r.n.TransportErrors.Load())
+	if by := killsByTarget(r.killed); by != "" {
+		fmt.Fprintln(r.log, "kills by target: "+by)
+	}
 	if kinds := r.answers.lines(12); len(kinds) > 0 {
 		fmt.Fprintln(r.log, "answers that were not definite (each retried):")
 		for _, l := range kinds {
