@@ -897,8 +897,15 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 // (TestTheDocsListTheStatusesDeadLetteredAtOnce). Failures of the moment (no answer, 5xx, 429) and of
 // configuration (401/403: a credential to fix) are retried, and so is a 404:
 // without its body it is the gateway's answer for a function being redeployed.
+// Any other 4xx is dead-lettered at once too: a status fnhttp does not know
+// (406, 410, 414, 431, … from a proxy; no function answers one) maps back to
+// an internal error, and was retried MAX_ATTEMPTS times until 2026-12-07.
 func permanent(status int) bool {
-	return !fault.Retryable(fnhttp.ErrorFrom(status, nil))
+	err := fnhttp.ErrorFrom(status, nil)
+	if status >= 400 && status < 500 && fault.KindOf(err) == fault.Internal {
+		return true
+	}
+	return !fault.Retryable(err)
 }
 
 // publish copies msg to one of the function's own queues (a retry queue or
