@@ -160,10 +160,16 @@ func (c Config) Validate() error {
 func (c Config) Delays() []time.Duration {
 	c.setDefaults()
 	out := make([]time.Duration, 0, c.MaxAttempts-1)
-	d := c.RetryDelay
+	d := min(c.RetryDelay, c.MaxRetryDelay)
 	for range c.MaxAttempts - 1 {
-		out = append(out, min(d, c.MaxRetryDelay))
-		d *= 2
+		out = append(out, d)
+		// Doubled up to the cap, never past it: doubling on overflowed a
+		// long RetryDelay to a negative delay (TestRetryDelaysStayWithinTheCap).
+		if d > c.MaxRetryDelay/2 {
+			d = c.MaxRetryDelay
+		} else {
+			d *= 2
+		}
 	}
 	return out
 }
