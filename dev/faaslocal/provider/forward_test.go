@@ -183,3 +183,63 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// brokenReplica answers every request with head (a status line and
+// headers) and part of the body it announces, then closes the connection:
+// a function's process that died, or was cut, in the middle of its answer.
+func brokenReplica(t *testing.T, head, part string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, req.Body)
+				_, _ = io.WriteString(c, head+part)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestABrokenAnswerReachesTheCallerBroken: an answer whose body the replica
+// cuts short is a broken connection for the caller too (the forwarder aborts
+// its answer, as the OpenFaaS gateway's reverse proxy does: the caller gets
+// an error, before the head or in the body), whether the replica
+// announced its length or streamed it chunked. Until 2026-12-07 the
+// forwarder ignored the failed copy, and a chunked answer reached the caller
+// as a whole one: a short body with the chunked encoding's proper end.
+func TestABrokenAnswerReachesTheCallerBroken(t *testing.T) {
+	for _, tc := range []struct{ name, head, part string }{
+		{"chunked", "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n", "5\r\n{\"a\":\r\n"},
+		{"Content-Length", "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n", "{\"a\":"},
+		// Past the server's buffers: the head and a part reach the caller.
+		{"long chunked", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n",
+			"10000\r\n" + strings.Repeat("x", 1<<16) + "\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gw := gateway(t, fixedReplicas(brokenReplica(t, tc.head, tc.part)))
+			c := &http.Client{Transport: &http.Transport{}}
+			res, err := c.Post(gw+"/function/fn", "application/json", strings.NewReader("{}"))
+			if err != nil {
+				return // cut before its head was flushed: broken, as wanted
+			}
+			defer res.Body.Close()
+			if b, err := io.ReadAll(res.Body); err == nil {
+				t.Errorf("%d, %d of the bytes sent, read as a whole answer; want the connection broken (an error)", res.StatusCode, len(b))
+			}
+		})
+	}
+}
