@@ -887,3 +887,37 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// An order's emails never go out backwards: the email of its placing, owed
+// after a failed send, is not sent once the email of its end (a
+// cancellation, or a failed payment) has gone out, which the connector's
+// retries let happen (the placing's delivery waits in a retry queue while
+// the cancellation's goes through). The placing's notification stays
+// recorded, its email unsent, and its redelivery answers 200. Until
+// 2026-12-07 the customer got "cancelled" first, then "confirmed".
+func TestAnOrdersPlacingIsNotEmailedAfterItsEnd(t *testing.T) {
+	for _, end := range []string{events.OrderCancelled, events.OrderPaymentFailed} {
+		t.Run(end, func(t *testing.T) {
+			e := setup(t, true)
+			u := userstest.Register(t, e.users, "ivan@example.com", "correct horse battery", "Ivan")
+			order := uuid.New()
+			placed := fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: order, UserID: u.ID, Status: orders.Confirmed})
+			ended := fntest.Envelope(t, "test", end, "", orders.EventData{OrderID: order, UserID: u.ID, Status: orders.Cancelled})
+			e.smtp.RefuseRecipients(true)
+			if code, _ := deliver(t, e.h, placed); code != http.StatusServiceUnavailable {
+				t.Fatalf("placed, SMTP refusing: %d, want 503", code)
+			}
+			e.smtp.RefuseRecipients(false)
+			if code, resp := deliver(t, e.h, ended); code != 200 || !resp.Emailed {
+				t.Fatalf("the end: %d %+v", code, resp)
+			}
+			code, resp := deliver(t, e.h, placed)
+			if code != 200 || resp.Emailed || resp.Undeliverable {
+				t.Errorf("placed, redelivered after the end's email: %d %+v, want 200 with no email", code, resp)
+			}
+			if n, m := count(t, e.store, u.ID), len(e.smtp.Messages()); n != 2 || m != 1 {
+				t.Errorf("%d notifications, %d emails; want 2 and 1 (the end's)", n, m)
+			}
+		})
+	}
+}

@@ -74,6 +74,12 @@ type Event struct {
 	Reason string `json:"reason"`
 }
 
+// Ends reports whether a notification of type typ tells its order's end:
+// cancelled, or its payment failed. An order's placing, when it has one,
+// always comes before its end, so the placing's email must not follow the
+// end's (notifysvc.Service.Notify).
+func Ends(typ string) bool { return typ == TypeOrderCanceled || typ == TypePaymentFailed }
+
 // Types are the event types that produce a notification.
 var Types = []string{events.UserRegistered, events.OrderPlaced, events.OrderCancelled, events.OrderPaymentFailed}
 

@@ -171,6 +171,21 @@ func (s *Store) MarkRefused(ctx context.Context, id uuid.UUID, claim time.Time) 
 	return false, fault.E(fault.Unavailable, fault.CodeUnavailable, "the email is claimed by another delivery")
 }
 
+// EndEmailed reports whether the email of a notification telling the end of
+// order (notifications.Ends) went out to user. It reads the user's
+// notifications through notifications_by_user. Failures are
+// fault.Unavailable.
+func (s *Store) EndEmailed(ctx context.Context, userID, orderID uuid.UUID) (bool, error) {
+	var ended bool
+	err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM notifications
+		WHERE user_id = $1 AND order_id = $2 AND type = ANY($3) AND emailed_at IS NOT NULL)`,
+		userID, orderID, []string{notifications.TypeOrderCanceled, notifications.TypePaymentFailed}).Scan(&ended)
+	if err != nil {
+		return false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
+	}
+	return ended, nil
+}
+
 // List returns up to limit of the user's notifications, newest first (by
 // UUIDv7 id), after the cursor id (uuid.Nil: from the start), and whether
 // more follow. Only the user's own notifications are ever returned. The page

@@ -39,6 +39,9 @@ type Store interface {
 	// recorded is false when it was recorded refused already; an error when
 	// the email was sent, or claimed by another delivery, meanwhile.
 	MarkRefused(ctx context.Context, id uuid.UUID, claim time.Time) (recorded bool, err error)
+	// EndEmailed reports whether the email of a notification telling the
+	// end of order (notifications.Ends) went out to user.
+	EndEmailed(ctx context.Context, userID, orderID uuid.UUID) (bool, error)
 }
 
 // Accounts finds a user's account (for the email address); usersdb.Store
@@ -106,8 +109,12 @@ type Result struct {
 // the redelivery sends the email without storing a second notification. An
 // email the server refuses for good (notifications.ErrUndeliverable) is
 // recorded so and is no error: retrying could not change the answer, and the
-// notification is stored. An event it can never process is fault.Invalid or
-// fault.Malformed.
+// notification is stored. An order's placing is not emailed once the email
+// of its end went out (its email, owed after a failed send, would tell the
+// customer "confirmed" after "cancelled"): the notification is stored, its
+// email left unsent, and that is no error either. Two deliveries of one
+// order racing (neither email sent yet) are not ordered. An event it can
+// never process is fault.Invalid or fault.Malformed.
 func (s *Service) Notify(ctx context.Context, consumer string, e notifications.Event, now time.Time) (Result, error) {
 	n, err := notifications.New(e, now)
 	if err != nil {
@@ -124,6 +131,17 @@ func (s *Service) Notify(ctx context.Context, consumer string, e notifications.E
 	}
 	res := Result{Notification: stored, Duplicate: !first, Emailed: stored.EmailedAt != nil, Undeliverable: stored.EmailRefusedAt != nil}
 	if s.mailer != nil && !res.Emailed && !res.Undeliverable {
+		if stored.OrderID != nil && !notifications.Ends(stored.Type) {
+			ended, err := s.store.EndEmailed(ctx, stored.UserID, *stored.OrderID)
+			if err != nil {
+				return Result{}, err
+			}
+			if ended {
+				s.log.InfoContext(ctx, "email not sent: its order's end was emailed already", "event_id", e.ID,
+					"type", e.Type, "notification_id", stored.ID)
+				return res, nil
+			}
+		}
 		if res.Emailed, res.Undeliverable, err = s.email(ctx, stored); err != nil {
 			return Result{}, err
 		}
