@@ -694,6 +694,19 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 			fail(i, confirmErr, "not confirmed")
 			break
 		}
+		if !ok && ch.IsClosed() {
+			// The client ends every confirmation still awaited as a nack
+			// when the channel closes (its connection lost, or the channel
+			// closed by the broker), which it marks closed first: no
+			// refusal of the broker's, and no confirmation can come now.
+			what := "the broker closed the channel"
+			if pubConn.IsClosed() {
+				what = "the connection to the broker was lost"
+			}
+			confirmErr = fmt.Errorf("confirm %s: %s before its confirmation", batch[i].id, what)
+			fail(i, confirmErr, "not confirmed")
+			break
+		}
 		if !ok {
 			// The nacked event and every one after it stay pending and
 			// are published again: all their spans fail.
