@@ -100,16 +100,19 @@ func pathPattern(path string) string {
 	return strings.Join(segs, "/")
 }
 
-// errorTail keeps the last lines of the processes' output that were logged
-// at error level (the functions' JSON lines, the connectors' text ones), for
-// a failed run's summary: what the customers' refusals were, seen from the
-// inside. The runtime writes one whole line per Write; a partial one is
-// joined with the next.
+// errorTail keeps the first and the last lines of the processes' output
+// that were logged at error level (the functions' JSON lines, the
+// connectors' text ones), for a failed run's summary: the first tell what
+// went wrong while the customers ordered, the last what was still wrong as
+// the shop settled. The runtime writes one whole line per Write; a partial
+// one is joined with the next.
 type errorTail struct {
 	mu      sync.Mutex
-	max     int
+	max     int // of the first, and of the last
 	partial []byte
-	lines   []string
+	first   []string
+	lines   []string // the last, after first is full
+	dropped int      // between first and lines
 }
 
 func (e *errorTail) Write(p []byte) (int, error) {
@@ -123,14 +126,20 @@ func (e *errorTail) Write(p []byte) (int, error) {
 		}
 		line := string(e.partial[:i])
 		e.partial = e.partial[i+1:]
-		if strings.Contains(line, `"level":"ERROR"`) || strings.Contains(line, "level=ERROR") {
-			if len(line) > 400 {
-				line = line[:400] + " …"
-			}
-			e.lines = append(e.lines, line)
-			if len(e.lines) > e.max {
-				e.lines = slices.Delete(e.lines, 0, len(e.lines)-e.max)
-			}
+		if !strings.Contains(line, `"level":"ERROR"`) && !strings.Contains(line, "level=ERROR") {
+			continue
+		}
+		if len(line) > 400 {
+			line = line[:400] + " …"
+		}
+		if len(e.first) < e.max {
+			e.first = append(e.first, line)
+			continue
+		}
+		e.lines = append(e.lines, line)
+		if len(e.lines) > e.max {
+			e.dropped += len(e.lines) - e.max
+			e.lines = slices.Delete(e.lines, 0, len(e.lines)-e.max)
 		}
 	}
 	if len(e.partial) > 64<<10 { // no newline in sight: drop it
@@ -139,11 +148,16 @@ func (e *errorTail) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// last returns the kept lines, oldest first.
-func (e *errorTail) last() []string {
+// kept returns the first lines, a line counting those dropped between (if
+// any), then the last, oldest first.
+func (e *errorTail) kept() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return slices.Clone(e.lines)
+	out := slices.Clone(e.first)
+	if e.dropped > 0 {
+		out = append(out, fmt.Sprintf("… %d lines at error level not kept …", e.dropped))
+	}
+	return append(out, e.lines...)
 }
 
 // killsByTarget lists the kills per function or connector, the most killed

@@ -48,26 +48,32 @@ func TestAnswerTallyListsKindsByCount(t *testing.T) {
 	}
 }
 
-// Only lines at error level are kept, the newest max of them, a line
-// written in pieces whole.
-func TestErrorTailKeepsTheLastErrorLines(t *testing.T) {
-	e := &errorTail{max: 2}
+// Only lines at error level are kept: the first max of them and the newest
+// max, with a count of those dropped between; a line written in pieces whole.
+func TestErrorTailKeepsTheFirstAndLastErrorLines(t *testing.T) {
+	e := &errorTail{max: 1}
 	for _, w := range []string{
 		`create-order | {"level":"ERROR","msg":"request failed","n":1}` + "\n",
 		`create-order | {"level":"INFO","msg":"ready"}` + "\n",
 		`rabbitmq | time=x level=ERROR msg="publish failed" n=2` + "\n" + `get-product | {"level":"ERR`,
-		`OR","msg":"cache","n":3}` + "\n" + `get-product | {"level":"WARN"}` + "\n",
+		`OR","msg":"cache","n":3}` + "\n" + `get-product | {"level":"WARN"}` + "\n" + `x | level=ERROR n=4` + "\n",
 	} {
 		if n, err := e.Write([]byte(w)); n != len(w) || err != nil {
 			t.Fatalf("Write = %d, %v", n, err)
 		}
 	}
 	want := []string{
-		`rabbitmq | time=x level=ERROR msg="publish failed" n=2`,
-		`get-product | {"level":"ERROR","msg":"cache","n":3}`,
+		`create-order | {"level":"ERROR","msg":"request failed","n":1}`,
+		"… 2 lines at error level not kept …",
+		`x | level=ERROR n=4`,
 	}
-	if got := e.last(); !slices.Equal(got, want) {
-		t.Errorf("last = %q, want %q", got, want)
+	if got := e.kept(); !slices.Equal(got, want) {
+		t.Errorf("kept = %q, want %q", got, want)
+	}
+	e = &errorTail{max: 2}
+	_, _ = e.Write([]byte("a level=ERROR\nb level=ERROR\nc level=ERROR\n"))
+	if got, want := e.kept(), []string{"a level=ERROR", "b level=ERROR", "c level=ERROR"}; !slices.Equal(got, want) {
+		t.Errorf("kept = %q, want %q", got, want)
 	}
 }
 

@@ -101,7 +101,12 @@ func TestEffortOfReadsTheCounters(t *testing.T) {
 	r.n.RabbitStops.Add(1)
 	r.n.RabbitKills.Add(1)
 	r.n.Kills.Add(7)
-	got := r.effortOf(map[string]int{"confirmed": 5, "payment_failed": 2, "cancelled": 1}, func(user uuid.UUID) []orderEnd { return ends[user] })
+	// The first order, placed before the chaos, is not one the run
+	// confirmed.
+	warmUser := uuid.Must(uuid.NewV7())
+	r.orders = append(r.orders, &order{status: 201, warm: true, user: warmUser})
+	ends[warmUser] = []orderEnd{{"confirmed", ""}}
+	got := r.effortOf(map[string]int{"confirmed": 6, "payment_failed": 2, "cancelled": 1}, func(user uuid.UUID) []orderEnd { return ends[user] })
 	want := effort{plannedPG: 1, plannedRabbit: 2, plansKills: true, plansDeclines: true,
 		pgRestarts: 1, rabbitRestarts: 2, kills: 7, confirmed: 5, declinedCards: 3, declinedFailed: 1, failed: 2, cancelled: 1, soldOut: 1}
 	if got != want {
