@@ -904,9 +904,17 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 // configuration (401/403: a credential to fix) are retried, and so is a 404:
 // without its body it is the gateway's answer for a function being redeployed.
 // Any other 4xx is dead-lettered at once too: a status fnhttp does not know
-// (406, 410, 414, 431, … from a proxy; no function answers one) maps back to
-// an internal error, and was retried MAX_ATTEMPTS times until 2026-12-07.
+// (406, 410, 414, 431, … from a proxy; not one the shop's functions answer on
+// purpose) maps back to an internal error, and was retried MAX_ATTEMPTS times
+// until 2026-12-07. But for three whose answer a retry or a fix of
+// configuration may change, retried: 407 (a proxy's 401), 421 (misdirected:
+// internal/loopback answers it when GATEWAY_URL's host is not loopback, a
+// configuration to fix as a credential is) and 425 (too early, RFC 8470).
 func permanent(status int) bool {
+	switch status {
+	case http.StatusProxyAuthRequired, http.StatusMisdirectedRequest, http.StatusTooEarly:
+		return false
+	}
 	err := fnhttp.ErrorFrom(status, nil)
 	if status >= 400 && status < 500 && fault.KindOf(err) == fault.Internal {
 		return true

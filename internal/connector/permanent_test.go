@@ -33,6 +33,9 @@ func TestOnlyAnswersRetryingCannotChangeAreDeadLetteredAtOnce(t *testing.T) {
 		http.StatusUnauthorized, http.StatusForbidden,
 		// The gateway's 404: a function being redeployed.
 		http.StatusNotFound,
+		// A proxy's credential, a misdirected call (GATEWAY_URL's host not
+		// loopback where the gateway wants it), too early: none a bad event.
+		http.StatusProxyAuthRequired, http.StatusMisdirectedRequest, http.StatusTooEarly,
 	}
 	for _, status := range deadLettered {
 		if !permanent(status) {
@@ -49,7 +52,7 @@ func TestOnlyAnswersRetryingCannotChangeAreDeadLetteredAtOnce(t *testing.T) {
 	// status was read as an internal error and retried MAX_ATTEMPTS times.
 	for status := 400; status < 500; status++ {
 		if !slices.Contains(retried, status) && !permanent(status) {
-			t.Errorf("%d is retried, want it dead-lettered at once: only 401, 403, 404, 408 and 429 of the 4xx are", status)
+			t.Errorf("%d is retried, want it dead-lettered at once: only 401, 403, 404, 407, 408, 421, 425 and 429 of the 4xx are", status)
 		}
 	}
 }
