@@ -4,7 +4,8 @@
 //
 // Configuration: the users database (postgres.ConfigFrom: USERS_…); secret
 // jwt-verify-key for Needs.Tokens; secret jwt-signing-key and
-// ACCESS_TOKEN_TTL (default 15m, at least MinTokenTTL) for Needs.Issue
+// ACCESS_TOKEN_TTL (default 15m, at least MinTokenTTL, at most
+// auth.MaxLifetime) for Needs.Issue
 // (login-user only: the one function that checks passwords is the one that
 // can sign); REDIS_ADDR and the optional secret redis-password
 // (redisconn.ConfigFrom), LOGIN_RATE_LIMIT (default 10) and
@@ -72,6 +73,9 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 		ttl = c.Duration("ACCESS_TOKEN_TTL", 15*time.Minute)
 		if ttl < MinTokenTTL {
 			c.Fail("ACCESS_TOKEN_TTL", fmt.Errorf("%s is shorter than the minimum of %s (a token would expire as it is issued)", ttl, MinTokenTTL))
+		}
+		if ttl > auth.MaxLifetime {
+			c.Fail("ACCESS_TOKEN_TTL", fmt.Errorf("%s is longer than the cap of %s (auth.MaxLifetime: every verifier and the edge refuse such tokens)", ttl, auth.MaxLifetime))
 		}
 	}
 	var limit ratelimit.Config

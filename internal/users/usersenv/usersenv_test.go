@@ -80,8 +80,10 @@ func TestLoad(t *testing.T) {
 // configuration error naming the setting, not a value quietly replaced:
 // until 2026-12-07 LOGIN_RATE_WINDOW=0 became one minute and 1ms turned the
 // limit off (every request a window of its own), and ACCESS_TOKEN_TTL=0
-// became 15 minutes and 500ms answered expires_in 0. The shortest allowed
-// values load.
+// became 15 minutes and 500ms answered expires_in 0. An ACCESS_TOKEN_TTL
+// above auth.MaxLifetime is one too (until 2026-12-07 ParseSigner refused it
+// with an error that did not name the setting, after the other problems were
+// reported). The shortest and longest allowed values load.
 func TestLoadRefusesAWindowOrATokenLifetimeTooShort(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "jwt-signing-key"), []byte(configtest.JWTSigningKey), 0o600); err != nil {
@@ -97,13 +99,14 @@ func TestLoadRefusesAWindowOrATokenLifetimeTooShort(t *testing.T) {
 	for _, tc := range []struct{ name, value string }{
 		{"LOGIN_RATE_WINDOW", "0"}, {"LOGIN_RATE_WINDOW", "0s"}, {"LOGIN_RATE_WINDOW", "1ms"}, {"LOGIN_RATE_WINDOW", "999ms"},
 		{"ACCESS_TOKEN_TTL", "0"}, {"ACCESS_TOKEN_TTL", "500ms"}, {"ACCESS_TOKEN_TTL", "59s"},
+		{"ACCESS_TOKEN_TTL", "24h1s"}, {"ACCESS_TOKEN_TTL", "48h"},
 	} {
 		err := load(tc.name, tc.value)
 		if err == nil || !strings.Contains(err.Error(), tc.name) {
 			t.Errorf("%s=%s: Load = %v, want a configuration error naming %s", tc.name, tc.value, err, tc.name)
 		}
 	}
-	for _, tc := range []struct{ name, value string }{{"LOGIN_RATE_WINDOW", "1s"}, {"ACCESS_TOKEN_TTL", "1m"}} {
+	for _, tc := range []struct{ name, value string }{{"LOGIN_RATE_WINDOW", "1s"}, {"ACCESS_TOKEN_TTL", "1m"}, {"ACCESS_TOKEN_TTL", "24h"}} {
 		if err := load(tc.name, tc.value); err != nil {
 			t.Errorf("%s=%s: Load = %v, want it accepted", tc.name, tc.value, err)
 		}
