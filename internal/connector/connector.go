@@ -877,10 +877,25 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 	}
 	// The lines below are logged with the delivery span's context (ictx),
 	// so they carry the event's trace_id; the copy is published on ctx.
+	published := time.Now()
 	if err := s.publish(ctx, target, msg); err != nil {
 		// The broker did not take the copy: leave the original to be
-		// redelivered rather than lose it.
-		s.c.log.WarnContext(ictx, "could not schedule retry, requeueing", "fn", s.fn, "id", d.MessageId, "err", err)
+		// redelivered rather than lose it. Not at once: a copy the broker
+		// refuses at once (a full queue with reject-publish, a refused
+		// declaration) had the original redelivered at once and the
+		// function called again with no delay and the failure uncounted,
+		// a tight loop for as long as the cause lasted. The requeue waits
+		// requeueWait from the publish's start (ctx ends the wait).
+		s.c.log.WarnContext(ictx, "could not schedule retry, requeueing", "fn", s.fn, "id", d.MessageId, "err", err,
+			"after", s.c.requeueWait())
+		if wait := s.c.requeueWait() - time.Since(published); wait > 0 {
+			timer := time.NewTimer(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				timer.Stop()
+			}
+		}
 		_ = d.Nack(false, true)
 		return
 	}
@@ -892,6 +907,13 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 	s.c.log.Log(ictx, level, "invocation failed", "fn", s.fn, "id", d.MessageId, "topic", topic,
 		"attempt", failures, "status", status, "err", err, "next", outcome)
 	_ = d.Ack(false)
+}
+
+// requeueWait is how long a delivery whose copy the broker did not take
+// waits, from the copy's publish, before it goes back to its queue: the first
+// retry delay, at most MaxBackoff.
+func (c *Connector) requeueWait() time.Duration {
+	return min(c.cfg.RetryDelay, c.cfg.MaxRetryDelay, c.cfg.MaxBackoff)
 }
 
 // permanent reports whether a function's answer says retrying cannot help,
