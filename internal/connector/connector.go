@@ -152,8 +152,16 @@ func (c Config) Validate() error {
 	if c.MaxAttempts > 20 {
 		errs = append(errs, errors.New("connector: MAX_ATTEMPTS must be at most 20"))
 	}
+	if c.MaxAttempts <= 20 && slices.Max(append(c.Delays(), 0)) > maxRetryDelay {
+		errs = append(errs, fmt.Errorf("connector: RETRY_DELAY and MAX_RETRY_DELAY must keep every retry delay at most %s (RabbitMQ's longest x-message-ttl)", maxRetryDelay))
+	}
 	return errors.Join(errs...)
 }
+
+// maxRetryDelay is the longest retry delay: RabbitMQ refuses a queue whose
+// x-message-ttl is longer (PRECONDITION_FAILED, value_too_large; 10 × 365
+// days, seen on 3.10), and a retry queue it refuses fails every refresh.
+const maxRetryDelay = 315_360_000_000 * time.Millisecond
 
 // Delays returns the retry delays: Delays()[i] is the wait after the
 // (i+1)-th failed invocation. There are MaxAttempts-1 of them.
