@@ -9,7 +9,10 @@
 // has no restart policy).
 //
 // Configuration: GATEWAY_URL (required), REFRESH_INTERVAL (default 10s),
-// INVOKE_TIMEOUT (default 2m), SCHEDULE_TZ (default UTC), LOG_LEVEL; secret
+// INVOKE_TIMEOUT (default 2m; one run at a time per function holds only
+// within it, since the function may go on after the scheduler gave its
+// request up: keep it above the functions' exec_timeout and the gateway's
+// upstream_timeout), SCHEDULE_TZ (default UTC), LOG_LEVEL; secret
 // internal-token-scheduler (required: its own internal credential); basic_auth=true (faasd, faas-local) requires the
 // secrets basic-auth-user and basic-auth-password for the gateway API, as
 // the OpenFaaS connectors do; SECRETS_DIR (default /var/openfaas/secrets;
