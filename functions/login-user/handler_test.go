@@ -381,3 +381,37 @@ func TestALoginLetThroughUncountedIsNotRefunded(t *testing.T) {
 	}
 	fntest.Problem(t, fntest.Do(t, h, http.MethodPost, path, "application/json", wrong), http.StatusTooManyRequests, "rate_limited")
 }
+
+// Registration accepted control characters in a password from 2026-11-25
+// until the text rule (2026-11-30) refused them in every body string, the
+// login's password included: an account of that time could never log in
+// again (422 invalid_text for its right password), and the 422 named the
+// character it found. The login's password is opaque to the rule: such an
+// account logs in, a wrong password with a control character is a wrong
+// password, and nothing names the character. The account is written as
+// registration wrote it then: its hash inserted directly.
+func TestAPasswordWithAControlCharacterRegisteredBeforeTheTextRuleLogsIn(t *testing.T) {
+	pool := pgtest.Open(t, usersdb.Migrations())
+	const password = "old\tpassword\u0085"
+	hash, err := auth.HashPassword(context.Background(), password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.New()
+	if _, err := pool.Exec(context.Background(), `INSERT INTO users (id, email, name, role, password_hash)
+		VALUES ($1, 'tabbed@example.com', 'Tabbed', 'customer', $2)`, id, hash); err != nil {
+		t.Fatal(err)
+	}
+	h := New(usersdb.New(pool), fntest.Signer(t, 0), limiter(t, 100), slog.New(slog.DiscardHandler))
+
+	w := fntest.Do(t, h, http.MethodPost, path, "application/json", `{"email":"tabbed@example.com","password":"old\tpassword\u0085"}`)
+	tok := fntest.JSON[Token](t, w, http.StatusOK)
+	got, err := fntest.Tokens(t, 0).Verify(tok.AccessToken)
+	if err != nil || got.UserID != id {
+		t.Fatalf("token for %v (%v), want one for %v", got.UserID, err, id)
+	}
+	for _, wrong := range []string{`old\u0000password`, `old\u001bpassword\u0085`} {
+		w := fntest.Do(t, h, http.MethodPost, path, "application/json", `{"email":"tabbed@example.com","password":"`+wrong+`"}`)
+		fntest.Problem(t, w, http.StatusUnauthorized, "invalid_credentials", "U+", "control")
+	}
+}

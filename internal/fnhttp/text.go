@@ -19,13 +19,18 @@ import (
 // parameter (names and values) and the request path — is valid UTF-8 and holds
 // no NUL or other control character (C0, DEL, C1). A struct field tagged
 // `text:"multiline"` (a product description) may also hold tab, line feed and
-// carriage return; the tag applies to everything below the field. Text that
-// breaks the rule is refused with 422 invalid_text before it reaches a
-// database, a cache or a search backend; SQLSTATEs of bad text are the second
-// net (BadText).
+// carriage return; the tag applies to everything below the field. A field
+// tagged `text:"opaque"` is left out of the rule, everything below it too:
+// neither checked nor named in an answer. It is for a secret the handler only
+// compares and never stores as text (a login's password: an account
+// registered before the rule may hold a tab in its password, and a 422
+// naming the character would tell something about it); the body is valid
+// UTF-8 all the same (Decode checks it whole). Text that breaks the rule is
+// refused with 422 invalid_text before it reaches a database, a cache or a
+// search backend; SQLSTATEs of bad text are the second net (BadText).
 
 // TextTag is the struct tag key that relaxes the rule for one field:
-// `text:"multiline"`.
+// `text:"multiline"` or `text:"opaque"`.
 const TextTag = "text"
 
 // CheckText reports whether s satisfies the text rule; multiline allows tab,
@@ -198,7 +203,7 @@ func textClean(v reflect.Value, multiline bool) bool {
 }
 
 // textField is a struct field checkDecoded and textClean walk: exported,
-// not tagged json:"-".
+// not tagged json:"-" nor text:"opaque".
 type textField struct {
 	index     int
 	multiline bool // tagged text:"multiline"
@@ -215,7 +220,7 @@ func textFieldsOf(t reflect.Type) []textField {
 	var fs []textField
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); !f.IsExported() || name == "-" {
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); !f.IsExported() || name == "-" || f.Tag.Get(TextTag) == "opaque" {
 			continue
 		}
 		fs = append(fs, textField{index: i, multiline: f.Tag.Get(TextTag) == "multiline"})

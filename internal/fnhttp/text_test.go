@@ -76,6 +76,31 @@ func TestDecodeAppliesTheTextRule(t *testing.T) {
 	}
 }
 
+// A field tagged text:"opaque" (a login's password) is neither checked nor
+// named, whatever it holds below it; the fields beside it are checked as
+// usual.
+func TestAnOpaqueFieldIsNeitherCheckedNorNamed(t *testing.T) {
+	var got struct {
+		Name   string   `json:"name"`
+		Secret string   `json:"secret" text:"opaque"`
+		Parts  []string `json:"parts" text:"opaque"`
+	}
+	body := `{"name":"x","secret":"a\tb\u0000c\u007f\u0085","parts":["\u001b"]}`
+	if err := fnhttp.DecodeBytes([]byte(body), &got); err != nil {
+		t.Fatalf("control characters in opaque fields: %v", err)
+	}
+	if got.Secret != "a\tb\x00c\x7f\u0085" || len(got.Parts) != 1 || got.Parts[0] != "\x1b" {
+		t.Fatalf("decoded %q %q, want the strings as sent", got.Secret, got.Parts)
+	}
+	err := fnhttp.DecodeBytes([]byte(`{"name":"a\tb","secret":"\u0000"}`), &got)
+	if !fault.Is(err, fault.Invalid, fault.CodeInvalidText) {
+		t.Fatalf("err = %v, want invalid_text for the name beside an opaque field", err)
+	}
+	if d := fnhttp.ProblemFor(err).Detail; !strings.Contains(d, `"name"`) || strings.Contains(d, "secret") {
+		t.Errorf("detail %q, want the name named and the opaque field not", d)
+	}
+}
+
 func TestRawControlBytesAreMalformedJSON(t *testing.T) {
 	var got textBody
 	err := fnhttp.DecodeBytes([]byte("{\"name\":\"a\x00b\"}"), &got)
