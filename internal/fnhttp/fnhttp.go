@@ -233,8 +233,8 @@ func ReadAtMost(body io.Reader, limit int64, what string) ([]byte, error) {
 }
 
 // DecodeBytes is Decode for a body already in memory. Both apply the text
-// rule (text.go) to the body and to every string decoded into dst: 422
-// invalid_text.
+// rule (text.go) to the body and to every string decoded into dst but those
+// of fields tagged text:"opaque": 422 invalid_text.
 func DecodeBytes(body []byte, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return fault.E(fault.Malformed, fault.CodeInvalidJSON, "request body is required")
