@@ -55,9 +55,14 @@ func SendBatch(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) error {
 // error of the client's own, such as a batch callback's, came after the
 // answers). Of a closed connection, an error raised before anything was sent
 // (pgconn.SafeToRetry) and an ERROR PostgreSQL answered are known too; a
-// FATAL or PANIC may have come after the COMMIT was done.
+// FATAL or PANIC may have come after the COMMIT was done. Not "conn closed"
+// (pgconn.ErrConnClosed), though pgx says it is safe to retry: pgx answers it
+// to a call on a connection closed before it, and also to a simple query,
+// such as Tx's COMMIT, whose answer a failed read lost (the query went out;
+// the read's error is dropped and the connection found closed), so it may
+// follow a COMMIT the server ran.
 func doubt(c *pgconn.PgConn, err error) error {
-	if err == nil || !c.IsClosed() || pgconn.SafeToRetry(err) {
+	if err == nil || !c.IsClosed() || pgconn.SafeToRetry(err) && !errors.Is(err, pgconn.ErrConnClosed) {
 		return err
 	}
 	// SeverityUnlocalized: Severity is translated when the server's

@@ -274,3 +274,56 @@ func waiting(t *testing.T, admin *pgxpool.Pool) int {
 	}
 	return n
 }
+
+// A write whose COMMIT went through and whose answer was lost with its
+// connection (reset by the peer, as after a network failure) is in doubt,
+// whichever way it commits; settled, the read finds it committed. pgx reports
+// a read that fails under a simple query (Tx's COMMIT) as "conn closed", the
+// error it also gives a call on a connection closed before it, which says it
+// is safe to retry: it is not, the COMMIT had gone out.
+func TestACommitWhoseAnswerIsLostIsADoubt(t *testing.T) {
+	for name, write := range map[string]func(context.Context, *pgxpool.Pool) error{
+		"Tx": func(ctx context.Context, pool *pgxpool.Pool) error {
+			return postgres.Tx(ctx, pool, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, `INSERT INTO keys VALUES (1)`)
+				return err
+			})
+		},
+		"BatchTx": func(ctx context.Context, pool *pgxpool.Pool) error {
+			b := &pgx.Batch{}
+			b.Queue(`INSERT INTO keys VALUES (1)`)
+			tx, br := postgres.BeginBatch(ctx, pool, b)
+			defer tx.Rollback(ctx)
+			if err := br.Close(); err != nil {
+				return err
+			}
+			return tx.Commit(ctx, nil)
+		},
+		"ExecTx": func(ctx context.Context, pool *pgxpool.Pool) error {
+			b := &pgx.Batch{}
+			b.Queue(`INSERT INTO keys VALUES (1)`)
+			return postgres.ExecTx(ctx, pool, b)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			admin := pgtest.Open(t, fstest.MapFS{"0001_keys.sql": {Data: []byte(`CREATE TABLE keys (k int PRIMARY KEY)`)}})
+			pool, faults := pgtest.WithFaults(t, admin)
+			faults.Arm(pgtest.Fault{Marker: "commit", Committed: true})
+			werr := write(ctx, pool)
+			if faults.Fired() != 1 {
+				t.Fatalf("the connection did not break at the COMMIT (err %v): the test proves nothing", werr)
+			}
+			var d *postgres.Doubt
+			if !errors.As(werr, &d) {
+				t.Fatalf("a COMMIT that went out, its answer lost: %v, want a *postgres.Doubt", werr)
+			}
+			if err := postgres.Settle(ctx, pool, werr); err != nil {
+				t.Fatalf("settle: %v", err)
+			}
+			if n := committed(t, admin); n != 1 {
+				t.Fatalf("%d rows committed, want the 1 the write committed", n)
+			}
+		})
+	}
+}
