@@ -64,7 +64,9 @@ func unavailable(err error) error {
 // (fault.Conflict) and writes nothing; it is looked up before the password is
 // hashed, so a flood of registrations for taken emails costs no argon2 work
 // (the unique index still decides a race). The password is hashed before the
-// transaction starts. Database failures are fault.Unavailable.
+// transaction starts. Database failures are fault.Unavailable, but for a
+// COMMIT whose answer was lost: Register settles it and answers the account
+// when it committed (see settle).
 func (s *Store) Register(ctx context.Context, reg users.Registration) (users.User, error) {
 	return s.create(ctx, reg, users.RoleCustomer)
 }
@@ -99,7 +101,34 @@ func (s *Store) create(ctx context.Context, reg users.Registration, role string)
 	case postgres.IsUniqueViolation(err, emailKey):
 		return users.User{}, users.ErrEmailTaken
 	case err != nil:
+		return s.settle(ctx, id, err)
+	}
+	return u, nil
+}
+
+// settle answers a registration whose transaction failed with err. When err
+// leaves open whether it committed (a *postgres.Doubt: the COMMIT went out,
+// its answer did not come back), it settles the doubt (postgres.Settle) and
+// reads the account id would have been: there, the registration committed,
+// its event with it, and the account is the answer, as a clean commit's. A
+// 503 would invite a retry that the account, now there, refuses as
+// email_taken. Absent, or when the database cannot tell (postgres.Settle
+// never can behind a pooler), and for any other error, it is
+// fault.Unavailable.
+func (s *Store) settle(ctx context.Context, id uuid.UUID, err error) (users.User, error) {
+	var d *postgres.Doubt
+	if !errors.As(err, &d) {
 		return users.User{}, unavailable(err)
+	}
+	if serr := postgres.Settle(ctx, s.db, err); serr != nil {
+		return users.User{}, unavailable(errors.Join(err, serr))
+	}
+	u, rerr := scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
+	switch {
+	case errors.Is(rerr, pgx.ErrNoRows):
+		return users.User{}, unavailable(err)
+	case rerr != nil:
+		return users.User{}, unavailable(errors.Join(err, rerr))
 	}
 	return u, nil
 }

@@ -316,3 +316,53 @@ func TestEnsureAdmin(t *testing.T) {
 		t.Fatalf("outbox subjects (-want +got):\n%s", diff)
 	}
 }
+
+// A registration whose COMMIT went through but whose answer was lost (the
+// connection broke after the server committed) is in doubt: Register settles
+// it and reads the account it would have created, and answers it as a clean
+// commit does, not a 503 whose retry the account, now there, answers 409
+// email_taken. One whose COMMIT never reached the server is the 503 and
+// leaves the email free for the retry.
+func TestRegisterSettlesACommitInDoubt(t *testing.T) {
+	ctx := context.Background()
+	for _, committed := range []bool{true, false} {
+		t.Run(map[bool]string{true: "committed", false: "not committed"}[committed], func(t *testing.T) {
+			pool, faults := pgtest.WithFaults(t, pgtest.Open(t, usersdb.Migrations()))
+			s := usersdb.New(pool)
+			faults.Arm(pgtest.Fault{Marker: "commit", Committed: committed})
+			u, err := s.Register(ctx, registration(t, "Dora@Example.com", "password-1", "Dora"))
+			if faults.Fired() != 1 {
+				t.Fatalf("the connection did not break at the COMMIT (err %v): the test proves nothing", err)
+			}
+			if !committed {
+				if fault.KindOf(err) != fault.Unavailable {
+					t.Fatalf("a registration whose COMMIT never reached the server: %+v, %v; want unavailable", u, err)
+				}
+				if _, err := s.Register(ctx, registration(t, "dora@example.com", "password-1", "Dora")); err != nil {
+					t.Fatalf("the retry of a registration that did not commit: %v, want it registered", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("a registration that committed, its answer lost: %v; want the account it created", err)
+			}
+			if u.ID.Version() != 7 || u.Role != users.RoleCustomer || u.Email != "dora@example.com" || u.Name != "Dora" || u.CreatedAt.IsZero() {
+				t.Fatalf("user = %+v, want the account registered", u)
+			}
+			got, err := s.Get(ctx, u.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(u, got); diff != "" {
+				t.Fatalf("Get (-registered +got):\n%s", diff)
+			}
+			pending, err := s.PendingEvents(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pending) != 1 || pending[0].Subject != u.ID.String() {
+				t.Fatalf("outbox = %+v, want the registration's one event", pending)
+			}
+		})
+	}
+}
