@@ -55,16 +55,6 @@ func gateway(tb testing.TB, replicas Replicas) string {
 // next request arrives on it, without answering: what a server does when it
 // closes an idle connection (Shutdown, IdleTimeout) just as a client reuses it.
 func closingReplica(t *testing.T) string {
-	return rawReplica(t, func(c net.Conn, br *bufio.Reader) {
-		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
-		_, _ = br.Peek(1) // the next request: close without answering
-	})
-}
-
-// rawReplica listens on a loopback port for the test's length and, on each
-// connection, reads one request whole and hands the connection (and its
-// reader) to answer, closing it once answer returns.
-func rawReplica(t *testing.T, answer func(c net.Conn, br *bufio.Reader)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -85,7 +75,8 @@ func rawReplica(t *testing.T, answer func(c net.Conn, br *bufio.Reader)) string 
 					return
 				}
 				_, _ = io.Copy(io.Discard, req.Body)
-				answer(c, br)
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+				_, _ = br.Peek(1) // the next request: close without answering
 			}()
 		}
 	}()
@@ -197,7 +188,30 @@ func cpuTime() time.Duration {
 // headers) and part of the body it announces, then closes the connection:
 // a function's process that died, or was cut, in the middle of its answer.
 func brokenReplica(t *testing.T, head, part string) string {
-	return rawReplica(t, func(c net.Conn, _ *bufio.Reader) { _, _ = io.WriteString(c, head+part) })
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, req.Body)
+				_, _ = io.WriteString(c, head+part)
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
 
 // TestABrokenAnswerReachesTheCallerBroken: an answer whose body the replica
