@@ -80,11 +80,6 @@ func proxyHandler(fns invocationCounter, rs resolver, log *slog.Logger) http.Han
 // without a key that was written on a connection the replica then closed
 // still answers 500, as the OpenFaaS gateway would: running it twice could
 // do its work twice.
-//
-// An answer whose body cannot be copied whole (the replica died or was cut
-// mid-answer) is aborted (http.ErrAbortHandler), as the OpenFaaS gateway's
-// reverse proxy aborts it: the caller's connection breaks instead of a
-// chunked answer ending as if it were whole.
 type forwarder struct {
 	resolver  resolver
 	transport *http.Transport
@@ -191,18 +186,8 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", contentType(r.Header, res.Header))
 	w.WriteHeader(res.StatusCode)
 	buf := copyBuffers.Get().(*[]byte)
-	_, err = io.CopyBuffer(w, res.Body, *buf)
+	_, _ = io.CopyBuffer(w, res.Body, *buf)
 	copyBuffers.Put(buf)
-	if err != nil {
-		// The answer has begun: the caller can only learn that it is not
-		// whole from a broken connection, which http.ErrAbortHandler gives
-		// (as the OpenFaaS gateway's reverse proxy does). Returning would
-		// end a chunked answer properly, a short body read as a whole one.
-		if r.Context().Err() == nil { // else the caller hung up: nothing to tell
-			f.log.Warn("answer cut: copying the function's answer failed", "function", name, "replica", addr.Host, "err", err)
-		}
-		panic(http.ErrAbortHandler)
-	}
 }
 
 // unreachable answers the 500 of a call no replica answered.
