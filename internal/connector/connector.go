@@ -894,9 +894,10 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 		// function called again with no delay and the failure uncounted,
 		// a tight loop for as long as the cause lasted. The requeue waits
 		// requeueWait from the publish's start (ctx ends the wait).
+		wait := max(s.c.requeueWait()-time.Since(published), 0)
 		s.c.log.WarnContext(ictx, "could not schedule retry, requeueing", "fn", s.fn, "id", d.MessageId, "err", err,
-			"after", s.c.requeueWait())
-		if wait := s.c.requeueWait() - time.Since(published); wait > 0 {
+			"after", wait.Round(time.Millisecond))
+		if wait > 0 {
 			timer := time.NewTimer(wait)
 			select {
 			case <-timer.C:
