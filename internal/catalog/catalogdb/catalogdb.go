@@ -132,7 +132,9 @@ func queueSearch(b *pgx.Batch, p catalog.Product) {
 }
 
 // Create inserts p, its search document and its event in one transaction.
-// A duplicate SKU is ErrSKUTaken (fault.Conflict).
+// A duplicate SKU is ErrSKUTaken (fault.Conflict). Database failures are
+// fault.Unavailable, but for a COMMIT whose answer was lost: Create settles
+// it and answers the product when it committed (see settle).
 func (s *Store) Create(ctx context.Context, p catalog.Product) (catalog.Product, error) {
 	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
 		row := tx.QueryRow(ctx, `INSERT INTO products (id, sku, name, description, category, price_amount,
@@ -149,7 +151,41 @@ func (s *Store) Create(ctx context.Context, p catalog.Product) (catalog.Product,
 		return p, ErrSKUTaken
 	}
 	if err != nil {
-		return p, unavailable("create product", err)
+		got, serr := s.settle(ctx, p.ID, err)
+		if serr != nil {
+			return p, unavailable("create product", serr)
+		}
+		return got, nil
+	}
+	return p, nil
+}
+
+// errAbsent is settle's answer when the write in doubt did not commit.
+var errAbsent = errors.New("the write did not commit")
+
+// settle reads the product id after a write that failed with err. When err
+// leaves open whether the write committed (a *postgres.Doubt: the COMMIT
+// went out, its answer did not come back), it settles the doubt
+// (postgres.Settle) and reads the product, archived or not: the caller tells
+// from it whether its write committed, and answers it as a clean commit's. A
+// 503 would invite a retry that the product, now written, refuses (409
+// sku_taken for a create, 412 for an If-Match update). Any other error, a
+// product absent, or a database that cannot tell (postgres.Settle never can
+// behind a pooler) is an error, err joined with why, for the caller's 503.
+func (s *Store) settle(ctx context.Context, id uuid.UUID, err error) (catalog.Product, error) {
+	var d *postgres.Doubt
+	if !errors.As(err, &d) {
+		return catalog.Product{}, err
+	}
+	if serr := postgres.Settle(ctx, s.db, err); serr != nil {
+		return catalog.Product{}, errors.Join(err, serr)
+	}
+	p, rerr := scan(s.db.QueryRow(ctx, `SELECT `+columns+` FROM products WHERE id = $1`, id))
+	if errors.Is(rerr, pgx.ErrNoRows) {
+		rerr = errAbsent
+	}
+	if rerr != nil {
+		return catalog.Product{}, errors.Join(err, rerr)
 	}
 	return p, nil
 }

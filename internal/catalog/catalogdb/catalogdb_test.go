@@ -290,3 +290,53 @@ func TestAListPageReadsItsOwnRowsOnly(t *testing.T) {
 		}
 	}
 }
+
+// A product whose COMMIT went through but whose answer was lost (the
+// connection broke after the server committed) is in doubt: Create settles it
+// and reads the product by its id, and answers it as a clean commit does, not
+// a 503 whose retry the product, now there, answers 409 sku_taken. One whose
+// COMMIT never reached the server is the 503 and leaves the SKU free for the
+// retry.
+func TestCreateSettlesACommitInDoubt(t *testing.T) {
+	ctx := context.Background()
+	for _, committed := range []bool{true, false} {
+		t.Run(map[bool]string{true: "committed", false: "not committed"}[committed], func(t *testing.T) {
+			pool, faults := pgtest.WithFaults(t, pgtest.Open(t, catalogdb.Migrations()))
+			s := catalogdb.New(pool)
+			p, err := catalog.NewProduct(catalog.Draft{SKU: "lamp-9", Name: "Lamp", Category: "home",
+				Price: catalog.Money{Amount: 100}}, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			faults.Arm(pgtest.Fault{Marker: "commit", Committed: committed})
+			got, err := s.Create(ctx, p)
+			if faults.Fired() != 1 {
+				t.Fatalf("the connection did not break at the COMMIT (err %v): the test proves nothing", err)
+			}
+			if !committed {
+				if fault.KindOf(err) != fault.Unavailable {
+					t.Fatalf("a product whose COMMIT never reached the server: %+v, %v; want unavailable", got, err)
+				}
+				if _, err := s.Create(ctx, p); err != nil {
+					t.Fatalf("the retry of a product that did not commit: %v, want it created", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("a product that committed, its answer lost: %v; want the product it created", err)
+			}
+			read, err := s.Get(ctx, p.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, _ := json.Marshal(got)
+			r, _ := json.Marshal(read)
+			if got.ID != p.ID || got.SKU != "LAMP-9" || got.Version != 1 || string(a) != string(r) {
+				t.Fatalf("answer %s, read %s: want the product created", a, r)
+			}
+			if n, err := s.CountEvents(ctx, p.ID); err != nil || n != 1 {
+				t.Fatalf("%d events (%v), want the creation's one", n, err)
+			}
+		})
+	}
+}
