@@ -206,7 +206,11 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (catalog.Product, error) 
 // state, and writes it with its search document and event in the same
 // transaction. The domain owns the change (it bumps Version); errors from
 // change are returned as they are. A missing product is fault.NotFound; a SKU
-// taken by another product is ErrSKUTaken.
+// taken by another product is ErrSKUTaken. Database failures are
+// fault.Unavailable, but for a COMMIT whose answer was lost: Update settles
+// it and answers the product when it is this update's (its version and its
+// updated_at; see settle). A later write to the product meanwhile leaves it
+// unknown: the 503.
 func (s *Store) Update(ctx context.Context, id uuid.UUID, change func(catalog.Product, time.Time) (catalog.Product, error)) (catalog.Product, error) {
 	var out catalog.Product
 	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
@@ -236,9 +240,19 @@ func (s *Store) Update(ctx context.Context, id uuid.UUID, change func(catalog.Pr
 		return out, ErrSKUTaken
 	case fault.Classified(err):
 		return out, err
-	default:
-		return out, unavailable("update product", err)
 	}
+	// The version alone could be another update's: one that locked the
+	// product once this one rolled back, and bumped it to the same version.
+	// Its updated_at, its own clock's, to the microsecond, is not this one's.
+	p, serr := s.settle(ctx, id, err)
+	if serr == nil && (p.Version != out.Version || !p.UpdatedAt.Equal(out.UpdatedAt)) {
+		serr = errors.Join(err, fmt.Errorf("the product is at version %d of %s, not this update's %d of %s",
+			p.Version, p.UpdatedAt, out.Version, out.UpdatedAt))
+	}
+	if serr != nil {
+		return out, unavailable("update product", serr)
+	}
+	return p, nil
 }
 
 // List returns up to limit live products newest first (by UUIDv7 id) after the

@@ -340,3 +340,73 @@ func TestCreateSettlesACommitInDoubt(t *testing.T) {
 		})
 	}
 }
+
+// An update whose COMMIT went through but whose answer was lost is in doubt:
+// Update settles it and reads the product, and when the product is the one
+// this update produced (its version and its updated_at), answers it as a
+// clean commit does, not a 503 whose retry with the same If-Match the new
+// version answers 412. One whose COMMIT never reached the server is the 503,
+// the product unchanged, and so is one whose product another update brought
+// to the same version meanwhile: that version is not this update's.
+func TestUpdateSettlesACommitInDoubt(t *testing.T) {
+	ctx := context.Background()
+	rename := func(name string) func(catalog.Product, time.Time) (catalog.Product, error) {
+		return func(p catalog.Product, now time.Time) (catalog.Product, error) {
+			return catalog.Apply(p, catalog.Patch{Name: catalog.Optional[string]{Set: true, Value: name}}, now)
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		committed bool
+		other     bool // another update runs once the connection broke
+	}{
+		{"committed", true, false},
+		{"not committed", false, false},
+		{"not committed, another update to the same version", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			admin := pgtest.Open(t, catalogdb.Migrations())
+			pool, faults := pgtest.WithFaults(t, admin)
+			s := catalogdb.New(pool)
+			p := create(t, s, "LAMP-1")
+			ft := pgtest.Fault{Marker: "commit", Committed: tc.committed}
+			if tc.other {
+				ft.Then = func() {
+					if _, err := catalogdb.New(admin).Update(ctx, p.ID, rename("Other lamp")); err != nil {
+						t.Errorf("the other update: %v", err)
+					}
+				}
+			}
+			faults.Arm(ft)
+			got, err := s.Update(ctx, p.ID, rename("Lamp two"))
+			if faults.Fired() != 1 {
+				t.Fatalf("the connection did not break at the COMMIT (err %v): the test proves nothing", err)
+			}
+			read, rerr := s.Get(ctx, p.ID)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			events, _ := s.CountEvents(ctx, p.ID)
+			if !tc.committed {
+				if fault.KindOf(err) != fault.Unavailable {
+					t.Fatalf("an update whose COMMIT never reached the server: %+v, %v; want unavailable (the product is %+v)", got, err, read)
+				}
+				if want := map[bool]string{false: "Lamp LAMP-1", true: "Other lamp"}[tc.other]; read.Name != want {
+					t.Fatalf("product name %q, want %q", read.Name, want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("an update that committed, its answer lost: %v; want the product it produced", err)
+			}
+			a, _ := json.Marshal(got)
+			r, _ := json.Marshal(read)
+			if got.Version != 2 || got.Name != "Lamp two" || string(a) != string(r) {
+				t.Fatalf("answer %s, read %s: want the product updated", a, r)
+			}
+			if events != 2 {
+				t.Fatalf("%d events, want the creation's and the update's", events)
+			}
+		})
+	}
+}
