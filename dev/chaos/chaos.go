@@ -522,7 +522,7 @@ func (r *run) drive(ctx context.Context) {
 func (r *run) customer(dctx, ctx context.Context) {
 	products := r.products()
 	for dctx.Err() == nil {
-		if r.place(ctx, products[rand.IntN(len(products))], true) == nil {
+		if o, _ := r.place(ctx, products[rand.IntN(len(products))], true, false); o == nil {
 			return
 		}
 	}
@@ -540,15 +540,10 @@ func (r *run) products() []uuid.UUID {
 
 // place places one order of 1 to 3 units of product for a new customer, to
 // a definite answer on ctx, and with mayCancel cancels a quarter of those
-// placed; nil when no token could be issued.
-func (r *run) place(ctx context.Context, product uuid.UUID, mayCancel bool) *order {
-	o, _ := r.placeAnswered(ctx, product, mayCancel, false)
-	return o
-}
-
-// placeAnswered is place, with the checkout's answer body, and with warm
-// the order is marked placed before the chaos.
-func (r *run) placeAnswered(ctx context.Context, product uuid.UUID, mayCancel, warm bool) (*order, []byte) {
+// placed; warm marks the order placed before the chaos (run.warm). It
+// returns the order and the checkout's answer body; nil when no token could
+// be issued.
+func (r *run) place(ctx context.Context, product uuid.UUID, mayCancel, warm bool) (*order, []byte) {
 	o := &order{user: uuid.Must(uuid.NewV7()), key: uuid.NewString(), product: product,
 		quantity: 1 + rand.IntN(3), declined: r.placed.Add(1)%declineEvery == 0, warm: warm}
 	tok, err := r.tokens.Issue(o.user, auth.RoleCustomer)
@@ -604,7 +599,7 @@ func (r *run) warm(ctx context.Context) error {
 			break
 		}
 	}
-	o, body := r.placeAnswered(ctx, product, false, true)
+	o, body := r.place(ctx, product, false, true)
 	switch {
 	case o == nil:
 		return errors.New("the first checkout: no token")

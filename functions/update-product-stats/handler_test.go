@@ -108,21 +108,7 @@ func TestASaleLeavesTheProductInTheCache(t *testing.T) {
 	if code, _ := deliver(t, h, orderEvent(t, events.OrderPlaced, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 2})); code != 200 {
 		t.Fatalf("placed: %d", code)
 	}
-	body, v, ok, err := env.Cache.Get(ctx, a.ID.String())
-	if err != nil || !ok {
-		t.Fatalf("after the sale the cache holds no entry (version %d, ok %v, %v)", v, ok, err)
-	}
-	live, err := env.Store.Get(ctx, a.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := json.Marshal(live)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v != live.Version || string(body) != string(want) || live.SoldCount != 2 {
-		t.Errorf("cache entry at version %d:\n%s\nwant version %d:\n%s", v, body, live.Version, want)
-	}
+	cacheHoldsLive(t, env, a.ID, "after the sale")
 
 	archived, err := env.Store.Update(ctx, a.ID, func(p catalog.Product, now time.Time) (catalog.Product, error) {
 		return catalog.Archive(p, now)
@@ -423,7 +409,15 @@ func TestADuplicateRefreshesTheCacheTheFirstDeliveryMissed(t *testing.T) {
 	if code, resp := deliver(t, h, body); code != http.StatusOK || !resp.Duplicate {
 		t.Fatalf("redelivery: %d %+v, want 200 duplicate", code, resp)
 	}
-	live, err := env.Store.Get(ctx, a.ID)
+	cacheHoldsLive(t, env, a.ID, "after the redelivery")
+}
+
+// cacheHoldsLive checks that the product cache holds product id exactly as
+// the catalog has it now, after a sale of 2 units (sold_count 2).
+func cacheHoldsLive(t *testing.T, env *envtest.Env, id uuid.UUID, when string) {
+	t.Helper()
+	ctx := context.Background()
+	live, err := env.Store.Get(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,8 +425,8 @@ func TestADuplicateRefreshesTheCacheTheFirstDeliveryMissed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, v, ok, err := env.Cache.Get(ctx, a.ID.String())
+	got, v, ok, err := env.Cache.Get(ctx, id.String())
 	if err != nil || !ok || v != live.Version || string(got) != string(want) || live.SoldCount != 2 {
-		t.Errorf("after the redelivery the cache holds version %d (ok %v, %v):\n%s\nwant version %d:\n%s", v, ok, err, got, live.Version, want)
+		t.Errorf("%s the cache holds version %d (ok %v, %v):\n%s\nwant version %d:\n%s", when, v, ok, err, got, live.Version, want)
 	}
 }

@@ -101,6 +101,35 @@ const settleWait = time.Second
 var errBehindPooler = errors.New("settle a write in doubt: the pool's connections go through a pooler " +
 	"(their process ids are not their server processes'), so the write's process cannot be found")
 
+// errNotCommitted is ReadSettled's reason when the write did not commit.
+var errNotCommitted = errors.New("the write did not commit")
+
+// ReadSettled tells whether a write that failed with err committed after
+// all: when err holds a *Doubt (the COMMIT went out, its answer did not come
+// back), it settles the doubt (Settle) and runs read, which reads the row the
+// write made into the caller's variables and returns pgx.ErrNoRows when it is
+// not there. nil: the write committed, and the caller answers what read read
+// as a clean commit's answer (a 503 would invite a retry that the row, now
+// there, refuses). Otherwise err, joined with why it is still not known: no
+// doubt, a database that cannot tell (Settle never can behind a pooler), the
+// write not committed, or read's error.
+func ReadSettled(ctx context.Context, pool *pgxpool.Pool, err error, read func(context.Context) error) error {
+	var d *Doubt
+	if !errors.As(err, &d) {
+		return err
+	}
+	if serr := Settle(ctx, pool, err); serr != nil {
+		return errors.Join(err, serr)
+	}
+	if rerr := read(ctx); rerr != nil {
+		if errors.Is(rerr, pgx.ErrNoRows) {
+			rerr = errNotCommitted
+		}
+		return errors.Join(err, rerr)
+	}
+	return nil
+}
+
 // Settle ends the doubt err leaves (see Doubt): when err holds a *Doubt
 // whose backend still runs in this database, it terminates that backend and
 // waits, up to a second, for it to exit. Whatever the write did is then

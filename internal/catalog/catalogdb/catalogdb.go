@@ -160,34 +160,19 @@ func (s *Store) Create(ctx context.Context, p catalog.Product) (catalog.Product,
 	return p, nil
 }
 
-// errAbsent is settle's answer when the write in doubt did not commit.
-var errAbsent = errors.New("the write did not commit")
-
-// settle reads the product id after a write that failed with err. When err
-// leaves open whether the write committed (a *postgres.Doubt: the COMMIT
-// went out, its answer did not come back), it settles the doubt
-// (postgres.Settle) and reads the product, archived or not: the caller tells
-// from it whether its write committed, and answers it as a clean commit's. A
-// 503 would invite a retry that the product, now written, refuses (409
-// sku_taken for a create, 412 for an If-Match update). Any other error, a
-// product absent, or a database that cannot tell (postgres.Settle never can
-// behind a pooler) is an error, err joined with why, for the caller's 503.
+// settle reads the product id after a write that failed with err: when the
+// write's COMMIT answer was lost and it committed after all
+// (postgres.ReadSettled), the product, archived or not, which the caller
+// answers as a clean commit's (a 503 would invite a retry the product, now
+// written, refuses: 409 sku_taken for a create, 412 for an If-Match update);
+// otherwise an error, err joined with why, for the caller's 503.
 func (s *Store) settle(ctx context.Context, id uuid.UUID, err error) (catalog.Product, error) {
-	var d *postgres.Doubt
-	if !errors.As(err, &d) {
-		return catalog.Product{}, err
-	}
-	if serr := postgres.Settle(ctx, s.db, err); serr != nil {
-		return catalog.Product{}, errors.Join(err, serr)
-	}
-	p, rerr := scan(s.db.QueryRow(ctx, `SELECT `+columns+` FROM products WHERE id = $1`, id))
-	if errors.Is(rerr, pgx.ErrNoRows) {
-		rerr = errAbsent
-	}
-	if rerr != nil {
-		return catalog.Product{}, errors.Join(err, rerr)
-	}
-	return p, nil
+	var p catalog.Product
+	err = postgres.ReadSettled(ctx, s.db, err, func(ctx context.Context) (rerr error) {
+		p, rerr = scan(s.db.QueryRow(ctx, `SELECT `+columns+` FROM products WHERE id = $1`, id))
+		return rerr
+	})
+	return p, err
 }
 
 // Get returns a live product; a missing or archived one is fault.NotFound.

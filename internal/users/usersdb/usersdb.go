@@ -106,29 +106,17 @@ func (s *Store) create(ctx context.Context, reg users.Registration, role string)
 	return u, nil
 }
 
-// settle answers a registration whose transaction failed with err. When err
-// leaves open whether it committed (a *postgres.Doubt: the COMMIT went out,
-// its answer did not come back), it settles the doubt (postgres.Settle) and
-// reads the account id would have been: there, the registration committed,
-// its event with it, and the account is the answer, as a clean commit's. A
-// 503 would invite a retry that the account, now there, refuses as
-// email_taken. Absent, or when the database cannot tell (postgres.Settle
-// never can behind a pooler), and for any other error, it is
-// fault.Unavailable.
+// settle answers a registration whose transaction failed with err: when
+// its COMMIT's answer was lost and it committed after all
+// (postgres.ReadSettled), the account it created, as a clean commit's answer
+// (its event was written with it); otherwise fault.Unavailable.
 func (s *Store) settle(ctx context.Context, id uuid.UUID, err error) (users.User, error) {
-	var d *postgres.Doubt
-	if !errors.As(err, &d) {
+	var u users.User
+	if err := postgres.ReadSettled(ctx, s.db, err, func(ctx context.Context) (rerr error) {
+		u, rerr = scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
+		return rerr
+	}); err != nil {
 		return users.User{}, unavailable(err)
-	}
-	if serr := postgres.Settle(ctx, s.db, err); serr != nil {
-		return users.User{}, unavailable(errors.Join(err, serr))
-	}
-	u, rerr := scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
-	switch {
-	case errors.Is(rerr, pgx.ErrNoRows):
-		return users.User{}, unavailable(err)
-	case rerr != nil:
-		return users.User{}, unavailable(errors.Join(err, rerr))
 	}
 	return u, nil
 }

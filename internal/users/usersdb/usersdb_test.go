@@ -84,21 +84,7 @@ func TestRegisterWritesUserAndEventInOneTransaction(t *testing.T) {
 	if u.ID.Version() != 7 || u.Role != users.RoleCustomer || u.Email != "ann@example.com" || u.CreatedAt.IsZero() {
 		t.Fatalf("user = %+v, want a v7 id, role customer, the normalised email and a creation time", u)
 	}
-	got, err := s.Get(ctx, u.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(u, got); diff != "" {
-		t.Fatalf("Get (-registered +got):\n%s", diff)
-	}
-	pending, err := s.PendingEvents(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pending) != 1 {
-		t.Fatalf("outbox has %d rows, want 1", len(pending))
-	}
-	ev := pending[0]
+	ev := storedWithItsEvent(t, s, u)
 	if ev.Type != events.UserRegistered || ev.Subject != u.ID.String() || ev.Envelope.Source != users.EventSource ||
 		ev.Envelope.Type != events.UserRegistered || ev.Envelope.Subject != u.ID.String() || ev.Envelope.SpecVersion != "1.0" {
 		t.Fatalf("outbox row = %+v", ev)
@@ -349,20 +335,30 @@ func TestRegisterSettlesACommitInDoubt(t *testing.T) {
 			if u.ID.Version() != 7 || u.Role != users.RoleCustomer || u.Email != "dora@example.com" || u.Name != "Dora" || u.CreatedAt.IsZero() {
 				t.Fatalf("user = %+v, want the account registered", u)
 			}
-			got, err := s.Get(ctx, u.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(u, got); diff != "" {
-				t.Fatalf("Get (-registered +got):\n%s", diff)
-			}
-			pending, err := s.PendingEvents(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(pending) != 1 || pending[0].Subject != u.ID.String() {
-				t.Fatalf("outbox = %+v, want the registration's one event", pending)
+			if ev := storedWithItsEvent(t, s, u); ev.Subject != u.ID.String() {
+				t.Fatalf("outbox row = %+v, want the registration's event", ev)
 			}
 		})
 	}
+}
+
+// storedWithItsEvent checks that Get reads u back as registered and that the
+// outbox holds one event, which it returns.
+func storedWithItsEvent(t *testing.T, s *usersdb.Store, u users.User) usersdb.PendingEvent {
+	t.Helper()
+	got, err := s.Get(context.Background(), u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(u, got); diff != "" {
+		t.Fatalf("Get (-registered +got):\n%s", diff)
+	}
+	pending, err := s.PendingEvents(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 {
+		t.Fatalf("outbox has %d rows, want 1", len(pending))
+	}
+	return pending[0]
 }
