@@ -50,7 +50,10 @@ type Response struct {
 // optional); it admits only the internal callers routes.Table names
 // for it (fnhttp.CheckInternal: 401, 403). It answers
 // 200 after the effect is durable, 4xx for an event it can never process and
-// 5xx when the database or Meilisearch failed (the connector retries).
+// 5xx when the database failed or, for product.changed.v1, Meilisearch did
+// (the connector retries); a stock.changed.v1 whose push to Meilisearch
+// failed is 200 with "indexed": false, since the product.changed.v1 committed
+// with the stock pushes it again.
 func New(d *catalogenv.Deps, internal *auth.InternalVerifier) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /", fnhttp.Adapt(d.Log, func(w http.ResponseWriter, r *http.Request) error {
