@@ -48,8 +48,9 @@ func TestClearCart(t *testing.T) {
 		h.ServeHTTP(rec, req)
 		return rec.Code
 	}
-	if code := del(""); code != http.StatusUnauthorized {
-		t.Fatalf("without token: %d, want 401", code)
+	fntest.Problem(t, fntest.Do(t, h, http.MethodDelete, "/api/v1/cart", "", ""), http.StatusUnauthorized, "unauthenticated")
+	if lines, err := store.Lines(ctx, alice); err != nil || len(lines) != 1 {
+		t.Fatalf("alice's cart after a clear without a token = %v, %v; want it kept", lines, err)
 	}
 	if code := del("Bearer " + tok); code != http.StatusNoContent {
 		t.Fatalf("clear: %d, want 204", code)
@@ -126,5 +127,38 @@ func TestClearCartReachesATLSRedisOnlyWithItsCA(t *testing.T) {
 				t.Errorf("the cart after = %v, %v; want %d lines", lines, err, tt.kept)
 			}
 		})
+	}
+}
+
+// While the cart store's Redis is away (stopped: every connection closed, new
+// ones refused) clear-cart answers 503 unavailable, never 204, and the cart
+// stays; once Redis is back (restarted) the same handler, not rebuilt,
+// empties it.
+func TestARedisOutageIsUnavailableNotCleared(t *testing.T) {
+	store, proxy, direct := cartredistest.Proxied(t, time.Hour)
+	tokens := fntest.Tokens(t, 0)
+	h := New(store, tokens, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	alice, product := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	if err := direct.SetLine(ctx, alice, product, 3, 50); err != nil {
+		t.Fatal(err)
+	}
+	bearer := fntest.Bearer(t, tokens, alice, auth.RoleCustomer)
+	del := func() *httptest.ResponseRecorder {
+		return fntest.Do(t, h, http.MethodDelete, "/api/v1/cart", "", "", "Authorization", bearer)
+	}
+
+	proxy.Cut()
+	fntest.Problem(t, del(), http.StatusServiceUnavailable, "unavailable")
+	if lines, err := direct.Lines(ctx, alice); err != nil || len(lines) != 1 {
+		t.Fatalf("the cart after a refused clear = %v, %v; want its line", lines, err)
+	}
+
+	proxy.Restore()
+	if w := del(); w.Code != http.StatusNoContent {
+		t.Fatalf("clear once Redis is back: %d %s, want 204", w.Code, w.Body)
+	}
+	if lines, err := direct.Lines(ctx, alice); err != nil || len(lines) != 0 {
+		t.Fatalf("the cart after the clear = %v, %v; want none", lines, err)
 	}
 }

@@ -154,9 +154,8 @@ func TestUsersSeeOnlyTheirOwnCart(t *testing.T) {
 	// A token for another user id signed with another key is refused.
 	other, _, _ := auth.NewTestKeys(0)
 	forged, _ := other.Issue(aliceID, auth.RoleCustomer)
-	if status, _ := e.get(t, "Bearer "+forged); status != http.StatusUnauthorized {
-		t.Fatalf("forged token: status %d, want 401", status)
-	}
+	fntest.Problem(t, fntest.Do(t, e.h, http.MethodGet, "/api/v1/cart", "", "", "Authorization", "Bearer "+forged),
+		http.StatusUnauthorized, "unauthenticated")
 }
 
 func TestCatalogDownIsUnavailable(t *testing.T) {
@@ -165,9 +164,8 @@ func TestCatalogDownIsUnavailable(t *testing.T) {
 	aliceID, alice := e.user(t)
 	e.add(t, aliceID, mug.ID, 1)
 	e.catalog.SetDown(true)
-	if status, _ := e.get(t, alice); status != http.StatusServiceUnavailable {
-		t.Fatalf("status %d, want 503", status)
-	}
+	fntest.Problem(t, fntest.Do(t, e.h, http.MethodGet, "/api/v1/cart", "", "", "Authorization", alice),
+		http.StatusServiceUnavailable, "unavailable")
 	// Nothing was dropped because the catalog was down.
 	e.catalog.SetDown(false)
 	if _, v := e.get(t, alice); len(v.Items) != 1 {
@@ -209,5 +207,36 @@ func TestAMixedCartNamesTheProductsOfEachCurrency(t *testing.T) {
 	}
 	if !strings.Contains(p.Detail, "USD: "+mug.ID.String()) || !strings.Contains(p.Detail, "EUR: "+tasse.ID.String()) {
 		t.Errorf("detail %q does not name the products of each currency", p.Detail)
+	}
+}
+
+// While the cart store's Redis is away (stopped: every connection closed, new
+// ones refused) get-cart answers 503 unavailable, never an empty cart; once
+// Redis is back (restarted) the same handler, not rebuilt, answers the cart
+// as it was.
+func TestARedisOutageIsUnavailableNotAnEmptyCart(t *testing.T) {
+	store, proxy, _ := cartredistest.Proxied(t, time.Hour)
+	catalog := catalogtest.New(t)
+	tokens := fntest.Tokens(t, 0)
+	log := slog.New(slog.DiscardHandler)
+	svc := cartsvc.New(store, catalog.Client(t), log)
+	h := New(svc, tokens, log)
+	mug := catalog.Add("MUG", 1299, "USD")
+	id := uuid.Must(uuid.NewV7())
+	alice := fntest.Bearer(t, tokens, id, auth.RoleCustomer)
+	if _, err := svc.SetItem(context.Background(), id, mug.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	get := func() *httptest.ResponseRecorder {
+		return fntest.Do(t, h, http.MethodGet, "/api/v1/cart", "", "", "Authorization", alice)
+	}
+
+	proxy.Cut()
+	fntest.Problem(t, get(), http.StatusServiceUnavailable, "unavailable")
+
+	proxy.Restore()
+	want := cart.View{Items: []cart.ItemView{{ProductID: mug.ID, Quantity: 2, UnitPrice: usd(1299), LineTotal: usd(2598)}}, Total: usd(2598)}
+	if diff := cmp.Diff(want, fntest.JSON[cart.View](t, get(), http.StatusOK)); diff != "" {
+		t.Errorf("the cart once Redis is back (-want +got):\n%s", diff)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -465,5 +466,60 @@ func TestRemovingALineOfAMixedCartIsAnsweredAsWritten(t *testing.T) {
 	wantView := cart.View{Items: []cart.ItemView{{ProductID: mug.ID, Quantity: 1, UnitPrice: usd(1299), LineTotal: usd(1299)}}, Total: usd(1299)}
 	if diff := cmp.Diff(wantView, v); status != 200 || diff != "" {
 		t.Fatalf("removing the other currency's line: %d %q (-want +got):\n%s", status, code, diff)
+	}
+}
+
+// While the cart store's Redis is away (stopped: every connection closed, new
+// ones refused) an add, a change and a removal each answer 503 unavailable
+// and leave the stored cart as it was; once Redis is back (restarted) the
+// same handler, not rebuilt, writes again.
+func TestARedisOutageIsUnavailableAndWritesNothing(t *testing.T) {
+	store, proxy, direct := cartredistest.Proxied(t, time.Hour)
+	catalog := catalogtest.New(t)
+	tokens := fntest.Tokens(t, 0)
+	log := slog.New(slog.DiscardHandler)
+	h := New(cartsvc.New(store, catalog.Client(t), log), tokens, log)
+	mug := catalog.Add("MUG", 1299, "USD")
+	pen := catalog.Add("PEN", 250, "USD")
+	id := uuid.Must(uuid.NewV7())
+	alice := fntest.Bearer(t, tokens, id, auth.RoleCustomer)
+	put := func(product uuid.UUID, body string) *httptest.ResponseRecorder {
+		return fntest.Do(t, h, http.MethodPut, "/api/v1/cart/items/"+product.String(), "application/json", body, "Authorization", alice)
+	}
+	stored := func() []cart.Line {
+		t.Helper()
+		lines, err := direct.Lines(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lines
+	}
+	fntest.JSON[cart.View](t, put(mug.ID, `{"quantity":2}`), http.StatusOK)
+	want := []cart.Line{{ProductID: mug.ID, Quantity: 2}}
+
+	proxy.Cut()
+	for _, tt := range []struct {
+		name    string
+		product uuid.UUID
+		body    string
+	}{{"add", pen.ID, `{"quantity":1}`}, {"change", mug.ID, `{"quantity":5}`}, {"remove", mug.ID, `{"quantity":0}`}} {
+		t.Run(tt.name, func(t *testing.T) {
+			fntest.Problem(t, put(tt.product, tt.body), http.StatusServiceUnavailable, "unavailable")
+			if diff := cmp.Diff(want, stored()); diff != "" {
+				t.Errorf("stored cart after a refused %s (-want +got):\n%s", tt.name, diff)
+			}
+		})
+	}
+
+	proxy.Restore()
+	v := fntest.JSON[cart.View](t, put(pen.ID, `{"quantity":1}`), http.StatusOK)
+	want = []cart.Line{{ProductID: mug.ID, Quantity: 2}, {ProductID: pen.ID, Quantity: 1}}
+	if len(v.Items) != 2 || v.Total != usd(2*1299+250) {
+		t.Errorf("the cart answered once Redis is back: %+v, want the mug and the pen", v)
+	}
+	got := stored()
+	slices.SortFunc(want, func(a, b cart.Line) int { return slices.Compare(a.ProductID[:], b.ProductID[:]) })
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("stored cart once Redis is back (-want +got):\n%s", diff)
 	}
 }

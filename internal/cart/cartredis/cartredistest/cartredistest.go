@@ -16,6 +16,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/cart/cartredis"
 	"github.com/shopfaas/shop/internal/redisconn"
+	"github.com/shopfaas/shop/internal/tcpproxy"
 )
 
 // Addr is the Redis server tests use.
@@ -52,4 +53,22 @@ func New(tb testing.TB, ttl time.Duration) (*cartredis.Store, *redis.Client, car
 		}
 	})
 	return cartredis.New(rdb, cfg), rdb, cfg
+}
+
+// Proxied returns a store as New does whose client reaches Redis through a
+// proxy, so that a test can take Redis away (proxy.Cut: every connection
+// closed, new ones refused, as a Redis that stopped) and bring it back
+// (proxy.Restore, as one restarted), and direct, a store on the same carts
+// that reaches Redis directly, to see what was written meanwhile.
+func Proxied(tb testing.TB, ttl time.Duration) (proxied *cartredis.Store, proxy *tcpproxy.Proxy, direct *cartredis.Store) {
+	tb.Helper()
+	direct, _, cfg := New(tb, ttl)
+	proxy = tcpproxy.New(tb, cfg.Redis.Addr)
+	cfg.Redis.Addr = proxy.Addr()
+	rdb, err := cartredis.NewClient(context.Background(), cfg.Redis)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = rdb.Close() })
+	return cartredis.New(rdb, cfg), proxy, direct
 }
