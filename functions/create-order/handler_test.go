@@ -18,11 +18,13 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/cart"
 	"github.com/shopfaas/shop/internal/cart/cartredis"
 	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
 	"github.com/shopfaas/shop/internal/catalogclient/catalogtest"
@@ -254,6 +256,58 @@ func TestCartIsEmptiedOnlyAfterConfirmation(t *testing.T) {
 	}
 	if lines, err := f.carts.Lines(ctx, buyer.UserID); err != nil || len(lines) != 0 {
 		t.Fatalf("cart after confirmation: %v %v", lines, err)
+	}
+}
+
+// A cart checkout retried with its Idempotency-Key replays its first answer
+// and takes nothing more from the cart: retried once the cart is empty it is
+// the replayed 201, not 422 cart_empty, and retried after the customer set
+// the ordered line again (the same quantity) that line stays, with one order
+// and one charge in all.
+func TestACartCheckoutRetriedWithItsKeyTakesTheCartOnce(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	buyer := orderstest.NewUser(t, f.tokens, auth.RoleCustomer)
+	body := `{"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"S","postal_code":"1","country":"US"},"payment":{"token":"tok_visa"}}`
+	stored := func() []cart.Line {
+		t.Helper()
+		lines, err := f.carts.Lines(ctx, buyer.UserID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lines
+	}
+	if err := f.carts.SetLine(ctx, buyer.UserID, f.product, 3, 50); err != nil {
+		t.Fatal(err)
+	}
+	first := f.post(buyer, body, "cart-once")
+	if first.Code != http.StatusCreated {
+		t.Fatalf("cart order: %d %s", first.Code, first.Body)
+	}
+	if lines := stored(); len(lines) != 0 {
+		t.Fatalf("cart after the order: %v, want it empty", lines)
+	}
+	replayed := func(when string) {
+		t.Helper()
+		rec := f.post(buyer, body, "cart-once")
+		if rec.Code != http.StatusCreated || rec.Body.String() != first.Body.String() || rec.Header().Get("Idempotent-Replayed") != "true" {
+			t.Fatalf("retry %s: %d %v %s; want the first answer replayed: %s", when, rec.Code, rec.Header(), rec.Body, first.Body)
+		}
+	}
+	replayed("with the cart empty")
+	if err := f.carts.SetLine(ctx, buyer.UserID, f.product, 3, 50); err != nil {
+		t.Fatal(err)
+	}
+	replayed("with the ordered line set again")
+	if diff := cmp.Diff([]cart.Line{{ProductID: f.product, Quantity: 3}}, stored()); diff != "" {
+		t.Errorf("cart after the retries (-want +got):\n%s", diff)
+	}
+	var n int
+	if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM orders`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("%d orders (%v), want 1", n, err)
+	}
+	if c := f.svc.Counts(); c.Charges != 1 {
+		t.Errorf("%d charges, want 1", c.Charges)
 	}
 }
 
