@@ -174,7 +174,14 @@ type Processor interface {
 	// (the order's user) as the charge's metadata. A decline is a Result
 	// with OutcomeDeclined, not an error.
 	Charge(ctx context.Context, idempotencyKey string, amount Money, token string, customer uuid.UUID) (Result, error)
-	// Refund gives back amount of the charge providerRef in full.
+	// Refund gives back amount of the charge providerRef in full, once per
+	// charge whatever the key: a charge already refunded under another key
+	// (by hand at the processor's dashboard, say) answers OutcomeRefunded
+	// with its first refund's Reference and moves no money, and Service
+	// records that as the order's refund. A real processor's adapter maps
+	// its refusal (Stripe: charge_already_refunded) onto that answer with
+	// the charge's refund it looks up; an error instead would leave the
+	// compensation retrying for ever.
 	Refund(ctx context.Context, idempotencyKey, providerRef string, amount Money) (Result, error)
 	// Void makes sure a charge key never captures: when the key has an entry
 	// it answers it (the charge landed first), otherwise it records under

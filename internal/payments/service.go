@@ -313,7 +313,9 @@ func (s *Service) settleRefunded(ctx context.Context, orderID uuid.UUID, res Res
 // its side: the row is deleted and answered as unrecorded does). The answer
 // is the payment with status "refunded", or unchanged with status "declined"
 // when there was nothing to refund, or Status StatusNone when the order was
-// never charged. Errors: processor_unavailable (503/504) when the processor
+// never charged. A charge refunded by hand at the processor is not refunded
+// again: the processor answers its first refund (Processor.Refund), which is
+// recorded as the payment's refund. Errors: processor_unavailable (503/504) when the processor
 // could not be asked; retrying is safe.
 func (s *Service) Refund(ctx context.Context, orderID uuid.UUID) (Payment, error) {
 	if orderID == uuid.Nil {

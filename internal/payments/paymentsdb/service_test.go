@@ -624,3 +624,40 @@ func TestAFailedReleaseKeepsTheProcessorCallsClassification(t *testing.T) {
 		t.Errorf("answer %v does not carry the failed release", err)
 	}
 }
+
+// A charge refunded by hand at the processor (its dashboard, under a key of
+// its own), then refunded by the shop's compensation under the order's
+// refund key: the processor refuses a second refund of the charge and
+// answers the first (Processor.Refund), and Refund records that answer, the
+// hand refund's reference, as the payment's refund. Until 2026-12-07 the
+// simulator paid the money back a second time (a real processor would have
+// refused, charge_already_refunded, and the compensation never settled).
+func TestARefundMadeByHandAtTheProcessorIsTheRefund(t *testing.T) {
+	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
+	ctx := context.Background()
+	req := chargeReq(simulator.TokenVisa)
+	charged, err := f.svc.Charge(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byHand, err := simulator.New(f.ledger, simulator.Config{}).Refund(ctx, "dashboard:"+uuid.NewString(), charged.ProviderRef, usd)
+	if err != nil || byHand.Outcome != payments.OutcomeRefunded || byHand.Reference == "" {
+		t.Fatalf("refund by hand: %+v %v", byHand, err)
+	}
+	for i := range 2 {
+		p, err := f.svc.Refund(ctx, req.OrderID)
+		if err != nil || p.Status != payments.StatusRefunded || p.ID != charged.ID || p.ProviderRef != charged.ProviderRef {
+			t.Fatalf("shop's refund %d: %+v %v, want the payment refunded", i+1, p, err)
+		}
+	}
+	if got := f.count(t, "refund"); got != 1 {
+		t.Errorf("the processor made %d refunds of the charge, want 1 (the one by hand)", got)
+	}
+	var refundRef string
+	if err := f.pool.QueryRow(ctx, `SELECT refund_ref FROM payments WHERE order_id = $1`, req.OrderID).Scan(&refundRef); err != nil {
+		t.Fatal(err)
+	}
+	if refundRef != byHand.Reference {
+		t.Errorf("refund_ref %q, want the refund by hand's %q", refundRef, byHand.Reference)
+	}
+}

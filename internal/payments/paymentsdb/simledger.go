@@ -27,11 +27,15 @@ var _ simulator.Ledger = (*SimLedger)(nil)
 
 const simColumns = `idempotency_key, kind, outcome, reference, decline_code, charge_ref, amount, currency, customer`
 
-// Record stores e unless its key is recorded; the stored entry is returned
-// either way, so concurrent twins agree on one outcome. One statement inserts
-// and answers the stored entry; only when a concurrent twin inserted the key
-// after the statement's snapshot was taken (it waited for that insert to
-// commit, then saw neither row) is the entry read again.
+// Record stores e unless its key is recorded, or, for a refund, unless its
+// charge (e.ChargeRef) has a refund already; the stored entry is returned
+// either way — the key's, else the charge's refund — so concurrent twins
+// agree on one outcome, and two refunds of a charge under different keys on
+// one refund (the partial unique index of migration 0004 keeps a charge to
+// one refund entry). One statement inserts and answers the stored entry;
+// only when a concurrent twin inserted the key or the charge's refund after
+// the statement's snapshot was taken (it waited for that insert to commit,
+// then saw neither row) is the entry read again.
 //
 // The insert commits asynchronously (synchronous_commit off), in one round
 // trip with its BEGIN and COMMIT: the simulator stands for a remote
@@ -54,11 +58,13 @@ func (l *SimLedger) Record(ctx context.Context, e simulator.Entry) (simulator.En
 	b.Queue("set local synchronous_commit = off")
 	b.Queue(`WITH ins AS (
 			INSERT INTO processor_sim_entries (`+simColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (idempotency_key) DO NOTHING
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING
 			RETURNING `+simColumns+`)
-		SELECT `+simColumns+` FROM ins
-		UNION ALL
-		SELECT `+simColumns+` FROM processor_sim_entries WHERE idempotency_key = $1 AND NOT EXISTS (SELECT 1 FROM ins)`,
+		SELECT `+simColumns+` FROM (
+			SELECT 0 AS rank, `+simColumns+` FROM ins
+			UNION ALL
+			`+storedOrFirstRefund("$1", "$2", "$6")+`) AS found
+		ORDER BY rank LIMIT 1`,
 		e.Key, e.Kind, string(e.Outcome), e.Reference, e.DeclineCode, e.ChargeRef, e.Amount.Amount, e.Amount.Currency,
 		e.Customer).
 		QueryRow(func(row pgx.Row) error {
@@ -72,12 +78,23 @@ func (l *SimLedger) Record(ctx context.Context, e simulator.Entry) (simulator.En
 		return stored, fmt.Errorf("simulator ledger: %w", err)
 	}
 	if !found {
-		stored, found, err = l.Find(ctx, e.Key)
+		stored, found, err = l.find(ctx, `SELECT `+simColumns+` FROM (`+storedOrFirstRefund("$1", "$2", "$3")+`) AS found ORDER BY rank LIMIT 1`,
+			e.Key, e.Kind, e.ChargeRef)
 	}
 	if err == nil && !found {
 		err = fmt.Errorf("simulator ledger: entry %s vanished", e.Key)
 	}
 	return stored, err
+}
+
+// storedOrFirstRefund selects, ranked, the entry stored under the key
+// (placeholder key), then, when kind is "refund", the refund of the charge
+// (placeholder charge): what Record answers when its insert did nothing.
+func storedOrFirstRefund(key, kind, charge string) string {
+	return `SELECT 1 AS rank, ` + simColumns + ` FROM processor_sim_entries WHERE idempotency_key = ` + key + `
+			UNION ALL
+			SELECT 2, ` + simColumns + ` FROM processor_sim_entries
+			WHERE ` + kind + `::text = 'refund' AND kind = 'refund' AND charge_ref = ` + charge
 }
 
 // Void stores e unless its key is recorded, like Record, and answers the

@@ -141,3 +141,41 @@ func TestSimulatorFaultInjection(t *testing.T) {
 		t.Errorf("config: %+v %v", cfg, err)
 	}
 }
+
+// A charge is refunded once, whatever the keys: a refund under another key
+// of a charge already refunded answers the first refund (its reference), as
+// Processor.Refund says, and so do concurrent refunds under different keys.
+func TestSimulatorRefundsAChargeOnce(t *testing.T) {
+	ctx := context.Background()
+	ledger := paymentsdb.NewSimLedger(pgtest.Open(t, paymentsdb.Migrations()))
+	sim := simulator.New(ledger, simulator.Config{})
+	for round := range 5 {
+		charge, err := sim.Charge(ctx, fmt.Sprintf("charge-%d", round), usd, simulator.TokenVisa, uuid.Nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]payments.Result, 6)
+		errs := make([]error, len(got))
+		var wg sync.WaitGroup
+		for i := range got {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got[i], errs[i] = sim.Refund(ctx, fmt.Sprintf("refund-%d-%d", round, i), charge.Reference, usd)
+			}()
+		}
+		wg.Wait()
+		for i := range got {
+			if errs[i] != nil || got[i].Outcome != payments.OutcomeRefunded || got[i].Reference != got[0].Reference {
+				t.Fatalf("round %d, refund %d: %+v %v, want %+v", round, i, got[i], errs[i], got[0])
+			}
+		}
+		again, err := sim.Refund(ctx, fmt.Sprintf("refund-%d-late", round), charge.Reference, usd)
+		if err != nil || again != got[0] {
+			t.Errorf("a later refund under another key: %+v %v, want %+v", again, err, got[0])
+		}
+	}
+	if n, err := ledger.Count(ctx, "refund"); err != nil || n != 5 {
+		t.Errorf("%d refunds for 5 charges (%v)", n, err)
+	}
+}

@@ -2,7 +2,9 @@ package paymentsenv_test
 
 import (
 	"context"
+	"io/fs"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,11 +49,12 @@ func TestLoadLogsAMigrationRetryThroughItsLogger(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	// The last migration is pending again, and recording it (an INSERT into
-	// schema_migrations) waits behind a SHARE lock held until the retry's
-	// warning is seen.
-	if _, err := pool.Exec(ctx, `DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)`); err != nil {
-		t.Fatal(err)
+	// The last migration that runs in a transaction (only those are tried
+	// again under a lock timeout; a postgres.NoTransaction file is not) is
+	// pending again, and recording it (an INSERT into schema_migrations)
+	// waits behind a SHARE lock held until the retry's warning is seen.
+	if tag, err := pool.Exec(ctx, `DELETE FROM schema_migrations WHERE name = $1`, lastInATransaction(t)); err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("make the migration pending again: %v (%d rows)", err, tag.RowsAffected())
 	}
 	holder, err := pool.Begin(ctx)
 	if err != nil {
@@ -87,4 +90,26 @@ func TestLoadLogsAMigrationRetryThroughItsLogger(t *testing.T) {
 			t.Errorf("retry warning %s: want function charge-payment, bundle payments", strings.TrimSpace(l))
 		}
 	}
+}
+
+// lastInATransaction names the newest migration of the payments database
+// that does not start with postgres.NoTransaction.
+func lastInATransaction(t *testing.T) string {
+	t.Helper()
+	files, err := fs.Glob(paymentsdb.Migrations(), "*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(files)
+	for _, f := range slices.Backward(files) {
+		b, err := fs.ReadFile(paymentsdb.Migrations(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(b), postgres.NoTransaction) {
+			return f
+		}
+	}
+	t.Fatal("no payments migration runs in a transaction")
+	return ""
 }

@@ -54,8 +54,11 @@ type Entry struct {
 
 // Ledger keeps the simulator's records durably.
 type Ledger interface {
-	// Record stores e unless its key is already recorded, and returns the
-	// entry stored under the key either way (the first one wins).
+	// Record stores e unless its key is already recorded, or, for a refund,
+	// unless its charge (ChargeRef) has a refund already, and returns the
+	// entry stored under the key, else the charge's refund, either way (the
+	// first one wins): a charge has one refund, whatever the keys, also when
+	// refunds under different keys race.
 	Record(ctx context.Context, e Entry) (Entry, error)
 	// Find returns the entry of key; found is false when there is none.
 	Find(ctx context.Context, key string) (e Entry, found bool, err error)
@@ -178,9 +181,11 @@ func (s *Simulator) Charge(ctx context.Context, key string, amount payments.Mone
 	return s.leave(ctx, hang, result(e))
 }
 
-// Refund gives back a captured charge in full, once per idempotency key.
-// Refunding an unknown or declined charge, or another amount, is refused as
-// fault.Invalid.
+// Refund gives back a captured charge in full, once per idempotency key and
+// once per charge: a charge already refunded under another key (by hand at
+// the processor, say) answers its first refund, reference included, and
+// moves no money again (payments.Processor.Refund). Refunding an unknown or
+// declined charge, or another amount, is refused as fault.Invalid.
 func (s *Simulator) Refund(ctx context.Context, key, chargeRef string, amount payments.Money) (payments.Result, error) {
 	hang, err := s.enter(ctx)
 	if err != nil {

@@ -1,0 +1,12 @@
+-- migrate: no transaction
+-- The simulator refunds a charge once, whatever the refund's idempotency key,
+-- as a real processor does (Stripe: charge_already_refunded): a refund of a
+-- charge already refunded (by hand at the processor, under a key of its own)
+-- answers the first refund (payments.Processor.Refund). This index keeps the
+-- simulator's ledger to one refund entry per charge, also when two refunds of
+-- a charge under different keys race (SimLedger.Record answers the first),
+-- and finds a charge's refund. It is built concurrently, outside a
+-- transaction (postgres.NoTransaction), so that charges go on while it builds
+-- on a ledger that holds every charge ever made; a build that failed leaves
+-- an invalid index, which the next start drops and builds again.
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS processor_sim_entries_refund_of_charge ON processor_sim_entries (charge_ref) WHERE kind = 'refund';
