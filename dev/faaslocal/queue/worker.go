@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -236,9 +237,9 @@ func (w *Worker) Stop() {
 }
 
 // run waits for its turn (MaxInflight calls at once), invokes c and posts
-// the answer to its callback, with X-Call-Id, X-Function-Name,
-// X-Function-Status and X-Duration-Seconds as the OpenFaaS queue-worker
-// does, then removes c from the journal. A call cut short by Stop, waiting
+// the answer to its callback, with the function's answer headers and
+// X-Call-Id, X-Function-Name, X-Function-Status and X-Duration-Seconds as
+// the OpenFaaS queue-worker does, then removes c from the journal. A call cut short by Stop, waiting
 // for its turn, in its invocation or in its callback, stays in the journal.
 func (w *Worker) run(c Call) {
 	select {
@@ -276,8 +277,11 @@ func (w *Worker) answer(c Call, status int, header http.Header, body []byte, too
 		w.cfg.Log.Warn("async callback not posted", "function", c.Function, "call_id", c.CallID, "err", err.Error())
 		return true
 	}
-	if ct := header.Get("Content-Type"); ct != "" {
-		req.Header.Set("Content-Type", ct)
+	// The function's answer headers, as the queue-worker copies them
+	// (ETag, Location, its own headers: the callback is the only place the
+	// caller sees the answer), then the worker's own over them.
+	for k, v := range header {
+		req.Header[k] = slices.Clone(v)
 	}
 	req.Header.Set("X-Call-Id", c.CallID)
 	req.Header.Set("X-Function-Name", c.Function)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -310,4 +311,58 @@ func TestStopLeavesWaitingCallsToTheJournal(t *testing.T) {
 	if n, ran := entries(dir), invoked.Load(); n != 4 || ran != 1 {
 		t.Errorf("journal holds %d entries after Stop, %d calls invoked; want 4 (waiting) and 1", n, ran)
 	}
+}
+
+// A callback carries the function's answer headers, as the OpenFaaS
+// queue-worker copies them onto its POST (the callback is the only place
+// the caller sees the answer: its ETag, its Location, its own headers), with
+// the worker's X-Call-Id, X-Function-Name and X-Function-Status over any
+// the function wrote.
+func TestACallbackCarriesTheFunctionsAnswerHeaders(t *testing.T) {
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("ETag", `"v7"`)
+		h.Set("Location", "/jobs/42")
+		h["X-Job-Step"] = []string{"parsed", "stored"}
+		h.Set("X-Call-Id", "forged-by-the-function")
+		h.Set("X-Function-Status", "299")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, `{"id":42}`)
+	}))
+	defer fn.Close()
+	got := make(chan http.Header, 1)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+	}))
+	defer target.Close()
+	dir := t.TempDir()
+	fns := oneFunction{strings.TrimPrefix(fn.URL, "http://")}
+	w := queue.NewWorker(queue.Config{Journal: openJournal(t, dir), Functions: fns, Replicas: fns})
+	defer w.Stop()
+	c := call("headers")
+	c.Callback = target.URL + "/cb"
+	if err := w.Enqueue(c); err != nil {
+		t.Fatal(err)
+	}
+	var h http.Header
+	select {
+	case h = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the callback was never posted")
+	}
+	for name, want := range map[string][]string{
+		"Content-Type":      {"application/json"},
+		"Etag":              {`"v7"`},
+		"Location":          {"/jobs/42"},
+		"X-Job-Step":        {"parsed", "stored"},
+		"X-Call-Id":         {"headers"},
+		"X-Function-Name":   {"echo"},
+		"X-Function-Status": {"201"},
+	} {
+		if v := h.Values(name); !slices.Equal(v, want) {
+			t.Errorf("callback's %s: %q, want %q", name, v, want)
+		}
+	}
+	waitEntries(t, dir, 0)
 }
