@@ -18,7 +18,8 @@ import (
 	"github.com/shopfaas/shop/internal/gatewayurl"
 )
 
-// maxResponse caps what the worker reads of a function's answer.
+// maxResponse caps what the worker keeps of a function's answer; a longer
+// one is answered 502 rather than posted cut short.
 const maxResponse = 8 << 20
 
 // Functions is what the worker asks of the function store.
@@ -319,7 +320,8 @@ func (w *Worker) done(c Call) {
 
 // invoke calls a replica of c's function; failures become the status the
 // synchronous path would answer (404 not deployed, 503 no replica available,
-// 502 unreachable, 504 past Timeout). A function scaled to zero is woken
+// 502 unreachable, 504 past Timeout), and an answer longer than maxResponse
+// is 502 too. A function scaled to zero is woken
 // first, as the synchronous path wakes it.
 func (w *Worker) invoke(ctx context.Context, c Call) (int, http.Header, []byte) {
 	if !w.cfg.Functions.Invoked(c.Function) {
@@ -351,7 +353,7 @@ func (w *Worker) invoke(ctx context.Context, c Call) (int, http.Header, []byte) 
 		return http.StatusBadGateway, http.Header{}, []byte("function unreachable")
 	}
 	defer res.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(res.Body, maxResponse))
+	b, err := io.ReadAll(io.LimitReader(res.Body, maxResponse+1))
 	switch {
 	case err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		// The function answered its headers, then ran past Timeout in its
@@ -359,6 +361,12 @@ func (w *Worker) invoke(ctx context.Context, c Call) (int, http.Header, []byte) 
 		return http.StatusGatewayTimeout, http.Header{}, []byte("function timed out")
 	case err != nil:
 		return http.StatusBadGateway, http.Header{}, []byte("function unreachable")
+	case len(b) > maxResponse:
+		// Posted cut, under the function's status, it would read as the
+		// whole answer.
+		w.cfg.Log.Warn("async call: the function's answer is longer than the queue keeps",
+			"function", c.Function, "call_id", c.CallID, "limit_bytes", maxResponse)
+		return http.StatusBadGateway, http.Header{}, []byte("the function's answer exceeds 8 MiB, more than the local queue keeps")
 	}
 	return res.StatusCode, res.Header, b
 }

@@ -366,3 +366,44 @@ func TestACallbackCarriesTheFunctionsAnswerHeaders(t *testing.T) {
 	}
 	waitEntries(t, dir, 0)
 }
+
+// An answer longer than the worker keeps (8 MiB) is not posted cut short
+// under the function's own status, as if it were the whole answer: the
+// callback gets 502 and a body that says why.
+func TestAnAnswerTooLongToKeepIsNotPostedCut(t *testing.T) {
+	const kept = 8 << 20 // the worker's maxResponse
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = w.Write(make([]byte, kept+1))
+	}))
+	defer fn.Close()
+	type answer struct {
+		status string
+		body   []byte
+	}
+	got := make(chan answer, 1)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- answer{r.Header.Get("X-Function-Status"), b}
+	}))
+	defer target.Close()
+	dir := t.TempDir()
+	fns := oneFunction{strings.TrimPrefix(fn.URL, "http://")}
+	w := queue.NewWorker(queue.Config{Journal: openJournal(t, dir), Functions: fns, Replicas: fns})
+	defer w.Stop()
+	c := call("long")
+	c.Callback = target.URL + "/cb"
+	if err := w.Enqueue(c); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-got:
+		if a.status != "502" || len(a.body) >= kept || !strings.Contains(string(a.body), "8 MiB") {
+			t.Errorf("callback: X-Function-Status %s with a body of %d bytes (%.40q), want 502 saying the answer exceeds 8 MiB",
+				a.status, len(a.body), a.body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the callback was never posted")
+	}
+	waitEntries(t, dir, 0)
+}
