@@ -320,8 +320,8 @@ func (w *Worker) done(c Call) {
 
 // invoke calls a replica of c's function; failures become the status the
 // synchronous path would answer (404 not deployed, 503 no replica available,
-// 502 unreachable, 504 past Timeout), and an answer longer than maxResponse
-// is 502 too. A function scaled to zero is woken
+// 500 no answer from the replica, 504 past Timeout); an answer cut short, or
+// longer than maxResponse, is 502. A function scaled to zero is woken
 // first, as the synchronous path wakes it.
 func (w *Worker) invoke(ctx context.Context, c Call) (int, http.Header, []byte) {
 	if !w.cfg.Functions.Invoked(c.Function) {
@@ -350,7 +350,13 @@ func (w *Worker) invoke(ctx context.Context, c Call) (int, http.Header, []byte) 
 		return http.StatusGatewayTimeout, http.Header{}, []byte("function timed out")
 	}
 	if err != nil {
-		return http.StatusBadGateway, http.Header{}, []byte("function unreachable")
+		// No answer at all: as faas-provider's proxy answers a synchronous
+		// call (the gateway's forwarder too), and what production's
+		// queue-worker, which invokes through the gateway, posts.
+		h := http.Header{}
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		h.Set("X-OpenFaaS-Internal", "proxy")
+		return http.StatusInternalServerError, h, fmt.Appendf(nil, "Can't reach service for: %s.\n", c.Function)
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(res.Body, maxResponse+1))

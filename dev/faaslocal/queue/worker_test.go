@@ -407,3 +407,43 @@ func TestAnAnswerTooLongToKeepIsNotPostedCut(t *testing.T) {
 	}
 	waitEntries(t, dir, 0)
 }
+
+// A replica that cannot be reached (no answer at all) is answered as the
+// synchronous path answers it, and as production's queue-worker, which
+// invokes through the gateway, gets it from faas-provider's proxy: 500
+// "Can't reach service for: <name>." marked X-OpenFaaS-Internal: proxy
+// (until 2026-12-07 the callback got 502 "function unreachable").
+func TestAnUnreachableReplicaIsAnswered500(t *testing.T) {
+	ln := httptest.NewUnstartedServer(http.NotFoundHandler()).Listener
+	addr := ln.Addr().String()
+	_ = ln.Close() // nothing listens there any more
+	type answer struct {
+		status, internal, body string
+	}
+	got := make(chan answer, 1)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- answer{r.Header.Get("X-Function-Status"), r.Header.Get("X-OpenFaaS-Internal"), string(b)}
+	}))
+	defer target.Close()
+	dir := t.TempDir()
+	fns := oneFunction{addr}
+	w := queue.NewWorker(queue.Config{Journal: openJournal(t, dir), Functions: fns, Replicas: fns})
+	defer w.Stop()
+	c := call("unreachable")
+	c.Callback = target.URL + "/cb"
+	if err := w.Enqueue(c); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-got:
+		const want = "Can't reach service for: echo.\n"
+		if a.status != "500" || a.body != want || a.internal != "proxy" {
+			t.Errorf("callback: X-Function-Status %s, X-OpenFaaS-Internal %q, body %q; want 500, proxy, %q",
+				a.status, a.internal, a.body, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the callback was never posted")
+	}
+	waitEntries(t, dir, 0)
+}
