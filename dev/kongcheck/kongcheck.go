@@ -2,7 +2,8 @@
 // route table (internal/routes) and a stack file: Kong cannot run here, so
 // every mistake that would only show on a real deploy — an unknown key or
 // plugin, a route to a missing function, a public endpoint without a route,
-// an internal function exposed, a user route without jwt or with a jwt
+// an internal function exposed, a route a browser's preflight cannot reach
+// (no OPTIONS), a user route without jwt or with a jwt
 // plugin that takes tokens from elsewhere than the Authorization header or
 // skips their expiry, a write without a rate limit — fails a test.
 package kongcheck
@@ -108,6 +109,8 @@ func Check(kongFile, stackFile string, opts Options) error {
 			methods := slices.DeleteFunc(slices.Clone(kr.Methods), func(m string) bool { return m == "OPTIONS" })
 			if len(methods) == 0 {
 				fail("route %s: methods are required (a route without methods exposes every method of %s)", kr.Name, fn)
+			} else if !slices.Contains(kr.Methods, "OPTIONS") {
+				fail("route %s: methods %v lack OPTIONS: Kong matches a route before any plugin runs, so a browser's preflight of it would get Kong's 404 and the cors plugin would never answer it", kr.Name, kr.Methods)
 			}
 			plugins := decl.PluginsFor(s.Name, kr.Name) // enabled, route over service over global
 			jwt := slices.ContainsFunc(plugins, func(p edge.Plugin) bool { return p.Name == "jwt" })

@@ -106,6 +106,10 @@ plugins:`
 			`(want the path "~/api/v1/me$", methods [GET OPTIONS])`},
 		{"internal path on a public function", strings.Replace(kong, `"~/api/v1/hello$"`, `"~/api/v1/hello$", "/api/v1/"`, 1), stack, "GET /api/v1/ is not a public route"},
 		{"route without methods", strings.Replace(kong, "        methods: [GET, OPTIONS]\n", "", 1), stack, "methods are required"},
+		// Kong matches a route before any plugin runs: a browser's preflight
+		// of a route without OPTIONS gets Kong's 404, never the cors plugin.
+		{"route without OPTIONS", strings.Replace(kong, "        methods: [GET, OPTIONS]\n", "        methods: [GET]\n", 1), stack,
+			"route hello: methods [GET] lack OPTIONS"},
 		{"service url", strings.Replace(kong, "url: http://gateway:8080/function/hello", "url: http://127.0.0.1:8080/function/hello", 1), stack, "is not http://gateway:8080/function/<name>"},
 		{"user route without jwt (service plugin removed)", strings.Replace(kong, "    plugins:\n      - name: jwt\n        "+jwtConfig+"\n", "", 1), stack, "/api/v1/me is for user access but has no jwt"},
 		{"user route without jwt (top-level plugin removed)", strings.Replace(kong, "  - name: jwt\n    route: post-note\n    "+jwtConfig+"\n", "", 1), stack, "/api/v1/notes is for user access but has no jwt"},
