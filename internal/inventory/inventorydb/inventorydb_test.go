@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -296,7 +297,8 @@ func TestStockChangeRollsBackWithoutItsEvent(t *testing.T) {
 // retry (api/openapi.yaml: set-stock's and get-stock's 503 unavailable), as
 // SetOnHand's and Get's comments promise, never a 500 logged as a defect:
 // until 2026-12-07 SetOnHand and Init returned postgres.Tx's "begin: …"
-// unwrapped, so set-stock answered 500 internal while the database was down.
+// unwrapped, so set-stock answered 500 internal while the database was down;
+// until 2026-12-07 Hold did the same.
 func TestADatabaseDownIsUnavailable(t *testing.T) {
 	ctx := context.Background()
 	s, pool := openStore(t)
@@ -313,6 +315,20 @@ func TestADatabaseDownIsUnavailable(t *testing.T) {
 			return err
 		},
 		"Init": func() error { _, err := s.Init(ctx, uuid.Must(uuid.NewV7()), 5); return err },
+		"Hold": func() error { _, err := s.Hold(ctx, uuid.Must(uuid.NewV7())); return err },
+		"Reserve": func() error {
+			req, err := inventory.NewHoldRequest(uuid.Must(uuid.NewV7()), []inventory.Line{{ProductID: id, Quantity: 1}}, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.Reserve(ctx, req)
+			return err
+		},
+		"Commit":          func() error { _, err := s.Commit(ctx, uuid.Must(uuid.NewV7())); return err },
+		"Release":         func() error { _, err := s.Release(ctx, uuid.Must(uuid.NewV7())); return err },
+		"Expire":          func() error { _, err := s.Expire(ctx, time.Time{}, 0); return err },
+		"SweepCursor":     func() error { _, err := s.SweepCursor(ctx); return err },
+		"SaveSweepCursor": func() error { return s.SaveSweepCursor(ctx, inventory.SettleCursor{}) },
 	}
 	for name, call := range calls {
 		if err := call(); fault.KindOf(err) != fault.Unavailable {

@@ -486,7 +486,8 @@ func queryRows(br pgx.BatchResults) pgx.Rows {
 
 // Hold returns the order's reservation with its lines in product order
 // (status void, no lines, for an order released before it reserved);
-// fault.NotFound "not_found" when nothing was stored for the order.
+// fault.NotFound "not_found" when nothing was stored for the order,
+// fault.Unavailable when the database fails.
 func (s *Store) Hold(ctx context.Context, orderID uuid.UUID) (inventory.Hold, error) {
 	var out inventory.Hold
 	err := postgres.TxWith(ctx, s.db, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
@@ -494,7 +495,7 @@ func (s *Store) Hold(ctx context.Context, orderID uuid.UUID) (inventory.Hold, er
 		out, err = readHold(ctx, tx, orderID, false)
 		return err
 	})
-	return out, err
+	return out, txErr(err)
 }
 
 // beginLocked begins a transaction with the order's reservation row locked
