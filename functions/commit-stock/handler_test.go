@@ -87,14 +87,21 @@ func TestCommitStock(t *testing.T) {
 	if st, _ := store.Get(ctx, product); st.OnHand != 2 || st.Reserved != 0 {
 		t.Errorf("stock %+v after the commit of a released hold, want 2 on hand, none reserved", st)
 	}
-	for name, bad := range map[string]string{
-		"unknown field": `{"order_id":"` + order.String() + `","force":true}`,
-		"wrong type":    `{"order_id":42}`,
-		"missing":       `{}`,
-		"not json":      `order`,
+	// Bad input: its exact status and problem code (until 2026-12-07 any
+	// 4xx passed).
+	for name, bad := range map[string]struct {
+		body   string
+		status int
+		code   string
+	}{
+		"unknown field": {`{"order_id":"` + order.String() + `","force":true}`, http.StatusBadRequest, "invalid_json"},
+		"wrong type":    {`{"order_id":42}`, http.StatusBadRequest, "invalid_json"},
+		"missing":       {`{}`, http.StatusUnprocessableEntity, "invalid_request"},
+		"null":          {`{"order_id":null}`, http.StatusUnprocessableEntity, "invalid_request"},
+		"not json":      {`order`, http.StatusBadRequest, "invalid_json"},
 	} {
-		if code, out := fntest.Call(t, h, credential, bad); code < 400 || code >= 500 || out["code"] == nil {
-			t.Errorf("%s: %d %v, want 4xx", name, code, out)
+		if code, out := fntest.Call(t, h, credential, bad.body); code != bad.status || out["code"] != bad.code {
+			t.Errorf("%s: %d %v, want %d %s", name, code, out, bad.status, bad.code)
 		}
 	}
 }

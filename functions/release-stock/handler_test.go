@@ -52,13 +52,20 @@ func TestReleaseStock(t *testing.T) {
 	if code, out := fntest.Call(t, h, credential, `{"order_id":"`+uuid.NewString()+`"}`); code != http.StatusOK || out["status"] != "none" {
 		t.Errorf("unknown order: %d %v", code, out)
 	}
-	for name, bad := range map[string]string{
-		"unknown field": `{"order_id":"` + order.String() + `","all":true}`,
-		"wrong type":    `{"order_id":["x"]}`,
-		"missing":       `{}`,
+	// Bad input: its exact status and problem code (until 2026-12-07 any
+	// 4xx passed).
+	for name, bad := range map[string]struct {
+		body   string
+		status int
+		code   string
+	}{
+		"unknown field": {`{"order_id":"` + order.String() + `","all":true}`, http.StatusBadRequest, "invalid_json"},
+		"wrong type":    {`{"order_id":["x"]}`, http.StatusBadRequest, "invalid_json"},
+		"missing":       {`{}`, http.StatusUnprocessableEntity, "invalid_request"},
+		"not json":      {`order`, http.StatusBadRequest, "invalid_json"},
 	} {
-		if code, out := fntest.Call(t, h, credential, bad); code < 400 || code >= 500 || out["code"] == nil {
-			t.Errorf("%s: %d %v, want 4xx", name, code, out)
+		if code, out := fntest.Call(t, h, credential, bad.body); code != bad.status || out["code"] != bad.code {
+			t.Errorf("%s: %d %v, want %d %s", name, code, out, bad.status, bad.code)
 		}
 	}
 }

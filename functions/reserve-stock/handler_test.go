@@ -63,33 +63,46 @@ func TestReserveStock(t *testing.T) {
 	}
 }
 
+// Bad input is refused with its exact status and problem code, and holds
+// nothing: a body that is not the request's JSON (a wrong type, an unknown
+// field, an id in another spelling) is 400 invalid_json, a well-formed one
+// the reservation rules refuse is 422 invalid_request. Until 2026-12-07 any
+// 4xx passed.
 func TestReserveStockRefusesBadInput(t *testing.T) {
-	h, _, product := setup(t)
+	h, store, product := setup(t)
 	p := product.String()
 	o := uuid.NewString()
-	cases := map[string]string{
-		"unknown field":     `{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":1}],"price":1}`,
-		"negative quantity": `{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":-1}]}`,
-		"zero quantity":     `{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":0}]}`,
-		"huge quantity":     `{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":1001}]}`,
-		"string quantity":   `{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":"1"}]}`,
-		"fraction":          `{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":1.5}]}`,
-		"bad order id":      `{"order_id":"nope","lines":[{"product_id":"` + p + `","quantity":1}]}`,
-		"no order id":       `{"lines":[{"product_id":"` + p + `","quantity":1}]}`,
-		"empty lines":       `{"order_id":"` + o + `","lines":[]}`,
-		"duplicate lines":   `{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":1},{"product_id":"` + p + `","quantity":1}]}`,
-		"ttl out of range":  `{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":1}],"ttl_seconds":5}`,
-		"not json":          `lines=1`,
-		"empty body":        ``,
-		"array":             `[]`,
+	const malformed, invalid = "invalid_json", "invalid_request"
+	cases := map[string]struct {
+		body   string
+		status int
+		code   string
+	}{
+		"unknown field":     {`{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":1}],"price":1}`, http.StatusBadRequest, malformed},
+		"negative quantity": {`{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":-1}]}`, http.StatusUnprocessableEntity, invalid},
+		"zero quantity":     {`{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":0}]}`, http.StatusUnprocessableEntity, invalid},
+		"huge quantity":     {`{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":1001}]}`, http.StatusUnprocessableEntity, invalid},
+		"string quantity":   {`{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":"1"}]}`, http.StatusBadRequest, malformed},
+		"fraction":          {`{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":1.5}]}`, http.StatusBadRequest, malformed},
+		"bad order id":      {`{"order_id":"nope","lines":[{"product_id":"` + p + `","quantity":1}]}`, http.StatusBadRequest, malformed},
+		"no order id":       {`{"lines":[{"product_id":"` + p + `","quantity":1}]}`, http.StatusUnprocessableEntity, invalid},
+		"no product id":     {`{"order_id":"` + o + `","lines":[{"quantity":1}]}`, http.StatusUnprocessableEntity, invalid},
+		"empty lines":       {`{"order_id":"` + o + `","lines":[]}`, http.StatusUnprocessableEntity, invalid},
+		"duplicate lines":   {`{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":1},{"product_id":"` + p + `","quantity":1}]}`, http.StatusUnprocessableEntity, invalid},
+		"ttl out of range":  {`{"order_id":"` + o + `","lines":[{"product_id":"` + p + `","quantity":1}],"ttl_seconds":5}`, http.StatusUnprocessableEntity, invalid},
+		"not json":          {`lines=1`, http.StatusBadRequest, malformed},
+		"empty body":        {``, http.StatusBadRequest, malformed},
+		"array":             {`[]`, http.StatusBadRequest, malformed},
 	}
-	for name, body := range cases {
+	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			code, out := fntest.Call(t, h, credential, body)
-			if code < 400 || code >= 500 || out["code"] == nil {
-				t.Errorf("%d %v, want a 4xx problem", code, out)
+			if code, out := fntest.Call(t, h, credential, tc.body); code != tc.status || out["code"] != tc.code {
+				t.Errorf("%d %v, want %d %s", code, out, tc.status, tc.code)
 			}
 		})
+	}
+	if st, err := store.Get(context.Background(), product); err != nil || st.Reserved != 0 {
+		t.Errorf("stock %+v (%v) after the refused requests, want nothing reserved", st, err)
 	}
 }
 
