@@ -72,6 +72,52 @@ func TestAConnectionLostMidBatchIsAFailedPublish(t *testing.T) {
 	if strings.Contains(failed, "nack") || !strings.Contains(failed, "the connection to the broker was lost") {
 		t.Errorf("the failed publish is logged as %q, want the lost connection, not a nack", failed)
 	}
+	// The connection cut (no connection.close from the broker): the
+	// client's own error, 501 FRAME_ERROR, not the broker's.
+	if !strings.Contains(failed, "amqp_code=501") || !strings.Contains(failed, "amqp_server=false") {
+		t.Errorf("the failed publish is logged as %q, want the client's AMQP error (amqp_code=501, amqp_server=false)", failed)
+	}
 	st.resume(t)
 	allMarked(t, pool) // published again on a new connection
+}
+
+// A publication whose channel the broker closes is logged with the broker's
+// AMQP code and reason (amqp_code, amqp_reason, amqp_server): here a publish
+// to the events exchange, deleted while the relay runs, 404 NOT_FOUND; the
+// next channel declares the exchange again and the row goes out. Until
+// 2026-12-07 the line said "the broker closed the channel" and nothing more,
+// as it said of every close: an operator could not tell a refusal of the
+// broker's (404, 406, 403) from a node that went away (320
+// CONNECTION_FORCED, or 501 FRAME_ERROR from the client when the link
+// broke).
+func TestAChannelTheBrokerClosesIsLoggedWithItsCode(t *testing.T) {
+	ctx := context.Background()
+	names, ch := declareExchange(t)
+	pool, url := openOutbox(t)
+	logs := &proctest.Output{}
+	r, err := New(Config{Databases: []Database{{Name: "orders", URL: url}}, BrokerURL: rabbitURL, Names: names,
+		PollInterval: 200 * time.Millisecond, MaxBackoff: 300 * time.Millisecond},
+		slog.New(slog.NewTextHandler(logs, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, r)
+	commitEvent(t, ctx, pool, "first")
+	allMarked(t, pool) // the relay's channel is open
+	if err := ch.ExchangeDelete(names.Exchange(), false, false); err != nil {
+		t.Fatal(err)
+	}
+	commitEvent(t, ctx, pool, "second")
+	allMarked(t, pool) // published on a new channel, which declared the exchange again
+	var failed string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "publishing failed") {
+			failed = line
+		}
+	}
+	for _, want := range []string{"the broker closed the channel", "amqp_code=404", "NOT_FOUND", "amqp_server=true"} {
+		if !strings.Contains(failed, want) {
+			t.Errorf("the failed publish is logged as %q, want %s in it", failed, want)
+		}
+	}
 }

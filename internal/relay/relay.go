@@ -441,7 +441,7 @@ func (w *worker) session(ctx context.Context, bo *broker.Backoff) error {
 				return err
 			}
 			w.relay.metrics.errors.WithLabelValues(w.db.Name, "broker").Inc()
-			w.log.Warn("publishing failed, rows stay pending", "err", err)
+			w.log.Warn("publishing failed, rows stay pending", withAMQPError([]any{"err", err}, err)...)
 			w.pub.close()
 			if err := w.observe(ctx, conn); err != nil {
 				return err
@@ -656,8 +656,13 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 		// instead of being confirmed and dropped.
 		dc, err := ch.PublishWithDeferredConfirmWithContext(bctx, cfg.Names.Exchange(), p.typ, true, false, msg)
 		if err != nil {
-			if ctx.Err() == nil && bctx.Err() != nil {
+			switch {
+			case ctx.Err() == nil && bctx.Err() != nil:
 				err = notWritten()
+			case ctx.Err() == nil && ch.IsClosed():
+				// The client's own "channel/connection is not open"
+				// (504) says nothing of why: the close's reason does.
+				err = w.pub.closedErr(pubConn, "")
 			}
 			err = fmt.Errorf("publish %s: %w", p.id, err)
 			fail(0, err, "not published")
@@ -699,11 +704,7 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 			// when the channel closes (its connection lost, or the channel
 			// closed by the broker), which it marks closed first: no
 			// refusal of the broker's, and no confirmation can come now.
-			what := "the broker closed the channel"
-			if pubConn.IsClosed() {
-				what = "the connection to the broker was lost"
-			}
-			confirmErr = fmt.Errorf("confirm %s: %s before its confirmation", batch[i].id, what)
+			confirmErr = fmt.Errorf("confirm %s: %w", batch[i].id, w.pub.closedErr(pubConn, " before its confirmation"))
 			fail(i, confirmErr, "not confirmed")
 			break
 		}
@@ -1179,6 +1180,10 @@ type publisher struct {
 	ch   *amqp.Channel
 	// returns receives ch's returned mandatory messages (nil while closed).
 	returns chan amqp.Return
+	// closes receives the error that closed ch (closedBy), and closedWith
+	// keeps it once read.
+	closes     chan *amqp.Error
+	closedWith *amqp.Error
 	// blocked says the broker blocks conn (from connection.blocked to
 	// connection.unblocked: watchBlocks).
 	blocked *atomic.Bool
@@ -1218,7 +1223,65 @@ func (p *publisher) channel(ctx context.Context, url string, names broker.Names,
 		return nil, fmt.Errorf("open publisher channel: %w", err)
 	}
 	p.conn, p.ch, p.returns, p.blocked = conn, ch, ch.NotifyReturn(make(chan amqp.Return, room)), blocked
+	p.closes, p.closedWith = ch.NotifyClose(make(chan *amqp.Error, 1)), nil
 	return ch, nil
+}
+
+// closedBy is the error that closed the channel, which the caller saw
+// closed: the broker's channel.close (404 NOT_FOUND, the exchange deleted;
+// 403 ACCESS_REFUSED; 406 PRECONDITION_FAILED, …) or connection.close (320
+// CONNECTION_FORCED: the node stopping, or the connection closed by an
+// operator), or the client's own error when the link broke (501
+// FRAME_ERROR, Server false: the node killed, the network cut, heartbeats
+// missed); a connection's close closes its channels with the connection's
+// error. nil when the relay closed it. The client marks the channel closed,
+// then hands the error over (closes has room for it) or closes closes, and
+// only then ends the confirmations still awaited: the wait is short, and
+// bounded in case a close ever skipped it.
+func (p *publisher) closedBy() *amqp.Error {
+	if p.closedWith == nil && p.closes != nil {
+		t := time.NewTimer(closeNoticeWait)
+		defer t.Stop()
+		select {
+		case e := <-p.closes:
+			p.closedWith = e
+		case <-t.C:
+		}
+	}
+	return p.closedWith
+}
+
+// closeNoticeWait bounds closedBy's wait for the client's notice of a close.
+const closeNoticeWait = time.Second
+
+// closedErr is the failure of a publication on the closed channel of conn:
+// what closed (followed by when), and the AMQP error it closed with when
+// there is one (closedBy), which the failure's log line shows as attributes
+// of their own (withAMQPError): the code tells a node that went away (320,
+// 501) from a refusal of the broker's (404, 406, …), which the words alone
+// did not.
+func (p *publisher) closedErr(conn *amqp.Connection, when string) error {
+	what := "the broker closed the channel"
+	if conn.IsClosed() {
+		what = "the connection to the broker was lost"
+	}
+	if e := p.closedBy(); e != nil {
+		return fmt.Errorf("%s%s: %w", what, when, e)
+	}
+	return fmt.Errorf("%s%s", what, when)
+}
+
+// withAMQPError appends to args the AMQP error in err's chain, when there is
+// one, as amqp_code, amqp_reason, amqp_server (the broker sent it, rather
+// than the client met it) and amqp_recover (the client deems it a soft,
+// channel-level error): the codes the relay meets are listed in
+// docs/runbooks/outbox-lag.md.
+func withAMQPError(args []any, err error) []any {
+	var e *amqp.Error
+	if !errors.As(err, &e) {
+		return args
+	}
+	return append(args, "amqp_code", e.Code, "amqp_reason", e.Reason, "amqp_server", e.Server, "amqp_recover", e.Recover)
 }
 
 // watchBlocks tells of the broker's blocks of one connection until it
@@ -1260,4 +1323,5 @@ func (p *publisher) close() {
 		_ = p.conn.CloseDeadline(time.Now().Add(closeWait))
 	}
 	p.conn, p.ch, p.returns, p.blocked = nil, nil, nil, nil
+	p.closes, p.closedWith = nil, nil
 }
