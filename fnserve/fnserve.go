@@ -563,12 +563,20 @@ func codeLabel(status int) string {
 	return "unknown"
 }
 
-// statusWriter records the status a handler answers with.
+// statusWriter records the status a handler answers with, and whether its
+// answer began (AnswerBegun).
 type statusWriter struct {
 	http.ResponseWriter
 	status   int
 	servedBy string // the bundle's member that served, when one did
+	begun    bool
 }
+
+// AnswerBegun tells fnhttp.Adapt whether the answer began: a status was
+// written (an informational one aside: 101 is none), or a byte of body, or
+// it was flushed. Adapt, given this writer, records it in a writer of its
+// own otherwise, an allocation per request.
+func (w *statusWriter) AnswerBegun() bool { return w.begun }
 
 // SetServedBy is fnhttp.ServedBy's: the request's metrics are the member's
 // (and so is the line a panic logs; telemetry.Server names the span).
@@ -578,6 +586,9 @@ func (w *statusWriter) WriteHeader(status int) {
 	if w.status == 0 {
 		w.status = status
 	}
+	if status < 100 || status > 199 || status == http.StatusSwitchingProtocols {
+		w.begun = true
+	}
 	w.ResponseWriter.WriteHeader(status)
 }
 
@@ -585,11 +596,13 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
+	w.begun = true
 	return w.ResponseWriter.Write(b)
 }
 
-// Flush lets streamed answers through.
+// Flush lets streamed answers through (it sends the status too).
 func (w *statusWriter) Flush() {
+	w.begun = true
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}

@@ -290,11 +290,19 @@ type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
 // unless h set one. An error returned after h began its answer (wrote its
 // status) is logged the same, and the connection is cut (panic with
 // http.ErrAbortHandler, which fnserve counts as a 500): a problem appended to
-// the answer already sent would read as part of a success.
+// the answer already sent would read as part of a success. Whether the
+// answer began is asked of w itself when it can tell (AnswerBegun: fnserve's
+// writer, which every function's handler is given), and otherwise recorded
+// by a writer of Adapt's around w, one allocation per request.
 func Adapt(log *slog.Logger, h HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		bw := &begunWriter{ResponseWriter: w}
-		err := h(bw, r)
+		hw := w
+		began, ok := w.(answerBegun)
+		if !ok {
+			bw := &begunWriter{ResponseWriter: w}
+			hw, began = bw, bw
+		}
+		err := h(hw, r)
 		if err == nil {
 			return
 		}
@@ -321,7 +329,7 @@ func Adapt(log *slog.Logger, h HandlerFunc) http.HandlerFunc {
 		default:
 			log.DebugContext(r.Context(), "request refused", append(attrs, "err", err.Error())...)
 		}
-		if bw.begun {
+		if began.AnswerBegun() {
 			panic(http.ErrAbortHandler)
 		}
 		var wait interface{ RetryAfter() time.Duration }
@@ -335,12 +343,24 @@ func Adapt(log *slog.Logger, h HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// begunWriter records whether a handler began its answer: wrote a status
-// (an informational one aside) or a byte of body, or flushed.
+// answerBegun is a writer that tells whether the answer through it began:
+// a status was written (an informational one aside: 101 Switching Protocols
+// is none), or a byte of body, or it was flushed. Only the writer a handler
+// is given is asked, never one it wraps: a writer between the two that holds
+// writes back would hide them from it.
+type answerBegun interface {
+	AnswerBegun() bool
+}
+
+// begunWriter records whether a handler began its answer (answerBegun), for
+// a writer that cannot tell.
 type begunWriter struct {
 	http.ResponseWriter
 	begun bool
 }
+
+// AnswerBegun is answerBegun's.
+func (w *begunWriter) AnswerBegun() bool { return w.begun }
 
 func (w *begunWriter) WriteHeader(status int) {
 	if status < 100 || status > 199 || status == http.StatusSwitchingProtocols {
