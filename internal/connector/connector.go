@@ -223,7 +223,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Connector, e
 	m := &metrics{
 		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shop_connector_invocations_total",
-			Help: "Function invocations by outcome: ok, retry (failed, scheduled again), dead_letter.",
+			Help: "Function invocations by outcome: ok, retry (failed, scheduled again), dead_letter, requeue (failed, its retry or dead-letter copy not taken by the broker: back to the function's queue).",
 		}, []string{"function", "outcome"}),
 		unrouted: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "shop_unrouted_messages", Help: "Events waiting in shop.unrouted: published with no subscriber.",
@@ -894,6 +894,11 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 		// function called again with no delay and the failure uncounted,
 		// a tight loop for as long as the cause lasted. The requeue waits
 		// requeueWait from the publish's start (ctx ends the wait).
+		// Counted as a requeue: each is a delivery more of the message,
+		// which RabbitMQ 4 counts against a quorum queue's delivery limit
+		// (docs/events.md, "RabbitMQ 4"); until 2026-12-07 it was counted
+		// nowhere.
+		s.c.metrics.invocations.WithLabelValues(s.fn, "requeue").Inc()
 		wait := max(s.c.requeueWait()-time.Since(published), 0)
 		s.c.log.WarnContext(ictx, "could not schedule retry, requeueing", "fn", s.fn, "id", d.MessageId, "err", err,
 			"after", wait.Round(time.Millisecond))
