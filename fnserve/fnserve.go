@@ -358,7 +358,7 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 					ctx = telemetry.WithFunction(ctx, sw.servedBy)
 				}
 				log.ErrorContext(ctx, "handler panicked", "panic", fmt.Sprint(p))
-				if sw != nil && sw.status != 0 {
+				if sw != nil && sw.begun { // fnhttp.Adapt's rule (AnswerBegun)
 					// The answer has begun: a problem appended to it would
 					// read as part of a success. Cut the connection
 					// instead, counted as a 500.
@@ -583,10 +583,10 @@ func (w *statusWriter) AnswerBegun() bool { return w.begun }
 func (w *statusWriter) SetServedBy(function string) { w.servedBy = function }
 
 func (w *statusWriter) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
-	}
 	if status < 100 || status > 199 || status == http.StatusSwitchingProtocols {
+		if w.status == 0 { // the final status, not an informational one before it
+			w.status = status
+		}
 		w.begun = true
 	}
 	w.ResponseWriter.WriteHeader(status)
@@ -602,6 +602,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // Flush lets streamed answers through (it sends the status too).
 func (w *statusWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
 	w.begun = true
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()

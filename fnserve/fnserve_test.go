@@ -805,3 +805,50 @@ func TestAnErrorAfterTheAnswerBeganCutsItUnderFnserve(t *testing.T) {
 		}
 	}
 }
+
+// A panic decides whether the answer began by the same rule as
+// fnhttp.Adapt (AnswerBegun): after a flush alone the status is sent, so the
+// connection is cut rather than a problem appended to the 200; after an
+// informational status alone (103 Early Hints) nothing final was sent, so the
+// caller gets the panic's 500 problem. A 103 followed by a 200 is counted as
+// the 200 it was. Until 2026-12-07 the panic read the first status written:
+// a flush alone had the problem appended, and a 103 alone was cut.
+func TestAPanicReadsTheAnswerAsBegunByAdaptsRule(t *testing.T) {
+	build := func(*config.Reader, *slog.Logger) (http.Handler, error) {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/flushed":
+				_ = http.NewResponseController(w).Flush()
+			case "/hints":
+				w.Header().Set("Link", "</style.css>; rel=preload")
+				w.WriteHeader(http.StatusEarlyHints)
+			case "/hinted-ok":
+				w.WriteHeader(http.StatusEarlyHints)
+				_, _ = io.WriteString(w, "fine")
+				return
+			}
+			panic("kaboom")
+		}), nil
+	}
+	url := serveBuild(t, nil, io.Discard, build).url
+	resp, err := http.Get(url + "/flushed")
+	if err == nil {
+		b, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if rerr == nil {
+			t.Errorf("a panic after a flush: %d %q, want the connection cut", resp.StatusCode, b)
+		}
+	}
+	if code, body := get(t, url+"/hints"); code != http.StatusInternalServerError || !strings.Contains(body, `"code":"internal"`) {
+		t.Errorf("a panic after a 103 alone: %d %q, want its 500 problem", code, body)
+	}
+	if code, body := get(t, url+"/hinted-ok"); code != http.StatusOK || body != "fine" {
+		t.Errorf("a 103 then an answer: %d %q", code, body)
+	}
+	_, metrics := get(t, url+"/_/metrics")
+	if !strings.Contains(metrics, `function_requests_total{code="200",function="fixture",method="get"} 1`) ||
+		!strings.Contains(metrics, `function_requests_total{code="500",function="fixture",method="get"} 2`) ||
+		strings.Contains(metrics, `code="103"`) {
+		t.Errorf("counted as %q, want the 103-then-200 as a 200 and both panics as 500s", grep(metrics, "function_requests_total{"))
+	}
+}
