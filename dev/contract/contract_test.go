@@ -557,6 +557,27 @@ func TestTheCurrencyMismatchProblemIsTheDocuments(t *testing.T) {
 	}
 }
 
+// TestGetProductsNotFoundNamesTheProduct: get-product's 404 may carry the
+// product_id member naming the product (what internal/catalogclient reads as
+// "no such product"), and the document declares it as a UUID.
+func TestGetProductsNotFoundNamesTheProduct(t *testing.T) {
+	c := load(t)
+	id := uuid.Must(uuid.NewV7())
+	for _, tc := range []struct {
+		members map[string]any
+		ok      bool
+	}{{map[string]any{"product_id": id}, true}, {nil, true}, {map[string]any{"product_id": "not-a-uuid"}, false}} {
+		answer := fault.E(fault.NotFound, fault.CodeNotFound, "no such product")
+		answer.Members = tc.members
+		rec := httptest.NewRecorder()
+		fnhttp.WriteProblem(rec, answer)
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/products/"+id.String(), nil)
+		if err := c.Check(req, nil, rec.Result(), rec.Body.Bytes()); (err == nil) != tc.ok {
+			t.Errorf("GET %s answered %s: contract says %v", req.URL.Path, rec.Body, err)
+		}
+	}
+}
+
 // TestTheDocumentSaysHowABadPathIsAnswered: the document's text rule says
 // how a path holding a control character is answered, and it is what the
 // code answers (fnhttp.CheckRequestText, which fnserve applies before every

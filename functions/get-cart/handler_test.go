@@ -173,6 +173,30 @@ func TestCatalogDownIsUnavailable(t *testing.T) {
 	}
 }
 
+// A catalog that answers 404 without being get-product's answer for the
+// product (a misconfigured locator meeting a function's "no such route") is
+// an outage: 503, and no line is dropped from the stored cart.
+func TestACatalog404ThatIsNotGetProductsDropsNothing(t *testing.T) {
+	e := setup(t)
+	mug := e.catalog.Add("MUG", 1299, "USD")
+	aliceID, alice := e.user(t)
+	e.add(t, aliceID, mug.ID, 2)
+	e.catalog.SetUnrouted(true)
+	fntest.Problem(t, fntest.Do(t, e.h, http.MethodGet, "/api/v1/cart", "", "", "Authorization", alice),
+		http.StatusServiceUnavailable, "unavailable")
+	lines, err := e.store.Lines(context.Background(), aliceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]cart.Line{{ProductID: mug.ID, Quantity: 2}}, lines); diff != "" {
+		t.Fatalf("stored lines after the catalog's route 404 (-want +got):\n%s", diff)
+	}
+	e.catalog.SetUnrouted(false)
+	if status, v := e.get(t, alice); status != http.StatusOK || len(v.Items) != 1 || v.Total != usd(2*1299) {
+		t.Fatalf("once the catalog is reached again: %d %+v", status, v)
+	}
+}
+
 // A cart left mixed by a catalog currency change answers 409 naming the
 // products of each currency, in the detail and in the "currencies" member, so
 // the client knows which lines to remove.

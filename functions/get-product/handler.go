@@ -1,6 +1,6 @@
 // Package function is get-product: GET /api/v1/products/{id} answers a live
 // product (with sold_count) to anyone, or 404 (archived, unknown or not a
-// UUID).
+// UUID; for a UUID the problem's product_id member names it).
 //
 // Reads are cache-aside in Redis: entries carry the product's version, and
 // after each commit the write functions replace them with an invalidation
@@ -66,6 +66,17 @@ func write(w http.ResponseWriter, r *http.Request, tag string, body []byte) {
 	_, _ = w.Write(body)
 }
 
+// notFound is the 404 for a product id that is unknown or archived. Its
+// product_id member names the id: it is what tells a caller
+// (internal/catalogclient) that get-product itself answered that the product
+// is gone, where a 404 without it (a route no function serves, the gateway's
+// for a function not deployed) is a misconfiguration or an outage.
+func notFound(err error, id uuid.UUID) error {
+	nf := fault.Wrap(err, fault.NotFound, fault.CodeNotFound, "no such product")
+	nf.Members = map[string]any{"product_id": id}
+	return nf
+}
+
 // New returns the function's handler over d (Store, Log and, when set, Cache).
 func New(d *catalogenv.Deps) http.Handler {
 	mux := http.NewServeMux()
@@ -79,6 +90,9 @@ func New(d *catalogenv.Deps) http.Handler {
 			return nil
 		}
 		p, err := d.Store.Get(r.Context(), id)
+		if fault.Is(err, fault.NotFound, "") {
+			return notFound(err, id)
+		}
 		if err != nil {
 			return err
 		}

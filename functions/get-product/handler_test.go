@@ -3,12 +3,18 @@ package function
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv/envtest"
+	"github.com/shopfaas/shop/internal/catalogclient"
+	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/gatewayurl"
 )
 
 func decode(t *testing.T, b []byte) catalog.Product {
@@ -83,6 +89,57 @@ func TestNotFound(t *testing.T) {
 	for _, path := range []string{"/api/v1/products/0190f5a0-0000-7000-8000-000000000000", "/api/v1/products/abc"} {
 		if w := envtest.Do(t, h, http.MethodGet, path, ""); w.Code != http.StatusNotFound {
 			t.Errorf("%s: %d", path, w.Code)
+		}
+	}
+}
+
+// get-product's 404 for a product id names it (product_id), and that is
+// the one 404 the catalog client reads as "no such product": through the
+// gateway's path an unknown and an archived product are fault.NotFound, while
+// a client that reaches the function at a path it does not serve (a
+// misconfigured locator: the function's own "no such route" 404) is
+// unavailable, so no caller drops the product for it.
+func TestTheCatalogClientReadsOnlyGetProductsOwn404AsNotFound(t *testing.T) {
+	env := envtest.New(t, envtest.Options{})
+	h := New(env.Deps)
+	srv := httptest.NewServer(http.StripPrefix("/function/get-product", h))
+	t.Cleanup(srv.Close)
+	client := func(t *testing.T, gateway string) *catalogclient.Client {
+		t.Helper()
+		c, err := catalogclient.New(catalogclient.Config{Locator: gatewayurl.Locator{Gateway: gateway}, Attempts: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	unknown := uuid.Must(uuid.NewV7())
+	w := envtest.Do(t, h, http.MethodGet, "/api/v1/products/"+unknown.String(), "")
+	var problem struct {
+		Code      string `json:"code"`
+		ProductID string `json:"product_id"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &problem); err != nil || w.Code != http.StatusNotFound ||
+		problem.Code != "not_found" || problem.ProductID != unknown.String() {
+		t.Fatalf("unknown product: %d %s, want 404 not_found naming product_id %s", w.Code, w.Body, unknown)
+	}
+
+	p := env.Create(t, "LAMP-1", "Desk Lamp", "home", 2999)
+	if got, err := client(t, srv.URL).GetProduct(t.Context(), p.ID); err != nil || got.ID != p.ID {
+		t.Fatalf("live product: %+v, %v", got, err)
+	}
+	archived, err := env.Store.Update(t.Context(), p.ID, catalog.Archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Committed(t.Context(), archived)
+	for _, id := range []uuid.UUID{unknown, p.ID} {
+		if _, err := client(t, srv.URL).GetProduct(t.Context(), id); !fault.Is(err, fault.NotFound, fault.CodeNotFound) {
+			t.Errorf("GetProduct(%s) = %v, want not_found", id, err)
+		}
+		// A gateway URL with a stray path: get-product answers its
+		// fnhttp.Routes 404 (not_found "no such route").
+		if _, err := client(t, srv.URL+"/function/get-product/typo").GetProduct(t.Context(), id); !fault.Is(err, fault.Unavailable, fault.CodeUnavailable) {
+			t.Errorf("through a path get-product does not serve: GetProduct(%s) = %v, want unavailable", id, err)
 		}
 	}
 }

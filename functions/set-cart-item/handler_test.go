@@ -473,6 +473,31 @@ func TestRemovingALineOfAMixedCartIsAnsweredAsWritten(t *testing.T) {
 // ones refused) an add, a change and a removal each answer 503 unavailable
 // and leave the stored cart as it was; once Redis is back (restarted) the
 // same handler, not rebuilt, writes again.
+// A catalog that answers 404 without being get-product's answer for the
+// product (a misconfigured locator meeting a function's "no such route") is
+// an outage: adding a product is 503, not 404, and neither that line nor the
+// lines already in the cart are written or dropped.
+func TestACatalog404ThatIsNotGetProductsWritesNothing(t *testing.T) {
+	e := setup(t)
+	mug := e.catalog.Add("MUG", 1299, "USD")
+	pen := e.catalog.Add("PEN", 250, "USD")
+	userID, alice := e.user(t)
+	if status, code, _ := e.put(t, alice, mug.ID.String(), `{"quantity":2}`); status != http.StatusOK {
+		t.Fatalf("setup: %d %s", status, code)
+	}
+	e.catalog.SetUnrouted(true)
+	for _, p := range []uuid.UUID{pen.ID, mug.ID} {
+		fntest.Problem(t, e.send(t, alice, p.String(), `{"quantity":3}`), http.StatusServiceUnavailable, "unavailable")
+	}
+	lines, err := e.store.Lines(context.Background(), userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]cart.Line{{ProductID: mug.ID, Quantity: 2}}, lines); diff != "" {
+		t.Fatalf("stored lines after the catalog's route 404 (-want +got):\n%s", diff)
+	}
+}
+
 func TestARedisOutageIsUnavailableAndWritesNothing(t *testing.T) {
 	store, proxy, direct := cartredistest.Proxied(t, time.Hour)
 	catalog := catalogtest.New(t)

@@ -6,12 +6,16 @@
 //
 // Guarantees: every call has a deadline; the caller's trace context travels in
 // the traceparent header (put there by the default client's transport,
-// telemetry.Client, once per attempt); get-product's 404 is fault.NotFound and is never
-// retried; any other failure (no answer, a failed answer, an answer that is
-// not a valid product) is fault.Unavailable, after a bounded number of
-// attempts when fault.Retryable allows another (the answer is mapped back by
-// fnhttp.ErrorFrom: a 5xx, 429, or the gateway's 404 for a get-product that
-// is not deployed are tried again; a 400 is not).
+// telemetry.Client, once per attempt); get-product's own 404 for the product
+// (the not_found problem whose product_id member names it) is fault.NotFound
+// and is never retried; any other failure (no answer, a failed answer, an
+// answer that is not a valid product) is fault.Unavailable, after a bounded
+// number of attempts when fault.Retryable allows another (the answer is
+// mapped back by fnhttp.ErrorFrom: a 5xx, 429, or any 404 that is not
+// get-product's for the product, such as the gateway's for a get-product that
+// is not deployed or a route no function serves, are tried again; a 400 is
+// not). So a misconfigured or missing get-product is an outage, never every
+// product gone.
 package catalogclient
 
 import (
@@ -130,8 +134,9 @@ func unavailable(cause error) error {
 }
 
 // GetProduct returns the product id if it is for sale. It returns
-// fault.NotFound when the catalog answers 404 (unknown or archived), and
-// fault.Unavailable for every other failure.
+// fault.NotFound when get-product answers its 404 for id (unknown or
+// archived), and fault.Unavailable for every other failure, another 404
+// included.
 func (c *Client) GetProduct(ctx context.Context, id uuid.UUID) (Product, error) {
 	var last error
 	for attempt := 0; attempt < c.cfg.Attempts; attempt++ {
@@ -175,7 +180,15 @@ func (c *Client) get(ctx context.Context, id uuid.UUID) (p Product, retry bool, 
 	if resp.StatusCode/100 != 2 {
 		answered := fnhttp.ErrorFrom(resp.StatusCode, body)
 		if answered.Kind == fault.NotFound {
-			return p, false, errNotFound
+			if namesProduct(body, id) {
+				return p, false, errNotFound
+			}
+			// A 404 get-product did not answer for this product: a route
+			// no function serves, a bundle without the member, the gateway
+			// or faasd for a get-product not deployed, Kong or the edge for
+			// an unknown route. A misconfiguration or a redeploy, never
+			// "the product is gone": an outage, tried again.
+			return p, true, unavailable(fmt.Errorf("get product %s: a 404 that is not get-product's answer for it: %w", id, answered))
 		}
 		return p, fault.Retryable(answered), unavailable(fmt.Errorf("get product %s: %w", id, answered))
 	}
@@ -190,6 +203,22 @@ func (c *Client) get(ctx context.Context, id uuid.UUID) (p Product, retry bool, 
 		return p, false, unavailable(err)
 	}
 	return p, false, nil
+}
+
+// namesProduct reports whether a 404 body is get-product's own answer for
+// id: the not_found problem whose product_id member names id. Every other
+// 404 problem (fnhttp.Routes' "no such route", a bundle's, the edge's) has
+// no product_id.
+func namesProduct(body []byte, id uuid.UUID) bool {
+	var p struct {
+		Code      fault.Code `json:"code"`
+		ProductID string     `json:"product_id"`
+	}
+	if json.Unmarshal(body, &p) != nil || p.Code != fault.CodeNotFound {
+		return false
+	}
+	named, err := uuid.Parse(p.ProductID)
+	return err == nil && named == id
 }
 
 // decode parses and checks a get-product answer. A product marked archived

@@ -18,6 +18,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/catalogclient"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/gatewayurl"
 )
 
@@ -57,13 +58,14 @@ func TestGetProduct(t *testing.T) {
 
 func TestNotFoundIsNotRetried(t *testing.T) {
 	var calls atomic.Int32
+	id := uuid.Must(uuid.NewV7())
 	c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		w.Header().Set("Content-Type", "application/problem+json")
 		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprint(w, `{"status":404,"code":"not_found"}`)
+		fmt.Fprintf(w, `{"status":404,"code":"not_found","detail":"no such product","product_id":%q}`, id)
 	})
-	_, err := c.GetProduct(context.Background(), uuid.Must(uuid.NewV7()))
+	_, err := c.GetProduct(context.Background(), id)
 	if !fault.Is(err, fault.NotFound, "not_found") {
 		t.Fatalf("err = %v, want not_found", err)
 	}
@@ -112,6 +114,51 @@ func TestFailuresAreUnavailable(t *testing.T) {
 			}
 			if n := calls.Load(); n != tt.wantCalls {
 				t.Fatalf("calls = %d, want %d", n, tt.wantCalls)
+			}
+		})
+	}
+}
+
+// TestA404NotFromGetProductIsAnOutage: only get-product's own 404, the
+// not_found problem naming the product asked for (product_id), says the
+// product is gone. Every other 404 on the way (a route no function serves, a
+// bundle without the member, the gateway or faasd for a function not
+// deployed, Kong or the local edge for a route it does not know, another
+// product's answer) is a misconfiguration or an outage: the caller must not
+// drop or refuse the product for it.
+func TestA404NotFromGetProductIsAnOutage(t *testing.T) {
+	id := uuid.Must(uuid.NewV7())
+	unrouted := httptest.NewRecorder()
+	fnhttp.Routes(http.NewServeMux()).ServeHTTP(unrouted, httptest.NewRequest(http.MethodGet, "/api/v1/product/"+id.String(), nil))
+	if unrouted.Code != http.StatusNotFound {
+		t.Fatalf("fnhttp.Routes answered %d for an unknown route", unrouted.Code)
+	}
+	tests := []struct{ name, contentType, body string }{
+		{"fnhttp.Routes' no such route", "application/problem+json", unrouted.Body.String()},
+		{"a bundle without the member", "application/problem+json", `{"type":"about:blank","title":"Not Found","status":404,"code":"not_found","detail":"no such route"}`},
+		{"the local edge's unknown route", "application/problem+json", `{"type":"about:blank","title":"Not Found","status":404,"code":"not_found","detail":"no route matches the request"}`},
+		{"not_found without the product", "application/problem+json", `{"status":404,"code":"not_found","detail":"no such product"}`},
+		{"another product's not_found", "application/problem+json", fmt.Sprintf(`{"status":404,"code":"not_found","product_id":%q}`, uuid.Must(uuid.NewV7()))},
+		{"the gateway's function not found", "text/plain", "error finding function get-product.openfaas-fn: not found"},
+		{"faaslocal's function not found", "text/plain; charset=utf-8", `function "get-product" not found`},
+		{"a mux's 404 page", "text/plain; charset=utf-8", "404 page not found"},
+		{"Kong's no route", "application/json; charset=utf-8", `{"message":"no Route matched with those values"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var calls atomic.Int32
+			c := newClient(t, func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				w.Header().Set("Content-Type", tt.contentType)
+				w.WriteHeader(http.StatusNotFound)
+				fmt.Fprint(w, tt.body)
+			})
+			_, err := c.GetProduct(context.Background(), id)
+			if !fault.Is(err, fault.Unavailable, fault.CodeUnavailable) {
+				t.Fatalf("err = %v, want unavailable", err)
+			}
+			if n := calls.Load(); n != 2 {
+				t.Fatalf("calls = %d, want 2 (an outage is tried again)", n)
 			}
 		})
 	}

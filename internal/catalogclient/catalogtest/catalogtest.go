@@ -1,7 +1,8 @@
 // Package catalogtest serves the catalog's get-product contract over real
 // HTTP for tests of services that read the catalog through the gateway:
 // GET /function/get-product/api/v1/products/{id} answers the product's JSON,
-// or a 404 problem when the product is unknown or archived.
+// or get-product's 404 problem (naming the product in product_id) when the
+// product is unknown or archived.
 package catalogtest
 
 import (
@@ -29,6 +30,7 @@ type Server struct {
 	products map[uuid.UUID]catalogclient.Product
 	archived map[uuid.UUID]bool
 	down     atomic.Bool
+	unrouted atomic.Bool
 }
 
 // New starts a server closed at the end of the test.
@@ -89,9 +91,19 @@ func (s *Server) Archive(id uuid.UUID) {
 // SetDown makes every request answer 503 while down is true.
 func (s *Server) SetDown(down bool) { s.down.Store(down) }
 
+// SetUnrouted makes every request answer, while unrouted is true, the 404
+// of a function that serves no such route (fnhttp.Routes' not_found "no such
+// route"), as a misconfigured locator meets: a 404 that is not get-product's
+// answer for a product.
+func (s *Server) SetUnrouted(unrouted bool) { s.unrouted.Store(unrouted) }
+
 func (s *Server) getProduct(w http.ResponseWriter, r *http.Request) {
 	if s.down.Load() {
-		writeProblem(w, http.StatusServiceUnavailable, fault.CodeUnavailable)
+		writeProblem(w, http.StatusServiceUnavailable, fault.CodeUnavailable, nil)
+		return
+	}
+	if s.unrouted.Load() {
+		fnhttp.Routes(http.NewServeMux()).ServeHTTP(w, r)
 		return
 	}
 	id, canonical := fnhttp.PathID(r, "id") // as get-product reads it
@@ -99,16 +111,24 @@ func (s *Server) getProduct(w http.ResponseWriter, r *http.Request) {
 	p, ok := s.products[id]
 	gone := s.archived[id]
 	s.mu.Unlock()
-	if !canonical || !ok || gone {
-		writeProblem(w, http.StatusNotFound, fault.CodeNotFound)
+	if !canonical {
+		writeProblem(w, http.StatusNotFound, fault.CodeNotFound, nil)
+		return
+	}
+	if !ok || gone {
+		writeProblem(w, http.StatusNotFound, fault.CodeNotFound, map[string]any{"product_id": id})
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(p)
 }
 
-func writeProblem(w http.ResponseWriter, status int, code fault.Code) {
+func writeProblem(w http.ResponseWriter, status int, code fault.Code, members map[string]any) {
+	body := map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "code": code}
+	for k, v := range members {
+		body[k] = v
+	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "code": code})
+	_ = json.NewEncoder(w).Encode(body)
 }

@@ -429,6 +429,26 @@ func TestUnknownProductIs422AndFreesTheKey(t *testing.T) {
 	}
 }
 
+// A catalog 404 that is not get-product's answer for the product (a
+// misconfigured locator meeting a function's "no such route") is an outage:
+// the checkout is unavailable, not refused as unknown_product, and no order
+// or key is written.
+func TestACatalog404ThatIsNotGetProductsIsUnavailableNotUnknownProduct(t *testing.T) {
+	e := setup(t, nil)
+	e.catalog.SetUnrouted(true)
+	_, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "u")
+	if !fault.Is(err, fault.Unavailable, "") {
+		t.Fatalf("got %v, want unavailable", err)
+	}
+	if n := e.count(t, `SELECT count(*) FROM orders`); n != 0 {
+		t.Fatalf("%d orders written while the catalog was unreachable", n)
+	}
+	e.catalog.SetUnrouted(false)
+	if _, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "u"); err != nil {
+		t.Fatalf("once the catalog is reached again: %v", err)
+	}
+}
+
 func TestClientHangingUpMidCheckoutStillCompletes(t *testing.T) {
 	e := setup(t, nil)
 	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
