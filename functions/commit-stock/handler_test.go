@@ -54,8 +54,11 @@ func TestCommitStock(t *testing.T) {
 	if st, _ := store.Get(ctx, product); st.OnHand != 0 || st.Reserved != 0 {
 		t.Errorf("stock %+v after commit", st)
 	}
-	if code, out := fntest.Call(t, h, credential, `{"order_id":"`+uuid.NewString()+`"}`); code != http.StatusNotFound || out["code"] != "not_found" {
-		t.Errorf("unknown order: %d %v", code, out)
+	// The 404 names the order (order_id): what tells the saga's client
+	// (ordersgw) commit-stock's own answer from a route's 404.
+	unknown := uuid.NewString()
+	if code, out := fntest.Call(t, h, credential, `{"order_id":"`+unknown+`"}`); code != http.StatusNotFound || out["code"] != "not_found" || out["order_id"] != unknown {
+		t.Errorf("unknown order: %d %v, want 404 not_found naming order_id %s", code, out, unknown)
 	}
 	// A hold that expired while the stock was sold meanwhile: out_of_stock.
 	if _, err := store.SetOnHand(ctx, product, 2, inventory.IfExists()); err != nil {

@@ -2,6 +2,7 @@ package fnhttp
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 
@@ -34,7 +35,9 @@ func CheckInternal(r *http.Request, v *auth.InternalVerifier, function string) e
 // canonical form (ids.CanonicalID: 400 invalid_json otherwise, as
 // docs/security.md says of every id a client sends; 422 when absent or the
 // zero id) and answers 200 with do's result as JSON, or the problem do
-// returns.
+// returns; a fault.NotFound names the order in the problem's order_id member,
+// which tells the caller (internal/orders/ordersgw) the function's own 404
+// from one of a route or function that does not exist.
 func OrderCall(log *slog.Logger, function string, v *auth.InternalVerifier, do func(ctx context.Context, orderID uuid.UUID) (any, error)) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /", Adapt(log, func(w http.ResponseWriter, r *http.Request) error {
@@ -52,10 +55,26 @@ func OrderCall(log *slog.Logger, function string, v *auth.InternalVerifier, do f
 			return fault.E(fault.Invalid, fault.CodeInvalidRequest, "order_id is required")
 		}
 		out, err := do(r.Context(), orderID)
+		if fault.KindOf(err) == fault.NotFound {
+			return orderNotFound(err, orderID)
+		}
 		if err != nil {
 			return err
 		}
 		return JSON(w, http.StatusOK, out)
 	}))
 	return Routes(mux)
+}
+
+// orderNotFound is err, a fault.NotFound about orderID, with the order_id
+// member naming the order; its code and message are err's.
+func orderNotFound(err error, orderID uuid.UUID) error {
+	msg := "not found"
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		msg = fe.Message
+	}
+	nf := fault.Wrap(err, fault.NotFound, fault.CodeOf(err), msg)
+	nf.Members = map[string]any{"order_id": orderID}
+	return nf
 }

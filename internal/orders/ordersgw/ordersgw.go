@@ -36,7 +36,12 @@ import (
 // A failed answer is the error the function answered, mapped back by
 // fnhttp.ErrorFrom (409 out_of_stock is fault.Conflict "out_of_stock", 402
 // fault.PaymentRequired, …), so the saga decides on kinds and codes and on
-// fault.Retryable, as if it had called the function in process. A call that
+// fault.Retryable, as if it had called the function in process. A 404 is
+// fault.NotFound only when it is the function's own answer about the order
+// (its problem's order_id names it); any other 404 (a route no function
+// serves, a function not deployed, a wrong gateway URL) is
+// fault.Unavailable, so a misconfiguration leaves the order pending rather
+// than cancelling it. A call that
 // gets no answer (connection refused, timeout) is fault.Unavailable; every
 // call is idempotent by order id, so it may be retried, and is marked so
 // (gatewayurl.MarkReplayable): net/http itself sends it again when it meets a
@@ -122,17 +127,17 @@ func (g *Gateway) Reserve(ctx context.Context, orderID uuid.UUID, lines []orders
 	for _, l := range lines {
 		in.Lines = append(in.Lines, line{l.ProductID, l.Quantity})
 	}
-	return g.call(ctx, "reserve-stock", in)
+	return g.call(ctx, "reserve-stock", orderID, in)
 }
 
 // Commit calls commit-stock.
 func (g *Gateway) Commit(ctx context.Context, orderID uuid.UUID) error {
-	return g.call(ctx, "commit-stock", orderRef{orderID})
+	return g.call(ctx, "commit-stock", orderID, orderRef{orderID})
 }
 
 // Release calls release-stock.
 func (g *Gateway) Release(ctx context.Context, orderID uuid.UUID) error {
-	return g.call(ctx, "release-stock", orderRef{orderID})
+	return g.call(ctx, "release-stock", orderID, orderRef{orderID})
 }
 
 // Charge calls charge-payment and accepts only an answer that is the capture
@@ -141,7 +146,7 @@ func (g *Gateway) Release(ctx context.Context, orderID uuid.UUID) error {
 // order nor compensates a charge that may exist; it retries, and the order
 // stays pending for recovery and the stuck-order alert.
 func (g *Gateway) Charge(ctx context.Context, c saga.Charge) error {
-	raw, err := g.do(ctx, "charge-payment", struct {
+	raw, err := g.do(ctx, "charge-payment", c.OrderID, struct {
 		OrderID uuid.UUID    `json:"order_id"`
 		UserID  uuid.UUID    `json:"user_id"`
 		Amount  orders.Money `json:"amount"`
@@ -168,7 +173,7 @@ func (g *Gateway) Charge(ctx context.Context, c saga.Charge) error {
 // captured, another order, a defect) is fault.Internal, so the saga does not
 // mark the compensation done while money may still be held; it retries.
 func (g *Gateway) Refund(ctx context.Context, orderID uuid.UUID) error {
-	raw, err := g.do(ctx, "refund-payment", orderRef{orderID})
+	raw, err := g.do(ctx, "refund-payment", orderID, orderRef{orderID})
 	if err != nil {
 		return err
 	}
@@ -191,21 +196,24 @@ type orderRef struct {
 	OrderID uuid.UUID `json:"order_id"`
 }
 
-// call POSTs in to fn and discards the body of a 2xx answer.
-func (g *Gateway) call(ctx context.Context, fn string, in any) error {
-	_, err := g.send(ctx, fn, in, false)
+// call POSTs in, about order, to fn and discards the body of a 2xx answer.
+func (g *Gateway) call(ctx context.Context, fn string, order uuid.UUID, in any) error {
+	_, err := g.send(ctx, fn, order, in, false)
 	return err
 }
 
-// do POSTs in to fn and returns the body of a 2xx answer (at most 64 KiB).
-func (g *Gateway) do(ctx context.Context, fn string, in any) ([]byte, error) {
-	return g.send(ctx, fn, in, true)
+// do POSTs in, about order, to fn and returns the body of a 2xx answer (at
+// most 64 KiB).
+func (g *Gateway) do(ctx context.Context, fn string, order uuid.UUID, in any) ([]byte, error) {
+	return g.send(ctx, fn, order, in, true)
 }
 
-// send POSTs in to fn. A 2xx answer's body (at most 64 KiB) is returned
-// when keep is set and read to its end otherwise, so the connection is
-// reused either way; any other answer is the error it carries.
-func (g *Gateway) send(ctx context.Context, fn string, in any, keep bool) ([]byte, error) {
+// send POSTs in, about order, to fn. A 2xx answer's body (at most 64 KiB) is
+// returned when keep is set and read to its end otherwise, so the connection
+// is reused either way; any other answer is the error it carries, except a
+// 404 that is not the function's own for order (see namesOrder): that is
+// fault.Unavailable.
+func (g *Gateway) send(ctx context.Context, fn string, order uuid.UUID, in any, keep bool) ([]byte, error) {
 	body, err := json.Marshal(in)
 	if err != nil {
 		return nil, fault.Internalf("encode %s request: %w", fn, err)
@@ -234,5 +242,30 @@ func (g *Gateway) send(ctx context.Context, fn string, in any, keep bool) ([]byt
 	if resp.StatusCode/100 == 2 {
 		return raw, nil
 	}
-	return nil, fmt.Errorf("%s: %w", fn, fnhttp.ErrorFrom(resp.StatusCode, raw))
+	answered := fnhttp.ErrorFrom(resp.StatusCode, raw)
+	if answered.Kind == fault.NotFound && !namesOrder(raw, order) {
+		// A route no function serves, a bundle without the member, the
+		// edge: a misconfiguration, not the function saying the order has
+		// nothing (which the saga takes as final). An outage: retried, the
+		// order stays pending.
+		return nil, fault.Wrap(fmt.Errorf("%s: a 404 that is not its answer for order %s: %w", fn, order, answered),
+			fault.Unavailable, fault.CodeUnavailable, fn+" is unavailable")
+	}
+	return nil, fmt.Errorf("%s: %w", fn, answered)
+}
+
+// namesOrder reports whether a 404 body is the function's own answer about
+// order: the not_found problem whose order_id member names it
+// (fnhttp.OrderCall adds it to its functions' 404s). fnhttp.Routes' "no such
+// route", a bundle's and the edge's 404 problems carry no order_id.
+func namesOrder(body []byte, order uuid.UUID) bool {
+	var p struct {
+		Code    fault.Code `json:"code"`
+		OrderID string     `json:"order_id"`
+	}
+	if json.Unmarshal(body, &p) != nil || p.Code != fault.CodeNotFound {
+		return false
+	}
+	named, err := uuid.Parse(p.OrderID)
+	return err == nil && named == order
 }

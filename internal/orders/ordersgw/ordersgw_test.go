@@ -226,3 +226,38 @@ func answering(t *testing.T, fn string, status int, body string) *ordersgw.Gatew
 	}
 	return gw
 }
+
+// Only the function's own 404 for the order (a not_found problem whose
+// order_id names it: commit-stock's "no reservation for this order") is
+// fault.NotFound, which the saga reads as a final refusal (a commit's cancels
+// the paid order and refunds it). Any other 404 (a route no function serves,
+// a bundle without the member, the local edge, the gateway's plain text for
+// a function not deployed, another order's answer) is a misconfiguration or
+// an outage: fault.Unavailable, retryable, so the order stays pending.
+func TestOnlyTheFunctionsOwn404ForTheOrderIsNotFound(t *testing.T) {
+	order := uuid.New()
+	unrouted := httptest.NewRecorder()
+	fnhttp.Routes(http.NewServeMux()).ServeHTTP(unrouted, httptest.NewRequest(http.MethodPost, "/", nil))
+	for _, c := range []struct {
+		name, body string
+		want       fault.Kind
+	}{
+		{"commit-stock's own", `{"type":"about:blank","title":"Not Found","status":404,"code":"not_found","detail":"no reservation for this order","order_id":"` + order.String() + `"}`, fault.NotFound},
+		{"fnhttp.Routes' no such route", unrouted.Body.String(), fault.Unavailable},
+		{"the local edge's unknown route", `{"type":"about:blank","title":"Not Found","status":404,"code":"not_found","detail":"no route matches the request"}`, fault.Unavailable},
+		{"not_found without the order", `{"type":"about:blank","title":"Not Found","status":404,"code":"not_found","detail":"no reservation for this order"}`, fault.Unavailable},
+		{"another order's", `{"status":404,"code":"not_found","order_id":"` + uuid.NewString() + `"}`, fault.Unavailable},
+		{"the gateway's plain text", `error finding function commit-stock.openfaas-fn: not found`, fault.Unavailable},
+		{"Kong's no route", `{"message":"no Route matched with those values"}`, fault.Unavailable},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := answering(t, "commit-stock", http.StatusNotFound, c.body).Commit(context.Background(), order)
+			if fault.KindOf(err) != c.want {
+				t.Fatalf("Commit = %v (kind %v), want kind %v", err, fault.KindOf(err), c.want)
+			}
+			if c.want == fault.Unavailable && !fault.Retryable(err) {
+				t.Fatalf("Commit = %v must be retryable, so the order stays pending", err)
+			}
+		})
+	}
+}

@@ -306,7 +306,10 @@ func (s *Server) reserve(r *http.Request, orderID uuid.UUID, body []byte) (any, 
 func (s *Server) commit(_ *http.Request, orderID uuid.UUID, _ []byte) (any, error) {
 	r := s.res[orderID]
 	if r == nil || r.status == "void" {
-		return nil, fault.E(fault.NotFound, fault.CodeNotFound, "no reservation for this order")
+		// As fnhttp.OrderCall answers it: naming the order.
+		nf := fault.E(fault.NotFound, fault.CodeNotFound, "no reservation for this order")
+		nf.Members = map[string]any{"order_id": orderID}
+		return nil, nf
 	}
 	switch r.status {
 	case "committed":
