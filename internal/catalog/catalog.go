@@ -180,6 +180,10 @@ type Optional[T any] struct {
 	Value T
 }
 
+// JSONShape is the type an Optional decodes its JSON into, whose field
+// names its keys must match exactly (fnhttp.JSONShaper).
+func (Optional[T]) JSONShape() any { return (*T)(nil) }
+
 // UnmarshalJSON records presence; encoding/json calls it only for keys that
 // appear in the body, including for null.
 func (o *Optional[T]) UnmarshalJSON(b []byte) error {

@@ -182,8 +182,10 @@ func JSON(w http.ResponseWriter, status int, v any) error {
 	return nil
 }
 
-// Decode reads at most limit bytes of JSON into dst, rejecting unknown fields,
-// trailing data, wrong types and oversized bodies with 4xx faults.
+// Decode reads at most limit bytes of JSON into dst, rejecting unknown fields
+// (a key that is not its field's name exactly, case included), a key repeated
+// in one object (keys.go), trailing data, wrong types and oversized bodies
+// with 4xx faults.
 //
 // The body must declare its type, application/json or a +json type: a
 // missing Content-Type is refused as one that is not JSON is, 400
@@ -267,6 +269,9 @@ func DecodeBytes(body []byte, dst any) error {
 	var extra json.RawMessage
 	if err := dec.Decode(&extra); err != io.EOF {
 		return fault.E(fault.Malformed, fault.CodeInvalidJSON, "unexpected data after the JSON value")
+	}
+	if err := checkKeys(body, dst); err != nil {
+		return err
 	}
 	if v := reflect.ValueOf(dst); !textClean(v, false) {
 		return checkDecoded(v, "", false) // names the first string that breaks the rule

@@ -128,6 +128,10 @@ type itemLine struct {
 	Quantity  int         `json:"quantity"`
 }
 
+// JSONShape is the type a list decodes its JSON into, whose field names a
+// line's keys must match exactly (fnhttp.JSONShaper).
+func (ItemList) JSONShape() any { return []itemLine(nil) }
+
 // UnmarshalJSON decodes b, refusing null.
 func (l *ItemList) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
