@@ -157,6 +157,11 @@ func TestRefusals(t *testing.T) {
 		{"missing", alice, mug.ID.String(), `{}`, 422, "invalid_request"},
 		{"string", alice, mug.ID.String(), `{"quantity":"2"}`, 400, "invalid_json"},
 		{"client price", alice, mug.ID.String(), `{"quantity":1,"unit_price":{"amount":1,"currency":"USD"}}`, 400, "invalid_json"},
+		// A field's name is written exactly, once (encoding/json alone read
+		// these as quantity 3, 4 and 8).
+		{"capitalised name", alice, mug.ID.String(), `{"Quantity":3}`, 400, "invalid_json"},
+		{"upper-case name", alice, mug.ID.String(), `{"QUANTITY":4}`, 400, "invalid_json"},
+		{"name twice", alice, mug.ID.String(), `{"quantity":1,"Quantity":8}`, 400, "invalid_json"},
 		{"unknown product", alice, uuid.Must(uuid.NewV7()).String(), `{"quantity":1}`, 404, "not_found"},
 		{"archived product", alice, archived.ID.String(), `{"quantity":1}`, 404, "not_found"},
 		{"not a uuid", alice, "mug", `{"quantity":1}`, 404, "not_found"},
