@@ -897,7 +897,12 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 		// Counted as a requeue: each is a delivery more of the message,
 		// which RabbitMQ 4 counts against a quorum queue's delivery limit
 		// (docs/events.md, "RabbitMQ 4"); until 2026-12-07 it was counted
-		// nowhere.
+		// nowhere. A stop that cancelled the publish is not counted (nor
+		// is any other requeue at a worker's stop).
+		if ctx.Err() != nil {
+			_ = d.Nack(false, true)
+			return
+		}
 		s.c.metrics.invocations.WithLabelValues(s.fn, "requeue").Inc()
 		wait := max(s.c.requeueWait()-time.Since(published), 0)
 		s.c.log.WarnContext(ictx, "could not schedule retry, requeueing", "fn", s.fn, "id", d.MessageId, "err", err,

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopfaas/shop/internal/broker"
@@ -316,6 +317,60 @@ func TestAnUnconfirmedCopyRequeuesTheOriginal(t *testing.T) {
 	if calls[1].id != id || calls[1].headers.Get("X-Attempt") != "1" {
 		t.Errorf("second call: id %s attempt %s, want the requeued original %s, attempt 1",
 			calls[1].id, calls[1].headers.Get("X-Attempt"), id)
+	}
+}
+
+// A stop while a failed delivery's retry copy awaits its confirmation (here
+// the retry queue's process is suspended) requeues the delivery uncounted,
+// as every requeue at a worker's stop is (docs/events.md, "RabbitMQ 4"):
+// outcome="requeue" counts only copies the broker refused or did not confirm
+// within InvokeTimeout. Until 2026-12-07 the stop's cancelled publish was
+// counted as a requeue and logged as a copy the broker did not take.
+func TestAStopWhileACopyAwaitsItsConfirmIsNoRequeue(t *testing.T) {
+	node, names := privateNode(t)
+
+	const topic = "thing.happened.v1"
+	gw := newGateway(t)
+	gw.set("stopped", topic, failFirst(1))
+	cfg := Config{
+		GatewayURL: gw.srv.URL, BrokerURL: node.URL(), Names: names, MaxAttempts: 3,
+		RetryDelay: time.Second, Prefetch: 1, RefreshInterval: 200 * time.Millisecond,
+		InvokeTimeout: time.Minute, MaxBackoff: 500 * time.Millisecond,
+		InternalToken: "test-internal-token", GatewayUser: "gw-admin", GatewayPassword: "gw-password",
+	}
+	reg := prometheus.NewRegistry()
+	c, err := New(cfg, slog.New(slog.DiscardHandler), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(ctx)
+	}()
+	retry := names.Retry("stopped", cfg.Delays()[0])
+	waitQueue(t, node.URL(), retry)
+	evalCtx := proctest.DeadlineContext(t, proctest.CleanupMargin)
+	queueProcess := `sys:%s(begin {ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"` + retry +
+		`">>)), amqqueue:get_pid(Q) end).`
+	if out, err := node.Eval(evalCtx, fmt.Sprintf(queueProcess, "suspend")); err != nil {
+		t.Fatalf("suspend %s: %v %s", retry, err, out)
+	}
+	t.Cleanup(func() { _, _ = node.Eval(evalCtx, fmt.Sprintf(queueProcess, "resume")) })
+
+	publishConfirmed(t, node.URL(), names, topic, 1)
+	gw.waitCalls(t, "stopped", 1, 30*time.Second)
+	time.Sleep(500 * time.Millisecond) // the copy is published and awaits its confirmation
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(proctest.BeforeDeadline(t, 10*time.Minute, stopWait)):
+		t.Fatal("the connector did not stop")
+	}
+	if got := invocations(t, reg, "stopped", "requeue"); got != 0 {
+		t.Errorf("a stop while the copy awaited its confirmation counted %v requeues, want none", got)
 	}
 }
 
