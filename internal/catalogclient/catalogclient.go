@@ -180,7 +180,7 @@ func (c *Client) get(ctx context.Context, id uuid.UUID) (p Product, retry bool, 
 	if resp.StatusCode/100 != 2 {
 		answered := fnhttp.ErrorFrom(resp.StatusCode, body)
 		if answered.Kind == fault.NotFound {
-			if namesProduct(body, id) {
+			if fnhttp.NotFoundNames(body, "product_id", id) {
 				return p, false, errNotFound
 			}
 			// A 404 get-product did not answer for this product: a route
@@ -203,22 +203,6 @@ func (c *Client) get(ctx context.Context, id uuid.UUID) (p Product, retry bool, 
 		return p, false, unavailable(err)
 	}
 	return p, false, nil
-}
-
-// namesProduct reports whether a 404 body is get-product's own answer for
-// id: the not_found problem whose product_id member names id. Every other
-// 404 problem (fnhttp.Routes' "no such route", a bundle's, the edge's) has
-// no product_id.
-func namesProduct(body []byte, id uuid.UUID) bool {
-	var p struct {
-		Code      fault.Code `json:"code"`
-		ProductID string     `json:"product_id"`
-	}
-	if json.Unmarshal(body, &p) != nil || p.Code != fault.CodeNotFound {
-		return false
-	}
-	named, err := uuid.Parse(p.ProductID)
-	return err == nil && named == id
 }
 
 // decode parses and checks a get-product answer. A product marked archived

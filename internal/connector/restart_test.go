@@ -290,27 +290,14 @@ func TestUpgradeFromClassicRetryQueues(t *testing.T) {
 // 2026-12-03 the wait had no deadline. It runs a private RabbitMQ node, since
 // it suspends a queue's process.
 func TestAnUnconfirmedCopyRequeuesTheOriginal(t *testing.T) {
-	ctx := proctest.DeadlineContext(t, proctest.CleanupMargin)
 	node, names := privateNode(t)
 
 	const topic = "thing.happened.v1"
 	gw := newGateway(t)
 	gw.set("stalled", topic, failFirst(1))
-	cfg := Config{
-		GatewayURL: gw.srv.URL, BrokerURL: node.URL(), Names: names, MaxAttempts: 3,
-		RetryDelay: time.Second, Prefetch: 1, RefreshInterval: 200 * time.Millisecond,
-		InvokeTimeout: 2 * time.Second, MaxBackoff: 500 * time.Millisecond,
-		InternalToken: "test-internal-token", GatewayUser: "gw-admin", GatewayPassword: "gw-password",
-	}
+	cfg := stalledConfig(gw, node, names, 2*time.Second)
 	runConnector(t, cfg, slog.New(slog.DiscardHandler))
-	retry := names.Retry("stalled", cfg.Delays()[0])
-	waitQueue(t, node.URL(), retry)
-	queueProcess := `sys:%s(begin {ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"` + retry +
-		`">>)), amqqueue:get_pid(Q) end).`
-	if out, err := node.Eval(ctx, fmt.Sprintf(queueProcess, "suspend")); err != nil {
-		t.Fatalf("suspend %s: %v %s", retry, err, out)
-	}
-	t.Cleanup(func() { _, _ = node.Eval(ctx, fmt.Sprintf(queueProcess, "resume")) })
+	suspendQueue(t, node, names.Retry("stalled", cfg.Delays()[0]))
 
 	id := publishConfirmed(t, node.URL(), names, topic, 1)[0]
 	calls := gw.waitCalls(t, "stalled", 2, 30*time.Second)
@@ -332,12 +319,7 @@ func TestAStopWhileACopyAwaitsItsConfirmIsNoRequeue(t *testing.T) {
 	const topic = "thing.happened.v1"
 	gw := newGateway(t)
 	gw.set("stopped", topic, failFirst(1))
-	cfg := Config{
-		GatewayURL: gw.srv.URL, BrokerURL: node.URL(), Names: names, MaxAttempts: 3,
-		RetryDelay: time.Second, Prefetch: 1, RefreshInterval: 200 * time.Millisecond,
-		InvokeTimeout: time.Minute, MaxBackoff: 500 * time.Millisecond,
-		InternalToken: "test-internal-token", GatewayUser: "gw-admin", GatewayPassword: "gw-password",
-	}
+	cfg := stalledConfig(gw, node, names, time.Minute)
 	reg := prometheus.NewRegistry()
 	c, err := New(cfg, slog.New(slog.DiscardHandler), reg)
 	if err != nil {
@@ -350,15 +332,7 @@ func TestAStopWhileACopyAwaitsItsConfirmIsNoRequeue(t *testing.T) {
 		defer close(done)
 		c.Run(ctx)
 	}()
-	retry := names.Retry("stopped", cfg.Delays()[0])
-	waitQueue(t, node.URL(), retry)
-	evalCtx := proctest.DeadlineContext(t, proctest.CleanupMargin)
-	queueProcess := `sys:%s(begin {ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"` + retry +
-		`">>)), amqqueue:get_pid(Q) end).`
-	if out, err := node.Eval(evalCtx, fmt.Sprintf(queueProcess, "suspend")); err != nil {
-		t.Fatalf("suspend %s: %v %s", retry, err, out)
-	}
-	t.Cleanup(func() { _, _ = node.Eval(evalCtx, fmt.Sprintf(queueProcess, "resume")) })
+	suspendQueue(t, node, names.Retry("stopped", cfg.Delays()[0]))
 
 	publishConfirmed(t, node.URL(), names, topic, 1)
 	gw.waitCalls(t, "stopped", 1, 30*time.Second)
@@ -372,6 +346,33 @@ func TestAStopWhileACopyAwaitsItsConfirmIsNoRequeue(t *testing.T) {
 	if got := invocations(t, reg, "stopped", "requeue"); got != 0 {
 		t.Errorf("a stop while the copy awaited its confirmation counted %v requeues, want none", got)
 	}
+}
+
+// stalledConfig is the configuration of the tests whose retry queue is
+// suspended: one function, one delivery at a time, invokeTimeout as the
+// wait for a copy's confirmation.
+func stalledConfig(gw *gateway, node *rabbitnode.Node, names broker.Names, invokeTimeout time.Duration) Config {
+	return Config{
+		GatewayURL: gw.srv.URL, BrokerURL: node.URL(), Names: names, MaxAttempts: 3,
+		RetryDelay: time.Second, Prefetch: 1, RefreshInterval: 200 * time.Millisecond,
+		InvokeTimeout: invokeTimeout, MaxBackoff: 500 * time.Millisecond,
+		InternalToken: "test-internal-token", GatewayUser: "gw-admin", GatewayPassword: "gw-password",
+	}
+}
+
+// suspendQueue waits for queue to exist on node and suspends its process
+// until the test's end, as a quorum queue without a leader would leave it:
+// what is published to it is never confirmed.
+func suspendQueue(t *testing.T, node *rabbitnode.Node, queue string) {
+	t.Helper()
+	waitQueue(t, node.URL(), queue)
+	ctx := proctest.DeadlineContext(t, proctest.CleanupMargin)
+	process := `sys:%s(begin {ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"` + queue +
+		`">>)), amqqueue:get_pid(Q) end).`
+	if out, err := node.Eval(ctx, fmt.Sprintf(process, "suspend")); err != nil {
+		t.Fatalf("suspend %s: %v %s", queue, err, out)
+	}
+	t.Cleanup(func() { _, _ = node.Eval(ctx, fmt.Sprintf(process, "resume")) })
 }
 
 // privateNode starts a RabbitMQ node of the test's own, stopped at its end,

@@ -2,6 +2,7 @@ package fnhttp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -77,4 +78,21 @@ func orderNotFound(err error, orderID uuid.UUID) error {
 	nf := fault.Wrap(err, fault.NotFound, fault.CodeOf(err), msg)
 	nf.Members = map[string]any{"order_id": orderID}
 	return nf
+}
+
+// NotFoundNames reports whether body, a 404's, is the callee's own answer
+// about id: the not_found problem whose member (get-product's product_id,
+// OrderCall's order_id) names id. fnhttp.Routes' "no such route", a
+// bundle's, fnserve's and the edge's 404 problems name nothing, so a
+// misrouted call or a callee not deployed is never read as "no such product"
+// or "no such order" (catalogclient, ordersgw: an outage instead).
+func NotFoundNames(body []byte, member string, id uuid.UUID) bool {
+	var p map[string]json.RawMessage
+	if json.Unmarshal(body, &p) != nil {
+		return false
+	}
+	var code fault.Code
+	var named uuid.UUID
+	return json.Unmarshal(p["code"], &code) == nil && code == fault.CodeNotFound &&
+		json.Unmarshal(p[member], &named) == nil && named == id
 }

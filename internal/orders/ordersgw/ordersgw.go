@@ -211,7 +211,7 @@ func (g *Gateway) do(ctx context.Context, fn string, order uuid.UUID, in any) ([
 // send POSTs in, about order, to fn. A 2xx answer's body (at most 64 KiB) is
 // returned when keep is set and read to its end otherwise, so the connection
 // is reused either way; any other answer is the error it carries, except a
-// 404 that is not the function's own for order (see namesOrder): that is
+// 404 that is not the function's own for order (fnhttp.NotFoundNames): that is
 // fault.Unavailable.
 func (g *Gateway) send(ctx context.Context, fn string, order uuid.UUID, in any, keep bool) ([]byte, error) {
 	body, err := json.Marshal(in)
@@ -243,7 +243,7 @@ func (g *Gateway) send(ctx context.Context, fn string, order uuid.UUID, in any, 
 		return raw, nil
 	}
 	answered := fnhttp.ErrorFrom(resp.StatusCode, raw)
-	if answered.Kind == fault.NotFound && !namesOrder(raw, order) {
+	if answered.Kind == fault.NotFound && !fnhttp.NotFoundNames(raw, "order_id", order) {
 		// A route no function serves, a bundle without the member, the
 		// edge: a misconfiguration, not the function saying the order has
 		// nothing (which the saga takes as final). An outage: retried, the
@@ -252,20 +252,4 @@ func (g *Gateway) send(ctx context.Context, fn string, order uuid.UUID, in any, 
 			fault.Unavailable, fault.CodeUnavailable, fn+" is unavailable")
 	}
 	return nil, fmt.Errorf("%s: %w", fn, answered)
-}
-
-// namesOrder reports whether a 404 body is the function's own answer about
-// order: the not_found problem whose order_id member names it
-// (fnhttp.OrderCall adds it to its functions' 404s). fnhttp.Routes' "no such
-// route", a bundle's and the edge's 404 problems carry no order_id.
-func namesOrder(body []byte, order uuid.UUID) bool {
-	var p struct {
-		Code    fault.Code `json:"code"`
-		OrderID string     `json:"order_id"`
-	}
-	if json.Unmarshal(body, &p) != nil || p.Code != fault.CodeNotFound {
-		return false
-	}
-	named, err := uuid.Parse(p.OrderID)
-	return err == nil && named == order
 }
