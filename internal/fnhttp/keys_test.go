@@ -144,9 +144,11 @@ type alsoPromoted struct {
 type embedding struct {
 	Promoted
 	alsoPromoted
-	C     int      // shallower than Promoted's C
-	Skip  int      `json:"-"`
-	Dash  int      `json:"-,"`
+	C    int // shallower than Promoted's C
+	Skip int `json:"-"`
+	//lint:ignore SA5008 deliberate: "-," names the field "-", an edge case of encoding/json's the key rule must follow
+	Dash int `json:"-,"`
+	//lint:ignore SA5008 deliberate: a tag name encoding/json refuses, so the field keeps its Go name
 	Odd   int      `json:"a\"b"` // not a valid tag name: the Go name
 	Named Promoted `json:"named"`
 }
