@@ -583,7 +583,7 @@ func (w *statusWriter) AnswerBegun() bool { return w.begun }
 func (w *statusWriter) SetServedBy(function string) { w.servedBy = function }
 
 func (w *statusWriter) WriteHeader(status int) {
-	if status < 100 || status > 199 || status == http.StatusSwitchingProtocols {
+	if fnhttp.Final(status) {
 		if w.status == 0 { // the final status, not an informational one before it
 			w.status = status
 		}

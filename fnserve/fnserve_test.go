@@ -695,13 +695,8 @@ func TestAPanicAfterTheAnswerBeganCutsIt(t *testing.T) {
 		}), nil
 	}
 	url := serveBuild(t, nil, &log, build).url
-	resp, err := http.Get(url + "/partial")
-	if err == nil {
-		b, rerr := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if rerr == nil {
-			t.Errorf("a panic after the answer began: %d %q, want the connection cut", resp.StatusCode, b)
-		}
+	if status, body, whole := getWhole(url + "/partial"); whole {
+		t.Errorf("a panic after the answer began: %d %q, want the connection cut", status, body)
 	}
 	if code, body := get(t, url+"/ok"); code != http.StatusOK || body != "fine" {
 		t.Errorf("after the panic: %d %q", code, body)
@@ -730,13 +725,8 @@ func TestAHandlerAbortingItsAnswerIsCountedAs500(t *testing.T) {
 	}
 	url := serveBuild(t, nil, io.Discard, build).url
 	for _, path := range []string{"/before", "/after"} {
-		resp, err := http.Get(url + path)
-		if err == nil {
-			b, rerr := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if rerr == nil {
-				t.Errorf("%s: aborted: %d %q, want the connection cut", path, resp.StatusCode, b)
-			}
+		if status, body, whole := getWhole(url + path); whole {
+			t.Errorf("%s: aborted: %d %q, want the connection cut", path, status, body)
 		}
 	}
 	if _, metrics := get(t, url+"/_/metrics"); !strings.Contains(metrics, `function_requests_total{code="500",function="fixture",method="get"} 2`) ||
@@ -790,13 +780,8 @@ func TestAnErrorAfterTheAnswerBeganCutsItUnderFnserve(t *testing.T) {
 	}
 	url := serveBuild(t, nil, io.Discard, build).url
 	for _, path := range []string{"/partial", "/flushed"} {
-		resp, err := http.Get(url + path)
-		if err == nil {
-			b, rerr := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if rerr == nil {
-				t.Errorf("%s: an error after the answer began: %d %q, want the connection cut", path, resp.StatusCode, b)
-			}
+		if status, body, whole := getWhole(url + path); whole {
+			t.Errorf("%s: an error after the answer began: %d %q, want the connection cut", path, status, body)
 		}
 	}
 	for _, path := range []string{"/hints", "/refused"} {
@@ -831,13 +816,8 @@ func TestAPanicReadsTheAnswerAsBegunByAdaptsRule(t *testing.T) {
 		}), nil
 	}
 	url := serveBuild(t, nil, io.Discard, build).url
-	resp, err := http.Get(url + "/flushed")
-	if err == nil {
-		b, rerr := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if rerr == nil {
-			t.Errorf("a panic after a flush: %d %q, want the connection cut", resp.StatusCode, b)
-		}
+	if status, body, whole := getWhole(url + "/flushed"); whole {
+		t.Errorf("a panic after a flush: %d %q, want the connection cut", status, body)
 	}
 	if code, body := get(t, url+"/hints"); code != http.StatusInternalServerError || !strings.Contains(body, `"code":"internal"`) {
 		t.Errorf("a panic after a 103 alone: %d %q, want its 500 problem", code, body)
@@ -851,4 +831,16 @@ func TestAPanicReadsTheAnswerAsBegunByAdaptsRule(t *testing.T) {
 		strings.Contains(metrics, `code="103"`) {
 		t.Errorf("counted as %q, want the 103-then-200 as a 200 and both panics as 500s", grep(metrics, "function_requests_total{"))
 	}
+}
+
+// getWhole GETs url and reports whether a whole answer came (its status and
+// body): false when the connection was cut, before the answer or within it.
+func getWhole(url string) (status int, body []byte, whole bool) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, nil, false
+	}
+	defer resp.Body.Close()
+	body, err = io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err == nil
 }

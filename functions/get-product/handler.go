@@ -66,17 +66,6 @@ func write(w http.ResponseWriter, r *http.Request, tag string, body []byte) {
 	_, _ = w.Write(body)
 }
 
-// notFound is the 404 for a product id that is unknown or archived. Its
-// product_id member names the id: it is what tells a caller
-// (internal/catalogclient) that get-product itself answered that the product
-// is gone, where a 404 without it (a route no function serves, the gateway's
-// for a function not deployed) is a misconfiguration or an outage.
-func notFound(err error, id uuid.UUID) error {
-	nf := fault.Wrap(err, fault.NotFound, fault.CodeNotFound, "no such product")
-	nf.Members = map[string]any{"product_id": id}
-	return nf
-}
-
 // New returns the function's handler over d (Store, Log and, when set, Cache).
 func New(d *catalogenv.Deps) http.Handler {
 	mux := http.NewServeMux()
@@ -91,7 +80,7 @@ func New(d *catalogenv.Deps) http.Handler {
 		}
 		p, err := d.Store.Get(r.Context(), id)
 		if fault.Is(err, fault.NotFound, "") {
-			return notFound(err, id)
+			return fnhttp.NamedNotFound(err, "no such product", "product_id", id) // the catalog client reads it
 		}
 		if err != nil {
 			return err

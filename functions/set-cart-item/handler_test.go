@@ -474,10 +474,6 @@ func TestRemovingALineOfAMixedCartIsAnsweredAsWritten(t *testing.T) {
 	}
 }
 
-// While the cart store's Redis is away (stopped: every connection closed, new
-// ones refused) an add, a change and a removal each answer 503 unavailable
-// and leave the stored cart as it was; once Redis is back (restarted) the
-// same handler, not rebuilt, writes again.
 // A catalog that answers 404 without being get-product's answer for the
 // product (a misconfigured locator meeting a function's "no such route") is
 // an outage: adding a product is 503, not 404, and neither that line nor the
@@ -503,6 +499,10 @@ func TestACatalog404ThatIsNotGetProductsWritesNothing(t *testing.T) {
 	}
 }
 
+// While the cart store's Redis is away (stopped: every connection closed, new
+// ones refused) an add, a change and a removal each answer 503 unavailable
+// and leave the stored cart as it was; once Redis is back (restarted) the
+// same handler, not rebuilt, writes again.
 func TestARedisOutageIsUnavailableAndWritesNothing(t *testing.T) {
 	store, proxy, direct := cartredistest.Proxied(t, time.Hour)
 	catalog := catalogtest.New(t)

@@ -310,7 +310,15 @@ func (e *env) startLogging(t *testing.T, log *slog.Logger) *prometheus.Registry 
 // ends, and returns the registry of its metrics.
 func runConnector(t *testing.T, cfg Config, log *slog.Logger) *prometheus.Registry {
 	t.Helper()
-	reg := prometheus.NewRegistry()
+	reg, _ := startConnector(t, cfg, log)
+	return reg
+}
+
+// startConnector runs a connector until stop (cancel its context and wait
+// for it) or the test's end, whichever comes first.
+func startConnector(t *testing.T, cfg Config, log *slog.Logger) (reg *prometheus.Registry, stop func()) {
+	t.Helper()
+	reg = prometheus.NewRegistry()
 	c, err := New(cfg, log, reg)
 	if err != nil {
 		t.Fatal(err)
@@ -321,7 +329,7 @@ func runConnector(t *testing.T, cfg Config, log *slog.Logger) *prometheus.Regist
 		defer close(done)
 		c.Run(ctx)
 	}()
-	t.Cleanup(func() {
+	stop = func() {
 		cancel()
 		// A connector that does not stop fails the test with a message
 		// before go test's -timeout panics the test binary, leaving the
@@ -334,8 +342,9 @@ func runConnector(t *testing.T, cfg Config, log *slog.Logger) *prometheus.Regist
 			t.Errorf("the connector had not stopped %s after its context was cancelled; "+
 				"no longer waited for, go test's -timeout being near", wait.Round(time.Second))
 		}
-	})
-	return reg
+	}
+	t.Cleanup(stop)
+	return reg, stop
 }
 
 const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

@@ -59,6 +59,9 @@ func TestARetryDelayTheBrokerRefusesIsInvalid(t *testing.T) {
 	if err := valid.Validate(); err != nil {
 		t.Fatalf("the longest delay is refused: %v", err)
 	}
+	if err := (Config{GatewayURL: "http://gateway", RetryDelay: maxRetryDelay, MaxRetryDelay: maxRetryDelay, MaxAttempts: 2}).Validate(); err != nil {
+		t.Fatalf("a retry delay of exactly the broker's longest is refused: %v", err)
+	}
 	if testing.Short() {
 		return
 	}

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopfaas/shop/internal/broker"
@@ -320,29 +319,13 @@ func TestAStopWhileACopyAwaitsItsConfirmIsNoRequeue(t *testing.T) {
 	gw := newGateway(t)
 	gw.set("stopped", topic, failFirst(1))
 	cfg := stalledConfig(gw, node, names, time.Minute)
-	reg := prometheus.NewRegistry()
-	c, err := New(cfg, slog.New(slog.DiscardHandler), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.Run(ctx)
-	}()
+	reg, stop := startConnector(t, cfg, slog.New(slog.DiscardHandler))
 	suspendQueue(t, node, names.Retry("stopped", cfg.Delays()[0]))
 
 	publishConfirmed(t, node.URL(), names, topic, 1)
 	gw.waitCalls(t, "stopped", 1, 30*time.Second)
 	time.Sleep(500 * time.Millisecond) // the copy is published and awaits its confirmation
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(proctest.BeforeDeadline(t, 10*time.Minute, stopWait)):
-		t.Fatal("the connector did not stop")
-	}
+	stop()
 	if got := invocations(t, reg, "stopped", "requeue"); got != 0 {
 		t.Errorf("a stop while the copy awaited its confirmation counted %v requeues, want none", got)
 	}

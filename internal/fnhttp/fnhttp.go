@@ -357,6 +357,13 @@ type answerBegun interface {
 	AnswerBegun() bool
 }
 
+// Final reports whether a status written begins the answer: any but an
+// informational one (1xx), 101 Switching Protocols aside. fnserve's writer
+// and begunWriter read a begun answer by it (answerBegun).
+func Final(status int) bool {
+	return status < 100 || status > 199 || status == http.StatusSwitchingProtocols
+}
+
 // begunWriter records whether a handler began its answer (answerBegun), for
 // a writer that cannot tell.
 type begunWriter struct {
@@ -368,7 +375,7 @@ type begunWriter struct {
 func (w *begunWriter) AnswerBegun() bool { return w.begun }
 
 func (w *begunWriter) WriteHeader(status int) {
-	if status < 100 || status > 199 || status == http.StatusSwitchingProtocols {
+	if Final(status) {
 		w.begun = true
 	}
 	w.ResponseWriter.WriteHeader(status)

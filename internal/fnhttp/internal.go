@@ -56,8 +56,8 @@ func OrderCall(log *slog.Logger, function string, v *auth.InternalVerifier, do f
 			return fault.E(fault.Invalid, fault.CodeInvalidRequest, "order_id is required")
 		}
 		out, err := do(r.Context(), orderID)
-		if fault.KindOf(err) == fault.NotFound {
-			return orderNotFound(err, orderID)
+		if fe := (*fault.Error)(nil); errors.As(err, &fe) && fe.Kind == fault.NotFound {
+			return NamedNotFound(err, fe.Message, "order_id", orderID)
 		}
 		if err != nil {
 			return err
@@ -67,16 +67,15 @@ func OrderCall(log *slog.Logger, function string, v *auth.InternalVerifier, do f
 	return Routes(mux)
 }
 
-// orderNotFound is err, a fault.NotFound about orderID, with the order_id
-// member naming the order; its code and message are err's.
-func orderNotFound(err error, orderID uuid.UUID) error {
-	msg := "not found"
-	var fe *fault.Error
-	if errors.As(err, &fe) {
-		msg = fe.Message
-	}
-	nf := fault.Wrap(err, fault.NotFound, fault.CodeOf(err), msg)
-	nf.Members = map[string]any{"order_id": orderID}
+// NamedNotFound is the 404 for id, about which err said there is nothing:
+// a not_found problem with message and the member (get-product's
+// product_id, OrderCall's order_id) naming id, which tells a caller
+// (NotFoundNames) that the function itself answered it, where a 404 without
+// it (a route no function serves, the gateway's for a function not
+// deployed) is a misconfiguration or an outage.
+func NamedNotFound(err error, message, member string, id uuid.UUID) error {
+	nf := fault.Wrap(err, fault.NotFound, fault.CodeNotFound, message)
+	nf.Members = map[string]any{member: id}
 	return nf
 }
 

@@ -238,6 +238,9 @@ func TestOnlyTheFunctionsOwn404ForTheOrderIsNotFound(t *testing.T) {
 	order := uuid.New()
 	unrouted := httptest.NewRecorder()
 	fnhttp.Routes(http.NewServeMux()).ServeHTTP(unrouted, httptest.NewRequest(http.MethodPost, "/", nil))
+	if unrouted.Code != http.StatusNotFound {
+		t.Fatalf("fnhttp.Routes' no such route: %d, want the 404 this test feeds the client", unrouted.Code)
+	}
 	for _, c := range []struct {
 		name, body string
 		want       fault.Kind
