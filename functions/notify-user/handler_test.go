@@ -921,3 +921,64 @@ func TestAnOrdersPlacingIsNotEmailedAfterItsEnd(t *testing.T) {
 		})
 	}
 }
+
+// An order's two emails are never sent at once, so never backwards: while the
+// email of its end is being sent (its delivery holds the claim), the
+// placing's redelivery sends nothing and answers 503, and once the end's went
+// out it answers 200 without sending; while the placing's email is being
+// sent, the end's delivery answers 503 and sends its email after. Until
+// 2026-12-07 the placing's redelivery checked the end only before claiming
+// its own email and sent "confirmed" beside a "cancelled" in flight.
+func TestAnOrdersEmailsAreNeverSentAtOnce(t *testing.T) {
+	e := setup(t, true)
+	stored := e.handler(nil) // deliveries that store the notification, its email owed
+	ctx := context.Background()
+	u := userstest.Register(t, e.users, "judy@example.com", "correct horse battery", "Judy")
+
+	order := uuid.New()
+	placed := fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: order, UserID: u.ID, Status: orders.Confirmed})
+	ended := fntest.Envelope(t, "test", events.OrderCancelled, "", orders.EventData{OrderID: order, UserID: u.ID, Status: orders.Cancelled})
+	if code, _ := deliver(t, stored, placed); code != 200 {
+		t.Fatalf("placed: %d", code)
+	}
+	_, end := deliver(t, stored, ended)
+	if _, ok, err := e.store.ClaimEmail(ctx, end.NotificationID, notifysvc.EmailLease); err != nil || !ok {
+		t.Fatalf("the end's claim = %v, %v", ok, err) // its delivery is sending it
+	}
+	if code, resp := deliver(t, e.h, placed); code != http.StatusServiceUnavailable || resp.Emailed {
+		t.Errorf("placed, redelivered while the end's email is sent: %d %+v, want 503", code, resp)
+	}
+	if err := e.store.MarkEmailed(ctx, end.NotificationID); err != nil { // the end's went out
+		t.Fatal(err)
+	}
+	if code, resp := deliver(t, e.h, placed); code != 200 || resp.Emailed {
+		t.Errorf("placed, redelivered after the end's email: %d %+v, want 200 with no email", code, resp)
+	}
+	if m := len(e.smtp.Messages()); m != 0 {
+		t.Errorf("%d emails of the placing, want none", m)
+	}
+
+	order = uuid.New()
+	placed = fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: order, UserID: u.ID, Status: orders.Confirmed})
+	ended = fntest.Envelope(t, "test", events.OrderCancelled, "", orders.EventData{OrderID: order, UserID: u.ID, Status: orders.Cancelled})
+	_, place := deliver(t, stored, placed)
+	claim, ok, err := e.store.ClaimEmail(ctx, place.NotificationID, notifysvc.EmailLease)
+	if err != nil || !ok {
+		t.Fatalf("the placing's claim = %v, %v", ok, err) // its delivery is sending it
+	}
+	if code, resp := deliver(t, e.h, ended); code != http.StatusServiceUnavailable || resp.Emailed {
+		t.Errorf("the end, delivered while the placing's email is sent: %d %+v, want 503", code, resp)
+	}
+	if err := e.store.ReleaseEmail(ctx, place.NotificationID, claim); err != nil { // that send failed
+		t.Fatal(err)
+	}
+	for _, body := range []string{placed, ended} {
+		if code, resp := deliver(t, e.h, body); code != 200 || !resp.Emailed {
+			t.Errorf("redelivered: %d %+v, want 200, emailed", code, resp)
+		}
+	}
+	msgs := e.smtp.Messages()
+	if len(msgs) != 2 || !strings.Contains(msgs[0].Data, "is confirmed") || !strings.Contains(msgs[1].Data, "was cancelled") {
+		t.Errorf("%d emails, want the placing's then the end's", len(msgs))
+	}
+}

@@ -99,11 +99,17 @@ func (s *Store) Record(ctx context.Context, consumer string, n notifications.Not
 // whose sender died expires and can be taken again. On success it returns the
 // claim (the lease's end as stored), which ReleaseEmail takes back. Failures
 // are fault.Unavailable.
+//
+// An order's emails are claimed in turn, so they never go out at once, and
+// so never backwards: it also reports false for the email of an order's
+// placing while the email of the order's end (notifications.Ends) is claimed
+// or once it went out, and for the email of an end while the placing's is
+// claimed. The statement locks the order's notifications of the user (FOR
+// UPDATE, in id order, the claimed one among them) before it decides, and
+// reads them as locked: two claims asked for at once, each outside the
+// other's snapshot, would otherwise both be taken. One round trip, as before.
 func (s *Store) ClaimEmail(ctx context.Context, id uuid.UUID, lease time.Duration) (claim time.Time, ok bool, err error) {
-	err = s.db.QueryRow(ctx, `UPDATE notifications SET email_claimed_until = now() + make_interval(secs => $2)
-		WHERE id = $1 AND emailed_at IS NULL AND email_refused_at IS NULL
-			AND (email_claimed_until IS NULL OR email_claimed_until < now())
-		RETURNING email_claimed_until`, id, lease.Seconds()).Scan(&claim)
+	err = s.db.QueryRow(ctx, claimEmail, id, lease.Seconds(), notifications.TypeOrderPlaced, endTypes()).Scan(&claim)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return time.Time{}, false, nil
 	}
@@ -112,6 +118,28 @@ func (s *Store) ClaimEmail(ctx context.Context, id uuid.UUID, lease time.Duratio
 	}
 	return claim, true, nil
 }
+
+// claimEmail is ClaimEmail's statement: $1 the notification, $2 the lease in
+// seconds, $3 the placing's type, $4 the ends' types. order_of locks the
+// notifications of the claimed one's order and user (none for a welcome,
+// whose order_id is NULL), read through notifications_by_user; a lock waited
+// for returns the row as the other transaction committed it. An email is in
+// flight while it is claimed, neither sent nor refused.
+const claimEmail = `WITH me AS (
+		SELECT user_id, order_id, type FROM notifications WHERE id = $1),
+	order_of AS (
+		SELECT n.id, n.type, n.emailed_at, n.email_refused_at, n.email_claimed_until
+		FROM notifications n JOIN me ON n.user_id = me.user_id AND n.order_id = me.order_id
+		ORDER BY n.id FOR UPDATE OF n)
+	UPDATE notifications SET email_claimed_until = now() + make_interval(secs => $2)
+	WHERE id = $1 AND emailed_at IS NULL AND email_refused_at IS NULL
+		AND (email_claimed_until IS NULL OR email_claimed_until < now())
+		AND NOT EXISTS (SELECT 1 FROM order_of o, me WHERE o.id <> $1 AND (
+			(me.type = $3 AND o.type = ANY($4) AND (o.emailed_at IS NOT NULL
+				OR (o.email_refused_at IS NULL AND o.email_claimed_until >= now())))
+			OR (me.type = ANY($4) AND o.type = $3 AND o.emailed_at IS NULL AND o.email_refused_at IS NULL
+				AND o.email_claimed_until >= now())))
+	RETURNING email_claimed_until`
 
 // ReleaseEmail gives up claim, taken by ClaimEmail, after a failed send, so a
 // retry need not wait for the lease to expire. It releases only that claim: a
@@ -171,6 +199,12 @@ func (s *Store) MarkRefused(ctx context.Context, id uuid.UUID, claim time.Time) 
 	return false, fault.E(fault.Unavailable, fault.CodeUnavailable, "the email is claimed by another delivery")
 }
 
+// endTypes are the types of the notifications that tell an order's end
+// (notifications.Ends).
+func endTypes() []string {
+	return []string{notifications.TypeOrderCanceled, notifications.TypePaymentFailed}
+}
+
 // EndEmailed reports whether the email of a notification telling the end of
 // order (notifications.Ends) went out to user. It reads the user's
 // notifications through notifications_by_user. Failures are
@@ -179,7 +213,7 @@ func (s *Store) EndEmailed(ctx context.Context, userID, orderID uuid.UUID) (bool
 	var ended bool
 	err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM notifications
 		WHERE user_id = $1 AND order_id = $2 AND type = ANY($3) AND emailed_at IS NOT NULL)`,
-		userID, orderID, []string{notifications.TypeOrderCanceled, notifications.TypePaymentFailed}).Scan(&ended)
+		userID, orderID, endTypes()).Scan(&ended)
 	if err != nil {
 		return false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "notifications are unavailable")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -350,6 +351,172 @@ func TestAListPageReadsItsOwnRowsOnly(t *testing.T) {
 					t.Errorf("a page of %d notifications read %d notifications; want the page's and the next one's (at most %d)", limit, read, 2*limit)
 				}
 			})
+		}
+	}
+}
+
+// orderNotification is a notification of typ for order of user.
+func orderNotification(user, order uuid.UUID, typ string) notifications.Notification {
+	n := notification()
+	n.UserID, n.OrderID, n.Type = user, &order, typ
+	return n
+}
+
+// An order's emails go out in its order, never two at once: the email of its
+// placing is not claimed while the email of its end (a cancellation, or a
+// failed payment) is being sent or once it went out, and the end's is not
+// claimed while the placing's is being sent. A claim checked only on the
+// notification itself let a placing's redelivery, past notifysvc's check that
+// the end was not emailed, send "confirmed" beside or after "cancelled".
+// Another order's, or another user's, emails are not held up.
+func TestAnOrdersEmailsAreClaimedInTurn(t *testing.T) {
+	for _, end := range []string{notifications.TypeOrderCanceled, notifications.TypePaymentFailed} {
+		t.Run(end, func(t *testing.T) {
+			ctx := context.Background()
+			pool := pgtest.Open(t, usersdb.Migrations())
+			s := notificationsdb.New(pool)
+			user, order := uuid.New(), uuid.New()
+			placed, ended := orderNotification(user, order, notifications.TypeOrderPlaced), orderNotification(user, order, end)
+			other := orderNotification(user, uuid.New(), notifications.TypeOrderPlaced)
+			stranger := orderNotification(uuid.New(), order, notifications.TypeOrderPlaced)
+			for _, n := range []notifications.Notification{placed, ended, other, stranger} {
+				if _, _, err := s.Record(ctx, "notify-user", n); err != nil {
+					t.Fatal(err)
+				}
+			}
+			claim := func(n notifications.Notification, want bool, when string) time.Time {
+				t.Helper()
+				c, ok, err := s.ClaimEmail(ctx, n.ID, time.Minute)
+				if err != nil || ok != want {
+					t.Fatalf("%s: the %s's claim = %v, %v; want %v", when, n.Type, ok, err, want)
+				}
+				return c
+			}
+			held := claim(ended, true, "nothing sent")
+			claim(placed, false, "the end's email being sent")
+			claim(other, true, "the end of another order being sent")
+			claim(stranger, true, "another user's end being sent")
+			if err := s.ReleaseEmail(ctx, ended.ID, held); err != nil { // the end's send failed
+				t.Fatal(err)
+			}
+			claim(placed, true, "the end's send failed")
+			claim(ended, false, "the placing's email being sent")
+			if err := s.MarkEmailed(ctx, placed.ID); err != nil {
+				t.Fatal(err)
+			}
+			claim(ended, true, "the placing's email sent")
+			if err := s.MarkEmailed(ctx, ended.ID); err != nil {
+				t.Fatal(err)
+			}
+
+			// A placing owed after its end's email went out is never claimed.
+			late := orderNotification(user, uuid.New(), notifications.TypeOrderPlaced)
+			first := orderNotification(user, *late.OrderID, end)
+			for _, n := range []notifications.Notification{late, first} {
+				if _, _, err := s.Record(ctx, "notify-user", n); err != nil {
+					t.Fatal(err)
+				}
+			}
+			claim(first, true, "nothing sent")
+			if err := s.MarkEmailed(ctx, first.ID); err != nil {
+				t.Fatal(err)
+			}
+			claim(late, false, "the end's email sent")
+		})
+	}
+}
+
+// The claims of an order's two emails are taken one after the other even
+// when they are asked for at once: the placing's claim waits for the end's
+// claim, still uncommitted, and then sees it. A claim that read the end's
+// row from its own snapshot took the placing's email beside it.
+func TestAnOrdersEmailClaimsWaitForEachOther(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, usersdb.Migrations())
+	s := notificationsdb.New(pool)
+	user, order := uuid.New(), uuid.New()
+	placed, ended := orderNotification(user, order, notifications.TypeOrderPlaced), orderNotification(user, order, notifications.TypeOrderCanceled)
+	for _, n := range []notifications.Notification{placed, ended} {
+		if _, _, err := s.Record(ctx, "notify-user", n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, err := pool.Begin(ctx) // the end's claim, not committed yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `UPDATE notifications SET email_claimed_until = now() + interval '1 minute' WHERE id = $1`, ended.ID); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		ok  bool
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		_, ok, err := s.ClaimEmail(ctx, placed.ID, time.Minute)
+		done <- result{ok, err}
+	}()
+	for waiting, end := false, time.Now().Add(10*time.Second); !waiting; {
+		if time.Now().After(end) {
+			t.Fatal("the placing's claim neither waited for a lock nor answered within 10 s")
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("the placing's claim did not wait for the end's uncommitted claim: %v, %v", r.ok, r.err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if err := pool.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.err != nil || r.ok {
+		t.Errorf("the placing's claim after the end's committed = %v, %v; want not claimed", r.ok, r.err)
+	}
+}
+
+// Of an order's two emails claimed at once, exactly one is claimed, and
+// neither claim fails (the order's rows are locked in one order by both, so
+// they do not deadlock), for each of 20 orders.
+func TestOfTwoClaimsAtOnceOfAnOrderExactlyOneWins(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, usersdb.Migrations())
+	s := notificationsdb.New(pool)
+	user := uuid.New()
+	var pairs [][2]notifications.Notification
+	for range 20 {
+		order := uuid.New()
+		pair := [2]notifications.Notification{orderNotification(user, order, notifications.TypeOrderPlaced),
+			orderNotification(user, order, notifications.TypeOrderCanceled)}
+		for _, n := range pair {
+			if _, _, err := s.Record(ctx, "notify-user", n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pairs = append(pairs, pair)
+	}
+	won := make([][2]bool, len(pairs))
+	var wg sync.WaitGroup
+	for i, pair := range pairs {
+		for j, n := range pair {
+			wg.Go(func() {
+				_, ok, err := s.ClaimEmail(ctx, n.ID, time.Minute)
+				if err != nil {
+					t.Errorf("claim of order %d's %s: %v", i, n.Type, err)
+				}
+				won[i][j] = ok
+			})
+		}
+	}
+	wg.Wait()
+	for i, w := range won {
+		if w[0] == w[1] {
+			t.Errorf("order %d: placing claimed %v, end claimed %v; want exactly one", i, w[0], w[1])
 		}
 	}
 }

@@ -27,7 +27,9 @@ type Store interface {
 	Record(ctx context.Context, consumer string, n notifications.Notification) (stored notifications.Notification, first bool, err error)
 	// ClaimEmail takes the sending of n's email for lease and returns the
 	// claim; false when it is sent already or another delivery holds an
-	// unexpired claim.
+	// unexpired claim, and, for an order's emails, while the other of its
+	// placing and its end is claimed, or, for the placing's, once the end's
+	// was sent: an order's emails go out in turn.
 	ClaimEmail(ctx context.Context, id uuid.UUID, lease time.Duration) (claim time.Time, ok bool, err error)
 	// ReleaseEmail gives claim back after a failed send, unless another
 	// delivery has taken the email since.
@@ -113,7 +115,10 @@ type Result struct {
 // of its end went out (its email, owed after a failed send, would tell the
 // customer "confirmed" after "cancelled"): the notification is stored, its
 // email left unsent, and that is no error either. Two deliveries of one
-// order racing (neither email sent yet) are not ordered. An event it can
+// order racing (neither email sent yet) never send at once: the claim
+// (Store.ClaimEmail) refuses one while the other is sent, and that delivery
+// is retried (fault.Unavailable); which goes first is not ordered, but a
+// placing's retry after its end's email sends nothing. An event it can
 // never process is fault.Invalid or fault.Malformed.
 func (s *Service) Notify(ctx context.Context, consumer string, e notifications.Event, now time.Time) (Result, error) {
 	n, err := notifications.New(e, now)
@@ -172,10 +177,12 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (sent
 		// Sent since this delivery read the notification, or another delivery
 		// holds the sending: it may be sending right now, or it may have died
 		// with the claim held (its retry then finds the claim held too, until
-		// the lease runs out). Either way this delivery is retried, not
-		// acknowledged: its retry answers 200 once the email is recorded sent,
-		// or takes the claim over once the lease has run out (or once the
-		// email is recorded refused).
+		// the lease runs out). Or the other email of its order (placing or
+		// end) is being sent, or, for a placing, the end's went out since
+		// the check above. Either way this delivery is retried, not
+		// acknowledged: its retry answers 200 once the email is recorded sent
+		// (or a placing's end was), or takes the claim over once the lease
+		// has run out (or once the email is recorded refused).
 		return false, false, fault.E(fault.Unavailable, fault.CodeUnavailable, "the email is being sent by another delivery")
 	}
 	if err := s.mailer.Send(ctx, n.Email(u.Email)); err != nil {
