@@ -135,7 +135,9 @@ func readAsyncBody(r *http.Request) ([]byte, int) {
 	return b, 0
 }
 
-// newCall is the queued form of r: its header without X-Callback-Url, with
+// newCall is the queued form of r: its header without X-Callback-Url and
+// the hop-by-hop fields (in OpenFaaS the queue-worker's call goes through
+// the gateway, which removes them), with
 // X-Call-Id and X-Start-Time set as the gateway sets them.
 func newCall(r *http.Request, name, path string, body []byte, callback string) queue.Call {
 	callID := r.Header.Get("X-Call-Id")
@@ -144,6 +146,7 @@ func newCall(r *http.Request, name, path string, body []byte, callback string) q
 		callID = id.String()
 	}
 	header := r.Header.Clone()
+	dropHopByHop(header) // the worker sends it to the replica as it is
 	header.Del("X-Callback-Url")
 	header.Set("X-Call-Id", callID)
 	header.Set("X-Start-Time", strconv.FormatInt(time.Now().UnixNano(), 10))
