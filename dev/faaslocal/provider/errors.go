@@ -67,13 +67,17 @@ func decode(r *http.Request, dst any) error {
 }
 
 // splitName removes the ".<namespace>" suffix go-sdk and faas-cli add to a
-// function name; false when the suffix names another namespace.
+// function name, cut at the last dot as the OpenFaaS gateway cuts it
+// (GetNamespace); false when the suffix names another namespace.
 func splitName(raw string) (string, bool) {
-	name, ns, found := strings.Cut(raw, ".")
-	if found && ns != Namespace {
+	i := strings.LastIndexByte(raw, '.')
+	if i < 0 {
+		return raw, true
+	}
+	if raw[i+1:] != Namespace {
 		return "", false
 	}
-	return name, true
+	return raw[:i], true
 }
 
 // checkNamespace refuses a namespace query parameter naming another

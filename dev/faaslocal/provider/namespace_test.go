@@ -83,3 +83,24 @@ func TestRemoveScaleAndLogsRefuseAnotherNamespace(t *testing.T) {
 		})
 	}
 }
+
+// A name with a namespace suffix is cut at its last dot, as the OpenFaaS
+// gateway's GetNamespace cuts it: "a.b.openfaas-fn" is the function "a.b"
+// of openfaas-fn, not "a" of the namespace "b.openfaas-fn".
+func TestANamespaceIsCutAtTheLastDot(t *testing.T) {
+	for _, tc := range []struct {
+		raw, name string
+		ok        bool
+	}{
+		{"fn", "fn", true},
+		{"fn.openfaas-fn", "fn", true},
+		{"a.b.openfaas-fn", "a.b", true},
+		{"fn.staging", "", false},
+		{"fn.openfaas-fn.staging", "", false},
+		{"fn.", "", false},
+	} {
+		if name, ok := splitName(tc.raw); name != tc.name || ok != tc.ok {
+			t.Errorf("splitName(%q) = %q, %v; want %q, %v", tc.raw, name, ok, tc.name, tc.ok)
+		}
+	}
+}
