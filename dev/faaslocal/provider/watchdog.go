@@ -40,7 +40,9 @@ func callHeaders(next http.HandlerFunc) http.HandlerFunc {
 // the watchdog reads it), shortened by an X-Timeout header of a Go duration
 // no longer than exec_timeout (ignored when exec_timeout is 0 or unset); a
 // call past it is answered 504 with an empty body and X-OpenFaaS-Internal:
-// of-watchdog; every answer carries X-Duration-Seconds. Before that, the
+// of-watchdog, typed as faas-provider's proxy types of-watchdog's untyped
+// 504 (contentType: the request's Content-Type, else text/plain); every
+// answer carries X-Duration-Seconds. Before that, the
 // gateway's scale from zero (wake), from the same look-up of the function:
 // one per call.
 func watchdog(fns waker, next http.HandlerFunc) http.HandlerFunc {
@@ -58,7 +60,7 @@ func watchdog(fns waker, next http.HandlerFunc) http.HandlerFunc {
 			ctx, cancel = context.WithTimeout(ctx, timeout)
 		}
 		defer cancel()
-		ww := &watchdogWriter{ResponseWriter: w, ctx: ctx, started: started}
+		ww := &watchdogWriter{ResponseWriter: w, ctx: ctx, started: started, request: r.Header}
 		next(ww, r.WithContext(ctx))
 	}
 }
@@ -96,6 +98,7 @@ type watchdogWriter struct {
 	http.ResponseWriter
 	ctx      context.Context
 	started  time.Time
+	request  http.Header // the call's, for the 504's Content-Type
 	wrote    bool
 	timedOut bool
 }
@@ -109,7 +112,7 @@ func (w *watchdogWriter) WriteHeader(status int) {
 	h["X-Duration-Seconds"] = []string{strconv.FormatFloat(time.Since(w.started).Seconds(), 'f', 6, 64)} // fmt's %f
 	if status >= 500 && errors.Is(w.ctx.Err(), context.DeadlineExceeded) {
 		w.timedOut = true
-		h.Del("Content-Type")
+		h.Set("Content-Type", contentType(w.request, nil))
 		h.Del("Content-Length")
 		h.Del("X-Content-Type-Options")
 		h.Set("X-OpenFaaS-Internal", "of-watchdog")

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,6 +79,41 @@ func TestACallLooksItsFunctionUpOnce(t *testing.T) {
 		}
 		if n, want := fn.scales.Load(), map[bool]int64{false: 0, true: calls + 1}[idle]; n != want {
 			t.Errorf("idle %v: %d scale requests for %d calls, want %d", idle, n, calls+1, want)
+		}
+	}
+}
+
+// The watchdog's 504 reaches a client typed as faas-provider's proxy types
+// every answer of of-watchdog, which writes its 504 with no Content-Type
+// and no body: the request's Content-Type, else text/plain. Until
+// 2026-12-07 the local 504 had no Content-Type at all.
+func TestTheWatchdogs504IsTypedAsTheProviderTypesIt(t *testing.T) {
+	replica := serveLoopback(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // past any timeout: the gateway hangs up
+	}))
+	fn := lookedUpFunction{statuses: new(atomic.Int64), scales: new(atomic.Int64)}
+	h := New(Deps{Functions: fn, Replicas: fixedReplicas(replica), ResolveWait: time.Second})
+	gw := "http://" + serveLoopback(t, Guard(h.Router()))
+	for _, tc := range []struct{ requestType, want string }{
+		{"", "text/plain"},
+		{"application/json", "application/json"},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, gw+"/function/fn/slow", strings.NewReader("{}"))
+		req.Header.Set("X-Timeout", "50ms")
+		if tc.requestType != "" {
+			req.Header.Set("Content-Type", tc.requestType)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusGatewayTimeout || len(b) != 0 {
+			t.Fatalf("a call past its X-Timeout: %d %q, want 504 with no body", res.StatusCode, b)
+		}
+		if got := res.Header.Get("Content-Type"); got != tc.want {
+			t.Errorf("request Content-Type %q: the 504's Content-Type %q, want %q", tc.requestType, got, tc.want)
 		}
 	}
 }
