@@ -477,6 +477,54 @@ func TestAsyncInvocationWithCallback(t *testing.T) {
 	}
 }
 
+// An async call gets the watchdog's deadline as a synchronous call does:
+// in OpenFaaS the queue-worker invokes through the gateway, so the
+// function's of-watchdog cuts it at exec_timeout, or at a shorter X-Timeout
+// the caller sent, and the callback gets the watchdog's 504 (no body,
+// X-OpenFaaS-Internal: of-watchdog, typed as faas-provider's proxy types
+// it). Until 2026-12-07 the queue's worker called the replica directly and
+// waited for it up to the queue's own 5 minutes.
+func TestAsyncCallsGetTheWatchdogsTimeout(t *testing.T) {
+	type callback struct {
+		header http.Header
+		body   []byte
+	}
+	got := make(chan callback, 1)
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- callback{r.Header.Clone(), b}
+	}))
+	defer cb.Close()
+	rt := runtimetest.Start(t, runtimetest.Options{AllowExec: true, CallbackAllow: []string{cb.Listener.Addr().String()}})
+	deployEcho(t, rt, client(t, rt), types.FunctionDeployment{Service: "echo",
+		EnvVars: map[string]string{"exec_timeout": "2s"}})
+	for _, tc := range []struct {
+		query, xTimeout string
+		within          time.Duration
+	}{
+		{"?sleep=4s", "", 3500 * time.Millisecond},
+		{"?sleep=3s", "300ms", 1500 * time.Millisecond},
+	} {
+		start := time.Now()
+		res, b := do(t, http.MethodPost, rt.GatewayURL+"/async-function/echo/job"+tc.query, strings.NewReader("{}"),
+			map[string]string{"X-Callback-Url": cb.URL + "/done", "X-Timeout": tc.xTimeout, "Content-Type": "application/json"})
+		if res.StatusCode != http.StatusAccepted {
+			t.Fatalf("async %s: %d %s", tc.query, res.StatusCode, b)
+		}
+		select {
+		case c := <-got:
+			took := time.Since(start)
+			if c.header.Get("X-Function-Status") != "504" || c.header.Get("X-OpenFaaS-Internal") != "of-watchdog" ||
+				c.header.Get("Content-Type") != "application/json" || len(c.body) != 0 || took > tc.within {
+				t.Errorf("async %s X-Timeout %q: callback after %v: %v %q; want the watchdog's 504 within %v",
+					tc.query, tc.xTimeout, took, c.header, c.body, tc.within)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("async %s: no callback", tc.query)
+		}
+	}
+}
+
 // An async call's answer goes only to the gateway's own /function/* on
 // loopback or to a target the runtime was started with (CallbackAllow):
 // anything else is refused with 400 before the call is queued.

@@ -174,7 +174,7 @@ func (rt *Runtime) open(known map[string]bool, gatewayURL string) error {
 		Supervisor: rt.replicas, Secrets: rt.secrets, Launcher: rt.launcher, Logs: rt.logs})
 	rt.callbacks = provider.Callbacks{Gateway: strings.TrimPrefix(gatewayURL, "http://"), Allow: cfg.CallbackAllow}
 	rt.queue = queue.NewWorker(queue.Config{Journal: journal, Functions: rt.functions, Replicas: rt.replicas,
-		Wake: provider.Waker{Functions: rt.functions}, ResolveWait: cfg.ResolveWait, Log: cfg.Log, CallbackAllowed: rt.callbacks.Allowed,
+		Wake: provider.Waker{Functions: rt.functions}, Timeouts: provider.Timeouts{Functions: rt.functions}, ResolveWait: cfg.ResolveWait, Log: cfg.Log, CallbackAllowed: rt.callbacks.Allowed,
 		MaxInflight: cfg.AsyncInflight})
 	return nil
 }

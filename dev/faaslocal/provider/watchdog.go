@@ -65,6 +65,26 @@ func watchdog(fns waker, next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// Timeouts is the watchdog's deadline for a caller outside the gateway's
+// handlers: the async queue's worker (queue.Timeouts), whose calls in
+// OpenFaaS go through the gateway to the function's of-watchdog, which
+// applies exec_timeout and X-Timeout to them as to any call.
+type Timeouts struct {
+	// Functions is the function store (functions.Store).
+	Functions describer
+}
+
+// ExecTimeout is the deadline of a call to name with header h, as the
+// watchdog gives it to a synchronous call; 0 when there is none (no
+// exec_timeout, or name is not deployed: the caller's 404).
+func (t Timeouts) ExecTimeout(name string, h http.Header) time.Duration {
+	st, err := t.Functions.Status(name)
+	if err != nil {
+		return 0
+	}
+	return execTimeout(st, h.Get("X-Timeout"))
+}
+
 // execTimeout is the timeout of one call of the function whose status is st.
 func execTimeout(st types.FunctionStatus, header string) time.Duration {
 	limit := parseTimeout(st.EnvVars["exec_timeout"])

@@ -47,6 +47,16 @@ type Waker interface {
 	Wake(name string)
 }
 
+// Timeouts is what the worker asks of the gateway's watchdog before it
+// invokes a replica (provider.Timeouts): in OpenFaaS the queue-worker
+// invokes through the gateway, so the function's of-watchdog cuts an async
+// call at exec_timeout, or at a shorter X-Timeout the caller sent, as it
+// cuts a synchronous one.
+type Timeouts interface {
+	// ExecTimeout is the deadline of a call to name with header h; 0 for none.
+	ExecTimeout(name string, h http.Header) time.Duration
+}
+
 // ErrStopping is Enqueue's answer once Stop has begun: the call is not
 // journaled, and its caller answers that it was not accepted.
 var ErrStopping = errors.New("the async queue is stopping")
@@ -62,6 +72,11 @@ type Config struct {
 	// Wake wakes a function scaled to zero before its replica is picked;
 	// nil leaves such a call to wait ResolveWait and be answered 503.
 	Wake Waker
+	// Timeouts gives each call's request to its replica the deadline the
+	// function's watchdog gives it (exec_timeout, X-Timeout), within
+	// Timeout; a call past it is answered as the watchdog answers it.
+	// Nil leaves every call Timeout alone.
+	Timeouts Timeouts
 	// MaxInflight is how many calls are invoked (or their callbacks posted)
 	// at once; the others wait their turn in the journal (default 1, as
 	// faasd runs its queue-worker: max_inflight=1).
@@ -320,7 +335,8 @@ func (w *Worker) done(c Call) {
 
 // invoke calls a replica of c's function; failures become the status the
 // synchronous path would answer (404 not deployed, 503 no replica available,
-// 500 no answer from the replica, 504 past Timeout); an answer cut short, or
+// 500 no answer from the replica, the watchdog's 504 past the function's
+// exec_timeout or X-Timeout, 504 past Timeout); an answer cut short, or
 // longer than maxResponse, is 502. A function scaled to zero is woken
 // first, as the synchronous path wakes it.
 func (w *Worker) invoke(ctx context.Context, c Call) (int, http.Header, []byte) {
@@ -337,15 +353,29 @@ func (w *Worker) invoke(ctx context.Context, c Call) (int, http.Header, []byte) 
 		return http.StatusServiceUnavailable, http.Header{}, []byte("no replica available")
 	}
 	u := url.URL{Scheme: "http", Host: addr, Path: c.Path, RawQuery: c.Query}
+	// The watchdog's deadline starts, as of-watchdog's does, when the call
+	// reaches the function, after the wait for a replica.
+	callCtx, cancelCall := ctx, context.CancelFunc(func() {})
+	if w.cfg.Timeouts != nil {
+		if d := w.cfg.Timeouts.ExecTimeout(c.Function, c.Header); d > 0 {
+			callCtx, cancelCall = context.WithTimeout(ctx, d)
+		}
+	}
+	defer cancelCall()
+	// cut reports whether the watchdog's deadline, not Timeout or Stop, ended the call.
+	cut := func() bool { return errors.Is(callCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil }
 	// A POST whatever the call's method, as OpenFaaS's queue worker sends it:
 	// the gateway queues POSTs only, and a journal written before 2026-12-05
 	// may hold calls of another method.
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(c.Body))
+	req, err := http.NewRequestWithContext(callCtx, http.MethodPost, u.String(), bytes.NewReader(c.Body))
 	if err != nil {
 		return http.StatusBadRequest, http.Header{}, []byte("bad request")
 	}
 	req.Header = c.Header
 	res, err := w.client.Do(req)
+	if err != nil && cut() {
+		return watchdogTimeout(c)
+	}
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 		return http.StatusGatewayTimeout, http.Header{}, []byte("function timed out")
 	}
@@ -361,6 +391,10 @@ func (w *Worker) invoke(ctx context.Context, c Call) (int, http.Header, []byte) 
 	defer res.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(res.Body, maxResponse+1))
 	switch {
+	case err != nil && cut():
+		// As of-watchdog's answer cut short at its deadline: a 504, not
+		// the status the function began with.
+		return watchdogTimeout(c)
 	case err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		// The function answered its headers, then ran past Timeout in its
 		// body: a timeout, not the status it began with.
@@ -375,4 +409,20 @@ func (w *Worker) invoke(ctx context.Context, c Call) (int, http.Header, []byte) 
 		return http.StatusBadGateway, http.Header{}, []byte("the function's answer exceeds 8 MiB, more than the local queue keeps")
 	}
 	return res.StatusCode, res.Header, b
+}
+
+// watchdogTimeout is the answer of a call its function's watchdog cut at
+// exec_timeout or X-Timeout, as production's queue-worker gets it through
+// the gateway: of-watchdog's 504 with no body, marked X-OpenFaaS-Internal:
+// of-watchdog, typed on the way back by faas-provider's proxy (the call's
+// Content-Type, else text/plain, as provider's contentType).
+func watchdogTimeout(c Call) (int, http.Header, []byte) {
+	h := http.Header{}
+	ct := c.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "text/plain"
+	}
+	h.Set("Content-Type", ct)
+	h.Set("X-OpenFaaS-Internal", "of-watchdog")
+	return http.StatusGatewayTimeout, h, []byte{}
 }
