@@ -38,7 +38,8 @@ func callHeaders(next http.HandlerFunc) http.HandlerFunc {
 // watchdog is what of-watchdog (mode=http) does in front of each function's
 // process: the call gets the function's exec_timeout (its environment, as
 // the watchdog reads it), shortened by an X-Timeout header of a Go duration
-// no longer than exec_timeout (ignored when exec_timeout is 0 or unset); a
+// no longer than exec_timeout (ignored when exec_timeout is 0: no timeout;
+// of-watchdog's 30 s when the environment gives none it can read); a
 // call past it is answered 504 with an empty body and X-OpenFaaS-Internal:
 // of-watchdog, typed as faas-provider's proxy types of-watchdog's untyped
 // 504 (contentType: the request's Content-Type, else text/plain); every
@@ -75,8 +76,8 @@ type Timeouts struct {
 }
 
 // ExecTimeout is the deadline of a call to name with header h, as the
-// watchdog gives it to a synchronous call; 0 when there is none (no
-// exec_timeout, or name is not deployed: the caller's 404).
+// watchdog gives it to a synchronous call; 0 when there is none
+// (exec_timeout 0, or name is not deployed: the caller's 404).
 func (t Timeouts) ExecTimeout(name string, h http.Header) time.Duration {
 	st, err := t.Functions.Status(name)
 	if err != nil {
@@ -85,9 +86,13 @@ func (t Timeouts) ExecTimeout(name string, h http.Header) time.Duration {
 	return execTimeout(st, h.Get("X-Timeout"))
 }
 
+// defaultExecTimeout is of-watchdog's exec_timeout when the function's
+// environment gives none it can read.
+const defaultExecTimeout = 30 * time.Second
+
 // execTimeout is the timeout of one call of the function whose status is st.
 func execTimeout(st types.FunctionStatus, header string) time.Duration {
-	limit := parseTimeout(st.EnvVars["exec_timeout"])
+	limit := parseTimeout(st.EnvVars)
 	if limit <= 0 {
 		return 0
 	}
@@ -97,17 +102,21 @@ func execTimeout(st types.FunctionStatus, header string) time.Duration {
 	return limit
 }
 
-// parseTimeout reads a watchdog duration: a Go duration or bare seconds.
-func parseTimeout(v string) time.Duration {
-	if v == "" {
-		return 0
+// parseTimeout reads exec_timeout from a function's environment as
+// of-watchdog reads it (config.New): bare seconds (0 or more) or a Go
+// duration; unset, or anything else, defaultExecTimeout. 0 or less is no
+// timeout.
+func parseTimeout(env map[string]string) time.Duration {
+	v, ok := env["exec_timeout"]
+	if !ok {
+		return defaultExecTimeout
 	}
-	if n, err := strconv.Atoi(v); err == nil {
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
 		return time.Duration(n) * time.Second
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		return 0
+		return defaultExecTimeout
 	}
 	return d
 }

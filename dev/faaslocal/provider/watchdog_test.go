@@ -117,3 +117,35 @@ func TestTheWatchdogs504IsTypedAsTheProviderTypesIt(t *testing.T) {
 		}
 	}
 }
+
+// exec_timeout is read as of-watchdog reads it (config.New): unset, empty,
+// or neither bare seconds (0 or more) nor a Go duration, it is the
+// watchdog's default, 30 s; 0 or a negative duration is no timeout; and
+// X-Timeout shortens the default as it shortens a value that was set.
+// Until 2026-12-07 a function deployed without exec_timeout (faas-cli
+// deploy --image … --fprocess …, no environment) had no watchdog deadline
+// locally, where of-watchdog gives it 30 s.
+func TestExecTimeoutIsReadAsOfWatchdogReadsIt(t *testing.T) {
+	for _, tc := range []struct {
+		env      map[string]string
+		xTimeout string
+		want     time.Duration
+	}{
+		{nil, "", 30 * time.Second},
+		{map[string]string{"exec_timeout": ""}, "", 30 * time.Second},
+		{map[string]string{"exec_timeout": "soon"}, "", 30 * time.Second},
+		{map[string]string{"exec_timeout": "-5"}, "", 30 * time.Second},
+		{map[string]string{"exec_timeout": "0"}, "", 0},
+		{map[string]string{"exec_timeout": "-1s"}, "", 0},
+		{map[string]string{"exec_timeout": "5"}, "", 5 * time.Second},
+		{map[string]string{"exec_timeout": "2m"}, "", 2 * time.Minute},
+		{nil, "1s", time.Second},
+		{nil, "1m", 30 * time.Second},
+		{map[string]string{"exec_timeout": "0"}, "1s", 0},
+	} {
+		st := types.FunctionStatus{Name: "fn", EnvVars: tc.env}
+		if got := execTimeout(st, tc.xTimeout); got != tc.want {
+			t.Errorf("exec_timeout %v, X-Timeout %q: %v, want %v", tc.env, tc.xTimeout, got, tc.want)
+		}
+	}
+}
