@@ -31,7 +31,7 @@ const simColumns = `idempotency_key, kind, outcome, reference, decline_code, cha
 // charge (e.ChargeRef) has a refund already; the stored entry is returned
 // either way — the key's, else the charge's refund — so concurrent twins
 // agree on one outcome, and two refunds of a charge under different keys on
-// one refund (the partial unique index of migration 0004 keeps a charge to
+// one refund (the partial unique index of migration 0005 keeps a charge to
 // one refund entry). One statement inserts and answers the stored entry;
 // only when a concurrent twin inserted the key or the charge's refund after
 // the statement's snapshot was taken (it waited for that insert to commit,

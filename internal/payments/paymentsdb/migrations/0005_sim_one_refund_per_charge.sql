@@ -8,5 +8,8 @@
 -- and finds a charge's refund. It is built concurrently, outside a
 -- transaction (postgres.NoTransaction), so that charges go on while it builds
 -- on a ledger that holds every charge ever made; a build that failed leaves
--- an invalid index, which the next start drops and builds again.
+-- an invalid index, which the next start drops and builds again. Migration
+-- 0004 refuses, before it, a ledger that holds two refunds of one charge.
+-- This file was 0004 until 2026-12-07: a database that recorded that version
+-- built this index then, and IF NOT EXISTS finds it here.
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS processor_sim_entries_refund_of_charge ON processor_sim_entries (charge_ref) WHERE kind = 'refund';

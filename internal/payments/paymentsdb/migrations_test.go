@@ -1,0 +1,77 @@
+package paymentsdb_test
+
+import (
+	"context"
+	"io/fs"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/shopfaas/shop/internal/payments/paymentsdb"
+	"github.com/shopfaas/shop/internal/postgres"
+	"github.com/shopfaas/shop/internal/postgres/pgtest"
+)
+
+// migrationsUpTo is the payments migrations whose file names sort before
+// first: the database as an earlier version left it.
+func migrationsUpTo(t *testing.T, first string) fs.FS {
+	t.Helper()
+	files, err := fs.Glob(paymentsdb.Migrations(), "*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	older := fstest.MapFS{}
+	for _, f := range files {
+		if f >= first {
+			continue
+		}
+		b, err := fs.ReadFile(paymentsdb.Migrations(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		older[f] = &fstest.MapFile{Data: b}
+	}
+	return older
+}
+
+// A ledger that holds two refunds of one charge (the simulator paid a second
+// refund before 2026-12-07) cannot have the one-refund-per-charge index: the
+// upgrade refuses it with a message naming the charge and the way out, and
+// goes through once the later refund is deleted as the message says. Until
+// 2026-12-07 the index's build failed on every start with PostgreSQL's
+// "could not create unique index", saying nothing of what to do.
+func TestALedgerWithAChargeRefundedTwiceIsRefusedClearly(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, migrationsUpTo(t, "0004"))
+	if _, err := pool.Exec(ctx, `INSERT INTO processor_sim_entries
+		(idempotency_key, kind, outcome, reference, charge_ref, amount, currency, created_at) VALUES
+		('order', 'charge', 'captured', 'ch_sim_twice', '', 1299, 'USD', now() - interval '2 minutes'),
+		('refund:order', 'refund', 'refunded', 're_sim_first', 'ch_sim_twice', 1299, 'USD', now() - interval '1 minute'),
+		('dashboard', 'refund', 'refunded', 're_sim_second', 'ch_sim_twice', 1299, 'USD', now())`); err != nil {
+		t.Fatal(err)
+	}
+	err := postgres.Migrate(ctx, pool, paymentsdb.Migrations())
+	for _, want := range []string{"ch_sim_twice", "refunded more than once", "keep each charge's first refund", "docs/checkout.md"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("the upgrade over a charge refunded twice: %v, want a refusal saying %q", err, want)
+		}
+	}
+	// The way out docs/checkout.md gives: keep each charge's first refund.
+	if _, err := pool.Exec(ctx, `DELETE FROM processor_sim_entries e WHERE kind = 'refund' AND EXISTS (SELECT 1 FROM
+		processor_sim_entries f WHERE f.kind = 'refund' AND f.charge_ref = e.charge_ref AND
+		(f.created_at, f.idempotency_key) < (e.created_at, e.idempotency_key))`); err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.Migrate(ctx, pool, paymentsdb.Migrations()); err != nil {
+		t.Fatalf("the upgrade once the later refund is gone: %v", err)
+	}
+	var kept string
+	if err := pool.QueryRow(ctx, `SELECT string_agg(reference, ',') FROM processor_sim_entries WHERE kind = 'refund'`).Scan(&kept); err != nil || kept != "re_sim_first" {
+		t.Errorf("refunds kept: %q %v, want the first", kept, err)
+	}
+	var valid bool
+	if err := pool.QueryRow(ctx, `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		WHERE c.relname = 'processor_sim_entries_refund_of_charge'`).Scan(&valid); err != nil || !valid {
+		t.Errorf("the one-refund-per-charge index: valid %v (%v)", valid, err)
+	}
+}
