@@ -10,6 +10,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/payments"
 	"github.com/shopfaas/shop/internal/payments/simulator"
+	"github.com/shopfaas/shop/internal/postgres"
 )
 
 // SimLedger keeps the built-in processor simulator's records in the
@@ -37,6 +38,12 @@ const simColumns = `idempotency_key, kind, outcome, reference, decline_code, cha
 // the statement's snapshot was taken (it waited for that insert to commit,
 // then saw neither row) is the entry read again.
 //
+// The insert names what it may find taken (ON CONFLICT with a target): a
+// charge its key, a refund its charge's refund; a refund twin whose key a
+// concurrent twin inserted first fails on the key instead, and is answered
+// by reading the entry again. Any other collision, on the random reference
+// above all, is an error naming its constraint, not an entry "vanished".
+//
 // The insert commits asynchronously (synchronous_commit off), in one round
 // trip with its BEGIN and COMMIT: the simulator stands for a remote
 // processor, whose own durability is not the shop's work to pay for (R3, the
@@ -53,12 +60,16 @@ const simColumns = `idempotency_key, kind, outcome, reference, decline_code, cha
 func (l *SimLedger) Record(ctx context.Context, e simulator.Entry) (simulator.Entry, error) {
 	var stored simulator.Entry
 	found := false
+	target := "(idempotency_key)"
+	if e.Kind == "refund" {
+		target = "(charge_ref) WHERE kind = 'refund'"
+	}
 	b := &pgx.Batch{}
 	b.Queue("begin")
 	b.Queue("set local synchronous_commit = off")
 	b.Queue(`WITH ins AS (
 			INSERT INTO processor_sim_entries (`+simColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT `+target+` DO NOTHING
 			RETURNING `+simColumns+`)
 		SELECT `+simColumns+` FROM (
 			SELECT 0 AS rank, `+simColumns+` FROM ins
@@ -74,6 +85,9 @@ func (l *SimLedger) Record(ctx context.Context, e simulator.Entry) (simulator.En
 		})
 	b.Queue("commit")
 	err := l.db.SendBatch(ctx, b).Close()
+	if e.Kind == "refund" && postgres.IsUniqueViolation(err, "processor_sim_entries_pkey") {
+		err = nil // a twin of the same key inserted it first: read it
+	}
 	if err != nil {
 		return stored, fmt.Errorf("simulator ledger: %w", err)
 	}

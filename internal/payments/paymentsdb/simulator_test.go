@@ -18,6 +18,7 @@ import (
 	"github.com/shopfaas/shop/internal/payments"
 	"github.com/shopfaas/shop/internal/payments/paymentsdb"
 	"github.com/shopfaas/shop/internal/payments/simulator"
+	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 )
 
@@ -177,5 +178,65 @@ func TestSimulatorRefundsAChargeOnce(t *testing.T) {
 	}
 	if n, err := ledger.Count(ctx, "refund"); err != nil || n != 5 {
 		t.Errorf("%d refunds for 5 charges (%v)", n, err)
+	}
+}
+
+// The ledger's insert swallows only the collision it is there for (a charge's
+// key, a refund's charge): an entry whose reference another entry holds is
+// an error naming the reference's constraint, and is not stored. Until
+// 2026-12-07 its ON CONFLICT had no target: the collision was swallowed and
+// the answer was "entry … vanished".
+func TestALedgerReferenceCollisionIsNotSwallowed(t *testing.T) {
+	ctx := context.Background()
+	ledger := paymentsdb.NewSimLedger(pgtest.Open(t, paymentsdb.Migrations()))
+	charge, err := ledger.Record(ctx, simulator.Entry{Key: "first", Kind: "charge", Outcome: payments.OutcomeCaptured,
+		Reference: "ch_sim_taken", Amount: usd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []simulator.Entry{
+		{Key: "second", Kind: "charge", Outcome: payments.OutcomeCaptured, Reference: charge.Reference, Amount: usd},
+		{Key: "refund", Kind: "refund", Outcome: payments.OutcomeRefunded, Reference: charge.Reference,
+			ChargeRef: charge.Reference, Amount: usd},
+	} {
+		got, err := ledger.Record(ctx, e)
+		if !postgres.IsUniqueViolation(err, "processor_sim_entries_reference_key") {
+			t.Errorf("%s %s under a taken reference: %+v %v, want the reference's unique violation", e.Kind, e.Key, got, err)
+		}
+		if _, found, err := ledger.Find(ctx, e.Key); err != nil || found {
+			t.Errorf("%s %s: found %v (%v), want nothing stored", e.Kind, e.Key, found, err)
+		}
+	}
+}
+
+// Concurrent twins of one refund (one key, one charge) agree on the first
+// entry, also the ones that find the key, not the charge's refund, taken.
+func TestSimLedgerRefundTwinsAgreeOnOneEntry(t *testing.T) {
+	ctx := context.Background()
+	ledger := paymentsdb.NewSimLedger(pgtest.Open(t, paymentsdb.Migrations()))
+	for round := range 5 {
+		charge, err := ledger.Record(ctx, simulator.Entry{Key: fmt.Sprintf("charge-%d", round), Kind: "charge",
+			Outcome: payments.OutcomeCaptured, Reference: fmt.Sprintf("ch_sim_%d", round), Amount: usd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := fmt.Sprintf("refund-%d", round)
+		got := make([]simulator.Entry, 8)
+		errs := make([]error, len(got))
+		var wg sync.WaitGroup
+		for i := range got {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got[i], errs[i] = ledger.Record(ctx, simulator.Entry{Key: key, Kind: "refund", Outcome: payments.OutcomeRefunded,
+					Reference: fmt.Sprintf("re_sim_%s_%d", key, i), ChargeRef: charge.Reference, Amount: usd})
+			}()
+		}
+		wg.Wait()
+		for i := range got {
+			if errs[i] != nil || got[i] != got[0] {
+				t.Fatalf("twin %d: %+v %v, want %+v", i, got[i], errs[i], got[0])
+			}
+		}
 	}
 }
