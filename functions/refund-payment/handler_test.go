@@ -71,9 +71,8 @@ func TestRefundPayment(t *testing.T) {
 	}
 }
 
-// refundedAtTheProcessor is a processor that answers Void with a refund: a
-// real processor may say so of a charge refunded at its side, which the
-// built-in simulator never does.
+// refundedAtTheProcessor is a processor that answers Void with a refund, as
+// the simulator does of a charge refunded by hand (here without the charge).
 type refundedAtTheProcessor struct{ payments.Processor }
 
 func (refundedAtTheProcessor) Void(_ context.Context, _ string) (payments.Result, error) {

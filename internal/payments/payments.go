@@ -172,7 +172,14 @@ func invalid(msg string) error { return fault.E(fault.Invalid, fault.CodeInvalid
 type Processor interface {
 	// Charge captures amount from the card behind token, keeping customer
 	// (the order's user) as the charge's metadata. A decline is a Result
-	// with OutcomeDeclined, not an error.
+	// with OutcomeDeclined, not an error. A key whose charge was captured
+	// and has been refunded since, under any key (by Refund, or by hand at
+	// the processor's dashboard), answers OutcomeRefunded with the refund's
+	// Reference and the charge's Amount and Customer: a retry answered
+	// captured would have the order confirmed on money given back
+	// (Service.Charge answers it 402). A real processor replays the key's
+	// first response, captured (Stripe); its adapter looks the replayed
+	// charge up and answers refunded when it was.
 	Charge(ctx context.Context, idempotencyKey string, amount Money, token string, customer uuid.UUID) (Result, error)
 	// Refund gives back amount of the charge providerRef in full, once per
 	// charge whatever the key: a charge already refunded under another key
@@ -184,7 +191,8 @@ type Processor interface {
 	// compensation retrying for ever.
 	Refund(ctx context.Context, idempotencyKey, providerRef string, amount Money) (Result, error)
 	// Void makes sure a charge key never captures: when the key has an entry
-	// it answers it (the charge landed first), otherwise it records under
+	// it answers it as Charge would (the charge landed first; refunded when
+	// it was refunded since), otherwise it records under
 	// the key, durably, a charge that can never capture (OutcomeDeclined,
 	// DeclineCode VoidedCode) and answers that; a later Charge under the key
 	// answers the voided decline. Refund uses it on an order without a

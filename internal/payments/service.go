@@ -102,7 +102,7 @@ var errInProgress = fault.E(fault.Unavailable, fault.CodeProcessorUnavailable,
 	"a payment for this order is in progress; retry later")
 
 // errChargeRefunded answers a charge whose key the processor answers
-// refunded (see Charge).
+// refunded: by the shop's refund or by hand at the processor (see Charge).
 var errChargeRefunded = fault.E(fault.PaymentRequired, fault.CodePaymentDeclined,
 	"the order's charge was refunded at the payment processor; it cannot be charged again")
 
@@ -129,12 +129,13 @@ var errChargeRefunded = fault.E(fault.PaymentRequired, fault.CodePaymentDeclined
 // settled as that version did: once its lease is free, claimed and finished
 // with the processor's answer.
 //
-// Answers: the captured (or since refunded) payment; fault.PaymentRequired
+// Answers: the captured payment; fault.PaymentRequired
 // "payment_declined" for a decline, stored and repeated on every retry;
 // fault.Conflict "payment_mismatch" when the order was charged with another
 // amount or user; ErrInvalidToken (422, nothing stored); 402
 // "payment_declined", nothing stored, when the processor answers that the
-// key's charge was refunded at its side (a stored captured row is first
+// key's charge was refunded since, by the shop's refund or by hand at the
+// processor (Processor.Charge; a stored captured row is first
 // recorded refunded, and a pending one deleted, asking the processor nothing:
 // settleRefunded, whose error is answered if it fails); processor_unavailable as 503 (nothing captured) or 504 (outcome
 // unknown, nothing stored, retry).
@@ -154,8 +155,8 @@ func (s *Service) Charge(ctx context.Context, req ChargeRequest) (Payment, error
 		return Payment{}, err
 	}
 	if err == nil && res.Outcome == OutcomeRefunded {
-		// Refunded at the processor's side (a real processor may say so;
-		// the simulator never does): the key can never capture again. A
+		// Refunded since it was captured, by our refund or by hand at the
+		// processor (Processor.Charge): the key can never capture again. A
 		// final refusal, as a voided key's decline is: the saga ends the
 		// order payment_failed and releases its stock, and no money is
 		// held. Nothing is stored (a row is never inserted refunded); the
@@ -416,8 +417,8 @@ func (s *Service) Refund(ctx context.Context, orderID uuid.UUID) (Payment, error
 //     answers the decline and records it;
 //   - captured: the charge is recorded as the processor knows it (the user
 //     from its customer metadata) and answered, for Refund to refund it;
-//   - refunded (a real processor may say so of a charge refunded at its
-//     side): answered as refunded, without a row (so with no ID;
+//   - refunded (a charge refunded since it was captured, by hand at the
+//     processor: Processor.Void): answered as refunded, without a row (so with no ID;
 //     refund-payment leaves the id out of its answer).
 func (s *Service) unrecorded(ctx context.Context, orderID uuid.UUID) (Payment, error) {
 	none := Payment{OrderID: orderID, Status: StatusNone}

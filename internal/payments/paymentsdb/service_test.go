@@ -184,10 +184,17 @@ func TestRefundIsOnce(t *testing.T) {
 	if got := f.count(t, "refund"); got != 1 {
 		t.Errorf("simulator recorded %d refunds", got)
 	}
-	// A charge repeated after the refund answers the stored payment: no new charge.
-	p, err := f.svc.Charge(ctx, req)
-	if err != nil || p.Status != payments.StatusRefunded {
-		t.Errorf("charge after refund: %v %v", p.Status, err)
+	// A charge repeated after the refund is refused, 402 saying refunded
+	// (Processor.Charge): no new charge, the payment left refunded.
+	if p, err := f.svc.Charge(ctx, req); !fault.Is(err, fault.PaymentRequired, fault.CodePaymentDeclined) ||
+		!strings.Contains(fmt.Sprint(err), "refunded") {
+		t.Errorf("charge after refund: %v %v, want 402 payment_declined saying refunded", p.Status, err)
+	}
+	if p, err := f.store.ByOrder(ctx, req.OrderID); err != nil || p.Status != payments.StatusRefunded {
+		t.Errorf("the payment after the repeated charge: %v %v, want refunded", p.Status, err)
+	}
+	if got := f.count(t, "charge"); got != 1 {
+		t.Errorf("simulator recorded %d charges, want 1", got)
 	}
 	if p, err := f.svc.Refund(ctx, uuid.Must(uuid.NewV7())); err != nil || p.Status != payments.StatusNone {
 		t.Errorf("refund of an order never charged: %v %v", p.Status, err)
@@ -477,8 +484,8 @@ func TestStatusOnlyMovesForward(t *testing.T) {
 }
 
 // refundedAtItsSide is a processor whose Void answers that the key's charge
-// was refunded at its side, as a real processor may (the simulator never
-// does).
+// was refunded at its side, as the simulator does of a charge refunded by
+// hand (here whatever the key holds).
 type refundedAtItsSide struct{ payments.Processor }
 
 func (refundedAtItsSide) Void(context.Context, string) (payments.Result, error) {
@@ -510,8 +517,8 @@ func TestAPendingRowTheProcessorRefundedIsAnsweredRefunded(t *testing.T) {
 }
 
 // chargeRefundedAtItsSide is a processor whose Charge answers that the key's
-// charge was refunded at its side, as a real processor may (the simulator
-// never does).
+// charge was refunded at its side, as the simulator does of a charge
+// refunded since (here whatever the key holds).
 type chargeRefundedAtItsSide struct{ payments.Processor }
 
 func (chargeRefundedAtItsSide) Charge(context.Context, string, payments.Money, string, uuid.UUID) (payments.Result, error) {
@@ -659,5 +666,87 @@ func TestARefundMadeByHandAtTheProcessorIsTheRefund(t *testing.T) {
 	}
 	if refundRef != byHand.Reference {
 		t.Errorf("refund_ref %q, want the refund by hand's %q", refundRef, byHand.Reference)
+	}
+}
+
+// A charge refunded by hand at the processor is never answered captured
+// again: a retried charge (a saga re-driven before it confirmed) is a final
+// 402 saying refunded, and the stored captured row is recorded refunded with
+// the refund by hand; with no row (its recording was lost) nothing is stored
+// and the refund answers the refund by hand. Either way the processor made
+// one refund. Until 2026-12-07 the simulator replayed the key's first answer,
+// captured: the retry answered 200 captured (the row stayed captured, or was
+// recorded captured), and the saga confirmed the order on money given back.
+func TestAChargeRefundedByHandIsNeverAnsweredCaptured(t *testing.T) {
+	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
+	ctx := context.Background()
+	byHand := func(t *testing.T, chargeRef string) payments.Result {
+		t.Helper()
+		res, err := simulator.New(f.ledger, simulator.Config{}).Refund(ctx, "dashboard:"+uuid.NewString(), chargeRef, usd)
+		if err != nil || res.Outcome != payments.OutcomeRefunded {
+			t.Fatalf("refund by hand: %+v %v", res, err)
+		}
+		return res
+	}
+	refused := func(t *testing.T, svc *payments.Service, req payments.ChargeRequest) {
+		t.Helper()
+		for i := range 2 {
+			p, err := svc.Charge(ctx, req)
+			if !fault.Is(err, fault.PaymentRequired, fault.CodePaymentDeclined) || fault.Retryable(err) ||
+				!strings.Contains(fmt.Sprint(err), "refunded") {
+				t.Fatalf("charge %d after the refund by hand: %+v %v, want a final 402 payment_declined saying refunded", i+1, p, err)
+			}
+		}
+	}
+
+	t.Run("stored captured", func(t *testing.T) {
+		req := chargeReq(simulator.TokenVisa)
+		captured, err := f.svc.Charge(ctx, req)
+		if err != nil || captured.Status != payments.StatusCaptured {
+			t.Fatalf("charge: %+v %v", captured, err)
+		}
+		hand := byHand(t, captured.ProviderRef)
+		refused(t, f.svc, req)
+		var status, refundRef string
+		if err := f.pool.QueryRow(ctx, `SELECT status, refund_ref FROM payments WHERE order_id = $1`, req.OrderID).Scan(&status, &refundRef); err != nil {
+			t.Fatal(err)
+		}
+		if status != string(payments.StatusRefunded) || refundRef != hand.Reference {
+			t.Errorf("the row: %s %q, want refunded by hand %q", status, refundRef, hand.Reference)
+		}
+		if p, err := f.svc.Refund(ctx, req.OrderID); err != nil || p.Status != payments.StatusRefunded || p.ID != captured.ID {
+			t.Errorf("the shop's refund: %+v %v, want the payment refunded", p, err)
+		}
+		if n, err := refundCount(f, req.OrderID); err != nil || n != 0 {
+			t.Errorf("%d refunds under the order's refund key (%v), want none: the one by hand is the refund", n, err)
+		}
+	})
+
+	t.Run("recording lost", func(t *testing.T) {
+		store := &losing{Store: f.store}
+		svc := payments.NewService(store, f.proc, payments.ServiceConfig{})
+		req := chargeReq(simulator.TokenVisa)
+		store.lose.Store(true)
+		if _, err := svc.Charge(ctx, req); !fault.Is(err, fault.Unavailable, "") {
+			t.Fatalf("charge whose recording is lost: %v", err)
+		}
+		charged, found := f.entry(t, req.OrderID)
+		if !found {
+			t.Fatal("no charge at the processor")
+		}
+		hand := byHand(t, charged.Reference)
+		refused(t, svc, req)
+		if p, err := f.store.ByOrder(ctx, req.OrderID); !fault.Is(err, fault.NotFound, "") {
+			t.Errorf("after the refusal: %+v %v, want nothing stored", p, err)
+		}
+		if p, err := svc.Refund(ctx, req.OrderID); err != nil || p.Status != payments.StatusRefunded || p.ProviderRef != hand.Reference {
+			t.Errorf("the shop's refund: %+v %v, want refunded by hand %s", p, err, hand.Reference)
+		}
+		if n, err := refundCount(f, req.OrderID); err != nil || n != 0 {
+			t.Errorf("%d refunds under the order's refund key (%v), want none: the one by hand is the refund", n, err)
+		}
+	})
+	if got := f.count(t, "refund"); got != 2 {
+		t.Errorf("the processor made %d refunds of two charges, want 2 (the ones by hand)", got)
 	}
 }

@@ -28,6 +28,15 @@ var _ simulator.Ledger = (*SimLedger)(nil)
 
 const simColumns = `idempotency_key, kind, outcome, reference, decline_code, charge_ref, amount, currency, customer`
 
+// refundOf is the reference of the refund of the charge entry e (a table
+// alias), empty when e is not a charge or has no refund: every read of an
+// entry returns it after simColumns (simulator.Entry.RefundRef). The index of
+// migration 0005 finds it.
+func refundOf(e string) string {
+	return `coalesce((SELECT r.reference FROM processor_sim_entries r WHERE ` + e + `.kind = 'charge'
+		AND r.kind = 'refund' AND r.charge_ref = ` + e + `.reference ORDER BY r.created_at LIMIT 1), '')`
+}
+
 // Record stores e unless its key is recorded, or, for a refund, unless its
 // charge (e.ChargeRef) has a refund already; the stored entry is returned
 // either way — the key's, else the charge's refund — so concurrent twins
@@ -71,7 +80,7 @@ func (l *SimLedger) Record(ctx context.Context, e simulator.Entry) (simulator.En
 			INSERT INTO processor_sim_entries (`+simColumns+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT `+target+` DO NOTHING
 			RETURNING `+simColumns+`)
-		SELECT `+simColumns+` FROM (
+		SELECT `+simColumns+`, `+refundOf("found")+` FROM (
 			SELECT 0 AS rank, `+simColumns+` FROM ins
 			UNION ALL
 			`+storedOrFirstRefund("$1", "$2", "$6")+`) AS found
@@ -92,7 +101,8 @@ func (l *SimLedger) Record(ctx context.Context, e simulator.Entry) (simulator.En
 		return stored, fmt.Errorf("simulator ledger: %w", err)
 	}
 	if !found {
-		stored, found, err = l.find(ctx, `SELECT `+simColumns+` FROM (`+storedOrFirstRefund("$1", "$2", "$3")+`) AS found ORDER BY rank LIMIT 1`,
+		stored, found, err = l.find(ctx, `SELECT `+simColumns+`, `+refundOf("found")+`
+			FROM (`+storedOrFirstRefund("$1", "$2", "$3")+`) AS found ORDER BY rank LIMIT 1`,
 			e.Key, e.Kind, e.ChargeRef)
 	}
 	if err == nil && !found {
@@ -121,10 +131,12 @@ func storedOrFirstRefund(key, kind, charge string) string {
 // waits for a concurrent twin's insert of the key, so one statement always
 // answers the entry.
 func (l *SimLedger) Void(ctx context.Context, e simulator.Entry) (simulator.Entry, error) {
-	stored, found, err := scanEntry(l.db.QueryRow(ctx, `INSERT INTO processor_sim_entries (`+simColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-		ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = processor_sim_entries.idempotency_key
-		RETURNING `+simColumns,
+	stored, found, err := scanEntry(l.db.QueryRow(ctx, `WITH v AS (
+			INSERT INTO processor_sim_entries (`+simColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = processor_sim_entries.idempotency_key
+			RETURNING `+simColumns+`)
+		SELECT `+simColumns+`, `+refundOf("v")+` FROM v`,
 		e.Key, e.Kind, string(e.Outcome), e.Reference, e.DeclineCode, e.ChargeRef, e.Amount.Amount, e.Amount.Currency,
 		e.Customer))
 	if err == nil && !found {
@@ -138,12 +150,12 @@ func (l *SimLedger) Void(ctx context.Context, e simulator.Entry) (simulator.Entr
 
 // Find returns the entry recorded under key.
 func (l *SimLedger) Find(ctx context.Context, key string) (simulator.Entry, bool, error) {
-	return l.find(ctx, `SELECT `+simColumns+` FROM processor_sim_entries WHERE idempotency_key = $1`, key)
+	return l.find(ctx, `SELECT `+simColumns+`, `+refundOf("e")+` FROM processor_sim_entries e WHERE idempotency_key = $1`, key)
 }
 
 // FindReference returns the entry whose reference is ref.
 func (l *SimLedger) FindReference(ctx context.Context, ref string) (simulator.Entry, bool, error) {
-	return l.find(ctx, `SELECT `+simColumns+` FROM processor_sim_entries WHERE reference = $1`, ref)
+	return l.find(ctx, `SELECT `+simColumns+`, `+refundOf("e")+` FROM processor_sim_entries e WHERE reference = $1`, ref)
 }
 
 // Count reports how many entries of kind ("charge" or "refund") the simulator
@@ -162,12 +174,13 @@ func (l *SimLedger) find(ctx context.Context, q string, args ...any) (simulator.
 	return e, found, nil
 }
 
-// scanEntry reads one entry; found is false when there is no row.
+// scanEntry reads one entry, simColumns then refundOf; found is false when
+// there is no row.
 func scanEntry(row pgx.Row) (simulator.Entry, bool, error) {
 	var e simulator.Entry
 	var outcome string
 	err := row.Scan(&e.Key, &e.Kind, &outcome, &e.Reference, &e.DeclineCode, &e.ChargeRef, &e.Amount.Amount, &e.Amount.Currency,
-		&e.Customer)
+		&e.Customer, &e.RefundRef)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return e, false, nil
 	}

@@ -50,6 +50,9 @@ type Entry struct {
 	ChargeRef   string         // for a refund, the charge it gives back
 	Amount      payments.Money // zero for a voided key
 	Customer    string         // a charge's customer metadata: the user id, or empty
+	// RefundRef is, for a charge, the reference of its refund when it has
+	// one (under any key): read with the entry, never written.
+	RefundRef string
 }
 
 // Ledger keeps the simulator's records durably.
@@ -62,7 +65,8 @@ type Ledger interface {
 	Record(ctx context.Context, e Entry) (Entry, error)
 	// Find returns the entry of key; found is false when there is none.
 	Find(ctx context.Context, key string) (e Entry, found bool, err error)
-	// FindReference returns the entry whose Reference is ref.
+	// FindReference returns the entry whose Reference is ref. Every entry
+	// the Ledger answers carries its RefundRef.
 	FindReference(ctx context.Context, ref string) (e Entry, found bool, err error)
 	// Void is Record, durably: whichever entry it answers, the one stored
 	// under the key or e, is durable when it returns.
@@ -144,7 +148,8 @@ func uint64FromBytes(b []byte) uint64 {
 // straight to the ledger's Record, which answers the entry already stored
 // under the key when there is one (one ledger call for a new charge, not a
 // look-up first); an unknown token looks the key up and is refused only when
-// the key was never recorded. A voided key (Void) answers its decline.
+// the key was never recorded. A voided key (Void) answers its decline; a key
+// whose charge was refunded since answers that refund (answer).
 func (s *Simulator) Charge(ctx context.Context, key string, amount payments.Money, token string, customer uuid.UUID) (payments.Result, error) {
 	hang, err := s.enter(ctx)
 	if err != nil {
@@ -178,7 +183,7 @@ func (s *Simulator) Charge(ctx context.Context, key string, amount payments.Mone
 	if e.Kind != "charge" {
 		return payments.Result{}, fault.E(fault.Conflict, fault.CodeIdempotencyKeyReused, "the key was used for a refund")
 	}
-	return s.leave(ctx, hang, result(e))
+	return s.leave(ctx, hang, answer(e))
 }
 
 // Refund gives back a captured charge in full, once per idempotency key and
@@ -231,7 +236,8 @@ func (s *Simulator) Lookup(ctx context.Context, key string) (payments.Result, er
 
 // Void answers the entry of key when there is one; otherwise it records under
 // key a charge that never captures (declined, payments.VoidedCode), so a
-// later Charge under the key answers that decline. Unlike Charge's records,
+// later Charge under the key answers that decline. A key whose charge was
+// refunded since answers that refund (answer). Unlike Charge's records,
 // its answer is durable (Ledger.Void): it is the rare path of a refund that
 // decides from it that nothing was charged.
 func (s *Simulator) Void(ctx context.Context, key string) (payments.Result, error) {
@@ -247,7 +253,7 @@ func (s *Simulator) Void(ctx context.Context, key string) (payments.Result, erro
 	if e.Kind != "charge" {
 		return payments.Result{}, fault.E(fault.Conflict, fault.CodeIdempotencyKeyReused, "the key was used for a refund")
 	}
-	return s.leave(ctx, hang, result(e))
+	return s.leave(ctx, hang, answer(e))
 }
 
 // enter applies latency and the failure rate, and decides whether this call
@@ -290,6 +296,24 @@ func (s *Simulator) down(ctx context.Context, err error) error {
 		return fault.Wrap(err, fault.Timeout, payments.ErrTimeout.Code, payments.ErrTimeout.Message)
 	}
 	return fault.Wrap(err, fault.Unavailable, payments.ErrUnavailable.Code, payments.ErrUnavailable.Message)
+}
+
+// answer is what Charge and Void answer about the charge entry e: its
+// result, or, when the charge was captured and has been refunded since
+// (under any key: by the shop, or by hand at the processor),
+// payments.OutcomeRefunded with the refund's reference and the charge's
+// amount and customer (payments.Processor.Charge). A real processor replays
+// the key's first response, captured (Stripe: the charge's creation,
+// Idempotent-Replayed); its adapter answers as this one does by looking the
+// replayed charge up (Stripe: refunded). Answered captured, a charge whose
+// recording was lost and that was refunded by hand would be recorded
+// captured, and its order confirmed on money given back.
+func answer(e Entry) payments.Result {
+	r := result(e)
+	if e.Kind == "charge" && e.Outcome == payments.OutcomeCaptured && e.RefundRef != "" {
+		r.Outcome, r.Reference = payments.OutcomeRefunded, e.RefundRef
+	}
+	return r
 }
 
 func result(e Entry) payments.Result {
