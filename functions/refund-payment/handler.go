@@ -50,7 +50,11 @@ type unstored struct {
 
 // New returns the refund-payment handler over svc; it admits only the
 // internal callers routes.Table names for it (fnhttp.CheckInternal: 401
-// without a valid credential, 403 for another caller).
+// without a valid credential, 403 for another caller). Answers: 200 the
+// payment (refunded, declined) or the order's status none, 400 invalid_json,
+// 422 invalid_refund (the processor holds no captured charge of the stored
+// payment's reference and amount: our record and its disagree), 503/504
+// processor_unavailable.
 func New(svc Refunder, internal *auth.InternalVerifier, log *slog.Logger) http.Handler {
 	return fnhttp.OrderCall(log, "refund-payment", internal, func(ctx context.Context, orderID uuid.UUID) (any, error) {
 		p, err := svc.Refund(ctx, orderID)

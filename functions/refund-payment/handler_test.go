@@ -122,3 +122,38 @@ func TestRefundPaymentReadsTheOrderIDOnlyInItsCanonicalForm(t *testing.T) {
 		t.Fatalf("upper-case id: %d %v, want refunded", code, out)
 	}
 }
+
+// A refund the processor refuses is 422 invalid_refund, as docs/checkout.md
+// lists it: the processor holds no captured charge of the payment's
+// reference and amount (the simulator refunds a charge only in full, and a
+// stored amount other than the charge's is our record disagreeing with the
+// processor's). Nothing moves, the payment stays captured with its claim
+// released, and a retry gets the same answer at once.
+func TestARefundTheProcessorRefusesIsInvalidRefund(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, paymentsdb.Migrations())
+	ledger := paymentsdb.NewSimLedger(pool)
+	store := paymentsdb.New(pool)
+	svc := payments.NewService(store, simulator.New(ledger, simulator.Config{}), payments.ServiceConfig{})
+	h := New(svc, fntest.Internal(), slog.New(slog.DiscardHandler))
+	req := payments.ChargeRequest{OrderID: uuid.Must(uuid.NewV7()), UserID: uuid.New(),
+		Amount: payments.Money{Amount: 500, Currency: "USD"}, Token: simulator.TokenVisa}
+	if _, err := svc.Charge(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE payments SET amount = 499 WHERE order_id = $1`, req.OrderID); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		code, out := fntest.Call(t, h, credential, `{"order_id":"`+req.OrderID.String()+`"}`)
+		if code != http.StatusUnprocessableEntity || out["code"] != "invalid_refund" {
+			t.Fatalf("refund %d of 499 of a 500 charge: %d %v, want 422 invalid_refund", i+1, code, out)
+		}
+	}
+	if p, err := store.ByOrder(ctx, req.OrderID); err != nil || p.Status != payments.StatusCaptured {
+		t.Errorf("the payment after the refusal: %+v %v, want captured", p, err)
+	}
+	if n, err := ledger.Count(ctx, "refund"); err != nil || n != 0 {
+		t.Errorf("processor refunds %d %v, want none", n, err)
+	}
+}

@@ -317,7 +317,10 @@ func (s *Service) settleRefunded(ctx context.Context, orderID uuid.UUID, res Res
 // never charged. A charge refunded by hand at the processor is not refunded
 // again: the processor answers its first refund (Processor.Refund), which is
 // recorded as the payment's refund. Errors: processor_unavailable (503/504) when the processor
-// could not be asked; retrying is safe.
+// could not be asked; retrying is safe. fault.Invalid "invalid_refund" (422)
+// when the processor refuses the refund (no captured charge of the row's
+// reference and amount): the row stays captured, and a retry is refused
+// the same way.
 func (s *Service) Refund(ctx context.Context, orderID uuid.UUID) (Payment, error) {
 	if orderID == uuid.Nil {
 		return Payment{}, invalid("order_id is required")
