@@ -200,6 +200,23 @@ func (s *Store) ReleaseLease(ctx context.Context, orderID uuid.UUID) error {
 	return nil
 }
 
+// RenewLease extends the lease Create wrote for the request that placed
+// order orderID, and that still drives its saga, to lease from now (never
+// shortening it): the request's heartbeat, so that its lease can be short and
+// a request that dies leaves its key to be replayed soon (CheckKey). It
+// reports whether the lease is still the request's: false once the order has
+// left pending (its lease is then the decision's, Update) or a recovery run
+// has claimed it (attempts > 0: ClaimStale's lease), and nothing is changed.
+// fault.Unavailable when the database fails.
+func (s *Store) RenewLease(ctx context.Context, orderID uuid.UUID, lease time.Duration) (bool, error) {
+	tag, err := s.db.Exec(ctx, `UPDATE order_sagas SET lease_until = greatest(lease_until, now() + $2::float8 * interval '1 second')
+		WHERE order_id = $1 AND payment_token IS NOT NULL AND attempts = 0`, orderID, lease.Seconds())
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // Saga is the persisted state a saga driver resumes from.
 type Saga struct {
 	Order        orders.Order

@@ -210,6 +210,67 @@ func TestAPendingKeyReplaysOnlyOnceNoRequestDrivesIt(t *testing.T) {
 	}
 }
 
+// RenewLease extends the lease a request's Create wrote, never shortening it,
+// while the order is pending and no recovery run has claimed it; once either
+// happened the lease is no longer the request's: nothing is changed, and the
+// request is told so.
+func TestOnlyTheRequestThatWroteALeaseRenewsIt(t *testing.T) {
+	pool := pgtest.Open(t, ordersdb.Migrations())
+	store := ordersdb.New(pool)
+	ctx := context.Background()
+	user := uuid.New()
+	left := func(id uuid.UUID) time.Duration {
+		t.Helper()
+		var s float64
+		if err := pool.QueryRow(ctx, `SELECT extract(epoch FROM lease_until - now())::float8 FROM order_sagas WHERE order_id = $1`, id).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(s * float64(time.Second))
+	}
+	renew := func(id uuid.UUID, lease time.Duration, want bool) {
+		t.Helper()
+		if kept, err := store.RenewLease(ctx, id, lease); err != nil || kept != want {
+			t.Fatalf("renew %s: %v %v, want %v", lease, kept, err, want)
+		}
+	}
+	create := func() orders.Order {
+		t.Helper()
+		o := newOrder(t, user)
+		if err := store.Create(ctx, o, "tok", false, "", "", time.Second); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+
+	running := create()
+	renew(running.ID, time.Hour, true)
+	if l := left(running.ID); l < 59*time.Minute {
+		t.Fatalf("renewed for an hour: %s left", l)
+	}
+	renew(running.ID, time.Second, true) // still the request's; a shorter renewal shortens nothing
+	if l := left(running.ID); l < 59*time.Minute {
+		t.Fatalf("renewed for a second after an hour: %s left, want the hour kept", l)
+	}
+
+	claimed := create()
+	if _, err := pool.Exec(ctx, `UPDATE order_sagas SET attempts = 1 WHERE order_id = $1`, claimed.ID); err != nil {
+		t.Fatal(err)
+	}
+	renew(claimed.ID, time.Hour, false)
+	if l := left(claimed.ID); l > 2*time.Second {
+		t.Fatalf("a lease recovery claimed was renewed by the request: %s left", l)
+	}
+
+	ended := create()
+	if _, err := store.Update(ctx, ended.ID, func(o *orders.Order) (orders.Change, error) { return o.Confirm(time.Now()) }); err != nil {
+		t.Fatal(err)
+	}
+	renew(ended.ID, time.Hour, false)
+	if l := left(ended.ID); l > 0 {
+		t.Fatalf("the lease of a confirmed order was renewed: %s left", l)
+	}
+}
+
 // Status changes are decided by the domain under the row lock and written
 // whole: of 10 concurrent confirmations one changes the order and writes one
 // event, the others change nothing.

@@ -37,8 +37,10 @@
 //   - A hold taken for an order that is never written is given back: at
 //     once when a twin holds the key, by its expiry otherwise.
 //   - A captured payment ends either with a confirmed order or refunded.
-//   - Two drivers never run one saga at once: the request owns a lease on the
-//     saga while it runs, and recover-orders leases only expired ones.
+//   - Two drivers never run one saga at once: the request owns a short lease
+//     on the saga, renewed while it runs (Config.Lease), and recover-orders
+//     leases only expired ones (and a pending order only once it is older
+//     than RecoverAfter, which exceeds the request's Timeout).
 package saga
 
 import (
@@ -140,6 +142,15 @@ type Config struct {
 	// KeyWait is how long a request waits for another request with the same
 	// Idempotency-Key to finish before answering request_in_progress (default 5s).
 	KeyWait time.Duration
+	// Lease is how long the saga of an order a request placed stays leased
+	// to that request without a renewal (default 4s). The request renews it
+	// every third of it while it drives the order (keepLease), so a live
+	// checkout keeps it however long it runs, and one that dies (or loses
+	// its database) leaves it to run out within Lease: from then on a retry
+	// with its Idempotency-Key is answered the pending order (CheckKey) rather
+	// than request_in_progress. Below KeyWait, a retry made right after the
+	// request died is answered within its own wait.
+	Lease time.Duration
 	// RecoverAfter is how long an order must have been pending before
 	// recover-orders drives it (RECOVER_AFTER, default 2m). It must exceed
 	// Timeout, so recovery never races a live request.
@@ -169,6 +180,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.KeyWait <= 0 {
 		c.KeyWait = 5 * time.Second
+	}
+	if c.Lease <= 0 {
+		c.Lease = 4 * time.Second
 	}
 	if c.RecoverAfter <= 0 {
 		c.RecoverAfter = 2 * time.Minute
@@ -204,9 +218,54 @@ func New(cfg Config) (*Saga, error) {
 	return &Saga{cfg: cfg, db: cfg.Store}, nil
 }
 
-// lease is how long a live request owns its saga: recovery leaves it alone
-// at least that long.
+// lease is how long a recovery run owns the saga of an order it claimed:
+// longer than its drive, which renews nothing. A request's own lease is
+// Config.Lease, renewed while it drives the order (keepLease).
 func (s *Saga) lease() time.Duration { return s.cfg.Timeout + 10*time.Second }
+
+// keepLease renews the lease of the saga of order id, which the caller's
+// request wrote (ordersdb.Store.Create) and drives, every third of
+// Config.Lease until the returned stop is called, or until the lease is no
+// longer the request's to renew (the order left pending, or a recovery run
+// claimed it: ordersdb.Store.RenewLease). stop ends the renewals, cutting one
+// in flight, and returns once none runs any longer, so that no renewal
+// follows a release of the lease (ordersdb.Store.ReleaseLease); a renewal cut
+// while PostgreSQL runs it may still commit (a cancel is best effort), which
+// holds the key for at most Lease more. A renewal that fails is logged and
+// tried again at the next tick: should the orders database stay unreachable
+// for longer than the lease, a retry with the order's key may be answered the
+// pending order while this request still drives it (as once it answers 202),
+// and recovery still waits for RecoverAfter.
+func (s *Saga) keepLease(ctx context.Context, id uuid.UUID) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		every := max(s.cfg.Lease/3, time.Millisecond)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			rctx, rcancel := context.WithTimeout(ctx, every)
+			kept, err := s.db.RenewLease(rctx, id, s.cfg.Lease)
+			rcancel()
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.cfg.Log.WarnContext(ctx, "renew the lease of the order the request drives", "order_id", id, "err", err.Error())
+			case err == nil && !kept:
+				return
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
 
 // Place runs a checkout for the caller. Problems found before an order exists
 // (the caller's limit 429, validation 422, unknown product 422, an empty cart
@@ -304,8 +363,14 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 		})
 	}
 	for {
-		err := s.db.Create(ctx, sg.Order, sg.PaymentToken, sg.FromCart, key, a.hash, s.lease())
+		err := s.db.Create(ctx, sg.Order, sg.PaymentToken, sg.FromCart, key, a.hash, s.cfg.Lease)
 		if !errors.Is(err, ordersdb.ErrKeyTaken) {
+			var kept func()
+			if err == nil {
+				// The lease is renewed from now on, while the first try
+				// of reserve-stock is waited for too.
+				kept = s.keepLease(ctx, sg.Order.ID)
+			}
 			var first *tried
 			if reserved != nil {
 				t, _ := reserved()
@@ -326,7 +391,7 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 				}
 				return orders.Checkout{}, err
 			}
-			return s.drivePlaced(ctx, sg, first, key)
+			return s.drivePlaced(ctx, sg, first, key, kept)
 		}
 		if reserved != nil {
 			// Nothing was written: give the hold back now rather than at its
@@ -354,17 +419,23 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 }
 
 // drivePlaced drives the saga of the order a checkout wrote (sg) under the
-// lease Create gave the request. When it is answered pending (202), the
-// request stops driving it: the lease is released (ordersdb.Store.ReleaseLease)
+// lease Create gave the request, renewed while it drives (kept stops the
+// renewals keepLease started; nil: they start here). When it is answered
+// pending (202), the request stops driving it: the renewals stop and the
+// lease is released (ordersdb.Store.ReleaseLease)
 // so that a retry with its Idempotency-Key replays the pending order at once
 // rather than wait KeyWait for a request that has finished and answer
 // request_in_progress. Should the release fail, such a retry gets
-// request_in_progress until the lease runs out (Timeout + 10 s), then the
+// request_in_progress until the lease runs out (Config.Lease), then the
 // replay. Without a key no request can be replayed: nothing is released.
 // The release takes the cart clear's share of LongestDrive: a confirmed
 // order clears its cart, a pending one never does.
-func (s *Saga) drivePlaced(ctx context.Context, sg ordersdb.Saga, first *tried, key string) (orders.Checkout, error) {
+func (s *Saga) drivePlaced(ctx context.Context, sg ordersdb.Saga, first *tried, key string, kept func()) (orders.Checkout, error) {
+	if kept == nil {
+		kept = s.keepLease(ctx, sg.Order.ID)
+	}
 	c, err := s.drive(ctx, sg.Order.ID, &sg, first)
+	kept()
 	if err == nil && key != "" && c.Order.Status == orders.Pending {
 		// On a context of its own: the saga's deadline may be what ended
 		// the drive.
@@ -404,7 +475,7 @@ func (s *Saga) settleWrite(ctx context.Context, sg ordersdb.Saga, first *tried, 
 	switch {
 	case err == nil:
 		s.cfg.Log.WarnContext(ctx, "the answer of the order's write was lost; it was written", "order_id", sg.Order.ID, "err", werr.Error())
-		return s.drivePlaced(ctx, written, first, key)
+		return s.drivePlaced(ctx, written, first, key, nil)
 	case fault.KindOf(err) == fault.NotFound:
 		if first != nil {
 			s.giveBack(ctx, sg.Order.ID, *first)

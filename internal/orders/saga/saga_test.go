@@ -316,6 +316,94 @@ func TestSameKeyWhileRunningIsInProgress(t *testing.T) {
 	}
 }
 
+// A create-order killed mid-checkout leaves its order pending under the lease
+// its request wrote, which nothing renews or releases any longer; so does one
+// cut off from its database, as here (the charge is made, then the request's
+// pool loses the server: the confirmation, the look-up, the lease's release
+// all fail, and the order stays pending). The same request asked again with
+// its key is answered within its own wait (KeyWait): 202 with the pending
+// order, replayed, once that lease has run out, with no second order and no
+// second charge. Until 2026-12-07 the lease was the saga timeout + 10 s
+// (30 s by default), and every retry in that time waited KeyWait to be
+// answered 409 request_in_progress.
+func TestACheckoutThatDiesFreesItsKeyWithinTheLease(t *testing.T) {
+	e := setup(t, nil)
+	s, f := e.withFaults(t)
+	var died atomic.Bool
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" && died.CompareAndSwap(false, true) {
+			f.SetDown(true)
+		}
+		return 0, 0, 0
+	})
+	ctx := context.Background()
+	first, err := s.Place(ctx, e.user, e.request(1, "tok_visa"), "k")
+	if !died.Load() {
+		t.Fatal("the charge was never made: the test proves nothing")
+	}
+	if err != nil || first.Outcome() != orders.OutcomePending {
+		t.Fatalf("the request that lost its database: %s %v, want pending", first.Outcome(), err)
+	}
+	start := time.Now()
+	again, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), "k")
+	if err != nil || !again.Replayed || again.Order.ID != first.Order.ID || again.Outcome() != orders.OutcomePending {
+		t.Fatalf("asked again (answered after %s): %s %+v %v, want the pending order replayed",
+			time.Since(start).Round(time.Millisecond), again.Outcome(), again.Order, err)
+	}
+	if n := e.count(t, `SELECT count(*) FROM orders WHERE user_id = $1`, e.user.UserID); n != 1 {
+		t.Fatalf("%d orders for one key, want 1", n)
+	}
+	if c := e.svc.Counts(); c.Calls["charge-payment"] != 1 || c.Captures != 1 {
+		t.Fatalf("%d charge calls, %d captures; want 1 and 1", c.Calls["charge-payment"], c.Captures)
+	}
+}
+
+// A checkout that runs longer than its lease (Config.Lease: short, so that
+// one that dies frees its key soon) keeps it while it runs: the lease is
+// renewed for as long as the saga drives the order. A retry meanwhile waits
+// and is answered request_in_progress, never the pending order of a checkout
+// still running; the checkout then ends as it would have.
+func TestALiveCheckoutKeepsItsKeyPastItsLease(t *testing.T) {
+	const lease = time.Second
+	e := setup(t, func(c *saga.Config) { c.Lease = lease; c.KeyWait = 100 * time.Millisecond })
+	charging, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			once.Do(func() { close(charging) })
+			<-release
+		}
+		return 0, 0, 0
+	})
+	done := placeAsync(e.saga, e.user, e.request(1, "tok_visa"), "slow")
+	select {
+	case <-charging:
+	case r := <-done:
+		t.Fatalf("the checkout ended before its charge: %s %v", r.res.Outcome(), r.err)
+	}
+	// The order was written (with a lease of its length) before its charge
+	// began; wait, by the database's clock, the lease's length twice over.
+	ctx := context.Background()
+	var until time.Time
+	if err := e.pool.QueryRow(ctx, `SELECT now() + $1::float8 * interval '1 second'`, (2 * lease).Seconds()).Scan(&until); err != nil {
+		t.Fatal(err)
+	}
+	for e.count(t, `SELECT (clock_timestamp() < $1)::int`, until) == 1 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	again, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), "slow")
+	close(release)
+	if !fault.Is(err, fault.Conflict, fault.CodeRequestInProgress) {
+		t.Fatalf("asked again while the checkout runs: %s %+v %v, want request_in_progress", again.Outcome(), again.Order, err)
+	}
+	if r := <-done; r.err != nil || r.res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("the checkout: %s %v, want confirmed", r.res.Outcome(), r.err)
+	}
+	if c := e.svc.Counts(); c.Calls["charge-payment"] != 1 || c.Captures != 1 {
+		t.Fatalf("%d charge calls, %d captures; want 1 and 1", c.Calls["charge-payment"], c.Captures)
+	}
+}
+
 func TestDeclineReleasesStockAndFailsOrder(t *testing.T) {
 	e := setup(t, nil)
 	res, err := e.saga.Place(context.Background(), e.user, e.request(2, "tok_chargeDeclined"), "d")
@@ -2037,7 +2125,10 @@ func TestAWriteThatNeverWentOutIsNotInDoubt(t *testing.T) {
 func TestAnUnknownWriteWithAKeyIsAskedAgainWithTheKey(t *testing.T) {
 	for _, committed := range []bool{true, false} {
 		t.Run(fmt.Sprintf("committed=%v", committed), func(t *testing.T) {
-			e := setup(t, func(c *saga.Config) { c.KeyWait = 100 * time.Millisecond })
+			// A lease that outlasts the test: the written order's key is
+			// then in progress whatever the machine's speed (past its
+			// lease, it is the pending order replayed).
+			e := setup(t, func(c *saga.Config) { c.KeyWait = 100 * time.Millisecond; c.Lease = time.Minute })
 			s, f := e.withFaults(t)
 			f.Arm(pgtest.Fault{Marker: orderWrite, Committed: committed, Down: true})
 			res, err := s.Place(context.Background(), e.user, e.request(1, "tok_visa"), "k")
