@@ -293,26 +293,30 @@ func TestSameKeyOtherBodyIsRefused(t *testing.T) {
 
 func TestSameKeyWhileRunningIsInProgress(t *testing.T) {
 	e := setup(t, func(c *saga.Config) { c.KeyWait = 200 * time.Millisecond })
-	release := make(chan struct{})
+	charging, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
 	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
 		if fn == "charge-payment" {
+			once.Do(func() { close(charging) })
 			<-release
 		}
 		return 0, 0, 0
 	})
-	done := make(chan orders.Checkout)
-	go func() {
-		r, _ := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "slow")
-		done <- r
-	}()
-	time.Sleep(300 * time.Millisecond)
+	done := placeAsync(e.saga, e.user, e.request(1, "tok_visa"), "slow")
+	// The first request holds the key once its order is written: its charge
+	// is then in flight.
+	select {
+	case <-charging:
+	case r := <-done:
+		t.Fatalf("the first request ended before its charge: %s %v", r.res.Outcome(), r.err)
+	}
 	_, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), "slow")
 	close(release)
 	if !fault.Is(err, fault.Conflict, "request_in_progress") {
 		t.Fatalf("got %v, want request_in_progress", err)
 	}
-	if r := <-done; r.Outcome() != orders.OutcomeConfirmed {
-		t.Fatalf("first request: outcome %s", r.Outcome())
+	if r := <-done; r.err != nil || r.res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("first request: outcome %s %v", r.res.Outcome(), r.err)
 	}
 }
 
