@@ -8,7 +8,10 @@
 // list of no tags: the update stays conditional and is 412, never made
 // unconditionally. The change, the search document and the product.changed.v1
 // event commit together; the cached copy is invalidated after the commit, so
-// the next GET shows it.
+// the next GET shows it. A 412 for a tag of another version invalidates it
+// too (a compare-and-set on the row's version: a no-op when the cache holds
+// that version already), so an ETag that a stale cached copy answered is
+// refused once, not until the cache's TTL.
 package function
 
 import (
@@ -52,6 +55,7 @@ func New(d *catalogenv.Deps) http.Handler {
 			return err
 		}
 		ifMatch := fnhttp.ParseIfMatch(r)
+		var refused catalog.Product // the row a stale If-Match was refused on
 		p, err := d.Store.Update(r.Context(), id, func(p catalog.Product, now time.Time) (catalog.Product, error) {
 			if p.Archived {
 				return p, errNotFound
@@ -60,10 +64,20 @@ func New(d *catalogenv.Deps) http.Handler {
 				return p, fnhttp.ErrIfMatchNamesNoTag
 			}
 			if !ifMatch.Matches(p.ETag()) {
+				refused = p
 				return p, fault.E(fault.PreconditionFailed, fault.CodePreconditionFailed, "the product changed since it was read")
 			}
 			return catalog.Apply(p, patch, now)
 		})
+		if refused.Version > 0 {
+			// The tag may have come from a cached copy older than the row
+			// (a sale whose cache write failed leaves one until its TTL):
+			// a marker of the row's version makes the next GET answer the
+			// current ETag instead of the one just refused.
+			cctx, cancel := catalogenv.CacheContext(r.Context())
+			d.Invalidate(cctx, refused)
+			cancel()
+		}
 		if err != nil {
 			return err
 		}

@@ -153,3 +153,53 @@ func TestRefusesABodyWithoutContentType(t *testing.T) {
 	w := fntest.Do(t, New(env.Deps), http.MethodPatch, "/api/v1/products/"+p.ID.String(), "", `{"name":"x"}`, "Authorization", env.Token(t, "admin"))
 	fntest.Problem(t, w, http.StatusBadRequest, "unsupported_media_type")
 }
+
+// A sale whose cache write failed (update-product-stats' Fresh, Redis down or
+// slow at that moment) leaves get-product serving the old entry, and its
+// ETag, until the TTL: the database is at the sale's version. An admin who
+// read that ETag and sends it in If-Match is refused 412, rightly; but the
+// 412 also replaces the stale entry with a marker of the product's version,
+// so the admin's next GET reads the database and answers the current ETag,
+// on which the update lands. Before, every GET answered the same stale ETag
+// and every PATCH on it was 412 until the TTL ran out (5 minutes).
+func TestAStaleCachedETagIsRefusedOnceNotUntilTheTTL(t *testing.T) {
+	env := envtest.New(t, envtest.Options{})
+	h := New(env.Deps)
+	admin := env.Token(t, "admin")
+	ctx := t.Context()
+	p := env.Create(t, "LAMP-1", "Desk Lamp", "home", 2999)
+	env.Remember(ctx, p) // as a GET would have
+	// A sale whose cache write never landed: the row moves on, the entry stays.
+	sold, err := env.Store.SetSoldCount(ctx, p.ID, 3)
+	if err != nil || sold.Version != p.Version+1 {
+		t.Fatalf("the sale: version %d, %v; want %d", sold.Version, err, p.Version+1)
+	}
+	if _, v, ok := env.Cached(ctx, p.ID.String()); !ok || v != p.Version {
+		t.Fatalf("cache holds version %d (%v), want the stale %d: the test proves nothing", v, ok, p.Version)
+	}
+
+	path := "/api/v1/products/" + p.ID.String()
+	w := envtest.Do(t, h, http.MethodPatch, path, `{"name":"Reading Lamp"}`, "Authorization", admin, "If-Match", p.ETag())
+	fntest.Problem(t, w, http.StatusPreconditionFailed, "precondition_failed")
+	if got, err := env.Store.Get(ctx, p.ID); err != nil || got.Version != sold.Version || got.Name != "Desk Lamp" {
+		t.Fatalf("after the 412: %+v, %v; want the product unchanged at version %d", got, err, sold.Version)
+	}
+	if _, v, ok := env.Cached(ctx, p.ID.String()); ok {
+		t.Fatalf("after the 412 the cache still serves version %d, whose ETag the next PATCH is refused on again; want a miss", v)
+	}
+	env.Remember(ctx, p) // a slow reader's old copy cannot come back either
+	if _, v, ok := env.Cached(ctx, p.ID.String()); ok {
+		t.Fatalf("an old copy of version %d stuck after the 412's marker", v)
+	}
+
+	// The admin reads again (get-product misses and reads the row) and
+	// updates on what it answers.
+	current, err := env.Store.Get(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w = envtest.Do(t, h, http.MethodPatch, path, `{"name":"Reading Lamp"}`, "Authorization", admin, "If-Match", current.ETag())
+	if w.Code != http.StatusOK {
+		t.Fatalf("PATCH on the ETag read after the 412: %d %s", w.Code, w.Body)
+	}
+}
