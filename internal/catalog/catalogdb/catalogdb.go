@@ -43,6 +43,16 @@ func unavailable(op string, err error) *fault.Error {
 	return fault.Wrap(fmt.Errorf("%s: %w", op, err), fault.Unavailable, fault.CodeUnavailable, "the catalog database is unavailable")
 }
 
+// inDoubt is unavailable for a write whose COMMIT went out and whose outcome
+// is still not known (the database could not settle it, or the product was
+// written again since), with a detail that says so and what to do: the
+// write's own commit would refuse its repetition (409 sku_taken for a
+// create, 412 for an update on the same If-Match, 404 for an archive), which
+// would otherwise read as a refusal of another's write.
+func inDoubt(op string, err error, detail string) *fault.Error {
+	return fault.Wrap(fmt.Errorf("%s: %w", op, err), fault.Unavailable, fault.CodeUnavailable, detail)
+}
+
 // Store reads and writes the catalog database.
 type Store struct {
 	db  *pgxpool.Pool
@@ -134,7 +144,8 @@ func queueSearch(b *pgx.Batch, p catalog.Product) {
 // Create inserts p, its search document and its event in one transaction.
 // A duplicate SKU is ErrSKUTaken (fault.Conflict). Database failures are
 // fault.Unavailable, but for a COMMIT whose answer was lost: Create settles
-// it and answers the product when it committed (see settle).
+// it and answers the product when it committed (see settle); when that
+// cannot be known, the 503's detail says it may have been created (inDoubt).
 func (s *Store) Create(ctx context.Context, p catalog.Product) (catalog.Product, error) {
 	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
 		row := tx.QueryRow(ctx, `INSERT INTO products (id, sku, name, description, category, price_amount,
@@ -151,11 +162,15 @@ func (s *Store) Create(ctx context.Context, p catalog.Product) (catalog.Product,
 		return p, ErrSKUTaken
 	}
 	if err != nil {
-		got, serr := s.settle(ctx, p.ID, err)
-		if serr != nil {
-			return p, unavailable("create product", serr)
+		got, read, serr := s.settle(ctx, p.ID, err)
+		switch {
+		case serr == nil:
+			return got, nil
+		case !read:
+			return p, inDoubt("create product", serr, "the catalog database failed as the product was being committed: it may have been created; "+
+				"look for its sku before creating it again (409 sku_taken if it was)")
 		}
-		return got, nil
+		return p, unavailable("create product", serr)
 	}
 	return p, nil
 }
@@ -165,14 +180,20 @@ func (s *Store) Create(ctx context.Context, p catalog.Product) (catalog.Product,
 // (postgres.ReadSettled), the product, archived or not, which the caller
 // answers as a clean commit's (a 503 would invite a retry the product, now
 // written, refuses: 409 sku_taken for a create, 412 for an If-Match update);
-// otherwise an error, err joined with why, for the caller's 503.
-func (s *Store) settle(ctx context.Context, id uuid.UUID, err error) (catalog.Product, error) {
-	var p catalog.Product
+// otherwise an error, err joined with why, for the caller's 503. read
+// reports whether the database told what the row is once the doubt was
+// settled (the product, or no row: not committed), and is true when err left
+// no doubt (the write did not commit); false, whether the write committed is
+// not known: the caller's 503 says so (inDoubt).
+func (s *Store) settle(ctx context.Context, id uuid.UUID, err error) (p catalog.Product, read bool, _ error) {
+	var d *postgres.Doubt
+	read = !errors.As(err, &d)
 	err = postgres.ReadSettled(ctx, s.db, err, func(ctx context.Context) (rerr error) {
 		p, rerr = scan(s.db.QueryRow(ctx, `SELECT `+columns+` FROM products WHERE id = $1`, id))
+		read = rerr == nil || errors.Is(rerr, pgx.ErrNoRows)
 		return rerr
 	})
-	return p, err
+	return p, read, err
 }
 
 // Get returns a live product; a missing or archived one is fault.NotFound.
@@ -194,8 +215,9 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (catalog.Product, error) 
 // taken by another product is ErrSKUTaken. Database failures are
 // fault.Unavailable, but for a COMMIT whose answer was lost: Update settles
 // it and answers the product when it is this update's (its version and its
-// updated_at; see settle). A later write to the product meanwhile leaves it
-// unknown: the 503.
+// updated_at; see settle). A later write to the product meanwhile, or a
+// database that cannot settle it, leaves it unknown: the 503, whose detail
+// says the change may have been made (inDoubt).
 func (s *Store) Update(ctx context.Context, id uuid.UUID, change func(catalog.Product, time.Time) (catalog.Product, error)) (catalog.Product, error) {
 	var out catalog.Product
 	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
@@ -229,15 +251,23 @@ func (s *Store) Update(ctx context.Context, id uuid.UUID, change func(catalog.Pr
 	// The version alone could be another update's: one that locked the
 	// product once this one rolled back, and bumped it to the same version.
 	// Its updated_at, its own clock's, to the microsecond, is not this one's.
-	p, serr := s.settle(ctx, id, err)
+	p, read, serr := s.settle(ctx, id, err)
 	if serr == nil && (p.Version != out.Version || !p.UpdatedAt.Equal(out.UpdatedAt)) {
 		serr = errors.Join(err, fmt.Errorf("the product is at version %d of %s, not this update's %d of %s",
 			p.Version, p.UpdatedAt, out.Version, out.UpdatedAt))
+		// Versions only grow: at an older one, or at this one by another
+		// update, this update did not commit; past it, it may have (and
+		// been written over since) or not (and others wrote twice).
+		read = p.Version <= out.Version
 	}
-	if serr != nil {
-		return out, unavailable("update product", serr)
+	switch {
+	case serr == nil:
+		return p, nil
+	case !read:
+		return out, inDoubt("update product", serr, "the catalog database failed as the change was being committed: it may have been made; "+
+			"read the product before repeating it")
 	}
-	return p, nil
+	return out, unavailable("update product", serr)
 }
 
 // List returns up to limit live products newest first (by UUIDv7 id) after the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"slices"
@@ -406,6 +407,78 @@ func TestUpdateSettlesACommitInDoubt(t *testing.T) {
 			}
 			if events != 2 {
 				t.Fatalf("%d events, want the creation's and the update's", events)
+			}
+		})
+	}
+}
+
+// A write whose COMMIT went out and whose outcome stays unknown (the
+// database cannot be reached to settle it, or the product was written again
+// since) is a 503 whose detail says the write may have been made, so the
+// client reads the product before repeating it: a create repeated after it
+// committed is 409 sku_taken, an update on the same If-Match 412, an archive
+// 404, each of which would otherwise read as a refusal of the client's own
+// write. A write known not to have committed is the plain 503: repeating it
+// is safe.
+func TestAWriteWhoseOutcomeIsUnknownSaysSo(t *testing.T) {
+	ctx := context.Background()
+	rename := func(name string) func(catalog.Product, time.Time) (catalog.Product, error) {
+		return func(p catalog.Product, now time.Time) (catalog.Product, error) {
+			return catalog.Apply(p, catalog.Patch{Name: catalog.Optional[string]{Set: true, Value: name}}, now)
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		update    bool
+		committed bool
+		down      bool // the database unreachable from the break on
+		other     bool // another update lands once the connection broke
+		unknown   bool
+	}{
+		{"create, committed, database gone", false, true, true, false, true},
+		{"create, not committed, database gone", false, false, true, false, true},
+		{"create, not committed", false, false, false, false, false},
+		{"update, committed, database gone", true, true, true, false, true},
+		{"update, committed, written again since", true, true, false, true, true},
+		{"update, not committed, another update to the same version", true, false, false, true, false},
+		{"update, not committed", true, false, false, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			admin := pgtest.Open(t, catalogdb.Migrations())
+			pool, faults := pgtest.WithFaults(t, admin)
+			s := catalogdb.New(pool)
+			ft := pgtest.Fault{Marker: "commit", Committed: tc.committed, Down: tc.down}
+			var err error
+			if tc.update {
+				p := create(t, s, "LAMP-1")
+				if tc.other {
+					ft.Then = func() {
+						if _, err := catalogdb.New(admin).Update(ctx, p.ID, rename("Other lamp")); err != nil {
+							t.Errorf("the other update: %v", err)
+						}
+					}
+				}
+				faults.Arm(ft)
+				_, err = s.Update(ctx, p.ID, rename("Lamp two"))
+			} else {
+				p, perr := catalog.NewProduct(catalog.Draft{SKU: "lamp-9", Name: "Lamp", Category: "home",
+					Price: catalog.Money{Amount: 100}}, time.Now())
+				if perr != nil {
+					t.Fatal(perr)
+				}
+				faults.Arm(ft)
+				_, err = s.Create(ctx, p)
+			}
+			faults.SetDown(false)
+			if faults.Fired() != 1 {
+				t.Fatalf("the connection did not break at the COMMIT (err %v): the test proves nothing", err)
+			}
+			var fe *fault.Error
+			if !errors.As(err, &fe) || fe.Kind != fault.Unavailable {
+				t.Fatalf("%v; want unavailable", err)
+			}
+			if says := strings.Contains(fe.Message, "may have been"); says != tc.unknown {
+				t.Errorf("detail %q: says the write may have been made: %v, want %v", fe.Message, says, tc.unknown)
 			}
 		})
 	}
