@@ -57,6 +57,9 @@ type Contract struct {
 	// ("200", "5XX", "default"), what the document declares for that answer.
 	named   map[string]bool
 	answers map[string]map[string]answer
+	// functions is the function (operationId) of each operation, per
+	// "METHOD template" (FunctionPath).
+	functions map[string]string
 
 	// walked is Boundaries of every operation, derived once per document:
 	// the walk writes every string from its pattern, and the reverse check
@@ -138,11 +141,12 @@ func Parse(spec []byte) (*Contract, error) {
 
 // indexAnswers fills named and answers from the document's responses.
 func (c *Contract) indexAnswers() error {
-	c.named, c.answers = map[string]bool{}, map[string]map[string]answer{}
+	c.named, c.answers, c.functions = map[string]bool{}, map[string]map[string]answer{}, map[string]string{}
 	for path, item := range c.raw.Paths {
 		for method, node := range item {
 			var op struct {
-				Responses map[string]response `yaml:"responses"`
+				OperationID string              `yaml:"operationId"`
+				Responses   map[string]response `yaml:"responses"`
 			}
 			if !isMethod(method) || node.Decode(&op) != nil {
 				continue
@@ -165,6 +169,7 @@ func (c *Contract) indexAnswers() error {
 				byStatus[status] = a
 			}
 			c.answers[strings.ToUpper(method)+" "+path] = byStatus
+			c.functions[strings.ToUpper(method)+" "+path] = op.OperationID
 		}
 	}
 	return nil
@@ -426,6 +431,29 @@ func (c *Contract) Covers(path string) bool {
 		}
 	}
 	return false
+}
+
+// FunctionPath reads a call of a public function straight through the
+// OpenFaaS gateway, method on /function/<name>/<path> (the upstream address
+// an edge route proxies to): it returns the gateway's prefix,
+// /function/<name>, when the document has an operation of method on <path>
+// whose function (operationId) is <name>, and false for any other path (the
+// gateway API, an internal function, a function's root or its /_/ paths,
+// another function's path).
+func (c *Contract) FunctionPath(method, path string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, "/function/")
+	if !ok {
+		return "", false
+	}
+	name, public, ok := strings.Cut(rest, "/")
+	if !ok || name == "" {
+		return "", false
+	}
+	tmpl, found := c.template(method, "/"+public)
+	if !found || c.functions[strings.ToUpper(method)+" "+tmpl] != name {
+		return "", false
+	}
+	return "/function/" + name, true
 }
 
 // template is the document's path template for method at the concrete path;

@@ -301,6 +301,77 @@ func TestRecorderChecksTheDocumentsOtherPaths(t *testing.T) {
 	}
 }
 
+// TestRecorderChecksFunctionCallsThroughTheGateway: with FunctionCalls, a
+// call of a public function straight through the gateway,
+// /function/<name>/<path>, is checked as that function's answer on <path>
+// (a 200 without its required members breaks the contract, a declared
+// problem does not), and only when <name> is the function of <path>'s
+// operation: another function's name, an internal function, a function's
+// root and the gateway API are left alone. Without FunctionCalls none is
+// checked, as before.
+func TestRecorderChecksFunctionCallsThroughTheGateway(t *testing.T) {
+	const me = `{"id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f","email":"a@b.c","name":"A","role":"customer","created_at":"2026-12-01T00:00:00Z"}`
+	answers := map[string]struct {
+		status      int
+		contentType string
+		body        string
+	}{
+		"/function/get-me/api/v1/users/me?":          {200, "application/json", me},
+		"/function/get-me/api/v1/users/me?short":     {200, "application/json", `{"id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f"}`},
+		"/function/get-me/api/v1/users/me?teapot":    {418, "application/problem+json", `{"type":"about:blank","title":"x","status":418,"code":"not_found"}`},
+		"/function/login-user/api/v1/auth/login?bad": {401, "application/problem+json", `{"type":"about:blank","title":"x","status":401,"code":"unauthenticated"}`},
+		"/function/login-user/api/v1/auth/login?ok":  {401, "application/problem+json", `{"type":"about:blank","title":"x","status":401,"code":"invalid_credentials"}`},
+		"/function/get-cart/api/v1/users/me?short":   {200, "application/json", `{}`},
+		"/function/reserve-stock?":                   {200, "application/json", `{}`},
+		"/function/get-me?":                          {200, "application/json", `{}`},
+		"/system/functions?":                         {200, "application/json", `[]`},
+	}
+	gateway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := answers[r.URL.Path+"?"+r.URL.RawQuery]
+		w.Header().Set("Content-Type", a.contentType)
+		w.WriteHeader(a.status)
+		_, _ = w.Write([]byte(a.body))
+	}))
+	defer gateway.Close()
+	for _, tc := range []struct {
+		method, path, body string
+		checked, broken    bool
+	}{
+		{"GET", "/function/get-me/api/v1/users/me", "", true, false},
+		{"GET", "/function/get-me/api/v1/users/me?short", "", true, true},
+		{"GET", "/function/get-me/api/v1/users/me?teapot", "", true, true},
+		{"POST", "/function/login-user/api/v1/auth/login?bad", `{"email":"a@b.c","password":"p"}`, true, true},
+		{"POST", "/function/login-user/api/v1/auth/login?ok", `{"email":"a@b.c","password":"p"}`, true, false},
+		{"GET", "/function/get-cart/api/v1/users/me?short", "", false, false}, // not get-cart's path
+		{"POST", "/function/reserve-stock", `{}`, false, false},
+		{"GET", "/function/get-me", "", false, false},
+		{"GET", "/system/functions", "", false, false},
+	} {
+		for _, on := range []bool{true, false} {
+			rec := &contract.Recorder{Contract: load(t), FunctionCalls: on}
+			req, err := http.NewRequest(tc.method, gateway.URL+tc.path, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer x")
+			if tc.body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			res, err := (&http.Client{Transport: rec}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = res.Body.Close()
+			got := rec.Violations()
+			checked, broken := tc.checked && on, tc.broken && on
+			if (rec.Checked() == 1) != checked || (len(got) > 0) != broken {
+				t.Errorf("FunctionCalls %v: %s %s: checked %d, broken %v, want checked %v, broken %v: %q",
+					on, tc.method, tc.path, rec.Checked(), len(got) > 0, checked, broken, got)
+			}
+		}
+	}
+}
+
 // TestDocumentRefusesWhatTheCodeRefuses: bodies the functions refuse with
 // 422 for a rule of the schema's kind (a length, a number of members, text
 // that is only whitespace where the code trims and requires it) are refused
