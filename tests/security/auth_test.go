@@ -179,6 +179,12 @@ func (f *fixture) forgeries(t testing.TB) []forgery {
 		{"another audience", signJWT(hdr(), with(customer(), "aud", []string{"other-api"}), "EdDSA", key)},
 		{"not a JWT", "not-a-token"},
 		{"empty", ""},
+		// Overlong: well under the 1 MiB of headers the local edge, the
+		// gateway and the functions read (Go's default), so each must
+		// refuse it as a token (Kong's nginx refuses a header line over
+		// 8 KiB itself).
+		{"overlong: 16 KiB of claims, another key", signJWT(hdr(), with(customer(), "pad", strings.Repeat("A", 16<<10)), "EdDSA", otherKey)},
+		{"overlong: 256 KiB of claims, another key", signJWT(hdr(), with(customer(), "pad", strings.Repeat("A", 256<<10)), "EdDSA", otherKey)},
 	}
 	for _, g := range []string{"secret", "changeme", "shop", "jwt-secret", "admin-dev-password", "your-256-bit-secret",
 		"development", "password"} {
