@@ -5,15 +5,19 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/go-cmp/cmp"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopfaas/shop/internal/broker"
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/events"
 )
 
 const rabbitURL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -57,6 +61,68 @@ func TestListInspectReplayPurge(t *testing.T) {
 	}
 	if out := do("purge", "fn1", "all"); !strings.Contains(out, "purged 1") {
 		t.Errorf("purge all: %s", out)
+	}
+}
+
+// TestAReplayKeepsWhatTheFunctionReads: a replayed dead letter reaches the
+// function's queue as the relay published it — its event id (what the
+// handler's inbox dedupes by), type, time, content type, app id and body,
+// its trace context and signature, and the topic it was first delivered
+// with, persistent — with only the connector's failure headers taken off,
+// so it gets a fresh attempt count, verifies, and continues its trace.
+func TestAReplayKeepsWhatTheFunctionReads(t *testing.T) {
+	names, _, ch := deadLetters(t, nil)
+	kept := amqp.Table{
+		"traceparent":                           "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"tracestate":                            "shop=1",
+		strings.ToLower(events.SignatureHeader): "v1=c2lnbmF0dXJl",
+		broker.HeaderTopic:                      "order.placed.v1",
+	}
+	headers := amqp.Table{broker.HeaderAttempts: int32(5), broker.HeaderLastStatus: int32(503),
+		broker.HeaderLastError: "function answered 503", broker.HeaderFunction: "fn1",
+		broker.HeaderFailedAt: "2026-12-07T18:00:00Z", "x-death": []any{}}
+	maps.Copy(headers, kept)
+	sent := amqp.Publishing{Headers: headers, ContentType: broker.ContentType, DeliveryMode: amqp.Persistent,
+		MessageId: "evt-1", Type: "order.placed.v1", Timestamp: time.Date(2026, 12, 7, 17, 59, 0, 0, time.UTC),
+		AppId: "outbox-relay", Body: []byte(`{"id":"evt-1","type":"order.placed.v1"}`)}
+	// deadLetters put ch in confirm mode.
+	dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "", names.DLQ("fn1"), false, false, sent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := dc.WaitContext(context.Background()); err != nil || !ok {
+		t.Fatalf("dead letter not confirmed: %v", err)
+	}
+	getenv := config.Env(map[string]string{"RABBITMQ_URL": rabbitURL, "EXCHANGE_PREFIX": names.Prefix})
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"replay", "fn1", "evt-1"}, getenv, &out); err != nil {
+		t.Fatal(err)
+	}
+	d, ok, err := ch.Get(names.Queue("fn1"), true)
+	if err != nil || !ok {
+		t.Fatalf("fn1's queue after the replay: ok %v, err %v", ok, err)
+	}
+	// Not compared: the replay's own shop-publish-seq (which matches a
+	// return to its copy) and x-delivery-count, which the function's
+	// quorum queue sets on each delivery (this Get's: 0).
+	got := amqp.Table{}
+	for k, v := range d.Headers {
+		if k != broker.HeaderPublishSeq && k != "x-delivery-count" {
+			got[k] = v
+		}
+	}
+	if diff := cmp.Diff(kept, got); diff != "" {
+		t.Errorf("the replayed message's headers (-want +got):\n%s", diff)
+	}
+	type props struct {
+		ID, Type, ContentType, AppID string
+		Timestamp                    time.Time
+		Mode                         uint8
+		Body                         string
+	}
+	want := props{sent.MessageId, sent.Type, sent.ContentType, sent.AppId, sent.Timestamp, sent.DeliveryMode, string(sent.Body)}
+	if diff := cmp.Diff(want, props{d.MessageId, d.Type, d.ContentType, d.AppId, d.Timestamp.UTC(), d.DeliveryMode, string(d.Body)}); diff != "" {
+		t.Errorf("the replayed message (-want +got):\n%s", diff)
 	}
 }
 
