@@ -18,6 +18,13 @@
 // the function refuses again while the replay runs is dead-lettered behind
 // them and waits for the next replay (broker.ReplayDeadLetters).
 //
+// An interrupt (Ctrl-C, SIGTERM) stops inspect, replay and purge before the
+// next message they would read, exit 1: what they did stands, nothing is
+// lost, and a replay interrupted while it awaited a copy's confirmation may
+// leave that message in both queues (until 2026-12-07 inspect and purge read
+// on through the DLQ whatever the interrupt, a purge deleting what it met,
+// and a replay stopped only at the next message it would replay).
+//
 // Without functions, list asks the gateway ($GATEWAY_URL) for the functions
 // with a `topic` annotation; with basic_auth=true it sends the gateway API's
 // credentials from SECRETS_DIR (basic-auth-user, basic-auth-password), as
@@ -117,7 +124,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		}
 		return list(conn, names, fns, len(rest) > 0, out)
 	case "inspect":
-		return inspect(conn, names, rest[0], rest[1], out)
+		return inspect(ctx, conn, names, rest[0], rest[1], out)
 	case "replay":
 		id := idArg(rest[1])
 		n, err := broker.ReplayDeadLetters(ctx, conn, names, rest[0], id)
@@ -128,7 +135,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		return err
 	default:
 		id := idArg(rest[1])
-		n, err := broker.PurgeDeadLetters(conn, names, rest[0], id)
+		n, err := broker.PurgeDeadLetters(ctx, conn, names, rest[0], id)
 		if err == nil && n == 0 && id != "" {
 			return fmt.Errorf("no message %s in %s: nothing purged", id, names.DLQ(rest[0]))
 		}
@@ -199,8 +206,8 @@ func list(conn *amqp.Connection, names broker.Names, fns []string, named bool, o
 	return nil
 }
 
-func inspect(conn *amqp.Connection, names broker.Names, fn, id string, out io.Writer) error {
-	d, ok, err := broker.FindDeadLetter(conn, names, fn, id)
+func inspect(ctx context.Context, conn *amqp.Connection, names broker.Names, fn, id string, out io.Writer) error {
+	d, ok, err := broker.FindDeadLetter(ctx, conn, names, fn, id)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"maps"
 	"os"
 	"path/filepath"
@@ -152,6 +153,31 @@ func TestEmptyOrUnknownIDTouchesNothing(t *testing.T) {
 		}
 		if q, err := ch.QueueDeclarePassive(names.Queue("fn1"), true, false, false, false, nil); err != nil || q.Messages != 0 {
 			t.Fatalf("after %q: fn1's queue holds %d (err %v), want 0", tc.args, q.Messages, err)
+		}
+	}
+}
+
+// TestAnInterruptedCommandTouchesNothingMore: a command interrupted (Ctrl-C,
+// SIGTERM: its context done) reads no further message of the DLQ, so it
+// changes nothing more and ends at once, even on a DLQ of thousands of
+// messages whose walk takes minutes. Here it is interrupted before its
+// first message: inspect, purge and replay of the second message fail with
+// the interruption and leave the three dead letters where they were.
+func TestAnInterruptedCommandTouchesNothingMore(t *testing.T) {
+	names, conn, ch := deadLetters(t, nil, "evt-1", "evt-2", "evt-3")
+	getenv := config.Env(map[string]string{"RABBITMQ_URL": rabbitURL, "EXCHANGE_PREFIX": names.Prefix})
+	interrupted, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, cmd := range []string{"inspect", "purge", "replay"} {
+		var out bytes.Buffer
+		if err := run(interrupted, []string{cmd, "fn1", "evt-2"}, getenv, &out); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s, interrupted: err %v, want the interruption (output %q)", cmd, err, out.String())
+		}
+		if n, err := broker.CountDeadLetters(conn, names, "fn1"); err != nil || n != 3 {
+			t.Fatalf("after %s, interrupted: %d dead letter(s) (err %v), want the 3 untouched", cmd, n, err)
+		}
+		if q, err := ch.QueueDeclarePassive(names.Queue("fn1"), true, false, false, false, nil); err != nil || q.Messages != 0 {
+			t.Fatalf("after %s, interrupted: fn1's queue holds %d (err %v), want 0", cmd, q.Messages, err)
 		}
 	}
 }

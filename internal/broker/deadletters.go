@@ -71,10 +71,11 @@ func DeadLetterQueue(conn *amqp.Connection, n Names, function string) (count int
 
 // PeekDeadLetters returns up to limit messages of the function's DLQ without
 // removing them: they are fetched unacknowledged and return to the queue when
-// the channel closes.
+// the channel closes. It reads at most limit messages, so it takes no
+// context.
 func PeekDeadLetters(conn *amqp.Connection, n Names, function string, limit int) ([]DeadLetter, error) {
 	var out []DeadLetter
-	err := walk(conn, n.DLQ(function), false, func(_ *amqp.Channel, d amqp.Delivery) (bool, bool, error) {
+	err := walk(context.Background(), conn, n.DLQ(function), false, func(_ *amqp.Channel, d amqp.Delivery) (bool, bool, error) {
 		out = append(out, deadLetter(d))
 		return len(out) < limit, false, nil
 	})
@@ -84,11 +85,12 @@ func PeekDeadLetters(conn *amqp.Connection, n Names, function string, limit int)
 // FindDeadLetter returns the first message with id in the function's DLQ
 // without removing it, and whether there is one. It stops at that message:
 // the ones behind it are not fetched, which on a quorum queue would count a
-// delivery against each (docs/runbooks/dead-letters.md).
-func FindDeadLetter(conn *amqp.Connection, n Names, function, id string) (DeadLetter, bool, error) {
+// delivery against each (docs/runbooks/dead-letters.md). It also stops, with
+// ctx's error, once ctx is done (walk).
+func FindDeadLetter(ctx context.Context, conn *amqp.Connection, n Names, function, id string) (DeadLetter, bool, error) {
 	var out DeadLetter
 	found := false
-	err := walk(conn, n.DLQ(function), false, func(_ *amqp.Channel, d amqp.Delivery) (bool, bool, error) {
+	err := walk(ctx, conn, n.DLQ(function), false, func(_ *amqp.Channel, d amqp.Delivery) (bool, bool, error) {
 		if d.MessageId != id {
 			return true, false, nil
 		}
@@ -110,11 +112,13 @@ func FindDeadLetter(conn *amqp.Connection, n Names, function, id string) (DeadLe
 // the DLQ held when it began (walk): one the function refuses again, which
 // the connector dead-letters at once (400, 422) while the replay goes on, is
 // left for the next replay, where a replay of every message read until the
-// DLQ was empty and could replay such a message again and again.
+// DLQ was empty and could replay such a message again and again. Once ctx
+// is done it reads no further message (walk); the one whose copy it was
+// awaiting then may be in both queues, as above.
 func ReplayDeadLetters(ctx context.Context, conn *amqp.Connection, n Names, function, id string) (int, error) {
 	count := 0
 	var returns chan amqp.Return // on walk's one channel, at its first message
-	err := walk(conn, n.DLQ(function), true, func(ch *amqp.Channel, d amqp.Delivery) (bool, bool, error) {
+	err := walk(ctx, conn, n.DLQ(function), true, func(ch *amqp.Channel, d amqp.Delivery) (bool, bool, error) {
 		if returns == nil {
 			returns = ch.NotifyReturn(make(chan amqp.Return, 1))
 		}
@@ -148,8 +152,13 @@ func ReplayDeadLetters(ctx context.Context, conn *amqp.Connection, n Names, func
 // PurgeDeadLetters deletes the messages with id (every message when id is
 // "") from the function's DLQ and returns how many were deleted: every copy
 // of the event (see ReplayDeadLetters), so that none is left for a later
-// replay of every message to hand the function.
-func PurgeDeadLetters(conn *amqp.Connection, n Names, function, id string) (int, error) {
+// replay of every message to hand the function. With ctx done it deletes
+// nothing more and returns ctx's error (walk; an interrupted purge of an id
+// may leave a copy it had not reached).
+func PurgeDeadLetters(ctx context.Context, conn *amqp.Connection, n Names, function, id string) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("purge %s: %w", n.DLQ(function), err)
+	}
 	if id == "" {
 		ch, err := conn.Channel()
 		if err != nil {
@@ -159,7 +168,7 @@ func PurgeDeadLetters(conn *amqp.Connection, n Names, function, id string) (int,
 		return ch.QueuePurge(n.DLQ(function), false)
 	}
 	count := 0
-	err := walk(conn, n.DLQ(function), false, func(_ *amqp.Channel, d amqp.Delivery) (bool, bool, error) {
+	err := walk(ctx, conn, n.DLQ(function), false, func(_ *amqp.Channel, d amqp.Delivery) (bool, bool, error) {
 		if d.MessageId != id {
 			return true, false, nil
 		}
@@ -177,7 +186,13 @@ func PurgeDeadLetters(conn *amqp.Connection, n Names, function, id string) (int,
 // settled (acked) the message. The others return to the queue when the
 // channel closes, which RabbitMQ does asynchronously, so walk waits (up to
 // 5 s) until they are back: the next command then sees every message.
-func walk(conn *amqp.Connection, queue string, confirm bool, visit func(*amqp.Channel, amqp.Delivery) (more, settled bool, err error)) error {
+//
+// It fetches no message once ctx is done, and returns ctx's error: an
+// operator's Ctrl-C stops a walk over a large queue between two messages,
+// where a walk that never looked at ctx went on (purging, replaying) for as
+// long as the queue took to read, and deadletters' signal handler kept the
+// interrupt from ending the process.
+func walk(ctx context.Context, conn *amqp.Connection, queue string, confirm bool, visit func(*amqp.Channel, amqp.Delivery) (more, settled bool, err error)) error {
 	ch, err := conn.Channel()
 	if err != nil {
 		return err
@@ -186,7 +201,7 @@ func walk(conn *amqp.Connection, queue string, confirm bool, visit func(*amqp.Ch
 	if err != nil {
 		return fmt.Errorf("inspect %s: %w", queue, err)
 	}
-	settled, err := fetch(ch, queue, confirm, q.Messages, visit)
+	settled, err := fetch(ctx, ch, queue, confirm, q.Messages, visit)
 	_ = ch.Close()
 	if err != nil {
 		return err
@@ -194,9 +209,9 @@ func walk(conn *amqp.Connection, queue string, confirm bool, visit func(*amqp.Ch
 	return waitReady(conn, queue, q.Messages-settled, 5*time.Second)
 }
 
-// fetch gets up to limit messages of queue, each handed to visit, and
-// returns how many visit settled.
-func fetch(ch *amqp.Channel, queue string, confirm bool, limit int, visit func(*amqp.Channel, amqp.Delivery) (bool, bool, error)) (int, error) {
+// fetch gets up to limit messages of queue, each handed to visit, until ctx
+// is done, and returns how many visit settled.
+func fetch(ctx context.Context, ch *amqp.Channel, queue string, confirm bool, limit int, visit func(*amqp.Channel, amqp.Delivery) (bool, bool, error)) (int, error) {
 	if confirm {
 		if err := ch.Confirm(false); err != nil {
 			return 0, err
@@ -204,6 +219,9 @@ func fetch(ch *amqp.Channel, queue string, confirm bool, limit int, visit func(*
 	}
 	settled := 0
 	for range limit {
+		if err := ctx.Err(); err != nil {
+			return settled, fmt.Errorf("read %s: interrupted: %w", queue, err)
+		}
 		d, ok, err := ch.Get(queue, false)
 		if err != nil {
 			return settled, fmt.Errorf("read %s: %w", queue, err)
