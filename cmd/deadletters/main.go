@@ -63,7 +63,11 @@ const usage = `usage:
   deadletters list [function...]
   deadletters inspect <function> <event-id>
   deadletters replay <function> <event-id>|all   (all: the messages there when it starts, each once)
-  deadletters purge <function> <event-id>|all`
+  deadletters purge <function> <event-id>|all
+environment: RABBITMQ_URL [amqp://guest:guest@127.0.0.1:5672/], its password from the rabbitmq-password
+             secret in SECRETS_DIR [/var/openfaas/secrets] when there; EXCHANGE_PREFIX [""]; list without
+             functions asks GATEWAY_URL [http://127.0.0.1:8080], with basic_auth=true [false] sending
+             SECRETS_DIR's basic-auth-user and basic-auth-password`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -182,6 +182,24 @@ func TestAnInterruptedCommandTouchesNothingMore(t *testing.T) {
 	}
 }
 
+// TestTheUsageNamesTheEnvironment: deadletters is configured only by its
+// environment, and on a faasd host the binary is all an operator has at
+// hand (docs/deploy-faasd.md builds it there), so its usage, which -h
+// prints, names every variable it reads: without RABBITMQ_URL and
+// SECRETS_DIR it tries guest@127.0.0.1, which faasd does not publish.
+func TestTheUsageNamesTheEnvironment(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-h"}, config.Env(nil), &out)
+	if err == nil {
+		t.Fatal("-h: no usage")
+	}
+	for _, v := range []string{"RABBITMQ_URL", "rabbitmq-password", "SECRETS_DIR", "GATEWAY_URL", "basic_auth", "EXCHANGE_PREFIX"} {
+		if !strings.Contains(err.Error(), v) {
+			t.Errorf("the usage does not name %s:\n%v", v, err)
+		}
+	}
+}
+
 // deadLetters declares function fn1 under a prefix of its own and puts one
 // message per id, with the given headers, on fn1's dead-letter queue. The
 // publishes are confirmed: the messages are in the queue before the test's
