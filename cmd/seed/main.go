@@ -59,8 +59,12 @@ const timeout = 2 * time.Minute
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
+	fs.SetOutput(stdout)
 	envFile := fs.String("env-file", "", "environment_file (YAML with an environment map) for variables the process does not set")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -h: the usage is printed, nothing else asked for
+		}
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -194,3 +194,22 @@ func TestSeedRefusesArgumentsThatAreNotFlags(t *testing.T) {
 		t.Error("the admin was seeded though the arguments were refused")
 	}
 }
+
+// -h prints the usage to stdout and ends the seed without an error and
+// without running a step: it used to exit 1 with "flag: help requested".
+func TestSeedHelpPrintsTheUsageAndSeedsNothing(t *testing.T) {
+	vars, dir := env(t)
+	writeSecret(t, dir, "admin-email", "root@example.com")
+	writeSecret(t, dir, "admin-password", "a-long-enough-password")
+	out, err := seed(t, vars, "-h")
+	if err != nil {
+		t.Fatalf("seed -h: err = %v, want nil", err)
+	}
+	if !strings.Contains(out, "-env-file") {
+		t.Errorf("seed -h printed %q, want the usage naming -env-file", out)
+	}
+	if _, err := store(t, vars["USERS_DATABASE_URL"]).Authenticate(context.Background(),
+		users.Login{Email: "root@example.com", Password: "a-long-enough-password"}); err == nil {
+		t.Error("seed -h seeded the admin")
+	}
+}
