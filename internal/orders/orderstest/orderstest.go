@@ -417,6 +417,12 @@ func (s *Server) charge(_ *http.Request, orderID uuid.UUID, body []byte) (any, e
 	if p.status == "declined" {
 		return nil, fault.E(fault.PaymentRequired, fault.CodePaymentDeclined, "the card was declined")
 	}
+	if p.status == "refunded" {
+		// As payments.Service.Charge: the processor answers the key's
+		// charge refunded since, which can never capture again.
+		return nil, fault.E(fault.PaymentRequired, fault.CodePaymentDeclined,
+			"the order's charge was refunded at the payment processor; it cannot be charged again")
+	}
 	return paymentView{orderID, orderID, p.status, p.amount, "ch_" + orderID.String()[:8]}, nil
 }
 

@@ -23,7 +23,9 @@ import (
 // void reservation (inventorydb.Store.Release), so a reserve-stock after it
 // is 409 reservation_released and holds nothing; payments' refund-payment of
 // an order with no payment voids its charge key (payments.Service.Refund),
-// so a charge after it is declined and never captures.
+// so a charge after it is declined and never captures; and charge-payment
+// answers a charge repeated after its refund 402 payment_declined
+// (payments.Service.Charge), not the refunded payment.
 func TestTheFakeAnswersAsTheRealServices(t *testing.T) {
 	ctx := context.Background()
 	srv := orderstest.New(t)
@@ -126,6 +128,29 @@ func TestTheFakeAnswersAsTheRealServices(t *testing.T) {
 		}
 		if got := srv.Payment(id); got != "declined" {
 			t.Fatalf("payment %q, want declined", got)
+		}
+	})
+
+	t.Run("charge after its refund", func(t *testing.T) {
+		id, user := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+		charge := saga.Charge{OrderID: id, UserID: user, Amount: orders.Money{Amount: 1299, Currency: "USD"}, Token: "tok_visa"}
+		before := srv.Counts()
+		if err := gw.Charge(ctx, charge); err != nil {
+			t.Fatal(err)
+		}
+		if err := gw.Refund(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // as payments.Service.Charge answers a key refunded since: 402, nothing captured again
+			if err := gw.Charge(ctx, charge); !fault.Is(err, fault.PaymentRequired, fault.CodePaymentDeclined) {
+				t.Fatalf("charge repeated after its refund: %v, want 402 payment_declined", err)
+			}
+		}
+		if c := srv.Counts(); c.Captures-before.Captures != 1 || c.Refunds-before.Refunds != 1 {
+			t.Fatalf("captures %d refunds %d, want 1 1", c.Captures-before.Captures, c.Refunds-before.Refunds)
+		}
+		if got := srv.Payment(id); got != "refunded" {
+			t.Fatalf("payment %q, want refunded", got)
 		}
 	})
 }

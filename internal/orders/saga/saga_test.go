@@ -1182,6 +1182,73 @@ func TestCancelTwiceRefundsAndRestocksOnce(t *testing.T) {
 	}
 }
 
+// A slow driver's charge, retried after its first try's answer was lost, may
+// reach payments only after recovery gave the order up (GiveUpAfter): the
+// order ended payment_failed, its capture refunded. charge-payment then
+// answers 402 payment_declined (a key refunded since never captures again),
+// and the slow driver's refusal changes nothing: the order keeps the status
+// and reason recovery gave it, the capture is refunded once, nothing is
+// confirmed and the customer is told once.
+func TestAChargeRefusedAfterRecoveryRefundedKeepsTheOrdersEnd(t *testing.T) {
+	e := setup(t, nil)
+	ctx := context.Background()
+	var calls atomic.Int32
+	charging, release := make(chan uuid.UUID, 1), make(chan struct{})
+	e.svc.SetHook(func(fn string, id uuid.UUID) (time.Duration, int, int) {
+		if fn != "charge-payment" {
+			return 0, 0, 0
+		}
+		if calls.Add(1) == 1 {
+			return 0, 0, http.StatusServiceUnavailable // captured, the answer lost
+		}
+		charging <- id
+		<-release
+		return 0, 0, 0
+	})
+	done := placeAsync(e.saga, e.user, e.request(1, "tok_visa"), "")
+	var id uuid.UUID
+	select {
+	case id = <-charging:
+	case r := <-done:
+		t.Fatalf("the checkout ended before its retried charge: %s %v", r.res.Outcome(), r.err)
+	}
+	if got := e.svc.Payment(id); got != "captured" {
+		t.Fatalf("payment %q, want captured by the first try", got)
+	}
+	// Recovery gives the order up while the retry is in flight.
+	if _, err := e.pool.Exec(ctx, `UPDATE orders SET created_at = now() - interval '13 hours' WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	o, err := e.saga.Drive(ctx, id)
+	if err != nil || o.Status != orders.PaymentFailed || o.Reason != orders.ReasonExpired {
+		t.Fatalf("recovery: %s/%s %v, want payment_failed/expired", o.Status, o.Reason, err)
+	}
+	if got := e.svc.Payment(id); got != "refunded" {
+		t.Fatalf("payment %q after recovery, want refunded", got)
+	}
+	close(release)
+	r := <-done
+	if r.err != nil || r.res.Order.Status != orders.PaymentFailed {
+		t.Fatalf("the slow checkout: %+v %v, want the order payment_failed", r.res.Order, r.err)
+	}
+	stored, err := e.store.Get(ctx, id)
+	if err != nil || stored.Status != orders.PaymentFailed || stored.Reason != orders.ReasonExpired {
+		t.Fatalf("order %s/%s %v, want payment_failed/expired as recovery ended it", stored.Status, stored.Reason, err)
+	}
+	if c := e.svc.Counts(); c.Captures != 1 || c.Refunds != 1 || c.Calls["charge-payment"] != 2 {
+		t.Errorf("captures %d refunds %d charge calls %d, want 1 1 2", c.Captures, c.Refunds, c.Calls["charge-payment"])
+	}
+	if n := e.count(t, `SELECT count(*) FROM outbox WHERE type = 'order.payment_failed.v1'`); n != 1 {
+		t.Errorf("%d order.payment_failed.v1 events, want 1", n)
+	}
+	if n := e.count(t, `SELECT count(*) FROM outbox WHERE type = 'order.placed.v1'`); n != 0 {
+		t.Errorf("%d order.placed.v1 events, want none", n)
+	}
+	if n := e.count(t, `SELECT count(*) FROM order_sagas WHERE order_id = $1 AND compensation = 'done'`, id); n != 1 {
+		t.Error("compensation not settled")
+	}
+}
+
 // A cancellation may commit with its answer lost (the connection resets
 // after COMMIT). The cancel reads the order again: cancelled, it restocks and
 // refunds now and answers the cancelled order, as a retry could not (409
