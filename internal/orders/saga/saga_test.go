@@ -1249,6 +1249,81 @@ func TestAChargeRefusedAfterRecoveryRefundedKeepsTheOrdersEnd(t *testing.T) {
 	}
 }
 
+// A driver whose step is refused with an undo that refunds nothing (a
+// reserve-stock refusal: release only) may find the order ended already in
+// the refusal's status by others: here another driver confirmed it while the
+// slow driver's reserve-stock was in flight, and its owner cancelled it, the
+// refund failing (owed). The slow driver must not mark that compensation
+// done after a release only: it gives back all an ended order may owe, as
+// recovery does, and the capture is refunded. Until 2026-12-07 it released,
+// marked the compensation done, and the captured money was never refunded.
+func TestARefusalOnAnOrderCancelledMeanwhileStillRefundsIt(t *testing.T) {
+	e := setup(t, nil)
+	ctx := context.Background()
+	var calls atomic.Int32
+	reserving, release := make(chan uuid.UUID, 1), make(chan struct{})
+	e.svc.SetHook(func(fn string, id uuid.UUID) (time.Duration, int, int) {
+		if fn == "reserve-stock" && calls.Add(1) == 1 {
+			reserving <- id
+			<-release
+			return 0, http.StatusConflict, 0 // refused: cancelled, release only
+		}
+		return 0, 0, 0
+	})
+	done := placeAsync(e.saga, e.user, e.request(1, "tok_visa"), "")
+	var id uuid.UUID
+	select {
+	case id = <-reserving:
+	case r := <-done:
+		t.Fatalf("the checkout ended before its reserve-stock: %s %v", r.res.Outcome(), r.err)
+	}
+	// Another driver confirms the order once it is written.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := e.store.Get(ctx, id); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the order was not written within 5 s: %v", err)
+		}
+	}
+	if o, err := e.saga.Drive(ctx, id); err != nil || o.Status != orders.Confirmed {
+		t.Fatalf("the other driver: %s %v, want confirmed", o.Status, err)
+	}
+	// Its owner cancels it; the refund fails and stays owed.
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "refund-payment" {
+			return 0, http.StatusServiceUnavailable, 0
+		}
+		return 0, 0, 0
+	})
+	if o, err := e.saga.Cancel(ctx, e.user, id); err != nil || o.Status != orders.Cancelled {
+		t.Fatalf("cancel: %s %v", o.Status, err)
+	}
+	if got := e.svc.Payment(id); got != "captured" {
+		t.Fatalf("payment %q with refund-payment down: the test proves nothing", got)
+	}
+	e.svc.SetHook(nil)
+	close(release)
+	if r := <-done; r.err != nil || r.res.Order.Status != orders.Cancelled {
+		t.Fatalf("the slow checkout: %+v %v, want the order cancelled", r.res.Order, r.err)
+	}
+	if got := e.svc.Payment(id); got != "refunded" {
+		t.Errorf("payment %q, want the cancelled order's capture refunded", got)
+	}
+	if c := e.svc.Counts(); c.Refunds != 1 || c.Captures != 1 {
+		t.Errorf("captures %d refunds %d, want 1 1", c.Captures, c.Refunds)
+	}
+	if n := e.count(t, `SELECT count(*) FROM order_sagas WHERE order_id = $1 AND compensation = 'done'`, id); n != 1 {
+		t.Error("compensation not settled")
+	}
+	stored, err := e.store.Get(ctx, id)
+	if err != nil || stored.Status != orders.Cancelled || stored.Reason != orders.ReasonCancelled {
+		t.Fatalf("order %s/%s %v, want cancelled by its owner", stored.Status, stored.Reason, err)
+	}
+	if n := e.count(t, `SELECT count(*) FROM outbox WHERE type = 'order.cancelled.v1'`); n != 1 {
+		t.Errorf("%d order.cancelled.v1 events, want 1", n)
+	}
+}
+
 // A cancellation may commit with its answer lost (the connection resets
 // after COMMIT). The cancel reads the order again: cancelled, it restocks and
 // refunds now and answers the cancelled order, as a retry could not (409

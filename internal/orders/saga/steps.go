@@ -347,13 +347,25 @@ func (s *Saga) takeOutOfCart(ctx context.Context, tl *timeline, o orders.Order) 
 // read again first, once the write can no longer commit (lookUp): ended as
 // r says, the run goes on as if the write had answered — it answers the
 // refusal and compensates now (before the saga's deadline; a compensation
-// that fails, as past it, is left owed to recovery as always).
+// that fails, as past it, is left owed to recovery as always). An order
+// this run did not end (found in r's status already, or, after a lost
+// answer, found with another reason) is compensated with release and refund
+// whatever r's undo, so its compensation is never marked done with a refund
+// it owes unmade.
 func (s *Saga) fail(ctx context.Context, tl *timeline, o orders.Order, r refusal, cause error) orders.Checkout {
 	f := r.fail
 	if f.Detail == "" {
 		f.Detail = safeMessage(cause)
 	}
-	c, err := s.decide(ctx, tl, o, func(o *orders.Order) (orders.Change, error) { return o.Fail(f, time.Now()) })
+	// ended: the order as stored was pending, and this run's write ended
+	// it as r says (decide may decide twice: the last decision is the
+	// stored order's).
+	ended := false
+	c, err := s.decide(ctx, tl, o, func(o *orders.Order) (orders.Change, error) {
+		ch, err := o.Fail(f, time.Now())
+		ended = err == nil && !ch.None()
+		return ch, err
+	})
 	if err != nil {
 		stored, lerr := s.lookUp(ctx, o.ID, err)
 		if lerr != nil || stored.Order.Status != f.Status {
@@ -365,8 +377,23 @@ func (s *Saga) fail(ctx context.Context, tl *timeline, o orders.Order, r refusal
 		s.cfg.Log.WarnContext(ctx, "the answer of the order's failure was lost; it was written", "order_id", o.ID, "err", err.Error())
 		tl.notes, tl.changed = nil, true
 		c = orders.Checkout{Order: stored.Order, Detail: f.Detail}
+		// Ended with r's reason, as this run's write ends it; any other
+		// (cancelled by its owner after another driver confirmed it) is
+		// not this run's end.
+		ended = stored.Order.Reason == f.Reason
 	}
-	s.compensate(ctx, tl, c.Order, r.undo)
+	u := r.undo
+	if !ended {
+		// Found ended in r's status, not by this run's write (another
+		// driver's: cancel-order cancels an order a driver confirmed
+		// meanwhile): what it owes may be more than r's undo (the refund
+		// of a cancellation, after a release-only refusal), and the
+		// compensation must not be marked done before all of it is given
+		// back. So all of it is, as drive settles any owed compensation
+		// (both calls are idempotent).
+		u = releaseAndRefund
+	}
+	s.compensate(ctx, tl, c.Order, u)
 	return c
 }
 
