@@ -290,8 +290,9 @@ func (r *run) setup(ctx context.Context) error {
 		"MAX_ATTEMPTS":    "12",
 		// An order left pending by a killed create-order is driven by
 		// recover-orders (every minute) once it is this old: 30s instead of
-		// the default 2m (it must exceed SAGA_TIMEOUT, 20s), so the shop
-		// settles a minute or two sooner after the load.
+		// the default 2m (it must exceed a drive's longest, SAGA_TIMEOUT
+		// 20s + 7s: saga.LongestDrive), so the shop settles a minute or two
+		// sooner after the load.
 		"RECOVER_AFTER": "30s",
 		// A create-order killed between its reservation and its order's
 		// write (they run at once) leaves a hold without an order, given

@@ -41,7 +41,7 @@ func TestCrashedCheckoutsAreRecovered(t *testing.T) {
 		"expire-reservations", "order-statuses"}, nil, map[string]string{
 		"PAYMENT_SIM_LATENCY": "1500ms",
 		"SAGA_TIMEOUT":        sagaTimeout.String(),
-		"RECOVER_AFTER":       "7s",
+		"RECOVER_AFTER":       "14s", // above a drive's longest, SAGA_TIMEOUT + 7 s (saga.LongestDrive)
 	})
 	ctx := context.Background()
 	const onHand = 20

@@ -14,7 +14,7 @@ import (
 
 // Load names every missing setting at once, builds every dependency asked
 // for, reads no secret it was not asked for, and refuses a RECOVER_AFTER
-// below the saga timeout, a GIVE_UP_AFTER not above RECOVER_AFTER or above
+// not above a request's longest drive (saga.LongestDrive), a GIVE_UP_AFTER not above RECOVER_AFTER or above
 // 20h, and a hold that does not outlive the saga.
 func TestLoad(t *testing.T) {
 	load := func(needs Needs) func(*config.Reader) (*Deps, error) {
@@ -41,9 +41,14 @@ func TestLoad(t *testing.T) {
 			}
 		},
 	})
-	env["RECOVER_AFTER"] = "5s" // below the saga timeout: recovery would race live requests
-	if _, err := load(Needs{Tokens: true, Saga: true, Caller: "create-order"})(configtest.Reader(t, env, configtest.CallerSecrets)); err == nil {
-		t.Fatal("accepted RECOVER_AFTER below SAGA_TIMEOUT")
+	// Below the saga timeout, or above it but within a drive's longest
+	// (SAGA_TIMEOUT 20s + 7s): recovery would race live requests.
+	for _, ra := range []string{"5s", "25s", "27s"} {
+		env["RECOVER_AFTER"] = ra
+		if _, err := load(Needs{Tokens: true, Saga: true, Caller: "create-order"})(configtest.Reader(t, env, configtest.CallerSecrets)); err == nil ||
+			!strings.Contains(err.Error(), "RecoverAfter ("+ra+")") || !strings.Contains(err.Error(), "27s") {
+			t.Errorf("RECOVER_AFTER %s: %v, want it refused naming it and the longest drive 27s", ra, err)
+		}
 	}
 	env["RECOVER_AFTER"] = "90s"
 	// Recovery would give up on an order before it first drove it, or

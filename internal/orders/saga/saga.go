@@ -153,7 +153,9 @@ type Config struct {
 	Lease time.Duration
 	// RecoverAfter is how long an order must have been pending before
 	// recover-orders drives it (RECOVER_AFTER, default 2m). It must exceed
-	// Timeout, so recovery never races a live request.
+	// LongestDrive(Timeout), the longest a request drives its order (the
+	// timeout and the steps after it: 27 s at the defaults), so recovery
+	// never races a live request.
 	RecoverAfter time.Duration
 	// GiveUpAfter is how long recovery drives a pending order forward
 	// (GIVE_UP_AFTER, default 12h): an order still pending after it ends
@@ -209,8 +211,9 @@ func New(cfg Config) (*Saga, error) {
 	if cfg.Store == nil || cfg.Stock == nil || cfg.Payments == nil || cfg.Catalog == nil {
 		return nil, errors.New("saga: Store, Stock, Payments and Catalog are required")
 	}
-	if cfg.RecoverAfter <= cfg.Timeout {
-		return nil, fmt.Errorf("saga: RecoverAfter (%s) must exceed the saga timeout (%s)", cfg.RecoverAfter, cfg.Timeout)
+	if longest := LongestDrive(cfg.Timeout); cfg.RecoverAfter <= longest {
+		return nil, fmt.Errorf("saga: RecoverAfter (%s) must exceed the longest drive of a request (%s: the saga timeout %s and %s of steps after it, LongestDrive)",
+			cfg.RecoverAfter, longest, cfg.Timeout, longest-cfg.Timeout)
 	}
 	if cfg.GiveUpAfter <= cfg.RecoverAfter || cfg.GiveUpAfter > MaxGiveUpAfter {
 		return nil, fmt.Errorf("saga: GiveUpAfter (%s) must exceed RecoverAfter (%s) and be at most %s", cfg.GiveUpAfter, cfg.RecoverAfter, MaxGiveUpAfter)

@@ -3379,3 +3379,43 @@ func TestACancelledOrderOwesNoCartRemoval(t *testing.T) {
 		t.Errorf("cart after the cancellation: %v %v; want the line kept", lines, err)
 	}
 }
+
+// Recovery must never drive an order a live request still drives: a request
+// drives its order for up to LongestDrive (the saga timeout, then the
+// look-up, cart and timeline steps on contexts of their own), so
+// RecoverAfter must exceed that, not only the timeout, and the refusal names
+// both values.
+func TestRecoverAfterMustExceedTheLongestDrive(t *testing.T) {
+	e := setup(t, nil)
+	const timeout = 20 * time.Second
+	longest := saga.LongestDrive(timeout)
+	if longest <= timeout {
+		t.Fatalf("LongestDrive(%s) = %s: the test proves nothing", timeout, longest)
+	}
+	for _, tc := range []struct {
+		recoverAfter time.Duration
+		ok           bool
+	}{
+		{timeout, false},
+		{timeout + time.Second, false}, // above the timeout, within a drive
+		{longest, false},
+		{longest + time.Second, true},
+	} {
+		cfg := e.cfg
+		cfg.Timeout, cfg.RecoverAfter = timeout, tc.recoverAfter
+		_, err := saga.New(cfg)
+		if tc.ok {
+			if err != nil {
+				t.Errorf("RecoverAfter %s: %v, want it accepted", tc.recoverAfter, err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("RecoverAfter %s accepted, want it refused: a drive may take %s", tc.recoverAfter, longest)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, tc.recoverAfter.String()) || !strings.Contains(msg, longest.String()) {
+			t.Errorf("RecoverAfter %s refused with %q, want it to name %s and the longest drive %s", tc.recoverAfter, msg, tc.recoverAfter, longest)
+		}
+	}
+}
