@@ -202,6 +202,12 @@ func (s *Service) Charge(ctx context.Context, req ChargeRequest) (Payment, error
 	if err := stored.SameCharge(req); err != nil {
 		return stored, err
 	}
+	if stored.Status == StatusRefunded {
+		// Refunded between the processor's answer (captured) and its
+		// recording: a refund raced this retry. The key can never capture
+		// again; answered as the processor's own refunded answer is, above.
+		return Payment{}, errChargeRefunded
+	}
 	return stored.Outcome()
 }
 

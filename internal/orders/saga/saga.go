@@ -369,9 +369,11 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 		err := s.db.Create(ctx, sg.Order, sg.PaymentToken, sg.FromCart, key, a.hash, s.cfg.Lease)
 		if !errors.Is(err, ordersdb.ErrKeyTaken) {
 			var kept func()
-			if err == nil {
+			if err == nil || !ordersdb.NotWritten(err) {
 				// The lease is renewed from now on, while the first try
-				// of reserve-stock is waited for too.
+				// of reserve-stock is waited for too, and while a write
+				// whose answer was lost is settled (a renewal of an order
+				// never written finds none and ends the renewals).
 				kept = s.keepLease(ctx, sg.Order.ID)
 			}
 			var first *tried
@@ -383,7 +385,7 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 				// The order may or may not be written (the batch went out,
 				// its answer did not come back): settle that before
 				// answering (see Place).
-				return s.settleWrite(ctx, sg, first, key, err)
+				return s.settleWrite(ctx, sg, first, key, err, kept)
 			}
 			if err != nil {
 				// The order is certainly not written (the write never went
@@ -473,12 +475,19 @@ func (s *Saga) drivePlaced(ctx context.Context, sg ordersdb.Saga, first *tried, 
 //     client asks for it (GET /api/v1/orders/{id}) rather than place it
 //     again. Either way its hold is kept: a written order is finished by
 //     recover-orders, the hold of one never written expires.
-func (s *Saga) settleWrite(ctx context.Context, sg ordersdb.Saga, first *tried, key string, werr error) (orders.Checkout, error) {
+//
+// kept stops the lease's renewals (keepLease), which run from the write on so
+// that the request keeps its key while it settles the write; written, the
+// drive goes on renewing, otherwise they stop here and an unknown write's
+// lease runs out within Config.Lease, after which the key answers the order.
+func (s *Saga) settleWrite(ctx context.Context, sg ordersdb.Saga, first *tried, key string, werr error, kept func()) (orders.Checkout, error) {
 	written, err := s.lookUp(ctx, sg.Order.ID, werr)
-	switch {
-	case err == nil:
+	if err == nil {
 		s.cfg.Log.WarnContext(ctx, "the answer of the order's write was lost; it was written", "order_id", sg.Order.ID, "err", werr.Error())
-		return s.drivePlaced(ctx, written, first, key, nil)
+		return s.drivePlaced(ctx, written, first, key, kept)
+	}
+	kept()
+	switch {
 	case fault.KindOf(err) == fault.NotFound:
 		if first != nil {
 			s.giveBack(ctx, sg.Order.ID, *first)

@@ -368,7 +368,7 @@ func TestACheckoutThatDiesFreesItsKeyWithinTheLease(t *testing.T) {
 // and is answered request_in_progress, never the pending order of a checkout
 // still running; the checkout then ends as it would have.
 func TestALiveCheckoutKeepsItsKeyPastItsLease(t *testing.T) {
-	const lease = time.Second
+	const lease = 2 * time.Second // renewed every 667 ms, each renewal given as long
 	e := setup(t, func(c *saga.Config) { c.Lease = lease; c.KeyWait = 100 * time.Millisecond })
 	charging, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -2224,6 +2224,59 @@ func TestALostAnswerOfTheOrdersWriteNeverChargesTwice(t *testing.T) {
 				t.Fatalf("%d captures for one purchase, want 1", c.Captures)
 			}
 		})
+	}
+}
+
+// A checkout whose order's write lost its answer keeps its key while it
+// settles the write: the lease is renewed from the write on, not only once
+// the write is known to be made. Until 2026-12-07 the renewals began only
+// then, so a first reserve-stock try slower than the lease (here held) let a
+// retry with the key be answered the pending order, 202, while the first
+// request went on to confirm it.
+func TestACheckoutSettlingItsWriteKeepsItsKey(t *testing.T) {
+	const lease = 2 * time.Second
+	e := setup(t, func(c *saga.Config) { c.Lease = lease; c.KeyWait = 100 * time.Millisecond })
+	s, f := e.withFaults(t)
+	f.Arm(pgtest.Fault{Marker: orderWrite, Committed: true})
+	reserving, release := make(chan struct{}), make(chan struct{})
+	var held atomic.Bool
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "reserve-stock" && held.CompareAndSwap(false, true) {
+			close(reserving)
+			<-release // the first request's first try only
+		}
+		return 0, 0, 0
+	})
+	done := placeAsync(s, e.user, e.request(1, "tok_visa"), "settling")
+	select {
+	case <-reserving:
+	case r := <-done:
+		t.Fatalf("the checkout ended before its reservation: %s %v", r.res.Outcome(), r.err)
+	}
+	ctx := context.Background()
+	for f.Fired() != 1 || e.count(t, `SELECT count(*) FROM orders`) != 1 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The order is written and its write's answer lost; the request waits for
+	// its first reservation before settling the write. Wait, by the
+	// database's clock, the lease's length twice over.
+	var until time.Time
+	if err := e.pool.QueryRow(ctx, `SELECT now() + $1::float8 * interval '1 second'`, (2 * lease).Seconds()).Scan(&until); err != nil {
+		t.Fatal(err)
+	}
+	for e.count(t, `SELECT (clock_timestamp() < $1)::int`, until) == 1 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	again, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), "settling")
+	close(release)
+	if !fault.Is(err, fault.Conflict, fault.CodeRequestInProgress) {
+		t.Fatalf("asked again while the checkout settles its write: %s %+v %v, want request_in_progress", again.Outcome(), again.Order, err)
+	}
+	if r := <-done; r.err != nil || r.res.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("the checkout: %s %v, want confirmed", r.res.Outcome(), r.err)
+	}
+	if c := e.svc.Counts(); c.Calls["charge-payment"] != 1 || c.Captures != 1 {
+		t.Fatalf("%d charge calls, %d captures; want 1 and 1", c.Calls["charge-payment"], c.Captures)
 	}
 }
 

@@ -750,3 +750,47 @@ func TestAChargeRefundedByHandIsNeverAnsweredCaptured(t *testing.T) {
 		t.Errorf("the processor made %d refunds of two charges, want 2 (the ones by hand)", got)
 	}
 }
+
+// refundingAfterCharge answers its first Charge as the processor does, then,
+// before handing the answer back, refunds the order through refund: a refund
+// that lands between a retried charge's processor answer (captured) and its
+// recording.
+type refundingAfterCharge struct {
+	payments.Processor
+	once   sync.Once
+	refund func()
+}
+
+func (r *refundingAfterCharge) Charge(ctx context.Context, key string, m payments.Money, token string, customer uuid.UUID) (payments.Result, error) {
+	res, err := r.Processor.Charge(ctx, key, m, token, customer)
+	r.once.Do(r.refund)
+	return res, err
+}
+
+// A charge retried while its order is refunded, whose processor answer
+// (captured) is recorded only after the refund, is answered as any charge of
+// a refunded key is, 402: until 2026-12-07 it answered 200 with the stored
+// row, refunded, which charge-payment's callers read as an internal error.
+func TestAChargeWhoseRefundRacesItsRecordingIsRefused(t *testing.T) {
+	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
+	ctx := context.Background()
+	req := chargeReq(simulator.TokenVisa)
+	if _, err := f.svc.Charge(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	racing := &refundingAfterCharge{Processor: f.proc, refund: func() {
+		if p, err := f.svc.Refund(ctx, req.OrderID); err != nil || p.Status != payments.StatusRefunded {
+			t.Errorf("the racing refund: %q %v", p.Status, err)
+		}
+	}}
+	p, err := payments.NewService(f.store, racing, payments.ServiceConfig{}).Charge(ctx, req)
+	if !fault.Is(err, fault.PaymentRequired, fault.CodePaymentDeclined) {
+		t.Fatalf("the retried charge: %+v %v, want 402 payment_declined", p, err)
+	}
+	if stored, err := f.store.ByOrder(ctx, req.OrderID); err != nil || stored.Status != payments.StatusRefunded {
+		t.Errorf("stored payment %q, %v; want refunded", stored.Status, err)
+	}
+	if n := f.count(t, "refund"); n != 1 {
+		t.Errorf("processor recorded %d refunds, want 1", n)
+	}
+}
