@@ -1324,6 +1324,69 @@ func TestARefusalOnAnOrderCancelledMeanwhileStillRefundsIt(t *testing.T) {
 	}
 }
 
+// A refusal may find the order ended already in another status than its own:
+// here the slow checkout's charge is refused (422, payment_failed) after
+// another driver confirmed the order and its owner cancelled it. The order
+// ended, so the checkout answers how: without a key, the order as it is,
+// cancelled; with one, what the key replays (the confirmation settled it), as
+// a lost confirmation's answer is. Until 2026-12-07 it answered the order as
+// the run last saw it, 202 pending, and logged an error.
+func TestARefusalOnAnOrderEndedOtherwiseAnswersTheOrdersEnd(t *testing.T) {
+	for _, key := range []string{"", "refused-after-cancel"} {
+		t.Run("key="+key, func(t *testing.T) { refusalOnAnOrderEndedOtherwise(t, key) })
+	}
+}
+
+func refusalOnAnOrderEndedOtherwise(t *testing.T, key string) {
+	e := setup(t, nil)
+	ctx := context.Background()
+	var calls atomic.Int32
+	charging, release := make(chan uuid.UUID, 1), make(chan struct{})
+	e.svc.SetHook(func(fn string, id uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" && calls.Add(1) == 1 {
+			charging <- id
+			<-release
+			return 0, http.StatusUnprocessableEntity, 0 // refused: payment_failed
+		}
+		return 0, 0, 0
+	})
+	done := placeAsync(e.saga, e.user, e.request(1, "tok_visa"), key)
+	var id uuid.UUID
+	select {
+	case id = <-charging:
+	case r := <-done:
+		t.Fatalf("the checkout ended before its charge: %s %v", r.res.Outcome(), r.err)
+	}
+	if o, err := e.saga.Drive(ctx, id); err != nil || o.Status != orders.Confirmed {
+		t.Fatalf("the other driver: %s %v, want confirmed", o.Status, err)
+	}
+	if o, err := e.saga.Cancel(ctx, e.user, id); err != nil || o.Status != orders.Cancelled {
+		t.Fatalf("cancel: %s %v", o.Status, err)
+	}
+	e.svc.SetHook(nil)
+	close(release)
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if key == "" {
+		if r.res.Order.Status != orders.Cancelled || r.res.Order.Reason != orders.ReasonCancelled || r.res.Outcome() != orders.OutcomeCancelled {
+			t.Fatalf("the slow checkout: %s/%s, want the order as it ended, cancelled by its owner", r.res.Order.Status, r.res.Order.Reason)
+		}
+	} else {
+		again, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), key)
+		if err != nil || !again.Replayed {
+			t.Fatalf("asked again: %+v %v, want a replay", again, err)
+		}
+		if r.res.Order.Status != orders.Confirmed || r.res.Outcome() != again.Outcome() {
+			t.Fatalf("the slow checkout: %s (%s), want what its key replays: %s", r.res.Order.Status, r.res.Outcome(), again.Outcome())
+		}
+	}
+	if got := e.svc.Payment(id); got != "refunded" {
+		t.Errorf("payment %q, want the cancelled order's capture refunded", got)
+	}
+}
+
 // A cancellation may commit with its answer lost (the connection resets
 // after COMMIT). The cancel reads the order again: cancelled, it restocks and
 // refunds now and answers the cancelled order, as a retry could not (409

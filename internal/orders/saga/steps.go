@@ -351,7 +351,10 @@ func (s *Saga) takeOutOfCart(ctx context.Context, tl *timeline, o orders.Order) 
 // this run did not end (found in r's status already, or, after a lost
 // answer, found with another reason) is compensated with release and refund
 // whatever r's undo, so its compensation is never marked done with a refund
-// it owes unmade.
+// it owes unmade. An order found ended in another status (a recovery failed
+// or confirmed it once this run's lease ran out; cancel-order cancelled it
+// after a confirmation) is answered as it ended (endedOtherwise), with
+// nothing written or given back by this run: its end's driver owes that.
 func (s *Saga) fail(ctx context.Context, tl *timeline, o orders.Order, r refusal, cause error) orders.Checkout {
 	f := r.fail
 	if f.Detail == "" {
@@ -361,19 +364,44 @@ func (s *Saga) fail(ctx context.Context, tl *timeline, o orders.Order, r refusal
 	// it as r says (decide may decide twice: the last decision is the
 	// stored order's).
 	ended := false
+	// other: the order as stored, when the decision refused it (ended
+	// already in another status than r's, by another driver).
+	var other *orders.Order
 	c, err := s.decide(ctx, tl, o, func(o *orders.Order) (orders.Change, error) {
 		ch, err := o.Fail(f, time.Now())
 		ended = err == nil && !ch.None()
+		other = nil
+		if err != nil && o.Status != orders.Pending {
+			stored := *o
+			other = &stored
+		}
 		return ch, err
 	})
+	if err != nil && other != nil {
+		// Ended otherwise meanwhile (a recovery that took the order once
+		// this run's lease ran out, or cancel-order after another driver
+		// confirmed it): nothing was written, and the order's end is the
+		// answer (endedOtherwise), so that its owner sees how it ended.
+		// What that end owes is its driver's to give back (or recovery's).
+		s.cfg.Log.WarnContext(ctx, "the order ended otherwise before its failure", "order_id", o.ID, "status", other.Status, "reason", other.Reason, "refusal", f.Status)
+		return s.endedOtherwise(ctx, o, *other)
+	}
 	if err != nil {
 		stored, lerr := s.lookUp(ctx, o.ID, err)
+		if lerr == nil && stored.Order.Status != orders.Pending && stored.Order.Status != f.Status {
+			// The write did not commit: another driver ended the order
+			// first. Answered as it ended, as above.
+			s.cfg.Log.WarnContext(ctx, "the order ended otherwise before its failure", "order_id", o.ID, "status", stored.Order.Status, "reason", stored.Order.Reason, "refusal", f.Status, "err", err.Error())
+			return s.endedOtherwise(ctx, o, stored.Order)
+		}
 		if lerr != nil || stored.Order.Status != f.Status {
 			s.cfg.Log.ErrorContext(ctx, "fail order", "order_id", o.ID, "err", err.Error())
 			return orders.Checkout{Order: o, Detail: f.Detail}
 		}
-		// Only this run could end the order (it holds the lease), so its
-		// write committed, and the timeline entries with it.
+		// Found in r's status: this run's write committed, with the
+		// timeline entries, unless another driver ended the order so (a
+		// recovery once this run's lease ran out, or cancel-order after a
+		// confirmation), which the reason tells apart below.
 		s.cfg.Log.WarnContext(ctx, "the answer of the order's failure was lost; it was written", "order_id", o.ID, "err", err.Error())
 		tl.notes, tl.changed = nil, true
 		c = orders.Checkout{Order: stored.Order, Detail: f.Detail}
@@ -395,6 +423,27 @@ func (s *Saga) fail(ctx context.Context, tl *timeline, o orders.Order, r refusal
 	}
 	s.compensate(ctx, tl, c.Order, u)
 	return c
+}
+
+// endedOtherwise is the answer of a refusal of known, an order another
+// driver ended (stored) in another status than the refusal's. That driver's
+// transaction settled the order's Idempotency-Key, if it has one: the answer
+// is what the key replays, as for confirm, so that the same request asked
+// again gets the same answer; without a key, the order as it ended. The key
+// unreadable, known (pending, 202): a retry with the key gets its replay.
+func (s *Saga) endedOtherwise(ctx context.Context, known, stored orders.Order) orders.Checkout {
+	// Read past the saga's deadline, as lookUp reads.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), doubtTimeout)
+	settled, err := s.db.SettledCheckout(rctx, known.ID)
+	cancel()
+	switch {
+	case err != nil:
+		s.cfg.Log.ErrorContext(ctx, "read the order's settled checkout", "order_id", known.ID, "err", err.Error())
+		return orders.Checkout{Order: known}
+	case settled != nil:
+		return *settled
+	}
+	return orders.Checkout{Order: stored}
 }
 
 // decide writes one decision about an order (ordersdb.Store.UpdateKnown),
