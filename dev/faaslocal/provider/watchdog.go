@@ -38,7 +38,8 @@ func callHeaders(next http.HandlerFunc) http.HandlerFunc {
 // watchdog is what of-watchdog (mode=http) does in front of each function's
 // process: the call gets the function's exec_timeout (its environment, as
 // the watchdog reads it), shortened by an X-Timeout header of a Go duration
-// no longer than exec_timeout (ignored when exec_timeout is 0: no timeout;
+// no longer than exec_timeout (0s or less: no timeout for the call, as
+// of-watchdog; ignored when exec_timeout is 0: no timeout;
 // of-watchdog's 30 s when the environment gives none it can read); a
 // call past it is answered 504 with an empty body and X-OpenFaaS-Internal:
 // of-watchdog, typed as faas-provider's proxy types of-watchdog's untyped
@@ -96,8 +97,10 @@ func execTimeout(st types.FunctionStatus, header string) time.Duration {
 	if limit <= 0 {
 		return 0
 	}
-	if d, err := time.ParseDuration(header); err == nil && d > 0 && d <= limit {
-		return d
+	// As of-watchdog's getTimeout: any duration up to exec_timeout is the
+	// call's, and one that is not positive (X-Timeout: 0s) is no deadline.
+	if d, err := time.ParseDuration(header); err == nil && d <= limit {
+		return max(d, 0)
 	}
 	return limit
 }

@@ -122,7 +122,8 @@ func TestTheWatchdogs504IsTypedAsTheProviderTypesIt(t *testing.T) {
 // or neither bare seconds (0 or more) nor a Go duration, it is the
 // watchdog's default, 30 s; 0 or a negative duration is no timeout; and
 // X-Timeout shortens the default as it shortens a value that was set.
-// Until 2026-12-07 a function deployed without exec_timeout (faas-cli
+// X-Timeout: 0s (or a negative duration) removes the deadline, as there
+// (until 2026-12-07 it was ignored here). Until 2026-12-07 a function deployed without exec_timeout (faas-cli
 // deploy --image … --fprocess …, no environment) had no watchdog deadline
 // locally, where of-watchdog gives it 30 s.
 func TestExecTimeoutIsReadAsOfWatchdogReadsIt(t *testing.T) {
@@ -142,6 +143,13 @@ func TestExecTimeoutIsReadAsOfWatchdogReadsIt(t *testing.T) {
 		{nil, "1s", time.Second},
 		{nil, "1m", 30 * time.Second},
 		{map[string]string{"exec_timeout": "0"}, "1s", 0},
+		// X-Timeout 0s, or a negative duration, is no deadline at all, as
+		// of-watchdog's getTimeout takes any duration up to exec_timeout
+		// and sets none when it is not positive.
+		{map[string]string{"exec_timeout": "5"}, "0s", 0},
+		{nil, "0s", 0},
+		{nil, "-1s", 0},
+		{map[string]string{"exec_timeout": "0"}, "0s", 0},
 	} {
 		st := types.FunctionStatus{Name: "fn", EnvVars: tc.env}
 		if got := execTimeout(st, tc.xTimeout); got != tc.want {
