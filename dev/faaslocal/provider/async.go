@@ -29,7 +29,8 @@ type finder interface {
 }
 
 // asyncHandler is /async-function/{name}[/path]: the call is journaled and
-// answered 202 with its X-Call-Id (the client's, or a new one); the queue
+// answered 202 with its X-Call-Id (the client's, or a new one), its
+// X-Start-Time and X-Served-By; the queue
 // runs it later and POSTs the answer to X-Callback-Url when given. 404 for
 // a function that is not deployed, 400 for a callback that is not an
 // http(s) URL or not an allowed target (Callbacks), 413 above 8 MiB, 503
@@ -62,7 +63,11 @@ func asyncHandler(fns finder, q Queue, callbacks Callbacks, log *slog.Logger) ht
 			http.Error(w, "could not queue the call", http.StatusServiceUnavailable)
 			return
 		}
+		// As the CE gateway's call-id middleware, around its queued proxy,
+		// answers: the call's X-Start-Time and X-Served-By.
 		w.Header().Set("X-Call-Id", call.CallID)
+		w.Header().Set("X-Start-Time", call.Header.Get("X-Start-Time"))
+		w.Header().Set("X-Served-By", servedBy)
 		w.WriteHeader(http.StatusAccepted)
 	}
 }
