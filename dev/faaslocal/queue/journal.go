@@ -17,7 +17,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/shopfaas/shop/dev/faaslocal/durable"
 )
@@ -49,6 +52,9 @@ type Call struct {
 // Journal keeps accepted calls durably, one file per call in its directory.
 type Journal struct {
 	dir string
+
+	mu   sync.Mutex
+	last int64 // the sequence of the last entry Put named
 }
 
 // OpenJournal returns the journal kept in dir, creating it (0700).
@@ -59,11 +65,13 @@ func OpenJournal(dir string) (*Journal, error) {
 	return &Journal{dir: dir}, nil
 }
 
-// entry names a new journal file for a call of callID: the id as a safe file
-// name (call ids come from clients), cut to 64 bytes, then random bytes, so
-// that two calls never share a file, even with one id, or with ids that
-// differ only in characters a file name does not keep ("job.1", "job:1").
-func entry(callID string) (string, error) {
+// entry names a new journal file for a call of callID: seq, 20 digits, so
+// that file names sort in the order calls were journaled (Pending's order,
+// the worker's order of turns); the id as a safe file name (call ids come
+// from clients), cut to 64 bytes; then random bytes, so that two calls
+// never share a file, even with one id, or with ids that differ only in
+// characters a file name does not keep ("job.1", "job:1").
+func entry(seq int64, callID string) (string, error) {
 	safe := strings.Map(func(r rune) rune {
 		if r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
 			return r
@@ -77,14 +85,23 @@ func entry(callID string) (string, error) {
 	if _, err := rand.Read(b); err != nil {
 		return "", err
 	}
-	return safe + "." + hex.EncodeToString(b) + ".json", nil
+	return fmt.Sprintf("%020d.", seq) + safe + "." + hex.EncodeToString(b) + ".json", nil
+}
+
+// next is the sequence of a new entry: the time in Unix nanoseconds, so that
+// the order holds across restarts, and past the last one this run gave.
+func (j *Journal) next() int64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.last = max(time.Now().UnixNano(), j.last+1)
+	return j.last
 }
 
 // Put writes c in a file of its own and syncs it to disk before returning c
 // with its Entry: a caller acknowledges the call only after Put succeeded,
 // and removes it with Done of what Put returned.
 func (j *Journal) Put(c Call) (Call, error) {
-	name, err := entry(c.CallID)
+	name, err := entry(j.next(), c.CallID)
 	if err != nil {
 		return c, err
 	}
@@ -125,13 +142,16 @@ func (j *Journal) Done(c Call) error {
 	return nil
 }
 
-// Pending returns the calls in the journal. An entry that cannot be read is
+// Pending returns the calls in the journal, in the order they were
+// journaled (their file names' order; an entry written before 2026-12-07
+// has no sequence, and its call id gives its place). An entry that cannot be read is
 // left in place and reported in the error, joined; the others are returned.
 func (j *Journal) Pending() ([]Call, error) {
 	files, err := filepath.Glob(filepath.Join(j.dir, "*.json"))
 	if err != nil {
 		return nil, err
 	}
+	slices.Sort(files) // Glob's order, made explicit: the calls' order
 	var calls []Call
 	var errs []error
 	for _, f := range files {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,8 +137,8 @@ type Worker struct {
 	ctx     context.Context // cancelled by Close once CloseWait is over
 	cancel  context.CancelFunc
 	calls   sync.WaitGroup
-	turns   chan struct{} // a call holds one while it is invoked or answered
-	running atomic.Int64  // calls being invoked or answered
+	turns   *line        // a call holds a turn while it is invoked or answered
+	running atomic.Int64 // calls being invoked or answered
 
 	// mu orders Enqueue (read) against Stop and Replay (write): no call is
 	// journaled once Stop has begun (its goroutine would escape Stop's wait),
@@ -160,7 +161,7 @@ func NewWorker(cfg Config) *Worker {
 	// A redirect is the answer, as the gateway's proxy takes it: neither a
 	// function's answer nor a callback target can send the worker elsewhere.
 	return &Worker{cfg: cfg, client: &http.Client{CheckRedirect: gatewayurl.NoRedirect}, ctx: ctx, cancel: cancel,
-		turns: make(chan struct{}, cfg.MaxInflight), stopped: make(chan struct{})}
+		turns: &line{free: cfg.MaxInflight}, stopped: make(chan struct{})}
 }
 
 // Enqueue journals c and runs it in the background; the caller acknowledges
@@ -193,6 +194,10 @@ func (w *Worker) Replay() error {
 		return nil // the journal keeps them for the next start
 	}
 	calls, err := w.cfg.Journal.Pending()
+	// Each function's calls take their turns in journal order, once it is
+	// deployed and ready: a function that is late does not hold up another's.
+	var functions []string
+	byFunction := map[string][]Call{}
 	for _, c := range calls {
 		if _, ok := w.enqueued.Load(c.Entry); ok {
 			continue
@@ -205,12 +210,27 @@ func (w *Worker) Replay() error {
 				c.Callback = ""
 			}
 		}
+		if _, ok := byFunction[c.Function]; !ok {
+			functions = append(functions, c.Function)
+		}
+		byFunction[c.Function] = append(byFunction[c.Function], c)
+	}
+	for _, name := range functions {
 		w.calls.Go(func() {
 			ctx, cancel := context.WithTimeout(w.ctx, w.cfg.ReplayWait)
 			defer cancel()
-			if w.waitDeployed(ctx, c.Function) && w.cfg.Replicas.WaitReady(ctx, c.Function) == nil {
-				w.run(c)
-			} // else it stays in the journal for the next start
+			if !w.waitDeployed(ctx, name) || w.cfg.Replicas.WaitReady(ctx, name) != nil {
+				return // its calls stay in the journal for the next start
+			}
+			for _, c := range byFunction[name] {
+				if !w.turns.take(c.Entry, w.stopped) {
+					return
+				}
+				w.calls.Go(func() {
+					defer w.turns.give()
+					w.runTurn(c)
+				})
+			}
 		})
 	}
 	return err
@@ -252,18 +272,22 @@ func (w *Worker) Stop() {
 	<-done
 }
 
-// run waits for its turn (MaxInflight calls at once), invokes c and posts
+// run waits for its turn (MaxInflight calls at once, in journal order),
+// invokes c and posts
 // the answer to its callback, with the function's answer headers and
 // X-Call-Id, X-Function-Name, X-Function-Status and X-Duration-Seconds as
 // the OpenFaaS queue-worker does, then removes c from the journal. A call cut short by Stop, waiting
 // for its turn, in its invocation or in its callback, stays in the journal.
 func (w *Worker) run(c Call) {
-	select {
-	case w.turns <- struct{}{}:
-		defer func() { <-w.turns }()
-	case <-w.stopped:
+	if !w.turns.take(c.Entry, w.stopped) {
 		return
 	}
+	defer w.turns.give()
+	w.runTurn(c)
+}
+
+// runTurn is run once c holds its turn.
+func (w *Worker) runTurn(c Call) {
 	w.running.Add(1)
 	defer w.running.Add(-1)
 	ctx, cancel := context.WithTimeout(w.ctx, w.cfg.Timeout)
@@ -425,4 +449,65 @@ func watchdogTimeout(c Call) (int, http.Header, []byte) {
 	h.Set("Content-Type", ct)
 	h.Set("X-OpenFaaS-Internal", "of-watchdog")
 	return http.StatusGatewayTimeout, h, []byte{}
+}
+
+// line hands out turns (MaxInflight at once) to the calls waiting for one in
+// the order they were journaled (their entries' names, which begin with
+// their sequence), as faasd's queue-worker takes calls from its queue: a
+// turn given back goes to the first call waiting, not to whichever
+// goroutine wins it.
+type line struct {
+	mu      sync.Mutex
+	free    int
+	waiting []waiter // by entry
+}
+
+type waiter struct {
+	entry string
+	turn  chan struct{} // closed when the turn is the waiter's
+}
+
+// take waits for a turn for the call of entry; false when stop was closed
+// first (the call is left to the journal).
+func (l *line) take(entry string, stop <-chan struct{}) bool {
+	l.mu.Lock()
+	if l.free > 0 && len(l.waiting) == 0 {
+		l.free--
+		l.mu.Unlock()
+		return true
+	}
+	wt := waiter{entry: entry, turn: make(chan struct{})}
+	i, _ := slices.BinarySearchFunc(l.waiting, entry, func(w waiter, e string) int { return strings.Compare(w.entry, e) })
+	l.waiting = slices.Insert(l.waiting, i, wt)
+	l.mu.Unlock()
+	select {
+	case <-wt.turn:
+		return true
+	case <-stop:
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if i := slices.IndexFunc(l.waiting, func(w waiter) bool { return w.turn == wt.turn }); i >= 0 {
+		l.waiting = slices.Delete(l.waiting, i, i+1)
+		return false
+	}
+	// Given the turn as stop came: it goes to the next one.
+	l.giveLocked()
+	return false
+}
+
+// give hands a turn back: to the first call waiting, else to the line.
+func (l *line) give() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.giveLocked()
+}
+
+func (l *line) giveLocked() {
+	if len(l.waiting) == 0 {
+		l.free++
+		return
+	}
+	close(l.waiting[0].turn)
+	l.waiting = l.waiting[1:]
 }
