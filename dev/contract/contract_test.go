@@ -510,19 +510,23 @@ func TestDocumentRefusesWhatTheCodeRefuses(t *testing.T) {
 
 // TestRecorderRequiresTheHeadersAlwaysSent: the headers the functions send
 // with every such answer (a new product's Location and ETag, a product's or
-// a stock level's ETag) are required by the document, so an answer without
-// one breaks the contract instead of passing as one that may leave it out.
+// a stock level's ETag, a 429's Retry-After) are required by the document, so
+// an answer without one breaks the contract instead of passing as one that
+// may leave it out.
 func TestRecorderRequiresTheHeadersAlwaysSent(t *testing.T) {
 	const id = "01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f"
 	const product = `{"id":"` + id + `","sku":"A-1","name":"A","description":"","category":"c","price":{"amount":100,"currency":"USD"},"sold_count":0,"in_stock":true,"archived":false,"version":1,"created_at":"2026-12-01T00:00:00Z","updated_at":"2026-12-01T00:00:00Z"}`
 	const stock = `{"product_id":"` + id + `","on_hand":1,"reserved":0,"available":1,"version":1}`
+	const login = `{"email":"a@example.com","password":"correct horse battery"}`
+	const problem = `Content-Type=application/problem+json`
+	const limited = `{"type":"about:blank","title":"Too Many Requests","status":429,"code":"rate_limited"}`
 	edge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, h := range strings.Fields(r.Header.Get("X-Send")) {
 			name, value, _ := strings.Cut(h, "=")
 			w.Header().Set(name, value)
 		}
 		status, _ := strconv.Atoi(r.Header.Get("X-Status"))
-		if status != http.StatusNotModified {
+		if status != http.StatusNotModified && w.Header().Get("Content-Type") == "" {
 			w.Header().Set("Content-Type", "application/json")
 		}
 		w.WriteHeader(status)
@@ -547,6 +551,10 @@ func TestRecorderRequiresTheHeadersAlwaysSent(t *testing.T) {
 		{"GET", "/api/v1/inventory/" + id, "", 200, "", stock, true},
 		{"PUT", "/api/v1/inventory/" + id, `{"on_hand":1}`, 200, `ETag="stock-1"`, stock, false},
 		{"PUT", "/api/v1/inventory/" + id, `{"on_hand":1}`, 200, "", stock, true},
+		{"POST", "/api/v1/auth/login", login, 429, problem + ` Retry-After=7`, limited, false},
+		{"POST", "/api/v1/auth/login", login, 429, problem, limited, true},
+		{"DELETE", "/api/v1/cart", "", 429, problem + ` Retry-After=7 RateLimit-Limit=1 RateLimit-Remaining=0 RateLimit-Reset=7`, limited, false},
+		{"DELETE", "/api/v1/cart", "", 429, problem + ` RateLimit-Limit=1 RateLimit-Remaining=0 RateLimit-Reset=7`, limited, true},
 	} {
 		rec := &contract.Recorder{Contract: load(t)}
 		req, err := http.NewRequest(tc.method, edge.URL+tc.path, strings.NewReader(tc.body))
