@@ -164,6 +164,12 @@ func (f *fixture) probeHostileInput(t *testing.T) {
 		if a.Status >= 500 {
 			return "a server error"
 		}
+		if a.Status == http.StatusTooManyRequests {
+			// A limit answered before the function judged the value: the
+			// probe proved nothing (login-user's per-account limit, which
+			// the suite raises: stack.Options.Env in TestOWASPAPITop10).
+			return "429: a rate limit answered, not the function"
+		}
 		if p.want != 0 && a.Status != p.want {
 			return fmt.Sprintf("want %d", p.want)
 		}
