@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -123,6 +124,41 @@ func ExecTx(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) error {
 	// closed by pgx, and the pool drops it.
 	if c := conn.Conn(); err != nil && !c.IsClosed() && c.PgConn().TxStatus() != 'I' {
 		_, _ = c.Exec(detached, "rollback")
+	}
+	return err
+}
+
+// ReadTx runs b's statements, which read and change nothing but their own
+// transaction's settings (SET LOCAL), as one read-only transaction in one
+// round trip: BEGIN READ ONLY in front of them and ROLLBACK behind. Unlike
+// ExecTx, whose COMMIT must be answered, the batch is sent on ctx itself:
+// a read has no outcome to learn, so it ends at the caller's deadline or
+// hang-up with ctx's error (pgx then cancels the query and closes the
+// connection, which the pool drops), never with a *Doubt. A statement that
+// fails is returned and the transaction rolled back (on a Detached context),
+// so the connection goes back to the pool clean. b must not begin or end a
+// transaction itself.
+func ReadTx(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	all := &pgx.Batch{}
+	all.Queue("begin read only")
+	all.QueuedQueries = append(all.QueuedQueries, b.QueuedQueries...)
+	all.Queue("rollback")
+	err = conn.SendBatch(ctx, all).Close()
+	if c := conn.Conn(); err != nil && !c.IsClosed() && c.PgConn().TxStatus() != 'I' {
+		detached, cancel := Detached(ctx)
+		defer cancel()
+		_, _ = c.Exec(detached, "rollback")
+	}
+	if err != nil && ctx.Err() != nil {
+		// pgx may report the cancellation as its own (a closed
+		// connection, a "timeout:" wrapper); the caller's reason is the
+		// one to answer with.
+		return fmt.Errorf("%w: %w", context.Cause(ctx), err)
 	}
 	return err
 }
