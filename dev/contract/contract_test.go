@@ -668,3 +668,30 @@ func TestTheDocumentSaysHowABadPathIsAnswered(t *testing.T) {
 		t.Errorf("the code answers a path with a control character %d %s, and the document's text rule does not say %q", p.Status, p.Code, want)
 	}
 }
+
+// TestSetCartItemsUnavailableNamesTheCartThatKeptChanging: set-cart-item
+// answers 503 not only when a dependency is down but when it gives up on a
+// cart that kept changing under its writes (cart.ErrChanged), where waiting
+// for an outage to end is the wrong advice: its 503 says so, with the detail
+// the client then reads.
+func TestSetCartItemsUnavailableNamesTheCartThatKeptChanging(t *testing.T) {
+	var doc struct {
+		Paths map[string]map[string]yaml.Node `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(api.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var put struct {
+		Responses map[string]struct {
+			Description string `yaml:"description"`
+		} `yaml:"responses"`
+	}
+	node := doc.Paths["/api/v1/cart/items/{product_id}"]["put"]
+	if err := node.Decode(&put); err != nil {
+		t.Fatal(err)
+	}
+	got := put.Responses["503"].Description
+	if !strings.Contains(got, "kept changing") || !strings.Contains(got, cart.ErrChanged.Message) {
+		t.Errorf("set-cart-item's 503 reads %q; want it to name the cart that kept changing and its detail %q", got, cart.ErrChanged.Message)
+	}
+}
