@@ -478,13 +478,18 @@ func (s *Saga) drivePlaced(ctx context.Context, sg ordersdb.Saga, first *tried, 
 //
 // kept stops the lease's renewals (keepLease), which run from the write on so
 // that the request keeps its key while it settles the write; written, the
-// drive goes on renewing, otherwise they stop here and an unknown write's
-// lease runs out within Config.Lease, after which the key answers the order.
+// drive renews it from then on, otherwise the renewals stop here and an
+// unknown write's lease runs out within Config.Lease, after which the key
+// answers the order.
 func (s *Saga) settleWrite(ctx context.Context, sg ordersdb.Saga, first *tried, key string, werr error, kept func()) (orders.Checkout, error) {
 	written, err := s.lookUp(ctx, sg.Order.ID, werr)
 	if err == nil {
 		s.cfg.Log.WarnContext(ctx, "the answer of the order's write was lost; it was written", "order_id", sg.Order.ID, "err", werr.Error())
-		return s.drivePlaced(ctx, written, first, key, kept)
+		// The renewals started at the write may have ended already: one
+		// that ran before the write's commit was visible found no order
+		// (lookUp waits such a write out). So they start again.
+		kept()
+		return s.drivePlaced(ctx, written, first, key, nil)
 	}
 	kept()
 	switch {

@@ -1258,6 +1258,17 @@ func TestAChargeRefusedAfterRecoveryRefundedKeepsTheOrdersEnd(t *testing.T) {
 // recovery does, and the capture is refunded. Until 2026-12-07 it released,
 // marked the compensation done, and the captured money was never refunded.
 func TestARefusalOnAnOrderCancelledMeanwhileStillRefundsIt(t *testing.T) {
+	for _, key := range []string{"", "cancelled-meanwhile"} {
+		t.Run("key="+key, func(t *testing.T) { refusalOnAnOrderCancelledMeanwhile(t, key) })
+	}
+}
+
+// refusalOnAnOrderCancelledMeanwhile is TestARefusalOnAnOrderCancelledMeanwhileStillRefundsIt
+// with key as the checkout's Idempotency-Key ("" for none): with one, the
+// checkout answers what its key replays (the confirmation settled it), as a
+// refusal finding the order ended in another status does (611cc97e); until
+// 2026-12-07 it answered the order as stored, 409 not_cancellable.
+func refusalOnAnOrderCancelledMeanwhile(t *testing.T, key string) {
 	e := setup(t, nil)
 	ctx := context.Background()
 	var calls atomic.Int32
@@ -1270,7 +1281,7 @@ func TestARefusalOnAnOrderCancelledMeanwhileStillRefundsIt(t *testing.T) {
 		}
 		return 0, 0, 0
 	})
-	done := placeAsync(e.saga, e.user, e.request(1, "tok_visa"), "")
+	done := placeAsync(e.saga, e.user, e.request(1, "tok_visa"), key)
 	var id uuid.UUID
 	select {
 	case id = <-reserving:
@@ -1303,8 +1314,19 @@ func TestARefusalOnAnOrderCancelledMeanwhileStillRefundsIt(t *testing.T) {
 	}
 	e.svc.SetHook(nil)
 	close(release)
-	if r := <-done; r.err != nil || r.res.Order.Status != orders.Cancelled {
-		t.Fatalf("the slow checkout: %+v %v, want the order cancelled", r.res.Order, r.err)
+	r := <-done
+	if key == "" {
+		if r.err != nil || r.res.Order.Status != orders.Cancelled {
+			t.Fatalf("the slow checkout: %+v %v, want the order cancelled", r.res.Order, r.err)
+		}
+	} else {
+		again, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), key)
+		if err != nil || again.Outcome() != orders.OutcomeConfirmed {
+			t.Fatalf("asked again with its key: %s %v, want the confirmation it settled", again.Outcome(), err)
+		}
+		if r.err != nil || r.res.Outcome() != again.Outcome() || r.res.Order.Status != again.Order.Status {
+			t.Fatalf("the slow checkout: %s (%s) %v, want what its key replays: %s", r.res.Order.Status, r.res.Outcome(), r.err, again.Outcome())
+		}
 	}
 	if got := e.svc.Payment(id); got != "refunded" {
 		t.Errorf("payment %q, want the cancelled order's capture refunded", got)

@@ -364,6 +364,9 @@ func (s *Saga) fail(ctx context.Context, tl *timeline, o orders.Order, r refusal
 	// it as r says (decide may decide twice: the last decision is the
 	// stored order's).
 	ended := false
+	// lost: the failure's write lost its answer and the order was found
+	// cancelled as r cancels it (whose write that was is unknown).
+	lost := false
 	// other: the order as stored, when the decision refused it (ended
 	// already in another status than r's, by another driver).
 	var other *orders.Order
@@ -409,19 +412,31 @@ func (s *Saga) fail(ctx context.Context, tl *timeline, o orders.Order, r refusal
 		// (cancelled by its owner after another driver confirmed it) is
 		// not this run's end.
 		ended = stored.Order.Reason == f.Reason
+		// Even with r's reason a cancellation may be another driver's: a
+		// reserve-stock refusal and a commit-stock one cancel an order with
+		// the same reason, the first owing a release, the second a refund
+		// too. Which write committed is unknown, so all of it is given back
+		// (a refund of an order never charged refunds nothing). A failed
+		// payment's reason is its refusal's alone.
+		lost = stored.Order.Status == orders.Cancelled
 	}
 	u := r.undo
-	if !ended {
+	if !ended || lost {
 		// Found ended in r's status, not by this run's write (another
 		// driver's: cancel-order cancels an order a driver confirmed
-		// meanwhile): what it owes may be more than r's undo (the refund
-		// of a cancellation, after a release-only refusal), and the
-		// compensation must not be marked done before all of it is given
-		// back. So all of it is, as drive settles any owed compensation
-		// (both calls are idempotent).
+		// meanwhile), or perhaps not: what it owes may be more than r's
+		// undo (the refund of a cancellation, after a release-only
+		// refusal), and the compensation must not be marked done before
+		// all of it is given back. So all of it is, as drive settles any
+		// owed compensation (both calls are idempotent).
 		u = releaseAndRefund
 	}
 	s.compensate(ctx, tl, c.Order, u)
+	if !ended {
+		// Not this run's end: answered as an end in another status is
+		// (endedOtherwise), what the order's key replays if it has one.
+		return s.endedOtherwise(ctx, o, c.Order)
+	}
 	return c
 }
 
