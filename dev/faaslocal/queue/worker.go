@@ -178,7 +178,11 @@ func (w *Worker) Enqueue(c Call) error {
 		return fmt.Errorf("journal call %s: %w", c.CallID, err)
 	}
 	w.enqueued.Store(c.Entry, true)
-	w.calls.Go(func() { w.run(c) })
+	// The call joins the line here, not in its goroutine: a call queued
+	// while a turn is free would otherwise take it ahead of an earlier one
+	// whose goroutine had not yet run.
+	wt := w.turns.join(c.Entry)
+	w.calls.Go(func() { w.run(c, wt) })
 	return nil
 }
 
@@ -272,14 +276,14 @@ func (w *Worker) Stop() {
 	<-done
 }
 
-// run waits for its turn (MaxInflight calls at once, in journal order),
+// run waits for its turn, wt (MaxInflight calls at once, in journal order),
 // invokes c and posts
 // the answer to its callback, with the function's answer headers and
 // X-Call-Id, X-Function-Name, X-Function-Status and X-Duration-Seconds as
 // the OpenFaaS queue-worker does, then removes c from the journal. A call cut short by Stop, waiting
 // for its turn, in its invocation or in its callback, stays in the journal.
-func (w *Worker) run(c Call) {
-	if !w.turns.take(c.Entry, w.stopped) {
+func (w *Worker) run(c Call, wt waiter) {
+	if !w.turns.wait(wt, w.stopped) {
 		return
 	}
 	defer w.turns.give()
@@ -470,16 +474,28 @@ type waiter struct {
 // take waits for a turn for the call of entry; false when stop was closed
 // first (the call is left to the journal).
 func (l *line) take(entry string, stop <-chan struct{}) bool {
+	return l.wait(l.join(entry), stop)
+}
+
+// join puts the call of entry in the line: its waiter's turn is given at
+// once when one is free and no call waits, else in entry's order (give).
+func (l *line) join(entry string) waiter {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	wt := waiter{entry: entry, turn: make(chan struct{})}
 	if l.free > 0 && len(l.waiting) == 0 {
 		l.free--
-		l.mu.Unlock()
-		return true
+		close(wt.turn)
+		return wt
 	}
-	wt := waiter{entry: entry, turn: make(chan struct{})}
 	i, _ := slices.BinarySearchFunc(l.waiting, entry, func(w waiter, e string) int { return strings.Compare(w.entry, e) })
 	l.waiting = slices.Insert(l.waiting, i, wt)
-	l.mu.Unlock()
+	return wt
+}
+
+// wait waits for wt's turn (join); false when stop was closed first (the
+// call is left to the journal, its turn, if given, passed on).
+func (l *line) wait(wt waiter, stop <-chan struct{}) bool {
 	select {
 	case <-wt.turn:
 		return true
