@@ -258,11 +258,7 @@ func TestRecorderCatchesWhatBreaksTheContract(t *testing.T) {
 // and may refuse with 413) as it checks the public routes, and leaves alone
 // paths that are neither (the gateway's, the edge's own pages).
 func TestRecorderChecksTheDocumentsOtherPaths(t *testing.T) {
-	answers := map[string]struct {
-		status      int
-		contentType string
-		body        string
-	}{
+	answers := map[string]canned{
 		"/openapi.yaml?ok":       {200, "application/yaml", "openapi: 3.1.0\n"},
 		"/openapi.yaml?json":     {200, "application/json", `{}`},
 		"/openapi.yaml?too-big":  {413, "application/problem+json", `{"type":"about:blank","title":"x","status":413,"code":"body_too_large"}`},
@@ -270,13 +266,7 @@ func TestRecorderChecksTheDocumentsOtherPaths(t *testing.T) {
 		"/docs?":                 {200, "text/html", "<html></html>"},
 		"/function/api-docs?":    {200, "application/json", `{}`},
 	}
-	edge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a := answers[r.URL.Path+"?"+r.URL.RawQuery]
-		w.Header().Set("Content-Type", a.contentType)
-		w.WriteHeader(a.status)
-		_, _ = w.Write([]byte(a.body))
-	}))
-	defer edge.Close()
+	edge := cannedServer(t, answers)
 	for _, tc := range []struct {
 		path            string
 		checked, broken bool
@@ -301,6 +291,26 @@ func TestRecorderChecksTheDocumentsOtherPaths(t *testing.T) {
 	}
 }
 
+// canned is a cannedServer's answer.
+type canned struct {
+	status      int
+	contentType string
+	body        string
+}
+
+// cannedServer answers each request with answers[path+"?"+raw query].
+func cannedServer(t *testing.T, answers map[string]canned) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := answers[r.URL.Path+"?"+r.URL.RawQuery]
+		w.Header().Set("Content-Type", a.contentType)
+		w.WriteHeader(a.status)
+		_, _ = w.Write([]byte(a.body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 // TestRecorderChecksFunctionCallsThroughTheGateway: with FunctionCalls, a
 // call of a public function straight through the gateway,
 // /function/<name>/<path>, is checked as that function's answer on <path>
@@ -311,11 +321,7 @@ func TestRecorderChecksTheDocumentsOtherPaths(t *testing.T) {
 // checked, as before.
 func TestRecorderChecksFunctionCallsThroughTheGateway(t *testing.T) {
 	const me = `{"id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f","email":"a@b.c","name":"A","role":"customer","created_at":"2026-12-01T00:00:00Z"}`
-	answers := map[string]struct {
-		status      int
-		contentType string
-		body        string
-	}{
+	answers := map[string]canned{
 		"/function/get-me/api/v1/users/me?":          {200, "application/json", me},
 		"/function/get-me/api/v1/users/me?short":     {200, "application/json", `{"id":"01936a6e-2f7c-7d3c-9f0e-3a1b2c3d4e5f"}`},
 		"/function/get-me/api/v1/users/me?teapot":    {418, "application/problem+json", `{"type":"about:blank","title":"x","status":418,"code":"not_found"}`},
@@ -326,13 +332,7 @@ func TestRecorderChecksFunctionCallsThroughTheGateway(t *testing.T) {
 		"/function/get-me?":                          {200, "application/json", `{}`},
 		"/system/functions?":                         {200, "application/json", `[]`},
 	}
-	gateway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a := answers[r.URL.Path+"?"+r.URL.RawQuery]
-		w.Header().Set("Content-Type", a.contentType)
-		w.WriteHeader(a.status)
-		_, _ = w.Write([]byte(a.body))
-	}))
-	defer gateway.Close()
+	gateway := cannedServer(t, answers)
 	for _, tc := range []struct {
 		method, path, body string
 		checked, broken    bool

@@ -436,17 +436,27 @@ func TestScaleRoundRobinAndRestart(t *testing.T) {
 	}
 }
 
-func TestAsyncInvocationWithCallback(t *testing.T) {
-	type callback struct {
-		header http.Header
-		body   []byte
-	}
+// callback is a POST an async call's callback server got.
+type callback struct {
+	header http.Header
+	body   []byte
+}
+
+// callbackServer is an async call's callback server: each POST it gets is
+// sent on the channel (one waits).
+func callbackServer(t *testing.T) (*httptest.Server, <-chan callback) {
+	t.Helper()
 	got := make(chan callback, 1)
 	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		got <- callback{r.Header.Clone(), b}
 	}))
-	defer cb.Close()
+	t.Cleanup(cb.Close)
+	return cb, got
+}
+
+func TestAsyncInvocationWithCallback(t *testing.T) {
+	cb, got := callbackServer(t)
 	rt := runtimetest.Start(t, runtimetest.Options{AllowExec: true, CallbackAllow: []string{cb.Listener.Addr().String()}})
 	c := client(t, rt)
 	deployEcho(t, rt, c, types.FunctionDeployment{Service: "echo"})
@@ -485,16 +495,7 @@ func TestAsyncInvocationWithCallback(t *testing.T) {
 // it). Until 2026-12-07 the queue's worker called the replica directly and
 // waited for it up to the queue's own 5 minutes.
 func TestAsyncCallsGetTheWatchdogsTimeout(t *testing.T) {
-	type callback struct {
-		header http.Header
-		body   []byte
-	}
-	got := make(chan callback, 1)
-	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		got <- callback{r.Header.Clone(), b}
-	}))
-	defer cb.Close()
+	cb, got := callbackServer(t)
 	rt := runtimetest.Start(t, runtimetest.Options{AllowExec: true, CallbackAllow: []string{cb.Listener.Addr().String()}})
 	deployEcho(t, rt, client(t, rt), types.FunctionDeployment{Service: "echo",
 		EnvVars: map[string]string{"exec_timeout": "2s"}})

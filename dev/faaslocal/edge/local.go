@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shopfaas/shop/dev/faaslocal/hopbyhop"
 )
 
 // localProxy hands a routed request to an http.Handler of the same process
@@ -167,25 +169,6 @@ func (valuelessContext) Value(any) any { return nil }
 // AfterFunc lets context.WithCancel hook on the parent without a goroutine.
 func (c valuelessContext) AfterFunc(f func()) func() bool { return context.AfterFunc(c.Context, f) }
 
-// hopHeaders are httputil.ReverseProxy's hop-by-hop headers.
-var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
-// removeHopByHopHeaders is httputil.ReverseProxy's: the headers Connection
-// names, then hopHeaders.
-func removeHopByHopHeaders(h http.Header) {
-	for _, f := range h["Connection"] {
-		for sf := range strings.SplitSeq(f, ",") {
-			if sf = textproto.TrimString(sf); sf != "" {
-				h.Del(sf)
-			}
-		}
-	}
-	for _, f := range hopHeaders {
-		delete(h, f) // canonical already: Del would check it again
-	}
-}
-
 // hasToken reports whether a comma-separated value of vs has token
 // (case-insensitive), as httpguts.HeaderValuesContainsToken.
 func hasToken(vs []string, token string) bool {
@@ -249,7 +232,7 @@ func (p *localProxy) request(req *http.Request, ctx context.Context) (*http.Requ
 	if h == nil {
 		h = make(http.Header, 4)
 	}
-	removeHopByHopHeaders(h)
+	hopbyhop.Remove(h)
 	if hasToken(req.Header["Te"], "trailers") {
 		h["Te"] = []string{"trailers"}
 	}
@@ -502,7 +485,7 @@ func (w *localWriter) answer(done bool, first []byte) bool {
 		contentLength, w.declared, w.unzip = -1, -1, true
 	}
 	// The reverse proxy's handling of the Transport's response.
-	removeHopByHopHeaders(h)
+	hopbyhop.Remove(h)
 	w.streamed = contentLength == -1
 	if ct := h.Get("Content-Type"); len(ct) >= len("text/event-stream") &&
 		strings.EqualFold(ct[:len("text/event-stream")], "text/event-stream") {

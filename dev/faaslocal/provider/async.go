@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
+	"github.com/shopfaas/shop/dev/faaslocal/hopbyhop"
 	"github.com/shopfaas/shop/dev/faaslocal/queue"
 	"github.com/shopfaas/shop/internal/loopback"
 )
@@ -151,7 +152,7 @@ func newCall(r *http.Request, name, path string, body []byte, callback string) q
 		callID = id.String()
 	}
 	header := r.Header.Clone()
-	dropHopByHop(header) // the worker sends it to the replica as it is
+	hopbyhop.Remove(header) // the worker sends it to the replica as it is
 	header.Del("X-Callback-Url")
 	header.Set("X-Call-Id", callID)
 	header.Set("X-Start-Time", strconv.FormatInt(time.Now().UnixNano(), 10))

@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strings"
 	"sync"
@@ -18,6 +17,8 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/openfaas/faas-provider/proxy"
 	"github.com/openfaas/faas-provider/types"
+
+	"github.com/shopfaas/shop/dev/faaslocal/hopbyhop"
 )
 
 const (
@@ -67,7 +68,7 @@ func proxyHandler(fns invocationCounter, rs resolver, log *slog.Logger) http.Han
 // (proxy.NewHandlerFunc) does behind the OpenFaaS gateway: the same methods
 // (405 for others), the path after the function's name and the query, every
 // request header but the hop-by-hop ones the gateway removes
-// (dropHopByHop), plus X-Forwarded-Host and X-Forwarded-For when absent, every answer header with
+// (hopbyhop.Remove), plus X-Forwarded-Host and X-Forwarded-For when absent, every answer header with
 // faas-provider's Content-Type rule, 503 "No endpoints available for: <name>."
 // without a replica and 500 "Can't reach service for: <name>." when the
 // replica cannot be reached (both with X-OpenFaaS-Internal: proxy). Streams
@@ -153,7 +154,7 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if out.Header == nil {
 		out.Header = http.Header{}
 	}
-	dropHopByHop(out.Header)
+	hopbyhop.Remove(out.Header)
 	if r.Host != "" && out.Header.Get("X-Forwarded-Host") == "" {
 		out.Header["X-Forwarded-Host"] = []string{r.Host}
 	}
@@ -191,31 +192,6 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	buf := copyBuffers.Get().(*[]byte)
 	_, _ = io.CopyBuffer(w, res.Body, *buf)
 	copyBuffers.Put(buf)
-}
-
-// hopHeaders are the hop-by-hop request fields the OpenFaaS gateway removes
-// before it forwards a call (its forwarding proxy's list, RFC 2616's, as Go's
-// httputil.ReverseProxy has it): they describe the client's connection to
-// the gateway, not the call. Proxy-Authorization is a credential for a proxy.
-var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
-// dropHopByHop removes the hop-by-hop fields from a call's header: those
-// its Connection field names (RFC 9110, 7.6.1, as Go's reverse proxy and
-// Kong remove them; the OpenFaaS gateway removes only its list), then
-// hopHeaders. A direct client (curl, faas-cli invoke, a connector) has no
-// Kong in front of the gateway to remove them.
-func dropHopByHop(h http.Header) {
-	for _, v := range h["Connection"] {
-		for f := range strings.SplitSeq(v, ",") {
-			if f = textproto.TrimString(f); f != "" {
-				h.Del(f)
-			}
-		}
-	}
-	for _, k := range hopHeaders {
-		h.Del(k)
-	}
 }
 
 // unreachable answers the 500 of a call no replica answered.

@@ -342,6 +342,13 @@ func TestCreateSettlesACommitInDoubt(t *testing.T) {
 	}
 }
 
+// rename is an update (Store.Update's change) of a product's name to name.
+func rename(name string) func(catalog.Product, time.Time) (catalog.Product, error) {
+	return func(p catalog.Product, now time.Time) (catalog.Product, error) {
+		return catalog.Apply(p, catalog.Patch{Name: catalog.Optional[string]{Set: true, Value: name}}, now)
+	}
+}
+
 // An update whose COMMIT went through but whose answer was lost is in doubt:
 // Update settles it and reads the product, and when the product is the one
 // this update produced (its version and its updated_at), answers it as a
@@ -351,11 +358,6 @@ func TestCreateSettlesACommitInDoubt(t *testing.T) {
 // to the same version meanwhile: that version is not this update's.
 func TestUpdateSettlesACommitInDoubt(t *testing.T) {
 	ctx := context.Background()
-	rename := func(name string) func(catalog.Product, time.Time) (catalog.Product, error) {
-		return func(p catalog.Product, now time.Time) (catalog.Product, error) {
-			return catalog.Apply(p, catalog.Patch{Name: catalog.Optional[string]{Set: true, Value: name}}, now)
-		}
-	}
 	for _, tc := range []struct {
 		name      string
 		committed bool
@@ -422,11 +424,6 @@ func TestUpdateSettlesACommitInDoubt(t *testing.T) {
 // is safe.
 func TestAWriteWhoseOutcomeIsUnknownSaysSo(t *testing.T) {
 	ctx := context.Background()
-	rename := func(name string) func(catalog.Product, time.Time) (catalog.Product, error) {
-		return func(p catalog.Product, now time.Time) (catalog.Product, error) {
-			return catalog.Apply(p, catalog.Patch{Name: catalog.Optional[string]{Set: true, Value: name}}, now)
-		}
-	}
 	for _, tc := range []struct {
 		name      string
 		update    bool

@@ -331,7 +331,10 @@ func TestSameKeyWhileRunningIsInProgress(t *testing.T) {
 // (30 s by default), and every retry in that time waited KeyWait to be
 // answered 409 request_in_progress.
 func TestACheckoutThatDiesFreesItsKeyWithinTheLease(t *testing.T) {
-	e := setup(t, nil)
+	// A 1 s lease against the default 5 s KeyWait: the default 4 s lease
+	// would leave the retry's wait a margin of about a second, short on a
+	// loaded machine.
+	e := setup(t, func(c *saga.Config) { c.Lease = time.Second })
 	s, f := e.withFaults(t)
 	var died atomic.Bool
 	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
@@ -1198,12 +1201,14 @@ func TestAChargeRefusedAfterRecoveryRefundedKeepsTheOrdersEnd(t *testing.T) {
 		if fn != "charge-payment" {
 			return 0, 0, 0
 		}
-		if calls.Add(1) == 1 {
+		switch calls.Add(1) {
+		case 1:
 			return 0, 0, http.StatusServiceUnavailable // captured, the answer lost
+		case 2:
+			charging <- id
+			<-release
 		}
-		charging <- id
-		<-release
-		return 0, 0, 0
+		return 0, 0, 0 // a later charge fails the test below, not hangs it
 	})
 	done := placeAsync(e.saga, e.user, e.request(1, "tok_visa"), "")
 	var id uuid.UUID
@@ -1271,63 +1276,8 @@ func TestARefusalOnAnOrderCancelledMeanwhileStillRefundsIt(t *testing.T) {
 func refusalOnAnOrderCancelledMeanwhile(t *testing.T, key string) {
 	e := setup(t, nil)
 	ctx := context.Background()
-	var calls atomic.Int32
-	reserving, release := make(chan uuid.UUID, 1), make(chan struct{})
-	e.svc.SetHook(func(fn string, id uuid.UUID) (time.Duration, int, int) {
-		if fn == "reserve-stock" && calls.Add(1) == 1 {
-			reserving <- id
-			<-release
-			return 0, http.StatusConflict, 0 // refused: cancelled, release only
-		}
-		return 0, 0, 0
-	})
-	done := placeAsync(e.saga, e.user, e.request(1, "tok_visa"), key)
-	var id uuid.UUID
-	select {
-	case id = <-reserving:
-	case r := <-done:
-		t.Fatalf("the checkout ended before its reserve-stock: %s %v", r.res.Outcome(), r.err)
-	}
-	// Another driver confirms the order once it is written.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if _, err := e.store.Get(ctx, id); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("the order was not written within 5 s: %v", err)
-		}
-	}
-	if o, err := e.saga.Drive(ctx, id); err != nil || o.Status != orders.Confirmed {
-		t.Fatalf("the other driver: %s %v, want confirmed", o.Status, err)
-	}
-	// Its owner cancels it; the refund fails and stays owed.
-	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
-		if fn == "refund-payment" {
-			return 0, http.StatusServiceUnavailable, 0
-		}
-		return 0, 0, 0
-	})
-	if o, err := e.saga.Cancel(ctx, e.user, id); err != nil || o.Status != orders.Cancelled {
-		t.Fatalf("cancel: %s %v", o.Status, err)
-	}
-	if got := e.svc.Payment(id); got != "captured" {
-		t.Fatalf("payment %q with refund-payment down: the test proves nothing", got)
-	}
-	e.svc.SetHook(nil)
-	close(release)
-	r := <-done
-	if key == "" {
-		if r.err != nil || r.res.Order.Status != orders.Cancelled {
-			t.Fatalf("the slow checkout: %+v %v, want the order cancelled", r.res.Order, r.err)
-		}
-	} else {
-		again, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), key)
-		if err != nil || again.Outcome() != orders.OutcomeConfirmed {
-			t.Fatalf("asked again with its key: %s %v, want the confirmation it settled", again.Outcome(), err)
-		}
-		if r.err != nil || r.res.Outcome() != again.Outcome() || r.res.Order.Status != again.Order.Status {
-			t.Fatalf("the slow checkout: %s (%s) %v, want what its key replays: %s", r.res.Order.Status, r.res.Outcome(), r.err, again.Outcome())
-		}
-	}
+	id, r := e.refusedAfterACancel(t, "reserve-stock", http.StatusConflict, key, true) // refused: cancelled, release only
+	e.answersTheEnd(t, r, key)
 	if got := e.svc.Payment(id); got != "refunded" {
 		t.Errorf("payment %q, want the cancelled order's capture refunded", got)
 	}
@@ -1361,33 +1311,74 @@ func TestARefusalOnAnOrderEndedOtherwiseAnswersTheOrdersEnd(t *testing.T) {
 
 func refusalOnAnOrderEndedOtherwise(t *testing.T, key string) {
 	e := setup(t, nil)
+	id, r := e.refusedAfterACancel(t, "charge-payment", http.StatusUnprocessableEntity, key, false) // refused: payment_failed
+	e.answersTheEnd(t, r, key)
+	if got := e.svc.Payment(id); got != "refunded" {
+		t.Errorf("payment %q, want the cancelled order's capture refunded", got)
+	}
+}
+
+// refusedAfterACancel places an order of e's user with key (none when "")
+// whose first call of fn is held until another driver has confirmed the
+// order and its owner has cancelled it (with refund-payment down when
+// refundDown: the refund stays owed), then answered status. It returns the
+// order's id and the slow checkout's answer.
+func (e *env) refusedAfterACancel(t *testing.T, fn string, status int, key string, refundDown bool) (uuid.UUID, placed) {
+	t.Helper()
 	ctx := context.Background()
 	var calls atomic.Int32
-	charging, release := make(chan uuid.UUID, 1), make(chan struct{})
-	e.svc.SetHook(func(fn string, id uuid.UUID) (time.Duration, int, int) {
-		if fn == "charge-payment" && calls.Add(1) == 1 {
-			charging <- id
+	held, release := make(chan uuid.UUID, 1), make(chan struct{})
+	e.svc.SetHook(func(f string, id uuid.UUID) (time.Duration, int, int) {
+		if f == fn && calls.Add(1) == 1 {
+			held <- id
 			<-release
-			return 0, http.StatusUnprocessableEntity, 0 // refused: payment_failed
+			return 0, status, 0
 		}
 		return 0, 0, 0
 	})
 	done := placeAsync(e.saga, e.user, e.request(1, "tok_visa"), key)
 	var id uuid.UUID
 	select {
-	case id = <-charging:
+	case id = <-held:
 	case r := <-done:
-		t.Fatalf("the checkout ended before its charge: %s %v", r.res.Outcome(), r.err)
+		t.Fatalf("the checkout ended before its %s: %s %v", fn, r.res.Outcome(), r.err)
+	}
+	// Another driver confirms the order once it is written (reserve-stock
+	// runs beside the write).
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := e.store.Get(ctx, id); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the order was not written within 5 s: %v", err)
+		}
 	}
 	if o, err := e.saga.Drive(ctx, id); err != nil || o.Status != orders.Confirmed {
 		t.Fatalf("the other driver: %s %v, want confirmed", o.Status, err)
 	}
+	// Its owner cancels it.
+	e.svc.SetHook(func(f string, _ uuid.UUID) (time.Duration, int, int) {
+		if refundDown && f == "refund-payment" {
+			return 0, http.StatusServiceUnavailable, 0
+		}
+		return 0, 0, 0
+	})
 	if o, err := e.saga.Cancel(ctx, e.user, id); err != nil || o.Status != orders.Cancelled {
 		t.Fatalf("cancel: %s %v", o.Status, err)
 	}
+	if got := e.svc.Payment(id); refundDown && got != "captured" {
+		t.Fatalf("payment %q with refund-payment down: the test proves nothing", got)
+	}
 	e.svc.SetHook(nil)
 	close(release)
-	r := <-done
+	return id, <-done
+}
+
+// answersTheEnd checks r, the answer of a checkout (with key, or none when
+// "") refused after its order was confirmed and cancelled by its owner: the
+// order as it ended without a key; with one, what the key replays (the
+// confirmation settled it).
+func (e *env) answersTheEnd(t *testing.T, r placed, key string) {
+	t.Helper()
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
@@ -1395,17 +1386,14 @@ func refusalOnAnOrderEndedOtherwise(t *testing.T, key string) {
 		if r.res.Order.Status != orders.Cancelled || r.res.Order.Reason != orders.ReasonCancelled || r.res.Outcome() != orders.OutcomeCancelled {
 			t.Fatalf("the slow checkout: %s/%s, want the order as it ended, cancelled by its owner", r.res.Order.Status, r.res.Order.Reason)
 		}
-	} else {
-		again, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), key)
-		if err != nil || !again.Replayed {
-			t.Fatalf("asked again: %+v %v, want a replay", again, err)
-		}
-		if r.res.Order.Status != orders.Confirmed || r.res.Outcome() != again.Outcome() {
-			t.Fatalf("the slow checkout: %s (%s), want what its key replays: %s", r.res.Order.Status, r.res.Outcome(), again.Outcome())
-		}
+		return
 	}
-	if got := e.svc.Payment(id); got != "refunded" {
-		t.Errorf("payment %q, want the cancelled order's capture refunded", got)
+	again, err := e.saga.Place(context.Background(), e.user, e.request(1, "tok_visa"), key)
+	if err != nil || !again.Replayed || again.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("asked again with its key: %s %+v %v, want a replay of the confirmation it settled", again.Outcome(), again, err)
+	}
+	if r.res.Order.Status != again.Order.Status || r.res.Outcome() != again.Outcome() {
+		t.Fatalf("the slow checkout: %s (%s), want what its key replays: %s", r.res.Order.Status, r.res.Outcome(), again.Outcome())
 	}
 }
 
@@ -2339,8 +2327,10 @@ func TestACheckoutSettlingItsWriteKeepsItsKey(t *testing.T) {
 		t.Fatalf("the checkout ended before its reservation: %s %v", r.res.Outcome(), r.err)
 	}
 	ctx := context.Background()
-	for f.Fired() != 1 || e.count(t, `SELECT count(*) FROM orders`) != 1 {
-		time.Sleep(20 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); f.Fired() != 1 || e.count(t, `SELECT count(*) FROM orders`) != 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("within 5 s the order's write did not break (%d) or the order is not written", f.Fired())
+		}
 	}
 	// The order is written and its write's answer lost; the request waits for
 	// its first reservation before settling the write. Wait, by the
