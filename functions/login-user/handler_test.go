@@ -134,6 +134,41 @@ func TestLogin(t *testing.T) {
 	}
 }
 
+// An account logs in with its address in either Unicode spelling ("é"
+// precomposed or as "e" and the combining U+0301), whichever it registered
+// with, and both spellings count against one login limit. Until 2026-12-07
+// the other spelling answered invalid_credentials to the right password.
+func TestAnAccountLogsInWithEitherUnicodeSpellingOfItsEmail(t *testing.T) {
+	store := userstest.Store(t)
+	composed := userstest.Register(t, store, "jos\u00e9@example.com", "password-1", "José")
+	decomposed := userstest.Register(t, store, "rene\u0301e@example.com", "password-2", "Renée")
+	h := New(store, fntest.Signer(t, 0), limiter(t, 3), slog.New(slog.DiscardHandler))
+	tokens := fntest.Tokens(t, 0)
+	for _, tc := range []struct {
+		email, password string
+		want            users.User
+	}{
+		{`jos\u00e9@example.com`, "password-1", composed},
+		{`jose\u0301@example.com`, "password-1", composed},
+		{`JOSE\u0301@example.com`, "password-1", composed},
+		{`ren\u00e9e@example.com`, "password-2", decomposed},
+		{`rene\u0301e@example.com`, "password-2", decomposed},
+	} {
+		w := fntest.Do(t, h, http.MethodPost, path, "application/json", `{"email":"`+tc.email+`","password":"`+tc.password+`"}`)
+		tok := fntest.JSON[Token](t, w, http.StatusOK)
+		id, err := tokens.Verify(tok.AccessToken)
+		if err != nil || id.UserID != tc.want.ID {
+			t.Errorf("%s: token for %v (%v), want %s", tc.email, id.UserID, err, tc.want.ID)
+		}
+	}
+	// Three logins of josé's address so far, the limit: one count for both
+	// spellings.
+	for _, email := range []string{`jos\u00e9@example.com`, `jose\u0301@example.com`} {
+		w := fntest.Do(t, h, http.MethodPost, path, "application/json", `{"email":"`+email+`","password":"password-1"}`)
+		fntest.Problem(t, w, http.StatusTooManyRequests, "rate_limited")
+	}
+}
+
 func TestLoginDefaultTTL(t *testing.T) {
 	h, _, _ := setup(t, 0)
 	w := fntest.Do(t, h, http.MethodPost, path, "application/json", `{"email":"carol@example.com","password":"password-1"}`)

@@ -91,6 +91,26 @@ func TestRegisterDuplicateEmail(t *testing.T) {
 	}
 }
 
+// An address has one account whatever Unicode spelling it is sent in: "é"
+// precomposed (U+00E9) and "e" followed by the combining U+0301 are the same
+// character (canonically equivalent), and the account answers the composed
+// form (NFC). Until 2026-12-07 the second spelling got an account of its own.
+func TestOneAddressInTwoUnicodeSpellingsIsOneAccount(t *testing.T) {
+	h, _ := setup(t)
+	status, u, raw := post(t, h, `{"email":"Jose\u0301@example.com","password":"password-1","name":"José"}`)
+	if status != http.StatusCreated {
+		t.Fatalf("first registration: %d %s", status, raw)
+	}
+	if u.Email != "jos\u00e9@example.com" {
+		t.Errorf("stored email %+q, want the composed %+q", u.Email, "jos\u00e9@example.com")
+	}
+	for _, email := range []string{`jos\u00e9@example.com`, `JOS\u00c9@example.com`, `jose\u0301@example.com`} {
+		w := fntest.Do(t, h, http.MethodPost, path, "application/json",
+			`{"email":"`+email+`","password":"password-2","name":"Other"}`)
+		fntest.Problem(t, w, http.StatusConflict, "email_taken")
+	}
+}
+
 func TestRegisterRefusesBadRequests(t *testing.T) {
 	h, store := setup(t)
 	big := `{"email":"big@example.com","password":"password-1","name":"` + strings.Repeat("x", 64<<10) + `"}`
@@ -142,10 +162,12 @@ func TestRegisterUnknownRoute(t *testing.T) {
 	fntest.Problem(t, fntest.Do(t, h, http.MethodPost, "/api/v1/users/x", "application/json", `{}`), http.StatusNotFound, "not_found")
 }
 
-// Twenty clients registering the same email at once: exactly one wins, every
-// other one is told the email is taken, or, when its password hash waited
-// for one of the process's two hash slots past their bound (the race
-// detector on a busy machine), 503 with Retry-After: never a second account.
+// Twenty clients registering the same email at once, in two Unicode
+// spellings ("é" precomposed, or "e" and the combining U+0301): exactly one
+// wins, every other one is told the email is taken, or, when its password
+// hash waited for one of the process's two hash slots past their bound (the
+// race detector on a busy machine), 503 with Retry-After: never a second
+// account.
 func TestRegisterRace(t *testing.T) {
 	h, store := setup(t)
 	const n = 20
@@ -158,8 +180,9 @@ func TestRegisterRace(t *testing.T) {
 			defer wg.Done()
 			// Served without fntest.Do, whose testing.TB may fail the test
 			// with FailNow: only the test's goroutine may call that.
+			email := [...]string{`Rac\u00e9@Example.com`, `race\u0301@example.com`}[i%2]
 			r := httptest.NewRequest(http.MethodPost, path,
-				strings.NewReader(`{"email":"Race@Example.com","password":"password-1","name":"Racer"}`))
+				strings.NewReader(`{"email":"`+email+`","password":"password-1","name":"Racer"}`))
 			r.Header.Set("Content-Type", "application/json")
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)

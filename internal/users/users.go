@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fault"
@@ -64,18 +65,30 @@ func RegisteredEvent(u User) Registered {
 // Registration is a validated, normalised request to create an account. Only
 // NewRegistration builds one, so a Registration in hand is always acceptable.
 type Registration struct {
+	// Email is the address trimmed, lower-cased and composed
+	// (ComposeEmail): the form the store keeps.
 	Email    string
 	Password string
 	Name     string
+	// Spelled is the email trimmed and lower-cased but not composed: an
+	// account registered before emails were composed (2026-12-07) may be
+	// stored so, and the store refuses a registration of the spelling such
+	// an account holds as well as of Email. Empty: the same as Email.
+	Spelled string
 }
 
 // NewRegistration validates and normalises the input of a registration: the
-// email is trimmed and lower-cased, the name trimmed; the password is kept
-// exactly as given. Every problem is reported at once as fault.Invalid with
-// code invalid_request; the message names fields, never values.
+// email is trimmed, lower-cased and composed (ComposeEmail), the name
+// trimmed; the password is kept exactly as given. Every problem is reported
+// at once as fault.Invalid with code invalid_request; the message names
+// fields, never values.
 func NewRegistration(email, password, name string) (Registration, error) {
 	var problems []string
-	normEmail, msg := normalizeEmail(email)
+	spelled, msg := normalizeEmail(email)
+	normEmail := ComposeEmail(spelled)
+	if msg == "" && utf8.RuneCountInString(normEmail) > MaxEmailRunes {
+		msg = fmt.Sprintf("email must be at most %d characters once composed (Unicode NFC)", MaxEmailRunes)
+	}
 	if msg != "" {
 		problems = append(problems, msg)
 	}
@@ -89,8 +102,19 @@ func NewRegistration(email, password, name string) (Registration, error) {
 	if len(problems) > 0 {
 		return Registration{}, fault.E(fault.Invalid, fault.CodeInvalidRequest, strings.Join(problems, "; "))
 	}
-	return Registration{Email: normEmail, Password: password, Name: normName}, nil
+	return Registration{Email: normEmail, Password: password, Name: normName, Spelled: spelled}, nil
 }
+
+// ComposeEmail is the form an email is stored and looked up in, once trimmed
+// and lower-cased: Unicode's canonical composition (NFC), so that the
+// spellings of one address that Unicode declares equivalent ("é" as U+00E9,
+// or as "e" followed by the combining U+0301, which some systems and copied
+// text produce) are one account, found by either. Until
+// 2026-12-07 each spelling was an account of its own, and the account
+// registered with one answered invalid_credentials to the other. Some
+// characters compose into more than one (U+0958 into U+0915 U+093C), so the
+// composed form can be longer than the one sent.
+func ComposeEmail(email string) string { return norm.NFC.String(email) }
 
 // normalizeEmail trims and lower-cases email and checks a sane syntax: one @,
 // a non-empty local part of at most 64 bytes without spaces or control
@@ -194,8 +218,15 @@ func normalizeName(name string) (string, string) {
 // have been registered for another reason simply matches no account, so the
 // caller answers it exactly like a wrong password.
 type Login struct {
+	// Email is the address trimmed, lower-cased and composed
+	// (ComposeEmail), as registration stores it.
 	Email    string
 	Password string
+	// Spelled is the address trimmed and lower-cased but not composed: an
+	// account registered before emails were composed (2026-12-07) is stored
+	// so, and is found by it first (usersdb.Store.Authenticate). Empty: the
+	// same as Email.
+	Spelled string
 }
 
 // NewLogin normalises a login attempt. Missing fields, and an email or a
@@ -221,7 +252,7 @@ func NewLogin(email, password string) (Login, error) {
 	if len(problems) > 0 {
 		return Login{}, fault.E(fault.Invalid, fault.CodeInvalidRequest, strings.Join(problems, "; "))
 	}
-	return Login{Email: e, Password: password}, nil
+	return Login{Email: ComposeEmail(e), Password: password, Spelled: e}, nil
 }
 
 // Plausible reports whether the login could match an account at all (its

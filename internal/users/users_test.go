@@ -3,6 +3,7 @@ package users
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -18,9 +19,34 @@ func TestNewRegistrationNormalises(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Registration{Email: "alice.smith+shop@example.com", Password: "correct horse", Name: "Alice Smith"}
+	want := Registration{Email: "alice.smith+shop@example.com", Password: "correct horse", Name: "Alice Smith",
+		Spelled: "alice.smith+shop@example.com"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("registration (-want +got):\n%s", diff)
+	}
+	// Composed (NFC) once lower-cased: "E" and the combining U+0301 are "é".
+	got, err = NewRegistration("Jose\u0301@Example.com", "correct horse", "José")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Email != "jos\u00e9@example.com" || got.Spelled != "jose\u0301@example.com" {
+		t.Fatalf("email %+q spelled %+q, want %+q spelled %+q", got.Email, got.Spelled, "jos\u00e9@example.com", "jose\u0301@example.com")
+	}
+}
+
+// U+0958 composes into two characters (it is excluded from composition), so
+// an address of 254 characters as sent can be longer once composed, and is
+// refused rather than left to the database's length check (a 503).
+func TestAnEmailLongerThanTheMaximumOnceComposedIsRefused(t *testing.T) {
+	email := "a@" + strings.Repeat("\u0958.", 125) + "co"
+	if n := utf8.RuneCountInString(email); n != MaxEmailRunes {
+		t.Fatalf("the address has %d characters, want %d", n, MaxEmailRunes)
+	}
+	if _, err := NewRegistration(email, "correct horse", "A"); !fault.Is(err, fault.Invalid, "invalid_request") {
+		t.Fatalf("err = %v, want invalid_request", err)
+	}
+	if _, err := NewRegistration("a@"+strings.Repeat("\u0958.", 60)+"co", "correct horse", "A"); err != nil {
+		t.Fatalf("an address of %d characters once composed: %v", 2+60*3+2, err)
 	}
 }
 
@@ -102,7 +128,7 @@ func TestNewLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(Login{Email: "bob@example.com", Password: "pw"}, got); diff != "" {
+	if diff := cmp.Diff(Login{Email: "bob@example.com", Password: "pw", Spelled: "bob@example.com"}, got); diff != "" {
 		t.Fatalf("login (-want +got):\n%s", diff)
 	}
 	if got.Plausible() {

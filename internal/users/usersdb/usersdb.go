@@ -60,7 +60,9 @@ func unavailable(err error) error {
 
 // Register creates a customer account for reg and writes its
 // user.registered.v1 event (subject: the user id) in the same transaction.
-// An email already used, in any letter case, is users.ErrEmailTaken
+// An email already used, in any letter case and either Unicode spelling
+// (users.ComposeEmail; an account stored uncomposed before 2026-12-07 is
+// found by reg.Spelled), is users.ErrEmailTaken
 // (fault.Conflict) and writes nothing; it is looked up before the password is
 // hashed, so a flood of registrations for taken emails costs no argon2 work
 // (the unique index still decides a race). The password is hashed before the
@@ -77,7 +79,8 @@ func (s *Store) create(ctx context.Context, reg users.Registration, role string)
 		return users.User{}, fault.Internalf("user id: %w", err)
 	}
 	var taken bool
-	if err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1))`, reg.Email).Scan(&taken); err != nil {
+	if err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) IN (lower($1), lower($2)))`,
+		reg.Email, spelled(reg.Spelled, reg.Email)).Scan(&taken); err != nil {
 		return users.User{}, unavailable(err)
 	}
 	if taken {
@@ -125,11 +128,17 @@ func (s *Store) settle(ctx context.Context, id uuid.UUID, err error) (users.User
 // unknown email and a wrong password are the same users.ErrInvalidCredentials,
 // and both cost one password-hash check (against auth.DummyHash for unknown
 // emails), so neither the answer nor its timing tells whether an email is
-// registered. Database failures are fault.Unavailable.
+// registered. The account is looked up by the composed email
+// (users.ComposeEmail) and by login.Spelled, the address as sent: an account
+// registered before emails were composed (2026-12-07) may be stored
+// uncomposed, and when two accounts hold the two spellings, the one spelled
+// as sent is checked. Database failures are fault.Unavailable.
 func (s *Store) Authenticate(ctx context.Context, login users.Login) (users.User, error) {
 	var hash string
 	var u users.User
-	err := s.db.QueryRow(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE lower(email) = $1`, login.Email).
+	sent := spelled(login.Spelled, login.Email)
+	err := s.db.QueryRow(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE lower(email) IN ($1, $2)
+		ORDER BY lower(email) = $2 DESC LIMIT 1`, login.Email, sent).
 		Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.CreatedAt, &hash)
 	found := err == nil
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -146,6 +155,15 @@ func (s *Store) Authenticate(ctx context.Context, login users.Login) (users.User
 		return users.User{}, users.ErrInvalidCredentials
 	}
 	return u, nil
+}
+
+// spelled is an email as sent (a Registration's or Login's Spelled), or the
+// composed one when none was given.
+func spelled(sent, composed string) string {
+	if sent == "" {
+		return composed
+	}
+	return sent
 }
 
 // Get returns the account with id. An unknown (or deleted) account is

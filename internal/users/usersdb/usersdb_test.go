@@ -9,15 +9,19 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"testing/fstest"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/inbox"
 	"github.com/shopfaas/shop/internal/outbox"
+	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
 	"github.com/shopfaas/shop/internal/users"
 	"github.com/shopfaas/shop/internal/users/usersdb"
@@ -188,6 +192,101 @@ func TestAuthenticate(t *testing.T) {
 		if _, err := s.Authenticate(ctx, login); !fault.Is(err, fault.Unauthenticated, "invalid_credentials") {
 			t.Errorf("%s: err = %v, want invalid_credentials", name, err)
 		}
+	}
+}
+
+// An account whose email stayed uncomposed ("e" and the combining U+0301
+// where "é" is meant: registered before 2026-12-07 and left so by the
+// migration 0011, because another account holds the composed form) logs in
+// with the spelling it registered, and that spelling stays taken; the
+// account of the composed form logs in with its own.
+func TestAnAccountStoredUncomposedStillLogsIn(t *testing.T) {
+	ctx := context.Background()
+	s, exec := newStore(t)
+	composed, err := s.Register(ctx, registration(t, "zo\u00eb@example.com", "password-2", "Zoë"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := auth.HashPassword(ctx, "password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := uuid.Must(uuid.NewV7())
+	exec(`INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, 'Zoë', $3)`, old, "zoe\u0308@example.com", hash)
+	for _, tc := range []struct {
+		email, password string
+		want            uuid.UUID
+	}{
+		{"zoe\u0308@example.com", "password-1", old},
+		{" ZOE\u0308@Example.com", "password-1", old},
+		{"zo\u00eb@example.com", "password-2", composed.ID},
+		{"ZO\u00cb@example.com", "password-2", composed.ID},
+	} {
+		l, err := users.NewLogin(tc.email, tc.password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u, err := s.Authenticate(ctx, l); err != nil || u.ID != tc.want {
+			t.Errorf("login as %+q: account %s, %v; want %s", tc.email, u.ID, err, tc.want)
+		}
+	}
+	for _, email := range []string{"zoe\u0308@example.com", "ZO\u00cb@example.com"} {
+		if _, err := s.Register(ctx, registration(t, email, "password-3", "Other")); !fault.Is(err, fault.Conflict, "email_taken") {
+			t.Errorf("registering %+q: err = %v, want email_taken", email, err)
+		}
+	}
+}
+
+// 0011 rewrites the emails stored uncomposed before 2026-12-07 to their
+// composed form (NFC), but for an address another account already holds
+// composed, and for all but the oldest of accounts whose spellings compose
+// alike (the unique index allows one): those keep their spelling.
+func TestTheMigrationComposesStoredEmails(t *testing.T) {
+	ctx := context.Background()
+	all := usersdb.Migrations()
+	before := fstest.MapFS{}
+	entries, err := fs.ReadDir(all, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() < "0011" {
+			b, err := fs.ReadFile(all, e.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			before[e.Name()] = &fstest.MapFile{Data: b}
+		}
+	}
+	pool := pgtest.Open(t, before)
+	insert := func(email string, age time.Duration) uuid.UUID {
+		t.Helper()
+		id := uuid.Must(uuid.NewV7())
+		if _, err := pool.Exec(ctx, `INSERT INTO users (id, email, name, password_hash, created_at)
+			VALUES ($1, $2, 'N', '$argon2id$x', $3)`, id, email, time.Now().Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	want := map[uuid.UUID]string{}
+	want[insert("rene\u0301@example.com", 0)] = "ren\u00e9@example.com"
+	want[insert("zoe\u0308@example.com", 0)] = "zoe\u0308@example.com"
+	want[insert("zo\u00eb@example.com", time.Hour)] = "zo\u00eb@example.com"
+	want[insert("e\u0301\u0323@example.com", time.Hour)] = "\u1eb9\u0301@example.com"
+	want[insert("e\u0323\u0301@example.com", 0)] = "e\u0323\u0301@example.com"
+	want[insert("ann@example.com", 0)] = "ann@example.com"
+	if err := postgres.Migrate(ctx, pool, all); err != nil {
+		t.Fatal(err)
+	}
+	got := map[uuid.UUID]string{}
+	rows, _ := pool.Query(ctx, `SELECT id, email FROM users`)
+	var id uuid.UUID
+	var email string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &email}, func() error { got[id] = email; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("emails after the migration (-want +got):\n%s", diff)
 	}
 }
 
