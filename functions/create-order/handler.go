@@ -1,7 +1,8 @@
 // Package function is create-order: POST /api/v1/orders places an order for
 // the caller through the checkout saga (reserve stock → charge → confirmed;
-// the sweep sells the stock later). Without items the caller's cart is ordered, and its lines
-// leave the cart only once the order is confirmed. With an Idempotency-Key header the same
+// the sweep sells the stock later). Without items the caller's cart is ordered, as get-cart
+// shows it (a line of a product no longer for sale is skipped, and stays in the cart), and
+// its lines leave the cart only once the order is confirmed. With an Idempotency-Key header the same
 // request gets the same answer (Idempotent-Replayed: true on replays). Prices,
 // totals, user ids and statuses in the body are unknown fields (400).
 //
@@ -10,7 +11,7 @@
 // the order was written and could not tell whether it was; recover-orders
 // finishes it); 402 payment_declined; 409 out_of_stock,
 // idempotency_key_reused, request_in_progress; 422 invalid requests, unknown
-// products, an empty cart; 503 a service the checkout needs is down (with a
+// products named in items, an empty cart (or one with nothing for sale); 503 a service the checkout needs is down (with a
 // key, also when whether the order was written is not known yet: the same
 // key asked again tells).
 package function

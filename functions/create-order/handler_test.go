@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -27,6 +28,7 @@ import (
 	"github.com/shopfaas/shop/internal/cart"
 	"github.com/shopfaas/shop/internal/cart/cartredis"
 	"github.com/shopfaas/shop/internal/cart/cartredis/cartredistest"
+	"github.com/shopfaas/shop/internal/cart/cartsvc"
 	"github.com/shopfaas/shop/internal/catalogclient/catalogtest"
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/orders"
@@ -45,6 +47,7 @@ type fixture struct {
 	pool    *pgxpool.Pool
 	svc     *orderstest.Server
 	carts   *cartredis.Store
+	cat     *catalogtest.Server
 	tokens  *auth.Verifier
 	product uuid.UUID
 }
@@ -74,7 +77,7 @@ func setup(t *testing.T, mod ...func(*saga.Config)) *fixture {
 		t.Fatal(err)
 	}
 	tokens := orderstest.Tokens(t)
-	return &fixture{h: New(sg, tokens, slog.New(slog.DiscardHandler)), saga: sg, pool: pool, svc: svc, carts: carts, tokens: tokens, product: p.ID}
+	return &fixture{h: New(sg, tokens, slog.New(slog.DiscardHandler)), saga: sg, pool: pool, svc: svc, carts: carts, cat: cat, tokens: tokens, product: p.ID}
 }
 
 func (f *fixture) body(qty int, token string) string {
@@ -256,6 +259,148 @@ func TestCartIsEmptiedOnlyAfterConfirmation(t *testing.T) {
 	}
 	if lines, err := f.carts.Lines(ctx, buyer.UserID); err != nil || len(lines) != 0 {
 		t.Fatalf("cart after confirmation: %v %v", lines, err)
+	}
+}
+
+// A cart checkout orders the lines get-cart shows: a line whose product
+// get-product answers its 404 for (archived, or never in the catalog) is
+// skipped, not refused as unknown_product, so a customer whose cart shows
+// one valid line can check it out. The order, its total, its hold and its
+// charge hold only what get-cart prices; the skipped lines are neither
+// reserved nor charged, and the confirmation takes only the ordered line out
+// of the cart (the others stay, for get-cart to drop as it does).
+func TestACartCheckoutSkipsLinesOfProductsNoLongerForSale(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	buyer := orderstest.NewUser(t, f.tokens, auth.RoleCustomer)
+	archived := f.cat.Add("SKU-GONE", 500, "USD")
+	f.svc.SetStock(archived.ID, 10)
+	f.cat.Archive(archived.ID)
+	unknown := uuid.Must(uuid.NewV7())
+	cartLines := []cart.Line{{ProductID: f.product, Quantity: 2}, {ProductID: archived.ID, Quantity: 1}, {ProductID: unknown, Quantity: 4}}
+	for _, l := range cartLines {
+		if err := f.carts.SetLine(ctx, buyer.UserID, l.ProductID, l.Quantity, 50); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What get-cart shows for the same lines (another customer's cart:
+	// reading it drops the skipped lines from the cart it reads).
+	viewer := orderstest.NewUser(t, f.tokens, auth.RoleCustomer)
+	for _, l := range cartLines {
+		if err := f.carts.SetLine(ctx, viewer.UserID, l.ProductID, l.Quantity, 50); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shown, err := cartsvc.New(f.carts, f.cat.Client(t), slog.New(slog.DiscardHandler)).Get(ctx, viewer.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rec := f.post(buyer, `{"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"S","postal_code":"1","country":"US"},"payment":{"token":"tok_visa"}}`, "skip-gone")
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("cart order: %d %s; want 201 with the line for sale", rec.Code, rec.Body)
+	}
+	var v orders.View
+	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+		t.Fatal(err)
+	}
+	var ordered []cart.ItemView
+	for _, l := range v.Items {
+		ordered = append(ordered, cart.ItemView{ProductID: l.ProductID, Quantity: l.Quantity, UnitPrice: cart.Money(l.UnitPrice),
+			LineTotal: cart.Money{Amount: l.UnitPrice.Amount * int64(l.Quantity), Currency: l.UnitPrice.Currency}})
+	}
+	if diff := cmp.Diff(shown.Items, ordered); diff != "" {
+		t.Errorf("ordered lines differ from the cart get-cart shows (-shown +ordered):\n%s", diff)
+	}
+	if cart.Money(v.Total) != shown.Total || v.Total.Amount != 2*1299 {
+		t.Errorf("order total %+v, get-cart's %+v; want 2 × 1299 USD", v.Total, shown.Total)
+	}
+	if got := f.svc.Charged(v.ID); got != v.Total {
+		t.Errorf("charged %+v, want the order's total %+v", got, v.Total)
+	}
+	if diff := cmp.Diff(map[uuid.UUID]int{f.product: 2}, f.svc.Held(v.ID)); diff != "" {
+		t.Errorf("the order's hold (-want +got):\n%s", diff)
+	}
+	if _, reserved := f.svc.Stock(archived.ID); reserved != 0 {
+		t.Errorf("%d units of the archived product reserved, want 0", reserved)
+	}
+	lines, err := f.carts.Lines(ctx, buyer.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []cart.Line{{ProductID: archived.ID, Quantity: 1}, {ProductID: unknown, Quantity: 4}}
+	sortLines := cmpopts.SortSlices(func(a, b cart.Line) bool { return a.ProductID.String() < b.ProductID.String() })
+	if diff := cmp.Diff(want, lines, sortLines); diff != "" {
+		t.Errorf("cart after the order (-want +got): only the ordered line leaves it\n%s", diff)
+	}
+}
+
+// A cart whose every line is of a product no longer for sale orders nothing:
+// 422 cart_empty, as get-cart shows it empty, with no order, hold, charge or
+// key written, and the cart as it was.
+func TestACartWithNothingForSaleIsCartEmpty(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	buyer := orderstest.NewUser(t, f.tokens, auth.RoleCustomer)
+	f.cat.Archive(f.product)
+	if err := f.carts.SetLine(ctx, buyer.UserID, f.product, 2, 50); err != nil {
+		t.Fatal(err)
+	}
+	rec := f.post(buyer, `{"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"S","postal_code":"1","country":"US"},"payment":{"token":"tok_visa"}}`, "nothing-for-sale")
+	if rec.Code != http.StatusUnprocessableEntity || code(t, rec) != "cart_empty" {
+		t.Fatalf("cart of archived products: %d %s; want 422 cart_empty", rec.Code, rec.Body)
+	}
+	for _, q := range []string{`SELECT count(*) FROM orders`, `SELECT count(*) FROM idempotency_keys`} {
+		var n int
+		if err := f.pool.QueryRow(ctx, q).Scan(&n); err != nil || n != 0 {
+			t.Errorf("%s: %d (%v), want 0", q, n, err)
+		}
+	}
+	if c := f.svc.Counts(); c.Calls["reserve-stock"] != 0 || c.Charges != 0 {
+		t.Errorf("services called: %+v, want none", c)
+	}
+	if lines, err := f.carts.Lines(ctx, buyer.UserID); err != nil || !slices.Equal(lines, []cart.Line{{ProductID: f.product, Quantity: 2}}) {
+		t.Errorf("cart after the refusal: %v %v, want it as it was", lines, err)
+	}
+}
+
+// Skipping is for a cart's lines alone, and for get-product's own 404 alone:
+// an order that names an archived product is still 422 unknown_product, and
+// a cart checkout while the catalog fails is 503 with nothing skipped or
+// written.
+func TestOnlyACartSkipsAndOnlyWhatTheCatalogSaysIsGone(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	buyer := orderstest.NewUser(t, f.tokens, auth.RoleCustomer)
+	archived := f.cat.Add("SKU-GONE", 500, "USD")
+	f.svc.SetStock(archived.ID, 10)
+	f.cat.Archive(archived.ID)
+	items := `{"items":[{"product_id":"` + f.product.String() + `","quantity":1},{"product_id":"` + archived.ID.String() + `","quantity":1}],` +
+		`"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"S","postal_code":"1","country":"US"},"payment":{"token":"tok_visa"}}`
+	if rec := f.post(buyer, items, ""); rec.Code != http.StatusUnprocessableEntity || code(t, rec) != "unknown_product" {
+		t.Errorf("items naming an archived product: %d %s; want 422 unknown_product", rec.Code, rec.Body)
+	}
+
+	if err := f.carts.SetLine(ctx, buyer.UserID, f.product, 1, 50); err != nil {
+		t.Fatal(err)
+	}
+	f.cat.SetDown(true)
+	cartBody := `{"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"S","postal_code":"1","country":"US"},"payment":{"token":"tok_visa"}}`
+	if rec := f.post(buyer, cartBody, ""); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("cart checkout with the catalog down: %d %s; want 503", rec.Code, rec.Body)
+	}
+	f.cat.SetDown(false)
+	f.cat.SetUnrouted(true)
+	if rec := f.post(buyer, cartBody, ""); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("cart checkout with a 404 that is not get-product's: %d %s; want 503", rec.Code, rec.Body)
+	}
+	f.cat.SetUnrouted(false)
+	var n int
+	if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM orders`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d orders (%v), want 0", n, err)
+	}
+	if lines, err := f.carts.Lines(ctx, buyer.UserID); err != nil || !slices.Equal(lines, []cart.Line{{ProductID: f.product, Quantity: 1}}) {
+		t.Errorf("cart after the failures: %v %v, want it as it was", lines, err)
 	}
 }
 

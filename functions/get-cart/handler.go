@@ -1,7 +1,8 @@
 // Package function is get-cart: GET /api/v1/cart answers the caller's cart,
 // {items:[{product_id, quantity, unit_price, line_total}], total}, priced with
 // the catalog's current prices. Products that are no longer for sale are
-// dropped from the answer and from the cart. The caller is known only from
+// dropped from the answer and from the cart (a checkout of the cart skips
+// them too: internal/orders/saga). The caller is known only from
 // the verified access token.
 package function
 

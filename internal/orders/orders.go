@@ -317,6 +317,41 @@ func Price(items []ItemRequest, prices map[uuid.UUID]Money) ([]Line, Money, erro
 	return lines, total, nil
 }
 
+// PriceCart prices a cart's lines as Price prices requested items, except
+// that a line whose product has no price (get-product answered its 404 for
+// it: archived or unknown) is skipped, as get-cart leaves such a line out of
+// the cart it shows: the order holds the other lines, and its total is
+// theirs. skipped names the products of the lines left out, in the cart's
+// order. A cart with no line left is fault.Invalid "cart_empty", and every
+// refusal of Price applies to the lines that are left (an order that names
+// its items refuses such a product as "unknown_product" instead: Price).
+func PriceCart(items []ItemRequest, prices map[uuid.UUID]Money) (lines []Line, total Money, skipped []uuid.UUID, err error) {
+	if err := ValidateItems(items); err != nil {
+		return nil, Money{}, nil, err
+	}
+	kept := make([]ItemRequest, 0, len(items))
+	for _, it := range items {
+		if _, ok := prices[it.ProductID]; ok {
+			kept = append(kept, it)
+		} else {
+			skipped = append(skipped, it.ProductID)
+		}
+	}
+	if len(kept) == 0 {
+		return nil, Money{}, skipped, ErrNothingForSale
+	}
+	lines, total, err = Price(kept, prices)
+	if err != nil {
+		return nil, Money{}, nil, err
+	}
+	return lines, total, skipped, nil
+}
+
+// ErrNothingForSale is PriceCart's answer to a cart that holds lines, none of
+// them of a product still for sale: 422 cart_empty, as an empty cart's.
+var ErrNothingForSale = fault.E(fault.Invalid, fault.CodeCartEmpty,
+	"no product in the cart is for sale any longer; add items or send items")
+
 // Order is an order with its lines. Its status changes only through the
 // decisions of lifecycle.go (Confirm, Fail, Cancel), which ordersdb writes.
 type Order struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -142,6 +143,31 @@ func TestPrice(t *testing.T) {
 	_, _, err = Price([]ItemRequest{{a, 2}}, map[uuid.UUID]Money{a: {payments.MaxAmount/2 + 1, "USD"}})
 	if !fault.Is(err, fault.Invalid, fault.CodeInvalidRequest) || !strings.Contains(err.Error(), "largest payment") {
 		t.Fatalf("a total above payments.MaxAmount: %v", err)
+	}
+}
+
+// A cart is priced on the lines whose product has a price: the others
+// (get-product's 404: archived or unknown) are skipped and named, the total
+// is the kept lines', and a cart with none left is cart_empty. The refusals
+// of Price still apply to the kept lines.
+func TestPriceCartSkipsProductsWithoutAPrice(t *testing.T) {
+	a, gone, b := uuid.New(), uuid.New(), uuid.New()
+	lines, total, skipped, err := PriceCart([]ItemRequest{{a, 2}, {gone, 5}, {b, 1}}, map[uuid.UUID]Money{a: {1299, "USD"}, b: {500, "USD"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Line{{a, 2, Money{1299, "USD"}}, {b, 1, Money{500, "USD"}}}
+	if diff := cmp.Diff(want, lines); diff != "" || total != (Money{3098, "USD"}) || !slices.Equal(skipped, []uuid.UUID{gone}) {
+		t.Fatalf("lines (-want +got):\n%s total %v skipped %v", diff, total, skipped)
+	}
+	if _, _, skipped, err := PriceCart([]ItemRequest{{gone, 1}}, map[uuid.UUID]Money{}); !fault.Is(err, fault.Invalid, fault.CodeCartEmpty) || len(skipped) != 1 {
+		t.Fatalf("nothing for sale: %v %v, want cart_empty", skipped, err)
+	}
+	if _, _, _, err := PriceCart([]ItemRequest{{a, 1}, {gone, 1}, {b, 1}}, map[uuid.UUID]Money{a: {1, "USD"}, b: {1, "EUR"}}); !fault.Is(err, fault.Invalid, fault.CodeInvalidRequest) {
+		t.Fatalf("mixed currencies among the kept lines: %v", err)
+	}
+	if _, _, _, err := PriceCart(nil, map[uuid.UUID]Money{}); fault.KindOf(err) != fault.Invalid {
+		t.Fatalf("no lines: %v", err)
 	}
 }
 

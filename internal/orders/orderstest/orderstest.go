@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -182,6 +183,28 @@ func (s *Server) Payment(orderID uuid.UUID) string {
 		return p.status
 	}
 	return ""
+}
+
+// Charged returns the amount charge-payment was first asked to charge for
+// an order (the zero Money when it was never asked).
+func (s *Server) Charged(orderID uuid.UUID) orders.Money {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.pay[orderID]; p != nil {
+		return p.amount
+	}
+	return orders.Money{}
+}
+
+// Held returns the lines of an order's reservation, product → units (nil
+// when reserve-stock never held any for it).
+func (s *Server) Held(orderID uuid.UUID) map[uuid.UUID]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.res[orderID]; r != nil {
+		return maps.Clone(r.lines)
+	}
+	return nil
 }
 
 // Reservation returns the reservation status of an order ("" when none).

@@ -753,11 +753,21 @@ func (s *Saga) price(ctx context.Context, userID uuid.UUID, req orders.PlaceRequ
 	if err := orders.ValidateItems(items); err != nil {
 		return ordersdb.Saga{}, err
 	}
-	prices, err := s.prices(ctx, items)
+	// A cart's line whose product get-product answers its 404 for
+	// (archived or unknown) is skipped, as get-cart leaves it out of the
+	// cart it shows (orders.PriceCart); a line the request names is
+	// unknown_product. Any other catalog failure fails the checkout.
+	prices, err := s.prices(ctx, items, fromCart)
 	if err != nil {
 		return ordersdb.Saga{}, err
 	}
-	lines, total, err := orders.Price(items, prices)
+	var lines []orders.Line
+	var total orders.Money
+	if fromCart {
+		lines, total, _, err = orders.PriceCart(items, prices)
+	} else {
+		lines, total, err = orders.Price(items, prices)
+	}
 	if err != nil {
 		return ordersdb.Saga{}, err
 	}
@@ -774,9 +784,10 @@ const maxPricing = 8
 // prices asks the catalog for the price of every product of items, up to
 // maxPricing at once (each is a get-product call through the gateway), and
 // answers as if it had asked line by line: the refusal of the first line, in
-// the order of items, that was refused (an unknown product is
-// unknown_product).
-func (s *Saga) prices(ctx context.Context, items []orders.ItemRequest) (map[uuid.UUID]orders.Money, error) {
+// the order of items, that was refused (an unknown or archived product is
+// unknown_product). With skipGone (a cart's lines), such a product is no
+// refusal: it is left out of the prices, for orders.PriceCart to skip.
+func (s *Saga) prices(ctx context.Context, items []orders.ItemRequest, skipGone bool) (map[uuid.UUID]orders.Money, error) {
 	got := make([]catalogclient.Product, len(items))
 	errs := make([]error, len(items))
 	slots := make(chan struct{}, maxPricing)
@@ -791,9 +802,12 @@ func (s *Saga) prices(ctx context.Context, items []orders.ItemRequest) (map[uuid
 	wg.Wait()
 	prices := make(map[uuid.UUID]orders.Money, len(items))
 	for i, it := range items {
-		if err := errs[i]; fault.KindOf(err) == fault.NotFound {
+		switch err := errs[i]; {
+		case fault.KindOf(err) == fault.NotFound && skipGone:
+			continue
+		case fault.KindOf(err) == fault.NotFound:
 			return nil, fault.Wrap(err, fault.Invalid, fault.CodeUnknownProduct, "unknown product "+it.ProductID.String())
-		} else if err != nil {
+		case err != nil:
 			return nil, err
 		}
 		prices[it.ProductID] = orders.Money{Amount: got[i].Price.Amount, Currency: got[i].Price.Currency}
