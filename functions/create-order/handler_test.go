@@ -333,6 +333,14 @@ func TestACartCheckoutSkipsLinesOfProductsNoLongerForSale(t *testing.T) {
 	if diff := cmp.Diff(want, lines, sortLines); diff != "" {
 		t.Errorf("cart after the order (-want +got): only the ordered line leaves it\n%s", diff)
 	}
+	// The owner reading the timeline sees which lines were left out.
+	var created string
+	if err := f.pool.QueryRow(ctx, `SELECT detail FROM order_events WHERE order_id = $1 AND step = $2`, v.ID, orders.StepCreated).Scan(&created); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(created, "2 cart line(s) skipped") || !strings.Contains(created, archived.ID.String()) || !strings.Contains(created, unknown.String()) {
+		t.Errorf("order.created entry %q does not name the skipped lines %s and %s", created, archived.ID, unknown)
+	}
 }
 
 // A cart whose every line is of a product no longer for sale orders nothing:

@@ -222,6 +222,10 @@ type Saga struct {
 	Order        orders.Order
 	PaymentToken string // empty once the saga has ended
 	FromCart     bool
+	// Skipped names the cart lines pricing left out (orders.PriceCart),
+	// which Create's order.created entry names; it is not stored otherwise
+	// (LoadSaga leaves it nil).
+	Skipped      []uuid.UUID
 	Compensation orders.Compensation
 	Attempts     int
 	// CartOwed: the order is confirmed and its lines are still to be taken
@@ -256,8 +260,11 @@ func NotWritten(err error) bool {
 // wait for that request's transaction) — is ErrKeyTaken, and nothing is
 // written. When the batch went out and its answer did not come back (a
 // deadline, a broken connection), the order may be written or not: Settle
-// the error before reading whether it is.
-func (s *Store) Create(ctx context.Context, o orders.Order, token string, fromCart bool, key, hash string, lease time.Duration) error {
+// the error before reading whether it is. skipped names the cart lines
+// pricing left out of a cart order (orders.PriceCart): the order.created
+// entry says so, naming their products, so that the owner reading the
+// timeline sees why the order holds fewer lines than the cart did.
+func (s *Store) Create(ctx context.Context, o orders.Order, token string, fromCart bool, key, hash string, lease time.Duration, skipped ...uuid.UUID) error {
 	addr, err := json.Marshal(o.ShippingAddress)
 	if err != nil {
 		return fault.Internalf("encode address: %w", err)
@@ -281,8 +288,15 @@ func (s *Store) Create(ctx context.Context, o orders.Order, token string, fromCa
 	}
 	b.Queue(`INSERT INTO order_sagas (order_id, payment_token, from_cart, lease_until, traceparent)
 		VALUES ($1, $2, $3, now() + $4::float8 * interval '1 second', $5)`, o.ID, token, fromCart, lease.Seconds(), traceparent(ctx))
-	queueNotes(ctx, b, o.ID, Note{Step: orders.StepCreated, Outcome: orders.StepOK,
-		Detail: fmt.Sprintf("%d line(s), total %d %s", len(o.Items), o.Total.Amount, o.Total.Currency)})
+	created := fmt.Sprintf("%d line(s), total %d %s", len(o.Items), o.Total.Amount, o.Total.Currency)
+	if len(skipped) > 0 {
+		ids := make([]string, len(skipped))
+		for i, id := range skipped {
+			ids[i] = id.String()
+		}
+		created += fmt.Sprintf("; %d cart line(s) skipped, their products no longer for sale: %s", len(skipped), strings.Join(ids, ", "))
+	}
+	queueNotes(ctx, b, o.ID, Note{Step: orders.StepCreated, Outcome: orders.StepOK, Detail: created})
 	err = postgres.SendBatch(ctx, s.db, b)
 	switch {
 	case key != "" && postgres.IsUniqueViolation(err, "idempotency_keys_pkey"):

@@ -366,7 +366,7 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 		})
 	}
 	for {
-		err := s.db.Create(ctx, sg.Order, sg.PaymentToken, sg.FromCart, key, a.hash, s.cfg.Lease)
+		err := s.db.Create(ctx, sg.Order, sg.PaymentToken, sg.FromCart, key, a.hash, s.cfg.Lease, sg.Skipped...)
 		if !errors.Is(err, ordersdb.ErrKeyTaken) {
 			var kept func()
 			if err == nil || !ordersdb.NotWritten(err) {
@@ -763,8 +763,9 @@ func (s *Saga) price(ctx context.Context, userID uuid.UUID, req orders.PlaceRequ
 	}
 	var lines []orders.Line
 	var total orders.Money
+	var skipped []uuid.UUID
 	if fromCart {
-		lines, total, _, err = orders.PriceCart(items, prices)
+		lines, total, skipped, err = orders.PriceCart(items, prices)
 	} else {
 		lines, total, err = orders.Price(items, prices)
 	}
@@ -775,7 +776,7 @@ func (s *Saga) price(ctx context.Context, userID uuid.UUID, req orders.PlaceRequ
 	if err != nil {
 		return ordersdb.Saga{}, err
 	}
-	return ordersdb.Saga{Order: o, PaymentToken: req.Payment.Token, FromCart: fromCart}, nil
+	return ordersdb.Saga{Order: o, PaymentToken: req.Payment.Token, FromCart: fromCart, Skipped: skipped}, nil
 }
 
 // maxPricing bounds the get-product calls one checkout has in flight.
