@@ -233,14 +233,17 @@ func (s *Scheduler) invoke(ctx context.Context, name string, due time.Time) {
 	}()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.InvokeTimeout)
 	defer cancel()
-	// Each run starts a trace of its own; traceparent carries it into the function.
+	// Each run starts a trace of its own; traceparent carries it into the
+	// function. The run's lines are logged in its span's context, so they
+	// carry its trace_id (telemetry.NewLogger): the function's lines and
+	// spans for the same run are found by that id.
 	ctx, span := otel.Tracer("scheduler").Start(ctx, "schedule "+name, trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithNewRoot())
 	defer span.End()
 	start := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.GatewayURL+"/function/"+url.PathEscape(name), strings.NewReader("{}"))
 	if err != nil {
-		s.log.Error("scheduled invocation not built", "target", name, "err", err.Error())
+		s.log.ErrorContext(ctx, "scheduled invocation not built", "target", name, "err", err.Error())
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
@@ -254,7 +257,7 @@ func (s *Scheduler) invoke(ctx context.Context, name string, due time.Time) {
 		// function must not read as a success.
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "invocation failed")
-		s.log.Warn("scheduled invocation failed", "target", name, "due", due, "err", err.Error())
+		s.log.WarnContext(ctx, "scheduled invocation failed", "target", name, "due", due, "err", err.Error())
 		return
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
@@ -263,10 +266,10 @@ func (s *Scheduler) invoke(ctx context.Context, name string, due time.Time) {
 	span.SetAttributes(attribute.Int("http.response.status_code", res.StatusCode))
 	if res.StatusCode/100 != 2 {
 		span.SetStatus(codes.Error, "invocation refused")
-		s.log.Warn("scheduled invocation refused", "target", name, "due", due, "status", res.StatusCode, "took_ms", tookMS)
+		s.log.WarnContext(ctx, "scheduled invocation refused", "target", name, "due", due, "status", res.StatusCode, "took_ms", tookMS)
 		return
 	}
-	s.log.Info("scheduled invocation done", "target", name, "due", due, "status", res.StatusCode, "took_ms", tookMS)
+	s.log.InfoContext(ctx, "scheduled invocation done", "target", name, "due", due, "status", res.StatusCode, "took_ms", tookMS)
 }
 
 // Run refreshes at once and then on every value of refresh, ticks on every

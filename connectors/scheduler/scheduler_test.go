@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/telemetry"
 )
@@ -504,5 +505,84 @@ func TestAFailedRunFailsItsSpan(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, spans); diff != "" {
 		t.Errorf("run spans (-want +got):\n%s", diff)
+	}
+}
+
+// A run's lines carry the trace_id of its trace, the one its traceparent
+// carries into the function: a refused or failed run's line (the runbooks'
+// first stop when RecoveryStalled or ReservationSweepStalled fires) leads
+// to the function's lines and spans of that same run. Until 2026-12-07 the
+// lines were logged without the run's context and named no trace.
+func TestARunsLinesCarryItsTraceID(t *testing.T) {
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	otel.SetTracerProvider(sdktrace.NewTracerProvider())
+	var mu sync.Mutex
+	sent := map[string]string{} // function -> trace id of the traceparent it got
+	seen := func(name string, r *http.Request) {
+		sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), propagation.HeaderCarrier(r.Header)))
+		mu.Lock()
+		defer mu.Unlock()
+		if sc.IsValid() {
+			sent[name] = sc.TraceID().String()
+		}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /system/functions", func(w http.ResponseWriter, r *http.Request) {
+		every := map[string]string{"schedule": "* * * * *"}
+		_ = json.NewEncoder(w).Encode([]types.FunctionStatus{{Name: "fine", Annotations: &every},
+			{Name: "broken", Annotations: &every}, {Name: "gone", Annotations: &every}})
+	})
+	mux.HandleFunc("POST /function/fine", func(w http.ResponseWriter, r *http.Request) { seen("fine", r) })
+	mux.HandleFunc("POST /function/broken", func(w http.ResponseWriter, r *http.Request) {
+		seen("broken", r)
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+	})
+	mux.HandleFunc("POST /function/gone", func(w http.ResponseWriter, r *http.Request) {
+		seen("gone", r)
+		panic(http.ErrAbortHandler) // the connection is cut: no answer
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	var buf bytes.Buffer
+	s, err := New(Config{GatewayURL: srv.URL, Credential: credential, InvokeTimeout: 5 * time.Second},
+		telemetry.NewLogger(&buf, "scheduler", slog.LevelDebug))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Refresh(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	s.Tick(ctx, minute(1))
+	s.Wait()
+	type line struct{ Msg, TraceID string }
+	got := map[string]line{}
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec struct {
+			Msg     string `json:"msg"`
+			Target  string `json:"target"`
+			TraceID string `json:"trace_id"`
+		}
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("not JSON: %s", l)
+		}
+		if strings.HasPrefix(rec.Msg, "scheduled invocation") {
+			got[rec.Target] = line{rec.Msg, rec.TraceID}
+		}
+	}
+	mu.Lock()
+	want := map[string]line{
+		"fine":   {"scheduled invocation done", sent["fine"]},
+		"broken": {"scheduled invocation refused", sent["broken"]},
+		"gone":   {"scheduled invocation failed", sent["gone"]},
+	}
+	mu.Unlock()
+	for name, l := range want {
+		if l.TraceID == "" {
+			t.Fatalf("%s got no traceparent", name)
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("each run's line and trace id (-want +got):\n%s", diff)
 	}
 }
