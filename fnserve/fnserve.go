@@ -391,7 +391,7 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 		served.ServeHTTP(w, r.WithContext(ctx))
 	})
 	traced := telemetry.Server(instrument(cfg.Name, requests, duration, fn), cfg.Name,
-		func(op string, r *http.Request) string { return op + " " + r.Method })
+		func(op string, r *http.Request) string { return op + " " + telemetry.Method(r.Method) })
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_/health", func(w http.ResponseWriter, _ *http.Request) {

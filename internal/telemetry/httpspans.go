@@ -357,6 +357,16 @@ func (w *statusWriter) result() (status int, written int64, servedBy string) {
 // methodAttrs is http.request.method (one of the nine standard methods, in
 // upper case, or _OTHER) and, when that differs from what was sent,
 // http.request.method_original.
+// Method is the http.request.method of a request with method m: a standard
+// method as is, or upper-cased, and "_OTHER" for any other. A span named
+// after a request's method takes it from here: each span name is an
+// operation Jaeger lists and indexes for the service, and a caller must not
+// add one per method it invents.
+func Method(m string) string {
+	v, _ := methodAttrs(m)
+	return v.Value.AsString()
+}
+
 func methodAttrs(method string) (attribute.KeyValue, attribute.KeyValue) {
 	if method == "" {
 		return attribute.String("http.request.method", "_OTHER"), attribute.KeyValue{}
