@@ -17,8 +17,11 @@ import (
 // RedisHook traces every Redis command (and pipeline) as a client span of
 // the request's trace, with the database semantic conventions' db.system.name
 // (redis) and db.operation.name (SET, PIPELINE). Only the command name is recorded, never its
-// arguments, which may hold cart contents or keys of users. When the process
-// exports no spans (Exporting), commands make none. Add it with
+// arguments, which may hold cart contents or keys of users. A command outside
+// any trace (a build's login PING, which a readiness probe starts outside any
+// request's span) makes no span, as internal/postgres's queries: it would be a
+// trace of its own with nothing around it. When the process exports no spans
+// (Exporting), commands make none. Add it with
 // client.AddHook(telemetry.RedisHook()).
 func RedisHook() redis.Hook { return redisHook{tracer: otel.Tracer("github.com/shopfaas/shop/redis")} }
 
@@ -30,7 +33,7 @@ func (h redisHook) DialHook(next redis.DialHook) redis.DialHook {
 
 func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if !Exporting() {
+		if !traced(ctx) {
 			return next(ctx, cmd)
 		}
 		ctx, span := h.start(ctx, "redis "+cmd.Name(), cmd.Name())
@@ -43,7 +46,7 @@ func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if !Exporting() {
+		if !traced(ctx) {
 			return next(ctx, cmds)
 		}
 		ctx, span := h.start(ctx, "redis pipeline", "pipeline")
@@ -53,6 +56,12 @@ func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 		record(span, err)
 		return err
 	}
+}
+
+// traced reports whether a command made with ctx is a span: the process
+// exports spans and ctx is in a trace.
+func traced(ctx context.Context) bool {
+	return trace.SpanContextFromContext(ctx).IsValid() && Exporting()
 }
 
 func (h redisHook) start(ctx context.Context, name, op string) (context.Context, trace.Span) {

@@ -90,3 +90,49 @@ func TestRedisCommandsCostNothingToTraceWithoutExporter(t *testing.T) {
 		t.Errorf("a command in a trace costs %.0f allocations, outside one %.0f: want no more", inTrace, plain)
 	}
 }
+
+// A command made outside any trace (a function's build, which a readiness
+// probe starts with its login PING outside any request's span; background
+// work) makes no span: it would be a trace of its own, one Jaeger lists
+// under the function for every probe that built it, with nothing around
+// it. The database tracer does the same (internal/postgres). Until
+// 2026-12-07 such a command was a root span.
+func TestARedisCommandOutsideATraceMakesNoSpan(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Redis; -short was asked for")
+	}
+	rec := tracetest.NewSpanRecorder()
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	rdb.AddHook(telemetry.RedisHook())
+	t.Cleanup(func() { _ = rdb.Close() })
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("Redis is required for this test: %v", err)
+	}
+	if _, err := rdb.Pipelined(context.Background(), func(p redis.Pipeliner) error {
+		p.Get(context.Background(), "test:telemetry:missing")
+		p.Get(context.Background(), "test:telemetry:missing-too")
+		return nil
+	}); err != nil && err != redis.Nil {
+		t.Fatalf("pipeline: %v", err)
+	}
+	for _, s := range rec.Ended() {
+		t.Errorf("span %q of a command outside any trace (trace %s, parent %s)", s.Name(), s.SpanContext().TraceID(), s.Parent().SpanID())
+	}
+	// Inside a trace, the same commands are still its spans.
+	ctx, parent := otel.Tracer("test").Start(context.Background(), "request")
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	parent.End()
+	var ping bool
+	for _, s := range rec.Ended() {
+		ping = ping || (s.Name() == "redis ping" && s.Parent().SpanID() == parent.SpanContext().SpanID())
+	}
+	if !ping {
+		t.Errorf("no span of the PING made in a trace among %d", len(rec.Ended()))
+	}
+}
