@@ -85,7 +85,14 @@ func newOTLPExporter(endpoint string, getenv func(string) string) (*otlpExporter
 			e.headers[k] = val
 		}
 	}
-	e.client = &http.Client{Transport: http.DefaultTransport}
+	// No redirect is followed: a 3xx is a failed export (post). Followed,
+	// a 307 re-sent the spans to wherever it pointed with the
+	// OTEL_EXPORTER_OTLP_HEADERS credential (net/http strips only
+	// Authorization and Cookie, and only across hosts), and a 302 turned
+	// the export into a GET without a body whose 200 read as a success: the
+	// spans were dropped silently.
+	e.client = &http.Client{Transport: http.DefaultTransport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return e, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -290,5 +291,40 @@ func TestOTLPExporterNeverLogsTheEndpointsCredentials(t *testing.T) {
 	}
 	if got := redacted("http://collector:4318/v1/traces"); got != "http://collector:4318/v1/traces" {
 		t.Errorf("redacted changed an endpoint without userinfo: %q", got)
+	}
+}
+
+// TestOTLPExporterFollowsNoRedirect: a collector (or a proxy before it)
+// answering 307 or 302 to another server gets its answer taken as a failed
+// export, not followed, as the connector's and the scheduler's clients
+// follow none either. Until 2026-12-07 the exporter followed them: a 307
+// re-sent the spans there with the OTEL_EXPORTER_OTLP_HEADERS credential
+// (net/http strips only Authorization and Cookie, across hosts only), and a
+// 302 became a GET without a body whose 200 read as a successful export.
+func TestOTLPExporterFollowsNoRedirect(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+		t.Errorf("redirected %s reached another server with X-Api-Key %q", r.Method, r.Header.Get("X-Api-Key"))
+	}))
+	defer other.Close()
+	for _, status := range []int{http.StatusTemporaryRedirect, http.StatusFound} {
+		moved := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, other.URL+"/v1/traces", status)
+		}))
+		e, err := newOTLPExporter(moved.URL+"/v1/traces", func(k string) string {
+			return map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "X-Api-Key=collector-secret"}[k]
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		retry, err := e.post(t.Context(), []byte("spans"))
+		if err == nil || retry != 0 || !strings.Contains(err.Error(), strconv.Itoa(status)) {
+			t.Errorf("%d: retry %v, err %v: want a failed export naming %d, not retried", status, retry, err, status)
+		}
+		moved.Close()
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("%d export(s) followed a redirect to another server", n)
 	}
 }
