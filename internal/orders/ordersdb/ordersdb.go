@@ -838,6 +838,11 @@ type Claim struct {
 	// Status is the order's status when it was claimed: confirmed for an
 	// order claimed only for its owed cart removal (Saga.CartOwed).
 	Status orders.Status
+	// Attempts is the saga's count of claims, this one included: the claim's
+	// fencing token. RenewClaim extends the claim only while the count is
+	// still this, so a run whose claim ran out and was taken by another run
+	// cannot extend the other's.
+	Attempts int
 }
 
 // ClaimStale leases up to limit orders whose saga is unfinished — pending
@@ -850,14 +855,35 @@ type Claim struct {
 // removal only after them (money before carts: a Redis that hangs makes each
 // removal wait its timeout, and must not keep a run from the orders behind).
 // Rows are taken with FOR UPDATE SKIP LOCKED and leased in the same
-// transaction, so concurrent recoverers never drive the same order at once.
-func (s *Store) ClaimStale(ctx context.Context, olderThan, lease time.Duration, limit int) ([]Claim, error) {
+// transaction, so concurrent recoverers never drive the same order at once
+// while each renews its claims (RenewClaim). The orders of skip are left
+// alone: a run passes those it has driven already, so that it never drives
+// an order twice (a claim it no longer renews runs out within lease).
+func (s *Store) ClaimStale(ctx context.Context, olderThan, lease time.Duration, limit int, skip []uuid.UUID) ([]Claim, error) {
 	var claims []Claim
 	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) (err error) {
-		claims, err = claimStale(ctx, tx, olderThan, lease, limit)
+		claims, err = claimStale(ctx, tx, olderThan, lease, limit, skip)
 		return err
 	})
 	return claims, err
+}
+
+// RenewClaim extends the claim a recovery run holds on the saga of order
+// orderID (ClaimStale's, whose Claim.Attempts is attempts) to lease from now,
+// never shortening it: the run's heartbeat while it drives the order, so that
+// the claim can be short and the order of a run that dies is claimable again
+// within lease. It reports whether the claim is still the run's: false once
+// another claim was made since (the count moved on: the run's claim had run
+// out and another run took the order), and nothing is changed — fencing, so
+// a run that lost its claim never extends the claim of the run that took it.
+// fault.Unavailable when the database fails.
+func (s *Store) RenewClaim(ctx context.Context, orderID uuid.UUID, attempts int, lease time.Duration) (bool, error) {
+	tag, err := s.db.Exec(ctx, `UPDATE order_sagas SET lease_until = greatest(lease_until, now() + $3::float8 * interval '1 second')
+		WHERE order_id = $1 AND attempts = $2`, orderID, attempts, lease.Seconds())
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // claimStale is ClaimStale in tx. It reads the open sagas only, through
@@ -870,14 +896,20 @@ func (s *Store) ClaimStale(ctx context.Context, olderThan, lease time.Duration, 
 // are written out, as literals, so that a generic plan is proven to use them too; the candidates go in as an
 // array, so the join reads them by key whatever the statistics say (this
 // machine's PostgreSQL runs with autovacuum off).
-func claimStale(ctx context.Context, tx pgx.Tx, olderThan, lease time.Duration, limit int) ([]Claim, error) {
-	rows, err := tx.Query(ctx, `SELECT s.order_id, s.traceparent, o.status FROM order_sagas s JOIN orders o ON o.id = s.order_id
+func claimStale(ctx context.Context, tx pgx.Tx, olderThan, lease time.Duration, limit int, skip []uuid.UUID) ([]Claim, error) {
+	if skip == nil {
+		skip = []uuid.UUID{} // NULL would match no order at all (<> ALL (NULL) is NULL)
+	}
+	// The row is locked (FOR UPDATE) until the claim below commits: its
+	// count of claims, plus this one, is the claim's fencing token.
+	rows, err := tx.Query(ctx, `SELECT s.order_id, s.traceparent, o.status, s.attempts + 1 FROM order_sagas s JOIN orders o ON o.id = s.order_id
 		WHERE s.order_id = ANY (ARRAY(SELECT order_id FROM order_sagas
 				WHERE lease_until < now() AND (payment_token IS NOT NULL OR compensation = 'pending')
 			UNION ALL SELECT order_id FROM order_sagas WHERE lease_until < now() AND cart_owed))
-		  AND s.lease_until < now()
+		  AND s.lease_until < now() AND s.order_id <> ALL ($5::uuid[])
 		  AND ((o.status = $3 AND o.created_at < now() - $1::float8 * interval '1 second') OR s.compensation = $4 OR s.cart_owed)
-		ORDER BY (o.status = $3 OR s.compensation = $4) DESC, s.lease_until, o.created_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED`, olderThan.Seconds(), limit, orders.Pending, orders.CompensationOwed)
+		ORDER BY (o.status = $3 OR s.compensation = $4) DESC, s.lease_until, o.created_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED`,
+		olderThan.Seconds(), limit, orders.Pending, orders.CompensationOwed, skip)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -886,8 +918,9 @@ func claimStale(ctx context.Context, tx pgx.Tx, olderThan, lease time.Duration, 
 	var id uuid.UUID
 	var tp string
 	var st orders.Status
-	_, err = pgx.ForEachRow(rows, []any{&id, &tp, &st}, func() error {
-		claims = append(claims, Claim{OrderID: id, Checkout: spanContext(tp), Status: st})
+	var attempts int
+	_, err = pgx.ForEachRow(rows, []any{&id, &tp, &st, &attempts}, func() error {
+		claims = append(claims, Claim{OrderID: id, Checkout: spanContext(tp), Status: st, Attempts: attempts})
 		ids = append(ids, id)
 		return nil
 	})

@@ -271,6 +271,84 @@ func TestOnlyTheRequestThatWroteALeaseRenewsIt(t *testing.T) {
 	}
 }
 
+// A recovery run's claim is renewed only by that run: RenewClaim extends it
+// (never shortening it) while the saga's count of claims is still the
+// claim's, and refuses, changing nothing, once another run claimed the order
+// after the first claim ran out — fencing, so a run that lost its claim
+// cannot extend the claim of the run that took the order. A run's skip list
+// keeps it from claiming again the orders it drove.
+func TestOnlyTheRunThatHoldsAClaimRenewsIt(t *testing.T) {
+	pool := pgtest.Open(t, ordersdb.Migrations())
+	store := ordersdb.New(pool)
+	ctx := context.Background()
+	o := newOrder(t, uuid.New())
+	if err := store.Create(ctx, o, "tok", false, "", "", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	runOut := func() {
+		t.Helper()
+		if _, err := pool.Exec(ctx, `UPDATE orders SET created_at = now() - interval '1 hour';
+			UPDATE order_sagas SET lease_until = now() - interval '1 second'`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := func() time.Duration {
+		t.Helper()
+		var s float64
+		if err := pool.QueryRow(ctx, `SELECT extract(epoch FROM lease_until - now())::float8 FROM order_sagas WHERE order_id = $1`, o.ID).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(s * float64(time.Second))
+	}
+	claim := func(skip []uuid.UUID) []ordersdb.Claim {
+		t.Helper()
+		claims, err := store.ClaimStale(ctx, time.Minute, time.Second, 10, skip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return claims
+	}
+	renew := func(c ordersdb.Claim, lease time.Duration, want bool) {
+		t.Helper()
+		if kept, err := store.RenewClaim(ctx, c.OrderID, c.Attempts, lease); err != nil || kept != want {
+			t.Fatalf("renew the claim of attempt %d for %s: %v %v, want %v", c.Attempts, lease, kept, err, want)
+		}
+	}
+
+	runOut()
+	if claims := claim([]uuid.UUID{o.ID}); len(claims) != 0 {
+		t.Fatalf("claimed %+v, an order the run asked to skip", claims)
+	}
+	first := claim(nil)
+	if len(first) != 1 || first[0].OrderID != o.ID || first[0].Attempts != 1 {
+		t.Fatalf("first claim %+v, want the order's, attempt 1", first)
+	}
+	renew(first[0], time.Hour, true)
+	if l := left(); l < 59*time.Minute {
+		t.Fatalf("renewed for an hour: %s left", l)
+	}
+	renew(first[0], time.Second, true) // still the run's: a shorter renewal shortens nothing
+	if l := left(); l < 59*time.Minute {
+		t.Fatalf("renewed for a second after an hour: %s left, want the hour kept", l)
+	}
+
+	// The first run's claim runs out (its renewals stopped reaching the
+	// database), and another run claims the order.
+	runOut()
+	second := claim(nil)
+	if len(second) != 1 || second[0].Attempts != 2 {
+		t.Fatalf("second claim %+v, want attempt 2", second)
+	}
+	renew(first[0], time.Hour, false)
+	if l := left(); l > 2*time.Second {
+		t.Fatalf("the first run extended the second run's claim: %s left", l)
+	}
+	renew(second[0], time.Hour, true)
+	if l := left(); l < 59*time.Minute {
+		t.Fatalf("the second run renewed its claim for an hour: %s left", l)
+	}
+}
+
 // Status changes are decided by the domain under the row lock and written
 // whole: of 10 concurrent confirmations one changes the order and writes one
 // event, the others change nothing.
@@ -616,7 +694,7 @@ func TestClaimStaleReadsTheOpenSagasOnly(t *testing.T) {
 			}
 			defer tx.Rollback(ctx) //nolint:errcheck
 			orders0, sagas0 := pgtest.RowsRead(t, tx, "orders"), pgtest.RowsRead(t, tx, "order_sagas")
-			claims, err := ordersdb.ClaimStaleIn(ctx, tx, 10*time.Minute, time.Minute, 10)
+			claims, err := ordersdb.ClaimStaleIn(ctx, tx, 10*time.Minute, time.Minute, 10, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -40,7 +40,8 @@
 //   - Two drivers never run one saga at once: the request owns a short lease
 //     on the saga, renewed while it runs (Config.Lease), and recover-orders
 //     leases only expired ones (and a pending order only once it is older
-//     than RecoverAfter, which exceeds the request's Timeout).
+//     than RecoverAfter, which exceeds the request's Timeout), for as short
+//     a lease, renewed while its run drives the order (keepClaim).
 package saga
 
 import (
@@ -149,7 +150,10 @@ type Config struct {
 	// its database) leaves it to run out within Lease: from then on a retry
 	// with its Idempotency-Key is answered the pending order (CheckKey) rather
 	// than request_in_progress. Below KeyWait, a retry made right after the
-	// request died is answered within its own wait.
+	// request died is answered within its own wait. A recovery run claims an
+	// order for as long, and renews its claim the same way while it drives
+	// it (keepClaim): the order of a run that dies is claimable again within
+	// Lease.
 	Lease time.Duration
 	// RecoverAfter is how long an order must have been pending before
 	// recover-orders drives it (RECOVER_AFTER, default 2m). It must exceed
@@ -221,11 +225,6 @@ func New(cfg Config) (*Saga, error) {
 	return &Saga{cfg: cfg, db: cfg.Store}, nil
 }
 
-// lease is how long a recovery run owns the saga of an order it claimed:
-// longer than its drive, which renews nothing. A request's own lease is
-// Config.Lease, renewed while it drives the order (keepLease).
-func (s *Saga) lease() time.Duration { return s.cfg.Timeout + 10*time.Second }
-
 // keepLease renews the lease of the saga of order id, which the caller's
 // request wrote (ordersdb.Store.Create) and drives, every third of
 // Config.Lease until the returned stop is called, or until the lease is no
@@ -240,6 +239,35 @@ func (s *Saga) lease() time.Duration { return s.cfg.Timeout + 10*time.Second }
 // pending order while this request still drives it (as once it answers 202),
 // and recovery still waits for RecoverAfter.
 func (s *Saga) keepLease(ctx context.Context, id uuid.UUID) (stop func()) {
+	return s.keep(ctx, id, "renew the lease of the order the request drives", func(ctx context.Context) (bool, error) {
+		return s.db.RenewLease(ctx, id, s.cfg.Lease)
+	})
+}
+
+// keepClaim is keepLease for a recovery run that claimed c
+// (ordersdb.Store.ClaimStale, for Config.Lease): it renews the claim every
+// third of Config.Lease while the run drives the order, until stop is called
+// or the claim is no longer the run's (another run claimed the order after
+// this run's claim ran out: ordersdb.Store.RenewClaim fences it off). So a
+// live run keeps its claim however long it drives, and the order of a run
+// that dies is claimable again within Lease.
+func (s *Saga) keepClaim(ctx context.Context, c ordersdb.Claim) (stop func()) {
+	return s.keep(ctx, c.OrderID, "renew the recovery's claim of the order it drives", func(ctx context.Context) (bool, error) {
+		kept, err := s.db.RenewClaim(ctx, c.OrderID, c.Attempts, s.cfg.Lease)
+		if err == nil && !kept {
+			// This run's renewals failed for longer than the lease: another
+			// run drives the order too (every step is idempotent).
+			s.cfg.Log.WarnContext(ctx, "another recovery run claimed the order this run drives", "order_id", c.OrderID, "attempt", c.Attempts)
+		}
+		return kept, err
+	})
+}
+
+// keep calls renew every third of Config.Lease until the returned stop is
+// called or renew reports the lease is no longer the caller's; a failed
+// renewal is logged (what says which) and tried again at the next tick. See
+// keepLease.
+func (s *Saga) keep(ctx context.Context, id uuid.UUID, what string, renew func(context.Context) (bool, error)) (stop func()) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
@@ -254,11 +282,11 @@ func (s *Saga) keepLease(ctx context.Context, id uuid.UUID) (stop func()) {
 			case <-t.C:
 			}
 			rctx, rcancel := context.WithTimeout(ctx, every)
-			kept, err := s.db.RenewLease(rctx, id, s.cfg.Lease)
+			kept, err := renew(rctx)
 			rcancel()
 			switch {
 			case err != nil && ctx.Err() == nil:
-				s.cfg.Log.WarnContext(ctx, "renew the lease of the order the request drives", "order_id", id, "err", err.Error())
+				s.cfg.Log.WarnContext(ctx, what, "order_id", id, "err", err.Error())
 			case err == nil && !kept:
 				return
 			}
@@ -945,14 +973,18 @@ func (s *Saga) Recover(ctx context.Context, limit int) (Report, error) {
 				time.Until(d).Round(time.Millisecond), drive), fault.Unavailable, fault.CodeUnavailable, "recovery had no time to claim an order")
 		}
 	}
+	// driven: the orders this run has claimed, never claimed again by it
+	// (their claims, no longer renewed, run out within Lease).
+	var driven []uuid.UUID
 	for rep.Driven+rep.Errors < limit && time.Now().Before(budget) {
-		claims, err := s.db.ClaimStale(ctx, s.cfg.RecoverAfter, s.lease(), 1)
+		claims, err := s.db.ClaimStale(ctx, s.cfg.RecoverAfter, s.cfg.Lease, 1, driven)
 		if err != nil {
 			return rep, err
 		}
 		if len(claims) == 0 {
 			break
 		}
+		driven = append(driven, claims[0].OrderID)
 		o, err := s.recoverOne(ctx, claims[0])
 		if err != nil {
 			rep.Errors++
@@ -1010,7 +1042,9 @@ func (s *Saga) purge(ctx context.Context) (int64, error) {
 }
 
 // recoverOne drives a claimed order in its "recover order" span (see
-// Recover), logging a failed drive.
+// Recover), renewing the claim while it does (keepClaim), and logs a failed
+// drive. Once the drive ends the renewals stop, and the claim runs out
+// within Lease.
 func (s *Saga) recoverOne(ctx context.Context, c ordersdb.Claim) (orders.Order, error) {
 	opts := []trace.SpanStartOption{trace.WithAttributes(attribute.String("order.id", c.OrderID.String()))}
 	if c.Checkout.IsValid() {
@@ -1018,7 +1052,9 @@ func (s *Saga) recoverOne(ctx context.Context, c ordersdb.Claim) (orders.Order, 
 	}
 	ctx, span := otel.Tracer(tracerScope).Start(ctx, "recover order", opts...)
 	defer span.End()
+	kept := s.keepClaim(ctx, c)
 	o, err := s.Drive(ctx, c.OrderID)
+	kept()
 	if err != nil {
 		span.SetStatus(codes.Error, "")
 		s.cfg.Log.ErrorContext(ctx, "recover order", "order_id", c.OrderID, "err", err.Error())

@@ -1050,6 +1050,184 @@ func TestConcurrentRecoveryDrivesEachOrderOnce(t *testing.T) {
 	}
 }
 
+// untilDBClock waits until d has passed from now by the database's clock
+// (the clock leases are written and read by), for at most d + 5 s.
+func (e *env) untilDBClock(t *testing.T, d time.Duration) {
+	t.Helper()
+	var until time.Time
+	if err := e.pool.QueryRow(context.Background(), `SELECT now() + $1::float8 * interval '1 second'`, d.Seconds()).Scan(&until); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(d + 5*time.Second); e.count(t, `SELECT (clock_timestamp() < $1)::int`, until) == 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("the database's clock did not pass %s", until)
+		}
+	}
+}
+
+// holdFirstCharge makes the first charge-payment call wait until the
+// returned release is called (then, and every later call, it is answered as
+// usual); charging is closed once that first call has begun, and before it
+// waits, first runs (nil: nothing).
+func (e *env) holdFirstCharge(t *testing.T, first func()) (charging <-chan struct{}, release func()) {
+	t.Helper()
+	began, released := make(chan struct{}), make(chan struct{})
+	var once, releaseOnce sync.Once
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn != "charge-payment" {
+			return 0, 0, 0
+		}
+		held := false
+		once.Do(func() { held = true })
+		if held {
+			if first != nil {
+				first()
+			}
+			close(began)
+			<-released
+		}
+		return 0, 0, 0
+	})
+	release = func() { releaseOnce.Do(func() { close(released) }) }
+	t.Cleanup(release)
+	return began, release
+}
+
+// A recovery run claims an order for Config.Lease and renews its claim while
+// it drives the order (keepClaim), so a run that drives longer than the lease
+// keeps the order: a second run meanwhile claims nothing, and the first ends
+// the order with one charge. (Against a claim of Lease that nothing renewed,
+// the second run took the order.)
+func TestALiveRecoveryRunKeepsItsClaimPastItsLease(t *testing.T) {
+	const lease = time.Second // renewed every 333 ms
+	e := setup(t, func(c *saga.Config) { c.Lease = lease })
+	ctx := context.Background()
+	ids := e.placePending(t, 1)
+	e.age(t)
+	charging, release := e.holdFirstCharge(t, nil)
+	done := make(chan saga.Report, 1)
+	go func() { rep, _ := e.saga.Recover(ctx, 10); done <- rep }()
+	select {
+	case <-charging:
+	case rep := <-done:
+		t.Fatalf("the run ended before its charge: %+v", rep)
+	}
+	e.untilDBClock(t, 2*lease)
+	if rep, err := e.saga.Recover(ctx, 10); err != nil || rep.Driven != 0 {
+		t.Fatalf("a second run while the first drives the order: %+v %v; want nothing claimed", rep, err)
+	}
+	release()
+	if rep := <-done; rep.Confirmed != 1 {
+		t.Fatalf("the first run: %+v, want the order confirmed", rep)
+	}
+	if o, err := e.store.Get(ctx, ids[0]); err != nil || o.Status != orders.Confirmed {
+		t.Fatalf("order %s %v, want confirmed", o.Status, err)
+	}
+	if c := e.svc.Counts(); c.Captures != 1 {
+		t.Fatalf("%d captures, want 1", c.Captures)
+	}
+}
+
+// A recovery run that dies while it drives an order — here its database is
+// gone from the middle of the order's charge on, so no renewal of its claim
+// arrives — leaves the order to the next run once its claim (Config.Lease)
+// has run out, and that run finishes it: one capture, the dead run's charge
+// answered from the first. Until 2026-12-07 the claim was the saga timeout +
+// 10 s (30 s by default), unrenewed: the order waited that long.
+func TestADeadRecoveryRunsOrderIsClaimedAgainWithinTheLease(t *testing.T) {
+	const lease = time.Second
+	e := setup(t, func(c *saga.Config) { c.Lease = lease })
+	ctx := context.Background()
+	ids := e.placePending(t, 1)
+	e.age(t)
+	s, f := e.withFaults(t)
+	charging, release := e.holdFirstCharge(t, func() { f.SetDown(true) })
+	dead := make(chan struct{})
+	go func() { defer close(dead); _, _ = s.Recover(ctx, 10) }()
+	select {
+	case <-charging:
+	case <-dead:
+		t.Fatal("the run ended before its charge")
+	}
+	start := time.Now()
+	var rep saga.Report
+	for end := start.Add(lease + 4*time.Second); rep.Driven == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("no run took the order over within %s of the dead run's charge (its claim lasts %s)", time.Since(start).Round(time.Millisecond), lease)
+		}
+		var err error
+		if rep, err = e.saga.Recover(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("taken over %s after the dead run's charge began", time.Since(start).Round(time.Millisecond))
+	if rep.Confirmed != 1 {
+		t.Fatalf("the run that took the order over: %+v, want it confirmed", rep)
+	}
+	release()
+	<-dead
+	if o, err := e.store.Get(ctx, ids[0]); err != nil || o.Status != orders.Confirmed {
+		t.Fatalf("order %s %v, want confirmed", o.Status, err)
+	}
+	if c := e.svc.Counts(); c.Captures != 1 {
+		t.Fatalf("%d captures, want 1", c.Captures)
+	}
+}
+
+// A recovery run that leaves an order pending (the processor still down)
+// holds its key no longer than its claim runs on after the drive (at most
+// Config.Lease): the same request asked again with its Idempotency-Key is
+// answered within its own wait (KeyWait), 202 with the pending order,
+// replayed. Until 2026-12-07 the run's claim lasted the saga timeout + 10 s
+// (30 s by default) whatever the drive took, and a retry in that time waited
+// KeyWait to be answered 409 request_in_progress.
+func TestARetryAfterARecoveryRunLeftTheOrderPendingIsReplayed(t *testing.T) {
+	e := setup(t, func(c *saga.Config) { c.Lease = time.Second })
+	ctx := context.Background()
+	e.processorDown()
+	first, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), "k")
+	if err != nil || first.Outcome() != orders.OutcomePending {
+		t.Fatalf("place: %s %v, want pending", first.Outcome(), err)
+	}
+	e.age(t)
+	if rep, err := e.saga.Recover(ctx, 10); err != nil || rep.Pending != 1 {
+		t.Fatalf("recover: %+v %v, want the order driven and still pending", rep, err)
+	}
+	start := time.Now()
+	again, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), "k")
+	if err != nil || !again.Replayed || again.Order.ID != first.Order.ID || again.Outcome() != orders.OutcomePending {
+		t.Fatalf("asked again right after the run (answered after %s): %s %+v %v, want the pending order replayed",
+			time.Since(start).Round(time.Millisecond), again.Outcome(), again.Order, err)
+	}
+	if n := e.count(t, `SELECT count(*) FROM orders WHERE user_id = $1`, e.user.UserID); n != 1 {
+		t.Fatalf("%d orders for one key, want 1", n)
+	}
+}
+
+// A run never drives an order twice, even when the claim of one it drove
+// has run out before the run ends (its claim, no longer renewed, lasts at
+// most Config.Lease after the drive): here each drive outlasts the lease, so
+// the first order is claimable again while the run drives the second.
+// (Without the run's list of the orders it drove, it drove them in turn
+// until its window closed.)
+func TestARecoveryRunDrivesEachOrderOnce(t *testing.T) {
+	const lease = time.Second
+	e := setup(t, func(c *saga.Config) { c.Lease = lease })
+	ctx := context.Background()
+	e.placePending(t, 2)
+	e.age(t)
+	e.svc.SetHook(func(fn string, _ uuid.UUID) (time.Duration, int, int) {
+		if fn == "charge-payment" {
+			return lease / 2, http.StatusServiceUnavailable, 0 // three tries: a drive of 1.5 s
+		}
+		return 0, 0, 0
+	})
+	rep, err := e.saga.Recover(ctx, 10)
+	if err != nil || rep.Driven != 2 || rep.Pending != 2 {
+		t.Fatalf("recover: %+v %v; want each of the two orders driven once, still pending", rep, err)
+	}
+}
+
 // One recovery run drives each order in a span of its own: "recover order",
 // a child of the run's span, with the order's id, linked to the span of the
 // checkout that wrote the order; and the order.placed.v1 the recovered order
