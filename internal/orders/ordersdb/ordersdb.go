@@ -83,11 +83,13 @@ const keyFree = `(expires_at < now() OR (order_id IS NULL AND settled_status IS 
 // (Replayed, the order as it was answered) when the same request already
 // finished; the order's current pending view (Replayed) when the same request
 // was answered pending (202) and no request drives its saga any longer (its
-// lease ran out or was released: ReleaseLease), so a retry of a 202 is
-// answered 202 again rather than request_in_progress until recovery ends the
-// order; ErrKeyReused when the key was used with another request; and,
-// after waiting up to wait for a running request with the key to finish,
-// ErrKeyInProgress. It only reads: one round trip, no commit (two for a
+// lease ran out or was released: ReleaseLease; or a recovery run has claimed
+// the order, attempts > 0, which it does only once the order is RecoverAfter
+// old, long after its request ended), so a retry of a 202 is answered 202
+// again rather than request_in_progress until recovery ends the order, also
+// while a recovery run drives it; ErrKeyReused when the key was used with
+// another request; and, after waiting up to wait for a running request with
+// the key to finish, ErrKeyInProgress. It only reads: one round trip, no commit (two for a
 // replay, which reads the order).
 func (s *Store) CheckKey(ctx context.Context, userID uuid.UUID, key, hash string, wait time.Duration) (*orders.Checkout, error) {
 	deadline := time.Now().Add(wait)
@@ -97,7 +99,7 @@ func (s *Store) CheckKey(ctx context.Context, userID uuid.UUID, key, hash string
 		var orderID *uuid.UUID
 		var settled settlement
 		err := s.db.QueryRow(ctx, `SELECT `+keyFree+`, request_hash, order_id, settled_status, settled_reason, settled_detail, settled_at,
-				coalesce((SELECT s.lease_until < now() FROM order_sagas s WHERE s.order_id = idempotency_keys.order_id), false)
+				coalesce((SELECT s.lease_until < now() OR s.attempts > 0 FROM order_sagas s WHERE s.order_id = idempotency_keys.order_id), false)
 			FROM idempotency_keys WHERE user_id = $1 AND key = $2`, userID, key, AbandonedAfter.Seconds()).
 			Scan(&free, &gotHash, &orderID, &settled.status, &settled.reason, &settled.detail, &settled.at, &idle)
 		switch {

@@ -149,8 +149,11 @@ func TestKeys(t *testing.T) {
 
 // A key whose order is still pending is replayed as that pending order once
 // no request drives its saga — its lease released by the request that
-// answered 202 (ReleaseLease), or run out — and waited for while a request or
-// recovery holds a live lease; once the order ends, it replays as settled.
+// answered 202 (ReleaseLease), or run out, or a recovery run has claimed the
+// order (which it does only long after its request ended) — and waited for
+// while the request holds a live lease; once the order ends, it replays as
+// settled. Until 2026-12-07 a live claim of recovery was waited for too, and a
+// retry while a run drove the order was answered request_in_progress.
 func TestAPendingKeyReplaysOnlyOnceNoRequestDrivesIt(t *testing.T) {
 	pool := pgtest.Open(t, ordersdb.Migrations())
 	store := ordersdb.New(pool)
@@ -191,8 +194,9 @@ func TestAPendingKeyReplaysOnlyOnceNoRequestDrivesIt(t *testing.T) {
 	}
 	replaysPending("ran-out", ranOut)
 
-	// Recovery's claim (attempts > 0) is a live driver: ReleaseLease leaves
-	// its lease alone.
+	// Recovery's claim (attempts > 0, its lease live) drives the order, but
+	// no request does: the key replays the pending order. ReleaseLease
+	// leaves the claim's lease alone.
 	claimed := create("claimed")
 	if _, err := pool.Exec(ctx, `UPDATE order_sagas SET attempts = 1 WHERE order_id = $1`, claimed.ID); err != nil {
 		t.Fatal(err)
@@ -200,7 +204,11 @@ func TestAPendingKeyReplaysOnlyOnceNoRequestDrivesIt(t *testing.T) {
 	if err := store.ReleaseLease(ctx, claimed.ID); err != nil {
 		t.Fatal(err)
 	}
-	waits("claimed")
+	var live bool
+	if err := pool.QueryRow(ctx, `SELECT lease_until > now() FROM order_sagas WHERE order_id = $1`, claimed.ID).Scan(&live); err != nil || !live {
+		t.Fatalf("ReleaseLease ended a recovery's claim (%v)", err)
+	}
+	replaysPending("claimed", claimed)
 
 	if _, err := store.Update(ctx, released.ID, func(o *orders.Order) (orders.Change, error) { return o.Confirm(time.Now()) }); err != nil {
 		t.Fatal(err)

@@ -1175,10 +1175,11 @@ func TestADeadRecoveryRunsOrderIsClaimedAgainWithinTheLease(t *testing.T) {
 }
 
 // A recovery run that leaves an order pending (the processor still down)
-// holds its key no longer than its claim runs on after the drive (at most
-// Config.Lease): the same request asked again with its Idempotency-Key is
-// answered within its own wait (KeyWait), 202 with the pending order,
-// replayed. Until 2026-12-07 the run's claim lasted the saga timeout + 10 s
+// does not keep its key: the same request asked again with its
+// Idempotency-Key right after the run is answered within its own wait
+// (KeyWait), 202 with the pending order, replayed (its claim runs out within
+// Config.Lease of the drive's end, and a claim holds no key: see
+// TestARetryWhileRecoveryDrivesTheOrderIsReplayedAtOnce). Until 2026-12-07 the run's claim lasted the saga timeout + 10 s
 // (30 s by default) whatever the drive took, and a retry in that time waited
 // KeyWait to be answered 409 request_in_progress.
 func TestARetryAfterARecoveryRunLeftTheOrderPendingIsReplayed(t *testing.T) {
@@ -1225,6 +1226,53 @@ func TestARecoveryRunDrivesEachOrderOnce(t *testing.T) {
 	rep, err := e.saga.Recover(ctx, 10)
 	if err != nil || rep.Driven != 2 || rep.Pending != 2 {
 		t.Fatalf("recover: %+v %v; want each of the two orders driven once, still pending", rep, err)
+	}
+}
+
+// A retry of a checkout answered 202 while a recovery run drives its order
+// is answered at once, 202 with the pending order replayed: the request that
+// placed the order ended long ago (recovery claims an order only
+// RecoverAfter after it was placed), and the run may drive it for the whole
+// saga timeout. Until 2026-12-07 such a retry waited KeyWait (5 s) and was
+// answered 409 request_in_progress. Once the run ends the order, the key
+// replays its end.
+func TestARetryWhileRecoveryDrivesTheOrderIsReplayedAtOnce(t *testing.T) {
+	e := setup(t, nil)
+	ctx := context.Background()
+	e.processorDown()
+	first, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), "k")
+	if err != nil || first.Outcome() != orders.OutcomePending {
+		t.Fatalf("place: %s %v, want pending", first.Outcome(), err)
+	}
+	e.age(t)
+	charging, release := e.holdFirstCharge(t, nil)
+	done := make(chan saga.Report, 1)
+	go func() { rep, _ := e.saga.Recover(ctx, 10); done <- rep }()
+	select {
+	case <-charging:
+	case rep := <-done:
+		t.Fatalf("the run ended before its charge: %+v", rep)
+	}
+	start := time.Now()
+	again, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), "k")
+	waited := time.Since(start)
+	release()
+	if err != nil || !again.Replayed || again.Order.ID != first.Order.ID || again.Outcome() != orders.OutcomePending {
+		t.Fatalf("asked again while recovery drives the order (after %s): %s %+v %v, want the pending order replayed",
+			waited.Round(time.Millisecond), again.Outcome(), again.Order, err)
+	}
+	if waited > time.Second {
+		t.Fatalf("the replay waited %s for a recovery run", waited.Round(time.Millisecond))
+	}
+	if rep := <-done; rep.Confirmed != 1 {
+		t.Fatalf("the run: %+v, want the order confirmed", rep)
+	}
+	ended, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), "k")
+	if err != nil || !ended.Replayed || ended.Order.ID != first.Order.ID || ended.Outcome() != orders.OutcomeConfirmed {
+		t.Fatalf("asked again once the run ended: %s %v, want the confirmed order replayed", ended.Outcome(), err)
+	}
+	if c := e.svc.Counts(); c.Captures != 1 {
+		t.Fatalf("%d captures, want 1", c.Captures)
 	}
 }
 
