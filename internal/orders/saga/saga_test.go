@@ -1099,7 +1099,7 @@ func (e *env) holdFirstCharge(t *testing.T, first func()) (charging <-chan struc
 // the order with one charge. (Against a claim of Lease that nothing renewed,
 // the second run took the order.)
 func TestALiveRecoveryRunKeepsItsClaimPastItsLease(t *testing.T) {
-	const lease = time.Second // renewed every 333 ms
+	const lease = 2 * time.Second // renewed every 667 ms: a margin against a loaded machine
 	e := setup(t, func(c *saga.Config) { c.Lease = lease })
 	ctx := context.Background()
 	ids := e.placePending(t, 1)
@@ -1112,9 +1112,14 @@ func TestALiveRecoveryRunKeepsItsClaimPastItsLease(t *testing.T) {
 	case rep := <-done:
 		t.Fatalf("the run ended before its charge: %+v", rep)
 	}
-	e.untilDBClock(t, 2*lease)
+	// Half a lease past it (the gateway's 5 s timeout would end the held
+	// charge at the first run's 5 s).
+	e.untilDBClock(t, lease+lease/2)
 	if rep, err := e.saga.Recover(ctx, 10); err != nil || rep.Driven != 0 {
 		t.Fatalf("a second run while the first drives the order: %+v %v; want nothing claimed", rep, err)
+	}
+	if o, err := e.store.Get(ctx, ids[0]); err != nil || o.Status != orders.Pending {
+		t.Fatalf("order %s %v once the second run ended, want still pending (the first run still charging): the test proves nothing", o.Status, err)
 	}
 	release()
 	if rep := <-done; rep.Confirmed != 1 {
