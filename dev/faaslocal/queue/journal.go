@@ -9,6 +9,7 @@
 package queue
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -54,15 +56,107 @@ type Journal struct {
 	dir string
 
 	mu   sync.Mutex
-	last int64 // the sequence of the last entry Put named
+	last int64 // the sequence of the last entry named, this run's or a previous one's
+	// unsequenced holds the places of the entries named before sequences
+	// (before 2026-12-07), found at open: negative, so before every
+	// sequence, in the order their files were written.
+	unsequenced map[string]int64
 }
 
-// OpenJournal returns the journal kept in dir, creating it (0700).
+// now is the clock of a new entry's sequence (a variable for the test that
+// steps it back across a restart).
+var now = time.Now
+
+// OpenJournal returns the journal kept in dir, creating it (0700). The
+// entries already there set where the sequence goes on: past the highest
+// one, whatever the clock says now, so that a call accepted after a restart
+// takes its turn after the calls replayed from the journal even when the
+// clock was stepped back; and the entries named before sequences take their
+// turns first, in the order their files were written.
 func OpenJournal(dir string) (*Journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("async journal: %w", err)
 	}
-	return &Journal{dir: dir}, nil
+	j := &Journal{dir: dir, unsequenced: map[string]int64{}}
+	if err := j.seed(); err != nil {
+		return nil, fmt.Errorf("async journal: %w", err)
+	}
+	return j, nil
+}
+
+// seed reads the journal's entries: the highest sequence becomes last, and
+// the unsequenced entries get their places, by their files' modification
+// time (when they were written: Replace's rename keeps it), then name.
+func (j *Journal) seed() error {
+	files, err := os.ReadDir(j.dir)
+	if err != nil {
+		return err
+	}
+	type written struct {
+		name string
+		at   time.Time
+	}
+	var old []written
+	for _, f := range files {
+		if !strings.HasSuffix(f.Name(), ".json") || f.IsDir() {
+			continue
+		}
+		if seq, ok := sequence(f.Name()); ok {
+			j.last = max(j.last, seq)
+			continue
+		}
+		info, err := f.Info()
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return err
+		}
+		old = append(old, written{f.Name(), info.ModTime()})
+	}
+	slices.SortFunc(old, func(a, b written) int {
+		return cmp.Or(a.at.Compare(b.at), strings.Compare(a.name, b.name))
+	})
+	for i, w := range old {
+		j.unsequenced[w.name] = int64(i - len(old))
+	}
+	return nil
+}
+
+// sequence is the sequence a name given by entry begins with; false for a
+// name of another form, such as one given before sequences: "<id>.json"
+// until 2026-12-03, then "<id>.<random>.json" (an id of 20 digits there
+// is not a sequence: the form has one part fewer).
+func sequence(name string) (int64, bool) {
+	parts := strings.Split(strings.TrimSuffix(name, ".json"), ".")
+	if len(parts) != 3 || len(parts[0]) != 20 || strings.Trim(parts[0], "0123456789") != "" {
+		return 0, false
+	}
+	seq, err := strconv.ParseInt(parts[0], 10, 64)
+	return seq, err == nil
+}
+
+// place is an entry's place in the order calls were journaled: its
+// sequence, or its place among the unsequenced entries (before every
+// sequence), then its name. An unsequenced entry that was not there at open
+// comes after those that were, still before every sequence.
+type place struct {
+	seq   int64
+	entry string
+}
+
+func (p place) compare(q place) int {
+	return cmp.Or(cmp.Compare(p.seq, q.seq), strings.Compare(p.entry, q.entry))
+}
+
+// place returns entry's place (see place).
+func (j *Journal) place(entry string) place {
+	if seq, ok := sequence(entry); ok {
+		return place{seq, entry}
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return place{j.unsequenced[entry], entry}
 }
 
 // entry names a new journal file for a call of callID: seq, 20 digits, so
@@ -88,12 +182,14 @@ func entry(seq int64, callID string) (string, error) {
 	return fmt.Sprintf("%020d.", seq) + safe + "." + hex.EncodeToString(b) + ".json", nil
 }
 
-// next is the sequence of a new entry: the time in Unix nanoseconds, so that
-// the order holds across restarts, and past the last one this run gave.
+// next is the sequence of a new entry: the time in Unix nanoseconds, and
+// past the last one named, this run's or a previous one's still in the
+// journal (seed), so that the order holds across restarts however the
+// clock moved.
 func (j *Journal) next() int64 {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.last = max(time.Now().UnixNano(), j.last+1)
+	j.last = max(now().UnixNano(), j.last+1)
 	return j.last
 }
 
@@ -143,15 +239,18 @@ func (j *Journal) Done(c Call) error {
 }
 
 // Pending returns the calls in the journal, in the order they were
-// journaled (their file names' order; an entry written before 2026-12-07
-// has no sequence, and its call id gives its place). An entry that cannot be read is
-// left in place and reported in the error, joined; the others are returned.
+// journaled: the entries written before 2026-12-07, which have no sequence,
+// first, in the order their files were written; then the others by their
+// sequence. An entry that cannot be read is left in place and reported in
+// the error, joined; the others are returned.
 func (j *Journal) Pending() ([]Call, error) {
 	files, err := filepath.Glob(filepath.Join(j.dir, "*.json"))
 	if err != nil {
 		return nil, err
 	}
-	slices.Sort(files) // Glob's order, made explicit: the calls' order
+	slices.SortFunc(files, func(a, b string) int {
+		return j.place(filepath.Base(a)).compare(j.place(filepath.Base(b)))
+	})
 	var calls []Call
 	var errs []error
 	for _, f := range files {

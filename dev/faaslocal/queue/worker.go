@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -181,7 +180,7 @@ func (w *Worker) Enqueue(c Call) error {
 	// The call joins the line here, not in its goroutine: a call queued
 	// while a turn is free would otherwise take it ahead of an earlier one
 	// whose goroutine had not yet run.
-	wt := w.turns.join(c.Entry)
+	wt := w.turns.join(w.cfg.Journal.place(c.Entry))
 	w.calls.Go(func() { w.run(c, wt) })
 	return nil
 }
@@ -226,14 +225,15 @@ func (w *Worker) Replay() error {
 			if !w.waitDeployed(ctx, name) || w.cfg.Replicas.WaitReady(ctx, name) != nil {
 				return // its calls stay in the journal for the next start
 			}
-			for _, c := range byFunction[name] {
-				if !w.turns.take(c.Entry, w.stopped) {
-					return
-				}
-				w.calls.Go(func() {
-					defer w.turns.give()
-					w.runTurn(c)
-				})
+			// All of them join the line at once, each in its place: one
+			// joining only when the one before it got its turn could find
+			// a later call there, whose turn would then come first.
+			waiters := make([]waiter, len(byFunction[name]))
+			for i, c := range byFunction[name] {
+				waiters[i] = w.turns.join(w.cfg.Journal.place(c.Entry))
+			}
+			for i, c := range byFunction[name] {
+				w.calls.Go(func() { w.run(c, waiters[i]) })
 			}
 		})
 	}
@@ -456,41 +456,41 @@ func watchdogTimeout(c Call) (int, http.Header, []byte) {
 }
 
 // line hands out turns (MaxInflight at once) to the calls waiting for one in
-// the order they were journaled (their entries' names, which begin with
-// their sequence), as faasd's queue-worker takes calls from its queue: a
-// turn given back goes to the first call waiting, not to whichever
-// goroutine wins it.
+// the order they were journaled (their entries' places, Journal.place), as
+// faasd's queue-worker takes calls from its queue: a turn given back goes
+// to the first call waiting, not to whichever goroutine wins it.
 type line struct {
 	mu      sync.Mutex
 	free    int
-	waiting []waiter // by entry
+	waiting []waiter // by place
 }
 
 type waiter struct {
-	entry string
+	place place
 	turn  chan struct{} // closed when the turn is the waiter's
 }
 
-// take waits for a turn for the call of entry; false when stop was closed
-// first (the call is left to the journal).
-func (l *line) take(entry string, stop <-chan struct{}) bool {
-	return l.wait(l.join(entry), stop)
-}
-
-// join puts the call of entry in the line: its waiter's turn is given at
-// once when one is free and no call waits, else in entry's order (give).
-func (l *line) join(entry string) waiter {
+// join puts the call at p in the line: its waiter's turn is given at once
+// when one is free and no call waits, else in p's order (give).
+func (l *line) join(p place) waiter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	wt := waiter{entry: entry, turn: make(chan struct{})}
+	wt := waiter{place: p, turn: make(chan struct{})}
 	if l.free > 0 && len(l.waiting) == 0 {
 		l.free--
 		close(wt.turn)
 		return wt
 	}
-	i, _ := slices.BinarySearchFunc(l.waiting, entry, func(w waiter, e string) int { return strings.Compare(w.entry, e) })
+	i, _ := slices.BinarySearchFunc(l.waiting, p, func(w waiter, p place) int { return w.place.compare(p) })
 	l.waiting = slices.Insert(l.waiting, i, wt)
 	return wt
+}
+
+// waiters is how many calls wait for a turn.
+func (l *line) waiters() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.waiting)
 }
 
 // wait waits for wt's turn (join); false when stop was closed first (the
