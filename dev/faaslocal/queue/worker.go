@@ -18,6 +18,9 @@ import (
 	"github.com/shopfaas/shop/internal/gatewayurl"
 )
 
+// userAgent is the User-Agent of the worker's calls, the CE queue-worker's.
+const userAgent = "openfaas-ce/nats-queue-worker"
+
 // maxResponse caps what the worker keeps of a function's answer; a longer
 // one is answered 502 rather than posted cut short.
 const maxResponse = 8 << 20
@@ -399,7 +402,13 @@ func (w *Worker) invoke(ctx context.Context, c Call) (int, http.Header, []byte) 
 	if err != nil {
 		return http.StatusBadRequest, http.Header{}, []byte("bad request")
 	}
-	req.Header = c.Header
+	// The queue-worker's own User-Agent over the client's, as it sends the
+	// call (openfaas/nats-queue-worker, main.go).
+	req.Header = c.Header.Clone()
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	req.Header.Set("User-Agent", userAgent)
 	res, err := w.client.Do(req)
 	if err != nil && cut() {
 		return watchdogTimeout(c)

@@ -447,3 +447,34 @@ func TestAnUnreachableReplicaIsAnswered500(t *testing.T) {
 	}
 	waitEntries(t, dir, 0)
 }
+
+// A function sees an async call with the queue-worker's User-Agent, as the
+// CE queue-worker (openfaas/nats-queue-worker, main.go) sets it over the
+// client's on the call it sends. Until 2026-12-08 the function saw the
+// client's.
+func TestAnAsyncCallCarriesTheQueueWorkersUserAgent(t *testing.T) {
+	got := make(chan string, 1)
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("User-Agent")
+	}))
+	defer fn.Close()
+	dir := t.TempDir()
+	fns := oneFunction{strings.TrimPrefix(fn.URL, "http://")}
+	w := queue.NewWorker(queue.Config{Journal: openJournal(t, dir), Functions: fns, Replicas: fns})
+	defer w.Stop()
+	c := call("agent")
+	c.Callback = ""
+	c.Header.Set("User-Agent", "curl/8.5.0")
+	if err := w.Enqueue(c); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ua := <-got:
+		if ua != "openfaas-ce/nats-queue-worker" {
+			t.Errorf("the function saw User-Agent %q, want the queue-worker's", ua)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call never reached the function")
+	}
+	waitEntries(t, dir, 0)
+}
