@@ -513,3 +513,57 @@ func TestAReleaseRacingAReservationReleasesIt(t *testing.T) {
 		t.Errorf("stock %+v, want {10 0}", got)
 	}
 }
+
+// A reservation refused for a line it cannot hold waits for no lock of
+// that line: its conditional UPDATE matched no row and locked nothing, and
+// nothing of it may wait on that row afterwards while it holds the rows of
+// its later lines. Until 2026-12-07 the lines' INSERT rode in the batch of
+// the UPDATEs and ran after a refusal too, and its foreign-key check (FOR KEY
+// SHARE) on the refused product waited: here for set-stock's lock of that
+// row (FOR UPDATE, while it decides), every checkout of the later product
+// queued behind the refusal meanwhile; and, seen in a storm of reserves,
+// commits, releases, settlements and set-stocks on three products, for the
+// sweep moving the refused product's row, which moves the later product next
+// (product order): a deadlock, the refusal answered 503 instead of 409
+// out_of_stock or the sweep's batch rolled back. Now the lines are inserted
+// only once every line is held, with the COMMIT.
+func TestARefusedReservationWaitsForNoLockOfItsRefusedLine(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, inventorydb.Migrations())
+	s := inventorydb.New(pool)
+	ids := []uuid.UUID{newID(), newID()}
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return strings.Compare(string(a[:]), string(b[:])) })
+	soldOut, inStock := ids[0], ids[1] // in lock order
+	for id, n := range map[uuid.UUID]int{soldOut: 0, inStock: 5} {
+		if _, err := s.SetOnHand(ctx, id, n, inventory.IfAbsent()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// set-stock deciding on the sold-out product: its row locked.
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM stock WHERE product_id = $1 FOR UPDATE`, soldOut); err != nil {
+		t.Fatal(err)
+	}
+	reserved := make(chan error, 1)
+	go func() {
+		_, err := s.Reserve(ctx, holdReq(t, newID(), 0,
+			inventory.Line{ProductID: soldOut, Quantity: 1}, inventory.Line{ProductID: inStock, Quantity: 1}))
+		reserved <- err
+	}()
+	select {
+	case err := <-reserved:
+		if !fault.Is(err, fault.Conflict, fault.CodeOutOfStock) {
+			t.Errorf("reserve: %v, want out_of_stock", err)
+		}
+	case <-time.After(5 * time.Second):
+		_ = tx.Rollback(ctx)
+		t.Fatalf("the refused reservation still waited after 5 s for the lock of the product it was refused (then answered %v)", <-reserved)
+	}
+	if got := stockLevel(t, s, inStock); got != (level{5, 0}) {
+		t.Errorf("stock %+v, want {5 0}: the refusal holds nothing", got)
+	}
+}
