@@ -89,10 +89,11 @@ func (s *Store) Reserve(ctx context.Context, req inventory.HoldRequest) (invento
 // The lines go with the COMMIT, once every line's row is held: a refused
 // line's UPDATE matched no row and locked nothing, and the lines' foreign-key
 // check (FOR KEY SHARE of each product's row) run after it waited for
-// whoever held or was moving that row (set-stock deciding, the sweep's sale)
-// while this transaction held its later lines' rows, which the sweep moves
-// next (product order): a deadlock, seen in a storm test, and a refusal
-// answered 503 instead of 409 (TestARefusedReservationWaitsForNoLockOfItsRefusedLine;
+// whoever held or was moving that row (another checkout reserving it,
+// set-stock deciding, the sweep's sale) while this transaction held its
+// later lines' rows, which they move next (product order): a deadlock, seen
+// twice in PostgreSQL's log during a storm test (with the sweep, and with
+// another reservation), and a refusal answered 503 instead of 409 (TestARefusedReservationWaitsForNoLockOfItsRefusedLine;
 // until 2026-12-07 the lines rode in the first batch). On rows this
 // transaction holds, the check waits for nobody. A line of a product never
 // stocked is refused by its UPDATE (no row), so the check cannot fail.
