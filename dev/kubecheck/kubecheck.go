@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
@@ -808,6 +809,38 @@ func ParseKongQuit(cmd []string) (KongQuit, error) {
 	return q, nil
 }
 
+// KongDefaultReadTimeout is Kong's read_timeout of a service that sets
+// none.
+const KongDefaultReadTimeout = 60 * time.Second
+
+// KongLongestRead returns the longest read_timeout of the services of the
+// Kong declarative file kongYML (KongDefaultReadTimeout for a service that
+// sets none): the longest Kong waits for a function's answer, and so the
+// longest a call under way may still need when Kong is told to quit.
+func KongLongestRead(kongYML []byte) (time.Duration, error) {
+	var decl struct {
+		Services []struct {
+			Name        string `yaml:"name"`
+			ReadTimeout *int   `yaml:"read_timeout"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(kongYML, &decl); err != nil {
+		return 0, fmt.Errorf("kong declarative file: %w", err)
+	}
+	if len(decl.Services) == 0 {
+		return 0, errors.New("kong declarative file: no services")
+	}
+	var longest time.Duration
+	for _, s := range decl.Services {
+		d := KongDefaultReadTimeout
+		if s.ReadTimeout != nil {
+			d = time.Duration(*s.ReadTimeout) * time.Millisecond
+		}
+		longest = max(longest, d)
+	}
+	return longest, nil
+}
+
 // CheckKongMinReady reports a Kong Deployment d whose new pods count as
 // available as soon as they are Ready (minReadySeconds below KongMinReady):
 // behind a Service of externalTrafficPolicy Local, a new pod on a node that
@@ -826,11 +859,13 @@ func CheckKongMinReady(d *appsv1.Deployment) []error {
 // a drain, an eviction): the load balancer keeps sending to the node until
 // its health check fails, so Kong's container c must stop through a preStop
 // kong quit of KONG_PREFIX that serves for at least KongQuitMinWait seconds
-// and quits gracefully within the pod's grace period; the pods must spread
+// and quits gracefully within the pod's grace period, giving the calls under
+// way at its SIGQUIT more than longestRead (KongLongestRead of the
+// declarative file) before it forces the stop; the pods must spread
 // over nodes (kubernetes.io/hostname, ScheduleAnyway so that one node
 // still runs them all); and a PodDisruptionBudget of pdbs in d's namespace
 // must keep at least one of d's pods, and fewer than its replicas.
-func CheckKongDrain(d *appsv1.Deployment, c *corev1.Container, pdbs []*policyv1.PodDisruptionBudget) []error {
+func CheckKongDrain(d *appsv1.Deployment, c *corev1.Container, pdbs []*policyv1.PodDisruptionBudget, longestRead time.Duration) []error {
 	var errs []error
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf("kong: "+format, args...)) }
 	pod := labels.Set(d.Spec.Template.Labels)
@@ -855,6 +890,13 @@ func CheckKongDrain(d *appsv1.Deployment, c *corev1.Container, pdbs []*policyv1.
 		}
 		if q.Wait < KongQuitMinWait {
 			fail("the preStop's kong quit waits %d s, want at least %d: the load balancer sends to the node until its health check has failed", q.Wait, KongQuitMinWait)
+		}
+		// kong quit's timeout counts from the SIGQUIT, then it stops
+		// nginx at once (Kong 3.9 sets no worker_shutdown_timeout): a call
+		// Kong took just before then, and waits up to longestRead for, is
+		// cut with no answer if the timeout is shorter.
+		if time.Duration(q.Timeout)*time.Second <= longestRead {
+			fail("the preStop's kong quit forces the stop %d s after its SIGQUIT, want more than the longest read_timeout of the services (%s): a call Kong took just before, a checkout that waits for the function's exec_timeout, would be cut with no answer", q.Timeout, longestRead)
 		}
 		grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
 		if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 	corev1 "k8s.io/api/core/v1"
@@ -216,8 +217,13 @@ func kongFindings(m *kubecheck.Manifests, compose deploycheck.Compose) []error {
 		}
 		// With Local a node serves only through a Kong pod of its own,
 		// until the balancer's health check sees it has none: a pod that
-		// stops must keep serving meanwhile and quit gracefully.
-		errs = append(errs, kubecheck.CheckKongDrain(d, ctr, m.DisruptionBudgets)...)
+		// stops must keep serving meanwhile and quit gracefully, giving
+		// the calls under way as long as Kong waits for a function.
+		longestRead, err := kubecheck.KongLongestRead(kongYML)
+		if err != nil {
+			return append(errs, err)
+		}
+		errs = append(errs, kubecheck.CheckKongDrain(d, ctr, m.DisruptionBudgets, longestRead)...)
 		// And a pod that starts must not count as available before the
 		// balancer sends to its node.
 		errs = append(errs, kubecheck.CheckKongMinReady(d)...)
@@ -760,18 +766,20 @@ func TestEachMistakeFails(t *testing.T) {
 		{"a kong variable compose does not set", kongFile, replace("            - name: KONG_PORT_MAPS\n", "            - name: KONG_TRUSTED_IPS\n              value: 0.0.0.0/0\n            - name: KONG_PORT_MAPS\n"), "kong: sets KONG_TRUSTED_IPS, which neither docker-compose.yml's kong service nor kong.yml reads"},
 		{"kong's Service replacing the client's address", kongFile, replace("  externalTrafficPolicy: Local\n", "  externalTrafficPolicy: Cluster\n"), `service kong: externalTrafficPolicy "Cluster", want Local`},
 		{"kong's Service with the default traffic policy", kongFile, replace("  externalTrafficPolicy: Local\n", ""), `service kong: externalTrafficPolicy "", want Local`},
-		{"kong stopped at once", kongFile, replace("          lifecycle:\n            preStop:\n              exec:\n                command: [kong, quit, --prefix=/kong_prefix, --wait=30, --timeout=20]\n", ""), "kong: no preStop"},
-		{"kong's preStop not a command", kongFile, replace("              exec:\n                command: [kong, quit, --prefix=/kong_prefix, --wait=30, --timeout=20]\n", "              httpGet: {path: /status, port: status}\n"), "kong: the preStop is not an exec of kong quit"},
-		{"kong's preStop a sleep", kongFile, replace("command: [kong, quit, --prefix=/kong_prefix, --wait=30, --timeout=20]", "command: [sleep, \"30\"]"), `kong: the preStop ["sleep" "30"] is not kong quit`},
+		{"kong stopped at once", kongFile, replace("          lifecycle:\n            preStop:\n              exec:\n                command: [kong, quit, --prefix=/kong_prefix, --wait=30, --timeout=45]\n", ""), "kong: no preStop"},
+		{"kong's preStop not a command", kongFile, replace("              exec:\n                command: [kong, quit, --prefix=/kong_prefix, --wait=30, --timeout=45]\n", "              httpGet: {path: /status, port: status}\n"), "kong: the preStop is not an exec of kong quit"},
+		{"kong's preStop a sleep", kongFile, replace("command: [kong, quit, --prefix=/kong_prefix, --wait=30, --timeout=45]", "command: [sleep, \"30\"]"), `kong: the preStop ["sleep" "30"] is not kong quit`},
 		{"kong quitting without the wait", kongFile, replace(", --wait=30,", ","), "kong: the preStop's kong quit waits 0 s"},
 		{"kong quitting after too short a wait", kongFile, replace("--wait=30", "--wait=5"), "kong: the preStop's kong quit waits 5 s"},
 		{"kong quitting another prefix", kongFile, replace("--prefix=/kong_prefix", "--prefix=/usr/local/kong"), `kong: the preStop's kong quit --prefix "/usr/local/kong", not KONG_PREFIX "/kong_prefix"`},
 		{"kong quitting without the prefix", kongFile, replace(" --prefix=/kong_prefix,", ""), `kong: the preStop's kong quit --prefix "", not KONG_PREFIX "/kong_prefix"`},
-		{"kong quitting with a flag Kong does not know", kongFile, replace("--timeout=20", "--timeout=20, --drain=5"), `kong: the preStop's kong quit: "--drain=5"`},
+		{"kong quitting with a flag Kong does not know", kongFile, replace("--timeout=45", "--timeout=45, --drain=5"), `kong: the preStop's kong quit: "--drain=5"`},
+		{"kong cutting the calls under way before it stops waiting for them", kongFile, replace("--timeout=45", "--timeout=40"), "kong: the preStop's kong quit forces the stop 40 s after its SIGQUIT, want more than the longest read_timeout of the services (40s)"},
+		{"kong cutting the calls under way at kong quit's default", kongFile, replace(", --timeout=45]", "]"), "kong: the preStop's kong quit forces the stop 10 s after its SIGQUIT"},
 		{"kong available as soon as it is ready", kongFile, replace("  minReadySeconds: 30\n", ""), "kong: minReadySeconds 0, want at least 10"},
 		{"kong available too soon", kongFile, replace("minReadySeconds: 30", "minReadySeconds: 5"), "kong: minReadySeconds 5, want at least 10"},
-		{"kong's grace period below the preStop", kongFile, replace("terminationGracePeriodSeconds: 60", "terminationGracePeriodSeconds: 45"), "kong: terminationGracePeriodSeconds 45, want more than the preStop's 30 s wait and 20 s timeout"},
-		{"kong's grace period the default", kongFile, replace("      terminationGracePeriodSeconds: 60\n", ""), "kong: terminationGracePeriodSeconds 30, want more than the preStop's 30 s wait and 20 s timeout"},
+		{"kong's grace period below the preStop", kongFile, replace("terminationGracePeriodSeconds: 90", "terminationGracePeriodSeconds: 75"), "kong: terminationGracePeriodSeconds 75, want more than the preStop's 30 s wait and 45 s timeout"},
+		{"kong's grace period the default", kongFile, replace("      terminationGracePeriodSeconds: 90\n", ""), "kong: terminationGracePeriodSeconds 30, want more than the preStop's 30 s wait and 45 s timeout"},
 		{"kong's replicas not spread", kongFile, replace("topologyKey: kubernetes.io/hostname", "topologyKey: topology.kubernetes.io/zone"), "kong: no topologySpreadConstraint over kubernetes.io/hostname"},
 		{"kong's spread refusing a one-node cluster", kongFile, replace("whenUnsatisfiable: ScheduleAnyway", "whenUnsatisfiable: DoNotSchedule"), "kong: the spread over kubernetes.io/hostname is DoNotSchedule, want ScheduleAnyway"},
 		{"kong's spread counting other pods", kongFile, replace("          labelSelector:\n            matchLabels:\n              app: kong\n", "          labelSelector:\n            matchLabels:\n              app: gateway\n"), "kong: the spread over kubernetes.io/hostname does not select Kong's pods"},
@@ -916,4 +924,29 @@ func loadBuilt(b []byte) (built, error) {
 		}
 	}
 	return out, nil
+}
+
+// Kong waits longest for the slowest service, and a service that sets no
+// read_timeout waits Kong's default, 60 s: kong quit's timeout must cover it.
+func TestKongLongestReadCountsKongsDefault(t *testing.T) {
+	for _, tc := range []struct {
+		name, kong string
+		want       time.Duration
+	}{
+		{"every service set", "services:\n  - {name: a, read_timeout: 40000}\n  - {name: b, read_timeout: 5000}\n", 40 * time.Second},
+		{"one service unset", "services:\n  - {name: a, read_timeout: 40000}\n  - {name: b}\n", 60 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := kubecheck.KongLongestRead([]byte(tc.kong))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("longest read %s, want %s", got, tc.want)
+			}
+		})
+	}
+	if _, err := kubecheck.KongLongestRead([]byte("plugins: []\n")); err == nil {
+		t.Error("a file without services has a longest read")
+	}
 }
