@@ -219,6 +219,8 @@ type stackFunction struct {
 	Limits          struct {
 		Memory string `yaml:"memory"`
 	} `yaml:"limits"`
+	// ReadOnlyRootFilesystem is faas-cli's readonly_root_filesystem.
+	ReadOnlyRootFilesystem bool `yaml:"readonly_root_filesystem"`
 }
 
 func stackHeader(st stackDoc) string {
@@ -262,7 +264,9 @@ provider:
 // bundleFunction renders the stack.ce.yml entry of one bundle: the union of
 // its members' secrets, topics, labels and annotations; the largest scale
 // bounds; memory of the largest member plus 32Mi per other member (each
-// member keeps its own small pool and handler state).
+// member keeps its own small pool and handler state); a read-only root
+// filesystem when every member has one (the bundle runs every member's
+// code).
 func bundleFunction(svc string, members []routes.Route, st stackDoc) (string, error) {
 	var errs []error
 	var envFiles []string
@@ -273,12 +277,14 @@ func bundleFunction(svc string, members []routes.Route, st stackDoc) (string, er
 	var schedule, image, lang string
 	scaleMin, scaleMax, memMax := 0, 0, 0
 	first := true // the first member found in the stack sets lang, environment_file and image
+	readOnly := true
 	for _, m := range members {
 		fn, ok := st.Functions[m.Function]
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s: %s is in the route table but not in %s", svc, m.Function, StackFile))
 			continue
 		}
+		readOnly = readOnly && fn.ReadOnlyRootFilesystem
 		if first {
 			first = false
 			envFiles, lang = fn.EnvironmentFile, fn.Lang
@@ -380,6 +386,9 @@ func bundleFunction(svc string, members []routes.Route, st stackDoc) (string, er
 	labels["com.openfaas.scale.max"] = strconv.Itoa(max(scaleMax, scaleMin, 1))
 	writeMap(&b, "labels", labels)
 	writeMap(&b, "annotations", annotations)
+	if readOnly {
+		b.WriteString("    readonly_root_filesystem: true\n")
+	}
 	fmt.Fprintf(&b, "    limits:\n      memory: %dMi\n\n", memMax+32*(len(members)-1))
 	return b.String(), nil
 }

@@ -231,3 +231,41 @@ func TestProductionReadersLogInAsTheirRole(t *testing.T) {
 		}
 	}
 }
+
+// A bundle runs every member's code: its root filesystem is read-only only
+// when every member's is.
+func TestABundleIsReadOnlyOnlyWhenEveryMemberIs(t *testing.T) {
+	fn := func(name string, readOnly bool) string {
+		s := "  " + name + ":\n    lang: shop-go\n    handler: ./functions/" + name + "\n    image: r/" + name + ":dev\n"
+		if readOnly {
+			s += "    readonly_root_filesystem: true\n"
+		}
+		return s + "    limits:\n      memory: 64Mi\n"
+	}
+	table := []routes.Route{
+		{Function: "first", Service: "a", Kind: routes.Internal},
+		{Function: "second", Service: "a", Kind: routes.Internal},
+	}
+	for _, tc := range []struct{ first, second, want bool }{
+		{true, true, true},
+		{true, false, false},
+		{false, true, false},
+	} {
+		stack := "provider:\n  name: openfaas\n  gateway: http://127.0.0.1:8080\nfunctions:\n" + fn("first", tc.first) + fn("second", tc.second)
+		files, err := bundlegen.Render(table, []byte(stack), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ce struct {
+			Functions map[string]struct {
+				ReadOnly bool `yaml:"readonly_root_filesystem"`
+			} `yaml:"functions"`
+		}
+		if err := yaml.Unmarshal(files[bundlegen.StackCEFile], &ce); err != nil {
+			t.Fatal(err)
+		}
+		if got := ce.Functions["a"].ReadOnly; got != tc.want {
+			t.Errorf("members read-only %v and %v: the bundle's readonly_root_filesystem %v, want %v", tc.first, tc.second, got, tc.want)
+		}
+	}
+}

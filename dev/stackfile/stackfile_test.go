@@ -107,6 +107,20 @@ func TestEveryFunctionNamesItself(t *testing.T) {
 	})
 }
 
+// Every function of both stacks runs on a read-only root filesystem, as the
+// connectors and Kong do on Kubernetes (dev/kubecheck's CheckPodSecurity):
+// faas-netes then sets the container's readOnlyRootFilesystem and mounts an
+// emptyDir at /tmp, the one place of-watchdog writes (its /tmp/.lock) and
+// fnserve writes nothing (faas-netes, pkg/k8s/securityContext.go). faasd
+// ignores the field.
+func TestEveryFunctionRunsOnAReadOnlyRootFilesystem(t *testing.T) {
+	eachFunctionOfBothStacks(t, func(file, name string, fn stack.Function) {
+		if !fn.ReadOnlyRootFilesystem {
+			t.Errorf("%s: %s does not set readonly_root_filesystem: true", file, name)
+		}
+	})
+}
+
 // eachFunctionOfBothStacks calls check with every function of stack.yml and
 // of the generated stack.ce.yml (the stack's defaults, not the caller's
 // environment); a stack that fails to load or holds no function fails the
