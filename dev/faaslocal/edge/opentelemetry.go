@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // OpenTelemetryConfig is the config of Kong's opentelemetry plugin. The
@@ -182,10 +184,17 @@ func (p *openTelemetry) clearHeaders(h http.Header) {
 func (p *openTelemetry) traced(next http.Handler) http.Handler {
 	prop := propagation.TraceContext{}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name := r.Method
+		// The method as the conventions hold it (a standard one,
+		// upper-cased, else _OTHER), as fnserve's spans take it: a span
+		// name is a Jaeger operation, and any method reaches the global
+		// plugins of a request no route matches.
+		name := telemetry.Method(r.Method)
 		attrs := []attribute.KeyValue{
-			semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(publicPath(r)), semconv.URLScheme("http"),
+			semconv.HTTPRequestMethodKey.String(name), semconv.URLPath(publicPath(r)), semconv.URLScheme("http"),
 			semconv.ServerAddress(r.Host), semconv.UserAgentOriginal(r.UserAgent()), semconv.NetworkProtocolVersion(fmt.Sprintf("%d.%d", r.ProtoMajor, r.ProtoMinor)),
+		}
+		if name != r.Method {
+			attrs = append(attrs, semconv.HTTPRequestMethodOriginal(r.Method))
 		}
 		if p.route != "" {
 			name += " " + p.route
