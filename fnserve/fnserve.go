@@ -85,8 +85,9 @@ type Config struct {
 	LogLevel slog.Level
 	// DrainInterval is how long the function keeps serving after SIGTERM
 	// while /_/health answers 503 (healthcheck_interval, default the write
-	// timeout, as in OpenFaaS's golang-middleware template; 0 stops at once).
-	// of-watchdog waits the same interval before it stops forwarding, and a
+	// timeout, as in OpenFaaS's golang-middleware template; 0 stops at once),
+	// plus DrainMargin. of-watchdog waits the same interval before it stops
+	// forwarding, and a
 	// load balancer or the local runtime takes the replica out of rotation on
 	// the 503, so no request finds the port closed.
 	DrainInterval time.Duration
@@ -124,6 +125,16 @@ type Config struct {
 // ready_path to it, so one path means the same through the watchdog's port
 // and on the function's own (the local runtime's).
 const ReadyPath = "/_/ready"
+
+// DrainMargin is how much longer than DrainInterval the function keeps
+// accepting after SIGTERM (when DrainInterval is not 0). of-watchdog gets the
+// same SIGTERM at the same moment, forwards it at once and routes to the
+// function for the same healthcheck_interval: with the two intervals equal,
+// a request the watchdog accepted just before its own interval ended reached
+// a port the function had just closed, and the caller got the watchdog's
+// error instead of the answer. The margin covers the watchdog's last
+// accepted request reaching the function; it delays the exit by as much.
+const DrainMargin = time.Second
 
 // WriteGrace is how much longer than exec_timeout the default write_timeout
 // is: time for the answer a handler writes once its deadline has passed
@@ -191,7 +202,7 @@ func Main(build fnhttp.Builder) {
 
 // Run serves the function that build builds until ctx is done, then drains: it
 // closes the shared ServiceAddr listener, if any, at once; then for DrainInterval
-// /_/health answers 503 while every other request is still served (each answer
+// (+ DrainMargin) /_/health answers 503 while every other request is still served (each answer
 // with Connection: close, so clients reconnect elsewhere; idle connections are
 // not closed under a client that may be sending on them), then it stops accepting and waits for
 // the requests in flight within the write timeout. ready, when not nil, receives the bound address once the
@@ -281,11 +292,12 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, buil
 	stopProfile()
 	if cfg.DrainInterval > 0 {
 		draining.Store(true)
-		log.Info("draining: health check failing, still serving", "for", cfg.DrainInterval.String())
+		drain := cfg.DrainInterval + DrainMargin
+		log.Info("draining: health check failing, still serving", "for", drain.String())
 		select {
 		case err := <-errc:
 			return fmt.Errorf("serve: %w", err)
-		case <-time.After(cfg.DrainInterval):
+		case <-time.After(drain):
 		}
 	}
 	log.Info("shutting down")

@@ -844,3 +844,39 @@ func getWhole(url string) (status int, body []byte, whole bool) {
 	body, err = io.ReadAll(resp.Body)
 	return resp.StatusCode, body, err == nil
 }
+
+// of-watchdog gets SIGTERM when the function does (it forwards it at once)
+// and routes to the function for the same healthcheck_interval; a request
+// it accepted just before that interval ended reaches the function a moment
+// after it. The function still accepts then: it closes its port only
+// DrainMargin after the interval. Until 2026-12-07 it closed the port at the
+// interval, and such a request found it closed (the watchdog's error for an
+// answer).
+func TestTheWatchdogsLastRequestFindsThePortOpen(t *testing.T) {
+	srv := serve(t, map[string]string{"healthcheck_interval": "300ms"}, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "served")
+	})
+	stopped := time.Now()
+	srv.cancel()
+	waitDraining(t, srv.url)
+	// The watchdog's last request, forwarded just after its interval.
+	time.Sleep(time.Until(stopped.Add(300*time.Millisecond + fnserve.DrainMargin/2)))
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	res, err := c.Post(srv.url+"/work", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatalf("a request %s after SIGTERM (healthcheck_interval 300ms): %v, want it served", time.Since(stopped), err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusOK || string(b) != "served" {
+		t.Errorf("a request %s after SIGTERM = %d %q, want 200", time.Since(stopped), res.StatusCode, b)
+	}
+	select {
+	case <-srv.done:
+		if d := time.Since(stopped); d < 300*time.Millisecond+fnserve.DrainMargin {
+			t.Errorf("Run returned %s after SIGTERM, before healthcheck_interval + DrainMargin", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after the drain")
+	}
+}
