@@ -194,9 +194,13 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Kong sets X-Forwarded-Port itself and X-Forwarded-Prefix only
 		// for a route that strips its path (none here), whatever an
 		// untrusted client sent: a client's own must not reach the
-		// function (api-docs builds its servers entry from them).
+		// function (api-docs builds its servers entry from them). It
+		// overwrites X-Real-IP and X-Forwarded-Path with its own too,
+		// which this edge does not set: a client's are dropped.
 		delete(r2.Header, "X-Forwarded-Port")
 		delete(r2.Header, "X-Forwarded-Prefix")
+		delete(r2.Header, "X-Real-Ip")
+		delete(r2.Header, "X-Forwarded-Path")
 		r2.URL.RawPath = kongEscape(joinPath(m.route.upstream.Path, rest))
 		p, err := url.PathUnescape(r2.URL.RawPath)
 		if err != nil { // a lone %, which Kong forwards as it is: no route of ours matches one

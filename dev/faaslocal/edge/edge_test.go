@@ -366,6 +366,30 @@ func TestClientForwardedPortAndPrefixDoNotReachTheUpstream(t *testing.T) {
 	}
 }
 
+// A client's X-Real-IP and X-Forwarded-Path do not reach the upstream
+// either: Kong overwrites both with its own (the address it saw, the path
+// asked for), so behind Kong no function ever sees a client's, and the local
+// edge, which sets neither, must not pass one on. Until 2026-12-07 it did.
+func TestClientRealIPAndForwardedPathDoNotReachTheUpstream(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Header.Get("X-Real-IP")+"|"+r.Header.Get("X-Forwarded-Path"))
+	}))
+	defer up.Close()
+	srv := docEdge(t, up)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/products/0190-ab", nil)
+	req.Header.Set("X-Real-IP", "203.0.113.7")
+	req.Header.Set("X-Forwarded-Path", "/evil")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(b) != "|" {
+		t.Errorf("the upstream saw X-Real-IP|X-Forwarded-Path %q, want neither", b)
+	}
+}
+
 // The path is normalised as the client sent it, whatever bytes it holds: a
 // raw { or | made Go's EscapedPath re-escape the decoded path, where %2F is
 // a slash, so ..%2F became a dot segment again (helper-139).
