@@ -214,11 +214,21 @@ func (p *openTelemetry) traced(next http.Handler) http.Handler {
 			w.Header().Set(p.traceIDHeader, span.SpanContext().TraceID().String())
 		}
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		// Deferred, so that an answer the proxy cut (a panic with
+		// http.ErrAbortHandler, which goes on) still gets its status code
+		// and ends as an error.
+		defer func() {
+			v := recover()
+			span.SetAttributes(semconv.HTTPResponseStatusCode(sw.status))
+			if v != nil {
+				span.SetStatus(codes.Error, "answer cut")
+				panic(v)
+			}
+			if sw.status >= 500 {
+				span.SetStatus(codes.Error, "")
+			}
+		}()
 		next.ServeHTTP(sw, r)
-		span.SetAttributes(semconv.HTTPResponseStatusCode(sw.status))
-		if sw.status >= 500 {
-			span.SetStatus(codes.Error, "")
-		}
 	})
 }
 

@@ -107,7 +107,10 @@ func (p *promPlugin) log(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		// Deferred: an answer the proxy cut (http.ErrAbortHandler, the
+		// upstream broke off after its headers) is counted too, with the
+		// status it had, as Kong's log phase counts it.
+		defer func() { p.counter(sw.status).Inc() }()
 		next.ServeHTTP(sw, r)
-		p.counter(sw.status).Inc()
 	})
 }
