@@ -76,6 +76,7 @@ func (c *JWTConfig) Validate() error {
 // HMAC secret (HS256/384/512) or the Ed25519 public key (EdDSA).
 type jwtCredential struct {
 	consumer, key, algorithm string
+	customID                 string // the consumer's custom_id, "" when none
 	secret                   []byte
 	publicKey                ed25519.PublicKey
 }
@@ -156,7 +157,7 @@ func credential(cons Consumer, s JWTSecret, base64Secret bool, getenv func(strin
 		if err != nil {
 			return jwtCredential{}, fmt.Errorf("consumer %s credential %s: rsa_public_key: %w", cons.Username, s.Key, err)
 		}
-		return jwtCredential{consumer: cmp.Or(cons.Username, cons.CustomID), key: s.Key, algorithm: alg, publicKey: pub}, nil
+		return jwtCredential{consumer: cmp.Or(cons.Username, cons.CustomID), customID: cons.CustomID, key: s.Key, algorithm: alg, publicKey: pub}, nil
 	}
 	secret, err := resolve(s.Secret, getenv)
 	if err != nil {
@@ -171,7 +172,7 @@ func credential(cons Consumer, s JWTSecret, base64Secret bool, getenv func(strin
 	if len(key) == 0 {
 		return jwtCredential{}, fmt.Errorf("consumer %s credential %s has no secret", cons.Username, s.Key)
 	}
-	return jwtCredential{consumer: cmp.Or(cons.Username, cons.CustomID), key: s.Key, algorithm: alg, secret: key}, nil
+	return jwtCredential{consumer: cmp.Or(cons.Username, cons.CustomID), customID: cons.CustomID, key: s.Key, algorithm: alg, secret: key}, nil
 }
 
 // ed25519PublicKey parses exactly one PEM PUBLIC KEY block holding an
@@ -207,8 +208,17 @@ func (p *jwtAuth) wrap(next http.Handler) http.Handler {
 			writeProblem(w, http.StatusUnauthorized, fault.CodeUnauthenticated, detail)
 			return
 		}
+		// Kong's set_consumer sets or clears every consumer header, so
+		// a client's never reaches the upstream: the local edge has no
+		// consumer ids, so X-Consumer-ID is cleared.
 		r.Header.Set("X-Consumer-Username", cred.consumer)
 		r.Header.Set("X-Credential-Identifier", cred.key)
+		r.Header.Del("X-Consumer-Id")
+		if cred.customID != "" {
+			r.Header.Set("X-Consumer-Custom-Id", cred.customID)
+		} else {
+			r.Header.Del("X-Consumer-Custom-Id")
+		}
 		r.Header.Del("X-Anonymous-Consumer")
 		next.ServeHTTP(w, withIdentity(r, identity{consumer: cred.consumer, credential: cred.key}))
 	})
