@@ -848,7 +848,11 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "invocation failed")
 	}
-	span.SetAttributes(attribute.Int("http.response.status_code", status))
+	// No answer (status 0: the gateway unreachable, the call timed out or
+	// cut) has no status code: a 0 read as one the function answered.
+	if status != 0 {
+		span.SetAttributes(semconv.HTTPResponseStatusCode(status))
+	}
 	span.End()
 	// A success is acked even when stop cancelled ctx meanwhile: stop
 	// waits for the workers before it closes the channel, so the ack still
@@ -1111,10 +1115,17 @@ func (c *Connector) deliverySpan(ctx context.Context, fn, topic string, attempt 
 		carrier = propagation.MapCarrier{"traceparent": env.TraceParent, "tracestate": env.TraceState}
 	}
 	ctx = otel.GetTextMapPropagator().Extract(ctx, carrier)
+	// A retry comes back through the default exchange (its TTL queue
+	// dead-letters to the function's queue), whose name is "": the
+	// conventions name it amq.default.
+	destination := d.Exchange
+	if destination == "" {
+		destination = "amq.default"
+	}
 	return otel.Tracer("github.com/shopfaas/shop/connector").Start(ctx, "deliver "+topic+" to "+fn,
 		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
 			semconv.MessagingSystemRabbitMQ, semconv.MessagingOperationTypeProcess, semconv.MessagingOperationName("deliver"),
-			semconv.MessagingDestinationName(d.Exchange), semconv.MessagingRabbitMQDestinationRoutingKey(topic),
+			semconv.MessagingDestinationName(destination), semconv.MessagingRabbitMQDestinationRoutingKey(topic),
 			semconv.MessagingMessageID(d.MessageId),
 			attribute.String("faas.invoked_name", fn),
 			attribute.Int("messaging.rabbitmq.attempt", attempt)))

@@ -158,3 +158,79 @@ func TestADeliveryWithoutATraceparentHeaderContinuesTheEnvelopesTrace(t *testing
 		t.Errorf("the handler's span is in trace %s, want the envelope's %s", h.TraceID(), traceID)
 	}
 }
+
+// A delivery span tells what the invocation got: the function's status when
+// it answered, no status at all when it did not (a call cut at
+// InvokeTimeout), and the exchange the delivery came through, amq.default for
+// a retry (its TTL queue dead-letters through the default exchange, whose
+// name is ""). Until 2026-12-07 an unanswered call's span said
+// http.response.status_code=0 and a retry's destination was "". Not
+// parallel: it sets OpenTelemetry's global tracer provider.
+func TestADeliverySpanNamesItsExchangeAndOnlyAStatusThatCame(t *testing.T) {
+	prevTP := otel.GetTracerProvider()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	otel.SetTracerProvider(tp)
+	t.Cleanup(func() {
+		otel.SetTracerProvider(prevTP)
+		_ = tp.Shutdown(context.Background())
+	})
+
+	e := setup(t, "flaky", "silent")
+	e.cfg.MaxAttempts = 2
+	e.cfg.InvokeTimeout = 300 * time.Millisecond
+	topic := e.names.Prefix + "order.placed.v1"
+	e.gw.set("flaky", topic, func(n int) int {
+		if n == 1 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	never := e.gw.setHeld("silent", topic)
+	t.Cleanup(func() { close(never) })
+	e.start(t)
+	e.gw.synced(t)
+	e.publish(t, topic)
+
+	// flaky: 503, then 200 on the retry; silent: no answer twice (dead-lettered).
+	spans := func() map[string][]sdktrace.ReadOnlySpan {
+		out := map[string][]sdktrace.ReadOnlySpan{}
+		for _, s := range rec.Ended() {
+			if s.SpanKind() == trace.SpanKindConsumer {
+				out[s.Name()] = append(out[s.Name()], s)
+			}
+		}
+		return out
+	}
+	flaky, silent := "deliver "+topic+" to flaky", "deliver "+topic+" to silent"
+	deadline := time.Now().Add(10 * time.Second)
+	for got := spans(); len(got[flaky]) < 2 || len(got[silent]) < 2; got = spans() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d spans of flaky and %d of silent ended within 10 s, want 2 each", len(got[flaky]), len(got[silent]))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	attrs := func(s sdktrace.ReadOnlySpan) map[string]any {
+		out := map[string]any{}
+		for _, kv := range s.Attributes() {
+			out[string(kv.Key)] = kv.Value.AsInterface()
+		}
+		return out
+	}
+	got := spans()
+	for i, want := range []struct {
+		status      int64
+		destination string
+	}{{503, e.names.Exchange()}, {200, "amq.default"}} {
+		a := attrs(got[flaky][i])
+		if a["http.response.status_code"] != want.status || a["messaging.destination.name"] != want.destination {
+			t.Errorf("flaky's delivery %d: status %v, destination %q; want %d, %q",
+				i+1, a["http.response.status_code"], a["messaging.destination.name"], want.status, want.destination)
+		}
+	}
+	for i, s := range got[silent][:2] {
+		if code, ok := attrs(s)["http.response.status_code"]; ok {
+			t.Errorf("silent's delivery %d, unanswered: http.response.status_code %v, want none", i+1, code)
+		}
+	}
+}
