@@ -209,6 +209,7 @@ type Connector struct {
 
 type metrics struct {
 	invocations *prometheus.CounterVec
+	requeued    *prometheus.CounterVec
 	unrouted    prometheus.Gauge
 	deadLetters *prometheus.GaugeVec
 	refreshErrs prometheus.Counter
@@ -225,6 +226,10 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Connector, e
 			Name: "shop_connector_invocations_total",
 			Help: "Function invocations by outcome: ok, retry (failed, scheduled again), dead_letter, requeue (failed, its retry or dead-letter copy not taken by the broker: back to the function's queue).",
 		}, []string{"function", "outcome"}),
+		requeued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shop_connector_requeued_total",
+			Help: "Deliveries put back in the function's queue by a worker that stopped, counted nowhere else: reason stop (the connector stopped or its broker session ended: never invoked, or an invocation cut or failed whose copy was not published) or gone (the function left the gateway's list: never invoked). A copy the broker did not take is shop_connector_invocations_total{outcome=\"requeue\"}.",
+		}, []string{"function", "reason"}),
 		unrouted: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "shop_unrouted_messages", Help: "Events waiting in shop.unrouted: published with no subscriber.",
 		}),
@@ -235,7 +240,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Connector, e
 			Name: "shop_connector_refresh_errors_total", Help: "Failed function discoveries (the last map is kept).",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.invocations, m.unrouted, m.deadLetters, m.refreshErrs} {
+	for _, c := range []prometheus.Collector{m.invocations, m.requeued, m.unrouted, m.deadLetters, m.refreshErrs} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("connector metrics: %w", err)
 		}
@@ -671,6 +676,30 @@ type subscription struct {
 	stopped  chan struct{}
 	stopOnce sync.Once
 	ended    string
+	// why is the reason the workers count the deliveries they put back
+	// with once stopped is closed (requeueStop, requeueGone): set before
+	// the close, read after it.
+	why string
+}
+
+// The reasons of shop_connector_requeued_total.
+const (
+	requeueStop = "stop" // stop: the connector stops, or its session ended
+	requeueGone = "gone" // retire: the function left the gateway's list
+)
+
+// requeue puts d back in the function's queue, counted with why.
+func (s *subscription) requeue(d amqp.Delivery, why string) {
+	s.c.metrics.requeued.WithLabelValues(s.fn, why).Inc()
+	_ = d.Nack(false, true)
+}
+
+// end closes stopped, once, saying why (requeueStop, requeueGone).
+func (s *subscription) end(why string) {
+	s.stopOnce.Do(func() {
+		s.why = why
+		close(s.stopped)
+	})
 }
 
 // returnBuffer holds the returns of a publishing channel until its next
@@ -717,7 +746,7 @@ func (c *Connector) subscribe(ctx context.Context, conn, pubConn *amqp.Connectio
 				case <-s.stopped:
 					// Retired or stopped: no new invocation. The delivery
 					// goes back to the queue, for the next consumer.
-					_ = d.Nack(false, true)
+					s.requeue(d, s.why)
 					continue
 				default:
 				}
@@ -765,7 +794,7 @@ func (s *subscription) watch(cancelled <-chan string, chClosed <-chan *amqp.Erro
 // with the channel. The publishing channel is closed in the background
 // (closePub).
 func (s *subscription) stop() {
-	s.stopOnce.Do(func() { close(s.stopped) })
+	s.end(requeueStop)
 	if err := s.ch.Cancel(s.tag, false); err != nil {
 		_ = s.ch.Close()
 	}
@@ -812,12 +841,12 @@ func (s *subscription) closePub() {
 // subscription made for the function when it is back consumes beside it
 // meanwhile.
 func (s *subscription) retire() {
-	s.stopOnce.Do(func() { close(s.stopped) })
+	s.end(requeueGone)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		for d := range s.deliveries {
-			_ = d.Nack(false, true)
+			s.requeue(d, requeueGone)
 		}
 	}()
 	_ = s.ch.Cancel(s.tag, false)
@@ -830,8 +859,9 @@ func (s *subscription) retire() {
 }
 
 // handle invokes the function once for d and acks, schedules a retry or
-// dead-letters it. When the process is stopping, a failed d is left unacked
-// so the broker redelivers it; a success is acked.
+// dead-letters it. When the process is stopping, a failed d is put back in
+// the queue (counted, requeueStop) so the broker redelivers it; a success is
+// acked.
 func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 	topic := broker.HeaderString(d.Headers, broker.HeaderTopic)
 	if topic == "" {
@@ -864,6 +894,10 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 		return
 	}
 	if ctx.Err() != nil {
+		// stop cancelled the invocation, or it failed as stop began: the
+		// delivery goes back for the next consumer, its failure uncounted
+		// (its copy could no longer be published on the session's end).
+		s.requeue(d, requeueStop)
 		return
 	}
 	failures++
@@ -901,10 +935,11 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 		// Counted as a requeue: each is a delivery more of the message,
 		// which RabbitMQ 4 counts against a quorum queue's delivery limit
 		// (docs/events.md, "RabbitMQ 4"); until 2026-12-07 it was counted
-		// nowhere. A stop that cancelled the publish is not counted (nor
-		// is any other requeue at a worker's stop).
+		// nowhere. A stop that cancelled the publish is no invocation's
+		// outcome: it counts as a requeue at a stop
+		// (shop_connector_requeued_total), as the others do.
 		if ctx.Err() != nil {
-			_ = d.Nack(false, true)
+			s.requeue(d, requeueStop)
 			return
 		}
 		s.c.metrics.invocations.WithLabelValues(s.fn, "requeue").Inc()

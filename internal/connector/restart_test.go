@@ -307,10 +307,11 @@ func TestAnUnconfirmedCopyRequeuesTheOriginal(t *testing.T) {
 }
 
 // A stop while a failed delivery's retry copy awaits its confirmation (here
-// the retry queue's process is suspended) requeues the delivery uncounted,
-// as every requeue at a worker's stop is (docs/events.md, "RabbitMQ 4"):
-// outcome="requeue" counts only copies the broker refused or did not confirm
-// within InvokeTimeout. Until 2026-12-07 the stop's cancelled publish was
+// the retry queue's process is suspended) requeues the delivery as every
+// requeue at a worker's stop is, counted in shop_connector_requeued_total
+// (docs/events.md, "RabbitMQ 4", TestEveryRequeueAtAStopIsCounted), not as an
+// invocation's outcome: outcome="requeue" counts only copies the broker
+// refused or did not confirm within InvokeTimeout. Until 2026-12-07 the stop's cancelled publish was
 // counted as a requeue and logged as a copy the broker did not take.
 func TestAStopWhileACopyAwaitsItsConfirmIsNoRequeue(t *testing.T) {
 	node, names := privateNode(t)
