@@ -376,7 +376,7 @@ func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 	defer tick.Stop()
 	for refresh := true; ; {
 		if refresh {
-			if err := c.refresh(ctx, conn, pubConn, admin, subs, ended); err != nil {
+			if err := c.refresh(ctx, conn, pubConn, &admin, subs, ended); err != nil {
 				return err
 			}
 			// Upgrade from classic retry queues, once the function's new
@@ -484,7 +484,15 @@ func (c *Connector) migrate(ctx context.Context, pubConn *amqp.Connection, fn st
 // refresh asks the gateway for functions and reconciles queues, bindings and
 // consumers. A failed discovery keeps the last map; a broker error is returned.
 // It waits for the broker on conn only, never on pubConn (see session).
-func (c *Connector) refresh(ctx context.Context, conn, pubConn *amqp.Connection, admin *amqp.Channel, subs map[string]*subscription, ended chan<- *subscription) error {
+//
+// A function whose queues the broker refuses while the connection stays up
+// (a queue of its name declared with other arguments, PRECONDITION_FAILED;
+// a binding or a consumer refused) is logged and left for the next refresh,
+// on a new admin channel (the refusal closed *admin): the other functions
+// are reconciled and consumed as usual. Until 2026-12-07 the refusal ended
+// the session, every function's consumer with it, and each reconnect met it
+// again: one function's queue stopped every event delivery.
+func (c *Connector) refresh(ctx context.Context, conn, pubConn *amqp.Connection, admin **amqp.Channel, subs map[string]*subscription, ended chan<- *subscription) error {
 	byTopic, err := c.lookup.Build()
 	if err != nil {
 		c.metrics.refreshErrs.Inc()
@@ -495,50 +503,21 @@ func (c *Connector) refresh(ctx context.Context, conn, pubConn *amqp.Connection,
 	}
 	names := c.cfg.Names
 	for fn, topics := range c.last {
-		s := subs[fn]
-		if s == nil {
-			if err := broker.DeclareFunction(admin, names, fn, c.delays); err != nil {
-				return err
-			}
+		err := c.reconcile(ctx, conn, pubConn, *admin, fn, topics, subs, ended)
+		if err == nil {
+			continue
 		}
-		bound := c.bound[fn]
-		if bound == nil {
-			bound = map[string]bool{}
-			c.bound[fn] = bound
-			// Bindings outlive this process: drop known topics the function
-			// gave up while no connector was running.
-			for _, t := range c.cfg.KnownTopics {
-				if !slices.Contains(topics, t) {
-					if err := admin.QueueUnbind(names.Queue(fn), t, names.Exchange(), nil); err != nil {
-						return err
-					}
-				}
-			}
+		if conn.IsClosed() {
+			return err
 		}
-		for _, t := range topics {
-			if err := admin.QueueBind(names.Queue(fn), t, names.Exchange(), false, nil); err != nil {
-				return err
-			}
-			if !bound[t] {
-				c.log.Info("subscribed", "fn", fn, "topic", t)
-			}
-			bound[t] = true
-		}
-		for t := range bound {
-			if !slices.Contains(topics, t) {
-				if err := admin.QueueUnbind(names.Queue(fn), t, names.Exchange(), nil); err != nil {
-					return err
-				}
-				delete(bound, t)
-				c.log.Info("unsubscribed", "fn", fn, "topic", t)
-			}
-		}
-		if s == nil {
-			s, err = c.subscribe(ctx, conn, pubConn, fn, ended)
+		c.log.Error("the broker refused the function's queues, bindings or consumer; its events wait until the next refresh",
+			"fn", fn, "err", err)
+		if (*admin).IsClosed() {
+			ch, err := conn.Channel()
 			if err != nil {
-				return err
+				return fmt.Errorf("open the admin channel again: %w", err)
 			}
-			subs[fn] = s
+			*admin = ch
 		}
 	}
 	now := time.Now()
@@ -547,6 +526,7 @@ func (c *Connector) refresh(ctx context.Context, conn, pubConn *amqp.Connection,
 			delete(c.gone, fn)
 			continue
 		}
+		admin := *admin
 		// Nothing to invoke: stop consuming, and let the queue keep what is
 		// published until the function is back or UnbindAfter has passed.
 		if s := subs[fn]; s != nil {
@@ -575,6 +555,60 @@ func (c *Connector) refresh(ctx context.Context, conn, pubConn *amqp.Connection,
 		c.metrics.deadLetters.DeleteLabelValues(fn)
 	}
 	c.observe(conn)
+	return nil
+}
+
+// reconcile declares fn's queues (when it has no subscription), binds its
+// queue to topics and unbinds the others, and subscribes it. An error leaves
+// fn for the next refresh: its bindings are reconciled again from the start
+// when the first pass did not end.
+func (c *Connector) reconcile(ctx context.Context, conn, pubConn *amqp.Connection, admin *amqp.Channel, fn string, topics []string, subs map[string]*subscription, ended chan<- *subscription) error {
+	names := c.cfg.Names
+	s := subs[fn]
+	if s == nil {
+		if err := broker.DeclareFunction(admin, names, fn, c.delays); err != nil {
+			return err
+		}
+	}
+	bound := c.bound[fn]
+	if bound == nil {
+		bound = map[string]bool{}
+		// Bindings outlive this process: drop known topics the function
+		// gave up while no connector was running.
+		for _, t := range c.cfg.KnownTopics {
+			if !slices.Contains(topics, t) {
+				if err := admin.QueueUnbind(names.Queue(fn), t, names.Exchange(), nil); err != nil {
+					return err
+				}
+			}
+		}
+		c.bound[fn] = bound
+	}
+	for _, t := range topics {
+		if err := admin.QueueBind(names.Queue(fn), t, names.Exchange(), false, nil); err != nil {
+			return err
+		}
+		if !bound[t] {
+			c.log.Info("subscribed", "fn", fn, "topic", t)
+		}
+		bound[t] = true
+	}
+	for t := range bound {
+		if !slices.Contains(topics, t) {
+			if err := admin.QueueUnbind(names.Queue(fn), t, names.Exchange(), nil); err != nil {
+				return err
+			}
+			delete(bound, t)
+			c.log.Info("unsubscribed", "fn", fn, "topic", t)
+		}
+	}
+	if s == nil {
+		s, err := c.subscribe(ctx, conn, pubConn, fn, ended)
+		if err != nil {
+			return err
+		}
+		subs[fn] = s
+	}
 	return nil
 }
 

@@ -2,10 +2,13 @@ package connector
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/proctest"
 )
 
 // An event published the moment broker.WaitSubscribed returns reaches every
@@ -39,5 +42,57 @@ func TestAnEventPublishedOnceSubscribedReachesEveryFunction(t *testing.T) {
 		if got[0].id != id {
 			t.Errorf("%s got %s, want %s", fn, got[0].id, id)
 		}
+	}
+}
+
+// A function whose queue the broker refuses (here a classic queue of its
+// name, declared by hand: the connector's quorum declaration is
+// PRECONDITION_FAILED) is left aside, and every other function is still
+// consumed. Until 2026-12-07 the refusal ended the broker session, every
+// function's consumer with it, and each reconnect met it again: no event
+// reached any function.
+func TestAFunctionWhoseQueueIsRefusedStopsNoOther(t *testing.T) {
+	t.Parallel()
+	e := setup(t, "clash", "fine")
+	if _, err := e.ch.QueueDeclare(e.names.Queue("clash"), true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	clashTopic, fineTopic := e.names.Prefix+"order.cancelled.v1", e.names.Prefix+"order.placed.v1"
+	e.gw.set("clash", clashTopic, nil)
+	e.gw.set("fine", fineTopic, nil)
+	logs := &proctest.Output{}
+	reg := e.startLogging(t, slog.New(slog.NewTextHandler(logs, nil)))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		q, err := e.inspect(e.names.Queue("fine"))
+		if err == nil && q.Consumers > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has no consumer 10 s after the start (%v): the refused queue of clash stopped it", e.names.Queue("fine"), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Consumed for good, not between two failed refreshes: the event is
+	// invoked once and acked.
+	e.gw.synced(t)
+	id := e.publish(t, fineTopic)
+	calls := e.gw.waitCalls(t, "fine", 1, 10*time.Second)
+	if calls[0].id != id {
+		t.Errorf("fine was called with %s, want %s", calls[0].id, id)
+	}
+	for invocations(t, reg, "fine", "ok") < 1 {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatal("the event's invocation was not acked")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := len(e.gw.callsOf("fine")); n != 1 {
+		t.Errorf("fine was called %d times, want once", n)
+	}
+	// Refreshed again and again meanwhile (every 100 ms), on one session.
+	e.gw.synced(t)
+	if out := logs.String(); strings.Contains(out, "broker session ended") || !strings.Contains(out, "refused the function's queues") {
+		t.Errorf("the connector's log, want no session ended and the refusal of clash's queues told:\n%s", out)
 	}
 }
