@@ -50,6 +50,8 @@ func TestDomainAndStoreRules(t *testing.T) {
 		{"internal/orders", "internal/fault", false},
 		{"internal/notifications", "internal/events", false},
 		{"internal/orders", "internal/cart", false},
+		{"internal/users", "golang.org/x/text/unicode/norm", false},
+		{"internal/users", "golang.org/x/text/language", true},
 		{"internal/orders", "github.com/google/go-cmp/cmp", true},
 		{"internal/orders", "os", true},
 		{"internal/orders", "log/slog", true},

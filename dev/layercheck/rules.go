@@ -41,9 +41,11 @@ var domain = []string{
 // API's spelling of ids and of a body's integers.
 var kernel = []string{"internal/fault", "internal/events", "internal/auth", "internal/ids", "internal/jsonint"}
 
-// domainThirdParty are the only modules outside the standard library a
-// domain package may import.
-var domainThirdParty = []string{"github.com/google/uuid"}
+// domainThirdParty are the only packages outside the standard library a
+// domain package may import: ids, and Unicode normalisation (users compose
+// an email before they compare it: pure computation over tables, as
+// unicode/utf8 is, which the standard library does not carry).
+var domainThirdParty = []string{"github.com/google/uuid", "golang.org/x/text/unicode/norm"}
 
 // noIO are the standard-library trees a domain package may not import: the
 // network (net/http among it), databases, files and processes, logging.
