@@ -2,6 +2,7 @@ package deploycheck
 
 import (
 	"encoding/json"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -126,23 +127,15 @@ func seriesRead(t *testing.T) map[string][]string {
 	}
 	dashboards, _ := filepath.Glob(filepath.Join(root(t), "monitoring", "grafana", "dashboards", "*.json"))
 	for _, f := range dashboards {
-		var dash struct {
-			Panels []struct {
-				Targets []struct{ Expr string } `json:"targets"`
-			} `json:"panels"`
-		}
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := json.Unmarshal(b, &dash); err != nil {
-			t.Fatal(err)
+		exprs, err := panelQueries(b)
+		if err != nil {
+			t.Fatalf("%s: %v", filepath.Base(f), err)
 		}
-		for _, p := range dash.Panels {
-			for _, tg := range p.Targets {
-				out[filepath.Base(f)] = append(out[filepath.Base(f)], tg.Expr)
-			}
-		}
+		out[filepath.Base(f)] = append(out[filepath.Base(f)], exprs...)
 	}
 	for _, f := range ruleTests(t) {
 		var tests struct {
@@ -170,10 +163,136 @@ func seriesRead(t *testing.T) map[string][]string {
 	return out
 }
 
+// panelQueries are the queries of dashboard b's panels, those inside its
+// rows included.
+func panelQueries(b []byte) ([]string, error) {
+	panels, err := dashboardPanels(b)
+	if err != nil {
+		return nil, err
+	}
+	var exprs []string
+	for _, p := range panels {
+		for _, tg := range p.Targets {
+			exprs = append(exprs, tg.Expr)
+		}
+	}
+	return exprs, nil
+}
+
+// grouping is a clause naming labels: an aggregation's by (…) or
+// without (…), a binary operator's on (…), ignoring (…), group_left (…) or
+// group_right (…).
+var grouping = regexp.MustCompile(`\b(by|without|on|ignoring|group_left|group_right)\s*\(([^()]*)\)`)
+
+// groupScope is the part of expr whose series a grouping clause at
+// [start, end) names labels of: an aggregation's argument, before or after
+// its by (…) or without (…); a binary operator's whole expression.
+func groupScope(expr string, start, end int, clause string) string {
+	if clause != "by" && clause != "without" {
+		return expr
+	}
+	if rest := strings.TrimLeft(expr[end:], " \t\n"); strings.HasPrefix(rest, "(") {
+		from := len(expr) - len(rest)
+		for i, d := from, 0; i < len(expr); i++ {
+			switch expr[i] {
+			case '(':
+				d++
+			case ')':
+				d--
+				if d == 0 {
+					return expr[from : i+1]
+				}
+			}
+		}
+		return expr[from:]
+	}
+	if before := strings.TrimRight(expr[:start], " \t\n"); strings.HasSuffix(before, ")") {
+		for i, d := len(before)-1, 0; i >= 0; i-- {
+			switch before[i] {
+			case ')':
+				d++
+			case '(':
+				d--
+				if d == 0 {
+					return before[i:]
+				}
+			}
+		}
+	}
+	return expr
+}
+
+// metricLabels are the labels a series called name may carry: its metric's
+// own and its target's (job, instance, function; le for a histogram's
+// buckets); ok is false when no code defines it.
+func metricLabels(defined map[string][]string, name string) (labels []string, ok bool) {
+	base, extra := name, []string{"job", "instance", "function"}
+	for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+		if b, ok := strings.CutSuffix(name, suffix); ok {
+			if _, hist := defined[b]; hist {
+				base = b
+				if suffix == "_bucket" {
+					extra = append(extra, "le")
+				}
+			}
+		}
+	}
+	own, ok := defined[base]
+	if !ok {
+		return nil, false
+	}
+	return append(slices.Clone(own), extra...), true
+}
+
+// seriesProblems are the shop_* and function_* series expr (of file) reads
+// that the code does not define (defined: codeMetrics), or names a label of
+// that they do not have, in a selector or a grouping clause; seen counts
+// the series it reads that the code defines. A grouping clause's label is
+// one of some shop series in its scope (groupScope), unless the scope
+// reads none (a recording rule's series, Kong's, label_replace's).
+func seriesProblems(defined map[string][]string, file, expr string) (problems []string, seen int) {
+	blank := labelValue.ReplaceAllString(expr, `$1""`)
+	for _, m := range readMetric.FindAllStringSubmatch(blank, -1) {
+		name, sel := m[1], m[2]
+		labels, ok := metricLabels(defined, name)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%s reads %s, which no code defines: %s", file, name, expr))
+			continue
+		}
+		seen++
+		for _, l := range selectorLabel.FindAllStringSubmatch(sel, -1) {
+			if !slices.Contains(labels, l[1]) {
+				problems = append(problems, fmt.Sprintf("%s selects %s by %q, not one of its labels %v: %s", file, name, l[1], labels, expr))
+			}
+		}
+	}
+	for _, g := range grouping.FindAllStringSubmatchIndex(blank, -1) {
+		clause := blank[g[2]:g[3]]
+		var names, labels []string
+		for _, m := range readMetric.FindAllStringSubmatch(groupScope(blank, g[0], g[1], clause), -1) {
+			if l, ok := metricLabels(defined, m[1]); ok {
+				names = append(names, m[1])
+				labels = append(labels, l...)
+			}
+		}
+		if len(names) == 0 {
+			continue
+		}
+		for l := range strings.SplitSeq(blank[g[4]:g[5]], ",") {
+			if l = strings.TrimSpace(l); l != "" && !slices.Contains(labels, l) {
+				problems = append(problems, fmt.Sprintf("%s groups by %q in %s (…), a label of none of %v: %s", file, l, clause, names, expr))
+			}
+		}
+	}
+	return problems, seen
+}
+
 // Every shop_* and function_* series the alert rules, the dashboards and the
 // promtool tests read is one the code defines, and every label they select
 // it by is one of its labels or a label Prometheus's target gives it (job,
-// instance, function; le for a histogram's buckets). A metric renamed in the
+// instance, function; le for a histogram's buckets), as is every label
+// they group or match it by (by, without, on, ignoring, group_left,
+// group_right), panels inside rows included. A metric renamed in the
 // code, or a label misspelt in a rule, empties the query for good; a
 // promtool test fed a series the code never serves tests an alert on data
 // that cannot exist. The live tests (tests/integration, make integration)
@@ -186,34 +305,67 @@ func TestEveryShopSeriesReadIsOneTheCodeServes(t *testing.T) {
 	seen := 0
 	for f, exprs := range seriesRead(t) {
 		for _, expr := range exprs {
-			for _, m := range readMetric.FindAllStringSubmatch(labelValue.ReplaceAllString(expr, `$1""`), -1) {
-				name, sel := m[1], m[2]
-				base, extra := name, []string{"job", "instance", "function"}
-				for _, suffix := range []string{"_bucket", "_count", "_sum"} {
-					if b, ok := strings.CutSuffix(name, suffix); ok {
-						if _, hist := defined[b]; hist {
-							base = b
-							if suffix == "_bucket" {
-								extra = append(extra, "le")
-							}
-						}
-					}
-				}
-				labels, ok := defined[base]
-				if !ok {
-					t.Errorf("%s reads %s, which no code defines: %s", f, name, expr)
-					continue
-				}
-				seen++
-				for _, l := range selectorLabel.FindAllStringSubmatch(sel, -1) {
-					if !slices.Contains(labels, l[1]) && !slices.Contains(extra, l[1]) {
-						t.Errorf("%s selects %s by %q, not one of its labels %v: %s", f, name, l[1], append(slices.Clone(labels), extra...), expr)
-					}
-				}
+			problems, n := seriesProblems(defined, f, expr)
+			for _, p := range problems {
+				t.Error(p)
 			}
+			seen += n
 		}
 	}
 	if seen == 0 {
 		t.Fatal("no shop_* or function_* series read by the rules, dashboards or promtool tests")
+	}
+}
+
+// The series check knows a query made wrong on purpose, and a right one: a
+// misspelt metric in a panel inside a row, and a misspelt label in a
+// selector or in by (…), without (…), on (…), ignoring (…), group_left (…)
+// or group_right (…) of a query.
+func TestSeriesCheckOnQueriesMadeWrong(t *testing.T) {
+	defined := codeMetrics(t)
+	const runs = `rate(shop_recovery_runs_total{job="functions"}[5m])`
+	panel := func(expr string) string {
+		b, err := json.Marshal(expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return `{"title": "P", "targets": [{"refId": "A", "expr": ` + string(b) + `}]}`
+	}
+	for _, tc := range []struct {
+		name, panels string
+		want         string // a problem naming this, or none when empty
+	}{
+		{"right", panel(`sum by (result) (` + runs + `)`), ""},
+		{"right, grouped after", panel(`sum(` + runs + `) by (result, function)`), ""},
+		{"right, a label of another series", panel(`sum by (function, code) (label_replace(rate(kong_http_requests_total[5m]), "function", "$1", "service", "(.+)"))`), ""},
+		{"right, matching", panel(`sum by (result) (` + runs + `) / on (result) group_left () sum by (result) (rate(shop_recovered_orders_total[5m]))`), ""},
+		{"a misspelt selector label", panel(`sum(rate(shop_recovery_runs_total{reslt="error"}[5m]))`), `by "reslt"`},
+		{"a misspelt metric at the top", panel(`sum(rate(shop_reservation_conflict_total[5m]))`), "shop_reservation_conflict_total, which no code defines"},
+		{"a misspelt metric in a collapsed row", `{"type": "row", "title": "R", "panels": [` + panel(`sum(rate(shop_reservation_conflict_total[5m]))`) + `]}`, "shop_reservation_conflict_total, which no code defines"},
+		{"a misspelt label in by", panel(`sum by (reslt) (` + runs + `)`), `by "reslt"`},
+		{"a misspelt label in by after", panel(`sum(` + runs + `) by (function, reslt)`), `by "reslt"`},
+		{"a misspelt label in without", panel(`sum without (reslt) (` + runs + `)`), `by "reslt"`},
+		{"a misspelt label in on", panel(`sum by (result) (` + runs + `) / on (reslt) sum by (result) (rate(shop_recovered_orders_total[5m]))`), `by "reslt"`},
+		{"a misspelt label in ignoring", panel(`sum by (result) (` + runs + `) / ignoring (reslt) sum by (result) (rate(shop_recovered_orders_total[5m]))`), `by "reslt"`},
+		{"a misspelt label in group_left", panel(`sum by (result) (` + runs + `) / on (result) group_left (reslt) sum by (result) (rate(shop_recovered_orders_total[5m]))`), `by "reslt"`},
+		{"a misspelt label in group_right", panel(`sum by (result) (` + runs + `) / on (result) group_right (reslt) sum by (result) (rate(shop_recovered_orders_total[5m]))`), `by "reslt"`},
+		{"a label of another metric in by", panel(`sum by (step) (` + runs + `)`), `by "step"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			exprs, err := panelQueries([]byte(`{"panels": [` + tc.panels + `]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(exprs) != 1 {
+				t.Fatalf("queries %q, want the one the panel holds", exprs)
+			}
+			problems, _ := seriesProblems(defined, "made.json", exprs[0])
+			switch {
+			case tc.want == "" && len(problems) > 0:
+				t.Errorf("problems %q, want none", problems)
+			case tc.want != "" && (len(problems) != 1 || !strings.Contains(problems[0], tc.want)):
+				t.Errorf("problems %q, want one naming %q", problems, tc.want)
+			}
+		})
 	}
 }
