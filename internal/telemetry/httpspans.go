@@ -354,9 +354,6 @@ func (w *statusWriter) result() (status int, written int64, servedBy string) {
 	return w.status, w.written, w.servedBy
 }
 
-// methodAttrs is http.request.method (one of the nine standard methods, in
-// upper case, or _OTHER) and, when that differs from what was sent,
-// http.request.method_original.
 // Method is the http.request.method of a request with method m: a standard
 // method as is, or upper-cased, and "_OTHER" for any other. A span named
 // after a request's method takes it from here: each span name is an
@@ -367,6 +364,9 @@ func Method(m string) string {
 	return v.Value.AsString()
 }
 
+// methodAttrs is http.request.method (one of the nine standard methods, in
+// upper case, or _OTHER) and, when that differs from what was sent,
+// http.request.method_original.
 func methodAttrs(method string) (attribute.KeyValue, attribute.KeyValue) {
 	if method == "" {
 		return attribute.String("http.request.method", "_OTHER"), attribute.KeyValue{}
