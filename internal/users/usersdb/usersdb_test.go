@@ -240,7 +240,8 @@ func TestAnAccountStoredUncomposedStillLogsIn(t *testing.T) {
 // 0011 rewrites the emails stored uncomposed before 2026-12-07 to their
 // composed form (NFC), but for an address another account already holds
 // composed, and for all but the oldest of accounts whose spellings compose
-// alike (the unique index allows one): those keep their spelling.
+// alike (the unique index allows one), and for an address longer than the
+// length CHECK allows once composed: those keep their spelling.
 func TestTheMigrationComposesStoredEmails(t *testing.T) {
 	ctx := context.Background()
 	all := usersdb.Migrations()
@@ -275,8 +276,29 @@ func TestTheMigrationComposesStoredEmails(t *testing.T) {
 	want[insert("e\u0301\u0323@example.com", time.Hour)] = "\u1eb9\u0301@example.com"
 	want[insert("e\u0323\u0301@example.com", 0)] = "e\u0323\u0301@example.com"
 	want[insert("ann@example.com", 0)] = "ann@example.com"
+	// 254 characters, which registration accepted before emails were
+	// composed; composed (each U+0958 into two) it would break the length
+	// CHECK and roll the whole migration back: it keeps its spelling, and
+	// logs in with it.
+	long := "a@" + strings.Repeat("\u0958.", 125) + "co"
+	hash, err := auth.HashPassword(ctx, "password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	longID := insert(long, 0)
+	want[longID] = long
+	if _, err := pool.Exec(ctx, `UPDATE users SET password_hash = $2 WHERE id = $1`, longID, hash); err != nil {
+		t.Fatal(err)
+	}
 	if err := postgres.Migrate(ctx, pool, all); err != nil {
 		t.Fatal(err)
+	}
+	l, err := users.NewLogin(long, "password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := usersdb.New(pool).Authenticate(ctx, l); err != nil || u.ID != longID {
+		t.Errorf("login with the address kept uncomposed: account %s, %v; want %s", u.ID, err, longID)
 	}
 	got := map[uuid.UUID]string{}
 	rows, _ := pool.Query(ctx, `SELECT id, email FROM users`)
