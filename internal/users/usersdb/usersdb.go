@@ -219,14 +219,20 @@ func passwordErr(what string, err error) error {
 }
 
 // promote updates an existing account to admin with reg's password and name;
-// errNoAccount when there is none. An account that is not an admin yet is
-// refused unless customer is set (see EnsureAdmin).
+// errNoAccount when there is none. The account is looked up by both
+// spellings of the email, as create refuses them (an account stored
+// uncomposed before 2026-12-07 is found by reg.Spelled), and the one spelled
+// as sent is preferred, as Authenticate does; until 2026-12-07 only the
+// composed one was, and with only an uncomposed account EnsureAdmin went
+// round between promote and create and failed as Internal. An account that
+// is not an admin yet is refused unless customer is set (see EnsureAdmin).
 func (s *Store) promote(ctx context.Context, reg users.Registration, customer bool) (users.User, bool, error) {
 	var u users.User
 	changed := false
 	err := postgres.Tx(ctx, s.db, func(tx pgx.Tx) error {
 		var hash string
-		err := tx.QueryRow(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE lower(email) = $1 FOR UPDATE`, reg.Email).
+		err := tx.QueryRow(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE lower(email) IN (lower($1), lower($2))
+			ORDER BY lower(email) = lower($2) DESC LIMIT 1 FOR UPDATE`, reg.Email, spelled(reg.Spelled, reg.Email)).
 			Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.CreatedAt, &hash)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errNoAccount

@@ -424,6 +424,32 @@ func TestEnsureAdmin(t *testing.T) {
 	}
 }
 
+// EnsureAdmin (cmd/seed) finds an account whose email stayed uncomposed by
+// the spelling it is stored in, as registration and login do: it promotes
+// it when asked, refuses it otherwise, and never tries to create a second
+// account that registration refuses.
+func TestEnsureAdminFindsAnAccountStoredUncomposed(t *testing.T) {
+	ctx := context.Background()
+	s, exec := newStore(t)
+	hash, err := auth.HashPassword(ctx, "password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := uuid.Must(uuid.NewV7())
+	exec(`INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, 'Zoë', $3)`, old, "zoe\u0308@example.com", hash)
+	reg := registration(t, "Zoe\u0308@Example.com", "admin-password-1", "Zoë")
+	if u, changed, err := s.EnsureAdmin(ctx, reg, false); !fault.Is(err, fault.Conflict, fault.CodeEmailTaken) || changed {
+		t.Fatalf("EnsureAdmin without promote = %+v, %v, %v; want email_taken, nothing changed", u, changed, err)
+	}
+	u, changed, err := s.EnsureAdmin(ctx, reg, true)
+	if err != nil || !changed || u.ID != old || u.Role != users.RoleAdmin {
+		t.Fatalf("EnsureAdmin with promote = %+v, %v, %v; want %s promoted", u, changed, err, old)
+	}
+	if _, changed, err := s.EnsureAdmin(ctx, reg, false); err != nil || changed {
+		t.Fatalf("EnsureAdmin again = %v, %v; want nothing changed", changed, err)
+	}
+}
+
 // A registration whose COMMIT went through but whose answer was lost (the
 // connection broke after the server committed) is in doubt: Register settles
 // it and reads the account it would have created, and answers it as a clean
