@@ -84,11 +84,7 @@ type Registration struct {
 // fields, never values.
 func NewRegistration(email, password, name string) (Registration, error) {
 	var problems []string
-	spelled, msg := normalizeEmail(email)
-	normEmail := ComposeEmail(spelled)
-	if msg == "" && utf8.RuneCountInString(normEmail) > MaxEmailRunes {
-		msg = fmt.Sprintf("email must be at most %d characters once composed (Unicode NFC)", MaxEmailRunes)
-	}
+	spelled, normEmail, msg := normalizeEmail(email)
 	if msg != "" {
 		problems = append(problems, msg)
 	}
@@ -116,47 +112,90 @@ func NewRegistration(email, password, name string) (Registration, error) {
 // composed form can be longer than the one sent.
 func ComposeEmail(email string) string { return norm.NFC.String(email) }
 
-// normalizeEmail trims and lower-cases email and checks a sane syntax: one @,
-// a non-empty local part of at most 64 bytes without spaces or control
-// characters, and a domain of dot-separated labels of letters, digits and
-// hyphens with at least one dot. It returns the address, or what is wrong
-// with it.
-func normalizeEmail(email string) (string, string) {
+// normalizeEmail trims and lower-cases email, composes it (ComposeEmail)
+// and checks a sane syntax: one @, a non-empty local part of at most 64 bytes
+// without spaces or control characters, and a domain of dot-separated labels
+// of letters, digits and hyphens with at least one dot (a letter may be
+// followed by combining marks that have no composed form, such as the nukta
+// U+093C that U+0958 composes into). It returns the address as sent (trimmed
+// and lower-cased) and composed, or what is wrong with it.
+//
+// The characters are checked in the composed form, the one stored: until
+// 2026-12-07 they were checked as sent, so "a" U+037E "b", which composes
+// into "a;b", was stored with the ";" the syntax forbids, and a domain sent
+// decomposed ("u" and the combining U+0308) was refused while its composed
+// spelling ("ü") was accepted. The lengths are counted as sent, as the
+// contract's maxLength and pattern count them (bytes once lower-cased), and
+// the composed form must fit the 254 characters too.
+func normalizeEmail(email string) (spelled, composed, problem string) {
 	const invalid = "email must be a valid email address"
 	e := strings.ToLower(strings.TrimSpace(email))
 	if e == "" {
-		return "", "email is required"
+		return "", "", "email is required"
 	}
 	if utf8.RuneCountInString(email) > MaxEmailRunes || !utf8.ValidString(e) {
-		return "", invalid
+		return "", "", invalid
 	}
+	// No canonical decomposition holds "@" or ".", so the parts and labels
+	// of e are those of its composed form.
 	local, domain, ok := strings.Cut(e, "@")
-	if !ok || local == "" || len(local) > maxLocalBytes || strings.Contains(domain, "@") {
-		return "", invalid
+	if !ok || len(local) > maxLocalBytes {
+		return "", "", invalid
+	}
+	for _, l := range strings.Split(domain, ".") {
+		if len(l) > 63 {
+			return "", "", invalid
+		}
+	}
+	c := ComposeEmail(e)
+	if utf8.RuneCountInString(c) > MaxEmailRunes {
+		return "", "", fmt.Sprintf("email must be at most %d characters once composed (Unicode NFC)", MaxEmailRunes)
+	}
+	if !wellFormed(c) {
+		return "", "", invalid
+	}
+	return e, c, ""
+}
+
+// wellFormed reports whether a trimmed, lower-cased and composed email has
+// normalizeEmail's syntax, but for its lengths.
+func wellFormed(email string) bool {
+	local, domain, _ := strings.Cut(email, "@")
+	if local == "" || strings.Contains(domain, "@") {
+		return false
 	}
 	for _, r := range local {
 		if r <= ' ' || r == 0x7f || unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(`"(),:;<>[\]`, r) {
-			return "", invalid
+			return false
 		}
 	}
 	if strings.HasPrefix(local, ".") || strings.HasSuffix(local, ".") || strings.Contains(local, "..") {
-		return "", invalid
+		return false
 	}
 	labels := strings.Split(domain, ".")
 	if len(labels) < 2 {
-		return "", invalid
+		return false
 	}
 	for _, l := range labels {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return "", invalid
+		if l == "" || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
 		}
+		lettered := false // the last character was a letter or a mark
 		for _, r := range l {
-			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r > unicode.MaxASCII && unicode.IsLetter(r)) {
-				return "", invalid
+			switch {
+			case r >= 'a' && r <= 'z':
+				lettered = true
+			case r >= '0' && r <= '9' || r == '-':
+				lettered = false
+			case r > unicode.MaxASCII && unicode.IsLetter(r):
+				lettered = true
+			case lettered && unicode.Is(unicode.M, r): // marking a letter
+			default:
+				return false
 			}
 		}
 	}
-	return e, ""
+	return true
 }
 
 func passwordProblem(p string) string {

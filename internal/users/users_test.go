@@ -32,6 +32,29 @@ func TestNewRegistrationNormalises(t *testing.T) {
 	if got.Email != "jos\u00e9@example.com" || got.Spelled != "jose\u0301@example.com" {
 		t.Fatalf("email %+q spelled %+q, want %+q spelled %+q", got.Email, got.Spelled, "jos\u00e9@example.com", "jose\u0301@example.com")
 	}
+	// A domain too, whichever spelling it is sent in: "u" and the
+	// combining U+0308 are "ü", a letter.
+	// Login looks up the form registration stores.
+	for _, sent := range []string{"ann@bu\u0308cher.de", "Ann@B\u00fccher.de"} {
+		got, err = NewRegistration(sent, "correct horse", "Ann")
+		if err != nil || got.Email != "ann@b\u00fccher.de" {
+			t.Fatalf("%+q: email %+q, %v; want %+q", sent, got.Email, err, "ann@b\u00fccher.de")
+		}
+		if l, err := NewLogin(sent, "correct horse"); err != nil || l.Email != got.Email {
+			t.Fatalf("login as %+q: email %+q, %v; want %+q", sent, l.Email, err, got.Email)
+		}
+	}
+	// A mark that has no composed form may follow a letter of a label (the
+	// nukta U+093C, which U+0958 composes into, or a Devanagari vowel
+	// sign), not start a label nor follow a digit or a hyphen.
+	for email, ok := range map[string]bool{
+		"a@\u0958.co": true, "a@\u0939\u093f\u0928\u094d\u0926\u0940.in": true, "a@q\u0308.de": true,
+		"a@\u0301b.com": false, "a@b1\u0301.com": false, "a@b-\u0301c.com": false,
+	} {
+		if _, err := NewRegistration(email, "correct horse", "Ann"); (err == nil) != ok {
+			t.Errorf("%+q: err = %v, want accepted %v", email, err, ok)
+		}
+	}
 }
 
 // U+0958 composes into two characters (it is excluded from composition), so
@@ -70,6 +93,10 @@ func TestNewRegistrationRejects(t *testing.T) {
 		{"dot local", ".a@example.com", ok.password, ok.name, "valid email"},
 		{"too long", strings.Repeat("a", 64) + "@" + strings.Repeat("b", 190) + ".com", ok.password, ok.name, "valid email"},
 		{"local too long", strings.Repeat("a", 65) + "@example.com", ok.password, ok.name, "valid email"},
+		// The syntax holds for the address composed, as it is stored: the
+		// Greek question mark U+037E composes into ";".
+		{"forbidden once composed", "a\u037eb@example.com", ok.password, ok.name, "valid email"},
+		{"label starting with a combining mark", "a@\u0301b.com", ok.password, ok.name, "valid email"},
 		{"missing password", ok.email, "", ok.name, "password is required"},
 		{"short password", ok.email, "1234567", ok.name, "at least 8"},
 		{"common password", ok.email, "password", ok.name, "most common passwords"},
