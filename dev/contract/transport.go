@@ -33,6 +33,7 @@ type Recorder struct {
 	mu         sync.Mutex
 	violations []string
 	checked    int
+	seen       map[Answer]bool // the document's answers the exchanges got
 }
 
 // RoundTrip sends req through Next and, for a path the contract covers,
@@ -75,8 +76,15 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		return res, nil // the caller sees the short body; a cut answer is not a contract matter
 	}
 	cerr := r.Contract.Check(checked, reqBody, res, resBody)
+	a, listed := r.Contract.answered(checked, res, resBody)
 	r.mu.Lock()
 	r.checked++
+	if listed {
+		if r.seen == nil {
+			r.seen = map[Answer]bool{}
+		}
+		r.seen[a] = true
+	}
 	if cerr != nil {
 		r.violations = append(r.violations, cerr.Error())
 	}
@@ -89,6 +97,18 @@ func (r *Recorder) Violations() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.violations...)
+}
+
+// Seen is every answer of the document the exchanges checked so far got,
+// each once (SeenFile).
+func (r *Recorder) Seen() []Answer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Answer, 0, len(r.seen))
+	for a := range r.seen {
+		out = append(out, a)
+	}
+	return out
 }
 
 // Checked is the number of exchanges checked so far.
@@ -120,9 +140,20 @@ func RunSuite(m *testing.M, client *http.Client, opts ...func(*Recorder)) int {
 // the exit code: m's, or 1 when an exchange broke the contract (each
 // printed), or when the whole suite ran and r checked nothing (its requests
 // no longer go through r). A run of some tests (-run, -skip, -list, -short)
-// may check nothing.
+// may check nothing. When SeenEnv names a folder, the answers the
+// exchanges got are written there (SeenFile), for
+// TestEveryListedAnswerWasSeen; a write that fails is exit code 1.
 func (r *Recorder) Run(m *testing.M) int {
 	code := m.Run()
+	if dir := os.Getenv(SeenEnv); dir != "" {
+		r.mu.Lock()
+		err := writeSeen(dir, suiteName(), fullRun(), r.seen)
+		r.mu.Unlock()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: contract: the answers seen, for %s: %v\n", SeenEnv, err)
+			return 1
+		}
+	}
 	switch v := r.Violations(); {
 	case len(v) > 0:
 		fmt.Fprintf(os.Stderr, "FAIL: %d of %d exchanges with the public API break api/openapi.yaml:\n", len(v), r.Checked())
