@@ -1,6 +1,7 @@
 package security
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -181,6 +182,51 @@ func (f *fixture) probeHostileInput(t *testing.T) {
 	report(t, failures, len(reqs))
 }
 
+// probePlatformRefusals sends every public operation the requests fnserve
+// and the edge refuse before its function judges anything, each as the
+// operation's own request otherwise (its token, its example body): a query
+// that does not parse (400 invalid_request; straight to the function through
+// the gateway, since the local edge drops a bad escape), a parameter sent twice (422
+// invalid_request), a control character in a query value (422
+// invalid_text), a body of another media type (400 unsupported_media_type)
+// and, through the edge, a body over its 64 KiB limit (413 body_too_large).
+// dev/contract's TestEveryOperationDeclaresWhatThePlatformAnswersFirst
+// proves each operation declares them, in process; this shows the running
+// stack gives them on every operation (TestEveryListedAnswerWasSeen).
+func (f *fixture) probePlatformRefusals(t *testing.T) {
+	var reqs []probe
+	for _, o := range f.ops {
+		u := f.url(o, f.values())
+		add := func(what, query string, body []byte, header map[string]string, want int, code string) {
+			reqs = append(reqs, probe{o: o, what: what, want: want, code: code, req: request{Method: o.Method,
+				URL: u + query, Token: f.tokenFor(t, o), Body: body, Header: header}})
+		}
+		// The local edge re-encodes a query with a bad escape without
+		// it, as httputil.ReverseProxy does (edge.cleanQueryParams): the
+		// function's own 400 is asked of it through the gateway.
+		direct := f.GatewayURL + "/function/" + o.Function + concrete(o.Route, f.values())
+		reqs = append(reqs, probe{o: o, what: "a query that does not parse, straight to the function", want: http.StatusBadRequest,
+			code: "invalid_request", req: request{Method: o.Method, URL: direct + "?a=%zz", Token: f.tokenFor(t, o), Body: f.bodyOf(t, o)}})
+		add("a parameter sent twice", "?a=1&a=2", f.bodyOf(t, o), nil, http.StatusUnprocessableEntity, "invalid_request")
+		add("a control character in a query value", "?a=%01", f.bodyOf(t, o), nil, http.StatusUnprocessableEntity, "invalid_text")
+		if o.Body != nil {
+			add("a body of another media type", "", f.bodyOf(t, o), map[string]string{"Content-Type": "text/plain"},
+				http.StatusBadRequest, "unsupported_media_type")
+		}
+		if !f.viaGateway[o.Function] {
+			add("a body over the edge's limit", "", bytes.Repeat([]byte("x"), 64<<10+1), nil,
+				http.StatusRequestEntityTooLarge, "body_too_large")
+		}
+	}
+	failures := f.run(reqs, func(p probe, a answer) string {
+		if a.Status != p.want || a.code() != p.code {
+			return fmt.Sprintf("want %d %s", p.want, p.code)
+		}
+		return a.problem()
+	})
+	report(t, failures, len(reqs))
+}
+
 // bodyOf is the operation's example body encoded, nil when it takes none.
 func (f *fixture) bodyOf(t testing.TB, o operation) []byte {
 	if o.Body == nil {
@@ -196,6 +242,8 @@ type probe struct {
 	req  request
 	// want is the status the contract promises (0: any but a 5xx).
 	want int
+	// code is the problem code the contract promises with want ("": any).
+	code string
 }
 
 // run sends the probes four at a time and returns a line for each whose
