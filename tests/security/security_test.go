@@ -69,6 +69,7 @@ func TestOWASPAPITop10(t *testing.T) {
 	t.Run("API4 resource consumption: sizes, pages, nesting", f.probeResourceLimits)
 	t.Run("API8 hostile input on every field and parameter", f.probeHostileInput)
 	t.Run("API8 the platform's refusals on every operation", f.probePlatformRefusals)
+	t.Run("the domain's refusals the document lists", f.probeDomainRefusals)
 	t.Run("API1 BOLA: another user's objects", f.probeBOLA) // last: an admin cancels A's order
 	t.Run("no client input logged at ERROR", func(t *testing.T) { f.checkNoErrorLogged(t, started) })
 }
