@@ -15,7 +15,7 @@ import (
 // other exchange of the suites gets (dev/contract's
 // TestEveryListedAnswerWasSeen named them), and wants each answered with
 // its status and code: a taken SKU on create and on update, a product of
-// another currency in a cart, a checkout of an unknown product, of an empty
+// another currency in a cart, a cart the catalog made mixed, a checkout of an unknown product, of an empty
 // cart, with a token the processor refuses, and with a reused
 // Idempotency-Key, and a stock level below what an order holds. Each
 // customer is a new one, so A's objects (API1 BOLA) are left as they were.
@@ -58,6 +58,17 @@ func (f *fixture) probeDomainRefusals(t *testing.T) {
 		t.Fatalf("a USD product into a new cart: %s", a)
 	}
 	want("set-cart-item of a EUR product into a USD cart", cartItem(mixed, newProduct("EUR")), http.StatusConflict, "currency_mismatch")
+	// A cart of two USD products, one of them repriced in EUR since.
+	repriced := newProduct("USD")
+	if a := cartItem(mixed, repriced); a.Status != http.StatusOK {
+		t.Fatalf("a second USD product into the cart: %s", a)
+	}
+	if a := f.must(t, request{Method: http.MethodPatch, URL: f.url(update, map[string]string{"id": repriced.String()}), Token: f.admin,
+		Body: []byte(`{"price":{"amount":100,"currency":"EUR"}}`)}); a.Status != http.StatusOK {
+		t.Fatalf("reprice a product of the cart in EUR: %s", a)
+	}
+	want("get-cart of a cart the catalog made mixed", f.must(t, request{Method: http.MethodGet, URL: f.EdgeURL + "/api/v1/cart",
+		Token: mixed}), http.StatusConflict, "currency_mismatch")
 
 	order := func(token, key string, body map[string]any) answer {
 		h := map[string]string{}
