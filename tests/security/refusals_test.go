@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/auth"
+	"github.com/shopfaas/shop/internal/cart"
 )
 
 // probeDomainRefusals brings about, once each, the refusals of state the
@@ -15,7 +16,8 @@ import (
 // other exchange of the suites gets (dev/contract's
 // TestEveryListedAnswerWasSeen named them), and wants each answered with
 // its status and code: a taken SKU on create and on update, a product of
-// another currency in a cart, a cart the catalog made mixed, a checkout of an unknown product, of an empty
+// another currency in a cart, a cart the catalog made mixed, a product
+// more than a cart holds, a checkout of an unknown product, of an empty
 // cart, with a token the processor refuses, and with a reused
 // Idempotency-Key, and a stock level below what an order holds. Each
 // customer is a new one, so A's objects (API1 BOLA) are left as they were.
@@ -69,6 +71,16 @@ func (f *fixture) probeDomainRefusals(t *testing.T) {
 	}
 	want("get-cart of a cart the catalog made mixed", f.must(t, request{Method: http.MethodGet, URL: f.EdgeURL + "/api/v1/cart",
 		Token: mixed}), http.StatusConflict, "currency_mismatch")
+
+	// A cart holds at most cart.MaxLines different products.
+	full := f.Token(t, auth.RoleCustomer)
+	for i := range cart.MaxLines {
+		if a := cartItem(full, newProduct("USD")); a.Status != http.StatusOK {
+			t.Fatalf("product %d into a new cart: %s", i+1, a)
+		}
+	}
+	want("set-cart-item of one product more than a cart holds", cartItem(full, newProduct("USD")),
+		http.StatusUnprocessableEntity, "cart_full")
 
 	order := func(token, key string, body map[string]any) answer {
 		h := map[string]string{}
