@@ -103,9 +103,17 @@ unit:
 	$(GO) test -count=1 -run '^(TestACountAllocatesLittle|TestASagaCallAllocatesLittle|TestWarmReadAllocations)$$' ./internal/ratelimit ./internal/orders/ordersgw ./dev/faaslocal/edge
 
 ## integration: the integration suite through the local runtime and the bench
-## package's tests (without -race: they measure and drive separate processes).
+## package's tests (without -race: they measure and drive separate processes);
+## then TestEveryListedAnswerWasSeen: every status and problem code
+## api/openapi.yaml lists was the answer of an exchange of the integration or
+## security suite (each records what it saw into SHOP_CONTRACT_SEEN, a fresh
+## folder), or is excused as fault-only (dev/contract, FaultOnly).
+integration: SHELL := bash
+integration: .SHELLFLAGS := -o pipefail -c
 integration:
-	$(GO) test -count=1 -timeout 15m ./tests/...
+	seen="$$(mktemp -d)" && trap 'rm -rf "$$seen"' EXIT && \
+	SHOP_CONTRACT_SEEN="$$seen" $(GO) test -count=1 -timeout 15m ./tests/... && \
+	SHOP_CONTRACT_SEEN="$$seen" $(GO) test -count=1 -v -run '^TestEveryListedAnswerWasSeen$$' ./dev/contract | $(call passed,TestEveryListedAnswerWasSeen)
 
 # passed(name) passes go test -v's output through and fails unless it says
 # the test name passed: go test exits 0 when -run matches no test ("no tests
