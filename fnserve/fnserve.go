@@ -91,6 +91,12 @@ type Config struct {
 	// load balancer or the local runtime takes the replica out of rotation on
 	// the 503, so no request finds the port closed.
 	DrainInterval time.Duration
+	// DrainMargin is added to DrainInterval behind of-watchdog only
+	// (upstream_url set, as the shop-go template's image sets it: the
+	// watchdog's http mode): DrainMargin there, 0 elsewhere (the local
+	// runtime runs no watchdog and takes a replica out of rotation before
+	// it signals it, so a margin would only delay each stop).
+	DrainMargin time.Duration
 	// ServiceAddr, when not empty (SERVICE_ADDR, host:port), is a second
 	// address the function serves on, with the same server and handler,
 	// bound with SO_REUSEPORT: every replica of the function listens on it
@@ -127,7 +133,8 @@ type Config struct {
 const ReadyPath = "/_/ready"
 
 // DrainMargin is how much longer than DrainInterval the function keeps
-// accepting after SIGTERM (when DrainInterval is not 0). of-watchdog gets the
+// accepting after SIGTERM behind of-watchdog (when DrainInterval is not 0;
+// Config.DrainMargin). of-watchdog gets the
 // same SIGTERM at the same moment, forwards it at once and routes to the
 // function for the same healthcheck_interval: with the two intervals equal,
 // a request the watchdog accepted just before its own interval ended reached
@@ -159,6 +166,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	cfg.LoopbackHostOnly = c.Bool("LOOPBACK_HOST_ONLY", false)
 	cfg.WriteTimeout = c.Duration("write_timeout", cfg.ExecTimeout+WriteGrace)
 	cfg.DrainInterval = c.Duration("healthcheck_interval", cfg.WriteTimeout)
+	if c.String("upstream_url", "") != "" {
+		cfg.DrainMargin = DrainMargin
+	}
 	var errs []error
 	if cfg.ExecTimeout == 0 {
 		// of-watchdog reads 0 as no timeout; here it would be a deadline
@@ -292,7 +302,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, buil
 	stopProfile()
 	if cfg.DrainInterval > 0 {
 		draining.Store(true)
-		drain := cfg.DrainInterval + DrainMargin
+		drain := cfg.DrainInterval + cfg.DrainMargin
 		log.Info("draining: health check failing, still serving", "for", drain.String())
 		select {
 		case err := <-errc:

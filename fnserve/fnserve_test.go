@@ -387,6 +387,26 @@ func TestDrainAnswersConnectionClose(t *testing.T) {
 	<-srv.done
 }
 
+// The margin after the drain interval is for of-watchdog's last request: a
+// function behind it (upstream_url set, as the template's image sets it)
+// gets it, one run without it (the local runtime, which takes a replica out
+// of rotation before it signals it) does not, so that every local stop does
+// not wait a second more (dev/chaos stops processes after 5 s).
+func TestTheDrainMarginIsOnlyBehindTheWatchdog(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		want time.Duration
+	}{
+		{map[string]string{"healthcheck_interval": "5s"}, 0},
+		{map[string]string{"healthcheck_interval": "5s", "upstream_url": "http://127.0.0.1:8082"}, fnserve.DrainMargin},
+	} {
+		cfg, err := fnserve.LoadConfig(config.Env(c.env))
+		if err != nil || cfg.DrainMargin != c.want || cfg.DrainInterval != 5*time.Second {
+			t.Errorf("LoadConfig(%v): margin %s, drain %s (%v), want margin %s", c.env, cfg.DrainMargin, cfg.DrainInterval, err, c.want)
+		}
+	}
+}
+
 func TestLoadConfig(t *testing.T) {
 	cfg, err := fnserve.LoadConfig(config.Env(map[string]string{"OPENFAAS_NAME": "f", "exec_timeout": "2m", "BIND_HOST": "0.0.0.0", "PORT": "9000"}))
 	if err != nil || cfg.Addr != "0.0.0.0:9000" || cfg.ExecTimeout != 2*time.Minute || cfg.MaxRequestBytes != 1<<20 || cfg.Name != "f" ||
@@ -853,7 +873,9 @@ func getWhole(url string) (status int, body []byte, whole bool) {
 // interval, and such a request found it closed (the watchdog's error for an
 // answer).
 func TestTheWatchdogsLastRequestFindsThePortOpen(t *testing.T) {
-	srv := serve(t, map[string]string{"healthcheck_interval": "300ms"}, func(w http.ResponseWriter, r *http.Request) {
+	// upstream_url: behind of-watchdog's http mode, as the template's
+	// image runs the function.
+	srv := serve(t, map[string]string{"healthcheck_interval": "300ms", "upstream_url": "http://127.0.0.1:8082"}, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "served")
 	})
 	stopped := time.Now()
