@@ -815,8 +815,11 @@ const KongDefaultReadTimeout = 60 * time.Second
 
 // KongLongestRead returns the longest read_timeout of the services of the
 // Kong declarative file kongYML (KongDefaultReadTimeout for a service that
-// sets none): the longest Kong waits for a function's answer, and so the
-// longest a call under way may still need when Kong is told to quit.
+// sets none): the longest Kong waits for one answer of a function, and so
+// the longest a call under way may still need when Kong is told to quit. A
+// route that retries (Kong's default, 5, on the GET routes) may wait that
+// long once per try; the gateway behind answers 504 well before (35 s), so
+// a try that reaches the read timeout is not retried in practice.
 func KongLongestRead(kongYML []byte) (time.Duration, error) {
 	var decl struct {
 		Services []struct {

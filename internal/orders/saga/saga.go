@@ -41,7 +41,13 @@
 //     on the saga, renewed while it runs (Config.Lease), and recover-orders
 //     leases only expired ones (and a pending order only once it is older
 //     than RecoverAfter, which exceeds the request's Timeout), for as short
-//     a lease, renewed while its run drives the order (keepClaim).
+//     a lease, renewed while its run drives the order (keepClaim). This
+//     holds while each driver reaches the database: a run whose renewals
+//     fail for longer than the lease loses its claim and still ends its
+//     drive (it logs the loss), beside the run that took the order over;
+//     each step is idempotent and each change of status is decided under
+//     the order's row lock, so the overlap repeats work but does not
+//     charge, refund or confirm twice (docs/checkout.md, "Recovery").
 package saga
 
 import (
