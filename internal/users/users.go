@@ -151,14 +151,17 @@ func normalizeEmail(email string) (spelled, composed, problem string) {
 	if utf8.RuneCountInString(c) > MaxEmailRunes {
 		return "", "", fmt.Sprintf("email must be at most %d characters once composed (Unicode NFC)", MaxEmailRunes)
 	}
-	if !wellFormed(c) {
+	// Both forms: a character forbidden as sent stays forbidden when
+	// composing makes it another ("<" + U+0338 is "≮"), and one that
+	// composes into a forbidden one (U+037E into ";") is refused too.
+	if !wellFormed(e) || !wellFormed(c) {
 		return "", "", invalid
 	}
 	return e, c, ""
 }
 
-// wellFormed reports whether a trimmed, lower-cased and composed email has
-// normalizeEmail's syntax, but for its lengths.
+// wellFormed reports whether a trimmed and lower-cased email, composed or as
+// sent, has normalizeEmail's syntax, but for its lengths.
 func wellFormed(email string) bool {
 	local, domain, _ := strings.Cut(email, "@")
 	if local == "" || strings.Contains(domain, "@") {

@@ -96,6 +96,10 @@ func TestNewRegistrationRejects(t *testing.T) {
 		// The syntax holds for the address composed, as it is stored: the
 		// Greek question mark U+037E composes into ";".
 		{"forbidden once composed", "a\u037eb@example.com", ok.password, ok.name, "valid email"},
+		// "<" + U+0338 composes into "≮": the character sent is forbidden
+		// even though the composed one is not.
+		{"forbidden as sent", "a<\u0338b@example.com", ok.password, ok.name, "valid email"},
+		{"forbidden as sent in the domain", "ann@exa>\u0338mple.com", ok.password, ok.name, "valid email"},
 		{"label starting with a combining mark", "a@\u0301b.com", ok.password, ok.name, "valid email"},
 		{"missing password", ok.email, "", ok.name, "password is required"},
 		{"short password", ok.email, "1234567", ok.name, "at least 8"},
