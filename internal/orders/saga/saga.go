@@ -43,11 +43,15 @@
 //     than RecoverAfter, which exceeds the request's Timeout), for as short
 //     a lease, renewed while its run drives the order (keepClaim). This
 //     holds while each driver reaches the database: a run whose renewals
-//     fail for longer than the lease loses its claim and still ends its
-//     drive (it logs the loss), beside the run that took the order over;
-//     each step is idempotent and each change of status is decided under
-//     the order's row lock, so the overlap repeats work but does not
-//     charge, refund or confirm twice (docs/checkout.md, "Recovery").
+//     fail for longer than the lease loses its claim, and drives beside
+//     the run that took the order over until a renewal reaches the
+//     database and finds the claim taken; its drive is then cut and stops
+//     at its next step, with no decision (a step cut in flight, a charge
+//     above all, is unknown, never refused: claimLost), leaving the order
+//     to that run. Each step is idempotent and each change of status is
+//     decided under the order's row lock, so the overlap repeats work but
+//     does not charge, refund or confirm twice (docs/checkout.md,
+//     "Recovery").
 package saga
 
 import (
@@ -257,16 +261,35 @@ func (s *Saga) keepLease(ctx context.Context, id uuid.UUID) (stop func()) {
 // this run's claim ran out: ordersdb.Store.RenewClaim fences it off). So a
 // live run keeps its claim however long it drives, and the order of a run
 // that dies is claimable again within Lease.
-func (s *Saga) keepClaim(ctx context.Context, c ordersdb.Claim) (stop func()) {
+//
+// When a renewal finds the claim taken over (RenewClaim answers false: this
+// run's renewals failed for longer than the lease, and another run claimed
+// the order), keepClaim calls lost, once, and renews no more; recoverOne
+// then cuts its drive (errClaimLost). A renewal that fails is no loss: the
+// claim may still hold, and the next tick tries again.
+func (s *Saga) keepClaim(ctx context.Context, c ordersdb.Claim, lost func()) (stop func()) {
 	return s.keep(ctx, c.OrderID, "renew the recovery's claim of the order it drives", func(ctx context.Context) (bool, error) {
 		kept, err := s.db.RenewClaim(ctx, c.OrderID, c.Attempts, s.cfg.Lease)
 		if err == nil && !kept {
-			// This run's renewals failed for longer than the lease: another
-			// run drives the order too (every step is idempotent).
-			s.cfg.Log.WarnContext(ctx, "another recovery run claimed the order this run drives", "order_id", c.OrderID, "attempt", c.Attempts)
+			s.cfg.Log.WarnContext(ctx, "another recovery run claimed the order this run drives; this run stops driving it", "order_id", c.OrderID, "attempt", c.Attempts)
+			lost()
 		}
 		return kept, err
 	})
+}
+
+// errClaimLost is the cause with which recoverOne cuts the drive of an order
+// whose claim another recovery run took over (keepClaim): the drive stops at
+// its next step and leaves the order as it stands to that run (see claimLost).
+var errClaimLost = errors.New("the recovery's claim of the order was taken over by another run")
+
+// claimLost reports whether ctx is a recovery's drive cut because another
+// run took its order over. drive then stops before its next step and makes
+// no decision: what the cut step did is unknown (a charge cut in flight may
+// still capture), and the run that took the order over makes every step
+// again, each idempotent by order id, and settles it.
+func claimLost(ctx context.Context) bool {
+	return errors.Is(context.Cause(ctx), errClaimLost)
 }
 
 // keep calls renew every third of Config.Lease until the returned stop is
@@ -856,7 +879,13 @@ func (s *Saga) prices(ctx context.Context, items []orders.ItemRequest, skipGone 
 // call on an order in any status. fault.NotFound when the order does not
 // exist.
 func (s *Saga) Drive(ctx context.Context, orderID uuid.UUID) (orders.Order, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
+	return s.driveOn(context.WithoutCancel(ctx), orderID)
+}
+
+// driveOn is Drive on ctx as it is, not detached: recoverOne detaches it
+// itself and cuts it when its claim is lost (errClaimLost).
+func (s *Saga) driveOn(ctx context.Context, orderID uuid.UUID) (orders.Order, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	c, err := s.drive(ctx, orderID, nil, nil)
 	return c.Order, err
@@ -1050,7 +1079,10 @@ func (s *Saga) purge(ctx context.Context) (int64, error) {
 // recoverOne drives a claimed order in its "recover order" span (see
 // Recover), renewing the claim while it does (keepClaim), and logs a failed
 // drive. Once the drive ends the renewals stop, and the claim runs out
-// within Lease.
+// within Lease. The drive runs detached from ctx, as Drive's, but is cut
+// when a renewal finds the claim taken over by another run: it stops at its
+// next step, leaving the order to that run (claimLost), and the order is
+// returned as this run last saw it (pending, or as it was claimed).
 func (s *Saga) recoverOne(ctx context.Context, c ordersdb.Claim) (orders.Order, error) {
 	opts := []trace.SpanStartOption{trace.WithAttributes(attribute.String("order.id", c.OrderID.String()))}
 	if c.Checkout.IsValid() {
@@ -1058,8 +1090,10 @@ func (s *Saga) recoverOne(ctx context.Context, c ordersdb.Claim) (orders.Order, 
 	}
 	ctx, span := otel.Tracer(tracerScope).Start(ctx, "recover order", opts...)
 	defer span.End()
-	kept := s.keepClaim(ctx, c)
-	o, err := s.Drive(ctx, c.OrderID)
+	dctx, lose := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer lose(nil)
+	kept := s.keepClaim(ctx, c, func() { lose(errClaimLost) })
+	o, err := s.driveOn(dctx, c.OrderID)
 	kept()
 	if err != nil {
 		span.SetStatus(codes.Error, "")

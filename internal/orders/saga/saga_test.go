@@ -1133,6 +1133,65 @@ func TestALiveRecoveryRunKeepsItsClaimPastItsLease(t *testing.T) {
 	}
 }
 
+// A recovery run whose claim another run took over — here the claim count is
+// bumped in the database, as ClaimStale bumps it, while the run's charge is
+// held — stops driving the order at its next renewal: the charge call is cut
+// and settled as unknown (the order left pending, nothing given back, no
+// failure), and the run that holds the claim finishes it with one capture,
+// the cut charge's. Until 2026-12-07 the run only logged the loss and drove
+// on beside the other run: it waited for its charge and confirmed the order.
+func TestARecoveryRunWhoseClaimIsTakenOverStopsDriving(t *testing.T) {
+	const lease = time.Second // renewed every 333 ms
+	e := setup(t, func(c *saga.Config) { c.Lease = lease })
+	ctx := context.Background()
+	ids := e.placePending(t, 1)
+	e.age(t)
+	charging, release := e.holdFirstCharge(t, nil)
+	done := make(chan saga.Report, 1)
+	go func() { rep, _ := e.saga.Recover(ctx, 1); done <- rep }()
+	select {
+	case <-charging:
+	case rep := <-done:
+		t.Fatalf("the run ended before its charge: %+v", rep)
+	}
+	// Another run's claim: the count moves on, for a minute.
+	if _, err := e.pool.Exec(ctx, `UPDATE order_sagas SET attempts = attempts + 1, lease_until = now() + interval '1 minute'
+		WHERE order_id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	// Well before the gateway's 5 s timeout ends the held charge.
+	select {
+	case rep := <-done:
+		if rep.Driven != 1 || rep.Pending != 1 {
+			t.Fatalf("the run whose claim was taken over: %+v, want its order left pending", rep)
+		}
+	case <-time.After(3 * time.Second):
+		release()
+		rep := <-done
+		o, _ := e.store.Get(ctx, ids[0])
+		t.Fatalf("the run still drove the order 3 s after its claim was taken over; released, it ended %+v, the order %s", rep, o.Status)
+	}
+	o, err := e.store.Get(ctx, ids[0])
+	if err != nil || o.Status != orders.Pending {
+		t.Fatalf("order %s %v once the cut run ended, want pending", o.Status, err)
+	}
+	if n := e.count(t, `SELECT count(*) FROM order_sagas WHERE order_id = $1 AND payment_token IS NOT NULL AND compensation <> 'pending'`, ids[0]); n != 1 {
+		t.Fatalf("the cut run left the saga without its token or owing a compensation (%d rows as expected)", n)
+	}
+	// The held charge captures once let go; the run that took the order
+	// over (its claim run out here, so the next run is that one) confirms it.
+	release()
+	if _, err := e.pool.Exec(ctx, `UPDATE order_sagas SET lease_until = now() - interval '1 second' WHERE order_id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := e.saga.Recover(ctx, 1); err != nil || rep.Confirmed != 1 {
+		t.Fatalf("the run that took the order over: %+v %v, want it confirmed", rep, err)
+	}
+	if c := e.svc.Counts(); c.Captures != 1 || c.Refunds != 0 {
+		t.Fatalf("%d captures %d refunds, want 1 0", c.Captures, c.Refunds)
+	}
+}
+
 // A recovery run that dies while it drives an order — here its database is
 // gone from the middle of the order's charge on, so no renewal of its claim
 // arrives — leaves the order to the next run once its claim (Config.Lease)

@@ -169,7 +169,18 @@ func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Sa
 		if st.retakeOnly && !retake {
 			continue
 		}
+		if claimLost(ctx) {
+			return orders.Checkout{Order: o}, nil // another recovery run took the order over
+		}
 		err := s.attemptAfter(ctx, tl, o.ID, st.name, st.call, first.of(st.name))
+		if claimLost(ctx) {
+			// Cut by the claim's loss: whatever the step answered, its
+			// effect is unknown (a charge cut in flight may still capture),
+			// so no refusal is read from it and no decision made; the run
+			// that took the order over makes the step again (idempotent)
+			// and settles the order.
+			return orders.Checkout{Order: o}, nil
+		}
 		if st.name == orders.StepReserve {
 			retake = fault.Is(err, fault.Conflict, fault.CodeReservationReleased)
 		}
@@ -184,6 +195,9 @@ func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Sa
 			continue
 		}
 		return s.fail(ctx, tl, o, r, err), nil
+	}
+	if claimLost(ctx) {
+		return orders.Checkout{Order: o}, nil
 	}
 	return s.confirm(ctx, tl, sg), nil
 }
@@ -504,6 +518,11 @@ func (s *Saga) compensate(ctx context.Context, tl *timeline, o orders.Order, u u
 	}
 	if err != nil {
 		telemetry.ShopFrom(ctx).Compensation(false)
+		return
+	}
+	if claimLost(ctx) {
+		// Left owed to the run that took the order over: it gives all of
+		// it back again (idempotent) and settles it.
 		return
 	}
 	if err := s.db.SettleCompensation(ctx, o.ID); err != nil {
