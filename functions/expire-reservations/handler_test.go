@@ -406,3 +406,31 @@ func TestARefusalOfTheSweepsOwnCredentialIsNoRefusalOfTheScheduler(t *testing.T)
 		t.Errorf("stock %d/%d after refused lookups, want 10/3", onHand, reserved)
 	}
 }
+
+// A 200 from order-statuses that is not the statuses asked about (a proxy's
+// page, an answer about other orders) is order-statuses failing, as its
+// silence is: the sweep answers 503 "unavailable" (retried by the next
+// run), not 500, and nothing changes.
+func TestAMalformedAnswerOfOrderStatusesIsUnavailable(t *testing.T) {
+	s := newShop(t, 10)
+	o := orderstest.Seed(t, s.orders, uuid.Must(uuid.NewV7()), orders.Confirmed)
+	s.hold(t, o.ID, 3)
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"statuses":{"` + uuid.NewString() + `":"confirmed"}}`))
+	}))
+	t.Cleanup(bad.Close)
+	client, err := orderstatus.New(gatewayurl.Locator{Gateway: bad.URL + "/"}, fntest.Caller("expire-reservations"), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(s.store, client.Statuses, DefaultSettleAfter, fntest.Internal(), slog.New(slog.DiscardHandler))
+	rec := post(h, credential, "?settle_after_seconds=0")
+	var p struct{ Code string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || rec.Code != http.StatusServiceUnavailable || p.Code != "unavailable" {
+		t.Errorf("answered %d %s, want 503 unavailable", rec.Code, rec.Body)
+	}
+	if onHand, reserved := s.level(t); onHand != 10 || reserved != 3 {
+		t.Errorf("stock %d/%d after a malformed answer, want 10/3", onHand, reserved)
+	}
+}

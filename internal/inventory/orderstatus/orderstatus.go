@@ -61,9 +61,12 @@ func New(loc gatewayurl.Locator, token string, hc *http.Client, timeout time.Dur
 // MaxIDs) and returns those the orders service knows; an unknown order is
 // absent. Any failure — no answer, an error answered, an answer that is not
 // the statuses of the orders asked about — is an error: the caller then
-// changes nothing. No answer and every answer but 200 (a 401 or 403 that
-// refuses this client's credential too) are fault.Unavailable, so the
-// sweep answers its own caller 503, never the callee's status.
+// changes nothing. No answer, every answer but 200 (a 401 or 403 that
+// refuses this client's credential too) and a 200 that is not the statuses
+// of the orders asked about are fault.Unavailable: order-statuses failed,
+// and the sweep answers its own caller 503 (the next run asks again), never
+// the callee's status nor a 500 of its own (until 2026-12-07 a malformed
+// 200 was fault.Internal).
 func (c *Client) Statuses(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]inventory.OrderStatus, error) {
 	if len(ids) == 0 {
 		return map[uuid.UUID]inventory.OrderStatus{}, nil
@@ -109,7 +112,7 @@ func (c *Client) Statuses(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]i
 		Statuses map[uuid.UUID]inventory.OrderStatus `json:"statuses"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil || out.Statuses == nil {
-		return nil, fault.Internalf("%s answered 200 without the statuses: %.200q", Function, raw)
+		return nil, unavailable(fmt.Errorf("answered 200 without the statuses: %.200q", raw))
 	}
 	asked := make(map[uuid.UUID]bool, len(ids))
 	for _, id := range ids {
@@ -117,7 +120,7 @@ func (c *Client) Statuses(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]i
 	}
 	for id := range out.Statuses {
 		if !asked[id] {
-			return nil, fault.Internalf("%s answered the status of order %s, which was not asked about", Function, id)
+			return nil, unavailable(fmt.Errorf("answered the status of order %s, which was not asked about", id))
 		}
 	}
 	return out.Statuses, nil

@@ -70,13 +70,19 @@ func TestStatuses(t *testing.T) {
 			t.Errorf("%d: %v, want unavailable", refused.status, err)
 		}
 	}
-	status, answer = 200, `{"statuses":{"`+other.String()+`":"confirmed"}}`
-	if _, err := c.Statuses(ctx, []uuid.UUID{id}); err == nil {
-		t.Error("an answer about an order not asked about was accepted")
-	}
-	status, answer = 200, `{}`
-	if _, err := c.Statuses(ctx, []uuid.UUID{id}); err == nil {
-		t.Error("an answer without statuses was accepted")
+	// A 200 that is not the statuses of the orders asked about is
+	// order-statuses failing (a dependency's fault, retried by the next
+	// run): unavailable, so the sweep answers 503, never 500.
+	for _, malformed := range []struct{ name, answer string }{
+		{"an order not asked about", `{"statuses":{"` + other.String() + `":"confirmed"}}`},
+		{"no statuses", `{}`},
+		{"not JSON", `<html>gateway</html>`},
+		{"statuses not an object", `{"statuses":[]}`},
+	} {
+		status, answer = 200, malformed.answer
+		if _, err := c.Statuses(ctx, []uuid.UUID{id}); fault.KindOf(err) != fault.Unavailable || fault.CodeOf(err) != fault.CodeUnavailable {
+			t.Errorf("200 with %s: %v, want unavailable", malformed.name, err)
+		}
 	}
 	if _, err := c.Statuses(ctx, make([]uuid.UUID, orderstatus.MaxIDs+1)); err == nil {
 		t.Error("more than MaxIDs ids were sent")
