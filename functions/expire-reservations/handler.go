@@ -9,8 +9,9 @@
 // customers. A run settles at most MaxBatches batches, begins none it has no
 // time left to finish before its deadline, and the next goes on where it
 // stopped. A hold is due once it is older than the settle delay
-// (SETTLE_AFTER, default 30s; ?settle_after_seconds=N overrides it for one
-// run, N from 0 to 3600: dev/chaos settles at once with 0). For every batch
+// (SETTLE_AFTER, default 30s, at most 1h, the longest hold: a longer value
+// fails the build; ?settle_after_seconds=N overrides it for one run, N from
+// 0 to 3600: dev/chaos settles at once with 0). For every batch
 // of due holds it asks order-statuses once, then settles the batch in one
 // inventory transaction (inventorydb.Store.Settle). When the orders service
 // does not answer, nothing changes: the stock stays reserved until the next
@@ -23,6 +24,7 @@ package function
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -43,10 +45,22 @@ import (
 // about a pending order.
 const DefaultSettleAfter = 30 * time.Second
 
+// MaxSettleAfter bounds SETTLE_AFTER and ?settle_after_seconds: the longest
+// hold (inventory.MaxHoldTTL). A hold is looked at only once it is that old,
+// so a longer delay kept the stock of an abandoned checkout from other
+// customers past its hold's expiry, and a confirmed order's units reserved
+// rather than sold, for as long as it said.
+const MaxSettleAfter = inventory.MaxHoldTTL
+
 // Build reads the function's configuration from c and builds its handler.
 // fnserve calls it on the first request, and again after a failed build.
+// SETTLE_AFTER (default DefaultSettleAfter, 0 to MaxSettleAfter) past its
+// bound fails the build with the other problems of the configuration.
 func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	settleAfter := c.Duration("SETTLE_AFTER", DefaultSettleAfter)
+	if settleAfter > MaxSettleAfter {
+		c.Fail("SETTLE_AFTER", fmt.Errorf("%s is longer than the longest hold, %s (inventory.MaxHoldTTL)", settleAfter, MaxSettleAfter))
+	}
 	d, err := inventoryenv.Load(context.Background(), c, log, inventoryenv.Needs{Internal: true, OrdersCaller: "expire-reservations"})
 	if err != nil {
 		return nil, err
@@ -112,7 +126,7 @@ func New(store Settler, statuses inventorydb.Statuses, settleAfter time.Duration
 		// An absent or empty settle_after_seconds (-1) is the configured
 		// delay: an empty one used to settle every hold at once.
 		after := settleAfter
-		n, err := fnhttp.QueryInt(r, "settle_after_seconds", -1, 0, 3600)
+		n, err := fnhttp.QueryInt(r, "settle_after_seconds", -1, 0, int(MaxSettleAfter/time.Second))
 		if err != nil {
 			return err
 		}
