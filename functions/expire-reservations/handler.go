@@ -17,6 +17,11 @@
 // does not answer, nothing changes: the stock stays reserved until the next
 // run. Concurrent sweeps are safe.
 //
+// Then, with time left, it deletes the reservations that ended (released,
+// expired, restocked, void) more than inventorydb.EndedRetention (30 days)
+// ago, at most inventorydb.PruneBatches batches a run (Store.Prune); a
+// committed one is kept, since its order may still be cancelled.
+//
 // The answer counts the holds it sold (settled), gave back for a failed or
 // cancelled order (released) and gave back past their expiry (expired). Each
 // run is counted in shop_reservation_sweeps_total by result (ok, error).
@@ -74,6 +79,7 @@ type Settler interface {
 	Settle(ctx context.Context, cur inventory.SettleCursor, settleAfter time.Duration, limit int, statuses inventorydb.Statuses) (inventory.Settlement, error)
 	SweepCursor(ctx context.Context) (inventory.SettleCursor, error)
 	SaveSweepCursor(ctx context.Context, cur inventory.SettleCursor) error
+	Prune(ctx context.Context, olderThan time.Duration, maxBatches int) (int64, error)
 }
 
 // Batch is how many holds one status lookup and one transaction settle (at
@@ -96,6 +102,11 @@ var batch, maxBatches = Batch, MaxBatches
 // is rolled back, and a run that always reached its deadline asked about the
 // same holds run after run. A test shrinks it.
 var batchBudget = 12 * time.Second
+
+// pruneBudget is the time left before the request's deadline that a run
+// needs to prune (inventorydb.Store.Prune, at most PruneBatches batches);
+// with less it prunes nothing and a later run does.
+const pruneBudget = 5 * time.Second
 
 // saveBudget bounds the save of where the run stopped, on a context of its
 // own: a run cut by its deadline still records it, or the next would start
@@ -174,11 +185,22 @@ func New(store Settler, statuses inventorydb.Statuses, settleAfter time.Duration
 		if serr != nil && err == nil {
 			err = serr
 		}
+		// Then the reservations that ended long ago go (a run that failed,
+		// or has no time left, leaves them to a later one). A failed prune
+		// fails no run: the holds are settled, and the rows wait.
+		var pruned int64
+		if err == nil && (!bounded || time.Until(deadline) >= pruneBudget) {
+			var perr error
+			pruned, perr = store.Prune(r.Context(), inventorydb.EndedRetention, inventorydb.PruneBatches)
+			if perr != nil {
+				log.WarnContext(r.Context(), "ended reservations not pruned", "pruned", pruned, "err", perr)
+			}
+		}
 		// Counted ok or error, so ReservationSweepStalled sees a sweep
 		// that never succeeds (a refused caller above is no run).
 		telemetry.ShopFrom(r.Context()).Sweep(err != nil)
-		if out != (Response{}) {
-			log.InfoContext(r.Context(), "reservations settled", "settled", out.Settled, "released", out.Released, "expired", out.Expired)
+		if out != (Response{}) || pruned > 0 {
+			log.InfoContext(r.Context(), "reservations settled", "settled", out.Settled, "released", out.Released, "expired", out.Expired, "pruned", pruned)
 		}
 		if err != nil {
 			return err

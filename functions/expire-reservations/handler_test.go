@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopfaas/shop/internal/auth"
@@ -432,5 +433,35 @@ func TestAMalformedAnswerOfOrderStatusesIsUnavailable(t *testing.T) {
 	}
 	if onHand, reserved := s.level(t); onHand != 10 || reserved != 3 {
 		t.Errorf("stock %d/%d after a malformed answer, want 10/3", onHand, reserved)
+	}
+}
+
+// A run also deletes the reservations that ended past
+// inventorydb.EndedRetention (a replayed checkout's given-back hold, a void
+// record), and keeps a committed one past it, whose order may still be
+// cancelled.
+func TestASweepPrunesEndedReservations(t *testing.T) {
+	ctx := context.Background()
+	s := newShop(t, 10)
+	user := uuid.Must(uuid.NewV7())
+	gone, kept := orderstest.Seed(t, s.orders, user, orders.PaymentFailed), orderstest.Seed(t, s.orders, user, orders.Confirmed)
+	s.hold(t, gone.ID, 1)
+	s.hold(t, kept.ID, 2)
+	if _, err := s.store.Release(ctx, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.store.Commit(ctx, kept.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE reservations SET updated_at = now() - interval '31 days'`); err != nil {
+		t.Fatal(err)
+	}
+	if rec := post(s.h, credential, ""); rec.Code != http.StatusOK {
+		t.Fatalf("sweep: %d %s", rec.Code, rec.Body)
+	}
+	rows, _ := s.pool.Query(ctx, `SELECT order_id FROM reservations`)
+	left, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil || !slices.Equal(left, []uuid.UUID{kept.ID}) {
+		t.Errorf("reservations left %v (%v), want only the committed %s", left, err, kept.ID)
 	}
 }

@@ -29,6 +29,7 @@ func (s *settler) SweepCursor(context.Context) (inventory.SettleCursor, error) {
 }
 
 func (s *settler) SaveSweepCursor(context.Context, inventory.SettleCursor) error { return nil }
+func (s *settler) Prune(context.Context, time.Duration, int) (int64, error)      { return 0, nil }
 
 // TestEverySweepIsCounted: each run the sweep makes is counted ok or error
 // in shop_reservation_sweeps_total (both series from the first run on), so

@@ -747,3 +747,38 @@ func (s *Store) SaveSweepCursor(ctx context.Context, cur inventory.SettleCursor)
 	}
 	return nil
 }
+
+// EndedRetention is how long a reservation that ended (released, expired,
+// restocked, void) is kept after its last change before Prune deletes it.
+// It outlasts every call that may still name its order: a checkout's
+// (SAGA_TIMEOUT, exec_timeout), the recovery of a pending order (at most
+// GIVE_UP_AFTER, 20 h: saga.MaxGiveUpAfter) and a replayed Idempotency-Key
+// (kept 24 h at least), so the void record that refuses a late reservation
+// and the released one that refuses a late commit are gone only when
+// nothing can come late any more. A committed reservation is never deleted:
+// its order can be cancelled at any time, and that release must find the
+// hold to restock its units.
+const EndedRetention = 30 * 24 * time.Hour
+
+// PruneBatches is the most batches of postgres.DeleteBatch reservations one
+// Prune deletes: the sweep prunes after it settles, each minute, so a
+// backlog (the first run after the upgrade) goes over several runs instead
+// of holding up one.
+const PruneBatches = 2
+
+// Prune deletes the reservations that ended (released, expired, restocked,
+// void) last changed more than olderThan ago, with their lines (ON DELETE
+// CASCADE), in batches of postgres.DeleteBatch, oldest first, at most
+// maxBatches of them (0: until none is left), reading them through their
+// index (migration 0009), and reports how many went. Held and committed
+// reservations are never deleted (EndedRetention). Errors: fault.Unavailable
+// on database failure, with what was deleted before it.
+func (s *Store) Prune(ctx context.Context, olderThan time.Duration, maxBatches int) (int64, error) {
+	n, err := postgres.DeleteBatches(ctx, s.db, maxBatches, `DELETE FROM reservations WHERE ctid = ANY(ARRAY(SELECT ctid
+		FROM reservations WHERE status IN ('released', 'expired', 'restocked', 'void')
+		AND updated_at < now() - make_interval(secs => $1) ORDER BY updated_at LIMIT $2))`, olderThan.Seconds())
+	if err != nil {
+		return n, unavailable(err)
+	}
+	return n, nil
+}

@@ -1,0 +1,12 @@
+-- migrate: no transaction
+-- The sweep (expire-reservations) deletes the reservations that ended
+-- (released, expired, restocked, void) longer than EndedRetention ago
+-- (Store.Prune): until then every order, and every hold a replayed or
+-- refused checkout took beside pricing and gave back, left a row and its
+-- lines for ever. This index holds only those rows, so the prune reads what
+-- it deletes and never the held or committed ones, which stay: a held hold
+-- is the sweep's to settle, and a committed order can be cancelled at any
+-- time, whose release must find the hold to restock it. Built concurrently,
+-- outside a transaction (postgres.NoTransaction), so checkouts go on
+-- meanwhile.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS reservations_ended ON reservations (updated_at) WHERE status IN ('released', 'expired', 'restocked', 'void');
