@@ -391,9 +391,7 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 				// give describe a body the problem is not: a length that
 				// cut it short, an encoding that made it unreadable, a
 				// validator, location or cookie sent with a 500.
-				for _, name := range answerHeaders {
-					delete(w.Header(), name)
-				}
+				fnhttp.ForgetAnswer(w.Header())
 				fnhttp.WriteProblem(w, fault.Internalf("panic: %v", p))
 			}
 		}()
@@ -461,13 +459,6 @@ func handler(cfg Config, log *slog.Logger, reg *prometheus.Registry, handle http
 		routed.ServeHTTP(w, r)
 	})
 }
-
-// answerHeaders are the headers a handler sets for its own answer that a
-// panic's 500 problem, which replaces that answer, must not carry (canonical
-// names).
-var answerHeaders = []string{"Content-Length", "Content-Encoding", "Content-Range", "Content-Disposition",
-	"Content-Language", "Content-Location", "Etag", "Last-Modified", "Location", "Set-Cookie", "Trailer",
-	"Idempotent-Replayed"}
 
 // callsFirst serves a request as mux does, where mux routes everything
 // outside /_/ to calls under the pattern "/": a function call whose path

@@ -337,6 +337,7 @@ func Adapt(log *slog.Logger, h HandlerFunc) http.HandlerFunc {
 		if began.AnswerBegun() {
 			panic(http.ErrAbortHandler)
 		}
+		ForgetAnswer(w.Header())
 		var wait interface{ RetryAfter() time.Duration }
 		if errors.As(err, &wait) {
 			w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(wait.RetryAfter().Seconds())), 10))
@@ -347,6 +348,25 @@ func Adapt(log *slog.Logger, h HandlerFunc) http.HandlerFunc {
 		WriteProblem(w, netted)
 	}
 }
+
+// ForgetAnswer removes from h the headers a handler set for the answer it
+// meant to give, which a problem that replaces that answer must not carry: a
+// Content-Length that would cut the problem short, a Content-Encoding that
+// would make it unreadable, a validator, location, cookie or replay mark sent
+// with an error. What a problem may carry stays (WWW-Authenticate,
+// Retry-After, Vary, Connection), and its own Content-Type and Cache-Control
+// are set when it is written. Adapt calls it before an error's problem,
+// fnserve before a panic's 500; only on those paths, at no cost per request.
+func ForgetAnswer(h http.Header) {
+	for _, name := range answerHeaders {
+		delete(h, name)
+	}
+}
+
+// answerHeaders are ForgetAnswer's headers (canonical names).
+var answerHeaders = []string{"Content-Length", "Content-Encoding", "Content-Range", "Content-Disposition",
+	"Content-Language", "Content-Location", "Etag", "Last-Modified", "Location", "Set-Cookie", "Trailer",
+	"Idempotent-Replayed"}
 
 // answerBegun is a writer that tells whether the answer through it began:
 // a status was written (an informational one aside: 101 Switching Protocols
