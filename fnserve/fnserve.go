@@ -200,10 +200,23 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 
 // Main is the template's entry point: it serves the function that build
 // builds (its package's Build) until SIGTERM or SIGINT and exits non-zero when
-// serving fails.
+// serving fails. The first signal begins Run's graceful drain; from then on
+// neither signal is caught, so a second one (an operator's second Ctrl-C, a
+// supervisor that will not wait) ends the process at once, as it ends most
+// Go servers.
 func Main(build fnhttp.Builder) {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	go func() {
+		<-sig
+		// Stopped before the drain begins, not at some moment after it
+		// (as signal.NotifyContext's stop called on its context's end
+		// would be): a second signal is never swallowed.
+		signal.Stop(sig)
+		cancel()
+	}()
 	if err := Run(ctx, os.Getenv, os.Stdout, build, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "fatal:", err)
 		os.Exit(1)
