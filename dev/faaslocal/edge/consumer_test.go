@@ -3,6 +3,8 @@ package edge
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,5 +34,52 @@ func TestAClientsConsumerHeadersDoNotPassTheJWTPlugin(t *testing.T) {
 	got := [3]string{s.Header.Get("X-Consumer-ID"), s.Header.Get("X-Consumer-Custom-ID"), s.Header.Get("X-Consumer-Username")}
 	if want := [3]string{"", "", "issuer"}; got != want {
 		t.Errorf("the upstream saw X-Consumer-ID, -Custom-ID, -Username %q, want %q", got, want)
+	}
+}
+
+// A consumer with a custom_id and no username is sent upstream as Kong sends
+// it (set_consumer): X-Consumer-Custom-ID set, X-Consumer-Username cleared,
+// a client's too. Until 2026-12-07 the local edge sent the custom_id as the
+// username, a header Kong never sets for such a consumer.
+func TestAConsumerWithoutAUsernameSendsNone(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(seen{Header: r.Header})
+	}))
+	t.Cleanup(up.Close)
+	decl, err := Parse([]byte(`
+_format_version: "3.0"
+services:
+  - name: private
+    url: http://gateway:8080/function/private
+    routes: [{name: private, paths: ["~/private$"], methods: [GET], strip_path: false}]
+    plugins:
+      - name: jwt
+        config: {claims_to_verify: [exp], uri_param_names: []}
+consumers:
+  - custom_id: shop-users-custom
+    jwt_secrets: [{key: shop-users, algorithm: EdDSA, rsa_public_key: "{vault://env/shop-jwt-verify-key}"}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(decl, Options{Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://")}, Getenv: testEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	tok := token(t, jwt.SigningMethodEdDSA, testKey, jwt.MapClaims{"iss": "shop-users", "sub": "u1", "exp": time.Now().Add(time.Hour).Unix()})
+	res, b := send(t, "GET", srv.URL+"/private", map[string]string{"Authorization": "Bearer " + tok, "X-Consumer-Username": "forged-name"})
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /private with a valid token: %d %s", res.StatusCode, b)
+	}
+	var s seen
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	got := [3]string{s.Header.Get("X-Consumer-Custom-ID"), s.Header.Get("X-Consumer-Username"), s.Header.Get("X-Credential-Identifier")}
+	if want := [3]string{"shop-users-custom", "", "shop-users"}; got != want {
+		t.Errorf("the upstream saw X-Consumer-Custom-ID, -Username, X-Credential-Identifier %q, want %q", got, want)
 	}
 }

@@ -75,7 +75,11 @@ func (c *JWTConfig) Validate() error {
 // jwtCredential is one consumer's jwt_secrets entry, its key resolved: the
 // HMAC secret (HS256/384/512) or the Ed25519 public key (EdDSA).
 type jwtCredential struct {
+	// consumer identifies the consumer for rate limits (limit_by
+	// consumer, where Kong counts by consumer id, which the local edge
+	// has none of): its username, else its custom_id.
 	consumer, key, algorithm string
+	username                 string // the consumer's username, "" when none
 	customID                 string // the consumer's custom_id, "" when none
 	secret                   []byte
 	publicKey                ed25519.PublicKey
@@ -157,7 +161,8 @@ func credential(cons Consumer, s JWTSecret, base64Secret bool, getenv func(strin
 		if err != nil {
 			return jwtCredential{}, fmt.Errorf("consumer %s credential %s: rsa_public_key: %w", cons.Username, s.Key, err)
 		}
-		return jwtCredential{consumer: cmp.Or(cons.Username, cons.CustomID), customID: cons.CustomID, key: s.Key, algorithm: alg, publicKey: pub}, nil
+		return jwtCredential{consumer: cmp.Or(cons.Username, cons.CustomID), username: cons.Username, customID: cons.CustomID,
+			key: s.Key, algorithm: alg, publicKey: pub}, nil
 	}
 	secret, err := resolve(s.Secret, getenv)
 	if err != nil {
@@ -172,7 +177,8 @@ func credential(cons Consumer, s JWTSecret, base64Secret bool, getenv func(strin
 	if len(key) == 0 {
 		return jwtCredential{}, fmt.Errorf("consumer %s credential %s has no secret", cons.Username, s.Key)
 	}
-	return jwtCredential{consumer: cmp.Or(cons.Username, cons.CustomID), customID: cons.CustomID, key: s.Key, algorithm: alg, secret: key}, nil
+	return jwtCredential{consumer: cmp.Or(cons.Username, cons.CustomID), username: cons.Username, customID: cons.CustomID,
+		key: s.Key, algorithm: alg, secret: key}, nil
 }
 
 // ed25519PublicKey parses exactly one PEM PUBLIC KEY block holding an
@@ -210,8 +216,14 @@ func (p *jwtAuth) wrap(next http.Handler) http.Handler {
 		}
 		// Kong's set_consumer sets or clears every consumer header, so
 		// a client's never reaches the upstream: the local edge has no
-		// consumer ids, so X-Consumer-ID is cleared.
-		r.Header.Set("X-Consumer-Username", cred.consumer)
+		// consumer ids, so X-Consumer-ID is cleared, and a consumer
+		// without a username (a custom_id only) has X-Consumer-Username
+		// cleared, never filled with its custom_id.
+		if cred.username != "" {
+			r.Header.Set("X-Consumer-Username", cred.username)
+		} else {
+			r.Header.Del("X-Consumer-Username")
+		}
 		r.Header.Set("X-Credential-Identifier", cred.key)
 		r.Header.Del("X-Consumer-Id")
 		if cred.customID != "" {
