@@ -142,31 +142,38 @@ func RunSuite(m *testing.M, client *http.Client, opts ...func(*Recorder)) int {
 // no longer go through r). A run of some tests (-run, -skip, -list, -short)
 // may check nothing. When SeenEnv names a folder, the answers the
 // exchanges got are written there (SeenFile), for
-// TestEveryListedAnswerWasSeen; a write that fails is exit code 1.
+// TestEveryListedAnswerWasSeen; a write that fails is exit code 1 too, and
+// the violations are printed all the same.
 func (r *Recorder) Run(m *testing.M) int {
+	return r.run(m, os.Stdout, os.Stderr)
+}
+
+// run is Run for m (a *testing.M, or a test's stand-in), printing to stdout
+// and stderr.
+func (r *Recorder) run(m interface{ Run() int }, stdout, stderr io.Writer) int {
 	code := m.Run()
+	switch v := r.Violations(); {
+	case len(v) > 0:
+		fmt.Fprintf(stderr, "FAIL: %d of %d exchanges with the public API break api/openapi.yaml:\n", len(v), r.Checked())
+		for _, s := range v {
+			fmt.Fprintln(stderr, "  "+s)
+		}
+		code = 1
+	case r.Checked() > 0:
+		fmt.Fprintf(stdout, "contract: %d exchanges with the public API checked against api/openapi.yaml\n", r.Checked())
+	case fullRun():
+		fmt.Fprintln(stderr, "FAIL: the whole suite ran and no exchange with the public API was checked against api/openapi.yaml "+
+			"(do its requests still go through the contract.Recorder?)")
+		code = 1
+	}
 	if dir := os.Getenv(SeenEnv); dir != "" {
 		r.mu.Lock()
 		err := writeSeen(dir, suiteName(), fullRun(), r.seen)
 		r.mu.Unlock()
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "FAIL: contract: the answers seen, for %s: %v\n", SeenEnv, err)
-			return 1
+			fmt.Fprintf(stderr, "FAIL: contract: the answers seen, for %s: %v\n", SeenEnv, err)
+			code = 1
 		}
-	}
-	switch v := r.Violations(); {
-	case len(v) > 0:
-		fmt.Fprintf(os.Stderr, "FAIL: %d of %d exchanges with the public API break api/openapi.yaml:\n", len(v), r.Checked())
-		for _, s := range v {
-			fmt.Fprintln(os.Stderr, "  "+s)
-		}
-		return 1
-	case r.Checked() > 0:
-		fmt.Printf("contract: %d exchanges with the public API checked against api/openapi.yaml\n", r.Checked())
-	case fullRun():
-		fmt.Fprintln(os.Stderr, "FAIL: the whole suite ran and no exchange with the public API was checked against api/openapi.yaml "+
-			"(do its requests still go through the contract.Recorder?)")
-		return 1
 	}
 	return code
 }
