@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -587,21 +589,8 @@ func TestDashboardsAreWellFormedAndChecked(t *testing.T) {
 	for _, f := range files {
 		name := filepath.Base(f)
 		var dash struct {
-			UID    string `json:"uid"`
-			Title  string `json:"title"`
-			Panels []struct {
-				ID         int    `json:"id"`
-				Title      string `json:"title"`
-				Datasource struct {
-					UID string `json:"uid"`
-				} `json:"datasource"`
-				Targets []struct {
-					Expr       string `json:"expr"`
-					Datasource struct {
-						UID string `json:"uid"`
-					} `json:"datasource"`
-				} `json:"targets"`
-			} `json:"panels"`
+			UID   string `json:"uid"`
+			Title string `json:"title"`
 		}
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -621,20 +610,12 @@ func TestDashboardsAreWellFormedAndChecked(t *testing.T) {
 			t.Errorf("%s and %s share the title %q", other, name, dash.Title)
 		}
 		uids[dash.UID], titles[dash.Title] = name, name
-		ids := map[int]bool{}
-		for _, p := range dash.Panels {
-			if ids[p.ID] {
-				t.Errorf("%s: panel id %d twice", name, p.ID)
-			}
-			ids[p.ID] = true
-			if p.Datasource.UID != "prometheus" {
-				t.Errorf("%s: panel %q: datasource %q, not the provisioned prometheus", name, p.Title, p.Datasource.UID)
-			}
-			for _, tg := range p.Targets {
-				if tg.Expr == "" || tg.Datasource.UID != "prometheus" {
-					t.Errorf("%s: panel %q: a query %q on datasource %q", name, p.Title, tg.Expr, tg.Datasource.UID)
-				}
-			}
+		problems, err := panelProblems(name, b)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		for _, p := range problems {
+			t.Error(p)
 		}
 		if !strings.Contains(tests.String(), `dashboardChecks(t, "`+name+`")`) {
 			t.Errorf("%s: no test in tests/integration evaluates its queries (dashboardChecks(t, %q))", name, name)
@@ -642,27 +623,75 @@ func TestDashboardsAreWellFormedAndChecked(t *testing.T) {
 	}
 }
 
-// dashboardExprs are the queries of every panel of the Grafana dashboard.
-func dashboardExprs(t *testing.T) []string {
-	t.Helper()
-	var dash struct {
-		Panels []struct {
-			Targets []struct {
-				Expr string `yaml:"expr"`
-			} `yaml:"targets"`
-		} `yaml:"panels"`
+// panelProblems are the panels of dashboard b (named name), those inside
+// its rows included, that share an id or read a datasource other than the
+// provisioned Prometheus. A row holds panels and queries nothing: it needs
+// an id of its own but no datasource.
+func panelProblems(name string, b []byte) ([]string, error) {
+	panels, err := dashboardPanels(b)
+	if err != nil {
+		return nil, err
 	}
-	if err := yaml.Unmarshal(read(t, "monitoring/grafana/dashboards/shop-overview.json"), &dash); err != nil {
-		t.Fatal(err)
+	var problems []string
+	ids := map[int]bool{}
+	for _, p := range panels {
+		if ids[p.ID] {
+			problems = append(problems, fmt.Sprintf("%s: panel id %d twice", name, p.ID))
+		}
+		ids[p.ID] = true
+		if p.Type == "row" && len(p.Targets) == 0 {
+			continue
+		}
+		if p.Datasource.UID != "prometheus" {
+			problems = append(problems, fmt.Sprintf("%s: panel %q: datasource %q, not the provisioned prometheus", name, p.Title, p.Datasource.UID))
+		}
+		for _, tg := range p.Targets {
+			if tg.Expr == "" || tg.Datasource.UID != "prometheus" {
+				problems = append(problems, fmt.Sprintf("%s: panel %q: a query %q on datasource %q", name, p.Title, tg.Expr, tg.Datasource.UID))
+			}
+		}
+	}
+	return problems, nil
+}
+
+// panelExprs are the queries of every panel of dashboard b, those inside
+// its rows included.
+func panelExprs(b []byte) ([]string, error) {
+	panels, err := dashboardPanels(b)
+	if err != nil {
+		return nil, err
 	}
 	var exprs []string
-	for _, p := range dash.Panels {
+	for _, p := range panels {
 		for _, tg := range p.Targets {
 			exprs = append(exprs, tg.Expr)
 		}
 	}
+	return exprs, nil
+}
+
+// dashboardExprs are the queries of every panel, those inside rows
+// included, of every dashboard of monitoring/grafana/dashboards.
+func dashboardExprs(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(root(t), "monitoring", "grafana", "dashboards", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dashboard: %v", err)
+	}
+	var exprs []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := panelExprs(b)
+		if err != nil {
+			t.Fatalf("%s: %v", filepath.Base(f), err)
+		}
+		exprs = append(exprs, e...)
+	}
 	if len(exprs) == 0 {
-		t.Fatal("no panel query in the dashboard")
+		t.Fatal("no panel query in the dashboards")
 	}
 	return exprs
 }
@@ -670,7 +699,8 @@ func dashboardExprs(t *testing.T) []string {
 // shopMetric is a metric the shop's code defines (prometheus.*Opts).
 var shopMetric = regexp.MustCompile(`Name:\s*"(shop_[a-z0-9_]+)"`)
 
-// Every metric the shop's code defines is on a panel of the dashboard, and
+// Every metric the shop's code defines is on a panel of a dashboard (one
+// inside a row counts), and
 // every recording rule feeds a panel or an alert: a metric nobody can see,
 // or a rule nothing reads, is dead weight or a gap in what operators watch.
 func TestEveryMetricIsShownAndEveryRuleRead(t *testing.T) {
@@ -1591,4 +1621,39 @@ func postgresInitReads(t *testing.T) []string {
 		t.Fatalf("10-shop.sh reads %d files %q; want the nine roles' passwords", len(files), files)
 	}
 	return files
+}
+
+// TestDashboardChecksReadThePanelsOfRows: the datasource and id checks and
+// the list of queries shown read a panel inside a collapsed row (kept in
+// the row's own "panels") as they read a top-level one.
+func TestDashboardChecksReadThePanelsOfRows(t *testing.T) {
+	const dash = `{"uid": "x", "title": "x", "panels": [
+	  {"id": 1, "type": "timeseries", "title": "top", "datasource": {"uid": "prometheus"},
+	   "targets": [{"expr": "rate(shop_orders_total[5m])", "datasource": {"uid": "prometheus"}}]},
+	  {"id": 2, "type": "row", "title": "row", "collapsed": true, "panels": [
+	    {"id": 1, "type": "timeseries", "title": "in a row", "datasource": {"uid": "jaeger"},
+	     "targets": [{"expr": "shop_row_only_total", "datasource": {"uid": "jaeger"}}]}
+	  ]}
+	]}`
+	problems, err := panelProblems("made-wrong.json", []byte(dash))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFindings(t, "a row's panel", stringErrs(problems),
+		"panel id 1 twice", `panel "in a row": datasource "jaeger"`, `panel "in a row": a query "shop_row_only_total" on datasource "jaeger"`)
+	exprs, err := panelExprs([]byte(dash))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"rate(shop_orders_total[5m])", "shop_row_only_total"}, exprs); diff != "" {
+		t.Errorf("queries shown (-want +got):\n%s", diff)
+	}
+}
+
+func stringErrs(ss []string) []error {
+	var errs []error
+	for _, s := range ss {
+		errs = append(errs, errors.New(s))
+	}
+	return errs
 }

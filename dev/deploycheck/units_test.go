@@ -152,11 +152,17 @@ func quotientUnits(expr, num, den string) ([]string, string) {
 	return nil, ""
 }
 
-// panel is a Grafana panel as these checks read it: its unit, its
-// overrides, its queries, and for a row the panels it holds (a collapsed
+// panel is a Grafana panel as these checks read it: its id, type and
+// datasource, its unit, its overrides, its queries (each with its
+// datasource), and for a row the panels it holds (a collapsed
 // row keeps them in its own "panels"; an open one leaves them after it).
 type panel struct {
-	Title       string `json:"title"`
+	ID         int    `json:"id"`
+	Type       string `json:"type"`
+	Title      string `json:"title"`
+	Datasource struct {
+		UID string `json:"uid"`
+	} `json:"datasource"`
 	FieldConfig struct {
 		Defaults struct {
 			Unit string `json:"unit"`
@@ -173,8 +179,11 @@ type panel struct {
 		} `json:"overrides"`
 	} `json:"fieldConfig"`
 	Targets []struct {
-		RefID string `json:"refId"`
-		Expr  string `json:"expr"`
+		RefID      string `json:"refId"`
+		Expr       string `json:"expr"`
+		Datasource struct {
+			UID string `json:"uid"`
+		} `json:"datasource"`
 	} `json:"targets"`
 	Panels []panel `json:"panels"`
 }
