@@ -249,14 +249,22 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, buil
 	}
 	defer stopProfile()
 
-	shutdownTracing, err := telemetry.Setup(ctx, cfg.Name, getenv)
+	// A failed export (a wrong endpoint, a credential refused, a redirect)
+	// is counted on the process's registry and logged at WARN, at most once
+	// a minute, the shutdown's last flush included.
+	reg := prometheus.NewRegistry()
+	exportFailures := telemetry.NewExportFailures(reg, log)
+	shutdownTracing, err := telemetry.Setup(ctx, cfg.Name, getenv, telemetry.ReportExportFailures(exportFailures))
 	if err != nil {
 		return err
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		_ = shutdownTracing(sctx)
+		if err := shutdownTracing(sctx); err != nil {
+			log.Warn("telemetry shutdown: spans not flushed", "err", err.Error())
+		}
+		exportFailures.Unlogged()
 	}()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -273,7 +281,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, buil
 	}
 	var draining atomic.Bool
 	handle := fnhttp.NewLazy(build, config.New(getenv), log)
-	h := handler(cfg, log, prometheus.NewRegistry(), handle, &draining)
+	h := handler(cfg, log, reg, handle, &draining)
 	if cfg.LoopbackHostOnly {
 		h = loopback.Only("function "+cfg.Name, h)
 	}

@@ -29,14 +29,14 @@ import (
 // SDK's would) but record nothing, since nothing would read what they
 // record — every request of every function starts a server span, every call
 // and query a client span. The returned shutdown flushes pending spans;
-// defer it in run.
-func Setup(ctx context.Context, service string, getenv func(string) string) (shutdown func(context.Context) error, err error) {
+// defer it in run. opts are NewProvider's.
+func Setup(ctx context.Context, service string, getenv func(string) string, opts ...Option) (shutdown func(context.Context) error, err error) {
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	if Endpoint(getenv) == "" {
 		otel.SetTracerProvider(idsOnly{})
 		return func(context.Context) error { return nil }, nil
 	}
-	tp, err := NewProvider(ctx, service, getenv)
+	tp, err := NewProvider(ctx, service, getenv, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -60,22 +60,45 @@ func Endpoint(getenv func(string) string) string {
 // (the full URL) or OTEL_EXPORTER_OTLP_ENDPOINT (the base URL, to which
 // /v1/traces is added); without either it exports nothing. The exporter's
 // other settings (headers, timeout, compression) are the standard
-// OTEL_EXPORTER_OTLP_* variables, also read from getenv (otlp.go). Shut it
-// down to flush.
-func NewProvider(ctx context.Context, service string, getenv func(string) string) (*sdktrace.TracerProvider, error) {
+// OTEL_EXPORTER_OTLP_* variables, also read from getenv (otlp.go). A failed
+// export goes to otel's global error handler (the standard logger, at INFO,
+// once per batch) unless ReportExportFailures is given. Shut it down to
+// flush.
+func NewProvider(ctx context.Context, service string, getenv func(string) string, opts ...Option) (*sdktrace.TracerProvider, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(service)))
 	if err != nil {
 		return nil, fmt.Errorf("telemetry resource: %w", err)
 	}
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	if endpoint := Endpoint(getenv); endpoint != "" {
-		exp, err := newOTLPExporter(endpoint, getenv)
+		otlp, err := newOTLPExporter(endpoint, getenv)
 		if err != nil {
 			return nil, fmt.Errorf("otlp exporter: %w", err)
 		}
-		opts = append(opts, sdktrace.WithBatcher(exp))
+		var exp sdktrace.SpanExporter = otlp
+		if o.failures != nil {
+			exp = reportingExporter{SpanExporter: otlp, failures: o.failures}
+		}
+		tpOpts = append(tpOpts, sdktrace.WithBatcher(exp))
 	}
-	return sdktrace.NewTracerProvider(opts...), nil
+	return sdktrace.NewTracerProvider(tpOpts...), nil
+}
+
+// An Option changes the provider NewProvider (or Setup) builds.
+type Option func(*options)
+
+type options struct {
+	failures *ExportFailures
+}
+
+// ReportExportFailures has f count and log every failed export, in place of
+// otel's global error handler.
+func ReportExportFailures(f *ExportFailures) Option {
+	return func(o *options) { o.failures = f }
 }
 
 type callIDKey struct{}
