@@ -200,10 +200,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 
 // Main is the template's entry point: it serves the function that build
 // builds (its package's Build) until SIGTERM or SIGINT and exits non-zero when
-// serving fails. The first signal begins Run's graceful drain; from then on
-// neither signal is caught, so a second one (an operator's second Ctrl-C, a
-// supervisor that will not wait) ends the process at once, as it ends most
-// Go servers.
+// serving fails. The first signal begins Run's graceful drain. From then on
+// SIGINT is no longer caught, so an operator's second Ctrl-C ends the process
+// at once, as it ends most Go servers; SIGTERM stays caught for the whole
+// drain, because a function gets it twice at once where it runs: faasd stops
+// a container by signalling every process in it, and of-watchdog forwards
+// its own SIGTERM to the function.
 func Main(build fnhttp.Builder) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -211,10 +213,10 @@ func Main(build fnhttp.Builder) {
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 	go func() {
 		<-sig
-		// Stopped before the drain begins, not at some moment after it
-		// (as signal.NotifyContext's stop called on its context's end
-		// would be): a second signal is never swallowed.
-		signal.Stop(sig)
+		// Reset before the drain begins, not at some moment after it: a
+		// second Ctrl-C is never swallowed. Later SIGTERMs land in sig,
+		// which nobody reads any more (a full channel drops them).
+		signal.Reset(os.Interrupt)
 		cancel()
 	}()
 	if err := Run(ctx, os.Getenv, os.Stdout, build, nil); err != nil {
