@@ -108,6 +108,10 @@ var batchBudget = 12 * time.Second
 // with less it prunes nothing and a later run does.
 const pruneBudget = 5 * time.Second
 
+// pruneMargin is how long before the request's deadline a prune is cut, so
+// that the run's answer is written before it.
+const pruneMargin = 2 * time.Second
+
 // saveBudget bounds the save of where the run stopped, on a context of its
 // own: a run cut by its deadline still records it, or the next would start
 // at the same place again. It is less than the 2 s a function's
@@ -190,8 +194,16 @@ func New(store Settler, statuses inventorydb.Statuses, settleAfter time.Duration
 		// fails no run: the holds are settled, and the rows wait.
 		var pruned int64
 		if err == nil && (!bounded || time.Until(deadline) >= pruneBudget) {
+			// Ended pruneMargin before the deadline, so that the answer
+			// goes out before the watchdog's 504 however slow the
+			// deletes (a cut prune rolls its batch back: nothing lost).
+			pctx, cancel := r.Context(), context.CancelFunc(func() {})
+			if bounded {
+				pctx, cancel = context.WithDeadline(r.Context(), deadline.Add(-pruneMargin))
+			}
 			var perr error
-			pruned, perr = store.Prune(r.Context(), inventorydb.EndedRetention, inventorydb.PruneBatches)
+			pruned, perr = store.Prune(pctx, inventorydb.EndedRetention, inventorydb.PruneBatches)
+			cancel()
 			if perr != nil {
 				log.WarnContext(r.Context(), "ended reservations not pruned", "pruned", pruned, "err", perr)
 			}

@@ -465,3 +465,42 @@ func TestASweepPrunesEndedReservations(t *testing.T) {
 		t.Errorf("reservations left %v (%v), want only the committed %s", left, err, kept.ID)
 	}
 }
+
+// A prune that waits (here on a row another transaction holds) is cut
+// pruneMargin before the request's deadline, so the run answers before the
+// watchdog's 504 would; it fails no run, and the row waits for a later one.
+// Until 2026-12-07 the prune ran on the request's context, to its deadline.
+func TestASlowPruneEndsBeforeTheDeadline(t *testing.T) {
+	ctx := context.Background()
+	s := newShop(t, 10)
+	gone := orderstest.Seed(t, s.orders, uuid.Must(uuid.NewV7()), orders.PaymentFailed)
+	s.hold(t, gone.ID, 1)
+	if _, err := s.store.Release(ctx, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE reservations SET updated_at = now() - interval '31 days'`); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lock.Rollback(ctx) }()
+	if _, err := lock.Exec(ctx, `SELECT 1 FROM reservations WHERE order_id = $1 FOR UPDATE`, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	const timeout = pruneBudget + 2*time.Second
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req := httptest.NewRequestWithContext(rctx, http.MethodPost, "/", strings.NewReader(`{}`))
+	req.Header.Set(auth.InternalHeader, credential)
+	rec := httptest.NewRecorder()
+	start := time.Now()
+	s.h.ServeHTTP(rec, req)
+	if took := time.Since(start); took > timeout-pruneMargin/2 {
+		t.Errorf("the run answered %s after it began, its deadline %s: want the prune cut %s before it", took.Round(time.Millisecond), timeout, pruneMargin)
+	}
+	if rec.Code != http.StatusOK {
+		t.Errorf("a run whose prune was cut: %d %s, want 200", rec.Code, rec.Body)
+	}
+}
