@@ -120,11 +120,12 @@ func ComposeEmail(email string) string { return norm.NFC.String(email) }
 // U+093C that U+0958 composes into). It returns the address as sent (trimmed
 // and lower-cased) and composed, or what is wrong with it.
 //
-// The characters are checked in the composed form, the one stored: until
-// 2026-12-07 they were checked as sent, so "a" U+037E "b", which composes
-// into "a;b", was stored with the ";" the syntax forbids, and a domain sent
-// decomposed ("u" and the combining U+0308) was refused while its composed
-// spelling ("ü") was accepted. The lengths are counted as sent, as the
+// The characters are checked both as sent and composed (the form stored):
+// until 2026-12-07 they were checked as sent only, so "a" U+037E "b", which
+// composes into "a;b", was stored with the ";" the syntax forbids, and a
+// domain sent decomposed ("u" and the combining U+0308) was refused while
+// its composed spelling ("ü") was accepted; checked composed only, "<" +
+// U+0338 (composed "≮") would pass. The lengths are counted as sent, as the
 // contract's maxLength and pattern count them (bytes once lower-cased), and
 // the composed form must fit the 254 characters too.
 func normalizeEmail(email string) (spelled, composed, problem string) {
