@@ -608,6 +608,13 @@ func (c *Connector) reconcile(ctx context.Context, conn, pubConn *amqp.Connectio
 			return err
 		}
 		subs[fn] = s
+		// The function's requeue series exist from its subscription, at
+		// 0, as its other series do once it is invoked: a rate over them
+		// has data (the dashboard's panel shows a flat line, not "no
+		// data", TestDashboardAndAlertsHaveData).
+		for _, why := range []string{requeueStop, requeueGone} {
+			c.metrics.requeued.WithLabelValues(fn, why)
+		}
 	}
 	return nil
 }
