@@ -874,19 +874,25 @@ func getWhole(url string) (status int, body []byte, whole bool) {
 // answer).
 func TestTheWatchdogsLastRequestFindsThePortOpen(t *testing.T) {
 	// upstream_url: behind of-watchdog's http mode, as the template's
-	// image runs the function.
-	srv := serve(t, map[string]string{"healthcheck_interval": "300ms", "upstream_url": "http://127.0.0.1:8082"}, func(w http.ResponseWriter, r *http.Request) {
+	// image runs the function. The interval leaves waitDraining a second
+	// before the request is due, even on a loaded machine.
+	const interval = time.Second
+	srv := serve(t, map[string]string{"healthcheck_interval": interval.String(), "upstream_url": "http://127.0.0.1:8082"}, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "served")
 	})
 	stopped := time.Now()
 	srv.cancel()
 	waitDraining(t, srv.url)
 	// The watchdog's last request, forwarded just after its interval.
-	time.Sleep(time.Until(stopped.Add(300*time.Millisecond + fnserve.DrainMargin/2)))
+	due := stopped.Add(interval + fnserve.DrainMargin/2)
+	if late := time.Since(due); late > 0 {
+		t.Fatalf("the drain was seen only %s after the request was due: the machine is too slow for this test", late)
+	}
+	time.Sleep(time.Until(due))
 	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	res, err := c.Post(srv.url+"/work", "application/json", strings.NewReader("{}"))
 	if err != nil {
-		t.Fatalf("a request %s after SIGTERM (healthcheck_interval 300ms): %v, want it served", time.Since(stopped), err)
+		t.Fatalf("a request %s after SIGTERM (healthcheck_interval %s): %v, want it served", time.Since(stopped), interval, err)
 	}
 	b, _ := io.ReadAll(res.Body)
 	_ = res.Body.Close()
@@ -895,7 +901,7 @@ func TestTheWatchdogsLastRequestFindsThePortOpen(t *testing.T) {
 	}
 	select {
 	case <-srv.done:
-		if d := time.Since(stopped); d < 300*time.Millisecond+fnserve.DrainMargin {
+		if d := time.Since(stopped); d < interval+fnserve.DrainMargin {
 			t.Errorf("Run returned %s after SIGTERM, before healthcheck_interval + DrainMargin", d)
 		}
 	case <-time.After(5 * time.Second):

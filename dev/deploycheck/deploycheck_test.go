@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -705,20 +704,7 @@ var shopMetric = regexp.MustCompile(`Name:\s*"(shop_[a-z0-9_]+)"`)
 // or a rule nothing reads, is dead weight or a gap in what operators watch.
 func TestEveryMetricIsShownAndEveryRuleRead(t *testing.T) {
 	metrics := map[string]bool{}
-	err := filepath.WalkDir(root(t), func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && (d.Name() == ".git" || d.Name() == ".local" || d.Name() == "build") {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
+	err := eachCodeFile(t, func(_ string, b []byte) error {
 		for _, m := range shopMetric.FindAllSubmatch(b, -1) {
 			metrics[string(m[1])] = true
 		}

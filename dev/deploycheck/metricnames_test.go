@@ -18,13 +18,12 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// codeMetrics are the shop's own metrics (shop_*, and fnserve's
-// function_*) as the code defines them, prometheus.New…(Opts{Name: …}, and
-// for a …Vec its label names).
-func codeMetrics(t *testing.T) map[string][]string {
+// eachCodeFile calls fn with the path and source of every Go file of the
+// repository but the tests, the build contexts and the local runtime's
+// state, and returns the first error.
+func eachCodeFile(t *testing.T, fn func(path string, src []byte) error) error {
 	t.Helper()
-	out := map[string][]string{}
-	err := filepath.WalkDir(root(t), func(path string, d fs.DirEntry, err error) error {
+	return filepath.WalkDir(root(t), func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -38,6 +37,17 @@ func codeMetrics(t *testing.T) map[string][]string {
 		if err != nil {
 			return err
 		}
+		return fn(path, src)
+	})
+}
+
+// codeMetrics are the shop's own metrics (shop_*, and fnserve's
+// function_*) as the code defines them, prometheus.New…(Opts{Name: …}, and
+// for a …Vec its label names).
+func codeMetrics(t *testing.T) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	err := eachCodeFile(t, func(path string, src []byte) error {
 		if !strings.Contains(string(src), "prometheus.New") {
 			return nil
 		}
@@ -131,7 +141,7 @@ func seriesRead(t *testing.T) map[string][]string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		exprs, err := panelQueries(b)
+		exprs, err := panelExprs(b)
 		if err != nil {
 			t.Fatalf("%s: %v", filepath.Base(f), err)
 		}
@@ -161,22 +171,6 @@ func seriesRead(t *testing.T) map[string][]string {
 		}
 	}
 	return out
-}
-
-// panelQueries are the queries of dashboard b's panels, those inside its
-// rows included.
-func panelQueries(b []byte) ([]string, error) {
-	panels, err := dashboardPanels(b)
-	if err != nil {
-		return nil, err
-	}
-	var exprs []string
-	for _, p := range panels {
-		for _, tg := range p.Targets {
-			exprs = append(exprs, tg.Expr)
-		}
-	}
-	return exprs, nil
 }
 
 // grouping is a clause naming labels: an aggregation's by (…) or
@@ -352,7 +346,7 @@ func TestSeriesCheckOnQueriesMadeWrong(t *testing.T) {
 		{"a label of another metric in by", panel(`sum by (step) (` + runs + `)`), `by "step"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			exprs, err := panelQueries([]byte(`{"panels": [` + tc.panels + `]}`))
+			exprs, err := panelExprs([]byte(`{"panels": [` + tc.panels + `]}`))
 			if err != nil {
 				t.Fatal(err)
 			}

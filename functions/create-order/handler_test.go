@@ -55,6 +55,10 @@ type fixture struct {
 // setup wires the real saga over a fresh orders database, the internal
 // contracts over HTTP, the catalog fake and real Redis carts; mod, when given,
 // changes the saga's configuration first.
+// cartCheckout is a checkout of the caller's cart (no items) paid with a
+// card that is charged.
+const cartCheckout = `{"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"S","postal_code":"1","country":"US"},"payment":{"token":"tok_visa"}}`
+
 func setup(t *testing.T, mod ...func(*saga.Config)) *fixture {
 	t.Helper()
 	pool := pgtest.Open(t, ordersdb.Migrations())
@@ -142,7 +146,7 @@ func TestRefusesBadRequests(t *testing.T) {
 		// that wrote an empty list as null would order the whole cart
 		{"null items", u, strings.Replace(good, `[{"product_id":"`+f.product.String()+`","quantity":1}]`, `null`, 1), 400, "invalid_json"},
 		{"a line's unknown field", u, strings.Replace(good, `"quantity":1`, `"quantity":1,"discount":5`, 1), 400, "invalid_json"},
-		{"empty cart", u, `{"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"S","postal_code":"1","country":"US"},"payment":{"token":"tok_visa"}}`, 422, "cart_empty"},
+		{"empty cart", u, cartCheckout, 422, "cart_empty"},
 		{"too large", u, with(`"x":"` + strings.Repeat("a", 70<<10) + `"`), 413, "body_too_large"},
 	}
 	for _, tt := range tests {
@@ -296,7 +300,7 @@ func TestACartCheckoutSkipsLinesOfProductsNoLongerForSale(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rec := f.post(buyer, `{"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"S","postal_code":"1","country":"US"},"payment":{"token":"tok_visa"}}`, "skip-gone")
+	rec := f.post(buyer, cartCheckout, "skip-gone")
 	if rec.Code != http.StatusCreated {
 		t.Fatalf("cart order: %d %s; want 201 with the line for sale", rec.Code, rec.Body)
 	}
@@ -354,7 +358,7 @@ func TestACartWithNothingForSaleIsCartEmpty(t *testing.T) {
 	if err := f.carts.SetLine(ctx, buyer.UserID, f.product, 2, 50); err != nil {
 		t.Fatal(err)
 	}
-	rec := f.post(buyer, `{"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"S","postal_code":"1","country":"US"},"payment":{"token":"tok_visa"}}`, "nothing-for-sale")
+	rec := f.post(buyer, cartCheckout, "nothing-for-sale")
 	if rec.Code != http.StatusUnprocessableEntity || code(t, rec) != "cart_empty" {
 		t.Fatalf("cart of archived products: %d %s; want 422 cart_empty", rec.Code, rec.Body)
 	}
@@ -393,13 +397,12 @@ func TestOnlyACartSkipsAndOnlyWhatTheCatalogSaysIsGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.cat.SetDown(true)
-	cartBody := `{"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"S","postal_code":"1","country":"US"},"payment":{"token":"tok_visa"}}`
-	if rec := f.post(buyer, cartBody, ""); rec.Code != http.StatusServiceUnavailable {
+	if rec := f.post(buyer, cartCheckout, ""); rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("cart checkout with the catalog down: %d %s; want 503", rec.Code, rec.Body)
 	}
 	f.cat.SetDown(false)
 	f.cat.SetUnrouted(true)
-	if rec := f.post(buyer, cartBody, ""); rec.Code != http.StatusServiceUnavailable {
+	if rec := f.post(buyer, cartCheckout, ""); rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("cart checkout with a 404 that is not get-product's: %d %s; want 503", rec.Code, rec.Body)
 	}
 	f.cat.SetUnrouted(false)
@@ -421,7 +424,7 @@ func TestACartCheckoutRetriedWithItsKeyTakesTheCartOnce(t *testing.T) {
 	f := setup(t)
 	ctx := context.Background()
 	buyer := orderstest.NewUser(t, f.tokens, auth.RoleCustomer)
-	body := `{"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"S","postal_code":"1","country":"US"},"payment":{"token":"tok_visa"}}`
+	body := cartCheckout
 	stored := func() []cart.Line {
 		t.Helper()
 		lines, err := f.carts.Lines(ctx, buyer.UserID)

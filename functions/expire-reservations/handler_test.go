@@ -497,10 +497,17 @@ func TestASlowPruneEndsBeforeTheDeadline(t *testing.T) {
 	rec := httptest.NewRecorder()
 	start := time.Now()
 	s.h.ServeHTTP(rec, req)
-	if took := time.Since(start); took > timeout-pruneMargin/2 {
-		t.Errorf("the run answered %s after it began, its deadline %s: want the prune cut %s before it", took.Round(time.Millisecond), timeout, pruneMargin)
+	// Not before the cut either: a run that skipped the prune, or whose
+	// prune did not wait on the row, would prove nothing.
+	if took := time.Since(start); took > timeout-pruneMargin/2 || took < timeout-pruneMargin-time.Second/2 {
+		t.Errorf("the run answered %s after it began, its deadline %s: want the prune to wait, cut %s before the deadline", took.Round(time.Millisecond), timeout, pruneMargin)
 	}
 	if rec.Code != http.StatusOK {
 		t.Errorf("a run whose prune was cut: %d %s, want 200", rec.Code, rec.Body)
+	}
+	_ = lock.Rollback(ctx)
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM reservations WHERE order_id = $1`, gone.ID).Scan(&n); err != nil || n != 1 {
+		t.Errorf("the locked reservation after the cut prune: %d rows (%v), want it left for a later run", n, err)
 	}
 }

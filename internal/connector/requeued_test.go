@@ -30,6 +30,15 @@ func heldWithBacklog(t *testing.T, e *env, fn string) (reg *prometheus.Registry,
 		e.publish(t, topic)
 	}
 	e.gw.waitCalls(t, fn, 1, 10*time.Second)
+	// Subscribed, the function's requeue series exist at 0, so that a
+	// rate over them has data before the first requeue (the dashboard's
+	// panel; 2d49c75d).
+	for _, why := range []string{requeueStop, requeueGone} {
+		labels := map[string]string{"function": fn, "reason": why}
+		if v, ok := metricValue(t, reg, "shop_connector_requeued_total", labels); !ok || v != 0 {
+			t.Fatalf("shop_connector_requeued_total%v once subscribed: %v (present %t), want 0", labels, v, ok)
+		}
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for e.queueLen(t, e.names.Queue(fn)) != 0 {
 		if time.Now().After(deadline) {

@@ -16,17 +16,7 @@ import (
 // A Redis command made inside a request becomes a client span of the
 // request's trace, named after the command, without its arguments.
 func TestRedisHookTracesCommands(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Redis; -short was asked for")
-	}
-	rec := tracetest.NewSpanRecorder()
-	prev := otel.GetTracerProvider()
-	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
-	t.Cleanup(func() { otel.SetTracerProvider(prev) })
-
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	rdb.AddHook(telemetry.RedisHook())
-	t.Cleanup(func() { _ = rdb.Close() })
+	rec, rdb := tracedRedis(t)
 	ctx, parent := otel.Tracer("test").Start(context.Background(), "request")
 	key := "test:telemetry:" + parent.SpanContext().TraceID().String()
 	if err := rdb.Set(ctx, key, "secret-cart-contents", 0).Err(); err != nil {
@@ -98,17 +88,7 @@ func TestRedisCommandsCostNothingToTraceWithoutExporter(t *testing.T) {
 // it. The database tracer does the same (internal/postgres). Until
 // 2026-12-07 such a command was a root span.
 func TestARedisCommandOutsideATraceMakesNoSpan(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Redis; -short was asked for")
-	}
-	rec := tracetest.NewSpanRecorder()
-	prev := otel.GetTracerProvider()
-	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
-	t.Cleanup(func() { otel.SetTracerProvider(prev) })
-
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	rdb.AddHook(telemetry.RedisHook())
-	t.Cleanup(func() { _ = rdb.Close() })
+	rec, rdb := tracedRedis(t)
 	if err := rdb.Ping(context.Background()).Err(); err != nil {
 		t.Fatalf("Redis is required for this test: %v", err)
 	}
@@ -135,4 +115,22 @@ func TestARedisCommandOutsideATraceMakesNoSpan(t *testing.T) {
 	if !ping {
 		t.Errorf("no span of the PING made in a trace among %d", len(rec.Ended()))
 	}
+}
+
+// tracedRedis is a client of the machine's Redis with the tracing hook, and
+// the recorder of the spans it makes (the global tracer provider's, put back
+// after the test); a -short run skips.
+func tracedRedis(t *testing.T) (*tracetest.SpanRecorder, *redis.Client) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs Redis; -short was asked for")
+	}
+	rec := tracetest.NewSpanRecorder()
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	rdb.AddHook(telemetry.RedisHook())
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rec, rdb
 }

@@ -347,23 +347,7 @@ func TestKongNormalize(t *testing.T) {
 // strips its path, whatever an untrusted client sent (api-docs builds the
 // document's servers entry from them).
 func TestClientForwardedPortAndPrefixDoNotReachTheUpstream(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, r.Header.Get("X-Forwarded-Port")+"|"+r.Header.Get("X-Forwarded-Prefix"))
-	}))
-	defer up.Close()
-	srv := docEdge(t, up)
-	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/products/0190-ab", nil)
-	req.Header.Set("X-Forwarded-Port", "4444")
-	req.Header.Set("X-Forwarded-Prefix", "/evil")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if string(b) != "|" {
-		t.Errorf("the upstream saw X-Forwarded-Port|X-Forwarded-Prefix %q, want neither", b)
-	}
+	clientHeadersDoNotReachTheUpstream(t, "X-Forwarded-Port", "4444", "X-Forwarded-Prefix", "/evil")
 }
 
 // A client's X-Real-IP and X-Forwarded-Path do not reach the upstream
@@ -371,22 +355,29 @@ func TestClientForwardedPortAndPrefixDoNotReachTheUpstream(t *testing.T) {
 // asked for), so behind Kong no function ever sees a client's, and the local
 // edge, which sets neither, must not pass one on. Until 2026-12-07 it did.
 func TestClientRealIPAndForwardedPathDoNotReachTheUpstream(t *testing.T) {
+	clientHeadersDoNotReachTheUpstream(t, "X-Real-IP", "203.0.113.7", "X-Forwarded-Path", "/evil")
+}
+
+// clientHeadersDoNotReachTheUpstream sends headers a and b with the values
+// given through the edge and fails unless the upstream saw neither.
+func clientHeadersDoNotReachTheUpstream(t *testing.T, a, aValue, b, bValue string) {
+	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, r.Header.Get("X-Real-IP")+"|"+r.Header.Get("X-Forwarded-Path"))
+		_, _ = io.WriteString(w, r.Header.Get(a)+"|"+r.Header.Get(b))
 	}))
 	defer up.Close()
 	srv := docEdge(t, up)
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/products/0190-ab", nil)
-	req.Header.Set("X-Real-IP", "203.0.113.7")
-	req.Header.Set("X-Forwarded-Path", "/evil")
+	req.Header.Set(a, aValue)
+	req.Header.Set(b, bValue)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(res.Body)
+	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if string(b) != "|" {
-		t.Errorf("the upstream saw X-Real-IP|X-Forwarded-Path %q, want neither", b)
+	if string(body) != "|" {
+		t.Errorf("the upstream saw %s|%s %q, want neither", a, b, body)
 	}
 }
 

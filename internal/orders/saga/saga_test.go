@@ -391,13 +391,7 @@ func TestALiveCheckoutKeepsItsKeyPastItsLease(t *testing.T) {
 	// The order was written (with a lease of its length) before its charge
 	// began; wait, by the database's clock, the lease's length twice over.
 	ctx := context.Background()
-	var until time.Time
-	if err := e.pool.QueryRow(ctx, `SELECT now() + $1::float8 * interval '1 second'`, (2 * lease).Seconds()).Scan(&until); err != nil {
-		t.Fatal(err)
-	}
-	for e.count(t, `SELECT (clock_timestamp() < $1)::int`, until) == 1 {
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.untilDBClock(t, 2*lease)
 	again, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), "slow")
 	close(release)
 	if !fault.Is(err, fault.Conflict, fault.CodeRequestInProgress) {
@@ -2625,13 +2619,7 @@ func TestACheckoutSettlingItsWriteKeepsItsKey(t *testing.T) {
 	// The order is written and its write's answer lost; the request waits for
 	// its first reservation before settling the write. Wait, by the
 	// database's clock, the lease's length twice over.
-	var until time.Time
-	if err := e.pool.QueryRow(ctx, `SELECT now() + $1::float8 * interval '1 second'`, (2 * lease).Seconds()).Scan(&until); err != nil {
-		t.Fatal(err)
-	}
-	for e.count(t, `SELECT (clock_timestamp() < $1)::int`, until) == 1 {
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.untilDBClock(t, 2*lease)
 	again, err := e.saga.Place(ctx, e.user, e.request(1, "tok_visa"), "settling")
 	close(release)
 	if !fault.Is(err, fault.Conflict, fault.CodeRequestInProgress) {
