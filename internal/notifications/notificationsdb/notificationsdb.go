@@ -295,7 +295,8 @@ const PruneBatches = 20
 // emailing) twice, so it must outlive that record.
 //
 // It reads only the notifications it deletes, through notifications_created_at
-// (users migration 0005), in batches, oldest first (postgres.DeleteInBatches,
+// (users migration 0005; nothing is pruned until that index is built and
+// valid), in batches, oldest first (postgres.DeleteInBatches,
 // each batch an ordered walk of the index with a LIMIT, its own statement and
 // commit), as inbox.Prune does: a cleanup never holds the locks of a backlog,
 // nor reads the retention's rows it keeps. One call deletes at most
@@ -303,11 +304,15 @@ const PruneBatches = 20
 // database's events, so a backlog (the first cleanup after an upgrade) goes
 // over several cleanups instead of holding the events up.
 func Prune(ctx context.Context, db postgres.Querier, olderThan time.Duration) (int64, error) {
-	// Until a users function has applied migration 0005, the index the
-	// DELETE walks is missing and each batch would read the whole table:
-	// nothing is pruned before it exists (nor before the table does).
-	var exists bool
-	if err := db.QueryRow(ctx, `SELECT to_regclass('notifications_created_at') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+	// Until migration 0005 has built the index the DELETE walks, each batch
+	// would read the whole table: nothing is pruned before the index is
+	// valid (nor before the table exists). A concurrent build shows the
+	// index before it is ready, and one that failed leaves it invalid until
+	// the next start of a users function builds it again; until 2026-12-07
+	// the index's existence was enough (TestPruneWaitsForAValidIndex).
+	var valid bool
+	if err := db.QueryRow(ctx, `SELECT coalesce((SELECT indisvalid FROM pg_index
+		WHERE indexrelid = to_regclass('notifications_created_at')), false)`).Scan(&valid); err != nil || !valid {
 		return 0, err
 	}
 	deleted, err := postgres.DeleteBatches(ctx, db, PruneBatches, `DELETE FROM notifications WHERE ctid = ANY(ARRAY(SELECT ctid

@@ -149,6 +149,46 @@ func TestPruneDeletesInBatches(t *testing.T) {
 	}
 }
 
+// While notifications_created_at is not valid — its concurrent build
+// (migration 0005) under way on a table that holds every notification ever
+// written, or one that failed and waits for the next start to build it
+// again — Prune deletes nothing and reads no notification: each batch's walk
+// would read the whole table, up to 20 times a cleanup, and every 10 s while
+// a backlog is capped (as catalogdb.PruneOrderSales waits for its index).
+// Until 2026-12-07 it checked only that the index existed.
+func TestPruneWaitsForAValidIndex(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, usersdb.Migrations())
+	const old = 3000
+	if _, err := pool.Exec(ctx, `INSERT INTO notifications (id, user_id, event_id, type, subject, created_at)
+		SELECT gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 't', 's', now() - interval '100 days'
+		FROM generate_series(1, $1::int)`, old); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	if _, err := tx.Exec(ctx, `UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'notifications_created_at'::regclass`); err != nil {
+		t.Fatal(err)
+	}
+	before := pgtest.RowsRead(t, tx, "notifications")
+	if n, err := notificationsdb.Prune(ctx, tx, 90*24*time.Hour); err != nil || n != 0 {
+		t.Errorf("Prune under an invalid index = %d, %v; want 0, nil: nothing pruned until the index is valid", n, err)
+	}
+	if read := pgtest.RowsRead(t, tx, "notifications") - before; read > 10 {
+		t.Errorf("a prune under an invalid index read %d notifications; want none", read)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Valid again (the next start's build), the old notifications go.
+	if n, err := notificationsdb.Prune(ctx, pool, 90*24*time.Hour); err != nil || n != old {
+		t.Errorf("Prune under the valid index = %d, %v; want %d", n, err, old)
+	}
+}
+
 // A sender whose lease ran out while its send failed releases only its own
 // claim: the claim another delivery took since stays held, so a third
 // delivery cannot send the email while the second may be sending it.
