@@ -160,11 +160,18 @@ func scan(row pgx.Row) (inventory.Stock, error) {
 	return st, err
 }
 
+// unavailable classifies a database error: fault.Unavailable (503), but for
+// a CHECK violation, which is fault.Internal (500, logged with its cause).
 func unavailable(err error) error {
 	if postgres.IsCheckViolation(err) {
-		// The domain checks first; reaching a CHECK means a concurrent change
-		// made the request invalid, which is a conflict, not an outage.
-		return fault.Wrap(err, fault.Conflict, fault.CodeStockConflict, "the stock level changed concurrently; retry")
+		// No request can reach a CHECK: set-stock decides under the row's
+		// lock, a reservation and a retake are conditional UPDATEs, and
+		// every other move gives back or sells units a locked hold counts
+		// in reserved. One refusing a move means the row and its holds
+		// disagree (a defect, or a hand edit): an operator must see it.
+		// Until 2026-12-07 it was 409 stock_conflict, logged at debug level
+		// only and listed by no operation of the document.
+		return fault.Internalf("inventory database: stock out of step with its holds: %w", err)
 	}
 	return fault.Wrap(fmt.Errorf("inventory database: %w", err), fault.Unavailable, fault.CodeUnavailable, "inventory temporarily unavailable")
 }

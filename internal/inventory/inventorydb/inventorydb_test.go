@@ -179,6 +179,49 @@ func TestCheckConstraintsRejectImpossibleStock(t *testing.T) {
 	}
 }
 
+// No request can make a CHECK refuse a stock move (set-stock decides under
+// the row's lock, reservations are conditional, and every other move gives
+// back or sells units a locked hold counts in reserved): one that does means
+// the row and its holds disagree, a defect or a hand edit. It is an internal
+// error (500, logged with its cause), and the hold stays as it was; until
+// 2026-12-07 it was 409 stock_conflict, a refusal logged at debug level that
+// no operation of the document lists.
+func TestAStockRowOutOfStepWithItsHoldsIsAnInternalError(t *testing.T) {
+	s, pool := openStore(t)
+	ctx := context.Background()
+	product := uuid.Must(uuid.NewV7())
+	if _, err := s.SetOnHand(ctx, product, 5, inventory.IfAbsent()); err != nil {
+		t.Fatal(err)
+	}
+	for name, move := range map[string]func(uuid.UUID) (inventory.Hold, error){
+		"commit":  func(order uuid.UUID) (inventory.Hold, error) { return s.Commit(ctx, order) },
+		"release": func(order uuid.UUID) (inventory.Hold, error) { return s.Release(ctx, order) },
+	} {
+		order := uuid.Must(uuid.NewV7())
+		req, err := inventory.NewHoldRequest(order, []inventory.Line{{ProductID: product, Quantity: 2}}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Reserve(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		// The row forgets the hold's 2 units: moving them takes reserved below 0.
+		if _, err := pool.Exec(ctx, `UPDATE stock SET reserved = 0 WHERE product_id = $1`, product); err != nil {
+			t.Fatal(err)
+		}
+		_, err = move(order)
+		if !postgres.IsCheckViolation(err) {
+			t.Fatalf("%s: err = %v, want the CHECK violation as its cause", name, err)
+		}
+		if kind, code := fault.KindOf(err), fault.CodeOf(err); kind != fault.Internal || code != fault.CodeInternal {
+			t.Errorf("%s: %s %s (%v), want an internal error", name, kind, code, err)
+		}
+		if h, err := s.Hold(ctx, order); err != nil || h.Status != inventory.StatusHeld {
+			t.Errorf("%s: hold %s (%v), want still held", name, h.Status, err)
+		}
+	}
+}
+
 func TestInitIsIdempotent(t *testing.T) {
 	s, pool := openStore(t)
 	ctx := context.Background()
