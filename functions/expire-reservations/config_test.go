@@ -12,13 +12,16 @@ import (
 // is past MaxSettleAfter (the longest hold, as ?settle_after_seconds): a
 // longer delay kept the stock of abandoned checkouts past their holds'
 // expiry, and a confirmed order's units reserved instead of sold, as long
-// as it said (until 2026-12-07 any duration was taken, "8760h" too).
+// as it said (until 2026-12-07 any duration was taken, "8760h" too). So is
+// one below MinSettleAfter (until 2026-12-07 "0" and "1ns" were taken): no
+// delay asks order-statuses about every checkout in flight on every run.
 func TestSettleAfterIsBoundedAtStart(t *testing.T) {
 	for _, tc := range []struct {
 		value   string
 		refused bool
 	}{
-		{"0", false}, {"30s", false}, {"1h", false}, {"3600", false},
+		{"1s", false}, {"1", false}, {"30s", false}, {"1h", false}, {"3600", false},
+		{"0", true}, {"0s", true}, {"1ns", true}, {"999ms", true},
 		{"1h0m1s", true}, {"3601", true}, {"8760h", true}, {"-1s", true}, {"soon", true},
 	} {
 		// No database nor secrets: the build fails either way, on the

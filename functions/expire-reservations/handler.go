@@ -9,9 +9,9 @@
 // customers. A run settles at most MaxBatches batches, begins none it has no
 // time left to finish before its deadline, and the next goes on where it
 // stopped. A hold is due once it is older than the settle delay
-// (SETTLE_AFTER, default 30s, at most 1h, the longest hold: a longer value
-// fails the build; ?settle_after_seconds=N overrides it for one run, N from
-// 0 to 3600: dev/chaos settles at once with 0). For every batch
+// (SETTLE_AFTER, default 30s, from 1s to 1h, the longest hold: a value out
+// of range fails the build; ?settle_after_seconds=N overrides it for one
+// run, N from 0 to 3600: dev/chaos settles at once with 0). For every batch
 // of due holds it asks order-statuses once, then settles the batch in one
 // inventory transaction (inventorydb.Store.Settle). When the orders service
 // does not answer, nothing changes: the stock stays reserved until the next
@@ -50,6 +50,14 @@ import (
 // about a pending order.
 const DefaultSettleAfter = 30 * time.Second
 
+// MinSettleAfter is the shortest SETTLE_AFTER. A checkout is over in well
+// under a second (docs/performance.md), so a younger hold is nearly always
+// one in flight, whose order is pending or not written yet and which the
+// sweep keeps: with no delay every run asked order-statuses about every
+// checkout in flight, for nothing. One run may still settle at once
+// (?settle_after_seconds=0, as dev/chaos and the tests do).
+const MinSettleAfter = time.Second
+
 // MaxSettleAfter bounds SETTLE_AFTER and ?settle_after_seconds: the longest
 // hold (inventory.MaxHoldTTL). A hold is looked at only once it is that old,
 // so a longer delay kept the stock of an abandoned checkout from other
@@ -59,12 +67,17 @@ const MaxSettleAfter = inventory.MaxHoldTTL
 
 // Build reads the function's configuration from c and builds its handler.
 // fnserve calls it on the first request, and again after a failed build.
-// SETTLE_AFTER (default DefaultSettleAfter, 0 to MaxSettleAfter) past its
-// bound fails the build with the other problems of the configuration.
+// SETTLE_AFTER (default DefaultSettleAfter, MinSettleAfter to
+// MaxSettleAfter) out of its bounds fails the build with the other problems
+// of the configuration.
 func Build(c *config.Reader, log *slog.Logger) (http.Handler, error) {
 	settleAfter := c.Duration("SETTLE_AFTER", DefaultSettleAfter)
-	if settleAfter > MaxSettleAfter {
+	switch {
+	case settleAfter > MaxSettleAfter:
 		c.Fail("SETTLE_AFTER", fmt.Errorf("%s is longer than the longest hold, %s (inventory.MaxHoldTTL)", settleAfter, MaxSettleAfter))
+	case settleAfter < MinSettleAfter:
+		c.Fail("SETTLE_AFTER", fmt.Errorf("%s is shorter than %s: every run would ask order-statuses about every checkout in flight "+
+			"(to settle at once for one run, call it with ?settle_after_seconds=0)", settleAfter, MinSettleAfter))
 	}
 	d, err := inventoryenv.Load(context.Background(), c, log, inventoryenv.Needs{Internal: true, OrdersCaller: "expire-reservations"})
 	if err != nil {
