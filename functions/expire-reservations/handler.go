@@ -23,7 +23,8 @@
 // committed one is kept, since its order may still be cancelled.
 //
 // The answer counts the holds it sold (settled), gave back for a failed or
-// cancelled order (released) and gave back past their expiry (expired). Each
+// cancelled order (released) and gave back past their expiry (expired), and
+// the ended reservations it deleted (pruned). Each
 // run is counted in shop_reservation_sweeps_total by result (ok, error).
 package function
 
@@ -133,11 +134,13 @@ const saveBudget = time.Second
 
 // Response is the answer of expire-reservations: how many holds the run
 // sold, released (failed or cancelled orders) and expired (unknown orders,
-// past expires_at).
+// past expires_at), and how many ended reservations it deleted (pruned, also
+// what a prune that failed deleted before it failed).
 type Response struct {
-	Settled  int `json:"settled"`
-	Released int `json:"released"`
-	Expired  int `json:"expired"`
+	Settled  int   `json:"settled"`
+	Released int   `json:"released"`
+	Expired  int   `json:"expired"`
+	Pruned   int64 `json:"pruned"`
 }
 
 // New returns the sweep handler over store, asking statuses the orders'
@@ -205,7 +208,6 @@ func New(store Settler, statuses inventorydb.Statuses, settleAfter time.Duration
 		// Then the reservations that ended long ago go (a run that failed,
 		// or has no time left, leaves them to a later one). A failed prune
 		// fails no run: the holds are settled, and the rows wait.
-		var pruned int64
 		if err == nil && (!bounded || time.Until(deadline) >= pruneBudget) {
 			// Ended pruneMargin before the deadline, so that the answer
 			// goes out before the watchdog's 504 however slow the
@@ -215,17 +217,17 @@ func New(store Settler, statuses inventorydb.Statuses, settleAfter time.Duration
 				pctx, cancel = context.WithDeadline(r.Context(), deadline.Add(-pruneMargin))
 			}
 			var perr error
-			pruned, perr = store.Prune(pctx, inventorydb.EndedRetention, inventorydb.PruneBatches)
+			out.Pruned, perr = store.Prune(pctx, inventorydb.EndedRetention, inventorydb.PruneBatches)
 			cancel()
 			if perr != nil {
-				log.WarnContext(r.Context(), "ended reservations not pruned", "pruned", pruned, "err", perr)
+				log.WarnContext(r.Context(), "ended reservations not pruned", "pruned", out.Pruned, "err", perr)
 			}
 		}
 		// Counted ok or error, so ReservationSweepStalled sees a sweep
 		// that never succeeds (a refused caller above is no run).
 		telemetry.ShopFrom(r.Context()).Sweep(err != nil)
-		if out != (Response{}) || pruned > 0 {
-			log.InfoContext(r.Context(), "reservations settled", "settled", out.Settled, "released", out.Released, "expired", out.Expired, "pruned", pruned)
+		if out != (Response{}) {
+			log.InfoContext(r.Context(), "reservations settled", "settled", out.Settled, "released", out.Released, "expired", out.Expired, "pruned", out.Pruned)
 		}
 		if err != nil {
 			return err

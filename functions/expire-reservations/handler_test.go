@@ -153,7 +153,7 @@ func TestExpireReservationsSettlesByOrderStatus(t *testing.T) {
 		t.Errorf("no credential: %d", rec.Code)
 	}
 	// Fresh holds are not due: nothing is asked or settled.
-	if rec := post(s.h, credential, ""); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `{"settled":0,"released":0,"expired":0}`) {
+	if rec := post(s.h, credential, ""); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `{"settled":0,"released":0,"expired":0,"pruned":0}`) {
 		t.Errorf("nothing due: %d %s", rec.Code, rec.Body)
 	}
 	age(t, s.pool)
@@ -177,7 +177,7 @@ func TestExpireReservationsSettlesByOrderStatus(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	got := Response{results[0].Settled + results[1].Settled, results[0].Released + results[1].Released, results[0].Expired + results[1].Expired}
+	got := Response{Settled: results[0].Settled + results[1].Settled, Released: results[0].Released + results[1].Released, Expired: results[0].Expired + results[1].Expired}
 	if want := (Response{Settled: 10, Released: 20, Expired: 10}); got != want {
 		t.Errorf("two sweeps: %+v, want %+v", got, want)
 	}
@@ -439,7 +439,8 @@ func TestAMalformedAnswerOfOrderStatusesIsUnavailable(t *testing.T) {
 // A run also deletes the reservations that ended past
 // inventorydb.EndedRetention (a replayed checkout's given-back hold, a void
 // record), and keeps a committed one past it, whose order may still be
-// cancelled.
+// cancelled. Its answer counts them (pruned; until 2026-12-07 only the log
+// did, so a run that pruned answered as one that did nothing).
 func TestASweepPrunesEndedReservations(t *testing.T) {
 	ctx := context.Background()
 	s := newShop(t, 10)
@@ -456,8 +457,13 @@ func TestASweepPrunesEndedReservations(t *testing.T) {
 	if _, err := s.pool.Exec(ctx, `UPDATE reservations SET updated_at = now() - interval '31 days'`); err != nil {
 		t.Fatal(err)
 	}
-	if rec := post(s.h, credential, ""); rec.Code != http.StatusOK {
+	rec := post(s.h, credential, "")
+	var out Response
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || rec.Code != http.StatusOK {
 		t.Fatalf("sweep: %d %s", rec.Code, rec.Body)
+	}
+	if want := (Response{Pruned: 1}); out != want {
+		t.Errorf("sweep answered %+v, want %+v: the released hold pruned, the committed one kept", out, want)
 	}
 	rows, _ := s.pool.Query(ctx, `SELECT order_id FROM reservations`)
 	left, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
