@@ -199,29 +199,45 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 }
 
 // Main is the template's entry point: it serves the function that build
-// builds (its package's Build) until SIGTERM or SIGINT and exits non-zero when
-// serving fails. The first signal begins Run's graceful drain. From then on
-// SIGINT is no longer caught, so an operator's second Ctrl-C ends the process
-// at once, as it ends most Go servers; SIGTERM stays caught for the whole
-// drain, because a function gets it twice at once where it runs: faasd stops
-// a container by signalling every process in it, and of-watchdog forwards
-// its own SIGTERM to the function.
+// builds (its package's Build) until SIGTERM or SIGINT (SignalContext) and
+// exits non-zero when serving fails.
 func Main(build fnhttp.Builder) {
+	ctx, stop := SignalContext()
+	defer stop()
+	if err := Run(ctx, os.Getenv, os.Stdout, build, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "fatal:", err)
+		os.Exit(1)
+	}
+}
+
+// SignalContext is the context a function process serves under, the one
+// way every function binary (the template's Main, cmd/shop-functions, the
+// local runtime's echofn) catches its signals: it is done at the first
+// SIGTERM or SIGINT, which begins Run's graceful drain. From then on SIGINT
+// is no longer caught, so an operator's second Ctrl-C ends the process at
+// once, as it ends most Go servers; SIGTERM stays caught for the whole
+// drain, because a function gets it twice at once where it runs: faasd
+// stops a container by signalling every process in it, and of-watchdog
+// forwards its own SIGTERM to the function. stop releases both signals.
+func SignalContext() (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 	go func() {
-		<-sig
+		select {
+		case <-sig:
+		case <-ctx.Done():
+			return
+		}
 		// Reset before the drain begins, not at some moment after it: a
 		// second Ctrl-C is never swallowed. Later SIGTERMs land in sig,
 		// which nobody reads any more (a full channel drops them).
 		signal.Reset(os.Interrupt)
 		cancel()
 	}()
-	if err := Run(ctx, os.Getenv, os.Stdout, build, nil); err != nil {
-		fmt.Fprintln(os.Stderr, "fatal:", err)
-		os.Exit(1)
+	return ctx, func() {
+		cancel()
+		signal.Stop(sig)
 	}
 }
 

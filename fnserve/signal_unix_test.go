@@ -3,9 +3,7 @@
 package fnserve_test
 
 import (
-	"bufio"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/shopfaas/shop/fnserve"
 	"github.com/shopfaas/shop/internal/config"
+	"github.com/shopfaas/shop/internal/proctest"
 )
 
 // The first SIGTERM or SIGINT begins Main's graceful drain (health 503,
@@ -29,22 +28,11 @@ func TestASecondInterruptEndsTheProcessAtOnce(t *testing.T) {
 	if c == nil {
 		return
 	}
-	c.signal(syscall.SIGTERM)
-	c.await("draining")
+	c.Signal(syscall.SIGTERM)
+	c.Await(`"msg":"draining`)
 	c.healthFails()
-	c.signal(syscall.SIGINT)
-	select {
-	case err := <-c.waitErr:
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			t.Fatalf("the process ended with %v, want killed by SIGINT", err)
-		}
-		if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGINT {
-			t.Errorf("the process ended with %v, want killed by SIGINT", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a second signal during the 60s drain did not end the process within 10s")
-	}
+	c.Signal(syscall.SIGINT)
+	c.EndsBy(syscall.SIGINT, 10*time.Second, "a second signal during the 60s drain")
 }
 
 // A SIGTERM repeated at once does not cut the drain: faasd stops a
@@ -57,14 +45,10 @@ func TestARepeatedTerminateDoesNotCutTheDrain(t *testing.T) {
 	if c == nil {
 		return
 	}
-	c.signal(syscall.SIGTERM)
-	c.await("draining")
-	c.signal(syscall.SIGTERM)
-	select {
-	case err := <-c.waitErr:
-		t.Fatalf("a second SIGTERM ended the drain: %v", err)
-	case <-time.After(500 * time.Millisecond):
-	}
+	c.Signal(syscall.SIGTERM)
+	c.Await(`"msg":"draining`)
+	c.Signal(syscall.SIGTERM)
+	c.StaysUp(500*time.Millisecond, "a second SIGTERM")
 	c.healthFails()
 	res, err := http.Get("http://" + c.addr + "/work")
 	if err != nil {
@@ -79,11 +63,9 @@ func TestARepeatedTerminateDoesNotCutTheDrain(t *testing.T) {
 // signalChild is this test binary run again as a function served by
 // fnserve.Main, with a 60 s drain.
 type signalChild struct {
-	t       *testing.T
-	cmd     *exec.Cmd
-	addr    string
-	seen    chan map[string]any
-	waitErr chan error
+	*proctest.Signalled
+	t    *testing.T
+	addr string
 }
 
 // startSignalChild starts the child for the test named test, or, in the
@@ -100,70 +82,13 @@ func startSignalChild(t *testing.T, test string) *signalChild {
 	cmd.Env = append(os.Environ(), "FNSERVE_SIGNAL_CHILD=1", "OPENFAAS_NAME=signals", "BIND_HOST=127.0.0.1",
 		"PORT=0", "healthcheck_interval=60s", "upstream_url=", "SERVICE_ADDR=", "PPROF_CPU_DIR=",
 		"LOG_LEVEL=info", "OTEL_EXPORTER_OTLP_ENDPOINT=", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	c := &signalChild{Signalled: proctest.StartSignalled(t, cmd), t: t}
+	var serving struct{ Addr string }
+	if err := json.Unmarshal([]byte(c.Await(`"msg":"function serving`)), &serving); err != nil || serving.Addr == "" {
+		t.Fatalf("the function serving line: %v, no addr", err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &signalChild{t: t, cmd: cmd, seen: make(chan map[string]any, 64), waitErr: make(chan error, 1)}
-	exited := make(chan struct{})
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	// One reader: stdout to its end (so the child never blocks writing
-	// it), each JSON line to seen (never blocking: the few the test waits
-	// for fit), then the exit.
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			var line map[string]any
-			if json.Unmarshal(sc.Bytes(), &line) == nil {
-				select {
-				case c.seen <- line:
-				default:
-				}
-			}
-		}
-		close(c.seen)
-		c.waitErr <- cmd.Wait()
-		close(exited)
-	}()
-	c.addr, _ = c.await("function serving")["addr"].(string)
+	c.addr = serving.Addr
 	return c
-}
-
-// await returns the child's first log line from now whose message begins
-// with msg.
-func (c *signalChild) await(msg string) map[string]any {
-	c.t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		select {
-		case line, ok := <-c.seen:
-			if !ok {
-				c.t.Fatalf("the process ended before it logged %q", msg)
-			}
-			if m, _ := line["msg"].(string); len(m) >= len(msg) && m[:len(msg)] == msg {
-				return line
-			}
-		case <-deadline:
-			c.t.Fatalf("no %q line within 20s", msg)
-		}
-	}
-}
-
-func (c *signalChild) signal(s syscall.Signal) {
-	c.t.Helper()
-	if err := c.cmd.Process.Signal(s); err != nil {
-		c.t.Fatal(err)
-	}
 }
 
 // healthFails checks the drain is graceful: the health check fails while

@@ -9,15 +9,15 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"slices"
-	"syscall"
 
 	"github.com/shopfaas/shop/fnserve"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	// As the template's fnserve.Main: the first SIGTERM or SIGINT drains,
+	// a second SIGINT ends the process at once, a second SIGTERM does not.
+	ctx, stop := fnserve.SignalContext()
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "shop-functions:", err)

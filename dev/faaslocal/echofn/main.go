@@ -11,7 +11,11 @@
 // echo-b (runtimetest.EchoFunctions), and `echofn <name>` serves through
 // fnserve.
 //
-// Otherwise, on SIGTERM it stops at once, unless told otherwise:
+// Either way it catches signals as fnserve.Main does (fnserve.SignalContext):
+// the first SIGTERM or SIGINT begins its stop, a second SIGINT ends it at
+// once, a second SIGTERM does not.
+//
+// Without fnserve, on SIGTERM it stops at once, unless told otherwise:
 //   - ECHOFN_TERM_DELAY=<duration> keeps it serving that long first, as the
 //     of-watchdog keeps routing to a handler for healthcheck_interval;
 //   - ECHOFN_TERM_PROBE=<path> makes it GET $GATEWAY_URL<path> first and log
@@ -27,10 +31,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/shopfaas/shop/fnserve"
@@ -51,7 +53,7 @@ type Echo struct {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	ctx, stop := fnserve.SignalContext()
 	defer stop()
 	if len(os.Args) > 1 && os.Args[1] == "list" {
 		fmt.Println("echo\necho-b")
