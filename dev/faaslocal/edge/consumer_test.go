@@ -83,3 +83,47 @@ consumers:
 		t.Errorf("the upstream saw X-Consumer-Custom-ID, -Username, X-Credential-Identifier %q, want %q", got, want)
 	}
 }
+
+// limit_by consumer counts each consumer apart, as Kong counts by consumer
+// id: a consumer whose username is X and another whose custom_id is X
+// (Kong keeps usernames unique among usernames and custom_ids among
+// custom_ids, not across the two) have a budget each. Until 2026-12-07 the
+// local edge counted both as "X".
+func TestAUsernameAndAnotherConsumersCustomIDCountApart(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	t.Cleanup(up.Close)
+	decl, err := Parse([]byte(`
+_format_version: "3.0"
+services:
+  - name: private
+    url: http://gateway:8080/function/private
+    routes: [{name: private, paths: ["~/private$"], methods: [GET], strip_path: false}]
+    plugins:
+      - name: jwt
+        config: {uri_param_names: []}
+      - name: rate-limiting
+        config: {minute: 1, limit_by: consumer, policy: local}
+consumers:
+  - username: X
+    jwt_secrets: [{key: by-username, algorithm: HS256, secret: secret-one}]
+  - custom_id: X
+    jwt_secrets: [{key: by-custom-id, algorithm: HS256, secret: secret-two}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(decl, Options{Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(up.URL, "http://")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	for _, c := range []struct{ key, secret string }{{"by-username", "secret-one"}, {"by-custom-id", "secret-two"}} {
+		tok := token(t, jwt.SigningMethodHS256, []byte(c.secret), jwt.MapClaims{"iss": c.key})
+		res, b := send(t, "GET", srv.URL+"/private", map[string]string{"Authorization": "Bearer " + tok})
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("the first request of the consumer keyed %s: %d %s, want 200 (a budget of its own)", c.key, res.StatusCode, b)
+		}
+	}
+}

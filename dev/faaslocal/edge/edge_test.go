@@ -204,6 +204,14 @@ plugins: [{name: request-size-limiting, config: {allowed_payload_sise: 1}}]`,
 		"plugin for unknown service": `
 _format_version: "3.0"
 plugins: [{name: correlation-id, service: nope}]`,
+		// Kong refuses a repeated username or custom_id (each unique among
+		// its kind), so the two would be one count of limit_by consumer.
+		"repeated username": `
+_format_version: "3.0"
+consumers: [{username: X}, {username: X}]`,
+		"repeated custom_id": `
+_format_version: "3.0"
+consumers: [{custom_id: X}, {username: Y, custom_id: X}]`,
 	}
 	for name, src := range bad {
 		t.Run(name, func(t *testing.T) {

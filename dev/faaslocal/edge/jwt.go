@@ -75,9 +75,7 @@ func (c *JWTConfig) Validate() error {
 // jwtCredential is one consumer's jwt_secrets entry, its key resolved: the
 // HMAC secret (HS256/384/512) or the Ed25519 public key (EdDSA).
 type jwtCredential struct {
-	// consumer identifies the consumer for rate limits (limit_by
-	// consumer, where Kong counts by consumer id, which the local edge
-	// has none of): its username, else its custom_id.
+	// consumer identifies the consumer for rate limits (consumerKey).
 	consumer, key, algorithm string
 	username                 string // the consumer's username, "" when none
 	customID                 string // the consumer's custom_id, "" when none
@@ -161,7 +159,7 @@ func credential(cons Consumer, s JWTSecret, base64Secret bool, getenv func(strin
 		if err != nil {
 			return jwtCredential{}, fmt.Errorf("consumer %s credential %s: rsa_public_key: %w", cons.Username, s.Key, err)
 		}
-		return jwtCredential{consumer: cmp.Or(cons.Username, cons.CustomID), username: cons.Username, customID: cons.CustomID,
+		return jwtCredential{consumer: consumerKey(cons), username: cons.Username, customID: cons.CustomID,
 			key: s.Key, algorithm: alg, publicKey: pub}, nil
 	}
 	secret, err := resolve(s.Secret, getenv)
@@ -177,8 +175,20 @@ func credential(cons Consumer, s JWTSecret, base64Secret bool, getenv func(strin
 	if len(key) == 0 {
 		return jwtCredential{}, fmt.Errorf("consumer %s credential %s has no secret", cons.Username, s.Key)
 	}
-	return jwtCredential{consumer: cmp.Or(cons.Username, cons.CustomID), username: cons.Username, customID: cons.CustomID,
+	return jwtCredential{consumer: consumerKey(cons), username: cons.Username, customID: cons.CustomID,
 		key: s.Key, algorithm: alg, secret: key}, nil
+}
+
+// consumerKey identifies cons for limit_by consumer, where Kong counts by
+// the consumer's id, which the local edge has none of: its username, else
+// its custom_id, each marked as which it is, so that a consumer named X and
+// another whose custom_id is X never share a count (Kong keeps each unique
+// among its kind only; Parse refuses a repeated one).
+func consumerKey(cons Consumer) string {
+	if cons.Username != "" {
+		return "username:" + cons.Username
+	}
+	return "custom_id:" + cons.CustomID
 }
 
 // ed25519PublicKey parses exactly one PEM PUBLIC KEY block holding an

@@ -172,11 +172,20 @@ func (d *Declarative) validate() error {
 			errs = append(errs, checkProtocols(fmt.Sprintf("service %s plugin %s", s.Name, p.Name), p.Protocols))
 		}
 	}
-	keys := map[string]bool{}
+	keys, usernames, customIDs := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, c := range d.Consumers {
 		if c.Username == "" && c.CustomID == "" {
 			errs = append(errs, errors.New("consumer needs a username or custom_id"))
 		}
+		// Unique each among its kind, as Kong's schema has them: a
+		// consumer's rate-limit count is keyed by them (consumerKey).
+		if c.Username != "" && usernames[c.Username] {
+			errs = append(errs, fmt.Errorf("consumer username %q is repeated", c.Username))
+		}
+		if c.CustomID != "" && customIDs[c.CustomID] {
+			errs = append(errs, fmt.Errorf("consumer custom_id %q is repeated", c.CustomID))
+		}
+		usernames[c.Username], customIDs[c.CustomID] = true, true
 		for _, j := range c.JWTSecrets {
 			if j.Key == "" || keys[j.Key] {
 				errs = append(errs, fmt.Errorf("consumer %s: jwt_secrets key %q is empty or repeated", c.Username, j.Key))
