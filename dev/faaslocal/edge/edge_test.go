@@ -453,3 +453,38 @@ plugins:
 		}
 	}
 }
+
+// Kong forwards the query as the client sent it (nginx checks the escapes
+// of the path, not of the query): a malformed one (?a=%zz, a ';') reaches
+// the function, which answers it 400 invalid_request
+// (fnhttp.CheckRequestText), over TCP and in process alike. Until
+// 2026-12-07 the local edge re-encoded it without what did not parse, as
+// httputil.ReverseProxy does, so a function answered as if it were absent:
+// GET /api/v1/users/me?a=%zz with a valid token got get-me's own answer
+// (401 for the probe's token, whose subject has no account) instead of 400.
+func TestAQueryReachesTheUpstreamAsSent(t *testing.T) {
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, r.URL.RawQuery) })
+	tcp := httptest.NewServer(echo)
+	t.Cleanup(tcp.Close)
+	edges := map[string]*Edge{
+		"over TCP": newEdge(t, doc, Options{Upstreams: map[string]string{"gateway:8080": strings.TrimPrefix(tcp.URL, "http://")}}),
+		"in process": newEdge(t, doc, Options{Upstreams: map[string]string{"gateway:8080": "127.0.0.1:1"},
+			Local: map[string]http.Handler{"gateway:8080": echo}}),
+	}
+	for name, e := range edges {
+		t.Cleanup(func() { _ = e.Close() })
+		srv := httptest.NewServer(e)
+		t.Cleanup(srv.Close)
+		for _, q := range []string{"a=%zz", "a=1;b=2", "a=%zz&b=%41", "a=%"} {
+			res, err := http.Get(srv.URL + "/api/v1/products/0190-ab?" + q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if string(b) != q {
+				t.Errorf("%s: ?%s: the upstream saw the query %q (%d), want it as sent", name, q, b, res.StatusCode)
+			}
+		}
+	}
+}

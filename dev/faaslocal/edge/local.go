@@ -29,8 +29,9 @@ import (
 // (TestLocalUpstreamAnswersAsTCP compares both on a table of requests):
 //
 //   - the request as the gateway's server parses what the reverse proxy
-//     sends: hop-by-hop headers removed, X-Forwarded-* set, Host as the
-//     route says, Content-Length as the Transport sends it, the Transport's
+//     sends: the query as the client sent it, hop-by-hop headers removed,
+//     X-Forwarded-* set, Host as the route says, Content-Length as the
+//     Transport sends it, the Transport's
 //     User-Agent and Accept-Encoding rules (an answer gzipped because of the
 //     Accept-Encoding the Transport added is decompressed again), no body as
 //     http.NoBody, an unknown length as chunked, a context cancelled when the
@@ -191,37 +192,6 @@ func upgradeType(h http.Header) string {
 	return h.Get("Upgrade")
 }
 
-// cleanQueryParams is httputil.ReverseProxy's: a query with a ';', a bad
-// escape or more than 10000 parameters is re-encoded without what does not
-// parse.
-func cleanQueryParams(s string) string {
-	reencode := func(s string) string {
-		v, _ := url.ParseQuery(s)
-		return v.Encode()
-	}
-	if strings.Count(s, "&")+1 > 10000 {
-		return reencode(s)
-	}
-	for i := 0; i < len(s); {
-		switch s[i] {
-		case ';':
-			return reencode(s)
-		case '%':
-			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-				return reencode(s)
-			}
-			i += 3
-		default:
-			i++
-		}
-	}
-	return s
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
 // request is, built once, the request the gateway's net/http server would
 // read from what the reverse proxy's Transport writes for req (the edge's
 // routed request); gzipped reports that the Transport would have asked for
@@ -261,7 +231,7 @@ func (p *localProxy) request(req *http.Request, ctx context.Context) (*http.Requ
 	}
 
 	// What the Transport writes and the server reads back.
-	u := &url.URL{Path: req.URL.Path, RawPath: req.URL.RawPath, RawQuery: cleanQueryParams(req.URL.RawQuery), ForceQuery: req.URL.ForceQuery}
+	u := &url.URL{Path: req.URL.Path, RawPath: req.URL.RawPath, RawQuery: req.URL.RawQuery, ForceQuery: req.URL.ForceQuery}
 	if u.Path == "" {
 		u.Path = "/"
 	}

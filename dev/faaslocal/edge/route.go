@@ -115,6 +115,11 @@ func proxyTo(rt *route, transport http.RoundTripper, log *slog.Logger) http.Hand
 		Transport:  transport,
 		BufferPool: copyBuffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
+			// The query as the client sent it, as Kong forwards it:
+			// ReverseProxy has re-encoded one with a bad escape or a
+			// ';' without what did not parse, and the function must
+			// see it to refuse it (400 invalid_request).
+			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 			pr.Out.URL.Scheme = rt.upstream.Scheme
 			pr.Out.URL.Host = rt.upstream.Host
 			if !rt.preserve {
