@@ -20,3 +20,6 @@ func SetClock(f func() time.Time) (restore func()) {
 
 // Waiting is how many calls wait for a turn.
 func (w *Worker) Waiting() int { return w.turns.waiters() }
+
+// Stopping is closed once Stop has begun.
+func (w *Worker) Stopping() <-chan struct{} { return w.stopped }

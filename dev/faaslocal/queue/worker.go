@@ -502,12 +502,21 @@ func (l *line) waiters() int {
 	return len(l.waiting)
 }
 
-// wait waits for wt's turn (join); false when stop was closed first (the
-// call is left to the journal, its turn, if given, passed on).
+// wait waits for wt's turn (join); false once stop is closed, even when the
+// turn came too (the call is left to the journal, its turn, if given,
+// passed on).
 func (l *line) wait(wt waiter, stop <-chan struct{}) bool {
 	select {
 	case <-wt.turn:
-		return true
+		// Given with stop closed too, the select may have picked either:
+		// a stop starts no new call, so the turn goes on.
+		select {
+		case <-stop:
+			l.give()
+			return false
+		default:
+			return true
+		}
 	case <-stop:
 	}
 	l.mu.Lock()

@@ -478,3 +478,57 @@ func TestAnAsyncCallCarriesTheQueueWorkersUserAgent(t *testing.T) {
 	}
 	waitEntries(t, dir, 0)
 }
+
+// lateFunction is oneFunction whose replica is ready only once ready is
+// closed.
+type lateFunction struct {
+	oneFunction
+	ready <-chan struct{}
+}
+
+func (f lateFunction) WaitReady(ctx context.Context, _ ...string) error {
+	select {
+	case <-f.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// A stop starts no call that waits for its turn, not even one whose turn
+// comes with the stop: a replayed call whose function gets ready as the
+// runtime stops finds the line empty and its turn given at once. Until
+// 2026-12-08 the wait picked the turn or the stop at random, and such a
+// call started in the stop's wind-down about half the time.
+func TestStopStartsNoWaitingCall(t *testing.T) {
+	var invoked atomic.Int32
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { invoked.Add(1) }))
+	defer fn.Close()
+	const rounds = 20
+	for i := range rounds {
+		dir := t.TempDir()
+		j := openJournal(t, dir)
+		c := call("replayed-" + strconv.Itoa(i))
+		c.Callback = ""
+		if _, err := j.Put(c); err != nil {
+			t.Fatal(err)
+		}
+		ready := make(chan struct{})
+		fns := lateFunction{oneFunction{strings.TrimPrefix(fn.URL, "http://")}, ready}
+		w := queue.NewWorker(queue.Config{Journal: j, Functions: fns, Replicas: fns, CloseWait: 5 * time.Second})
+		if err := w.Replay(); err != nil {
+			t.Fatal(err)
+		}
+		stopped := make(chan struct{})
+		go func() { w.Stop(); close(stopped) }()
+		<-w.Stopping()
+		close(ready) // the function is ready as the stop begins
+		<-stopped
+		if n := entries(dir); n != 1 {
+			t.Fatalf("round %d: journal holds %d entries after Stop, want the replayed call's", i, n)
+		}
+	}
+	if n := invoked.Load(); n != 0 {
+		t.Errorf("%d of %d replayed calls started after Stop began, want none", n, rounds)
+	}
+}
