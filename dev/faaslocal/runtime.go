@@ -77,10 +77,11 @@ type Runtime struct {
 	closeErr  error
 }
 
-// Start opens the state directory, the listeners and the stores, deploys
-// Config.Functions, starts the connectors and replays unfinished async
-// calls, and returns without waiting for replicas (see WaitReady). On error
-// everything started so far is stopped.
+// Start opens the state directory, the listeners and the stores, replays
+// unfinished async calls (before the gateway serves: a call accepted since
+// takes its turn after them), deploys Config.Functions and starts the
+// connectors, and returns without waiting for replicas (see WaitReady). On
+// error everything started so far is stopped.
 func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -115,6 +116,12 @@ func (rt *Runtime) start(ctx context.Context) error {
 		_ = gatewayLn.Close()
 		return err
 	}
+	// The replay reads the journal before the gateway takes a new async
+	// call, which then waits behind its function's replayed calls
+	// (queue.Worker.Replay); they run once the function is ready.
+	if err := rt.queue.Replay(); err != nil {
+		rt.cfg.Log.Warn("async journal", "err", err.Error())
+	}
 	rt.serveGateway(gatewayLn)
 	if rt.cfg.KongFile != "" {
 		if err := rt.startEdge(ctx); err != nil {
@@ -131,9 +138,6 @@ func (rt *Runtime) start(ctx context.Context) error {
 		if err := rt.startConnector(c); err != nil {
 			return err
 		}
-	}
-	if err := rt.queue.Replay(); err != nil {
-		rt.cfg.Log.Warn("async journal", "err", err.Error())
 	}
 	return nil
 }

@@ -223,3 +223,72 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A call accepted while its function's replayed calls wait for it to be
+// ready takes its turn after them, in journal order. Until 2026-12-08 it
+// joined the line at once, took the free turn, and ran first.
+func TestACallAcceptedWhileItsFunctionsReplayWaitsRunsAfterIt(t *testing.T) {
+	release := make(chan struct{})
+	close(release)
+	fn, seen := orderedFunction(t, release)
+	dir := t.TempDir()
+	j := openJournal(t, dir)
+	var want []string
+	for _, id := range []string{"replayed-1", "replayed-2"} {
+		c := call(id)
+		c.Callback = ""
+		if _, err := j.Put(c); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, id)
+	}
+	ready := make(chan struct{})
+	fns := lateFunction{oneFunction{strings.TrimPrefix(fn.URL, "http://")}, ready}
+	w := queue.NewWorker(queue.Config{Journal: j, Functions: fns, Replicas: fns})
+	if err := w.Replay(); err != nil {
+		t.Fatal(err)
+	}
+	since := call("accepted-since")
+	since.Callback = ""
+	if err := w.Enqueue(since); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, since.CallID)
+	close(ready)
+	waitEntries(t, dir, 0)
+	w.Stop()
+	if got := seen(); !slices.Equal(got, want) {
+		t.Errorf("calls started in the order %v, want %v", got, want)
+	}
+}
+
+// A call kept back behind its function's replay still runs when the replay
+// gives up waiting for the function (ReplayWait): the replayed calls stay
+// in the journal for the next start, the new one is not held with them.
+func TestACallKeptBackRunsWhenItsFunctionsReplayGivesUp(t *testing.T) {
+	release := make(chan struct{})
+	close(release)
+	fn, seen := orderedFunction(t, release)
+	dir := t.TempDir()
+	j := openJournal(t, dir)
+	kept := call("kept")
+	kept.Callback = ""
+	if _, err := j.Put(kept); err != nil {
+		t.Fatal(err)
+	}
+	fns := lateFunction{oneFunction{strings.TrimPrefix(fn.URL, "http://")}, make(chan struct{})} // never ready
+	w := queue.NewWorker(queue.Config{Journal: j, Functions: fns, Replicas: fns, ReplayWait: 200 * time.Millisecond})
+	if err := w.Replay(); err != nil {
+		t.Fatal(err)
+	}
+	since := call("accepted-since")
+	since.Callback = ""
+	if err := w.Enqueue(since); err != nil {
+		t.Fatal(err)
+	}
+	waitEntries(t, dir, 1)
+	w.Stop()
+	if got, want := seen(), []string{"accepted-since"}; !slices.Equal(got, want) {
+		t.Errorf("calls started %v, want %v (the replayed one left to the next start)", got, want)
+	}
+}

@@ -154,6 +154,18 @@ type Worker struct {
 	// enqueued holds the journal entries of the calls Enqueue runs: Replay
 	// leaves them alone, or a call accepted before Replay would run twice.
 	enqueued sync.Map
+	// replaying holds, by function, the calls Enqueue accepted while that
+	// function's replayed calls wait for it to be ready (written by Replay
+	// under mu): they join the line behind the replayed ones, never before.
+	replaying map[string]*held
+}
+
+// held is what a function's replay keeps back: the calls accepted since
+// Replay read the journal, until the replayed calls are in the line.
+type held struct {
+	mu       sync.Mutex
+	released bool
+	calls    []Call
 }
 
 // NewWorker returns a worker with no calls.
@@ -180,6 +192,14 @@ func (w *Worker) Enqueue(c Call) error {
 		return fmt.Errorf("journal call %s: %w", c.CallID, err)
 	}
 	w.enqueued.Store(c.Entry, true)
+	if h := w.replaying[c.Function]; h != nil {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if !h.released {
+			h.calls = append(h.calls, c) // its turn comes after the replayed calls (release)
+			return nil
+		}
+	}
 	// The call joins the line here, not in its goroutine: a call queued
 	// while a turn is free would otherwise take it ahead of an earlier one
 	// whose goroutine had not yet run.
@@ -192,7 +212,8 @@ func (w *Worker) Enqueue(c Call) error {
 // once its function is deployed and ready. Unreadable entries stay in the
 // journal and are reported in the error. Calls this worker's Enqueue
 // accepted are already running and are not replayed, however early they
-// came (the gateway serves before the runtime replays).
+// came. A call Enqueue accepts for a function whose replayed calls wait
+// for it to be ready waits behind them: the journal's order holds.
 func (w *Worker) Replay() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -221,26 +242,54 @@ func (w *Worker) Replay() error {
 		}
 		byFunction[c.Function] = append(byFunction[c.Function], c)
 	}
+	if w.replaying == nil {
+		w.replaying = map[string]*held{}
+	}
 	for _, name := range functions {
+		h := &held{}
+		w.replaying[name] = h
 		w.calls.Go(func() {
 			ctx, cancel := context.WithTimeout(w.ctx, w.cfg.ReplayWait)
 			defer cancel()
-			if !w.waitDeployed(ctx, name) || w.cfg.Replicas.WaitReady(ctx, name) != nil {
-				return // its calls stay in the journal for the next start
+			// A stop ends the wait at once: nothing would start meanwhile.
+			go func() {
+				select {
+				case <-w.stopped:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			ready := w.waitDeployed(ctx, name) && w.cfg.Replicas.WaitReady(ctx, name) == nil
+			if !ready {
+				w.release(h, nil) // its calls stay in the journal for the next start
+				return
 			}
-			// All of them join the line at once, each in its place: one
-			// joining only when the one before it got its turn could find
-			// a later call there, whose turn would then come first.
-			waiters := make([]waiter, len(byFunction[name]))
-			for i, c := range byFunction[name] {
-				waiters[i] = w.turns.join(w.cfg.Journal.place(c.Entry))
-			}
-			for i, c := range byFunction[name] {
-				w.calls.Go(func() { w.run(c, waiters[i]) })
-			}
+			w.release(h, byFunction[name])
 		})
 	}
 	return err
+}
+
+// release puts a function's replayed calls, then the calls h kept back,
+// into the line, all at once, each in its place: one joining only when the
+// one before it got its turn could find a later call there, whose turn
+// would then come first. Calls Enqueue accepts afterwards join as usual.
+func (w *Worker) release(h *held, replayed []Call) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.released = true
+	calls := slices.Concat(replayed, h.calls)
+	h.calls = nil
+	slices.SortStableFunc(calls, func(a, b Call) int {
+		return w.cfg.Journal.place(a.Entry).compare(w.cfg.Journal.place(b.Entry))
+	})
+	waiters := make([]waiter, len(calls))
+	for i, c := range calls {
+		waiters[i] = w.turns.join(w.cfg.Journal.place(c.Entry))
+	}
+	for i, c := range calls {
+		w.calls.Go(func() { w.run(c, waiters[i]) })
+	}
 }
 
 // waitDeployed waits until name is deployed (a function deployed through
