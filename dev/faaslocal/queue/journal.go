@@ -4,8 +4,9 @@
 // function, answered to their X-Callback-Url, and removed from the journal
 // only then. Calls a previous run accepted but did not finish are replayed at
 // the next start, so delivery is at least once, as with the queue-worker: a
-// call whose function ran but whose entry was not yet removed runs again
-// after a crash.
+// call whose function ran but whose entry's removal had not reached the disk
+// (Done syncs it) runs again after a crash of the runtime or the host, and
+// its callback is posted again.
 package queue
 
 import (
@@ -74,7 +75,7 @@ var now = time.Now
 // clock was stepped back; and the entries named before sequences take their
 // turns first, in the order their files were written.
 func OpenJournal(dir string) (*Journal, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := makeDir(dir); err != nil {
 		return nil, fmt.Errorf("async journal: %w", err)
 	}
 	j := &Journal{dir: dir, unsequenced: map[string]int64{}}
@@ -82,6 +83,28 @@ func OpenJournal(dir string) (*Journal, error) {
 		return nil, fmt.Errorf("async journal: %w", err)
 	}
 	return j, nil
+}
+
+// makeDir creates dir and any missing parent (0700), and syncs the parent
+// of each directory it created: until then a crash of the host could lose
+// the new directory's name, and with it every call journaled inside.
+func makeDir(dir string) error {
+	var created []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || !errors.Is(err, os.ErrNotExist) || d == filepath.Dir(d) {
+			break
+		}
+		created = append(created, d)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, d := range slices.Backward(created) {
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // seed reads the journal's entries: the highest sequence becomes last, and
@@ -222,12 +245,14 @@ func (j *Journal) Put(c Call) (Call, error) {
 	return c, nil
 }
 
-// syncDir flushes dir's entries to disk (a variable for the test that sees
-// Put sync the directory after its rename).
+// syncDir flushes dir's entries to disk (a variable for the tests that see
+// the journal sync its directory).
 var syncDir = durable.SyncDir
 
 // Done removes a finished call, c as Put or Pending returned it; removing it
-// twice is not an error.
+// twice is not an error. The removal is synced to disk before Done returns:
+// until then a crash of the host could bring the entry back, and the call,
+// answered already, would run again at the next start.
 func (j *Journal) Done(c Call) error {
 	if c.Entry == "" || c.Entry != filepath.Base(c.Entry) {
 		return fmt.Errorf("async journal: call %s has no entry", c.CallID)
@@ -235,7 +260,7 @@ func (j *Journal) Done(c Call) error {
 	if err := os.Remove(filepath.Join(j.dir, c.Entry)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return nil
+	return syncDir(j.dir)
 }
 
 // Pending returns the calls in the journal, in the order they were

@@ -169,3 +169,50 @@ func TestCallsSharingAnIDKeepAnEntryEach(t *testing.T) {
 		t.Errorf("after one is done (-want +got):\n%s", diff)
 	}
 }
+
+// A finished call is removed for good once Done returns: Done syncs the
+// directory after the removal (a crash of the host before that could bring
+// the entry back, and the answered call would run again), and fails when
+// it cannot. Until 2026-12-08 it synced nothing.
+func TestDoneSyncsTheRemoval(t *testing.T) {
+	dir := t.TempDir()
+	j := openJournal(t, dir)
+	c, err := j.Put(call("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var synced []string
+	restore := queue.SetSyncDir(func(d string) error {
+		names, _ := filepath.Glob(filepath.Join(d, "*.json"))
+		synced = append(synced, fmt.Sprintf("%s %d entries", d, len(names)))
+		return errors.New("disk gone")
+	})
+	defer restore()
+	if err := j.Done(c); err == nil {
+		t.Error("Done answered nil with the removal unsynced")
+	}
+	if want := []string{dir + " 0 entries"}; !slices.Equal(synced, want) {
+		t.Errorf("directory syncs %q, want %q (after the removal)", synced, want)
+	}
+}
+
+// OpenJournal syncs the parent of every directory it creates, the state's
+// too when it makes that: a call synced inside a directory whose own name
+// a crash of the host lost would be lost with it. An existing journal
+// syncs nothing. Until 2026-12-08 no directory was synced.
+func TestOpenJournalSyncsTheDirectoriesItCreates(t *testing.T) {
+	root := t.TempDir()
+	var synced []string
+	restore := queue.SetSyncDir(func(d string) error { synced = append(synced, d); return nil })
+	defer restore()
+	dir := filepath.Join(root, "state", "async")
+	openJournal(t, dir)
+	if want := []string{root, filepath.Join(root, "state")}; !slices.Equal(synced, want) {
+		t.Errorf("directory syncs %q at the first open, want %q", synced, want)
+	}
+	synced = nil
+	openJournal(t, dir)
+	if len(synced) != 0 {
+		t.Errorf("directory syncs %q when the journal exists, want none", synced)
+	}
+}
