@@ -84,6 +84,14 @@ func run(ctx context.Context, args []string, lookupenv func(string) (string, boo
 	if err != nil {
 		return err
 	}
+	// The state's lock before its secrets and binaries are written: a second
+	// faas-local on this state stops here, not after rebuilding the first
+	// one's binaries.
+	lock, err := faaslocal.LockState(state)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, lock.Close()) }()
 	store, err := secrets.Open(state)
 	if err != nil {
 		return err
@@ -99,7 +107,7 @@ func run(ctx context.Context, args []string, lookupenv func(string) (string, boo
 	}
 
 	rt, err := faaslocal.Start(ctx, faaslocal.Config{
-		Root: root, StackFile: opts.StackFile, KongFile: opts.KongFile, StateDir: state,
+		Root: root, StackFile: opts.StackFile, KongFile: opts.KongFile, StateDir: state, StateLock: lock,
 		GatewayAddr: opts.GatewayAddr, EdgeAddr: opts.EdgeAddr, Functions: opts.Functions,
 		Binary: bins.functions, Connectors: bins.connectors, Stdout: stdout, Quiet: opts.Quiet, OTLPEndpoint: opts.OTLP,
 		AllowExec: opts.AllowExec, CallbackAllow: opts.CallbackAllow, GatewayOnly: opts.GatewayOnly, AsyncInflight: opts.AsyncInflight,

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopfaas/shop/dev/faaslocal"
 	"github.com/shopfaas/shop/dev/faaslocal/runtimetest"
 )
 
@@ -292,5 +293,31 @@ func TestTheBannerNamesTheSecretsHeld(t *testing.T) {
 	}
 	if got, want := secretNames(dir), "admin-email, event-signing-key, internal-token-<caller>"; got != want {
 		t.Errorf("secretNames = %q, want %q", got, want)
+	}
+}
+
+// A second faas-local on a state directory another process holds stops
+// before it writes a secret or builds a binary there. Until 2026-12-08
+// nothing held the state, and the second one rebuilt the first one's
+// binaries before its gateway port or journal got in the way.
+func TestRunStopsOnAStateAnotherProcessHolds(t *testing.T) {
+	t.Chdir("../..")
+	state := t.TempDir()
+	lock, err := faaslocal.LockState(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	err = run(ctx, []string{"-gateway", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-state", state,
+		"-functions", "get-me", "-connectors", "", "-seed", "", "-quiet"}, os.LookupEnv, io.Discard)
+	if !errors.Is(err, faaslocal.ErrStateInUse) {
+		t.Errorf("run on a held state: %v, want %v", err, faaslocal.ErrStateInUse)
+	}
+	for _, dir := range []string{"secrets", "bin"} {
+		if _, err := os.Stat(filepath.Join(state, dir)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s was written into the held state (%v)", dir, err)
+		}
 	}
 }

@@ -24,8 +24,14 @@ type Config struct {
 	// absolute; empty disables the edge.
 	KongFile string
 	// StateDir holds the secrets, each function's mounted secrets and the
-	// async journal (default Root/.local).
+	// async journal (default Root/.local). Start takes its lock (LockState)
+	// unless StateLock holds it already; a runtime whose state another
+	// process holds does not start.
 	StateDir string
+	// StateLock, when set, is StateDir's lock, which the caller took before
+	// writing into the state (cmd/faas-local: the development secrets, the
+	// binaries) and releases after Close; nil: Start takes it, Close releases it.
+	StateLock *StateLock
 	// GatewayAddr is the gateway API's listen address; it must be loopback
 	// (default 127.0.0.1:8080; port 0 picks a free port).
 	GatewayAddr string

@@ -1430,3 +1430,35 @@ func TestMetricsDiscovery(t *testing.T) {
 		}
 	}
 }
+
+// A second runtime on the state directory a running one holds does not
+// start: it would replay the first one's async journal (every call run
+// twice) and remove its entries. The error names the holder; once the first
+// one is closed the state is free. Until 2026-12-08 the second one started.
+func TestASecondRuntimeOnOneStateDoesNotStart(t *testing.T) {
+	cfg := faaslocal.Config{Root: runtimetest.Root(t), StateDir: runtimetest.StateDir(t),
+		GatewayAddr: "127.0.0.1:0", EdgeAddr: "127.0.0.1:0", Quiet: true, Stdout: io.Discard, StopGrace: 2 * time.Second}
+	first, err := faaslocal.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second, err := faaslocal.Start(context.Background(), cfg)
+	if err == nil {
+		_ = second.Close()
+		t.Fatal("a second runtime started on the state directory the first one holds")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "state directory in use") || !strings.Contains(msg, "process "+strconv.Itoa(os.Getpid())) {
+		t.Errorf("second start: %v; want the state directory in use, held by process %d", err, os.Getpid())
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	third, err := faaslocal.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("a runtime on the state the first one's Close released: %v", err)
+	}
+	if err := third.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

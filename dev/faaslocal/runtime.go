@@ -73,15 +73,18 @@ type Runtime struct {
 
 	connectorMetrics connectorMetrics // where each connector serves /metrics
 
+	stateLock *StateLock // the state directory's lock when Start took it, released last by Close
+
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// Start opens the state directory, the listeners and the stores, replays
-// unfinished async calls (before the gateway serves: a call accepted since
-// takes its turn after them), deploys Config.Functions and starts the
-// connectors, and returns without waiting for replicas (see WaitReady). On
-// error everything started so far is stopped.
+// Start locks the state directory (see Config.StateLock) and opens it, the
+// listeners and the stores, replays unfinished async calls (before the
+// gateway serves: a call accepted since takes its turn after them), deploys
+// Config.Functions and starts the connectors, and returns without waiting
+// for replicas (see WaitReady). On error everything started so far is
+// stopped.
 func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -95,6 +98,9 @@ func Start(ctx context.Context, cfg Config) (*Runtime, error) {
 }
 
 func (rt *Runtime) start(ctx context.Context) error {
+	if err := rt.lockState(); err != nil {
+		return err
+	}
 	deployments, err := loadStack(rt.path(rt.cfg.StackFile), rt.cfg.Getenv, rt.cfg.Functions)
 	if err != nil {
 		return err
@@ -140,6 +146,24 @@ func (rt *Runtime) start(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// lockState takes the state directory's lock before anything reads or
+// writes there, or checks that Config.StateLock is that lock.
+func (rt *Runtime) lockState() error {
+	if l := rt.cfg.StateLock; l != nil {
+		dir, err := filepath.Abs(rt.cfg.StateDir)
+		if err != nil {
+			return err
+		}
+		if l.Dir() != dir {
+			return fmt.Errorf("the state lock given is %s's, not the state directory %s's", l.Dir(), dir)
+		}
+		return nil
+	}
+	var err error
+	rt.stateLock, err = LockState(rt.cfg.StateDir)
+	return err
 }
 
 // open creates the stores, the supervisors and the async worker;
@@ -247,7 +271,8 @@ func (rt *Runtime) output(name, instance, line string) {
 //  4. the gateway API stops listening;
 //  5. the function replicas stop (SIGTERM, SIGKILL after StopGrace);
 //  6. the edge's Redis connections close and its last spans are exported;
-//  7. the functions' reserved ports are released.
+//  7. the functions' reserved ports are released;
+//  8. the state directory's lock is released, when Start took it.
 //
 // Close is safe on a runtime that failed to start and returns the same
 // result when called again.
@@ -279,6 +304,7 @@ func (rt *Runtime) Close() error {
 			cancel()
 		}
 		add("function ports", rt.services.Close())
+		add("state lock", rt.stateLock.Close()) // last: nothing of this runtime writes there any more
 		rt.closeErr = errors.Join(errs...)
 	})
 	return rt.closeErr
