@@ -47,11 +47,11 @@
 //     the run that took the order over until a renewal reaches the
 //     database and finds the claim taken; its drive is then cut and stops
 //     at its next step, with no decision (a step cut in flight, a charge
-//     above all, is unknown, never refused: claimLost), leaving the order
-//     to that run. Each step is idempotent and each change of status is
-//     decided under the order's row lock, so the overlap repeats work but
-//     does not charge, refund or confirm twice (docs/checkout.md,
-//     "Recovery").
+//     above all, is unknown: never refused, nor noted as failed:
+//     claimLost), leaving the order to that run. Each step is idempotent
+//     and each change of status is decided under the order's row lock, so
+//     the overlap repeats work but does not charge, refund or confirm
+//     twice (docs/checkout.md, "Recovery").
 package saga
 
 import (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
@@ -1044,6 +1045,40 @@ func TestConcurrentRecoveryDrivesEachOrderOnce(t *testing.T) {
 	}
 }
 
+// logLines collects what a saga logs, for a test to read; the saga's
+// goroutines may write at once.
+type logLines struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// logger is a logger of every level into l.
+func (l *logLines) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// waitFor waits (up to 3 s) until l holds msg.
+func (l *logLines) waitFor(t *testing.T, msg string) {
+	t.Helper()
+	for end := time.Now().Add(3 * time.Second); !strings.Contains(l.String(), msg); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("no %q logged within 3 s; the log:\n%s", msg, l.String())
+		}
+	}
+}
+
 // untilDBClock waits until d has passed from now by the database's clock
 // (the clock leases are written and read by), for at most d + 5 s.
 func (e *env) untilDBClock(t *testing.T, d time.Duration) {
@@ -1134,15 +1169,23 @@ func TestALiveRecoveryRunKeepsItsClaimPastItsLease(t *testing.T) {
 // failure), and the run that holds the claim finishes it with one capture,
 // the cut charge's. Until 2026-12-07 the run only logged the loss and drove
 // on beside the other run: it waited for its charge and confirmed the order.
+// The cut charge is no failure of charge-payment: the cut run notes,
+// counts and logs no failed try (until 2026-12-08 its timeline told the
+// customer "attempt 1: charge-payment is unavailable", the step's failure
+// was counted and logged at WARN).
 func TestARecoveryRunWhoseClaimIsTakenOverStopsDriving(t *testing.T) {
 	const lease = time.Second // renewed every 333 ms
-	e := setup(t, func(c *saga.Config) { c.Lease = lease })
+	logs := &logLines{}
+	e := setup(t, func(c *saga.Config) { c.Lease = lease; c.Log = logs.logger() })
 	ctx := context.Background()
 	ids := e.placePending(t, 1)
 	e.age(t)
+	before, logged := e.steps(t, ids[0]), len(logs.String()) // the checkout's
+	reg := prometheus.NewRegistry()
+	cutCtx := telemetry.WithShop(ctx, telemetry.NewShop(reg))
 	charging, release := e.holdFirstCharge(t, nil)
 	done := make(chan saga.Report, 1)
-	go func() { rep, _ := e.saga.Recover(ctx, 1); done <- rep }()
+	go func() { rep, _ := e.saga.Recover(cutCtx, 1); done <- rep }()
 	select {
 	case <-charging:
 	case rep := <-done:
@@ -1171,6 +1214,16 @@ func TestARecoveryRunWhoseClaimIsTakenOverStopsDriving(t *testing.T) {
 	}
 	if n := e.count(t, `SELECT count(*) FROM order_sagas WHERE order_id = $1 AND payment_token IS NOT NULL AND compensation <> 'pending'`, ids[0]); n != 1 {
 		t.Fatalf("the cut run left the saga without its token or owing a compensation (%d rows as expected)", n)
+	}
+	// Its reservation is noted (reserve-stock answered it), the cut charge not.
+	if diff := cmp.Diff(append(before, "stock.reserve:ok"), e.steps(t, ids[0])); diff != "" {
+		t.Errorf("the cut run's timeline entries (-want +got):\n%s", diff)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(""), "shop_saga_step_failures_total"); err != nil {
+		t.Errorf("the cut run counted a failure: %v", err)
+	}
+	if got := logs.String()[logged:]; strings.Contains(got, "saga step failed") || !strings.Contains(got, "claim lost, left to the run that took the order over") {
+		t.Errorf("the cut run's log, want no failed step and the cut said at INFO:\n%s", got)
 	}
 	// The held charge captures once let go; the run that took the order
 	// over (its claim run out here, so the next run is that one) confirms it.
@@ -3703,6 +3756,85 @@ func TestRecoveryTakesAConfirmedOrdersLinesOutOfTheCart(t *testing.T) {
 	e.age(t)
 	if rep, err := e.saga.Recover(ctx, 10); err != nil || rep.Driven != 0 {
 		t.Errorf("the next recovery run: %+v %v; want nothing claimed", rep, err)
+	}
+}
+
+// heldRemoval is Cart whose removals are refused while down is set, and
+// whose first removal once it is clear calls hold before it is made.
+type heldRemoval struct {
+	saga.Cart
+	down *atomic.Bool
+	hold func()
+	once *sync.Once
+}
+
+func (c heldRemoval) RemoveOrdered(ctx context.Context, user, order uuid.UUID, lines []cart.Line, remember time.Duration) error {
+	if c.down.Load() {
+		return errors.New("cart store down")
+	}
+	c.once.Do(c.hold)
+	return c.Cart.RemoveOrdered(ctx, user, order, lines, remember)
+}
+
+// A recovery run whose claim of an order owing its cart removal is taken
+// over while it removes the lines neither notes nor settles the removal: the
+// run that took the order over does, once (its removal takes nothing more:
+// the removal's mark). Until 2026-12-08 the cut run noted and settled it too,
+// and two runs noted "the ordered lines were taken out of the cart" twice.
+func TestARecoveryRunWhoseClaimIsTakenOverLeavesTheCartRemovalToTheOther(t *testing.T) {
+	const lease = time.Second // renewed every 333 ms
+	carts, _, _ := cartredistest.New(t, time.Hour)
+	logs := &logLines{}
+	down := &atomic.Bool{}
+	down.Store(true)
+	removing, released := make(chan struct{}), make(chan struct{})
+	held := heldRemoval{Cart: carts, down: down, once: &sync.Once{}, hold: func() { close(removing); <-released }}
+	e := setup(t, func(c *saga.Config) { c.Lease = lease; c.Cart = held; c.Log = logs.logger() })
+	ctx := context.Background()
+	res := e.placeFromCart(t, carts, 2)
+	if !e.cartOwed(t, res.Order.ID) {
+		t.Fatal("the removal is not owed after the confirmation: the test proves nothing")
+	}
+	down.Store(false)
+	e.age(t)
+	done := make(chan saga.Report, 1)
+	go func() { rep, _ := e.saga.Recover(ctx, 1); done <- rep }()
+	select {
+	case <-removing:
+	case rep := <-done:
+		t.Fatalf("the run ended before its removal: %+v", rep)
+	}
+	// Another run's claim: the count moves on, for a minute; the removal
+	// is let go once the cut run has seen it (well within the removal's
+	// own 2 s).
+	if _, err := e.pool.Exec(ctx, `UPDATE order_sagas SET attempts = attempts + 1, lease_until = now() + interval '1 minute'
+		WHERE order_id = $1`, res.Order.ID); err != nil {
+		t.Fatal(err)
+	}
+	logs.waitFor(t, "another recovery run claimed the order")
+	close(released)
+	if rep := <-done; rep.CartRemovals != 1 {
+		t.Fatalf("the cut run: %+v, want the order driven for its cart removal", rep)
+	}
+	if !e.cartOwed(t, res.Order.ID) {
+		t.Error("the cut run settled the removal the run that took the order over settles")
+	}
+	want := []string{"order.created:ok", "stock.reserve:ok", "payment.charge:ok",
+		"order.confirmed:ok", "order.placed.v1:recorded", "cart.clear:error"}
+	if diff := cmp.Diff(want, e.steps(t, res.Order.ID)); diff != "" {
+		t.Errorf("timeline after the cut run (-want +got):\n%s", diff)
+	}
+	// The run that took the order over (its claim run out here, so the
+	// next run is that one) settles the removal, noted once.
+	e.age(t)
+	if rep, err := e.saga.Recover(ctx, 1); err != nil || rep.CartRemovals != 1 {
+		t.Fatalf("the run that took the order over: %+v %v, want the order driven for its cart removal", rep, err)
+	}
+	if diff := cmp.Diff(append(want, "cart.clear:ok"), e.steps(t, res.Order.ID)); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+	if lines, err := carts.Lines(ctx, e.user.UserID); err != nil || len(lines) != 0 || e.cartOwed(t, res.Order.ID) {
+		t.Errorf("cart %v (%v), removal owed %v; want the line taken out and the removal settled", lines, err, e.cartOwed(t, res.Order.ID))
 	}
 }
 

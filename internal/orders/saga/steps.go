@@ -140,6 +140,9 @@ func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Sa
 	tl := &timeline{run: sg.Attempts}
 	defer s.flush(ctx, orderID, tl)
 	o := sg.Order
+	if claimLost(ctx) {
+		return orders.Checkout{Order: o}, nil // lost while the saga was read: the run that took the order over drives it
+	}
 	if sg.Compensation == orders.CompensationOwed {
 		s.compensate(ctx, tl, o, releaseAndRefund)
 	}
@@ -147,6 +150,11 @@ func (s *Saga) drive(ctx context.Context, orderID uuid.UUID, loaded *ordersdb.Sa
 		if sg.CartOwed && o.Status == orders.Confirmed {
 			s.settleOwedCart(ctx, tl, o, sg.InStatus)
 		}
+		return orders.Checkout{Order: o}, nil
+	}
+	if claimLost(ctx) {
+		// Lost during the compensation: no decision (the give-up below is
+		// one), the run that took the order over makes it.
 		return orders.Checkout{Order: o}, nil
 	}
 	if sg.Age > s.cfg.GiveUpAfter {
@@ -311,6 +319,11 @@ func confirmedBefore(o orders.Order) bool {
 // removal tries) or when this saga has no cart store (never through
 // ordersenv; settled, or recovery would claim the order for ever).
 func (s *Saga) settleOwedCart(ctx context.Context, tl *timeline, o orders.Order, confirmed time.Duration) {
+	if claimLost(ctx) {
+		// The run that took the order over settles the removal; settled
+		// here too, the timeline would say so twice.
+		return
+	}
 	leave := func(detail string) {
 		tl.note(orders.StepCart, orders.StepError, detail)
 		tl.cartSettled = true
@@ -346,6 +359,13 @@ func (s *Saga) takeOutOfCart(ctx context.Context, tl *timeline, o orders.Order) 
 	if err := s.cfg.Cart.RemoveOrdered(cctx, o.UserID, o.ID, ordered, s.cfg.GiveUpAfter+time.Hour); err != nil {
 		s.cfg.Log.WarnContext(ctx, "take the ordered lines out of the cart", "order_id", o.ID, "err", err.Error())
 		tl.note(orders.StepCart, orders.StepError, "the ordered lines could not be taken out of the cart")
+		return
+	}
+	if claimLost(ctx) {
+		// The run that took the order over removes the lines again (the
+		// removal's mark makes that take nothing more) and settles and
+		// notes the removal, once: left owed here, not noted.
+		s.cfg.Log.InfoContext(ctx, "claim lost, left to the run that took the order over", "order_id", o.ID, "step", orders.StepCart)
 		return
 	}
 	tl.note(orders.StepCart, orders.StepOK, "the ordered lines were taken out of the cart")
@@ -516,13 +536,14 @@ func (s *Saga) compensate(ctx context.Context, tl *timeline, o orders.Order, u u
 			err = rerr
 		}
 	}
-	if err != nil {
-		telemetry.ShopFrom(ctx).Compensation(false)
-		return
-	}
 	if claimLost(ctx) {
 		// Left owed to the run that took the order over: it gives all of
-		// it back again (idempotent) and settles it.
+		// it back again (idempotent) and settles it. Not counted owed: no
+		// call was refused, the run was cut.
+		return
+	}
+	if err != nil {
+		telemetry.ShopFrom(ctx).Compensation(false)
 		return
 	}
 	if err := s.db.SettleCompensation(ctx, o.ID); err != nil {
@@ -543,6 +564,11 @@ func (s *Saga) attempt(ctx context.Context, tl *timeline, orderID uuid.UUID, nam
 // attemptAfter is attempt whose first try, when first is not nil, was made
 // already: it is noted and counted as if made here, and the backoff before the
 // second runs from its end.
+//
+// A recovery run whose claim is lost (claimLost) makes no more tries, and the
+// try the loss cut is neither noted, counted nor logged as a failure: its
+// answer is the cut's, not the other service's, and the run that took the
+// order over makes the step again and notes what it answers.
 func (s *Saga) attemptAfter(ctx context.Context, tl *timeline, orderID uuid.UUID, name string, call func(context.Context) error, first *tried) error {
 	var t tried
 	for n := 1; n <= s.cfg.Attempts; n++ {
@@ -556,7 +582,14 @@ func (s *Saga) attemptAfter(ctx context.Context, tl *timeline, orderID uuid.UUID
 				case <-time.After(time.Until(t.ended.Add(s.cfg.Backoff << (n - 2)))):
 				}
 			}
+			if claimLost(ctx) {
+				return context.Cause(ctx)
+			}
 			t = try(ctx, name, call)
+			if claimLost(ctx) {
+				s.cfg.Log.InfoContext(ctx, "claim lost, left to the run that took the order over", "order_id", orderID, "step", name, "attempt", n)
+				return t.err
+			}
 		}
 		err := t.err
 		outcome := orders.StepOK
