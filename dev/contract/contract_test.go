@@ -459,6 +459,22 @@ func TestDocumentRefusesWhatTheCodeRefuses(t *testing.T) {
 		{"POST", "/api/v1/products", `{"sku":"ſku-1","name":"Mug","category":"c","price":{"amount":100}}`, true},
 		{"PATCH", product, `{"sku":"ıtem-1"}`, true},
 		{"PATCH", product, `{"sku":" sku-1 "}`, false},
+		// Invisible formatting characters (Unicode category Cf) in an
+		// email's local part, a registration's name and a product's name,
+		// bidi controls in a description (users.NewRegistration,
+		// catalog.checkSent); U+037E, which composes into ";".
+		{"POST", "/api/v1/users", `{"email":"ad\u200bmin@example.com","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/users", `{"email":"a\u202eb@example.com","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/users", `{"email":"\ufeffab@example.com","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/users", `{"email":"a\u037eb@example.com","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"A\u200bnn"}`, true},
+		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"\u2066Ann\u2069"}`, true},
+		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"\u200b"}`, true},
+		{"POST", "/api/v1/products", `{"sku":"A-1","name":"Mu\u200dg","category":"c","price":{"amount":100}}`, true},
+		{"PATCH", product, `{"name":"\u202eMug"}`, true},
+		{"POST", "/api/v1/products", `{"sku":"A-1","name":"Mug","description":"a \u202egum","category":"c","price":{"amount":100}}`, true},
+		{"PATCH", product, `{"description":"a \u2067gum\u2069"}`, true},
+		{"PATCH", product, `{"description":"Family \ud83d\udc68\u200d\ud83d\udc69 edition\nline two"}`, false},
 		// The nil UUID names no product.
 		{"POST", "/api/v1/orders", `{"items":[{"product_id":"00000000-0000-0000-0000-000000000000","quantity":1}],` + order("Ann", "1 Main St", "Springfield", "12345")[1:], true},
 		// The same bodies with the text filled in (padded, as the code

@@ -73,6 +73,47 @@ func TestThePatternsSpacesAreTheCodesSpaces(t *testing.T) {
 	}
 }
 
+// TestThePatternsFormatCharactersAreUnicodesCf: the patterns that refuse
+// invisible formatting characters (a registration's name and email, a
+// product's name) name exactly Unicode's Cf category up to U+FFFF, as the
+// code (unicode.Cf) refuses it: "A" r "A" matches unless r is one. Beyond
+// U+FFFF a pattern without the u flag reads a character as two halves, so
+// those (the tag characters) are said in the descriptions only.
+func TestThePatternsFormatCharactersAreUnicodesCf(t *testing.T) {
+	var doc map[string]any
+	if err := yaml.Unmarshal(api.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	registration := schemas["Registration"].(map[string]any)["properties"].(map[string]any)
+	allOf, _ := schemas["ProductName"].(map[string]any)["allOf"].([]any)
+	if len(allOf) == 0 {
+		t.Fatal("ProductName has no allOf whose pattern refuses the Cf characters")
+	}
+	productName := allOf[0].(map[string]any)["pattern"].(string)
+	email := regexp.MustCompile(registration["email"].(map[string]any)["pattern"].(string))
+	for what, p := range map[string]string{"Registration.name": registration["name"].(map[string]any)["pattern"].(string), "ProductName": productName} {
+		re := regexp.MustCompile(p)
+		for r := rune(0x20); r <= 0xffff; r++ {
+			if r >= 0xd800 && r <= 0xdfff {
+				continue // halves of a pair, no character of their own
+			}
+			if got, want := re.MatchString("A"+string(r)+"A"), !unicode.Is(unicode.Cf, r); got != want {
+				t.Errorf("%s of A%UA: matched %v, want %v (unicode.Cf %v)", what, r, got, want, !want)
+			}
+		}
+	}
+	for r := rune(0x80); r <= 0xffff; r++ {
+		if r >= 0xd800 && r <= 0xdfff || unicode.IsSpace(r) || r <= 0x9f {
+			continue
+		}
+		want := !unicode.Is(unicode.Cf, r) && r != 0x037e
+		if got := email.MatchString("a" + string(r) + "b@example.com"); got != want {
+			t.Errorf("Registration.email with %U in the local part: matched %v, want %v (unicode.Cf %v)", r, got, want, unicode.Is(unicode.Cf, r))
+		}
+	}
+}
+
 // eachPattern calls f with every value of a "pattern" key under v, and
 // where it is.
 func eachPattern(v any, where string, f func(where, p string)) {

@@ -139,6 +139,10 @@ func TestRegisterRefusesBadRequests(t *testing.T) {
 		// the accounts registered with one before the rule).
 		{"control character in the password", "application/json", `{"email":"a@example.com","password":"pass\tword-2","name":"A"}`, 422, "invalid_text"},
 		{"long name", "application/json", `{"email":"a@example.com","password":"password-1","name":"` + strings.Repeat("n", 101) + `"}`, 422, "invalid_request"},
+		// Invisible formatting characters (Unicode Cf) would make the
+		// account look like another's.
+		{"zero-width space in the email", "application/json", `{"email":"ad\u200bmin@example.com","password":"password-1","name":"A"}`, 422, "invalid_request"},
+		{"bidi override in the name", "application/json", `{"email":"a@example.com","password":"password-1","name":"\u202enimda"}`, 422, "invalid_request"},
 		{"null values", "application/json", `{"email":null,"password":null,"name":null}`, 422, "invalid_request"},
 	}
 	for _, tc := range tests {

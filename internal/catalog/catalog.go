@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -120,19 +121,41 @@ func upperASCII(s string) string {
 // before it is trimmed: the contract's maxLength counts the padding too, so a
 // client that validates against the document and the function agree on every
 // value. Validate counts what is stored (trimmed) for the rest.
+//
+// It also refuses the invisible characters sent in them (a patch checks only
+// the fields it sets, so a product stored before the rule can still be
+// changed in another): any formatting character (Unicode category Cf:
+// U+200B, U+200D, U+FEFF, the bidi controls) in a name, where one makes two
+// products look alike, and in a description the bidi embeddings, overrides
+// and isolates (U+202A to U+202E, U+2066 to U+2069), which reorder the text
+// shown after them; a description keeps the other Cf characters (a
+// zero-width joiner in an emoji, a non-joiner in Persian). Until 2026-12-08
+// both passed.
 func checkSent(name, description string) error {
 	var problems []string
 	if utf8.RuneCountInString(name) > MaxName {
 		problems = append(problems, fmt.Sprintf("name must be at most %d characters as sent (surrounding spaces count)", MaxName))
 	}
+	if i := strings.IndexFunc(name, func(r rune) bool { return unicode.Is(unicode.Cf, r) }); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(name[i:])
+		problems = append(problems, fmt.Sprintf("name must not contain the invisible formatting character %U (Unicode category Cf: zero-width and bidi controls)", r))
+	}
 	if utf8.RuneCountInString(description) > MaxDescription {
 		problems = append(problems, fmt.Sprintf("description must be at most %d characters as sent (surrounding spaces count)", MaxDescription))
+	}
+	if i := strings.IndexFunc(description, bidiControl); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(description[i:])
+		problems = append(problems, fmt.Sprintf("description must not contain the bidi control %U (embeddings, overrides and isolates, U+202A to U+202E and U+2066 to U+2069)", r))
 	}
 	if len(problems) > 0 {
 		return fault.E(fault.Invalid, fault.CodeInvalidRequest, strings.Join(problems, "; "))
 	}
 	return nil
 }
+
+// bidiControl reports whether r is a bidi embedding, override or isolate
+// (or their terminators): U+202A to U+202E, U+2066 to U+2069.
+func bidiControl(r rune) bool { return r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 }
 
 // Validate checks every admin-writable field.
 func (p Product) Validate() error {

@@ -151,3 +151,62 @@ func TestLengthsAreCountedAsSent(t *testing.T) {
 		t.Errorf("Apply a name padded to the maximum: %v", err)
 	}
 }
+
+// A name holding an invisible formatting character (Unicode category Cf:
+// zero-width characters, bidi controls, U+FEFF) looks like another product's
+// name; a description may keep them (a zero-width joiner in an emoji, a
+// zero-width non-joiner in Persian) but not the bidi embeddings, overrides
+// and isolates, which reorder the text shown around them. Both writes
+// refuse them, naming the field and the character; a stored product
+// holding one can still be patched in another field.
+func TestInvisibleFormattingCharactersAreRefused(t *testing.T) {
+	for _, tc := range []struct{ name, description, want string }{
+		{"La\u200bmp", "", "name must not contain the invisible formatting character U+200B"},
+		{"La\u200dmp", "", "U+200D"},
+		{"\ufeffLamp", "", "U+FEFF"},
+		{"Lamp\u202e", "", "U+202E"},
+		{"\u2066Lamp\u2069", "", "U+2066"},
+		{"Lamp", "Bright \u202eroF\u202c lamp", "description must not contain the bidi control U+202E"},
+		{"Lamp", "Bright \u2067lamp\u2069", "U+2067"},
+		{"Lamp", "a \u202a b", "U+202A"},
+	} {
+		d := valid()
+		d.Name, d.Description = tc.name, tc.description
+		_, err := catalog.NewProduct(d, time.Now())
+		if !fault.Is(err, fault.Invalid, "invalid_request") || !strings.Contains(err.(*fault.Error).Message, tc.want) {
+			t.Errorf("NewProduct name %+q description %+q: err %v, want invalid_request naming %q", tc.name, tc.description, err, tc.want)
+		}
+		p, err := catalog.NewProduct(valid(), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(map[string]string{"name": tc.name, "description": tc.description})
+		var pt catalog.Patch
+		if err := json.Unmarshal(body, &pt); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := catalog.Apply(p, pt, time.Now()); !fault.Is(err, fault.Invalid, "invalid_request") || !strings.Contains(err.(*fault.Error).Message, tc.want) {
+			t.Errorf("Apply %s: err %v, want invalid_request naming %q", body, err, tc.want)
+		}
+	}
+	// A description keeps the other Cf characters and its line breaks.
+	d := valid()
+	d.Description = "Family \U0001F468\u200d\U0001F469\u200d\U0001F467 edition\nمی\u200cخواهم, left-to-right mark \u200e"
+	if _, err := catalog.NewProduct(d, time.Now()); err != nil {
+		t.Errorf("a description with a zero-width joiner, non-joiner and mark: %v", err)
+	}
+	// A product stored before the rule keeps its name through a patch of
+	// another field.
+	p, err := catalog.NewProduct(valid(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Name = "La\u200bmp"
+	var pt catalog.Patch
+	if err := json.Unmarshal([]byte(`{"price":{"amount":250}}`), &pt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := catalog.Apply(p, pt, time.Now()); err != nil {
+		t.Errorf("patching the price of a product whose stored name holds U+200B: %v", err)
+	}
+}

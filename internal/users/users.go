@@ -35,6 +35,7 @@ const (
 	MaxNameRunes     = 100
 	MaxEmailRunes    = 254
 	maxLocalBytes    = 64
+	maxLabelBytes    = 63
 )
 
 // EventSource is the CloudEvents source of every event the users service emits.
@@ -127,7 +128,10 @@ func ComposeEmail(email string) string { return norm.NFC.String(email) }
 // its composed spelling ("ü") was accepted; checked composed only, "<" +
 // U+0338 (composed "≮") would pass. The lengths are counted as sent, as the
 // contract's maxLength and pattern count them (bytes once lower-cased), and
-// the composed form must fit the 254 characters too.
+// again composed: the 254 characters, the local part's 64 bytes and each
+// label's 63 (until 2026-12-08 only the 254 characters were, and 21 U+0958,
+// 63 bytes as sent, were stored as a local part of 126). An invisible
+// formatting character (formatChar) is refused with a message of its own.
 func normalizeEmail(email string) (spelled, composed, problem string) {
 	const invalid = "email must be a valid email address"
 	e := strings.ToLower(strings.TrimSpace(email))
@@ -144,13 +148,27 @@ func normalizeEmail(email string) (spelled, composed, problem string) {
 		return "", "", invalid
 	}
 	for _, l := range strings.Split(domain, ".") {
-		if len(l) > 63 {
+		if len(l) > maxLabelBytes {
 			return "", "", invalid
 		}
+	}
+	if r, ok := formatChar(e); ok {
+		return "", "", formatProblem("email", r)
 	}
 	c := ComposeEmail(e)
 	if utf8.RuneCountInString(c) > MaxEmailRunes {
 		return "", "", fmt.Sprintf("email must be at most %d characters once composed (Unicode NFC)", MaxEmailRunes)
+	}
+	// Composing can lengthen a part (U+0958's 3 bytes are 6 composed):
+	// the limits hold for the form stored too.
+	cLocal, cDomain, _ := strings.Cut(c, "@")
+	if len(cLocal) > maxLocalBytes {
+		return "", "", fmt.Sprintf("email must have at most %d bytes before the @ once composed (Unicode NFC)", maxLocalBytes)
+	}
+	for _, l := range strings.Split(cDomain, ".") {
+		if len(l) > maxLabelBytes {
+			return "", "", fmt.Sprintf("email's domain labels must be at most %d bytes each once composed (Unicode NFC)", maxLabelBytes)
+		}
 	}
 	// Both forms: a character forbidden as sent stays forbidden when
 	// composing makes it another ("<" + U+0338 is "≮"), and one that
@@ -238,6 +256,28 @@ var commonPasswords = func() map[string]bool {
 	return m
 }()
 
+// formatChar returns the first invisible formatting character of s
+// (Unicode category Cf: zero-width characters such as U+200B and U+200D, the
+// bidi controls U+202A to U+202E and U+2066 to U+2069, U+FEFF, the tag
+// characters). Shown, they are nothing or reorder their neighbours, so
+// an email or a name holding one looks like another account's: refused in
+// both (until 2026-12-08 they passed). Unicode's composition neither makes
+// nor removes one, so the form as sent decides.
+func formatChar(s string) (rune, bool) {
+	for _, r := range s {
+		if unicode.Is(unicode.Cf, r) {
+			return r, true
+		}
+	}
+	return 0, false
+}
+
+// formatProblem is the message refusing field for holding r (formatChar):
+// it names the character's code point, never the value.
+func formatProblem(field string, r rune) string {
+	return fmt.Sprintf("%s must not contain the invisible formatting character %U (Unicode category Cf: zero-width and bidi controls)", field, r)
+}
+
 func normalizeName(name string) (string, string) {
 	n := strings.TrimSpace(name)
 	switch {
@@ -252,6 +292,9 @@ func normalizeName(name string) (string, string) {
 		if unicode.IsControl(r) {
 			return "", "name must not contain control characters"
 		}
+	}
+	if r, ok := formatChar(n); ok {
+		return "", formatProblem("name", r)
 	}
 	return n, ""
 }

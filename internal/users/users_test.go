@@ -73,6 +73,34 @@ func TestAnEmailLongerThanTheMaximumOnceComposedIsRefused(t *testing.T) {
 	}
 }
 
+// U+0958 composes into two characters of three bytes each, so a local part
+// or a label within its bytes as sent can be twice as long once composed,
+// the form stored: the limits hold for both forms, as the 254 characters do.
+func TestTheLocalPartAndLabelsAreCountedOnceComposedToo(t *testing.T) {
+	for _, email := range []string{
+		strings.Repeat("\u0958", 11) + "@example.com",        // 33 bytes as sent, 66 composed
+		strings.Repeat("\u0958", 21) + "@example.com",        // 63 bytes as sent, 126 composed
+		"a@" + strings.Repeat("\u0958", 11) + ".example.com", // a label of 33 bytes as sent, 66 composed
+	} {
+		if _, err := NewRegistration(email, "correct horse", "A"); !fault.Is(err, fault.Invalid, "invalid_request") {
+			t.Errorf("%+q: err = %v, want invalid_request", email, err)
+		}
+	}
+	for _, email := range []string{
+		strings.Repeat("\u0958", 10) + "@example.com", // 60 bytes composed
+		"a@" + strings.Repeat("\u0958", 10) + ".example.com",
+	} {
+		if _, err := NewRegistration(email, "correct horse", "A"); err != nil {
+			t.Errorf("%+q: %v, want accepted", email, err)
+		}
+	}
+	// Composing can shorten too: 32 "e" + U+0301 are 96 bytes as sent,
+	// refused as the contract's pattern counts them, though 64 composed.
+	if _, err := NewRegistration(strings.Repeat("e\u0301", 32)+"@example.com", "correct horse", "A"); !fault.Is(err, fault.Invalid, "invalid_request") {
+		t.Errorf("a local part of 96 bytes as sent, 64 composed: err = %v, want invalid_request", err)
+	}
+}
+
 func TestNewRegistrationRejects(t *testing.T) {
 	ok := struct{ email, password, name string }{"a@example.com", "hunter-2-x", "A"}
 	tests := []struct {
@@ -101,6 +129,20 @@ func TestNewRegistrationRejects(t *testing.T) {
 		{"forbidden as sent", "a<\u0338b@example.com", ok.password, ok.name, "valid email"},
 		{"forbidden as sent in the domain", "ann@exa>\u0338mple.com", ok.password, ok.name, "valid email"},
 		{"label starting with a combining mark", "a@\u0301b.com", ok.password, ok.name, "valid email"},
+		// Invisible formatting characters (Unicode category Cf) make two
+		// addresses or names that look the same: zero-width ones, the bidi
+		// controls that reorder what is shown, the byte order mark.
+		{"zero-width space in the local part", "ad\u200bmin@example.com", ok.password, ok.name, "email must not contain the invisible formatting character U+200B"},
+		{"zero-width joiner in the local part", "a\u200db@example.com", ok.password, ok.name, "U+200D"},
+		{"right-to-left override in the local part", "a\u202eb@example.com", ok.password, ok.name, "U+202E"},
+		{"bidi isolate in the local part", "\u2066ab\u2069@example.com", ok.password, ok.name, "U+2066"},
+		{"byte order mark in the local part", "\ufeffab@example.com", ok.password, ok.name, "U+FEFF"},
+		{"tag character in the local part", "a\U000e0041b@example.com", ok.password, ok.name, "U+E0041"},
+		{"zero-width space in the domain", "ab@exa\u200bmple.com", ok.password, ok.name, "U+200B"},
+		{"zero-width space in the name", ok.email, ok.password, "Ali\u200bce", "name must not contain the invisible formatting character U+200B"},
+		{"right-to-left override in the name", ok.email, ok.password, "\u202eecilA", "U+202E"},
+		{"bidi isolate in the name", ok.email, ok.password, "A\u2067B\u2069", "U+2067"},
+		{"byte order mark in the name", ok.email, ok.password, "\ufeffAlice", "U+FEFF"},
 		{"missing password", ok.email, "", ok.name, "password is required"},
 		{"short password", ok.email, "1234567", ok.name, "at least 8"},
 		{"common password", ok.email, "password", ok.name, "most common passwords"},
