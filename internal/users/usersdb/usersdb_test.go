@@ -245,21 +245,7 @@ func TestAnAccountStoredUncomposedStillLogsIn(t *testing.T) {
 func TestTheMigrationComposesStoredEmails(t *testing.T) {
 	ctx := context.Background()
 	all := usersdb.Migrations()
-	before := fstest.MapFS{}
-	entries, err := fs.ReadDir(all, ".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if e.Name() < "0011" {
-			b, err := fs.ReadFile(all, e.Name())
-			if err != nil {
-				t.Fatal(err)
-			}
-			before[e.Name()] = &fstest.MapFile{Data: b}
-		}
-	}
-	pool := pgtest.Open(t, before)
+	pool := pgtest.Open(t, migrationsBefore(t, "0011"))
 	insert := func(email string, age time.Duration) uuid.UUID {
 		t.Helper()
 		id := uuid.Must(uuid.NewV7())
@@ -309,6 +295,67 @@ func TestTheMigrationComposesStoredEmails(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("emails after the migration (-want +got):\n%s", diff)
+	}
+}
+
+// migrationsBefore is the users database's migrations whose names sort
+// before name: the schema an upgrade to name starts from.
+func migrationsBefore(t *testing.T, name string) fs.FS {
+	t.Helper()
+	all := usersdb.Migrations()
+	before := fstest.MapFS{}
+	entries, err := fs.ReadDir(all, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() < name {
+			b, err := fs.ReadFile(all, e.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			before[e.Name()] = &fstest.MapFile{Data: b}
+		}
+	}
+	return before
+}
+
+// Registration accepted "a" U+037E "b" until 2026-12-07 (the syntax was
+// checked as sent only); 0011 composes it into "a;b", which registration
+// refuses. The account still logs in, with the spelling its owner used and
+// with the composed one (login checks no syntax), and neither spelling can
+// be registered again.
+func TestAnAccountComposedIntoARefusedSpellingStillLogsIn(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, migrationsBefore(t, "0011"))
+	hash, err := auth.HashPassword(ctx, "password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.Must(uuid.NewV7())
+	if _, err := pool.Exec(ctx, `INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, 'Ann', $3)`,
+		id, "a\u037eb@example.com", hash); err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.Migrate(ctx, pool, usersdb.Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	s := usersdb.New(pool)
+	u, err := s.Get(ctx, id)
+	if err != nil || u.Email != "a;b@example.com" {
+		t.Fatalf("the account after 0011: email %+q, %v; want %+q", u.Email, err, "a;b@example.com")
+	}
+	for _, email := range []string{"a\u037eb@example.com", "A;B@example.com"} {
+		l, err := users.NewLogin(email, "password-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u, err := s.Authenticate(ctx, l); err != nil || u.ID != id {
+			t.Errorf("login as %+q: account %s, %v; want %s", email, u.ID, err, id)
+		}
+		if _, err := users.NewRegistration(email, "password-2", "Other"); !fault.Is(err, fault.Invalid, "invalid_request") {
+			t.Errorf("registering %+q: err = %v, want invalid_request", email, err)
+		}
 	}
 }
 
