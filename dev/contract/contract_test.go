@@ -625,18 +625,25 @@ func TestDocumentSaysHowIntegersAreWritten(t *testing.T) {
 
 // TestTheCurrencyMismatchProblemIsTheDocuments: the problem a mixed cart is
 // answered with (cart.Mixed, written by fnhttp) is what the document declares
-// for the cart's 409s (CurrencyMismatch), and one without its "currencies"
-// member breaks the contract.
+// for the cart's 409s and for a checkout of the cart (CurrencyMismatch), and
+// one without its "currencies" member breaks the contract; create-order's
+// other 409s stay plain problems.
 func TestTheCurrencyMismatchProblemIsTheDocuments(t *testing.T) {
 	c := load(t)
 	usd, eur := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
 	named := cart.Mixed("", map[string][]uuid.UUID{"USD": {usd}, "EUR": {eur}})
 	bare := fault.E(fault.Conflict, fault.CodeCurrencyMismatch, "a cart holds products of one currency")
+	checkout := `{"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"S","postal_code":"1","country":"US"},"payment":{"token":"tok_visa"}}`
 	for _, tc := range []struct{ method, path, body string }{
 		{http.MethodGet, "/api/v1/cart", ""},
 		{http.MethodPut, "/api/v1/cart/items/" + usd.String(), `{"quantity":0}`},
+		{http.MethodPost, "/api/v1/orders", checkout},
 	} {
-		for _, answer := range []*fault.Error{named, bare} {
+		answers := []*fault.Error{named, bare}
+		if tc.method == http.MethodPost {
+			answers = append(answers, fault.E(fault.Conflict, fault.CodeOutOfStock, "not enough stock"))
+		}
+		for _, answer := range answers {
 			rec := httptest.NewRecorder()
 			fnhttp.WriteProblem(rec, answer)
 			req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
@@ -645,7 +652,7 @@ func TestTheCurrencyMismatchProblemIsTheDocuments(t *testing.T) {
 			}
 			req.Header.Set("Authorization", "Bearer x")
 			err := c.Check(req, []byte(tc.body), rec.Result(), rec.Body.Bytes())
-			if named := answer.Members != nil; (err == nil) != named {
+			if ok := answer.Members != nil || answer.Code != fault.CodeCurrencyMismatch; (err == nil) != ok {
 				t.Errorf("%s %s answered %s: contract says %v", tc.method, tc.path, rec.Body, err)
 			}
 		}

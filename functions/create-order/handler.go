@@ -10,7 +10,8 @@
 // unavailable, or, without an Idempotency-Key, the orders database failed as
 // the order was written and could not tell whether it was; recover-orders
 // finishes it); 402 payment_declined; 409 out_of_stock,
-// idempotency_key_reused, request_in_progress; 422 invalid requests, unknown
+// idempotency_key_reused, request_in_progress, currency_mismatch (a cart
+// priced in more than one currency, named as get-cart names it); 422 invalid requests, unknown
 // products named in items, an empty cart (or one with nothing for sale); 503 a service the checkout needs is down (with a
 // key, also when whether the order was written is not known yet: the same
 // key asked again tells).

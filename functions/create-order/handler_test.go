@@ -376,6 +376,79 @@ func TestACartWithNothingForSaleIsCartEmpty(t *testing.T) {
 	}
 }
 
+// A checkout of a cart the catalog left mixed (a product repriced in another
+// currency) answers what get-cart answers for that cart: 409
+// currency_mismatch naming the products of each currency (the lines of
+// products no longer for sale left out, as both skip them), in the detail and
+// in "currencies", so the shopper knows which lines to remove. Nothing is
+// written, held or charged, and the cart stays as it was.
+func TestACheckoutOfAMixedCartIsGetCartsCurrencyMismatch(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	buyer := orderstest.NewUser(t, f.tokens, auth.RoleCustomer)
+	repriced := f.cat.Add("SKU-EUR", 1100, "USD")
+	gone := f.cat.Add("SKU-GONE", 500, "USD")
+	cartLines := []cart.Line{{ProductID: f.product, Quantity: 1}, {ProductID: gone.ID, Quantity: 1}, {ProductID: repriced.ID, Quantity: 2}}
+	for _, l := range cartLines {
+		if err := f.carts.SetLine(ctx, buyer.UserID, l.ProductID, l.Quantity, 50); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repriced.Price.Currency = "EUR"
+	f.cat.Put(repriced)
+	f.cat.Archive(gone.ID)
+	// What get-cart answers for the same lines (another customer's cart:
+	// reading it drops the archived line from the cart it reads).
+	viewer := orderstest.NewUser(t, f.tokens, auth.RoleCustomer)
+	for _, l := range cartLines {
+		if err := f.carts.SetLine(ctx, viewer.UserID, l.ProductID, l.Quantity, 50); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := cartsvc.New(f.carts, f.cat.Client(t), slog.New(slog.DiscardHandler)).Get(ctx, viewer.UserID)
+	shown, ok := cart.MixedCurrencies(err)
+	if !ok {
+		t.Fatalf("get-cart of the mixed cart: %v, want currency_mismatch", err)
+	}
+
+	rec := f.post(buyer, cartCheckout, "mixed")
+	var p struct {
+		Code       string                 `json:"code"`
+		Detail     string                 `json:"detail"`
+		Currencies map[string][]uuid.UUID `json:"currencies"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+		t.Fatalf("decode: %v; body %s", err, rec.Body)
+	}
+	if rec.Code != http.StatusConflict || p.Code != "currency_mismatch" {
+		t.Fatalf("checkout of a mixed cart: %d %s; want 409 currency_mismatch", rec.Code, rec.Body)
+	}
+	want := map[string][]uuid.UUID{"USD": {f.product}, "EUR": {repriced.ID}}
+	if diff := cmp.Diff(want, p.Currencies); diff != "" {
+		t.Errorf("currencies (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(shown, p.Currencies); diff != "" {
+		t.Errorf("currencies differ from get-cart's (-get-cart +checkout):\n%s", diff)
+	}
+	if !strings.Contains(p.Detail, "USD: "+f.product.String()) || !strings.Contains(p.Detail, "EUR: "+repriced.ID.String()) {
+		t.Errorf("detail %q does not name the products of each currency", p.Detail)
+	}
+	for _, q := range []string{`SELECT count(*) FROM orders`, `SELECT count(*) FROM idempotency_keys`} {
+		var n int
+		if err := f.pool.QueryRow(ctx, q).Scan(&n); err != nil || n != 0 {
+			t.Errorf("%s: %d (%v), want 0", q, n, err)
+		}
+	}
+	if c := f.svc.Counts(); c.Calls["reserve-stock"] != 0 || c.Charges != 0 {
+		t.Errorf("services called: %+v, want none", c)
+	}
+	lines, err := f.carts.Lines(ctx, buyer.UserID)
+	sortLines := cmpopts.SortSlices(func(a, b cart.Line) bool { return a.ProductID.String() < b.ProductID.String() })
+	if diff := cmp.Diff(cartLines, lines, sortLines); err != nil || diff != "" {
+		t.Errorf("cart after the refusal (%v), want it as it was (-want +got):\n%s", err, diff)
+	}
+}
+
 // Skipping is for a cart's lines alone, and for get-product's own 404 alone:
 // an order that names an archived product is still 422 unknown_product, and
 // a cart checkout while the catalog fails is 503 with nothing skipped or

@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/cart"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/ids"
 	"github.com/shopfaas/shop/internal/payments"
@@ -322,9 +323,13 @@ func Price(items []ItemRequest, prices map[uuid.UUID]Money) ([]Line, Money, erro
 // it: archived or unknown) is skipped, as get-cart leaves such a line out of
 // the cart it shows: the order holds the other lines, and its total is
 // theirs. skipped names the products of the lines left out, in the cart's
-// order. A cart with no line left is fault.Invalid "cart_empty", and every
-// refusal of Price applies to the lines that are left (an order that names
-// its items refuses such a product as "unknown_product" instead: Price).
+// order. A cart with no line left is fault.Invalid "cart_empty"; one whose
+// lines left are priced in more than one currency is get-cart's answer to
+// it, cart.Mixed's fault.Conflict "currency_mismatch" naming the products of
+// each currency, so the shopper learns which lines to remove (Price's
+// invalid_request named none); and every other refusal of Price applies to
+// the lines that are left (an order that names its items refuses such a
+// product as "unknown_product" instead: Price).
 func PriceCart(items []ItemRequest, prices map[uuid.UUID]Money) (lines []Line, total Money, skipped []uuid.UUID, err error) {
 	if err := ValidateItems(items); err != nil {
 		return nil, Money{}, nil, err
@@ -339,6 +344,14 @@ func PriceCart(items []ItemRequest, prices map[uuid.UUID]Money) (lines []Line, t
 	}
 	if len(kept) == 0 {
 		return nil, Money{}, skipped, ErrNothingForSale
+	}
+	currencies := map[string][]uuid.UUID{}
+	for _, it := range kept {
+		c := prices[it.ProductID].Currency
+		currencies[c] = append(currencies[c], it.ProductID)
+	}
+	if len(currencies) > 1 {
+		return nil, Money{}, nil, cart.Mixed("", currencies)
 	}
 	lines, total, err = Price(kept, prices)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/cart"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/payments"
 )
@@ -151,7 +152,7 @@ func TestPrice(t *testing.T) {
 // is the kept lines', and a cart with none left is cart_empty. The refusals
 // of Price still apply to the kept lines.
 func TestPriceCartSkipsProductsWithoutAPrice(t *testing.T) {
-	a, gone, b := uuid.New(), uuid.New(), uuid.New()
+	a, gone, b, c := uuid.New(), uuid.New(), uuid.New(), uuid.New()
 	lines, total, skipped, err := PriceCart([]ItemRequest{{a, 2}, {gone, 5}, {b, 1}}, map[uuid.UUID]Money{a: {1299, "USD"}, b: {500, "USD"}})
 	if err != nil {
 		t.Fatal(err)
@@ -163,8 +164,20 @@ func TestPriceCartSkipsProductsWithoutAPrice(t *testing.T) {
 	if _, _, skipped, err := PriceCart([]ItemRequest{{gone, 1}}, map[uuid.UUID]Money{}); !fault.Is(err, fault.Invalid, fault.CodeCartEmpty) || len(skipped) != 1 {
 		t.Fatalf("nothing for sale: %v %v, want cart_empty", skipped, err)
 	}
-	if _, _, _, err := PriceCart([]ItemRequest{{a, 1}, {gone, 1}, {b, 1}}, map[uuid.UUID]Money{a: {1, "USD"}, b: {1, "EUR"}}); !fault.Is(err, fault.Invalid, fault.CodeInvalidRequest) {
-		t.Fatalf("mixed currencies among the kept lines: %v", err)
+	// Mixed currencies among the kept lines are get-cart's answer to the
+	// same cart: currency_mismatch naming the kept products of each.
+	_, _, _, err = PriceCart([]ItemRequest{{a, 1}, {gone, 1}, {b, 1}, {c, 1}}, map[uuid.UUID]Money{a: {1, "USD"}, b: {1, "EUR"}, c: {1, "USD"}})
+	mixed, ok := cart.MixedCurrencies(err)
+	if !fault.Is(err, fault.Conflict, fault.CodeCurrencyMismatch) || !ok {
+		t.Fatalf("mixed currencies among the kept lines: %v, want currency_mismatch", err)
+	}
+	if diff := cmp.Diff(map[string][]uuid.UUID{"USD": {a, c}, "EUR": {b}}, mixed); diff != "" {
+		t.Errorf("currencies (-want +got):\n%s", diff)
+	}
+	// A request that names its items is not a cart: Price still refuses it
+	// as an invalid request.
+	if _, _, err := Price([]ItemRequest{{a, 1}, {b, 1}}, map[uuid.UUID]Money{a: {1, "USD"}, b: {1, "EUR"}}); !fault.Is(err, fault.Invalid, fault.CodeInvalidRequest) {
+		t.Errorf("items in two currencies: %v, want invalid_request", err)
 	}
 	if _, _, _, err := PriceCart(nil, map[uuid.UUID]Money{}); fault.KindOf(err) != fault.Invalid {
 		t.Fatalf("no lines: %v", err)

@@ -18,7 +18,7 @@ import (
 // its status and code: a taken SKU on create and on update, a product of
 // another currency in a cart, a cart the catalog made mixed, a product
 // more than a cart holds, a checkout of an unknown product, of an empty
-// cart, with a token the processor refuses, and with a reused
+// cart, of a mixed cart, with a token the processor refuses, and with a reused
 // Idempotency-Key, and a stock level below what an order holds. Each
 // customer is a new one, so A's objects (API1 BOLA) are left as they were.
 func (f *fixture) probeDomainRefusals(t *testing.T) {
@@ -95,6 +95,8 @@ func (f *fixture) probeDomainRefusals(t *testing.T) {
 	delete(empty, "items")
 	want("create-order without items of an empty cart", order(f.Token(t, auth.RoleCustomer), "", empty),
 		http.StatusUnprocessableEntity, "cart_empty")
+	want("create-order without items of a cart the catalog made mixed", order(mixed, "", empty),
+		http.StatusConflict, "currency_mismatch")
 	refused := orderBody(f.product.ID, 1)
 	refused["payment"] = map[string]any{"token": "tok_unknown"}
 	want("create-order with a token the processor refuses", order(f.Token(t, auth.RoleCustomer), "", refused),

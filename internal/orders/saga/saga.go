@@ -329,9 +329,10 @@ func (s *Saga) keep(ctx context.Context, id uuid.UUID, what string, renew func(c
 
 // Place runs a checkout for the caller. Problems found before an order exists
 // (the caller's limit 429, validation 422, unknown product 422, an empty cart
-// 422, idempotency conflicts 409, the catalog down 503) are returned as
-// errors, and so is an orders database that fails the order's write when the
-// order is known not to be written. Otherwise the
+// 422, a cart in more than one currency 409 currency_mismatch, idempotency
+// conflicts 409, the catalog down 503) are returned as errors, and so is an
+// orders database that fails the order's write when the order is known not
+// to be written. Otherwise the
 // result is the checkout: the order confirmed, failed for a reason
 // (orders.Outcome), or still pending when a service stayed unavailable (or,
 // without a key, when the orders database cannot tell whether the order was
