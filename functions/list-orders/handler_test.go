@@ -83,3 +83,40 @@ func TestListsOwnOrdersNewestFirstWithCursor(t *testing.T) {
 		t.Fatalf("no token: %d", rec.Code)
 	}
 }
+
+// The list is the caller's own orders, an admin's included (an admin reads
+// another user's order by its id, get-order): an admin with orders of their
+// own sees only those, and a cursor naming another user's order (the list
+// reads any id written as it writes one) pages through the caller's orders
+// only, never the other's.
+func TestAnAdminListsOnlyTheirOwnOrders(t *testing.T) {
+	store := ordersdb.New(pgtest.Open(t, ordersdb.Migrations()))
+	tokens := orderstest.Tokens(t)
+	h := New(store, tokens, slog.New(slog.DiscardHandler))
+	buyer := orderstest.NewUser(t, tokens, auth.RoleCustomer)
+	admin := orderstest.NewUser(t, tokens, auth.RoleAdmin)
+	theirs := orderstest.Seed(t, store, buyer.UserID, orders.Confirmed)
+	own := orderstest.Seed(t, store, admin.UserID, orders.Confirmed)
+	later := orderstest.Seed(t, store, buyer.UserID, orders.Confirmed)
+
+	for _, query := range []string{"", "?cursor=" + later.ID.String(), "?cursor=ffffffff-ffff-7fff-bfff-ffffffffffff"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, admin.Authorize(httptest.NewRequest(http.MethodGet, "/api/v1/orders"+query, nil)))
+		var p pageBody
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &p) != nil {
+			t.Fatalf("admin's list %q: %d %s", query, rec.Code, rec.Body)
+		}
+		var got []uuid.UUID
+		for _, v := range p.Items {
+			got = append(got, v.ID)
+		}
+		if diff := cmp.Diff([]uuid.UUID{own.ID}, got); diff != "" || p.NextCursor != nil {
+			t.Errorf("admin's list %q (-want +got), next %v:\n%s", query, p.NextCursor, diff)
+		}
+		for _, id := range []uuid.UUID{theirs.ID, later.ID} {
+			if strings.Contains(rec.Body.String(), id.String()) {
+				t.Errorf("admin's list %q names another user's order %s: %s", query, id, rec.Body)
+			}
+		}
+	}
+}
