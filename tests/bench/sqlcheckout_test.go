@@ -107,7 +107,7 @@ func (c *sqlCheckout) order(ctx context.Context, n int) error {
 		_, err := c.stock.Reserve(ctx, hold)
 		held <- err
 	}()
-	created := c.orders.Create(ctx, o, req.Payment.Token, false, key, hash, time.Minute)
+	created := c.orders.Create(ctx, ordersdb.Placement{Order: o, PaymentToken: req.Payment.Token, Key: key, RequestHash: hash, Lease: time.Minute})
 	if err := cmp.Or(<-held, created); err != nil {
 		return fmt.Errorf("hold and pending order: %w", err)
 	}

@@ -190,7 +190,7 @@ func TestEdgePolicy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := ordersdb.New(pool).Create(ctx, o, "tok_visa", false, "", "", time.Minute); err != nil {
+		if err := ordersdb.New(pool).Create(ctx, ordersdb.Placement{Order: o, PaymentToken: "tok_visa", Lease: time.Minute}); err != nil {
 			t.Fatal(err)
 		}
 		if a := edgeCall(t, http.MethodGet, api+"/orders/"+o.ID.String(), bearer(ownerToken), nil); a.status != http.StatusOK || a.body["id"] != o.ID.String() {

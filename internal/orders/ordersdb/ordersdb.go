@@ -252,21 +252,49 @@ func NotWritten(err error) bool {
 	return !errors.As(err, &d)
 }
 
+// Placement is what Create writes for a new checkout. Named fields, not
+// positional arguments: the payment token, the key and the request hash are
+// all strings, and a call that swapped two of them would compile and store
+// each in the other's column.
+type Placement struct {
+	// Order is the new pending order, with its lines.
+	Order orders.Order
+	// PaymentToken is the processor's token the saga charges.
+	PaymentToken string
+	// FromCart: the order is the caller's cart (its lines leave the cart once
+	// it is confirmed).
+	FromCart bool
+	// Key is the caller's Idempotency-Key; "" when none was sent (no key is
+	// written, and RequestHash is not used).
+	Key string
+	// RequestHash is the fingerprint of the canonical request
+	// (orders.PlaceRequest.Hash), stored with Key to tell a replay from
+	// another request (CheckKey).
+	RequestHash string
+	// Lease is how long from now the saga is the placing request's to drive
+	// (RenewLease extends it).
+	Lease time.Duration
+	// Skipped names the cart lines pricing left out of a cart order
+	// (orders.PriceCart), which the order.created entry names.
+	Skipped []uuid.UUID
+}
+
 // Create writes a new pending order, its lines, its saga state (leased to the
-// caller until lease from now), its first timeline entry and, when key is not
-// empty, the caller's idempotency key (request hash hash, kept KeyTTL) linked
-// to the order — all in one batch, which PostgreSQL runs as one implicit
-// transaction: one round trip, one commit. A free key (expired or abandoned,
-// see CheckKey) is taken anew. A key held by another request — settled,
-// running, or being written right now (the unique index makes this batch
-// wait for that request's transaction) — is ErrKeyTaken, and nothing is
-// written. When the batch went out and its answer did not come back (a
+// caller until p.Lease from now), its first timeline entry and, when p.Key is
+// not empty, the caller's idempotency key (with p.RequestHash, kept KeyTTL)
+// linked to the order — all in one batch, which PostgreSQL runs as one
+// implicit transaction: one round trip, one commit. A free key (expired or
+// abandoned, see CheckKey) is taken anew. A key held by another request —
+// settled, running, or being written right now (the unique index makes this
+// batch wait for that request's transaction) — is ErrKeyTaken, and nothing
+// is written. When the batch went out and its answer did not come back (a
 // deadline, a broken connection), the order may be written or not: Settle
-// the error before reading whether it is. skipped names the cart lines
+// the error before reading whether it is. p.Skipped names the cart lines
 // pricing left out of a cart order (orders.PriceCart): the order.created
 // entry says so, naming their products, so that the owner reading the
 // timeline sees why the order holds fewer lines than the cart did.
-func (s *Store) Create(ctx context.Context, o orders.Order, token string, fromCart bool, key, hash string, lease time.Duration, skipped ...uuid.UUID) error {
+func (s *Store) Create(ctx context.Context, p Placement) error {
+	o, key := p.Order, p.Key
 	addr, err := json.Marshal(o.ShippingAddress)
 	if err != nil {
 		return fault.Internalf("encode address: %w", err)
@@ -282,21 +310,21 @@ func (s *Store) Create(ctx context.Context, o orders.Order, token string, fromCa
 			o.UserID, key, AbandonedAfter.Seconds())
 		b.Queue(`INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, expires_at)
 			VALUES ($1, $2, $3, $4, now() + $5::float8 * interval '1 second')`,
-			o.UserID, key, hash, o.ID, KeyTTL.Seconds())
+			o.UserID, key, p.RequestHash, o.ID, KeyTTL.Seconds())
 	}
 	for i, l := range o.Items {
 		b.Queue(`INSERT INTO order_items (order_id, position, product_id, quantity, unit_amount)
 			VALUES ($1, $2, $3, $4, $5)`, o.ID, i, l.ProductID, l.Quantity, l.UnitPrice.Amount)
 	}
 	b.Queue(`INSERT INTO order_sagas (order_id, payment_token, from_cart, lease_until, traceparent)
-		VALUES ($1, $2, $3, now() + $4::float8 * interval '1 second', $5)`, o.ID, token, fromCart, lease.Seconds(), traceparent(ctx))
+		VALUES ($1, $2, $3, now() + $4::float8 * interval '1 second', $5)`, o.ID, p.PaymentToken, p.FromCart, p.Lease.Seconds(), traceparent(ctx))
 	created := fmt.Sprintf("%d line(s), total %d %s", len(o.Items), o.Total.Amount, o.Total.Currency)
-	if len(skipped) > 0 {
-		ids := make([]string, len(skipped))
-		for i, id := range skipped {
+	if len(p.Skipped) > 0 {
+		ids := make([]string, len(p.Skipped))
+		for i, id := range p.Skipped {
 			ids[i] = id.String()
 		}
-		created += fmt.Sprintf("; %d cart line(s) skipped, their products no longer for sale: %s", len(skipped), strings.Join(ids, ", "))
+		created += fmt.Sprintf("; %d cart line(s) skipped, their products no longer for sale: %s", len(p.Skipped), strings.Join(ids, ", "))
 	}
 	queueNotes(ctx, b, o.ID, Note{Step: orders.StepCreated, Outcome: orders.StepOK, Detail: created})
 	err = postgres.SendBatch(ctx, s.db, b)

@@ -45,6 +45,46 @@ func newOrder(t *testing.T, user uuid.UUID) orders.Order {
 	return o
 }
 
+// Create writes each field of a Placement where it belongs: the token and
+// the cart flag in the saga, the key under its name with the request's hash
+// (a replay of the key with that hash is the running request, with another
+// hash a reuse, and the hash is no key), the lease from now, and the skipped
+// lines in the order.created entry.
+func TestCreateWritesEachFieldWhereItBelongs(t *testing.T) {
+	pool := pgtest.Open(t, ordersdb.Migrations())
+	store := ordersdb.New(pool)
+	ctx := context.Background()
+	user, skipped := uuid.New(), uuid.Must(uuid.NewV7())
+	o := newOrder(t, user)
+	if err := store.Create(ctx, ordersdb.Placement{Order: o, PaymentToken: "tok_visa", FromCart: true,
+		Key: "the-key", RequestHash: "the-hash", Lease: time.Hour, Skipped: []uuid.UUID{skipped}}); err != nil {
+		t.Fatal(err)
+	}
+	sg, err := store.LoadSaga(ctx, o.ID)
+	if err != nil || sg.PaymentToken != "tok_visa" || !sg.FromCart {
+		t.Errorf("saga: token %q, from cart %v (%v); want tok_visa, true", sg.PaymentToken, sg.FromCart, err)
+	}
+	if _, err := store.CheckKey(ctx, user, "the-key", "the-hash", 0); !errors.Is(err, ordersdb.ErrKeyInProgress) {
+		t.Errorf("the key with its hash: %v, want the running request's ErrKeyInProgress", err)
+	}
+	if _, err := store.CheckKey(ctx, user, "the-key", "another-hash", 0); !errors.Is(err, ordersdb.ErrKeyReused) {
+		t.Errorf("the key with another hash: %v, want ErrKeyReused", err)
+	}
+	if r, err := store.CheckKey(ctx, user, "the-hash", "the-key", 0); r != nil || err != nil {
+		t.Errorf("the hash as a key: %+v %v, want a free key", r, err)
+	}
+	var lease float64
+	if err := pool.QueryRow(ctx, `SELECT extract(epoch FROM lease_until - now()) FROM order_sagas WHERE order_id = $1`, o.ID).Scan(&lease); err != nil ||
+		lease < time.Hour.Seconds()-60 || lease > time.Hour.Seconds() {
+		t.Errorf("lease %v s from now (%v), want an hour", lease, err)
+	}
+	var created string
+	if err := pool.QueryRow(ctx, `SELECT detail FROM order_events WHERE order_id = $1 AND step = $2`, o.ID, orders.StepCreated).Scan(&created); err != nil ||
+		!strings.Contains(created, skipped.String()) {
+		t.Errorf("order.created entry %q (%v) does not name the skipped line %s", created, err, skipped)
+	}
+}
+
 // The key is written with its order, in one transaction: of 20 concurrent
 // creates with one key exactly one writes an order, the others write nothing
 // and are told the key is taken; CheckKey then reads it as running, reused or
@@ -72,7 +112,7 @@ func TestKeys(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := store.Create(ctx, o, "tok", false, "k", "h1", time.Minute)
+			err := store.Create(ctx, ordersdb.Placement{Order: o, PaymentToken: "tok", Key: "k", RequestHash: "h1", Lease: time.Minute})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -119,7 +159,7 @@ func TestKeys(t *testing.T) {
 	if r, err := store.CheckKey(ctx, user, "old", "h3", 0); err != nil || r != nil {
 		t.Fatalf("abandoned key: %v %v", r, err)
 	}
-	if err := store.Create(ctx, newOrder(t, user), "tok", false, "old", "h3", time.Minute); err != nil {
+	if err := store.Create(ctx, ordersdb.Placement{Order: newOrder(t, user), PaymentToken: "tok", Key: "old", RequestHash: "h3", Lease: time.Minute}); err != nil {
 		t.Fatalf("abandoned key: %v", err)
 	}
 	// An expired key is free, taken anew, and purged.
@@ -129,7 +169,7 @@ func TestKeys(t *testing.T) {
 	if r, err := store.CheckKey(ctx, user, "k", "h4", 0); err != nil || r != nil {
 		t.Fatalf("expired key: %v %v", r, err)
 	}
-	if err := store.Create(ctx, newOrder(t, user), "tok", false, "k", "h4", time.Minute); err != nil {
+	if err := store.Create(ctx, ordersdb.Placement{Order: newOrder(t, user), PaymentToken: "tok", Key: "k", RequestHash: "h4", Lease: time.Minute}); err != nil {
 		t.Fatalf("expired key: %v", err)
 	}
 	if _, err := pool.Exec(ctx, `UPDATE idempotency_keys SET expires_at = now() - interval '1 second'`); err != nil {
@@ -139,7 +179,7 @@ func TestKeys(t *testing.T) {
 		t.Fatalf("purged %d %v, want 2", n, err)
 	}
 	var ttl time.Duration
-	if err := store.Create(ctx, newOrder(t, user), "tok", false, "fresh", "h", time.Minute); err != nil {
+	if err := store.Create(ctx, ordersdb.Placement{Order: newOrder(t, user), PaymentToken: "tok", Key: "fresh", RequestHash: "h", Lease: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	if err := pool.QueryRow(ctx, `SELECT extract(epoch FROM expires_at - now())::bigint * 1000000000 FROM idempotency_keys WHERE key = 'fresh'`).Scan(&ttl); err != nil || ttl < 24*time.Hour-time.Minute {
@@ -162,7 +202,7 @@ func TestAPendingKeyReplaysOnlyOnceNoRequestDrivesIt(t *testing.T) {
 	create := func(key string) orders.Order {
 		t.Helper()
 		o := newOrder(t, user)
-		if err := store.Create(ctx, o, "tok", false, key, "h", time.Minute); err != nil {
+		if err := store.Create(ctx, ordersdb.Placement{Order: o, PaymentToken: "tok", Key: key, RequestHash: "h", Lease: time.Minute}); err != nil {
 			t.Fatal(err)
 		}
 		return o
@@ -244,7 +284,7 @@ func TestOnlyTheRequestThatWroteALeaseRenewsIt(t *testing.T) {
 	create := func() orders.Order {
 		t.Helper()
 		o := newOrder(t, user)
-		if err := store.Create(ctx, o, "tok", false, "", "", time.Second); err != nil {
+		if err := store.Create(ctx, ordersdb.Placement{Order: o, PaymentToken: "tok", Lease: time.Second}); err != nil {
 			t.Fatal(err)
 		}
 		return o
@@ -290,7 +330,7 @@ func TestOnlyTheRunThatHoldsAClaimRenewsIt(t *testing.T) {
 	store := ordersdb.New(pool)
 	ctx := context.Background()
 	o := newOrder(t, uuid.New())
-	if err := store.Create(ctx, o, "tok", false, "", "", time.Second); err != nil {
+	if err := store.Create(ctx, ordersdb.Placement{Order: o, PaymentToken: "tok", Lease: time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	runOut := func() {
@@ -415,11 +455,11 @@ func TestListAndLoadSagaRoundTrips(t *testing.T) {
 		o := newOrder(t, user)
 		o.Items = append(o.Items, orders.Line{ProductID: uuid.Must(uuid.NewV7()), Quantity: i + 1,
 			UnitPrice: orders.Money{Amount: int64(100 * (i + 1)), Currency: "USD"}})
-		if err := ordersdb.New(pool).Create(ctx, o, "tok", false, "", "", time.Minute); err != nil {
+		if err := ordersdb.New(pool).Create(ctx, ordersdb.Placement{Order: o, PaymentToken: "tok", Lease: time.Minute}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := ordersdb.New(pool).Create(ctx, newOrder(t, uuid.New()), "tok", false, "", "", time.Minute); err != nil {
+	if err := ordersdb.New(pool).Create(ctx, ordersdb.Placement{Order: newOrder(t, uuid.New()), PaymentToken: "tok", Lease: time.Minute}); err != nil {
 		t.Fatal(err) // another user's order, never listed
 	}
 	counted, trips := pgtest.Counted(t, pool)
@@ -584,7 +624,7 @@ func TestUpdateKnown(t *testing.T) {
 	}
 
 	o := newOrder(t, uuid.New())
-	if err := store.Create(ctx, o, "tok", false, "k", "h", time.Minute); err != nil {
+	if err := store.Create(ctx, ordersdb.Placement{Order: o, PaymentToken: "tok", Key: "k", RequestHash: "h", Lease: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	rt.Reset()

@@ -23,7 +23,7 @@ func Seed(tb testing.TB, store *ordersdb.Store, userID uuid.UUID, status orders.
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := store.Create(ctx, o, "tok_visa", false, "", "", time.Minute); err != nil {
+	if err := store.Create(ctx, ordersdb.Placement{Order: o, PaymentToken: "tok_visa", Lease: time.Minute}); err != nil {
 		tb.Fatal(err)
 	}
 	if status != orders.Pending {

@@ -424,7 +424,8 @@ func (s *Saga) Place(ctx context.Context, who auth.Identity, req orders.PlaceReq
 		})
 	}
 	for {
-		err := s.db.Create(ctx, sg.Order, sg.PaymentToken, sg.FromCart, key, a.hash, s.cfg.Lease, sg.Skipped...)
+		err := s.db.Create(ctx, ordersdb.Placement{Order: sg.Order, PaymentToken: sg.PaymentToken, FromCart: sg.FromCart,
+			Key: key, RequestHash: a.hash, Lease: s.cfg.Lease, Skipped: sg.Skipped})
 		if !errors.Is(err, ordersdb.ErrKeyTaken) {
 			var kept func()
 			if err == nil || !ordersdb.NotWritten(err) {
