@@ -5,8 +5,10 @@
 // (the event id is claimed in the same transaction). A sale writes no
 // product.changed.v1: with Meilisearch configured, the handler pushes the new
 // counts there itself, and fails the delivery until the push succeeds. A
-// duplicate changes nothing but caches the products' current rows, in case
-// the first delivery's cache write was lost. See docs/events.md.
+// failed cache write fails the delivery too (nothing else would repair the
+// entry before its TTL); a duplicate changes nothing but caches the products'
+// current rows, in case the first delivery's cache write was lost. See
+// docs/events.md.
 package function
 
 import (
@@ -23,6 +25,7 @@ import (
 	"github.com/shopfaas/shop/internal/catalog/catalogenv"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
+	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/orders"
 )
@@ -54,7 +57,8 @@ type Response struct {
 // must be an internal caller routes.Table names for it
 // (fnhttp.CheckInternal: 401, 403). It answers 200
 // only after the change committed, 4xx for an event it can never process,
-// 5xx when the database failed (the connector retries).
+// 5xx when the database, the cache write or the push failed (the connector
+// retries).
 func New(d *catalogenv.Deps, internal *auth.InternalVerifier) http.Handler {
 	return newHandler(d, internal, AfterCommitTimeout)
 }
@@ -111,18 +115,16 @@ func newHandler(d *catalogenv.Deps, internal *auth.InternalVerifier, afterCommit
 		// commit, or the commit's answer was lost and the delivery failed):
 		// it caches the products' current rows instead, with the same
 		// compare-and-set on the version, so get-product does not serve the
-		// old sold_count and ETag until PRODUCT_CACHE_TTL.
-		cached := changed
-		if !first {
-			cached = current(ctx, d, ds)
-		}
-		for _, p := range cached {
-			cctx, ccancel := catalogenv.CacheContext(ctx)
-			d.Fresh(cctx, p)
-			ccancel()
-		}
+		// old sold_count and ETag until PRODUCT_CACHE_TTL. A sale writes no
+		// product.changed.v1 that index-product would repair the entry
+		// from, so a failed cache write fails the delivery (503, after the
+		// push): the redelivery, a duplicate, writes the cache again.
+		cacheErr := refresh(ctx, d, changed, first, ds)
 		if err := push(after, d, changed, first, ds); err != nil {
 			return err
+		}
+		if cacheErr != nil {
+			return cacheErr
 		}
 		if !first {
 			d.Log.InfoContext(ctx, "duplicate event ignored", "event_id", ev.EventID, "type", ev.Type)
@@ -160,27 +162,38 @@ func push(ctx context.Context, d *catalogenv.Deps, changed []catalog.Product, fi
 	return nil
 }
 
-// current reads the event's products as stored now, for a duplicate's cache
-// refresh (products the catalog does not have are left out). A failed read
-// is logged, not returned: the cache only saves work, and its TTL bounds
-// what the refresh misses.
-func current(ctx context.Context, d *catalogenv.Deps, ds []catalog.SoldDelta) []catalog.Product {
+// refresh writes the sale's products to the cache, if any (catalogenv.Deps.
+// Fresh): those the first delivery changed, or for a duplicate the event's
+// products as stored now (products the catalog does not have are left out).
+// It tries every product and returns the first failure, fault.Unavailable:
+// the read's, or a cache write's (each also logged, throttled, by Deps).
+func refresh(ctx context.Context, d *catalogenv.Deps, changed []catalog.Product, first bool, ds []catalog.SoldDelta) error {
 	if d.Cache == nil {
 		return nil
 	}
-	ids := products(ds)
-	now, err := d.Store.CurrentOf(ctx, ids)
-	if err != nil {
-		d.Log.WarnContext(ctx, "the duplicate's product cache refresh failed", "err", err.Error())
-		return nil
-	}
-	var out []catalog.Product
-	for _, id := range ids {
-		if p, ok := now[id]; ok {
-			out = append(out, p)
+	cached := changed
+	if !first {
+		ids := products(ds)
+		now, err := d.Store.CurrentOf(ctx, ids)
+		if err != nil {
+			return err // fault.Unavailable
+		}
+		cached = nil
+		for _, id := range ids {
+			if p, ok := now[id]; ok {
+				cached = append(cached, p)
+			}
 		}
 	}
-	return out
+	var failed error
+	for _, p := range cached {
+		cctx, cancel := catalogenv.CacheContext(ctx)
+		if err := d.Fresh(cctx, p); err != nil && failed == nil {
+			failed = fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the product cache is unavailable")
+		}
+		cancel()
+	}
+	return failed
 }
 
 // products returns the products of ds, each once, in order.

@@ -10,12 +10,14 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/cache"
 	"github.com/shopfaas/shop/internal/catalog"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv"
 	"github.com/shopfaas/shop/internal/catalog/catalogenv/envtest"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/orders"
+	"github.com/shopfaas/shop/internal/redisconn"
 )
 
 // credential is a caller update-product-stats accepts.
@@ -429,4 +431,41 @@ func cacheHoldsLive(t *testing.T, env *envtest.Env, id uuid.UUID, when string) {
 	if err != nil || !ok || v != live.Version || string(got) != string(want) || live.SoldCount != 2 {
 		t.Errorf("%s the cache holds version %d (ok %v, %v):\n%s\nwant version %d:\n%s", when, v, ok, err, got, live.Version, want)
 	}
+}
+
+// TestASaleWhoseCacheWriteFailedIsDeliveredAgain: a sale that committed but
+// could not write its products to the cache (Redis refused or timed out
+// while the entry of the old version stayed there) must fail its delivery,
+// so that the connector's redelivery, a duplicate for the inbox, caches the
+// products' current rows; answered 200, get-product served the old
+// sold_count and ETag until PRODUCT_CACHE_TTL. Nothing is counted twice.
+func TestASaleWhoseCacheWriteFailedIsDeliveredAgain(t *testing.T) {
+	env, h := setup(t)
+	ctx := context.Background()
+	a := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
+	env.Remember(ctx, a) // get-product cached the lamp before the sale
+	body := orderEvent(t, events.OrderPlaced, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 2})
+
+	down, err := cache.New(cache.Config{Redis: redisconn.Config{Addr: "127.0.0.1:1"}, Prefix: env.Prefix, TTL: time.Minute,
+		Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { down.Close() })
+	failing := New(&catalogenv.Deps{Store: env.Store, Cache: down, Events: env.Events, Log: env.Log}, fntest.Internal())
+	if code, _ := deliver(t, failing, body); code != http.StatusServiceUnavailable {
+		t.Fatalf("a sale whose cache write failed: %d, want 503 (delivered again)", code)
+	}
+	if _, v, _, err := env.Cache.Get(ctx, a.ID.String()); err != nil || v != a.Version {
+		t.Fatalf("after the failed delivery the cache holds version %d (%v), want the old %d: the test shows nothing", v, err, a.Version)
+	}
+	// The duplicate of a failing cache fails too: it repairs nothing.
+	if code, _ := deliver(t, failing, body); code != http.StatusServiceUnavailable {
+		t.Fatalf("a duplicate whose cache write failed: %d, want 503", code)
+	}
+
+	if code, resp := deliver(t, h, body); code != http.StatusOK || !resp.Duplicate {
+		t.Fatalf("redelivery with Redis back: %d %+v, want 200 duplicate", code, resp)
+	}
+	cacheHoldsLive(t, env, a.ID, "after the redelivery")
 }

@@ -347,27 +347,32 @@ func (d *Deps) Committed(ctx context.Context, p catalog.Product) (pushed bool) {
 // 404 for it). Either is a compare-and-set on the version, so it can no more
 // overwrite a newer entry than a marker can. p must be the row as PostgreSQL
 // returned it (a sale's UPDATE … RETURNING), byte for byte what a read would
-// cache. Failures are logged: the cache TTL bounds what they miss.
-func (d *Deps) Fresh(ctx context.Context, p catalog.Product) {
+// cache. A failure is logged and returned: a sale, which writes no
+// product.changed.v1 that index-product would repair the entry from, fails
+// its delivery so that the redelivery caches the product again.
+func (d *Deps) Fresh(ctx context.Context, p catalog.Product) error {
 	if p.Archived {
-		d.Invalidate(ctx, p)
-		return
+		return d.invalidate(ctx, p)
 	}
-	d.Remember(ctx, p)
+	return d.remember(ctx, p)
 }
 
 // Invalidate replaces the product's cache entry with an invalidation marker of
 // its version, so the next GET reads the database and no older copy can be
 // written back. A failure is logged: the cache TTL bounds what it misses.
-func (d *Deps) Invalidate(ctx context.Context, p catalog.Product) {
+func (d *Deps) Invalidate(ctx context.Context, p catalog.Product) { _ = d.invalidate(ctx, p) }
+
+// invalidate is Invalidate, its failure returned as well as logged.
+func (d *Deps) invalidate(ctx context.Context, p catalog.Product) error {
 	if d.Cache == nil {
-		return
+		return nil
 	}
 	if err := d.Cache.Invalidate(ctx, CacheKey(p), p.Version); err != nil {
 		d.cacheFailed(ctx, "product cache invalidation failed", err, "product_id", p.ID)
-		return
+		return err
 	}
 	d.cacheWorked(ctx)
+	return nil
 }
 
 // cacheFailed counts a failed cache call in shop_cache_errors_total by
@@ -519,17 +524,21 @@ func (d *Deps) Cached(ctx context.Context, key string) ([]byte, int64, bool) {
 
 // Remember caches p (as JSON) unless a newer version or marker is there;
 // failures are logged.
-func (d *Deps) Remember(ctx context.Context, p catalog.Product) {
+func (d *Deps) Remember(ctx context.Context, p catalog.Product) { _ = d.remember(ctx, p) }
+
+// remember is Remember, its failure returned as well as logged.
+func (d *Deps) remember(ctx context.Context, p catalog.Product) error {
 	if d.Cache == nil {
-		return
+		return nil
 	}
 	body, err := json.Marshal(p)
 	if err != nil {
-		return
+		return fmt.Errorf("encode product %s for the cache: %w", p.ID, err)
 	}
 	if _, err := d.Cache.Put(ctx, CacheKey(p), p.Version, body); err != nil {
 		d.cacheFailed(ctx, "product cache write failed", err, "product_id", p.ID)
-		return
+		return err
 	}
 	d.cacheWorked(ctx)
+	return nil
 }

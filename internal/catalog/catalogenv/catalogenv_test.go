@@ -498,7 +498,9 @@ func TestACommitNearTheRequestsDeadlineStillInvalidatesTheCache(t *testing.T) {
 	defer hangUp()
 	cctx, cancel := catalogenv.CacheContext(req)
 	defer cancel()
-	d.Fresh(cctx, p)
+	if err := d.Fresh(cctx, p); err != nil {
+		t.Fatal(err)
+	}
 	if _, v, ok := d.Cached(context.Background(), catalogenv.CacheKey(p)); !ok || v != 3 {
 		t.Errorf("Fresh near the request's deadline: cached %v at version %d, want version 3", ok, v)
 	}
