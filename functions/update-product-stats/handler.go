@@ -6,7 +6,8 @@
 // product.changed.v1: with Meilisearch configured, the handler pushes the new
 // counts there itself, and fails the delivery until the push succeeds. A
 // failed cache write fails the delivery too (nothing else would repair the
-// entry before its TTL); a duplicate changes nothing but caches the products'
+// entry before its TTL), unless Redis refused the shop's login or command; a
+// duplicate changes nothing but caches the products'
 // current rows, in case the first delivery's cache write was lost. See
 // docs/events.md.
 package function
@@ -28,6 +29,7 @@ import (
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/orders"
+	"github.com/shopfaas/shop/internal/redisconn"
 )
 
 // Consumer is this function's name in the inbox.
@@ -166,7 +168,9 @@ func push(ctx context.Context, d *catalogenv.Deps, changed []catalog.Product, fi
 // Fresh): those the first delivery changed, or for a duplicate the event's
 // products as stored now (products the catalog does not have are left out).
 // It tries every product and returns the first failure, fault.Unavailable:
-// the read's, or a cache write's (each also logged, throttled, by Deps).
+// the read's, or a cache write's (each also logged, throttled, by Deps) but
+// for a Redis that refuses the login or the command, which no redelivery
+// would change.
 func refresh(ctx context.Context, d *catalogenv.Deps, changed []catalog.Product, first bool, ds []catalog.SoldDelta) error {
 	if d.Cache == nil {
 		return nil
@@ -188,7 +192,9 @@ func refresh(ctx context.Context, d *catalogenv.Deps, changed []catalog.Product,
 	var failed error
 	for _, p := range cached {
 		cctx, cancel := catalogenv.CacheContext(ctx)
-		if err := d.Fresh(cctx, p); err != nil && failed == nil {
+		// A Redis that refuses the shop (redisconn.Misconfigured) refuses
+		// every redelivery too: logged at error level, not retried.
+		if err := d.Fresh(cctx, p); err != nil && failed == nil && !redisconn.Misconfigured(err) {
 			failed = fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the product cache is unavailable")
 		}
 		cancel()

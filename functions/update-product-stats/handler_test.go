@@ -18,6 +18,7 @@ import (
 	"github.com/shopfaas/shop/internal/fntest"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/redisconn"
+	"github.com/shopfaas/shop/internal/redisconn/redisconntest"
 )
 
 // credential is a caller update-product-stats accepts.
@@ -468,4 +469,29 @@ func TestASaleWhoseCacheWriteFailedIsDeliveredAgain(t *testing.T) {
 		t.Fatalf("redelivery with Redis back: %d %+v, want 200 duplicate", code, resp)
 	}
 	cacheHoldsLive(t, env, a.ID, "after the redelivery")
+}
+
+// TestASaleIsNotRetriedForARedisThatRefusesTheShop: a cache write Redis
+// refuses (a wrong redis-password, an ACL that denies the command) fails
+// the same way on every redelivery, so the sale is answered 200, the
+// refusal logged at error level by catalogenv: failing it would only send
+// every sale to the dead letters until an operator fixes the secret.
+func TestASaleIsNotRetriedForARedisThatRefusesTheShop(t *testing.T) {
+	env, _ := setup(t)
+	a := env.Create(t, "LAMP-1", "Lamp", "home", 1000)
+	addr := redisconntest.Server(t, "statsCachePassword")
+	refusing, err := cache.New(cache.Config{Redis: redisconntest.FromSecret(t, addr, "notThePassword", redisconn.ConfigFrom),
+		Prefix: env.Prefix, TTL: time.Minute, Timeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { refusing.Close() })
+	h := New(&catalogenv.Deps{Store: env.Store, Cache: refusing, Events: env.Events, Log: env.Log}, fntest.Internal())
+	body := orderEvent(t, events.OrderPlaced, uuid.New(), orders.Line{ProductID: a.ID, Quantity: 2})
+	if code, resp := deliver(t, h, body); code != http.StatusOK || resp.Updated != 1 {
+		t.Fatalf("a sale whose cache write Redis refused: %d %+v, want 200, one product updated", code, resp)
+	}
+	if got := sold(t, env, a); got != 2 {
+		t.Errorf("sold %d, want 2", got)
+	}
 }
