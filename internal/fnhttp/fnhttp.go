@@ -448,10 +448,14 @@ func Routes(mux *http.ServeMux) http.Handler {
 		h.ServeHTTP(probe, r)
 		switch probe.status {
 		case http.StatusMethodNotAllowed:
+			detail := "method not allowed on this route"
 			if allow := probe.header.Get("Allow"); allow != "" {
 				w.Header().Set("Allow", allow)
+				// Name the methods to use (faas-cli invoke POSTs unless told
+				// --method); the mux's list, never the client's method.
+				detail += "; it answers " + allow
 			}
-			WriteProblem(w, fault.E(fault.MethodNotAllowed, fault.CodeMethodNotAllowed, "method not allowed on this route"))
+			WriteProblem(w, fault.E(fault.MethodNotAllowed, fault.CodeMethodNotAllowed, detail))
 		case http.StatusNotFound, 0:
 			WriteProblem(w, fault.E(fault.NotFound, fault.CodeNotFound, "no such route"))
 		default:

@@ -404,6 +404,11 @@ func TestRoutes(t *testing.T) {
 			if tt.wantStatus == 405 && (rec.Header().Get("Allow") == "" || !strings.Contains(rec.Body.String(), `"code":"method_not_allowed"`)) {
 				t.Errorf("405 without Allow or code: %v %q", rec.Header(), rec.Body.String())
 			}
+			// faas-cli invoke POSTs unless told --method: the detail names
+			// the methods to use instead.
+			if tt.wantStatus == 405 && !strings.Contains(rec.Body.String(), "GET, HEAD") {
+				t.Errorf("405 detail does not name the allowed methods: %q", rec.Body.String())
+			}
 			if tt.wantStatus == 404 && !strings.Contains(rec.Body.String(), `"code":"not_found"`) {
 				t.Errorf("body %q", rec.Body.String())
 			}
