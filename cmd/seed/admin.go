@@ -12,7 +12,7 @@ import (
 	"github.com/shopfaas/shop/internal/users/usersdb"
 )
 
-// Development defaults of the admin secrets (API.md); production has none and
+// Development defaults of the admin secrets (README.md); production has none and
 // refuses to seed without the secret files.
 const (
 	devAdminEmail    = "admin@example.com"

@@ -40,7 +40,7 @@ const (
 // pending → confirmed | payment_failed | cancelled, confirmed → cancelled.
 type Status string
 
-// The statuses of API.md; no other value is ever stored or exposed.
+// The statuses of api/openapi.yaml; no other value is ever stored or exposed.
 const (
 	Pending       Status = "pending"
 	Confirmed     Status = "confirmed"
@@ -49,7 +49,7 @@ const (
 )
 
 // Reasons explain a terminal status. An order refused for lack of stock ends
-// Cancelled with ReasonOutOfStock: it stays within API.md's statuses and is
+// Cancelled with ReasonOutOfStock: it stays within api/openapi.yaml's statuses and is
 // distinguishable from a cancellation by its owner.
 const (
 	ReasonOutOfStock      = "out_of_stock"

@@ -72,7 +72,7 @@ func inOneMinute(t *testing.T, need time.Duration) {
 	}
 }
 
-// TestEdgePolicy drives the edge policy of API.md through the local runtime:
+// TestEdgePolicy drives the edge policy of docs/edge.md through the local runtime:
 // the login rate limit, jwt on user routes, ownership behind it, the size
 // limit, internal functions unreachable, CORS and correlation ids.
 func TestEdgePolicy(t *testing.T) {

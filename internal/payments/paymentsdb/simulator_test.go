@@ -33,7 +33,7 @@ func TestMigrationIncludesOutbox(t *testing.T) {
 }
 
 // The simulator against the card processor's documented test-token
-// convention (API.md), and its per-key idempotency.
+// convention (docs/checkout.md), and its per-key idempotency.
 func TestSimulatorFollowsTheTokenConvention(t *testing.T) {
 	ctx := context.Background()
 	ledger := paymentsdb.NewSimLedger(pgtest.Open(t, paymentsdb.Migrations()))

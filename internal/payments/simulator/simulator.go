@@ -1,6 +1,6 @@
 // Package simulator is the built-in card processor of development and tests:
 // a payments.Processor that follows the card processor test-token convention
-// of API.md (tok_visa and tok_mastercard are captured, tok_chargeDeclined and
+// of docs/checkout.md (tok_visa and tok_mastercard are captured, tok_chargeDeclined and
 // tok_chargeDeclinedInsufficientFunds are declined, any other token is refused
 // as invalid), honours idempotency keys like a real processor, and injects
 // latency, outages and hangs on demand.
