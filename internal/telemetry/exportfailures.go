@@ -27,6 +27,7 @@ const SignalTraces = "traces"
 type ExportFailures struct {
 	total *prometheus.CounterVec
 	log   *slog.Logger
+	now   func() time.Time // time.Now; a test's clock steps over the interval
 
 	mu     sync.Mutex
 	logged time.Time // when the last line was written; zero before the first
@@ -41,6 +42,7 @@ func NewExportFailures(reg prometheus.Registerer, log *slog.Logger) *ExportFailu
 			Help: "OTLP exports that failed (a batch of spans dropped: the collector down, refusing, redirecting or slow past OTEL_EXPORTER_OTLP_TIMEOUT), by signal: traces.",
 		}, []string{"signal"}),
 		log: log,
+		now: time.Now,
 	}
 	f.total.WithLabelValues(SignalTraces)
 	reg.MustRegister(f.total)
@@ -55,7 +57,7 @@ func (f *ExportFailures) Failed(signal string, err error) {
 	}
 	f.total.WithLabelValues(signal).Inc()
 	f.mu.Lock()
-	now := time.Now()
+	now := f.now()
 	if !f.logged.IsZero() && now.Sub(f.logged) < ExportFailureLogEvery {
 		f.missed++
 		f.mu.Unlock()
