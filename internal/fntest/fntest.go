@@ -3,9 +3,9 @@
 // (POST / with the internal credential), a token verifier and a bearer token
 // signed with the test key pair,
 // an event envelope as the connector delivers it with the relay's signature,
-// and the checks every problem and JSON answer must
-// pass. Only
-// tests import it.
+// the checks every problem and JSON answer must pass, and the headers of an
+// answer that a problem replacing it must drop (AnswerHeaders). Only tests
+// import it.
 package fntest
 
 import (
