@@ -373,7 +373,7 @@ func TestDrainAnswersConnectionClose(t *testing.T) {
 		t.Fatal("Connection: close before SIGTERM")
 	}
 	srv.cancel()
-	time.Sleep(100 * time.Millisecond)
+	waitDraining(t, srv.url) // on a connection of its own: c's stays idle
 	res, reused := call()
 	if !reused {
 		t.Error("the kept-alive connection was not reused for the first call of the drain")
