@@ -549,11 +549,8 @@ func TestDeadLetterAfterMaxAttemptsAndReplay(t *testing.T) {
 	e.gw.synced(t)
 	id := e.publish(t, topic)
 	e.gw.waitCalls(t, "broken", 3, 10*time.Second)
-	deadline := time.Now().Add(5 * time.Second)
-	for e.queueLen(t, e.names.DLQ("broken")) == 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(500 * time.Millisecond)
+	waitLen(t, e, e.names.DLQ("broken"), 1)
+	time.Sleep(500 * time.Millisecond) // a fourth call, were one made, would come now
 	if n := len(e.gw.callsOf("broken")); n != 3 {
 		t.Errorf("%d calls, want MaxAttempts = 3", n)
 	}
@@ -840,20 +837,13 @@ func TestHeldDeliveriesOfAGoneFunctionGoBackAtOnce(t *testing.T) {
 	e.gw.waitCalls(t, "slow", 1, 10*time.Second) // the one worker is busy; two wait in the client
 	e.gw.remove("slow")
 	e.gw.synced(t)
-	// Back in the queue while the first invocation still runs (well within
-	// its InvokeTimeout of 2 s).
-	deadline := time.Now().Add(time.Second)
-	n := -1
-	for time.Now().Before(deadline) {
-		if n = e.queueLen(t, e.names.Queue("slow")); n == 2 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	close(release)
-	if n != 2 {
-		t.Fatalf("%d messages ready while the first invocation ran, want the 2 held ones", n)
-	}
+	// The 2 held ones are back in the queue while the first invocation
+	// still runs (well within its InvokeTimeout of 2 s); it is released
+	// then, or as the test fails.
+	func() {
+		defer close(release)
+		waitLenWithin(t, e, e.names.Queue("slow"), 2, time.Second)
+	}()
 	e.gw.set("slow", topic, nil)
 	calls := e.gw.waitCalls(t, "slow", 3, 10*time.Second)
 	seen := map[string]int{}
@@ -983,18 +973,30 @@ func TestACopyIntoADeletedQueueIsNotLost(t *testing.T) {
 	}
 }
 
+// waitLen waits up to 5 s until q holds n messages.
 func waitLen(t *testing.T, e *env, q string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	got, err := -1, error(nil)
-	for time.Now().Before(deadline) {
+	waitLenWithin(t, e, q, n, 5*time.Second)
+}
+
+// waitLenWithin waits until q holds n messages, and fails once within has
+// passed: a test whose condition must hold before a time of its own (a
+// running invocation's timeout) gives it, one that waits on a slow broker
+// a longer one.
+func waitLenWithin(t *testing.T, e *env, q string, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
 		// A missing queue may yet be declared: wait for it too.
-		if got, err = e.tryQueueLen(q); err == nil && got == n {
+		got, err := e.tryQueueLen(q)
+		if err == nil && got == n {
 			return
 		}
-		time.Sleep(50 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has %d messages %s on (%v), want %d", q, got, within, err, n)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("%s has %d messages (%v), want %d", q, got, err, n)
 }
 
 func (e *env) tryQueueLen(q string) (int, error) {

@@ -39,13 +39,8 @@ func heldWithBacklog(t *testing.T, e *env, fn string) (reg *prometheus.Registry,
 			t.Fatalf("shop_connector_requeued_total%v once subscribed: %v (present %t), want 0", labels, v, ok)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for e.queueLen(t, e.names.Queue(fn)) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s still has ready messages after 10 s, want the prefetch to hold all four", e.names.Queue(fn))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// The prefetch holds all four: none is ready.
+	waitLenWithin(t, e, e.names.Queue(fn), 0, 10*time.Second)
 	return reg, stop, release
 }
 
@@ -63,14 +58,9 @@ func TestEveryRequeueAtAStopIsCounted(t *testing.T) {
 	if got := requeued(t, reg, "stopping", requeueStop); got != 4 {
 		t.Errorf("shop_connector_requeued_total{reason=%q} = %v after the stop, want 4 (one cut, three held)", requeueStop, got)
 	}
-	// The broker requeues as it handles the nacks and the channel's close.
-	deadline := time.Now().Add(10 * time.Second)
-	for n := e.queueLen(t, e.names.Queue("stopping")); n != 4; n = e.queueLen(t, e.names.Queue("stopping")) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d messages back in the queue 10 s after the stop, want the 4", n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// The broker requeues as it handles the nacks and the channel's close:
+	// all 4 are back.
+	waitLenWithin(t, e, e.names.Queue("stopping"), 4, 10*time.Second)
 }
 
 // A function that leaves the gateway's list has the deliveries the client
