@@ -295,6 +295,15 @@ type Placement struct {
 // timeline sees why the order holds fewer lines than the cart did.
 func (s *Store) Create(ctx context.Context, p Placement) error {
 	o, key := p.Order, p.Key
+	// A field left out compiles; these would change the order's handling
+	// silently (every replay a reuse; the order recovery's while the
+	// request drives it), so they are the caller's defect, refused here.
+	if key != "" && p.RequestHash == "" {
+		return fault.Internalf("create order %s: an idempotency key without its request hash", o.ID)
+	}
+	if p.Lease <= 0 {
+		return fault.Internalf("create order %s: lease %s, want a positive one", o.ID, p.Lease)
+	}
 	addr, err := json.Marshal(o.ShippingAddress)
 	if err != nil {
 		return fault.Internalf("encode address: %w", err)

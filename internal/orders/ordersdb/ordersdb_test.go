@@ -89,6 +89,30 @@ func TestCreateWritesEachFieldWhereItBelongs(t *testing.T) {
 // creates with one key exactly one writes an order, the others write nothing
 // and are told the key is taken; CheckKey then reads it as running, reused or
 // settled, and a free key (absent, expired, abandoned) is taken anew.
+// A Placement missing what its other fields need is a defect of the
+// caller, refused before anything is written: a key without its request's
+// hash would answer every replay idempotency_key_reused, and no lease would
+// leave the order to recovery while the request still drives it.
+func TestCreateRefusesAnIncompletePlacement(t *testing.T) {
+	pool := pgtest.Open(t, ordersdb.Migrations())
+	store := ordersdb.New(pool)
+	ctx := context.Background()
+	for name, p := range map[string]ordersdb.Placement{
+		"a key without its hash": {Key: "k", Lease: time.Minute},
+		"no lease":               {},
+		"a lease below zero":     {Lease: -time.Second},
+	} {
+		p.Order, p.PaymentToken = newOrder(t, uuid.New()), "tok"
+		err := store.Create(ctx, p)
+		if !fault.Is(err, fault.Internal, "") {
+			t.Errorf("%s: %v, want an internal error", name, err)
+		}
+		if _, gerr := store.Get(ctx, p.Order.ID); !fault.Is(gerr, fault.NotFound, "") {
+			t.Errorf("%s: the order was written (%v)", name, gerr)
+		}
+	}
+}
+
 func TestKeys(t *testing.T) {
 	pool := pgtest.Open(t, ordersdb.Migrations())
 	store := ordersdb.New(pool)
