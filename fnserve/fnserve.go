@@ -218,7 +218,10 @@ func Main(build fnhttp.Builder) {
 // once, as it ends most Go servers; SIGTERM stays caught for the whole
 // drain, because a function gets it twice at once where it runs: faasd
 // stops a container by signalling every process in it, and of-watchdog
-// forwards its own SIGTERM to the function. stop releases both signals.
+// forwards its own SIGTERM to the function. stop ends ctx but keeps SIGTERM
+// caught: the process is about to exit, and a second SIGTERM landing between
+// Run's return and the exit would otherwise end it with a signal's status
+// (143) instead of its own.
 func SignalContext() (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sig := make(chan os.Signal, 1)
@@ -235,10 +238,7 @@ func SignalContext() (ctx context.Context, stop func()) {
 		signal.Reset(os.Interrupt)
 		cancel()
 	}()
-	return ctx, func() {
-		cancel()
-		signal.Stop(sig)
-	}
+	return ctx, cancel
 }
 
 // Run serves the function that build builds until ctx is done, then drains: it

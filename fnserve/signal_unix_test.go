@@ -104,3 +104,22 @@ func (c *signalChild) healthFails() {
 		c.t.Errorf("the health check during the drain: %d, want 503", res.StatusCode)
 	}
 }
+
+// After stop, SIGTERM stays caught until the process exits: Main's deferred
+// stop runs after Run returns, and a second SIGTERM landing then (faasd sends
+// two at once) must not end the process with a signal's status instead of
+// its own. The child stops, signals itself, and exits 0 if still alive.
+func TestATerminateAfterStopDoesNotEndTheProcess(t *testing.T) {
+	if os.Getenv("FNSERVE_STOP_CHILD") == "1" {
+		_, stop := fnserve.SignalContext()
+		stop()
+		_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
+		time.Sleep(200 * time.Millisecond)
+		os.Exit(0)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestATerminateAfterStopDoesNotEndTheProcess$")
+	cmd.Env = append(os.Environ(), "FNSERVE_STOP_CHILD=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("a SIGTERM after stop: %v, want the process to exit on its own (0)\n%s", err, out)
+	}
+}
