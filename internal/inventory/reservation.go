@@ -23,9 +23,10 @@ const (
 )
 
 // HoldStatus is where an order's reservation stands. It only moves forward:
-// held → committed → restocked, held → released, held → expired. An expired
-// hold may still be committed by re-taking the stock (see CanCommit); a
-// released one is final.
+// held → committed → restocked, held → released, held → expired →
+// committed (re-taken) or → released. An expired hold may still be committed
+// by re-taking the stock (see CanCommit); a released one is final, and so is
+// an expired one once released (its order ended).
 type HoldStatus string
 
 // The reservation statuses. StatusNone is never stored: it answers a release

@@ -191,8 +191,12 @@ func (s *Store) Commit(ctx context.Context, orderID uuid.UUID) (inventory.Hold, 
 
 // Release gives the order's stock back: a held order's units leave reserved
 // (status "released"); a committed order's units return on hand (status
-// "restocked", for a cancelled order). An order already released, expired or
-// restocked is answered with its stored status and nothing changes, and an
+// "restocked", for a cancelled order). An expired hold, whose units the
+// sweep gave back already, becomes "released" and moves no stock: a release
+// follows its order's end, and a released hold is final, so a late commit
+// cannot take the stock again (until 2026-12-08 it stayed "expired", and
+// could). An order already released or restocked is answered with its stored
+// status and nothing changes, and an
 // unknown order is answered with status "none": releasing nothing succeeds,
 // and stores a void reservation (inventory.StatusVoid), so that a first
 // reservation try still on its way when the order's checkout ended holds
@@ -241,6 +245,12 @@ func (s *Store) Release(ctx context.Context, orderID uuid.UUID) (inventory.Hold,
 		next, set = inventory.StatusReleased, setRelease
 	case inventory.StatusCommitted:
 		next, set = inventory.StatusRestocked, setRestock
+	case inventory.StatusExpired:
+		// The units went back when the hold expired: nothing moves, but the
+		// release is final (released), so a commit that lands after it —
+		// a run that lost its claim, a try still in flight — is refused
+		// rather than re-take the stock for an order that ended.
+		return finish(ctx, tx, h, inventory.StatusReleased, nil, 0)
 	default:
 		return h, nil
 	}

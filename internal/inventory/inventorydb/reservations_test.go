@@ -346,9 +346,6 @@ func TestCommitAfterExpiry(t *testing.T) {
 	if n, err := s.Expire(ctx, time.Now().Add(time.Minute), 0); err != nil || n != 2 {
 		t.Fatalf("expire: %d %v", n, err)
 	}
-	if h, err := s.Release(ctx, retaken); err != nil || h.Status != inventory.StatusExpired {
-		t.Errorf("release expired: %v %v", h.Status, err)
-	}
 	h, err := s.Commit(ctx, retaken)
 	if err != nil || h.Status != inventory.StatusCommitted {
 		t.Fatalf("commit after expiry: %v %v", h.Status, err)
@@ -395,6 +392,42 @@ func TestACommitNeverRetakesAReleasedHold(t *testing.T) {
 	}
 	if h, err := s.Hold(ctx, order); err != nil || h.Status != inventory.StatusReleased {
 		t.Errorf("hold: %v %v, want still released", h.Status, err)
+	}
+}
+
+// The release of an expired hold is final too: the saga releases only for an
+// order that ended (or was never written), so a commit that lands after it —
+// a recovery run that lost its claim and has not noticed yet, or a try of an
+// earlier run still in flight — must not take the stock again and sell it for
+// that order (until 2026-12-08 the release left the hold expired, and such a
+// commit re-took it). The units went back when the hold expired: the release
+// moves no stock.
+func TestAReleasedExpiredHoldIsNeverTakenAgain(t *testing.T) {
+	s, ids := reservationStore(t, 5)
+	ctx := context.Background()
+	order := newID()
+	if _, err := s.Reserve(ctx, holdReq(t, order, 30, inventory.Line{ProductID: ids[0], Quantity: 2})); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Expire(ctx, time.Now().Add(time.Minute), 0); err != nil || n != 1 {
+		t.Fatalf("expire: %d %v", n, err)
+	}
+	for range 2 {
+		if h, err := s.Release(ctx, order); err != nil || h.Status != inventory.StatusReleased {
+			t.Errorf("release of an expired hold: %v %v, want released", h.Status, err)
+		}
+	}
+	if got := stockLevel(t, s, ids[0]); got != (level{5, 0}) {
+		t.Errorf("stock after release %+v, want {5 0}", got)
+	}
+	if h, err := s.Commit(ctx, order); !fault.Is(err, fault.Conflict, "reservation_released") {
+		t.Errorf("commit after the release of an expired hold: %v %v, want reservation_released", h.Status, err)
+	}
+	if _, err := s.Reserve(ctx, holdReq(t, order, 0, inventory.Line{ProductID: ids[0], Quantity: 2})); !fault.Is(err, fault.Conflict, "reservation_released") {
+		t.Errorf("reserve after the release: %v, want reservation_released", err)
+	}
+	if got := stockLevel(t, s, ids[0]); got != (level{5, 0}) {
+		t.Errorf("stock %+v, want {5 0}: nothing taken for the ended order", got)
 	}
 }
 

@@ -392,6 +392,10 @@ func (s *Server) release(_ *http.Request, orderID uuid.UUID, _ []byte) (any, err
 		}
 		r.status = "restocked"
 		s.counts.Releases++
+	case "expired":
+		// As inventory's Release: the units went back at the expiry; the
+		// release makes it final, so a later commit is refused.
+		r.status = "released"
 	}
 	return status{orderID, "released"}, nil
 }
