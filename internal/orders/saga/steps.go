@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -268,10 +269,10 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 		// that took it once this run's lease ran out: not confirmed.
 		stored, lerr := s.lookUp(ctx, sg.Order.ID, err)
 		if lerr != nil || !confirmedBefore(stored.Order) {
-			s.cfg.Log.ErrorContext(ctx, "confirm order", "order_id", sg.Order.ID, "err", err.Error())
+			s.logWrite(ctx, slog.LevelError, "confirm order", "order_id", sg.Order.ID, "err", err.Error())
 			return orders.Checkout{Order: sg.Order}
 		}
-		s.cfg.Log.WarnContext(ctx, "the answer of the order's confirmation was lost; it was confirmed", "order_id", sg.Order.ID, "err", err.Error())
+		s.logWrite(ctx, slog.LevelWarn, "the answer of the order's confirmation was lost; it was confirmed", "order_id", sg.Order.ID, "err", err.Error())
 		tl.notes, tl.changed = nil, true
 		c, status = orders.Checkout{Order: stored.Order, Detail: c.Detail}, stored.Order.Status
 		if status != orders.Confirmed {
@@ -420,7 +421,7 @@ func (s *Saga) fail(ctx context.Context, tl *timeline, o orders.Order, r refusal
 		// confirmed it): nothing was written, and the order's end is the
 		// answer (endedOtherwise), so that its owner sees how it ended.
 		// What that end owes is its driver's to give back (or recovery's).
-		s.cfg.Log.WarnContext(ctx, "the order ended otherwise before its failure", "order_id", o.ID, "status", other.Status, "reason", other.Reason, "refusal", f.Status)
+		s.logWrite(ctx, slog.LevelWarn, "the order ended otherwise before its failure", "order_id", o.ID, "status", other.Status, "reason", other.Reason, "refusal", f.Status)
 		return s.endedOtherwise(ctx, o, *other)
 	}
 	if err != nil {
@@ -428,18 +429,18 @@ func (s *Saga) fail(ctx context.Context, tl *timeline, o orders.Order, r refusal
 		if lerr == nil && stored.Order.Status != orders.Pending && stored.Order.Status != f.Status {
 			// The write did not commit: another driver ended the order
 			// first. Answered as it ended, as above.
-			s.cfg.Log.WarnContext(ctx, "the order ended otherwise before its failure", "order_id", o.ID, "status", stored.Order.Status, "reason", stored.Order.Reason, "refusal", f.Status, "err", err.Error())
+			s.logWrite(ctx, slog.LevelWarn, "the order ended otherwise before its failure", "order_id", o.ID, "status", stored.Order.Status, "reason", stored.Order.Reason, "refusal", f.Status, "err", err.Error())
 			return s.endedOtherwise(ctx, o, stored.Order)
 		}
 		if lerr != nil || stored.Order.Status != f.Status {
-			s.cfg.Log.ErrorContext(ctx, "fail order", "order_id", o.ID, "err", err.Error())
+			s.logWrite(ctx, slog.LevelError, "fail order", "order_id", o.ID, "err", err.Error())
 			return orders.Checkout{Order: o, Detail: f.Detail}
 		}
 		// Found in r's status: this run's write committed, with the
 		// timeline entries, unless another driver ended the order so (a
 		// recovery once this run's lease ran out, or cancel-order after a
 		// confirmation), which the reason tells apart below.
-		s.cfg.Log.WarnContext(ctx, "the answer of the order's failure was lost; it was written", "order_id", o.ID, "err", err.Error())
+		s.logWrite(ctx, slog.LevelWarn, "the answer of the order's failure was lost; it was written", "order_id", o.ID, "err", err.Error())
 		tl.notes, tl.changed = nil, true
 		c = orders.Checkout{Order: stored.Order, Detail: f.Detail}
 		// Ended with r's reason, as this run's write ends it; any other
@@ -547,11 +548,25 @@ func (s *Saga) compensate(ctx context.Context, tl *timeline, o orders.Order, u u
 		return
 	}
 	if err := s.db.SettleCompensation(ctx, o.ID); err != nil {
-		s.cfg.Log.ErrorContext(ctx, "settle compensation", "order_id", o.ID, "err", err.Error())
+		s.logWrite(ctx, slog.LevelError, "settle compensation", "order_id", o.ID, "err", err.Error())
 		return
 	}
 	tl.changed = true
 	telemetry.ShopFrom(ctx).Compensation(true)
+}
+
+// logWrite logs msg, what a failed write of the order came to, at level;
+// once a recovery run's claim is lost (claimLost), at INFO as that loss
+// instead: the write failed on the cut drive's context, or found the order
+// as the run that took it over left it. That is no fault of the orders
+// database, and that run settles the order (until 2026-12-08 such a cut
+// confirmation was an ERROR "confirm order").
+func (s *Saga) logWrite(ctx context.Context, level slog.Level, msg string, args ...any) {
+	if claimLost(ctx) {
+		s.cfg.Log.InfoContext(ctx, "claim lost, left to the run that took the order over", append([]any{"write", msg}, args...)...)
+		return
+	}
+	s.cfg.Log.Log(ctx, level, msg, args...)
 }
 
 // attempt makes one remote call, trying it again while it fails retryably
