@@ -3,7 +3,7 @@
 // every mistake that would only show on a real deploy — an unknown key or
 // plugin, a route to a missing function, a public endpoint without a route,
 // an internal function exposed, a route a browser's preflight cannot reach
-// (no OPTIONS), a user route without jwt or with a jwt
+// (no OPTIONS), a route that strips its path, a user route without jwt or with a jwt
 // plugin that takes tokens from elsewhere than the Authorization header or
 // skips their expiry, a write without a rate limit — fails a test.
 package kongcheck
@@ -106,6 +106,9 @@ func Check(kongFile, stackFile string, opts Options) error {
 			continue
 		}
 		for _, kr := range s.Routes {
+			if kr.StripPath == nil || *kr.StripPath {
+				fail("route %s: strip_path must be false (Kong's default, true, would send %s the path without the matched part, one it does not serve)", kr.Name, fn)
+			}
 			methods := slices.DeleteFunc(slices.Clone(kr.Methods), func(m string) bool { return m == "OPTIONS" })
 			if len(methods) == 0 {
 				fail("route %s: methods are required (a route without methods exposes every method of %s)", kr.Name, fn)

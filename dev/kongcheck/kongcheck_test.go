@@ -105,6 +105,12 @@ plugins:`
 		{"public route without a route names the path it wants", strings.Replace(kong, `"~/api/v1/me$"`, `"/api/v1/me"`, 1), stack,
 			`(want the path "~/api/v1/me$", methods [GET OPTIONS])`},
 		{"internal path on a public function", strings.Replace(kong, `"~/api/v1/hello$"`, `"~/api/v1/hello$", "/api/v1/"`, 1), stack, "GET /api/v1/ is not a public route"},
+		// Kong's strip_path defaults to true: the function would be sent
+		// the path with the matched part removed, one it does not serve.
+		{"route stripping its path", strings.Replace(kong, "        strip_path: false\n", "        strip_path: true\n", 1), stack,
+			"route hello: strip_path must be false"},
+		{"route leaving strip_path to Kong's default (true)", strings.Replace(kong, "        strip_path: false\n", "", 1), stack,
+			"route hello: strip_path must be false"},
 		{"route without methods", strings.Replace(kong, "        methods: [GET, OPTIONS]\n", "", 1), stack, "methods are required"},
 		// Kong matches a route before any plugin runs: a browser's preflight
 		// of a route without OPTIONS gets Kong's 404, never the cors plugin.
