@@ -126,7 +126,8 @@ const PruneBatches = 20
 // be recognised as a duplicate, so consumers refuse an event whose envelope
 // time is that old (Events.Read, with the same INBOX_RETENTION).
 //
-// It reads only the records it deletes, through PruneIndex: the table holds
+// It reads only the records it deletes, through PruneIndex (nothing is
+// pruned until that index is built and valid): the table holds
 // the retention's records (30 days in the relay), and a DELETE by age with
 // no index read them all at every cleanup (docs/performance.md, item 35).
 // The records go in batches, oldest first (postgres.DeleteBatches), each
@@ -137,8 +138,15 @@ const PruneBatches = 20
 // several cleanups instead of holding the events up; until 2026-12-06 one
 // cleanup deleted the whole backlog.
 func Prune(ctx context.Context, db postgres.Querier, olderThan time.Duration) (int64, error) {
-	var exists bool
-	if err := db.QueryRow(ctx, `SELECT to_regclass('processed_events') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+	// Until a service's migration has built PruneIndex, each batch would
+	// read the whole table: nothing is pruned before the index is valid
+	// (nor where the table is missing). A concurrent build shows the index
+	// before it is ready, and one that failed leaves it invalid until the
+	// next start builds it again; until 2026-12-08 the table's existence
+	// was enough (TestPruneWaitsForAValidIndex).
+	var valid bool
+	if err := db.QueryRow(ctx, `SELECT coalesce((SELECT indisvalid FROM pg_index
+		WHERE indexrelid = to_regclass('processed_events_processed_at')), false)`).Scan(&valid); err != nil || !valid {
 		return 0, err
 	}
 	deleted, err := postgres.DeleteBatches(ctx, db, PruneBatches, `DELETE FROM processed_events WHERE ctid = ANY(ARRAY(SELECT ctid

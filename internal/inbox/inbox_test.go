@@ -251,6 +251,74 @@ func TestPruneReadsOnlyTheRecordsItDeletes(t *testing.T) {
 	}
 }
 
+// While processed_events_processed_at (PruneIndex) is missing or not valid —
+// a service's migration not yet applied, its concurrent build under way on a
+// table holding a month of records, or one that failed and waits for the
+// next start to build it again — Prune deletes nothing and reads no record:
+// each of its batches would read the whole table, up to PruneBatches times a
+// cleanup (as notificationsdb.Prune and catalogdb.PruneOrderSales wait for
+// theirs). Until 2026-12-08 it checked only that the table existed.
+func TestPruneWaitsForAValidIndex(t *testing.T) {
+	ctx := context.Background()
+	const old = 3000
+	insert := func(t *testing.T, db postgres.Querier) {
+		t.Helper()
+		if _, err := db.Exec(ctx, `INSERT INTO processed_events (event_id, consumer, processed_at)
+			SELECT gen_random_uuid(), 'c', now() - interval '40 days' FROM generate_series(1, $1::int)`, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prunesNothing := func(t *testing.T, tx pgx.Tx, why string) {
+		t.Helper()
+		before := pgtest.RowsRead(t, tx, "processed_events")
+		if n, err := inbox.Prune(ctx, tx, 30*24*time.Hour); err != nil || n != 0 {
+			t.Errorf("Prune %s = %d, %v; want 0, nil: nothing pruned until the index is valid", why, n, err)
+		}
+		if read := pgtest.RowsRead(t, tx, "processed_events") - before; read > 10 {
+			t.Errorf("a prune %s read %d records; want none", why, read)
+		}
+	}
+
+	t.Run("missing", func(t *testing.T) {
+		pool := pgtest.Open(t, fstest.MapFS{"0001_init.sql": {Data: []byte(inbox.Schema)}})
+		insert(t, pool)
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prunesNothing(t, tx, "without the index")
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pool.Exec(ctx, inbox.PruneIndex); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := inbox.Prune(ctx, pool, 30*24*time.Hour); err != nil || n != old {
+			t.Errorf("Prune once the index is built = %d, %v; want %d", n, err, old)
+		}
+	})
+	t.Run("invalid", func(t *testing.T) {
+		pool := pgtest.Open(t, migrations())
+		insert(t, pool)
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx) //nolint:errcheck
+		if _, err := tx.Exec(ctx, `UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'processed_events_processed_at'::regclass`); err != nil {
+			t.Fatal(err)
+		}
+		prunesNothing(t, tx, "under an invalid index")
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Valid again (the next start's build), the old records go.
+		if n, err := inbox.Prune(ctx, pool, 30*24*time.Hour); err != nil || n != old {
+			t.Errorf("Prune under the valid index = %d, %v; want %d", n, err, old)
+		}
+	})
+}
+
 // Prune deletes every record past the retention when there are more than
 // one statement deletes (postgres.DeleteBatch).
 func TestPruneDeletesInBatches(t *testing.T) {

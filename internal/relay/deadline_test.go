@@ -269,7 +269,7 @@ func TestACleanupPastItsDeadlineDoesNotStopPublishing(t *testing.T) {
 	// and stops at its cap (inbox.PruneBatches batches), which brings the
 	// next cleanup forward only when no step was cut short.
 	const oldRecords = inbox.PruneBatches*postgres.DeleteBatch + 7
-	for _, sql := range []string{inbox.Schema, `INSERT INTO processed_events (event_id, consumer, processed_at)
+	for _, sql := range []string{inbox.Schema, inbox.PruneIndex, `INSERT INTO processed_events (event_id, consumer, processed_at)
 		SELECT gen_random_uuid(), 'test', now() - interval '2 hours' FROM generate_series(1, ` + strconv.Itoa(oldRecords) + `)`} {
 		if _, err := pool.Exec(ctx, sql); err != nil {
 			t.Fatal(err)
