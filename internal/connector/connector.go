@@ -353,6 +353,11 @@ func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 	bo.Reset()
 	subs := map[string]*subscription{}
 	defer func() {
+		if ctx.Err() != nil {
+			// The process stops: the invocations in flight run to their
+			// answer before anything is closed (drain).
+			c.drain(subs)
+		}
 		// pubConn is closed first (again, for the early returns above): a
 		// worker waiting on it, in a copy's declaration after a return or
 		// its write to a connection the broker blocked, then fails at once
@@ -721,6 +726,13 @@ type subscription struct {
 	// with once stopped is closed (requeueStop, requeueGone): set before
 	// the close, read after it.
 	why string
+	// quiesced is set by quiesce, which cancelled the consumer already
+	// (read and written by the session's goroutine only).
+	quiesced bool
+	// copies is the context of the retry and dead-letter copies: cancel's
+	// and also ended when the connector is told to stop, while the
+	// invocations go on (drain).
+	copies context.Context
 }
 
 // The reasons of shop_connector_requeued_total.
@@ -776,8 +788,18 @@ func (c *Connector) subscribe(ctx context.Context, conn, pubConn *amqp.Connectio
 	}
 	s.deliveries = deliveries
 	go s.watch(cancelled, chClosed, ended)
-	wctx, cancel := context.WithCancel(ctx)
-	s.cancel = cancel
+	// The invocations outlive ctx (the process told to stop): they end
+	// with their answer or InvokeTimeout, or when stop cancels them
+	// (drain, a lost connection). Their copies do not: a stopping
+	// connector publishes none, and the delivery goes back to the queue.
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	copies, cancelCopies := context.WithCancel(wctx)
+	unwatch := context.AfterFunc(ctx, cancelCopies)
+	s.copies = copies
+	s.cancel = func() {
+		unwatch()
+		cancel()
+	}
 	for range c.cfg.Concurrency {
 		s.wg.Add(1)
 		go func() {
@@ -836,13 +858,75 @@ func (s *subscription) watch(cancelled <-chan string, chClosed <-chan *amqp.Erro
 // (closePub).
 func (s *subscription) stop() {
 	s.end(requeueStop)
-	if err := s.ch.Cancel(s.tag, false); err != nil {
-		_ = s.ch.Close()
+	if !s.quiesced {
+		s.cancelConsumer()
 	}
 	s.cancel()
 	s.wg.Wait()
 	_ = s.ch.Close()
 	s.closePub()
+}
+
+// cancelConsumer ends the consumer, or, when the cancel fails (its channel
+// or connection is closed, or the broker refused it), closes its channel:
+// the client then ends its deliveries only with the channel.
+func (s *subscription) cancelConsumer() {
+	if err := s.ch.Cancel(s.tag, false); err != nil {
+		_ = s.ch.Close()
+	}
+}
+
+// quiesce takes no new delivery while the invocations in flight go on: the
+// consumer is cancelled, and the deliveries the client still holds go back
+// to the queue at once, uninvoked (counted, requeueStop), through a drainer
+// beside the busy workers. stop then need not cancel the consumer again.
+func (s *subscription) quiesce() {
+	s.end(requeueStop)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for d := range s.deliveries {
+			s.requeue(d, requeueStop)
+		}
+	}()
+	s.cancelConsumer()
+	s.quiesced = true
+}
+
+// StopMargin is how long past InvokeTimeout a stopping connector waits for
+// its invocations in flight and their acks or copies (drain). A deployment's
+// grace period (docker-compose.yml's stop_grace_period, Kubernetes'
+// terminationGracePeriodSeconds) must exceed INVOKE_TIMEOUT plus this margin,
+// or the runtime kills the connector mid-call.
+const StopMargin = 5 * time.Second
+
+// drain is the connector's graceful stop: no subscription takes a new
+// delivery (quiesce), and the invocations in flight run on to their answer
+// and are acked, retried or dead-lettered as usual, for at most
+// InvokeTimeout and StopMargin; stop then cuts what remains (a copy still
+// waiting for the broker: its delivery goes back unacked). Until 2026-12-08
+// a stop cancelled the invocations at once: the request was cut while the
+// function went on, the delivery went back to the queue, and the function
+// was called a second time for an event it had handled.
+func (c *Connector) drain(subs map[string]*subscription) {
+	for _, s := range subs {
+		s.quiesce()
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, s := range subs {
+			s.wg.Wait()
+		}
+	}()
+	wait := time.NewTimer(c.cfg.InvokeTimeout + StopMargin)
+	defer wait.Stop()
+	select {
+	case <-done:
+	case <-wait.C:
+		c.log.Warn("stopping: invocations or their copies still under way are cut, their deliveries go back to the queue",
+			"waited", c.cfg.InvokeTimeout+StopMargin)
+	}
 }
 
 // closePub closes the publishing channel, and the one being opened once it
@@ -934,10 +1018,14 @@ func (s *subscription) handle(ctx context.Context, d amqp.Delivery) {
 		_ = d.Ack(false)
 		return
 	}
+	// The copy's context: ended by stop, and by the connector's stop
+	// while its invocations drain.
+	ctx = s.copies
 	if ctx.Err() != nil {
-		// stop cancelled the invocation, or it failed as stop began: the
-		// delivery goes back for the next consumer, its failure uncounted
-		// (its copy could no longer be published on the session's end).
+		// stop cancelled the invocation, or it failed as stop began (or
+		// while a stopping connector drained it): the delivery goes back
+		// for the next consumer, its failure uncounted (its copy could no
+		// longer be published on the session's end).
 		s.requeue(d, requeueStop)
 		return
 	}

@@ -45,8 +45,10 @@ func heldWithBacklog(t *testing.T, e *env, fn string) (reg *prometheus.Registry,
 }
 
 // Every delivery a stopping connector puts back in the queue is counted,
-// shop_connector_requeued_total{reason="stop"}: the invocation it cut and
-// the three deliveries it held uninvoked. On RabbitMQ 4 each is a delivery
+// shop_connector_requeued_total{reason="stop"}: the invocation in flight,
+// which a stopping connector lets run to its answer or InvokeTimeout (here
+// the timeout) and then puts back without a copy, and the three deliveries
+// it held uninvoked. On RabbitMQ 4 each is a delivery
 // more against a quorum queue's delivery limit (docs/events.md, "RabbitMQ
 // 4"), and until 2026-12-07 none was counted anywhere.
 func TestEveryRequeueAtAStopIsCounted(t *testing.T) {
@@ -56,7 +58,7 @@ func TestEveryRequeueAtAStopIsCounted(t *testing.T) {
 	defer close(release)
 	stop()
 	if got := requeued(t, reg, "stopping", requeueStop); got != 4 {
-		t.Errorf("shop_connector_requeued_total{reason=%q} = %v after the stop, want 4 (one cut, three held)", requeueStop, got)
+		t.Errorf("shop_connector_requeued_total{reason=%q} = %v after the stop, want 4 (one timed out as the connector stopped, three held)", requeueStop, got)
 	}
 	// The broker requeues as it handles the nacks and the channel's close:
 	// all 4 are back.
