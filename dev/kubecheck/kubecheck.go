@@ -464,6 +464,30 @@ func CheckSingleton(d *appsv1.Deployment) []error {
 	return errs
 }
 
+// CheckStopGrace reports a connector whose pod's grace period does not
+// outlast its INVOKE_TIMEOUT and margin: on SIGTERM (a rollout, a node
+// drain) the RabbitMQ connector lets the invocations in flight run to their
+// answer, at most INVOKE_TIMEOUT and connector.StopMargin, and the scheduler
+// waits as long for its runs; the kubelet kills the container at the end of
+// terminationGracePeriodSeconds (30 s unless set), which would cut a call
+// under way (the broker redelivers it: the handler runs twice).
+func CheckStopGrace(d *appsv1.Deployment, c *corev1.Container, margin time.Duration) []error {
+	raw := Env(c, "INVOKE_TIMEOUT")
+	invoke, err := time.ParseDuration(raw)
+	if err != nil || invoke <= 0 {
+		return []error{fmt.Errorf("deployment %s: INVOKE_TIMEOUT %q is not a positive duration", d.Name, raw)}
+	}
+	grace := time.Duration(corev1.DefaultTerminationGracePeriodSeconds) * time.Second
+	if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
+		grace = time.Duration(*g) * time.Second
+	}
+	if grace <= invoke+margin {
+		return []error{fmt.Errorf("deployment %s: terminationGracePeriodSeconds %.0f, want more than INVOKE_TIMEOUT %s and the %s stop margin: the kubelet would kill the connector while a call it waits for is under way",
+			d.Name, grace.Seconds(), invoke, margin)}
+	}
+	return nil
+}
+
 // CheckPodSecurity reports every container that may run as root (runAsNonRoot
 // and a non-zero runAsUser, from the pod or the container), may gain
 // privileges, keeps a capability, or has a writable root filesystem; and

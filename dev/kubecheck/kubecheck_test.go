@@ -21,6 +21,7 @@ import (
 	"github.com/shopfaas/shop/dev/kubecheck"
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/broker"
+	deliveries "github.com/shopfaas/shop/internal/connector"
 	"github.com/shopfaas/shop/internal/routes"
 )
 
@@ -127,6 +128,9 @@ func findings(t *testing.T, dir, scrape string) []error {
 		add(kubecheck.CheckPodSecurity(d)...)
 		if _, ok := svc.Environment["METRICS_ADDR"]; ok {
 			add(kubecheck.CheckMetricsProbe(c.name, ctr)...)
+		}
+		if _, ok := svc.Environment["INVOKE_TIMEOUT"]; ok {
+			add(kubecheck.CheckStopGrace(d, ctr, deliveries.StopMargin)...)
 		}
 	}
 	if d := m.Deployments["openfaas/scheduler"]; d != nil {
@@ -747,6 +751,10 @@ func TestEachMistakeFails(t *testing.T) {
 		{"the signing key beside the relay", rabbit, replace("                    - {key: rabbitmq-password, path: rabbitmq-password}\n", "                    - {key: rabbitmq-password, path: rabbitmq-password}\n                    - {key: event-signing-key, path: event-signing-key}\n"), "only the relay gets"},
 		{"a secret under another name", rabbit, replace("{key: rabbitmq-password, path: rabbitmq-password}", "{key: rabbitmq-password, path: broker-password}"), "the file must have the secret's name"},
 		{"the scrape label missing", rabbit, replace("        app: rabbitmq-connector\n    spec:", "        app: rabbitmq\n    spec:"), `pod label app is "rabbitmq", want "rabbitmq-connector"`},
+		{"the connector's grace period the default", rabbit, replace("      terminationGracePeriodSeconds: 50\n", ""), "deployment rabbitmq-connector: terminationGracePeriodSeconds 30, want more than INVOKE_TIMEOUT 35s and the 5s stop margin"},
+		{"the connector's grace period within its margin", rabbit, replace("terminationGracePeriodSeconds: 50", "terminationGracePeriodSeconds: 40"), "terminationGracePeriodSeconds 40, want more than INVOKE_TIMEOUT 35s"},
+		{"the connector's invocations outlasting its grace period", rabbit, replace("value: 35s", "value: 60s"), "terminationGracePeriodSeconds 50, want more than INVOKE_TIMEOUT 1m0s"},
+		{"the scheduler's grace period below its runs", scheduler, replace("terminationGracePeriodSeconds: 135", "terminationGracePeriodSeconds: 120"), "deployment scheduler: terminationGracePeriodSeconds 120, want more than INVOKE_TIMEOUT 2m0s"},
 		{"the scheduler scaled", scheduler, replace("  replicas: 1\n", "  replicas: 2\n"), "replicas must be exactly 1"},
 		{"the scheduler rolled", scheduler, replace("    type: Recreate", "    type: RollingUpdate"), "want Recreate"},
 		{"root allowed", relay, replace("runAsNonRoot: true", "runAsNonRoot: false"), "runAsNonRoot must be true"},
