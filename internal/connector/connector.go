@@ -205,6 +205,42 @@ type Connector struct {
 	// unrouted is the count of shop.unrouted the last refresh saw: the
 	// warning about it is logged when it changes, not at every refresh.
 	unrouted int
+	// refused holds, per function whose queues the broker refuses, what
+	// was last logged of it (tellRefused).
+	refused map[string]refusal
+}
+
+// refusal is what was last logged of a function's refused queues.
+type refusal struct {
+	err    string
+	logged time.Time
+	since  int // refreshes refused since
+}
+
+// refusalLogEvery is how often a refusal that lasts is logged again: it
+// is met at every refresh (5 s), and each one is counted in
+// shop_connector_refresh_errors_total.
+const refusalLogEvery = time.Minute
+
+// tellRefused counts a refresh whose declarations for fn the broker refused
+// and logs it the first time, when the broker's answer changes, and then at
+// most once per refusalLogEvery with the refreshes refused meanwhile; until
+// 2026-12-08 every refresh logged it at error.
+func (c *Connector) tellRefused(fn string, err error) {
+	c.metrics.refreshErrs.Inc()
+	r, seen := c.refused[fn]
+	now := time.Now()
+	if seen && r.err == err.Error() && now.Sub(r.logged) < refusalLogEvery {
+		r.since++
+		c.refused[fn] = r
+		return
+	}
+	args := []any{"fn", fn, "err", err}
+	if seen {
+		args = append(args, "refused_refreshes_since_logged", r.since)
+	}
+	c.log.Error("the broker refused the function's queues, bindings or consumer; its events wait until the next refresh", args...)
+	c.refused[fn] = refusal{err: err.Error(), logged: now}
 }
 
 type metrics struct {
@@ -237,7 +273,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Connector, e
 			Name: "shop_dead_letters", Help: "Messages in each function's dead-letter queue.",
 		}, []string{"function"}),
 		refreshErrs: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "shop_connector_refresh_errors_total", Help: "Failed function discoveries (the last map is kept).",
+			Name: "shop_connector_refresh_errors_total", Help: "Failed refreshes: function discoveries (the last map is kept), and each function whose queues, bindings or consumer the broker refused (tried again at the next refresh).",
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.invocations, m.requeued, m.unrouted, m.deadLetters, m.refreshErrs} {
@@ -267,6 +303,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Connector, e
 		metrics: m,
 		bound:   map[string]map[string]bool{},
 		gone:    map[string]time.Time{},
+		refused: map[string]refusal{},
 
 		migrated: map[string]bool{},
 	}, nil
@@ -510,13 +547,16 @@ func (c *Connector) refresh(ctx context.Context, conn, pubConn *amqp.Connection,
 	for fn, topics := range c.last {
 		err := c.reconcile(ctx, conn, pubConn, *admin, fn, topics, subs, ended)
 		if err == nil {
+			if _, ok := c.refused[fn]; ok {
+				delete(c.refused, fn)
+				c.log.Info("the broker took the function's queues, bindings and consumer again", "fn", fn)
+			}
 			continue
 		}
 		if conn.IsClosed() {
 			return err
 		}
-		c.log.Error("the broker refused the function's queues, bindings or consumer; its events wait until the next refresh",
-			"fn", fn, "err", err)
+		c.tellRefused(fn, err)
 		if (*admin).IsClosed() {
 			ch, err := conn.Channel()
 			if err != nil {

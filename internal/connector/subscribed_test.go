@@ -88,3 +88,36 @@ func TestAFunctionWhoseQueueIsRefusedStopsNoOther(t *testing.T) {
 		t.Errorf("the connector's log, want no session ended and the refusal of clash's queues told:\n%s", out)
 	}
 }
+
+// A refusal that lasts (clash's queue declared by hand) is logged at its
+// first refresh and then at most once per refusalLogEvery, not at every
+// refresh (5 s by default, 100 ms here), and every refused refresh is
+// counted in shop_connector_refresh_errors_total. Until 2026-12-08 each
+// refresh logged it at error again.
+func TestAPersistentRefusalIsLoggedOnceAMinute(t *testing.T) {
+	t.Parallel()
+	e := setup(t, "clash")
+	if _, err := e.ch.QueueDeclare(e.names.Queue("clash"), true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.gw.set("clash", e.names.Prefix+"order.cancelled.v1", nil)
+	logs := &proctest.Output{}
+	reg := e.startLogging(t, slog.New(slog.NewTextHandler(logs, nil)))
+	refused := func() float64 {
+		v, _ := metricValue(t, reg, "shop_connector_refresh_errors_total", nil)
+		return v
+	}
+	logged := func() int { return strings.Count(logs.String(), "refused the function's queues") }
+	// Ten refreshes at least: counted, or (before 2026-12-08) logged.
+	for deadline := time.Now().Add(20 * time.Second); refused() < 10 && logged() < 10; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("within 20 s, %v refused refreshes counted and %d logged, want ten refreshes (one per 100 ms)", refused(), logged())
+		}
+	}
+	if n := refused(); n < 10 {
+		t.Errorf("%v refused refreshes counted in shop_connector_refresh_errors_total, want one per refresh", n)
+	}
+	if n := logged(); n != 1 {
+		t.Errorf("the refusal logged %d times over ten refreshes or more, want once (then at most once a minute)", n)
+	}
+}
