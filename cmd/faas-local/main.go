@@ -92,6 +92,10 @@ func run(ctx context.Context, args []string, lookupenv func(string) (string, boo
 		return err
 	}
 	defer func() { err = errors.Join(err, lock.Close()) }()
+	// A port already taken stops the run here, not after every build.
+	if err := checkListen(opts); err != nil {
+		return err
+	}
 	store, err := secrets.Open(state)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -319,5 +320,62 @@ func TestRunStopsOnAStateAnotherProcessHolds(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(state, dir)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s was written into the held state (%v)", dir, err)
 		}
+	}
+}
+
+// A gateway or edge port already taken (another make run, a compose stack)
+// stops the run before anything is built or written, naming each address
+// taken and the settings that move it. Until 2026-12-08 the run built every
+// function first and then failed with a bare "gateway listen: … address
+// already in use".
+func TestRunStopsOnATakenPortBeforeBuilding(t *testing.T) {
+	t.Chdir("../..")
+	taken := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ln.Close() })
+		return ln.Addr().String()
+	}
+	gateway, edge := taken(), taken()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string // in the error
+		not  []string // not in the error
+	}{
+		{"gateway and edge", []string{"-gateway", gateway, "-edge", edge},
+			[]string{gateway, "FAAS_LOCAL_GATEWAY_ADDR", "-gateway", edge, "FAAS_LOCAL_EDGE_ADDR", "-edge", "another faas-local"}, nil},
+		{"edge only", []string{"-gateway", "127.0.0.1:0", "-edge", edge},
+			[]string{edge, "FAAS_LOCAL_EDGE_ADDR"}, []string{"FAAS_LOCAL_GATEWAY_ADDR"}},
+		{"edge off", []string{"-gateway", gateway, "-edge", edge, "-kong", ""},
+			[]string{gateway, "FAAS_LOCAL_GATEWAY_ADDR"}, []string{"FAAS_LOCAL_EDGE_ADDR"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			state := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			args := append(tc.args, "-state", state, "-functions", "get-me", "-connectors", "", "-seed", "", "-quiet")
+			err := run(ctx, args, os.LookupEnv, io.Discard)
+			if err == nil {
+				t.Fatal("run on a taken port: nil error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(err.Error(), n) {
+					t.Errorf("error %q names %q, which is free", err, n)
+				}
+			}
+			for _, dir := range []string{"secrets", "bin"} {
+				if _, err := os.Stat(filepath.Join(state, dir)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s was written before the ports were checked (%v)", dir, err)
+				}
+			}
+		})
 	}
 }
