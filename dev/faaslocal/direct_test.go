@@ -220,3 +220,36 @@ func TestFunctionPortsRefuseRebindingPages(t *testing.T) {
 		}
 	}
 }
+
+// What /system/functions lists as a function's envVars (faas-cli describe
+// reads it) is what its process gets for those names: the runtime's
+// GATEWAY_URL over env/development.yml's http://127.0.0.1:8080, its
+// SERVICE_ADDR over the deployment's, and a name the process does not get is
+// not listed. Until 2026-12-08 the deployment's values were listed as sent.
+func TestTheListedEnvironmentIsWhatTheProcessGets(t *testing.T) {
+	rt := runtimetest.Start(t, runtimetest.Options{Binary: runtimetest.EchoFunction(t)})
+	c := client(t, rt)
+	sent := map[string]string{"SHOP_ENV": "development", "GREETING": "hello",
+		"GATEWAY_URL": "http://127.0.0.1:8080", "SERVICE_ADDR": "127.0.0.1:1", "OPENFAAS_NAME": "someone-else"}
+	deployEcho(t, rt, c, types.FunctionDeployment{Service: "echo", EnvVars: maps.Clone(sent)})
+	st, err := c.GetFunction(context.Background(), "echo", "openfaas-fn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.GetFunctions(context.Background(), "openfaas-fn")
+	if err != nil || len(list) != 1 {
+		t.Fatalf("functions: %+v, %v", list, err)
+	}
+	for k := range sent {
+		got := envOf(t, rt, "echo", k)
+		if v, ok := st.EnvVars[k]; v != got || ok != (got != "") {
+			t.Errorf("described %s = %q (listed: %v), the process has %q", k, v, ok, got)
+		}
+		if v := list[0].EnvVars[k]; v != got {
+			t.Errorf("listed %s = %q, the process has %q", k, v, got)
+		}
+	}
+	if st.EnvVars["GATEWAY_URL"] != rt.GatewayURL || st.EnvVars["GREETING"] != "hello" {
+		t.Errorf("described GATEWAY_URL %q GREETING %q, want %q and hello", st.EnvVars["GATEWAY_URL"], st.EnvVars["GREETING"], rt.GatewayURL)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,6 +166,7 @@ func (s *Store) deploy(spec types.FunctionDeployment, mustExist bool) error {
 		return err
 	}
 	spec.Namespace = s.cfg.Namespace
+	spec.EnvVars = listedEnv(spec.EnvVars, proc.Env)
 
 	s.ops.Lock()
 	defer s.ops.Unlock()
@@ -218,6 +220,29 @@ func (s *Store) deploy(spec types.FunctionDeployment, mustExist bool) error {
 		_ = s.cfg.Secrets.Release(name, old.secretsDir)
 	}
 	return replaceErr
+}
+
+// listedEnv is what Status lists as a deployment's envVars (faas-cli
+// describe): each name the deployment set, with the value its process gets
+// (the launcher sets GATEWAY_URL, SERVICE_ADDR and others over it); a name
+// the process does not get is left out.
+func listedEnv(sent map[string]string, process []string) map[string]string {
+	if len(sent) == 0 {
+		return sent
+	}
+	got := make(map[string]string, len(process))
+	for _, kv := range process {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			got[k] = v
+		}
+	}
+	out := make(map[string]string, len(sent))
+	for k := range sent {
+		if v, ok := got[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // replicas validates spec's name and returns its replica count: the
