@@ -2,7 +2,12 @@
 // they are acknowledged: the journal of async calls and the secret store.
 package durable
 
-import "os"
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+)
 
 // TempSuffix ends the name of a file Replace is writing: readers of a
 // directory skip such files (a crash can leave one behind).
@@ -47,4 +52,27 @@ func SyncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+// MkdirAll creates dir and any missing parent (0700), and calls syncDir
+// (SyncDir but in tests) on the parent of each directory it created, the
+// outermost first: until then a crash of the host could lose the new
+// directory's name, and with it every file synced inside.
+func MkdirAll(dir string, syncDir func(string) error) error {
+	var created []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || !errors.Is(err, os.ErrNotExist) || d == filepath.Dir(d) {
+			break
+		}
+		created = append(created, d)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, d := range slices.Backward(created) {
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -88,24 +88,7 @@ func OpenJournal(dir string) (*Journal, error) {
 // makeDir creates dir and any missing parent (0700), and syncs the parent
 // of each directory it created: until then a crash of the host could lose
 // the new directory's name, and with it every call journaled inside.
-func makeDir(dir string) error {
-	var created []string
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil || !errors.Is(err, os.ErrNotExist) || d == filepath.Dir(d) {
-			break
-		}
-		created = append(created, d)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	for _, d := range slices.Backward(created) {
-		if err := syncDir(filepath.Dir(d)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func makeDir(dir string) error { return durable.MkdirAll(dir, syncDir) }
 
 // seed reads the journal's entries: the highest sequence becomes last, and
 // the unsequenced entries get their places, by their files' modification

@@ -65,6 +65,10 @@ func validName(n string) bool {
 	return name.MatchString(n) && !strings.Contains(n, "..") && !strings.HasSuffix(n, tmpSuffix)
 }
 
+// syncDir flushes a directory's entries to disk (a variable for the tests
+// that see Open sync the directories it creates).
+var syncDir = durable.SyncDir
+
 // tmpSuffix marks a value being written (durable.Replace); such files are
 // never listed.
 const tmpSuffix = durable.TempSuffix
@@ -79,11 +83,13 @@ type Store struct {
 	gen atomic.Uint64 // tells apart the generations MountDir names
 }
 
-// Open returns the store of stateDir, creating its directories (0700).
+// Open returns the store of stateDir, creating its directories (0700) and
+// syncing the parent of each one it creates: a secret synced inside a
+// directory whose name a crash of the host lost would be lost with it.
 func Open(stateDir string) (*Store, error) {
 	s := &Store{dir: filepath.Join(stateDir, "secrets"), mounts: filepath.Join(stateDir, "functions")}
 	for _, d := range []string{s.dir, s.mounts} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+		if err := durable.MkdirAll(d, syncDir); err != nil {
 			return nil, fmt.Errorf("secret store: %w", err)
 		}
 	}

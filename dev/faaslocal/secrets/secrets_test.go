@@ -403,3 +403,39 @@ func TestCreateDevelopmentTrustsEveryCaller(t *testing.T) {
 		t.Error("a second start changed internal-callers")
 	}
 }
+
+// Open syncs the parent of every directory it creates, the state's too when
+// it makes that, as the async journal does: a secret synced inside a
+// directory whose own name a crash of the host lost would be lost with it
+// (and the next run would generate new keys, failing every token issued).
+// An existing store syncs nothing. Until 2026-12-08 no directory was synced.
+func TestOpenSyncsTheDirectoriesItCreates(t *testing.T) {
+	root := t.TempDir()
+	var synced []string
+	restore := secrets.SetSyncDir(func(d string) error { synced = append(synced, d); return nil })
+	defer restore()
+	state := filepath.Join(root, "state")
+	if _, err := secrets.Open(state); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{root, state, state}; !slices.Equal(synced, want) {
+		t.Errorf("directory syncs %q at the first open, want %q (the state's parent, then the state for secrets and functions)", synced, want)
+	}
+	synced = nil
+	if _, err := secrets.Open(state); err != nil {
+		t.Fatal(err)
+	}
+	if len(synced) != 0 {
+		t.Errorf("directory syncs %q reopening the store, want none", synced)
+	}
+}
+
+// A failed sync of a new directory fails Open: the store is not used as if
+// durable.
+func TestOpenFailsWhenItCannotSyncANewDirectory(t *testing.T) {
+	restore := secrets.SetSyncDir(func(string) error { return errors.New("disk gone") })
+	defer restore()
+	if _, err := secrets.Open(filepath.Join(t.TempDir(), "state")); err == nil || !strings.Contains(err.Error(), "disk gone") {
+		t.Errorf("Open with the sync failing: %v, want the sync's error", err)
+	}
+}
