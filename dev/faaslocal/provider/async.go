@@ -144,7 +144,10 @@ func readAsyncBody(r *http.Request) ([]byte, int) {
 // newCall is the queued form of r: its header without X-Callback-Url and
 // the hop-by-hop fields (in OpenFaaS the queue-worker's call goes through
 // the gateway, which removes them), with
-// X-Call-Id and X-Start-Time set as the gateway sets them.
+// X-Call-Id and X-Start-Time set as the gateway sets them. The rest,
+// Authorization included, is journaled: the call needs it when it runs, as
+// faas-provider's QueueRequest keeps the whole header; the journal is 0600
+// files in a 0700 directory (queue.OpenJournal).
 func newCall(r *http.Request, name, path string, body []byte, callback string) queue.Call {
 	callID := r.Header.Get("X-Call-Id")
 	if callID == "" {

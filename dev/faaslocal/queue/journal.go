@@ -68,12 +68,14 @@ type Journal struct {
 // steps it back across a restart).
 var now = time.Now
 
-// OpenJournal returns the journal kept in dir, creating it (0700). The
-// entries already there set where the sequence goes on: past the highest
-// one, whatever the clock says now, so that a call accepted after a restart
-// takes its turn after the calls replayed from the journal even when the
-// clock was stepped back; and the entries named before sequences take their
-// turns first, in the order their files were written.
+// OpenJournal returns the journal kept in dir, creating it (0700; an
+// existing one others could read is narrowed to 0700, since entries keep
+// the call's header, Authorization included). The entries already there
+// set where the sequence goes on: past the highest one, whatever the clock
+// says now, so that a call accepted after a restart takes its turn after
+// the calls replayed from the journal even when the clock was stepped back;
+// and the entries named before sequences take their turns first, in the
+// order their files were written.
 func OpenJournal(dir string) (*Journal, error) {
 	if err := makeDir(dir); err != nil {
 		return nil, fmt.Errorf("async journal: %w", err)

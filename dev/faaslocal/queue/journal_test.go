@@ -216,3 +216,39 @@ func TestOpenJournalSyncsTheDirectoriesItCreates(t *testing.T) {
 		t.Errorf("directory syncs %q when the journal exists, want none", synced)
 	}
 }
+
+// A journaled call keeps its client's whole header, Authorization included,
+// since the call needs it when it runs, after a restart too (faas-provider's
+// QueueRequest keeps the header as well): so the journal is the owner's
+// alone, each entry 0600 in a 0700 directory, and a directory an older run
+// or another tool left readable by others is narrowed to 0700 when opened.
+// Until 2026-12-08 such a directory was used as it was.
+func TestJournalEntriesAreTheOwnersAlone(t *testing.T) {
+	for _, existing := range []bool{false, true} {
+		dir := filepath.Join(t.TempDir(), "async")
+		if existing {
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
+				t.Fatal(err)
+			}
+		}
+		j := openJournal(t, dir)
+		c := call("a")
+		c.Header.Set("Authorization", "Bearer secret-token")
+		c, err := j.Put(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("existing %v: journal directory %v %v, want 0700", existing, fi.Mode().Perm(), err)
+		}
+		if fi, err := os.Stat(filepath.Join(dir, c.Entry)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("existing %v: entry %v %v, want 0600", existing, fi.Mode().Perm(), err)
+		}
+		if got := pending(t, j); len(got) != 1 || got[0].Header.Get("Authorization") != "Bearer secret-token" {
+			t.Errorf("existing %v: the journaled call lost its Authorization: %+v", existing, got)
+		}
+	}
+}
