@@ -9,12 +9,18 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shopfaas/shop/dev/faaslocal/durable"
 )
 
 // stateLockFile is the file in the state directory whose flock a runtime
 // holds: two runtimes on one state would replay each other's async calls,
 // remove each other's journal entries and function secrets.
 const stateLockFile = "faas-local.lock"
+
+// syncStateDir flushes a directory's entries to disk (a variable for the
+// test that sees LockState sync the directories it creates).
+var syncStateDir = durable.SyncDir
 
 // ErrStateInUse is LockState's answer when another process holds the state
 // directory.
@@ -26,16 +32,18 @@ type StateLock struct {
 	f   *os.File
 }
 
-// LockState creates dir when missing (0700) and takes its exclusive lock,
-// an flock on a file in it that the kernel releases when this process ends,
-// however it ends. Another process holding it is ErrStateInUse, with that
-// process's id when it wrote one.
+// LockState creates dir when missing (0700, its parent synced) and takes
+// its exclusive lock, an flock on a file in it that the kernel releases when
+// this process ends, however it ends. Another process holding it is
+// ErrStateInUse, with that process's id when it wrote one.
 func LockState(dir string) (*StateLock, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// The journal and the secret store sync the state once they create
+	// their folders in it; the state's own name is synced here.
+	if err := durable.MkdirAll(dir, syncStateDir); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
 	p := filepath.Join(dir, stateLockFile)

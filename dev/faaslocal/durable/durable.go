@@ -57,10 +57,7 @@ func SyncDir(dir string) error {
 // MkdirAll creates dir and any missing parent (0700), and calls syncDir
 // (SyncDir but in tests) on the parent of each directory it created, the
 // outermost first: until then a crash of the host could lose the new
-// directory's name, and with it every file synced inside. An existing dir
-// that others may read or enter is narrowed to 0700: what the local runtime
-// keeps there (secrets, async calls with their Authorization) is the
-// owner's alone.
+// directory's name, and with it every file synced inside.
 func MkdirAll(dir string, syncDir func(string) error) error {
 	var created []string
 	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
@@ -72,17 +69,29 @@ func MkdirAll(dir string, syncDir func(string) error) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	if fi, err := os.Stat(dir); err != nil {
-		return err
-	} else if fi.Mode().Perm()&0o077 != 0 {
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return err
-		}
-	}
 	for _, d := range slices.Backward(created) {
 		if err := syncDir(filepath.Dir(d)); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// MkdirPrivate is MkdirAll for a directory of the runtime's own (the
+// journal's, the secret store's): when it exists already and others may
+// read or enter it, it is narrowed to 0700, since what it holds (secrets,
+// async calls with their Authorization) is the owner's alone. A directory
+// the developer chose (the state) is left as it is.
+func MkdirPrivate(dir string, syncDir func(string) error) error {
+	if err := MkdirAll(dir, syncDir); err != nil {
+		return err
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return os.Chmod(dir, 0o700)
 	}
 	return nil
 }

@@ -90,7 +90,7 @@ func OpenJournal(dir string) (*Journal, error) {
 // makeDir creates dir and any missing parent (0700), and syncs the parent
 // of each directory it created: until then a crash of the host could lose
 // the new directory's name, and with it every call journaled inside.
-func makeDir(dir string) error { return durable.MkdirAll(dir, syncDir) }
+func makeDir(dir string) error { return durable.MkdirPrivate(dir, syncDir) }
 
 // seed reads the journal's entries: the highest sequence becomes last, and
 // the unsequenced entries get their places, by their files' modification

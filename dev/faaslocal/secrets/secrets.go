@@ -89,7 +89,7 @@ type Store struct {
 func Open(stateDir string) (*Store, error) {
 	s := &Store{dir: filepath.Join(stateDir, "secrets"), mounts: filepath.Join(stateDir, "functions")}
 	for _, d := range []string{s.dir, s.mounts} {
-		if err := durable.MkdirAll(d, syncDir); err != nil {
+		if err := durable.MkdirPrivate(d, syncDir); err != nil {
 			return nil, fmt.Errorf("secret store: %w", err)
 		}
 	}
