@@ -79,6 +79,12 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+	if len(args) == 1 && isHelp(args[0]) {
+		// Asked for, the usage is an answer, not an error (exit 0),
+		// and needs no configuration.
+		_, err := fmt.Fprintln(out, usage)
+		return err
+	}
 	c := config.New(getenv)
 	rawURL := c.String("RABBITMQ_URL", broker.DefaultURL)
 	gateway := c.String("GATEWAY_URL", "http://127.0.0.1:8080")
@@ -146,6 +152,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		fmt.Fprintf(out, "purged %d message(s) from %s\n", n, names.DLQ(rest[0]))
 		return err
 	}
+}
+
+// isHelp reports whether arg asks for the usage, as the flag package reads
+// it (flag.ErrHelp).
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help"
 }
 
 // idArg maps the command line's event id to the broker's: "all" is every

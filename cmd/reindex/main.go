@@ -135,6 +135,11 @@ func main() {
 // run reindexes as configured by getenv, printing what it did to out and
 // its warnings to warn.
 func run(ctx context.Context, args []string, getenv func(string) string, out, warn io.Writer) error {
+	if len(args) == 1 && isHelp(args[0]) {
+		// Asked for, the usage is an answer, not an error (exit 0).
+		_, err := fmt.Fprintln(out, usage)
+		return err
+	}
 	if len(args) > 0 {
 		return errors.New(usage)
 	}
@@ -255,4 +260,10 @@ func readOnly(raw, urlVar string) (string, error) {
 		return u.String(), nil
 	}
 	return raw + " " + param + "=on", nil
+}
+
+// isHelp reports whether arg asks for the usage, as the flag package reads
+// it (flag.ErrHelp).
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help"
 }

@@ -1273,6 +1273,22 @@ func TestArgumentsAreRefusedWithTheUsage(t *testing.T) {
 	}
 }
 
+// TestHelpPrintsTheUsageAndSucceeds: -h (also -help, --help) is a request
+// for the usage, not a mistake: it prints it to stdout and ends without an
+// error (exit 0, as flag.ErrHelp), before anything is contacted, where it
+// was refused as an argument (exit 1).
+func TestHelpPrintsTheUsageAndSucceeds(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{arg}, config.Env(nil), &out, &bytes.Buffer{}); err != nil {
+			t.Errorf("%s: err %v, want none", arg, err)
+		}
+		if !strings.Contains(out.String(), "usage:") || !strings.Contains(out.String(), "MEILI_URL") {
+			t.Errorf("%s printed %q, want the usage", arg, out.String())
+		}
+	}
+}
+
 // Every session of the pool the command reads through (openReadOnly, what
 // run opens) is read-only: a write in it fails with
 // read_only_sql_transaction, in both spellings of the URL.
