@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -346,5 +347,34 @@ func TestListOfAFunctionWithoutDLQFails(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "1 dead letter(s)") {
 		t.Errorf("list of fn1 before it: %q", out.String())
+	}
+}
+
+// TestAFailedCommandLeavesEveryMessageBackInTheDLQ: a replay that fails
+// half-way (here fn1's queue is gone, so RabbitMQ returns the copy) has
+// held the messages it read before, unacknowledged; RabbitMQ puts them back
+// asynchronously when its channel closes, so the command waits until they
+// are back before it returns, as after a success: the operator's next
+// command (list, a purge) sees every message. Until 2026-12-08 an error
+// returned at once, and a list right after could count fewer.
+func TestAFailedCommandLeavesEveryMessageBackInTheDLQ(t *testing.T) {
+	var ids []string
+	for i := range 400 {
+		ids = append(ids, fmt.Sprintf("evt-%d", i))
+	}
+	names, conn, ch := deadLetters(t, nil, ids...)
+	if _, err := ch.QueueDelete(names.Queue("fn1"), false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	getenv := config.Env(map[string]string{"RABBITMQ_URL": rabbitURL, "EXCHANGE_PREFIX": names.Prefix})
+	for range 2 {
+		var out bytes.Buffer
+		err := run(context.Background(), []string{"replay", "fn1", ids[len(ids)-1]}, getenv, &out)
+		if !errors.Is(err, broker.ErrReturned) {
+			t.Fatalf("replay into a missing queue: err %v, want the return", err)
+		}
+		if n, err := broker.CountDeadLetters(conn, names, "fn1"); err != nil || n != len(ids) {
+			t.Fatalf("right after the failed replay: %d dead letter(s) ready (err %v), want all %d back", n, err, len(ids))
+		}
 	}
 }

@@ -185,7 +185,9 @@ func PurgeDeadLetters(ctx context.Context, conn *amqp.Connection, n Names, funct
 // ends even while others keep adding to the queue. visit reports whether it
 // settled (acked) the message. The others return to the queue when the
 // channel closes, which RabbitMQ does asynchronously, so walk waits (up to
-// 5 s) until they are back: the next command then sees every message.
+// 5 s) until they are back, also when visit or a fetch failed or ctx was
+// done: the next command then sees every message (until 2026-12-08 an error
+// returned at once, and a list right after could count fewer).
 //
 // It fetches no message once ctx is done, and returns ctx's error: an
 // operator's Ctrl-C stops a walk over a large queue between two messages,
@@ -203,10 +205,14 @@ func walk(ctx context.Context, conn *amqp.Connection, queue string, confirm bool
 	}
 	settled, err := fetch(ctx, ch, queue, confirm, q.Messages, visit)
 	_ = ch.Close()
-	if err != nil {
-		return err
+	// Also after an error or an interrupt: the messages it held are on
+	// their way back, and the operator's next command must count them.
+	// A connection that failed has no channel to wait on; RabbitMQ
+	// requeues them all the same.
+	if werr := waitReady(conn, queue, q.Messages-settled, 5*time.Second); err == nil {
+		err = werr
 	}
-	return waitReady(conn, queue, q.Messages-settled, 5*time.Second)
+	return err
 }
 
 // fetch gets up to limit messages of queue, each handed to visit, until ctx
