@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
@@ -264,6 +265,7 @@ func TestEveryAlertLinksItsRunbook(t *testing.T) {
 			n++
 			url := r.Annotations["runbook_url"]
 			page, ok := strings.CutPrefix(url, prefix)
+			page, _, _ = strings.Cut(page, "#") // its section: TestAnAlertLinksItsRunbookSection
 			if !ok || !strings.HasPrefix(page, "docs/runbooks/") || !strings.HasSuffix(page, ".md") {
 				t.Errorf("alert %s: runbook_url %q is not %sdocs/runbooks/<page>.md", r.Alert, url, prefix)
 				continue
@@ -305,6 +307,85 @@ func TestEveryAlertLinksItsRunbook(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no alert in monitoring/rules/shop.yml")
 	}
+}
+
+// TestAnAlertLinksItsRunbookSection: an alert of dead-letters.md whose
+// runbook page has a section headed with its name links that section (runbook_url's
+// #fragment, GitHub's anchor of the heading), so whoever is paged lands on
+// the steps for it, not at the top of a page that serves several alerts;
+// and every fragment names a heading of its page. Until 2026-12-08
+// DeadLetters linked docs/runbooks/dead-letters.md's top and its
+// description sent the operator to the RabbitMQ UI.
+func TestAnAlertLinksItsRunbookSection(t *testing.T) {
+	const prefix = "https://github.com/shopfaas/shop/blob/main/"
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert       string            `yaml:"alert"`
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(read(t, "monitoring/rules/shop.yml"), &rules); err != nil {
+		t.Fatal(err)
+	}
+	heading := regexp.MustCompile(`(?m)^#{1,6}[ \t]+(.+?)[ \t]*$`)
+	sections := 0
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			page, fragment, _ := strings.Cut(strings.TrimPrefix(r.Annotations["runbook_url"], prefix), "#")
+			text, err := os.ReadFile(filepath.Join(root(t), page))
+			if err != nil {
+				continue // TestEveryAlertLinksItsRunbook says why
+			}
+			anchors := map[string]bool{}
+			own := ""
+			for _, m := range heading.FindAllStringSubmatch(string(text), -1) {
+				anchors[githubAnchor(m[1])] = true
+				if own == "" && regexp.MustCompile(`\b`+r.Alert+`\b`).MatchString(m[1]) {
+					own = githubAnchor(m[1])
+				}
+			}
+			// The DLQ's messages are read with the tool, which shows
+			// each one's last status and error: the RabbitMQ UI's Get
+			// messages counts a delivery against the quorum DLQ's limit.
+			if d := r.Annotations["description"]; r.Alert == "DeadLetters" && (!strings.Contains(d, "deadletters inspect") || strings.Contains(d, "RabbitMQ UI")) {
+				t.Errorf("alert DeadLetters: description %q, want it to name deadletters inspect, not the RabbitMQ UI", d)
+			}
+			if fragment != "" && !anchors[fragment] {
+				t.Errorf("alert %s: %s has no heading #%s", r.Alert, page, fragment)
+			}
+			// Only dead-letters.md's alerts so far: the other pages'
+			// (datastores.md, …) still link the page's top.
+			if own != "" && page == "docs/runbooks/dead-letters.md" {
+				sections++
+				if fragment != own {
+					t.Errorf("alert %s: runbook_url %q, want its section %s#%s", r.Alert, r.Annotations["runbook_url"], prefix+page, own)
+				}
+			}
+		}
+	}
+	if sections == 0 {
+		t.Fatal("no alert has a section of its own in docs/runbooks/dead-letters.md (it has three)")
+	}
+}
+
+// githubAnchor is the anchor GitHub gives a Markdown heading: lower case,
+// spaces as hyphens, punctuation other than - and _ dropped.
+func githubAnchor(heading string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(heading) {
+		switch {
+		case r == ' ':
+			b.WriteRune('-')
+		case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // TestComposeDeclaresWhatTheStackExpects is the contract between the compose
