@@ -1,16 +1,26 @@
 // Command deadletters is the operator tool for the functions' dead-letter
 // queues (fn.<name>.dlq):
 //
-//	deadletters list [function...]          DLQ counts and messages (id, type, attempts, last status)
-//	deadletters inspect <function> <id>     one message with all headers and its envelope
-//	deadletters replay <function> <id>|all  move back to the function's queue (fresh attempt count)
-//	deadletters purge <function> <id>|all   delete
+//	deadletters list [-limit N] [function...]   DLQ counts and messages (id, type, attempts, last status)
+//	deadletters inspect <function> <id>         one message with all headers and its envelope
+//	deadletters replay [filters] <function> <id>...|all   move back to the function's queue (fresh attempt count)
+//	deadletters purge [filters] <function> <id>...|all    delete
+//
+// list shows the first 50 messages of each DLQ after its total, -limit N
+// the first N, -limit 0 every one. replay and purge take the messages with
+// one of the ids, in one walk over the DLQ, or all; the filters narrow
+// that: -type T (the event type or the routing key), -older-than D
+// (dead-lettered, shop-failed-at, more than D ago; a message without that
+// header is never older). A message they read and do not take stays in
+// the DLQ, also when the connection is lost half-way (it is held
+// unacknowledged, and RabbitMQ requeues it).
 //
 // list of a function whose DLQ does not exist (a misspelt name) fails
 // naming it; list without functions shows such a discovered one with 0.
 //
-// An empty <id> is a usage error (every message is spelt all), and a replay
-// or purge of an id the DLQ does not hold fails naming it. An id takes every
+// An empty <id> is a usage error (every message is spelt all, alone), and a
+// replay or purge of an id the DLQ does not hold fails naming it, after
+// taking the ids it found. An id takes every
 // message of that event the DLQ holds: a fault between a copy's publish and
 // the original's ack (the connector's or a replay's) leaves two.
 //
@@ -40,6 +50,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -60,10 +71,12 @@ import (
 )
 
 const usage = `usage:
-  deadletters list [function...]
+  deadletters list [-limit N] [function...]       (the first N messages of each DLQ [50]; 0: every one)
   deadletters inspect <function> <event-id>
-  deadletters replay <function> <event-id>|all   (all: the messages there when it starts, each once)
-  deadletters purge <function> <event-id>|all
+  deadletters replay [-type T] [-older-than D] <function> <event-id>...|all
+  deadletters purge [-type T] [-older-than D] <function> <event-id>...|all
+             all: the messages there when it starts, each once; -type: of event type (or routing key) T;
+             -older-than: dead-lettered more than D (1h, 30m) ago; flags go before the function
 environment: RABBITMQ_URL [amqp://guest:guest@127.0.0.1:5672/], its password from the rabbitmq-password
              secret in SECRETS_DIR [/var/openfaas/secrets] when there; EXCHANGE_PREFIX [""]; list without
              functions asks GATEWAY_URL [http://127.0.0.1:8080], with basic_auth=true [false] sending
@@ -101,12 +114,53 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		return errors.New(usage)
 	}
 	cmd, rest := args[0], args[1:]
-	need := map[string]int{"inspect": 2, "replay": 2, "purge": 2}
-	if n, ok := need[cmd]; ok && (len(rest) != n || rest[1] == "") {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // a mistake answers with the usage below
+	limit := fs.Int("limit", 50, "")
+	typ := fs.String("type", "", "")
+	olderThan := fs.Duration("older-than", 0, "")
+	switch cmd {
+	case "list", "replay", "purge":
+		if err := fs.Parse(rest); err != nil {
+			return errors.New(usage)
+		}
+		rest = fs.Args()
+		// Each flag belongs to its commands: a -limit on a purge, or
+		// a -type on a list, would be silently ignored.
+		wrong := false
+		fs.Visit(func(f *flag.Flag) { wrong = wrong || (f.Name == "limit") != (cmd == "list") })
+		if wrong {
+			return errors.New(usage)
+		}
+	case "inspect":
+	default:
+		return errors.New(usage)
+	}
+	for _, a := range rest {
+		if strings.HasPrefix(a, "-") {
+			// A flag after the function ("list fn1 -limit 0") would
+			// be read as a function or an event id.
+			return errors.New(usage)
+		}
+	}
+	var sel broker.Selection
+	if cmd == "replay" || cmd == "purge" {
 		// An empty id is a usage error, never "every message": a shell
 		// variable left unset must not purge or replay the whole DLQ.
-		return errors.New(usage)
-	} else if !ok && cmd != "list" {
+		// all stands alone: "all evt-1" is a mistake, not a filter.
+		if len(rest) < 2 || *olderThan < 0 || slices.Contains(rest[1:], "") ||
+			(slices.Contains(rest[1:], "all") && len(rest) != 2) {
+			return errors.New(usage)
+		}
+		if rest[1] != "all" {
+			sel.IDs = rest[1:]
+		}
+		sel.Type = *typ
+		if *olderThan > 0 {
+			sel.FailedBefore = time.Now().Add(-*olderThan)
+		}
+	}
+	if cmd == "list" && *limit < 0 || cmd == "inspect" && (len(rest) != 2 || rest[1] == "") {
 		return errors.New(usage)
 	}
 	conn, err := broker.Dial(ctx, url, "shop-deadletters")
@@ -132,41 +186,40 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 				return fmt.Errorf("discover functions (or name them): %w", err)
 			}
 		}
-		return list(conn, names, fns, len(rest) > 0, out)
+		return list(conn, names, fns, len(rest) > 0, *limit, out)
 	case "inspect":
 		return inspect(ctx, conn, names, rest[0], rest[1], out)
 	case "replay":
-		id := idArg(rest[1])
-		n, err := broker.ReplayDeadLetters(ctx, conn, names, rest[0], id)
-		if err == nil && n == 0 && id != "" {
-			return fmt.Errorf("no message %s in %s: nothing replayed", id, names.DLQ(rest[0]))
-		}
-		fmt.Fprintf(out, "replayed %d message(s) to %s\n", n, names.Queue(rest[0]))
-		return err
+		taken, err := broker.ReplaySelected(ctx, conn, names, rest[0], sel)
+		fmt.Fprintf(out, "replayed %d message(s) to %s\n", taken.Count, names.Queue(rest[0]))
+		return cmp.Or(err, missing(sel.IDs, taken, names.DLQ(rest[0]), "replayed"))
 	default:
-		id := idArg(rest[1])
-		n, err := broker.PurgeDeadLetters(ctx, conn, names, rest[0], id)
-		if err == nil && n == 0 && id != "" {
-			return fmt.Errorf("no message %s in %s: nothing purged", id, names.DLQ(rest[0]))
-		}
-		fmt.Fprintf(out, "purged %d message(s) from %s\n", n, names.DLQ(rest[0]))
-		return err
+		taken, err := broker.PurgeSelected(ctx, conn, names, rest[0], sel)
+		fmt.Fprintf(out, "purged %d message(s) from %s\n", taken.Count, names.DLQ(rest[0]))
+		return cmp.Or(err, missing(sel.IDs, taken, names.DLQ(rest[0]), "purged"))
 	}
+}
+
+// missing is the error naming the ids the command was given that it did
+// not find in the DLQ (nil when it found each): a misspelt id must not
+// read as done.
+func missing(ids []string, taken broker.Taken, dlq, did string) error {
+	var none []string
+	for _, id := range ids {
+		if taken.ByID[id] == 0 {
+			none = append(none, id)
+		}
+	}
+	if len(none) == 0 {
+		return nil
+	}
+	return fmt.Errorf("no message %s in %s: not %s", strings.Join(none, ", "), dlq, did)
 }
 
 // isHelp reports whether arg asks for the usage, as the flag package reads
 // it (flag.ErrHelp).
 func isHelp(arg string) bool {
 	return arg == "-h" || arg == "-help" || arg == "--help"
-}
-
-// idArg maps the command line's event id to the broker's: "all" is every
-// message (""); run refused an empty argument before.
-func idArg(s string) string {
-	if s == "all" {
-		return ""
-	}
-	return s
 }
 
 // subscribed lists the functions with a topic annotation, as the connector
@@ -193,7 +246,7 @@ func subscribed(gateway string, auth sdk.ClientAuth) ([]string, error) {
 // (named) whose DLQ does not exist is an error, not 0 dead letters: a
 // misspelt name would look like an empty DLQ. A discovered one without a
 // DLQ yet (its connector has not declared it) has 0.
-func list(conn *amqp.Connection, names broker.Names, fns []string, named bool, out io.Writer) error {
+func list(conn *amqp.Connection, names broker.Names, fns []string, named bool, limit int, out io.Writer) error {
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	defer tw.Flush()
 	for _, fn := range fns {
@@ -208,7 +261,11 @@ func list(conn *amqp.Connection, names broker.Names, fns []string, named bool, o
 		if n == 0 {
 			continue
 		}
-		dls, err := broker.PeekDeadLetters(conn, names, fn, 50)
+		show := limit
+		if show == 0 {
+			show = n // every message
+		}
+		dls, err := broker.PeekDeadLetters(conn, names, fn, show)
 		if err != nil {
 			return err
 		}
@@ -216,7 +273,7 @@ func list(conn *amqp.Connection, names broker.Names, fns []string, named bool, o
 			fmt.Fprintf(tw, "  %s\t%s\tattempts=%d\tlast_status=%d\t%s\n", d.ID, cmp.Or(d.Type, d.Topic), d.Attempts, d.LastStatus, d.FailedAt)
 		}
 		if n > len(dls) {
-			fmt.Fprintf(tw, "  … %d more\n", n-len(dls))
+			fmt.Fprintf(tw, "  … %d more (-limit 0 lists every one)\n", n-len(dls))
 		}
 	}
 	return nil

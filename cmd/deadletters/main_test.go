@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -375,6 +376,201 @@ func TestAFailedCommandLeavesEveryMessageBackInTheDLQ(t *testing.T) {
 		}
 		if n, err := broker.CountDeadLetters(conn, names, "fn1"); err != nil || n != len(ids) {
 			t.Fatalf("right after the failed replay: %d dead letter(s) ready (err %v), want all %d back", n, err, len(ids))
+		}
+	}
+}
+
+// TestListShowsAsManyAsAsked: list prints the DLQ's total and its first 50
+// messages by default, -limit N the first N, -limit 0 every one, so an
+// operator can see past the 50th; a negative limit is a usage error.
+func TestListShowsAsManyAsAsked(t *testing.T) {
+	var ids []string
+	for i := range 60 {
+		ids = append(ids, fmt.Sprintf("evt-%02d", i))
+	}
+	names, _, _ := deadLetters(t, nil, ids...)
+	getenv := config.Env(map[string]string{"RABBITMQ_URL": rabbitURL, "EXCHANGE_PREFIX": names.Prefix})
+	for _, tc := range []struct {
+		args  []string
+		shown int
+		more  string
+	}{
+		{[]string{"list", "fn1"}, 50, "… 10 more"},
+		{[]string{"list", "-limit", "5", "fn1"}, 5, "… 55 more"},
+		{[]string{"list", "-limit", "0", "fn1"}, 60, ""},
+	} {
+		var out bytes.Buffer
+		if err := run(context.Background(), tc.args, getenv, &out); err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		shown := 0
+		for _, id := range ids {
+			if strings.Contains(out.String(), id+" ") {
+				shown++
+			}
+		}
+		if shown != tc.shown || !strings.Contains(out.String(), "60 dead letter(s)") ||
+			(tc.more == "") != !strings.Contains(out.String(), "more") || !strings.Contains(out.String(), tc.more) {
+			t.Errorf("%q shows %d messages, want %d and %q:\n%s", tc.args, shown, tc.shown, tc.more, out.String())
+		}
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"list", "-limit", "-1", "fn1"}, getenv, &out); err == nil || !strings.Contains(err.Error(), "usage") {
+		t.Errorf("list -limit -1: err %v, want the usage", err)
+	}
+}
+
+// TestReplayAndPurgeByTypeAndAge: after an outage an operator replays or
+// purges by event type (-type, the type or the routing key) and by age
+// (-older-than, from shop-failed-at), and several ids in one walk; what a
+// command reads and does not take stays in the DLQ. A message without a
+// readable shop-failed-at is never taken by -older-than.
+func TestReplayAndPurgeByTypeAndAge(t *testing.T) {
+	names, conn, ch := deadLetters(t, nil)
+	old := time.Now().Add(-2 * time.Hour).UTC().Format(time.RFC3339)
+	recent := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	for _, m := range []struct{ id, typ, failedAt string }{
+		{"evt-1", "order.placed.v1", old},
+		{"evt-2", "order.placed.v1", recent},
+		{"evt-3", "user.registered.v1", old},
+		{"evt-4", "order.placed.v1", ""},
+		{"evt-5", "user.registered.v1", recent},
+	} {
+		headers := amqp.Table{broker.HeaderTopic: m.typ}
+		if m.failedAt != "" {
+			headers[broker.HeaderFailedAt] = m.failedAt
+		}
+		dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "", names.DLQ("fn1"), false, false, amqp.Publishing{
+			MessageId: m.id, Type: m.typ, Body: []byte(`{"id":"` + m.id + `"}`), Headers: headers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := dc.WaitContext(context.Background()); err != nil || !ok {
+			t.Fatalf("publish %s not confirmed: %v", m.id, err)
+		}
+	}
+	getenv := config.Env(map[string]string{"RABBITMQ_URL": rabbitURL, "EXCHANGE_PREFIX": names.Prefix})
+	left := func() []string {
+		t.Helper()
+		dls, err := broker.PeekDeadLetters(conn, names, "fn1", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, d := range dls {
+			ids = append(ids, d.ID)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	for _, step := range []struct {
+		args    []string
+		say     string
+		failing string // in the error, "" for none
+		left    []string
+	}{
+		{[]string{"replay", "-type", "order.placed.v1", "-older-than", "1h", "fn1", "all"}, "replayed 1", "", []string{"evt-2", "evt-3", "evt-4", "evt-5"}},
+		{[]string{"purge", "-type", "order.placed.v1", "fn1", "all"}, "purged 2", "", []string{"evt-3", "evt-5"}},
+		{[]string{"purge", "-older-than", "1h", "fn1", "all"}, "purged 1", "", []string{"evt-5"}},
+		{[]string{"replay", "-type", "no.such.v1", "fn1", "all"}, "replayed 0", "", []string{"evt-5"}},
+		{[]string{"purge", "fn1", "evt-5", "evt-none"}, "purged 1", "evt-none", nil},
+	} {
+		var out bytes.Buffer
+		err := run(context.Background(), step.args, getenv, &out)
+		if step.failing == "" && err != nil || step.failing != "" && (err == nil || !strings.Contains(err.Error(), step.failing)) {
+			t.Errorf("%q: err %v, want one naming %q", step.args, err, step.failing)
+		}
+		if !strings.Contains(out.String(), step.say) {
+			t.Errorf("%q said %q, want %q", step.args, out.String(), step.say)
+		}
+		if got := left(); !slices.Equal(got, step.left) {
+			t.Fatalf("after %q the DLQ holds %v, want %v", step.args, got, step.left)
+		}
+	}
+	d, ok, err := ch.Get(names.Queue("fn1"), true)
+	if err != nil || !ok || d.MessageId != "evt-1" {
+		t.Errorf("fn1's queue: ok %v err %v id %q, want evt-1, the one replayed", ok, err, d.MessageId)
+	}
+	for _, args := range [][]string{
+		{"purge", "-older-than", "-1h", "fn1", "all"},
+		{"purge", "-older-than", "soon", "fn1", "all"},
+		{"purge", "fn1", "all", "evt-1"},
+		{"replay", "-type", "order.placed.v1", "fn1"},
+		{"inspect", "-type", "order.placed.v1", "fn1", "evt-1"},
+		{"purge", "-limit", "1", "fn1", "all"},
+		{"list", "-type", "order.placed.v1", "fn1"},
+		{"list", "fn1", "-limit", "0"},
+	} {
+		var out bytes.Buffer
+		if err := run(context.Background(), args, getenv, &out); err == nil || !strings.Contains(err.Error(), "usage") {
+			t.Errorf("%q: err %v, want the usage", args, err)
+		}
+	}
+}
+
+// TestAReplayCutMidwayLosesNothing: the connection of a replay that takes
+// half the DLQ is closed while it walks: every message is afterwards in
+// the DLQ or in the function's queue (a replayed one possibly in both), and
+// every one it did not take is back in the DLQ.
+func TestAReplayCutMidwayLosesNothing(t *testing.T) {
+	var ids []string
+	for i := range 300 {
+		ids = append(ids, fmt.Sprintf("evt-%03d", i))
+	}
+	names, conn, ch := deadLetters(t, nil, ids...)
+	var even []string
+	for i, id := range ids {
+		if i%2 == 0 {
+			even = append(even, id)
+		}
+	}
+	cut, err := amqp.Dial(rabbitURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		_ = cut.Close()
+	}()
+	taken, err := broker.ReplaySelected(context.Background(), cut, names, "fn1", broker.Selection{IDs: even})
+	if err == nil {
+		t.Skipf("the replay of %d messages ended before the cut; nothing to check", taken.Count)
+	}
+	t.Logf("cut after %d replayed: %v", taken.Count, err)
+	// Everything the cut connection held returns to the DLQ.
+	deadline := time.Now().Add(10 * time.Second)
+	var inDLQ, inQueue map[string]bool
+	for {
+		inDLQ, inQueue = map[string]bool{}, map[string]bool{}
+		dls, err := broker.PeekDeadLetters(conn, names, "fn1", 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range dls {
+			inDLQ[d.ID] = true
+		}
+		q, err := ch.QueueDeclarePassive(names.Queue("fn1"), true, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(inDLQ)+q.Messages >= len(ids) || time.Now().After(deadline) {
+			for range q.Messages {
+				d, ok, err := ch.Get(names.Queue("fn1"), false)
+				if err != nil || !ok {
+					t.Fatalf("fn1's queue: ok %v err %v", ok, err)
+				}
+				inQueue[d.MessageId] = true
+			}
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for i, id := range ids {
+		if !inDLQ[id] && !inQueue[id] {
+			t.Errorf("%s lost: in neither queue", id)
+		}
+		if i%2 == 1 && (!inDLQ[id] || inQueue[id]) {
+			t.Errorf("%s, not selected: in the DLQ %v, in fn1's queue %v; want it in the DLQ alone", id, inDLQ[id], inQueue[id])
 		}
 	}
 }

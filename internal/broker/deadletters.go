@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -116,13 +117,82 @@ func FindDeadLetter(ctx context.Context, conn *amqp.Connection, n Names, functio
 // is done it reads no further message (walk); the one whose copy it was
 // awaiting then may be in both queues, as above.
 func ReplayDeadLetters(ctx context.Context, conn *amqp.Connection, n Names, function, id string) (int, error) {
-	count := 0
+	t, err := ReplaySelected(ctx, conn, n, function, selectID(id))
+	return t.Count, err
+}
+
+// selectID is the Selection of ReplayDeadLetters' and PurgeDeadLetters' id.
+func selectID(id string) Selection {
+	if id == "" {
+		return Selection{}
+	}
+	return Selection{IDs: []string{id}}
+}
+
+// Selection picks the dead letters a replay or purge takes: those with one
+// of IDs (any id when there is none), of Type (any when ""), dead-lettered
+// before FailedBefore (any when zero). A filter takes only what it can
+// judge: with FailedBefore, a message without a readable shop-failed-at
+// header stays.
+type Selection struct {
+	// IDs are event ids.
+	IDs []string
+	// Type is the event type (AMQP type) or the routing key the message
+	// was first delivered with (shop-topic).
+	Type string
+	// FailedBefore bounds shop-failed-at.
+	FailedBefore time.Time
+}
+
+// Every reports whether s takes every message.
+func (s Selection) Every() bool {
+	return len(s.IDs) == 0 && s.Type == "" && s.FailedBefore.IsZero()
+}
+
+// Takes reports whether s takes the message d.
+func (s Selection) Takes(d amqp.Delivery) bool {
+	if len(s.IDs) > 0 && !slices.Contains(s.IDs, d.MessageId) {
+		return false
+	}
+	if s.Type != "" && d.Type != s.Type && HeaderString(d.Headers, HeaderTopic) != s.Type {
+		return false
+	}
+	if !s.FailedBefore.IsZero() {
+		at, err := time.Parse(time.RFC3339Nano, HeaderString(d.Headers, HeaderFailedAt))
+		if err != nil || !at.Before(s.FailedBefore) {
+			return false
+		}
+	}
+	return true
+}
+
+// Taken is what a replay or purge took: Count messages, ByID of each event
+// id (nil for a purge of every message, which counts none by id).
+type Taken struct {
+	Count int
+	ByID  map[string]int
+}
+
+func (t *Taken) add(id string) {
+	t.Count++
+	if t.ByID == nil {
+		t.ByID = map[string]int{}
+	}
+	t.ByID[id]++
+}
+
+// ReplaySelected is ReplayDeadLetters of the messages sel takes, in one
+// walk over the DLQ however many ids it names. The messages it reads and
+// does not take return to the DLQ (unacknowledged, also when the connection
+// is lost), so nothing but a confirmed replay leaves it.
+func ReplaySelected(ctx context.Context, conn *amqp.Connection, n Names, function string, sel Selection) (Taken, error) {
+	var taken Taken
 	var returns chan amqp.Return // on walk's one channel, at its first message
 	err := walk(ctx, conn, n.DLQ(function), true, func(ch *amqp.Channel, d amqp.Delivery) (bool, bool, error) {
 		if returns == nil {
 			returns = ch.NotifyReturn(make(chan amqp.Return, 1))
 		}
-		if id != "" && d.MessageId != id {
+		if !sel.Takes(d) {
 			return true, false, nil
 		}
 		headers := amqp.Table{}
@@ -143,10 +213,10 @@ func ReplayDeadLetters(ctx context.Context, conn *amqp.Connection, n Names, func
 		if err := d.Ack(false); err != nil {
 			return false, false, err
 		}
-		count++
+		taken.add(d.MessageId)
 		return true, true, nil
 	})
-	return count, err
+	return taken, err
 }
 
 // PurgeDeadLetters deletes the messages with id (every message when id is
@@ -156,26 +226,39 @@ func ReplayDeadLetters(ctx context.Context, conn *amqp.Connection, n Names, func
 // nothing more and returns ctx's error (walk; an interrupted purge of an id
 // may leave a copy it had not reached).
 func PurgeDeadLetters(ctx context.Context, conn *amqp.Connection, n Names, function, id string) (int, error) {
+	t, err := PurgeSelected(ctx, conn, n, function, selectID(id))
+	return t.Count, err
+}
+
+// PurgeSelected is PurgeDeadLetters of the messages sel takes, in one walk
+// over the DLQ however many ids it names (every message: one queue purge).
+// The messages it reads and does not take return to the DLQ, as in
+// ReplaySelected.
+func PurgeSelected(ctx context.Context, conn *amqp.Connection, n Names, function string, sel Selection) (Taken, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("purge %s: %w", n.DLQ(function), err)
+		return Taken{}, fmt.Errorf("purge %s: %w", n.DLQ(function), err)
 	}
-	if id == "" {
+	if sel.Every() {
 		ch, err := conn.Channel()
 		if err != nil {
-			return 0, err
+			return Taken{}, err
 		}
 		defer func() { _ = ch.Close() }()
-		return ch.QueuePurge(n.DLQ(function), false)
+		count, err := ch.QueuePurge(n.DLQ(function), false)
+		return Taken{Count: count}, err
 	}
-	count := 0
+	var taken Taken
 	err := walk(ctx, conn, n.DLQ(function), false, func(_ *amqp.Channel, d amqp.Delivery) (bool, bool, error) {
-		if d.MessageId != id {
+		if !sel.Takes(d) {
 			return true, false, nil
 		}
-		count++
-		return true, true, d.Ack(false)
+		if err := d.Ack(false); err != nil {
+			return false, false, err
+		}
+		taken.add(d.MessageId)
+		return true, true, nil
 	})
-	return count, err
+	return taken, err
 }
 
 // walk fetches the queue's messages one by one, unacknowledged, until visit
