@@ -2,6 +2,7 @@ package edge
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-cmp/cmp"
 )
 
 // On a route the jwt plugin guards, the upstream sees the consumer headers
@@ -125,5 +127,39 @@ consumers:
 		if res.StatusCode != http.StatusOK {
 			t.Errorf("the first request of the consumer keyed %s: %d %s, want 200 (a budget of its own)", c.key, res.StatusCode, b)
 		}
+	}
+}
+
+// limit_by path counts the path the client asked for, as Kong compares
+// kong.request.get_path() with config.path, not the path proxied upstream
+// (/function/<name>/…); any other path is counted by the client's IP, as
+// Kong falls back to kong.client.get_forwarded_ip(). Until 2026-12-08 the
+// local edge compared the upstream's path, so the limit never held, and let
+// every other path through uncounted.
+func TestLimitByPathCountsTheClientsPath(t *testing.T) {
+	_, srv := edgeOf(t, `
+_format_version: "3.0"
+services:
+  - name: items
+    url: http://gateway:8080/function/items
+    routes: [{name: items, paths: ["/api/items"], methods: [GET], strip_path: true}]
+    plugins:
+      - name: rate-limiting
+        config: {minute: 1, limit_by: path, path: /api/items/special, policy: local}
+`, upstream(t))
+	var got []string
+	for _, p := range []string{"/api/items/special", "/api/items/special", "/api/items/other", "/api/items/other"} {
+		res, b := send(t, "GET", srv.URL+p, nil)
+		got = append(got, fmt.Sprintf("%s %d", p, res.StatusCode))
+		if res.StatusCode == http.StatusOK && string(b) != "GET /function/items"+strings.TrimPrefix(p, "/api/items") {
+			t.Errorf("%s reached the upstream as %q", p, b)
+		}
+	}
+	want := []string{
+		"/api/items/special 200", "/api/items/special 429", // the path's own budget of one
+		"/api/items/other 200", "/api/items/other 429", // the client IP's, apart from the path's
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("limit_by path, minute 1 (-want +got):\n%s", diff)
 	}
 }

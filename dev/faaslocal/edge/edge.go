@@ -77,9 +77,10 @@ type Edge struct {
 	notFound http.Handler
 	redis    *redisPool
 	metrics  *edgeMetrics
-	// traced: the opentelemetry plugin records spans, whose url.path is
-	// the public path (publicPath); nothing else reads it.
-	traced bool
+	// keepPublicPath: a plugin reads the path the client asked for
+	// (publicPath): the opentelemetry plugin's url.path, a rate-limiting
+	// plugin's limit_by path. Only then is it kept, at an allocation a request.
+	keepPublicPath bool
 }
 
 // New compiles decl: every plugin must be one the edge implements, with a
@@ -95,10 +96,11 @@ func New(decl *Declarative, opts Options) (*Edge, error) {
 			return nil, fmt.Errorf("plugin %q: consumer-scoped plugins are not supported by the local edge", p.Name)
 		}
 	}
-	e := &Edge{redis: newRedisPool(opts.Upstreams, opts.RedisRoots), metrics: newEdgeMetrics(), traced: opts.TracerProvider != nil}
+	e := &Edge{redis: newRedisPool(opts.Upstreams, opts.RedisRoots), metrics: newEdgeMetrics(), keepPublicPath: opts.TracerProvider != nil}
 	scopeOf := func(name, route string) *scope {
 		return &scope{name: name, consumers: decl.Consumers, getenv: opts.Getenv, now: opts.Now, log: opts.Log,
-			keyPrefix: opts.KeyPrefix, redis: e.redis, route: route, tracing: opts.TracerProvider, metrics: e.metrics}
+			keyPrefix: opts.KeyPrefix, redis: e.redis, route: route, tracing: opts.TracerProvider, metrics: e.metrics,
+			keepPublicPath: &e.keepPublicPath}
 	}
 	unrouted := scopeOf("global", "")
 	unrouted.unrouted = true
@@ -187,7 +189,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rest = strings.TrimPrefix(path, matched)
 		}
 		ctx := r.Context()
-		if e.traced {
+		if e.keepPublicPath {
 			ctx = context.WithValue(ctx, publicPathKey{}, path)
 		}
 		r2 := r.Clone(ctx)

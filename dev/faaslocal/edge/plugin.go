@@ -68,6 +68,9 @@ type scope struct {
 	tracing trace.TracerProvider
 	// metrics are the edge's Kong metrics (the prometheus plugin).
 	metrics *edgeMetrics
+	// keepPublicPath is set by a plugin that reads publicPath, so that the
+	// edge keeps the client's path in a routed request's context.
+	keepPublicPath *bool
 	// unrouted is true for the chain of requests no route matches. Kong
 	// answers them 404 before its access phase, so no plugin answers them
 	// in its stead (cors answers no preflight there).

@@ -183,6 +183,9 @@ type rateLimiting struct {
 
 func newRateLimiting(c RateLimitingConfig, sc *scope) (plugin, error) {
 	p := &rateLimiting{cfg: c, periods: c.periods(), scope: sc.name, prefix: sc.keyPrefix, now: sc.now, log: sc.log}
+	if c.LimitBy == "path" && sc.keepPublicPath != nil {
+		*sc.keepPublicPath = true
+	}
 	if c.Policy == "redis" {
 		port := cmp.Or(c.Redis.Port, 6379)
 		password, err := resolveReferenceable(c.Redis.Password, sc.getenv)
@@ -200,8 +203,10 @@ func newRateLimiting(c RateLimitingConfig, sc *scope) (plugin, error) {
 	return p, nil
 }
 
-// identifier is what r is counted by; "" lets r through uncounted (a
-// limit_by path plugin on another path).
+// identifier is what r is counted by. limit_by path compares the path the
+// client asked for (Kong's kong.request.get_path(), normalised), not the
+// upstream's /function/<name>/… one, and counts any other path by the client
+// IP, as Kong falls back to the forwarded IP.
 func (p *rateLimiting) identifier(r *http.Request) string {
 	ident := clientIP(r)
 	switch p.cfg.LimitBy {
@@ -220,10 +225,9 @@ func (p *rateLimiting) identifier(r *http.Request) string {
 	case "service":
 		ident = "service"
 	case "path":
-		if r.URL.Path != p.cfg.Path {
-			return ""
+		if publicPath(r) == p.cfg.Path {
+			ident = "path:" + p.cfg.Path
 		}
-		ident = "path:" + p.cfg.Path
 	}
 	return ident
 }
@@ -231,10 +235,6 @@ func (p *rateLimiting) identifier(r *http.Request) string {
 func (p *rateLimiting) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ident := p.identifier(r)
-		if ident == "" {
-			next.ServeHTTP(w, r)
-			return
-		}
 		retryAfter, err := p.count(w, r, ident)
 		switch {
 		case err != nil && !p.cfg.FaultTolerant:
