@@ -5,8 +5,10 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -130,6 +132,69 @@ func TestProblemCodesAreTheFaultCodes(t *testing.T) {
 	for _, c := range doc {
 		if !slices.Contains(codes, c) {
 			t.Errorf("Problem.code %q is not a code of internal/fault/codes.go", c)
+		}
+	}
+}
+
+// TestEveryFaultCodeIsAnsweredSomewhere: each Code constant of
+// internal/fault/codes.go is named by the shop's code outside its tests, so
+// the document's Problem.code (which lists exactly those constants) promises
+// no code nothing can answer. Until 2026-12-08 it listed stock_conflict,
+// which set-stock stopped answering on 2026-12-07 (a CHECK violation is an
+// internal error since).
+func TestEveryFaultCodeIsAnsweredSomewhere(t *testing.T) {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "../../internal/fault/codes.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	constants := map[string]bool{} // constant name -> named outside codes.go
+	for _, d := range f.Decls {
+		if gd, ok := d.(*ast.GenDecl); ok && gd.Tok == token.CONST {
+			for _, s := range gd.Specs {
+				for _, n := range s.(*ast.ValueSpec).Names {
+					constants[n.Name] = false
+				}
+			}
+		}
+	}
+	if len(constants) < 10 {
+		t.Fatalf("read only %d constants from internal/fault/codes.go", len(constants))
+	}
+	err = filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); name == ".git" || name == "vendor" || name == "testdata" || name == "node_modules" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") ||
+			filepath.ToSlash(path) == "../../internal/fault/codes.go" {
+			return nil
+		}
+		src, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		ast.Inspect(src, func(n ast.Node) bool {
+			if id, ok := n.(*ast.Ident); ok {
+				if _, known := constants[id.Name]; known {
+					constants[id.Name] = true
+				}
+			}
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, named := range constants {
+		if !named {
+			t.Errorf("fault.%s is named by no code outside tests: no answer carries it; remove it from internal/fault/codes.go and api/openapi.yaml", name)
 		}
 	}
 }

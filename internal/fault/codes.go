@@ -83,8 +83,6 @@ const (
 const (
 	// CodeBelowReserved: set-stock below the units reserved for orders (409).
 	CodeBelowReserved Code = "below_reserved"
-	// CodeStockConflict: a stock level changed concurrently with set-stock; retry (409).
-	CodeStockConflict Code = "stock_conflict"
 	// CodeOutOfStock: reserve-stock or commit-stock without enough units, and
 	// create-order for an order refused for lack of stock (409).
 	CodeOutOfStock Code = "out_of_stock"
