@@ -35,6 +35,10 @@ func TestPluginConfigsRefuseWhatTheyCannotHonour(t *testing.T) {
 		{"rate-limiting", map[string]any{"minute": 0, "hour": -1}, []string{"minute must be positive", "hour must be positive"}},
 		{"rate-limiting", map[string]any{"minute": 5, "limit_by": "header"}, []string{"needs header_name"}},
 		{"rate-limiting", map[string]any{"minute": 5, "limit_by": "path"}, []string{"needs path"}},
+		// Kong's schema types path as typedefs.path; such a path never
+		// equals a request's normalised one, so the limit would never hold.
+		{"rate-limiting", map[string]any{"minute": 5, "limit_by": "path", "path": "api/v1/orders"}, []string{`path "api/v1/orders" must start with /`}},
+		{"rate-limiting", map[string]any{"minute": 5, "limit_by": "path", "path": "/api//orders"}, []string{`path "/api//orders" must not have empty segments`}},
 		{"rate-limiting", map[string]any{"minute": 5, "limit_by": "consumer-group"}, []string{`limit_by "consumer-group"`}},
 		{"rate-limiting", map[string]any{"minute": 5, "policy": "cluster", "error_code": 200}, []string{`policy "cluster"`, "error_code 200"}},
 		{"rate-limiting", map[string]any{"minute": 5, "policy": "redis"}, []string{"needs redis.host"}},

@@ -93,7 +93,8 @@ func (c *RateLimitingConfig) setDefaults() {
 }
 
 // Validate reports missing or non-positive limits, an unknown limit_by or
-// policy (and what each needs), a Redis password that is not a vault
+// policy (and what each needs, a limit_by path's path as Kong's schema
+// takes it: from /, no empty segment), a Redis password that is not a vault
 // reference, Redis TLS without verification, and an error code that is not 4xx or
 // 5xx.
 func (c *RateLimitingConfig) Validate() error {
@@ -113,8 +114,15 @@ func (c *RateLimitingConfig) Validate() error {
 			errs = append(errs, errors.New("limit_by header needs header_name"))
 		}
 	case "path":
-		if c.Path == "" {
+		// Kong's typedefs.path: anything else could never equal the
+		// request's normalised path.
+		switch {
+		case c.Path == "":
 			errs = append(errs, errors.New("limit_by path needs path"))
+		case !strings.HasPrefix(c.Path, "/"):
+			errs = append(errs, fmt.Errorf("path %q must start with /", c.Path))
+		case strings.Contains(c.Path, "//"):
+			errs = append(errs, fmt.Errorf("path %q must not have empty segments", c.Path))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("limit_by %q is not supported", c.LimitBy))
