@@ -535,7 +535,22 @@ func TestDocumentRefusesWhatTheCodeRefuses(t *testing.T) {
 		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"A\u200bnn"}`, true},
 		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"\u2066Ann\u2069"}`, true},
 		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"\u200b"}`, true},
-		{"POST", "/api/v1/products", `{"sku":"A-1","name":"Mu\u200dg","category":"c","price":{"amount":100}}`, true},
+		{"POST", "/api/v1/products", `{"sku":"A-1","name":"Mu\u200bg","category":"c","price":{"amount":100}}`, true},
+		// The joiners U+200C and U+200D pass in a name between letters or
+		// marks only (formatchar.InName): Persian and Indic names need them;
+		// never first, last, doubled or beside a space or digit. An email
+		// holds neither.
+		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"\u0646\u06cc\u06a9\u200c\u0646\u0627\u0645"}`, false},
+		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"\u200cAnn"}`, true},
+		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"Ann\u200d"}`, true},
+		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"A\u200c\u200cnn"}`, true},
+		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"Ann \u200cB"}`, true},
+		{"POST", "/api/v1/users", `{"email":"a\u200cb@example.com","password":"secret-enough","name":"Ann"}`, true},
+		{"POST", "/api/v1/products", `{"sku":"A-1","name":"\u06a9\u062a\u0627\u0628\u200c\u0647\u0627","category":"c","price":{"amount":100}}`, false},
+		{"POST", "/api/v1/products", `{"sku":"A-1","name":"Mug\u200d","category":"c","price":{"amount":100}}`, true},
+		{"PATCH", product, `{"name":"\u200cMug"}`, true},
+		{"PATCH", product, `{"name":"M\u200d\u200dug"}`, true},
+		{"PATCH", product, `{"name":"\u0915\u094d\u200d\u0937"}`, false},
 		{"PATCH", product, `{"name":"\u202eMug"}`, true},
 		{"POST", "/api/v1/products", `{"sku":"A-1","name":"Mug","description":"a \u202egum","category":"c","price":{"amount":100}}`, true},
 		{"PATCH", product, `{"description":"a \u2067gum\u2069"}`, true},

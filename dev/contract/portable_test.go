@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shopfaas/shop/api"
+	"github.com/shopfaas/shop/internal/formatchar"
 )
 
 // TestEveryPatternIsPortable: every `pattern` of api/openapi.yaml is read
@@ -76,9 +77,16 @@ func TestThePatternsSpacesAreTheCodesSpaces(t *testing.T) {
 // TestThePatternsFormatCharactersAreUnicodesCf: the patterns that refuse
 // invisible formatting characters (a registration's name and email, a
 // product's name) name exactly Unicode's Cf category up to U+FFFF, as the
-// code (unicode.Cf) refuses it: "A" r "A" matches unless r is one. Beyond
-// U+FFFF a pattern without the u flag reads a character as two halves, so
-// those (the tag characters) are said in the descriptions only.
+// code (unicode.Cf) refuses it: "A" r "A" matches unless r is one. In a
+// name the joiners U+200C and U+200D pass between letters or marks
+// (formatchar.InName): "A" U+200C "A" matches, and a joiner first, last,
+// doubled or beside a space, digit or punctuation does not. Beside a
+// character of ASCII or Latin-1 the pattern and the code agree exactly;
+// beyond, the pattern cannot name every script's letters, so it never
+// refuses a neighbour the code accepts. Beyond U+FFFF a pattern without the
+// u flag reads a character as two halves, so those (the tag characters) are
+// said in the descriptions only. An email holds no Cf character, joiners
+// included.
 func TestThePatternsFormatCharactersAreUnicodesCf(t *testing.T) {
 	var doc map[string]any
 	if err := yaml.Unmarshal(api.OpenAPI(), &doc); err != nil {
@@ -90,16 +98,35 @@ func TestThePatternsFormatCharactersAreUnicodesCf(t *testing.T) {
 	if len(allOf) == 0 {
 		t.Fatal("ProductName has no allOf whose pattern refuses the Cf characters")
 	}
-	productName := allOf[0].(map[string]any)["pattern"].(string)
 	email := regexp.MustCompile(registration["email"].(map[string]any)["pattern"].(string))
-	for what, p := range map[string]string{"Registration.name": registration["name"].(map[string]any)["pattern"].(string), "ProductName": productName} {
+	for what, p := range map[string]string{"Registration.name": registration["name"].(map[string]any)["pattern"].(string), "ProductName": allOf[0].(map[string]any)["pattern"].(string)} {
 		re := regexp.MustCompile(p)
 		for r := rune(0x20); r <= 0xffff; r++ {
 			if r >= 0xd800 && r <= 0xdfff {
 				continue // halves of a pair, no character of their own
 			}
-			if got, want := re.MatchString("A"+string(r)+"A"), !unicode.Is(unicode.Cf, r); got != want {
-				t.Errorf("%s of A%UA: matched %v, want %v (unicode.Cf %v)", what, r, got, want, !want)
+			joiner := r == 0x200c || r == 0x200d
+			if got, want := re.MatchString("A"+string(r)+"A"), !unicode.Is(unicode.Cf, r) || joiner; got != want {
+				t.Errorf("%s of A%UA: matched %v, want %v (unicode.Cf %v)", what, r, got, want, unicode.Is(unicode.Cf, r))
+			}
+			for _, s := range []string{"A\u200c" + string(r) + "A", "A" + string(r) + "\u200dA"} {
+				_, refused := formatchar.InName(s)
+				switch got := re.MatchString(s); {
+				case got && refused && r <= 0xff:
+					t.Errorf("%s of %+q matched, but the code refuses it", what, s)
+				case !got && !refused:
+					t.Errorf("%s of %+q did not match, but the code accepts it", what, s)
+				}
+			}
+		}
+		for _, s := range []string{"\u200c", "\u200dA", "A\u200c", "A\u200c\u200cA", "A\u200d\u200cA", "A \u200cA", "A\u200c A", "A\u200c1", "A.\u200dB", "\u0645\u06cc\u200c\u200c\u062e"} {
+			if re.MatchString(s) {
+				t.Errorf("%s of %+q matched, want refused", what, s)
+			}
+		}
+		for _, s := range []string{"\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "\u0915\u094d\u200d\u0937", "a\u200cb\u200dc d\u200ce", "\u00e9\u200c\u00df"} {
+			if !re.MatchString(s) {
+				t.Errorf("%s of %+q did not match, want accepted", what, s)
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package function
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -113,4 +114,35 @@ func TestRefusesABodyWithoutContentType(t *testing.T) {
 	env := envtest.New(t, envtest.Options{})
 	w := fntest.Do(t, New(env.Deps), http.MethodPost, "/api/v1/products", "", body, "Authorization", env.Token(t, "admin"))
 	fntest.Problem(t, w, http.StatusBadRequest, "unsupported_media_type")
+}
+
+// A Persian product name needs a zero-width non-joiner (U+200C) between
+// letters: created and stored as sent; one first, last or doubled is 422
+// with nothing stored.
+func TestANameWithAJoinerBetweenLettersIsCreated(t *testing.T) {
+	env := envtest.New(t, envtest.Options{})
+	h := New(env.Deps)
+	admin := env.Token(t, "admin")
+	w := envtest.Do(t, h, http.MethodPost, "/api/v1/products", `{"sku":"fa-1","name":"کتاب\u200cها","category":"books","price":{"amount":500}}`, "Authorization", admin)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	var got catalog.Product
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if stored, err := env.Store.Get(t.Context(), got.ID); err != nil || stored.Name != "کتاب\u200cها" {
+		t.Errorf("stored %+v, %v; want the non-joiner kept", stored, err)
+	}
+	for _, name := range []string{`\u200cکتاب`, `کتاب\u200c`, `کتاب\u200c\u200cها`} {
+		w := envtest.Do(t, h, http.MethodPost, "/api/v1/products", `{"sku":"fa-2","name":"`+name+`","category":"books","price":{"amount":500}}`, "Authorization", admin)
+		var p struct{ Code, Detail string }
+		_ = json.Unmarshal(w.Body.Bytes(), &p)
+		if w.Code != http.StatusUnprocessableEntity || p.Code != "invalid_request" || !strings.Contains(p.Detail, "U+200C") {
+			t.Errorf("name %s: %d %s, want 422 invalid_request naming U+200C", name, w.Code, w.Body)
+		}
+	}
+	if items, _, err := env.Store.List(t.Context(), "", [16]byte{}, 10); err != nil || len(items) != 1 {
+		t.Errorf("%d products stored (%v), want the one created", len(items), err)
+	}
 }

@@ -236,3 +236,30 @@ func TestBuildWiring(t *testing.T) {
 		t.Fatalf("user = %+v", u)
 	}
 }
+
+// A Persian name needs a zero-width non-joiner (U+200C) between letters:
+// registered and stored as sent; a joiner first, last or doubled is 422
+// with nothing registered.
+func TestANameWithAJoinerBetweenLettersIsRegistered(t *testing.T) {
+	h, store := setup(t)
+	status, u, raw := post(t, h, `{"email":"sara@example.com","password":"password-1","name":"سارا نیک\u200cنام"}`)
+	if status != http.StatusCreated {
+		t.Fatalf("status = %d, body %s", status, raw)
+	}
+	if u.Name != "سارا نیک\u200cنام" {
+		t.Errorf("name %+q, want the non-joiner kept", u.Name)
+	}
+	for _, name := range []string{`\u200cسارا`, `سارا\u200c`, `نیک\u200c\u200cنام`} {
+		w := fntest.Do(t, h, http.MethodPost, path, "application/json", `{"email":"other@example.com","password":"password-1","name":"`+name+`"}`)
+		if p := fntest.Problem(t, w, http.StatusUnprocessableEntity, "invalid_request"); !strings.Contains(p.Detail, "U+200C") {
+			t.Errorf("name %s: detail %q, want U+200C named", name, p.Detail)
+		}
+	}
+	pending, err := store.PendingEvents(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 {
+		t.Errorf("%d events, want the one registration's", len(pending))
+	}
+}

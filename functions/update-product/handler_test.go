@@ -203,3 +203,24 @@ func TestAStaleCachedETagIsRefusedOnceNotUntilTheTTL(t *testing.T) {
 		t.Fatalf("PATCH on the ETag read after the 412: %d %s", w.Code, w.Body)
 	}
 }
+
+// A patch may rename a product to a Persian name with a zero-width
+// non-joiner (U+200C) between letters; one last is 422, the product unchanged.
+func TestANameWithAJoinerBetweenLettersIsPatched(t *testing.T) {
+	env := envtest.New(t, envtest.Options{})
+	h := New(env.Deps)
+	admin := env.Token(t, "admin")
+	p := env.Create(t, "BOOK-1", "Books", "books", 500)
+	path := "/api/v1/products/" + p.ID.String()
+	w := envtest.Do(t, h, http.MethodPatch, path, `{"name":"کتاب\u200c"}`, "Authorization", admin)
+	if w.Code != http.StatusUnprocessableEntity {
+		t.Errorf("a trailing non-joiner: %d %s, want 422", w.Code, w.Body)
+	}
+	w = envtest.Do(t, h, http.MethodPatch, path, `{"name":"کتاب\u200cها"}`, "Authorization", admin)
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	if got, err := env.Store.Get(t.Context(), p.ID); err != nil || got.Name != "کتاب\u200cها" || got.Version != 2 {
+		t.Errorf("stored %+v, %v; want the non-joiner kept, version 2", got, err)
+	}
+}

@@ -11,12 +11,12 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/formatchar"
 	"github.com/shopfaas/shop/internal/ids"
 )
 
@@ -125,8 +125,10 @@ func upperASCII(s string) string {
 // It also refuses the invisible characters sent in them (a patch checks only
 // the fields it sets, so a product stored before the rule can still be
 // changed in another): any formatting character (Unicode category Cf:
-// U+200B, U+200D, U+FEFF, the bidi controls) in a name, where one makes two
-// products look alike, and in a description the bidi embeddings, overrides
+// U+200B, U+FEFF, the bidi controls) in a name, where one makes two products
+// look alike, but a zero-width non-joiner or joiner between letters or marks,
+// which Persian and Indic names need (formatchar.InName; until 2026-12-08
+// refused too), and in a description the bidi embeddings, overrides
 // and isolates (U+202A to U+202E, U+2066 to U+2069), which reorder the text
 // shown after them; a description keeps the other Cf characters (a
 // zero-width joiner in an emoji, a non-joiner in Persian). Until 2026-12-08
@@ -136,9 +138,8 @@ func checkSent(name, description string) error {
 	if utf8.RuneCountInString(name) > MaxName {
 		problems = append(problems, fmt.Sprintf("name must be at most %d characters as sent (surrounding spaces count)", MaxName))
 	}
-	if i := strings.IndexFunc(name, func(r rune) bool { return unicode.Is(unicode.Cf, r) }); i >= 0 {
-		r, _ := utf8.DecodeRuneInString(name[i:])
-		problems = append(problems, fmt.Sprintf("name must not contain the invisible formatting character %U (Unicode category Cf: zero-width and bidi controls)", r))
+	if r, ok := formatchar.InName(name); ok {
+		problems = append(problems, formatchar.Problem("name", r))
 	}
 	if utf8.RuneCountInString(description) > MaxDescription {
 		problems = append(problems, fmt.Sprintf("description must be at most %d characters as sent (surrounding spaces count)", MaxDescription))

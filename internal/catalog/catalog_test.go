@@ -162,7 +162,7 @@ func TestLengthsAreCountedAsSent(t *testing.T) {
 func TestInvisibleFormattingCharactersAreRefused(t *testing.T) {
 	for _, tc := range []struct{ name, description, want string }{
 		{"La\u200bmp", "", "name must not contain the invisible formatting character U+200B"},
-		{"La\u200dmp", "", "U+200D"},
+		{"Lamp\u200d", "", "U+200D"}, // a joiner not between letters
 		{"\ufeffLamp", "", "U+FEFF"},
 		{"Lamp\u202e", "", "U+202E"},
 		{"\u2066Lamp\u2069", "", "U+2066"},
@@ -208,5 +208,37 @@ func TestInvisibleFormattingCharactersAreRefused(t *testing.T) {
 	}
 	if _, err := catalog.Apply(p, pt, time.Now()); err != nil {
 		t.Errorf("patching the price of a product whose stored name holds U+200B: %v", err)
+	}
+}
+
+// A product's name holds a zero-width non-joiner (U+200C) or joiner
+// (U+200D) between letters or marks, as Persian and Indic names need, with
+// either write; first, last, doubled or beside a space it is refused.
+func TestANameHoldsAJoinerOnlyBetweenLetters(t *testing.T) {
+	for _, name := range []string{"کتاب\u200cها", "  \u0915\u094d\u200d\u0937 lamp "} {
+		d := valid()
+		d.Name = name
+		if _, err := catalog.NewProduct(d, time.Now()); err != nil {
+			t.Errorf("NewProduct name %+q: %v, want accepted", name, err)
+		}
+		p, err := catalog.NewProduct(valid(), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(map[string]string{"name": name})
+		var pt catalog.Patch
+		if err := json.Unmarshal(body, &pt); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := catalog.Apply(p, pt, time.Now()); err != nil {
+			t.Errorf("Apply %s: %v, want accepted", body, err)
+		}
+	}
+	for _, name := range []string{"\u200c", "\u200cکتاب", "کتاب\u200d", "کتاب\u200c ", "کتاب\u200c\u200cها", "Lamp \u200dX", "Lamp\u200c2"} {
+		d := valid()
+		d.Name = name
+		if _, err := catalog.NewProduct(d, time.Now()); !fault.Is(err, fault.Invalid, "invalid_request") || !strings.Contains(err.(*fault.Error).Message, "name must not contain the invisible formatting character U+200") {
+			t.Errorf("NewProduct name %+q: err %v, want invalid_request naming the joiner", name, err)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/formatchar"
 )
 
 // Roles a user can have. They are the roles access tokens carry.
@@ -131,7 +132,8 @@ func ComposeEmail(email string) string { return norm.NFC.String(email) }
 // again composed: the 254 characters, the local part's 64 bytes and each
 // label's 63 (until 2026-12-08 only the 254 characters were, and 21 U+0958,
 // 63 bytes as sent, were stored as a local part of 126). An invisible
-// formatting character (formatChar) is refused with a message of its own.
+// formatting character (formatchar.Any, joiners too) is refused with a
+// message of its own.
 func normalizeEmail(email string) (spelled, composed, problem string) {
 	const invalid = "email must be a valid email address"
 	e := strings.ToLower(strings.TrimSpace(email))
@@ -152,8 +154,8 @@ func normalizeEmail(email string) (spelled, composed, problem string) {
 			return "", "", invalid
 		}
 	}
-	if r, ok := formatChar(e); ok {
-		return "", "", formatProblem("email", r)
+	if r, ok := formatchar.Any(e); ok {
+		return "", "", formatchar.Problem("email", r)
 	}
 	c := ComposeEmail(e)
 	if utf8.RuneCountInString(c) > MaxEmailRunes {
@@ -256,28 +258,6 @@ var commonPasswords = func() map[string]bool {
 	return m
 }()
 
-// formatChar returns the first invisible formatting character of s
-// (Unicode category Cf: zero-width characters such as U+200B and U+200D, the
-// bidi controls U+202A to U+202E and U+2066 to U+2069, U+FEFF, the tag
-// characters). Shown, they are nothing or reorder their neighbours, so
-// an email or a name holding one looks like another account's: refused in
-// both (until 2026-12-08 they passed). Unicode's composition neither makes
-// nor removes one, so the form as sent decides.
-func formatChar(s string) (rune, bool) {
-	for _, r := range s {
-		if unicode.Is(unicode.Cf, r) {
-			return r, true
-		}
-	}
-	return 0, false
-}
-
-// formatProblem is the message refusing field for holding r (formatChar):
-// it names the character's code point, never the value.
-func formatProblem(field string, r rune) string {
-	return fmt.Sprintf("%s must not contain the invisible formatting character %U (Unicode category Cf: zero-width and bidi controls)", field, r)
-}
-
 func normalizeName(name string) (string, string) {
 	n := strings.TrimSpace(name)
 	switch {
@@ -293,8 +273,10 @@ func normalizeName(name string) (string, string) {
 			return "", "name must not contain control characters"
 		}
 	}
-	if r, ok := formatChar(n); ok {
-		return "", formatProblem("name", r)
+	// A joiner between letters passes (formatchar.InName): Persian and
+	// Indic names need one (until 2026-12-08 it was refused too).
+	if r, ok := formatchar.InName(n); ok {
+		return "", formatchar.Problem("name", r)
 	}
 	return n, ""
 }
