@@ -23,7 +23,7 @@ func TestEveryPlantedViolationIsCaughtAndNothingElse(t *testing.T) {
 		"dev/helper imports cmd/tool/flags: nothing imports a command [areas]",
 		"functions/a imports functions/b: one function imports no other [areas]",
 		"internal/cart imports in a test dev/helper: internal/ may import only internal/ [areas]",
-		"internal/orders imports internal/orders/ordersdb: a domain package imports only domain packages and internal/fault, internal/events, internal/auth, internal/ids, internal/jsonint [domain]",
+		"internal/orders imports internal/orders/ordersdb: a domain package imports only domain packages and internal/fault, internal/events, internal/auth, internal/ids, internal/jsonint, internal/formatchar [domain]",
 		"internal/orders imports net/http: a domain package does no I/O (network, database, files, processes, logs) [domain]",
 		"internal/orders/ordersdb imports net/http: a store package imports no HTTP package [store]",
 		"internal/routes imports functions/b: internal/ may import only internal/ [areas]",

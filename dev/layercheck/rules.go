@@ -37,9 +37,10 @@ var domain = []string{
 }
 
 // kernel are the shop's packages a domain package may import besides the
-// other domain packages: error kinds, the event envelope, identities and the
-// API's spelling of ids and of a body's integers.
-var kernel = []string{"internal/fault", "internal/events", "internal/auth", "internal/ids", "internal/jsonint"}
+// other domain packages: error kinds, the event envelope, identities, the
+// API's spelling of ids and of a body's integers, and the invisible
+// characters a name may not hold.
+var kernel = []string{"internal/fault", "internal/events", "internal/auth", "internal/ids", "internal/jsonint", "internal/formatchar"}
 
 // domainThirdParty are the only packages outside the standard library a
 // domain package may import: ids, and Unicode normalisation (users compose
