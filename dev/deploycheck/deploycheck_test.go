@@ -309,13 +309,14 @@ func TestEveryAlertLinksItsRunbook(t *testing.T) {
 	}
 }
 
-// TestAnAlertLinksItsRunbookSection: an alert of dead-letters.md whose
-// runbook page has a section headed with its name links that section (runbook_url's
-// #fragment, GitHub's anchor of the heading), so whoever is paged lands on
-// the steps for it, not at the top of a page that serves several alerts;
-// and every fragment names a heading of its page. Until 2026-12-08
-// DeadLetters linked docs/runbooks/dead-letters.md's top and its
-// description sent the operator to the RabbitMQ UI.
+// TestAnAlertLinksItsRunbookSection: every alert's runbook_url names a
+// section of its page (a #fragment, GitHub's anchor of one of its headings),
+// and an alert whose page has a section headed with its name links that
+// one, so whoever is paged lands on the steps for it, not at the top of a
+// page that serves several alerts. Until 2026-12-08 DeadLetters linked
+// docs/runbooks/dead-letters.md's top and its description sent the
+// operator to the RabbitMQ UI; the alerts of datastores.md and rabbitmq.md
+// linked their pages' tops although each had its own section.
 func TestAnAlertLinksItsRunbookSection(t *testing.T) {
 	const prefix = "https://github.com/shopfaas/shop/blob/main/"
 	var rules struct {
@@ -329,7 +330,6 @@ func TestAnAlertLinksItsRunbookSection(t *testing.T) {
 	if err := yaml.Unmarshal(read(t, "monitoring/rules/shop.yml"), &rules); err != nil {
 		t.Fatal(err)
 	}
-	heading := regexp.MustCompile(`(?m)^#{1,6}[ \t]+(.+?)[ \t]*$`)
 	sections := 0
 	for _, g := range rules.Groups {
 		for _, r := range g.Rules {
@@ -343,10 +343,10 @@ func TestAnAlertLinksItsRunbookSection(t *testing.T) {
 			}
 			anchors := map[string]bool{}
 			own := ""
-			for _, m := range heading.FindAllStringSubmatch(string(text), -1) {
-				anchors[githubAnchor(m[1])] = true
-				if own == "" && regexp.MustCompile(`\b`+r.Alert+`\b`).MatchString(m[1]) {
-					own = githubAnchor(m[1])
+			for _, h := range headings(string(text)) {
+				anchors[githubAnchor(h)] = true
+				if own == "" && regexp.MustCompile(`\b`+r.Alert+`\b`).MatchString(h) {
+					own = githubAnchor(h)
 				}
 			}
 			// The DLQ's messages are read with the tool, which shows
@@ -355,22 +355,40 @@ func TestAnAlertLinksItsRunbookSection(t *testing.T) {
 			if d := r.Annotations["description"]; r.Alert == "DeadLetters" && (!strings.Contains(d, "deadletters inspect") || strings.Contains(d, "RabbitMQ UI")) {
 				t.Errorf("alert DeadLetters: description %q, want it to name deadletters inspect, not the RabbitMQ UI", d)
 			}
-			if fragment != "" && !anchors[fragment] {
-				t.Errorf("alert %s: %s has no heading #%s", r.Alert, page, fragment)
-			}
-			// Only dead-letters.md's alerts so far: the other pages'
-			// (datastores.md, …) still link the page's top.
-			if own != "" && page == "docs/runbooks/dead-letters.md" {
+			switch {
+			case own != "":
 				sections++
 				if fragment != own {
 					t.Errorf("alert %s: runbook_url %q, want its section %s#%s", r.Alert, r.Annotations["runbook_url"], prefix+page, own)
 				}
+			case fragment == "":
+				t.Errorf("alert %s: runbook_url %q names no section of its page", r.Alert, r.Annotations["runbook_url"])
+			case !anchors[fragment]:
+				t.Errorf("alert %s: %s has no heading #%s", r.Alert, page, fragment)
 			}
 		}
 	}
 	if sections == 0 {
-		t.Fatal("no alert has a section of its own in docs/runbooks/dead-letters.md (it has three)")
+		t.Fatal("no alert has a section of its own in docs/runbooks (dead-letters.md, datastores.md, rabbitmq.md have them)")
 	}
+}
+
+// headings are a Markdown page's ATX headings' texts, outside fenced code
+// blocks: a shell comment in a ```sh block is no heading and has no anchor.
+func headings(page string) []string {
+	heading := regexp.MustCompile(`^#{1,6}[ \t]+(.+?)[ \t#]*$`)
+	var out []string
+	fenced := false
+	for _, line := range strings.Split(page, "\n") {
+		if t := strings.TrimSpace(line); strings.HasPrefix(t, "```") || strings.HasPrefix(t, "~~~") {
+			fenced = !fenced
+			continue
+		}
+		if m := heading.FindStringSubmatch(line); m != nil && !fenced {
+			out = append(out, m[1])
+		}
+	}
+	return out
 }
 
 // githubAnchor is the anchor GitHub gives a Markdown heading: lower case,
