@@ -536,10 +536,13 @@ func TestDocumentRefusesWhatTheCodeRefuses(t *testing.T) {
 		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"\u2066Ann\u2069"}`, true},
 		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"\u200b"}`, true},
 		{"POST", "/api/v1/products", `{"sku":"A-1","name":"Mu\u200bg","category":"c","price":{"amount":100}}`, true},
-		// The joiners U+200C and U+200D pass in a name between letters or
-		// marks only (formatchar.InName): Persian and Indic names need them;
-		// never first, last, doubled or beside a space or digit. An email
-		// holds neither.
+		// The joiners U+200C and U+200D pass in a name only where they join
+		// (formatchar.InName): after a virama, or a non-joiner between
+		// letters of a joining script, as Persian and Indic names need them;
+		// never between Latin letters, first, last, doubled or beside a space
+		// or digit. An email holds neither.
+		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"Ad\u200dmin"}`, true},
+		{"POST", "/api/v1/products", `{"sku":"A-1","name":"Mu\u200dg","category":"c","price":{"amount":100}}`, true},
 		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"\u0646\u06cc\u06a9\u200c\u0646\u0627\u0645"}`, false},
 		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"\u200cAnn"}`, true},
 		{"POST", "/api/v1/users", `{"email":"a@b.co","password":"secret-enough","name":"Ann\u200d"}`, true},
