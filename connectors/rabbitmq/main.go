@@ -52,6 +52,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		RefreshInterval: c.Duration("REFRESH_INTERVAL", 5*time.Second),
 		UnbindAfter:     c.Duration("UNBIND_AFTER", 10*time.Minute),
 		InvokeTimeout:   c.Duration("INVOKE_TIMEOUT", 35*time.Second),
+		StopTimeout:     c.Duration("STOP_TIMEOUT", 0), // 0: INVOKE_TIMEOUT and connector.StopMargin
 		InternalToken:   auth.CredentialFrom(c, routes.CallerRabbitMQ),
 	}
 	cfg.GatewayUser, cfg.GatewayPassword = c.GatewayBasicAuth()

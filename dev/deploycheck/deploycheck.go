@@ -768,3 +768,38 @@ func CheckTimeouts(c Compose, fns map[string]FunctionTimeouts, kongRead map[stri
 	}
 	return errs
 }
+
+// FaasdKillAfter is how long faasd waits after a service's SIGTERM before it
+// kills it (its killTask), whatever the compose file says.
+const FaasdKillAfter = 30 * time.Second
+
+// CheckStopTimeout reports a connector service whose stop (STOP_TIMEOUT, by
+// default INVOKE_TIMEOUT and margin, connector.StopMargin) does not end
+// before faasd kills it: the calls still under way would be cut and their
+// events delivered again.
+func CheckStopTimeout(c Compose, service string, margin time.Duration) []error {
+	env := c.Services[service].Environment
+	if raw, ok := env["STOP_TIMEOUT"]; ok {
+		d, err := WatchdogDuration(raw)
+		if err != nil {
+			return []error{fmt.Errorf("%s STOP_TIMEOUT: %w", service, err)}
+		}
+		if d >= FaasdKillAfter {
+			return []error{fmt.Errorf("%s: stops after %s (STOP_TIMEOUT), want less than faasd's %s, after which it kills the connector mid-call", service, d, FaasdKillAfter)}
+		}
+		return nil
+	}
+	invoke := 35 * time.Second // the connector's default
+	if raw, ok := env["INVOKE_TIMEOUT"]; ok {
+		d, err := WatchdogDuration(raw)
+		if err != nil {
+			return []error{fmt.Errorf("%s INVOKE_TIMEOUT: %w", service, err)}
+		}
+		invoke = d
+	}
+	if invoke+margin >= FaasdKillAfter {
+		return []error{fmt.Errorf("%s: stops after %s (INVOKE_TIMEOUT %s and the %s margin), want less than faasd's %s: set STOP_TIMEOUT below it",
+			service, invoke+margin, invoke, margin, FaasdKillAfter)}
+	}
+	return nil
+}

@@ -22,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shopfaas/shop/dev/stackfile"
+	"github.com/shopfaas/shop/internal/connector"
 	"github.com/shopfaas/shop/internal/edkey"
 	"github.com/shopfaas/shop/internal/proctest"
 )
@@ -1759,4 +1760,32 @@ func stringErrs(ss []string) []error {
 		errs = append(errs, errors.New(s))
 	}
 	return errs
+}
+
+// The rabbitmq-connector's stop (STOP_TIMEOUT, by default INVOKE_TIMEOUT and
+// connector.StopMargin) ends before faasd kills it, 30 s after its SIGTERM
+// whatever the compose file says: until 2026-12-08 it waited 40 s, and a
+// call still under way was cut by the kill and its event delivered again.
+func TestTheConnectorsStopEndsBeforeFaasdKillsIt(t *testing.T) {
+	if errs := CheckStopTimeout(realCompose(t), "rabbitmq-connector", connector.StopMargin); len(errs) > 0 {
+		t.Errorf("stop timeout:\n%s", strings.Join(errStrings(errs), "\n"))
+	}
+	for _, tc := range []struct{ env, want string }{
+		{`{INVOKE_TIMEOUT: 35s}`, "stops after 40s (INVOKE_TIMEOUT 35s and the 5s margin), want less than faasd's 30s"},
+		{`{INVOKE_TIMEOUT: 35s, STOP_TIMEOUT: 30s}`, "stops after 30s (STOP_TIMEOUT), want less than faasd's 30s"},
+		{`{INVOKE_TIMEOUT: 35s, STOP_TIMEOUT: soon}`, "STOP_TIMEOUT"},
+		{`{INVOKE_TIMEOUT: 35s, STOP_TIMEOUT: 25s}`, ""},
+		{`{INVOKE_TIMEOUT: "20"}`, ""},
+	} {
+		fixture, err := LoadCompose([]byte("services:\n  rabbitmq-connector:\n    environment: " + tc.env + "\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := CheckStopTimeout(fixture, "rabbitmq-connector", connector.StopMargin)
+		if tc.want == "" {
+			wantFindings(t, tc.env, errs)
+		} else {
+			wantFindings(t, tc.env, errs, tc.want)
+		}
+	}
 }

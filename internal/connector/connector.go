@@ -79,6 +79,11 @@ type Config struct {
 	RefreshInterval time.Duration
 	// InvokeTimeout bounds one invocation (default 35 s, above exec_timeout).
 	InvokeTimeout time.Duration
+	// StopTimeout bounds a stop's wait for the invocations in flight (drain;
+	// default InvokeTimeout and StopMargin). The runtime's kill must come
+	// after it: faasd kills a service 30 s after its SIGTERM, whatever its
+	// compose file says, so docker-compose.yml sets it below that.
+	StopTimeout time.Duration
 	// MaxBackoff caps the delay between broker reconnect attempts, and
 	// between replacements of a consumer the broker keeps ending (default
 	// 10 s).
@@ -134,6 +139,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.InvokeTimeout <= 0 {
 		c.InvokeTimeout = 35 * time.Second
+	}
+	if c.StopTimeout <= 0 {
+		c.StopTimeout = c.InvokeTimeout + StopMargin
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 10 * time.Second
@@ -208,6 +216,10 @@ type Connector struct {
 	// refused holds, per function whose queues the broker refuses, what
 	// was last logged of it (tellRefused).
 	refused map[string]refusal
+	// retiring counts the retired subscriptions whose invocations still run
+	// (retire): a stop waits for them as for the others (drain), where
+	// Run returned while they ran and their acks met a closed connection.
+	retiring sync.WaitGroup
 }
 
 // refusal is what was last logged of a function's refused queues.
@@ -393,7 +405,7 @@ func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 		if ctx.Err() != nil {
 			// The process stops: the invocations in flight run to their
 			// answer before anything is closed (drain).
-			c.drain(subs)
+			c.drain(subs, conn, closed)
 		}
 		// pubConn is closed first (again, for the early returns above): a
 		// worker waiting on it, in a copy's declaration after a return or
@@ -933,24 +945,33 @@ func (s *subscription) quiesce() {
 	s.quiesced = true
 }
 
-// StopMargin is how long past InvokeTimeout a stopping connector waits for
-// its invocations in flight and their acks or copies (drain). A deployment's
-// grace period (docker-compose.yml's stop_grace_period, Kubernetes'
-// terminationGracePeriodSeconds) must exceed INVOKE_TIMEOUT plus this margin,
-// or the runtime kills the connector mid-call.
+// StopMargin is how long past InvokeTimeout a stopping connector waits, by
+// default (Config.StopTimeout), for its invocations in flight and their acks
+// (drain). A deployment's grace period (Kubernetes'
+// terminationGracePeriodSeconds) must exceed that wait, or the runtime kills
+// the connector mid-call; faasd has none to set (it kills a service 30 s
+// after its SIGTERM), so docker-compose.yml sets STOP_TIMEOUT below 30 s.
 const StopMargin = 5 * time.Second
 
 // drain is the connector's graceful stop: no subscription takes a new
-// delivery (quiesce), and the invocations in flight run on to their answer
-// and are acked, retried or dead-lettered as usual, for at most
-// InvokeTimeout and StopMargin; stop then cuts what remains (a copy still
-// waiting for the broker: its delivery goes back unacked). Until 2026-12-08
-// a stop cancelled the invocations at once: the request was cut while the
-// function went on, the delivery went back to the queue, and the function
-// was called a second time for an event it had handled.
-func (c *Connector) drain(subs map[string]*subscription) {
+// delivery (quiesce), and the invocations in flight, those of retired
+// subscriptions too (retire), run on to their answer, for at most
+// StopTimeout. A success is acked; a failure is put back in
+// the queue uncounted (no retry or dead-letter copy: a stopping connector
+// publishes none), for the next consumer to invoke again. stop then cuts
+// what remains (its delivery goes back unacked). The wait is skipped, or
+// ended, once the consuming connection is closed (closed): no ack can land
+// on it any more, and the broker has put the deliveries back already. Until
+// 2026-12-08 a stop cancelled the invocations at once: the request was cut
+// while the function went on, the delivery went back to the queue, and the
+// function was called a second time for an event it had handled.
+func (c *Connector) drain(subs map[string]*subscription, conn *amqp.Connection, closed <-chan *amqp.Error) {
 	for _, s := range subs {
 		s.quiesce()
+	}
+	if conn.IsClosed() {
+		c.log.Warn("stopping with the broker connection lost: the invocations in flight are cut, the broker has put their deliveries back")
+		return
 	}
 	done := make(chan struct{})
 	go func() {
@@ -958,14 +979,17 @@ func (c *Connector) drain(subs map[string]*subscription) {
 		for _, s := range subs {
 			s.wg.Wait()
 		}
+		c.retiring.Wait()
 	}()
-	wait := time.NewTimer(c.cfg.InvokeTimeout + StopMargin)
+	wait := time.NewTimer(c.cfg.StopTimeout)
 	defer wait.Stop()
 	select {
 	case <-done:
+	case <-closed:
+		c.log.Warn("stopping: the broker connection was lost, the invocations still in flight are cut, the broker has put their deliveries back")
 	case <-wait.C:
 		c.log.Warn("stopping: invocations or their copies still under way are cut, their deliveries go back to the queue",
-			"waited", c.cfg.InvokeTimeout+StopMargin)
+			"waited", c.cfg.StopTimeout)
 	}
 }
 
@@ -1015,7 +1039,9 @@ func (s *subscription) retire() {
 		}
 	}()
 	_ = s.ch.Cancel(s.tag, false)
+	s.c.retiring.Add(1)
 	go func() {
+		defer s.c.retiring.Done()
 		s.wg.Wait() // the workers end once the cancelled consumer's deliveries do
 		s.cancel()
 		_ = s.ch.Close()

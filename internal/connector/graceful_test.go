@@ -4,6 +4,10 @@ import (
 	"log/slog"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopfaas/shop/internal/broker"
 )
 
 // An invocation in flight when the connector is told to stop (SIGTERM: a
@@ -29,13 +33,14 @@ func TestAnInvocationInFlightWhenTheConnectorStopsIsNotCut(t *testing.T) {
 		stop()
 	}()
 	// The function answers well within InvokeTimeout (2 s), after the stop
-	// began.
+	// began; the stop ends with its ack, not at drain's limit (InvokeTimeout
+	// and StopMargin), which a drain that always slept its limit reached.
 	time.Sleep(300 * time.Millisecond)
 	close(release)
 	select {
 	case <-stopped:
-	case <-time.After(e.cfg.InvokeTimeout + 5*time.Second):
-		t.Fatalf("the connector had not stopped %s after the stop began", e.cfg.InvokeTimeout+5*time.Second)
+	case <-time.After(time.Second):
+		t.Fatal("the connector had not stopped 1 s after the invocation in flight answered")
 	}
 	e.gw.mu.Lock()
 	cut := e.gw.cut["stopping"]
@@ -49,5 +54,123 @@ func TestAnInvocationInFlightWhenTheConnectorStopsIsNotCut(t *testing.T) {
 	}
 	if n := e.queueLen(t, e.names.Queue("stopping")); n != 0 {
 		t.Errorf("%d messages back in the queue, want 0: the answered delivery was not acked", n)
+	}
+}
+
+// A stop waits also for the invocation in flight of a function that left
+// the gateway's list (a retired subscription), and its ack lands: until
+// 2026-12-08 the stop waited only for the subscriptions still consuming, Run
+// returned while the retired call ran, the connection closed under it, and
+// its delivery went back to the queue for a second call.
+func TestAStopWaitsForTheInvocationsOfARetiredSubscription(t *testing.T) {
+	t.Parallel()
+	e := setup(t, "retiring")
+	reg, stop, release := heldWithBacklog(t, e, "retiring")
+	e.gw.remove("retiring")
+	deadline := time.Now().Add(10 * time.Second)
+	for requeued(t, reg, "retiring", requeueGone) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("the function's subscription was not retired within 10 s of its leaving")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		stop()
+	}()
+	select {
+	case <-stopped:
+		t.Fatal("the connector stopped while the retired subscription's invocation still ran")
+	case <-time.After(500 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case <-stopped:
+	case <-time.After(time.Second):
+		t.Fatal("the connector had not stopped 1 s after the retired invocation answered")
+	}
+	if n := invocations(t, reg, "retiring", "ok"); n != 1 {
+		t.Errorf("%v invocations counted ok, want 1", n)
+	}
+	// The three requeued uninvoked wait in the queue; the answered one was
+	// acked before the connection closed.
+	waitLenWithin(t, e, e.names.Queue("retiring"), 3, 10*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	if n := e.queueLen(t, e.names.Queue("retiring")); n != 3 {
+		t.Errorf("%d messages in the queue, want 3: the answered delivery was not acked", n)
+	}
+}
+
+// A stop whose consuming connection is lost, before or during the wait,
+// does not wait for invocations whose acks cannot land any more: drain
+// returns at once, or with the connection's close, not at its limit
+// (StopTimeout: InvokeTimeout and StopMargin, 7 s here).
+func TestAStopWithTheConnectionLostDoesNotWaitItsLimit(t *testing.T) {
+	t.Parallel()
+	e := setup(t, "lost")
+	e.cfg.setDefaults()
+	for _, lostBefore := range []bool{true, false} {
+		conn, err := broker.Dial(t.Context(), e.cfg.BrokerURL, "shop-connector-test-lost")
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &Connector{cfg: e.cfg, log: slog.New(slog.DiscardHandler)}
+		s := neverAnswering(c, ch)
+		if lostBefore {
+			_ = conn.Close()
+		} else {
+			time.AfterFunc(300*time.Millisecond, func() { _ = conn.Close() })
+		}
+		start := time.Now()
+		c.drain(map[string]*subscription{"lost": s}, conn, closed)
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("connection lost before the stop: %t; drain took %s, want at most 2 s", lostBefore, took.Round(time.Millisecond))
+		}
+		s.wg.Done()
+		_ = conn.Close()
+	}
+}
+
+// neverAnswering is a subscription of c on ch with an invocation in flight
+// that never ends until the caller calls s.wg.Done.
+func neverAnswering(c *Connector, ch *amqp.Channel) *subscription {
+	deliveries := make(chan amqp.Delivery)
+	close(deliveries)
+	s := &subscription{c: c, fn: "held", ch: ch, tag: "none", deliveries: deliveries, stopped: make(chan struct{})}
+	s.wg.Add(1)
+	return s
+}
+
+// A stop waits for the invocations in flight at most StopTimeout (STOP_TIMEOUT,
+// 25 s in docker-compose.yml, where faasd kills the connector 30 s after its
+// SIGTERM), then cuts them; until 2026-12-08 it always waited InvokeTimeout
+// and StopMargin (40 s in docker-compose.yml), past faasd's kill.
+func TestAStopWaitsAtMostStopTimeout(t *testing.T) {
+	t.Parallel()
+	e := setup(t, "limit")
+	e.cfg.StopTimeout = time.Second
+	e.cfg.setDefaults()
+	conn, err := broker.Dial(t.Context(), e.cfg.BrokerURL, "shop-connector-test-limit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := neverAnswering(&Connector{cfg: e.cfg, log: slog.New(slog.DiscardHandler)}, ch)
+	defer s.wg.Done()
+	start := time.Now()
+	s.c.drain(map[string]*subscription{"limit": s}, conn, closed)
+	if took := time.Since(start); took < 900*time.Millisecond || took > 3*time.Second {
+		t.Errorf("drain took %s with an invocation that never answers, want StopTimeout (1 s)", took.Round(time.Millisecond))
 	}
 }
