@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"net"
 	"net/url"
@@ -1529,7 +1530,7 @@ func checkDatabaseRoles(t *testing.T, cl privateCluster, passwords, roles map[st
 		if _, err := inbox.RecordedRetentions(ctx, conn); err != nil {
 			t.Errorf("the relay in shop_%s: inbox.RecordedRetentions: %v", database, err)
 		}
-		if _, err := inbox.Prune(ctx, conn, time.Hour); err != nil {
+		if _, err := inbox.Prune(ctx, conn, time.Hour, slog.New(slog.DiscardHandler)); err != nil {
 			t.Errorf("the relay in shop_%s: inbox.Prune: %v", database, err)
 		}
 		if _, err := notificationsdb.Prune(ctx, conn, time.Hour); err != nil {

@@ -6,6 +6,8 @@ package inbox
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -127,7 +129,8 @@ const PruneBatches = 20
 // time is that old (Events.Read, with the same INBOX_RETENTION).
 //
 // It reads only the records it deletes, through PruneIndex (nothing is
-// pruned until that index is built and valid): the table holds
+// pruned until that index is built and valid, and log is warned of it once
+// an hour per database, warnUnpruned): the table holds
 // the retention's records (30 days in the relay), and a DELETE by age with
 // no index read them all at every cleanup (docs/performance.md, item 35).
 // The records go in batches, oldest first (postgres.DeleteBatches), each
@@ -137,17 +140,24 @@ const PruneBatches = 20
 // backlog (after a relay outage, or a lowered INBOX_RETENTION) goes over
 // several cleanups instead of holding the events up; until 2026-12-06 one
 // cleanup deleted the whole backlog.
-func Prune(ctx context.Context, db postgres.Querier, olderThan time.Duration) (int64, error) {
+func Prune(ctx context.Context, db postgres.Querier, olderThan time.Duration, log *slog.Logger) (int64, error) {
 	// Until a service's migration has built PruneIndex, each batch would
 	// read the whole table: nothing is pruned before the index is valid
 	// (nor where the table is missing). A concurrent build shows the index
 	// before it is ready, and one that failed leaves it invalid until the
 	// next start builds it again; until 2026-12-08 the table's existence
 	// was enough (TestPruneWaitsForAValidIndex).
-	var valid bool
-	if err := db.QueryRow(ctx, `SELECT coalesce((SELECT indisvalid FROM pg_index
-		WHERE indexrelid = to_regclass('processed_events_processed_at')), false)`).Scan(&valid); err != nil || !valid {
+	var table, valid bool
+	var database string
+	if err := db.QueryRow(ctx, `SELECT to_regclass('processed_events') IS NOT NULL, coalesce((SELECT indisvalid FROM pg_index
+		WHERE indexrelid = to_regclass('processed_events_processed_at')), false), current_database()`).Scan(&table, &valid, &database); err != nil {
 		return 0, err
+	}
+	if !valid {
+		if table {
+			warnUnpruned(log, database)
+		}
+		return 0, nil
 	}
 	deleted, err := postgres.DeleteBatches(ctx, db, PruneBatches, `DELETE FROM processed_events WHERE ctid = ANY(ARRAY(SELECT ctid
 		FROM processed_events WHERE processed_at < now() - make_interval(secs => $1) ORDER BY processed_at LIMIT $2))`,
@@ -156,4 +166,31 @@ func Prune(ctx context.Context, db postgres.Querier, olderThan time.Duration) (i
 		return deleted, fmt.Errorf("prune processed events: %w", err)
 	}
 	return deleted, nil
+}
+
+// unprunedWarnEvery is how often Prune warns again of a database whose
+// processed_events it cannot prune (warnUnpruned): at every cleanup (10
+// minutes) would be noise, never (until 2026-12-08) let the table grow unseen.
+const unprunedWarnEvery = time.Hour
+
+// unprunedWarned holds when each database was last warned of.
+var (
+	unprunedMu     sync.Mutex
+	unprunedWarned = map[string]time.Time{}
+)
+
+// warnUnpruned warns that database's processed_events is not pruned, its
+// PruneIndex missing or invalid, at most once per unprunedWarnEvery.
+func warnUnpruned(log *slog.Logger, database string) {
+	unprunedMu.Lock()
+	last, seen := unprunedWarned[database]
+	now := time.Now()
+	if seen && now.Sub(last) < unprunedWarnEvery {
+		unprunedMu.Unlock()
+		return
+	}
+	unprunedWarned[database] = now
+	unprunedMu.Unlock()
+	log.Warn("processed_events is not pruned: its index processed_events_processed_at is missing or invalid (the service's migration builds it at start; see the PostgreSQL log for a failed CREATE INDEX CONCURRENTLY)",
+		"database", database, "again_within", unprunedWarnEvery.String())
 }

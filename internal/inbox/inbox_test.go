@@ -1,10 +1,13 @@
 package inbox_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -123,7 +126,7 @@ func TestPrune(t *testing.T) {
 	if _, err := pool.Exec(ctx, `UPDATE processed_events SET processed_at = now() - interval '40 days' WHERE event_id = $1`, old); err != nil {
 		t.Fatal(err)
 	}
-	n, err := inbox.Prune(ctx, pool, 30*24*time.Hour)
+	n, err := inbox.Prune(ctx, pool, 30*24*time.Hour, discard)
 	if err != nil || n != 1 {
 		t.Fatalf("Prune = %d, %v; want 1 record deleted", n, err)
 	}
@@ -139,7 +142,7 @@ func TestPrune(t *testing.T) {
 		t.Errorf("left %v, want only %v", left, fresh)
 	}
 	empty := pgtest.Open(t, fstest.MapFS{"0001_none.sql": {Data: []byte(`CREATE TABLE other (n int);`)}})
-	if n, err := inbox.Prune(ctx, empty, time.Hour); err != nil || n != 0 {
+	if n, err := inbox.Prune(ctx, empty, time.Hour, discard); err != nil || n != 0 {
 		t.Errorf("Prune without the table = %d, %v; want 0, nil", n, err)
 	}
 }
@@ -222,7 +225,7 @@ func TestPruneReadsOnlyTheRecordsItDeletes(t *testing.T) {
 			}
 			defer tx.Rollback(ctx)
 			before := pgtest.RowsRead(t, tx, "processed_events")
-			n, err := inbox.Prune(ctx, tx, 30*24*time.Hour)
+			n, err := inbox.Prune(ctx, tx, 30*24*time.Hour, discard)
 			rowsRead := pgtest.RowsRead(t, tx, "processed_events") - before
 			t.Logf("deleted %d records of %d, reading %d", n, old+fresh, rowsRead)
 			if err != nil || n != old {
@@ -271,7 +274,7 @@ func TestPruneWaitsForAValidIndex(t *testing.T) {
 	prunesNothing := func(t *testing.T, tx pgx.Tx, why string) {
 		t.Helper()
 		before := pgtest.RowsRead(t, tx, "processed_events")
-		if n, err := inbox.Prune(ctx, tx, 30*24*time.Hour); err != nil || n != 0 {
+		if n, err := inbox.Prune(ctx, tx, 30*24*time.Hour, discard); err != nil || n != 0 {
 			t.Errorf("Prune %s = %d, %v; want 0, nil: nothing pruned until the index is valid", why, n, err)
 		}
 		if read := pgtest.RowsRead(t, tx, "processed_events") - before; read > 10 {
@@ -293,7 +296,7 @@ func TestPruneWaitsForAValidIndex(t *testing.T) {
 		if _, err := pool.Exec(ctx, inbox.PruneIndex); err != nil {
 			t.Fatal(err)
 		}
-		if n, err := inbox.Prune(ctx, pool, 30*24*time.Hour); err != nil || n != old {
+		if n, err := inbox.Prune(ctx, pool, 30*24*time.Hour, discard); err != nil || n != old {
 			t.Errorf("Prune once the index is built = %d, %v; want %d", n, err, old)
 		}
 	})
@@ -313,7 +316,7 @@ func TestPruneWaitsForAValidIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Valid again (the next start's build), the old records go.
-		if n, err := inbox.Prune(ctx, pool, 30*24*time.Hour); err != nil || n != old {
+		if n, err := inbox.Prune(ctx, pool, 30*24*time.Hour, discard); err != nil || n != old {
 			t.Errorf("Prune under the valid index = %d, %v; want %d", n, err, old)
 		}
 	})
@@ -329,7 +332,7 @@ func TestPruneDeletesInBatches(t *testing.T) {
 		SELECT gen_random_uuid(), 'c', now() - interval '40 days' FROM generate_series(1, $1)`, n); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := inbox.Prune(ctx, pool, 30*24*time.Hour); err != nil || got != n {
+	if got, err := inbox.Prune(ctx, pool, 30*24*time.Hour, discard); err != nil || got != n {
 		t.Fatalf("Prune = %d, %v; want %d records deleted", got, err, n)
 	}
 	var left int
@@ -350,14 +353,14 @@ func TestPruneStopsAfterItsBatches(t *testing.T) {
 		SELECT gen_random_uuid(), 'c', now() - interval '40 days' FROM generate_series(1, $1)`, n); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := inbox.Prune(ctx, pool, 30*24*time.Hour); err != nil || got != capped {
+	if got, err := inbox.Prune(ctx, pool, 30*24*time.Hour, discard); err != nil || got != capped {
 		t.Fatalf("first Prune = %d, %v; want its %d batches' %d records deleted", got, err, inbox.PruneBatches, capped)
 	}
 	var left int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM processed_events`).Scan(&left); err != nil || left != n-capped {
 		t.Errorf("%d records left after the first Prune (%v), want %d", left, err, n-capped)
 	}
-	if got, err := inbox.Prune(ctx, pool, 30*24*time.Hour); err != nil || got != n-capped {
+	if got, err := inbox.Prune(ctx, pool, 30*24*time.Hour, discard); err != nil || got != n-capped {
 		t.Fatalf("second Prune = %d, %v; want the %d records left deleted", got, err, n-capped)
 	}
 }
@@ -565,5 +568,39 @@ func TestARaisedConsumerRefusesWhatTheRelayMayHavePruned(t *testing.T) {
 	raisedAgo(5 * day)
 	if ev, w = build(70 * day); (w.Previous-55*day).Abs() > time.Minute || reads(ev, 56*day) || !reads(ev, 54*day) {
 		t.Errorf("raised to 90 days 5 days ago, then 70: %+v; want still growing from 55 days", w)
+	}
+}
+
+var discard = slog.New(slog.DiscardHandler)
+
+// A database whose processed_events table lacks a valid PruneIndex (its
+// migration's build failed, or never ran) has nothing pruned: Prune says so
+// with a warning naming the database, once an hour, where until 2026-12-08
+// it returned 0 forever, silently, and the table grew unseen. A database
+// without the table (not every service consumes events) is not warned of.
+func TestPruneWarnsOfAMissingIndex(t *testing.T) {
+	ctx := context.Background()
+	noIndex := pgtest.Open(t, fstest.MapFS{"0001_init.sql": {Data: []byte(inbox.Schema)}})
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	for range 3 {
+		if n, err := inbox.Prune(ctx, noIndex, time.Hour, log); err != nil || n != 0 {
+			t.Fatalf("Prune without the index = %d, %v; want 0, nil", n, err)
+		}
+	}
+	if got := strings.Count(logs.String(), "processed_events_processed_at"); got != 1 {
+		t.Errorf("%d warnings naming the index after three cleanups, want 1:\n%s", got, logs.String())
+	}
+	var db string
+	if err := noIndex.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), db) {
+		t.Errorf("the warning is not at WARN naming database %s:\n%s", db, logs.String())
+	}
+	logs.Reset()
+	empty := pgtest.Open(t, fstest.MapFS{"0001_none.sql": {Data: []byte(`CREATE TABLE other (n int);`)}})
+	if _, err := inbox.Prune(ctx, empty, time.Hour, log); err != nil || logs.Len() != 0 {
+		t.Errorf("Prune without the table: %v, logged %q; want nothing", err, logs.String())
 	}
 }

@@ -946,7 +946,7 @@ func (w *worker) cleanup(ctx context.Context, conn *pgx.Conn) error {
 		}
 		return nil
 	}
-	pruned, err := inbox.Prune(ctx, db, retention)
+	pruned, err := inbox.Prune(ctx, db, retention, w.log)
 	if err != nil {
 		if err := w.cleanupFailed(ctx, conn, err, &cut); err != nil {
 			return err
