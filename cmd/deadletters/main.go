@@ -92,9 +92,10 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
-	if len(args) == 1 && isHelp(args[0]) {
-		// Asked for, the usage is an answer, not an error (exit 0),
-		// and needs no configuration.
+	if slices.ContainsFunc(args, isHelp) {
+		// Asked for, alone or after a command (replay -h, flag.ErrHelp
+		// to its flag set), the usage is an answer, not an error
+		// (exit 0), and needs no configuration. Nothing is acted on.
 		_, err := fmt.Fprintln(out, usage)
 		return err
 	}

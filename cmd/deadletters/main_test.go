@@ -192,12 +192,15 @@ func TestAnInterruptedCommandTouchesNothingMore(t *testing.T) {
 //
 // -h (also -help, --help) asks for the usage: it is printed to stdout and
 // the command succeeds (exit 0, as flag.ErrHelp), before the configuration
-// is read; until 2026-12-08 it was an error, exit 1.
+// is read; until 2026-12-08 it was an error, exit 1. So it is after a
+// command (replay -h): until 2026-12-08 that was still an error, exit 1.
 func TestTheUsageNamesTheEnvironment(t *testing.T) {
-	for _, arg := range []string{"-h", "-help", "--help"} {
+	for _, args := range [][]string{{"-h"}, {"-help"}, {"--help"},
+		{"replay", "-h"}, {"list", "-help"}, {"purge", "--help"}, {"replay", "-type", "order.placed.v1", "-h"}} {
+		arg := strings.Join(args, " ")
 		var out bytes.Buffer
 		// A broken RABBITMQ_URL: -h needs no configuration.
-		if err := run(context.Background(), []string{arg}, config.Env(map[string]string{"RABBITMQ_URL": "::"}), &out); err != nil {
+		if err := run(context.Background(), args, config.Env(map[string]string{"RABBITMQ_URL": "::"}), &out); err != nil {
 			t.Fatalf("%s: err %v, want none", arg, err)
 		}
 		for _, v := range []string{"usage:", "RABBITMQ_URL", "rabbitmq-password", "SECRETS_DIR", "GATEWAY_URL", "basic_auth", "EXCHANGE_PREFIX"} {
