@@ -253,3 +253,38 @@ func TestTheListedEnvironmentIsWhatTheProcessGets(t *testing.T) {
 		t.Errorf("described GATEWAY_URL %q GREETING %q, want %q and hello", st.EnvVars["GATEWAY_URL"], st.EnvVars["GREETING"], rt.GatewayURL)
 	}
 }
+
+// A name the runtime does not derive itself is listed as the deployment sent
+// it, never with the value the host overlaid (its OTEL_* variables,
+// Config.Env): those may carry a collector's API key or a database password
+// the deployer never sent, and faas-cli describe would print it. Until
+// 2026-12-08 the process's value was listed for every name.
+func TestTheListedEnvironmentNeverShowsAHostValue(t *testing.T) {
+	const hostHeaders, hostURL = "x-api-key=host-secret", "postgres://shop:host-password@127.0.0.1:5432/shop"
+	t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", hostHeaders)
+	rt := runtimetest.Start(t, runtimetest.Options{Binary: runtimetest.EchoFunction(t),
+		Env: map[string]string{"DATABASE_URL": hostURL}})
+	c := client(t, rt)
+	sent := map[string]string{"SHOP_ENV": "development",
+		"OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=sent", "DATABASE_URL": "postgres://sent@127.0.0.1/shop"}
+	deployEcho(t, rt, c, types.FunctionDeployment{Service: "echo", EnvVars: maps.Clone(sent)})
+	if got := envOf(t, rt, "echo", "OTEL_EXPORTER_OTLP_HEADERS"); got != hostHeaders {
+		t.Fatalf("the process has OTEL_EXPORTER_OTLP_HEADERS %q, want the host's %q (the test sets nothing up)", got, hostHeaders)
+	}
+	st, err := c.GetFunction(context.Background(), "echo", "openfaas-fn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.GetFunctions(context.Background(), "openfaas-fn")
+	if err != nil || len(list) != 1 {
+		t.Fatalf("functions: %+v, %v", list, err)
+	}
+	for k, want := range sent {
+		if v := st.EnvVars[k]; v != want {
+			t.Errorf("described %s = %q, want %q as sent", k, v, want)
+		}
+		if v := list[0].EnvVars[k]; v != want {
+			t.Errorf("listed %s = %q, want %q as sent", k, v, want)
+		}
+	}
+}

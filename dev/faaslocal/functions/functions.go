@@ -222,23 +222,37 @@ func (s *Store) deploy(spec types.FunctionDeployment, mustExist bool) error {
 	return replaceErr
 }
 
+// runtimeEnv are the names the runtime derives itself and sets over a
+// deployment's (launcher.Process in dev/faaslocal/process.go): addresses,
+// the function's name, its secrets folder, its drain interval. None is a
+// secret, so their listed values are the process's.
+var runtimeEnv = map[string]bool{
+	"GATEWAY_URL": true, "FUNCTION_URLS": true, "SERVICE_ADDR": true, "OPENFAAS_NAME": true,
+	"BIND_HOST": true, "LOOPBACK_HOST_ONLY": true, "SECRETS_DIR": true, "healthcheck_interval": true,
+}
+
 // listedEnv is what Status lists as a deployment's envVars (faas-cli
-// describe): each name the deployment set, with the value its process gets
-// (the launcher sets GATEWAY_URL, SERVICE_ADDR and others over it); a name
-// the process does not get is left out.
+// describe): each name the deployment set, as sent, except that a name the
+// runtime derives (runtimeEnv) has the value its process gets, and is left
+// out when the process does not get it. Every other name keeps the sent
+// value: the host's OTEL_* variables and Config.Env are overlaid on the
+// process's environment too, and may carry a collector's API key or a
+// database password that the deployer never sent.
 func listedEnv(sent map[string]string, process []string) map[string]string {
 	if len(sent) == 0 {
 		return sent
 	}
-	got := make(map[string]string, len(process))
+	got := make(map[string]string, len(runtimeEnv))
 	for _, kv := range process {
-		if k, v, ok := strings.Cut(kv, "="); ok {
+		if k, v, ok := strings.Cut(kv, "="); ok && runtimeEnv[k] {
 			got[k] = v
 		}
 	}
 	out := make(map[string]string, len(sent))
-	for k := range sent {
-		if v, ok := got[k]; ok {
+	for k, v := range sent {
+		if !runtimeEnv[k] {
+			out[k] = v
+		} else if v, ok := got[k]; ok {
 			out[k] = v
 		}
 	}
