@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -209,6 +212,56 @@ func TestTheUsageNamesTheEnvironment(t *testing.T) {
 			}
 		}
 	}
+}
+
+// cutAfterGets returns an AMQP URL of a proxy to the broker that forwards
+// one connection until the broker answers its n-th basic.get with a
+// message, and then closes it before that message reaches the client: a
+// cut at a known point of a walk over a queue, where a timer cut (until
+// 2026-12-08) could come after a fast replay had finished.
+func cutAfterGets(t *testing.T, n int) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		client, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer func() { _ = client.Close() }()
+		server, err := net.Dial("tcp", "127.0.0.1:5672")
+		if err != nil {
+			return
+		}
+		defer func() { _ = server.Close() }()
+		go func() { _, _ = io.Copy(server, client) }()
+		// The broker sends frames only: type, channel (2), size (4),
+		// payload, frame end; a method frame's payload starts with its
+		// class and method, basic.get-ok is 60, 71.
+		gets := 0
+		for {
+			header := make([]byte, 7)
+			if _, err := io.ReadFull(server, header); err != nil {
+				return
+			}
+			rest := make([]byte, binary.BigEndian.Uint32(header[3:])+1)
+			if _, err := io.ReadFull(server, rest); err != nil {
+				return
+			}
+			if header[0] == 1 && len(rest) >= 4 && binary.BigEndian.Uint16(rest) == 60 && binary.BigEndian.Uint16(rest[2:]) == 71 {
+				if gets++; gets == n {
+					return
+				}
+			}
+			if _, err := client.Write(append(header, rest...)); err != nil {
+				return
+			}
+		}
+	}()
+	return "amqp://guest:guest@" + ln.Addr().String() + "/"
 }
 
 // deadLetters declares function fn1 under a prefix of its own and puts one
@@ -527,17 +580,20 @@ func TestAReplayCutMidwayLosesNothing(t *testing.T) {
 			even = append(even, id)
 		}
 	}
-	cut, err := amqp.Dial(rabbitURL)
+	// The replay fetches every message of the DLQ (odd ones too): cut at
+	// its 41st, it cannot have finished, however fast the broker.
+	const cutAt = 41
+	cut, err := amqp.Dial(cutAfterGets(t, cutAt))
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		time.Sleep(50 * time.Millisecond)
-		_ = cut.Close()
-	}()
+	defer func() { _ = cut.Close() }()
 	taken, err := broker.ReplaySelected(context.Background(), cut, names, "fn1", broker.Selection{IDs: even})
 	if err == nil {
-		t.Skipf("the replay of %d messages ended before the cut; nothing to check", taken.Count)
+		t.Fatalf("the replay of %d messages ended without error; its connection was to be cut at fetch %d", taken.Count, cutAt)
+	}
+	if taken.Count == 0 || taken.Count >= cutAt {
+		t.Errorf("%d replayed before the cut at fetch %d; want some, fewer than %d", taken.Count, cutAt, cutAt)
 	}
 	t.Logf("cut after %d replayed: %v", taken.Count, err)
 	// Everything the cut connection held returns to the DLQ.
