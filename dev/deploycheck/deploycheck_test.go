@@ -346,10 +346,11 @@ func TestAnAlertLinksItsRunbookSection(t *testing.T) {
 			}
 			anchors := map[string]bool{}
 			own := ""
-			for _, h := range headings(string(text)) {
-				anchors[githubAnchor(h)] = true
-				if own == "" && regexp.MustCompile(`\b`+r.Alert+`\b`).MatchString(h) {
-					own = githubAnchor(h)
+			hs := headings(string(text))
+			for i, a := range pageAnchors(hs) {
+				anchors[a] = true
+				if own == "" && regexp.MustCompile(`\b`+r.Alert+`\b`).MatchString(hs[i]) {
+					own = a
 				}
 			}
 			// The DLQ's messages are read with the tool, which shows
@@ -410,11 +411,48 @@ func headings(page string) []string {
 	return out
 }
 
+// pageAnchors are the anchors GitHub gives a page's headings, in order: a
+// heading whose anchor an earlier one has gets -1, -2, … after it, so a
+// link to the second of two equal headings must name #…-1.
+func pageAnchors(headings []string) []string {
+	seen := map[string]int{}
+	out := make([]string, 0, len(headings))
+	for _, h := range headings {
+		a := githubAnchor(h)
+		if n := seen[a]; n > 0 {
+			seen[a]++
+			a = fmt.Sprintf("%s-%d", a, n)
+		} else {
+			seen[a] = 1
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// markdownLink is an inline link, [text](target); its text alone is in a
+// heading's anchor.
+var markdownLink = regexp.MustCompile(`\[([^\]]*)\]\([^)]*\)`)
+
+// Until 2026-12-08 a runbook link to the second of two equal headings
+// named the first (GitHub's is #steps-1), and a heading with a link had the
+// link's target in its anchor.
+func TestAnchorsAreGitHubs(t *testing.T) {
+	page := "# Runbook\n## Steps\n```sh\n# not a heading\n```\n## Steps\n### Steps\n" +
+		"## See [DeadLetters](dead-letters.md#deadletters) first\n## `deadletters` replay_all, 2h!\n"
+	got := pageAnchors(headings(page))
+	want := []string{"runbook", "steps", "steps-1", "steps-2", "see-deadletters-first", "deadletters-replay_all-2h"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("anchors (-want +got):\n%s", diff)
+	}
+}
+
 // githubAnchor is the anchor GitHub gives a Markdown heading: lower case,
-// spaces as hyphens, punctuation other than - and _ dropped.
+// spaces as hyphens, punctuation other than - and _ dropped, a link's text
+// only (pageAnchors adds the suffix of a repeated heading).
 func githubAnchor(heading string) string {
 	var b strings.Builder
-	for _, r := range strings.ToLower(heading) {
+	for _, r := range strings.ToLower(markdownLink.ReplaceAllString(heading, "$1")) {
 		switch {
 		case r == ' ':
 			b.WriteRune('-')
