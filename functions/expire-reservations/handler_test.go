@@ -511,6 +511,21 @@ func TestASlowPruneEndsBeforeTheDeadline(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Errorf("a run whose prune was cut: %d %s, want 200", rec.Code, rec.Body)
 	}
+	// The cut DELETE ends once PostgreSQL reads the cancel request pgx sends
+	// as the deadline passes, which comes a little after the answer: held
+	// until then, so that the lock's end cannot let it through first.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var waiting int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cut prune still waits on the locked row 5 s after the run answered")
+		}
+	}
 	_ = lock.Rollback(ctx)
 	var n int
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM reservations WHERE order_id = $1`, gone.ID).Scan(&n); err != nil || n != 1 {
