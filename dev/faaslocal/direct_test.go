@@ -232,20 +232,13 @@ func TestTheListedEnvironmentIsWhatTheProcessGets(t *testing.T) {
 	sent := map[string]string{"SHOP_ENV": "development", "GREETING": "hello",
 		"GATEWAY_URL": "http://127.0.0.1:8080", "SERVICE_ADDR": "127.0.0.1:1", "OPENFAAS_NAME": "someone-else"}
 	deployEcho(t, rt, c, types.FunctionDeployment{Service: "echo", EnvVars: maps.Clone(sent)})
-	st, err := c.GetFunction(context.Background(), "echo", "openfaas-fn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, err := c.GetFunctions(context.Background(), "openfaas-fn")
-	if err != nil || len(list) != 1 {
-		t.Fatalf("functions: %+v, %v", list, err)
-	}
+	st, listed := describedAndListed(t, c)
 	for k := range sent {
 		got := envOf(t, rt, "echo", k)
 		if v, ok := st.EnvVars[k]; v != got || ok != (got != "") {
 			t.Errorf("described %s = %q (listed: %v), the process has %q", k, v, ok, got)
 		}
-		if v := list[0].EnvVars[k]; v != got {
+		if v := listed.EnvVars[k]; v != got {
 			t.Errorf("listed %s = %q, the process has %q", k, v, got)
 		}
 	}
@@ -271,19 +264,12 @@ func TestTheListedEnvironmentNeverShowsAHostValue(t *testing.T) {
 	if got := envOf(t, rt, "echo", "OTEL_EXPORTER_OTLP_HEADERS"); got != hostHeaders {
 		t.Fatalf("the process has OTEL_EXPORTER_OTLP_HEADERS %q, want the host's %q (the test sets nothing up)", got, hostHeaders)
 	}
-	st, err := c.GetFunction(context.Background(), "echo", "openfaas-fn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, err := c.GetFunctions(context.Background(), "openfaas-fn")
-	if err != nil || len(list) != 1 {
-		t.Fatalf("functions: %+v, %v", list, err)
-	}
+	st, listed := describedAndListed(t, c)
 	for k, want := range sent {
 		if v := st.EnvVars[k]; v != want {
 			t.Errorf("described %s = %q, want %q as sent", k, v, want)
 		}
-		if v := list[0].EnvVars[k]; v != want {
+		if v := listed.EnvVars[k]; v != want {
 			t.Errorf("listed %s = %q, want %q as sent", k, v, want)
 		}
 	}

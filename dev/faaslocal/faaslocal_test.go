@@ -1462,3 +1462,18 @@ func TestASecondRuntimeOnOneStateDoesNotStart(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// describedAndListed is the one deployed function as faas-cli describe
+// (GET /system/function/<name>) and list (GET /system/functions) read it.
+func describedAndListed(t *testing.T, c *sdk.Client) (described, listed types.FunctionStatus) {
+	t.Helper()
+	st, err := c.GetFunction(context.Background(), "echo", "openfaas-fn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.GetFunctions(context.Background(), "openfaas-fn")
+	if err != nil || len(list) != 1 {
+		t.Fatalf("functions: %+v, %v", list, err)
+	}
+	return st, list[0]
+}

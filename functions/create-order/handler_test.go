@@ -92,6 +92,21 @@ func (f *fixture) body(qty int, token string) string {
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
+// nothingPlaced wants no order and no idempotency key written, and neither
+// stock reserved nor a card charged: a checkout refused before its saga.
+func (f *fixture) nothingPlaced(t *testing.T) {
+	t.Helper()
+	for _, q := range []string{`SELECT count(*) FROM orders`, `SELECT count(*) FROM idempotency_keys`} {
+		var n int
+		if err := f.pool.QueryRow(context.Background(), q).Scan(&n); err != nil || n != 0 {
+			t.Errorf("%s: %d (%v), want 0", q, n, err)
+		}
+	}
+	if c := f.svc.Counts(); c.Calls["reserve-stock"] != 0 || c.Charges != 0 {
+		t.Errorf("services called: %+v, want none", c)
+	}
+}
+
 func (f *fixture) post(u orderstest.User, body, key string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(http.MethodPost, "/api/v1/orders", strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
@@ -362,15 +377,7 @@ func TestACartWithNothingForSaleIsCartEmpty(t *testing.T) {
 	if rec.Code != http.StatusUnprocessableEntity || code(t, rec) != "cart_empty" {
 		t.Fatalf("cart of archived products: %d %s; want 422 cart_empty", rec.Code, rec.Body)
 	}
-	for _, q := range []string{`SELECT count(*) FROM orders`, `SELECT count(*) FROM idempotency_keys`} {
-		var n int
-		if err := f.pool.QueryRow(ctx, q).Scan(&n); err != nil || n != 0 {
-			t.Errorf("%s: %d (%v), want 0", q, n, err)
-		}
-	}
-	if c := f.svc.Counts(); c.Calls["reserve-stock"] != 0 || c.Charges != 0 {
-		t.Errorf("services called: %+v, want none", c)
-	}
+	f.nothingPlaced(t)
 	if lines, err := f.carts.Lines(ctx, buyer.UserID); err != nil || !slices.Equal(lines, []cart.Line{{ProductID: f.product, Quantity: 2}}) {
 		t.Errorf("cart after the refusal: %v %v, want it as it was", lines, err)
 	}
@@ -433,15 +440,7 @@ func TestACheckoutOfAMixedCartIsGetCartsCurrencyMismatch(t *testing.T) {
 	if !strings.Contains(p.Detail, "USD: "+f.product.String()) || !strings.Contains(p.Detail, "EUR: "+repriced.ID.String()) {
 		t.Errorf("detail %q does not name the products of each currency", p.Detail)
 	}
-	for _, q := range []string{`SELECT count(*) FROM orders`, `SELECT count(*) FROM idempotency_keys`} {
-		var n int
-		if err := f.pool.QueryRow(ctx, q).Scan(&n); err != nil || n != 0 {
-			t.Errorf("%s: %d (%v), want 0", q, n, err)
-		}
-	}
-	if c := f.svc.Counts(); c.Calls["reserve-stock"] != 0 || c.Charges != 0 {
-		t.Errorf("services called: %+v, want none", c)
-	}
+	f.nothingPlaced(t)
 	lines, err := f.carts.Lines(ctx, buyer.UserID)
 	sortLines := cmpopts.SortSlices(func(a, b cart.Line) bool { return a.ProductID.String() < b.ProductID.String() })
 	if diff := cmp.Diff(cartLines, lines, sortLines); err != nil || diff != "" {

@@ -212,9 +212,10 @@ func TestInvisibleFormattingCharactersAreRefused(t *testing.T) {
 }
 
 // A product's name holds a zero-width non-joiner (U+200C) or joiner
-// (U+200D) between letters or marks, as Persian and Indic names need, with
-// either write; first, last, doubled or beside a space it is refused.
-func TestANameHoldsAJoinerOnlyBetweenLetters(t *testing.T) {
+// (U+200D) where it joins (formatchar.InName), as Persian and Indic names
+// need, with either write; between Latin letters, first, last, doubled or
+// beside a space it is refused.
+func TestANameHoldsAJoinerOnlyWhereItJoins(t *testing.T) {
 	for _, name := range []string{"کتاب\u200cها", "  \u0915\u094d\u200d\u0937 lamp "} {
 		d := valid()
 		d.Name = name
@@ -234,7 +235,7 @@ func TestANameHoldsAJoinerOnlyBetweenLetters(t *testing.T) {
 			t.Errorf("Apply %s: %v, want accepted", body, err)
 		}
 	}
-	for _, name := range []string{"\u200c", "\u200cکتاب", "کتاب\u200d", "کتاب\u200c ", "کتاب\u200c\u200cها", "Lamp \u200dX", "Lamp\u200c2"} {
+	for _, name := range []string{"\u200c", "\u200cکتاب", "کتاب\u200d", "کتاب\u200c ", "کتاب\u200c\u200cها", "Lamp \u200dX", "Lamp\u200c2", "Mu\u200dg", "La\u200cmp"} {
 		d := valid()
 		d.Name = name
 		if _, err := catalog.NewProduct(d, time.Now()); !fault.Is(err, fault.Invalid, "invalid_request") || !strings.Contains(err.(*fault.Error).Message, "name must not contain the invisible formatting character U+200") {

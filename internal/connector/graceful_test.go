@@ -35,12 +35,14 @@ func TestAnInvocationInFlightWhenTheConnectorStopsIsNotCut(t *testing.T) {
 	// The function answers well within InvokeTimeout (2 s), after the stop
 	// began; the stop ends with its ack, not at drain's limit (InvokeTimeout
 	// and StopMargin), which a drain that always slept its limit reached.
+	// The consumer stays registered until the drain ends, so nothing shows
+	// the stop began: a short sleep lets it begin first.
 	time.Sleep(300 * time.Millisecond)
 	close(release)
 	select {
 	case <-stopped:
-	case <-time.After(time.Second):
-		t.Fatal("the connector had not stopped 1 s after the invocation in flight answered")
+	case <-time.After(3 * time.Second):
+		t.Fatal("the connector had not stopped 3 s after the invocation in flight answered (drain's limit is 7 s)")
 	}
 	e.gw.mu.Lock()
 	cut := e.gw.cut["stopping"]
@@ -67,13 +69,7 @@ func TestAStopWaitsForTheInvocationsOfARetiredSubscription(t *testing.T) {
 	e := setup(t, "retiring")
 	reg, stop, release := heldWithBacklog(t, e, "retiring")
 	e.gw.remove("retiring")
-	deadline := time.Now().Add(10 * time.Second)
-	for requeued(t, reg, "retiring", requeueGone) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("the function's subscription was not retired within 10 s of its leaving")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitGoneRequeued(t, reg, "retiring") // its subscription retired
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
@@ -87,8 +83,8 @@ func TestAStopWaitsForTheInvocationsOfARetiredSubscription(t *testing.T) {
 	close(release)
 	select {
 	case <-stopped:
-	case <-time.After(time.Second):
-		t.Fatal("the connector had not stopped 1 s after the retired invocation answered")
+	case <-time.After(3 * time.Second):
+		t.Fatal("the connector had not stopped 3 s after the retired invocation answered (drain's limit is 7 s)")
 	}
 	if n := invocations(t, reg, "retiring", "ok"); n != 1 {
 		t.Errorf("%v invocations counted ok, want 1", n)

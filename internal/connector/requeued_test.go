@@ -16,6 +16,20 @@ func requeued(t *testing.T, reg *prometheus.Registry, fn, reason string) float64
 	return v
 }
 
+// waitGoneRequeued waits until fn's three held deliveries (heldWithBacklog)
+// are counted requeued as gone, 10 s at most after fn left the gateway's list.
+func waitGoneRequeued(t *testing.T, reg *prometheus.Registry, fn string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for requeued(t, reg, fn, requeueGone) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("shop_connector_requeued_total{reason=%q} = %v 10 s after %s left, want 3",
+				requeueGone, requeued(t, reg, fn, requeueGone), fn)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // heldWithBacklog starts a connector invoking fn one delivery at a time,
 // its answers held back, with four events published: one is being invoked
 // and the client holds the three others (the queue has none ready).
@@ -73,16 +87,9 @@ func TestTheRequeuesOfAGoneFunctionAreCounted(t *testing.T) {
 	e := setup(t, "leaving")
 	reg, _, release := heldWithBacklog(t, e, "leaving")
 	e.gw.remove("leaving")
-	deadline := time.Now().Add(10 * time.Second)
-	for requeued(t, reg, "leaving", requeueGone) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("shop_connector_requeued_total{reason=%q} = %v 10 s after the function left, want 3",
-				requeueGone, requeued(t, reg, "leaving", requeueGone))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitGoneRequeued(t, reg, "leaving")
 	close(release)
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for invocations(t, reg, "leaving", "ok") < 1 {
 		if time.Now().After(deadline) {
 			t.Fatal("the invocation in flight was not acked within 10 s of its answer")

@@ -236,9 +236,10 @@ func TestRegisteredEvent(t *testing.T) {
 }
 
 // Persian and Indic names need a zero-width non-joiner (U+200C) or joiner
-// (U+200D) between letters: a name holds one there, never first, last,
-// doubled or beside a space; an email holds neither, anywhere.
-func TestANameHoldsAJoinerOnlyBetweenLetters(t *testing.T) {
+// (U+200D) where it joins (formatchar.InName): a name holds one there,
+// never between Latin letters, first, last, doubled or beside a space; an
+// email holds neither, anywhere.
+func TestANameHoldsAJoinerOnlyWhereItJoins(t *testing.T) {
 	for _, name := range []string{"می\u200cخواهم", "Ali \u0646\u0627\u0645\u200c\u0647\u0627", "\u0915\u094d\u200d\u0937\u093e"} {
 		r, err := NewRegistration("a@example.com", "correct horse", name)
 		if err != nil {
@@ -247,7 +248,7 @@ func TestANameHoldsAJoinerOnlyBetweenLetters(t *testing.T) {
 			t.Errorf("name %+q stored as %+q", name, r.Name)
 		}
 	}
-	for _, name := range []string{"\u200c", "\u200cAli", "Ali\u200d", "Ali\u200d ", "ش\u200c\u200cب", "A \u200cB", "A\u200c1"} {
+	for _, name := range []string{"\u200c", "\u200cAli", "Ali\u200d", "Ali\u200d ", "ش\u200c\u200cب", "A \u200cB", "A\u200c1", "Ad\u200dmin", "A\u200cnn"} {
 		if _, err := NewRegistration("a@example.com", "correct horse", name); !fault.Is(err, fault.Invalid, "invalid_request") || !strings.Contains(err.(*fault.Error).Message, "name must not contain the invisible formatting character U+200") {
 			t.Errorf("name %+q: err = %v, want invalid_request naming the joiner", name, err)
 		}

@@ -47,19 +47,14 @@ func TestWaitingCallsStartInTheOrderTheyWereQueued(t *testing.T) {
 	w := queue.NewWorker(queue.Config{Journal: openJournal(t, dir), Functions: fns, Replicas: fns})
 	var want []string
 	for i := range 200 {
-		c := call("fifo-" + strconv.Itoa(i))
-		c.Callback = ""
+		c := uncalled("fifo-" + strconv.Itoa(i))
 		if err := w.Enqueue(c); err != nil {
 			t.Fatal(err)
 		}
 		want = append(want, c.CallID)
 	}
 	close(release)
-	waitEntries(t, dir, 0)
-	w.Stop()
-	if got := seen(); !slices.Equal(got, want) {
-		t.Errorf("calls started in the order %v, want %v", got, want)
-	}
+	startedInOrder(t, dir, w, seen, want)
 }
 
 // Calls a previous run accepted are replayed in the order they were
@@ -73,8 +68,7 @@ func TestReplayedCallsStartInJournalOrder(t *testing.T) {
 	j := openJournal(t, dir)
 	var want []string
 	for i := range 20 {
-		c := call("z-" + strconv.Itoa(20-i)) // ids whose order is not the journal's
-		c.Callback = ""
+		c := uncalled("z-" + strconv.Itoa(20-i)) // ids whose order is not the journal's
 		if _, err := j.Put(c); err != nil {
 			t.Fatal(err)
 		}
@@ -85,11 +79,7 @@ func TestReplayedCallsStartInJournalOrder(t *testing.T) {
 	if err := w.Replay(); err != nil {
 		t.Fatal(err)
 	}
-	waitEntries(t, dir, 0)
-	w.Stop()
-	if got := seen(); !slices.Equal(got, want) {
-		t.Errorf("replayed calls started in the order %v, want %v", got, want)
-	}
+	startedInOrder(t, dir, w, seen, want)
 }
 
 // ids are the call ids of calls, in their order.
@@ -180,13 +170,11 @@ func TestCallsStartInTheOrderTheyWereQueuedAcrossARestart(t *testing.T) {
 	releaseFirst := func() { once.Do(func() { close(release) }) }
 	t.Cleanup(releaseFirst) // before fn.Close, which waits for the first call
 	dir := t.TempDir()
-	old := call("older-runtime")
-	old.Callback = ""
+	old := uncalled("older-runtime")
 	writeUnsequenced(t, dir, "older-runtime.json", old, time.Now().Add(-time.Hour))
 	previous := openJournal(t, dir)
 	for _, id := range []string{"previous-1", "previous-2"} {
-		c := call(id)
-		c.Callback = ""
+		c := uncalled(id)
 		if _, err := previous.Put(c); err != nil {
 			t.Fatal(err)
 		}
@@ -198,15 +186,28 @@ func TestCallsStartInTheOrderTheyWereQueuedAcrossARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the first replayed call runs and two wait", func() bool { return len(seen()) == 1 && w.Waiting() == 2 })
-	since := call("accepted-since")
-	since.Callback = ""
+	since := uncalled("accepted-since")
 	if err := w.Enqueue(since); err != nil {
 		t.Fatal(err)
 	}
 	releaseFirst()
+	startedInOrder(t, dir, w, seen, []string{"older-runtime", "previous-1", "previous-2", "accepted-since"})
+}
+
+// uncalled is call(id) with no callback: these tests watch the order in
+// which the function sees the calls.
+func uncalled(id string) queue.Call {
+	c := call(id)
+	c.Callback = ""
+	return c
+}
+
+// startedInOrder waits until dir's journal is empty, stops w, and wants the
+// function to have seen the calls in the order want.
+func startedInOrder(t *testing.T, dir string, w *queue.Worker, seen func() []string, want []string) {
+	t.Helper()
 	waitEntries(t, dir, 0)
 	w.Stop()
-	want := []string{"older-runtime", "previous-1", "previous-2", "accepted-since"}
 	if got := seen(); !slices.Equal(got, want) {
 		t.Errorf("calls started in the order %v, want %v", got, want)
 	}
@@ -235,8 +236,7 @@ func TestACallAcceptedWhileItsFunctionsReplayWaitsRunsAfterIt(t *testing.T) {
 	j := openJournal(t, dir)
 	var want []string
 	for _, id := range []string{"replayed-1", "replayed-2"} {
-		c := call(id)
-		c.Callback = ""
+		c := uncalled(id)
 		if _, err := j.Put(c); err != nil {
 			t.Fatal(err)
 		}
@@ -248,18 +248,13 @@ func TestACallAcceptedWhileItsFunctionsReplayWaitsRunsAfterIt(t *testing.T) {
 	if err := w.Replay(); err != nil {
 		t.Fatal(err)
 	}
-	since := call("accepted-since")
-	since.Callback = ""
+	since := uncalled("accepted-since")
 	if err := w.Enqueue(since); err != nil {
 		t.Fatal(err)
 	}
 	want = append(want, since.CallID)
 	close(ready)
-	waitEntries(t, dir, 0)
-	w.Stop()
-	if got := seen(); !slices.Equal(got, want) {
-		t.Errorf("calls started in the order %v, want %v", got, want)
-	}
+	startedInOrder(t, dir, w, seen, want)
 }
 
 // A call kept back behind its function's replay still runs when the replay
@@ -271,8 +266,7 @@ func TestACallKeptBackRunsWhenItsFunctionsReplayGivesUp(t *testing.T) {
 	fn, seen := orderedFunction(t, release)
 	dir := t.TempDir()
 	j := openJournal(t, dir)
-	kept := call("kept")
-	kept.Callback = ""
+	kept := uncalled("kept")
 	if _, err := j.Put(kept); err != nil {
 		t.Fatal(err)
 	}
@@ -281,8 +275,7 @@ func TestACallKeptBackRunsWhenItsFunctionsReplayGivesUp(t *testing.T) {
 	if err := w.Replay(); err != nil {
 		t.Fatal(err)
 	}
-	since := call("accepted-since")
-	since.Callback = ""
+	since := uncalled("accepted-since")
 	if err := w.Enqueue(since); err != nil {
 		t.Fatal(err)
 	}

@@ -103,9 +103,12 @@ func TestCreateRefusesAnIncompletePlacement(t *testing.T) {
 		"a lease below zero":     {Lease: -time.Second},
 	} {
 		p.Order, p.PaymentToken = newOrder(t, uuid.New()), "tok"
+		// Create's own refusal, not a database error (fault.Is takes any
+		// error that is no fault.Error for Internal).
 		err := store.Create(ctx, p)
-		if !fault.Is(err, fault.Internal, "") {
-			t.Errorf("%s: %v, want an internal error", name, err)
+		var fe *fault.Error
+		if !errors.As(err, &fe) || fe.Kind != fault.Internal {
+			t.Errorf("%s: %v, want Create's internal error", name, err)
 		}
 		if _, gerr := store.Get(ctx, p.Order.ID); !fault.Is(gerr, fault.NotFound, "") {
 			t.Errorf("%s: the order was written (%v)", name, gerr)

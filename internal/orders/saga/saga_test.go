@@ -1439,7 +1439,9 @@ func TestARetryWhileOrAfterRecoveryDrivesTheOrderIsReplayedAtOnce(t *testing.T) 
 			t.Fatalf("asked again %s (after %s): %s %+v %v, want the order replayed %s",
 				when, waited.Round(time.Millisecond), again.Outcome(), again.Order, err, want)
 		}
-		if waited > time.Second {
+		// Well under the 5 s a retry waits on a key it takes as running
+		// (KeyWait), with room for a loaded machine.
+		if waited > 3*time.Second {
 			t.Fatalf("asked again %s, the replay waited %s for a recovery run", when, waited.Round(time.Millisecond))
 		}
 	}
