@@ -747,29 +747,42 @@ func TestACancelWhileTheRelayAnswersTheMessageSendsOneEmail(t *testing.T) {
 }
 
 // A message the relay has in full but never answered within SMTP_TIMEOUT
-// may have gone out: the delivery fails (503) but keeps its claim, so a
-// redelivery within the claim's lease sends nothing and answers 503, and
-// only one after the lease sends it again. Until 2026-12-06 the claim was
-// released and the redelivery, at once, sent a second email.
-func TestAnUnansweredMessageKeepsItsClaim(t *testing.T) {
+// may have gone out: it is recorded sent (at most once), so no redelivery
+// ever sends it again, and the order's other email is not held behind it. A
+// cancellation's unanswered send answers 200, emailed; the placing's
+// delivery then answers 200 at once without sending ("confirmed" never
+// follows "cancelled"), and the cancellation's redelivery sends nothing.
+// Until 2026-12-06 the claim was released and the redelivery, at once, sent
+// a second email; until 2026-12-08 the claim was kept for its minute: the
+// placing's deliveries answered 503 meanwhile, and after it both emails
+// could go, the cancellation's twice.
+func TestAnUnansweredMessageIsNeverSentTwice(t *testing.T) {
 	e := setup(t, true)
 	u := userstest.Register(t, e.users, "hal@example.com", "correct horse battery", "Hal")
-	body := fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: uuid.New(), UserID: u.ID, Status: orders.Confirmed})
+	order := uuid.New()
+	placed := fntest.Envelope(t, "test", events.OrderPlaced, "", orders.EventData{OrderID: order, UserID: u.ID, Status: orders.Confirmed})
+	ended := fntest.Envelope(t, "test", events.OrderCancelled, "", orders.EventData{OrderID: order, UserID: u.ID, Status: orders.Cancelled})
+	if code, _ := deliver(t, e.handler(nil), placed); code != 200 { // stored, its email owed
+		t.Fatalf("placed: %d", code)
+	}
 	s, err := smtpmail.New(smtpmail.Config{Addr: e.smtp.Addr, From: "shop@example.com", Username: smtptest.Username,
 		Password: smtptest.Password, RootCAs: e.smtp.RootCAs, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.smtp.SlowMessageAnswers(2 * time.Second) // beyond SMTP_TIMEOUT
-	if code, _ := deliver(t, e.handler(s), body); code != http.StatusServiceUnavailable {
-		t.Fatalf("the unanswered delivery answered %d, want 503", code)
+	if code, resp := deliver(t, e.handler(s), ended); code != 200 || !resp.Emailed {
+		t.Fatalf("the unanswered delivery: %d %+v, want 200, emailed (recorded sent)", code, resp)
 	}
 	e.smtp.SlowMessageAnswers(0)
-	if code, _ := deliver(t, e.h, body); code != http.StatusServiceUnavailable {
-		t.Errorf("the redelivery within the lease answered %d, want 503 (the claim held)", code)
+	if code, resp := deliver(t, e.h, placed); code != 200 || resp.Emailed {
+		t.Errorf("placed, redelivered after the end's unanswered send: %d %+v, want 200 with no email", code, resp)
+	}
+	if code, resp := deliver(t, e.h, ended); code != 200 || !resp.Duplicate || !resp.Emailed {
+		t.Errorf("the end, redelivered: %d %+v, want 200, duplicate, emailed", code, resp)
 	}
 	if m := len(e.smtp.Messages()); m != 1 {
-		t.Errorf("%d emails for one event, want 1", m)
+		t.Errorf("%d emails for the order, want 1 (the cancellation's, once)", m)
 	}
 }
 

@@ -184,9 +184,9 @@ var ErrUndeliverable = errors.New("the email cannot be delivered")
 
 // ErrUnanswered is what a mail transport's error wraps when the server was
 // handed the whole message (SMTP: the final dot was written) but its answer
-// never came: the email may have gone out. Sending it again at once could
-// send it twice, so the sender keeps its claim and lets the claim's lease
-// decide when a later delivery may send it again.
+// never came: the email may have gone out. Sending it again could send it
+// twice, so it is recorded sent and never sent again (notifysvc): an email
+// goes out at most once.
 var ErrUnanswered = errors.New("the email was handed over but not answered")
 
 // Email is a notification's email: what a mail transport needs to send it.

@@ -57,7 +57,8 @@ type Accounts interface {
 // notifications.ErrUndeliverable means it never will be (the server refused
 // it for good), and sending it again would get the same answer; one that
 // wraps notifications.ErrUnanswered means the server had the whole message
-// but never answered: it may have gone out, and the claim is kept.
+// but never answered: it may have gone out, and it is recorded sent (at most
+// once: never sent again).
 type Mailer interface {
 	Send(ctx context.Context, e notifications.Email) error
 }
@@ -159,6 +160,9 @@ func (s *Service) Notify(ctx context.Context, consumer string, e notifications.E
 // send, reported false, false); a failed send is fault.Unavailable so the
 // connector retries, unless the server refused the email for good
 // (notifications.ErrUndeliverable): that is recorded and reported, no error.
+// A message the server had in full but never answered
+// (notifications.ErrUnanswered) is recorded and reported sent: an email is
+// sent at most once.
 func (s *Service) email(ctx context.Context, n notifications.Notification) (sent, refused bool, err error) {
 	u, err := s.users.Get(ctx, n.UserID)
 	if fault.Is(err, fault.NotFound, "") {
@@ -189,15 +193,20 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (sent
 		if errors.Is(err, notifications.ErrUndeliverable) {
 			return false, true, s.refused(ctx, n, u.Email, claim, err)
 		}
-		telemetry.ShopFrom(ctx).NotificationEmail(telemetry.EmailFailed)
 		if errors.Is(err, notifications.ErrUnanswered) {
-			// The server may have the message: the claim is kept, so no
-			// redelivery sends it again before the lease (EmailLease) runs
-			// out; one after it does, which is the lease's to decide.
-			s.log.WarnContext(ctx, "email handed over but not answered: the claim is kept until its lease runs out",
+			// The server has the whole message and may have sent it: it is
+			// recorded sent, at most once. Kept unrecorded, its claim would
+			// hold the order's other email for the lease's minute, and a
+			// redelivery after it could send it a second time (and, for a
+			// placing, after its end's).
+			s.log.WarnContext(ctx, "email handed over but not answered: recorded sent, never sent again",
 				"to", notifications.MaskEmail(u.Email), "user_id", n.UserID, "notification_id", n.ID, "err", err.Error())
-			return false, false, fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable, "the email could not be sent")
+			if err := s.markEmailed(ctx, n.ID, claimedAt.Add(EmailLease-MarkTimeout-markMargin)); err != nil {
+				return true, false, err
+			}
+			return true, false, nil
 		}
+		telemetry.ShopFrom(ctx).NotificationEmail(telemetry.EmailFailed)
 		s.log.WarnContext(ctx, "email not sent", "to", notifications.MaskEmail(u.Email), "user_id", n.UserID, "notification_id", n.ID,
 			"err", err.Error())
 		s.release(ctx, n.ID, claim)
