@@ -75,3 +75,30 @@ func TestALedgerWithAChargeRefundedTwiceIsRefusedClearly(t *testing.T) {
 		t.Errorf("the one-refund-per-charge index: valid %v (%v)", valid, err)
 	}
 }
+
+// A charge refunded twice after migration 0004 checked the ledger and before
+// 0005 built its index (the previous version, still serving during a rolling
+// upgrade, paid a second refund) fails the index's build: the error
+// ExplainMigration gives says what happened and the way out, as 0004's does,
+// not PostgreSQL's bare "could not create unique index". Until 2026-12-08 the
+// payments functions failed to start on the bare message.
+func TestAChargeRefundedTwiceDuringTheUpgradeIsExplained(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.Open(t, migrationsUpTo(t, "0005"))
+	if _, err := pool.Exec(ctx, `INSERT INTO processor_sim_entries
+		(idempotency_key, kind, outcome, reference, charge_ref, amount, currency, created_at) VALUES
+		('order', 'charge', 'captured', 'ch_sim_twice', '', 1299, 'USD', now() - interval '2 minutes'),
+		('refund:order', 'refund', 'refunded', 're_sim_first', 'ch_sim_twice', 1299, 'USD', now() - interval '1 minute'),
+		('dashboard', 'refund', 'refunded', 're_sim_second', 'ch_sim_twice', 1299, 'USD', now())`); err != nil {
+		t.Fatal(err)
+	}
+	err := paymentsdb.ExplainMigration(postgres.Migrate(ctx, pool, paymentsdb.Migrations()))
+	for _, want := range []string{"0005", "ch_sim_twice", "refunded more than once", "keep each charge's first refund", "docs/checkout.md"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("the upgrade over a charge refunded twice since 0004: %v, want a refusal saying %q", err, want)
+		}
+	}
+	if paymentsdb.ExplainMigration(nil) != nil {
+		t.Error("ExplainMigration(nil) is not nil")
+	}
+}

@@ -14,10 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopfaas/shop/internal/fault"
@@ -186,4 +188,28 @@ func scan(row pgx.Row) (payments.Payment, error) {
 func unavailable(err error) error {
 	return fault.Wrap(fmt.Errorf("payments database: %w", err), fault.Unavailable, fault.CodeUnavailable,
 		"payments temporarily unavailable")
+}
+
+// refundIndex is migration 0005's one-refund-per-charge index.
+const refundIndex = "processor_sim_entries_refund_of_charge"
+
+// ExplainMigration returns err, a failure of the payments migrations, with
+// what to do added when migration 0005's one-refund-per-charge index could
+// not be built because a charge was refunded twice since 0004 checked the
+// ledger: during a rolling upgrade, the previous version, still serving,
+// pays a second refund of a charge already refunded under another key.
+// PostgreSQL says only "could not create unique index"; this names the
+// charge and the way out 0004 gives (docs/checkout.md, "A charge refunded by
+// hand"). Any other error, and nil, is returned as it is.
+func ExplainMigration(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "23505" ||
+		(pgErr.ConstraintName != refundIndex && !strings.Contains(pgErr.Message, refundIndex)) {
+		return err
+	}
+	return fmt.Errorf("payments migration 0005: the payment simulator's ledger (processor_sim_entries) holds a charge "+
+		"refunded more than once (%s), refunded again since migration 0004 checked it (the previous version, still "+
+		"serving during the upgrade, paid a second refund), so the one-refund-per-charge index cannot be built: stop "+
+		"the previous version's payments functions, keep each charge's first refund, delete the others "+
+		"(docs/checkout.md, \"A charge refunded by hand\") and start again: %w", pgErr.Detail, err)
 }

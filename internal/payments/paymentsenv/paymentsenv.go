@@ -71,7 +71,7 @@ func Load(ctx context.Context, c *config.Reader, log *slog.Logger, needs Needs) 
 	defer cancel()
 	pool, err := postgres.Open(ctx, dbc)
 	if err != nil {
-		return nil, err
+		return nil, paymentsdb.ExplainMigration(err)
 	}
 	proc := simulator.New(paymentsdb.NewSimLedger(pool), simCfg)
 	d.Service = payments.NewService(paymentsdb.New(pool), proc, svcCfg)
