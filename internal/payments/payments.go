@@ -188,7 +188,11 @@ type Processor interface {
 	// records that as the order's refund. A real processor's adapter maps
 	// its refusal (Stripe: charge_already_refunded) onto that answer with
 	// the charge's refund it looks up; an error instead would leave the
-	// compensation retrying for ever.
+	// compensation retrying for ever. A key already used for a refund of
+	// another charge or amount is refused with fault.Conflict
+	// fault.CodeIdempotencyKeyReused and moves no money (Stripe refuses a
+	// replayed key with other parameters: idempotency_error); answering the
+	// key's first refund would record a refund that never happened.
 	Refund(ctx context.Context, idempotencyKey, providerRef string, amount Money) (Result, error)
 	// Void makes sure a charge key never captures: when the key has an entry
 	// it answers it as Charge would (the charge landed first; refunded when

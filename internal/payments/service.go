@@ -326,7 +326,9 @@ func (s *Service) settleRefunded(ctx context.Context, orderID uuid.UUID, res Res
 // could not be asked; retrying is safe. fault.Invalid "invalid_refund" (422)
 // when the processor refuses the refund (no captured charge of the row's
 // reference and amount): the row stays captured, and a retry is refused
-// the same way.
+// the same way. fault.Conflict "idempotency_key_reused" (409) when the
+// processor holds, under the order's refund key, a refund of another charge
+// or amount (Processor.Refund): nothing is refunded, the row stays captured.
 func (s *Service) Refund(ctx context.Context, orderID uuid.UUID) (Payment, error) {
 	if orderID == uuid.Nil {
 		return Payment{}, invalid("order_id is required")
@@ -390,6 +392,10 @@ func (s *Service) Refund(ctx context.Context, orderID uuid.UUID) (Payment, error
 				})
 				if err == nil && res.Outcome != OutcomeRefunded {
 					err = fault.Internalf("processor answered refund outcome %q", res.Outcome)
+				}
+				if fault.Is(err, fault.Conflict, fault.CodeIdempotencyKeyReused) {
+					err = fault.Wrap(err, fault.Conflict, fault.CodeIdempotencyKeyReused,
+						"the payment processor holds a refund of another charge or amount under this order's refund key; nothing was refunded, and the payment stays captured")
 				}
 				if err != nil {
 					return p, s.giveUp(detached, claimed, claim, err)

@@ -794,3 +794,36 @@ func TestAChargeWhoseRefundRacesItsRecordingIsRefused(t *testing.T) {
 		t.Errorf("processor recorded %d refunds, want 1", n)
 	}
 }
+
+// A processor that holds, under the order's refund key, a refund of another
+// charge (the key used by hand, say) refuses the order's refund as a reused
+// key, and Service answers that conflict and leaves the payment captured:
+// never the other charge's refund recorded as this order's, with its money
+// still held. Until 2026-12-08 the simulator answered the key's first refund
+// and the row was recorded refunded.
+func TestARefundKeyReusedAtTheProcessorIsAConflictNotARefund(t *testing.T) {
+	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
+	ctx := context.Background()
+	req := chargeReq(simulator.TokenVisa)
+	if _, err := f.svc.Charge(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	other, err := f.proc.Charge(ctx, "another-charge", usd, simulator.TokenVisa, uuid.Nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.proc.Refund(ctx, payments.RefundKey(req.OrderID), other.Reference, usd); err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.svc.Refund(ctx, req.OrderID)
+	if !fault.Is(err, fault.Conflict, fault.CodeIdempotencyKeyReused) {
+		t.Fatalf("refund: %+v %v, want a conflict %s", p, err, fault.CodeIdempotencyKeyReused)
+	}
+	stored, err := f.store.ByOrder(ctx, req.OrderID)
+	if err != nil || stored.Status != payments.StatusCaptured {
+		t.Errorf("stored payment: %+v %v, want it captured still", stored, err)
+	}
+	if n := f.count(t, "refund"); n != 1 {
+		t.Errorf("%d refunds at the processor, want 1 (the other charge's)", n)
+	}
+}

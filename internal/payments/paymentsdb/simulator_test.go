@@ -232,3 +232,51 @@ func TestSimLedgerRefundTwinsAgreeOnOneEntry(t *testing.T) {
 		})
 	}
 }
+
+// A refund key used again for another charge or another amount is refused
+// as a reused key (fault.Conflict "idempotency_key_reused"), as a real
+// processor refuses a key replayed with other parameters (Stripe:
+// idempotency_error), and moves no money: answering the key's first refund
+// would report a refund of the second charge that never happened. Until
+// 2026-12-08 the simulator answered the first refund whatever the charge
+// and amount.
+func TestSimulatorRefusesARefundKeyReusedWithOtherParameters(t *testing.T) {
+	ctx := context.Background()
+	ledger := paymentsdb.NewSimLedger(pgtest.Open(t, paymentsdb.Migrations()))
+	sim := simulator.New(ledger, simulator.Config{})
+	first, err := sim.Charge(ctx, "charge-first", usd, simulator.TokenVisa, uuid.Nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := sim.Charge(ctx, "charge-other", usd, simulator.TokenVisa, uuid.Nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refund, err := sim.Refund(ctx, "refund-key", first.Reference, usd)
+	if err != nil || refund.Outcome != payments.OutcomeRefunded {
+		t.Fatalf("first refund: %+v %v", refund, err)
+	}
+	more := payments.Money{Amount: usd.Amount + 1, Currency: usd.Currency}
+	for _, c := range []struct {
+		name      string
+		chargeRef string
+		amount    payments.Money
+	}{
+		{"another charge", other.Reference, usd},
+		{"another amount", first.Reference, more},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := sim.Refund(ctx, "refund-key", c.chargeRef, c.amount)
+			if !fault.Is(err, fault.Conflict, fault.CodeIdempotencyKeyReused) {
+				t.Fatalf("refund under a reused key: %+v %v, want a conflict %s", res, err, fault.CodeIdempotencyKeyReused)
+			}
+		})
+	}
+	again, err := sim.Refund(ctx, "refund-key", first.Reference, usd)
+	if err != nil || again != refund {
+		t.Errorf("the same refund again: %+v %v, want %+v", again, err, refund)
+	}
+	if n, err := ledger.Count(ctx, "refund"); err != nil || n != 1 {
+		t.Errorf("%d refunds, want 1 (%v)", n, err)
+	}
+}

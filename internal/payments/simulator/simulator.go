@@ -190,7 +190,9 @@ func (s *Simulator) Charge(ctx context.Context, key string, amount payments.Mone
 // once per charge: a charge already refunded under another key (by hand at
 // the processor, say) answers its first refund, reference included, and
 // moves no money again (payments.Processor.Refund). Refunding an unknown or
-// declined charge, or another amount, is refused as fault.Invalid.
+// declined charge, or another amount, is refused as fault.Invalid. A key
+// used before for another charge or amount (or for a charge) is refused as
+// fault.Conflict "idempotency_key_reused" and moves no money.
 func (s *Simulator) Refund(ctx context.Context, key, chargeRef string, amount payments.Money) (payments.Result, error) {
 	hang, err := s.enter(ctx)
 	if err != nil {
@@ -214,8 +216,20 @@ func (s *Simulator) Refund(ctx context.Context, key, chargeRef string, amount pa
 			return payments.Result{}, s.down(ctx, err)
 		}
 	}
+	if e.Kind != "refund" || e.ChargeRef != chargeRef || e.Amount != amount {
+		// The key's refund (found, or recorded by a twin that raced this
+		// one) gives back another charge or amount: answering it would
+		// report a refund of this charge that never happened.
+		return payments.Result{}, errKeyReused
+	}
 	return s.leave(ctx, hang, result(e))
 }
+
+// errKeyReused refuses a refund key recorded with another charge or amount,
+// as a real processor refuses a key replayed with other parameters (Stripe:
+// idempotency_error, 400). Nothing is refunded.
+var errKeyReused = fault.E(fault.Conflict, fault.CodeIdempotencyKeyReused,
+	"the idempotency key was used for another charge or amount")
 
 // Lookup answers the recorded result of key, payments.ErrUnknownKey when the
 // simulator never recorded it.
