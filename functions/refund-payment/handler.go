@@ -53,7 +53,10 @@ type unstored struct {
 // without a valid credential, 403 for another caller). Answers: 200 the
 // payment (refunded, declined) or the order's status none, 400 invalid_json,
 // 422 invalid_refund (the processor holds no captured charge of the stored
-// payment's reference and amount: our record and its disagree), 503/504
+// payment's reference and amount: our record and its disagree; or a capture
+// whose recording was lost carries no customer, docs/checkout.md), 409
+// idempotency_key_reused (the processor holds another charge's or amount's
+// refund under the order's refund key; nothing refunded), 503/504
 // processor_unavailable.
 func New(svc Refunder, internal *auth.InternalVerifier, log *slog.Logger) http.Handler {
 	return fnhttp.OrderCall(log, "refund-payment", internal, func(ctx context.Context, orderID uuid.UUID) (any, error) {

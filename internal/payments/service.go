@@ -431,7 +431,10 @@ func (s *Service) Refund(ctx context.Context, orderID uuid.UUID) (Payment, error
 //     row: the processor refuses the key from now on, so a charge in flight
 //     answers the decline and records it;
 //   - captured: the charge is recorded as the processor knows it (the user
-//     from its customer metadata) and answered, for Refund to refund it;
+//     from its customer metadata) and answered, for Refund to refund it; a
+//     charge without customer metadata is refused, fault.Invalid
+//     "invalid_refund", nothing stored (a row of nobody's, user_id zero,
+//     would hide the payment from its owner);
 //   - refunded (a charge refunded since it was captured, by hand at the
 //     processor: Processor.Void): answered as refunded, without a row (so with no ID;
 //     refund-payment leaves the id out of its answer).
@@ -447,6 +450,15 @@ func (s *Service) unrecorded(ctx context.Context, orderID uuid.UUID) (Payment, e
 	case OutcomeRefunded:
 		return refundedAtTheProcessor(orderID, res), nil
 	case OutcomeCaptured:
+		if res.Customer == uuid.Nil {
+			// The processor kept no customer for the charge (a simulator
+			// entry older than its customer column, or a processor that
+			// keeps none): a row of ours would belong to nobody (user_id
+			// zero), and its owner would be answered 404. Refused, nothing
+			// stored or refunded: the compensation stays owed until an
+			// operator records the payment with its order's user.
+			return none, errNoOwner
+		}
 		id, err := uuid.NewV7()
 		if err != nil {
 			return none, fault.Internalf("payment id: %w", err)
@@ -455,6 +467,13 @@ func (s *Service) unrecorded(ctx context.Context, orderID uuid.UUID) (Payment, e
 	}
 	return none, processorError(fault.Internalf("processor answered void outcome %q", res.Outcome))
 }
+
+// errNoOwner refuses the refund of a capture whose recording was lost and
+// whose charge carries no customer at the processor (unrecorded).
+var errNoOwner = fault.E(fault.Invalid, fault.CodeInvalidRefund,
+	"the payment processor holds a capture of this order with no customer, and its payment cannot be recorded "+
+		"without the order's user: nothing was refunded; record the payment with the order's user and refund again "+
+		"(docs/checkout.md, \"A lost capture without its customer\")")
 
 // refundedAtTheProcessor answers Refund for a charge the processor's Void
 // says was refunded at its side, with no row of ours (so with no ID).

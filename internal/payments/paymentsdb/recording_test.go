@@ -256,3 +256,35 @@ func refundCount(f *fixture, orderID uuid.UUID) (int, error) {
 		payments.RefundKey(orderID)).Scan(&n)
 	return n, err
 }
+
+// A capture whose recording was lost and that carries no customer (a ledger
+// entry older than migration 0002's customer column, or a processor that
+// keeps none) is refused by Refund as invalid_refund, naming the way out,
+// and nothing is stored or refunded: its row would belong to no user (user_id
+// zero), and its owner would be answered 404. The database refuses such a row
+// too (migration 0006). Until 2026-12-08 the row was recorded with user_id
+// zero and refunded.
+func TestAnUnrecordedCaptureWithoutItsOwnerIsNotRecordedForNobody(t *testing.T) {
+	f := newFixture(t, simulator.Config{}, payments.ServiceConfig{})
+	ctx := context.Background()
+	order := uuid.Must(uuid.NewV7())
+	if _, err := f.pool.Exec(ctx, `INSERT INTO processor_sim_entries
+		(idempotency_key, kind, outcome, reference, amount, currency) VALUES ($1, 'charge', 'captured', 'ch_sim_old', 1299, 'USD')`,
+		payments.ChargeKey(order)); err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.svc.Refund(ctx, order)
+	if !fault.Is(err, fault.Invalid, fault.CodeInvalidRefund) || !strings.Contains(err.Error(), "docs/checkout.md") {
+		t.Fatalf("refund of a capture without its owner: %+v %v, want invalid_refund naming docs/checkout.md", p, err)
+	}
+	if got, err := f.store.ByOrder(ctx, order); !fault.Is(err, fault.NotFound, "") {
+		t.Errorf("stored: %+v %v, want no payment row", got, err)
+	}
+	if n := f.count(t, "refund"); n != 0 {
+		t.Errorf("%d refunds, want none", n)
+	}
+	if _, err := f.pool.Exec(ctx, `INSERT INTO payments (id, order_id, user_id, status, amount, currency)
+		VALUES ($1, $2, '00000000-0000-0000-0000-000000000000', 'captured', 1299, 'USD')`, uuid.New(), order); err == nil {
+		t.Error("the database stored a payment with user_id zero")
+	}
+}
