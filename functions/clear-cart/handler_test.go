@@ -64,6 +64,22 @@ func TestClearCart(t *testing.T) {
 	if code := del("Bearer " + tok); code != http.StatusNoContent {
 		t.Fatalf("clearing an empty cart: %d, want 204", code)
 	}
+	// Alice's id in the query and in headers is not read: bob's clear
+	// empties bob's cart, and alice's stays.
+	if err := store.SetLine(ctx, alice, product, 3, 50); err != nil {
+		t.Fatal(err)
+	}
+	w := fntest.Do(t, h, http.MethodDelete, "/api/v1/cart"+fntest.PlantedQuery(alice), "", "",
+		append([]string{"Authorization", fntest.Bearer(t, tokens, bob, auth.RoleCustomer)}, fntest.PlantedHeaders(alice)...)...)
+	if w.Code != http.StatusNoContent {
+		t.Fatalf("bob's clear with alice's id planted: %d %s, want 204", w.Code, w.Body)
+	}
+	if lines, err := store.Lines(ctx, alice); err != nil || len(lines) != 1 {
+		t.Fatalf("alice's cart after bob's clear with her id planted = %v, %v; want it kept", lines, err)
+	}
+	if lines, err := store.Lines(ctx, bob); err != nil || len(lines) != 0 {
+		t.Fatalf("bob's cart after his clear = %v, %v; want empty", lines, err)
+	}
 }
 
 // Built from its configuration for a Redis that accepts only TLS

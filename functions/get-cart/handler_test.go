@@ -151,6 +151,13 @@ func TestUsersSeeOnlyTheirOwnCart(t *testing.T) {
 	if len(vb.Items) != 1 || vb.Items[0].ProductID != pen.ID || vb.Items[0].Quantity != 7 {
 		t.Fatalf("bob sees %+v", vb)
 	}
+	// Alice's id in the query and in headers is not read: bob still sees
+	// his own cart, and nothing of alice's.
+	planted := fntest.JSON[cart.View](t, fntest.Do(t, e.h, http.MethodGet, "/api/v1/cart"+fntest.PlantedQuery(aliceID), "", "",
+		append([]string{"Authorization", bob}, fntest.PlantedHeaders(aliceID)...)...), http.StatusOK)
+	if diff := cmp.Diff(vb, planted); diff != "" {
+		t.Fatalf("bob with alice's id planted in the query and headers (-his own cart +got):\n%s", diff)
+	}
 	// A token for another user id signed with another key is refused.
 	other, _, _ := auth.NewTestKeys(0)
 	forged, _ := other.Issue(aliceID, auth.RoleCustomer)

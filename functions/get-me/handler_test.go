@@ -52,12 +52,19 @@ func getMe(t *testing.T, h http.Handler, authorization string) *httptest.Respons
 func TestGetMe(t *testing.T) {
 	h, store, tokens := setup(t)
 	u := userstest.Register(t, store, "dan@example.com", "password-1", "Dan")
-	userstest.Register(t, store, "other@example.com", "password-1", "Other")
+	other := userstest.Register(t, store, "other@example.com", "password-1", "Other")
 
 	w := getMe(t, h, "Bearer "+issue(t, tokens, u.ID, users.RoleCustomer))
 	got := fntest.JSON[users.User](t, w, http.StatusOK)
 	if diff := cmp.Diff(u, got); diff != "" {
 		t.Fatalf("user (-want +got):\n%s", diff)
+	}
+	// The caller is the token's subject alone: the other account's id in
+	// the query and in headers is not read.
+	w = fntest.Do(t, h, http.MethodGet, path+fntest.PlantedQuery(other.ID), "", "",
+		append([]string{"Authorization", "Bearer " + issue(t, tokens, u.ID, users.RoleCustomer)}, fntest.PlantedHeaders(other.ID)...)...)
+	if diff := cmp.Diff(u, fntest.JSON[users.User](t, w, http.StatusOK)); diff != "" {
+		t.Fatalf("with another account's id planted in the query and headers (-the caller's account +got):\n%s", diff)
 	}
 	// Only "Bearer " and the token is read (auth.FromRequest): another
 	// spelling would be a new count for the edge's per-token limits.

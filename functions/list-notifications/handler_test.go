@@ -74,6 +74,13 @@ func TestOwnNotificationsPaged(t *testing.T) {
 			t.Error("alice saw bob's notification")
 		}
 	}
+	// Alice's id in the query and in headers is not read: bob lists his
+	// own notification alone.
+	planted := fntest.JSON[Page](t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications"+fntest.PlantedQuery(alice), "", "",
+		append([]string{"Authorization", "Bearer " + fntest.Issue(t, tokens, bob, auth.RoleCustomer)}, fntest.PlantedHeaders(alice)...)...), 200)
+	if len(planted.Items) != 1 || planted.Items[0].ID != bobs.ID {
+		t.Errorf("bob with alice's id planted in the query and headers lists %+v, want his own notification alone", planted.Items)
+	}
 	fntest.Problem(t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications", "", ""), 401, "unauthenticated")
 	fntest.Problem(t, fntest.Do(t, h, http.MethodGet, "/api/v1/users/me/notifications?cursor=nope", "", "", "Authorization", "Bearer "+tok), 422, "invalid_cursor")
 	// The zero id would be taken for the first page.
