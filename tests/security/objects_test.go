@@ -1,6 +1,7 @@
 package security
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -25,8 +26,9 @@ import (
 // store is asked), so those answers prove nothing about ownership and are
 // not counted as such. Routes scoped to the caller (/users/me, /cart, /orders) are
 // called by B with A's id in every place a careless handler might read it
-// (query, headers): B's answers hold nothing of A's, and B's writes leave A's
-// view of every such route unchanged.
+// (query, headers): B's answers hold nothing of A's, on reads they are what
+// B gets without A's id, and B's writes leave A's view of every such route
+// unchanged.
 func (f *fixture) probeBOLA(t *testing.T) {
 	emailB, passB := "probe-b-"+f.Suffix+"@example.com", "probe b password 1"
 	a := do(t, request{Method: http.MethodPost, URL: f.url(f.op(t, "register-user"), nil),
@@ -118,12 +120,26 @@ func (f *fixture) probeBOLA(t *testing.T) {
 			}
 			req.Body = mustJSON(t, body)
 		}
+		// On a read, B's answer is B's own: what B gets without A's id
+		// (asked before and after, since B's notifications may grow in
+		// between). The leak check alone cannot tell: A's cart names no
+		// secret of A's, only a product and a quantity.
+		var own []answer
+		if o.Method == http.MethodGet {
+			own = append(own, do(t, request{Method: o.Method, URL: u, Token: tokenB}))
+		}
 		a := do(t, req)
 		if a.Status >= 500 || (a.Status >= 400 && a.problem() != "") {
 			t.Errorf("user B: %s: %s", o, a)
 		}
 		if s := leak(a); s != "" {
 			t.Errorf("user B: %s answers A's %s: %s", o, s, a)
+		}
+		if own != nil && a.Status < 400 {
+			own = append(own, do(t, request{Method: o.Method, URL: u, Token: tokenB}))
+			if !slices.ContainsFunc(own, func(b answer) bool { return b.Status == a.Status && bytes.Equal(b.Body, a.Body) }) {
+				t.Errorf("user B: %s with A's id in the query and headers: %s, want B's own answer %s", o, a, own[0])
+			}
 		}
 	}
 	if objects == 0 || scoped == 0 {
