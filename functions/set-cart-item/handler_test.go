@@ -185,6 +185,37 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
+// The cart written is the token subject's alone: alice's id planted in the
+// query and in headers of bob's request is not read, and alice's cart stays
+// as it was.
+func TestAnotherUsersIDPlantedInTheRequestIsNotRead(t *testing.T) {
+	e := setup(t)
+	mug := e.catalog.Add("MUG", 1299, "USD")
+	aliceID, alice := e.user(t)
+	bobID, bob := e.user(t)
+	if status, code, _ := e.put(t, alice, mug.ID.String(), `{"quantity":1}`); status != 200 {
+		t.Fatalf("alice's line: %d %s", status, code)
+	}
+	w := fntest.Do(t, e.h, http.MethodPut, "/api/v1/cart/items/"+mug.ID.String()+fntest.PlantedQuery(aliceID), "application/json",
+		`{"quantity":5}`, append([]string{"Authorization", bob}, fntest.PlantedHeaders(aliceID)...)...)
+	if w.Code != http.StatusOK {
+		t.Fatalf("bob's line with alice's id planted: %d %s, want 200", w.Code, w.Body)
+	}
+	for _, c := range []struct {
+		who  string
+		user uuid.UUID
+		want int
+	}{{"alice", aliceID, 1}, {"bob", bobID, 5}} {
+		lines, err := e.store.Lines(context.Background(), c.user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]cart.Line{{ProductID: mug.ID, Quantity: c.want}}, lines); diff != "" {
+			t.Errorf("%s's cart after bob's request with alice's id planted (-want +got):\n%s", c.who, diff)
+		}
+	}
+}
+
 func TestFiftyFirstLineIsRefused(t *testing.T) {
 	e := setup(t)
 	_, alice := e.user(t)
