@@ -204,6 +204,44 @@ func TestRefusesAKeySentEmptyOrTwice(t *testing.T) {
 	}
 }
 
+// An order is placed for the token's subject alone: another user's id
+// planted in the query and in headers is not read, and the order is the
+// caller's (its row's user_id).
+func TestAnOrderIsTheCallersWhateverIDIsPlanted(t *testing.T) {
+	f := setup(t)
+	buyer := orderstest.NewUser(t, f.tokens, auth.RoleCustomer)
+	victim := orderstest.NewUser(t, f.tokens, auth.RoleCustomer)
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/orders"+fntest.PlantedQuery(victim.UserID), strings.NewReader(f.body(1, "tok_visa")))
+	r.Header.Set("Content-Type", "application/json")
+	planted := fntest.PlantedHeaders(victim.UserID)
+	for i := 0; i+1 < len(planted); i += 2 {
+		r.Header.Set(planted[i], planted[i+1])
+	}
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, buyer.Authorize(r))
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("an order with another user's id planted: %d %s, want 201", rec.Code, rec.Body)
+	}
+	var owners []uuid.UUID
+	rows, err := f.pool.Query(context.Background(), `SELECT user_id FROM orders`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var u uuid.UUID
+		if err := rows.Scan(&u); err != nil {
+			t.Fatal(err)
+		}
+		owners = append(owners, u)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(owners) != 1 || owners[0] != buyer.UserID {
+		t.Fatalf("orders' owners %v, want the caller %s alone (the planted id was %s)", owners, buyer.UserID, victim.UserID)
+	}
+}
+
 func TestPlacesAndReplays(t *testing.T) {
 	f := setup(t)
 	u := orderstest.NewUser(t, f.tokens, auth.RoleCustomer)
