@@ -17,10 +17,16 @@ const TempSuffix = ".tmp"
 // disk, then renamed over p, so p holds either its old content or data,
 // whole. The new name reaches the disk only once p's directory is synced
 // (SyncDir), which the caller does before it acknowledges anything. A
-// Replace that fails leaves no temporary file.
+// Replace that fails leaves no temporary file. p is the owner's alone
+// (0600) whatever a temporary file a crash left behind was: that file is
+// removed and a new one created, never opened as it is (its looser mode, or
+// a symbolic link's target, would land at p).
 func Replace(p string, data []byte) error {
 	tmp := p + TempSuffix
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
