@@ -129,9 +129,10 @@ func TelemetryEnv(environ []string, otlp string) map[string]string {
 // the OpenTelemetry variables (TelemetryEnv),
 // GATEWAY_URL and FUNCTION_URLS (every function's direct address, see
 // services), Config.Env, healthcheck_interval (localDrain when none of
-// those set it), then OPENFAAS_NAME, BIND_HOST=127.0.0.1, SECRETS_DIR and,
-// for a function of the multi-call binary, SERVICE_ADDR (the port its
-// replicas share), which nothing overrides. Without services
+// those set it), then OPENFAAS_NAME, BIND_HOST=127.0.0.1,
+// LOOPBACK_HOST_ONLY=true, SECRETS_DIR and, for a function of the
+// multi-call binary, SERVICE_ADDR (the port its replicas share), which
+// nothing overrides. Those names are derivedEnv. Without services
 // (Config.GatewayOnly) there is no FUNCTION_URLS and no SERVICE_ADDR.
 //
 // A function of the multi-call binary whose environment (the deployment's
@@ -213,6 +214,19 @@ func (l *launcher) Process(spec types.FunctionDeployment, secretsDir string) (su
 	return p, nil
 }
 
+// derivedEnv are the names Process derives itself and sets over a
+// deployment's, the one list of them: what faas-cli describe lists with the
+// process's value (functions.Launcher.Derived) and what docs/local-runtime.md
+// names (TestDerivedEnvIsWhatProcessSets holds Process to it). None is a
+// secret.
+var derivedEnv = []string{
+	"GATEWAY_URL", "FUNCTION_URLS", "SERVICE_ADDR", "OPENFAAS_NAME",
+	"BIND_HOST", "LOOPBACK_HOST_ONLY", "SECRETS_DIR", "healthcheck_interval",
+}
+
+// Derived implements functions.Launcher: derivedEnv.
+func (l *launcher) Derived() []string { return slices.Clone(derivedEnv) }
+
 // Known lists the functions the multi-call binary serves, sorted.
 func (l *launcher) Known() []string { return slices.Sorted(maps.Keys(l.known)) }
 
@@ -254,11 +268,15 @@ func (l *launcher) connectorEnv(secretsDir string) map[string]string {
 }
 
 // setGateway sets how a process calls functions: GATEWAY_URL, and
-// FUNCTION_URLS for the direct calls that fall back to the gateway.
+// FUNCTION_URLS for the direct calls that fall back to the gateway; without
+// services (Config.GatewayOnly) a FUNCTION_URLS the deployment sent is
+// dropped too, so that every call goes through the gateway.
 func (l *launcher) setGateway(env map[string]string) {
 	env["GATEWAY_URL"] = l.gatewayURL
 	if urls := l.services.urls(); urls != "" {
 		env["FUNCTION_URLS"] = urls
+	} else {
+		delete(env, "FUNCTION_URLS")
 	}
 }
 

@@ -1,6 +1,7 @@
 package faaslocal
 
 import (
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -139,5 +140,75 @@ func TestTheOrderPathRunsWithSysmonAwake(t *testing.T) {
 	l := &launcher{root: "../..", host: map[string]string{}, overrides: map[string]string{}}
 	if env := l.connectorEnv("/secrets"); env["GODEBUG"] != orderPathGODEBUG {
 		t.Errorf("the local runtime's connectors: GODEBUG %q, want %q", env["GODEBUG"], orderPathGODEBUG)
+	}
+}
+
+// derivedEnv is the one list of the names Process derives: a function of
+// the multi-call binary gets every one of them when its deployment sends
+// none, and nothing else it was not sent (with nothing from the host); a
+// name that is not derived comes out as sent whatever the deployment sends;
+// and docs/local-runtime.md names every derived one where it describes what
+// faas-cli describe lists.
+func TestDerivedEnvIsWhatProcessSets(t *testing.T) {
+	l := &launcher{binary: "/bin/shop-functions", known: map[string]bool{"get-me": true}, host: map[string]string{},
+		overrides: map[string]string{}, allowExec: true, services: &services{ports: map[string]int{"get-me": 41001}}}
+	process := func(envVars map[string]string) map[string]string {
+		t.Helper()
+		p, err := l.Process(types.FunctionDeployment{Service: "get-me", EnvVars: envVars}, "/secrets")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, kv := range p.Env {
+			k, v, _ := strings.Cut(kv, "=")
+			got[k] = v
+		}
+		return got
+	}
+	got := process(map[string]string{"SHOP_ENV": devEnv})
+	for k := range got {
+		if k != "SHOP_ENV" && !slices.Contains(l.Derived(), k) {
+			t.Errorf("Process sets %s, which derivedEnv does not list", k)
+		}
+	}
+	for _, k := range l.Derived() {
+		if _, ok := got[k]; !ok {
+			t.Errorf("derivedEnv lists %s, which Process does not set", k)
+		}
+	}
+	sent := map[string]string{"SHOP_ENV": devEnv, "GREETING": "hello"}
+	for _, k := range derivedEnv {
+		sent[k] = "sent"
+	}
+	got = process(maps.Clone(sent))
+	for _, k := range []string{"SHOP_ENV", "GREETING"} {
+		if got[k] != sent[k] {
+			t.Errorf("%s, not derived: the process has %q, want %q as sent", k, got[k], sent[k])
+		}
+	}
+	doc, err := os.ReadFile("../../docs/local-runtime.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range derivedEnv {
+		if !strings.Contains(string(doc), "`"+k+"`") {
+			t.Errorf("docs/local-runtime.md does not name the derived %s", k)
+		}
+	}
+}
+
+// Without services (Config.GatewayOnly) no process gets FUNCTION_URLS, not
+// even one its deployment sent: every call goes through the gateway. Until
+// 2026-12-08 a deployment's FUNCTION_URLS reached the process.
+func TestGatewayOnlyDropsASentFunctionURLs(t *testing.T) {
+	l := &launcher{binary: "/bin/shop-functions", known: map[string]bool{"get-me": true}, host: map[string]string{},
+		overrides: map[string]string{}}
+	p, err := l.Process(types.FunctionDeployment{Service: "get-me",
+		EnvVars: map[string]string{"SHOP_ENV": devEnv, "FUNCTION_URLS": "get-me=http://127.0.0.1:1"}}, "/secrets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(p.Env, func(kv string) bool { return strings.HasPrefix(kv, "FUNCTION_URLS=") }); i >= 0 {
+		t.Errorf("gateway only, the process has %s", p.Env[i])
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -74,6 +75,12 @@ type Secrets interface {
 type Launcher interface {
 	// Process fails with fault.Invalid when nothing can run spec.
 	Process(spec types.FunctionDeployment, secretsDir string) (supervisor.Spec, error)
+	// Derived lists the environment names Process derives itself and sets
+	// over a deployment's (addresses, the function's name, its secrets
+	// folder, its drain interval): Status lists those with the value the
+	// process gets, every other name as the deployment sent it. None may
+	// be a secret.
+	Derived() []string
 }
 
 // Logs keeps each function's output (logstore.Store).
@@ -166,7 +173,7 @@ func (s *Store) deploy(spec types.FunctionDeployment, mustExist bool) error {
 		return err
 	}
 	spec.Namespace = s.cfg.Namespace
-	spec.EnvVars = listedEnv(spec.EnvVars, proc.Env)
+	spec.EnvVars = listedEnv(spec.EnvVars, proc.Env, s.cfg.Launcher.Derived())
 
 	s.ops.Lock()
 	defer s.ops.Unlock()
@@ -222,41 +229,66 @@ func (s *Store) deploy(spec types.FunctionDeployment, mustExist bool) error {
 	return replaceErr
 }
 
-// runtimeEnv are the names the runtime derives itself and sets over a
-// deployment's (launcher.Process in dev/faaslocal/process.go): addresses,
-// the function's name, its secrets folder, its drain interval. None is a
-// secret, so their listed values are the process's.
-var runtimeEnv = map[string]bool{
-	"GATEWAY_URL": true, "FUNCTION_URLS": true, "SERVICE_ADDR": true, "OPENFAAS_NAME": true,
-	"BIND_HOST": true, "LOOPBACK_HOST_ONLY": true, "SECRETS_DIR": true, "healthcheck_interval": true,
-}
-
 // listedEnv is what Status lists as a deployment's envVars (faas-cli
 // describe): each name the deployment set, as sent, except that a name the
-// runtime derives (runtimeEnv) has the value its process gets, and is left
+// launcher derives itself (derived, Launcher.Derived) has the value its
+// process gets, its URLs without their userinfo (redactURLs), and is left
 // out when the process does not get it. Every other name keeps the sent
 // value: the host's OTEL_* variables and Config.Env are overlaid on the
 // process's environment too, and may carry a collector's API key or a
 // database password that the deployer never sent.
-func listedEnv(sent map[string]string, process []string) map[string]string {
+func listedEnv(sent map[string]string, process, derived []string) map[string]string {
 	if len(sent) == 0 {
 		return sent
 	}
-	got := make(map[string]string, len(runtimeEnv))
+	isDerived := make(map[string]bool, len(derived))
+	for _, k := range derived {
+		isDerived[k] = true
+	}
+	got := make(map[string]string, len(derived))
 	for _, kv := range process {
-		if k, v, ok := strings.Cut(kv, "="); ok && runtimeEnv[k] {
+		if k, v, ok := strings.Cut(kv, "="); ok && isDerived[k] {
 			got[k] = v
 		}
 	}
 	out := make(map[string]string, len(sent))
 	for k, v := range sent {
-		if !runtimeEnv[k] {
+		if !isDerived[k] {
 			out[k] = v
 		} else if v, ok := got[k]; ok {
-			out[k] = v
+			out[k] = redactURLs(v)
 		}
 	}
 	return out
+}
+
+// redacted stands for a URL's userinfo in what Status lists.
+const redacted = "xxxxx"
+
+// redactURLs replaces the userinfo of each URL in v, a URL or a
+// comma-separated list of URLs or name=URL pairs (GATEWAY_URL,
+// FUNCTION_URLS), with redacted: Config.Env may set a derived name to a URL
+// with a user and password, which faas-cli describe would print. A part
+// with an @ that does not parse as a URL is replaced whole.
+func redactURLs(v string) string {
+	parts := strings.Split(v, ",")
+	for i, p := range parts {
+		name, raw, ok := strings.Cut(p, "=")
+		if !ok || strings.Contains(name, "://") {
+			name, raw = "", p
+		} else {
+			name += "="
+		}
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil && strings.Contains(raw, "@"):
+			parts[i] = name + redacted
+		case err == nil && u.User != nil:
+			u.User = url.User(redacted)
+			parts[i] = name + u.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // replicas validates spec's name and returns its replica count: the

@@ -3,8 +3,10 @@ package functions
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -76,8 +78,9 @@ func (noSecrets) Unmount(string) error                 { return nil }
 func (noSecrets) Process(types.FunctionDeployment, string) (supervisor.Spec, error) {
 	return supervisor.Spec{Path: "/bin/true"}, nil
 }
-func (noSecrets) Open(string)   {}
-func (noSecrets) Forget(string) {}
+func (noSecrets) Derived() []string { return nil }
+func (noSecrets) Open(string)       {}
+func (noSecrets) Forget(string)     {}
 
 // Wake returns at once while a redeploy holds the store's lock (a call
 // must not wait for it beyond its own timeout), scales the function once
@@ -146,6 +149,8 @@ func (l dirLauncher) Process(_ types.FunctionDeployment, dir string) (supervisor
 	l.dirs <- dir
 	return supervisor.Spec{Path: "/bin/true"}, nil
 }
+
+func (dirLauncher) Derived() []string { return nil }
 
 // secretsAB is a secrets store holding "a" and "b", each "value of " its name.
 func secretsAB(t *testing.T) *secrets.Store {
@@ -256,5 +261,73 @@ func TestFailedRedeployRecordsWhatRuns(t *testing.T) {
 				t.Errorf("the store records folder %s; want %s", s.get("fn").secretsDir, running)
 			}
 		})
+	}
+}
+
+// envLauncher runs every deployment with env and derives the names in
+// derived (Launcher.Derived).
+type envLauncher struct {
+	env     []string
+	derived []string
+}
+
+func (l envLauncher) Process(types.FunctionDeployment, string) (supervisor.Spec, error) {
+	return supervisor.Spec{Path: "/bin/true", Env: l.env}, nil
+}
+
+func (l envLauncher) Derived() []string { return l.derived }
+
+// describe deploys a function that sends sent, run by l, and returns the
+// envVars its status lists.
+func describe(t *testing.T, l envLauncher, sent map[string]string) map[string]string {
+	t.Helper()
+	sup := &slowSupervisor{replicas: map[string]int{}, release: make(chan struct{})}
+	s := New(Config{Namespace: "openfaas-fn", Supervisor: sup, Secrets: noSecrets{}, Launcher: l, Logs: noSecrets{}})
+	if err := s.Deploy(types.FunctionDeployment{Service: "fn", EnvVars: sent}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Status("fn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.EnvVars
+}
+
+// The names listed with the process's value are the ones the launcher says
+// it derives, one list (launcher.Derived in dev/faaslocal/process.go), not a
+// copy kept here that a new derived name would miss. Until 2026-12-08 the
+// store kept its own list, and a name it lacked was listed as sent.
+func TestTheListedDerivedNamesAreTheLaunchers(t *testing.T) {
+	l := envLauncher{env: []string{"X_DERIVED=the process's", "GREETING=host value"}, derived: []string{"X_DERIVED"}}
+	got := describe(t, l, map[string]string{"X_DERIVED": "sent", "GREETING": "hello", "GATEWAY_URL": "sent"})
+	want := map[string]string{"X_DERIVED": "the process's", "GREETING": "hello", "GATEWAY_URL": "sent"}
+	if !maps.Equal(got, want) {
+		t.Errorf("listed %v, want %v", got, want)
+	}
+}
+
+// A derived URL is listed without its userinfo: Config.Env may point
+// GATEWAY_URL (or a FUNCTION_URLS entry) at a URL with a user and password,
+// which faas-cli describe would otherwise print. Until 2026-12-08 it was
+// listed whole.
+func TestTheListedURLsCarryNoCredentials(t *testing.T) {
+	l := envLauncher{derived: []string{"GATEWAY_URL", "FUNCTION_URLS"}, env: []string{
+		"GATEWAY_URL=http://gw-user:gw-pass@127.0.0.1:8080/base?x=1",
+		"FUNCTION_URLS=a=http://127.0.0.1:1,b=http://token@127.0.0.1:2,c=http://u:p%zz@127.0.0.1:3",
+	}}
+	got := describe(t, l, map[string]string{"GATEWAY_URL": "sent", "FUNCTION_URLS": "sent"})
+	want := map[string]string{
+		"GATEWAY_URL":   "http://xxxxx@127.0.0.1:8080/base?x=1",
+		"FUNCTION_URLS": "a=http://127.0.0.1:1,b=http://xxxxx@127.0.0.1:2,c=xxxxx",
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("listed %v, want %v", got, want)
+	}
+	for k, v := range got {
+		for _, secret := range []string{"gw-user", "gw-pass", "token", "u:p"} {
+			if strings.Contains(v, secret) {
+				t.Errorf("listed %s = %q shows %q", k, v, secret)
+			}
+		}
 	}
 }
