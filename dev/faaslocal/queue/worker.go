@@ -64,6 +64,10 @@ type Timeouts interface {
 // journaled, and its caller answers that it was not accepted.
 var ErrStopping = errors.New("the async queue is stopping")
 
+// ErrReplayed is a second Replay's answer: the first one's calls are
+// running already, and a second would run them again.
+var ErrReplayed = errors.New("the async journal was replayed already")
+
 // Config is what a Worker needs. Zero durations get the defaults per field.
 type Config struct {
 	// Journal keeps accepted calls until they are done.
@@ -158,6 +162,9 @@ type Worker struct {
 	// function's replayed calls wait for it to be ready (written by Replay
 	// under mu): they join the line behind the replayed ones, never before.
 	replaying map[string]*held
+	// replayed is set by the first Replay (under mu): the calls it read are
+	// in no enqueued set, so a second one would run them again.
+	replayed bool
 }
 
 // held is what a function's replay keeps back: the calls accepted since
@@ -213,10 +220,16 @@ func (w *Worker) Enqueue(c Call) error {
 // journal and are reported in the error. Calls this worker's Enqueue
 // accepted are already running and are not replayed, however early they
 // came. A call Enqueue accepts for a function whose replayed calls wait
-// for it to be ready waits behind them: the journal's order holds.
+// for it to be ready waits behind them: the journal's order holds. Replay
+// runs once per worker: a second call runs nothing and returns
+// ErrReplayed.
 func (w *Worker) Replay() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.replayed {
+		return ErrReplayed
+	}
+	w.replayed = true
 	if w.stopping {
 		return nil // the journal keeps them for the next start
 	}

@@ -532,3 +532,33 @@ func TestStopStartsNoWaitingCall(t *testing.T) {
 		t.Errorf("%d of %d replayed calls started after Stop began, want none", n, rounds)
 	}
 }
+
+// Replay runs the journal's calls once per worker: a second Replay is an
+// error and runs nothing. Until 2026-12-08 a second Replay put every call the
+// first one was still running (or waiting to run) in the line again, and the
+// function ran it twice.
+func TestASecondReplayRunsNothingAgain(t *testing.T) {
+	var invoked atomic.Int32
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { invoked.Add(1) }))
+	defer fn.Close()
+	dir := t.TempDir()
+	j := openJournal(t, dir)
+	if _, err := j.Put(uncalled("once")); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	fns := lateFunction{oneFunction{strings.TrimPrefix(fn.URL, "http://")}, ready}
+	w := queue.NewWorker(queue.Config{Journal: j, Functions: fns, Replicas: fns, MaxInflight: 2})
+	if err := w.Replay(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Replay(); !errors.Is(err, queue.ErrReplayed) {
+		t.Errorf("a second Replay returned %v, want ErrReplayed", err)
+	}
+	close(ready)
+	waitEntries(t, dir, 0)
+	w.Stop() // waits for every goroutine, a second replay's too
+	if n := invoked.Load(); n != 1 {
+		t.Errorf("the function ran %d times, want 1", n)
+	}
+}
