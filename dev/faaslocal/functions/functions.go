@@ -115,9 +115,12 @@ type Store struct {
 	cfg Config
 	ops sync.Mutex // serialises changes, held while replicas stop and start
 
-	mu     sync.Mutex // guards fns and waking
+	mu     sync.Mutex // guards fns, waking and deployed
 	fns    map[string]*function
 	waking map[string]bool // functions a Wake is scaling up
+	// deployed is closed and replaced whenever a function is recorded
+	// (WaitDeployed).
+	deployed chan struct{}
 }
 
 // function is one deployed function.
@@ -135,7 +138,7 @@ func New(cfg Config) *Store {
 	if cfg.MaxReplicas <= 0 {
 		cfg.MaxReplicas = 5
 	}
-	return &Store{cfg: cfg, fns: map[string]*function{}, waking: map[string]bool{}}
+	return &Store{cfg: cfg, fns: map[string]*function{}, waking: map[string]bool{}, deployed: make(chan struct{})}
 }
 
 func notFound(name string) error {
@@ -220,6 +223,8 @@ func (s *Store) deploy(spec types.FunctionDeployment, mustExist bool) error {
 	}
 	s.mu.Lock()
 	s.fns[name] = &function{spec: spec, created: time.Now().UTC(), invoked: invoked, secretsDir: secretsDir}
+	close(s.deployed)
+	s.deployed = make(chan struct{})
 	s.mu.Unlock()
 	if old != nil {
 		// The old replicas have stopped. A folder that cannot be removed
@@ -389,6 +394,25 @@ func (s *Store) Wake(name string, replicas uint64) {
 		}
 		_ = s.cfg.Supervisor.Scale(name, int(replicas)) // closed meanwhile: the call's 503
 	}()
+}
+
+// WaitDeployed returns nil once name is deployed, at once when it is, or
+// ctx's error when ctx ends first: the async queue's replay waits with it
+// for a function deployed after the start.
+func (s *Store) WaitDeployed(ctx context.Context, name string) error {
+	for {
+		s.mu.Lock()
+		ok, deployed := s.fns[name] != nil, s.deployed
+		s.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-deployed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // Exists reports whether name is deployed.

@@ -331,3 +331,34 @@ func TestTheListedURLsCarryNoCredentials(t *testing.T) {
 		}
 	}
 }
+
+// WaitDeployed returns once the function is deployed, woken by the deploy
+// itself, and with its context's error when that ends first.
+func TestWaitDeployedReturnsWhenTheFunctionIsDeployed(t *testing.T) {
+	sup := &slowSupervisor{replicas: map[string]int{}, release: make(chan struct{})}
+	s := New(Config{Namespace: "openfaas-fn", Supervisor: sup, Secrets: noSecrets{}, Launcher: noSecrets{}, Logs: noSecrets{}})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.WaitDeployed(ctx, "late"); !errors.Is(err, context.Canceled) {
+		t.Errorf("WaitDeployed with its context done: %v, want context.Canceled", err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- s.WaitDeployed(context.Background(), "late") }()
+	if err := s.Deploy(types.FunctionDeployment{Service: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Deploy(types.FunctionDeployment{Service: "late"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Errorf("WaitDeployed: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("WaitDeployed did not return once the function was deployed")
+	}
+	if err := s.WaitDeployed(ctx, "late"); err != nil {
+		t.Errorf("WaitDeployed of a deployed function: %v, want nil at once", err)
+	}
+}

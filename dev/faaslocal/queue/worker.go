@@ -27,8 +27,9 @@ const maxResponse = 8 << 20
 
 // Functions is what the worker asks of the function store.
 type Functions interface {
-	// Exists reports whether name is deployed.
-	Exists(name string) bool
+	// WaitDeployed returns nil once name is deployed (at once when it is),
+	// told so by the store, or ctx's error when ctx ends first.
+	WaitDeployed(ctx context.Context, name string) error
 	// Invoked counts one invocation; false when name is not deployed.
 	Invoked(name string) bool
 }
@@ -272,7 +273,9 @@ func (w *Worker) Replay() error {
 				case <-ctx.Done():
 				}
 			}()
-			ready := w.waitDeployed(ctx, name) && w.cfg.Replicas.WaitReady(ctx, name) == nil
+			// A function deployed through the API after the start comes later
+			// than the stack's: the store tells when.
+			ready := w.cfg.Functions.WaitDeployed(ctx, name) == nil && w.cfg.Replicas.WaitReady(ctx, name) == nil
 			if !ready {
 				w.release(h, nil) // its calls stay in the journal for the next start
 				return
@@ -303,19 +306,6 @@ func (w *Worker) release(h *held, replayed []Call) {
 	for i, c := range calls {
 		w.calls.Go(func() { w.run(c, waiters[i]) })
 	}
-}
-
-// waitDeployed waits until name is deployed (a function deployed through
-// the API after the start comes later than the stack's).
-func (w *Worker) waitDeployed(ctx context.Context, name string) bool {
-	for !w.cfg.Functions.Exists(name) {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-	return true
 }
 
 // Stop refuses new calls (Enqueue answers ErrStopping), leaves the calls

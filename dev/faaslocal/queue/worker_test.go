@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,7 +22,13 @@ import (
 // whose single replica is addr.
 type oneFunction struct{ addr string }
 
-func (oneFunction) Exists(name string) bool                        { return name == "echo" }
+func (oneFunction) WaitDeployed(ctx context.Context, name string) error {
+	if name == "echo" {
+		return nil
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
 func (oneFunction) Invoked(name string) bool                       { return name == "echo" }
 func (f oneFunction) Pick(context.Context, string) (string, error) { return f.addr, nil }
 func (oneFunction) WaitReady(context.Context, ...string) error     { return nil }
@@ -560,5 +567,69 @@ func TestASecondReplayRunsNothingAgain(t *testing.T) {
 	w.Stop() // waits for every goroutine, a second replay's too
 	if n := invoked.Load(); n != 1 {
 		t.Errorf("the function ran %d times, want 1", n)
+	}
+}
+
+// deployLater is oneFunction deployed only once deployed is closed; asked
+// is closed when the worker first asks whether it is deployed.
+type deployLater struct {
+	oneFunction
+	deployed <-chan struct{}
+	asked    chan struct{}
+	once     *sync.Once
+}
+
+func (f deployLater) isDeployed(name string) bool {
+	f.once.Do(func() { close(f.asked) })
+	select {
+	case <-f.deployed:
+		return name == "echo"
+	default:
+		return false
+	}
+}
+
+func (f deployLater) Invoked(name string) bool { return f.isDeployed(name) }
+
+func (f deployLater) WaitDeployed(ctx context.Context, name string) error {
+	if !f.isDeployed(name) {
+		select {
+		case <-f.deployed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return f.oneFunction.WaitDeployed(ctx, name)
+}
+
+// A replayed call starts as soon as its function is deployed, told so by
+// the function store, not at the next look of a poll. Until 2026-12-08 the
+// worker looked every 250 ms, and a replayed call started up to that late.
+func TestAReplayedCallStartsWhenItsFunctionIsDeployed(t *testing.T) {
+	called := make(chan time.Time, 1)
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { called <- time.Now() }))
+	defer fn.Close()
+	dir := t.TempDir()
+	j := openJournal(t, dir)
+	if _, err := j.Put(uncalled("replayed")); err != nil {
+		t.Fatal(err)
+	}
+	deployed := make(chan struct{})
+	fns := deployLater{oneFunction{strings.TrimPrefix(fn.URL, "http://")}, deployed, make(chan struct{}), new(sync.Once)}
+	w := queue.NewWorker(queue.Config{Journal: j, Functions: fns, Replicas: fns})
+	defer w.Stop()
+	if err := w.Replay(); err != nil {
+		t.Fatal(err)
+	}
+	<-fns.asked // the worker found it not deployed yet
+	at := time.Now()
+	close(deployed)
+	select {
+	case got := <-called:
+		if d := got.Sub(at); d > 150*time.Millisecond {
+			t.Errorf("the replayed call started %v after its function was deployed, want at once", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the replayed call never started")
 	}
 }
