@@ -118,7 +118,7 @@ func run(ctx context.Context, args []string, lookupenv func(string) (string, boo
 		Log: slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: slog.LevelInfo})), Getenv: getenv,
 	})
 	if err != nil {
-		return err
+		return explainListen(opts, err)
 	}
 	defer func() {
 		fmt.Fprintln(stdout, "stopping…")

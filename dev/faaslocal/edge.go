@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 
@@ -50,9 +49,9 @@ func (rt *Runtime) startEdge(ctx context.Context) error {
 	if rt.edge, err = edge.New(decl, opts); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", rt.cfg.EdgeAddr)
+	ln, err := listen("edge", rt.cfg.EdgeAddr)
 	if err != nil {
-		return fmt.Errorf("edge listen: %w", err)
+		return err
 	}
 	rt.edgeServer = serve(ln, loopback.Only("the local edge", rt.edge), rt.cfg.Log)
 	return nil

@@ -114,9 +114,9 @@ func (rt *Runtime) start(ctx context.Context) error {
 			return err
 		}
 	}
-	gatewayLn, err := net.Listen("tcp", rt.cfg.GatewayAddr)
+	gatewayLn, err := listen("gateway", rt.cfg.GatewayAddr)
 	if err != nil {
-		return fmt.Errorf("gateway listen: %w", err)
+		return err
 	}
 	if err := rt.open(known, "http://"+gatewayLn.Addr().String()); err != nil {
 		_ = gatewayLn.Close()
@@ -205,6 +205,35 @@ func (rt *Runtime) open(known map[string]bool, gatewayURL string) error {
 		Wake: provider.Waker{Functions: rt.functions}, Timeouts: provider.Timeouts{Functions: rt.functions}, ResolveWait: cfg.ResolveWait, Log: cfg.Log, CallbackAllowed: rt.callbacks.Allowed,
 		MaxInflight: cfg.AsyncInflight})
 	return nil
+}
+
+// ListenError is Start's error when the gateway or the edge cannot listen
+// on its address (Config.GatewayAddr, Config.EdgeAddr), most often a port
+// another program holds: it names the listener and the address, so that a
+// caller can say which setting moves it (cmd/faas-local names its flag).
+type ListenError struct {
+	// Listener is "gateway" or "edge".
+	Listener string
+	// Addr is the address it could not listen on.
+	Addr string
+	// Err is net.Listen's error.
+	Err error
+}
+
+func (e *ListenError) Error() string {
+	return fmt.Sprintf("the %s cannot listen on %s: %v", e.Listener, e.Addr, e.Err)
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// listen listens on addr for listener ("gateway", "edge"); its error is a
+// *ListenError.
+func listen(listener, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &ListenError{Listener: listener, Addr: addr, Err: err}
+	}
+	return ln, nil
 }
 
 // serveGateway serves the gateway API (the provider's handlers) on ln.
