@@ -28,6 +28,17 @@
 // the function refuses again while the replay runs is dead-lettered behind
 // them and waits for the next replay (broker.ReplayDeadLetters).
 //
+// Each command waits up to 5 s after it read a DLQ for the messages it
+// read and did not take to be ready there again; when they are not all back
+// (a quorum queue's delivery limit dropped them, another consumer holds
+// them, a purge meanwhile) it prints what it did and fails naming
+// broker.ErrNotBack (until 2026-12-08 it gave up silently, exit 0).
+//
+// -h, -help or --help as the command or among a command's flags prints the
+// usage, exit 0; after the function, where the ids go, it is a usage error
+// like any other dash (until 2026-12-08 it meant help anywhere, so a
+// script's replay of an id "-h" did nothing and succeeded).
+//
 // An interrupt (Ctrl-C, SIGTERM) stops inspect, replay and purge before the
 // next message they would read, exit 1: what they did stands, nothing is
 // lost, and a replay interrupted while it awaited a copy's confirmation may
@@ -92,29 +103,23 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
-	if slices.ContainsFunc(args, isHelp) {
-		// Asked for, alone or after a command (replay -h, flag.ErrHelp
-		// to its flag set), the usage is an answer, not an error
-		// (exit 0), and needs no configuration. Nothing is acted on.
+	// Asked for, alone or among a command's flags (replay -h,
+	// flag.ErrHelp to its flag set), the usage is an answer, not an error
+	// (exit 0), and needs no configuration. Nothing is acted on. After
+	// the function, where the ids go, -h is a usage error as any other
+	// dash is: a script's `replay fn "$ID"` with ID=-h must not succeed
+	// having done nothing (until 2026-12-08 -h anywhere meant help).
+	help := func() error {
 		_, err := fmt.Fprintln(out, usage)
-		return err
-	}
-	c := config.New(getenv)
-	rawURL := c.String("RABBITMQ_URL", broker.DefaultURL)
-	gateway := c.String("GATEWAY_URL", "http://127.0.0.1:8080")
-	names := broker.Names{Prefix: c.String("EXCHANGE_PREFIX", "")}
-	password := c.OptionalSecret(broker.PasswordSecret)
-	if err := c.Err(); err != nil {
-		return err
-	}
-	url, err := broker.URL(rawURL, password)
-	if err != nil {
 		return err
 	}
 	if len(args) == 0 {
 		return errors.New(usage)
 	}
 	cmd, rest := args[0], args[1:]
+	if isHelp(cmd) || cmd == "inspect" && len(rest) > 0 && isHelp(rest[0]) {
+		return help()
+	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // a mistake answers with the usage below
 	limit := fs.Int("limit", 50, "")
@@ -122,7 +127,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	olderThan := fs.Duration("older-than", 0, "")
 	switch cmd {
 	case "list", "replay", "purge":
-		if err := fs.Parse(rest); err != nil {
+		if err := fs.Parse(rest); errors.Is(err, flag.ErrHelp) {
+			return help()
+		} else if err != nil {
 			return errors.New(usage)
 		}
 		rest = fs.Args()
@@ -163,6 +170,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	}
 	if cmd == "list" && *limit < 0 || cmd == "inspect" && (len(rest) != 2 || rest[1] == "") {
 		return errors.New(usage)
+	}
+	c := config.New(getenv)
+	rawURL := c.String("RABBITMQ_URL", broker.DefaultURL)
+	gateway := c.String("GATEWAY_URL", "http://127.0.0.1:8080")
+	names := broker.Names{Prefix: c.String("EXCHANGE_PREFIX", "")}
+	password := c.OptionalSecret(broker.PasswordSecret)
+	if err := c.Err(); err != nil {
+		return err
+	}
+	url, err := broker.URL(rawURL, password)
+	if err != nil {
+		return err
 	}
 	conn, err := broker.Dial(ctx, url, "shop-deadletters")
 	if err != nil {
@@ -246,10 +265,14 @@ func subscribed(gateway string, auth sdk.ClientAuth) ([]string, error) {
 // list prints the functions' dead letters. A function the operator named
 // (named) whose DLQ does not exist is an error, not 0 dead letters: a
 // misspelt name would look like an empty DLQ. A discovered one without a
-// DLQ yet (its connector has not declared it) has 0.
-func list(conn *amqp.Connection, names broker.Names, fns []string, named bool, limit int, out io.Writer) error {
+// DLQ yet (its connector has not declared it) has 0. A DLQ whose messages
+// did not all come back after the look (broker.ErrNotBack) is listed as
+// read, and the command fails after the last function, saying so.
+func list(conn *amqp.Connection, names broker.Names, fns []string, named bool, limit int, out io.Writer) (err error) {
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	defer tw.Flush()
+	var notBack []error
+	defer func() { err = cmp.Or(err, errors.Join(notBack...)) }()
 	for _, fn := range fns {
 		n, exists, err := broker.DeadLetterQueue(conn, names, fn)
 		if err != nil {
@@ -267,7 +290,9 @@ func list(conn *amqp.Connection, names broker.Names, fns []string, named bool, l
 			show = n // every message
 		}
 		dls, err := broker.PeekDeadLetters(conn, names, fn, show)
-		if err != nil {
+		if errors.Is(err, broker.ErrNotBack) {
+			notBack = append(notBack, err)
+		} else if err != nil {
 			return err
 		}
 		for _, d := range dls {
@@ -282,11 +307,11 @@ func list(conn *amqp.Connection, names broker.Names, fns []string, named bool, l
 
 func inspect(ctx context.Context, conn *amqp.Connection, names broker.Names, fn, id string, out io.Writer) error {
 	d, ok, err := broker.FindDeadLetter(ctx, conn, names, fn, id)
-	if err != nil {
+	if err != nil && !errors.Is(err, broker.ErrNotBack) {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("no message %s in %s", id, names.DLQ(fn))
+		return errors.Join(fmt.Errorf("no message %s in %s", id, names.DLQ(fn)), err)
 	}
 	fmt.Fprintf(out, "id:          %s\ntype:        %s\ntopic:       %s\nattempts:    %d\nlast status: %d\nlast error:  %s\nfailed at:   %s\nheaders:\n",
 		d.ID, d.Type, d.Topic, d.Attempts, d.LastStatus, d.LastError, d.FailedAt)
@@ -299,5 +324,5 @@ func inspect(ctx context.Context, conn *amqp.Connection, names broker.Names, fn,
 		fmt.Fprintf(out, "  %s: %v\n", k, d.Headers[k])
 	}
 	fmt.Fprintf(out, "envelope:\n%s\n", d.Body)
-	return nil
+	return err // nil, or broker.ErrNotBack: shown, but the messages read before it are not all back
 }

@@ -633,3 +633,65 @@ func TestAReplayCutMidwayLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestALookWhoseMessagesDoNotComeBackFails: list reads a DLQ's messages
+// unacknowledged and waits (5 s) for them to be ready again, so that the
+// next command counts them. When they are not back by then — here a quorum
+// DLQ with a delivery limit of 0 drops each at its first return, as
+// RabbitMQ 4 does at its default limit of 20 without the policy of
+// docs/events.md — list still prints what it read and then fails naming
+// broker.ErrNotBack (exit 1, stderr): until 2026-12-08 the wait gave up
+// silently, list succeeded, and the dead letters were gone unmentioned.
+func TestALookWhoseMessagesDoNotComeBackFails(t *testing.T) {
+	names, conn, ch := deadLetters(t, nil)
+	if _, err := ch.QueueDelete(names.DLQ("fn1"), false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(names.DLQ("fn1"), true, false, false, false, amqp.Table{"x-queue-type": "quorum", "x-delivery-limit": int32(0)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"evt-1", "evt-2"} {
+		dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "", names.DLQ("fn1"), false, false, amqp.Publishing{
+			MessageId: id, Type: "order.placed.v1", Body: []byte(`{"id":"` + id + `"}`),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := dc.WaitContext(context.Background()); err != nil || !ok {
+			t.Fatalf("publish %s not confirmed: %v", id, err)
+		}
+	}
+	getenv := config.Env(map[string]string{"RABBITMQ_URL": rabbitURL, "EXCHANGE_PREFIX": names.Prefix})
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"list", "fn1"}, getenv, &out)
+	if !errors.Is(err, broker.ErrNotBack) || !strings.Contains(err.Error(), names.DLQ("fn1")) {
+		t.Errorf("list of a DLQ that dropped what it read: err %v, want broker.ErrNotBack naming %s", err, names.DLQ("fn1"))
+	}
+	if !strings.Contains(out.String(), "2 dead letter(s)") || !strings.Contains(out.String(), "evt-2") {
+		t.Errorf("list printed %q, want the 2 dead letters it read", out.String())
+	}
+	if n, err := broker.CountDeadLetters(conn, names, "fn1"); err != nil || n != 0 {
+		t.Errorf("the DLQ holds %d after the look (err %v), want 0: the delivery limit was to drop them", n, err)
+	}
+}
+
+// TestAHelpFlagWhereTheIDsGoIsAMistake: -h asks for the usage only where a
+// flag can stand, before the function; where the function or the ids go it
+// is a usage error (exit 1), as any other dash is, so a script's
+// `deadletters replay fn1 "$ID"` with ID=-h fails rather than succeeding
+// having done nothing: until 2026-12-08 -h anywhere meant help, exit 0.
+func TestAHelpFlagWhereTheIDsGoIsAMistake(t *testing.T) {
+	names, conn, _ := deadLetters(t, nil, "evt-1")
+	getenv := config.Env(map[string]string{"RABBITMQ_URL": rabbitURL, "EXCHANGE_PREFIX": names.Prefix})
+	for _, args := range [][]string{{"replay", "fn1", "-h"}, {"purge", "fn1", "evt-1", "--help"}, {"inspect", "fn1", "-help"},
+		{"list", "fn1", "-h"}, {"replay", "-type", "order.placed.v1", "fn1", "-h"}} {
+		var out bytes.Buffer
+		err := run(context.Background(), args, getenv, &out)
+		if err == nil || !strings.Contains(err.Error(), "usage:") {
+			t.Errorf("%q: err %v (output %q), want the usage as an error", args, err, out.String())
+		}
+	}
+	if n, err := broker.CountDeadLetters(conn, names, "fn1"); err != nil || n != 1 {
+		t.Errorf("%d dead letter(s) (err %v), want the 1 untouched", n, err)
+	}
+}

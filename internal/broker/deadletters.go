@@ -270,7 +270,11 @@ func PurgeSelected(ctx context.Context, conn *amqp.Connection, n Names, function
 // channel closes, which RabbitMQ does asynchronously, so walk waits (up to
 // 5 s) until they are back, also when visit or a fetch failed or ctx was
 // done: the next command then sees every message (until 2026-12-08 an error
-// returned at once, and a list right after could count fewer).
+// returned at once, and a list right after could count fewer). When they
+// are not all back by then it returns ErrNotBack (after visit's or the
+// fetch's error, if any), having read what it read: until 2026-12-08 it
+// returned as if they were, and a message a quorum queue dropped at its
+// delivery limit went unmentioned.
 //
 // It fetches no message once ctx is done, and returns ctx's error: an
 // operator's Ctrl-C stops a walk over a large queue between two messages,
@@ -292,11 +296,16 @@ func walk(ctx context.Context, conn *amqp.Connection, queue string, confirm bool
 	// their way back, and the operator's next command must count them.
 	// A connection that failed has no channel to wait on; RabbitMQ
 	// requeues them all the same.
-	if werr := waitReady(conn, queue, q.Messages-settled, 5*time.Second); err == nil {
-		err = werr
-	}
-	return err
+	return errors.Join(err, waitReady(conn, queue, q.Messages-settled, 5*time.Second))
 }
+
+// ErrNotBack is walk's error when the messages it read and did not settle
+// are not all ready in the queue again 5 s after its channel closed: another
+// consumer took them, someone purged the queue meanwhile, or RabbitMQ
+// dropped them (a quorum queue past its delivery limit: RabbitMQ 4 without
+// the policy of docs/events.md). What the command did stands; the operator
+// looks at the queue before the next.
+var ErrNotBack = errors.New("the messages read are not all back in the queue")
 
 // fetch gets up to limit messages of queue, each handed to visit, until ctx
 // is done, and returns how many visit settled.
@@ -329,7 +338,8 @@ func fetch(ctx context.Context, ch *amqp.Channel, queue string, confirm bool, li
 	return settled, nil
 }
 
-// waitReady waits until queue holds at least want ready messages.
+// waitReady waits until queue holds at least want ready messages, and
+// returns ErrNotBack when it does not within the time given.
 func waitReady(conn *amqp.Connection, queue string, want int, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
@@ -342,8 +352,12 @@ func waitReady(conn *amqp.Connection, queue string, want int, within time.Durati
 		if err != nil {
 			return fmt.Errorf("inspect %s: %w", queue, err)
 		}
-		if q.Messages >= want || time.Now().After(deadline) {
+		if q.Messages >= want {
 			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: %s holds %d ready message(s) %s after the read, want %d or more (another consumer, a purge, or a quorum queue's delivery limit: docs/runbooks/dead-letters.md)",
+				ErrNotBack, queue, q.Messages, within, want)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
