@@ -318,7 +318,7 @@ func TestEveryAlertLinksItsRunbook(t *testing.T) {
 // docs/runbooks/dead-letters.md's top and its description sent the
 // operator to the RabbitMQ UI; the alerts of datastores.md and rabbitmq.md
 // linked their pages' tops although each had its own section. A page that
-// serves several alerts has a section for each (but the pages in unsplit).
+// serves several alerts has a section for each.
 func TestAnAlertLinksItsRunbookSection(t *testing.T) {
 	const prefix = "https://github.com/shopfaas/shop/blob/main/"
 	var rules struct {
@@ -378,16 +378,11 @@ func TestAnAlertLinksItsRunbookSection(t *testing.T) {
 		t.Fatal("no alert has a section of its own in docs/runbooks (dead-letters.md, datastores.md, rabbitmq.md have them)")
 	}
 	// A page that serves several alerts has a section for each, so its
-	// link does not land at the top. The pages below still number their
-	// steps across their alerts; split them as they are next edited.
-	unsplit := map[string]bool{
-		"docs/runbooks/function-errors.md":     true,
-		"docs/runbooks/outbox-lag.md":          true,
-		"docs/runbooks/stuck-pending-order.md": true,
-		"docs/runbooks/checkout-slo.md":        true,
-	}
+	// link does not land at the top. Until 2026-12-08 function-errors.md,
+	// outbox-lag.md, stuck-pending-order.md and checkout-slo.md were let
+	// off, numbering their steps across their alerts.
 	for page, alerts := range pageAlerts {
-		if len(alerts) > 1 && !unsplit[page] && len(sectioned[page]) < len(alerts) {
+		if len(alerts) > 1 && len(sectioned[page]) < len(alerts) {
 			t.Errorf("%s serves %d alerts (%s) but has a section for %d of them", page, len(alerts), strings.Join(alerts, ", "), len(sectioned[page]))
 		}
 	}

@@ -18,7 +18,7 @@ import (
 )
 
 // runbookStuckRowQuery is the stuck-row query of docs/runbooks/outbox-lag.md
-// (step 4), as an operator pastes it.
+// (its section "A stuck row"), as an operator pastes it.
 func runbookStuckRowQuery(t *testing.T) string {
 	t.Helper()
 	doc, err := os.ReadFile("../../docs/runbooks/outbox-lag.md")
