@@ -626,7 +626,10 @@ func TestAReplayedCallStartsWhenItsFunctionIsDeployed(t *testing.T) {
 	close(deployed)
 	select {
 	case got := <-called:
-		if d := got.Sub(at); d > 150*time.Millisecond {
+		// Started on the store's word: no poll's interval in between. The
+		// bound leaves a loaded machine room (the race-built CI runs it
+		// beside other suites); a poll of a second or more would show.
+		if d := got.Sub(at); d > time.Second {
 			t.Errorf("the replayed call started %v after its function was deployed, want at once", d)
 		}
 	case <-time.After(10 * time.Second):
