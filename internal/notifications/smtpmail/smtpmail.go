@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
@@ -649,10 +650,32 @@ type draft struct {
 	from, to *mail.Address
 }
 
+// recipient parses to, an RFC 5322 address or a bare one as the users
+// service stores it. A stored address may have a local part net/mail
+// refuses unquoted: migration 0011 of the users database composed "a"
+// U+037E "b@x.com", registered before 2026-12-07, into "a;b@x.com". Such a
+// bare address (one '@', no space, quote, angle bracket or parenthesis, a
+// domain net/mail reads) is taken as it is, and goes quoted (mailbox,
+// net/mail's Address.String); until 2026-12-08 it was undeliverable.
+func recipient(to string) (*mail.Address, error) {
+	a, err := mail.ParseAddress(to)
+	if err == nil {
+		return a, nil
+	}
+	local, domain, ok := strings.Cut(to, "@")
+	if !ok || local == "" || strings.ContainsAny(local, `"<>()\`) || strings.ContainsFunc(to, unicode.IsSpace) {
+		return nil, err
+	}
+	if _, derr := mail.ParseAddress("x@" + domain); derr != nil {
+		return nil, err
+	}
+	return &mail.Address{Address: to}, nil
+}
+
 // draft checks e's recipient and Message-ID and the configured sender before
 // any connection is made.
 func (s *Sender) draft(e notifications.Email) (draft, error) {
-	rcpt, err := mail.ParseAddress(e.To)
+	rcpt, err := recipient(e.To)
 	if err != nil {
 		return draft{}, undeliverable{err: errors.New("smtp: invalid recipient address")}
 	}

@@ -657,6 +657,8 @@ func TestSMTPUTF8ServerGetsAddressesUnchanged(t *testing.T) {
 // envelope carried the local part unquoted: "RCPT TO:<john doe@example.com>",
 // a syntax error (this server's 501 5.5.2, retried until the dead letters;
 // a server answering 5.1.3, bad address syntax, had it refused for good).
+// A bare address whose local part is not a Dot-string, as the users service
+// may store one, goes so too.
 func TestAQuotedLocalPartGoesQuoted(t *testing.T) {
 	for _, tt := range []struct {
 		name, from, to       string
@@ -679,6 +681,12 @@ func TestAQuotedLocalPartGoesQuoted(t *testing.T) {
 		{name: "non-ASCII with SMTPUTF8", from: "shop@example.com", to: `"jöhn doe"@bücherhalle-hamburg.de`, utf8: true,
 			wantFrom: "shop@example.com", wantTo: "jöhn doe@bücherhalle-hamburg.de",
 			fromHeader: "From: <shop@example.com>\r\n", toHeader: "To: <\"jöhn doe\"@bücherhalle-hamburg.de>\r\n"},
+		// Migration 0011 of the users database composed a stored
+		// "a" U+037E "b@x.com" into "a;b@x.com": a bare address net/mail
+		// refuses unquoted. Until 2026-12-08 it was undeliverable.
+		{name: "a stored address whose local part needs quotes", from: "shop@example.com", to: "a;b@example.com",
+			wantFrom: "shop@example.com", wantTo: "a;b@example.com",
+			fromHeader: "From: <shop@example.com>\r\n", toHeader: "To: <\"a;b\"@example.com>\r\n"},
 		{name: "the sender", from: `Shop <"shop desk"@example.com>`, to: "bob@example.com",
 			wantFrom: "shop desk@example.com", wantTo: "bob@example.com",
 			fromHeader: "From: \"Shop\" <\"shop desk\"@example.com>\r\n", toHeader: "To: <bob@example.com>\r\n"},
