@@ -77,7 +77,9 @@ func TestThePatternsSpacesAreTheCodesSpaces(t *testing.T) {
 // TestThePatternsFormatCharactersAreUnicodesCf: the patterns that refuse
 // invisible formatting characters (a registration's name and email, a
 // product's name) name exactly Unicode's Cf category up to U+FFFF, as the
-// code (unicode.Cf) refuses it: "A" r "A" matches unless r is one. In a
+// code (formatchar.Invisible, with the variation selectors and Hangul
+// fillers) refuses it: "A" r "A" matches unless r is one; a shipping
+// address's text (AddressText) has the product name's rule. In a
 // name the joiners U+200C and U+200D pass where formatchar.InName lets them
 // join: after a virama, or between letters of a joining script such as
 // Arabic; never beside a Latin letter that precedes them, first, last,
@@ -100,6 +102,9 @@ func TestThePatternsFormatCharactersAreUnicodesCf(t *testing.T) {
 	if len(allOf) == 0 {
 		t.Fatal("ProductName has no allOf whose pattern refuses the Cf characters")
 	}
+	if got, want := schemas["AddressText"].(map[string]any)["pattern"], allOf[0].(map[string]any)["pattern"]; got != want {
+		t.Errorf("AddressText's pattern is not ProductName's rule:\n%v\nwant\n%v", got, want)
+	}
 	email := regexp.MustCompile(registration["email"].(map[string]any)["pattern"].(string))
 	for what, p := range map[string]string{"Registration.name": registration["name"].(map[string]any)["pattern"].(string), "ProductName": allOf[0].(map[string]any)["pattern"].(string)} {
 		re := regexp.MustCompile(p)
@@ -107,8 +112,8 @@ func TestThePatternsFormatCharactersAreUnicodesCf(t *testing.T) {
 			if r >= 0xd800 && r <= 0xdfff {
 				continue // halves of a pair, no character of their own
 			}
-			if got, want := re.MatchString("A"+string(r)+"A"), !unicode.Is(unicode.Cf, r); got != want {
-				t.Errorf("%s of A%UA: matched %v, want %v (unicode.Cf %v)", what, r, got, want, unicode.Is(unicode.Cf, r))
+			if got, want := re.MatchString("A"+string(r)+"A"), !formatchar.Invisible(r); got != want {
+				t.Errorf("%s of A%UA: matched %v, want %v (formatchar.Invisible %v)", what, r, got, want, formatchar.Invisible(r))
 			}
 			// r before a non-joiner and an Arabic letter, before a joiner
 			// and a Devanagari letter, and after a virama and a joiner.
@@ -137,9 +142,9 @@ func TestThePatternsFormatCharactersAreUnicodesCf(t *testing.T) {
 		if r >= 0xd800 && r <= 0xdfff || unicode.IsSpace(r) || r <= 0x9f {
 			continue
 		}
-		want := !unicode.Is(unicode.Cf, r) && r != 0x037e
+		want := !formatchar.Invisible(r) && r != 0x037e
 		if got := email.MatchString("a" + string(r) + "b@example.com"); got != want {
-			t.Errorf("Registration.email with %U in the local part: matched %v, want %v (unicode.Cf %v)", r, got, want, unicode.Is(unicode.Cf, r))
+			t.Errorf("Registration.email with %U in the local part: matched %v, want %v (formatchar.Invisible %v)", r, got, want, formatchar.Invisible(r))
 		}
 	}
 }

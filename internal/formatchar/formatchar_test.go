@@ -53,3 +53,59 @@ func TestJoinersPassOnlyWhereTheyJoin(t *testing.T) {
 		}
 	}
 }
+
+// The variation selectors (U+FE00 to U+FE0F, U+E0100 to U+E01EF) and the
+// Hangul fillers (U+115F, U+1160, U+3164, U+FFA0) show nothing of their own
+// either: a name and an email refuse them as they refuse a Cf character,
+// after an emoji too ("Ann ❤️" is refused; "Ann ❤" passes). Until
+// 2026-12-08 they passed.
+func TestVariationSelectorsAndHangulFillersAreRefused(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		want rune
+	}{
+		{"Ann\ufe0f", 0xfe0f},
+		{"Ann \u2764\ufe0f", 0xfe0f},
+		{"A\ufe00nn", 0xfe00},
+		{"\u845b\U000e0100", 0xe0100},
+		{"A\U000e01efnn", 0xe01ef},
+		{"\u3164", 0x3164},
+		{"Ann\u3164", 0x3164},
+		{"\u115f\u1160", 0x115f},
+		{"A\u1160", 0x1160},
+		{"\uffa0Ann", 0xffa0},
+	} {
+		if r, ok := formatchar.InName(tc.s); !ok || r != tc.want {
+			t.Errorf("InName(%+q) = %U, %v; want %U refused", tc.s, r, ok, tc.want)
+		}
+		if r, ok := formatchar.Any(tc.s); !ok || r != tc.want {
+			t.Errorf("Any(%+q) = %U, %v; want %U refused", tc.s, r, ok, tc.want)
+		}
+		if !formatchar.Invisible(tc.want) {
+			t.Errorf("Invisible(%U) = false, want true", tc.want)
+		}
+	}
+	for _, s := range []string{"Ann \u2764", "\ud55c\uae00", "\u1100\u1161"} {
+		if r, ok := formatchar.InName(s); ok {
+			t.Errorf("InName(%+q) refused %U, want accepted", s, r)
+		}
+	}
+}
+
+// A joiner after a virama joins only a letter or mark of the virama's own
+// script: before a Latin letter ("क्" U+200D "A") it shows nothing and
+// joins nothing. Until 2026-12-08 any letter or mark after it passed.
+func TestAJoinerAfterAViramaWantsALetterOfItsScript(t *testing.T) {
+	for _, s := range []string{"\u0915\u094d\u200dA", "\u0915\u094d\u200cA", "\u0915\u094d\u200d\u0baa", "\u0915\u094d\u200d\u0628", "\u0915\u094d\u200d\u0301"} {
+		if r, ok := formatchar.InName(s); !ok {
+			t.Errorf("InName(%+q) accepted, want the joiner refused", s)
+		} else if r != 0x200c && r != 0x200d {
+			t.Errorf("InName(%+q) refused %U, want the joiner", s, r)
+		}
+	}
+	for _, s := range []string{"\u0915\u094d\u200d\u0937", "\u0b95\u0bcd\u200c\u0bb7", "\u0d15\u0d4d\u200d\u0d37"} {
+		if r, ok := formatchar.InName(s); ok {
+			t.Errorf("InName(%+q) refused %U, want accepted", s, r)
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/shopfaas/shop/internal/cart"
 	"github.com/shopfaas/shop/internal/fault"
+	"github.com/shopfaas/shop/internal/formatchar"
 	"github.com/shopfaas/shop/internal/ids"
 	"github.com/shopfaas/shop/internal/payments"
 )
@@ -81,7 +82,10 @@ type Money struct {
 	Currency string `json:"currency"`
 }
 
-// Address is where an order ships. Every field is required.
+// Address is where an order ships. Every field is required. Its text fields
+// hold no invisible character but a joiner where it joins, as a name's
+// (formatchar.InName: a Persian street or a Hindi city may need one; until
+// 2026-12-08 any passed).
 type Address struct {
 	Name       string `json:"name"`
 	Line1      string `json:"line1"`
@@ -189,6 +193,9 @@ func (r PlaceRequest) Validate() error {
 		}
 		if !utf8.ValidString(f.v) || utf8.RuneCountInString(f.v) > f.max {
 			return invalid(fmt.Sprintf("shipping_address.%s must be at most %d characters", f.name, f.max))
+		}
+		if r, ok := formatchar.InName(f.v); ok {
+			return invalid(formatchar.Problem("shipping_address."+f.name, r))
 		}
 	}
 	if len(a.Country) != 2 || !isUpperAlpha(a.Country) {

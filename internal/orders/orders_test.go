@@ -222,3 +222,33 @@ func TestItemLineIsItemRequestsWireForm(t *testing.T) {
 		t.Errorf("ItemRequest (-) and itemLine (+) differ:\n%s", diff)
 	}
 }
+
+// A shipping address's text fields refuse the invisible characters a name
+// refuses (formatchar.InName): U+200B, a bidi override, a joiner between
+// Latin letters; a Persian non-joiner between letters passes. The answer is
+// the names' 422 invalid_request naming the field and the code point. Until
+// 2026-12-08 an address held any of them.
+func TestAnAddressRefusesInvisibleCharacters(t *testing.T) {
+	fields := map[string]func(*Address) *string{
+		"name":        func(a *Address) *string { return &a.Name },
+		"line1":       func(a *Address) *string { return &a.Line1 },
+		"city":        func(a *Address) *string { return &a.City },
+		"postal_code": func(a *Address) *string { return &a.PostalCode },
+	}
+	for field, at := range fields {
+		for _, v := range []string{"A\u200bB", "\u202eAB", "A\u200dB", "\u200c12345"} {
+			r := validRequest()
+			*at(&r.ShippingAddress) = v
+			err := r.Validate()
+			if fault.KindOf(err) != fault.Invalid || fault.CodeOf(err) != fault.CodeInvalidRequest ||
+				!strings.Contains(err.Error(), "shipping_address."+field+" must not contain the invisible") {
+				t.Errorf("%s %+q: Validate() = %v, want 422 invalid_request naming the field", field, v, err)
+			}
+		}
+		r := validRequest()
+		*at(&r.ShippingAddress) = "\u06a9\u062a\u0627\u0628\u200c\u0647\u0627"
+		if err := r.Validate(); err != nil {
+			t.Errorf("%s with a Persian non-joiner: %v, want accepted", field, err)
+		}
+	}
+}
