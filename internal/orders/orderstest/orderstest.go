@@ -397,7 +397,10 @@ func (s *Server) release(_ *http.Request, orderID uuid.UUID, _ []byte) (any, err
 		// release makes it final, so a later commit is refused.
 		r.status = "released"
 	}
-	return status{orderID, "released"}, nil
+	// As release-stock answers (inventorydb.Store.Release): the hold's
+	// status after the release, restocked for a committed order, and a
+	// repeated release the status the first left.
+	return status{orderID, r.status}, nil
 }
 
 type paymentView struct {

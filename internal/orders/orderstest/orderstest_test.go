@@ -2,11 +2,15 @@ package orderstest_test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/orders"
 	"github.com/shopfaas/shop/internal/orders/ordersgw"
@@ -153,4 +157,75 @@ func TestTheFakeAnswersAsTheRealServices(t *testing.T) {
 			t.Fatalf("payment %q, want refunded", got)
 		}
 	})
+}
+
+// release-stock answers the reservation's status after the release, as
+// inventorydb.Store.Release does (functions/release-stock): released for a
+// hold (and for an expired one, whose release makes it final), restocked for
+// a committed order, the same again for a repeated release, none for an
+// order that reserved nothing. Until 2026-12-08 the fake answered released
+// for every reservation, a restocked one included, so no saga test could
+// catch a caller that read the answer wrongly.
+func TestTheFakeReleaseAnswersTheHoldsStatus(t *testing.T) {
+	ctx := context.Background()
+	srv := orderstest.New(t)
+	gw, err := ordersgw.New(srv.URL, orderstest.Token, nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	product := uuid.Must(uuid.NewV7())
+	srv.SetStock(product, 10)
+	release := func(t *testing.T, id uuid.UUID) string {
+		t.Helper()
+		body := strings.NewReader(`{"order_id":"` + id.String() + `"}`)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/function/release-stock", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(auth.InternalHeader, orderstest.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var got struct {
+			OrderID uuid.UUID `json:"order_id"`
+			Status  string    `json:"status"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK || got.OrderID != id {
+			t.Fatalf("release-stock: %d %+v %v", resp.StatusCode, got, err)
+		}
+		return got.Status
+	}
+	reserve := func(t *testing.T, id uuid.UUID) {
+		t.Helper()
+		if err := gw.Reserve(ctx, id, []orders.Line{{ProductID: product, Quantity: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, tt := range map[string]struct {
+		before func(t *testing.T, id uuid.UUID)
+		want   string
+	}{
+		"a hold":          {reserve, "released"},
+		"an expired hold": {func(t *testing.T, id uuid.UUID) { reserve(t, id); srv.Expire(id) }, "released"},
+		"a committed order": {func(t *testing.T, id uuid.UUID) {
+			reserve(t, id)
+			if err := gw.Commit(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}, "restocked"},
+		"nothing reserved": {func(*testing.T, uuid.UUID) {}, "none"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			id := uuid.Must(uuid.NewV7())
+			tt.before(t, id)
+			for _, try := range []string{"first", "repeated"} {
+				if got := release(t, id); got != tt.want {
+					t.Errorf("%s release: %q, want %q", try, got, tt.want)
+				}
+			}
+		})
+	}
 }
