@@ -55,14 +55,15 @@ func New(rec Recoverer, internal *auth.InternalVerifier, log *slog.Logger) http.
 		// is counted as an error, as one that failed outright: that order
 		// is not being finished.
 		telemetry.ShopFrom(r.Context()).Recovery(err != nil || rep.Errors > 0, telemetry.Recovered{Confirmed: rep.Confirmed, Failed: rep.Failed,
-			Pending: rep.Pending, Expired: rep.Expired, CartRemovals: rep.CartRemovals, Compensations: rep.Compensations, Errors: rep.Errors})
+			Pending: rep.Pending, Expired: rep.Expired, CartRemovals: rep.CartRemovals, Compensations: rep.Compensations, TakenOver: rep.TakenOver,
+			Errors: rep.Errors})
 		if err != nil {
 			return err
 		}
 		if rep.Driven > 0 || rep.Purged > 0 || rep.Errors > 0 {
 			log.InfoContext(r.Context(), "recovered orders", "driven", rep.Driven, "confirmed", rep.Confirmed,
 				"failed", rep.Failed, "still_pending", rep.Pending, "expired", rep.Expired, "cart_removals", rep.CartRemovals,
-				"compensations", rep.Compensations, "errors", rep.Errors, "purged_keys", rep.Purged)
+				"compensations", rep.Compensations, "taken_over", rep.TakenOver, "errors", rep.Errors, "purged_keys", rep.Purged)
 		}
 		return fnhttp.JSON(w, http.StatusOK, rep)
 	}))

@@ -86,7 +86,7 @@ func NewShop(reg prometheus.Registerer) *Shop {
 		}, []string{"result"}),
 		recoveredTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shop_recovered_orders_total",
-			Help: "Orders recover-orders drove, by how they ended the run: confirmed, failed, still_pending, expired (given up on after GIVE_UP_AFTER); cart_removal for a confirmed order driven for its owed cart removal, compensation for an ended order driven for an owed release or refund; error for an order claimed that the run could not drive.",
+			Help: "Orders recover-orders drove, by how they ended the run: confirmed, failed, still_pending, expired (given up on after GIVE_UP_AFTER); cart_removal for a confirmed order driven for its owed cart removal, compensation for an ended order driven for an owed release or refund; taken_over for an order whose claim another run took over while this one drove it (that run counts how it ends); error for an order claimed that the run could not drive.",
 		}, []string{"result"}),
 		sweeps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shop_reservation_sweeps_total",
@@ -172,9 +172,10 @@ func (m *Shop) Compensation(settled bool) {
 }
 
 // Recovered is what a recover-orders run drove, by how (saga.Report);
-// Errors counts the orders it claimed but could not drive.
+// TakenOver counts the orders whose claim another run took over while this
+// one drove them, Errors the orders it claimed but could not drive.
 type Recovered struct {
-	Confirmed, Failed, Pending, Expired, CartRemovals, Compensations, Errors int
+	Confirmed, Failed, Pending, Expired, CartRemovals, Compensations, TakenOver, Errors int
 }
 
 // Recovery counts a recover-orders run (failed: it returned an error, or
@@ -192,7 +193,8 @@ func (m *Shop) Recovery(failed bool, r Recovered) {
 		ok.Inc()
 	}
 	for result, n := range map[string]int{"confirmed": r.Confirmed, "failed": r.Failed, "still_pending": r.Pending,
-		"expired": r.Expired, "cart_removal": r.CartRemovals, "compensation": r.Compensations, "error": r.Errors} {
+		"expired": r.Expired, "cart_removal": r.CartRemovals, "compensation": r.Compensations, "taken_over": r.TakenOver,
+		"error": r.Errors} {
 		m.recoveredTotal.WithLabelValues(result).Add(float64(n))
 	}
 }

@@ -19,7 +19,7 @@ func TestShopExportsTheQuietSeries(t *testing.T) {
 	m.Recovery(false, Recovered{Confirmed: 1, Compensations: 2})
 	m.Compensation(true)
 	want := `
-# HELP shop_recovered_orders_total Orders recover-orders drove, by how they ended the run: confirmed, failed, still_pending, expired (given up on after GIVE_UP_AFTER); cart_removal for a confirmed order driven for its owed cart removal, compensation for an ended order driven for an owed release or refund; error for an order claimed that the run could not drive.
+# HELP shop_recovered_orders_total Orders recover-orders drove, by how they ended the run: confirmed, failed, still_pending, expired (given up on after GIVE_UP_AFTER); cart_removal for a confirmed order driven for its owed cart removal, compensation for an ended order driven for an owed release or refund; taken_over for an order whose claim another run took over while this one drove it (that run counts how it ends); error for an order claimed that the run could not drive.
 # TYPE shop_recovered_orders_total counter
 shop_recovered_orders_total{result="cart_removal"} 0
 shop_recovered_orders_total{result="compensation"} 2
@@ -28,6 +28,7 @@ shop_recovered_orders_total{result="error"} 0
 shop_recovered_orders_total{result="expired"} 0
 shop_recovered_orders_total{result="failed"} 0
 shop_recovered_orders_total{result="still_pending"} 0
+shop_recovered_orders_total{result="taken_over"} 0
 # HELP shop_recovery_runs_total recover-orders runs, by result: ok or error.
 # TYPE shop_recovery_runs_total counter
 shop_recovery_runs_total{result="error"} 0

@@ -390,12 +390,25 @@ func (s *Store) RecordCartSettled(ctx context.Context, orderID uuid.UUID, notes 
 	return s.record(ctx, orderID, true, notes)
 }
 
-func (s *Store) record(ctx context.Context, orderID uuid.UUID, cartSettled bool, notes []Note) error {
-	if len(notes) == 0 && !cartSettled {
+// RecordUnlessWritten is Record — RecordCartSettled when cartSettled — for a
+// run whose notes doubted went out with a write of the order whose answer
+// was lost (a *postgres.Doubt, which Settle has ended since): it may have
+// committed them, or not. Each of them is written only when the order's
+// timeline does not hold it already (the same At, step, outcome and
+// detail: the write committed it), so it is written once either way; a
+// doubted note without At cannot be told and is written. notes follow, in
+// any case. One transaction, one round trip, as Record.
+func (s *Store) RecordUnlessWritten(ctx context.Context, orderID uuid.UUID, doubted []Note, cartSettled bool, notes ...Note) error {
+	return s.record(ctx, orderID, cartSettled, notes, doubted...)
+}
+
+func (s *Store) record(ctx context.Context, orderID uuid.UUID, cartSettled bool, notes []Note, doubted ...Note) error {
+	if len(notes) == 0 && len(doubted) == 0 && !cartSettled {
 		return nil
 	}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT 1 FROM orders WHERE id = $1 FOR NO KEY UPDATE`, orderID)
+	queueNotesUnlessWritten(ctx, b, orderID, doubted)
 	queueNotes(ctx, b, orderID, notes...)
 	if cartSettled {
 		b.Queue(`UPDATE order_sagas SET cart_owed = false, updated_at = now() WHERE order_id = $1 AND cart_owed`, orderID)
@@ -428,6 +441,37 @@ func queueNotes(ctx context.Context, b *pgx.Batch, orderID uuid.UUID, notes ...N
 		fmt.Fprintf(&q, "($1, coalesce($%d::timestamptz, clock_timestamp()), $%d, $%d, $%d, $2)", p+1, p+2, p+3, p+4)
 		args = append(args, at, n.Step, n.Outcome, n.Detail)
 	}
+	b.Queue(q.String(), args...)
+}
+
+// queueNotesUnlessWritten is queueNotes for notes of which any may be in
+// the order's timeline already (RecordUnlessWritten): one INSERT of those
+// that are not, in order.
+func queueNotesUnlessWritten(ctx context.Context, b *pgx.Batch, orderID uuid.UUID, notes []Note) {
+	if len(notes) == 0 {
+		return
+	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO order_events (order_id, at, step, outcome, detail, trace_id)
+		SELECT $1, coalesce(v.at, clock_timestamp()), v.step, v.outcome, v.detail, $2 FROM (VALUES `)
+	args := make([]any, 0, 2+4*len(notes))
+	args = append(args, orderID, traceID(ctx))
+	for i, n := range notes {
+		var at *time.Time
+		if !n.At.IsZero() {
+			at = &n.At
+		}
+		p := len(args)
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "(%d, $%d::timestamptz, $%d::text, $%d::text, $%d::text)", i, p+1, p+2, p+3, p+4)
+		args = append(args, at, n.Step, n.Outcome, n.Detail)
+	}
+	q.WriteString(`) v (n, at, step, outcome, detail)
+		WHERE NOT EXISTS (SELECT 1 FROM order_events e WHERE e.order_id = $1 AND e.at = v.at
+			AND e.step = v.step AND e.outcome = v.outcome AND e.detail = v.detail)
+		ORDER BY v.n`)
 	b.Queue(q.String(), args...)
 }
 

@@ -949,6 +949,13 @@ type Report struct {
 	// Compensations counts the orders that had ended already, driven for a
 	// release or refund still owed.
 	Compensations int `json:"compensations"`
+	// TakenOver counts the orders whose claim another run took over while
+	// this run drove them (its renewals failed for longer than Lease: see
+	// keepClaim): the run cut its drive and left each order as it stood to
+	// the run that took it over, which counts how it ends. They are not in
+	// Pending (until 2026-12-08 a cut pending order was, and fed
+	// OrdersStuckPending) nor in Errors, whatever the cut drive saw.
+	TakenOver int `json:"taken_over"`
 	// Errors counts the claimed orders whose drive failed: the order could
 	// not be read (logged at error level, with the order's id). The run
 	// goes on with the others, and the order is claimed again when its
@@ -1022,15 +1029,19 @@ func (s *Saga) Recover(ctx context.Context, limit int) (Report, error) {
 			break
 		}
 		driven = append(driven, claims[0].OrderID)
-		o, err := s.recoverOne(ctx, claims[0])
-		if err != nil {
+		o, lost, err := s.recoverOne(ctx, claims[0])
+		if err != nil && !lost {
 			rep.Errors++
 			continue
 		}
 		rep.Driven++
 		// By the status claimed: an order claimed pending is counted by how
-		// the drive ended it; one claimed ended, by why it was claimed.
+		// the drive ended it; one claimed ended, by why it was claimed. A
+		// drive cut by the claim's loss counts as that: the run that took
+		// the order over counts it again, by how it ends.
 		switch {
+		case lost:
+			rep.TakenOver++
 		case claims[0].Status == orders.Confirmed:
 			rep.CartRemovals++
 		case claims[0].Status != orders.Pending:
@@ -1083,9 +1094,11 @@ func (s *Saga) purge(ctx context.Context) (int64, error) {
 // drive. Once the drive ends the renewals stop, and the claim runs out
 // within Lease. The drive runs detached from ctx, as Drive's, but is cut
 // when a renewal finds the claim taken over by another run: it stops at its
-// next step, leaving the order to that run (claimLost), and the order is
-// returned as this run last saw it (pending, or as it was claimed).
-func (s *Saga) recoverOne(ctx context.Context, c ordersdb.Claim) (orders.Order, error) {
+// next step, leaving the order to that run (claimLost), lost is true, and
+// the order is returned as this run last saw it (pending, or as it was
+// claimed); an error of a cut drive (its read of the order cut) is the cut's,
+// not logged as a failure.
+func (s *Saga) recoverOne(ctx context.Context, c ordersdb.Claim) (o orders.Order, lost bool, err error) {
 	opts := []trace.SpanStartOption{trace.WithAttributes(attribute.String("order.id", c.OrderID.String()))}
 	if c.Checkout.IsValid() {
 		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: c.Checkout}))
@@ -1095,13 +1108,14 @@ func (s *Saga) recoverOne(ctx context.Context, c ordersdb.Claim) (orders.Order, 
 	dctx, lose := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer lose(nil)
 	kept := s.keepClaim(ctx, c, func() { lose(errClaimLost) })
-	o, err := s.driveOn(dctx, c.OrderID)
+	o, err = s.driveOn(dctx, c.OrderID)
+	lost = claimLost(dctx) // before the renewals stop: a loss found after the drive ended cut nothing
 	kept()
-	if err != nil {
+	if err != nil && !lost {
 		span.SetStatus(codes.Error, "")
 		s.cfg.Log.ErrorContext(ctx, "recover order", "order_id", c.OrderID, "err", err.Error())
 	}
-	return o, err
+	return o, lost, err
 }
 
 // tracerScope is the instrumentation scope of the saga's own spans.

@@ -1079,6 +1079,21 @@ func (l *logLines) waitFor(t *testing.T, msg string) {
 	}
 }
 
+// waitBefore waits until l holds msg, and fails the test once ctx is done
+// first: ctx is what the wait must beat (a held call's own deadline).
+func (l *logLines) waitBefore(t *testing.T, ctx context.Context, msg string) {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !strings.Contains(l.String(), msg) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no %q logged before the held call's deadline (%v): the test proves nothing; the log:\n%s", msg, context.Cause(ctx), l.String())
+		case <-tick.C:
+		}
+	}
+}
+
 // untilDBClock waits until d has passed from now by the database's clock
 // (the clock leases are written and read by), for at most d + 5 s.
 func (e *env) untilDBClock(t *testing.T, d time.Duration) {
@@ -1199,8 +1214,10 @@ func TestARecoveryRunWhoseClaimIsTakenOverStopsDriving(t *testing.T) {
 	// Well before the gateway's 5 s timeout ends the held charge.
 	select {
 	case rep := <-done:
-		if rep.Driven != 1 || rep.Pending != 1 {
-			t.Fatalf("the run whose claim was taken over: %+v, want its order left pending", rep)
+		// Counted taken over, not still pending (until 2026-12-08 it was,
+		// and fed OrdersStuckPending): the run that took it over counts it.
+		if rep.Driven != 1 || rep.TakenOver != 1 || rep.Pending != 0 {
+			t.Fatalf("the run whose claim was taken over: %+v, want its order counted taken over, not pending", rep)
 		}
 	case <-time.After(3 * time.Second):
 		release()
@@ -1335,31 +1352,88 @@ func TestARecoveryRunThatLosesItsClaimDuringItsDecisionLogsTheLossNotAFailure(t 
 // run by when it began, so a slow empty run that began while the claim
 // held cannot fail it. (Until
 // 2026-12-08 the test allowed Lease + 4 s, and passed claims of three
-// leases.)
+// leases.) The run dies before its first renewal (its claim is the one
+// ClaimStale wrote), or at a renewal, after one at least reached the
+// database: that renewal commits and its answer is lost as the database
+// goes away, so the claim is the renewal's, Lease from the break (until
+// 2026-12-08 only the first case was tested, and a renewal that extended
+// the claim by more than Lease passed).
 func TestADeadRecoveryRunsOrderIsClaimedAgainWithinTheLease(t *testing.T) {
 	const lease = time.Second
-	e := setup(t, func(c *saga.Config) { c.Lease = lease })
-	ctx := context.Background()
-	ids := e.placePending(t, 1)
-	e.age(t)
-	s, f := e.withFaults(t)
-	charging, release := e.holdFirstCharge(t, func() { f.SetDown(true) })
-	dead := make(chan struct{})
-	go func() { defer close(dead); _, _ = s.Recover(ctx, 10) }()
-	select {
-	case <-charging:
-	case <-dead:
-		t.Fatal("the run ended before its charge")
+	for _, renewed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "before its first renewal", true: "after a renewal"}[renewed], func(t *testing.T) {
+			e := setup(t, func(c *saga.Config) { c.Lease = lease })
+			ctx := context.Background()
+			ids := e.placePending(t, 1)
+			e.age(t)
+			s, f := e.withFaults(t)
+			var first func()
+			if !renewed {
+				first = func() { f.SetDown(true) }
+			}
+			charging, release := e.holdFirstCharge(t, first)
+			dead := make(chan struct{})
+			go func() { defer close(dead); _, _ = s.Recover(ctx, 10) }()
+			select {
+			case <-charging:
+			case <-dead:
+				t.Fatal("the run ended before its charge")
+			}
+			if renewed {
+				e.dieAtARenewal(t, f, ids[0])
+			}
+			e.takenOverWithin(t, lease+lease/3+500*time.Millisecond)
+			release()
+			<-dead
+			if o, err := e.store.Get(ctx, ids[0]); err != nil || o.Status != orders.Confirmed {
+				t.Fatalf("order %s %v, want confirmed", o.Status, err)
+			}
+			if c := e.svc.Counts(); c.Captures != 1 {
+				t.Fatalf("%d captures, want 1", c.Captures)
+			}
+		})
 	}
-	const margin = 500 * time.Millisecond
-	takeover := lease + lease/3 + margin
+}
+
+// dieAtARenewal waits until a renewal of the claim of order id reached the
+// database (its lease_until moved on), then breaks the database for good at
+// the next: it commits, and its answer is lost. It returns once it has.
+func (e *env) dieAtARenewal(t *testing.T, f *pgtest.Faults, id uuid.UUID) {
+	t.Helper()
+	leaseUntil := func() time.Time {
+		var at time.Time
+		if err := e.pool.QueryRow(context.Background(), `SELECT lease_until FROM order_sagas WHERE order_id = $1`, id).Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	claimed := leaseUntil()
+	for end := time.Now().Add(5 * time.Second); !leaseUntil().After(claimed); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("no renewal of the claim reached the database within 5 s")
+		}
+	}
+	broke := make(chan struct{})
+	f.Arm(pgtest.Fault{Marker: "AND attempts = $2", Committed: true, Down: true, Then: func() { close(broke) }})
+	select {
+	case <-broke:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no renewal of the claim within 5 s of the first")
+	}
+}
+
+// takenOverWithin runs recovery until a run takes the order over and
+// confirms it, and fails the test when a run that began later than bound
+// from now did not.
+func (e *env) takenOverWithin(t *testing.T, bound time.Duration) {
+	t.Helper()
 	start := time.Now() // the break came just before
 	var rep saga.Report
 	var began time.Duration // of the last run, the one that claimed the order
 	for rep.Driven == 0 {
 		began = time.Since(start)
 		var err error
-		if rep, err = e.saga.Recover(ctx, 10); err != nil {
+		if rep, err = e.saga.Recover(context.Background(), 10); err != nil {
 			t.Fatal(err)
 		}
 		if rep.Driven != 0 {
@@ -1368,23 +1442,15 @@ func TestADeadRecoveryRunsOrderIsClaimedAgainWithinTheLease(t *testing.T) {
 		// Judged by when the run began, not when it ended: a slow run
 		// that began while the claim held says nothing; one that began
 		// after the claim ran out must have taken the order.
-		if began > takeover {
-			t.Fatalf("a run that began %s after the dead run's charge did not take the order over (its claim lasts %s after its last renewal, renewed every %s)",
-				began.Round(time.Millisecond), lease, lease/3)
+		if began > bound {
+			t.Fatalf("a run that began %s after the dead run's break did not take the order over (its claim lasts %s after its last renewal, renewed every %s)",
+				began.Round(time.Millisecond), e.cfg.Lease, e.cfg.Lease/3)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Logf("taken over by a run that began %s after the dead run's charge", began.Round(time.Millisecond))
+	t.Logf("taken over by a run that began %s after the dead run's break", began.Round(time.Millisecond))
 	if rep.Confirmed != 1 {
 		t.Fatalf("the run that took the order over: %+v, want it confirmed", rep)
-	}
-	release()
-	<-dead
-	if o, err := e.store.Get(ctx, ids[0]); err != nil || o.Status != orders.Confirmed {
-		t.Fatalf("order %s %v, want confirmed", o.Status, err)
-	}
-	if c := e.svc.Counts(); c.Captures != 1 {
-		t.Fatalf("%d captures, want 1", c.Captures)
 	}
 }
 
@@ -3387,6 +3453,49 @@ func TestALostConfirmationCancelledSinceIsNotWrittenAgain(t *testing.T) {
 	}
 }
 
+// A confirmation whose answer is lost may be this run's, committed with its
+// step entries, or, when it never reached the database, another driver's (a
+// recovery that claimed the order once this run's lease ran out, or, for a
+// cut recovery run, the run that took it over), written with that driver's
+// entries only. Either way each of this run's entries is in the timeline
+// once: written with its confirmation, or by its flush after it. Until
+// 2026-12-08 the run dropped its entries whenever it found the order
+// confirmed, and its reservation and charge were lost from the timeline of
+// an order another driver confirmed.
+func TestALostConfirmationsEntriesAreWrittenOnce(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		committed bool
+		want      []string
+	}{
+		{"committed", true, []string{"order.created:ok", "stock.reserve:ok", "payment.charge:ok",
+			"order.confirmed:ok", "order.placed.v1:recorded"}},
+		// The other driver's confirmation first, then this run's entries.
+		{"confirmed by another driver", false, []string{"order.created:ok", "order.confirmed:ok",
+			"order.placed.v1:recorded", "stock.reserve:ok", "payment.charge:ok"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t, nil)
+			res, err := e.placeBreakingConfirmation(t, tt.committed, "", func(id uuid.UUID) {
+				if tt.committed {
+					return
+				}
+				if _, err := e.store.Update(context.Background(), id, func(o *orders.Order) (orders.Change, error) {
+					return o.Confirm(time.Now())
+				}); err != nil {
+					t.Errorf("the other driver's confirmation: %v", err)
+				}
+			})
+			if err != nil || res.Outcome() != orders.OutcomeConfirmed {
+				t.Fatalf("place: %s %v, want confirmed", res.Outcome(), err)
+			}
+			if diff := cmp.Diff(tt.want, e.steps(t, res.Order.ID)); diff != "" {
+				t.Errorf("timeline (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // confirmElsewhereThenCancel is what another driver and the owner may do to
 // order id in the instant before this run's confirmation: a recovery that
 // claimed it once this run's lease ran out confirms it (settling its key),
@@ -3858,11 +3967,12 @@ func TestRecoveryTakesAConfirmedOrdersLinesOutOfTheCart(t *testing.T) {
 }
 
 // heldRemoval is Cart whose removals are refused while down is set, and
-// whose first removal once it is clear calls hold before it is made.
+// whose first removal once it is clear calls hold, with the removal's
+// context, before it is made.
 type heldRemoval struct {
 	saga.Cart
 	down *atomic.Bool
-	hold func()
+	hold func(ctx context.Context)
 	once *sync.Once
 }
 
@@ -3870,7 +3980,7 @@ func (c heldRemoval) RemoveOrdered(ctx context.Context, user, order uuid.UUID, l
 	if c.down.Load() {
 		return errors.New("cart store down")
 	}
-	c.once.Do(c.hold)
+	c.once.Do(func() { c.hold(ctx) })
 	return c.Cart.RemoveOrdered(ctx, user, order, lines, remember)
 }
 
@@ -3885,8 +3995,8 @@ func TestARecoveryRunWhoseClaimIsTakenOverLeavesTheCartRemovalToTheOther(t *test
 	logs := &logLines{}
 	down := &atomic.Bool{}
 	down.Store(true)
-	removing, released := make(chan struct{}), make(chan struct{})
-	held := heldRemoval{Cart: carts, down: down, once: &sync.Once{}, hold: func() { close(removing); <-released }}
+	removing, released := make(chan context.Context, 1), make(chan struct{})
+	held := heldRemoval{Cart: carts, down: down, once: &sync.Once{}, hold: func(ctx context.Context) { removing <- ctx; <-released }}
 	e := setup(t, func(c *saga.Config) { c.Lease = lease; c.Cart = held; c.Log = logs.logger() })
 	ctx := context.Background()
 	res := e.placeFromCart(t, carts, 2)
@@ -3897,22 +4007,24 @@ func TestARecoveryRunWhoseClaimIsTakenOverLeavesTheCartRemovalToTheOther(t *test
 	e.age(t)
 	done := make(chan saga.Report, 1)
 	go func() { rep, _ := e.saga.Recover(ctx, 1); done <- rep }()
+	var removal context.Context // the held removal's own, bounded by its timeout
 	select {
-	case <-removing:
+	case removal = <-removing:
 	case rep := <-done:
 		t.Fatalf("the run ended before its removal: %+v", rep)
 	}
 	// Another run's claim: the count moves on, for a minute; the removal
-	// is let go once the cut run has seen it (well within the removal's
-	// own 2 s).
+	// is let go once the cut run has seen it, which must be before the
+	// removal's own deadline (past it the removal fails, and the test
+	// would prove nothing).
 	if _, err := e.pool.Exec(ctx, `UPDATE order_sagas SET attempts = attempts + 1, lease_until = now() + interval '1 minute'
 		WHERE order_id = $1`, res.Order.ID); err != nil {
 		t.Fatal(err)
 	}
-	logs.waitFor(t, "another recovery run claimed the order")
+	logs.waitBefore(t, removal, "another recovery run claimed the order")
 	close(released)
-	if rep := <-done; rep.CartRemovals != 1 {
-		t.Fatalf("the cut run: %+v, want the order driven for its cart removal", rep)
+	if rep := <-done; rep.TakenOver != 1 || rep.CartRemovals != 0 {
+		t.Fatalf("the cut run: %+v, want the order counted taken over, not as a cart removal", rep)
 	}
 	if !e.cartOwed(t, res.Order.ID) {
 		t.Error("the cut run settled the removal the run that took the order over settles")

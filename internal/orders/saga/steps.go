@@ -273,7 +273,13 @@ func (s *Saga) confirm(ctx context.Context, tl *timeline, sg ordersdb.Saga) orde
 			return orders.Checkout{Order: sg.Order}
 		}
 		s.logWrite(ctx, slog.LevelWarn, "the answer of the order's confirmation was lost; it was confirmed", "order_id", sg.Order.ID, "err", err.Error())
-		tl.notes, tl.changed = nil, true
+		// The run's entries stay held: those that went out with the write
+		// (decide: doubted) are in the timeline if it was this run's write
+		// that committed, not if another driver's did (its own entries are
+		// no substitute), and flush writes each that is not, once. Until
+		// 2026-12-08 they were dropped, and lost when the order was
+		// another driver's confirmation.
+		tl.changed = true
 		c, status = orders.Checkout{Order: stored.Order, Detail: c.Detail}, stored.Order.Status
 		if status != orders.Confirmed {
 			// Cancelled since. Whichever driver confirmed it (this run, or a
@@ -441,7 +447,7 @@ func (s *Saga) fail(ctx context.Context, tl *timeline, o orders.Order, r refusal
 		// recovery once this run's lease ran out, or cancel-order after a
 		// confirmation), which the reason tells apart below.
 		s.logWrite(ctx, slog.LevelWarn, "the answer of the order's failure was lost; it was written", "order_id", o.ID, "err", err.Error())
-		tl.notes, tl.changed = nil, true
+		tl.changed = true // its entries stay held, as confirm's do
 		c = orders.Checkout{Order: stored.Order, Detail: f.Detail}
 		// Ended with r's reason, as this run's write ends it; any other
 		// (cancelled by its owner after another driver confirmed it) is
@@ -502,7 +508,10 @@ func (s *Saga) endedOtherwise(ctx context.Context, known, stored orders.Order) o
 // changed nothing). known is the order as the saga last saw it stored (written
 // or loaded): when it still is, the decision costs one round trip, otherwise
 // it is made again on the order as stored. The write ends by the saga's
-// deadline (postgres.FinishBy). When it fails, tl keeps its entries.
+// deadline (postgres.FinishBy). When it fails, tl keeps its entries: as
+// doubted when the write's answer was lost (ordersdb.NotWritten is false: it
+// may have committed them), for flush to write those it did not; otherwise
+// nothing was written, and they stay notes.
 func (s *Saga) decide(ctx context.Context, tl *timeline, known orders.Order, decision func(*orders.Order) (orders.Change, error)) (orders.Checkout, error) {
 	if d, ok := ctx.Deadline(); ok {
 		// The write's COMMIT would otherwise run up to its own timeout past
@@ -517,8 +526,11 @@ func (s *Saga) decide(ctx context.Context, tl *timeline, known orders.Order, dec
 		change, err = decision(o)
 		return change, err
 	}, tl.notes...)
-	if err == nil {
+	switch {
+	case err == nil:
 		tl.notes, tl.changed = nil, true
+	case !ordersdb.NotWritten(err):
+		tl.doubted, tl.notes = append(tl.doubted, tl.notes...), nil
 	}
 	return orders.Checkout{Order: o, Detail: change.Detail}, err
 }
@@ -675,6 +687,12 @@ func (t *tried) of(step string) *tried {
 // nothing writes none of its entries (see flush).
 type timeline struct {
 	notes []ordersdb.Note
+	// doubted are entries that went out with a decision whose answer was
+	// lost (decide): written with it if it committed. flush writes each
+	// that the timeline does not hold (ordersdb.Store.RecordUnlessWritten),
+	// so that every entry is written once, whichever driver's write ended
+	// the order.
+	doubted []ordersdb.Note
 	// run is which recovery run of the order this is (the saga's claims so
 	// far, ordersdb.Saga.Attempts); 0 for a request's run.
 	run int
@@ -717,11 +735,12 @@ const flushTimeout = 3 * time.Second
 // errors that left the order pending) are what an operator reads then. A
 // recovery run past RecordedRecoveries that changed nothing writes nothing;
 // the last recorded one adds an entry saying that later ones are not
-// recorded.
+// recorded. Entries doubted (a decision's lost answer) are written only
+// where the timeline lacks them.
 func (s *Saga) flush(ctx context.Context, orderID uuid.UUID, tl *timeline) {
-	notes, cartSettled := tl.notes, tl.cartSettled
-	tl.notes, tl.cartSettled = nil, false
-	if len(notes) == 0 && !cartSettled {
+	notes, doubted, cartSettled := tl.notes, tl.doubted, tl.cartSettled
+	tl.notes, tl.doubted, tl.cartSettled = nil, nil, false
+	if len(notes) == 0 && len(doubted) == 0 && !cartSettled {
 		return
 	}
 	switch {
@@ -735,12 +754,17 @@ func (s *Saga) flush(ctx context.Context, orderID uuid.UUID, tl *timeline) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
 	defer cancel()
-	record := s.db.Record
-	if cartSettled {
-		record = s.db.RecordCartSettled
+	var err error
+	switch {
+	case len(doubted) > 0:
+		err = s.db.RecordUnlessWritten(ctx, orderID, doubted, cartSettled, notes...)
+	case cartSettled:
+		err = s.db.RecordCartSettled(ctx, orderID, notes...)
+	default:
+		err = s.db.Record(ctx, orderID, notes...)
 	}
-	if err := record(ctx, orderID, notes...); err != nil {
-		s.cfg.Log.ErrorContext(ctx, "record timeline", "order_id", orderID, "steps", len(notes), "err", err.Error())
+	if err != nil {
+		s.cfg.Log.ErrorContext(ctx, "record timeline", "order_id", orderID, "steps", len(doubted)+len(notes), "err", err.Error())
 		return
 	}
 	if cartSettled && s.cfg.Cart != nil {
