@@ -133,8 +133,9 @@ func TestPromtool(t *testing.T) {
 }
 
 // ruleTests lists the promtool test files, monitoring/rules/tests/*_test.yml
-// (relative to the root): shop_test.yml evaluates every minute, days_test.yml,
-// whose groups last days, every 10 minutes.
+// (relative to the root): shop_test.yml (the alerts) and records_test.yml
+// (the recording rules) evaluate every minute, days_test.yml, whose groups
+// last days, every 10 minutes.
 func ruleTests(tb testing.TB) []string {
 	tb.Helper()
 	files, err := filepath.Glob(filepath.Join(root(tb), "monitoring", "rules", "tests", "*_test.yml"))
@@ -144,7 +145,7 @@ func ruleTests(tb testing.TB) []string {
 	for i, f := range files {
 		files[i] = filepath.Join("monitoring", "rules", "tests", filepath.Base(f))
 	}
-	for _, want := range []string{"shop_test.yml", "days_test.yml"} {
+	for _, want := range []string{"shop_test.yml", "days_test.yml", "records_test.yml"} {
 		if !slices.Contains(files, filepath.Join("monitoring", "rules", "tests", want)) {
 			tb.Fatalf("monitoring/rules/tests/%s is missing (test files: %q)", want, files)
 		}
@@ -220,6 +221,72 @@ func TestEveryAlertIsTestedFiringAndNot(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryRecordingRuleIsTested: the promtool tests (ruleTests, run by
+// TestPromtool) have, for every recording rule of monitoring/rules/shop.yml,
+// a promql_expr_test that reads the rule's series alone (its name, with or
+// without a selector) and expects samples from its input series, and read no
+// recording rule the rules lack. An alert's test reads a rule only through a
+// threshold: a ratio off by a factor can still cross it (until 2026-12-08
+// fifteen of the seventeen rules had no test of their value).
+func TestEveryRecordingRuleIsTested(t *testing.T) {
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Record string `yaml:"record"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(read(t, "monitoring/rules/shop.yml"), &rules); err != nil {
+		t.Fatal(err)
+	}
+	var tests struct {
+		Tests []struct {
+			PromQLExprTest []struct {
+				Expr       string `yaml:"expr"`
+				ExpSamples []any  `yaml:"exp_samples"`
+			} `yaml:"promql_expr_test"`
+		} `yaml:"tests"`
+	}
+	tested := map[string]bool{}
+	for _, f := range ruleTests(t) {
+		tests.Tests = nil
+		if err := yaml.Unmarshal(read(t, f), &tests); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, tc := range tests.Tests {
+			for _, e := range tc.PromQLExprTest {
+				if m := recordRead.FindStringSubmatch(e.Expr); m != nil && len(e.ExpSamples) > 0 {
+					tested[m[1]] = true
+				}
+			}
+		}
+	}
+	records := map[string]bool{}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if r.Record == "" {
+				continue
+			}
+			records[r.Record] = true
+			if !tested[r.Record] {
+				t.Errorf("recording rule %s: no promtool test of the value it records (a promql_expr_test of %s with exp_samples)", r.Record, r.Record)
+			}
+		}
+	}
+	if len(records) == 0 {
+		t.Fatal("no recording rule in monitoring/rules/shop.yml")
+	}
+	for _, name := range slices.Sorted(maps.Keys(tested)) {
+		if !records[name] {
+			t.Errorf("the promtool tests read recording rule %s, which the rules lack", name)
+		}
+	}
+}
+
+// recordRead is a promql_expr_test's expr that reads one recording rule's
+// series alone (level:metric:operations, with or without a selector).
+var recordRead = regexp.MustCompile(`^\s*([a-zA-Z_]\w*:[\w:]*)\s*(?:\{[^}]*\})?\s*$`)
 
 // alertMetric is a metric an alert reads, from the sources the rules'
 // header names (fnserve's function_*, the shop's shop_*, Kong's, RabbitMQ's
