@@ -222,6 +222,10 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) []string {
 	return started
 }
 
+// tracerScope is the instrumentation scope of the runs' spans: this
+// package's import path, as every span's scope is (docs/observability.md).
+const tracerScope = "github.com/shopfaas/shop/connectors/scheduler"
+
 // invoke runs one scheduled invocation; ctx's cancellation does not cut it
 // short (a sweep in progress finishes, within InvokeTimeout).
 func (s *Scheduler) invoke(ctx context.Context, name string, due time.Time) {
@@ -237,7 +241,7 @@ func (s *Scheduler) invoke(ctx context.Context, name string, due time.Time) {
 	// function. The run's lines are logged in its span's context, so they
 	// carry its trace_id (telemetry.NewLogger): the function's lines and
 	// spans for the same run are found by that id.
-	ctx, span := otel.Tracer("scheduler").Start(ctx, "schedule "+name, trace.WithSpanKind(trace.SpanKindProducer),
+	ctx, span := otel.Tracer(tracerScope).Start(ctx, "schedule "+name, trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithNewRoot())
 	defer span.End()
 	start := time.Now()

@@ -1322,6 +1322,10 @@ func (s *subscription) publishOnce(ctx context.Context, queue string, msg amqp.P
 	return err
 }
 
+// tracerScope is the instrumentation scope of the deliveries' spans: this
+// package's import path, as every span's scope is (docs/observability.md).
+const tracerScope = "github.com/shopfaas/shop/internal/connector"
+
 // deliverySpan starts the consumer span of one invocation (messaging
 // semantic conventions: messaging.system rabbitmq, messaging.operation.type
 // process), a child of the relay's publish span named in the message's
@@ -1352,7 +1356,7 @@ func (c *Connector) deliverySpan(ctx context.Context, fn, topic string, attempt 
 	if destination == "" {
 		destination = "amq.default"
 	}
-	return otel.Tracer("github.com/shopfaas/shop/connector").Start(ctx, "deliver "+topic+" to "+fn,
+	return otel.Tracer(tracerScope).Start(ctx, "deliver "+topic+" to "+fn,
 		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
 			semconv.MessagingSystemRabbitMQ, semconv.MessagingOperationTypeProcess, semconv.MessagingOperationName("deliver"),
 			semconv.MessagingDestinationName(destination), semconv.MessagingRabbitMQDestinationRoutingKey(topic),

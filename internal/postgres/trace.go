@@ -26,8 +26,12 @@ type queryTracer struct{ tracer trace.Tracer }
 
 var _ pgx.BatchTracer = queryTracer{}
 
+// tracerScope is the instrumentation scope of the queries' spans: this
+// package's import path, as every span's scope is (docs/observability.md).
+const tracerScope = "github.com/shopfaas/shop/internal/postgres"
+
 func newQueryTracer() pgx.QueryTracer {
-	return queryTracer{tracer: otel.Tracer("github.com/shopfaas/shop/postgres")}
+	return queryTracer{tracer: otel.Tracer(tracerScope)}
 }
 
 // tracedQuery marks a context whose query span this tracer started.

@@ -779,6 +779,10 @@ func (w *worker) drain(ctx context.Context, conn *pgx.Conn) (drained, error) {
 	return drained{more: len(batch) >= cfg.BatchSize, held: held, published: true}, nil
 }
 
+// tracerScope is the instrumentation scope of the publishes' spans: this
+// package's import path, as every span's scope is (docs/observability.md).
+const tracerScope = "github.com/shopfaas/shop/internal/relay"
+
 // publishSpan starts the producer span of one event's publication ("publish
 // <event type>", messaging semantic conventions: messaging.system rabbitmq,
 // messaging.operation.type send, the exchange as destination, the event type
@@ -793,7 +797,7 @@ func (w *worker) publishSpan(ctx context.Context, exchange string, p pending, ms
 		}
 	}
 	prop := otel.GetTextMapPropagator()
-	pctx, span := otel.Tracer("github.com/shopfaas/shop/relay").Start(prop.Extract(ctx, carrier), "publish "+p.typ,
+	pctx, span := otel.Tracer(tracerScope).Start(prop.Extract(ctx, carrier), "publish "+p.typ,
 		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
 			semconv.MessagingSystemRabbitMQ, semconv.MessagingOperationTypeSend, semconv.MessagingOperationName("publish"),
 			semconv.MessagingDestinationName(exchange), semconv.MessagingRabbitMQDestinationRoutingKey(p.typ),

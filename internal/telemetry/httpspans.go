@@ -26,16 +26,17 @@ import (
 // recorded nothing. The instrumentation scope is this package's.
 // TestHTTPSpansMatchOtelhttp runs otelhttp beside these and compares.
 
-// httpScope is the instrumentation scope of the HTTP spans.
-const httpScope = "github.com/shopfaas/shop/internal/telemetry"
+// scope is the instrumentation scope of this package's spans, HTTP's and
+// Redis's: its import path, as every span's scope is (docs/observability.md).
+const scope = "github.com/shopfaas/shop/internal/telemetry"
 
 // tracerFor is otelhttp's choice: the provider of the span already in ctx,
 // else the global one.
 func tracerFor(r *http.Request) trace.Tracer {
 	if span := trace.SpanFromContext(r.Context()); span.SpanContext().IsValid() {
-		return span.TracerProvider().Tracer(httpScope)
+		return span.TracerProvider().Tracer(scope)
 	}
-	return otel.GetTracerProvider().Tracer(httpScope)
+	return otel.GetTracerProvider().Tracer(scope)
 }
 
 // serveSpan serves r with next inside a server span.

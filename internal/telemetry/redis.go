@@ -23,7 +23,7 @@ import (
 // trace of its own with nothing around it. When the process exports no spans
 // (Exporting), commands make none. Add it with
 // client.AddHook(telemetry.RedisHook()).
-func RedisHook() redis.Hook { return redisHook{tracer: otel.Tracer("github.com/shopfaas/shop/redis")} }
+func RedisHook() redis.Hook { return redisHook{tracer: otel.Tracer(scope)} }
 
 type redisHook struct{ tracer trace.Tracer }
 
