@@ -4,8 +4,12 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/shopfaas/shop/dev/faaslocal/edge"
 	"github.com/shopfaas/shop/dev/faaslocal/secrets"
@@ -37,13 +41,11 @@ func (rt *Runtime) startEdge(ctx context.Context) error {
 	// process of its own and proxies over HTTP, which is what the edge does
 	// without this).
 	opts.Local = map[string]http.Handler{gatewayHost: rt.gateway.inProcess()}
-	if rt.cfg.OTLPEndpoint != "" {
-		rt.edgeSpans, err = telemetry.NewProvider(ctx, edgeService, func(k string) string {
-			return TelemetryEnv(nil, rt.cfg.OTLPEndpoint)[k]
-		})
-		if err != nil {
-			return fmt.Errorf("edge spans: %w", err)
-		}
+	opts.Registry, rt.edgeFailures, rt.edgeSpans, err = edgeTracing(ctx, rt.cfg.OTLPEndpoint, rt.cfg.Log)
+	if err != nil {
+		return err
+	}
+	if rt.edgeSpans != nil {
 		opts.TracerProvider = rt.edgeSpans
 	}
 	if rt.edge, err = edge.New(decl, opts); err != nil {
@@ -55,6 +57,28 @@ func (rt *Runtime) startEdge(ctx context.Context) error {
 	}
 	rt.edgeServer = serve(ln, loopback.Only("the local edge", rt.edge), rt.cfg.Log)
 	return nil
+}
+
+// edgeTracing is the edge's telemetry, as a function's (fnserve): reg, the
+// registry of the edge's metrics (edge.Options.Registry), holds
+// shop_telemetry_export_failures_total{signal="traces"}, at 0 from the
+// start with or without otlp; tp, the provider of the opentelemetry
+// plugin's spans, exports them to otlp (nil without otlp) and counts each
+// failed batch there, which failures also logs on log at WARN, at most once
+// a minute (call failures.Unlogged after tp's shutdown).
+func edgeTracing(ctx context.Context, otlp string, log *slog.Logger) (reg *prometheus.Registry, failures *telemetry.ExportFailures, tp *sdktrace.TracerProvider, err error) {
+	reg = prometheus.NewRegistry()
+	failures = telemetry.NewExportFailures(reg, log.With("service", edgeService))
+	if otlp == "" {
+		return reg, failures, nil, nil
+	}
+	tp, err = telemetry.NewProvider(ctx, edgeService, func(k string) string {
+		return TelemetryEnv(nil, otlp)[k]
+	}, telemetry.ReportExportFailures(failures))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("edge spans: %w", err)
+	}
+	return reg, failures, tp, nil
 }
 
 // KongRedisPasswordSecret is the secret of Kong's Redis ACL user kong

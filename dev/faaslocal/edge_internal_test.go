@@ -1,12 +1,14 @@
 package faaslocal
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/shopfaas/shop/dev/faaslocal/edge"
@@ -128,4 +130,90 @@ func TestTheEdgeRateLimitsInTheFunctionsRedis(t *testing.T) {
 	if got := opts.Upstreams["redis:6379"]; got != "127.0.0.1:7000" {
 		t.Errorf("with Config.Env: redis:6379 is %q, want 127.0.0.1:7000", got)
 	}
+}
+
+// The edge counts its failed span exports as a function does (fnserve): its
+// /metrics (Edge.Metrics) serves shop_telemetry_export_failures_total
+// {signal="traces"} beside Kong's metrics, at 0 from the start with or
+// without a collector, one more per failed batch (here the collector
+// redirects, which the exporter follows not), and a WARN line on the
+// runtime's log names the failure. Until 2026-12-08 the edge counted none:
+// otel's global handler logged each failed batch on the runtime's stderr.
+func TestTheEdgeCountsItsFailedExports(t *testing.T) {
+	moved := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://127.0.0.1:1/v1/traces", http.StatusPermanentRedirect)
+	}))
+	defer moved.Close()
+	decl, err := edge.Parse([]byte(`
+_format_version: "3.0"
+services:
+  - name: fn
+    url: http://gateway:8080/function/fn
+    routes:
+      - {name: fn, paths: [/api], strip_path: false}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const zero, one = `shop_telemetry_export_failures_total{signal="traces"} 0`, `shop_telemetry_export_failures_total{signal="traces"} 1`
+	for _, otlp := range []string{"", moved.URL} {
+		var logs syncBuffer
+		reg, failures, tp, err := edgeTracing(t.Context(), otlp, slog.New(slog.NewJSONHandler(&logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (tp != nil) != (otlp != "") {
+			t.Fatalf("collector %q: provider %v", otlp, tp)
+		}
+		e, err := edge.New(decl, edge.Options{Log: slog.New(slog.DiscardHandler), Registry: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		metrics := func() string {
+			w := httptest.NewRecorder()
+			e.Metrics().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+			return w.Body.String()
+		}
+		if m := metrics(); !strings.Contains(m, zero) {
+			t.Fatalf("collector %q: the edge's metrics before any export lack %s:\n%s", otlp, zero, m)
+		}
+		if tp == nil {
+			continue
+		}
+		_, span := tp.Tracer("test").Start(t.Context(), "op")
+		span.End()
+		if err := tp.ForceFlush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := tp.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		failures.Unlogged()
+		if m := metrics(); !strings.Contains(m, one) {
+			t.Errorf("the edge's metrics after a failed export lack %s:\n%s", one, m)
+		}
+		if l := logs.String(); !strings.Contains(l, `"level":"WARN","msg":"telemetry export failed: spans dropped"`) || !strings.Contains(l, "308") {
+			t.Errorf("the runtime's log after a failed export:\n%s", l)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the exporter's goroutine and the
+// test's.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

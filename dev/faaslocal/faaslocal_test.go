@@ -1392,7 +1392,7 @@ func TestRemoveLeavesNoLogsOrState(t *testing.T) {
 // /system/metrics-targets (behind the basic auth) lists each function in
 // job functions with its /function/<name>/_/metrics path, which answers the
 // function's metrics, and the edge in job kong, whose /metrics counts the
-// edge's answers (a jwt 401 included).
+// edge's answers (a jwt 401 included) and its failed span exports.
 func TestMetricsDiscovery(t *testing.T) {
 	rt := runtimetest.Start(t, runtimetest.Options{Functions: []string{"get-me"}})
 	if res, _ := do(t, http.MethodGet, rt.GatewayURL+"/system/metrics-targets", nil, nil); res.StatusCode != http.StatusUnauthorized {
@@ -1423,10 +1423,17 @@ func TestMetricsDiscovery(t *testing.T) {
 	if res, _ := do(t, http.MethodGet, rt.EdgeURL+"/api/v1/users/me", nil, nil); res.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("GET /api/v1/users/me without a token: %d", res.StatusCode)
 	}
-	for path, want := range map[string]string{fn["__metrics_path__"]: "shop_payment_declines_total", "/metrics": `kong_http_requests_total{code="401"`} {
+	for path, wants := range map[string][]string{
+		fn["__metrics_path__"]: {"shop_payment_declines_total"},
+		// The edge's failed span exports, counted as a function's (at 0: this
+		// runtime exports no spans).
+		"/metrics": {`kong_http_requests_total{code="401"`, `shop_telemetry_export_failures_total{signal="traces"} 0`},
+	} {
 		res, b := do(t, http.MethodGet, rt.GatewayURL+path, nil, nil)
-		if res.StatusCode != http.StatusOK || !strings.Contains(string(b), want) {
-			t.Errorf("GET %s: %d, no %s in:\n%s", path, res.StatusCode, want, b)
+		for _, want := range wants {
+			if res.StatusCode != http.StatusOK || !strings.Contains(string(b), want) {
+				t.Errorf("GET %s: %d, no %s in:\n%s", path, res.StatusCode, want, b)
+			}
 		}
 	}
 }

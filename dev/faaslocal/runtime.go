@@ -49,6 +49,7 @@ import (
 	"github.com/shopfaas/shop/dev/faaslocal/supervisor"
 	"github.com/shopfaas/shop/internal/broker"
 	"github.com/shopfaas/shop/internal/schedule"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // Runtime is a running local OpenFaaS. Create it with Start; Close stops it.
@@ -66,10 +67,13 @@ type Runtime struct {
 	queue      *queue.Worker
 	edge       *edge.Edge
 	edgeSpans  *sdktrace.TracerProvider // the edge's exporter, nil without Config.OTLPEndpoint
-	gateway    *server
-	edgeServer *server
-	creds      provider.Credentials // the gateway API's basic auth
-	callbacks  provider.Callbacks   // where async answers may be posted
+	// edgeFailures counts and logs the edge's failed span exports
+	// (shop_telemetry_export_failures_total on the edge's /metrics).
+	edgeFailures *telemetry.ExportFailures
+	gateway      *server
+	edgeServer   *server
+	creds        provider.Credentials // the gateway API's basic auth
+	callbacks    provider.Callbacks   // where async answers may be posted
 
 	connectorMetrics connectorMetrics // where each connector serves /metrics
 
@@ -332,6 +336,7 @@ func (rt *Runtime) Close() error {
 			add("edge spans", rt.edgeSpans.Shutdown(sctx))
 			cancel()
 		}
+		rt.edgeFailures.Unlogged() // after the last flush; nil-safe
 		add("function ports", rt.services.Close())
 		add("state lock", rt.stateLock.Close()) // last: nothing of this runtime writes there any more
 		rt.closeErr = errors.Join(errs...)

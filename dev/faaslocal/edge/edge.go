@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopfaas/shop/internal/fault"
@@ -54,6 +55,11 @@ type Options struct {
 	// address. Without an entry, a service is proxied over HTTP, as Kong
 	// does.
 	Local map[string]http.Handler
+	// Registry is where the edge registers its Kong metrics, which Metrics
+	// serves with whatever else the caller registered there (the local
+	// runtime's count of the edge's failed span exports); one edge per
+	// registry. Default: a registry of the edge's own.
+	Registry *prometheus.Registry
 }
 
 func (o *Options) setDefaults() {
@@ -65,6 +71,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
 	}
 	if o.KeyPrefix == "" {
 		o.KeyPrefix = "ratelimit:edge:" + uuid.NewString() + ":"
@@ -96,7 +105,7 @@ func New(decl *Declarative, opts Options) (*Edge, error) {
 			return nil, fmt.Errorf("plugin %q: consumer-scoped plugins are not supported by the local edge", p.Name)
 		}
 	}
-	e := &Edge{redis: newRedisPool(opts.Upstreams, opts.RedisRoots), metrics: newEdgeMetrics(), keepPublicPath: opts.TracerProvider != nil}
+	e := &Edge{redis: newRedisPool(opts.Upstreams, opts.RedisRoots), metrics: newEdgeMetrics(opts.Registry), keepPublicPath: opts.TracerProvider != nil}
 	scopeOf := func(name, route string) *scope {
 		return &scope{name: name, consumers: decl.Consumers, getenv: opts.Getenv, now: opts.Now, log: opts.Log,
 			keyPrefix: opts.KeyPrefix, redis: e.redis, route: route, tracing: opts.TracerProvider, metrics: e.metrics,

@@ -39,9 +39,10 @@ type edgeMetrics struct {
 	requests *prometheus.CounterVec
 }
 
-func newEdgeMetrics() *edgeMetrics {
+// newEdgeMetrics registers the edge's Kong metrics on reg.
+func newEdgeMetrics(reg *prometheus.Registry) *edgeMetrics {
 	m := &edgeMetrics{
-		reg: prometheus.NewRegistry(),
+		reg: reg,
 		// Kong 3.x's kong_http_requests_total; locally without the source
 		// label (whether Kong or the upstream answered).
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -55,7 +56,8 @@ func newEdgeMetrics() *edgeMetrics {
 
 // Metrics serves the edge's metrics in the Prometheus text format, as Kong's
 // status listener serves /metrics: kong_http_requests_total by service,
-// route and code when the prometheus plugin has status_code_metrics.
+// route and code when the prometheus plugin has status_code_metrics, and
+// whatever else is registered on Options.Registry.
 func (e *Edge) Metrics() http.Handler {
 	return promhttp.HandlerFor(e.metrics.reg, promhttp.HandlerOpts{Registry: e.metrics.reg})
 }
