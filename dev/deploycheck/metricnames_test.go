@@ -43,7 +43,9 @@ func eachCodeFile(t *testing.T, fn func(path string, src []byte) error) error {
 
 // codeMetrics are the shop's own metrics (shop_*, and fnserve's
 // function_*) as the code defines them, prometheus.New…(Opts{Name: …}, and
-// for a …Vec its label names).
+// for a …Vec its label names). An Opts whose Name is not a string literal,
+// or that sets Namespace or Subsystem (which prefix the name), fails the
+// test: the checks built on this would not see that metric at all.
 func codeMetrics(t *testing.T) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
@@ -73,12 +75,23 @@ func codeMetrics(t *testing.T) map[string][]string {
 			}
 			name := ""
 			for _, el := range opts.Elts {
-				if kv, ok := el.(*ast.KeyValueExpr); ok {
-					if k, ok := kv.Key.(*ast.Ident); ok && k.Name == "Name" {
-						if lit, ok := kv.Value.(*ast.BasicLit); ok {
-							name, _ = strconv.Unquote(lit.Value)
-						}
+				kv, ok := el.(*ast.KeyValueExpr)
+				if !ok {
+					continue
+				}
+				k, ok := kv.Key.(*ast.Ident)
+				if !ok {
+					continue
+				}
+				switch k.Name {
+				case "Name":
+					if lit, ok := kv.Value.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+						name, _ = strconv.Unquote(lit.Value)
+					} else {
+						t.Errorf("%s: a metric's Name is not a string literal: the metric checks cannot read it", path)
 					}
+				case "Namespace", "Subsystem":
+					t.Errorf("%s: a metric sets %s: the metric checks read its Name alone", path, k.Name)
 				}
 			}
 			if !strings.HasPrefix(name, "shop_") && !strings.HasPrefix(name, "function_") {
@@ -308,6 +321,77 @@ func TestEveryShopSeriesReadIsOneTheCodeServes(t *testing.T) {
 	}
 	if seen == 0 {
 		t.Fatal("no shop_* or function_* series read by the rules, dashboards or promtool tests")
+	}
+}
+
+// recordedName is a recording rule's series a query reads
+// (level:metric:operations), not after a word character or a colon (a
+// subquery's [1h:5m] is no name); label values are blanked first.
+var recordedName = regexp.MustCompile(`(?:^|[^:\w])([a-zA-Z_]\w*:[\w:]*\w)`)
+
+// Every recording rule's series (a name with a colon) the alert rules, the
+// dashboards and the promtool tests read is a recording rule of
+// monitoring/rules/shop.yml. TestEveryShopSeriesReadIsOneTheCodeServes
+// reads no such name: a panel reading a misspelt or removed rule shows "No
+// data" for good, noticed only by make integration's Prometheus.
+func TestEveryRecordedSeriesReadIsARule(t *testing.T) {
+	var rules struct {
+		Groups []struct {
+			Rules []struct{ Record string } `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(read(t, "monitoring/rules/shop.yml"), &rules); err != nil {
+		t.Fatal(err)
+	}
+	records := map[string]bool{}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if r.Record != "" {
+				records[r.Record] = true
+			}
+		}
+	}
+	if len(records) == 0 {
+		t.Fatal("no recording rule in monitoring/rules/shop.yml")
+	}
+	seen := 0
+	for f, exprs := range seriesRead(t) {
+		for _, expr := range exprs {
+			for _, name := range recordedNames(expr) {
+				seen++
+				if !records[name] {
+					t.Errorf("%s reads %s, which no recording rule records: %s", f, name, expr)
+				}
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no recording rule's series read by the rules, dashboards or promtool tests")
+	}
+}
+
+// recordedNames are the recording rules' series expr reads.
+func recordedNames(expr string) []string {
+	var out []string
+	for _, m := range recordedName.FindAllStringSubmatch(labelValue.ReplaceAllString(expr, `$1""`), -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// The recorded-series check finds a rule's name in a query, not a
+// subquery's range, a label value or a name after a colon.
+func TestRecordedNamesInQueries(t *testing.T) {
+	for expr, want := range map[string][]string{
+		`shop:checkout_errors:ratio_rate1h > (14.4 * 0.005)`:                   {"shop:checkout_errors:ratio_rate1h"},
+		`max_over_time(shop:edge_requests:rate5m{code=~"5.."}[1h:5m])`:         {"shop:edge_requests:rate5m"},
+		`sum(rate(shop_orders_total{instance=~"outbox-relay:.*"}[5m]))`:        nil,
+		`sum by (function) (shop:function_requests:rate5m) / shop:nope:rate5m`: {"shop:function_requests:rate5m", "shop:nope:rate5m"},
+		`rate(function_requests_total[5m:1m])`:                                 nil,
+	} {
+		if got := recordedNames(expr); !slices.Equal(got, want) {
+			t.Errorf("recordedNames(%q) = %q, want %q", expr, got, want)
+		}
 	}
 }
 
