@@ -220,6 +220,9 @@ type Connector struct {
 	// (retire): a stop waits for them as for the others (drain), where
 	// Run returned while they ran and their acks met a closed connection.
 	retiring sync.WaitGroup
+	// now is the clock of the refusals' log (tellRefused): time.Now, a
+	// test's own clock to see the minute's repeat without waiting a minute.
+	now func() time.Time
 }
 
 // refusal is what was last logged of a function's refused queues.
@@ -236,12 +239,12 @@ const refusalLogEvery = time.Minute
 
 // tellRefused counts a refresh whose declarations for fn the broker refused
 // and logs it the first time, when the broker's answer changes, and then at
-// most once per refusalLogEvery with the refreshes refused meanwhile; until
-// 2026-12-08 every refresh logged it at error.
+// most once per refusalLogEvery (by c.now) with the refreshes refused
+// meanwhile; until 2026-12-08 every refresh logged it at error.
 func (c *Connector) tellRefused(fn string, err error) {
 	c.metrics.refreshErrs.Inc()
 	r, seen := c.refused[fn]
-	now := time.Now()
+	now := c.now()
 	if seen && r.err == err.Error() && now.Sub(r.logged) < refusalLogEvery {
 		r.since++
 		c.refused[fn] = r
@@ -316,6 +319,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Connector, e
 		bound:   map[string]map[string]bool{},
 		gone:    map[string]time.Time{},
 		refused: map[string]refusal{},
+		now:     time.Now,
 
 		migrated: map[string]bool{},
 	}, nil

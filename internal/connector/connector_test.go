@@ -315,13 +315,17 @@ func runConnector(t *testing.T, cfg Config, log *slog.Logger) *prometheus.Regist
 }
 
 // startConnector runs a connector until stop (cancel its context and wait
-// for it) or the test's end, whichever comes first.
-func startConnector(t *testing.T, cfg Config, log *slog.Logger) (reg *prometheus.Registry, stop func()) {
+// for it) or the test's end, whichever comes first; each of adjust changes
+// the connector before it runs (a test's clock).
+func startConnector(t *testing.T, cfg Config, log *slog.Logger, adjust ...func(*Connector)) (reg *prometheus.Registry, stop func()) {
 	t.Helper()
 	reg = prometheus.NewRegistry()
 	c, err := New(cfg, log, reg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, a := range adjust {
+		a(c)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -3,7 +3,9 @@ package connector
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -92,32 +94,121 @@ func TestAFunctionWhoseQueueIsRefusedStopsNoOther(t *testing.T) {
 // A refusal that lasts (clash's queue declared by hand) is logged at its
 // first refresh and then at most once per refusalLogEvery, not at every
 // refresh (5 s by default, 100 ms here), and every refused refresh is
-// counted in shop_connector_refresh_errors_total. Until 2026-12-08 each
-// refresh logged it at error again.
+// counted in shop_connector_refresh_errors_total. A minute later by the
+// connector's clock (a test's, moved on by hand) it is logged again with the
+// refreshes refused meanwhile, and a refusal whose reason changes is logged
+// at once. Until 2026-12-08 each refresh logged it at error again; until the
+// clock was the connector's own, only the first line was checked.
 func TestAPersistentRefusalIsLoggedOnceAMinute(t *testing.T) {
 	t.Parallel()
 	e := setup(t, "clash")
 	if _, err := e.ch.QueueDeclare(e.names.Queue("clash"), true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	e.gw.set("clash", e.names.Prefix+"order.cancelled.v1", nil)
+	topic := e.names.Prefix + "order.cancelled.v1"
+	e.gw.set("clash", topic, nil)
 	logs := &proctest.Output{}
-	reg := e.startLogging(t, slog.New(slog.NewTextHandler(logs, nil)))
+	clock := &stillClock{at: time.Now()}
+	reg, _ := startConnector(t, e.cfg, slog.New(slog.NewTextHandler(logs, nil)), func(c *Connector) { c.now = clock.now })
 	refused := func() float64 {
 		v, _ := metricValue(t, reg, "shop_connector_refresh_errors_total", nil)
 		return v
 	}
-	logged := func() int { return strings.Count(logs.String(), "refused the function's queues") }
-	// Ten refreshes at least: counted, or (before 2026-12-08) logged.
-	for deadline := time.Now().Add(20 * time.Second); refused() < 10 && logged() < 10; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("within 20 s, %v refused refreshes counted and %d logged, want ten refreshes (one per 100 ms)", refused(), logged())
+	lines := func() []string {
+		var out []string
+		for l := range strings.Lines(logs.String()) {
+			if strings.Contains(l, "refused the function's queues") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	waitUntil := func(what string, done func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !done(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("within 20 s, not %s: %v refused refreshes counted, logged:\n%s", what, refused(), strings.Join(lines(), ""))
+			}
 		}
 	}
+	// Ten refreshes at least on a still clock: counted, or (before
+	// 2026-12-08) logged.
+	waitUntil("ten refreshes (one per 100 ms)", func() bool { return refused() >= 10 || len(lines()) >= 10 })
 	if n := refused(); n < 10 {
 		t.Errorf("%v refused refreshes counted in shop_connector_refresh_errors_total, want one per refresh", n)
 	}
-	if n := logged(); n != 1 {
-		t.Errorf("the refusal logged %d times over ten refreshes or more, want once (then at most once a minute)", n)
+	if n := len(lines()); n != 1 {
+		t.Fatalf("the refusal logged %d times over ten refreshes or more, want once (then at most once a minute)", n)
 	}
+
+	// A minute on: logged again, with the refreshes refused since the
+	// first line.
+	before := refused()
+	clock.advance(refusalLogEvery)
+	waitUntil("logged again a minute later", func() bool { return len(lines()) >= 2 })
+	second := lines()[1]
+	if n := since(t, second); float64(n) < before-1 {
+		t.Errorf("the minute's repeat says %d refreshes refused since the first line, want %v at least:\n%s", n, before-1, second)
+	}
+	// And not again within the next minute.
+	after := refused()
+	waitUntil("five refreshes more", func() bool { return refused() >= after+5 })
+	if n := len(lines()); n != 2 {
+		t.Errorf("the refusal logged %d times within a minute of its repeat, want twice in all:\n%s", n, strings.Join(lines(), ""))
+	}
+
+	// Another reason, on the still clock: logged at once. The function is
+	// left out of the gateway's list while its queue is swapped, so that
+	// the connector never declares its queues in between: clash's own
+	// queue is quorum, and its dead-letter queue, declared classic, is
+	// refused instead.
+	e.gw.remove("clash")
+	e.gw.synced(t)
+	if _, err := e.ch.QueueDelete(e.names.Queue("clash"), false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ch.QueueDeclare(e.names.DLQ("clash"), true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.gw.set("clash", topic, nil)
+	waitUntil("logged at once for another reason", func() bool { return len(lines()) >= 3 })
+	third := lines()[2]
+	if strings.Contains(second, e.names.DLQ("clash")) || !strings.Contains(third, e.names.DLQ("clash")) {
+		t.Errorf("the third line does not name the refused dead-letter queue %s, or the second did:\n%s%s", e.names.DLQ("clash"), second, third)
+	}
+	if !strings.Contains(third, "refused_refreshes_since_logged=") {
+		t.Errorf("the line of the changed reason does not say how many refreshes were refused since the last:\n%s", third)
+	}
+}
+
+// since reads refused_refreshes_since_logged from a text log line.
+func since(t *testing.T, line string) int {
+	t.Helper()
+	_, v, ok := strings.Cut(line, "refused_refreshes_since_logged=")
+	if !ok {
+		t.Fatalf("no refused_refreshes_since_logged in %q", line)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.Fields(v)[0]))
+	if err != nil {
+		t.Fatalf("refused_refreshes_since_logged in %q: %v", line, err)
+	}
+	return n
+}
+
+// stillClock is a test's clock: it moves only when advanced.
+type stillClock struct {
+	mu sync.Mutex
+	at time.Time
+}
+
+func (c *stillClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.at
+}
+
+func (c *stillClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.at = c.at.Add(d)
 }
