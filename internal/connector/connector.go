@@ -957,6 +957,12 @@ func (s *subscription) quiesce() {
 // after its SIGTERM), so docker-compose.yml sets STOP_TIMEOUT below 30 s.
 const StopMargin = 5 * time.Second
 
+// drainLog is the line a stop logs once no subscription takes a new
+// delivery, as it begins to wait for the invocations in flight (drain): an
+// operator reads when the stop began, and a test waits for it before it
+// lets an invocation answer.
+const drainLog = "stopping: no new delivery is taken, waiting for the invocations in flight"
+
 // drain is the connector's graceful stop: no subscription takes a new
 // delivery (quiesce), and the invocations in flight, those of retired
 // subscriptions too (retire), run on to their answer, for at most
@@ -977,6 +983,7 @@ func (c *Connector) drain(subs map[string]*subscription, conn *amqp.Connection, 
 		c.log.Warn("stopping with the broker connection lost: the invocations in flight are cut, the broker has put their deliveries back")
 		return
 	}
+	c.log.Info(drainLog, "at_most", c.cfg.StopTimeout.String())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

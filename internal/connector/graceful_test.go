@@ -23,7 +23,8 @@ func TestAnInvocationInFlightWhenTheConnectorStopsIsNotCut(t *testing.T) {
 	e := setup(t, "stopping")
 	topic := e.names.Prefix + "order.placed.v1"
 	release := e.gw.setHeld("stopping", topic)
-	reg, stop := startConnector(t, e.cfg, slog.New(slog.DiscardHandler))
+	logs := &logRecorder{}
+	reg, stop := startConnector(t, e.cfg, slog.New(logs))
 	e.gw.synced(t)
 	id := e.publish(t, topic)
 	e.gw.waitCalls(t, "stopping", 1, 10*time.Second) // running, its answer held back
@@ -32,12 +33,12 @@ func TestAnInvocationInFlightWhenTheConnectorStopsIsNotCut(t *testing.T) {
 		defer close(stopped)
 		stop()
 	}()
-	// The function answers well within InvokeTimeout (2 s), after the stop
-	// began; the stop ends with its ack, not at drain's limit (InvokeTimeout
-	// and StopMargin), which a drain that always slept its limit reached.
-	// The consumer stays registered until the drain ends, so nothing shows
-	// the stop began: a short sleep lets it begin first.
-	time.Sleep(300 * time.Millisecond)
+	// The function answers well within InvokeTimeout (2 s), once the stop
+	// began to wait for it (drainLog; the consumer stays registered until
+	// the drain ends, so the broker does not show it); the stop ends with
+	// its ack, not at drain's limit (InvokeTimeout and StopMargin), which a
+	// drain that always slept its limit reached.
+	waitLogged(t, logs, drainLog)
 	close(release)
 	select {
 	case <-stopped:

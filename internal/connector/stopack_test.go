@@ -61,8 +61,8 @@ func (s holdingSpan) End(opts ...trace.SpanEndOption) {
 // channel first, so an ack written after the close was dropped, the delivery
 // went back to the queue, and the function was called again for an event it
 // had handled. The worker is held between the answer and the ack (its
-// delivery span's End) while the connector stops, and released once stop had
-// long closed the channel in the old order. Not parallel: it sets
+// delivery span's End) while the connector stops, and released once the
+// stop logged that it waits for it. Not parallel: it sets
 // OpenTelemetry's global tracer provider.
 func TestASuccessAsTheConnectorStopsIsAcked(t *testing.T) {
 	e := setup(t, "ackstop")
@@ -82,7 +82,8 @@ func TestASuccessAsTheConnectorStopsIsAcked(t *testing.T) {
 		otel.SetTracerProvider(noop.NewTracerProvider())
 	})
 
-	c, err := New(e.cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	logs := &logRecorder{}
+	c, err := New(e.cfg, slog.New(logs), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +95,7 @@ func TestASuccessAsTheConnectorStopsIsAcked(t *testing.T) {
 	}()
 	t.Cleanup(func() {
 		cancel()
+		release() // a test that failed before its release must not wait on it
 		<-done
 	})
 	e.gw.synced(t)
@@ -104,9 +106,11 @@ func TestASuccessAsTheConnectorStopsIsAcked(t *testing.T) {
 		t.Fatal("the event was not invoked within 10 s")
 	}
 	// Answered 200; the worker has not acked yet. Stop the connector, and
-	// let the worker go on once stop had time to close the channel.
+	// let the worker go on once the stop has cancelled the consumer and
+	// begun to wait for it (drainLog), where the old order had closed the
+	// channel.
 	cancel()
-	time.Sleep(500 * time.Millisecond)
+	waitLogged(t, logs, drainLog)
 	release()
 	select {
 	case <-done:
