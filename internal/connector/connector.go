@@ -220,6 +220,10 @@ type Connector struct {
 	// (retire): a stop waits for them as for the others (drain), where
 	// Run returned while they ran and their acks met a closed connection.
 	retiring sync.WaitGroup
+	// retired holds those subscriptions, so that the session's end cuts
+	// their invocations with its own (cutRetired); guarded by retiredMu.
+	retiredMu sync.Mutex
+	retired   map[*subscription]bool
 	// now is the clock of the refusals' log (tellRefused): time.Now, a
 	// test's own clock to see the minute's repeat without waiting a minute.
 	now func() time.Time
@@ -320,6 +324,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Connector, e
 		gone:    map[string]time.Time{},
 		refused: map[string]refusal{},
 		now:     time.Now,
+		retired: map[*subscription]bool{},
 
 		migrated: map[string]bool{},
 	}, nil
@@ -420,6 +425,7 @@ func (c *Connector) session(ctx context.Context, bo *broker.Backoff) error {
 		for _, s := range subs {
 			s.stop()
 		}
+		c.cutRetired()
 	}()
 	// ended receives a subscription the broker ended while the connection
 	// stays up (subscription.watch). Its replacement waits for again: a
@@ -1039,7 +1045,7 @@ func (s *subscription) closePub() {
 // and the function was called again for an event it had handled — a
 // notify-user whose SMTP server had taken the email sent it twice. A
 // subscription made for the function when it is back consumes beside it
-// meanwhile.
+// meanwhile. The session's end cuts them still (cutRetired).
 func (s *subscription) retire() {
 	s.end(requeueGone)
 	s.wg.Add(1)
@@ -1051,13 +1057,36 @@ func (s *subscription) retire() {
 	}()
 	_ = s.ch.Cancel(s.tag, false)
 	s.c.retiring.Add(1)
+	s.c.retiredMu.Lock()
+	s.c.retired[s] = true
+	s.c.retiredMu.Unlock()
 	go func() {
 		defer s.c.retiring.Done()
 		s.wg.Wait() // the workers end once the cancelled consumer's deliveries do
 		s.cancel()
 		_ = s.ch.Close()
 		s.closePub()
+		s.c.retiredMu.Lock()
+		delete(s.c.retired, s)
+		s.c.retiredMu.Unlock()
 	}()
+}
+
+// cutRetired cuts the invocations of the retired subscriptions still
+// running, as stop cuts a subscription's (their deliveries go back to the
+// queue, counted with reason stop), and waits for them. The session calls it
+// as it ends, past a stop's drain or with a connection lost: their acks
+// would go on a connection it closes. Until 2026-12-08 they ran on past the
+// session: Run returned while they ran, and after a reconnect the next
+// consumer was handed their deliveries again while the function still
+// handled them.
+func (c *Connector) cutRetired() {
+	c.retiredMu.Lock()
+	for s := range c.retired {
+		s.cancel()
+	}
+	c.retiredMu.Unlock()
+	c.retiring.Wait()
 }
 
 // handle invokes the function once for d and acks, schedules a retry or

@@ -171,3 +171,26 @@ func TestAStopWaitsAtMostStopTimeout(t *testing.T) {
 		t.Errorf("drain took %s with an invocation that never answers, want StopTimeout (1 s)", took.Round(time.Millisecond))
 	}
 }
+
+// A stop that reaches its limit cuts the invocations of a retired
+// subscription with the others, and Run returns with none running: the cut
+// delivery goes back to the queue, counted (reason stop), before Run
+// returns. Until 2026-12-08 the retired call ran on past Run's return and
+// the session's end, its ack met a closed connection, and the next consumer
+// was handed the delivery again while it still ran.
+func TestAStopAtItsLimitCutsTheRetiredInvocationsToo(t *testing.T) {
+	t.Parallel()
+	e := setup(t, "overdue")
+	e.cfg.StopTimeout = 500 * time.Millisecond
+	reg, stop, release := heldWithBacklog(t, e, "overdue")
+	defer close(release)
+	e.gw.remove("overdue")
+	waitGoneRequeued(t, reg, "overdue") // its subscription retired
+	stop()
+	if n := requeued(t, reg, "overdue", requeueStop); n != 1 {
+		t.Errorf("shop_connector_requeued_total{reason=%q} = %v once Run returned, want 1: the retired invocation was not cut with the stop", requeueStop, n)
+	}
+	if n := invocations(t, reg, "overdue", "ok"); n != 0 {
+		t.Errorf("%v invocations counted ok, want 0 (held past the stop's limit)", n)
+	}
+}
