@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -70,10 +71,23 @@ func run(ctx context.Context, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	if err := telemetry.ServeMetrics(ctx, metricsAddr, reg, log); err != nil {
+	return runServingMetrics(ctx, metricsAddr, reg, log, func(ctx context.Context) {
+		log.Info("rabbitmq connector starting", "gateway", gatewayurl.Shown(cfg.GatewayURL), "max_attempts", cfg.MaxAttempts)
+		conn.Run(ctx)
+	})
+}
+
+// runServingMetrics serves reg's /metrics at addr (telemetry.ServeMetrics)
+// from before run starts until it returns, not until ctx ends: a stop's
+// drain (up to STOP_TIMEOUT) counts the acks and requeues of the
+// invocations it waits for, and a scrape meanwhile reads them. Until
+// 2026-12-08 /metrics shut as the stop began.
+func runServingMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger, run func(context.Context)) error {
+	mctx, stopMetrics := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopMetrics()
+	if err := telemetry.ServeMetrics(mctx, addr, reg, log); err != nil {
 		return err
 	}
-	log.Info("rabbitmq connector starting", "gateway", gatewayurl.Shown(cfg.GatewayURL), "max_attempts", cfg.MaxAttempts)
-	conn.Run(ctx)
+	run(ctx)
 	return nil
 }

@@ -2,10 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopfaas/shop/internal/proctest"
 )
@@ -34,4 +41,61 @@ func TestTheStartLineNeverLogsTheGatewaysPassword(t *testing.T) {
 	if strings.Contains(logs, password) {
 		t.Errorf("the logs hold the gateway's password:\n%s", logs)
 	}
+}
+
+// /metrics is served through a stop's drain, until the connector's Run
+// returns, so that a scrape then reads the acks and requeues the drain
+// counts; it is shut once Run has returned. Until 2026-12-08 it shut as the
+// stop began. The drain is stood in for by a run that scrapes ten times
+// after its context ended (the old shutdown began at once then).
+func TestMetricsAreServedUntilTheConnectorReturns(t *testing.T) {
+	logs := &proctest.Output{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	var url string
+	scrape := func() error {
+		res, err := client.Get(url)
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", res.StatusCode)
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	err := runServingMetrics(ctx, "127.0.0.1:0", prometheus.NewRegistry(), log, func(ctx context.Context) {
+		url = "http://" + listened(t, logs.String()) + "/metrics"
+		cancel() // the stop begins
+		<-ctx.Done()
+		for i := range 10 {
+			if err := scrape(); err != nil {
+				t.Fatalf("scrape %d during the drain: %v", i+1, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); scrape() == nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("/metrics still served 5 s after Run returned")
+		}
+	}
+}
+
+// listened is the address of the "metrics listening" line in the JSON logs.
+func listened(t *testing.T, logs string) string {
+	t.Helper()
+	for l := range strings.Lines(logs) {
+		var line struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(l), &line) == nil && line.Msg == "metrics listening" {
+			return line.Addr
+		}
+	}
+	t.Fatalf("no metrics listening line:\n%s", logs)
+	return ""
 }
