@@ -41,6 +41,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	}
 	defer end()
 	loc := gatewayurl.FromConfig(c)
+	stopCfg := connector.StopConfig(c)
 	cfg := connector.Config{
 		GatewayURL:      loc.Gateway,
 		Direct:          loc.Direct,
@@ -52,8 +53,8 @@ func run(ctx context.Context, getenv func(string) string) error {
 		Concurrency:     c.Int("CONCURRENCY", 0, 0, 1000),
 		RefreshInterval: c.Duration("REFRESH_INTERVAL", 5*time.Second),
 		UnbindAfter:     c.Duration("UNBIND_AFTER", 10*time.Minute),
-		InvokeTimeout:   c.Duration("INVOKE_TIMEOUT", 35*time.Second),
-		StopTimeout:     c.Duration("STOP_TIMEOUT", 0), // 0: INVOKE_TIMEOUT and connector.StopMargin
+		InvokeTimeout:   stopCfg.InvokeTimeout,
+		StopTimeout:     stopCfg.StopTimeout,
 		InternalToken:   auth.CredentialFrom(c, routes.CallerRabbitMQ),
 	}
 	cfg.GatewayUser, cfg.GatewayPassword = c.GatewayBasicAuth()

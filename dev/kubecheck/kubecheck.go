@@ -464,26 +464,47 @@ func CheckSingleton(d *appsv1.Deployment) []error {
 	return errs
 }
 
+// StopTakes is the longest a connector's stop takes, from SIGTERM to its
+// exit, with the environment getenv: connector.LongestStop for the RabbitMQ
+// connector, InvokeTimeoutAnd for the scheduler.
+type StopTakes func(getenv func(string) string) (time.Duration, error)
+
+// InvokeTimeoutAnd is the stop of a connector that waits at most its
+// INVOKE_TIMEOUT for the work under way, and margin more (the scheduler).
+func InvokeTimeoutAnd(margin time.Duration) StopTakes {
+	return func(getenv func(string) string) (time.Duration, error) {
+		raw := getenv("INVOKE_TIMEOUT")
+		invoke, err := time.ParseDuration(raw)
+		if err != nil || invoke <= 0 {
+			return 0, fmt.Errorf("INVOKE_TIMEOUT %q is not a positive duration", raw)
+		}
+		return invoke + margin, nil
+	}
+}
+
 // CheckStopGrace reports a connector whose pod's grace period does not
-// outlast its INVOKE_TIMEOUT and margin: on SIGTERM (a rollout, a node
-// drain) the RabbitMQ connector lets the invocations in flight run to their
-// answer, at most INVOKE_TIMEOUT and connector.StopMargin, and the scheduler
-// waits as long for its runs; the kubelet kills the container at the end of
-// terminationGracePeriodSeconds (30 s unless set), which would cut a call
-// under way (the broker redelivers it: the handler runs twice).
-func CheckStopGrace(d *appsv1.Deployment, c *corev1.Container, margin time.Duration) []error {
-	raw := Env(c, "INVOKE_TIMEOUT")
-	invoke, err := time.ParseDuration(raw)
-	if err != nil || invoke <= 0 {
-		return []error{fmt.Errorf("deployment %s: INVOKE_TIMEOUT %q is not a positive duration", d.Name, raw)}
+// outlast the longest its stop takes, as longest reads it from the
+// container's environment: on SIGTERM (a rollout, a node drain) the RabbitMQ
+// connector lets the invocations in flight run to their answer, at most
+// STOP_TIMEOUT, then closes its connections and flushes its traces
+// (connector.LongestStop), and the scheduler waits for its runs; the
+// kubelet kills the container at the end of terminationGracePeriodSeconds
+// (30 s unless set), which would cut a call under way (the broker
+// redelivers it: the handler runs twice). Until 2026-12-08 the RabbitMQ
+// connector's was held against INVOKE_TIMEOUT and a margin, whatever its
+// STOP_TIMEOUT.
+func CheckStopGrace(d *appsv1.Deployment, c *corev1.Container, longest StopTakes) []error {
+	need, err := longest(func(k string) string { return Env(c, k) })
+	if err != nil {
+		return []error{fmt.Errorf("deployment %s: %w", d.Name, err)}
 	}
 	grace := time.Duration(corev1.DefaultTerminationGracePeriodSeconds) * time.Second
 	if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
 		grace = time.Duration(*g) * time.Second
 	}
-	if grace <= invoke+margin {
-		return []error{fmt.Errorf("deployment %s: terminationGracePeriodSeconds %.0f, want more than INVOKE_TIMEOUT %s and the %s stop margin: the kubelet would kill the connector while a call it waits for is under way",
-			d.Name, grace.Seconds(), invoke, margin)}
+	if grace <= need {
+		return []error{fmt.Errorf("deployment %s: terminationGracePeriodSeconds %.0f, want more than the longest its stop takes, %s: the kubelet would kill the connector while a call it waits for is under way",
+			d.Name, grace.Seconds(), need)}
 	}
 	return nil
 }

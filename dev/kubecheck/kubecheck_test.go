@@ -47,6 +47,9 @@ type connector struct {
 	// kubeOnly are the variables set on Kubernetes only, each documented in
 	// docs/deploy-kubernetes.md, "Connectors".
 	kubeOnly []string
+	// stop is the longest its stop takes, which its grace period must
+	// outlast; nil for one that waits for nothing.
+	stop kubecheck.StopTakes
 }
 
 var basicAuth = []string{"basic-auth-user", "basic-auth-password"} // config.Reader.GatewayBasicAuth
@@ -55,8 +58,9 @@ func connectors() []connector {
 	return []connector{
 		{name: "outbox-relay", reads: []string{"event-signing-key", "db-password-relay", broker.PasswordSecret}},
 		{name: "rabbitmq-connector", reads: append([]string{auth.CredentialSecret(routes.CallerRabbitMQ), broker.PasswordSecret}, basicAuth...),
-			kubeOnly: []string{"FUNCTION_URL_TEMPLATE"}},
-		{name: "scheduler", reads: append([]string{auth.CredentialSecret(routes.CallerScheduler)}, basicAuth...)},
+			kubeOnly: []string{"FUNCTION_URL_TEMPLATE"}, stop: deliveries.LongestStop},
+		{name: "scheduler", reads: append([]string{auth.CredentialSecret(routes.CallerScheduler)}, basicAuth...),
+			stop: kubecheck.InvokeTimeoutAnd(5 * time.Second)},
 	}
 }
 
@@ -129,8 +133,8 @@ func findings(t *testing.T, dir, scrape string) []error {
 		if _, ok := svc.Environment["METRICS_ADDR"]; ok {
 			add(kubecheck.CheckMetricsProbe(c.name, ctr)...)
 		}
-		if _, ok := svc.Environment["INVOKE_TIMEOUT"]; ok {
-			add(kubecheck.CheckStopGrace(d, ctr, deliveries.StopMargin)...)
+		if c.stop != nil {
+			add(kubecheck.CheckStopGrace(d, ctr, c.stop)...)
 		}
 	}
 	if d := m.Deployments["openfaas/scheduler"]; d != nil {
@@ -751,10 +755,11 @@ func TestEachMistakeFails(t *testing.T) {
 		{"the signing key beside the relay", rabbit, replace("                    - {key: rabbitmq-password, path: rabbitmq-password}\n", "                    - {key: rabbitmq-password, path: rabbitmq-password}\n                    - {key: event-signing-key, path: event-signing-key}\n"), "only the relay gets"},
 		{"a secret under another name", rabbit, replace("{key: rabbitmq-password, path: rabbitmq-password}", "{key: rabbitmq-password, path: broker-password}"), "the file must have the secret's name"},
 		{"the scrape label missing", rabbit, replace("        app: rabbitmq-connector\n    spec:", "        app: rabbitmq\n    spec:"), `pod label app is "rabbitmq", want "rabbitmq-connector"`},
-		{"the connector's grace period the default", rabbit, replace("      terminationGracePeriodSeconds: 50\n", ""), "deployment rabbitmq-connector: terminationGracePeriodSeconds 30, want more than INVOKE_TIMEOUT 35s and the 5s stop margin"},
-		{"the connector's grace period within its margin", rabbit, replace("terminationGracePeriodSeconds: 50", "terminationGracePeriodSeconds: 40"), "terminationGracePeriodSeconds 40, want more than INVOKE_TIMEOUT 35s"},
-		{"the connector's invocations outlasting its grace period", rabbit, replace("value: 35s", "value: 60s"), "terminationGracePeriodSeconds 50, want more than INVOKE_TIMEOUT 1m0s"},
-		{"the scheduler's grace period below its runs", scheduler, replace("terminationGracePeriodSeconds: 135", "terminationGracePeriodSeconds: 120"), "deployment scheduler: terminationGracePeriodSeconds 120, want more than INVOKE_TIMEOUT 2m0s"},
+		{"the connector's grace period the default", rabbit, replace("      terminationGracePeriodSeconds: 50\n", ""), "deployment rabbitmq-connector: terminationGracePeriodSeconds 30, want more than the longest its stop takes, 45s"},
+		{"the connector's grace period within its stop", rabbit, replace("terminationGracePeriodSeconds: 50", "terminationGracePeriodSeconds: 45"), "terminationGracePeriodSeconds 45, want more than the longest its stop takes, 45s"},
+		{"the connector's invocations outlasting its grace period", rabbit, replace("            - name: STOP_TIMEOUT\n              value: 25s\n", ""), "terminationGracePeriodSeconds 50, want more than the longest its stop takes, 1m0s"},
+		{"the connector's stop raised past its grace period", rabbit, replace("value: 25s", "value: 45s"), "deployment rabbitmq-connector: terminationGracePeriodSeconds 50, want more than the longest its stop takes, 1m5s"},
+		{"the scheduler's grace period below its runs", scheduler, replace("terminationGracePeriodSeconds: 135", "terminationGracePeriodSeconds: 120"), "deployment scheduler: terminationGracePeriodSeconds 120, want more than the longest its stop takes, 2m5s"},
 		{"the scheduler scaled", scheduler, replace("  replicas: 1\n", "  replicas: 2\n"), "replicas must be exactly 1"},
 		{"the scheduler rolled", scheduler, replace("    type: Recreate", "    type: RollingUpdate"), "want Recreate"},
 		{"root allowed", relay, replace("runAsNonRoot: true", "runAsNonRoot: false"), "runAsNonRoot must be true"},

@@ -163,6 +163,11 @@ func DeclareFunction(ch *amqp.Channel, n Names, function string, delays []time.D
 	return nil
 }
 
+// Heartbeat is the heartbeat interval Dial asks the broker for: a dead
+// connection is noticed within a few of them, and a close given up on
+// (amqp.Connection.CloseDeadline) may end up to one interval late.
+const Heartbeat = 10 * time.Second
+
 // Dial connects with a bounded handshake so an unreachable broker fails fast
 // and the caller's backoff takes over. name is the connection's name on the
 // broker (client property connection_name: rabbitmqctl list_connections
@@ -180,7 +185,7 @@ func Dial(ctx context.Context, url, name string) (*amqp.Connection, error) {
 		deadline = time.Until(d)
 	}
 	conn, err := amqp.DialConfig(url, amqp.Config{
-		Heartbeat: 10 * time.Second,
+		Heartbeat: Heartbeat,
 		Locale:    "en_US",
 		Dial:      amqp.DefaultDial(deadline),
 		Properties: amqp.Table{

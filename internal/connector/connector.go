@@ -40,10 +40,12 @@ import (
 
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/broker"
+	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/events"
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/fnhttp"
 	"github.com/shopfaas/shop/internal/gatewayurl"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 // Config configures a Connector. Zero values take the documented defaults.
@@ -962,6 +964,41 @@ func (s *subscription) quiesce() {
 // the connector mid-call; faasd has none to set (it kills a service 30 s
 // after its SIGTERM), so docker-compose.yml sets STOP_TIMEOUT below 30 s.
 const StopMargin = 5 * time.Second
+
+// LongestStop is the longest a stop of a connector configured with c takes,
+// from SIGTERM to its exit: the drain, StopTimeout; then the close of the
+// publishing connection, which a resource alarm keeps the broker from
+// answering, given up after closeWait and at most a heartbeat interval more
+// (session); and the flush of the traces, telemetry.FlushTimeout. A
+// runtime's grace period must exceed it (Kubernetes'
+// terminationGracePeriodSeconds, dev/kubecheck), or the kill may come
+// while the calls under way are waited for.
+func (c Config) LongestStop() time.Duration {
+	c.setDefaults()
+	return c.StopTimeout + closeWait + broker.Heartbeat + telemetry.FlushTimeout
+}
+
+// StopConfig is the part of a connector's Config its stop depends on,
+// INVOKE_TIMEOUT and STOP_TIMEOUT, read from its environment r
+// (connectors/rabbitmq reads them with it).
+func StopConfig(r *config.Reader) Config {
+	return Config{
+		InvokeTimeout: r.Duration("INVOKE_TIMEOUT", 35*time.Second),
+		StopTimeout:   r.Duration("STOP_TIMEOUT", 0), // 0: InvokeTimeout and StopMargin
+	}
+}
+
+// LongestStop is Config.LongestStop for a connector whose environment is
+// getenv (dev/kubecheck reads a Deployment's); an unreadable duration is
+// an error.
+func LongestStop(getenv func(string) string) (time.Duration, error) {
+	r := config.New(getenv)
+	c := StopConfig(r)
+	if err := r.Err(); err != nil {
+		return 0, err
+	}
+	return c.LongestStop(), nil
+}
 
 // drainLog is the line a stop logs once no subscription takes a new
 // delivery, as it begins to wait for the invocations in flight (drain): an

@@ -44,12 +44,17 @@ func StartProcess(ctx context.Context, name string, stdout io.Writer, getenv fun
 		return nil, nil, err
 	}
 	return log, func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), FlushTimeout)
 		defer cancel()
 		_ = shutdownTracing(sctx)
 		stopProfile()
 	}, nil
 }
+
+// FlushTimeout bounds the flush of a process's traces as it ends
+// (StartProcess's end): part of the longest a connector's stop takes
+// (connector.LongestStop).
+const FlushTimeout = 5 * time.Second
 
 // ServeMetrics serves reg at addr/metrics until ctx ends, for the
 // long-running connectors ("", "off" or "disabled" turns it off). A listen
