@@ -273,8 +273,10 @@ const redacted = "xxxxx"
 // redactURLs replaces the userinfo of each URL in v, a URL or a
 // comma-separated list of URLs or name=URL pairs (GATEWAY_URL,
 // FUNCTION_URLS), with redacted: Config.Env may set a derived name to a URL
-// with a user and password, which faas-cli describe would print. A part
-// with an @ that does not parse as a URL is replaced whole.
+// with a user and password, which faas-cli describe would print. A value
+// with an @ anywhere but in the userinfo of a scheme://host URL is replaced
+// whole: a password may hold a comma (which splits the list), a slash
+// (which ends the host) or lack the scheme, and no part of it may show.
 func redactURLs(v string) string {
 	parts := strings.Split(v, ",")
 	for i, p := range parts {
@@ -284,13 +286,16 @@ func redactURLs(v string) string {
 		} else {
 			name += "="
 		}
+		if !strings.Contains(raw, "@") {
+			continue
+		}
 		u, err := url.Parse(raw)
-		switch {
-		case err != nil && strings.Contains(raw, "@"):
-			parts[i] = name + redacted
-		case err == nil && u.User != nil:
-			u.User = url.User(redacted)
-			parts[i] = name + u.String()
+		if err != nil || u.User == nil || u.Scheme == "" || u.Host == "" {
+			return redacted
+		}
+		u.User = url.User(redacted)
+		if parts[i] = name + u.String(); strings.Count(parts[i], "@") != 1 {
+			return redacted
 		}
 	}
 	return strings.Join(parts, ",")

@@ -313,12 +313,12 @@ func TestTheListedDerivedNamesAreTheLaunchers(t *testing.T) {
 func TestTheListedURLsCarryNoCredentials(t *testing.T) {
 	l := envLauncher{derived: []string{"GATEWAY_URL", "FUNCTION_URLS"}, env: []string{
 		"GATEWAY_URL=http://gw-user:gw-pass@127.0.0.1:8080/base?x=1",
-		"FUNCTION_URLS=a=http://127.0.0.1:1,b=http://token@127.0.0.1:2,c=http://u:p%zz@127.0.0.1:3",
+		"FUNCTION_URLS=a=http://127.0.0.1:1,b=http://token@127.0.0.1:2",
 	}}
 	got := describe(t, l, map[string]string{"GATEWAY_URL": "sent", "FUNCTION_URLS": "sent"})
 	want := map[string]string{
 		"GATEWAY_URL":   "http://xxxxx@127.0.0.1:8080/base?x=1",
-		"FUNCTION_URLS": "a=http://127.0.0.1:1,b=http://xxxxx@127.0.0.1:2,c=xxxxx",
+		"FUNCTION_URLS": "a=http://127.0.0.1:1,b=http://xxxxx@127.0.0.1:2",
 	}
 	if !maps.Equal(got, want) {
 		t.Errorf("listed %v, want %v", got, want)
@@ -328,6 +328,20 @@ func TestTheListedURLsCarryNoCredentials(t *testing.T) {
 			if strings.Contains(v, secret) {
 				t.Errorf("listed %s = %q shows %q", k, v, secret)
 			}
+		}
+	}
+	// A password that splits the list, ends the host early, comes without
+	// a scheme or does not parse: the whole value is hidden, no part of it
+	// shown.
+	for _, v := range []string{
+		"a=http://127.0.0.1:1,c=http://u:p%zz@127.0.0.1:3",
+		"gw:secret@127.0.0.1:8080",
+		"http://u:12/ab@h:1",
+		"http://u:p,w@h:1",
+		"a=http://127.0.0.1:1,b=http://u:12,w@h:1",
+	} {
+		if got := redactURLs(v); got != redacted {
+			t.Errorf("redactURLs(%q) = %q, want it hidden whole", v, got)
 		}
 	}
 }
