@@ -223,7 +223,8 @@ func (w *Worker) Enqueue(c Call) error {
 // came. A call Enqueue accepts for a function whose replayed calls wait
 // for it to be ready waits behind them: the journal's order holds. Replay
 // runs once per worker: a second call runs nothing and returns
-// ErrReplayed.
+// ErrReplayed, even when the first failed to read the journal (the entries
+// it could not read wait there for the next start).
 func (w *Worker) Replay() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
