@@ -212,11 +212,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	case "replay":
 		taken, err := broker.ReplaySelected(ctx, conn, names, rest[0], sel)
 		fmt.Fprintf(out, "replayed %d message(s) to %s\n", taken.Count, names.Queue(rest[0]))
-		return cmp.Or(err, missing(sel.IDs, taken, names.DLQ(rest[0]), "replayed"))
+		return errors.Join(err, missing(sel.IDs, taken, names.DLQ(rest[0]), "replayed"))
 	default:
 		taken, err := broker.PurgeSelected(ctx, conn, names, rest[0], sel)
 		fmt.Fprintf(out, "purged %d message(s) from %s\n", taken.Count, names.DLQ(rest[0]))
-		return cmp.Or(err, missing(sel.IDs, taken, names.DLQ(rest[0]), "purged"))
+		return errors.Join(err, missing(sel.IDs, taken, names.DLQ(rest[0]), "purged"))
 	}
 }
 
