@@ -213,10 +213,7 @@ func TestAnOrderIsTheCallersWhateverIDIsPlanted(t *testing.T) {
 	victim := orderstest.NewUser(t, f.tokens, auth.RoleCustomer)
 	r := httptest.NewRequest(http.MethodPost, "/api/v1/orders"+fntest.PlantedQuery(victim.UserID), strings.NewReader(f.body(1, "tok_visa")))
 	r.Header.Set("Content-Type", "application/json")
-	planted := fntest.PlantedHeaders(victim.UserID)
-	for i := 0; i+1 < len(planted); i += 2 {
-		r.Header.Set(planted[i], planted[i+1])
-	}
+	fntest.Plant(r, victim.UserID)
 	rec := httptest.NewRecorder()
 	f.h.ServeHTTP(rec, buyer.Authorize(r))
 	if rec.Code != http.StatusCreated {

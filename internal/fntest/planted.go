@@ -1,6 +1,10 @@
 package fntest
 
-import "github.com/google/uuid"
+import (
+	"net/http"
+
+	"github.com/google/uuid"
+)
 
 // PlantedQuery is a query (with its "?") that names user in every parameter
 // a careless handler might take the caller from instead of the verified
@@ -19,4 +23,13 @@ func PlantedHeaders(user uuid.UUID) []string {
 	id := user.String()
 	return []string{"X-User-Id", id, "X-Consumer-Custom-Id", id, "X-Consumer-Id", id, "X-Forwarded-User", id,
 		"X-Authenticated-Userid", id}
+}
+
+// Plant sets PlantedHeaders(user) on r, for tests that build their request
+// by hand.
+func Plant(r *http.Request, user uuid.UUID) {
+	h := PlantedHeaders(user)
+	for i := 0; i+1 < len(h); i += 2 {
+		r.Header.Set(h[i], h[i+1])
+	}
 }
