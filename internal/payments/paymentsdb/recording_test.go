@@ -2,6 +2,7 @@ package paymentsdb_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shopfaas/shop/internal/fault"
 	"github.com/shopfaas/shop/internal/payments"
@@ -284,7 +286,14 @@ func TestAnUnrecordedCaptureWithoutItsOwnerIsNotRecordedForNobody(t *testing.T) 
 		t.Errorf("%d refunds, want none", n)
 	}
 	if _, err := f.pool.Exec(ctx, `INSERT INTO payments (id, order_id, user_id, status, amount, currency)
-		VALUES ($1, $2, '00000000-0000-0000-0000-000000000000', 'captured', 1299, 'USD')`, uuid.New(), order); err == nil {
-		t.Error("the database stored a payment with user_id zero")
+		VALUES ($1, $2, '00000000-0000-0000-0000-000000000000', 'captured', 1299, 'USD')`, uuid.New(), order); !violates(err, "payments_user_id_known") {
+		t.Errorf("a payment with user_id zero: %v, want the check payments_user_id_known violated", err)
 	}
+}
+
+// violates reports whether err is PostgreSQL's check violation (23514) of
+// the named constraint.
+func violates(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23514" && pgErr.ConstraintName == constraint
 }

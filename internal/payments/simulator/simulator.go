@@ -181,7 +181,7 @@ func (s *Simulator) Charge(ctx context.Context, key string, amount payments.Mone
 		return payments.Result{}, payments.ErrInvalidToken
 	}
 	if e.Kind != "charge" {
-		return payments.Result{}, fault.E(fault.Conflict, fault.CodeIdempotencyKeyReused, "the key was used for a refund")
+		return payments.Result{}, errKeyUsedForRefund
 	}
 	return s.leave(ctx, hang, answer(e))
 }
@@ -231,6 +231,10 @@ func (s *Simulator) Refund(ctx context.Context, key, chargeRef string, amount pa
 var errKeyReused = fault.E(fault.Conflict, fault.CodeIdempotencyKeyReused,
 	"the idempotency key was used for another charge or amount")
 
+// errKeyUsedForRefund refuses a charge, or a look at one, under a key the
+// simulator recorded for a refund. Nothing moves.
+var errKeyUsedForRefund = fault.E(fault.Conflict, fault.CodeIdempotencyKeyReused, "the key was used for a refund")
+
 // Lookup answers the recorded result of key, payments.ErrUnknownKey when the
 // simulator never recorded it.
 func (s *Simulator) Lookup(ctx context.Context, key string) (payments.Result, error) {
@@ -265,7 +269,7 @@ func (s *Simulator) Void(ctx context.Context, key string) (payments.Result, erro
 		return payments.Result{}, s.down(ctx, err)
 	}
 	if e.Kind != "charge" {
-		return payments.Result{}, fault.E(fault.Conflict, fault.CodeIdempotencyKeyReused, "the key was used for a refund")
+		return payments.Result{}, errKeyUsedForRefund
 	}
 	return s.leave(ctx, hang, answer(e))
 }
