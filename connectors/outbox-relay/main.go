@@ -51,7 +51,10 @@ func main() {
 
 func run(ctx context.Context, getenv func(string) string) error {
 	c := config.New(getenv)
-	log, end, err := telemetry.StartProcess(ctx, "outbox-relay", os.Stdout, getenv)
+	// The registry METRICS_ADDR serves, its failed span exports counted
+	// there from the start (telemetry.StartProcess).
+	reg := prometheus.NewRegistry()
+	log, end, err := telemetry.StartProcess(ctx, "outbox-relay", os.Stdout, getenv, reg)
 	if err != nil {
 		return err
 	}
@@ -86,7 +89,6 @@ func run(ctx context.Context, getenv func(string) string) error {
 	if cfg.Signer, err = events.ParseSigner(signingKey); err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r, err := relay.New(cfg, log, reg)
 	if err != nil {

@@ -35,7 +35,10 @@ func main() {
 
 func run(ctx context.Context, getenv func(string) string) error {
 	c := config.New(getenv)
-	log, end, err := telemetry.StartProcess(ctx, "rabbitmq-connector", os.Stdout, getenv)
+	// The registry METRICS_ADDR serves, its failed span exports counted
+	// there from the start (telemetry.StartProcess).
+	reg := prometheus.NewRegistry()
+	log, end, err := telemetry.StartProcess(ctx, "rabbitmq-connector", os.Stdout, getenv, reg)
 	if err != nil {
 		return err
 	}
@@ -66,7 +69,6 @@ func run(ctx context.Context, getenv func(string) string) error {
 	if cfg.BrokerURL, err = broker.URL(brokerURL, brokerPassword); err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	conn, err := connector.New(cfg, log, reg)
 	if err != nil {

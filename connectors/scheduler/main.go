@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shopfaas/shop/internal/auth"
 	"github.com/shopfaas/shop/internal/config"
 	"github.com/shopfaas/shop/internal/gatewayurl"
@@ -45,7 +47,10 @@ func main() {
 
 func run(ctx context.Context, getenv func(string) string) error {
 	c := config.New(getenv)
-	log, end, err := telemetry.StartProcess(ctx, "scheduler", os.Stdout, getenv)
+	// The scheduler serves no /metrics (it has no METRICS_ADDR): its failed
+	// span exports are counted on a registry nobody reads, and logged at
+	// WARN at most once a minute.
+	log, end, err := telemetry.StartProcess(ctx, "scheduler", os.Stdout, getenv, prometheus.NewRegistry())
 	if err != nil {
 		return err
 	}

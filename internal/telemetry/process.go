@@ -28,17 +28,22 @@ func Level(raw string) slog.Level {
 // StartProcess sets up what every long-running connector runs under, named
 // name: its JSON logger to stdout at LOG_LEVEL, the CPU profile PPROF_CPU_DIR
 // and PPROF_FUNCTIONS ask for (written as soon as ctx ends, as fnserve's; see
-// CPUProfilePath), and tracing (Setup). The returned end flushes pending
-// spans, for at most 5 s (an unreachable collector must not hold up a stop),
+// CPUProfilePath), and tracing (Setup), whose failed exports are counted in
+// shop_telemetry_export_failures_total{signal="traces"} on reg (at 0 from
+// the start; serve reg on the connector's /metrics) and logged at WARN at
+// most once per ExportFailureLogEvery, as a function's are (fnserve). The
+// returned end flushes pending spans, for at most 5 s (an unreachable
+// collector must not hold up a stop), logs the failures no line reported,
 // then writes the profile; defer it in run.
-func StartProcess(ctx context.Context, name string, stdout io.Writer, getenv func(string) string) (log *slog.Logger, end func(), err error) {
+func StartProcess(ctx context.Context, name string, stdout io.Writer, getenv func(string) string, reg prometheus.Registerer) (log *slog.Logger, end func(), err error) {
 	env := func(k string) string { return strings.TrimSpace(getenv(k)) }
 	log = NewLogger(stdout, name, Level(env("LOG_LEVEL")))
 	stopProfile, err := ProfileCPUUntil(ctx, CPUProfilePath(env("PPROF_CPU_DIR"), env("PPROF_FUNCTIONS"), name), log)
 	if err != nil {
 		return nil, nil, err
 	}
-	shutdownTracing, err := Setup(ctx, name, getenv)
+	failures := NewExportFailures(reg, log)
+	shutdownTracing, err := Setup(ctx, name, getenv, ReportExportFailures(failures))
 	if err != nil {
 		stopProfile()
 		return nil, nil, err
@@ -46,7 +51,10 @@ func StartProcess(ctx context.Context, name string, stdout io.Writer, getenv fun
 	return log, func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), FlushTimeout)
 		defer cancel()
-		_ = shutdownTracing(sctx)
+		if err := shutdownTracing(sctx); err != nil {
+			log.Warn("telemetry shutdown: spans not flushed", "err", err.Error())
+		}
+		failures.Unlogged()
 		stopProfile()
 	}, nil
 }

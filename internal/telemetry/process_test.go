@@ -1,17 +1,22 @@
 package telemetry_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel"
 
 	"github.com/shopfaas/shop/internal/telemetry"
@@ -97,7 +102,7 @@ func TestStartProcess(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out strings.Builder
-	log, end, err := telemetry.StartProcess(ctx, "relay-x", &out, func(k string) string { return env[k] })
+	log, end, err := telemetry.StartProcess(ctx, "relay-x", &out, func(k string) string { return env[k] }, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,4 +124,68 @@ func TestStartProcess(t *testing.T) {
 	if len(profiles) != 1 {
 		t.Errorf("profiles written: %v, want one relay-x.<pid>.pprof", profiles)
 	}
+}
+
+// A connector counts its failed span exports as a function does (fnserve):
+// StartProcess registers shop_telemetry_export_failures_total
+// {signal="traces"} on the connector's registry, at 0 from the start with or
+// without a collector, one more per failed batch (here the collector
+// redirects, which the exporter follows not), and logs the failure at WARN.
+// Until 2026-12-08 the connectors counted none: otel's global handler
+// logged each failed batch through Go's log package, at INFO.
+func TestStartProcessCountsFailedExports(t *testing.T) {
+	moved := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://127.0.0.1:1/v1/traces", http.StatusPermanentRedirect)
+	}))
+	defer moved.Close()
+	t.Cleanup(func() { _, _ = telemetry.Setup(context.Background(), "reset", func(string) string { return "" }) })
+	const counter = `
+# HELP shop_telemetry_export_failures_total OTLP exports that failed (a batch of spans dropped: the collector down, refusing, redirecting or slow past OTEL_EXPORTER_OTLP_TIMEOUT), by signal: traces.
+# TYPE shop_telemetry_export_failures_total counter
+shop_telemetry_export_failures_total{signal="traces"} %d
+`
+	for _, otlp := range []string{"", moved.URL} {
+		env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": otlp}
+		reg := prometheus.NewRegistry()
+		var out syncBuffer
+		_, end, err := telemetry.StartProcess(t.Context(), "relay-x", &out, func(k string) string { return env[k] }, reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(fmt.Sprintf(counter, 0)), "shop_telemetry_export_failures_total"); err != nil {
+			t.Errorf("collector %q: before any export: %v", otlp, err)
+		}
+		if otlp == "" {
+			end()
+			continue
+		}
+		_, span := otel.Tracer("test").Start(t.Context(), "op")
+		span.End()
+		end() // flushes the span: the export fails
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(fmt.Sprintf(counter, 1)), "shop_telemetry_export_failures_total"); err != nil {
+			t.Errorf("after a failed export: %v", err)
+		}
+		if l := out.String(); !strings.Contains(l, `"level":"WARN","msg":"telemetry export failed: spans dropped"`) || !strings.Contains(l, "308") || !strings.Contains(l, `"function":"relay-x"`) {
+			t.Errorf("the connector's log after a failed export:\n%s", l)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the exporter's goroutine and the
+// test's.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
