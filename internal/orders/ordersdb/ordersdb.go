@@ -379,40 +379,50 @@ type Note struct {
 // client paging the timeline by seq (Timeline's cursor) never skips an entry
 // that committed after a later one (TestTimelineEntriesCommitInSeqOrder).
 func (s *Store) Record(ctx context.Context, orderID uuid.UUID, notes ...Note) error {
-	return s.record(ctx, orderID, false, notes)
+	return s.record(ctx, orderID, nil, notes)
 }
 
-// RecordCartSettled is Record for the run that settled the removal a
+// RecordCartSettled is Record for a run that settled the removal a
 // confirmed cart order's confirmation left owed (Change.CartOwed) — took its
 // lines out of the cart, or gave up on it: in the same transaction it clears
-// it, so recovery no longer claims the order for it.
-func (s *Store) RecordCartSettled(ctx context.Context, orderID uuid.UUID, notes ...Note) error {
-	return s.record(ctx, orderID, true, notes)
+// it, so recovery no longer claims the order for it. cart are the entries
+// that say how it was settled: written only when this call's write is the
+// one that clears it, so that two runs that both settled it (the first's
+// claim lost just after it checked it) write them once. notes are written
+// in any case, before them.
+func (s *Store) RecordCartSettled(ctx context.Context, orderID uuid.UUID, cart []Note, notes ...Note) error {
+	return s.record(ctx, orderID, cart, notes)
 }
 
-// RecordUnlessWritten is Record — RecordCartSettled when cartSettled — for a
-// run whose notes doubted went out with a write of the order whose answer
-// was lost (a *postgres.Doubt, which Settle has ended since): it may have
-// committed them, or not. Each of them is written only when the order's
+// RecordUnlessWritten is Record — RecordCartSettled when cart holds entries
+// — for a run whose notes doubted went out with a write of the order whose
+// answer was lost (a *postgres.Doubt, which Settle has ended since): it may
+// have committed them, or not. Each of them is written only when the order's
 // timeline does not hold it already (the same At, step, outcome and
 // detail: the write committed it), so it is written once either way; a
 // doubted note without At cannot be told and is written. notes follow, in
-// any case. One transaction, one round trip, as Record.
-func (s *Store) RecordUnlessWritten(ctx context.Context, orderID uuid.UUID, doubted []Note, cartSettled bool, notes ...Note) error {
-	return s.record(ctx, orderID, cartSettled, notes, doubted...)
+// any case, then cart as RecordCartSettled writes them. One transaction, one
+// round trip, as Record.
+func (s *Store) RecordUnlessWritten(ctx context.Context, orderID uuid.UUID, doubted, cart []Note, notes ...Note) error {
+	return s.record(ctx, orderID, cart, notes, doubted...)
 }
 
-func (s *Store) record(ctx context.Context, orderID uuid.UUID, cartSettled bool, notes []Note, doubted ...Note) error {
-	if len(notes) == 0 && len(doubted) == 0 && !cartSettled {
+// record writes notes (doubted ones unless written) and, when cart holds
+// entries, settles the owed cart removal, writing cart only if this call
+// settled it.
+func (s *Store) record(ctx context.Context, orderID uuid.UUID, cart, notes []Note, doubted ...Note) error {
+	if len(notes) == 0 && len(doubted) == 0 && len(cart) == 0 {
 		return nil
 	}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT 1 FROM orders WHERE id = $1 FOR NO KEY UPDATE`, orderID)
 	queueNotesUnlessWritten(ctx, b, orderID, doubted)
 	queueNotes(ctx, b, orderID, notes...)
-	if cartSettled {
-		b.Queue(`UPDATE order_sagas SET cart_owed = false, updated_at = now() WHERE order_id = $1 AND cart_owed`, orderID)
-	}
+	// The lock on the order's row above orders two runs' writes: the later
+	// one's UPDATE finds the removal settled, and writes no entry.
+	queueNotesSelect(ctx, b, orderID,
+		`WITH settled AS (UPDATE order_sagas SET cart_owed = false, updated_at = now() WHERE order_id = $1 AND cart_owed RETURNING 1) `,
+		`WHERE EXISTS (SELECT 1 FROM settled)`, cart)
 	return postgres.Tx(ctx, s.db, func(tx pgx.Tx) error { return send(ctx, tx, b) })
 }
 
@@ -448,10 +458,19 @@ func queueNotes(ctx context.Context, b *pgx.Batch, orderID uuid.UUID, notes ...N
 // the order's timeline already (RecordUnlessWritten): one INSERT of those
 // that are not, in order.
 func queueNotesUnlessWritten(ctx context.Context, b *pgx.Batch, orderID uuid.UUID, notes []Note) {
+	queueNotesSelect(ctx, b, orderID, "", `WHERE NOT EXISTS (SELECT 1 FROM order_events e WHERE e.order_id = $1 AND e.at = v.at
+			AND e.step = v.step AND e.outcome = v.outcome AND e.detail = v.detail)`, notes)
+}
+
+// queueNotesSelect adds to b one INSERT of those notes, in order, that where
+// (a condition on each, v, whose $1 is orderID) keeps, after with (a WITH
+// clause, or ""). Nothing is queued for no notes.
+func queueNotesSelect(ctx context.Context, b *pgx.Batch, orderID uuid.UUID, with, where string, notes []Note) {
 	if len(notes) == 0 {
 		return
 	}
 	var q strings.Builder
+	q.WriteString(with)
 	q.WriteString(`INSERT INTO order_events (order_id, at, step, outcome, detail, trace_id)
 		SELECT $1, coalesce(v.at, clock_timestamp()), v.step, v.outcome, v.detail, $2 FROM (VALUES `)
 	args := make([]any, 0, 2+4*len(notes))
@@ -469,8 +488,9 @@ func queueNotesUnlessWritten(ctx context.Context, b *pgx.Batch, orderID uuid.UUI
 		args = append(args, at, n.Step, n.Outcome, n.Detail)
 	}
 	q.WriteString(`) v (n, at, step, outcome, detail)
-		WHERE NOT EXISTS (SELECT 1 FROM order_events e WHERE e.order_id = $1 AND e.at = v.at
-			AND e.step = v.step AND e.outcome = v.outcome AND e.detail = v.detail)
+		`)
+	q.WriteString(where)
+	q.WriteString(`
 		ORDER BY v.n`)
 	b.Queue(q.String(), args...)
 }

@@ -892,3 +892,49 @@ func TestTimelineEntriesCommitInSeqOrder(t *testing.T) {
 		}
 	}
 }
+
+// Two runs that each took a confirmed cart order's lines out of its cart
+// (the first's claim lost just after it checked it) both flush the removal:
+// only the one whose write settles it writes the cart's entries, so the
+// timeline says once that the lines were taken out. The other's own entries
+// are written.
+func TestOnlyTheRunThatSettlesTheCartRemovalNotesIt(t *testing.T) {
+	pool := pgtest.Open(t, ordersdb.Migrations())
+	store := ordersdb.New(pool)
+	ctx := context.Background()
+	o := newOrder(t, uuid.New())
+	if err := store.Create(ctx, ordersdb.Placement{Order: o, PaymentToken: "tok_visa", FromCart: true, Lease: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE order_sagas SET cart_owed = true WHERE order_id = $1`, o.ID); err != nil {
+		t.Fatal(err)
+	}
+	for run := range 2 {
+		own := ordersdb.Note{At: time.Now(), Step: orders.StepRecovery, Outcome: orders.StepOK, Detail: fmt.Sprintf("run %d", run)}
+		cart := ordersdb.Note{At: time.Now(), Step: orders.StepCart, Outcome: orders.StepOK, Detail: "the ordered lines were taken out of the cart"}
+		if err := store.RecordCartSettled(ctx, o.ID, []ordersdb.Note{cart}, own); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps, _, err := store.Timeline(ctx, o.ID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range steps {
+		if s.Step == orders.StepCart || s.Step == orders.StepRecovery {
+			got = append(got, s.Step+": "+s.Detail)
+		}
+	}
+	want := []string{orders.StepRecovery + ": run 0", orders.StepCart + ": the ordered lines were taken out of the cart", orders.StepRecovery + ": run 1"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+	var owed bool
+	if err := pool.QueryRow(ctx, `SELECT cart_owed FROM order_sagas WHERE order_id = $1`, o.ID).Scan(&owed); err != nil {
+		t.Fatal(err)
+	}
+	if owed {
+		t.Error("the cart removal is still owed")
+	}
+}

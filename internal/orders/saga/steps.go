@@ -332,8 +332,7 @@ func (s *Saga) settleOwedCart(ctx context.Context, tl *timeline, o orders.Order,
 		return
 	}
 	leave := func(detail string) {
-		tl.note(orders.StepCart, orders.StepError, detail)
-		tl.cartSettled = true
+		tl.noteCart(orders.StepError, detail)
 	}
 	switch {
 	case confirmed > s.cfg.GiveUpAfter:
@@ -375,8 +374,7 @@ func (s *Saga) takeOutOfCart(ctx context.Context, tl *timeline, o orders.Order) 
 		s.cfg.Log.InfoContext(ctx, "claim lost, left to the run that took the order over", "order_id", o.ID, "step", orders.StepCart)
 		return
 	}
-	tl.note(orders.StepCart, orders.StepOK, "the ordered lines were taken out of the cart")
-	tl.cartSettled = true
+	tl.noteCart(orders.StepOK, "the ordered lines were taken out of the cart")
 }
 
 // fail ends a pending order as r says, then compensates. The owed
@@ -699,10 +697,13 @@ type timeline struct {
 	// changed is set once the run changed the order: a decision written
 	// (with the entries held then) or an owed compensation settled.
 	changed bool
-	// cartSettled is set once the run took a confirmed cart order's lines out
-	// of its cart, or gave the removal up: flush clears the owed removal with
-	// its entries.
-	cartSettled bool
+	// cart holds the entry of the run's settling of a confirmed cart
+	// order's owed removal (it took the lines out of the cart, or gave the
+	// removal up): flush clears the owed removal and writes it only if its
+	// write is the one that does, so that two runs that both settled it (the
+	// first's claim lost just after it checked it) write it once
+	// (ordersdb.Store.RecordCartSettled).
+	cart []ordersdb.Note
 }
 
 // RecordedRecoveries is how many recovery runs of one order write their
@@ -721,6 +722,11 @@ const RecordedRecoveries = 5
 // note remembers a step's outcome, now.
 func (tl *timeline) note(step, outcome, detail string) { tl.noteAt(time.Now(), step, outcome, detail) }
 
+// noteCart remembers the settling of the owed cart removal, now.
+func (tl *timeline) noteCart(outcome, detail string) {
+	tl.cart = append(tl.cart, ordersdb.Note{At: time.Now(), Step: orders.StepCart, Outcome: outcome, Detail: detail})
+}
+
 // noteAt remembers a step's outcome at a given time.
 func (tl *timeline) noteAt(at time.Time, step, outcome, detail string) {
 	tl.notes = append(tl.notes, ordersdb.Note{At: at, Step: step, Outcome: outcome, Detail: detail})
@@ -738,8 +744,9 @@ const flushTimeout = 3 * time.Second
 // recorded. Entries doubted (a decision's lost answer) are written only
 // where the timeline lacks them.
 func (s *Saga) flush(ctx context.Context, orderID uuid.UUID, tl *timeline) {
-	notes, doubted, cartSettled := tl.notes, tl.doubted, tl.cartSettled
-	tl.notes, tl.doubted, tl.cartSettled = nil, nil, false
+	notes, doubted, cart := tl.notes, tl.doubted, tl.cart
+	tl.notes, tl.doubted, tl.cart = nil, nil, nil
+	cartSettled := len(cart) > 0
 	if len(notes) == 0 && len(doubted) == 0 && !cartSettled {
 		return
 	}
@@ -757,14 +764,14 @@ func (s *Saga) flush(ctx context.Context, orderID uuid.UUID, tl *timeline) {
 	var err error
 	switch {
 	case len(doubted) > 0:
-		err = s.db.RecordUnlessWritten(ctx, orderID, doubted, cartSettled, notes...)
+		err = s.db.RecordUnlessWritten(ctx, orderID, doubted, cart, notes...)
 	case cartSettled:
-		err = s.db.RecordCartSettled(ctx, orderID, notes...)
+		err = s.db.RecordCartSettled(ctx, orderID, cart, notes...)
 	default:
 		err = s.db.Record(ctx, orderID, notes...)
 	}
 	if err != nil {
-		s.cfg.Log.ErrorContext(ctx, "record timeline", "order_id", orderID, "steps", len(doubted)+len(notes), "err", err.Error())
+		s.cfg.Log.ErrorContext(ctx, "record timeline", "order_id", orderID, "steps", len(doubted)+len(notes)+len(cart), "err", err.Error())
 		return
 	}
 	if cartSettled && s.cfg.Cart != nil {
