@@ -25,12 +25,13 @@ func TestSagaCallsGoDirectAndSurviveAClosedConnection(t *testing.T) {
 	gw := fntest.NewUnusedGateway(t)
 	var mu sync.Mutex
 	var paths []string
+	order := uuid.New()
 	direct := fntest.NewClosingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		mu.Lock()
 		paths = append(paths, r.URL.Path)
 		mu.Unlock()
-		_, _ = io.WriteString(w, `{}`)
+		_, _ = io.WriteString(w, `{"order_id":"`+order.String()+`","status":"released"}`)
 	}))
 	d, err := gatewayurl.ParseDirect("reserve-stock="+direct.URL+",release-stock="+direct.URL, "")
 	if err != nil {
@@ -40,7 +41,7 @@ func TestSagaCallsGoDirectAndSurviveAClosedConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, order := context.Background(), uuid.New()
+	ctx := context.Background()
 	if err := g.Reserve(ctx, order, []orders.Line{{ProductID: uuid.New(), Quantity: 1}}); err != nil {
 		t.Fatal(err)
 	}

@@ -135,9 +135,31 @@ func (g *Gateway) Commit(ctx context.Context, orderID uuid.UUID) error {
 	return g.call(ctx, "commit-stock", orderID, orderRef{orderID})
 }
 
-// Release calls release-stock.
+// Release calls release-stock and accepts only an answer that gives this
+// order's stock back: released (a hold), restocked (a sale) or none (nothing
+// was reserved; a late reservation try is refused). A 2xx with anything else
+// (a hold still held or committed, another order, a defect) is
+// fault.Internal, so the saga does not mark the compensation done while
+// stock may still be held for the order; it retries.
 func (g *Gateway) Release(ctx context.Context, orderID uuid.UUID) error {
-	return g.call(ctx, "release-stock", orderID, orderRef{orderID})
+	raw, err := g.do(ctx, "release-stock", orderID, orderRef{orderID})
+	if err != nil {
+		return err
+	}
+	var p struct {
+		OrderID uuid.UUID `json:"order_id"`
+		Status  string    `json:"status"`
+	}
+	if err := json.Unmarshal(raw, &p); err != nil || p.OrderID != orderID || !released(p.Status) {
+		return fault.Internalf("release-stock answered success without giving back order %s's stock: %.200q", orderID, raw)
+	}
+	return nil
+}
+
+// released reports whether a release-stock status leaves no stock held for
+// the order (inventory.StatusReleased, StatusRestocked, StatusNone).
+func released(status string) bool {
+	return status == "released" || status == "restocked" || status == "none"
 }
 
 // Charge calls charge-payment and accepts only an answer that is the capture

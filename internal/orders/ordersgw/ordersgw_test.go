@@ -117,8 +117,12 @@ func TestEveryCallCarriesTheCallersTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got [][]string
+	order := uuid.New()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = append(got, r.Header.Values("traceparent"))
+		if strings.HasSuffix(r.URL.Path, "/release-stock") {
+			_, _ = w.Write([]byte(`{"order_id":"` + order.String() + `","status":"released"}`))
+		}
 	}))
 	defer srv.Close()
 	gw, err := ordersgw.New(srv.URL, "internal", nil, time.Second)
@@ -127,7 +131,6 @@ func TestEveryCallCarriesTheCallersTrace(t *testing.T) {
 	}
 	ctx, span := otel.Tracer("test").Start(context.Background(), "POST /api/v1/orders")
 	defer span.End()
-	order := uuid.New()
 	for _, call := range []func() error{
 		func() error { return gw.Reserve(ctx, order, []orders.Line{{ProductID: uuid.New(), Quantity: 1}}) },
 		func() error { return gw.Commit(ctx, order) },
@@ -260,6 +263,50 @@ func TestOnlyTheFunctionsOwn404ForTheOrderIsNotFound(t *testing.T) {
 			}
 			if c.want == fault.Unavailable && !fault.Retryable(err) {
 				t.Fatalf("Commit = %v must be retryable, so the order stays pending", err)
+			}
+		})
+	}
+}
+
+// release-stock answers the order's reservation as the release left it:
+// released (a hold given back), restocked (a sale given back) or none
+// (nothing was reserved). Any other 200 — a hold still held or committed,
+// another order's answer, a body that is no release's — gave nothing back
+// that we know of: a retryable fault, so the saga does not mark the
+// compensation done and asks again. Until 2026-12-08 the answer was
+// discarded, and any 2xx settled the release.
+func TestReleaseAcceptsOnlyAReleaseOfThisOrder(t *testing.T) {
+	order := uuid.New()
+	answer := func(id uuid.UUID, status string) string {
+		return `{"order_id":"` + id.String() + `","status":"` + status + `"}`
+	}
+	for _, c := range []struct {
+		name   string
+		status int
+		body   string
+		want   fault.Kind // when not ok
+		ok     bool
+	}{
+		{"released", 200, answer(order, "released"), 0, true},
+		{"restocked", 200, answer(order, "restocked"), 0, true},
+		{"nothing reserved", 200, answer(order, "none"), 0, true},
+		{"still held", 200, answer(order, "held"), fault.Internal, false},
+		{"still committed", 200, answer(order, "committed"), fault.Internal, false},
+		{"another order", 200, answer(uuid.New(), "released"), fault.Internal, false},
+		{"empty success", 200, ``, fault.Internal, false},
+		{"not JSON", 200, `ok`, fault.Internal, false},
+		{"unavailable", 503, `{"type":"about:blank","title":"Service Unavailable","status":503,"code":"unavailable","detail":"retry"}`, fault.Unavailable, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := answering(t, "release-stock", c.status, c.body).Release(context.Background(), order)
+			switch {
+			case c.ok && err != nil:
+				t.Fatalf("Release = %v, want success", err)
+			case c.ok:
+			case err == nil || fault.KindOf(err) != c.want:
+				t.Fatalf("Release = %v (kind %v), want kind %v", err, fault.KindOf(err), c.want)
+			case !fault.Retryable(err):
+				t.Fatalf("Release = %v must be retryable, so the compensation is asked again", err)
 			}
 		})
 	}
