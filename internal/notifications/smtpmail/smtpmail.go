@@ -27,6 +27,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -191,6 +192,8 @@ func loopback(host string) bool {
 // own connection.
 type Sender struct {
 	cfg Config
+	// dial connects to the server; tests replace it.
+	dial func(ctx context.Context, d *net.Dialer, addr string) (net.Conn, error)
 }
 
 // New validates cfg and returns a sender; it does not contact the server.
@@ -199,7 +202,9 @@ func New(cfg Config) (*Sender, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Sender{cfg: cfg}, nil
+	return &Sender{cfg: cfg, dial: func(ctx context.Context, d *net.Dialer, addr string) (net.Conn, error) {
+		return d.DialContext(ctx, "tcp", addr)
+	}}, nil
 }
 
 // Send delivers e: connect, TLS as configured, AUTH when a Username is set,
@@ -258,22 +263,26 @@ func (s *Sender) Send(ctx context.Context, e notifications.Email) error {
 // longer cut by ctx, and only timeout bounds it. The server may have the
 // message then; cutting the conversation would not take it back, and the
 // redelivery would send a second email. An answer that still does not come
-// is an error wrapping notifications.ErrUnanswered.
+// is an error wrapping notifications.ErrUnanswered; a write of the message
+// or its final dot that failed is not (the server does not have it).
 func (s *Sender) send(ctx context.Context, deadline, timeout time.Time, d draft) error {
 	host, _, _ := net.SplitHostPort(s.cfg.Addr)
 	tlsCfg := &tls.Config{ServerName: host, RootCAs: s.cfg.RootCAs, MinVersion: tls.VersionTLS12}
-	raw, err := (&net.Dialer{Deadline: deadline}).DialContext(ctx, "tcp", s.cfg.Addr)
+	dialed, err := s.dial(ctx, &net.Dialer{Deadline: deadline}, s.cfg.Addr)
 	if err != nil {
 		return err
 	}
-	defer raw.Close()
+	defer dialed.Close()
+	// Every write, in the clear or under TLS, goes through raw: a failed one
+	// says the server may not have the whole message.
+	raw := &writeTracker{Conn: dialed}
 	if err := raw.SetDeadline(deadline); err != nil {
 		return err
 	}
 	// A cancelled ctx ends any read or write in progress.
 	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	conn := raw
+	var conn net.Conn = raw
 	if s.cfg.TLS == TLSImplicit {
 		tc := tls.Client(raw, tlsCfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -345,6 +354,13 @@ func (s *Sender) send(ctx context.Context, deadline, timeout time.Time, d draft)
 		var te *textproto.Error
 		if errors.As(err, &te) {
 			return err // answered: a refusal, retried
+		}
+		if werr := raw.failed.Load(); werr != nil {
+			// Close flushes the body and the final dot before it reads the
+			// answer, and drops the flush's error: a short message is still
+			// all in the buffer, so a write that failed (a reset, a broken
+			// pipe) left the server without it. Retried, not recorded sent.
+			return fmt.Errorf("the message was not written: %w", *werr)
 		}
 		return unanswered{err: err}
 	}
@@ -624,8 +640,22 @@ func (u undeliverable) Error() string { return u.err.Error() }
 
 func (u undeliverable) Unwrap() []error { return []error{notifications.ErrUndeliverable, u.err} }
 
+// writeTracker is a connection that remembers its first failed write.
+type writeTracker struct {
+	net.Conn
+	failed atomic.Pointer[error]
+}
+
+func (w *writeTracker) Write(b []byte) (int, error) {
+	n, err := w.Conn.Write(b)
+	if err != nil {
+		w.failed.CompareAndSwap(nil, &err)
+	}
+	return n, err
+}
+
 // unanswered is an error after the whole message was handed over (the
-// final dot written, or being written) without an answer from the server:
+// final dot written) without an answer from the server:
 // the email may have gone out (notifications.ErrUnanswered).
 type unanswered struct{ err error }
 
