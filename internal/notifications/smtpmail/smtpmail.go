@@ -684,7 +684,8 @@ type draft struct {
 // service stores it. A stored address may have a local part net/mail
 // refuses unquoted: migration 0011 of the users database composed "a"
 // U+037E "b@x.com", registered before 2026-12-07, into "a;b@x.com". Such a
-// bare address (one '@', no space, quote, angle bracket or parenthesis, a
+// bare address (one '@', no space, control character (C0, DEL, C1), quote,
+// angle bracket or parenthesis, a
 // domain net/mail reads) is taken as it is, and goes quoted (mailbox,
 // net/mail's Address.String); until 2026-12-08 it was undeliverable.
 func recipient(to string) (*mail.Address, error) {
@@ -693,7 +694,8 @@ func recipient(to string) (*mail.Address, error) {
 		return a, nil
 	}
 	local, domain, ok := strings.Cut(to, "@")
-	if !ok || local == "" || strings.ContainsAny(local, `"<>()\`) || strings.ContainsFunc(to, unicode.IsSpace) {
+	if !ok || local == "" || strings.ContainsAny(local, `"<>()\`) || strings.ContainsFunc(to, unicode.IsSpace) ||
+		strings.ContainsFunc(to, unicode.IsControl) {
 		return nil, err
 	}
 	if _, derr := mail.ParseAddress("x@" + domain); derr != nil {

@@ -727,3 +727,21 @@ func TestAQuotedLocalPartGoesQuoted(t *testing.T) {
 		}
 	})
 }
+
+// A stored bare address taken as it is (a local part net/mail refuses
+// unquoted) with a control character in it (C0, DEL, C1: U+0080-U+009F) is undeliverable
+// to a server with SMTPUTF8 too: quoted, it would still carry the
+// character into the envelope and the To: header. Until 2026-12-08 only
+// spaces (and the ASCII controls, when quoted) were refused.
+func TestABareAddressWithAControlCharacterIsUndeliverable(t *testing.T) {
+	srv := smtptest.New(t, smtptest.StartTLS, smtptest.SMTPUTF8)
+	for _, to := range []string{"a;\x01b@example.com", "a;b\x7f@example.com", "a;\x1bb@example.com", "a;b\u0085@example.com", "a;\u009bb@example.com", "a;b\u0080@example.com"} {
+		err := authenticated(t, srv, nil).Send(context.Background(), email(to))
+		if !errors.Is(err, notifications.ErrUndeliverable) {
+			t.Errorf("%q: %v, want undeliverable", to, err)
+		}
+	}
+	if n := srv.Rcpts(); n != 0 {
+		t.Errorf("%d RCPT TO, want none", n)
+	}
+}
