@@ -318,7 +318,7 @@ func TestFailedEmailIsRetried(t *testing.T) {
 	if code, _ := deliver(t, h, body); code != http.StatusServiceUnavailable {
 		t.Fatalf("failed send answered %d, want 503", code)
 	}
-	emails(t, reg, 0, 0, 1)
+	emails(t, reg, 0, 0, 1, 0)
 	e.smtp.RefuseRecipients(false)
 	code, resp := deliver(t, h, body)
 	if code != 200 || !resp.Duplicate || !resp.Emailed {
@@ -327,7 +327,7 @@ func TestFailedEmailIsRetried(t *testing.T) {
 	if code, resp = deliver(t, h, body); code != 200 || !resp.Emailed {
 		t.Fatalf("third delivery: %d %+v", code, resp)
 	}
-	emails(t, reg, 1, 0, 1)
+	emails(t, reg, 1, 0, 1, 0)
 	if n, m := count(t, e.store, u.ID), len(e.smtp.Messages()); n != 1 || m != 1 {
 		t.Errorf("%d notifications, %d emails; want 1 and 1", n, m)
 	}
@@ -366,7 +366,7 @@ func TestAnEmailRefusedForGoodIsNotRetried(t *testing.T) {
 			if attempts == 0 {
 				t.Fatal("no SMTP session for the first delivery")
 			}
-			emails(t, reg, 0, 1, 0)
+			emails(t, reg, 0, 1, 0, 0)
 			e.smtp.RefuseRecipientsWith("") // whatever the server would say now, nothing is asked
 			status, second := deliver(t, h, body)
 			if status != 200 || !second.Duplicate || second.Emailed || !second.Undeliverable || second.NotificationID != first.NotificationID {
@@ -378,7 +378,7 @@ func TestAnEmailRefusedForGoodIsNotRetried(t *testing.T) {
 			if n := count(t, e.store, u.ID); n != 1 {
 				t.Errorf("%d notifications, want 1", n)
 			}
-			emails(t, reg, 0, 1, 0) // the redelivery counts nothing
+			emails(t, reg, 0, 1, 0, 0) // the redelivery counts nothing
 		})
 	}
 }
@@ -417,13 +417,13 @@ func TestAnInternationalisedDomainIsEmailedWithoutSMTPUTF8(t *testing.T) {
 				if len(msgs) != 0 || e.smtp.Rcpts() != 0 {
 					t.Errorf("%d RCPT TO, %d emails; want none", e.smtp.Rcpts(), len(msgs))
 				}
-				emails(t, reg, 0, 1, 0)
+				emails(t, reg, 0, 1, 0, 0)
 				return
 			}
 			if len(msgs) != 1 || len(msgs[0].To) != 1 || msgs[0].To[0] != tt.rcpt {
 				t.Fatalf("emails: %+v; want one to %s", msgs, tt.rcpt)
 			}
-			emails(t, reg, 1, 0, 0)
+			emails(t, reg, 1, 0, 0, 0)
 		})
 	}
 }
@@ -557,13 +557,13 @@ func withShop(h http.Handler, m *telemetry.Shop) http.Handler {
 	})
 }
 
-// emails checks shop_notification_emails_total on reg: sent, refused and
-// failed so far.
-func emails(t *testing.T, reg *prometheus.Registry, sent, refused, failed int) {
+// emails checks shop_notification_emails_total on reg: sent, refused,
+// failed and unanswered so far.
+func emails(t *testing.T, reg *prometheus.Registry, sent, refused, failed, unanswered int) {
 	t.Helper()
 	const name = "shop_notification_emails_total"
-	want := fmt.Sprintf("# HELP %[1]s Notification emails notify-user tried to send, by outcome: sent, refused (the mail server refused the recipient for good: recorded, never retried) or failed (retried).\n# TYPE %[1]s counter\n"+
-		"%[1]s{outcome=\"failed\"} %[4]d\n%[1]s{outcome=\"refused\"} %[3]d\n%[1]s{outcome=\"sent\"} %[2]d\n", name, sent, refused, failed)
+	want := fmt.Sprintf("# HELP %[1]s Notification emails notify-user tried to send, by outcome: sent, refused (the mail server refused the recipient for good: recorded, never retried), failed (retried) or unanswered (the mail server had the whole message but never answered: it may have gone out, recorded sent, never retried).\n# TYPE %[1]s counter\n"+
+		"%[1]s{outcome=\"failed\"} %[4]d\n%[1]s{outcome=\"refused\"} %[3]d\n%[1]s{outcome=\"sent\"} %[2]d\n%[1]s{outcome=\"unanswered\"} %[5]d\n", name, sent, refused, failed, unanswered)
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), name); err != nil {
 		t.Error(err)
 	}
@@ -771,9 +771,11 @@ func TestAnUnansweredMessageIsNeverSentTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.smtp.SlowMessageAnswers(2 * time.Second) // beyond SMTP_TIMEOUT
-	if code, resp := deliver(t, e.handler(s), ended); code != 200 || !resp.Emailed {
+	reg := prometheus.NewRegistry()
+	if code, resp := deliver(t, withShop(e.handler(s), telemetry.NewShop(reg)), ended); code != 200 || !resp.Emailed {
 		t.Fatalf("the unanswered delivery: %d %+v, want 200, emailed (recorded sent)", code, resp)
 	}
+	emails(t, reg, 0, 0, 0, 1) // counted unanswered (until 2026-12-08, nothing)
 	e.smtp.SlowMessageAnswers(0)
 	if code, resp := deliver(t, e.h, placed); code != 200 || resp.Emailed {
 		t.Errorf("placed, redelivered after the end's unanswered send: %d %+v, want 200 with no email", code, resp)

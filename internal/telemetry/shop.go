@@ -50,6 +50,10 @@ const (
 	// answers 503): a 4xx, a connection, TLS or login failure, or a refusal
 	// that is the sender's configuration.
 	EmailFailed = "failed"
+	// EmailUnanswered is an email the mail server had whole but did not
+	// answer within SMTP_TIMEOUT (notifications.ErrUnanswered): it may have
+	// gone out, and is recorded sent, never tried again.
+	EmailUnanswered = "unanswered"
 )
 
 // NewShop registers the shop's metrics on reg.
@@ -98,12 +102,12 @@ func NewShop(reg prometheus.Registerer) *Shop {
 		}, []string{"reason"}),
 		emails: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shop_notification_emails_total",
-			Help: "Notification emails notify-user tried to send, by outcome: sent, refused (the mail server refused the recipient for good: recorded, never retried) or failed (retried).",
+			Help: "Notification emails notify-user tried to send, by outcome: sent, refused (the mail server refused the recipient for good: recorded, never retried), failed (retried) or unanswered (the mail server had the whole message but never answered: it may have gone out, recorded sent, never retried).",
 		}, []string{"outcome"}),
 	}
 	m.cacheErrors.WithLabelValues(CacheAuth)
 	m.cacheErrors.WithLabelValues(CacheUnavailable)
-	for _, o := range []string{EmailSent, EmailRefused, EmailFailed} {
+	for _, o := range []string{EmailSent, EmailRefused, EmailFailed, EmailUnanswered} {
 		m.emails.WithLabelValues(o)
 	}
 	reg.MustRegister(m.orders, m.declines, m.conflicts, m.stepDuration, m.stepFailures, m.compensations, m.recoveryRuns, m.recoveredTotal, m.sweeps,
@@ -120,7 +124,7 @@ func (m *Shop) CacheError(reason string) {
 }
 
 // NotificationEmail counts one notification email by outcome (EmailSent,
-// EmailRefused or EmailFailed).
+// EmailRefused, EmailFailed or EmailUnanswered).
 func (m *Shop) NotificationEmail(outcome string) {
 	if m != nil {
 		m.emails.WithLabelValues(outcome).Inc()

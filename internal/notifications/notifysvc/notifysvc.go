@@ -199,6 +199,7 @@ func (s *Service) email(ctx context.Context, n notifications.Notification) (sent
 			// hold the order's other email for the lease's minute, and a
 			// redelivery after it could send it a second time (and, for a
 			// placing, after its end's).
+			telemetry.ShopFrom(ctx).NotificationEmail(telemetry.EmailUnanswered)
 			s.log.WarnContext(ctx, "email handed over but not answered: recorded sent, never sent again",
 				"to", notifications.MaskEmail(u.Email), "user_id", n.UserID, "notification_id", n.ID, "err", err.Error())
 			if err := s.markEmailed(ctx, n.ID, claimedAt.Add(EmailLease-MarkTimeout-markMargin)); err != nil {
