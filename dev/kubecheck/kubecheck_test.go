@@ -23,6 +23,7 @@ import (
 	"github.com/shopfaas/shop/internal/broker"
 	deliveries "github.com/shopfaas/shop/internal/connector"
 	"github.com/shopfaas/shop/internal/routes"
+	"github.com/shopfaas/shop/internal/telemetry"
 )
 
 const root = "../.."
@@ -60,7 +61,7 @@ func connectors() []connector {
 		{name: "rabbitmq-connector", reads: append([]string{auth.CredentialSecret(routes.CallerRabbitMQ), broker.PasswordSecret}, basicAuth...),
 			kubeOnly: []string{"FUNCTION_URL_TEMPLATE"}, stop: deliveries.LongestStop},
 		{name: "scheduler", reads: append([]string{auth.CredentialSecret(routes.CallerScheduler)}, basicAuth...),
-			stop: kubecheck.InvokeTimeoutAnd(5 * time.Second)},
+			stop: kubecheck.InvokeTimeoutAnd(telemetry.FlushTimeout)},
 	}
 }
 
