@@ -623,7 +623,11 @@ func TestAReplayedCallStartsWhenItsFunctionIsDeployed(t *testing.T) {
 	if err := w.Replay(); err != nil {
 		t.Fatal(err)
 	}
-	<-fns.asked // the worker found it not deployed yet
+	select { // the worker found it not deployed yet
+	case <-fns.asked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the worker never asked whether the function was deployed")
+	}
 	close(deployed)
 	select {
 	case <-called:

@@ -32,13 +32,20 @@ func newBareServer(t *testing.T, reset bool) *bareServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = ln.Close() })
 	s := &bareServer{addr: ln.Addr().String(), messageRead: make(chan struct{})}
 	if reset {
 		s.reset = make(chan chan struct{})
 	}
-	done := make(chan struct{})
-	t.Cleanup(func() { <-done })
+	// One cleanup, in this order: the server is told to quit and its
+	// listener closed before the wait for it, so a sender that never
+	// connected, or never wrote the dot, fails the test instead of hanging
+	// it.
+	quit, done := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() {
+		close(quit)
+		_ = ln.Close()
+		<-done
+	})
 	go func() {
 		defer close(done)
 		c, err := ln.Accept()
@@ -46,6 +53,13 @@ func newBareServer(t *testing.T, reset bool) *bareServer {
 			return
 		}
 		defer c.Close()
+		go func() {
+			select {
+			case <-quit:
+				_ = c.Close() // ends a read that waits for the sender
+			case <-done:
+			}
+		}()
 		r := bufio.NewReader(c)
 		say := func(line string) bool { _, err := c.Write([]byte(line + "\r\n")); return err == nil }
 		if !say("220 bare ESMTP") {
@@ -62,7 +76,12 @@ func newBareServer(t *testing.T, reset bool) *bareServer {
 			case strings.HasPrefix(cmd, "DATA"):
 				say("354 go ahead")
 				if s.reset != nil {
-					resetDone := <-s.reset
+					var resetDone chan struct{}
+					select {
+					case resetDone = <-s.reset:
+					case <-quit:
+						return
+					}
 					_ = c.(*net.TCPConn).SetLinger(0) // the close sends RST
 					_ = c.Close()
 					close(resetDone)
@@ -98,8 +117,11 @@ type resetBeforeTheDot struct {
 func (c *resetBeforeTheDot) Write(b []byte) (int, error) {
 	if bytes.HasSuffix(b, []byte("\r\n.\r\n")) {
 		resetDone := make(chan struct{})
-		c.srv.reset <- resetDone
-		<-resetDone
+		select {
+		case c.srv.reset <- resetDone:
+			<-resetDone
+		case <-time.After(10 * time.Second): // the server is gone: write, and let the test fail
+		}
 	}
 	return c.Conn.Write(b)
 }
