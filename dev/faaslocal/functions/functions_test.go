@@ -361,6 +361,13 @@ func TestWaitDeployedReturnsWhenTheFunctionIsDeployed(t *testing.T) {
 	if err := s.Deploy(types.FunctionDeployment{Service: "other"}); err != nil {
 		t.Fatal(err)
 	}
+	// Another function's deploy wakes the wait, which looks again and waits
+	// on: it must not return for it.
+	select {
+	case err := <-waited:
+		t.Fatalf("WaitDeployed(late) returned %v after other's deploy, want it waiting", err)
+	case <-time.After(100 * time.Millisecond):
+	}
 	if err := s.Deploy(types.FunctionDeployment{Service: "late"}); err != nil {
 		t.Fatal(err)
 	}
