@@ -31,13 +31,7 @@ func TestChargeAcceptsOnlyTheCaptureOfThisOrder(t *testing.T) {
 	amount := orders.Money{Amount: 1999, Currency: "EUR"}
 	capture := `{"id":"` + uuid.NewString() + `","order_id":"` + order.String() +
 		`","status":"captured","amount":{"amount":1999,"currency":"EUR"},"provider_ref":"sim_1"}`
-	for _, c := range []struct {
-		name   string
-		status int
-		body   string
-		want   fault.Kind // when not ok
-		ok     bool
-	}{
+	for _, c := range []answerCase{
 		{"the capture", 200, capture, 0, true},
 		{"empty success", 200, ``, fault.Internal, false},
 		{"an empty object", 200, `{}`, fault.Internal, false},
@@ -51,15 +45,7 @@ func TestChargeAcceptsOnlyTheCaptureOfThisOrder(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			gw := answering(t, "charge-payment", c.status, c.body)
 			err := gw.Charge(context.Background(), saga.Charge{OrderID: order, UserID: uuid.New(), Amount: amount, Token: "tok_visa"})
-			switch {
-			case c.ok && err != nil:
-				t.Fatalf("Charge = %v, want success", err)
-			case c.ok:
-			case err == nil || fault.KindOf(err) != c.want:
-				t.Fatalf("Charge = %v (kind %v), want kind %v", err, fault.KindOf(err), c.want)
-			case c.want == fault.Internal && !fault.Retryable(err):
-				t.Fatalf("Charge = %v must be retryable, so the order stays pending", err)
-			}
+			c.check(t, "Charge", err, c.want == fault.Internal, "so the order stays pending")
 		})
 	}
 }
@@ -74,13 +60,7 @@ func TestRefundAcceptsOnlyASettledPaymentOfThisOrder(t *testing.T) {
 		return `{"id":"` + uuid.NewString() + `","order_id":"` + id.String() + `","status":"` + status +
 			`","amount":{"amount":1999,"currency":"EUR"},"provider_ref":"sim_1"}`
 	}
-	for _, c := range []struct {
-		name   string
-		status int
-		body   string
-		want   fault.Kind // when not ok
-		ok     bool
-	}{
+	for _, c := range []answerCase{
 		{"refunded", 200, view(order, "refunded"), 0, true},
 		{"declined", 200, view(order, "declined"), 0, true},
 		{"never charged", 200, `{"order_id":"` + order.String() + `","status":"none"}`, 0, true},
@@ -94,15 +74,7 @@ func TestRefundAcceptsOnlyASettledPaymentOfThisOrder(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			gw := answering(t, "refund-payment", c.status, c.body)
 			err := gw.Refund(context.Background(), order)
-			switch {
-			case c.ok && err != nil:
-				t.Fatalf("Refund = %v, want success", err)
-			case c.ok:
-			case err == nil || fault.KindOf(err) != c.want:
-				t.Fatalf("Refund = %v (kind %v), want kind %v", err, fault.KindOf(err), c.want)
-			case !fault.Retryable(err):
-				t.Fatalf("Refund = %v must be retryable, so the compensation is asked again", err)
-			}
+			c.check(t, "Refund", err, true, "so the compensation is asked again")
 		})
 	}
 }
@@ -206,6 +178,31 @@ func TestEveryCallPassesTheFunctionsBodyCheck(t *testing.T) {
 	}
 }
 
+// answerCase is a saga call's answer (status and body) and what the call
+// must make of it: success when ok, else a fault of kind want.
+type answerCase struct {
+	name   string
+	status int
+	body   string
+	want   fault.Kind // when not ok
+	ok     bool
+}
+
+// check fails the test unless err, call's result for the answer, is what c
+// wants; a fault must also be retryable when mustRetry, for the reason why.
+func (c answerCase) check(t *testing.T, call string, err error, mustRetry bool, why string) {
+	t.Helper()
+	switch {
+	case c.ok && err != nil:
+		t.Fatalf("%s = %v, want success", call, err)
+	case c.ok:
+	case err == nil || fault.KindOf(err) != c.want:
+		t.Fatalf("%s = %v (kind %v), want kind %v", call, err, fault.KindOf(err), c.want)
+	case mustRetry && !fault.Retryable(err):
+		t.Fatalf("%s = %v must be retryable, %s", call, err, why)
+	}
+}
+
 // answering is a gateway to a fake function fn that answers every call with
 // status and body (a problem's content type for a status other than 200),
 // and 418 to a call of another function or without the internal credential.
@@ -280,13 +277,7 @@ func TestReleaseAcceptsOnlyAReleaseOfThisOrder(t *testing.T) {
 	answer := func(id uuid.UUID, status string) string {
 		return `{"order_id":"` + id.String() + `","status":"` + status + `"}`
 	}
-	for _, c := range []struct {
-		name   string
-		status int
-		body   string
-		want   fault.Kind // when not ok
-		ok     bool
-	}{
+	for _, c := range []answerCase{
 		{"released", 200, answer(order, "released"), 0, true},
 		{"restocked", 200, answer(order, "restocked"), 0, true},
 		{"nothing reserved", 200, answer(order, "none"), 0, true},
@@ -299,15 +290,7 @@ func TestReleaseAcceptsOnlyAReleaseOfThisOrder(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			err := answering(t, "release-stock", c.status, c.body).Release(context.Background(), order)
-			switch {
-			case c.ok && err != nil:
-				t.Fatalf("Release = %v, want success", err)
-			case c.ok:
-			case err == nil || fault.KindOf(err) != c.want:
-				t.Fatalf("Release = %v (kind %v), want kind %v", err, fault.KindOf(err), c.want)
-			case !fault.Retryable(err):
-				t.Fatalf("Release = %v must be retryable, so the compensation is asked again", err)
-			}
+			c.check(t, "Release", err, true, "so the compensation is asked again")
 		})
 	}
 }
