@@ -7,6 +7,8 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/shopfaas/shop/internal/payments/paymentsdb"
 	"github.com/shopfaas/shop/internal/postgres"
 	"github.com/shopfaas/shop/internal/postgres/pgtest"
@@ -42,20 +44,9 @@ func migrationsUpTo(t *testing.T, first string) fs.FS {
 // "could not create unique index", saying nothing of what to do.
 func TestALedgerWithAChargeRefundedTwiceIsRefusedClearly(t *testing.T) {
 	ctx := context.Background()
-	pool := pgtest.Open(t, migrationsUpTo(t, "0004"))
-	if _, err := pool.Exec(ctx, `INSERT INTO processor_sim_entries
-		(idempotency_key, kind, outcome, reference, charge_ref, amount, currency, created_at) VALUES
-		('order', 'charge', 'captured', 'ch_sim_twice', '', 1299, 'USD', now() - interval '2 minutes'),
-		('refund:order', 'refund', 'refunded', 're_sim_first', 'ch_sim_twice', 1299, 'USD', now() - interval '1 minute'),
-		('dashboard', 'refund', 'refunded', 're_sim_second', 'ch_sim_twice', 1299, 'USD', now())`); err != nil {
-		t.Fatal(err)
-	}
+	pool := withAChargeRefundedTwice(t, "0004")
 	err := postgres.Migrate(ctx, pool, paymentsdb.Migrations())
-	for _, want := range []string{"ch_sim_twice", "refunded more than once", "keep each charge's first refund", "docs/checkout.md"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Fatalf("the upgrade over a charge refunded twice: %v, want a refusal saying %q", err, want)
-		}
-	}
+	wantRefusal(t, err, "the upgrade over a charge refunded twice")
 	// The way out docs/checkout.md gives: keep each charge's first refund.
 	if _, err := pool.Exec(ctx, `DELETE FROM processor_sim_entries e WHERE kind = 'refund' AND EXISTS (SELECT 1 FROM
 		processor_sim_entries f WHERE f.kind = 'refund' AND f.charge_ref = e.charge_ref AND
@@ -84,21 +75,38 @@ func TestALedgerWithAChargeRefundedTwiceIsRefusedClearly(t *testing.T) {
 // payments functions failed to start on the bare message.
 func TestAChargeRefundedTwiceDuringTheUpgradeIsExplained(t *testing.T) {
 	ctx := context.Background()
-	pool := pgtest.Open(t, migrationsUpTo(t, "0005"))
-	if _, err := pool.Exec(ctx, `INSERT INTO processor_sim_entries
+	pool := withAChargeRefundedTwice(t, "0005")
+	err := paymentsdb.ExplainMigration(postgres.Migrate(ctx, pool, paymentsdb.Migrations()))
+	wantRefusal(t, err, "the upgrade over a charge refunded twice since 0004", "0005")
+	if paymentsdb.ExplainMigration(nil) != nil {
+		t.Error("ExplainMigration(nil) is not nil")
+	}
+}
+
+// withAChargeRefundedTwice is a database migrated up to version upTo whose
+// ledger holds charge ch_sim_twice refunded twice: re_sim_first a minute
+// before re_sim_second.
+func withAChargeRefundedTwice(t *testing.T, upTo string) *pgxpool.Pool {
+	t.Helper()
+	pool := pgtest.Open(t, migrationsUpTo(t, upTo))
+	if _, err := pool.Exec(context.Background(), `INSERT INTO processor_sim_entries
 		(idempotency_key, kind, outcome, reference, charge_ref, amount, currency, created_at) VALUES
 		('order', 'charge', 'captured', 'ch_sim_twice', '', 1299, 'USD', now() - interval '2 minutes'),
 		('refund:order', 'refund', 'refunded', 're_sim_first', 'ch_sim_twice', 1299, 'USD', now() - interval '1 minute'),
 		('dashboard', 'refund', 'refunded', 're_sim_second', 'ch_sim_twice', 1299, 'USD', now())`); err != nil {
 		t.Fatal(err)
 	}
-	err := paymentsdb.ExplainMigration(postgres.Migrate(ctx, pool, paymentsdb.Migrations()))
-	for _, want := range []string{"0005", "ch_sim_twice", "refunded more than once", "keep each charge's first refund", "docs/checkout.md"} {
+	return pool
+}
+
+// wantRefusal fails the test unless err is a refusal that names the charge
+// refunded twice, says what happened and the way out docs/checkout.md gives,
+// and contains each of also.
+func wantRefusal(t *testing.T, err error, what string, also ...string) {
+	t.Helper()
+	for _, want := range append(also, "ch_sim_twice", "refunded more than once", "keep each charge's first refund", "docs/checkout.md") {
 		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Fatalf("the upgrade over a charge refunded twice since 0004: %v, want a refusal saying %q", err, want)
+			t.Fatalf("%s: %v, want a refusal saying %q", what, err, want)
 		}
-	}
-	if paymentsdb.ExplainMigration(nil) != nil {
-		t.Error("ExplainMigration(nil) is not nil")
 	}
 }
