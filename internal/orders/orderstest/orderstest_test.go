@@ -32,13 +32,7 @@ import (
 // (payments.Service.Charge), not the refunded payment.
 func TestTheFakeAnswersAsTheRealServices(t *testing.T) {
 	ctx := context.Background()
-	srv := orderstest.New(t)
-	gw, err := ordersgw.New(srv.URL, orderstest.Token, nil, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	product := uuid.Must(uuid.NewV7())
-	srv.SetStock(product, 5)
+	srv, gw, product := stocked(t, 5)
 
 	t.Run("commit of a restocked order", func(t *testing.T) {
 		id := uuid.Must(uuid.NewV7())
@@ -168,13 +162,7 @@ func TestTheFakeAnswersAsTheRealServices(t *testing.T) {
 // catch a caller that read the answer wrongly.
 func TestTheFakeReleaseAnswersTheHoldsStatus(t *testing.T) {
 	ctx := context.Background()
-	srv := orderstest.New(t)
-	gw, err := ordersgw.New(srv.URL, orderstest.Token, nil, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	product := uuid.Must(uuid.NewV7())
-	srv.SetStock(product, 10)
+	srv, gw, product := stocked(t, 10)
 	release := func(t *testing.T, id uuid.UUID) string {
 		t.Helper()
 		body := strings.NewReader(`{"order_id":"` + id.String() + `"}`)
@@ -228,4 +216,17 @@ func TestTheFakeReleaseAnswersTheHoldsStatus(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stocked is a fake with onHand units of a new product and a gateway to it.
+func stocked(t *testing.T, onHand int) (*orderstest.Server, *ordersgw.Gateway, uuid.UUID) {
+	t.Helper()
+	srv := orderstest.New(t)
+	gw, err := ordersgw.New(srv.URL, orderstest.Token, nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	product := uuid.Must(uuid.NewV7())
+	srv.SetStock(product, onHand)
+	return srv, gw, product
 }
