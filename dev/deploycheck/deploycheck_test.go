@@ -158,37 +158,14 @@ func ruleTests(tb testing.TB) []string {
 // case where it fires and one where it does not, and names no alert the
 // rules lack.
 func TestEveryAlertIsTestedFiringAndNot(t *testing.T) {
-	var rules struct {
-		Groups []struct {
-			Rules []struct {
-				Alert string `yaml:"alert"`
-			} `yaml:"rules"`
-		} `yaml:"groups"`
-	}
-	if err := yaml.Unmarshal(read(t, "monitoring/rules/shop.yml"), &rules); err != nil {
-		t.Fatal(err)
-	}
-	var tests struct {
-		Tests []struct {
-			AlertRuleTest []struct {
-				Alertname string `yaml:"alertname"`
-				ExpAlerts []any  `yaml:"exp_alerts"`
-			} `yaml:"alert_rule_test"`
-		} `yaml:"tests"`
-	}
+	rules := shopRules(t)
 	firing, quiet := map[string]bool{}, map[string]bool{}
-	for _, f := range ruleTests(t) {
-		tests.Tests = nil
-		if err := yaml.Unmarshal(read(t, f), &tests); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		for _, tc := range tests.Tests {
-			for _, a := range tc.AlertRuleTest {
-				if len(a.ExpAlerts) > 0 {
-					firing[a.Alertname] = true
-				} else {
-					quiet[a.Alertname] = true
-				}
+	for _, tc := range ruleTestCases(t) {
+		for _, a := range tc.AlertRuleTest {
+			if len(a.ExpAlerts) > 0 {
+				firing[a.Alertname] = true
+			} else {
+				quiet[a.Alertname] = true
 			}
 		}
 	}
@@ -230,35 +207,12 @@ func TestEveryAlertIsTestedFiringAndNot(t *testing.T) {
 // threshold: a ratio off by a factor can still cross it (until 2026-12-08
 // fifteen of the seventeen rules had no test of their value).
 func TestEveryRecordingRuleIsTested(t *testing.T) {
-	var rules struct {
-		Groups []struct {
-			Rules []struct {
-				Record string `yaml:"record"`
-			} `yaml:"rules"`
-		} `yaml:"groups"`
-	}
-	if err := yaml.Unmarshal(read(t, "monitoring/rules/shop.yml"), &rules); err != nil {
-		t.Fatal(err)
-	}
-	var tests struct {
-		Tests []struct {
-			PromQLExprTest []struct {
-				Expr       string `yaml:"expr"`
-				ExpSamples []any  `yaml:"exp_samples"`
-			} `yaml:"promql_expr_test"`
-		} `yaml:"tests"`
-	}
+	rules := shopRules(t)
 	tested := map[string]bool{}
-	for _, f := range ruleTests(t) {
-		tests.Tests = nil
-		if err := yaml.Unmarshal(read(t, f), &tests); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		for _, tc := range tests.Tests {
-			for _, e := range tc.PromQLExprTest {
-				if m := recordRead.FindStringSubmatch(e.Expr); m != nil && len(e.ExpSamples) > 0 {
-					tested[m[1]] = true
-				}
+	for _, tc := range ruleTestCases(t) {
+		for _, e := range tc.PromQLExprTest {
+			if m := recordRead.FindStringSubmatch(e.Expr); m != nil && len(e.ExpSamples) > 0 {
+				tested[m[1]] = true
 			}
 		}
 	}
@@ -282,6 +236,59 @@ func TestEveryRecordingRuleIsTested(t *testing.T) {
 			t.Errorf("the promtool tests read recording rule %s, which the rules lack", name)
 		}
 	}
+}
+
+// ruleFile is monitoring/rules/shop.yml: each rule is a recording rule
+// (Record) or an alert (Alert), with its expression and annotations.
+type ruleFile struct {
+	Groups []struct {
+		Rules []struct {
+			Record      string            `yaml:"record"`
+			Alert       string            `yaml:"alert"`
+			Expr        string            `yaml:"expr"`
+			Annotations map[string]string `yaml:"annotations"`
+		} `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+// shopRules is monitoring/rules/shop.yml, read and parsed.
+func shopRules(tb testing.TB) ruleFile {
+	tb.Helper()
+	var rules ruleFile
+	if err := yaml.Unmarshal(read(tb, "monitoring/rules/shop.yml"), &rules); err != nil {
+		tb.Fatal(err)
+	}
+	return rules
+}
+
+// ruleTestCase is one test of a promtool test file (ruleTests): its alert
+// cases and its expression cases.
+type ruleTestCase struct {
+	AlertRuleTest []struct {
+		Alertname string `yaml:"alertname"`
+		ExpAlerts []any  `yaml:"exp_alerts"`
+	} `yaml:"alert_rule_test"`
+	PromQLExprTest []struct {
+		Expr       string `yaml:"expr"`
+		ExpSamples []any  `yaml:"exp_samples"`
+	} `yaml:"promql_expr_test"`
+}
+
+// ruleTestCases is every test of every promtool test file, each file parsed
+// on its own.
+func ruleTestCases(tb testing.TB) []ruleTestCase {
+	tb.Helper()
+	var all []ruleTestCase
+	for _, f := range ruleTests(tb) {
+		var tests struct {
+			Tests []ruleTestCase `yaml:"tests"`
+		}
+		if err := yaml.Unmarshal(read(tb, f), &tests); err != nil {
+			tb.Fatalf("%s: %v", f, err)
+		}
+		all = append(all, tests.Tests...)
+	}
+	return all
 }
 
 // recordRead is a promql_expr_test's expr that reads one recording rule's
@@ -309,19 +316,7 @@ var alertMetric = regexp.MustCompile(`(?:^|[^:\w])((?:shop|function|kong|rabbitm
 // only in its list of alerts.
 func TestEveryAlertLinksItsRunbook(t *testing.T) {
 	const prefix = "https://github.com/shopfaas/shop/blob/main/"
-	var rules struct {
-		Groups []struct {
-			Rules []struct {
-				Record      string            `yaml:"record"`
-				Alert       string            `yaml:"alert"`
-				Expr        string            `yaml:"expr"`
-				Annotations map[string]string `yaml:"annotations"`
-			} `yaml:"rules"`
-		} `yaml:"groups"`
-	}
-	if err := yaml.Unmarshal(read(t, "monitoring/rules/shop.yml"), &rules); err != nil {
-		t.Fatal(err)
-	}
+	rules := shopRules(t)
 	records := map[string]string{}
 	for _, g := range rules.Groups {
 		for _, r := range g.Rules {
@@ -394,17 +389,7 @@ func TestEveryAlertLinksItsRunbook(t *testing.T) {
 // serves several alerts has a section for each.
 func TestAnAlertLinksItsRunbookSection(t *testing.T) {
 	const prefix = "https://github.com/shopfaas/shop/blob/main/"
-	var rules struct {
-		Groups []struct {
-			Rules []struct {
-				Alert       string            `yaml:"alert"`
-				Annotations map[string]string `yaml:"annotations"`
-			} `yaml:"rules"`
-		} `yaml:"groups"`
-	}
-	if err := yaml.Unmarshal(read(t, "monitoring/rules/shop.yml"), &rules); err != nil {
-		t.Fatal(err)
-	}
+	rules := shopRules(t)
 	sections := 0
 	pageAlerts, sectioned := map[string][]string{}, map[string][]string{}
 	for _, g := range rules.Groups {
