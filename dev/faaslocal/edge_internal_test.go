@@ -31,17 +31,7 @@ func TestEdgeReachesTheGatewayInProcessUntilItStops(t *testing.T) {
 		remote <- r.RemoteAddr
 		_, _ = io.WriteString(w, "gateway "+r.URL.Path)
 	}), slog.New(slog.DiscardHandler))
-	decl, err := edge.Parse([]byte(`
-_format_version: "3.0"
-services:
-  - name: fn
-    url: http://gateway:8080/function/fn
-    routes:
-      - {name: fn, paths: [/api], strip_path: false}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	decl := oneFunction(t)
 	opts := edge.Options{Upstreams: map[string]string{gatewayHost: gw.addr()}, Log: slog.New(slog.DiscardHandler),
 		Local: map[string]http.Handler{gatewayHost: gw.inProcess()}}
 	e, err := edge.New(decl, opts)
@@ -144,17 +134,7 @@ func TestTheEdgeCountsItsFailedExports(t *testing.T) {
 		http.Redirect(w, r, "http://127.0.0.1:1/v1/traces", http.StatusPermanentRedirect)
 	}))
 	defer moved.Close()
-	decl, err := edge.Parse([]byte(`
-_format_version: "3.0"
-services:
-  - name: fn
-    url: http://gateway:8080/function/fn
-    routes:
-      - {name: fn, paths: [/api], strip_path: false}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	decl := oneFunction(t)
 	const zero, one = `shop_telemetry_export_failures_total{signal="traces"} 0`, `shop_telemetry_export_failures_total{signal="traces"} 1`
 	for _, otlp := range []string{"", moved.URL} {
 		var logs syncBuffer
@@ -216,4 +196,22 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// oneFunction is an edge declaration with one service, the gateway's
+// function fn, routed from /api with the path kept.
+func oneFunction(t *testing.T) *edge.Declarative {
+	t.Helper()
+	decl, err := edge.Parse([]byte(`
+_format_version: "3.0"
+services:
+  - name: fn
+    url: http://gateway:8080/function/fn
+    routes:
+      - {name: fn, paths: [/api], strip_path: false}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decl
 }
