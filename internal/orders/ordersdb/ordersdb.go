@@ -437,20 +437,9 @@ func queueNotes(ctx context.Context, b *pgx.Batch, orderID uuid.UUID, notes ...N
 	}
 	var q strings.Builder
 	q.WriteString(`INSERT INTO order_events (order_id, at, step, outcome, detail, trace_id) VALUES `)
-	args := make([]any, 0, 2+4*len(notes))
-	args = append(args, orderID, traceID(ctx))
-	for i, n := range notes {
-		var at *time.Time
-		if !n.At.IsZero() {
-			at = &n.At
-		}
-		p := len(args)
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		fmt.Fprintf(&q, "($1, coalesce($%d::timestamptz, clock_timestamp()), $%d, $%d, $%d, $2)", p+1, p+2, p+3, p+4)
-		args = append(args, at, n.Step, n.Outcome, n.Detail)
-	}
+	args := noteRows(&q, orderID, traceID(ctx), notes, func(_, p int) string {
+		return fmt.Sprintf("($1, coalesce($%d::timestamptz, clock_timestamp()), $%d, $%d, $%d, $2)", p+1, p+2, p+3, p+4)
+	})
 	b.Queue(q.String(), args...)
 }
 
@@ -473,26 +462,38 @@ func queueNotesSelect(ctx context.Context, b *pgx.Batch, orderID uuid.UUID, with
 	q.WriteString(with)
 	q.WriteString(`INSERT INTO order_events (order_id, at, step, outcome, detail, trace_id)
 		SELECT $1, coalesce(v.at, clock_timestamp()), v.step, v.outcome, v.detail, $2 FROM (VALUES `)
-	args := make([]any, 0, 2+4*len(notes))
-	args = append(args, orderID, traceID(ctx))
-	for i, n := range notes {
-		var at *time.Time
-		if !n.At.IsZero() {
-			at = &n.At
-		}
-		p := len(args)
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		fmt.Fprintf(&q, "(%d, $%d::timestamptz, $%d::text, $%d::text, $%d::text)", i, p+1, p+2, p+3, p+4)
-		args = append(args, at, n.Step, n.Outcome, n.Detail)
-	}
+	args := noteRows(&q, orderID, traceID(ctx), notes, func(i, p int) string {
+		return fmt.Sprintf("(%d, $%d::timestamptz, $%d::text, $%d::text, $%d::text)", i, p+1, p+2, p+3, p+4)
+	})
 	q.WriteString(`) v (n, at, step, outcome, detail)
 		`)
 	q.WriteString(where)
 	q.WriteString(`
 		ORDER BY v.n`)
 	b.Queue(q.String(), args...)
+}
+
+// noteRows writes to q one VALUES row per note, comma-separated, as row
+// gives it for the note's index i and p, the number of arguments before the
+// note's four ($p+1 its time, NULL when zero; $p+2..$p+4 its step, outcome
+// and detail), and returns the arguments: orderID ($1), traceID ($2), then
+// each note's four. queueNotes and queueNotesSelect share it, so their notes
+// are bound alike.
+func noteRows(q *strings.Builder, orderID uuid.UUID, traceID string, notes []Note, row func(i, p int) string) []any {
+	args := make([]any, 0, 2+4*len(notes))
+	args = append(args, orderID, traceID)
+	for i, n := range notes {
+		var at *time.Time
+		if !n.At.IsZero() {
+			at = &n.At
+		}
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(row(i, len(args)))
+		args = append(args, at, n.Step, n.Outcome, n.Detail)
+	}
+	return args
 }
 
 // traceparent is the W3C traceparent of ctx's span, empty outside any trace.
