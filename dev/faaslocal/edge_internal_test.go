@@ -1,18 +1,17 @@
 package faaslocal
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/shopfaas/shop/dev/faaslocal/edge"
 	"github.com/shopfaas/shop/dev/faaslocal/secrets"
+	"github.com/shopfaas/shop/internal/proctest"
 	"github.com/shopfaas/shop/internal/redisconn"
 )
 
@@ -137,7 +136,7 @@ func TestTheEdgeCountsItsFailedExports(t *testing.T) {
 	decl := oneFunction(t)
 	const zero, one = `shop_telemetry_export_failures_total{signal="traces"} 0`, `shop_telemetry_export_failures_total{signal="traces"} 1`
 	for _, otlp := range []string{"", moved.URL} {
-		var logs syncBuffer
+		var logs proctest.Buffer
 		reg, failures, tp, err := edgeTracing(t.Context(), otlp, slog.New(slog.NewJSONHandler(&logs, nil)))
 		if err != nil {
 			t.Fatal(err)
@@ -177,25 +176,6 @@ func TestTheEdgeCountsItsFailedExports(t *testing.T) {
 			t.Errorf("the runtime's log after a failed export:\n%s", l)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the exporter's goroutine and the
-// test's.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // oneFunction is an edge declaration with one service, the gateway's

@@ -1,7 +1,6 @@
 package telemetry_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel"
 
+	"github.com/shopfaas/shop/internal/proctest"
 	"github.com/shopfaas/shop/internal/telemetry"
 )
 
@@ -147,7 +146,7 @@ shop_telemetry_export_failures_total{signal="traces"} %d
 	for _, otlp := range []string{"", moved.URL} {
 		env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": otlp}
 		reg := prometheus.NewRegistry()
-		var out syncBuffer
+		var out proctest.Buffer
 		_, end, err := telemetry.StartProcess(t.Context(), "relay-x", &out, func(k string) string { return env[k] }, reg)
 		if err != nil {
 			t.Fatal(err)
@@ -169,23 +168,4 @@ shop_telemetry_export_failures_total{signal="traces"} %d
 			t.Errorf("the connector's log after a failed export:\n%s", l)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the exporter's goroutine and the
-// test's.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
