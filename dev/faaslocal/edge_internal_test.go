@@ -136,7 +136,7 @@ func TestTheEdgeCountsItsFailedExports(t *testing.T) {
 	decl := oneFunction(t)
 	const zero, one = `shop_telemetry_export_failures_total{signal="traces"} 0`, `shop_telemetry_export_failures_total{signal="traces"} 1`
 	for _, otlp := range []string{"", moved.URL} {
-		var logs proctest.Buffer
+		var logs proctest.Output
 		reg, failures, tp, err := edgeTracing(t.Context(), otlp, slog.New(slog.NewJSONHandler(&logs, nil)))
 		if err != nil {
 			t.Fatal(err)

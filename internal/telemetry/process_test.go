@@ -146,7 +146,7 @@ shop_telemetry_export_failures_total{signal="traces"} %d
 	for _, otlp := range []string{"", moved.URL} {
 		env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": otlp}
 		reg := prometheus.NewRegistry()
-		var out proctest.Buffer
+		var out proctest.Output
 		_, end, err := telemetry.StartProcess(t.Context(), "relay-x", &out, func(k string) string { return env[k] }, reg)
 		if err != nil {
 			t.Fatal(err)

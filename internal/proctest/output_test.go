@@ -8,10 +8,10 @@ import (
 	"github.com/shopfaas/shop/internal/proctest"
 )
 
-// TestBufferKeepsEveryConcurrentWrite: writes from many goroutines, read
+// TestOutputKeepsEveryConcurrentWrite: writes from many goroutines, read
 // while they write, all land whole.
-func TestBufferKeepsEveryConcurrentWrite(t *testing.T) {
-	var b proctest.Buffer
+func TestOutputKeepsEveryConcurrentWrite(t *testing.T) {
+	var b proctest.Output
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(1)
