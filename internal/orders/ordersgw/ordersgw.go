@@ -142,7 +142,14 @@ func (g *Gateway) Commit(ctx context.Context, orderID uuid.UUID) error {
 // fault.Internal, so the saga does not mark the compensation done while
 // stock may still be held for the order; it retries.
 func (g *Gateway) Release(ctx context.Context, orderID uuid.UUID) error {
-	raw, err := g.do(ctx, "release-stock", orderID, orderRef{orderID})
+	return g.settle(ctx, "release-stock", orderID, released, "giving back its stock")
+}
+
+// settle calls fn for orderID and accepts only a 2xx naming this order with
+// a status done says leaves nothing held; any other 2xx is fault.Internal,
+// saying what fn answered without doing.
+func (g *Gateway) settle(ctx context.Context, fn string, orderID uuid.UUID, done func(status string) bool, doing string) error {
+	raw, err := g.do(ctx, fn, orderID, orderRef{orderID})
 	if err != nil {
 		return err
 	}
@@ -150,8 +157,8 @@ func (g *Gateway) Release(ctx context.Context, orderID uuid.UUID) error {
 		OrderID uuid.UUID `json:"order_id"`
 		Status  string    `json:"status"`
 	}
-	if err := json.Unmarshal(raw, &p); err != nil || p.OrderID != orderID || !released(p.Status) {
-		return fault.Internalf("release-stock answered success without giving back order %s's stock: %.200q", orderID, raw)
+	if err := json.Unmarshal(raw, &p); err != nil || p.OrderID != orderID || !done(p.Status) {
+		return fault.Internalf("%s answered success for order %s without %s: %.200q", fn, orderID, doing, raw)
 	}
 	return nil
 }
@@ -195,18 +202,7 @@ func (g *Gateway) Charge(ctx context.Context, c saga.Charge) error {
 // captured, another order, a defect) is fault.Internal, so the saga does not
 // mark the compensation done while money may still be held; it retries.
 func (g *Gateway) Refund(ctx context.Context, orderID uuid.UUID) error {
-	raw, err := g.do(ctx, "refund-payment", orderID, orderRef{orderID})
-	if err != nil {
-		return err
-	}
-	var p struct {
-		OrderID uuid.UUID `json:"order_id"`
-		Status  string    `json:"status"`
-	}
-	if err := json.Unmarshal(raw, &p); err != nil || p.OrderID != orderID || !settled(p.Status) {
-		return fault.Internalf("refund-payment answered success without settling order %s: %.200q", orderID, raw)
-	}
-	return nil
+	return g.settle(ctx, "refund-payment", orderID, settled, "settling its payment")
 }
 
 // settled reports whether a refund-payment status leaves no money held.
